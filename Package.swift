@@ -39,17 +39,22 @@ let package = Package(
         .target(name: "MPLFuzz", dependencies: ["MPLCompiler", "MPLFrontend", "MPLIR", "MPLModel"]),
         .executableTarget(
             name: "mplc",
-            dependencies: ["MPLCompiler", "MPLFuzz", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "MPLCompiler", "MPLFuzz", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         // What the test targets share: running commands, the checkout's paths, Fashion-MNIST, building runners.
         .target(name: "MPLTestSupport", dependencies: ["MPLCompiler", "MPLModel"], path: "Tests/MPLTestSupport"),
-        .testTarget(name: "MPLFrontendTests", dependencies: ["MPLFrontend", "MPLIR", "MPLModel", "MPLFuzz", "MPLTestSupport"]),
+        .testTarget(
+            name: "MPLFrontendTests", dependencies: ["MPLFrontend", "MPLIR", "MPLModel", "MPLFuzz", "MPLTestSupport"]),
         .testTarget(name: "MPLIRTests", dependencies: ["MPLIR", "MPLAutodiff"]),
         .testTarget(name: "MPLStepTests", dependencies: ["MPLStep", "MPLModel", "MPLIR", "MPLAutodiff"]),
         .testTarget(name: "MPLCodegenTests", dependencies: ["MPLIR", "MPLLower", "MPLEmitC", "MPLTestSupport"]),
         // Depends on `mplc` so that the binary the determinism test runs twice is built first.
         .testTarget(
             name: "MPLEndToEndTests",
-            dependencies: ["mplc", "MPLCompiler", "MPLStep", "MPLLower", "MPLEmitC", "MPLIR", "MPLAutodiff", "MPLTestSupport"]),
+            dependencies: [
+                "mplc", "MPLCompiler", "MPLStep", "MPLLower", "MPLEmitC", "MPLIR", "MPLAutodiff", "MPLTestSupport",
+            ]),
         // Fuzzing, sanitizers, crash-safe checkpoints, NaN stops and resource limits (docs/RELIABILITY.md).
         // Depends on `mplc` so that the binary it runs (`mplc fuzz`) is built first.
         .testTarget(

@@ -23,15 +23,21 @@ public enum Autodiff {
             let op = graph.op(of: value)
             guard op.operands.contains(where: { tangent[$0] != nil }) else { continue }
             let origin = graph.origin(of: value)?.differentiated(.jvp)
-            if let t = graph.within(origin, { jvpRule(&$0, value: value, op: op, tangent: tangent) }) { tangent[value] = t }
+            if let t = graph.within(origin, { jvpRule(&$0, value: value, op: op, tangent: tangent) }) {
+                tangent[value] = t
+            }
         }
-        return outputs.map { y in tangent[y] ?? graph.within(graph.origin(of: y)?.differentiated(.jvp)) { $0.constant(0, $0.shape(of: y)) } }
+        return outputs.map { y in
+            tangent[y] ?? graph.within(graph.origin(of: y)?.differentiated(.jvp)) { $0.constant(0, $0.shape(of: y)) }
+        }
     }
 
     /// Reverse mode. Appends the equations of ∂⟨seed, output⟩/∂x for every x in `wrt` and returns them
     /// (a zero constant for an x the output does not depend on). `seed` defaults to 1 for a scalar output.
     public static func vjp(_ graph: inout Graph, output: Value, seed: Value? = nil, wrt: [Value]) -> [Value] {
-        let seedValue = seed ?? graph.within(graph.origin(of: output)?.differentiated(.vjp)) { $0.constant(1, $0.shape(of: output)) }
+        let seedValue =
+            seed
+            ?? graph.within(graph.origin(of: output)?.differentiated(.vjp)) { $0.constant(1, $0.shape(of: output)) }
         precondition(graph.shape(of: seedValue) == graph.shape(of: output), "seed shape must match the output")
         let relevant = valuesBetween(graph, from: wrt, to: output)
         var cotangent: [Value: Value] = [output: seedValue]
@@ -87,8 +93,9 @@ public enum Autodiff {
         case .reduceSum(let x, let axes): return g.reduceSum(t(x), axes: axes)
         case .reshape(let x): return g.append(.reshape(t(x)), shape: shape)
         case .matmul(let a, let b, let ta, let tb):
-            return g.addPresent(tangent[a].map { g.matmul($0, b, transposeA: ta, transposeB: tb) },
-                       tangent[b].map { g.matmul(a, $0, transposeA: ta, transposeB: tb) })
+            return g.addPresent(
+                tangent[a].map { g.matmul($0, b, transposeA: ta, transposeB: tb) },
+                tangent[b].map { g.matmul(a, $0, transposeA: ta, transposeB: tb) })
         case .im2col(let x, let geometry): return g.append(.im2col(t(x), geometry))
         case .col2im(let x, let geometry): return g.append(.col2im(t(x), geometry))
         case .maxPool(let x, let geometry): return g.append(.maxPoolSelect(source: x, tangent: t(x), geometry))
@@ -146,7 +153,9 @@ public enum Autodiff {
     }
 
     /// Cotangents of C = op(A)·op(B), written so that no transpose is ever materialised.
-    private static func matmulVJP(_ g: inout Graph, a: Value, b: Value, ta: Bool, tb: Bool, c: Value) -> [(Value, Value)] {
+    private static func matmulVJP(_ g: inout Graph, a: Value, b: Value, ta: Bool, tb: Bool, c: Value) -> [(
+        Value, Value
+    )] {
         switch (ta, tb) {
         case (false, false):  // C = A B:  dA = C̄ Bᵀ,  dB = Aᵀ C̄
             return [(a, g.matmul(c, b, transposeB: true)), (b, g.matmul(a, c, transposeA: true))]
@@ -155,8 +164,10 @@ public enum Autodiff {
         case (false, true):  // C = A Bᵀ:  dA = C̄ B,  dB = C̄ᵀ A
             return [(a, g.matmul(c, b)), (b, g.matmul(c, a, transposeA: true))]
         case (true, true):  // C = Aᵀ Bᵀ:  dA = Bᵀ C̄ᵀ,  dB = C̄ᵀ Aᵀ
-            return [(a, g.matmul(b, c, transposeA: true, transposeB: true)),
-                    (b, g.matmul(c, a, transposeA: true, transposeB: true))]
+            return [
+                (a, g.matmul(b, c, transposeA: true, transposeB: true)),
+                (b, g.matmul(c, a, transposeA: true, transposeB: true)),
+            ]
         }
     }
 }

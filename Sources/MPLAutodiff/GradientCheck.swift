@@ -38,8 +38,10 @@ public enum GradientCheck {
     }
 
     /// Runs every check on `function` at a random point. `epsilon` is the finite-difference step.
-    public static func check(_ function: DifferentiableFunction, seed: UInt64 = 1, epsilon: Double = 1e-5,
-                             point: [String: [Double]]? = nil) throws -> GradientReport {
+    public static func check(
+        _ function: DifferentiableFunction, seed: UInt64 = 1, epsilon: Double = 1e-5,
+        point: [String: [Double]]? = nil
+    ) throws -> GradientReport {
         var rng = SplitMix64(seed: seed)
         var graph = Graph()
         let xs = function.inputs.map { graph.input($0.name, $0.shape) }
@@ -68,7 +70,8 @@ public enum GradientCheck {
             for (name, d) in direction { shifted[name] = zip(env[name]!, d).map { $0 + scale * $1 } }
             return try Interpreter.run(graph, inputs: shifted)[target.id]
         }
-        let tangentDirection = Dictionary(uniqueKeysWithValues: function.inputs.map { ($0.name, env["tangent:" + $0.name]!) })
+        let tangentDirection = Dictionary(
+            uniqueKeysWithValues: function.inputs.map { ($0.name, env["tangent:" + $0.name]!) })
 
         var report = GradientReport()
         // JVP against central differences of f along t, element by element.

@@ -30,7 +30,9 @@ public final class CheckpointFile {
         self.path = path
         // O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever. It changes nothing for files.
         descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard descriptor >= 0 else { throw CheckpointFile.failure(path, "cannot open it: \(String(cString: strerror(errno)))") }
+        guard descriptor >= 0 else {
+            throw CheckpointFile.failure(path, "cannot open it: \(String(cString: strerror(errno)))")
+        }
         var status = stat()
         guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
             close(descriptor)
@@ -43,13 +45,17 @@ public final class CheckpointFile {
         }
         do {
             let lengthBytes = try CheckpointFile.read(descriptor, path, at: 0, count: 8)
-            let length = lengthBytes.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+            let length = lengthBytes.enumerated().reduce(UInt64(0)) {
+                $0 | UInt64($1.element) << (8 * UInt64($1.offset))
+            }
             guard length > 0, length <= UInt64(CheckpointFile.maxHeaderBytes), length <= UInt64(fileSize - 8) else {
                 throw CheckpointFile.failure(path, "bad header length \(length) (the file has \(fileSize) bytes)")
             }
             dataStart = 8 + Int(length)
             let header = try CheckpointFile.read(descriptor, path, at: 8, count: Int(length))
-            guard let object = try? JSONSerialization.jsonObject(with: Data(header)), var entries = object as? [String: Any] else {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(header)),
+                var entries = object as? [String: Any]
+            else {
                 throw CheckpointFile.failure(path, "the header is not a JSON object")
             }
             let metadata = entries.removeValue(forKey: "__metadata__") ?? [String: String]()
@@ -62,8 +68,10 @@ public final class CheckpointFile {
                 let crc = String(try CheckpointFile.crc32(descriptor, path, from: dataStart, to: fileSize), radix: 16)
                 let now = String(repeating: "0", count: 8 - crc.count) + crc
                 guard now == stored else {
-                    throw CheckpointFile.failure(path, "the data does not match its checksum (CRC-32 \(now), the header says "
-                                                 + "\(CSyntax.commentText(String(stored.prefix(16))))): the file is damaged")
+                    throw CheckpointFile.failure(
+                        path,
+                        "the data does not match its checksum (CRC-32 \(now), the header says "
+                            + "\(CSyntax.commentText(String(stored.prefix(16))))): the file is damaged")
                 }
             }
         } catch {
@@ -78,19 +86,24 @@ public final class CheckpointFile {
     /// shape of `info`, within the file, every value finite.
     public func tensor(_ info: TensorInfo, stored name: String? = nil) throws -> [Float] {
         let name = name ?? info.name
-        guard let entry = entries[name] as? [String: Any] else { throw CheckpointFile.failure(path, "no tensor \(name)") }
+        guard let entry = entries[name] as? [String: Any] else {
+            throw CheckpointFile.failure(path, "no tensor \(name)")
+        }
         guard let dtype = entry["dtype"] as? String, dtype == "F32" else {
             throw CheckpointFile.failure(path, "tensor \(name) has dtype \(describe(entry["dtype"])), not F32")
         }
         guard let shape = entry["shape"] as? [Int], shape == info.shape.dims else {
-            throw CheckpointFile.failure(path, "tensor \(name) has shape \(describe(entry["shape"])), the model's is \(info.shape.dims)")
+            throw CheckpointFile.failure(
+                path, "tensor \(name) has shape \(describe(entry["shape"])), the model's is \(info.shape.dims)")
         }
         let count = info.shape.count
         guard let offsets = entry["data_offsets"] as? [Int], offsets.count == 2, offsets[0] >= 0,
             offsets[1] - offsets[0] == 4 * count, offsets[1] <= fileSize - dataStart
         else {
-            throw CheckpointFile.failure(path, "tensor \(name) has data_offsets \(describe(entry["data_offsets"])), not \(4 * count) "
-                                     + "bytes within the file's \(fileSize - dataStart) bytes of data")
+            throw CheckpointFile.failure(
+                path,
+                "tensor \(name) has data_offsets \(describe(entry["data_offsets"])), not \(4 * count) "
+                    + "bytes within the file's \(fileSize - dataStart) bytes of data")
         }
         let bytes = try CheckpointFile.read(descriptor, path, at: dataStart + offsets[0], count: 4 * count)
         let values = (0..<count).map { i in
@@ -108,7 +121,8 @@ public final class CheckpointFile {
         case let text as String: return CSyntax.commentText(text)
         case let numbers as [Int]: return "\(numbers)"
         case nil: return "none"
-        default: return "a JSON \(value is [Any] ? "list" : value is [String: Any] ? "object" : "value") of another kind"
+        default:
+            return "a JSON \(value is [Any] ? "list" : value is [String: Any] ? "object" : "value") of another kind"
         }
     }
 
@@ -138,11 +152,16 @@ public final class CheckpointFile {
         var bytes = [UInt8](repeating: 0, count: count)
         var done = 0
         while done < count {
-            let got = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress! + done, count - done, off_t(offset + done)) }
+            let got = bytes.withUnsafeMutableBytes {
+                pread(descriptor, $0.baseAddress! + done, count - done, off_t(offset + done))
+            }
             if got < 0 && errno == EINTR { continue }
             guard got > 0 else {
-                throw failure(path, got == 0 ? "the file ends at byte \(offset + done), inside the data it declares"
-                                             : "cannot read it: \(String(cString: strerror(errno)))")
+                throw failure(
+                    path,
+                    got == 0
+                        ? "the file ends at byte \(offset + done), inside the data it declares"
+                        : "cannot read it: \(String(cString: strerror(errno)))")
             }
             done += got
         }

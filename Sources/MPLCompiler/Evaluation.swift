@@ -26,7 +26,8 @@ public struct Evaluation: Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case model, checkpoint, network, correct, accuracy, confusion
-        case testExamples = "test_examples", perClass = "per_class"
+        case testExamples = "test_examples"
+        case perClass = "per_class"
     }
 
     /// `network`'s results in the JSON line of `mplc-run eval`; fails naming what is missing or inconsistent.
@@ -36,9 +37,10 @@ public struct Evaluation: Codable, Equatable {
             let examples = object["test_examples"] as? Int, let classes = object["classes"] as? Int
         else { throw CompileFailure("error: the trainer's eval output is not what mplc expects:\n" + runnerOutput) }
         guard let confusion = object["confusion_" + network] as? [[Int]] else {
-            throw CompileFailure(network == "student_ema"
-                ? "error: \(checkpoint): --ema: the checkpoint has no EMA of the student, or one with no update yet"
-                : "error: the trainer's eval output has no confusion matrix of the \(network)")
+            throw CompileFailure(
+                network == "student_ema"
+                    ? "error: \(checkpoint): --ema: the checkpoint has no EMA of the student, or one with no update yet"
+                    : "error: the trainer's eval output has no confusion matrix of the \(network)")
         }
         guard confusion.count == classes, confusion.allSatisfy({ $0.count == classes }),
             confusion.joined().reduce(0, +) == examples
@@ -52,8 +54,9 @@ public struct Evaluation: Codable, Equatable {
         self.accuracy = examples == 0 ? 0 : Double(correct) / Double(examples)
         self.perClass = (0..<classes).map { k in
             let n = confusion[k].reduce(0, +)
-            return ClassResult(class: k, examples: n, correct: confusion[k][k],
-                               accuracy: n == 0 ? nil : Double(confusion[k][k]) / Double(n))
+            return ClassResult(
+                class: k, examples: n, correct: confusion[k][k],
+                accuracy: n == 0 ? nil : Double(confusion[k][k]) / Double(n))
         }
     }
 
@@ -73,12 +76,15 @@ public struct Evaluation: Codable, Equatable {
             "class              images  correct  accuracy",
         ]
         for result in perClass {
-            lines.append(pad(label(result.class, names), 18) + lpad("\(result.examples)", 7) + lpad("\(result.correct)", 9)
-                         + lpad(result.accuracy.map(percent) ?? "-", 10))
+            lines.append(
+                pad(label(result.class, names), 18) + lpad("\(result.examples)", 7) + lpad("\(result.correct)", 9)
+                    + lpad(result.accuracy.map(percent) ?? "-", 10))
         }
         let width = max(5, String(confusion.joined().max() ?? 0).count + 1)
-        lines += ["", "confusion matrix (rows: true class, columns: predicted class)",
-                  pad("", 18) + (0..<confusion.count).map { lpad("\($0)", width) }.joined()]
+        lines += [
+            "", "confusion matrix (rows: true class, columns: predicted class)",
+            pad("", 18) + (0..<confusion.count).map { lpad("\($0)", width) }.joined(),
+        ]
         for (k, row) in confusion.enumerated() {
             lines.append(pad(label(k, names), 18) + row.map { lpad("\($0)", width) }.joined())
         }
@@ -87,8 +93,11 @@ public struct Evaluation: Codable, Equatable {
 
     /// Fashion-MNIST's class names for a 10-class model (the default data), else none.
     static func classNames(count: Int) -> [String]? {
-        count == 10 ? ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                       "Ankle boot"] : nil
+        count == 10
+            ? [
+                "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                "Ankle boot",
+            ] : nil
     }
 }
 
@@ -126,5 +135,9 @@ private func label(_ k: Int, _ names: [String]?) -> String {
 }
 
 private func percent(_ x: Double) -> String { String(format: "%.2f%%", 100 * x) }
-private func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
-private func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? " " + s : String(repeating: " ", count: n - s.count) + s }
+private func pad(_ s: String, _ n: Int) -> String {
+    s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count)
+}
+private func lpad(_ s: String, _ n: Int) -> String {
+    s.count >= n ? " " + s : String(repeating: " ", count: n - s.count) + s
+}

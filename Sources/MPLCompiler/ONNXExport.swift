@@ -22,27 +22,33 @@ extension Compiler {
 
     /// The student of `model` with the weights of `checkpoint` (with `ema`, its EMA's) as `directory/<name>.onnx`
     /// (`<name>` as for the C export), for any batch size, built by `python` (default: python3 on PATH).
-    public static func exportONNX(_ model: Model, checkpoint path: String, ema: Bool, to directory: String,
-                                  python: String? = nil,
-                                  templatesDirectory: String = Compiler.templatesDirectory) throws -> ExportedONNX {
+    public static func exportONNX(
+        _ model: Model, checkpoint path: String, ema: Bool, to directory: String,
+        python: String? = nil,
+        templatesDirectory: String = Compiler.templatesDirectory
+    ) throws -> ExportedONNX {
         let network = InferenceNetwork(model: model)
         let student = try studentTensors(of: model, network: network, checkpoint: path, ema: ema)
         let origin = (ema ? "the EMA of the student (ema/ tensors) in " : "the student in ") + path
-        return try exportONNX(network, student: student, origin: origin, to: directory, python: python,
-                              templatesDirectory: templatesDirectory)
+        return try exportONNX(
+            network, student: student, origin: origin, to: directory, python: python,
+            templatesDirectory: templatesDirectory)
     }
 
     /// `network` with the student's tensors `student` (by their checkpoint names, unfolded) as
     /// `directory/<name>.onnx`; `origin` (where the tensors came from) goes into the model's doc string.
-    public static func exportONNX(_ network: InferenceNetwork, student: [String: [Float]], origin: String,
-                                  to directory: String, python: String? = nil,
-                                  templatesDirectory: String = Compiler.templatesDirectory) throws -> ExportedONNX {
+    public static func exportONNX(
+        _ network: InferenceNetwork, student: [String: [Float]], origin: String,
+        to directory: String, python: String? = nil,
+        templatesDirectory: String = Compiler.templatesDirectory
+    ) throws -> ExportedONNX {
         let model = network.model
         let weights = network.weights(from: student)
         let python = try python ?? pythonExecutable()
         let script = templatesDirectory + "/" + onnxScript
         guard FileManager.default.isReadableFile(atPath: script) else {
-            throw CompileFailure("error: \(script) not found: the ONNX export needs mplc's Templates (set MPLC_TEMPLATES)")
+            throw CompileFailure(
+                "error: \(script) not found: the ONNX export needs mplc's Templates (set MPLC_TEMPLATES)")
         }
 
         // The description: tensors in the order of the C library's weights, one raw float32 file.
@@ -67,7 +73,8 @@ extension Compiler {
         let manager = FileManager.default
         let work = manager.temporaryDirectory.appendingPathComponent("mplc-onnx-\(UUID().uuidString)").path
         defer { try? manager.removeItem(atPath: work) }
-        let output = URL(fileURLWithPath: directory).appendingPathComponent(CSyntax.identifier(model.name) + ".onnx").path
+        let output = URL(fileURLWithPath: directory).appendingPathComponent(CSyntax.identifier(model.name) + ".onnx")
+            .path
         do {
             try manager.createDirectory(atPath: work, withIntermediateDirectories: true)
             try JSONSerialization.data(withJSONObject: description, options: [.sortedKeys])
@@ -107,7 +114,8 @@ extension Compiler {
             let candidate = String(directory) + "/python3"
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
-        throw CompileFailure("error: python3 not found on PATH (\(path)): the ONNX export needs Python 3 with the onnx package "
-                             + "(run .ci/install-deps, or pip install onnx)")
+        throw CompileFailure(
+            "error: python3 not found on PATH (\(path)): the ONNX export needs Python 3 with the onnx package "
+                + "(run .ci/install-deps, or pip install onnx)")
     }
 }

@@ -56,7 +56,8 @@ enum ReferenceSpec {
             switch layer {
             case .dense(let units): return "{\"layer\": \"dense\", \"units\": \(units)}"
             case .conv2D(let f, let k, let s, let p):
-                return "{\"layer\": \"conv2d\", \"filters\": \(f), \"kernel\": \(k), \"stride\": \(s), \"padding\": \(p)}"
+                return
+                    "{\"layer\": \"conv2d\", \"filters\": \(f), \"kernel\": \(k), \"stride\": \(s), \"padding\": \(p)}"
             case .maxPool2D(let k, let s): return "{\"layer\": \"maxpool\", \"size\": \(k), \"stride\": \(s)}"
             case .avgPool2D(let k, let s): return "{\"layer\": \"avgpool\", \"size\": \(k), \"stride\": \(s)}"
             case .globalAvgPool: return "{\"layer\": \"globalavgpool\"}"

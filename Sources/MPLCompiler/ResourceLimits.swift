@@ -47,7 +47,8 @@ public enum ResourceLimits {
         let state = bytes(kernels.state.floats)
         return ArenaBytes(
             state: state, stepIO: io("mplc_step"), supervisedIO: io("mplc_supervised_step"),
-            scratch: kernels.scratchBytes, evaluation: evaluationBytes(model), ema: model.recipe.emaDecay > 0 ? state : 0)
+            scratch: kernels.scratchBytes, evaluation: evaluationBytes(model),
+            ema: model.recipe.emaDecay > 0 ? state : 0)
     }
 
     /// A lower bound of `arenaBytes` from the program before lowering, in saturating arithmetic: the state and
@@ -55,11 +56,14 @@ public enum ResourceLimits {
     /// product that is not a result (a GEMM always writes its product to memory).
     public static func estimate(_ program: Program, model: Model) -> ArenaBytes {
         func floats(_ shapes: [Shape]) -> Int {
-            saturatingSum(shapes.map { shape in
-                shape.checkedCount.map { count in
-                    saturatingProduct([count / arenaAlignment + (count % arenaAlignment == 0 ? 0 : 1), arenaAlignment])
-                } ?? Int.max
-            })
+            saturatingSum(
+                shapes.map { shape in
+                    shape.checkedCount.map { count in
+                        saturatingProduct([
+                            count / arenaAlignment + (count % arenaAlignment == 0 ? 0 : 1), arenaAlignment,
+                        ])
+                    } ?? Int.max
+                })
         }
         func io(_ name: String) -> Int {
             guard let entry = program.entryPoints.first(where: { $0.name == name }) else { return 0 }
@@ -79,7 +83,8 @@ public enum ResourceLimits {
         }
         let state = bytes(floats(program.state.map(\.shape)))
         return ArenaBytes(
-            state: state, stepIO: io("mplc_step"), supervisedIO: io("mplc_supervised_step"), scratch: bytes(largestProduct),
+            state: state, stepIO: io("mplc_step"), supervisedIO: io("mplc_supervised_step"),
+            scratch: bytes(largestProduct),
             evaluation: evaluationBytes(model), ema: model.recipe.emaDecay > 0 ? state : 0)
     }
 
@@ -126,7 +131,8 @@ public enum ResourceLimits {
 
     /// The evaluation buffers: `MPLC_EVAL_BATCH` rows of inputs and logits.
     private static func evaluationBytes(_ model: Model) -> Int {
-        bytes(saturatingProduct([model.recipe.evalBatch, saturatingSum([model.input.featureShape.count, model.classes])]))
+        bytes(
+            saturatingProduct([model.recipe.evalBatch, saturatingSum([model.input.featureShape.count, model.classes])]))
     }
 
     private static func bytes(_ floats: Int) -> Int { saturatingProduct([floats, MemoryLayout<Float>.size]) }

@@ -34,8 +34,9 @@ public struct RunRecord {
         }
         let summaryPath = directory + "/summary.json"
         if FileManager.default.fileExists(atPath: summaryPath) {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(RunRecord.readText(summaryPath).utf8))
-                as? [String: Any]
+            guard
+                let object = try? JSONSerialization.jsonObject(with: Data(RunRecord.readText(summaryPath).utf8))
+                    as? [String: Any]
             else { throw CompileFailure("error: \(summaryPath): not a summary.json of mplc-run") }
             summary = object
         }
@@ -66,14 +67,18 @@ public enum RunReport {
             if let summary = run.summary { entry["summary"] = summary }
             return entry
         }
-        let json = String(decoding: try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]), as: UTF8.self)
-            .replacingOccurrences(of: "<", with: "\\u003c")
+        let json = String(
+            decoding: try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]), as: UTF8.self
+        )
+        .replacingOccurrences(of: "<", with: "\\u003c")
         var body = "<h1>mplc runs</h1>\n<table class=\"settings\">\n" + settingsRows(runs) + "</table>\n"
         body += "<h2>Learning curves</h2>\n<div id=\"plots\"></div>\n"
         for run in runs {
             if let evaluation = run.evaluation {
-                body += "<h2>Confusion matrix: \(escape(run.directory)), \(escape(evaluation.network.replacingOccurrences(of: "_", with: " "))), "
-                    + "test accuracy \(String(format: "%.2f%%", 100 * evaluation.accuracy))</h2>\n" + confusionTable(evaluation)
+                body +=
+                    "<h2>Confusion matrix: \(escape(run.directory)), \(escape(evaluation.network.replacingOccurrences(of: "_", with: " "))), "
+                    + "test accuracy \(String(format: "%.2f%%", 100 * evaluation.accuracy))</h2>\n"
+                    + confusionTable(evaluation)
             }
             if let recipe = run.recipe {
                 body += "<h2>Recipe: \(escape(run.directory))</h2>\n<pre>\(escape(recipe))</pre>\n"
@@ -102,23 +107,34 @@ public enum RunReport {
     }
 
     static func settingsRows(_ runs: [RunRecord]) -> String {
-        let keys = ["model", "mode", "seed", "labels", "steps", "finetune_steps", "data", "test_examples", "wall_seconds"]
-        let accuracies = ["student_after_finetune", "student_ema_after_finetune", "teacher_after_finetune",
-                          "student_before_finetune"]
-        var rows = "<tr><th class=\"name\">run</th>" + runs.map { "<th>\(escape($0.directory))</th>" }.joined() + "</tr>\n"
+        let keys = [
+            "model", "mode", "seed", "labels", "steps", "finetune_steps", "data", "test_examples", "wall_seconds",
+        ]
+        let accuracies = [
+            "student_after_finetune", "student_ema_after_finetune", "teacher_after_finetune",
+            "student_before_finetune",
+        ]
+        var rows =
+            "<tr><th class=\"name\">run</th>" + runs.map { "<th>\(escape($0.directory))</th>" }.joined() + "</tr>\n"
         for key in keys {
-            rows += "<tr><td class=\"name\">\(key)</td>" + runs.map { "<td>\(escape(describe($0.summary?[key])))</td>" }.joined() + "</tr>\n"
+            rows +=
+                "<tr><td class=\"name\">\(key)</td>"
+                + runs.map { "<td>\(escape(describe($0.summary?[key])))</td>" }.joined() + "</tr>\n"
         }
         for key in ["examples", "best_step", "best_acc_student", "stopped_at_step"] {
-            rows += "<tr><td class=\"name\">validation \(key.replacingOccurrences(of: "_", with: " "))</td>" + runs.map {
-                "<td>\(escape(describe(($0.summary?["validation"] as? [String: Any])?[key])))</td>"
-            }.joined() + "</tr>\n"
+            rows +=
+                "<tr><td class=\"name\">validation \(key.replacingOccurrences(of: "_", with: " "))</td>"
+                + runs.map {
+                    "<td>\(escape(describe(($0.summary?["validation"] as? [String: Any])?[key])))</td>"
+                }.joined() + "</tr>\n"
         }
         for key in accuracies {
-            rows += "<tr><td class=\"name\">test accuracy, \(key.replacingOccurrences(of: "_", with: " "))</td>" + runs.map { run in
-                let value = (run.summary?["test_accuracy"] as? [String: Any])?[key] as? Double
-                return "<td>" + (value.map { String(format: "%.2f%%", 100 * $0) } ?? "-") + "</td>"
-            }.joined() + "</tr>\n"
+            rows +=
+                "<tr><td class=\"name\">test accuracy, \(key.replacingOccurrences(of: "_", with: " "))</td>"
+                + runs.map { run in
+                    let value = (run.summary?["test_accuracy"] as? [String: Any])?[key] as? Double
+                    return "<td>" + (value.map { String(format: "%.2f%%", 100 * $0) } ?? "-") + "</td>"
+                }.joined() + "</tr>\n"
         }
         return rows
     }
@@ -126,14 +142,18 @@ public enum RunReport {
     static func confusionTable(_ e: Evaluation) -> String {
         let names = Evaluation.classNames(count: e.confusion.count)
         let peak = max(1, e.confusion.joined().max() ?? 1)
-        var rows = "<table class=\"confusion\"><tr><th class=\"name\">true \\ predicted</th>"
+        var rows =
+            "<table class=\"confusion\"><tr><th class=\"name\">true \\ predicted</th>"
             + (0..<e.confusion.count).map { "<th>\($0)</th>" }.joined() + "<th>accuracy</th></tr>\n"
         for (k, row) in e.confusion.enumerated() {
             rows += "<tr><th class=\"name\">\(k)" + (names.map { " " + escape($0[k]) } ?? "") + "</th>"
             for (j, count) in row.enumerated() {
                 // Shade by count: blue on the diagonal (right), red off it (wrong).
                 let alpha = Double(count) / Double(peak)
-                let colour = j == k ? "rgba(40,90,200,\(String(format: "%.2f", alpha)))" : "rgba(200,40,40,\(String(format: "%.2f", alpha)))"
+                let colour =
+                    j == k
+                    ? "rgba(40,90,200,\(String(format: "%.2f", alpha)))"
+                    : "rgba(200,40,40,\(String(format: "%.2f", alpha)))"
                 rows += "<td style=\"background:\(colour)\">\(count)</td>"
             }
             rows += "<td>" + (e.perClass[k].accuracy.map { String(format: "%.1f%%", 100 * $0) } ?? "-") + "</td></tr>\n"

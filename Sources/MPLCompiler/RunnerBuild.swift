@@ -13,12 +13,15 @@ public enum RunnerBuild {
     public static let libraries = ["-lopenblas", "-lz", "-lm"]
 
     /// Compiles `generatedDirectory/model.c` with every runner source into the executable `output`.
-    public static func build(generatedDirectory: String, output: String, templatesDirectory: String,
-                             extraFlags: [String] = [], compiler: String = "cc") throws {
+    public static func build(
+        generatedDirectory: String, output: String, templatesDirectory: String,
+        extraFlags: [String] = [], compiler: String = "cc"
+    ) throws {
         let runnerDirectory = templatesDirectory + "/runner"
         let sources = try FileManager.default.contentsOfDirectory(atPath: runnerDirectory)
             .filter { $0.hasSuffix(".c") }.sorted().map { runnerDirectory + "/" + $0 }
-        let arguments = baseFlags + extraFlags + ["-I", generatedDirectory, generatedDirectory + "/model.c"] + sources
+        let arguments =
+            baseFlags + extraFlags + ["-I", generatedDirectory, generatedDirectory + "/model.c"] + sources
             + ["-o", output] + libraries
         try run(compiler, arguments)
     }
@@ -28,9 +31,11 @@ public enum RunnerBuild {
     /// temporary folder and renamed into place under a lock), so it is reused as it is; two `mplc train` of
     /// different files with the same name, or of one file edited in between, never share or overwrite a build.
     /// Returns the binary and whether it was built now (false: reused).
-    public static func cachedBuild(_ files: [(fileName: String, contents: String)], modelName: String,
-                                   root: String = ".build-mplc", templatesDirectory: String,
-                                   compiler: String = "cc") throws -> (binary: String, built: Bool) {
+    public static func cachedBuild(
+        _ files: [(fileName: String, contents: String)], modelName: String,
+        root: String = ".build-mplc", templatesDirectory: String,
+        compiler: String = "cc"
+    ) throws -> (binary: String, built: Bool) {
         let key = try buildKey(files, templatesDirectory: templatesDirectory, compiler: compiler)
         let directory = root + "/" + modelName + "-" + key
         let binary = directory + "/mplc-run"
@@ -49,10 +54,12 @@ public enum RunnerBuild {
         try? FileManager.default.removeItem(atPath: temporary)
         defer { try? FileManager.default.removeItem(atPath: temporary) }
         try Compiler.write(files, to: temporary)
-        try build(generatedDirectory: temporary, output: temporary + "/mplc-run", templatesDirectory: templatesDirectory,
-                  compiler: compiler)
+        try build(
+            generatedDirectory: temporary, output: temporary + "/mplc-run", templatesDirectory: templatesDirectory,
+            compiler: compiler)
         guard rename(temporary, directory) == 0 else {
-            throw CompileFailure("error: cannot move the build \(temporary) to \(directory): \(String(cString: strerror(errno)))")
+            throw CompileFailure(
+                "error: cannot move the build \(temporary) to \(directory): \(String(cString: strerror(errno)))")
         }
         return (binary, true)
     }
@@ -60,8 +67,10 @@ public enum RunnerBuild {
     /// The first 16 hex digits of a SHA-256 over everything that makes the binary: the compiled model
     /// (MPLC_MODEL_HASH's text, so not the regenerate command), every file of Templates/runner and
     /// Templates/runtime, the compiler's identity (`--version`), the flags and libraries, and the CPU.
-    public static func buildKey(_ files: [(fileName: String, contents: String)], templatesDirectory: String,
-                                compiler: String = "cc") throws -> String {
+    public static func buildKey(
+        _ files: [(fileName: String, contents: String)], templatesDirectory: String,
+        compiler: String = "cc"
+    ) throws -> String {
         guard let header = files.first(where: { $0.fileName == "model.h" })?.contents,
             let source = files.first(where: { $0.fileName == "model.c" })?.contents,
             let runtime = files.first(where: { $0.fileName == CEmitter.runtimeFileName })?.contents
@@ -108,7 +117,9 @@ public enum RunnerBuild {
         process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe
-        do { try process.run() } catch { throw CompileFailure("error: cannot run \(binary): \(error.localizedDescription)") }
+        do { try process.run() } catch {
+            throw CompileFailure("error: cannot run \(binary): \(error.localizedDescription)")
+        }
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         return (process.terminationStatus, output)
@@ -123,7 +134,9 @@ public enum RunnerBuild {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
-        do { try process.run() } catch { throw CompileFailure("error: cannot run \(tool): \(error.localizedDescription)") }
+        do { try process.run() } catch {
+            throw CompileFailure("error: cannot run \(tool): \(error.localizedDescription)")
+        }
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {

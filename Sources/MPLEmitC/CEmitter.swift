@@ -23,21 +23,26 @@ public enum CEmitter {
     }
 
     /// Lowers `program` and emits it.
-    public static func emit(_ program: Program, options: LoweringOptions = LoweringOptions(),
-                            templatesDirectory: String = defaultTemplatesDirectory) throws -> [(fileName: String, contents: String)] {
+    public static func emit(
+        _ program: Program, options: LoweringOptions = LoweringOptions(),
+        templatesDirectory: String = defaultTemplatesDirectory
+    ) throws -> [(fileName: String, contents: String)] {
         try emit(Lowering.lower(program, options: options), templatesDirectory: templatesDirectory)
     }
 
     /// `model.h`, `model.c` and `mplc_runtime.h`: the runtime's helpers (Templates/runtime), which model.c
     /// includes, copied beside it so that the folder builds on its own. model.h's MPLC_MODEL_HASH is `modelHash`
     /// of the three.
-    public static func emit(_ program: KernelProgram,
-                            templatesDirectory: String = defaultTemplatesDirectory) throws -> [(fileName: String, contents: String)] {
+    public static func emit(
+        _ program: KernelProgram,
+        templatesDirectory: String = defaultTemplatesDirectory
+    ) throws -> [(fileName: String, contents: String)] {
         let templates = try Templates(directory: templatesDirectory)
         let context = try ProgramContext(program)
         let source = templates.source.render(context.source)
         func header(hash: String) -> String {
-            templates.header.render(context.header.merging(["modelHash": CSyntax.stringLiteral(hash)]) { _, new in new })
+            templates.header.render(
+                context.header.merging(["modelHash": CSyntax.stringLiteral(hash)]) { _, new in new })
         }
         let hash = modelHash(header: header(hash: ""), source: source, runtime: templates.runtime)
         return [("model.h", header(hash: hash)), ("model.c", source), (runtimeFileName, templates.runtime)]
@@ -54,7 +59,9 @@ public enum CEmitter {
         var hasher = SHA256.Hasher()
         for text in [source, header, runtime] {
             var skipNext = false
-            for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(text.hasSuffix("\n") ? 1 : 0) {
+            for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(
+                text.hasSuffix("\n") ? 1 : 0)
+            {
                 defer { skipNext = line.hasSuffix("Regenerate with:") }
                 if skipNext || line.hasPrefix("#define MPLC_MODEL_HASH ") { continue }
                 hasher.update(line.utf8)
@@ -66,7 +73,9 @@ public enum CEmitter {
 
     /// A debug harness (`harness.c`, built with model.c): `harness ENTRY FILE...` reads each pointer argument of
     /// ENTRY except scratch from a raw little-endian f32 file, calls ENTRY, and writes them all back.
-    public static func emitHarness(_ program: KernelProgram, templatesDirectory: String = defaultTemplatesDirectory) throws -> String {
+    public static func emitHarness(_ program: KernelProgram, templatesDirectory: String = defaultTemplatesDirectory)
+        throws -> String
+    {
         let templates = try Templates(directory: templatesDirectory)
         return templates.harness.render(try ProgramContext(program).harness)
     }
@@ -147,7 +156,9 @@ private struct ProgramContext {
             "entryPoints": writers.map { writer -> [String: Any] in
                 [
                     "name": writer.function.name,
-                    "kernels": writer.function.kernels.enumerated().map { writer.kernelDefinition($0.offset, $0.element) },
+                    "kernels": writer.function.kernels.enumerated().map {
+                        writer.kernelDefinition($0.offset, $0.element)
+                    },
                     "definition": writer.entryDefinition,
                 ]
             },
@@ -162,7 +173,9 @@ private func macroValue(_ name: String, _ value: MacroValue) throws -> String {
     case .string(let text):
         return CSyntax.stringLiteral(text)
     case .number(let text):
-        guard let first = text.first, first.isNumber || first == "-", text.allSatisfy({ "0123456789.eE+-".contains($0) }) else {
+        guard let first = text.first, first.isNumber || first == "-",
+            text.allSatisfy({ "0123456789.eE+-".contains($0) })
+        else {
             throw EmitError(description: "macro \(name): \(text) is not a C number")
         }
         return text
@@ -174,7 +187,9 @@ private func tableRows(_ tensors: [ArenaTensor]) throws -> [String] {
     if tensors.isEmpty { return ["{ \"\", 0, {0, 0, 0, 0}, 0, 0, 0, 0, 0.0 } /* empty table */"] }
     return try tensors.map { tensor in
         let dims = tensor.shape.dims
-        guard dims.count <= 4 else { throw EmitError(description: "\(tensor.name) has rank \(dims.count); the symbol table holds 4") }
+        guard dims.count <= 4 else {
+            throw EmitError(description: "\(tensor.name) has rank \(dims.count); the symbol table holds 4")
+        }
         let shape = (dims + Array(repeating: 0, count: 4 - dims.count)).map(String.init).joined(separator: ", ")
         let info = tensor.info
         return "{ \(CSyntax.stringLiteral(tensor.name)), \(dims.count), {\(shape)}, \(tensor.offset), \(tensor.count), "
@@ -192,7 +207,9 @@ private func harnessEntry(_ writer: FunctionWriter, _ program: KernelProgram) ->
         case .state: count = "MPLC_STATE_FLOATS"
         case .io: count = "MPLC_\(CSyntax.identifier(function.tableName).uppercased())_IO_FLOATS"
         case .argument(let name):
-            let tensor = (function.bindings.argumentInputs + function.bindings.argumentOutputs).first { $0.name == name }!
+            let tensor = (function.bindings.argumentInputs + function.bindings.argumentOutputs).first {
+                $0.name == name
+            }!
             count = "\(tensor.shape.count)"
         case .scratch: count = "0"
         }

@@ -31,7 +31,9 @@ public enum CSyntax {
             while let range = rest.range(of: name) {
                 let before = range.lowerBound == line.startIndex ? nil : line[line.index(before: range.lowerBound)]
                 let after = range.upperBound == line.endIndex ? nil : line[range.upperBound]
-                if !(before.map(isIdentifierCharacter) ?? false) && !(after.map(isIdentifierCharacter) ?? false) { return true }
+                if !(before.map(isIdentifierCharacter) ?? false) && !(after.map(isIdentifierCharacter) ?? false) {
+                    return true
+                }
                 rest = line[range.upperBound...]
             }
         }
@@ -73,7 +75,9 @@ public enum CSyntax {
                 continue
             }
             let pair = (last, byte)
-            if pair == (UInt8(ascii: "/"), UInt8(ascii: "*")) || pair == (UInt8(ascii: "*"), UInt8(ascii: "/")) { out += " " }
+            if pair == (UInt8(ascii: "/"), UInt8(ascii: "*")) || pair == (UInt8(ascii: "*"), UInt8(ascii: "/")) {
+                out += " "
+            }
             out.unicodeScalars.append(Unicode.Scalar(byte))
             last = byte
         }
@@ -82,10 +86,12 @@ public enum CSyntax {
 
     /// Letters, digits and underscores only; never starts with a digit.
     public static func identifier(_ s: String) -> String {
-        var out = String(s.unicodeScalars.map { scalar -> Character in
-            let isASCIIAlphanumeric = scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar))
-            return isASCIIAlphanumeric ? Character(scalar) : "_"
-        })
+        var out = String(
+            s.unicodeScalars.map { scalar -> Character in
+                let isASCIIAlphanumeric =
+                    scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar))
+                return isASCIIAlphanumeric ? Character(scalar) : "_"
+            })
         if out.isEmpty || out.first!.isNumber { out = "_" + out }
         if reservedWords.contains(out) { out += "_" }
         return out

@@ -10,22 +10,29 @@ extension CEmitter {
     /// ([batch, classes]) with the program's state as constant weights. `weights` holds every state tensor's
     /// values by name; `origin` says where they came from (a comment line of both files). Files are named after
     /// the model, as a C identifier, which also prefixes every public name.
-    public static func emitExport(_ program: KernelProgram, weights: [String: [Float]], origin: String,
-                                  templatesDirectory: String = defaultTemplatesDirectory) throws -> [(fileName: String, contents: String)] {
+    public static func emitExport(
+        _ program: KernelProgram, weights: [String: [Float]], origin: String,
+        templatesDirectory: String = defaultTemplatesDirectory
+    ) throws -> [(fileName: String, contents: String)] {
         guard program.entryPoints.count == 1, let function = program.entryPoints.first,
             function.bindings.argumentInputs.count == 1, function.bindings.argumentOutputs.count == 1,
             !function.bindings.usesIO, !function.bindings.writesState
         else { throw EmitError(description: "an exported library has one entry point from x to logits") }
-        let x = function.bindings.argumentInputs[0].shape, logits = function.bindings.argumentOutputs[0].shape
-        let batch = x[0], inputFloats = x.count / max(batch, 1), classes = logits[1]
+        let x = function.bindings.argumentInputs[0].shape
+        let logits = function.bindings.argumentOutputs[0].shape
+        let batch = x[0]
+        let inputFloats = x.count / max(batch, 1)
+        let classes = logits[1]
         let (height, width, channels) = x.rank == 4 ? (x[1], x[2], x[3]) : (1, 1, inputFloats)
         // The forward pass's scratch, then one padded batch of images and its logits (the last call of a predict).
         let aligned = { (n: Int) in (n + arenaAlignment - 1) / arenaAlignment * arenaAlignment }
-        let planFloats = aligned(function.plan.scratchFloats), stagedImages = aligned(batch * inputFloats)
+        let planFloats = aligned(function.plan.scratchFloats)
+        let stagedImages = aligned(batch * inputFloats)
         let scratchFloats = planFloats + stagedImages + aligned(batch * classes)
         guard scratchFloats <= Int(Int32.max) else {
-            throw EmitError(description: "the scratch of a batch of \(batch) is \(scratchFloats) floats, more than a C int "
-                            + "holds; export a smaller batch")
+            throw EmitError(
+                description: "the scratch of a batch of \(batch) is \(scratchFloats) floats, more than a C int "
+                    + "holds; export a smaller batch")
         }
 
         let prefix = CSyntax.identifier(program.modelName)
@@ -71,8 +78,9 @@ private func weightLines(_ state: ArenaLayout, _ weights: [String: [Float]]) thr
         }
         lines.append(CSyntax.comment(["\(tensor.name) \(tensor.shape.dims)"]))
         for start in stride(from: 0, to: values.count, by: 8) {
-            lines.append(values[start..<min(start + 8, values.count)].map { CSyntax.floatLiteral(Double($0)) }
-                .joined(separator: ", ") + ",")
+            lines.append(
+                values[start..<min(start + 8, values.count)].map { CSyntax.floatLiteral(Double($0)) }
+                    .joined(separator: ", ") + ",")
         }
         position = tensor.offset + tensor.count
     }

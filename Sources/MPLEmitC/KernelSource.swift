@@ -27,7 +27,9 @@ struct FunctionWriter {
     var entryParameters: [(name: String, type: String, arena: Arena)] {
         let bindings = function.bindings
         var parameters: [(name: String, type: String, arena: Arena)] = []
-        if bindings.usesState { parameters.append(("state", bindings.writesState ? "float *" : "const float *", .state)) }
+        if bindings.usesState {
+            parameters.append(("state", bindings.writesState ? "float *" : "const float *", .state))
+        }
         if bindings.usesIO { parameters.append(("io", bindings.writesIO ? "float *" : "const float *", .io)) }
         for input in bindings.argumentInputs {
             parameters.append((argumentName(input.name), "const float *", .argument(input.name)))
@@ -40,7 +42,8 @@ struct FunctionWriter {
     }
 
     var signature: String {
-        (isStatic ? "static " : "") + "void \(function.name)(" + entryParameters.map { "\($0.type)\($0.name)" }.joined(separator: ", ") + ")"
+        (isStatic ? "static " : "") + "void \(function.name)("
+            + entryParameters.map { "\($0.type)\($0.name)" }.joined(separator: ", ") + ")"
     }
 
     func argumentName(_ tensor: String) -> String { CSyntax.identifier(tensor) }
@@ -64,28 +67,35 @@ struct FunctionWriter {
             // Each pointer with the kernel's name for it: tN is %N of the lowered graph in model.ir.
             let parameters = parameters(of: kernel, at: index)
             touched += parameters.map(\.location)
-            body.append("\(kernel.name)(\(parameters.map { pointer($0.location) + " /* \($0.name) */" }.joined(separator: ", ")));")
+            body.append(
+                "\(kernel.name)(\(parameters.map { pointer($0.location) + " /* \($0.name) */" }.joined(separator: ", ")));"
+            )
         }
         if !plan.stagingCopies.isEmpty {
             body.append("/* Old state that results need, saved before any result overwrites state. */")
         }
         for copy in plan.stagingCopies {
             touched += [copy.source, copy.destination]
-            body.append("memcpy(\(pointer(copy.destination)), \(pointer(copy.source)), \(copy.floats) * sizeof(float)); "
-                        + CSyntax.comment(["old value for result \"\(copy.resultName)\""]))
+            body.append(
+                "memcpy(\(pointer(copy.destination)), \(pointer(copy.source)), \(copy.floats) * sizeof(float)); "
+                    + CSyntax.comment(["old value for result \"\(copy.resultName)\""]))
         }
         if !plan.finalCopies.isEmpty {
-            body.append("/* Results computed elsewhere (in scratch, or shared with another result), copied into place. */")
+            body.append(
+                "/* Results computed elsewhere (in scratch, or shared with another result), copied into place. */")
         }
         for copy in plan.finalCopies {
             touched += [copy.source, copy.destination]
-            body.append("memcpy(\(pointer(copy.destination)), \(pointer(copy.source)), \(copy.floats) * sizeof(float)); "
-                        + CSyntax.comment(["result \"\(copy.resultName)\""]))
+            body.append(
+                "memcpy(\(pointer(copy.destination)), \(pointer(copy.source)), \(copy.floats) * sizeof(float)); "
+                    + CSyntax.comment(["result \"\(copy.resultName)\""]))
         }
         // Every parameter is part of the ABI, used or not.
         let unused = entryParameters.filter { parameter in !touched.contains { $0.arena == parameter.arena } }
         let lines = unused.map { "(void)\($0.name);" } + body
-        let comment = CSyntax.comment(["\(function.kernels.count) kernels; scratch high-water mark \(plan.scratchFloats) floats."])
+        let comment = CSyntax.comment([
+            "\(function.kernels.count) kernels; scratch high-water mark \(plan.scratchFloats) floats."
+        ])
         return comment + "\n" + signature + " {\n" + lines.map { "    " + $0 }.joined(separator: "\n") + "\n}"
     }
 
@@ -112,11 +122,13 @@ struct FunctionWriter {
             var name = parameterName(slot.values)
             while usedNames.contains(name) { name += "_" }
             usedNames.append(name)
-            return KernelParameter(name: name, location: slot.location, isWritten: slot.isWritten,
-                                   isUpdatedInPlace: slot.isWritten && slot.isRead)
+            return KernelParameter(
+                name: name, location: slot.location, isWritten: slot.isWritten,
+                isUpdatedInPlace: slot.isWritten && slot.isRead)
         }
         if kernel.temporaryFloats > 0, let location = plan.temporaries[kernelIndex] {
-            parameters.append(KernelParameter(name: "chunk", location: location, isWritten: true, isUpdatedInPlace: false))
+            parameters.append(
+                KernelParameter(name: "chunk", location: location, isWritten: true, isUpdatedInPlace: false))
         }
         return parameters
     }
@@ -153,25 +165,35 @@ struct FunctionWriter {
             "\($0.name) is updated in place: each element is read before it is overwritten"
         }
         let comment = CSyntax.comment([kernel.work] + kernel.equations.map { graph.text(of: $0) } + inPlace)
-        var body = KernelBodyWriter(graph: graph, plan: plan, parameters: parameters,
-                                    isParallel: kernel.isParallel)
+        var body = KernelBodyWriter(
+            graph: graph, plan: plan, parameters: parameters,
+            isParallel: kernel.isParallel)
         body.write(kernel)
-        guard body.isParallel else { return comment + "\n" + header + " {\n" + body.lines.joined(separator: "\n") + "\n}" }
+        guard body.isParallel else {
+            return comment + "\n" + header + " {\n" + body.lines.joined(separator: "\n") + "\n}"
+        }
 
         let fields = parameters.map { "    " + ($0.isWritten ? "float *" : "const float *") + $0.name + ";" }
         let record = "typedef struct {\n" + fields.joined(separator: "\n") + "\n} \(name)_pointers;"
         let unpacked = zip(parameters, declarations).map { parameter, declaration in
-            let unused = CSyntax.mentions(parameter.name, in: body.lines) ? "" : " (void)\(parameter.name); /* used after the parts */"
+            let unused =
+                CSyntax.mentions(parameter.name, in: body.lines)
+                ? "" : " (void)\(parameter.name); /* used after the parts */"
             return parameter.name == "chunk"
-                ? "    \(declaration) = p->chunk + (size_t)part * \(kernel.partFloats); /* this thread's part */" + unused
+                ? "    \(declaration) = p->chunk + (size_t)part * \(kernel.partFloats); /* this thread's part */"
+                    + unused
                 : "    \(declaration) = p->\(parameter.name);" + unused
         }
         // Work claimed piece by piece does not need to know which part it is.
-        let unusedIndex = ["part", "parts"].filter { !CSyntax.mentions($0, in: body.lines + unpacked) }.map { "    (void)\($0);" }
-        let part = "static void \(name)_part(void *context, int part, int parts) {\n"
+        let unusedIndex = ["part", "parts"].filter { !CSyntax.mentions($0, in: body.lines + unpacked) }.map {
+            "    (void)\($0);"
+        }
+        let part =
+            "static void \(name)_part(void *context, int part, int parts) {\n"
             + "    const \(name)_pointers *p = context;\n" + (unusedIndex + unpacked).joined(separator: "\n") + "\n"
             + body.lines.joined(separator: "\n") + "\n}"
-        let call = "    mplc_parallel(\(name)_part, &(\(name)_pointers){\(parameters.map(\.name).joined(separator: ", "))});"
+        let call =
+            "    mplc_parallel(\(name)_part, &(\(name)_pointers){\(parameters.map(\.name).joined(separator: ", "))});"
         let whole = header + " {\n" + ([call] + body.linesAfterParts).joined(separator: "\n") + "\n}"
         return comment + "\n" + record + "\n\n" + part + "\n\n" + whole
     }
@@ -244,7 +266,8 @@ private struct KernelBodyWriter {
         switch kernel.body {
         case .loop(let loop):
             if isParallel {
-                claimPieces(loop.dims[0], piece: Self.piece(rows: loop.dims[0], rowFloats: loop.dims.dropFirst().reduce(1, *)))
+                claimPieces(
+                    loop.dims[0], piece: Self.piece(rows: loop.dims[0], rowFloats: loop.dims.dropFirst().reduce(1, *)))
                 writeLoop(loop.dims, loop.statements, rows: ("lo", "hi"))
             } else {
                 writeLoop(loop.dims, loop.statements)
@@ -256,13 +279,17 @@ private struct KernelBodyWriter {
             let rows = graph.shape(of: operand)[0]
             let outRows = graph.shape(of: output)[0]
             let rowFloats = outRows == 0 ? 0 : graph.shape(of: output).count / outRows
-            line(1, "mplc_pad_rows(\(buffer(output)), \(buffer(operand)), \(rows), \(outRows), \(start), \(rowFloats));")
+            line(
+                1, "mplc_pad_rows(\(buffer(output)), \(buffer(operand)), \(rows), \(outRows), \(start), \(rowFloats));")
         case .oneHotArgmax(let operand, let output):
             let (rows, classes) = rowsAndClasses(output)
             line(1, "mplc_one_hot_argmax(\(buffer(output)), \(buffer(operand)), \(rows), \(classes));")
         case .oneHotSample(let probabilities, let uniform, let output):
             let (rows, classes) = rowsAndClasses(output)
-            line(1, "mplc_one_hot_sample(\(buffer(output)), \(buffer(probabilities)), \(buffer(uniform)), \(rows), \(classes));")
+            line(
+                1,
+                "mplc_one_hot_sample(\(buffer(output)), \(buffer(probabilities)), \(buffer(uniform)), \(rows), \(classes));"
+            )
         }
     }
 
@@ -276,8 +303,10 @@ private struct KernelBodyWriter {
 
     /// One flat loop when every read is at the loop's own index (or a scalar); else nested loops over dims.
     /// `rows` restricts the first dimension to [lo, hi) (C expressions), for a GEMM epilogue run chunk by chunk.
-    private mutating func writeLoop(_ dims: [Int], _ statements: [Statement], rows: (lo: String, hi: String)? = nil,
-                                    depth outer: Int = 1) {
+    private mutating func writeLoop(
+        _ dims: [Int], _ statements: [Statement], rows: (lo: String, hi: String)? = nil,
+        depth outer: Int = 1
+    ) {
         let identity = Array(dims.indices)
         let flat = statements.allSatisfy { statement in
             statement.expression.loads.allSatisfy { $0.axes == identity || $0.axes.isEmpty }
@@ -293,8 +322,10 @@ private struct KernelBodyWriter {
 
     /// Opens the loops and returns the depth of the body.
     /// `rows` restricts dimension `rowsDim` (of a nested loop) to [lo, hi).
-    private mutating func openLoops(_ index: Indexing, dims: [Int], only range: Range<Int>? = nil, depth: Int = 1,
-                                    rows: (lo: String, hi: String)? = nil, rowsDim: Int = 0) -> Int {
+    private mutating func openLoops(
+        _ index: Indexing, dims: [Int], only range: Range<Int>? = nil, depth: Int = 1,
+        rows: (lo: String, hi: String)? = nil, rowsDim: Int = 0
+    ) -> Int {
         if index.flat {
             if let rows {
                 let row = dims.dropFirst().reduce(1, *)
@@ -383,7 +414,10 @@ private struct KernelBodyWriter {
             let first = r.reducedAxes.count
             let inner = r.dims[(first + 1)...].reduce(1, *)
             partRange(r.dims[first], block: inner == 1 && r.dims[first] >= 64 ? 16 : 1)  // no shared cache lines
-            line(1, "for (size_t o = lo * \(inner); o < hi * \(inner); o++) \(out)[o] = \(r.kind == .sum ? "0.0f" : "-INFINITY");")
+            line(
+                1,
+                "for (size_t o = lo * \(inner); o < hi * \(inner); o++) \(out)[o] = \(r.kind == .sum ? "0.0f" : "-INFINITY");"
+            )
             let depth = openLoops(index, dims: r.dims, rows: ("lo", "hi"), rowsDim: first)
             writeStatements(r.statements, index, depth: depth)
             line(depth, combine("\(out)[\(outputIndex)]", expression(r.input, index)))
@@ -441,11 +475,15 @@ private struct KernelBodyWriter {
             partRange(g.m, block: g.m >= 64 ? 16 : 1)  // whole 16-row blocks keep sgemm's kernels on full tiles
             let a = g.transposeA ? "\(buffer(g.a)) + lo" : "\(buffer(g.a)) + lo * \(lda)"
             line(1, "if (lo == hi) return;")
-            line(1, "cblas_sgemm(CblasRowMajor, \(flags[0]), \(flags[1]), (int)(hi - lo), \(g.n), \(g.k), 1.0f, "
-                 + "\(a), \(lda), \(buffer(g.b)), \(ldb), 0.0f, \(buffer(g.output)) + lo * \(g.n), \(g.n));")
+            line(
+                1,
+                "cblas_sgemm(CblasRowMajor, \(flags[0]), \(flags[1]), (int)(hi - lo), \(g.n), \(g.k), 1.0f, "
+                    + "\(a), \(lda), \(buffer(g.b)), \(ldb), 0.0f, \(buffer(g.output)) + lo * \(g.n), \(g.n));")
         } else {
-            line(1, "cblas_sgemm(CblasRowMajor, \(flags[0]), \(flags[1]), \(g.m), \(g.n), \(g.k), 1.0f, "
-                 + "\(buffer(g.a)), \(lda), \(buffer(g.b)), \(ldb), 0.0f, \(buffer(g.output)), \(g.n));")
+            line(
+                1,
+                "cblas_sgemm(CblasRowMajor, \(flags[0]), \(flags[1]), \(g.m), \(g.n), \(g.k), 1.0f, "
+                    + "\(buffer(g.a)), \(lda), \(buffer(g.b)), \(ldb), 0.0f, \(buffer(g.output)), \(g.n));")
         }
         guard !g.epilogue.isEmpty else { return }
         line(1, "/* epilogue, in place on the product */")
@@ -474,7 +512,11 @@ private struct KernelBodyWriter {
         line(1, "/* columns of \(w.chunkImages) images at a time (\(w.chunkFloats) floats), never the whole im2col */")
         if isParallel {
             // ∂W's partial sums must not depend on which thread took which images: fixed shares for it.
-            if g.hasPartialSums { partRange(geometry.batch, block: w.chunkImages) } else { claimPieces(geometry.batch, piece: w.chunkImages) }
+            if g.hasPartialSums {
+                partRange(geometry.batch, block: w.chunkImages)
+            } else {
+                claimPieces(geometry.batch, piece: w.chunkImages)
+            }
         }
         if g.hasPartialSums { declarePartialSum(g) }
         let isSmallOuterProduct = g.strategy == .smallOuterProducts
@@ -483,13 +525,19 @@ private struct KernelBodyWriter {
             line(1, "for (int i = 0; i < \(g.m * g.n); i++) total[i] = 0.0f;")
         }
         openChunks(w)
-        line(2, "mplc_im2col(chunk, \(buffer(w.images)) + (size_t)n0 * \(imageFloats), \(windowLiteral(geometry, batch: "nb")));")
+        line(
+            2,
+            "mplc_im2col(chunk, \(buffer(w.images)) + (size_t)n0 * \(imageFloats), \(windowLiteral(geometry, batch: "nb")));"
+        )
         if !g.transposeA {
             if g.strategy == .smallGEMM {
                 writeSmallContraction(g, rows: "(size_t)nb * \(rowsPerImage)", ldb: ldb, rowsPerImage: rowsPerImage)
             } else {
-                line(2, "cblas_sgemm(CblasRowMajor, CblasNoTrans, \(flags[1]), nb * \(rowsPerImage), \(g.n), \(g.k), 1.0f, "
-                     + "chunk, \(lda), \(buffer(g.b)), \(ldb), 0.0f, \(buffer(g.output)) + (size_t)n0 * \(rowsPerImage * g.n), \(g.n));")
+                line(
+                    2,
+                    "cblas_sgemm(CblasRowMajor, CblasNoTrans, \(flags[1]), nb * \(rowsPerImage), \(g.n), \(g.k), 1.0f, "
+                        + "chunk, \(lda), \(buffer(g.b)), \(ldb), 0.0f, \(buffer(g.output)) + (size_t)n0 * \(rowsPerImage * g.n), \(g.n));"
+                )
             }
             writeChunkEpilogue(g, rowsPerImage: rowsPerImage)
             return
@@ -500,8 +548,10 @@ private struct KernelBodyWriter {
         } else {
             let bRows = g.transposeB ? "(size_t)n0 * \(rowsPerImage)" : "(size_t)n0 * \(rowsPerImage * ldb)"
             let first = isParallel ? "(int)lo" : "0"
-            line(2, "cblas_sgemm(CblasRowMajor, CblasTrans, \(flags[1]), \(g.m), \(g.n), nb * \(rowsPerImage), 1.0f, "
-                 + "chunk, \(lda), \(buffer(g.b)) + \(bRows), \(ldb), n0 == \(first) ? 0.0f : 1.0f, sum, \(g.n));")
+            line(
+                2,
+                "cblas_sgemm(CblasRowMajor, CblasTrans, \(flags[1]), \(g.m), \(g.n), nb * \(rowsPerImage), 1.0f, "
+                    + "chunk, \(lda), \(buffer(g.b)) + \(bRows), \(ldb), n0 == \(first) ? 0.0f : 1.0f, sum, \(g.n));")
             line(1, "}")
         }
         addPartialSumsAndEpilogue(g)
@@ -526,9 +576,11 @@ private struct KernelBodyWriter {
         writeWinogradFilters(g, flipped: false)
         if isParallel { claimPieces(geometry.batch, piece: w.chunkImages) }
         openChunks(w)
-        line(2, "mplc_winograd_conv3x3(\(buffer(g.output)) + (size_t)n0 * \(w.rowsPerImage * g.n), "
-             + "\(buffer(w.images)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), filters, "
-             + "\(windowLiteral(geometry, batch: "nb")), \(g.n), \(winogradScratch(g)));")
+        line(
+            2,
+            "mplc_winograd_conv3x3(\(buffer(g.output)) + (size_t)n0 * \(w.rowsPerImage * g.n), "
+                + "\(buffer(w.images)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), filters, "
+                + "\(windowLiteral(geometry, batch: "nb")), \(g.n), \(winogradScratch(g)));")
         writeChunkEpilogue(g, rowsPerImage: w.rowsPerImage)
     }
 
@@ -537,14 +589,19 @@ private struct KernelBodyWriter {
     private mutating func writeWinogradFilterGradient(_ g: GEMM, _ w: WindowedImages) {
         guard let c = g.winogradChannels else { preconditionFailure("a Winograd GEMM without a convolution") }
         let geometry = w.geometry
-        line(1, "/* ∂W by Winograd F(2x2, 3x3), summed over \(w.chunkImages) images at a time in the transformed filters */")
+        line(
+            1,
+            "/* ∂W by Winograd F(2x2, 3x3), summed over \(w.chunkImages) images at a time in the transformed filters */"
+        )
         if isParallel { partRange(geometry.batch, block: w.chunkImages) }
         declarePartialSum(g)
         line(1, "float *filters = chunk;")
         openChunks(w)
-        line(2, "mplc_winograd_filter_gradient(filters, \(buffer(w.images)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), "
-             + "\(buffer(g.b)) + (size_t)n0 * \(w.rowsPerImage * g.n), \(windowLiteral(geometry, batch: "nb")), \(g.n), "
-             + "n0 != \(isParallel ? "(int)lo" : "0"), \(winogradScratch(g)));")
+        line(
+            2,
+            "mplc_winograd_filter_gradient(filters, \(buffer(w.images)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), "
+                + "\(buffer(g.b)) + (size_t)n0 * \(w.rowsPerImage * g.n), \(windowLiteral(geometry, batch: "nb")), \(g.n), "
+                + "n0 != \(isParallel ? "(int)lo" : "0"), \(winogradScratch(g)));")
         line(1, "}")
         line(1, "\(isParallel ? "if (lo < hi) " : "")mplc_winograd_filters_transpose(sum, filters, \(c.in), \(c.out));")
         addPartialSumsAndEpilogue(g)
@@ -560,8 +617,11 @@ private struct KernelBodyWriter {
         if let pool = g.pool {
             let p = pool.geometry
             line(2, "/* the pool of these images, while they are in cache */")
-            line(2, "\(Self.helper(pool.op))(\(buffer(pool.output)) + (size_t)n0 * \(p.outHeight * p.outWidth * p.channels), "
-                 + "\(buffer(pool.operands[0])) + (size_t)n0 * \(p.height * p.width * p.channels), \(windowLiteral(p, batch: "nb")));")
+            line(
+                2,
+                "\(Self.helper(pool.op))(\(buffer(pool.output)) + (size_t)n0 * \(p.outHeight * p.outWidth * p.channels), "
+                    + "\(buffer(pool.operands[0])) + (size_t)n0 * \(p.height * p.width * p.channels), \(windowLiteral(p, batch: "nb")));"
+            )
         }
         line(1, "}")
     }
@@ -619,16 +679,24 @@ private struct KernelBodyWriter {
     private mutating func writeSmallOuterProducts(_ g: GEMM, _ w: WindowedImages, ldb: Int) {
         let rowsPerImage = w.rowsPerImage
         let size = g.m * g.n
-        line(2, "/* m = \(g.m): outer products of the rows, summed in blocks of \(smallBlockRows) rows (sgemm would mostly pack) */")
+        line(
+            2,
+            "/* m = \(g.m): outer products of the rows, summed in blocks of \(smallBlockRows) rows (sgemm would mostly pack) */"
+        )
         line(2, "for (size_t r0 = 0; r0 < (size_t)nb * \(rowsPerImage); r0 += \(smallBlockRows)) {")
-        line(3, "const size_t r1 = r0 + \(smallBlockRows) < (size_t)nb * \(rowsPerImage) ? r0 + \(smallBlockRows) : (size_t)nb * \(rowsPerImage);")
+        line(
+            3,
+            "const size_t r1 = r0 + \(smallBlockRows) < (size_t)nb * \(rowsPerImage) ? r0 + \(smallBlockRows) : (size_t)nb * \(rowsPerImage);"
+        )
         line(3, "float block_sum[\(size)];")
         line(3, "for (int i = 0; i < \(size); i++) block_sum[i] = 0.0f;")
         line(3, "for (size_t r = r0; r < r1; r++) {")
         line(4, "const float *dy = \(buffer(g.b)) + ((size_t)n0 * \(rowsPerImage) + r) * \(ldb);")
         line(4, "for (int p = 0; p < \(g.m); p++) {")
         line(5, "const float x = chunk[r * \(g.m) + p];")
-        line(5, "for (int j = 0; j < \(g.n); j++) block_sum[p * \(g.n) + j] = fmaf(x, dy[j], block_sum[p * \(g.n) + j]);")
+        line(
+            5, "for (int j = 0; j < \(g.n); j++) block_sum[p * \(g.n) + j] = fmaf(x, dy[j], block_sum[p * \(g.n) + j]);"
+        )
         line(4, "}")
         line(3, "}")
         line(3, "for (int i = 0; i < \(size); i++) total[i] += block_sum[i];")
@@ -642,12 +710,19 @@ private struct KernelBodyWriter {
         let imageFloats = geometry.height * geometry.width * geometry.channels
         let rowsPerImage = w.rowsPerImage
         let aRows = g.transposeA ? "(size_t)n0 * \(rowsPerImage)" : "(size_t)n0 * \(rowsPerImage * lda)"
-        line(1, "/* the product \(w.chunkImages) images at a time (\(w.chunkFloats) floats), each chunk through col2im */")
+        line(
+            1,
+            "/* the product \(w.chunkImages) images at a time (\(w.chunkFloats) floats), each chunk through col2im */")
         if isParallel { claimPieces(geometry.batch, piece: w.chunkImages) }
         openChunks(w)
-        line(2, "cblas_sgemm(CblasRowMajor, \(flags[0]), \(flags[1]), nb * \(rowsPerImage), \(g.n), \(g.k), 1.0f, "
-             + "\(buffer(g.a)) + \(aRows), \(lda), \(buffer(g.b)), \(ldb), 0.0f, chunk, \(g.n));")
-        line(2, "mplc_col2im(\(buffer(g.output)) + (size_t)n0 * \(imageFloats), chunk, \(windowLiteral(geometry, batch: "nb")));")
+        line(
+            2,
+            "cblas_sgemm(CblasRowMajor, \(flags[0]), \(flags[1]), nb * \(rowsPerImage), \(g.n), \(g.k), 1.0f, "
+                + "\(buffer(g.a)) + \(aRows), \(lda), \(buffer(g.b)), \(ldb), 0.0f, chunk, \(g.n));")
+        line(
+            2,
+            "mplc_col2im(\(buffer(g.output)) + (size_t)n0 * \(imageFloats), chunk, \(windowLiteral(geometry, batch: "nb")));"
+        )
         line(1, "}")
     }
 
@@ -659,13 +734,17 @@ private struct KernelBodyWriter {
         dy.height = geometry.outHeight
         dy.width = geometry.outWidth
         dy.channels = g.k
-        line(1, "/* ∂x = the transposed convolution of ∂y, \(w.chunkImages) images at a time, by Winograd F(2x2, 3x3) */")
+        line(
+            1, "/* ∂x = the transposed convolution of ∂y, \(w.chunkImages) images at a time, by Winograd F(2x2, 3x3) */"
+        )
         writeWinogradFilters(g, flipped: true)
         if isParallel { claimPieces(geometry.batch, piece: w.chunkImages) }
         openChunks(w)
-        line(2, "mplc_winograd_conv3x3(\(buffer(g.output)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), "
-             + "\(buffer(g.a)) + (size_t)n0 * \(w.rowsPerImage * g.k), filters, \(windowLiteral(dy, batch: "nb")), "
-             + "\(geometry.channels), \(winogradScratch(g)));")
+        line(
+            2,
+            "mplc_winograd_conv3x3(\(buffer(g.output)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), "
+                + "\(buffer(g.a)) + (size_t)n0 * \(w.rowsPerImage * g.k), filters, \(windowLiteral(dy, batch: "nb")), "
+                + "\(geometry.channels), \(winogradScratch(g)));")
         line(1, "}")
     }
 

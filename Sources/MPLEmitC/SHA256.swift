@@ -38,13 +38,17 @@ public enum SHA256 {
             let bitLength = length &* 8
             var tail = pending + [0x80]
             while tail.count % 64 != 56 { tail.append(0) }
-            for shift in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
+            for shift in stride(from: 56, through: 0, by: -8) {
+                tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
+            }
             for start in stride(from: 0, to: tail.count, by: 64) { compress(tail[start..<start + 64]) }
             pending = []
             let digits = Array("0123456789abcdef")
             var out = ""
             for word in h {
-                for shift in stride(from: 28, through: 0, by: -4) { out.append(digits[Int((word >> UInt32(shift)) & 0xf)]) }
+                for shift in stride(from: 28, through: 0, by: -4) {
+                    out.append(digits[Int((word >> UInt32(shift)) & 0xf)])
+                }
             }
             return out
         }

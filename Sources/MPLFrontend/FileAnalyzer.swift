@@ -117,7 +117,8 @@ struct FileAnalyzer {
         guard let input else { return }
         let checker = ShapeChecker(diagnostics: diagnostics)
         // With Reduced MPL the teacher reads a class distribution, not the image.
-        let distributionReader = training?.recipe.teacherInput == .cachedPredictions ? training?.teacher?.baseName.text : nil
+        let distributionReader =
+            training?.recipe.teacherInput == .cachedPredictions ? training?.teacher?.baseName.text : nil
         if let distributionReader, let student = training?.student, student.baseName.text == distributionReader {
             diagnostics.error(
                 .shapeMismatch,

@@ -82,7 +82,8 @@ public enum Frontend {
     /// `.`, starting with a letter, digit or `_` (so never `.`, `..`, a hidden name or an option).
     static func modelNameProblem(_ name: String) -> String? {
         let isAllowed = { (byte: UInt8) -> Bool in
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
                 || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
         }
         let bytes = Array(name.utf8)

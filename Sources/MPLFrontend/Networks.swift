@@ -85,7 +85,8 @@ struct NetworkReader {
         let (body, _, isComplete) = layers(in: block)
         guard isComplete, arguments.isComplete else { return nil }
         if body.isEmpty {
-            diagnostics.error(.shapeMismatch, "Residual has no layers: it would only double its input", at: call.nameNode)
+            diagnostics.error(
+                .shapeMismatch, "Residual has no layers: it would only double its input", at: call.nameNode)
             return nil
         }
         return .residual(body)

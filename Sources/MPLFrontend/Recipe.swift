@@ -243,7 +243,8 @@ struct RecipeReader {
     private mutating func optimizer(_ expression: ExprSyntax, setting: SettingName) -> Optimizer? {
         guard let call = Call(expression), let initial = Optimizer.defaults(named: call.name) else {
             diagnostics.error(
-                .wrongType, "\(setting.rawValue) must be SGD(...), Adam(...) or AdamW(...); got `\(expression.snippet)`",
+                .wrongType,
+                "\(setting.rawValue) must be SGD(...), Adam(...) or AdamW(...); got `\(expression.snippet)`",
                 at: expression)
             return nil
         }

@@ -44,7 +44,8 @@ enum SourceFile {
             let count = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, wanted, file) }
             bytes.append(contentsOf: chunk[..<count])
             if bytes.count > sizeLimit {
-                return .failure(ReadError(reason: "it is larger than 1 MiB (\(sizeLimit) bytes), the most a model file may have"))
+                return .failure(
+                    ReadError(reason: "it is larger than 1 MiB (\(sizeLimit) bytes), the most a model file may have"))
             }
             if count < wanted {
                 // A short read is either the end of the file or an error such as EISDIR.

@@ -117,14 +117,16 @@ public struct Mutator {
 
 /// Words that are valid somewhere in the DSL (every layer name among them), or Swift keywords, so that swaps
 /// stay plausible.
-private let words = Layer.Kind.allCases.map(\.name) + [
-    "Sequential", "MPL",
-    "steps", "seed", "uda", "SGD", "Adam", "AdamW", "teacher", "student", "input", "classes", "let", "var", "func", "in",
-    "true", "false", "kernel", "padding", "stride", "Image", "Features", "hard", "soft", "_", "self",
-    "finetune", "labeledBatch", "unlabeledRatio", "pseudoLabels",
-    "feedback", "dotProduct", "lossDifference", "argmax", "sampled", "initialization", "uniform", "import",
-    "struct", "if", "return", "#if", "@main", "inout", "nil", "Self", "super", "try", "throws", "async",
-]
+private let words =
+    Layer.Kind.allCases.map(\.name) + [
+        "Sequential", "MPL",
+        "steps", "seed", "uda", "SGD", "Adam", "AdamW", "teacher", "student", "input", "classes", "let", "var", "func",
+        "in",
+        "true", "false", "kernel", "padding", "stride", "Image", "Features", "hard", "soft", "_", "self",
+        "finetune", "labeledBatch", "unlabeledRatio", "pseudoLabels",
+        "feedback", "dotProduct", "lossDifference", "argmax", "sampled", "initialization", "uniform", "import",
+        "struct", "if", "return", "#if", "@main", "inout", "nil", "Self", "super", "try", "throws", "async",
+    ]
 
 /// Malformed UTF-8: a lone continuation byte, overlong forms, a surrogate, a code point above U+10FFFF,
 /// bytes that never occur, and sequences cut short.

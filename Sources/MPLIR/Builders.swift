@@ -69,8 +69,10 @@ extension Graph {
     /// BatchNorm's affine normalisation of x [M, C] with per-column statistics, scale and offset [C]:
     /// (x − mean)·scale/√(variance + ε) + offset. 1/√· is exp(−½·log ·), so that it needs no op of its own and
     /// its derivatives of every order come from the rules of exp and log.
-    public mutating func normalizeColumns(_ x: Value, mean: Value, variance: Value, scale gamma: Value, offset: Value,
-                                          epsilon: Double) -> Value {
+    public mutating func normalizeColumns(
+        _ x: Value, mean: Value, variance: Value, scale gamma: Value, offset: Value,
+        epsilon: Double
+    ) -> Value {
         let s = shape(of: x)
         let varianceShape = shape(of: variance)
         let stdInverse = unary(.exp, scale(unary(.log, add(variance, constant(epsilon, varianceShape))), -0.5))

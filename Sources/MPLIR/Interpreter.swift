@@ -22,7 +22,9 @@ private struct Window {
                                 let y = oy * g.stride + ky - g.padding
                                 let x = ox * g.stride + kx - g.padding
                                 let inside = y >= 0 && y < g.height && x >= 0 && x < g.width
-                                body(out, ky * g.kernel + kx, inside ? ((n * g.height + y) * g.width + x) * g.channels + c : nil)
+                                body(
+                                    out, ky * g.kernel + kx,
+                                    inside ? ((n * g.height + y) * g.width + x) * g.channels + c : nil)
                             }
                         }
                     }
@@ -76,14 +78,17 @@ public enum Interpreter {
         return Dictionary(uniqueKeysWithValues: graph.results.map { ($0.name, values[$0.value.id]) })
     }
 
-    private static func evaluate(_ equation: Equation, graph: Graph, values: [[Double]], inputs: [String: [Double]]) throws -> [Double] {
+    private static func evaluate(_ equation: Equation, graph: Graph, values: [[Double]], inputs: [String: [Double]])
+        throws -> [Double]
+    {
         let shape = equation.shape
         func v(_ x: Value) -> [Double] { values[x.id] }
         switch equation.op {
         case .input(let name):
             guard let data = inputs[name] else { throw InterpreterError(description: "no value for input \"\(name)\"") }
             guard data.count == shape.count else {
-                throw InterpreterError(description: "input \"\(name)\" has \(data.count) elements, expected \(shape.count)")
+                throw InterpreterError(
+                    description: "input \"\(name)\" has \(data.count) elements, expected \(shape.count)")
             }
             return data
         case .constant(let c):
@@ -159,7 +164,8 @@ public enum Interpreter {
             out.replaceSubrange((start * rowSize)..<(start * rowSize + v(a).count), with: v(a))
             return out
         case .oneHotArgmax(let a):
-            return oneHotRows(shape) { row in row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }! } (v(a))
+            return oneHotRows(shape) { row in row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }!
+            }(v(a))
         case .oneHotSample(let p, let u):
             let draws = v(u)
             var rowIndex = 0
@@ -175,7 +181,9 @@ public enum Interpreter {
         }
     }
 
-    private static func oneHotRows(_ shape: Shape, _ pick: @escaping (ArraySlice<Double>) -> Int) -> ([Double]) -> [Double] {
+    private static func oneHotRows(_ shape: Shape, _ pick: @escaping (ArraySlice<Double>) -> Int) -> ([Double]) ->
+        [Double]
+    {
         { data in
             let k = shape[shape.rank - 1]
             var out = [Double](repeating: 0, count: data.count)
@@ -187,7 +195,9 @@ public enum Interpreter {
         }
     }
 
-    private static func matmul(_ a: [Double], _ sa: Shape, _ ta: Bool, _ b: [Double], _ sb: Shape, _ tb: Bool) -> [Double] {
+    private static func matmul(_ a: [Double], _ sa: Shape, _ ta: Bool, _ b: [Double], _ sb: Shape, _ tb: Bool)
+        -> [Double]
+    {
         let (m, k) = ta ? (sa[1], sa[0]) : (sa[0], sa[1])
         let n = tb ? sb[0] : sb[1]
         // Strides of op(a)[i, p] and op(b)[p, j] in the stored arrays: a transpose is only a swap of strides.

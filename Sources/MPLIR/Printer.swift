@@ -41,7 +41,8 @@ extension Graph {
         let equation = equations[value.id]
         let operands = equation.op.operands.map(\.description).joined(separator: ", ")
         let origin = equation.origin.map { "  // \($0)" } ?? ""
-        return "\(value) = \(equation.op.mnemonic)\(operands.isEmpty ? "" : " " + operands) : \(equation.shape)" + origin
+        return "\(value) = \(equation.op.mnemonic)\(operands.isEmpty ? "" : " " + operands) : \(equation.shape)"
+            + origin
     }
 
     /// The whole graph, one equation per line, then its results.

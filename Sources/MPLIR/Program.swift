@@ -43,8 +43,10 @@ public struct EntryPoint: Sendable {
     /// Extra facts about I/O tensors (dropout rates), by name.
     public var ioInfo: [String: TensorInfo]
 
-    public init(name: String, tableName: String, graph: Graph, inputStorage: [String: Storage],
-                resultStorage: [String: Storage], ioInfo: [String: TensorInfo] = [:]) {
+    public init(
+        name: String, tableName: String, graph: Graph, inputStorage: [String: Storage],
+        resultStorage: [String: Storage], ioInfo: [String: TensorInfo] = [:]
+    ) {
         self.name = name
         self.tableName = tableName
         self.graph = graph
@@ -64,8 +66,10 @@ public struct Program: Sendable {
     /// `#define` lines of the header, in order.
     public var macros: [(name: String, value: MacroValue)]
 
-    public init(modelName: String, regenerateCommand: String, state: [TensorInfo], entryPoints: [EntryPoint],
-                macros: [(name: String, value: MacroValue)]) {
+    public init(
+        modelName: String, regenerateCommand: String, state: [TensorInfo], entryPoints: [EntryPoint],
+        macros: [(name: String, value: MacroValue)]
+    ) {
         self.modelName = modelName
         self.regenerateCommand = regenerateCommand
         self.state = state

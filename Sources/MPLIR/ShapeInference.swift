@@ -37,12 +37,16 @@ extension Graph {
             try need(axes.count == inShape.rank, "broadcast axes \(axes) do not match operand rank \(inShape.rank)")
             try need(axes == axes.sorted() && Set(axes).count == axes.count, "broadcast axes must increase")
             for (i, axis) in axes.enumerated() {
-                try need(axis >= 0 && axis < out.rank && out[axis] == inShape[i], "broadcast of \(inShape) to \(out) along \(axes)")
+                try need(
+                    axis >= 0 && axis < out.rank && out[axis] == inShape[i],
+                    "broadcast of \(inShape) to \(out) along \(axes)")
             }
             return out
         case .reduceSum(let a, let axes), .reduceMax(let a, let axes):
             let inShape = shape(of: a)
-            try need(axes.allSatisfy { $0 >= 0 && $0 < inShape.rank } && Set(axes).count == axes.count, "bad reduce axes \(axes)")
+            try need(
+                axes.allSatisfy { $0 >= 0 && $0 < inShape.rank } && Set(axes).count == axes.count,
+                "bad reduce axes \(axes)")
             return try checked(Shape(inShape.dims.enumerated().filter { !axes.contains($0.offset) }.map(\.element)))
         case .reshape(let a):
             let out = try given()
@@ -72,19 +76,25 @@ extension Graph {
             try need(shape(of: source) == g.inputShape && shape(of: tangent) == g.inputShape, "maxPoolSelect operands")
             return try checked(g.pooledShape)
         case .maxPoolScatter(let source, let cotangent, let g):
-            try need(shape(of: source) == g.inputShape && shape(of: cotangent) == g.pooledShape, "maxPoolScatter operands")
+            try need(
+                shape(of: source) == g.inputShape && shape(of: cotangent) == g.pooledShape, "maxPoolScatter operands")
             return try checked(g.inputShape)
         case .sliceRows(let a, let start):
             let out = try given()
             let inShape = shape(of: a)
-            try need(out.rank == inShape.rank && Array(out.dims.dropFirst()) == Array(inShape.dims.dropFirst()), "slice shape")
-            try need(start >= 0 && start + out[0] <= inShape[0], "rows [\(start), \(start + out[0])) outside \(inShape)")
+            try need(
+                out.rank == inShape.rank && Array(out.dims.dropFirst()) == Array(inShape.dims.dropFirst()),
+                "slice shape")
+            try need(
+                start >= 0 && start + out[0] <= inShape[0], "rows [\(start), \(start + out[0])) outside \(inShape)")
             return out
         case .padRows(let a, let start):
             let out = try given()
             let inShape = shape(of: a)
-            try need(out.rank == inShape.rank && Array(out.dims.dropFirst()) == Array(inShape.dims.dropFirst()), "pad shape")
-            try need(start >= 0 && start + inShape[0] <= out[0], "rows [\(start), \(start + inShape[0])) outside \(out)")
+            try need(
+                out.rank == inShape.rank && Array(out.dims.dropFirst()) == Array(inShape.dims.dropFirst()), "pad shape")
+            try need(
+                start >= 0 && start + inShape[0] <= out[0], "rows [\(start), \(start + inShape[0])) outside \(out)")
             return out
         case .oneHotSample(let p, let u):
             let sp = shape(of: p)
@@ -100,7 +110,9 @@ extension Graph {
         for (i, equation) in equations.enumerated() {
             do {
                 let inferred = try prefix.inferShape(equation.op, explicit: equation.shape)
-                if inferred != equation.shape { problems.append("%\(i): shape \(equation.shape) but inferred \(inferred)") }
+                if inferred != equation.shape {
+                    problems.append("%\(i): shape \(equation.shape) but inferred \(inferred)")
+                }
             } catch {
                 problems.append("%\(i): \(error)")
             }

@@ -95,8 +95,9 @@ public struct Bindings: Sendable {
             let shape = entry.graph.shape(of: input.value)
             switch Self.storage(entry.inputStorage, input.name, "input", entry.name) {
             case .state:
-                precondition(state.tensor(named: input.name)?.shape == shape,
-                             "\(entry.name): state input \(input.name) \(shape) is not a state tensor of that shape")
+                precondition(
+                    state.tensor(named: input.name)?.shape == shape,
+                    "\(entry.name): state input \(input.name) \(shape) is not a state tensor of that shape")
                 stateInputs.append(input.name)
             case .io: io.append(Self.info(input.name, shape, entry.ioInfo))
             case .argument: argumentInputs.append(ArgumentTensor(name: input.name, shape: shape))
@@ -107,8 +108,9 @@ public struct Bindings: Sendable {
             let shape = entry.graph.shape(of: result.value)
             switch Self.storage(entry.resultStorage, result.name, "result", entry.name) {
             case .state:
-                precondition(state.tensor(named: result.name)?.shape.count == shape.count,
-                             "\(entry.name): state result \(result.name) \(shape) does not fit a state tensor")
+                precondition(
+                    state.tensor(named: result.name)?.shape.count == shape.count,
+                    "\(entry.name): state result \(result.name) \(shape) does not fit a state tensor")
                 stateResults.append(result.name)
             case .io: io.append(Self.info(result.name, shape, entry.ioInfo))
             case .argument: argumentOutputs.append(ArgumentTensor(name: result.name, shape: shape))
@@ -118,7 +120,8 @@ public struct Bindings: Sendable {
         ioFloats = io.floats
     }
 
-    private static func storage(_ table: [String: Storage], _ name: String, _ kind: String, _ entry: String) -> Storage {
+    private static func storage(_ table: [String: Storage], _ name: String, _ kind: String, _ entry: String) -> Storage
+    {
         guard let storage = table[name] else { preconditionFailure("\(entry): \(kind) \(name) has no storage") }
         return storage
     }

@@ -58,7 +58,8 @@ func placements(of graph: Graph, fuseElementwise: Bool) -> [Placement] {
             // Free to recompute anywhere; memory only for readers that need a buffer (a GEMM, a result).
             return isResult[value.id] || !onlyLoopReaders[value.id] ? .memory : .inline
         case .elementwise:
-            let fusable = fuseElementwise && !isResult[value.id] && uses[value.id] == 1
+            let fusable =
+                fuseElementwise && !isResult[value.id] && uses[value.id] == 1
                 && evaluatesOperandsOnce(graph.op(of: lastConsumer[value.id]!))
             return fusable ? .inline : .memory
         case .reduction, .structured:
@@ -80,7 +81,9 @@ private func kernel(computing value: Value, _ graph: Graph, _ placement: [Placem
     var loop = LoopBuilder(graph: graph, placement: placement)
     let shape = graph.shape(of: value)
     func windowKernel(_ op: WindowOp, _ operands: [Value], _ geometry: WindowGeometry) -> Kernel {
-        Kernel(body: .window(WindowKernel(op: op, operands: operands, geometry: geometry, output: value)), equations: [value])
+        Kernel(
+            body: .window(WindowKernel(op: op, operands: operands, geometry: geometry, output: value)),
+            equations: [value])
     }
     func single(_ body: KernelBody) -> Kernel { Kernel(body: body, equations: [value]) }
 
@@ -91,20 +94,28 @@ private func kernel(computing value: Value, _ graph: Graph, _ placement: [Placem
         loop.appendStatement(computing: value, isStored: true)
         return Kernel(body: .loop(LoopNest(dims: shape.dims, statements: loop.statements)), equations: loop.equations)
     case .reduceSum(let operand, let axes), .reduceMax(let operand, let axes):
-        let isSum: Bool = { if case .reduceSum = graph.op(of: value) { return true }; return false }()
+        let isSum: Bool = {
+            if case .reduceSum = graph.op(of: value) { return true }
+            return false
+        }()
         let input = loop.expression(of: operand, axes: Array(0..<graph.shape(of: operand).rank))
-        let reduction = Reduction(kind: isSum ? .sum : .max, dims: graph.shape(of: operand).dims, reducedAxes: axes.sorted(),
-                                  statements: loop.statements, input: input, output: value)
+        let reduction = Reduction(
+            kind: isSum ? .sum : .max, dims: graph.shape(of: operand).dims, reducedAxes: axes.sorted(),
+            statements: loop.statements, input: input, output: value)
         return Kernel(body: .reduction(reduction), equations: (loop.equations + [value]).sorted())
     case .matmul(let a, let b, let transposeA, let transposeB):
         let k = transposeA ? graph.shape(of: a)[0] : graph.shape(of: a)[1]
-        return single(.gemm(GEMM(a: a, b: b, transposeA: transposeA, transposeB: transposeB, m: shape[0], n: shape[1], k: k,
-                                 product: value, epilogue: [], output: value)))
+        return single(
+            .gemm(
+                GEMM(
+                    a: a, b: b, transposeA: transposeA, transposeB: transposeB, m: shape[0], n: shape[1], k: k,
+                    product: value, epilogue: [], output: value)))
     case .im2col(let a, let g): return windowKernel(.im2col, [a], g)
     case .col2im(let a, let g): return windowKernel(.col2im, [a], g)
     case .maxPool(let a, let g): return windowKernel(.maxPool, [a], g)
     case .maxPoolSelect(let source, let tangent, let g): return windowKernel(.maxPoolSelect, [source, tangent], g)
-    case .maxPoolScatter(let source, let cotangent, let g): return windowKernel(.maxPoolScatter, [source, cotangent], g)
+    case .maxPoolScatter(let source, let cotangent, let g):
+        return windowKernel(.maxPoolScatter, [source, cotangent], g)
     case .avgPool(let a, let g): return windowKernel(.avgPool, [a], g)
     case .avgPoolTranspose(let a, let g): return windowKernel(.avgPoolTranspose, [a], g)
     case .padRows(let a, let start): return single(.padRows(operand: a, start: start, output: value))
@@ -147,7 +158,8 @@ private struct LoopBuilder {
             precondition(axes == Array(0..<axes.count), "a fused value is read at the loop's own index")
             appendStatement(computing: value, isStored: false)
             return .local(value)
-        case .input, .reduceSum, .reduceMax, .reshape, .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect, .maxPoolScatter,
+        case .input, .reduceSum, .reduceMax, .reshape, .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect,
+            .maxPoolScatter,
             .avgPool, .avgPoolTranspose, .sliceRows, .padRows, .oneHotArgmax, .oneHotSample, .stopGradient:
             return .load(value, axes: axes)
         }
@@ -167,7 +179,8 @@ private struct LoopBuilder {
             expression = .binary(b, left, self.expression(of: y, axes: identity))
         case .broadcast(let operand, let axes):
             expression = self.expression(of: operand, axes: axes)
-        case .input, .reduceSum, .reduceMax, .reshape, .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect, .maxPoolScatter,
+        case .input, .reduceSum, .reduceMax, .reshape, .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect,
+            .maxPoolScatter,
             .avgPool, .avgPoolTranspose, .sliceRows, .padRows, .oneHotArgmax, .oneHotSample, .stopGradient:
             preconditionFailure("\(graph.text(of: value)) is not element-wise")
         }

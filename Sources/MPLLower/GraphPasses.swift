@@ -27,7 +27,10 @@ import MPLIR
     for equation in graph.equations {
         let key = Equation(op: equation.op.mapOperands { newValue[$0.id] }, shape: equation.shape)
         // −0 == 0 for Double equality, but 1/−0 ≠ 1/0: keep negative zeros apart.
-        let isNegativeZero = { if case .constant(let c) = key.op { return c == 0 && c.sign == .minus }; return false }()
+        let isNegativeZero = {
+            if case .constant(let c) = key.op { return c == 0 && c.sign == .minus }
+            return false
+        }()
         if let existing = firstValue[key], !isNegativeZero {
             newValue.append(existing)
         } else {
@@ -124,11 +127,12 @@ func fusedScalars(_ graph: Graph) -> [Bool] {
         if case .binary(.mul, let a, let b) = op {
             for (scattered, mask) in [(a, b), (b, a)] where value == nil {
                 guard case .maxPoolScatter(let x, let g, let geometry) = rewritten.op(of: scattered),
-                      usesOfNew[scattered] == 1, case .unary(.step, let masked) = rewritten.op(of: mask), masked == x
+                    usesOfNew[scattered] == 1, case .unary(.step, let masked) = rewritten.op(of: mask), masked == x
                 else { continue }
                 let pooledMask = rewritten.append(.unary(.step, rewritten.append(.maxPool(x, geometry))))
                 let maskedCotangent = rewritten.append(.binary(.mul, g, pooledMask))
-                value = rewritten.append(.maxPoolScatter(source: x, cotangent: maskedCotangent, geometry), shape: equation.shape)
+                value = rewritten.append(
+                    .maxPoolScatter(source: x, cotangent: maskedCotangent, geometry), shape: equation.shape)
             }
         }
         let new = value ?? rewritten.append(op, shape: equation.shape)
@@ -150,12 +154,14 @@ extension Op {
         case .reduceSum(let a, let axes): return .reduceSum(transform(a), axes: axes)
         case .reduceMax(let a, let axes): return .reduceMax(transform(a), axes: axes)
         case .reshape(let a): return .reshape(transform(a))
-        case .matmul(let a, let b, let ta, let tb): return .matmul(transform(a), transform(b), transposeA: ta, transposeB: tb)
+        case .matmul(let a, let b, let ta, let tb):
+            return .matmul(transform(a), transform(b), transposeA: ta, transposeB: tb)
         case .im2col(let a, let g): return .im2col(transform(a), g)
         case .col2im(let a, let g): return .col2im(transform(a), g)
         case .maxPool(let a, let g): return .maxPool(transform(a), g)
         case .maxPoolSelect(let s, let t, let g): return .maxPoolSelect(source: transform(s), tangent: transform(t), g)
-        case .maxPoolScatter(let s, let c, let g): return .maxPoolScatter(source: transform(s), cotangent: transform(c), g)
+        case .maxPoolScatter(let s, let c, let g):
+            return .maxPoolScatter(source: transform(s), cotangent: transform(c), g)
         case .avgPool(let a, let g): return .avgPool(transform(a), g)
         case .avgPoolTranspose(let a, let g): return .avgPoolTranspose(transform(a), g)
         case .sliceRows(let a, let start): return .sliceRows(transform(a), start: start)

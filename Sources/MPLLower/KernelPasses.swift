@@ -35,7 +35,9 @@ public let streamChunkFloats = 1 << 18
     }
     /// Kernels (other than `except`) reading `value` or a view of it.
     func readers(of value: Value, except: Int) -> [Int] {
-        kernels.indices.filter { i in i != except && kernels[i].reads.contains { memoryRoot(of: $0, in: graph).root == value } }
+        kernels.indices.filter { i in
+            i != except && kernels[i].reads.contains { memoryRoot(of: $0, in: graph).root == value }
+        }
     }
 
     var index = 0
@@ -45,18 +47,22 @@ public let streamChunkFloats = 1 << 18
             continue
         }
         let users = readers(of: w.output, except: index)
-        let streamable = !users.isEmpty && users.allSatisfy { i in
-            guard case .gemm(let g) = kernels[i].body, g.im2colA == nil, g.col2imOutput == nil, g.a == w.output,
-                  g.b != w.output else { return false }
-            return kernels[i].reads.filter { memoryRoot(of: $0, in: graph).root == w.output } == [w.output]
-        }
+        let streamable =
+            !users.isEmpty
+            && users.allSatisfy { i in
+                guard case .gemm(let g) = kernels[i].body, g.im2colA == nil, g.col2imOutput == nil, g.a == w.output,
+                    g.b != w.output
+                else { return false }
+                return kernels[i].reads.filter { memoryRoot(of: $0, in: graph).root == w.output } == [w.output]
+            }
         guard streamable else {
             index += 1
             continue
         }
         for i in users {
             guard case .gemm(var g) = kernels[i].body else { continue }
-            g.im2colA = WindowedImages(images: w.operands[0], geometry: w.geometry, chunkImages: chunkImages(w.geometry, width: g.n))
+            g.im2colA = WindowedImages(
+                images: w.operands[0], geometry: w.geometry, chunkImages: chunkImages(w.geometry, width: g.n))
             kernels[i].body = .gemm(g)
             kernels[i].equations = (kernels[i].equations + kernels[index].equations).sorted()
         }
@@ -71,14 +77,15 @@ public let streamChunkFloats = 1 << 18
         }
         let columns = w.operands[0]
         guard !results.contains(columns),
-              let producer = kernels.indices.first(where: { kernels[$0].outputs.contains(columns) }),
-              case .gemm(var g) = kernels[producer].body, g.output == columns, g.product == columns, g.epilogue.isEmpty,
-              g.im2colA == nil, g.col2imOutput == nil, readers(of: columns, except: producer) == [index]
+            let producer = kernels.indices.first(where: { kernels[$0].outputs.contains(columns) }),
+            case .gemm(var g) = kernels[producer].body, g.output == columns, g.product == columns, g.epilogue.isEmpty,
+            g.im2colA == nil, g.col2imOutput == nil, readers(of: columns, except: producer) == [index]
         else {
             index += 1
             continue
         }
-        g.col2imOutput = WindowedImages(images: w.output, geometry: w.geometry, chunkImages: chunkImages(w.geometry, width: g.k))
+        g.col2imOutput = WindowedImages(
+            images: w.output, geometry: w.geometry, chunkImages: chunkImages(w.geometry, width: g.k))
         g.output = w.output
         fold(index, into: producer, as: g, &kernels)
     }
@@ -98,10 +105,10 @@ public let streamChunkFloats = 1 << 18
     var index = 0
     while index < kernels.count {
         guard case .window(let w) = kernels[index].body, w.op == .maxPool || w.op == .avgPool,
-              case (let source, let offset) = memoryRoot(of: w.operands[0], in: graph), offset == 0,
-              let producer = kernels[..<index].lastIndex(where: { $0.outputs.contains(source) }),
-              case .gemm(var g) = kernels[producer].body, g.output == source, g.pool == nil, !g.transposeA,
-              let columns = g.im2colA, columns.geometry.batch == w.geometry.batch
+            case (let source, let offset) = memoryRoot(of: w.operands[0], in: graph), offset == 0,
+            let producer = kernels[..<index].lastIndex(where: { $0.outputs.contains(source) }),
+            case .gemm(var g) = kernels[producer].body, g.output == source, g.pool == nil, !g.transposeA,
+            let columns = g.im2colA, columns.geometry.batch == w.geometry.batch
         else {
             index += 1
             continue
@@ -125,9 +132,10 @@ public let streamChunkFloats = 1 << 18
     var next = function
     for index in next.kernels.indices {
         guard case .gemm(var g) = next.kernels[index].body, let channels = g.winogradChannels,
-              let w = g.im2colA ?? g.col2imOutput, w.geometry.kernel == 3, w.geometry.stride == 1, w.geometry.padding == 1,
-              g.col2imOutput == nil ? !g.transposeB : !g.transposeA && g.transposeB,
-              min(channels.in, channels.out) >= winogradMinimumChannels
+            let w = g.im2colA ?? g.col2imOutput, w.geometry.kernel == 3, w.geometry.stride == 1,
+            w.geometry.padding == 1,
+            g.col2imOutput == nil ? !g.transposeB : !g.transposeA && g.transposeB,
+            min(channels.in, channels.out) >= winogradMinimumChannels
         else { continue }
         g.strategy = .winograd
         next.kernels[index].body = .gemm(g)
@@ -180,13 +188,14 @@ private func fold(_ absorbed: Int, into producer: Int, as gemm: GEMM, _ kernels:
     var index = 0
     while index < kernels.count {
         guard case .gemm(let gemm) = kernels[index].body, gemm.epilogue.isEmpty, gemm.col2imOutput == nil,
-              uses[gemm.product.id] == 1, !results.contains(gemm.product),
-              let consumerIndex = kernels.indices.first(where: { $0 != index && kernels[$0].reads.contains(gemm.product) }),
-              case .loop(let loop) = kernels[consumerIndex].body,
-              loop.dims == graph.shape(of: gemm.product).dims,
-              kernels[consumerIndex].readsOnlyPointwise(gemm.product),
-              let stored = loop.statements.last, loop.statements.filter(\.isStored).count == 1, stored.isStored,
-              !stateResults.contains(stored.value)
+            uses[gemm.product.id] == 1, !results.contains(gemm.product),
+            let consumerIndex = kernels.indices.first(where: { $0 != index && kernels[$0].reads.contains(gemm.product) }
+            ),
+            case .loop(let loop) = kernels[consumerIndex].body,
+            loop.dims == graph.shape(of: gemm.product).dims,
+            kernels[consumerIndex].readsOnlyPointwise(gemm.product),
+            let stored = loop.statements.last, loop.statements.filter(\.isStored).count == 1, stored.isStored,
+            !stateResults.contains(stored.value)
         else {
             index += 1
             continue
@@ -195,7 +204,8 @@ private func fold(_ absorbed: Int, into producer: Int, as gemm: GEMM, _ kernels:
         folded.epilogue = loop.statements
         folded.output = stored.value
         // The fused kernel runs where the consumer ran: all of the consumer's other operands exist by then.
-        kernels[consumerIndex] = Kernel(body: .gemm(folded), equations: (kernels[index].equations + kernels[consumerIndex].equations).sorted())
+        kernels[consumerIndex] = Kernel(
+            body: .gemm(folded), equations: (kernels[index].equations + kernels[consumerIndex].equations).sorted())
         kernels.remove(at: index)
     }
     var next = function
@@ -294,7 +304,8 @@ public let parallelFloats = 1 << 15
 @Sendable func splitBetweenThreads(_ function: LoweredFunction, _ options: LoweringOptions) -> LoweredFunction {
     var next = function
     for index in next.kernels.indices {
-        next.kernels[index].isParallel = options.splitBetweenThreads
+        next.kernels[index].isParallel =
+            options.splitBetweenThreads
             && worthSplitting(next.kernels[index], function.graph, atLeast: options.parallelFloats)
     }
     return next

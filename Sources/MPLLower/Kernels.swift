@@ -31,7 +31,8 @@ public indirect enum ScalarExpr: Hashable, Sendable {
         case .load(let value, let axes): return replacement(value, axes) ?? self
         case .local, .constant: return self
         case .unary(let u, let a): return .unary(u, a.replacingLoads(replacement))
-        case .binary(let b, let x, let y): return .binary(b, x.replacingLoads(replacement), y.replacingLoads(replacement))
+        case .binary(let b, let x, let y):
+            return .binary(b, x.replacingLoads(replacement), y.replacingLoads(replacement))
         }
     }
 }

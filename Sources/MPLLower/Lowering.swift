@@ -31,11 +31,13 @@ public struct LoweringOptions: Sendable {
     /// Trap with the verifier's problems if a graph pass breaks the graph (a compiler bug).
     public var verifyAfterEachPass: Bool
 
-    public init(fuseElementwise: Bool = true, foldGEMMEpilogues: Bool = true, mergeSiblingLoops: Bool = true,
-                reuseScratch: Bool = true, streamConvolutions: Bool = true, poolInConvolutions: Bool = true,
-                winogradConvolutions: Bool = true,
-                streamChunkFloats: Int = MPLLower.streamChunkFloats, parallelFloats: Int = MPLLower.parallelFloats,
-                splitBetweenThreads: Bool = true, verifyAfterEachPass: Bool = true) {
+    public init(
+        fuseElementwise: Bool = true, foldGEMMEpilogues: Bool = true, mergeSiblingLoops: Bool = true,
+        reuseScratch: Bool = true, streamConvolutions: Bool = true, poolInConvolutions: Bool = true,
+        winogradConvolutions: Bool = true,
+        streamChunkFloats: Int = MPLLower.streamChunkFloats, parallelFloats: Int = MPLLower.parallelFloats,
+        splitBetweenThreads: Bool = true, verifyAfterEachPass: Bool = true
+    ) {
         self.fuseElementwise = fuseElementwise
         self.foldGEMMEpilogues = foldGEMMEpilogues
         self.mergeSiblingLoops = mergeSiblingLoops
@@ -58,14 +60,18 @@ public struct Pass: Sendable {
     public let rewritesGraph: Bool
 
     static func graph(_ name: String, _ rewrite: @escaping @Sendable (Graph) -> Graph) -> Pass {
-        Pass(name: name, run: { function, _ in
-            var next = function
-            next.graph = rewrite(function.graph)
-            return next
-        }, rewritesGraph: true)
+        Pass(
+            name: name,
+            run: { function, _ in
+                var next = function
+                next.graph = rewrite(function.graph)
+                return next
+            }, rewritesGraph: true)
     }
 
-    static func kernels(_ name: String, _ run: @escaping @Sendable (LoweredFunction, LoweringOptions) -> LoweredFunction) -> Pass {
+    static func kernels(
+        _ name: String, _ run: @escaping @Sendable (LoweredFunction, LoweringOptions) -> LoweredFunction
+    ) -> Pass {
         Pass(name: name, run: run, rewritesGraph: false)
     }
 }
@@ -73,42 +79,46 @@ public struct Pass: Sendable {
 public enum Lowering {
     /// The whole lowering of one entry point, in order.
     public static let pipeline: [Pass] = [
-        .graph("simplify", simplify),                                   // x*1, x+0, constant ops, reshape/broadcast chains
+        .graph("simplify", simplify),  // x*1, x+0, constant ops, reshape/broadcast chains
         .graph("eliminate-common-subexpressions", eliminateCommonSubexpressions),
-        .graph("share-relu-masks", shareReLUMasks),                     // step(x) from relu(x); conv ReLU in its epilogue
-        .graph("mask-pooled-cotangents", maskPooledCotangents),         // ReLU' before a max-pool's transpose, not after
-        .graph("skip-zero-rows", skipZeroRows),                         // backward passes on the rows a loss reaches
+        .graph("share-relu-masks", shareReLUMasks),  // step(x) from relu(x); conv ReLU in its epilogue
+        .graph("mask-pooled-cotangents", maskPooledCotangents),  // ReLU' before a max-pool's transpose, not after
+        .graph("skip-zero-rows", skipZeroRows),  // backward passes on the rows a loss reaches
         .graph("eliminate-common-subexpressions", eliminateCommonSubexpressions),
-        .graph("eliminate-dead-code", eliminateDeadCode),               // keep what the results need
-        .kernels("form-kernels", formKernels),                          // fuse element-wise chains into loops
-        .kernels("stream-convolutions", streamConvolutions),            // im2col/col2im a chunk at a time in the GEMMs
-        .kernels("fold-gemm-epilogues", foldGEMMEpilogues),             // bias + activation right after sgemm
-        .kernels("merge-sibling-loops", mergeSiblingLoops),             // e.g. v' and θ' of one optimiser update
-        .kernels("pool-in-convolutions", poolInConvolutions),           // max pool on a conv's chunk, in cache
-        .kernels("winograd-convolutions", winogradConvolutions),        // 3×3 convolutions in 2.25× fewer multiplies
-        .kernels("choose-gemm-strategies", chooseGEMMStrategies),       // BLAS, on column chunks, small loops
-        .kernels("split-between-threads", splitBetweenThreads),         // which kernels run on every thread
-        .kernels("plan-memory", planMemory),                            // arenas, in-place state, scratch reuse
-        .kernels("name-kernels", nameKernels),                          // after the layers they compute
+        .graph("eliminate-dead-code", eliminateDeadCode),  // keep what the results need
+        .kernels("form-kernels", formKernels),  // fuse element-wise chains into loops
+        .kernels("stream-convolutions", streamConvolutions),  // im2col/col2im a chunk at a time in the GEMMs
+        .kernels("fold-gemm-epilogues", foldGEMMEpilogues),  // bias + activation right after sgemm
+        .kernels("merge-sibling-loops", mergeSiblingLoops),  // e.g. v' and θ' of one optimiser update
+        .kernels("pool-in-convolutions", poolInConvolutions),  // max pool on a conv's chunk, in cache
+        .kernels("winograd-convolutions", winogradConvolutions),  // 3×3 convolutions in 2.25× fewer multiplies
+        .kernels("choose-gemm-strategies", chooseGEMMStrategies),  // BLAS, on column chunks, small loops
+        .kernels("split-between-threads", splitBetweenThreads),  // which kernels run on every thread
+        .kernels("plan-memory", planMemory),  // arenas, in-place state, scratch reuse
+        .kernels("name-kernels", nameKernels),  // after the layers they compute
     ]
 
     /// Lowers every entry point of `program`; the scratch arena is shared (its size is the largest need).
     public static func lower(_ program: Program, options: LoweringOptions = LoweringOptions()) -> KernelProgram {
         let state = layOutState(program.state)
         let functions = program.entryPoints.map { lower($0, state: state, options: options) }
-        return KernelProgram(modelName: program.modelName, regenerateCommand: program.regenerateCommand,
-                             state: state, entryPoints: functions, macros: program.macros)
+        return KernelProgram(
+            modelName: program.modelName, regenerateCommand: program.regenerateCommand,
+            state: state, entryPoints: functions, macros: program.macros)
     }
 
     /// Lowers one entry point; `afterEachPass` sees the function after every pass (tests verify the graph there).
-    public static func lower(_ entry: EntryPoint, state: ArenaLayout, options: LoweringOptions = LoweringOptions(),
-                             afterEachPass: (String, LoweredFunction) -> Void = { _, _ in }) -> LoweredFunction {
+    public static func lower(
+        _ entry: EntryPoint, state: ArenaLayout, options: LoweringOptions = LoweringOptions(),
+        afterEachPass: (String, LoweredFunction) -> Void = { _, _ in }
+    ) -> LoweredFunction {
         var function = LoweredFunction(entry: entry, state: state)
         for pass in pipeline {
             function = pass.run(function, options)
             if pass.rewritesGraph && options.verifyAfterEachPass {
                 let problems = function.graph.verify()
-                precondition(problems.isEmpty, "pass \(pass.name) broke \(entry.name): \(problems.joined(separator: "; "))")
+                precondition(
+                    problems.isEmpty, "pass \(pass.name) broke \(entry.name): \(problems.joined(separator: "; "))")
             }
             afterEachPass(pass.name, function)
         }

@@ -116,7 +116,8 @@ private struct MemoryPlanner {
 
     /// A state result that is the unchanged input of the same tensor: nothing to do.
     private func isUnchangedState(_ name: String, _ value: Value) -> Bool {
-        bindings.resultStorage[name] == .state && bindings.inputStorage[name] == .state && graph.op(of: value) == .input(name)
+        bindings.resultStorage[name] == .state && bindings.inputStorage[name] == .state
+            && graph.op(of: value) == .input(name)
     }
 
     private func stateInput(named name: String) -> Value? {
@@ -133,11 +134,14 @@ private struct MemoryPlanner {
         for result in graph.results where !isUnchangedState(result.name, result.value) {
             let destination = bindings.destination(ofResult: result.name)
             let stored = storedValue(holding: result.value)
-            if let stored, let kernel = producer[stored.id], home[stored.id] == nil, canWrite(result.name, stored, at: kernel) {
+            if let stored, let kernel = producer[stored.id], home[stored.id] == nil,
+                canWrite(result.name, stored, at: kernel)
+            {
                 home[stored.id] = destination
                 if bindings.resultStorage[result.name] == .state { plan.inPlaceStateResults.append(result.name) }
             } else {
-                pendingCopies.append(PendingCopy(resultName: result.name, value: result.value, destination: destination))
+                pendingCopies.append(
+                    PendingCopy(resultName: result.name, value: result.value, destination: destination))
                 reads[roots[result.value.id].root.id].append(Read(kernel: end, pointwise: false))
             }
         }
@@ -146,7 +150,9 @@ private struct MemoryPlanner {
     /// The kernel output whose memory is exactly `value`: the value, or what a whole-tensor view (a reshape) shows.
     private func storedValue(holding value: Value) -> Value? {
         let (root, offset) = roots[value.id]
-        guard offset == 0, graph.shape(of: root).count == graph.shape(of: value).count, producer[root.id] != nil else { return nil }
+        guard offset == 0, graph.shape(of: root).count == graph.shape(of: value).count, producer[root.id] != nil else {
+            return nil
+        }
         return root
     }
 
@@ -173,25 +179,31 @@ private struct MemoryPlanner {
         for (index, kernel) in kernels.enumerated() {
             for output in kernel.outputs where home[output.id] == nil {
                 let lastRead = reads[output.id].map(\.kernel).max() ?? index
-                plan.scratchBuffers.append(ScratchBuffer(value: output, label: "\(output)", offset: 0,
-                                                         floats: alignedFloats(graph.shape(of: output).count),
-                                                         firstKernel: index, lastKernel: max(lastRead, index)))
+                plan.scratchBuffers.append(
+                    ScratchBuffer(
+                        value: output, label: "\(output)", offset: 0,
+                        floats: alignedFloats(graph.shape(of: output).count),
+                        firstKernel: index, lastKernel: max(lastRead, index)))
             }
         }
         for (index, kernel) in kernels.enumerated() where kernel.temporaryFloats > 0 {
-            var buffer = ScratchBuffer(value: nil, label: "temporary of kernel \(index)", offset: 0,
-                                       floats: alignedFloats(kernel.temporaryFloats), firstKernel: index, lastKernel: index)
+            var buffer = ScratchBuffer(
+                value: nil, label: "temporary of kernel \(index)", offset: 0,
+                floats: alignedFloats(kernel.temporaryFloats), firstKernel: index, lastKernel: index)
             buffer.temporaryOf = index
             plan.scratchBuffers.append(buffer)
         }
         // An old state tensor that a result copies must be saved before the final copies overwrite state.
         for copy in pendingCopies where isOldState(roots[copy.value.id].root) {
-            plan.scratchBuffers.append(ScratchBuffer(value: nil, label: "old state for \(copy.resultName)", offset: 0,
-                                                     floats: alignedFloats(graph.shape(of: copy.value).count),
-                                                     firstKernel: end, lastKernel: end))
+            plan.scratchBuffers.append(
+                ScratchBuffer(
+                    value: nil, label: "old state for \(copy.resultName)", offset: 0,
+                    floats: alignedFloats(graph.shape(of: copy.value).count),
+                    firstKernel: end, lastKernel: end))
         }
         plan.naiveScratchFloats = plan.scratchBuffers.map(\.floats).reduce(0, +)
-        plan.scratchFloats = reuse ? assignOffsetsBestFit(&plan.scratchBuffers) : assignOffsetsOneAfterAnother(&plan.scratchBuffers)
+        plan.scratchFloats =
+            reuse ? assignOffsetsBestFit(&plan.scratchBuffers) : assignOffsetsOneAfterAnother(&plan.scratchBuffers)
     }
 
     private func isOldState(_ value: Value) -> Bool {
@@ -236,10 +248,12 @@ private struct MemoryPlanner {
             if isOldState(root) {
                 let saved = Location(.scratch, staging[stagingIndex].offset)
                 stagingIndex += 1
-                plan.stagingCopies.append(Copy(source: source, destination: saved, floats: floats, resultName: copy.resultName))
+                plan.stagingCopies.append(
+                    Copy(source: source, destination: saved, floats: floats, resultName: copy.resultName))
                 source = saved
             }
-            plan.finalCopies.append(Copy(source: source, destination: copy.destination, floats: floats, resultName: copy.resultName))
+            plan.finalCopies.append(
+                Copy(source: source, destination: copy.destination, floats: floats, resultName: copy.resultName))
         }
         plan.locations = locations
         return plan

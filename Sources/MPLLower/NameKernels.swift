@@ -12,7 +12,8 @@ import MPLIR
     var seen: [String: Int] = [:]  // looked up, never iterated
     for index in next.kernels.indices {
         let kernel = next.kernels[index]
-        let origin = kernel.mainEquation.flatMap { function.graph.origin(of: $0) }
+        let origin =
+            kernel.mainEquation.flatMap { function.graph.origin(of: $0) }
             ?? kernel.equations.lazy.compactMap { function.graph.origin(of: $0) }.first
         let base = cIdentifier(entry + "_" + (origin.map { $0.scope + "_" + $0.pass.rawValue } ?? "kernel"))
         let count = (seen[base] ?? 0) + 1
@@ -37,10 +38,11 @@ extension Kernel {
 
 /// `text` with every character that is not a letter, digit or underscore replaced by `_`.
 func cIdentifier(_ text: String) -> String {
-    String(text.unicodeScalars.map { scalar -> Character in
-        scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "_")
-            ? Character(scalar) : "_"
-    })
+    String(
+        text.unicodeScalars.map { scalar -> Character in
+            scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "_")
+                ? Character(scalar) : "_"
+        })
 }
 
 extension Kernel {
@@ -54,8 +56,11 @@ extension Kernel {
         case .loop(let loop): what = "loop \(Shape(loop.dims))"
         case .reduction(let r): what = "reduce_\(r.kind) \(Shape(r.dims)) axes=\(r.reducedAxes)"
         case .gemm(let g):
-            what = "gemm \(g.strategy.rawValue) m=\(g.m) n=\(g.n) k=\(g.k)" + (g.transposeA ? " tA" : "") + (g.transposeB ? " tB" : "")
-                + (g.im2colA.map { " chunk=\($0.chunkImages)" } ?? "") + (g.col2imOutput.map { " chunk=\($0.chunkImages)" } ?? "")
+            what =
+                "gemm \(g.strategy.rawValue) m=\(g.m) n=\(g.n) k=\(g.k)" + (g.transposeA ? " tA" : "")
+                + (g.transposeB ? " tB" : "")
+                + (g.im2colA.map { " chunk=\($0.chunkImages)" } ?? "")
+                + (g.col2imOutput.map { " chunk=\($0.chunkImages)" } ?? "")
                 + (g.epilogue.isEmpty ? "" : " +epilogue") + (g.pool == nil ? "" : " +pool")
         case .window(let w): what = "window \(w.op.rawValue) \(w.geometry)"
         case .padRows: what = "pad_rows"

@@ -42,7 +42,7 @@ private struct ZeroRowRewriter {
     /// scalar, so slicing it means recomputing it on the rows (free), not reading it from memory.
     var isFusedScalar: [Bool]
     var materialized: [Int: Value] = [:]  // old id → dense new value; looked up, never iterated
-    var slices: [SliceKey: Value] = [:]    // looked up, never iterated
+    var slices: [SliceKey: Value] = [:]  // looked up, never iterated
 
     init(_ graph: Graph) {
         old = graph
@@ -118,7 +118,9 @@ private struct ZeroRowRewriter {
             let rowFloats = shape.count / max(shape[0], 1)
             let innerShape = new.shape(of: a)
             let innerRowFloats = innerShape.count / max(innerShape[0], 1)
-            if innerShape.rank > 0, innerRowFloats > 0, (start * rowFloats) % innerRowFloats == 0, (rows * rowFloats) % innerRowFloats == 0 {
+            if innerShape.rank > 0, innerRowFloats > 0, (start * rowFloats) % innerRowFloats == 0,
+                (rows * rowFloats) % innerRowFloats == 0
+            {
                 let inner = rowSlice(a, start * rowFloats / innerRowFloats, rows * rowFloats / innerRowFloats)
                 result = new.append(.reshape(inner), shape: out)
             } else {
@@ -126,7 +128,8 @@ private struct ZeroRowRewriter {
             }
         case .sliceRows(let a, let innerStart):
             result = rowSlice(a, innerStart + start, rows)
-        case .im2col(let a, let g) where start % max(g.outHeight * g.outWidth, 1) == 0 && rows % max(g.outHeight * g.outWidth, 1) == 0:
+        case .im2col(let a, let g)
+        where start % max(g.outHeight * g.outWidth, 1) == 0 && rows % max(g.outHeight * g.outWidth, 1) == 0:
             // The columns of fewer images: im2col is streamed into its GEMMs, so this costs no memory.
             let pixels = g.outHeight * g.outWidth
             result = new.append(.im2col(rowSlice(a, start / pixels, rows / pixels), batch(g, rows / pixels)))
@@ -156,7 +159,9 @@ private struct ZeroRowRewriter {
     private mutating func rewriteBlocked(_ op: Op, _ shape: Shape) -> Rewritten? {
         switch op {
         case .padRows(let a, let start):
-            if let inner = blocks(a) { return .blocks(inner.map { RowBlock(start: $0.start + start, value: $0.value) }) }
+            if let inner = blocks(a) {
+                return .blocks(inner.map { RowBlock(start: $0.start + start, value: $0.value) })
+            }
             return .blocks([RowBlock(start: start, value: dense(a))])
         case .stopGradient(let a):
             return blocks(a).map { .blocks($0) }
@@ -167,7 +172,12 @@ private struct ZeroRowRewriter {
             return binary(b, x, y)
         case .broadcast(let a, let axes):
             guard let bs = blocks(a), axes.first == 0 else { return nil }
-            return .blocks(bs.map { RowBlock(start: $0.start, value: new.append(.broadcast($0.value, axes: axes), shape: withRows(shape, rows($0.value)))) })
+            return .blocks(
+                bs.map {
+                    RowBlock(
+                        start: $0.start,
+                        value: new.append(.broadcast($0.value, axes: axes), shape: withRows(shape, rows($0.value))))
+                })
         case .reduceSum(let a, let axes):
             guard let bs = blocks(a) else { return nil }
             if axes.contains(0) {
@@ -180,55 +190,82 @@ private struct ZeroRowRewriter {
             let fromRow = from.count / max(from[0], 1)
             guard shape.rank > 0, shape[0] > 0 else { return nil }
             let toRow = shape.count / shape[0]
-            guard toRow > 0, bs.allSatisfy({ ($0.start * fromRow) % toRow == 0 && (rows($0.value) * fromRow) % toRow == 0 }) else { return nil }
-            return .blocks(bs.map {
-                RowBlock(start: $0.start * fromRow / toRow, value: new.append(.reshape($0.value), shape: withRows(shape, rows($0.value) * fromRow / toRow)))
-            })
+            guard toRow > 0,
+                bs.allSatisfy({ ($0.start * fromRow) % toRow == 0 && (rows($0.value) * fromRow) % toRow == 0 })
+            else { return nil }
+            return .blocks(
+                bs.map {
+                    RowBlock(
+                        start: $0.start * fromRow / toRow,
+                        value: new.append(.reshape($0.value), shape: withRows(shape, rows($0.value) * fromRow / toRow)))
+                })
         case .matmul(let a, let b, let ta, let tb):
             return matmul(a, b, ta, tb, shape)
         case .maxPoolScatter(let source, let cotangent, let g):
             guard let bs = blocks(cotangent) else { return nil }
             let s = dense(source)
-            return .blocks(bs.map { block in
-                let n = rows(block.value)
-                return RowBlock(start: block.start, value: new.append(.maxPoolScatter(source: rowSlice(s, block.start, n), cotangent: block.value, batch(g, n))))
-            })
+            return .blocks(
+                bs.map { block in
+                    let n = rows(block.value)
+                    return RowBlock(
+                        start: block.start,
+                        value: new.append(
+                            .maxPoolScatter(source: rowSlice(s, block.start, n), cotangent: block.value, batch(g, n))))
+                })
         case .maxPoolSelect(let source, let tangent, let g):
             guard let bs = blocks(tangent) else { return nil }
             let s = dense(source)
-            return .blocks(bs.map { block in
-                let n = rows(block.value)
-                return RowBlock(start: block.start, value: new.append(.maxPoolSelect(source: rowSlice(s, block.start, n), tangent: block.value, batch(g, n))))
-            })
+            return .blocks(
+                bs.map { block in
+                    let n = rows(block.value)
+                    return RowBlock(
+                        start: block.start,
+                        value: new.append(
+                            .maxPoolSelect(source: rowSlice(s, block.start, n), tangent: block.value, batch(g, n))))
+                })
         case .avgPoolTranspose(let a, let g), .maxPool(let a, let g), .avgPool(let a, let g):
             guard let bs = blocks(a) else { return nil }
-            return .blocks(bs.map { block in
-                let geometry = batch(g, rows(block.value))
-                let blockOp: Op
-                switch op {
-                case .maxPool: blockOp = .maxPool(block.value, geometry)
-                case .avgPool: blockOp = .avgPool(block.value, geometry)
-                default: blockOp = .avgPoolTranspose(block.value, geometry)
-                }
-                return RowBlock(start: block.start, value: new.append(blockOp))
-            })
+            return .blocks(
+                bs.map { block in
+                    let geometry = batch(g, rows(block.value))
+                    let blockOp: Op
+                    switch op {
+                    case .maxPool: blockOp = .maxPool(block.value, geometry)
+                    case .avgPool: blockOp = .avgPool(block.value, geometry)
+                    default: blockOp = .avgPoolTranspose(block.value, geometry)
+                    }
+                    return RowBlock(start: block.start, value: new.append(blockOp))
+                })
         case .col2im(let a, let g):
             // Rows of the columns are (image, output pixel): a block must hold whole images.
             guard let bs = blocks(a) else { return nil }
             let pixels = g.outHeight * g.outWidth
-            guard pixels > 0, bs.allSatisfy({ $0.start % pixels == 0 && rows($0.value) % pixels == 0 }) else { return nil }
-            return .blocks(bs.map { RowBlock(start: $0.start / pixels, value: new.append(.col2im($0.value, batch(g, rows($0.value) / pixels)))) })
+            guard pixels > 0, bs.allSatisfy({ $0.start % pixels == 0 && rows($0.value) % pixels == 0 }) else {
+                return nil
+            }
+            return .blocks(
+                bs.map {
+                    RowBlock(
+                        start: $0.start / pixels,
+                        value: new.append(.col2im($0.value, batch(g, rows($0.value) / pixels))))
+                })
         case .im2col(let a, let g):
             guard let bs = blocks(a) else { return nil }
             let pixels = g.outHeight * g.outWidth
-            return .blocks(bs.map { RowBlock(start: $0.start * pixels, value: new.append(.im2col($0.value, batch(g, rows($0.value))))) })
+            return .blocks(
+                bs.map {
+                    RowBlock(start: $0.start * pixels, value: new.append(.im2col($0.value, batch(g, rows($0.value)))))
+                })
         case .sliceRows(let a, let start):
             guard let bs = blocks(a) else { return nil }
             let end = start + shape[0]
             var inside: [RowBlock] = []
             for block in bs {
-                let lo = max(block.start, start), hi = min(block.start + rows(block.value), end)
-                if lo < hi { inside.append(RowBlock(start: lo - start, value: rowSlice(block.value, lo - block.start, hi - lo))) }
+                let lo = max(block.start, start)
+                let hi = min(block.start + rows(block.value), end)
+                if lo < hi {
+                    inside.append(RowBlock(start: lo - start, value: rowSlice(block.value, lo - block.start, hi - lo)))
+                }
             }
             if inside.isEmpty { return .dense(new.append(.constant(0), shape: shape)) }
             return .blocks(inside)
@@ -250,24 +287,31 @@ private struct ZeroRowRewriter {
     }
 
     private mutating func binary(_ b: BinaryOp, _ x: Value, _ y: Value) -> Rewritten? {
-        let bx = blocks(x), by = blocks(y)
+        let bx = blocks(x)
+        let by = blocks(y)
         if bx == nil && by == nil { return nil }
         switch b.zeroRows {
         case .ofEither:
             // Zero rows of either operand are zero rows of the result.
             if let bx, let by {
                 guard sameRanges(bx, by) else { return nil }
-                return .blocks(zip(bx, by).map { RowBlock(start: $0.start, value: new.append(.binary(b, $0.value, $1.value))) })
+                return .blocks(
+                    zip(bx, by).map { RowBlock(start: $0.start, value: new.append(.binary(b, $0.value, $1.value))) })
             }
             let (bs, other, blockedFirst) = bx != nil ? (bx!, dense(y), true) : (by!, dense(x), false)
-            return .blocks(bs.map { block in
-                let slice = rowSlice(other, block.start, rows(block.value))
-                return RowBlock(start: block.start, value: new.append(.binary(b, blockedFirst ? block.value : slice, blockedFirst ? slice : block.value)))
-            })
+            return .blocks(
+                bs.map { block in
+                    let slice = rowSlice(other, block.start, rows(block.value))
+                    return RowBlock(
+                        start: block.start,
+                        value: new.append(
+                            .binary(b, blockedFirst ? block.value : slice, blockedFirst ? slice : block.value)))
+                })
         case .ofBoth:
             guard let bx, let by else { return nil }
             if sameRanges(bx, by) {
-                return .blocks(zip(bx, by).map { RowBlock(start: $0.start, value: new.append(.binary(b, $0.value, $1.value))) })
+                return .blocks(
+                    zip(bx, by).map { RowBlock(start: $0.start, value: new.append(.binary(b, $0.value, $1.value))) })
             }
             // Blocks in disjoint rows add up to their union (a difference would need the second negated).
             guard b == .add, let merged = disjointUnion(bx, by) else { return nil }
@@ -283,17 +327,24 @@ private struct ZeroRowRewriter {
 
     private func disjointUnion(_ a: [RowBlock], _ b: [RowBlock]) -> [RowBlock]? {
         let all = (a + b).sorted { $0.start < $1.start }
-        for (first, second) in zip(all, all.dropFirst()) where first.start + rows(first.value) > second.start { return nil }
+        for (first, second) in zip(all, all.dropFirst()) where first.start + rows(first.value) > second.start {
+            return nil
+        }
         return all
     }
 
     private mutating func matmul(_ a: Value, _ b: Value, _ ta: Bool, _ tb: Bool, _ shape: Shape) -> Rewritten? {
-        let ba = blocks(a), bb = blocks(b)
+        let ba = blocks(a)
+        let bb = blocks(b)
         if ba == nil && bb == nil { return nil }
         if let ba, !ta, bb == nil {
             // Rows of a are rows of the product.
             let w = dense(b)
-            return .blocks(ba.map { RowBlock(start: $0.start, value: new.append(.matmul($0.value, w, transposeA: false, transposeB: tb))) })
+            return .blocks(
+                ba.map {
+                    RowBlock(
+                        start: $0.start, value: new.append(.matmul($0.value, w, transposeA: false, transposeB: tb)))
+                })
         }
         if ta, !tb, (ba == nil) != (bb == nil) {
             // aᵀ·b contracts over the rows of both: only the blocks' rows contribute.
@@ -301,7 +352,8 @@ private struct ZeroRowRewriter {
             let other = ba == nil ? dense(a) : dense(b)
             let products = bs.map { block -> Value in
                 let slice = rowSlice(other, block.start, rows(block.value))
-                return ba == nil ? new.append(.matmul(slice, block.value, transposeA: true, transposeB: false))
+                return ba == nil
+                    ? new.append(.matmul(slice, block.value, transposeA: true, transposeB: false))
                     : new.append(.matmul(block.value, slice, transposeA: true, transposeB: false))
             }
             return .dense(sum(products, shape))

@@ -134,10 +134,13 @@ public indirect enum Layer: Equatable, Sendable {
             for (verb, factors, noun) in sizes(input: input, output: output) {
                 guard let count = checkedProduct(factors), count <= FeatureShape.maxElements else {
                     let product = checkedProduct(factors).map(String.init) ?? "more than 2^63"
-                    let size = factors.count == 1 ? product : factors.map(String.init).joined(separator: " × ") + " = " + product
-                    return .failure(ShapeError(
-                        "\(name) \(verb) \(size) \(noun), more than the \(FeatureShape.maxElements) (2^32) one tensor may "
-                            + "hold; use smaller layers or inputs"))
+                    let size =
+                        factors.count == 1
+                        ? product : factors.map(String.init).joined(separator: " × ") + " = " + product
+                    return .failure(
+                        ShapeError(
+                            "\(name) \(verb) \(size) \(noun), more than the \(FeatureShape.maxElements) (2^32) one tensor may "
+                                + "hold; use smaller layers or inputs"))
                 }
             }
             return .success(output)
@@ -164,7 +167,8 @@ public indirect enum Layer: Equatable, Sendable {
             if case .success(let shortcut) = Residual.shortcut(from: input, to: output) {
                 switch shortcut {
                 case .identity: break
-                case .convolution(_, let a, let b), .matrix(let a, let b): list.append(("has", [a, b], "shortcut weights"))
+                case .convolution(_, let a, let b), .matrix(let a, let b):
+                    list.append(("has", [a, b], "shortcut weights"))
                 }
             }
         default:
@@ -178,12 +182,16 @@ public indirect enum Layer: Equatable, Sendable {
         case (.dense(let units), .vector):
             return .success(.vector(units))
         case (.dense, .image):
-            return .failure(ShapeError("Dense expects a vector but its input is an image \(input); add Flatten() or GlobalAvgPool() before it"))
+            return .failure(
+                ShapeError(
+                    "Dense expects a vector but its input is an image \(input); add Flatten() or GlobalAvgPool() before it"
+                ))
         case (.conv2D(let f, let k, let s, let p), .image(let h, let w, _)):
             let oh = (h + 2 * p - k) / s + 1
             let ow = (w + 2 * p - k) / s + 1
             guard h + 2 * p >= k, w + 2 * p >= k else {
-                return .failure(ShapeError("Conv2D kernel \(k)×\(k) is larger than its padded input \(h + 2 * p)×\(w + 2 * p)"))
+                return .failure(
+                    ShapeError("Conv2D kernel \(k)×\(k) is larger than its padded input \(h + 2 * p)×\(w + 2 * p)"))
             }
             return .success(.image(height: oh, width: ow, channels: f))
         case (.maxPool2D(let k, let s), .image(let h, let w, let c)),
@@ -232,9 +240,14 @@ public enum Residual {
             if let s = (1...max(h, w)).first(where: { (h - 1) / $0 + 1 == oh && (w - 1) / $0 + 1 == ow }) {
                 return .success(.convolution(stride: s, inChannels: c, outChannels: oc))
             }
-            return .failure(ShapeError("Residual body maps \(input) to \(output), which no strided 1×1 convolution shortcut can match"))
+            return .failure(
+                ShapeError(
+                    "Residual body maps \(input) to \(output), which no strided 1×1 convolution shortcut can match"))
         default:
-            return .failure(ShapeError("Residual body maps \(input) to \(output); the body must keep images as images and vectors as vectors"))
+            return .failure(
+                ShapeError(
+                    "Residual body maps \(input) to \(output); the body must keep images as images and vectors as vectors"
+                ))
         }
     }
 }

@@ -57,11 +57,18 @@ public struct InferenceNetwork {
         let inputShape = model.input.featureShape
         let x = g.input("x", inputShape.batch(batch))
         let pass = ForwardPass(dropout: .off, normalization: .folded(folded))
-        g.results = [("logits", g.forward(parameters, weights: weights, x: x, inputShape: inputShape, pass: pass,
-                                          effects: &effects))]
+        g.results = [
+            (
+                "logits",
+                g.forward(
+                    parameters, weights: weights, x: x, inputShape: inputShape, pass: pass,
+                    effects: &effects)
+            )
+        ]
         var storage = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, Storage.state) })
         storage["x"] = .argument
-        return EntryPoint(name: name, tableName: name, graph: g, inputStorage: storage, resultStorage: ["logits": .argument])
+        return EntryPoint(
+            name: name, tableName: name, graph: g, inputStorage: storage, resultStorage: ["logits": .argument])
     }
 
     /// The values of `tensors` from the student's (by their checkpoint names, `checkpointTensors`), folded in
@@ -74,8 +81,10 @@ public struct InferenceNetwork {
                 let name = "\(scope)/\(layerName(layer))\(index)"
                 switch layer {
                 case .batchNorm(_, let epsilon):
-                    let scale = values[name + "/scale"]!, offset = values[name + "/offset"]!
-                    let mean = values[name + "/running_mean"]!, variance = values[name + "/running_var"]!
+                    let scale = values[name + "/scale"]!
+                    let offset = values[name + "/offset"]!
+                    let mean = values[name + "/running_mean"]!
+                    let variance = values[name + "/running_var"]!
                     let gain = scale.indices.map { scale[$0] / (variance[$0] + epsilon).squareRoot() }
                     let shift = offset.indices.map { offset[$0] - mean[$0] * gain[$0] }
                     guard let targets = walk.linearOutput(of: layers, before: index, scope: scope) else {
@@ -119,7 +128,11 @@ private struct FoldingWalk {
             let name = "\(scope)/\(layerName(layer))\(index)"
             switch layer {
             case .batchNorm:
-                if linearOutput(of: layers, before: index, scope: scope) != nil { folded.insert(name) } else { kept.append(name) }
+                if linearOutput(of: layers, before: index, scope: scope) != nil {
+                    folded.insert(name)
+                } else {
+                    kept.append(name)
+                }
             case .residual(let body):
                 visit(body, scope: name)
             default:
@@ -144,7 +157,8 @@ private struct FoldingWalk {
                 return [(name + "/weight", name + "/bias")]
             case .residual(let body):
                 let shortcut = name + "/shortcut/weight"
-                guard declared.contains(shortcut), let inner = linearOutput(of: body, before: body.count, scope: name) else {
+                guard declared.contains(shortcut), let inner = linearOutput(of: body, before: body.count, scope: name)
+                else {
                     return nil
                 }
                 return inner + [(shortcut, nil)]

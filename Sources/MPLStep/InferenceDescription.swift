@@ -20,8 +20,10 @@ extension InferenceNetwork {
                 case .dense(let units):
                     list.append(["op": "dense", "name": name, "units": units])
                 case .conv2D(let filters, let kernel, let stride, let padding):
-                    list.append(["op": "conv2d", "name": name, "filters": filters, "kernel": kernel, "stride": stride,
-                                 "padding": padding])
+                    list.append([
+                        "op": "conv2d", "name": name, "filters": filters, "kernel": kernel, "stride": stride,
+                        "padding": padding,
+                    ])
                 case .maxPool2D(let size, let stride):
                     list.append(["op": "max_pool", "size": size, "stride": stride])
                 case .avgPool2D(let size, let stride):
@@ -47,8 +49,10 @@ extension InferenceNetwork {
                     case .convolution(let stride, _, _): shortcut = ["kind": "convolution", "stride": stride]
                     case .matrix: shortcut = ["kind": "matrix"]
                     }
-                    list.append(["op": "residual", "name": name, "body": describe(body, scope: name, input: shape),
-                                 "shortcut": shortcut])
+                    list.append([
+                        "op": "residual", "name": name, "body": describe(body, scope: name, input: shape),
+                        "shortcut": shortcut,
+                    ])
                 }
                 shape = next
             }

@@ -18,20 +18,25 @@ extension UpdateRule {
             return network.renamed(to: prefix)
         case .adam:
             return network.renamed(to: prefix + "/m") + network.renamed(to: prefix + "/v")
-                + [TensorInfo(name: prefix + "/m_correction", shape: .scalar),
-                   TensorInfo(name: prefix + "/v_correction", shape: .scalar)]
+                + [
+                    TensorInfo(name: prefix + "/m_correction", shape: .scalar),
+                    TensorInfo(name: prefix + "/v_correction", shape: .scalar),
+                ]
         }
     }
 
     /// Appends one step of `network`'s trained tensors, given their gradients and this step's learning rate.
-    func update(_ g: inout Graph, network: NetworkParameters, gradients: [Value], learningRate: Value) -> OptimizerStep {
+    func update(_ g: inout Graph, network: NetworkParameters, gradients: [Value], learningRate: Value) -> OptimizerStep
+    {
         var step = OptimizerStep(rule: self, learningRate: learningRate, gradients: gradients)
         let prefix = network.prefix + "_momentum"
         func state(_ name: String, _ shape: Shape) -> Value { g.input(named: name) ?? g.input(name, shape) }
         // `teacher/dense1/weight` is updated by `teacher/dense1 update`; the bias corrections by `teacher update`.
         let outer = g.origin
         defer { g.origin = outer }
-        func updating(_ name: String) { g.origin = Origin(String(name[..<(name.lastIndex(of: "/") ?? name.endIndex)]), .update) }
+        func updating(_ name: String) {
+            g.origin = Origin(String(name[..<(name.lastIndex(of: "/") ?? name.endIndex)]), .update)
+        }
         updating(network.prefix + "/")
         switch self {
         case .sgd(let s):
@@ -40,7 +45,8 @@ extension UpdateRule {
                 let theta = g.input(named: info.name)!
                 let momentumName = prefix + info.name.dropFirst(network.prefix.count)
                 let velocity = state(momentumName, info.shape)
-                let decayed = info.isWeight && s.weightDecay > 0 ? g.add(gradient, g.scale(theta, s.weightDecay)) : gradient
+                let decayed =
+                    info.isWeight && s.weightDecay > 0 ? g.add(gradient, g.scale(theta, s.weightDecay)) : gradient
                 let newVelocity = g.add(g.scale(velocity, s.momentum), decayed)
                 let direction = s.nesterov ? g.add(decayed, g.scale(newVelocity, s.momentum)) : newVelocity
                 let newTheta = g.sub(theta, g.scale(direction, by: learningRate))
@@ -63,15 +69,18 @@ extension UpdateRule {
                 let decays = info.isWeight && a.weightDecay > 0
                 let grad = decays && !a.decoupled ? g.add(gradient, g.scale(theta, a.weightDecay)) : gradient
                 let m = g.add(g.scale(state(prefix + "/m" + suffix, info.shape), a.beta1), g.scale(grad, 1 - a.beta1))
-                let v = g.add(g.scale(state(prefix + "/v" + suffix, info.shape), a.beta2),
-                              g.scale(g.mul(grad, grad), 1 - a.beta2))
+                let v = g.add(
+                    g.scale(state(prefix + "/v" + suffix, info.shape), a.beta2),
+                    g.scale(g.mul(grad, grad), 1 - a.beta2))
                 // √(v̂ + ε²) + ε, not √v̂ + ε: the two differ by less than ε, and this one has a finite derivative
                 // where v̂ = 0, which the exact soft-label meta-gradient differentiates through (optax's eps_root).
                 let vHat = g.div(v, g.broadcast(m2, to: info.shape, axes: []))
-                let denominator = g.add(g.unary(.sqrt, g.add(vHat, g.constant(a.epsilon * a.epsilon, info.shape))),
-                                        g.constant(a.epsilon, info.shape))
+                let denominator = g.add(
+                    g.unary(.sqrt, g.add(vHat, g.constant(a.epsilon * a.epsilon, info.shape))),
+                    g.constant(a.epsilon, info.shape))
                 // P: how the current gradient enters the step, θ − θ' ∋ lr·P ⊙ g (the preconditioner held fixed).
-                let p = g.div(g.constant(1 - a.beta1, info.shape), g.mul(g.broadcast(m1, to: info.shape, axes: []), denominator))
+                let p = g.div(
+                    g.constant(1 - a.beta1, info.shape), g.mul(g.broadcast(m1, to: info.shape, axes: []), denominator))
                 let mHat = g.div(m, g.broadcast(m1, to: info.shape, axes: []))
                 var direction = g.div(mHat, denominator)
                 if decays && a.decoupled { direction = g.add(direction, g.scale(theta, a.weightDecay)) }

@@ -6,9 +6,10 @@ import MPLModel
 extension StepBuilder {
     /// Every entry point of the generated library, in the order the header declares them.
     public func program(regenerateCommand: String) -> Program {
-        Program(modelName: model.name, regenerateCommand: regenerateCommand, state: stateTable,
-                entryPoints: [mplStep(), supervisedStep(), predict(teacherNetwork: true), predict(teacherNetwork: false)],
-                macros: macros)
+        Program(
+            modelName: model.name, regenerateCommand: regenerateCommand, state: stateTable,
+            entryPoints: [mplStep(), supervisedStep(), predict(teacherNetwork: true), predict(teacherNetwork: false)],
+            macros: macros)
     }
 
     /// The model's facts and recipe, as `#define`s the runner reads (docs/ABI.md), ending with MPLC_RECIPE: every
@@ -23,18 +24,24 @@ extension StepBuilder {
         }
         let facts: [(name: String, value: MacroValue)] = [
             ("MPLC_MODEL_NAME", .string(model.name)),
-            ("MPLC_INPUT_HEIGHT", int(height)), ("MPLC_INPUT_WIDTH", int(width)), ("MPLC_INPUT_CHANNELS", int(channels)),
+            ("MPLC_INPUT_HEIGHT", int(height)), ("MPLC_INPUT_WIDTH", int(width)),
+            ("MPLC_INPUT_CHANNELS", int(channels)),
             ("MPLC_INPUT_SIZE", int(height * width * channels)),
             ("MPLC_CLASSES", int(model.classes)),
         ]
         let recipe = recipeMacros
         var summary = recipe.map { ($0.name.dropFirst("MPLC_".count).lowercased(), $0.value.text) }
         summary += [
-            ("uda_temperature", cDouble(model.recipe.uda.temperature)), ("uda_threshold", cDouble(model.recipe.uda.threshold)),
+            ("uda_temperature", cDouble(model.recipe.uda.temperature)),
+            ("uda_threshold", cDouble(model.recipe.uda.threshold)),
             ("label_smoothing", cDouble(model.recipe.labelSmoothing)),
         ]
-        if case .soft(let temperature) = model.recipe.pseudoLabels { summary.append(("soft_temperature", cDouble(temperature))) }
-        for (network, optimizer) in [("teacher", model.recipe.teacherOptimizer), ("student", model.recipe.studentOptimizer)] {
+        if case .soft(let temperature) = model.recipe.pseudoLabels {
+            summary.append(("soft_temperature", cDouble(temperature)))
+        }
+        for (network, optimizer) in [
+            ("teacher", model.recipe.teacherOptimizer), ("student", model.recipe.studentOptimizer),
+        ] {
             if case .adam(let a) = optimizer.rule {
                 summary += [
                     ("\(network)_optimizer", optimizer.name.lowercased()), ("\(network)_beta2", cDouble(a.beta2)),
@@ -55,7 +62,9 @@ extension StepBuilder {
             ("MPLC_STEPS", int(recipe.steps)), ("MPLC_SEED", int(recipe.seed)),
             ("MPLC_STUDENT_WAIT_STEPS", int(recipe.studentWaitSteps)),
         ]
-        for (prefix, optimizer) in [("MPLC_TEACHER", recipe.teacherOptimizer), ("MPLC_STUDENT", recipe.studentOptimizer)] {
+        for (prefix, optimizer) in [
+            ("MPLC_TEACHER", recipe.teacherOptimizer), ("MPLC_STUDENT", recipe.studentOptimizer),
+        ] {
             // Adam's β1 is its momentum; its β2 and ε are compiled into the step (the MPLC_RECIPE tail names them).
             let (momentum, nesterov, weightDecay): (Double, Bool, Double)
             switch optimizer.rule {
@@ -65,7 +74,8 @@ extension StepBuilder {
             list += [
                 (prefix + "_LR", double(optimizer.learningRate)), (prefix + "_MOMENTUM", double(momentum)),
                 (prefix + "_NESTEROV", int(nesterov ? 1 : 0)), (prefix + "_WEIGHT_DECAY", double(weightDecay)),
-                (prefix + "_WARMUP_STEPS", int(optimizer.warmupSteps)), (prefix + "_COSINE", int(optimizer.cosineDecay ? 1 : 0)),
+                (prefix + "_WARMUP_STEPS", int(optimizer.warmupSteps)),
+                (prefix + "_COSINE", int(optimizer.cosineDecay ? 1 : 0)),
             ]
         }
         let (initUniform, initBound): (Int, Double)
@@ -81,7 +91,8 @@ extension StepBuilder {
         }
         list += [
             ("MPLC_UDA_WEIGHT", double(recipe.uda.weight)), ("MPLC_UDA_RAMP_STEPS", int(recipe.uda.rampSteps)),
-            ("MPLC_FINETUNE_STEPS", int(recipe.finetune.steps)), ("MPLC_FINETUNE_LR", double(recipe.finetune.learningRate)),
+            ("MPLC_FINETUNE_STEPS", int(recipe.finetune.steps)),
+            ("MPLC_FINETUNE_LR", double(recipe.finetune.learningRate)),
             ("MPLC_EMA_DECAY", double(recipe.emaDecay)),
             ("MPLC_INIT_UNIFORM", int(initUniform)), ("MPLC_INIT_BOUND", double(initBound)),
             ("MPLC_PSEUDO_LABELS", .string(pseudo)),

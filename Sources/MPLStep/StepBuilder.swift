@@ -24,7 +24,9 @@ public struct StepBuilder {
     /// The state arena in order: teacher, student, the teacher's and the student's optimiser state, then the
     /// BatchNorm running averages of teacher and student.
     public var stateTable: [TensorInfo] {
-        let optimizerState = model.recipe.teacherOptimizer.rule.state(of: teacher) + model.recipe.studentOptimizer.rule.state(of: student)
+        let optimizerState =
+            model.recipe.teacherOptimizer.rule.state(of: teacher)
+            + model.recipe.studentOptimizer.rule.state(of: student)
         return teacher.infos + student.infos + optimizerState + teacher.statistics + student.statistics
     }
 
@@ -32,7 +34,9 @@ public struct StepBuilder {
 
     public func mplStep() -> EntryPoint {
         let recipe = model.recipe
-        let bl = recipe.labeledBatch, bu = recipe.unlabeledBatch, k = model.classes
+        let bl = recipe.labeledBatch
+        let bu = recipe.unlabeledBatch
+        let k = model.classes
         var g = Graph()
         var effects = ForwardEffects()
         let thetaT = g.stateInputs(teacher.infos + teacher.statistics)
@@ -48,19 +52,22 @@ public struct StepBuilder {
         // 1-3. Teacher forward on [labeled; weak; strong], supervised and UDA losses. BatchNorm normalises over
         // all three views together, and its running averages follow this pass. With Reduced MPL the teacher
         // reads one cached distribution per image instead, [labeled; unlabeled], and there is no UDA.
-        let zl, zus: Value
+        let zl: Value
+        let zus: Value
         var zuw: Value?
         switch recipe.teacherInput {
         case .image:
-            let z = g.forward(teacher, weights: thetaT, x: x, inputShape: inputShape,
-                              pass: .training("all", updatingAverages: true), effects: &effects)
+            let z = g.forward(
+                teacher, weights: thetaT, x: x, inputShape: inputShape,
+                pass: .training("all", updatingAverages: true), effects: &effects)
             zl = g.sliceRows(z, start: 0, count: bl)
             zuw = g.sliceRows(z, start: bl, count: bu)
             zus = g.sliceRows(z, start: bl + bu, count: bu)
         case .cachedPredictions:
             let teacherX = g.input("teacher_x", Shape([bl + bu, k]))
-            let z = g.forward(teacher, weights: thetaT, x: teacherX, inputShape: teacherInputShape,
-                              pass: .training("all", updatingAverages: true), effects: &effects)
+            let z = g.forward(
+                teacher, weights: thetaT, x: teacherX, inputShape: teacherInputShape,
+                pass: .training("all", updatingAverages: true), effects: &effects)
             zl = g.sliceRows(z, start: 0, count: bl)
             zus = g.sliceRows(z, start: bl, count: bu)
         }
@@ -69,7 +76,8 @@ public struct StepBuilder {
         let smoothed = g.add(g.scale(y, 1 - eps), g.constant(eps / Double(k), Shape([bl, k])))
         let lossSup = g.crossEntropy(targets: smoothed, logits: zl)
         g.origin = Origin("teacher/loss_uda", .forward)
-        let (lossUDA, maskRate) = zuw.map { udaLoss(&g, weak: $0, strong: zus) } ?? (g.constant(0, .scalar), g.constant(0, .scalar))
+        let (lossUDA, maskRate) =
+            zuw.map { udaLoss(&g, weak: $0, strong: zus) } ?? (g.constant(0, .scalar), g.constant(0, .scalar))
 
         // 4-5. Pseudo labels on the strong view; the student's loss and gradient on them.
         g.origin = Origin("teacher/pseudo_labels", .forward)
@@ -78,21 +86,24 @@ public struct StepBuilder {
         let xl = g.sliceRows(x, start: 0, count: bl)
         let studentValues = student.infos.map { thetaS[$0.name]! }
         // The student's running averages follow its training pass; the labeled passes below only probe it.
-        let su = g.forward(student, weights: thetaS, x: xus, inputShape: inputShape,
-                           pass: .training("u", updatingAverages: true), effects: &effects)
+        let su = g.forward(
+            student, weights: thetaS, x: xus, inputShape: inputShape,
+            pass: .training("u", updatingAverages: true), effects: &effects)
         g.origin = Origin("student/loss_u", .forward)
         let lossStudentU = g.crossEntropy(targets: pseudo, logits: su)
         let gu = Autodiff.vjp(&g, output: lossStudentU, wrt: studentValues)
 
         // 6. Student update.
-        var studentUpdate = recipe.studentOptimizer.rule.update(&g, network: student, gradients: gu, learningRate: lrStudent)
+        var studentUpdate = recipe.studentOptimizer.rule.update(
+            &g, network: student, gradients: gu, learningRate: lrStudent)
         g.origin = Origin("teacher/feedback", .forward)
         let etaEff = studentUpdate.scale(&g)
 
         // 7. The updated student's labeled loss and its gradient g_l.
         let updated = Dictionary(uniqueKeysWithValues: studentUpdate.results.filter { $0.name.hasPrefix("student/") })
-        let sl = g.forward(student, weights: updated, x: xl, inputShape: inputShape,
-                           pass: .training("l", updatingAverages: false), effects: &effects)
+        let sl = g.forward(
+            student, weights: updated, x: xl, inputShape: inputShape,
+            pass: .training("l", updatingAverages: false), effects: &effects)
         g.origin = Origin("student/loss_l", .forward)
         let lossStudentL = g.crossEntropy(targets: y, logits: sl)
         let gl = Autodiff.vjp(&g, output: lossStudentL, wrt: student.infos.map { updated[$0.name]! })
@@ -112,8 +123,9 @@ public struct StepBuilder {
             case .dotProduct:
                 h = hDot
             case .lossDifference:
-                let sOld = g.forward(student, weights: thetaS, x: xl, inputShape: inputShape,
-                                     pass: .training("l", updatingAverages: false), effects: &effects)
+                let sOld = g.forward(
+                    student, weights: thetaS, x: xl, inputShape: inputShape,
+                    pass: .training("l", updatingAverages: false), effects: &effects)
                 g.origin = Origin("teacher/feedback", .forward)
                 h = g.sub(g.crossEntropy(targets: y, logits: sOld), lossStudentL)
             }
@@ -131,15 +143,20 @@ public struct StepBuilder {
 
         // 9. Teacher gradient and update.
         let gT = Autodiff.vjp(&g, output: objective, wrt: teacher.infos.map { thetaT[$0.name]! })
-        let teacherUpdate = recipe.teacherOptimizer.rule.update(&g, network: teacher, gradients: gT, learningRate: lrTeacher)
+        let teacherUpdate = recipe.teacherOptimizer.rule.update(
+            &g, network: teacher, gradients: gT, learningRate: lrTeacher)
 
-        g.results = [("loss_sup", lossSup), ("loss_uda", lossUDA), ("mask_rate", maskRate),
-                     ("loss_student_u", lossStudentU), ("loss_student_l", lossStudentL), ("h", h)]
+        g.results =
+            [
+                ("loss_sup", lossSup), ("loss_uda", lossUDA), ("mask_rate", maskRate),
+                ("loss_student_u", lossStudentU), ("loss_student_l", lossStudentL), ("h", h),
+            ]
             + feedbackDiagnostics(&g, gl: gl, gu: gu, h: h)
         let stateResults = teacherUpdate.results + studentUpdate.results + effects.averages
         g.results += stateResults
-        return entryPoint(name: "mplc_step", table: "step", graph: g, masks: effects.masks,
-                          stateResults: Set(stateResults.map(\.name)))
+        return entryPoint(
+            name: "mplc_step", table: "step", graph: g, masks: effects.masks,
+            stateResults: Set(stateResults.map(\.name)))
     }
 
     /// What the feedback does, for the logs (docs/ABI.md): ‖g_l‖, ‖g_u‖, their cosine (0 when either is 0) and
@@ -148,7 +165,8 @@ public struct StepBuilder {
         func dot(_ a: [Value], _ b: [Value]) -> Value {
             zip(a, b).dropFirst().reduce(g.dot(a[0], b[0])) { sum, pair in g.add(sum, g.dot(pair.0, pair.1)) }
         }
-        let normL = g.unary(.sqrt, dot(gl, gl)), normU = g.unary(.sqrt, dot(gu, gu))
+        let normL = g.unary(.sqrt, dot(gl, gl))
+        let normU = g.unary(.sqrt, dot(gu, gu))
         // The floor only keeps 0/0 out when a gradient vanishes (a saturated softmax); it is far below any product
         // of two float norms that are not 0.
         let cosine = g.div(dot(gl, gu), g.binary(.max, g.mul(normL, normU), g.constant(1e-30, .scalar)))
@@ -186,16 +204,18 @@ public struct StepBuilder {
         let x = g.input("x", inputShape.batch(rows))
         let y = g.input("y", Shape([rows, model.classes]))
         let lr = g.input("lr", .scalar)
-        let logits = g.forward(student, weights: thetaS, x: x, inputShape: inputShape,
-                               pass: .training("sup", updatingAverages: true), effects: &effects)
+        let logits = g.forward(
+            student, weights: thetaS, x: x, inputShape: inputShape,
+            pass: .training("sup", updatingAverages: true), effects: &effects)
         g.origin = Origin("student/loss", .forward)
         let loss = g.crossEntropy(targets: y, logits: logits)
         let grads = Autodiff.vjp(&g, output: loss, wrt: student.infos.map { thetaS[$0.name]! })
         let update = model.recipe.studentOptimizer.rule.update(&g, network: student, gradients: grads, learningRate: lr)
         let stateResults = update.results + effects.averages
         g.results = [("loss", loss)] + stateResults
-        return entryPoint(name: "mplc_supervised_step", table: "supervised", graph: g, masks: effects.masks,
-                          stateResults: Set(stateResults.map(\.name)))
+        return entryPoint(
+            name: "mplc_supervised_step", table: "supervised", graph: g, masks: effects.masks,
+            stateResults: Set(stateResults.map(\.name)))
     }
 
     public func predict(teacherNetwork: Bool) -> EntryPoint {
@@ -209,16 +229,22 @@ public struct StepBuilder {
         g.results = [("logits", logits)]
         var storage = Dictionary(uniqueKeysWithValues: (net.infos + net.statistics).map { ($0.name, Storage.state) })
         storage["x"] = .argument
-        return EntryPoint(name: "mplc_predict_\(net.prefix)", tableName: "predict_\(net.prefix)", graph: g,
-                          inputStorage: storage, resultStorage: ["logits": .argument])
+        return EntryPoint(
+            name: "mplc_predict_\(net.prefix)", tableName: "predict_\(net.prefix)", graph: g,
+            inputStorage: storage, resultStorage: ["logits": .argument])
     }
 
     /// Binds state tensors to the state arena and everything else to the entry point's I/O arena.
-    func entryPoint(name: String, table: String, graph: Graph, masks: [TensorInfo], stateResults: Set<String>) -> EntryPoint {
+    func entryPoint(name: String, table: String, graph: Graph, masks: [TensorInfo], stateResults: Set<String>)
+        -> EntryPoint
+    {
         let stateNames = Set(stateTable.map(\.name))
-        let inputs = Dictionary(uniqueKeysWithValues: graph.inputs.map { ($0.name, stateNames.contains($0.name) ? Storage.state : .io) })
-        let results = Dictionary(uniqueKeysWithValues: graph.results.map { ($0.name, stateResults.contains($0.name) ? Storage.state : .io) })
-        return EntryPoint(name: name, tableName: table, graph: graph, inputStorage: inputs, resultStorage: results,
-                          ioInfo: Dictionary(uniqueKeysWithValues: masks.map { ($0.name, $0) }))
+        let inputs = Dictionary(
+            uniqueKeysWithValues: graph.inputs.map { ($0.name, stateNames.contains($0.name) ? Storage.state : .io) })
+        let results = Dictionary(
+            uniqueKeysWithValues: graph.results.map { ($0.name, stateResults.contains($0.name) ? Storage.state : .io) })
+        return EntryPoint(
+            name: name, tableName: table, graph: graph, inputStorage: inputs, resultStorage: results,
+            ioInfo: Dictionary(uniqueKeysWithValues: masks.map { ($0.name, $0) }))
     }
 }

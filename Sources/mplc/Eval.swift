@@ -25,7 +25,9 @@ struct Eval: ParsableCommand {
     var teacher = false
     @Option(help: "Data directory whose test set is used (default: the trainer's, Fashion-MNIST).")
     var data: String?
-    @Option(help: ArgumentHelp("Reduced MPL: the large teacher's cached predictions, as for training.", valueName: "FILE.npy"))
+    @Option(
+        help: ArgumentHelp(
+            "Reduced MPL: the large teacher's cached predictions, as for training.", valueName: "FILE.npy"))
     var teacherCache: String?
     @Option(help: "Threads (default: every core of this machine).")
     var threads: Int?
@@ -38,12 +40,15 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            var arguments = ["eval", "--checkpoint", checkpoint,
-                             "--threads", String(threads ?? ProcessInfo.processInfo.activeProcessorCount)]
+            var arguments = [
+                "eval", "--checkpoint", checkpoint,
+                "--threads", String(threads ?? ProcessInfo.processInfo.activeProcessorCount),
+            ]
             if let data { arguments += ["--data", data] }
             if let teacherCache { arguments += ["--teacher-cache", teacherCache] }
             let output = try trainerOutput(model: model, arguments)
-            let evaluation = try Evaluation(runnerOutput: output, network: ema ? "student_ema" : teacher ? "teacher" : "student")
+            let evaluation = try Evaluation(
+                runnerOutput: output, network: ema ? "student_ema" : teacher ? "teacher" : "student")
             print(json ? evaluation.json : evaluation.text)
         }
     }

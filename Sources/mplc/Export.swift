@@ -26,7 +26,10 @@ struct Export: ParsableCommand {
     var checkpoint: String
     @Flag(help: "Export the EMA of the student (the checkpoint's ema/ tensors) instead of the student.")
     var ema = false
-    @Option(help: "Images per forward pass, 1 to \(Compiler.maxExportBatch): larger batches run faster per image on many images.")
+    @Option(
+        help:
+            "Images per forward pass, 1 to \(Compiler.maxExportBatch): larger batches run faster per image on many images."
+    )
     var batch = 1
     @Option(name: .shortAndLong, help: "Output directory.")
     var output: String
@@ -41,21 +44,27 @@ struct Export: ParsableCommand {
                     throw CompileFailure("error: --batch is for the C export; the ONNX model takes batches of any size")
                 }
                 let exported = try Compiler.exportONNX(model, checkpoint: checkpoint, ema: ema, to: output)
-                print("wrote \(exported.path): \(exported.weightFloats) floats of weights"
-                      + batchNormCounts(folded: exported.network.folded.count, kept: exported.network.kept.count))
+                print(
+                    "wrote \(exported.path): \(exported.weightFloats) floats of weights"
+                        + batchNormCounts(folded: exported.network.folded.count, kept: exported.network.kept.count))
                 return
             }
-            let command = "mplc export \(self.model) --checkpoint \(checkpoint)" + (ema ? " --ema" : "")
+            let command =
+                "mplc export \(self.model) --checkpoint \(checkpoint)" + (ema ? " --ema" : "")
                 + (batch == 1 ? "" : " --batch \(batch)") + " -o \(output)"
-            let library = try Compiler.export(model, checkpoint: checkpoint, ema: ema, batch: batch, regenerateCommand: command)
+            let library = try Compiler.export(
+                model, checkpoint: checkpoint, ema: ema, batch: batch, regenerateCommand: command)
             try Compiler.write(library.files, to: output)
-            print("wrote \(output)/{\(library.files.map(\.fileName).joined(separator: ","))}: "
-                  + "\(library.weightFloats) floats of weights, batch \(batch)" + batchNormCounts(folded: library.network.folded.count, kept: library.network.kept.count))
+            print(
+                "wrote \(output)/{\(library.files.map(\.fileName).joined(separator: ","))}: "
+                    + "\(library.weightFloats) floats of weights, batch \(batch)"
+                    + batchNormCounts(folded: library.network.folded.count, kept: library.network.kept.count))
         }
     }
 
     private func batchNormCounts(folded: Int, kept: Int) -> String {
-        folded + kept == 0 ? ""
+        folded + kept == 0
+            ? ""
             : "; BatchNorm: \(folded) folded into the layers before them, \(kept) kept as "
                 + "a per-channel scale and shift"
     }

@@ -9,7 +9,8 @@ import MPLCompiler
 struct MPLC: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mplc",
-        abstract: "Compile Meta Pseudo Labels training steps from .swiftdsl model files to fused C, and train with them.",
+        abstract:
+            "Compile Meta Pseudo Labels training steps from .swiftdsl model files to fused C, and train with them.",
         discussion: """
             Examples:
               mplc Examples/fashion_mlp.swiftdsl          writes generated/fashion_mlp/ (model.h, model.c, mplc_runtime.h, model.ir, model.json)
@@ -28,7 +29,8 @@ func reportingFailures(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let failure as CompileFailure {
-        FileHandle.standardError.write(Data((failure.description.hasSuffix("\n") ? failure.description : failure.description + "\n").utf8))
+        FileHandle.standardError.write(
+            Data((failure.description.hasSuffix("\n") ? failure.description : failure.description + "\n").utf8))
         throw ExitCode(failure.exitCode)
     }
 }
@@ -50,9 +52,11 @@ struct Emit: ParsableCommand {
         try reportingFailures {
             var model = try Compiler.load(path: self.model).get()
             try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
-            let overrides = (pseudoLabels.map { " --pseudo-labels \($0)" } ?? "") + (feedback.map { " --feedback \($0)" } ?? "")
+            let overrides =
+                (pseudoLabels.map { " --pseudo-labels \($0)" } ?? "") + (feedback.map { " --feedback \($0)" } ?? "")
             let command = "mplc \(self.model)" + overrides + (output.map { " -o \($0)" } ?? "")
-            let compiled = try Compiler.compile(model, regenerateCommand: command, memoryLimit: ResourceLimits.memoryLimit())
+            let compiled = try Compiler.compile(
+                model, regenerateCommand: command, memoryLimit: ResourceLimits.memoryLimit())
             let directory = output ?? "generated/\(model.name)"
             try Compiler.write(compiled.files, to: directory)
             print("wrote \(directory)/{\(compiled.files.map(\.fileName).joined(separator: ","))}")
@@ -73,7 +77,9 @@ struct Check: ParsableCommand {
         for path in models {
             switch Compiler.load(path: path) {
             case .success(let model):
-                print("\(path): ok (\(model.teacher.layers.count)-layer teacher, \(model.student.layers.count)-layer student)")
+                print(
+                    "\(path): ok (\(model.teacher.layers.count)-layer teacher, \(model.student.layers.count)-layer student)"
+                )
                 print("recipe:\n" + model.recipe.resolvedLines.map { "  " + $0 }.joined(separator: "\n"))
             case .failure(let failure):
                 FileHandle.standardError.write(Data(failure.description.utf8))
@@ -86,10 +92,12 @@ struct Check: ParsableCommand {
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Compile a model, build its trainer with cc -O3 and OpenBLAS, and train on Fashion-MNIST (or --data).",
+        abstract:
+            "Compile a model, build its trainer with cc -O3 and OpenBLAS, and train on Fashion-MNIST (or --data).",
         discussion: "The options below, except --pseudo-labels and --feedback (which change the compiled step), are "
             + "passed on to the trainer (`mplc-run train`). For the trainer's --stop-at, run the trainer that mplc "
-            + "prints it built or reused (.build-mplc/<model>-<key>/mplc-run) directly; docs/RUNNER.md has all its options.")
+            + "prints it built or reused (.build-mplc/<model>-<key>/mplc-run) directly; docs/RUNNER.md has all its options."
+    )
 
     @Argument(help: "The model file (.swiftdsl).")
     var model: String
@@ -110,16 +118,18 @@ struct Train: ParsableCommand {
     var resume = false
     @Flag(help: "Start a new run in an --out that holds another run (its files are replaced).")
     var overwrite = false
-    @Option(help: ArgumentHelp(
-        "Start from the weights of a checkpoint of another model hash or recipe, on purpose (e.g. to finetune).",
-        valueName: "FILE.safetensors"))
+    @Option(
+        help: ArgumentHelp(
+            "Start from the weights of a checkpoint of another model hash or recipe, on purpose (e.g. to finetune).",
+            valueName: "FILE.safetensors"))
     var initFrom: String?
     @Option(help: "Evaluate on the test set (with --validation: the validation set) every N steps.")
     var evalEvery: Int?
-    @Option(help: ArgumentHelp(
-        "Hold out N labeled examples (class-balanced, seeded) as a validation set; RUN_DIR/best.safetensors keeps the "
-            + "student with the best validation accuracy, and the test set is evaluated at the end of each phase only.",
-        valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "Hold out N labeled examples (class-balanced, seeded) as a validation set; RUN_DIR/best.safetensors keeps the "
+                + "student with the best validation accuracy, and the test set is evaluated at the end of each phase only.",
+            valueName: "N"))
     var validation: Int?
     @Option(help: "With --validation: stop the main phase after P validation evaluations without a better student.")
     var patience: Int?
@@ -133,14 +143,16 @@ struct Train: ParsableCommand {
     var pseudoLabels: String?
     @Option(help: "Override the recipe's feedback rule: dot-product or loss-difference.")
     var feedback: String?
-    @Option(help: ArgumentHelp(
-        "Reduced MPL: the large teacher's cached class distributions (NPY float32 [train + test images, classes]).",
-        discussion: "Required for a model with teacherInput(.cachedPredictions), refused otherwise; write it with "
-            + "`mplc-run cache --checkpoint C.safetensors --out FILE.npy` of the large teacher's model. Give it again "
-            + "with --resume (docs/RUNNER.md, \"Reduced MPL\").",
-        valueName: "FILE.npy"))
+    @Option(
+        help: ArgumentHelp(
+            "Reduced MPL: the large teacher's cached class distributions (NPY float32 [train + test images, classes]).",
+            discussion: "Required for a model with teacherInput(.cachedPredictions), refused otherwise; write it with "
+                + "`mplc-run cache --checkpoint C.safetensors --out FILE.npy` of the large teacher's model. Give it again "
+                + "with --resume (docs/RUNNER.md, \"Reduced MPL\").",
+            valueName: "FILE.npy"))
     var teacherCache: String?
-    @Option(help: "Decay of the student's EMA, evaluated next to the student (0 <= D < 1; 0: none; default: the recipe's).")
+    @Option(
+        help: "Decay of the student's EMA, evaluated next to the student (0 <= D < 1; 0: none; default: the recipe's).")
     var emaDecay: Double?
     @Option(help: "Random horizontal flips of the training images: auto (on for CIFAR-10 only), yes or no.")
     var flip: String?
@@ -157,12 +169,25 @@ struct Train: ParsableCommand {
 
     var runnerArguments: [String] {
         var args: [String] = []
-        func add(_ flag: String, _ value: CustomStringConvertible?) { if let value { args += [flag, value.description] } }
-        add("--data", data); add("--labels", labels); add("--steps", steps); add("--seed", seed)
-        add("--threads", threads ?? ProcessInfo.processInfo.activeProcessorCount); add("--out", out); add("--eval-every", evalEvery)
-        add("--checkpoint-every", checkpointEvery); add("--mode", mode); add("--finetune-steps", finetuneSteps)
-        add("--teacher-cache", teacherCache); add("--ema-decay", emaDecay); add("--flip", flip)
-        add("--init-from", initFrom); add("--validation", validation); add("--patience", patience)
+        func add(_ flag: String, _ value: CustomStringConvertible?) {
+            if let value { args += [flag, value.description] }
+        }
+        add("--data", data)
+        add("--labels", labels)
+        add("--steps", steps)
+        add("--seed", seed)
+        add("--threads", threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        add("--out", out)
+        add("--eval-every", evalEvery)
+        add("--checkpoint-every", checkpointEvery)
+        add("--mode", mode)
+        add("--finetune-steps", finetuneSteps)
+        add("--teacher-cache", teacherCache)
+        add("--ema-decay", emaDecay)
+        add("--flip", flip)
+        add("--init-from", initFrom)
+        add("--validation", validation)
+        add("--patience", patience)
         if resume { args.append("--resume") }
         if overwrite { args.append("--overwrite") }
         if quiet { args.append("--quiet") }
@@ -179,13 +204,19 @@ func trainer(modelPath: String, pseudoLabels: String? = nil, feedback: String? =
     var model = try Compiler.load(path: modelPath).get()
     try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
     let started = Date()
-    let compiled = try Compiler.compile(model, regenerateCommand: "mplc train \(modelPath)",
-                                        memoryLimit: ResourceLimits.memoryLimit())
-    let (binary, built) = try RunnerBuild.cachedBuild(compiled.files, modelName: model.name,
-                                                      templatesDirectory: Compiler.templatesDirectory)
-    FileHandle.standardError.write(Data(String(format: "mplc: %@ %@ in %.1f s; memory plan: %@\n",
-                                               built ? "built" : "reused", binary,
-                                               Date().timeIntervalSince(started), compiled.memorySummary).utf8))
+    let compiled = try Compiler.compile(
+        model, regenerateCommand: "mplc train \(modelPath)",
+        memoryLimit: ResourceLimits.memoryLimit())
+    let (binary, built) = try RunnerBuild.cachedBuild(
+        compiled.files, modelName: model.name,
+        templatesDirectory: Compiler.templatesDirectory)
+    FileHandle.standardError.write(
+        Data(
+            String(
+                format: "mplc: %@ %@ in %.1f s; memory plan: %@\n",
+                built ? "built" : "reused", binary,
+                Date().timeIntervalSince(started), compiled.memorySummary
+            ).utf8))
     return (binary, model.recipe.resolvedLines.map { $0 + "\n" }.joined())
 }
 

@@ -50,18 +50,25 @@ struct Report: ParsableCommand {
 
     /// The student's evaluation on the test set by the run's trainer; nil for a run without a model copy or checkpoint.
     private func evaluation(of directory: String) throws -> Evaluation? {
-        let summary = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/summary.json")))
-            as? [String: Any])
+        let summary =
+            (try? JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: directory + "/summary.json")))
+                as? [String: Any])
         let checkpoint = directory + "/checkpoint.safetensors"
         // The run's copy of its model file, named after the model (docs/RUNNER.md, "Run directory").
         guard let name = summary?["model"] as? String, !name.contains("/"),
             case let model = directory + "/" + name + ".swiftdsl",
             FileManager.default.fileExists(atPath: model), FileManager.default.fileExists(atPath: checkpoint)
         else {
-            FileHandle.standardError.write(Data("mplc: \(directory): no summary.json, copy of the model file or checkpoint; no confusion matrix\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "mplc: \(directory): no summary.json, copy of the model file or checkpoint; no confusion matrix\n"
+                        .utf8))
             return nil
         }
-        var arguments = ["eval", "--checkpoint", checkpoint, "--threads", String(ProcessInfo.processInfo.activeProcessorCount)]
+        var arguments = [
+            "eval", "--checkpoint", checkpoint, "--threads", String(ProcessInfo.processInfo.activeProcessorCount),
+        ]
         if let data = data ?? summary?["data"] as? String { arguments += ["--data", data] }
         return try Evaluation(runnerOutput: try trainerOutput(model: model, arguments), network: "student")
     }

@@ -12,8 +12,9 @@ import Testing
 @discardableResult
 func runCommand(_ arguments: [String], in directory: URL, threads: Int = 1) throws -> String {
     // Tiny matrices: BLAS threads only add noise and time. MPLC_THREADS: the harness's threads for parallel kernels.
-    try shell(arguments, directory: directory.path,
-              environment: ["OPENBLAS_NUM_THREADS": "1", "MPLC_THREADS": "\(threads)"])
+    try shell(
+        arguments, directory: directory.path,
+        environment: ["OPENBLAS_NUM_THREADS": "1", "MPLC_THREADS": "\(threads)"])
 }
 
 func writeFloats(_ values: [Float], to url: URL) throws {
@@ -24,7 +25,9 @@ func writeFloats(_ values: [Float], to url: URL) throws {
 func readFloats(_ url: URL) throws -> [Float] {
     let data = try Data(contentsOf: url)
     return stride(from: 0, to: data.count, by: 4).map { offset in
-        let bits = data[offset..<offset + 4].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
+        let bits = data[offset..<offset + 4].enumerated().reduce(UInt32(0)) {
+            $0 | UInt32($1.element) << (8 * UInt32($1.offset))
+        }
         return Float(bitPattern: bits)
     }
 }
@@ -38,19 +41,26 @@ struct BuiltModel {
     let threads: Int
 
     /// Emits, compiles model.c exactly as the CLI documents (-std=c11 -O2 -Wall -Wextra -Werror -c), links the harness.
-    init(_ program: Program, options: LoweringOptions = LoweringOptions(), naiveGEMM: Bool = false, threads: Int = 1) throws {
+    init(_ program: Program, options: LoweringOptions = LoweringOptions(), naiveGEMM: Bool = false, threads: Int = 1)
+        throws
+    {
         self.threads = threads
         kernels = Lowering.lower(program, options: options)
         files = try CEmitter.emit(kernels)
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("mplc-codegen-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        for file in files { try file.contents.write(to: directory.appendingPathComponent(file.fileName), atomically: true, encoding: .utf8) }
-        try CEmitter.emitHarness(kernels).write(to: directory.appendingPathComponent("harness.c"), atomically: true, encoding: .utf8)
+        for file in files {
+            try file.contents.write(
+                to: directory.appendingPathComponent(file.fileName), atomically: true, encoding: .utf8)
+        }
+        try CEmitter.emitHarness(kernels).write(
+            to: directory.appendingPathComponent("harness.c"), atomically: true, encoding: .utf8)
         let flags = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"] + (naiveGEMM ? ["-DMPLC_NAIVE_GEMM"] : [])
         try runCommand(["cc"] + flags + ["-c", "model.c", "-o", "model.o"], in: directory)
         // The naive build links without OpenBLAS: it must not need it.
-        try runCommand(["cc"] + flags + ["harness.c", "model.o", "-o", "harness"] + (naiveGEMM ? [] : ["-lopenblas"]) + ["-lm"],
-                       in: directory)
+        try runCommand(
+            ["cc"] + flags + ["harness.c", "model.o", "-o", "harness"] + (naiveGEMM ? [] : ["-lopenblas"]) + ["-lm"],
+            in: directory)
     }
 
     /// Set MPLC_CODEGEN_KEEP=1 to keep the generated files for reading (the directory is printed).
@@ -78,7 +88,9 @@ struct BuiltModel {
         if bindings.usesState { buffers.append(("state", stateArena)) }
         if bindings.usesIO { buffers.append(("io", ioArena)) }
         for argument in bindings.argumentInputs { buffers.append((argument.name, inputs[argument.name]!)) }
-        for argument in bindings.argumentOutputs { buffers.append((argument.name, [Float](repeating: .nan, count: argument.shape.count))) }
+        for argument in bindings.argumentOutputs {
+            buffers.append((argument.name, [Float](repeating: .nan, count: argument.shape.count)))
+        }
         var paths: [String] = []
         for (index, buffer) in buffers.enumerated() {
             let url = directory.appendingPathComponent("\(entry)-\(index).f32")
@@ -87,7 +99,9 @@ struct BuiltModel {
         }
         try runCommand(["./harness", entry] + paths, in: directory, threads: threads)
         var after: [String: [Float]] = [:]
-        for (index, buffer) in buffers.enumerated() { after[buffer.name] = try readFloats(URL(fileURLWithPath: paths[index])) }
+        for (index, buffer) in buffers.enumerated() {
+            after[buffer.name] = try readFloats(URL(fileURLWithPath: paths[index]))
+        }
         return EntryRun(function: function, state: kernels.state, arenas: after)
     }
 }
@@ -158,9 +172,11 @@ struct ErrorStats {
 /// Runs `entry` in C and in the interpreter on the same numbers and checks every result, every state tensor
 /// (updated ones against the reference, the others unchanged) and that inputs were not written.
 @discardableResult
-func checkAgainstInterpreter(_ model: BuiltModel, _ program: Program, entry name: String, state: [String: [Float]],
-                             inputs: [String: [Float]], tolerance: Tolerance = Tolerance(),
-                             sourceLocation: SourceLocation = #_sourceLocation) throws -> ErrorStats {
+func checkAgainstInterpreter(
+    _ model: BuiltModel, _ program: Program, entry name: String, state: [String: [Float]],
+    inputs: [String: [Float]], tolerance: Tolerance = Tolerance(),
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws -> ErrorStats {
     let entry = program.entryPoints.first { $0.name == name }!
     let run = try model.run(name, state: state, inputs: inputs)
     var referenceInputs: [String: [Double]] = [:]
@@ -184,21 +200,25 @@ func checkAgainstInterpreter(_ model: BuiltModel, _ program: Program, entry name
         }
     }
     for tensor in model.kernels.state.tensors where entry.resultStorage[tensor.name] != .state {
-        #expect(run.stateTensor(tensor.name) == state[tensor.name]!, "\(name) changed state \(tensor.name)",
-                sourceLocation: sourceLocation)
+        #expect(
+            run.stateTensor(tensor.name) == state[tensor.name]!, "\(name) changed state \(tensor.name)",
+            sourceLocation: sourceLocation)
     }
     if run.arenas["io"] != nil {
         for tensor in run.function.bindings.ioInputs {
-            #expect(run.ioInput(tensor.name) == inputs[tensor.name]!, "\(name) changed input \(tensor.name)",
-                    sourceLocation: sourceLocation)
+            #expect(
+                run.ioInput(tensor.name) == inputs[tensor.name]!, "\(name) changed input \(tensor.name)",
+                sourceLocation: sourceLocation)
         }
     }
     return stats
 }
 
 /// Random values for every state tensor of `program` and every non-state input of `entry`.
-func randomArguments(_ program: Program, entry name: String, seed: UInt64,
-                     special: [String: [Float]] = [:]) -> (state: [String: [Float]], inputs: [String: [Float]]) {
+func randomArguments(
+    _ program: Program, entry name: String, seed: UInt64,
+    special: [String: [Float]] = [:]
+) -> (state: [String: [Float]], inputs: [String: [Float]]) {
     var random = SplitMix64(seed: seed)
     var state: [String: [Float]] = [:]
     for tensor in program.state { state[tensor.name] = special[tensor.name] ?? random.floats(tensor.shape.count) }

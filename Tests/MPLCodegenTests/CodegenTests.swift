@@ -8,8 +8,9 @@ import MPLLower
 import Testing
 
 /// Every optimisation off: one kernel per op, no scratch reuse. The same numbers must come out.
-let unoptimised = LoweringOptions(fuseElementwise: false, foldGEMMEpilogues: false, mergeSiblingLoops: false,
-                                  reuseScratch: false, poolInConvolutions: false, winogradConvolutions: false)
+let unoptimised = LoweringOptions(
+    fuseElementwise: false, foldGEMMEpilogues: false, mergeSiblingLoops: false,
+    reuseScratch: false, poolInConvolutions: false, winogradConvolutions: false)
 
 /// Every kernel that can be split between threads is, however small (run on three threads, so that the parts
 /// are uneven and some are empty).
@@ -44,7 +45,8 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
             inputs["y"] = (0..<5).flatMap { row in (0..<4).map { Float($0 == row % 4 ? 1 : 0) } }
             inputs["lr"] = [0.1]
             let step = try checkAgainstInterpreter(model, program, entry: "mplc_step", state: state, inputs: inputs)
-            let predict = try checkAgainstInterpreter(model, program, entry: "mplc_predict", state: state, inputs: ["x": inputs["x"]!])
+            let predict = try checkAgainstInterpreter(
+                model, program, entry: "mplc_predict", state: state, inputs: ["x": inputs["x"]!])
             print("dense/\(build.rawValue): step \(step.summary); predict \(predict.summary)")
         }
     }
@@ -65,26 +67,31 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
         try withBuild(program, build) { model in
             var (state, inputs) = randomArguments(program, entry: "mplc_elementwise", seed: 3)
             inputs["uniform"] = TestPrograms.safeUniform(inputs["a"]!, rows: 6, classes: 4, seed: 4)
-            let stats = try checkAgainstInterpreter(model, program, entry: "mplc_elementwise", state: state, inputs: inputs)
+            let stats = try checkAgainstInterpreter(
+                model, program, entry: "mplc_elementwise", state: state, inputs: inputs)
             print("elementwise/\(build.rawValue): \(stats.summary)")
         }
     }
 
     @Test(arguments: Build.allCases)
     func streamedConvolutionsInSmallChunks(_ build: Build) throws {
-        try checkInSmallChunks(TestPrograms.streamedConvolutions, entry: "mplc_streamed",
-                               chunkFloats: TestPrograms.streamedOptions.streamChunkFloats, seed: 6, build)
+        try checkInSmallChunks(
+            TestPrograms.streamedConvolutions, entry: "mplc_streamed",
+            chunkFloats: TestPrograms.streamedOptions.streamChunkFloats, seed: 6, build)
     }
 
     @Test(arguments: Build.allCases)
     func winogradConvolutionAndItsTranspose(_ build: Build) throws {
-        try checkInSmallChunks(TestPrograms.winogradConvolution, entry: "mplc_winograd",
-                               chunkFloats: TestPrograms.winogradOptions.streamChunkFloats, seed: 7, build)
+        try checkInSmallChunks(
+            TestPrograms.winogradConvolution, entry: "mplc_winograd",
+            chunkFloats: TestPrograms.winogradOptions.streamChunkFloats, seed: 7, build)
     }
 
     /// Builds `program` the given way with convolutions streamed in chunks of `chunkFloats`, and checks
     /// `entry` against the interpreter on random arguments.
-    private func checkInSmallChunks(_ program: Program, entry: String, chunkFloats: Int, seed: UInt64, _ build: Build) throws {
+    private func checkInSmallChunks(_ program: Program, entry: String, chunkFloats: Int, seed: UInt64, _ build: Build)
+        throws
+    {
         var options = build.options
         options.streamChunkFloats = chunkFloats
         let model = try BuiltModel(program, options: options, naiveGEMM: build == .naiveGEMM, threads: build.threads)
@@ -96,7 +103,8 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
 
     @Test func winogradRunsTheForwardConvolutionItsTransposeAndDW() {
         func gemms(_ options: LoweringOptions) -> [GEMM] {
-            Lowering.lower(TestPrograms.winogradConvolution, options: options).entryPoints[0].kernels.compactMap { kernel in
+            Lowering.lower(TestPrograms.winogradConvolution, options: options).entryPoints[0].kernels.compactMap {
+                kernel in
                 if case .gemm(let g) = kernel.body { return g } else { return nil }
             }
         }
@@ -105,7 +113,8 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
         #expect(on.count == 3 && on.allSatisfy { $0.strategy == .winograd }, "the forward product, ∂x and ∂W")
         // Two images (2·3·4 tiles) per chunk; a thread's part holds the filters (16·8·9) and the chunk's scratch,
         // and for ∂W then its partial sum (72·9).
-        let filters = 16 * 8 * 9, scratch: Int = 16 * (2 * 3 * 4) * (8 + 9) + 17 * 8 + 2 * 9
+        let filters = 16 * 8 * 9
+        let scratch: Int = 16 * (2 * 3 * 4) * (8 + 9) + 17 * 8 + 2 * 9
         for g in on {
             #expect((g.im2colA ?? g.col2imOutput)?.chunkImages == 2)
             #expect(g.partialSumsOffset >= filters + scratch)
@@ -143,7 +152,8 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
             for entry in program.entryPoints {
                 #expect(entry.graph.verify() == [])
                 var passes: [String] = []
-                _ = Lowering.lower(entry, state: state, options: LoweringOptions(verifyAfterEachPass: false)) { pass, function in
+                _ = Lowering.lower(entry, state: state, options: LoweringOptions(verifyAfterEachPass: false)) {
+                    pass, function in
                     passes.append(pass)
                     #expect(function.graph.verify() == [], "\(entry.name) after \(pass)")
                 }
@@ -165,14 +175,15 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
         let entry = EntryPoint(name: "f", tableName: "f", graph: g, inputStorage: ["x": .io], resultStorage: ["y": .io])
         let lowered = Lowering.lower(entry, state: ArenaLayout())
         // x, exp x, add, one reshape: the identities, the duplicate exp, the reshape chain and the dead tanh are gone.
-        #expect(lowered.graph.text == """
-            %0 = input "x" : [4]
-            %1 = exp %0 : [4]
-            %2 = add %1, %1 : [4]
-            %3 = reshape %2 : [4,1]
-            result "y" = %3
+        #expect(
+            lowered.graph.text == """
+                %0 = input "x" : [4]
+                %1 = exp %0 : [4]
+                %2 = add %1, %1 : [4]
+                %3 = reshape %2 : [4,1]
+                result "y" = %3
 
-            """)
+                """)
     }
 
     @Test func memoryPlanNeverOverlapsLiveBuffers() {
@@ -183,15 +194,20 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
                 #expect(lowered.state.tensors.allSatisfy { $0.offset % 16 == 0 })
                 for function in lowered.entryPoints {
                     let buffers = function.plan.scratchBuffers
-                    #expect(buffers.allSatisfy { $0.offset % 16 == 0 && $0.floats % 16 == 0 && $0.firstKernel <= $0.lastKernel })
+                    #expect(
+                        buffers.allSatisfy {
+                            $0.offset % 16 == 0 && $0.floats % 16 == 0 && $0.firstKernel <= $0.lastKernel
+                        })
                     #expect(buffers.allSatisfy { $0.offset + $0.floats <= function.plan.scratchFloats })
                     for i in buffers.indices {
                         for j in buffers.indices where j > i && buffers[i].overlapsInTime(buffers[j]) {
-                            #expect(!buffers[i].overlapsInMemory(buffers[j]),
-                                    "\(function.name): \(buffers[i].label) and \(buffers[j].label) overlap")
+                            #expect(
+                                !buffers[i].overlapsInMemory(buffers[j]),
+                                "\(function.name): \(buffers[i].label) and \(buffers[j].label) overlap")
                         }
                     }
-                    #expect((function.bindings.ioInputs + function.bindings.ioOutputs).allSatisfy { $0.offset % 16 == 0 })
+                    #expect(
+                        (function.bindings.ioInputs + function.bindings.ioOutputs).allSatisfy { $0.offset % 16 == 0 })
                     // Every buffer is live from the kernel that writes it to the last kernel that reads it.
                     for buffer in buffers {
                         guard let value = buffer.value else { continue }
@@ -199,12 +215,14 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
                         #expect(writer == buffer.firstKernel)
                         for (index, kernel) in function.kernels.enumerated()
                         where kernel.reads.contains(where: { readsMemory(of: value, $0, function.graph) }) {
-                            #expect(index <= buffer.lastKernel, "\(buffer.label) read by kernel \(index) after its range")
+                            #expect(
+                                index <= buffer.lastKernel, "\(buffer.label) read by kernel \(index) after its range")
                         }
                     }
                 }
-                print("\(program.modelName) \(options.reuseScratch ? "planned" : "no reuse"): scratch "
-                      + "\(lowered.scratchBytes) bytes, naive sum \(lowered.naiveScratchBytes) bytes")
+                print(
+                    "\(program.modelName) \(options.reuseScratch ? "planned" : "no reuse"): scratch "
+                        + "\(lowered.scratchBytes) bytes, naive sum \(lowered.naiveScratchBytes) bytes")
             }
         }
     }
@@ -220,24 +238,36 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
             let theta = function.graph.results.first { $0.name == name }!.value
             let velocity = function.graph.results.first { $0.name == "momentum/" + name.dropFirst(4) }!.value
             let writers = function.kernels.filter { $0.outputs.contains(theta) || $0.outputs.contains(velocity) }
-            #expect(writers.count == 1 && writers[0].outputs.contains(theta) && writers[0].outputs.contains(velocity), "\(name)")
+            #expect(
+                writers.count == 1 && writers[0].outputs.contains(theta) && writers[0].outputs.contains(velocity),
+                "\(name)")
         }
         // Both matmul + bias (+ relu) layers of the forward pass are sgemm with an epilogue.
-        let epilogues = function.kernels.filter { if case .gemm(let g) = $0.body { return !g.epilogue.isEmpty }; return false }
+        let epilogues = function.kernels.filter {
+            if case .gemm(let g) = $0.body { return !g.epilogue.isEmpty }
+            return false
+        }
         #expect(epilogues.count >= 2)
     }
 
     @Test func aPoolAfterAStreamedConvolutionRunsInItsKernel() {
         func pools(_ options: LoweringOptions) -> (fused: [WindowKernel], separate: [WindowKernel]) {
             let kernels = Lowering.lower(TestPrograms.convolution, options: options).entryPoints[0].kernels
-            let fused = kernels.compactMap { kernel -> WindowKernel? in if case .gemm(let g) = kernel.body { return g.pool } else { return nil } }
+            let fused = kernels.compactMap { kernel -> WindowKernel? in
+                if case .gemm(let g) = kernel.body { return g.pool } else { return nil }
+            }
             let separate = kernels.compactMap { kernel -> WindowKernel? in
-                if case .window(let w) = kernel.body, w.op == .maxPool || w.op == .avgPool { return w } else { return nil }
+                if case .window(let w) = kernel.body, w.op == .maxPool || w.op == .avgPool {
+                    return w
+                } else {
+                    return nil
+                }
             }
             return (fused, separate)
         }
         // The activation is pooled four ways; the first pool moves into the convolution, the others stay.
-        let on = pools(LoweringOptions()), off = pools(LoweringOptions(poolInConvolutions: false))
+        let on = pools(LoweringOptions())
+        let off = pools(LoweringOptions(poolInConvolutions: false))
         #expect(on.fused.count == 1 && on.fused[0].op == .maxPool && on.separate.count == 3)
         #expect(off.fused.isEmpty && off.separate.count == 4)
     }
@@ -260,25 +290,36 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
     @Test func zeroRowsAreSkippedAndColumnsStreamed() {
         // Only the forward GEMMs see all 7 rows; every backward GEMM runs on the 2- and 3-row blocks.
         let padded = Lowering.lower(TestPrograms.paddedCotangents).entryPoints[0]
-        let gemms = padded.kernels.compactMap { kernel -> GEMM? in if case .gemm(let g) = kernel.body { return g } else { return nil } }
+        let gemms = padded.kernels.compactMap { kernel -> GEMM? in
+            if case .gemm(let g) = kernel.body { return g } else { return nil }
+        }
         #expect(gemms.filter { $0.m == 7 || $0.k == 7 }.count == 2, "\(gemms.map { ($0.m, $0.n, $0.k) })")
         #expect(gemms.allSatisfy { $0.m <= 3 || !$0.transposeA || $0.k <= 3 })
         // No im2col or col2im kernel is left, and nothing of size [N·OH·OW, k·k·C] is in scratch.
-        let streamed = Lowering.lower(TestPrograms.streamedConvolutions, options: TestPrograms.streamedOptions).entryPoints[0]
-        let windows = streamed.kernels.compactMap { kernel -> WindowOp? in if case .window(let w) = kernel.body { return w.op } else { return nil } }
+        let streamed = Lowering.lower(TestPrograms.streamedConvolutions, options: TestPrograms.streamedOptions)
+            .entryPoints[0]
+        let windows = streamed.kernels.compactMap { kernel -> WindowOp? in
+            if case .window(let w) = kernel.body { return w.op } else { return nil }
+        }
         #expect(!windows.contains(.im2col) && !windows.contains(.col2im), "\(windows)")
-        let chunked = streamed.kernels.compactMap { kernel -> GEMM? in if case .gemm(let g) = kernel.body { return g } else { return nil } }
-        #expect(chunked.compactMap(\.im2colA).map(\.chunkImages).sorted() == [1, 1, 2, 2], "\(chunked.compactMap(\.im2colA))")
+        let chunked = streamed.kernels.compactMap { kernel -> GEMM? in
+            if case .gemm(let g) = kernel.body { return g } else { return nil }
+        }
+        #expect(
+            chunked.compactMap(\.im2colA).map(\.chunkImages).sorted() == [1, 1, 2, 2],
+            "\(chunked.compactMap(\.im2colA))")
         #expect(chunked.compactMap(\.col2imOutput).map(\.chunkImages) == [1])
         // (A temporary holds a chunk for each of up to maxThreads threads.)
-        #expect(streamed.plan.scratchBuffers.allSatisfy { $0.floats / ($0.temporaryOf == nil ? 1 : maxThreads) < 180 * 36 })
+        #expect(
+            streamed.plan.scratchBuffers.allSatisfy { $0.floats / ($0.temporaryOf == nil ? 1 : maxThreads) < 180 * 36 })
         // The ReLU mask of the backward pass is read from the activation: no pre-activation is stored.
         let dense = Lowering.lower(TestPrograms.dense).entryPoints[0]
-        #expect(dense.graph.values.allSatisfy { value in
-            guard case .unary(.step, let x) = dense.graph.op(of: value) else { return true }
-            if case .unary(.relu, _) = dense.graph.op(of: x) { return true }
-            return false
-        })
+        #expect(
+            dense.graph.values.allSatisfy { value in
+                guard case .unary(.step, let x) = dense.graph.op(of: value) else { return true }
+                if case .unary(.relu, _) = dense.graph.op(of: x) { return true }
+                return false
+            })
     }
 
     @Test func everyOpIsCovered() {
@@ -293,9 +334,11 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
         }
         let unary = UnaryOp.allCases.map(\.rawValue)
         let binary = BinaryOp.allCases.map(\.rawValue)
-        let structural = ["input", "constant", "broadcast", "reduce_sum", "reduce_max", "reshape", "matmul", "im2col", "col2im",
-                          "max_pool", "max_pool_select", "max_pool_scatter", "avg_pool", "avg_pool_transpose", "slice_rows",
-                          "pad_rows", "one_hot_argmax", "one_hot_sample", "stop_gradient"]
+        let structural = [
+            "input", "constant", "broadcast", "reduce_sum", "reduce_max", "reshape", "matmul", "im2col", "col2im",
+            "max_pool", "max_pool_select", "max_pool_scatter", "avg_pool", "avg_pool_transpose", "slice_rows",
+            "pad_rows", "one_hot_argmax", "one_hot_sample", "stop_gradient",
+        ]
         for op in unary + binary + structural { #expect(seen.contains(op), "no test program uses \(op)") }
     }
 }
@@ -331,15 +374,18 @@ func readsMemory(of value: Value, _ read: Value, _ graph: Graph) -> Bool {
             return
         }
         for program in TestPrograms.all {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mplc-clang-\(UUID().uuidString)")
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "mplc-clang-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: directory) }
             for file in try CEmitter.emit(program) {
-                try file.contents.write(to: directory.appendingPathComponent(file.fileName), atomically: true, encoding: .utf8)
+                try file.contents.write(
+                    to: directory.appendingPathComponent(file.fileName), atomically: true, encoding: .utf8)
             }
             for naive in [[], ["-DMPLC_NAIVE_GEMM"]] {
-                try runCommand(["clang", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"] + naive
-                               + ["-c", "model.c", "-o", "model.o"], in: directory)
+                try runCommand(
+                    ["clang", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"] + naive
+                        + ["-c", "model.c", "-o", "model.o"], in: directory)
             }
         }
     }
@@ -361,7 +407,8 @@ func readsMemory(of value: Value, _ read: Value, _ graph: Graph) -> Bool {
         }
         let source = files[1].contents
         #expect(source.contains("{ \"net/dense0/weight\", 2, {6, 8, 0, 0}, 0, 48, 6, 1, 0.0 },"))
-        #expect(source.contains("cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,"))  // a transposed operand, not a transpose
+        // a transposed operand, not a transpose
+        #expect(source.contains("cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,"))
         #expect(!source.contains("malloc"))
         #expect(!source.contains("/work/") && !source.contains(NSTemporaryDirectory()))
     }
@@ -370,9 +417,13 @@ func readsMemory(of value: Value, _ read: Value, _ graph: Graph) -> Bool {
         var g = Graph()
         let x = g.input("x", Shape([3]))
         g.results = [("y", g.add(g.mul(x, g.constant(0.1, Shape([3]))), g.constant(-1e-7, Shape([3]))))]
-        let program = Program(modelName: "m", regenerateCommand: "r", state: [],
-                              entryPoints: [EntryPoint(name: "mplc_f", tableName: "f", graph: g, inputStorage: ["x": .io],
-                                                       resultStorage: ["y": .io])], macros: [])
+        let program = Program(
+            modelName: "m", regenerateCommand: "r", state: [],
+            entryPoints: [
+                EntryPoint(
+                    name: "mplc_f", tableName: "f", graph: g, inputStorage: ["x": .io],
+                    resultStorage: ["y": .io])
+            ], macros: [])
         let source = try CEmitter.emit(program)[1].contents
         #expect(source.contains("in_x[i] * 0.1f;") && source.contains(" + (-1e-07f);"))
     }

@@ -1,5 +1,6 @@
 // Hand-built programs that together use every op of the IR, built with MPLIR's builders only.
 
+import Foundation
 import MPLIR
 import MPLLower
 
@@ -10,8 +11,10 @@ enum TestPrograms {
     static let weightDecay = 0.01
 
     /// θ' = θ − lr·(g' + μ·v'), v' = μ·v + g', g' = g + wd·θ (weights only): SGD with Nesterov momentum.
-    static func nesterov(_ g: inout Graph, _ theta: Value, _ velocity: Value, _ gradient: Value, lr: Value,
-                         isWeight: Bool) -> (theta: Value, velocity: Value) {
+    static func nesterov(
+        _ g: inout Graph, _ theta: Value, _ velocity: Value, _ gradient: Value, lr: Value,
+        isWeight: Bool
+    ) -> (theta: Value, velocity: Value) {
         let decayed = isWeight ? g.add(gradient, g.scale(theta, weightDecay)) : gradient
         let newVelocity = g.add(g.scale(velocity, momentum), decayed)
         let direction = g.add(decayed, g.scale(newVelocity, momentum))
@@ -26,7 +29,8 @@ enum TestPrograms {
             ("net/dense0/weight", shape(inputs, hidden), true, inputs), ("net/dense0/bias", shape(hidden), false, 0),
             ("net/dense1/weight", shape(hidden, classes), true, hidden), ("net/dense1/bias", shape(classes), false, 0),
         ]
-        let state = parameters.map { TensorInfo(name: $0.name, shape: $0.shape, fanIn: $0.fanIn, isWeight: $0.isWeight) }
+        let state =
+            parameters.map { TensorInfo(name: $0.name, shape: $0.shape, fanIn: $0.fanIn, isWeight: $0.isWeight) }
             + parameters.map { TensorInfo(name: "momentum/" + $0.name.dropFirst(4), shape: $0.shape) }
 
         func forward(_ g: inout Graph, _ x: Value, _ p: [Value]) -> (hiddenPre: Value, hidden: Value, logits: Value) {
@@ -51,7 +55,8 @@ enum TestPrograms {
         ]
         step.results = [("loss", loss), ("logits", logits)]
         for (index, parameter) in parameters.enumerated() {
-            let updated = nesterov(&step, theta[index], velocity[index], gradients[index], lr: lr, isWeight: parameter.isWeight)
+            let updated = nesterov(
+                &step, theta[index], velocity[index], gradients[index], lr: lr, isWeight: parameter.isWeight)
             step.results.append((parameter.name, updated.theta))
             step.results.append(("momentum/" + parameter.name.dropFirst(4), updated.velocity))
         }
@@ -70,11 +75,17 @@ enum TestPrograms {
         return Program(
             modelName: "test_dense", regenerateCommand: "swift test --filter MPLCodegenTests", state: state,
             entryPoints: [
-                EntryPoint(name: "mplc_step", tableName: "step", graph: step, inputStorage: stepStorage, resultStorage: stepResults),
-                EntryPoint(name: "mplc_predict", tableName: "predict", graph: predict, inputStorage: predictStorage,
-                           resultStorage: ["logits": .argument]),
+                EntryPoint(
+                    name: "mplc_step", tableName: "step", graph: step, inputStorage: stepStorage,
+                    resultStorage: stepResults),
+                EntryPoint(
+                    name: "mplc_predict", tableName: "predict", graph: predict, inputStorage: predictStorage,
+                    resultStorage: ["logits": .argument]),
             ],
-            macros: [("MPLC_MODEL_NAME", .string("test_dense")), ("MPLC_CLASSES", .number("4")), ("MPLC_TEACHER_LR", .number("0.05"))])
+            macros: [
+                ("MPLC_MODEL_NAME", .string("test_dense")), ("MPLC_CLASSES", .number("4")),
+                ("MPLC_TEACHER_LR", .number("0.05")),
+            ])
     }
 
     /// A convolution as im2col + GEMM with ReLU, max and average pooling (plain and strided-padded), and the
@@ -123,10 +134,15 @@ enum TestPrograms {
         resultStorage["conv/weight"] = .state
         return Program(
             modelName: "test_conv", regenerateCommand: "swift test --filter MPLCodegenTests",
-            state: [TensorInfo(name: "conv/weight", shape: weightShape, fanIn: 27, isWeight: true),
-                    TensorInfo(name: "conv/bias", shape: shape(4))],
-            entryPoints: [EntryPoint(name: "mplc_conv", tableName: "conv", graph: g, inputStorage: inputStorage,
-                                     resultStorage: resultStorage)],
+            state: [
+                TensorInfo(name: "conv/weight", shape: weightShape, fanIn: 27, isWeight: true),
+                TensorInfo(name: "conv/bias", shape: shape(4)),
+            ],
+            entryPoints: [
+                EntryPoint(
+                    name: "mplc_conv", tableName: "conv", graph: g, inputStorage: inputStorage,
+                    resultStorage: resultStorage)
+            ],
             macros: [])
     }
 
@@ -148,11 +164,14 @@ enum TestPrograms {
         // Identities the simplifier removes, and a duplicate it merges.
         let bOne = g.add(g.mul(b, g.constant(1, big)), g.constant(0, big))
         let positive = g.add(g.unary(.exp, bOne), g.constant(1, big))
-        let unaries = g.add(g.add(g.add(g.unary(.log, positive), g.unary(.sqrt, positive)), g.unary(.tanh, b)),
-                            g.add(g.add(g.unary(.sigmoid, g.neg(b)), g.unary(.relu, g.append(.stopGradient(b)))),
-                                  g.add(g.unary(.gelu, b), g.unary(.normalCDF, b))))
-        let binaries = g.add(g.sub(g.mul(unaries, rWide), g.div(qWide, positive)),
-                             g.add(g.binary(.max, b, sWide), g.binary(.greaterEqual, b, qWide)))
+        let unaries = g.add(
+            g.add(g.add(g.unary(.log, positive), g.unary(.sqrt, positive)), g.unary(.tanh, b)),
+            g.add(
+                g.add(g.unary(.sigmoid, g.neg(b)), g.unary(.relu, g.append(.stopGradient(b)))),
+                g.add(g.unary(.gelu, b), g.unary(.normalCDF, b))))
+        let binaries = g.add(
+            g.sub(g.mul(unaries, rWide), g.div(qWide, positive)),
+            g.add(g.binary(.max, b, sWide), g.binary(.greaterEqual, b, qWide)))
         let stepped = g.mul(binaries, g.unary(.step, g.sub(b, g.constant(0.25, big))))
         let duplicate = g.mul(binaries, g.unary(.step, g.sub(b, g.constant(0.25, big))))
         let flat = g.reshape(g.reshape(g.add(stepped, duplicate), shape(12, 5)), shape(60))
@@ -180,10 +199,14 @@ enum TestPrograms {
         for input in g.inputs { inputStorage[input.name] = .io }
         var resultStorage: [String: Storage] = [:]
         for result in g.results { resultStorage[result.name] = .io }
-        return Program(modelName: "test_elementwise", regenerateCommand: "swift test --filter MPLCodegenTests", state: [],
-                       entryPoints: [EntryPoint(name: "mplc_elementwise", tableName: "elementwise", graph: g,
-                                                inputStorage: inputStorage, resultStorage: resultStorage)],
-                       macros: [])
+        return Program(
+            modelName: "test_elementwise", regenerateCommand: "swift test --filter MPLCodegenTests", state: [],
+            entryPoints: [
+                EntryPoint(
+                    name: "mplc_elementwise", tableName: "elementwise", graph: g,
+                    inputStorage: inputStorage, resultStorage: resultStorage)
+            ],
+            macros: [])
     }
 
     /// Uniform draws that sit in the middle of a cumulative-probability interval of each row of softmax(a),
@@ -231,11 +254,17 @@ enum TestPrograms {
         for name in ["a", "b", "c", "d", "e", "f", "g"] { inputStorage[name] = .state }
         var resultStorage: [String: Storage] = [:]
         for result in g.results { resultStorage[result.name] = inputStorage[result.name] == .state ? .state : .io }
-        let state = ["a", "b", "c", "d", "e", "f", "g"].map { TensorInfo(name: $0, shape: g.shape(of: g.input(named: $0)!)) }
-        return Program(modelName: "test_state", regenerateCommand: "swift test --filter MPLCodegenTests", state: state,
-                       entryPoints: [EntryPoint(name: "mplc_hazards", tableName: "hazards", graph: g,
-                                                inputStorage: inputStorage, resultStorage: resultStorage)],
-                       macros: [])
+        let state = ["a", "b", "c", "d", "e", "f", "g"].map {
+            TensorInfo(name: $0, shape: g.shape(of: g.input(named: $0)!))
+        }
+        return Program(
+            modelName: "test_state", regenerateCommand: "swift test --filter MPLCodegenTests", state: state,
+            entryPoints: [
+                EntryPoint(
+                    name: "mplc_hazards", tableName: "hazards", graph: g,
+                    inputStorage: inputStorage, resultStorage: resultStorage)
+            ],
+            macros: [])
     }
 
     /// Two convolutions over 5 images, for stream-convolutions with small chunks (`streamedOptions`: two
@@ -268,11 +297,16 @@ enum TestPrograms {
         for result in g.results { resultStorage[result.name] = .io }
         return Program(
             modelName: "test_streamed", regenerateCommand: "swift test --filter MPLCodegenTests",
-            state: [TensorInfo(name: "conv0/weight", shape: shape(3, 3, 1, 4), fanIn: 9, isWeight: true),
-                    TensorInfo(name: "conv0/bias", shape: shape(4)),
-                    TensorInfo(name: "conv1/weight", shape: shape(3, 3, 4, 3), fanIn: 36, isWeight: true)],
-            entryPoints: [EntryPoint(name: "mplc_streamed", tableName: "streamed", graph: g, inputStorage: inputStorage,
-                                     resultStorage: resultStorage)],
+            state: [
+                TensorInfo(name: "conv0/weight", shape: shape(3, 3, 1, 4), fanIn: 9, isWeight: true),
+                TensorInfo(name: "conv0/bias", shape: shape(4)),
+                TensorInfo(name: "conv1/weight", shape: shape(3, 3, 4, 3), fanIn: 36, isWeight: true),
+            ],
+            entryPoints: [
+                EntryPoint(
+                    name: "mplc_streamed", tableName: "streamed", graph: g, inputStorage: inputStorage,
+                    resultStorage: resultStorage)
+            ],
             macros: [])
     }
 
@@ -302,10 +336,15 @@ enum TestPrograms {
         for result in g.results { resultStorage[result.name] = .io }
         return Program(
             modelName: "test_winograd", regenerateCommand: "swift test --filter MPLCodegenTests",
-            state: [TensorInfo(name: "conv/weight", shape: shape(3, 3, 8, 9), fanIn: 72, isWeight: true),
-                    TensorInfo(name: "conv/bias", shape: shape(9))],
-            entryPoints: [EntryPoint(name: "mplc_winograd", tableName: "winograd", graph: g, inputStorage: inputStorage,
-                                     resultStorage: resultStorage)],
+            state: [
+                TensorInfo(name: "conv/weight", shape: shape(3, 3, 8, 9), fanIn: 72, isWeight: true),
+                TensorInfo(name: "conv/bias", shape: shape(9)),
+            ],
+            entryPoints: [
+                EntryPoint(
+                    name: "mplc_winograd", tableName: "winograd", graph: g, inputStorage: inputStorage,
+                    resultStorage: resultStorage)
+            ],
             macros: [])
     }
 
@@ -324,23 +363,29 @@ enum TestPrograms {
         let w2 = g.input("w2", shape(6, 3))
         let pre = g.matmul(x, w1)
         let h = g.unary(.relu, pre)
-        let dz = g.add(g.append(.padRows(top, start: 0), shape: shape(7, 3)), g.append(.padRows(bottom, start: 4), shape: shape(7, 3)))
+        let dz = g.add(
+            g.append(.padRows(top, start: 0), shape: shape(7, 3)),
+            g.append(.padRows(bottom, start: 4), shape: shape(7, 3)))
         let dh = g.mul(g.matmul(dz, w2, transposeB: true), g.unary(.step, pre))
-        g.results = [("d_w2", g.matmul(h, dz, transposeA: true)), ("d_w1", g.matmul(x, dh, transposeA: true)),
-                     ("d_bias", g.reduceSum(dh, axes: [0])), ("d_h", dh), ("logits", g.matmul(h, w2))]
+        g.results = [
+            ("d_w2", g.matmul(h, dz, transposeA: true)), ("d_w1", g.matmul(x, dh, transposeA: true)),
+            ("d_bias", g.reduceSum(dh, axes: [0])), ("d_h", dh), ("logits", g.matmul(h, w2)),
+        ]
         var inputStorage: [String: Storage] = [:]
         for input in g.inputs { inputStorage[input.name] = .io }
         var resultStorage: [String: Storage] = [:]
         for result in g.results { resultStorage[result.name] = .io }
-        return Program(modelName: "test_padded", regenerateCommand: "swift test --filter MPLCodegenTests", state: [],
-                       entryPoints: [EntryPoint(name: "mplc_padded", tableName: "padded", graph: g,
-                                                inputStorage: inputStorage, resultStorage: resultStorage)],
-                       macros: [])
+        return Program(
+            modelName: "test_padded", regenerateCommand: "swift test --filter MPLCodegenTests", state: [],
+            entryPoints: [
+                EntryPoint(
+                    name: "mplc_padded", tableName: "padded", graph: g,
+                    inputStorage: inputStorage, resultStorage: resultStorage)
+            ],
+            macros: [])
     }
 
     static var all: [Program] {
         [dense, convolution, elementwise, stateHazards, streamedConvolutions, winogradConvolution, paddedCotangents]
     }
 }
-
-import Foundation

@@ -10,12 +10,17 @@ import Testing
     @Test func fipsVectors() {
         #expect(SHA256.hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(SHA256.hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(SHA256.hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")
-            == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-        #expect(SHA256.hex("abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu")
-            == "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1")
-        #expect(SHA256.hex([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000))
-            == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        #expect(
+            SHA256.hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(
+            SHA256.hex(
+                "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu"
+            )
+                == "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1")
+        #expect(
+            SHA256.hex([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
     /// Every length around the padding's block boundaries (55, 56, 63, 64 ... bytes), fed whole and in uneven
@@ -66,13 +71,16 @@ import Testing
     /// `/* */` and after `//` it produces no code (the program still prints only the literals), under the
     /// flags the runner is built with plus -Wtrigraphs and -pedantic.
     @Test func hostileTextStaysInert() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mplc-escape-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "mplc-escape-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         var source = "#include <stdio.h>\n"
         for (index, text) in Self.hostile.enumerated() {
             let comment = CSyntax.commentText(text)
-            #expect(!comment.contains("\n") && !comment.contains("\r") && !comment.contains("*/") && !comment.contains("/*"))
+            #expect(
+                !comment.contains("\n") && !comment.contains("\r") && !comment.contains("*/") && !comment.contains("/*")
+            )
             #expect(!comment.hasSuffix("\\") && !comment.contains("??"))
             source += "/* \(comment) */\n// \(comment)\n"
             source += "static const char s\(index)[] = \(CSyntax.stringLiteral(text));\n"
@@ -83,15 +91,18 @@ import Testing
         }
         source += "    return 0;\n}\n"
         try source.write(to: directory.appendingPathComponent("t.c"), atomically: true, encoding: .utf8)
-        try runCommand(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-Wtrigraphs", "-pedantic", "t.c", "-o", "t"],
-                       in: directory)
+        try runCommand(
+            ["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-Wtrigraphs", "-pedantic", "t.c", "-o", "t"],
+            in: directory)
         let printed = try runCommand(["./t"], in: directory)
         #expect(printed == Self.hostile.map { $0 + "|" }.joined())
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("PWNED.txt").path))
     }
 
     @Test func commentTextKeepsOrdinaryPathsReadable() {
-        #expect(CSyntax.commentText("mplc train Examples/fashion_mlp.swiftdsl -o /tmp/x y") == "mplc train Examples/fashion_mlp.swiftdsl -o /tmp/x y")
+        #expect(
+            CSyntax.commentText("mplc train Examples/fashion_mlp.swiftdsl -o /tmp/x y")
+                == "mplc train Examples/fashion_mlp.swiftdsl -o /tmp/x y")
         #expect(CSyntax.commentText("a\nb") == "a\\x0ab")
         #expect(CSyntax.commentText("x*/y/*z") == "x* /y/ *z")
     }

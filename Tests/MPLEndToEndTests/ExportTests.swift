@@ -22,9 +22,11 @@ struct FashionTestSet: Sendable {
         let bytes = Array(try FashionMNIST.bytes("t10k-images-idx3-ubyte").dropFirst(16))
         let labels = Array(try FashionMNIST.bytes("t10k-labels-idx1-ubyte").dropFirst(8))
         guard bytes.count == labels.count * pixels, labels.count == 10_000 else {
-            throw CommandFailure(description: "Fashion-MNIST test set: \(bytes.count) pixel bytes, \(labels.count) labels")
+            throw CommandFailure(
+                description: "Fashion-MNIST test set: \(bytes.count) pixel bytes, \(labels.count) labels")
         }
-        return FashionTestSet(bytes: bytes, images: bytes.map { Float((Double($0) / 255 - 0.2860) / 0.3530) }, labels: labels)
+        return FashionTestSet(
+            bytes: bytes, images: bytes.map { Float((Double($0) / 255 - 0.2860) / 0.3530) }, labels: labels)
     }
 
     /// The images as raw floats in `directory`, for the C programs.
@@ -78,12 +80,15 @@ struct TrainedRun {
     private init(example: String) throws {
         model = try Compiler.load(path: repositoryRoot + "/Examples/\(example).swiftdsl").get()
         directory = try temporaryDirectory("export-\(example)")
-        let generated = directory + "/generated", templates = Compiler.templatesDirectory
+        let generated = directory + "/generated"
+        let templates = Compiler.templatesDirectory
         // -O1 after the build's -O3: in ISO C (no contraction) the same results, in a third of the build time.
         try Runners.build(model, generatedDirectory: generated, output: directory + "/mplc-run", extraFlags: ["-O1"])
-        try shell([directory + "/mplc-run", "train", "--data", fashionMNIST, "--mode", "supervised", "--steps", "100",
-                   "--finetune-steps", "0", "--eval-every", "100", "--ema-decay", "0.9", "--threads", "1",
-                   "--out", directory + "/run", "--quiet"])
+        try shell([
+            directory + "/mplc-run", "train", "--data", fashionMNIST, "--mode", "supervised", "--steps", "100",
+            "--finetune-steps", "0", "--eval-every", "100", "--ema-decay", "0.9", "--threads", "1",
+            "--out", directory + "/run", "--quiet",
+        ])
         checkpoint = directory + "/run/checkpoint.safetensors"
         let summaryData = try Data(contentsOf: URL(fileURLWithPath: directory + "/run/summary.json"))
         guard let summary = try JSONSerialization.jsonObject(with: summaryData) as? [String: Any] else {
@@ -97,14 +102,18 @@ struct TrainedRun {
         let runner = templates + "/runner"
         let sources = try FileManager.default.contentsOfDirectory(atPath: runner)
             .filter { $0.hasSuffix(".c") && $0 != "main.c" }.sorted().map { runner + "/" + $0 }
-        try shell(["cc"] + RunnerBuild.baseFlags + ["-O1", "-I", generated, "-I", runner,
-                   "reference.c", generated + "/model.c"] + sources + ["-o", "reference"] + RunnerBuild.libraries,
-                  directory: directory)
+        try shell(
+            ["cc"] + RunnerBuild.baseFlags + [
+                "-O1", "-I", generated, "-I", runner,
+                "reference.c", generated + "/model.c",
+            ] + sources + ["-o", "reference"] + RunnerBuild.libraries,
+            directory: directory)
         var reference: [Bool: [Float]] = [:]
         for ema in [false, true] {
             let output = directory + "/reference-\(ema ? "ema" : "student").f32"
-            try shell(["./reference", checkpoint, ema ? "ema" : "student", images, "10000", output], directory: directory,
-                      environment: ["OPENBLAS_NUM_THREADS": "1"])
+            try shell(
+                ["./reference", checkpoint, ema ? "ema" : "student", images, "10000", output], directory: directory,
+                environment: ["OPENBLAS_NUM_THREADS": "1"])
             reference[ema] = try readFloats(output)
         }
         self.reference = reference
@@ -113,7 +122,8 @@ struct TrainedRun {
     /// The correct predictions summary.json reports for the student (or its EMA) after finetuning.
     func summaryCorrect(ema: Bool) throws -> Int {
         let accuracies = try #require(summary["test_accuracy"] as? [String: Any])
-        let accuracy = try #require(accuracies[ema ? "student_ema_after_finetune" : "student_after_finetune"] as? Double)
+        let accuracy = try #require(
+            accuracies[ema ? "student_ema_after_finetune" : "student_after_finetune"] as? Double)
         return Int((accuracy * 10_000).rounded())
     }
 
@@ -165,28 +175,36 @@ struct ExportedProgram {
     /// too, both with -Werror.
     init(_ run: TrainedRun, ema: Bool, batch: Int, noBLAS: Bool) throws {
         directory = run.directory + "/export-\(ema ? "ema" : "student")-\(batch)\(noBLAS ? "-noblas" : "")"
-        let library = try Compiler.export(run.model, checkpoint: run.checkpoint, ema: ema, batch: batch,
-                                          regenerateCommand: "export tests")
+        let library = try Compiler.export(
+            run.model, checkpoint: run.checkpoint, ema: ema, batch: batch,
+            regenerateCommand: "export tests")
         try Compiler.write(library.files, to: directory)
         name = run.model.name
         try Self.program.write(toFile: directory + "/logits.c", atomically: true, encoding: .utf8)
-        let flags = ["-std=c11", "-Wall", "-Wextra", "-Werror"] + (noBLAS ? ["-O2", "-DMPLC_NO_BLAS"] : ["-O3", "-march=native"])
+        let flags =
+            ["-std=c11", "-Wall", "-Wextra", "-Werror"]
+            + (noBLAS ? ["-O2", "-DMPLC_NO_BLAS"] : ["-O3", "-march=native"])
         try shell([Self.clang] + flags + ["-c", name + ".c", "-o", "clang.o"], directory: directory)
         // The library needs OpenBLAS (or nothing) and libm: no thread of the runtime's pool is ever started.
         let undefined = try shell(["nm", "-u", "clang.o"], directory: directory).split(whereSeparator: \.isWhitespace)
-        let foreign = undefined.filter { $0.hasPrefix("pthread") || $0.hasPrefix("openblas") || (noBLAS && $0.hasPrefix("cblas")) }
+        let foreign = undefined.filter {
+            $0.hasPrefix("pthread") || $0.hasPrefix("openblas") || (noBLAS && $0.hasPrefix("cblas"))
+        }
         guard foreign.isEmpty else { throw CommandFailure(description: "\(name).c needs \(foreign)") }
-        try shell(["cc"] + flags + ["-pthread", "-DMODEL=\(name)", "logits.c", name + ".c", "-o", "logits"]
-                  + (noBLAS ? [] : ["-lopenblas"]) + ["-lm"], directory: directory)
+        try shell(
+            ["cc"] + flags + ["-pthread", "-DMODEL=\(name)", "logits.c", name + ".c", "-o", "logits"]
+                + (noBLAS ? [] : ["-lopenblas"]) + ["-lm"], directory: directory)
     }
 
     /// The Swift toolchain's clang, or the system's.
-    static let clang = ["/opt/swift/usr/bin/clang", "/usr/bin/clang"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static let clang =
+        ["/opt/swift/usr/bin/clang", "/usr/bin/clang"].first { FileManager.default.isExecutableFile(atPath: $0) }
         ?? "clang"
 
     func logits(images: String, count: Int) throws -> [Float] {
         let output = directory + "/logits-\(count).f32"
-        try shell(["./logits", images, "\(count)", output], directory: directory, environment: ["OPENBLAS_NUM_THREADS": "1"])
+        try shell(
+            ["./logits", images, "\(count)", output], directory: directory, environment: ["OPENBLAS_NUM_THREADS": "1"])
         return try readFloats(output)
     }
 
@@ -242,34 +260,43 @@ struct ExportedProgram {
 /// Checks logits of the 10,000 test images against the training library's on the same checkpoint (the student's or,
 /// with `ema`, its EMA's), within `1e-5 + 1e-4·|ref|`, and that they classify as many correctly as summary.json says
 /// (up to images where the reference's two best logits are within the tolerance).
-func expectReferenceLogits(_ got: [Float], run: TrainedRun, ema: Bool,
-                           sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
+func expectReferenceLogits(
+    _ got: [Float], run: TrainedRun, ema: Bool,
+    sourceLocation: Testing.SourceLocation = #_sourceLocation
+) throws {
     let reference = try #require(run.reference[ema], sourceLocation: sourceLocation)
     let classes = run.model.classes
     #expect(got.count == reference.count && reference.count == 10_000 * classes, sourceLocation: sourceLocation)
     let worst = worstViolation(got[...], reference.map(Double.init), atol: 1e-5, rtol: 1e-4)
-    #expect(worst.ratio <= 1, "logit \(worst.index): \(got[max(worst.index, 0)]) against \(reference[max(worst.index, 0)])",
-            sourceLocation: sourceLocation)
+    #expect(
+        worst.ratio <= 1, "logit \(worst.index): \(got[max(worst.index, 0)]) against \(reference[max(worst.index, 0)])",
+        sourceLocation: sourceLocation)
 
     let labels = try FashionTestSet.shared.get().labels
     func correct(_ logits: [Float]) -> Int {
         (0..<10_000).filter { argmax(logits, row: $0, classes: classes) == Int(labels[$0]) }.count
     }
     let expected = try run.summaryCorrect(ema: ema)
-    #expect(correct(reference) == expected, "the reference harness does not reproduce summary.json",
-            sourceLocation: sourceLocation)
+    #expect(
+        correct(reference) == expected, "the reference harness does not reproduce summary.json",
+        sourceLocation: sourceLocation)
     // Where f32 rounding may pick the other class: the reference's two best logits within the tolerance.
-    let disagreements = (0..<10_000).filter { argmax(got, row: $0, classes: classes) != argmax(reference, row: $0, classes: classes) }
+    let disagreements = (0..<10_000).filter {
+        argmax(got, row: $0, classes: classes) != argmax(reference, row: $0, classes: classes)
+    }
     let ties = disagreements.filter { row in
         let z: [Float] = reference[(row * classes)..<((row + 1) * classes)].sorted(by: >)
         return Double(z[0] - z[1]) <= 2e-5 + 2e-4 * Double(abs(z[0]))
     }
-    #expect(ties == disagreements, "images \(disagreements) are classified differently",
-            sourceLocation: sourceLocation)
-    #expect(abs(correct(got) - expected) <= ties.count, "exported \(correct(got)) correct, summary.json \(expected)",
-            sourceLocation: sourceLocation)
-    #expect(expected > 1_200, "a run this short should still beat chance (1,000): \(expected) correct",
-            sourceLocation: sourceLocation)
+    #expect(
+        ties == disagreements, "images \(disagreements) are classified differently",
+        sourceLocation: sourceLocation)
+    #expect(
+        abs(correct(got) - expected) <= ties.count, "exported \(correct(got)) correct, summary.json \(expected)",
+        sourceLocation: sourceLocation)
+    #expect(
+        expected > 1_200, "a run this short should still beat chance (1,000): \(expected) correct",
+        sourceLocation: sourceLocation)
 }
 
 /// The first maximum of row `row`, as the runner's evaluation picks it.
@@ -283,7 +310,9 @@ struct ExportCase: CustomStringConvertible, Sendable {
     var ema: Bool
     var batch: Int
     var noBLAS: Bool
-    var description: String { "\(example)\(ema ? " --ema" : "") --batch \(batch)\(noBLAS ? ", -O2 -DMPLC_NO_BLAS" : ", -O3 -march=native")" }
+    var description: String {
+        "\(example)\(ema ? " --ema" : "") --batch \(batch)\(noBLAS ? ", -O2 -DMPLC_NO_BLAS" : ", -O3 -march=native")"
+    }
 }
 
 @Suite("mplc export: the student as a standalone C library")
@@ -294,8 +323,9 @@ struct ExportTests {
         ExportCase(example: "fashion_cnn", ema: false, batch: 1, noBLAS: false),
     ]
 
-    @Test("Logits on the 10,000 test images equal mplc_predict_student's on the checkpoint, and so does the accuracy",
-          arguments: cases)
+    @Test(
+        "Logits on the 10,000 test images equal mplc_predict_student's on the checkpoint, and so does the accuracy",
+        arguments: cases)
     func logitsAndAccuracy(_ c: ExportCase) throws {
         let run = try TrainedRun.of(c.example)
         let program = try ExportedProgram(run, ema: c.ema, batch: c.batch, noBLAS: c.noBLAS)
@@ -310,8 +340,10 @@ extension ExportTests {
         let run = try TrainedRun.of("fashion_cnn")
         let program = try ExportedProgram(run, ema: false, batch: 1, noBLAS: false)
         let output = program.directory + "/classify"
-        try shell(["make", "-s", "-C", repositoryRoot + "/Examples/classify", "EXPORT=" + program.directory,
-                   "MODEL=" + program.name, "OUT=" + output])
+        try shell([
+            "make", "-s", "-C", repositoryRoot + "/Examples/classify", "EXPORT=" + program.directory,
+            "MODEL=" + program.name, "OUT=" + output,
+        ])
         let testSet = try FashionTestSet.shared.get()
         let rows = Array(0..<8)
         let logits = try program.logits(images: run.images, count: rows.count)
@@ -334,17 +366,20 @@ extension ExportTests {
             let printedProbability = line.split(separator: " ").last.flatMap { Double($0) }
             #expect(printedProbability.map { abs($0 - probability) <= 6e-5 } == true, "\(line): \(probability)")
         }
-        #expect(rows.contains { Int(testSet.labels[$0]) == argmax(logits, row: $0, classes: 10) }, "all 8 wrong:\n\(printed)")
+        #expect(
+            rows.contains { Int(testSet.labels[$0]) == argmax(logits, row: $0, classes: 10) },
+            "all 8 wrong:\n\(printed)")
 
         // An image of another size is refused, naming the file and both sizes.
         let wrong = program.directory + "/wrong.png"
-        try Data(png(grey: [UInt8](repeating: 0, count: 27 * 28), width: 27, height: 28)).write(to: URL(fileURLWithPath: wrong))
+        try Data(png(grey: [UInt8](repeating: 0, count: 27 * 28), width: 27, height: 28)).write(
+            to: URL(fileURLWithPath: wrong))
         let refused = try runCommand([output, wrong])
-        #expect(refused.status == 1 && refused.output.contains("\(wrong): the image is 27x28, the model reads 28x28"),
-                "\(refused.output)")
+        #expect(
+            refused.status == 1 && refused.output.contains("\(wrong): the image is 27x28, the model reads 28x28"),
+            "\(refused.output)")
     }
 }
-
 
 /// One tensor of a hand-made checkpoint; `offsets` replaces the data_offsets the writer computes.
 struct StoredTensor {
@@ -361,7 +396,8 @@ func safetensors(_ tensors: [StoredTensor], metadata: [String: String]) -> [UInt
     var data: [UInt8] = []
     for tensor in tensors {
         let offsets = tensor.offsets ?? [data.count, data.count + 4 * tensor.values.count]
-        entries.append("\"\(tensor.name)\":{\"dtype\":\"\(tensor.dtype)\",\"shape\":\(tensor.shape),\"data_offsets\":\(offsets)}")
+        entries.append(
+            "\"\(tensor.name)\":{\"dtype\":\"\(tensor.dtype)\",\"shape\":\(tensor.shape),\"data_offsets\":\(offsets)}")
         for value in tensor.values { withUnsafeBytes(of: value.bitPattern.littleEndian) { data += $0 } }
     }
     let meta = metadata.keys.sorted().map { "\"\($0)\":\"\(metadata[$0]!)\"" }.joined(separator: ",")
@@ -380,7 +416,9 @@ extension ExportTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var rng = SplitMix64(seed: 5)
         let student = network.checkpointTensors.map {
-            StoredTensor(name: $0.name, shape: $0.shape.dims, values: rng.vector($0.shape.count, in: -0.5...0.5).map { Float($0) })
+            StoredTensor(
+                name: $0.name, shape: $0.shape.dims,
+                values: rng.vector($0.shape.count, in: -0.5...0.5).map { Float($0) })
         }
         let ema = student.map { tensor -> StoredTensor in
             var copy = tensor
@@ -394,8 +432,10 @@ extension ExportTests {
             try Data(bytes).write(to: URL(fileURLWithPath: path))
             return path
         }
-        func checkpoint(_ edit: (inout [StoredTensor]) -> Void = { _ in }, metadata: [String: String] = ["ema_updates": "30"],
-                        withEMA: Bool = true) throws -> String {
+        func checkpoint(
+            _ edit: (inout [StoredTensor]) -> Void = { _ in }, metadata: [String: String] = ["ema_updates": "30"],
+            withEMA: Bool = true
+        ) throws -> String {
             var tensors = student + (withEMA ? ema : [])
             edit(&tensors)
             return try file(safetensors(tensors, metadata: metadata))
@@ -409,12 +449,15 @@ extension ExportTests {
                 return "\(error)"
             }
         }
-        func expectFailure(_ path: String, ema: Bool = false, batch: Int = 1, _ cause: String,
-                           sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+        func expectFailure(
+            _ path: String, ema: Bool = false, batch: Int = 1, _ cause: String,
+            sourceLocation: Testing.SourceLocation = #_sourceLocation
+        ) {
             let message = failure(path, ema: ema, batch: batch)
             let expected = cause.hasPrefix("--") ? "error: \(cause)" : "error: \(path): \(cause)"
-            #expect(message?.hasPrefix(expected) == true, "\(message ?? "no error"), expected \(expected)",
-                    sourceLocation: sourceLocation)
+            #expect(
+                message?.hasPrefix(expected) == true, "\(message ?? "no error"), expected \(expected)",
+                sourceLocation: sourceLocation)
         }
 
         let good = try checkpoint()
@@ -428,25 +471,38 @@ extension ExportTests {
         expectFailure(try file([1, 2, 3, 4, 5]), "too short to be a checkpoint (5 bytes)")
         expectFailure(try file([0, 0, 0, 0, 0, 1, 0, 0] + Array("{}      ".utf8)), "bad header length 1099511627776")
         expectFailure(try file([8, 0, 0, 0, 0, 0, 0, 0] + Array("not json".utf8)), "the header is not a JSON object")
-        expectFailure(try file([24, 0, 0, 0, 0, 0, 0, 0] + Array("{\"__metadata__\":1}      ".utf8)),
-                      "__metadata__ is not an object of strings")
-        expectFailure(try checkpoint { $0.removeAll { $0.name == "student/conv0/weight" } }, "no tensor student/conv0/weight")
+        expectFailure(
+            try file([24, 0, 0, 0, 0, 0, 0, 0] + Array("{\"__metadata__\":1}      ".utf8)),
+            "__metadata__ is not an object of strings")
+        expectFailure(
+            try checkpoint { $0.removeAll { $0.name == "student/conv0/weight" } }, "no tensor student/conv0/weight")
         expectFailure(try checkpoint { $0[0].dtype = "F16" }, "tensor student/conv0/weight has dtype F16, not F32")
-        expectFailure(try checkpoint { $0[0].shape = [3, 3, 1, 8] },
-                      "tensor student/conv0/weight has shape [3, 3, 1, 8], the model's is [3, 3, 1, 16]")
-        expectFailure(try checkpoint { $0[1].offsets = [0, 4 * 16 + 4] }, "tensor student/conv0/bias has data_offsets [0, 68]")
+        expectFailure(
+            try checkpoint { $0[0].shape = [3, 3, 1, 8] },
+            "tensor student/conv0/weight has shape [3, 3, 1, 8], the model's is [3, 3, 1, 16]")
+        expectFailure(
+            try checkpoint { $0[1].offsets = [0, 4 * 16 + 4] }, "tensor student/conv0/bias has data_offsets [0, 68]")
         // The header promises more data than the file holds.
         let whole = safetensors(student, metadata: [:])
         let end = 4 * network.checkpointTensors.map(\.shape.count).reduce(0, +)
-        expectFailure(try file(Array(whole.dropLast(4))), "tensor student/dense9/bias has data_offsets [\(end - 40), \(end)], "
-                      + "not 40 bytes within the file's \(end - 4) bytes of data")
-        expectFailure(try checkpoint { $0[5].values[3] = .nan }, "tensor student/dense7/bias is not finite (element 3 = nan)")
-        expectFailure(try checkpoint { $0[0].values[0] = -.infinity }, "tensor student/conv0/weight is not finite (element 0 = -inf)")
+        expectFailure(
+            try file(Array(whole.dropLast(4))),
+            "tensor student/dense9/bias has data_offsets [\(end - 40), \(end)], "
+                + "not 40 bytes within the file's \(end - 4) bytes of data")
+        expectFailure(
+            try checkpoint { $0[5].values[3] = .nan }, "tensor student/dense7/bias is not finite (element 3 = nan)")
+        expectFailure(
+            try checkpoint { $0[0].values[0] = -.infinity },
+            "tensor student/conv0/weight is not finite (element 0 = -inf)")
         expectFailure(try checkpoint(withEMA: false), ema: true, "no tensor ema/student/conv0/weight")
-        let other = try checkpoint({ $0.removeAll { $0.name == "student/dense9/bias" } }, metadata: ["model": "fashion_wrn"])
-        #expect(failure(other) == "error: \(other): no tensor student/dense9/bias (it is a checkpoint of the model fashion_wrn, "
+        let other = try checkpoint(
+            { $0.removeAll { $0.name == "student/dense9/bias" } }, metadata: ["model": "fashion_wrn"])
+        #expect(
+            failure(other)
+                == "error: \(other): no tensor student/dense9/bias (it is a checkpoint of the model fashion_wrn, "
                 + "not fashion_cnn)")
-        expectFailure(try checkpoint(metadata: ["ema_updates": "0"]), ema: true, "the EMA of the student is still empty")
+        expectFailure(
+            try checkpoint(metadata: ["ema_updates": "0"]), ema: true, "the EMA of the student is still empty")
         // The runner's checksum of the data section, checked when the header has one.
         func crc32(_ bytes: ArraySlice<UInt8>) -> String {
             var crc: UInt32 = 0xFFFF_FFFF
@@ -483,12 +539,15 @@ extension ExportTests {
             StoredTensor(name: $0.name, shape: $0.shape.dims, values: [Float](repeating: 0.25, count: $0.shape.count))
         }
         try Data(safetensors(tensors, metadata: [:])).write(to: URL(fileURLWithPath: path))
-        let library = try Compiler.export(model, checkpoint: path, ema: false, batch: 1,
-                                          regenerateCommand: "mplc export m --checkpoint \(path) -o out")
+        let library = try Compiler.export(
+            model, checkpoint: path, ema: false, batch: 1,
+            regenerateCommand: "mplc export m --checkpoint \(path) -o out")
         try Compiler.write(library.files, to: directory + "/out")
         for file in library.files {
             #expect(!file.contents.contains("a*/") && !file.contents.contains("\n#error"), "\(file.fileName)")
         }
-        try shell(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-Wtrigraphs", "-c", "fashion_cnn.c"], directory: directory + "/out")
+        try shell(
+            ["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-Wtrigraphs", "-c", "fashion_cnn.c"],
+            directory: directory + "/out")
     }
 }

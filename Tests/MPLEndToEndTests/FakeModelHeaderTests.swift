@@ -15,8 +15,9 @@ struct FakeModelHeaderTests {
         return header.contents
     }
 
-    @Test("Same MPLC_ macros, recipe keys and declarations as the compiler's model.h",
-          arguments: ["Tests/runner/fake_model/model.h", "Tests/Fuzz/tiny_model/model.h"])
+    @Test(
+        "Same MPLC_ macros, recipe keys and declarations as the compiler's model.h",
+        arguments: ["Tests/runner/fake_model/model.h", "Tests/Fuzz/tiny_model/model.h"])
     func followsTheABI(path: String) throws {
         let emitted = try Self.emitted.get()
         let fake = try String(contentsOfFile: repositoryRoot + "/" + path, encoding: .utf8)
@@ -27,12 +28,13 @@ struct FakeModelHeaderTests {
 
     /// The MPLC_ macros a header defines (in any #if branch), but its include guard.
     func macros(_ header: String) -> Set<String> {
-        Set(header.split(separator: "\n").compactMap { line -> String? in
-            let words = line.split(separator: " ")
-            guard words.count >= 2, words[0] == "#define", words[1].hasPrefix("MPLC_"), words[1] != "MPLC_MODEL_H"
-            else { return nil }
-            return String(words[1])
-        })
+        Set(
+            header.split(separator: "\n").compactMap { line -> String? in
+                let words = line.split(separator: " ")
+                guard words.count >= 2, words[0] == "#define", words[1].hasPrefix("MPLC_"), words[1] != "MPLC_MODEL_H"
+                else { return nil }
+                return String(words[1])
+            })
     }
 
     /// The keys of MPLC_RECIPE, in order (the definition may continue over lines).

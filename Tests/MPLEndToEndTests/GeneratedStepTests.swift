@@ -32,10 +32,16 @@ struct BuiltModel {
         compiled = try Compiler.compile(model, regenerateCommand: "test", options: options)
         directory = try temporaryDirectory(model.name)
         try Compiler.write(compiled.files, to: directory)
-        try Data(try CEmitter.emitHarness(compiled.kernels).utf8).write(to: URL(fileURLWithPath: directory + "/harness.c"))
-        let flags = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I", directory, "-I", repositoryRoot + "/Templates/runtime"]
+        try Data(try CEmitter.emitHarness(compiled.kernels).utf8).write(
+            to: URL(fileURLWithPath: directory + "/harness.c"))
+        let flags = [
+            "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I", directory, "-I",
+            repositoryRoot + "/Templates/runtime",
+        ]
         for (binary, extra) in [("harness-blas", []), ("harness-naive", ["-DMPLC_NAIVE_GEMM"])] {
-            try shell(["cc"] + flags + extra + ["model.c", "harness.c", "-o", binary, "-lopenblas", "-lm"], directory: directory)
+            try shell(
+                ["cc"] + flags + extra + ["model.c", "harness.c", "-o", binary, "-lopenblas", "-lm"],
+                directory: directory)
         }
     }
 
@@ -90,19 +96,30 @@ func decisionMargin(_ graph: Graph, _ values: [[Double]]) -> Double {
         case .unary(.relu, let x), .unary(.step, let x):
             margin = min(margin, values[x.id].map(abs).filter { $0 > 0 }.min() ?? .infinity)
         case .binary(.greaterEqual, let a, let b), .binary(.max, let a, let b):
-            margin = min(margin, zip(values[a.id], values[b.id]).map { abs($0 - $1) }.filter { $0 > 0 }.min() ?? .infinity)
+            margin = min(
+                margin, zip(values[a.id], values[b.id]).map { abs($0 - $1) }.filter { $0 > 0 }.min() ?? .infinity)
         case .maxPool(let x, let g):
             let input = values[x.id]
-            for n in 0..<g.batch { for oy in 0..<g.outHeight { for ox in 0..<g.outWidth { for c in 0..<g.channels {
-                let window = (0..<g.kernel * g.kernel).map { tap in
-                    input[((n * g.height + oy * g.stride + tap / g.kernel) * g.width + ox * g.stride + tap % g.kernel) * g.channels + c]
+            for n in 0..<g.batch {
+                for oy in 0..<g.outHeight {
+                    for ox in 0..<g.outWidth {
+                        for c in 0..<g.channels {
+                            let window = (0..<g.kernel * g.kernel).map { tap in
+                                input[
+                                    ((n * g.height + oy * g.stride + tap / g.kernel) * g.width + ox * g.stride + tap
+                                        % g.kernel) * g.channels + c]
+                            }
+                            margin = min(margin, topTwoGap(window))
+                        }
+                    }
                 }
-                margin = min(margin, topTwoGap(window))
-            } } } }
+            }
         case .oneHotArgmax(let z):
             let k = graph.shape(of: z)[1]
             let logits = values[z.id]
-            for row in 0..<(logits.count / k) { margin = min(margin, topTwoGap(Array(logits[(row * k)..<((row + 1) * k)]))) }
+            for row in 0..<(logits.count / k) {
+                margin = min(margin, topTwoGap(Array(logits[(row * k)..<((row + 1) * k)])))
+            }
         default:
             continue
         }
@@ -114,7 +131,8 @@ func decisionMargin(_ graph: Graph, _ values: [[Double]]) -> Double {
 /// `minimumMargin` away from a tie. f32 rounding of these O(1) values is ~1e-8 per operation; 3e-7 leaves
 /// a factor of 30 for accumulation. Returns the seed too, so a failure can be reproduced.
 func wellConditionedInputs(_ entry: EntryPoint, from start: UInt64, minimumMargin: Double = 3e-7) throws
-    -> (seed: UInt64, env: [String: [Double]], reference: [String: [Double]]) {
+    -> (seed: UInt64, env: [String: [Double]], reference: [String: [Double]])
+{
     for seed in start..<(start + 40) {
         let env = randomInputs(entry, seed: seed, scalars: stepScalars)
         let values = try Interpreter.run(entry.graph, inputs: env)
@@ -127,8 +145,10 @@ func wellConditionedInputs(_ entry: EntryPoint, from start: UInt64, minimumMargi
 }
 
 /// Runs `entry` through the harness and the interpreter; returns a report line per tensor that fails.
-func compareStep(_ built: BuiltModel, entryName: String, harness: String, env: [String: [Double]],
-                 reference: [String: [Double]], atol: Double, rtol: Double) throws -> (failures: [String], checked: Int) {
+func compareStep(
+    _ built: BuiltModel, entryName: String, harness: String, env: [String: [Double]],
+    reference: [String: [Double]], atol: Double, rtol: Double
+) throws -> (failures: [String], checked: Int) {
     let bindings = built.bindings(entryName)
     let state = bindings.state
     var stateArena = [Float](repeating: 0, count: state.floats)
@@ -143,8 +163,14 @@ func compareStep(_ built: BuiltModel, entryName: String, harness: String, env: [
     // The harness takes one file per pointer argument, in signature order: state, io, argument inputs, results.
     let work = try temporaryDirectory("run")
     var files: [String] = []
-    if bindings.usesState { files.append(work + "/state.f32"); try writeFloats(stateArena, to: files.last!) }
-    if bindings.usesIO { files.append(work + "/io.f32"); try writeFloats(ioArena, to: files.last!) }
+    if bindings.usesState {
+        files.append(work + "/state.f32")
+        try writeFloats(stateArena, to: files.last!)
+    }
+    if bindings.usesIO {
+        files.append(work + "/io.f32")
+        try writeFloats(ioArena, to: files.last!)
+    }
     for argument in bindings.argumentInputs {
         files.append(work + "/\(argument.name).in.f32")
         try writeFloats(env[argument.name]!.map(Float.init), to: files.last!)
@@ -166,14 +192,18 @@ func compareStep(_ built: BuiltModel, entryName: String, harness: String, env: [
         let worst = worstViolation(got, expected, atol: atol, rtol: rtol)
         checked += 1
         if worst.ratio > 1 {
-            failures.append("\(tensor.name)[\(worst.index)]: C \(got[tensor.offset + worst.index]) vs reference \(expected[worst.index]) (\(worst.ratio)× the tolerance)")
+            failures.append(
+                "\(tensor.name)[\(worst.index)]: C \(got[tensor.offset + worst.index]) vs reference \(expected[worst.index]) (\(worst.ratio)× the tolerance)"
+            )
         }
     }
     for tensor in bindings.ioOutputs {
         let got = newIO[tensor.offset..<(tensor.offset + tensor.count)]
         let worst = worstViolation(got, reference[tensor.name]!, atol: atol, rtol: rtol)
         checked += 1
-        if worst.ratio > 1 { failures.append("\(tensor.name): C \(Array(got)) vs reference \(reference[tensor.name]!)") }
+        if worst.ratio > 1 {
+            failures.append("\(tensor.name): C \(Array(got)) vs reference \(reference[tensor.name]!)")
+        }
     }
     for argument in bindings.argumentOutputs {
         let got = try readFloats(work + "/\(argument.name).out.f32")
@@ -199,23 +229,27 @@ struct StepVariant: CustomStringConvertible, Sendable {
     var description: String { "\(file) \(pseudoLabels) \(feedback)" }
 }
 
-let stepVariants: [StepVariant] = ["fashion_mlp.swiftdsl", "fashion_cnn.swiftdsl"].flatMap { file in
-    [StepVariant(file: file, pseudoLabels: .hardArgmax, feedback: .dotProduct),
-     StepVariant(file: file, pseudoLabels: .hardSampled, feedback: .lossDifference),
-     StepVariant(file: file, pseudoLabels: .soft(temperature: 1.5), feedback: .dotProduct)]
-} + [  // BatchNorm and residual blocks.
-    StepVariant(file: "fashion_wrn.swiftdsl", pseudoLabels: .hardArgmax, feedback: .lossDifference),
-    StepVariant(file: "fashion_wrn.swiftdsl", pseudoLabels: .soft(temperature: 1.5), feedback: .dotProduct),
-    // Reduced MPL.
-    StepVariant(file: "fashion_reduced.swiftdsl", pseudoLabels: .soft(temperature: 1.5), feedback: .dotProduct),
-    // Adam (teacher) and AdamW (student): sqrt, the bias corrections, and the feedback through Adam's step.
-    StepVariant(file: "two_moons_adam.swiftdsl", pseudoLabels: .hardArgmax, feedback: .dotProduct),
-    StepVariant(file: "two_moons_adam.swiftdsl", pseudoLabels: .soft(temperature: 1.5), feedback: .dotProduct),
-]
+let stepVariants: [StepVariant] =
+    ["fashion_mlp.swiftdsl", "fashion_cnn.swiftdsl"].flatMap { file in
+        [
+            StepVariant(file: file, pseudoLabels: .hardArgmax, feedback: .dotProduct),
+            StepVariant(file: file, pseudoLabels: .hardSampled, feedback: .lossDifference),
+            StepVariant(file: file, pseudoLabels: .soft(temperature: 1.5), feedback: .dotProduct),
+        ]
+    } + [  // BatchNorm and residual blocks.
+        StepVariant(file: "fashion_wrn.swiftdsl", pseudoLabels: .hardArgmax, feedback: .lossDifference),
+        StepVariant(file: "fashion_wrn.swiftdsl", pseudoLabels: .soft(temperature: 1.5), feedback: .dotProduct),
+        // Reduced MPL.
+        StepVariant(file: "fashion_reduced.swiftdsl", pseudoLabels: .soft(temperature: 1.5), feedback: .dotProduct),
+        // Adam (teacher) and AdamW (student): sqrt, the bias corrections, and the feedback through Adam's step.
+        StepVariant(file: "two_moons_adam.swiftdsl", pseudoLabels: .hardArgmax, feedback: .dotProduct),
+        StepVariant(file: "two_moons_adam.swiftdsl", pseudoLabels: .soft(temperature: 1.5), feedback: .dotProduct),
+    ]
 
 @Suite("Generated C against the Double interpreter", .serialized)
 struct GeneratedStepTests {
-    @Test("One step of every entry point, BLAS and naive GEMM, every tensor of the symbol table", arguments: stepVariants)
+    @Test(
+        "One step of every entry point, BLAS and naive GEMM, every tensor of the symbol table", arguments: stepVariants)
     func everyEntryPoint(variant: StepVariant) throws {
         let model = try shrunkExample(variant.file, pseudoLabels: variant.pseudoLabels, feedback: variant.feedback)
         let built = try BuiltModel(model)
@@ -223,26 +257,33 @@ struct GeneratedStepTests {
             let graph = built.compiled.program.entryPoints.first { $0.name == entry }!
             let (seed, env, reference) = try wellConditionedInputs(graph, from: 42)
             for harness in ["harness-blas", "harness-naive"] {
-                let (failures, checked) = try compareStep(built, entryName: entry, harness: harness, env: env, reference: reference,
-                                                          atol: stepTolerance.atol, rtol: stepTolerance.rtol)
-                #expect(failures.isEmpty, "\(variant) \(entry) \(harness) seed \(seed):\n\(failures.joined(separator: "\n"))")
+                let (failures, checked) = try compareStep(
+                    built, entryName: entry, harness: harness, env: env, reference: reference,
+                    atol: stepTolerance.atol, rtol: stepTolerance.rtol)
+                #expect(
+                    failures.isEmpty,
+                    "\(variant) \(entry) \(harness) seed \(seed):\n\(failures.joined(separator: "\n"))")
                 #expect(checked > 0)
             }
         }
     }
 
-    @Test("The same on three threads, every kernel that can be split split, convolutions in small chunks",
-          arguments: [stepVariants[3], stepVariants[5], stepVariants[6]])
+    @Test(
+        "The same on three threads, every kernel that can be split split, convolutions in small chunks",
+        arguments: [stepVariants[3], stepVariants[5], stepVariants[6]])
     func everyEntryPointOnThreeThreads(variant: StepVariant) throws {
         let model = try shrunkExample(variant.file, pseudoLabels: variant.pseudoLabels, feedback: variant.feedback)
-        let built = try BuiltModel(model, options: LoweringOptions(streamChunkFloats: 2_000, parallelFloats: 0), threads: 3)
+        let built = try BuiltModel(
+            model, options: LoweringOptions(streamChunkFloats: 2_000, parallelFloats: 0), threads: 3)
         #expect(built.compiled.kernels.entryPoints.allSatisfy { $0.kernels.contains(where: \.isParallel) })
         for entry in ["mplc_step", "mplc_supervised_step", "mplc_predict_teacher", "mplc_predict_student"] {
             let graph = built.compiled.program.entryPoints.first { $0.name == entry }!
             let (seed, env, reference) = try wellConditionedInputs(graph, from: 42)
-            let (failures, checked) = try compareStep(built, entryName: entry, harness: "harness-blas", env: env, reference: reference,
-                                                      atol: stepTolerance.atol, rtol: stepTolerance.rtol)
-            #expect(failures.isEmpty, "\(variant) \(entry) 3 threads seed \(seed):\n\(failures.joined(separator: "\n"))")
+            let (failures, checked) = try compareStep(
+                built, entryName: entry, harness: "harness-blas", env: env, reference: reference,
+                atol: stepTolerance.atol, rtol: stepTolerance.rtol)
+            #expect(
+                failures.isEmpty, "\(variant) \(entry) 3 threads seed \(seed):\n\(failures.joined(separator: "\n"))")
             #expect(checked > 0)
         }
     }

@@ -9,8 +9,10 @@ struct GoldenRunTests {
     static let goldenPath = repositoryRoot + "/Tests/Golden/two_moons_seed0_metrics.jsonl"
 
     func train(_ binary: String, into directory: String) throws -> String {
-        try shell([binary, "train", "--data", "two-moons", "--labels", "6", "--steps", "400", "--finetune-steps", "0",
-                   "--eval-every", "100", "--threads", "1", "--seed", "0", "--out", directory, "--quiet"])
+        try shell([
+            binary, "train", "--data", "two-moons", "--labels", "6", "--steps", "400", "--finetune-steps", "0",
+            "--eval-every", "100", "--threads", "1", "--seed", "0", "--out", directory, "--quiet",
+        ])
         // Each line's wall-clock "time" (its last key) left out: the rest must repeat from run to run.
         return try String(contentsOfFile: directory + "/metrics.jsonl", encoding: .utf8)
             .replacing(#/,"time":"[^"]*"\}\n/#, with: "}\n")
@@ -33,18 +35,21 @@ struct GoldenRunTests {
         #expect(first == second, "two runs with seed 0 and 1 thread differ")
 
         if ProcessInfo.processInfo.environment["MPLC_RECORD_GOLDEN"] == "1" {
-            try FileManager.default.createDirectory(atPath: (Self.goldenPath as NSString).deletingLastPathComponent,
-                                                    withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: (Self.goldenPath as NSString).deletingLastPathComponent,
+                withIntermediateDirectories: true)
             try first.write(toFile: Self.goldenPath, atomically: true, encoding: .utf8)
         }
         let golden = try String(contentsOfFile: Self.goldenPath, encoding: .utf8)
-        let got = try numbers(first), expected = try numbers(golden)
+        let got = try numbers(first)
+        let expected = try numbers(golden)
         #expect(got.count == expected.count && got.count > 20, "\(got.count) numbers, golden has \(expected.count)")
         // Another CPU may pick other OpenBLAS kernels, which round differently: 1e-4 relative allows that,
         // while a changed step (a wrong sign, a missing term) moves the losses by far more.
         for (g, e) in zip(got, expected) {
-            #expect(g.key == e.key && abs(g.value - e.value) <= 1e-4 * max(abs(e.value), 1e-3),
-                    "\(g.key): \(g.value), golden \(e.value) (re-record with MPLC_RECORD_GOLDEN=1 if intended)")
+            #expect(
+                g.key == e.key && abs(g.value - e.value) <= 1e-4 * max(abs(e.value), 1e-3),
+                "\(g.key): \(g.value), golden \(e.value) (re-record with MPLC_RECORD_GOLDEN=1 if intended)")
         }
     }
 }

@@ -18,8 +18,10 @@ struct GoldenTests {
         for output in compiled.files {
             let path = "generated/\(model.name)/\(output.fileName)"
             let committed = try? String(contentsOfFile: repositoryRoot + "/" + path, encoding: .utf8)
-            #expect(committed == output.contents,
-                    "\(path) is out of date; regenerate it with: swift run mplc Examples/\(file)  (or .ci/regenerate for all)")
+            #expect(
+                committed == output.contents,
+                "\(path) is out of date; regenerate it with: swift run mplc Examples/\(file)  (or .ci/regenerate for all)"
+            )
         }
     }
 
@@ -27,8 +29,9 @@ struct GoldenTests {
     /// same order and cannot show emission that depends on it. The built `mplc` runs in separate processes: one
     /// with SWIFT_DETERMINISTIC_HASHING (seed 0), the others with random seeds; their files must be equal byte for
     /// byte (and, by `upToDate`, equal to the committed ones).
-    @Test("Emission does not depend on hash order: mplc in three processes writes the same bytes",
-          arguments: ["fashion_cnn.swiftdsl", "two_moons_adam.swiftdsl", "fashion_reduced.swiftdsl"])
+    @Test(
+        "Emission does not depend on hash order: mplc in three processes writes the same bytes",
+        arguments: ["fashion_cnn.swiftdsl", "two_moons_adam.swiftdsl", "fashion_reduced.swiftdsl"])
     func deterministicAcrossProcesses(file: String) throws {
         var outputs: [[String: Data]] = []
         for seed in ["deterministic", "random", "random"] {
@@ -36,7 +39,8 @@ struct GoldenTests {
             defer { try? FileManager.default.removeItem(atPath: directory) }
             let environment = ["SWIFT_DETERMINISTIC_HASHING": seed == "deterministic" ? "1" : "0"]
             // The same command line in each process, so that the "Regenerate with:" comments are equal too.
-            try shell([mplcBinary, Repository.example(file), "-o", "out"], directory: directory, environment: environment)
+            try shell(
+                [mplcBinary, Repository.example(file), "-o", "out"], directory: directory, environment: environment)
             var files: [String: Data] = [:]
             for name in try FileManager.default.contentsOfDirectory(atPath: directory + "/out") {
                 files[name] = try Data(contentsOf: URL(fileURLWithPath: directory + "/out/" + name))

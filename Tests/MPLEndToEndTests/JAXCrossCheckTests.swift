@@ -12,19 +12,24 @@ struct CrossCheckCase: CustomStringConvertible, Sendable {
 
 @Suite("Generated C against the independent JAX reference", .serialized)
 struct JAXCrossCheckTests {
-    @Test("Full-size examples: after one step every state tensor agrees within 1e-4 (norm-wise relative)",
-          arguments: ["fashion_mlp.swiftdsl", "fashion_cnn.swiftdsl"].flatMap { file in
-              [CrossCheckCase(file: file, pseudoLabels: .hardArgmax, feedback: .dotProduct),
-               CrossCheckCase(file: file, pseudoLabels: .hardArgmax, feedback: .lossDifference),
-               CrossCheckCase(file: file, pseudoLabels: .soft(temperature: 1), feedback: .dotProduct)]
-          })
+    @Test(
+        "Full-size examples: after one step every state tensor agrees within 1e-4 (norm-wise relative)",
+        arguments: ["fashion_mlp.swiftdsl", "fashion_cnn.swiftdsl"].flatMap { file in
+            [
+                CrossCheckCase(file: file, pseudoLabels: .hardArgmax, feedback: .dotProduct),
+                CrossCheckCase(file: file, pseudoLabels: .hardArgmax, feedback: .lossDifference),
+                CrossCheckCase(file: file, pseudoLabels: .soft(temperature: 1), feedback: .dotProduct),
+            ]
+        })
     func oneStep(testCase: CrossCheckCase) throws {
         var model = try Compiler.load(path: repositoryRoot + "/Examples/" + testCase.file).get()
         model.recipe.pseudoLabels = testCase.pseudoLabels
         model.recipe.feedback = testCase.feedback
         let directory = try buildTrainer(model)
-        let output = try shell(["python3", repositoryRoot + "/Tests/reference/crosscheck.py", "--runner", directory + "/mplc-run",
-                                "--spec", directory + "/model.json", "--work", directory + "/crosscheck", "--steps", "2"])
+        let output = try shell([
+            "python3", repositoryRoot + "/Tests/reference/crosscheck.py", "--runner", directory + "/mplc-run",
+            "--spec", directory + "/model.json", "--work", directory + "/crosscheck", "--steps", "2",
+        ])
         let summary = try #require(output.split(separator: "\n").last.map(String.init))
         let json = try #require(try JSONSerialization.jsonObject(with: Data(summary.utf8)) as? [String: Any])
         #expect(json["failures"] as? Int == 0, "\(output)")

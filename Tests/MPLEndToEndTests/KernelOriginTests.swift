@@ -21,24 +21,30 @@ struct KernelOriginTests {
         compiled.files.first { $0.fileName == name }!.contents
     }
 
-    @Test("Every equation that is computed has an origin, through autodiff and every graph pass", arguments: [false, true])
+    @Test(
+        "Every equation that is computed has an origin, through autodiff and every graph pass",
+        arguments: [false, true])
     func everyEquationHasAnOrigin(soft: Bool) throws {
         let compiled = try Self.compile("fashion_cnn.swiftdsl", soft: soft)
         for function in compiled.kernels.entryPoints {
             for kernel in function.kernels {
                 for value in kernel.equations {
-                    #expect(function.graph.origin(of: value) != nil, "\(function.name): \(function.graph.text(of: value))")
+                    #expect(
+                        function.graph.origin(of: value) != nil, "\(function.name): \(function.graph.text(of: value))")
                 }
             }
         }
-        let passes = Set(compiled.kernels.entryPoints.flatMap { f in f.graph.values.compactMap { f.graph.origin(of: $0)?.pass } })
+        let passes = Set(
+            compiled.kernels.entryPoints.flatMap { f in f.graph.values.compactMap { f.graph.origin(of: $0)?.pass } })
         #expect(passes == (soft ? [.forward, .vjp, .jvp, .jvpVJP, .update] : [.forward, .vjp, .update]))
     }
 
     @Test("Kernels are named network_layer_pass, unique C identifiers, after their main equation")
     func kernelNames() throws {
         let compiled = try Self.compile("fashion_cnn.swiftdsl", soft: true)
-        let pattern = try Regex("^(step|supervised_step|predict_teacher|predict_student)_(teacher|student)_[a-z0-9_]+_(fwd|jvp|vjp|jvp_vjp|update)(_[0-9]+)?$")
+        let pattern = try Regex(
+            "^(step|supervised_step|predict_teacher|predict_student)_(teacher|student)_[a-z0-9_]+_(fwd|jvp|vjp|jvp_vjp|update)(_[0-9]+)?$"
+        )
         var names: [String] = []
         for function in compiled.kernels.entryPoints {
             for kernel in function.kernels {
@@ -50,7 +56,10 @@ struct KernelOriginTests {
         // The teacher's first convolution (conv0, a 3×3 convolution of 1 channel) and the student's last Dense layer.
         let step = compiled.kernels.entryPoints[0]
         let conv = step.kernels.first { $0.name == "step_teacher_conv0_fwd" }
-        guard case .gemm(let g)? = conv?.body else { Issue.record("no GEMM step_teacher_conv0_fwd"); return }
+        guard case .gemm(let g)? = conv?.body else {
+            Issue.record("no GEMM step_teacher_conv0_fwd")
+            return
+        }
         #expect(step.graph.op(of: g.b) == .reshape(step.graph.input(named: "teacher/conv0/weight")!))
         #expect(step.kernels.contains { $0.name == "step_student_conv0_jvp" })
         // The meta-gradient reaches the teacher through the pseudo labels of the student's loss on them.
@@ -61,8 +70,12 @@ struct KernelOriginTests {
     @Test("model.c's kernel comments are lines of model.ir's lowered graphs, and model.ir lists the kernels")
     func commentsMatchTheLoweredDump() throws {
         let compiled = try Self.compile("fashion_mlp.swiftdsl")
-        let source = Self.file("model.c", of: compiled), ir = Self.file("model.ir", of: compiled)
-        guard let lowered = ir.range(of: "\nlowered func mplc_step {\n") else { Issue.record("no lowered dump"); return }
+        let source = Self.file("model.c", of: compiled)
+        let ir = Self.file("model.ir", of: compiled)
+        guard let lowered = ir.range(of: "\nlowered func mplc_step {\n") else {
+            Issue.record("no lowered dump")
+            return
+        }
         let loweredLines = Set(ir[lowered.upperBound...].split(separator: "\n").map(String.init))
         // The kernel comment of step_teacher_dense1_fwd: what it does, then its equations.
         let firstMention = try #require(source.range(of: "step_teacher_dense1_fwd"))  // in its pointers' typedef
@@ -76,7 +89,8 @@ struct KernelOriginTests {
             #expect(listed, "\(line) is not in model.ir's lowered mplc_step")
         }
         #expect(lines.last == "%18 = relu %17 : [288,256]  // teacher/relu2 fwd")
-        let listed = loweredLines.contains("kernel step_teacher_dense1_fwd: gemm blas m=288 n=256 k=784 +epilogue split = %15 %16 %17 %18")
+        let listed = loweredLines.contains(
+            "kernel step_teacher_dense1_fwd: gemm blas m=288 n=256 k=784 +epilogue split = %15 %16 %17 %18")
         #expect(listed)
         // The entry point names each pointer as the kernel does.
         // (The offset is the memory plan's, which any new step output moves.)

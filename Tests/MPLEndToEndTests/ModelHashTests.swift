@@ -16,8 +16,12 @@ import Testing
     func matchesTheDocumentedPipeline(model: String) throws {
         let directory = repositoryRoot + "/generated/" + model
         let header = try String(contentsOfFile: directory + "/model.h", encoding: .utf8)
-        let output = try shell(["sh", "-c", "sed '/Regenerate with:$/{n;d}; /^#define MPLC_MODEL_HASH /d' model.c model.h mplc_runtime.h | sha256sum"],
-                               directory: directory)
+        let output = try shell(
+            [
+                "sh", "-c",
+                "sed '/Regenerate with:$/{n;d}; /^#define MPLC_MODEL_HASH /d' model.c model.h mplc_runtime.h | sha256sum",
+            ],
+            directory: directory)
         let hash = try #require(Self.macro("MPLC_MODEL_HASH", in: header))
         #expect(hash == "\"" + output.prefix(64) + "\"")
         #expect(hash.count == 66 && hash.dropFirst().dropLast().allSatisfy { "0123456789abcdef".contains($0) })
@@ -34,13 +38,17 @@ import Testing
         let runtime = try String(contentsOfFile: runtimePath, encoding: .utf8)
         try (runtime + "/* another runtime */\n").write(toFile: runtimePath, atomically: true, encoding: .utf8)
         let files = try Compiler.compile(model, regenerateCommand: "x").files
-        let changed = try Compiler.compile(model, regenerateCommand: "x", templatesDirectory: directory + "/Templates").files
+        let changed = try Compiler.compile(model, regenerateCommand: "x", templatesDirectory: directory + "/Templates")
+            .files
         #expect(files.map(\.fileName) == ["model.h", "model.c", "mplc_runtime.h", "model.ir", "model.json"])
         #expect(files[2].contents == runtime)
         #expect(files[1].contents.contains("\n#include \"mplc_runtime.h\"\n"))
-        #expect(!files[1].contents.contains("int mplc_pool_resize(int threads) {"), "the runtime is not pasted into model.c")
+        #expect(
+            !files[1].contents.contains("int mplc_pool_resize(int threads) {"), "the runtime is not pasted into model.c"
+        )
         #expect(changed[1].contents == files[1].contents)
-        #expect(try #require(Self.macro("MPLC_MODEL_HASH", in: changed[0].contents))
+        #expect(
+            try #require(Self.macro("MPLC_MODEL_HASH", in: changed[0].contents))
                 != (try #require(Self.macro("MPLC_MODEL_HASH", in: files[0].contents))))
     }
 
@@ -74,10 +82,13 @@ import Testing
     @Test func recipeMacroListsTheRecipe() throws {
         let header = try String(contentsOfFile: repositoryRoot + "/generated/fashion_mlp/model.h", encoding: .utf8)
         let recipe = try #require(Self.macro("MPLC_RECIPE", in: header))
-        #expect(recipe.hasPrefix("\"batch_labeled=32;batch_unlabeled=128;") && recipe.hasSuffix(";label_smoothing=0.1\""))
-        for pair in ["steps=3000", "seed=0", "teacher_lr=0.05", "student_momentum=0.9", "uda_weight=1.0",
-                     "finetune_steps=300", "ema_decay=0.995", "pseudo_labels=hard-argmax", "feedback=dot-product",
-                     "uda_temperature=0.7", "uda_threshold=0.6"] {
+        #expect(
+            recipe.hasPrefix("\"batch_labeled=32;batch_unlabeled=128;") && recipe.hasSuffix(";label_smoothing=0.1\""))
+        for pair in [
+            "steps=3000", "seed=0", "teacher_lr=0.05", "student_momentum=0.9", "uda_weight=1.0",
+            "finetune_steps=300", "ema_decay=0.995", "pseudo_labels=hard-argmax", "feedback=dot-product",
+            "uda_temperature=0.7", "uda_threshold=0.6",
+        ] {
             #expect(recipe.contains(";\(pair);"), "MPLC_RECIPE lacks \(pair)")
         }
     }

@@ -9,8 +9,9 @@ import Testing
 @Suite("mplc export --format onnx: the student as an ONNX model")
 struct ONNXExportTests {
 
-    @Test("onnxruntime's logits on the 10,000 test images equal mplc_predict_student's, and so does the accuracy",
-          arguments: [("fashion_wrn", false), ("fashion_wrn", true), ("fashion_cnn", false)])
+    @Test(
+        "onnxruntime's logits on the 10,000 test images equal mplc_predict_student's, and so does the accuracy",
+        arguments: [("fashion_wrn", false), ("fashion_wrn", true), ("fashion_cnn", false)])
     func logitsAndAccuracy(example: String, ema: Bool) throws {
         let run = try TrainedRun.of(example)
         let directory = run.directory + "/onnx-\(ema ? "ema" : "student")"
@@ -22,7 +23,9 @@ struct ONNXExportTests {
         try expectReferenceLogits(try readFloats(output), run: run, ema: ema)
     }
 
-    @Test("Without python3, without the onnx package, or with a python that cannot run: a message that says what to install")
+    @Test(
+        "Without python3, without the onnx package, or with a python that cannot run: a message that says what to install"
+    )
     func missingPython() throws {
         let run = try TrainedRun.of("fashion_cnn")
         let directory = run.directory + "/onnx-missing"
@@ -31,11 +34,14 @@ struct ONNXExportTests {
         let bare = directory + "/python3"
         try "#!/bin/sh\nexec python3 -S \"$@\"\n".write(toFile: bare, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bare)
-        let cases = [(bare, "error: the ONNX export needs the Python package"), (directory + "/none", "error: cannot run")]
+        let cases = [
+            (bare, "error: the ONNX export needs the Python package"), (directory + "/none", "error: cannot run"),
+        ]
         for (python, message) in cases {
             do {
-                _ = try Compiler.exportONNX(run.model, checkpoint: run.checkpoint, ema: false, to: directory + "/out",
-                                            python: python)
+                _ = try Compiler.exportONNX(
+                    run.model, checkpoint: run.checkpoint, ema: false, to: directory + "/out",
+                    python: python)
                 Issue.record("\(python): no error")
             } catch let failure as CompileFailure {
                 #expect(failure.description.hasPrefix(message), "\(failure.description)")
@@ -48,7 +54,8 @@ struct ONNXExportTests {
         do {
             Issue.record("found \(try Compiler.pythonExecutable(searchPath: directory))")
         } catch let failure as CompileFailure {
-            #expect(failure.description.hasPrefix("error: python3 not found on PATH (\(directory))")
+            #expect(
+                failure.description.hasPrefix("error: python3 not found on PATH (\(directory))")
                     && failure.description.contains("run .ci/install-deps"), "\(failure.description)")
         }
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bare)
@@ -61,33 +68,49 @@ struct ONNXExportTests {
     /// kept on the input image and after pools, folded after convolutions, past a Dropout, into strided 1×1 and
     /// nested projection shortcuts, after a Dense and a matrix shortcut; and a Features model (vectors only).
     static let everyLayer: [Model] = [
-        Model(name: "every_layer", input: .image(channels: 2, height: 8, width: 7), classes: 3, teacher: everyLayerNetwork,
-              student: everyLayerNetwork, recipe: Recipe()),
-        Model(name: "features", input: .features(5), classes: 3, teacher: featuresNetwork, student: featuresNetwork,
-              recipe: Recipe()),
+        Model(
+            name: "every_layer", input: .image(channels: 2, height: 8, width: 7), classes: 3,
+            teacher: everyLayerNetwork,
+            student: everyLayerNetwork, recipe: Recipe()),
+        Model(
+            name: "features", input: .features(5), classes: 3, teacher: featuresNetwork, student: featuresNetwork,
+            recipe: Recipe()),
     ]
-    static let everyLayerNetwork = Network(name: "s", layers: [
-        bn, .conv2D(filters: 3, kernel: 3, stride: 1, padding: 1), bn, bn, .activation(.relu),
-        .residual([.conv2D(filters: 3, kernel: 3, stride: 1, padding: 1), .dropout(rate: 0.3), bn, .activation(.leakyReLU(alpha: 0.1)),
-                   .conv2D(filters: 3, kernel: 3, stride: 1, padding: 1)]),
-        bn, .activation(.tanh),
-        .residual([.conv2D(filters: 4, kernel: 3, stride: 2, padding: 1), bn, .activation(.relu),
-                   .conv2D(filters: 4, kernel: 3, stride: 1, padding: 1)]),
-        bn, .avgPool2D(size: 2, stride: 1), bn,
-        .residual([.conv2D(filters: 5, kernel: 1, stride: 1, padding: 0),
-                   .residual([.conv2D(filters: 6, kernel: 3, stride: 1, padding: 1)])]),
-        bn, .maxPool2D(size: 2, stride: 1), bn, .activation(.sigmoid),
-        .flatten, .dense(units: 5), bn, .activation(.sigmoid),
-        .residual([.dense(units: 6)]), bn,
-        .dense(units: 3),
-    ])
-    static let featuresNetwork = Network(name: "s", layers: [
-        bn, .dense(units: 4), .activation(.tanh), .residual([.dense(units: 4), bn, .activation(.relu)]), bn, .activation(.gelu), .flatten,
-        .dense(units: 3),
-    ])
+    static let everyLayerNetwork = Network(
+        name: "s",
+        layers: [
+            bn, .conv2D(filters: 3, kernel: 3, stride: 1, padding: 1), bn, bn, .activation(.relu),
+            .residual([
+                .conv2D(filters: 3, kernel: 3, stride: 1, padding: 1), .dropout(rate: 0.3), bn,
+                .activation(.leakyReLU(alpha: 0.1)),
+                .conv2D(filters: 3, kernel: 3, stride: 1, padding: 1),
+            ]),
+            bn, .activation(.tanh),
+            .residual([
+                .conv2D(filters: 4, kernel: 3, stride: 2, padding: 1), bn, .activation(.relu),
+                .conv2D(filters: 4, kernel: 3, stride: 1, padding: 1),
+            ]),
+            bn, .avgPool2D(size: 2, stride: 1), bn,
+            .residual([
+                .conv2D(filters: 5, kernel: 1, stride: 1, padding: 0),
+                .residual([.conv2D(filters: 6, kernel: 3, stride: 1, padding: 1)]),
+            ]),
+            bn, .maxPool2D(size: 2, stride: 1), bn, .activation(.sigmoid),
+            .flatten, .dense(units: 5), bn, .activation(.sigmoid),
+            .residual([.dense(units: 6)]), bn,
+            .dense(units: 3),
+        ])
+    static let featuresNetwork = Network(
+        name: "s",
+        layers: [
+            bn, .dense(units: 4), .activation(.tanh), .residual([.dense(units: 4), bn, .activation(.relu)]), bn,
+            .activation(.gelu), .flatten,
+            .dense(units: 3),
+        ])
 
-    @Test("Every layer kind and BatchNorm position: onnxruntime equals the exported pass in the Double interpreter",
-          arguments: ["every_layer", "features"])
+    @Test(
+        "Every layer kind and BatchNorm position: onnxruntime equals the exported pass in the Double interpreter",
+        arguments: ["every_layer", "features"])
     func everyLayerKind(_ name: String) throws {
         let model = try #require(Self.everyLayer.first { $0.name == name })
         let network = InferenceNetwork(model: model)
@@ -109,16 +132,21 @@ struct ONNXExportTests {
         let exported = try Compiler.exportONNX(network, student: student, origin: "random weights", to: directory)
         try writeFloats(x, to: directory + "/x.f32")
         let shape = xShape.dims.map(String.init).joined(separator: ",")
-        try shell(["python3", "-c", """
+        try shell([
+            "python3", "-c",
+            """
             import sys, numpy as np, onnxruntime as ort
             x = np.fromfile(sys.argv[2], dtype="<f4").reshape([int(d) for d in sys.argv[3].split(",")])
             session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
             session.run(["logits"], {"images": x})[0].astype("<f4").tofile(sys.argv[4])
-            """, exported.path, directory + "/x.f32", shape, directory + "/logits.f32"])
+            """, exported.path, directory + "/x.f32", shape, directory + "/logits.f32",
+        ])
         let got = try readFloats(directory + "/logits.f32")
         #expect(got.count == expected.count && expected.contains { abs($0) > 0.1 })
         let worst = worstViolation(got[...], expected, atol: 1e-5, rtol: 1e-4)
-        #expect(worst.ratio <= 1, "logit \(worst.index): \(got[max(worst.index, 0)]) against \(expected[max(worst.index, 0)])")
+        #expect(
+            worst.ratio <= 1,
+            "logit \(worst.index): \(got[max(worst.index, 0)]) against \(expected[max(worst.index, 0)])")
     }
 
     /// Checks the file, then runs onnxruntime on the test set read from the IDX file and normalised as

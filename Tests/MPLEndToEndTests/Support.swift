@@ -17,7 +17,9 @@ func readFloats(_ path: String) throws -> [Float] {
 }
 
 /// The worst violation of |c − ref| ≤ atol + rtol·|ref| over a tensor, as a multiple of the allowance (≤ 1 passes).
-func worstViolation(_ c: ArraySlice<Float>, _ reference: [Double], atol: Double, rtol: Double) -> (ratio: Double, index: Int) {
+func worstViolation(_ c: ArraySlice<Float>, _ reference: [Double], atol: Double, rtol: Double) -> (
+    ratio: Double, index: Int
+) {
     var worst = (ratio: 0.0, index: -1)
     for (i, (a, b)) in zip(c, reference).enumerated() {
         let ratio = abs(Double(a) - b) / (atol + rtol * abs(b))

@@ -60,10 +60,18 @@ import Testing
             let mpl = MPL(teacher: net, student: net)
             """
         let layers = try #require(parsedModel(source)).teacher.layers
-        #expect(layers[1] == .residual([.batchNorm(momentum: 0.1, epsilon: 1e-3), .activation(.relu),
-                                         .conv2D(filters: 8, kernel: 3, stride: 2, padding: 1)]))
-        #expect(layers[2] == .residual([.batchNorm(momentum: 0.01, epsilon: 1e-5),
-                                         .conv2D(filters: 8, kernel: 3, stride: 1, padding: 1)]))
+        #expect(
+            layers[1]
+                == .residual([
+                    .batchNorm(momentum: 0.1, epsilon: 1e-3), .activation(.relu),
+                    .conv2D(filters: 8, kernel: 3, stride: 2, padding: 1),
+                ]))
+        #expect(
+            layers[2]
+                == .residual([
+                    .batchNorm(momentum: 0.01, epsilon: 1e-5),
+                    .conv2D(filters: 8, kernel: 3, stride: 1, padding: 1),
+                ]))
     }
 
     @Test func residualErrors() {
@@ -654,7 +662,8 @@ import Testing
 
     @Test func aLongLineIsShownAsAWindowAroundTheColumn() {
         let line = "let net = Sequential { " + String(repeating: "ReLU(); ", count: 40) + "Dense2(2) }"
-        let source = "let input = Features(4)\nlet classes = 2\n" + line + "\nlet mpl = MPL(teacher: net, student: net)\n"
+        let source =
+            "let input = Features(4)\nlet classes = 2\n" + line + "\nlet mpl = MPL(teacher: net, student: net)\n"
         let column = 23 + 40 * 8 + 1
         let shown = String(line.utf8.dropFirst(column - 1 - 100))!
         #expect(
@@ -703,7 +712,8 @@ import Testing
         }
         #expect(diagnostics.map(\.id) == ["E014"])
         let rendered = Frontend.render(diagnostics, source: smallModel(), fileName: fileName)
-        #expect(rendered.hasPrefix("dir/") && rendered.contains(":1:1: error: the file name gives the model the name `"))
+        #expect(
+            rendered.hasPrefix("dir/") && rendered.contains(":1:1: error: the file name gives the model the name `"))
         #expect(rendered.hasSuffix("; rename the file [E014]\n"))
         #expect(rendered.filter { $0 == "\n" }.count == 1, "\(rendered)")
     }
@@ -717,35 +727,51 @@ import Testing
     /// Every per-example tensor (activation, weights, a convolution's windows, a shortcut) is at most 2^32
     /// elements, so that the compiler's size arithmetic stays far from overflow.
     @Test(arguments: [
-        ("GlobalAvgPool()\n    Dense(100_000)\n    Dense(100_000)\n    Dense(10)",
-         "7:5: error: Dense has 100000 × 100000 = 10000000000 weights, more than the 4294967296 (2^32) one tensor may hold"),
-        ("Conv2D(filters: 1_000_000, kernel: 3, padding: 1)\n    GlobalAvgPool()\n    Dense(10)",
-         "5:5: error: Conv2D gives 1000 × 1000 × 1000000 = 1000000000000 values per example, more than"),
-        ("Conv2D(filters: 8, kernel: 3, padding: 1)\n    Conv2D(filters: 8, kernel: 999, padding: 499)\n    GlobalAvgPool()\n    Dense(10)",
-         "6:5: error: Conv2D reads 1000 × 1000 × 999 × 999 × 8 = 7984008000000 window values per image, more than"),
-        ("GlobalAvgPool()\n    Dense(70_000)\n    Residual {\n        Dense(10)\n        Dense(70_001)\n    }\n    Dense(10)",
-         "7:5: error: Residual has 70000 × 70001 = 4900070000 shortcut weights, more than"),
+        (
+            "GlobalAvgPool()\n    Dense(100_000)\n    Dense(100_000)\n    Dense(10)",
+            "7:5: error: Dense has 100000 × 100000 = 10000000000 weights, more than the 4294967296 (2^32) one tensor may hold"
+        ),
+        (
+            "Conv2D(filters: 1_000_000, kernel: 3, padding: 1)\n    GlobalAvgPool()\n    Dense(10)",
+            "5:5: error: Conv2D gives 1000 × 1000 × 1000000 = 1000000000000 values per example, more than"
+        ),
+        (
+            "Conv2D(filters: 8, kernel: 3, padding: 1)\n    Conv2D(filters: 8, kernel: 999, padding: 499)\n    GlobalAvgPool()\n    Dense(10)",
+            "6:5: error: Conv2D reads 1000 × 1000 × 999 × 999 × 8 = 7984008000000 window values per image, more than"
+        ),
+        (
+            "GlobalAvgPool()\n    Dense(70_000)\n    Residual {\n        Dense(10)\n        Dense(70_001)\n    }\n    Dense(10)",
+            "7:5: error: Residual has 70000 × 70001 = 4900070000 shortcut weights, more than"
+        ),
     ])
     func perExampleTensorsAreBounded(layers: String, expected: String) {
-        let source = smallModel(layers: layers).replacingOccurrences(of: "height: 28, width: 28", with: "height: 1000, width: 1000")
+        let source = smallModel(layers: layers).replacingOccurrences(
+            of: "height: 28, width: 28", with: "height: 1000, width: 1000")
         let rendered = diagnose(source)
         #expect(rendered.contains("bad.swiftdsl:" + expected), "\(rendered)")
         #expect(rendered.filter { $0 == "\n" }.count == 3 && rendered.contains("[E007]"), "\(rendered)")
     }
 
     @Test func tensorsUpTo2To32ElementsAreAccepted() throws {
-        let model = try #require(parsedModel(smallModel(layers: "Flatten()\n    Dense(65_536)\n    Dense(65_536)\n    Dense(10)")))
+        let model = try #require(
+            parsedModel(smallModel(layers: "Flatten()\n    Dense(65_536)\n    Dense(65_536)\n    Dense(10)")))
         #expect(model.teacher.layers.count == 4)
     }
 
     @Test func anImageBeyond2To32ValuesIsOutOfRange() {
         let source = smallModel().replacingOccurrences(
             of: "Image(channels: 1, height: 28, width: 28)", with: "Image(channels: 5, height: 30000, width: 30000)")
-        #expect(diagnose(source).contains(
-            "bad.swiftdsl:1:13: error: Image has 30000 × 30000 × 5 = 4500000000 values per image, more than the 4294967296 (2^32) one tensor may hold [E006]"))
-        #expect(parsedModel(smallModel().replacingOccurrences(
-            of: "Image(channels: 1, height: 28, width: 28)", with: "Image(channels: 4, height: 32768, width: 32768)")
-            .replacingOccurrences(of: "Flatten()", with: "GlobalAvgPool()")) != nil)
+        #expect(
+            diagnose(source).contains(
+                "bad.swiftdsl:1:13: error: Image has 30000 × 30000 × 5 = 4500000000 values per image, more than the 4294967296 (2^32) one tensor may hold [E006]"
+            ))
+        #expect(
+            parsedModel(
+                smallModel().replacingOccurrences(
+                    of: "Image(channels: 1, height: 28, width: 28)",
+                    with: "Image(channels: 4, height: 32768, width: 32768)"
+                )
+                .replacingOccurrences(of: "Flatten()", with: "GlobalAvgPool()")) != nil)
     }
 
     @Test func everyKindHasADistinctStableID() {

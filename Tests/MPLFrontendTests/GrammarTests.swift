@@ -31,7 +31,8 @@ import Testing
                 .conv2D(filters: 8, kernel: 5, stride: 2, padding: 2),
                 .conv2D(filters: 8, kernel: 3, stride: 1, padding: 0),
                 .activation(.leakyReLU(alpha: 0.2)), .maxPool2D(size: 2, stride: 2), .avgPool2D(size: 3, stride: 1),
-                .maxPool2D(size: 2, stride: 1), .activation(.tanh), .globalAvgPool, .activation(.sigmoid), .dropout(rate: 0),
+                .maxPool2D(size: 2, stride: 1), .activation(.tanh), .globalAvgPool, .activation(.sigmoid),
+                .dropout(rate: 0),
                 .activation(.leakyReLU(alpha: 0.1)),
                 .activation(.leakyReLU(alpha: 0.3)), .flatten, .dense(units: 10), .activation(.relu),
                 .activation(.gelu),
@@ -171,7 +172,8 @@ import Testing
         let lines = recipe.resolvedLines
         for expected in [
             "teacherOptimizer Adam", "teacherOptimizer.learningRate 0.002", "teacherOptimizer.beta1 0.8",
-            "teacherOptimizer.beta2 0.999 (default)", "studentOptimizer AdamW", "studentOptimizer.learningRate 0.001 (default)",
+            "teacherOptimizer.beta2 0.999 (default)", "studentOptimizer AdamW",
+            "studentOptimizer.learningRate 0.001 (default)",
             "studentOptimizer.weightDecay 0.01 (default)", "studentOptimizer.epsilon 1e-06",
         ] {
             #expect(lines.contains(expected), "\(expected) not in \(lines)")
@@ -179,4 +181,3 @@ import Testing
         #expect(!lines.contains { $0.contains("momentum") && $0.contains("Optimizer") })
     }
 }
-

@@ -1,6 +1,6 @@
-@_exported import MPLTestSupport
 import MPLFrontend
 import MPLModel
+@_exported import MPLTestSupport
 
 /// The rendered diagnostics of `source`, or "" if it is a valid model.
 func diagnose(_ source: String, fileName: String = "bad.swiftdsl") -> String {

@@ -23,19 +23,25 @@ let overlappingPool = WindowGeometry(batch: 1, height: 5, width: 5, channels: 2,
 let differentiableOps: [OpCase] = {
     var cases: [OpCase] = []
     for u in UnaryOp.allCases where u != .step {
-        cases.append(OpCase(name: u.rawValue, inputs: [("x", Shape([3, 4]))]) { g, x in
-            // log and sqrt need a positive operand; exp(x) keeps every other op's input in a mild range too.
-            g.unary(u, u == .log || u == .sqrt ? g.unary(.exp, x[0]) : x[0])
-        })
+        cases.append(
+            OpCase(name: u.rawValue, inputs: [("x", Shape([3, 4]))]) { g, x in
+                // log and sqrt need a positive operand; exp(x) keeps every other op's input in a mild range too.
+                g.unary(u, u == .log || u == .sqrt ? g.unary(.exp, x[0]) : x[0])
+            })
     }
     for b in BinaryOp.allCases where b != .greaterEqual {
-        cases.append(OpCase(name: b.rawValue, inputs: [("a", Shape([3, 4])), ("b", Shape([3, 4]))]) { g, x in
-            g.binary(b, x[0], b == .div ? g.unary(.exp, x[1]) : x[1])
-        })
+        cases.append(
+            OpCase(name: b.rawValue, inputs: [("a", Shape([3, 4])), ("b", Shape([3, 4]))]) { g, x in
+                g.binary(b, x[0], b == .div ? g.unary(.exp, x[1]) : x[1])
+            })
     }
     cases += [
-        OpCase(name: "broadcast rows", inputs: [("x", Shape([4]))]) { g, x in g.broadcast(x[0], to: Shape([3, 4]), axes: [1]) },
-        OpCase(name: "broadcast columns", inputs: [("x", Shape([3]))]) { g, x in g.broadcast(x[0], to: Shape([3, 2, 4]), axes: [0]) },
+        OpCase(name: "broadcast rows", inputs: [("x", Shape([4]))]) { g, x in
+            g.broadcast(x[0], to: Shape([3, 4]), axes: [1])
+        },
+        OpCase(name: "broadcast columns", inputs: [("x", Shape([3]))]) { g, x in
+            g.broadcast(x[0], to: Shape([3, 2, 4]), axes: [0])
+        },
         OpCase(name: "reduce_sum middle", inputs: [("x", Shape([2, 3, 4]))]) { g, x in g.reduceSum(x[0], axes: [1]) },
         OpCase(name: "reduce_sum outer", inputs: [("x", Shape([2, 3, 4]))]) { g, x in g.reduceSum(x[0], axes: [0, 2]) },
         OpCase(name: "reshape", inputs: [("x", Shape([2, 6]))]) { g, x in g.reshape(x[0], Shape([3, 4])) },
@@ -51,33 +57,49 @@ let differentiableOps: [OpCase] = {
         OpCase(name: "max_pool_scatter", inputs: [("s", pool.inputShape), ("c", pool.pooledShape)]) { g, x in
             g.append(.maxPoolScatter(source: x[0], cotangent: x[1], pool))
         },
-        OpCase(name: "avg_pool", inputs: [("x", overlappingPool.inputShape)]) { g, x in g.append(.avgPool(x[0], overlappingPool)) },
+        OpCase(name: "avg_pool", inputs: [("x", overlappingPool.inputShape)]) { g, x in
+            g.append(.avgPool(x[0], overlappingPool))
+        },
         OpCase(name: "avg_pool_transpose", inputs: [("x", overlappingPool.pooledShape)]) { g, x in
             g.append(.avgPoolTranspose(x[0], overlappingPool))
         },
         OpCase(name: "slice_rows", inputs: [("x", Shape([5, 3]))]) { g, x in g.sliceRows(x[0], start: 1, count: 3) },
-        OpCase(name: "pad_rows", inputs: [("x", Shape([2, 3]))]) { g, x in g.append(.padRows(x[0], start: 2), shape: Shape([5, 3])) },
-        OpCase(name: "log_softmax (reduce_max, stop_gradient)", inputs: [("z", Shape([3, 5]))]) { g, x in g.logSoftmax(x[0]) },
+        OpCase(name: "pad_rows", inputs: [("x", Shape([2, 3]))]) { g, x in
+            g.append(.padRows(x[0], start: 2), shape: Shape([5, 3]))
+        },
+        OpCase(name: "log_softmax (reduce_max, stop_gradient)", inputs: [("z", Shape([3, 5]))]) { g, x in
+            g.logSoftmax(x[0])
+        },
         OpCase(name: "cross_entropy soft targets", inputs: [("q", Shape([3, 5])), ("z", Shape([3, 5]))]) { g, x in
             g.crossEntropy(targets: g.softmax(x[0]), logits: x[1])
         },
         // BatchNorm is a composition (Graph.columnMoments, normalizeColumns): checked as a unit, in both modes.
-        OpCase(name: "batch_norm training (batch statistics)",
-               inputs: [("x", Shape([6, 4])), ("scale", Shape([4])), ("offset", Shape([4]))]) { g, x in
+        OpCase(
+            name: "batch_norm training (batch statistics)",
+            inputs: [("x", Shape([6, 4])), ("scale", Shape([4])), ("offset", Shape([4]))]
+        ) { g, x in
             let (mean, variance) = g.columnMoments(x[0])
             return g.normalizeColumns(x[0], mean: mean, variance: variance, scale: x[1], offset: x[2], epsilon: 1e-3)
         },
-        OpCase(name: "batch_norm evaluation (running averages)",
-               inputs: [("x", Shape([6, 4])), ("mean", Shape([4])), ("variance", Shape([4])), ("scale", Shape([4])),
-                        ("offset", Shape([4]))]) { g, x in
-            g.normalizeColumns(x[0], mean: x[1], variance: g.unary(.exp, x[2]), scale: x[3], offset: x[4], epsilon: 1e-3)
+        OpCase(
+            name: "batch_norm evaluation (running averages)",
+            inputs: [
+                ("x", Shape([6, 4])), ("mean", Shape([4])), ("variance", Shape([4])), ("scale", Shape([4])),
+                ("offset", Shape([4])),
+            ]
+        ) { g, x in
+            g.normalizeColumns(
+                x[0], mean: x[1], variance: g.unary(.exp, x[2]), scale: x[3], offset: x[4], epsilon: 1e-3)
         },
     ]
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-        cases.append(OpCase(name: "matmul tA=\(ta) tB=\(tb)",
-                            inputs: [("a", Shape(ta ? [4, 3] : [3, 4])), ("b", Shape(tb ? [2, 4] : [4, 2]))]) { g, x in
-            g.matmul(x[0], x[1], transposeA: ta, transposeB: tb)
-        })
+        cases.append(
+            OpCase(
+                name: "matmul tA=\(ta) tB=\(tb)",
+                inputs: [("a", Shape(ta ? [4, 3] : [3, 4])), ("b", Shape(tb ? [2, 4] : [4, 2]))]
+            ) { g, x in
+                g.matmul(x[0], x[1], transposeA: ta, transposeB: tb)
+            })
     }
     return cases
 }()
@@ -124,8 +146,12 @@ struct AutodiffTests {
     func gelu() throws {
         // x·Φ(x) and GELU′(x) = Φ(x) + x·φ(x), from Python's math.erf, at points where the curvature changes sign.
         let x: [Double] = [-3, -1, 0, 0.5, 1, 3]
-        let value = [-0.00404969409489031, -0.15865525393145707, 0, 0.34573123063700656, 0.8413447460685429, 2.99595030590511]
-        let slope = [-0.01194564720418392, -0.08331547058768629, 0.5, 0.8674951246561629, 1.0833154705876864, 1.011945647204184]
+        let value = [
+            -0.00404969409489031, -0.15865525393145707, 0, 0.34573123063700656, 0.8413447460685429, 2.99595030590511,
+        ]
+        let slope = [
+            -0.01194564720418392, -0.08331547058768629, 0.5, 0.8674951246561629, 1.0833154705876864, 1.011945647204184,
+        ]
         var g = Graph()
         let input = g.input("x", Shape([6]))
         let y = g.unary(.gelu, input)
@@ -172,8 +198,11 @@ struct AutodiffTests {
     let jvpOrigins = Set(g.equations[(start + 1)..<afterJVP].map(\.origin))
     let vjpOrigins = Set(g.equations[afterJVP...].map(\.origin))
     #expect(jvpOrigins == [Origin("student/dense1", .jvp), Origin("student/loss", .jvp)])
-    #expect(vjpOrigins.isSuperset(of: [Origin("student/dense1", .jvpVJP), Origin("student/loss", .jvpVJP),
-                                       Origin("student/dense1", .vjp)]))
+    #expect(
+        vjpOrigins.isSuperset(of: [
+            Origin("student/dense1", .jvpVJP), Origin("student/loss", .jvpVJP),
+            Origin("student/dense1", .vjp),
+        ]))
     #expect(!vjpOrigins.contains(nil) && !vjpOrigins.contains { $0?.pass == .forward || $0?.pass == .jvp })
     #expect(g.origin == nil, "autodiff leaves the graph's current origin as it found it")
 }

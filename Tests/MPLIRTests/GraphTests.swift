@@ -14,17 +14,18 @@ struct GraphTests {
 
     @Test("The printer's text is stable")
     func printer() {
-        #expect(denseLayer().text == """
-            %0 = input "x" : [2,3]
-            %1 = input "w" : [3,4]
-            %2 = input "b" : [4]
-            %3 = matmul %0, %1 : [2,4]
-            %4 = broadcast axes=[1] %2 : [2,4]
-            %5 = add %3, %4 : [2,4]
-            %6 = relu %5 : [2,4]
-            result "y" = %6
+        #expect(
+            denseLayer().text == """
+                %0 = input "x" : [2,3]
+                %1 = input "w" : [3,4]
+                %2 = input "b" : [4]
+                %3 = matmul %0, %1 : [2,4]
+                %4 = broadcast axes=[1] %2 : [2,4]
+                %5 = add %3, %4 : [2,4]
+                %6 = relu %5 : [2,4]
+                result "y" = %6
 
-            """)
+                """)
     }
 
     @Test("The verifier accepts well-formed graphs and names the problem in ill-formed ones")
@@ -43,9 +44,11 @@ struct GraphTests {
 
     @Test("The interpreter computes a dense layer, a convolution and a pool by hand")
     func interpreterByHand() throws {
-        let y = try Interpreter.results(denseLayer(), inputs: [
-            "x": [1, 2, 3, -1, 0, 1], "w": [1, 0, 0, 1, 0, 1, 0, 1, 0, 0, 1, -1], "b": [0, 0, 0, -5],
-        ])["y"]!
+        let y = try Interpreter.results(
+            denseLayer(),
+            inputs: [
+                "x": [1, 2, 3, -1, 0, 1], "w": [1, 0, 0, 1, 0, 1, 0, 1, 0, 0, 1, -1], "b": [0, 0, 0, -5],
+            ])["y"]!
         // x·w rows: [1, 2, 3, 0] and [-1, 0, 1, -2]; plus bias, then relu.
         #expect(y == [1, 2, 3, 0, 0, 0, 1, 0])
 
@@ -55,7 +58,9 @@ struct GraphTests {
         let image = g.input("image", geometry.inputShape)
         let columns = g.append(.im2col(image, geometry))
         let sums = g.matmul(columns, g.constant(1, Shape([4, 1])))
-        g.results = [("conv", sums), ("max", g.append(.maxPool(image, geometry))), ("avg", g.append(.avgPool(image, geometry)))]
+        g.results = [
+            ("conv", sums), ("max", g.append(.maxPool(image, geometry))), ("avg", g.append(.avgPool(image, geometry))),
+        ]
         let out = try Interpreter.results(g, inputs: ["image": [1, 2, 3, 4, 5, 6, 7, 8, 9]])
         #expect(out["conv"] == [12, 16, 24, 28])
         #expect(out["max"] == [5, 6, 8, 9])
@@ -68,7 +73,8 @@ struct GraphTests {
         let y = g.input("y", Shape([2, 4]))
         let z = g.input("z", Shape([2, 4]))
         g.results = [("ce", g.crossEntropy(targets: y, logits: z))]
-        let ce = try Interpreter.results(g, inputs: ["y": [1, 0, 0, 0, 0, 0, 1, 0], "z": [Double](repeating: 3, count: 8)])["ce"]!
+        let ce = try Interpreter.results(
+            g, inputs: ["y": [1, 0, 0, 0, 0, 0, 1, 0], "z": [Double](repeating: 3, count: 8)])["ce"]!
         #expect(abs(ce[0] - 1.3862943611198906) < 1e-12)
     }
 }

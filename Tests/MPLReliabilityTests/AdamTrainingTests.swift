@@ -10,9 +10,11 @@ struct AdamTrainingTests {
         let work = try temporaryDirectory("adam")
         defer { try? FileManager.default.removeItem(atPath: work) }
         let result = try run(
-            [mplcBinary, "train", repositoryRoot + "/Examples/two_moons_adam.swiftdsl", "--data", "two-moons",
-             "--labels", "6", "--steps", "300", "--finetune-steps", "50", "--threads", "1", "--out", work + "/run",
-             "--quiet"], directory: work)
+            [
+                mplcBinary, "train", repositoryRoot + "/Examples/two_moons_adam.swiftdsl", "--data", "two-moons",
+                "--labels", "6", "--steps", "300", "--finetune-steps", "50", "--threads", "1", "--out", work + "/run",
+                "--quiet",
+            ], directory: work)
         #expect(result.status == 0, "\(result.output)")
 
         let summary = try #require(
@@ -29,12 +31,15 @@ struct AdamTrainingTests {
             let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
             return object?["loss_student_l"] as? Double
         }
-        let first = try #require(losses.first), last = try #require(losses.last)
+        let first = try #require(losses.first)
+        let last = try #require(losses.last)
         #expect(losses.count > 5 && last < 0.5 * first, "loss_student_l \(losses)")
 
         let checkpoint = try Checkpoint(path: work + "/run/checkpoint.safetensors")
         #expect(checkpoint.allFinite)
-        for name in ["teacher_momentum/m/dense0/weight", "student_momentum/v/dense4/bias", "student_momentum/m_correction"] {
+        for name in [
+            "teacher_momentum/m/dense0/weight", "student_momentum/v/dense4/bias", "student_momentum/m_correction",
+        ] {
             #expect(checkpoint.tensors[name] != nil, "\(name) not in \(checkpoint.tensors.keys.sorted())")
         }
         // The teacher's 1 − β1^t after 300 steps; finetuning reset the student's and counted 50 steps again.
@@ -44,13 +49,18 @@ struct AdamTrainingTests {
         #expect(abs(Double(studentCorrection) - (1 - pow(0.9, 50))) < 1e-5)
     }
 
-    @Test("A run stopped mid-way and resumed ends byte for byte like the uninterrupted run (Adam's state is checkpointed)")
+    @Test(
+        "A run stopped mid-way and resumed ends byte for byte like the uninterrupted run (Adam's state is checkpointed)"
+    )
     func resumeIsIdentical() throws {
-        let runner = try Runners.binary(modelFile: repositoryRoot + "/Examples/two_moons_adam.swiftdsl", flavour: .production)
+        let runner = try Runners.binary(
+            modelFile: repositoryRoot + "/Examples/two_moons_adam.swiftdsl", flavour: .production)
         let work = try temporaryDirectory("adam-resume")
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let settings = [runner, "train", "--data", "two-moons", "--labels", "6", "--steps", "300", "--finetune-steps", "20",
-                        "--threads", "1", "--quiet"]
+        let settings = [
+            runner, "train", "--data", "two-moons", "--labels", "6", "--steps", "300", "--finetune-steps", "20",
+            "--threads", "1", "--quiet",
+        ]
         #expect(try run(settings + ["--out", work + "/whole"]).status == 0)
         #expect(try run(settings + ["--out", work + "/split", "--stop-at", "150"]).status == 0)
         let resumed = try run(settings + ["--out", work + "/split", "--resume"])
@@ -61,4 +71,3 @@ struct AdamTrainingTests {
         #expect(whole.tensors == split.tensors)
     }
 }
-

@@ -29,12 +29,14 @@ struct BuildFolderTests {
         var processes: [String: Process] = [:]
         for (folder, rate) in rates.sorted(by: { $0.key < $1.key }) {
             try FileManager.default.createDirectory(atPath: work + "/" + folder, withIntermediateDirectories: true)
-            try Self.mlp(learningRate: rate).write(toFile: work + "/\(folder)/fashion_mlp.swiftdsl", atomically: true, encoding: .utf8)
+            try Self.mlp(learningRate: rate).write(
+                toFile: work + "/\(folder)/fashion_mlp.swiftdsl", atomically: true, encoding: .utf8)
             let process = Process()
             process.executableURL = URL(fileURLWithPath: mplcBinary)
             process.arguments = [
                 "train", work + "/\(folder)/fashion_mlp.swiftdsl", "--data", data, "--labels", "40", "--steps", "201",
-                "--finetune-steps", "0", "--eval-every", "201", "--threads", "1", "--out", work + "/run-" + folder, "--quiet",
+                "--finetune-steps", "0", "--eval-every", "201", "--threads", "1", "--out", work + "/run-" + folder,
+                "--quiet",
             ]
             process.currentDirectoryURL = URL(fileURLWithPath: work)
             let log = work + "/\(folder).log"
@@ -54,15 +56,20 @@ struct BuildFolderTests {
         }
         let folders = try FileManager.default.contentsOfDirectory(atPath: work + "/.build-mplc")
             .filter { !$0.hasPrefix(".") && !$0.hasSuffix(".lock") }
-        #expect(folders.count == 2 && folders.allSatisfy { $0.hasPrefix("fashion_mlp-") && $0.count == "fashion_mlp-".count + 16 },
-                "\(folders)")
+        #expect(
+            folders.count == 2
+                && folders.allSatisfy { $0.hasPrefix("fashion_mlp-") && $0.count == "fashion_mlp-".count + 16 },
+            "\(folders)")
 
         // The same model again, from another path and command: the complete build is reused, not rebuilt.
         try FileManager.default.createDirectory(atPath: work + "/c", withIntermediateDirectories: true)
-        try Self.mlp(learningRate: rates["a"]!).write(toFile: work + "/c/fashion_mlp.swiftdsl", atomically: true, encoding: .utf8)
+        try Self.mlp(learningRate: rates["a"]!).write(
+            toFile: work + "/c/fashion_mlp.swiftdsl", atomically: true, encoding: .utf8)
         let again = try run(
-            [mplcBinary, "train", "c/fashion_mlp.swiftdsl", "--data", data, "--labels", "40", "--steps", "201",
-             "--finetune-steps", "0", "--threads", "1", "--out", work + "/run-c", "--quiet"], directory: work)
+            [
+                mplcBinary, "train", "c/fashion_mlp.swiftdsl", "--data", data, "--labels", "40", "--steps", "201",
+                "--finetune-steps", "0", "--threads", "1", "--out", work + "/run-c", "--quiet",
+            ], directory: work)
         #expect(again.status == 0, "\(again.output)")
         #expect(again.output.contains("mplc: reused .build-mplc/fashion_mlp-"), "\(again.output)")
     }
@@ -72,12 +79,14 @@ struct BuildFolderTests {
         let work = try temporaryDirectory("same-model")
         defer { try? FileManager.default.removeItem(atPath: work) }
         let data = try SmallData.directory(testImages: 500)
-        try Self.mlp(learningRate: "0.033").write(toFile: work + "/fashion_mlp.swiftdsl", atomically: true, encoding: .utf8)
+        try Self.mlp(learningRate: "0.033").write(
+            toFile: work + "/fashion_mlp.swiftdsl", atomically: true, encoding: .utf8)
         let processes = try (0..<2).map { index -> Process in
             let process = Process()
             process.executableURL = URL(fileURLWithPath: mplcBinary)
             process.arguments = [
-                "train", "fashion_mlp.swiftdsl", "--data", data, "--labels", "40", "--steps", "201", "--finetune-steps", "0",
+                "train", "fashion_mlp.swiftdsl", "--data", data, "--labels", "40", "--steps", "201", "--finetune-steps",
+                "0",
                 "--threads", "1", "--out", work + "/run-\(index)", "--quiet",
             ]
             process.currentDirectoryURL = URL(fileURLWithPath: work)
@@ -92,7 +101,9 @@ struct BuildFolderTests {
             process.waitUntilExit()
             let log = (try? String(contentsOfFile: work + "/\(index).log", encoding: .utf8)) ?? ""
             #expect(process.terminationStatus == 0, "\(log)")
-            reports += log.split(separator: "\n").filter { $0.hasPrefix("mplc: ") }.map { String($0.split(separator: " ")[1]) }
+            reports += log.split(separator: "\n").filter { $0.hasPrefix("mplc: ") }.map {
+                String($0.split(separator: " ")[1])
+            }
         }
         #expect(reports.sorted() == ["built", "reused"], "\(reports)")
         let entries = try FileManager.default.contentsOfDirectory(atPath: work + "/.build-mplc")
@@ -104,15 +115,19 @@ struct BuildFolderTests {
         func files(_ rate: String, command: String) throws -> [(fileName: String, contents: String)] {
             let work = try temporaryDirectory("key")
             defer { try? FileManager.default.removeItem(atPath: work) }
-            try Self.mlp(learningRate: rate).write(toFile: work + "/fashion_mlp.swiftdsl", atomically: true, encoding: .utf8)
+            try Self.mlp(learningRate: rate).write(
+                toFile: work + "/fashion_mlp.swiftdsl", atomically: true, encoding: .utf8)
             let model = try Compiler.load(path: work + "/fashion_mlp.swiftdsl").get()
             return try Compiler.compile(model, regenerateCommand: command).files
         }
         let templates = Compiler.templatesDirectory
         let base = try RunnerBuild.buildKey(try files("0.05", command: "mplc train a"), templatesDirectory: templates)
         #expect(base.count == 16 && base.allSatisfy { "0123456789abcdef".contains($0) })
-        #expect(try RunnerBuild.buildKey(try files("0.05", command: "mplc train /b/c"), templatesDirectory: templates) == base)
-        #expect(try RunnerBuild.buildKey(try files("0.04", command: "mplc train a"), templatesDirectory: templates) != base)
+        #expect(
+            try RunnerBuild.buildKey(try files("0.05", command: "mplc train /b/c"), templatesDirectory: templates)
+                == base)
+        #expect(
+            try RunnerBuild.buildKey(try files("0.04", command: "mplc train a"), templatesDirectory: templates) != base)
 
         // A copy of Templates/ with one runner source changed by a comment.
         let copy = try temporaryDirectory("templates")
@@ -122,7 +137,9 @@ struct BuildFolderTests {
         }
         let mlpFiles = try files("0.05", command: "x")
         #expect(try RunnerBuild.buildKey(mlpFiles, templatesDirectory: copy) == base)
-        let source = try FileManager.default.contentsOfDirectory(atPath: copy + "/runner").sorted().first { $0.hasSuffix(".c") }!
+        let source = try FileManager.default.contentsOfDirectory(atPath: copy + "/runner").sorted().first {
+            $0.hasSuffix(".c")
+        }!
         let handle = try #require(FileHandle(forWritingAtPath: copy + "/runner/" + source))
         handle.seekToEndOfFile()
         handle.write(Data("/* changed */\n".utf8))

@@ -24,7 +24,8 @@ struct CrashSafetyTests {
     }
 
     @Test(
-        "fashion_mlp killed with SIGKILL at 4 random points and resumed: checkpoint and metrics.jsonl (but its times) identical")
+        "fashion_mlp killed with SIGKILL at 4 random points and resumed: checkpoint and metrics.jsonl (but its times) identical"
+    )
     func killAndResume() throws {
         let runner = try Runners.binary(modelFile: exampleMLP, flavour: .production)
         let data = try SmallData.directory(testImages: 1000)

@@ -18,9 +18,12 @@ struct EvalCommandTests {
     static let trained: Result<(work: String, data: String), Error> = Result {
         let work = try temporaryDirectory("eval-command")
         let data = try SmallData.directory(testImages: testImages)
-        let train = try run([mplcBinary, "train", exampleMLP, "--data", data, "--mode", "supervised", "--steps", "100",
-                             "--finetune-steps", "0", "--labels", "300", "--threads", "2", "--out", "run", "--quiet",
-                             "--pseudo-labels", "soft:2", "--validation", "100", "--eval-every", "20"], directory: work)
+        let train = try run(
+            [
+                mplcBinary, "train", exampleMLP, "--data", data, "--mode", "supervised", "--steps", "100",
+                "--finetune-steps", "0", "--labels", "300", "--threads", "2", "--out", "run", "--quiet",
+                "--pseudo-labels", "soft:2", "--validation", "100", "--eval-every", "20",
+            ], directory: work)
         guard train.status == 0 else { throw TestFailure("mplc train failed:\n" + train.output) }
         return (work, data)
     }
@@ -33,11 +36,15 @@ struct EvalCommandTests {
         // recipe.txt is `mplc check`'s recipe, the override applied.
         let check = try run([mplcBinary, "check", exampleMLP])
         let checked = check.output.split(separator: "\n").filter { $0.hasPrefix("  ") }
-            .map { $0.dropFirst(2) }.map { $0 == "pseudoLabels .hard(.argmax) (default)" ? "pseudoLabels .soft(temperature: 2.0)" : String($0) }
+            .map { $0.dropFirst(2) }.map {
+                $0 == "pseudoLabels .hard(.argmax) (default)" ? "pseudoLabels .soft(temperature: 2.0)" : String($0)
+            }
         let recipe = try String(contentsOfFile: work + "/run/recipe.txt", encoding: .utf8)
         #expect(recipe == checked.map { $0 + "\n" }.joined(), "\(recipe)")
         let lines = try String(contentsOfFile: work + "/run/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-        let times = lines.compactMap { line in line.firstMatch(of: #/,"time":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"\}$/#)?.1 }
+        let times = lines.compactMap { line in
+            line.firstMatch(of: #/,"time":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"\}$/#)?.1
+        }
         #expect(times.count == lines.count && lines.count > 20, "\(lines.prefix(3))")
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
@@ -46,10 +53,13 @@ struct EvalCommandTests {
         #expect(dates.first.map { abs($0.timeIntervalSinceNow) < 3600 } ?? false, "\(times.first ?? "")")
 
         // A model file that is not a regular file is refused before a run directory is made.
-        let runner = try #require(try FileManager.default.contentsOfDirectory(atPath: work + "/.build-mplc")
-            .first { $0.hasPrefix("fashion_mlp-") && !$0.hasSuffix(".lock") })
-        let refused = try run([work + "/.build-mplc/" + runner + "/mplc-run", "train", "--data", "two-moons",
-                               "--model-file", work, "--out", work + "/none"])
+        let runner = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: work + "/.build-mplc")
+                .first { $0.hasPrefix("fashion_mlp-") && !$0.hasSuffix(".lock") })
+        let refused = try run([
+            work + "/.build-mplc/" + runner + "/mplc-run", "train", "--data", "two-moons",
+            "--model-file", work, "--out", work + "/none",
+        ])
         #expect(refused.status == 1 && refused.output.contains("\(work): not a regular file"), "\(refused.output)")
         #expect(!FileManager.default.fileExists(atPath: work + "/none"))
     }
@@ -60,8 +70,9 @@ struct EvalCommandTests {
         let checkpoint = work + "/run/checkpoint.safetensors"
 
         // --json: the student's confusion matrix adds up to the test set, its diagonal to the summary's accuracy.
-        let eval = try run([mplcBinary, "eval", exampleMLP, "--checkpoint", checkpoint, "--data", data, "--json"],
-                           directory: work)
+        let eval = try run(
+            [mplcBinary, "eval", exampleMLP, "--checkpoint", checkpoint, "--data", data, "--json"],
+            directory: work)
         try #require(eval.status == 0, "\(eval.output)")
         let jsonLine = try #require(eval.output.split(separator: "\n").last.map(String.init))
         let result = try #require(try JSONSerialization.jsonObject(with: Data(jsonLine.utf8)) as? [String: Any])
@@ -75,15 +86,18 @@ struct EvalCommandTests {
         let summary = try #require(
             try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: work + "/run/summary.json")))
                 as? [String: Any])
-        let summaryAccuracy = try #require((summary["test_accuracy"] as? [String: Any])?["student_after_finetune"] as? Double)
+        let summaryAccuracy = try #require(
+            (summary["test_accuracy"] as? [String: Any])?["student_after_finetune"] as? Double)
         #expect(abs(Double(correct) / Double(Self.testImages) - summaryAccuracy) < 1e-12, "\(summary)")
         let perClass = try #require(result["per_class"] as? [[String: Any]])
         #expect(perClass.count == 10 && perClass.allSatisfy { ($0["examples"] as? Int).map { $0 > 0 } ?? false })
 
         // The text form: the accuracy line, a row per class, the matrix.
-        let text = try run([mplcBinary, "eval", exampleMLP, "--checkpoint", checkpoint, "--data", data], directory: work)
+        let text = try run(
+            [mplcBinary, "eval", exampleMLP, "--checkpoint", checkpoint, "--data", data], directory: work)
         #expect(text.status == 0)
-        #expect(text.output.contains("fashion_mlp student, \(checkpoint): accuracy ")
+        #expect(
+            text.output.contains("fashion_mlp student, \(checkpoint): accuracy ")
                 && text.output.contains("(\(correct) of \(Self.testImages) test images)"), "\(text.output)")
         #expect(text.output.contains("confusion matrix (rows: true class, columns: predicted class)"))
         #expect(text.output.contains("9 (Ankle boot)"))
@@ -96,8 +110,9 @@ struct EvalCommandTests {
             try Data(png(grey: Array(images[i * 784..<(i + 1) * 784]), width: 28, height: 28))
                 .write(to: URL(fileURLWithPath: files[i]))
         }
-        let predict = try run([mplcBinary, "predict", exampleMLP, "--checkpoint", checkpoint, "--json"] + files,
-                              directory: work)
+        let predict = try run(
+            [mplcBinary, "predict", exampleMLP, "--checkpoint", checkpoint, "--json"] + files,
+            directory: work)
         try #require(predict.status == 0, "\(predict.output)")
         let predictions = try predict.output.split(separator: "\n").filter { $0.hasPrefix("{") }.map {
             try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
@@ -114,7 +129,9 @@ struct EvalCommandTests {
         #expect(one.status == 0 && one.output.contains("\(files[0]): class \(classes[0]) ("), "\(one.output)")
 
         // Bad inputs: exit 1, the file and the cause.
-        let large = work + "/large.png", text4 = work + "/notes.txt", fifo = work + "/fifo.png"
+        let large = work + "/large.png"
+        let text4 = work + "/notes.txt"
+        let fifo = work + "/fifo.png"
         try Data(png(grey: [UInt8](repeating: 0, count: 32 * 32), width: 32, height: 32))
             .write(to: URL(fileURLWithPath: large))
         try "not an image".write(toFile: text4, atomically: true, encoding: .utf8)
@@ -124,15 +141,19 @@ struct EvalCommandTests {
             (["predict", "--checkpoint", checkpoint, text4], "\(text4): not a PNG or JPEG image"),
             (["predict", "--checkpoint", checkpoint, fifo], "\(fifo): not a regular file"),
             (["predict", "--checkpoint", checkpoint, work], "\(work): not a regular file"),
-            (["predict", "--checkpoint", checkpoint, "--normalise", "imagenet", files[0]], "--normalise must be fashion-mnist, cifar10 or svhn"),
+            (
+                ["predict", "--checkpoint", checkpoint, "--normalise", "imagenet", files[0]],
+                "--normalise must be fashion-mnist, cifar10 or svhn"
+            ),
             (["predict", "--checkpoint", text4, files[0]], "\(text4):"),
             (["eval", "--checkpoint", work + "/missing", "--data", data], "\(work)/missing: cannot open"),
             (["eval", "--checkpoint", checkpoint, "--data", work], "\(work)"),
         ]
         for c in cases {
             let result = try run([mplcBinary, c.arguments[0], exampleMLP] + c.arguments.dropFirst(), directory: work)
-            #expect(result.status != 0 && !result.signaled && result.output.contains(c.message),
-                    "\(c.arguments): \(result.output)")
+            #expect(
+                result.status != 0 && !result.signaled && result.output.contains(c.message),
+                "\(c.arguments): \(result.output)")
         }
     }
 
@@ -146,13 +167,17 @@ struct EvalCommandTests {
         let browser = try #require(chromium, "no chromium: run .ci/install-deps")
         let profile = try temporaryDirectory("chromium-profile")
         defer { try? FileManager.default.removeItem(atPath: profile) }
-        let dom = try run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + profile,
-                           "--enable-logging=stderr", "--v=0", "--dump-dom", URL(fileURLWithPath: page).absoluteString])
+        let dom = try run([
+            browser, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + profile,
+            "--enable-logging=stderr", "--v=0", "--dump-dom", URL(fileURLWithPath: page).absoluteString,
+        ])
         try #require(dom.status == 0, "\(dom.output)")
         return (dom.output, dom.output.split(separator: "\n").filter { $0.contains(":CONSOLE") }.map(String.init))
     }
 
-    @Test("mplc report: a self-contained page that Chromium renders with its plots, the confusion matrix and no console error")
+    @Test(
+        "mplc report: a self-contained page that Chromium renders with its plots, the confusion matrix and no console error"
+    )
     func report() throws {
         let (work, _) = try Self.trained.get()
         let made = try run([mplcBinary, "report", "run"], directory: work)
@@ -167,15 +192,21 @@ struct EvalCommandTests {
         // Supervised run: losses, learning rates, test accuracy; each plot with its curves.
         #expect(dom.contains("data-plots=\"3\""), "\(dom.prefix(2000))")
         #expect(dom.components(separatedBy: "class=\"curve\"").count - 1 >= 5)
-        #expect(dom.contains("data-title=\"accuracy\"") && dom.contains(">validation acc_student<")
+        #expect(
+            dom.contains("data-title=\"accuracy\"") && dom.contains(">validation acc_student<")
                 && dom.contains(">test acc_student<"))
         #expect(FileManager.default.fileExists(atPath: work + "/run/best.safetensors"))
-        let eval = try run([mplcBinary, "eval", exampleMLP, "--checkpoint", work + "/run/checkpoint.safetensors",
-                            "--data", try SmallData.directory(testImages: Self.testImages), "--json"], directory: work)
-        let result = try #require(try JSONSerialization.jsonObject(
-            with: Data((eval.output.split(separator: "\n").last ?? "").utf8)) as? [String: Any])
+        let eval = try run(
+            [
+                mplcBinary, "eval", exampleMLP, "--checkpoint", work + "/run/checkpoint.safetensors",
+                "--data", try SmallData.directory(testImages: Self.testImages), "--json",
+            ], directory: work)
+        let result = try #require(
+            try JSONSerialization.jsonObject(
+                with: Data((eval.output.split(separator: "\n").last ?? "").utf8)) as? [String: Any])
         let accuracy = try #require(result["accuracy"] as? Double)
-        #expect(dom.contains("Confusion matrix: run, student, test accuracy " + String(format: "%.2f%%", 100 * accuracy)))
+        #expect(
+            dom.contains("Confusion matrix: run, student, test accuracy " + String(format: "%.2f%%", 100 * accuracy)))
         #expect(dom.contains("pseudoLabels .soft(temperature: 2.0)"), "the recipe is on the page")
 
         // Names from the run directory are text, never markup: a run folder named like a tag.
@@ -185,14 +216,17 @@ struct EvalCommandTests {
         let other = try run([mplcBinary, "report", "run", hostile, "--no-eval", "-o", "both.html"], directory: work)
         try #require(other.status == 0, "\(other.output)")
         let both = try Self.render(work + "/both.html")
-        #expect(both.console.isEmpty && both.dom.contains("&lt;img src=x onerror=alert(1)&gt;") && !both.dom.contains("<img"),
-                "\(both.console)")
+        #expect(
+            both.console.isEmpty && both.dom.contains("&lt;img src=x onerror=alert(1)&gt;")
+                && !both.dom.contains("<img"),
+            "\(both.console)")
         #expect(both.dom.contains("data-plots=\"3\""))
 
         // A metrics line that is not the runner's: exit 1 naming the file and line.
         try "{\"phase\":\"mpl\"}\n".write(toFile: hostile + "/metrics.jsonl", atomically: true, encoding: .utf8)
         let bad = try run([mplcBinary, "report", hostile, "--no-eval"], directory: work)
-        #expect(bad.status == 1 && bad.output.contains("\(hostile)/metrics.jsonl:1: not a metrics line of mplc-run"),
-                "\(bad.output)")
+        #expect(
+            bad.status == 1 && bad.output.contains("\(hostile)/metrics.jsonl:1: not a metrics line of mplc-run"),
+            "\(bad.output)")
     }
 }

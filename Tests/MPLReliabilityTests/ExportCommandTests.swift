@@ -13,7 +13,8 @@ struct ExportCommandTests {
     func badInputWritesNothing() throws {
         let work = try temporaryDirectory("export-command")
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let fifo = work + "/fifo.safetensors", short = work + "/short.safetensors"
+        let fifo = work + "/fifo.safetensors"
+        let short = work + "/short.safetensors"
         #expect(mkfifo(fifo, 0o600) == 0)
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: short))
         let cases: [(arguments: [String], message: String)] = [
@@ -25,7 +26,8 @@ struct ExportCommandTests {
             (["--checkpoint", short, "--format", "onnx"], "error: \(short): too short to be a checkpoint (3 bytes)"),
         ]
         for c in cases {
-            let result = try run([mplcBinary, "export", exampleCNN, "-o", work + "/out"] + c.arguments, directory: work)
+            let result = try run(
+                [mplcBinary, "export", exampleCNN, "-o", work + "/out"] + c.arguments, directory: work)
             #expect(result.status == 1 && result.output.contains(c.message), "\(c.arguments): \(result.output)")
             #expect(!FileManager.default.fileExists(atPath: work + "/out"), "\(c.arguments) wrote output")
         }

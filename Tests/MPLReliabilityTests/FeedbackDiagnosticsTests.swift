@@ -13,17 +13,23 @@ struct FeedbackDiagnosticsTests {
 
     @Test("two_moons, 300 steps: finite diagnostics in every main-phase line; the summary's means survive --resume")
     func logged() throws {
-        let runner = try Runners.binary(modelFile: repositoryRoot + "/Examples/two_moons.swiftdsl", flavour: .production)
+        let runner = try Runners.binary(
+            modelFile: repositoryRoot + "/Examples/two_moons.swiftdsl", flavour: .production)
         let work = try temporaryDirectory("feedback")
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let settings = [runner, "train", "--data", "two-moons", "--labels", "6", "--steps", "300", "--finetune-steps", "20",
-                        "--threads", "1", "--quiet"]
+        let settings = [
+            runner, "train", "--data", "two-moons", "--labels", "6", "--steps", "300", "--finetune-steps", "20",
+            "--threads", "1", "--quiet",
+        ]
         let whole = try run(settings + ["--out", work + "/whole"])
         #expect(whole.status == 0, "\(whole.output)")
 
-        let lines = try objects(work + "/whole/metrics.jsonl").filter { $0["phase"] as? String == "mpl" && $0["eval"] == nil }
+        let lines = try objects(work + "/whole/metrics.jsonl").filter {
+            $0["phase"] as? String == "mpl" && $0["eval"] == nil
+        }
         #expect(lines.count == 20)
-        var weightedH = 0.0, steps = 0.0
+        var weightedH = 0.0
+        var steps = 0.0
         for line in lines {
             let value = { (key: String) -> Double in (line[key] as? Double) ?? .nan }
             for key in ["h", "g_l_norm", "g_u_norm", "cos_g_l_g_u", "h_positive"] {
@@ -41,8 +47,11 @@ struct FeedbackDiagnosticsTests {
             try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: work + "/whole/summary.json")))
                 as? [String: Any])
         let means = try #require(summary["main_phase_means"] as? [String: Double], "\(summary.keys.sorted())")
-        let meanH = try #require(means["h"]), fraction = try #require(means["h_positive"])
-        #expect(abs(meanH - weightedH / steps) <= 1e-5 * max(abs(meanH), 1e-6), "summary \(meanH), lines \(weightedH / steps)")
+        let meanH = try #require(means["h"])
+        let fraction = try #require(means["h_positive"])
+        #expect(
+            abs(meanH - weightedH / steps) <= 1e-5 * max(abs(meanH), 1e-6),
+            "summary \(meanH), lines \(weightedH / steps)")
         #expect(fraction > 0 && fraction < 1, "the student's step sometimes helps, sometimes not: \(fraction)")
         #expect(abs(try #require(means["cos_g_l_g_u"])) <= 1)
 

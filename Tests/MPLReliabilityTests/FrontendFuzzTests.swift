@@ -23,7 +23,8 @@ struct FrontendFuzzTests {
         let count = ProcessInfo.processInfo.environment["MPLC_FUZZ_MUTANTS"].flatMap(Int.init) ?? 2000
         let findings = try temporaryDirectory("fuzz-findings")
         let corpus = Self.exampleFiles.flatMap { ["--corpus", $0] }
-        let arguments = [mplcBinary, "fuzz", "--count", String(count), "--seed", "2026"] + corpus
+        let arguments =
+            [mplcBinary, "fuzz", "--count", String(count), "--seed", "2026"] + corpus
             + ["--timeout", "10", "--compile", "--save", findings]
         let result = try run(arguments)
         print(result.output)

@@ -17,7 +17,8 @@ struct HostileNameTests {
         let file = work + "/" + Self.exploitName + ".swiftdsl"
         try FileManager.default.copyItem(atPath: exampleMLP, toPath: file)
         let result = try run(
-            [mplcBinary, "train", file, "--steps", "1", "--finetune-steps", "0", "--data", fashionMNIST], directory: work)
+            [mplcBinary, "train", file, "--steps", "1", "--finetune-steps", "0", "--data", fashionMNIST],
+            directory: work)
         #expect(result.status == 1, "\(result.output)")
         #expect(result.output.contains("rename the file [E014]"), "\(result.output)")
         #expect(result.output.contains(work + "/m\""), "the message names the file: \(result.output)")
@@ -34,7 +35,9 @@ struct HostileNameTests {
             try FileManager.default.copyItem(atPath: exampleMLP, toPath: work + "/models/" + name)
             let result = try run([mplcBinary, "models/" + name], directory: work)
             #expect(result.status == 1, "\(result.output)")
-            #expect(result.output.contains("models/\(name):1:1: error: ") && result.output.contains("[E014]"), "\(result.output)")
+            #expect(
+                result.output.contains("models/\(name):1:1: error: ") && result.output.contains("[E014]"),
+                "\(result.output)")
         }
         let written = FileManager.default.enumerator(atPath: work)?.compactMap { $0 as? String } ?? []
         #expect(written.sorted() == ["models", "models/...swiftdsl", "models/..swiftdsl"])
@@ -46,7 +49,8 @@ struct HostileNameTests {
     func hostileDirectoryStaysInTheComment() throws {
         let work = try temporaryDirectory("hostile-dir")
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let code = "\nint system(const char*); __attribute__((constructor)) static void p(void){system(\"id>PWNED.txt\");}\n"
+        let code =
+            "\nint system(const char*); __attribute__((constructor)) static void p(void){system(\"id>PWNED.txt\");}\n"
         let directory = work + "/d*/" + code + "/*x??/"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: exampleMLP, toPath: directory + "fashion_mlp.swiftdsl")
@@ -57,13 +61,18 @@ struct HostileNameTests {
             let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
             let fromPath = lines.filter { $0.contains("PWNED") || $0.contains("d* /") }
             #expect(fromPath.count == 1, "\(file): \(fromPath)")
-            #expect(fromPath.allSatisfy { $0.hasPrefix(file == "model.ir" ? "//   mplc " : " *   mplc ") }, "\(file): \(fromPath)")
+            #expect(
+                fromPath.allSatisfy { $0.hasPrefix(file == "model.ir" ? "//   mplc " : " *   mplc ") },
+                "\(file): \(fromPath)")
         }
         // Built and run as a program: the path must add no code (no constructor runs, nothing is written).
         try "#include \"model.h\"\nint main(void) { return MPLC_CLASSES == 10 ? 0 : 1; }\n"
             .write(toFile: work + "/out/main.c", atomically: true, encoding: .utf8)
         let build = try run(
-            ["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-Wtrigraphs", "out/model.c", "out/main.c", "-o", "out/main", "-lopenblas", "-lm"], directory: work)
+            [
+                "cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-Wtrigraphs", "out/model.c", "out/main.c", "-o",
+                "out/main", "-lopenblas", "-lm",
+            ], directory: work)
         #expect(build.status == 0, "\(build.output)")
         let program = try run([work + "/out/main"], directory: work)
         #expect(program.status == 0, "\(program.output)")

@@ -5,7 +5,9 @@ import Testing
 /// replaying its corpus (seeds and past crash inputs) and then fuzzing for a bounded time.
 @Suite("Data and checkpoint readers: libFuzzer")
 struct ReaderFuzzTests {
-    @Test("IDX/gzip, NPY, JSON headers, checkpoints, CIFAR-10, MAT, PNG/JPEG images, CSV: 0 crashes in 20 s each (Tests/Fuzz/run_fuzzers.sh)")
+    @Test(
+        "IDX/gzip, NPY, JSON headers, checkpoints, CIFAR-10, MAT, PNG/JPEG images, CSV: 0 crashes in 20 s each (Tests/Fuzz/run_fuzzers.sh)"
+    )
     func readers() throws {
         let seconds = ProcessInfo.processInfo.environment["MPLC_LIBFUZZER_SECONDS"] ?? "20"
         let result = try run(

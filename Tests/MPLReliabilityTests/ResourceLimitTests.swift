@@ -25,7 +25,8 @@ struct ResourceLimitTests {
     /// each rounded up to 16 floats.
     static let hugeStateBytes: Int = {
         func aligned(_ n: Int) -> Int { (n + 15) / 16 * 16 }
-        let perNetwork = aligned(784 * 65_024) + aligned(65_024) + 15 * (aligned(65_024 * 65_024) + aligned(65_024))
+        let perNetwork =
+            aligned(784 * 65_024) + aligned(65_024) + 15 * (aligned(65_024 * 65_024) + aligned(65_024))
             + aligned(65_024 * 10) + aligned(10)
         return 4 * 4 * perNetwork
     }()
@@ -54,24 +55,25 @@ struct ResourceLimitTests {
         let work = try temporaryDirectory("issue-model")
         defer { try? FileManager.default.removeItem(atPath: work) }
         try """
-            let input = Image(channels: 1, height: 1000000, width: 1000000)
-            let classes = 10
-            let net = Sequential {
-                Flatten()
-                Dense(1000000)
-                Dense(10)
-            }
-            let mpl = MPL(teacher: net, student: net) {
-                labeledBatch(32)
-            }
+        let input = Image(channels: 1, height: 1000000, width: 1000000)
+        let classes = 10
+        let net = Sequential {
+            Flatten()
+            Dense(1000000)
+            Dense(10)
+        }
+        let mpl = MPL(teacher: net, student: net) {
+            labeledBatch(32)
+        }
 
-            """.write(toFile: work + "/wide.swiftdsl", atomically: true, encoding: .utf8)
+        """.write(toFile: work + "/wide.swiftdsl", atomically: true, encoding: .utf8)
         for arguments in [["check", work + "/wide.swiftdsl"], [work + "/wide.swiftdsl", "-o", work + "/out"]] {
             let result = try run([mplcBinary] + arguments)
             #expect(result.status == 1 && !result.signaled, "\(arguments): \(result.output)")
-            #expect(result.output.contains(
-                "wide.swiftdsl:1:13: error: Image has 1000000 × 1000000 × 1 = 1000000000000 values per image, more than "
-                    + "the 4294967296 (2^32) one tensor may hold [E006]"), "\(result.output)")
+            #expect(
+                result.output.contains(
+                    "wide.swiftdsl:1:13: error: Image has 1000000 × 1000000 × 1 = 1000000000000 values per image, more than "
+                        + "the 4294967296 (2^32) one tensor may hold [E006]"), "\(result.output)")
         }
         #expect(!FileManager.default.fileExists(atPath: work + "/out"))
     }
@@ -82,25 +84,26 @@ struct ResourceLimitTests {
         let work = try temporaryDirectory("huge-batch")
         defer { try? FileManager.default.removeItem(atPath: work) }
         try """
-            let input = Image(channels: 1, height: 4096, width: 4096)
-            let classes = 10
-            let net = Sequential {
-                GlobalAvgPool()
-                Dense(10)
-            }
-            let mpl = MPL(teacher: net, student: net) {
-                labeledBatch(1_000_000)
-                unlabeledRatio(1000)
-            }
+        let input = Image(channels: 1, height: 4096, width: 4096)
+        let classes = 10
+        let net = Sequential {
+            GlobalAvgPool()
+            Dense(10)
+        }
+        let mpl = MPL(teacher: net, student: net) {
+            labeledBatch(1_000_000)
+            unlabeledRatio(1000)
+        }
 
-            """.write(toFile: work + "/batch.swiftdsl", atomically: true, encoding: .utf8)
+        """.write(toFile: work + "/batch.swiftdsl", atomically: true, encoding: .utf8)
         let result = try run(
             [mplcBinary, work + "/batch.swiftdsl", "-o", work + "/out"],
             environment: ["MPLC_MEMORY_LIMIT": "9000000000000000000"])
         #expect(result.status == 1 && !result.signaled, "\(result.output)")
-        #expect(result.output.contains(
-            "error: model batch needs a tensor [2001000000,4096,4096,1] of 33571209216000000 elements in mplc_step, "
-                + "more than the 17592186044416 (2^44) one tensor may have on any machine"), "\(result.output)")
+        #expect(
+            result.output.contains(
+                "error: model batch needs a tensor [2001000000,4096,4096,1] of 33571209216000000 elements in mplc_step, "
+                    + "more than the 17592186044416 (2^44) one tensor may have on any machine"), "\(result.output)")
         #expect(!FileManager.default.fileExists(atPath: work + "/out"))
     }
 
@@ -114,7 +117,8 @@ struct ResourceLimitTests {
             let compiled = try Compiler.compile(model, regenerateCommand: "x")
             let exact = ResourceLimits.arenaBytes(compiled)
             let estimate = ResourceLimits.estimate(compiled.program, model: model)
-            #expect(estimate.state == exact.state && estimate.stepIO == exact.stepIO
+            #expect(
+                estimate.state == exact.state && estimate.stepIO == exact.stepIO
                     && estimate.supervisedIO == exact.supervisedIO && estimate.evaluation == exact.evaluation
                     && estimate.ema == exact.ema, "\(file): \(estimate) against \(exact)")
             #expect(0 < estimate.scratch && estimate.scratch <= exact.scratch, "\(file): \(estimate) against \(exact)")
@@ -134,9 +138,10 @@ struct ResourceLimitTests {
         for path in ["/dev/zero", big] {
             let result = try run([mplcBinary, "check", path])
             #expect(result.status == 1 && !result.signaled, "\(path): \(result.output)")
-            #expect(result.output.contains(
-                "\(path):1:1: error: cannot read the model file: it is larger than 1 MiB (1048576 bytes), the most a "
-                    + "model file may have [E013]"), "\(path): \(result.output)")
+            #expect(
+                result.output.contains(
+                    "\(path):1:1: error: cannot read the model file: it is larger than 1 MiB (1048576 bytes), the most a "
+                        + "model file may have [E013]"), "\(path): \(result.output)")
             #expect(result.seconds < 10, "\(path): \(result.seconds) s")
         }
         // A FIFO with no writer: opening it used to block `mplc` for ever (`timeout` ends such a hang with 124).
@@ -144,8 +149,10 @@ struct ResourceLimitTests {
         #expect(mkfifo(fifo, 0o600) == 0)
         let piped = try run(["timeout", "20", mplcBinary, "check", fifo])
         #expect(piped.status == 1 && !piped.signaled, "\(piped.output)")
-        #expect(piped.output.contains("\(fifo):1:1: error: cannot read the model file: it is a pipe or a socket, not a file [E013]"),
-                "\(piped.output)")
+        #expect(
+            piped.output.contains(
+                "\(fifo):1:1: error: cannot read the model file: it is a pipe or a socket, not a file [E013]"),
+            "\(piped.output)")
         // At the cap itself a file is read and checked.
         let atCap = work + "/at_cap.swiftdsl"
         var padded = Data(try String(contentsOfFile: exampleMLP, encoding: .utf8).utf8)
@@ -195,8 +202,9 @@ struct ResourceLimitTests {
         try #require(estimate.total < arenas.total)
         let exact = try run(
             [mplcBinary, exampleMLP, "-o", work + "/between"], environment: ["MPLC_MEMORY_LIMIT": "\(estimate.total)"])
-        #expect(exact.status == 1 && exact.output.contains("error: model fashion_mlp needs \(arenas.total) bytes"),
-                "\(exact.output)")
+        #expect(
+            exact.status == 1 && exact.output.contains("error: model fashion_mlp needs \(arenas.total) bytes"),
+            "\(exact.output)")
         #expect(!FileManager.default.fileExists(atPath: work + "/between"))
     }
 

@@ -57,7 +57,8 @@ struct RunDirectoryTests {
         let winner = try #require(results.firstIndex { $0.status == 0 }, "\(results.map(\.output))")
         let loser = results[1 - winner]
         // Should the winner be done before the loser looks, the loser finds a finished run instead: refused too.
-        let refused = loser.output.contains("run is used by another run (pid \(runs[winner].process.processIdentifier))")
+        let refused =
+            loser.output.contains("run is used by another run (pid \(runs[winner].process.processIdentifier))")
             || loser.output.contains("run holds another run (checkpoint.safetensors, metrics.jsonl, summary.json)")
         #expect(loser.status == 1 && !loser.signaled && refused, "\(loser.output)")
     }
@@ -74,13 +75,16 @@ struct RunDirectoryTests {
         #expect(again.status == 1 && again.output.contains("holds another run"), "\(again.output)")
         #expect(try files.map { try Data(contentsOf: URL(fileURLWithPath: out + "/" + $0)) } == before)
         // Stopped early, the replacing run has no summary yet: the old one must not sit beside it.
-        let replaced = try run([runner] + Self.settings(data, steps: 220) + ["--out", out, "--overwrite", "--stop-at", "5"])
+        let replaced = try run(
+            [runner] + Self.settings(data, steps: 220) + ["--out", out, "--overwrite", "--stop-at", "5"])
         #expect(replaced.status == 0, "\(replaced.output)")
         #expect(!FileManager.default.fileExists(atPath: out + "/summary.json"))
         #expect(try Checkpoint(path: out + "/checkpoint.safetensors").metadata["steps"] == "220")
     }
 
-    @Test("Symlinks planted at the temporary files are not written through; a metrics line that cannot be written stops the run")
+    @Test(
+        "Symlinks planted at the temporary files are not written through; a metrics line that cannot be written stops the run"
+    )
     func plantedSymlinksAndFailedWrites() throws {
         let runner = try Runners.binary(modelFile: exampleMLP, flavour: .production)
         let data = try SmallData.directory(testImages: 1000)
@@ -103,11 +107,13 @@ struct RunDirectoryTests {
 
         // A file size limit (SIGXFSZ ignored) fails writes as a full disk does. Before, metrics lines were lost
         // silently and the run went on (with metrics.jsonl a symlink to /dev/full it even exited 0).
-        let limited = try run([
-            "bash", "-c", "trap '' XFSZ; ulimit -f 4; exec \"$@\"", "limited", runner,
-        ] + Self.settings(data, steps: 400) + ["--checkpoint-every", "400", "--out", work + "/limited"])
+        let limited = try run(
+            [
+                "bash", "-c", "trap '' XFSZ; ulimit -f 4; exec \"$@\"", "limited", runner,
+            ] + Self.settings(data, steps: 400) + ["--checkpoint-every", "400", "--out", work + "/limited"])
         #expect(limited.status == 1, "\(limited.output)")
-        #expect(limited.output.contains("limited/metrics.jsonl: write failed: File too large; stopping the run"),
-                "\(limited.output)")
+        #expect(
+            limited.output.contains("limited/metrics.jsonl: write failed: File too large; stopping the run"),
+            "\(limited.output)")
     }
 }

@@ -9,7 +9,9 @@ import Testing
 /// to continue; the resumed run is the uninterrupted run, bit for bit (docs/RUNNER.md, "Signals").
 @Suite("Signals: SIGINT/SIGTERM save the run and exit 130/143; the resumed run is bit-exact")
 struct SignalTests {
-    @Test("fashion_mlp stopped by SIGTERM twice at once, SIGTERM, then SIGINT in finetuning: exits 143/130, identical run")
+    @Test(
+        "fashion_mlp stopped by SIGTERM twice at once, SIGTERM, then SIGINT in finetuning: exits 143/130, identical run"
+    )
     func interruptAndResume() throws {
         let runner = try Runners.binary(modelFile: exampleMLP, flavour: .production)
         let data = try SmallData.directory(testImages: 1000)
@@ -42,8 +44,9 @@ struct SignalTests {
             (result.status == 143 && !result.signaled) || (result.status == SIGTERM && result.signaled),
             "two SIGTERMs: status \(result.status), signaled \(result.signaled): \(result.output)")
         let first = FileManager.default.fileExists(atPath: checkpoint) ? try Checkpoint(path: checkpoint) : nil
-        print("two SIGTERMs: \(result.signaled ? "killed by the second" : "exit \(result.status)"), checkpoint of step "
-              + (first?.metadata["step"] ?? "none"))
+        print(
+            "two SIGTERMs: \(result.signaled ? "killed by the second" : "exit \(result.status)"), checkpoint of step "
+                + (first?.metadata["step"] ?? "none"))
         let resume = FileManager.default.fileExists(atPath: checkpoint) ? ["--resume"] : ["--overwrite"]
 
         // 2. SIGTERM later in the main phase: exit 143, one line naming the step, a checkpoint of that step.
@@ -52,13 +55,16 @@ struct SignalTests {
         kill(launched.process.processIdentifier, SIGTERM)
         result = launched.finish()
         #expect(result.status == 143 && !result.signaled, "SIGTERM: \(result.output)")
-        let line = #/mplc-run: interrupted by SIGTERM after step (\d+); checkpoint in (\S+); continue with the same command and --resume\n/#
+        let line =
+            #/mplc-run: interrupted by SIGTERM after step (\d+); checkpoint in (\S+); continue with the same command and --resume\n/#
         let match = try #require(result.output.firstMatch(of: line), "\(result.output)")
         let step = try #require(Int(match.1))
         #expect(String(match.2) == checkpoint)
         var saved = try Checkpoint(path: checkpoint)
-        #expect(saved.metadata["phase"] == "mpl" && saved.metadata["step"] == String(step) && step >= 150,
-                "the checkpoint holds \(saved.metadata["phase"] ?? "?") step \(saved.metadata["step"] ?? "?"), the message says \(step)")
+        #expect(
+            saved.metadata["phase"] == "mpl" && saved.metadata["step"] == String(step) && step >= 150,
+            "the checkpoint holds \(saved.metadata["phase"] ?? "?") step \(saved.metadata["step"] ?? "?"), the message says \(step)"
+        )
 
         // 3. SIGINT during finetuning: exit 130, a finetuning checkpoint of the step the message names.
         launched = try Launched(runner, arguments + ["--resume"], log: work + "/3.log")
@@ -67,9 +73,12 @@ struct SignalTests {
         result = launched.finish()
         #expect(result.status == 130 && !result.signaled, "SIGINT: \(result.output)")
         let sigint = try #require(
-            result.output.firstMatch(of: #/interrupted by SIGINT after step (\d+); checkpoint in /#), "\(result.output)")
+            result.output.firstMatch(of: #/interrupted by SIGINT after step (\d+); checkpoint in /#), "\(result.output)"
+        )
         saved = try Checkpoint(path: checkpoint)
-        #expect(saved.metadata["phase"] == "finetune" && Int(saved.metadata["step"] ?? "").map { $0 + mainSteps } == Int(sigint.1))
+        #expect(
+            saved.metadata["phase"] == "finetune"
+                && Int(saved.metadata["step"] ?? "").map { $0 + mainSteps } == Int(sigint.1))
         print("SIGTERM after step \(step), SIGINT after step \(sigint.1)")
 
         // 4. To the end: the same checkpoint and metrics as the uninterrupted run.

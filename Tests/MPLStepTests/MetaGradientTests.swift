@@ -24,52 +24,76 @@ enum TinyModels {
     }
 
     static func mlp(_ pseudo: PseudoLabels, feedback: Feedback = .dotProduct, nesterov: Bool = true) -> Model {
-        let net = Network(name: "net", layers: [
-            .dense(units: 5), .activation(.tanh), .dense(units: 4), .activation(.leakyReLU(alpha: 0.2)), .dense(units: 4),
-            .activation(.gelu), .dense(units: 3),
-        ])
-        return Model(name: "tiny_mlp", input: .features(4), classes: 3, teacher: net, student: net,
-                     recipe: recipe(pseudo, feedback: feedback, nesterov: nesterov))
+        let net = Network(
+            name: "net",
+            layers: [
+                .dense(units: 5), .activation(.tanh), .dense(units: 4), .activation(.leakyReLU(alpha: 0.2)),
+                .dense(units: 4),
+                .activation(.gelu), .dense(units: 3),
+            ])
+        return Model(
+            name: "tiny_mlp", input: .features(4), classes: 3, teacher: net, student: net,
+            recipe: recipe(pseudo, feedback: feedback, nesterov: nesterov))
     }
 
     static func cnn(_ pseudo: PseudoLabels) -> Model {
-        let teacher = Network(name: "t", layers: [
-            .conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .activation(.relu), .maxPool2D(size: 2, stride: 2),
-            .conv2D(filters: 3, kernel: 2, stride: 1, padding: 0), .activation(.sigmoid), .globalAvgPool, .dense(units: 3),
-        ])
-        let student = Network(name: "s", layers: [
-            .conv2D(filters: 2, kernel: 3, stride: 2, padding: 1), .activation(.tanh), .avgPool2D(size: 2, stride: 1), .flatten, .dense(units: 3),
-        ])
-        return Model(name: "tiny_cnn", input: .image(channels: 1, height: 6, width: 6), classes: 3, teacher: teacher,
-                     student: student, recipe: recipe(pseudo))
+        let teacher = Network(
+            name: "t",
+            layers: [
+                .conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .activation(.relu),
+                .maxPool2D(size: 2, stride: 2),
+                .conv2D(filters: 3, kernel: 2, stride: 1, padding: 0), .activation(.sigmoid), .globalAvgPool,
+                .dense(units: 3),
+            ])
+        let student = Network(
+            name: "s",
+            layers: [
+                .conv2D(filters: 2, kernel: 3, stride: 2, padding: 1), .activation(.tanh),
+                .avgPool2D(size: 2, stride: 1), .flatten, .dense(units: 3),
+            ])
+        return Model(
+            name: "tiny_cnn", input: .image(channels: 1, height: 6, width: 6), classes: 3, teacher: teacher,
+            student: student, recipe: recipe(pseudo))
     }
 
     /// BatchNorm and residual blocks of every kind: a strided 1×1-convolution shortcut, a matrix shortcut, an
     /// identity shortcut.
     static func residual(_ pseudo: PseudoLabels) -> Model {
-        let teacher = Network(name: "t", layers: [
-            .conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .batchNorm(momentum: 0.1, epsilon: 1e-3), .activation(.relu),
-            .residual([.conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .batchNorm(momentum: 0.1, epsilon: 1e-3),
-                       .activation(.leakyReLU(alpha: 0.1)), .conv2D(filters: 3, kernel: 3, stride: 2, padding: 1)]),
-            .batchNorm(momentum: 0.1, epsilon: 1e-3), .activation(.tanh), .globalAvgPool, .dense(units: 3),
-        ])
-        let student = Network(name: "s", layers: [
-            .flatten, .dense(units: 5), .batchNorm(momentum: 0.01, epsilon: 1e-3), .activation(.tanh),
-            .residual([.dense(units: 4), .batchNorm(momentum: 0.01, epsilon: 1e-3), .activation(.tanh)]),
-            .residual([.dense(units: 4), .activation(.sigmoid)]), .dense(units: 3),
-        ])
-        return Model(name: "tiny_residual", input: .image(channels: 1, height: 6, width: 6), classes: 3,
-                     teacher: teacher, student: student, recipe: recipe(pseudo))
+        let teacher = Network(
+            name: "t",
+            layers: [
+                .conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .batchNorm(momentum: 0.1, epsilon: 1e-3),
+                .activation(.relu),
+                .residual([
+                    .conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .batchNorm(momentum: 0.1, epsilon: 1e-3),
+                    .activation(.leakyReLU(alpha: 0.1)), .conv2D(filters: 3, kernel: 3, stride: 2, padding: 1),
+                ]),
+                .batchNorm(momentum: 0.1, epsilon: 1e-3), .activation(.tanh), .globalAvgPool, .dense(units: 3),
+            ])
+        let student = Network(
+            name: "s",
+            layers: [
+                .flatten, .dense(units: 5), .batchNorm(momentum: 0.01, epsilon: 1e-3), .activation(.tanh),
+                .residual([.dense(units: 4), .batchNorm(momentum: 0.01, epsilon: 1e-3), .activation(.tanh)]),
+                .residual([.dense(units: 4), .activation(.sigmoid)]), .dense(units: 3),
+            ])
+        return Model(
+            name: "tiny_residual", input: .image(channels: 1, height: 6, width: 6), classes: 3,
+            teacher: teacher, student: student, recipe: recipe(pseudo))
     }
 
     /// Reduced MPL: a small teacher on 3-class distributions, an image student.
     static func reduced(_ pseudo: PseudoLabels) -> Model {
         let teacher = Network(name: "t", layers: [.dense(units: 4), .activation(.tanh), .dense(units: 3)])
-        let student = Network(name: "s", layers: [
-            .conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .activation(.relu), .globalAvgPool, .dense(units: 3),
-        ])
-        var model = Model(name: "tiny_reduced", input: .image(channels: 1, height: 5, width: 5), classes: 3,
-                          teacher: teacher, student: student, recipe: recipe(pseudo))
+        let student = Network(
+            name: "s",
+            layers: [
+                .conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .activation(.relu), .globalAvgPool,
+                .dense(units: 3),
+            ])
+        var model = Model(
+            name: "tiny_reduced", input: .image(channels: 1, height: 5, width: 5), classes: 3,
+            teacher: teacher, student: student, recipe: recipe(pseudo))
         model.recipe.teacherInput = .cachedPredictions
         return model
     }
@@ -113,7 +137,9 @@ enum TinyModels {
 struct MetaGradientTests {
     /// g_T^mpl recovered from the real step graph: with plain SGD for the teacher (no momentum, no weight decay),
     /// θ'_T(f=0) − θ'_T(f=1) = lr_T · g_T^mpl, where f is the feedback scale.
-    func metaGradient(_ model: Model, seed: UInt64) throws -> (step: EntryPoint, env: [String: [Double]], gradient: [String: [Double]]) {
+    func metaGradient(_ model: Model, seed: UInt64) throws -> (
+        step: EntryPoint, env: [String: [Double]], gradient: [String: [Double]]
+    ) {
         var model = model
         var plain = SGD()
         (plain.momentum, plain.nesterov, plain.weightDecay) = (0, false, 0)
@@ -122,8 +148,9 @@ struct MetaGradientTests {
         let step = builder.mplStep()
         #expect(step.graph.verify().isEmpty)
         let lrTeacher = 0.5
-        var env = TinyModels.inputs(for: step, seed: seed,
-                                    scalars: ["lr_teacher": lrTeacher, "lr_student": 0.3, "uda_weight": 0.7, "feedback_scale": 1])
+        var env = TinyModels.inputs(
+            for: step, seed: seed,
+            scalars: ["lr_teacher": lrTeacher, "lr_student": 0.3, "uda_weight": 0.7, "feedback_scale": 1])
         let withFeedback = try Interpreter.results(step.graph, inputs: env)
         env["feedback_scale"] = [0]
         let without = try Interpreter.results(step.graph, inputs: env)
@@ -136,7 +163,9 @@ struct MetaGradientTests {
     }
 
     /// Central differences of θ_T ↦ L_l(θ'_S(θ_T)) along a random direction.
-    func finiteDifference(_ step: EntryPoint, env: [String: [Double]], direction: [String: [Double]], epsilon: Double) throws -> Double {
+    func finiteDifference(_ step: EntryPoint, env: [String: [Double]], direction: [String: [Double]], epsilon: Double)
+        throws -> Double
+    {
         func loss(_ scale: Double) throws -> Double {
             var shifted = env
             for (name, d) in direction { shifted[name] = zip(env[name]!, d).map { $0 + scale * $1 } }
@@ -145,19 +174,24 @@ struct MetaGradientTests {
         return (try loss(epsilon) - loss(-epsilon)) / (2 * epsilon)
     }
 
-    @Test("Soft labels: the meta-gradient equals finite differences of the unrolled objective (fixes the sign)",
-          arguments: [TinyModels.mlp(.soft(temperature: 1.5)), TinyModels.cnn(.soft(temperature: 1)),
-                      TinyModels.residual(.soft(temperature: 1)), TinyModels.reduced(.soft(temperature: 1)),
-                      TinyModels.adamStudent(TinyModels.mlp(.soft(temperature: 1.5))),
-                      TinyModels.adamStudent(TinyModels.cnn(.soft(temperature: 1)), decoupled: true),
-                      TinyModels.adamStudent(TinyModels.residual(.soft(temperature: 1)))])
+    @Test(
+        "Soft labels: the meta-gradient equals finite differences of the unrolled objective (fixes the sign)",
+        arguments: [
+            TinyModels.mlp(.soft(temperature: 1.5)), TinyModels.cnn(.soft(temperature: 1)),
+            TinyModels.residual(.soft(temperature: 1)), TinyModels.reduced(.soft(temperature: 1)),
+            TinyModels.adamStudent(TinyModels.mlp(.soft(temperature: 1.5))),
+            TinyModels.adamStudent(TinyModels.cnn(.soft(temperature: 1)), decoupled: true),
+            TinyModels.adamStudent(TinyModels.residual(.soft(temperature: 1))),
+        ])
     func softExact(model: Model) throws {
         for seed: UInt64 in [1, 2, 3] {
             let (step, env, gradient) = try metaGradient(model, seed: seed)
             var rng = SplitMix64(seed: seed + 100)
             let direction = gradient.mapValues { rng.vector($0.count) }
-            let analytic = gradient.keys.sorted().map { name in zip(gradient[name]!, direction[name]!).map(*).reduce(0, +) }
-                .reduce(0, +)
+            let analytic = gradient.keys.sorted().map { name in
+                zip(gradient[name]!, direction[name]!).map(*).reduce(0, +)
+            }
+            .reduce(0, +)
             let numeric = try finiteDifference(step, env: env, direction: direction, epsilon: 1e-5)
             let relative = abs(analytic - numeric) / max(abs(numeric), 1e-12)
             #expect(relative <= 1e-6, "\(model.name) seed \(seed): analytic \(analytic), finite differences \(numeric)")
@@ -192,9 +226,12 @@ struct MetaGradientTests {
         }
     }
 
-    @Test("The feedback diagnostics: ‖g_l‖, ‖g_u‖ and their cosine from gradients recovered by plain SGD steps, and h > 0",
-          arguments: [TinyModels.mlp(.hardArgmax), TinyModels.mlp(.hardArgmax, feedback: .lossDifference),
-                      TinyModels.mlp(.soft(temperature: 1.5))])
+    @Test(
+        "The feedback diagnostics: ‖g_l‖, ‖g_u‖ and their cosine from gradients recovered by plain SGD steps, and h > 0",
+        arguments: [
+            TinyModels.mlp(.hardArgmax), TinyModels.mlp(.hardArgmax, feedback: .lossDifference),
+            TinyModels.mlp(.soft(temperature: 1.5)),
+        ])
     func feedbackDiagnostics(model: Model) throws {
         // With plain SGD, g_u = (θ_S − θ'_S)/lr from the MPL step, and g_l = θ'_S − θ''_S from a supervised step of
         // lr 1 on the labeled rows, taken at θ'_S (the supervised loss is the same CE(y, S(x_l; θ'_S))).
@@ -204,19 +241,25 @@ struct MetaGradientTests {
         model.recipe.studentOptimizer.rule = .sgd(plain)
         model.recipe.finetune.batch = model.recipe.labeledBatch
         let builder = StepBuilder(model: model)
-        let step = builder.mplStep(), supervised = builder.supervisedStep()
-        let lr = 0.3, features = 4
+        let step = builder.mplStep()
+        let supervised = builder.supervisedStep()
+        let lr = 0.3
+        let features = 4
         for seed: UInt64 in [1, 2, 3] {
-            let env = TinyModels.inputs(for: step, seed: seed,
-                                        scalars: ["lr_teacher": 0.1, "lr_student": lr, "uda_weight": 1, "feedback_scale": 1])
+            let env = TinyModels.inputs(
+                for: step, seed: seed,
+                scalars: ["lr_teacher": 0.1, "lr_student": lr, "uda_weight": 1, "feedback_scale": 1])
             let out = try Interpreter.results(step.graph, inputs: env)
-            var supEnv: [String: [Double]] = ["x": Array(env["x"]![0..<(model.recipe.labeledBatch * features)]),
-                                              "y": env["y"]!, "lr": [1]]
+            var supEnv: [String: [Double]] = [
+                "x": Array(env["x"]![0..<(model.recipe.labeledBatch * features)]),
+                "y": env["y"]!, "lr": [1],
+            ]
             for (name, value) in supervised.graph.inputs where supEnv[name] == nil {
                 supEnv[name] = out[name] ?? Array(repeating: 0, count: supervised.graph.shape(of: value).count)
             }
             let sup = try Interpreter.results(supervised.graph, inputs: supEnv)
-            var gu: [Double] = [], gl: [Double] = []
+            var gu: [Double] = []
+            var gl: [Double] = []
             for info in builder.student.infos {
                 gu += zip(env[info.name]!, out[info.name]!).map { ($0 - $1) / lr }
                 gl += zip(out[info.name]!, sup[info.name]!).map { $0 - $1 }
@@ -225,7 +268,9 @@ struct MetaGradientTests {
             let cosine = zip(gl, gu).map(*).reduce(0, +) / (norm(gl) * norm(gu))
             for (name, expected) in [("g_l_norm", norm(gl)), ("g_u_norm", norm(gu)), ("cos_g_l_g_u", cosine)] {
                 let value = try #require(out[name], "no step output \(name)")[0]
-                #expect(abs(value - expected) <= 1e-9 * max(abs(expected), 1), "\(model.name) seed \(seed): \(name) \(value), expected \(expected)")
+                #expect(
+                    abs(value - expected) <= 1e-9 * max(abs(expected), 1),
+                    "\(model.name) seed \(seed): \(name) \(value), expected \(expected)")
             }
             #expect(abs(cosine) > 1e-3 && norm(gl) > 1e-3 && norm(gu) > 1e-3, "the check must see real gradients")
             #expect(try #require(out["h_positive"])[0] == (out["h"]![0] > 0 ? 1 : 0))
@@ -250,19 +295,27 @@ struct MetaGradientTests {
                 func relativeError(lr: Double) throws -> Double {
                     func h(_ entry: EntryPoint) throws -> Double {
                         let scalars = ["lr_teacher": 0.1, "lr_student": lr, "uda_weight": 1, "feedback_scale": 1]
-                        let env = TinyModels.inputs(for: entry, seed: seed, scalars: scalars).reduce(into: [String: [Double]]()) { env, item in
-                            let zero = item.key.hasPrefix("student_momentum/m/") || (firstStep && item.key.hasPrefix("student_momentum"))
+                        let env = TinyModels.inputs(for: entry, seed: seed, scalars: scalars).reduce(
+                            into: [String: [Double]]()
+                        ) { env, item in
+                            let zero =
+                                item.key.hasPrefix("student_momentum/m/")
+                                || (firstStep && item.key.hasPrefix("student_momentum"))
                             env[item.key] = zero ? item.value.map { _ in 0 } : item.value
                         }
                         return try Interpreter.results(entry.graph, inputs: env)["h"]![0]
                     }
-                    let hDot = try h(dot), hDiff = try h(difference)
+                    let hDot = try h(dot)
+                    let hDiff = try h(difference)
                     #expect(hDot != 0 && (hDot > 0) == (hDiff > 0), "seed \(seed): dot \(hDot), old − new \(hDiff)")
                     return abs(hDot - hDiff) / abs(hDiff)
                 }
-                let coarse = try relativeError(lr: 1e-3), fine = try relativeError(lr: 1e-5)
+                let coarse = try relativeError(lr: 1e-3)
+                let fine = try relativeError(lr: 1e-5)
                 print("seed \(seed) first step \(firstStep): relative error \(coarse) at lr 1e-3, \(fine) at lr 1e-5")
-                #expect(fine <= 0.02 * coarse + 1e-9 && fine <= 1e-2, "seed \(seed) first step \(firstStep): \(coarse), \(fine)")
+                #expect(
+                    fine <= 0.02 * coarse + 1e-9 && fine <= 1e-2,
+                    "seed \(seed) first step \(firstStep): \(coarse), \(fine)")
             }
         }
     }
@@ -272,7 +325,8 @@ struct MetaGradientTests {
 struct OptimizerTests {
     /// The supervised step's gradient, recovered from plain SGD (θ − θ' = lr·g), and Adam's step from the same
     /// state and batch, against Adam's formulas written out per number.
-    @Test("Adam and AdamW take the textbook step (bias correction, ε, decay on weights only)", arguments: [false, true])
+    @Test(
+        "Adam and AdamW take the textbook step (bias correction, ε, decay on weights only)", arguments: [false, true])
     func adamStep(decoupled: Bool) throws {
         let model = TinyModels.adamStudent(TinyModels.mlp(.hardArgmax), decoupled: decoupled)
         guard case .adam(let a) = model.recipe.studentOptimizer.rule else { return }
@@ -298,7 +352,9 @@ struct OptimizerTests {
         #expect(abs(after["student_momentum/m_correction"]![0] - c1) <= 1e-15)
         #expect(abs(after["student_momentum/v_correction"]![0] - c2) <= 1e-15)
         let builder = StepBuilder(model: model)
-        #expect(builder.stateTable.filter { $0.name.hasPrefix("student_momentum/") }.count == 2 * builder.student.infos.count + 2)
+        #expect(
+            builder.stateTable.filter { $0.name.hasPrefix("student_momentum/") }.count == 2
+                * builder.student.infos.count + 2)
         for info in builder.student.infos {
             let suffix = info.name.dropFirst("student".count)
             for i in 0..<info.shape.count {
@@ -323,9 +379,15 @@ struct OptimizerTests {
         let step = StepBuilder(model: model).mplStep()
         #expect(step.graph.verify().isEmpty)
         let results = Set(step.graph.results.map(\.name))
-        #expect(results.contains("teacher_momentum/m_correction") && results.contains("teacher_momentum/v/dense0/weight"))
-        let after = try Interpreter.results(step.graph, inputs: TinyModels.inputs(for: step, seed: 9, scalars: [
-            "lr_teacher": 1e-3, "lr_student": 0.1, "uda_weight": 1, "feedback_scale": 1]))
+        #expect(
+            results.contains("teacher_momentum/m_correction") && results.contains("teacher_momentum/v/dense0/weight"))
+        let after = try Interpreter.results(
+            step.graph,
+            inputs: TinyModels.inputs(
+                for: step, seed: 9,
+                scalars: [
+                    "lr_teacher": 1e-3, "lr_student": 0.1, "uda_weight": 1, "feedback_scale": 1,
+                ]))
         #expect(after.values.allSatisfy { $0.allSatisfy(\.isFinite) })
     }
 }

@@ -53,7 +53,8 @@ public func runCommand(_ arguments: [String], directory: String? = nil, environm
 
 /// Runs a command; returns its output, or throws with it when the command exits non-zero.
 @discardableResult
-public func shell(_ arguments: [String], directory: String? = nil, environment: [String: String] = [:]) throws -> String {
+public func shell(_ arguments: [String], directory: String? = nil, environment: [String: String] = [:]) throws -> String
+{
     let result = try run(arguments, directory: directory, environment: environment)
     guard result.status == 0 else {
         throw TestFailure("\(arguments.joined(separator: " ")) exited \(result.status):\n\(result.output)")

@@ -27,7 +27,9 @@ public enum FashionMNIST {
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestFailure("gzip -dc \(path) exited \(process.terminationStatus)") }
+        guard process.terminationStatus == 0 else {
+            throw TestFailure("gzip -dc \(path) exited \(process.terminationStatus)")
+        }
         return Array(data)
     }
 }

@@ -27,8 +27,12 @@ public func png(grey pixels: [UInt8], width: Int, height: Int) -> [UInt8] {
         start += length
     } while start < scanlines.count
     var (a, b): (UInt32, UInt32) = (1, 0)
-    for byte in scanlines { a = (a + UInt32(byte)) % 65_521; b = (b + a) % 65_521 }
+    for byte in scanlines {
+        a = (a + UInt32(byte)) % 65_521
+        b = (b + a) % 65_521
+    }
     zlib += bigEndian(b << 16 | a)
     let header = bigEndian(UInt32(width)) + bigEndian(UInt32(height)) + [8, 0, 0, 0, 0]  // 8 bits, grey
-    return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", header) + chunk("IDAT", zlib) + chunk("IEND", [])
+    return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", header) + chunk("IDAT", zlib)
+        + chunk("IEND", [])
 }

@@ -17,4 +17,3 @@ public enum Repository {
 
 public let exampleMLP = Repository.example("fashion_mlp.swiftdsl")
 public let exampleCNN = Repository.example("fashion_cnn.swiftdsl")
-
