@@ -33,3 +33,10 @@ variant("x_drop05", ("Dropout(0.2)", "Dropout(0.5)"))
 variant("x_ls0", ("labelSmoothing(0.1)", "labelSmoothing(0)"))
 variant("x_wide", ("Conv2D(16,", "Conv2D(32,"), ("Conv2D(32, kernel: 3, padding: 1)\n    ReLU()\n    MaxPool2D(2)\n    Flatten()",
         "Conv2D(64, kernel: 3, padding: 1)\n    ReLU()\n    MaxPool2D(2)\n    Flatten()"), comment="32 and 64 filters in both networks")
+variant("x_wd1e3", lr(0.05, 0.05), ("warmupSteps: 100))\n    studentOptimizer", "warmupSteps: 100, weightDecay: 1e-3))\n    studentOptimizer"),
+        ("studentOptimizer(SGD(learningRate: 0.05, warmupSteps: 100))", "studentOptimizer(SGD(learningRate: 0.05, warmupSteps: 100, weightDecay: 1e-3))"),
+        comment="weight decay 1e-3 (default 5e-4) for both optimizers")
+variant("x_slr01", ("studentOptimizer(SGD(learningRate: 0.05,", "studentOptimizer(SGD(learningRate: 0.1,"), comment="student learning rate 0.1")
+variant("x_dense256", ("Dense(128)", "Dense(256)"), comment="Dense(256) instead of Dense(128) in both networks")
+variant("x_w24", ("Conv2D(16,", "Conv2D(24,"), ("Conv2D(32, kernel: 3, padding: 1)\n    ReLU()\n    MaxPool2D(2)\n    Flatten()",
+        "Conv2D(48, kernel: 3, padding: 1)\n    ReLU()\n    MaxPool2D(2)\n    Flatten()"), comment="24 and 48 filters in both networks")
