@@ -41,3 +41,7 @@ variant("x_dense256", ("Dense(128)", "Dense(256)"), comment="Dense(256) instead 
 variant("x_w24", ("Conv2D(16,", "Conv2D(24,"), ("Conv2D(32, kernel: 3, padding: 1)\n    ReLU()\n    MaxPool2D(2)\n    Flatten()",
         "Conv2D(48, kernel: 3, padding: 1)\n    ReLU()\n    MaxPool2D(2)\n    Flatten()"), comment="24 and 48 filters in both networks")
 variant("x_steps15k", ("steps(1500)", "steps(15_000)"), comment="15,000 steps (about 15 idle minutes at 2 threads: README's 20,000 in 17-18)")
+variant("x_d256_15k", ("Dense(128)", "Dense(256)"), ("steps(1500)", "steps(15_000)"), comment="Dense(256) in both networks and 15,000 steps")
+variant("x_ratio2", ("unlabeledRatio(4)", "unlabeledRatio(2)"))
+variant("x_ratio2_25k", ("unlabeledRatio(4)", "unlabeledRatio(2)"), ("steps(1500)", "steps(25_000)"),
+        comment="unlabeled ratio 2 (a step costs about 0.57 of the default's) and 25,000 steps")
