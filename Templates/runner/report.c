@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -162,33 +163,99 @@ static void format_duration(double s, char *out, size_t cap) {
     else snprintf(out, cap, "%ld:%02ld", t / 60, t % 60);
 }
 
+void rate_window_add(RateWindow *w, double t, long step) {
+    if (w->n && t - w->t[(w->next + RATE_WINDOW - 1) % RATE_WINDOW] < 1.0) return;
+    w->t[w->next] = t;
+    w->step[w->next] = step;
+    w->next = (w->next + 1) % RATE_WINDOW;
+    if (w->n < RATE_WINDOW) w->n++;
+}
+
+double rate_window_rate(const RateWindow *w, double t, long step) {
+    if (!w->n) return 0;
+    int oldest = w->n < RATE_WINDOW ? 0 : w->next;
+    double dt = t - w->t[oldest];
+    return dt > 0 && step > w->step[oldest] ? (double)(step - w->step[oldest]) / dt : 0;
+}
+
+size_t progress_layout(char *out, size_t cap, const ProgressField *fields, int n, int width) {
+    if (!cap) return 0;
+    int keep[64], count = n < 64 ? n : 64; /* progress_draw gives at most MAX_OUTPUTS + 6 */
+    for (int i = 0; i < count; i++) keep[i] = 1;
+    for (;;) { /* the line's length with the kept fields; drop the least important until it fits */
+        int len = 0, prev = -1, drop = -1;
+        for (int i = 0; i < count; i++) {
+            if (!keep[i]) continue;
+            if (prev >= 0) len += fields[i].group == fields[prev].group ? 1 : 3;
+            len += (int)strlen(fields[i].text);
+            prev = i;
+            if (i > 0 && (drop < 0 || fields[i].priority >= fields[drop].priority)) drop = i;
+        }
+        if (width <= 0 || len <= width || drop < 0) break;
+        keep[drop] = 0;
+    }
+    size_t m = 0;
+    int prev = -1;
+    for (int i = 0; i < count && m < cap - 1; i++) {
+        if (!keep[i]) continue;
+        const char *sep = prev < 0 ? "" : fields[i].group == fields[prev].group ? " " : " | ";
+        int w = snprintf(out + m, cap - m, "%s%s", sep, fields[i].text);
+        m = w < 0 ? m : m + (size_t)w < cap ? m + (size_t)w : cap - 1;
+        prev = i;
+    }
+    out[m] = 0;
+    if (width > 0 && m > (size_t)width) out[m = (size_t)width] = 0; /* the first field alone is wider */
+    return m;
+}
+
+/* The columns of the terminal on stderr, less one (writing the last column makes some terminals wrap, and \r
+ * would then redraw only the second half); 0 (no limit) when it is not a terminal or does not say. */
+static int terminal_width(const Trainer *T) {
+    struct winsize ws;
+    if (!T->tty || ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) != 0 || ws.ws_col < 2) return 0;
+    return ws.ws_col - 1;
+}
+
 void progress_draw(Trainer *T, const TensorTable *outs, long phase_total, int final_line) {
     if (T->cfg.quiet) return;
     double now = now_seconds();
     if (T->tty && !final_line && now - T->last_draw < 0.1) return;
     T->last_draw = now;
-    char line[1024];
-    size_t n = (size_t)snprintf(line, sizeof line, "[%s] %ld/%ld", phase_name(T->cfg.mode, T->rs.phase), T->rs.step,
-                                phase_total);
+    /* Most important first: where the run is, how far and how long still, the last test, the step outputs. */
+    enum { P_STEP, P_PERCENT, P_ETA, P_TEST, P_ELAPSED, P_RATE, P_OUTPUT };
+    ProgressField f[MAX_OUTPUTS + 8];
+    char text[MAX_OUTPUTS + 8][96];
+    int n = 0;
+#define FIELD(group, priority, ...) \
+    (snprintf(text[n], sizeof text[n], __VA_ARGS__), f[n] = (ProgressField){text[n], group, priority}, n++)
+    FIELD(0, P_STEP, "[%s] %ld/%ld", phase_name(T->cfg.mode, T->rs.phase), T->rs.step, phase_total);
     /* The gradient norms stay in metrics.jsonl: the line keeps what reads at a glance (h, the cosine, h > 0). */
-    for (int i = 0; i < outs->count && T->rs.sum_n > 0 && n < sizeof line; i++)
+    for (int i = 0; i < outs->count && T->rs.sum_n > 0; i++)
         if (!strstr(outs->items[i].name, "_norm"))
-            n += (size_t)snprintf(line + n, sizeof line - n, " %s %.4g", outs->items[i].name,
-                                  T->rs.sums[i] / (double)T->rs.sum_n);
-    if (T->rs.acc_last[0] >= 0 && n < sizeof line)
-        n += (size_t)snprintf(line + n, sizeof line - n, " | test@%ld T %.2f%% S %.2f%%", T->rs.acc_last_step,
-                              100 * accuracy(T->rs.acc_last[0], T->data.test.n),
-                              100 * accuracy(T->rs.acc_last[1], T->data.test.n));
-    if (T->rs.acc_last[0] >= 0 && T->rs.acc_ema_last >= 0 && n < sizeof line)
-        n += (size_t)snprintf(line + n, sizeof line - n, " EMA %.2f%%", 100 * accuracy(T->rs.acc_ema_last, T->data.test.n));
-    long done = global_step(T) - T->start_global;
-    double elapsed = now - T->t_start;
-    if (done > 0 && elapsed > 0 && n < sizeof line) {
-        double rate = (double)done / elapsed;
-        char eta[32];
-        format_duration((double)(T->cfg.steps + T->cfg.finetune_steps - global_step(T)) / rate, eta, sizeof eta);
-        snprintf(line + n, sizeof line - n, " | %.1f steps/s ETA %s", rate, eta);
+            FIELD(0, P_OUTPUT, "%s %.4g", outs->items[i].name, T->rs.sums[i] / (double)T->rs.sum_n);
+    if (T->rs.acc_last[0] >= 0) {
+        char ema[32] = "";
+        if (T->rs.acc_ema_last >= 0)
+            snprintf(ema, sizeof ema, " EMA %.2f%%", 100 * accuracy(T->rs.acc_ema_last, T->data.test.n));
+        FIELD(1, P_TEST, "test@%ld T %.2f%% S %.2f%%%s", T->rs.acc_last_step,
+              100 * accuracy(T->rs.acc_last[0], T->data.test.n), 100 * accuracy(T->rs.acc_last[1], T->data.test.n),
+              ema);
     }
+    long total = T->cfg.steps + T->cfg.finetune_steps, at = global_step(T);
+    FIELD(2, P_PERCENT, "%.0f%%", total > 0 ? 100.0 * (double)at / (double)total : 100.0);
+    rate_window_add(&T->rate, now, at);
+    double rate = rate_window_rate(&T->rate, now, at);
+    char clock[32];
+    if (rate > 0) {
+        format_duration((double)(total - at) / rate, clock, sizeof clock);
+        FIELD(2, P_ETA, "ETA %s", clock);
+    }
+    format_duration(now - T->t_start, clock, sizeof clock);
+    FIELD(2, P_ELAPSED, "elapsed %s", clock);
+    if (rate > 0) FIELD(2, P_RATE, "%.1f steps/s", rate);
+#undef FIELD
+    char line[4096];
+    progress_layout(line, sizeof line, f, n, terminal_width(T));
     if (T->tty) {
         fprintf(stderr, "\r%s\033[K%s", line, final_line ? "\n" : "");
         stderr_line_open = !final_line;

@@ -496,6 +496,7 @@ int train_command(const TrainConfig *cfg) {
                 T->cache.path, T->cache.n_train + T->cache.n_test,
                 T->cache.n_test ? 100.0 * (double)T->cache.test_correct / (double)T->cache.n_test : 0.0);
     T->t_start = now_seconds();
+    rate_window_add(&T->rate, T->t_start, T->start_global);
     catch_stop_signals();
     if (T->rs.phase == PHASE_MAIN) {
         run_main_phase(T);

@@ -71,6 +71,22 @@ typedef struct {
     long best_correct, best_step, evals_since_best, stopped_at;
 } RunState;
 
+/* The recent step rate, for the ETA: a few (time, global step) samples at least a second apart, so that a slow
+ * start (or a resume's loading) weighs only until it leaves the window, not for the whole run. */
+#define RATE_WINDOW 8
+typedef struct {
+    double t[RATE_WINDOW];
+    long step[RATE_WINDOW];
+    int n, next; /* samples held; the slot the next one replaces (the oldest, once the window is full) */
+} RateWindow;
+
+/* One field of the progress line: fields of one group are joined by a space, groups by " | "; a narrow
+ * terminal drops the fields with the largest priority first (the later one among equals). */
+typedef struct {
+    const char *text;
+    int group, priority;
+} ProgressField;
+
 typedef struct {
     TrainConfig cfg;
     Dataset data;
@@ -98,6 +114,7 @@ typedef struct {
     char cache_path[PATH_CAP]; /* --resume without --teacher-cache: the cache the checkpoint records */
     int tty;
     double t_start, last_draw;
+    RateWindow rate; /* since this process started (a resume's earlier steps do not count) */
     long start_global; /* global step (main + finetune) when this process started */
     /* values of the schedules at the last step, for the metrics lines */
     double lr_teacher, lr_student, uda_weight;
@@ -140,6 +157,13 @@ void metrics_eval(Trainer *T);
 /* correct: teacher, student, EMA (-1: none) on the validation set */
 void metrics_eval_validation(Trainer *T, const long correct[3]);
 void progress_draw(Trainer *T, const TensorTable *outs, long phase_total, int final_line);
+/* Adds the sample (t, step) unless the newest one is less than a second old. */
+void rate_window_add(RateWindow *w, double t, long step);
+/* Steps per second from the window's oldest sample to (t, step); 0 when there is no such span. */
+double rate_window_rate(const RateWindow *w, double t, long step);
+/* Writes the fields that fit in width columns (width <= 0: all) into out, in their order; the most important
+ * field alone is cut to the width. Returns the length written. */
+size_t progress_layout(char *out, size_t cap, const ProgressField *fields, int n, int width);
 int summary_write(Trainer *T, double wall, Err *e);
 void print_result(const Trainer *T);
 

@@ -143,6 +143,45 @@ static void test_schedule(void) {
     CHECK(fabs(lr - MPLC_TEACHER_LR) < 1e-12, "teacher lr at the end of warm-up is %g", lr);
 }
 
+/* The progress line (report.c): its fields fit the terminal's width, least important dropped first; the ETA's
+ * rate is the recent one. */
+static void test_progress(void) {
+    current = "progress";
+    const ProgressField f[] = {{"[mpl] 10/100", 0, 0}, {"loss 1.5", 0, 6}, {"h 0.25", 0, 6},
+                               {"test@10 T 50.00% S 40.00%", 1, 3}, {"10%", 2, 1}, {"ETA 0:09", 2, 2},
+                               {"elapsed 0:01", 2, 4}, {"10.0 steps/s", 2, 5}};
+    const int n = (int)(sizeof f / sizeof *f);
+    char out[256];
+    const char *all =
+        "[mpl] 10/100 loss 1.5 h 0.25 | test@10 T 50.00% S 40.00% | 10% ETA 0:09 elapsed 0:01 10.0 steps/s";
+    size_t len = progress_layout(out, sizeof out, f, n, 0);
+    CHECK(strcmp(out, all) == 0 && len == strlen(all), "no limit: '%s'", out);
+    progress_layout(out, sizeof out, f, n, (int)strlen(all));
+    CHECK(strcmp(out, all) == 0, "exact width: '%s'", out);
+    progress_layout(out, sizeof out, f, n, (int)strlen(all) - 1);
+    CHECK(strcmp(out, "[mpl] 10/100 loss 1.5 | test@10 T 50.00% S 40.00% | 10% ETA 0:09 elapsed 0:01 10.0 steps/s") ==
+              0, "one column less drops the last step output: '%s'", out);
+    progress_layout(out, sizeof out, f, n, 60);
+    CHECK(strcmp(out, "[mpl] 10/100 | test@10 T 50.00% S 40.00% | 10% ETA 0:09") == 0, "60 columns: '%s'", out);
+    len = progress_layout(out, sizeof out, f, n, 30);
+    CHECK(strcmp(out, "[mpl] 10/100 | 10% ETA 0:09") == 0 && len <= 30, "30 columns: '%s'", out);
+    progress_layout(out, sizeof out, f, n, 5);
+    CHECK(strcmp(out, "[mpl]") == 0, "5 columns cut the step: '%s'", out);
+    progress_layout(out, 8, f, n, 0);
+    CHECK(strlen(out) < 8, "the buffer's capacity holds: '%s'", out);
+
+    RateWindow w = {0};
+    CHECK(rate_window_rate(&w, 5, 10) == 0, "no sample, no rate");
+    rate_window_add(&w, 0, 0);
+    for (int s = 1; s <= 10; s++) rate_window_add(&w, 10.0 * s, s); /* a slow start: 0.1 steps/s for 100 s */
+    for (int s = 1; s <= 20; s++) rate_window_add(&w, 100 + s, 10 + 100L * s); /* then 100 steps/s */
+    double r = rate_window_rate(&w, 120, 2010);
+    CHECK(fabs(r - 100) < 1e-9, "the rate of the last seconds, not the run's mean (%.3f vs 16.5)", r);
+    rate_window_add(&w, 120.5, 2060);
+    CHECK(w.t[(w.next + RATE_WINDOW - 1) % RATE_WINDOW] == 120,
+          "a sample less than a second after the last is not kept");
+}
+
 /* ---------------------------------------------------------------- IDX */
 
 static void test_idx(void) {
@@ -1439,13 +1478,13 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "unit") == 0) {
         snprintf(tmpdir, sizeof tmpdir, "%s", argc >= 3 ? argv[2] : "/tmp/mplc-runner-unit");
         mkdir(tmpdir, 0777);
-        void (*tests[])(void) = {test_rng,         test_order,  test_schedule, test_idx,
+        void (*tests[])(void) = {test_rng,         test_order,  test_schedule, test_progress, test_idx,
                                  test_npy,         test_json,   test_safetensors, test_checkpoint_integrity,
                                  test_recipe_identity, test_init, test_augment, test_dataset, test_data_budget,
                                  test_fake_model};
-        const char *names[] = {"rng",  "order",   "schedule", "idx",     "npy",          "json", "safetensors",
-                               "checkpoint integrity", "recipe identity", "init", "augment", "dataset", "data budget",
-                               "fake model"};
+        const char *names[] = {"rng",  "order",   "schedule", "progress", "idx",     "npy",          "json",
+                               "safetensors", "checkpoint integrity", "recipe identity", "init", "augment", "dataset",
+                               "data budget", "fake model"};
         for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
             int before = failures;
             tests[i]();
