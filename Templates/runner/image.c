@@ -38,6 +38,22 @@ static int jpeg_tables_ok(const unsigned char *b, size_t len) {
     return 1;
 }
 
+/* stb_image 2.27 grows its buffer for a PNG's IDAT data by the length each chunk header claims (up to 1 GiB)
+ * before it reads that data, so a file of a few hundred bytes makes it allocate 2 GiB (found by
+ * Tests/Fuzz/fuzz_image.c). Every chunk of a PNG up to IEND must therefore fit in the file: its length, type,
+ * data and CRC. A file that does not start with the PNG signature is not a PNG to stb_image and is not checked. */
+static int png_chunks_ok(const unsigned char *b, size_t len) {
+    static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    if (len < 8 || memcmp(b, signature, 8) != 0) return 1;
+    for (size_t at = 8; at + 8 <= len;) {
+        const uint64_t n = ((uint64_t)b[at] << 24) | ((uint64_t)b[at + 1] << 16) | ((uint64_t)b[at + 2] << 8) | b[at + 3];
+        if (n + 12 > len - at) return 0;
+        if (memcmp(b + at + 4, "IEND", 4) == 0) break;
+        at += 12 + (size_t)n;
+    }
+    return 1;
+}
+
 /* The whole file, at most IMAGE_MAX_FILE_BYTES (read_regular_file: a FIFO or a folder is refused without
  * waiting), its bytes taken from the budget (returned by the caller). */
 static int read_whole(const char *path, unsigned char **out, size_t *len, Err *e) {
@@ -54,6 +70,10 @@ int image_read(const char *path, int h, int w, int c, uint8_t *out, int *got_w, 
     size_t len = 0;
     if (read_whole(path, &bytes, &len, e) != 0) return -1;
     int rc = -1, iw = 0, ih = 0, ic = 0;
+    if (!png_chunks_ok(bytes, len)) {
+        err_set(e, "%s: corrupt or unsupported image (a PNG chunk longer than the rest of the file)", path);
+        goto done;
+    }
     if (!jpeg_tables_ok(bytes, len)) {
         err_set(e, "%s: corrupt JPEG image (a Huffman table of more than 256 codes)", path);
         goto done;
