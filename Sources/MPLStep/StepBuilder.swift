@@ -12,9 +12,14 @@ public struct StepBuilder {
     let inputShape: FeatureShape
     /// The image, or with Reduced MPL the cached class distribution.
     let teacherInputShape: FeatureShape
+    /// Processes the global batch is split over (data parallelism, docs/STEP.md "Ranks"); every batch of the recipe
+    /// divides by it (the compiler checks), and the entry points take one rank's share.
+    public let ranks: Int
 
-    public init(model: Model) {
+    public init(model: Model, ranks: Int = 1) {
+        precondition(ranks >= 1 && model.recipe.labeledBatch % ranks == 0 && model.recipe.finetune.batch % ranks == 0)
         self.model = model
+        self.ranks = ranks
         inputShape = model.input.featureShape
         teacherInputShape = model.recipe.teacherInput == .image ? inputShape : .vector(model.classes)
         teacher = NetworkParameters(network: model.teacher, prefix: "teacher", input: teacherInputShape)
@@ -34,8 +39,8 @@ public struct StepBuilder {
 
     public func mplStep() -> EntryPoint {
         let recipe = model.recipe
-        let bl = recipe.labeledBatch
-        let bu = recipe.unlabeledBatch
+        let bl = recipe.labeledBatch / ranks
+        let bu = recipe.unlabeledBatch / ranks
         let k = model.classes
         var g = Graph()
         var effects = ForwardEffects()
@@ -197,7 +202,7 @@ public struct StepBuilder {
 
     /// One student step on labeled data (finetuning and the supervised-only baseline).
     public func supervisedStep() -> EntryPoint {
-        let rows = model.recipe.finetune.batch
+        let rows = model.recipe.finetune.batch / ranks
         var g = Graph()
         var effects = ForwardEffects()
         let thetaS = g.stateInputs(student.infos + student.statistics)
