@@ -99,6 +99,32 @@ struct DataParallelTests {
         #expect(expected["teacher/dense0/weight"]! != env["teacher/dense0/weight"]!)
     }
 
+    /// Hard-sampled labels (the uniform draws are sharded too), the student trained by Adam (the feedback goes
+    /// through its preconditioner), and Reduced MPL (teacher_x sharded as [labeled; unlabeled]).
+    @Test(
+        "Other recipes on 2 ranks: hard-sampled labels, an Adam student, Reduced MPL",
+        arguments: ["hard-sampled", "adam", "reduced"])
+    func otherRecipes(_ variant: String) throws {
+        var model: Model
+        switch variant {
+        case "hard-sampled": model = Self.model(.hardSampled, feedback: .lossDifference)
+        case "adam": model = TinyModels.adamStudent(Self.model(.soft(temperature: 1.5)))
+        default: model = TinyModels.reduced(.hardArgmax)
+        }
+        (model.recipe.labeledBatch, model.recipe.finetune.batch) = (4, 8)
+        let single = StepBuilder(model: model).mplStep()
+        let env = TinyModels.inputs(for: single, seed: 23, scalars: Self.scalars)
+        let expected = try Interpreter.results(single.graph, inputs: env)
+        let shards = (0..<2).map {
+            Self.shard(
+                env, of: single.graph, rank: $0, ranks: 2, labeled: model.recipe.labeledBatch,
+                unlabeled: model.recipe.unlabeledBatch)
+        }
+        let results = try Interpreter.results(StepBuilder(model: model, ranks: 2).mplStep().graph, ranks: shards)
+        Self.expectSame(results, expected, variant)
+        #expect(expected["h"]![0] != 0)
+    }
+
     @Test("The supervised step on R ranks gives the new state and loss of one process", arguments: [2, 4])
     func supervisedStep(ranks: Int) throws {
         let model = Self.model(.hardArgmax)
