@@ -141,7 +141,7 @@ public enum Interpreter {
         case .reshape(let a), .stopGradient(let a):
             return v(a)
         case .allReduceSum(let a):
-            // One process: the sum over one rank (`results(_:ranks:)` runs several).
+            // One process: the sum over one rank (`run(_:ranks:)` runs several).
             return v(a)
         case .matmul(let a, let b, let ta, let tb):
             return matmul(v(a), graph.shape(of: a), ta, v(b), graph.shape(of: b), tb)
