@@ -23,6 +23,7 @@ static void usage(FILE *fp) {
             "                 [--checkpoint-every N] [--stop-at N] [--ema-decay D] [--flip auto|yes|no] [--quiet]\n"
             "                 [--teacher-cache FILE.npy] [--init-from FILE.safetensors]\n"
             "                 [--validation N [--patience P]] [--model-file FILE.swiftdsl] [--recipe TEXT]\n"
+            "                 [--pseudo-labels P] [--feedback F]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
             "                  --losses LOSSES.jsonl [--threads T]\n"
             "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T] [--teacher-cache FILE.npy]\n"
@@ -45,7 +46,9 @@ static void usage(FILE *fp) {
             "  --validation N: hold out N labeled examples (class-balanced, seeded) and evaluate on them at each\n"
             "  evaluation (the test set only at the end of each phase); best.safetensors keeps the student with the best\n"
             "  validation accuracy; --patience P: the main phase stops after P evaluations without a better one\n"
-            "  --model-file, --recipe (mplc train gives them): copied into RUN_DIR as <model>.swiftdsl, recipe.txt\n"
+            "  --model-file, --recipe (mplc train gives them): copied into RUN_DIR as <model>.swiftdsl, recipe.txt;\n"
+            "  --pseudo-labels, --feedback (mplc train gives them): the overrides this runner was compiled with, recorded\n"
+            "  --resume: every option not given comes from RUN_DIR/options.json (the run's resolved options)\n"
             "cache: writes the teacher's class distributions of every training, then test image (NPY float32 [N, K])\n"
             "predict: one JSON line per image (PNG, JPEG, BMP, ...): class and probabilities by the student (--ema: its\n"
             "  EMA); pixels normalised as the named data set's (default fashion-mnist for grey models, none for RGB)\n"
@@ -215,7 +218,9 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--patience")) c.patience = long_value(&a, 0), c.given_patience = 1;
         else if (is(&a, "--model-file")) c.model_file = value(&a);
         else if (is(&a, "--recipe")) c.recipe = value(&a);
-        else if (is(&a, "--threads")) c.threads = threads_value(&a);
+        else if (is(&a, "--pseudo-labels")) c.pseudo_labels = value(&a);
+        else if (is(&a, "--feedback")) c.feedback = value(&a);
+        else if (is(&a, "--threads")) c.threads = threads_value(&a), c.given_threads = 1;
         else if (is(&a, "--out")) out = value(&a);
         else if (is(&a, "--resume")) no_value(&a), c.resume = 1;
         else if (is(&a, "--overwrite")) no_value(&a), c.overwrite = 1;
@@ -223,8 +228,10 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--seed")) {
             const char *v = value(&a);
             if (parse_u64(v, &c.seed) != 0) usage_error("%s needs a non-negative integer, got '%s'", a.flag, v);
+            c.given_seed = 1;
         } else if (is(&a, "--mode")) {
             const char *v = value(&a);
+            c.given_mode = 1;
             if (strcmp(v, "mpl") == 0) c.mode = MODE_MPL;
             else if (strcmp(v, "uda") == 0) c.mode = MODE_UDA;
             else if (strcmp(v, "supervised") == 0) c.mode = MODE_SUPERVISED;
@@ -262,7 +269,6 @@ static int train_main(int argc, char **argv) {
     } else {
         c.default_out = 1;
     }
-    mplc_set_threads(c.threads);
     return train_command(&c);
 }
 

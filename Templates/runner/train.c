@@ -328,6 +328,11 @@ int trainer_load_data(Trainer *T, Err *e) {
         return err_set(e, "--teacher-cache: %s has its unlabeled images apart, and a teacher cache has rows only for "
                           "training and test images; give the unlabeled images within the training set",
                        c->data_dir);
+    /* Absolute, as the data directory, so that --resume from another directory finds it. */
+    if (c->teacher_cache && c->teacher_cache != T->cache_path) {
+        if (resolve_path(c->teacher_cache, T->cache_path, sizeof T->cache_path, e) != 0) return -1;
+        c->teacher_cache = T->cache_path;
+    }
     if (c->teacher_cache && teacher_cache_load(c->teacher_cache, &T->data, &T->cache, e) != 0) return -1;
     /* --flip auto: CIFAR-10 objects look the same mirrored; SVHN digits and Fashion-MNIST items need not. */
     if (c->flip < 0) c->flip = strcmp(T->data.format, "cifar10") == 0;
@@ -425,14 +430,15 @@ static void setup(Trainer *T) {
         read_regular_file(c->model_file, (size_t)1 << 20, "a model file", &T->model_source, &T->model_source_len, &e) != 0)
         die_err(&e, EXIT_BAD_INPUT);
     if (c->resume) {
-        if (run_dir_claim(T, &e) != 0 || checkpoint_data_dir(T, &e) != 0 || trainer_load_data(T, &e) != 0 ||
-            checkpoint_resume(T, &e) != 0)
+        if (run_dir_claim(T, &e) != 0 || run_options_adopt(T, &e) != 0 || checkpoint_data_dir(T, &e) != 0 ||
+            trainer_load_data(T, &e) != 0 || checkpoint_resume(T, &e) != 0)
             die_err(&e, EXIT_BAD_INPUT);
     } else {
         if (trainer_load_data(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
         init_state(T->state, c->seed);
         if (c->init_from && checkpoint_init_from(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     }
+    mplc_set_threads(c->threads); /* given, or the run's (options.json) */
     if (c->ema_decay == 0) { /* disabled, possibly by the checkpoint */
         free(T->ema);
         T->ema = NULL;
