@@ -106,7 +106,7 @@ struct Train: ParsableCommand {
     var data: String?
     @Option(help: "Labeled examples, class-balanced (default 1000).")
     var labels: Int?
-    @Option(help: "Training steps (default: the recipe's steps).")
+    @Option(help: "Training steps (default: the recipe's steps); with --resume, more than the run's extend it.")
     var steps: Int?
     @Option(help: "Random seed (default: the recipe's seed).")
     var seed: Int?

@@ -153,41 +153,6 @@ static void check_teacher_cache_flag(const char *command, const char *path, int 
                     command, MPLC_MODEL_NAME);
 }
 
-/* The rule the model file obeys (docs/DSL.md, checked by the front end in Recipe.swift), applied to --steps:
- * every warm-up fits in the steps and the student starts before the end. Otherwise an override would train a
- * student that never learns (its wait outlasts the run) or whose learning rate never peaks. Mode supervised
- * trains the student alone from its first step: the wait and the teacher's warm-up do not apply. */
-static void check_steps_fit_recipe(const TrainConfig *c) {
-    const int supervised = c->mode == MODE_SUPERVISED;
-    const struct {
-        const char *setting, *macro, *rule;
-        long value, min_steps;
-        int applies;
-    } rules[] = {
-        {"studentWaitSteps", "MPLC_STUDENT_WAIT_STEPS", "must be less than the steps, or the student never learns",
-         (long)(MPLC_STUDENT_WAIT_STEPS), (long)(MPLC_STUDENT_WAIT_STEPS) + 1, !supervised},
-        {"teacherOptimizer warmupSteps", "MPLC_TEACHER_WARMUP_STEPS",
-         "must be at most the steps, or the teacher's learning rate never peaks", (long)(MPLC_TEACHER_WARMUP_STEPS),
-         (long)(MPLC_TEACHER_WARMUP_STEPS), !supervised},
-        {"studentOptimizer warmupSteps", "MPLC_STUDENT_WARMUP_STEPS",
-         "must be at most the steps, or the student's learning rate never peaks", (long)(MPLC_STUDENT_WARMUP_STEPS),
-         (long)(MPLC_STUDENT_WARMUP_STEPS), 1},
-    };
-    char broken[1024] = "";
-    long need = 1;
-    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
-        if (!rules[i].applies || c->steps >= rules[i].min_steps) continue;
-        size_t n = strlen(broken);
-        snprintf(broken + n, sizeof broken - n, "%s%s %ld (%s in model.h) %s", n ? "; " : "", rules[i].setting,
-                 rules[i].value, rules[i].macro, rules[i].rule);
-        if (rules[i].min_steps > need) need = rules[i].min_steps;
-    }
-    if (broken[0])
-        usage_error("--steps %ld does not fit model %s's recipe (the model file's MPL block, docs/DSL.md): %s; use "
-                    "--steps %ld or more",
-                    c->steps, MPLC_MODEL_NAME, broken, need);
-}
-
 static int train_main(int argc, char **argv) {
     TrainConfig c;
     memset(&c, 0, sizeof c);
@@ -256,10 +221,10 @@ static int train_main(int argc, char **argv) {
     if (c.steps > LONG_MAX - c.finetune_steps) /* the global step (main + finetuning) must fit a long */
         usage_error("--steps %ld and --finetune-steps %ld together overflow the step counter", c.steps,
                     c.finetune_steps);
-    check_steps_fit_recipe(&c);
+    Err e;
+    if (!c.resume && check_steps_fit_recipe(&c, &e) != 0) usage_error("%s", e.msg); /* a resume: once its mode is known */
     if (!c.given_eval) c.eval_every = c.steps / 10 > 0 ? c.steps / 10 : 1;
     if (!c.given_checkpoint) c.checkpoint_every = c.eval_every;
-    Err e;
     if (out) {
         if (strlen(out) >= sizeof c.out_dir) usage_error("--out path too long");
         snprintf(c.out_dir, sizeof c.out_dir, "%s", out);

@@ -188,7 +188,7 @@ static int adopt_all(Trainer *T, const Reader *r, Err *e) {
     if (v) c->seed = v->uint;
     long threads = c->threads;
     if (adopt_long(r, "labels", "--labels", c->given_labels, 0, 1, LONG_MAX, &c->labels, e) ||
-        adopt_long(r, "steps", "--steps", c->given_steps, 0, 1, LONG_MAX, &c->steps, e) ||
+        adopt_long(r, "steps", "--steps", c->given_steps, 1, 1, LONG_MAX, &c->steps, e) ||
         adopt_long(r, "finetune_steps", "--finetune-steps", c->given_finetune, 0, 0, LONG_MAX, &c->finetune_steps, e) ||
         adopt_long(r, "eval_every", "--eval-every", c->given_eval, 0, 1, LONG_MAX, &c->eval_every, e) ||
         adopt_long(r, "checkpoint_every", "--checkpoint-every", c->given_checkpoint, 0, 1, LONG_MAX,

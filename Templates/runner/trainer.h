@@ -54,6 +54,9 @@ typedef struct {
     uint32_t *perm;
 } Order;
 
+#define HISTORY_MAX 8    /* extensions a run records (they fit one checkpoint metadata value) */
+#define HISTORY_FIELDS 8
+
 /* Everything about progress that a checkpoint must restore. */
 typedef struct {
     Phase phase;
@@ -72,6 +75,11 @@ typedef struct {
      * step it was reached at (best.safetensors holds that step), the validation evaluations since, and the main
      * phase's step where --patience stopped it (0: not stopped). */
     long best_correct, best_step, evals_since_best, stopped_at;
+    /* The results a run had before each extension past its main phase (--resume --steps N), oldest first: its steps
+     * and finetuning steps, then the correct test predictions before and after finetuning (teacher, student), of
+     * the EMA before and after (-1: none). */
+    long history[HISTORY_MAX][HISTORY_FIELDS];
+    int n_history;
 } RunState;
 
 /* The recent step rate, for the ETA: a few (time, global step) samples at least a second apart, so that a slow

@@ -30,7 +30,7 @@ struct TrainOptionsTests {
 /// and the options (options.json) of the run (issue 17).
 @Suite("mplc train --resume RUN_DIR")
 struct TrainResumeTests {
-    @Test("a run with recipe overrides, mode, seed and data: resumed from another directory by its run directory alone")
+    @Test("a run with overrides, mode, seed and data: resumed from elsewhere by its run directory alone, then extended")
     func resumeByRunDirectory() throws {
         let work = try temporaryDirectory("train-resume")
         defer { try? FileManager.default.removeItem(atPath: work) }
@@ -48,6 +48,12 @@ struct TrainResumeTests {
         let resumed = try run([mplcBinary, "train", "--resume", work + "/run"], directory: "/")
         #expect(resumed.status == 0 && resumed.output.contains("already finished"), "\(resumed.output)")
         #expect(resumed.output.contains("two_moons_adam uda seed 5"), "\(resumed.output)")
+
+        // --steps beyond the run's extends the finished run; its old results stay in summary.json's history.
+        let extended = try run([mplcBinary, "train", "--resume", work + "/run", "--steps", "150"], directory: "/")
+        #expect(extended.status == 0 && extended.output.contains("150 steps + 10 finetune"), "\(extended.output)")
+        let summary = try String(contentsOfFile: work + "/run/summary.json", encoding: .utf8)
+        #expect(summary.contains("{\"steps\": 120, \"finetune_steps\": 10, \"test_accuracy\""), "\(summary)")
 
         let override = try run(
             [mplcBinary, "train", "--resume", work + "/run", "--pseudo-labels", "hard-argmax"], directory: work)

@@ -366,6 +366,43 @@ expect "integrity: a directory is refused" 1 "$WORK: not a regular file \(a dire
 D=$(damaged directory) && rm "$D/checkpoint.safetensors" && mkdir "$D/checkpoint.safetensors"
 resume_refused directory "a directory in the checkpoint's place, naming it" "checkpoint.safetensors: not a regular file \(a directory\)"
 
+# ---------------------------------------------------------------- extending a run (issue 17)
+# --resume --steps N past the run's steps continues its main phase to N (schedules over the new total); a finished
+# run goes back into its main phase, keeps its old results in summary.json's "history" and finetunes again.
+EXT=(train --data "$FAST" --steps 60 --finetune-steps 20 --labels 100 --eval-every 15 --checkpoint-every 7 --quiet)
+for d in ext ext-split; do "$RUN" "${EXT[@]}" --out "$WORK/$d" >/dev/null 2>&1 || fail "extend: the 60-step run $d"; done
+old_student=$(json_number "$WORK/ext/summary.json" student_after_finetune)
+if "$RUN" train --resume --steps 90 --out "$WORK/ext" --quiet >"$WORK/ext.out" 2>"$WORK/ext.err" &&
+    grep -q "90 steps + 20 finetune" "$WORK/ext.out" && [ "$("$T" st-meta "$WORK/ext/checkpoint.safetensors" steps)" = 90 ] &&
+    [ "$("$T" st-meta "$WORK/ext/checkpoint.safetensors" phase)" = done ] &&
+    grep -q "\"history\": \[$" "$WORK/ext/summary.json" &&
+    grep -q "{\"steps\": 60, \"finetune_steps\": 20, \"test_accuracy\": {.*\"student_after_finetune\": $old_student," "$WORK/ext/summary.json" &&
+    grep -q '"steps": 90,' "$WORK/ext/options.json" &&
+    grep -q '"phase":"mpl","step":90,"global_step":90,' "$WORK/ext/metrics.jsonl" &&
+    grep -q '"phase":"finetune","step":20,"global_step":110,' "$WORK/ext/metrics.jsonl"; then
+    pass "extend: a finished 60-step run taken to 90 steps: main phase to 90, finetuned again, the old results in the history"
+else fail "extend: a finished run to 90 steps" "$(cat "$WORK/ext.err" "$WORK/ext.out" "$WORK/ext/summary.json")"; fi
+# The extension is a run like the others: stopped in the middle and resumed, it ends byte for byte the same.
+"$RUN" train --resume --steps 90 --stop-at 75 --out "$WORK/ext-split" --quiet >/dev/null 2>&1
+if "$RUN" train --resume --out "$WORK/ext-split" --quiet >/dev/null 2>"$WORK/ext-split.err" &&
+    cmp -s "$WORK/ext/checkpoint.safetensors" "$WORK/ext-split/checkpoint.safetensors" &&
+    same_metrics "$WORK/ext/metrics.jsonl" "$WORK/ext-split/metrics.jsonl"; then
+    pass "extend: stopped at step 75 of the extension and resumed: the same checkpoint and metrics, byte for byte"
+else fail "extend: the extension resumed" "$(cat "$WORK/ext-split.err")"; fi
+# A run still in its main phase simply runs longer; nothing goes into the history.
+"$RUN" "${EXT[@]}" --out "$WORK/ext-mid" --stop-at 30 >/dev/null 2>&1
+if "$RUN" train --resume --steps 90 --out "$WORK/ext-mid" --quiet >/dev/null 2>"$WORK/ext-mid.err" &&
+    grep -q '"history": \[\],' "$WORK/ext-mid/summary.json" && grep -q '"steps": 90,' "$WORK/ext-mid/summary.json"; then
+    pass "extend: a run stopped at step 30 of 60, resumed with --steps 90: a 90-step run, no history"
+else fail "extend: a run in its main phase" "$(cat "$WORK/ext-mid.err" "$WORK/ext-mid/summary.json")"; fi
+expect "extend: --steps equal to a finished run's is an error" 1 \
+    "--steps 90: the run in $WORK/ext has 90 steps and is finished; a run can only be extended, give more" -- \
+    "$RUN" train --resume --steps 90 --out "$WORK/ext" --quiet
+expect "extend: fewer --steps than the run's is an error" 1 "--steps 30: the run in $WORK/ext has 90 steps" -- \
+    "$RUN" train --resume --steps 30 --out "$WORK/ext" --quiet
+D=$(damaged history) && "$T" st-set "$D/checkpoint.safetensors" history "60,20,1,2,3,4,5"
+resume_refused history "a malformed history" 'metadata "history" is malformed'
+
 # ---------------------------------------------------------------- resume identity and --init-from (issue 15)
 # mplc-run-nan is the same model with teacher_lr 1e30 in its recipe; mplc-run-rehash the same recipe compiled
 # into another model.h (another MPLC_MODEL_HASH): neither may continue the step-30 run of mplc-run.
