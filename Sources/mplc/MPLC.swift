@@ -104,23 +104,28 @@ struct Train: ParsableCommand {
             + "prints it built or reused (.build-mplc/<model>-<key>/mplc-run) directly; docs/RUNNER.md has all its options."
     )
 
-    @Argument(help: "The model file (.swiftdsl).")
-    var model: String
+    @Argument(help: "The model file (.swiftdsl); not with --resume, which takes the run directory's copy.")
+    var model: String?
 
     @Option(help: "Data directory: IDX files (gzip or not) or train_x.npy/train_y.npy/test_x.npy/test_y.npy.")
     var data: String?
     @Option(help: "Labeled examples, class-balanced (default 1000).")
     var labels: Int?
-    @Option(help: "Training steps (default: the recipe's steps).")
+    @Option(help: "Training steps (default: the recipe's steps); with --resume, more than the run's extend it.")
     var steps: Int?
     @Option(help: "Random seed (default: the recipe's seed).")
     var seed: Int?
-    @Option(help: "Threads for BLAS and the runner (default: every core of this machine).")
+    @Option(help: "Threads for BLAS and the runner (default: every core of this machine; on --resume, the run's).")
     var threads: Int?
     @Option(help: "Run directory for metrics, checkpoints and summary.json.")
     var out: String?
-    @Flag(help: "Continue the run in --out from its last checkpoint.")
-    var resume = false
+    @Option(
+        help: ArgumentHelp(
+            "Continue the run in RUN_DIR from its last checkpoint, with the model, recipe overrides and options it "
+                + "records (RUN_DIR/options.json); an option given again must agree, but --threads and --steps "
+                + "(to extend the run) may change.",
+            valueName: "RUN_DIR"))
+    var resume: String?
     @Flag(help: "Start a new run in an --out that holds another run (its files are replaced).")
     var overwrite = false
     @Option(
@@ -166,10 +171,49 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
+            if let resume {
+                try self.resume(resume)
+            }
+            guard let model else {
+                throw CompileFailure("error: mplc train needs a model file, or --resume RUN_DIR", exitCode: 2)
+            }
             let (binary, recipe) = try trainer(modelPath: model, pseudoLabels: pseudoLabels, feedback: feedback)
-            // The run directory keeps the model file and the recipe it trained with (docs/RUNNER.md, "Run directory").
-            try exec(binary, ["train"] + runnerArguments + ["--model-file", model, "--recipe", recipe])
+            // The run directory keeps the model file, the recipe and the options it trained with (docs/RUNNER.md,
+            // "Run directory"); the recipe overrides are recorded for --resume.
+            try exec(binary, ["train"] + runnerArguments + ["--model-file", model, "--recipe", recipe] + overrides)
         }
+    }
+
+    /// --resume RUN_DIR: the run's copy of its model file compiled with the recipe overrides it records, and its
+    /// trainer continuing it; the trainer takes every option not given from RUN_DIR/options.json.
+    func resume(_ runDirectory: String) throws -> Never {
+        for (given, flag) in [(model != nil, "a model file"), (out != nil, "--out"), (overwrite, "--overwrite"),
+                              (initFrom != nil, "--init-from")] where given {
+            throw CompileFailure(
+                "error: --resume \(runDirectory) continues the run there with its own model file; do not give \(flag)",
+                exitCode: 2)
+        }
+        let recorded = try RunOptions(runDirectory: runDirectory)
+        for (flag, given, was) in [("--pseudo-labels", pseudoLabels, recorded.pseudoLabels),
+                                   ("--feedback", feedback, recorded.feedback)] {
+            if let given, given != (was ?? given) || was == nil {
+                throw CompileFailure(
+                    "error: \(recorded.path): the run was compiled with \(was.map { "\(flag) \($0)" } ?? "no \(flag)"), "
+                        + "but this command says \(flag) \(given) (drop the flag, or start a new run)",
+                    exitCode: 1)
+            }
+        }
+        let (binary, recipe) = try trainer(
+            modelPath: recorded.modelFile, pseudoLabels: recorded.pseudoLabels, feedback: recorded.feedback)
+        try exec(
+            binary,
+            ["train", "--resume", "--out", runDirectory] + runnerArguments
+                + ["--model-file", recorded.modelFile, "--recipe", recipe] + overrides)
+    }
+
+    /// The recipe overrides, passed to the trainer to be recorded in options.json (they are compiled in).
+    var overrides: [String] {
+        (pseudoLabels.map { ["--pseudo-labels", $0] } ?? []) + (feedback.map { ["--feedback", $0] } ?? [])
     }
 
     var runnerArguments: [String] {
@@ -181,7 +225,8 @@ struct Train: ParsableCommand {
         add("--labels", labels)
         add("--steps", steps)
         add("--seed", seed)
-        add("--threads", threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        // A resumed run keeps its own thread count unless one is given.
+        add("--threads", threads ?? (resume == nil ? ProcessInfo.processInfo.activeProcessorCount : nil))
         add("--out", out)
         add("--eval-every", evalEvery)
         add("--checkpoint-every", checkpointEvery)
@@ -193,10 +238,54 @@ struct Train: ParsableCommand {
         add("--init-from", initFrom)
         add("--validation", validation)
         add("--patience", patience)
-        if resume { args.append("--resume") }
         if overwrite { args.append("--overwrite") }
         if quiet { args.append("--quiet") }
         return args
+    }
+}
+
+/// What `mplc train --resume RUN_DIR` reads of RUN_DIR/options.json (written by the trainer; untrusted input): the
+/// model, whose copy RUN_DIR/<model>.swiftdsl is compiled again, and the recipe overrides it was compiled with.
+/// The trainer reads and checks the rest.
+struct RunOptions {
+    let path: String
+    let modelFile: String
+    let pseudoLabels: String?
+    let feedback: String?
+
+    init(runDirectory: String) throws {
+        let path = runDirectory + "/options.json"
+        func failure(_ cause: String) -> CompileFailure { CompileFailure("error: \(path): \(cause)", exitCode: 1) }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: runDirectory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CompileFailure("error: --resume \(runDirectory): no such run directory", exitCode: 1)
+        }
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        guard let attributes, attributes[.type] as? FileAttributeType == .typeRegular else {
+            throw failure(
+                "missing or not a regular file; the run was started by an older mplc (resume it with its trainer: "
+                    + "mplc-run train --resume --out \(runDirectory) and its options)")
+        }
+        guard (attributes[.size] as? Int ?? 0) <= 64 * 1024, let data = FileManager.default.contents(atPath: path),
+            let object = try? JSONSerialization.jsonObject(with: data), let options = object as? [String: Any]
+        else { throw failure("not a JSON object of at most 64 KiB") }
+        func string(_ key: String) throws -> String? {
+            switch options[key] {
+            case nil, is NSNull: return nil
+            case let value as String: return value
+            default: throw failure("\"\(key)\" is not a string")
+            }
+        }
+        // The model's name (an identifier, docs/DSL.md) names a file in the run directory: nothing else is read.
+        guard let model = try string("model"), !model.isEmpty, model.count <= 128,
+            model.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") })
+        else { throw failure("\"model\" is missing or not a model name") }
+        let modelFile = runDirectory + "/" + model + ".swiftdsl"
+        guard FileManager.default.fileExists(atPath: modelFile) else {
+            throw CompileFailure("error: \(modelFile): the run's copy of its model file is missing", exitCode: 1)
+        }
+        let pseudoLabels = try string("pseudo_labels"), feedback = try string("feedback")
+        (self.path, self.modelFile, self.pseudoLabels, self.feedback) = (path, modelFile, pseudoLabels, feedback)
     }
 }
 

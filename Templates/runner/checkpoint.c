@@ -107,6 +107,15 @@ static void fill_meta(const Trainer *T, StMeta *m) {
         meta_set(m, "patience", "%ld", T->cfg.patience);
         meta_set(m, "best", "%ld,%ld,%ld,%ld", rs->best_correct, rs->best_step, rs->evals_since_best, rs->stopped_at);
     }
+    if (rs->n_history > 0) { /* the results before each extension: "steps,finetune,bt,bs,at,as,be,ae;..." */
+        char text[ST_VALUE_LEN];
+        size_t n = 0;
+        text[0] = '\0';
+        for (int i = 0; i < rs->n_history; i++)
+            for (int k = 0; k < HISTORY_FIELDS && n < sizeof text; k++)
+                n += (size_t)snprintf(text + n, sizeof text - n, "%s%ld", k ? "," : i ? ";" : "", rs->history[i][k]);
+        meta_set(m, "history", "%s", text);
+    }
     /* Reduced MPL: the cache the run was trained with (the path for people, the hash for --resume). */
     if (T->cache.rows) {
         meta_set(m, "teacher_cache", "%s", T->cache.path);
@@ -195,6 +204,66 @@ static int resume_validation(Trainer *T, const StMeta *m, const char *path, long
     T->rs.best_step = best[1];
     T->rs.evals_since_best = best[2];
     T->rs.stopped_at = best[3];
+    return 0;
+}
+
+/* The results before each extension (fill_meta's "history"), every number within what the run can have had. */
+static int resume_history(Trainer *T, const StMeta *m, const char *path, Err *e) {
+    const char *v = meta_get(m, "history");
+    RunState *rs = &T->rs;
+    rs->n_history = 0;
+    if (!v) return 0;
+    const long test_n = (long)T->data.test.n;
+    while (*v) {
+        if (rs->n_history == HISTORY_MAX) return err_set(e, "%s: metadata \"history\" has more than %d entries", path, HISTORY_MAX);
+        long *h = rs->history[rs->n_history++];
+        for (int k = 0; k < HISTORY_FIELDS; k++) {
+            char *end = NULL;
+            errno = 0;
+            h[k] = strtol(v, &end, 10);
+            const long lo = k == 0 ? 1 : k == 1 ? 0 : -1, hi = k < 2 ? T->cfg.steps : test_n;
+            const char want = k + 1 < HISTORY_FIELDS ? ',' : (*end == ';' ? ';' : '\0');
+            if (errno || end == v || *end != want || h[k] < lo || (k != 1 && h[k] > hi))
+                return err_set(e, "%s: metadata \"history\" is malformed or holds values the run cannot have had", path);
+            v = *end ? end + 1 : end;
+        }
+    }
+    return 0;
+}
+
+/* --resume --steps N past the run's steps (docs/RUNNER.md, "Extending a run"): the main phase continues to N with
+ * its schedules over the new total. A run past its main phase goes back into it, from the state it has (the
+ * teacher as the main phase left it, the student as finetuning left it, its momentum reset as at the start of
+ * finetuning); its results so far go into the history, and finetuning runs again after the extended main phase. */
+static int extend_run(Trainer *T, long want, Err *e) {
+    TrainConfig *c = &T->cfg;
+    RunState *rs = &T->rs;
+    if (want == c->steps && rs->phase != PHASE_DONE) return 0; /* the run's own steps, given again */
+    if (want <= c->steps)
+        return err_set(e, "--steps %ld: the run in %s has %ld steps%s; a run can only be extended, give more", want,
+                       c->out_dir, c->steps, rs->phase == PHASE_DONE ? " and is finished" : "");
+    if (want > LONG_MAX - c->finetune_steps)
+        return err_set(e, "--steps %ld and the run's %ld finetuning steps overflow the step counter", want,
+                       c->finetune_steps);
+    if (rs->phase != PHASE_MAIN) {
+        if (rs->n_history == HISTORY_MAX)
+            return err_set(e, "--steps %ld: the run in %s has been extended %d times already, the most it records",
+                           want, c->out_dir, HISTORY_MAX);
+        long *h = rs->history[rs->n_history++];
+        const long entry[HISTORY_FIELDS] = {c->steps,         c->finetune_steps,  rs->acc_before[0],  rs->acc_before[1],
+                                            rs->acc_after[0], rs->acc_after[1],   rs->acc_ema_before, rs->acc_ema_after};
+        memcpy(h, entry, sizeof entry);
+        rs->phase = PHASE_MAIN;
+        rs->step = c->steps;
+        rs->sum_n = 0;
+        memset(rs->sums, 0, sizeof rs->sums);
+        rs->acc_before[0] = rs->acc_before[1] = rs->acc_after[0] = rs->acc_after[1] = -1;
+        rs->acc_ema_before = rs->acc_ema_after = -1;
+        zero_state_prefix(T->state, "student_momentum/");
+    }
+    rs->stopped_at = 0; /* a main phase that --patience ended continues too */
+    rs->evals_since_best = 0;
+    c->steps = want;
     return 0;
 }
 
@@ -453,9 +522,11 @@ int checkpoint_resume(Trainer *T, Err *e) {
         goto done;
     }
     TrainConfig *c = &T->cfg;
+    /* --steps may extend the run: checked against the run's own steps once everything else is (extend_run). */
+    const long want_steps = c->given_steps ? c->steps : 0;
     /* The same lower bounds as the flags (main.c). */
     if (adopt(m, path, "labels", "--labels", c->given_labels, 1, &c->labels, e) ||
-        adopt(m, path, "steps", "--steps", c->given_steps, 1, &c->steps, e) ||
+        adopt(m, path, "steps", "--steps", 0, 1, &c->steps, e) ||
         adopt(m, path, "finetune_steps", "--finetune-steps", c->given_finetune, 0, &c->finetune_steps, e) ||
         adopt(m, path, "eval_every", "--eval-every", c->given_eval, 1, &c->eval_every, e) ||
         adopt(m, path, "checkpoint_every", "--checkpoint-every", c->given_checkpoint, 1, &c->checkpoint_every, e))
@@ -510,6 +581,7 @@ int checkpoint_resume(Trainer *T, Err *e) {
     if (resume_ema(T, m, path, has_ema, global, e) != 0 || resume_flip(T, m, path, e) != 0 ||
         resume_teacher_cache(T, m, path, e) != 0 || resume_validation(T, m, path, global, e) != 0)
         goto done;
+    if (resume_history(T, m, path, e) != 0 || (want_steps && extend_run(T, want_steps, e) != 0)) goto done;
     const char *init_from = meta_get(m, "init_from"); /* kept in the run's later checkpoints */
     snprintf(T->init_from, sizeof T->init_from, "%s", init_from ? init_from : "");
     rc = 0;

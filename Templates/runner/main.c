@@ -23,6 +23,7 @@ static void usage(FILE *fp) {
             "                 [--checkpoint-every N] [--stop-at N] [--ema-decay D] [--flip auto|yes|no] [--quiet]\n"
             "                 [--teacher-cache FILE.npy] [--init-from FILE.safetensors]\n"
             "                 [--validation N [--patience P]] [--model-file FILE.swiftdsl] [--recipe TEXT]\n"
+            "                 [--pseudo-labels P] [--feedback F]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
             "                  --losses LOSSES.jsonl [--threads T]\n"
             "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T] [--teacher-cache FILE.npy]\n"
@@ -45,7 +46,9 @@ static void usage(FILE *fp) {
             "  --validation N: hold out N labeled examples (class-balanced, seeded) and evaluate on them at each\n"
             "  evaluation (the test set only at the end of each phase); best.safetensors keeps the student with the best\n"
             "  validation accuracy; --patience P: the main phase stops after P evaluations without a better one\n"
-            "  --model-file, --recipe (mplc train gives them): copied into RUN_DIR as <model>.swiftdsl, recipe.txt\n"
+            "  --model-file, --recipe (mplc train gives them): copied into RUN_DIR as <model>.swiftdsl, recipe.txt;\n"
+            "  --pseudo-labels, --feedback (mplc train gives them): the overrides this runner was compiled with, recorded\n"
+            "  --resume: every option not given comes from RUN_DIR/options.json (the run's resolved options)\n"
             "cache: writes the teacher's class distributions of every training, then test image (NPY float32 [N, K])\n"
             "predict: one JSON line per image (PNG, JPEG, BMP, ...): class and probabilities by the student (--ema: its\n"
             "  EMA); pixels normalised as the named data set's (default fashion-mnist for grey models, none for RGB)\n"
@@ -150,41 +153,6 @@ static void check_teacher_cache_flag(const char *command, const char *path, int 
                     command, MPLC_MODEL_NAME);
 }
 
-/* The rule the model file obeys (docs/DSL.md, checked by the front end in Recipe.swift), applied to --steps:
- * every warm-up fits in the steps and the student starts before the end. Otherwise an override would train a
- * student that never learns (its wait outlasts the run) or whose learning rate never peaks. Mode supervised
- * trains the student alone from its first step: the wait and the teacher's warm-up do not apply. */
-static void check_steps_fit_recipe(const TrainConfig *c) {
-    const int supervised = c->mode == MODE_SUPERVISED;
-    const struct {
-        const char *setting, *macro, *rule;
-        long value, min_steps;
-        int applies;
-    } rules[] = {
-        {"studentWaitSteps", "MPLC_STUDENT_WAIT_STEPS", "must be less than the steps, or the student never learns",
-         (long)(MPLC_STUDENT_WAIT_STEPS), (long)(MPLC_STUDENT_WAIT_STEPS) + 1, !supervised},
-        {"teacherOptimizer warmupSteps", "MPLC_TEACHER_WARMUP_STEPS",
-         "must be at most the steps, or the teacher's learning rate never peaks", (long)(MPLC_TEACHER_WARMUP_STEPS),
-         (long)(MPLC_TEACHER_WARMUP_STEPS), !supervised},
-        {"studentOptimizer warmupSteps", "MPLC_STUDENT_WARMUP_STEPS",
-         "must be at most the steps, or the student's learning rate never peaks", (long)(MPLC_STUDENT_WARMUP_STEPS),
-         (long)(MPLC_STUDENT_WARMUP_STEPS), 1},
-    };
-    char broken[1024] = "";
-    long need = 1;
-    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
-        if (!rules[i].applies || c->steps >= rules[i].min_steps) continue;
-        size_t n = strlen(broken);
-        snprintf(broken + n, sizeof broken - n, "%s%s %ld (%s in model.h) %s", n ? "; " : "", rules[i].setting,
-                 rules[i].value, rules[i].macro, rules[i].rule);
-        if (rules[i].min_steps > need) need = rules[i].min_steps;
-    }
-    if (broken[0])
-        usage_error("--steps %ld does not fit model %s's recipe (the model file's MPL block, docs/DSL.md): %s; use "
-                    "--steps %ld or more",
-                    c->steps, MPLC_MODEL_NAME, broken, need);
-}
-
 static int train_main(int argc, char **argv) {
     TrainConfig c;
     memset(&c, 0, sizeof c);
@@ -215,7 +183,9 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--patience")) c.patience = long_value(&a, 0), c.given_patience = 1;
         else if (is(&a, "--model-file")) c.model_file = value(&a);
         else if (is(&a, "--recipe")) c.recipe = value(&a);
-        else if (is(&a, "--threads")) c.threads = threads_value(&a);
+        else if (is(&a, "--pseudo-labels")) c.pseudo_labels = value(&a);
+        else if (is(&a, "--feedback")) c.feedback = value(&a);
+        else if (is(&a, "--threads")) c.threads = threads_value(&a), c.given_threads = 1;
         else if (is(&a, "--out")) out = value(&a);
         else if (is(&a, "--resume")) no_value(&a), c.resume = 1;
         else if (is(&a, "--overwrite")) no_value(&a), c.overwrite = 1;
@@ -223,8 +193,10 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--seed")) {
             const char *v = value(&a);
             if (parse_u64(v, &c.seed) != 0) usage_error("%s needs a non-negative integer, got '%s'", a.flag, v);
+            c.given_seed = 1;
         } else if (is(&a, "--mode")) {
             const char *v = value(&a);
+            c.given_mode = 1;
             if (strcmp(v, "mpl") == 0) c.mode = MODE_MPL;
             else if (strcmp(v, "uda") == 0) c.mode = MODE_UDA;
             else if (strcmp(v, "supervised") == 0) c.mode = MODE_SUPERVISED;
@@ -249,10 +221,10 @@ static int train_main(int argc, char **argv) {
     if (c.steps > LONG_MAX - c.finetune_steps) /* the global step (main + finetuning) must fit a long */
         usage_error("--steps %ld and --finetune-steps %ld together overflow the step counter", c.steps,
                     c.finetune_steps);
-    check_steps_fit_recipe(&c);
+    Err e;
+    if (!c.resume && check_steps_fit_recipe(&c, &e) != 0) usage_error("%s", e.msg); /* a resume: once its mode is known */
     if (!c.given_eval) c.eval_every = c.steps / 10 > 0 ? c.steps / 10 : 1;
     if (!c.given_checkpoint) c.checkpoint_every = c.eval_every;
-    Err e;
     if (out) {
         if (strlen(out) >= sizeof c.out_dir) usage_error("--out path too long");
         snprintf(c.out_dir, sizeof c.out_dir, "%s", out);
@@ -262,7 +234,6 @@ static int train_main(int argc, char **argv) {
     } else {
         c.default_out = 1;
     }
-    mplc_set_threads(c.threads);
     return train_command(&c);
 }
 

@@ -346,7 +346,18 @@ int summary_write(Trainer *T, double wall, Err *e) {
         else json_write_double(fp, accuracy(vals[i], n));
         fputs(i < 5 ? ",\n" : "\n", fp);
     }
-    fputs("  },\n  \"validation\": ", fp);
+    fputs("  },\n  \"history\": [", fp); /* the results before each extension (--resume --steps N), oldest first */
+    for (int i = 0; i < T->rs.n_history; i++) {
+        const long *h = T->rs.history[i];
+        fprintf(fp, "%s\n    {\"steps\": %ld, \"finetune_steps\": %ld, \"test_accuracy\": {", i ? "," : "", h[0], h[1]);
+        for (int k = 0; k < 6; k++) {
+            fprintf(fp, "%s\"%s\": ", k ? ", " : "", keys[k]);
+            if (h[k + 2] < 0) fputs("null", fp);
+            else json_write_double(fp, accuracy(h[k + 2], n));
+        }
+        fputs("}}", fp);
+    }
+    fputs(T->rs.n_history ? "\n  ],\n  \"validation\": " : "],\n  \"validation\": ", fp);
     if (T->val.n == 0) {
         fputs("null", fp);
     } else { /* the student's best validation accuracy, where best.safetensors holds it, and any early stop */

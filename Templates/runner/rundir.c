@@ -20,7 +20,7 @@
  * copy is the same model. */
 #define MODEL_COPY MPLC_MODEL_NAME ".swiftdsl"
 static const char *const RUN_FILES[] = {"checkpoint.safetensors", "metrics.jsonl", "summary.json", "boundary.svg",
-                                        MODEL_COPY, "recipe.txt", "best.safetensors"};
+                                        MODEL_COPY, "recipe.txt", "best.safetensors", "options.json"};
 enum { NUM_RUN_FILES = sizeof RUN_FILES / sizeof RUN_FILES[0] };
 
 /* How many of -2, -3, ... a run without --out tries before it asks for --out. */
@@ -146,8 +146,9 @@ int run_dir_claim(Trainer *T, Err *e) {
     return T->lock_fd < 0 ? -1 : set_paths(T, e);
 }
 
-/* The run describes itself: the model file that was compiled and the recipe as mplc resolved it (defaults and
- * overrides included), so that the run directory alone says what trained. Rewritten on --resume (the checkpoint
+/* The run describes itself: the model file that was compiled, the recipe as mplc resolved it (defaults and
+ * overrides included) and the options it runs with (options.c), so that the run directory alone says what trained
+ * and --resume needs nothing else. Rewritten on --resume (the checkpoint
  * has already been checked to belong to this model). */
 int run_dir_describe(Trainer *T, Err *e) {
     const struct {
@@ -166,5 +167,5 @@ int run_dir_describe(Trainer *T, Err *e) {
         fwrite(files[i].bytes, 1, files[i].len, out.fp);
         if (atomic_commit(&out, e) != 0) return -1;
     }
-    return 0;
+    return run_options_write(T, e);
 }

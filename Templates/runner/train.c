@@ -238,6 +238,42 @@ static void run_finetune_phase(Trainer *T) {
     checkpoint_save(T);
 }
 
+/* The rule the model file obeys (docs/DSL.md, checked by the front end in Recipe.swift), applied to --steps:
+ * every warm-up fits in the steps and the student starts before the end. Otherwise an override would train a
+ * student that never learns (its wait outlasts the run) or whose learning rate never peaks. Mode supervised
+ * trains the student alone from its first step: the wait and the teacher's warm-up do not apply. */
+int check_steps_fit_recipe(const TrainConfig *c, Err *e) {
+    const int supervised = c->mode == MODE_SUPERVISED;
+    const struct {
+        const char *setting, *macro, *rule;
+        long value, min_steps;
+        int applies;
+    } rules[] = {
+        {"studentWaitSteps", "MPLC_STUDENT_WAIT_STEPS", "must be less than the steps, or the student never learns",
+         (long)(MPLC_STUDENT_WAIT_STEPS), (long)(MPLC_STUDENT_WAIT_STEPS) + 1, !supervised},
+        {"teacherOptimizer warmupSteps", "MPLC_TEACHER_WARMUP_STEPS",
+         "must be at most the steps, or the teacher's learning rate never peaks", (long)(MPLC_TEACHER_WARMUP_STEPS),
+         (long)(MPLC_TEACHER_WARMUP_STEPS), !supervised},
+        {"studentOptimizer warmupSteps", "MPLC_STUDENT_WARMUP_STEPS",
+         "must be at most the steps, or the student's learning rate never peaks", (long)(MPLC_STUDENT_WARMUP_STEPS),
+         (long)(MPLC_STUDENT_WARMUP_STEPS), 1},
+    };
+    char broken[1024] = "";
+    long need = 1;
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+        if (!rules[i].applies || c->steps >= rules[i].min_steps) continue;
+        size_t n = strlen(broken);
+        snprintf(broken + n, sizeof broken - n, "%s%s %ld (%s in model.h) %s", n ? "; " : "", rules[i].setting,
+                 rules[i].value, rules[i].macro, rules[i].rule);
+        if (rules[i].min_steps > need) need = rules[i].min_steps;
+    }
+    if (broken[0])
+        return err_set(e, "--steps %ld does not fit model %s's recipe (the model file's MPL block, docs/DSL.md): %s; use "
+                          "--steps %ld or more",
+                       c->steps, MPLC_MODEL_NAME, broken, need);
+    return 0;
+}
+
 /* The smallest class-balanced --labels that holds `batch` examples. */
 static long labels_for(long batch) { return (batch + MPLC_CLASSES - 1) / MPLC_CLASSES * MPLC_CLASSES; }
 
@@ -328,6 +364,11 @@ int trainer_load_data(Trainer *T, Err *e) {
         return err_set(e, "--teacher-cache: %s has its unlabeled images apart, and a teacher cache has rows only for "
                           "training and test images; give the unlabeled images within the training set",
                        c->data_dir);
+    /* Absolute, as the data directory, so that --resume from another directory finds it. */
+    if (c->teacher_cache && c->teacher_cache != T->cache_path) {
+        if (resolve_path(c->teacher_cache, T->cache_path, sizeof T->cache_path, e) != 0) return -1;
+        c->teacher_cache = T->cache_path;
+    }
     if (c->teacher_cache && teacher_cache_load(c->teacher_cache, &T->data, &T->cache, e) != 0) return -1;
     /* --flip auto: CIFAR-10 objects look the same mirrored; SVHN digits and Fashion-MNIST items need not. */
     if (c->flip < 0) c->flip = strcmp(T->data.format, "cifar10") == 0;
@@ -425,14 +466,17 @@ static void setup(Trainer *T) {
         read_regular_file(c->model_file, (size_t)1 << 20, "a model file", &T->model_source, &T->model_source_len, &e) != 0)
         die_err(&e, EXIT_BAD_INPUT);
     if (c->resume) {
-        if (run_dir_claim(T, &e) != 0 || checkpoint_data_dir(T, &e) != 0 || trainer_load_data(T, &e) != 0 ||
-            checkpoint_resume(T, &e) != 0)
+        if (run_dir_claim(T, &e) != 0 || run_options_adopt(T, &e) != 0 || checkpoint_data_dir(T, &e) != 0 ||
+            trainer_load_data(T, &e) != 0 || checkpoint_resume(T, &e) != 0)
             die_err(&e, EXIT_BAD_INPUT);
+        /* Now that the run's mode is known: an extended run's --steps obeys the recipe like a new run's. */
+        if (c->given_steps && check_steps_fit_recipe(c, &e) != 0) die_err(&e, EXIT_USAGE);
     } else {
         if (trainer_load_data(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
         init_state(T->state, c->seed);
         if (c->init_from && checkpoint_init_from(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     }
+    mplc_set_threads(c->threads); /* given, or the run's (options.json) */
     if (c->ema_decay == 0) { /* disabled, possibly by the checkpoint */
         free(T->ema);
         T->ema = NULL;

@@ -6,6 +6,9 @@
 #include "trainer.h"
 
 int train_command(const TrainConfig *cfg);
+/* The rule the model file obeys, applied to --steps (a new run's, or that of a run extended on --resume): -1 with e
+ * set when the student's wait or a warm-up does not fit in the steps. */
+int check_steps_fit_recipe(const TrainConfig *c, Err *e);
 /* teacher_cache: the --teacher-cache file of a model whose teacher reads predictions, else NULL. */
 int eval_command(const char *checkpoint, const char *data_dir, const char *teacher_cache);
 /* Reduced MPL: writes the teacher's class distributions of every training and test image (teacher_cache.h). */

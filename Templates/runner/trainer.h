@@ -28,6 +28,9 @@ typedef struct {
     /* --model-file, --recipe (given by mplc train): the model file and its resolved recipe, copied into the run
      * directory as <model name>.swiftdsl and recipe.txt; NULL none */
     const char *model_file, *recipe;
+    /* --pseudo-labels, --feedback (given by mplc train): the recipe overrides the runner was compiled with, recorded
+     * in options.json so that `mplc train --resume RUN_DIR` compiles the same model again; NULL none */
+    const char *pseudo_labels, *feedback;
     /* --validation: labeled examples held out (class-balanced) for monitoring, best.safetensors and --patience
      * (evaluations without a better validation accuracy before the main phase stops); 0 none */
     long validation, patience;
@@ -37,7 +40,7 @@ typedef struct {
     int flip; /* random horizontal flips: 1 on, 0 off, -1 auto (on for CIFAR-10), resolved once the data is loaded */
     /* Which settings came from the command line: on --resume they must agree with the checkpoint. */
     int given_data, given_labels, given_steps, given_finetune, given_eval, given_checkpoint, given_ema_decay, given_flip;
-    int given_validation, given_patience;
+    int given_validation, given_patience, given_mode, given_seed, given_threads;
 } TrainConfig;
 
 /* A seeded data order: epoch e of a set of n items is a Fisher-Yates permutation drawn from
@@ -50,6 +53,9 @@ typedef struct {
     uint64_t epoch;
     uint32_t *perm;
 } Order;
+
+#define HISTORY_MAX 8    /* extensions a run records (they fit one checkpoint metadata value) */
+#define HISTORY_FIELDS 8
 
 /* Everything about progress that a checkpoint must restore. */
 typedef struct {
@@ -69,6 +75,11 @@ typedef struct {
      * step it was reached at (best.safetensors holds that step), the validation evaluations since, and the main
      * phase's step where --patience stopped it (0: not stopped). */
     long best_correct, best_step, evals_since_best, stopped_at;
+    /* The results a run had before each extension past its main phase (--resume --steps N), oldest first: its steps
+     * and finetuning steps, then the correct test predictions before and after finetuning (teacher, student), of
+     * the EMA before and after (-1: none). */
+    long history[HISTORY_MAX][HISTORY_FIELDS];
+    int n_history;
 } RunState;
 
 /* The recent step rate, for the ETA: a few (time, global step) samples at least a second apart, so that a slow
@@ -111,7 +122,8 @@ typedef struct {
     char data_dir[PATH_CAP];  /* the data directory as the checkpoint records it (absolute when it is a path) */
     unsigned char *model_source; /* cfg.model_file's bytes, read before the run directory is touched */
     size_t model_source_len;
-    char cache_path[PATH_CAP]; /* --resume without --teacher-cache: the cache the checkpoint records */
+    char cache_path[PATH_CAP]; /* the teacher cache, absolute (as given, or as the run records it) */
+    char opt_pseudo_labels[64], opt_feedback[64]; /* --resume: the overrides options.json records */
     int tty;
     double t_start, last_draw;
     RateWindow rate; /* since this process started (a resume's earlier steps do not count) */
@@ -120,8 +132,15 @@ typedef struct {
     double lr_teacher, lr_student, uda_weight;
 } Trainer;
 
-/* rundir.c: writes RUN_DIR/<model name>.swiftdsl and RUN_DIR/recipe.txt (atomically) when mplc train gave them. */
+/* rundir.c: writes RUN_DIR/<model name>.swiftdsl and RUN_DIR/recipe.txt (atomically) when mplc train gave them,
+ * and RUN_DIR/options.json. */
 int run_dir_describe(Trainer *T, Err *e);
+
+/* options.c: RUN_DIR/options.json, the run's resolved options. run_options_write writes it (atomically);
+ * run_options_adopt, on --resume, takes every option the command did not give from it, and refuses a given one
+ * that differs unless it may change on resume. A run without the file (an older mplc-run) adopts nothing. */
+int run_options_write(const Trainer *T, Err *e);
+int run_options_adopt(Trainer *T, Err *e);
 
 /* train.c: the augmentation of a data set (shift by format, flips as resolved). */
 AugSpec aug_spec(const Dataset *d, int flip);

@@ -25,3 +25,61 @@ struct TrainOptionsTests {
         }
     }
 }
+
+/// `mplc train --resume RUN_DIR` needs nothing else: the run directory holds the model file, the recipe overrides
+/// and the options (options.json) of the run (issue 17).
+@Suite("mplc train --resume RUN_DIR")
+struct TrainResumeTests {
+    @Test("a run with overrides, mode, seed and data: resumed from elsewhere by its run directory alone, then extended")
+    func resumeByRunDirectory() throws {
+        let work = try temporaryDirectory("train-resume")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let first = try run(
+            [
+                mplcBinary, "train", repositoryRoot + "/Examples/two_moons_adam.swiftdsl", "--data", "two-moons",
+                "--labels", "6", "--steps", "120", "--finetune-steps", "10", "--threads", "1", "--mode", "uda",
+                "--seed", "5", "--pseudo-labels", "soft:2", "--out", "run", "--quiet",
+            ], directory: work)
+        #expect(first.status == 0, "\(first.output)")
+        let options = try String(contentsOfFile: work + "/run/options.json", encoding: .utf8)
+        #expect(options.contains("\"pseudo_labels\": \"soft:2\"") && options.contains("\"seed\": 5,"), "\(options)")
+        // From another directory: the model copy, compiled with soft:2 again (another recipe would be refused by the
+        // checkpoint's model hash), and the trainer with the run's mode and seed.
+        let resumed = try run([mplcBinary, "train", "--resume", work + "/run"], directory: "/")
+        #expect(resumed.status == 0 && resumed.output.contains("already finished"), "\(resumed.output)")
+        #expect(resumed.output.contains("two_moons_adam uda seed 5"), "\(resumed.output)")
+
+        // --steps beyond the run's extends the finished run; its old results stay in summary.json's history.
+        let extended = try run([mplcBinary, "train", "--resume", work + "/run", "--steps", "150"], directory: "/")
+        #expect(extended.status == 0 && extended.output.contains("150 steps + 10 finetune"), "\(extended.output)")
+        let summary = try String(contentsOfFile: work + "/run/summary.json", encoding: .utf8)
+        #expect(summary.contains("{\"steps\": 120, \"finetune_steps\": 10, \"test_accuracy\""), "\(summary)")
+
+        let override = try run(
+            [mplcBinary, "train", "--resume", work + "/run", "--pseudo-labels", "hard-argmax"], directory: work)
+        #expect(override.status == 1, "\(override.output)")
+        #expect(
+            override.output.contains(
+                "run/options.json: the run was compiled with --pseudo-labels soft:2, but this command says "
+                    + "--pseudo-labels hard-argmax"), "\(override.output)")
+        let mode = try run([mplcBinary, "train", "--resume", work + "/run", "--mode", "mpl"], directory: work)
+        #expect(mode.status == 1, "\(mode.output)")
+        #expect(
+            mode.output.contains("the run was started with --mode uda, but this command says --mode mpl"),
+            "\(mode.output)")
+        let both = try run(
+            [mplcBinary, "train", repositoryRoot + "/Examples/two_moons_adam.swiftdsl", "--resume", work + "/run"],
+            directory: work)
+        #expect(both.status == 2 && both.output.contains("do not give a model file"), "\(both.output)")
+
+        // options.json is untrusted: a model name that is a path is refused before anything is read or compiled.
+        let hostile = options.replacingOccurrences(of: "\"two_moons_adam\"", with: "\"../../etc/passwd\"")
+        try hostile.write(toFile: work + "/run/options.json", atomically: true, encoding: .utf8)
+        let refused = try run([mplcBinary, "train", "--resume", work + "/run"], directory: work)
+        #expect(refused.status == 1, "\(refused.output)")
+        #expect(refused.output.contains("options.json: \"model\" is missing or not a model name"), "\(refused.output)")
+        try "[".write(toFile: work + "/run/options.json", atomically: true, encoding: .utf8)
+        let broken = try run([mplcBinary, "train", "--resume", work + "/run"], directory: work)
+        #expect(broken.status == 1 && broken.output.contains("not a JSON object"), "\(broken.output)")
+    }
+}

@@ -134,6 +134,13 @@ if "$RED" train --data "$RD" --quiet --resume --out "$R/nocache" >/dev/null 2>"$
     cmp -s "$R/run/checkpoint.safetensors" "$R/nocache/checkpoint.safetensors"; then
     pass "resume without --teacher-cache: the checkpoint's cache, the same checkpoint byte for byte"
 else fail "resume without --teacher-cache" "$(cat "$R/nocache.err" 2>/dev/null)"; fi
+# A relative --teacher-cache (and --data) is recorded absolute: --resume from another directory finds both.
+(cd "$(dirname "$FC")" && "$RED" train --data "$RD" --labels 300 --steps 201 --finetune-steps 2 --eval-every 67 \
+    --checkpoint-every 50 --quiet --teacher-cache "$(basename "$FC")" --out "$R/relcache" --stop-at 120 >/dev/null 2>&1)
+if (cd / && "$RED" train --quiet --resume --out "$R/relcache" >/dev/null 2>"$R/relcache.err") &&
+    cmp -s "$R/run/checkpoint.safetensors" "$R/relcache/checkpoint.safetensors"; then
+    pass "a relative --teacher-cache, resumed from / with nothing but --resume --out: the same checkpoint byte for byte"
+else fail "resume of a run with a relative --teacher-cache from another directory" "$(cat "$R/relcache.err" 2>/dev/null)"; fi
 expect "a new run without --teacher-cache: exit 2" 2 "give --teacher-cache" -- "$RED" train --data "$RD" --out "$R/never2"
 
 # ---- replay reads teacher_x.npy

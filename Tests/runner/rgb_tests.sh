@@ -75,7 +75,7 @@ if cmp -s "$WORK/cifar-full/checkpoint.safetensors" "$WORK/cifar-part/checkpoint
     pass "CIFAR-10 with flips: stopped at step 17, resumed: checkpoint and metrics.jsonl identical (cmp)"
 else fail "CIFAR-10 resume differs from the uninterrupted run"; fi
 "$RGB" "${RFLAGS[@]}" --out "$WORK/cifar-part2" --stop-at 17 >/dev/null 2>&1
-expect "resume with a different --flip: exit 1" 1 "was written with --flip yes, but this command says --flip no" -- \
+expect "resume with a different --flip: exit 1" 1 "the run was started with --flip yes, but this command says --flip no" -- \
     "$RGB" train --data "$D/cifar" --resume --flip no --out "$WORK/cifar-part2" --quiet
 
 # ---- broken files: exit 1 with the file and the cause, no crash, no run directory

@@ -201,8 +201,8 @@ resume_case mid-finetune 71
 expect "resume a finished run: reports it again" 0 "already finished" -- "$RUN" train --data "$FAST" --resume --out "$WORK/full"
 if cmp -s "$WORK/full/checkpoint.safetensors" "$WORK/mid-mpl/checkpoint.safetensors"; then pass "resuming a finished run leaves its checkpoint alone"
 else fail "resuming a finished run changed its checkpoint"; fi
-expect "resume with a conflicting flag: exit 1" 1 "was written with --steps 60, but this command says --steps 90" -- \
-    "$RUN" train --data "$FAST" --resume --steps 90 --out "$WORK/full" --quiet
+expect "resume with a conflicting flag: exit 1" 1 "the run was started with --finetune-steps 20, but this command says --finetune-steps 9" -- \
+    "$RUN" train --data "$FAST" --resume --finetune-steps 9 --out "$WORK/full" --quiet
 expect "resume without a checkpoint: exit 1" 1 "no checkpoint .* to resume from" -- \
     "$RUN" train --data "$FAST" --resume --out "$WORK/empty" --quiet
 
@@ -248,7 +248,7 @@ if (cd / && "$RUN" train --resume --out "$WORK/datarun" --quiet >/dev/null 2>"$W
 else fail "data: --resume without --data" "$(cat "$WORK/datarun.err")"; fi
 "$RUN" "${FLAGS[@]}" --out "$WORK/dataother" --stop-at 30 >/dev/null 2>&1
 expect "data: --resume with another --data is refused like the other settings" 1 \
-    "was written with --data $FAST, but this command says --data $WORK/npydata-other \(drop the flag" -- \
+    "the run was started with --data $FAST, but this command says --data $WORK/npydata-other \(drop the flag" -- \
     "$RUN" train --resume --data "$WORK/npydata-other" --out "$WORK/dataother" --quiet
 expect "data: --resume with the same directory by another path is accepted" 0 "student" -- \
     "$RUN" train --resume --data "$WORK/datarel/fm" --out "$WORK/dataother" --quiet
@@ -259,6 +259,75 @@ if "$RUN" train --resume --data "$FAST" --out "$WORK/dataold" --quiet >/dev/null
     cmp -s "$WORK/full/checkpoint.safetensors" "$WORK/dataold/checkpoint.safetensors"; then
     pass "data: an older checkpoint without \"data\" resumes on --data, bit-exact"
 else fail "data: an older checkpoint without \"data\"" "$(cat "$WORK/dataold.err")"; fi
+
+# ---------------------------------------------------------------- --resume remembers every option (issue 17)
+# RUN_DIR/options.json records the run's resolved options: --resume --out RUN_DIR needs nothing else, from any
+# directory, whatever the mode, seed, data, intervals and flips were.
+OPTS=(--steps 60 --finetune-steps 20 --labels 100 --eval-every 15 --checkpoint-every 7 --mode uda --seed 3 --flip yes
+    --ema-decay 0.9 --threads 1 --quiet)
+(cd "$WORK/datarel" && "$RUN" train --data fm "${OPTS[@]}" --out "$WORK/optfull" >/dev/null 2>&1 &&
+    "$RUN" train --data fm "${OPTS[@]}" --out "$WORK/optrun" --stop-at 30 >/dev/null 2>&1)
+O="$WORK/optrun/options.json"
+if grep -q "\"data\": \"$(cd "$FAST" && pwd -P)\"" "$O" && grep -q '"mode": "uda"' "$O" && grep -q '"seed": 3,' "$O" &&
+    grep -q '"threads": 1,' "$O" && grep -q '"flip": "yes"' "$O" && grep -q '"ema_decay": 0.9,' "$O" &&
+    grep -q '"checkpoint_every": 7,' "$O"; then pass "options: options.json records the resolved options, data absolute"
+else fail "options: options.json" "$(cat "$O" 2>&1)"; fi
+if (cd / && "$RUN" train --resume --out "$WORK/optrun" --quiet >/dev/null 2>"$WORK/optrun.err") &&
+    cmp -s "$WORK/optfull/checkpoint.safetensors" "$WORK/optrun/checkpoint.safetensors" &&
+    same_metrics "$WORK/optfull/metrics.jsonl" "$WORK/optrun/metrics.jsonl"; then
+    pass "options: --resume --out RUN_DIR alone (mode uda, seed 3, flips, from /) continues bit-exactly"
+else fail "options: --resume with nothing but the run directory" "$(cat "$WORK/optrun.err")"; fi
+"$RUN" train --data "$FAST" "${OPTS[@]}" --out "$WORK/optconf" --stop-at 30 >/dev/null 2>&1
+expect "options: --resume with another --mode is refused naming both values and what may change" 1 \
+    "optconf/options.json: the run was started with --mode uda, but this command says --mode mpl \(drop the flag, or start a new run; only --threads, --steps .* may change on --resume\)" -- \
+    "$RUN" train --resume --mode mpl --out "$WORK/optconf" --quiet
+expect "options: --resume with another --seed is refused" 1 "started with --seed 3, but this command says --seed 4" -- \
+    "$RUN" train --resume --seed 4 --out "$WORK/optconf" --quiet
+expect "options: --resume with another --checkpoint-every is refused" 1 \
+    "started with --checkpoint-every 7, but this command says --checkpoint-every 8" -- \
+    "$RUN" train --resume --checkpoint-every 8 --out "$WORK/optconf" --quiet
+cp "$O" "$WORK/options.good"
+expect "options: --resume may change --threads (recorded for the next resume)" 0 "" -- \
+    "$RUN" train --resume --threads 2 --stop-at 40 --out "$WORK/optconf" --quiet
+if grep -q '"threads": 2,' "$WORK/optconf/options.json"; then pass "options: the new --threads is recorded"
+else fail "options: threads after --resume --threads 2" "$(cat "$WORK/optconf/options.json")"; fi
+# options.json is untrusted input: each broken or hostile file is refused naming the file, never a crash.
+hostile() { # hostile NAME PATTERN: --resume of a copy of the step-30 run whose options.json is $WORK/opt-NAME.json
+    local dir="$WORK/opthostile-$1"
+    mkdir -p "$dir" && cp "$WORK/optrun.stop30/"* "$dir/" && cp "$WORK/opt-$1.json" "$dir/options.json"
+    expect "options: a hostile options.json ($1) is refused" 1 "$dir/options.json: $2" -- \
+        "$RUN" train --resume --out "$dir" --quiet
+}
+mkdir -p "$WORK/optrun.stop30"
+(cd "$WORK/datarel" && "$RUN" train --data fm "${OPTS[@]}" --out "$WORK/optrun.stop30" --stop-at 30 >/dev/null 2>&1)
+printf '{"format": "mplc-run-options/1", "model": "fake_linear", "threads": 1' >"$WORK/opt-truncated.json"
+hostile truncated "not valid JSON"
+echo '[1, 2]' >"$WORK/opt-array.json"
+hostile array "not a JSON object"
+sed 's/"threads": 1/"threads": 0/' "$WORK/options.good" >"$WORK/opt-threads0.json"
+hostile threads0 '"threads" is not an integer in \[1, 1024\]'
+sed 's/"steps": 60/"steps": 1e400/' "$WORK/options.good" >"$WORK/opt-huge.json"
+hostile huge '"steps" is not an integer in \[1, 9223372036854775807\]'
+sed 's/"mode": "uda"/"mode": 7/' "$WORK/options.good" >"$WORK/opt-modetype.json"
+hostile modetype '"mode" is not a string'
+sed 's/"mode": "uda"/"mode": "fixmatch"/' "$WORK/options.good" >"$WORK/opt-modename.json"
+hostile modename "\"mode\" is 'fixmatch', not one of the values --mode accepts"
+sed 's/"ema_decay": 0.9/"ema_decay": 1/' "$WORK/options.good" >"$WORK/opt-ema.json"
+hostile ema '"ema_decay" is not a number D with 0 <= D < 1'
+sed 's/"format"/"rm -rf"/' "$WORK/options.good" >"$WORK/opt-unknown.json"
+hostile unknown '"rm -rf" is not an option of mplc-run'
+sed 's/"model": "fake_linear"/"model": "other"/' "$WORK/options.good" >"$WORK/opt-model.json"
+hostile model "the run is of model other, this runner is built for fake_linear"
+sed "s#\"data\": \"[^\"]*\"#\"data\": \"$(head -c 5000 /dev/zero | tr '\0' a)\"#" "$WORK/options.good" >"$WORK/opt-longdata.json"
+hostile longdata '"data" is empty or too long'
+{ printf '{"format": '; head -c 100000 /dev/zero | tr '\0' '['; } >"$WORK/opt-deep.json"
+hostile deep "100011 bytes, more than the 65536 bytes the run's options may have"
+{ printf '{"format": "mplc-run-options/1", "x": '; for _ in $(seq 70); do printf '['; done; } >"$WORK/opt-nested.json"
+hostile nested "not valid JSON"
+mkdir -p "$WORK/opthostile-dir" && cp "$WORK/optrun.stop30/"* "$WORK/opthostile-dir/" && rm "$WORK/opthostile-dir/options.json" &&
+    mkdir "$WORK/opthostile-dir/options.json"
+expect "options: a directory in options.json's place is refused" 1 "opthostile-dir/options.json: not a regular file" -- \
+    "$RUN" train --resume --out "$WORK/opthostile-dir" --quiet
 
 # ---------------------------------------------------------------- checkpoint integrity (issue 15)
 # A checkpoint of step 30; each case damages a copy in one way and --resume (or eval) must refuse it.
@@ -296,6 +365,43 @@ expect "integrity: a directory is refused" 1 "$WORK: not a regular file \(a dire
     small_vm "$RUN" eval --checkpoint "$WORK" --data "$FAST"
 D=$(damaged directory) && rm "$D/checkpoint.safetensors" && mkdir "$D/checkpoint.safetensors"
 resume_refused directory "a directory in the checkpoint's place, naming it" "checkpoint.safetensors: not a regular file \(a directory\)"
+
+# ---------------------------------------------------------------- extending a run (issue 17)
+# --resume --steps N past the run's steps continues its main phase to N (schedules over the new total); a finished
+# run goes back into its main phase, keeps its old results in summary.json's "history" and finetunes again.
+EXT=(train --data "$FAST" --steps 60 --finetune-steps 20 --labels 100 --eval-every 15 --checkpoint-every 7 --quiet)
+for d in ext ext-split; do "$RUN" "${EXT[@]}" --out "$WORK/$d" >/dev/null 2>&1 || fail "extend: the 60-step run $d"; done
+old_student=$(json_number "$WORK/ext/summary.json" student_after_finetune)
+if "$RUN" train --resume --steps 90 --out "$WORK/ext" --quiet >"$WORK/ext.out" 2>"$WORK/ext.err" &&
+    grep -q "90 steps + 20 finetune" "$WORK/ext.out" && [ "$("$T" st-meta "$WORK/ext/checkpoint.safetensors" steps)" = 90 ] &&
+    [ "$("$T" st-meta "$WORK/ext/checkpoint.safetensors" phase)" = done ] &&
+    grep -q "\"history\": \[$" "$WORK/ext/summary.json" &&
+    grep -q "{\"steps\": 60, \"finetune_steps\": 20, \"test_accuracy\": {.*\"student_after_finetune\": $old_student," "$WORK/ext/summary.json" &&
+    grep -q '"steps": 90,' "$WORK/ext/options.json" &&
+    grep -q '"phase":"mpl","step":90,"global_step":90,' "$WORK/ext/metrics.jsonl" &&
+    grep -q '"phase":"finetune","step":20,"global_step":110,' "$WORK/ext/metrics.jsonl"; then
+    pass "extend: a finished 60-step run taken to 90 steps: main phase to 90, finetuned again, the old results in the history"
+else fail "extend: a finished run to 90 steps" "$(cat "$WORK/ext.err" "$WORK/ext.out" "$WORK/ext/summary.json")"; fi
+# The extension is a run like the others: stopped in the middle and resumed, it ends byte for byte the same.
+"$RUN" train --resume --steps 90 --stop-at 75 --out "$WORK/ext-split" --quiet >/dev/null 2>&1
+if "$RUN" train --resume --out "$WORK/ext-split" --quiet >/dev/null 2>"$WORK/ext-split.err" &&
+    cmp -s "$WORK/ext/checkpoint.safetensors" "$WORK/ext-split/checkpoint.safetensors" &&
+    same_metrics "$WORK/ext/metrics.jsonl" "$WORK/ext-split/metrics.jsonl"; then
+    pass "extend: stopped at step 75 of the extension and resumed: the same checkpoint and metrics, byte for byte"
+else fail "extend: the extension resumed" "$(cat "$WORK/ext-split.err")"; fi
+# A run still in its main phase simply runs longer; nothing goes into the history.
+"$RUN" "${EXT[@]}" --out "$WORK/ext-mid" --stop-at 30 >/dev/null 2>&1
+if "$RUN" train --resume --steps 90 --out "$WORK/ext-mid" --quiet >/dev/null 2>"$WORK/ext-mid.err" &&
+    grep -q '"history": \[\],' "$WORK/ext-mid/summary.json" && grep -q '"steps": 90,' "$WORK/ext-mid/summary.json"; then
+    pass "extend: a run stopped at step 30 of 60, resumed with --steps 90: a 90-step run, no history"
+else fail "extend: a run in its main phase" "$(cat "$WORK/ext-mid.err" "$WORK/ext-mid/summary.json")"; fi
+expect "extend: --steps equal to a finished run's is an error" 1 \
+    "--steps 90: the run in $WORK/ext has 90 steps and is finished; a run can only be extended, give more" -- \
+    "$RUN" train --resume --steps 90 --out "$WORK/ext" --quiet
+expect "extend: fewer --steps than the run's is an error" 1 "--steps 30: the run in $WORK/ext has 90 steps" -- \
+    "$RUN" train --resume --steps 30 --out "$WORK/ext" --quiet
+D=$(damaged history) && "$T" st-set "$D/checkpoint.safetensors" history "60,20,1,2,3,4,5"
+resume_refused history "a malformed history" 'metadata "history" is malformed'
 
 # ---------------------------------------------------------------- resume identity and --init-from (issue 15)
 # mplc-run-nan is the same model with teacher_lr 1e30 in its recipe; mplc-run-rehash the same recipe compiled
@@ -574,7 +680,7 @@ if [ "$("$T" st-meta "$E/41.safetensors" ema_decay)" = 0.90000000000000002 ] &&
     "$T" ema-check "$E/41.safetensors" "$E/40.safetensors" 0.9; then
     pass "EMA: --ema-decay 0.9 is kept in the checkpoint and used after --resume"
 else fail "EMA: --ema-decay 0.9 not kept across --resume" "$(cat "$E.err")"; fi
-expect "resume with a different --ema-decay: exit 1" 1 "was written with --ema-decay 0.9000.*, but this command says --ema-decay 0.5" -- \
+expect "resume with a different --ema-decay: exit 1" 1 "the run was started with --ema-decay 0.9000.*, but this command says --ema-decay 0.5" -- \
     "$RUN" train --data "$FAST" --resume --ema-decay 0.5 --out "$E" --quiet
 
 # Resume stays bit-exact with the EMA in the checkpoint and metrics (resume_case compares with the full run).
@@ -634,7 +740,7 @@ if "$RUN" train --data "$FAST" --quiet --resume --out "$V-r" >/dev/null 2>"$V-r.
     same_metrics "$V-p/metrics.jsonl" "$V-r/metrics.jsonl"; then
     pass "--validation --patience 1 stopped at step 15 (before patience ends the main phase at 20) and resumed: checkpoint, best.safetensors and metrics identical"
 else fail "--validation resume" "$(cat "$V-r.err"; diff "$V-p/metrics.jsonl" "$V-r/metrics.jsonl" | head -5)"; fi
-expect "resume with another --validation: exit 1" 1 "was written with --validation 200, but this command says --validation 100" -- \
+expect "resume with another --validation: exit 1" 1 "the run was started with --validation 200, but this command says --validation 100" -- \
     "$RUN" train --data "$FAST" --resume --validation 100 --out "$V-r" --quiet
 expect "--validation not a multiple of the classes: exit 1" 1 "--validation 15 must be a multiple of the 10 classes" -- \
     "$RUN" "${VFLAGS[@]}" --validation 15 --out "$V-bad"

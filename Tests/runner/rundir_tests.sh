@@ -96,7 +96,7 @@ F="$RD/finished"
 mkdir -p "$RD/before"
 cp "$F"/* "$RD/before/"
 expect "a new run in a finished run's directory: exit 1, names the run's files and the way out" 1 \
-    "finished holds another run \(checkpoint.safetensors, metrics.jsonl, summary.json\); continue it with --resume, replace it with --overwrite, or give another --out" -- \
+    "finished holds another run \(checkpoint.safetensors, metrics.jsonl, summary.json, options.json\); continue it with --resume, replace it with --overwrite, or give another --out" -- \
     "$RUN" "${SHORT[@]}" --out "$F"
 if cmp -s "$F/checkpoint.safetensors" "$RD/before/checkpoint.safetensors" && cmp -s "$F/metrics.jsonl" "$RD/before/metrics.jsonl" &&
     cmp -s "$F/summary.json" "$RD/before/summary.json"; then pass "the finished run's checkpoint, metrics and summary are untouched"
