@@ -94,9 +94,12 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
             "Compile a model, build its trainer with cc -O3 and OpenBLAS, and train on Fashion-MNIST (or --data).",
-        discussion: "The options below, except --pseudo-labels and --feedback (which change the compiled step), are "
-            + "passed on to the trainer (`mplc-run train`). For the trainer's --stop-at, run the trainer that mplc "
-            + "prints it built or reused (.build-mplc/<model>-<key>/mplc-run) directly; docs/RUNNER.md has all its options."
+        discussion: "The options below, except --pseudo-labels, --feedback and --ranks (which change the compiled "
+            + "step), are passed on to the trainer (`mplc-run train`). For the trainer's --stop-at, run the trainer "
+            + "that mplc prints it built or reused (.build-mplc/<model>-<key>/mplc-run) directly; docs/RUNNER.md has "
+            + "all its options. With --ranks N > 1 the trainer is built with mpicc and started as N processes by "
+            + "`mpirun -np N` (Open MPI; Debian: " + RunnerBuild.mpiPackages + "); on a cluster, run the built "
+            + "trainer under your own mpirun (docs/RUNNER.md, \"Running under MPI\")."
     )
 
     @Argument(help: "The model file (.swiftdsl).")
@@ -110,8 +113,14 @@ struct Train: ParsableCommand {
     var steps: Int?
     @Option(help: "Random seed (default: the recipe's seed).")
     var seed: Int?
-    @Option(help: "Threads for BLAS and the runner (default: every core of this machine).")
+    @Option(help: "Threads for BLAS and the runner, per rank (default: the cores of this machine / the ranks).")
     var threads: Int?
+    @Option(
+        help: ArgumentHelp(
+            "Train data parallel in N processes (MPI ranks, started by mpirun), each on 1/N of every batch; every "
+                + "batch of the recipe must divide by N (default 1: one process, no MPI).",
+            valueName: "N"))
+    var ranks: Int = 1
     @Option(help: "Run directory for metrics, checkpoints and summary.json.")
     var out: String?
     @Flag(help: "Continue the run in --out from its last checkpoint.")
@@ -161,9 +170,15 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            let (binary, recipe) = try trainer(modelPath: model, pseudoLabels: pseudoLabels, feedback: feedback)
+            guard ranks >= 1 else { throw CompileFailure("error: --ranks must be at least 1, got \(ranks)", exitCode: 2) }
+            // Before compiling and building: a missing mpirun is said at once.
+            let launcher = ranks > 1 ? try mpirun(ranks: ranks) : []
+            let (binary, recipe) = try trainer(
+                modelPath: model, pseudoLabels: pseudoLabels, feedback: feedback, ranks: ranks)
             // The run directory keeps the model file and the recipe it trained with (docs/RUNNER.md, "Run directory").
-            try exec(binary, ["train"] + runnerArguments + ["--model-file", model, "--recipe", recipe])
+            let arguments = ["train"] + runnerArguments + ["--model-file", model, "--recipe", recipe]
+            if launcher.isEmpty { try exec(binary, arguments) }
+            try exec(launcher[0], Array(launcher.dropFirst()) + [binary] + arguments)
         }
     }
 
@@ -176,7 +191,7 @@ struct Train: ParsableCommand {
         add("--labels", labels)
         add("--steps", steps)
         add("--seed", seed)
-        add("--threads", threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        add("--threads", threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / ranks))
         add("--out", out)
         add("--eval-every", evalEvery)
         add("--checkpoint-every", checkpointEvery)
@@ -195,18 +210,32 @@ struct Train: ParsableCommand {
     }
 }
 
+/// `mpirun -np N` and the flags this machine needs: `--allow-run-as-root` as root (Open MPI refuses root
+/// otherwise), `--oversubscribe` for more ranks than cores (Open MPI refuses that otherwise).
+func mpirun(ranks: Int) throws -> [String] {
+    guard let mpirun = RunnerBuild.findExecutable("mpirun") else {
+        throw CompileFailure(
+            "error: --ranks \(ranks) starts the trainer with mpirun, which is not installed "
+                + "(Debian: apt-get install \(RunnerBuild.mpiPackages))")
+    }
+    var command = [mpirun, "-np", String(ranks)]
+    if getuid() == 0 { command.append("--allow-run-as-root") }
+    if ranks > ProcessInfo.processInfo.activeProcessorCount { command.append("--oversubscribe") }
+    return command
+}
+
 /// The trainer `mplc-run` of a model, built once into .build-mplc (RunnerBuild.cachedBuild); says on stderr
 /// whether it was built or reused, and where.
 /// Also returns the resolved recipe, as `mplc check` prints it (overrides applied).
-func trainer(modelPath: String, pseudoLabels: String? = nil, feedback: String? = nil) throws
+func trainer(modelPath: String, pseudoLabels: String? = nil, feedback: String? = nil, ranks: Int = 1) throws
     -> (binary: String, recipe: String)
 {
     var model = try Compiler.load(path: modelPath).get()
     try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
     let started = Date()
     let compiled = try Compiler.compile(
-        model, regenerateCommand: "mplc train \(modelPath)",
-        memoryLimit: ResourceLimits.memoryLimit())
+        model, regenerateCommand: "mplc train \(modelPath)" + (ranks == 1 ? "" : " --ranks \(ranks)"),
+        memoryLimit: ResourceLimits.memoryLimit(), ranks: ranks, modelFile: modelPath)
     let (binary, built) = try RunnerBuild.cachedBuild(
         compiled.files, modelName: model.name,
         templatesDirectory: Compiler.templatesDirectory)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "ranks.h"
 #include "train.h"
 
 #define DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
@@ -66,7 +67,7 @@ static void usage_error(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n(run 'mplc-run --help' for usage)\n");
     va_end(ap);
-    exit(EXIT_USAGE);
+    ranks_finish(EXIT_USAGE); /* every rank parses the same command line and stops here */
 }
 
 /* Walks "--flag value", "--flag=value" and "--switch" arguments. */
@@ -263,6 +264,7 @@ static int train_main(int argc, char **argv) {
         c.default_out = 1;
     }
     mplc_set_threads(c.threads);
+    ranks_require_model_count("train");
     return train_command(&c);
 }
 
@@ -286,6 +288,7 @@ static int replay_main(int argc, char **argv) {
     if (!ckpt || !batches || steps < 0 || !out || !losses)
         usage_error("replay needs --checkpoint, --batches, --steps, --out and --losses");
     mplc_set_threads(threads);
+    ranks_require_model_count("replay");
     return replay_command(ckpt, batches, steps, out, losses);
 }
 
@@ -330,6 +333,7 @@ static int cache_main(int argc, char **argv) {
                     MPLC_MODEL_NAME);
     if (!ckpt || !out) usage_error("cache needs --checkpoint and --out");
     mplc_set_threads(threads);
+    ranks_require_one("cache");
     return cache_command(ckpt, out, data);
 }
 
@@ -360,6 +364,7 @@ static int predict_main(int argc, char **argv) {
         usage_error("predict: model %s reads RGB images: give --normalise cifar10 or svhn, the data it was trained on",
                     MPLC_MODEL_NAME);
     mplc_set_threads(threads);
+    ranks_require_one("predict");
     return predict_command(ckpt, use_ema, normalise, argv + i, argc - i);
 }
 
@@ -382,7 +387,8 @@ static int command(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    ranks_init(&argc, &argv);
     int rc = command(argc, argv);
     stdout_checked(); /* the results printed there (eval's JSON, train's result line) must not be lost silently */
-    return rc;
+    ranks_finish(rc);
 }

@@ -11,6 +11,7 @@
 #include "json.h"
 #include "model.h"
 #include "npy.h"
+#include "ranks.h"
 #include "safetensors.h"
 #include "train.h"
 
@@ -33,6 +34,21 @@ static void need_f32(const char *dir, const char *name, const NpyArray *a, size_
     }
 }
 
+/* The files hold the GLOBAL batch; with ranks, this rank takes its rows of each block of it (ranks.h): labeled
+ * rows [r B_l/R, (r + 1) B_l/R), and the same slice of the unlabeled weak and strong views. Copies `width`
+ * floats per row of the blocks of `blocks` global rows each into the rank's blocks. */
+static void take_slices(float *dst, const float *src, size_t width, const size_t *global, const size_t *local,
+                        int blocks) {
+    for (int b = 0; b < blocks; b++) {
+        memcpy(dst, src + (size_t)rank_id() * local[b] * width, local[b] * width * sizeof(float));
+        dst += local[b] * width;
+        src += global[b] * width;
+    }
+}
+
+static const size_t GLOBAL_ROWS[3] = {MPLC_BATCH_LABELED, MPLC_BATCH_UNLABELED, MPLC_BATCH_UNLABELED},
+                    LOCAL_ROWS[3] = {MPLC_LOCAL_BATCH_LABELED, MPLC_LOCAL_BATCH_UNLABELED, MPLC_LOCAL_BATCH_UNLABELED};
+
 static void read_x(const char *dir, float *x) {
     const size_t rows = MPLC_BATCH_LABELED + 2 * MPLC_BATCH_UNLABELED;
     NpyArray a;
@@ -47,13 +63,13 @@ static void read_x(const char *dir, float *x) {
             MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, MPLC_MODEL_NAME);
     }
     need_f32(dir, "x.npy", &a, rows * IMG_FLOATS);
-    memcpy(x, a.data, rows * IMG_FLOATS * sizeof(float));
+    take_slices(x, a.data, IMG_FLOATS, GLOBAL_ROWS, LOCAL_ROWS, 3);
     npy_free(&a);
 }
 
 /* Labels: integers [B_l] (int32, int64 or uint8), or float32 one-hot rows [B_l, K] as the JAX reference may
- * write them. */
-static void read_y(const char *dir, float *y) {
+ * write them, as one-hot rows into y. */
+static void read_global_y(const char *dir, float *y) {
     NpyArray a;
     load_npy(dir, "y.npy", &a);
     if (a.type == NPY_F4 && a.ndim == 2 && a.shape[0] == MPLC_BATCH_LABELED && a.shape[1] == NUM_CLASSES) {
@@ -77,6 +93,14 @@ static void read_y(const char *dir, float *y) {
         y[(size_t)i * NUM_CLASSES + (size_t)c] = 1.0f;
     }
     npy_free(&a);
+}
+
+/* This rank's labeled rows of y.npy. */
+static void read_y(const char *dir, float *y_local) {
+    float *y = xmalloc(sizeof(float) * MPLC_BATCH_LABELED * NUM_CLASSES);
+    read_global_y(dir, y);
+    take_slices(y_local, y, NUM_CLASSES, GLOBAL_ROWS, LOCAL_ROWS, 1);
+    free(y);
 }
 
 static void read_scalars(const char *dir, const StepInputs *in, float *io) {
@@ -119,6 +143,11 @@ static void read_masks(const char *dir, float *io) {
             for (size_t k = 0; k < t->count; k++) m[k] = 1.0f;
             continue;
         }
+        /* A mask's rows follow the network's pass (which blocks of the batch it sees), so a global mask cannot be
+         * sliced here; the ranks of a training run draw their own (batch.c). */
+        if (MPLC_RANKS > 1)
+            die(EXIT_BAD_INPUT, "%s: replay of a model compiled for %d ranks takes no dropout masks (a rank's rows "
+                "of a global mask depend on the pass); leave the file out (no dropout)", path, MPLC_RANKS);
         NpyArray a;
         load_npy(dir, name, &a);
         need_f32(dir, name, &a, t->count);
@@ -133,9 +162,10 @@ static void read_teacher_x(const char *dir, float *teacher_x) {
     NpyArray a;
     load_npy(dir, "teacher_x.npy", &a);
     need_f32(dir, "teacher_x.npy", &a, rows * NUM_CLASSES);
-    memcpy(teacher_x, a.data, sizeof(float) * rows * NUM_CLASSES);
+    const float *v = a.data;
     for (size_t i = 0; i < a.count; i++)
-        if (!isfinite(teacher_x[i])) die(EXIT_BAD_INPUT, "%s/teacher_x.npy: element %zu is not finite", dir, i);
+        if (!isfinite(v[i])) die(EXIT_BAD_INPUT, "%s/teacher_x.npy: element %zu is not finite", dir, i);
+    take_slices(teacher_x, v, NUM_CLASSES, GLOBAL_ROWS, LOCAL_ROWS, 2);
     npy_free(&a);
 }
 
@@ -153,7 +183,7 @@ static void read_step(const char *dir, const StepInputs *in, float *io) {
         NpyArray a;
         load_npy(dir, "uniform.npy", &a);
         need_f32(dir, "uniform.npy", &a, MPLC_BATCH_UNLABELED);
-        memcpy(io + in->uniform->offset, a.data, sizeof(float) * MPLC_BATCH_UNLABELED);
+        take_slices(io + in->uniform->offset, a.data, 1, GLOBAL_ROWS + 1, LOCAL_ROWS + 1, 1);
         npy_free(&a);
     }
     if (in->teacher_x) read_teacher_x(dir, io + in->teacher_x->offset);
@@ -170,7 +200,8 @@ int replay_command(const char *checkpoint, const char *batches, long steps, cons
     float *io = arena_alloc(MPLC_STEP_IO_FLOATS);
     float *scratch = arena_alloc(MPLC_SCRATCH_FLOATS);
     if (st_load(checkpoint, state, NULL, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    FILE *lf = fopen(losses, "wb");
+    /* Every rank replays its rows of the global batches; rank 0 writes the losses and the state (ranks.h). */
+    FILE *lf = rank_leader() ? fopen(losses, "wb") : fopen("/dev/null", "wb");
     if (!lf) die(EXIT_BAD_INPUT, "%s: cannot create: %s", losses, strerror(errno));
     for (long i = 0; i < steps; i++) {
         char dir[PATH_CAP];
@@ -197,7 +228,7 @@ int replay_command(const char *checkpoint, const char *batches, long steps, cons
     meta_set(meta, "format", "mplc-run-replay/1");
     meta_set(meta, "model", "%s", MPLC_MODEL_NAME);
     meta_set(meta, "replay_steps", "%ld", steps);
-    if (st_save(out, state, meta, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (rank_leader() && st_save(out, state, meta, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     free(meta);
     free(state);
     free(io);
