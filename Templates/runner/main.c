@@ -25,7 +25,7 @@ static void usage(FILE *fp) {
             "                 [--teacher-cache FILE.npy] [--init-from FILE.safetensors]\n"
             "                 [--validation N [--patience P]] [--model-file FILE.swiftdsl] [--recipe TEXT]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
-            "                  --losses LOSSES.jsonl [--threads T]\n"
+            "                  --losses LOSSES.jsonl [--supervised] [--threads T]\n"
             "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T] [--teacher-cache FILE.npy]\n"
             "  mplc-run cache --checkpoint C.safetensors --out FILE.npy [--data DIR] [--threads T]\n"
             "  mplc-run predict --checkpoint C.safetensors [--ema] [--normalise fashion-mnist|cifar10|svhn]\n"
@@ -271,10 +271,11 @@ static int train_main(int argc, char **argv) {
 static int replay_main(int argc, char **argv) {
     const char *ckpt = NULL, *batches = NULL, *out = NULL, *losses = NULL;
     long steps = -1;
-    int threads = 1;
+    int threads = 1, supervised = 0;
     Args a = {argc, 0, argv, NULL, {0}, NULL};
     while (next_flag(&a)) {
         if (is(&a, "--checkpoint")) ckpt = value(&a);
+        else if (is(&a, "--supervised")) no_value(&a), supervised = 1;
         else if (is(&a, "--batches")) batches = value(&a);
         else if (is(&a, "--steps")) steps = long_value(&a, 0);
         else if (is(&a, "--out")) out = value(&a);
@@ -289,7 +290,7 @@ static int replay_main(int argc, char **argv) {
         usage_error("replay needs --checkpoint, --batches, --steps, --out and --losses");
     mplc_set_threads(threads);
     ranks_require_model_count("replay");
-    return replay_command(ckpt, batches, steps, out, losses);
+    return replay_command(ckpt, batches, steps, out, losses, supervised);
 }
 
 static int eval_main(int argc, char **argv) {
