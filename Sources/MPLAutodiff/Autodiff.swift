@@ -107,6 +107,7 @@ public enum Autodiff {
         case .avgPoolTranspose(let x, let geometry): return g.append(.avgPoolTranspose(t(x), geometry))
         case .sliceRows(let x, let start): return g.append(.sliceRows(t(x), start: start), shape: shape)
         case .padRows(let x, let start): return g.append(.padRows(t(x), start: start), shape: shape)
+        case .allReduceSum(let x): return g.append(.allReduceSum(t(x)))
         }
     }
 
@@ -149,6 +150,8 @@ public enum Autodiff {
         case .avgPoolTranspose(let x, let geometry): return [(x, g.append(.avgPool(c, geometry)))]
         case .sliceRows(let x, let start): return [(x, g.append(.padRows(c, start: start), shape: g.shape(of: x)))]
         case .padRows(let x, let start): return [(x, g.append(.sliceRows(c, start: start), shape: g.shape(of: x)))]
+        // y = Σ_r x_r is seen by every rank, so ∂/∂x_r of Σ_r' ⟨c_r', y⟩ is Σ_r' c_r'.
+        case .allReduceSum(let x): return [(x, g.append(.allReduceSum(c)))]
         }
     }
 

@@ -60,13 +60,17 @@ public enum Compiler {
     /// Builds the program of `model`, lowers it and renders every output file. The arenas must fit in
     /// `memoryLimit`: a cheap estimate is checked before lowering (so an absurd model never reaches the expensive
     /// passes or their size arithmetic), the exact sizes after it, before anything is emitted.
+    /// `ranks`: the processes that share each global batch (data parallelism over MPI, docs/STEP.md "Ranks");
+    /// every batch of the recipe must divide by it. `modelFile` names the model in that error.
     public static func compile(
         _ model: Model, regenerateCommand: String,
         templatesDirectory: String = Compiler.templatesDirectory,
         options: LoweringOptions = LoweringOptions(),
-        memoryLimit: ResourceLimits.Limit = ResourceLimits.unlimited
+        memoryLimit: ResourceLimits.Limit = ResourceLimits.unlimited,
+        ranks: Int = 1, modelFile: String? = nil
     ) throws -> CompiledModel {
-        let program = StepBuilder(model: model).program(regenerateCommand: regenerateCommand)
+        try checkRanks(ranks, model: model, modelFile: modelFile ?? model.name)
+        let program = StepBuilder(model: model, ranks: ranks).program(regenerateCommand: regenerateCommand)
         try ResourceLimits.checkBeforeLowering(program, model: model, limit: memoryLimit)
         let kernels = Lowering.lower(program, options: options)
         try ResourceLimits.check(kernels, model: model, limit: memoryLimit)
@@ -74,6 +78,21 @@ public enum Compiler {
         files.append(("model.ir", irDump(program, kernels)))
         files.append(("model.json", ReferenceSpec.json(for: model)))
         return CompiledModel(model: model, program: program, kernels: kernels, files: files)
+    }
+
+    /// Each rank takes an equal share of every global batch of the recipe, so each must divide by `ranks`.
+    static func checkRanks(_ ranks: Int, model: Model, modelFile: String) throws {
+        guard ranks >= 1 else {
+            throw CompileFailure("error: --ranks must be at least 1, got \(ranks)", exitCode: 2)
+        }
+        let recipe = model.recipe
+        // The unlabeled batch μ·B_l divides whenever B_l does.
+        for (name, batch) in [("labeled batch", recipe.labeledBatch), ("finetune batch", recipe.finetune.batch)]
+        where batch % ranks != 0 {
+            throw CompileFailure(
+                "error: \(modelFile): the \(name) \(batch) does not divide over \(ranks) ranks; choose a rank count "
+                    + "that divides every batch of the recipe, or change the batch")
+        }
     }
 
     /// The IR of every entry point before lowering, then after it with its kernels in order, for readers and for

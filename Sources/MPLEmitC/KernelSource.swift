@@ -148,7 +148,8 @@ struct FunctionWriter {
         case .reshape(let operand), .stopGradient(let operand): return input(startingAt: operand)
         case .sliceRows(let operand, let start): return start == 0 ? input(startingAt: operand) : nil
         case .constant, .unary, .binary, .broadcast, .reduceSum, .reduceMax, .matmul, .im2col, .col2im, .maxPool,
-            .maxPoolSelect, .maxPoolScatter, .avgPool, .avgPoolTranspose, .padRows, .oneHotArgmax, .oneHotSample:
+            .maxPoolSelect, .maxPoolScatter, .avgPool, .avgPoolTranspose, .padRows, .oneHotArgmax, .oneHotSample,
+            .allReduceSum:
             return nil
         }
     }
@@ -290,6 +291,12 @@ private struct KernelBodyWriter {
                 1,
                 "mplc_one_hot_sample(\(buffer(output)), \(buffer(probabilities)), \(buffer(uniform)), \(rows), \(classes));"
             )
+        case .allReduceSum(let operand, let output):
+            let floats = graph.shape(of: output).count
+            if buffer(operand) != buffer(output) {
+                line(1, "memcpy(\(buffer(output)), \(buffer(operand)), \(floats) * sizeof(float));")
+            }
+            line(1, "mplc_allreduce_sum(\(buffer(output)), \(floats));")
         }
     }
 

@@ -58,13 +58,20 @@ extension Graph {
         return scale(sumAll(mul(q, logSoftmax(z))), -1 / rows)
     }
 
-    /// The mean and the biased variance of each column of x [M, C], over its M rows.
-    public mutating func columnMoments(_ x: Value) -> (mean: Value, variance: Value) {
+    /// The mean and the biased variance of each column of x [M, C], over its M rows, or with `ranks` > 1 over
+    /// the M·ranks rows of every rank's x: the column sums are all-reduced, then the sums of squared deviations
+    /// from that global mean (two all-reduces, but no cancellation as in E[x²] − E[x]²).
+    public mutating func columnMoments(_ x: Value, ranks: Int = 1) -> (mean: Value, variance: Value) {
         let s = shape(of: x)
-        let mean = scale(reduceSum(x, axes: [0]), 1 / Double(s[0]))
+        func total(_ sums: Value) -> Value { ranks == 1 ? sums : allReduceSum(sums) }
+        let rows = Double(s[0] * ranks)
+        let mean = scale(total(reduceSum(x, axes: [0])), 1 / rows)
         let deviation = sub(x, broadcast(mean, to: s, axes: [1]))
-        return (mean, scale(reduceSum(mul(deviation, deviation), axes: [0]), 1 / Double(s[0])))
+        return (mean, scale(total(reduceSum(mul(deviation, deviation), axes: [0])), 1 / rows))
     }
+
+    /// The sum of x over every rank (`Op.allReduceSum`).
+    public mutating func allReduceSum(_ x: Value) -> Value { append(.allReduceSum(x)) }
 
     /// BatchNorm's affine normalisation of x [M, C] with per-column statistics, scale and offset [C]:
     /// (x − mean)·scale/√(variance + ε) + offset. 1/√· is exp(−½·log ·), so that it needs no op of its own and

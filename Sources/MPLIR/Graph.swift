@@ -94,13 +94,17 @@ public enum Op: Hashable, Sendable {
     case oneHotSample(probabilities: Value, uniform: Value)
     /// Identity whose derivative is zero.
     case stopGradient(Value)
+    /// The sum of the operand over every rank of a data-parallel run (MPI_Allreduce; docs/STEP.md "Ranks"); the
+    /// identity in one process. Linear, so its JVP and VJP are all-reduces of the tangent and cotangent.
+    case allReduceSum(Value)
 
     public var operands: [Value] {
         switch self {
         case .input, .constant: return []
         case .unary(_, let a), .broadcast(let a, _), .reduceSum(let a, _), .reduceMax(let a, _), .reshape(let a),
             .im2col(let a, _), .col2im(let a, _), .maxPool(let a, _), .avgPool(let a, _), .avgPoolTranspose(let a, _),
-            .sliceRows(let a, _), .padRows(let a, _), .oneHotArgmax(let a), .stopGradient(let a):
+            .sliceRows(let a, _), .padRows(let a, _), .oneHotArgmax(let a), .stopGradient(let a),
+            .allReduceSum(let a):
             return [a]
         case .binary(_, let a, let b), .matmul(let a, let b, _, _), .maxPoolSelect(let a, let b, _),
             .maxPoolScatter(let a, let b, _), .oneHotSample(let a, let b):
@@ -124,7 +128,7 @@ public enum OpFamily: Hashable, Sendable {
     case reduction
     /// `reshape`, `sliceRows`, `stopGradient`: the operand's memory from row `startRow` on; no work.
     case view(of: Value, startRow: Int)
-    /// `matmul`, the window ops, `padRows`, the one-hot ops: a kernel with a structure of its own.
+    /// `matmul`, the window ops, `padRows`, the one-hot ops, `allReduceSum`: a kernel with a structure of its own.
     case structured
 }
 
@@ -139,7 +143,7 @@ extension Op {
         case .reshape(let a), .stopGradient(let a): return .view(of: a, startRow: 0)
         case .sliceRows(let a, let start): return .view(of: a, startRow: start)
         case .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect, .maxPoolScatter, .avgPool, .avgPoolTranspose,
-            .padRows, .oneHotArgmax, .oneHotSample:
+            .padRows, .oneHotArgmax, .oneHotSample, .allReduceSum:
             return .structured
         }
     }

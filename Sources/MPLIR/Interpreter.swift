@@ -78,6 +78,29 @@ public enum Interpreter {
         return Dictionary(uniqueKeysWithValues: graph.results.map { ($0.name, values[$0.value.id]) })
     }
 
+    /// A data-parallel run in lock step: one environment per rank (`inputs[r]`), evaluated equation by equation,
+    /// where each `allReduceSum` gives every rank the sum of the ranks' operands (as MPI_Allreduce does, here in
+    /// Double and in rank order). The named results of each rank.
+    public static func results(_ graph: Graph, ranks inputs: [[String: [Double]]]) throws -> [[String: [Double]]] {
+        var values = [[[Double]]](repeating: [], count: inputs.count)
+        for equation in graph.equations {
+            if case .allReduceSum(let a) = equation.op {
+                let sum = values.dropFirst().reduce(values[0][a.id]) { total, rank in
+                    zip(total, rank[a.id]).map(+)
+                }
+                for rank in values.indices { values[rank].append(sum) }
+                continue
+            }
+            for rank in values.indices {
+                values[rank].append(
+                    try evaluate(equation, graph: graph, values: values[rank], inputs: inputs[rank]))
+            }
+        }
+        return values.map { rank in
+            Dictionary(uniqueKeysWithValues: graph.results.map { ($0.name, rank[$0.value.id]) })
+        }
+    }
+
     private static func evaluate(_ equation: Equation, graph: Graph, values: [[Double]], inputs: [String: [Double]])
         throws -> [Double]
     {
@@ -111,6 +134,9 @@ public enum Interpreter {
             }
             return out
         case .reshape(let a), .stopGradient(let a):
+            return v(a)
+        case .allReduceSum(let a):
+            // One process: the sum over one rank (`results(_:ranks:)` runs several).
             return v(a)
         case .matmul(let a, let b, let ta, let tb):
             return matmul(v(a), graph.shape(of: a), ta, v(b), graph.shape(of: b), tb)

@@ -26,6 +26,7 @@ extension Op {
         case .oneHotArgmax: return "one_hot_argmax"
         case .oneHotSample: return "one_hot_sample"
         case .stopGradient: return "stop_gradient"
+        case .allReduceSum: return "all_reduce_sum"
         }
     }
 }

@@ -26,7 +26,7 @@ extension Graph {
         switch op {
         case .input, .constant:
             return try given()
-        case .unary(_, let a), .stopGradient(let a), .oneHotArgmax(let a):
+        case .unary(_, let a), .stopGradient(let a), .oneHotArgmax(let a), .allReduceSum(let a):
             return try checked(shape(of: a))
         case .binary(_, let a, let b):
             try need(shape(of: a) == shape(of: b), "binary operands \(shape(of: a)) and \(shape(of: b)) differ")

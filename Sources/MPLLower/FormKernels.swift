@@ -121,6 +121,7 @@ private func kernel(computing value: Value, _ graph: Graph, _ placement: [Placem
     case .padRows(let a, let start): return single(.padRows(operand: a, start: start, output: value))
     case .oneHotArgmax(let a): return single(.oneHotArgmax(operand: a, output: value))
     case .oneHotSample(let p, let u): return single(.oneHotSample(probabilities: p, uniform: u, output: value))
+    case .allReduceSum(let a): return single(.allReduceSum(operand: a, output: value))
     }
 }
 
@@ -160,7 +161,7 @@ private struct LoopBuilder {
             return .local(value)
         case .input, .reduceSum, .reduceMax, .reshape, .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect,
             .maxPoolScatter,
-            .avgPool, .avgPoolTranspose, .sliceRows, .padRows, .oneHotArgmax, .oneHotSample, .stopGradient:
+            .avgPool, .avgPoolTranspose, .sliceRows, .padRows, .oneHotArgmax, .oneHotSample, .stopGradient, .allReduceSum:
             return .load(value, axes: axes)
         }
     }
@@ -181,7 +182,7 @@ private struct LoopBuilder {
             expression = self.expression(of: operand, axes: axes)
         case .input, .reduceSum, .reduceMax, .reshape, .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect,
             .maxPoolScatter,
-            .avgPool, .avgPoolTranspose, .sliceRows, .padRows, .oneHotArgmax, .oneHotSample, .stopGradient:
+            .avgPool, .avgPoolTranspose, .sliceRows, .padRows, .oneHotArgmax, .oneHotSample, .stopGradient, .allReduceSum:
             preconditionFailure("\(graph.text(of: value)) is not element-wise")
         }
         note(value)

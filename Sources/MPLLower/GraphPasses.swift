@@ -169,6 +169,7 @@ extension Op {
         case .oneHotArgmax(let a): return .oneHotArgmax(transform(a))
         case .oneHotSample(let p, let u): return .oneHotSample(probabilities: transform(p), uniform: transform(u))
         case .stopGradient(let a): return .stopGradient(transform(a))
+        case .allReduceSum(let a): return .allReduceSum(transform(a))
         }
     }
 }
@@ -246,6 +247,9 @@ extension Graph {
             }
         case .padRows(let a, _):
             if self.shape(of: a) == shape { return a }
+            if isConstant(a, 0) { return constant(0) }
+        case .allReduceSum(let a):
+            // Zero on every rank sums to zero; another constant c sums to R·c, so it stays.
             if isConstant(a, 0) { return constant(0) }
         }
         return append(op, shape: shape)

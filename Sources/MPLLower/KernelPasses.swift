@@ -248,7 +248,7 @@ private func fold(_ absorbed: Int, into producer: Int, as gemm: GEMM, _ kernels:
         case .gemm(var gemm):
             gemm.epilogue = keepNeeded(gemm.epilogue, alwaysStored: gemm.output)  // sgemm writes there
             merged[index].body = .gemm(gemm)
-        case .reduction, .window, .padRows, .oneHotArgmax, .oneHotSample:
+        case .reduction, .window, .padRows, .oneHotArgmax, .oneHotSample, .allReduceSum:
             break
         }
     }
@@ -264,7 +264,7 @@ private func merge(_ first: Kernel, _ second: Kernel, _ graph: Graph) -> Kernel?
     switch first.body {
     case .loop(let a): (dims, statements) = (a.dims, a.statements)
     case .gemm(let g) where !g.epilogue.isEmpty: (dims, statements) = ([g.m, g.n], g.epilogue)
-    case .gemm, .reduction, .window, .padRows, .oneHotArgmax, .oneHotSample: return nil
+    case .gemm, .reduction, .window, .padRows, .oneHotArgmax, .oneHotSample, .allReduceSum: return nil
     }
     guard dims == b.dims else { return nil }
     let written = first.outputs
@@ -287,7 +287,7 @@ private func merge(_ first: Kernel, _ second: Kernel, _ graph: Graph) -> Kernel?
     case .gemm(var g):
         g.epilogue = statements + rewritten
         body = .gemm(g)
-    case .loop, .reduction, .window, .padRows, .oneHotArgmax, .oneHotSample:
+    case .loop, .reduction, .window, .padRows, .oneHotArgmax, .oneHotSample, .allReduceSum:
         body = .loop(LoopNest(dims: dims, statements: statements + rewritten))
     }
     return Kernel(body: body, equations: equations.sorted())
@@ -329,7 +329,7 @@ private func worthSplitting(_ kernel: Kernel, _ graph: Graph, atLeast floats: In
         return isStreamed || (g.m > 1 && Shape([g.m, g.n, g.k]).checkedCount.map { $0 >= floats * 32 } ?? true)
     case .window(let w):
         return w.geometry.batch > 1 && graph.shape(of: w.output).count >= floats
-    case .padRows, .oneHotArgmax, .oneHotSample:
+    case .padRows, .oneHotArgmax, .oneHotSample, .allReduceSum:
         return false
     }
 }

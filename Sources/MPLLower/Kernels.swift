@@ -205,6 +205,9 @@ public enum KernelBody: Hashable, Sendable {
     case padRows(operand: Value, start: Int, output: Value)
     case oneHotArgmax(operand: Value, output: Value)
     case oneHotSample(probabilities: Value, uniform: Value, output: Value)
+    /// Copy `operand` to `output` (unless they share memory), then sum `output` over the ranks in place
+    /// (`mplc_allreduce_sum`). Never fused: every rank must call the collective once, in the same order.
+    case allReduceSum(operand: Value, output: Value)
 }
 
 public struct Kernel: Hashable, Sendable {
@@ -237,7 +240,9 @@ public struct Kernel: Hashable, Sendable {
             return [g.output] + g.epilogue.filter { $0.isStored && $0.value != g.output }.map(\.value)
                 + (g.pool.map { [$0.output] } ?? [])
         case .window(let w): return [w.output]
-        case .padRows(_, _, let output), .oneHotArgmax(_, let output), .oneHotSample(_, _, let output): return [output]
+        case .padRows(_, _, let output), .oneHotArgmax(_, let output), .oneHotSample(_, _, let output),
+            .allReduceSum(_, let output):
+            return [output]
         }
     }
 
@@ -255,7 +260,7 @@ public struct Kernel: Hashable, Sendable {
         case .reduction(let r): return loads(r.statements) + r.input.loads.map(\.value)
         case .gemm(let g): return [g.aInMemory, g.b] + loads(g.epilogue).filter { $0 != g.product }
         case .window(let w): return w.operands
-        case .padRows(let operand, _, _), .oneHotArgmax(let operand, _): return [operand]
+        case .padRows(let operand, _, _), .oneHotArgmax(let operand, _), .allReduceSum(let operand, _): return [operand]
         case .oneHotSample(let p, let u, _): return [p, u]
         }
     }
@@ -273,7 +278,7 @@ public struct Kernel: Hashable, Sendable {
         case .gemm(let g):
             guard value != g.aInMemory && value != g.b else { return false }
             (dims, statements) = ([g.m, g.n], g.epilogue)
-        case .reduction, .window, .padRows, .oneHotArgmax, .oneHotSample:
+        case .reduction, .window, .padRows, .oneHotArgmax, .oneHotSample, .allReduceSum:
             return false
         }
         let identity = Array(dims.indices)

@@ -31,7 +31,9 @@ extension Kernel {
         case .reduction(let r): return r.output
         case .window(let w): return w.output
         case .loop(let loop): return loop.statements.first(where: \.isStored)?.value
-        case .padRows(_, _, let output), .oneHotArgmax(_, let output), .oneHotSample(_, _, let output): return output
+        case .padRows(_, _, let output), .oneHotArgmax(_, let output), .oneHotSample(_, _, let output),
+            .allReduceSum(_, let output):
+            return output
         }
     }
 }
@@ -66,6 +68,7 @@ extension Kernel {
         case .padRows: what = "pad_rows"
         case .oneHotArgmax: what = "one_hot_argmax"
         case .oneHotSample: what = "one_hot_sample"
+        case .allReduceSum: what = "all_reduce_sum"
         }
         return what + (isParallel ? " split" : "")
     }

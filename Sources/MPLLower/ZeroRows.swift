@@ -269,7 +269,7 @@ private struct ZeroRowRewriter {
             }
             if inside.isEmpty { return .dense(new.append(.constant(0), shape: shape)) }
             return .blocks(inside)
-        case .input, .constant, .reduceMax, .oneHotArgmax, .oneHotSample:
+        case .input, .constant, .reduceMax, .oneHotArgmax, .oneHotSample, .allReduceSum:
             return nil
         }
     }

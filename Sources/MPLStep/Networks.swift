@@ -116,12 +116,16 @@ struct ForwardPass {
     }
     var dropout: Dropout
     var normalization: Normalization
+    /// The processes that share the batch: BatchNorm's batch statistics are those of all their rows.
+    var ranks = 1
 
     static let evaluation = ForwardPass(dropout: .off, normalization: .runningAverages)
     /// A training pass with masks for `pass`; `updatingAverages` for the one pass per step whose batch
     /// statistics the running averages follow.
-    static func training(_ pass: String, updatingAverages: Bool) -> ForwardPass {
-        ForwardPass(dropout: .masks(pass: pass), normalization: .batchStatistics(updatingAverages: updatingAverages))
+    static func training(_ pass: String, updatingAverages: Bool, ranks: Int) -> ForwardPass {
+        ForwardPass(
+            dropout: .masks(pass: pass), normalization: .batchStatistics(updatingAverages: updatingAverages),
+            ranks: ranks)
     }
 }
 
@@ -274,10 +278,11 @@ private struct LayerApplication {
             mean = weights[name + "/running_mean"]!
             variance = weights[name + "/running_var"]!
         case .batchStatistics(let updatingAverages):
-            (mean, variance) = g.columnMoments(rows)
+            (mean, variance) = g.columnMoments(rows, ranks: pass.ranks)
             if updatingAverages {
-                // The running variance is the unbiased estimate, as in PyTorch and TensorFlow.
-                let unbiased = count > 1 ? Double(count) / Double(count - 1) : 1
+                // The running variance is the unbiased estimate, as in PyTorch and TensorFlow, over every rank's rows.
+                let total = count * pass.ranks
+                let unbiased = total > 1 ? Double(total) / Double(total - 1) : 1
                 moveAverage(name + "/running_mean", towards: mean, by: momentum, factor: 1, in: &g)
                 moveAverage(name + "/running_var", towards: variance, by: momentum, factor: unbiased, in: &g)
             }

@@ -50,7 +50,15 @@ extension StepBuilder {
             }
         }
         let text = summary.map { $0.0 + "=" + $0.1 }.joined(separator: ";")
-        return facts + recipe + [("MPLC_RECIPE", .string(text))]
+        // How the global batches are split: not part of the recipe (MPLC_RECIPE), which is the same for every rank
+        // count; the entry points take the local batches.
+        let ranks: [(name: String, value: MacroValue)] = [
+            ("MPLC_RANKS", int(self.ranks)),
+            ("MPLC_LOCAL_BATCH_LABELED", int(model.recipe.labeledBatch / self.ranks)),
+            ("MPLC_LOCAL_BATCH_UNLABELED", int(model.recipe.unlabeledBatch / self.ranks)),
+            ("MPLC_LOCAL_FINETUNE_BATCH", int(model.recipe.finetune.batch / self.ranks)),
+        ]
+        return facts + recipe + ranks + [("MPLC_RECIPE", .string(text))]
     }
 
     /// The recipe's compile-time constants, in header order.

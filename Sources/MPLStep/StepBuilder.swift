@@ -12,9 +12,14 @@ public struct StepBuilder {
     let inputShape: FeatureShape
     /// The image, or with Reduced MPL the cached class distribution.
     let teacherInputShape: FeatureShape
+    /// Processes the global batch is split over (data parallelism, docs/STEP.md "Ranks"); every batch of the recipe
+    /// divides by it (the compiler checks), and the entry points take one rank's share.
+    public let ranks: Int
 
-    public init(model: Model) {
+    public init(model: Model, ranks: Int = 1) {
+        precondition(ranks >= 1 && model.recipe.labeledBatch % ranks == 0 && model.recipe.finetune.batch % ranks == 0)
         self.model = model
+        self.ranks = ranks
         inputShape = model.input.featureShape
         teacherInputShape = model.recipe.teacherInput == .image ? inputShape : .vector(model.classes)
         teacher = NetworkParameters(network: model.teacher, prefix: "teacher", input: teacherInputShape)
@@ -34,8 +39,8 @@ public struct StepBuilder {
 
     public func mplStep() -> EntryPoint {
         let recipe = model.recipe
-        let bl = recipe.labeledBatch
-        let bu = recipe.unlabeledBatch
+        let bl = recipe.labeledBatch / ranks
+        let bu = recipe.unlabeledBatch / ranks
         let k = model.classes
         var g = Graph()
         var effects = ForwardEffects()
@@ -59,7 +64,7 @@ public struct StepBuilder {
         case .image:
             let z = g.forward(
                 teacher, weights: thetaT, x: x, inputShape: inputShape,
-                pass: .training("all", updatingAverages: true), effects: &effects)
+                pass: .training("all", updatingAverages: true, ranks: ranks), effects: &effects)
             zl = g.sliceRows(z, start: 0, count: bl)
             zuw = g.sliceRows(z, start: bl, count: bu)
             zus = g.sliceRows(z, start: bl + bu, count: bu)
@@ -67,7 +72,7 @@ public struct StepBuilder {
             let teacherX = g.input("teacher_x", Shape([bl + bu, k]))
             let z = g.forward(
                 teacher, weights: thetaT, x: teacherX, inputShape: teacherInputShape,
-                pass: .training("all", updatingAverages: true), effects: &effects)
+                pass: .training("all", updatingAverages: true, ranks: ranks), effects: &effects)
             zl = g.sliceRows(z, start: 0, count: bl)
             zus = g.sliceRows(z, start: bl, count: bu)
         }
@@ -88,10 +93,11 @@ public struct StepBuilder {
         // The student's running averages follow its training pass; the labeled passes below only probe it.
         let su = g.forward(
             student, weights: thetaS, x: xus, inputShape: inputShape,
-            pass: .training("u", updatingAverages: true), effects: &effects)
+            pass: .training("u", updatingAverages: true, ranks: ranks), effects: &effects)
         g.origin = Origin("student/loss_u", .forward)
         let lossStudentU = g.crossEntropy(targets: pseudo, logits: su)
-        let gu = Autodiff.vjp(&g, output: lossStudentU, wrt: studentValues)
+        let gu = globalMean(
+            &g, Autodiff.vjp(&g, output: lossStudentU, wrt: studentValues), Origin("student/loss_u", .vjp))
 
         // 6. Student update.
         var studentUpdate = recipe.studentOptimizer.rule.update(
@@ -103,11 +109,13 @@ public struct StepBuilder {
         let updated = Dictionary(uniqueKeysWithValues: studentUpdate.results.filter { $0.name.hasPrefix("student/") })
         let sl = g.forward(
             student, weights: updated, x: xl, inputShape: inputShape,
-            pass: .training("l", updatingAverages: false), effects: &effects)
+            pass: .training("l", updatingAverages: false, ranks: ranks), effects: &effects)
         g.origin = Origin("student/loss_l", .forward)
         let lossStudentL = g.crossEntropy(targets: y, logits: sl)
-        let gl = Autodiff.vjp(&g, output: lossStudentL, wrt: student.infos.map { updated[$0.name]! })
-            .map { g.append(.stopGradient($0)) }
+        let gl = globalMean(
+            &g, Autodiff.vjp(&g, output: lossStudentL, wrt: student.infos.map { updated[$0.name]! }),
+            Origin("student/loss_l", .vjp)
+        ).map { g.append(.stopGradient($0)) }
         g.origin = Origin("teacher/feedback", .forward)
 
         // 8. Feedback and the teacher's objective. The student's step depends on g_u as θ − θ' = η_eff·D(g_u).
@@ -125,9 +133,9 @@ public struct StepBuilder {
             case .lossDifference:
                 let sOld = g.forward(
                     student, weights: thetaS, x: xl, inputShape: inputShape,
-                    pass: .training("l", updatingAverages: false), effects: &effects)
+                    pass: .training("l", updatingAverages: false, ranks: ranks), effects: &effects)
                 g.origin = Origin("teacher/feedback", .forward)
-                h = g.sub(g.crossEntropy(targets: y, logits: sOld), lossStudentL)
+                h = globalMean(&g, g.sub(g.crossEntropy(targets: y, logits: sOld), lossStudentL), g.origin)
             }
             // h·CE(ŷ, z_us) with h a constant: REINFORCE towards labels that helped the student.
             let reinforce = g.mul(g.append(.stopGradient(h)), g.crossEntropy(targets: pseudo, logits: zus))
@@ -142,21 +150,36 @@ public struct StepBuilder {
         }
 
         // 9. Teacher gradient and update.
-        let gT = Autodiff.vjp(&g, output: objective, wrt: teacher.infos.map { thetaT[$0.name]! })
+        let gT = globalMean(
+            &g, Autodiff.vjp(&g, output: objective, wrt: teacher.infos.map { thetaT[$0.name]! }),
+            Origin("teacher/objective", .vjp))
         let teacherUpdate = recipe.teacherOptimizer.rule.update(
             &g, network: teacher, gradients: gT, learningRate: lrTeacher)
 
+        // The logs are of the global batch; h and the diagnostics are global already.
+        let losses = [
+            ("loss_sup", lossSup), ("loss_uda", lossUDA), ("mask_rate", maskRate),
+            ("loss_student_u", lossStudentU), ("loss_student_l", lossStudentL),
+        ]
         g.results =
-            [
-                ("loss_sup", lossSup), ("loss_uda", lossUDA), ("mask_rate", maskRate),
-                ("loss_student_u", lossStudentU), ("loss_student_l", lossStudentL), ("h", h),
-            ]
+            losses.map { ($0.0, globalMean(&g, $0.1, g.origin(of: $0.1))) } + [("h", h)]
             + feedbackDiagnostics(&g, gl: gl, gu: gu, h: h)
         let stateResults = teacherUpdate.results + studentUpdate.results + effects.averages
         g.results += stateResults
         return entryPoint(
             name: "mplc_step", table: "step", graph: g, masks: effects.masks,
             stateResults: Set(stateResults.map(\.name)))
+    }
+
+    /// The mean over the global batch of a mean over this rank's batch (a loss, a gradient), the same on every
+    /// rank: (1/R)·Σ over the ranks (docs/STEP.md, "Ranks"). With one rank, `local` itself and no equation.
+    /// `origin`: the equations' origin (kernels are named after it).
+    func globalMean(_ g: inout Graph, _ local: Value, _ origin: Origin?) -> Value {
+        ranks == 1 ? local : g.within(origin) { $0.scale($0.allReduceSum(local), 1 / Double(ranks)) }
+    }
+
+    func globalMean(_ g: inout Graph, _ local: [Value], _ origin: Origin?) -> [Value] {
+        local.map { globalMean(&g, $0, origin) }
     }
 
     /// What the feedback does, for the logs (docs/ABI.md): ‖g_l‖, ‖g_u‖, their cosine (0 when either is 0) and
@@ -197,7 +220,7 @@ public struct StepBuilder {
 
     /// One student step on labeled data (finetuning and the supervised-only baseline).
     public func supervisedStep() -> EntryPoint {
-        let rows = model.recipe.finetune.batch
+        let rows = model.recipe.finetune.batch / ranks
         var g = Graph()
         var effects = ForwardEffects()
         let thetaS = g.stateInputs(student.infos + student.statistics)
@@ -206,13 +229,15 @@ public struct StepBuilder {
         let lr = g.input("lr", .scalar)
         let logits = g.forward(
             student, weights: thetaS, x: x, inputShape: inputShape,
-            pass: .training("sup", updatingAverages: true), effects: &effects)
+            pass: .training("sup", updatingAverages: true, ranks: ranks), effects: &effects)
         g.origin = Origin("student/loss", .forward)
         let loss = g.crossEntropy(targets: y, logits: logits)
-        let grads = Autodiff.vjp(&g, output: loss, wrt: student.infos.map { thetaS[$0.name]! })
+        let grads = globalMean(
+            &g, Autodiff.vjp(&g, output: loss, wrt: student.infos.map { thetaS[$0.name]! }),
+            Origin("student/loss", .vjp))
         let update = model.recipe.studentOptimizer.rule.update(&g, network: student, gradients: grads, learningRate: lr)
         let stateResults = update.results + effects.averages
-        g.results = [("loss", loss)] + stateResults
+        g.results = [("loss", globalMean(&g, loss, g.origin(of: loss)))] + stateResults
         return entryPoint(
             name: "mplc_supervised_step", table: "supervised", graph: g, masks: effects.masks,
             stateResults: Set(stateResults.map(\.name)))

@@ -47,6 +47,9 @@ struct Emit: ParsableCommand {
     var pseudoLabels: String?
     @Option(help: "Override the recipe's feedback rule: dot-product or loss-difference.")
     var feedback: String?
+    @Option(
+        help: "Processes (MPI ranks) that share each batch of the recipe; every batch must divide by it (default 1).")
+    var ranks: Int = 1
 
     func run() throws {
         try reportingFailures {
@@ -54,9 +57,11 @@ struct Emit: ParsableCommand {
             try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
             let overrides =
                 (pseudoLabels.map { " --pseudo-labels \($0)" } ?? "") + (feedback.map { " --feedback \($0)" } ?? "")
+                + (ranks == 1 ? "" : " --ranks \(ranks)")
             let command = "mplc \(self.model)" + overrides + (output.map { " -o \($0)" } ?? "")
             let compiled = try Compiler.compile(
-                model, regenerateCommand: command, memoryLimit: ResourceLimits.memoryLimit())
+                model, regenerateCommand: command, memoryLimit: ResourceLimits.memoryLimit(), ranks: ranks,
+                modelFile: self.model)
             let directory = output ?? "generated/\(model.name)"
             try Compiler.write(compiled.files, to: directory)
             print("wrote \(directory)/{\(compiled.files.map(\.fileName).joined(separator: ","))}")

@@ -677,4 +677,34 @@ MPLC_HELPER void mplc_one_hot_sample(float *restrict out, const float *restrict 
     }
 }
 
+/* ---- data parallelism: the allReduceSum op (docs/STEP.md, "Ranks") ----
+ * Sums x over every rank in place. A model compiled for R > 1 ranks calls it; its trainer is built with mpicc
+ * -DMPLC_MPI. Without MPLC_MPI (one process, or a library used alone) it is the identity, and the file needs no MPI.
+ * A failed all-reduce ends the whole job: the other ranks would wait for this one forever. */
+#ifdef MPLC_MPI
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+MPLC_HELPER void mplc_allreduce_sum(float *x, long n) {
+    /* MPI counts are int: a longer buffer goes in pieces. */
+    for (long done = 0; done < n;) {
+        const int piece = n - done > INT_MAX ? INT_MAX : (int)(n - done);
+        const int status = MPI_Allreduce(MPI_IN_PLACE, x + done, piece, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        if (status != MPI_SUCCESS) {
+            char text[MPI_MAX_ERROR_STRING];
+            int length = 0;
+            MPI_Error_string(status, text, &length);
+            fprintf(stderr, "mplc: MPI_Allreduce of %ld floats failed: %s\n", n, text);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        done += piece;
+    }
+}
+#else
+MPLC_HELPER void mplc_allreduce_sum(float *x, long n) {
+    (void)x;
+    (void)n;
+}
+#endif
+
 #endif /* MPLC_RUNTIME_H */

@@ -51,6 +51,10 @@
 #define MPLC_PSEUDO_LABELS "hard-argmax"
 #define MPLC_FEEDBACK "dot-product"
 #define MPLC_TEACHER_READS_PREDICTIONS 0
+#define MPLC_RANKS 1
+#define MPLC_LOCAL_BATCH_LABELED 2
+#define MPLC_LOCAL_BATCH_UNLABELED 2
+#define MPLC_LOCAL_FINETUNE_BATCH 2
 /* By hand: the recipe as the compiler writes it (docs/ABI.md) and a made-up hash of model.c and model.h. */
 #define MPLC_RECIPE                                                                                              \
     "batch_labeled=2;batch_unlabeled=2;eval_batch=2;finetune_batch=2;steps=300;seed=0;student_wait_steps=20;"     \
