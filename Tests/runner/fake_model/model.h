@@ -81,10 +81,6 @@
 #define MPLC_PSEUDO_LABELS "hard-argmax"
 #define MPLC_FEEDBACK "dot-product"
 #define MPLC_TEACHER_READS_PREDICTIONS 0
-#define MPLC_RANKS 1
-#define MPLC_LOCAL_BATCH_LABELED 8
-#define MPLC_LOCAL_BATCH_UNLABELED 16
-#define MPLC_LOCAL_FINETUNE_BATCH 32
 
 /* The recipe as the compiler writes it (docs/ABI.md), and a made-up hash in place of the SHA-256 of model.c
  * and model.h: one per variant of this file, as the compiler's would differ. */
