@@ -39,11 +39,12 @@
 /* The arena layout of model.c (its _Static_asserts check these) for the per-rank batches: with D inputs, K
  * classes, n = B_l + 2 B_u rows and F finetune rows; 31400, 62810, 25410, 48500 for D = 784 and one rank. */
 #define FAKE_N (MPLC_LOCAL_BATCH_LABELED + 2 * MPLC_LOCAL_BATCH_UNLABELED)
-#define MPLC_STATE_FLOATS (4 * (MPLC_INPUT_SIZE * 10 + 10))
+#define FAKE_F MPLC_LOCAL_FINETUNE_BATCH
+#define FAKE_W (MPLC_INPUT_SIZE * 10 + 10) /* one network's weights and biases */
+#define MPLC_STATE_FLOATS (4 * FAKE_W)
 #define MPLC_STEP_IO_FLOATS (2 * FAKE_N * MPLC_INPUT_SIZE + MPLC_LOCAL_BATCH_LABELED * 10 + 10)
-#define MPLC_SUPERVISED_IO_FLOATS (MPLC_LOCAL_FINETUNE_BATCH * (MPLC_INPUT_SIZE + 10) + 2)
-#define MPLC_SCRATCH_FLOATS \
-    (FAKE_N * MPLC_INPUT_SIZE + 2 * FAKE_N * 10 + 2 * MPLC_LOCAL_FINETUNE_BATCH * 10 + 2 * (MPLC_INPUT_SIZE * 10 + 10))
+#define MPLC_SUPERVISED_IO_FLOATS (FAKE_F * (MPLC_INPUT_SIZE + 10) + 2)
+#define MPLC_SCRATCH_FLOATS (FAKE_N * MPLC_INPUT_SIZE + 2 * FAKE_N * 10 + 2 * FAKE_F * 10 + 2 * FAKE_W)
 #define MPLC_NUM_STATE_TENSORS 8
 #define MPLC_NUM_STEP_INPUTS 7
 #define MPLC_NUM_STEP_OUTPUTS 6
