@@ -80,8 +80,8 @@ public enum Interpreter {
 
     /// A data-parallel run in lock step: one environment per rank (`inputs[r]`), evaluated equation by equation,
     /// where each `allReduceSum` gives every rank the sum of the ranks' operands (as MPI_Allreduce does, here in
-    /// Double and in rank order). The named results of each rank.
-    public static func results(_ graph: Graph, ranks inputs: [[String: [Double]]]) throws -> [[String: [Double]]] {
+    /// Double and in rank order). Every value of each rank (index = value id).
+    public static func run(_ graph: Graph, ranks inputs: [[String: [Double]]]) throws -> [[[Double]]] {
         var values = [[[Double]]](repeating: [], count: inputs.count)
         for equation in graph.equations {
             if case .allReduceSum(let a) = equation.op {
@@ -96,7 +96,12 @@ public enum Interpreter {
                     try evaluate(equation, graph: graph, values: values[rank], inputs: inputs[rank]))
             }
         }
-        return values.map { rank in
+        return values
+    }
+
+    /// The named results of each rank of `run(_:ranks:)`.
+    public static func results(_ graph: Graph, ranks inputs: [[String: [Double]]]) throws -> [[String: [Double]]] {
+        try run(graph, ranks: inputs).map { rank in
             Dictionary(uniqueKeysWithValues: graph.results.map { ($0.name, rank[$0.value.id]) })
         }
     }
@@ -136,7 +141,7 @@ public enum Interpreter {
         case .reshape(let a), .stopGradient(let a):
             return v(a)
         case .allReduceSum(let a):
-            // One process: the sum over one rank (`results(_:ranks:)` runs several).
+            // One process: the sum over one rank (`run(_:ranks:)` runs several).
             return v(a)
         case .matmul(let a, let b, let ta, let tb):
             return matmul(v(a), graph.shape(of: a), ta, v(b), graph.shape(of: b), tb)

@@ -161,7 +161,8 @@ private struct LoopBuilder {
             return .local(value)
         case .input, .reduceSum, .reduceMax, .reshape, .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect,
             .maxPoolScatter,
-            .avgPool, .avgPoolTranspose, .sliceRows, .padRows, .oneHotArgmax, .oneHotSample, .stopGradient, .allReduceSum:
+            .avgPool, .avgPoolTranspose, .sliceRows, .padRows, .oneHotArgmax, .oneHotSample, .stopGradient,
+            .allReduceSum:
             return .load(value, axes: axes)
         }
     }
@@ -182,7 +183,8 @@ private struct LoopBuilder {
             expression = self.expression(of: operand, axes: axes)
         case .input, .reduceSum, .reduceMax, .reshape, .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect,
             .maxPoolScatter,
-            .avgPool, .avgPoolTranspose, .sliceRows, .padRows, .oneHotArgmax, .oneHotSample, .stopGradient, .allReduceSum:
+            .avgPool, .avgPoolTranspose, .sliceRows, .padRows, .oneHotArgmax, .oneHotSample, .stopGradient,
+            .allReduceSum:
             preconditionFailure("\(graph.text(of: value)) is not element-wise")
         }
         note(value)

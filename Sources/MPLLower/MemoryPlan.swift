@@ -93,6 +93,8 @@ private struct MemoryPlanner {
     var reads: [[Read]]
     var home: [Location?]
     var pendingCopies: [PendingCopy] = []
+    /// All-reduce outputs that sum in place in their operand's scratch buffer, by output id: the operand.
+    var summedInPlace: [Int: Value] = [:]
     var plan = MemoryPlan()
 
     init(_ function: LoweredFunction) {
@@ -176,9 +178,16 @@ private struct MemoryPlanner {
 
     /// Every stored value without a destination gets a scratch buffer live from its kernel to its last read.
     mutating func allocateScratch(reuse: Bool) {
+        placeAllReducesInPlace()
         for (index, kernel) in kernels.enumerated() {
-            for output in kernel.outputs where home[output.id] == nil {
-                let lastRead = reads[output.id].map(\.kernel).max() ?? index
+            for output in kernel.outputs where home[output.id] == nil && summedInPlace[output.id] == nil {
+                // The buffer lives on as the all-reduce outputs summed in it (a chain, in general) are read.
+                var lastRead = reads[output.id].map(\.kernel).max() ?? index
+                var holder = output
+                while let summed = summedInPlace.first(where: { $0.value == holder })?.key {
+                    lastRead = max(lastRead, reads[summed].map(\.kernel).max() ?? lastRead)
+                    holder = Value(summed)
+                }
                 plan.scratchBuffers.append(
                     ScratchBuffer(
                         value: output, label: "\(output)", offset: 0,
@@ -206,6 +215,18 @@ private struct MemoryPlanner {
             reuse ? assignOffsetsBestFit(&plan.scratchBuffers) : assignOffsetsOneAfterAnother(&plan.scratchBuffers)
     }
 
+    /// An all-reduce whose operand is (a whole view of) a scratch value that nothing reads after it sums that
+    /// buffer in place instead of copying it first (the kernel copies only when the two buffers differ).
+    private mutating func placeAllReducesInPlace() {
+        for (index, kernel) in kernels.enumerated() {
+            guard case .allReduceSum(let operand, let output) = kernel.body, home[output.id] == nil,
+                let stored = storedValue(holding: operand), home[stored.id] == nil,
+                reads[stored.id].allSatisfy({ $0.kernel <= index })
+            else { continue }
+            summedInPlace[output.id] = stored
+        }
+    }
+
     private func isOldState(_ value: Value) -> Bool {
         if case .input(let name) = graph.op(of: value) { return bindings.inputStorage[name] == .state }
         return false
@@ -218,6 +239,7 @@ private struct MemoryPlanner {
         }
         for value in graph.values {
             if let destination = home[value.id] { locations[value.id] = destination }
+            if let operand = summedInPlace[value.id] { locations[value.id] = locations[operand.id] }
             switch graph.op(of: value).family {
             case .input(let name):
                 locations[value.id] = bindings.location(ofInput: name)

@@ -183,9 +183,13 @@ enum TestPrograms {
         let ones = g.constant(1, shape(4, 2))
         let rowSums = g.matmul(a, ones)
         let sliceProduct = g.matmul(rows, g.sliceRows(a, start: 0, count: 4))  // [3,4]·[4,4]
+        // All-reduces, the identity in one process: one into a result of its own (a copy first), one that sums
+        // its operand's scratch buffer in place.
+        let reducedCopy = g.allReduceSum(rowSums)
+        let reducedInPlace = g.scale(g.allReduceSum(g.matmul(rows, ones)), 3)
         g.results = [
             ("flat", flat), ("padded", padded), ("argmax", argmax), ("sample", sample), ("row_sums", rowSums),
-            ("slice_product", sliceProduct),
+            ("slice_product", sliceProduct), ("reduced_copy", reducedCopy), ("reduced_in_place", reducedInPlace),
             ("max_rows", g.append(.reduceMax(a, axes: [0]))),
             ("sum_outer", g.reduceSum(b, axes: [0, 2])),
             ("sum_middle", g.reduceSum(g.mul(b, qWide), axes: [1])),
