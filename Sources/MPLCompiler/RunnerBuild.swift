@@ -11,6 +11,41 @@ public enum RunnerBuild {
     /// Flags every build uses; `-Werror` so that a warning in generated code fails loudly, not silently.
     public static let baseFlags = ["-std=c11", "-O3", "-march=native", "-Wall", "-Wextra", "-Werror"]
     public static let libraries = ["-lopenblas", "-lz", "-lm"]
+    /// The Debian packages that provide `mpicc` and `mpirun` (Open MPI), named when either is missing.
+    public static let mpiPackages = "openmpi-bin libopenmpi-dev"
+
+    /// `MPLC_RANKS` of a generated model.h: the processes that share each batch (1 when absent).
+    public static func ranks(header: String) -> Int {
+        for line in header.split(separator: "\n") where line.hasPrefix("#define MPLC_RANKS ") {
+            return Int(line.dropFirst("#define MPLC_RANKS ".count).trimmingCharacters(in: .whitespaces)) ?? 1
+        }
+        return 1
+    }
+
+    /// How a model's trainer is compiled: with `cc`, or for a model compiled for several ranks with `mpicc
+    /// -DMPLC_MPI` (the runner and the runtime's all-reduce then call MPI; docs/RUNNER.md, "Running under MPI").
+    public static func toolchain(header: String, compiler: String = "cc") throws
+        -> (compiler: String, flags: [String])
+    {
+        let ranks = ranks(header: header)
+        guard ranks > 1 else { return (compiler, []) }
+        guard let mpicc = findExecutable("mpicc") else {
+            throw CompileFailure(
+                "error: the model was compiled for \(ranks) ranks, and its trainer is built with mpicc, which is not "
+                    + "installed (Debian: apt-get install \(mpiPackages))")
+        }
+        return (mpicc, ["-DMPLC_MPI"])
+    }
+
+    /// The first executable `name` on PATH, or nil.
+    public static func findExecutable(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") where !directory.isEmpty {
+            let candidate = directory + "/" + name
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
 
     /// Compiles `generatedDirectory/model.c` with every runner source into the executable `output`.
     public static func build(
@@ -36,7 +71,9 @@ public enum RunnerBuild {
         root: String = ".build-mplc", templatesDirectory: String,
         compiler: String = "cc"
     ) throws -> (binary: String, built: Bool) {
-        let key = try buildKey(files, templatesDirectory: templatesDirectory, compiler: compiler)
+        let header = files.first(where: { $0.fileName == "model.h" })?.contents ?? ""
+        let (compiler, mpiFlags) = try toolchain(header: header, compiler: compiler)
+        let key = try buildKey(files, templatesDirectory: templatesDirectory, compiler: compiler, extraFlags: mpiFlags)
         let directory = root + "/" + modelName + "-" + key
         let binary = directory + "/mplc-run"
         if FileManager.default.isExecutableFile(atPath: binary) { return (binary, false) }
@@ -56,7 +93,7 @@ public enum RunnerBuild {
         try Compiler.write(files, to: temporary)
         try build(
             generatedDirectory: temporary, output: temporary + "/mplc-run", templatesDirectory: templatesDirectory,
-            compiler: compiler)
+            extraFlags: mpiFlags, compiler: compiler)
         guard rename(temporary, directory) == 0 else {
             throw CompileFailure(
                 "error: cannot move the build \(temporary) to \(directory): \(String(cString: strerror(errno)))")
@@ -69,7 +106,7 @@ public enum RunnerBuild {
     /// Templates/runtime, the compiler's identity (`--version`), the flags and libraries, and the CPU.
     public static func buildKey(
         _ files: [(fileName: String, contents: String)], templatesDirectory: String,
-        compiler: String = "cc"
+        compiler: String = "cc", extraFlags: [String] = []
     ) throws -> String {
         guard let header = files.first(where: { $0.fileName == "model.h" })?.contents,
             let source = files.first(where: { $0.fileName == "model.c" })?.contents,
@@ -96,7 +133,7 @@ public enum RunnerBuild {
             }
         }
         add("compiler", Array((compiler + "\n" + (try run(compiler, ["--version"]))).utf8))
-        add("flags", Array((baseFlags + ["|"] + libraries).joined(separator: "\u{0}").utf8))
+        add("flags", Array((baseFlags + extraFlags + ["|"] + libraries).joined(separator: "\u{0}").utf8))
         // -march=native builds for this CPU: a .build-mplc shared by machines must not hand one the other's binary.
         add("cpu", Array(cpuIdentity.utf8))
         return String(hasher.finalizeHex().prefix(16))

@@ -99,9 +99,12 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
             "Compile a model, build its trainer with cc -O3 and OpenBLAS, and train on Fashion-MNIST (or --data).",
-        discussion: "The options below, except --pseudo-labels and --feedback (which change the compiled step), are "
-            + "passed on to the trainer (`mplc-run train`). For the trainer's --stop-at, run the trainer that mplc "
-            + "prints it built or reused (.build-mplc/<model>-<key>/mplc-run) directly; docs/RUNNER.md has all its options."
+        discussion: "The options below, except --pseudo-labels, --feedback and --ranks (which change the compiled "
+            + "step), are passed on to the trainer (`mplc-run train`). For the trainer's --stop-at, run the trainer "
+            + "that mplc prints it built or reused (.build-mplc/<model>-<key>/mplc-run) directly; docs/RUNNER.md has "
+            + "all its options. With --ranks N > 1 the trainer is built with mpicc and started as N processes by "
+            + "`mpirun -np N` (Open MPI; Debian: " + RunnerBuild.mpiPackages + "); on a cluster, run the built "
+            + "trainer under your own mpirun (docs/RUNNER.md, \"Running under MPI\")."
     )
 
     @Argument(help: "The model file (.swiftdsl); not with --resume, which takes the run directory's copy.")
@@ -115,8 +118,16 @@ struct Train: ParsableCommand {
     var steps: Int?
     @Option(help: "Random seed (default: the recipe's seed).")
     var seed: Int?
-    @Option(help: "Threads for BLAS and the runner (default: every core of this machine; on --resume, the run's).")
+    @Option(
+        help: "Threads for BLAS and the runner, per rank (default: the cores of this machine / the ranks; on --resume, "
+            + "the run's).")
     var threads: Int?
+    @Option(
+        help: ArgumentHelp(
+            "Train data parallel in N processes (MPI ranks, started by mpirun), each on 1/N of every batch; every "
+                + "batch of the recipe must divide by N (default 1: one process, no MPI).",
+            valueName: "N"))
+    var ranks: Int = 1
     @Option(help: "Run directory for metrics, checkpoints and summary.json.")
     var out: String?
     @Option(
@@ -171,22 +182,27 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
+            guard ranks >= 1 else { throw CompileFailure("error: --ranks must be at least 1, got \(ranks)", exitCode: 2) }
+            // Before compiling and building: a missing mpirun is said at once.
+            let launcher = ranks > 1 ? try mpirun(ranks: ranks) : []
             if let resume {
-                try self.resume(resume)
+                try self.resume(resume, launcher: launcher)
             }
             guard let model else {
                 throw CompileFailure("error: mplc train needs a model file, or --resume RUN_DIR", exitCode: 2)
             }
-            let (binary, recipe) = try trainer(modelPath: model, pseudoLabels: pseudoLabels, feedback: feedback)
+            let (binary, recipe) = try trainer(
+                modelPath: model, pseudoLabels: pseudoLabels, feedback: feedback, ranks: ranks)
             // The run directory keeps the model file, the recipe and the options it trained with (docs/RUNNER.md,
             // "Run directory"); the recipe overrides are recorded for --resume.
-            try exec(binary, ["train"] + runnerArguments + ["--model-file", model, "--recipe", recipe] + overrides)
+            try launch(
+                binary, launcher, ["train"] + runnerArguments + ["--model-file", model, "--recipe", recipe] + overrides)
         }
     }
 
     /// --resume RUN_DIR: the run's copy of its model file compiled with the recipe overrides it records, and its
     /// trainer continuing it; the trainer takes every option not given from RUN_DIR/options.json.
-    func resume(_ runDirectory: String) throws -> Never {
+    func resume(_ runDirectory: String, launcher: [String]) throws -> Never {
         for (given, flag) in [(model != nil, "a model file"), (out != nil, "--out"), (overwrite, "--overwrite"),
                               (initFrom != nil, "--init-from")] where given {
             throw CompileFailure(
@@ -203,12 +219,21 @@ struct Train: ParsableCommand {
                     exitCode: 1)
             }
         }
+        // The rank count is compiled into the model (and so into its hash, which the checkpoint records): a run
+        // resumes with the --ranks it was started with, or the trainer refuses the checkpoint.
         let (binary, recipe) = try trainer(
-            modelPath: recorded.modelFile, pseudoLabels: recorded.pseudoLabels, feedback: recorded.feedback)
-        try exec(
-            binary,
+            modelPath: recorded.modelFile, pseudoLabels: recorded.pseudoLabels, feedback: recorded.feedback,
+            ranks: ranks)
+        try launch(
+            binary, launcher,
             ["train", "--resume", "--out", runDirectory] + runnerArguments
                 + ["--model-file", recorded.modelFile, "--recipe", recipe] + overrides)
+    }
+
+    /// Runs the trainer in this process, or as `launcher` (mpirun -np N ...) when there is one.
+    func launch(_ binary: String, _ launcher: [String], _ arguments: [String]) throws -> Never {
+        if launcher.isEmpty { try exec(binary, arguments) }
+        try exec(launcher[0], Array(launcher.dropFirst()) + [binary] + arguments)
     }
 
     /// The recipe overrides, passed to the trainer to be recorded in options.json (they are compiled in).
@@ -225,8 +250,8 @@ struct Train: ParsableCommand {
         add("--labels", labels)
         add("--steps", steps)
         add("--seed", seed)
-        // A resumed run keeps its own thread count unless one is given.
-        add("--threads", threads ?? (resume == nil ? ProcessInfo.processInfo.activeProcessorCount : nil))
+        // A resumed run keeps its own thread count unless one is given; ranks share the cores.
+        add("--threads", threads ?? (resume == nil ? max(1, ProcessInfo.processInfo.activeProcessorCount / ranks) : nil))
         add("--out", out)
         add("--eval-every", evalEvery)
         add("--checkpoint-every", checkpointEvery)
@@ -289,18 +314,32 @@ struct RunOptions {
     }
 }
 
+/// `mpirun -np N` and the flags this machine needs: `--allow-run-as-root` as root (Open MPI refuses root
+/// otherwise), `--oversubscribe` for more ranks than cores (Open MPI refuses that otherwise).
+func mpirun(ranks: Int) throws -> [String] {
+    guard let mpirun = RunnerBuild.findExecutable("mpirun") else {
+        throw CompileFailure(
+            "error: --ranks \(ranks) starts the trainer with mpirun, which is not installed "
+                + "(Debian: apt-get install \(RunnerBuild.mpiPackages))")
+    }
+    var command = [mpirun, "-np", String(ranks)]
+    if getuid() == 0 { command.append("--allow-run-as-root") }
+    if ranks > ProcessInfo.processInfo.activeProcessorCount { command.append("--oversubscribe") }
+    return command
+}
+
 /// The trainer `mplc-run` of a model, built once into .build-mplc (RunnerBuild.cachedBuild); says on stderr
 /// whether it was built or reused, and where.
 /// Also returns the resolved recipe, as `mplc check` prints it (overrides applied).
-func trainer(modelPath: String, pseudoLabels: String? = nil, feedback: String? = nil) throws
+func trainer(modelPath: String, pseudoLabels: String? = nil, feedback: String? = nil, ranks: Int = 1) throws
     -> (binary: String, recipe: String)
 {
     var model = try Compiler.load(path: modelPath).get()
     try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
     let started = Date()
     let compiled = try Compiler.compile(
-        model, regenerateCommand: "mplc train \(modelPath)",
-        memoryLimit: ResourceLimits.memoryLimit())
+        model, regenerateCommand: "mplc train \(modelPath)" + (ranks == 1 ? "" : " --ranks \(ranks)"),
+        memoryLimit: ResourceLimits.memoryLimit(), ranks: ranks, modelFile: modelPath)
     let (binary, built) = try RunnerBuild.cachedBuild(
         compiled.files, modelName: model.name,
         templatesDirectory: Compiler.templatesDirectory)

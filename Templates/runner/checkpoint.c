@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "model.h"
+#include "ranks.h"
 #include "safetensors.h"
 #include "trainer.h"
 
@@ -140,6 +141,7 @@ static void check_finite(const Trainer *T, const float *arena, const char *prefi
 void checkpoint_save(Trainer *T) { checkpoint_save_to(T, T->ckpt_path); }
 
 void checkpoint_save_to(Trainer *T, const char *path) {
+    if (!rank_leader()) return; /* every rank holds the same state; rank 0 writes it */
     check_finite(T, T->state, "");
     if (T->ema) check_finite(T, T->ema, "ema/"); /* the EMA arena is zero outside the student's tensors */
     /* metrics.jsonl must hold every line the checkpoint counts before the checkpoint exists. */

@@ -3,6 +3,7 @@
 
 #include "json.h"
 #include "model.h"
+#include "ranks.h"
 #include "safetensors.h"
 #include "train.h"
 #include "trainer.h"
@@ -46,7 +47,9 @@ void evaluate(const float *state, const float *ema, const DataSplit *test, const
     correct[0] = correct[1] = 0;
     correct[2] = ema ? 0 : -1;
     if (confusion) memset(confusion, 0, 3 * K2 * sizeof *confusion);
-    for (size_t start = 0; start < test->n; start += B) {
+    /* Sharded over the ranks: rank r takes chunks r, r + R, r + 2R, ...; the counts are summed below. */
+    const size_t first = (size_t)rank_id() * B, stride = (size_t)rank_count() * B;
+    for (size_t start = first; start < test->n; start += stride) {
         size_t rows = test->n - start < B ? test->n - start : B;
         if (teacher_x) { /* Reduced MPL: the teacher reads the cached distributions of these images */
             load_chunk(x, teacher_x, MPLC_CLASSES, start, rows);
@@ -58,6 +61,10 @@ void evaluate(const float *state, const float *ema, const DataSplit *test, const
             predict(net, state, ema, x, logits, scratch);
             count_correct(logits, test, start, rows, &correct[net], confusion ? confusion + net * K2 : NULL);
         }
+    }
+    if (rank_count() > 1) {
+        ranks_sum_longs(correct, (size_t)nets);
+        if (confusion) ranks_sum_longs(confusion, 3 * K2);
     }
 }
 
@@ -75,6 +82,27 @@ static void print_confusion(const char *net, const long *confusion) {
         printf("]");
     }
     printf("]");
+}
+
+/* eval's JSON line (rank 0 alone prints it under MPI). */
+static void print_eval(const char *checkpoint, const Dataset *d, int has_ema, const long correct[3],
+                       const long *confusion) {
+    const DataSplit *test = &d->test;
+    printf("{\"model\":");
+    json_write_string(stdout, MPLC_MODEL_NAME);
+    printf(",\"checkpoint\":");
+    json_write_string(stdout, checkpoint);
+    printf(",\"test_examples\":%zu,\"correct_teacher\":%ld,\"correct_student\":%ld", test->n, correct[0],
+           correct[1]);
+    if (has_ema) printf(",\"correct_student_ema\":%ld", correct[2]);
+    print_accuracy("acc_teacher", correct[0], test->n);
+    print_accuracy("acc_student", correct[1], test->n);
+    if (has_ema) print_accuracy("acc_student_ema", correct[2], test->n);
+    printf(",\"classes\":%d", MPLC_CLASSES);
+    print_confusion("teacher", confusion);
+    print_confusion("student", confusion + (size_t)MPLC_CLASSES * MPLC_CLASSES);
+    if (has_ema) print_confusion("student_ema", confusion + 2 * (size_t)MPLC_CLASSES * MPLC_CLASSES);
+    printf("}\n");
 }
 
 /* eval of a Reduced MPL model: the cache is checked against the whole data set, so the training set is
@@ -104,21 +132,7 @@ int eval_command(const char *checkpoint, const char *data_dir, const char *teach
     long *confusion = xmalloc(3 * (size_t)MPLC_CLASSES * MPLC_CLASSES * sizeof *confusion);
     evaluate(state, has_ema ? ema : NULL, &data.test, cache.rows ? teacher_cache_test_rows(&cache) : NULL, x, logits,
              scratch, correct, confusion);
-    printf("{\"model\":");
-    json_write_string(stdout, MPLC_MODEL_NAME);
-    printf(",\"checkpoint\":");
-    json_write_string(stdout, checkpoint);
-    printf(",\"test_examples\":%zu,\"correct_teacher\":%ld,\"correct_student\":%ld", data.test.n, correct[0],
-           correct[1]);
-    if (has_ema) printf(",\"correct_student_ema\":%ld", correct[2]);
-    print_accuracy("acc_teacher", correct[0], data.test.n);
-    print_accuracy("acc_student", correct[1], data.test.n);
-    if (has_ema) print_accuracy("acc_student_ema", correct[2], data.test.n);
-    printf(",\"classes\":%d", MPLC_CLASSES);
-    print_confusion("teacher", confusion);
-    print_confusion("student", confusion + (size_t)MPLC_CLASSES * MPLC_CLASSES);
-    if (has_ema) print_confusion("student_ema", confusion + 2 * (size_t)MPLC_CLASSES * MPLC_CLASSES);
-    printf("}\n");
+    if (rank_leader()) print_eval(checkpoint, &data, has_ema, correct, confusion);
     free(confusion);
     free(state);
     free(ema);

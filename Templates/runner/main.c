@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "ranks.h"
 #include "train.h"
 
 #define DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
@@ -25,7 +26,7 @@ static void usage(FILE *fp) {
             "                 [--validation N [--patience P]] [--model-file FILE.swiftdsl] [--recipe TEXT]\n"
             "                 [--pseudo-labels P] [--feedback F]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
-            "                  --losses LOSSES.jsonl [--threads T]\n"
+            "                  --losses LOSSES.jsonl [--supervised] [--threads T]\n"
             "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T] [--teacher-cache FILE.npy]\n"
             "  mplc-run cache --checkpoint C.safetensors --out FILE.npy [--data DIR] [--threads T]\n"
             "  mplc-run predict --checkpoint C.safetensors [--ema] [--normalise fashion-mnist|cifar10|svhn]\n"
@@ -69,7 +70,7 @@ static void usage_error(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n(run 'mplc-run --help' for usage)\n");
     va_end(ap);
-    exit(EXIT_USAGE);
+    ranks_finish(EXIT_USAGE); /* every rank parses the same command line and stops here */
 }
 
 /* Walks "--flag value", "--flag=value" and "--switch" arguments. */
@@ -234,16 +235,18 @@ static int train_main(int argc, char **argv) {
     } else {
         c.default_out = 1;
     }
+    ranks_require_model_count("train");
     return train_command(&c);
 }
 
 static int replay_main(int argc, char **argv) {
     const char *ckpt = NULL, *batches = NULL, *out = NULL, *losses = NULL;
     long steps = -1;
-    int threads = 1;
+    int threads = 1, supervised = 0;
     Args a = {argc, 0, argv, NULL, {0}, NULL};
     while (next_flag(&a)) {
         if (is(&a, "--checkpoint")) ckpt = value(&a);
+        else if (is(&a, "--supervised")) no_value(&a), supervised = 1;
         else if (is(&a, "--batches")) batches = value(&a);
         else if (is(&a, "--steps")) steps = long_value(&a, 0);
         else if (is(&a, "--out")) out = value(&a);
@@ -257,7 +260,8 @@ static int replay_main(int argc, char **argv) {
     if (!ckpt || !batches || steps < 0 || !out || !losses)
         usage_error("replay needs --checkpoint, --batches, --steps, --out and --losses");
     mplc_set_threads(threads);
-    return replay_command(ckpt, batches, steps, out, losses);
+    ranks_require_model_count("replay");
+    return replay_command(ckpt, batches, steps, out, losses, supervised);
 }
 
 static int eval_main(int argc, char **argv) {
@@ -301,6 +305,7 @@ static int cache_main(int argc, char **argv) {
                     MPLC_MODEL_NAME);
     if (!ckpt || !out) usage_error("cache needs --checkpoint and --out");
     mplc_set_threads(threads);
+    ranks_require_one("cache");
     return cache_command(ckpt, out, data);
 }
 
@@ -331,6 +336,7 @@ static int predict_main(int argc, char **argv) {
         usage_error("predict: model %s reads RGB images: give --normalise cifar10 or svhn, the data it was trained on",
                     MPLC_MODEL_NAME);
     mplc_set_threads(threads);
+    ranks_require_one("predict");
     return predict_command(ckpt, use_ema, normalise, argv + i, argc - i);
 }
 
@@ -353,7 +359,8 @@ static int command(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    ranks_init(&argc, &argv);
     int rc = command(argc, argv);
     stdout_checked(); /* the results printed there (eval's JSON, train's result line) must not be lost silently */
-    return rc;
+    ranks_finish(rc);
 }

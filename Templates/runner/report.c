@@ -104,8 +104,14 @@ static void metrics_begin(Trainer *T) {
     fprintf(T->metrics, ",\"step\":%ld,\"global_step\":%ld", T->rs.step, global_step(T));
 }
 
+/* Without a metrics file (ranks other than 0, ranks.h) nothing is written and the sums still restart. */
 void metrics_log(Trainer *T, const TensorTable *outs) {
     if (T->rs.sum_n == 0) return;
+    if (!T->metrics) {
+        T->rs.sum_n = 0;
+        memset(T->rs.sums, 0, sizeof T->rs.sums);
+        return;
+    }
     metrics_begin(T);
     fprintf(T->metrics, ",\"mean_over_steps\":%ld", T->rs.sum_n);
     for (int i = 0; i < outs->count; i++) {
@@ -131,6 +137,7 @@ void metrics_log(Trainer *T, const TensorTable *outs) {
 }
 
 void metrics_eval(Trainer *T) {
+    if (!T->metrics) return;
     metrics_begin(T);
     fprintf(T->metrics, ",\"eval\":\"test\",\"test_examples\":%zu,\"acc_teacher\":", T->data.test.n);
     json_write_double(T->metrics, accuracy(T->rs.acc_last[0], T->data.test.n));
@@ -145,6 +152,7 @@ void metrics_eval(Trainer *T) {
 
 void metrics_eval_validation(Trainer *T, const long correct[3]) {
     const size_t n = T->val.n;
+    if (!T->metrics) return;
     metrics_begin(T);
     fprintf(T->metrics, ",\"eval\":\"validation\",\"validation_examples\":%zu,\"acc_teacher\":", n);
     json_write_double(T->metrics, accuracy(correct[0], n));

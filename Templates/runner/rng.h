@@ -27,7 +27,16 @@ enum {
     RNG_DROPOUT_SUP,
     RNG_ORDER_FT,        /* labeled order while finetuning (index: epoch) */
     RNG_AUGMENT_FT,
-    RNG_DROPOUT_FT
+    RNG_DROPOUT_FT,
+    /* With ranks (MPLC_RANKS > 1, batch.c): one stream per image of the global batch instead of one per step, so
+     * that each rank augments its slice alone (index: step x batch + row); and dropout per (step, rank). */
+    RNG_AUGMENT_ROW_LABELED,
+    RNG_AUGMENT_ROW_UNLABELED,
+    RNG_AUGMENT_ROW_SUP,
+    RNG_AUGMENT_ROW_FT,
+    RNG_DROPOUT_RANK,
+    RNG_DROPOUT_RANK_SUP,
+    RNG_DROPOUT_RANK_FT
 };
 
 uint64_t splitmix64(uint64_t *x);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "model.h"
+#include "ranks.h"
 #include "trainer.h"
 
 /* The files that make up a run. A new run refuses a directory that holds any of them, unless --overwrite. */
@@ -137,6 +138,11 @@ static int claim_new(Trainer *T, Err *e) {
 
 int run_dir_claim(Trainer *T, Err *e) {
     TrainConfig *c = &T->cfg;
+    /* Under MPI rank 0 alone claims, locks and writes the directory; the others only read its checkpoint. */
+    if (!rank_leader()) {
+        T->lock_fd = -1;
+        return set_paths(T, e);
+    }
     if (!c->resume) return claim_new(T, e);
     /* --resume: the directory must exist (it holds the checkpoint); nothing is created. */
     struct stat st;

@@ -127,8 +127,9 @@ int locate_inputs(StepInputs *step, SupInputs *sup, Err *e) {
     const TensorTable *all[] = {&TABLE_STATE, &TABLE_STEP_IN, &TABLE_STEP_OUT, &TABLE_SUP_IN, &TABLE_SUP_OUT};
     for (int i = 0; i < 5; i++)
         if (table_validate(all[i], e) != 0) return -1;
-    const size_t D = MPLC_INPUT_SIZE, K = MPLC_CLASSES, BL = MPLC_BATCH_LABELED, BU = MPLC_BATCH_UNLABELED,
-                 F = MPLC_FINETUNE_BATCH;
+    /* The step functions take this rank's rows of each batch (the whole batch with one rank). */
+    const size_t D = MPLC_INPUT_SIZE, K = MPLC_CLASSES, BL = MPLC_LOCAL_BATCH_LABELED,
+                 BU = MPLC_LOCAL_BATCH_UNLABELED, F = MPLC_LOCAL_FINETUNE_BATCH;
     memset(step, 0, sizeof *step);
     memset(sup, 0, sizeof *sup);
     if (require(&TABLE_STEP_IN, "x", &step->x, e) || require(&TABLE_STEP_IN, "y", &step->y, e) ||

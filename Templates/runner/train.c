@@ -15,6 +15,7 @@
 #include "fileio.h"
 #include "model.h"
 #include "moons_svg.h"
+#include "ranks.h"
 #include "schedule.h"
 #include "train.h"
 #include "trainer.h"
@@ -150,21 +151,22 @@ static void after_step(Trainer *T, const TensorTable *outs, long total) {
         }
     }
     int stop = T->cfg.stop_at > 0 && global_step(T) == T->cfg.stop_at;
-    int sig = stop_signal;
+    int sig = ranks_max_int(stop_signal); /* all ranks stop after the same step, even if one alone was signalled */
     int save = (step % T->cfg.checkpoint_every == 0 && (T->rs.phase == PHASE_MAIN || !last)) || patience_ran_out;
     if (save || stop || sig) checkpoint_save(T);
     if (!stop && !sig) return;
     char resume[PATH_CAP + 64];
     resume_flags(T, resume, sizeof resume);
     if (stderr_line_open) fputc('\n', stderr);
+    if (!rank_leader()) ranks_finish(sig ? 128 + sig : 0); /* rank 0 says why */
     if (sig) {
         fprintf(stderr, "mplc-run: interrupted by %s after step %ld; checkpoint in %s; continue with the same command "
                         "and %s\n",
                 sig == SIGINT ? "SIGINT" : "SIGTERM", global_step(T), T->ckpt_path, resume);
-        exit(128 + sig);
+        ranks_finish(128 + sig); /* every rank stops after this step (after_step agrees on the signal) */
     }
     fprintf(stderr, "mplc-run: stopped after step %ld as asked (--stop-at); continue with %s\n", global_step(T), resume);
-    exit(0);
+    ranks_finish(0);
 }
 
 static void run_main_phase(Trainer *T) {
@@ -176,7 +178,8 @@ static void run_main_phase(Trainer *T) {
         const float *io;
         if (supervised) {
             T->lr_student = sched_lr_student(t, total, 0); /* the student schedule without the wait */
-            batch_fill_supervised(T, t, &T->order_sup, RNG_AUGMENT_SUP, RNG_DROPOUT_SUP, T->lr_student);
+            static const SupStreams streams = {RNG_AUGMENT_SUP, RNG_DROPOUT_SUP, RNG_AUGMENT_ROW_SUP, RNG_DROPOUT_RANK_SUP};
+            batch_fill_supervised(T, t, &T->order_sup, &streams, T->lr_student);
             mplc_supervised_step(T->state, T->sup_io, T->scratch);
             io = T->sup_io;
         } else {
@@ -222,7 +225,8 @@ static void run_finetune_phase(Trainer *T) {
     while (T->rs.step < total) {
         long t = T->rs.step;
         T->lr_student = (double)(MPLC_FINETUNE_LR);
-        batch_fill_supervised(T, t, &T->order_ft, RNG_AUGMENT_FT, RNG_DROPOUT_FT, T->lr_student);
+        static const SupStreams streams = {RNG_AUGMENT_FT, RNG_DROPOUT_FT, RNG_AUGMENT_ROW_FT, RNG_DROPOUT_RANK_FT};
+        batch_fill_supervised(T, t, &T->order_ft, &streams, T->lr_student);
         mplc_supervised_step(T->state, T->sup_io, T->scratch);
         check_outputs(T, &TABLE_SUP_OUT, T->sup_io, t + 1);
         update_ema(T);
@@ -483,9 +487,11 @@ static void setup(Trainer *T) {
     }
     if (pick_labeled(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (check_batches(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    if (T->rs.phase != PHASE_DONE) warn_settings(c);
+    if (T->rs.phase != PHASE_DONE && rank_leader()) warn_settings(c);
     if (!c->resume && run_dir_claim(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    if (metrics_open(T, c->resume ? T->rs.metrics_bytes : -1, &e) != 0 || run_dir_describe(T, &e) != 0)
+    /* Under MPI rank 0 alone writes the run's files; the other ranks have no metrics file (report.c skips it). */
+    if (rank_leader() &&
+        (metrics_open(T, c->resume ? T->rs.metrics_bytes : -1, &e) != 0 || run_dir_describe(T, &e) != 0))
         die_err(&e, EXIT_BAD_INPUT);
     T->n_labeled = (size_t)c->labels;
     order_init(&T->order_l, T->n_labeled, c->seed, RNG_ORDER_LABELED);
@@ -526,6 +532,7 @@ static void teardown(Trainer *T) {
 int train_command(const TrainConfig *cfg) {
     Trainer *T = xcalloc(1, sizeof *T);
     T->cfg = *cfg;
+    if (!rank_leader()) T->cfg.quiet = 1; /* rank 0 shows the progress of the whole job */
     setup(T);
     const TrainConfig *c = &T->cfg;
     if (!c->quiet)
@@ -549,11 +556,13 @@ int train_command(const TrainConfig *cfg) {
     if (T->rs.phase == PHASE_FINETUNE) run_finetune_phase(T);
     /* Nothing is logged from here on; a signal from here on finds the run complete, and it writes its results. */
     metrics_close(T);
-    Err e;
-    if (summary_write(T, now_seconds() - T->t_start, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    /* A teacher that reads predictions has no input at the grid's points, so no decision regions to draw. */
-    if (strcmp(T->data.format, "moons") == 0 && !MPLC_TEACHER_READS_PREDICTIONS) write_boundary(T);
-    print_result(T);
+    if (rank_leader()) {
+        Err e;
+        if (summary_write(T, now_seconds() - T->t_start, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+        /* A teacher that reads predictions has no input at the grid's points, so no decision regions to draw. */
+        if (strcmp(T->data.format, "moons") == 0 && !MPLC_TEACHER_READS_PREDICTIONS) write_boundary(T);
+        print_result(T);
+    }
     teardown(T);
     return 0;
 }

@@ -15,6 +15,8 @@ int eval_command(const char *checkpoint, const char *data_dir, const char *teach
 int cache_command(const char *checkpoint, const char *out, const char *data_dir);
 /* Prints {"file", "class", "probability", "probabilities"} per image; normalise: fashion-mnist, cifar10 or svhn. */
 int predict_command(const char *checkpoint, int use_ema, const char *normalise, char **files, int nfiles);
-int replay_command(const char *checkpoint, const char *batches, long steps, const char *out, const char *losses);
+/* supervised: replay mplc_supervised_step (x, y of the finetune batch; scalars.npy [lr]) instead of mplc_step. */
+int replay_command(const char *checkpoint, const char *batches, long steps, const char *out, const char *losses,
+                   int supervised);
 
 #endif

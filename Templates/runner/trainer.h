@@ -154,8 +154,12 @@ void order_free(Order *o);
 uint32_t order_at(Order *o, uint64_t pos);
 /* Fills the mplc_step arena for step t of the main phase (x, y, uniform, dropout, scalars). */
 void batch_fill_step(Trainer *T, long t, double lr_teacher, double lr_student, double uda_weight, double feedback);
+/* The random streams of a labeled stream (rng.h): per step, and per row and per rank with ranks. */
+typedef struct {
+    int augment, dropout, augment_row, dropout_rank;
+} SupStreams;
 /* Fills the mplc_supervised_step arena with step t of a labeled stream (baseline or finetuning). */
-void batch_fill_supervised(Trainer *T, long t, Order *o, int aug_stream, int dropout_stream, double lr);
+void batch_fill_supervised(Trainer *T, long t, Order *o, const SupStreams *s, double lr);
 
 /* evaluate.c: correct[0] teacher, correct[1] student, over the whole test set; correct[2] the student
  * with the weights of the ema arena, or -1 when ema is NULL. teacher_x: for a teacher that reads

@@ -6,6 +6,8 @@
 #endif
 #include "util.h"
 
+#include "ranks.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -28,8 +30,9 @@ int stderr_line_open;
 void die_err(const Err *e, int code) {
     fflush(stdout);
     if (stderr_line_open) fputc('\n', stderr);
-    fprintf(stderr, "mplc-run: error: %s\n", e->msg);
-    exit(code);
+    if (rank_count() > 1) fprintf(stderr, "mplc-run: error: rank %d of %d: %s\n", rank_id(), rank_count(), e->msg);
+    else fprintf(stderr, "mplc-run: error: %s\n", e->msg);
+    ranks_exit(code); /* under MPI: the whole job, so that no other rank waits for this one */
 }
 
 void die(int code, const char *fmt, ...) {

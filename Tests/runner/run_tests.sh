@@ -759,5 +759,8 @@ source "$HERE/rgb_tests.sh"
 # ---------------------------------------------------------------- Reduced MPL (teacher cache)
 source "$HERE/reduced_tests.sh"
 
+# ---------------------------------------------------------------- under MPI (ranks)
+source "$HERE/mpi_tests.sh"
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -4,8 +4,9 @@
 #include <math.h>
 #include <string.h>
 
-enum { D = MPLC_INPUT_SIZE, K = MPLC_CLASSES, BL = MPLC_BATCH_LABELED, BU = MPLC_BATCH_UNLABELED,
-       N = BL + 2 * BU, F = MPLC_FINETUNE_BATCH, E = MPLC_EVAL_BATCH, WN = D * K };
+/* The step takes this rank's rows (docs/ABI.md): the whole batch with one rank. */
+enum { D = MPLC_INPUT_SIZE, K = MPLC_CLASSES, BL = MPLC_LOCAL_BATCH_LABELED, BU = MPLC_LOCAL_BATCH_UNLABELED,
+       N = BL + 2 * BU, F = MPLC_LOCAL_FINETUNE_BATCH, E = MPLC_EVAL_BATCH, WN = D * K };
 
 #define LABEL_SMOOTHING 0.1f
 #define UDA_TEMPERATURE 0.7f

@@ -3,7 +3,9 @@
  * softmax classifiers on 1x28x28 images; hard-argmax pseudo labels, dot-product feedback.
  * Build options (for tests): -DFAKE_TEACHER_LR=1e30 makes the teacher diverge to Inf/NaN;
  * -DFAKE_RGB32 makes the same model take 3x32x32 images (CIFAR-10 and SVHN tests), named fake_linear_rgb;
- * -DFAKE_MODEL_HASH='"..."' stands for another compilation of the same recipe (--resume tests). */
+ * -DFAKE_MODEL_HASH='"..."' stands for another compilation of the same recipe (--resume tests);
+ * -DFAKE_RANKS=R (with mpicc -DMPLC_MPI) a model compiled for R ranks: its step takes per-rank batches (but sums
+ * nothing over the ranks: the runner's MPI tests check what the runner does, not the step's exactness). */
 #ifndef MODEL_H
 #define MODEL_H
 
@@ -14,28 +16,35 @@
 #define MPLC_BATCH_UNLABELED 16
 #define MPLC_EVAL_BATCH 100
 #define MPLC_FINETUNE_BATCH 32
+#ifndef FAKE_RANKS
+#define FAKE_RANKS 1
+#endif
+#define MPLC_RANKS FAKE_RANKS
+#define MPLC_LOCAL_BATCH_LABELED (MPLC_BATCH_LABELED / MPLC_RANKS)
+#define MPLC_LOCAL_BATCH_UNLABELED (MPLC_BATCH_UNLABELED / MPLC_RANKS)
+#define MPLC_LOCAL_FINETUNE_BATCH (MPLC_FINETUNE_BATCH / MPLC_RANKS)
 #ifdef FAKE_RGB32
 #define MPLC_MODEL_NAME "fake_linear_rgb"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32
 #define MPLC_INPUT_CHANNELS 3
 #define MPLC_INPUT_SIZE 3072
-/* The arena layout of model.c for D = 3072 inputs (its _Static_asserts check these). */
-#define MPLC_STATE_FLOATS 122920
-#define MPLC_STEP_IO_FLOATS 245850
-#define MPLC_SUPERVISED_IO_FLOATS 98626
-#define MPLC_SCRATCH_FLOATS 185780
 #else
 #define MPLC_MODEL_NAME "fake_linear"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28
 #define MPLC_INPUT_CHANNELS 1
 #define MPLC_INPUT_SIZE 784
-#define MPLC_STATE_FLOATS 31400
-#define MPLC_STEP_IO_FLOATS 62810
-#define MPLC_SUPERVISED_IO_FLOATS 25410
-#define MPLC_SCRATCH_FLOATS 48500
 #endif
+/* The arena layout of model.c (its _Static_asserts check these) for the per-rank batches: with D inputs, K
+ * classes, n = B_l + 2 B_u rows and F finetune rows; 31400, 62810, 25410, 48500 for D = 784 and one rank. */
+#define FAKE_N (MPLC_LOCAL_BATCH_LABELED + 2 * MPLC_LOCAL_BATCH_UNLABELED)
+#define FAKE_F MPLC_LOCAL_FINETUNE_BATCH
+#define FAKE_W (MPLC_INPUT_SIZE * 10 + 10) /* one network's weights and biases */
+#define MPLC_STATE_FLOATS (4 * FAKE_W)
+#define MPLC_STEP_IO_FLOATS (2 * FAKE_N * MPLC_INPUT_SIZE + MPLC_LOCAL_BATCH_LABELED * 10 + 10)
+#define MPLC_SUPERVISED_IO_FLOATS (FAKE_F * (MPLC_INPUT_SIZE + 10) + 2)
+#define MPLC_SCRATCH_FLOATS (FAKE_N * MPLC_INPUT_SIZE + 2 * FAKE_N * 10 + 2 * FAKE_F * 10 + 2 * FAKE_W)
 #define MPLC_NUM_STATE_TENSORS 8
 #define MPLC_NUM_STEP_INPUTS 7
 #define MPLC_NUM_STEP_OUTPUTS 6
@@ -73,10 +82,6 @@
 #define MPLC_PSEUDO_LABELS "hard-argmax"
 #define MPLC_FEEDBACK "dot-product"
 #define MPLC_TEACHER_READS_PREDICTIONS 0
-#define MPLC_RANKS 1
-#define MPLC_LOCAL_BATCH_LABELED 8
-#define MPLC_LOCAL_BATCH_UNLABELED 16
-#define MPLC_LOCAL_FINETUNE_BATCH 32
 
 /* The recipe as the compiler writes it (docs/ABI.md), and a made-up hash in place of the SHA-256 of model.c
  * and model.h: one per variant of this file, as the compiler's would differ. */
