@@ -11,16 +11,19 @@ struct Predict: ParsableCommand {
         discussion: """
             Images must have the model's size; they are converted to its channels and normalised as the trainer \
             normalises the data set named by --normalise (default fashion-mnist for grey models; RGB models need it).
-            Example:
+            Examples:
+              mplc predict runs/fashion_cnn-mpl-seed0 shirt.png
               mplc predict Examples/fashion_cnn.swiftdsl --checkpoint runs/fashion_cnn-mpl-seed0/checkpoint.safetensors shirt.png
             """)
 
-    @Argument(help: "The model file (.swiftdsl) the run trained.")
-    var model: String
+    @Argument(help: "The run directory, or with --checkpoint the model file (.swiftdsl) the run trained.")
+    var runOrModel: String
     @Argument(help: "Image files.")
     var images: [String]
-    @Option(help: ArgumentHelp("The run's checkpoint.", valueName: "RUN_DIR/checkpoint.safetensors"))
-    var checkpoint: String
+    @Option(help: ArgumentHelp("A checkpoint of the model file.", valueName: "FILE.safetensors"))
+    var checkpoint: String?
+    @Flag(help: "The run directory's best.safetensors (the best validation accuracy) instead of its last checkpoint.")
+    var best = false
     @Flag(help: "The EMA of the student (the checkpoint's ema/ tensors) instead of the student.")
     var ema = false
     @Option(help: "The training data whose normalisation the pixels get: fashion-mnist, cifar10 or svhn.")
@@ -34,11 +37,12 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            var arguments = ["predict", "--checkpoint", checkpoint]
+            let trained = try TrainedModel(runOrModel, checkpoint: checkpoint, best: best)
+            var arguments = ["predict", "--checkpoint", trained.checkpoint]
             if ema { arguments.append("--ema") }
             if let normalise { arguments += ["--normalise", normalise] }
             // "--" first: an image named like a flag stays an image.
-            let output = try trainerOutput(model: model, arguments + ["--"] + images)
+            let output = try trainerOutput(trained, arguments + ["--"] + images)
             let predictions = try Prediction.parse(runnerOutput: output)
             print(predictions.map { json ? $0.json : $0.text }.joined(separator: "\n"))
         }
