@@ -246,6 +246,63 @@ struct EvalCommandTests {
         #expect(!FileManager.default.fileExists(atPath: work + "/out"))
     }
 
+    @Test("predict on IDX and NPY files (uint8 and float32): one prediction per image, the PNG files' classes; bad files")
+    func predictArrays() throws {
+        let (work, _) = try Self.trained.get()
+        let n = Self.testImages
+        let pixels = Array(try FashionMNIST.bytes("t10k-images-idx3-ubyte")[16..<16 + n * 784])
+        // The same images as PNG files, IDX (N x 28 x 28), NPY uint8 (N, 28, 28) and NPY float32 (N, 784), normalised
+        // as the trainer normalises 8-bit data.
+        var pngs: [String] = []
+        for i in 0..<n {
+            pngs.append(work + "/arrays\(i).png")
+            try Data(png(grey: Array(pixels[i * 784..<(i + 1) * 784]), width: 28, height: 28))
+                .write(to: URL(fileURLWithPath: pngs[i]))
+        }
+        let idx = work + "/images-idx3-ubyte"
+        try Data([0, 0, 8, 3, 0, 0, 0, UInt8(n), 0, 0, 0, 28, 0, 0, 0, 28] + pixels).write(to: URL(fileURLWithPath: idx))
+        try writeNPY(work + "/bytes.npy", uint8s: pixels, shape: [n, 28, 28])
+        try writeNPY(
+            work + "/floats.npy", floats: pixels.map { Float((Double($0) / 255 - 0.2860) / 0.3530) }, shape: [n, 784])
+        let predicted = try run(
+            [mplcBinary, "predict", "run", "--json", idx, "bytes.npy", "floats.npy"] + pngs, directory: work)
+        try #require(predicted.status == 0, "\(predicted.output)")
+        let lines = try predicted.output.split(separator: "\n").filter { $0.hasPrefix("{") }.map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        try #require(lines.count == 4 * n, "\(lines.count) predictions")
+        let fromPNG = lines[(3 * n)...].map { $0["probabilities"] as? [Double] }
+        for (k, file) in [idx, "bytes.npy", "floats.npy"].enumerated() {
+            let rows = lines[(k * n)..<((k + 1) * n)]
+            #expect(rows.map { $0["file"] as? String } == Array(repeating: file, count: n))
+            #expect(rows.map { $0["index"] as? Int } == (0..<n).map { $0 })
+            #expect(rows.map { $0["probabilities"] as? [Double] } == Array(fromPNG), "\(file)")
+        }
+        #expect(lines[3 * n]["index"] == nil, "an image file has no index")
+        let text = try run([mplcBinary, "predict", "run", "bytes.npy"], directory: work)
+        #expect(text.status == 0 && text.output.contains("bytes.npy[119]: class "), "\(text.output)")
+
+        // Bad files: exit 1 naming the file and the cause.
+        let labels = work + "/labels-idx1-ubyte.idx"
+        try Data([0, 0, 8, 1, 0, 0, 0, 1, 7]).write(to: URL(fileURLWithPath: labels))
+        try writeNPY(work + "/wide.npy", uint8s: [UInt8](repeating: 0, count: 2 * 32 * 32), shape: [2, 32, 32])
+        try writeNPY(work + "/ints.npy", int64s: [1, 2], shape: [2])
+        try "1,2\n".write(toFile: work + "/rows.csv", atomically: true, encoding: .utf8)
+        let cases: [(file: String, message: String)] = [
+            ("wide.npy", "wide.npy: shape (2, 32, 32) does not fit model fashion_mlp"),
+            ("ints.npy", "ints.npy: dtype <i8; predict reads '<f4' or '|u1' examples"),
+            (labels, "\(labels):"),
+            ("rows.csv", "rows.csv: model fashion_mlp reads 28x28 images; CSV files are for Features models"),
+            ("missing.npy", "missing.npy"),
+        ]
+        for c in cases {
+            let result = try run([mplcBinary, "predict", "run", pngs[0], c.file], directory: work)
+            #expect(
+                result.status == 1 && !result.signaled && result.output.contains(c.message),
+                "\(c.file): \(result.output)")
+        }
+    }
+
     /// Chromium from Debian (.ci/install-deps installs it).
     static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first {
         FileManager.default.isExecutableFile(atPath: $0)
