@@ -199,9 +199,12 @@ static void run_main_phase(Trainer *T) {
 static void write_boundary(Trainer *T) {
     char path[PATH_CAP];
     Err e;
+    double accuracy[2]; /* the final evaluation's */
+    for (int k = 0; k < 2; k++)
+        accuracy[k] = T->rs.acc_after[k] < 0 ? -1 : (double)T->rs.acc_after[k] / (double)T->data.test.n;
     if (path_join(path, sizeof path, &e, "%s/boundary.svg", T->cfg.out_dir) != 0 ||
         moons_write_boundary(path, T->state, T->scratch, T->eval_x, T->eval_logits, &T->data, T->labeled,
-                             T->n_labeled, &e) != 0)
+                             T->n_labeled, accuracy, &e) != 0)
         die_err(&e, EXIT_BAD_INPUT);
     if (!T->cfg.quiet) fprintf(stderr, "mplc-run: decision regions in %s\n", path);
 }

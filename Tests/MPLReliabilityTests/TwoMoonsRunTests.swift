@@ -2,8 +2,8 @@ import Foundation
 import Testing
 
 /// A short two-moons run by `mplc train` (a Features(2) model), shared by the tests: `mplc predict` on feature
-/// vectors (CSV, NPY) of its run directory.
-@Suite("A two-moons run: predict on feature vectors")
+/// vectors (CSV, NPY) of its run directory, and its picture, boundary.svg.
+@Suite("A two-moons run: predict on feature vectors, the decision-region picture")
 struct TwoMoonsRunTests {
     /// The folder holding the run, run/.
     static let trained: Result<String, Error> = Result {
@@ -59,5 +59,41 @@ struct TwoMoonsRunTests {
                 result.status == 1 && !result.signaled && result.output.contains(c.message),
                 "\(c.file): \(result.output)")
         }
+    }
+
+    @Test("boundary.svg: under 200 KB, parses as XML, axes with ticks in both panels, a legend, the accuracies in the titles")
+    func picture() throws {
+        let work = try Self.trained.get()
+        let path = work + "/run/boundary.svg"
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        #expect(size < 200_000, "boundary.svg has \(size) bytes")
+        let summary = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: work + "/run/summary.json")))
+                as? [String: Any])
+        let accuracy = try #require(summary["test_accuracy"] as? [String: Double])
+        // Python's XML parser reads the file; the structure it finds is printed one item a line.
+        let script = """
+            import sys, xml.etree.ElementTree as ET
+            ns = "{http://www.w3.org/2000/svg}"
+            root = ET.parse(sys.argv[1]).getroot()
+            for g in root.iter(ns + "g"):
+                if g.get("class") == "panel":
+                    print("panel", next(g.iter(ns + "text")).text)
+                if g.get("class") == "axes":
+                    print("axes", len([t for t in g.iter(ns + "text")]))
+                if g.get("class") == "legend":
+                    print("legend", " / ".join(t.text for t in g.iter(ns + "text")))
+            """
+        let parsed = try run(["python3", "-c", script, path])
+        try #require(parsed.status == 0, "\(parsed.output)")
+        let lines = parsed.output.split(separator: "\n").map(String.init)
+        func percent(_ key: String) -> String { String(format: "%.2f%%", 100 * (accuracy[key] ?? -1)) }
+        #expect(lines.contains("panel student: test accuracy " + percent("student_after_finetune")), "\(lines)")
+        #expect(lines.contains("panel teacher: test accuracy " + percent("teacher_after_finetune")), "\(lines)")
+        // Each panel's axes: at least 4 tick values on each axis and the two axis names.
+        let axes = lines.filter { $0.hasPrefix("axes ") }.compactMap { Int($0.dropFirst(5)) }
+        #expect(axes.count == 2 && axes.allSatisfy { $0 >= 10 }, "\(lines)")
+        #expect(
+            lines.contains { $0.hasPrefix("legend class 0, labeled / class 1, labeled / unlabeled") }, "\(lines)")
     }
 }
