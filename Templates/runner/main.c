@@ -239,9 +239,6 @@ static int train_main(int argc, char **argv) {
     }
     if (c.resume && c.overwrite) usage_error("--resume continues the run in RUN_DIR, --overwrite replaces it: give one");
     check_teacher_cache_flag("train", c.teacher_cache, c.resume);
-    if (c.teacher_cache && c.validation > 0)
-        usage_error("--validation is not supported with --teacher-cache (Reduced MPL) yet: the teacher's validation "
-                    "inputs would be rows of the cache");
     if (c.patience > 0 && c.validation == 0 && !c.resume)
         usage_error("--patience %ld counts validation evaluations: give --validation N too", c.patience);
     if (c.resume && c.init_from)
