@@ -101,9 +101,11 @@ public struct Evaluation: Codable, Equatable {
     }
 }
 
-/// One image's prediction, a JSON line of `mplc-run predict`.
+/// One example's prediction, a JSON line of `mplc-run predict`.
 public struct Prediction: Codable, Equatable {
     public var file: String
+    /// The example's row in a file of several (IDX, NPY, CSV), from 0; nil for an image file.
+    public var index: Int?
     public var `class`: Int
     public var probability: Double
     public var probabilities: [Double]
@@ -123,9 +125,9 @@ public struct Prediction: Codable, Equatable {
         return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
     }
 
-    /// "FILE: class K (name), probability P", the way `mplc predict` prints it.
+    /// "FILE: class K (name), probability P" ("FILE[I]: ..." for row I of a file), the way `mplc predict` prints it.
     public var text: String {
-        "\(file): class " + label(self.class, Evaluation.classNames(count: probabilities.count))
+        file + (index.map { "[\($0)]" } ?? "") + ": class " + label(self.class, Evaluation.classNames(count: probabilities.count))
             + String(format: ", probability %.4f", probability)
     }
 }

@@ -10,24 +10,28 @@ struct Eval: ParsableCommand {
         abstract: "Test accuracy, per-class accuracy and confusion matrix of a run's student (or its EMA, or teacher).",
         discussion: """
             Builds (or reuses) the model's trainer as `mplc train` does and runs `mplc-run eval` on the test set of \
-            --data (docs/RUNNER.md, "Data").
-            Example:
+            --data (docs/RUNNER.md, "Data"; for a run directory, by default the data it trained on).
+            Examples:
+              mplc eval runs/fashion_cnn-mpl-seed0
+              mplc eval runs/fashion_cnn-mpl-seed0 --best --ema
               mplc eval Examples/fashion_cnn.swiftdsl --checkpoint runs/fashion_cnn-mpl-seed0/checkpoint.safetensors
             """)
 
-    @Argument(help: "The model file (.swiftdsl) the run trained.")
-    var model: String
-    @Option(help: ArgumentHelp("The run's checkpoint.", valueName: "RUN_DIR/checkpoint.safetensors"))
-    var checkpoint: String
+    @Argument(help: "The run directory, or with --checkpoint the model file (.swiftdsl) the run trained.")
+    var runOrModel: String
+    @Option(help: ArgumentHelp("A checkpoint of the model file.", valueName: "FILE.safetensors"))
+    var checkpoint: String?
+    @Flag(help: "The run directory's best.safetensors (the best validation accuracy) instead of its last checkpoint.")
+    var best = false
     @Flag(help: "The EMA of the student (the checkpoint's ema/ tensors) instead of the student.")
     var ema = false
     @Flag(help: "The teacher instead of the student.")
     var teacher = false
-    @Option(help: "Data directory whose test set is used (default: the trainer's, Fashion-MNIST).")
+    @Option(help: "Data directory whose test set is used (default: the run directory's, else Fashion-MNIST).")
     var data: String?
     @Option(
         help: ArgumentHelp(
-            "Reduced MPL: the large teacher's cached predictions, as for training.", valueName: "FILE.npy"))
+            "Reduced MPL: the large teacher's cached predictions, as for training (default: the run directory's).", valueName: "FILE.npy"))
     var teacherCache: String?
     @Option(help: "Threads (default: every core of this machine).")
     var threads: Int?
@@ -40,13 +44,17 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
+            let trained = try TrainedModel(runOrModel, checkpoint: checkpoint, best: best)
             var arguments = [
-                "eval", "--checkpoint", checkpoint,
+                "eval", "--checkpoint", trained.checkpoint,
                 "--threads", String(threads ?? ProcessInfo.processInfo.activeProcessorCount),
             ]
-            if let data { arguments += ["--data", data] }
-            if let teacherCache { arguments += ["--teacher-cache", teacherCache] }
-            let output = try trainerOutput(model: model, arguments)
+            if let data = data ?? trained.metadata["data"] { arguments += ["--data", data] }
+            let readsCache = trained.compiled.map { $0.model.recipe.teacherInput == .cachedPredictions } ?? false
+            if let teacherCache = teacherCache ?? (readsCache ? trained.metadata["teacher_cache"] : nil) {
+                arguments += ["--teacher-cache", teacherCache]
+            }
+            let output = try trainerOutput(trained, arguments)
             let evaluation = try Evaluation(
                 runnerOutput: output, network: ema ? "student_ema" : teacher ? "teacher" : "student")
             print(json ? evaluation.json : evaluation.text)

@@ -16,14 +16,17 @@ struct Export: ParsableCommand {
             embedded and BatchNorm folded, for batches of --batch images. Build it with cc -std=c11 -O3 \
             -march=native -c <name>.c and link with -lopenblas -lm, or compile with -DMPLC_NO_BLAS and link with \
             -lm alone.
-            Example:
+            Examples:
+              mplc export runs/fashion_cnn-mpl-seed0 -o export
               mplc export Examples/fashion_cnn.swiftdsl --checkpoint runs/fashion_cnn-mpl-seed0/checkpoint.safetensors -o export
             """)
 
-    @Argument(help: "The model file (.swiftdsl) the run trained.")
-    var model: String
-    @Option(help: ArgumentHelp("The run's checkpoint.", valueName: "RUN_DIR/checkpoint.safetensors"))
-    var checkpoint: String
+    @Argument(help: "The run directory, or with --checkpoint the model file (.swiftdsl) the run trained.")
+    var runOrModel: String
+    @Option(help: ArgumentHelp("A checkpoint of the model file.", valueName: "FILE.safetensors"))
+    var checkpoint: String?
+    @Flag(help: "The run directory's best.safetensors (the best validation accuracy) instead of its last checkpoint.")
+    var best = false
     @Flag(help: "Export the EMA of the student (the checkpoint's ema/ tensors) instead of the student.")
     var ema = false
     @Option(
@@ -38,7 +41,9 @@ struct Export: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            let model = try Compiler.load(path: self.model).get()
+            let trained = try TrainedModel(runOrModel, checkpoint: checkpoint, best: best)
+            let model = try trained.compiled?.model ?? Compiler.load(path: trained.modelPath).get()
+            let checkpoint = trained.checkpoint
             if format == .onnx {
                 guard batch == 1 else {
                     throw CompileFailure("error: --batch is for the C export; the ONNX model takes batches of any size")
@@ -50,7 +55,8 @@ struct Export: ParsableCommand {
                 return
             }
             let command =
-                "mplc export \(self.model) --checkpoint \(checkpoint)" + (ema ? " --ema" : "")
+                "mplc export \(runOrModel)" + (self.checkpoint.map { " --checkpoint \($0)" } ?? "") + (best ? " --best" : "")
+                + (ema ? " --ema" : "")
                 + (batch == 1 ? "" : " --batch \(batch)") + " -o \(output)"
             let library = try Compiler.export(
                 model, checkpoint: checkpoint, ema: ema, batch: batch, regenerateCommand: command)

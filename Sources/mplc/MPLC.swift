@@ -17,8 +17,9 @@ struct MPLC: ParsableCommand {
               mplc Examples/fashion_mlp.swiftdsl -o DIR   the same, into DIR
               mplc check Examples/fashion_cnn.swiftdsl    parse and check only
               mplc train Examples/fashion_cnn.swiftdsl    compile, build the runner and train on Fashion-MNIST
-              mplc eval Examples/fashion_cnn.swiftdsl --checkpoint RUN/checkpoint.safetensors   test accuracy, confusion matrix
-              mplc predict Examples/fashion_cnn.swiftdsl --checkpoint RUN/checkpoint.safetensors shirt.png
+              mplc eval RUN                               test accuracy, confusion matrix of a run's student
+              mplc predict RUN shirt.png                  class and probabilities by the run's student
+              mplc export RUN -o DIR                      the student as a C library (--format onnx: an ONNX model)
             """,
         subcommands: [Emit.self, Check.self, Train.self, Eval.self, Predict.self, Report.self, Export.self, Fuzz.self],
         defaultSubcommand: Emit.self)
@@ -340,6 +341,12 @@ func trainer(modelPath: String, pseudoLabels: String? = nil, feedback: String? =
     let compiled = try Compiler.compile(
         model, regenerateCommand: "mplc train \(modelPath)" + (ranks == 1 ? "" : " --ranks \(ranks)"),
         memoryLimit: ResourceLimits.memoryLimit(), ranks: ranks, modelFile: modelPath)
+    return (try trainer(compiled, started: started), model.recipe.resolvedLines.map { $0 + "\n" }.joined())
+}
+
+/// The trainer of a compiled model (compiled since `started`).
+func trainer(_ compiled: CompiledModel, started: Date = Date()) throws -> String {
+    let model = compiled.model
     let (binary, built) = try RunnerBuild.cachedBuild(
         compiled.files, modelName: model.name,
         templatesDirectory: Compiler.templatesDirectory)
@@ -350,15 +357,53 @@ func trainer(modelPath: String, pseudoLabels: String? = nil, feedback: String? =
                 built ? "built" : "reused", binary,
                 Date().timeIntervalSince(started), compiled.memorySummary
             ).utf8))
-    return (binary, model.recipe.resolvedLines.map { $0 + "\n" }.joined())
+    return binary
 }
 
 /// Runs `mplc-run COMMAND ARGUMENTS` of the model's trainer for its JSON output; a trainer that fails has said
 /// why on stderr, and mplc exits with its code.
-func trainerOutput(model modelPath: String, _ arguments: [String]) throws -> String {
-    let (status, output) = try RunnerBuild.runTrainer(try trainer(modelPath: modelPath).binary, arguments)
+func trainerOutput(_ trained: TrainedModel, _ arguments: [String]) throws -> String {
+    let binary = try trained.compiled.map { try trainer($0) } ?? trainer(modelPath: trained.modelPath).binary
+    let (status, output) = try RunnerBuild.runTrainer(binary, arguments)
     guard status == 0 else { throw ExitCode(status) }
     return output
+}
+
+/// What eval, predict and export read from their first argument: a run directory (its copy of the model file, and
+/// its checkpoint.safetensors or, with --best, best.safetensors), or a model file with --checkpoint.
+struct TrainedModel {
+    var modelPath: String
+    var checkpoint: String
+    /// The run directory's model, compiled to check it against the checkpoint; nil for a model file.
+    var compiled: CompiledModel?
+    /// The run directory's checkpoint metadata (its data and teacher cache); empty for a model file.
+    var metadata: [String: String] = [:]
+
+    init(_ argument: String, checkpoint: String?, best: Bool) throws {
+        var isDirectory: ObjCBool = false
+        let directory = FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory) && isDirectory.boolValue
+        if let checkpoint {
+            if directory {
+                throw CompileFailure(
+                    "error: \(argument) is a folder: give a run directory alone (it has its checkpoint), or a model "
+                        + "file with --checkpoint", exitCode: 2)
+            }
+            if best {
+                throw CompileFailure(
+                    "error: --best takes best.safetensors of a run directory; with a model file, give that file as "
+                        + "--checkpoint", exitCode: 2)
+            }
+            (modelPath, self.checkpoint) = (argument, checkpoint)
+            return
+        }
+        guard directory else {
+            throw CompileFailure(
+                "error: \(argument): not a run directory; give a run directory, or a model file with --checkpoint",
+                exitCode: 2)
+        }
+        let run = try RunDirectory(path: argument, best: best, memoryLimit: ResourceLimits.memoryLimit())
+        (modelPath, self.checkpoint, compiled, metadata) = (run.modelFile, run.checkpoint, run.compiled, run.metadata)
+    }
 }
 
 /// Replaces this process with `binary`, so signals, exit codes and the terminal belong to the trainer.

@@ -7,38 +7,50 @@ import MPLCompiler
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Class and probability of each image (PNG or JPEG) by a run's student.",
+        abstract: "Class and probability of each example of image (PNG, JPEG), IDX, NPY or CSV files by a run's "
+            + "student.",
         discussion: """
-            Images must have the model's size; they are converted to its channels and normalised as the trainer \
-            normalises the data set named by --normalise (default fashion-mnist for grey models; RGB models need it).
-            Example:
+            Files by name: *.npy (N×H×W×C, N×H×W for one channel, or N×(H·W·C); uint8 or float32), *.csv (rows of \
+            the model's features, optionally followed by a label, for Features models), *idx3-ubyte or *.idx \
+            (IDX images; NPY and IDX also gzip-compressed, *.gz), anything else a PNG or JPEG image. Images must \
+            have the model's size; they are converted to its channels. 8-bit pixels are normalised as the trainer \
+            normalises the data set named by --normalise (default fashion-mnist for grey models; RGB models need it); \
+            float32 values and CSV values are used as they are.
+            Examples:
+              mplc predict runs/fashion_cnn-mpl-seed0 shirt.png
               mplc predict Examples/fashion_cnn.swiftdsl --checkpoint runs/fashion_cnn-mpl-seed0/checkpoint.safetensors shirt.png
             """)
 
-    @Argument(help: "The model file (.swiftdsl) the run trained.")
-    var model: String
-    @Argument(help: "Image files.")
-    var images: [String]
-    @Option(help: ArgumentHelp("The run's checkpoint.", valueName: "RUN_DIR/checkpoint.safetensors"))
-    var checkpoint: String
+    @Argument(help: "The run directory, or with --checkpoint the model file (.swiftdsl) the run trained.")
+    var runOrModel: String
+    @Argument(help: "Image, IDX, NPY or CSV files.")
+    var files: [String]
+    @Option(help: ArgumentHelp("A checkpoint of the model file.", valueName: "FILE.safetensors"))
+    var checkpoint: String?
+    @Flag(help: "The run directory's best.safetensors (the best validation accuracy) instead of its last checkpoint.")
+    var best = false
     @Flag(help: "The EMA of the student (the checkpoint's ema/ tensors) instead of the student.")
     var ema = false
     @Option(help: "The training data whose normalisation the pixels get: fashion-mnist, cifar10 or svhn.")
     var normalise: String?
-    @Flag(help: "Print one JSON object per image (file, class, probability, probabilities) instead of a line.")
+    @Flag(
+        help: ArgumentHelp(
+            "Print one JSON object per example (file, index for a row of a file, class, probability, probabilities) "
+                + "instead of a line."))
     var json = false
 
     func validate() throws {
-        if images.isEmpty { throw ValidationError("give at least one image file") }
+        if files.isEmpty { throw ValidationError("give at least one file") }
     }
 
     func run() throws {
         try reportingFailures {
-            var arguments = ["predict", "--checkpoint", checkpoint]
+            let trained = try TrainedModel(runOrModel, checkpoint: checkpoint, best: best)
+            var arguments = ["predict", "--checkpoint", trained.checkpoint]
             if ema { arguments.append("--ema") }
             if let normalise { arguments += ["--normalise", normalise] }
-            // "--" first: an image named like a flag stays an image.
-            let output = try trainerOutput(model: model, arguments + ["--"] + images)
+            // "--" first: a file named like a flag stays a file.
+            let output = try trainerOutput(trained, arguments + ["--"] + files)
             let predictions = try Prediction.parse(runnerOutput: output)
             print(predictions.map { json ? $0.json : $0.text }.joined(separator: "\n"))
         }

@@ -70,6 +70,7 @@ struct Report: ParsableCommand {
             "eval", "--checkpoint", checkpoint, "--threads", String(ProcessInfo.processInfo.activeProcessorCount),
         ]
         if let data = data ?? summary?["data"] as? String { arguments += ["--data", data] }
-        return try Evaluation(runnerOutput: try trainerOutput(model: model, arguments), network: "student")
+        let trained = try TrainedModel(directory, checkpoint: nil, best: false)
+        return try Evaluation(runnerOutput: try trainerOutput(trained, arguments), network: "student")
     }
 }

@@ -30,7 +30,7 @@ static void usage(FILE *fp) {
             "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T] [--teacher-cache FILE.npy]\n"
             "  mplc-run cache --checkpoint C.safetensors --out FILE.npy [--data DIR] [--threads T]\n"
             "  mplc-run predict --checkpoint C.safetensors [--ema] [--normalise fashion-mnist|cifar10|svhn]\n"
-            "                   [--threads T] IMAGE...\n"
+            "                   [--threads T] FILE...\n"
             "  mplc-run --help\n"
             "\n"
             "train defaults: --data %s --labels 1000 --steps %ld --seed %llu --threads 1 --mode mpl\n"
@@ -51,8 +51,9 @@ static void usage(FILE *fp) {
             "  --pseudo-labels, --feedback (mplc train gives them): the overrides this runner was compiled with, recorded\n"
             "  --resume: every option not given comes from RUN_DIR/options.json (the run's resolved options)\n"
             "cache: writes the teacher's class distributions of every training, then test image (NPY float32 [N, K])\n"
-            "predict: one JSON line per image (PNG, JPEG, BMP, ...): class and probabilities by the student (--ema: its\n"
-            "  EMA); pixels normalised as the named data set's (default fashion-mnist for grey models, none for RGB)\n"
+            "predict: one JSON line per example of the files (PNG or JPEG images; *.npy, *.csv, *idx3-ubyte or *.idx files\n"
+            "  of examples): class and probabilities by the student (--ema: its EMA); 8-bit pixels normalised as the\n"
+            "  named data set's (default fashion-mnist for grey models, none for RGB)\n"
             "SIGINT or SIGTERM: the run finishes its step, writes a checkpoint and exits 130 or 143 (continue with --resume)\n"
             "exit codes: 0 ok, 1 bad input or I/O error, 2 usage error, 3 NaN/Inf in a step output or the state,\n"
             "  130/143 stopped by SIGINT/SIGTERM\n",
@@ -211,9 +212,6 @@ static int train_main(int argc, char **argv) {
     }
     if (c.resume && c.overwrite) usage_error("--resume continues the run in RUN_DIR, --overwrite replaces it: give one");
     check_teacher_cache_flag("train", c.teacher_cache, c.resume);
-    if (c.teacher_cache && c.validation > 0)
-        usage_error("--validation is not supported with --teacher-cache (Reduced MPL) yet: the teacher's validation "
-                    "inputs would be rows of the cache");
     if (c.patience > 0 && c.validation == 0 && !c.resume)
         usage_error("--patience %ld counts validation evaluations: give --validation N too", c.patience);
     if (c.resume && c.init_from)
@@ -331,10 +329,7 @@ static int predict_main(int argc, char **argv) {
         i = a.i;
     }
     if (!ckpt) usage_error("predict needs --checkpoint");
-    if (i >= argc) usage_error("predict needs at least one image file");
-    if (!normalise)
-        usage_error("predict: model %s reads RGB images: give --normalise cifar10 or svhn, the data it was trained on",
-                    MPLC_MODEL_NAME);
+    if (i >= argc) usage_error("predict needs at least one file");
     mplc_set_threads(threads);
     ranks_require_one("predict");
     return predict_command(ckpt, use_ema, normalise, argv + i, argc - i);

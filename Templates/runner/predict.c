@@ -1,5 +1,5 @@
-/* mplc-run predict: the class and class probabilities of each image file (PNG or JPEG), by the
- * student of a checkpoint (or its EMA), one JSON line per image on stdout. */
+/* mplc-run predict: the class and class probabilities of each example of the files given (PNG or JPEG images, IDX,
+ * NPY and CSV files of examples), by the student of a checkpoint (or its EMA), one JSON line per example on stdout. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* fsync, fileno, open_memstream, clock_gettime, isatty */
 #endif
@@ -8,11 +8,14 @@
 #include <string.h>
 
 #include "cifar.h"
+#include "csv.h"
 #include "dataset.h"
 #include "fileio.h"
+#include "idx.h"
 #include "image.h"
 #include "json.h"
 #include "model.h"
+#include "npy.h"
 #include "safetensors.h"
 #include "svhn.h"
 #include "tensors.h"
@@ -35,77 +38,219 @@ static int normalisation(const char *name, double mean[3], double std[3], Err *e
     return 0;
 }
 
-/* Decodes path into x (MPLC_INPUT_SIZE floats, NHWC, rows top to bottom) with the data loader's decoder
- * (image.c: PNG or JPEG, the model's size), normalised as the trainer normalises 8-bit data:
- * ((double)p / 255 - mean) / std, rounded to float once. */
-static int load_image(const char *path, const double mean[3], const double std[3], float *x, Err *e) {
+/* The files' examples go through the student in batches of MPLC_EVAL_BATCH rows, across files; a batch remembers
+ * each row's file and its index in the file (-1 for an image file, a single example). */
+typedef struct {
+    const float *state;
+    float *x, *logits, *scratch;
+    const char *file[MPLC_EVAL_BATCH];
+    long index[MPLC_EVAL_BATCH];
+    int rows;
+} Batch;
+
+/* Predicts the batch's rows (the rest of x zero: padding whose logits are ignored) and prints a JSON line each. */
+static void flush(Batch *b) {
+    if (b->rows == 0) return;
+    memset(b->x + (size_t)b->rows * MPLC_INPUT_SIZE, 0,
+           (size_t)(MPLC_EVAL_BATCH - b->rows) * MPLC_INPUT_SIZE * sizeof *b->x);
+    mplc_predict_student(b->state, b->x, b->logits, b->scratch);
+    for (int i = 0; i < b->rows; i++) {
+        const float *z = b->logits + (size_t)i * MPLC_CLASSES;
+        /* softmax in double, the row's maximum subtracted */
+        int best = 0;
+        for (int k = 1; k < MPLC_CLASSES; k++)
+            if (z[k] > z[best]) best = k;
+        double p[MPLC_CLASSES], sum = 0;
+        for (int k = 0; k < MPLC_CLASSES; k++) sum += p[k] = exp((double)z[k] - (double)z[best]);
+        if (!isfinite(sum)) {
+            if (b->index[i] < 0) die(EXIT_NONFINITE, "%s: the student's logits are not finite", b->file[i]);
+            die(EXIT_NONFINITE, "%s: example %ld: the student's logits are not finite", b->file[i], b->index[i]);
+        }
+        printf("{\"file\":");
+        json_write_string(stdout, b->file[i]);
+        if (b->index[i] >= 0) printf(",\"index\":%ld", b->index[i]);
+        printf(",\"class\":%d,\"probability\":", best);
+        json_write_double(stdout, p[best] / sum);
+        printf(",\"probabilities\":[");
+        for (int k = 0; k < MPLC_CLASSES; k++) {
+            if (k) putchar(',');
+            json_write_double(stdout, p[k] / sum);
+        }
+        printf("]}\n");
+    }
+    b->rows = 0;
+}
+
+/* The next row of the batch, for example `index` of `file`; a full batch is predicted first. */
+static float *next_row(Batch *b, const char *file, long index) {
+    if (b->rows == MPLC_EVAL_BATCH) flush(b);
+    b->file[b->rows] = file;
+    b->index[b->rows] = index;
+    return b->x + (size_t)b->rows++ * MPLC_INPUT_SIZE;
+}
+
+static int is_features_model(void) { return MPLC_INPUT_HEIGHT == 1 && MPLC_INPUT_WIDTH == 1; }
+
+/* 8-bit pixels need the normalisation of the data the model trained on: --normalise (its default for grey
+ * models is fashion-mnist; RGB models have none). */
+static int pixel_stats(const char *path, const char *normalise, double mean[3], double std[3], Err *e) {
+    if (!normalise)
+        return err_set(e,
+                       "%s: 8-bit pixels and model %s reads RGB images: give --normalise cifar10 or svhn, the data it "
+                       "was trained on",
+                       path, MPLC_MODEL_NAME);
+    return normalisation(normalise, mean, std, e);
+}
+
+static float pixel(uint8_t p, int c, const double mean[3], const double std[3]) {
+    return (float)(((double)p / 255.0 - mean[c]) / std[c]);
+}
+
+static int has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* An image file (PNG or JPEG, image.c), one example, decoded at the model's size and normalised as the trainer
+ * normalises 8-bit data: ((double)p / 255 - mean) / std, rounded to float once. */
+static int predict_image(Batch *b, const char *path, const char *normalise, Err *e) {
+    double mean[3], std[3];
+    if (is_features_model())
+        return err_set(e, "%s: model %s reads %d features per example, not images: give a CSV or NPY file", path,
+                       MPLC_MODEL_NAME, MPLC_INPUT_SIZE);
+    if (MPLC_INPUT_CHANNELS != 1 && MPLC_INPUT_CHANNELS != 3)
+        return err_set(e, "%s: model %s reads images of %d channels; predict reads grey or RGB image files", path,
+                       MPLC_MODEL_NAME, MPLC_INPUT_CHANNELS);
+    if (pixel_stats(path, normalise, mean, std, e) != 0) return -1;
     uint8_t *pixels = xmalloc(MPLC_INPUT_SIZE);
     int got_w, got_h;
     int rc = image_read(path, MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, pixels, &got_w, &got_h, e);
-    for (size_t i = 0; rc == 0 && i < (size_t)MPLC_INPUT_SIZE; i++) {
-        int c = (int)(i % MPLC_INPUT_CHANNELS);
-        x[i] = (float)(((double)pixels[i] / 255.0 - mean[c]) / std[c]);
-    }
+    float *x = rc == 0 ? next_row(b, path, -1) : NULL;
+    for (size_t i = 0; x && i < (size_t)MPLC_INPUT_SIZE; i++)
+        x[i] = pixel(pixels[i], (int)(i % MPLC_INPUT_CHANNELS), mean, std);
     free(pixels);
     return rc == 0 ? 0 : -1;
 }
 
+/* An IDX image file (train-images-idx3-ubyte and the like, gzip or not): N grey images of the model's size. */
+static int predict_idx(Batch *b, const char *path, const char *normalise, Err *e) {
+    double mean[3], std[3];
+    IdxArray a;
+    if (pixel_stats(path, normalise, mean, std, e) != 0 || idx_read(path, IDX_MAGIC_IMAGES, &a, e) != 0) return -1;
+    int rc = 0;
+    if (a.dims[1] != MPLC_INPUT_HEIGHT || a.dims[2] != MPLC_INPUT_WIDTH || MPLC_INPUT_CHANNELS != 1)
+        rc = err_set(e, "%s: images are %ux%u with 1 channel, model %s takes %dx%d with %d channel(s)", path, a.dims[1],
+                     a.dims[2], MPLC_MODEL_NAME, MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS);
+    for (size_t n = 0; rc == 0 && n < a.dims[0]; n++) {
+        float *x = next_row(b, path, (long)n);
+        for (size_t i = 0; i < (size_t)MPLC_INPUT_SIZE; i++)
+            x[i] = pixel(a.data[n * MPLC_INPUT_SIZE + i], 0, mean, std);
+    }
+    idx_free(&a);
+    return rc;
+}
+
+/* An NPY file of examples: (N, H, W, C), (N, H, W) for one channel or (N, H·W·C); '|u1' pixels normalised as
+ * images are, '<f4' values used as is (as the trainer uses float data). */
+static int predict_npy(Batch *b, const char *path, const char *normalise, Err *e) {
+    const size_t D = MPLC_INPUT_SIZE;
+    double mean[3] = {0}, std[3] = {1, 1, 1};
+    NpyArray a;
+    if (npy_read(path, &a, e) != 0) return -1;
+    int rc = 0;
+    char shape[128];
+    npy_shape_str(&a, shape, sizeof shape);
+    int fits = (a.ndim == 4 && a.shape[1] == MPLC_INPUT_HEIGHT && a.shape[2] == MPLC_INPUT_WIDTH &&
+                a.shape[3] == MPLC_INPUT_CHANNELS) ||
+               (a.ndim == 3 && MPLC_INPUT_CHANNELS == 1 && a.shape[1] == MPLC_INPUT_HEIGHT &&
+                a.shape[2] == MPLC_INPUT_WIDTH) ||
+               (a.ndim == 2 && a.shape[1] == D);
+    if (a.type != NPY_F4 && a.type != NPY_U1)
+        rc = err_set(e, "%s: dtype %s; predict reads '<f4' or '|u1' examples", path, npy_type_name(a.type));
+    else if (!fits)
+        rc = err_set(e,
+                     "%s: shape %s does not fit model %s: expected (N, %d, %d, %d), (N, %d, %d) for 1 channel or "
+                     "(N, %zu)",
+                     path, shape, MPLC_MODEL_NAME, MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS,
+                     MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, D);
+    else if (a.type == NPY_U1 && (MPLC_INPUT_CHANNELS == 1 || MPLC_INPUT_CHANNELS == 3))
+        rc = pixel_stats(path, normalise, mean, std, e);
+    else if (a.type == NPY_U1)
+        rc = err_set(e, "%s: 8-bit values for model %s, which reads %d channels: give float32 ('<f4') values", path,
+                     MPLC_MODEL_NAME, MPLC_INPUT_CHANNELS);
+    for (size_t n = 0; rc == 0 && n < a.shape[0]; n++) {
+        float *x = next_row(b, path, (long)n);
+        for (size_t i = 0; rc == 0 && i < D; i++) {
+            if (a.type == NPY_U1) {
+                x[i] = pixel(((const uint8_t *)a.data)[n * D + i], (int)(i % MPLC_INPUT_CHANNELS), mean, std);
+                continue;
+            }
+            x[i] = ((const float *)a.data)[n * D + i];
+            if (!isfinite(x[i])) rc = err_set(e, "%s: example %zu, value %zu is not finite", path, n, i);
+        }
+    }
+    npy_free(&a);
+    return rc;
+}
+
+/* A CSV file of feature vectors (Features models): rows of the model's D inputs, or of D inputs and a label (a test
+ * set's; ignored), used as is. */
+static int predict_csv(Batch *b, const char *path, Err *e) {
+    const size_t D = MPLC_INPUT_SIZE;
+    CsvTable t;
+    if (!is_features_model())
+        return err_set(e, "%s: model %s reads %dx%d images; CSV files are for Features models", path, MPLC_MODEL_NAME,
+                       MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH);
+    if (csv_read(path, &t, e) != 0) return -1;
+    int rc = 0;
+    if (t.cols != D && t.cols != D + 1)
+        rc = err_set(e, "%s: rows of %zu fields; model %s takes %zu features (and an optional label after them)", path,
+                     t.cols, MPLC_MODEL_NAME, D);
+    for (size_t n = 0; rc == 0 && n < t.rows; n++)
+        memcpy(next_row(b, path, (long)n), t.v + n * t.cols, D * sizeof(float));
+    csv_free(&t);
+    return rc;
+}
+
+/* The format by the file's name: *.npy (NPY), *.csv (CSV), *idx3-ubyte or *.idx (IDX), each also with .gz for NPY
+ * and IDX; anything else an image file (PNG or JPEG). */
+static int predict_file(Batch *b, const char *path, const char *normalise, Err *e) {
+    if (has_suffix(path, ".npy") || has_suffix(path, ".npy.gz")) return predict_npy(b, path, normalise, e);
+    if (has_suffix(path, ".csv")) return predict_csv(b, path, e);
+    if (has_suffix(path, "idx3-ubyte") || has_suffix(path, "idx3-ubyte.gz") || has_suffix(path, ".idx") ||
+        has_suffix(path, ".idx.gz"))
+        return predict_idx(b, path, normalise, e);
+    return predict_image(b, path, normalise, e);
+}
+
 int predict_command(const char *checkpoint, int use_ema, const char *normalise, char **files, int nfiles) {
     Err e;
-    if (MPLC_INPUT_HEIGHT == 1 && MPLC_INPUT_WIDTH == 1)
-        die(EXIT_USAGE, "predict: model %s reads %d features per example, not images", MPLC_MODEL_NAME,
-            MPLC_INPUT_SIZE);
-    if (MPLC_INPUT_CHANNELS != 1 && MPLC_INPUT_CHANNELS != 3)
-        die(EXIT_USAGE, "predict: model %s reads images of %d channels; predict reads grey or RGB images",
-            MPLC_MODEL_NAME, MPLC_INPUT_CHANNELS);
-    double mean[3] = {0}, std[3] = {1, 1, 1};
-    if (normalisation(normalise, mean, std, &e) != 0) die_err(&e, EXIT_USAGE);
+    double mean[3], std[3];
+    if (normalise && normalisation(normalise, mean, std, &e) != 0) die_err(&e, EXIT_USAGE);
     if (arenas_fit_in_memory(1, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     float *state = arena_alloc(MPLC_STATE_FLOATS), *ema = use_ema ? arena_alloc(MPLC_STATE_FLOATS) : NULL;
     int has_ema = 0;
     StMeta *meta = xmalloc(sizeof *meta);
     if (st_load_ema(checkpoint, state, ema, &has_ema, meta, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     const char *updates = meta_get(meta, "ema_updates");
-    if (use_ema && !has_ema) die(EXIT_BAD_INPUT, "%s: --ema: the checkpoint has no EMA (the run had --ema-decay 0)", checkpoint);
+    if (use_ema && !has_ema)
+        die(EXIT_BAD_INPUT, "%s: --ema: the checkpoint has no EMA (the run had --ema-decay 0)", checkpoint);
     if (use_ema && updates && strcmp(updates, "0") == 0)
         die(EXIT_BAD_INPUT, "%s: --ema: the EMA has no update yet (the student was still waiting)", checkpoint);
     free(meta);
-    float *scratch = arena_alloc(MPLC_SCRATCH_FLOATS);
-    float *x = arena_alloc(EVAL_INPUT_FLOATS);
-    float *logits = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_CLASSES);
-    /* Batches of MPLC_EVAL_BATCH images, the last one padded with zero images (their logits are ignored). */
-    for (int start = 0; start < nfiles; start += MPLC_EVAL_BATCH) {
-        int rows = nfiles - start < MPLC_EVAL_BATCH ? nfiles - start : MPLC_EVAL_BATCH;
-        memset(x, 0, EVAL_INPUT_FLOATS * sizeof *x);
-        for (int i = 0; i < rows; i++)
-            if (load_image(files[start + i], mean, std, x + (size_t)i * MPLC_INPUT_SIZE, &e) != 0)
-                die_err(&e, EXIT_BAD_INPUT);
-        mplc_predict_student(use_ema ? ema : state, x, logits, scratch);
-        for (int i = 0; i < rows; i++) {
-            const float *z = logits + (size_t)i * MPLC_CLASSES;
-            /* softmax in double, the row's maximum subtracted */
-            int best = 0;
-            for (int k = 1; k < MPLC_CLASSES; k++)
-                if (z[k] > z[best]) best = k;
-            double p[MPLC_CLASSES], sum = 0;
-            for (int k = 0; k < MPLC_CLASSES; k++) sum += p[k] = exp((double)z[k] - (double)z[best]);
-            if (!isfinite(sum)) die(EXIT_NONFINITE, "%s: the student's logits are not finite", files[start + i]);
-            printf("{\"file\":");
-            json_write_string(stdout, files[start + i]);
-            printf(",\"class\":%d,\"probability\":", best);
-            json_write_double(stdout, p[best] / sum);
-            printf(",\"probabilities\":[");
-            for (int k = 0; k < MPLC_CLASSES; k++) {
-                if (k) putchar(',');
-                json_write_double(stdout, p[k] / sum);
-            }
-            printf("]}\n");
-        }
-    }
+    Batch *b = xmalloc(sizeof *b);
+    *b = (Batch){.state = use_ema ? ema : state,
+                 .x = arena_alloc(EVAL_INPUT_FLOATS),
+                 .logits = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_CLASSES),
+                 .scratch = arena_alloc(MPLC_SCRATCH_FLOATS)};
+    for (int f = 0; f < nfiles; f++)
+        if (predict_file(b, files[f], normalise, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    flush(b);
+    free(b->x);
+    free(b->logits);
+    free(b->scratch);
+    free(b);
     free(state);
     free(ema);
-    free(scratch);
-    free(x);
-    free(logits);
     return 0;
 }

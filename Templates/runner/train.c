@@ -59,7 +59,7 @@ static void update_ema(Trainer *T) {
 static void run_validation(Trainer *T) {
     long correct[3];
     const float *ema = T->ema && T->rs.ema_updates > 0 ? T->ema : NULL;
-    evaluate(T->state, ema, &T->val, NULL, T->eval_x, T->eval_logits, T->scratch, correct, NULL);
+    evaluate(T->state, ema, &T->val, T->val_teacher_x, T->eval_x, T->eval_logits, T->scratch, correct, NULL);
     metrics_eval_validation(T, correct);
     if (correct[1] > T->rs.best_correct) {
         T->rs.best_correct = correct[1];
@@ -202,9 +202,12 @@ static void run_main_phase(Trainer *T) {
 static void write_boundary(Trainer *T) {
     char path[PATH_CAP];
     Err e;
+    double accuracy[2]; /* the final evaluation's */
+    for (int k = 0; k < 2; k++)
+        accuracy[k] = T->rs.acc_after[k] < 0 ? -1 : (double)T->rs.acc_after[k] / (double)T->data.test.n;
     if (path_join(path, sizeof path, &e, "%s/boundary.svg", T->cfg.out_dir) != 0 ||
         moons_write_boundary(path, T->state, T->scratch, T->eval_x, T->eval_logits, &T->data, T->labeled,
-                             T->n_labeled, &e) != 0)
+                             T->n_labeled, accuracy, &e) != 0)
         die_err(&e, EXIT_BAD_INPUT);
     if (!T->cfg.quiet) fprintf(stderr, "mplc-run: decision regions in %s\n", path);
 }
@@ -382,22 +385,69 @@ int trainer_load_data(Trainer *T, Err *e) {
     return resolve_path(c->data_dir, T->data_dir, sizeof T->data_dir, e);
 }
 
-/* The data's own labeled set (image folders, NPY labeled_x.npy, CSV): all of it, in order. */
+/* The validation set: the n training examples at idx, copied. Every index stays an index of the training set, so
+ * with a teacher cache (Reduced MPL), whose rows follow the training set (teacher_cache.h), the teacher's input for
+ * validation example r is the cached row of training example idx[r], as it is for the labeled ones in training. */
+static int take_validation(Trainer *T, const uint32_t *idx, size_t n, Err *e) {
+    const size_t D = MPLC_INPUT_SIZE, K = MPLC_CLASSES;
+    if (dataset_alloc_split(&T->val, n, "the validation set", e) != 0) return -1;
+    if (T->cache.rows) T->val_teacher_x = xmalloc(n * K * sizeof(float));
+    for (size_t r = 0; r < n; r++) {
+        memcpy(T->val.x + r * D, T->data.train.x + (size_t)idx[r] * D, D * sizeof(float));
+        T->val.y[r] = T->data.train.y[idx[r]];
+        if (T->cache.rows)
+            memcpy(T->val_teacher_x + r * K, teacher_cache_train_row(&T->cache, idx[r]), K * sizeof(float));
+    }
+    return 0;
+}
+
+static int check_validation(const TrainConfig *c, Err *e) {
+    if (c->validation % MPLC_CLASSES != 0)
+        return err_set(e, "--validation %ld must be a multiple of the %d classes (a class-balanced split)",
+                       c->validation, MPLC_CLASSES);
+    return 0;
+}
+
+/* The data's own labeled set (image folders, NPY labeled_x.npy, CSV): all of it, in order, but with --validation N
+ * for N examples drawn class-balanced (seeded) out of it as the validation set; --labels is then the rest's size. */
 static int take_labeled_as_is(Trainer *T, Err *e) {
-    const TrainConfig *c = &T->cfg;
+    TrainConfig *c = &T->cfg;
     const size_t n = T->data.train.n;
-    if (c->validation > 0)
-        return err_set(e, "--validation %ld: %s has a labeled set of its own, used as is; hold out a validation "
-                       "set there (it is not split off yet)", c->validation, c->data_dir);
-    if (c->labels != (long)n && c->resume)
-        return err_set(e, "%s: the run was trained on %ld labeled examples, but %s has %zu (different data?)",
-                       T->ckpt_path, c->labels, c->data_dir, n);
-    if (c->labels != (long)n)
+    if (n > UINT32_MAX) return err_set(e, "%s: too many labeled examples (%zu)", c->data_dir, n);
+    if (check_validation(c, e) != 0) return -1;
+    if (c->validation >= (long)n)
+        return err_set(e, "--validation %ld: %s has only %zu labeled examples, and some must stay labeled",
+                       c->validation, c->data_dir, n);
+    const long kept = (long)n - c->validation;
+    if (c->resume && c->labels != kept)
+        return err_set(e, "%s: the run was trained on %ld labeled examples, but %s has %ld (different data?)",
+                       T->ckpt_path, c->labels, c->data_dir, kept);
+    if (!c->resume && c->labels != (long)n) /* a new run's --labels defaults to n (trainer_load_data) */
         return err_set(e, "--labels %ld: %s has a labeled set of its own (%zu examples), used as is; drop --labels",
                        c->labels, c->data_dir, n);
-    if (n > UINT32_MAX) return err_set(e, "%s: too many labeled examples (%zu)", c->data_dir, n);
-    T->labeled = xmalloc((n ? n : 1) * sizeof *T->labeled);
-    for (size_t i = 0; i < n; i++) T->labeled[i] = (uint32_t)i;
+    uint8_t *held = xcalloc(n ? n : 1, 1);
+    if (c->validation > 0) {
+        uint32_t *picked;
+        if (dataset_pick_labeled(&T->data.train, c->validation, c->seed, &picked, e) != 0) {
+            size_t len = strlen(e->msg);
+            snprintf(e->msg + len, sizeof e->msg - len, " (--validation %ld, out of %s's labeled set)", c->validation,
+                     c->data_dir);
+            free(held);
+            return -1;
+        }
+        int rc = take_validation(T, picked, (size_t)c->validation, e);
+        for (long r = 0; r < c->validation; r++) held[picked[r]] = 1;
+        free(picked);
+        if (rc != 0) {
+            free(held);
+            return -1;
+        }
+    }
+    c->labels = kept;
+    T->labeled = xmalloc((size_t)kept * sizeof *T->labeled);
+    for (size_t i = 0, nl = 0; i < n; i++)
+        if (!held[i]) T->labeled[nl++] = (uint32_t)i;
+    free(held);
     return 0;
 }
 
@@ -405,13 +455,11 @@ static int take_labeled_as_is(Trainer *T, Err *e) {
  * also the held-out set: --labels + --validation examples picked class-balanced in one seeded draw, of which each
  * class's first labels/K are the labeled ones (the very subset a run without --validation gets) and the others
  * the validation set. */
-static int pick_labeled(Trainer *T, Err *e) {
+int trainer_pick_labeled(Trainer *T, Err *e) {
     const TrainConfig *c = &T->cfg;
     if (T->data.labeled_as_is) return take_labeled_as_is(T, e);
     if (c->validation == 0) return dataset_pick_labeled(&T->data.train, c->labels, c->seed, &T->labeled, e);
-    if (c->validation % MPLC_CLASSES != 0)
-        return err_set(e, "--validation %ld must be a multiple of the %d classes (a class-balanced split)",
-                       c->validation, MPLC_CLASSES);
+    if (check_validation(c, e) != 0) return -1;
     if (c->labels > LONG_MAX - c->validation)
         return err_set(e, "--labels %ld and --validation %ld overflow", c->labels, c->validation);
     uint32_t *picked;
@@ -420,25 +468,19 @@ static int pick_labeled(Trainer *T, Err *e) {
         snprintf(e->msg + n, sizeof e->msg - n, " (--labels %ld + --validation %ld)", c->labels, c->validation);
         return -1;
     }
-    if (dataset_alloc_split(&T->val, (size_t)c->validation, "the validation set", e) != 0) {
-        free(picked);
-        return -1;
-    }
     T->labeled = xmalloc((size_t)c->labels * sizeof *T->labeled);
-    size_t taken[MPLC_CLASSES] = {0}, nl = 0, nv = 0, D = MPLC_INPUT_SIZE;
+    uint32_t *held = xmalloc((size_t)c->validation * sizeof *held);
+    size_t taken[MPLC_CLASSES] = {0}, nl = 0, nv = 0;
     const size_t per_class = (size_t)c->labels / MPLC_CLASSES;
     for (long i = 0; i < c->labels + c->validation; i++) {
         uint32_t k = picked[i];
-        int32_t y = T->data.train.y[k];
-        if (taken[y]++ < per_class) {
-            T->labeled[nl++] = k;
-        } else {
-            memcpy(T->val.x + nv * D, T->data.train.x + (size_t)k * D, D * sizeof(float));
-            T->val.y[nv++] = y;
-        }
+        if (taken[T->data.train.y[k]]++ < per_class) T->labeled[nl++] = k;
+        else held[nv++] = k;
     }
     free(picked);
-    return 0;
+    int rc = take_validation(T, held, nv, e);
+    free(held);
+    return rc;
 }
 
 static void setup(Trainer *T) {
@@ -485,7 +527,7 @@ static void setup(Trainer *T) {
         free(T->ema);
         T->ema = NULL;
     }
-    if (pick_labeled(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (trainer_pick_labeled(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (check_batches(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (T->rs.phase != PHASE_DONE && rank_leader()) warn_settings(c);
     if (!c->resume && run_dir_claim(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
@@ -525,6 +567,7 @@ static void teardown(Trainer *T) {
     dataset_free(&T->data);
     budget_return(T->val.planned);
     free(T->val.x);
+    free(T->val_teacher_x);
     free(T->val.y);
     free(T);
 }

@@ -118,6 +118,7 @@ typedef struct {
     int lock_fd; /* the run directory's lock (rundir.c), held until every file of the run is written */
     char metrics_path[PATH_CAP], ckpt_path[PATH_CAP], summary_path[PATH_CAP], best_path[PATH_CAP];
     DataSplit val; /* --validation: the held-out labeled examples (n 0: none) */
+    float *val_teacher_x; /* Reduced MPL: the cached rows of val's images (val.n x MPLC_CLASSES); else NULL */
     char init_from[PATH_CAP]; /* the --init-from file the run started from ("" none), kept in its checkpoints */
     char data_dir[PATH_CAP];  /* the data directory as the checkpoint records it (absolute when it is a path) */
     unsigned char *model_source; /* cfg.model_file's bytes, read before the run directory is touched */
@@ -147,6 +148,9 @@ AugSpec aug_spec(const Dataset *d, int flip);
 
 /* train.c: loads cfg.data_dir (and the teacher cache), resolves --flip auto and sets data_dir. */
 int trainer_load_data(Trainer *T, Err *e);
+/* The labeled set and, with --validation, the validation set held out of the labeled examples (after
+ * trainer_load_data: with a teacher cache, val_teacher_x holds the validation images' cached rows). */
+int trainer_pick_labeled(Trainer *T, Err *e);
 
 /* batch.c */
 void order_init(Order *o, size_t n, uint64_t seed, int stream);

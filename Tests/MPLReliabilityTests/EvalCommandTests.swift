@@ -157,6 +157,152 @@ struct EvalCommandTests {
         }
     }
 
+    @Test(
+        "eval, predict and export of a run directory: its model copy (recipe overrides applied) and checkpoint, --best; a missing or edited copy is named"
+    )
+    func runDirectoryForms() throws {
+        let (work, data) = try Self.trained.get()
+        func json(_ output: String) throws -> [String: Any] {
+            try #require(
+                try JSONSerialization.jsonObject(with: Data((output.split(separator: "\n").last ?? "").utf8))
+                    as? [String: Any], "\(output)")
+        }
+        // eval RUN: the run's own data and checkpoint, the same confusion matrix as the model-file form.
+        let old = try run(
+            [mplcBinary, "eval", exampleMLP, "--checkpoint", "run/checkpoint.safetensors", "--data", data, "--json"],
+            directory: work)
+        let new = try run([mplcBinary, "eval", "run", "--json"], directory: work)
+        try #require(old.status == 0 && new.status == 0, "\(old.output)\n\(new.output)")
+        let confusion = try json(old.output)["confusion"] as? [[Int]]
+        let runConfusion = try json(new.output)["confusion"] as? [[Int]]
+        #expect(confusion != nil && runConfusion == confusion)
+        let best = try run([mplcBinary, "eval", "run", "--best", "--json"], directory: work)
+        try #require(best.status == 0, "\(best.output)")
+        let bestCheckpoint = try json(best.output)["checkpoint"] as? String
+        #expect(bestCheckpoint == "run/best.safetensors", "\(best.output)")
+
+        // predict RUN IMAGE: the model-file form's prediction.
+        let image = work + "/run-form.png"
+        let pixels = Array(try FashionMNIST.bytes("t10k-images-idx3-ubyte")[16..<16 + 784])
+        try Data(png(grey: pixels, width: 28, height: 28)).write(to: URL(fileURLWithPath: image))
+        let predicted = try run([mplcBinary, "predict", "run", image, "--json"], directory: work)
+        let expected = try run(
+            [mplcBinary, "predict", exampleMLP, "--checkpoint", "run/checkpoint.safetensors", image, "--json"],
+            directory: work)
+        try #require(predicted.status == 0 && expected.status == 0, "\(predicted.output)")
+        let probabilities = try json(predicted.output)["probabilities"] as? [Double]
+        let expectedProbabilities = try json(expected.output)["probabilities"] as? [Double]
+        #expect(probabilities != nil && probabilities == expectedProbabilities)
+
+        // export RUN -o DIR: the library of the model-file form but for the command it names.
+        let exported = try run([mplcBinary, "export", "run", "-o", "from-run"], directory: work)
+        let reference = try run(
+            [mplcBinary, "export", exampleMLP, "--checkpoint", "run/checkpoint.safetensors", "-o", "from-file"],
+            directory: work)
+        try #require(exported.status == 0 && reference.status == 0, "\(exported.output)\n\(reference.output)")
+        func library(_ folder: String) throws -> [Substring] {
+            try String(contentsOfFile: work + "/" + folder + "/fashion_mlp.c", encoding: .utf8)
+                .split(separator: "\n").filter { !$0.contains("mplc export") }
+        }
+        let fromRun = try library("from-run")
+        let fromFile = try library("from-file")
+        #expect(!fromRun.isEmpty && fromRun == fromFile)
+        let exportedBest = try run([mplcBinary, "export", "run", "--best", "-o", "from-best"], directory: work)
+        #expect(
+            exportedBest.status == 0 && FileManager.default.fileExists(atPath: work + "/from-best/fashion_mlp.h"),
+            "\(exportedBest.output)")
+
+        // A run directory whose copy is missing or does not fit the checkpoint: exit 1 naming the file.
+        let source = try String(contentsOfFile: exampleMLP, encoding: .utf8)
+        let cases: [(name: String, model: String?, message: String)] = [
+            ("no-copy", nil, "no-copy/fashion_mlp.swiftdsl: missing"),
+            (
+                "edited-recipe", source.replacingOccurrences(of: "labeledBatch(32)", with: "labeledBatch(16)"),
+                "edited-recipe/recipe.txt does not match edited-recipe/fashion_mlp.swiftdsl: 'labeledBatch 32'"
+            ),
+            (
+                "edited-layers",
+                source.replacingOccurrences(
+                    of: "    ReLU()\n    Dense(10)\n}\n\nlet mpl", with: "    GELU()\n    Dense(10)\n}\n\nlet mpl"),
+                "edited-layers/fashion_mlp.swiftdsl is not the model edited-layers/checkpoint.safetensors was trained from"
+            ),
+        ]
+        for c in cases {
+            try FileManager.default.createDirectory(atPath: work + "/" + c.name, withIntermediateDirectories: true)
+            for file in ["checkpoint.safetensors", "recipe.txt"] {
+                try? FileManager.default.removeItem(atPath: work + "/" + c.name + "/" + file)
+                try FileManager.default.copyItem(atPath: work + "/run/" + file, toPath: work + "/" + c.name + "/" + file)
+            }
+            try c.model?.write(toFile: work + "/" + c.name + "/fashion_mlp.swiftdsl", atomically: true, encoding: .utf8)
+            #expect(c.model == nil || c.model != source, "the case \(c.name) edits the model file")
+            for command in [["eval", c.name], ["predict", c.name, image], ["export", c.name, "-o", "out"]] {
+                let result = try run([mplcBinary] + command, directory: work)
+                #expect(result.status == 1 && result.output.contains(c.message), "\(command): \(result.output)")
+            }
+        }
+        let usage = try run(
+            [mplcBinary, "eval", "run", "--checkpoint", "run/checkpoint.safetensors"], directory: work)
+        #expect(usage.status == 2 && usage.output.contains("run is a folder"), "\(usage.output)")
+        #expect(!FileManager.default.fileExists(atPath: work + "/out"))
+    }
+
+    @Test("predict on IDX and NPY files (uint8 and float32): one prediction per image, the PNG files' classes; bad files")
+    func predictArrays() throws {
+        let (work, _) = try Self.trained.get()
+        let n = Self.testImages
+        let pixels = Array(try FashionMNIST.bytes("t10k-images-idx3-ubyte")[16..<16 + n * 784])
+        // The same images as PNG files, IDX (N x 28 x 28), NPY uint8 (N, 28, 28) and NPY float32 (N, 784), normalised
+        // as the trainer normalises 8-bit data.
+        var pngs: [String] = []
+        for i in 0..<n {
+            pngs.append(work + "/arrays\(i).png")
+            try Data(png(grey: Array(pixels[i * 784..<(i + 1) * 784]), width: 28, height: 28))
+                .write(to: URL(fileURLWithPath: pngs[i]))
+        }
+        let idx = work + "/images-idx3-ubyte"
+        try Data([0, 0, 8, 3, 0, 0, 0, UInt8(n), 0, 0, 0, 28, 0, 0, 0, 28] + pixels).write(to: URL(fileURLWithPath: idx))
+        try writeNPY(work + "/bytes.npy", uint8s: pixels, shape: [n, 28, 28])
+        try writeNPY(
+            work + "/floats.npy", floats: pixels.map { Float((Double($0) / 255 - 0.2860) / 0.3530) }, shape: [n, 784])
+        let predicted = try run(
+            [mplcBinary, "predict", "run", "--json", idx, "bytes.npy", "floats.npy"] + pngs, directory: work)
+        try #require(predicted.status == 0, "\(predicted.output)")
+        let lines = try predicted.output.split(separator: "\n").filter { $0.hasPrefix("{") }.map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        try #require(lines.count == 4 * n, "\(lines.count) predictions")
+        let fromPNG = lines[(3 * n)...].map { $0["probabilities"] as? [Double] }
+        for (k, file) in [idx, "bytes.npy", "floats.npy"].enumerated() {
+            let rows = lines[(k * n)..<((k + 1) * n)]
+            #expect(rows.map { $0["file"] as? String } == Array(repeating: file, count: n))
+            #expect(rows.map { $0["index"] as? Int } == (0..<n).map { $0 })
+            #expect(rows.map { $0["probabilities"] as? [Double] } == Array(fromPNG), "\(file)")
+        }
+        #expect(lines[3 * n]["index"] == nil, "an image file has no index")
+        let text = try run([mplcBinary, "predict", "run", "bytes.npy"], directory: work)
+        #expect(text.status == 0 && text.output.contains("bytes.npy[119]: class "), "\(text.output)")
+
+        // Bad files: exit 1 naming the file and the cause.
+        let labels = work + "/labels-idx1-ubyte.idx"
+        try Data([0, 0, 8, 1, 0, 0, 0, 1, 7]).write(to: URL(fileURLWithPath: labels))
+        try writeNPY(work + "/wide.npy", uint8s: [UInt8](repeating: 0, count: 2 * 32 * 32), shape: [2, 32, 32])
+        try writeNPY(work + "/ints.npy", int64s: [1, 2], shape: [2])
+        try "1,2\n".write(toFile: work + "/rows.csv", atomically: true, encoding: .utf8)
+        let cases: [(file: String, message: String)] = [
+            ("wide.npy", "wide.npy: shape (2, 32, 32) does not fit model fashion_mlp"),
+            ("ints.npy", "ints.npy: dtype <i8; predict reads '<f4' or '|u1' examples"),
+            (labels, "\(labels):"),
+            ("rows.csv", "rows.csv: model fashion_mlp reads 28x28 images; CSV files are for Features models"),
+            ("missing.npy", "missing.npy"),
+        ]
+        for c in cases {
+            let result = try run([mplcBinary, "predict", "run", pngs[0], c.file], directory: work)
+            #expect(
+                result.status == 1 && !result.signaled && result.output.contains(c.message),
+                "\(c.file): \(result.output)")
+        }
+    }
+
     /// Chromium from Debian (.ci/install-deps installs it).
     static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first {
         FileManager.default.isExecutableFile(atPath: $0)

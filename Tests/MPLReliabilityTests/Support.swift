@@ -69,9 +69,11 @@ func withoutTimes(_ data: Data) -> Data {
 
 // MARK: - file formats
 
-/// Writes a version-1 NPY file ('<f4' or '<i8'), C order.
-func writeNPY(_ path: String, floats: [Float]? = nil, int64s: [Int64]? = nil, shape: [Int]) throws {
-    let descr = floats != nil ? "<f4" : "<i8"
+/// Writes a version-1 NPY file ('<f4', '<i8' or '|u1'), C order.
+func writeNPY(
+    _ path: String, floats: [Float]? = nil, int64s: [Int64]? = nil, uint8s: [UInt8]? = nil, shape: [Int]
+) throws {
+    let descr = floats != nil ? "<f4" : uint8s != nil ? "|u1" : "<i8"
     let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
     var dict = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
     while (10 + dict.utf8.count + 1) % 64 != 0 { dict += " " }
@@ -81,6 +83,7 @@ func writeNPY(_ path: String, floats: [Float]? = nil, int64s: [Int64]? = nil, sh
     bytes += Array(dict.utf8)
     if let floats { floats.withUnsafeBytes { bytes += $0 } }
     if let int64s { int64s.withUnsafeBytes { bytes += $0 } }
+    if let uint8s { bytes += uint8s }
     try Data(bytes).write(to: URL(fileURLWithPath: path))
 }
 

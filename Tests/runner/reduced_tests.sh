@@ -20,8 +20,14 @@ RED="$R/mplc-run"
 RD="$R/data"         # 600 training images, 550 test images (the first 550 training images again)
 RROWS="1150, 10"     # the cache's shape for RD
 
-# ---- unit checks: teacher_x rows in batches, the teacher's inputs in evaluation
-if out=$("$R/test_reduced" "$RD" "$R/cache.npy" 2>&1); then pass "Reduced MPL unit checks: $(grep -c '^ok' <<<"$out") (batch_fill_step, evaluate)"
+# The same files as a labeled set used as is (labeled_x.npy, no unlabeled images): the cache's rows still fit.
+RA="$R/as-is"
+mkdir -p "$RA"
+for f in x y; do ln -sf "$RD/train_$f.npy" "$RA/labeled_$f.npy"; ln -sf "$RD/test_$f.npy" "$RA/test_$f.npy"; done
+
+# ---- unit checks: teacher_x rows in batches, the teacher's inputs in evaluation and validation
+if out=$("$R/test_reduced" "$RD" "$R/cache.npy" "$RA" 2>&1); then
+    pass "Reduced MPL unit checks: $(grep -c '^ok' <<<"$out") (batch_fill_step, evaluate, trainer_pick_labeled)"
 else fail "Reduced MPL unit checks" "$out"; fi
 
 # ---- mplc-run cache, in the runner of a model whose teacher reads images
@@ -113,6 +119,24 @@ if "$RED" "${RFLAGS[@]}" --out "$R/run" >"$R/run.out" 2>"$R/run.err"; then
         pass "the checkpoint records the cache's path and hash"
     else fail "the checkpoint does not record the cache"; fi
 else fail "reduced run" "$(cat "$R/run.err")"; fi
+
+# ---- --validation with a cache (each validation image's teacher input is its cached row: test_reduced checks it),
+# of the split training set and of a labeled set used as is (its size less the held-out examples is --labels)
+if "$RED" "${RFLAGS[@]}" --validation 100 --out "$R/val" >/dev/null 2>"$R/val.err" &&
+    [ "$(grep -c '"eval":"validation","validation_examples":100,"acc_teacher":' "$R/val/metrics.jsonl")" = 4 ] &&
+    [ -f "$R/val/best.safetensors" ] && [ "$(json_number "$R/val/summary.json" labels)" = 300 ]; then
+    pass "reduced run with --validation 100: 4 validation evaluations with the teacher's accuracy, best.safetensors"
+else fail "reduced run with --validation" "$(cat "$R/val.err" "$R/val/summary.json" 2>/dev/null)"; fi
+VAS=(train --data "$RA" --steps 201 --finetune-steps 2 --eval-every 67 --quiet --teacher-cache "$FC")
+if "$RED" "${VAS[@]}" --validation 100 --out "$R/val-as-is" >/dev/null 2>"$R/val-as-is.err" &&
+    [ "$(json_number "$R/val-as-is/summary.json" labels)" = 500 ] &&
+    grep -q '"eval":"validation","validation_examples":100,"acc_teacher":' "$R/val-as-is/metrics.jsonl"; then
+    pass "reduced run on a labeled set used as is with --validation 100: 500 labeled examples, 100 validation ones"
+else fail "reduced run on a labeled set used as is with --validation" "$(cat "$R/val-as-is.err" "$R/val-as-is/summary.json" 2>/dev/null)"; fi
+expect "--validation as large as a labeled set used as is: exit 1" 1 \
+    "--validation 600: $RA has only 600 labeled examples, and some must stay labeled" -- \
+    "$RED" "${VAS[@]}" --validation 600 --out "$R/never"
+[ -e "$R/never" ] && fail "a refused --validation created its run directory"
 
 # ---- resume: with the same cache, bit-exact (one thread); with another one, an error
 if "$RED" "${RFLAGS[@]}" --out "$R/resumed" --stop-at 120 >/dev/null 2>&1 &&

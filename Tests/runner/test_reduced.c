@@ -1,12 +1,16 @@
 /* Unit checks of Reduced MPL in the runner, linked with a model whose teacher reads cached predictions
  * (generated/fashion_reduced: teacher Dense(64)-ReLU-Dense(10) on 10 class probabilities):
  *
- *   test_reduced DATA_DIR CACHE.npy      (both written by Tests/runner/reduced_data.py make)
+ *   test_reduced DATA_DIR CACHE.npy AS_IS_DIR   (written by Tests/runner/reduced_data.py make; AS_IS_DIR: DATA_DIR's
+ *                                                 files as labeled_x.npy, labeled_y.npy, test_x.npy, test_y.npy)
  *
  * - batch_fill_step puts in row r of teacher_x the cached row of the very image whose view it puts in row
  *   r of x (labeled rows, then the weak views of the unlabeled ones), for several steps and epochs;
  * - evaluate() gives the teacher the cached rows of the test images, in order, the last chunk padded:
- *   with a teacher that returns its input, the teacher's test accuracy is the cache's.
+ *   with a teacher that returns its input, the teacher's test accuracy is the cache's;
+ * - --validation (trainer_pick_labeled), of a training set split by --labels and of a labeled set used as is: each
+ *   validation example is a training image, class-balanced, not among the labeled ones, and the teacher's input
+ *   for it is that very image's cached row.
  * Prints one line per check and "N checks passed" last; exits 1 on the first failure. */
 #include <math.h>
 #include <stdio.h>
@@ -133,9 +137,54 @@ static void check_evaluate(Trainer *T) {
     free(logits);
 }
 
+/* trainer_pick_labeled with --validation 100 and a cache, on data (--labels 300) or on a labeled set used as is. */
+static void check_validation(const char *data, const char *cache, int as_is) {
+    Trainer *T = xcalloc(1, sizeof *T);
+    Err e;
+    T->cfg.seed = 5;
+    T->cfg.labels = 300;
+    T->cfg.validation = 100;
+    T->cfg.data_dir = data;
+    T->cfg.teacher_cache = cache;
+    if (trainer_load_data(T, &e) != 0 || trainer_pick_labeled(T, &e) != 0) die_err(&e, 1);
+    const size_t n = T->data.train.n;
+    long bad = 0, labeled_too = 0, per_class[K] = {0};
+    char *held = xcalloc(n, 1);
+    for (size_t r = 0; r < T->val.n; r++) {
+        long k = image_of(T->val.x + r * D);
+        if (k < 0 || (size_t)k >= n || T->val.y[r] != T->data.train.y[k] || !T->val_teacher_x ||
+            memcmp(T->val_teacher_x + r * K, teacher_cache_train_row(&T->cache, (size_t)k), sizeof(float) * K) != 0) {
+            bad++;
+            continue;
+        }
+        held[k] = 1;
+        per_class[T->val.y[r]]++;
+    }
+    for (long i = 0; i < T->cfg.labels; i++) labeled_too += held[T->labeled[i]];
+    int balanced = 1;
+    for (int k = 0; k < K; k++) balanced &= per_class[k] == 100 / K;
+    const long labels = as_is ? (long)n - 100 : 300;
+    char what[300];
+    snprintf(what, sizeof what,
+             "--validation 100 of %s: 100 training images, %s, none labeled (%ld labeled), each with its own cached "
+             "row as the teacher's input",
+             as_is ? "a labeled set used as is" : "--labels 300", balanced ? "10 per class" : "NOT balanced", labels);
+    check(T->data.labeled_as_is == as_is && T->val.n == 100 && bad == 0 && balanced && labeled_too == 0 &&
+              T->cfg.labels == labels,
+          what);
+    free(held);
+    free(T->val.x);
+    free(T->val.y);
+    free(T->val_teacher_x);
+    free(T->labeled);
+    teacher_cache_free(&T->cache);
+    dataset_free(&T->data);
+    free(T);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: test_reduced DATA_DIR CACHE.npy\n");
+    if (argc != 4) {
+        fprintf(stderr, "usage: test_reduced DATA_DIR CACHE.npy AS_IS_DIR\n");
         return 2;
     }
     check(MPLC_TEACHER_READS_PREDICTIONS == 1, "the model's teacher reads predictions (MPLC_TEACHER_READS_PREDICTIONS)");
@@ -144,6 +193,8 @@ int main(int argc, char **argv) {
     check(T->in.teacher_x != NULL, "locate_inputs finds teacher_x");
     check_batches(T);
     check_evaluate(T);
+    check_validation(argv[1], argv[2], 0);
+    check_validation(argv[3], argv[2], 1);
     printf("%d checks passed\n", checks);
     order_free(&T->order_l);
     order_free(&T->order_u);
