@@ -47,8 +47,13 @@ public struct RunDirectory {
                 "error: \(recipeFile) does not match \(modelFile): '\(differ.0)' where the model file has "
                     + "'\(differ.1)'; was one of them edited after the run?")
         }
+        // A data-parallel run's model was compiled for its rank count (part of the hash); older checkpoints have none.
+        guard let ranks = Int(metadata["ranks"] ?? "1"), (1...65536).contains(ranks) else {
+            throw CompileFailure("error: \(checkpoint): its metadata \"ranks\" is not a rank count")
+        }
         compiled = try Compiler.compile(
-            model, regenerateCommand: "mplc train \(modelFile)", memoryLimit: memoryLimit)
+            model, regenerateCommand: "mplc train \(modelFile)", memoryLimit: memoryLimit, ranks: ranks,
+            modelFile: modelFile)
         let header = compiled.files.first { $0.fileName == "model.h" }?.contents ?? ""
         let hash = header.split(separator: "\n").first { $0.hasPrefix("#define MPLC_MODEL_HASH ") }
             .map { $0.dropFirst("#define MPLC_MODEL_HASH ".count).trimmingCharacters(in: ["\""]) }

@@ -120,8 +120,9 @@ struct Train: ParsableCommand {
     @Option(help: "Random seed (default: the recipe's seed).")
     var seed: Int?
     @Option(
-        help: "Threads for BLAS and the runner, per rank (default: the cores of this machine / the ranks; on --resume, "
-            + "the run's).")
+        help: ArgumentHelp(
+            "Threads for BLAS and the runner, per rank (default: the cores of this machine / the ranks; on "
+                + "--resume, the run's)."))
     var threads: Int?
     @Option(
         help: ArgumentHelp(

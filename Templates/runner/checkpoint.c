@@ -56,6 +56,8 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     meta_set(m, "model", "%s", MPLC_MODEL_NAME);
     /* What the runner was built from: --resume refuses a runner built from anything else. */
     meta_set(m, "model_hash", "%s", MPLC_MODEL_HASH);
+    /* The rank count is compiled into the model (and its hash): `mplc eval RUN_DIR` compiles it back with it. */
+    meta_set(m, "ranks", "%d", MPLC_RANKS);
     meta_set(m, "recipe", "%s", MPLC_RECIPE);
     if (T->init_from[0]) meta_set(m, "init_from", "%s", T->init_from);
     meta_set(m, "data", "%s", T->data_dir);

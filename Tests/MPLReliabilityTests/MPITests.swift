@@ -227,6 +227,11 @@ struct MPITests {
         for file in ["checkpoint.safetensors", "metrics.jsonl", "two_moons.swiftdsl", "recipe.txt", "boundary.svg"] {
             #expect(FileManager.default.fileExists(atPath: work + "/run2/" + file), "no \(file)")
         }
+        // The run directory alone is enough afterwards: the checkpoint records the rank count the model was compiled
+        // for (part of its hash), so `mplc eval RUN_DIR` compiles the copy back for it, and gets the run's accuracy.
+        let eval = try run([mplcBinary, "eval", work + "/run2"], directory: work)
+        #expect(eval.status == 0, "\(eval.output)")
+        #expect(eval.output.contains(String(format: "%.2f%%", 100 * two)), "\(eval.output)")
     }
 
     @Test("mplc train --ranks 2 without mpirun on PATH: exit 1 naming the Debian packages, nothing built")
