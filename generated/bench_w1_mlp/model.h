@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "b1c3c06d68bfd778c17b5c53e626cfada2051b5bf1965529a93687f1b4d1f98b"
+#define MPLC_MODEL_HASH "00dada654bdb3bbdf40a768eb450ec48967849fc90409066685669bec79863c4"
 #define MPLC_MODEL_NAME "bench_w1_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "1cc5f43055f9cb9737e21744d59ece7fbeebb5cca0c59c39766e2fda6b7773be"
+#define MPLC_MODEL_HASH "da3c2f6df56c3b1116c45cf671f0473db497b25b7bef32d5872564bd02c3e51f"
 #define MPLC_MODEL_NAME "wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32
