@@ -419,11 +419,16 @@ private struct KernelBodyWriter {
             let columns = graph.shape(of: r.output).count
             claimPieces(r.dims[0], piece: r.blockRows)
             line(1, "float *restrict partial = chunk + lo / \(r.blockRows) * \(r.partialFloats);")
-            line(1, "for (size_t o = 0; o < \(columns); o++) partial[o] = \(initial);")
+            // Summed in a local array, then stored: cc cannot tell `chunk` from the operands (pointers read from the
+            // part's struct), and did not vectorise the sums into it (fashion_wrn's sums took twice the time).
+            let sums = columns <= maximumLocalColumns ? "sums" : "partial"
+            if sums == "sums" { line(1, "float sums[\(columns)];") }
+            line(1, "for (size_t o = 0; o < \(columns); o++) \(sums)[o] = \(initial);")
             let depth = openLoops(index, dims: r.dims, rows: ("lo", "hi"))
             writeStatements(r.statements, index, depth: depth)
-            line(depth, combine("partial[\(outputIndex)]", expression(r.input, index)))
+            line(depth, combine("\(sums)[\(outputIndex)]", expression(r.input, index)))
             closeLoops(from: depth)
+            if sums == "sums" { line(1, "for (size_t o = 0; o < \(columns); o++) partial[o] = sums[o];") }
             afterParts { body in
                 body.line(1, "for (size_t o = 0; o < \(columns); o++) {")
                 body.line(2, "float total = chunk[o];")
@@ -441,6 +446,9 @@ private struct KernelBodyWriter {
             closeLoops(from: depth)
         }
     }
+
+    /// The most columns whose partial sums a column sum's piece keeps on the stack (4 KiB).
+    private let maximumLocalColumns = 1024
 
     /// `double sum` over the reduced suffix in `sumLanes` accumulators, lane l taking the elements ≡ l
     /// (mod sumLanes) of the last axis, added in lane order at the end. One accumulator chains every addition

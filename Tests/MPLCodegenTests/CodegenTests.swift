@@ -431,6 +431,7 @@ func readsMemory(of value: Value, _ read: Value, _ graph: Graph) -> Bool {
         // 16 blocks of 256 rows, each summed into a row of 16 partials; then the 16 rows, in block order.
         #expect(source.contains("while (mplc_claim(4096, 256, &lo, &hi)) {"), "\(source)")
         #expect(source.contains("float *restrict partial = chunk + lo / 256 * 16;"))
+        #expect(source.contains("sums[i1] += v"))
         #expect(source.contains("for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];"))
         #expect(!source.contains("mplc_part("))
     }

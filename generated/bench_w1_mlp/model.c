@@ -807,12 +807,14 @@ static void step_student_dense3_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(448, 28, &lo, &hi)) {
         float *restrict partial = chunk + lo / 28 * 1024;
-        for (size_t o = 0; o < 1024; o++) partial[o] = 0.0f;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                partial[i1] += t119[i0 * 1024 + i1];
+                sums[i1] += t119[i0 * 1024 + i1];
             }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
@@ -899,12 +901,14 @@ static void step_student_dense1_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(448, 28, &lo, &hi)) {
         float *restrict partial = chunk + lo / 28 * 1024;
-        for (size_t o = 0; o < 1024; o++) partial[o] = 0.0f;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                partial[i1] += t124[i0 * 1024 + i1];
+                sums[i1] += t124[i0 * 1024 + i1];
             }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
@@ -1399,12 +1403,14 @@ static void step_student_dense3_vjp_4_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
         float *restrict partial = chunk + lo / 4 * 1024;
-        for (size_t o = 0; o < 1024; o++) partial[o] = 0.0f;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                partial[i1] += t225[i0 * 1024 + i1];
+                sums[i1] += t225[i0 * 1024 + i1];
             }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
@@ -1491,12 +1497,14 @@ static void step_student_dense1_vjp_3_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
         float *restrict partial = chunk + lo / 4 * 1024;
-        for (size_t o = 0; o < 1024; o++) partial[o] = 0.0f;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                partial[i1] += t230[i0 * 1024 + i1];
+                sums[i1] += t230[i0 * 1024 + i1];
             }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
@@ -1936,12 +1944,14 @@ static void step_teacher_dense3_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
         float *restrict partial = chunk + lo / 4 * 1024;
-        for (size_t o = 0; o < 1024; o++) partial[o] = 0.0f;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                partial[i1] += t292[i0 * 1024 + i1];
+                sums[i1] += t292[i0 * 1024 + i1];
             }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
@@ -1972,12 +1982,14 @@ static void step_teacher_dense3_vjp_2_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(448, 28, &lo, &hi)) {
         float *restrict partial = chunk + lo / 28 * 1024;
-        for (size_t o = 0; o < 1024; o++) partial[o] = 0.0f;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                partial[i1] += t294[i0 * 1024 + i1];
+                sums[i1] += t294[i0 * 1024 + i1];
             }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
@@ -2106,12 +2118,14 @@ static void step_teacher_dense1_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
         float *restrict partial = chunk + lo / 4 * 1024;
-        for (size_t o = 0; o < 1024; o++) partial[o] = 0.0f;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                partial[i1] += t306[i0 * 1024 + i1];
+                sums[i1] += t306[i0 * 1024 + i1];
             }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
@@ -2142,12 +2156,14 @@ static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(448, 28, &lo, &hi)) {
         float *restrict partial = chunk + lo / 28 * 1024;
-        for (size_t o = 0; o < 1024; o++) partial[o] = 0.0f;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                partial[i1] += t308[i0 * 1024 + i1];
+                sums[i1] += t308[i0 * 1024 + i1];
             }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
@@ -3094,12 +3110,14 @@ static void supervised_step_student_dense3_vjp_part(void *context, int part, int
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 1024;
-        for (size_t o = 0; o < 1024; o++) partial[o] = 0.0f;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                partial[i1] += t45[i0 * 1024 + i1];
+                sums[i1] += t45[i0 * 1024 + i1];
             }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
@@ -3163,12 +3181,14 @@ static void supervised_step_student_dense1_vjp_part(void *context, int part, int
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 1024;
-        for (size_t o = 0; o < 1024; o++) partial[o] = 0.0f;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                partial[i1] += t50[i0 * 1024 + i1];
+                sums[i1] += t50[i0 * 1024 + i1];
             }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 

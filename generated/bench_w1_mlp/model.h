@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "00dada654bdb3bbdf40a768eb450ec48967849fc90409066685669bec79863c4"
+#define MPLC_MODEL_HASH "43bc3621f75646d57318c6ddaf7f5a877f45abb51277a233d517f9e4198428c1"
 #define MPLC_MODEL_NAME "bench_w1_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -910,12 +910,14 @@ static void step_student_dense7_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(448, 28, &lo, &hi)) {
         float *restrict partial = chunk + lo / 28 * 128;
-        for (size_t o = 0; o < 128; o++) partial[o] = 0.0f;
+        float sums[128];
+        for (size_t o = 0; o < 128; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 128; i1++) {
-                partial[i1] += t147[i0 * 128 + i1];
+                sums[i1] += t147[i0 * 128 + i1];
             }
         }
+        for (size_t o = 0; o < 128; o++) partial[o] = sums[o];
     }
 }
 
@@ -1047,12 +1049,14 @@ static void step_student_conv3_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(87808, 5488, &lo, &hi)) {
         float *restrict partial = chunk + lo / 5488 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t155[i0 * 64 + i1];
+                sums[i1] += t155[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -1208,12 +1212,14 @@ static void step_student_conv0_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(351232, 21952, &lo, &hi)) {
         float *restrict partial = chunk + lo / 21952 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t164[i0 * 32 + i1];
+                sums[i1] += t164[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -1956,12 +1962,14 @@ static void step_student_conv3_vjp_4_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
         float *restrict partial = chunk + lo / 784 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t309[i0 * 64 + i1];
+                sums[i1] += t309[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -2117,12 +2125,14 @@ static void step_student_conv0_vjp_3_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t318[i0 * 32 + i1];
+                sums[i1] += t318[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -2604,12 +2614,14 @@ static void step_teacher_dense7_vjp_2_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(448, 28, &lo, &hi)) {
         float *restrict partial = chunk + lo / 28 * 128;
-        for (size_t o = 0; o < 128; o++) partial[o] = 0.0f;
+        float sums[128];
+        for (size_t o = 0; o < 128; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 128; i1++) {
-                partial[i1] += t389[i0 * 128 + i1];
+                sums[i1] += t389[i0 * 128 + i1];
             }
         }
+        for (size_t o = 0; o < 128; o++) partial[o] = sums[o];
     }
 }
 
@@ -2828,12 +2840,14 @@ static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
         float *restrict partial = chunk + lo / 784 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t414[i0 * 64 + i1];
+                sums[i1] += t414[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -2864,12 +2878,14 @@ static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(87808, 5488, &lo, &hi)) {
         float *restrict partial = chunk + lo / 5488 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t415[i0 * 64 + i1];
+                sums[i1] += t415[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -3167,12 +3183,14 @@ static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t441[i0 * 32 + i1];
+                sums[i1] += t441[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -3203,12 +3221,14 @@ static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(351232, 21952, &lo, &hi)) {
         float *restrict partial = chunk + lo / 21952 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t442[i0 * 32 + i1];
+                sums[i1] += t442[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -4422,12 +4442,14 @@ static void supervised_step_student_dense7_vjp_part(void *context, int part, int
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 128;
-        for (size_t o = 0; o < 128; o++) partial[o] = 0.0f;
+        float sums[128];
+        for (size_t o = 0; o < 128; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 128; i1++) {
-                partial[i1] += t59[i0 * 128 + i1];
+                sums[i1] += t59[i0 * 128 + i1];
             }
         }
+        for (size_t o = 0; o < 128; o++) partial[o] = sums[o];
     }
 }
 
@@ -4536,12 +4558,14 @@ static void supervised_step_student_conv3_vjp_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(100352, 6272, &lo, &hi)) {
         float *restrict partial = chunk + lo / 6272 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t67[i0 * 64 + i1];
+                sums[i1] += t67[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -4697,12 +4721,14 @@ static void supervised_step_student_conv0_vjp_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(401408, 25088, &lo, &hi)) {
         float *restrict partial = chunk + lo / 25088 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t76[i0 * 32 + i1];
+                sums[i1] += t76[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 

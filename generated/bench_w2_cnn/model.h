@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "2c2864354a74eb437ab4627cdc0a42402ad3ad00d63fa88977289ef1c0691eb3"
+#define MPLC_MODEL_HASH "d0fc2646d3cb488778bb75bafc3c7cf02fb9c1acccdb0ffc70fb0e229e6f48a5"
 #define MPLC_MODEL_NAME "bench_w2_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "efdbbf1a1970e3ec8faa0c7aba641d0296019c38f1212d14df8eea54ec00a6d6"
+#define MPLC_MODEL_HASH "339197800b3a19732909ca6f3cb914dcbcca1e9338f32c294aafee1eb15dd53b"
 #define MPLC_MODEL_NAME "fashion_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

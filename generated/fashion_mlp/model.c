@@ -653,12 +653,14 @@ static void step_student_dense1_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(128, 8, &lo, &hi)) {
         float *restrict partial = chunk + lo / 8 * 256;
-        for (size_t o = 0; o < 256; o++) partial[o] = 0.0f;
+        float sums[256];
+        for (size_t o = 0; o < 256; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 256; i1++) {
-                partial[i1] += t107[i0 * 256 + i1];
+                sums[i1] += t107[i0 * 256 + i1];
             }
         }
+        for (size_t o = 0; o < 256; o++) partial[o] = sums[o];
     }
 }
 
@@ -1398,12 +1400,14 @@ static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(128, 8, &lo, &hi)) {
         float *restrict partial = chunk + lo / 8 * 256;
-        for (size_t o = 0; o < 256; o++) partial[o] = 0.0f;
+        float sums[256];
+        for (size_t o = 0; o < 256; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 256; i1++) {
-                partial[i1] += t243[i0 * 256 + i1];
+                sums[i1] += t243[i0 * 256 + i1];
             }
         }
+        for (size_t o = 0; o < 256; o++) partial[o] = sums[o];
     }
 }
 
@@ -2087,12 +2091,14 @@ static void supervised_step_student_dense1_vjp_part(void *context, int part, int
     size_t lo, hi;
     while (mplc_claim(256, 16, &lo, &hi)) {
         float *restrict partial = chunk + lo / 16 * 256;
-        for (size_t o = 0; o < 256; o++) partial[o] = 0.0f;
+        float sums[256];
+        for (size_t o = 0; o < 256; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 256; i1++) {
-                partial[i1] += t39[i0 * 256 + i1];
+                sums[i1] += t39[i0 * 256 + i1];
             }
         }
+        for (size_t o = 0; o < 256; o++) partial[o] = sums[o];
     }
 }
 

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "0b6540baef3a61b443cd2b43a7403cb4fa619c9b589a3ee6589f0e49ee768f8c"
+#define MPLC_MODEL_HASH "ca881df18bf062298abf15b3c4f8bdfd773e8a8c7493ec3f9783666cffa79e00"
 #define MPLC_MODEL_NAME "fashion_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -657,12 +657,14 @@ static void step_student_conv3_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t103[i0 * 32 + i1];
+                sums[i1] += t103[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -818,12 +820,14 @@ static void step_student_conv0_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(100352, 6272, &lo, &hi)) {
         float *restrict partial = chunk + lo / 6272 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t112[i0 * 16 + i1];
+                sums[i1] += t112[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -1566,12 +1570,14 @@ static void step_student_conv3_vjp_4_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t257[i0 * 32 + i1];
+                sums[i1] += t257[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -1727,12 +1733,14 @@ static void step_student_conv0_vjp_3_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t266[i0 * 16 + i1];
+                sums[i1] += t266[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -3077,12 +3085,14 @@ static void supervised_step_student_dense7_vjp_part(void *context, int part, int
     size_t lo, hi;
     while (mplc_claim(256, 16, &lo, &hi)) {
         float *restrict partial = chunk + lo / 16 * 128;
-        for (size_t o = 0; o < 128; o++) partial[o] = 0.0f;
+        float sums[128];
+        for (size_t o = 0; o < 128; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 128; i1++) {
-                partial[i1] += t59[i0 * 128 + i1];
+                sums[i1] += t59[i0 * 128 + i1];
             }
         }
+        for (size_t o = 0; o < 128; o++) partial[o] = sums[o];
     }
 }
 
@@ -3191,12 +3201,14 @@ static void supervised_step_student_conv3_vjp_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t67[i0 * 32 + i1];
+                sums[i1] += t67[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -3352,12 +3364,14 @@ static void supervised_step_student_conv0_vjp_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(200704, 12544, &lo, &hi)) {
         float *restrict partial = chunk + lo / 12544 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t76[i0 * 16 + i1];
+                sums[i1] += t76[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "35a135ea55903c08156cb3b6eeb060250b7586cede3797a1ce5133f9d0f9ab70"
+#define MPLC_MODEL_HASH "689ef7e8178f4c409678d275c9d04afacf6cf048c5b50eb24096465f2f06c1a5"
 #define MPLC_MODEL_NAME "fashion_reduced"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

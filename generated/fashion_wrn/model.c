@@ -286,12 +286,14 @@ static void step_teacher_bn1_fwd_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t102[i0 * 16 + i1];
+                sums[i1] += t102[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -364,13 +366,15 @@ static void step_teacher_bn1_fwd_4_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v108 = t107[i0 * 16 + i1] * t107[i0 * 16 + i1];
-                partial[i1] += v108;
+                sums[i1] += v108;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -556,12 +560,14 @@ static void step_teacher_res3_bn1_fwd_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t139[i0 * 16 + i1];
+                sums[i1] += t139[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -634,13 +640,15 @@ static void step_teacher_res3_bn1_fwd_4_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v144 = t143[i0 * 16 + i1] * t143[i0 * 16 + i1];
-                partial[i1] += v144;
+                sums[i1] += v144;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -854,12 +862,14 @@ static void step_teacher_bn4_fwd_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t172[i0 * 16 + i1];
+                sums[i1] += t172[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -932,13 +942,15 @@ static void step_teacher_bn4_fwd_4_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v177 = t176[i0 * 16 + i1] * t176[i0 * 16 + i1];
-                partial[i1] += v177;
+                sums[i1] += v177;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -1123,12 +1135,14 @@ static void step_teacher_res6_bn1_fwd_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(14112, 882, &lo, &hi)) {
         float *restrict partial = chunk + lo / 882 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t202[i0 * 32 + i1];
+                sums[i1] += t202[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -1201,13 +1215,15 @@ static void step_teacher_res6_bn1_fwd_4_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(14112, 882, &lo, &hi)) {
         float *restrict partial = chunk + lo / 882 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v208 = t207[i0 * 32 + i1] * t207[i0 * 32 + i1];
-                partial[i1] += v208;
+                sums[i1] += v208;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -1463,12 +1479,14 @@ static void step_teacher_bn7_fwd_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(14112, 882, &lo, &hi)) {
         float *restrict partial = chunk + lo / 882 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t246[i0 * 32 + i1];
+                sums[i1] += t246[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -1541,13 +1559,15 @@ static void step_teacher_bn7_fwd_4_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(14112, 882, &lo, &hi)) {
         float *restrict partial = chunk + lo / 882 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v251 = t250[i0 * 32 + i1] * t250[i0 * 32 + i1];
-                partial[i1] += v251;
+                sums[i1] += v251;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -1732,12 +1752,14 @@ static void step_teacher_res9_bn1_fwd_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(4608, 288, &lo, &hi)) {
         float *restrict partial = chunk + lo / 288 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t276[i0 * 64 + i1];
+                sums[i1] += t276[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -1810,13 +1832,15 @@ static void step_teacher_res9_bn1_fwd_4_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(4608, 288, &lo, &hi)) {
         float *restrict partial = chunk + lo / 288 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v282 = t281[i0 * 64 + i1] * t281[i0 * 64 + i1];
-                partial[i1] += v282;
+                sums[i1] += v282;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -2062,12 +2086,14 @@ static void step_teacher_bn10_fwd_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(4608, 288, &lo, &hi)) {
         float *restrict partial = chunk + lo / 288 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t320[i0 * 64 + i1];
+                sums[i1] += t320[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -2140,13 +2166,15 @@ static void step_teacher_bn10_fwd_4_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(4608, 288, &lo, &hi)) {
         float *restrict partial = chunk + lo / 288 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v325 = t324[i0 * 64 + i1] * t324[i0 * 64 + i1];
-                partial[i1] += v325;
+                sums[i1] += v325;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -2687,12 +2715,14 @@ static void step_student_bn1_fwd_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t412[i0 * 16 + i1];
+                sums[i1] += t412[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -2765,13 +2795,15 @@ static void step_student_bn1_fwd_4_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v418 = t417[i0 * 16 + i1] * t417[i0 * 16 + i1];
-                partial[i1] += v418;
+                sums[i1] += v418;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -2957,12 +2989,14 @@ static void step_student_res3_bn1_fwd_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t445[i0 * 16 + i1];
+                sums[i1] += t445[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -3035,13 +3069,15 @@ static void step_student_res3_bn1_fwd_4_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v450 = t449[i0 * 16 + i1] * t449[i0 * 16 + i1];
-                partial[i1] += v450;
+                sums[i1] += v450;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -3255,12 +3291,14 @@ static void step_student_bn4_fwd_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t478[i0 * 16 + i1];
+                sums[i1] += t478[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -3333,13 +3371,15 @@ static void step_student_bn4_fwd_4_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v483 = t482[i0 * 16 + i1] * t482[i0 * 16 + i1];
-                partial[i1] += v483;
+                sums[i1] += v483;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -3524,12 +3564,14 @@ static void step_student_res6_bn1_fwd_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t508[i0 * 32 + i1];
+                sums[i1] += t508[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -3602,13 +3644,15 @@ static void step_student_res6_bn1_fwd_4_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v514 = t513[i0 * 32 + i1] * t513[i0 * 32 + i1];
-                partial[i1] += v514;
+                sums[i1] += v514;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -3864,12 +3908,14 @@ static void step_student_bn7_fwd_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t548[i0 * 32 + i1];
+                sums[i1] += t548[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -3942,13 +3988,15 @@ static void step_student_bn7_fwd_4_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v553 = t552[i0 * 32 + i1] * t552[i0 * 32 + i1];
-                partial[i1] += v553;
+                sums[i1] += v553;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -4133,12 +4181,14 @@ static void step_student_res9_bn1_fwd_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t578[i0 * 64 + i1];
+                sums[i1] += t578[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -4211,13 +4261,15 @@ static void step_student_res9_bn1_fwd_4_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v584 = t583[i0 * 64 + i1] * t583[i0 * 64 + i1];
-                partial[i1] += v584;
+                sums[i1] += v584;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -4463,12 +4515,14 @@ static void step_student_bn10_fwd_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t618[i0 * 64 + i1];
+                sums[i1] += t618[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -4541,13 +4595,15 @@ static void step_student_bn10_fwd_4_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v623 = t622[i0 * 64 + i1] * t622[i0 * 64 + i1];
-                partial[i1] += v623;
+                sums[i1] += v623;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -4951,12 +5007,14 @@ static void step_student_bn10_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t684[i0 * 64 + i1];
+                sums[i1] += t684[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -5021,13 +5079,15 @@ static void step_student_bn10_vjp_3_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v687 = t684[i0 * 64 + i1] * t622[i0 * 64 + i1];
-                partial[i1] += v687;
+                sums[i1] += v687;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -5068,13 +5128,15 @@ static void step_student_bn10_vjp_5_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v691 = -t686[i0 * 64 + i1];
-                partial[i1] += v691;
+                sums[i1] += v691;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -5158,13 +5220,15 @@ static void step_student_bn10_vjp_8_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v700 = -t699[i0 * 64 + i1];
-                partial[i1] += v700;
+                sums[i1] += v700;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -5310,12 +5374,14 @@ static void step_student_res9_conv3_vjp_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t706[i0 * 64 + i1];
+                sums[i1] += t706[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -5458,12 +5524,14 @@ static void step_student_res9_bn1_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t722[i0 * 64 + i1];
+                sums[i1] += t722[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -5528,13 +5596,15 @@ static void step_student_res9_bn1_vjp_3_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v725 = t722[i0 * 64 + i1] * t583[i0 * 64 + i1];
-                partial[i1] += v725;
+                sums[i1] += v725;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -5575,13 +5645,15 @@ static void step_student_res9_bn1_vjp_5_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v729 = -t724[i0 * 64 + i1];
-                partial[i1] += v729;
+                sums[i1] += v729;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -5665,13 +5737,15 @@ static void step_student_res9_bn1_vjp_8_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v738 = -t737[i0 * 64 + i1];
-                partial[i1] += v738;
+                sums[i1] += v738;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -5749,12 +5823,14 @@ static void step_student_res9_conv0_vjp_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t744[i0 * 64 + i1];
+                sums[i1] += t744[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -5899,12 +5975,14 @@ static void step_student_bn7_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t758[i0 * 32 + i1];
+                sums[i1] += t758[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -5969,13 +6047,15 @@ static void step_student_bn7_vjp_3_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v761 = t758[i0 * 32 + i1] * t552[i0 * 32 + i1];
-                partial[i1] += v761;
+                sums[i1] += v761;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -6016,13 +6096,15 @@ static void step_student_bn7_vjp_5_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v765 = -t760[i0 * 32 + i1];
-                partial[i1] += v765;
+                sums[i1] += v765;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -6106,13 +6188,15 @@ static void step_student_bn7_vjp_8_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v774 = -t773[i0 * 32 + i1];
-                partial[i1] += v774;
+                sums[i1] += v774;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -6274,12 +6358,14 @@ static void step_student_res6_conv3_vjp_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t780[i0 * 32 + i1];
+                sums[i1] += t780[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -6422,12 +6508,14 @@ static void step_student_res6_bn1_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t796[i0 * 32 + i1];
+                sums[i1] += t796[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -6492,13 +6580,15 @@ static void step_student_res6_bn1_vjp_3_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v799 = t796[i0 * 32 + i1] * t513[i0 * 32 + i1];
-                partial[i1] += v799;
+                sums[i1] += v799;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -6539,13 +6629,15 @@ static void step_student_res6_bn1_vjp_5_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v803 = -t798[i0 * 32 + i1];
-                partial[i1] += v803;
+                sums[i1] += v803;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -6629,13 +6721,15 @@ static void step_student_res6_bn1_vjp_8_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v812 = -t811[i0 * 32 + i1];
-                partial[i1] += v812;
+                sums[i1] += v812;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -6713,12 +6807,14 @@ static void step_student_res6_conv0_vjp_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t818[i0 * 32 + i1];
+                sums[i1] += t818[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -6863,12 +6959,14 @@ static void step_student_bn4_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t832[i0 * 16 + i1];
+                sums[i1] += t832[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -6933,13 +7031,15 @@ static void step_student_bn4_vjp_3_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v835 = t832[i0 * 16 + i1] * t482[i0 * 16 + i1];
-                partial[i1] += v835;
+                sums[i1] += v835;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -6980,13 +7080,15 @@ static void step_student_bn4_vjp_5_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v839 = -t834[i0 * 16 + i1];
-                partial[i1] += v839;
+                sums[i1] += v839;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -7070,13 +7172,15 @@ static void step_student_bn4_vjp_8_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v848 = -t847[i0 * 16 + i1];
-                partial[i1] += v848;
+                sums[i1] += v848;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -7154,12 +7258,14 @@ static void step_student_res3_conv3_vjp_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t854[i0 * 16 + i1];
+                sums[i1] += t854[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -7302,12 +7408,14 @@ static void step_student_res3_bn1_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t867[i0 * 16 + i1];
+                sums[i1] += t867[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -7372,13 +7480,15 @@ static void step_student_res3_bn1_vjp_3_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v870 = t867[i0 * 16 + i1] * t449[i0 * 16 + i1];
-                partial[i1] += v870;
+                sums[i1] += v870;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -7419,13 +7529,15 @@ static void step_student_res3_bn1_vjp_5_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v874 = -t869[i0 * 16 + i1];
-                partial[i1] += v874;
+                sums[i1] += v874;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -7509,13 +7621,15 @@ static void step_student_res3_bn1_vjp_8_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v883 = -t882[i0 * 16 + i1];
-                partial[i1] += v883;
+                sums[i1] += v883;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -7593,12 +7707,14 @@ static void step_student_res3_conv0_vjp_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t889[i0 * 16 + i1];
+                sums[i1] += t889[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -7745,12 +7861,14 @@ static void step_student_bn1_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t902[i0 * 16 + i1];
+                sums[i1] += t902[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -7815,13 +7933,15 @@ static void step_student_bn1_vjp_3_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v905 = t902[i0 * 16 + i1] * t417[i0 * 16 + i1];
-                partial[i1] += v905;
+                sums[i1] += v905;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -7862,13 +7982,15 @@ static void step_student_bn1_vjp_5_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v909 = -t904[i0 * 16 + i1];
-                partial[i1] += v909;
+                sums[i1] += v909;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -7952,13 +8074,15 @@ static void step_student_bn1_vjp_8_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v918 = -t917[i0 * 16 + i1];
-                partial[i1] += v918;
+                sums[i1] += v918;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -8036,12 +8160,14 @@ static void step_student_conv0_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
         float *restrict partial = chunk + lo / 1568 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t924[i0 * 16 + i1];
+                sums[i1] += t924[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -8920,12 +9046,14 @@ static void step_student_bn1_fwd_7_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t1213[i0 * 16 + i1];
+                sums[i1] += t1213[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -8998,13 +9126,15 @@ static void step_student_bn1_fwd_10_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v1219 = t1218[i0 * 16 + i1] * t1218[i0 * 16 + i1];
-                partial[i1] += v1219;
+                sums[i1] += v1219;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -9171,12 +9301,14 @@ static void step_student_res3_bn1_fwd_7_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t1239[i0 * 16 + i1];
+                sums[i1] += t1239[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -9249,13 +9381,15 @@ static void step_student_res3_bn1_fwd_10_part(void *context, int part, int parts
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v1244 = t1243[i0 * 16 + i1] * t1243[i0 * 16 + i1];
-                partial[i1] += v1244;
+                sums[i1] += v1244;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -9450,12 +9584,14 @@ static void step_student_bn4_fwd_7_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t1266[i0 * 16 + i1];
+                sums[i1] += t1266[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -9528,13 +9664,15 @@ static void step_student_bn4_fwd_10_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v1271 = t1270[i0 * 16 + i1] * t1270[i0 * 16 + i1];
-                partial[i1] += v1271;
+                sums[i1] += v1271;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -9700,12 +9838,14 @@ static void step_student_res6_bn1_fwd_7_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(1568, 98, &lo, &hi)) {
         float *restrict partial = chunk + lo / 98 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t1290[i0 * 32 + i1];
+                sums[i1] += t1290[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -9778,13 +9918,15 @@ static void step_student_res6_bn1_fwd_10_part(void *context, int part, int parts
     size_t lo, hi;
     while (mplc_claim(1568, 98, &lo, &hi)) {
         float *restrict partial = chunk + lo / 98 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v1296 = t1295[i0 * 32 + i1] * t1295[i0 * 32 + i1];
-                partial[i1] += v1296;
+                sums[i1] += v1296;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -10021,12 +10163,14 @@ static void step_student_bn7_fwd_7_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(1568, 98, &lo, &hi)) {
         float *restrict partial = chunk + lo / 98 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t1323[i0 * 32 + i1];
+                sums[i1] += t1323[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -10099,13 +10243,15 @@ static void step_student_bn7_fwd_10_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(1568, 98, &lo, &hi)) {
         float *restrict partial = chunk + lo / 98 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v1328 = t1327[i0 * 32 + i1] * t1327[i0 * 32 + i1];
-                partial[i1] += v1328;
+                sums[i1] += v1328;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -10271,12 +10417,14 @@ static void step_student_res9_bn1_fwd_7_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t1347[i0 * 64 + i1];
+                sums[i1] += t1347[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -10349,13 +10497,15 @@ static void step_student_res9_bn1_fwd_10_part(void *context, int part, int parts
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1353 = t1352[i0 * 64 + i1] * t1352[i0 * 64 + i1];
-                partial[i1] += v1353;
+                sums[i1] += v1353;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -10582,12 +10732,14 @@ static void step_student_bn10_fwd_7_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t1380[i0 * 64 + i1];
+                sums[i1] += t1380[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -10660,13 +10812,15 @@ static void step_student_bn10_fwd_10_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1385 = t1384[i0 * 64 + i1] * t1384[i0 * 64 + i1];
-                partial[i1] += v1385;
+                sums[i1] += v1385;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -11051,12 +11205,14 @@ static void step_student_bn10_vjp_11_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t1439[i0 * 64 + i1];
+                sums[i1] += t1439[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -11121,13 +11277,15 @@ static void step_student_bn10_vjp_13_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1442 = t1439[i0 * 64 + i1] * t1384[i0 * 64 + i1];
-                partial[i1] += v1442;
+                sums[i1] += v1442;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -11168,13 +11326,15 @@ static void step_student_bn10_vjp_15_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1446 = -t1441[i0 * 64 + i1];
-                partial[i1] += v1446;
+                sums[i1] += v1446;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -11258,13 +11418,15 @@ static void step_student_bn10_vjp_18_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1455 = -t1454[i0 * 64 + i1];
-                partial[i1] += v1455;
+                sums[i1] += v1455;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -11410,12 +11572,14 @@ static void step_student_res9_conv3_vjp_4_part(void *context, int part, int part
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t1461[i0 * 64 + i1];
+                sums[i1] += t1461[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -11558,12 +11722,14 @@ static void step_student_res9_bn1_vjp_11_part(void *context, int part, int parts
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t1477[i0 * 64 + i1];
+                sums[i1] += t1477[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -11628,13 +11794,15 @@ static void step_student_res9_bn1_vjp_13_part(void *context, int part, int parts
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1480 = t1477[i0 * 64 + i1] * t1352[i0 * 64 + i1];
-                partial[i1] += v1480;
+                sums[i1] += v1480;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -11675,13 +11843,15 @@ static void step_student_res9_bn1_vjp_15_part(void *context, int part, int parts
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1484 = -t1479[i0 * 64 + i1];
-                partial[i1] += v1484;
+                sums[i1] += v1484;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -11765,13 +11935,15 @@ static void step_student_res9_bn1_vjp_18_part(void *context, int part, int parts
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1493 = -t1492[i0 * 64 + i1];
-                partial[i1] += v1493;
+                sums[i1] += v1493;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -11849,12 +12021,14 @@ static void step_student_res9_conv0_vjp_4_part(void *context, int part, int part
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t1499[i0 * 64 + i1];
+                sums[i1] += t1499[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -11999,12 +12173,14 @@ static void step_student_bn7_vjp_11_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(1568, 98, &lo, &hi)) {
         float *restrict partial = chunk + lo / 98 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t1513[i0 * 32 + i1];
+                sums[i1] += t1513[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -12069,13 +12245,15 @@ static void step_student_bn7_vjp_13_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(1568, 98, &lo, &hi)) {
         float *restrict partial = chunk + lo / 98 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v1516 = t1513[i0 * 32 + i1] * t1327[i0 * 32 + i1];
-                partial[i1] += v1516;
+                sums[i1] += v1516;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -12116,13 +12294,15 @@ static void step_student_bn7_vjp_15_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(1568, 98, &lo, &hi)) {
         float *restrict partial = chunk + lo / 98 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v1520 = -t1515[i0 * 32 + i1];
-                partial[i1] += v1520;
+                sums[i1] += v1520;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -12206,13 +12386,15 @@ static void step_student_bn7_vjp_18_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(1568, 98, &lo, &hi)) {
         float *restrict partial = chunk + lo / 98 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v1529 = -t1528[i0 * 32 + i1];
-                partial[i1] += v1529;
+                sums[i1] += v1529;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -12374,12 +12556,14 @@ static void step_student_res6_conv3_vjp_4_part(void *context, int part, int part
     size_t lo, hi;
     while (mplc_claim(1568, 98, &lo, &hi)) {
         float *restrict partial = chunk + lo / 98 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t1535[i0 * 32 + i1];
+                sums[i1] += t1535[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -12522,12 +12706,14 @@ static void step_student_res6_bn1_vjp_11_part(void *context, int part, int parts
     size_t lo, hi;
     while (mplc_claim(1568, 98, &lo, &hi)) {
         float *restrict partial = chunk + lo / 98 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t1551[i0 * 32 + i1];
+                sums[i1] += t1551[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -12592,13 +12778,15 @@ static void step_student_res6_bn1_vjp_13_part(void *context, int part, int parts
     size_t lo, hi;
     while (mplc_claim(1568, 98, &lo, &hi)) {
         float *restrict partial = chunk + lo / 98 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v1554 = t1551[i0 * 32 + i1] * t1295[i0 * 32 + i1];
-                partial[i1] += v1554;
+                sums[i1] += v1554;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -12639,13 +12827,15 @@ static void step_student_res6_bn1_vjp_15_part(void *context, int part, int parts
     size_t lo, hi;
     while (mplc_claim(1568, 98, &lo, &hi)) {
         float *restrict partial = chunk + lo / 98 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v1558 = -t1553[i0 * 32 + i1];
-                partial[i1] += v1558;
+                sums[i1] += v1558;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -12729,13 +12919,15 @@ static void step_student_res6_bn1_vjp_18_part(void *context, int part, int parts
     size_t lo, hi;
     while (mplc_claim(1568, 98, &lo, &hi)) {
         float *restrict partial = chunk + lo / 98 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v1567 = -t1566[i0 * 32 + i1];
-                partial[i1] += v1567;
+                sums[i1] += v1567;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -12813,12 +13005,14 @@ static void step_student_res6_conv0_vjp_4_part(void *context, int part, int part
     size_t lo, hi;
     while (mplc_claim(1568, 98, &lo, &hi)) {
         float *restrict partial = chunk + lo / 98 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t1573[i0 * 32 + i1];
+                sums[i1] += t1573[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -12963,12 +13157,14 @@ static void step_student_bn4_vjp_11_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t1587[i0 * 16 + i1];
+                sums[i1] += t1587[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -13033,13 +13229,15 @@ static void step_student_bn4_vjp_13_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v1590 = t1587[i0 * 16 + i1] * t1270[i0 * 16 + i1];
-                partial[i1] += v1590;
+                sums[i1] += v1590;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -13080,13 +13278,15 @@ static void step_student_bn4_vjp_15_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v1594 = -t1589[i0 * 16 + i1];
-                partial[i1] += v1594;
+                sums[i1] += v1594;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -13170,13 +13370,15 @@ static void step_student_bn4_vjp_18_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v1603 = -t1602[i0 * 16 + i1];
-                partial[i1] += v1603;
+                sums[i1] += v1603;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -13254,12 +13456,14 @@ static void step_student_res3_conv3_vjp_4_part(void *context, int part, int part
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t1609[i0 * 16 + i1];
+                sums[i1] += t1609[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -13402,12 +13606,14 @@ static void step_student_res3_bn1_vjp_11_part(void *context, int part, int parts
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t1622[i0 * 16 + i1];
+                sums[i1] += t1622[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -13472,13 +13678,15 @@ static void step_student_res3_bn1_vjp_13_part(void *context, int part, int parts
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v1625 = t1622[i0 * 16 + i1] * t1243[i0 * 16 + i1];
-                partial[i1] += v1625;
+                sums[i1] += v1625;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -13519,13 +13727,15 @@ static void step_student_res3_bn1_vjp_15_part(void *context, int part, int parts
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v1629 = -t1624[i0 * 16 + i1];
-                partial[i1] += v1629;
+                sums[i1] += v1629;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -13609,13 +13819,15 @@ static void step_student_res3_bn1_vjp_18_part(void *context, int part, int parts
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v1638 = -t1637[i0 * 16 + i1];
-                partial[i1] += v1638;
+                sums[i1] += v1638;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -13693,12 +13905,14 @@ static void step_student_res3_conv0_vjp_4_part(void *context, int part, int part
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t1644[i0 * 16 + i1];
+                sums[i1] += t1644[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -13845,12 +14059,14 @@ static void step_student_bn1_vjp_11_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t1657[i0 * 16 + i1];
+                sums[i1] += t1657[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -13915,13 +14131,15 @@ static void step_student_bn1_vjp_13_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v1660 = t1657[i0 * 16 + i1] * t1218[i0 * 16 + i1];
-                partial[i1] += v1660;
+                sums[i1] += v1660;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -13962,13 +14180,15 @@ static void step_student_bn1_vjp_15_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v1664 = -t1659[i0 * 16 + i1];
-                partial[i1] += v1664;
+                sums[i1] += v1664;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -14052,13 +14272,15 @@ static void step_student_bn1_vjp_18_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v1673 = -t1672[i0 * 16 + i1];
-                partial[i1] += v1673;
+                sums[i1] += v1673;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -14136,12 +14358,14 @@ static void step_student_conv0_vjp_3_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
         float *restrict partial = chunk + lo / 392 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t1679[i0 * 16 + i1];
+                sums[i1] += t1679[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -15179,12 +15403,14 @@ static void step_teacher_bn10_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t1843[i0 * 64 + i1];
+                sums[i1] += t1843[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -15215,12 +15441,14 @@ static void step_teacher_bn10_vjp_2_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t1844[i0 * 64 + i1];
+                sums[i1] += t1844[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -15325,13 +15553,15 @@ static void step_teacher_bn10_vjp_6_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1853 = t1843[i0 * 64 + i1] * t1852[i0 * 64 + i1];
-                partial[i1] += v1853;
+                sums[i1] += v1853;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -15365,13 +15595,15 @@ static void step_teacher_bn10_vjp_7_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1855 = t1844[i0 * 64 + i1] * t1854[i0 * 64 + i1];
-                partial[i1] += v1855;
+                sums[i1] += v1855;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -15415,13 +15647,15 @@ static void step_teacher_bn10_vjp_9_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(512, 32, &lo, &hi)) {
         float *restrict partial = chunk + lo / 32 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1861 = -t1849[i0 * 64 + i1];
-                partial[i1] += v1861;
+                sums[i1] += v1861;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -15453,13 +15687,15 @@ static void step_teacher_bn10_vjp_10_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(2048, 128, &lo, &hi)) {
         float *restrict partial = chunk + lo / 128 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1862 = -t1851[i0 * 64 + i1];
-                partial[i1] += v1862;
+                sums[i1] += v1862;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -15555,13 +15791,15 @@ static void step_teacher_bn10_vjp_15_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(4608, 288, &lo, &hi)) {
         float *restrict partial = chunk + lo / 288 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1873 = -t1872[i0 * 64 + i1];
-                partial[i1] += v1873;
+                sums[i1] += v1873;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -15713,12 +15951,14 @@ static void step_teacher_res9_conv3_vjp_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(4608, 288, &lo, &hi)) {
         float *restrict partial = chunk + lo / 288 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t1882[i0 * 64 + i1];
+                sums[i1] += t1882[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -15861,12 +16101,14 @@ static void step_teacher_res9_bn1_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(4608, 288, &lo, &hi)) {
         float *restrict partial = chunk + lo / 288 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t1898[i0 * 64 + i1];
+                sums[i1] += t1898[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -15931,13 +16173,15 @@ static void step_teacher_res9_bn1_vjp_3_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(4608, 288, &lo, &hi)) {
         float *restrict partial = chunk + lo / 288 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1901 = t1898[i0 * 64 + i1] * t281[i0 * 64 + i1];
-                partial[i1] += v1901;
+                sums[i1] += v1901;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -15978,13 +16222,15 @@ static void step_teacher_res9_bn1_vjp_5_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(4608, 288, &lo, &hi)) {
         float *restrict partial = chunk + lo / 288 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1905 = -t1900[i0 * 64 + i1];
-                partial[i1] += v1905;
+                sums[i1] += v1905;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -16068,13 +16314,15 @@ static void step_teacher_res9_bn1_vjp_8_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(4608, 288, &lo, &hi)) {
         float *restrict partial = chunk + lo / 288 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1914 = -t1913[i0 * 64 + i1];
-                partial[i1] += v1914;
+                sums[i1] += v1914;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -16152,12 +16400,14 @@ static void step_teacher_res9_conv0_vjp_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(4608, 288, &lo, &hi)) {
         float *restrict partial = chunk + lo / 288 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t1920[i0 * 64 + i1];
+                sums[i1] += t1920[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -16302,12 +16552,14 @@ static void step_teacher_bn7_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(14112, 882, &lo, &hi)) {
         float *restrict partial = chunk + lo / 882 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t1934[i0 * 32 + i1];
+                sums[i1] += t1934[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -16372,13 +16624,15 @@ static void step_teacher_bn7_vjp_3_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(14112, 882, &lo, &hi)) {
         float *restrict partial = chunk + lo / 882 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v1937 = t1934[i0 * 32 + i1] * t250[i0 * 32 + i1];
-                partial[i1] += v1937;
+                sums[i1] += v1937;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -16419,13 +16673,15 @@ static void step_teacher_bn7_vjp_5_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(14112, 882, &lo, &hi)) {
         float *restrict partial = chunk + lo / 882 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v1941 = -t1936[i0 * 32 + i1];
-                partial[i1] += v1941;
+                sums[i1] += v1941;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -16509,13 +16765,15 @@ static void step_teacher_bn7_vjp_8_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(14112, 882, &lo, &hi)) {
         float *restrict partial = chunk + lo / 882 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v1950 = -t1949[i0 * 32 + i1];
-                partial[i1] += v1950;
+                sums[i1] += v1950;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -16677,12 +16935,14 @@ static void step_teacher_res6_conv3_vjp_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(14112, 882, &lo, &hi)) {
         float *restrict partial = chunk + lo / 882 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t1956[i0 * 32 + i1];
+                sums[i1] += t1956[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -16825,12 +17085,14 @@ static void step_teacher_res6_bn1_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(14112, 882, &lo, &hi)) {
         float *restrict partial = chunk + lo / 882 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t1972[i0 * 32 + i1];
+                sums[i1] += t1972[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -16895,13 +17157,15 @@ static void step_teacher_res6_bn1_vjp_3_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(14112, 882, &lo, &hi)) {
         float *restrict partial = chunk + lo / 882 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v1975 = t1972[i0 * 32 + i1] * t207[i0 * 32 + i1];
-                partial[i1] += v1975;
+                sums[i1] += v1975;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -16942,13 +17206,15 @@ static void step_teacher_res6_bn1_vjp_5_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(14112, 882, &lo, &hi)) {
         float *restrict partial = chunk + lo / 882 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v1979 = -t1974[i0 * 32 + i1];
-                partial[i1] += v1979;
+                sums[i1] += v1979;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -17032,13 +17298,15 @@ static void step_teacher_res6_bn1_vjp_8_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(14112, 882, &lo, &hi)) {
         float *restrict partial = chunk + lo / 882 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v1988 = -t1987[i0 * 32 + i1];
-                partial[i1] += v1988;
+                sums[i1] += v1988;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -17116,12 +17384,14 @@ static void step_teacher_res6_conv0_vjp_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(14112, 882, &lo, &hi)) {
         float *restrict partial = chunk + lo / 882 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t1994[i0 * 32 + i1];
+                sums[i1] += t1994[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -17266,12 +17536,14 @@ static void step_teacher_bn4_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t2008[i0 * 16 + i1];
+                sums[i1] += t2008[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -17336,13 +17608,15 @@ static void step_teacher_bn4_vjp_3_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v2011 = t2008[i0 * 16 + i1] * t176[i0 * 16 + i1];
-                partial[i1] += v2011;
+                sums[i1] += v2011;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -17383,13 +17657,15 @@ static void step_teacher_bn4_vjp_5_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v2015 = -t2010[i0 * 16 + i1];
-                partial[i1] += v2015;
+                sums[i1] += v2015;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -17473,13 +17749,15 @@ static void step_teacher_bn4_vjp_8_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v2024 = -t2023[i0 * 16 + i1];
-                partial[i1] += v2024;
+                sums[i1] += v2024;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -17557,12 +17835,14 @@ static void step_teacher_res3_conv3_vjp_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t2030[i0 * 16 + i1];
+                sums[i1] += t2030[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -17705,12 +17985,14 @@ static void step_teacher_res3_bn1_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t2043[i0 * 16 + i1];
+                sums[i1] += t2043[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -17775,13 +18057,15 @@ static void step_teacher_res3_bn1_vjp_3_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v2046 = t2043[i0 * 16 + i1] * t143[i0 * 16 + i1];
-                partial[i1] += v2046;
+                sums[i1] += v2046;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -17822,13 +18106,15 @@ static void step_teacher_res3_bn1_vjp_5_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v2050 = -t2045[i0 * 16 + i1];
-                partial[i1] += v2050;
+                sums[i1] += v2050;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -17912,13 +18198,15 @@ static void step_teacher_res3_bn1_vjp_8_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v2059 = -t2058[i0 * 16 + i1];
-                partial[i1] += v2059;
+                sums[i1] += v2059;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -17996,12 +18284,14 @@ static void step_teacher_res3_conv0_vjp_part(void *context, int part, int parts)
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t2065[i0 * 16 + i1];
+                sums[i1] += t2065[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -18148,12 +18438,14 @@ static void step_teacher_bn1_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t2078[i0 * 16 + i1];
+                sums[i1] += t2078[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -18218,13 +18510,15 @@ static void step_teacher_bn1_vjp_3_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v2081 = t2078[i0 * 16 + i1] * t107[i0 * 16 + i1];
-                partial[i1] += v2081;
+                sums[i1] += v2081;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -18265,13 +18559,15 @@ static void step_teacher_bn1_vjp_5_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v2085 = -t2080[i0 * 16 + i1];
-                partial[i1] += v2085;
+                sums[i1] += v2085;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -18355,13 +18651,15 @@ static void step_teacher_bn1_vjp_8_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v2094 = -t2093[i0 * 16 + i1];
-                partial[i1] += v2094;
+                sums[i1] += v2094;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -18439,12 +18737,14 @@ static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
     size_t lo, hi;
     while (mplc_claim(56448, 3528, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3528 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t2100[i0 * 16 + i1];
+                sums[i1] += t2100[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -21177,12 +21477,14 @@ static void supervised_step_student_bn1_fwd_part(void *context, int part, int pa
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t53[i0 * 16 + i1];
+                sums[i1] += t53[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -21255,13 +21557,15 @@ static void supervised_step_student_bn1_fwd_4_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v59 = t58[i0 * 16 + i1] * t58[i0 * 16 + i1];
-                partial[i1] += v59;
+                sums[i1] += v59;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -21447,12 +21751,14 @@ static void supervised_step_student_res3_bn1_fwd_part(void *context, int part, i
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t90[i0 * 16 + i1];
+                sums[i1] += t90[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -21525,13 +21831,15 @@ static void supervised_step_student_res3_bn1_fwd_4_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v95 = t94[i0 * 16 + i1] * t94[i0 * 16 + i1];
-                partial[i1] += v95;
+                sums[i1] += v95;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -21745,12 +22053,14 @@ static void supervised_step_student_bn4_fwd_part(void *context, int part, int pa
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t123[i0 * 16 + i1];
+                sums[i1] += t123[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -21823,13 +22133,15 @@ static void supervised_step_student_bn4_fwd_4_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v128 = t127[i0 * 16 + i1] * t127[i0 * 16 + i1];
-                partial[i1] += v128;
+                sums[i1] += v128;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -22014,12 +22326,14 @@ static void supervised_step_student_res6_bn1_fwd_part(void *context, int part, i
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
         float *restrict partial = chunk + lo / 784 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t153[i0 * 32 + i1];
+                sums[i1] += t153[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -22092,13 +22406,15 @@ static void supervised_step_student_res6_bn1_fwd_4_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
         float *restrict partial = chunk + lo / 784 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v159 = t158[i0 * 32 + i1] * t158[i0 * 32 + i1];
-                partial[i1] += v159;
+                sums[i1] += v159;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -22354,12 +22670,14 @@ static void supervised_step_student_bn7_fwd_part(void *context, int part, int pa
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
         float *restrict partial = chunk + lo / 784 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t197[i0 * 32 + i1];
+                sums[i1] += t197[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -22432,13 +22750,15 @@ static void supervised_step_student_bn7_fwd_4_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
         float *restrict partial = chunk + lo / 784 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v202 = t201[i0 * 32 + i1] * t201[i0 * 32 + i1];
-                partial[i1] += v202;
+                sums[i1] += v202;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -22623,12 +22943,14 @@ static void supervised_step_student_res9_bn1_fwd_part(void *context, int part, i
     size_t lo, hi;
     while (mplc_claim(4096, 256, &lo, &hi)) {
         float *restrict partial = chunk + lo / 256 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t227[i0 * 64 + i1];
+                sums[i1] += t227[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -22701,13 +23023,15 @@ static void supervised_step_student_res9_bn1_fwd_4_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(4096, 256, &lo, &hi)) {
         float *restrict partial = chunk + lo / 256 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v233 = t232[i0 * 64 + i1] * t232[i0 * 64 + i1];
-                partial[i1] += v233;
+                sums[i1] += v233;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -22953,12 +23277,14 @@ static void supervised_step_student_bn10_fwd_part(void *context, int part, int p
     size_t lo, hi;
     while (mplc_claim(4096, 256, &lo, &hi)) {
         float *restrict partial = chunk + lo / 256 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t271[i0 * 64 + i1];
+                sums[i1] += t271[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -23031,13 +23357,15 @@ static void supervised_step_student_bn10_fwd_4_part(void *context, int part, int
     size_t lo, hi;
     while (mplc_claim(4096, 256, &lo, &hi)) {
         float *restrict partial = chunk + lo / 256 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v276 = t275[i0 * 64 + i1] * t275[i0 * 64 + i1];
-                partial[i1] += v276;
+                sums[i1] += v276;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -23435,12 +23763,14 @@ static void supervised_step_student_bn10_vjp_part(void *context, int part, int p
     size_t lo, hi;
     while (mplc_claim(4096, 256, &lo, &hi)) {
         float *restrict partial = chunk + lo / 256 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t337[i0 * 64 + i1];
+                sums[i1] += t337[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -23505,13 +23835,15 @@ static void supervised_step_student_bn10_vjp_3_part(void *context, int part, int
     size_t lo, hi;
     while (mplc_claim(4096, 256, &lo, &hi)) {
         float *restrict partial = chunk + lo / 256 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v340 = t337[i0 * 64 + i1] * t275[i0 * 64 + i1];
-                partial[i1] += v340;
+                sums[i1] += v340;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -23552,13 +23884,15 @@ static void supervised_step_student_bn10_vjp_5_part(void *context, int part, int
     size_t lo, hi;
     while (mplc_claim(4096, 256, &lo, &hi)) {
         float *restrict partial = chunk + lo / 256 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v344 = -t339[i0 * 64 + i1];
-                partial[i1] += v344;
+                sums[i1] += v344;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -23642,13 +23976,15 @@ static void supervised_step_student_bn10_vjp_8_part(void *context, int part, int
     size_t lo, hi;
     while (mplc_claim(4096, 256, &lo, &hi)) {
         float *restrict partial = chunk + lo / 256 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v353 = -t352[i0 * 64 + i1];
-                partial[i1] += v353;
+                sums[i1] += v353;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -23794,12 +24130,14 @@ static void supervised_step_student_res9_conv3_vjp_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(4096, 256, &lo, &hi)) {
         float *restrict partial = chunk + lo / 256 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t359[i0 * 64 + i1];
+                sums[i1] += t359[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -23942,12 +24280,14 @@ static void supervised_step_student_res9_bn1_vjp_part(void *context, int part, i
     size_t lo, hi;
     while (mplc_claim(4096, 256, &lo, &hi)) {
         float *restrict partial = chunk + lo / 256 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t375[i0 * 64 + i1];
+                sums[i1] += t375[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -24012,13 +24352,15 @@ static void supervised_step_student_res9_bn1_vjp_3_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(4096, 256, &lo, &hi)) {
         float *restrict partial = chunk + lo / 256 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v378 = t375[i0 * 64 + i1] * t232[i0 * 64 + i1];
-                partial[i1] += v378;
+                sums[i1] += v378;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -24059,13 +24401,15 @@ static void supervised_step_student_res9_bn1_vjp_5_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(4096, 256, &lo, &hi)) {
         float *restrict partial = chunk + lo / 256 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v382 = -t377[i0 * 64 + i1];
-                partial[i1] += v382;
+                sums[i1] += v382;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -24149,13 +24493,15 @@ static void supervised_step_student_res9_bn1_vjp_8_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(4096, 256, &lo, &hi)) {
         float *restrict partial = chunk + lo / 256 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v391 = -t390[i0 * 64 + i1];
-                partial[i1] += v391;
+                sums[i1] += v391;
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -24233,12 +24579,14 @@ static void supervised_step_student_res9_conv0_vjp_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(4096, 256, &lo, &hi)) {
         float *restrict partial = chunk + lo / 256 * 64;
-        for (size_t o = 0; o < 64; o++) partial[o] = 0.0f;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                partial[i1] += t397[i0 * 64 + i1];
+                sums[i1] += t397[i0 * 64 + i1];
             }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
@@ -24383,12 +24731,14 @@ static void supervised_step_student_bn7_vjp_part(void *context, int part, int pa
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
         float *restrict partial = chunk + lo / 784 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t411[i0 * 32 + i1];
+                sums[i1] += t411[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -24453,13 +24803,15 @@ static void supervised_step_student_bn7_vjp_3_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
         float *restrict partial = chunk + lo / 784 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v414 = t411[i0 * 32 + i1] * t201[i0 * 32 + i1];
-                partial[i1] += v414;
+                sums[i1] += v414;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -24500,13 +24852,15 @@ static void supervised_step_student_bn7_vjp_5_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
         float *restrict partial = chunk + lo / 784 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v418 = -t413[i0 * 32 + i1];
-                partial[i1] += v418;
+                sums[i1] += v418;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -24590,13 +24944,15 @@ static void supervised_step_student_bn7_vjp_8_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
         float *restrict partial = chunk + lo / 784 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v427 = -t426[i0 * 32 + i1];
-                partial[i1] += v427;
+                sums[i1] += v427;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -24758,12 +25114,14 @@ static void supervised_step_student_res6_conv3_vjp_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
         float *restrict partial = chunk + lo / 784 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t433[i0 * 32 + i1];
+                sums[i1] += t433[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -24906,12 +25264,14 @@ static void supervised_step_student_res6_bn1_vjp_part(void *context, int part, i
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
         float *restrict partial = chunk + lo / 784 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t449[i0 * 32 + i1];
+                sums[i1] += t449[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -24976,13 +25336,15 @@ static void supervised_step_student_res6_bn1_vjp_3_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
         float *restrict partial = chunk + lo / 784 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v452 = t449[i0 * 32 + i1] * t158[i0 * 32 + i1];
-                partial[i1] += v452;
+                sums[i1] += v452;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -25023,13 +25385,15 @@ static void supervised_step_student_res6_bn1_vjp_5_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
         float *restrict partial = chunk + lo / 784 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v456 = -t451[i0 * 32 + i1];
-                partial[i1] += v456;
+                sums[i1] += v456;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -25113,13 +25477,15 @@ static void supervised_step_student_res6_bn1_vjp_8_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
         float *restrict partial = chunk + lo / 784 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v465 = -t464[i0 * 32 + i1];
-                partial[i1] += v465;
+                sums[i1] += v465;
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -25197,12 +25563,14 @@ static void supervised_step_student_res6_conv0_vjp_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
         float *restrict partial = chunk + lo / 784 * 32;
-        for (size_t o = 0; o < 32; o++) partial[o] = 0.0f;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                partial[i1] += t471[i0 * 32 + i1];
+                sums[i1] += t471[i0 * 32 + i1];
             }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
@@ -25347,12 +25715,14 @@ static void supervised_step_student_bn4_vjp_part(void *context, int part, int pa
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t485[i0 * 16 + i1];
+                sums[i1] += t485[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -25417,13 +25787,15 @@ static void supervised_step_student_bn4_vjp_3_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v488 = t485[i0 * 16 + i1] * t127[i0 * 16 + i1];
-                partial[i1] += v488;
+                sums[i1] += v488;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -25464,13 +25836,15 @@ static void supervised_step_student_bn4_vjp_5_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v492 = -t487[i0 * 16 + i1];
-                partial[i1] += v492;
+                sums[i1] += v492;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -25554,13 +25928,15 @@ static void supervised_step_student_bn4_vjp_8_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v501 = -t500[i0 * 16 + i1];
-                partial[i1] += v501;
+                sums[i1] += v501;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -25638,12 +26014,14 @@ static void supervised_step_student_res3_conv3_vjp_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t507[i0 * 16 + i1];
+                sums[i1] += t507[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -25786,12 +26164,14 @@ static void supervised_step_student_res3_bn1_vjp_part(void *context, int part, i
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t520[i0 * 16 + i1];
+                sums[i1] += t520[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -25856,13 +26236,15 @@ static void supervised_step_student_res3_bn1_vjp_3_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v523 = t520[i0 * 16 + i1] * t94[i0 * 16 + i1];
-                partial[i1] += v523;
+                sums[i1] += v523;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -25903,13 +26285,15 @@ static void supervised_step_student_res3_bn1_vjp_5_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v527 = -t522[i0 * 16 + i1];
-                partial[i1] += v527;
+                sums[i1] += v527;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -25993,13 +26377,15 @@ static void supervised_step_student_res3_bn1_vjp_8_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v536 = -t535[i0 * 16 + i1];
-                partial[i1] += v536;
+                sums[i1] += v536;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -26077,12 +26463,14 @@ static void supervised_step_student_res3_conv0_vjp_part(void *context, int part,
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t542[i0 * 16 + i1];
+                sums[i1] += t542[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -26229,12 +26617,14 @@ static void supervised_step_student_bn1_vjp_part(void *context, int part, int pa
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t555[i0 * 16 + i1];
+                sums[i1] += t555[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -26299,13 +26689,15 @@ static void supervised_step_student_bn1_vjp_3_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v558 = t555[i0 * 16 + i1] * t58[i0 * 16 + i1];
-                partial[i1] += v558;
+                sums[i1] += v558;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -26346,13 +26738,15 @@ static void supervised_step_student_bn1_vjp_5_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v562 = -t557[i0 * 16 + i1];
-                partial[i1] += v562;
+                sums[i1] += v562;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -26436,13 +26830,15 @@ static void supervised_step_student_bn1_vjp_8_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v571 = -t570[i0 * 16 + i1];
-                partial[i1] += v571;
+                sums[i1] += v571;
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
@@ -26520,12 +26916,14 @@ static void supervised_step_student_conv0_vjp_part(void *context, int part, int 
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
         float *restrict partial = chunk + lo / 3136 * 16;
-        for (size_t o = 0; o < 16; o++) partial[o] = 0.0f;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                partial[i1] += t577[i0 * 16 + i1];
+                sums[i1] += t577[i0 * 16 + i1];
             }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 

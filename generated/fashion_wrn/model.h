@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "f547944fa8b71568674d600b72f37b47a0067f062c4c3c3de529c9691b265182"
+#define MPLC_MODEL_HASH "00d36d6c35b95dd3befe2ba4f8e358531c84932319124b8fc7e161952fa16943"
 #define MPLC_MODEL_NAME "fashion_wrn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

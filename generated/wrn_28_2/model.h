@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "da3c2f6df56c3b1116c45cf671f0473db497b25b7bef32d5872564bd02c3e51f"
+#define MPLC_MODEL_HASH "60db9abcb69a29aa5cb3c93f13dad58a03c41191b0abf25aeed59d0669dc79b4"
 #define MPLC_MODEL_NAME "wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32
