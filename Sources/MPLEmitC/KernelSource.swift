@@ -180,13 +180,16 @@ struct FunctionWriter {
             let unused =
                 CSyntax.mentions(parameter.name, in: body.lines)
                 ? "" : " (void)\(parameter.name); /* used after the parts */"
-            return parameter.name == "chunk"
-                ? "    \(declaration) = p->chunk + (size_t)part * \(kernel.partFloats); /* this thread's part */"
+            guard parameter.name == "chunk" else { return "    \(declaration) = p->\(parameter.name);" + unused }
+            return kernel.partFloats == 0
+                ? "    \(declaration) = p->chunk; /* shared: each piece of work has its own place in it */" + unused
+                : "    \(declaration) = p->chunk + (size_t)part * \(kernel.partFloats); /* this thread's part */"
                     + unused
-                : "    \(declaration) = p->\(parameter.name);" + unused
         }
-        // Work claimed piece by piece does not need to know which part it is.
-        let unusedIndex = ["part", "parts"].filter { !CSyntax.mentions($0, in: body.lines + unpacked) }.map {
+        // Work claimed piece by piece does not need to know which part it is (the comments do not count: "used
+        // after the parts" uses no `parts`).
+        let code = unpacked.map { $0.components(separatedBy: "/*")[0] }
+        let unusedIndex = ["part", "parts"].filter { !CSyntax.mentions($0, in: body.lines + code) }.map {
             "    (void)\($0);"
         }
         let part =
@@ -417,18 +420,30 @@ private struct KernelBodyWriter {
             line(outer, "\(out)[\(outputIndex)] = \(r.kind == .sum ? "(float)sum" : "best");")
             closeLoops(from: outer)
         } else if isParallel {
-            // Reducing leading axes (a column sum): each part takes a range of the first kept axis, all rows.
-            let first = r.reducedAxes.count
-            let inner = r.dims[(first + 1)...].reduce(1, *)
-            partRange(r.dims[first], block: inner == 1 && r.dims[first] >= 64 ? 16 : 1)  // no shared cache lines
-            line(
-                1,
-                "for (size_t o = lo * \(inner); o < hi * \(inner); o++) \(out)[o] = \(r.kind == .sum ? "0.0f" : "-INFINITY");"
-            )
-            let depth = openLoops(index, dims: r.dims, rows: ("lo", "hi"), rowsDim: first)
+            // Reducing leading axes (a column sum): blocks of rows claimed one at a time, each reduced into its own
+            // row of partials in `chunk` (a thread reads only its rows), then the partials in block order.
+            let initial = r.kind == .sum ? "0.0f" : "-INFINITY"
+            let columns = graph.shape(of: r.output).count
+            claimPieces(r.dims[0], piece: r.blockRows)
+            line(1, "float *restrict partial = chunk + lo / \(r.blockRows) * \(r.partialFloats);")
+            // Summed in a local array, then stored: cc cannot tell `chunk` from the operands (pointers read from the
+            // part's struct), and did not vectorise the sums into it (fashion_wrn's sums took twice the time).
+            let sums = columns <= maximumLocalColumns ? "sums" : "partial"
+            if sums == "sums" { line(1, "float sums[\(columns)];") }
+            line(1, "for (size_t o = 0; o < \(columns); o++) \(sums)[o] = \(initial);")
+            let depth = openLoops(index, dims: r.dims, rows: ("lo", "hi"))
             writeStatements(r.statements, index, depth: depth)
-            line(depth, combine("\(out)[\(outputIndex)]", expression(r.input, index)))
+            line(depth, combine("\(sums)[\(outputIndex)]", expression(r.input, index)))
             closeLoops(from: depth)
+            if sums == "sums" { line(1, "for (size_t o = 0; o < \(columns); o++) partial[o] = sums[o];") }
+            afterParts { body in
+                body.line(1, "for (size_t o = 0; o < \(columns); o++) {")
+                body.line(2, "float total = chunk[o];")
+                let partial = "chunk[b * \(r.partialFloats) + o]"
+                body.line(2, "for (size_t b = 1; b < \(r.blocks); b++) \(combine("total", partial))")
+                body.line(2, "\(out)[o] = total;")
+                body.line(1, "}")
+            }
         } else {
             let initial = r.kind == .sum ? "0.0f" : "-INFINITY"
             line(1, "for (size_t o = 0; o < \(graph.shape(of: r.output).count); o++) \(out)[o] = \(initial);")
@@ -438,6 +453,9 @@ private struct KernelBodyWriter {
             closeLoops(from: depth)
         }
     }
+
+    /// The most columns whose partial sums a column sum's piece keeps on the stack (4 KiB).
+    private let maximumLocalColumns = 1024
 
     /// `double sum` over the reduced suffix in `sumLanes` accumulators, lane l taking the elements ≡ l
     /// (mod sumLanes) of the last axis, added in lane order at the end. One accumulator chains every addition

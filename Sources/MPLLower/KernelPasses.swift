@@ -299,7 +299,7 @@ public let parallelFloats = 1 << 15
 
 /// split-between-threads: marks the kernels that the generated C splits between threads (`mplc_parallel`),
 /// each thread taking a contiguous share: element-wise loops and row reductions by their first dimension,
-/// column sums by their columns, GEMMs by rows of the product, streamed convolutions and sliding windows by
+/// column sums by blocks of rows (a row of partial sums each), GEMMs by rows of the product, streamed convolutions and sliding windows by
 /// images. One-hot rows and row padding stay serial: they are small.
 @Sendable func splitBetweenThreads(_ function: LoweredFunction, _ options: LoweringOptions) -> LoweredFunction {
     var next = function
@@ -316,13 +316,12 @@ private func worthSplitting(_ kernel: Kernel, _ graph: Graph, atLeast floats: In
     case .loop(let loop):
         return loop.dims.count > 0 && loop.dims[0] > 1 && loop.dims.reduce(1, *) >= floats
     case .reduction(let r):
-        // Rows (reduced trailing axes) split by the first axis; columns (reduced leading axes) by the first kept
-        // axis, so every output element is still summed in the same order by one thread.
+        // Rows (reduced trailing axes) split by the first axis, each output element summed by one thread; columns
+        // (reduced leading axes) by blocks of the first axis, each summed into its own partials (`Reduction.blocks`).
         let kept = r.dims.count - r.reducedAxes.count
         let isRowReduction = r.reducedAxes == Array(kept..<r.dims.count)
-        let isColumnReduction = r.reducedAxes == Array(0..<r.reducedAxes.count)
-        guard kept > 0, isRowReduction || isColumnReduction else { return false }
-        return r.dims[isRowReduction ? 0 : r.reducedAxes.count] > 1 && r.dims.reduce(1, *) >= floats
+        guard kept > 0, isRowReduction || r.isColumnReduction else { return false }
+        return r.dims[0] > 1 && r.dims.reduce(1, *) >= floats
     case .gemm(let g):
         let isStreamed = g.im2colA != nil || g.col2imOutput != nil  // a convolution: always big
         // m·k and n are each at most one value's count, but their product (the GEMM's work) need not fit in an Int.

@@ -61,6 +61,21 @@ public struct Reduction: Hashable, Sendable {
     public var statements: [Statement]
     public var input: ScalarExpr
     public var output: Value
+
+    /// Reduces leading axes, not all (a column sum such as BatchNorm's statistics or a bias gradient): every
+    /// output element gathers one element of each row.
+    public var isColumnReduction: Bool {
+        !reducedAxes.isEmpty && reducedAxes.count < dims.count && reducedAxes == Array(0..<reducedAxes.count)
+    }
+    /// A column reduction split between threads cuts its first axis into blocks of this many rows; each block
+    /// is reduced by whichever thread claims it into its own row of partials, which are then combined in block
+    /// order: every thread reads only its rows, and the result does not depend on the number of threads.
+    public var blockRows: Int { (dims[0] + columnBlocks - 1) / columnBlocks }
+    /// The number of such blocks: enough for the threads to even out their shares.
+    public var blocks: Int { (dims[0] + blockRows - 1) / blockRows }
+    private var columnBlocks: Int { min(dims[0], 2 * maxThreads) }
+    /// Floats of one block's row of partials (whole cache lines, so blocks share none).
+    public var partialFloats: Int { alignedFloats(dims[reducedAxes.count...].reduce(1, *)) }
 }
 
 /// An image batch seen through a sliding window: im2col(source) or the col2im that writes into an image batch.
@@ -222,7 +237,10 @@ public struct Kernel: Hashable, Sendable {
 
     /// Floats of scratch the kernel needs while it runs (and never after), 0 for most kernels: a part for each
     /// thread that may run it.
-    public var temporaryFloats: Int { (isParallel ? maxThreads : 1) * partFloats }
+    public var temporaryFloats: Int {
+        if case .reduction(let r) = body, isParallel, r.isColumnReduction { return r.blocks * r.partialFloats }
+        return (isParallel ? maxThreads : 1) * partFloats
+    }
 
     /// Floats of one thread's part of the temporary.
     public var partFloats: Int {

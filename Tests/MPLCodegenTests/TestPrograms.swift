@@ -192,6 +192,7 @@ enum TestPrograms {
             ("slice_product", sliceProduct), ("reduced_copy", reducedCopy), ("reduced_in_place", reducedInPlace),
             ("max_rows", g.append(.reduceMax(a, axes: [0]))),
             ("sum_outer", g.reduceSum(b, axes: [0, 2])),
+            ("sum_leading", g.reduceSum(g.mul(b, qWide), axes: [0, 1])),
             ("sum_middle", g.reduceSum(g.mul(b, qWide), axes: [1])),
             ("sum_inner", g.reduceSum(b, axes: [1, 2])),
             ("max_inner", g.append(.reduceMax(g.unary(.exp, b), axes: [2]))),

@@ -794,24 +794,37 @@ static void step_student_dense5_vjp_3(float *restrict t119, const float *restric
 typedef struct {
     float *t120;
     const float *t119;
+    float *chunk;
 } step_student_dense3_vjp_pointers;
 
 static void step_student_dense3_vjp_part(void *context, int part, int parts) {
     const step_student_dense3_vjp_pointers *p = context;
-    float *restrict t120 = p->t120;
+    (void)part;
+    (void)parts;
+    float *restrict t120 = p->t120; (void)t120; /* used after the parts */
     const float *restrict t119 = p->t119;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(1024, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t120[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t120[i1] += t119[i0 * 1024 + i1];
+    while (mplc_claim(448, 28, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 28 * 1024;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 1024; i1++) {
+                sums[i1] += t119[i0 * 1024 + i1];
+            }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_dense3_vjp(float *restrict t120, const float *restrict t119) {
-    mplc_parallel(step_student_dense3_vjp_part, &(step_student_dense3_vjp_pointers){t120, t119});
+static void step_student_dense3_vjp(float *restrict t120, const float *restrict t119, float *restrict chunk) {
+    mplc_parallel(step_student_dense3_vjp_part, &(step_student_dense3_vjp_pointers){t120, t119, chunk});
+    for (size_t o = 0; o < 1024; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
+        t120[o] = total;
+    }
 }
 
 /* gemm blas m=1024 n=1024 k=448 tA split
@@ -875,24 +888,37 @@ static void step_student_dense3_vjp_3(float *restrict t124, const float *restric
 typedef struct {
     float *t125;
     const float *t124;
+    float *chunk;
 } step_student_dense1_vjp_pointers;
 
 static void step_student_dense1_vjp_part(void *context, int part, int parts) {
     const step_student_dense1_vjp_pointers *p = context;
-    float *restrict t125 = p->t125;
+    (void)part;
+    (void)parts;
+    float *restrict t125 = p->t125; (void)t125; /* used after the parts */
     const float *restrict t124 = p->t124;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(1024, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t125[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t125[i1] += t124[i0 * 1024 + i1];
+    while (mplc_claim(448, 28, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 28 * 1024;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 1024; i1++) {
+                sums[i1] += t124[i0 * 1024 + i1];
+            }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_dense1_vjp(float *restrict t125, const float *restrict t124) {
-    mplc_parallel(step_student_dense1_vjp_part, &(step_student_dense1_vjp_pointers){t125, t124});
+static void step_student_dense1_vjp(float *restrict t125, const float *restrict t124, float *restrict chunk) {
+    mplc_parallel(step_student_dense1_vjp_part, &(step_student_dense1_vjp_pointers){t125, t124, chunk});
+    for (size_t o = 0; o < 1024; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
+        t125[o] = total;
+    }
 }
 
 /* gemm blas m=784 n=1024 k=448 tA split
@@ -1364,24 +1390,37 @@ static void step_student_dense5_vjp_6(float *restrict t225, const float *restric
 typedef struct {
     float *t226;
     const float *t225;
+    float *chunk;
 } step_student_dense3_vjp_4_pointers;
 
 static void step_student_dense3_vjp_4_part(void *context, int part, int parts) {
     const step_student_dense3_vjp_4_pointers *p = context;
-    float *restrict t226 = p->t226;
+    (void)part;
+    (void)parts;
+    float *restrict t226 = p->t226; (void)t226; /* used after the parts */
     const float *restrict t225 = p->t225;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(1024, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t226[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t226[i1] += t225[i0 * 1024 + i1];
+    while (mplc_claim(64, 4, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 4 * 1024;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 1024; i1++) {
+                sums[i1] += t225[i0 * 1024 + i1];
+            }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_dense3_vjp_4(float *restrict t226, const float *restrict t225) {
-    mplc_parallel(step_student_dense3_vjp_4_part, &(step_student_dense3_vjp_4_pointers){t226, t225});
+static void step_student_dense3_vjp_4(float *restrict t226, const float *restrict t225, float *restrict chunk) {
+    mplc_parallel(step_student_dense3_vjp_4_part, &(step_student_dense3_vjp_4_pointers){t226, t225, chunk});
+    for (size_t o = 0; o < 1024; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
+        t226[o] = total;
+    }
 }
 
 /* gemm blas m=1024 n=1024 k=64 tA split
@@ -1445,24 +1484,37 @@ static void step_student_dense3_vjp_6(float *restrict t230, const float *restric
 typedef struct {
     float *t231;
     const float *t230;
+    float *chunk;
 } step_student_dense1_vjp_3_pointers;
 
 static void step_student_dense1_vjp_3_part(void *context, int part, int parts) {
     const step_student_dense1_vjp_3_pointers *p = context;
-    float *restrict t231 = p->t231;
+    (void)part;
+    (void)parts;
+    float *restrict t231 = p->t231; (void)t231; /* used after the parts */
     const float *restrict t230 = p->t230;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(1024, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t231[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t231[i1] += t230[i0 * 1024 + i1];
+    while (mplc_claim(64, 4, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 4 * 1024;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 1024; i1++) {
+                sums[i1] += t230[i0 * 1024 + i1];
+            }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_dense1_vjp_3(float *restrict t231, const float *restrict t230) {
-    mplc_parallel(step_student_dense1_vjp_3_part, &(step_student_dense1_vjp_3_pointers){t231, t230});
+static void step_student_dense1_vjp_3(float *restrict t231, const float *restrict t230, float *restrict chunk) {
+    mplc_parallel(step_student_dense1_vjp_3_part, &(step_student_dense1_vjp_3_pointers){t231, t230, chunk});
+    for (size_t o = 0; o < 1024; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
+        t231[o] = total;
+    }
 }
 
 /* gemm blas m=784 n=1024 k=64 tA split
@@ -1879,24 +1931,37 @@ static void step_teacher_dense5_vjp_6(float *restrict t294, const float *restric
 typedef struct {
     float *t295;
     const float *t292;
+    float *chunk;
 } step_teacher_dense3_vjp_pointers;
 
 static void step_teacher_dense3_vjp_part(void *context, int part, int parts) {
     const step_teacher_dense3_vjp_pointers *p = context;
-    float *restrict t295 = p->t295;
+    (void)part;
+    (void)parts;
+    float *restrict t295 = p->t295; (void)t295; /* used after the parts */
     const float *restrict t292 = p->t292;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(1024, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t295[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t295[i1] += t292[i0 * 1024 + i1];
+    while (mplc_claim(64, 4, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 4 * 1024;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 1024; i1++) {
+                sums[i1] += t292[i0 * 1024 + i1];
+            }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_dense3_vjp(float *restrict t295, const float *restrict t292) {
-    mplc_parallel(step_teacher_dense3_vjp_part, &(step_teacher_dense3_vjp_pointers){t295, t292});
+static void step_teacher_dense3_vjp(float *restrict t295, const float *restrict t292, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense3_vjp_part, &(step_teacher_dense3_vjp_pointers){t295, t292, chunk});
+    for (size_t o = 0; o < 1024; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
+        t295[o] = total;
+    }
 }
 
 /* reduce_sum [448,1024] axes=[0] split
@@ -1904,24 +1969,37 @@ static void step_teacher_dense3_vjp(float *restrict t295, const float *restrict 
 typedef struct {
     float *t296;
     const float *t294;
+    float *chunk;
 } step_teacher_dense3_vjp_2_pointers;
 
 static void step_teacher_dense3_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_dense3_vjp_2_pointers *p = context;
-    float *restrict t296 = p->t296;
+    (void)part;
+    (void)parts;
+    float *restrict t296 = p->t296; (void)t296; /* used after the parts */
     const float *restrict t294 = p->t294;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(1024, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t296[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t296[i1] += t294[i0 * 1024 + i1];
+    while (mplc_claim(448, 28, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 28 * 1024;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 1024; i1++) {
+                sums[i1] += t294[i0 * 1024 + i1];
+            }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_dense3_vjp_2(float *restrict t296, const float *restrict t294) {
-    mplc_parallel(step_teacher_dense3_vjp_2_part, &(step_teacher_dense3_vjp_2_pointers){t296, t294});
+static void step_teacher_dense3_vjp_2(float *restrict t296, const float *restrict t294, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense3_vjp_2_part, &(step_teacher_dense3_vjp_2_pointers){t296, t294, chunk});
+    for (size_t o = 0; o < 1024; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
+        t296[o] = total;
+    }
 }
 
 /* loop [1024]
@@ -2027,24 +2105,37 @@ static void step_teacher_dense3_vjp_6(float *restrict t308, const float *restric
 typedef struct {
     float *t309;
     const float *t306;
+    float *chunk;
 } step_teacher_dense1_vjp_pointers;
 
 static void step_teacher_dense1_vjp_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_pointers *p = context;
-    float *restrict t309 = p->t309;
+    (void)part;
+    (void)parts;
+    float *restrict t309 = p->t309; (void)t309; /* used after the parts */
     const float *restrict t306 = p->t306;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(1024, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t309[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t309[i1] += t306[i0 * 1024 + i1];
+    while (mplc_claim(64, 4, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 4 * 1024;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 1024; i1++) {
+                sums[i1] += t306[i0 * 1024 + i1];
+            }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_dense1_vjp(float *restrict t309, const float *restrict t306) {
-    mplc_parallel(step_teacher_dense1_vjp_part, &(step_teacher_dense1_vjp_pointers){t309, t306});
+static void step_teacher_dense1_vjp(float *restrict t309, const float *restrict t306, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense1_vjp_part, &(step_teacher_dense1_vjp_pointers){t309, t306, chunk});
+    for (size_t o = 0; o < 1024; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
+        t309[o] = total;
+    }
 }
 
 /* reduce_sum [448,1024] axes=[0] split
@@ -2052,24 +2143,37 @@ static void step_teacher_dense1_vjp(float *restrict t309, const float *restrict 
 typedef struct {
     float *t310;
     const float *t308;
+    float *chunk;
 } step_teacher_dense1_vjp_2_pointers;
 
 static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_2_pointers *p = context;
-    float *restrict t310 = p->t310;
+    (void)part;
+    (void)parts;
+    float *restrict t310 = p->t310; (void)t310; /* used after the parts */
     const float *restrict t308 = p->t308;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(1024, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t310[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t310[i1] += t308[i0 * 1024 + i1];
+    while (mplc_claim(448, 28, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 28 * 1024;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 1024; i1++) {
+                sums[i1] += t308[i0 * 1024 + i1];
+            }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_dense1_vjp_2(float *restrict t310, const float *restrict t308) {
-    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t310, t308});
+static void step_teacher_dense1_vjp_2(float *restrict t310, const float *restrict t308, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t310, t308, chunk});
+    for (size_t o = 0; o < 1024; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
+        t310[o] = total;
+    }
 }
 
 /* loop [1024]
@@ -2622,10 +2726,10 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense5_vjp(scratch + 8670848 /* t115 */, scratch + 463232 /* t114 */);
     step_student_dense5_vjp_2(scratch + 8634368 /* t117 */, scratch /* t91 */, scratch + 463232 /* t114 */);
     step_student_dense5_vjp_3(scratch + 1507328 /* t119 */, scratch + 463232 /* t114 */, state + 3717136 /* in_student_dense5_weight */, scratch /* t91 */);
-    step_student_dense3_vjp(scratch + 8665088 /* t120 */, scratch + 1507328 /* t119 */);
+    step_student_dense3_vjp(scratch + 8665088 /* t120 */, scratch + 1507328 /* t119 */, scratch /* chunk */);
     step_student_dense3_vjp_2(scratch /* t122 */, scratch + 1048576 /* t87 */, scratch + 1507328 /* t119 */);
     step_student_dense3_vjp_3(scratch + 1966080 /* t124 */, scratch + 1507328 /* t119 */, state + 2667536 /* in_student_dense3_weight */, scratch + 1048576 /* t87 */);
-    step_student_dense1_vjp(scratch + 8666112 /* t125 */, scratch + 1966080 /* t124 */);
+    step_student_dense1_vjp(scratch + 8666112 /* t125 */, scratch + 1966080 /* t124 */, scratch + 1048576 /* chunk */);
     step_student_dense1_vjp_2(scratch + 6160384 /* t126 */, io + 401408 /* t83 */, scratch + 1966080 /* t124 */);
     step_student_dense1_update(state + 5591088 /* in_student_momentum_dense1_weight */, state + 1863696 /* in_student_dense1_weight */, scratch + 6160384 /* t126 */, io + 753296 /* in_lr_student */);
     step_student_dense1_update_2(state + 6393904 /* in_student_momentum_dense1_bias */, state + 2666512 /* in_student_dense1_bias */, scratch + 8666112 /* t125 */, io + 753296 /* in_lr_student */);
@@ -2649,10 +2753,10 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense5_vjp_4(scratch + 8670864 /* t221 */, scratch + 8656768 /* t220 */);
     step_student_dense5_vjp_5(scratch + 8644608 /* t223 */, scratch + 1048576 /* t198 */, scratch + 8656768 /* t220 */);
     step_student_dense5_vjp_6(scratch + 2162688 /* t225 */, scratch + 8656768 /* t220 */, state + 3717136 /* t178 */, scratch + 1048576 /* t198 */);
-    step_student_dense3_vjp_4(scratch + 8667136 /* t226 */, scratch + 2162688 /* t225 */);
+    step_student_dense3_vjp_4(scratch + 8667136 /* t226 */, scratch + 2162688 /* t225 */, scratch + 1048576 /* chunk */);
     step_student_dense3_vjp_5(scratch + 1048576 /* t228 */, scratch + 2097152 /* t194 */, scratch + 2162688 /* t225 */);
     step_student_dense3_vjp_6(scratch + 2228224 /* t230 */, scratch + 2162688 /* t225 */, state + 2667536 /* t159 */, scratch + 2097152 /* t194 */);
-    step_student_dense1_vjp_3(scratch + 8668160 /* t231 */, scratch + 2228224 /* t230 */);
+    step_student_dense1_vjp_3(scratch + 8668160 /* t231 */, scratch + 2228224 /* t230 */, scratch + 2097152 /* chunk */);
     step_student_dense1_vjp_4(scratch + 6963200 /* t232 */, io /* in_x */, scratch + 2228224 /* t230 */);
     step_teacher_feedback_fwd(scratch + 8669184 /* t234 */, scratch + 6963200 /* t232 */, scratch + 6160384 /* t126 */);
     step_teacher_feedback_fwd_2(scratch + 8669200 /* t236 */, scratch + 8668160 /* t231 */, scratch + 8666112 /* t125 */);
@@ -2680,18 +2784,18 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_dense5_vjp_4(scratch + 8654848 /* t289 */, scratch + 5701632 /* t288 */, scratch + 7766016 /* t273 */);
     step_teacher_dense5_vjp_5(scratch + 8568832 /* t292 */, scratch + 8670208 /* t280 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5177344 /* t286 */);
     step_teacher_dense5_vjp_6(scratch + 3145728 /* t294 */, scratch + 7766016 /* t273 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5701632 /* t288 */);
-    step_teacher_dense3_vjp(scratch + 3604480 /* t295 */, scratch + 8568832 /* t292 */);
-    step_teacher_dense3_vjp_2(scratch + 3605504 /* t296 */, scratch + 3145728 /* t294 */);
-    step_teacher_dense3_vjp_3(scratch + 8669184 /* t297 */, scratch + 3604480 /* t295 */, scratch + 3605504 /* t296 */);
+    step_teacher_dense3_vjp(scratch + 3620864 /* t295 */, scratch + 8568832 /* t292 */, scratch + 3604480 /* chunk */);
+    step_teacher_dense3_vjp_2(scratch + 3621888 /* t296 */, scratch + 3145728 /* t294 */, scratch + 3604480 /* chunk */);
+    step_teacher_dense3_vjp_3(scratch + 8669184 /* t297 */, scratch + 3620864 /* t295 */, scratch + 3621888 /* t296 */);
     step_teacher_dense3_vjp_4(scratch + 2097152 /* t303 */, scratch + 4718592 /* t302 */, scratch + 3145728 /* t294 */);
     step_teacher_dense3_vjp_5(scratch + 3948544 /* t306 */, scratch + 8568832 /* t292 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4194304 /* t300 */);
     step_teacher_dense3_vjp_6(scratch + 7766016 /* t308 */, scratch + 3145728 /* t294 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4718592 /* t302 */);
-    step_teacher_dense1_vjp(scratch + 4014080 /* t309 */, scratch + 3948544 /* t306 */);
-    step_teacher_dense1_vjp_2(scratch + 4015104 /* t310 */, scratch + 7766016 /* t308 */);
-    step_teacher_dense1_vjp_3(scratch + 4016128 /* t311 */, scratch + 4014080 /* t309 */, scratch + 4015104 /* t310 */);
+    step_teacher_dense1_vjp(scratch + 4030464 /* t309 */, scratch + 3948544 /* t306 */, scratch + 4014080 /* chunk */);
+    step_teacher_dense1_vjp_2(scratch + 4031488 /* t310 */, scratch + 7766016 /* t308 */, scratch + 4014080 /* chunk */);
+    step_teacher_dense1_vjp_3(scratch + 4014080 /* t311 */, scratch + 4030464 /* t309 */, scratch + 4031488 /* t310 */);
     step_teacher_dense1_vjp_4(scratch + 3145728 /* t313 */, io + 401408 /* t83 */, scratch + 7766016 /* t308 */);
     step_teacher_dense1_vjp_5(scratch + 7766016 /* t317 */, state + 3727392 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 3948544 /* t306 */, scratch + 3145728 /* t313 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense1_update(state + 4530208 /* in_teacher_momentum_dense1_bias */, state + 802816 /* in_teacher_dense1_bias */, scratch + 4016128 /* t311 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense1_update(state + 4530208 /* in_teacher_momentum_dense1_bias */, state + 802816 /* in_teacher_dense1_bias */, scratch + 4014080 /* t311 */, io + 753280 /* in_lr_teacher */);
     step_teacher_dense3_vjp_7(scratch + 3145728 /* t335 */, state + 4531232 /* in_teacher_momentum_dense3_weight */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4194304 /* t300 */, scratch + 8568832 /* t292 */, scratch + 2097152 /* t303 */, io + 753280 /* in_lr_teacher */);
     step_teacher_dense3_update(state + 5579808 /* in_teacher_momentum_dense3_bias */, state + 1852416 /* in_teacher_dense3_bias */, scratch + 8669184 /* t297 */, io + 753280 /* in_lr_teacher */);
     step_teacher_dense5_vjp_7(scratch + 7766016 /* t352 */, state + 5580832 /* in_teacher_momentum_dense5_weight */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5177344 /* t286 */, scratch + 8670208 /* t280 */, scratch + 8654848 /* t289 */, io + 753280 /* in_lr_teacher */);
@@ -2993,24 +3097,37 @@ static void supervised_step_student_dense5_vjp_2(float *restrict t45, const floa
 typedef struct {
     float *t46;
     const float *t45;
+    float *chunk;
 } supervised_step_student_dense3_vjp_pointers;
 
 static void supervised_step_student_dense3_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_dense3_vjp_pointers *p = context;
-    float *restrict t46 = p->t46;
+    (void)part;
+    (void)parts;
+    float *restrict t46 = p->t46; (void)t46; /* used after the parts */
     const float *restrict t45 = p->t45;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(1024, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t46[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t46[i1] += t45[i0 * 1024 + i1];
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 1024;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 1024; i1++) {
+                sums[i1] += t45[i0 * 1024 + i1];
+            }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_dense3_vjp(float *restrict t46, const float *restrict t45) {
-    mplc_parallel(supervised_step_student_dense3_vjp_part, &(supervised_step_student_dense3_vjp_pointers){t46, t45});
+static void supervised_step_student_dense3_vjp(float *restrict t46, const float *restrict t45, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_dense3_vjp_part, &(supervised_step_student_dense3_vjp_pointers){t46, t45, chunk});
+    for (size_t o = 0; o < 1024; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
+        t46[o] = total;
+    }
 }
 
 /* gemm blas m=512 n=1024 k=1024 tB +epilogue split
@@ -3051,24 +3168,37 @@ static void supervised_step_student_dense3_vjp_2(float *restrict t50, const floa
 typedef struct {
     float *t51;
     const float *t50;
+    float *chunk;
 } supervised_step_student_dense1_vjp_pointers;
 
 static void supervised_step_student_dense1_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_dense1_vjp_pointers *p = context;
-    float *restrict t51 = p->t51;
+    (void)part;
+    (void)parts;
+    float *restrict t51 = p->t51; (void)t51; /* used after the parts */
     const float *restrict t50 = p->t50;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(1024, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t51[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t51[i1] += t50[i0 * 1024 + i1];
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 1024;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 1024; i1++) {
+                sums[i1] += t50[i0 * 1024 + i1];
+            }
         }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_dense1_vjp(float *restrict t51, const float *restrict t50) {
-    mplc_parallel(supervised_step_student_dense1_vjp_part, &(supervised_step_student_dense1_vjp_pointers){t51, t50});
+static void supervised_step_student_dense1_vjp(float *restrict t51, const float *restrict t50, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_dense1_vjp_part, &(supervised_step_student_dense1_vjp_pointers){t51, t50, chunk});
+    for (size_t o = 0; o < 1024; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
+        t51[o] = total;
+    }
 }
 
 /* gemm blas m=784 n=1024 k=512 tA +epilogue split
@@ -3328,9 +3458,9 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_student_loss_vjp_4(scratch + 3145728 /* t40 */, scratch + 5632 /* t37 */, scratch + 10240 /* t24 */, scratch /* t34 */);
     supervised_step_student_dense5_vjp(scratch + 3151872 /* t41 */, scratch + 3145728 /* t40 */);
     supervised_step_student_dense5_vjp_2(scratch + 2097152 /* t45 */, scratch + 3145728 /* t40 */, state + 3717136 /* in_student_dense5_weight */, scratch + 1572864 /* t17 */);
-    supervised_step_student_dense3_vjp(scratch + 3150848 /* t46 */, scratch + 2097152 /* t45 */);
+    supervised_step_student_dense3_vjp(scratch + 3150848 /* t46 */, scratch + 2097152 /* t45 */, scratch /* chunk */);
     supervised_step_student_dense3_vjp_2(scratch + 2621440 /* t50 */, scratch + 2097152 /* t45 */, state + 2667536 /* in_student_dense3_weight */, scratch + 1048576 /* t13 */);
-    supervised_step_student_dense1_vjp(scratch + 802816 /* t51 */, scratch + 2621440 /* t50 */);
+    supervised_step_student_dense1_vjp(scratch + 802816 /* t51 */, scratch + 2621440 /* t50 */, scratch /* chunk */);
     supervised_step_student_dense1_vjp_2(scratch /* t56 */, state + 5591088 /* in_student_momentum_dense1_weight */, state + 1863696 /* in_student_dense1_weight */, io /* in_x */, scratch + 2621440 /* t50 */, io + 406528 /* in_lr */);
     supervised_step_student_dense1_update(state + 6393904 /* in_student_momentum_dense1_bias */, state + 2666512 /* in_student_dense1_bias */, scratch + 802816 /* t51 */, io + 406528 /* in_lr */);
     supervised_step_student_dense3_vjp_3(scratch /* t77 */, state + 6394928 /* in_student_momentum_dense3_weight */, state + 2667536 /* in_student_dense3_weight */, scratch + 1048576 /* t13 */, scratch + 2097152 /* t45 */, io + 406528 /* in_lr */);

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "6d1fe23ffc18c25815dc7df884c9777f4c957b51beac4cb2eb98db064c29b0ce"
+#define MPLC_MODEL_HASH "b03ed771c32c8e86fcbbb5687f527ca775053e80084e4925b4e4ea92352fc155"
 #define MPLC_MODEL_NAME "bench_w1_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -897,24 +897,37 @@ static void step_student_dense9_vjp_3(float *restrict t147, const float *restric
 typedef struct {
     float *t148;
     const float *t147;
+    float *chunk;
 } step_student_dense7_vjp_pointers;
 
 static void step_student_dense7_vjp_part(void *context, int part, int parts) {
     const step_student_dense7_vjp_pointers *p = context;
-    float *restrict t148 = p->t148;
+    (void)part;
+    (void)parts;
+    float *restrict t148 = p->t148; (void)t148; /* used after the parts */
     const float *restrict t147 = p->t147;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(128, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t148[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t148[i1] += t147[i0 * 128 + i1];
+    while (mplc_claim(448, 28, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 28 * 128;
+        float sums[128];
+        for (size_t o = 0; o < 128; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 128; i1++) {
+                sums[i1] += t147[i0 * 128 + i1];
+            }
         }
+        for (size_t o = 0; o < 128; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_dense7_vjp(float *restrict t148, const float *restrict t147) {
-    mplc_parallel(step_student_dense7_vjp_part, &(step_student_dense7_vjp_pointers){t148, t147});
+static void step_student_dense7_vjp(float *restrict t148, const float *restrict t147, float *restrict chunk) {
+    mplc_parallel(step_student_dense7_vjp_part, &(step_student_dense7_vjp_pointers){t148, t147, chunk});
+    for (size_t o = 0; o < 128; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 128 + o];
+        t148[o] = total;
+    }
 }
 
 /* gemm blas m=448 n=3136 k=128 tB split
@@ -1023,24 +1036,37 @@ static void step_student_relu4_vjp_2(float *restrict t154, const float *restrict
 typedef struct {
     float *t156;
     const float *t155;
+    float *chunk;
 } step_student_conv3_vjp_pointers;
 
 static void step_student_conv3_vjp_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_pointers *p = context;
-    float *restrict t156 = p->t156;
+    (void)part;
+    (void)parts;
+    float *restrict t156 = p->t156; (void)t156; /* used after the parts */
     const float *restrict t155 = p->t155;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t156[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 87808; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t156[i1] += t155[i0 * 64 + i1];
+    while (mplc_claim(87808, 5488, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 5488 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t155[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv3_vjp(float *restrict t156, const float *restrict t155) {
-    mplc_parallel(step_student_conv3_vjp_part, &(step_student_conv3_vjp_pointers){t156, t155});
+static void step_student_conv3_vjp(float *restrict t156, const float *restrict t155, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_part, &(step_student_conv3_vjp_pointers){t156, t155, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t156[o] = total;
+    }
 }
 
 /* gemm winograd m=87808 n=288 k=64 tB chunk=4 split
@@ -1173,24 +1199,37 @@ static void step_student_relu1_vjp_2(float *restrict t163, const float *restrict
 typedef struct {
     float *t165;
     const float *t164;
+    float *chunk;
 } step_student_conv0_vjp_pointers;
 
 static void step_student_conv0_vjp_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_pointers *p = context;
-    float *restrict t165 = p->t165;
+    (void)part;
+    (void)parts;
+    float *restrict t165 = p->t165; (void)t165; /* used after the parts */
     const float *restrict t164 = p->t164;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t165[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 351232; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t165[i1] += t164[i0 * 32 + i1];
+    while (mplc_claim(351232, 21952, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 21952 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t164[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv0_vjp(float *restrict t165, const float *restrict t164) {
-    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t165, t164});
+static void step_student_conv0_vjp(float *restrict t165, const float *restrict t164, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t165, t164, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t165[o] = total;
+    }
 }
 
 /* gemm small-outer-products m=9 n=32 k=351232 tA chunk=10 split
@@ -1910,24 +1949,37 @@ static void step_student_relu4_vjp_4(float *restrict t308, const float *restrict
 typedef struct {
     float *t310;
     const float *t309;
+    float *chunk;
 } step_student_conv3_vjp_4_pointers;
 
 static void step_student_conv3_vjp_4_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_4_pointers *p = context;
-    float *restrict t310 = p->t310;
+    (void)part;
+    (void)parts;
+    float *restrict t310 = p->t310; (void)t310; /* used after the parts */
     const float *restrict t309 = p->t309;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t310[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t310[i1] += t309[i0 * 64 + i1];
+    while (mplc_claim(12544, 784, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 784 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t309[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv3_vjp_4(float *restrict t310, const float *restrict t309) {
-    mplc_parallel(step_student_conv3_vjp_4_part, &(step_student_conv3_vjp_4_pointers){t310, t309});
+static void step_student_conv3_vjp_4(float *restrict t310, const float *restrict t309, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_4_part, &(step_student_conv3_vjp_4_pointers){t310, t309, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t310[o] = total;
+    }
 }
 
 /* gemm winograd m=12544 n=288 k=64 tB chunk=4 split
@@ -2060,24 +2112,37 @@ static void step_student_relu1_vjp_4(float *restrict t317, const float *restrict
 typedef struct {
     float *t319;
     const float *t318;
+    float *chunk;
 } step_student_conv0_vjp_3_pointers;
 
 static void step_student_conv0_vjp_3_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_3_pointers *p = context;
-    float *restrict t319 = p->t319;
+    (void)part;
+    (void)parts;
+    float *restrict t319 = p->t319; (void)t319; /* used after the parts */
     const float *restrict t318 = p->t318;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t319[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t319[i1] += t318[i0 * 32 + i1];
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t318[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv0_vjp_3(float *restrict t319, const float *restrict t318) {
-    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t319, t318});
+static void step_student_conv0_vjp_3(float *restrict t319, const float *restrict t318, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t319, t318, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t319[o] = total;
+    }
 }
 
 /* gemm small-outer-products m=9 n=32 k=50176 tA chunk=10 split
@@ -2536,24 +2601,37 @@ static void step_teacher_dense7_vjp(float *restrict t390, const float *restrict 
 typedef struct {
     float *t391;
     const float *t389;
+    float *chunk;
 } step_teacher_dense7_vjp_2_pointers;
 
 static void step_teacher_dense7_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_2_pointers *p = context;
-    float *restrict t391 = p->t391;
+    (void)part;
+    (void)parts;
+    float *restrict t391 = p->t391; (void)t391; /* used after the parts */
     const float *restrict t389 = p->t389;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(128, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t391[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t391[i1] += t389[i0 * 128 + i1];
+    while (mplc_claim(448, 28, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 28 * 128;
+        float sums[128];
+        for (size_t o = 0; o < 128; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 128; i1++) {
+                sums[i1] += t389[i0 * 128 + i1];
+            }
         }
+        for (size_t o = 0; o < 128; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_dense7_vjp_2(float *restrict t391, const float *restrict t389) {
-    mplc_parallel(step_teacher_dense7_vjp_2_part, &(step_teacher_dense7_vjp_2_pointers){t391, t389});
+static void step_teacher_dense7_vjp_2(float *restrict t391, const float *restrict t389, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense7_vjp_2_part, &(step_teacher_dense7_vjp_2_pointers){t391, t389, chunk});
+    for (size_t o = 0; o < 128; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 128 + o];
+        t391[o] = total;
+    }
 }
 
 /* loop [128]
@@ -2749,24 +2827,37 @@ static void step_teacher_relu4_vjp_4(float *restrict t413, const float *restrict
 typedef struct {
     float *t416;
     const float *t414;
+    float *chunk;
 } step_teacher_conv3_vjp_pointers;
 
 static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_pointers *p = context;
-    float *restrict t416 = p->t416;
+    (void)part;
+    (void)parts;
+    float *restrict t416 = p->t416; (void)t416; /* used after the parts */
     const float *restrict t414 = p->t414;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t416[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t416[i1] += t414[i0 * 64 + i1];
+    while (mplc_claim(12544, 784, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 784 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t414[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv3_vjp(float *restrict t416, const float *restrict t414) {
-    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t416, t414});
+static void step_teacher_conv3_vjp(float *restrict t416, const float *restrict t414, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t416, t414, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t416[o] = total;
+    }
 }
 
 /* reduce_sum [87808,64] axes=[0] split
@@ -2774,24 +2865,37 @@ static void step_teacher_conv3_vjp(float *restrict t416, const float *restrict t
 typedef struct {
     float *t417;
     const float *t415;
+    float *chunk;
 } step_teacher_conv3_vjp_2_pointers;
 
 static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_2_pointers *p = context;
-    float *restrict t417 = p->t417;
+    (void)part;
+    (void)parts;
+    float *restrict t417 = p->t417; (void)t417; /* used after the parts */
     const float *restrict t415 = p->t415;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t417[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 87808; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t417[i1] += t415[i0 * 64 + i1];
+    while (mplc_claim(87808, 5488, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 5488 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t415[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv3_vjp_2(float *restrict t417, const float *restrict t415) {
-    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t417, t415});
+static void step_teacher_conv3_vjp_2(float *restrict t417, const float *restrict t415, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t417, t415, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t417[o] = total;
+    }
 }
 
 /* loop [64]
@@ -3066,24 +3170,37 @@ static void step_teacher_relu1_vjp_4(float *restrict t440, const float *restrict
 typedef struct {
     float *t443;
     const float *t441;
+    float *chunk;
 } step_teacher_conv0_vjp_pointers;
 
 static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_pointers *p = context;
-    float *restrict t443 = p->t443;
+    (void)part;
+    (void)parts;
+    float *restrict t443 = p->t443; (void)t443; /* used after the parts */
     const float *restrict t441 = p->t441;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t443[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t443[i1] += t441[i0 * 32 + i1];
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t441[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv0_vjp(float *restrict t443, const float *restrict t441) {
-    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t443, t441});
+static void step_teacher_conv0_vjp(float *restrict t443, const float *restrict t441, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t443, t441, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t443[o] = total;
+    }
 }
 
 /* reduce_sum [351232,32] axes=[0] split
@@ -3091,24 +3208,37 @@ static void step_teacher_conv0_vjp(float *restrict t443, const float *restrict t
 typedef struct {
     float *t444;
     const float *t442;
+    float *chunk;
 } step_teacher_conv0_vjp_2_pointers;
 
 static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_2_pointers *p = context;
-    float *restrict t444 = p->t444;
+    (void)part;
+    (void)parts;
+    float *restrict t444 = p->t444; (void)t444; /* used after the parts */
     const float *restrict t442 = p->t442;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t444[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 351232; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t444[i1] += t442[i0 * 32 + i1];
+    while (mplc_claim(351232, 21952, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 21952 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t442[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv0_vjp_2(float *restrict t444, const float *restrict t442) {
-    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t444, t442});
+static void step_teacher_conv0_vjp_2(float *restrict t444, const float *restrict t442, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t444, t442, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t444[o] = total;
+    }
 }
 
 /* loop [32]
@@ -3850,17 +3980,17 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense9_vjp(scratch + 76626688 /* t143 */, scratch + 76591104 /* t142 */);
     step_student_dense9_vjp_2(scratch + 76622976 /* t145 */, scratch + 57066752 /* t119 */, scratch + 76591104 /* t142 */);
     step_student_dense9_vjp_3(scratch + 58471680 /* t147 */, scratch + 76591104 /* t142 */, state + 842000 /* in_student_dense9_weight */, scratch + 57066752 /* t119 */);
-    step_student_dense7_vjp(scratch + 76626432 /* t148 */, scratch + 58471680 /* t147 */);
+    step_student_dense7_vjp(scratch + 76626432 /* t148 */, scratch + 58471680 /* t147 */, scratch + 76591104 /* chunk */);
     step_student_dense7_vjp_2(scratch + 57066752 /* t149 */, scratch + 58471680 /* t147 */, state + 440464 /* in_student_dense7_weight */);
     step_student_dense7_vjp_3(scratch + 76066816 /* t150 */, scratch + 55661824 /* t115 */, scratch + 58471680 /* t147 */);
     step_student_relu4_vjp(scratch + 70447104 /* t153 */, scratch + 55661824 /* t114 */, scratch + 57066752 /* t151 */);
     step_student_relu4_vjp_2(scratch + 52985856 /* t154 */, scratch + 47366144 /* t113 */, scratch + 70447104 /* t153 */);
-    step_student_conv3_vjp(scratch + 76626624 /* t156 */, scratch + 52985856 /* t155 */);
+    step_student_conv3_vjp(scratch + 76626624 /* t156 */, scratch + 52985856 /* t155 */, scratch + 76591104 /* chunk */);
     step_student_conv3_vjp_2(scratch + 70447104 /* t160 */, scratch + 52985856 /* t155 */, state + 421968 /* in_student_conv3_weight */, scratch + 47366144 /* chunk */);
     step_student_conv3_vjp_3(scratch + 76591104 /* t158 */, scratch + 67637248 /* t106 */, scratch + 52985856 /* t155 */, scratch + 47366144 /* chunk */);
     step_student_relu1_vjp(scratch + 73256960 /* t162 */, scratch + 67637248 /* t106 */, scratch + 70447104 /* t160 */);
     step_student_relu1_vjp_2(scratch + 47366144 /* t163 */, scratch + 36126720 /* t105 */, scratch + 73256960 /* t162 */);
-    step_student_conv0_vjp(scratch + 43954464 /* t165 */, scratch + 47366144 /* t164 */);
+    step_student_conv0_vjp(scratch + 43954464 /* t165 */, scratch + 47366144 /* t164 */, scratch + 67637248 /* chunk */);
     step_student_conv0_vjp_2(scratch + 43954176 /* t166 */, io + 401408 /* t97 */, scratch + 47366144 /* t164 */, scratch + 36126720 /* chunk */);
     step_student_conv0_update(state + 1264944 /* in_student_momentum_conv0_weight */, state + 421648 /* in_student_conv0_weight */, scratch + 43954176 /* t167 */, io + 753296 /* in_lr_student */);
     step_student_conv0_update_2(state + 1265232 /* in_student_momentum_conv0_bias */, state + 421936 /* in_student_conv0_bias */, scratch + 43954464 /* t165 */, io + 753296 /* in_lr_student */);
@@ -3892,12 +4022,12 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense7_vjp_6(scratch + 68038656 /* t304 */, scratch + 68440064 /* t270 */, scratch + 36327424 /* t301 */);
     step_student_relu4_vjp_3(scratch + 36327424 /* t307 */, scratch + 68440064 /* t269 */, scratch + 36126720 /* t305 */);
     step_student_relu4_vjp_4(scratch + 41358592 /* t308 */, scratch + 40555776 /* t268 */, scratch + 36327424 /* t307 */);
-    step_student_conv3_vjp_4(scratch + 68869792 /* t310 */, scratch + 41358592 /* t309 */);
+    step_student_conv3_vjp_4(scratch + 68869792 /* t310 */, scratch + 41358592 /* t309 */, scratch + 68440064 /* chunk */);
     step_student_conv3_vjp_5(scratch + 40555776 /* t314 */, scratch + 41358592 /* t309 */, state + 421968 /* t263 */, scratch + 36126720 /* chunk */);
     step_student_conv3_vjp_6(scratch + 68841472 /* t312 */, scratch + 67637248 /* t261 */, scratch + 41358592 /* t309 */, scratch + 36126720 /* chunk */);
     step_student_relu1_vjp_3(scratch + 37732352 /* t316 */, scratch + 67637248 /* t261 */, scratch + 40555776 /* t314 */);
     step_student_relu1_vjp_4(scratch + 36126720 /* t317 */, scratch + 38950144 /* t260 */, scratch + 37732352 /* t316 */);
-    step_student_conv0_vjp_3(scratch + 68869856 /* t319 */, scratch + 36126720 /* t318 */);
+    step_student_conv0_vjp_3(scratch + 68869856 /* t319 */, scratch + 36126720 /* t318 */, scratch + 68859904 /* chunk */);
     step_student_conv0_vjp_4(scratch + 68869376 /* t320 */, io /* in_x */, scratch + 36126720 /* t318 */, scratch + 37732352 /* chunk */);
     step_teacher_feedback_fwd(scratch + 68859904 /* t323 */, scratch + 68869376 /* t321 */, scratch + 43954176 /* t167 */);
     step_teacher_feedback_fwd_2(scratch + 68859920 /* t325 */, scratch + 68869856 /* t319 */, scratch + 43954464 /* t165 */);
@@ -3928,7 +4058,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_dense9_vjp_5(scratch + 68859904 /* t387 */, scratch + 76624256 /* t375 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t381 */);
     step_teacher_dense9_vjp_6(scratch + 68640768 /* t389 */, scratch + 76609536 /* t368 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76533760 /* t383 */);
     step_teacher_dense7_vjp(scratch + 76624896 /* t390 */, scratch + 68859904 /* t387 */);
-    step_teacher_dense7_vjp_2(scratch + 76625024 /* t391 */, scratch + 68640768 /* t389 */);
+    step_teacher_dense7_vjp_2(scratch + 76625024 /* t391 */, scratch + 68640768 /* t389 */, scratch + 68698112 /* chunk */);
     step_teacher_dense7_vjp_3(scratch + 76625152 /* t392 */, scratch + 76624896 /* t390 */, scratch + 76625024 /* t391 */);
     step_teacher_dense7_vjp_4(scratch + 68440064 /* t393 */, scratch + 68859904 /* t387 */, state + 18816 /* in_teacher_dense7_weight */);
     step_teacher_dense7_vjp_5(scratch + 36126720 /* t394 */, scratch + 68640768 /* t389 */, state + 18816 /* in_teacher_dense7_weight */);
@@ -3937,8 +4067,8 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_relu4_vjp_2(scratch + 41746432 /* t411 */, scratch + 66232320 /* t398 */, scratch + 36126720 /* t403 */);
     step_teacher_relu4_vjp_3(scratch + 43151360 /* t412 */, scratch + 24084480 /* t405 */, scratch + 37531648 /* t409 */);
     step_teacher_relu4_vjp_4(scratch + 36126720 /* t413 */, scratch + 30507008 /* t407 */, scratch + 41746432 /* t411 */);
-    step_teacher_conv3_vjp(scratch + 76626560 /* t416 */, scratch + 43151360 /* t414 */);
-    step_teacher_conv3_vjp_2(scratch + 76624896 /* t417 */, scratch + 36126720 /* t415 */);
+    step_teacher_conv3_vjp(scratch + 76626560 /* t416 */, scratch + 43151360 /* t414 */, scratch + 76609536 /* chunk */);
+    step_teacher_conv3_vjp_2(scratch + 76624896 /* t417 */, scratch + 36126720 /* t415 */, scratch + 76609536 /* chunk */);
     step_teacher_conv3_vjp_3(scratch + 76624960 /* t418 */, scratch + 76626560 /* t416 */, scratch + 76624896 /* t417 */);
     step_teacher_conv3_vjp_4(scratch + 41746432 /* t429 */, scratch + 43151360 /* t414 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
     step_teacher_conv3_vjp_5(scratch + 26907904 /* t430 */, scratch + 36126720 /* t415 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
@@ -3948,8 +4078,8 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_relu1_vjp_2(scratch + 35323904 /* t438 */, scratch + 61816832 /* t424 */, scratch + 26907904 /* t430 */);
     step_teacher_relu1_vjp_3(scratch + 38133760 /* t439 */, scratch /* t432 */, scratch + 39739392 /* t436 */);
     step_teacher_relu1_vjp_4(scratch + 24084480 /* t440 */, scratch + 12845056 /* t434 */, scratch + 35323904 /* t438 */);
-    step_teacher_conv0_vjp(scratch + 76624896 /* t443 */, scratch + 38133760 /* t441 */);
-    step_teacher_conv0_vjp_2(scratch + 76624928 /* t444 */, scratch + 24084480 /* t442 */);
+    step_teacher_conv0_vjp(scratch + 76624896 /* t443 */, scratch + 38133760 /* t441 */, scratch + 76609536 /* chunk */);
+    step_teacher_conv0_vjp_2(scratch + 76624928 /* t444 */, scratch + 24084480 /* t442 */, scratch + 76609536 /* chunk */);
     step_teacher_conv0_vjp_3(scratch + 76626560 /* t445 */, scratch + 76624896 /* t443 */, scratch + 76624928 /* t444 */);
     step_teacher_conv0_vjp_4(scratch + 76609536 /* t447 */, io + 401408 /* t97 */, scratch + 24084480 /* t442 */, scratch + 35323904 /* chunk */);
     step_teacher_conv0_vjp_5(scratch + 76609824 /* t448 */, io /* in_x */, scratch + 38133760 /* t441 */, scratch + 76609536 /* t447 */, scratch + 39739392 /* chunk */);
@@ -4299,24 +4429,37 @@ static void supervised_step_student_dense9_vjp_2(float *restrict t59, const floa
 typedef struct {
     float *t60;
     const float *t59;
+    float *chunk;
 } supervised_step_student_dense7_vjp_pointers;
 
 static void supervised_step_student_dense7_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_dense7_vjp_pointers *p = context;
-    float *restrict t60 = p->t60;
+    (void)part;
+    (void)parts;
+    float *restrict t60 = p->t60; (void)t60; /* used after the parts */
     const float *restrict t59 = p->t59;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(128, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t60[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t60[i1] += t59[i0 * 128 + i1];
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 128;
+        float sums[128];
+        for (size_t o = 0; o < 128; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 128; i1++) {
+                sums[i1] += t59[i0 * 128 + i1];
+            }
         }
+        for (size_t o = 0; o < 128; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_dense7_vjp(float *restrict t60, const float *restrict t59) {
-    mplc_parallel(supervised_step_student_dense7_vjp_part, &(supervised_step_student_dense7_vjp_pointers){t60, t59});
+static void supervised_step_student_dense7_vjp(float *restrict t60, const float *restrict t59, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_dense7_vjp_part, &(supervised_step_student_dense7_vjp_pointers){t60, t59, chunk});
+    for (size_t o = 0; o < 128; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 128 + o];
+        t60[o] = total;
+    }
 }
 
 /* gemm blas m=512 n=3136 k=128 tB split
@@ -4402,24 +4545,37 @@ static void supervised_step_student_relu4_vjp_2(float *restrict t66, const float
 typedef struct {
     float *t68;
     const float *t67;
+    float *chunk;
 } supervised_step_student_conv3_vjp_pointers;
 
 static void supervised_step_student_conv3_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_conv3_vjp_pointers *p = context;
-    float *restrict t68 = p->t68;
+    (void)part;
+    (void)parts;
+    float *restrict t68 = p->t68; (void)t68; /* used after the parts */
     const float *restrict t67 = p->t67;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t68[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t68[i1] += t67[i0 * 64 + i1];
+    while (mplc_claim(100352, 6272, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 6272 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t67[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_conv3_vjp(float *restrict t68, const float *restrict t67) {
-    mplc_parallel(supervised_step_student_conv3_vjp_part, &(supervised_step_student_conv3_vjp_pointers){t68, t67});
+static void supervised_step_student_conv3_vjp(float *restrict t68, const float *restrict t67, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv3_vjp_part, &(supervised_step_student_conv3_vjp_pointers){t68, t67, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t68[o] = total;
+    }
 }
 
 /* gemm winograd m=100352 n=288 k=64 tB chunk=4 split
@@ -4552,24 +4708,37 @@ static void supervised_step_student_relu1_vjp_2(float *restrict t75, const float
 typedef struct {
     float *t77;
     const float *t76;
+    float *chunk;
 } supervised_step_student_conv0_vjp_pointers;
 
 static void supervised_step_student_conv0_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_conv0_vjp_pointers *p = context;
-    float *restrict t77 = p->t77;
+    (void)part;
+    (void)parts;
+    float *restrict t77 = p->t77; (void)t77; /* used after the parts */
     const float *restrict t76 = p->t76;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t77[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 401408; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t77[i1] += t76[i0 * 32 + i1];
+    while (mplc_claim(401408, 25088, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 25088 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t76[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_conv0_vjp(float *restrict t77, const float *restrict t76) {
-    mplc_parallel(supervised_step_student_conv0_vjp_part, &(supervised_step_student_conv0_vjp_pointers){t77, t76});
+static void supervised_step_student_conv0_vjp(float *restrict t77, const float *restrict t76, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv0_vjp_part, &(supervised_step_student_conv0_vjp_pointers){t77, t76, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t77[o] = total;
+    }
 }
 
 /* gemm small-outer-products m=9 n=32 k=401408 tA chunk=10 split
@@ -4885,16 +5054,16 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_student_loss_vjp_4(scratch + 33867776 /* t54 */, scratch + 28907008 /* t51 */, scratch + 28911616 /* t38 */, scratch + 28901376 /* t48 */);
     supervised_step_student_dense9_vjp(scratch + 33873088 /* t55 */, scratch + 33867776 /* t54 */);
     supervised_step_student_dense9_vjp_2(scratch + 33783808 /* t59 */, scratch + 33867776 /* t54 */, state + 842000 /* in_student_dense9_weight */, scratch + 33718272 /* t31 */);
-    supervised_step_student_dense7_vjp(scratch + 33872896 /* t60 */, scratch + 33783808 /* t59 */);
+    supervised_step_student_dense7_vjp(scratch + 33872896 /* t60 */, scratch + 33783808 /* t59 */, scratch + 33849344 /* chunk */);
     supervised_step_student_dense7_vjp_2(scratch + 28901376 /* t61 */, scratch + 33783808 /* t59 */, state + 440464 /* in_student_dense7_weight */);
     supervised_step_student_relu4_vjp(scratch + 30507008 /* t65 */, scratch + 32112640 /* t26 */, scratch + 28901376 /* t63 */);
     supervised_step_student_relu4_vjp_2(scratch + 19267584 /* t66 */, scratch + 12845056 /* t25 */, scratch + 30507008 /* t65 */);
-    supervised_step_student_conv3_vjp(scratch + 33873024 /* t68 */, scratch + 19267584 /* t67 */);
+    supervised_step_student_conv3_vjp(scratch + 33873024 /* t68 */, scratch + 19267584 /* t67 */, scratch + 33849344 /* chunk */);
     supervised_step_student_conv3_vjp_2(scratch + 12845056 /* t72 */, scratch + 19267584 /* t67 */, state + 421968 /* in_student_conv3_weight */, scratch + 16056320 /* chunk */);
     supervised_step_student_conv3_vjp_3(scratch + 33849344 /* t70 */, scratch + 25690112 /* t18 */, scratch + 19267584 /* t67 */, scratch + 16056320 /* chunk */);
     supervised_step_student_relu1_vjp(scratch + 28901376 /* t74 */, scratch + 25690112 /* t18 */, scratch + 12845056 /* t72 */);
     supervised_step_student_relu1_vjp_2(scratch + 12845056 /* t75 */, scratch /* t17 */, scratch + 28901376 /* t74 */);
-    supervised_step_student_conv0_vjp(scratch + 26257184 /* t77 */, scratch + 12845056 /* t76 */);
+    supervised_step_student_conv0_vjp(scratch + 26257184 /* t77 */, scratch + 12845056 /* t76 */, scratch + 25690112 /* chunk */);
     supervised_step_student_conv0_vjp_2(scratch + 26256896 /* t78 */, io /* in_x */, scratch + 12845056 /* t76 */, scratch + 25690112 /* chunk */);
     supervised_step_student_conv0_update(state + 1264944 /* in_student_momentum_conv0_weight */, state + 421648 /* in_student_conv0_weight */, scratch + 26256896 /* t79 */, io + 406528 /* in_lr */);
     supervised_step_student_conv0_update_2(state + 1265232 /* in_student_momentum_conv0_bias */, state + 421936 /* in_student_conv0_bias */, scratch + 26257184 /* t77 */, io + 406528 /* in_lr */);

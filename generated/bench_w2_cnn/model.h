@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "ef338e6ca2a225c8b74f578df4a6823060f46f746ddcc53fe644b3d9d84224d9"
+#define MPLC_MODEL_HASH "6c27e1d8acc78a5be205d1d6282a90cf307e49ecd10293280e53d8b8303688bd"
 #define MPLC_MODEL_NAME "bench_w2_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -998,24 +998,37 @@ static void step_student_relu4_vjp_2(float *restrict t156, const float *restrict
 typedef struct {
     float *t158;
     const float *t157;
+    float *chunk;
 } step_student_conv3_vjp_pointers;
 
 static void step_student_conv3_vjp_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_pointers *p = context;
-    float *restrict t158 = p->t158;
+    (void)part;
+    (void)parts;
+    float *restrict t158 = p->t158; (void)t158; /* used after the parts */
     const float *restrict t157 = p->t157;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t158[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t158[i1] += t157[i0 * 32 + i1];
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t157[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv3_vjp(float *restrict t158, const float *restrict t157) {
-    mplc_parallel(step_student_conv3_vjp_part, &(step_student_conv3_vjp_pointers){t158, t157});
+static void step_student_conv3_vjp(float *restrict t158, const float *restrict t157, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_part, &(step_student_conv3_vjp_pointers){t158, t157, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t158[o] = total;
+    }
 }
 
 /* gemm winograd m=25088 n=144 k=32 tB chunk=9 split
@@ -1148,24 +1161,37 @@ static void step_student_relu1_vjp_2(float *restrict t165, const float *restrict
 typedef struct {
     float *t167;
     const float *t166;
+    float *chunk;
 } step_student_conv0_vjp_pointers;
 
 static void step_student_conv0_vjp_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_pointers *p = context;
-    float *restrict t167 = p->t167;
+    (void)part;
+    (void)parts;
+    float *restrict t167 = p->t167; (void)t167; /* used after the parts */
     const float *restrict t166 = p->t166;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t167[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t167[i1] += t166[i0 * 16 + i1];
+    while (mplc_claim(100352, 6272, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 6272 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t166[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv0_vjp(float *restrict t167, const float *restrict t166) {
-    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t167, t166});
+static void step_student_conv0_vjp(float *restrict t167, const float *restrict t166, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t167, t166, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t167[o] = total;
+    }
 }
 
 /* gemm small-outer-products m=9 n=16 k=100352 tA chunk=20 split
@@ -1885,24 +1911,37 @@ static void step_student_relu4_vjp_4(float *restrict t310, const float *restrict
 typedef struct {
     float *t312;
     const float *t311;
+    float *chunk;
 } step_student_conv3_vjp_4_pointers;
 
 static void step_student_conv3_vjp_4_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_4_pointers *p = context;
-    float *restrict t312 = p->t312;
+    (void)part;
+    (void)parts;
+    float *restrict t312 = p->t312; (void)t312; /* used after the parts */
     const float *restrict t311 = p->t311;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t312[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t312[i1] += t311[i0 * 32 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t311[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv3_vjp_4(float *restrict t312, const float *restrict t311) {
-    mplc_parallel(step_student_conv3_vjp_4_part, &(step_student_conv3_vjp_4_pointers){t312, t311});
+static void step_student_conv3_vjp_4(float *restrict t312, const float *restrict t311, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_4_part, &(step_student_conv3_vjp_4_pointers){t312, t311, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t312[o] = total;
+    }
 }
 
 /* gemm winograd m=6272 n=144 k=32 tB chunk=9 split
@@ -2035,24 +2074,37 @@ static void step_student_relu1_vjp_4(float *restrict t319, const float *restrict
 typedef struct {
     float *t321;
     const float *t320;
+    float *chunk;
 } step_student_conv0_vjp_3_pointers;
 
 static void step_student_conv0_vjp_3_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_3_pointers *p = context;
-    float *restrict t321 = p->t321;
+    (void)part;
+    (void)parts;
+    float *restrict t321 = p->t321; (void)t321; /* used after the parts */
     const float *restrict t320 = p->t320;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t321[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t321[i1] += t320[i0 * 16 + i1];
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t320[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv0_vjp_3(float *restrict t321, const float *restrict t320) {
-    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t321, t320});
+static void step_student_conv0_vjp_3(float *restrict t321, const float *restrict t320, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t321, t320, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t321[o] = total;
+    }
 }
 
 /* gemm small-outer-products m=9 n=16 k=25088 tA chunk=20 split
@@ -2704,24 +2756,37 @@ static void step_teacher_relu4_vjp_4(float *restrict t421, const float *restrict
 typedef struct {
     float *t424;
     const float *t422;
+    float *chunk;
 } step_teacher_conv3_vjp_pointers;
 
 static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_pointers *p = context;
-    float *restrict t424 = p->t424;
+    (void)part;
+    (void)parts;
+    float *restrict t424 = p->t424; (void)t424; /* used after the parts */
     const float *restrict t422 = p->t422;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t424[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t424[i1] += t422[i0 * 32 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t422[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv3_vjp(float *restrict t424, const float *restrict t422) {
-    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t424, t422});
+static void step_teacher_conv3_vjp(float *restrict t424, const float *restrict t422, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t424, t422, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t424[o] = total;
+    }
 }
 
 /* reduce_sum [25088,32] axes=[0] split
@@ -2729,24 +2794,37 @@ static void step_teacher_conv3_vjp(float *restrict t424, const float *restrict t
 typedef struct {
     float *t425;
     const float *t423;
+    float *chunk;
 } step_teacher_conv3_vjp_2_pointers;
 
 static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_2_pointers *p = context;
-    float *restrict t425 = p->t425;
+    (void)part;
+    (void)parts;
+    float *restrict t425 = p->t425; (void)t425; /* used after the parts */
     const float *restrict t423 = p->t423;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t425[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t425[i1] += t423[i0 * 32 + i1];
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t423[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv3_vjp_2(float *restrict t425, const float *restrict t423) {
-    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t425, t423});
+static void step_teacher_conv3_vjp_2(float *restrict t425, const float *restrict t423, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t425, t423, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t425[o] = total;
+    }
 }
 
 /* loop [32]
@@ -3021,24 +3099,37 @@ static void step_teacher_relu1_vjp_4(float *restrict t448, const float *restrict
 typedef struct {
     float *t451;
     const float *t449;
+    float *chunk;
 } step_teacher_conv0_vjp_pointers;
 
 static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_pointers *p = context;
-    float *restrict t451 = p->t451;
+    (void)part;
+    (void)parts;
+    float *restrict t451 = p->t451; (void)t451; /* used after the parts */
     const float *restrict t449 = p->t449;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t451[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t451[i1] += t449[i0 * 16 + i1];
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t449[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv0_vjp(float *restrict t451, const float *restrict t449) {
-    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t451, t449});
+static void step_teacher_conv0_vjp(float *restrict t451, const float *restrict t449, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t451, t449, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t451[o] = total;
+    }
 }
 
 /* reduce_sum [100352,16] axes=[0] split
@@ -3046,24 +3137,37 @@ static void step_teacher_conv0_vjp(float *restrict t451, const float *restrict t
 typedef struct {
     float *t452;
     const float *t450;
+    float *chunk;
 } step_teacher_conv0_vjp_2_pointers;
 
 static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_2_pointers *p = context;
-    float *restrict t452 = p->t452;
+    (void)part;
+    (void)parts;
+    float *restrict t452 = p->t452; (void)t452; /* used after the parts */
     const float *restrict t450 = p->t450;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t452[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t452[i1] += t450[i0 * 16 + i1];
+    while (mplc_claim(100352, 6272, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 6272 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t450[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv0_vjp_2(float *restrict t452, const float *restrict t450) {
-    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t452, t450});
+static void step_teacher_conv0_vjp_2(float *restrict t452, const float *restrict t450, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t452, t450, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t452[o] = total;
+    }
 }
 
 /* loop [16]
@@ -3790,12 +3894,12 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense7_vjp_3(scratch + 13201024 /* t152 */, scratch + 11545216 /* t117 */, scratch + 11946624 /* t149 */);
     step_student_relu4_vjp(scratch + 3612672 /* t155 */, scratch + 11545216 /* t116 */, scratch + 11745920 /* t153 */);
     step_student_relu4_vjp_2(scratch + 11545216 /* t156 */, scratch + 10742400 /* t115 */, scratch + 3612672 /* t155 */);
-    step_student_conv3_vjp(scratch + 13486240 /* t158 */, scratch + 11545216 /* t157 */);
+    step_student_conv3_vjp(scratch + 13486240 /* t158 */, scratch + 11545216 /* t157 */, scratch + 13475456 /* chunk */);
     step_student_conv3_vjp_2(scratch + 10742400 /* t162 */, scratch + 11545216 /* t157 */, state + 207088 /* in_student_conv3_weight */, scratch + 3612672 /* chunk */);
     step_student_conv3_vjp_3(scratch + 13475456 /* t160 */, scratch + 12799616 /* t108 */, scratch + 11545216 /* t157 */, scratch + 3612672 /* chunk */);
     step_student_relu1_vjp(scratch + 11143808 /* t164 */, scratch + 12799616 /* t108 */, scratch + 10742400 /* t162 */);
     step_student_relu1_vjp_2(scratch + 3612672 /* t165 */, scratch + 8233600 /* t107 */, scratch + 11143808 /* t164 */);
-    step_student_conv0_vjp(scratch + 11020096 /* t167 */, scratch + 3612672 /* t166 */);
+    step_student_conv0_vjp(scratch + 11020096 /* t167 */, scratch + 3612672 /* t166 */, scratch + 12799616 /* chunk */);
     step_student_conv0_vjp_2(scratch + 11019648 /* t168 */, io + 125440 /* t99 */, scratch + 3612672 /* t166 */, scratch + 5218304 /* chunk */);
     step_student_conv0_update(state + 620784 /* in_student_momentum_conv0_weight */, state + 206928 /* in_student_conv0_weight */, scratch + 11019648 /* t169 */, io + 226128 /* in_lr_student */);
     step_student_conv0_update_2(state + 620928 /* in_student_momentum_conv0_bias */, state + 207072 /* in_student_conv0_bias */, scratch + 11020096 /* t167 */, io + 226128 /* in_lr_student */);
@@ -3827,12 +3931,12 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense7_vjp_6(scratch + 13000320 /* t306 */, scratch + 8635008 /* t272 */, scratch + 8735360 /* t303 */);
     step_student_relu4_vjp_3(scratch + 8936064 /* t309 */, scratch + 8635008 /* t271 */, scratch + 8685184 /* t307 */);
     step_student_relu4_vjp_4(scratch + 8635008 /* t310 */, scratch + 12799616 /* t270 */, scratch + 8936064 /* t309 */);
-    step_student_conv3_vjp_4(scratch + 11020064 /* t312 */, scratch + 8635008 /* t311 */);
+    step_student_conv3_vjp_4(scratch + 11020064 /* t312 */, scratch + 8635008 /* t311 */, scratch + 12799616 /* chunk */);
     step_student_conv3_vjp_5(scratch + 12799616 /* t316 */, scratch + 8635008 /* t311 */, state + 207088 /* t265 */, scratch + 3612672 /* chunk */);
     step_student_conv3_vjp_6(scratch + 11009664 /* t314 */, scratch + 8835712 /* t263 */, scratch + 8635008 /* t311 */, scratch + 3612672 /* chunk */);
     step_student_relu1_vjp_3(scratch + 12899968 /* t318 */, scratch + 8835712 /* t263 */, scratch + 12799616 /* t316 */);
     step_student_relu1_vjp_4(scratch + 8635008 /* t319 */, scratch + 8233600 /* t262 */, scratch + 12899968 /* t318 */);
-    step_student_conv0_vjp_3(scratch + 11020128 /* t321 */, scratch + 8635008 /* t320 */);
+    step_student_conv0_vjp_3(scratch + 11020128 /* t321 */, scratch + 8635008 /* t320 */, scratch + 11014272 /* chunk */);
     step_student_conv0_vjp_4(scratch + 11019792 /* t322 */, io /* in_x */, scratch + 8635008 /* t320 */, scratch + 3612672 /* chunk */);
     step_teacher_feedback_fwd(scratch + 11014272 /* t325 */, scratch + 11019792 /* t323 */, scratch + 11019648 /* t169 */);
     step_teacher_feedback_fwd_2(scratch + 11014288 /* t327 */, scratch + 11020128 /* t321 */, scratch + 11020096 /* t167 */);
@@ -3872,8 +3976,8 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_relu4_vjp_2(scratch + 9036416 /* t419 */, scratch + 12598912 /* t406 */, scratch + 12799616 /* t411 */);
     step_teacher_relu4_vjp_3(scratch + 12799616 /* t420 */, scratch + 6427264 /* t413 */, scratch + 9237120 /* t417 */);
     step_teacher_relu4_vjp_4(scratch + 8233600 /* t421 */, scratch + 7430784 /* t415 */, scratch + 9036416 /* t419 */);
-    step_teacher_conv3_vjp(scratch + 13486208 /* t424 */, scratch + 12799616 /* t422 */);
-    step_teacher_conv3_vjp_2(scratch + 13485888 /* t425 */, scratch + 8233600 /* t423 */);
+    step_teacher_conv3_vjp(scratch + 13486208 /* t424 */, scratch + 12799616 /* t422 */, scratch + 13480064 /* chunk */);
+    step_teacher_conv3_vjp_2(scratch + 13485888 /* t425 */, scratch + 8233600 /* t423 */, scratch + 13480064 /* chunk */);
     step_teacher_conv3_vjp_3(scratch + 13485920 /* t426 */, scratch + 13486208 /* t424 */, scratch + 13485888 /* t425 */);
     step_teacher_conv3_vjp_4(scratch + 9437824 /* t437 */, scratch + 12799616 /* t422 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
     step_teacher_conv3_vjp_5(scratch + 9036416 /* t438 */, scratch + 8233600 /* t423 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
@@ -3883,8 +3987,8 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_relu1_vjp_2(scratch + 9437824 /* t446 */, scratch + 10340992 /* t432 */, scratch + 9036416 /* t438 */);
     step_teacher_relu1_vjp_3(scratch + 9839232 /* t447 */, scratch /* t440 */, scratch + 12799616 /* t444 */);
     step_teacher_relu1_vjp_4(scratch + 3612672 /* t448 */, scratch + 2007040 /* t442 */, scratch + 9437824 /* t446 */);
-    step_teacher_conv0_vjp(scratch + 13485888 /* t451 */, scratch + 9839232 /* t449 */);
-    step_teacher_conv0_vjp_2(scratch + 13485904 /* t452 */, scratch + 3612672 /* t450 */);
+    step_teacher_conv0_vjp(scratch + 13485888 /* t451 */, scratch + 9839232 /* t449 */, scratch + 13480064 /* chunk */);
+    step_teacher_conv0_vjp_2(scratch + 13485904 /* t452 */, scratch + 3612672 /* t450 */, scratch + 13480064 /* chunk */);
     step_teacher_conv0_vjp_3(scratch + 13486208 /* t453 */, scratch + 13485888 /* t451 */, scratch + 13485904 /* t452 */);
     step_teacher_conv0_vjp_4(scratch + 13480064 /* t455 */, io + 125440 /* t99 */, scratch + 3612672 /* t450 */, scratch /* chunk */);
     step_teacher_conv0_vjp_5(scratch + 13480208 /* t456 */, io /* in_x */, scratch + 9839232 /* t449 */, scratch + 13480064 /* t455 */, scratch /* chunk */);
@@ -4234,24 +4338,37 @@ static void supervised_step_student_dense9_vjp_2(float *restrict t59, const floa
 typedef struct {
     float *t60;
     const float *t59;
+    float *chunk;
 } supervised_step_student_dense7_vjp_pointers;
 
 static void supervised_step_student_dense7_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_dense7_vjp_pointers *p = context;
-    float *restrict t60 = p->t60;
+    (void)part;
+    (void)parts;
+    float *restrict t60 = p->t60; (void)t60; /* used after the parts */
     const float *restrict t59 = p->t59;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(128, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t60[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 256; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t60[i1] += t59[i0 * 128 + i1];
+    while (mplc_claim(256, 16, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 16 * 128;
+        float sums[128];
+        for (size_t o = 0; o < 128; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 128; i1++) {
+                sums[i1] += t59[i0 * 128 + i1];
+            }
         }
+        for (size_t o = 0; o < 128; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_dense7_vjp(float *restrict t60, const float *restrict t59) {
-    mplc_parallel(supervised_step_student_dense7_vjp_part, &(supervised_step_student_dense7_vjp_pointers){t60, t59});
+static void supervised_step_student_dense7_vjp(float *restrict t60, const float *restrict t59, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_dense7_vjp_part, &(supervised_step_student_dense7_vjp_pointers){t60, t59, chunk});
+    for (size_t o = 0; o < 128; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 128 + o];
+        t60[o] = total;
+    }
 }
 
 /* gemm blas m=256 n=1568 k=128 tB split
@@ -4337,24 +4454,37 @@ static void supervised_step_student_relu4_vjp_2(float *restrict t66, const float
 typedef struct {
     float *t68;
     const float *t67;
+    float *chunk;
 } supervised_step_student_conv3_vjp_pointers;
 
 static void supervised_step_student_conv3_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_conv3_vjp_pointers *p = context;
-    float *restrict t68 = p->t68;
+    (void)part;
+    (void)parts;
+    float *restrict t68 = p->t68; (void)t68; /* used after the parts */
     const float *restrict t67 = p->t67;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t68[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t68[i1] += t67[i0 * 32 + i1];
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t67[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_conv3_vjp(float *restrict t68, const float *restrict t67) {
-    mplc_parallel(supervised_step_student_conv3_vjp_part, &(supervised_step_student_conv3_vjp_pointers){t68, t67});
+static void supervised_step_student_conv3_vjp(float *restrict t68, const float *restrict t67, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv3_vjp_part, &(supervised_step_student_conv3_vjp_pointers){t68, t67, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t68[o] = total;
+    }
 }
 
 /* gemm winograd m=50176 n=144 k=32 tB chunk=9 split
@@ -4487,24 +4617,37 @@ static void supervised_step_student_relu1_vjp_2(float *restrict t75, const float
 typedef struct {
     float *t77;
     const float *t76;
+    float *chunk;
 } supervised_step_student_conv0_vjp_pointers;
 
 static void supervised_step_student_conv0_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_conv0_vjp_pointers *p = context;
-    float *restrict t77 = p->t77;
+    (void)part;
+    (void)parts;
+    float *restrict t77 = p->t77; (void)t77; /* used after the parts */
     const float *restrict t76 = p->t76;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t77[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t77[i1] += t76[i0 * 16 + i1];
+    while (mplc_claim(200704, 12544, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 12544 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t76[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_conv0_vjp(float *restrict t77, const float *restrict t76) {
-    mplc_parallel(supervised_step_student_conv0_vjp_part, &(supervised_step_student_conv0_vjp_pointers){t77, t76});
+static void supervised_step_student_conv0_vjp(float *restrict t77, const float *restrict t76, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv0_vjp_part, &(supervised_step_student_conv0_vjp_pointers){t77, t76, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t77[o] = total;
+    }
 }
 
 /* gemm small-outer-products m=9 n=16 k=200704 tA chunk=20 split
@@ -4820,16 +4963,16 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_student_loss_vjp_4(scratch + 10474624 /* t54 */, scratch + 7597440 /* t51 */, scratch + 7599744 /* t38 */, scratch + 7594624 /* t48 */);
     supervised_step_student_dense9_vjp(scratch + 10477344 /* t55 */, scratch + 10474624 /* t54 */);
     supervised_step_student_dense9_vjp_2(scratch + 10437248 /* t59 */, scratch + 10474624 /* t54 */, state + 412560 /* in_student_dense9_weight */, scratch + 10404480 /* t31 */);
-    supervised_step_student_dense7_vjp(scratch + 10477184 /* t60 */, scratch + 10437248 /* t59 */);
+    supervised_step_student_dense7_vjp(scratch + 10477184 /* t60 */, scratch + 10437248 /* t59 */, scratch + 10470016 /* chunk */);
     supervised_step_student_dense7_vjp_2(scratch + 7594624 /* t61 */, scratch + 10437248 /* t59 */, state + 211728 /* in_student_dense7_weight */);
     supervised_step_student_relu4_vjp(scratch + 3211264 /* t65 */, scratch + 10003072 /* t26 */, scratch + 7594624 /* t63 */);
     supervised_step_student_relu4_vjp_2(scratch + 7594624 /* t66 */, scratch + 5988992 /* t25 */, scratch + 3211264 /* t65 */);
-    supervised_step_student_conv3_vjp(scratch + 10477312 /* t68 */, scratch + 7594624 /* t67 */);
+    supervised_step_student_conv3_vjp(scratch + 10477312 /* t68 */, scratch + 7594624 /* t67 */, scratch + 10470016 /* chunk */);
     supervised_step_student_conv3_vjp_2(scratch + 6025856 /* t72 */, scratch + 7594624 /* t67 */, state + 207088 /* in_student_conv3_weight */, scratch + 3211264 /* chunk */);
     supervised_step_student_conv3_vjp_3(scratch + 10470016 /* t70 */, scratch + 9200256 /* t18 */, scratch + 7594624 /* t67 */, scratch + 3211264 /* chunk */);
     supervised_step_student_relu1_vjp(scratch + 6828672 /* t74 */, scratch + 9200256 /* t18 */, scratch + 6025856 /* t72 */);
     supervised_step_student_relu1_vjp_2(scratch + 3211264 /* t75 */, scratch /* t17 */, scratch + 6828672 /* t74 */);
-    supervised_step_student_conv0_vjp(scratch + 1130256 /* t77 */, scratch + 3211264 /* t76 */);
+    supervised_step_student_conv0_vjp(scratch + 1130256 /* t77 */, scratch + 3211264 /* t76 */, scratch /* chunk */);
     supervised_step_student_conv0_vjp_2(scratch + 1130112 /* t78 */, io /* in_x */, scratch + 3211264 /* t76 */, scratch /* chunk */);
     supervised_step_student_conv0_update(state + 620784 /* in_student_momentum_conv0_weight */, state + 206928 /* in_student_conv0_weight */, scratch + 1130112 /* t79 */, io + 203264 /* in_lr */);
     supervised_step_student_conv0_update_2(state + 620928 /* in_student_momentum_conv0_bias */, state + 207072 /* in_student_conv0_bias */, scratch + 1130256 /* t77 */, io + 203264 /* in_lr */);

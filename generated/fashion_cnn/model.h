@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "9f088c85f5f8bc2b60d4efdff92041aff69bc46b8f80918c83014a304e1a9a46"
+#define MPLC_MODEL_HASH "8af123ad909f77b3467fde1a852904e20af872166fa6aa065dbf946b99e464ea"
 #define MPLC_MODEL_NAME "fashion_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -640,24 +640,37 @@ static void step_student_dense3_vjp_3(float *restrict t107, const float *restric
 typedef struct {
     float *t108;
     const float *t107;
+    float *chunk;
 } step_student_dense1_vjp_pointers;
 
 static void step_student_dense1_vjp_part(void *context, int part, int parts) {
     const step_student_dense1_vjp_pointers *p = context;
-    float *restrict t108 = p->t108;
+    (void)part;
+    (void)parts;
+    float *restrict t108 = p->t108; (void)t108; /* used after the parts */
     const float *restrict t107 = p->t107;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(256, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t108[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t108[i1] += t107[i0 * 256 + i1];
+    while (mplc_claim(128, 8, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 8 * 256;
+        float sums[256];
+        for (size_t o = 0; o < 256; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 256; i1++) {
+                sums[i1] += t107[i0 * 256 + i1];
+            }
         }
+        for (size_t o = 0; o < 256; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_dense1_vjp(float *restrict t108, const float *restrict t107) {
-    mplc_parallel(step_student_dense1_vjp_part, &(step_student_dense1_vjp_pointers){t108, t107});
+static void step_student_dense1_vjp(float *restrict t108, const float *restrict t107, float *restrict chunk) {
+    mplc_parallel(step_student_dense1_vjp_part, &(step_student_dense1_vjp_pointers){t108, t107, chunk});
+    for (size_t o = 0; o < 256; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 256 + o];
+        t108[o] = total;
+    }
 }
 
 /* gemm blas m=784 n=256 k=128 tA split
@@ -1374,24 +1387,37 @@ static void step_teacher_dense1_vjp(float *restrict t244, const float *restrict 
 typedef struct {
     float *t245;
     const float *t243;
+    float *chunk;
 } step_teacher_dense1_vjp_2_pointers;
 
 static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_2_pointers *p = context;
-    float *restrict t245 = p->t245;
+    (void)part;
+    (void)parts;
+    float *restrict t245 = p->t245; (void)t245; /* used after the parts */
     const float *restrict t243 = p->t243;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(256, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t245[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t245[i1] += t243[i0 * 256 + i1];
+    while (mplc_claim(128, 8, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 8 * 256;
+        float sums[256];
+        for (size_t o = 0; o < 256; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 256; i1++) {
+                sums[i1] += t243[i0 * 256 + i1];
+            }
         }
+        for (size_t o = 0; o < 256; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_dense1_vjp_2(float *restrict t245, const float *restrict t243) {
-    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t245, t243});
+static void step_teacher_dense1_vjp_2(float *restrict t245, const float *restrict t243, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t245, t243, chunk});
+    for (size_t o = 0; o < 256; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 256 + o];
+        t245[o] = total;
+    }
 }
 
 /* loop [256]
@@ -1778,7 +1804,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense3_vjp(scratch + 893504 /* t103 */, scratch + 34048 /* t102 */);
     step_student_dense3_vjp_2(scratch + 884736 /* t105 */, scratch /* t79 */, scratch + 34048 /* t102 */);
     step_student_dense3_vjp_3(scratch + 200704 /* t107 */, scratch + 34048 /* t102 */, state + 404496 /* in_student_dense3_weight */, scratch /* t79 */);
-    step_student_dense1_vjp(scratch + 892736 /* t108 */, scratch + 200704 /* t107 */);
+    step_student_dense1_vjp(scratch + 892736 /* t108 */, scratch + 200704 /* t107 */, scratch /* chunk */);
     step_student_dense1_vjp_2(scratch /* t109 */, io + 125440 /* t75 */, scratch + 200704 /* t107 */);
     step_student_dense1_update(state + 610608 /* in_student_momentum_dense1_weight */, state + 203536 /* in_student_dense1_weight */, scratch /* t109 */, io + 226128 /* in_lr_student */);
     step_student_dense1_update_2(state + 811312 /* in_student_momentum_dense1_bias */, state + 404240 /* in_student_dense1_bias */, scratch + 892736 /* t108 */, io + 226128 /* in_lr_student */);
@@ -1825,9 +1851,9 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_dense3_vjp_4(scratch + 889856 /* t238 */, scratch + 843776 /* t237 */, scratch + 634880 /* t222 */);
     step_teacher_dense3_vjp_5(scratch + 876544 /* t241 */, scratch + 892416 /* t229 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 802816 /* t235 */);
     step_teacher_dense3_vjp_6(scratch + 602112 /* t243 */, scratch + 634880 /* t222 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 843776 /* t237 */);
-    step_teacher_dense1_vjp(scratch + 634880 /* t244 */, scratch + 876544 /* t241 */);
-    step_teacher_dense1_vjp_2(scratch + 635136 /* t245 */, scratch + 602112 /* t243 */);
-    step_teacher_dense1_vjp_3(scratch + 893248 /* t246 */, scratch + 634880 /* t244 */, scratch + 635136 /* t245 */);
+    step_teacher_dense1_vjp(scratch + 638976 /* t244 */, scratch + 876544 /* t241 */);
+    step_teacher_dense1_vjp_2(scratch + 639232 /* t245 */, scratch + 602112 /* t243 */, scratch + 634880 /* chunk */);
+    step_teacher_dense1_vjp_3(scratch + 893248 /* t246 */, scratch + 638976 /* t244 */, scratch + 639232 /* t245 */);
     step_teacher_dense1_vjp_4(scratch + 401408 /* t248 */, io + 125440 /* t75 */, scratch + 602112 /* t243 */);
     step_teacher_dense1_vjp_5(scratch + 602112 /* t252 */, state + 407072 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 876544 /* t241 */, scratch + 401408 /* t248 */, io + 226112 /* in_lr_teacher */);
     step_teacher_dense1_update(state + 607776 /* in_teacher_momentum_dense1_bias */, state + 200704 /* in_teacher_dense1_bias */, scratch + 893248 /* t246 */, io + 226112 /* in_lr_teacher */);
@@ -2052,24 +2078,37 @@ static void supervised_step_student_dense3_vjp_2(float *restrict t39, const floa
 typedef struct {
     float *t40;
     const float *t39;
+    float *chunk;
 } supervised_step_student_dense1_vjp_pointers;
 
 static void supervised_step_student_dense1_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_dense1_vjp_pointers *p = context;
-    float *restrict t40 = p->t40;
+    (void)part;
+    (void)parts;
+    float *restrict t40 = p->t40; (void)t40; /* used after the parts */
     const float *restrict t39 = p->t39;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(256, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t40[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 256; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t40[i1] += t39[i0 * 256 + i1];
+    while (mplc_claim(256, 16, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 16 * 256;
+        float sums[256];
+        for (size_t o = 0; o < 256; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 256; i1++) {
+                sums[i1] += t39[i0 * 256 + i1];
+            }
         }
+        for (size_t o = 0; o < 256; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_dense1_vjp(float *restrict t40, const float *restrict t39) {
-    mplc_parallel(supervised_step_student_dense1_vjp_part, &(supervised_step_student_dense1_vjp_pointers){t40, t39});
+static void supervised_step_student_dense1_vjp(float *restrict t40, const float *restrict t39, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_dense1_vjp_part, &(supervised_step_student_dense1_vjp_pointers){t40, t39, chunk});
+    for (size_t o = 0; o < 256; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 256 + o];
+        t40[o] = total;
+    }
 }
 
 /* gemm blas m=784 n=256 k=256 tA +epilogue split
@@ -2225,7 +2264,7 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_student_loss_vjp_4(scratch + 331776 /* t34 */, scratch + 2816 /* t31 */, scratch + 5120 /* t18 */, scratch /* t28 */);
     supervised_step_student_dense3_vjp(scratch + 334592 /* t35 */, scratch + 331776 /* t34 */);
     supervised_step_student_dense3_vjp_2(scratch + 266240 /* t39 */, scratch + 331776 /* t34 */, state + 404496 /* in_student_dense3_weight */, scratch + 200704 /* t11 */);
-    supervised_step_student_dense1_vjp(scratch + 334336 /* t40 */, scratch + 266240 /* t39 */);
+    supervised_step_student_dense1_vjp(scratch + 334336 /* t40 */, scratch + 266240 /* t39 */, scratch /* chunk */);
     supervised_step_student_dense1_vjp_2(scratch /* t45 */, state + 610608 /* in_student_momentum_dense1_weight */, state + 203536 /* in_student_dense1_weight */, io /* in_x */, scratch + 266240 /* t39 */, io + 203264 /* in_lr */);
     supervised_step_student_dense1_update(state + 811312 /* in_student_momentum_dense1_bias */, state + 404240 /* in_student_dense1_bias */, scratch + 334336 /* t40 */, io + 203264 /* in_lr */);
     supervised_step_student_dense3_vjp_3(scratch + 266240 /* t66 */, state + 811568 /* in_student_momentum_dense3_weight */, state + 404496 /* in_student_dense3_weight */, scratch + 200704 /* t11 */, scratch + 331776 /* t34 */, io + 203264 /* in_lr */);

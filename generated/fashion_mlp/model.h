@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "34ffff550c6c551cf4186312b7d1847ae40a1e0106ac220e04f979878ec20825"
+#define MPLC_MODEL_HASH "6589ba40527d947695d178d4431f1ff4462c66fc29c9b734af2c3ade7d1a24e3"
 #define MPLC_MODEL_NAME "fashion_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -644,24 +644,37 @@ static void step_student_relu4_vjp_2(float *restrict t102, const float *restrict
 typedef struct {
     float *t104;
     const float *t103;
+    float *chunk;
 } step_student_conv3_vjp_pointers;
 
 static void step_student_conv3_vjp_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_pointers *p = context;
-    float *restrict t104 = p->t104;
+    (void)part;
+    (void)parts;
+    float *restrict t104 = p->t104; (void)t104; /* used after the parts */
     const float *restrict t103 = p->t103;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t104[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t104[i1] += t103[i0 * 32 + i1];
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t103[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv3_vjp(float *restrict t104, const float *restrict t103) {
-    mplc_parallel(step_student_conv3_vjp_part, &(step_student_conv3_vjp_pointers){t104, t103});
+static void step_student_conv3_vjp(float *restrict t104, const float *restrict t103, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_part, &(step_student_conv3_vjp_pointers){t104, t103, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t104[o] = total;
+    }
 }
 
 /* gemm winograd m=25088 n=144 k=32 tB chunk=9 split
@@ -794,24 +807,37 @@ static void step_student_relu1_vjp_2(float *restrict t111, const float *restrict
 typedef struct {
     float *t113;
     const float *t112;
+    float *chunk;
 } step_student_conv0_vjp_pointers;
 
 static void step_student_conv0_vjp_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_pointers *p = context;
-    float *restrict t113 = p->t113;
+    (void)part;
+    (void)parts;
+    float *restrict t113 = p->t113; (void)t113; /* used after the parts */
     const float *restrict t112 = p->t112;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t113[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t113[i1] += t112[i0 * 16 + i1];
+    while (mplc_claim(100352, 6272, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 6272 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t112[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv0_vjp(float *restrict t113, const float *restrict t112) {
-    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t113, t112});
+static void step_student_conv0_vjp(float *restrict t113, const float *restrict t112, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t113, t112, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t113[o] = total;
+    }
 }
 
 /* gemm small-outer-products m=9 n=16 k=100352 tA chunk=20 split
@@ -1531,24 +1557,37 @@ static void step_student_relu4_vjp_4(float *restrict t256, const float *restrict
 typedef struct {
     float *t258;
     const float *t257;
+    float *chunk;
 } step_student_conv3_vjp_4_pointers;
 
 static void step_student_conv3_vjp_4_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_4_pointers *p = context;
-    float *restrict t258 = p->t258;
+    (void)part;
+    (void)parts;
+    float *restrict t258 = p->t258; (void)t258; /* used after the parts */
     const float *restrict t257 = p->t257;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t258[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t258[i1] += t257[i0 * 32 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t257[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv3_vjp_4(float *restrict t258, const float *restrict t257) {
-    mplc_parallel(step_student_conv3_vjp_4_part, &(step_student_conv3_vjp_4_pointers){t258, t257});
+static void step_student_conv3_vjp_4(float *restrict t258, const float *restrict t257, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_4_part, &(step_student_conv3_vjp_4_pointers){t258, t257, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t258[o] = total;
+    }
 }
 
 /* gemm winograd m=6272 n=144 k=32 tB chunk=9 split
@@ -1681,24 +1720,37 @@ static void step_student_relu1_vjp_4(float *restrict t265, const float *restrict
 typedef struct {
     float *t267;
     const float *t266;
+    float *chunk;
 } step_student_conv0_vjp_3_pointers;
 
 static void step_student_conv0_vjp_3_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_3_pointers *p = context;
-    float *restrict t267 = p->t267;
+    (void)part;
+    (void)parts;
+    float *restrict t267 = p->t267; (void)t267; /* used after the parts */
     const float *restrict t266 = p->t266;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t267[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t267[i1] += t266[i0 * 16 + i1];
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t266[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv0_vjp_3(float *restrict t267, const float *restrict t266) {
-    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t267, t266});
+static void step_student_conv0_vjp_3(float *restrict t267, const float *restrict t266, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t267, t266, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t267[o] = total;
+    }
 }
 
 /* gemm small-outer-products m=9 n=16 k=25088 tA chunk=20 split
@@ -2601,12 +2653,12 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense7_vjp_3(scratch + 6427264 /* t98 */, scratch + 5223040 /* t63 */, scratch + 5624448 /* t95 */);
     step_student_relu4_vjp(scratch /* t101 */, scratch + 5223040 /* t62 */, scratch + 5423744 /* t99 */);
     step_student_relu4_vjp_2(scratch + 5223040 /* t102 */, scratch + 4420224 /* t61 */, scratch /* t101 */);
-    step_student_conv3_vjp(scratch + 6647776 /* t104 */, scratch + 5223040 /* t103 */);
+    step_student_conv3_vjp(scratch + 6647776 /* t104 */, scratch + 5223040 /* t103 */, scratch + 6638208 /* chunk */);
     step_student_conv3_vjp_2(scratch + 4420224 /* t108 */, scratch + 5223040 /* t103 */, state + 1520 /* in_student_conv3_weight */, scratch /* chunk */);
     step_student_conv3_vjp_3(scratch + 6638208 /* t106 */, scratch + 6025856 /* t54 */, scratch + 5223040 /* t103 */, scratch /* chunk */);
     step_student_relu1_vjp(scratch + 4821632 /* t110 */, scratch + 6025856 /* t54 */, scratch + 4420224 /* t108 */);
     step_student_relu1_vjp_2(scratch /* t111 */, scratch + 2814592 /* t53 */, scratch + 4821632 /* t110 */);
-    step_student_conv0_vjp(scratch + 3970192 /* t113 */, scratch /* t112 */);
+    step_student_conv0_vjp(scratch + 3970192 /* t113 */, scratch /* t112 */, scratch + 1605632 /* chunk */);
     step_student_conv0_vjp_2(scratch + 3969920 /* t114 */, io + 125440 /* t45 */, scratch /* t112 */, scratch + 1605632 /* chunk */);
     step_student_conv0_update(state + 209648 /* in_student_momentum_conv0_weight */, state + 1360 /* in_student_conv0_weight */, scratch + 3969920 /* t115 */, io + 226128 /* in_lr_student */);
     step_student_conv0_update_2(state + 209792 /* in_student_momentum_conv0_bias */, state + 1504 /* in_student_conv0_bias */, scratch + 3970192 /* t113 */, io + 226128 /* in_lr_student */);
@@ -2638,12 +2690,12 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense7_vjp_6(scratch + 3416704 /* t252 */, scratch + 3617408 /* t218 */, scratch + 3717760 /* t249 */);
     step_student_relu4_vjp_3(scratch + 3918464 /* t255 */, scratch + 3617408 /* t217 */, scratch + 3667584 /* t253 */);
     step_student_relu4_vjp_4(scratch + 3617408 /* t256 */, scratch + 3216000 /* t216 */, scratch + 3918464 /* t255 */);
-    step_student_conv3_vjp_4(scratch + 3924624 /* t258 */, scratch + 3617408 /* t257 */);
+    step_student_conv3_vjp_4(scratch + 3924624 /* t258 */, scratch + 3617408 /* t257 */, scratch + 3918464 /* chunk */);
     step_student_conv3_vjp_5(scratch + 3216000 /* t262 */, scratch + 3617408 /* t257 */, state + 1520 /* t211 */, scratch /* chunk */);
     step_student_conv3_vjp_6(scratch + 3918464 /* t260 */, scratch + 3818112 /* t209 */, scratch + 3617408 /* t257 */, scratch /* chunk */);
     step_student_relu1_vjp_3(scratch + 3316352 /* t264 */, scratch + 3818112 /* t209 */, scratch + 3216000 /* t262 */);
     step_student_relu1_vjp_4(scratch + 1130112 /* t265 */, scratch + 2814592 /* t208 */, scratch + 3316352 /* t264 */);
-    step_student_conv0_vjp_3(scratch + 3924656 /* t267 */, scratch + 1130112 /* t266 */);
+    step_student_conv0_vjp_3(scratch + 3924656 /* t267 */, scratch + 1130112 /* t266 */, scratch + 3923072 /* chunk */);
     step_student_conv0_vjp_4(scratch + 3924352 /* t268 */, io /* in_x */, scratch + 1130112 /* t266 */, scratch /* chunk */);
     step_teacher_feedback_fwd(scratch + 3924496 /* t271 */, scratch + 3924352 /* t269 */, scratch + 3969920 /* t115 */);
     step_teacher_feedback_fwd_2(scratch + 3924512 /* t273 */, scratch + 3924656 /* t267 */, scratch + 3970192 /* t113 */);
@@ -3020,24 +3072,37 @@ static void supervised_step_student_dense9_vjp_2(float *restrict t59, const floa
 typedef struct {
     float *t60;
     const float *t59;
+    float *chunk;
 } supervised_step_student_dense7_vjp_pointers;
 
 static void supervised_step_student_dense7_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_dense7_vjp_pointers *p = context;
-    float *restrict t60 = p->t60;
+    (void)part;
+    (void)parts;
+    float *restrict t60 = p->t60; (void)t60; /* used after the parts */
     const float *restrict t59 = p->t59;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(128, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t60[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 256; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t60[i1] += t59[i0 * 128 + i1];
+    while (mplc_claim(256, 16, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 16 * 128;
+        float sums[128];
+        for (size_t o = 0; o < 128; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 128; i1++) {
+                sums[i1] += t59[i0 * 128 + i1];
+            }
         }
+        for (size_t o = 0; o < 128; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_dense7_vjp(float *restrict t60, const float *restrict t59) {
-    mplc_parallel(supervised_step_student_dense7_vjp_part, &(supervised_step_student_dense7_vjp_pointers){t60, t59});
+static void supervised_step_student_dense7_vjp(float *restrict t60, const float *restrict t59, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_dense7_vjp_part, &(supervised_step_student_dense7_vjp_pointers){t60, t59, chunk});
+    for (size_t o = 0; o < 128; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 128 + o];
+        t60[o] = total;
+    }
 }
 
 /* gemm blas m=256 n=1568 k=128 tB split
@@ -3123,24 +3188,37 @@ static void supervised_step_student_relu4_vjp_2(float *restrict t66, const float
 typedef struct {
     float *t68;
     const float *t67;
+    float *chunk;
 } supervised_step_student_conv3_vjp_pointers;
 
 static void supervised_step_student_conv3_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_conv3_vjp_pointers *p = context;
-    float *restrict t68 = p->t68;
+    (void)part;
+    (void)parts;
+    float *restrict t68 = p->t68; (void)t68; /* used after the parts */
     const float *restrict t67 = p->t67;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t68[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t68[i1] += t67[i0 * 32 + i1];
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t67[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_conv3_vjp(float *restrict t68, const float *restrict t67) {
-    mplc_parallel(supervised_step_student_conv3_vjp_part, &(supervised_step_student_conv3_vjp_pointers){t68, t67});
+static void supervised_step_student_conv3_vjp(float *restrict t68, const float *restrict t67, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv3_vjp_part, &(supervised_step_student_conv3_vjp_pointers){t68, t67, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t68[o] = total;
+    }
 }
 
 /* gemm winograd m=50176 n=144 k=32 tB chunk=9 split
@@ -3273,24 +3351,37 @@ static void supervised_step_student_relu1_vjp_2(float *restrict t75, const float
 typedef struct {
     float *t77;
     const float *t76;
+    float *chunk;
 } supervised_step_student_conv0_vjp_pointers;
 
 static void supervised_step_student_conv0_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_conv0_vjp_pointers *p = context;
-    float *restrict t77 = p->t77;
+    (void)part;
+    (void)parts;
+    float *restrict t77 = p->t77; (void)t77; /* used after the parts */
     const float *restrict t76 = p->t76;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t77[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t77[i1] += t76[i0 * 16 + i1];
+    while (mplc_claim(200704, 12544, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 12544 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t76[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_conv0_vjp(float *restrict t77, const float *restrict t76) {
-    mplc_parallel(supervised_step_student_conv0_vjp_part, &(supervised_step_student_conv0_vjp_pointers){t77, t76});
+static void supervised_step_student_conv0_vjp(float *restrict t77, const float *restrict t76, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv0_vjp_part, &(supervised_step_student_conv0_vjp_pointers){t77, t76, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t77[o] = total;
+    }
 }
 
 /* gemm small-outer-products m=9 n=16 k=200704 tA chunk=20 split
@@ -3606,16 +3697,16 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_student_loss_vjp_4(scratch + 10474624 /* t54 */, scratch + 7597440 /* t51 */, scratch + 7599744 /* t38 */, scratch + 7594624 /* t48 */);
     supervised_step_student_dense9_vjp(scratch + 10477344 /* t55 */, scratch + 10474624 /* t54 */);
     supervised_step_student_dense9_vjp_2(scratch + 10437248 /* t59 */, scratch + 10474624 /* t54 */, state + 206992 /* in_student_dense9_weight */, scratch + 10404480 /* t31 */);
-    supervised_step_student_dense7_vjp(scratch + 10477184 /* t60 */, scratch + 10437248 /* t59 */);
+    supervised_step_student_dense7_vjp(scratch + 10477184 /* t60 */, scratch + 10437248 /* t59 */, scratch + 10470016 /* chunk */);
     supervised_step_student_dense7_vjp_2(scratch + 7594624 /* t61 */, scratch + 10437248 /* t59 */, state + 6160 /* in_student_dense7_weight */);
     supervised_step_student_relu4_vjp(scratch + 3211264 /* t65 */, scratch + 10003072 /* t26 */, scratch + 7594624 /* t63 */);
     supervised_step_student_relu4_vjp_2(scratch + 7594624 /* t66 */, scratch + 5988992 /* t25 */, scratch + 3211264 /* t65 */);
-    supervised_step_student_conv3_vjp(scratch + 10477312 /* t68 */, scratch + 7594624 /* t67 */);
+    supervised_step_student_conv3_vjp(scratch + 10477312 /* t68 */, scratch + 7594624 /* t67 */, scratch + 10470016 /* chunk */);
     supervised_step_student_conv3_vjp_2(scratch + 6025856 /* t72 */, scratch + 7594624 /* t67 */, state + 1520 /* in_student_conv3_weight */, scratch + 3211264 /* chunk */);
     supervised_step_student_conv3_vjp_3(scratch + 10470016 /* t70 */, scratch + 9200256 /* t18 */, scratch + 7594624 /* t67 */, scratch + 3211264 /* chunk */);
     supervised_step_student_relu1_vjp(scratch + 6828672 /* t74 */, scratch + 9200256 /* t18 */, scratch + 6025856 /* t72 */);
     supervised_step_student_relu1_vjp_2(scratch + 3211264 /* t75 */, scratch /* t17 */, scratch + 6828672 /* t74 */);
-    supervised_step_student_conv0_vjp(scratch + 1130256 /* t77 */, scratch + 3211264 /* t76 */);
+    supervised_step_student_conv0_vjp(scratch + 1130256 /* t77 */, scratch + 3211264 /* t76 */, scratch /* chunk */);
     supervised_step_student_conv0_vjp_2(scratch + 1130112 /* t78 */, io /* in_x */, scratch + 3211264 /* t76 */, scratch /* chunk */);
     supervised_step_student_conv0_update(state + 209648 /* in_student_momentum_conv0_weight */, state + 1360 /* in_student_conv0_weight */, scratch + 1130112 /* t79 */, io + 203264 /* in_lr */);
     supervised_step_student_conv0_update_2(state + 209792 /* in_student_momentum_conv0_bias */, state + 1504 /* in_student_conv0_bias */, scratch + 1130256 /* t77 */, io + 203264 /* in_lr */);

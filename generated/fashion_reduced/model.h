@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "2d0ab832361be12a9fbc84040f366cd0a109bd2f4a4d88332a013f8d169b1293"
+#define MPLC_MODEL_HASH "2bdb91724ab712cff4e4c1058f5e55fcc9dfff2464a18a084f27d52a1867e61e"
 #define MPLC_MODEL_NAME "fashion_reduced"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

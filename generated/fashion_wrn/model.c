@@ -273,24 +273,37 @@ static void step_teacher_conv0_fwd(float *restrict t102, const float *restrict i
 typedef struct {
     float *t103;
     const float *t102;
+    float *chunk;
 } step_teacher_bn1_fwd_pointers;
 
 static void step_teacher_bn1_fwd_part(void *context, int part, int parts) {
     const step_teacher_bn1_fwd_pointers *p = context;
-    float *restrict t103 = p->t103;
+    (void)part;
+    (void)parts;
+    float *restrict t103 = p->t103; (void)t103; /* used after the parts */
     const float *restrict t102 = p->t102;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t103[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t103[i1] += t102[i0 * 16 + i1];
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t102[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn1_fwd(float *restrict t103, const float *restrict t102) {
-    mplc_parallel(step_teacher_bn1_fwd_part, &(step_teacher_bn1_fwd_pointers){t103, t102});
+static void step_teacher_bn1_fwd(float *restrict t103, const float *restrict t102, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn1_fwd_part, &(step_teacher_bn1_fwd_pointers){t103, t102, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t103[o] = total;
+    }
 }
 
 /* loop [16]
@@ -340,25 +353,38 @@ static void step_teacher_bn1_fwd_3(float *restrict t107, const float *restrict t
 typedef struct {
     float *t109;
     const float *t107;
+    float *chunk;
 } step_teacher_bn1_fwd_4_pointers;
 
 static void step_teacher_bn1_fwd_4_part(void *context, int part, int parts) {
     const step_teacher_bn1_fwd_4_pointers *p = context;
-    float *restrict t109 = p->t109;
+    (void)part;
+    (void)parts;
+    float *restrict t109 = p->t109; (void)t109; /* used after the parts */
     const float *restrict t107 = p->t107;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t109[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v108 = t107[i0 * 16 + i1] * t107[i0 * 16 + i1];
-            t109[i1] += v108;
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v108 = t107[i0 * 16 + i1] * t107[i0 * 16 + i1];
+                sums[i1] += v108;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn1_fwd_4(float *restrict t109, const float *restrict t107) {
-    mplc_parallel(step_teacher_bn1_fwd_4_part, &(step_teacher_bn1_fwd_4_pointers){t109, t107});
+static void step_teacher_bn1_fwd_4(float *restrict t109, const float *restrict t107, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn1_fwd_4_part, &(step_teacher_bn1_fwd_4_pointers){t109, t107, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t109[o] = total;
+    }
 }
 
 /* loop [16]
@@ -521,24 +547,37 @@ static void step_teacher_res3_conv0_fwd(float *restrict t139, const float *restr
 typedef struct {
     float *t140;
     const float *t139;
+    float *chunk;
 } step_teacher_res3_bn1_fwd_pointers;
 
 static void step_teacher_res3_bn1_fwd_part(void *context, int part, int parts) {
     const step_teacher_res3_bn1_fwd_pointers *p = context;
-    float *restrict t140 = p->t140;
+    (void)part;
+    (void)parts;
+    float *restrict t140 = p->t140; (void)t140; /* used after the parts */
     const float *restrict t139 = p->t139;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t140[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t140[i1] += t139[i0 * 16 + i1];
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t139[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res3_bn1_fwd(float *restrict t140, const float *restrict t139) {
-    mplc_parallel(step_teacher_res3_bn1_fwd_part, &(step_teacher_res3_bn1_fwd_pointers){t140, t139});
+static void step_teacher_res3_bn1_fwd(float *restrict t140, const float *restrict t139, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_bn1_fwd_part, &(step_teacher_res3_bn1_fwd_pointers){t140, t139, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t140[o] = total;
+    }
 }
 
 /* loop [16]
@@ -588,25 +627,38 @@ static void step_teacher_res3_bn1_fwd_3(float *restrict t143, const float *restr
 typedef struct {
     float *t145;
     const float *t143;
+    float *chunk;
 } step_teacher_res3_bn1_fwd_4_pointers;
 
 static void step_teacher_res3_bn1_fwd_4_part(void *context, int part, int parts) {
     const step_teacher_res3_bn1_fwd_4_pointers *p = context;
-    float *restrict t145 = p->t145;
+    (void)part;
+    (void)parts;
+    float *restrict t145 = p->t145; (void)t145; /* used after the parts */
     const float *restrict t143 = p->t143;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t145[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v144 = t143[i0 * 16 + i1] * t143[i0 * 16 + i1];
-            t145[i1] += v144;
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v144 = t143[i0 * 16 + i1] * t143[i0 * 16 + i1];
+                sums[i1] += v144;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res3_bn1_fwd_4(float *restrict t145, const float *restrict t143) {
-    mplc_parallel(step_teacher_res3_bn1_fwd_4_part, &(step_teacher_res3_bn1_fwd_4_pointers){t145, t143});
+static void step_teacher_res3_bn1_fwd_4(float *restrict t145, const float *restrict t143, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_bn1_fwd_4_part, &(step_teacher_res3_bn1_fwd_4_pointers){t145, t143, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t145[o] = total;
+    }
 }
 
 /* loop [16]
@@ -797,24 +849,37 @@ static void step_teacher_res3_fwd(float *restrict t171, const float *restrict t1
 typedef struct {
     float *t173;
     const float *t172;
+    float *chunk;
 } step_teacher_bn4_fwd_pointers;
 
 static void step_teacher_bn4_fwd_part(void *context, int part, int parts) {
     const step_teacher_bn4_fwd_pointers *p = context;
-    float *restrict t173 = p->t173;
+    (void)part;
+    (void)parts;
+    float *restrict t173 = p->t173; (void)t173; /* used after the parts */
     const float *restrict t172 = p->t172;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t173[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t173[i1] += t172[i0 * 16 + i1];
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t172[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn4_fwd(float *restrict t173, const float *restrict t172) {
-    mplc_parallel(step_teacher_bn4_fwd_part, &(step_teacher_bn4_fwd_pointers){t173, t172});
+static void step_teacher_bn4_fwd(float *restrict t173, const float *restrict t172, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn4_fwd_part, &(step_teacher_bn4_fwd_pointers){t173, t172, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t173[o] = total;
+    }
 }
 
 /* loop [16]
@@ -864,25 +929,38 @@ static void step_teacher_bn4_fwd_3(float *restrict t176, const float *restrict t
 typedef struct {
     float *t178;
     const float *t176;
+    float *chunk;
 } step_teacher_bn4_fwd_4_pointers;
 
 static void step_teacher_bn4_fwd_4_part(void *context, int part, int parts) {
     const step_teacher_bn4_fwd_4_pointers *p = context;
-    float *restrict t178 = p->t178;
+    (void)part;
+    (void)parts;
+    float *restrict t178 = p->t178; (void)t178; /* used after the parts */
     const float *restrict t176 = p->t176;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t178[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v177 = t176[i0 * 16 + i1] * t176[i0 * 16 + i1];
-            t178[i1] += v177;
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v177 = t176[i0 * 16 + i1] * t176[i0 * 16 + i1];
+                sums[i1] += v177;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn4_fwd_4(float *restrict t178, const float *restrict t176) {
-    mplc_parallel(step_teacher_bn4_fwd_4_part, &(step_teacher_bn4_fwd_4_pointers){t178, t176});
+static void step_teacher_bn4_fwd_4(float *restrict t178, const float *restrict t176, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn4_fwd_4_part, &(step_teacher_bn4_fwd_4_pointers){t178, t176, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t178[o] = total;
+    }
 }
 
 /* loop [16]
@@ -1044,24 +1122,37 @@ static void step_teacher_res6_conv0_fwd(float *restrict t202, const float *restr
 typedef struct {
     float *t203;
     const float *t202;
+    float *chunk;
 } step_teacher_res6_bn1_fwd_pointers;
 
 static void step_teacher_res6_bn1_fwd_part(void *context, int part, int parts) {
     const step_teacher_res6_bn1_fwd_pointers *p = context;
-    float *restrict t203 = p->t203;
+    (void)part;
+    (void)parts;
+    float *restrict t203 = p->t203; (void)t203; /* used after the parts */
     const float *restrict t202 = p->t202;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t203[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t203[i1] += t202[i0 * 32 + i1];
+    while (mplc_claim(14112, 882, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 882 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t202[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res6_bn1_fwd(float *restrict t203, const float *restrict t202) {
-    mplc_parallel(step_teacher_res6_bn1_fwd_part, &(step_teacher_res6_bn1_fwd_pointers){t203, t202});
+static void step_teacher_res6_bn1_fwd(float *restrict t203, const float *restrict t202, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_bn1_fwd_part, &(step_teacher_res6_bn1_fwd_pointers){t203, t202, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t203[o] = total;
+    }
 }
 
 /* loop [32]
@@ -1111,25 +1202,38 @@ static void step_teacher_res6_bn1_fwd_3(float *restrict t207, const float *restr
 typedef struct {
     float *t209;
     const float *t207;
+    float *chunk;
 } step_teacher_res6_bn1_fwd_4_pointers;
 
 static void step_teacher_res6_bn1_fwd_4_part(void *context, int part, int parts) {
     const step_teacher_res6_bn1_fwd_4_pointers *p = context;
-    float *restrict t209 = p->t209;
+    (void)part;
+    (void)parts;
+    float *restrict t209 = p->t209; (void)t209; /* used after the parts */
     const float *restrict t207 = p->t207;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t209[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v208 = t207[i0 * 32 + i1] * t207[i0 * 32 + i1];
-            t209[i1] += v208;
+    while (mplc_claim(14112, 882, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 882 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v208 = t207[i0 * 32 + i1] * t207[i0 * 32 + i1];
+                sums[i1] += v208;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res6_bn1_fwd_4(float *restrict t209, const float *restrict t207) {
-    mplc_parallel(step_teacher_res6_bn1_fwd_4_part, &(step_teacher_res6_bn1_fwd_4_pointers){t209, t207});
+static void step_teacher_res6_bn1_fwd_4(float *restrict t209, const float *restrict t207, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_bn1_fwd_4_part, &(step_teacher_res6_bn1_fwd_4_pointers){t209, t207, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t209[o] = total;
+    }
 }
 
 /* loop [32]
@@ -1362,24 +1466,37 @@ static void step_teacher_res6_fwd_2(float *restrict t245, const float *restrict 
 typedef struct {
     float *t247;
     const float *t246;
+    float *chunk;
 } step_teacher_bn7_fwd_pointers;
 
 static void step_teacher_bn7_fwd_part(void *context, int part, int parts) {
     const step_teacher_bn7_fwd_pointers *p = context;
-    float *restrict t247 = p->t247;
+    (void)part;
+    (void)parts;
+    float *restrict t247 = p->t247; (void)t247; /* used after the parts */
     const float *restrict t246 = p->t246;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t247[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t247[i1] += t246[i0 * 32 + i1];
+    while (mplc_claim(14112, 882, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 882 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t246[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn7_fwd(float *restrict t247, const float *restrict t246) {
-    mplc_parallel(step_teacher_bn7_fwd_part, &(step_teacher_bn7_fwd_pointers){t247, t246});
+static void step_teacher_bn7_fwd(float *restrict t247, const float *restrict t246, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn7_fwd_part, &(step_teacher_bn7_fwd_pointers){t247, t246, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t247[o] = total;
+    }
 }
 
 /* loop [32]
@@ -1429,25 +1546,38 @@ static void step_teacher_bn7_fwd_3(float *restrict t250, const float *restrict t
 typedef struct {
     float *t252;
     const float *t250;
+    float *chunk;
 } step_teacher_bn7_fwd_4_pointers;
 
 static void step_teacher_bn7_fwd_4_part(void *context, int part, int parts) {
     const step_teacher_bn7_fwd_4_pointers *p = context;
-    float *restrict t252 = p->t252;
+    (void)part;
+    (void)parts;
+    float *restrict t252 = p->t252; (void)t252; /* used after the parts */
     const float *restrict t250 = p->t250;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t252[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v251 = t250[i0 * 32 + i1] * t250[i0 * 32 + i1];
-            t252[i1] += v251;
+    while (mplc_claim(14112, 882, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 882 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v251 = t250[i0 * 32 + i1] * t250[i0 * 32 + i1];
+                sums[i1] += v251;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn7_fwd_4(float *restrict t252, const float *restrict t250) {
-    mplc_parallel(step_teacher_bn7_fwd_4_part, &(step_teacher_bn7_fwd_4_pointers){t252, t250});
+static void step_teacher_bn7_fwd_4(float *restrict t252, const float *restrict t250, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn7_fwd_4_part, &(step_teacher_bn7_fwd_4_pointers){t252, t250, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t252[o] = total;
+    }
 }
 
 /* loop [32]
@@ -1609,24 +1739,37 @@ static void step_teacher_res9_conv0_fwd(float *restrict t276, const float *restr
 typedef struct {
     float *t277;
     const float *t276;
+    float *chunk;
 } step_teacher_res9_bn1_fwd_pointers;
 
 static void step_teacher_res9_bn1_fwd_part(void *context, int part, int parts) {
     const step_teacher_res9_bn1_fwd_pointers *p = context;
-    float *restrict t277 = p->t277;
+    (void)part;
+    (void)parts;
+    float *restrict t277 = p->t277; (void)t277; /* used after the parts */
     const float *restrict t276 = p->t276;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t277[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t277[i1] += t276[i0 * 64 + i1];
+    while (mplc_claim(4608, 288, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 288 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t276[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res9_bn1_fwd(float *restrict t277, const float *restrict t276) {
-    mplc_parallel(step_teacher_res9_bn1_fwd_part, &(step_teacher_res9_bn1_fwd_pointers){t277, t276});
+static void step_teacher_res9_bn1_fwd(float *restrict t277, const float *restrict t276, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_bn1_fwd_part, &(step_teacher_res9_bn1_fwd_pointers){t277, t276, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t277[o] = total;
+    }
 }
 
 /* loop [64]
@@ -1676,25 +1819,38 @@ static void step_teacher_res9_bn1_fwd_3(float *restrict t281, const float *restr
 typedef struct {
     float *t283;
     const float *t281;
+    float *chunk;
 } step_teacher_res9_bn1_fwd_4_pointers;
 
 static void step_teacher_res9_bn1_fwd_4_part(void *context, int part, int parts) {
     const step_teacher_res9_bn1_fwd_4_pointers *p = context;
-    float *restrict t283 = p->t283;
+    (void)part;
+    (void)parts;
+    float *restrict t283 = p->t283; (void)t283; /* used after the parts */
     const float *restrict t281 = p->t281;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t283[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v282 = t281[i0 * 64 + i1] * t281[i0 * 64 + i1];
-            t283[i1] += v282;
+    while (mplc_claim(4608, 288, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 288 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v282 = t281[i0 * 64 + i1] * t281[i0 * 64 + i1];
+                sums[i1] += v282;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res9_bn1_fwd_4(float *restrict t283, const float *restrict t281) {
-    mplc_parallel(step_teacher_res9_bn1_fwd_4_part, &(step_teacher_res9_bn1_fwd_4_pointers){t283, t281});
+static void step_teacher_res9_bn1_fwd_4(float *restrict t283, const float *restrict t281, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_bn1_fwd_4_part, &(step_teacher_res9_bn1_fwd_4_pointers){t283, t281, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t283[o] = total;
+    }
 }
 
 /* loop [64]
@@ -1917,24 +2073,37 @@ static void step_teacher_res9_fwd_2(float *restrict t319, const float *restrict 
 typedef struct {
     float *t321;
     const float *t320;
+    float *chunk;
 } step_teacher_bn10_fwd_pointers;
 
 static void step_teacher_bn10_fwd_part(void *context, int part, int parts) {
     const step_teacher_bn10_fwd_pointers *p = context;
-    float *restrict t321 = p->t321;
+    (void)part;
+    (void)parts;
+    float *restrict t321 = p->t321; (void)t321; /* used after the parts */
     const float *restrict t320 = p->t320;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t321[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t321[i1] += t320[i0 * 64 + i1];
+    while (mplc_claim(4608, 288, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 288 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t320[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn10_fwd(float *restrict t321, const float *restrict t320) {
-    mplc_parallel(step_teacher_bn10_fwd_part, &(step_teacher_bn10_fwd_pointers){t321, t320});
+static void step_teacher_bn10_fwd(float *restrict t321, const float *restrict t320, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn10_fwd_part, &(step_teacher_bn10_fwd_pointers){t321, t320, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t321[o] = total;
+    }
 }
 
 /* loop [64]
@@ -1984,25 +2153,38 @@ static void step_teacher_bn10_fwd_3(float *restrict t324, const float *restrict 
 typedef struct {
     float *t326;
     const float *t324;
+    float *chunk;
 } step_teacher_bn10_fwd_4_pointers;
 
 static void step_teacher_bn10_fwd_4_part(void *context, int part, int parts) {
     const step_teacher_bn10_fwd_4_pointers *p = context;
-    float *restrict t326 = p->t326;
+    (void)part;
+    (void)parts;
+    float *restrict t326 = p->t326; (void)t326; /* used after the parts */
     const float *restrict t324 = p->t324;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t326[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v325 = t324[i0 * 64 + i1] * t324[i0 * 64 + i1];
-            t326[i1] += v325;
+    while (mplc_claim(4608, 288, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 288 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v325 = t324[i0 * 64 + i1] * t324[i0 * 64 + i1];
+                sums[i1] += v325;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn10_fwd_4(float *restrict t326, const float *restrict t324) {
-    mplc_parallel(step_teacher_bn10_fwd_4_part, &(step_teacher_bn10_fwd_4_pointers){t326, t324});
+static void step_teacher_bn10_fwd_4(float *restrict t326, const float *restrict t324, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn10_fwd_4_part, &(step_teacher_bn10_fwd_4_pointers){t326, t324, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t326[o] = total;
+    }
 }
 
 /* loop [64]
@@ -2520,24 +2702,37 @@ static void step_student_conv0_fwd(float *restrict t412, const float *restrict t
 typedef struct {
     float *t413;
     const float *t412;
+    float *chunk;
 } step_student_bn1_fwd_pointers;
 
 static void step_student_bn1_fwd_part(void *context, int part, int parts) {
     const step_student_bn1_fwd_pointers *p = context;
-    float *restrict t413 = p->t413;
+    (void)part;
+    (void)parts;
+    float *restrict t413 = p->t413; (void)t413; /* used after the parts */
     const float *restrict t412 = p->t412;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t413[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t413[i1] += t412[i0 * 16 + i1];
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t412[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn1_fwd(float *restrict t413, const float *restrict t412) {
-    mplc_parallel(step_student_bn1_fwd_part, &(step_student_bn1_fwd_pointers){t413, t412});
+static void step_student_bn1_fwd(float *restrict t413, const float *restrict t412, float *restrict chunk) {
+    mplc_parallel(step_student_bn1_fwd_part, &(step_student_bn1_fwd_pointers){t413, t412, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t413[o] = total;
+    }
 }
 
 /* loop [16]
@@ -2587,25 +2782,38 @@ static void step_student_bn1_fwd_3(float *restrict t417, const float *restrict t
 typedef struct {
     float *t419;
     const float *t417;
+    float *chunk;
 } step_student_bn1_fwd_4_pointers;
 
 static void step_student_bn1_fwd_4_part(void *context, int part, int parts) {
     const step_student_bn1_fwd_4_pointers *p = context;
-    float *restrict t419 = p->t419;
+    (void)part;
+    (void)parts;
+    float *restrict t419 = p->t419; (void)t419; /* used after the parts */
     const float *restrict t417 = p->t417;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t419[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v418 = t417[i0 * 16 + i1] * t417[i0 * 16 + i1];
-            t419[i1] += v418;
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v418 = t417[i0 * 16 + i1] * t417[i0 * 16 + i1];
+                sums[i1] += v418;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn1_fwd_4(float *restrict t419, const float *restrict t417) {
-    mplc_parallel(step_student_bn1_fwd_4_part, &(step_student_bn1_fwd_4_pointers){t419, t417});
+static void step_student_bn1_fwd_4(float *restrict t419, const float *restrict t417, float *restrict chunk) {
+    mplc_parallel(step_student_bn1_fwd_4_part, &(step_student_bn1_fwd_4_pointers){t419, t417, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t419[o] = total;
+    }
 }
 
 /* loop [16]
@@ -2768,24 +2976,37 @@ static void step_student_res3_conv0_fwd(float *restrict t445, const float *restr
 typedef struct {
     float *t446;
     const float *t445;
+    float *chunk;
 } step_student_res3_bn1_fwd_pointers;
 
 static void step_student_res3_bn1_fwd_part(void *context, int part, int parts) {
     const step_student_res3_bn1_fwd_pointers *p = context;
-    float *restrict t446 = p->t446;
+    (void)part;
+    (void)parts;
+    float *restrict t446 = p->t446; (void)t446; /* used after the parts */
     const float *restrict t445 = p->t445;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t446[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t446[i1] += t445[i0 * 16 + i1];
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t445[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res3_bn1_fwd(float *restrict t446, const float *restrict t445) {
-    mplc_parallel(step_student_res3_bn1_fwd_part, &(step_student_res3_bn1_fwd_pointers){t446, t445});
+static void step_student_res3_bn1_fwd(float *restrict t446, const float *restrict t445, float *restrict chunk) {
+    mplc_parallel(step_student_res3_bn1_fwd_part, &(step_student_res3_bn1_fwd_pointers){t446, t445, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t446[o] = total;
+    }
 }
 
 /* loop [16]
@@ -2835,25 +3056,38 @@ static void step_student_res3_bn1_fwd_3(float *restrict t449, const float *restr
 typedef struct {
     float *t451;
     const float *t449;
+    float *chunk;
 } step_student_res3_bn1_fwd_4_pointers;
 
 static void step_student_res3_bn1_fwd_4_part(void *context, int part, int parts) {
     const step_student_res3_bn1_fwd_4_pointers *p = context;
-    float *restrict t451 = p->t451;
+    (void)part;
+    (void)parts;
+    float *restrict t451 = p->t451; (void)t451; /* used after the parts */
     const float *restrict t449 = p->t449;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t451[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v450 = t449[i0 * 16 + i1] * t449[i0 * 16 + i1];
-            t451[i1] += v450;
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v450 = t449[i0 * 16 + i1] * t449[i0 * 16 + i1];
+                sums[i1] += v450;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res3_bn1_fwd_4(float *restrict t451, const float *restrict t449) {
-    mplc_parallel(step_student_res3_bn1_fwd_4_part, &(step_student_res3_bn1_fwd_4_pointers){t451, t449});
+static void step_student_res3_bn1_fwd_4(float *restrict t451, const float *restrict t449, float *restrict chunk) {
+    mplc_parallel(step_student_res3_bn1_fwd_4_part, &(step_student_res3_bn1_fwd_4_pointers){t451, t449, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t451[o] = total;
+    }
 }
 
 /* loop [16]
@@ -3044,24 +3278,37 @@ static void step_student_res3_fwd(float *restrict t477, const float *restrict t4
 typedef struct {
     float *t479;
     const float *t478;
+    float *chunk;
 } step_student_bn4_fwd_pointers;
 
 static void step_student_bn4_fwd_part(void *context, int part, int parts) {
     const step_student_bn4_fwd_pointers *p = context;
-    float *restrict t479 = p->t479;
+    (void)part;
+    (void)parts;
+    float *restrict t479 = p->t479; (void)t479; /* used after the parts */
     const float *restrict t478 = p->t478;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t479[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t479[i1] += t478[i0 * 16 + i1];
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t478[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn4_fwd(float *restrict t479, const float *restrict t478) {
-    mplc_parallel(step_student_bn4_fwd_part, &(step_student_bn4_fwd_pointers){t479, t478});
+static void step_student_bn4_fwd(float *restrict t479, const float *restrict t478, float *restrict chunk) {
+    mplc_parallel(step_student_bn4_fwd_part, &(step_student_bn4_fwd_pointers){t479, t478, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t479[o] = total;
+    }
 }
 
 /* loop [16]
@@ -3111,25 +3358,38 @@ static void step_student_bn4_fwd_3(float *restrict t482, const float *restrict t
 typedef struct {
     float *t484;
     const float *t482;
+    float *chunk;
 } step_student_bn4_fwd_4_pointers;
 
 static void step_student_bn4_fwd_4_part(void *context, int part, int parts) {
     const step_student_bn4_fwd_4_pointers *p = context;
-    float *restrict t484 = p->t484;
+    (void)part;
+    (void)parts;
+    float *restrict t484 = p->t484; (void)t484; /* used after the parts */
     const float *restrict t482 = p->t482;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t484[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v483 = t482[i0 * 16 + i1] * t482[i0 * 16 + i1];
-            t484[i1] += v483;
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v483 = t482[i0 * 16 + i1] * t482[i0 * 16 + i1];
+                sums[i1] += v483;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn4_fwd_4(float *restrict t484, const float *restrict t482) {
-    mplc_parallel(step_student_bn4_fwd_4_part, &(step_student_bn4_fwd_4_pointers){t484, t482});
+static void step_student_bn4_fwd_4(float *restrict t484, const float *restrict t482, float *restrict chunk) {
+    mplc_parallel(step_student_bn4_fwd_4_part, &(step_student_bn4_fwd_4_pointers){t484, t482, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t484[o] = total;
+    }
 }
 
 /* loop [16]
@@ -3291,24 +3551,37 @@ static void step_student_res6_conv0_fwd(float *restrict t508, const float *restr
 typedef struct {
     float *t509;
     const float *t508;
+    float *chunk;
 } step_student_res6_bn1_fwd_pointers;
 
 static void step_student_res6_bn1_fwd_part(void *context, int part, int parts) {
     const step_student_res6_bn1_fwd_pointers *p = context;
-    float *restrict t509 = p->t509;
+    (void)part;
+    (void)parts;
+    float *restrict t509 = p->t509; (void)t509; /* used after the parts */
     const float *restrict t508 = p->t508;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t509[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t509[i1] += t508[i0 * 32 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t508[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res6_bn1_fwd(float *restrict t509, const float *restrict t508) {
-    mplc_parallel(step_student_res6_bn1_fwd_part, &(step_student_res6_bn1_fwd_pointers){t509, t508});
+static void step_student_res6_bn1_fwd(float *restrict t509, const float *restrict t508, float *restrict chunk) {
+    mplc_parallel(step_student_res6_bn1_fwd_part, &(step_student_res6_bn1_fwd_pointers){t509, t508, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t509[o] = total;
+    }
 }
 
 /* loop [32]
@@ -3358,25 +3631,38 @@ static void step_student_res6_bn1_fwd_3(float *restrict t513, const float *restr
 typedef struct {
     float *t515;
     const float *t513;
+    float *chunk;
 } step_student_res6_bn1_fwd_4_pointers;
 
 static void step_student_res6_bn1_fwd_4_part(void *context, int part, int parts) {
     const step_student_res6_bn1_fwd_4_pointers *p = context;
-    float *restrict t515 = p->t515;
+    (void)part;
+    (void)parts;
+    float *restrict t515 = p->t515; (void)t515; /* used after the parts */
     const float *restrict t513 = p->t513;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t515[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v514 = t513[i0 * 32 + i1] * t513[i0 * 32 + i1];
-            t515[i1] += v514;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v514 = t513[i0 * 32 + i1] * t513[i0 * 32 + i1];
+                sums[i1] += v514;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res6_bn1_fwd_4(float *restrict t515, const float *restrict t513) {
-    mplc_parallel(step_student_res6_bn1_fwd_4_part, &(step_student_res6_bn1_fwd_4_pointers){t515, t513});
+static void step_student_res6_bn1_fwd_4(float *restrict t515, const float *restrict t513, float *restrict chunk) {
+    mplc_parallel(step_student_res6_bn1_fwd_4_part, &(step_student_res6_bn1_fwd_4_pointers){t515, t513, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t515[o] = total;
+    }
 }
 
 /* loop [32]
@@ -3609,24 +3895,37 @@ static void step_student_res6_fwd_2(float *restrict t547, const float *restrict 
 typedef struct {
     float *t549;
     const float *t548;
+    float *chunk;
 } step_student_bn7_fwd_pointers;
 
 static void step_student_bn7_fwd_part(void *context, int part, int parts) {
     const step_student_bn7_fwd_pointers *p = context;
-    float *restrict t549 = p->t549;
+    (void)part;
+    (void)parts;
+    float *restrict t549 = p->t549; (void)t549; /* used after the parts */
     const float *restrict t548 = p->t548;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t549[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t549[i1] += t548[i0 * 32 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t548[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn7_fwd(float *restrict t549, const float *restrict t548) {
-    mplc_parallel(step_student_bn7_fwd_part, &(step_student_bn7_fwd_pointers){t549, t548});
+static void step_student_bn7_fwd(float *restrict t549, const float *restrict t548, float *restrict chunk) {
+    mplc_parallel(step_student_bn7_fwd_part, &(step_student_bn7_fwd_pointers){t549, t548, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t549[o] = total;
+    }
 }
 
 /* loop [32]
@@ -3676,25 +3975,38 @@ static void step_student_bn7_fwd_3(float *restrict t552, const float *restrict t
 typedef struct {
     float *t554;
     const float *t552;
+    float *chunk;
 } step_student_bn7_fwd_4_pointers;
 
 static void step_student_bn7_fwd_4_part(void *context, int part, int parts) {
     const step_student_bn7_fwd_4_pointers *p = context;
-    float *restrict t554 = p->t554;
+    (void)part;
+    (void)parts;
+    float *restrict t554 = p->t554; (void)t554; /* used after the parts */
     const float *restrict t552 = p->t552;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t554[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v553 = t552[i0 * 32 + i1] * t552[i0 * 32 + i1];
-            t554[i1] += v553;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v553 = t552[i0 * 32 + i1] * t552[i0 * 32 + i1];
+                sums[i1] += v553;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn7_fwd_4(float *restrict t554, const float *restrict t552) {
-    mplc_parallel(step_student_bn7_fwd_4_part, &(step_student_bn7_fwd_4_pointers){t554, t552});
+static void step_student_bn7_fwd_4(float *restrict t554, const float *restrict t552, float *restrict chunk) {
+    mplc_parallel(step_student_bn7_fwd_4_part, &(step_student_bn7_fwd_4_pointers){t554, t552, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t554[o] = total;
+    }
 }
 
 /* loop [32]
@@ -3856,24 +4168,37 @@ static void step_student_res9_conv0_fwd(float *restrict t578, const float *restr
 typedef struct {
     float *t579;
     const float *t578;
+    float *chunk;
 } step_student_res9_bn1_fwd_pointers;
 
 static void step_student_res9_bn1_fwd_part(void *context, int part, int parts) {
     const step_student_res9_bn1_fwd_pointers *p = context;
-    float *restrict t579 = p->t579;
+    (void)part;
+    (void)parts;
+    float *restrict t579 = p->t579; (void)t579; /* used after the parts */
     const float *restrict t578 = p->t578;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t579[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t579[i1] += t578[i0 * 64 + i1];
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t578[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res9_bn1_fwd(float *restrict t579, const float *restrict t578) {
-    mplc_parallel(step_student_res9_bn1_fwd_part, &(step_student_res9_bn1_fwd_pointers){t579, t578});
+static void step_student_res9_bn1_fwd(float *restrict t579, const float *restrict t578, float *restrict chunk) {
+    mplc_parallel(step_student_res9_bn1_fwd_part, &(step_student_res9_bn1_fwd_pointers){t579, t578, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t579[o] = total;
+    }
 }
 
 /* loop [64]
@@ -3923,25 +4248,38 @@ static void step_student_res9_bn1_fwd_3(float *restrict t583, const float *restr
 typedef struct {
     float *t585;
     const float *t583;
+    float *chunk;
 } step_student_res9_bn1_fwd_4_pointers;
 
 static void step_student_res9_bn1_fwd_4_part(void *context, int part, int parts) {
     const step_student_res9_bn1_fwd_4_pointers *p = context;
-    float *restrict t585 = p->t585;
+    (void)part;
+    (void)parts;
+    float *restrict t585 = p->t585; (void)t585; /* used after the parts */
     const float *restrict t583 = p->t583;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t585[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v584 = t583[i0 * 64 + i1] * t583[i0 * 64 + i1];
-            t585[i1] += v584;
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v584 = t583[i0 * 64 + i1] * t583[i0 * 64 + i1];
+                sums[i1] += v584;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res9_bn1_fwd_4(float *restrict t585, const float *restrict t583) {
-    mplc_parallel(step_student_res9_bn1_fwd_4_part, &(step_student_res9_bn1_fwd_4_pointers){t585, t583});
+static void step_student_res9_bn1_fwd_4(float *restrict t585, const float *restrict t583, float *restrict chunk) {
+    mplc_parallel(step_student_res9_bn1_fwd_4_part, &(step_student_res9_bn1_fwd_4_pointers){t585, t583, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t585[o] = total;
+    }
 }
 
 /* loop [64]
@@ -4164,24 +4502,37 @@ static void step_student_res9_fwd_2(float *restrict t617, const float *restrict 
 typedef struct {
     float *t619;
     const float *t618;
+    float *chunk;
 } step_student_bn10_fwd_pointers;
 
 static void step_student_bn10_fwd_part(void *context, int part, int parts) {
     const step_student_bn10_fwd_pointers *p = context;
-    float *restrict t619 = p->t619;
+    (void)part;
+    (void)parts;
+    float *restrict t619 = p->t619; (void)t619; /* used after the parts */
     const float *restrict t618 = p->t618;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t619[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t619[i1] += t618[i0 * 64 + i1];
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t618[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn10_fwd(float *restrict t619, const float *restrict t618) {
-    mplc_parallel(step_student_bn10_fwd_part, &(step_student_bn10_fwd_pointers){t619, t618});
+static void step_student_bn10_fwd(float *restrict t619, const float *restrict t618, float *restrict chunk) {
+    mplc_parallel(step_student_bn10_fwd_part, &(step_student_bn10_fwd_pointers){t619, t618, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t619[o] = total;
+    }
 }
 
 /* loop [64]
@@ -4231,25 +4582,38 @@ static void step_student_bn10_fwd_3(float *restrict t622, const float *restrict 
 typedef struct {
     float *t624;
     const float *t622;
+    float *chunk;
 } step_student_bn10_fwd_4_pointers;
 
 static void step_student_bn10_fwd_4_part(void *context, int part, int parts) {
     const step_student_bn10_fwd_4_pointers *p = context;
-    float *restrict t624 = p->t624;
+    (void)part;
+    (void)parts;
+    float *restrict t624 = p->t624; (void)t624; /* used after the parts */
     const float *restrict t622 = p->t622;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t624[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v623 = t622[i0 * 64 + i1] * t622[i0 * 64 + i1];
-            t624[i1] += v623;
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v623 = t622[i0 * 64 + i1] * t622[i0 * 64 + i1];
+                sums[i1] += v623;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn10_fwd_4(float *restrict t624, const float *restrict t622) {
-    mplc_parallel(step_student_bn10_fwd_4_part, &(step_student_bn10_fwd_4_pointers){t624, t622});
+static void step_student_bn10_fwd_4(float *restrict t624, const float *restrict t622, float *restrict chunk) {
+    mplc_parallel(step_student_bn10_fwd_4_part, &(step_student_bn10_fwd_4_pointers){t624, t622, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t624[o] = total;
+    }
 }
 
 /* loop [64]
@@ -4630,24 +4994,37 @@ static void step_student_leaky_relu11_vjp(float *restrict t683, const float *res
 typedef struct {
     float *t685;
     const float *t684;
+    float *chunk;
 } step_student_bn10_vjp_pointers;
 
 static void step_student_bn10_vjp_part(void *context, int part, int parts) {
     const step_student_bn10_vjp_pointers *p = context;
-    float *restrict t685 = p->t685;
+    (void)part;
+    (void)parts;
+    float *restrict t685 = p->t685; (void)t685; /* used after the parts */
     const float *restrict t684 = p->t684;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t685[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t685[i1] += t684[i0 * 64 + i1];
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t684[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn10_vjp(float *restrict t685, const float *restrict t684) {
-    mplc_parallel(step_student_bn10_vjp_part, &(step_student_bn10_vjp_pointers){t685, t684});
+static void step_student_bn10_vjp(float *restrict t685, const float *restrict t684, float *restrict chunk) {
+    mplc_parallel(step_student_bn10_vjp_part, &(step_student_bn10_vjp_pointers){t685, t684, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t685[o] = total;
+    }
 }
 
 /* loop [2048,64] split
@@ -4688,26 +5065,39 @@ typedef struct {
     float *t688;
     const float *t684;
     const float *t622;
+    float *chunk;
 } step_student_bn10_vjp_3_pointers;
 
 static void step_student_bn10_vjp_3_part(void *context, int part, int parts) {
     const step_student_bn10_vjp_3_pointers *p = context;
-    float *restrict t688 = p->t688;
+    (void)part;
+    (void)parts;
+    float *restrict t688 = p->t688; (void)t688; /* used after the parts */
     const float *restrict t684 = p->t684;
     const float *restrict t622 = p->t622;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t688[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v687 = t684[i0 * 64 + i1] * t622[i0 * 64 + i1];
-            t688[i1] += v687;
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v687 = t684[i0 * 64 + i1] * t622[i0 * 64 + i1];
+                sums[i1] += v687;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn10_vjp_3(float *restrict t688, const float *restrict t684, const float *restrict t622) {
-    mplc_parallel(step_student_bn10_vjp_3_part, &(step_student_bn10_vjp_3_pointers){t688, t684, t622});
+static void step_student_bn10_vjp_3(float *restrict t688, const float *restrict t684, const float *restrict t622, float *restrict chunk) {
+    mplc_parallel(step_student_bn10_vjp_3_part, &(step_student_bn10_vjp_3_pointers){t688, t684, t622, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t688[o] = total;
+    }
 }
 
 /* loop [64]
@@ -4725,25 +5115,38 @@ static void step_student_bn10_vjp_4(float *restrict t690, const float *restrict 
 typedef struct {
     float *t692;
     const float *t686;
+    float *chunk;
 } step_student_bn10_vjp_5_pointers;
 
 static void step_student_bn10_vjp_5_part(void *context, int part, int parts) {
     const step_student_bn10_vjp_5_pointers *p = context;
-    float *restrict t692 = p->t692;
+    (void)part;
+    (void)parts;
+    float *restrict t692 = p->t692; (void)t692; /* used after the parts */
     const float *restrict t686 = p->t686;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t692[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v691 = -t686[i0 * 64 + i1];
-            t692[i1] += v691;
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v691 = -t686[i0 * 64 + i1];
+                sums[i1] += v691;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn10_vjp_5(float *restrict t692, const float *restrict t686) {
-    mplc_parallel(step_student_bn10_vjp_5_part, &(step_student_bn10_vjp_5_pointers){t692, t686});
+static void step_student_bn10_vjp_5(float *restrict t692, const float *restrict t686, float *restrict chunk) {
+    mplc_parallel(step_student_bn10_vjp_5_part, &(step_student_bn10_vjp_5_pointers){t692, t686, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t692[o] = total;
+    }
 }
 
 /* loop [64]
@@ -4804,25 +5207,38 @@ static void step_student_bn10_vjp_7(float *restrict t699, const float *restrict 
 typedef struct {
     float *t702;
     const float *t699;
+    float *chunk;
 } step_student_bn10_vjp_8_pointers;
 
 static void step_student_bn10_vjp_8_part(void *context, int part, int parts) {
     const step_student_bn10_vjp_8_pointers *p = context;
-    float *restrict t702 = p->t702;
+    (void)part;
+    (void)parts;
+    float *restrict t702 = p->t702; (void)t702; /* used after the parts */
     const float *restrict t699 = p->t699;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t702[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v700 = -t699[i0 * 64 + i1];
-            t702[i1] += v700;
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v700 = -t699[i0 * 64 + i1];
+                sums[i1] += v700;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn10_vjp_8(float *restrict t702, const float *restrict t699) {
-    mplc_parallel(step_student_bn10_vjp_8_part, &(step_student_bn10_vjp_8_pointers){t702, t699});
+static void step_student_bn10_vjp_8(float *restrict t702, const float *restrict t699, float *restrict chunk) {
+    mplc_parallel(step_student_bn10_vjp_8_part, &(step_student_bn10_vjp_8_pointers){t702, t699, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t702[o] = total;
+    }
 }
 
 /* loop [64]
@@ -4945,24 +5361,37 @@ static void step_student_res9_vjp_2(float *restrict t708, const float *restrict 
 typedef struct {
     float *t711;
     const float *t706;
+    float *chunk;
 } step_student_res9_conv3_vjp_pointers;
 
 static void step_student_res9_conv3_vjp_part(void *context, int part, int parts) {
     const step_student_res9_conv3_vjp_pointers *p = context;
-    float *restrict t711 = p->t711;
+    (void)part;
+    (void)parts;
+    float *restrict t711 = p->t711; (void)t711; /* used after the parts */
     const float *restrict t706 = p->t706;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t711[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t711[i1] += t706[i0 * 64 + i1];
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t706[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res9_conv3_vjp(float *restrict t711, const float *restrict t706) {
-    mplc_parallel(step_student_res9_conv3_vjp_part, &(step_student_res9_conv3_vjp_pointers){t711, t706});
+static void step_student_res9_conv3_vjp(float *restrict t711, const float *restrict t706, float *restrict chunk) {
+    mplc_parallel(step_student_res9_conv3_vjp_part, &(step_student_res9_conv3_vjp_pointers){t711, t706, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t711[o] = total;
+    }
 }
 
 /* gemm winograd m=2048 n=576 k=64 tB chunk=28 split
@@ -5082,24 +5511,37 @@ static void step_student_res9_leaky_relu2_vjp(float *restrict t721, const float 
 typedef struct {
     float *t723;
     const float *t722;
+    float *chunk;
 } step_student_res9_bn1_vjp_pointers;
 
 static void step_student_res9_bn1_vjp_part(void *context, int part, int parts) {
     const step_student_res9_bn1_vjp_pointers *p = context;
-    float *restrict t723 = p->t723;
+    (void)part;
+    (void)parts;
+    float *restrict t723 = p->t723; (void)t723; /* used after the parts */
     const float *restrict t722 = p->t722;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t723[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t723[i1] += t722[i0 * 64 + i1];
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t722[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res9_bn1_vjp(float *restrict t723, const float *restrict t722) {
-    mplc_parallel(step_student_res9_bn1_vjp_part, &(step_student_res9_bn1_vjp_pointers){t723, t722});
+static void step_student_res9_bn1_vjp(float *restrict t723, const float *restrict t722, float *restrict chunk) {
+    mplc_parallel(step_student_res9_bn1_vjp_part, &(step_student_res9_bn1_vjp_pointers){t723, t722, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t723[o] = total;
+    }
 }
 
 /* loop [2048,64] split
@@ -5140,26 +5582,39 @@ typedef struct {
     float *t726;
     const float *t722;
     const float *t583;
+    float *chunk;
 } step_student_res9_bn1_vjp_3_pointers;
 
 static void step_student_res9_bn1_vjp_3_part(void *context, int part, int parts) {
     const step_student_res9_bn1_vjp_3_pointers *p = context;
-    float *restrict t726 = p->t726;
+    (void)part;
+    (void)parts;
+    float *restrict t726 = p->t726; (void)t726; /* used after the parts */
     const float *restrict t722 = p->t722;
     const float *restrict t583 = p->t583;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t726[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v725 = t722[i0 * 64 + i1] * t583[i0 * 64 + i1];
-            t726[i1] += v725;
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v725 = t722[i0 * 64 + i1] * t583[i0 * 64 + i1];
+                sums[i1] += v725;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res9_bn1_vjp_3(float *restrict t726, const float *restrict t722, const float *restrict t583) {
-    mplc_parallel(step_student_res9_bn1_vjp_3_part, &(step_student_res9_bn1_vjp_3_pointers){t726, t722, t583});
+static void step_student_res9_bn1_vjp_3(float *restrict t726, const float *restrict t722, const float *restrict t583, float *restrict chunk) {
+    mplc_parallel(step_student_res9_bn1_vjp_3_part, &(step_student_res9_bn1_vjp_3_pointers){t726, t722, t583, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t726[o] = total;
+    }
 }
 
 /* loop [64]
@@ -5177,25 +5632,38 @@ static void step_student_res9_bn1_vjp_4(float *restrict t728, const float *restr
 typedef struct {
     float *t730;
     const float *t724;
+    float *chunk;
 } step_student_res9_bn1_vjp_5_pointers;
 
 static void step_student_res9_bn1_vjp_5_part(void *context, int part, int parts) {
     const step_student_res9_bn1_vjp_5_pointers *p = context;
-    float *restrict t730 = p->t730;
+    (void)part;
+    (void)parts;
+    float *restrict t730 = p->t730; (void)t730; /* used after the parts */
     const float *restrict t724 = p->t724;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t730[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v729 = -t724[i0 * 64 + i1];
-            t730[i1] += v729;
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v729 = -t724[i0 * 64 + i1];
+                sums[i1] += v729;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res9_bn1_vjp_5(float *restrict t730, const float *restrict t724) {
-    mplc_parallel(step_student_res9_bn1_vjp_5_part, &(step_student_res9_bn1_vjp_5_pointers){t730, t724});
+static void step_student_res9_bn1_vjp_5(float *restrict t730, const float *restrict t724, float *restrict chunk) {
+    mplc_parallel(step_student_res9_bn1_vjp_5_part, &(step_student_res9_bn1_vjp_5_pointers){t730, t724, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t730[o] = total;
+    }
 }
 
 /* loop [64]
@@ -5256,25 +5724,38 @@ static void step_student_res9_bn1_vjp_7(float *restrict t737, const float *restr
 typedef struct {
     float *t740;
     const float *t737;
+    float *chunk;
 } step_student_res9_bn1_vjp_8_pointers;
 
 static void step_student_res9_bn1_vjp_8_part(void *context, int part, int parts) {
     const step_student_res9_bn1_vjp_8_pointers *p = context;
-    float *restrict t740 = p->t740;
+    (void)part;
+    (void)parts;
+    float *restrict t740 = p->t740; (void)t740; /* used after the parts */
     const float *restrict t737 = p->t737;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t740[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v738 = -t737[i0 * 64 + i1];
-            t740[i1] += v738;
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v738 = -t737[i0 * 64 + i1];
+                sums[i1] += v738;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res9_bn1_vjp_8(float *restrict t740, const float *restrict t737) {
-    mplc_parallel(step_student_res9_bn1_vjp_8_part, &(step_student_res9_bn1_vjp_8_pointers){t740, t737});
+static void step_student_res9_bn1_vjp_8(float *restrict t740, const float *restrict t737, float *restrict chunk) {
+    mplc_parallel(step_student_res9_bn1_vjp_8_part, &(step_student_res9_bn1_vjp_8_pointers){t740, t737, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t740[o] = total;
+    }
 }
 
 /* loop [64]
@@ -5329,24 +5810,37 @@ static void step_student_res9_bn1_vjp_10(float *restrict t744, const float *rest
 typedef struct {
     float *t745;
     const float *t744;
+    float *chunk;
 } step_student_res9_conv0_vjp_pointers;
 
 static void step_student_res9_conv0_vjp_part(void *context, int part, int parts) {
     const step_student_res9_conv0_vjp_pointers *p = context;
-    float *restrict t745 = p->t745;
+    (void)part;
+    (void)parts;
+    float *restrict t745 = p->t745; (void)t745; /* used after the parts */
     const float *restrict t744 = p->t744;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t745[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t745[i1] += t744[i0 * 64 + i1];
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t744[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res9_conv0_vjp(float *restrict t745, const float *restrict t744) {
-    mplc_parallel(step_student_res9_conv0_vjp_part, &(step_student_res9_conv0_vjp_pointers){t745, t744});
+static void step_student_res9_conv0_vjp(float *restrict t745, const float *restrict t744, float *restrict chunk) {
+    mplc_parallel(step_student_res9_conv0_vjp_part, &(step_student_res9_conv0_vjp_pointers){t745, t744, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t745[o] = total;
+    }
 }
 
 /* gemm blas-into-col2im m=2048 n=288 k=64 tB chunk=56 split
@@ -5468,24 +5962,37 @@ static void step_student_leaky_relu8_vjp(float *restrict t757, const float *rest
 typedef struct {
     float *t759;
     const float *t758;
+    float *chunk;
 } step_student_bn7_vjp_pointers;
 
 static void step_student_bn7_vjp_part(void *context, int part, int parts) {
     const step_student_bn7_vjp_pointers *p = context;
-    float *restrict t759 = p->t759;
+    (void)part;
+    (void)parts;
+    float *restrict t759 = p->t759; (void)t759; /* used after the parts */
     const float *restrict t758 = p->t758;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t759[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t759[i1] += t758[i0 * 32 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t758[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn7_vjp(float *restrict t759, const float *restrict t758) {
-    mplc_parallel(step_student_bn7_vjp_part, &(step_student_bn7_vjp_pointers){t759, t758});
+static void step_student_bn7_vjp(float *restrict t759, const float *restrict t758, float *restrict chunk) {
+    mplc_parallel(step_student_bn7_vjp_part, &(step_student_bn7_vjp_pointers){t759, t758, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t759[o] = total;
+    }
 }
 
 /* loop [6272,32] split
@@ -5526,26 +6033,39 @@ typedef struct {
     float *t762;
     const float *t758;
     const float *t552;
+    float *chunk;
 } step_student_bn7_vjp_3_pointers;
 
 static void step_student_bn7_vjp_3_part(void *context, int part, int parts) {
     const step_student_bn7_vjp_3_pointers *p = context;
-    float *restrict t762 = p->t762;
+    (void)part;
+    (void)parts;
+    float *restrict t762 = p->t762; (void)t762; /* used after the parts */
     const float *restrict t758 = p->t758;
     const float *restrict t552 = p->t552;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t762[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v761 = t758[i0 * 32 + i1] * t552[i0 * 32 + i1];
-            t762[i1] += v761;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v761 = t758[i0 * 32 + i1] * t552[i0 * 32 + i1];
+                sums[i1] += v761;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn7_vjp_3(float *restrict t762, const float *restrict t758, const float *restrict t552) {
-    mplc_parallel(step_student_bn7_vjp_3_part, &(step_student_bn7_vjp_3_pointers){t762, t758, t552});
+static void step_student_bn7_vjp_3(float *restrict t762, const float *restrict t758, const float *restrict t552, float *restrict chunk) {
+    mplc_parallel(step_student_bn7_vjp_3_part, &(step_student_bn7_vjp_3_pointers){t762, t758, t552, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t762[o] = total;
+    }
 }
 
 /* loop [32]
@@ -5563,25 +6083,38 @@ static void step_student_bn7_vjp_4(float *restrict t764, const float *restrict t
 typedef struct {
     float *t766;
     const float *t760;
+    float *chunk;
 } step_student_bn7_vjp_5_pointers;
 
 static void step_student_bn7_vjp_5_part(void *context, int part, int parts) {
     const step_student_bn7_vjp_5_pointers *p = context;
-    float *restrict t766 = p->t766;
+    (void)part;
+    (void)parts;
+    float *restrict t766 = p->t766; (void)t766; /* used after the parts */
     const float *restrict t760 = p->t760;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t766[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v765 = -t760[i0 * 32 + i1];
-            t766[i1] += v765;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v765 = -t760[i0 * 32 + i1];
+                sums[i1] += v765;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn7_vjp_5(float *restrict t766, const float *restrict t760) {
-    mplc_parallel(step_student_bn7_vjp_5_part, &(step_student_bn7_vjp_5_pointers){t766, t760});
+static void step_student_bn7_vjp_5(float *restrict t766, const float *restrict t760, float *restrict chunk) {
+    mplc_parallel(step_student_bn7_vjp_5_part, &(step_student_bn7_vjp_5_pointers){t766, t760, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t766[o] = total;
+    }
 }
 
 /* loop [32]
@@ -5642,25 +6175,38 @@ static void step_student_bn7_vjp_7(float *restrict t773, const float *restrict t
 typedef struct {
     float *t776;
     const float *t773;
+    float *chunk;
 } step_student_bn7_vjp_8_pointers;
 
 static void step_student_bn7_vjp_8_part(void *context, int part, int parts) {
     const step_student_bn7_vjp_8_pointers *p = context;
-    float *restrict t776 = p->t776;
+    (void)part;
+    (void)parts;
+    float *restrict t776 = p->t776; (void)t776; /* used after the parts */
     const float *restrict t773 = p->t773;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t776[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v774 = -t773[i0 * 32 + i1];
-            t776[i1] += v774;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v774 = -t773[i0 * 32 + i1];
+                sums[i1] += v774;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn7_vjp_8(float *restrict t776, const float *restrict t773) {
-    mplc_parallel(step_student_bn7_vjp_8_part, &(step_student_bn7_vjp_8_pointers){t776, t773});
+static void step_student_bn7_vjp_8(float *restrict t776, const float *restrict t773, float *restrict chunk) {
+    mplc_parallel(step_student_bn7_vjp_8_part, &(step_student_bn7_vjp_8_pointers){t776, t773, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t776[o] = total;
+    }
 }
 
 /* loop [32]
@@ -5799,24 +6345,37 @@ static void step_student_res6_vjp_2(float *restrict t782, const float *restrict 
 typedef struct {
     float *t785;
     const float *t780;
+    float *chunk;
 } step_student_res6_conv3_vjp_pointers;
 
 static void step_student_res6_conv3_vjp_part(void *context, int part, int parts) {
     const step_student_res6_conv3_vjp_pointers *p = context;
-    float *restrict t785 = p->t785;
+    (void)part;
+    (void)parts;
+    float *restrict t785 = p->t785; (void)t785; /* used after the parts */
     const float *restrict t780 = p->t780;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t785[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t785[i1] += t780[i0 * 32 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t780[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res6_conv3_vjp(float *restrict t785, const float *restrict t780) {
-    mplc_parallel(step_student_res6_conv3_vjp_part, &(step_student_res6_conv3_vjp_pointers){t785, t780});
+static void step_student_res6_conv3_vjp(float *restrict t785, const float *restrict t780, float *restrict chunk) {
+    mplc_parallel(step_student_res6_conv3_vjp_part, &(step_student_res6_conv3_vjp_pointers){t785, t780, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t785[o] = total;
+    }
 }
 
 /* gemm winograd m=6272 n=288 k=32 tB chunk=18 split
@@ -5936,24 +6495,37 @@ static void step_student_res6_leaky_relu2_vjp(float *restrict t795, const float 
 typedef struct {
     float *t797;
     const float *t796;
+    float *chunk;
 } step_student_res6_bn1_vjp_pointers;
 
 static void step_student_res6_bn1_vjp_part(void *context, int part, int parts) {
     const step_student_res6_bn1_vjp_pointers *p = context;
-    float *restrict t797 = p->t797;
+    (void)part;
+    (void)parts;
+    float *restrict t797 = p->t797; (void)t797; /* used after the parts */
     const float *restrict t796 = p->t796;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t797[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t797[i1] += t796[i0 * 32 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t796[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res6_bn1_vjp(float *restrict t797, const float *restrict t796) {
-    mplc_parallel(step_student_res6_bn1_vjp_part, &(step_student_res6_bn1_vjp_pointers){t797, t796});
+static void step_student_res6_bn1_vjp(float *restrict t797, const float *restrict t796, float *restrict chunk) {
+    mplc_parallel(step_student_res6_bn1_vjp_part, &(step_student_res6_bn1_vjp_pointers){t797, t796, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t797[o] = total;
+    }
 }
 
 /* loop [6272,32] split
@@ -5994,26 +6566,39 @@ typedef struct {
     float *t800;
     const float *t796;
     const float *t513;
+    float *chunk;
 } step_student_res6_bn1_vjp_3_pointers;
 
 static void step_student_res6_bn1_vjp_3_part(void *context, int part, int parts) {
     const step_student_res6_bn1_vjp_3_pointers *p = context;
-    float *restrict t800 = p->t800;
+    (void)part;
+    (void)parts;
+    float *restrict t800 = p->t800; (void)t800; /* used after the parts */
     const float *restrict t796 = p->t796;
     const float *restrict t513 = p->t513;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t800[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v799 = t796[i0 * 32 + i1] * t513[i0 * 32 + i1];
-            t800[i1] += v799;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v799 = t796[i0 * 32 + i1] * t513[i0 * 32 + i1];
+                sums[i1] += v799;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res6_bn1_vjp_3(float *restrict t800, const float *restrict t796, const float *restrict t513) {
-    mplc_parallel(step_student_res6_bn1_vjp_3_part, &(step_student_res6_bn1_vjp_3_pointers){t800, t796, t513});
+static void step_student_res6_bn1_vjp_3(float *restrict t800, const float *restrict t796, const float *restrict t513, float *restrict chunk) {
+    mplc_parallel(step_student_res6_bn1_vjp_3_part, &(step_student_res6_bn1_vjp_3_pointers){t800, t796, t513, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t800[o] = total;
+    }
 }
 
 /* loop [32]
@@ -6031,25 +6616,38 @@ static void step_student_res6_bn1_vjp_4(float *restrict t802, const float *restr
 typedef struct {
     float *t804;
     const float *t798;
+    float *chunk;
 } step_student_res6_bn1_vjp_5_pointers;
 
 static void step_student_res6_bn1_vjp_5_part(void *context, int part, int parts) {
     const step_student_res6_bn1_vjp_5_pointers *p = context;
-    float *restrict t804 = p->t804;
+    (void)part;
+    (void)parts;
+    float *restrict t804 = p->t804; (void)t804; /* used after the parts */
     const float *restrict t798 = p->t798;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t804[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v803 = -t798[i0 * 32 + i1];
-            t804[i1] += v803;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v803 = -t798[i0 * 32 + i1];
+                sums[i1] += v803;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res6_bn1_vjp_5(float *restrict t804, const float *restrict t798) {
-    mplc_parallel(step_student_res6_bn1_vjp_5_part, &(step_student_res6_bn1_vjp_5_pointers){t804, t798});
+static void step_student_res6_bn1_vjp_5(float *restrict t804, const float *restrict t798, float *restrict chunk) {
+    mplc_parallel(step_student_res6_bn1_vjp_5_part, &(step_student_res6_bn1_vjp_5_pointers){t804, t798, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t804[o] = total;
+    }
 }
 
 /* loop [32]
@@ -6110,25 +6708,38 @@ static void step_student_res6_bn1_vjp_7(float *restrict t811, const float *restr
 typedef struct {
     float *t814;
     const float *t811;
+    float *chunk;
 } step_student_res6_bn1_vjp_8_pointers;
 
 static void step_student_res6_bn1_vjp_8_part(void *context, int part, int parts) {
     const step_student_res6_bn1_vjp_8_pointers *p = context;
-    float *restrict t814 = p->t814;
+    (void)part;
+    (void)parts;
+    float *restrict t814 = p->t814; (void)t814; /* used after the parts */
     const float *restrict t811 = p->t811;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t814[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v812 = -t811[i0 * 32 + i1];
-            t814[i1] += v812;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v812 = -t811[i0 * 32 + i1];
+                sums[i1] += v812;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res6_bn1_vjp_8(float *restrict t814, const float *restrict t811) {
-    mplc_parallel(step_student_res6_bn1_vjp_8_part, &(step_student_res6_bn1_vjp_8_pointers){t814, t811});
+static void step_student_res6_bn1_vjp_8(float *restrict t814, const float *restrict t811, float *restrict chunk) {
+    mplc_parallel(step_student_res6_bn1_vjp_8_part, &(step_student_res6_bn1_vjp_8_pointers){t814, t811, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t814[o] = total;
+    }
 }
 
 /* loop [32]
@@ -6183,24 +6794,37 @@ static void step_student_res6_bn1_vjp_10(float *restrict t818, const float *rest
 typedef struct {
     float *t819;
     const float *t818;
+    float *chunk;
 } step_student_res6_conv0_vjp_pointers;
 
 static void step_student_res6_conv0_vjp_part(void *context, int part, int parts) {
     const step_student_res6_conv0_vjp_pointers *p = context;
-    float *restrict t819 = p->t819;
+    (void)part;
+    (void)parts;
+    float *restrict t819 = p->t819; (void)t819; /* used after the parts */
     const float *restrict t818 = p->t818;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t819[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t819[i1] += t818[i0 * 32 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t818[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res6_conv0_vjp(float *restrict t819, const float *restrict t818) {
-    mplc_parallel(step_student_res6_conv0_vjp_part, &(step_student_res6_conv0_vjp_pointers){t819, t818});
+static void step_student_res6_conv0_vjp(float *restrict t819, const float *restrict t818, float *restrict chunk) {
+    mplc_parallel(step_student_res6_conv0_vjp_part, &(step_student_res6_conv0_vjp_pointers){t819, t818, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t819[o] = total;
+    }
 }
 
 /* gemm blas-into-col2im m=6272 n=144 k=32 tB chunk=37 split
@@ -6322,24 +6946,37 @@ static void step_student_leaky_relu5_vjp(float *restrict t831, const float *rest
 typedef struct {
     float *t833;
     const float *t832;
+    float *chunk;
 } step_student_bn4_vjp_pointers;
 
 static void step_student_bn4_vjp_part(void *context, int part, int parts) {
     const step_student_bn4_vjp_pointers *p = context;
-    float *restrict t833 = p->t833;
+    (void)part;
+    (void)parts;
+    float *restrict t833 = p->t833; (void)t833; /* used after the parts */
     const float *restrict t832 = p->t832;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t833[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t833[i1] += t832[i0 * 16 + i1];
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t832[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn4_vjp(float *restrict t833, const float *restrict t832) {
-    mplc_parallel(step_student_bn4_vjp_part, &(step_student_bn4_vjp_pointers){t833, t832});
+static void step_student_bn4_vjp(float *restrict t833, const float *restrict t832, float *restrict chunk) {
+    mplc_parallel(step_student_bn4_vjp_part, &(step_student_bn4_vjp_pointers){t833, t832, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t833[o] = total;
+    }
 }
 
 /* loop [25088,16] split
@@ -6380,26 +7017,39 @@ typedef struct {
     float *t836;
     const float *t832;
     const float *t482;
+    float *chunk;
 } step_student_bn4_vjp_3_pointers;
 
 static void step_student_bn4_vjp_3_part(void *context, int part, int parts) {
     const step_student_bn4_vjp_3_pointers *p = context;
-    float *restrict t836 = p->t836;
+    (void)part;
+    (void)parts;
+    float *restrict t836 = p->t836; (void)t836; /* used after the parts */
     const float *restrict t832 = p->t832;
     const float *restrict t482 = p->t482;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t836[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v835 = t832[i0 * 16 + i1] * t482[i0 * 16 + i1];
-            t836[i1] += v835;
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v835 = t832[i0 * 16 + i1] * t482[i0 * 16 + i1];
+                sums[i1] += v835;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn4_vjp_3(float *restrict t836, const float *restrict t832, const float *restrict t482) {
-    mplc_parallel(step_student_bn4_vjp_3_part, &(step_student_bn4_vjp_3_pointers){t836, t832, t482});
+static void step_student_bn4_vjp_3(float *restrict t836, const float *restrict t832, const float *restrict t482, float *restrict chunk) {
+    mplc_parallel(step_student_bn4_vjp_3_part, &(step_student_bn4_vjp_3_pointers){t836, t832, t482, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t836[o] = total;
+    }
 }
 
 /* loop [16]
@@ -6417,25 +7067,38 @@ static void step_student_bn4_vjp_4(float *restrict t838, const float *restrict t
 typedef struct {
     float *t840;
     const float *t834;
+    float *chunk;
 } step_student_bn4_vjp_5_pointers;
 
 static void step_student_bn4_vjp_5_part(void *context, int part, int parts) {
     const step_student_bn4_vjp_5_pointers *p = context;
-    float *restrict t840 = p->t840;
+    (void)part;
+    (void)parts;
+    float *restrict t840 = p->t840; (void)t840; /* used after the parts */
     const float *restrict t834 = p->t834;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t840[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v839 = -t834[i0 * 16 + i1];
-            t840[i1] += v839;
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v839 = -t834[i0 * 16 + i1];
+                sums[i1] += v839;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn4_vjp_5(float *restrict t840, const float *restrict t834) {
-    mplc_parallel(step_student_bn4_vjp_5_part, &(step_student_bn4_vjp_5_pointers){t840, t834});
+static void step_student_bn4_vjp_5(float *restrict t840, const float *restrict t834, float *restrict chunk) {
+    mplc_parallel(step_student_bn4_vjp_5_part, &(step_student_bn4_vjp_5_pointers){t840, t834, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t840[o] = total;
+    }
 }
 
 /* loop [16]
@@ -6496,25 +7159,38 @@ static void step_student_bn4_vjp_7(float *restrict t847, const float *restrict t
 typedef struct {
     float *t850;
     const float *t847;
+    float *chunk;
 } step_student_bn4_vjp_8_pointers;
 
 static void step_student_bn4_vjp_8_part(void *context, int part, int parts) {
     const step_student_bn4_vjp_8_pointers *p = context;
-    float *restrict t850 = p->t850;
+    (void)part;
+    (void)parts;
+    float *restrict t850 = p->t850; (void)t850; /* used after the parts */
     const float *restrict t847 = p->t847;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t850[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v848 = -t847[i0 * 16 + i1];
-            t850[i1] += v848;
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v848 = -t847[i0 * 16 + i1];
+                sums[i1] += v848;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn4_vjp_8(float *restrict t850, const float *restrict t847) {
-    mplc_parallel(step_student_bn4_vjp_8_part, &(step_student_bn4_vjp_8_pointers){t850, t847});
+static void step_student_bn4_vjp_8(float *restrict t850, const float *restrict t847, float *restrict chunk) {
+    mplc_parallel(step_student_bn4_vjp_8_part, &(step_student_bn4_vjp_8_pointers){t850, t847, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t850[o] = total;
+    }
 }
 
 /* loop [16]
@@ -6569,24 +7245,37 @@ static void step_student_bn4_vjp_10(float *restrict t854, const float *restrict 
 typedef struct {
     float *t856;
     const float *t854;
+    float *chunk;
 } step_student_res3_conv3_vjp_pointers;
 
 static void step_student_res3_conv3_vjp_part(void *context, int part, int parts) {
     const step_student_res3_conv3_vjp_pointers *p = context;
-    float *restrict t856 = p->t856;
+    (void)part;
+    (void)parts;
+    float *restrict t856 = p->t856; (void)t856; /* used after the parts */
     const float *restrict t854 = p->t854;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t856[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t856[i1] += t854[i0 * 16 + i1];
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t854[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res3_conv3_vjp(float *restrict t856, const float *restrict t854) {
-    mplc_parallel(step_student_res3_conv3_vjp_part, &(step_student_res3_conv3_vjp_pointers){t856, t854});
+static void step_student_res3_conv3_vjp(float *restrict t856, const float *restrict t854, float *restrict chunk) {
+    mplc_parallel(step_student_res3_conv3_vjp_part, &(step_student_res3_conv3_vjp_pointers){t856, t854, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t856[o] = total;
+    }
 }
 
 /* gemm winograd m=25088 n=144 k=16 tB chunk=9 split
@@ -6706,24 +7395,37 @@ static void step_student_res3_leaky_relu2_vjp(float *restrict t866, const float 
 typedef struct {
     float *t868;
     const float *t867;
+    float *chunk;
 } step_student_res3_bn1_vjp_pointers;
 
 static void step_student_res3_bn1_vjp_part(void *context, int part, int parts) {
     const step_student_res3_bn1_vjp_pointers *p = context;
-    float *restrict t868 = p->t868;
+    (void)part;
+    (void)parts;
+    float *restrict t868 = p->t868; (void)t868; /* used after the parts */
     const float *restrict t867 = p->t867;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t868[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t868[i1] += t867[i0 * 16 + i1];
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t867[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res3_bn1_vjp(float *restrict t868, const float *restrict t867) {
-    mplc_parallel(step_student_res3_bn1_vjp_part, &(step_student_res3_bn1_vjp_pointers){t868, t867});
+static void step_student_res3_bn1_vjp(float *restrict t868, const float *restrict t867, float *restrict chunk) {
+    mplc_parallel(step_student_res3_bn1_vjp_part, &(step_student_res3_bn1_vjp_pointers){t868, t867, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t868[o] = total;
+    }
 }
 
 /* loop [25088,16] split
@@ -6764,26 +7466,39 @@ typedef struct {
     float *t871;
     const float *t867;
     const float *t449;
+    float *chunk;
 } step_student_res3_bn1_vjp_3_pointers;
 
 static void step_student_res3_bn1_vjp_3_part(void *context, int part, int parts) {
     const step_student_res3_bn1_vjp_3_pointers *p = context;
-    float *restrict t871 = p->t871;
+    (void)part;
+    (void)parts;
+    float *restrict t871 = p->t871; (void)t871; /* used after the parts */
     const float *restrict t867 = p->t867;
     const float *restrict t449 = p->t449;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t871[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v870 = t867[i0 * 16 + i1] * t449[i0 * 16 + i1];
-            t871[i1] += v870;
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v870 = t867[i0 * 16 + i1] * t449[i0 * 16 + i1];
+                sums[i1] += v870;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res3_bn1_vjp_3(float *restrict t871, const float *restrict t867, const float *restrict t449) {
-    mplc_parallel(step_student_res3_bn1_vjp_3_part, &(step_student_res3_bn1_vjp_3_pointers){t871, t867, t449});
+static void step_student_res3_bn1_vjp_3(float *restrict t871, const float *restrict t867, const float *restrict t449, float *restrict chunk) {
+    mplc_parallel(step_student_res3_bn1_vjp_3_part, &(step_student_res3_bn1_vjp_3_pointers){t871, t867, t449, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t871[o] = total;
+    }
 }
 
 /* loop [16]
@@ -6801,25 +7516,38 @@ static void step_student_res3_bn1_vjp_4(float *restrict t873, const float *restr
 typedef struct {
     float *t875;
     const float *t869;
+    float *chunk;
 } step_student_res3_bn1_vjp_5_pointers;
 
 static void step_student_res3_bn1_vjp_5_part(void *context, int part, int parts) {
     const step_student_res3_bn1_vjp_5_pointers *p = context;
-    float *restrict t875 = p->t875;
+    (void)part;
+    (void)parts;
+    float *restrict t875 = p->t875; (void)t875; /* used after the parts */
     const float *restrict t869 = p->t869;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t875[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v874 = -t869[i0 * 16 + i1];
-            t875[i1] += v874;
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v874 = -t869[i0 * 16 + i1];
+                sums[i1] += v874;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res3_bn1_vjp_5(float *restrict t875, const float *restrict t869) {
-    mplc_parallel(step_student_res3_bn1_vjp_5_part, &(step_student_res3_bn1_vjp_5_pointers){t875, t869});
+static void step_student_res3_bn1_vjp_5(float *restrict t875, const float *restrict t869, float *restrict chunk) {
+    mplc_parallel(step_student_res3_bn1_vjp_5_part, &(step_student_res3_bn1_vjp_5_pointers){t875, t869, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t875[o] = total;
+    }
 }
 
 /* loop [16]
@@ -6880,25 +7608,38 @@ static void step_student_res3_bn1_vjp_7(float *restrict t882, const float *restr
 typedef struct {
     float *t885;
     const float *t882;
+    float *chunk;
 } step_student_res3_bn1_vjp_8_pointers;
 
 static void step_student_res3_bn1_vjp_8_part(void *context, int part, int parts) {
     const step_student_res3_bn1_vjp_8_pointers *p = context;
-    float *restrict t885 = p->t885;
+    (void)part;
+    (void)parts;
+    float *restrict t885 = p->t885; (void)t885; /* used after the parts */
     const float *restrict t882 = p->t882;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t885[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v883 = -t882[i0 * 16 + i1];
-            t885[i1] += v883;
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v883 = -t882[i0 * 16 + i1];
+                sums[i1] += v883;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res3_bn1_vjp_8(float *restrict t885, const float *restrict t882) {
-    mplc_parallel(step_student_res3_bn1_vjp_8_part, &(step_student_res3_bn1_vjp_8_pointers){t885, t882});
+static void step_student_res3_bn1_vjp_8(float *restrict t885, const float *restrict t882, float *restrict chunk) {
+    mplc_parallel(step_student_res3_bn1_vjp_8_part, &(step_student_res3_bn1_vjp_8_pointers){t885, t882, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t885[o] = total;
+    }
 }
 
 /* loop [16]
@@ -6953,24 +7694,37 @@ static void step_student_res3_bn1_vjp_10(float *restrict t889, const float *rest
 typedef struct {
     float *t890;
     const float *t889;
+    float *chunk;
 } step_student_res3_conv0_vjp_pointers;
 
 static void step_student_res3_conv0_vjp_part(void *context, int part, int parts) {
     const step_student_res3_conv0_vjp_pointers *p = context;
-    float *restrict t890 = p->t890;
+    (void)part;
+    (void)parts;
+    float *restrict t890 = p->t890; (void)t890; /* used after the parts */
     const float *restrict t889 = p->t889;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t890[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t890[i1] += t889[i0 * 16 + i1];
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t889[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res3_conv0_vjp(float *restrict t890, const float *restrict t889) {
-    mplc_parallel(step_student_res3_conv0_vjp_part, &(step_student_res3_conv0_vjp_pointers){t890, t889});
+static void step_student_res3_conv0_vjp(float *restrict t890, const float *restrict t889, float *restrict chunk) {
+    mplc_parallel(step_student_res3_conv0_vjp_part, &(step_student_res3_conv0_vjp_pointers){t890, t889, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t890[o] = total;
+    }
 }
 
 /* gemm winograd m=25088 n=144 k=16 tB chunk=9 split
@@ -7094,24 +7848,37 @@ static void step_student_leaky_relu2_vjp(float *restrict t901, const float *rest
 typedef struct {
     float *t903;
     const float *t902;
+    float *chunk;
 } step_student_bn1_vjp_pointers;
 
 static void step_student_bn1_vjp_part(void *context, int part, int parts) {
     const step_student_bn1_vjp_pointers *p = context;
-    float *restrict t903 = p->t903;
+    (void)part;
+    (void)parts;
+    float *restrict t903 = p->t903; (void)t903; /* used after the parts */
     const float *restrict t902 = p->t902;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t903[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t903[i1] += t902[i0 * 16 + i1];
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t902[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn1_vjp(float *restrict t903, const float *restrict t902) {
-    mplc_parallel(step_student_bn1_vjp_part, &(step_student_bn1_vjp_pointers){t903, t902});
+static void step_student_bn1_vjp(float *restrict t903, const float *restrict t902, float *restrict chunk) {
+    mplc_parallel(step_student_bn1_vjp_part, &(step_student_bn1_vjp_pointers){t903, t902, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t903[o] = total;
+    }
 }
 
 /* loop [25088,16] split
@@ -7152,26 +7919,39 @@ typedef struct {
     float *t906;
     const float *t902;
     const float *t417;
+    float *chunk;
 } step_student_bn1_vjp_3_pointers;
 
 static void step_student_bn1_vjp_3_part(void *context, int part, int parts) {
     const step_student_bn1_vjp_3_pointers *p = context;
-    float *restrict t906 = p->t906;
+    (void)part;
+    (void)parts;
+    float *restrict t906 = p->t906; (void)t906; /* used after the parts */
     const float *restrict t902 = p->t902;
     const float *restrict t417 = p->t417;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t906[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v905 = t902[i0 * 16 + i1] * t417[i0 * 16 + i1];
-            t906[i1] += v905;
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v905 = t902[i0 * 16 + i1] * t417[i0 * 16 + i1];
+                sums[i1] += v905;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn1_vjp_3(float *restrict t906, const float *restrict t902, const float *restrict t417) {
-    mplc_parallel(step_student_bn1_vjp_3_part, &(step_student_bn1_vjp_3_pointers){t906, t902, t417});
+static void step_student_bn1_vjp_3(float *restrict t906, const float *restrict t902, const float *restrict t417, float *restrict chunk) {
+    mplc_parallel(step_student_bn1_vjp_3_part, &(step_student_bn1_vjp_3_pointers){t906, t902, t417, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t906[o] = total;
+    }
 }
 
 /* loop [16]
@@ -7189,25 +7969,38 @@ static void step_student_bn1_vjp_4(float *restrict t908, const float *restrict t
 typedef struct {
     float *t910;
     const float *t904;
+    float *chunk;
 } step_student_bn1_vjp_5_pointers;
 
 static void step_student_bn1_vjp_5_part(void *context, int part, int parts) {
     const step_student_bn1_vjp_5_pointers *p = context;
-    float *restrict t910 = p->t910;
+    (void)part;
+    (void)parts;
+    float *restrict t910 = p->t910; (void)t910; /* used after the parts */
     const float *restrict t904 = p->t904;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t910[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v909 = -t904[i0 * 16 + i1];
-            t910[i1] += v909;
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v909 = -t904[i0 * 16 + i1];
+                sums[i1] += v909;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn1_vjp_5(float *restrict t910, const float *restrict t904) {
-    mplc_parallel(step_student_bn1_vjp_5_part, &(step_student_bn1_vjp_5_pointers){t910, t904});
+static void step_student_bn1_vjp_5(float *restrict t910, const float *restrict t904, float *restrict chunk) {
+    mplc_parallel(step_student_bn1_vjp_5_part, &(step_student_bn1_vjp_5_pointers){t910, t904, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t910[o] = total;
+    }
 }
 
 /* loop [16]
@@ -7268,25 +8061,38 @@ static void step_student_bn1_vjp_7(float *restrict t917, const float *restrict t
 typedef struct {
     float *t920;
     const float *t917;
+    float *chunk;
 } step_student_bn1_vjp_8_pointers;
 
 static void step_student_bn1_vjp_8_part(void *context, int part, int parts) {
     const step_student_bn1_vjp_8_pointers *p = context;
-    float *restrict t920 = p->t920;
+    (void)part;
+    (void)parts;
+    float *restrict t920 = p->t920; (void)t920; /* used after the parts */
     const float *restrict t917 = p->t917;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t920[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v918 = -t917[i0 * 16 + i1];
-            t920[i1] += v918;
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v918 = -t917[i0 * 16 + i1];
+                sums[i1] += v918;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn1_vjp_8(float *restrict t920, const float *restrict t917) {
-    mplc_parallel(step_student_bn1_vjp_8_part, &(step_student_bn1_vjp_8_pointers){t920, t917});
+static void step_student_bn1_vjp_8(float *restrict t920, const float *restrict t917, float *restrict chunk) {
+    mplc_parallel(step_student_bn1_vjp_8_part, &(step_student_bn1_vjp_8_pointers){t920, t917, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t920[o] = total;
+    }
 }
 
 /* loop [16]
@@ -7341,24 +8147,37 @@ static void step_student_bn1_vjp_10(float *restrict t924, const float *restrict 
 typedef struct {
     float *t925;
     const float *t924;
+    float *chunk;
 } step_student_conv0_vjp_pointers;
 
 static void step_student_conv0_vjp_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_pointers *p = context;
-    float *restrict t925 = p->t925;
+    (void)part;
+    (void)parts;
+    float *restrict t925 = p->t925; (void)t925; /* used after the parts */
     const float *restrict t924 = p->t924;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t925[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t925[i1] += t924[i0 * 16 + i1];
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t924[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv0_vjp(float *restrict t925, const float *restrict t924) {
-    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t925, t924});
+static void step_student_conv0_vjp(float *restrict t925, const float *restrict t924, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t925, t924, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t925[o] = total;
+    }
 }
 
 /* gemm small-outer-products m=9 n=16 k=25088 tA chunk=83 split
@@ -8214,24 +9033,37 @@ static void step_student_conv0_fwd_2(float *restrict t1213, const float *restric
 typedef struct {
     float *t1214;
     const float *t1213;
+    float *chunk;
 } step_student_bn1_fwd_7_pointers;
 
 static void step_student_bn1_fwd_7_part(void *context, int part, int parts) {
     const step_student_bn1_fwd_7_pointers *p = context;
-    float *restrict t1214 = p->t1214;
+    (void)part;
+    (void)parts;
+    float *restrict t1214 = p->t1214; (void)t1214; /* used after the parts */
     const float *restrict t1213 = p->t1213;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1214[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1214[i1] += t1213[i0 * 16 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t1213[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn1_fwd_7(float *restrict t1214, const float *restrict t1213) {
-    mplc_parallel(step_student_bn1_fwd_7_part, &(step_student_bn1_fwd_7_pointers){t1214, t1213});
+static void step_student_bn1_fwd_7(float *restrict t1214, const float *restrict t1213, float *restrict chunk) {
+    mplc_parallel(step_student_bn1_fwd_7_part, &(step_student_bn1_fwd_7_pointers){t1214, t1213, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1214[o] = total;
+    }
 }
 
 /* loop [16]
@@ -8281,25 +9113,38 @@ static void step_student_bn1_fwd_9(float *restrict t1218, const float *restrict 
 typedef struct {
     float *t1220;
     const float *t1218;
+    float *chunk;
 } step_student_bn1_fwd_10_pointers;
 
 static void step_student_bn1_fwd_10_part(void *context, int part, int parts) {
     const step_student_bn1_fwd_10_pointers *p = context;
-    float *restrict t1220 = p->t1220;
+    (void)part;
+    (void)parts;
+    float *restrict t1220 = p->t1220; (void)t1220; /* used after the parts */
     const float *restrict t1218 = p->t1218;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1220[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1219 = t1218[i0 * 16 + i1] * t1218[i0 * 16 + i1];
-            t1220[i1] += v1219;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1219 = t1218[i0 * 16 + i1] * t1218[i0 * 16 + i1];
+                sums[i1] += v1219;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn1_fwd_10(float *restrict t1220, const float *restrict t1218) {
-    mplc_parallel(step_student_bn1_fwd_10_part, &(step_student_bn1_fwd_10_pointers){t1220, t1218});
+static void step_student_bn1_fwd_10(float *restrict t1220, const float *restrict t1218, float *restrict chunk) {
+    mplc_parallel(step_student_bn1_fwd_10_part, &(step_student_bn1_fwd_10_pointers){t1220, t1218, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1220[o] = total;
+    }
 }
 
 /* loop [16]
@@ -8443,24 +9288,37 @@ static void step_student_res3_conv0_fwd_2(float *restrict t1239, const float *re
 typedef struct {
     float *t1240;
     const float *t1239;
+    float *chunk;
 } step_student_res3_bn1_fwd_7_pointers;
 
 static void step_student_res3_bn1_fwd_7_part(void *context, int part, int parts) {
     const step_student_res3_bn1_fwd_7_pointers *p = context;
-    float *restrict t1240 = p->t1240;
+    (void)part;
+    (void)parts;
+    float *restrict t1240 = p->t1240; (void)t1240; /* used after the parts */
     const float *restrict t1239 = p->t1239;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1240[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1240[i1] += t1239[i0 * 16 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t1239[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res3_bn1_fwd_7(float *restrict t1240, const float *restrict t1239) {
-    mplc_parallel(step_student_res3_bn1_fwd_7_part, &(step_student_res3_bn1_fwd_7_pointers){t1240, t1239});
+static void step_student_res3_bn1_fwd_7(float *restrict t1240, const float *restrict t1239, float *restrict chunk) {
+    mplc_parallel(step_student_res3_bn1_fwd_7_part, &(step_student_res3_bn1_fwd_7_pointers){t1240, t1239, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1240[o] = total;
+    }
 }
 
 /* loop [16]
@@ -8510,25 +9368,38 @@ static void step_student_res3_bn1_fwd_9(float *restrict t1243, const float *rest
 typedef struct {
     float *t1245;
     const float *t1243;
+    float *chunk;
 } step_student_res3_bn1_fwd_10_pointers;
 
 static void step_student_res3_bn1_fwd_10_part(void *context, int part, int parts) {
     const step_student_res3_bn1_fwd_10_pointers *p = context;
-    float *restrict t1245 = p->t1245;
+    (void)part;
+    (void)parts;
+    float *restrict t1245 = p->t1245; (void)t1245; /* used after the parts */
     const float *restrict t1243 = p->t1243;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1245[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1244 = t1243[i0 * 16 + i1] * t1243[i0 * 16 + i1];
-            t1245[i1] += v1244;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1244 = t1243[i0 * 16 + i1] * t1243[i0 * 16 + i1];
+                sums[i1] += v1244;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res3_bn1_fwd_10(float *restrict t1245, const float *restrict t1243) {
-    mplc_parallel(step_student_res3_bn1_fwd_10_part, &(step_student_res3_bn1_fwd_10_pointers){t1245, t1243});
+static void step_student_res3_bn1_fwd_10(float *restrict t1245, const float *restrict t1243, float *restrict chunk) {
+    mplc_parallel(step_student_res3_bn1_fwd_10_part, &(step_student_res3_bn1_fwd_10_pointers){t1245, t1243, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1245[o] = total;
+    }
 }
 
 /* loop [16]
@@ -8700,24 +9571,37 @@ static void step_student_res3_fwd_2(float *restrict t1265, const float *restrict
 typedef struct {
     float *t1267;
     const float *t1266;
+    float *chunk;
 } step_student_bn4_fwd_7_pointers;
 
 static void step_student_bn4_fwd_7_part(void *context, int part, int parts) {
     const step_student_bn4_fwd_7_pointers *p = context;
-    float *restrict t1267 = p->t1267;
+    (void)part;
+    (void)parts;
+    float *restrict t1267 = p->t1267; (void)t1267; /* used after the parts */
     const float *restrict t1266 = p->t1266;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1267[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1267[i1] += t1266[i0 * 16 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t1266[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn4_fwd_7(float *restrict t1267, const float *restrict t1266) {
-    mplc_parallel(step_student_bn4_fwd_7_part, &(step_student_bn4_fwd_7_pointers){t1267, t1266});
+static void step_student_bn4_fwd_7(float *restrict t1267, const float *restrict t1266, float *restrict chunk) {
+    mplc_parallel(step_student_bn4_fwd_7_part, &(step_student_bn4_fwd_7_pointers){t1267, t1266, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1267[o] = total;
+    }
 }
 
 /* loop [16]
@@ -8767,25 +9651,38 @@ static void step_student_bn4_fwd_9(float *restrict t1270, const float *restrict 
 typedef struct {
     float *t1272;
     const float *t1270;
+    float *chunk;
 } step_student_bn4_fwd_10_pointers;
 
 static void step_student_bn4_fwd_10_part(void *context, int part, int parts) {
     const step_student_bn4_fwd_10_pointers *p = context;
-    float *restrict t1272 = p->t1272;
+    (void)part;
+    (void)parts;
+    float *restrict t1272 = p->t1272; (void)t1272; /* used after the parts */
     const float *restrict t1270 = p->t1270;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1272[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1271 = t1270[i0 * 16 + i1] * t1270[i0 * 16 + i1];
-            t1272[i1] += v1271;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1271 = t1270[i0 * 16 + i1] * t1270[i0 * 16 + i1];
+                sums[i1] += v1271;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn4_fwd_10(float *restrict t1272, const float *restrict t1270) {
-    mplc_parallel(step_student_bn4_fwd_10_part, &(step_student_bn4_fwd_10_pointers){t1272, t1270});
+static void step_student_bn4_fwd_10(float *restrict t1272, const float *restrict t1270, float *restrict chunk) {
+    mplc_parallel(step_student_bn4_fwd_10_part, &(step_student_bn4_fwd_10_pointers){t1272, t1270, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1272[o] = total;
+    }
 }
 
 /* loop [16]
@@ -8928,24 +9825,37 @@ static void step_student_res6_conv0_fwd_2(float *restrict t1290, const float *re
 typedef struct {
     float *t1291;
     const float *t1290;
+    float *chunk;
 } step_student_res6_bn1_fwd_7_pointers;
 
 static void step_student_res6_bn1_fwd_7_part(void *context, int part, int parts) {
     const step_student_res6_bn1_fwd_7_pointers *p = context;
-    float *restrict t1291 = p->t1291;
+    (void)part;
+    (void)parts;
+    float *restrict t1291 = p->t1291; (void)t1291; /* used after the parts */
     const float *restrict t1290 = p->t1290;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1291[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1291[i1] += t1290[i0 * 32 + i1];
+    while (mplc_claim(1568, 98, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 98 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t1290[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res6_bn1_fwd_7(float *restrict t1291, const float *restrict t1290) {
-    mplc_parallel(step_student_res6_bn1_fwd_7_part, &(step_student_res6_bn1_fwd_7_pointers){t1291, t1290});
+static void step_student_res6_bn1_fwd_7(float *restrict t1291, const float *restrict t1290, float *restrict chunk) {
+    mplc_parallel(step_student_res6_bn1_fwd_7_part, &(step_student_res6_bn1_fwd_7_pointers){t1291, t1290, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1291[o] = total;
+    }
 }
 
 /* loop [32]
@@ -8995,25 +9905,38 @@ static void step_student_res6_bn1_fwd_9(float *restrict t1295, const float *rest
 typedef struct {
     float *t1297;
     const float *t1295;
+    float *chunk;
 } step_student_res6_bn1_fwd_10_pointers;
 
 static void step_student_res6_bn1_fwd_10_part(void *context, int part, int parts) {
     const step_student_res6_bn1_fwd_10_pointers *p = context;
-    float *restrict t1297 = p->t1297;
+    (void)part;
+    (void)parts;
+    float *restrict t1297 = p->t1297; (void)t1297; /* used after the parts */
     const float *restrict t1295 = p->t1295;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1297[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1296 = t1295[i0 * 32 + i1] * t1295[i0 * 32 + i1];
-            t1297[i1] += v1296;
+    while (mplc_claim(1568, 98, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 98 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1296 = t1295[i0 * 32 + i1] * t1295[i0 * 32 + i1];
+                sums[i1] += v1296;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res6_bn1_fwd_10(float *restrict t1297, const float *restrict t1295) {
-    mplc_parallel(step_student_res6_bn1_fwd_10_part, &(step_student_res6_bn1_fwd_10_pointers){t1297, t1295});
+static void step_student_res6_bn1_fwd_10(float *restrict t1297, const float *restrict t1295, float *restrict chunk) {
+    mplc_parallel(step_student_res6_bn1_fwd_10_part, &(step_student_res6_bn1_fwd_10_pointers){t1297, t1295, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1297[o] = total;
+    }
 }
 
 /* loop [32]
@@ -9227,24 +10150,37 @@ static void step_student_res6_fwd_4(float *restrict t1322, const float *restrict
 typedef struct {
     float *t1324;
     const float *t1323;
+    float *chunk;
 } step_student_bn7_fwd_7_pointers;
 
 static void step_student_bn7_fwd_7_part(void *context, int part, int parts) {
     const step_student_bn7_fwd_7_pointers *p = context;
-    float *restrict t1324 = p->t1324;
+    (void)part;
+    (void)parts;
+    float *restrict t1324 = p->t1324; (void)t1324; /* used after the parts */
     const float *restrict t1323 = p->t1323;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1324[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1324[i1] += t1323[i0 * 32 + i1];
+    while (mplc_claim(1568, 98, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 98 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t1323[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn7_fwd_7(float *restrict t1324, const float *restrict t1323) {
-    mplc_parallel(step_student_bn7_fwd_7_part, &(step_student_bn7_fwd_7_pointers){t1324, t1323});
+static void step_student_bn7_fwd_7(float *restrict t1324, const float *restrict t1323, float *restrict chunk) {
+    mplc_parallel(step_student_bn7_fwd_7_part, &(step_student_bn7_fwd_7_pointers){t1324, t1323, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1324[o] = total;
+    }
 }
 
 /* loop [32]
@@ -9294,25 +10230,38 @@ static void step_student_bn7_fwd_9(float *restrict t1327, const float *restrict 
 typedef struct {
     float *t1329;
     const float *t1327;
+    float *chunk;
 } step_student_bn7_fwd_10_pointers;
 
 static void step_student_bn7_fwd_10_part(void *context, int part, int parts) {
     const step_student_bn7_fwd_10_pointers *p = context;
-    float *restrict t1329 = p->t1329;
+    (void)part;
+    (void)parts;
+    float *restrict t1329 = p->t1329; (void)t1329; /* used after the parts */
     const float *restrict t1327 = p->t1327;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1329[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1328 = t1327[i0 * 32 + i1] * t1327[i0 * 32 + i1];
-            t1329[i1] += v1328;
+    while (mplc_claim(1568, 98, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 98 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1328 = t1327[i0 * 32 + i1] * t1327[i0 * 32 + i1];
+                sums[i1] += v1328;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn7_fwd_10(float *restrict t1329, const float *restrict t1327) {
-    mplc_parallel(step_student_bn7_fwd_10_part, &(step_student_bn7_fwd_10_pointers){t1329, t1327});
+static void step_student_bn7_fwd_10(float *restrict t1329, const float *restrict t1327, float *restrict chunk) {
+    mplc_parallel(step_student_bn7_fwd_10_part, &(step_student_bn7_fwd_10_pointers){t1329, t1327, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1329[o] = total;
+    }
 }
 
 /* loop [32]
@@ -9455,24 +10404,37 @@ static void step_student_res9_conv0_fwd_2(float *restrict t1347, const float *re
 typedef struct {
     float *t1348;
     const float *t1347;
+    float *chunk;
 } step_student_res9_bn1_fwd_7_pointers;
 
 static void step_student_res9_bn1_fwd_7_part(void *context, int part, int parts) {
     const step_student_res9_bn1_fwd_7_pointers *p = context;
-    float *restrict t1348 = p->t1348;
+    (void)part;
+    (void)parts;
+    float *restrict t1348 = p->t1348; (void)t1348; /* used after the parts */
     const float *restrict t1347 = p->t1347;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1348[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1348[i1] += t1347[i0 * 64 + i1];
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t1347[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res9_bn1_fwd_7(float *restrict t1348, const float *restrict t1347) {
-    mplc_parallel(step_student_res9_bn1_fwd_7_part, &(step_student_res9_bn1_fwd_7_pointers){t1348, t1347});
+static void step_student_res9_bn1_fwd_7(float *restrict t1348, const float *restrict t1347, float *restrict chunk) {
+    mplc_parallel(step_student_res9_bn1_fwd_7_part, &(step_student_res9_bn1_fwd_7_pointers){t1348, t1347, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1348[o] = total;
+    }
 }
 
 /* loop [64]
@@ -9522,25 +10484,38 @@ static void step_student_res9_bn1_fwd_9(float *restrict t1352, const float *rest
 typedef struct {
     float *t1354;
     const float *t1352;
+    float *chunk;
 } step_student_res9_bn1_fwd_10_pointers;
 
 static void step_student_res9_bn1_fwd_10_part(void *context, int part, int parts) {
     const step_student_res9_bn1_fwd_10_pointers *p = context;
-    float *restrict t1354 = p->t1354;
+    (void)part;
+    (void)parts;
+    float *restrict t1354 = p->t1354; (void)t1354; /* used after the parts */
     const float *restrict t1352 = p->t1352;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1354[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1353 = t1352[i0 * 64 + i1] * t1352[i0 * 64 + i1];
-            t1354[i1] += v1353;
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1353 = t1352[i0 * 64 + i1] * t1352[i0 * 64 + i1];
+                sums[i1] += v1353;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res9_bn1_fwd_10(float *restrict t1354, const float *restrict t1352) {
-    mplc_parallel(step_student_res9_bn1_fwd_10_part, &(step_student_res9_bn1_fwd_10_pointers){t1354, t1352});
+static void step_student_res9_bn1_fwd_10(float *restrict t1354, const float *restrict t1352, float *restrict chunk) {
+    mplc_parallel(step_student_res9_bn1_fwd_10_part, &(step_student_res9_bn1_fwd_10_pointers){t1354, t1352, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1354[o] = total;
+    }
 }
 
 /* loop [64]
@@ -9744,24 +10719,37 @@ static void step_student_res9_fwd_4(float *restrict t1379, const float *restrict
 typedef struct {
     float *t1381;
     const float *t1380;
+    float *chunk;
 } step_student_bn10_fwd_7_pointers;
 
 static void step_student_bn10_fwd_7_part(void *context, int part, int parts) {
     const step_student_bn10_fwd_7_pointers *p = context;
-    float *restrict t1381 = p->t1381;
+    (void)part;
+    (void)parts;
+    float *restrict t1381 = p->t1381; (void)t1381; /* used after the parts */
     const float *restrict t1380 = p->t1380;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1381[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1381[i1] += t1380[i0 * 64 + i1];
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t1380[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn10_fwd_7(float *restrict t1381, const float *restrict t1380) {
-    mplc_parallel(step_student_bn10_fwd_7_part, &(step_student_bn10_fwd_7_pointers){t1381, t1380});
+static void step_student_bn10_fwd_7(float *restrict t1381, const float *restrict t1380, float *restrict chunk) {
+    mplc_parallel(step_student_bn10_fwd_7_part, &(step_student_bn10_fwd_7_pointers){t1381, t1380, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1381[o] = total;
+    }
 }
 
 /* loop [64]
@@ -9811,25 +10799,38 @@ static void step_student_bn10_fwd_9(float *restrict t1384, const float *restrict
 typedef struct {
     float *t1386;
     const float *t1384;
+    float *chunk;
 } step_student_bn10_fwd_10_pointers;
 
 static void step_student_bn10_fwd_10_part(void *context, int part, int parts) {
     const step_student_bn10_fwd_10_pointers *p = context;
-    float *restrict t1386 = p->t1386;
+    (void)part;
+    (void)parts;
+    float *restrict t1386 = p->t1386; (void)t1386; /* used after the parts */
     const float *restrict t1384 = p->t1384;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1386[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1385 = t1384[i0 * 64 + i1] * t1384[i0 * 64 + i1];
-            t1386[i1] += v1385;
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1385 = t1384[i0 * 64 + i1] * t1384[i0 * 64 + i1];
+                sums[i1] += v1385;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn10_fwd_10(float *restrict t1386, const float *restrict t1384) {
-    mplc_parallel(step_student_bn10_fwd_10_part, &(step_student_bn10_fwd_10_pointers){t1386, t1384});
+static void step_student_bn10_fwd_10(float *restrict t1386, const float *restrict t1384, float *restrict chunk) {
+    mplc_parallel(step_student_bn10_fwd_10_part, &(step_student_bn10_fwd_10_pointers){t1386, t1384, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1386[o] = total;
+    }
 }
 
 /* loop [64]
@@ -10191,24 +11192,37 @@ static void step_student_leaky_relu11_vjp_2(float *restrict t1438, const float *
 typedef struct {
     float *t1440;
     const float *t1439;
+    float *chunk;
 } step_student_bn10_vjp_11_pointers;
 
 static void step_student_bn10_vjp_11_part(void *context, int part, int parts) {
     const step_student_bn10_vjp_11_pointers *p = context;
-    float *restrict t1440 = p->t1440;
+    (void)part;
+    (void)parts;
+    float *restrict t1440 = p->t1440; (void)t1440; /* used after the parts */
     const float *restrict t1439 = p->t1439;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1440[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1440[i1] += t1439[i0 * 64 + i1];
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t1439[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn10_vjp_11(float *restrict t1440, const float *restrict t1439) {
-    mplc_parallel(step_student_bn10_vjp_11_part, &(step_student_bn10_vjp_11_pointers){t1440, t1439});
+static void step_student_bn10_vjp_11(float *restrict t1440, const float *restrict t1439, float *restrict chunk) {
+    mplc_parallel(step_student_bn10_vjp_11_part, &(step_student_bn10_vjp_11_pointers){t1440, t1439, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1440[o] = total;
+    }
 }
 
 /* loop [512,64] split
@@ -10249,26 +11263,39 @@ typedef struct {
     float *t1443;
     const float *t1439;
     const float *t1384;
+    float *chunk;
 } step_student_bn10_vjp_13_pointers;
 
 static void step_student_bn10_vjp_13_part(void *context, int part, int parts) {
     const step_student_bn10_vjp_13_pointers *p = context;
-    float *restrict t1443 = p->t1443;
+    (void)part;
+    (void)parts;
+    float *restrict t1443 = p->t1443; (void)t1443; /* used after the parts */
     const float *restrict t1439 = p->t1439;
     const float *restrict t1384 = p->t1384;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1443[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1442 = t1439[i0 * 64 + i1] * t1384[i0 * 64 + i1];
-            t1443[i1] += v1442;
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1442 = t1439[i0 * 64 + i1] * t1384[i0 * 64 + i1];
+                sums[i1] += v1442;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn10_vjp_13(float *restrict t1443, const float *restrict t1439, const float *restrict t1384) {
-    mplc_parallel(step_student_bn10_vjp_13_part, &(step_student_bn10_vjp_13_pointers){t1443, t1439, t1384});
+static void step_student_bn10_vjp_13(float *restrict t1443, const float *restrict t1439, const float *restrict t1384, float *restrict chunk) {
+    mplc_parallel(step_student_bn10_vjp_13_part, &(step_student_bn10_vjp_13_pointers){t1443, t1439, t1384, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1443[o] = total;
+    }
 }
 
 /* loop [64]
@@ -10286,25 +11313,38 @@ static void step_student_bn10_vjp_14(float *restrict t1445, const float *restric
 typedef struct {
     float *t1447;
     const float *t1441;
+    float *chunk;
 } step_student_bn10_vjp_15_pointers;
 
 static void step_student_bn10_vjp_15_part(void *context, int part, int parts) {
     const step_student_bn10_vjp_15_pointers *p = context;
-    float *restrict t1447 = p->t1447;
+    (void)part;
+    (void)parts;
+    float *restrict t1447 = p->t1447; (void)t1447; /* used after the parts */
     const float *restrict t1441 = p->t1441;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1447[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1446 = -t1441[i0 * 64 + i1];
-            t1447[i1] += v1446;
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1446 = -t1441[i0 * 64 + i1];
+                sums[i1] += v1446;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn10_vjp_15(float *restrict t1447, const float *restrict t1441) {
-    mplc_parallel(step_student_bn10_vjp_15_part, &(step_student_bn10_vjp_15_pointers){t1447, t1441});
+static void step_student_bn10_vjp_15(float *restrict t1447, const float *restrict t1441, float *restrict chunk) {
+    mplc_parallel(step_student_bn10_vjp_15_part, &(step_student_bn10_vjp_15_pointers){t1447, t1441, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1447[o] = total;
+    }
 }
 
 /* loop [64]
@@ -10365,25 +11405,38 @@ static void step_student_bn10_vjp_17(float *restrict t1454, const float *restric
 typedef struct {
     float *t1457;
     const float *t1454;
+    float *chunk;
 } step_student_bn10_vjp_18_pointers;
 
 static void step_student_bn10_vjp_18_part(void *context, int part, int parts) {
     const step_student_bn10_vjp_18_pointers *p = context;
-    float *restrict t1457 = p->t1457;
+    (void)part;
+    (void)parts;
+    float *restrict t1457 = p->t1457; (void)t1457; /* used after the parts */
     const float *restrict t1454 = p->t1454;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1457[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1455 = -t1454[i0 * 64 + i1];
-            t1457[i1] += v1455;
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1455 = -t1454[i0 * 64 + i1];
+                sums[i1] += v1455;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn10_vjp_18(float *restrict t1457, const float *restrict t1454) {
-    mplc_parallel(step_student_bn10_vjp_18_part, &(step_student_bn10_vjp_18_pointers){t1457, t1454});
+static void step_student_bn10_vjp_18(float *restrict t1457, const float *restrict t1454, float *restrict chunk) {
+    mplc_parallel(step_student_bn10_vjp_18_part, &(step_student_bn10_vjp_18_pointers){t1457, t1454, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1457[o] = total;
+    }
 }
 
 /* loop [64]
@@ -10506,24 +11559,37 @@ static void step_student_res9_vjp_4(float *restrict t1463, const float *restrict
 typedef struct {
     float *t1466;
     const float *t1461;
+    float *chunk;
 } step_student_res9_conv3_vjp_4_pointers;
 
 static void step_student_res9_conv3_vjp_4_part(void *context, int part, int parts) {
     const step_student_res9_conv3_vjp_4_pointers *p = context;
-    float *restrict t1466 = p->t1466;
+    (void)part;
+    (void)parts;
+    float *restrict t1466 = p->t1466; (void)t1466; /* used after the parts */
     const float *restrict t1461 = p->t1461;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1466[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1466[i1] += t1461[i0 * 64 + i1];
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t1461[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res9_conv3_vjp_4(float *restrict t1466, const float *restrict t1461) {
-    mplc_parallel(step_student_res9_conv3_vjp_4_part, &(step_student_res9_conv3_vjp_4_pointers){t1466, t1461});
+static void step_student_res9_conv3_vjp_4(float *restrict t1466, const float *restrict t1461, float *restrict chunk) {
+    mplc_parallel(step_student_res9_conv3_vjp_4_part, &(step_student_res9_conv3_vjp_4_pointers){t1466, t1461, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1466[o] = total;
+    }
 }
 
 /* gemm winograd m=512 n=576 k=64 tB chunk=28 split
@@ -10643,24 +11709,37 @@ static void step_student_res9_leaky_relu2_vjp_2(float *restrict t1476, const flo
 typedef struct {
     float *t1478;
     const float *t1477;
+    float *chunk;
 } step_student_res9_bn1_vjp_11_pointers;
 
 static void step_student_res9_bn1_vjp_11_part(void *context, int part, int parts) {
     const step_student_res9_bn1_vjp_11_pointers *p = context;
-    float *restrict t1478 = p->t1478;
+    (void)part;
+    (void)parts;
+    float *restrict t1478 = p->t1478; (void)t1478; /* used after the parts */
     const float *restrict t1477 = p->t1477;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1478[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1478[i1] += t1477[i0 * 64 + i1];
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t1477[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res9_bn1_vjp_11(float *restrict t1478, const float *restrict t1477) {
-    mplc_parallel(step_student_res9_bn1_vjp_11_part, &(step_student_res9_bn1_vjp_11_pointers){t1478, t1477});
+static void step_student_res9_bn1_vjp_11(float *restrict t1478, const float *restrict t1477, float *restrict chunk) {
+    mplc_parallel(step_student_res9_bn1_vjp_11_part, &(step_student_res9_bn1_vjp_11_pointers){t1478, t1477, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1478[o] = total;
+    }
 }
 
 /* loop [512,64] split
@@ -10701,26 +11780,39 @@ typedef struct {
     float *t1481;
     const float *t1477;
     const float *t1352;
+    float *chunk;
 } step_student_res9_bn1_vjp_13_pointers;
 
 static void step_student_res9_bn1_vjp_13_part(void *context, int part, int parts) {
     const step_student_res9_bn1_vjp_13_pointers *p = context;
-    float *restrict t1481 = p->t1481;
+    (void)part;
+    (void)parts;
+    float *restrict t1481 = p->t1481; (void)t1481; /* used after the parts */
     const float *restrict t1477 = p->t1477;
     const float *restrict t1352 = p->t1352;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1481[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1480 = t1477[i0 * 64 + i1] * t1352[i0 * 64 + i1];
-            t1481[i1] += v1480;
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1480 = t1477[i0 * 64 + i1] * t1352[i0 * 64 + i1];
+                sums[i1] += v1480;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res9_bn1_vjp_13(float *restrict t1481, const float *restrict t1477, const float *restrict t1352) {
-    mplc_parallel(step_student_res9_bn1_vjp_13_part, &(step_student_res9_bn1_vjp_13_pointers){t1481, t1477, t1352});
+static void step_student_res9_bn1_vjp_13(float *restrict t1481, const float *restrict t1477, const float *restrict t1352, float *restrict chunk) {
+    mplc_parallel(step_student_res9_bn1_vjp_13_part, &(step_student_res9_bn1_vjp_13_pointers){t1481, t1477, t1352, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1481[o] = total;
+    }
 }
 
 /* loop [64]
@@ -10738,25 +11830,38 @@ static void step_student_res9_bn1_vjp_14(float *restrict t1483, const float *res
 typedef struct {
     float *t1485;
     const float *t1479;
+    float *chunk;
 } step_student_res9_bn1_vjp_15_pointers;
 
 static void step_student_res9_bn1_vjp_15_part(void *context, int part, int parts) {
     const step_student_res9_bn1_vjp_15_pointers *p = context;
-    float *restrict t1485 = p->t1485;
+    (void)part;
+    (void)parts;
+    float *restrict t1485 = p->t1485; (void)t1485; /* used after the parts */
     const float *restrict t1479 = p->t1479;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1485[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1484 = -t1479[i0 * 64 + i1];
-            t1485[i1] += v1484;
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1484 = -t1479[i0 * 64 + i1];
+                sums[i1] += v1484;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res9_bn1_vjp_15(float *restrict t1485, const float *restrict t1479) {
-    mplc_parallel(step_student_res9_bn1_vjp_15_part, &(step_student_res9_bn1_vjp_15_pointers){t1485, t1479});
+static void step_student_res9_bn1_vjp_15(float *restrict t1485, const float *restrict t1479, float *restrict chunk) {
+    mplc_parallel(step_student_res9_bn1_vjp_15_part, &(step_student_res9_bn1_vjp_15_pointers){t1485, t1479, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1485[o] = total;
+    }
 }
 
 /* loop [64]
@@ -10817,25 +11922,38 @@ static void step_student_res9_bn1_vjp_17(float *restrict t1492, const float *res
 typedef struct {
     float *t1495;
     const float *t1492;
+    float *chunk;
 } step_student_res9_bn1_vjp_18_pointers;
 
 static void step_student_res9_bn1_vjp_18_part(void *context, int part, int parts) {
     const step_student_res9_bn1_vjp_18_pointers *p = context;
-    float *restrict t1495 = p->t1495;
+    (void)part;
+    (void)parts;
+    float *restrict t1495 = p->t1495; (void)t1495; /* used after the parts */
     const float *restrict t1492 = p->t1492;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1495[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1493 = -t1492[i0 * 64 + i1];
-            t1495[i1] += v1493;
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1493 = -t1492[i0 * 64 + i1];
+                sums[i1] += v1493;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res9_bn1_vjp_18(float *restrict t1495, const float *restrict t1492) {
-    mplc_parallel(step_student_res9_bn1_vjp_18_part, &(step_student_res9_bn1_vjp_18_pointers){t1495, t1492});
+static void step_student_res9_bn1_vjp_18(float *restrict t1495, const float *restrict t1492, float *restrict chunk) {
+    mplc_parallel(step_student_res9_bn1_vjp_18_part, &(step_student_res9_bn1_vjp_18_pointers){t1495, t1492, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1495[o] = total;
+    }
 }
 
 /* loop [64]
@@ -10890,24 +12008,37 @@ static void step_student_res9_bn1_vjp_20(float *restrict t1499, const float *res
 typedef struct {
     float *t1500;
     const float *t1499;
+    float *chunk;
 } step_student_res9_conv0_vjp_4_pointers;
 
 static void step_student_res9_conv0_vjp_4_part(void *context, int part, int parts) {
     const step_student_res9_conv0_vjp_4_pointers *p = context;
-    float *restrict t1500 = p->t1500;
+    (void)part;
+    (void)parts;
+    float *restrict t1500 = p->t1500; (void)t1500; /* used after the parts */
     const float *restrict t1499 = p->t1499;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1500[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1500[i1] += t1499[i0 * 64 + i1];
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t1499[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res9_conv0_vjp_4(float *restrict t1500, const float *restrict t1499) {
-    mplc_parallel(step_student_res9_conv0_vjp_4_part, &(step_student_res9_conv0_vjp_4_pointers){t1500, t1499});
+static void step_student_res9_conv0_vjp_4(float *restrict t1500, const float *restrict t1499, float *restrict chunk) {
+    mplc_parallel(step_student_res9_conv0_vjp_4_part, &(step_student_res9_conv0_vjp_4_pointers){t1500, t1499, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1500[o] = total;
+    }
 }
 
 /* gemm blas-into-col2im m=512 n=288 k=64 tB chunk=32 split
@@ -11029,24 +12160,37 @@ static void step_student_leaky_relu8_vjp_2(float *restrict t1512, const float *r
 typedef struct {
     float *t1514;
     const float *t1513;
+    float *chunk;
 } step_student_bn7_vjp_11_pointers;
 
 static void step_student_bn7_vjp_11_part(void *context, int part, int parts) {
     const step_student_bn7_vjp_11_pointers *p = context;
-    float *restrict t1514 = p->t1514;
+    (void)part;
+    (void)parts;
+    float *restrict t1514 = p->t1514; (void)t1514; /* used after the parts */
     const float *restrict t1513 = p->t1513;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1514[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1514[i1] += t1513[i0 * 32 + i1];
+    while (mplc_claim(1568, 98, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 98 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t1513[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn7_vjp_11(float *restrict t1514, const float *restrict t1513) {
-    mplc_parallel(step_student_bn7_vjp_11_part, &(step_student_bn7_vjp_11_pointers){t1514, t1513});
+static void step_student_bn7_vjp_11(float *restrict t1514, const float *restrict t1513, float *restrict chunk) {
+    mplc_parallel(step_student_bn7_vjp_11_part, &(step_student_bn7_vjp_11_pointers){t1514, t1513, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1514[o] = total;
+    }
 }
 
 /* loop [1568,32] split
@@ -11087,26 +12231,39 @@ typedef struct {
     float *t1517;
     const float *t1513;
     const float *t1327;
+    float *chunk;
 } step_student_bn7_vjp_13_pointers;
 
 static void step_student_bn7_vjp_13_part(void *context, int part, int parts) {
     const step_student_bn7_vjp_13_pointers *p = context;
-    float *restrict t1517 = p->t1517;
+    (void)part;
+    (void)parts;
+    float *restrict t1517 = p->t1517; (void)t1517; /* used after the parts */
     const float *restrict t1513 = p->t1513;
     const float *restrict t1327 = p->t1327;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1517[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1516 = t1513[i0 * 32 + i1] * t1327[i0 * 32 + i1];
-            t1517[i1] += v1516;
+    while (mplc_claim(1568, 98, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 98 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1516 = t1513[i0 * 32 + i1] * t1327[i0 * 32 + i1];
+                sums[i1] += v1516;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn7_vjp_13(float *restrict t1517, const float *restrict t1513, const float *restrict t1327) {
-    mplc_parallel(step_student_bn7_vjp_13_part, &(step_student_bn7_vjp_13_pointers){t1517, t1513, t1327});
+static void step_student_bn7_vjp_13(float *restrict t1517, const float *restrict t1513, const float *restrict t1327, float *restrict chunk) {
+    mplc_parallel(step_student_bn7_vjp_13_part, &(step_student_bn7_vjp_13_pointers){t1517, t1513, t1327, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1517[o] = total;
+    }
 }
 
 /* loop [32]
@@ -11124,25 +12281,38 @@ static void step_student_bn7_vjp_14(float *restrict t1519, const float *restrict
 typedef struct {
     float *t1521;
     const float *t1515;
+    float *chunk;
 } step_student_bn7_vjp_15_pointers;
 
 static void step_student_bn7_vjp_15_part(void *context, int part, int parts) {
     const step_student_bn7_vjp_15_pointers *p = context;
-    float *restrict t1521 = p->t1521;
+    (void)part;
+    (void)parts;
+    float *restrict t1521 = p->t1521; (void)t1521; /* used after the parts */
     const float *restrict t1515 = p->t1515;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1521[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1520 = -t1515[i0 * 32 + i1];
-            t1521[i1] += v1520;
+    while (mplc_claim(1568, 98, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 98 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1520 = -t1515[i0 * 32 + i1];
+                sums[i1] += v1520;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn7_vjp_15(float *restrict t1521, const float *restrict t1515) {
-    mplc_parallel(step_student_bn7_vjp_15_part, &(step_student_bn7_vjp_15_pointers){t1521, t1515});
+static void step_student_bn7_vjp_15(float *restrict t1521, const float *restrict t1515, float *restrict chunk) {
+    mplc_parallel(step_student_bn7_vjp_15_part, &(step_student_bn7_vjp_15_pointers){t1521, t1515, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1521[o] = total;
+    }
 }
 
 /* loop [32]
@@ -11203,25 +12373,38 @@ static void step_student_bn7_vjp_17(float *restrict t1528, const float *restrict
 typedef struct {
     float *t1531;
     const float *t1528;
+    float *chunk;
 } step_student_bn7_vjp_18_pointers;
 
 static void step_student_bn7_vjp_18_part(void *context, int part, int parts) {
     const step_student_bn7_vjp_18_pointers *p = context;
-    float *restrict t1531 = p->t1531;
+    (void)part;
+    (void)parts;
+    float *restrict t1531 = p->t1531; (void)t1531; /* used after the parts */
     const float *restrict t1528 = p->t1528;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1531[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1529 = -t1528[i0 * 32 + i1];
-            t1531[i1] += v1529;
+    while (mplc_claim(1568, 98, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 98 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1529 = -t1528[i0 * 32 + i1];
+                sums[i1] += v1529;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn7_vjp_18(float *restrict t1531, const float *restrict t1528) {
-    mplc_parallel(step_student_bn7_vjp_18_part, &(step_student_bn7_vjp_18_pointers){t1531, t1528});
+static void step_student_bn7_vjp_18(float *restrict t1531, const float *restrict t1528, float *restrict chunk) {
+    mplc_parallel(step_student_bn7_vjp_18_part, &(step_student_bn7_vjp_18_pointers){t1531, t1528, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1531[o] = total;
+    }
 }
 
 /* loop [32]
@@ -11360,24 +12543,37 @@ static void step_student_res6_vjp_4(float *restrict t1537, const float *restrict
 typedef struct {
     float *t1540;
     const float *t1535;
+    float *chunk;
 } step_student_res6_conv3_vjp_4_pointers;
 
 static void step_student_res6_conv3_vjp_4_part(void *context, int part, int parts) {
     const step_student_res6_conv3_vjp_4_pointers *p = context;
-    float *restrict t1540 = p->t1540;
+    (void)part;
+    (void)parts;
+    float *restrict t1540 = p->t1540; (void)t1540; /* used after the parts */
     const float *restrict t1535 = p->t1535;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1540[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1540[i1] += t1535[i0 * 32 + i1];
+    while (mplc_claim(1568, 98, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 98 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t1535[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res6_conv3_vjp_4(float *restrict t1540, const float *restrict t1535) {
-    mplc_parallel(step_student_res6_conv3_vjp_4_part, &(step_student_res6_conv3_vjp_4_pointers){t1540, t1535});
+static void step_student_res6_conv3_vjp_4(float *restrict t1540, const float *restrict t1535, float *restrict chunk) {
+    mplc_parallel(step_student_res6_conv3_vjp_4_part, &(step_student_res6_conv3_vjp_4_pointers){t1540, t1535, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1540[o] = total;
+    }
 }
 
 /* gemm winograd m=1568 n=288 k=32 tB chunk=18 split
@@ -11497,24 +12693,37 @@ static void step_student_res6_leaky_relu2_vjp_2(float *restrict t1550, const flo
 typedef struct {
     float *t1552;
     const float *t1551;
+    float *chunk;
 } step_student_res6_bn1_vjp_11_pointers;
 
 static void step_student_res6_bn1_vjp_11_part(void *context, int part, int parts) {
     const step_student_res6_bn1_vjp_11_pointers *p = context;
-    float *restrict t1552 = p->t1552;
+    (void)part;
+    (void)parts;
+    float *restrict t1552 = p->t1552; (void)t1552; /* used after the parts */
     const float *restrict t1551 = p->t1551;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1552[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1552[i1] += t1551[i0 * 32 + i1];
+    while (mplc_claim(1568, 98, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 98 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t1551[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res6_bn1_vjp_11(float *restrict t1552, const float *restrict t1551) {
-    mplc_parallel(step_student_res6_bn1_vjp_11_part, &(step_student_res6_bn1_vjp_11_pointers){t1552, t1551});
+static void step_student_res6_bn1_vjp_11(float *restrict t1552, const float *restrict t1551, float *restrict chunk) {
+    mplc_parallel(step_student_res6_bn1_vjp_11_part, &(step_student_res6_bn1_vjp_11_pointers){t1552, t1551, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1552[o] = total;
+    }
 }
 
 /* loop [1568,32] split
@@ -11555,26 +12764,39 @@ typedef struct {
     float *t1555;
     const float *t1551;
     const float *t1295;
+    float *chunk;
 } step_student_res6_bn1_vjp_13_pointers;
 
 static void step_student_res6_bn1_vjp_13_part(void *context, int part, int parts) {
     const step_student_res6_bn1_vjp_13_pointers *p = context;
-    float *restrict t1555 = p->t1555;
+    (void)part;
+    (void)parts;
+    float *restrict t1555 = p->t1555; (void)t1555; /* used after the parts */
     const float *restrict t1551 = p->t1551;
     const float *restrict t1295 = p->t1295;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1555[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1554 = t1551[i0 * 32 + i1] * t1295[i0 * 32 + i1];
-            t1555[i1] += v1554;
+    while (mplc_claim(1568, 98, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 98 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1554 = t1551[i0 * 32 + i1] * t1295[i0 * 32 + i1];
+                sums[i1] += v1554;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res6_bn1_vjp_13(float *restrict t1555, const float *restrict t1551, const float *restrict t1295) {
-    mplc_parallel(step_student_res6_bn1_vjp_13_part, &(step_student_res6_bn1_vjp_13_pointers){t1555, t1551, t1295});
+static void step_student_res6_bn1_vjp_13(float *restrict t1555, const float *restrict t1551, const float *restrict t1295, float *restrict chunk) {
+    mplc_parallel(step_student_res6_bn1_vjp_13_part, &(step_student_res6_bn1_vjp_13_pointers){t1555, t1551, t1295, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1555[o] = total;
+    }
 }
 
 /* loop [32]
@@ -11592,25 +12814,38 @@ static void step_student_res6_bn1_vjp_14(float *restrict t1557, const float *res
 typedef struct {
     float *t1559;
     const float *t1553;
+    float *chunk;
 } step_student_res6_bn1_vjp_15_pointers;
 
 static void step_student_res6_bn1_vjp_15_part(void *context, int part, int parts) {
     const step_student_res6_bn1_vjp_15_pointers *p = context;
-    float *restrict t1559 = p->t1559;
+    (void)part;
+    (void)parts;
+    float *restrict t1559 = p->t1559; (void)t1559; /* used after the parts */
     const float *restrict t1553 = p->t1553;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1559[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1558 = -t1553[i0 * 32 + i1];
-            t1559[i1] += v1558;
+    while (mplc_claim(1568, 98, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 98 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1558 = -t1553[i0 * 32 + i1];
+                sums[i1] += v1558;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res6_bn1_vjp_15(float *restrict t1559, const float *restrict t1553) {
-    mplc_parallel(step_student_res6_bn1_vjp_15_part, &(step_student_res6_bn1_vjp_15_pointers){t1559, t1553});
+static void step_student_res6_bn1_vjp_15(float *restrict t1559, const float *restrict t1553, float *restrict chunk) {
+    mplc_parallel(step_student_res6_bn1_vjp_15_part, &(step_student_res6_bn1_vjp_15_pointers){t1559, t1553, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1559[o] = total;
+    }
 }
 
 /* loop [32]
@@ -11671,25 +12906,38 @@ static void step_student_res6_bn1_vjp_17(float *restrict t1566, const float *res
 typedef struct {
     float *t1569;
     const float *t1566;
+    float *chunk;
 } step_student_res6_bn1_vjp_18_pointers;
 
 static void step_student_res6_bn1_vjp_18_part(void *context, int part, int parts) {
     const step_student_res6_bn1_vjp_18_pointers *p = context;
-    float *restrict t1569 = p->t1569;
+    (void)part;
+    (void)parts;
+    float *restrict t1569 = p->t1569; (void)t1569; /* used after the parts */
     const float *restrict t1566 = p->t1566;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1569[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1567 = -t1566[i0 * 32 + i1];
-            t1569[i1] += v1567;
+    while (mplc_claim(1568, 98, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 98 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1567 = -t1566[i0 * 32 + i1];
+                sums[i1] += v1567;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res6_bn1_vjp_18(float *restrict t1569, const float *restrict t1566) {
-    mplc_parallel(step_student_res6_bn1_vjp_18_part, &(step_student_res6_bn1_vjp_18_pointers){t1569, t1566});
+static void step_student_res6_bn1_vjp_18(float *restrict t1569, const float *restrict t1566, float *restrict chunk) {
+    mplc_parallel(step_student_res6_bn1_vjp_18_part, &(step_student_res6_bn1_vjp_18_pointers){t1569, t1566, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1569[o] = total;
+    }
 }
 
 /* loop [32]
@@ -11744,24 +12992,37 @@ static void step_student_res6_bn1_vjp_20(float *restrict t1573, const float *res
 typedef struct {
     float *t1574;
     const float *t1573;
+    float *chunk;
 } step_student_res6_conv0_vjp_4_pointers;
 
 static void step_student_res6_conv0_vjp_4_part(void *context, int part, int parts) {
     const step_student_res6_conv0_vjp_4_pointers *p = context;
-    float *restrict t1574 = p->t1574;
+    (void)part;
+    (void)parts;
+    float *restrict t1574 = p->t1574; (void)t1574; /* used after the parts */
     const float *restrict t1573 = p->t1573;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1574[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1574[i1] += t1573[i0 * 32 + i1];
+    while (mplc_claim(1568, 98, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 98 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t1573[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res6_conv0_vjp_4(float *restrict t1574, const float *restrict t1573) {
-    mplc_parallel(step_student_res6_conv0_vjp_4_part, &(step_student_res6_conv0_vjp_4_pointers){t1574, t1573});
+static void step_student_res6_conv0_vjp_4(float *restrict t1574, const float *restrict t1573, float *restrict chunk) {
+    mplc_parallel(step_student_res6_conv0_vjp_4_part, &(step_student_res6_conv0_vjp_4_pointers){t1574, t1573, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1574[o] = total;
+    }
 }
 
 /* gemm blas-into-col2im m=1568 n=144 k=32 tB chunk=32 split
@@ -11883,24 +13144,37 @@ static void step_student_leaky_relu5_vjp_2(float *restrict t1586, const float *r
 typedef struct {
     float *t1588;
     const float *t1587;
+    float *chunk;
 } step_student_bn4_vjp_11_pointers;
 
 static void step_student_bn4_vjp_11_part(void *context, int part, int parts) {
     const step_student_bn4_vjp_11_pointers *p = context;
-    float *restrict t1588 = p->t1588;
+    (void)part;
+    (void)parts;
+    float *restrict t1588 = p->t1588; (void)t1588; /* used after the parts */
     const float *restrict t1587 = p->t1587;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1588[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1588[i1] += t1587[i0 * 16 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t1587[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn4_vjp_11(float *restrict t1588, const float *restrict t1587) {
-    mplc_parallel(step_student_bn4_vjp_11_part, &(step_student_bn4_vjp_11_pointers){t1588, t1587});
+static void step_student_bn4_vjp_11(float *restrict t1588, const float *restrict t1587, float *restrict chunk) {
+    mplc_parallel(step_student_bn4_vjp_11_part, &(step_student_bn4_vjp_11_pointers){t1588, t1587, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1588[o] = total;
+    }
 }
 
 /* loop [6272,16] split
@@ -11941,26 +13215,39 @@ typedef struct {
     float *t1591;
     const float *t1587;
     const float *t1270;
+    float *chunk;
 } step_student_bn4_vjp_13_pointers;
 
 static void step_student_bn4_vjp_13_part(void *context, int part, int parts) {
     const step_student_bn4_vjp_13_pointers *p = context;
-    float *restrict t1591 = p->t1591;
+    (void)part;
+    (void)parts;
+    float *restrict t1591 = p->t1591; (void)t1591; /* used after the parts */
     const float *restrict t1587 = p->t1587;
     const float *restrict t1270 = p->t1270;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1591[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1590 = t1587[i0 * 16 + i1] * t1270[i0 * 16 + i1];
-            t1591[i1] += v1590;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1590 = t1587[i0 * 16 + i1] * t1270[i0 * 16 + i1];
+                sums[i1] += v1590;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn4_vjp_13(float *restrict t1591, const float *restrict t1587, const float *restrict t1270) {
-    mplc_parallel(step_student_bn4_vjp_13_part, &(step_student_bn4_vjp_13_pointers){t1591, t1587, t1270});
+static void step_student_bn4_vjp_13(float *restrict t1591, const float *restrict t1587, const float *restrict t1270, float *restrict chunk) {
+    mplc_parallel(step_student_bn4_vjp_13_part, &(step_student_bn4_vjp_13_pointers){t1591, t1587, t1270, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1591[o] = total;
+    }
 }
 
 /* loop [16]
@@ -11978,25 +13265,38 @@ static void step_student_bn4_vjp_14(float *restrict t1593, const float *restrict
 typedef struct {
     float *t1595;
     const float *t1589;
+    float *chunk;
 } step_student_bn4_vjp_15_pointers;
 
 static void step_student_bn4_vjp_15_part(void *context, int part, int parts) {
     const step_student_bn4_vjp_15_pointers *p = context;
-    float *restrict t1595 = p->t1595;
+    (void)part;
+    (void)parts;
+    float *restrict t1595 = p->t1595; (void)t1595; /* used after the parts */
     const float *restrict t1589 = p->t1589;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1595[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1594 = -t1589[i0 * 16 + i1];
-            t1595[i1] += v1594;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1594 = -t1589[i0 * 16 + i1];
+                sums[i1] += v1594;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn4_vjp_15(float *restrict t1595, const float *restrict t1589) {
-    mplc_parallel(step_student_bn4_vjp_15_part, &(step_student_bn4_vjp_15_pointers){t1595, t1589});
+static void step_student_bn4_vjp_15(float *restrict t1595, const float *restrict t1589, float *restrict chunk) {
+    mplc_parallel(step_student_bn4_vjp_15_part, &(step_student_bn4_vjp_15_pointers){t1595, t1589, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1595[o] = total;
+    }
 }
 
 /* loop [16]
@@ -12057,25 +13357,38 @@ static void step_student_bn4_vjp_17(float *restrict t1602, const float *restrict
 typedef struct {
     float *t1605;
     const float *t1602;
+    float *chunk;
 } step_student_bn4_vjp_18_pointers;
 
 static void step_student_bn4_vjp_18_part(void *context, int part, int parts) {
     const step_student_bn4_vjp_18_pointers *p = context;
-    float *restrict t1605 = p->t1605;
+    (void)part;
+    (void)parts;
+    float *restrict t1605 = p->t1605; (void)t1605; /* used after the parts */
     const float *restrict t1602 = p->t1602;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1605[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1603 = -t1602[i0 * 16 + i1];
-            t1605[i1] += v1603;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1603 = -t1602[i0 * 16 + i1];
+                sums[i1] += v1603;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn4_vjp_18(float *restrict t1605, const float *restrict t1602) {
-    mplc_parallel(step_student_bn4_vjp_18_part, &(step_student_bn4_vjp_18_pointers){t1605, t1602});
+static void step_student_bn4_vjp_18(float *restrict t1605, const float *restrict t1602, float *restrict chunk) {
+    mplc_parallel(step_student_bn4_vjp_18_part, &(step_student_bn4_vjp_18_pointers){t1605, t1602, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1605[o] = total;
+    }
 }
 
 /* loop [16]
@@ -12130,24 +13443,37 @@ static void step_student_bn4_vjp_20(float *restrict t1609, const float *restrict
 typedef struct {
     float *t1611;
     const float *t1609;
+    float *chunk;
 } step_student_res3_conv3_vjp_4_pointers;
 
 static void step_student_res3_conv3_vjp_4_part(void *context, int part, int parts) {
     const step_student_res3_conv3_vjp_4_pointers *p = context;
-    float *restrict t1611 = p->t1611;
+    (void)part;
+    (void)parts;
+    float *restrict t1611 = p->t1611; (void)t1611; /* used after the parts */
     const float *restrict t1609 = p->t1609;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1611[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1611[i1] += t1609[i0 * 16 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t1609[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res3_conv3_vjp_4(float *restrict t1611, const float *restrict t1609) {
-    mplc_parallel(step_student_res3_conv3_vjp_4_part, &(step_student_res3_conv3_vjp_4_pointers){t1611, t1609});
+static void step_student_res3_conv3_vjp_4(float *restrict t1611, const float *restrict t1609, float *restrict chunk) {
+    mplc_parallel(step_student_res3_conv3_vjp_4_part, &(step_student_res3_conv3_vjp_4_pointers){t1611, t1609, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1611[o] = total;
+    }
 }
 
 /* gemm winograd m=6272 n=144 k=16 tB chunk=9 split
@@ -12267,24 +13593,37 @@ static void step_student_res3_leaky_relu2_vjp_2(float *restrict t1621, const flo
 typedef struct {
     float *t1623;
     const float *t1622;
+    float *chunk;
 } step_student_res3_bn1_vjp_11_pointers;
 
 static void step_student_res3_bn1_vjp_11_part(void *context, int part, int parts) {
     const step_student_res3_bn1_vjp_11_pointers *p = context;
-    float *restrict t1623 = p->t1623;
+    (void)part;
+    (void)parts;
+    float *restrict t1623 = p->t1623; (void)t1623; /* used after the parts */
     const float *restrict t1622 = p->t1622;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1623[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1623[i1] += t1622[i0 * 16 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t1622[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res3_bn1_vjp_11(float *restrict t1623, const float *restrict t1622) {
-    mplc_parallel(step_student_res3_bn1_vjp_11_part, &(step_student_res3_bn1_vjp_11_pointers){t1623, t1622});
+static void step_student_res3_bn1_vjp_11(float *restrict t1623, const float *restrict t1622, float *restrict chunk) {
+    mplc_parallel(step_student_res3_bn1_vjp_11_part, &(step_student_res3_bn1_vjp_11_pointers){t1623, t1622, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1623[o] = total;
+    }
 }
 
 /* loop [6272,16] split
@@ -12325,26 +13664,39 @@ typedef struct {
     float *t1626;
     const float *t1622;
     const float *t1243;
+    float *chunk;
 } step_student_res3_bn1_vjp_13_pointers;
 
 static void step_student_res3_bn1_vjp_13_part(void *context, int part, int parts) {
     const step_student_res3_bn1_vjp_13_pointers *p = context;
-    float *restrict t1626 = p->t1626;
+    (void)part;
+    (void)parts;
+    float *restrict t1626 = p->t1626; (void)t1626; /* used after the parts */
     const float *restrict t1622 = p->t1622;
     const float *restrict t1243 = p->t1243;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1626[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1625 = t1622[i0 * 16 + i1] * t1243[i0 * 16 + i1];
-            t1626[i1] += v1625;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1625 = t1622[i0 * 16 + i1] * t1243[i0 * 16 + i1];
+                sums[i1] += v1625;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res3_bn1_vjp_13(float *restrict t1626, const float *restrict t1622, const float *restrict t1243) {
-    mplc_parallel(step_student_res3_bn1_vjp_13_part, &(step_student_res3_bn1_vjp_13_pointers){t1626, t1622, t1243});
+static void step_student_res3_bn1_vjp_13(float *restrict t1626, const float *restrict t1622, const float *restrict t1243, float *restrict chunk) {
+    mplc_parallel(step_student_res3_bn1_vjp_13_part, &(step_student_res3_bn1_vjp_13_pointers){t1626, t1622, t1243, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1626[o] = total;
+    }
 }
 
 /* loop [16]
@@ -12362,25 +13714,38 @@ static void step_student_res3_bn1_vjp_14(float *restrict t1628, const float *res
 typedef struct {
     float *t1630;
     const float *t1624;
+    float *chunk;
 } step_student_res3_bn1_vjp_15_pointers;
 
 static void step_student_res3_bn1_vjp_15_part(void *context, int part, int parts) {
     const step_student_res3_bn1_vjp_15_pointers *p = context;
-    float *restrict t1630 = p->t1630;
+    (void)part;
+    (void)parts;
+    float *restrict t1630 = p->t1630; (void)t1630; /* used after the parts */
     const float *restrict t1624 = p->t1624;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1630[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1629 = -t1624[i0 * 16 + i1];
-            t1630[i1] += v1629;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1629 = -t1624[i0 * 16 + i1];
+                sums[i1] += v1629;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res3_bn1_vjp_15(float *restrict t1630, const float *restrict t1624) {
-    mplc_parallel(step_student_res3_bn1_vjp_15_part, &(step_student_res3_bn1_vjp_15_pointers){t1630, t1624});
+static void step_student_res3_bn1_vjp_15(float *restrict t1630, const float *restrict t1624, float *restrict chunk) {
+    mplc_parallel(step_student_res3_bn1_vjp_15_part, &(step_student_res3_bn1_vjp_15_pointers){t1630, t1624, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1630[o] = total;
+    }
 }
 
 /* loop [16]
@@ -12441,25 +13806,38 @@ static void step_student_res3_bn1_vjp_17(float *restrict t1637, const float *res
 typedef struct {
     float *t1640;
     const float *t1637;
+    float *chunk;
 } step_student_res3_bn1_vjp_18_pointers;
 
 static void step_student_res3_bn1_vjp_18_part(void *context, int part, int parts) {
     const step_student_res3_bn1_vjp_18_pointers *p = context;
-    float *restrict t1640 = p->t1640;
+    (void)part;
+    (void)parts;
+    float *restrict t1640 = p->t1640; (void)t1640; /* used after the parts */
     const float *restrict t1637 = p->t1637;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1640[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1638 = -t1637[i0 * 16 + i1];
-            t1640[i1] += v1638;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1638 = -t1637[i0 * 16 + i1];
+                sums[i1] += v1638;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res3_bn1_vjp_18(float *restrict t1640, const float *restrict t1637) {
-    mplc_parallel(step_student_res3_bn1_vjp_18_part, &(step_student_res3_bn1_vjp_18_pointers){t1640, t1637});
+static void step_student_res3_bn1_vjp_18(float *restrict t1640, const float *restrict t1637, float *restrict chunk) {
+    mplc_parallel(step_student_res3_bn1_vjp_18_part, &(step_student_res3_bn1_vjp_18_pointers){t1640, t1637, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1640[o] = total;
+    }
 }
 
 /* loop [16]
@@ -12514,24 +13892,37 @@ static void step_student_res3_bn1_vjp_20(float *restrict t1644, const float *res
 typedef struct {
     float *t1645;
     const float *t1644;
+    float *chunk;
 } step_student_res3_conv0_vjp_4_pointers;
 
 static void step_student_res3_conv0_vjp_4_part(void *context, int part, int parts) {
     const step_student_res3_conv0_vjp_4_pointers *p = context;
-    float *restrict t1645 = p->t1645;
+    (void)part;
+    (void)parts;
+    float *restrict t1645 = p->t1645; (void)t1645; /* used after the parts */
     const float *restrict t1644 = p->t1644;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1645[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1645[i1] += t1644[i0 * 16 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t1644[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_res3_conv0_vjp_4(float *restrict t1645, const float *restrict t1644) {
-    mplc_parallel(step_student_res3_conv0_vjp_4_part, &(step_student_res3_conv0_vjp_4_pointers){t1645, t1644});
+static void step_student_res3_conv0_vjp_4(float *restrict t1645, const float *restrict t1644, float *restrict chunk) {
+    mplc_parallel(step_student_res3_conv0_vjp_4_part, &(step_student_res3_conv0_vjp_4_pointers){t1645, t1644, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1645[o] = total;
+    }
 }
 
 /* gemm winograd m=6272 n=144 k=16 tB chunk=9 split
@@ -12655,24 +14046,37 @@ static void step_student_leaky_relu2_vjp_2(float *restrict t1656, const float *r
 typedef struct {
     float *t1658;
     const float *t1657;
+    float *chunk;
 } step_student_bn1_vjp_11_pointers;
 
 static void step_student_bn1_vjp_11_part(void *context, int part, int parts) {
     const step_student_bn1_vjp_11_pointers *p = context;
-    float *restrict t1658 = p->t1658;
+    (void)part;
+    (void)parts;
+    float *restrict t1658 = p->t1658; (void)t1658; /* used after the parts */
     const float *restrict t1657 = p->t1657;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1658[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1658[i1] += t1657[i0 * 16 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t1657[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn1_vjp_11(float *restrict t1658, const float *restrict t1657) {
-    mplc_parallel(step_student_bn1_vjp_11_part, &(step_student_bn1_vjp_11_pointers){t1658, t1657});
+static void step_student_bn1_vjp_11(float *restrict t1658, const float *restrict t1657, float *restrict chunk) {
+    mplc_parallel(step_student_bn1_vjp_11_part, &(step_student_bn1_vjp_11_pointers){t1658, t1657, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1658[o] = total;
+    }
 }
 
 /* loop [6272,16] split
@@ -12713,26 +14117,39 @@ typedef struct {
     float *t1661;
     const float *t1657;
     const float *t1218;
+    float *chunk;
 } step_student_bn1_vjp_13_pointers;
 
 static void step_student_bn1_vjp_13_part(void *context, int part, int parts) {
     const step_student_bn1_vjp_13_pointers *p = context;
-    float *restrict t1661 = p->t1661;
+    (void)part;
+    (void)parts;
+    float *restrict t1661 = p->t1661; (void)t1661; /* used after the parts */
     const float *restrict t1657 = p->t1657;
     const float *restrict t1218 = p->t1218;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1661[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1660 = t1657[i0 * 16 + i1] * t1218[i0 * 16 + i1];
-            t1661[i1] += v1660;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1660 = t1657[i0 * 16 + i1] * t1218[i0 * 16 + i1];
+                sums[i1] += v1660;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn1_vjp_13(float *restrict t1661, const float *restrict t1657, const float *restrict t1218) {
-    mplc_parallel(step_student_bn1_vjp_13_part, &(step_student_bn1_vjp_13_pointers){t1661, t1657, t1218});
+static void step_student_bn1_vjp_13(float *restrict t1661, const float *restrict t1657, const float *restrict t1218, float *restrict chunk) {
+    mplc_parallel(step_student_bn1_vjp_13_part, &(step_student_bn1_vjp_13_pointers){t1661, t1657, t1218, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1661[o] = total;
+    }
 }
 
 /* loop [16]
@@ -12750,25 +14167,38 @@ static void step_student_bn1_vjp_14(float *restrict t1663, const float *restrict
 typedef struct {
     float *t1665;
     const float *t1659;
+    float *chunk;
 } step_student_bn1_vjp_15_pointers;
 
 static void step_student_bn1_vjp_15_part(void *context, int part, int parts) {
     const step_student_bn1_vjp_15_pointers *p = context;
-    float *restrict t1665 = p->t1665;
+    (void)part;
+    (void)parts;
+    float *restrict t1665 = p->t1665; (void)t1665; /* used after the parts */
     const float *restrict t1659 = p->t1659;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1665[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1664 = -t1659[i0 * 16 + i1];
-            t1665[i1] += v1664;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1664 = -t1659[i0 * 16 + i1];
+                sums[i1] += v1664;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn1_vjp_15(float *restrict t1665, const float *restrict t1659) {
-    mplc_parallel(step_student_bn1_vjp_15_part, &(step_student_bn1_vjp_15_pointers){t1665, t1659});
+static void step_student_bn1_vjp_15(float *restrict t1665, const float *restrict t1659, float *restrict chunk) {
+    mplc_parallel(step_student_bn1_vjp_15_part, &(step_student_bn1_vjp_15_pointers){t1665, t1659, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1665[o] = total;
+    }
 }
 
 /* loop [16]
@@ -12829,25 +14259,38 @@ static void step_student_bn1_vjp_17(float *restrict t1672, const float *restrict
 typedef struct {
     float *t1675;
     const float *t1672;
+    float *chunk;
 } step_student_bn1_vjp_18_pointers;
 
 static void step_student_bn1_vjp_18_part(void *context, int part, int parts) {
     const step_student_bn1_vjp_18_pointers *p = context;
-    float *restrict t1675 = p->t1675;
+    (void)part;
+    (void)parts;
+    float *restrict t1675 = p->t1675; (void)t1675; /* used after the parts */
     const float *restrict t1672 = p->t1672;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1675[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1673 = -t1672[i0 * 16 + i1];
-            t1675[i1] += v1673;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1673 = -t1672[i0 * 16 + i1];
+                sums[i1] += v1673;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_bn1_vjp_18(float *restrict t1675, const float *restrict t1672) {
-    mplc_parallel(step_student_bn1_vjp_18_part, &(step_student_bn1_vjp_18_pointers){t1675, t1672});
+static void step_student_bn1_vjp_18(float *restrict t1675, const float *restrict t1672, float *restrict chunk) {
+    mplc_parallel(step_student_bn1_vjp_18_part, &(step_student_bn1_vjp_18_pointers){t1675, t1672, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1675[o] = total;
+    }
 }
 
 /* loop [16]
@@ -12902,24 +14345,37 @@ static void step_student_bn1_vjp_20(float *restrict t1679, const float *restrict
 typedef struct {
     float *t1680;
     const float *t1679;
+    float *chunk;
 } step_student_conv0_vjp_3_pointers;
 
 static void step_student_conv0_vjp_3_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_3_pointers *p = context;
-    float *restrict t1680 = p->t1680;
+    (void)part;
+    (void)parts;
+    float *restrict t1680 = p->t1680; (void)t1680; /* used after the parts */
     const float *restrict t1679 = p->t1679;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1680[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1680[i1] += t1679[i0 * 16 + i1];
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t1679[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv0_vjp_3(float *restrict t1680, const float *restrict t1679) {
-    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t1680, t1679});
+static void step_student_conv0_vjp_3(float *restrict t1680, const float *restrict t1679, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t1680, t1679, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t1680[o] = total;
+    }
 }
 
 /* gemm small-outer-products m=9 n=16 k=6272 tA chunk=32 split
@@ -13934,24 +15390,37 @@ static void step_teacher_leaky_relu11_vjp_3(float *restrict t1842, const float *
 typedef struct {
     float *t1845;
     const float *t1843;
+    float *chunk;
 } step_teacher_bn10_vjp_pointers;
 
 static void step_teacher_bn10_vjp_part(void *context, int part, int parts) {
     const step_teacher_bn10_vjp_pointers *p = context;
-    float *restrict t1845 = p->t1845;
+    (void)part;
+    (void)parts;
+    float *restrict t1845 = p->t1845; (void)t1845; /* used after the parts */
     const float *restrict t1843 = p->t1843;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1845[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1845[i1] += t1843[i0 * 64 + i1];
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t1843[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn10_vjp(float *restrict t1845, const float *restrict t1843) {
-    mplc_parallel(step_teacher_bn10_vjp_part, &(step_teacher_bn10_vjp_pointers){t1845, t1843});
+static void step_teacher_bn10_vjp(float *restrict t1845, const float *restrict t1843, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn10_vjp_part, &(step_teacher_bn10_vjp_pointers){t1845, t1843, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1845[o] = total;
+    }
 }
 
 /* reduce_sum [2048,64] axes=[0] split
@@ -13959,24 +15428,37 @@ static void step_teacher_bn10_vjp(float *restrict t1845, const float *restrict t
 typedef struct {
     float *t1846;
     const float *t1844;
+    float *chunk;
 } step_teacher_bn10_vjp_2_pointers;
 
 static void step_teacher_bn10_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_bn10_vjp_2_pointers *p = context;
-    float *restrict t1846 = p->t1846;
+    (void)part;
+    (void)parts;
+    float *restrict t1846 = p->t1846; (void)t1846; /* used after the parts */
     const float *restrict t1844 = p->t1844;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1846[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1846[i1] += t1844[i0 * 64 + i1];
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t1844[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn10_vjp_2(float *restrict t1846, const float *restrict t1844) {
-    mplc_parallel(step_teacher_bn10_vjp_2_part, &(step_teacher_bn10_vjp_2_pointers){t1846, t1844});
+static void step_teacher_bn10_vjp_2(float *restrict t1846, const float *restrict t1844, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn10_vjp_2_part, &(step_teacher_bn10_vjp_2_pointers){t1846, t1844, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1846[o] = total;
+    }
 }
 
 /* loop [64]
@@ -14057,26 +15539,39 @@ typedef struct {
     float *t1856;
     const float *t1843;
     const float *t1852;
+    float *chunk;
 } step_teacher_bn10_vjp_6_pointers;
 
 static void step_teacher_bn10_vjp_6_part(void *context, int part, int parts) {
     const step_teacher_bn10_vjp_6_pointers *p = context;
-    float *restrict t1856 = p->t1856;
+    (void)part;
+    (void)parts;
+    float *restrict t1856 = p->t1856; (void)t1856; /* used after the parts */
     const float *restrict t1843 = p->t1843;
     const float *restrict t1852 = p->t1852;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1856[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1853 = t1843[i0 * 64 + i1] * t1852[i0 * 64 + i1];
-            t1856[i1] += v1853;
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1853 = t1843[i0 * 64 + i1] * t1852[i0 * 64 + i1];
+                sums[i1] += v1853;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn10_vjp_6(float *restrict t1856, const float *restrict t1843, const float *restrict t1852) {
-    mplc_parallel(step_teacher_bn10_vjp_6_part, &(step_teacher_bn10_vjp_6_pointers){t1856, t1843, t1852});
+static void step_teacher_bn10_vjp_6(float *restrict t1856, const float *restrict t1843, const float *restrict t1852, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn10_vjp_6_part, &(step_teacher_bn10_vjp_6_pointers){t1856, t1843, t1852, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1856[o] = total;
+    }
 }
 
 /* reduce_sum [2048,64] axes=[0] split
@@ -14086,26 +15581,39 @@ typedef struct {
     float *t1857;
     const float *t1844;
     const float *t1854;
+    float *chunk;
 } step_teacher_bn10_vjp_7_pointers;
 
 static void step_teacher_bn10_vjp_7_part(void *context, int part, int parts) {
     const step_teacher_bn10_vjp_7_pointers *p = context;
-    float *restrict t1857 = p->t1857;
+    (void)part;
+    (void)parts;
+    float *restrict t1857 = p->t1857; (void)t1857; /* used after the parts */
     const float *restrict t1844 = p->t1844;
     const float *restrict t1854 = p->t1854;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1857[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1855 = t1844[i0 * 64 + i1] * t1854[i0 * 64 + i1];
-            t1857[i1] += v1855;
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1855 = t1844[i0 * 64 + i1] * t1854[i0 * 64 + i1];
+                sums[i1] += v1855;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn10_vjp_7(float *restrict t1857, const float *restrict t1844, const float *restrict t1854) {
-    mplc_parallel(step_teacher_bn10_vjp_7_part, &(step_teacher_bn10_vjp_7_pointers){t1857, t1844, t1854});
+static void step_teacher_bn10_vjp_7(float *restrict t1857, const float *restrict t1844, const float *restrict t1854, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn10_vjp_7_part, &(step_teacher_bn10_vjp_7_pointers){t1857, t1844, t1854, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1857[o] = total;
+    }
 }
 
 /* loop [64]
@@ -14126,25 +15634,38 @@ static void step_teacher_bn10_vjp_8(float *restrict t1858, float *restrict t1860
 typedef struct {
     float *t1863;
     const float *t1849;
+    float *chunk;
 } step_teacher_bn10_vjp_9_pointers;
 
 static void step_teacher_bn10_vjp_9_part(void *context, int part, int parts) {
     const step_teacher_bn10_vjp_9_pointers *p = context;
-    float *restrict t1863 = p->t1863;
+    (void)part;
+    (void)parts;
+    float *restrict t1863 = p->t1863; (void)t1863; /* used after the parts */
     const float *restrict t1849 = p->t1849;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1863[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1861 = -t1849[i0 * 64 + i1];
-            t1863[i1] += v1861;
+    while (mplc_claim(512, 32, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 32 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1861 = -t1849[i0 * 64 + i1];
+                sums[i1] += v1861;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn10_vjp_9(float *restrict t1863, const float *restrict t1849) {
-    mplc_parallel(step_teacher_bn10_vjp_9_part, &(step_teacher_bn10_vjp_9_pointers){t1863, t1849});
+static void step_teacher_bn10_vjp_9(float *restrict t1863, const float *restrict t1849, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn10_vjp_9_part, &(step_teacher_bn10_vjp_9_pointers){t1863, t1849, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1863[o] = total;
+    }
 }
 
 /* reduce_sum [2048,64] axes=[0] split
@@ -14153,25 +15674,38 @@ static void step_teacher_bn10_vjp_9(float *restrict t1863, const float *restrict
 typedef struct {
     float *t1864;
     const float *t1851;
+    float *chunk;
 } step_teacher_bn10_vjp_10_pointers;
 
 static void step_teacher_bn10_vjp_10_part(void *context, int part, int parts) {
     const step_teacher_bn10_vjp_10_pointers *p = context;
-    float *restrict t1864 = p->t1864;
+    (void)part;
+    (void)parts;
+    float *restrict t1864 = p->t1864; (void)t1864; /* used after the parts */
     const float *restrict t1851 = p->t1851;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1864[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1862 = -t1851[i0 * 64 + i1];
-            t1864[i1] += v1862;
+    while (mplc_claim(2048, 128, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 128 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1862 = -t1851[i0 * 64 + i1];
+                sums[i1] += v1862;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn10_vjp_10(float *restrict t1864, const float *restrict t1851) {
-    mplc_parallel(step_teacher_bn10_vjp_10_part, &(step_teacher_bn10_vjp_10_pointers){t1864, t1851});
+static void step_teacher_bn10_vjp_10(float *restrict t1864, const float *restrict t1851, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn10_vjp_10_part, &(step_teacher_bn10_vjp_10_pointers){t1864, t1851, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1864[o] = total;
+    }
 }
 
 /* loop [64]
@@ -14244,25 +15778,38 @@ static void step_teacher_bn10_vjp_14(float *restrict t1875, const float *restric
 typedef struct {
     float *t1878;
     const float *t1872;
+    float *chunk;
 } step_teacher_bn10_vjp_15_pointers;
 
 static void step_teacher_bn10_vjp_15_part(void *context, int part, int parts) {
     const step_teacher_bn10_vjp_15_pointers *p = context;
-    float *restrict t1878 = p->t1878;
+    (void)part;
+    (void)parts;
+    float *restrict t1878 = p->t1878; (void)t1878; /* used after the parts */
     const float *restrict t1872 = p->t1872;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1878[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1873 = -t1872[i0 * 64 + i1];
-            t1878[i1] += v1873;
+    while (mplc_claim(4608, 288, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 288 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1873 = -t1872[i0 * 64 + i1];
+                sums[i1] += v1873;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn10_vjp_15(float *restrict t1878, const float *restrict t1872) {
-    mplc_parallel(step_teacher_bn10_vjp_15_part, &(step_teacher_bn10_vjp_15_pointers){t1878, t1872});
+static void step_teacher_bn10_vjp_15(float *restrict t1878, const float *restrict t1872, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn10_vjp_15_part, &(step_teacher_bn10_vjp_15_pointers){t1878, t1872, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1878[o] = total;
+    }
 }
 
 /* loop [64]
@@ -14391,24 +15938,37 @@ static void step_teacher_res9_vjp_2(float *restrict t1884, const float *restrict
 typedef struct {
     float *t1887;
     const float *t1882;
+    float *chunk;
 } step_teacher_res9_conv3_vjp_pointers;
 
 static void step_teacher_res9_conv3_vjp_part(void *context, int part, int parts) {
     const step_teacher_res9_conv3_vjp_pointers *p = context;
-    float *restrict t1887 = p->t1887;
+    (void)part;
+    (void)parts;
+    float *restrict t1887 = p->t1887; (void)t1887; /* used after the parts */
     const float *restrict t1882 = p->t1882;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1887[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1887[i1] += t1882[i0 * 64 + i1];
+    while (mplc_claim(4608, 288, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 288 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t1882[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res9_conv3_vjp(float *restrict t1887, const float *restrict t1882) {
-    mplc_parallel(step_teacher_res9_conv3_vjp_part, &(step_teacher_res9_conv3_vjp_pointers){t1887, t1882});
+static void step_teacher_res9_conv3_vjp(float *restrict t1887, const float *restrict t1882, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_conv3_vjp_part, &(step_teacher_res9_conv3_vjp_pointers){t1887, t1882, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1887[o] = total;
+    }
 }
 
 /* gemm winograd m=4608 n=576 k=64 tB chunk=28 split
@@ -14528,24 +16088,37 @@ static void step_teacher_res9_leaky_relu2_vjp(float *restrict t1897, const float
 typedef struct {
     float *t1899;
     const float *t1898;
+    float *chunk;
 } step_teacher_res9_bn1_vjp_pointers;
 
 static void step_teacher_res9_bn1_vjp_part(void *context, int part, int parts) {
     const step_teacher_res9_bn1_vjp_pointers *p = context;
-    float *restrict t1899 = p->t1899;
+    (void)part;
+    (void)parts;
+    float *restrict t1899 = p->t1899; (void)t1899; /* used after the parts */
     const float *restrict t1898 = p->t1898;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1899[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1899[i1] += t1898[i0 * 64 + i1];
+    while (mplc_claim(4608, 288, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 288 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t1898[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res9_bn1_vjp(float *restrict t1899, const float *restrict t1898) {
-    mplc_parallel(step_teacher_res9_bn1_vjp_part, &(step_teacher_res9_bn1_vjp_pointers){t1899, t1898});
+static void step_teacher_res9_bn1_vjp(float *restrict t1899, const float *restrict t1898, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_part, &(step_teacher_res9_bn1_vjp_pointers){t1899, t1898, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1899[o] = total;
+    }
 }
 
 /* loop [4608,64] split
@@ -14586,26 +16159,39 @@ typedef struct {
     float *t1902;
     const float *t1898;
     const float *t281;
+    float *chunk;
 } step_teacher_res9_bn1_vjp_3_pointers;
 
 static void step_teacher_res9_bn1_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_res9_bn1_vjp_3_pointers *p = context;
-    float *restrict t1902 = p->t1902;
+    (void)part;
+    (void)parts;
+    float *restrict t1902 = p->t1902; (void)t1902; /* used after the parts */
     const float *restrict t1898 = p->t1898;
     const float *restrict t281 = p->t281;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1902[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1901 = t1898[i0 * 64 + i1] * t281[i0 * 64 + i1];
-            t1902[i1] += v1901;
+    while (mplc_claim(4608, 288, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 288 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1901 = t1898[i0 * 64 + i1] * t281[i0 * 64 + i1];
+                sums[i1] += v1901;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res9_bn1_vjp_3(float *restrict t1902, const float *restrict t1898, const float *restrict t281) {
-    mplc_parallel(step_teacher_res9_bn1_vjp_3_part, &(step_teacher_res9_bn1_vjp_3_pointers){t1902, t1898, t281});
+static void step_teacher_res9_bn1_vjp_3(float *restrict t1902, const float *restrict t1898, const float *restrict t281, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_3_part, &(step_teacher_res9_bn1_vjp_3_pointers){t1902, t1898, t281, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1902[o] = total;
+    }
 }
 
 /* loop [64]
@@ -14623,25 +16209,38 @@ static void step_teacher_res9_bn1_vjp_4(float *restrict t1904, const float *rest
 typedef struct {
     float *t1906;
     const float *t1900;
+    float *chunk;
 } step_teacher_res9_bn1_vjp_5_pointers;
 
 static void step_teacher_res9_bn1_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_res9_bn1_vjp_5_pointers *p = context;
-    float *restrict t1906 = p->t1906;
+    (void)part;
+    (void)parts;
+    float *restrict t1906 = p->t1906; (void)t1906; /* used after the parts */
     const float *restrict t1900 = p->t1900;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1906[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1905 = -t1900[i0 * 64 + i1];
-            t1906[i1] += v1905;
+    while (mplc_claim(4608, 288, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 288 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1905 = -t1900[i0 * 64 + i1];
+                sums[i1] += v1905;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res9_bn1_vjp_5(float *restrict t1906, const float *restrict t1900) {
-    mplc_parallel(step_teacher_res9_bn1_vjp_5_part, &(step_teacher_res9_bn1_vjp_5_pointers){t1906, t1900});
+static void step_teacher_res9_bn1_vjp_5(float *restrict t1906, const float *restrict t1900, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_5_part, &(step_teacher_res9_bn1_vjp_5_pointers){t1906, t1900, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1906[o] = total;
+    }
 }
 
 /* loop [64]
@@ -14702,25 +16301,38 @@ static void step_teacher_res9_bn1_vjp_7(float *restrict t1913, const float *rest
 typedef struct {
     float *t1916;
     const float *t1913;
+    float *chunk;
 } step_teacher_res9_bn1_vjp_8_pointers;
 
 static void step_teacher_res9_bn1_vjp_8_part(void *context, int part, int parts) {
     const step_teacher_res9_bn1_vjp_8_pointers *p = context;
-    float *restrict t1916 = p->t1916;
+    (void)part;
+    (void)parts;
+    float *restrict t1916 = p->t1916; (void)t1916; /* used after the parts */
     const float *restrict t1913 = p->t1913;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1916[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1914 = -t1913[i0 * 64 + i1];
-            t1916[i1] += v1914;
+    while (mplc_claim(4608, 288, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 288 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1914 = -t1913[i0 * 64 + i1];
+                sums[i1] += v1914;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res9_bn1_vjp_8(float *restrict t1916, const float *restrict t1913) {
-    mplc_parallel(step_teacher_res9_bn1_vjp_8_part, &(step_teacher_res9_bn1_vjp_8_pointers){t1916, t1913});
+static void step_teacher_res9_bn1_vjp_8(float *restrict t1916, const float *restrict t1913, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_8_part, &(step_teacher_res9_bn1_vjp_8_pointers){t1916, t1913, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1916[o] = total;
+    }
 }
 
 /* loop [64]
@@ -14775,24 +16387,37 @@ static void step_teacher_res9_bn1_vjp_10(float *restrict t1920, const float *res
 typedef struct {
     float *t1921;
     const float *t1920;
+    float *chunk;
 } step_teacher_res9_conv0_vjp_pointers;
 
 static void step_teacher_res9_conv0_vjp_part(void *context, int part, int parts) {
     const step_teacher_res9_conv0_vjp_pointers *p = context;
-    float *restrict t1921 = p->t1921;
+    (void)part;
+    (void)parts;
+    float *restrict t1921 = p->t1921; (void)t1921; /* used after the parts */
     const float *restrict t1920 = p->t1920;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1921[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1921[i1] += t1920[i0 * 64 + i1];
+    while (mplc_claim(4608, 288, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 288 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t1920[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res9_conv0_vjp(float *restrict t1921, const float *restrict t1920) {
-    mplc_parallel(step_teacher_res9_conv0_vjp_part, &(step_teacher_res9_conv0_vjp_pointers){t1921, t1920});
+static void step_teacher_res9_conv0_vjp(float *restrict t1921, const float *restrict t1920, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_conv0_vjp_part, &(step_teacher_res9_conv0_vjp_pointers){t1921, t1920, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t1921[o] = total;
+    }
 }
 
 /* gemm blas-into-col2im m=4608 n=288 k=64 tB chunk=56 split
@@ -14914,24 +16539,37 @@ static void step_teacher_leaky_relu8_vjp(float *restrict t1933, const float *res
 typedef struct {
     float *t1935;
     const float *t1934;
+    float *chunk;
 } step_teacher_bn7_vjp_pointers;
 
 static void step_teacher_bn7_vjp_part(void *context, int part, int parts) {
     const step_teacher_bn7_vjp_pointers *p = context;
-    float *restrict t1935 = p->t1935;
+    (void)part;
+    (void)parts;
+    float *restrict t1935 = p->t1935; (void)t1935; /* used after the parts */
     const float *restrict t1934 = p->t1934;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1935[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1935[i1] += t1934[i0 * 32 + i1];
+    while (mplc_claim(14112, 882, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 882 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t1934[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn7_vjp(float *restrict t1935, const float *restrict t1934) {
-    mplc_parallel(step_teacher_bn7_vjp_part, &(step_teacher_bn7_vjp_pointers){t1935, t1934});
+static void step_teacher_bn7_vjp(float *restrict t1935, const float *restrict t1934, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn7_vjp_part, &(step_teacher_bn7_vjp_pointers){t1935, t1934, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1935[o] = total;
+    }
 }
 
 /* loop [14112,32] split
@@ -14972,26 +16610,39 @@ typedef struct {
     float *t1938;
     const float *t1934;
     const float *t250;
+    float *chunk;
 } step_teacher_bn7_vjp_3_pointers;
 
 static void step_teacher_bn7_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_bn7_vjp_3_pointers *p = context;
-    float *restrict t1938 = p->t1938;
+    (void)part;
+    (void)parts;
+    float *restrict t1938 = p->t1938; (void)t1938; /* used after the parts */
     const float *restrict t1934 = p->t1934;
     const float *restrict t250 = p->t250;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1938[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1937 = t1934[i0 * 32 + i1] * t250[i0 * 32 + i1];
-            t1938[i1] += v1937;
+    while (mplc_claim(14112, 882, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 882 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1937 = t1934[i0 * 32 + i1] * t250[i0 * 32 + i1];
+                sums[i1] += v1937;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn7_vjp_3(float *restrict t1938, const float *restrict t1934, const float *restrict t250) {
-    mplc_parallel(step_teacher_bn7_vjp_3_part, &(step_teacher_bn7_vjp_3_pointers){t1938, t1934, t250});
+static void step_teacher_bn7_vjp_3(float *restrict t1938, const float *restrict t1934, const float *restrict t250, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn7_vjp_3_part, &(step_teacher_bn7_vjp_3_pointers){t1938, t1934, t250, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1938[o] = total;
+    }
 }
 
 /* loop [32]
@@ -15009,25 +16660,38 @@ static void step_teacher_bn7_vjp_4(float *restrict t1940, const float *restrict 
 typedef struct {
     float *t1942;
     const float *t1936;
+    float *chunk;
 } step_teacher_bn7_vjp_5_pointers;
 
 static void step_teacher_bn7_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_bn7_vjp_5_pointers *p = context;
-    float *restrict t1942 = p->t1942;
+    (void)part;
+    (void)parts;
+    float *restrict t1942 = p->t1942; (void)t1942; /* used after the parts */
     const float *restrict t1936 = p->t1936;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1942[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1941 = -t1936[i0 * 32 + i1];
-            t1942[i1] += v1941;
+    while (mplc_claim(14112, 882, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 882 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1941 = -t1936[i0 * 32 + i1];
+                sums[i1] += v1941;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn7_vjp_5(float *restrict t1942, const float *restrict t1936) {
-    mplc_parallel(step_teacher_bn7_vjp_5_part, &(step_teacher_bn7_vjp_5_pointers){t1942, t1936});
+static void step_teacher_bn7_vjp_5(float *restrict t1942, const float *restrict t1936, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn7_vjp_5_part, &(step_teacher_bn7_vjp_5_pointers){t1942, t1936, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1942[o] = total;
+    }
 }
 
 /* loop [32]
@@ -15088,25 +16752,38 @@ static void step_teacher_bn7_vjp_7(float *restrict t1949, const float *restrict 
 typedef struct {
     float *t1952;
     const float *t1949;
+    float *chunk;
 } step_teacher_bn7_vjp_8_pointers;
 
 static void step_teacher_bn7_vjp_8_part(void *context, int part, int parts) {
     const step_teacher_bn7_vjp_8_pointers *p = context;
-    float *restrict t1952 = p->t1952;
+    (void)part;
+    (void)parts;
+    float *restrict t1952 = p->t1952; (void)t1952; /* used after the parts */
     const float *restrict t1949 = p->t1949;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1952[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1950 = -t1949[i0 * 32 + i1];
-            t1952[i1] += v1950;
+    while (mplc_claim(14112, 882, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 882 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1950 = -t1949[i0 * 32 + i1];
+                sums[i1] += v1950;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn7_vjp_8(float *restrict t1952, const float *restrict t1949) {
-    mplc_parallel(step_teacher_bn7_vjp_8_part, &(step_teacher_bn7_vjp_8_pointers){t1952, t1949});
+static void step_teacher_bn7_vjp_8(float *restrict t1952, const float *restrict t1949, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn7_vjp_8_part, &(step_teacher_bn7_vjp_8_pointers){t1952, t1949, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1952[o] = total;
+    }
 }
 
 /* loop [32]
@@ -15245,24 +16922,37 @@ static void step_teacher_res6_vjp_2(float *restrict t1958, const float *restrict
 typedef struct {
     float *t1961;
     const float *t1956;
+    float *chunk;
 } step_teacher_res6_conv3_vjp_pointers;
 
 static void step_teacher_res6_conv3_vjp_part(void *context, int part, int parts) {
     const step_teacher_res6_conv3_vjp_pointers *p = context;
-    float *restrict t1961 = p->t1961;
+    (void)part;
+    (void)parts;
+    float *restrict t1961 = p->t1961; (void)t1961; /* used after the parts */
     const float *restrict t1956 = p->t1956;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1961[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1961[i1] += t1956[i0 * 32 + i1];
+    while (mplc_claim(14112, 882, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 882 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t1956[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res6_conv3_vjp(float *restrict t1961, const float *restrict t1956) {
-    mplc_parallel(step_teacher_res6_conv3_vjp_part, &(step_teacher_res6_conv3_vjp_pointers){t1961, t1956});
+static void step_teacher_res6_conv3_vjp(float *restrict t1961, const float *restrict t1956, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_conv3_vjp_part, &(step_teacher_res6_conv3_vjp_pointers){t1961, t1956, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1961[o] = total;
+    }
 }
 
 /* gemm winograd m=14112 n=288 k=32 tB chunk=18 split
@@ -15382,24 +17072,37 @@ static void step_teacher_res6_leaky_relu2_vjp(float *restrict t1971, const float
 typedef struct {
     float *t1973;
     const float *t1972;
+    float *chunk;
 } step_teacher_res6_bn1_vjp_pointers;
 
 static void step_teacher_res6_bn1_vjp_part(void *context, int part, int parts) {
     const step_teacher_res6_bn1_vjp_pointers *p = context;
-    float *restrict t1973 = p->t1973;
+    (void)part;
+    (void)parts;
+    float *restrict t1973 = p->t1973; (void)t1973; /* used after the parts */
     const float *restrict t1972 = p->t1972;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1973[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1973[i1] += t1972[i0 * 32 + i1];
+    while (mplc_claim(14112, 882, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 882 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t1972[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res6_bn1_vjp(float *restrict t1973, const float *restrict t1972) {
-    mplc_parallel(step_teacher_res6_bn1_vjp_part, &(step_teacher_res6_bn1_vjp_pointers){t1973, t1972});
+static void step_teacher_res6_bn1_vjp(float *restrict t1973, const float *restrict t1972, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_part, &(step_teacher_res6_bn1_vjp_pointers){t1973, t1972, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1973[o] = total;
+    }
 }
 
 /* loop [14112,32] split
@@ -15440,26 +17143,39 @@ typedef struct {
     float *t1976;
     const float *t1972;
     const float *t207;
+    float *chunk;
 } step_teacher_res6_bn1_vjp_3_pointers;
 
 static void step_teacher_res6_bn1_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_res6_bn1_vjp_3_pointers *p = context;
-    float *restrict t1976 = p->t1976;
+    (void)part;
+    (void)parts;
+    float *restrict t1976 = p->t1976; (void)t1976; /* used after the parts */
     const float *restrict t1972 = p->t1972;
     const float *restrict t207 = p->t207;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1976[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1975 = t1972[i0 * 32 + i1] * t207[i0 * 32 + i1];
-            t1976[i1] += v1975;
+    while (mplc_claim(14112, 882, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 882 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1975 = t1972[i0 * 32 + i1] * t207[i0 * 32 + i1];
+                sums[i1] += v1975;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res6_bn1_vjp_3(float *restrict t1976, const float *restrict t1972, const float *restrict t207) {
-    mplc_parallel(step_teacher_res6_bn1_vjp_3_part, &(step_teacher_res6_bn1_vjp_3_pointers){t1976, t1972, t207});
+static void step_teacher_res6_bn1_vjp_3(float *restrict t1976, const float *restrict t1972, const float *restrict t207, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_3_part, &(step_teacher_res6_bn1_vjp_3_pointers){t1976, t1972, t207, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1976[o] = total;
+    }
 }
 
 /* loop [32]
@@ -15477,25 +17193,38 @@ static void step_teacher_res6_bn1_vjp_4(float *restrict t1978, const float *rest
 typedef struct {
     float *t1980;
     const float *t1974;
+    float *chunk;
 } step_teacher_res6_bn1_vjp_5_pointers;
 
 static void step_teacher_res6_bn1_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_res6_bn1_vjp_5_pointers *p = context;
-    float *restrict t1980 = p->t1980;
+    (void)part;
+    (void)parts;
+    float *restrict t1980 = p->t1980; (void)t1980; /* used after the parts */
     const float *restrict t1974 = p->t1974;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1980[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1979 = -t1974[i0 * 32 + i1];
-            t1980[i1] += v1979;
+    while (mplc_claim(14112, 882, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 882 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1979 = -t1974[i0 * 32 + i1];
+                sums[i1] += v1979;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res6_bn1_vjp_5(float *restrict t1980, const float *restrict t1974) {
-    mplc_parallel(step_teacher_res6_bn1_vjp_5_part, &(step_teacher_res6_bn1_vjp_5_pointers){t1980, t1974});
+static void step_teacher_res6_bn1_vjp_5(float *restrict t1980, const float *restrict t1974, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_5_part, &(step_teacher_res6_bn1_vjp_5_pointers){t1980, t1974, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1980[o] = total;
+    }
 }
 
 /* loop [32]
@@ -15556,25 +17285,38 @@ static void step_teacher_res6_bn1_vjp_7(float *restrict t1987, const float *rest
 typedef struct {
     float *t1990;
     const float *t1987;
+    float *chunk;
 } step_teacher_res6_bn1_vjp_8_pointers;
 
 static void step_teacher_res6_bn1_vjp_8_part(void *context, int part, int parts) {
     const step_teacher_res6_bn1_vjp_8_pointers *p = context;
-    float *restrict t1990 = p->t1990;
+    (void)part;
+    (void)parts;
+    float *restrict t1990 = p->t1990; (void)t1990; /* used after the parts */
     const float *restrict t1987 = p->t1987;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1990[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1988 = -t1987[i0 * 32 + i1];
-            t1990[i1] += v1988;
+    while (mplc_claim(14112, 882, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 882 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1988 = -t1987[i0 * 32 + i1];
+                sums[i1] += v1988;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res6_bn1_vjp_8(float *restrict t1990, const float *restrict t1987) {
-    mplc_parallel(step_teacher_res6_bn1_vjp_8_part, &(step_teacher_res6_bn1_vjp_8_pointers){t1990, t1987});
+static void step_teacher_res6_bn1_vjp_8(float *restrict t1990, const float *restrict t1987, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_8_part, &(step_teacher_res6_bn1_vjp_8_pointers){t1990, t1987, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1990[o] = total;
+    }
 }
 
 /* loop [32]
@@ -15629,24 +17371,37 @@ static void step_teacher_res6_bn1_vjp_10(float *restrict t1994, const float *res
 typedef struct {
     float *t1995;
     const float *t1994;
+    float *chunk;
 } step_teacher_res6_conv0_vjp_pointers;
 
 static void step_teacher_res6_conv0_vjp_part(void *context, int part, int parts) {
     const step_teacher_res6_conv0_vjp_pointers *p = context;
-    float *restrict t1995 = p->t1995;
+    (void)part;
+    (void)parts;
+    float *restrict t1995 = p->t1995; (void)t1995; /* used after the parts */
     const float *restrict t1994 = p->t1994;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1995[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1995[i1] += t1994[i0 * 32 + i1];
+    while (mplc_claim(14112, 882, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 882 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t1994[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res6_conv0_vjp(float *restrict t1995, const float *restrict t1994) {
-    mplc_parallel(step_teacher_res6_conv0_vjp_part, &(step_teacher_res6_conv0_vjp_pointers){t1995, t1994});
+static void step_teacher_res6_conv0_vjp(float *restrict t1995, const float *restrict t1994, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_conv0_vjp_part, &(step_teacher_res6_conv0_vjp_pointers){t1995, t1994, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t1995[o] = total;
+    }
 }
 
 /* gemm blas-into-col2im m=14112 n=144 k=32 tB chunk=37 split
@@ -15768,24 +17523,37 @@ static void step_teacher_leaky_relu5_vjp(float *restrict t2007, const float *res
 typedef struct {
     float *t2009;
     const float *t2008;
+    float *chunk;
 } step_teacher_bn4_vjp_pointers;
 
 static void step_teacher_bn4_vjp_part(void *context, int part, int parts) {
     const step_teacher_bn4_vjp_pointers *p = context;
-    float *restrict t2009 = p->t2009;
+    (void)part;
+    (void)parts;
+    float *restrict t2009 = p->t2009; (void)t2009; /* used after the parts */
     const float *restrict t2008 = p->t2008;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2009[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t2009[i1] += t2008[i0 * 16 + i1];
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t2008[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn4_vjp(float *restrict t2009, const float *restrict t2008) {
-    mplc_parallel(step_teacher_bn4_vjp_part, &(step_teacher_bn4_vjp_pointers){t2009, t2008});
+static void step_teacher_bn4_vjp(float *restrict t2009, const float *restrict t2008, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn4_vjp_part, &(step_teacher_bn4_vjp_pointers){t2009, t2008, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t2009[o] = total;
+    }
 }
 
 /* loop [56448,16] split
@@ -15826,26 +17594,39 @@ typedef struct {
     float *t2012;
     const float *t2008;
     const float *t176;
+    float *chunk;
 } step_teacher_bn4_vjp_3_pointers;
 
 static void step_teacher_bn4_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_bn4_vjp_3_pointers *p = context;
-    float *restrict t2012 = p->t2012;
+    (void)part;
+    (void)parts;
+    float *restrict t2012 = p->t2012; (void)t2012; /* used after the parts */
     const float *restrict t2008 = p->t2008;
     const float *restrict t176 = p->t176;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2012[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2011 = t2008[i0 * 16 + i1] * t176[i0 * 16 + i1];
-            t2012[i1] += v2011;
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2011 = t2008[i0 * 16 + i1] * t176[i0 * 16 + i1];
+                sums[i1] += v2011;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn4_vjp_3(float *restrict t2012, const float *restrict t2008, const float *restrict t176) {
-    mplc_parallel(step_teacher_bn4_vjp_3_part, &(step_teacher_bn4_vjp_3_pointers){t2012, t2008, t176});
+static void step_teacher_bn4_vjp_3(float *restrict t2012, const float *restrict t2008, const float *restrict t176, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn4_vjp_3_part, &(step_teacher_bn4_vjp_3_pointers){t2012, t2008, t176, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t2012[o] = total;
+    }
 }
 
 /* loop [16]
@@ -15863,25 +17644,38 @@ static void step_teacher_bn4_vjp_4(float *restrict t2014, const float *restrict 
 typedef struct {
     float *t2016;
     const float *t2010;
+    float *chunk;
 } step_teacher_bn4_vjp_5_pointers;
 
 static void step_teacher_bn4_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_bn4_vjp_5_pointers *p = context;
-    float *restrict t2016 = p->t2016;
+    (void)part;
+    (void)parts;
+    float *restrict t2016 = p->t2016; (void)t2016; /* used after the parts */
     const float *restrict t2010 = p->t2010;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2016[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2015 = -t2010[i0 * 16 + i1];
-            t2016[i1] += v2015;
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2015 = -t2010[i0 * 16 + i1];
+                sums[i1] += v2015;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn4_vjp_5(float *restrict t2016, const float *restrict t2010) {
-    mplc_parallel(step_teacher_bn4_vjp_5_part, &(step_teacher_bn4_vjp_5_pointers){t2016, t2010});
+static void step_teacher_bn4_vjp_5(float *restrict t2016, const float *restrict t2010, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn4_vjp_5_part, &(step_teacher_bn4_vjp_5_pointers){t2016, t2010, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t2016[o] = total;
+    }
 }
 
 /* loop [16]
@@ -15942,25 +17736,38 @@ static void step_teacher_bn4_vjp_7(float *restrict t2023, const float *restrict 
 typedef struct {
     float *t2026;
     const float *t2023;
+    float *chunk;
 } step_teacher_bn4_vjp_8_pointers;
 
 static void step_teacher_bn4_vjp_8_part(void *context, int part, int parts) {
     const step_teacher_bn4_vjp_8_pointers *p = context;
-    float *restrict t2026 = p->t2026;
+    (void)part;
+    (void)parts;
+    float *restrict t2026 = p->t2026; (void)t2026; /* used after the parts */
     const float *restrict t2023 = p->t2023;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2026[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2024 = -t2023[i0 * 16 + i1];
-            t2026[i1] += v2024;
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2024 = -t2023[i0 * 16 + i1];
+                sums[i1] += v2024;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn4_vjp_8(float *restrict t2026, const float *restrict t2023) {
-    mplc_parallel(step_teacher_bn4_vjp_8_part, &(step_teacher_bn4_vjp_8_pointers){t2026, t2023});
+static void step_teacher_bn4_vjp_8(float *restrict t2026, const float *restrict t2023, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn4_vjp_8_part, &(step_teacher_bn4_vjp_8_pointers){t2026, t2023, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t2026[o] = total;
+    }
 }
 
 /* loop [16]
@@ -16015,24 +17822,37 @@ static void step_teacher_bn4_vjp_10(float *restrict t2030, const float *restrict
 typedef struct {
     float *t2032;
     const float *t2030;
+    float *chunk;
 } step_teacher_res3_conv3_vjp_pointers;
 
 static void step_teacher_res3_conv3_vjp_part(void *context, int part, int parts) {
     const step_teacher_res3_conv3_vjp_pointers *p = context;
-    float *restrict t2032 = p->t2032;
+    (void)part;
+    (void)parts;
+    float *restrict t2032 = p->t2032; (void)t2032; /* used after the parts */
     const float *restrict t2030 = p->t2030;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2032[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t2032[i1] += t2030[i0 * 16 + i1];
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t2030[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res3_conv3_vjp(float *restrict t2032, const float *restrict t2030) {
-    mplc_parallel(step_teacher_res3_conv3_vjp_part, &(step_teacher_res3_conv3_vjp_pointers){t2032, t2030});
+static void step_teacher_res3_conv3_vjp(float *restrict t2032, const float *restrict t2030, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_conv3_vjp_part, &(step_teacher_res3_conv3_vjp_pointers){t2032, t2030, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t2032[o] = total;
+    }
 }
 
 /* gemm winograd m=56448 n=144 k=16 tB chunk=9 split
@@ -16152,24 +17972,37 @@ static void step_teacher_res3_leaky_relu2_vjp(float *restrict t2042, const float
 typedef struct {
     float *t2044;
     const float *t2043;
+    float *chunk;
 } step_teacher_res3_bn1_vjp_pointers;
 
 static void step_teacher_res3_bn1_vjp_part(void *context, int part, int parts) {
     const step_teacher_res3_bn1_vjp_pointers *p = context;
-    float *restrict t2044 = p->t2044;
+    (void)part;
+    (void)parts;
+    float *restrict t2044 = p->t2044; (void)t2044; /* used after the parts */
     const float *restrict t2043 = p->t2043;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2044[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t2044[i1] += t2043[i0 * 16 + i1];
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t2043[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res3_bn1_vjp(float *restrict t2044, const float *restrict t2043) {
-    mplc_parallel(step_teacher_res3_bn1_vjp_part, &(step_teacher_res3_bn1_vjp_pointers){t2044, t2043});
+static void step_teacher_res3_bn1_vjp(float *restrict t2044, const float *restrict t2043, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_part, &(step_teacher_res3_bn1_vjp_pointers){t2044, t2043, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t2044[o] = total;
+    }
 }
 
 /* loop [56448,16] split
@@ -16210,26 +18043,39 @@ typedef struct {
     float *t2047;
     const float *t2043;
     const float *t143;
+    float *chunk;
 } step_teacher_res3_bn1_vjp_3_pointers;
 
 static void step_teacher_res3_bn1_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_res3_bn1_vjp_3_pointers *p = context;
-    float *restrict t2047 = p->t2047;
+    (void)part;
+    (void)parts;
+    float *restrict t2047 = p->t2047; (void)t2047; /* used after the parts */
     const float *restrict t2043 = p->t2043;
     const float *restrict t143 = p->t143;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2047[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2046 = t2043[i0 * 16 + i1] * t143[i0 * 16 + i1];
-            t2047[i1] += v2046;
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2046 = t2043[i0 * 16 + i1] * t143[i0 * 16 + i1];
+                sums[i1] += v2046;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res3_bn1_vjp_3(float *restrict t2047, const float *restrict t2043, const float *restrict t143) {
-    mplc_parallel(step_teacher_res3_bn1_vjp_3_part, &(step_teacher_res3_bn1_vjp_3_pointers){t2047, t2043, t143});
+static void step_teacher_res3_bn1_vjp_3(float *restrict t2047, const float *restrict t2043, const float *restrict t143, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_3_part, &(step_teacher_res3_bn1_vjp_3_pointers){t2047, t2043, t143, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t2047[o] = total;
+    }
 }
 
 /* loop [16]
@@ -16247,25 +18093,38 @@ static void step_teacher_res3_bn1_vjp_4(float *restrict t2049, const float *rest
 typedef struct {
     float *t2051;
     const float *t2045;
+    float *chunk;
 } step_teacher_res3_bn1_vjp_5_pointers;
 
 static void step_teacher_res3_bn1_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_res3_bn1_vjp_5_pointers *p = context;
-    float *restrict t2051 = p->t2051;
+    (void)part;
+    (void)parts;
+    float *restrict t2051 = p->t2051; (void)t2051; /* used after the parts */
     const float *restrict t2045 = p->t2045;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2051[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2050 = -t2045[i0 * 16 + i1];
-            t2051[i1] += v2050;
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2050 = -t2045[i0 * 16 + i1];
+                sums[i1] += v2050;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res3_bn1_vjp_5(float *restrict t2051, const float *restrict t2045) {
-    mplc_parallel(step_teacher_res3_bn1_vjp_5_part, &(step_teacher_res3_bn1_vjp_5_pointers){t2051, t2045});
+static void step_teacher_res3_bn1_vjp_5(float *restrict t2051, const float *restrict t2045, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_5_part, &(step_teacher_res3_bn1_vjp_5_pointers){t2051, t2045, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t2051[o] = total;
+    }
 }
 
 /* loop [16]
@@ -16326,25 +18185,38 @@ static void step_teacher_res3_bn1_vjp_7(float *restrict t2058, const float *rest
 typedef struct {
     float *t2061;
     const float *t2058;
+    float *chunk;
 } step_teacher_res3_bn1_vjp_8_pointers;
 
 static void step_teacher_res3_bn1_vjp_8_part(void *context, int part, int parts) {
     const step_teacher_res3_bn1_vjp_8_pointers *p = context;
-    float *restrict t2061 = p->t2061;
+    (void)part;
+    (void)parts;
+    float *restrict t2061 = p->t2061; (void)t2061; /* used after the parts */
     const float *restrict t2058 = p->t2058;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2061[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2059 = -t2058[i0 * 16 + i1];
-            t2061[i1] += v2059;
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2059 = -t2058[i0 * 16 + i1];
+                sums[i1] += v2059;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res3_bn1_vjp_8(float *restrict t2061, const float *restrict t2058) {
-    mplc_parallel(step_teacher_res3_bn1_vjp_8_part, &(step_teacher_res3_bn1_vjp_8_pointers){t2061, t2058});
+static void step_teacher_res3_bn1_vjp_8(float *restrict t2061, const float *restrict t2058, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_8_part, &(step_teacher_res3_bn1_vjp_8_pointers){t2061, t2058, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t2061[o] = total;
+    }
 }
 
 /* loop [16]
@@ -16399,24 +18271,37 @@ static void step_teacher_res3_bn1_vjp_10(float *restrict t2065, const float *res
 typedef struct {
     float *t2066;
     const float *t2065;
+    float *chunk;
 } step_teacher_res3_conv0_vjp_pointers;
 
 static void step_teacher_res3_conv0_vjp_part(void *context, int part, int parts) {
     const step_teacher_res3_conv0_vjp_pointers *p = context;
-    float *restrict t2066 = p->t2066;
+    (void)part;
+    (void)parts;
+    float *restrict t2066 = p->t2066; (void)t2066; /* used after the parts */
     const float *restrict t2065 = p->t2065;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2066[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t2066[i1] += t2065[i0 * 16 + i1];
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t2065[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_res3_conv0_vjp(float *restrict t2066, const float *restrict t2065) {
-    mplc_parallel(step_teacher_res3_conv0_vjp_part, &(step_teacher_res3_conv0_vjp_pointers){t2066, t2065});
+static void step_teacher_res3_conv0_vjp(float *restrict t2066, const float *restrict t2065, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_conv0_vjp_part, &(step_teacher_res3_conv0_vjp_pointers){t2066, t2065, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t2066[o] = total;
+    }
 }
 
 /* gemm winograd m=56448 n=144 k=16 tB chunk=9 split
@@ -16540,24 +18425,37 @@ static void step_teacher_leaky_relu2_vjp(float *restrict t2077, const float *res
 typedef struct {
     float *t2079;
     const float *t2078;
+    float *chunk;
 } step_teacher_bn1_vjp_pointers;
 
 static void step_teacher_bn1_vjp_part(void *context, int part, int parts) {
     const step_teacher_bn1_vjp_pointers *p = context;
-    float *restrict t2079 = p->t2079;
+    (void)part;
+    (void)parts;
+    float *restrict t2079 = p->t2079; (void)t2079; /* used after the parts */
     const float *restrict t2078 = p->t2078;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2079[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t2079[i1] += t2078[i0 * 16 + i1];
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t2078[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn1_vjp(float *restrict t2079, const float *restrict t2078) {
-    mplc_parallel(step_teacher_bn1_vjp_part, &(step_teacher_bn1_vjp_pointers){t2079, t2078});
+static void step_teacher_bn1_vjp(float *restrict t2079, const float *restrict t2078, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn1_vjp_part, &(step_teacher_bn1_vjp_pointers){t2079, t2078, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t2079[o] = total;
+    }
 }
 
 /* loop [56448,16] split
@@ -16598,26 +18496,39 @@ typedef struct {
     float *t2082;
     const float *t2078;
     const float *t107;
+    float *chunk;
 } step_teacher_bn1_vjp_3_pointers;
 
 static void step_teacher_bn1_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_bn1_vjp_3_pointers *p = context;
-    float *restrict t2082 = p->t2082;
+    (void)part;
+    (void)parts;
+    float *restrict t2082 = p->t2082; (void)t2082; /* used after the parts */
     const float *restrict t2078 = p->t2078;
     const float *restrict t107 = p->t107;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2082[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2081 = t2078[i0 * 16 + i1] * t107[i0 * 16 + i1];
-            t2082[i1] += v2081;
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2081 = t2078[i0 * 16 + i1] * t107[i0 * 16 + i1];
+                sums[i1] += v2081;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn1_vjp_3(float *restrict t2082, const float *restrict t2078, const float *restrict t107) {
-    mplc_parallel(step_teacher_bn1_vjp_3_part, &(step_teacher_bn1_vjp_3_pointers){t2082, t2078, t107});
+static void step_teacher_bn1_vjp_3(float *restrict t2082, const float *restrict t2078, const float *restrict t107, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn1_vjp_3_part, &(step_teacher_bn1_vjp_3_pointers){t2082, t2078, t107, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t2082[o] = total;
+    }
 }
 
 /* loop [16]
@@ -16635,25 +18546,38 @@ static void step_teacher_bn1_vjp_4(float *restrict t2084, const float *restrict 
 typedef struct {
     float *t2086;
     const float *t2080;
+    float *chunk;
 } step_teacher_bn1_vjp_5_pointers;
 
 static void step_teacher_bn1_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_bn1_vjp_5_pointers *p = context;
-    float *restrict t2086 = p->t2086;
+    (void)part;
+    (void)parts;
+    float *restrict t2086 = p->t2086; (void)t2086; /* used after the parts */
     const float *restrict t2080 = p->t2080;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2086[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2085 = -t2080[i0 * 16 + i1];
-            t2086[i1] += v2085;
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2085 = -t2080[i0 * 16 + i1];
+                sums[i1] += v2085;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn1_vjp_5(float *restrict t2086, const float *restrict t2080) {
-    mplc_parallel(step_teacher_bn1_vjp_5_part, &(step_teacher_bn1_vjp_5_pointers){t2086, t2080});
+static void step_teacher_bn1_vjp_5(float *restrict t2086, const float *restrict t2080, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn1_vjp_5_part, &(step_teacher_bn1_vjp_5_pointers){t2086, t2080, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t2086[o] = total;
+    }
 }
 
 /* loop [16]
@@ -16714,25 +18638,38 @@ static void step_teacher_bn1_vjp_7(float *restrict t2093, const float *restrict 
 typedef struct {
     float *t2096;
     const float *t2093;
+    float *chunk;
 } step_teacher_bn1_vjp_8_pointers;
 
 static void step_teacher_bn1_vjp_8_part(void *context, int part, int parts) {
     const step_teacher_bn1_vjp_8_pointers *p = context;
-    float *restrict t2096 = p->t2096;
+    (void)part;
+    (void)parts;
+    float *restrict t2096 = p->t2096; (void)t2096; /* used after the parts */
     const float *restrict t2093 = p->t2093;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2096[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2094 = -t2093[i0 * 16 + i1];
-            t2096[i1] += v2094;
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2094 = -t2093[i0 * 16 + i1];
+                sums[i1] += v2094;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_bn1_vjp_8(float *restrict t2096, const float *restrict t2093) {
-    mplc_parallel(step_teacher_bn1_vjp_8_part, &(step_teacher_bn1_vjp_8_pointers){t2096, t2093});
+static void step_teacher_bn1_vjp_8(float *restrict t2096, const float *restrict t2093, float *restrict chunk) {
+    mplc_parallel(step_teacher_bn1_vjp_8_part, &(step_teacher_bn1_vjp_8_pointers){t2096, t2093, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t2096[o] = total;
+    }
 }
 
 /* loop [16]
@@ -16787,24 +18724,37 @@ static void step_teacher_bn1_vjp_10(float *restrict t2100, const float *restrict
 typedef struct {
     float *t2101;
     const float *t2100;
+    float *chunk;
 } step_teacher_conv0_vjp_pointers;
 
 static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_pointers *p = context;
-    float *restrict t2101 = p->t2101;
+    (void)part;
+    (void)parts;
+    float *restrict t2101 = p->t2101; (void)t2101; /* used after the parts */
     const float *restrict t2100 = p->t2100;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2101[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t2101[i1] += t2100[i0 * 16 + i1];
+    while (mplc_claim(56448, 3528, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3528 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t2100[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv0_vjp(float *restrict t2101, const float *restrict t2100) {
-    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t2101, t2100});
+static void step_teacher_conv0_vjp(float *restrict t2101, const float *restrict t2100, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t2101, t2100, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t2101[o] = total;
+    }
 }
 
 /* gemm small-outer-products m=9 n=16 k=56448 tA chunk=83 split
@@ -18734,64 +20684,64 @@ static void step_teacher_feedback_fwd_99(float *restrict t2552, float *restrict 
 /* 717 kernels; scratch high-water mark 26652880 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_conv0_fwd(scratch + 1171328 /* t102 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch /* chunk */);
-    step_teacher_bn1_fwd(scratch /* t103 */, scratch + 1171328 /* t102 */);
-    step_teacher_bn1_fwd_2(scratch + 2074496 /* t105 */, scratch /* t103 */);
+    step_teacher_bn1_fwd(scratch + 256 /* t103 */, scratch + 1171328 /* t102 */, scratch /* chunk */);
+    step_teacher_bn1_fwd_2(scratch + 2074496 /* t105 */, scratch + 256 /* t103 */);
     step_teacher_bn1_fwd_3(scratch + 2663936 /* t107 */, scratch + 1171328 /* t102 */, scratch + 2074496 /* t105 */);
-    step_teacher_bn1_fwd_4(scratch + 2074512 /* t109 */, scratch + 2663936 /* t107 */);
+    step_teacher_bn1_fwd_4(scratch + 2074512 /* t109 */, scratch + 2663936 /* t107 */, scratch /* chunk */);
     step_teacher_bn1_fwd_5(state + 311232 /* in_teacher_bn1_running_mean */, state + 311248 /* in_teacher_bn1_running_var */, scratch + 26652576 /* t121 */, scratch + 26652592 /* t125 */, scratch + 26652608 /* t126 */, scratch + 2074512 /* t109 */, scratch + 2074496 /* t105 */, state + 160 /* in_teacher_bn1_scale */);
     step_teacher_bn1_fwd_6(scratch + 3567104 /* t130 */, scratch + 2663936 /* t107 */, scratch + 26652608 /* t126 */, state + 176 /* in_teacher_bn1_offset */);
     step_teacher_leaky_relu2_fwd(scratch + 4470272 /* t133 */, scratch + 5373440 /* t134 */, scratch + 3567104 /* t131 */);
     step_teacher_res3_conv0_fwd(scratch + 6276608 /* t139 */, scratch + 5373440 /* t134 */, state + 192 /* in_teacher_res3_conv0_weight */, state + 2496 /* in_teacher_res3_conv0_bias */, scratch /* chunk */);
-    step_teacher_res3_bn1_fwd(scratch /* t140 */, scratch + 6276608 /* t139 */);
-    step_teacher_res3_bn1_fwd_2(scratch + 16 /* t141 */, scratch /* t140 */);
-    step_teacher_res3_bn1_fwd_3(scratch + 7179776 /* t143 */, scratch + 6276608 /* t139 */, scratch + 16 /* t141 */);
-    step_teacher_res3_bn1_fwd_4(scratch /* t145 */, scratch + 7179776 /* t143 */);
-    step_teacher_res3_bn1_fwd_5(state + 311264 /* in_teacher_res3_bn1_running_mean */, state + 311280 /* in_teacher_res3_bn1_running_var */, scratch + 26652624 /* t153 */, scratch + 26652640 /* t156 */, scratch + 26652656 /* t157 */, scratch /* t145 */, scratch + 16 /* t141 */, state + 2512 /* in_teacher_res3_bn1_scale */);
+    step_teacher_res3_bn1_fwd(scratch + 256 /* t140 */, scratch + 6276608 /* t139 */, scratch /* chunk */);
+    step_teacher_res3_bn1_fwd_2(scratch /* t141 */, scratch + 256 /* t140 */);
+    step_teacher_res3_bn1_fwd_3(scratch + 7179776 /* t143 */, scratch + 6276608 /* t139 */, scratch /* t141 */);
+    step_teacher_res3_bn1_fwd_4(scratch + 6276864 /* t145 */, scratch + 7179776 /* t143 */, scratch + 6276608 /* chunk */);
+    step_teacher_res3_bn1_fwd_5(state + 311264 /* in_teacher_res3_bn1_running_mean */, state + 311280 /* in_teacher_res3_bn1_running_var */, scratch + 26652624 /* t153 */, scratch + 26652640 /* t156 */, scratch + 26652656 /* t157 */, scratch + 6276864 /* t145 */, scratch /* t141 */, state + 2512 /* in_teacher_res3_bn1_scale */);
     step_teacher_res3_bn1_fwd_6(scratch + 6276608 /* t161 */, scratch + 7179776 /* t143 */, scratch + 26652656 /* t157 */, state + 2528 /* in_teacher_res3_bn1_offset */);
     step_teacher_res3_leaky_relu2_fwd(scratch + 8082944 /* t163 */, scratch + 8986112 /* t164 */, scratch + 6276608 /* t162 */);
     step_teacher_res3_conv3_fwd(scratch + 9889280 /* t169 */, scratch + 8986112 /* t164 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch /* chunk */);
     step_teacher_res3_fwd(scratch /* t171 */, scratch + 9889280 /* t170 */, scratch + 5373440 /* t134 */);
-    step_teacher_bn4_fwd(scratch + 903168 /* t173 */, scratch /* t172 */);
-    step_teacher_bn4_fwd_2(scratch + 903184 /* t174 */, scratch + 903168 /* t173 */);
-    step_teacher_bn4_fwd_3(scratch + 9889280 /* t176 */, scratch /* t172 */, scratch + 903184 /* t174 */);
-    step_teacher_bn4_fwd_4(scratch /* t178 */, scratch + 9889280 /* t176 */);
-    step_teacher_bn4_fwd_5(state + 311296 /* in_teacher_bn4_running_mean */, state + 311312 /* in_teacher_bn4_running_var */, scratch + 26652672 /* t186 */, scratch + 26652688 /* t189 */, scratch + 26652704 /* t190 */, scratch /* t178 */, scratch + 903184 /* t174 */, state + 4864 /* in_teacher_bn4_scale */);
+    step_teacher_bn4_fwd(scratch + 903424 /* t173 */, scratch /* t172 */, scratch + 903168 /* chunk */);
+    step_teacher_bn4_fwd_2(scratch + 903168 /* t174 */, scratch + 903424 /* t173 */);
+    step_teacher_bn4_fwd_3(scratch + 9889280 /* t176 */, scratch /* t172 */, scratch + 903168 /* t174 */);
+    step_teacher_bn4_fwd_4(scratch + 256 /* t178 */, scratch + 9889280 /* t176 */, scratch /* chunk */);
+    step_teacher_bn4_fwd_5(state + 311296 /* in_teacher_bn4_running_mean */, state + 311312 /* in_teacher_bn4_running_var */, scratch + 26652672 /* t186 */, scratch + 26652688 /* t189 */, scratch + 26652704 /* t190 */, scratch + 256 /* t178 */, scratch + 903168 /* t174 */, state + 4864 /* in_teacher_bn4_scale */);
     step_teacher_bn4_fwd_6(scratch + 10792448 /* t194 */, scratch + 9889280 /* t176 */, scratch + 26652704 /* t190 */, state + 4880 /* in_teacher_bn4_offset */);
     step_teacher_leaky_relu5_fwd(scratch + 11695616 /* t196 */, scratch + 12598784 /* t197 */, scratch + 10792448 /* t195 */);
     step_teacher_res6_conv0_fwd(scratch + 2088576 /* t202 */, scratch + 12598784 /* t197 */, state + 4896 /* in_teacher_res6_conv0_weight */, state + 9504 /* in_teacher_res6_conv0_bias */, scratch /* chunk */);
-    step_teacher_res6_bn1_fwd(scratch + 2540160 /* t203 */, scratch + 2088576 /* t202 */);
-    step_teacher_res6_bn1_fwd_2(scratch + 2540192 /* t205 */, scratch + 2540160 /* t203 */);
-    step_teacher_res6_bn1_fwd_3(scratch + 14405120 /* t207 */, scratch + 2088576 /* t202 */, scratch + 2540192 /* t205 */);
-    step_teacher_res6_bn1_fwd_4(scratch + 2540224 /* t209 */, scratch + 14405120 /* t207 */);
-    step_teacher_res6_bn1_fwd_5(state + 311328 /* in_teacher_res6_bn1_running_mean */, state + 311360 /* in_teacher_res6_bn1_running_var */, scratch + 26652160 /* t221 */, scratch + 26652192 /* t225 */, scratch + 26652224 /* t226 */, scratch + 2540224 /* t209 */, scratch + 2540192 /* t205 */, state + 9536 /* in_teacher_res6_bn1_scale */);
+    step_teacher_res6_bn1_fwd(scratch + 2540672 /* t203 */, scratch + 2088576 /* t202 */, scratch + 2540160 /* chunk */);
+    step_teacher_res6_bn1_fwd_2(scratch + 2540160 /* t205 */, scratch + 2540672 /* t203 */);
+    step_teacher_res6_bn1_fwd_3(scratch + 14405120 /* t207 */, scratch + 2088576 /* t202 */, scratch + 2540160 /* t205 */);
+    step_teacher_res6_bn1_fwd_4(scratch + 2540192 /* t209 */, scratch + 14405120 /* t207 */, scratch + 13501952 /* chunk */);
+    step_teacher_res6_bn1_fwd_5(state + 311328 /* in_teacher_res6_bn1_running_mean */, state + 311360 /* in_teacher_res6_bn1_running_var */, scratch + 26652160 /* t221 */, scratch + 26652192 /* t225 */, scratch + 26652224 /* t226 */, scratch + 2540192 /* t209 */, scratch + 2540160 /* t205 */, state + 9536 /* in_teacher_res6_bn1_scale */);
     step_teacher_res6_bn1_fwd_6(scratch + 14856704 /* t230 */, scratch + 14405120 /* t207 */, scratch + 26652224 /* t226 */, state + 9568 /* in_teacher_res6_bn1_offset */);
     step_teacher_res6_leaky_relu2_fwd(scratch + 15308288 /* t233 */, scratch + 15759872 /* t234 */, scratch + 14856704 /* t231 */);
     step_teacher_res6_conv3_fwd(scratch + 13501952 /* t239 */, scratch + 15759872 /* t234 */, state + 9600 /* in_teacher_res6_conv3_weight */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch /* chunk */);
     step_teacher_res6_fwd(scratch + 13953536 /* t243 */, scratch + 12598784 /* t197 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
     step_teacher_res6_fwd_2(scratch /* t245 */, scratch + 13501952 /* t240 */, scratch + 13953536 /* t244 */);
-    step_teacher_bn7_fwd(scratch + 13501952 /* t247 */, scratch /* t246 */);
-    step_teacher_bn7_fwd_2(scratch + 13953536 /* t248 */, scratch + 13501952 /* t247 */);
-    step_teacher_bn7_fwd_3(scratch + 13501952 /* t250 */, scratch /* t246 */, scratch + 13953536 /* t248 */);
-    step_teacher_bn7_fwd_4(scratch + 13953568 /* t252 */, scratch + 13501952 /* t250 */);
-    step_teacher_bn7_fwd_5(state + 311392 /* in_teacher_bn7_running_mean */, state + 311424 /* in_teacher_bn7_running_var */, scratch + 26652256 /* t260 */, scratch + 26652288 /* t263 */, scratch + 26652320 /* t264 */, scratch + 13953568 /* t252 */, scratch + 13953536 /* t248 */, state + 19360 /* in_teacher_bn7_scale */);
+    step_teacher_bn7_fwd(scratch + 13502464 /* t247 */, scratch /* t246 */, scratch + 13501952 /* chunk */);
+    step_teacher_bn7_fwd_2(scratch + 13954048 /* t248 */, scratch + 13502464 /* t247 */);
+    step_teacher_bn7_fwd_3(scratch + 13501952 /* t250 */, scratch /* t246 */, scratch + 13954048 /* t248 */);
+    step_teacher_bn7_fwd_4(scratch + 13954080 /* t252 */, scratch + 13501952 /* t250 */, scratch + 13953536 /* chunk */);
+    step_teacher_bn7_fwd_5(state + 311392 /* in_teacher_bn7_running_mean */, state + 311424 /* in_teacher_bn7_running_var */, scratch + 26652256 /* t260 */, scratch + 26652288 /* t263 */, scratch + 26652320 /* t264 */, scratch + 13954080 /* t252 */, scratch + 13954048 /* t248 */, state + 19360 /* in_teacher_bn7_scale */);
     step_teacher_bn7_fwd_6(scratch + 13953536 /* t268 */, scratch + 13501952 /* t250 */, scratch + 26652320 /* t264 */, state + 19392 /* in_teacher_bn7_offset */);
     step_teacher_leaky_relu8_fwd(scratch + 16211456 /* t270 */, scratch + 16663040 /* t271 */, scratch + 13953536 /* t269 */);
     step_teacher_res9_conv0_fwd(scratch + 2064384 /* t276 */, scratch + 16663040 /* t271 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, scratch /* chunk */);
-    step_teacher_res9_bn1_fwd(scratch + 2359296 /* t277 */, scratch + 2064384 /* t276 */);
-    step_teacher_res9_bn1_fwd_2(scratch + 2359360 /* t279 */, scratch + 2359296 /* t277 */);
-    step_teacher_res9_bn1_fwd_3(scratch + 22332928 /* t281 */, scratch + 2064384 /* t276 */, scratch + 2359360 /* t279 */);
-    step_teacher_res9_bn1_fwd_4(scratch + 2359424 /* t283 */, scratch + 22332928 /* t281 */);
-    step_teacher_res9_bn1_fwd_5(state + 311456 /* in_teacher_res9_bn1_running_mean */, state + 311520 /* in_teacher_res9_bn1_running_var */, scratch + 26651392 /* t295 */, scratch + 26651456 /* t299 */, scratch + 26651520 /* t300 */, scratch + 2359424 /* t283 */, scratch + 2359360 /* t279 */, state + 37920 /* in_teacher_res9_bn1_scale */);
+    step_teacher_res9_bn1_fwd(scratch + 2360320 /* t277 */, scratch + 2064384 /* t276 */, scratch + 2359296 /* chunk */);
+    step_teacher_res9_bn1_fwd_2(scratch + 2359296 /* t279 */, scratch + 2360320 /* t277 */);
+    step_teacher_res9_bn1_fwd_3(scratch + 22332928 /* t281 */, scratch + 2064384 /* t276 */, scratch + 2359296 /* t279 */);
+    step_teacher_res9_bn1_fwd_4(scratch + 2359360 /* t283 */, scratch + 22332928 /* t281 */, scratch /* chunk */);
+    step_teacher_res9_bn1_fwd_5(state + 311456 /* in_teacher_res9_bn1_running_mean */, state + 311520 /* in_teacher_res9_bn1_running_var */, scratch + 26651392 /* t295 */, scratch + 26651456 /* t299 */, scratch + 26651520 /* t300 */, scratch + 2359360 /* t283 */, scratch + 2359296 /* t279 */, state + 37920 /* in_teacher_res9_bn1_scale */);
     step_teacher_res9_bn1_fwd_6(scratch + 22627840 /* t304 */, scratch + 22332928 /* t281 */, scratch + 26651520 /* t300 */, state + 37984 /* in_teacher_res9_bn1_offset */);
     step_teacher_res9_leaky_relu2_fwd(scratch + 22922752 /* t307 */, scratch + 23217664 /* t308 */, scratch + 22627840 /* t305 */);
     step_teacher_res9_conv3_fwd(scratch + 2369024 /* t313 */, scratch + 23217664 /* t308 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
     step_teacher_res9_fwd(scratch + 1048576 /* t317 */, scratch + 16663040 /* t271 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
     step_teacher_res9_fwd_2(scratch + 1343488 /* t319 */, scratch + 2369024 /* t314 */, scratch + 1048576 /* t318 */);
-    step_teacher_bn10_fwd(scratch + 1638400 /* t321 */, scratch + 1343488 /* t320 */);
-    step_teacher_bn10_fwd_2(scratch + 1638464 /* t322 */, scratch + 1638400 /* t321 */);
-    step_teacher_bn10_fwd_3(scratch + 23512576 /* t324 */, scratch + 1343488 /* t320 */, scratch + 1638464 /* t322 */);
-    step_teacher_bn10_fwd_4(scratch + 1638528 /* t326 */, scratch + 23512576 /* t324 */);
-    step_teacher_bn10_fwd_5(state + 311584 /* in_teacher_bn10_running_mean */, state + 311648 /* in_teacher_bn10_running_var */, scratch + 26651584 /* t334 */, scratch + 26651648 /* t337 */, scratch + 26651712 /* t338 */, scratch + 1638528 /* t326 */, scratch + 1638464 /* t322 */, state + 77024 /* in_teacher_bn10_scale */);
+    step_teacher_bn10_fwd(scratch + 1639424 /* t321 */, scratch + 1343488 /* t320 */, scratch + 1638400 /* chunk */);
+    step_teacher_bn10_fwd_2(scratch + 1638400 /* t322 */, scratch + 1639424 /* t321 */);
+    step_teacher_bn10_fwd_3(scratch + 23512576 /* t324 */, scratch + 1343488 /* t320 */, scratch + 1638400 /* t322 */);
+    step_teacher_bn10_fwd_4(scratch + 1638464 /* t326 */, scratch + 23512576 /* t324 */, scratch /* chunk */);
+    step_teacher_bn10_fwd_5(state + 311584 /* in_teacher_bn10_running_mean */, state + 311648 /* in_teacher_bn10_running_var */, scratch + 26651584 /* t334 */, scratch + 26651648 /* t337 */, scratch + 26651712 /* t338 */, scratch + 1638464 /* t326 */, scratch + 1638400 /* t322 */, state + 77024 /* in_teacher_bn10_scale */);
     step_teacher_bn10_fwd_6(scratch + 23807488 /* t342 */, scratch + 23512576 /* t324 */, scratch + 26651712 /* t338 */, state + 77088 /* in_teacher_bn10_offset */);
     step_teacher_leaky_relu11_fwd(scratch + 24102400 /* t344 */, scratch /* t345 */, scratch + 23807488 /* t343 */);
     step_teacher_global_avg_pool12_fwd(scratch + 294912 /* t347 */, scratch /* t346 */);
@@ -18823,63 +20773,63 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_loss_uda_fwd_17(io + 244640 /* t404 */, scratch + 26652384 /* t403 */);
     step_teacher_pseudo_labels_fwd(scratch + 26648576 /* t405 */, scratch + 24398912 /* t357 */);
     step_student_conv0_fwd(scratch + 1171328 /* t412 */, io + 125440 /* t406 */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, scratch /* chunk */);
-    step_student_bn1_fwd(scratch + 26652384 /* t413 */, scratch + 1171328 /* t412 */);
+    step_student_bn1_fwd(scratch + 26652384 /* t413 */, scratch + 1171328 /* t412 */, scratch + 26649856 /* chunk */);
     step_student_bn1_fwd_2(scratch + 26652400 /* t415 */, scratch + 26652384 /* t413 */);
     step_student_bn1_fwd_3(scratch + 17114624 /* t417 */, scratch + 1171328 /* t412 */, scratch + 26652400 /* t415 */);
-    step_student_bn1_fwd_4(scratch + 26652384 /* t419 */, scratch + 17114624 /* t417 */);
+    step_student_bn1_fwd_4(scratch + 26652384 /* t419 */, scratch + 17114624 /* t417 */, scratch + 26649856 /* chunk */);
     step_student_bn1_fwd_5(state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 26652720 /* t428 */, scratch + 26652736 /* t431 */, scratch + 26652752 /* t432 */, scratch + 26652384 /* t419 */, scratch + 26652400 /* t415 */, state + 77968 /* in_student_bn1_scale */);
     step_student_bn1_fwd_6(scratch + 17516032 /* t436 */, scratch + 17114624 /* t417 */, scratch + 26652752 /* t432 */, state + 77984 /* in_student_bn1_offset */);
     step_student_leaky_relu2_fwd(scratch + 17917440 /* t439 */, scratch + 18318848 /* t440 */, scratch + 17516032 /* t437 */);
     step_student_res3_conv0_fwd(scratch + 1841536 /* t445 */, scratch + 18318848 /* t440 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
-    step_student_res3_bn1_fwd(scratch + 26652384 /* t446 */, scratch + 1841536 /* t445 */);
+    step_student_res3_bn1_fwd(scratch + 26652384 /* t446 */, scratch + 1841536 /* t445 */, scratch + 26649856 /* chunk */);
     step_student_res3_bn1_fwd_2(scratch + 26652400 /* t447 */, scratch + 26652384 /* t446 */);
     step_student_res3_bn1_fwd_3(scratch + 18720256 /* t449 */, scratch + 1841536 /* t445 */, scratch + 26652400 /* t447 */);
-    step_student_res3_bn1_fwd_4(scratch + 26652384 /* t451 */, scratch + 18720256 /* t449 */);
+    step_student_res3_bn1_fwd_4(scratch + 26652384 /* t451 */, scratch + 18720256 /* t449 */, scratch + 26649856 /* chunk */);
     step_student_res3_bn1_fwd_5(state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 26652768 /* t459 */, scratch + 26652784 /* t462 */, scratch + 26652800 /* t463 */, scratch + 26652384 /* t451 */, scratch + 26652400 /* t447 */, state + 80320 /* in_student_res3_bn1_scale */);
     step_student_res3_bn1_fwd_6(scratch + 19121664 /* t467 */, scratch + 18720256 /* t449 */, scratch + 26652800 /* t463 */, state + 80336 /* in_student_res3_bn1_offset */);
     step_student_res3_leaky_relu2_fwd(scratch + 19523072 /* t469 */, scratch + 19924480 /* t470 */, scratch + 19121664 /* t468 */);
     step_student_res3_conv3_fwd(scratch + 1841536 /* t475 */, scratch + 19924480 /* t470 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
     step_student_res3_fwd(scratch + 2242944 /* t477 */, scratch + 1841536 /* t476 */, scratch + 18318848 /* t440 */);
-    step_student_bn4_fwd(scratch + 26652384 /* t479 */, scratch + 2242944 /* t478 */);
+    step_student_bn4_fwd(scratch + 26652384 /* t479 */, scratch + 2242944 /* t478 */, scratch + 26649856 /* chunk */);
     step_student_bn4_fwd_2(scratch + 26652400 /* t480 */, scratch + 26652384 /* t479 */);
     step_student_bn4_fwd_3(scratch + 20325888 /* t482 */, scratch + 2242944 /* t478 */, scratch + 26652400 /* t480 */);
-    step_student_bn4_fwd_4(scratch + 26652384 /* t484 */, scratch + 20325888 /* t482 */);
+    step_student_bn4_fwd_4(scratch + 26652384 /* t484 */, scratch + 20325888 /* t482 */, scratch + 26649856 /* chunk */);
     step_student_bn4_fwd_5(state + 311776 /* in_student_bn4_running_mean */, state + 311792 /* in_student_bn4_running_var */, scratch + 26652816 /* t492 */, scratch + 26652832 /* t495 */, scratch + 26652848 /* t496 */, scratch + 26652384 /* t484 */, scratch + 26652400 /* t480 */, state + 82672 /* in_student_bn4_scale */);
     step_student_bn4_fwd_6(scratch + 20727296 /* t500 */, scratch + 20325888 /* t482 */, scratch + 26652848 /* t496 */, state + 82688 /* in_student_bn4_offset */);
     step_student_leaky_relu5_fwd(scratch + 21128704 /* t502 */, scratch + 21530112 /* t503 */, scratch + 20727296 /* t501 */);
     step_student_res6_conv0_fwd(scratch + 21931520 /* t508 */, scratch + 21530112 /* t503 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, scratch /* chunk */);
-    step_student_res6_bn1_fwd(scratch + 26651776 /* t509 */, scratch + 21931520 /* t508 */);
+    step_student_res6_bn1_fwd(scratch + 26651776 /* t509 */, scratch + 21931520 /* t508 */, scratch + 26643968 /* chunk */);
     step_student_res6_bn1_fwd_2(scratch + 26651808 /* t511 */, scratch + 26651776 /* t509 */);
     step_student_res6_bn1_fwd_3(scratch + 24397312 /* t513 */, scratch + 21931520 /* t508 */, scratch + 26651808 /* t511 */);
-    step_student_res6_bn1_fwd_4(scratch + 26651776 /* t515 */, scratch + 24397312 /* t513 */);
+    step_student_res6_bn1_fwd_4(scratch + 26651776 /* t515 */, scratch + 24397312 /* t513 */, scratch + 26643968 /* chunk */);
     step_student_res6_bn1_fwd_5(state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 26652384 /* t524 */, scratch + 26652416 /* t527 */, scratch + 26652448 /* t528 */, scratch + 26651776 /* t515 */, scratch + 26651808 /* t511 */, state + 87344 /* in_student_res6_bn1_scale */);
     step_student_res6_bn1_fwd_6(scratch + 24598016 /* t532 */, scratch + 24397312 /* t513 */, scratch + 26652448 /* t528 */, state + 87376 /* in_student_res6_bn1_offset */);
     step_student_res6_leaky_relu2_fwd(scratch + 24798720 /* t535 */, scratch + 24999424 /* t536 */, scratch + 24598016 /* t533 */);
     step_student_res6_conv3_fwd(scratch + 21931520 /* t541 */, scratch + 24999424 /* t536 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
     step_student_res6_fwd(scratch + 22132224 /* t545 */, scratch + 21530112 /* t503 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
     step_student_res6_fwd_2(scratch /* t547 */, scratch + 21931520 /* t542 */, scratch + 22132224 /* t546 */);
-    step_student_bn7_fwd(scratch + 26651776 /* t549 */, scratch /* t548 */);
+    step_student_bn7_fwd(scratch + 26651776 /* t549 */, scratch /* t548 */, scratch + 26643968 /* chunk */);
     step_student_bn7_fwd_2(scratch + 26651808 /* t550 */, scratch + 26651776 /* t549 */);
     step_student_bn7_fwd_3(scratch + 21931520 /* t552 */, scratch /* t548 */, scratch + 26651808 /* t550 */);
-    step_student_bn7_fwd_4(scratch + 26651776 /* t554 */, scratch + 21931520 /* t552 */);
+    step_student_bn7_fwd_4(scratch + 26651776 /* t554 */, scratch + 21931520 /* t552 */, scratch + 26643968 /* chunk */);
     step_student_bn7_fwd_5(state + 311872 /* in_student_bn7_running_mean */, state + 311904 /* in_student_bn7_running_var */, scratch + 26652480 /* t562 */, scratch + 26652512 /* t565 */, scratch + 26652544 /* t566 */, scratch + 26651776 /* t554 */, scratch + 26651808 /* t550 */, state + 97168 /* in_student_bn7_scale */);
     step_student_bn7_fwd_6(scratch + 22132224 /* t570 */, scratch + 21931520 /* t552 */, scratch + 26652544 /* t566 */, state + 97200 /* in_student_bn7_offset */);
     step_student_leaky_relu8_fwd(scratch + 25200128 /* t572 */, scratch + 25400832 /* t573 */, scratch + 22132224 /* t571 */);
     step_student_res9_conv0_fwd(scratch + 2064384 /* t578 */, scratch + 25400832 /* t573 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, scratch /* chunk */);
-    step_student_res9_bn1_fwd(scratch + 26649856 /* t579 */, scratch + 2064384 /* t578 */);
+    step_student_res9_bn1_fwd(scratch + 26649856 /* t579 */, scratch + 2064384 /* t578 */, scratch + 26643968 /* chunk */);
     step_student_res9_bn1_fwd_2(scratch + 26649920 /* t581 */, scratch + 26649856 /* t579 */);
     step_student_res9_bn1_fwd_3(scratch + 25802240 /* t583 */, scratch + 2064384 /* t578 */, scratch + 26649920 /* t581 */);
-    step_student_res9_bn1_fwd_4(scratch + 26649856 /* t585 */, scratch + 25802240 /* t583 */);
+    step_student_res9_bn1_fwd_4(scratch + 26649856 /* t585 */, scratch + 25802240 /* t583 */, scratch + 26643968 /* chunk */);
     step_student_res9_bn1_fwd_5(state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 26651776 /* t594 */, scratch + 26651840 /* t597 */, scratch + 26651904 /* t598 */, scratch + 26649856 /* t585 */, scratch + 26649920 /* t581 */, state + 115728 /* in_student_res9_bn1_scale */);
     step_student_res9_bn1_fwd_6(scratch + 25933312 /* t602 */, scratch + 25802240 /* t583 */, scratch + 26651904 /* t598 */, state + 115792 /* in_student_res9_bn1_offset */);
     step_student_res9_leaky_relu2_fwd(scratch + 26064384 /* t605 */, scratch + 26195456 /* t606 */, scratch + 25933312 /* t603 */);
     step_student_res9_conv3_fwd(scratch + 25601536 /* t611 */, scratch + 26195456 /* t606 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
     step_student_res9_fwd(scratch + 524288 /* t615 */, scratch + 25400832 /* t573 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
     step_student_res9_fwd_2(scratch /* t617 */, scratch + 25601536 /* t612 */, scratch + 524288 /* t616 */);
-    step_student_bn10_fwd(scratch + 26649856 /* t619 */, scratch /* t618 */);
+    step_student_bn10_fwd(scratch + 26649856 /* t619 */, scratch /* t618 */, scratch + 26643968 /* chunk */);
     step_student_bn10_fwd_2(scratch + 26649920 /* t620 */, scratch + 26649856 /* t619 */);
     step_student_bn10_fwd_3(scratch + 25601536 /* t622 */, scratch /* t618 */, scratch + 26649920 /* t620 */);
-    step_student_bn10_fwd_4(scratch + 26649856 /* t624 */, scratch + 25601536 /* t622 */);
+    step_student_bn10_fwd_4(scratch + 26649856 /* t624 */, scratch + 25601536 /* t622 */, scratch + 26643968 /* chunk */);
     step_student_bn10_fwd_5(state + 312064 /* in_student_bn10_running_mean */, state + 312128 /* in_student_bn10_running_var */, scratch + 26645248 /* t632 */, scratch + 26645312 /* t635 */, scratch + 26645376 /* t636 */, scratch + 26649856 /* t624 */, scratch + 26649920 /* t620 */, state + 154832 /* in_student_bn10_scale */);
     step_student_bn10_fwd_6(scratch /* t640 */, scratch + 25601536 /* t622 */, scratch + 26645376 /* t636 */, state + 154896 /* in_student_bn10_offset */);
     step_student_leaky_relu11_fwd(scratch + 131072 /* t642 */, scratch + 262144 /* t643 */, scratch /* t641 */);
@@ -18901,107 +20851,107 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense13_vjp_3(scratch + 25732608 /* t674 */, scratch + 26643968 /* t670 */, state + 154960 /* in_student_dense13_weight */);
     step_student_global_avg_pool12_vjp(scratch + 262144 /* t675 */, scratch + 25732608 /* t674 */);
     step_student_leaky_relu11_vjp(scratch + 393216 /* t683 */, scratch /* t641 */, scratch + 131072 /* t642 */, scratch + 262144 /* t676 */);
-    step_student_bn10_vjp(scratch + 26651968 /* t685 */, scratch + 393216 /* t684 */);
+    step_student_bn10_vjp(scratch + 26651968 /* t685 */, scratch + 393216 /* t684 */, scratch + 26643968 /* chunk */);
     step_student_bn10_vjp_2(scratch /* t686 */, scratch + 393216 /* t684 */, scratch + 26645376 /* t636 */);
-    step_student_bn10_vjp_3(scratch + 26645376 /* t688 */, scratch + 393216 /* t684 */, scratch + 25601536 /* t622 */);
-    step_student_bn10_vjp_4(scratch + 26652032 /* t690 */, scratch + 26645376 /* t688 */, scratch + 26645312 /* t635 */);
-    step_student_bn10_vjp_5(scratch + 26645440 /* t692 */, scratch /* t686 */);
-    step_student_bn10_vjp_6(scratch + 26645504 /* t696 */, scratch + 26645376 /* t688 */, state + 154832 /* in_student_bn10_scale */, scratch + 26645312 /* t635 */, scratch + 26645248 /* t632 */);
-    step_student_bn10_vjp_7(scratch + 131072 /* t699 */, scratch + 26645504 /* t696 */, scratch + 25601536 /* t622 */);
-    step_student_bn10_vjp_8(scratch + 26645504 /* t702 */, scratch + 131072 /* t699 */);
-    step_student_bn10_vjp_9(scratch + 26645568 /* t704 */, scratch + 26645440 /* t692 */, scratch + 26645504 /* t702 */);
-    step_student_bn10_vjp_10(scratch + 26326528 /* t706 */, scratch /* t686 */, scratch + 131072 /* t699 */, scratch + 26645568 /* t704 */);
+    step_student_bn10_vjp_3(scratch + 26644992 /* t688 */, scratch + 393216 /* t684 */, scratch + 25601536 /* t622 */, scratch + 26643968 /* chunk */);
+    step_student_bn10_vjp_4(scratch + 26652032 /* t690 */, scratch + 26644992 /* t688 */, scratch + 26645312 /* t635 */);
+    step_student_bn10_vjp_5(scratch + 26645056 /* t692 */, scratch /* t686 */, scratch + 26643968 /* chunk */);
+    step_student_bn10_vjp_6(scratch + 26645120 /* t696 */, scratch + 26644992 /* t688 */, state + 154832 /* in_student_bn10_scale */, scratch + 26645312 /* t635 */, scratch + 26645248 /* t632 */);
+    step_student_bn10_vjp_7(scratch + 131072 /* t699 */, scratch + 26645120 /* t696 */, scratch + 25601536 /* t622 */);
+    step_student_bn10_vjp_8(scratch + 26644992 /* t702 */, scratch + 131072 /* t699 */, scratch + 26643968 /* chunk */);
+    step_student_bn10_vjp_9(scratch + 26645120 /* t704 */, scratch + 26645056 /* t692 */, scratch + 26644992 /* t702 */);
+    step_student_bn10_vjp_10(scratch + 26326528 /* t706 */, scratch /* t686 */, scratch + 131072 /* t699 */, scratch + 26645120 /* t704 */);
     step_student_res9_vjp(scratch + 25601536 /* t710 */, scratch + 26326528 /* t706 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
     step_student_res9_vjp_2(scratch + 26643968 /* t708 */, scratch + 25400832 /* t573 */, scratch + 26326528 /* t706 */, scratch /* chunk */);
-    step_student_res9_conv3_vjp(scratch + 26652096 /* t711 */, scratch + 26326528 /* t706 */);
+    step_student_res9_conv3_vjp(scratch + 26652096 /* t711 */, scratch + 26326528 /* t706 */, scratch + 26457600 /* chunk */);
     step_student_res9_conv3_vjp_2(scratch + 26457600 /* t715 */, scratch + 26326528 /* t706 */, state + 115856 /* in_student_res9_conv3_weight */, scratch /* chunk */);
     step_student_res9_conv3_vjp_3(scratch + 26588672 /* t713 */, scratch + 26195456 /* t606 */, scratch + 26326528 /* t706 */, scratch /* chunk */);
     step_student_res9_leaky_relu2_vjp(scratch + 26195456 /* t721 */, scratch + 25933312 /* t603 */, scratch + 26064384 /* t605 */, scratch + 26457600 /* t715 */);
-    step_student_res9_bn1_vjp(scratch + 26064384 /* t723 */, scratch + 26195456 /* t722 */);
+    step_student_res9_bn1_vjp(scratch + 26065408 /* t723 */, scratch + 26195456 /* t722 */, scratch + 25933312 /* chunk */);
     step_student_res9_bn1_vjp_2(scratch + 25933312 /* t724 */, scratch + 26195456 /* t722 */, scratch + 26651904 /* t598 */);
-    step_student_res9_bn1_vjp_3(scratch + 26651904 /* t726 */, scratch + 26195456 /* t722 */, scratch + 25802240 /* t583 */);
-    step_student_res9_bn1_vjp_4(scratch + 26064448 /* t728 */, scratch + 26651904 /* t726 */, scratch + 26651840 /* t597 */);
-    step_student_res9_bn1_vjp_5(scratch + 26064512 /* t730 */, scratch + 25933312 /* t724 */);
-    step_student_res9_bn1_vjp_6(scratch + 26064576 /* t734 */, scratch + 26651904 /* t726 */, state + 115728 /* in_student_res9_bn1_scale */, scratch + 26651840 /* t597 */, scratch + 26651776 /* t594 */);
-    step_student_res9_bn1_vjp_7(scratch /* t737 */, scratch + 26064576 /* t734 */, scratch + 25802240 /* t583 */);
-    step_student_res9_bn1_vjp_8(scratch + 26651776 /* t740 */, scratch /* t737 */);
-    step_student_res9_bn1_vjp_9(scratch + 26651840 /* t742 */, scratch + 26064512 /* t730 */, scratch + 26651776 /* t740 */);
+    step_student_res9_bn1_vjp_3(scratch + 26651904 /* t726 */, scratch + 26195456 /* t722 */, scratch + 25802240 /* t583 */, scratch + 26064384 /* chunk */);
+    step_student_res9_bn1_vjp_4(scratch + 26065472 /* t728 */, scratch + 26651904 /* t726 */, scratch + 26651840 /* t597 */);
+    step_student_res9_bn1_vjp_5(scratch + 26065536 /* t730 */, scratch + 25933312 /* t724 */, scratch + 26064384 /* chunk */);
+    step_student_res9_bn1_vjp_6(scratch + 26064384 /* t734 */, scratch + 26651904 /* t726 */, state + 115728 /* in_student_res9_bn1_scale */, scratch + 26651840 /* t597 */, scratch + 26651776 /* t594 */);
+    step_student_res9_bn1_vjp_7(scratch /* t737 */, scratch + 26064384 /* t734 */, scratch + 25802240 /* t583 */);
+    step_student_res9_bn1_vjp_8(scratch + 26651776 /* t740 */, scratch /* t737 */, scratch + 25802240 /* chunk */);
+    step_student_res9_bn1_vjp_9(scratch + 26651840 /* t742 */, scratch + 26065536 /* t730 */, scratch + 26651776 /* t740 */);
     step_student_res9_bn1_vjp_10(scratch + 25802240 /* t744 */, scratch + 25933312 /* t724 */, scratch /* t737 */, scratch + 26651840 /* t742 */);
-    step_student_res9_conv0_vjp(scratch + 26651776 /* t745 */, scratch + 25802240 /* t744 */);
+    step_student_res9_conv0_vjp(scratch + 26651776 /* t745 */, scratch + 25802240 /* t744 */, scratch + 25933312 /* chunk */);
     step_student_res9_conv0_vjp_2(scratch + 2211840 /* t749 */, scratch + 25802240 /* t744 */, state + 97232 /* in_student_res9_conv0_weight */, scratch /* chunk */);
     step_student_res9_conv0_vjp_3(scratch + 25933312 /* t747 */, scratch + 25400832 /* t573 */, scratch + 25802240 /* t744 */, scratch /* chunk */);
     step_student_leaky_relu8_vjp(scratch + 25400832 /* t757 */, scratch + 25601536 /* t710 */, scratch + 2211840 /* t749 */, scratch + 22132224 /* t571 */, scratch + 25200128 /* t572 */);
-    step_student_bn7_vjp(scratch + 25988864 /* t759 */, scratch + 25400832 /* t758 */);
+    step_student_bn7_vjp(scratch + 25988864 /* t759 */, scratch + 25400832 /* t758 */, scratch + 22132224 /* chunk */);
     step_student_bn7_vjp_2(scratch + 22132224 /* t760 */, scratch + 25400832 /* t758 */, scratch + 26652544 /* t566 */);
-    step_student_bn7_vjp_3(scratch + 26651840 /* t762 */, scratch + 25400832 /* t758 */, scratch + 21931520 /* t552 */);
+    step_student_bn7_vjp_3(scratch + 26651840 /* t762 */, scratch + 25400832 /* t758 */, scratch + 21931520 /* t552 */, scratch + 25200128 /* chunk */);
     step_student_bn7_vjp_4(scratch + 25988896 /* t764 */, scratch + 26651840 /* t762 */, scratch + 26652512 /* t565 */);
-    step_student_bn7_vjp_5(scratch + 26651872 /* t766 */, scratch + 22132224 /* t760 */);
+    step_student_bn7_vjp_5(scratch + 26651872 /* t766 */, scratch + 22132224 /* t760 */, scratch + 25951744 /* chunk */);
     step_student_bn7_vjp_6(scratch + 26651904 /* t770 */, scratch + 26651840 /* t762 */, state + 97168 /* in_student_bn7_scale */, scratch + 26652512 /* t565 */, scratch + 26652480 /* t562 */);
     step_student_bn7_vjp_7(scratch /* t773 */, scratch + 26651904 /* t770 */, scratch + 21931520 /* t552 */);
-    step_student_bn7_vjp_8(scratch + 26651840 /* t776 */, scratch /* t773 */);
+    step_student_bn7_vjp_8(scratch + 26651840 /* t776 */, scratch /* t773 */, scratch + 21931520 /* chunk */);
     step_student_bn7_vjp_9(scratch + 26651904 /* t778 */, scratch + 26651872 /* t766 */, scratch + 26651840 /* t776 */);
     step_student_bn7_vjp_10(scratch + 25200128 /* t780 */, scratch + 22132224 /* t760 */, scratch /* t773 */, scratch + 26651904 /* t778 */);
     step_student_res6_vjp(scratch + 21931520 /* t784 */, scratch + 25200128 /* t780 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
-    step_student_res6_vjp_2(scratch + 25643648 /* t782 */, scratch + 21530112 /* t503 */, scratch + 25200128 /* t780 */, scratch /* chunk */);
-    step_student_res6_conv3_vjp(scratch + 25988928 /* t785 */, scratch + 25200128 /* t780 */);
+    step_student_res6_vjp_2(scratch + 25644160 /* t782 */, scratch + 21530112 /* t503 */, scratch + 25200128 /* t780 */, scratch /* chunk */);
+    step_student_res6_conv3_vjp(scratch + 25988928 /* t785 */, scratch + 25200128 /* t780 */, scratch + 25400832 /* chunk */);
     step_student_res6_conv3_vjp_2(scratch + 25400832 /* t789 */, scratch + 25200128 /* t780 */, state + 87408 /* in_student_res6_conv3_weight */, scratch /* chunk */);
     step_student_res6_conv3_vjp_3(scratch + 25601536 /* t787 */, scratch + 24999424 /* t536 */, scratch + 25200128 /* t780 */, scratch /* chunk */);
     step_student_res6_leaky_relu2_vjp(scratch + 24999424 /* t795 */, scratch + 24598016 /* t533 */, scratch + 24798720 /* t535 */, scratch + 25400832 /* t789 */);
-    step_student_res6_bn1_vjp(scratch + 25988960 /* t797 */, scratch + 24999424 /* t796 */);
+    step_student_res6_bn1_vjp(scratch + 25988960 /* t797 */, scratch + 24999424 /* t796 */, scratch + 25610752 /* chunk */);
     step_student_res6_bn1_vjp_2(scratch + 24598016 /* t798 */, scratch + 24999424 /* t796 */, scratch + 26652448 /* t528 */);
-    step_student_res6_bn1_vjp_3(scratch + 26651840 /* t800 */, scratch + 24999424 /* t796 */, scratch + 24397312 /* t513 */);
+    step_student_res6_bn1_vjp_3(scratch + 26651840 /* t800 */, scratch + 24999424 /* t796 */, scratch + 24397312 /* t513 */, scratch + 25610752 /* chunk */);
     step_student_res6_bn1_vjp_4(scratch + 25988992 /* t802 */, scratch + 26651840 /* t800 */, scratch + 26652416 /* t527 */);
-    step_student_res6_bn1_vjp_5(scratch + 26651872 /* t804 */, scratch + 24598016 /* t798 */);
+    step_student_res6_bn1_vjp_5(scratch + 26651872 /* t804 */, scratch + 24598016 /* t798 */, scratch + 25610752 /* chunk */);
     step_student_res6_bn1_vjp_6(scratch + 26651904 /* t808 */, scratch + 26651840 /* t800 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 26652416 /* t527 */, scratch + 26652384 /* t524 */);
     step_student_res6_bn1_vjp_7(scratch /* t811 */, scratch + 26651904 /* t808 */, scratch + 24397312 /* t513 */);
-    step_student_res6_bn1_vjp_8(scratch + 26651840 /* t814 */, scratch /* t811 */);
+    step_student_res6_bn1_vjp_8(scratch + 26651840 /* t814 */, scratch /* t811 */, scratch + 25610752 /* chunk */);
     step_student_res6_bn1_vjp_9(scratch + 26651904 /* t816 */, scratch + 26651872 /* t804 */, scratch + 26651840 /* t814 */);
     step_student_res6_bn1_vjp_10(scratch + 24397312 /* t818 */, scratch + 24598016 /* t798 */, scratch /* t811 */, scratch + 26651904 /* t816 */);
-    step_student_res6_conv0_vjp(scratch + 25989024 /* t819 */, scratch + 24397312 /* t818 */);
+    step_student_res6_conv0_vjp(scratch + 25989024 /* t819 */, scratch + 24397312 /* t818 */, scratch + 25610752 /* chunk */);
     step_student_res6_conv0_vjp_2(scratch + 2125440 /* t823 */, scratch + 24397312 /* t818 */, state + 82704 /* in_student_res6_conv0_weight */, scratch /* chunk */);
     step_student_res6_conv0_vjp_3(scratch + 25619968 /* t821 */, scratch + 21530112 /* t503 */, scratch + 24397312 /* t818 */, scratch /* chunk */);
     step_student_leaky_relu5_vjp(scratch + 21530112 /* t831 */, scratch + 21931520 /* t784 */, scratch + 2125440 /* t823 */, scratch + 20727296 /* t501 */, scratch + 21128704 /* t502 */);
-    step_student_bn4_vjp(scratch + 26652384 /* t833 */, scratch + 21530112 /* t832 */);
+    step_student_bn4_vjp(scratch + 26652384 /* t833 */, scratch + 21530112 /* t832 */, scratch + 25610752 /* chunk */);
     step_student_bn4_vjp_2(scratch + 20727296 /* t834 */, scratch + 21530112 /* t832 */, scratch + 26652848 /* t496 */);
-    step_student_bn4_vjp_3(scratch + 26652848 /* t836 */, scratch + 21530112 /* t832 */, scratch + 20325888 /* t482 */);
+    step_student_bn4_vjp_3(scratch + 26652848 /* t836 */, scratch + 21530112 /* t832 */, scratch + 20325888 /* t482 */, scratch + 25610752 /* chunk */);
     step_student_bn4_vjp_4(scratch + 26652400 /* t838 */, scratch + 26652848 /* t836 */, scratch + 26652832 /* t495 */);
-    step_student_bn4_vjp_5(scratch + 26651840 /* t840 */, scratch + 20727296 /* t834 */);
+    step_student_bn4_vjp_5(scratch + 26651840 /* t840 */, scratch + 20727296 /* t834 */, scratch + 25610752 /* chunk */);
     step_student_bn4_vjp_6(scratch + 26651856 /* t844 */, scratch + 26652848 /* t836 */, state + 82672 /* in_student_bn4_scale */, scratch + 26652832 /* t495 */, scratch + 26652816 /* t492 */);
     step_student_bn4_vjp_7(scratch /* t847 */, scratch + 26651856 /* t844 */, scratch + 20325888 /* t482 */);
-    step_student_bn4_vjp_8(scratch + 26652816 /* t850 */, scratch /* t847 */);
+    step_student_bn4_vjp_8(scratch + 26652816 /* t850 */, scratch /* t847 */, scratch + 25610752 /* chunk */);
     step_student_bn4_vjp_9(scratch + 26652832 /* t852 */, scratch + 26651840 /* t840 */, scratch + 26652816 /* t850 */);
     step_student_bn4_vjp_10(scratch + 20325888 /* t854 */, scratch + 20727296 /* t834 */, scratch /* t847 */, scratch + 26652832 /* t852 */);
-    step_student_res3_conv3_vjp(scratch + 26652816 /* t856 */, scratch + 20325888 /* t854 */);
+    step_student_res3_conv3_vjp(scratch + 26652816 /* t856 */, scratch + 20325888 /* t854 */, scratch + 25610752 /* chunk */);
     step_student_res3_conv3_vjp_2(scratch + 1859968 /* t860 */, scratch + 20325888 /* t854 */, state + 80352 /* in_student_res3_conv3_weight */, scratch /* chunk */);
     step_student_res3_conv3_vjp_3(scratch + 25629184 /* t858 */, scratch + 19924480 /* t470 */, scratch + 20325888 /* t854 */, scratch /* chunk */);
     step_student_res3_leaky_relu2_vjp(scratch + 19924480 /* t866 */, scratch + 19121664 /* t468 */, scratch + 19523072 /* t469 */, scratch + 1859968 /* t860 */);
-    step_student_res3_bn1_vjp(scratch + 26652832 /* t868 */, scratch + 19924480 /* t867 */);
+    step_student_res3_bn1_vjp(scratch + 26652832 /* t868 */, scratch + 19924480 /* t867 */, scratch + 25624576 /* chunk */);
     step_student_res3_bn1_vjp_2(scratch + 19121664 /* t869 */, scratch + 19924480 /* t867 */, scratch + 26652800 /* t463 */);
-    step_student_res3_bn1_vjp_3(scratch + 26652800 /* t871 */, scratch + 19924480 /* t867 */, scratch + 18720256 /* t449 */);
+    step_student_res3_bn1_vjp_3(scratch + 26652800 /* t871 */, scratch + 19924480 /* t867 */, scratch + 18720256 /* t449 */, scratch + 25624576 /* chunk */);
     step_student_res3_bn1_vjp_4(scratch + 26652848 /* t873 */, scratch + 26652800 /* t871 */, scratch + 26652784 /* t462 */);
-    step_student_res3_bn1_vjp_5(scratch + 26651840 /* t875 */, scratch + 19121664 /* t869 */);
+    step_student_res3_bn1_vjp_5(scratch + 26651840 /* t875 */, scratch + 19121664 /* t869 */, scratch + 25624576 /* chunk */);
     step_student_res3_bn1_vjp_6(scratch + 26651856 /* t879 */, scratch + 26652800 /* t871 */, state + 80320 /* in_student_res3_bn1_scale */, scratch + 26652784 /* t462 */, scratch + 26652768 /* t459 */);
     step_student_res3_bn1_vjp_7(scratch + 19523072 /* t882 */, scratch + 26651856 /* t879 */, scratch + 18720256 /* t449 */);
-    step_student_res3_bn1_vjp_8(scratch + 26652768 /* t885 */, scratch + 19523072 /* t882 */);
+    step_student_res3_bn1_vjp_8(scratch + 26652768 /* t885 */, scratch + 19523072 /* t882 */, scratch + 25624576 /* chunk */);
     step_student_res3_bn1_vjp_9(scratch + 26652784 /* t887 */, scratch + 26651840 /* t875 */, scratch + 26652768 /* t885 */);
     step_student_res3_bn1_vjp_10(scratch + 18720256 /* t889 */, scratch + 19121664 /* t869 */, scratch + 19523072 /* t882 */, scratch + 26652784 /* t887 */);
-    step_student_res3_conv0_vjp(scratch + 26652768 /* t890 */, scratch + 18720256 /* t889 */);
+    step_student_res3_conv0_vjp(scratch + 26652768 /* t890 */, scratch + 18720256 /* t889 */, scratch + 25624576 /* chunk */);
     step_student_res3_conv0_vjp_2(scratch + 1859968 /* t894 */, scratch + 18720256 /* t889 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
     step_student_res3_conv0_vjp_3(scratch + 25631488 /* t892 */, scratch + 18318848 /* t440 */, scratch + 18720256 /* t889 */, scratch /* chunk */);
     step_student_leaky_relu2_vjp(scratch + 2261376 /* t901 */, scratch + 20325888 /* t855 */, scratch + 1859968 /* t894 */, scratch + 17516032 /* t437 */, scratch + 17917440 /* t439 */);
-    step_student_bn1_vjp(scratch + 26652784 /* t903 */, scratch + 2261376 /* t902 */);
+    step_student_bn1_vjp(scratch + 26652784 /* t903 */, scratch + 2261376 /* t902 */, scratch + 2662784 /* chunk */);
     step_student_bn1_vjp_2(scratch /* t904 */, scratch + 2261376 /* t902 */, scratch + 26652752 /* t432 */);
-    step_student_bn1_vjp_3(scratch + 26652752 /* t906 */, scratch + 2261376 /* t902 */, scratch + 17114624 /* t417 */);
+    step_student_bn1_vjp_3(scratch + 26652752 /* t906 */, scratch + 2261376 /* t902 */, scratch + 17114624 /* t417 */, scratch + 2662784 /* chunk */);
     step_student_bn1_vjp_4(scratch + 26652800 /* t908 */, scratch + 26652752 /* t906 */, scratch + 26652736 /* t431 */);
-    step_student_bn1_vjp_5(scratch + 26651840 /* t910 */, scratch /* t904 */);
+    step_student_bn1_vjp_5(scratch + 26651840 /* t910 */, scratch /* t904 */, scratch + 25624576 /* chunk */);
     step_student_bn1_vjp_6(scratch + 26651856 /* t914 */, scratch + 26652752 /* t906 */, state + 77968 /* in_student_bn1_scale */, scratch + 26652736 /* t431 */, scratch + 26652720 /* t428 */);
     step_student_bn1_vjp_7(scratch + 401408 /* t917 */, scratch + 26651856 /* t914 */, scratch + 17114624 /* t417 */);
-    step_student_bn1_vjp_8(scratch + 26652720 /* t920 */, scratch + 401408 /* t917 */);
+    step_student_bn1_vjp_8(scratch + 26652720 /* t920 */, scratch + 401408 /* t917 */, scratch + 25624576 /* chunk */);
     step_student_bn1_vjp_9(scratch + 26652736 /* t922 */, scratch + 26651840 /* t910 */, scratch + 26652720 /* t920 */);
     step_student_bn1_vjp_10(scratch + 1172480 /* t924 */, scratch /* t904 */, scratch + 401408 /* t917 */, scratch + 26652736 /* t922 */);
-    step_student_conv0_vjp(scratch + 26652720 /* t925 */, scratch + 1172480 /* t924 */);
-    step_student_conv0_vjp_2(scratch + 25644672 /* t926 */, io + 125440 /* t406 */, scratch + 1172480 /* t924 */, scratch /* chunk */);
-    step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 25644672 /* t927 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_vjp(scratch + 26652720 /* t925 */, scratch + 1172480 /* t924 */, scratch + 25624576 /* chunk */);
+    step_student_conv0_vjp_2(scratch + 25645184 /* t926 */, io + 125440 /* t406 */, scratch + 1172480 /* t924 */, scratch /* chunk */);
+    step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 25645184 /* t927 */, io + 226128 /* in_lr_student */);
     step_student_conv0_update_2(state + 233568 /* in_student_momentum_conv0_bias */, state + 77952 /* in_student_conv0_bias */, state + 233584 /* in_student_momentum_bn1_scale */, state + 77968 /* in_student_bn1_scale */, state + 233600 /* in_student_momentum_bn1_offset */, state + 77984 /* in_student_bn1_offset */, scratch + 26652720 /* t925 */, io + 226128 /* in_lr_student */, scratch + 26652800 /* t908 */, scratch + 26652784 /* t903 */);
     step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 25631488 /* t893 */, io + 226128 /* in_lr_student */);
     step_student_res3_conv0_update_2(state + 235920 /* in_student_momentum_res3_conv0_bias */, state + 80304 /* in_student_res3_conv0_bias */, state + 235936 /* in_student_momentum_res3_bn1_scale */, state + 80320 /* in_student_res3_bn1_scale */, state + 235952 /* in_student_momentum_res3_bn1_offset */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 26652768 /* t890 */, io + 226128 /* in_lr_student */, scratch + 26652848 /* t873 */, scratch + 26652832 /* t868 */);
@@ -19011,10 +20961,10 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 25989024 /* t819 */, io + 226128 /* in_lr_student */, scratch + 25988992 /* t802 */, scratch + 25988960 /* t797 */);
     step_student_res6_conv3_update(state + 243024 /* in_student_momentum_res6_conv3_weight */, state + 87408 /* in_student_res6_conv3_weight */, scratch + 25601536 /* t788 */, io + 226128 /* in_lr_student */);
     step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 25988928 /* t785 */, io + 226128 /* in_lr_student */);
-    step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 25643648 /* t783 */, io + 226128 /* in_lr_student */);
+    step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 25644160 /* t783 */, io + 226128 /* in_lr_student */);
     step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 25988896 /* t764 */, io + 226128 /* in_lr_student */, scratch + 25988864 /* t759 */);
     step_student_res9_conv0_update(state + 252848 /* in_student_momentum_res9_conv0_weight */, state + 97232 /* in_student_res9_conv0_weight */, scratch + 25933312 /* t748 */, io + 226128 /* in_lr_student */);
-    step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 26651776 /* t745 */, io + 226128 /* in_lr_student */, scratch + 26064448 /* t728 */, scratch + 26064384 /* t723 */);
+    step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 26651776 /* t745 */, io + 226128 /* in_lr_student */, scratch + 26065472 /* t728 */, scratch + 26065408 /* t723 */);
     step_student_res9_conv3_update(state + 271472 /* in_student_momentum_res9_conv3_weight */, state + 115856 /* in_student_res9_conv3_weight */, scratch + 26588672 /* t714 */, io + 226128 /* in_lr_student */);
     step_student_res9_conv3_update_2(state + 308336 /* in_student_momentum_res9_conv3_bias */, state + 152720 /* in_student_res9_conv3_bias */, scratch + 26652096 /* t711 */, io + 226128 /* in_lr_student */);
     step_student_res9_shortcut_update(state + 308400 /* in_student_momentum_res9_shortcut_weight */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 26643968 /* t709 */, io + 226128 /* in_lr_student */);
@@ -19022,65 +20972,65 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense13_update(state + 310576 /* in_student_momentum_dense13_weight */, state + 154960 /* in_student_dense13_weight */, scratch + 26649856 /* t673 */, io + 226128 /* in_lr_student */);
     step_student_dense13_update_2(state + 311216 /* in_student_momentum_dense13_bias */, state + 155600 /* in_student_dense13_bias */, scratch + 26652864 /* t671 */, io + 226128 /* in_lr_student */);
     step_student_conv0_fwd_2(scratch + 451584 /* t1213 */, io /* in_x */, state + 77808 /* t1210 */, state + 77952 /* t948 */, scratch /* chunk */);
-    step_student_bn1_fwd_7(scratch + 26652736 /* t1214 */, scratch + 451584 /* t1213 */);
+    step_student_bn1_fwd_7(scratch + 26652736 /* t1214 */, scratch + 451584 /* t1213 */, scratch + 25624576 /* chunk */);
     step_student_bn1_fwd_8(scratch + 26652752 /* t1216 */, scratch + 26652736 /* t1214 */);
     step_student_bn1_fwd_9(scratch + 17114624 /* t1218 */, scratch + 451584 /* t1213 */, scratch + 26652752 /* t1216 */);
-    step_student_bn1_fwd_10(scratch + 26652736 /* t1220 */, scratch + 17114624 /* t1218 */);
+    step_student_bn1_fwd_10(scratch + 26652736 /* t1220 */, scratch + 17114624 /* t1218 */, scratch + 25624576 /* chunk */);
     step_student_bn1_fwd_11(scratch + 26652752 /* t1222 */, scratch + 26652416 /* t1225 */, scratch + 26652432 /* t1226 */, scratch + 26652736 /* t1220 */, state + 77968 /* t955 */);
     step_student_bn1_fwd_12(scratch + 17214976 /* t1230 */, scratch + 17114624 /* t1218 */, scratch + 26652432 /* t1226 */, state + 77984 /* t962 */);
     step_student_leaky_relu2_fwd_2(scratch + 17315328 /* t1233 */, scratch + 17415680 /* t1234 */, scratch + 17214976 /* t1231 */);
     step_student_res3_conv0_fwd_2(scratch + 1841536 /* t1239 */, scratch + 17415680 /* t1234 */, state + 78000 /* t1236 */, state + 80304 /* t981 */, scratch /* chunk */);
-    step_student_res3_bn1_fwd_7(scratch + 26652736 /* t1240 */, scratch + 1841536 /* t1239 */);
+    step_student_res3_bn1_fwd_7(scratch + 26652736 /* t1240 */, scratch + 1841536 /* t1239 */, scratch + 25624576 /* chunk */);
     step_student_res3_bn1_fwd_8(scratch + 26651840 /* t1241 */, scratch + 26652736 /* t1240 */);
     step_student_res3_bn1_fwd_9(scratch + 17516032 /* t1243 */, scratch + 1841536 /* t1239 */, scratch + 26651840 /* t1241 */);
-    step_student_res3_bn1_fwd_10(scratch + 26652736 /* t1245 */, scratch + 17516032 /* t1243 */);
+    step_student_res3_bn1_fwd_10(scratch + 26652736 /* t1245 */, scratch + 17516032 /* t1243 */, scratch + 25624576 /* chunk */);
     step_student_res3_bn1_fwd_11(scratch + 26652448 /* t1247 */, scratch + 26652464 /* t1250 */, scratch + 26652480 /* t1251 */, scratch + 26652736 /* t1245 */, state + 80320 /* t988 */);
     step_student_res3_bn1_fwd_12(scratch + 17616384 /* t1255 */, scratch + 17516032 /* t1243 */, scratch + 26652480 /* t1251 */, state + 80336 /* t995 */);
     step_student_res3_leaky_relu2_fwd_2(scratch + 17716736 /* t1257 */, scratch + 17817088 /* t1258 */, scratch + 17616384 /* t1256 */);
     step_student_res3_conv3_fwd_2(scratch + 1841536 /* t1263 */, scratch + 17817088 /* t1258 */, state + 80352 /* t1260 */, state + 82656 /* t1011 */, scratch /* chunk */);
     step_student_res3_fwd_2(scratch + 1941888 /* t1265 */, scratch + 1841536 /* t1264 */, scratch + 17415680 /* t1234 */);
-    step_student_bn4_fwd_7(scratch + 26652736 /* t1267 */, scratch + 1941888 /* t1266 */);
+    step_student_bn4_fwd_7(scratch + 26652736 /* t1267 */, scratch + 1941888 /* t1266 */, scratch + 25624576 /* chunk */);
     step_student_bn4_fwd_8(scratch + 26652496 /* t1268 */, scratch + 26652736 /* t1267 */);
     step_student_bn4_fwd_9(scratch + 17917440 /* t1270 */, scratch + 1941888 /* t1266 */, scratch + 26652496 /* t1268 */);
-    step_student_bn4_fwd_10(scratch + 26652736 /* t1272 */, scratch + 17917440 /* t1270 */);
+    step_student_bn4_fwd_10(scratch + 26652736 /* t1272 */, scratch + 17917440 /* t1270 */, scratch + 25624576 /* chunk */);
     step_student_bn4_fwd_11(scratch + 26652496 /* t1274 */, scratch + 26652512 /* t1277 */, scratch + 26652528 /* t1278 */, scratch + 26652736 /* t1272 */, state + 82672 /* t1018 */);
     step_student_bn4_fwd_12(scratch + 18017792 /* t1282 */, scratch + 17917440 /* t1270 */, scratch + 26652528 /* t1278 */, state + 82688 /* t1025 */);
     step_student_leaky_relu5_fwd_2(scratch + 18118144 /* t1284 */, scratch + 18218496 /* t1285 */, scratch + 18017792 /* t1283 */);
     step_student_res6_conv0_fwd_2(scratch + 1806336 /* t1290 */, scratch + 18218496 /* t1285 */, state + 82704 /* t1287 */, state + 87312 /* t1046 */, scratch /* chunk */);
-    step_student_res6_bn1_fwd_7(scratch + 26651840 /* t1291 */, scratch + 1806336 /* t1290 */);
+    step_student_res6_bn1_fwd_7(scratch + 26651840 /* t1291 */, scratch + 1806336 /* t1290 */, scratch + 25624576 /* chunk */);
     step_student_res6_bn1_fwd_8(scratch + 26651872 /* t1293 */, scratch + 26651840 /* t1291 */);
     step_student_res6_bn1_fwd_9(scratch + 18419200 /* t1295 */, scratch + 1806336 /* t1290 */, scratch + 26651872 /* t1293 */);
-    step_student_res6_bn1_fwd_10(scratch + 26651840 /* t1297 */, scratch + 18419200 /* t1295 */);
-    step_student_res6_bn1_fwd_11(scratch + 25640448 /* t1299 */, scratch + 25640480 /* t1302 */, scratch + 25640512 /* t1303 */, scratch + 26651840 /* t1297 */, state + 87344 /* t1053 */);
-    step_student_res6_bn1_fwd_12(scratch + 18469376 /* t1307 */, scratch + 18419200 /* t1295 */, scratch + 25640512 /* t1303 */, state + 87376 /* t1060 */);
+    step_student_res6_bn1_fwd_10(scratch + 26651840 /* t1297 */, scratch + 18419200 /* t1295 */, scratch + 25624576 /* chunk */);
+    step_student_res6_bn1_fwd_11(scratch + 25640960 /* t1299 */, scratch + 25640992 /* t1302 */, scratch + 25641024 /* t1303 */, scratch + 26651840 /* t1297 */, state + 87344 /* t1053 */);
+    step_student_res6_bn1_fwd_12(scratch + 18469376 /* t1307 */, scratch + 18419200 /* t1295 */, scratch + 25641024 /* t1303 */, state + 87376 /* t1060 */);
     step_student_res6_leaky_relu2_fwd_2(scratch + 18519552 /* t1310 */, scratch + 18569728 /* t1311 */, scratch + 18469376 /* t1308 */);
     step_student_res6_conv3_fwd_2(scratch + 18318848 /* t1316 */, scratch + 18569728 /* t1311 */, state + 87408 /* t1313 */, state + 96624 /* t1079 */, scratch /* chunk */);
     step_student_res6_fwd_3(scratch + 18369024 /* t1320 */, scratch + 18218496 /* t1285 */, state + 96656 /* t1319 */, scratch /* chunk */);
     step_student_res6_fwd_4(scratch /* t1322 */, scratch + 18318848 /* t1317 */, scratch + 18369024 /* t1321 */);
-    step_student_bn7_fwd_7(scratch + 26651840 /* t1324 */, scratch /* t1323 */);
+    step_student_bn7_fwd_7(scratch + 26651840 /* t1324 */, scratch /* t1323 */, scratch + 25624576 /* chunk */);
     step_student_bn7_fwd_8(scratch + 26651872 /* t1325 */, scratch + 26651840 /* t1324 */);
     step_student_bn7_fwd_9(scratch + 18318848 /* t1327 */, scratch /* t1323 */, scratch + 26651872 /* t1325 */);
-    step_student_bn7_fwd_10(scratch + 26651840 /* t1329 */, scratch + 18318848 /* t1327 */);
-    step_student_bn7_fwd_11(scratch + 25640544 /* t1331 */, scratch + 25640576 /* t1334 */, scratch + 25640608 /* t1335 */, scratch + 26651840 /* t1329 */, state + 97168 /* t1098 */);
-    step_student_bn7_fwd_12(scratch + 18369024 /* t1339 */, scratch + 18318848 /* t1327 */, scratch + 25640608 /* t1335 */, state + 97200 /* t1105 */);
+    step_student_bn7_fwd_10(scratch + 26651840 /* t1329 */, scratch + 18318848 /* t1327 */, scratch + 25624576 /* chunk */);
+    step_student_bn7_fwd_11(scratch + 25641056 /* t1331 */, scratch + 25641088 /* t1334 */, scratch + 25641120 /* t1335 */, scratch + 26651840 /* t1329 */, state + 97168 /* t1098 */);
+    step_student_bn7_fwd_12(scratch + 18369024 /* t1339 */, scratch + 18318848 /* t1327 */, scratch + 25641120 /* t1335 */, state + 97200 /* t1105 */);
     step_student_leaky_relu8_fwd_2(scratch + 18619904 /* t1341 */, scratch + 18670080 /* t1342 */, scratch + 18369024 /* t1340 */);
     step_student_res9_conv0_fwd_2(scratch + 1179648 /* t1347 */, scratch + 18670080 /* t1342 */, state + 97232 /* t1344 */, state + 115664 /* t1126 */, scratch /* chunk */);
-    step_student_res9_bn1_fwd_7(scratch + 26651840 /* t1348 */, scratch + 1179648 /* t1347 */);
+    step_student_res9_bn1_fwd_7(scratch + 26651840 /* t1348 */, scratch + 1179648 /* t1347 */, scratch + 25624576 /* chunk */);
     step_student_res9_bn1_fwd_8(scratch + 26651904 /* t1350 */, scratch + 26651840 /* t1348 */);
     step_student_res9_bn1_fwd_9(scratch + 24434176 /* t1352 */, scratch + 1179648 /* t1347 */, scratch + 26651904 /* t1350 */);
-    step_student_res9_bn1_fwd_10(scratch + 26651840 /* t1354 */, scratch + 24434176 /* t1352 */);
-    step_student_res9_bn1_fwd_11(scratch + 26651904 /* t1356 */, scratch + 25644160 /* t1359 */, scratch + 25644224 /* t1360 */, scratch + 26651840 /* t1354 */, state + 115728 /* t1133 */);
-    step_student_res9_bn1_fwd_12(scratch + 24466944 /* t1364 */, scratch + 24434176 /* t1352 */, scratch + 25644224 /* t1360 */, state + 115792 /* t1140 */);
+    step_student_res9_bn1_fwd_10(scratch + 26651840 /* t1354 */, scratch + 24434176 /* t1352 */, scratch + 25624576 /* chunk */);
+    step_student_res9_bn1_fwd_11(scratch + 26651904 /* t1356 */, scratch + 25644672 /* t1359 */, scratch + 25644736 /* t1360 */, scratch + 26651840 /* t1354 */, state + 115728 /* t1133 */);
+    step_student_res9_bn1_fwd_12(scratch + 24466944 /* t1364 */, scratch + 24434176 /* t1352 */, scratch + 25644736 /* t1360 */, state + 115792 /* t1140 */);
     step_student_res9_leaky_relu2_fwd_2(scratch + 24499712 /* t1367 */, scratch + 24532480 /* t1368 */, scratch + 24466944 /* t1365 */);
     step_student_res9_conv3_fwd_2(scratch + 24397312 /* t1373 */, scratch + 24532480 /* t1368 */, state + 115856 /* t1370 */, state + 152720 /* t1159 */, scratch /* chunk */);
     step_student_res9_fwd_3(scratch + 24565248 /* t1377 */, scratch + 18670080 /* t1342 */, state + 152784 /* t1376 */, scratch /* chunk */);
     step_student_res9_fwd_4(scratch + 24598016 /* t1379 */, scratch + 24397312 /* t1374 */, scratch + 24565248 /* t1378 */);
-    step_student_bn10_fwd_7(scratch + 26651840 /* t1381 */, scratch + 24598016 /* t1380 */);
-    step_student_bn10_fwd_8(scratch + 25644288 /* t1382 */, scratch + 26651840 /* t1381 */);
-    step_student_bn10_fwd_9(scratch + 24565248 /* t1384 */, scratch + 24598016 /* t1380 */, scratch + 25644288 /* t1382 */);
-    step_student_bn10_fwd_10(scratch + 26651840 /* t1386 */, scratch + 24565248 /* t1384 */);
-    step_student_bn10_fwd_11(scratch + 25644288 /* t1388 */, scratch + 25644352 /* t1391 */, scratch + 25644416 /* t1392 */, scratch + 26651840 /* t1386 */, state + 154832 /* t1178 */);
-    step_student_bn10_fwd_12(scratch + 24397312 /* t1396 */, scratch + 24565248 /* t1384 */, scratch + 25644416 /* t1392 */, state + 154896 /* t1185 */);
+    step_student_bn10_fwd_7(scratch + 26651840 /* t1381 */, scratch + 24598016 /* t1380 */, scratch + 25624576 /* chunk */);
+    step_student_bn10_fwd_8(scratch + 25644800 /* t1382 */, scratch + 26651840 /* t1381 */);
+    step_student_bn10_fwd_9(scratch + 24565248 /* t1384 */, scratch + 24598016 /* t1380 */, scratch + 25644800 /* t1382 */);
+    step_student_bn10_fwd_10(scratch + 26651840 /* t1386 */, scratch + 24565248 /* t1384 */, scratch + 25624576 /* chunk */);
+    step_student_bn10_fwd_11(scratch + 25644800 /* t1388 */, scratch + 25644864 /* t1391 */, scratch + 25644928 /* t1392 */, scratch + 26651840 /* t1386 */, state + 154832 /* t1178 */);
+    step_student_bn10_fwd_12(scratch + 24397312 /* t1396 */, scratch + 24565248 /* t1384 */, scratch + 25644928 /* t1392 */, state + 154896 /* t1185 */);
     step_student_leaky_relu11_fwd_2(scratch + 24598016 /* t1398 */, scratch + 24630784 /* t1399 */, scratch + 24397312 /* t1397 */);
     step_student_global_avg_pool12_fwd_3(scratch + 24430080 /* t1401 */, scratch + 24630784 /* t1400 */);
     step_student_global_avg_pool12_fwd_4(scratch + 24432128 /* t1403 */, scratch + 24430080 /* t1401 */);
@@ -19093,114 +21043,114 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_loss_l_fwd_6(io + 244672 /* t1417 */, scratch + 26652736 /* t1416 */);
     step_student_loss_l_vjp(scratch + 24430080 /* t1419 */, io + 225792 /* in_y */);
     step_student_loss_l_vjp_2(scratch + 26651872 /* t1421 */, scratch + 24430080 /* t1419 */);
-    step_student_loss_l_vjp_3(scratch + 25644480 /* t1422 */, scratch + 26651872 /* t1421 */, scratch + 26651840 /* t1411 */);
-    step_student_loss_l_vjp_4(scratch + 25624576 /* t1425 */, scratch + 25644480 /* t1422 */, scratch + 24430720 /* t1410 */, scratch + 24430080 /* t1419 */);
+    step_student_loss_l_vjp_3(scratch + 25644992 /* t1422 */, scratch + 26651872 /* t1421 */, scratch + 26651840 /* t1411 */);
+    step_student_loss_l_vjp_4(scratch + 25624576 /* t1425 */, scratch + 25644992 /* t1422 */, scratch + 24430720 /* t1410 */, scratch + 24430080 /* t1419 */);
     step_student_dense13_vjp_4(scratch + 26652736 /* t1426 */, scratch + 25624576 /* t1425 */);
-    step_student_dense13_vjp_5(scratch + 25643008 /* t1428 */, scratch + 24432128 /* t1403 */, scratch + 25624576 /* t1425 */);
+    step_student_dense13_vjp_5(scratch + 25643520 /* t1428 */, scratch + 24432128 /* t1403 */, scratch + 25624576 /* t1425 */);
     step_student_dense13_vjp_6(scratch + 24430080 /* t1429 */, scratch + 25624576 /* t1425 */, state + 154960 /* t1197 */);
     step_student_global_avg_pool12_vjp_2(scratch + 24630784 /* t1430 */, scratch + 24430080 /* t1429 */);
     step_student_leaky_relu11_vjp_2(scratch + 24663552 /* t1438 */, scratch + 24397312 /* t1397 */, scratch + 24598016 /* t1398 */, scratch + 24630784 /* t1431 */);
-    step_student_bn10_vjp_11(scratch + 26651840 /* t1440 */, scratch + 24663552 /* t1439 */);
-    step_student_bn10_vjp_12(scratch + 24397312 /* t1441 */, scratch + 24663552 /* t1439 */, scratch + 25644416 /* t1392 */);
-    step_student_bn10_vjp_13(scratch + 25644416 /* t1443 */, scratch + 24663552 /* t1439 */, scratch + 24565248 /* t1384 */);
-    step_student_bn10_vjp_14(scratch + 25988608 /* t1445 */, scratch + 25644416 /* t1443 */, scratch + 25644352 /* t1391 */);
-    step_student_bn10_vjp_15(scratch + 25644480 /* t1447 */, scratch + 24397312 /* t1441 */);
-    step_student_bn10_vjp_16(scratch + 25644544 /* t1451 */, scratch + 25644416 /* t1443 */, state + 154832 /* t1178 */, scratch + 25644352 /* t1391 */, scratch + 25644288 /* t1388 */);
-    step_student_bn10_vjp_17(scratch + 24598016 /* t1454 */, scratch + 25644544 /* t1451 */, scratch + 24565248 /* t1384 */);
-    step_student_bn10_vjp_18(scratch + 25644544 /* t1457 */, scratch + 24598016 /* t1454 */);
-    step_student_bn10_vjp_19(scratch + 25644608 /* t1459 */, scratch + 25644480 /* t1447 */, scratch + 25644544 /* t1457 */);
-    step_student_bn10_vjp_20(scratch + 24565248 /* t1461 */, scratch + 24397312 /* t1441 */, scratch + 24598016 /* t1454 */, scratch + 25644608 /* t1459 */);
+    step_student_bn10_vjp_11(scratch + 26651840 /* t1440 */, scratch + 24663552 /* t1439 */, scratch + 25624576 /* chunk */);
+    step_student_bn10_vjp_12(scratch + 24397312 /* t1441 */, scratch + 24663552 /* t1439 */, scratch + 25644928 /* t1392 */);
+    step_student_bn10_vjp_13(scratch + 25644928 /* t1443 */, scratch + 24663552 /* t1439 */, scratch + 24565248 /* t1384 */, scratch + 24430080 /* chunk */);
+    step_student_bn10_vjp_14(scratch + 25988608 /* t1445 */, scratch + 25644928 /* t1443 */, scratch + 25644864 /* t1391 */);
+    step_student_bn10_vjp_15(scratch + 25644992 /* t1447 */, scratch + 24397312 /* t1441 */, scratch + 24430080 /* chunk */);
+    step_student_bn10_vjp_16(scratch + 25645056 /* t1451 */, scratch + 25644928 /* t1443 */, state + 154832 /* t1178 */, scratch + 25644864 /* t1391 */, scratch + 25644800 /* t1388 */);
+    step_student_bn10_vjp_17(scratch + 24598016 /* t1454 */, scratch + 25645056 /* t1451 */, scratch + 24565248 /* t1384 */);
+    step_student_bn10_vjp_18(scratch + 25645056 /* t1457 */, scratch + 24598016 /* t1454 */, scratch + 24430080 /* chunk */);
+    step_student_bn10_vjp_19(scratch + 25645120 /* t1459 */, scratch + 25644992 /* t1447 */, scratch + 25645056 /* t1457 */);
+    step_student_bn10_vjp_20(scratch + 24565248 /* t1461 */, scratch + 24397312 /* t1441 */, scratch + 24598016 /* t1454 */, scratch + 25645120 /* t1459 */);
     step_student_res9_vjp_3(scratch + 18720256 /* t1465 */, scratch + 24565248 /* t1461 */, state + 152784 /* t1376 */, scratch /* chunk */);
     step_student_res9_vjp_4(scratch + 25638400 /* t1463 */, scratch + 18670080 /* t1342 */, scratch + 24565248 /* t1461 */, scratch /* chunk */);
-    step_student_res9_conv3_vjp_4(scratch + 25988672 /* t1466 */, scratch + 24565248 /* t1461 */);
+    step_student_res9_conv3_vjp_4(scratch + 25988672 /* t1466 */, scratch + 24565248 /* t1461 */, scratch + 25624576 /* chunk */);
     step_student_res9_conv3_vjp_5(scratch + 24598016 /* t1470 */, scratch + 24565248 /* t1461 */, state + 115856 /* t1370 */, scratch /* chunk */);
     step_student_res9_conv3_vjp_6(scratch + 24397312 /* t1468 */, scratch + 24532480 /* t1368 */, scratch + 24565248 /* t1461 */, scratch /* chunk */);
     step_student_res9_leaky_relu2_vjp_2(scratch + 24532480 /* t1476 */, scratch + 24466944 /* t1365 */, scratch + 24499712 /* t1367 */, scratch + 24598016 /* t1470 */);
-    step_student_res9_bn1_vjp_11(scratch + 25988736 /* t1478 */, scratch + 24532480 /* t1477 */);
-    step_student_res9_bn1_vjp_12(scratch + 24466944 /* t1479 */, scratch + 24532480 /* t1477 */, scratch + 25644224 /* t1360 */);
-    step_student_res9_bn1_vjp_13(scratch + 25644224 /* t1481 */, scratch + 24532480 /* t1477 */, scratch + 24434176 /* t1352 */);
-    step_student_res9_bn1_vjp_14(scratch + 25988800 /* t1483 */, scratch + 25644224 /* t1481 */, scratch + 25644160 /* t1359 */);
-    step_student_res9_bn1_vjp_15(scratch + 25644288 /* t1485 */, scratch + 24466944 /* t1479 */);
-    step_student_res9_bn1_vjp_16(scratch + 25644352 /* t1489 */, scratch + 25644224 /* t1481 */, state + 115728 /* t1133 */, scratch + 25644160 /* t1359 */, scratch + 26651904 /* t1356 */);
-    step_student_res9_bn1_vjp_17(scratch + 24499712 /* t1492 */, scratch + 25644352 /* t1489 */, scratch + 24434176 /* t1352 */);
-    step_student_res9_bn1_vjp_18(scratch + 26651904 /* t1495 */, scratch + 24499712 /* t1492 */);
-    step_student_res9_bn1_vjp_19(scratch + 25644160 /* t1497 */, scratch + 25644288 /* t1485 */, scratch + 26651904 /* t1495 */);
-    step_student_res9_bn1_vjp_20(scratch + 24434176 /* t1499 */, scratch + 24466944 /* t1479 */, scratch + 24499712 /* t1492 */, scratch + 25644160 /* t1497 */);
-    step_student_res9_conv0_vjp_4(scratch + 26651904 /* t1500 */, scratch + 24434176 /* t1499 */);
+    step_student_res9_bn1_vjp_11(scratch + 25988736 /* t1478 */, scratch + 24532480 /* t1477 */, scratch + 25624576 /* chunk */);
+    step_student_res9_bn1_vjp_12(scratch + 24466944 /* t1479 */, scratch + 24532480 /* t1477 */, scratch + 25644736 /* t1360 */);
+    step_student_res9_bn1_vjp_13(scratch + 25644736 /* t1481 */, scratch + 24532480 /* t1477 */, scratch + 24434176 /* t1352 */, scratch + 25624576 /* chunk */);
+    step_student_res9_bn1_vjp_14(scratch + 25988800 /* t1483 */, scratch + 25644736 /* t1481 */, scratch + 25644672 /* t1359 */);
+    step_student_res9_bn1_vjp_15(scratch + 25644800 /* t1485 */, scratch + 24466944 /* t1479 */, scratch + 25624576 /* chunk */);
+    step_student_res9_bn1_vjp_16(scratch + 25644864 /* t1489 */, scratch + 25644736 /* t1481 */, state + 115728 /* t1133 */, scratch + 25644672 /* t1359 */, scratch + 26651904 /* t1356 */);
+    step_student_res9_bn1_vjp_17(scratch + 24499712 /* t1492 */, scratch + 25644864 /* t1489 */, scratch + 24434176 /* t1352 */);
+    step_student_res9_bn1_vjp_18(scratch + 26651904 /* t1495 */, scratch + 24499712 /* t1492 */, scratch + 25624576 /* chunk */);
+    step_student_res9_bn1_vjp_19(scratch + 25644672 /* t1497 */, scratch + 25644800 /* t1485 */, scratch + 26651904 /* t1495 */);
+    step_student_res9_bn1_vjp_20(scratch + 24434176 /* t1499 */, scratch + 24466944 /* t1479 */, scratch + 24499712 /* t1492 */, scratch + 25644672 /* t1497 */);
+    step_student_res9_conv0_vjp_4(scratch + 26651904 /* t1500 */, scratch + 24434176 /* t1499 */, scratch + 25624576 /* chunk */);
     step_student_res9_conv0_vjp_5(scratch + 1327104 /* t1504 */, scratch + 24434176 /* t1499 */, state + 97232 /* t1344 */, scratch /* chunk */);
     step_student_res9_conv0_vjp_6(scratch + 25951744 /* t1502 */, scratch + 18670080 /* t1342 */, scratch + 24434176 /* t1499 */, scratch /* chunk */);
     step_student_leaky_relu8_vjp_2(scratch + 18670080 /* t1512 */, scratch + 18720256 /* t1465 */, scratch + 1327104 /* t1504 */, scratch + 18369024 /* t1340 */, scratch + 18619904 /* t1341 */);
-    step_student_bn7_vjp_11(scratch + 25989056 /* t1514 */, scratch + 18670080 /* t1513 */);
-    step_student_bn7_vjp_12(scratch + 18369024 /* t1515 */, scratch + 18670080 /* t1513 */, scratch + 25640608 /* t1335 */);
-    step_student_bn7_vjp_13(scratch + 25644160 /* t1517 */, scratch + 18670080 /* t1513 */, scratch + 18318848 /* t1327 */);
-    step_student_bn7_vjp_14(scratch + 25989088 /* t1519 */, scratch + 25644160 /* t1517 */, scratch + 25640576 /* t1334 */);
-    step_student_bn7_vjp_15(scratch + 25644192 /* t1521 */, scratch + 18369024 /* t1515 */);
-    step_student_bn7_vjp_16(scratch + 25644224 /* t1525 */, scratch + 25644160 /* t1517 */, state + 97168 /* t1098 */, scratch + 25640576 /* t1334 */, scratch + 25640544 /* t1331 */);
-    step_student_bn7_vjp_17(scratch /* t1528 */, scratch + 25644224 /* t1525 */, scratch + 18318848 /* t1327 */);
-    step_student_bn7_vjp_18(scratch + 25644160 /* t1531 */, scratch /* t1528 */);
-    step_student_bn7_vjp_19(scratch + 25644224 /* t1533 */, scratch + 25644192 /* t1521 */, scratch + 25644160 /* t1531 */);
-    step_student_bn7_vjp_20(scratch + 2568960 /* t1535 */, scratch + 18369024 /* t1515 */, scratch /* t1528 */, scratch + 25644224 /* t1533 */);
+    step_student_bn7_vjp_11(scratch + 25989056 /* t1514 */, scratch + 18670080 /* t1513 */, scratch + 25640448 /* chunk */);
+    step_student_bn7_vjp_12(scratch + 18369024 /* t1515 */, scratch + 18670080 /* t1513 */, scratch + 25641120 /* t1335 */);
+    step_student_bn7_vjp_13(scratch + 25644672 /* t1517 */, scratch + 18670080 /* t1513 */, scratch + 18318848 /* t1327 */, scratch + 25640448 /* chunk */);
+    step_student_bn7_vjp_14(scratch + 25989088 /* t1519 */, scratch + 25644672 /* t1517 */, scratch + 25641088 /* t1334 */);
+    step_student_bn7_vjp_15(scratch + 25644704 /* t1521 */, scratch + 18369024 /* t1515 */, scratch + 25640448 /* chunk */);
+    step_student_bn7_vjp_16(scratch + 25644736 /* t1525 */, scratch + 25644672 /* t1517 */, state + 97168 /* t1098 */, scratch + 25641088 /* t1334 */, scratch + 25641056 /* t1331 */);
+    step_student_bn7_vjp_17(scratch /* t1528 */, scratch + 25644736 /* t1525 */, scratch + 18318848 /* t1327 */);
+    step_student_bn7_vjp_18(scratch + 25644672 /* t1531 */, scratch /* t1528 */, scratch + 25640448 /* chunk */);
+    step_student_bn7_vjp_19(scratch + 25644736 /* t1533 */, scratch + 25644704 /* t1521 */, scratch + 25644672 /* t1531 */);
+    step_student_bn7_vjp_20(scratch + 2568960 /* t1535 */, scratch + 18369024 /* t1515 */, scratch /* t1528 */, scratch + 25644736 /* t1533 */);
     step_student_res6_vjp_3(scratch + 18318848 /* t1539 */, scratch + 2568960 /* t1535 */, state + 96656 /* t1319 */, scratch /* chunk */);
-    step_student_res6_vjp_4(scratch + 25644160 /* t1537 */, scratch + 18218496 /* t1285 */, scratch + 2568960 /* t1535 */, scratch /* chunk */);
-    step_student_res6_conv3_vjp_4(scratch + 25989120 /* t1540 */, scratch + 2568960 /* t1535 */);
+    step_student_res6_vjp_4(scratch + 25644672 /* t1537 */, scratch + 18218496 /* t1285 */, scratch + 2568960 /* t1535 */, scratch /* chunk */);
+    step_student_res6_conv3_vjp_4(scratch + 25989120 /* t1540 */, scratch + 2568960 /* t1535 */, scratch + 25640448 /* chunk */);
     step_student_res6_conv3_vjp_5(scratch + 18619904 /* t1544 */, scratch + 2568960 /* t1535 */, state + 87408 /* t1313 */, scratch /* chunk */);
     step_student_res6_conv3_vjp_6(scratch + 25610752 /* t1542 */, scratch + 18569728 /* t1311 */, scratch + 2568960 /* t1535 */, scratch /* chunk */);
     step_student_res6_leaky_relu2_vjp_2(scratch + 18569728 /* t1550 */, scratch + 18469376 /* t1308 */, scratch + 18519552 /* t1310 */, scratch + 18619904 /* t1544 */);
-    step_student_res6_bn1_vjp_11(scratch + 18519552 /* t1552 */, scratch + 18569728 /* t1551 */);
-    step_student_res6_bn1_vjp_12(scratch + 18469376 /* t1553 */, scratch + 18569728 /* t1551 */, scratch + 25640512 /* t1303 */);
-    step_student_res6_bn1_vjp_13(scratch + 25640512 /* t1555 */, scratch + 18569728 /* t1551 */, scratch + 18419200 /* t1295 */);
-    step_student_res6_bn1_vjp_14(scratch + 25989152 /* t1557 */, scratch + 25640512 /* t1555 */, scratch + 25640480 /* t1302 */);
-    step_student_res6_bn1_vjp_15(scratch + 25640544 /* t1559 */, scratch + 18469376 /* t1553 */);
-    step_student_res6_bn1_vjp_16(scratch + 25640576 /* t1563 */, scratch + 25640512 /* t1555 */, state + 87344 /* t1053 */, scratch + 25640480 /* t1302 */, scratch + 25640448 /* t1299 */);
-    step_student_res6_bn1_vjp_17(scratch /* t1566 */, scratch + 25640576 /* t1563 */, scratch + 18419200 /* t1295 */);
-    step_student_res6_bn1_vjp_18(scratch + 25640448 /* t1569 */, scratch /* t1566 */);
-    step_student_res6_bn1_vjp_19(scratch + 25640480 /* t1571 */, scratch + 25640544 /* t1559 */, scratch + 25640448 /* t1569 */);
-    step_student_res6_bn1_vjp_20(scratch + 18419200 /* t1573 */, scratch + 18469376 /* t1553 */, scratch /* t1566 */, scratch + 25640480 /* t1571 */);
-    step_student_res6_conv0_vjp_4(scratch + 18469376 /* t1574 */, scratch + 18419200 /* t1573 */);
+    step_student_res6_bn1_vjp_11(scratch + 18519552 /* t1552 */, scratch + 18569728 /* t1551 */, scratch + 25640448 /* chunk */);
+    step_student_res6_bn1_vjp_12(scratch + 18469376 /* t1553 */, scratch + 18569728 /* t1551 */, scratch + 25641024 /* t1303 */);
+    step_student_res6_bn1_vjp_13(scratch + 25641024 /* t1555 */, scratch + 18569728 /* t1551 */, scratch + 18419200 /* t1295 */, scratch + 25640448 /* chunk */);
+    step_student_res6_bn1_vjp_14(scratch + 25989152 /* t1557 */, scratch + 25641024 /* t1555 */, scratch + 25640992 /* t1302 */);
+    step_student_res6_bn1_vjp_15(scratch + 25641056 /* t1559 */, scratch + 18469376 /* t1553 */, scratch + 25640448 /* chunk */);
+    step_student_res6_bn1_vjp_16(scratch + 25640448 /* t1563 */, scratch + 25641024 /* t1555 */, state + 87344 /* t1053 */, scratch + 25640992 /* t1302 */, scratch + 25640960 /* t1299 */);
+    step_student_res6_bn1_vjp_17(scratch /* t1566 */, scratch + 25640448 /* t1563 */, scratch + 18419200 /* t1295 */);
+    step_student_res6_bn1_vjp_18(scratch + 25640960 /* t1569 */, scratch /* t1566 */, scratch + 25640448 /* chunk */);
+    step_student_res6_bn1_vjp_19(scratch + 25640992 /* t1571 */, scratch + 25641056 /* t1559 */, scratch + 25640960 /* t1569 */);
+    step_student_res6_bn1_vjp_20(scratch + 18419200 /* t1573 */, scratch + 18469376 /* t1553 */, scratch /* t1566 */, scratch + 25640992 /* t1571 */);
+    step_student_res6_conv0_vjp_4(scratch + 18469376 /* t1574 */, scratch + 18419200 /* t1573 */, scratch + 25640448 /* chunk */);
     step_student_res6_conv0_vjp_5(scratch + 1843200 /* t1578 */, scratch + 18419200 /* t1573 */, state + 82704 /* t1287 */, scratch /* chunk */);
     step_student_res6_conv0_vjp_6(scratch + 25624576 /* t1576 */, scratch + 18218496 /* t1285 */, scratch + 18419200 /* t1573 */, scratch /* chunk */);
     step_student_leaky_relu5_vjp_2(scratch + 18218496 /* t1586 */, scratch + 18318848 /* t1539 */, scratch + 1843200 /* t1578 */, scratch + 18017792 /* t1283 */, scratch + 18118144 /* t1284 */);
-    step_student_bn4_vjp_11(scratch + 26652544 /* t1588 */, scratch + 18218496 /* t1587 */);
+    step_student_bn4_vjp_11(scratch + 26652544 /* t1588 */, scratch + 18218496 /* t1587 */, scratch + 25640448 /* chunk */);
     step_student_bn4_vjp_12(scratch + 18017792 /* t1589 */, scratch + 18218496 /* t1587 */, scratch + 26652528 /* t1278 */);
-    step_student_bn4_vjp_13(scratch + 26652528 /* t1591 */, scratch + 18218496 /* t1587 */, scratch + 17917440 /* t1270 */);
+    step_student_bn4_vjp_13(scratch + 26652528 /* t1591 */, scratch + 18218496 /* t1587 */, scratch + 17917440 /* t1270 */, scratch + 25640448 /* chunk */);
     step_student_bn4_vjp_14(scratch + 26652560 /* t1593 */, scratch + 26652528 /* t1591 */, scratch + 26652512 /* t1277 */);
-    step_student_bn4_vjp_15(scratch + 25640448 /* t1595 */, scratch + 18017792 /* t1589 */);
-    step_student_bn4_vjp_16(scratch + 25640464 /* t1599 */, scratch + 26652528 /* t1591 */, state + 82672 /* t1018 */, scratch + 26652512 /* t1277 */, scratch + 26652496 /* t1274 */);
-    step_student_bn4_vjp_17(scratch /* t1602 */, scratch + 25640464 /* t1599 */, scratch + 17917440 /* t1270 */);
-    step_student_bn4_vjp_18(scratch + 26652496 /* t1605 */, scratch /* t1602 */);
-    step_student_bn4_vjp_19(scratch + 26652512 /* t1607 */, scratch + 25640448 /* t1595 */, scratch + 26652496 /* t1605 */);
+    step_student_bn4_vjp_15(scratch + 25640704 /* t1595 */, scratch + 18017792 /* t1589 */, scratch + 25640448 /* chunk */);
+    step_student_bn4_vjp_16(scratch + 25640448 /* t1599 */, scratch + 26652528 /* t1591 */, state + 82672 /* t1018 */, scratch + 26652512 /* t1277 */, scratch + 26652496 /* t1274 */);
+    step_student_bn4_vjp_17(scratch /* t1602 */, scratch + 25640448 /* t1599 */, scratch + 17917440 /* t1270 */);
+    step_student_bn4_vjp_18(scratch + 26652496 /* t1605 */, scratch /* t1602 */, scratch + 25640448 /* chunk */);
+    step_student_bn4_vjp_19(scratch + 26652512 /* t1607 */, scratch + 25640704 /* t1595 */, scratch + 26652496 /* t1605 */);
     step_student_bn4_vjp_20(scratch + 17917440 /* t1609 */, scratch + 18017792 /* t1589 */, scratch /* t1602 */, scratch + 26652512 /* t1607 */);
-    step_student_res3_conv3_vjp_4(scratch + 26652496 /* t1611 */, scratch + 17917440 /* t1609 */);
+    step_student_res3_conv3_vjp_4(scratch + 26652496 /* t1611 */, scratch + 17917440 /* t1609 */, scratch + 25640448 /* chunk */);
     step_student_res3_conv3_vjp_5(scratch + 1859968 /* t1615 */, scratch + 17917440 /* t1609 */, state + 80352 /* t1260 */, scratch /* chunk */);
     step_student_res3_conv3_vjp_6(scratch + 25633792 /* t1613 */, scratch + 17817088 /* t1258 */, scratch + 17917440 /* t1609 */, scratch /* chunk */);
     step_student_res3_leaky_relu2_vjp_2(scratch + 17817088 /* t1621 */, scratch + 17616384 /* t1256 */, scratch + 17716736 /* t1257 */, scratch + 1859968 /* t1615 */);
-    step_student_res3_bn1_vjp_11(scratch + 26652512 /* t1623 */, scratch + 17817088 /* t1622 */);
+    step_student_res3_bn1_vjp_11(scratch + 26652512 /* t1623 */, scratch + 17817088 /* t1622 */, scratch + 25636096 /* chunk */);
     step_student_res3_bn1_vjp_12(scratch + 17616384 /* t1624 */, scratch + 17817088 /* t1622 */, scratch + 26652480 /* t1251 */);
-    step_student_res3_bn1_vjp_13(scratch + 26652480 /* t1626 */, scratch + 17817088 /* t1622 */, scratch + 17516032 /* t1243 */);
+    step_student_res3_bn1_vjp_13(scratch + 26652480 /* t1626 */, scratch + 17817088 /* t1622 */, scratch + 17516032 /* t1243 */, scratch + 25636096 /* chunk */);
     step_student_res3_bn1_vjp_14(scratch + 26652528 /* t1628 */, scratch + 26652480 /* t1626 */, scratch + 26652464 /* t1250 */);
-    step_student_res3_bn1_vjp_15(scratch + 25636096 /* t1630 */, scratch + 17616384 /* t1624 */);
-    step_student_res3_bn1_vjp_16(scratch + 25636112 /* t1634 */, scratch + 26652480 /* t1626 */, state + 80320 /* t988 */, scratch + 26652464 /* t1250 */, scratch + 26652448 /* t1247 */);
-    step_student_res3_bn1_vjp_17(scratch + 17716736 /* t1637 */, scratch + 25636112 /* t1634 */, scratch + 17516032 /* t1243 */);
-    step_student_res3_bn1_vjp_18(scratch + 26652448 /* t1640 */, scratch + 17716736 /* t1637 */);
-    step_student_res3_bn1_vjp_19(scratch + 26652464 /* t1642 */, scratch + 25636096 /* t1630 */, scratch + 26652448 /* t1640 */);
+    step_student_res3_bn1_vjp_15(scratch + 25636352 /* t1630 */, scratch + 17616384 /* t1624 */, scratch + 25636096 /* chunk */);
+    step_student_res3_bn1_vjp_16(scratch + 25636096 /* t1634 */, scratch + 26652480 /* t1626 */, state + 80320 /* t988 */, scratch + 26652464 /* t1250 */, scratch + 26652448 /* t1247 */);
+    step_student_res3_bn1_vjp_17(scratch + 17716736 /* t1637 */, scratch + 25636096 /* t1634 */, scratch + 17516032 /* t1243 */);
+    step_student_res3_bn1_vjp_18(scratch + 26652448 /* t1640 */, scratch + 17716736 /* t1637 */, scratch + 25636096 /* chunk */);
+    step_student_res3_bn1_vjp_19(scratch + 26652464 /* t1642 */, scratch + 25636352 /* t1630 */, scratch + 26652448 /* t1640 */);
     step_student_res3_bn1_vjp_20(scratch + 17516032 /* t1644 */, scratch + 17616384 /* t1624 */, scratch + 17716736 /* t1637 */, scratch + 26652464 /* t1642 */);
-    step_student_res3_conv0_vjp_4(scratch + 26652448 /* t1645 */, scratch + 17516032 /* t1644 */);
+    step_student_res3_conv0_vjp_4(scratch + 26652448 /* t1645 */, scratch + 17516032 /* t1644 */, scratch + 25636096 /* chunk */);
     step_student_res3_conv0_vjp_5(scratch + 17616384 /* t1649 */, scratch + 17516032 /* t1644 */, state + 78000 /* t1236 */, scratch /* chunk */);
     step_student_res3_conv0_vjp_6(scratch + 25636096 /* t1647 */, scratch + 17415680 /* t1234 */, scratch + 17516032 /* t1644 */, scratch /* chunk */);
     step_student_leaky_relu2_vjp_2(scratch + 17415680 /* t1656 */, scratch + 17917440 /* t1610 */, scratch + 17616384 /* t1649 */, scratch + 17214976 /* t1231 */, scratch + 17315328 /* t1233 */);
-    step_student_bn1_vjp_11(scratch + 26652464 /* t1658 */, scratch + 17415680 /* t1657 */);
+    step_student_bn1_vjp_11(scratch + 26652464 /* t1658 */, scratch + 17415680 /* t1657 */, scratch + 25640448 /* chunk */);
     step_student_bn1_vjp_12(scratch + 17214976 /* t1659 */, scratch + 17415680 /* t1657 */, scratch + 26652432 /* t1226 */);
-    step_student_bn1_vjp_13(scratch + 26652432 /* t1661 */, scratch + 17415680 /* t1657 */, scratch + 17114624 /* t1218 */);
+    step_student_bn1_vjp_13(scratch + 26652432 /* t1661 */, scratch + 17415680 /* t1657 */, scratch + 17114624 /* t1218 */, scratch + 25640448 /* chunk */);
     step_student_bn1_vjp_14(scratch + 26652480 /* t1663 */, scratch + 26652432 /* t1661 */, scratch + 26652416 /* t1225 */);
-    step_student_bn1_vjp_15(scratch + 25640448 /* t1665 */, scratch + 17214976 /* t1659 */);
-    step_student_bn1_vjp_16(scratch + 25640464 /* t1669 */, scratch + 26652432 /* t1661 */, state + 77968 /* t955 */, scratch + 26652416 /* t1225 */, scratch + 26652752 /* t1222 */);
-    step_student_bn1_vjp_17(scratch /* t1672 */, scratch + 25640464 /* t1669 */, scratch + 17114624 /* t1218 */);
-    step_student_bn1_vjp_18(scratch + 26652752 /* t1675 */, scratch /* t1672 */);
-    step_student_bn1_vjp_19(scratch + 26652416 /* t1677 */, scratch + 25640448 /* t1665 */, scratch + 26652752 /* t1675 */);
+    step_student_bn1_vjp_15(scratch + 25640704 /* t1665 */, scratch + 17214976 /* t1659 */, scratch + 25640448 /* chunk */);
+    step_student_bn1_vjp_16(scratch + 25640448 /* t1669 */, scratch + 26652432 /* t1661 */, state + 77968 /* t955 */, scratch + 26652416 /* t1225 */, scratch + 26652752 /* t1222 */);
+    step_student_bn1_vjp_17(scratch /* t1672 */, scratch + 25640448 /* t1669 */, scratch + 17114624 /* t1218 */);
+    step_student_bn1_vjp_18(scratch + 26652752 /* t1675 */, scratch /* t1672 */, scratch + 25640448 /* chunk */);
+    step_student_bn1_vjp_19(scratch + 26652416 /* t1677 */, scratch + 25640704 /* t1665 */, scratch + 26652752 /* t1675 */);
     step_student_bn1_vjp_20(scratch + 17114624 /* t1679 */, scratch + 17214976 /* t1659 */, scratch /* t1672 */, scratch + 26652416 /* t1677 */);
-    step_student_conv0_vjp_3(scratch + 26652752 /* t1680 */, scratch + 17114624 /* t1679 */);
-    step_student_conv0_vjp_4(scratch + 25644816 /* t1681 */, io /* in_x */, scratch + 17114624 /* t1679 */, scratch /* chunk */);
-    step_teacher_feedback_fwd(scratch + 26652416 /* t1684 */, scratch + 25644816 /* t1682 */, scratch + 25644672 /* t927 */);
+    step_student_conv0_vjp_3(scratch + 26652752 /* t1680 */, scratch + 17114624 /* t1679 */, scratch + 25640448 /* chunk */);
+    step_student_conv0_vjp_4(scratch + 25645328 /* t1681 */, io /* in_x */, scratch + 17114624 /* t1679 */, scratch /* chunk */);
+    step_teacher_feedback_fwd(scratch + 26652416 /* t1684 */, scratch + 25645328 /* t1682 */, scratch + 25645184 /* t927 */);
     step_teacher_feedback_fwd_2(scratch + 26652432 /* t1686 */, scratch + 26652752 /* t1680 */, scratch + 26652720 /* t925 */);
     step_teacher_feedback_fwd_3(scratch + 25640448 /* t1689 */, scratch + 26652480 /* t1663 */, scratch + 26652800 /* t908 */);
     step_teacher_feedback_fwd_4(scratch + 25640464 /* t1692 */, scratch + 26652464 /* t1658 */, scratch + 26652784 /* t903 */);
@@ -19218,34 +21168,34 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_feedback_fwd_16(scratch + 25640656 /* t1728 */, scratch + 18519552 /* t1552 */, scratch + 25988960 /* t797 */);
     step_teacher_feedback_fwd_17(scratch + 25640672 /* t1731 */, scratch + 25610752 /* t1543 */, scratch + 25601536 /* t788 */);
     step_teacher_feedback_fwd_18(scratch + 25640688 /* t1734 */, scratch + 25989120 /* t1540 */, scratch + 25988928 /* t785 */);
-    step_teacher_feedback_fwd_19(scratch + 25640704 /* t1737 */, scratch + 25644160 /* t1538 */, scratch + 25643648 /* t783 */);
+    step_teacher_feedback_fwd_19(scratch + 25640704 /* t1737 */, scratch + 25644672 /* t1538 */, scratch + 25644160 /* t783 */);
     step_teacher_feedback_fwd_20(scratch + 25640720 /* t1740 */, scratch + 25989088 /* t1519 */, scratch + 25988896 /* t764 */);
     step_teacher_feedback_fwd_21(scratch + 25640736 /* t1743 */, scratch + 25989056 /* t1514 */, scratch + 25988864 /* t759 */);
     step_teacher_feedback_fwd_22(scratch + 25640752 /* t1746 */, scratch + 25951744 /* t1503 */, scratch + 25933312 /* t748 */);
     step_teacher_feedback_fwd_23(scratch + 25640768 /* t1749 */, scratch + 26651904 /* t1500 */, scratch + 26651776 /* t745 */);
-    step_teacher_feedback_fwd_24(scratch + 25640784 /* t1752 */, scratch + 25988800 /* t1483 */, scratch + 26064448 /* t728 */);
-    step_teacher_feedback_fwd_25(scratch + 25640800 /* t1755 */, scratch + 25988736 /* t1478 */, scratch + 26064384 /* t723 */);
+    step_teacher_feedback_fwd_24(scratch + 25640784 /* t1752 */, scratch + 25988800 /* t1483 */, scratch + 26065472 /* t728 */);
+    step_teacher_feedback_fwd_25(scratch + 25640800 /* t1755 */, scratch + 25988736 /* t1478 */, scratch + 26065408 /* t723 */);
     step_teacher_feedback_fwd_26(scratch + 25640816 /* t1758 */, scratch + 24397312 /* t1469 */, scratch + 26588672 /* t714 */);
     step_teacher_feedback_fwd_27(scratch + 25640832 /* t1761 */, scratch + 25988672 /* t1466 */, scratch + 26652096 /* t711 */);
     step_teacher_feedback_fwd_28(scratch + 25640848 /* t1764 */, scratch + 25638400 /* t1464 */, scratch + 26643968 /* t709 */);
     step_teacher_feedback_fwd_29(scratch + 25640864 /* t1767 */, scratch + 25988608 /* t1445 */, scratch + 26652032 /* t690 */);
     step_teacher_feedback_fwd_30(scratch + 25640880 /* t1770 */, scratch + 26651840 /* t1440 */, scratch + 26651968 /* t685 */);
-    step_teacher_feedback_fwd_31(scratch + 25640896 /* t1773 */, scratch + 25643008 /* t1428 */, scratch + 26649856 /* t673 */);
+    step_teacher_feedback_fwd_31(scratch + 25640896 /* t1773 */, scratch + 25643520 /* t1428 */, scratch + 26649856 /* t673 */);
     step_teacher_feedback_fwd_32(scratch + 25640912 /* t1776 */, scratch + 26652736 /* t1426 */, scratch + 26652864 /* t671 */);
     step_teacher_feedback_fwd_33(scratch + 18469408 /* t1777 */, io + 244688 /* t1778 */, scratch + 25641728 /* t1780 */, scratch + 26652416 /* t1684 */, scratch + 26652432 /* t1686 */, scratch + 25640448 /* t1689 */, scratch + 25640464 /* t1692 */, scratch + 25640480 /* t1695 */, scratch + 25640496 /* t1698 */, scratch + 25640512 /* t1701 */, scratch + 25640528 /* t1704 */, scratch + 25640544 /* t1707 */, scratch + 25640560 /* t1710 */, scratch + 25640576 /* t1713 */, scratch + 25640592 /* t1716 */, scratch + 25640608 /* t1719 */, scratch + 25640624 /* t1722 */, scratch + 25640640 /* t1725 */, scratch + 25640656 /* t1728 */, scratch + 25640672 /* t1731 */, scratch + 25640688 /* t1734 */, scratch + 25640704 /* t1737 */, scratch + 25640720 /* t1740 */, scratch + 25640736 /* t1743 */, scratch + 25640752 /* t1746 */, scratch + 25640768 /* t1749 */, scratch + 25640784 /* t1752 */, scratch + 25640800 /* t1755 */, scratch + 25640816 /* t1758 */, scratch + 25640832 /* t1761 */, scratch + 25640848 /* t1764 */, scratch + 25640864 /* t1767 */, scratch + 25640880 /* t1770 */, scratch + 25640896 /* t1773 */, scratch + 25640912 /* t1776 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
     step_teacher_feedback_vjp(scratch + 25640448 /* t1782 */, scratch + 25641728 /* t1780 */, scratch + 26648576 /* t405 */);
-    step_teacher_feedback_vjp_2(scratch + 25641728 /* t1784 */, scratch + 25640448 /* t1782 */);
-    step_teacher_feedback_vjp_3(scratch + 26648576 /* t1785 */, scratch + 25641728 /* t1784 */, scratch + 26651264 /* t392 */);
+    step_teacher_feedback_vjp_2(scratch + 26648576 /* t1784 */, scratch + 25640448 /* t1782 */);
+    step_teacher_feedback_vjp_3(scratch + 25643008 /* t1785 */, scratch + 26648576 /* t1784 */, scratch + 26651264 /* t392 */);
     step_teacher_loss_uda_vjp(scratch + 26652416 /* t1789 */, io + 226144 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 26648704 /* t1792 */, scratch + 26652416 /* t1789 */, scratch + 26651136 /* t387 */);
-    step_teacher_loss_uda_vjp_3(scratch + 25641728 /* t1794 */, scratch + 26648704 /* t1792 */, scratch + 26646016 /* t384 */);
+    step_teacher_loss_uda_vjp_2(scratch + 25643136 /* t1792 */, scratch + 26652416 /* t1789 */, scratch + 26651136 /* t387 */);
+    step_teacher_loss_uda_vjp_3(scratch + 25641728 /* t1794 */, scratch + 25643136 /* t1792 */, scratch + 26646016 /* t384 */);
     step_teacher_loss_uda_vjp_4(scratch + 26651136 /* t1796 */, scratch + 25641728 /* t1794 */);
-    step_teacher_loss_uda_vjp_5(scratch + 26648704 /* t1797 */, scratch + 26651136 /* t1796 */, scratch + 26651264 /* t392 */);
-    step_teacher_loss_uda_vjp_6(scratch + 26646016 /* t1801 */, scratch + 26648576 /* t1785 */, scratch + 26647296 /* t391 */, scratch + 25640448 /* t1782 */, scratch + 26648704 /* t1797 */, scratch + 25641728 /* t1794 */);
-    step_teacher_loss_sup_vjp(scratch + 25640448 /* t1802 */, scratch + 26650496 /* t361 */);
-    step_teacher_loss_sup_vjp_2(scratch + 26651136 /* t1804 */, scratch + 25640448 /* t1802 */);
+    step_teacher_loss_uda_vjp_5(scratch + 25643136 /* t1797 */, scratch + 26651136 /* t1796 */, scratch + 26651264 /* t392 */);
+    step_teacher_loss_uda_vjp_6(scratch + 26646016 /* t1801 */, scratch + 25643008 /* t1785 */, scratch + 26647296 /* t391 */, scratch + 25640448 /* t1782 */, scratch + 25643136 /* t1797 */, scratch + 25641728 /* t1794 */);
+    step_teacher_loss_sup_vjp(scratch + 26647296 /* t1802 */, scratch + 26650496 /* t361 */);
+    step_teacher_loss_sup_vjp_2(scratch + 26651136 /* t1804 */, scratch + 26647296 /* t1802 */);
     step_teacher_loss_sup_vjp_3(scratch + 26651168 /* t1805 */, scratch + 26651136 /* t1804 */, scratch + 26652352 /* t366 */);
-    step_teacher_loss_sup_vjp_4(scratch + 26650496 /* t1808 */, scratch + 26651168 /* t1805 */, scratch + 26650816 /* t365 */, scratch + 25640448 /* t1802 */);
+    step_teacher_loss_sup_vjp_4(scratch + 26650496 /* t1808 */, scratch + 26651168 /* t1805 */, scratch + 26650816 /* t365 */, scratch + 26647296 /* t1802 */);
     step_teacher_dense14_vjp(scratch + 26652352 /* t1809 */, scratch + 26650496 /* t1808 */);
     step_teacher_dense14_vjp_2(scratch + 26652368 /* t1810 */, scratch + 26646016 /* t1801 */);
     step_teacher_dense14_vjp_3(scratch + 26652416 /* t1811 */, scratch + 26652352 /* t1809 */, scratch + 26652368 /* t1810 */);
@@ -19257,114 +21207,114 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_leaky_relu11_vjp(scratch /* t1829 */, scratch + 23807488 /* t343 */, scratch + 24102400 /* t344 */);
     step_teacher_leaky_relu11_vjp_2(scratch + 557056 /* t1841 */, scratch + 24434176 /* t1827 */, scratch /* t1831 */);
     step_teacher_leaky_relu11_vjp_3(scratch + 425984 /* t1842 */, scratch + 294912 /* t1828 */, scratch + 163840 /* t1833 */);
-    step_teacher_bn10_vjp(scratch + 26650816 /* t1845 */, scratch + 557056 /* t1843 */);
-    step_teacher_bn10_vjp_2(scratch + 26650880 /* t1846 */, scratch + 425984 /* t1844 */);
+    step_teacher_bn10_vjp(scratch + 26650816 /* t1845 */, scratch + 557056 /* t1843 */, scratch + 25640448 /* chunk */);
+    step_teacher_bn10_vjp_2(scratch + 26650880 /* t1846 */, scratch + 425984 /* t1844 */, scratch + 25640448 /* chunk */);
     step_teacher_bn10_vjp_3(scratch + 26650944 /* t1847 */, scratch + 26650816 /* t1845 */, scratch + 26650880 /* t1846 */);
     step_teacher_bn10_vjp_4(scratch + 589824 /* t1849 */, scratch + 557056 /* t1843 */, scratch + 26651712 /* t338 */);
     step_teacher_bn10_vjp_5(scratch + 884736 /* t1851 */, scratch + 425984 /* t1844 */, scratch + 26651712 /* t338 */);
-    step_teacher_bn10_vjp_6(scratch + 26651712 /* t1856 */, scratch + 557056 /* t1843 */, scratch + 23512576 /* t1852 */);
-    step_teacher_bn10_vjp_7(scratch + 26650816 /* t1857 */, scratch + 425984 /* t1844 */, scratch + 23676416 /* t1854 */);
+    step_teacher_bn10_vjp_6(scratch + 26651712 /* t1856 */, scratch + 557056 /* t1843 */, scratch + 23512576 /* t1852 */, scratch + 622592 /* chunk */);
+    step_teacher_bn10_vjp_7(scratch + 26650816 /* t1857 */, scratch + 425984 /* t1844 */, scratch + 23676416 /* t1854 */, scratch + 557056 /* chunk */);
     step_teacher_bn10_vjp_8(scratch + 26650880 /* t1858 */, scratch + 26651008 /* t1860 */, scratch + 26651712 /* t1856 */, scratch + 26650816 /* t1857 */, scratch + 26651648 /* t337 */);
-    step_teacher_bn10_vjp_9(scratch + 26650816 /* t1863 */, scratch + 589824 /* t1849 */);
-    step_teacher_bn10_vjp_10(scratch + 26651712 /* t1864 */, scratch + 884736 /* t1851 */);
+    step_teacher_bn10_vjp_9(scratch + 26650816 /* t1863 */, scratch + 589824 /* t1849 */, scratch + 622592 /* chunk */);
+    step_teacher_bn10_vjp_10(scratch + 26651712 /* t1864 */, scratch + 884736 /* t1851 */, scratch + 622592 /* chunk */);
     step_teacher_bn10_vjp_11(scratch + 26651072 /* t1869 */, scratch + 26650880 /* t1858 */, state + 77024 /* in_teacher_bn10_scale */, scratch + 26651648 /* t337 */, scratch + 26651584 /* t334 */);
     step_teacher_bn10_vjp_12(scratch /* t1872 */, scratch + 26651072 /* t1869 */, scratch + 23512576 /* t324 */);
     step_teacher_bn10_vjp_13(scratch + 294912 /* t1874 */, scratch + 589824 /* t1849 */);
     step_teacher_bn10_vjp_14(scratch + 589824 /* t1875 */, scratch + 884736 /* t1851 */);
-    step_teacher_bn10_vjp_15(scratch + 26650880 /* t1878 */, scratch /* t1872 */);
+    step_teacher_bn10_vjp_15(scratch + 26650880 /* t1878 */, scratch /* t1872 */, scratch + 25640448 /* chunk */);
     step_teacher_bn10_vjp_16(scratch + 26651584 /* t1880 */, scratch + 26650816 /* t1863 */, scratch + 26651712 /* t1864 */, scratch + 26650880 /* t1878 */);
     step_teacher_bn10_vjp_17(scratch + 17566208 /* t1882 */, scratch + 294912 /* t1874 */, scratch + 589824 /* t1875 */, scratch /* t1872 */, scratch + 26651584 /* t1880 */);
     step_teacher_res9_vjp(scratch + 17114624 /* t1886 */, scratch + 17566208 /* t1882 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
     step_teacher_res9_vjp_2(scratch + 25640448 /* t1884 */, scratch + 16663040 /* t271 */, scratch + 17566208 /* t1882 */, scratch /* chunk */);
-    step_teacher_res9_conv3_vjp(scratch + 26650816 /* t1887 */, scratch + 17566208 /* t1882 */);
+    step_teacher_res9_conv3_vjp(scratch + 26650816 /* t1887 */, scratch + 17566208 /* t1882 */, scratch + 25642496 /* chunk */);
     step_teacher_res9_conv3_vjp_2(scratch + 17861120 /* t1891 */, scratch + 17566208 /* t1882 */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch /* chunk */);
     step_teacher_res9_conv3_vjp_3(scratch + 23512576 /* t1889 */, scratch + 23217664 /* t308 */, scratch + 17566208 /* t1882 */, scratch /* chunk */);
     step_teacher_res9_leaky_relu2_vjp(scratch + 17566208 /* t1897 */, scratch + 22627840 /* t305 */, scratch + 22922752 /* t307 */, scratch + 17861120 /* t1891 */);
-    step_teacher_res9_bn1_vjp(scratch + 26650880 /* t1899 */, scratch + 17566208 /* t1898 */);
+    step_teacher_res9_bn1_vjp(scratch + 26650880 /* t1899 */, scratch + 17566208 /* t1898 */, scratch + 25642496 /* chunk */);
     step_teacher_res9_bn1_vjp_2(scratch /* t1900 */, scratch + 17566208 /* t1898 */, scratch + 26651520 /* t300 */);
-    step_teacher_res9_bn1_vjp_3(scratch + 26651520 /* t1902 */, scratch + 17566208 /* t1898 */, scratch + 22332928 /* t281 */);
+    step_teacher_res9_bn1_vjp_3(scratch + 26651520 /* t1902 */, scratch + 17566208 /* t1898 */, scratch + 22332928 /* t281 */, scratch + 25642496 /* chunk */);
     step_teacher_res9_bn1_vjp_4(scratch + 26651584 /* t1904 */, scratch + 26651520 /* t1902 */, scratch + 26651456 /* t299 */);
-    step_teacher_res9_bn1_vjp_5(scratch + 26651648 /* t1906 */, scratch /* t1900 */);
+    step_teacher_res9_bn1_vjp_5(scratch + 26651648 /* t1906 */, scratch /* t1900 */, scratch + 25642496 /* chunk */);
     step_teacher_res9_bn1_vjp_6(scratch + 26651712 /* t1910 */, scratch + 26651520 /* t1902 */, state + 37920 /* in_teacher_res9_bn1_scale */, scratch + 26651456 /* t299 */, scratch + 26651392 /* t295 */);
     step_teacher_res9_bn1_vjp_7(scratch + 294912 /* t1913 */, scratch + 26651712 /* t1910 */, scratch + 22332928 /* t281 */);
-    step_teacher_res9_bn1_vjp_8(scratch + 26651712 /* t1916 */, scratch + 294912 /* t1913 */);
-    step_teacher_res9_bn1_vjp_9(scratch + 25642496 /* t1918 */, scratch + 26651648 /* t1906 */, scratch + 26651712 /* t1916 */);
-    step_teacher_res9_bn1_vjp_10(scratch + 17566208 /* t1920 */, scratch /* t1900 */, scratch + 294912 /* t1913 */, scratch + 25642496 /* t1918 */);
-    step_teacher_res9_conv0_vjp(scratch + 26651648 /* t1921 */, scratch + 17566208 /* t1920 */);
+    step_teacher_res9_bn1_vjp_8(scratch + 26651712 /* t1916 */, scratch + 294912 /* t1913 */, scratch + 25642496 /* chunk */);
+    step_teacher_res9_bn1_vjp_9(scratch + 26651072 /* t1918 */, scratch + 26651648 /* t1906 */, scratch + 26651712 /* t1916 */);
+    step_teacher_res9_bn1_vjp_10(scratch + 17566208 /* t1920 */, scratch /* t1900 */, scratch + 294912 /* t1913 */, scratch + 26651072 /* t1918 */);
+    step_teacher_res9_conv0_vjp(scratch + 26651648 /* t1921 */, scratch + 17566208 /* t1920 */, scratch + 25642496 /* chunk */);
     step_teacher_res9_conv0_vjp_2(scratch + 2211840 /* t1925 */, scratch + 17566208 /* t1920 */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch /* chunk */);
     step_teacher_res9_conv0_vjp_3(scratch + 25970176 /* t1923 */, scratch + 16663040 /* t271 */, scratch + 17566208 /* t1920 */, scratch /* chunk */);
     step_teacher_leaky_relu8_vjp(scratch + 16663040 /* t1933 */, scratch + 17114624 /* t1886 */, scratch + 2211840 /* t1925 */, scratch + 13953536 /* t269 */, scratch + 16211456 /* t270 */);
-    step_teacher_bn7_vjp(scratch + 26651712 /* t1935 */, scratch + 16663040 /* t1934 */);
+    step_teacher_bn7_vjp(scratch + 26651712 /* t1935 */, scratch + 16663040 /* t1934 */, scratch + 25642496 /* chunk */);
     step_teacher_bn7_vjp_2(scratch + 13953536 /* t1936 */, scratch + 16663040 /* t1934 */, scratch + 26652320 /* t264 */);
-    step_teacher_bn7_vjp_3(scratch + 26651744 /* t1938 */, scratch + 16663040 /* t1934 */, scratch + 13501952 /* t250 */);
+    step_teacher_bn7_vjp_3(scratch + 26651744 /* t1938 */, scratch + 16663040 /* t1934 */, scratch + 13501952 /* t250 */, scratch + 25642496 /* chunk */);
     step_teacher_bn7_vjp_4(scratch + 26651072 /* t1940 */, scratch + 26651744 /* t1938 */, scratch + 26652288 /* t263 */);
-    step_teacher_bn7_vjp_5(scratch + 26651104 /* t1942 */, scratch + 13953536 /* t1936 */);
+    step_teacher_bn7_vjp_5(scratch + 26651104 /* t1942 */, scratch + 13953536 /* t1936 */, scratch + 25642496 /* chunk */);
     step_teacher_bn7_vjp_6(scratch + 26651136 /* t1946 */, scratch + 26651744 /* t1938 */, state + 19360 /* in_teacher_bn7_scale */, scratch + 26652288 /* t263 */, scratch + 26652256 /* t260 */);
     step_teacher_bn7_vjp_7(scratch /* t1949 */, scratch + 26651136 /* t1946 */, scratch + 13501952 /* t250 */);
-    step_teacher_bn7_vjp_8(scratch + 26651744 /* t1952 */, scratch /* t1949 */);
+    step_teacher_bn7_vjp_8(scratch + 26651744 /* t1952 */, scratch /* t1949 */, scratch + 25642496 /* chunk */);
     step_teacher_bn7_vjp_9(scratch + 26651136 /* t1954 */, scratch + 26651104 /* t1942 */, scratch + 26651744 /* t1952 */);
     step_teacher_bn7_vjp_10(scratch + 16211456 /* t1956 */, scratch + 13953536 /* t1936 */, scratch /* t1949 */, scratch + 26651136 /* t1954 */);
     step_teacher_res6_vjp(scratch + 13501952 /* t1960 */, scratch + 16211456 /* t1956 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
     step_teacher_res6_vjp_2(scratch + 25642496 /* t1958 */, scratch + 12598784 /* t197 */, scratch + 16211456 /* t1956 */, scratch /* chunk */);
-    step_teacher_res6_conv3_vjp(scratch + 26651744 /* t1961 */, scratch + 16211456 /* t1956 */);
+    step_teacher_res6_conv3_vjp(scratch + 26651744 /* t1961 */, scratch + 16211456 /* t1956 */, scratch + 25643008 /* chunk */);
     step_teacher_res6_conv3_vjp_2(scratch + 16663040 /* t1965 */, scratch + 16211456 /* t1956 */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch /* chunk */);
     step_teacher_res6_conv3_vjp_3(scratch + 2577024 /* t1963 */, scratch + 15759872 /* t234 */, scratch + 16211456 /* t1956 */, scratch /* chunk */);
     step_teacher_res6_leaky_relu2_vjp(scratch + 15759872 /* t1971 */, scratch + 14856704 /* t231 */, scratch + 15308288 /* t233 */, scratch + 16663040 /* t1965 */);
-    step_teacher_res6_bn1_vjp(scratch + 26651104 /* t1973 */, scratch + 15759872 /* t1972 */);
+    step_teacher_res6_bn1_vjp(scratch + 26651104 /* t1973 */, scratch + 15759872 /* t1972 */, scratch + 25643008 /* chunk */);
     step_teacher_res6_bn1_vjp_2(scratch + 14856704 /* t1974 */, scratch + 15759872 /* t1972 */, scratch + 26652224 /* t226 */);
-    step_teacher_res6_bn1_vjp_3(scratch + 26651136 /* t1976 */, scratch + 15759872 /* t1972 */, scratch + 14405120 /* t207 */);
+    step_teacher_res6_bn1_vjp_3(scratch + 26651136 /* t1976 */, scratch + 15759872 /* t1972 */, scratch + 14405120 /* t207 */, scratch + 25643008 /* chunk */);
     step_teacher_res6_bn1_vjp_4(scratch + 26651168 /* t1978 */, scratch + 26651136 /* t1976 */, scratch + 26652192 /* t225 */);
-    step_teacher_res6_bn1_vjp_5(scratch + 26651200 /* t1980 */, scratch + 14856704 /* t1974 */);
+    step_teacher_res6_bn1_vjp_5(scratch + 26651200 /* t1980 */, scratch + 14856704 /* t1974 */, scratch + 25643008 /* chunk */);
     step_teacher_res6_bn1_vjp_6(scratch + 26651232 /* t1984 */, scratch + 26651136 /* t1976 */, state + 9536 /* in_teacher_res6_bn1_scale */, scratch + 26652192 /* t225 */, scratch + 26652160 /* t221 */);
     step_teacher_res6_bn1_vjp_7(scratch /* t1987 */, scratch + 26651232 /* t1984 */, scratch + 14405120 /* t207 */);
-    step_teacher_res6_bn1_vjp_8(scratch + 26651136 /* t1990 */, scratch /* t1987 */);
+    step_teacher_res6_bn1_vjp_8(scratch + 26651136 /* t1990 */, scratch /* t1987 */, scratch + 25643008 /* chunk */);
     step_teacher_res6_bn1_vjp_9(scratch + 26651232 /* t1992 */, scratch + 26651200 /* t1980 */, scratch + 26651136 /* t1990 */);
     step_teacher_res6_bn1_vjp_10(scratch + 2125440 /* t1994 */, scratch + 14856704 /* t1974 */, scratch /* t1987 */, scratch + 26651232 /* t1992 */);
-    step_teacher_res6_conv0_vjp(scratch + 26651136 /* t1995 */, scratch + 2125440 /* t1994 */);
+    step_teacher_res6_conv0_vjp(scratch + 26651136 /* t1995 */, scratch + 2125440 /* t1994 */, scratch + 25643008 /* chunk */);
     step_teacher_res6_conv0_vjp_2(scratch + 14405120 /* t1999 */, scratch + 2125440 /* t1994 */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch /* chunk */);
     step_teacher_res6_conv0_vjp_3(scratch + 2586240 /* t1997 */, scratch + 12598784 /* t197 */, scratch + 2125440 /* t1994 */, scratch /* chunk */);
     step_teacher_leaky_relu5_vjp(scratch + 12598784 /* t2007 */, scratch + 13501952 /* t1960 */, scratch + 14405120 /* t1999 */, scratch + 10792448 /* t195 */, scratch + 11695616 /* t196 */);
-    step_teacher_bn4_vjp(scratch + 26652432 /* t2009 */, scratch + 12598784 /* t2008 */);
+    step_teacher_bn4_vjp(scratch + 26652432 /* t2009 */, scratch + 12598784 /* t2008 */, scratch + 25643008 /* chunk */);
     step_teacher_bn4_vjp_2(scratch + 10792448 /* t2010 */, scratch + 12598784 /* t2008 */, scratch + 26652704 /* t190 */);
-    step_teacher_bn4_vjp_3(scratch + 26652704 /* t2012 */, scratch + 12598784 /* t2008 */, scratch + 9889280 /* t176 */);
+    step_teacher_bn4_vjp_3(scratch + 26652704 /* t2012 */, scratch + 12598784 /* t2008 */, scratch + 9889280 /* t176 */, scratch + 25643008 /* chunk */);
     step_teacher_bn4_vjp_4(scratch + 26652160 /* t2014 */, scratch + 26652704 /* t2012 */, scratch + 26652688 /* t189 */);
-    step_teacher_bn4_vjp_5(scratch + 26652176 /* t2016 */, scratch + 10792448 /* t2010 */);
+    step_teacher_bn4_vjp_5(scratch + 26652176 /* t2016 */, scratch + 10792448 /* t2010 */, scratch + 25643008 /* chunk */);
     step_teacher_bn4_vjp_6(scratch + 26652192 /* t2020 */, scratch + 26652704 /* t2012 */, state + 4864 /* in_teacher_bn4_scale */, scratch + 26652688 /* t189 */, scratch + 26652672 /* t186 */);
     step_teacher_bn4_vjp_7(scratch /* t2023 */, scratch + 26652192 /* t2020 */, scratch + 9889280 /* t176 */);
-    step_teacher_bn4_vjp_8(scratch + 26652672 /* t2026 */, scratch /* t2023 */);
+    step_teacher_bn4_vjp_8(scratch + 26652672 /* t2026 */, scratch /* t2023 */, scratch + 25643008 /* chunk */);
     step_teacher_bn4_vjp_9(scratch + 26652688 /* t2028 */, scratch + 26652176 /* t2016 */, scratch + 26652672 /* t2026 */);
     step_teacher_bn4_vjp_10(scratch + 9889280 /* t2030 */, scratch + 10792448 /* t2010 */, scratch /* t2023 */, scratch + 26652688 /* t2028 */);
-    step_teacher_res3_conv3_vjp(scratch + 26652672 /* t2032 */, scratch + 9889280 /* t2030 */);
+    step_teacher_res3_conv3_vjp(scratch + 26652672 /* t2032 */, scratch + 9889280 /* t2030 */, scratch + 25643008 /* chunk */);
     step_teacher_res3_conv3_vjp_2(scratch + 10792448 /* t2036 */, scratch + 9889280 /* t2030 */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch /* chunk */);
     step_teacher_res3_conv3_vjp_3(scratch + 2590848 /* t2034 */, scratch + 8986112 /* t164 */, scratch + 9889280 /* t2030 */, scratch /* chunk */);
     step_teacher_res3_leaky_relu2_vjp(scratch + 8986112 /* t2042 */, scratch + 6276608 /* t162 */, scratch + 8082944 /* t163 */, scratch + 10792448 /* t2036 */);
-    step_teacher_res3_bn1_vjp(scratch + 26652688 /* t2044 */, scratch + 8986112 /* t2043 */);
+    step_teacher_res3_bn1_vjp(scratch + 26652688 /* t2044 */, scratch + 8986112 /* t2043 */, scratch + 25643008 /* chunk */);
     step_teacher_res3_bn1_vjp_2(scratch + 6276608 /* t2045 */, scratch + 8986112 /* t2043 */, scratch + 26652656 /* t157 */);
-    step_teacher_res3_bn1_vjp_3(scratch + 26652656 /* t2047 */, scratch + 8986112 /* t2043 */, scratch + 7179776 /* t143 */);
+    step_teacher_res3_bn1_vjp_3(scratch + 26652656 /* t2047 */, scratch + 8986112 /* t2043 */, scratch + 7179776 /* t143 */, scratch + 25643008 /* chunk */);
     step_teacher_res3_bn1_vjp_4(scratch + 26652704 /* t2049 */, scratch + 26652656 /* t2047 */, scratch + 26652640 /* t156 */);
-    step_teacher_res3_bn1_vjp_5(scratch + 26652176 /* t2051 */, scratch + 6276608 /* t2045 */);
+    step_teacher_res3_bn1_vjp_5(scratch + 26652176 /* t2051 */, scratch + 6276608 /* t2045 */, scratch + 25643008 /* chunk */);
     step_teacher_res3_bn1_vjp_6(scratch + 26652192 /* t2055 */, scratch + 26652656 /* t2047 */, state + 2512 /* in_teacher_res3_bn1_scale */, scratch + 26652640 /* t156 */, scratch + 26652624 /* t153 */);
     step_teacher_res3_bn1_vjp_7(scratch + 8082944 /* t2058 */, scratch + 26652192 /* t2055 */, scratch + 7179776 /* t143 */);
-    step_teacher_res3_bn1_vjp_8(scratch + 26652624 /* t2061 */, scratch + 8082944 /* t2058 */);
+    step_teacher_res3_bn1_vjp_8(scratch + 26652624 /* t2061 */, scratch + 8082944 /* t2058 */, scratch + 25643008 /* chunk */);
     step_teacher_res3_bn1_vjp_9(scratch + 26652640 /* t2063 */, scratch + 26652176 /* t2051 */, scratch + 26652624 /* t2061 */);
     step_teacher_res3_bn1_vjp_10(scratch + 7179776 /* t2065 */, scratch + 6276608 /* t2045 */, scratch + 8082944 /* t2058 */, scratch + 26652640 /* t2063 */);
-    step_teacher_res3_conv0_vjp(scratch + 26652624 /* t2066 */, scratch + 7179776 /* t2065 */);
+    step_teacher_res3_conv0_vjp(scratch + 26652624 /* t2066 */, scratch + 7179776 /* t2065 */, scratch + 25643008 /* chunk */);
     step_teacher_res3_conv0_vjp_2(scratch + 6276608 /* t2070 */, scratch + 7179776 /* t2065 */, state + 192 /* in_teacher_res3_conv0_weight */, scratch /* chunk */);
     step_teacher_res3_conv0_vjp_3(scratch + 2593152 /* t2068 */, scratch + 5373440 /* t134 */, scratch + 7179776 /* t2065 */, scratch /* chunk */);
     step_teacher_leaky_relu2_vjp(scratch + 5373440 /* t2077 */, scratch + 9889280 /* t2031 */, scratch + 6276608 /* t2070 */, scratch + 3567104 /* t131 */, scratch + 4470272 /* t133 */);
-    step_teacher_bn1_vjp(scratch + 26652640 /* t2079 */, scratch + 5373440 /* t2078 */);
+    step_teacher_bn1_vjp(scratch + 26652640 /* t2079 */, scratch + 5373440 /* t2078 */, scratch + 25643008 /* chunk */);
     step_teacher_bn1_vjp_2(scratch + 3567104 /* t2080 */, scratch + 5373440 /* t2078 */, scratch + 26652608 /* t126 */);
-    step_teacher_bn1_vjp_3(scratch + 26652608 /* t2082 */, scratch + 5373440 /* t2078 */, scratch + 2663936 /* t107 */);
+    step_teacher_bn1_vjp_3(scratch + 26652608 /* t2082 */, scratch + 5373440 /* t2078 */, scratch + 2663936 /* t107 */, scratch + 25643008 /* chunk */);
     step_teacher_bn1_vjp_4(scratch + 26652656 /* t2084 */, scratch + 26652608 /* t2082 */, scratch + 26652592 /* t125 */);
-    step_teacher_bn1_vjp_5(scratch + 26652176 /* t2086 */, scratch + 3567104 /* t2080 */);
+    step_teacher_bn1_vjp_5(scratch + 26652176 /* t2086 */, scratch + 3567104 /* t2080 */, scratch + 25643008 /* chunk */);
     step_teacher_bn1_vjp_6(scratch + 26652192 /* t2090 */, scratch + 26652608 /* t2082 */, state + 160 /* in_teacher_bn1_scale */, scratch + 26652592 /* t125 */, scratch + 26652576 /* t121 */);
     step_teacher_bn1_vjp_7(scratch /* t2093 */, scratch + 26652192 /* t2090 */, scratch + 2663936 /* t107 */);
-    step_teacher_bn1_vjp_8(scratch + 26652576 /* t2096 */, scratch /* t2093 */);
+    step_teacher_bn1_vjp_8(scratch + 26652576 /* t2096 */, scratch /* t2093 */, scratch + 25643008 /* chunk */);
     step_teacher_bn1_vjp_9(scratch + 26652592 /* t2098 */, scratch + 26652176 /* t2086 */, scratch + 26652576 /* t2096 */);
     step_teacher_bn1_vjp_10(scratch + 1172480 /* t2100 */, scratch + 3567104 /* t2080 */, scratch /* t2093 */, scratch + 26652592 /* t2098 */);
-    step_teacher_conv0_vjp(scratch + 26652576 /* t2101 */, scratch + 1172480 /* t2100 */);
-    step_teacher_conv0_vjp_2(scratch + 26646016 /* t2102 */, io /* in_x */, scratch + 1172480 /* t2100 */, scratch /* chunk */);
-    step_teacher_conv0_update(state + 155616 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 26646016 /* t2103 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv0_vjp(scratch + 26652576 /* t2101 */, scratch + 1172480 /* t2100 */, scratch + 25643008 /* chunk */);
+    step_teacher_conv0_vjp_2(scratch + 25643008 /* t2102 */, io /* in_x */, scratch + 1172480 /* t2100 */, scratch /* chunk */);
+    step_teacher_conv0_update(state + 155616 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 25643008 /* t2103 */, io + 226112 /* in_lr_teacher */);
     step_teacher_conv0_update_2(state + 155760 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, state + 155776 /* in_teacher_momentum_bn1_scale */, state + 160 /* in_teacher_bn1_scale */, state + 155792 /* in_teacher_momentum_bn1_offset */, state + 176 /* in_teacher_bn1_offset */, scratch + 26652576 /* t2101 */, io + 226112 /* in_lr_teacher */, scratch + 26652656 /* t2084 */, scratch + 26652640 /* t2079 */);
     step_teacher_res3_conv0_update(state + 155808 /* in_teacher_momentum_res3_conv0_weight */, state + 192 /* in_teacher_res3_conv0_weight */, scratch + 2593152 /* t2069 */, io + 226112 /* in_lr_teacher */);
     step_teacher_res3_conv0_update_2(state + 158112 /* in_teacher_momentum_res3_conv0_bias */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 158128 /* in_teacher_momentum_res3_bn1_scale */, state + 2512 /* in_teacher_res3_bn1_scale */, state + 158144 /* in_teacher_momentum_res3_bn1_offset */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 26652624 /* t2066 */, io + 226112 /* in_lr_teacher */, scratch + 26652704 /* t2049 */, scratch + 26652688 /* t2044 */);
@@ -19384,7 +21334,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_bn10_update(state + 232640 /* in_teacher_momentum_bn10_scale */, state + 77024 /* in_teacher_bn10_scale */, state + 232704 /* in_teacher_momentum_bn10_offset */, state + 77088 /* in_teacher_bn10_offset */, scratch + 26651008 /* t1860 */, io + 226112 /* in_lr_teacher */, scratch + 26650944 /* t1847 */);
     step_teacher_dense14_vjp_7(scratch + 26646016 /* t2345 */, state + 232768 /* in_teacher_momentum_dense14_weight */, state + 77152 /* in_teacher_dense14_weight */, scratch + 26625536 /* t1814 */, scratch + 26650496 /* t1808 */, scratch + 26647296 /* t1817 */, io + 226112 /* in_lr_teacher */);
     step_teacher_dense14_update(state + 233408 /* in_teacher_momentum_dense14_bias */, state + 77792 /* in_teacher_dense14_bias */, scratch + 26652416 /* t1811 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_feedback_fwd_34(scratch + 26652416 /* t2362 */, scratch + 25644816 /* t1682 */);
+    step_teacher_feedback_fwd_34(scratch + 26652416 /* t2362 */, scratch + 25645328 /* t1682 */);
     step_teacher_feedback_fwd_35(scratch + 26652432 /* t2364 */, scratch + 26652752 /* t1680 */);
     step_teacher_feedback_fwd_36(scratch + 26652752 /* t2367 */, scratch + 26652480 /* t1663 */);
     step_teacher_feedback_fwd_37(scratch + 26652480 /* t2370 */, scratch + 26652464 /* t1658 */);
@@ -19402,7 +21352,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_feedback_fwd_49(scratch + 26652640 /* t2406 */, scratch + 18519552 /* t1552 */);
     step_teacher_feedback_fwd_50(scratch + 26652656 /* t2409 */, scratch + 25610752 /* t1543 */);
     step_teacher_feedback_fwd_51(scratch + 26652672 /* t2412 */, scratch + 25989120 /* t1540 */);
-    step_teacher_feedback_fwd_52(scratch + 26652688 /* t2415 */, scratch + 25644160 /* t1538 */);
+    step_teacher_feedback_fwd_52(scratch + 26652688 /* t2415 */, scratch + 25644672 /* t1538 */);
     step_teacher_feedback_fwd_53(scratch + 26652704 /* t2418 */, scratch + 25989088 /* t1519 */);
     step_teacher_feedback_fwd_54(scratch + 26652160 /* t2421 */, scratch + 25989056 /* t1514 */);
     step_teacher_feedback_fwd_55(scratch + 26652176 /* t2424 */, scratch + 25951744 /* t1503 */);
@@ -19414,10 +21364,10 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_feedback_fwd_61(scratch + 26652208 /* t2442 */, scratch + 25638400 /* t1464 */);
     step_teacher_feedback_fwd_62(scratch + 26652224 /* t2445 */, scratch + 25988608 /* t1445 */);
     step_teacher_feedback_fwd_63(scratch + 26652240 /* t2448 */, scratch + 26651840 /* t1440 */);
-    step_teacher_feedback_fwd_64(scratch + 26651840 /* t2451 */, scratch + 25643008 /* t1428 */);
+    step_teacher_feedback_fwd_64(scratch + 26651840 /* t2451 */, scratch + 25643520 /* t1428 */);
     step_teacher_feedback_fwd_65(scratch + 26651856 /* t2454 */, scratch + 26652736 /* t1426 */);
     step_teacher_feedback_fwd_66(io + 244704 /* t2456 */, scratch + 26652416 /* t2362 */, scratch + 26652432 /* t2364 */, scratch + 26652752 /* t2367 */, scratch + 26652480 /* t2370 */, scratch + 26652464 /* t2373 */, scratch + 26652576 /* t2376 */, scratch + 26652448 /* t2379 */, scratch + 26652528 /* t2382 */, scratch + 26652512 /* t2385 */, scratch + 26652592 /* t2388 */, scratch + 26652496 /* t2391 */, scratch + 26652560 /* t2394 */, scratch + 26652544 /* t2397 */, scratch + 26652608 /* t2400 */, scratch + 26652624 /* t2403 */, scratch + 26652640 /* t2406 */, scratch + 26652656 /* t2409 */, scratch + 26652672 /* t2412 */, scratch + 26652688 /* t2415 */, scratch + 26652704 /* t2418 */, scratch + 26652160 /* t2421 */, scratch + 26652176 /* t2424 */, scratch + 26652192 /* t2427 */, scratch + 26651904 /* t2430 */, scratch + 26651920 /* t2433 */, scratch + 26651936 /* t2436 */, scratch + 26651952 /* t2439 */, scratch + 26652208 /* t2442 */, scratch + 26652224 /* t2445 */, scratch + 26652240 /* t2448 */, scratch + 26651840 /* t2451 */, scratch + 26651856 /* t2454 */);
-    step_teacher_feedback_fwd_67(scratch + 26652736 /* t2458 */, scratch + 25644672 /* t927 */);
+    step_teacher_feedback_fwd_67(scratch + 26652736 /* t2458 */, scratch + 25645184 /* t927 */);
     step_teacher_feedback_fwd_68(scratch + 26652752 /* t2460 */, scratch + 26652720 /* t925 */);
     step_teacher_feedback_fwd_69(scratch + 26651840 /* t2463 */, scratch + 26652800 /* t908 */);
     step_teacher_feedback_fwd_70(scratch + 26652800 /* t2466 */, scratch + 26652784 /* t903 */);
@@ -19435,13 +21385,13 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_feedback_fwd_82(scratch + 26651952 /* t2502 */, scratch + 25988960 /* t797 */);
     step_teacher_feedback_fwd_83(scratch + 26652160 /* t2505 */, scratch + 25601536 /* t788 */);
     step_teacher_feedback_fwd_84(scratch + 26652176 /* t2508 */, scratch + 25988928 /* t785 */);
-    step_teacher_feedback_fwd_85(scratch + 26652192 /* t2511 */, scratch + 25643648 /* t783 */);
+    step_teacher_feedback_fwd_85(scratch + 26652192 /* t2511 */, scratch + 25644160 /* t783 */);
     step_teacher_feedback_fwd_86(scratch + 26652208 /* t2514 */, scratch + 25988896 /* t764 */);
     step_teacher_feedback_fwd_87(scratch + 26652224 /* t2517 */, scratch + 25988864 /* t759 */);
     step_teacher_feedback_fwd_88(scratch + 26652240 /* t2520 */, scratch + 25933312 /* t748 */);
     step_teacher_feedback_fwd_89(scratch + 26652256 /* t2523 */, scratch + 26651776 /* t745 */);
-    step_teacher_feedback_fwd_90(scratch + 26652272 /* t2526 */, scratch + 26064448 /* t728 */);
-    step_teacher_feedback_fwd_91(scratch + 26652288 /* t2529 */, scratch + 26064384 /* t723 */);
+    step_teacher_feedback_fwd_90(scratch + 26652272 /* t2526 */, scratch + 26065472 /* t728 */);
+    step_teacher_feedback_fwd_91(scratch + 26652288 /* t2529 */, scratch + 26065408 /* t723 */);
     step_teacher_feedback_fwd_92(scratch + 26652304 /* t2532 */, scratch + 26588672 /* t714 */);
     step_teacher_feedback_fwd_93(scratch + 26652320 /* t2535 */, scratch + 26652096 /* t711 */);
     step_teacher_feedback_fwd_94(scratch + 26652096 /* t2538 */, scratch + 26643968 /* t709 */);
@@ -19514,24 +21464,37 @@ static void supervised_step_student_conv0_fwd(float *restrict t53, const float *
 typedef struct {
     float *t54;
     const float *t53;
+    float *chunk;
 } supervised_step_student_bn1_fwd_pointers;
 
 static void supervised_step_student_bn1_fwd_part(void *context, int part, int parts) {
     const supervised_step_student_bn1_fwd_pointers *p = context;
-    float *restrict t54 = p->t54;
+    (void)part;
+    (void)parts;
+    float *restrict t54 = p->t54; (void)t54; /* used after the parts */
     const float *restrict t53 = p->t53;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t54[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t54[i1] += t53[i0 * 16 + i1];
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t53[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn1_fwd(float *restrict t54, const float *restrict t53) {
-    mplc_parallel(supervised_step_student_bn1_fwd_part, &(supervised_step_student_bn1_fwd_pointers){t54, t53});
+static void supervised_step_student_bn1_fwd(float *restrict t54, const float *restrict t53, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn1_fwd_part, &(supervised_step_student_bn1_fwd_pointers){t54, t53, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t54[o] = total;
+    }
 }
 
 /* loop [16]
@@ -19581,25 +21544,38 @@ static void supervised_step_student_bn1_fwd_3(float *restrict t58, const float *
 typedef struct {
     float *t60;
     const float *t58;
+    float *chunk;
 } supervised_step_student_bn1_fwd_4_pointers;
 
 static void supervised_step_student_bn1_fwd_4_part(void *context, int part, int parts) {
     const supervised_step_student_bn1_fwd_4_pointers *p = context;
-    float *restrict t60 = p->t60;
+    (void)part;
+    (void)parts;
+    float *restrict t60 = p->t60; (void)t60; /* used after the parts */
     const float *restrict t58 = p->t58;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t60[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v59 = t58[i0 * 16 + i1] * t58[i0 * 16 + i1];
-            t60[i1] += v59;
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v59 = t58[i0 * 16 + i1] * t58[i0 * 16 + i1];
+                sums[i1] += v59;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn1_fwd_4(float *restrict t60, const float *restrict t58) {
-    mplc_parallel(supervised_step_student_bn1_fwd_4_part, &(supervised_step_student_bn1_fwd_4_pointers){t60, t58});
+static void supervised_step_student_bn1_fwd_4(float *restrict t60, const float *restrict t58, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn1_fwd_4_part, &(supervised_step_student_bn1_fwd_4_pointers){t60, t58, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t60[o] = total;
+    }
 }
 
 /* loop [16]
@@ -19762,24 +21738,37 @@ static void supervised_step_student_res3_conv0_fwd(float *restrict t90, const fl
 typedef struct {
     float *t91;
     const float *t90;
+    float *chunk;
 } supervised_step_student_res3_bn1_fwd_pointers;
 
 static void supervised_step_student_res3_bn1_fwd_part(void *context, int part, int parts) {
     const supervised_step_student_res3_bn1_fwd_pointers *p = context;
-    float *restrict t91 = p->t91;
+    (void)part;
+    (void)parts;
+    float *restrict t91 = p->t91; (void)t91; /* used after the parts */
     const float *restrict t90 = p->t90;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t91[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t91[i1] += t90[i0 * 16 + i1];
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t90[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res3_bn1_fwd(float *restrict t91, const float *restrict t90) {
-    mplc_parallel(supervised_step_student_res3_bn1_fwd_part, &(supervised_step_student_res3_bn1_fwd_pointers){t91, t90});
+static void supervised_step_student_res3_bn1_fwd(float *restrict t91, const float *restrict t90, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res3_bn1_fwd_part, &(supervised_step_student_res3_bn1_fwd_pointers){t91, t90, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t91[o] = total;
+    }
 }
 
 /* loop [16]
@@ -19829,25 +21818,38 @@ static void supervised_step_student_res3_bn1_fwd_3(float *restrict t94, const fl
 typedef struct {
     float *t96;
     const float *t94;
+    float *chunk;
 } supervised_step_student_res3_bn1_fwd_4_pointers;
 
 static void supervised_step_student_res3_bn1_fwd_4_part(void *context, int part, int parts) {
     const supervised_step_student_res3_bn1_fwd_4_pointers *p = context;
-    float *restrict t96 = p->t96;
+    (void)part;
+    (void)parts;
+    float *restrict t96 = p->t96; (void)t96; /* used after the parts */
     const float *restrict t94 = p->t94;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t96[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v95 = t94[i0 * 16 + i1] * t94[i0 * 16 + i1];
-            t96[i1] += v95;
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v95 = t94[i0 * 16 + i1] * t94[i0 * 16 + i1];
+                sums[i1] += v95;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res3_bn1_fwd_4(float *restrict t96, const float *restrict t94) {
-    mplc_parallel(supervised_step_student_res3_bn1_fwd_4_part, &(supervised_step_student_res3_bn1_fwd_4_pointers){t96, t94});
+static void supervised_step_student_res3_bn1_fwd_4(float *restrict t96, const float *restrict t94, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res3_bn1_fwd_4_part, &(supervised_step_student_res3_bn1_fwd_4_pointers){t96, t94, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t96[o] = total;
+    }
 }
 
 /* loop [16]
@@ -20038,24 +22040,37 @@ static void supervised_step_student_res3_fwd(float *restrict t122, const float *
 typedef struct {
     float *t124;
     const float *t123;
+    float *chunk;
 } supervised_step_student_bn4_fwd_pointers;
 
 static void supervised_step_student_bn4_fwd_part(void *context, int part, int parts) {
     const supervised_step_student_bn4_fwd_pointers *p = context;
-    float *restrict t124 = p->t124;
+    (void)part;
+    (void)parts;
+    float *restrict t124 = p->t124; (void)t124; /* used after the parts */
     const float *restrict t123 = p->t123;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t124[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t124[i1] += t123[i0 * 16 + i1];
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t123[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn4_fwd(float *restrict t124, const float *restrict t123) {
-    mplc_parallel(supervised_step_student_bn4_fwd_part, &(supervised_step_student_bn4_fwd_pointers){t124, t123});
+static void supervised_step_student_bn4_fwd(float *restrict t124, const float *restrict t123, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn4_fwd_part, &(supervised_step_student_bn4_fwd_pointers){t124, t123, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t124[o] = total;
+    }
 }
 
 /* loop [16]
@@ -20105,25 +22120,38 @@ static void supervised_step_student_bn4_fwd_3(float *restrict t127, const float 
 typedef struct {
     float *t129;
     const float *t127;
+    float *chunk;
 } supervised_step_student_bn4_fwd_4_pointers;
 
 static void supervised_step_student_bn4_fwd_4_part(void *context, int part, int parts) {
     const supervised_step_student_bn4_fwd_4_pointers *p = context;
-    float *restrict t129 = p->t129;
+    (void)part;
+    (void)parts;
+    float *restrict t129 = p->t129; (void)t129; /* used after the parts */
     const float *restrict t127 = p->t127;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t129[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v128 = t127[i0 * 16 + i1] * t127[i0 * 16 + i1];
-            t129[i1] += v128;
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v128 = t127[i0 * 16 + i1] * t127[i0 * 16 + i1];
+                sums[i1] += v128;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn4_fwd_4(float *restrict t129, const float *restrict t127) {
-    mplc_parallel(supervised_step_student_bn4_fwd_4_part, &(supervised_step_student_bn4_fwd_4_pointers){t129, t127});
+static void supervised_step_student_bn4_fwd_4(float *restrict t129, const float *restrict t127, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn4_fwd_4_part, &(supervised_step_student_bn4_fwd_4_pointers){t129, t127, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t129[o] = total;
+    }
 }
 
 /* loop [16]
@@ -20285,24 +22313,37 @@ static void supervised_step_student_res6_conv0_fwd(float *restrict t153, const f
 typedef struct {
     float *t154;
     const float *t153;
+    float *chunk;
 } supervised_step_student_res6_bn1_fwd_pointers;
 
 static void supervised_step_student_res6_bn1_fwd_part(void *context, int part, int parts) {
     const supervised_step_student_res6_bn1_fwd_pointers *p = context;
-    float *restrict t154 = p->t154;
+    (void)part;
+    (void)parts;
+    float *restrict t154 = p->t154; (void)t154; /* used after the parts */
     const float *restrict t153 = p->t153;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t154[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t154[i1] += t153[i0 * 32 + i1];
+    while (mplc_claim(12544, 784, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 784 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t153[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res6_bn1_fwd(float *restrict t154, const float *restrict t153) {
-    mplc_parallel(supervised_step_student_res6_bn1_fwd_part, &(supervised_step_student_res6_bn1_fwd_pointers){t154, t153});
+static void supervised_step_student_res6_bn1_fwd(float *restrict t154, const float *restrict t153, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res6_bn1_fwd_part, &(supervised_step_student_res6_bn1_fwd_pointers){t154, t153, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t154[o] = total;
+    }
 }
 
 /* loop [32]
@@ -20352,25 +22393,38 @@ static void supervised_step_student_res6_bn1_fwd_3(float *restrict t158, const f
 typedef struct {
     float *t160;
     const float *t158;
+    float *chunk;
 } supervised_step_student_res6_bn1_fwd_4_pointers;
 
 static void supervised_step_student_res6_bn1_fwd_4_part(void *context, int part, int parts) {
     const supervised_step_student_res6_bn1_fwd_4_pointers *p = context;
-    float *restrict t160 = p->t160;
+    (void)part;
+    (void)parts;
+    float *restrict t160 = p->t160; (void)t160; /* used after the parts */
     const float *restrict t158 = p->t158;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t160[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v159 = t158[i0 * 32 + i1] * t158[i0 * 32 + i1];
-            t160[i1] += v159;
+    while (mplc_claim(12544, 784, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 784 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v159 = t158[i0 * 32 + i1] * t158[i0 * 32 + i1];
+                sums[i1] += v159;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res6_bn1_fwd_4(float *restrict t160, const float *restrict t158) {
-    mplc_parallel(supervised_step_student_res6_bn1_fwd_4_part, &(supervised_step_student_res6_bn1_fwd_4_pointers){t160, t158});
+static void supervised_step_student_res6_bn1_fwd_4(float *restrict t160, const float *restrict t158, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res6_bn1_fwd_4_part, &(supervised_step_student_res6_bn1_fwd_4_pointers){t160, t158, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t160[o] = total;
+    }
 }
 
 /* loop [32]
@@ -20603,24 +22657,37 @@ static void supervised_step_student_res6_fwd_2(float *restrict t196, const float
 typedef struct {
     float *t198;
     const float *t197;
+    float *chunk;
 } supervised_step_student_bn7_fwd_pointers;
 
 static void supervised_step_student_bn7_fwd_part(void *context, int part, int parts) {
     const supervised_step_student_bn7_fwd_pointers *p = context;
-    float *restrict t198 = p->t198;
+    (void)part;
+    (void)parts;
+    float *restrict t198 = p->t198; (void)t198; /* used after the parts */
     const float *restrict t197 = p->t197;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t198[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t198[i1] += t197[i0 * 32 + i1];
+    while (mplc_claim(12544, 784, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 784 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t197[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn7_fwd(float *restrict t198, const float *restrict t197) {
-    mplc_parallel(supervised_step_student_bn7_fwd_part, &(supervised_step_student_bn7_fwd_pointers){t198, t197});
+static void supervised_step_student_bn7_fwd(float *restrict t198, const float *restrict t197, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn7_fwd_part, &(supervised_step_student_bn7_fwd_pointers){t198, t197, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t198[o] = total;
+    }
 }
 
 /* loop [32]
@@ -20670,25 +22737,38 @@ static void supervised_step_student_bn7_fwd_3(float *restrict t201, const float 
 typedef struct {
     float *t203;
     const float *t201;
+    float *chunk;
 } supervised_step_student_bn7_fwd_4_pointers;
 
 static void supervised_step_student_bn7_fwd_4_part(void *context, int part, int parts) {
     const supervised_step_student_bn7_fwd_4_pointers *p = context;
-    float *restrict t203 = p->t203;
+    (void)part;
+    (void)parts;
+    float *restrict t203 = p->t203; (void)t203; /* used after the parts */
     const float *restrict t201 = p->t201;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t203[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v202 = t201[i0 * 32 + i1] * t201[i0 * 32 + i1];
-            t203[i1] += v202;
+    while (mplc_claim(12544, 784, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 784 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v202 = t201[i0 * 32 + i1] * t201[i0 * 32 + i1];
+                sums[i1] += v202;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn7_fwd_4(float *restrict t203, const float *restrict t201) {
-    mplc_parallel(supervised_step_student_bn7_fwd_4_part, &(supervised_step_student_bn7_fwd_4_pointers){t203, t201});
+static void supervised_step_student_bn7_fwd_4(float *restrict t203, const float *restrict t201, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn7_fwd_4_part, &(supervised_step_student_bn7_fwd_4_pointers){t203, t201, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t203[o] = total;
+    }
 }
 
 /* loop [32]
@@ -20850,24 +22930,37 @@ static void supervised_step_student_res9_conv0_fwd(float *restrict t227, const f
 typedef struct {
     float *t228;
     const float *t227;
+    float *chunk;
 } supervised_step_student_res9_bn1_fwd_pointers;
 
 static void supervised_step_student_res9_bn1_fwd_part(void *context, int part, int parts) {
     const supervised_step_student_res9_bn1_fwd_pointers *p = context;
-    float *restrict t228 = p->t228;
+    (void)part;
+    (void)parts;
+    float *restrict t228 = p->t228; (void)t228; /* used after the parts */
     const float *restrict t227 = p->t227;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t228[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t228[i1] += t227[i0 * 64 + i1];
+    while (mplc_claim(4096, 256, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 256 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t227[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res9_bn1_fwd(float *restrict t228, const float *restrict t227) {
-    mplc_parallel(supervised_step_student_res9_bn1_fwd_part, &(supervised_step_student_res9_bn1_fwd_pointers){t228, t227});
+static void supervised_step_student_res9_bn1_fwd(float *restrict t228, const float *restrict t227, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res9_bn1_fwd_part, &(supervised_step_student_res9_bn1_fwd_pointers){t228, t227, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t228[o] = total;
+    }
 }
 
 /* loop [64]
@@ -20917,25 +23010,38 @@ static void supervised_step_student_res9_bn1_fwd_3(float *restrict t232, const f
 typedef struct {
     float *t234;
     const float *t232;
+    float *chunk;
 } supervised_step_student_res9_bn1_fwd_4_pointers;
 
 static void supervised_step_student_res9_bn1_fwd_4_part(void *context, int part, int parts) {
     const supervised_step_student_res9_bn1_fwd_4_pointers *p = context;
-    float *restrict t234 = p->t234;
+    (void)part;
+    (void)parts;
+    float *restrict t234 = p->t234; (void)t234; /* used after the parts */
     const float *restrict t232 = p->t232;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t234[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v233 = t232[i0 * 64 + i1] * t232[i0 * 64 + i1];
-            t234[i1] += v233;
+    while (mplc_claim(4096, 256, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 256 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v233 = t232[i0 * 64 + i1] * t232[i0 * 64 + i1];
+                sums[i1] += v233;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res9_bn1_fwd_4(float *restrict t234, const float *restrict t232) {
-    mplc_parallel(supervised_step_student_res9_bn1_fwd_4_part, &(supervised_step_student_res9_bn1_fwd_4_pointers){t234, t232});
+static void supervised_step_student_res9_bn1_fwd_4(float *restrict t234, const float *restrict t232, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res9_bn1_fwd_4_part, &(supervised_step_student_res9_bn1_fwd_4_pointers){t234, t232, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t234[o] = total;
+    }
 }
 
 /* loop [64]
@@ -21158,24 +23264,37 @@ static void supervised_step_student_res9_fwd_2(float *restrict t270, const float
 typedef struct {
     float *t272;
     const float *t271;
+    float *chunk;
 } supervised_step_student_bn10_fwd_pointers;
 
 static void supervised_step_student_bn10_fwd_part(void *context, int part, int parts) {
     const supervised_step_student_bn10_fwd_pointers *p = context;
-    float *restrict t272 = p->t272;
+    (void)part;
+    (void)parts;
+    float *restrict t272 = p->t272; (void)t272; /* used after the parts */
     const float *restrict t271 = p->t271;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t272[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t272[i1] += t271[i0 * 64 + i1];
+    while (mplc_claim(4096, 256, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 256 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t271[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn10_fwd(float *restrict t272, const float *restrict t271) {
-    mplc_parallel(supervised_step_student_bn10_fwd_part, &(supervised_step_student_bn10_fwd_pointers){t272, t271});
+static void supervised_step_student_bn10_fwd(float *restrict t272, const float *restrict t271, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn10_fwd_part, &(supervised_step_student_bn10_fwd_pointers){t272, t271, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t272[o] = total;
+    }
 }
 
 /* loop [64]
@@ -21225,25 +23344,38 @@ static void supervised_step_student_bn10_fwd_3(float *restrict t275, const float
 typedef struct {
     float *t277;
     const float *t275;
+    float *chunk;
 } supervised_step_student_bn10_fwd_4_pointers;
 
 static void supervised_step_student_bn10_fwd_4_part(void *context, int part, int parts) {
     const supervised_step_student_bn10_fwd_4_pointers *p = context;
-    float *restrict t277 = p->t277;
+    (void)part;
+    (void)parts;
+    float *restrict t277 = p->t277; (void)t277; /* used after the parts */
     const float *restrict t275 = p->t275;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t277[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v276 = t275[i0 * 64 + i1] * t275[i0 * 64 + i1];
-            t277[i1] += v276;
+    while (mplc_claim(4096, 256, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 256 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v276 = t275[i0 * 64 + i1] * t275[i0 * 64 + i1];
+                sums[i1] += v276;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn10_fwd_4(float *restrict t277, const float *restrict t275) {
-    mplc_parallel(supervised_step_student_bn10_fwd_4_part, &(supervised_step_student_bn10_fwd_4_pointers){t277, t275});
+static void supervised_step_student_bn10_fwd_4(float *restrict t277, const float *restrict t275, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn10_fwd_4_part, &(supervised_step_student_bn10_fwd_4_pointers){t277, t275, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t277[o] = total;
+    }
 }
 
 /* loop [64]
@@ -21618,24 +23750,37 @@ static void supervised_step_student_leaky_relu11_vjp(float *restrict t336, const
 typedef struct {
     float *t338;
     const float *t337;
+    float *chunk;
 } supervised_step_student_bn10_vjp_pointers;
 
 static void supervised_step_student_bn10_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_bn10_vjp_pointers *p = context;
-    float *restrict t338 = p->t338;
+    (void)part;
+    (void)parts;
+    float *restrict t338 = p->t338; (void)t338; /* used after the parts */
     const float *restrict t337 = p->t337;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t338[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t338[i1] += t337[i0 * 64 + i1];
+    while (mplc_claim(4096, 256, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 256 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t337[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn10_vjp(float *restrict t338, const float *restrict t337) {
-    mplc_parallel(supervised_step_student_bn10_vjp_part, &(supervised_step_student_bn10_vjp_pointers){t338, t337});
+static void supervised_step_student_bn10_vjp(float *restrict t338, const float *restrict t337, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn10_vjp_part, &(supervised_step_student_bn10_vjp_pointers){t338, t337, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t338[o] = total;
+    }
 }
 
 /* loop [4096,64] split
@@ -21676,26 +23821,39 @@ typedef struct {
     float *t341;
     const float *t337;
     const float *t275;
+    float *chunk;
 } supervised_step_student_bn10_vjp_3_pointers;
 
 static void supervised_step_student_bn10_vjp_3_part(void *context, int part, int parts) {
     const supervised_step_student_bn10_vjp_3_pointers *p = context;
-    float *restrict t341 = p->t341;
+    (void)part;
+    (void)parts;
+    float *restrict t341 = p->t341; (void)t341; /* used after the parts */
     const float *restrict t337 = p->t337;
     const float *restrict t275 = p->t275;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t341[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v340 = t337[i0 * 64 + i1] * t275[i0 * 64 + i1];
-            t341[i1] += v340;
+    while (mplc_claim(4096, 256, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 256 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v340 = t337[i0 * 64 + i1] * t275[i0 * 64 + i1];
+                sums[i1] += v340;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn10_vjp_3(float *restrict t341, const float *restrict t337, const float *restrict t275) {
-    mplc_parallel(supervised_step_student_bn10_vjp_3_part, &(supervised_step_student_bn10_vjp_3_pointers){t341, t337, t275});
+static void supervised_step_student_bn10_vjp_3(float *restrict t341, const float *restrict t337, const float *restrict t275, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn10_vjp_3_part, &(supervised_step_student_bn10_vjp_3_pointers){t341, t337, t275, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t341[o] = total;
+    }
 }
 
 /* loop [64]
@@ -21713,25 +23871,38 @@ static void supervised_step_student_bn10_vjp_4(float *restrict t343, const float
 typedef struct {
     float *t345;
     const float *t339;
+    float *chunk;
 } supervised_step_student_bn10_vjp_5_pointers;
 
 static void supervised_step_student_bn10_vjp_5_part(void *context, int part, int parts) {
     const supervised_step_student_bn10_vjp_5_pointers *p = context;
-    float *restrict t345 = p->t345;
+    (void)part;
+    (void)parts;
+    float *restrict t345 = p->t345; (void)t345; /* used after the parts */
     const float *restrict t339 = p->t339;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t345[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v344 = -t339[i0 * 64 + i1];
-            t345[i1] += v344;
+    while (mplc_claim(4096, 256, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 256 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v344 = -t339[i0 * 64 + i1];
+                sums[i1] += v344;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn10_vjp_5(float *restrict t345, const float *restrict t339) {
-    mplc_parallel(supervised_step_student_bn10_vjp_5_part, &(supervised_step_student_bn10_vjp_5_pointers){t345, t339});
+static void supervised_step_student_bn10_vjp_5(float *restrict t345, const float *restrict t339, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn10_vjp_5_part, &(supervised_step_student_bn10_vjp_5_pointers){t345, t339, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t345[o] = total;
+    }
 }
 
 /* loop [64]
@@ -21792,25 +23963,38 @@ static void supervised_step_student_bn10_vjp_7(float *restrict t352, const float
 typedef struct {
     float *t355;
     const float *t352;
+    float *chunk;
 } supervised_step_student_bn10_vjp_8_pointers;
 
 static void supervised_step_student_bn10_vjp_8_part(void *context, int part, int parts) {
     const supervised_step_student_bn10_vjp_8_pointers *p = context;
-    float *restrict t355 = p->t355;
+    (void)part;
+    (void)parts;
+    float *restrict t355 = p->t355; (void)t355; /* used after the parts */
     const float *restrict t352 = p->t352;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t355[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v353 = -t352[i0 * 64 + i1];
-            t355[i1] += v353;
+    while (mplc_claim(4096, 256, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 256 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v353 = -t352[i0 * 64 + i1];
+                sums[i1] += v353;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn10_vjp_8(float *restrict t355, const float *restrict t352) {
-    mplc_parallel(supervised_step_student_bn10_vjp_8_part, &(supervised_step_student_bn10_vjp_8_pointers){t355, t352});
+static void supervised_step_student_bn10_vjp_8(float *restrict t355, const float *restrict t352, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn10_vjp_8_part, &(supervised_step_student_bn10_vjp_8_pointers){t355, t352, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t355[o] = total;
+    }
 }
 
 /* loop [64]
@@ -21933,24 +24117,37 @@ static void supervised_step_student_res9_vjp_2(float *restrict t361, const float
 typedef struct {
     float *t364;
     const float *t359;
+    float *chunk;
 } supervised_step_student_res9_conv3_vjp_pointers;
 
 static void supervised_step_student_res9_conv3_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_res9_conv3_vjp_pointers *p = context;
-    float *restrict t364 = p->t364;
+    (void)part;
+    (void)parts;
+    float *restrict t364 = p->t364; (void)t364; /* used after the parts */
     const float *restrict t359 = p->t359;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t364[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t364[i1] += t359[i0 * 64 + i1];
+    while (mplc_claim(4096, 256, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 256 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t359[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res9_conv3_vjp(float *restrict t364, const float *restrict t359) {
-    mplc_parallel(supervised_step_student_res9_conv3_vjp_part, &(supervised_step_student_res9_conv3_vjp_pointers){t364, t359});
+static void supervised_step_student_res9_conv3_vjp(float *restrict t364, const float *restrict t359, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res9_conv3_vjp_part, &(supervised_step_student_res9_conv3_vjp_pointers){t364, t359, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t364[o] = total;
+    }
 }
 
 /* gemm winograd m=4096 n=576 k=64 tB chunk=28 split
@@ -22070,24 +24267,37 @@ static void supervised_step_student_res9_leaky_relu2_vjp(float *restrict t374, c
 typedef struct {
     float *t376;
     const float *t375;
+    float *chunk;
 } supervised_step_student_res9_bn1_vjp_pointers;
 
 static void supervised_step_student_res9_bn1_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_res9_bn1_vjp_pointers *p = context;
-    float *restrict t376 = p->t376;
+    (void)part;
+    (void)parts;
+    float *restrict t376 = p->t376; (void)t376; /* used after the parts */
     const float *restrict t375 = p->t375;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t376[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t376[i1] += t375[i0 * 64 + i1];
+    while (mplc_claim(4096, 256, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 256 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t375[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res9_bn1_vjp(float *restrict t376, const float *restrict t375) {
-    mplc_parallel(supervised_step_student_res9_bn1_vjp_part, &(supervised_step_student_res9_bn1_vjp_pointers){t376, t375});
+static void supervised_step_student_res9_bn1_vjp(float *restrict t376, const float *restrict t375, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res9_bn1_vjp_part, &(supervised_step_student_res9_bn1_vjp_pointers){t376, t375, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t376[o] = total;
+    }
 }
 
 /* loop [4096,64] split
@@ -22128,26 +24338,39 @@ typedef struct {
     float *t379;
     const float *t375;
     const float *t232;
+    float *chunk;
 } supervised_step_student_res9_bn1_vjp_3_pointers;
 
 static void supervised_step_student_res9_bn1_vjp_3_part(void *context, int part, int parts) {
     const supervised_step_student_res9_bn1_vjp_3_pointers *p = context;
-    float *restrict t379 = p->t379;
+    (void)part;
+    (void)parts;
+    float *restrict t379 = p->t379; (void)t379; /* used after the parts */
     const float *restrict t375 = p->t375;
     const float *restrict t232 = p->t232;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t379[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v378 = t375[i0 * 64 + i1] * t232[i0 * 64 + i1];
-            t379[i1] += v378;
+    while (mplc_claim(4096, 256, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 256 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v378 = t375[i0 * 64 + i1] * t232[i0 * 64 + i1];
+                sums[i1] += v378;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res9_bn1_vjp_3(float *restrict t379, const float *restrict t375, const float *restrict t232) {
-    mplc_parallel(supervised_step_student_res9_bn1_vjp_3_part, &(supervised_step_student_res9_bn1_vjp_3_pointers){t379, t375, t232});
+static void supervised_step_student_res9_bn1_vjp_3(float *restrict t379, const float *restrict t375, const float *restrict t232, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res9_bn1_vjp_3_part, &(supervised_step_student_res9_bn1_vjp_3_pointers){t379, t375, t232, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t379[o] = total;
+    }
 }
 
 /* loop [64]
@@ -22165,25 +24388,38 @@ static void supervised_step_student_res9_bn1_vjp_4(float *restrict t381, const f
 typedef struct {
     float *t383;
     const float *t377;
+    float *chunk;
 } supervised_step_student_res9_bn1_vjp_5_pointers;
 
 static void supervised_step_student_res9_bn1_vjp_5_part(void *context, int part, int parts) {
     const supervised_step_student_res9_bn1_vjp_5_pointers *p = context;
-    float *restrict t383 = p->t383;
+    (void)part;
+    (void)parts;
+    float *restrict t383 = p->t383; (void)t383; /* used after the parts */
     const float *restrict t377 = p->t377;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t383[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v382 = -t377[i0 * 64 + i1];
-            t383[i1] += v382;
+    while (mplc_claim(4096, 256, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 256 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v382 = -t377[i0 * 64 + i1];
+                sums[i1] += v382;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res9_bn1_vjp_5(float *restrict t383, const float *restrict t377) {
-    mplc_parallel(supervised_step_student_res9_bn1_vjp_5_part, &(supervised_step_student_res9_bn1_vjp_5_pointers){t383, t377});
+static void supervised_step_student_res9_bn1_vjp_5(float *restrict t383, const float *restrict t377, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res9_bn1_vjp_5_part, &(supervised_step_student_res9_bn1_vjp_5_pointers){t383, t377, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t383[o] = total;
+    }
 }
 
 /* loop [64]
@@ -22244,25 +24480,38 @@ static void supervised_step_student_res9_bn1_vjp_7(float *restrict t390, const f
 typedef struct {
     float *t393;
     const float *t390;
+    float *chunk;
 } supervised_step_student_res9_bn1_vjp_8_pointers;
 
 static void supervised_step_student_res9_bn1_vjp_8_part(void *context, int part, int parts) {
     const supervised_step_student_res9_bn1_vjp_8_pointers *p = context;
-    float *restrict t393 = p->t393;
+    (void)part;
+    (void)parts;
+    float *restrict t393 = p->t393; (void)t393; /* used after the parts */
     const float *restrict t390 = p->t390;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t393[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v391 = -t390[i0 * 64 + i1];
-            t393[i1] += v391;
+    while (mplc_claim(4096, 256, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 256 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v391 = -t390[i0 * 64 + i1];
+                sums[i1] += v391;
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res9_bn1_vjp_8(float *restrict t393, const float *restrict t390) {
-    mplc_parallel(supervised_step_student_res9_bn1_vjp_8_part, &(supervised_step_student_res9_bn1_vjp_8_pointers){t393, t390});
+static void supervised_step_student_res9_bn1_vjp_8(float *restrict t393, const float *restrict t390, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res9_bn1_vjp_8_part, &(supervised_step_student_res9_bn1_vjp_8_pointers){t393, t390, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t393[o] = total;
+    }
 }
 
 /* loop [64]
@@ -22317,24 +24566,37 @@ static void supervised_step_student_res9_bn1_vjp_10(float *restrict t397, const 
 typedef struct {
     float *t398;
     const float *t397;
+    float *chunk;
 } supervised_step_student_res9_conv0_vjp_pointers;
 
 static void supervised_step_student_res9_conv0_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_res9_conv0_vjp_pointers *p = context;
-    float *restrict t398 = p->t398;
+    (void)part;
+    (void)parts;
+    float *restrict t398 = p->t398; (void)t398; /* used after the parts */
     const float *restrict t397 = p->t397;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t398[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t398[i1] += t397[i0 * 64 + i1];
+    while (mplc_claim(4096, 256, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 256 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t397[i0 * 64 + i1];
+            }
         }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res9_conv0_vjp(float *restrict t398, const float *restrict t397) {
-    mplc_parallel(supervised_step_student_res9_conv0_vjp_part, &(supervised_step_student_res9_conv0_vjp_pointers){t398, t397});
+static void supervised_step_student_res9_conv0_vjp(float *restrict t398, const float *restrict t397, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res9_conv0_vjp_part, &(supervised_step_student_res9_conv0_vjp_pointers){t398, t397, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t398[o] = total;
+    }
 }
 
 /* gemm blas-into-col2im m=4096 n=288 k=64 tB chunk=56 split
@@ -22456,24 +24718,37 @@ static void supervised_step_student_leaky_relu8_vjp(float *restrict t410, const 
 typedef struct {
     float *t412;
     const float *t411;
+    float *chunk;
 } supervised_step_student_bn7_vjp_pointers;
 
 static void supervised_step_student_bn7_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_bn7_vjp_pointers *p = context;
-    float *restrict t412 = p->t412;
+    (void)part;
+    (void)parts;
+    float *restrict t412 = p->t412; (void)t412; /* used after the parts */
     const float *restrict t411 = p->t411;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t412[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t412[i1] += t411[i0 * 32 + i1];
+    while (mplc_claim(12544, 784, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 784 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t411[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn7_vjp(float *restrict t412, const float *restrict t411) {
-    mplc_parallel(supervised_step_student_bn7_vjp_part, &(supervised_step_student_bn7_vjp_pointers){t412, t411});
+static void supervised_step_student_bn7_vjp(float *restrict t412, const float *restrict t411, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn7_vjp_part, &(supervised_step_student_bn7_vjp_pointers){t412, t411, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t412[o] = total;
+    }
 }
 
 /* loop [12544,32] split
@@ -22514,26 +24789,39 @@ typedef struct {
     float *t415;
     const float *t411;
     const float *t201;
+    float *chunk;
 } supervised_step_student_bn7_vjp_3_pointers;
 
 static void supervised_step_student_bn7_vjp_3_part(void *context, int part, int parts) {
     const supervised_step_student_bn7_vjp_3_pointers *p = context;
-    float *restrict t415 = p->t415;
+    (void)part;
+    (void)parts;
+    float *restrict t415 = p->t415; (void)t415; /* used after the parts */
     const float *restrict t411 = p->t411;
     const float *restrict t201 = p->t201;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t415[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v414 = t411[i0 * 32 + i1] * t201[i0 * 32 + i1];
-            t415[i1] += v414;
+    while (mplc_claim(12544, 784, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 784 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v414 = t411[i0 * 32 + i1] * t201[i0 * 32 + i1];
+                sums[i1] += v414;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn7_vjp_3(float *restrict t415, const float *restrict t411, const float *restrict t201) {
-    mplc_parallel(supervised_step_student_bn7_vjp_3_part, &(supervised_step_student_bn7_vjp_3_pointers){t415, t411, t201});
+static void supervised_step_student_bn7_vjp_3(float *restrict t415, const float *restrict t411, const float *restrict t201, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn7_vjp_3_part, &(supervised_step_student_bn7_vjp_3_pointers){t415, t411, t201, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t415[o] = total;
+    }
 }
 
 /* loop [32]
@@ -22551,25 +24839,38 @@ static void supervised_step_student_bn7_vjp_4(float *restrict t417, const float 
 typedef struct {
     float *t419;
     const float *t413;
+    float *chunk;
 } supervised_step_student_bn7_vjp_5_pointers;
 
 static void supervised_step_student_bn7_vjp_5_part(void *context, int part, int parts) {
     const supervised_step_student_bn7_vjp_5_pointers *p = context;
-    float *restrict t419 = p->t419;
+    (void)part;
+    (void)parts;
+    float *restrict t419 = p->t419; (void)t419; /* used after the parts */
     const float *restrict t413 = p->t413;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t419[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v418 = -t413[i0 * 32 + i1];
-            t419[i1] += v418;
+    while (mplc_claim(12544, 784, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 784 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v418 = -t413[i0 * 32 + i1];
+                sums[i1] += v418;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn7_vjp_5(float *restrict t419, const float *restrict t413) {
-    mplc_parallel(supervised_step_student_bn7_vjp_5_part, &(supervised_step_student_bn7_vjp_5_pointers){t419, t413});
+static void supervised_step_student_bn7_vjp_5(float *restrict t419, const float *restrict t413, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn7_vjp_5_part, &(supervised_step_student_bn7_vjp_5_pointers){t419, t413, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t419[o] = total;
+    }
 }
 
 /* loop [32]
@@ -22630,25 +24931,38 @@ static void supervised_step_student_bn7_vjp_7(float *restrict t426, const float 
 typedef struct {
     float *t429;
     const float *t426;
+    float *chunk;
 } supervised_step_student_bn7_vjp_8_pointers;
 
 static void supervised_step_student_bn7_vjp_8_part(void *context, int part, int parts) {
     const supervised_step_student_bn7_vjp_8_pointers *p = context;
-    float *restrict t429 = p->t429;
+    (void)part;
+    (void)parts;
+    float *restrict t429 = p->t429; (void)t429; /* used after the parts */
     const float *restrict t426 = p->t426;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t429[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v427 = -t426[i0 * 32 + i1];
-            t429[i1] += v427;
+    while (mplc_claim(12544, 784, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 784 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v427 = -t426[i0 * 32 + i1];
+                sums[i1] += v427;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn7_vjp_8(float *restrict t429, const float *restrict t426) {
-    mplc_parallel(supervised_step_student_bn7_vjp_8_part, &(supervised_step_student_bn7_vjp_8_pointers){t429, t426});
+static void supervised_step_student_bn7_vjp_8(float *restrict t429, const float *restrict t426, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn7_vjp_8_part, &(supervised_step_student_bn7_vjp_8_pointers){t429, t426, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t429[o] = total;
+    }
 }
 
 /* loop [32]
@@ -22787,24 +25101,37 @@ static void supervised_step_student_res6_vjp_2(float *restrict t435, const float
 typedef struct {
     float *t438;
     const float *t433;
+    float *chunk;
 } supervised_step_student_res6_conv3_vjp_pointers;
 
 static void supervised_step_student_res6_conv3_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_res6_conv3_vjp_pointers *p = context;
-    float *restrict t438 = p->t438;
+    (void)part;
+    (void)parts;
+    float *restrict t438 = p->t438; (void)t438; /* used after the parts */
     const float *restrict t433 = p->t433;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t438[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t438[i1] += t433[i0 * 32 + i1];
+    while (mplc_claim(12544, 784, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 784 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t433[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res6_conv3_vjp(float *restrict t438, const float *restrict t433) {
-    mplc_parallel(supervised_step_student_res6_conv3_vjp_part, &(supervised_step_student_res6_conv3_vjp_pointers){t438, t433});
+static void supervised_step_student_res6_conv3_vjp(float *restrict t438, const float *restrict t433, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res6_conv3_vjp_part, &(supervised_step_student_res6_conv3_vjp_pointers){t438, t433, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t438[o] = total;
+    }
 }
 
 /* gemm winograd m=12544 n=288 k=32 tB chunk=18 split
@@ -22924,24 +25251,37 @@ static void supervised_step_student_res6_leaky_relu2_vjp(float *restrict t448, c
 typedef struct {
     float *t450;
     const float *t449;
+    float *chunk;
 } supervised_step_student_res6_bn1_vjp_pointers;
 
 static void supervised_step_student_res6_bn1_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_res6_bn1_vjp_pointers *p = context;
-    float *restrict t450 = p->t450;
+    (void)part;
+    (void)parts;
+    float *restrict t450 = p->t450; (void)t450; /* used after the parts */
     const float *restrict t449 = p->t449;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t450[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t450[i1] += t449[i0 * 32 + i1];
+    while (mplc_claim(12544, 784, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 784 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t449[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res6_bn1_vjp(float *restrict t450, const float *restrict t449) {
-    mplc_parallel(supervised_step_student_res6_bn1_vjp_part, &(supervised_step_student_res6_bn1_vjp_pointers){t450, t449});
+static void supervised_step_student_res6_bn1_vjp(float *restrict t450, const float *restrict t449, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res6_bn1_vjp_part, &(supervised_step_student_res6_bn1_vjp_pointers){t450, t449, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t450[o] = total;
+    }
 }
 
 /* loop [12544,32] split
@@ -22982,26 +25322,39 @@ typedef struct {
     float *t453;
     const float *t449;
     const float *t158;
+    float *chunk;
 } supervised_step_student_res6_bn1_vjp_3_pointers;
 
 static void supervised_step_student_res6_bn1_vjp_3_part(void *context, int part, int parts) {
     const supervised_step_student_res6_bn1_vjp_3_pointers *p = context;
-    float *restrict t453 = p->t453;
+    (void)part;
+    (void)parts;
+    float *restrict t453 = p->t453; (void)t453; /* used after the parts */
     const float *restrict t449 = p->t449;
     const float *restrict t158 = p->t158;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t453[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v452 = t449[i0 * 32 + i1] * t158[i0 * 32 + i1];
-            t453[i1] += v452;
+    while (mplc_claim(12544, 784, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 784 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v452 = t449[i0 * 32 + i1] * t158[i0 * 32 + i1];
+                sums[i1] += v452;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res6_bn1_vjp_3(float *restrict t453, const float *restrict t449, const float *restrict t158) {
-    mplc_parallel(supervised_step_student_res6_bn1_vjp_3_part, &(supervised_step_student_res6_bn1_vjp_3_pointers){t453, t449, t158});
+static void supervised_step_student_res6_bn1_vjp_3(float *restrict t453, const float *restrict t449, const float *restrict t158, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res6_bn1_vjp_3_part, &(supervised_step_student_res6_bn1_vjp_3_pointers){t453, t449, t158, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t453[o] = total;
+    }
 }
 
 /* loop [32]
@@ -23019,25 +25372,38 @@ static void supervised_step_student_res6_bn1_vjp_4(float *restrict t455, const f
 typedef struct {
     float *t457;
     const float *t451;
+    float *chunk;
 } supervised_step_student_res6_bn1_vjp_5_pointers;
 
 static void supervised_step_student_res6_bn1_vjp_5_part(void *context, int part, int parts) {
     const supervised_step_student_res6_bn1_vjp_5_pointers *p = context;
-    float *restrict t457 = p->t457;
+    (void)part;
+    (void)parts;
+    float *restrict t457 = p->t457; (void)t457; /* used after the parts */
     const float *restrict t451 = p->t451;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t457[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v456 = -t451[i0 * 32 + i1];
-            t457[i1] += v456;
+    while (mplc_claim(12544, 784, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 784 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v456 = -t451[i0 * 32 + i1];
+                sums[i1] += v456;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res6_bn1_vjp_5(float *restrict t457, const float *restrict t451) {
-    mplc_parallel(supervised_step_student_res6_bn1_vjp_5_part, &(supervised_step_student_res6_bn1_vjp_5_pointers){t457, t451});
+static void supervised_step_student_res6_bn1_vjp_5(float *restrict t457, const float *restrict t451, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res6_bn1_vjp_5_part, &(supervised_step_student_res6_bn1_vjp_5_pointers){t457, t451, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t457[o] = total;
+    }
 }
 
 /* loop [32]
@@ -23098,25 +25464,38 @@ static void supervised_step_student_res6_bn1_vjp_7(float *restrict t464, const f
 typedef struct {
     float *t467;
     const float *t464;
+    float *chunk;
 } supervised_step_student_res6_bn1_vjp_8_pointers;
 
 static void supervised_step_student_res6_bn1_vjp_8_part(void *context, int part, int parts) {
     const supervised_step_student_res6_bn1_vjp_8_pointers *p = context;
-    float *restrict t467 = p->t467;
+    (void)part;
+    (void)parts;
+    float *restrict t467 = p->t467; (void)t467; /* used after the parts */
     const float *restrict t464 = p->t464;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t467[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v465 = -t464[i0 * 32 + i1];
-            t467[i1] += v465;
+    while (mplc_claim(12544, 784, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 784 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v465 = -t464[i0 * 32 + i1];
+                sums[i1] += v465;
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res6_bn1_vjp_8(float *restrict t467, const float *restrict t464) {
-    mplc_parallel(supervised_step_student_res6_bn1_vjp_8_part, &(supervised_step_student_res6_bn1_vjp_8_pointers){t467, t464});
+static void supervised_step_student_res6_bn1_vjp_8(float *restrict t467, const float *restrict t464, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res6_bn1_vjp_8_part, &(supervised_step_student_res6_bn1_vjp_8_pointers){t467, t464, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t467[o] = total;
+    }
 }
 
 /* loop [32]
@@ -23171,24 +25550,37 @@ static void supervised_step_student_res6_bn1_vjp_10(float *restrict t471, const 
 typedef struct {
     float *t472;
     const float *t471;
+    float *chunk;
 } supervised_step_student_res6_conv0_vjp_pointers;
 
 static void supervised_step_student_res6_conv0_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_res6_conv0_vjp_pointers *p = context;
-    float *restrict t472 = p->t472;
+    (void)part;
+    (void)parts;
+    float *restrict t472 = p->t472; (void)t472; /* used after the parts */
     const float *restrict t471 = p->t471;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t472[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t472[i1] += t471[i0 * 32 + i1];
+    while (mplc_claim(12544, 784, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 784 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t471[i0 * 32 + i1];
+            }
         }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res6_conv0_vjp(float *restrict t472, const float *restrict t471) {
-    mplc_parallel(supervised_step_student_res6_conv0_vjp_part, &(supervised_step_student_res6_conv0_vjp_pointers){t472, t471});
+static void supervised_step_student_res6_conv0_vjp(float *restrict t472, const float *restrict t471, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res6_conv0_vjp_part, &(supervised_step_student_res6_conv0_vjp_pointers){t472, t471, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t472[o] = total;
+    }
 }
 
 /* gemm blas-into-col2im m=12544 n=144 k=32 tB chunk=37 split
@@ -23310,24 +25702,37 @@ static void supervised_step_student_leaky_relu5_vjp(float *restrict t484, const 
 typedef struct {
     float *t486;
     const float *t485;
+    float *chunk;
 } supervised_step_student_bn4_vjp_pointers;
 
 static void supervised_step_student_bn4_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_bn4_vjp_pointers *p = context;
-    float *restrict t486 = p->t486;
+    (void)part;
+    (void)parts;
+    float *restrict t486 = p->t486; (void)t486; /* used after the parts */
     const float *restrict t485 = p->t485;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t486[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t486[i1] += t485[i0 * 16 + i1];
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t485[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn4_vjp(float *restrict t486, const float *restrict t485) {
-    mplc_parallel(supervised_step_student_bn4_vjp_part, &(supervised_step_student_bn4_vjp_pointers){t486, t485});
+static void supervised_step_student_bn4_vjp(float *restrict t486, const float *restrict t485, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn4_vjp_part, &(supervised_step_student_bn4_vjp_pointers){t486, t485, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t486[o] = total;
+    }
 }
 
 /* loop [50176,16] split
@@ -23368,26 +25773,39 @@ typedef struct {
     float *t489;
     const float *t485;
     const float *t127;
+    float *chunk;
 } supervised_step_student_bn4_vjp_3_pointers;
 
 static void supervised_step_student_bn4_vjp_3_part(void *context, int part, int parts) {
     const supervised_step_student_bn4_vjp_3_pointers *p = context;
-    float *restrict t489 = p->t489;
+    (void)part;
+    (void)parts;
+    float *restrict t489 = p->t489; (void)t489; /* used after the parts */
     const float *restrict t485 = p->t485;
     const float *restrict t127 = p->t127;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t489[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v488 = t485[i0 * 16 + i1] * t127[i0 * 16 + i1];
-            t489[i1] += v488;
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v488 = t485[i0 * 16 + i1] * t127[i0 * 16 + i1];
+                sums[i1] += v488;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn4_vjp_3(float *restrict t489, const float *restrict t485, const float *restrict t127) {
-    mplc_parallel(supervised_step_student_bn4_vjp_3_part, &(supervised_step_student_bn4_vjp_3_pointers){t489, t485, t127});
+static void supervised_step_student_bn4_vjp_3(float *restrict t489, const float *restrict t485, const float *restrict t127, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn4_vjp_3_part, &(supervised_step_student_bn4_vjp_3_pointers){t489, t485, t127, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t489[o] = total;
+    }
 }
 
 /* loop [16]
@@ -23405,25 +25823,38 @@ static void supervised_step_student_bn4_vjp_4(float *restrict t491, const float 
 typedef struct {
     float *t493;
     const float *t487;
+    float *chunk;
 } supervised_step_student_bn4_vjp_5_pointers;
 
 static void supervised_step_student_bn4_vjp_5_part(void *context, int part, int parts) {
     const supervised_step_student_bn4_vjp_5_pointers *p = context;
-    float *restrict t493 = p->t493;
+    (void)part;
+    (void)parts;
+    float *restrict t493 = p->t493; (void)t493; /* used after the parts */
     const float *restrict t487 = p->t487;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t493[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v492 = -t487[i0 * 16 + i1];
-            t493[i1] += v492;
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v492 = -t487[i0 * 16 + i1];
+                sums[i1] += v492;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn4_vjp_5(float *restrict t493, const float *restrict t487) {
-    mplc_parallel(supervised_step_student_bn4_vjp_5_part, &(supervised_step_student_bn4_vjp_5_pointers){t493, t487});
+static void supervised_step_student_bn4_vjp_5(float *restrict t493, const float *restrict t487, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn4_vjp_5_part, &(supervised_step_student_bn4_vjp_5_pointers){t493, t487, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t493[o] = total;
+    }
 }
 
 /* loop [16]
@@ -23484,25 +25915,38 @@ static void supervised_step_student_bn4_vjp_7(float *restrict t500, const float 
 typedef struct {
     float *t503;
     const float *t500;
+    float *chunk;
 } supervised_step_student_bn4_vjp_8_pointers;
 
 static void supervised_step_student_bn4_vjp_8_part(void *context, int part, int parts) {
     const supervised_step_student_bn4_vjp_8_pointers *p = context;
-    float *restrict t503 = p->t503;
+    (void)part;
+    (void)parts;
+    float *restrict t503 = p->t503; (void)t503; /* used after the parts */
     const float *restrict t500 = p->t500;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t503[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v501 = -t500[i0 * 16 + i1];
-            t503[i1] += v501;
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v501 = -t500[i0 * 16 + i1];
+                sums[i1] += v501;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn4_vjp_8(float *restrict t503, const float *restrict t500) {
-    mplc_parallel(supervised_step_student_bn4_vjp_8_part, &(supervised_step_student_bn4_vjp_8_pointers){t503, t500});
+static void supervised_step_student_bn4_vjp_8(float *restrict t503, const float *restrict t500, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn4_vjp_8_part, &(supervised_step_student_bn4_vjp_8_pointers){t503, t500, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t503[o] = total;
+    }
 }
 
 /* loop [16]
@@ -23557,24 +26001,37 @@ static void supervised_step_student_bn4_vjp_10(float *restrict t507, const float
 typedef struct {
     float *t509;
     const float *t507;
+    float *chunk;
 } supervised_step_student_res3_conv3_vjp_pointers;
 
 static void supervised_step_student_res3_conv3_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_res3_conv3_vjp_pointers *p = context;
-    float *restrict t509 = p->t509;
+    (void)part;
+    (void)parts;
+    float *restrict t509 = p->t509; (void)t509; /* used after the parts */
     const float *restrict t507 = p->t507;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t509[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t509[i1] += t507[i0 * 16 + i1];
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t507[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res3_conv3_vjp(float *restrict t509, const float *restrict t507) {
-    mplc_parallel(supervised_step_student_res3_conv3_vjp_part, &(supervised_step_student_res3_conv3_vjp_pointers){t509, t507});
+static void supervised_step_student_res3_conv3_vjp(float *restrict t509, const float *restrict t507, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res3_conv3_vjp_part, &(supervised_step_student_res3_conv3_vjp_pointers){t509, t507, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t509[o] = total;
+    }
 }
 
 /* gemm winograd m=50176 n=144 k=16 tB chunk=9 split
@@ -23694,24 +26151,37 @@ static void supervised_step_student_res3_leaky_relu2_vjp(float *restrict t519, c
 typedef struct {
     float *t521;
     const float *t520;
+    float *chunk;
 } supervised_step_student_res3_bn1_vjp_pointers;
 
 static void supervised_step_student_res3_bn1_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_res3_bn1_vjp_pointers *p = context;
-    float *restrict t521 = p->t521;
+    (void)part;
+    (void)parts;
+    float *restrict t521 = p->t521; (void)t521; /* used after the parts */
     const float *restrict t520 = p->t520;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t521[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t521[i1] += t520[i0 * 16 + i1];
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t520[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res3_bn1_vjp(float *restrict t521, const float *restrict t520) {
-    mplc_parallel(supervised_step_student_res3_bn1_vjp_part, &(supervised_step_student_res3_bn1_vjp_pointers){t521, t520});
+static void supervised_step_student_res3_bn1_vjp(float *restrict t521, const float *restrict t520, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res3_bn1_vjp_part, &(supervised_step_student_res3_bn1_vjp_pointers){t521, t520, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t521[o] = total;
+    }
 }
 
 /* loop [50176,16] split
@@ -23752,26 +26222,39 @@ typedef struct {
     float *t524;
     const float *t520;
     const float *t94;
+    float *chunk;
 } supervised_step_student_res3_bn1_vjp_3_pointers;
 
 static void supervised_step_student_res3_bn1_vjp_3_part(void *context, int part, int parts) {
     const supervised_step_student_res3_bn1_vjp_3_pointers *p = context;
-    float *restrict t524 = p->t524;
+    (void)part;
+    (void)parts;
+    float *restrict t524 = p->t524; (void)t524; /* used after the parts */
     const float *restrict t520 = p->t520;
     const float *restrict t94 = p->t94;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t524[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v523 = t520[i0 * 16 + i1] * t94[i0 * 16 + i1];
-            t524[i1] += v523;
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v523 = t520[i0 * 16 + i1] * t94[i0 * 16 + i1];
+                sums[i1] += v523;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res3_bn1_vjp_3(float *restrict t524, const float *restrict t520, const float *restrict t94) {
-    mplc_parallel(supervised_step_student_res3_bn1_vjp_3_part, &(supervised_step_student_res3_bn1_vjp_3_pointers){t524, t520, t94});
+static void supervised_step_student_res3_bn1_vjp_3(float *restrict t524, const float *restrict t520, const float *restrict t94, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res3_bn1_vjp_3_part, &(supervised_step_student_res3_bn1_vjp_3_pointers){t524, t520, t94, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t524[o] = total;
+    }
 }
 
 /* loop [16]
@@ -23789,25 +26272,38 @@ static void supervised_step_student_res3_bn1_vjp_4(float *restrict t526, const f
 typedef struct {
     float *t528;
     const float *t522;
+    float *chunk;
 } supervised_step_student_res3_bn1_vjp_5_pointers;
 
 static void supervised_step_student_res3_bn1_vjp_5_part(void *context, int part, int parts) {
     const supervised_step_student_res3_bn1_vjp_5_pointers *p = context;
-    float *restrict t528 = p->t528;
+    (void)part;
+    (void)parts;
+    float *restrict t528 = p->t528; (void)t528; /* used after the parts */
     const float *restrict t522 = p->t522;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t528[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v527 = -t522[i0 * 16 + i1];
-            t528[i1] += v527;
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v527 = -t522[i0 * 16 + i1];
+                sums[i1] += v527;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res3_bn1_vjp_5(float *restrict t528, const float *restrict t522) {
-    mplc_parallel(supervised_step_student_res3_bn1_vjp_5_part, &(supervised_step_student_res3_bn1_vjp_5_pointers){t528, t522});
+static void supervised_step_student_res3_bn1_vjp_5(float *restrict t528, const float *restrict t522, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res3_bn1_vjp_5_part, &(supervised_step_student_res3_bn1_vjp_5_pointers){t528, t522, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t528[o] = total;
+    }
 }
 
 /* loop [16]
@@ -23868,25 +26364,38 @@ static void supervised_step_student_res3_bn1_vjp_7(float *restrict t535, const f
 typedef struct {
     float *t538;
     const float *t535;
+    float *chunk;
 } supervised_step_student_res3_bn1_vjp_8_pointers;
 
 static void supervised_step_student_res3_bn1_vjp_8_part(void *context, int part, int parts) {
     const supervised_step_student_res3_bn1_vjp_8_pointers *p = context;
-    float *restrict t538 = p->t538;
+    (void)part;
+    (void)parts;
+    float *restrict t538 = p->t538; (void)t538; /* used after the parts */
     const float *restrict t535 = p->t535;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t538[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v536 = -t535[i0 * 16 + i1];
-            t538[i1] += v536;
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v536 = -t535[i0 * 16 + i1];
+                sums[i1] += v536;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res3_bn1_vjp_8(float *restrict t538, const float *restrict t535) {
-    mplc_parallel(supervised_step_student_res3_bn1_vjp_8_part, &(supervised_step_student_res3_bn1_vjp_8_pointers){t538, t535});
+static void supervised_step_student_res3_bn1_vjp_8(float *restrict t538, const float *restrict t535, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res3_bn1_vjp_8_part, &(supervised_step_student_res3_bn1_vjp_8_pointers){t538, t535, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t538[o] = total;
+    }
 }
 
 /* loop [16]
@@ -23941,24 +26450,37 @@ static void supervised_step_student_res3_bn1_vjp_10(float *restrict t542, const 
 typedef struct {
     float *t543;
     const float *t542;
+    float *chunk;
 } supervised_step_student_res3_conv0_vjp_pointers;
 
 static void supervised_step_student_res3_conv0_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_res3_conv0_vjp_pointers *p = context;
-    float *restrict t543 = p->t543;
+    (void)part;
+    (void)parts;
+    float *restrict t543 = p->t543; (void)t543; /* used after the parts */
     const float *restrict t542 = p->t542;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t543[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t543[i1] += t542[i0 * 16 + i1];
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t542[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_res3_conv0_vjp(float *restrict t543, const float *restrict t542) {
-    mplc_parallel(supervised_step_student_res3_conv0_vjp_part, &(supervised_step_student_res3_conv0_vjp_pointers){t543, t542});
+static void supervised_step_student_res3_conv0_vjp(float *restrict t543, const float *restrict t542, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_res3_conv0_vjp_part, &(supervised_step_student_res3_conv0_vjp_pointers){t543, t542, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t543[o] = total;
+    }
 }
 
 /* gemm winograd m=50176 n=144 k=16 tB chunk=9 split
@@ -24082,24 +26604,37 @@ static void supervised_step_student_leaky_relu2_vjp(float *restrict t554, const 
 typedef struct {
     float *t556;
     const float *t555;
+    float *chunk;
 } supervised_step_student_bn1_vjp_pointers;
 
 static void supervised_step_student_bn1_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_bn1_vjp_pointers *p = context;
-    float *restrict t556 = p->t556;
+    (void)part;
+    (void)parts;
+    float *restrict t556 = p->t556; (void)t556; /* used after the parts */
     const float *restrict t555 = p->t555;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t556[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t556[i1] += t555[i0 * 16 + i1];
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t555[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn1_vjp(float *restrict t556, const float *restrict t555) {
-    mplc_parallel(supervised_step_student_bn1_vjp_part, &(supervised_step_student_bn1_vjp_pointers){t556, t555});
+static void supervised_step_student_bn1_vjp(float *restrict t556, const float *restrict t555, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn1_vjp_part, &(supervised_step_student_bn1_vjp_pointers){t556, t555, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t556[o] = total;
+    }
 }
 
 /* loop [50176,16] split
@@ -24140,26 +26675,39 @@ typedef struct {
     float *t559;
     const float *t555;
     const float *t58;
+    float *chunk;
 } supervised_step_student_bn1_vjp_3_pointers;
 
 static void supervised_step_student_bn1_vjp_3_part(void *context, int part, int parts) {
     const supervised_step_student_bn1_vjp_3_pointers *p = context;
-    float *restrict t559 = p->t559;
+    (void)part;
+    (void)parts;
+    float *restrict t559 = p->t559; (void)t559; /* used after the parts */
     const float *restrict t555 = p->t555;
     const float *restrict t58 = p->t58;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t559[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v558 = t555[i0 * 16 + i1] * t58[i0 * 16 + i1];
-            t559[i1] += v558;
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v558 = t555[i0 * 16 + i1] * t58[i0 * 16 + i1];
+                sums[i1] += v558;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn1_vjp_3(float *restrict t559, const float *restrict t555, const float *restrict t58) {
-    mplc_parallel(supervised_step_student_bn1_vjp_3_part, &(supervised_step_student_bn1_vjp_3_pointers){t559, t555, t58});
+static void supervised_step_student_bn1_vjp_3(float *restrict t559, const float *restrict t555, const float *restrict t58, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn1_vjp_3_part, &(supervised_step_student_bn1_vjp_3_pointers){t559, t555, t58, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t559[o] = total;
+    }
 }
 
 /* loop [16]
@@ -24177,25 +26725,38 @@ static void supervised_step_student_bn1_vjp_4(float *restrict t561, const float 
 typedef struct {
     float *t563;
     const float *t557;
+    float *chunk;
 } supervised_step_student_bn1_vjp_5_pointers;
 
 static void supervised_step_student_bn1_vjp_5_part(void *context, int part, int parts) {
     const supervised_step_student_bn1_vjp_5_pointers *p = context;
-    float *restrict t563 = p->t563;
+    (void)part;
+    (void)parts;
+    float *restrict t563 = p->t563; (void)t563; /* used after the parts */
     const float *restrict t557 = p->t557;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t563[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v562 = -t557[i0 * 16 + i1];
-            t563[i1] += v562;
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v562 = -t557[i0 * 16 + i1];
+                sums[i1] += v562;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn1_vjp_5(float *restrict t563, const float *restrict t557) {
-    mplc_parallel(supervised_step_student_bn1_vjp_5_part, &(supervised_step_student_bn1_vjp_5_pointers){t563, t557});
+static void supervised_step_student_bn1_vjp_5(float *restrict t563, const float *restrict t557, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn1_vjp_5_part, &(supervised_step_student_bn1_vjp_5_pointers){t563, t557, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t563[o] = total;
+    }
 }
 
 /* loop [16]
@@ -24256,25 +26817,38 @@ static void supervised_step_student_bn1_vjp_7(float *restrict t570, const float 
 typedef struct {
     float *t573;
     const float *t570;
+    float *chunk;
 } supervised_step_student_bn1_vjp_8_pointers;
 
 static void supervised_step_student_bn1_vjp_8_part(void *context, int part, int parts) {
     const supervised_step_student_bn1_vjp_8_pointers *p = context;
-    float *restrict t573 = p->t573;
+    (void)part;
+    (void)parts;
+    float *restrict t573 = p->t573; (void)t573; /* used after the parts */
     const float *restrict t570 = p->t570;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t573[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v571 = -t570[i0 * 16 + i1];
-            t573[i1] += v571;
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v571 = -t570[i0 * 16 + i1];
+                sums[i1] += v571;
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_bn1_vjp_8(float *restrict t573, const float *restrict t570) {
-    mplc_parallel(supervised_step_student_bn1_vjp_8_part, &(supervised_step_student_bn1_vjp_8_pointers){t573, t570});
+static void supervised_step_student_bn1_vjp_8(float *restrict t573, const float *restrict t570, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_bn1_vjp_8_part, &(supervised_step_student_bn1_vjp_8_pointers){t573, t570, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t573[o] = total;
+    }
 }
 
 /* loop [16]
@@ -24329,24 +26903,37 @@ static void supervised_step_student_bn1_vjp_10(float *restrict t577, const float
 typedef struct {
     float *t578;
     const float *t577;
+    float *chunk;
 } supervised_step_student_conv0_vjp_pointers;
 
 static void supervised_step_student_conv0_vjp_part(void *context, int part, int parts) {
     const supervised_step_student_conv0_vjp_pointers *p = context;
-    float *restrict t578 = p->t578;
+    (void)part;
+    (void)parts;
+    float *restrict t578 = p->t578; (void)t578; /* used after the parts */
     const float *restrict t577 = p->t577;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
-    mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t578[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t578[i1] += t577[i0 * 16 + i1];
+    while (mplc_claim(50176, 3136, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 3136 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t577[i0 * 16 + i1];
+            }
         }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void supervised_step_student_conv0_vjp(float *restrict t578, const float *restrict t577) {
-    mplc_parallel(supervised_step_student_conv0_vjp_part, &(supervised_step_student_conv0_vjp_pointers){t578, t577});
+static void supervised_step_student_conv0_vjp(float *restrict t578, const float *restrict t577, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv0_vjp_part, &(supervised_step_student_conv0_vjp_pointers){t578, t577, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t578[o] = total;
+    }
 }
 
 /* gemm small-outer-products m=9 n=16 k=50176 tA chunk=83 split
@@ -25151,64 +27738,64 @@ static void supervised_step_student_dense13_update(float *restrict in_student_mo
 /* 198 kernels; scratch high-water mark 17541856 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_student_conv0_fwd(scratch + 1171328 /* t53 */, io /* in_x */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, scratch /* chunk */);
-    supervised_step_student_bn1_fwd(scratch /* t54 */, scratch + 1171328 /* t53 */);
-    supervised_step_student_bn1_fwd_2(scratch + 1974144 /* t56 */, scratch /* t54 */);
+    supervised_step_student_bn1_fwd(scratch + 256 /* t54 */, scratch + 1171328 /* t53 */, scratch /* chunk */);
+    supervised_step_student_bn1_fwd_2(scratch + 1974144 /* t56 */, scratch + 256 /* t54 */);
     supervised_step_student_bn1_fwd_3(scratch + 2663936 /* t58 */, scratch + 1171328 /* t53 */, scratch + 1974144 /* t56 */);
-    supervised_step_student_bn1_fwd_4(scratch + 1974160 /* t60 */, scratch + 2663936 /* t58 */);
+    supervised_step_student_bn1_fwd_4(scratch + 1974160 /* t60 */, scratch + 2663936 /* t58 */, scratch /* chunk */);
     supervised_step_student_bn1_fwd_5(state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 17541696 /* t72 */, scratch + 17541712 /* t76 */, scratch + 17541728 /* t77 */, scratch + 1974160 /* t60 */, scratch + 1974144 /* t56 */, state + 77968 /* in_student_bn1_scale */);
     supervised_step_student_bn1_fwd_6(scratch + 3466752 /* t81 */, scratch + 2663936 /* t58 */, scratch + 17541728 /* t77 */, state + 77984 /* in_student_bn1_offset */);
     supervised_step_student_leaky_relu2_fwd(scratch + 4269568 /* t84 */, scratch + 5072384 /* t85 */, scratch + 3466752 /* t82 */);
     supervised_step_student_res3_conv0_fwd(scratch + 1841536 /* t90 */, scratch + 5072384 /* t85 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
-    supervised_step_student_res3_bn1_fwd(scratch + 2644352 /* t91 */, scratch + 1841536 /* t90 */);
-    supervised_step_student_res3_bn1_fwd_2(scratch + 2644368 /* t92 */, scratch + 2644352 /* t91 */);
-    supervised_step_student_res3_bn1_fwd_3(scratch + 5875200 /* t94 */, scratch + 1841536 /* t90 */, scratch + 2644368 /* t92 */);
-    supervised_step_student_res3_bn1_fwd_4(scratch + 2644384 /* t96 */, scratch + 5875200 /* t94 */);
-    supervised_step_student_res3_bn1_fwd_5(state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 17541744 /* t104 */, scratch + 17541760 /* t107 */, scratch + 17541776 /* t108 */, scratch + 2644384 /* t96 */, scratch + 2644368 /* t92 */, state + 80320 /* in_student_res3_bn1_scale */);
+    supervised_step_student_res3_bn1_fwd(scratch + 2644608 /* t91 */, scratch + 1841536 /* t90 */, scratch + 2644352 /* chunk */);
+    supervised_step_student_res3_bn1_fwd_2(scratch + 2644352 /* t92 */, scratch + 2644608 /* t91 */);
+    supervised_step_student_res3_bn1_fwd_3(scratch + 5875200 /* t94 */, scratch + 1841536 /* t90 */, scratch + 2644352 /* t92 */);
+    supervised_step_student_res3_bn1_fwd_4(scratch + 2644368 /* t96 */, scratch + 5875200 /* t94 */, scratch /* chunk */);
+    supervised_step_student_res3_bn1_fwd_5(state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 17541744 /* t104 */, scratch + 17541760 /* t107 */, scratch + 17541776 /* t108 */, scratch + 2644368 /* t96 */, scratch + 2644352 /* t92 */, state + 80320 /* in_student_res3_bn1_scale */);
     supervised_step_student_res3_bn1_fwd_6(scratch + 6678016 /* t112 */, scratch + 5875200 /* t94 */, scratch + 17541776 /* t108 */, state + 80336 /* in_student_res3_bn1_offset */);
     supervised_step_student_res3_leaky_relu2_fwd(scratch + 7480832 /* t114 */, scratch + 8283648 /* t115 */, scratch + 6678016 /* t113 */);
     supervised_step_student_res3_conv3_fwd(scratch + 1841536 /* t120 */, scratch + 8283648 /* t115 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
     supervised_step_student_res3_fwd(scratch /* t122 */, scratch + 1841536 /* t121 */, scratch + 5072384 /* t85 */);
-    supervised_step_student_bn4_fwd(scratch + 802816 /* t124 */, scratch /* t123 */);
-    supervised_step_student_bn4_fwd_2(scratch + 802832 /* t125 */, scratch + 802816 /* t124 */);
-    supervised_step_student_bn4_fwd_3(scratch + 9086464 /* t127 */, scratch /* t123 */, scratch + 802832 /* t125 */);
-    supervised_step_student_bn4_fwd_4(scratch /* t129 */, scratch + 9086464 /* t127 */);
-    supervised_step_student_bn4_fwd_5(state + 311776 /* in_student_bn4_running_mean */, state + 311792 /* in_student_bn4_running_var */, scratch + 17541792 /* t137 */, scratch + 17541808 /* t140 */, scratch + 17541824 /* t141 */, scratch /* t129 */, scratch + 802832 /* t125 */, state + 82672 /* in_student_bn4_scale */);
+    supervised_step_student_bn4_fwd(scratch + 803072 /* t124 */, scratch /* t123 */, scratch + 802816 /* chunk */);
+    supervised_step_student_bn4_fwd_2(scratch + 802816 /* t125 */, scratch + 803072 /* t124 */);
+    supervised_step_student_bn4_fwd_3(scratch + 9086464 /* t127 */, scratch /* t123 */, scratch + 802816 /* t125 */);
+    supervised_step_student_bn4_fwd_4(scratch + 256 /* t129 */, scratch + 9086464 /* t127 */, scratch /* chunk */);
+    supervised_step_student_bn4_fwd_5(state + 311776 /* in_student_bn4_running_mean */, state + 311792 /* in_student_bn4_running_var */, scratch + 17541792 /* t137 */, scratch + 17541808 /* t140 */, scratch + 17541824 /* t141 */, scratch + 256 /* t129 */, scratch + 802816 /* t125 */, state + 82672 /* in_student_bn4_scale */);
     supervised_step_student_bn4_fwd_6(scratch + 9889280 /* t145 */, scratch + 9086464 /* t127 */, scratch + 17541824 /* t141 */, state + 82688 /* in_student_bn4_offset */);
     supervised_step_student_leaky_relu5_fwd(scratch + 10692096 /* t147 */, scratch + 11494912 /* t148 */, scratch + 9889280 /* t146 */);
     supervised_step_student_res6_conv0_fwd(scratch + 2088576 /* t153 */, scratch + 11494912 /* t148 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, scratch /* chunk */);
-    supervised_step_student_res6_bn1_fwd(scratch + 2489984 /* t154 */, scratch + 2088576 /* t153 */);
-    supervised_step_student_res6_bn1_fwd_2(scratch + 2490016 /* t156 */, scratch + 2489984 /* t154 */);
-    supervised_step_student_res6_bn1_fwd_3(scratch + 13100544 /* t158 */, scratch + 2088576 /* t153 */, scratch + 2490016 /* t156 */);
-    supervised_step_student_res6_bn1_fwd_4(scratch + 2490048 /* t160 */, scratch + 13100544 /* t158 */);
-    supervised_step_student_res6_bn1_fwd_5(state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 17541504 /* t172 */, scratch + 17541536 /* t176 */, scratch + 17541568 /* t177 */, scratch + 2490048 /* t160 */, scratch + 2490016 /* t156 */, state + 87344 /* in_student_res6_bn1_scale */);
+    supervised_step_student_res6_bn1_fwd(scratch + 2490496 /* t154 */, scratch + 2088576 /* t153 */, scratch + 2489984 /* chunk */);
+    supervised_step_student_res6_bn1_fwd_2(scratch + 2489984 /* t156 */, scratch + 2490496 /* t154 */);
+    supervised_step_student_res6_bn1_fwd_3(scratch + 13100544 /* t158 */, scratch + 2088576 /* t153 */, scratch + 2489984 /* t156 */);
+    supervised_step_student_res6_bn1_fwd_4(scratch + 2490016 /* t160 */, scratch + 13100544 /* t158 */, scratch + 12297728 /* chunk */);
+    supervised_step_student_res6_bn1_fwd_5(state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 17541504 /* t172 */, scratch + 17541536 /* t176 */, scratch + 17541568 /* t177 */, scratch + 2490016 /* t160 */, scratch + 2489984 /* t156 */, state + 87344 /* in_student_res6_bn1_scale */);
     supervised_step_student_res6_bn1_fwd_6(scratch + 13501952 /* t181 */, scratch + 13100544 /* t158 */, scratch + 17541568 /* t177 */, state + 87376 /* in_student_res6_bn1_offset */);
     supervised_step_student_res6_leaky_relu2_fwd(scratch + 13903360 /* t184 */, scratch + 14304768 /* t185 */, scratch + 13501952 /* t182 */);
     supervised_step_student_res6_conv3_fwd(scratch + 12297728 /* t190 */, scratch + 14304768 /* t185 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
     supervised_step_student_res6_fwd(scratch + 12699136 /* t194 */, scratch + 11494912 /* t148 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
     supervised_step_student_res6_fwd_2(scratch /* t196 */, scratch + 12297728 /* t191 */, scratch + 12699136 /* t195 */);
-    supervised_step_student_bn7_fwd(scratch + 12297728 /* t198 */, scratch /* t197 */);
-    supervised_step_student_bn7_fwd_2(scratch + 12699136 /* t199 */, scratch + 12297728 /* t198 */);
-    supervised_step_student_bn7_fwd_3(scratch + 12297728 /* t201 */, scratch /* t197 */, scratch + 12699136 /* t199 */);
-    supervised_step_student_bn7_fwd_4(scratch + 12699168 /* t203 */, scratch + 12297728 /* t201 */);
-    supervised_step_student_bn7_fwd_5(state + 311872 /* in_student_bn7_running_mean */, state + 311904 /* in_student_bn7_running_var */, scratch + 17541600 /* t211 */, scratch + 17541632 /* t214 */, scratch + 17541664 /* t215 */, scratch + 12699168 /* t203 */, scratch + 12699136 /* t199 */, state + 97168 /* in_student_bn7_scale */);
+    supervised_step_student_bn7_fwd(scratch + 12298240 /* t198 */, scratch /* t197 */, scratch + 12297728 /* chunk */);
+    supervised_step_student_bn7_fwd_2(scratch + 12699648 /* t199 */, scratch + 12298240 /* t198 */);
+    supervised_step_student_bn7_fwd_3(scratch + 12297728 /* t201 */, scratch /* t197 */, scratch + 12699648 /* t199 */);
+    supervised_step_student_bn7_fwd_4(scratch + 12699680 /* t203 */, scratch + 12297728 /* t201 */, scratch + 12699136 /* chunk */);
+    supervised_step_student_bn7_fwd_5(state + 311872 /* in_student_bn7_running_mean */, state + 311904 /* in_student_bn7_running_var */, scratch + 17541600 /* t211 */, scratch + 17541632 /* t214 */, scratch + 17541664 /* t215 */, scratch + 12699680 /* t203 */, scratch + 12699648 /* t199 */, state + 97168 /* in_student_bn7_scale */);
     supervised_step_student_bn7_fwd_6(scratch + 12699136 /* t219 */, scratch + 12297728 /* t201 */, scratch + 17541664 /* t215 */, state + 97200 /* in_student_bn7_offset */);
     supervised_step_student_leaky_relu8_fwd(scratch + 14706176 /* t221 */, scratch + 15107584 /* t222 */, scratch + 12699136 /* t220 */);
     supervised_step_student_res9_conv0_fwd(scratch + 2064384 /* t227 */, scratch + 15107584 /* t222 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, scratch /* chunk */);
-    supervised_step_student_res9_bn1_fwd(scratch + 2326528 /* t228 */, scratch + 2064384 /* t227 */);
-    supervised_step_student_res9_bn1_fwd_2(scratch + 2326592 /* t230 */, scratch + 2326528 /* t228 */);
-    supervised_step_student_res9_bn1_fwd_3(scratch + 15910400 /* t232 */, scratch + 2064384 /* t227 */, scratch + 2326592 /* t230 */);
-    supervised_step_student_res9_bn1_fwd_4(scratch + 2326656 /* t234 */, scratch + 15910400 /* t232 */);
-    supervised_step_student_res9_bn1_fwd_5(state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 17541120 /* t246 */, scratch + 17541184 /* t250 */, scratch + 17541248 /* t251 */, scratch + 2326656 /* t234 */, scratch + 2326592 /* t230 */, state + 115728 /* in_student_res9_bn1_scale */);
+    supervised_step_student_res9_bn1_fwd(scratch + 2327552 /* t228 */, scratch + 2064384 /* t227 */, scratch + 2326528 /* chunk */);
+    supervised_step_student_res9_bn1_fwd_2(scratch + 2326528 /* t230 */, scratch + 2327552 /* t228 */);
+    supervised_step_student_res9_bn1_fwd_3(scratch + 15910400 /* t232 */, scratch + 2064384 /* t227 */, scratch + 2326528 /* t230 */);
+    supervised_step_student_res9_bn1_fwd_4(scratch + 2326592 /* t234 */, scratch + 15910400 /* t232 */, scratch + 15508992 /* chunk */);
+    supervised_step_student_res9_bn1_fwd_5(state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 17541120 /* t246 */, scratch + 17541184 /* t250 */, scratch + 17541248 /* t251 */, scratch + 2326592 /* t234 */, scratch + 2326528 /* t230 */, state + 115728 /* in_student_res9_bn1_scale */);
     supervised_step_student_res9_bn1_fwd_6(scratch + 16172544 /* t255 */, scratch + 15910400 /* t232 */, scratch + 17541248 /* t251 */, state + 115792 /* in_student_res9_bn1_offset */);
     supervised_step_student_res9_leaky_relu2_fwd(scratch + 16434688 /* t258 */, scratch + 16696832 /* t259 */, scratch + 16172544 /* t256 */);
     supervised_step_student_res9_conv3_fwd(scratch + 2369024 /* t264 */, scratch + 16696832 /* t259 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
     supervised_step_student_res9_fwd(scratch + 15508992 /* t268 */, scratch + 15107584 /* t222 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
     supervised_step_student_res9_fwd_2(scratch /* t270 */, scratch + 2369024 /* t265 */, scratch + 15508992 /* t269 */);
-    supervised_step_student_bn10_fwd(scratch + 15508992 /* t272 */, scratch /* t271 */);
-    supervised_step_student_bn10_fwd_2(scratch + 15771136 /* t273 */, scratch + 15508992 /* t272 */);
-    supervised_step_student_bn10_fwd_3(scratch + 15508992 /* t275 */, scratch /* t271 */, scratch + 15771136 /* t273 */);
-    supervised_step_student_bn10_fwd_4(scratch + 15771200 /* t277 */, scratch + 15508992 /* t275 */);
-    supervised_step_student_bn10_fwd_5(state + 312064 /* in_student_bn10_running_mean */, state + 312128 /* in_student_bn10_running_var */, scratch + 17539072 /* t285 */, scratch + 17539136 /* t288 */, scratch + 17539200 /* t289 */, scratch + 15771200 /* t277 */, scratch + 15771136 /* t273 */, state + 154832 /* in_student_bn10_scale */);
+    supervised_step_student_bn10_fwd(scratch + 15510016 /* t272 */, scratch /* t271 */, scratch + 15508992 /* chunk */);
+    supervised_step_student_bn10_fwd_2(scratch + 15772160 /* t273 */, scratch + 15510016 /* t272 */);
+    supervised_step_student_bn10_fwd_3(scratch + 15508992 /* t275 */, scratch /* t271 */, scratch + 15772160 /* t273 */);
+    supervised_step_student_bn10_fwd_4(scratch + 15772224 /* t277 */, scratch + 15508992 /* t275 */, scratch + 15771136 /* chunk */);
+    supervised_step_student_bn10_fwd_5(state + 312064 /* in_student_bn10_running_mean */, state + 312128 /* in_student_bn10_running_var */, scratch + 17539072 /* t285 */, scratch + 17539136 /* t288 */, scratch + 17539200 /* t289 */, scratch + 15772224 /* t277 */, scratch + 15772160 /* t273 */, state + 154832 /* in_student_bn10_scale */);
     supervised_step_student_bn10_fwd_6(scratch /* t293 */, scratch + 15508992 /* t275 */, scratch + 17539200 /* t289 */, state + 154896 /* in_student_bn10_offset */);
     supervised_step_student_leaky_relu11_fwd(scratch + 262144 /* t295 */, scratch + 524288 /* t296 */, scratch /* t294 */);
     supervised_step_student_global_avg_pool12_fwd(scratch + 15771136 /* t298 */, scratch + 524288 /* t297 */);
@@ -25228,105 +27815,105 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_student_dense13_vjp_2(scratch + 15771136 /* t327 */, scratch + 17536512 /* t323 */, state + 154960 /* in_student_dense13_weight */);
     supervised_step_student_global_avg_pool12_vjp(scratch + 524288 /* t328 */, scratch + 15771136 /* t327 */);
     supervised_step_student_leaky_relu11_vjp(scratch + 786432 /* t336 */, scratch /* t294 */, scratch + 262144 /* t295 */, scratch + 524288 /* t329 */);
-    supervised_step_student_bn10_vjp(scratch + 17541312 /* t338 */, scratch + 786432 /* t337 */);
+    supervised_step_student_bn10_vjp(scratch + 17541312 /* t338 */, scratch + 786432 /* t337 */, scratch + 15771136 /* chunk */);
     supervised_step_student_bn10_vjp_2(scratch /* t339 */, scratch + 786432 /* t337 */, scratch + 17539200 /* t289 */);
-    supervised_step_student_bn10_vjp_3(scratch + 17539200 /* t341 */, scratch + 786432 /* t337 */, scratch + 15508992 /* t275 */);
+    supervised_step_student_bn10_vjp_3(scratch + 17539200 /* t341 */, scratch + 786432 /* t337 */, scratch + 15508992 /* t275 */, scratch + 15771136 /* chunk */);
     supervised_step_student_bn10_vjp_4(scratch + 17541376 /* t343 */, scratch + 17539200 /* t341 */, scratch + 17539136 /* t288 */);
-    supervised_step_student_bn10_vjp_5(scratch + 17539264 /* t345 */, scratch /* t339 */);
+    supervised_step_student_bn10_vjp_5(scratch + 17539264 /* t345 */, scratch /* t339 */, scratch + 15771136 /* chunk */);
     supervised_step_student_bn10_vjp_6(scratch + 17539328 /* t349 */, scratch + 17539200 /* t341 */, state + 154832 /* in_student_bn10_scale */, scratch + 17539136 /* t288 */, scratch + 17539072 /* t285 */);
     supervised_step_student_bn10_vjp_7(scratch + 262144 /* t352 */, scratch + 17539328 /* t349 */, scratch + 15508992 /* t275 */);
-    supervised_step_student_bn10_vjp_8(scratch + 17539072 /* t355 */, scratch + 262144 /* t352 */);
+    supervised_step_student_bn10_vjp_8(scratch + 17539072 /* t355 */, scratch + 262144 /* t352 */, scratch + 15508992 /* chunk */);
     supervised_step_student_bn10_vjp_9(scratch + 17539136 /* t357 */, scratch + 17539264 /* t345 */, scratch + 17539072 /* t355 */);
     supervised_step_student_bn10_vjp_10(scratch + 16958976 /* t359 */, scratch /* t339 */, scratch + 262144 /* t352 */, scratch + 17539136 /* t357 */);
     supervised_step_student_res9_vjp(scratch + 15508992 /* t363 */, scratch + 16958976 /* t359 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
     supervised_step_student_res9_vjp_2(scratch + 17539072 /* t361 */, scratch + 15107584 /* t222 */, scratch + 16958976 /* t359 */, scratch /* chunk */);
-    supervised_step_student_res9_conv3_vjp(scratch + 17541440 /* t364 */, scratch + 16958976 /* t359 */);
+    supervised_step_student_res9_conv3_vjp(scratch + 17541440 /* t364 */, scratch + 16958976 /* t359 */, scratch + 17221120 /* chunk */);
     supervised_step_student_res9_conv3_vjp_2(scratch + 17221120 /* t368 */, scratch + 16958976 /* t359 */, state + 115856 /* in_student_res9_conv3_weight */, scratch /* chunk */);
     supervised_step_student_res9_conv3_vjp_3(scratch + 17483264 /* t366 */, scratch + 16696832 /* t259 */, scratch + 16958976 /* t359 */, scratch /* chunk */);
     supervised_step_student_res9_leaky_relu2_vjp(scratch + 16696832 /* t374 */, scratch + 16172544 /* t256 */, scratch + 16434688 /* t258 */, scratch + 17221120 /* t368 */);
-    supervised_step_student_res9_bn1_vjp(scratch + 2663296 /* t376 */, scratch + 16696832 /* t375 */);
+    supervised_step_student_res9_bn1_vjp(scratch + 2663808 /* t376 */, scratch + 16696832 /* t375 */, scratch + 16172544 /* chunk */);
     supervised_step_student_res9_bn1_vjp_2(scratch + 16172544 /* t377 */, scratch + 16696832 /* t375 */, scratch + 17541248 /* t251 */);
-    supervised_step_student_res9_bn1_vjp_3(scratch + 17541248 /* t379 */, scratch + 16696832 /* t375 */, scratch + 15910400 /* t232 */);
-    supervised_step_student_res9_bn1_vjp_4(scratch + 2663360 /* t381 */, scratch + 17541248 /* t379 */, scratch + 17541184 /* t250 */);
-    supervised_step_student_res9_bn1_vjp_5(scratch + 2663424 /* t383 */, scratch + 16172544 /* t377 */);
-    supervised_step_student_res9_bn1_vjp_6(scratch + 2663488 /* t387 */, scratch + 17541248 /* t379 */, state + 115728 /* in_student_res9_bn1_scale */, scratch + 17541184 /* t250 */, scratch + 17541120 /* t246 */);
-    supervised_step_student_res9_bn1_vjp_7(scratch /* t390 */, scratch + 2663488 /* t387 */, scratch + 15910400 /* t232 */);
-    supervised_step_student_res9_bn1_vjp_8(scratch + 17541120 /* t393 */, scratch /* t390 */);
-    supervised_step_student_res9_bn1_vjp_9(scratch + 17541184 /* t395 */, scratch + 2663424 /* t383 */, scratch + 17541120 /* t393 */);
-    supervised_step_student_res9_bn1_vjp_10(scratch + 15910400 /* t397 */, scratch + 16172544 /* t377 */, scratch /* t390 */, scratch + 17541184 /* t395 */);
-    supervised_step_student_res9_conv0_vjp(scratch + 17541120 /* t398 */, scratch + 15910400 /* t397 */);
+    supervised_step_student_res9_bn1_vjp_3(scratch + 2663872 /* t379 */, scratch + 16696832 /* t375 */, scratch + 15910400 /* t232 */, scratch + 16434688 /* chunk */);
+    supervised_step_student_res9_bn1_vjp_4(scratch + 17541248 /* t381 */, scratch + 2663872 /* t379 */, scratch + 17541184 /* t250 */);
+    supervised_step_student_res9_bn1_vjp_5(scratch + 16435712 /* t383 */, scratch + 16172544 /* t377 */, scratch + 16434688 /* chunk */);
+    supervised_step_student_res9_bn1_vjp_6(scratch + 16434688 /* t387 */, scratch + 2663872 /* t379 */, state + 115728 /* in_student_res9_bn1_scale */, scratch + 17541184 /* t250 */, scratch + 17541120 /* t246 */);
+    supervised_step_student_res9_bn1_vjp_7(scratch /* t390 */, scratch + 16434688 /* t387 */, scratch + 15910400 /* t232 */);
+    supervised_step_student_res9_bn1_vjp_8(scratch + 2663872 /* t393 */, scratch /* t390 */, scratch + 15910400 /* chunk */);
+    supervised_step_student_res9_bn1_vjp_9(scratch + 17541120 /* t395 */, scratch + 16435712 /* t383 */, scratch + 2663872 /* t393 */);
+    supervised_step_student_res9_bn1_vjp_10(scratch + 15910400 /* t397 */, scratch + 16172544 /* t377 */, scratch /* t390 */, scratch + 17541120 /* t395 */);
+    supervised_step_student_res9_conv0_vjp(scratch + 2663872 /* t398 */, scratch + 15910400 /* t397 */, scratch + 16172544 /* chunk */);
     supervised_step_student_res9_conv0_vjp_2(scratch + 2211840 /* t402 */, scratch + 15910400 /* t397 */, state + 97232 /* in_student_res9_conv0_weight */, scratch /* chunk */);
     supervised_step_student_res9_conv0_vjp_3(scratch + 16172544 /* t400 */, scratch + 15107584 /* t222 */, scratch + 15910400 /* t397 */, scratch /* chunk */);
     supervised_step_student_leaky_relu8_vjp(scratch + 15107584 /* t410 */, scratch + 15508992 /* t363 */, scratch + 2211840 /* t402 */, scratch + 12699136 /* t220 */, scratch + 14706176 /* t221 */);
-    supervised_step_student_bn7_vjp(scratch + 17541184 /* t412 */, scratch + 15107584 /* t411 */);
+    supervised_step_student_bn7_vjp(scratch + 17541120 /* t412 */, scratch + 15107584 /* t411 */, scratch + 12699136 /* chunk */);
     supervised_step_student_bn7_vjp_2(scratch + 12699136 /* t413 */, scratch + 15107584 /* t411 */, scratch + 17541664 /* t215 */);
-    supervised_step_student_bn7_vjp_3(scratch + 17541216 /* t415 */, scratch + 15107584 /* t411 */, scratch + 12297728 /* t201 */);
-    supervised_step_student_bn7_vjp_4(scratch + 17541248 /* t417 */, scratch + 17541216 /* t415 */, scratch + 17541632 /* t214 */);
-    supervised_step_student_bn7_vjp_5(scratch + 17541280 /* t419 */, scratch + 12699136 /* t413 */);
-    supervised_step_student_bn7_vjp_6(scratch + 2663424 /* t423 */, scratch + 17541216 /* t415 */, state + 97168 /* in_student_bn7_scale */, scratch + 17541632 /* t214 */, scratch + 17541600 /* t211 */);
-    supervised_step_student_bn7_vjp_7(scratch /* t426 */, scratch + 2663424 /* t423 */, scratch + 12297728 /* t201 */);
-    supervised_step_student_bn7_vjp_8(scratch + 17541216 /* t429 */, scratch /* t426 */);
-    supervised_step_student_bn7_vjp_9(scratch + 2663424 /* t431 */, scratch + 17541280 /* t419 */, scratch + 17541216 /* t429 */);
-    supervised_step_student_bn7_vjp_10(scratch + 14706176 /* t433 */, scratch + 12699136 /* t413 */, scratch /* t426 */, scratch + 2663424 /* t431 */);
+    supervised_step_student_bn7_vjp_3(scratch + 17541152 /* t415 */, scratch + 15107584 /* t411 */, scratch + 12297728 /* t201 */, scratch + 14706176 /* chunk */);
+    supervised_step_student_bn7_vjp_4(scratch + 17541184 /* t417 */, scratch + 17541152 /* t415 */, scratch + 17541632 /* t214 */);
+    supervised_step_student_bn7_vjp_5(scratch + 17541216 /* t419 */, scratch + 12699136 /* t413 */, scratch + 16190976 /* chunk */);
+    supervised_step_student_bn7_vjp_6(scratch + 16190976 /* t423 */, scratch + 17541152 /* t415 */, state + 97168 /* in_student_bn7_scale */, scratch + 17541632 /* t214 */, scratch + 17541600 /* t211 */);
+    supervised_step_student_bn7_vjp_7(scratch /* t426 */, scratch + 16190976 /* t423 */, scratch + 12297728 /* t201 */);
+    supervised_step_student_bn7_vjp_8(scratch + 17541152 /* t429 */, scratch /* t426 */, scratch + 12297728 /* chunk */);
+    supervised_step_student_bn7_vjp_9(scratch + 12297728 /* t431 */, scratch + 17541216 /* t419 */, scratch + 17541152 /* t429 */);
+    supervised_step_student_bn7_vjp_10(scratch + 14706176 /* t433 */, scratch + 12699136 /* t413 */, scratch /* t426 */, scratch + 12297728 /* t431 */);
     supervised_step_student_res6_vjp(scratch + 12297728 /* t437 */, scratch + 14706176 /* t433 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
     supervised_step_student_res6_vjp_2(scratch + 2662784 /* t435 */, scratch + 11494912 /* t148 */, scratch + 14706176 /* t433 */, scratch /* chunk */);
-    supervised_step_student_res6_conv3_vjp(scratch + 17541216 /* t438 */, scratch + 14706176 /* t433 */);
+    supervised_step_student_res6_conv3_vjp(scratch + 17541152 /* t438 */, scratch + 14706176 /* t433 */, scratch + 2663296 /* chunk */);
     supervised_step_student_res6_conv3_vjp_2(scratch + 15107584 /* t442 */, scratch + 14706176 /* t433 */, state + 87408 /* in_student_res6_conv3_weight */, scratch /* chunk */);
     supervised_step_student_res6_conv3_vjp_3(scratch + 15508992 /* t440 */, scratch + 14304768 /* t185 */, scratch + 14706176 /* t433 */, scratch /* chunk */);
     supervised_step_student_res6_leaky_relu2_vjp(scratch + 14304768 /* t448 */, scratch + 13501952 /* t182 */, scratch + 13903360 /* t184 */, scratch + 15107584 /* t442 */);
-    supervised_step_student_res6_bn1_vjp(scratch + 17541280 /* t450 */, scratch + 14304768 /* t449 */);
+    supervised_step_student_res6_bn1_vjp(scratch + 17541216 /* t450 */, scratch + 14304768 /* t449 */, scratch + 2663296 /* chunk */);
     supervised_step_student_res6_bn1_vjp_2(scratch + 13501952 /* t451 */, scratch + 14304768 /* t449 */, scratch + 17541568 /* t177 */);
-    supervised_step_student_res6_bn1_vjp_3(scratch + 2663424 /* t453 */, scratch + 14304768 /* t449 */, scratch + 13100544 /* t158 */);
-    supervised_step_student_res6_bn1_vjp_4(scratch + 2663456 /* t455 */, scratch + 2663424 /* t453 */, scratch + 17541536 /* t176 */);
-    supervised_step_student_res6_bn1_vjp_5(scratch + 2663488 /* t457 */, scratch + 13501952 /* t451 */);
-    supervised_step_student_res6_bn1_vjp_6(scratch + 2663520 /* t461 */, scratch + 2663424 /* t453 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 17541536 /* t176 */, scratch + 17541504 /* t172 */);
-    supervised_step_student_res6_bn1_vjp_7(scratch /* t464 */, scratch + 2663520 /* t461 */, scratch + 13100544 /* t158 */);
-    supervised_step_student_res6_bn1_vjp_8(scratch + 2663424 /* t467 */, scratch /* t464 */);
-    supervised_step_student_res6_bn1_vjp_9(scratch + 2663520 /* t469 */, scratch + 2663488 /* t457 */, scratch + 2663424 /* t467 */);
-    supervised_step_student_res6_bn1_vjp_10(scratch + 2125440 /* t471 */, scratch + 13501952 /* t451 */, scratch /* t464 */, scratch + 2663520 /* t469 */);
-    supervised_step_student_res6_conv0_vjp(scratch + 2663424 /* t472 */, scratch + 2125440 /* t471 */);
+    supervised_step_student_res6_bn1_vjp_3(scratch + 13903360 /* t453 */, scratch + 14304768 /* t449 */, scratch + 13100544 /* t158 */, scratch + 2663296 /* chunk */);
+    supervised_step_student_res6_bn1_vjp_4(scratch + 15527680 /* t455 */, scratch + 13903360 /* t453 */, scratch + 17541536 /* t176 */);
+    supervised_step_student_res6_bn1_vjp_5(scratch + 15518208 /* t457 */, scratch + 13501952 /* t451 */, scratch + 2663296 /* chunk */);
+    supervised_step_student_res6_bn1_vjp_6(scratch + 2663296 /* t461 */, scratch + 13903360 /* t453 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 17541536 /* t176 */, scratch + 17541504 /* t172 */);
+    supervised_step_student_res6_bn1_vjp_7(scratch /* t464 */, scratch + 2663296 /* t461 */, scratch + 13100544 /* t158 */);
+    supervised_step_student_res6_bn1_vjp_8(scratch + 15518240 /* t467 */, scratch /* t464 */, scratch + 2663296 /* chunk */);
+    supervised_step_student_res6_bn1_vjp_9(scratch + 2663296 /* t469 */, scratch + 15518208 /* t457 */, scratch + 15518240 /* t467 */);
+    supervised_step_student_res6_bn1_vjp_10(scratch + 2125440 /* t471 */, scratch + 13501952 /* t451 */, scratch /* t464 */, scratch + 2663296 /* t469 */);
+    supervised_step_student_res6_conv0_vjp(scratch + 15527712 /* t472 */, scratch + 2125440 /* t471 */, scratch + 2663296 /* chunk */);
     supervised_step_student_res6_conv0_vjp_2(scratch + 13100544 /* t476 */, scratch + 2125440 /* t471 */, state + 82704 /* in_student_res6_conv0_weight */, scratch /* chunk */);
     supervised_step_student_res6_conv0_vjp_3(scratch + 15518208 /* t474 */, scratch + 11494912 /* t148 */, scratch + 2125440 /* t471 */, scratch /* chunk */);
     supervised_step_student_leaky_relu5_vjp(scratch + 11494912 /* t484 */, scratch + 12297728 /* t437 */, scratch + 13100544 /* t476 */, scratch + 9889280 /* t146 */, scratch + 10692096 /* t147 */);
-    supervised_step_student_bn4_vjp(scratch + 17541504 /* t486 */, scratch + 11494912 /* t485 */);
+    supervised_step_student_bn4_vjp(scratch + 17541504 /* t486 */, scratch + 11494912 /* t485 */, scratch + 2663296 /* chunk */);
     supervised_step_student_bn4_vjp_2(scratch + 9889280 /* t487 */, scratch + 11494912 /* t485 */, scratch + 17541824 /* t141 */);
-    supervised_step_student_bn4_vjp_3(scratch + 17541824 /* t489 */, scratch + 11494912 /* t485 */, scratch + 9086464 /* t127 */);
+    supervised_step_student_bn4_vjp_3(scratch + 17541824 /* t489 */, scratch + 11494912 /* t485 */, scratch + 9086464 /* t127 */, scratch + 2663296 /* chunk */);
     supervised_step_student_bn4_vjp_4(scratch + 17541520 /* t491 */, scratch + 17541824 /* t489 */, scratch + 17541808 /* t140 */);
-    supervised_step_student_bn4_vjp_5(scratch + 17541536 /* t493 */, scratch + 9889280 /* t487 */);
+    supervised_step_student_bn4_vjp_5(scratch + 17541536 /* t493 */, scratch + 9889280 /* t487 */, scratch + 2663296 /* chunk */);
     supervised_step_student_bn4_vjp_6(scratch + 17541552 /* t497 */, scratch + 17541824 /* t489 */, state + 82672 /* in_student_bn4_scale */, scratch + 17541808 /* t140 */, scratch + 17541792 /* t137 */);
     supervised_step_student_bn4_vjp_7(scratch /* t500 */, scratch + 17541552 /* t497 */, scratch + 9086464 /* t127 */);
-    supervised_step_student_bn4_vjp_8(scratch + 17541792 /* t503 */, scratch /* t500 */);
+    supervised_step_student_bn4_vjp_8(scratch + 17541792 /* t503 */, scratch /* t500 */, scratch + 2663296 /* chunk */);
     supervised_step_student_bn4_vjp_9(scratch + 17541808 /* t505 */, scratch + 17541536 /* t493 */, scratch + 17541792 /* t503 */);
     supervised_step_student_bn4_vjp_10(scratch + 9086464 /* t507 */, scratch + 9889280 /* t487 */, scratch /* t500 */, scratch + 17541808 /* t505 */);
-    supervised_step_student_res3_conv3_vjp(scratch + 17541792 /* t509 */, scratch + 9086464 /* t507 */);
+    supervised_step_student_res3_conv3_vjp(scratch + 17541792 /* t509 */, scratch + 9086464 /* t507 */, scratch + 2663296 /* chunk */);
     supervised_step_student_res3_conv3_vjp_2(scratch + 1859968 /* t513 */, scratch + 9086464 /* t507 */, state + 80352 /* in_student_res3_conv3_weight */, scratch /* chunk */);
     supervised_step_student_res3_conv3_vjp_3(scratch + 15522816 /* t511 */, scratch + 8283648 /* t115 */, scratch + 9086464 /* t507 */, scratch /* chunk */);
     supervised_step_student_res3_leaky_relu2_vjp(scratch + 8283648 /* t519 */, scratch + 6678016 /* t113 */, scratch + 7480832 /* t114 */, scratch + 1859968 /* t513 */);
-    supervised_step_student_res3_bn1_vjp(scratch + 17541808 /* t521 */, scratch + 8283648 /* t520 */);
+    supervised_step_student_res3_bn1_vjp(scratch + 17541808 /* t521 */, scratch + 8283648 /* t520 */, scratch + 2663296 /* chunk */);
     supervised_step_student_res3_bn1_vjp_2(scratch + 6678016 /* t522 */, scratch + 8283648 /* t520 */, scratch + 17541776 /* t108 */);
-    supervised_step_student_res3_bn1_vjp_3(scratch + 17541776 /* t524 */, scratch + 8283648 /* t520 */, scratch + 5875200 /* t94 */);
+    supervised_step_student_res3_bn1_vjp_3(scratch + 17541776 /* t524 */, scratch + 8283648 /* t520 */, scratch + 5875200 /* t94 */, scratch + 2663296 /* chunk */);
     supervised_step_student_res3_bn1_vjp_4(scratch + 17541824 /* t526 */, scratch + 17541776 /* t524 */, scratch + 17541760 /* t107 */);
-    supervised_step_student_res3_bn1_vjp_5(scratch + 17541536 /* t528 */, scratch + 6678016 /* t522 */);
+    supervised_step_student_res3_bn1_vjp_5(scratch + 17541536 /* t528 */, scratch + 6678016 /* t522 */, scratch + 2663296 /* chunk */);
     supervised_step_student_res3_bn1_vjp_6(scratch + 17541552 /* t532 */, scratch + 17541776 /* t524 */, state + 80320 /* in_student_res3_bn1_scale */, scratch + 17541760 /* t107 */, scratch + 17541744 /* t104 */);
     supervised_step_student_res3_bn1_vjp_7(scratch + 7480832 /* t535 */, scratch + 17541552 /* t532 */, scratch + 5875200 /* t94 */);
-    supervised_step_student_res3_bn1_vjp_8(scratch + 17541744 /* t538 */, scratch + 7480832 /* t535 */);
+    supervised_step_student_res3_bn1_vjp_8(scratch + 17541744 /* t538 */, scratch + 7480832 /* t535 */, scratch + 2663296 /* chunk */);
     supervised_step_student_res3_bn1_vjp_9(scratch + 17541760 /* t540 */, scratch + 17541536 /* t528 */, scratch + 17541744 /* t538 */);
     supervised_step_student_res3_bn1_vjp_10(scratch + 5875200 /* t542 */, scratch + 6678016 /* t522 */, scratch + 7480832 /* t535 */, scratch + 17541760 /* t540 */);
-    supervised_step_student_res3_conv0_vjp(scratch + 17541744 /* t543 */, scratch + 5875200 /* t542 */);
+    supervised_step_student_res3_conv0_vjp(scratch + 17541744 /* t543 */, scratch + 5875200 /* t542 */, scratch + 2663296 /* chunk */);
     supervised_step_student_res3_conv0_vjp_2(scratch + 1859968 /* t547 */, scratch + 5875200 /* t542 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
     supervised_step_student_res3_conv0_vjp_3(scratch + 15525120 /* t545 */, scratch + 5072384 /* t85 */, scratch + 5875200 /* t542 */, scratch /* chunk */);
     supervised_step_student_leaky_relu2_vjp(scratch /* t554 */, scratch + 9086464 /* t508 */, scratch + 1859968 /* t547 */, scratch + 3466752 /* t82 */, scratch + 4269568 /* t84 */);
-    supervised_step_student_bn1_vjp(scratch + 17541760 /* t556 */, scratch /* t555 */);
+    supervised_step_student_bn1_vjp(scratch + 17541760 /* t556 */, scratch /* t555 */, scratch + 2663296 /* chunk */);
     supervised_step_student_bn1_vjp_2(scratch + 802816 /* t557 */, scratch /* t555 */, scratch + 17541728 /* t77 */);
-    supervised_step_student_bn1_vjp_3(scratch + 17541728 /* t559 */, scratch /* t555 */, scratch + 2663936 /* t58 */);
+    supervised_step_student_bn1_vjp_3(scratch + 17541728 /* t559 */, scratch /* t555 */, scratch + 2663936 /* t58 */, scratch + 2663296 /* chunk */);
     supervised_step_student_bn1_vjp_4(scratch + 17541776 /* t561 */, scratch + 17541728 /* t559 */, scratch + 17541712 /* t76 */);
-    supervised_step_student_bn1_vjp_5(scratch + 17541536 /* t563 */, scratch + 802816 /* t557 */);
+    supervised_step_student_bn1_vjp_5(scratch + 17541536 /* t563 */, scratch + 802816 /* t557 */, scratch + 2663296 /* chunk */);
     supervised_step_student_bn1_vjp_6(scratch + 17541552 /* t567 */, scratch + 17541728 /* t559 */, state + 77968 /* in_student_bn1_scale */, scratch + 17541712 /* t76 */, scratch + 17541696 /* t72 */);
     supervised_step_student_bn1_vjp_7(scratch /* t570 */, scratch + 17541552 /* t567 */, scratch + 2663936 /* t58 */);
-    supervised_step_student_bn1_vjp_8(scratch + 17541552 /* t573 */, scratch /* t570 */);
+    supervised_step_student_bn1_vjp_8(scratch + 17541552 /* t573 */, scratch /* t570 */, scratch + 15527424 /* chunk */);
     supervised_step_student_bn1_vjp_9(scratch + 17541568 /* t575 */, scratch + 17541536 /* t563 */, scratch + 17541552 /* t573 */);
     supervised_step_student_bn1_vjp_10(scratch + 1605632 /* t577 */, scratch + 802816 /* t557 */, scratch /* t570 */, scratch + 17541568 /* t575 */);
-    supervised_step_student_conv0_vjp(scratch + 17541536 /* t578 */, scratch + 1605632 /* t577 */);
+    supervised_step_student_conv0_vjp(scratch + 17541536 /* t578 */, scratch + 1605632 /* t577 */, scratch + 2408448 /* chunk */);
     supervised_step_student_conv0_vjp_2(scratch + 2408448 /* t579 */, io /* in_x */, scratch + 1605632 /* t577 */, scratch /* chunk */);
     supervised_step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 2408448 /* t580 */, io + 203264 /* in_lr */);
     supervised_step_student_conv0_update_2(state + 233568 /* in_student_momentum_conv0_bias */, state + 77952 /* in_student_conv0_bias */, state + 233584 /* in_student_momentum_bn1_scale */, state + 77968 /* in_student_bn1_scale */, state + 233600 /* in_student_momentum_bn1_offset */, state + 77984 /* in_student_bn1_offset */, scratch + 17541536 /* t578 */, io + 203264 /* in_lr */, scratch + 17541776 /* t561 */, scratch + 17541760 /* t556 */);
@@ -25335,13 +27922,13 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 15522816 /* t512 */, io + 203264 /* in_lr */);
     supervised_step_student_res3_conv3_update_2(state + 238272 /* in_student_momentum_res3_conv3_bias */, state + 82656 /* in_student_res3_conv3_bias */, state + 238288 /* in_student_momentum_bn4_scale */, state + 82672 /* in_student_bn4_scale */, state + 238304 /* in_student_momentum_bn4_offset */, state + 82688 /* in_student_bn4_offset */, scratch + 17541792 /* t509 */, io + 203264 /* in_lr */, scratch + 17541520 /* t491 */, scratch + 17541504 /* t486 */);
     supervised_step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 15518208 /* t475 */, io + 203264 /* in_lr */);
-    supervised_step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 2663424 /* t472 */, io + 203264 /* in_lr */, scratch + 2663456 /* t455 */, scratch + 17541280 /* t450 */);
+    supervised_step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 15527712 /* t472 */, io + 203264 /* in_lr */, scratch + 15527680 /* t455 */, scratch + 17541216 /* t450 */);
     supervised_step_student_res6_conv3_update(state + 243024 /* in_student_momentum_res6_conv3_weight */, state + 87408 /* in_student_res6_conv3_weight */, scratch + 15508992 /* t441 */, io + 203264 /* in_lr */);
-    supervised_step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 17541216 /* t438 */, io + 203264 /* in_lr */);
+    supervised_step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 17541152 /* t438 */, io + 203264 /* in_lr */);
     supervised_step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 2662784 /* t436 */, io + 203264 /* in_lr */);
-    supervised_step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 17541248 /* t417 */, io + 203264 /* in_lr */, scratch + 17541184 /* t412 */);
+    supervised_step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 17541184 /* t417 */, io + 203264 /* in_lr */, scratch + 17541120 /* t412 */);
     supervised_step_student_res9_conv0_update(state + 252848 /* in_student_momentum_res9_conv0_weight */, state + 97232 /* in_student_res9_conv0_weight */, scratch + 16172544 /* t401 */, io + 203264 /* in_lr */);
-    supervised_step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 17541120 /* t398 */, io + 203264 /* in_lr */, scratch + 2663360 /* t381 */, scratch + 2663296 /* t376 */);
+    supervised_step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 2663872 /* t398 */, io + 203264 /* in_lr */, scratch + 17541248 /* t381 */, scratch + 2663808 /* t376 */);
     supervised_step_student_res9_conv3_update(state + 271472 /* in_student_momentum_res9_conv3_weight */, state + 115856 /* in_student_res9_conv3_weight */, scratch + 17483264 /* t367 */, io + 203264 /* in_lr */);
     supervised_step_student_res9_conv3_update_2(state + 308336 /* in_student_momentum_res9_conv3_bias */, state + 152720 /* in_student_res9_conv3_bias */, scratch + 17541440 /* t364 */, io + 203264 /* in_lr */);
     supervised_step_student_res9_shortcut_update(state + 308400 /* in_student_momentum_res9_shortcut_weight */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 17539072 /* t362 */, io + 203264 /* in_lr */);

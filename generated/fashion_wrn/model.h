@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "c3e361237fc3cb58cd851537ddd4ad1966ea11c497bb1b641cbfa4f52e6c831a"
+#define MPLC_MODEL_HASH "8e2852124c51fa8b21dee2005b7f70acc9be2dab97705b628eb060c1ee3881cc"
 #define MPLC_MODEL_NAME "fashion_wrn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "771f27ae0ca98b359bc1e8e5ae1dc7032414ac06d17e7560d95cd96e12708f73"
+#define MPLC_MODEL_HASH "eee1b821b7b22a3118433df0b1ebbd5a908efa52dbdbb7d6a5774691ce2b5b04"
 #define MPLC_MODEL_NAME "wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32
