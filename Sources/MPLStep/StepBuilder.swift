@@ -120,7 +120,7 @@ public struct StepBuilder {
         switch recipe.pseudoLabels {
         case .hardArgmax, .hardSampled:
             switch recipe.feedback {
-            case .dotProduct:
+            case .dotProduct, .off:
                 h = hDot
             case .lossDifference:
                 let sOld = g.forward(

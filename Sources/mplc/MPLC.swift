@@ -45,7 +45,10 @@ struct Emit: ParsableCommand {
     var output: String?
     @Option(help: "Override the recipe's pseudo labels: hard-argmax, hard-sampled, soft or soft:T.")
     var pseudoLabels: String?
-    @Option(help: "Override the recipe's feedback rule: dot-product or loss-difference.")
+    @Option(
+        help: ArgumentHelp(
+            "Override the recipe's feedback: off, dot (dot-product), loss-difference or soft (soft pseudo labels, "
+            + "exact meta-gradient); off compiles the dot product with no feedback as the trainer's default."))
     var feedback: String?
 
     func run() throws {
@@ -94,8 +97,9 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
             "Compile a model, build its trainer with cc -O3 and OpenBLAS, and train on Fashion-MNIST (or --data).",
-        discussion: "The options below, except --pseudo-labels and --feedback (which change the compiled step), are "
-            + "passed on to the trainer (`mplc-run train`). For the trainer's --stop-at, run the trainer that mplc "
+        discussion: "The options below are passed on to the trainer (`mplc-run train`), except --pseudo-labels, "
+            + "which changes the compiled step, as --feedback dot, loss-difference and soft also do. For the trainer's "
+            + "--stop-at, run the trainer that mplc "
             + "prints it built or reused (.build-mplc/<model>-<key>/mplc-run) directly; docs/RUNNER.md has all its options."
     )
 
@@ -135,13 +139,24 @@ struct Train: ParsableCommand {
     var patience: Int?
     @Option(help: "Checkpoint every N steps.")
     var checkpointEvery: Int?
-    @Option(help: "mpl, supervised (student on labels only) or uda (teacher ignores the feedback).")
+    @Option(
+        help: ArgumentHelp(
+            "mpl (--teacher-objective uda, the compiled feedback), uda (--teacher-objective uda --feedback off) or "
+            + "supervised (student on labels only, no teacher)."))
     var mode: String?
+    @Option(
+        help: ArgumentHelp(
+            "What the teacher learns from besides the feedback: supervised (weakly augmented labeled images), "
+            + "randaugment (strongly augmented ones) or uda (supervised + UDA; default: the recipe's teacherObjective)."))
+    var teacherObjective: String?
     @Option(help: "Finetuning steps of the student on labels after training.")
     var finetuneSteps: Int?
     @Option(help: "Override the recipe's pseudo labels: hard-argmax, hard-sampled, soft or soft:T.")
     var pseudoLabels: String?
-    @Option(help: "Override the recipe's feedback rule: dot-product or loss-difference.")
+    @Option(
+        help: ArgumentHelp(
+            "The teacher's feedback: off (the trainer's option: the teacher only distills), dot (dot-product), "
+            + "loss-difference, or soft (soft pseudo labels, exact meta-gradient); the last three compile the step."))
     var feedback: String?
     @Option(
         help: ArgumentHelp(
@@ -161,7 +176,8 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            let (binary, recipe) = try trainer(modelPath: model, pseudoLabels: pseudoLabels, feedback: feedback)
+            let (binary, recipe) = try trainer(
+                modelPath: model, pseudoLabels: pseudoLabels, feedback: feedback, runtimeFeedbackOff: true)
             // The run directory keeps the model file and the recipe it trained with (docs/RUNNER.md, "Run directory").
             try exec(binary, ["train"] + runnerArguments + ["--model-file", model, "--recipe", recipe])
         }
@@ -181,6 +197,9 @@ struct Train: ParsableCommand {
         add("--eval-every", evalEvery)
         add("--checkpoint-every", checkpointEvery)
         add("--mode", mode)
+        add("--teacher-objective", teacherObjective)
+        // The trainer checks it against the compiled step (a recompiled one always agrees) and applies `off`.
+        add("--feedback", feedback == "dot" ? "dot-product" : feedback)
         add("--finetune-steps", finetuneSteps)
         add("--teacher-cache", teacherCache)
         add("--ema-decay", emaDecay)
@@ -198,11 +217,12 @@ struct Train: ParsableCommand {
 /// The trainer `mplc-run` of a model, built once into .build-mplc (RunnerBuild.cachedBuild); says on stderr
 /// whether it was built or reused, and where.
 /// Also returns the resolved recipe, as `mplc check` prints it (overrides applied).
-func trainer(modelPath: String, pseudoLabels: String? = nil, feedback: String? = nil) throws
-    -> (binary: String, recipe: String)
-{
+func trainer(
+    modelPath: String, pseudoLabels: String? = nil, feedback: String? = nil, runtimeFeedbackOff: Bool = false
+) throws -> (binary: String, recipe: String) {
     var model = try Compiler.load(path: modelPath).get()
-    try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
+    try RecipeOverrides.apply(
+        pseudoLabels: pseudoLabels, feedback: feedback, runtimeFeedbackOff: runtimeFeedbackOff, to: &model)
     let started = Date()
     let compiled = try Compiler.compile(
         model, regenerateCommand: "mplc train \(modelPath)",

@@ -282,6 +282,8 @@ static void write_compiled_recipe(FILE *fp) {
     json_write_string(fp, MPLC_PSEUDO_LABELS);
     fputs(",\n    \"MPLC_FEEDBACK\": ", fp);
     json_write_string(fp, MPLC_FEEDBACK);
+    fputs(",\n    \"MPLC_TEACHER_OBJECTIVE\": ", fp);
+    json_write_string(fp, MPLC_TEACHER_OBJECTIVE);
     fputs("\n", fp);
 }
 
@@ -318,6 +320,9 @@ int summary_write(Trainer *T, double wall, Err *e) {
                 "  \"finetune_steps\": %ld,\n  \"test_examples\": %zu,\n",
             mode_name(T->cfg.mode), (unsigned long long)T->cfg.seed, T->cfg.labels, T->cfg.steps,
             T->cfg.finetune_steps, n);
+    if (T->cfg.mode != MODE_SUPERVISED)
+        fprintf(fp, "  \"teacher_objective\": \"%s\",\n  \"feedback\": \"%s\",\n", objective_name(T->cfg.objective),
+                feedback_name(T->cfg.feedback));
     fputs("  \"data\": ", fp);
     json_write_string(fp, T->cfg.data_dir);
     fprintf(fp, ",\n  \"data_format\": \"%s\",\n  \"flip\": %s", T->data.format, T->cfg.flip ? "true" : "false");

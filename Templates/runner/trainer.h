@@ -19,6 +19,8 @@ typedef struct {
     const char *data_dir;
     char out_dir[PATH_CAP];
     Mode mode;
+    Objective objective; /* the teacher's objective and feedback (mode mpl and uda); main.c resolves them */
+    Feedback feedback;
     uint64_t seed;
     long labels, steps, finetune_steps, eval_every, checkpoint_every;
     long stop_at; /* stop (after a checkpoint) once this many steps of main + finetune are done; 0 = never */
@@ -37,7 +39,7 @@ typedef struct {
     int flip; /* random horizontal flips: 1 on, 0 off, -1 auto (on for CIFAR-10), resolved once the data is loaded */
     /* Which settings came from the command line: on --resume they must agree with the checkpoint. */
     int given_data, given_labels, given_steps, given_finetune, given_eval, given_checkpoint, given_ema_decay, given_flip;
-    int given_validation, given_patience;
+    int given_validation, given_patience, given_objective, given_feedback;
 } TrainConfig;
 
 /* A seeded data order: epoch e of a set of n items is a Fisher-Yates permutation drawn from

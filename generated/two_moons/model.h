@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "89e7900b4de600e0c5edaa01c50cf4e3a1f95bb94ea7a284efabee105ff0b4ad"
+#define MPLC_MODEL_HASH "90c282edb012ce9d8649b7837a6a278ec01cf58a41838d28a553930b8f0dbc4a"
 #define MPLC_MODEL_NAME "two_moons"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1
@@ -73,8 +73,9 @@ typedef struct {
 #define MPLC_INIT_BOUND 0.1
 #define MPLC_PSEUDO_LABELS "hard-argmax"
 #define MPLC_FEEDBACK "dot-product"
+#define MPLC_TEACHER_OBJECTIVE "uda"
 #define MPLC_TEACHER_READS_PREDICTIONS 0
-#define MPLC_RECIPE "batch_labeled=6;batch_unlabeled=96;eval_batch=100;finetune_batch=6;steps=20000;seed=0;student_wait_steps=0;teacher_lr=0.1;teacher_momentum=0.0;teacher_nesterov=0;teacher_weight_decay=0.0;teacher_warmup_steps=0;teacher_cosine=0;student_lr=0.1;student_momentum=0.0;student_nesterov=0;student_weight_decay=0.0;student_warmup_steps=0;student_cosine=0;uda_weight=0.0;uda_ramp_steps=5000;finetune_steps=0;finetune_lr=0.1;ema_decay=0.995;init_uniform=1;init_bound=0.1;pseudo_labels=hard-argmax;feedback=dot-product;teacher_reads_predictions=0;uda_temperature=0.7;uda_threshold=0.6;label_smoothing=0.0"
+#define MPLC_RECIPE "batch_labeled=6;batch_unlabeled=96;eval_batch=100;finetune_batch=6;steps=20000;seed=0;student_wait_steps=0;teacher_lr=0.1;teacher_momentum=0.0;teacher_nesterov=0;teacher_weight_decay=0.0;teacher_warmup_steps=0;teacher_cosine=0;student_lr=0.1;student_momentum=0.0;student_nesterov=0;student_weight_decay=0.0;student_warmup_steps=0;student_cosine=0;uda_weight=0.0;uda_ramp_steps=5000;finetune_steps=0;finetune_lr=0.1;ema_decay=0.995;init_uniform=1;init_bound=0.1;pseudo_labels=hard-argmax;feedback=dot-product;teacher_objective=uda;teacher_reads_predictions=0;uda_temperature=0.7;uda_threshold=0.6;label_smoothing=0.0"
 
 /* Symbol tables: the state arena, then each I/O arena's inputs and outputs. */
 extern const mplc_tensor mplc_state_tensors[];

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "86d3c89567b339cfd2f37851adcf14570241aea33eede14387dbc9ac137ac295"
+#define MPLC_MODEL_HASH "17701e81fc056c2af5d73a96f1bd0c83a9d1ba7f2f7bfc315bd3dd315cd36cc3"
 #define MPLC_MODEL_NAME "two_moons_uda"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1
@@ -73,8 +73,9 @@ typedef struct {
 #define MPLC_INIT_BOUND 0.1
 #define MPLC_PSEUDO_LABELS "hard-argmax"
 #define MPLC_FEEDBACK "dot-product"
+#define MPLC_TEACHER_OBJECTIVE "uda"
 #define MPLC_TEACHER_READS_PREDICTIONS 0
-#define MPLC_RECIPE "batch_labeled=6;batch_unlabeled=96;eval_batch=100;finetune_batch=6;steps=100000;seed=0;student_wait_steps=0;teacher_lr=0.1;teacher_momentum=0.0;teacher_nesterov=0;teacher_weight_decay=0.0;teacher_warmup_steps=0;teacher_cosine=0;student_lr=0.1;student_momentum=0.0;student_nesterov=0;student_weight_decay=0.0;student_warmup_steps=0;student_cosine=0;uda_weight=1.0;uda_ramp_steps=1000;finetune_steps=0;finetune_lr=0.1;ema_decay=0.995;init_uniform=1;init_bound=0.1;pseudo_labels=hard-argmax;feedback=dot-product;teacher_reads_predictions=0;uda_temperature=0.7;uda_threshold=0.6;label_smoothing=0.0"
+#define MPLC_RECIPE "batch_labeled=6;batch_unlabeled=96;eval_batch=100;finetune_batch=6;steps=100000;seed=0;student_wait_steps=0;teacher_lr=0.1;teacher_momentum=0.0;teacher_nesterov=0;teacher_weight_decay=0.0;teacher_warmup_steps=0;teacher_cosine=0;student_lr=0.1;student_momentum=0.0;student_nesterov=0;student_weight_decay=0.0;student_warmup_steps=0;student_cosine=0;uda_weight=1.0;uda_ramp_steps=1000;finetune_steps=0;finetune_lr=0.1;ema_decay=0.995;init_uniform=1;init_bound=0.1;pseudo_labels=hard-argmax;feedback=dot-product;teacher_objective=uda;teacher_reads_predictions=0;uda_temperature=0.7;uda_threshold=0.6;label_smoothing=0.0"
 
 /* Symbol tables: the state arena, then each I/O arena's inputs and outputs. */
 extern const mplc_tensor mplc_state_tensors[];

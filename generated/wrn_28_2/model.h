@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "1cc5f43055f9cb9737e21744d59ece7fbeebb5cca0c59c39766e2fda6b7773be"
+#define MPLC_MODEL_HASH "25a80f77177beff8257f6e38f3991212c481e4f7ef756a73f79e68e70783090c"
 #define MPLC_MODEL_NAME "wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32
@@ -73,8 +73,9 @@ typedef struct {
 #define MPLC_INIT_BOUND 0.0
 #define MPLC_PSEUDO_LABELS "hard-argmax"
 #define MPLC_FEEDBACK "dot-product"
+#define MPLC_TEACHER_OBJECTIVE "uda"
 #define MPLC_TEACHER_READS_PREDICTIONS 0
-#define MPLC_RECIPE "batch_labeled=128;batch_unlabeled=896;eval_batch=500;finetune_batch=512;steps=300000;seed=0;student_wait_steps=3000;teacher_lr=0.05;teacher_momentum=0.9;teacher_nesterov=1;teacher_weight_decay=0.0005;teacher_warmup_steps=5000;teacher_cosine=1;student_lr=0.05;student_momentum=0.9;student_nesterov=1;student_weight_decay=0.0005;student_warmup_steps=5000;student_cosine=1;uda_weight=8.0;uda_ramp_steps=5000;finetune_steps=1000;finetune_lr=1e-05;ema_decay=0.995;init_uniform=0;init_bound=0.0;pseudo_labels=hard-argmax;feedback=dot-product;teacher_reads_predictions=0;uda_temperature=0.7;uda_threshold=0.6;label_smoothing=0.15"
+#define MPLC_RECIPE "batch_labeled=128;batch_unlabeled=896;eval_batch=500;finetune_batch=512;steps=300000;seed=0;student_wait_steps=3000;teacher_lr=0.05;teacher_momentum=0.9;teacher_nesterov=1;teacher_weight_decay=0.0005;teacher_warmup_steps=5000;teacher_cosine=1;student_lr=0.05;student_momentum=0.9;student_nesterov=1;student_weight_decay=0.0005;student_warmup_steps=5000;student_cosine=1;uda_weight=8.0;uda_ramp_steps=5000;finetune_steps=1000;finetune_lr=1e-05;ema_decay=0.995;init_uniform=0;init_bound=0.0;pseudo_labels=hard-argmax;feedback=dot-product;teacher_objective=uda;teacher_reads_predictions=0;uda_temperature=0.7;uda_threshold=0.6;label_smoothing=0.15"
 
 /* Symbol tables: the state arena, then each I/O arena's inputs and outputs. */
 extern const mplc_tensor mplc_state_tensors[];
