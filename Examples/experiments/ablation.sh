@@ -15,7 +15,10 @@ extra="$*" # e.g. --eval-every STEPS: the evaluations of 10,000 test images are 
 mkdir -p "$out"
 one() { # one OBJECTIVE FEEDBACK SEED
     local name="$1-$2-s$3"
+    # TRAINER (optional): the mplc-run that `mplc train` built for the model (it prints its path), run directly to
+    # save the debug mplc's compile of the model before every run (about a minute on a loaded machine).
     local cmd="nice -n 19 .build/debug/mplc train Examples/fashion_cnn.swiftdsl --seed $3 --steps $steps --threads 1"
+    [ -n "${TRAINER:-}" ] && cmd="nice -n 19 $TRAINER train --model-file Examples/fashion_cnn.swiftdsl --seed $3 --steps $steps --threads 1"
     cmd+=" --teacher-objective $1 --feedback $2 --out $out/$name --quiet $extra"
     if [ -e "$out/$name/summary.json" ]; then echo "$(date -u +%FT%TZ) skip $name (done)" >>"$out/log.txt"; return; fi
     echo "$(date -u +%FT%TZ) start $name load $(cut -d' ' -f1-3 /proc/loadavg): $cmd" >>"$out/log.txt"
@@ -23,8 +26,8 @@ one() { # one OBJECTIVE FEEDBACK SEED
     echo "$(date -u +%FT%TZ) end $name rc=$? load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/log.txt"
 }
 export -f one
-export steps out extra
-echo "$(date -u +%FT%TZ) grid start: steps $steps, commit $(git rev-parse HEAD)" >>"$out/log.txt"
+export steps out extra TRAINER
+echo "$(date -u +%FT%TZ) grid start: steps $steps, commit $(git rev-parse HEAD), trainer ${TRAINER:-mplc train}" >>"$out/log.txt"
 for seed in 0 1 2 3 4; do
     for objective in supervised randaugment uda; do
         for feedback in off dot; do echo "$objective $feedback $seed"; done
