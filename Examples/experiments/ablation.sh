@@ -23,7 +23,8 @@ one() { # one OBJECTIVE FEEDBACK SEED
     if [ -e "$out/$name/summary.json" ]; then echo "$(date -u +%FT%TZ) skip $name (done)" >>"$out/log.txt"; return; fi
     echo "$(date -u +%FT%TZ) start $name load $(cut -d' ' -f1-3 /proc/loadavg): $cmd" >>"$out/log.txt"
     $cmd >"$out/$name.stdout" 2>"$out/$name.stderr"
-    echo "$(date -u +%FT%TZ) end $name rc=$? load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/log.txt"
+    local rc=$? # before any other command (a $(date) would reset it)
+    echo "$(date -u +%FT%TZ) end $name rc=$rc load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/log.txt"
 }
 export -f one
 export steps out extra TRAINER
