@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 7454784
-#define MPLC_STEP_IO_FLOATS 753504
+#define MPLC_STEP_IO_FLOATS 753552
 #define MPLC_SUPERVISED_IO_FLOATS 406560
-#define MPLC_SCRATCH_FLOATS 8670912
+#define MPLC_SCRATCH_FLOATS 11921936
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 24
 #define MPLC_NUM_STEP_INPUTS 6
-#define MPLC_NUM_STEP_OUTPUTS 10
+#define MPLC_NUM_STEP_OUTPUTS 13
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "3167b1071285fbdfeb0f7cbbb47b3815204d257318433edc10904d5dada85e7d"
+#define MPLC_MODEL_HASH "6dd800890f234627be6306fd84a2bfef58534efe6429f0b5eb8a38a02b494226"
 #define MPLC_MODEL_NAME "bench_w1_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 814144
-#define MPLC_STEP_IO_FLOATS 226336
+#define MPLC_STEP_IO_FLOATS 226384
 #define MPLC_SUPERVISED_IO_FLOATS 203296
-#define MPLC_SCRATCH_FLOATS 893568
+#define MPLC_SCRATCH_FLOATS 1050464
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 16
 #define MPLC_NUM_STEP_INPUTS 6
-#define MPLC_NUM_STEP_OUTPUTS 10
+#define MPLC_NUM_STEP_OUTPUTS 13
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "7946a458556d3f11d4bcb6fba94a652c5c09aef9657ae143b8b967a3e7f4c972"
+#define MPLC_MODEL_HASH "8cdf908d118bdba3f5f8fd48cf31a8fe341cceca46c2f67f19833909f0749663"
 #define MPLC_MODEL_NAME "fashion_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 416576
-#define MPLC_STEP_IO_FLOATS 227936
+#define MPLC_STEP_IO_FLOATS 227984
 #define MPLC_SUPERVISED_IO_FLOATS 203296
 #define MPLC_SCRATCH_FLOATS 10477360
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 24
 #define MPLC_NUM_STEP_INPUTS 7
-#define MPLC_NUM_STEP_OUTPUTS 10
+#define MPLC_NUM_STEP_OUTPUTS 13
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "c911ec3dd3c74004337ee2930de103f58b20798c98d5d55536bfb236b08e6c76"
+#define MPLC_MODEL_HASH "b8ec1b1b198b6b5bfa2d3bd6c60f541ab7327bf9fb874f8247fa94ea96b4eb4c"
 #define MPLC_MODEL_NAME "fashion_reduced"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

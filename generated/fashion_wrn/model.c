@@ -199,6 +199,9 @@ const mplc_tensor mplc_step_outputs[] = {
     { "g_u_norm", 0, {0, 0, 0, 0}, 244720, 1, 0, 0, 0.0 },
     { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 244736, 1, 0, 0, 0.0 },
     { "h_positive", 0, {0, 0, 0, 0}, 244752, 1, 0, 0, 0.0 },
+    { "teacher_grad_sup_norm", 0, {0, 0, 0, 0}, 244768, 1, 0, 0, 0.0 },
+    { "teacher_grad_uda_norm", 0, {0, 0, 0, 0}, 244784, 1, 0, 0, 0.0 },
+    { "teacher_grad_feedback_norm", 0, {0, 0, 0, 0}, 244800, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -13460,7 +13463,6 @@ static void step_teacher_feedback_fwd_32(float *restrict t1776, const float *res
 }
 
 /* loop []
- * %661 = constant -0.0078125 : []  // student/loss_u fwd
  * %1207 = constant 1.9 : []  // teacher/feedback fwd
  * %1208 = mul %95, %1207 : []  // teacher/feedback fwd
  * %1687 = add %1684, %1686 : []  // teacher/feedback fwd
@@ -13494,10 +13496,8 @@ static void step_teacher_feedback_fwd_32(float *restrict t1776, const float *res
  * %1771 = add %1768, %1770 : []  // teacher/feedback fwd
  * %1774 = add %1771, %1773 : []  // teacher/feedback fwd
  * %1777 = add %1774, %1776 : []  // teacher/feedback fwd
- * %1778 = mul %1208, %1777 : []  // teacher/feedback fwd
- * %1779 = mul %97, %1778 : []  // teacher/feedback vjp
- * %1780 = mul %1779, %661 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_fwd_33(float *restrict t1777, float *restrict t1778, float *restrict t1780, const float *restrict t1684, const float *restrict t1686, const float *restrict t1689, const float *restrict t1692, const float *restrict t1695, const float *restrict t1698, const float *restrict t1701, const float *restrict t1704, const float *restrict t1707, const float *restrict t1710, const float *restrict t1713, const float *restrict t1716, const float *restrict t1719, const float *restrict t1722, const float *restrict t1725, const float *restrict t1728, const float *restrict t1731, const float *restrict t1734, const float *restrict t1737, const float *restrict t1740, const float *restrict t1743, const float *restrict t1746, const float *restrict t1749, const float *restrict t1752, const float *restrict t1755, const float *restrict t1758, const float *restrict t1761, const float *restrict t1764, const float *restrict t1767, const float *restrict t1770, const float *restrict t1773, const float *restrict t1776, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
+ * %1778 = mul %1208, %1777 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_33(float *restrict t1777, float *restrict t1778, const float *restrict t1684, const float *restrict t1686, const float *restrict t1689, const float *restrict t1692, const float *restrict t1695, const float *restrict t1698, const float *restrict t1701, const float *restrict t1704, const float *restrict t1707, const float *restrict t1710, const float *restrict t1713, const float *restrict t1716, const float *restrict t1719, const float *restrict t1722, const float *restrict t1725, const float *restrict t1728, const float *restrict t1731, const float *restrict t1734, const float *restrict t1737, const float *restrict t1740, const float *restrict t1743, const float *restrict t1746, const float *restrict t1749, const float *restrict t1752, const float *restrict t1755, const float *restrict t1758, const float *restrict t1761, const float *restrict t1764, const float *restrict t1767, const float *restrict t1770, const float *restrict t1773, const float *restrict t1776, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1; i++) {
         const float v1687 = t1684[0] + t1686[0];
         const float v1690 = v1687 + t1689[0];
@@ -13532,303 +13532,127 @@ static void step_teacher_feedback_fwd_33(float *restrict t1777, float *restrict 
         const float v1777 = v1774 + t1776[0];
         const float v1208 = in_lr_student[0] * 1.9f;
         const float v1778 = v1208 * v1777;
-        const float v1779 = in_feedback_scale[0] * v1778;
-        const float v1780 = v1779 * (-0.0078125f);
         t1777[i] = v1777;
         t1778[i] = v1778;
-        t1780[i] = v1780;
-    }
-}
-
-/* loop [128,10]
- * %1781 = broadcast axes=[] %1780 : [128,10]  // teacher/feedback vjp
- * %1782 = mul %1781, %405 : [128,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp(float *restrict t1782, const float *restrict t1780, const float *restrict t405) {
-    for (size_t i = 0; i < 1280; i++) {
-        const float v1782 = t1780[0] * t405[i];
-        t1782[i] = v1782;
-    }
-}
-
-/* reduce_sum [128,10] axes=[1]
- * %1783 = neg %1782 : [128,10]  // teacher/feedback vjp
- * %1784 = reduce_sum axes=[1] %1783 : [128]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_2(float *restrict t1784, const float *restrict t1782) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        double sum = 0.0;
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v1783 = -t1782[i0 * 10 + i1];
-            sum += v1783;
-        }
-        t1784[i0] = (float)sum;
-    }
-}
-
-/* loop [128]
- * %1785 = div %1784, %392 : [128]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_3(float *restrict t1785, const float *restrict t1784, const float *restrict t392) {
-    for (size_t i = 0; i < 128; i++) {
-        const float v1785 = t1784[i] / t392[i];
-        t1785[i] = v1785;
-    }
-}
-
-/* loop []
- * %401 = constant 0.0078125 : []  // teacher/loss_uda fwd
- * %1789 = mul %96, %401 : []  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp(float *restrict t1789, const float *restrict in_uda_weight) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v1789 = in_uda_weight[0] * 0.0078125f;
-        t1789[i] = v1789;
-    }
-}
-
-/* loop [128]
- * %1790 = broadcast axes=[] %1789 : [128]  // teacher/loss_uda vjp
- * %1791 = mul %1790, %387 : [128]  // teacher/loss_uda vjp
- * %1792 = neg %1791 : [128]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_2(float *restrict t1792, const float *restrict t1789, const float *restrict t387) {
-    for (size_t i = 0; i < 128; i++) {
-        const float v1791 = t1789[0] * t387[i];
-        const float v1792 = -v1791;
-        t1792[i] = v1792;
-    }
-}
-
-/* loop [128,10]
- * %1793 = broadcast axes=[0] %1792 : [128,10]  // teacher/loss_uda vjp
- * %1794 = mul %1793, %384 : [128,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_3(float *restrict t1794, const float *restrict t1792, const float *restrict t384) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v1794 = t1792[i0] * t384[i0 * 10 + i1];
-            t1794[i0 * 10 + i1] = v1794;
-        }
-    }
-}
-
-/* reduce_sum [128,10] axes=[1]
- * %1795 = neg %1794 : [128,10]  // teacher/loss_uda vjp
- * %1796 = reduce_sum axes=[1] %1795 : [128]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_4(float *restrict t1796, const float *restrict t1794) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        double sum = 0.0;
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v1795 = -t1794[i0 * 10 + i1];
-            sum += v1795;
-        }
-        t1796[i0] = (float)sum;
-    }
-}
-
-/* loop [128]
- * %1797 = div %1796, %392 : [128]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_5(float *restrict t1797, const float *restrict t1796, const float *restrict t392) {
-    for (size_t i = 0; i < 128; i++) {
-        const float v1797 = t1796[i] / t392[i];
-        t1797[i] = v1797;
-    }
-}
-
-/* loop [128,10]
- * %1786 = broadcast axes=[0] %1785 : [128,10]  // teacher/feedback vjp
- * %1787 = mul %1786, %391 : [128,10]  // teacher/feedback vjp
- * %1788 = add %1782, %1787 : [128,10]  // teacher/feedback vjp
- * %1798 = broadcast axes=[0] %1797 : [128,10]  // teacher/loss_uda vjp
- * %1799 = mul %1798, %391 : [128,10]  // teacher/loss_uda vjp
- * %1800 = add %1794, %1799 : [128,10]  // teacher/loss_uda vjp
- * %1801 = add %1788, %1800 : [128,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_6(float *restrict t1801, const float *restrict t1785, const float *restrict t391, const float *restrict t1782, const float *restrict t1797, const float *restrict t1794) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v1787 = t1785[i0] * t391[i0 * 10 + i1];
-            const float v1788 = t1782[i0 * 10 + i1] + v1787;
-            const float v1799 = t1797[i0] * t391[i0 * 10 + i1];
-            const float v1800 = t1794[i0 * 10 + i1] + v1799;
-            const float v1801 = v1788 + v1800;
-            t1801[i0 * 10 + i1] = v1801;
-        }
     }
 }
 
 /* loop [32,10]
  * %1418 = constant -0.03125 : [32,10]  // student/loss_l vjp
- * %1802 = mul %1418, %361 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t1802, const float *restrict t361) {
+ * %1779 = mul %1418, %361 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t1779, const float *restrict t361) {
     for (size_t i = 0; i < 320; i++) {
-        const float v1802 = (-0.03125f) * t361[i];
-        t1802[i] = v1802;
+        const float v1779 = (-0.03125f) * t361[i];
+        t1779[i] = v1779;
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %1803 = neg %1802 : [32,10]  // teacher/loss_sup vjp
- * %1804 = reduce_sum axes=[1] %1803 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t1804, const float *restrict t1802) {
+ * %1780 = neg %1779 : [32,10]  // teacher/loss_sup vjp
+ * %1781 = reduce_sum axes=[1] %1780 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t1781, const float *restrict t1779) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v1803 = -t1802[i0 * 10 + i1];
-            sum += v1803;
+            const float v1780 = -t1779[i0 * 10 + i1];
+            sum += v1780;
         }
-        t1804[i0] = (float)sum;
+        t1781[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %1805 = div %1804, %366 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_3(float *restrict t1805, const float *restrict t1804, const float *restrict t366) {
+ * %1782 = div %1781, %366 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t1782, const float *restrict t1781, const float *restrict t366) {
     for (size_t i = 0; i < 32; i++) {
-        const float v1805 = t1804[i] / t366[i];
-        t1805[i] = v1805;
+        const float v1782 = t1781[i] / t366[i];
+        t1782[i] = v1782;
     }
 }
 
 /* loop [32,10]
- * %1806 = broadcast axes=[0] %1805 : [32,10]  // teacher/loss_sup vjp
- * %1807 = mul %1806, %365 : [32,10]  // teacher/loss_sup vjp
- * %1808 = add %1802, %1807 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_4(float *restrict t1808, const float *restrict t1805, const float *restrict t365, const float *restrict t1802) {
+ * %1783 = broadcast axes=[0] %1782 : [32,10]  // teacher/loss_sup vjp
+ * %1784 = mul %1783, %365 : [32,10]  // teacher/loss_sup vjp
+ * %1785 = add %1779, %1784 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t1785, const float *restrict t1782, const float *restrict t365, const float *restrict t1779) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v1807 = t1805[i0] * t365[i0 * 10 + i1];
-            const float v1808 = t1802[i0 * 10 + i1] + v1807;
-            t1808[i0 * 10 + i1] = v1808;
+            const float v1784 = t1782[i0] * t365[i0 * 10 + i1];
+            const float v1785 = t1779[i0 * 10 + i1] + v1784;
+            t1785[i0 * 10 + i1] = v1785;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[0]
- * %1809 = reduce_sum axes=[0] %1808 : [10]  // teacher/dense14 vjp */
-static void step_teacher_dense14_vjp(float *restrict t1809, const float *restrict t1808) {
-    for (size_t o = 0; o < 10; o++) t1809[o] = 0.0f;
+ * %1786 = reduce_sum axes=[0] %1785 : [10]  // teacher/dense14 vjp */
+static void step_teacher_dense14_vjp(float *restrict t1786, const float *restrict t1785) {
+    for (size_t o = 0; o < 10; o++) t1786[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t1809[i1] += t1808[i0 * 10 + i1];
+            t1786[i1] += t1785[i0 * 10 + i1];
         }
     }
 }
 
-/* reduce_sum [128,10] axes=[0]
- * %1810 = reduce_sum axes=[0] %1801 : [10]  // teacher/dense14 vjp */
-static void step_teacher_dense14_vjp_2(float *restrict t1810, const float *restrict t1801) {
-    for (size_t o = 0; o < 10; o++) t1810[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            t1810[i1] += t1801[i0 * 10 + i1];
-        }
-    }
-}
-
-/* loop [10]
- * %1811 = add %1809, %1810 : [10]  // teacher/dense14 vjp */
-static void step_teacher_dense14_vjp_3(float *restrict t1811, const float *restrict t1809, const float *restrict t1810) {
-    for (size_t i = 0; i < 10; i++) {
-        const float v1811 = t1809[i] + t1810[i];
-        t1811[i] = v1811;
-    }
-}
-
-/* gemm blas m=64 n=10 k=128 tA
- * %1817 = matmul tA %1816, %1801 : [64,10]  // teacher/dense14 vjp */
-static void step_teacher_dense14_vjp_4(float *restrict t1817, const float *restrict t1816, const float *restrict t1801) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 128, 1.0f, t1816, 64, t1801, 10, 0.0f, t1817, 10);
+/* gemm blas m=64 n=10 k=32 tA
+ * %1789 = matmul tA %1788, %1785 : [64,10]  // teacher/dense14 vjp */
+static void step_teacher_dense14_vjp_2(float *restrict t1789, const float *restrict t1788, const float *restrict t1785) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 32, 1.0f, t1788, 64, t1785, 10, 0.0f, t1789, 10);
 }
 
 /* gemm blas m=32 n=64 k=10 tB +epilogue
  * %1402 = constant 0.0625 : [32,64]  // student/global_avg_pool12 fwd
- * %1812 = matmul tB %1808, %30 : [32,64]  // teacher/dense14 vjp
- * %1820 = mul %1812, %1819 : [32,64]  // teacher/dropout13 vjp
- * %1823 = mul %1820, %1402 : [32,64]  // teacher/global_avg_pool12 vjp */
-static void step_teacher_dense14_vjp_5(float *restrict t1823, const float *restrict t1808, const float *restrict in_teacher_dense14_weight, const float *restrict in_dropout_teacher_all_dropout13) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 64, 10, 1.0f, t1808, 10, in_teacher_dense14_weight, 10, 0.0f, t1823, 64);
+ * %1787 = matmul tB %1785, %30 : [32,64]  // teacher/dense14 vjp
+ * %1791 = mul %1787, %1790 : [32,64]  // teacher/dropout13 vjp
+ * %1792 = mul %1791, %1402 : [32,64]  // teacher/global_avg_pool12 vjp */
+static void step_teacher_dense14_vjp_3(float *restrict t1792, const float *restrict t1785, const float *restrict in_teacher_dense14_weight, const float *restrict in_dropout_teacher_all_dropout13) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 64, 10, 1.0f, t1785, 10, in_teacher_dense14_weight, 10, 0.0f, t1792, 64);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 2048; i++) {
-        const float v1820 = t1823[i] * in_dropout_teacher_all_dropout13[i];
-        const float v1823 = v1820 * 0.0625f;
-        t1823[i] = v1823;
-    }
-}
-
-/* gemm blas m=128 n=64 k=10 tB +epilogue
- * %646 = constant 0.0625 : [128,64]  // student/global_avg_pool12 fwd
- * %1813 = matmul tB %1801, %30 : [128,64]  // teacher/dense14 vjp
- * %1822 = mul %1813, %1821 : [128,64]  // teacher/dropout13 vjp
- * %1824 = mul %1822, %646 : [128,64]  // teacher/global_avg_pool12 vjp */
-static void step_teacher_dense14_vjp_6(float *restrict t1824, const float *restrict t1801, const float *restrict in_teacher_dense14_weight, const float *restrict t1821) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 64, 10, 1.0f, t1801, 10, in_teacher_dense14_weight, 10, 0.0f, t1824, 64);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 8192; i++) {
-        const float v1822 = t1824[i] * t1821[i];
-        const float v1824 = v1822 * 0.0625f;
-        t1824[i] = v1824;
+        const float v1791 = t1792[i] * in_dropout_teacher_all_dropout13[i];
+        const float v1792 = v1791 * 0.0625f;
+        t1792[i] = v1792;
     }
 }
 
 /* loop [32,16,64] split
- * %1825 = broadcast axes=[0, 2] %1823 : [32,16,64]  // teacher/global_avg_pool12 vjp */
+ * %1793 = broadcast axes=[0, 2] %1792 : [32,16,64]  // teacher/global_avg_pool12 vjp */
 typedef struct {
-    float *t1825;
-    const float *t1823;
+    float *t1793;
+    const float *t1792;
 } step_teacher_global_avg_pool12_vjp_pointers;
 
 static void step_teacher_global_avg_pool12_vjp_part(void *context, int part, int parts) {
     const step_teacher_global_avg_pool12_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1825 = p->t1825;
-    const float *restrict t1823 = p->t1823;
+    float *restrict t1793 = p->t1793;
+    const float *restrict t1792 = p->t1792;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 for (size_t i2 = 0; i2 < 64; i2++) {
-                    const float v1825 = t1823[i0 * 64 + i2];
-                    t1825[i0 * 1024 + i1 * 64 + i2] = v1825;
+                    const float v1793 = t1792[i0 * 64 + i2];
+                    t1793[i0 * 1024 + i1 * 64 + i2] = v1793;
                 }
             }
         }
     }
 }
 
-static void step_teacher_global_avg_pool12_vjp(float *restrict t1825, const float *restrict t1823) {
-    mplc_parallel(step_teacher_global_avg_pool12_vjp_part, &(step_teacher_global_avg_pool12_vjp_pointers){t1825, t1823});
-}
-
-/* loop [128,16,64] split
- * %1826 = broadcast axes=[0, 2] %1824 : [128,16,64]  // teacher/global_avg_pool12 vjp */
-typedef struct {
-    float *t1826;
-    const float *t1824;
-} step_teacher_global_avg_pool12_vjp_2_pointers;
-
-static void step_teacher_global_avg_pool12_vjp_2_part(void *context, int part, int parts) {
-    const step_teacher_global_avg_pool12_vjp_2_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t1826 = p->t1826;
-    const float *restrict t1824 = p->t1824;
-    size_t lo, hi;
-    while (mplc_claim(128, 4, &lo, &hi)) {
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                for (size_t i2 = 0; i2 < 64; i2++) {
-                    const float v1826 = t1824[i0 * 64 + i2];
-                    t1826[i0 * 1024 + i1 * 64 + i2] = v1826;
-                }
-            }
-        }
-    }
-}
-
-static void step_teacher_global_avg_pool12_vjp_2(float *restrict t1826, const float *restrict t1824) {
-    mplc_parallel(step_teacher_global_avg_pool12_vjp_2_part, &(step_teacher_global_avg_pool12_vjp_2_pointers){t1826, t1824});
+static void step_teacher_global_avg_pool12_vjp(float *restrict t1793, const float *restrict t1792) {
+    mplc_parallel(step_teacher_global_avg_pool12_vjp_part, &(step_teacher_global_avg_pool12_vjp_pointers){t1793, t1792});
 }
 
 /* loop [288,4,4,64] split
- * %1829 = greaterEqual %343, %344 : [288,4,4,64]  // teacher/leaky_relu11 vjp */
+ * %1795 = greaterEqual %343, %344 : [288,4,4,64]  // teacher/leaky_relu11 vjp
+ * %1796 = constant 1 : [288,4,4,64]  // teacher/leaky_relu11 vjp
+ * %1797 = sub %1796, %1795 : [288,4,4,64]  // teacher/leaky_relu11 vjp */
 typedef struct {
-    float *t1829;
+    float *t1795;
+    float *t1797;
     const float *t343;
     const float *t344;
 } step_teacher_leaky_relu11_vjp_pointers;
@@ -13837,493 +13661,321 @@ static void step_teacher_leaky_relu11_vjp_part(void *context, int part, int part
     const step_teacher_leaky_relu11_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1829 = p->t1829;
+    float *restrict t1795 = p->t1795;
+    float *restrict t1797 = p->t1797;
     const float *restrict t343 = p->t343;
     const float *restrict t344 = p->t344;
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-            const float v1829 = t343[i] >= t344[i] ? 1.0f : 0.0f;
-            t1829[i] = v1829;
+            const float v1795 = t343[i] >= t344[i] ? 1.0f : 0.0f;
+            const float v1797 = 1.0f - v1795;
+            t1795[i] = v1795;
+            t1797[i] = v1797;
         }
     }
 }
 
-static void step_teacher_leaky_relu11_vjp(float *restrict t1829, const float *restrict t343, const float *restrict t344) {
-    mplc_parallel(step_teacher_leaky_relu11_vjp_part, &(step_teacher_leaky_relu11_vjp_pointers){t1829, t343, t344});
+static void step_teacher_leaky_relu11_vjp(float *restrict t1795, float *restrict t1797, const float *restrict t343, const float *restrict t344) {
+    mplc_parallel(step_teacher_leaky_relu11_vjp_part, &(step_teacher_leaky_relu11_vjp_pointers){t1795, t1797, t343, t344});
 }
 
 /* loop [32,4,4,64] split
  * %1366 = constant 0.1 : [32,4,4,64]  // student/res9/leaky_relu2 fwd
- * %1433 = constant 1 : [32,4,4,64]  // student/leaky_relu11 vjp
- * %1832 = mul %1827, %1831 : [32,4,4,64]  // teacher/leaky_relu11 vjp
- * %1835 = sub %1433, %1831 : [32,4,4,64]  // teacher/leaky_relu11 vjp
- * %1836 = mul %1827, %1835 : [32,4,4,64]  // teacher/leaky_relu11 vjp
- * %1839 = mul %1836, %1366 : [32,4,4,64]  // teacher/leaky_relu11 vjp
- * %1841 = add %1832, %1839 : [32,4,4,64]  // teacher/leaky_relu11 vjp */
+ * %1799 = mul %1794, %1798 : [32,4,4,64]  // teacher/leaky_relu11 vjp
+ * %1801 = mul %1794, %1800 : [32,4,4,64]  // teacher/leaky_relu11 vjp
+ * %1802 = mul %1801, %1366 : [32,4,4,64]  // teacher/leaky_relu11 vjp
+ * %1803 = add %1799, %1802 : [32,4,4,64]  // teacher/leaky_relu11 vjp */
 typedef struct {
-    float *t1841;
-    const float *t1827;
-    const float *t1831;
+    float *t1803;
+    const float *t1794;
+    const float *t1798;
+    const float *t1800;
 } step_teacher_leaky_relu11_vjp_2_pointers;
 
 static void step_teacher_leaky_relu11_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_leaky_relu11_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1841 = p->t1841;
-    const float *restrict t1827 = p->t1827;
-    const float *restrict t1831 = p->t1831;
+    float *restrict t1803 = p->t1803;
+    const float *restrict t1794 = p->t1794;
+    const float *restrict t1798 = p->t1798;
+    const float *restrict t1800 = p->t1800;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-            const float v1832 = t1827[i] * t1831[i];
-            const float v1835 = 1.0f - t1831[i];
-            const float v1836 = t1827[i] * v1835;
-            const float v1839 = v1836 * 0.1f;
-            const float v1841 = v1832 + v1839;
-            t1841[i] = v1841;
+            const float v1799 = t1794[i] * t1798[i];
+            const float v1801 = t1794[i] * t1800[i];
+            const float v1802 = v1801 * 0.1f;
+            const float v1803 = v1799 + v1802;
+            t1803[i] = v1803;
         }
     }
 }
 
-static void step_teacher_leaky_relu11_vjp_2(float *restrict t1841, const float *restrict t1827, const float *restrict t1831) {
-    mplc_parallel(step_teacher_leaky_relu11_vjp_2_part, &(step_teacher_leaky_relu11_vjp_2_pointers){t1841, t1827, t1831});
-}
-
-/* loop [128,4,4,64] split
- * %604 = constant 0.1 : [128,4,4,64]  // student/res9/leaky_relu2 fwd
- * %678 = constant 1 : [128,4,4,64]  // student/leaky_relu11 vjp
- * %1834 = mul %1828, %1833 : [128,4,4,64]  // teacher/leaky_relu11 vjp
- * %1837 = sub %678, %1833 : [128,4,4,64]  // teacher/leaky_relu11 vjp
- * %1838 = mul %1828, %1837 : [128,4,4,64]  // teacher/leaky_relu11 vjp
- * %1840 = mul %1838, %604 : [128,4,4,64]  // teacher/leaky_relu11 vjp
- * %1842 = add %1834, %1840 : [128,4,4,64]  // teacher/leaky_relu11 vjp */
-typedef struct {
-    float *t1842;
-    const float *t1828;
-    const float *t1833;
-} step_teacher_leaky_relu11_vjp_3_pointers;
-
-static void step_teacher_leaky_relu11_vjp_3_part(void *context, int part, int parts) {
-    const step_teacher_leaky_relu11_vjp_3_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t1842 = p->t1842;
-    const float *restrict t1828 = p->t1828;
-    const float *restrict t1833 = p->t1833;
-    size_t lo, hi;
-    while (mplc_claim(128, 4, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-            const float v1834 = t1828[i] * t1833[i];
-            const float v1837 = 1.0f - t1833[i];
-            const float v1838 = t1828[i] * v1837;
-            const float v1840 = v1838 * 0.1f;
-            const float v1842 = v1834 + v1840;
-            t1842[i] = v1842;
-        }
-    }
-}
-
-static void step_teacher_leaky_relu11_vjp_3(float *restrict t1842, const float *restrict t1828, const float *restrict t1833) {
-    mplc_parallel(step_teacher_leaky_relu11_vjp_3_part, &(step_teacher_leaky_relu11_vjp_3_pointers){t1842, t1828, t1833});
+static void step_teacher_leaky_relu11_vjp_2(float *restrict t1803, const float *restrict t1794, const float *restrict t1798, const float *restrict t1800) {
+    mplc_parallel(step_teacher_leaky_relu11_vjp_2_part, &(step_teacher_leaky_relu11_vjp_2_pointers){t1803, t1794, t1798, t1800});
 }
 
 /* reduce_sum [512,64] axes=[0] split
- * %1845 = reduce_sum axes=[0] %1843 : [64]  // teacher/bn10 vjp */
+ * %1805 = reduce_sum axes=[0] %1804 : [64]  // teacher/bn10 vjp */
 typedef struct {
-    float *t1845;
-    const float *t1843;
+    float *t1805;
+    const float *t1804;
 } step_teacher_bn10_vjp_pointers;
 
 static void step_teacher_bn10_vjp_part(void *context, int part, int parts) {
     const step_teacher_bn10_vjp_pointers *p = context;
-    float *restrict t1845 = p->t1845;
-    const float *restrict t1843 = p->t1843;
+    float *restrict t1805 = p->t1805;
+    const float *restrict t1804 = p->t1804;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1845[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1805[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1845[i1] += t1843[i0 * 64 + i1];
+            t1805[i1] += t1804[i0 * 64 + i1];
         }
     }
 }
 
-static void step_teacher_bn10_vjp(float *restrict t1845, const float *restrict t1843) {
-    mplc_parallel(step_teacher_bn10_vjp_part, &(step_teacher_bn10_vjp_pointers){t1845, t1843});
+static void step_teacher_bn10_vjp(float *restrict t1805, const float *restrict t1804) {
+    mplc_parallel(step_teacher_bn10_vjp_part, &(step_teacher_bn10_vjp_pointers){t1805, t1804});
 }
 
-/* reduce_sum [2048,64] axes=[0] split
- * %1846 = reduce_sum axes=[0] %1844 : [64]  // teacher/bn10 vjp */
+/* loop [512,64] split
+ * %1806 = broadcast axes=[1] %338 : [512,64]  // teacher/bn10 vjp
+ * %1807 = mul %1804, %1806 : [512,64]  // teacher/bn10 vjp */
 typedef struct {
-    float *t1846;
-    const float *t1844;
+    float *t1807;
+    const float *t1804;
+    const float *t338;
 } step_teacher_bn10_vjp_2_pointers;
 
 static void step_teacher_bn10_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_bn10_vjp_2_pointers *p = context;
-    float *restrict t1846 = p->t1846;
-    const float *restrict t1844 = p->t1844;
-    size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1846[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1846[i1] += t1844[i0 * 64 + i1];
-        }
-    }
-}
-
-static void step_teacher_bn10_vjp_2(float *restrict t1846, const float *restrict t1844) {
-    mplc_parallel(step_teacher_bn10_vjp_2_part, &(step_teacher_bn10_vjp_2_pointers){t1846, t1844});
-}
-
-/* loop [64]
- * %1847 = add %1845, %1846 : [64]  // teacher/bn10 vjp */
-static void step_teacher_bn10_vjp_3(float *restrict t1847, const float *restrict t1845, const float *restrict t1846) {
-    for (size_t i = 0; i < 64; i++) {
-        const float v1847 = t1845[i] + t1846[i];
-        t1847[i] = v1847;
-    }
-}
-
-/* loop [512,64] split
- * %1848 = broadcast axes=[1] %338 : [512,64]  // teacher/bn10 vjp
- * %1849 = mul %1843, %1848 : [512,64]  // teacher/bn10 vjp */
-typedef struct {
-    float *t1849;
-    const float *t1843;
-    const float *t338;
-} step_teacher_bn10_vjp_4_pointers;
-
-static void step_teacher_bn10_vjp_4_part(void *context, int part, int parts) {
-    const step_teacher_bn10_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1849 = p->t1849;
-    const float *restrict t1843 = p->t1843;
+    float *restrict t1807 = p->t1807;
+    const float *restrict t1804 = p->t1804;
     const float *restrict t338 = p->t338;
     size_t lo, hi;
     while (mplc_claim(512, 16, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v1849 = t1843[i0 * 64 + i1] * t338[i1];
-                t1849[i0 * 64 + i1] = v1849;
+                const float v1807 = t1804[i0 * 64 + i1] * t338[i1];
+                t1807[i0 * 64 + i1] = v1807;
             }
         }
     }
 }
 
-static void step_teacher_bn10_vjp_4(float *restrict t1849, const float *restrict t1843, const float *restrict t338) {
-    mplc_parallel(step_teacher_bn10_vjp_4_part, &(step_teacher_bn10_vjp_4_pointers){t1849, t1843, t338});
+static void step_teacher_bn10_vjp_2(float *restrict t1807, const float *restrict t1804, const float *restrict t338) {
+    mplc_parallel(step_teacher_bn10_vjp_2_part, &(step_teacher_bn10_vjp_2_pointers){t1807, t1804, t338});
 }
 
-/* loop [2048,64] split
- * %1850 = broadcast axes=[1] %338 : [2048,64]  // teacher/bn10 vjp
- * %1851 = mul %1844, %1850 : [2048,64]  // teacher/bn10 vjp */
+/* reduce_sum [512,64] axes=[0] split
+ * %1809 = mul %1804, %1808 : [512,64]  // teacher/bn10 vjp
+ * %1810 = reduce_sum axes=[0] %1809 : [64]  // teacher/bn10 vjp */
 typedef struct {
-    float *t1851;
-    const float *t1844;
-    const float *t338;
+    float *t1810;
+    const float *t1804;
+    const float *t1808;
+} step_teacher_bn10_vjp_3_pointers;
+
+static void step_teacher_bn10_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_3_pointers *p = context;
+    float *restrict t1810 = p->t1810;
+    const float *restrict t1804 = p->t1804;
+    const float *restrict t1808 = p->t1808;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1810[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 512; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v1809 = t1804[i0 * 64 + i1] * t1808[i0 * 64 + i1];
+            t1810[i1] += v1809;
+        }
+    }
+}
+
+static void step_teacher_bn10_vjp_3(float *restrict t1810, const float *restrict t1804, const float *restrict t1808) {
+    mplc_parallel(step_teacher_bn10_vjp_3_part, &(step_teacher_bn10_vjp_3_pointers){t1810, t1804, t1808});
+}
+
+/* loop [64]
+ * %1812 = mul %1810, %337 : [64]  // teacher/bn10 vjp */
+static void step_teacher_bn10_vjp_4(float *restrict t1812, const float *restrict t1810, const float *restrict t337) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v1812 = t1810[i] * t337[i];
+        t1812[i] = v1812;
+    }
+}
+
+/* reduce_sum [512,64] axes=[0] split
+ * %1813 = neg %1807 : [512,64]  // teacher/bn10 vjp
+ * %1814 = reduce_sum axes=[0] %1813 : [64]  // teacher/bn10 vjp */
+typedef struct {
+    float *t1814;
+    const float *t1807;
 } step_teacher_bn10_vjp_5_pointers;
 
 static void step_teacher_bn10_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_bn10_vjp_5_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t1851 = p->t1851;
-    const float *restrict t1844 = p->t1844;
-    const float *restrict t338 = p->t338;
-    size_t lo, hi;
-    while (mplc_claim(2048, 64, &lo, &hi)) {
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v1851 = t1844[i0 * 64 + i1] * t338[i1];
-                t1851[i0 * 64 + i1] = v1851;
-            }
-        }
-    }
-}
-
-static void step_teacher_bn10_vjp_5(float *restrict t1851, const float *restrict t1844, const float *restrict t338) {
-    mplc_parallel(step_teacher_bn10_vjp_5_part, &(step_teacher_bn10_vjp_5_pointers){t1851, t1844, t338});
-}
-
-/* reduce_sum [512,64] axes=[0] split
- * %1853 = mul %1843, %1852 : [512,64]  // teacher/bn10 vjp
- * %1856 = reduce_sum axes=[0] %1853 : [64]  // teacher/bn10 vjp */
-typedef struct {
-    float *t1856;
-    const float *t1843;
-    const float *t1852;
-} step_teacher_bn10_vjp_6_pointers;
-
-static void step_teacher_bn10_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_bn10_vjp_6_pointers *p = context;
-    float *restrict t1856 = p->t1856;
-    const float *restrict t1843 = p->t1843;
-    const float *restrict t1852 = p->t1852;
+    float *restrict t1814 = p->t1814;
+    const float *restrict t1807 = p->t1807;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1856[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1814[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1853 = t1843[i0 * 64 + i1] * t1852[i0 * 64 + i1];
-            t1856[i1] += v1853;
+            const float v1813 = -t1807[i0 * 64 + i1];
+            t1814[i1] += v1813;
         }
     }
 }
 
-static void step_teacher_bn10_vjp_6(float *restrict t1856, const float *restrict t1843, const float *restrict t1852) {
-    mplc_parallel(step_teacher_bn10_vjp_6_part, &(step_teacher_bn10_vjp_6_pointers){t1856, t1843, t1852});
-}
-
-/* reduce_sum [2048,64] axes=[0] split
- * %1855 = mul %1844, %1854 : [2048,64]  // teacher/bn10 vjp
- * %1857 = reduce_sum axes=[0] %1855 : [64]  // teacher/bn10 vjp */
-typedef struct {
-    float *t1857;
-    const float *t1844;
-    const float *t1854;
-} step_teacher_bn10_vjp_7_pointers;
-
-static void step_teacher_bn10_vjp_7_part(void *context, int part, int parts) {
-    const step_teacher_bn10_vjp_7_pointers *p = context;
-    float *restrict t1857 = p->t1857;
-    const float *restrict t1844 = p->t1844;
-    const float *restrict t1854 = p->t1854;
-    size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1857[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1855 = t1844[i0 * 64 + i1] * t1854[i0 * 64 + i1];
-            t1857[i1] += v1855;
-        }
-    }
-}
-
-static void step_teacher_bn10_vjp_7(float *restrict t1857, const float *restrict t1844, const float *restrict t1854) {
-    mplc_parallel(step_teacher_bn10_vjp_7_part, &(step_teacher_bn10_vjp_7_pointers){t1857, t1844, t1854});
-}
-
-/* loop [64]
- * %1858 = add %1856, %1857 : [64]  // teacher/bn10 vjp
- * %1860 = mul %1858, %337 : [64]  // teacher/bn10 vjp */
-static void step_teacher_bn10_vjp_8(float *restrict t1858, float *restrict t1860, const float *restrict t1856, const float *restrict t1857, const float *restrict t337) {
-    for (size_t i = 0; i < 64; i++) {
-        const float v1858 = t1856[i] + t1857[i];
-        const float v1860 = v1858 * t337[i];
-        t1858[i] = v1858;
-        t1860[i] = v1860;
-    }
-}
-
-/* reduce_sum [512,64] axes=[0] split
- * %1861 = neg %1849 : [512,64]  // teacher/bn10 vjp
- * %1863 = reduce_sum axes=[0] %1861 : [64]  // teacher/bn10 vjp */
-typedef struct {
-    float *t1863;
-    const float *t1849;
-} step_teacher_bn10_vjp_9_pointers;
-
-static void step_teacher_bn10_vjp_9_part(void *context, int part, int parts) {
-    const step_teacher_bn10_vjp_9_pointers *p = context;
-    float *restrict t1863 = p->t1863;
-    const float *restrict t1849 = p->t1849;
-    size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1863[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1861 = -t1849[i0 * 64 + i1];
-            t1863[i1] += v1861;
-        }
-    }
-}
-
-static void step_teacher_bn10_vjp_9(float *restrict t1863, const float *restrict t1849) {
-    mplc_parallel(step_teacher_bn10_vjp_9_part, &(step_teacher_bn10_vjp_9_pointers){t1863, t1849});
-}
-
-/* reduce_sum [2048,64] axes=[0] split
- * %1862 = neg %1851 : [2048,64]  // teacher/bn10 vjp
- * %1864 = reduce_sum axes=[0] %1862 : [64]  // teacher/bn10 vjp */
-typedef struct {
-    float *t1864;
-    const float *t1851;
-} step_teacher_bn10_vjp_10_pointers;
-
-static void step_teacher_bn10_vjp_10_part(void *context, int part, int parts) {
-    const step_teacher_bn10_vjp_10_pointers *p = context;
-    float *restrict t1864 = p->t1864;
-    const float *restrict t1851 = p->t1851;
-    size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1864[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1862 = -t1851[i0 * 64 + i1];
-            t1864[i1] += v1862;
-        }
-    }
-}
-
-static void step_teacher_bn10_vjp_10(float *restrict t1864, const float *restrict t1851) {
-    mplc_parallel(step_teacher_bn10_vjp_10_part, &(step_teacher_bn10_vjp_10_pointers){t1864, t1851});
+static void step_teacher_bn10_vjp_5(float *restrict t1814, const float *restrict t1807) {
+    mplc_parallel(step_teacher_bn10_vjp_5_part, &(step_teacher_bn10_vjp_5_pointers){t1814, t1807});
 }
 
 /* loop [64]
  * %278 = constant 0.00021701388888888888 : [64]  // teacher/res9/bn1 fwd
  * %297 = constant -0.5 : [64]  // teacher/res9/bn1 fwd
- * %1859 = mul %1858, %28 : [64]  // teacher/bn10 vjp
- * %1866 = mul %1859, %337 : [64]  // teacher/bn10 vjp
- * %1867 = mul %1866, %297 : [64]  // teacher/bn10 vjp
- * %1868 = div %1867, %334 : [64]  // teacher/bn10 vjp
- * %1869 = mul %1868, %278 : [64]  // teacher/bn10 vjp */
-static void step_teacher_bn10_vjp_11(float *restrict t1869, const float *restrict t1858, const float *restrict in_teacher_bn10_scale, const float *restrict t337, const float *restrict t334) {
+ * %1811 = mul %1810, %28 : [64]  // teacher/bn10 vjp
+ * %1815 = mul %1811, %337 : [64]  // teacher/bn10 vjp
+ * %1816 = mul %1815, %297 : [64]  // teacher/bn10 vjp
+ * %1817 = div %1816, %334 : [64]  // teacher/bn10 vjp
+ * %1818 = mul %1817, %278 : [64]  // teacher/bn10 vjp */
+static void step_teacher_bn10_vjp_6(float *restrict t1818, const float *restrict t1810, const float *restrict in_teacher_bn10_scale, const float *restrict t337, const float *restrict t334) {
     for (size_t i = 0; i < 64; i++) {
-        const float v1859 = t1858[i] * in_teacher_bn10_scale[i];
-        const float v1866 = v1859 * t337[i];
-        const float v1867 = v1866 * (-0.5f);
-        const float v1868 = v1867 / t334[i];
-        const float v1869 = v1868 * 0.00021701389f;
-        t1869[i] = v1869;
+        const float v1811 = t1810[i] * in_teacher_bn10_scale[i];
+        const float v1815 = v1811 * t337[i];
+        const float v1816 = v1815 * (-0.5f);
+        const float v1817 = v1816 / t334[i];
+        const float v1818 = v1817 * 0.00021701389f;
+        t1818[i] = v1818;
     }
 }
 
 /* loop [4608,64] split
- * %1870 = broadcast axes=[1] %1869 : [4608,64]  // teacher/bn10 vjp
- * %1871 = mul %1870, %324 : [4608,64]  // teacher/bn10 vjp
- * %1872 = add %1871, %1871 : [4608,64]  // teacher/bn10 vjp */
+ * %1819 = broadcast axes=[1] %1818 : [4608,64]  // teacher/bn10 vjp
+ * %1820 = mul %1819, %324 : [4608,64]  // teacher/bn10 vjp
+ * %1821 = add %1820, %1820 : [4608,64]  // teacher/bn10 vjp */
 typedef struct {
-    float *t1872;
-    const float *t1869;
+    float *t1821;
+    const float *t1818;
     const float *t324;
-} step_teacher_bn10_vjp_12_pointers;
+} step_teacher_bn10_vjp_7_pointers;
 
-static void step_teacher_bn10_vjp_12_part(void *context, int part, int parts) {
-    const step_teacher_bn10_vjp_12_pointers *p = context;
+static void step_teacher_bn10_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_7_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1872 = p->t1872;
-    const float *restrict t1869 = p->t1869;
+    float *restrict t1821 = p->t1821;
+    const float *restrict t1818 = p->t1818;
     const float *restrict t324 = p->t324;
     size_t lo, hi;
     while (mplc_claim(4608, 144, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v1871 = t1869[i1] * t324[i0 * 64 + i1];
-                const float v1872 = v1871 + v1871;
-                t1872[i0 * 64 + i1] = v1872;
+                const float v1820 = t1818[i1] * t324[i0 * 64 + i1];
+                const float v1821 = v1820 + v1820;
+                t1821[i0 * 64 + i1] = v1821;
             }
         }
     }
 }
 
-static void step_teacher_bn10_vjp_12(float *restrict t1872, const float *restrict t1869, const float *restrict t324) {
-    mplc_parallel(step_teacher_bn10_vjp_12_part, &(step_teacher_bn10_vjp_12_pointers){t1872, t1869, t324});
+static void step_teacher_bn10_vjp_7(float *restrict t1821, const float *restrict t1818, const float *restrict t324) {
+    mplc_parallel(step_teacher_bn10_vjp_7_part, &(step_teacher_bn10_vjp_7_pointers){t1821, t1818, t324});
 }
 
 /* pad_rows
- * %1874 = pad_rows start=0 %1849 : [4608,64]  // teacher/bn10 vjp */
-static void step_teacher_bn10_vjp_13(float *restrict t1874, const float *restrict t1849) {
-    mplc_pad_rows(t1874, t1849, 512, 4608, 0, 64);
-}
-
-/* pad_rows
- * %1875 = pad_rows start=2560 %1851 : [4608,64]  // teacher/bn10 vjp */
-static void step_teacher_bn10_vjp_14(float *restrict t1875, const float *restrict t1851) {
-    mplc_pad_rows(t1875, t1851, 2048, 4608, 2560, 64);
+ * %1823 = pad_rows start=0 %1807 : [4608,64]  // teacher/bn10 vjp */
+static void step_teacher_bn10_vjp_8(float *restrict t1823, const float *restrict t1807) {
+    mplc_pad_rows(t1823, t1807, 512, 4608, 0, 64);
 }
 
 /* reduce_sum [4608,64] axes=[0] split
- * %1873 = neg %1872 : [4608,64]  // teacher/bn10 vjp
- * %1878 = reduce_sum axes=[0] %1873 : [64]  // teacher/bn10 vjp */
+ * %1822 = neg %1821 : [4608,64]  // teacher/bn10 vjp
+ * %1825 = reduce_sum axes=[0] %1822 : [64]  // teacher/bn10 vjp */
 typedef struct {
-    float *t1878;
-    const float *t1872;
-} step_teacher_bn10_vjp_15_pointers;
+    float *t1825;
+    const float *t1821;
+} step_teacher_bn10_vjp_9_pointers;
 
-static void step_teacher_bn10_vjp_15_part(void *context, int part, int parts) {
-    const step_teacher_bn10_vjp_15_pointers *p = context;
-    float *restrict t1878 = p->t1878;
-    const float *restrict t1872 = p->t1872;
+static void step_teacher_bn10_vjp_9_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_9_pointers *p = context;
+    float *restrict t1825 = p->t1825;
+    const float *restrict t1821 = p->t1821;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1878[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1825[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1873 = -t1872[i0 * 64 + i1];
-            t1878[i1] += v1873;
+            const float v1822 = -t1821[i0 * 64 + i1];
+            t1825[i1] += v1822;
         }
     }
 }
 
-static void step_teacher_bn10_vjp_15(float *restrict t1878, const float *restrict t1872) {
-    mplc_parallel(step_teacher_bn10_vjp_15_part, &(step_teacher_bn10_vjp_15_pointers){t1878, t1872});
+static void step_teacher_bn10_vjp_9(float *restrict t1825, const float *restrict t1821) {
+    mplc_parallel(step_teacher_bn10_vjp_9_part, &(step_teacher_bn10_vjp_9_pointers){t1825, t1821});
 }
 
 /* loop [64]
  * %278 = constant 0.00021701388888888888 : [64]  // teacher/res9/bn1 fwd
- * %1865 = add %1863, %1864 : [64]  // teacher/bn10 vjp
- * %1879 = add %1865, %1878 : [64]  // teacher/bn10 vjp
- * %1880 = mul %1879, %278 : [64]  // teacher/bn10 vjp */
-static void step_teacher_bn10_vjp_16(float *restrict t1880, const float *restrict t1863, const float *restrict t1864, const float *restrict t1878) {
+ * %1826 = add %1814, %1825 : [64]  // teacher/bn10 vjp
+ * %1827 = mul %1826, %278 : [64]  // teacher/bn10 vjp */
+static void step_teacher_bn10_vjp_10(float *restrict t1827, const float *restrict t1814, const float *restrict t1825) {
     for (size_t i = 0; i < 64; i++) {
-        const float v1865 = t1863[i] + t1864[i];
-        const float v1879 = v1865 + t1878[i];
-        const float v1880 = v1879 * 0.00021701389f;
-        t1880[i] = v1880;
+        const float v1826 = t1814[i] + t1825[i];
+        const float v1827 = v1826 * 0.00021701389f;
+        t1827[i] = v1827;
     }
 }
 
 /* loop [4608,64] split
- * %1876 = add %1874, %1875 : [4608,64]  // teacher/bn10 vjp
- * %1877 = add %1876, %1872 : [4608,64]  // teacher/bn10 vjp
- * %1881 = broadcast axes=[1] %1880 : [4608,64]  // teacher/bn10 vjp
- * %1882 = add %1877, %1881 : [4608,64]  // teacher/bn10 vjp */
+ * %1824 = add %1823, %1821 : [4608,64]  // teacher/bn10 vjp
+ * %1828 = broadcast axes=[1] %1827 : [4608,64]  // teacher/bn10 vjp
+ * %1829 = add %1824, %1828 : [4608,64]  // teacher/bn10 vjp */
 typedef struct {
-    float *t1882;
-    const float *t1874;
-    const float *t1875;
-    const float *t1872;
-    const float *t1880;
-} step_teacher_bn10_vjp_17_pointers;
+    float *t1829;
+    const float *t1823;
+    const float *t1821;
+    const float *t1827;
+} step_teacher_bn10_vjp_11_pointers;
 
-static void step_teacher_bn10_vjp_17_part(void *context, int part, int parts) {
-    const step_teacher_bn10_vjp_17_pointers *p = context;
+static void step_teacher_bn10_vjp_11_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_11_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1882 = p->t1882;
-    const float *restrict t1874 = p->t1874;
-    const float *restrict t1875 = p->t1875;
-    const float *restrict t1872 = p->t1872;
-    const float *restrict t1880 = p->t1880;
+    float *restrict t1829 = p->t1829;
+    const float *restrict t1823 = p->t1823;
+    const float *restrict t1821 = p->t1821;
+    const float *restrict t1827 = p->t1827;
     size_t lo, hi;
     while (mplc_claim(4608, 144, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v1876 = t1874[i0 * 64 + i1] + t1875[i0 * 64 + i1];
-                const float v1877 = v1876 + t1872[i0 * 64 + i1];
-                const float v1882 = v1877 + t1880[i1];
-                t1882[i0 * 64 + i1] = v1882;
+                const float v1824 = t1823[i0 * 64 + i1] + t1821[i0 * 64 + i1];
+                const float v1829 = v1824 + t1827[i1];
+                t1829[i0 * 64 + i1] = v1829;
             }
         }
     }
 }
 
-static void step_teacher_bn10_vjp_17(float *restrict t1882, const float *restrict t1874, const float *restrict t1875, const float *restrict t1872, const float *restrict t1880) {
-    mplc_parallel(step_teacher_bn10_vjp_17_part, &(step_teacher_bn10_vjp_17_pointers){t1882, t1874, t1875, t1872, t1880});
+static void step_teacher_bn10_vjp_11(float *restrict t1829, const float *restrict t1823, const float *restrict t1821, const float *restrict t1827) {
+    mplc_parallel(step_teacher_bn10_vjp_11_part, &(step_teacher_bn10_vjp_11_pointers){t1829, t1823, t1821, t1827});
 }
 
 /* gemm blas-into-col2im m=4608 n=32 k=64 tB chunk=256 split
- * %1883 = matmul tB %1882, %316 : [4608,32]  // teacher/res9 vjp
- * %1886 = col2im k1 s2 p0 %1883 : [288,7,7,32]  // teacher/res9 vjp */
+ * %1830 = matmul tB %1829, %316 : [4608,32]  // teacher/res9 vjp
+ * %1833 = col2im k1 s2 p0 %1830 : [288,7,7,32]  // teacher/res9 vjp */
 typedef struct {
-    float *t1886;
-    const float *t1882;
+    float *t1833;
+    const float *t1829;
     const float *in_teacher_res9_shortcut_weight;
     float *chunk;
 } step_teacher_res9_vjp_pointers;
@@ -14331,8 +13983,8 @@ typedef struct {
 static void step_teacher_res9_vjp_part(void *context, int part, int parts) {
     const step_teacher_res9_vjp_pointers *p = context;
     (void)parts;
-    float *restrict t1886 = p->t1886;
-    const float *restrict t1882 = p->t1882;
+    float *restrict t1833 = p->t1833;
+    const float *restrict t1829 = p->t1829;
     const float *restrict in_teacher_res9_shortcut_weight = p->in_teacher_res9_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 131072; /* this thread's part */
     /* the product 256 images at a time (131072 floats), each chunk through col2im */
@@ -14340,83 +13992,83 @@ static void step_teacher_res9_vjp_part(void *context, int part, int parts) {
     while (mplc_claim(288, 256, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
             const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t1882 + (size_t)n0 * 1024, 64, in_teacher_res9_shortcut_weight, 64, 0.0f, chunk, 32);
-            mplc_col2im(t1886 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t1829 + (size_t)n0 * 1024, 64, in_teacher_res9_shortcut_weight, 64, 0.0f, chunk, 32);
+            mplc_col2im(t1833 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
         }
     }
 }
 
-static void step_teacher_res9_vjp(float *restrict t1886, const float *restrict t1882, const float *restrict in_teacher_res9_shortcut_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_res9_vjp_part, &(step_teacher_res9_vjp_pointers){t1886, t1882, in_teacher_res9_shortcut_weight, chunk});
+static void step_teacher_res9_vjp(float *restrict t1833, const float *restrict t1829, const float *restrict in_teacher_res9_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_vjp_part, &(step_teacher_res9_vjp_pointers){t1833, t1829, in_teacher_res9_shortcut_weight, chunk});
 }
 
 /* gemm blas-on-column-chunks m=32 n=64 k=4608 tA chunk=256 split
  * %315 = im2col k1 s2 p0 %271 : [4608,32]  // teacher/res9 fwd
- * %1884 = matmul tA %315, %1882 : [32,64]  // teacher/res9 vjp */
+ * %1831 = matmul tA %315, %1829 : [32,64]  // teacher/res9 vjp */
 typedef struct {
-    float *t1884;
+    float *t1831;
     const float *t271;
-    const float *t1882;
+    const float *t1829;
     float *chunk;
 } step_teacher_res9_vjp_2_pointers;
 
 static void step_teacher_res9_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_res9_vjp_2_pointers *p = context;
-    float *restrict t1884 = p->t1884;
+    float *restrict t1831 = p->t1831;
     const float *restrict t271 = p->t271;
-    const float *restrict t1882 = p->t1882;
+    const float *restrict t1829 = p->t1829;
     float *restrict chunk = p->chunk + (size_t)part * 133120; /* this thread's part */
     /* columns of 256 images at a time (131072 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(288, 256, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1884 : chunk + 131072;
+    float *sum = part == 0 ? t1831 : chunk + 131072;
     if (lo == hi) for (int i = 0; i < 2048; i++) sum[i] = 0.0f;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
         const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
         mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 16, 1.0f, chunk, 32, t1882 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 16, 1.0f, chunk, 32, t1829 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
     }
 }
 
-static void step_teacher_res9_vjp_2(float *restrict t1884, const float *restrict t271, const float *restrict t1882, float *restrict chunk) {
-    mplc_parallel(step_teacher_res9_vjp_2_part, &(step_teacher_res9_vjp_2_pointers){t1884, t271, t1882, chunk});
+static void step_teacher_res9_vjp_2(float *restrict t1831, const float *restrict t271, const float *restrict t1829, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_vjp_2_part, &(step_teacher_res9_vjp_2_pointers){t1831, t271, t1829, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 133120 + 131072;
-        for (int i = 0; i < 2048; i++) t1884[i] += partial[i];
+        for (int i = 0; i < 2048; i++) t1831[i] += partial[i];
     }
 }
 
 /* reduce_sum [4608,64] axes=[0] split
- * %1887 = reduce_sum axes=[0] %1882 : [64]  // teacher/res9/conv3 vjp */
+ * %1834 = reduce_sum axes=[0] %1829 : [64]  // teacher/res9/conv3 vjp */
 typedef struct {
-    float *t1887;
-    const float *t1882;
+    float *t1834;
+    const float *t1829;
 } step_teacher_res9_conv3_vjp_pointers;
 
 static void step_teacher_res9_conv3_vjp_part(void *context, int part, int parts) {
     const step_teacher_res9_conv3_vjp_pointers *p = context;
-    float *restrict t1887 = p->t1887;
-    const float *restrict t1882 = p->t1882;
+    float *restrict t1834 = p->t1834;
+    const float *restrict t1829 = p->t1829;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1887[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1834[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1887[i1] += t1882[i0 * 64 + i1];
+            t1834[i1] += t1829[i0 * 64 + i1];
         }
     }
 }
 
-static void step_teacher_res9_conv3_vjp(float *restrict t1887, const float *restrict t1882) {
-    mplc_parallel(step_teacher_res9_conv3_vjp_part, &(step_teacher_res9_conv3_vjp_pointers){t1887, t1882});
+static void step_teacher_res9_conv3_vjp(float *restrict t1834, const float *restrict t1829) {
+    mplc_parallel(step_teacher_res9_conv3_vjp_part, &(step_teacher_res9_conv3_vjp_pointers){t1834, t1829});
 }
 
 /* gemm winograd m=4608 n=576 k=64 tB chunk=28 split
- * %1888 = matmul tB %1882, %310 : [4608,576]  // teacher/res9/conv3 vjp
- * %1891 = col2im k3 s1 p1 %1888 : [288,4,4,64]  // teacher/res9/conv3 vjp */
+ * %1835 = matmul tB %1829, %310 : [4608,576]  // teacher/res9/conv3 vjp
+ * %1838 = col2im k3 s1 p1 %1835 : [288,4,4,64]  // teacher/res9/conv3 vjp */
 typedef struct {
-    float *t1891;
-    const float *t1882;
+    float *t1838;
+    const float *t1829;
     const float *in_teacher_res9_conv3_weight;
     float *chunk;
 } step_teacher_res9_conv3_vjp_2_pointers;
@@ -14424,8 +14076,8 @@ typedef struct {
 static void step_teacher_res9_conv3_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_res9_conv3_vjp_2_pointers *p = context;
     (void)parts;
-    float *restrict t1891 = p->t1891;
-    const float *restrict t1882 = p->t1882;
+    float *restrict t1838 = p->t1838;
+    const float *restrict t1829 = p->t1829;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
@@ -14435,125 +14087,131 @@ static void step_teacher_res9_conv3_vjp_2_part(void *context, int part, int part
     while (mplc_claim(288, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t1891 + (size_t)n0 * 1024, t1882 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t1838 + (size_t)n0 * 1024, t1829 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
         }
     }
 }
 
-static void step_teacher_res9_conv3_vjp_2(float *restrict t1891, const float *restrict t1882, const float *restrict in_teacher_res9_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_res9_conv3_vjp_2_part, &(step_teacher_res9_conv3_vjp_2_pointers){t1891, t1882, in_teacher_res9_conv3_weight, chunk});
+static void step_teacher_res9_conv3_vjp_2(float *restrict t1838, const float *restrict t1829, const float *restrict in_teacher_res9_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_conv3_vjp_2_part, &(step_teacher_res9_conv3_vjp_2_pointers){t1838, t1829, in_teacher_res9_conv3_weight, chunk});
 }
 
 /* gemm winograd m=576 n=64 k=4608 tA chunk=28 split
  * %309 = im2col k3 s1 p1 %308 : [4608,576]  // teacher/res9/conv3 fwd
- * %1889 = matmul tA %309, %1882 : [576,64]  // teacher/res9/conv3 vjp */
+ * %1836 = matmul tA %309, %1829 : [576,64]  // teacher/res9/conv3 vjp */
 typedef struct {
-    float *t1889;
+    float *t1836;
     const float *t308;
-    const float *t1882;
+    const float *t1829;
     float *chunk;
 } step_teacher_res9_conv3_vjp_3_pointers;
 
 static void step_teacher_res9_conv3_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_res9_conv3_vjp_3_pointers *p = context;
-    float *restrict t1889 = p->t1889;
+    float *restrict t1836 = p->t1836;
     const float *restrict t308 = p->t308;
-    const float *restrict t1882 = p->t1882;
+    const float *restrict t1829 = p->t1829;
     float *restrict chunk = p->chunk + (size_t)part * 332992; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 28 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(288, 28, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1889 : chunk + 296128;
+    float *sum = part == 0 ? t1836 : chunk + 296128;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
         const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_winograd_filter_gradient(filters, t308 + (size_t)n0 * 1024, t1882 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+        mplc_winograd_filter_gradient(filters, t308 + (size_t)n0 * 1024, t1829 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
-static void step_teacher_res9_conv3_vjp_3(float *restrict t1889, const float *restrict t308, const float *restrict t1882, float *restrict chunk) {
-    mplc_parallel(step_teacher_res9_conv3_vjp_3_part, &(step_teacher_res9_conv3_vjp_3_pointers){t1889, t308, t1882, chunk});
+static void step_teacher_res9_conv3_vjp_3(float *restrict t1836, const float *restrict t308, const float *restrict t1829, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_conv3_vjp_3_part, &(step_teacher_res9_conv3_vjp_3_pointers){t1836, t308, t1829, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 332992 + 296128;
-        for (int i = 0; i < 36864; i++) t1889[i] += partial[i];
+        for (int i = 0; i < 36864; i++) t1836[i] += partial[i];
     }
 }
 
 /* loop [288,4,4,64] split
  * %306 = constant 0.1 : [288,4,4,64]  // teacher/res9/leaky_relu2 fwd
- * %1830 = constant 1 : [288,4,4,64]  // teacher/leaky_relu11 vjp
- * %1892 = greaterEqual %305, %307 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp
- * %1893 = sub %1830, %1892 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp
- * %1894 = mul %1891, %1892 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp
- * %1895 = mul %1891, %1893 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp
- * %1896 = mul %1895, %306 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp
- * %1897 = add %1894, %1896 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp */
+ * %1796 = constant 1 : [288,4,4,64]  // teacher/leaky_relu11 vjp
+ * %1839 = greaterEqual %305, %307 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp
+ * %1840 = sub %1796, %1839 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp
+ * %1841 = mul %1838, %1839 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp
+ * %1842 = mul %1838, %1840 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp
+ * %1843 = mul %1842, %306 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp
+ * %1844 = add %1841, %1843 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp */
 typedef struct {
-    float *t1897;
+    float *t1839;
+    float *t1840;
+    float *t1844;
     const float *t305;
     const float *t307;
-    const float *t1891;
+    const float *t1838;
 } step_teacher_res9_leaky_relu2_vjp_pointers;
 
 static void step_teacher_res9_leaky_relu2_vjp_part(void *context, int part, int parts) {
     const step_teacher_res9_leaky_relu2_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1897 = p->t1897;
+    float *restrict t1839 = p->t1839;
+    float *restrict t1840 = p->t1840;
+    float *restrict t1844 = p->t1844;
     const float *restrict t305 = p->t305;
     const float *restrict t307 = p->t307;
-    const float *restrict t1891 = p->t1891;
+    const float *restrict t1838 = p->t1838;
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-            const float v1892 = t305[i] >= t307[i] ? 1.0f : 0.0f;
-            const float v1894 = t1891[i] * v1892;
-            const float v1893 = 1.0f - v1892;
-            const float v1895 = t1891[i] * v1893;
-            const float v1896 = v1895 * 0.1f;
-            const float v1897 = v1894 + v1896;
-            t1897[i] = v1897;
+            const float v1839 = t305[i] >= t307[i] ? 1.0f : 0.0f;
+            const float v1840 = 1.0f - v1839;
+            const float v1841 = t1838[i] * v1839;
+            const float v1842 = t1838[i] * v1840;
+            const float v1843 = v1842 * 0.1f;
+            const float v1844 = v1841 + v1843;
+            t1839[i] = v1839;
+            t1840[i] = v1840;
+            t1844[i] = v1844;
         }
     }
 }
 
-static void step_teacher_res9_leaky_relu2_vjp(float *restrict t1897, const float *restrict t305, const float *restrict t307, const float *restrict t1891) {
-    mplc_parallel(step_teacher_res9_leaky_relu2_vjp_part, &(step_teacher_res9_leaky_relu2_vjp_pointers){t1897, t305, t307, t1891});
+static void step_teacher_res9_leaky_relu2_vjp(float *restrict t1839, float *restrict t1840, float *restrict t1844, const float *restrict t305, const float *restrict t307, const float *restrict t1838) {
+    mplc_parallel(step_teacher_res9_leaky_relu2_vjp_part, &(step_teacher_res9_leaky_relu2_vjp_pointers){t1839, t1840, t1844, t305, t307, t1838});
 }
 
 /* reduce_sum [4608,64] axes=[0] split
- * %1899 = reduce_sum axes=[0] %1898 : [64]  // teacher/res9/bn1 vjp */
+ * %1846 = reduce_sum axes=[0] %1845 : [64]  // teacher/res9/bn1 vjp */
 typedef struct {
-    float *t1899;
-    const float *t1898;
+    float *t1846;
+    const float *t1845;
 } step_teacher_res9_bn1_vjp_pointers;
 
 static void step_teacher_res9_bn1_vjp_part(void *context, int part, int parts) {
     const step_teacher_res9_bn1_vjp_pointers *p = context;
-    float *restrict t1899 = p->t1899;
-    const float *restrict t1898 = p->t1898;
+    float *restrict t1846 = p->t1846;
+    const float *restrict t1845 = p->t1845;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1899[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1846[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1899[i1] += t1898[i0 * 64 + i1];
+            t1846[i1] += t1845[i0 * 64 + i1];
         }
     }
 }
 
-static void step_teacher_res9_bn1_vjp(float *restrict t1899, const float *restrict t1898) {
-    mplc_parallel(step_teacher_res9_bn1_vjp_part, &(step_teacher_res9_bn1_vjp_pointers){t1899, t1898});
+static void step_teacher_res9_bn1_vjp(float *restrict t1846, const float *restrict t1845) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_part, &(step_teacher_res9_bn1_vjp_pointers){t1846, t1845});
 }
 
 /* loop [4608,64] split
  * %301 = broadcast axes=[1] %300 : [4608,64]  // teacher/res9/bn1 fwd
- * %1900 = mul %1898, %301 : [4608,64]  // teacher/res9/bn1 vjp */
+ * %1847 = mul %1845, %301 : [4608,64]  // teacher/res9/bn1 vjp */
 typedef struct {
-    float *t1900;
-    const float *t1898;
+    float *t1847;
+    const float *t1845;
     const float *t300;
 } step_teacher_res9_bn1_vjp_2_pointers;
 
@@ -14561,115 +14219,115 @@ static void step_teacher_res9_bn1_vjp_2_part(void *context, int part, int parts)
     const step_teacher_res9_bn1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1900 = p->t1900;
-    const float *restrict t1898 = p->t1898;
+    float *restrict t1847 = p->t1847;
+    const float *restrict t1845 = p->t1845;
     const float *restrict t300 = p->t300;
     size_t lo, hi;
     while (mplc_claim(4608, 144, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v1900 = t1898[i0 * 64 + i1] * t300[i1];
-                t1900[i0 * 64 + i1] = v1900;
+                const float v1847 = t1845[i0 * 64 + i1] * t300[i1];
+                t1847[i0 * 64 + i1] = v1847;
             }
         }
     }
 }
 
-static void step_teacher_res9_bn1_vjp_2(float *restrict t1900, const float *restrict t1898, const float *restrict t300) {
-    mplc_parallel(step_teacher_res9_bn1_vjp_2_part, &(step_teacher_res9_bn1_vjp_2_pointers){t1900, t1898, t300});
+static void step_teacher_res9_bn1_vjp_2(float *restrict t1847, const float *restrict t1845, const float *restrict t300) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_2_part, &(step_teacher_res9_bn1_vjp_2_pointers){t1847, t1845, t300});
 }
 
 /* reduce_sum [4608,64] axes=[0] split
- * %1901 = mul %1898, %281 : [4608,64]  // teacher/res9/bn1 vjp
- * %1902 = reduce_sum axes=[0] %1901 : [64]  // teacher/res9/bn1 vjp */
+ * %1848 = mul %1845, %281 : [4608,64]  // teacher/res9/bn1 vjp
+ * %1849 = reduce_sum axes=[0] %1848 : [64]  // teacher/res9/bn1 vjp */
 typedef struct {
-    float *t1902;
-    const float *t1898;
+    float *t1849;
+    const float *t1845;
     const float *t281;
 } step_teacher_res9_bn1_vjp_3_pointers;
 
 static void step_teacher_res9_bn1_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_res9_bn1_vjp_3_pointers *p = context;
-    float *restrict t1902 = p->t1902;
-    const float *restrict t1898 = p->t1898;
+    float *restrict t1849 = p->t1849;
+    const float *restrict t1845 = p->t1845;
     const float *restrict t281 = p->t281;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1902[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1849[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1901 = t1898[i0 * 64 + i1] * t281[i0 * 64 + i1];
-            t1902[i1] += v1901;
+            const float v1848 = t1845[i0 * 64 + i1] * t281[i0 * 64 + i1];
+            t1849[i1] += v1848;
         }
     }
 }
 
-static void step_teacher_res9_bn1_vjp_3(float *restrict t1902, const float *restrict t1898, const float *restrict t281) {
-    mplc_parallel(step_teacher_res9_bn1_vjp_3_part, &(step_teacher_res9_bn1_vjp_3_pointers){t1902, t1898, t281});
+static void step_teacher_res9_bn1_vjp_3(float *restrict t1849, const float *restrict t1845, const float *restrict t281) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_3_part, &(step_teacher_res9_bn1_vjp_3_pointers){t1849, t1845, t281});
 }
 
 /* loop [64]
- * %1904 = mul %1902, %299 : [64]  // teacher/res9/bn1 vjp */
-static void step_teacher_res9_bn1_vjp_4(float *restrict t1904, const float *restrict t1902, const float *restrict t299) {
+ * %1851 = mul %1849, %299 : [64]  // teacher/res9/bn1 vjp */
+static void step_teacher_res9_bn1_vjp_4(float *restrict t1851, const float *restrict t1849, const float *restrict t299) {
     for (size_t i = 0; i < 64; i++) {
-        const float v1904 = t1902[i] * t299[i];
-        t1904[i] = v1904;
+        const float v1851 = t1849[i] * t299[i];
+        t1851[i] = v1851;
     }
 }
 
 /* reduce_sum [4608,64] axes=[0] split
- * %1905 = neg %1900 : [4608,64]  // teacher/res9/bn1 vjp
- * %1906 = reduce_sum axes=[0] %1905 : [64]  // teacher/res9/bn1 vjp */
+ * %1852 = neg %1847 : [4608,64]  // teacher/res9/bn1 vjp
+ * %1853 = reduce_sum axes=[0] %1852 : [64]  // teacher/res9/bn1 vjp */
 typedef struct {
-    float *t1906;
-    const float *t1900;
+    float *t1853;
+    const float *t1847;
 } step_teacher_res9_bn1_vjp_5_pointers;
 
 static void step_teacher_res9_bn1_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_res9_bn1_vjp_5_pointers *p = context;
-    float *restrict t1906 = p->t1906;
-    const float *restrict t1900 = p->t1900;
+    float *restrict t1853 = p->t1853;
+    const float *restrict t1847 = p->t1847;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1906[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1853[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1905 = -t1900[i0 * 64 + i1];
-            t1906[i1] += v1905;
+            const float v1852 = -t1847[i0 * 64 + i1];
+            t1853[i1] += v1852;
         }
     }
 }
 
-static void step_teacher_res9_bn1_vjp_5(float *restrict t1906, const float *restrict t1900) {
-    mplc_parallel(step_teacher_res9_bn1_vjp_5_part, &(step_teacher_res9_bn1_vjp_5_pointers){t1906, t1900});
+static void step_teacher_res9_bn1_vjp_5(float *restrict t1853, const float *restrict t1847) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_5_part, &(step_teacher_res9_bn1_vjp_5_pointers){t1853, t1847});
 }
 
 /* loop [64]
  * %278 = constant 0.00021701388888888888 : [64]  // teacher/res9/bn1 fwd
  * %297 = constant -0.5 : [64]  // teacher/res9/bn1 fwd
- * %1903 = mul %1902, %23 : [64]  // teacher/res9/bn1 vjp
- * %1907 = mul %1903, %299 : [64]  // teacher/res9/bn1 vjp
- * %1908 = mul %1907, %297 : [64]  // teacher/res9/bn1 vjp
- * %1909 = div %1908, %295 : [64]  // teacher/res9/bn1 vjp
- * %1910 = mul %1909, %278 : [64]  // teacher/res9/bn1 vjp */
-static void step_teacher_res9_bn1_vjp_6(float *restrict t1910, const float *restrict t1902, const float *restrict in_teacher_res9_bn1_scale, const float *restrict t299, const float *restrict t295) {
+ * %1850 = mul %1849, %23 : [64]  // teacher/res9/bn1 vjp
+ * %1854 = mul %1850, %299 : [64]  // teacher/res9/bn1 vjp
+ * %1855 = mul %1854, %297 : [64]  // teacher/res9/bn1 vjp
+ * %1856 = div %1855, %295 : [64]  // teacher/res9/bn1 vjp
+ * %1857 = mul %1856, %278 : [64]  // teacher/res9/bn1 vjp */
+static void step_teacher_res9_bn1_vjp_6(float *restrict t1857, const float *restrict t1849, const float *restrict in_teacher_res9_bn1_scale, const float *restrict t299, const float *restrict t295) {
     for (size_t i = 0; i < 64; i++) {
-        const float v1903 = t1902[i] * in_teacher_res9_bn1_scale[i];
-        const float v1907 = v1903 * t299[i];
-        const float v1908 = v1907 * (-0.5f);
-        const float v1909 = v1908 / t295[i];
-        const float v1910 = v1909 * 0.00021701389f;
-        t1910[i] = v1910;
+        const float v1850 = t1849[i] * in_teacher_res9_bn1_scale[i];
+        const float v1854 = v1850 * t299[i];
+        const float v1855 = v1854 * (-0.5f);
+        const float v1856 = v1855 / t295[i];
+        const float v1857 = v1856 * 0.00021701389f;
+        t1857[i] = v1857;
     }
 }
 
 /* loop [4608,64] split
- * %1911 = broadcast axes=[1] %1910 : [4608,64]  // teacher/res9/bn1 vjp
- * %1912 = mul %1911, %281 : [4608,64]  // teacher/res9/bn1 vjp
- * %1913 = add %1912, %1912 : [4608,64]  // teacher/res9/bn1 vjp */
+ * %1858 = broadcast axes=[1] %1857 : [4608,64]  // teacher/res9/bn1 vjp
+ * %1859 = mul %1858, %281 : [4608,64]  // teacher/res9/bn1 vjp
+ * %1860 = add %1859, %1859 : [4608,64]  // teacher/res9/bn1 vjp */
 typedef struct {
-    float *t1913;
-    const float *t1910;
+    float *t1860;
+    const float *t1857;
     const float *t281;
 } step_teacher_res9_bn1_vjp_7_pointers;
 
@@ -14677,130 +14335,130 @@ static void step_teacher_res9_bn1_vjp_7_part(void *context, int part, int parts)
     const step_teacher_res9_bn1_vjp_7_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1913 = p->t1913;
-    const float *restrict t1910 = p->t1910;
+    float *restrict t1860 = p->t1860;
+    const float *restrict t1857 = p->t1857;
     const float *restrict t281 = p->t281;
     size_t lo, hi;
     while (mplc_claim(4608, 144, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v1912 = t1910[i1] * t281[i0 * 64 + i1];
-                const float v1913 = v1912 + v1912;
-                t1913[i0 * 64 + i1] = v1913;
+                const float v1859 = t1857[i1] * t281[i0 * 64 + i1];
+                const float v1860 = v1859 + v1859;
+                t1860[i0 * 64 + i1] = v1860;
             }
         }
     }
 }
 
-static void step_teacher_res9_bn1_vjp_7(float *restrict t1913, const float *restrict t1910, const float *restrict t281) {
-    mplc_parallel(step_teacher_res9_bn1_vjp_7_part, &(step_teacher_res9_bn1_vjp_7_pointers){t1913, t1910, t281});
+static void step_teacher_res9_bn1_vjp_7(float *restrict t1860, const float *restrict t1857, const float *restrict t281) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_7_part, &(step_teacher_res9_bn1_vjp_7_pointers){t1860, t1857, t281});
 }
 
 /* reduce_sum [4608,64] axes=[0] split
- * %1914 = neg %1913 : [4608,64]  // teacher/res9/bn1 vjp
- * %1916 = reduce_sum axes=[0] %1914 : [64]  // teacher/res9/bn1 vjp */
+ * %1861 = neg %1860 : [4608,64]  // teacher/res9/bn1 vjp
+ * %1863 = reduce_sum axes=[0] %1861 : [64]  // teacher/res9/bn1 vjp */
 typedef struct {
-    float *t1916;
-    const float *t1913;
+    float *t1863;
+    const float *t1860;
 } step_teacher_res9_bn1_vjp_8_pointers;
 
 static void step_teacher_res9_bn1_vjp_8_part(void *context, int part, int parts) {
     const step_teacher_res9_bn1_vjp_8_pointers *p = context;
-    float *restrict t1916 = p->t1916;
-    const float *restrict t1913 = p->t1913;
+    float *restrict t1863 = p->t1863;
+    const float *restrict t1860 = p->t1860;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1916[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1863[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1914 = -t1913[i0 * 64 + i1];
-            t1916[i1] += v1914;
+            const float v1861 = -t1860[i0 * 64 + i1];
+            t1863[i1] += v1861;
         }
     }
 }
 
-static void step_teacher_res9_bn1_vjp_8(float *restrict t1916, const float *restrict t1913) {
-    mplc_parallel(step_teacher_res9_bn1_vjp_8_part, &(step_teacher_res9_bn1_vjp_8_pointers){t1916, t1913});
+static void step_teacher_res9_bn1_vjp_8(float *restrict t1863, const float *restrict t1860) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_8_part, &(step_teacher_res9_bn1_vjp_8_pointers){t1863, t1860});
 }
 
 /* loop [64]
  * %278 = constant 0.00021701388888888888 : [64]  // teacher/res9/bn1 fwd
- * %1917 = add %1906, %1916 : [64]  // teacher/res9/bn1 vjp
- * %1918 = mul %1917, %278 : [64]  // teacher/res9/bn1 vjp */
-static void step_teacher_res9_bn1_vjp_9(float *restrict t1918, const float *restrict t1906, const float *restrict t1916) {
+ * %1864 = add %1853, %1863 : [64]  // teacher/res9/bn1 vjp
+ * %1865 = mul %1864, %278 : [64]  // teacher/res9/bn1 vjp */
+static void step_teacher_res9_bn1_vjp_9(float *restrict t1865, const float *restrict t1853, const float *restrict t1863) {
     for (size_t i = 0; i < 64; i++) {
-        const float v1917 = t1906[i] + t1916[i];
-        const float v1918 = v1917 * 0.00021701389f;
-        t1918[i] = v1918;
+        const float v1864 = t1853[i] + t1863[i];
+        const float v1865 = v1864 * 0.00021701389f;
+        t1865[i] = v1865;
     }
 }
 
 /* loop [4608,64] split
- * %1915 = add %1900, %1913 : [4608,64]  // teacher/res9/bn1 vjp
- * %1919 = broadcast axes=[1] %1918 : [4608,64]  // teacher/res9/bn1 vjp
- * %1920 = add %1915, %1919 : [4608,64]  // teacher/res9/bn1 vjp */
+ * %1862 = add %1847, %1860 : [4608,64]  // teacher/res9/bn1 vjp
+ * %1866 = broadcast axes=[1] %1865 : [4608,64]  // teacher/res9/bn1 vjp
+ * %1867 = add %1862, %1866 : [4608,64]  // teacher/res9/bn1 vjp */
 typedef struct {
-    float *t1920;
-    const float *t1900;
-    const float *t1913;
-    const float *t1918;
+    float *t1867;
+    const float *t1847;
+    const float *t1860;
+    const float *t1865;
 } step_teacher_res9_bn1_vjp_10_pointers;
 
 static void step_teacher_res9_bn1_vjp_10_part(void *context, int part, int parts) {
     const step_teacher_res9_bn1_vjp_10_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1920 = p->t1920;
-    const float *restrict t1900 = p->t1900;
-    const float *restrict t1913 = p->t1913;
-    const float *restrict t1918 = p->t1918;
+    float *restrict t1867 = p->t1867;
+    const float *restrict t1847 = p->t1847;
+    const float *restrict t1860 = p->t1860;
+    const float *restrict t1865 = p->t1865;
     size_t lo, hi;
     while (mplc_claim(4608, 144, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v1915 = t1900[i0 * 64 + i1] + t1913[i0 * 64 + i1];
-                const float v1920 = v1915 + t1918[i1];
-                t1920[i0 * 64 + i1] = v1920;
+                const float v1862 = t1847[i0 * 64 + i1] + t1860[i0 * 64 + i1];
+                const float v1867 = v1862 + t1865[i1];
+                t1867[i0 * 64 + i1] = v1867;
             }
         }
     }
 }
 
-static void step_teacher_res9_bn1_vjp_10(float *restrict t1920, const float *restrict t1900, const float *restrict t1913, const float *restrict t1918) {
-    mplc_parallel(step_teacher_res9_bn1_vjp_10_part, &(step_teacher_res9_bn1_vjp_10_pointers){t1920, t1900, t1913, t1918});
+static void step_teacher_res9_bn1_vjp_10(float *restrict t1867, const float *restrict t1847, const float *restrict t1860, const float *restrict t1865) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_10_part, &(step_teacher_res9_bn1_vjp_10_pointers){t1867, t1847, t1860, t1865});
 }
 
 /* reduce_sum [4608,64] axes=[0] split
- * %1921 = reduce_sum axes=[0] %1920 : [64]  // teacher/res9/conv0 vjp */
+ * %1868 = reduce_sum axes=[0] %1867 : [64]  // teacher/res9/conv0 vjp */
 typedef struct {
-    float *t1921;
-    const float *t1920;
+    float *t1868;
+    const float *t1867;
 } step_teacher_res9_conv0_vjp_pointers;
 
 static void step_teacher_res9_conv0_vjp_part(void *context, int part, int parts) {
     const step_teacher_res9_conv0_vjp_pointers *p = context;
-    float *restrict t1921 = p->t1921;
-    const float *restrict t1920 = p->t1920;
+    float *restrict t1868 = p->t1868;
+    const float *restrict t1867 = p->t1867;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1921[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1868[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1921[i1] += t1920[i0 * 64 + i1];
+            t1868[i1] += t1867[i0 * 64 + i1];
         }
     }
 }
 
-static void step_teacher_res9_conv0_vjp(float *restrict t1921, const float *restrict t1920) {
-    mplc_parallel(step_teacher_res9_conv0_vjp_part, &(step_teacher_res9_conv0_vjp_pointers){t1921, t1920});
+static void step_teacher_res9_conv0_vjp(float *restrict t1868, const float *restrict t1867) {
+    mplc_parallel(step_teacher_res9_conv0_vjp_part, &(step_teacher_res9_conv0_vjp_pointers){t1868, t1867});
 }
 
 /* gemm blas-into-col2im m=4608 n=288 k=64 tB chunk=56 split
- * %1922 = matmul tB %1920, %273 : [4608,288]  // teacher/res9/conv0 vjp
- * %1925 = col2im k3 s2 p1 %1922 : [288,7,7,32]  // teacher/res9/conv0 vjp */
+ * %1869 = matmul tB %1867, %273 : [4608,288]  // teacher/res9/conv0 vjp
+ * %1872 = col2im k3 s2 p1 %1869 : [288,7,7,32]  // teacher/res9/conv0 vjp */
 typedef struct {
-    float *t1925;
-    const float *t1920;
+    float *t1872;
+    const float *t1867;
     const float *in_teacher_res9_conv0_weight;
     float *chunk;
 } step_teacher_res9_conv0_vjp_2_pointers;
@@ -14808,8 +14466,8 @@ typedef struct {
 static void step_teacher_res9_conv0_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_res9_conv0_vjp_2_pointers *p = context;
     (void)parts;
-    float *restrict t1925 = p->t1925;
-    const float *restrict t1920 = p->t1920;
+    float *restrict t1872 = p->t1872;
+    const float *restrict t1867 = p->t1867;
     const float *restrict in_teacher_res9_conv0_weight = p->in_teacher_res9_conv0_weight;
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* the product 56 images at a time (258048 floats), each chunk through col2im */
@@ -14817,66 +14475,68 @@ static void step_teacher_res9_conv0_vjp_2_part(void *context, int part, int part
     while (mplc_claim(288, 56, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
             const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t1920 + (size_t)n0 * 1024, 64, in_teacher_res9_conv0_weight, 64, 0.0f, chunk, 288);
-            mplc_col2im(t1925 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t1867 + (size_t)n0 * 1024, 64, in_teacher_res9_conv0_weight, 64, 0.0f, chunk, 288);
+            mplc_col2im(t1872 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
         }
     }
 }
 
-static void step_teacher_res9_conv0_vjp_2(float *restrict t1925, const float *restrict t1920, const float *restrict in_teacher_res9_conv0_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_res9_conv0_vjp_2_part, &(step_teacher_res9_conv0_vjp_2_pointers){t1925, t1920, in_teacher_res9_conv0_weight, chunk});
+static void step_teacher_res9_conv0_vjp_2(float *restrict t1872, const float *restrict t1867, const float *restrict in_teacher_res9_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_conv0_vjp_2_part, &(step_teacher_res9_conv0_vjp_2_pointers){t1872, t1867, in_teacher_res9_conv0_weight, chunk});
 }
 
 /* gemm blas-on-column-chunks m=288 n=64 k=4608 tA chunk=56 split
  * %272 = im2col k3 s2 p1 %271 : [4608,288]  // teacher/res9/conv0 fwd
- * %1923 = matmul tA %272, %1920 : [288,64]  // teacher/res9/conv0 vjp */
+ * %1870 = matmul tA %272, %1867 : [288,64]  // teacher/res9/conv0 vjp */
 typedef struct {
-    float *t1923;
+    float *t1870;
     const float *t271;
-    const float *t1920;
+    const float *t1867;
     float *chunk;
 } step_teacher_res9_conv0_vjp_3_pointers;
 
 static void step_teacher_res9_conv0_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_res9_conv0_vjp_3_pointers *p = context;
-    float *restrict t1923 = p->t1923;
+    float *restrict t1870 = p->t1870;
     const float *restrict t271 = p->t271;
-    const float *restrict t1920 = p->t1920;
+    const float *restrict t1867 = p->t1867;
     float *restrict chunk = p->chunk + (size_t)part * 276480; /* this thread's part */
     /* columns of 56 images at a time (258048 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(288, 56, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1923 : chunk + 258048;
+    float *sum = part == 0 ? t1870 : chunk + 258048;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
         const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
         mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 16, 1.0f, chunk, 288, t1920 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 16, 1.0f, chunk, 288, t1867 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
     }
 }
 
-static void step_teacher_res9_conv0_vjp_3(float *restrict t1923, const float *restrict t271, const float *restrict t1920, float *restrict chunk) {
-    mplc_parallel(step_teacher_res9_conv0_vjp_3_part, &(step_teacher_res9_conv0_vjp_3_pointers){t1923, t271, t1920, chunk});
+static void step_teacher_res9_conv0_vjp_3(float *restrict t1870, const float *restrict t271, const float *restrict t1867, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_conv0_vjp_3_part, &(step_teacher_res9_conv0_vjp_3_pointers){t1870, t271, t1867, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 276480 + 258048;
-        for (int i = 0; i < 18432; i++) t1923[i] += partial[i];
+        for (int i = 0; i < 18432; i++) t1870[i] += partial[i];
     }
 }
 
 /* loop [288,7,7,32] split
  * %232 = constant 0.1 : [288,7,7,32]  // teacher/res6/leaky_relu2 fwd
- * %1926 = add %1886, %1925 : [288,7,7,32]  // teacher/res9/conv0 vjp
- * %1927 = greaterEqual %269, %270 : [288,7,7,32]  // teacher/leaky_relu8 vjp
- * %1928 = constant 1 : [288,7,7,32]  // teacher/leaky_relu8 vjp
- * %1929 = sub %1928, %1927 : [288,7,7,32]  // teacher/leaky_relu8 vjp
- * %1930 = mul %1926, %1927 : [288,7,7,32]  // teacher/leaky_relu8 vjp
- * %1931 = mul %1926, %1929 : [288,7,7,32]  // teacher/leaky_relu8 vjp
- * %1932 = mul %1931, %232 : [288,7,7,32]  // teacher/leaky_relu8 vjp
- * %1933 = add %1930, %1932 : [288,7,7,32]  // teacher/leaky_relu8 vjp */
+ * %1873 = add %1833, %1872 : [288,7,7,32]  // teacher/res9/conv0 vjp
+ * %1874 = greaterEqual %269, %270 : [288,7,7,32]  // teacher/leaky_relu8 vjp
+ * %1875 = constant 1 : [288,7,7,32]  // teacher/leaky_relu8 vjp
+ * %1876 = sub %1875, %1874 : [288,7,7,32]  // teacher/leaky_relu8 vjp
+ * %1877 = mul %1873, %1874 : [288,7,7,32]  // teacher/leaky_relu8 vjp
+ * %1878 = mul %1873, %1876 : [288,7,7,32]  // teacher/leaky_relu8 vjp
+ * %1879 = mul %1878, %232 : [288,7,7,32]  // teacher/leaky_relu8 vjp
+ * %1880 = add %1877, %1879 : [288,7,7,32]  // teacher/leaky_relu8 vjp */
 typedef struct {
-    float *t1933;
-    const float *t1886;
-    const float *t1925;
+    float *t1874;
+    float *t1876;
+    float *t1880;
+    const float *t1833;
+    const float *t1872;
     const float *t269;
     const float *t270;
 } step_teacher_leaky_relu8_vjp_pointers;
@@ -14885,61 +14545,65 @@ static void step_teacher_leaky_relu8_vjp_part(void *context, int part, int parts
     const step_teacher_leaky_relu8_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1933 = p->t1933;
-    const float *restrict t1886 = p->t1886;
-    const float *restrict t1925 = p->t1925;
+    float *restrict t1874 = p->t1874;
+    float *restrict t1876 = p->t1876;
+    float *restrict t1880 = p->t1880;
+    const float *restrict t1833 = p->t1833;
+    const float *restrict t1872 = p->t1872;
     const float *restrict t269 = p->t269;
     const float *restrict t270 = p->t270;
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-            const float v1926 = t1886[i] + t1925[i];
-            const float v1927 = t269[i] >= t270[i] ? 1.0f : 0.0f;
-            const float v1930 = v1926 * v1927;
-            const float v1929 = 1.0f - v1927;
-            const float v1931 = v1926 * v1929;
-            const float v1932 = v1931 * 0.1f;
-            const float v1933 = v1930 + v1932;
-            t1933[i] = v1933;
+            const float v1873 = t1833[i] + t1872[i];
+            const float v1874 = t269[i] >= t270[i] ? 1.0f : 0.0f;
+            const float v1876 = 1.0f - v1874;
+            const float v1877 = v1873 * v1874;
+            const float v1878 = v1873 * v1876;
+            const float v1879 = v1878 * 0.1f;
+            const float v1880 = v1877 + v1879;
+            t1874[i] = v1874;
+            t1876[i] = v1876;
+            t1880[i] = v1880;
         }
     }
 }
 
-static void step_teacher_leaky_relu8_vjp(float *restrict t1933, const float *restrict t1886, const float *restrict t1925, const float *restrict t269, const float *restrict t270) {
-    mplc_parallel(step_teacher_leaky_relu8_vjp_part, &(step_teacher_leaky_relu8_vjp_pointers){t1933, t1886, t1925, t269, t270});
+static void step_teacher_leaky_relu8_vjp(float *restrict t1874, float *restrict t1876, float *restrict t1880, const float *restrict t1833, const float *restrict t1872, const float *restrict t269, const float *restrict t270) {
+    mplc_parallel(step_teacher_leaky_relu8_vjp_part, &(step_teacher_leaky_relu8_vjp_pointers){t1874, t1876, t1880, t1833, t1872, t269, t270});
 }
 
 /* reduce_sum [14112,32] axes=[0] split
- * %1935 = reduce_sum axes=[0] %1934 : [32]  // teacher/bn7 vjp */
+ * %1882 = reduce_sum axes=[0] %1881 : [32]  // teacher/bn7 vjp */
 typedef struct {
-    float *t1935;
-    const float *t1934;
+    float *t1882;
+    const float *t1881;
 } step_teacher_bn7_vjp_pointers;
 
 static void step_teacher_bn7_vjp_part(void *context, int part, int parts) {
     const step_teacher_bn7_vjp_pointers *p = context;
-    float *restrict t1935 = p->t1935;
-    const float *restrict t1934 = p->t1934;
+    float *restrict t1882 = p->t1882;
+    const float *restrict t1881 = p->t1881;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1935[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1882[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1935[i1] += t1934[i0 * 32 + i1];
+            t1882[i1] += t1881[i0 * 32 + i1];
         }
     }
 }
 
-static void step_teacher_bn7_vjp(float *restrict t1935, const float *restrict t1934) {
-    mplc_parallel(step_teacher_bn7_vjp_part, &(step_teacher_bn7_vjp_pointers){t1935, t1934});
+static void step_teacher_bn7_vjp(float *restrict t1882, const float *restrict t1881) {
+    mplc_parallel(step_teacher_bn7_vjp_part, &(step_teacher_bn7_vjp_pointers){t1882, t1881});
 }
 
 /* loop [14112,32] split
  * %265 = broadcast axes=[1] %264 : [14112,32]  // teacher/bn7 fwd
- * %1936 = mul %1934, %265 : [14112,32]  // teacher/bn7 vjp */
+ * %1883 = mul %1881, %265 : [14112,32]  // teacher/bn7 vjp */
 typedef struct {
-    float *t1936;
-    const float *t1934;
+    float *t1883;
+    const float *t1881;
     const float *t264;
 } step_teacher_bn7_vjp_2_pointers;
 
@@ -14947,115 +14611,115 @@ static void step_teacher_bn7_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_bn7_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1936 = p->t1936;
-    const float *restrict t1934 = p->t1934;
+    float *restrict t1883 = p->t1883;
+    const float *restrict t1881 = p->t1881;
     const float *restrict t264 = p->t264;
     size_t lo, hi;
     while (mplc_claim(14112, 441, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v1936 = t1934[i0 * 32 + i1] * t264[i1];
-                t1936[i0 * 32 + i1] = v1936;
+                const float v1883 = t1881[i0 * 32 + i1] * t264[i1];
+                t1883[i0 * 32 + i1] = v1883;
             }
         }
     }
 }
 
-static void step_teacher_bn7_vjp_2(float *restrict t1936, const float *restrict t1934, const float *restrict t264) {
-    mplc_parallel(step_teacher_bn7_vjp_2_part, &(step_teacher_bn7_vjp_2_pointers){t1936, t1934, t264});
+static void step_teacher_bn7_vjp_2(float *restrict t1883, const float *restrict t1881, const float *restrict t264) {
+    mplc_parallel(step_teacher_bn7_vjp_2_part, &(step_teacher_bn7_vjp_2_pointers){t1883, t1881, t264});
 }
 
 /* reduce_sum [14112,32] axes=[0] split
- * %1937 = mul %1934, %250 : [14112,32]  // teacher/bn7 vjp
- * %1938 = reduce_sum axes=[0] %1937 : [32]  // teacher/bn7 vjp */
+ * %1884 = mul %1881, %250 : [14112,32]  // teacher/bn7 vjp
+ * %1885 = reduce_sum axes=[0] %1884 : [32]  // teacher/bn7 vjp */
 typedef struct {
-    float *t1938;
-    const float *t1934;
+    float *t1885;
+    const float *t1881;
     const float *t250;
 } step_teacher_bn7_vjp_3_pointers;
 
 static void step_teacher_bn7_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_bn7_vjp_3_pointers *p = context;
-    float *restrict t1938 = p->t1938;
-    const float *restrict t1934 = p->t1934;
+    float *restrict t1885 = p->t1885;
+    const float *restrict t1881 = p->t1881;
     const float *restrict t250 = p->t250;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1938[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1885[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1937 = t1934[i0 * 32 + i1] * t250[i0 * 32 + i1];
-            t1938[i1] += v1937;
+            const float v1884 = t1881[i0 * 32 + i1] * t250[i0 * 32 + i1];
+            t1885[i1] += v1884;
         }
     }
 }
 
-static void step_teacher_bn7_vjp_3(float *restrict t1938, const float *restrict t1934, const float *restrict t250) {
-    mplc_parallel(step_teacher_bn7_vjp_3_part, &(step_teacher_bn7_vjp_3_pointers){t1938, t1934, t250});
+static void step_teacher_bn7_vjp_3(float *restrict t1885, const float *restrict t1881, const float *restrict t250) {
+    mplc_parallel(step_teacher_bn7_vjp_3_part, &(step_teacher_bn7_vjp_3_pointers){t1885, t1881, t250});
 }
 
 /* loop [32]
- * %1940 = mul %1938, %263 : [32]  // teacher/bn7 vjp */
-static void step_teacher_bn7_vjp_4(float *restrict t1940, const float *restrict t1938, const float *restrict t263) {
+ * %1887 = mul %1885, %263 : [32]  // teacher/bn7 vjp */
+static void step_teacher_bn7_vjp_4(float *restrict t1887, const float *restrict t1885, const float *restrict t263) {
     for (size_t i = 0; i < 32; i++) {
-        const float v1940 = t1938[i] * t263[i];
-        t1940[i] = v1940;
+        const float v1887 = t1885[i] * t263[i];
+        t1887[i] = v1887;
     }
 }
 
 /* reduce_sum [14112,32] axes=[0] split
- * %1941 = neg %1936 : [14112,32]  // teacher/bn7 vjp
- * %1942 = reduce_sum axes=[0] %1941 : [32]  // teacher/bn7 vjp */
+ * %1888 = neg %1883 : [14112,32]  // teacher/bn7 vjp
+ * %1889 = reduce_sum axes=[0] %1888 : [32]  // teacher/bn7 vjp */
 typedef struct {
-    float *t1942;
-    const float *t1936;
+    float *t1889;
+    const float *t1883;
 } step_teacher_bn7_vjp_5_pointers;
 
 static void step_teacher_bn7_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_bn7_vjp_5_pointers *p = context;
-    float *restrict t1942 = p->t1942;
-    const float *restrict t1936 = p->t1936;
+    float *restrict t1889 = p->t1889;
+    const float *restrict t1883 = p->t1883;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1942[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1889[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1941 = -t1936[i0 * 32 + i1];
-            t1942[i1] += v1941;
+            const float v1888 = -t1883[i0 * 32 + i1];
+            t1889[i1] += v1888;
         }
     }
 }
 
-static void step_teacher_bn7_vjp_5(float *restrict t1942, const float *restrict t1936) {
-    mplc_parallel(step_teacher_bn7_vjp_5_part, &(step_teacher_bn7_vjp_5_pointers){t1942, t1936});
+static void step_teacher_bn7_vjp_5(float *restrict t1889, const float *restrict t1883) {
+    mplc_parallel(step_teacher_bn7_vjp_5_part, &(step_teacher_bn7_vjp_5_pointers){t1889, t1883});
 }
 
 /* loop [32]
  * %204 = constant 7.086167800453515e-05 : [32]  // teacher/res6/bn1 fwd
  * %223 = constant -0.5 : [32]  // teacher/res6/bn1 fwd
- * %1939 = mul %1938, %19 : [32]  // teacher/bn7 vjp
- * %1943 = mul %1939, %263 : [32]  // teacher/bn7 vjp
- * %1944 = mul %1943, %223 : [32]  // teacher/bn7 vjp
- * %1945 = div %1944, %260 : [32]  // teacher/bn7 vjp
- * %1946 = mul %1945, %204 : [32]  // teacher/bn7 vjp */
-static void step_teacher_bn7_vjp_6(float *restrict t1946, const float *restrict t1938, const float *restrict in_teacher_bn7_scale, const float *restrict t263, const float *restrict t260) {
+ * %1886 = mul %1885, %19 : [32]  // teacher/bn7 vjp
+ * %1890 = mul %1886, %263 : [32]  // teacher/bn7 vjp
+ * %1891 = mul %1890, %223 : [32]  // teacher/bn7 vjp
+ * %1892 = div %1891, %260 : [32]  // teacher/bn7 vjp
+ * %1893 = mul %1892, %204 : [32]  // teacher/bn7 vjp */
+static void step_teacher_bn7_vjp_6(float *restrict t1893, const float *restrict t1885, const float *restrict in_teacher_bn7_scale, const float *restrict t263, const float *restrict t260) {
     for (size_t i = 0; i < 32; i++) {
-        const float v1939 = t1938[i] * in_teacher_bn7_scale[i];
-        const float v1943 = v1939 * t263[i];
-        const float v1944 = v1943 * (-0.5f);
-        const float v1945 = v1944 / t260[i];
-        const float v1946 = v1945 * 7.086168e-05f;
-        t1946[i] = v1946;
+        const float v1886 = t1885[i] * in_teacher_bn7_scale[i];
+        const float v1890 = v1886 * t263[i];
+        const float v1891 = v1890 * (-0.5f);
+        const float v1892 = v1891 / t260[i];
+        const float v1893 = v1892 * 7.086168e-05f;
+        t1893[i] = v1893;
     }
 }
 
 /* loop [14112,32] split
- * %1947 = broadcast axes=[1] %1946 : [14112,32]  // teacher/bn7 vjp
- * %1948 = mul %1947, %250 : [14112,32]  // teacher/bn7 vjp
- * %1949 = add %1948, %1948 : [14112,32]  // teacher/bn7 vjp */
+ * %1894 = broadcast axes=[1] %1893 : [14112,32]  // teacher/bn7 vjp
+ * %1895 = mul %1894, %250 : [14112,32]  // teacher/bn7 vjp
+ * %1896 = add %1895, %1895 : [14112,32]  // teacher/bn7 vjp */
 typedef struct {
-    float *t1949;
-    const float *t1946;
+    float *t1896;
+    const float *t1893;
     const float *t250;
 } step_teacher_bn7_vjp_7_pointers;
 
@@ -15063,105 +14727,105 @@ static void step_teacher_bn7_vjp_7_part(void *context, int part, int parts) {
     const step_teacher_bn7_vjp_7_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1949 = p->t1949;
-    const float *restrict t1946 = p->t1946;
+    float *restrict t1896 = p->t1896;
+    const float *restrict t1893 = p->t1893;
     const float *restrict t250 = p->t250;
     size_t lo, hi;
     while (mplc_claim(14112, 441, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v1948 = t1946[i1] * t250[i0 * 32 + i1];
-                const float v1949 = v1948 + v1948;
-                t1949[i0 * 32 + i1] = v1949;
+                const float v1895 = t1893[i1] * t250[i0 * 32 + i1];
+                const float v1896 = v1895 + v1895;
+                t1896[i0 * 32 + i1] = v1896;
             }
         }
     }
 }
 
-static void step_teacher_bn7_vjp_7(float *restrict t1949, const float *restrict t1946, const float *restrict t250) {
-    mplc_parallel(step_teacher_bn7_vjp_7_part, &(step_teacher_bn7_vjp_7_pointers){t1949, t1946, t250});
+static void step_teacher_bn7_vjp_7(float *restrict t1896, const float *restrict t1893, const float *restrict t250) {
+    mplc_parallel(step_teacher_bn7_vjp_7_part, &(step_teacher_bn7_vjp_7_pointers){t1896, t1893, t250});
 }
 
 /* reduce_sum [14112,32] axes=[0] split
- * %1950 = neg %1949 : [14112,32]  // teacher/bn7 vjp
- * %1952 = reduce_sum axes=[0] %1950 : [32]  // teacher/bn7 vjp */
+ * %1897 = neg %1896 : [14112,32]  // teacher/bn7 vjp
+ * %1899 = reduce_sum axes=[0] %1897 : [32]  // teacher/bn7 vjp */
 typedef struct {
-    float *t1952;
-    const float *t1949;
+    float *t1899;
+    const float *t1896;
 } step_teacher_bn7_vjp_8_pointers;
 
 static void step_teacher_bn7_vjp_8_part(void *context, int part, int parts) {
     const step_teacher_bn7_vjp_8_pointers *p = context;
-    float *restrict t1952 = p->t1952;
-    const float *restrict t1949 = p->t1949;
+    float *restrict t1899 = p->t1899;
+    const float *restrict t1896 = p->t1896;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1952[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1899[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1950 = -t1949[i0 * 32 + i1];
-            t1952[i1] += v1950;
+            const float v1897 = -t1896[i0 * 32 + i1];
+            t1899[i1] += v1897;
         }
     }
 }
 
-static void step_teacher_bn7_vjp_8(float *restrict t1952, const float *restrict t1949) {
-    mplc_parallel(step_teacher_bn7_vjp_8_part, &(step_teacher_bn7_vjp_8_pointers){t1952, t1949});
+static void step_teacher_bn7_vjp_8(float *restrict t1899, const float *restrict t1896) {
+    mplc_parallel(step_teacher_bn7_vjp_8_part, &(step_teacher_bn7_vjp_8_pointers){t1899, t1896});
 }
 
 /* loop [32]
  * %204 = constant 7.086167800453515e-05 : [32]  // teacher/res6/bn1 fwd
- * %1953 = add %1942, %1952 : [32]  // teacher/bn7 vjp
- * %1954 = mul %1953, %204 : [32]  // teacher/bn7 vjp */
-static void step_teacher_bn7_vjp_9(float *restrict t1954, const float *restrict t1942, const float *restrict t1952) {
+ * %1900 = add %1889, %1899 : [32]  // teacher/bn7 vjp
+ * %1901 = mul %1900, %204 : [32]  // teacher/bn7 vjp */
+static void step_teacher_bn7_vjp_9(float *restrict t1901, const float *restrict t1889, const float *restrict t1899) {
     for (size_t i = 0; i < 32; i++) {
-        const float v1953 = t1942[i] + t1952[i];
-        const float v1954 = v1953 * 7.086168e-05f;
-        t1954[i] = v1954;
+        const float v1900 = t1889[i] + t1899[i];
+        const float v1901 = v1900 * 7.086168e-05f;
+        t1901[i] = v1901;
     }
 }
 
 /* loop [14112,32] split
- * %1951 = add %1936, %1949 : [14112,32]  // teacher/bn7 vjp
- * %1955 = broadcast axes=[1] %1954 : [14112,32]  // teacher/bn7 vjp
- * %1956 = add %1951, %1955 : [14112,32]  // teacher/bn7 vjp */
+ * %1898 = add %1883, %1896 : [14112,32]  // teacher/bn7 vjp
+ * %1902 = broadcast axes=[1] %1901 : [14112,32]  // teacher/bn7 vjp
+ * %1903 = add %1898, %1902 : [14112,32]  // teacher/bn7 vjp */
 typedef struct {
-    float *t1956;
-    const float *t1936;
-    const float *t1949;
-    const float *t1954;
+    float *t1903;
+    const float *t1883;
+    const float *t1896;
+    const float *t1901;
 } step_teacher_bn7_vjp_10_pointers;
 
 static void step_teacher_bn7_vjp_10_part(void *context, int part, int parts) {
     const step_teacher_bn7_vjp_10_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1956 = p->t1956;
-    const float *restrict t1936 = p->t1936;
-    const float *restrict t1949 = p->t1949;
-    const float *restrict t1954 = p->t1954;
+    float *restrict t1903 = p->t1903;
+    const float *restrict t1883 = p->t1883;
+    const float *restrict t1896 = p->t1896;
+    const float *restrict t1901 = p->t1901;
     size_t lo, hi;
     while (mplc_claim(14112, 441, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v1951 = t1936[i0 * 32 + i1] + t1949[i0 * 32 + i1];
-                const float v1956 = v1951 + t1954[i1];
-                t1956[i0 * 32 + i1] = v1956;
+                const float v1898 = t1883[i0 * 32 + i1] + t1896[i0 * 32 + i1];
+                const float v1903 = v1898 + t1901[i1];
+                t1903[i0 * 32 + i1] = v1903;
             }
         }
     }
 }
 
-static void step_teacher_bn7_vjp_10(float *restrict t1956, const float *restrict t1936, const float *restrict t1949, const float *restrict t1954) {
-    mplc_parallel(step_teacher_bn7_vjp_10_part, &(step_teacher_bn7_vjp_10_pointers){t1956, t1936, t1949, t1954});
+static void step_teacher_bn7_vjp_10(float *restrict t1903, const float *restrict t1883, const float *restrict t1896, const float *restrict t1901) {
+    mplc_parallel(step_teacher_bn7_vjp_10_part, &(step_teacher_bn7_vjp_10_pointers){t1903, t1883, t1896, t1901});
 }
 
 /* gemm blas-into-col2im m=14112 n=16 k=32 tB chunk=167 split
- * %1957 = matmul tB %1956, %242 : [14112,16]  // teacher/res6 vjp
- * %1960 = col2im k1 s2 p0 %1957 : [288,14,14,16]  // teacher/res6 vjp */
+ * %1904 = matmul tB %1903, %242 : [14112,16]  // teacher/res6 vjp
+ * %1907 = col2im k1 s2 p0 %1904 : [288,14,14,16]  // teacher/res6 vjp */
 typedef struct {
-    float *t1960;
-    const float *t1956;
+    float *t1907;
+    const float *t1903;
     const float *in_teacher_res6_shortcut_weight;
     float *chunk;
 } step_teacher_res6_vjp_pointers;
@@ -15169,8 +14833,8 @@ typedef struct {
 static void step_teacher_res6_vjp_part(void *context, int part, int parts) {
     const step_teacher_res6_vjp_pointers *p = context;
     (void)parts;
-    float *restrict t1960 = p->t1960;
-    const float *restrict t1956 = p->t1956;
+    float *restrict t1907 = p->t1907;
+    const float *restrict t1903 = p->t1903;
     const float *restrict in_teacher_res6_shortcut_weight = p->in_teacher_res6_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 130928; /* this thread's part */
     /* the product 167 images at a time (130928 floats), each chunk through col2im */
@@ -15178,36 +14842,36 @@ static void step_teacher_res6_vjp_part(void *context, int part, int parts) {
     while (mplc_claim(288, 167, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
             const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t1956 + (size_t)n0 * 1568, 32, in_teacher_res6_shortcut_weight, 32, 0.0f, chunk, 16);
-            mplc_col2im(t1960 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t1903 + (size_t)n0 * 1568, 32, in_teacher_res6_shortcut_weight, 32, 0.0f, chunk, 16);
+            mplc_col2im(t1907 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         }
     }
 }
 
-static void step_teacher_res6_vjp(float *restrict t1960, const float *restrict t1956, const float *restrict in_teacher_res6_shortcut_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_res6_vjp_part, &(step_teacher_res6_vjp_pointers){t1960, t1956, in_teacher_res6_shortcut_weight, chunk});
+static void step_teacher_res6_vjp(float *restrict t1907, const float *restrict t1903, const float *restrict in_teacher_res6_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_vjp_part, &(step_teacher_res6_vjp_pointers){t1907, t1903, in_teacher_res6_shortcut_weight, chunk});
 }
 
 /* gemm small-outer-products m=16 n=32 k=14112 tA chunk=167 split
  * %241 = im2col k1 s2 p0 %197 : [14112,16]  // teacher/res6 fwd
- * %1958 = matmul tA %241, %1956 : [16,32]  // teacher/res6 vjp */
+ * %1905 = matmul tA %241, %1903 : [16,32]  // teacher/res6 vjp */
 typedef struct {
-    float *t1958;
+    float *t1905;
     const float *t197;
-    const float *t1956;
+    const float *t1903;
     float *chunk;
 } step_teacher_res6_vjp_2_pointers;
 
 static void step_teacher_res6_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_res6_vjp_2_pointers *p = context;
-    float *restrict t1958 = p->t1958;
+    float *restrict t1905 = p->t1905;
     const float *restrict t197 = p->t197;
-    const float *restrict t1956 = p->t1956;
+    const float *restrict t1903 = p->t1903;
     float *restrict chunk = p->chunk + (size_t)part * 131440; /* this thread's part */
     /* columns of 167 images at a time (130928 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(288, 167, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1958 : chunk + 130928;
+    float *sum = part == 0 ? t1905 : chunk + 130928;
     if (lo == hi) for (int i = 0; i < 512; i++) sum[i] = 0.0f;
     float total[512];
     for (int i = 0; i < 512; i++) total[i] = 0.0f;
@@ -15220,7 +14884,7 @@ static void step_teacher_res6_vjp_2_part(void *context, int part, int parts) {
             float block_sum[512];
             for (int i = 0; i < 512; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t1956 + ((size_t)n0 * 49 + r) * 32;
+                const float *dy = t1903 + ((size_t)n0 * 49 + r) * 32;
                 for (int p = 0; p < 16; p++) {
                     const float x = chunk[r * 16 + p];
                     for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
@@ -15232,45 +14896,45 @@ static void step_teacher_res6_vjp_2_part(void *context, int part, int parts) {
     for (int i = 0; i < 512; i++) sum[i] = total[i];
 }
 
-static void step_teacher_res6_vjp_2(float *restrict t1958, const float *restrict t197, const float *restrict t1956, float *restrict chunk) {
-    mplc_parallel(step_teacher_res6_vjp_2_part, &(step_teacher_res6_vjp_2_pointers){t1958, t197, t1956, chunk});
+static void step_teacher_res6_vjp_2(float *restrict t1905, const float *restrict t197, const float *restrict t1903, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_vjp_2_part, &(step_teacher_res6_vjp_2_pointers){t1905, t197, t1903, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 131440 + 130928;
-        for (int i = 0; i < 512; i++) t1958[i] += partial[i];
+        for (int i = 0; i < 512; i++) t1905[i] += partial[i];
     }
 }
 
 /* reduce_sum [14112,32] axes=[0] split
- * %1961 = reduce_sum axes=[0] %1956 : [32]  // teacher/res6/conv3 vjp */
+ * %1908 = reduce_sum axes=[0] %1903 : [32]  // teacher/res6/conv3 vjp */
 typedef struct {
-    float *t1961;
-    const float *t1956;
+    float *t1908;
+    const float *t1903;
 } step_teacher_res6_conv3_vjp_pointers;
 
 static void step_teacher_res6_conv3_vjp_part(void *context, int part, int parts) {
     const step_teacher_res6_conv3_vjp_pointers *p = context;
-    float *restrict t1961 = p->t1961;
-    const float *restrict t1956 = p->t1956;
+    float *restrict t1908 = p->t1908;
+    const float *restrict t1903 = p->t1903;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1961[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1908[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1961[i1] += t1956[i0 * 32 + i1];
+            t1908[i1] += t1903[i0 * 32 + i1];
         }
     }
 }
 
-static void step_teacher_res6_conv3_vjp(float *restrict t1961, const float *restrict t1956) {
-    mplc_parallel(step_teacher_res6_conv3_vjp_part, &(step_teacher_res6_conv3_vjp_pointers){t1961, t1956});
+static void step_teacher_res6_conv3_vjp(float *restrict t1908, const float *restrict t1903) {
+    mplc_parallel(step_teacher_res6_conv3_vjp_part, &(step_teacher_res6_conv3_vjp_pointers){t1908, t1903});
 }
 
 /* gemm winograd m=14112 n=288 k=32 tB chunk=18 split
- * %1962 = matmul tB %1956, %236 : [14112,288]  // teacher/res6/conv3 vjp
- * %1965 = col2im k3 s1 p1 %1962 : [288,7,7,32]  // teacher/res6/conv3 vjp */
+ * %1909 = matmul tB %1903, %236 : [14112,288]  // teacher/res6/conv3 vjp
+ * %1912 = col2im k3 s1 p1 %1909 : [288,7,7,32]  // teacher/res6/conv3 vjp */
 typedef struct {
-    float *t1965;
-    const float *t1956;
+    float *t1912;
+    const float *t1903;
     const float *in_teacher_res6_conv3_weight;
     float *chunk;
 } step_teacher_res6_conv3_vjp_2_pointers;
@@ -15278,8 +14942,8 @@ typedef struct {
 static void step_teacher_res6_conv3_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_res6_conv3_vjp_2_pointers *p = context;
     (void)parts;
-    float *restrict t1965 = p->t1965;
-    const float *restrict t1956 = p->t1956;
+    float *restrict t1912 = p->t1912;
+    const float *restrict t1903 = p->t1903;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
@@ -15289,125 +14953,131 @@ static void step_teacher_res6_conv3_vjp_2_part(void *context, int part, int part
     while (mplc_claim(288, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t1965 + (size_t)n0 * 1568, t1956 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t1912 + (size_t)n0 * 1568, t1903 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
         }
     }
 }
 
-static void step_teacher_res6_conv3_vjp_2(float *restrict t1965, const float *restrict t1956, const float *restrict in_teacher_res6_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_res6_conv3_vjp_2_part, &(step_teacher_res6_conv3_vjp_2_pointers){t1965, t1956, in_teacher_res6_conv3_weight, chunk});
+static void step_teacher_res6_conv3_vjp_2(float *restrict t1912, const float *restrict t1903, const float *restrict in_teacher_res6_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_conv3_vjp_2_part, &(step_teacher_res6_conv3_vjp_2_pointers){t1912, t1903, in_teacher_res6_conv3_weight, chunk});
 }
 
 /* gemm winograd m=288 n=32 k=14112 tA chunk=18 split
  * %235 = im2col k3 s1 p1 %234 : [14112,288]  // teacher/res6/conv3 fwd
- * %1963 = matmul tA %235, %1956 : [288,32]  // teacher/res6/conv3 vjp */
+ * %1910 = matmul tA %235, %1903 : [288,32]  // teacher/res6/conv3 vjp */
 typedef struct {
-    float *t1963;
+    float *t1910;
     const float *t234;
-    const float *t1956;
+    const float *t1903;
     float *chunk;
 } step_teacher_res6_conv3_vjp_3_pointers;
 
 static void step_teacher_res6_conv3_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_res6_conv3_vjp_3_pointers *p = context;
-    float *restrict t1963 = p->t1963;
+    float *restrict t1910 = p->t1910;
     const float *restrict t234 = p->t234;
-    const float *restrict t1956 = p->t1956;
+    const float *restrict t1903 = p->t1903;
     float *restrict chunk = p->chunk + (size_t)part * 321120; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 18 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(288, 18, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1963 : chunk + 311904;
+    float *sum = part == 0 ? t1910 : chunk + 311904;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
         const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_winograd_filter_gradient(filters, t234 + (size_t)n0 * 1568, t1956 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+        mplc_winograd_filter_gradient(filters, t234 + (size_t)n0 * 1568, t1903 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
-static void step_teacher_res6_conv3_vjp_3(float *restrict t1963, const float *restrict t234, const float *restrict t1956, float *restrict chunk) {
-    mplc_parallel(step_teacher_res6_conv3_vjp_3_part, &(step_teacher_res6_conv3_vjp_3_pointers){t1963, t234, t1956, chunk});
+static void step_teacher_res6_conv3_vjp_3(float *restrict t1910, const float *restrict t234, const float *restrict t1903, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_conv3_vjp_3_part, &(step_teacher_res6_conv3_vjp_3_pointers){t1910, t234, t1903, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 321120 + 311904;
-        for (int i = 0; i < 9216; i++) t1963[i] += partial[i];
+        for (int i = 0; i < 9216; i++) t1910[i] += partial[i];
     }
 }
 
 /* loop [288,7,7,32] split
  * %232 = constant 0.1 : [288,7,7,32]  // teacher/res6/leaky_relu2 fwd
- * %1928 = constant 1 : [288,7,7,32]  // teacher/leaky_relu8 vjp
- * %1966 = greaterEqual %231, %233 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp
- * %1967 = sub %1928, %1966 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp
- * %1968 = mul %1965, %1966 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp
- * %1969 = mul %1965, %1967 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp
- * %1970 = mul %1969, %232 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp
- * %1971 = add %1968, %1970 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp */
+ * %1875 = constant 1 : [288,7,7,32]  // teacher/leaky_relu8 vjp
+ * %1913 = greaterEqual %231, %233 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp
+ * %1914 = sub %1875, %1913 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp
+ * %1915 = mul %1912, %1913 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp
+ * %1916 = mul %1912, %1914 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp
+ * %1917 = mul %1916, %232 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp
+ * %1918 = add %1915, %1917 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp */
 typedef struct {
-    float *t1971;
+    float *t1913;
+    float *t1914;
+    float *t1918;
     const float *t231;
     const float *t233;
-    const float *t1965;
+    const float *t1912;
 } step_teacher_res6_leaky_relu2_vjp_pointers;
 
 static void step_teacher_res6_leaky_relu2_vjp_part(void *context, int part, int parts) {
     const step_teacher_res6_leaky_relu2_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1971 = p->t1971;
+    float *restrict t1913 = p->t1913;
+    float *restrict t1914 = p->t1914;
+    float *restrict t1918 = p->t1918;
     const float *restrict t231 = p->t231;
     const float *restrict t233 = p->t233;
-    const float *restrict t1965 = p->t1965;
+    const float *restrict t1912 = p->t1912;
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-            const float v1966 = t231[i] >= t233[i] ? 1.0f : 0.0f;
-            const float v1968 = t1965[i] * v1966;
-            const float v1967 = 1.0f - v1966;
-            const float v1969 = t1965[i] * v1967;
-            const float v1970 = v1969 * 0.1f;
-            const float v1971 = v1968 + v1970;
-            t1971[i] = v1971;
+            const float v1913 = t231[i] >= t233[i] ? 1.0f : 0.0f;
+            const float v1914 = 1.0f - v1913;
+            const float v1915 = t1912[i] * v1913;
+            const float v1916 = t1912[i] * v1914;
+            const float v1917 = v1916 * 0.1f;
+            const float v1918 = v1915 + v1917;
+            t1913[i] = v1913;
+            t1914[i] = v1914;
+            t1918[i] = v1918;
         }
     }
 }
 
-static void step_teacher_res6_leaky_relu2_vjp(float *restrict t1971, const float *restrict t231, const float *restrict t233, const float *restrict t1965) {
-    mplc_parallel(step_teacher_res6_leaky_relu2_vjp_part, &(step_teacher_res6_leaky_relu2_vjp_pointers){t1971, t231, t233, t1965});
+static void step_teacher_res6_leaky_relu2_vjp(float *restrict t1913, float *restrict t1914, float *restrict t1918, const float *restrict t231, const float *restrict t233, const float *restrict t1912) {
+    mplc_parallel(step_teacher_res6_leaky_relu2_vjp_part, &(step_teacher_res6_leaky_relu2_vjp_pointers){t1913, t1914, t1918, t231, t233, t1912});
 }
 
 /* reduce_sum [14112,32] axes=[0] split
- * %1973 = reduce_sum axes=[0] %1972 : [32]  // teacher/res6/bn1 vjp */
+ * %1920 = reduce_sum axes=[0] %1919 : [32]  // teacher/res6/bn1 vjp */
 typedef struct {
-    float *t1973;
-    const float *t1972;
+    float *t1920;
+    const float *t1919;
 } step_teacher_res6_bn1_vjp_pointers;
 
 static void step_teacher_res6_bn1_vjp_part(void *context, int part, int parts) {
     const step_teacher_res6_bn1_vjp_pointers *p = context;
-    float *restrict t1973 = p->t1973;
-    const float *restrict t1972 = p->t1972;
+    float *restrict t1920 = p->t1920;
+    const float *restrict t1919 = p->t1919;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1973[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1920[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1973[i1] += t1972[i0 * 32 + i1];
+            t1920[i1] += t1919[i0 * 32 + i1];
         }
     }
 }
 
-static void step_teacher_res6_bn1_vjp(float *restrict t1973, const float *restrict t1972) {
-    mplc_parallel(step_teacher_res6_bn1_vjp_part, &(step_teacher_res6_bn1_vjp_pointers){t1973, t1972});
+static void step_teacher_res6_bn1_vjp(float *restrict t1920, const float *restrict t1919) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_part, &(step_teacher_res6_bn1_vjp_pointers){t1920, t1919});
 }
 
 /* loop [14112,32] split
  * %227 = broadcast axes=[1] %226 : [14112,32]  // teacher/res6/bn1 fwd
- * %1974 = mul %1972, %227 : [14112,32]  // teacher/res6/bn1 vjp */
+ * %1921 = mul %1919, %227 : [14112,32]  // teacher/res6/bn1 vjp */
 typedef struct {
-    float *t1974;
-    const float *t1972;
+    float *t1921;
+    const float *t1919;
     const float *t226;
 } step_teacher_res6_bn1_vjp_2_pointers;
 
@@ -15415,115 +15085,115 @@ static void step_teacher_res6_bn1_vjp_2_part(void *context, int part, int parts)
     const step_teacher_res6_bn1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1974 = p->t1974;
-    const float *restrict t1972 = p->t1972;
+    float *restrict t1921 = p->t1921;
+    const float *restrict t1919 = p->t1919;
     const float *restrict t226 = p->t226;
     size_t lo, hi;
     while (mplc_claim(14112, 441, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v1974 = t1972[i0 * 32 + i1] * t226[i1];
-                t1974[i0 * 32 + i1] = v1974;
+                const float v1921 = t1919[i0 * 32 + i1] * t226[i1];
+                t1921[i0 * 32 + i1] = v1921;
             }
         }
     }
 }
 
-static void step_teacher_res6_bn1_vjp_2(float *restrict t1974, const float *restrict t1972, const float *restrict t226) {
-    mplc_parallel(step_teacher_res6_bn1_vjp_2_part, &(step_teacher_res6_bn1_vjp_2_pointers){t1974, t1972, t226});
+static void step_teacher_res6_bn1_vjp_2(float *restrict t1921, const float *restrict t1919, const float *restrict t226) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_2_part, &(step_teacher_res6_bn1_vjp_2_pointers){t1921, t1919, t226});
 }
 
 /* reduce_sum [14112,32] axes=[0] split
- * %1975 = mul %1972, %207 : [14112,32]  // teacher/res6/bn1 vjp
- * %1976 = reduce_sum axes=[0] %1975 : [32]  // teacher/res6/bn1 vjp */
+ * %1922 = mul %1919, %207 : [14112,32]  // teacher/res6/bn1 vjp
+ * %1923 = reduce_sum axes=[0] %1922 : [32]  // teacher/res6/bn1 vjp */
 typedef struct {
-    float *t1976;
-    const float *t1972;
+    float *t1923;
+    const float *t1919;
     const float *t207;
 } step_teacher_res6_bn1_vjp_3_pointers;
 
 static void step_teacher_res6_bn1_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_res6_bn1_vjp_3_pointers *p = context;
-    float *restrict t1976 = p->t1976;
-    const float *restrict t1972 = p->t1972;
+    float *restrict t1923 = p->t1923;
+    const float *restrict t1919 = p->t1919;
     const float *restrict t207 = p->t207;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1976[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1923[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1975 = t1972[i0 * 32 + i1] * t207[i0 * 32 + i1];
-            t1976[i1] += v1975;
+            const float v1922 = t1919[i0 * 32 + i1] * t207[i0 * 32 + i1];
+            t1923[i1] += v1922;
         }
     }
 }
 
-static void step_teacher_res6_bn1_vjp_3(float *restrict t1976, const float *restrict t1972, const float *restrict t207) {
-    mplc_parallel(step_teacher_res6_bn1_vjp_3_part, &(step_teacher_res6_bn1_vjp_3_pointers){t1976, t1972, t207});
+static void step_teacher_res6_bn1_vjp_3(float *restrict t1923, const float *restrict t1919, const float *restrict t207) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_3_part, &(step_teacher_res6_bn1_vjp_3_pointers){t1923, t1919, t207});
 }
 
 /* loop [32]
- * %1978 = mul %1976, %225 : [32]  // teacher/res6/bn1 vjp */
-static void step_teacher_res6_bn1_vjp_4(float *restrict t1978, const float *restrict t1976, const float *restrict t225) {
+ * %1925 = mul %1923, %225 : [32]  // teacher/res6/bn1 vjp */
+static void step_teacher_res6_bn1_vjp_4(float *restrict t1925, const float *restrict t1923, const float *restrict t225) {
     for (size_t i = 0; i < 32; i++) {
-        const float v1978 = t1976[i] * t225[i];
-        t1978[i] = v1978;
+        const float v1925 = t1923[i] * t225[i];
+        t1925[i] = v1925;
     }
 }
 
 /* reduce_sum [14112,32] axes=[0] split
- * %1979 = neg %1974 : [14112,32]  // teacher/res6/bn1 vjp
- * %1980 = reduce_sum axes=[0] %1979 : [32]  // teacher/res6/bn1 vjp */
+ * %1926 = neg %1921 : [14112,32]  // teacher/res6/bn1 vjp
+ * %1927 = reduce_sum axes=[0] %1926 : [32]  // teacher/res6/bn1 vjp */
 typedef struct {
-    float *t1980;
-    const float *t1974;
+    float *t1927;
+    const float *t1921;
 } step_teacher_res6_bn1_vjp_5_pointers;
 
 static void step_teacher_res6_bn1_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_res6_bn1_vjp_5_pointers *p = context;
-    float *restrict t1980 = p->t1980;
-    const float *restrict t1974 = p->t1974;
+    float *restrict t1927 = p->t1927;
+    const float *restrict t1921 = p->t1921;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1980[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1927[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1979 = -t1974[i0 * 32 + i1];
-            t1980[i1] += v1979;
+            const float v1926 = -t1921[i0 * 32 + i1];
+            t1927[i1] += v1926;
         }
     }
 }
 
-static void step_teacher_res6_bn1_vjp_5(float *restrict t1980, const float *restrict t1974) {
-    mplc_parallel(step_teacher_res6_bn1_vjp_5_part, &(step_teacher_res6_bn1_vjp_5_pointers){t1980, t1974});
+static void step_teacher_res6_bn1_vjp_5(float *restrict t1927, const float *restrict t1921) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_5_part, &(step_teacher_res6_bn1_vjp_5_pointers){t1927, t1921});
 }
 
 /* loop [32]
  * %204 = constant 7.086167800453515e-05 : [32]  // teacher/res6/bn1 fwd
  * %223 = constant -0.5 : [32]  // teacher/res6/bn1 fwd
- * %1977 = mul %1976, %14 : [32]  // teacher/res6/bn1 vjp
- * %1981 = mul %1977, %225 : [32]  // teacher/res6/bn1 vjp
- * %1982 = mul %1981, %223 : [32]  // teacher/res6/bn1 vjp
- * %1983 = div %1982, %221 : [32]  // teacher/res6/bn1 vjp
- * %1984 = mul %1983, %204 : [32]  // teacher/res6/bn1 vjp */
-static void step_teacher_res6_bn1_vjp_6(float *restrict t1984, const float *restrict t1976, const float *restrict in_teacher_res6_bn1_scale, const float *restrict t225, const float *restrict t221) {
+ * %1924 = mul %1923, %14 : [32]  // teacher/res6/bn1 vjp
+ * %1928 = mul %1924, %225 : [32]  // teacher/res6/bn1 vjp
+ * %1929 = mul %1928, %223 : [32]  // teacher/res6/bn1 vjp
+ * %1930 = div %1929, %221 : [32]  // teacher/res6/bn1 vjp
+ * %1931 = mul %1930, %204 : [32]  // teacher/res6/bn1 vjp */
+static void step_teacher_res6_bn1_vjp_6(float *restrict t1931, const float *restrict t1923, const float *restrict in_teacher_res6_bn1_scale, const float *restrict t225, const float *restrict t221) {
     for (size_t i = 0; i < 32; i++) {
-        const float v1977 = t1976[i] * in_teacher_res6_bn1_scale[i];
-        const float v1981 = v1977 * t225[i];
-        const float v1982 = v1981 * (-0.5f);
-        const float v1983 = v1982 / t221[i];
-        const float v1984 = v1983 * 7.086168e-05f;
-        t1984[i] = v1984;
+        const float v1924 = t1923[i] * in_teacher_res6_bn1_scale[i];
+        const float v1928 = v1924 * t225[i];
+        const float v1929 = v1928 * (-0.5f);
+        const float v1930 = v1929 / t221[i];
+        const float v1931 = v1930 * 7.086168e-05f;
+        t1931[i] = v1931;
     }
 }
 
 /* loop [14112,32] split
- * %1985 = broadcast axes=[1] %1984 : [14112,32]  // teacher/res6/bn1 vjp
- * %1986 = mul %1985, %207 : [14112,32]  // teacher/res6/bn1 vjp
- * %1987 = add %1986, %1986 : [14112,32]  // teacher/res6/bn1 vjp */
+ * %1932 = broadcast axes=[1] %1931 : [14112,32]  // teacher/res6/bn1 vjp
+ * %1933 = mul %1932, %207 : [14112,32]  // teacher/res6/bn1 vjp
+ * %1934 = add %1933, %1933 : [14112,32]  // teacher/res6/bn1 vjp */
 typedef struct {
-    float *t1987;
-    const float *t1984;
+    float *t1934;
+    const float *t1931;
     const float *t207;
 } step_teacher_res6_bn1_vjp_7_pointers;
 
@@ -15531,130 +15201,130 @@ static void step_teacher_res6_bn1_vjp_7_part(void *context, int part, int parts)
     const step_teacher_res6_bn1_vjp_7_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1987 = p->t1987;
-    const float *restrict t1984 = p->t1984;
+    float *restrict t1934 = p->t1934;
+    const float *restrict t1931 = p->t1931;
     const float *restrict t207 = p->t207;
     size_t lo, hi;
     while (mplc_claim(14112, 441, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v1986 = t1984[i1] * t207[i0 * 32 + i1];
-                const float v1987 = v1986 + v1986;
-                t1987[i0 * 32 + i1] = v1987;
+                const float v1933 = t1931[i1] * t207[i0 * 32 + i1];
+                const float v1934 = v1933 + v1933;
+                t1934[i0 * 32 + i1] = v1934;
             }
         }
     }
 }
 
-static void step_teacher_res6_bn1_vjp_7(float *restrict t1987, const float *restrict t1984, const float *restrict t207) {
-    mplc_parallel(step_teacher_res6_bn1_vjp_7_part, &(step_teacher_res6_bn1_vjp_7_pointers){t1987, t1984, t207});
+static void step_teacher_res6_bn1_vjp_7(float *restrict t1934, const float *restrict t1931, const float *restrict t207) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_7_part, &(step_teacher_res6_bn1_vjp_7_pointers){t1934, t1931, t207});
 }
 
 /* reduce_sum [14112,32] axes=[0] split
- * %1988 = neg %1987 : [14112,32]  // teacher/res6/bn1 vjp
- * %1990 = reduce_sum axes=[0] %1988 : [32]  // teacher/res6/bn1 vjp */
+ * %1935 = neg %1934 : [14112,32]  // teacher/res6/bn1 vjp
+ * %1937 = reduce_sum axes=[0] %1935 : [32]  // teacher/res6/bn1 vjp */
 typedef struct {
-    float *t1990;
-    const float *t1987;
+    float *t1937;
+    const float *t1934;
 } step_teacher_res6_bn1_vjp_8_pointers;
 
 static void step_teacher_res6_bn1_vjp_8_part(void *context, int part, int parts) {
     const step_teacher_res6_bn1_vjp_8_pointers *p = context;
-    float *restrict t1990 = p->t1990;
-    const float *restrict t1987 = p->t1987;
+    float *restrict t1937 = p->t1937;
+    const float *restrict t1934 = p->t1934;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1990[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1937[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v1988 = -t1987[i0 * 32 + i1];
-            t1990[i1] += v1988;
+            const float v1935 = -t1934[i0 * 32 + i1];
+            t1937[i1] += v1935;
         }
     }
 }
 
-static void step_teacher_res6_bn1_vjp_8(float *restrict t1990, const float *restrict t1987) {
-    mplc_parallel(step_teacher_res6_bn1_vjp_8_part, &(step_teacher_res6_bn1_vjp_8_pointers){t1990, t1987});
+static void step_teacher_res6_bn1_vjp_8(float *restrict t1937, const float *restrict t1934) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_8_part, &(step_teacher_res6_bn1_vjp_8_pointers){t1937, t1934});
 }
 
 /* loop [32]
  * %204 = constant 7.086167800453515e-05 : [32]  // teacher/res6/bn1 fwd
- * %1991 = add %1980, %1990 : [32]  // teacher/res6/bn1 vjp
- * %1992 = mul %1991, %204 : [32]  // teacher/res6/bn1 vjp */
-static void step_teacher_res6_bn1_vjp_9(float *restrict t1992, const float *restrict t1980, const float *restrict t1990) {
+ * %1938 = add %1927, %1937 : [32]  // teacher/res6/bn1 vjp
+ * %1939 = mul %1938, %204 : [32]  // teacher/res6/bn1 vjp */
+static void step_teacher_res6_bn1_vjp_9(float *restrict t1939, const float *restrict t1927, const float *restrict t1937) {
     for (size_t i = 0; i < 32; i++) {
-        const float v1991 = t1980[i] + t1990[i];
-        const float v1992 = v1991 * 7.086168e-05f;
-        t1992[i] = v1992;
+        const float v1938 = t1927[i] + t1937[i];
+        const float v1939 = v1938 * 7.086168e-05f;
+        t1939[i] = v1939;
     }
 }
 
 /* loop [14112,32] split
- * %1989 = add %1974, %1987 : [14112,32]  // teacher/res6/bn1 vjp
- * %1993 = broadcast axes=[1] %1992 : [14112,32]  // teacher/res6/bn1 vjp
- * %1994 = add %1989, %1993 : [14112,32]  // teacher/res6/bn1 vjp */
+ * %1936 = add %1921, %1934 : [14112,32]  // teacher/res6/bn1 vjp
+ * %1940 = broadcast axes=[1] %1939 : [14112,32]  // teacher/res6/bn1 vjp
+ * %1941 = add %1936, %1940 : [14112,32]  // teacher/res6/bn1 vjp */
 typedef struct {
-    float *t1994;
-    const float *t1974;
-    const float *t1987;
-    const float *t1992;
+    float *t1941;
+    const float *t1921;
+    const float *t1934;
+    const float *t1939;
 } step_teacher_res6_bn1_vjp_10_pointers;
 
 static void step_teacher_res6_bn1_vjp_10_part(void *context, int part, int parts) {
     const step_teacher_res6_bn1_vjp_10_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t1994 = p->t1994;
-    const float *restrict t1974 = p->t1974;
-    const float *restrict t1987 = p->t1987;
-    const float *restrict t1992 = p->t1992;
+    float *restrict t1941 = p->t1941;
+    const float *restrict t1921 = p->t1921;
+    const float *restrict t1934 = p->t1934;
+    const float *restrict t1939 = p->t1939;
     size_t lo, hi;
     while (mplc_claim(14112, 441, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v1989 = t1974[i0 * 32 + i1] + t1987[i0 * 32 + i1];
-                const float v1994 = v1989 + t1992[i1];
-                t1994[i0 * 32 + i1] = v1994;
+                const float v1936 = t1921[i0 * 32 + i1] + t1934[i0 * 32 + i1];
+                const float v1941 = v1936 + t1939[i1];
+                t1941[i0 * 32 + i1] = v1941;
             }
         }
     }
 }
 
-static void step_teacher_res6_bn1_vjp_10(float *restrict t1994, const float *restrict t1974, const float *restrict t1987, const float *restrict t1992) {
-    mplc_parallel(step_teacher_res6_bn1_vjp_10_part, &(step_teacher_res6_bn1_vjp_10_pointers){t1994, t1974, t1987, t1992});
+static void step_teacher_res6_bn1_vjp_10(float *restrict t1941, const float *restrict t1921, const float *restrict t1934, const float *restrict t1939) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_10_part, &(step_teacher_res6_bn1_vjp_10_pointers){t1941, t1921, t1934, t1939});
 }
 
 /* reduce_sum [14112,32] axes=[0] split
- * %1995 = reduce_sum axes=[0] %1994 : [32]  // teacher/res6/conv0 vjp */
+ * %1942 = reduce_sum axes=[0] %1941 : [32]  // teacher/res6/conv0 vjp */
 typedef struct {
-    float *t1995;
-    const float *t1994;
+    float *t1942;
+    const float *t1941;
 } step_teacher_res6_conv0_vjp_pointers;
 
 static void step_teacher_res6_conv0_vjp_part(void *context, int part, int parts) {
     const step_teacher_res6_conv0_vjp_pointers *p = context;
-    float *restrict t1995 = p->t1995;
-    const float *restrict t1994 = p->t1994;
+    float *restrict t1942 = p->t1942;
+    const float *restrict t1941 = p->t1941;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t1995[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1942[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t1995[i1] += t1994[i0 * 32 + i1];
+            t1942[i1] += t1941[i0 * 32 + i1];
         }
     }
 }
 
-static void step_teacher_res6_conv0_vjp(float *restrict t1995, const float *restrict t1994) {
-    mplc_parallel(step_teacher_res6_conv0_vjp_part, &(step_teacher_res6_conv0_vjp_pointers){t1995, t1994});
+static void step_teacher_res6_conv0_vjp(float *restrict t1942, const float *restrict t1941) {
+    mplc_parallel(step_teacher_res6_conv0_vjp_part, &(step_teacher_res6_conv0_vjp_pointers){t1942, t1941});
 }
 
 /* gemm blas-into-col2im m=14112 n=144 k=32 tB chunk=37 split
- * %1996 = matmul tB %1994, %199 : [14112,144]  // teacher/res6/conv0 vjp
- * %1999 = col2im k3 s2 p1 %1996 : [288,14,14,16]  // teacher/res6/conv0 vjp */
+ * %1943 = matmul tB %1941, %199 : [14112,144]  // teacher/res6/conv0 vjp
+ * %1946 = col2im k3 s2 p1 %1943 : [288,14,14,16]  // teacher/res6/conv0 vjp */
 typedef struct {
-    float *t1999;
-    const float *t1994;
+    float *t1946;
+    const float *t1941;
     const float *in_teacher_res6_conv0_weight;
     float *chunk;
 } step_teacher_res6_conv0_vjp_2_pointers;
@@ -15662,8 +15332,8 @@ typedef struct {
 static void step_teacher_res6_conv0_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_res6_conv0_vjp_2_pointers *p = context;
     (void)parts;
-    float *restrict t1999 = p->t1999;
-    const float *restrict t1994 = p->t1994;
+    float *restrict t1946 = p->t1946;
+    const float *restrict t1941 = p->t1941;
     const float *restrict in_teacher_res6_conv0_weight = p->in_teacher_res6_conv0_weight;
     float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* the product 37 images at a time (261072 floats), each chunk through col2im */
@@ -15671,66 +15341,68 @@ static void step_teacher_res6_conv0_vjp_2_part(void *context, int part, int part
     while (mplc_claim(288, 37, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
             const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t1994 + (size_t)n0 * 1568, 32, in_teacher_res6_conv0_weight, 32, 0.0f, chunk, 144);
-            mplc_col2im(t1999 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t1941 + (size_t)n0 * 1568, 32, in_teacher_res6_conv0_weight, 32, 0.0f, chunk, 144);
+            mplc_col2im(t1946 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
         }
     }
 }
 
-static void step_teacher_res6_conv0_vjp_2(float *restrict t1999, const float *restrict t1994, const float *restrict in_teacher_res6_conv0_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_res6_conv0_vjp_2_part, &(step_teacher_res6_conv0_vjp_2_pointers){t1999, t1994, in_teacher_res6_conv0_weight, chunk});
+static void step_teacher_res6_conv0_vjp_2(float *restrict t1946, const float *restrict t1941, const float *restrict in_teacher_res6_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_conv0_vjp_2_part, &(step_teacher_res6_conv0_vjp_2_pointers){t1946, t1941, in_teacher_res6_conv0_weight, chunk});
 }
 
 /* gemm blas-on-column-chunks m=144 n=32 k=14112 tA chunk=37 split
  * %198 = im2col k3 s2 p1 %197 : [14112,144]  // teacher/res6/conv0 fwd
- * %1997 = matmul tA %198, %1994 : [144,32]  // teacher/res6/conv0 vjp */
+ * %1944 = matmul tA %198, %1941 : [144,32]  // teacher/res6/conv0 vjp */
 typedef struct {
-    float *t1997;
+    float *t1944;
     const float *t197;
-    const float *t1994;
+    const float *t1941;
     float *chunk;
 } step_teacher_res6_conv0_vjp_3_pointers;
 
 static void step_teacher_res6_conv0_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_res6_conv0_vjp_3_pointers *p = context;
-    float *restrict t1997 = p->t1997;
+    float *restrict t1944 = p->t1944;
     const float *restrict t197 = p->t197;
-    const float *restrict t1994 = p->t1994;
+    const float *restrict t1941 = p->t1941;
     float *restrict chunk = p->chunk + (size_t)part * 265680; /* this thread's part */
     /* columns of 37 images at a time (261072 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(288, 37, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1997 : chunk + 261072;
+    float *sum = part == 0 ? t1944 : chunk + 261072;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
         const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
         mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 49, 1.0f, chunk, 144, t1994 + (size_t)n0 * 1568, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 49, 1.0f, chunk, 144, t1941 + (size_t)n0 * 1568, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
     }
 }
 
-static void step_teacher_res6_conv0_vjp_3(float *restrict t1997, const float *restrict t197, const float *restrict t1994, float *restrict chunk) {
-    mplc_parallel(step_teacher_res6_conv0_vjp_3_part, &(step_teacher_res6_conv0_vjp_3_pointers){t1997, t197, t1994, chunk});
+static void step_teacher_res6_conv0_vjp_3(float *restrict t1944, const float *restrict t197, const float *restrict t1941, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_conv0_vjp_3_part, &(step_teacher_res6_conv0_vjp_3_pointers){t1944, t197, t1941, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 265680 + 261072;
-        for (int i = 0; i < 4608; i++) t1997[i] += partial[i];
+        for (int i = 0; i < 4608; i++) t1944[i] += partial[i];
     }
 }
 
 /* loop [288,14,14,16] split
  * %132 = constant 0.1 : [288,14,14,16]  // teacher/leaky_relu2 fwd
- * %2000 = add %1960, %1999 : [288,14,14,16]  // teacher/res6/conv0 vjp
- * %2001 = greaterEqual %195, %196 : [288,14,14,16]  // teacher/leaky_relu5 vjp
- * %2002 = constant 1 : [288,14,14,16]  // teacher/leaky_relu5 vjp
- * %2003 = sub %2002, %2001 : [288,14,14,16]  // teacher/leaky_relu5 vjp
- * %2004 = mul %2000, %2001 : [288,14,14,16]  // teacher/leaky_relu5 vjp
- * %2005 = mul %2000, %2003 : [288,14,14,16]  // teacher/leaky_relu5 vjp
- * %2006 = mul %2005, %132 : [288,14,14,16]  // teacher/leaky_relu5 vjp
- * %2007 = add %2004, %2006 : [288,14,14,16]  // teacher/leaky_relu5 vjp */
+ * %1947 = add %1907, %1946 : [288,14,14,16]  // teacher/res6/conv0 vjp
+ * %1948 = greaterEqual %195, %196 : [288,14,14,16]  // teacher/leaky_relu5 vjp
+ * %1949 = constant 1 : [288,14,14,16]  // teacher/leaky_relu5 vjp
+ * %1950 = sub %1949, %1948 : [288,14,14,16]  // teacher/leaky_relu5 vjp
+ * %1951 = mul %1947, %1948 : [288,14,14,16]  // teacher/leaky_relu5 vjp
+ * %1952 = mul %1947, %1950 : [288,14,14,16]  // teacher/leaky_relu5 vjp
+ * %1953 = mul %1952, %132 : [288,14,14,16]  // teacher/leaky_relu5 vjp
+ * %1954 = add %1951, %1953 : [288,14,14,16]  // teacher/leaky_relu5 vjp */
 typedef struct {
-    float *t2007;
-    const float *t1960;
-    const float *t1999;
+    float *t1948;
+    float *t1950;
+    float *t1954;
+    const float *t1907;
+    const float *t1946;
     const float *t195;
     const float *t196;
 } step_teacher_leaky_relu5_vjp_pointers;
@@ -15739,61 +15411,65 @@ static void step_teacher_leaky_relu5_vjp_part(void *context, int part, int parts
     const step_teacher_leaky_relu5_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t2007 = p->t2007;
-    const float *restrict t1960 = p->t1960;
-    const float *restrict t1999 = p->t1999;
+    float *restrict t1948 = p->t1948;
+    float *restrict t1950 = p->t1950;
+    float *restrict t1954 = p->t1954;
+    const float *restrict t1907 = p->t1907;
+    const float *restrict t1946 = p->t1946;
     const float *restrict t195 = p->t195;
     const float *restrict t196 = p->t196;
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v2000 = t1960[i] + t1999[i];
-            const float v2001 = t195[i] >= t196[i] ? 1.0f : 0.0f;
-            const float v2004 = v2000 * v2001;
-            const float v2003 = 1.0f - v2001;
-            const float v2005 = v2000 * v2003;
-            const float v2006 = v2005 * 0.1f;
-            const float v2007 = v2004 + v2006;
-            t2007[i] = v2007;
+            const float v1947 = t1907[i] + t1946[i];
+            const float v1948 = t195[i] >= t196[i] ? 1.0f : 0.0f;
+            const float v1950 = 1.0f - v1948;
+            const float v1951 = v1947 * v1948;
+            const float v1952 = v1947 * v1950;
+            const float v1953 = v1952 * 0.1f;
+            const float v1954 = v1951 + v1953;
+            t1948[i] = v1948;
+            t1950[i] = v1950;
+            t1954[i] = v1954;
         }
     }
 }
 
-static void step_teacher_leaky_relu5_vjp(float *restrict t2007, const float *restrict t1960, const float *restrict t1999, const float *restrict t195, const float *restrict t196) {
-    mplc_parallel(step_teacher_leaky_relu5_vjp_part, &(step_teacher_leaky_relu5_vjp_pointers){t2007, t1960, t1999, t195, t196});
+static void step_teacher_leaky_relu5_vjp(float *restrict t1948, float *restrict t1950, float *restrict t1954, const float *restrict t1907, const float *restrict t1946, const float *restrict t195, const float *restrict t196) {
+    mplc_parallel(step_teacher_leaky_relu5_vjp_part, &(step_teacher_leaky_relu5_vjp_pointers){t1948, t1950, t1954, t1907, t1946, t195, t196});
 }
 
 /* reduce_sum [56448,16] axes=[0] split
- * %2009 = reduce_sum axes=[0] %2008 : [16]  // teacher/bn4 vjp */
+ * %1956 = reduce_sum axes=[0] %1955 : [16]  // teacher/bn4 vjp */
 typedef struct {
-    float *t2009;
-    const float *t2008;
+    float *t1956;
+    const float *t1955;
 } step_teacher_bn4_vjp_pointers;
 
 static void step_teacher_bn4_vjp_part(void *context, int part, int parts) {
     const step_teacher_bn4_vjp_pointers *p = context;
-    float *restrict t2009 = p->t2009;
-    const float *restrict t2008 = p->t2008;
+    float *restrict t1956 = p->t1956;
+    const float *restrict t1955 = p->t1955;
     size_t lo, hi;
     mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2009[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1956[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t2009[i1] += t2008[i0 * 16 + i1];
+            t1956[i1] += t1955[i0 * 16 + i1];
         }
     }
 }
 
-static void step_teacher_bn4_vjp(float *restrict t2009, const float *restrict t2008) {
-    mplc_parallel(step_teacher_bn4_vjp_part, &(step_teacher_bn4_vjp_pointers){t2009, t2008});
+static void step_teacher_bn4_vjp(float *restrict t1956, const float *restrict t1955) {
+    mplc_parallel(step_teacher_bn4_vjp_part, &(step_teacher_bn4_vjp_pointers){t1956, t1955});
 }
 
 /* loop [56448,16] split
  * %191 = broadcast axes=[1] %190 : [56448,16]  // teacher/bn4 fwd
- * %2010 = mul %2008, %191 : [56448,16]  // teacher/bn4 vjp */
+ * %1957 = mul %1955, %191 : [56448,16]  // teacher/bn4 vjp */
 typedef struct {
-    float *t2010;
-    const float *t2008;
+    float *t1957;
+    const float *t1955;
     const float *t190;
 } step_teacher_bn4_vjp_2_pointers;
 
@@ -15801,115 +15477,115 @@ static void step_teacher_bn4_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_bn4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t2010 = p->t2010;
-    const float *restrict t2008 = p->t2008;
+    float *restrict t1957 = p->t1957;
+    const float *restrict t1955 = p->t1955;
     const float *restrict t190 = p->t190;
     size_t lo, hi;
     while (mplc_claim(56448, 1764, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v2010 = t2008[i0 * 16 + i1] * t190[i1];
-                t2010[i0 * 16 + i1] = v2010;
+                const float v1957 = t1955[i0 * 16 + i1] * t190[i1];
+                t1957[i0 * 16 + i1] = v1957;
             }
         }
     }
 }
 
-static void step_teacher_bn4_vjp_2(float *restrict t2010, const float *restrict t2008, const float *restrict t190) {
-    mplc_parallel(step_teacher_bn4_vjp_2_part, &(step_teacher_bn4_vjp_2_pointers){t2010, t2008, t190});
+static void step_teacher_bn4_vjp_2(float *restrict t1957, const float *restrict t1955, const float *restrict t190) {
+    mplc_parallel(step_teacher_bn4_vjp_2_part, &(step_teacher_bn4_vjp_2_pointers){t1957, t1955, t190});
 }
 
 /* reduce_sum [56448,16] axes=[0] split
- * %2011 = mul %2008, %176 : [56448,16]  // teacher/bn4 vjp
- * %2012 = reduce_sum axes=[0] %2011 : [16]  // teacher/bn4 vjp */
+ * %1958 = mul %1955, %176 : [56448,16]  // teacher/bn4 vjp
+ * %1959 = reduce_sum axes=[0] %1958 : [16]  // teacher/bn4 vjp */
 typedef struct {
-    float *t2012;
-    const float *t2008;
+    float *t1959;
+    const float *t1955;
     const float *t176;
 } step_teacher_bn4_vjp_3_pointers;
 
 static void step_teacher_bn4_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_bn4_vjp_3_pointers *p = context;
-    float *restrict t2012 = p->t2012;
-    const float *restrict t2008 = p->t2008;
+    float *restrict t1959 = p->t1959;
+    const float *restrict t1955 = p->t1955;
     const float *restrict t176 = p->t176;
     size_t lo, hi;
     mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2012[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1959[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2011 = t2008[i0 * 16 + i1] * t176[i0 * 16 + i1];
-            t2012[i1] += v2011;
+            const float v1958 = t1955[i0 * 16 + i1] * t176[i0 * 16 + i1];
+            t1959[i1] += v1958;
         }
     }
 }
 
-static void step_teacher_bn4_vjp_3(float *restrict t2012, const float *restrict t2008, const float *restrict t176) {
-    mplc_parallel(step_teacher_bn4_vjp_3_part, &(step_teacher_bn4_vjp_3_pointers){t2012, t2008, t176});
+static void step_teacher_bn4_vjp_3(float *restrict t1959, const float *restrict t1955, const float *restrict t176) {
+    mplc_parallel(step_teacher_bn4_vjp_3_part, &(step_teacher_bn4_vjp_3_pointers){t1959, t1955, t176});
 }
 
 /* loop [16]
- * %2014 = mul %2012, %189 : [16]  // teacher/bn4 vjp */
-static void step_teacher_bn4_vjp_4(float *restrict t2014, const float *restrict t2012, const float *restrict t189) {
+ * %1961 = mul %1959, %189 : [16]  // teacher/bn4 vjp */
+static void step_teacher_bn4_vjp_4(float *restrict t1961, const float *restrict t1959, const float *restrict t189) {
     for (size_t i = 0; i < 16; i++) {
-        const float v2014 = t2012[i] * t189[i];
-        t2014[i] = v2014;
+        const float v1961 = t1959[i] * t189[i];
+        t1961[i] = v1961;
     }
 }
 
 /* reduce_sum [56448,16] axes=[0] split
- * %2015 = neg %2010 : [56448,16]  // teacher/bn4 vjp
- * %2016 = reduce_sum axes=[0] %2015 : [16]  // teacher/bn4 vjp */
+ * %1962 = neg %1957 : [56448,16]  // teacher/bn4 vjp
+ * %1963 = reduce_sum axes=[0] %1962 : [16]  // teacher/bn4 vjp */
 typedef struct {
-    float *t2016;
-    const float *t2010;
+    float *t1963;
+    const float *t1957;
 } step_teacher_bn4_vjp_5_pointers;
 
 static void step_teacher_bn4_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_bn4_vjp_5_pointers *p = context;
-    float *restrict t2016 = p->t2016;
-    const float *restrict t2010 = p->t2010;
+    float *restrict t1963 = p->t1963;
+    const float *restrict t1957 = p->t1957;
     size_t lo, hi;
     mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2016[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1963[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2015 = -t2010[i0 * 16 + i1];
-            t2016[i1] += v2015;
+            const float v1962 = -t1957[i0 * 16 + i1];
+            t1963[i1] += v1962;
         }
     }
 }
 
-static void step_teacher_bn4_vjp_5(float *restrict t2016, const float *restrict t2010) {
-    mplc_parallel(step_teacher_bn4_vjp_5_part, &(step_teacher_bn4_vjp_5_pointers){t2016, t2010});
+static void step_teacher_bn4_vjp_5(float *restrict t1963, const float *restrict t1957) {
+    mplc_parallel(step_teacher_bn4_vjp_5_part, &(step_teacher_bn4_vjp_5_pointers){t1963, t1957});
 }
 
 /* loop [16]
  * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
  * %123 = constant -0.5 : [16]  // teacher/bn1 fwd
- * %2013 = mul %2012, %10 : [16]  // teacher/bn4 vjp
- * %2017 = mul %2013, %189 : [16]  // teacher/bn4 vjp
- * %2018 = mul %2017, %123 : [16]  // teacher/bn4 vjp
- * %2019 = div %2018, %186 : [16]  // teacher/bn4 vjp
- * %2020 = mul %2019, %104 : [16]  // teacher/bn4 vjp */
-static void step_teacher_bn4_vjp_6(float *restrict t2020, const float *restrict t2012, const float *restrict in_teacher_bn4_scale, const float *restrict t189, const float *restrict t186) {
+ * %1960 = mul %1959, %10 : [16]  // teacher/bn4 vjp
+ * %1964 = mul %1960, %189 : [16]  // teacher/bn4 vjp
+ * %1965 = mul %1964, %123 : [16]  // teacher/bn4 vjp
+ * %1966 = div %1965, %186 : [16]  // teacher/bn4 vjp
+ * %1967 = mul %1966, %104 : [16]  // teacher/bn4 vjp */
+static void step_teacher_bn4_vjp_6(float *restrict t1967, const float *restrict t1959, const float *restrict in_teacher_bn4_scale, const float *restrict t189, const float *restrict t186) {
     for (size_t i = 0; i < 16; i++) {
-        const float v2013 = t2012[i] * in_teacher_bn4_scale[i];
-        const float v2017 = v2013 * t189[i];
-        const float v2018 = v2017 * (-0.5f);
-        const float v2019 = v2018 / t186[i];
-        const float v2020 = v2019 * 1.771542e-05f;
-        t2020[i] = v2020;
+        const float v1960 = t1959[i] * in_teacher_bn4_scale[i];
+        const float v1964 = v1960 * t189[i];
+        const float v1965 = v1964 * (-0.5f);
+        const float v1966 = v1965 / t186[i];
+        const float v1967 = v1966 * 1.771542e-05f;
+        t1967[i] = v1967;
     }
 }
 
 /* loop [56448,16] split
- * %2021 = broadcast axes=[1] %2020 : [56448,16]  // teacher/bn4 vjp
- * %2022 = mul %2021, %176 : [56448,16]  // teacher/bn4 vjp
- * %2023 = add %2022, %2022 : [56448,16]  // teacher/bn4 vjp */
+ * %1968 = broadcast axes=[1] %1967 : [56448,16]  // teacher/bn4 vjp
+ * %1969 = mul %1968, %176 : [56448,16]  // teacher/bn4 vjp
+ * %1970 = add %1969, %1969 : [56448,16]  // teacher/bn4 vjp */
 typedef struct {
-    float *t2023;
-    const float *t2020;
+    float *t1970;
+    const float *t1967;
     const float *t176;
 } step_teacher_bn4_vjp_7_pointers;
 
@@ -15917,130 +15593,130 @@ static void step_teacher_bn4_vjp_7_part(void *context, int part, int parts) {
     const step_teacher_bn4_vjp_7_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t2023 = p->t2023;
-    const float *restrict t2020 = p->t2020;
+    float *restrict t1970 = p->t1970;
+    const float *restrict t1967 = p->t1967;
     const float *restrict t176 = p->t176;
     size_t lo, hi;
     while (mplc_claim(56448, 1764, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v2022 = t2020[i1] * t176[i0 * 16 + i1];
-                const float v2023 = v2022 + v2022;
-                t2023[i0 * 16 + i1] = v2023;
+                const float v1969 = t1967[i1] * t176[i0 * 16 + i1];
+                const float v1970 = v1969 + v1969;
+                t1970[i0 * 16 + i1] = v1970;
             }
         }
     }
 }
 
-static void step_teacher_bn4_vjp_7(float *restrict t2023, const float *restrict t2020, const float *restrict t176) {
-    mplc_parallel(step_teacher_bn4_vjp_7_part, &(step_teacher_bn4_vjp_7_pointers){t2023, t2020, t176});
+static void step_teacher_bn4_vjp_7(float *restrict t1970, const float *restrict t1967, const float *restrict t176) {
+    mplc_parallel(step_teacher_bn4_vjp_7_part, &(step_teacher_bn4_vjp_7_pointers){t1970, t1967, t176});
 }
 
 /* reduce_sum [56448,16] axes=[0] split
- * %2024 = neg %2023 : [56448,16]  // teacher/bn4 vjp
- * %2026 = reduce_sum axes=[0] %2024 : [16]  // teacher/bn4 vjp */
+ * %1971 = neg %1970 : [56448,16]  // teacher/bn4 vjp
+ * %1973 = reduce_sum axes=[0] %1971 : [16]  // teacher/bn4 vjp */
 typedef struct {
-    float *t2026;
-    const float *t2023;
+    float *t1973;
+    const float *t1970;
 } step_teacher_bn4_vjp_8_pointers;
 
 static void step_teacher_bn4_vjp_8_part(void *context, int part, int parts) {
     const step_teacher_bn4_vjp_8_pointers *p = context;
-    float *restrict t2026 = p->t2026;
-    const float *restrict t2023 = p->t2023;
+    float *restrict t1973 = p->t1973;
+    const float *restrict t1970 = p->t1970;
     size_t lo, hi;
     mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2026[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1973[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2024 = -t2023[i0 * 16 + i1];
-            t2026[i1] += v2024;
+            const float v1971 = -t1970[i0 * 16 + i1];
+            t1973[i1] += v1971;
         }
     }
 }
 
-static void step_teacher_bn4_vjp_8(float *restrict t2026, const float *restrict t2023) {
-    mplc_parallel(step_teacher_bn4_vjp_8_part, &(step_teacher_bn4_vjp_8_pointers){t2026, t2023});
+static void step_teacher_bn4_vjp_8(float *restrict t1973, const float *restrict t1970) {
+    mplc_parallel(step_teacher_bn4_vjp_8_part, &(step_teacher_bn4_vjp_8_pointers){t1973, t1970});
 }
 
 /* loop [16]
  * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
- * %2027 = add %2016, %2026 : [16]  // teacher/bn4 vjp
- * %2028 = mul %2027, %104 : [16]  // teacher/bn4 vjp */
-static void step_teacher_bn4_vjp_9(float *restrict t2028, const float *restrict t2016, const float *restrict t2026) {
+ * %1974 = add %1963, %1973 : [16]  // teacher/bn4 vjp
+ * %1975 = mul %1974, %104 : [16]  // teacher/bn4 vjp */
+static void step_teacher_bn4_vjp_9(float *restrict t1975, const float *restrict t1963, const float *restrict t1973) {
     for (size_t i = 0; i < 16; i++) {
-        const float v2027 = t2016[i] + t2026[i];
-        const float v2028 = v2027 * 1.771542e-05f;
-        t2028[i] = v2028;
+        const float v1974 = t1963[i] + t1973[i];
+        const float v1975 = v1974 * 1.771542e-05f;
+        t1975[i] = v1975;
     }
 }
 
 /* loop [56448,16] split
- * %2025 = add %2010, %2023 : [56448,16]  // teacher/bn4 vjp
- * %2029 = broadcast axes=[1] %2028 : [56448,16]  // teacher/bn4 vjp
- * %2030 = add %2025, %2029 : [56448,16]  // teacher/bn4 vjp */
+ * %1972 = add %1957, %1970 : [56448,16]  // teacher/bn4 vjp
+ * %1976 = broadcast axes=[1] %1975 : [56448,16]  // teacher/bn4 vjp
+ * %1977 = add %1972, %1976 : [56448,16]  // teacher/bn4 vjp */
 typedef struct {
-    float *t2030;
-    const float *t2010;
-    const float *t2023;
-    const float *t2028;
+    float *t1977;
+    const float *t1957;
+    const float *t1970;
+    const float *t1975;
 } step_teacher_bn4_vjp_10_pointers;
 
 static void step_teacher_bn4_vjp_10_part(void *context, int part, int parts) {
     const step_teacher_bn4_vjp_10_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t2030 = p->t2030;
-    const float *restrict t2010 = p->t2010;
-    const float *restrict t2023 = p->t2023;
-    const float *restrict t2028 = p->t2028;
+    float *restrict t1977 = p->t1977;
+    const float *restrict t1957 = p->t1957;
+    const float *restrict t1970 = p->t1970;
+    const float *restrict t1975 = p->t1975;
     size_t lo, hi;
     while (mplc_claim(56448, 1764, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v2025 = t2010[i0 * 16 + i1] + t2023[i0 * 16 + i1];
-                const float v2030 = v2025 + t2028[i1];
-                t2030[i0 * 16 + i1] = v2030;
+                const float v1972 = t1957[i0 * 16 + i1] + t1970[i0 * 16 + i1];
+                const float v1977 = v1972 + t1975[i1];
+                t1977[i0 * 16 + i1] = v1977;
             }
         }
     }
 }
 
-static void step_teacher_bn4_vjp_10(float *restrict t2030, const float *restrict t2010, const float *restrict t2023, const float *restrict t2028) {
-    mplc_parallel(step_teacher_bn4_vjp_10_part, &(step_teacher_bn4_vjp_10_pointers){t2030, t2010, t2023, t2028});
+static void step_teacher_bn4_vjp_10(float *restrict t1977, const float *restrict t1957, const float *restrict t1970, const float *restrict t1975) {
+    mplc_parallel(step_teacher_bn4_vjp_10_part, &(step_teacher_bn4_vjp_10_pointers){t1977, t1957, t1970, t1975});
 }
 
 /* reduce_sum [56448,16] axes=[0] split
- * %2032 = reduce_sum axes=[0] %2030 : [16]  // teacher/res3/conv3 vjp */
+ * %1979 = reduce_sum axes=[0] %1977 : [16]  // teacher/res3/conv3 vjp */
 typedef struct {
-    float *t2032;
-    const float *t2030;
+    float *t1979;
+    const float *t1977;
 } step_teacher_res3_conv3_vjp_pointers;
 
 static void step_teacher_res3_conv3_vjp_part(void *context, int part, int parts) {
     const step_teacher_res3_conv3_vjp_pointers *p = context;
-    float *restrict t2032 = p->t2032;
-    const float *restrict t2030 = p->t2030;
+    float *restrict t1979 = p->t1979;
+    const float *restrict t1977 = p->t1977;
     size_t lo, hi;
     mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2032[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1979[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t2032[i1] += t2030[i0 * 16 + i1];
+            t1979[i1] += t1977[i0 * 16 + i1];
         }
     }
 }
 
-static void step_teacher_res3_conv3_vjp(float *restrict t2032, const float *restrict t2030) {
-    mplc_parallel(step_teacher_res3_conv3_vjp_part, &(step_teacher_res3_conv3_vjp_pointers){t2032, t2030});
+static void step_teacher_res3_conv3_vjp(float *restrict t1979, const float *restrict t1977) {
+    mplc_parallel(step_teacher_res3_conv3_vjp_part, &(step_teacher_res3_conv3_vjp_pointers){t1979, t1977});
 }
 
 /* gemm winograd m=56448 n=144 k=16 tB chunk=9 split
- * %2033 = matmul tB %2030, %166 : [56448,144]  // teacher/res3/conv3 vjp
- * %2036 = col2im k3 s1 p1 %2033 : [288,14,14,16]  // teacher/res3/conv3 vjp */
+ * %1980 = matmul tB %1977, %166 : [56448,144]  // teacher/res3/conv3 vjp
+ * %1983 = col2im k3 s1 p1 %1980 : [288,14,14,16]  // teacher/res3/conv3 vjp */
 typedef struct {
-    float *t2036;
-    const float *t2030;
+    float *t1983;
+    const float *t1977;
     const float *in_teacher_res3_conv3_weight;
     float *chunk;
 } step_teacher_res3_conv3_vjp_2_pointers;
@@ -16048,8 +15724,8 @@ typedef struct {
 static void step_teacher_res3_conv3_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_res3_conv3_vjp_2_pointers *p = context;
     (void)parts;
-    float *restrict t2036 = p->t2036;
-    const float *restrict t2030 = p->t2030;
+    float *restrict t1983 = p->t1983;
+    const float *restrict t1977 = p->t1977;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
@@ -16059,125 +15735,131 @@ static void step_teacher_res3_conv3_vjp_2_part(void *context, int part, int part
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t2036 + (size_t)n0 * 3136, t2030 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t1983 + (size_t)n0 * 3136, t1977 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
         }
     }
 }
 
-static void step_teacher_res3_conv3_vjp_2(float *restrict t2036, const float *restrict t2030, const float *restrict in_teacher_res3_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_res3_conv3_vjp_2_part, &(step_teacher_res3_conv3_vjp_2_pointers){t2036, t2030, in_teacher_res3_conv3_weight, chunk});
+static void step_teacher_res3_conv3_vjp_2(float *restrict t1983, const float *restrict t1977, const float *restrict in_teacher_res3_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_conv3_vjp_2_part, &(step_teacher_res3_conv3_vjp_2_pointers){t1983, t1977, in_teacher_res3_conv3_weight, chunk});
 }
 
 /* gemm winograd m=144 n=16 k=56448 tA chunk=9 split
  * %165 = im2col k3 s1 p1 %164 : [56448,144]  // teacher/res3/conv3 fwd
- * %2034 = matmul tA %165, %2030 : [144,16]  // teacher/res3/conv3 vjp */
+ * %1981 = matmul tA %165, %1977 : [144,16]  // teacher/res3/conv3 vjp */
 typedef struct {
-    float *t2034;
+    float *t1981;
     const float *t164;
-    const float *t2030;
+    const float *t1977;
     float *chunk;
 } step_teacher_res3_conv3_vjp_3_pointers;
 
 static void step_teacher_res3_conv3_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_res3_conv3_vjp_3_pointers *p = context;
-    float *restrict t2034 = p->t2034;
+    float *restrict t1981 = p->t1981;
     const float *restrict t164 = p->t164;
-    const float *restrict t2030 = p->t2030;
+    const float *restrict t1977 = p->t1977;
     float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(288, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2034 : chunk + 230192;
+    float *sum = part == 0 ? t1981 : chunk + 230192;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t164 + (size_t)n0 * 3136, t2030 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t164 + (size_t)n0 * 3136, t1977 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
 
-static void step_teacher_res3_conv3_vjp_3(float *restrict t2034, const float *restrict t164, const float *restrict t2030, float *restrict chunk) {
-    mplc_parallel(step_teacher_res3_conv3_vjp_3_part, &(step_teacher_res3_conv3_vjp_3_pointers){t2034, t164, t2030, chunk});
+static void step_teacher_res3_conv3_vjp_3(float *restrict t1981, const float *restrict t164, const float *restrict t1977, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_conv3_vjp_3_part, &(step_teacher_res3_conv3_vjp_3_pointers){t1981, t164, t1977, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 232496 + 230192;
-        for (int i = 0; i < 2304; i++) t2034[i] += partial[i];
+        for (int i = 0; i < 2304; i++) t1981[i] += partial[i];
     }
 }
 
 /* loop [288,14,14,16] split
  * %132 = constant 0.1 : [288,14,14,16]  // teacher/leaky_relu2 fwd
- * %2002 = constant 1 : [288,14,14,16]  // teacher/leaky_relu5 vjp
- * %2037 = greaterEqual %162, %163 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp
- * %2038 = sub %2002, %2037 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp
- * %2039 = mul %2036, %2037 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp
- * %2040 = mul %2036, %2038 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp
- * %2041 = mul %2040, %132 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp
- * %2042 = add %2039, %2041 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp */
+ * %1949 = constant 1 : [288,14,14,16]  // teacher/leaky_relu5 vjp
+ * %1984 = greaterEqual %162, %163 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp
+ * %1985 = sub %1949, %1984 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp
+ * %1986 = mul %1983, %1984 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp
+ * %1987 = mul %1983, %1985 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp
+ * %1988 = mul %1987, %132 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp
+ * %1989 = add %1986, %1988 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp */
 typedef struct {
-    float *t2042;
+    float *t1984;
+    float *t1985;
+    float *t1989;
     const float *t162;
     const float *t163;
-    const float *t2036;
+    const float *t1983;
 } step_teacher_res3_leaky_relu2_vjp_pointers;
 
 static void step_teacher_res3_leaky_relu2_vjp_part(void *context, int part, int parts) {
     const step_teacher_res3_leaky_relu2_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t2042 = p->t2042;
+    float *restrict t1984 = p->t1984;
+    float *restrict t1985 = p->t1985;
+    float *restrict t1989 = p->t1989;
     const float *restrict t162 = p->t162;
     const float *restrict t163 = p->t163;
-    const float *restrict t2036 = p->t2036;
+    const float *restrict t1983 = p->t1983;
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v2037 = t162[i] >= t163[i] ? 1.0f : 0.0f;
-            const float v2039 = t2036[i] * v2037;
-            const float v2038 = 1.0f - v2037;
-            const float v2040 = t2036[i] * v2038;
-            const float v2041 = v2040 * 0.1f;
-            const float v2042 = v2039 + v2041;
-            t2042[i] = v2042;
+            const float v1984 = t162[i] >= t163[i] ? 1.0f : 0.0f;
+            const float v1985 = 1.0f - v1984;
+            const float v1986 = t1983[i] * v1984;
+            const float v1987 = t1983[i] * v1985;
+            const float v1988 = v1987 * 0.1f;
+            const float v1989 = v1986 + v1988;
+            t1984[i] = v1984;
+            t1985[i] = v1985;
+            t1989[i] = v1989;
         }
     }
 }
 
-static void step_teacher_res3_leaky_relu2_vjp(float *restrict t2042, const float *restrict t162, const float *restrict t163, const float *restrict t2036) {
-    mplc_parallel(step_teacher_res3_leaky_relu2_vjp_part, &(step_teacher_res3_leaky_relu2_vjp_pointers){t2042, t162, t163, t2036});
+static void step_teacher_res3_leaky_relu2_vjp(float *restrict t1984, float *restrict t1985, float *restrict t1989, const float *restrict t162, const float *restrict t163, const float *restrict t1983) {
+    mplc_parallel(step_teacher_res3_leaky_relu2_vjp_part, &(step_teacher_res3_leaky_relu2_vjp_pointers){t1984, t1985, t1989, t162, t163, t1983});
 }
 
 /* reduce_sum [56448,16] axes=[0] split
- * %2044 = reduce_sum axes=[0] %2043 : [16]  // teacher/res3/bn1 vjp */
+ * %1991 = reduce_sum axes=[0] %1990 : [16]  // teacher/res3/bn1 vjp */
 typedef struct {
-    float *t2044;
-    const float *t2043;
+    float *t1991;
+    const float *t1990;
 } step_teacher_res3_bn1_vjp_pointers;
 
 static void step_teacher_res3_bn1_vjp_part(void *context, int part, int parts) {
     const step_teacher_res3_bn1_vjp_pointers *p = context;
-    float *restrict t2044 = p->t2044;
-    const float *restrict t2043 = p->t2043;
+    float *restrict t1991 = p->t1991;
+    const float *restrict t1990 = p->t1990;
     size_t lo, hi;
     mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2044[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1991[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t2044[i1] += t2043[i0 * 16 + i1];
+            t1991[i1] += t1990[i0 * 16 + i1];
         }
     }
 }
 
-static void step_teacher_res3_bn1_vjp(float *restrict t2044, const float *restrict t2043) {
-    mplc_parallel(step_teacher_res3_bn1_vjp_part, &(step_teacher_res3_bn1_vjp_pointers){t2044, t2043});
+static void step_teacher_res3_bn1_vjp(float *restrict t1991, const float *restrict t1990) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_part, &(step_teacher_res3_bn1_vjp_pointers){t1991, t1990});
 }
 
 /* loop [56448,16] split
  * %158 = broadcast axes=[1] %157 : [56448,16]  // teacher/res3/bn1 fwd
- * %2045 = mul %2043, %158 : [56448,16]  // teacher/res3/bn1 vjp */
+ * %1992 = mul %1990, %158 : [56448,16]  // teacher/res3/bn1 vjp */
 typedef struct {
-    float *t2045;
-    const float *t2043;
+    float *t1992;
+    const float *t1990;
     const float *t157;
 } step_teacher_res3_bn1_vjp_2_pointers;
 
@@ -16185,115 +15867,115 @@ static void step_teacher_res3_bn1_vjp_2_part(void *context, int part, int parts)
     const step_teacher_res3_bn1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t2045 = p->t2045;
-    const float *restrict t2043 = p->t2043;
+    float *restrict t1992 = p->t1992;
+    const float *restrict t1990 = p->t1990;
     const float *restrict t157 = p->t157;
     size_t lo, hi;
     while (mplc_claim(56448, 1764, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v2045 = t2043[i0 * 16 + i1] * t157[i1];
-                t2045[i0 * 16 + i1] = v2045;
+                const float v1992 = t1990[i0 * 16 + i1] * t157[i1];
+                t1992[i0 * 16 + i1] = v1992;
             }
         }
     }
 }
 
-static void step_teacher_res3_bn1_vjp_2(float *restrict t2045, const float *restrict t2043, const float *restrict t157) {
-    mplc_parallel(step_teacher_res3_bn1_vjp_2_part, &(step_teacher_res3_bn1_vjp_2_pointers){t2045, t2043, t157});
+static void step_teacher_res3_bn1_vjp_2(float *restrict t1992, const float *restrict t1990, const float *restrict t157) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_2_part, &(step_teacher_res3_bn1_vjp_2_pointers){t1992, t1990, t157});
 }
 
 /* reduce_sum [56448,16] axes=[0] split
- * %2046 = mul %2043, %143 : [56448,16]  // teacher/res3/bn1 vjp
- * %2047 = reduce_sum axes=[0] %2046 : [16]  // teacher/res3/bn1 vjp */
+ * %1993 = mul %1990, %143 : [56448,16]  // teacher/res3/bn1 vjp
+ * %1994 = reduce_sum axes=[0] %1993 : [16]  // teacher/res3/bn1 vjp */
 typedef struct {
-    float *t2047;
-    const float *t2043;
+    float *t1994;
+    const float *t1990;
     const float *t143;
 } step_teacher_res3_bn1_vjp_3_pointers;
 
 static void step_teacher_res3_bn1_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_res3_bn1_vjp_3_pointers *p = context;
-    float *restrict t2047 = p->t2047;
-    const float *restrict t2043 = p->t2043;
+    float *restrict t1994 = p->t1994;
+    const float *restrict t1990 = p->t1990;
     const float *restrict t143 = p->t143;
     size_t lo, hi;
     mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2047[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1994[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2046 = t2043[i0 * 16 + i1] * t143[i0 * 16 + i1];
-            t2047[i1] += v2046;
+            const float v1993 = t1990[i0 * 16 + i1] * t143[i0 * 16 + i1];
+            t1994[i1] += v1993;
         }
     }
 }
 
-static void step_teacher_res3_bn1_vjp_3(float *restrict t2047, const float *restrict t2043, const float *restrict t143) {
-    mplc_parallel(step_teacher_res3_bn1_vjp_3_part, &(step_teacher_res3_bn1_vjp_3_pointers){t2047, t2043, t143});
+static void step_teacher_res3_bn1_vjp_3(float *restrict t1994, const float *restrict t1990, const float *restrict t143) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_3_part, &(step_teacher_res3_bn1_vjp_3_pointers){t1994, t1990, t143});
 }
 
 /* loop [16]
- * %2049 = mul %2047, %156 : [16]  // teacher/res3/bn1 vjp */
-static void step_teacher_res3_bn1_vjp_4(float *restrict t2049, const float *restrict t2047, const float *restrict t156) {
+ * %1996 = mul %1994, %156 : [16]  // teacher/res3/bn1 vjp */
+static void step_teacher_res3_bn1_vjp_4(float *restrict t1996, const float *restrict t1994, const float *restrict t156) {
     for (size_t i = 0; i < 16; i++) {
-        const float v2049 = t2047[i] * t156[i];
-        t2049[i] = v2049;
+        const float v1996 = t1994[i] * t156[i];
+        t1996[i] = v1996;
     }
 }
 
 /* reduce_sum [56448,16] axes=[0] split
- * %2050 = neg %2045 : [56448,16]  // teacher/res3/bn1 vjp
- * %2051 = reduce_sum axes=[0] %2050 : [16]  // teacher/res3/bn1 vjp */
+ * %1997 = neg %1992 : [56448,16]  // teacher/res3/bn1 vjp
+ * %1998 = reduce_sum axes=[0] %1997 : [16]  // teacher/res3/bn1 vjp */
 typedef struct {
-    float *t2051;
-    const float *t2045;
+    float *t1998;
+    const float *t1992;
 } step_teacher_res3_bn1_vjp_5_pointers;
 
 static void step_teacher_res3_bn1_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_res3_bn1_vjp_5_pointers *p = context;
-    float *restrict t2051 = p->t2051;
-    const float *restrict t2045 = p->t2045;
+    float *restrict t1998 = p->t1998;
+    const float *restrict t1992 = p->t1992;
     size_t lo, hi;
     mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2051[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t1998[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2050 = -t2045[i0 * 16 + i1];
-            t2051[i1] += v2050;
+            const float v1997 = -t1992[i0 * 16 + i1];
+            t1998[i1] += v1997;
         }
     }
 }
 
-static void step_teacher_res3_bn1_vjp_5(float *restrict t2051, const float *restrict t2045) {
-    mplc_parallel(step_teacher_res3_bn1_vjp_5_part, &(step_teacher_res3_bn1_vjp_5_pointers){t2051, t2045});
+static void step_teacher_res3_bn1_vjp_5(float *restrict t1998, const float *restrict t1992) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_5_part, &(step_teacher_res3_bn1_vjp_5_pointers){t1998, t1992});
 }
 
 /* loop [16]
  * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
  * %123 = constant -0.5 : [16]  // teacher/bn1 fwd
- * %2048 = mul %2047, %6 : [16]  // teacher/res3/bn1 vjp
- * %2052 = mul %2048, %156 : [16]  // teacher/res3/bn1 vjp
- * %2053 = mul %2052, %123 : [16]  // teacher/res3/bn1 vjp
- * %2054 = div %2053, %153 : [16]  // teacher/res3/bn1 vjp
- * %2055 = mul %2054, %104 : [16]  // teacher/res3/bn1 vjp */
-static void step_teacher_res3_bn1_vjp_6(float *restrict t2055, const float *restrict t2047, const float *restrict in_teacher_res3_bn1_scale, const float *restrict t156, const float *restrict t153) {
+ * %1995 = mul %1994, %6 : [16]  // teacher/res3/bn1 vjp
+ * %1999 = mul %1995, %156 : [16]  // teacher/res3/bn1 vjp
+ * %2000 = mul %1999, %123 : [16]  // teacher/res3/bn1 vjp
+ * %2001 = div %2000, %153 : [16]  // teacher/res3/bn1 vjp
+ * %2002 = mul %2001, %104 : [16]  // teacher/res3/bn1 vjp */
+static void step_teacher_res3_bn1_vjp_6(float *restrict t2002, const float *restrict t1994, const float *restrict in_teacher_res3_bn1_scale, const float *restrict t156, const float *restrict t153) {
     for (size_t i = 0; i < 16; i++) {
-        const float v2048 = t2047[i] * in_teacher_res3_bn1_scale[i];
-        const float v2052 = v2048 * t156[i];
-        const float v2053 = v2052 * (-0.5f);
-        const float v2054 = v2053 / t153[i];
-        const float v2055 = v2054 * 1.771542e-05f;
-        t2055[i] = v2055;
+        const float v1995 = t1994[i] * in_teacher_res3_bn1_scale[i];
+        const float v1999 = v1995 * t156[i];
+        const float v2000 = v1999 * (-0.5f);
+        const float v2001 = v2000 / t153[i];
+        const float v2002 = v2001 * 1.771542e-05f;
+        t2002[i] = v2002;
     }
 }
 
 /* loop [56448,16] split
- * %2056 = broadcast axes=[1] %2055 : [56448,16]  // teacher/res3/bn1 vjp
- * %2057 = mul %2056, %143 : [56448,16]  // teacher/res3/bn1 vjp
- * %2058 = add %2057, %2057 : [56448,16]  // teacher/res3/bn1 vjp */
+ * %2003 = broadcast axes=[1] %2002 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2004 = mul %2003, %143 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2005 = add %2004, %2004 : [56448,16]  // teacher/res3/bn1 vjp */
 typedef struct {
-    float *t2058;
-    const float *t2055;
+    float *t2005;
+    const float *t2002;
     const float *t143;
 } step_teacher_res3_bn1_vjp_7_pointers;
 
@@ -16301,130 +15983,130 @@ static void step_teacher_res3_bn1_vjp_7_part(void *context, int part, int parts)
     const step_teacher_res3_bn1_vjp_7_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t2058 = p->t2058;
-    const float *restrict t2055 = p->t2055;
+    float *restrict t2005 = p->t2005;
+    const float *restrict t2002 = p->t2002;
     const float *restrict t143 = p->t143;
     size_t lo, hi;
     while (mplc_claim(56448, 1764, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v2057 = t2055[i1] * t143[i0 * 16 + i1];
-                const float v2058 = v2057 + v2057;
-                t2058[i0 * 16 + i1] = v2058;
+                const float v2004 = t2002[i1] * t143[i0 * 16 + i1];
+                const float v2005 = v2004 + v2004;
+                t2005[i0 * 16 + i1] = v2005;
             }
         }
     }
 }
 
-static void step_teacher_res3_bn1_vjp_7(float *restrict t2058, const float *restrict t2055, const float *restrict t143) {
-    mplc_parallel(step_teacher_res3_bn1_vjp_7_part, &(step_teacher_res3_bn1_vjp_7_pointers){t2058, t2055, t143});
+static void step_teacher_res3_bn1_vjp_7(float *restrict t2005, const float *restrict t2002, const float *restrict t143) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_7_part, &(step_teacher_res3_bn1_vjp_7_pointers){t2005, t2002, t143});
 }
 
 /* reduce_sum [56448,16] axes=[0] split
- * %2059 = neg %2058 : [56448,16]  // teacher/res3/bn1 vjp
- * %2061 = reduce_sum axes=[0] %2059 : [16]  // teacher/res3/bn1 vjp */
+ * %2006 = neg %2005 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2008 = reduce_sum axes=[0] %2006 : [16]  // teacher/res3/bn1 vjp */
 typedef struct {
-    float *t2061;
-    const float *t2058;
+    float *t2008;
+    const float *t2005;
 } step_teacher_res3_bn1_vjp_8_pointers;
 
 static void step_teacher_res3_bn1_vjp_8_part(void *context, int part, int parts) {
     const step_teacher_res3_bn1_vjp_8_pointers *p = context;
-    float *restrict t2061 = p->t2061;
-    const float *restrict t2058 = p->t2058;
+    float *restrict t2008 = p->t2008;
+    const float *restrict t2005 = p->t2005;
     size_t lo, hi;
     mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2061[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t2008[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2059 = -t2058[i0 * 16 + i1];
-            t2061[i1] += v2059;
+            const float v2006 = -t2005[i0 * 16 + i1];
+            t2008[i1] += v2006;
         }
     }
 }
 
-static void step_teacher_res3_bn1_vjp_8(float *restrict t2061, const float *restrict t2058) {
-    mplc_parallel(step_teacher_res3_bn1_vjp_8_part, &(step_teacher_res3_bn1_vjp_8_pointers){t2061, t2058});
+static void step_teacher_res3_bn1_vjp_8(float *restrict t2008, const float *restrict t2005) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_8_part, &(step_teacher_res3_bn1_vjp_8_pointers){t2008, t2005});
 }
 
 /* loop [16]
  * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
- * %2062 = add %2051, %2061 : [16]  // teacher/res3/bn1 vjp
- * %2063 = mul %2062, %104 : [16]  // teacher/res3/bn1 vjp */
-static void step_teacher_res3_bn1_vjp_9(float *restrict t2063, const float *restrict t2051, const float *restrict t2061) {
+ * %2009 = add %1998, %2008 : [16]  // teacher/res3/bn1 vjp
+ * %2010 = mul %2009, %104 : [16]  // teacher/res3/bn1 vjp */
+static void step_teacher_res3_bn1_vjp_9(float *restrict t2010, const float *restrict t1998, const float *restrict t2008) {
     for (size_t i = 0; i < 16; i++) {
-        const float v2062 = t2051[i] + t2061[i];
-        const float v2063 = v2062 * 1.771542e-05f;
-        t2063[i] = v2063;
+        const float v2009 = t1998[i] + t2008[i];
+        const float v2010 = v2009 * 1.771542e-05f;
+        t2010[i] = v2010;
     }
 }
 
 /* loop [56448,16] split
- * %2060 = add %2045, %2058 : [56448,16]  // teacher/res3/bn1 vjp
- * %2064 = broadcast axes=[1] %2063 : [56448,16]  // teacher/res3/bn1 vjp
- * %2065 = add %2060, %2064 : [56448,16]  // teacher/res3/bn1 vjp */
+ * %2007 = add %1992, %2005 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2011 = broadcast axes=[1] %2010 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2012 = add %2007, %2011 : [56448,16]  // teacher/res3/bn1 vjp */
 typedef struct {
-    float *t2065;
-    const float *t2045;
-    const float *t2058;
-    const float *t2063;
+    float *t2012;
+    const float *t1992;
+    const float *t2005;
+    const float *t2010;
 } step_teacher_res3_bn1_vjp_10_pointers;
 
 static void step_teacher_res3_bn1_vjp_10_part(void *context, int part, int parts) {
     const step_teacher_res3_bn1_vjp_10_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t2065 = p->t2065;
-    const float *restrict t2045 = p->t2045;
-    const float *restrict t2058 = p->t2058;
-    const float *restrict t2063 = p->t2063;
+    float *restrict t2012 = p->t2012;
+    const float *restrict t1992 = p->t1992;
+    const float *restrict t2005 = p->t2005;
+    const float *restrict t2010 = p->t2010;
     size_t lo, hi;
     while (mplc_claim(56448, 1764, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v2060 = t2045[i0 * 16 + i1] + t2058[i0 * 16 + i1];
-                const float v2065 = v2060 + t2063[i1];
-                t2065[i0 * 16 + i1] = v2065;
+                const float v2007 = t1992[i0 * 16 + i1] + t2005[i0 * 16 + i1];
+                const float v2012 = v2007 + t2010[i1];
+                t2012[i0 * 16 + i1] = v2012;
             }
         }
     }
 }
 
-static void step_teacher_res3_bn1_vjp_10(float *restrict t2065, const float *restrict t2045, const float *restrict t2058, const float *restrict t2063) {
-    mplc_parallel(step_teacher_res3_bn1_vjp_10_part, &(step_teacher_res3_bn1_vjp_10_pointers){t2065, t2045, t2058, t2063});
+static void step_teacher_res3_bn1_vjp_10(float *restrict t2012, const float *restrict t1992, const float *restrict t2005, const float *restrict t2010) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_10_part, &(step_teacher_res3_bn1_vjp_10_pointers){t2012, t1992, t2005, t2010});
 }
 
 /* reduce_sum [56448,16] axes=[0] split
- * %2066 = reduce_sum axes=[0] %2065 : [16]  // teacher/res3/conv0 vjp */
+ * %2013 = reduce_sum axes=[0] %2012 : [16]  // teacher/res3/conv0 vjp */
 typedef struct {
-    float *t2066;
-    const float *t2065;
+    float *t2013;
+    const float *t2012;
 } step_teacher_res3_conv0_vjp_pointers;
 
 static void step_teacher_res3_conv0_vjp_part(void *context, int part, int parts) {
     const step_teacher_res3_conv0_vjp_pointers *p = context;
-    float *restrict t2066 = p->t2066;
-    const float *restrict t2065 = p->t2065;
+    float *restrict t2013 = p->t2013;
+    const float *restrict t2012 = p->t2012;
     size_t lo, hi;
     mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2066[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t2013[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t2066[i1] += t2065[i0 * 16 + i1];
+            t2013[i1] += t2012[i0 * 16 + i1];
         }
     }
 }
 
-static void step_teacher_res3_conv0_vjp(float *restrict t2066, const float *restrict t2065) {
-    mplc_parallel(step_teacher_res3_conv0_vjp_part, &(step_teacher_res3_conv0_vjp_pointers){t2066, t2065});
+static void step_teacher_res3_conv0_vjp(float *restrict t2013, const float *restrict t2012) {
+    mplc_parallel(step_teacher_res3_conv0_vjp_part, &(step_teacher_res3_conv0_vjp_pointers){t2013, t2012});
 }
 
 /* gemm winograd m=56448 n=144 k=16 tB chunk=9 split
- * %2067 = matmul tB %2065, %136 : [56448,144]  // teacher/res3/conv0 vjp
- * %2070 = col2im k3 s1 p1 %2067 : [288,14,14,16]  // teacher/res3/conv0 vjp */
+ * %2014 = matmul tB %2012, %136 : [56448,144]  // teacher/res3/conv0 vjp
+ * %2017 = col2im k3 s1 p1 %2014 : [288,14,14,16]  // teacher/res3/conv0 vjp */
 typedef struct {
-    float *t2070;
-    const float *t2065;
+    float *t2017;
+    const float *t2012;
     const float *in_teacher_res3_conv0_weight;
     float *chunk;
 } step_teacher_res3_conv0_vjp_2_pointers;
@@ -16432,8 +16114,8 @@ typedef struct {
 static void step_teacher_res3_conv0_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_res3_conv0_vjp_2_pointers *p = context;
     (void)parts;
-    float *restrict t2070 = p->t2070;
-    const float *restrict t2065 = p->t2065;
+    float *restrict t2017 = p->t2017;
+    const float *restrict t2012 = p->t2012;
     const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
     float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
@@ -16443,66 +16125,68 @@ static void step_teacher_res3_conv0_vjp_2_part(void *context, int part, int part
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t2070 + (size_t)n0 * 3136, t2065 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t2017 + (size_t)n0 * 3136, t2012 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
         }
     }
 }
 
-static void step_teacher_res3_conv0_vjp_2(float *restrict t2070, const float *restrict t2065, const float *restrict in_teacher_res3_conv0_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_res3_conv0_vjp_2_part, &(step_teacher_res3_conv0_vjp_2_pointers){t2070, t2065, in_teacher_res3_conv0_weight, chunk});
+static void step_teacher_res3_conv0_vjp_2(float *restrict t2017, const float *restrict t2012, const float *restrict in_teacher_res3_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_conv0_vjp_2_part, &(step_teacher_res3_conv0_vjp_2_pointers){t2017, t2012, in_teacher_res3_conv0_weight, chunk});
 }
 
 /* gemm winograd m=144 n=16 k=56448 tA chunk=9 split
  * %135 = im2col k3 s1 p1 %134 : [56448,144]  // teacher/res3/conv0 fwd
- * %2068 = matmul tA %135, %2065 : [144,16]  // teacher/res3/conv0 vjp */
+ * %2015 = matmul tA %135, %2012 : [144,16]  // teacher/res3/conv0 vjp */
 typedef struct {
-    float *t2068;
+    float *t2015;
     const float *t134;
-    const float *t2065;
+    const float *t2012;
     float *chunk;
 } step_teacher_res3_conv0_vjp_3_pointers;
 
 static void step_teacher_res3_conv0_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_res3_conv0_vjp_3_pointers *p = context;
-    float *restrict t2068 = p->t2068;
+    float *restrict t2015 = p->t2015;
     const float *restrict t134 = p->t134;
-    const float *restrict t2065 = p->t2065;
+    const float *restrict t2012 = p->t2012;
     float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(288, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2068 : chunk + 230192;
+    float *sum = part == 0 ? t2015 : chunk + 230192;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t134 + (size_t)n0 * 3136, t2065 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t134 + (size_t)n0 * 3136, t2012 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
 
-static void step_teacher_res3_conv0_vjp_3(float *restrict t2068, const float *restrict t134, const float *restrict t2065, float *restrict chunk) {
-    mplc_parallel(step_teacher_res3_conv0_vjp_3_part, &(step_teacher_res3_conv0_vjp_3_pointers){t2068, t134, t2065, chunk});
+static void step_teacher_res3_conv0_vjp_3(float *restrict t2015, const float *restrict t134, const float *restrict t2012, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_conv0_vjp_3_part, &(step_teacher_res3_conv0_vjp_3_pointers){t2015, t134, t2012, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 232496 + 230192;
-        for (int i = 0; i < 2304; i++) t2068[i] += partial[i];
+        for (int i = 0; i < 2304; i++) t2015[i] += partial[i];
     }
 }
 
 /* loop [288,14,14,16] split
  * %132 = constant 0.1 : [288,14,14,16]  // teacher/leaky_relu2 fwd
- * %2002 = constant 1 : [288,14,14,16]  // teacher/leaky_relu5 vjp
- * %2071 = add %2031, %2070 : [288,14,14,16]  // teacher/res3/conv0 vjp
- * %2072 = greaterEqual %131, %133 : [288,14,14,16]  // teacher/leaky_relu2 vjp
- * %2073 = sub %2002, %2072 : [288,14,14,16]  // teacher/leaky_relu2 vjp
- * %2074 = mul %2071, %2072 : [288,14,14,16]  // teacher/leaky_relu2 vjp
- * %2075 = mul %2071, %2073 : [288,14,14,16]  // teacher/leaky_relu2 vjp
- * %2076 = mul %2075, %132 : [288,14,14,16]  // teacher/leaky_relu2 vjp
- * %2077 = add %2074, %2076 : [288,14,14,16]  // teacher/leaky_relu2 vjp */
+ * %1949 = constant 1 : [288,14,14,16]  // teacher/leaky_relu5 vjp
+ * %2018 = add %1978, %2017 : [288,14,14,16]  // teacher/res3/conv0 vjp
+ * %2019 = greaterEqual %131, %133 : [288,14,14,16]  // teacher/leaky_relu2 vjp
+ * %2020 = sub %1949, %2019 : [288,14,14,16]  // teacher/leaky_relu2 vjp
+ * %2021 = mul %2018, %2019 : [288,14,14,16]  // teacher/leaky_relu2 vjp
+ * %2022 = mul %2018, %2020 : [288,14,14,16]  // teacher/leaky_relu2 vjp
+ * %2023 = mul %2022, %132 : [288,14,14,16]  // teacher/leaky_relu2 vjp
+ * %2024 = add %2021, %2023 : [288,14,14,16]  // teacher/leaky_relu2 vjp */
 typedef struct {
-    float *t2077;
-    const float *t2031;
-    const float *t2070;
+    float *t2019;
+    float *t2020;
+    float *t2024;
+    const float *t1978;
+    const float *t2017;
     const float *t131;
     const float *t133;
 } step_teacher_leaky_relu2_vjp_pointers;
@@ -16511,61 +16195,65 @@ static void step_teacher_leaky_relu2_vjp_part(void *context, int part, int parts
     const step_teacher_leaky_relu2_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t2077 = p->t2077;
-    const float *restrict t2031 = p->t2031;
-    const float *restrict t2070 = p->t2070;
+    float *restrict t2019 = p->t2019;
+    float *restrict t2020 = p->t2020;
+    float *restrict t2024 = p->t2024;
+    const float *restrict t1978 = p->t1978;
+    const float *restrict t2017 = p->t2017;
     const float *restrict t131 = p->t131;
     const float *restrict t133 = p->t133;
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v2071 = t2031[i] + t2070[i];
-            const float v2072 = t131[i] >= t133[i] ? 1.0f : 0.0f;
-            const float v2074 = v2071 * v2072;
-            const float v2073 = 1.0f - v2072;
-            const float v2075 = v2071 * v2073;
-            const float v2076 = v2075 * 0.1f;
-            const float v2077 = v2074 + v2076;
-            t2077[i] = v2077;
+            const float v2018 = t1978[i] + t2017[i];
+            const float v2019 = t131[i] >= t133[i] ? 1.0f : 0.0f;
+            const float v2020 = 1.0f - v2019;
+            const float v2021 = v2018 * v2019;
+            const float v2022 = v2018 * v2020;
+            const float v2023 = v2022 * 0.1f;
+            const float v2024 = v2021 + v2023;
+            t2019[i] = v2019;
+            t2020[i] = v2020;
+            t2024[i] = v2024;
         }
     }
 }
 
-static void step_teacher_leaky_relu2_vjp(float *restrict t2077, const float *restrict t2031, const float *restrict t2070, const float *restrict t131, const float *restrict t133) {
-    mplc_parallel(step_teacher_leaky_relu2_vjp_part, &(step_teacher_leaky_relu2_vjp_pointers){t2077, t2031, t2070, t131, t133});
+static void step_teacher_leaky_relu2_vjp(float *restrict t2019, float *restrict t2020, float *restrict t2024, const float *restrict t1978, const float *restrict t2017, const float *restrict t131, const float *restrict t133) {
+    mplc_parallel(step_teacher_leaky_relu2_vjp_part, &(step_teacher_leaky_relu2_vjp_pointers){t2019, t2020, t2024, t1978, t2017, t131, t133});
 }
 
 /* reduce_sum [56448,16] axes=[0] split
- * %2079 = reduce_sum axes=[0] %2078 : [16]  // teacher/bn1 vjp */
+ * %2026 = reduce_sum axes=[0] %2025 : [16]  // teacher/bn1 vjp */
 typedef struct {
-    float *t2079;
-    const float *t2078;
+    float *t2026;
+    const float *t2025;
 } step_teacher_bn1_vjp_pointers;
 
 static void step_teacher_bn1_vjp_part(void *context, int part, int parts) {
     const step_teacher_bn1_vjp_pointers *p = context;
-    float *restrict t2079 = p->t2079;
-    const float *restrict t2078 = p->t2078;
+    float *restrict t2026 = p->t2026;
+    const float *restrict t2025 = p->t2025;
     size_t lo, hi;
     mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2079[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t2026[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t2079[i1] += t2078[i0 * 16 + i1];
+            t2026[i1] += t2025[i0 * 16 + i1];
         }
     }
 }
 
-static void step_teacher_bn1_vjp(float *restrict t2079, const float *restrict t2078) {
-    mplc_parallel(step_teacher_bn1_vjp_part, &(step_teacher_bn1_vjp_pointers){t2079, t2078});
+static void step_teacher_bn1_vjp(float *restrict t2026, const float *restrict t2025) {
+    mplc_parallel(step_teacher_bn1_vjp_part, &(step_teacher_bn1_vjp_pointers){t2026, t2025});
 }
 
 /* loop [56448,16] split
  * %127 = broadcast axes=[1] %126 : [56448,16]  // teacher/bn1 fwd
- * %2080 = mul %2078, %127 : [56448,16]  // teacher/bn1 vjp */
+ * %2027 = mul %2025, %127 : [56448,16]  // teacher/bn1 vjp */
 typedef struct {
-    float *t2080;
-    const float *t2078;
+    float *t2027;
+    const float *t2025;
     const float *t126;
 } step_teacher_bn1_vjp_2_pointers;
 
@@ -16573,115 +16261,115 @@ static void step_teacher_bn1_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_bn1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t2080 = p->t2080;
-    const float *restrict t2078 = p->t2078;
+    float *restrict t2027 = p->t2027;
+    const float *restrict t2025 = p->t2025;
     const float *restrict t126 = p->t126;
     size_t lo, hi;
     while (mplc_claim(56448, 1764, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v2080 = t2078[i0 * 16 + i1] * t126[i1];
-                t2080[i0 * 16 + i1] = v2080;
+                const float v2027 = t2025[i0 * 16 + i1] * t126[i1];
+                t2027[i0 * 16 + i1] = v2027;
             }
         }
     }
 }
 
-static void step_teacher_bn1_vjp_2(float *restrict t2080, const float *restrict t2078, const float *restrict t126) {
-    mplc_parallel(step_teacher_bn1_vjp_2_part, &(step_teacher_bn1_vjp_2_pointers){t2080, t2078, t126});
+static void step_teacher_bn1_vjp_2(float *restrict t2027, const float *restrict t2025, const float *restrict t126) {
+    mplc_parallel(step_teacher_bn1_vjp_2_part, &(step_teacher_bn1_vjp_2_pointers){t2027, t2025, t126});
 }
 
 /* reduce_sum [56448,16] axes=[0] split
- * %2081 = mul %2078, %107 : [56448,16]  // teacher/bn1 vjp
- * %2082 = reduce_sum axes=[0] %2081 : [16]  // teacher/bn1 vjp */
+ * %2028 = mul %2025, %107 : [56448,16]  // teacher/bn1 vjp
+ * %2029 = reduce_sum axes=[0] %2028 : [16]  // teacher/bn1 vjp */
 typedef struct {
-    float *t2082;
-    const float *t2078;
+    float *t2029;
+    const float *t2025;
     const float *t107;
 } step_teacher_bn1_vjp_3_pointers;
 
 static void step_teacher_bn1_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_bn1_vjp_3_pointers *p = context;
-    float *restrict t2082 = p->t2082;
-    const float *restrict t2078 = p->t2078;
+    float *restrict t2029 = p->t2029;
+    const float *restrict t2025 = p->t2025;
     const float *restrict t107 = p->t107;
     size_t lo, hi;
     mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2082[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t2029[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2081 = t2078[i0 * 16 + i1] * t107[i0 * 16 + i1];
-            t2082[i1] += v2081;
+            const float v2028 = t2025[i0 * 16 + i1] * t107[i0 * 16 + i1];
+            t2029[i1] += v2028;
         }
     }
 }
 
-static void step_teacher_bn1_vjp_3(float *restrict t2082, const float *restrict t2078, const float *restrict t107) {
-    mplc_parallel(step_teacher_bn1_vjp_3_part, &(step_teacher_bn1_vjp_3_pointers){t2082, t2078, t107});
+static void step_teacher_bn1_vjp_3(float *restrict t2029, const float *restrict t2025, const float *restrict t107) {
+    mplc_parallel(step_teacher_bn1_vjp_3_part, &(step_teacher_bn1_vjp_3_pointers){t2029, t2025, t107});
 }
 
 /* loop [16]
- * %2084 = mul %2082, %125 : [16]  // teacher/bn1 vjp */
-static void step_teacher_bn1_vjp_4(float *restrict t2084, const float *restrict t2082, const float *restrict t125) {
+ * %2031 = mul %2029, %125 : [16]  // teacher/bn1 vjp */
+static void step_teacher_bn1_vjp_4(float *restrict t2031, const float *restrict t2029, const float *restrict t125) {
     for (size_t i = 0; i < 16; i++) {
-        const float v2084 = t2082[i] * t125[i];
-        t2084[i] = v2084;
+        const float v2031 = t2029[i] * t125[i];
+        t2031[i] = v2031;
     }
 }
 
 /* reduce_sum [56448,16] axes=[0] split
- * %2085 = neg %2080 : [56448,16]  // teacher/bn1 vjp
- * %2086 = reduce_sum axes=[0] %2085 : [16]  // teacher/bn1 vjp */
+ * %2032 = neg %2027 : [56448,16]  // teacher/bn1 vjp
+ * %2033 = reduce_sum axes=[0] %2032 : [16]  // teacher/bn1 vjp */
 typedef struct {
-    float *t2086;
-    const float *t2080;
+    float *t2033;
+    const float *t2027;
 } step_teacher_bn1_vjp_5_pointers;
 
 static void step_teacher_bn1_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_bn1_vjp_5_pointers *p = context;
-    float *restrict t2086 = p->t2086;
-    const float *restrict t2080 = p->t2080;
+    float *restrict t2033 = p->t2033;
+    const float *restrict t2027 = p->t2027;
     size_t lo, hi;
     mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2086[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t2033[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2085 = -t2080[i0 * 16 + i1];
-            t2086[i1] += v2085;
+            const float v2032 = -t2027[i0 * 16 + i1];
+            t2033[i1] += v2032;
         }
     }
 }
 
-static void step_teacher_bn1_vjp_5(float *restrict t2086, const float *restrict t2080) {
-    mplc_parallel(step_teacher_bn1_vjp_5_part, &(step_teacher_bn1_vjp_5_pointers){t2086, t2080});
+static void step_teacher_bn1_vjp_5(float *restrict t2033, const float *restrict t2027) {
+    mplc_parallel(step_teacher_bn1_vjp_5_part, &(step_teacher_bn1_vjp_5_pointers){t2033, t2027});
 }
 
 /* loop [16]
  * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
  * %123 = constant -0.5 : [16]  // teacher/bn1 fwd
- * %2083 = mul %2082, %2 : [16]  // teacher/bn1 vjp
- * %2087 = mul %2083, %125 : [16]  // teacher/bn1 vjp
- * %2088 = mul %2087, %123 : [16]  // teacher/bn1 vjp
- * %2089 = div %2088, %121 : [16]  // teacher/bn1 vjp
- * %2090 = mul %2089, %104 : [16]  // teacher/bn1 vjp */
-static void step_teacher_bn1_vjp_6(float *restrict t2090, const float *restrict t2082, const float *restrict in_teacher_bn1_scale, const float *restrict t125, const float *restrict t121) {
+ * %2030 = mul %2029, %2 : [16]  // teacher/bn1 vjp
+ * %2034 = mul %2030, %125 : [16]  // teacher/bn1 vjp
+ * %2035 = mul %2034, %123 : [16]  // teacher/bn1 vjp
+ * %2036 = div %2035, %121 : [16]  // teacher/bn1 vjp
+ * %2037 = mul %2036, %104 : [16]  // teacher/bn1 vjp */
+static void step_teacher_bn1_vjp_6(float *restrict t2037, const float *restrict t2029, const float *restrict in_teacher_bn1_scale, const float *restrict t125, const float *restrict t121) {
     for (size_t i = 0; i < 16; i++) {
-        const float v2083 = t2082[i] * in_teacher_bn1_scale[i];
-        const float v2087 = v2083 * t125[i];
-        const float v2088 = v2087 * (-0.5f);
-        const float v2089 = v2088 / t121[i];
-        const float v2090 = v2089 * 1.771542e-05f;
-        t2090[i] = v2090;
+        const float v2030 = t2029[i] * in_teacher_bn1_scale[i];
+        const float v2034 = v2030 * t125[i];
+        const float v2035 = v2034 * (-0.5f);
+        const float v2036 = v2035 / t121[i];
+        const float v2037 = v2036 * 1.771542e-05f;
+        t2037[i] = v2037;
     }
 }
 
 /* loop [56448,16] split
- * %2091 = broadcast axes=[1] %2090 : [56448,16]  // teacher/bn1 vjp
- * %2092 = mul %2091, %107 : [56448,16]  // teacher/bn1 vjp
- * %2093 = add %2092, %2092 : [56448,16]  // teacher/bn1 vjp */
+ * %2038 = broadcast axes=[1] %2037 : [56448,16]  // teacher/bn1 vjp
+ * %2039 = mul %2038, %107 : [56448,16]  // teacher/bn1 vjp
+ * %2040 = add %2039, %2039 : [56448,16]  // teacher/bn1 vjp */
 typedef struct {
-    float *t2093;
-    const float *t2090;
+    float *t2040;
+    const float *t2037;
     const float *t107;
 } step_teacher_bn1_vjp_7_pointers;
 
@@ -16689,144 +16377,144 @@ static void step_teacher_bn1_vjp_7_part(void *context, int part, int parts) {
     const step_teacher_bn1_vjp_7_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t2093 = p->t2093;
-    const float *restrict t2090 = p->t2090;
+    float *restrict t2040 = p->t2040;
+    const float *restrict t2037 = p->t2037;
     const float *restrict t107 = p->t107;
     size_t lo, hi;
     while (mplc_claim(56448, 1764, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v2092 = t2090[i1] * t107[i0 * 16 + i1];
-                const float v2093 = v2092 + v2092;
-                t2093[i0 * 16 + i1] = v2093;
+                const float v2039 = t2037[i1] * t107[i0 * 16 + i1];
+                const float v2040 = v2039 + v2039;
+                t2040[i0 * 16 + i1] = v2040;
             }
         }
     }
 }
 
-static void step_teacher_bn1_vjp_7(float *restrict t2093, const float *restrict t2090, const float *restrict t107) {
-    mplc_parallel(step_teacher_bn1_vjp_7_part, &(step_teacher_bn1_vjp_7_pointers){t2093, t2090, t107});
+static void step_teacher_bn1_vjp_7(float *restrict t2040, const float *restrict t2037, const float *restrict t107) {
+    mplc_parallel(step_teacher_bn1_vjp_7_part, &(step_teacher_bn1_vjp_7_pointers){t2040, t2037, t107});
 }
 
 /* reduce_sum [56448,16] axes=[0] split
- * %2094 = neg %2093 : [56448,16]  // teacher/bn1 vjp
- * %2096 = reduce_sum axes=[0] %2094 : [16]  // teacher/bn1 vjp */
+ * %2041 = neg %2040 : [56448,16]  // teacher/bn1 vjp
+ * %2043 = reduce_sum axes=[0] %2041 : [16]  // teacher/bn1 vjp */
 typedef struct {
-    float *t2096;
-    const float *t2093;
+    float *t2043;
+    const float *t2040;
 } step_teacher_bn1_vjp_8_pointers;
 
 static void step_teacher_bn1_vjp_8_part(void *context, int part, int parts) {
     const step_teacher_bn1_vjp_8_pointers *p = context;
-    float *restrict t2096 = p->t2096;
-    const float *restrict t2093 = p->t2093;
+    float *restrict t2043 = p->t2043;
+    const float *restrict t2040 = p->t2040;
     size_t lo, hi;
     mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2096[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t2043[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            const float v2094 = -t2093[i0 * 16 + i1];
-            t2096[i1] += v2094;
+            const float v2041 = -t2040[i0 * 16 + i1];
+            t2043[i1] += v2041;
         }
     }
 }
 
-static void step_teacher_bn1_vjp_8(float *restrict t2096, const float *restrict t2093) {
-    mplc_parallel(step_teacher_bn1_vjp_8_part, &(step_teacher_bn1_vjp_8_pointers){t2096, t2093});
+static void step_teacher_bn1_vjp_8(float *restrict t2043, const float *restrict t2040) {
+    mplc_parallel(step_teacher_bn1_vjp_8_part, &(step_teacher_bn1_vjp_8_pointers){t2043, t2040});
 }
 
 /* loop [16]
  * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
- * %2097 = add %2086, %2096 : [16]  // teacher/bn1 vjp
- * %2098 = mul %2097, %104 : [16]  // teacher/bn1 vjp */
-static void step_teacher_bn1_vjp_9(float *restrict t2098, const float *restrict t2086, const float *restrict t2096) {
+ * %2044 = add %2033, %2043 : [16]  // teacher/bn1 vjp
+ * %2045 = mul %2044, %104 : [16]  // teacher/bn1 vjp */
+static void step_teacher_bn1_vjp_9(float *restrict t2045, const float *restrict t2033, const float *restrict t2043) {
     for (size_t i = 0; i < 16; i++) {
-        const float v2097 = t2086[i] + t2096[i];
-        const float v2098 = v2097 * 1.771542e-05f;
-        t2098[i] = v2098;
+        const float v2044 = t2033[i] + t2043[i];
+        const float v2045 = v2044 * 1.771542e-05f;
+        t2045[i] = v2045;
     }
 }
 
 /* loop [56448,16] split
- * %2095 = add %2080, %2093 : [56448,16]  // teacher/bn1 vjp
- * %2099 = broadcast axes=[1] %2098 : [56448,16]  // teacher/bn1 vjp
- * %2100 = add %2095, %2099 : [56448,16]  // teacher/bn1 vjp */
+ * %2042 = add %2027, %2040 : [56448,16]  // teacher/bn1 vjp
+ * %2046 = broadcast axes=[1] %2045 : [56448,16]  // teacher/bn1 vjp
+ * %2047 = add %2042, %2046 : [56448,16]  // teacher/bn1 vjp */
 typedef struct {
-    float *t2100;
-    const float *t2080;
-    const float *t2093;
-    const float *t2098;
+    float *t2047;
+    const float *t2027;
+    const float *t2040;
+    const float *t2045;
 } step_teacher_bn1_vjp_10_pointers;
 
 static void step_teacher_bn1_vjp_10_part(void *context, int part, int parts) {
     const step_teacher_bn1_vjp_10_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t2100 = p->t2100;
-    const float *restrict t2080 = p->t2080;
-    const float *restrict t2093 = p->t2093;
-    const float *restrict t2098 = p->t2098;
+    float *restrict t2047 = p->t2047;
+    const float *restrict t2027 = p->t2027;
+    const float *restrict t2040 = p->t2040;
+    const float *restrict t2045 = p->t2045;
     size_t lo, hi;
     while (mplc_claim(56448, 1764, &lo, &hi)) {
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v2095 = t2080[i0 * 16 + i1] + t2093[i0 * 16 + i1];
-                const float v2100 = v2095 + t2098[i1];
-                t2100[i0 * 16 + i1] = v2100;
+                const float v2042 = t2027[i0 * 16 + i1] + t2040[i0 * 16 + i1];
+                const float v2047 = v2042 + t2045[i1];
+                t2047[i0 * 16 + i1] = v2047;
             }
         }
     }
 }
 
-static void step_teacher_bn1_vjp_10(float *restrict t2100, const float *restrict t2080, const float *restrict t2093, const float *restrict t2098) {
-    mplc_parallel(step_teacher_bn1_vjp_10_part, &(step_teacher_bn1_vjp_10_pointers){t2100, t2080, t2093, t2098});
+static void step_teacher_bn1_vjp_10(float *restrict t2047, const float *restrict t2027, const float *restrict t2040, const float *restrict t2045) {
+    mplc_parallel(step_teacher_bn1_vjp_10_part, &(step_teacher_bn1_vjp_10_pointers){t2047, t2027, t2040, t2045});
 }
 
 /* reduce_sum [56448,16] axes=[0] split
- * %2101 = reduce_sum axes=[0] %2100 : [16]  // teacher/conv0 vjp */
+ * %2048 = reduce_sum axes=[0] %2047 : [16]  // teacher/conv0 vjp */
 typedef struct {
-    float *t2101;
-    const float *t2100;
+    float *t2048;
+    const float *t2047;
 } step_teacher_conv0_vjp_pointers;
 
 static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_pointers *p = context;
-    float *restrict t2101 = p->t2101;
-    const float *restrict t2100 = p->t2100;
+    float *restrict t2048 = p->t2048;
+    const float *restrict t2047 = p->t2047;
     size_t lo, hi;
     mplc_part(16, 1, part, parts, &lo, &hi);
-    for (size_t o = lo * 1; o < hi * 1; o++) t2101[o] = 0.0f;
+    for (size_t o = lo * 1; o < hi * 1; o++) t2048[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
-            t2101[i1] += t2100[i0 * 16 + i1];
+            t2048[i1] += t2047[i0 * 16 + i1];
         }
     }
 }
 
-static void step_teacher_conv0_vjp(float *restrict t2101, const float *restrict t2100) {
-    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t2101, t2100});
+static void step_teacher_conv0_vjp(float *restrict t2048, const float *restrict t2047) {
+    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t2048, t2047});
 }
 
 /* gemm small-outer-products m=9 n=16 k=56448 tA chunk=83 split
  * %98 = im2col k3 s2 p1 %92 : [56448,9]  // teacher/conv0 fwd
- * %2102 = matmul tA %98, %2100 : [9,16]  // teacher/conv0 vjp */
+ * %2049 = matmul tA %98, %2047 : [9,16]  // teacher/conv0 vjp */
 typedef struct {
-    float *t2102;
+    float *t2049;
     const float *in_x;
-    const float *t2100;
+    const float *t2047;
     float *chunk;
 } step_teacher_conv0_vjp_2_pointers;
 
 static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_2_pointers *p = context;
-    float *restrict t2102 = p->t2102;
+    float *restrict t2049 = p->t2049;
     const float *restrict in_x = p->in_x;
-    const float *restrict t2100 = p->t2100;
+    const float *restrict t2047 = p->t2047;
     float *restrict chunk = p->chunk + (size_t)part * 146560; /* this thread's part */
     /* columns of 83 images at a time (146412 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(288, 83, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2102 : chunk + 146416;
+    float *sum = part == 0 ? t2049 : chunk + 146416;
     if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
@@ -16839,7 +16527,7 @@ static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
             float block_sum[144];
             for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t2100 + ((size_t)n0 * 196 + r) * 16;
+                const float *dy = t2047 + ((size_t)n0 * 196 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
@@ -16851,579 +16539,6601 @@ static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_teacher_conv0_vjp_2(float *restrict t2102, const float *restrict in_x, const float *restrict t2100, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t2102, in_x, t2100, chunk});
+static void step_teacher_conv0_vjp_2(float *restrict t2049, const float *restrict in_x, const float *restrict t2047, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t2049, in_x, t2047, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 146560 + 146416;
-        for (int i = 0; i < 144; i++) t2102[i] += partial[i];
+        for (int i = 0; i < 144; i++) t2049[i] += partial[i];
+    }
+}
+
+/* loop []
+ * %401 = constant 0.0078125 : []  // teacher/loss_uda fwd
+ * %2051 = mul %96, %401 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t2051, const float *restrict in_uda_weight) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v2051 = in_uda_weight[0] * 0.0078125f;
+        t2051[i] = v2051;
+    }
+}
+
+/* loop [128]
+ * %2052 = broadcast axes=[] %2051 : [128]  // teacher/loss_uda vjp
+ * %2053 = mul %2052, %387 : [128]  // teacher/loss_uda vjp
+ * %2054 = neg %2053 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t2054, const float *restrict t2051, const float *restrict t387) {
+    for (size_t i = 0; i < 128; i++) {
+        const float v2053 = t2051[0] * t387[i];
+        const float v2054 = -v2053;
+        t2054[i] = v2054;
+    }
+}
+
+/* loop [128,10]
+ * %2055 = broadcast axes=[0] %2054 : [128,10]  // teacher/loss_uda vjp
+ * %2056 = mul %2055, %384 : [128,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t2056, const float *restrict t2054, const float *restrict t384) {
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v2056 = t2054[i0] * t384[i0 * 10 + i1];
+            t2056[i0 * 10 + i1] = v2056;
+        }
+    }
+}
+
+/* reduce_sum [128,10] axes=[1]
+ * %2057 = neg %2056 : [128,10]  // teacher/loss_uda vjp
+ * %2058 = reduce_sum axes=[1] %2057 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t2058, const float *restrict t2056) {
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        double sum = 0.0;
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v2057 = -t2056[i0 * 10 + i1];
+            sum += v2057;
+        }
+        t2058[i0] = (float)sum;
+    }
+}
+
+/* loop [128]
+ * %2059 = div %2058, %392 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t2059, const float *restrict t2058, const float *restrict t392) {
+    for (size_t i = 0; i < 128; i++) {
+        const float v2059 = t2058[i] / t392[i];
+        t2059[i] = v2059;
+    }
+}
+
+/* loop [128,10]
+ * %2060 = broadcast axes=[0] %2059 : [128,10]  // teacher/loss_uda vjp
+ * %2061 = mul %2060, %391 : [128,10]  // teacher/loss_uda vjp
+ * %2062 = add %2056, %2061 : [128,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t2062, const float *restrict t2059, const float *restrict t391, const float *restrict t2056) {
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v2061 = t2059[i0] * t391[i0 * 10 + i1];
+            const float v2062 = t2056[i0 * 10 + i1] + v2061;
+            t2062[i0 * 10 + i1] = v2062;
+        }
+    }
+}
+
+/* reduce_sum [128,10] axes=[0]
+ * %2063 = reduce_sum axes=[0] %2062 : [10]  // teacher/dense14 vjp */
+static void step_teacher_dense14_vjp_4(float *restrict t2063, const float *restrict t2062) {
+    for (size_t o = 0; o < 10; o++) t2063[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            t2063[i1] += t2062[i0 * 10 + i1];
+        }
+    }
+}
+
+/* gemm blas m=64 n=10 k=128 tA
+ * %2066 = matmul tA %2065, %2062 : [64,10]  // teacher/dense14 vjp */
+static void step_teacher_dense14_vjp_5(float *restrict t2066, const float *restrict t2065, const float *restrict t2062) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 128, 1.0f, t2065, 64, t2062, 10, 0.0f, t2066, 10);
+}
+
+/* gemm blas m=128 n=64 k=10 tB +epilogue
+ * %646 = constant 0.0625 : [128,64]  // student/global_avg_pool12 fwd
+ * %2064 = matmul tB %2062, %30 : [128,64]  // teacher/dense14 vjp
+ * %2068 = mul %2064, %2067 : [128,64]  // teacher/dropout13 vjp
+ * %2069 = mul %2068, %646 : [128,64]  // teacher/global_avg_pool12 vjp */
+static void step_teacher_dense14_vjp_6(float *restrict t2069, const float *restrict t2062, const float *restrict in_teacher_dense14_weight, const float *restrict t2067) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 64, 10, 1.0f, t2062, 10, in_teacher_dense14_weight, 10, 0.0f, t2069, 64);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 8192; i++) {
+        const float v2068 = t2069[i] * t2067[i];
+        const float v2069 = v2068 * 0.0625f;
+        t2069[i] = v2069;
+    }
+}
+
+/* loop [128,16,64] split
+ * %2070 = broadcast axes=[0, 2] %2069 : [128,16,64]  // teacher/global_avg_pool12 vjp */
+typedef struct {
+    float *t2070;
+    const float *t2069;
+} step_teacher_global_avg_pool12_vjp_2_pointers;
+
+static void step_teacher_global_avg_pool12_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_global_avg_pool12_vjp_2_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2070 = p->t2070;
+    const float *restrict t2069 = p->t2069;
+    size_t lo, hi;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                for (size_t i2 = 0; i2 < 64; i2++) {
+                    const float v2070 = t2069[i0 * 64 + i2];
+                    t2070[i0 * 1024 + i1 * 64 + i2] = v2070;
+                }
+            }
+        }
+    }
+}
+
+static void step_teacher_global_avg_pool12_vjp_2(float *restrict t2070, const float *restrict t2069) {
+    mplc_parallel(step_teacher_global_avg_pool12_vjp_2_part, &(step_teacher_global_avg_pool12_vjp_2_pointers){t2070, t2069});
+}
+
+/* loop [128,4,4,64] split
+ * %604 = constant 0.1 : [128,4,4,64]  // student/res9/leaky_relu2 fwd
+ * %2073 = mul %2071, %2072 : [128,4,4,64]  // teacher/leaky_relu11 vjp
+ * %2075 = mul %2071, %2074 : [128,4,4,64]  // teacher/leaky_relu11 vjp
+ * %2076 = mul %2075, %604 : [128,4,4,64]  // teacher/leaky_relu11 vjp
+ * %2077 = add %2073, %2076 : [128,4,4,64]  // teacher/leaky_relu11 vjp */
+typedef struct {
+    float *t2077;
+    const float *t2071;
+    const float *t2072;
+    const float *t2074;
+} step_teacher_leaky_relu11_vjp_3_pointers;
+
+static void step_teacher_leaky_relu11_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_leaky_relu11_vjp_3_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2077 = p->t2077;
+    const float *restrict t2071 = p->t2071;
+    const float *restrict t2072 = p->t2072;
+    const float *restrict t2074 = p->t2074;
+    size_t lo, hi;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v2073 = t2071[i] * t2072[i];
+            const float v2075 = t2071[i] * t2074[i];
+            const float v2076 = v2075 * 0.1f;
+            const float v2077 = v2073 + v2076;
+            t2077[i] = v2077;
+        }
+    }
+}
+
+static void step_teacher_leaky_relu11_vjp_3(float *restrict t2077, const float *restrict t2071, const float *restrict t2072, const float *restrict t2074) {
+    mplc_parallel(step_teacher_leaky_relu11_vjp_3_part, &(step_teacher_leaky_relu11_vjp_3_pointers){t2077, t2071, t2072, t2074});
+}
+
+/* reduce_sum [2048,64] axes=[0] split
+ * %2079 = reduce_sum axes=[0] %2078 : [64]  // teacher/bn10 vjp */
+typedef struct {
+    float *t2079;
+    const float *t2078;
+} step_teacher_bn10_vjp_12_pointers;
+
+static void step_teacher_bn10_vjp_12_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_12_pointers *p = context;
+    float *restrict t2079 = p->t2079;
+    const float *restrict t2078 = p->t2078;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2079[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 2048; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2079[i1] += t2078[i0 * 64 + i1];
+        }
+    }
+}
+
+static void step_teacher_bn10_vjp_12(float *restrict t2079, const float *restrict t2078) {
+    mplc_parallel(step_teacher_bn10_vjp_12_part, &(step_teacher_bn10_vjp_12_pointers){t2079, t2078});
+}
+
+/* loop [2048,64] split
+ * %2080 = broadcast axes=[1] %338 : [2048,64]  // teacher/bn10 vjp
+ * %2081 = mul %2078, %2080 : [2048,64]  // teacher/bn10 vjp */
+typedef struct {
+    float *t2081;
+    const float *t2078;
+    const float *t338;
+} step_teacher_bn10_vjp_13_pointers;
+
+static void step_teacher_bn10_vjp_13_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_13_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2081 = p->t2081;
+    const float *restrict t2078 = p->t2078;
+    const float *restrict t338 = p->t338;
+    size_t lo, hi;
+    while (mplc_claim(2048, 64, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v2081 = t2078[i0 * 64 + i1] * t338[i1];
+                t2081[i0 * 64 + i1] = v2081;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn10_vjp_13(float *restrict t2081, const float *restrict t2078, const float *restrict t338) {
+    mplc_parallel(step_teacher_bn10_vjp_13_part, &(step_teacher_bn10_vjp_13_pointers){t2081, t2078, t338});
+}
+
+/* reduce_sum [2048,64] axes=[0] split
+ * %2083 = mul %2078, %2082 : [2048,64]  // teacher/bn10 vjp
+ * %2084 = reduce_sum axes=[0] %2083 : [64]  // teacher/bn10 vjp */
+typedef struct {
+    float *t2084;
+    const float *t2078;
+    const float *t2082;
+} step_teacher_bn10_vjp_14_pointers;
+
+static void step_teacher_bn10_vjp_14_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_14_pointers *p = context;
+    float *restrict t2084 = p->t2084;
+    const float *restrict t2078 = p->t2078;
+    const float *restrict t2082 = p->t2082;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2084[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 2048; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2083 = t2078[i0 * 64 + i1] * t2082[i0 * 64 + i1];
+            t2084[i1] += v2083;
+        }
+    }
+}
+
+static void step_teacher_bn10_vjp_14(float *restrict t2084, const float *restrict t2078, const float *restrict t2082) {
+    mplc_parallel(step_teacher_bn10_vjp_14_part, &(step_teacher_bn10_vjp_14_pointers){t2084, t2078, t2082});
+}
+
+/* loop [64]
+ * %2086 = mul %2084, %337 : [64]  // teacher/bn10 vjp */
+static void step_teacher_bn10_vjp_15(float *restrict t2086, const float *restrict t2084, const float *restrict t337) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v2086 = t2084[i] * t337[i];
+        t2086[i] = v2086;
+    }
+}
+
+/* reduce_sum [2048,64] axes=[0] split
+ * %2087 = neg %2081 : [2048,64]  // teacher/bn10 vjp
+ * %2088 = reduce_sum axes=[0] %2087 : [64]  // teacher/bn10 vjp */
+typedef struct {
+    float *t2088;
+    const float *t2081;
+} step_teacher_bn10_vjp_16_pointers;
+
+static void step_teacher_bn10_vjp_16_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_16_pointers *p = context;
+    float *restrict t2088 = p->t2088;
+    const float *restrict t2081 = p->t2081;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2088[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 2048; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2087 = -t2081[i0 * 64 + i1];
+            t2088[i1] += v2087;
+        }
+    }
+}
+
+static void step_teacher_bn10_vjp_16(float *restrict t2088, const float *restrict t2081) {
+    mplc_parallel(step_teacher_bn10_vjp_16_part, &(step_teacher_bn10_vjp_16_pointers){t2088, t2081});
+}
+
+/* loop [64]
+ * %278 = constant 0.00021701388888888888 : [64]  // teacher/res9/bn1 fwd
+ * %297 = constant -0.5 : [64]  // teacher/res9/bn1 fwd
+ * %2085 = mul %2084, %28 : [64]  // teacher/bn10 vjp
+ * %2089 = mul %2085, %337 : [64]  // teacher/bn10 vjp
+ * %2090 = mul %2089, %297 : [64]  // teacher/bn10 vjp
+ * %2091 = div %2090, %334 : [64]  // teacher/bn10 vjp
+ * %2092 = mul %2091, %278 : [64]  // teacher/bn10 vjp */
+static void step_teacher_bn10_vjp_17(float *restrict t2092, const float *restrict t2084, const float *restrict in_teacher_bn10_scale, const float *restrict t337, const float *restrict t334) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v2085 = t2084[i] * in_teacher_bn10_scale[i];
+        const float v2089 = v2085 * t337[i];
+        const float v2090 = v2089 * (-0.5f);
+        const float v2091 = v2090 / t334[i];
+        const float v2092 = v2091 * 0.00021701389f;
+        t2092[i] = v2092;
+    }
+}
+
+/* loop [4608,64] split
+ * %2093 = broadcast axes=[1] %2092 : [4608,64]  // teacher/bn10 vjp
+ * %2094 = mul %2093, %324 : [4608,64]  // teacher/bn10 vjp
+ * %2095 = add %2094, %2094 : [4608,64]  // teacher/bn10 vjp */
+typedef struct {
+    float *t2095;
+    const float *t2092;
+    const float *t324;
+} step_teacher_bn10_vjp_18_pointers;
+
+static void step_teacher_bn10_vjp_18_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_18_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2095 = p->t2095;
+    const float *restrict t2092 = p->t2092;
+    const float *restrict t324 = p->t324;
+    size_t lo, hi;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v2094 = t2092[i1] * t324[i0 * 64 + i1];
+                const float v2095 = v2094 + v2094;
+                t2095[i0 * 64 + i1] = v2095;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn10_vjp_18(float *restrict t2095, const float *restrict t2092, const float *restrict t324) {
+    mplc_parallel(step_teacher_bn10_vjp_18_part, &(step_teacher_bn10_vjp_18_pointers){t2095, t2092, t324});
+}
+
+/* pad_rows
+ * %2097 = pad_rows start=2560 %2081 : [4608,64]  // teacher/bn10 vjp */
+static void step_teacher_bn10_vjp_19(float *restrict t2097, const float *restrict t2081) {
+    mplc_pad_rows(t2097, t2081, 2048, 4608, 2560, 64);
+}
+
+/* reduce_sum [4608,64] axes=[0] split
+ * %2096 = neg %2095 : [4608,64]  // teacher/bn10 vjp
+ * %2099 = reduce_sum axes=[0] %2096 : [64]  // teacher/bn10 vjp */
+typedef struct {
+    float *t2099;
+    const float *t2095;
+} step_teacher_bn10_vjp_20_pointers;
+
+static void step_teacher_bn10_vjp_20_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_20_pointers *p = context;
+    float *restrict t2099 = p->t2099;
+    const float *restrict t2095 = p->t2095;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2099[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 4608; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2096 = -t2095[i0 * 64 + i1];
+            t2099[i1] += v2096;
+        }
+    }
+}
+
+static void step_teacher_bn10_vjp_20(float *restrict t2099, const float *restrict t2095) {
+    mplc_parallel(step_teacher_bn10_vjp_20_part, &(step_teacher_bn10_vjp_20_pointers){t2099, t2095});
+}
+
+/* loop [64]
+ * %278 = constant 0.00021701388888888888 : [64]  // teacher/res9/bn1 fwd
+ * %2100 = add %2088, %2099 : [64]  // teacher/bn10 vjp
+ * %2101 = mul %2100, %278 : [64]  // teacher/bn10 vjp */
+static void step_teacher_bn10_vjp_21(float *restrict t2101, const float *restrict t2088, const float *restrict t2099) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v2100 = t2088[i] + t2099[i];
+        const float v2101 = v2100 * 0.00021701389f;
+        t2101[i] = v2101;
+    }
+}
+
+/* loop [4608,64] split
+ * %2098 = add %2097, %2095 : [4608,64]  // teacher/bn10 vjp
+ * %2102 = broadcast axes=[1] %2101 : [4608,64]  // teacher/bn10 vjp
+ * %2103 = add %2098, %2102 : [4608,64]  // teacher/bn10 vjp */
+typedef struct {
+    float *t2103;
+    const float *t2097;
+    const float *t2095;
+    const float *t2101;
+} step_teacher_bn10_vjp_22_pointers;
+
+static void step_teacher_bn10_vjp_22_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_22_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2103 = p->t2103;
+    const float *restrict t2097 = p->t2097;
+    const float *restrict t2095 = p->t2095;
+    const float *restrict t2101 = p->t2101;
+    size_t lo, hi;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v2098 = t2097[i0 * 64 + i1] + t2095[i0 * 64 + i1];
+                const float v2103 = v2098 + t2101[i1];
+                t2103[i0 * 64 + i1] = v2103;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn10_vjp_22(float *restrict t2103, const float *restrict t2097, const float *restrict t2095, const float *restrict t2101) {
+    mplc_parallel(step_teacher_bn10_vjp_22_part, &(step_teacher_bn10_vjp_22_pointers){t2103, t2097, t2095, t2101});
+}
+
+/* gemm blas-into-col2im m=4608 n=32 k=64 tB chunk=256 split
+ * %2104 = matmul tB %2103, %316 : [4608,32]  // teacher/res9 vjp
+ * %2107 = col2im k1 s2 p0 %2104 : [288,7,7,32]  // teacher/res9 vjp */
+typedef struct {
+    float *t2107;
+    const float *t2103;
+    const float *in_teacher_res9_shortcut_weight;
+    float *chunk;
+} step_teacher_res9_vjp_3_pointers;
+
+static void step_teacher_res9_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_res9_vjp_3_pointers *p = context;
+    (void)parts;
+    float *restrict t2107 = p->t2107;
+    const float *restrict t2103 = p->t2103;
+    const float *restrict in_teacher_res9_shortcut_weight = p->in_teacher_res9_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 131072; /* this thread's part */
+    /* the product 256 images at a time (131072 floats), each chunk through col2im */
+    size_t lo, hi;
+    while (mplc_claim(288, 256, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+            const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t2103 + (size_t)n0 * 1024, 64, in_teacher_res9_shortcut_weight, 64, 0.0f, chunk, 32);
+            mplc_col2im(t2107 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        }
+    }
+}
+
+static void step_teacher_res9_vjp_3(float *restrict t2107, const float *restrict t2103, const float *restrict in_teacher_res9_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_vjp_3_part, &(step_teacher_res9_vjp_3_pointers){t2107, t2103, in_teacher_res9_shortcut_weight, chunk});
+}
+
+/* gemm blas-on-column-chunks m=32 n=64 k=4608 tA chunk=256 split
+ * %315 = im2col k1 s2 p0 %271 : [4608,32]  // teacher/res9 fwd
+ * %2105 = matmul tA %315, %2103 : [32,64]  // teacher/res9 vjp */
+typedef struct {
+    float *t2105;
+    const float *t271;
+    const float *t2103;
+    float *chunk;
+} step_teacher_res9_vjp_4_pointers;
+
+static void step_teacher_res9_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_res9_vjp_4_pointers *p = context;
+    float *restrict t2105 = p->t2105;
+    const float *restrict t271 = p->t271;
+    const float *restrict t2103 = p->t2103;
+    float *restrict chunk = p->chunk + (size_t)part * 133120; /* this thread's part */
+    /* columns of 256 images at a time (131072 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(288, 256, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2105 : chunk + 131072;
+    if (lo == hi) for (int i = 0; i < 2048; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+        const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
+        mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 16, 1.0f, chunk, 32, t2103 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_teacher_res9_vjp_4(float *restrict t2105, const float *restrict t271, const float *restrict t2103, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_vjp_4_part, &(step_teacher_res9_vjp_4_pointers){t2105, t271, t2103, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 133120 + 131072;
+        for (int i = 0; i < 2048; i++) t2105[i] += partial[i];
+    }
+}
+
+/* reduce_sum [4608,64] axes=[0] split
+ * %2108 = reduce_sum axes=[0] %2103 : [64]  // teacher/res9/conv3 vjp */
+typedef struct {
+    float *t2108;
+    const float *t2103;
+} step_teacher_res9_conv3_vjp_4_pointers;
+
+static void step_teacher_res9_conv3_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_res9_conv3_vjp_4_pointers *p = context;
+    float *restrict t2108 = p->t2108;
+    const float *restrict t2103 = p->t2103;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2108[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 4608; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2108[i1] += t2103[i0 * 64 + i1];
+        }
+    }
+}
+
+static void step_teacher_res9_conv3_vjp_4(float *restrict t2108, const float *restrict t2103) {
+    mplc_parallel(step_teacher_res9_conv3_vjp_4_part, &(step_teacher_res9_conv3_vjp_4_pointers){t2108, t2103});
+}
+
+/* gemm winograd m=4608 n=576 k=64 tB chunk=28 split
+ * %2109 = matmul tB %2103, %310 : [4608,576]  // teacher/res9/conv3 vjp
+ * %2112 = col2im k3 s1 p1 %2109 : [288,4,4,64]  // teacher/res9/conv3 vjp */
+typedef struct {
+    float *t2112;
+    const float *t2103;
+    const float *in_teacher_res9_conv3_weight;
+    float *chunk;
+} step_teacher_res9_conv3_vjp_5_pointers;
+
+static void step_teacher_res9_conv3_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_res9_conv3_vjp_5_pointers *p = context;
+    (void)parts;
+    float *restrict t2112 = p->t2112;
+    const float *restrict t2103 = p->t2103;
+    const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
+    float *filters = chunk;
+    mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 1);
+    size_t lo, hi;
+    while (mplc_claim(288, 28, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+            const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
+            mplc_winograd_conv3x3(t2112 + (size_t)n0 * 1024, t2103 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+        }
+    }
+}
+
+static void step_teacher_res9_conv3_vjp_5(float *restrict t2112, const float *restrict t2103, const float *restrict in_teacher_res9_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_conv3_vjp_5_part, &(step_teacher_res9_conv3_vjp_5_pointers){t2112, t2103, in_teacher_res9_conv3_weight, chunk});
+}
+
+/* gemm winograd m=576 n=64 k=4608 tA chunk=28 split
+ * %309 = im2col k3 s1 p1 %308 : [4608,576]  // teacher/res9/conv3 fwd
+ * %2110 = matmul tA %309, %2103 : [576,64]  // teacher/res9/conv3 vjp */
+typedef struct {
+    float *t2110;
+    const float *t308;
+    const float *t2103;
+    float *chunk;
+} step_teacher_res9_conv3_vjp_6_pointers;
+
+static void step_teacher_res9_conv3_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_res9_conv3_vjp_6_pointers *p = context;
+    float *restrict t2110 = p->t2110;
+    const float *restrict t308 = p->t308;
+    const float *restrict t2103 = p->t2103;
+    float *restrict chunk = p->chunk + (size_t)part * 332992; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 28 images at a time in the transformed filters */
+    size_t lo, hi;
+    mplc_part(288, 28, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2110 : chunk + 296128;
+    if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
+        mplc_winograd_filter_gradient(filters, t308 + (size_t)n0 * 1024, t2103 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+    }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
+}
+
+static void step_teacher_res9_conv3_vjp_6(float *restrict t2110, const float *restrict t308, const float *restrict t2103, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_conv3_vjp_6_part, &(step_teacher_res9_conv3_vjp_6_pointers){t2110, t308, t2103, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 332992 + 296128;
+        for (int i = 0; i < 36864; i++) t2110[i] += partial[i];
+    }
+}
+
+/* loop [288,4,4,64] split
+ * %306 = constant 0.1 : [288,4,4,64]  // teacher/res9/leaky_relu2 fwd
+ * %2113 = mul %2112, %1839 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp
+ * %2114 = mul %2112, %1840 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp
+ * %2115 = mul %2114, %306 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp
+ * %2116 = add %2113, %2115 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp */
+typedef struct {
+    float *t2116;
+    const float *t2112;
+    const float *t1839;
+    const float *t1840;
+} step_teacher_res9_leaky_relu2_vjp_2_pointers;
+
+static void step_teacher_res9_leaky_relu2_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_res9_leaky_relu2_vjp_2_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2116 = p->t2116;
+    const float *restrict t2112 = p->t2112;
+    const float *restrict t1839 = p->t1839;
+    const float *restrict t1840 = p->t1840;
+    size_t lo, hi;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v2113 = t2112[i] * t1839[i];
+            const float v2114 = t2112[i] * t1840[i];
+            const float v2115 = v2114 * 0.1f;
+            const float v2116 = v2113 + v2115;
+            t2116[i] = v2116;
+        }
+    }
+}
+
+static void step_teacher_res9_leaky_relu2_vjp_2(float *restrict t2116, const float *restrict t2112, const float *restrict t1839, const float *restrict t1840) {
+    mplc_parallel(step_teacher_res9_leaky_relu2_vjp_2_part, &(step_teacher_res9_leaky_relu2_vjp_2_pointers){t2116, t2112, t1839, t1840});
+}
+
+/* reduce_sum [4608,64] axes=[0] split
+ * %2118 = reduce_sum axes=[0] %2117 : [64]  // teacher/res9/bn1 vjp */
+typedef struct {
+    float *t2118;
+    const float *t2117;
+} step_teacher_res9_bn1_vjp_11_pointers;
+
+static void step_teacher_res9_bn1_vjp_11_part(void *context, int part, int parts) {
+    const step_teacher_res9_bn1_vjp_11_pointers *p = context;
+    float *restrict t2118 = p->t2118;
+    const float *restrict t2117 = p->t2117;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2118[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 4608; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2118[i1] += t2117[i0 * 64 + i1];
+        }
+    }
+}
+
+static void step_teacher_res9_bn1_vjp_11(float *restrict t2118, const float *restrict t2117) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_11_part, &(step_teacher_res9_bn1_vjp_11_pointers){t2118, t2117});
+}
+
+/* loop [4608,64] split
+ * %301 = broadcast axes=[1] %300 : [4608,64]  // teacher/res9/bn1 fwd
+ * %2119 = mul %2117, %301 : [4608,64]  // teacher/res9/bn1 vjp */
+typedef struct {
+    float *t2119;
+    const float *t2117;
+    const float *t300;
+} step_teacher_res9_bn1_vjp_12_pointers;
+
+static void step_teacher_res9_bn1_vjp_12_part(void *context, int part, int parts) {
+    const step_teacher_res9_bn1_vjp_12_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2119 = p->t2119;
+    const float *restrict t2117 = p->t2117;
+    const float *restrict t300 = p->t300;
+    size_t lo, hi;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v2119 = t2117[i0 * 64 + i1] * t300[i1];
+                t2119[i0 * 64 + i1] = v2119;
+            }
+        }
+    }
+}
+
+static void step_teacher_res9_bn1_vjp_12(float *restrict t2119, const float *restrict t2117, const float *restrict t300) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_12_part, &(step_teacher_res9_bn1_vjp_12_pointers){t2119, t2117, t300});
+}
+
+/* reduce_sum [4608,64] axes=[0] split
+ * %2120 = mul %2117, %281 : [4608,64]  // teacher/res9/bn1 vjp
+ * %2121 = reduce_sum axes=[0] %2120 : [64]  // teacher/res9/bn1 vjp */
+typedef struct {
+    float *t2121;
+    const float *t2117;
+    const float *t281;
+} step_teacher_res9_bn1_vjp_13_pointers;
+
+static void step_teacher_res9_bn1_vjp_13_part(void *context, int part, int parts) {
+    const step_teacher_res9_bn1_vjp_13_pointers *p = context;
+    float *restrict t2121 = p->t2121;
+    const float *restrict t2117 = p->t2117;
+    const float *restrict t281 = p->t281;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2121[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 4608; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2120 = t2117[i0 * 64 + i1] * t281[i0 * 64 + i1];
+            t2121[i1] += v2120;
+        }
+    }
+}
+
+static void step_teacher_res9_bn1_vjp_13(float *restrict t2121, const float *restrict t2117, const float *restrict t281) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_13_part, &(step_teacher_res9_bn1_vjp_13_pointers){t2121, t2117, t281});
+}
+
+/* loop [64]
+ * %2123 = mul %2121, %299 : [64]  // teacher/res9/bn1 vjp */
+static void step_teacher_res9_bn1_vjp_14(float *restrict t2123, const float *restrict t2121, const float *restrict t299) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v2123 = t2121[i] * t299[i];
+        t2123[i] = v2123;
+    }
+}
+
+/* reduce_sum [4608,64] axes=[0] split
+ * %2124 = neg %2119 : [4608,64]  // teacher/res9/bn1 vjp
+ * %2125 = reduce_sum axes=[0] %2124 : [64]  // teacher/res9/bn1 vjp */
+typedef struct {
+    float *t2125;
+    const float *t2119;
+} step_teacher_res9_bn1_vjp_15_pointers;
+
+static void step_teacher_res9_bn1_vjp_15_part(void *context, int part, int parts) {
+    const step_teacher_res9_bn1_vjp_15_pointers *p = context;
+    float *restrict t2125 = p->t2125;
+    const float *restrict t2119 = p->t2119;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2125[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 4608; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2124 = -t2119[i0 * 64 + i1];
+            t2125[i1] += v2124;
+        }
+    }
+}
+
+static void step_teacher_res9_bn1_vjp_15(float *restrict t2125, const float *restrict t2119) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_15_part, &(step_teacher_res9_bn1_vjp_15_pointers){t2125, t2119});
+}
+
+/* loop [64]
+ * %278 = constant 0.00021701388888888888 : [64]  // teacher/res9/bn1 fwd
+ * %297 = constant -0.5 : [64]  // teacher/res9/bn1 fwd
+ * %2122 = mul %2121, %23 : [64]  // teacher/res9/bn1 vjp
+ * %2126 = mul %2122, %299 : [64]  // teacher/res9/bn1 vjp
+ * %2127 = mul %2126, %297 : [64]  // teacher/res9/bn1 vjp
+ * %2128 = div %2127, %295 : [64]  // teacher/res9/bn1 vjp
+ * %2129 = mul %2128, %278 : [64]  // teacher/res9/bn1 vjp */
+static void step_teacher_res9_bn1_vjp_16(float *restrict t2129, const float *restrict t2121, const float *restrict in_teacher_res9_bn1_scale, const float *restrict t299, const float *restrict t295) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v2122 = t2121[i] * in_teacher_res9_bn1_scale[i];
+        const float v2126 = v2122 * t299[i];
+        const float v2127 = v2126 * (-0.5f);
+        const float v2128 = v2127 / t295[i];
+        const float v2129 = v2128 * 0.00021701389f;
+        t2129[i] = v2129;
+    }
+}
+
+/* loop [4608,64] split
+ * %2130 = broadcast axes=[1] %2129 : [4608,64]  // teacher/res9/bn1 vjp
+ * %2131 = mul %2130, %281 : [4608,64]  // teacher/res9/bn1 vjp
+ * %2132 = add %2131, %2131 : [4608,64]  // teacher/res9/bn1 vjp */
+typedef struct {
+    float *t2132;
+    const float *t2129;
+    const float *t281;
+} step_teacher_res9_bn1_vjp_17_pointers;
+
+static void step_teacher_res9_bn1_vjp_17_part(void *context, int part, int parts) {
+    const step_teacher_res9_bn1_vjp_17_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2132 = p->t2132;
+    const float *restrict t2129 = p->t2129;
+    const float *restrict t281 = p->t281;
+    size_t lo, hi;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v2131 = t2129[i1] * t281[i0 * 64 + i1];
+                const float v2132 = v2131 + v2131;
+                t2132[i0 * 64 + i1] = v2132;
+            }
+        }
+    }
+}
+
+static void step_teacher_res9_bn1_vjp_17(float *restrict t2132, const float *restrict t2129, const float *restrict t281) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_17_part, &(step_teacher_res9_bn1_vjp_17_pointers){t2132, t2129, t281});
+}
+
+/* reduce_sum [4608,64] axes=[0] split
+ * %2133 = neg %2132 : [4608,64]  // teacher/res9/bn1 vjp
+ * %2135 = reduce_sum axes=[0] %2133 : [64]  // teacher/res9/bn1 vjp */
+typedef struct {
+    float *t2135;
+    const float *t2132;
+} step_teacher_res9_bn1_vjp_18_pointers;
+
+static void step_teacher_res9_bn1_vjp_18_part(void *context, int part, int parts) {
+    const step_teacher_res9_bn1_vjp_18_pointers *p = context;
+    float *restrict t2135 = p->t2135;
+    const float *restrict t2132 = p->t2132;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2135[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 4608; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2133 = -t2132[i0 * 64 + i1];
+            t2135[i1] += v2133;
+        }
+    }
+}
+
+static void step_teacher_res9_bn1_vjp_18(float *restrict t2135, const float *restrict t2132) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_18_part, &(step_teacher_res9_bn1_vjp_18_pointers){t2135, t2132});
+}
+
+/* loop [64]
+ * %278 = constant 0.00021701388888888888 : [64]  // teacher/res9/bn1 fwd
+ * %2136 = add %2125, %2135 : [64]  // teacher/res9/bn1 vjp
+ * %2137 = mul %2136, %278 : [64]  // teacher/res9/bn1 vjp */
+static void step_teacher_res9_bn1_vjp_19(float *restrict t2137, const float *restrict t2125, const float *restrict t2135) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v2136 = t2125[i] + t2135[i];
+        const float v2137 = v2136 * 0.00021701389f;
+        t2137[i] = v2137;
+    }
+}
+
+/* loop [4608,64] split
+ * %2134 = add %2119, %2132 : [4608,64]  // teacher/res9/bn1 vjp
+ * %2138 = broadcast axes=[1] %2137 : [4608,64]  // teacher/res9/bn1 vjp
+ * %2139 = add %2134, %2138 : [4608,64]  // teacher/res9/bn1 vjp */
+typedef struct {
+    float *t2139;
+    const float *t2119;
+    const float *t2132;
+    const float *t2137;
+} step_teacher_res9_bn1_vjp_20_pointers;
+
+static void step_teacher_res9_bn1_vjp_20_part(void *context, int part, int parts) {
+    const step_teacher_res9_bn1_vjp_20_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2139 = p->t2139;
+    const float *restrict t2119 = p->t2119;
+    const float *restrict t2132 = p->t2132;
+    const float *restrict t2137 = p->t2137;
+    size_t lo, hi;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v2134 = t2119[i0 * 64 + i1] + t2132[i0 * 64 + i1];
+                const float v2139 = v2134 + t2137[i1];
+                t2139[i0 * 64 + i1] = v2139;
+            }
+        }
+    }
+}
+
+static void step_teacher_res9_bn1_vjp_20(float *restrict t2139, const float *restrict t2119, const float *restrict t2132, const float *restrict t2137) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_20_part, &(step_teacher_res9_bn1_vjp_20_pointers){t2139, t2119, t2132, t2137});
+}
+
+/* reduce_sum [4608,64] axes=[0] split
+ * %2140 = reduce_sum axes=[0] %2139 : [64]  // teacher/res9/conv0 vjp */
+typedef struct {
+    float *t2140;
+    const float *t2139;
+} step_teacher_res9_conv0_vjp_4_pointers;
+
+static void step_teacher_res9_conv0_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_res9_conv0_vjp_4_pointers *p = context;
+    float *restrict t2140 = p->t2140;
+    const float *restrict t2139 = p->t2139;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2140[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 4608; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2140[i1] += t2139[i0 * 64 + i1];
+        }
+    }
+}
+
+static void step_teacher_res9_conv0_vjp_4(float *restrict t2140, const float *restrict t2139) {
+    mplc_parallel(step_teacher_res9_conv0_vjp_4_part, &(step_teacher_res9_conv0_vjp_4_pointers){t2140, t2139});
+}
+
+/* gemm blas-into-col2im m=4608 n=288 k=64 tB chunk=56 split
+ * %2141 = matmul tB %2139, %273 : [4608,288]  // teacher/res9/conv0 vjp
+ * %2144 = col2im k3 s2 p1 %2141 : [288,7,7,32]  // teacher/res9/conv0 vjp */
+typedef struct {
+    float *t2144;
+    const float *t2139;
+    const float *in_teacher_res9_conv0_weight;
+    float *chunk;
+} step_teacher_res9_conv0_vjp_5_pointers;
+
+static void step_teacher_res9_conv0_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_res9_conv0_vjp_5_pointers *p = context;
+    (void)parts;
+    float *restrict t2144 = p->t2144;
+    const float *restrict t2139 = p->t2139;
+    const float *restrict in_teacher_res9_conv0_weight = p->in_teacher_res9_conv0_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
+    /* the product 56 images at a time (258048 floats), each chunk through col2im */
+    size_t lo, hi;
+    while (mplc_claim(288, 56, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+            const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t2139 + (size_t)n0 * 1024, 64, in_teacher_res9_conv0_weight, 64, 0.0f, chunk, 288);
+            mplc_col2im(t2144 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        }
+    }
+}
+
+static void step_teacher_res9_conv0_vjp_5(float *restrict t2144, const float *restrict t2139, const float *restrict in_teacher_res9_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_conv0_vjp_5_part, &(step_teacher_res9_conv0_vjp_5_pointers){t2144, t2139, in_teacher_res9_conv0_weight, chunk});
+}
+
+/* gemm blas-on-column-chunks m=288 n=64 k=4608 tA chunk=56 split
+ * %272 = im2col k3 s2 p1 %271 : [4608,288]  // teacher/res9/conv0 fwd
+ * %2142 = matmul tA %272, %2139 : [288,64]  // teacher/res9/conv0 vjp */
+typedef struct {
+    float *t2142;
+    const float *t271;
+    const float *t2139;
+    float *chunk;
+} step_teacher_res9_conv0_vjp_6_pointers;
+
+static void step_teacher_res9_conv0_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_res9_conv0_vjp_6_pointers *p = context;
+    float *restrict t2142 = p->t2142;
+    const float *restrict t271 = p->t271;
+    const float *restrict t2139 = p->t2139;
+    float *restrict chunk = p->chunk + (size_t)part * 276480; /* this thread's part */
+    /* columns of 56 images at a time (258048 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(288, 56, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2142 : chunk + 258048;
+    if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
+        mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 16, 1.0f, chunk, 288, t2139 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_teacher_res9_conv0_vjp_6(float *restrict t2142, const float *restrict t271, const float *restrict t2139, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_conv0_vjp_6_part, &(step_teacher_res9_conv0_vjp_6_pointers){t2142, t271, t2139, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 276480 + 258048;
+        for (int i = 0; i < 18432; i++) t2142[i] += partial[i];
+    }
+}
+
+/* loop [288,7,7,32] split
+ * %232 = constant 0.1 : [288,7,7,32]  // teacher/res6/leaky_relu2 fwd
+ * %2145 = add %2107, %2144 : [288,7,7,32]  // teacher/res9/conv0 vjp
+ * %2146 = mul %2145, %1874 : [288,7,7,32]  // teacher/leaky_relu8 vjp
+ * %2147 = mul %2145, %1876 : [288,7,7,32]  // teacher/leaky_relu8 vjp
+ * %2148 = mul %2147, %232 : [288,7,7,32]  // teacher/leaky_relu8 vjp
+ * %2149 = add %2146, %2148 : [288,7,7,32]  // teacher/leaky_relu8 vjp */
+typedef struct {
+    float *t2149;
+    const float *t2107;
+    const float *t2144;
+    const float *t1874;
+    const float *t1876;
+} step_teacher_leaky_relu8_vjp_2_pointers;
+
+static void step_teacher_leaky_relu8_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_leaky_relu8_vjp_2_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2149 = p->t2149;
+    const float *restrict t2107 = p->t2107;
+    const float *restrict t2144 = p->t2144;
+    const float *restrict t1874 = p->t1874;
+    const float *restrict t1876 = p->t1876;
+    size_t lo, hi;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v2145 = t2107[i] + t2144[i];
+            const float v2146 = v2145 * t1874[i];
+            const float v2147 = v2145 * t1876[i];
+            const float v2148 = v2147 * 0.1f;
+            const float v2149 = v2146 + v2148;
+            t2149[i] = v2149;
+        }
+    }
+}
+
+static void step_teacher_leaky_relu8_vjp_2(float *restrict t2149, const float *restrict t2107, const float *restrict t2144, const float *restrict t1874, const float *restrict t1876) {
+    mplc_parallel(step_teacher_leaky_relu8_vjp_2_part, &(step_teacher_leaky_relu8_vjp_2_pointers){t2149, t2107, t2144, t1874, t1876});
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2151 = reduce_sum axes=[0] %2150 : [32]  // teacher/bn7 vjp */
+typedef struct {
+    float *t2151;
+    const float *t2150;
+} step_teacher_bn7_vjp_11_pointers;
+
+static void step_teacher_bn7_vjp_11_part(void *context, int part, int parts) {
+    const step_teacher_bn7_vjp_11_pointers *p = context;
+    float *restrict t2151 = p->t2151;
+    const float *restrict t2150 = p->t2150;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2151[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2151[i1] += t2150[i0 * 32 + i1];
+        }
+    }
+}
+
+static void step_teacher_bn7_vjp_11(float *restrict t2151, const float *restrict t2150) {
+    mplc_parallel(step_teacher_bn7_vjp_11_part, &(step_teacher_bn7_vjp_11_pointers){t2151, t2150});
+}
+
+/* loop [14112,32] split
+ * %265 = broadcast axes=[1] %264 : [14112,32]  // teacher/bn7 fwd
+ * %2152 = mul %2150, %265 : [14112,32]  // teacher/bn7 vjp */
+typedef struct {
+    float *t2152;
+    const float *t2150;
+    const float *t264;
+} step_teacher_bn7_vjp_12_pointers;
+
+static void step_teacher_bn7_vjp_12_part(void *context, int part, int parts) {
+    const step_teacher_bn7_vjp_12_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2152 = p->t2152;
+    const float *restrict t2150 = p->t2150;
+    const float *restrict t264 = p->t264;
+    size_t lo, hi;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v2152 = t2150[i0 * 32 + i1] * t264[i1];
+                t2152[i0 * 32 + i1] = v2152;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn7_vjp_12(float *restrict t2152, const float *restrict t2150, const float *restrict t264) {
+    mplc_parallel(step_teacher_bn7_vjp_12_part, &(step_teacher_bn7_vjp_12_pointers){t2152, t2150, t264});
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2153 = mul %2150, %250 : [14112,32]  // teacher/bn7 vjp
+ * %2154 = reduce_sum axes=[0] %2153 : [32]  // teacher/bn7 vjp */
+typedef struct {
+    float *t2154;
+    const float *t2150;
+    const float *t250;
+} step_teacher_bn7_vjp_13_pointers;
+
+static void step_teacher_bn7_vjp_13_part(void *context, int part, int parts) {
+    const step_teacher_bn7_vjp_13_pointers *p = context;
+    float *restrict t2154 = p->t2154;
+    const float *restrict t2150 = p->t2150;
+    const float *restrict t250 = p->t250;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2154[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2153 = t2150[i0 * 32 + i1] * t250[i0 * 32 + i1];
+            t2154[i1] += v2153;
+        }
+    }
+}
+
+static void step_teacher_bn7_vjp_13(float *restrict t2154, const float *restrict t2150, const float *restrict t250) {
+    mplc_parallel(step_teacher_bn7_vjp_13_part, &(step_teacher_bn7_vjp_13_pointers){t2154, t2150, t250});
+}
+
+/* loop [32]
+ * %2156 = mul %2154, %263 : [32]  // teacher/bn7 vjp */
+static void step_teacher_bn7_vjp_14(float *restrict t2156, const float *restrict t2154, const float *restrict t263) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v2156 = t2154[i] * t263[i];
+        t2156[i] = v2156;
+    }
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2157 = neg %2152 : [14112,32]  // teacher/bn7 vjp
+ * %2158 = reduce_sum axes=[0] %2157 : [32]  // teacher/bn7 vjp */
+typedef struct {
+    float *t2158;
+    const float *t2152;
+} step_teacher_bn7_vjp_15_pointers;
+
+static void step_teacher_bn7_vjp_15_part(void *context, int part, int parts) {
+    const step_teacher_bn7_vjp_15_pointers *p = context;
+    float *restrict t2158 = p->t2158;
+    const float *restrict t2152 = p->t2152;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2158[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2157 = -t2152[i0 * 32 + i1];
+            t2158[i1] += v2157;
+        }
+    }
+}
+
+static void step_teacher_bn7_vjp_15(float *restrict t2158, const float *restrict t2152) {
+    mplc_parallel(step_teacher_bn7_vjp_15_part, &(step_teacher_bn7_vjp_15_pointers){t2158, t2152});
+}
+
+/* loop [32]
+ * %204 = constant 7.086167800453515e-05 : [32]  // teacher/res6/bn1 fwd
+ * %223 = constant -0.5 : [32]  // teacher/res6/bn1 fwd
+ * %2155 = mul %2154, %19 : [32]  // teacher/bn7 vjp
+ * %2159 = mul %2155, %263 : [32]  // teacher/bn7 vjp
+ * %2160 = mul %2159, %223 : [32]  // teacher/bn7 vjp
+ * %2161 = div %2160, %260 : [32]  // teacher/bn7 vjp
+ * %2162 = mul %2161, %204 : [32]  // teacher/bn7 vjp */
+static void step_teacher_bn7_vjp_16(float *restrict t2162, const float *restrict t2154, const float *restrict in_teacher_bn7_scale, const float *restrict t263, const float *restrict t260) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v2155 = t2154[i] * in_teacher_bn7_scale[i];
+        const float v2159 = v2155 * t263[i];
+        const float v2160 = v2159 * (-0.5f);
+        const float v2161 = v2160 / t260[i];
+        const float v2162 = v2161 * 7.086168e-05f;
+        t2162[i] = v2162;
+    }
+}
+
+/* loop [14112,32] split
+ * %2163 = broadcast axes=[1] %2162 : [14112,32]  // teacher/bn7 vjp
+ * %2164 = mul %2163, %250 : [14112,32]  // teacher/bn7 vjp
+ * %2165 = add %2164, %2164 : [14112,32]  // teacher/bn7 vjp */
+typedef struct {
+    float *t2165;
+    const float *t2162;
+    const float *t250;
+} step_teacher_bn7_vjp_17_pointers;
+
+static void step_teacher_bn7_vjp_17_part(void *context, int part, int parts) {
+    const step_teacher_bn7_vjp_17_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2165 = p->t2165;
+    const float *restrict t2162 = p->t2162;
+    const float *restrict t250 = p->t250;
+    size_t lo, hi;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v2164 = t2162[i1] * t250[i0 * 32 + i1];
+                const float v2165 = v2164 + v2164;
+                t2165[i0 * 32 + i1] = v2165;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn7_vjp_17(float *restrict t2165, const float *restrict t2162, const float *restrict t250) {
+    mplc_parallel(step_teacher_bn7_vjp_17_part, &(step_teacher_bn7_vjp_17_pointers){t2165, t2162, t250});
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2166 = neg %2165 : [14112,32]  // teacher/bn7 vjp
+ * %2168 = reduce_sum axes=[0] %2166 : [32]  // teacher/bn7 vjp */
+typedef struct {
+    float *t2168;
+    const float *t2165;
+} step_teacher_bn7_vjp_18_pointers;
+
+static void step_teacher_bn7_vjp_18_part(void *context, int part, int parts) {
+    const step_teacher_bn7_vjp_18_pointers *p = context;
+    float *restrict t2168 = p->t2168;
+    const float *restrict t2165 = p->t2165;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2168[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2166 = -t2165[i0 * 32 + i1];
+            t2168[i1] += v2166;
+        }
+    }
+}
+
+static void step_teacher_bn7_vjp_18(float *restrict t2168, const float *restrict t2165) {
+    mplc_parallel(step_teacher_bn7_vjp_18_part, &(step_teacher_bn7_vjp_18_pointers){t2168, t2165});
+}
+
+/* loop [32]
+ * %204 = constant 7.086167800453515e-05 : [32]  // teacher/res6/bn1 fwd
+ * %2169 = add %2158, %2168 : [32]  // teacher/bn7 vjp
+ * %2170 = mul %2169, %204 : [32]  // teacher/bn7 vjp */
+static void step_teacher_bn7_vjp_19(float *restrict t2170, const float *restrict t2158, const float *restrict t2168) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v2169 = t2158[i] + t2168[i];
+        const float v2170 = v2169 * 7.086168e-05f;
+        t2170[i] = v2170;
+    }
+}
+
+/* loop [14112,32] split
+ * %2167 = add %2152, %2165 : [14112,32]  // teacher/bn7 vjp
+ * %2171 = broadcast axes=[1] %2170 : [14112,32]  // teacher/bn7 vjp
+ * %2172 = add %2167, %2171 : [14112,32]  // teacher/bn7 vjp */
+typedef struct {
+    float *t2172;
+    const float *t2152;
+    const float *t2165;
+    const float *t2170;
+} step_teacher_bn7_vjp_20_pointers;
+
+static void step_teacher_bn7_vjp_20_part(void *context, int part, int parts) {
+    const step_teacher_bn7_vjp_20_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2172 = p->t2172;
+    const float *restrict t2152 = p->t2152;
+    const float *restrict t2165 = p->t2165;
+    const float *restrict t2170 = p->t2170;
+    size_t lo, hi;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v2167 = t2152[i0 * 32 + i1] + t2165[i0 * 32 + i1];
+                const float v2172 = v2167 + t2170[i1];
+                t2172[i0 * 32 + i1] = v2172;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn7_vjp_20(float *restrict t2172, const float *restrict t2152, const float *restrict t2165, const float *restrict t2170) {
+    mplc_parallel(step_teacher_bn7_vjp_20_part, &(step_teacher_bn7_vjp_20_pointers){t2172, t2152, t2165, t2170});
+}
+
+/* gemm blas-into-col2im m=14112 n=16 k=32 tB chunk=167 split
+ * %2173 = matmul tB %2172, %242 : [14112,16]  // teacher/res6 vjp
+ * %2176 = col2im k1 s2 p0 %2173 : [288,14,14,16]  // teacher/res6 vjp */
+typedef struct {
+    float *t2176;
+    const float *t2172;
+    const float *in_teacher_res6_shortcut_weight;
+    float *chunk;
+} step_teacher_res6_vjp_3_pointers;
+
+static void step_teacher_res6_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_res6_vjp_3_pointers *p = context;
+    (void)parts;
+    float *restrict t2176 = p->t2176;
+    const float *restrict t2172 = p->t2172;
+    const float *restrict in_teacher_res6_shortcut_weight = p->in_teacher_res6_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 130928; /* this thread's part */
+    /* the product 167 images at a time (130928 floats), each chunk through col2im */
+    size_t lo, hi;
+    while (mplc_claim(288, 167, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+            const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t2172 + (size_t)n0 * 1568, 32, in_teacher_res6_shortcut_weight, 32, 0.0f, chunk, 16);
+            mplc_col2im(t2176 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+        }
+    }
+}
+
+static void step_teacher_res6_vjp_3(float *restrict t2176, const float *restrict t2172, const float *restrict in_teacher_res6_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_vjp_3_part, &(step_teacher_res6_vjp_3_pointers){t2176, t2172, in_teacher_res6_shortcut_weight, chunk});
+}
+
+/* gemm small-outer-products m=16 n=32 k=14112 tA chunk=167 split
+ * %241 = im2col k1 s2 p0 %197 : [14112,16]  // teacher/res6 fwd
+ * %2174 = matmul tA %241, %2172 : [16,32]  // teacher/res6 vjp */
+typedef struct {
+    float *t2174;
+    const float *t197;
+    const float *t2172;
+    float *chunk;
+} step_teacher_res6_vjp_4_pointers;
+
+static void step_teacher_res6_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_res6_vjp_4_pointers *p = context;
+    float *restrict t2174 = p->t2174;
+    const float *restrict t197 = p->t197;
+    const float *restrict t2172 = p->t2172;
+    float *restrict chunk = p->chunk + (size_t)part * 131440; /* this thread's part */
+    /* columns of 167 images at a time (130928 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(288, 167, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2174 : chunk + 130928;
+    if (lo == hi) for (int i = 0; i < 512; i++) sum[i] = 0.0f;
+    float total[512];
+    for (int i = 0; i < 512; i++) total[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+        const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
+        mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+        /* m = 16: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
+        for (size_t r0 = 0; r0 < (size_t)nb * 49; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 49 ? r0 + 256 : (size_t)nb * 49;
+            float block_sum[512];
+            for (int i = 0; i < 512; i++) block_sum[i] = 0.0f;
+            for (size_t r = r0; r < r1; r++) {
+                const float *dy = t2172 + ((size_t)n0 * 49 + r) * 32;
+                for (int p = 0; p < 16; p++) {
+                    const float x = chunk[r * 16 + p];
+                    for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
+                }
+            }
+            for (int i = 0; i < 512; i++) total[i] += block_sum[i];
+        }
+    }
+    for (int i = 0; i < 512; i++) sum[i] = total[i];
+}
+
+static void step_teacher_res6_vjp_4(float *restrict t2174, const float *restrict t197, const float *restrict t2172, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_vjp_4_part, &(step_teacher_res6_vjp_4_pointers){t2174, t197, t2172, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 131440 + 130928;
+        for (int i = 0; i < 512; i++) t2174[i] += partial[i];
+    }
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2177 = reduce_sum axes=[0] %2172 : [32]  // teacher/res6/conv3 vjp */
+typedef struct {
+    float *t2177;
+    const float *t2172;
+} step_teacher_res6_conv3_vjp_4_pointers;
+
+static void step_teacher_res6_conv3_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_res6_conv3_vjp_4_pointers *p = context;
+    float *restrict t2177 = p->t2177;
+    const float *restrict t2172 = p->t2172;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2177[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2177[i1] += t2172[i0 * 32 + i1];
+        }
+    }
+}
+
+static void step_teacher_res6_conv3_vjp_4(float *restrict t2177, const float *restrict t2172) {
+    mplc_parallel(step_teacher_res6_conv3_vjp_4_part, &(step_teacher_res6_conv3_vjp_4_pointers){t2177, t2172});
+}
+
+/* gemm winograd m=14112 n=288 k=32 tB chunk=18 split
+ * %2178 = matmul tB %2172, %236 : [14112,288]  // teacher/res6/conv3 vjp
+ * %2181 = col2im k3 s1 p1 %2178 : [288,7,7,32]  // teacher/res6/conv3 vjp */
+typedef struct {
+    float *t2181;
+    const float *t2172;
+    const float *in_teacher_res6_conv3_weight;
+    float *chunk;
+} step_teacher_res6_conv3_vjp_5_pointers;
+
+static void step_teacher_res6_conv3_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_res6_conv3_vjp_5_pointers *p = context;
+    (void)parts;
+    float *restrict t2181 = p->t2181;
+    const float *restrict t2172 = p->t2172;
+    const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
+    float *filters = chunk;
+    mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 1);
+    size_t lo, hi;
+    while (mplc_claim(288, 18, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+            const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
+            mplc_winograd_conv3x3(t2181 + (size_t)n0 * 1568, t2172 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+        }
+    }
+}
+
+static void step_teacher_res6_conv3_vjp_5(float *restrict t2181, const float *restrict t2172, const float *restrict in_teacher_res6_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_conv3_vjp_5_part, &(step_teacher_res6_conv3_vjp_5_pointers){t2181, t2172, in_teacher_res6_conv3_weight, chunk});
+}
+
+/* gemm winograd m=288 n=32 k=14112 tA chunk=18 split
+ * %235 = im2col k3 s1 p1 %234 : [14112,288]  // teacher/res6/conv3 fwd
+ * %2179 = matmul tA %235, %2172 : [288,32]  // teacher/res6/conv3 vjp */
+typedef struct {
+    float *t2179;
+    const float *t234;
+    const float *t2172;
+    float *chunk;
+} step_teacher_res6_conv3_vjp_6_pointers;
+
+static void step_teacher_res6_conv3_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_res6_conv3_vjp_6_pointers *p = context;
+    float *restrict t2179 = p->t2179;
+    const float *restrict t234 = p->t234;
+    const float *restrict t2172 = p->t2172;
+    float *restrict chunk = p->chunk + (size_t)part * 321120; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 18 images at a time in the transformed filters */
+    size_t lo, hi;
+    mplc_part(288, 18, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2179 : chunk + 311904;
+    if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
+        mplc_winograd_filter_gradient(filters, t234 + (size_t)n0 * 1568, t2172 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+    }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
+}
+
+static void step_teacher_res6_conv3_vjp_6(float *restrict t2179, const float *restrict t234, const float *restrict t2172, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_conv3_vjp_6_part, &(step_teacher_res6_conv3_vjp_6_pointers){t2179, t234, t2172, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 321120 + 311904;
+        for (int i = 0; i < 9216; i++) t2179[i] += partial[i];
+    }
+}
+
+/* loop [288,7,7,32] split
+ * %232 = constant 0.1 : [288,7,7,32]  // teacher/res6/leaky_relu2 fwd
+ * %2182 = mul %2181, %1913 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp
+ * %2183 = mul %2181, %1914 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp
+ * %2184 = mul %2183, %232 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp
+ * %2185 = add %2182, %2184 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp */
+typedef struct {
+    float *t2185;
+    const float *t2181;
+    const float *t1913;
+    const float *t1914;
+} step_teacher_res6_leaky_relu2_vjp_2_pointers;
+
+static void step_teacher_res6_leaky_relu2_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_res6_leaky_relu2_vjp_2_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2185 = p->t2185;
+    const float *restrict t2181 = p->t2181;
+    const float *restrict t1913 = p->t1913;
+    const float *restrict t1914 = p->t1914;
+    size_t lo, hi;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v2182 = t2181[i] * t1913[i];
+            const float v2183 = t2181[i] * t1914[i];
+            const float v2184 = v2183 * 0.1f;
+            const float v2185 = v2182 + v2184;
+            t2185[i] = v2185;
+        }
+    }
+}
+
+static void step_teacher_res6_leaky_relu2_vjp_2(float *restrict t2185, const float *restrict t2181, const float *restrict t1913, const float *restrict t1914) {
+    mplc_parallel(step_teacher_res6_leaky_relu2_vjp_2_part, &(step_teacher_res6_leaky_relu2_vjp_2_pointers){t2185, t2181, t1913, t1914});
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2187 = reduce_sum axes=[0] %2186 : [32]  // teacher/res6/bn1 vjp */
+typedef struct {
+    float *t2187;
+    const float *t2186;
+} step_teacher_res6_bn1_vjp_11_pointers;
+
+static void step_teacher_res6_bn1_vjp_11_part(void *context, int part, int parts) {
+    const step_teacher_res6_bn1_vjp_11_pointers *p = context;
+    float *restrict t2187 = p->t2187;
+    const float *restrict t2186 = p->t2186;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2187[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2187[i1] += t2186[i0 * 32 + i1];
+        }
+    }
+}
+
+static void step_teacher_res6_bn1_vjp_11(float *restrict t2187, const float *restrict t2186) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_11_part, &(step_teacher_res6_bn1_vjp_11_pointers){t2187, t2186});
+}
+
+/* loop [14112,32] split
+ * %227 = broadcast axes=[1] %226 : [14112,32]  // teacher/res6/bn1 fwd
+ * %2188 = mul %2186, %227 : [14112,32]  // teacher/res6/bn1 vjp */
+typedef struct {
+    float *t2188;
+    const float *t2186;
+    const float *t226;
+} step_teacher_res6_bn1_vjp_12_pointers;
+
+static void step_teacher_res6_bn1_vjp_12_part(void *context, int part, int parts) {
+    const step_teacher_res6_bn1_vjp_12_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2188 = p->t2188;
+    const float *restrict t2186 = p->t2186;
+    const float *restrict t226 = p->t226;
+    size_t lo, hi;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v2188 = t2186[i0 * 32 + i1] * t226[i1];
+                t2188[i0 * 32 + i1] = v2188;
+            }
+        }
+    }
+}
+
+static void step_teacher_res6_bn1_vjp_12(float *restrict t2188, const float *restrict t2186, const float *restrict t226) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_12_part, &(step_teacher_res6_bn1_vjp_12_pointers){t2188, t2186, t226});
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2189 = mul %2186, %207 : [14112,32]  // teacher/res6/bn1 vjp
+ * %2190 = reduce_sum axes=[0] %2189 : [32]  // teacher/res6/bn1 vjp */
+typedef struct {
+    float *t2190;
+    const float *t2186;
+    const float *t207;
+} step_teacher_res6_bn1_vjp_13_pointers;
+
+static void step_teacher_res6_bn1_vjp_13_part(void *context, int part, int parts) {
+    const step_teacher_res6_bn1_vjp_13_pointers *p = context;
+    float *restrict t2190 = p->t2190;
+    const float *restrict t2186 = p->t2186;
+    const float *restrict t207 = p->t207;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2190[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2189 = t2186[i0 * 32 + i1] * t207[i0 * 32 + i1];
+            t2190[i1] += v2189;
+        }
+    }
+}
+
+static void step_teacher_res6_bn1_vjp_13(float *restrict t2190, const float *restrict t2186, const float *restrict t207) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_13_part, &(step_teacher_res6_bn1_vjp_13_pointers){t2190, t2186, t207});
+}
+
+/* loop [32]
+ * %2192 = mul %2190, %225 : [32]  // teacher/res6/bn1 vjp */
+static void step_teacher_res6_bn1_vjp_14(float *restrict t2192, const float *restrict t2190, const float *restrict t225) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v2192 = t2190[i] * t225[i];
+        t2192[i] = v2192;
+    }
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2193 = neg %2188 : [14112,32]  // teacher/res6/bn1 vjp
+ * %2194 = reduce_sum axes=[0] %2193 : [32]  // teacher/res6/bn1 vjp */
+typedef struct {
+    float *t2194;
+    const float *t2188;
+} step_teacher_res6_bn1_vjp_15_pointers;
+
+static void step_teacher_res6_bn1_vjp_15_part(void *context, int part, int parts) {
+    const step_teacher_res6_bn1_vjp_15_pointers *p = context;
+    float *restrict t2194 = p->t2194;
+    const float *restrict t2188 = p->t2188;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2194[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2193 = -t2188[i0 * 32 + i1];
+            t2194[i1] += v2193;
+        }
+    }
+}
+
+static void step_teacher_res6_bn1_vjp_15(float *restrict t2194, const float *restrict t2188) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_15_part, &(step_teacher_res6_bn1_vjp_15_pointers){t2194, t2188});
+}
+
+/* loop [32]
+ * %204 = constant 7.086167800453515e-05 : [32]  // teacher/res6/bn1 fwd
+ * %223 = constant -0.5 : [32]  // teacher/res6/bn1 fwd
+ * %2191 = mul %2190, %14 : [32]  // teacher/res6/bn1 vjp
+ * %2195 = mul %2191, %225 : [32]  // teacher/res6/bn1 vjp
+ * %2196 = mul %2195, %223 : [32]  // teacher/res6/bn1 vjp
+ * %2197 = div %2196, %221 : [32]  // teacher/res6/bn1 vjp
+ * %2198 = mul %2197, %204 : [32]  // teacher/res6/bn1 vjp */
+static void step_teacher_res6_bn1_vjp_16(float *restrict t2198, const float *restrict t2190, const float *restrict in_teacher_res6_bn1_scale, const float *restrict t225, const float *restrict t221) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v2191 = t2190[i] * in_teacher_res6_bn1_scale[i];
+        const float v2195 = v2191 * t225[i];
+        const float v2196 = v2195 * (-0.5f);
+        const float v2197 = v2196 / t221[i];
+        const float v2198 = v2197 * 7.086168e-05f;
+        t2198[i] = v2198;
+    }
+}
+
+/* loop [14112,32] split
+ * %2199 = broadcast axes=[1] %2198 : [14112,32]  // teacher/res6/bn1 vjp
+ * %2200 = mul %2199, %207 : [14112,32]  // teacher/res6/bn1 vjp
+ * %2201 = add %2200, %2200 : [14112,32]  // teacher/res6/bn1 vjp */
+typedef struct {
+    float *t2201;
+    const float *t2198;
+    const float *t207;
+} step_teacher_res6_bn1_vjp_17_pointers;
+
+static void step_teacher_res6_bn1_vjp_17_part(void *context, int part, int parts) {
+    const step_teacher_res6_bn1_vjp_17_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2201 = p->t2201;
+    const float *restrict t2198 = p->t2198;
+    const float *restrict t207 = p->t207;
+    size_t lo, hi;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v2200 = t2198[i1] * t207[i0 * 32 + i1];
+                const float v2201 = v2200 + v2200;
+                t2201[i0 * 32 + i1] = v2201;
+            }
+        }
+    }
+}
+
+static void step_teacher_res6_bn1_vjp_17(float *restrict t2201, const float *restrict t2198, const float *restrict t207) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_17_part, &(step_teacher_res6_bn1_vjp_17_pointers){t2201, t2198, t207});
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2202 = neg %2201 : [14112,32]  // teacher/res6/bn1 vjp
+ * %2204 = reduce_sum axes=[0] %2202 : [32]  // teacher/res6/bn1 vjp */
+typedef struct {
+    float *t2204;
+    const float *t2201;
+} step_teacher_res6_bn1_vjp_18_pointers;
+
+static void step_teacher_res6_bn1_vjp_18_part(void *context, int part, int parts) {
+    const step_teacher_res6_bn1_vjp_18_pointers *p = context;
+    float *restrict t2204 = p->t2204;
+    const float *restrict t2201 = p->t2201;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2204[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2202 = -t2201[i0 * 32 + i1];
+            t2204[i1] += v2202;
+        }
+    }
+}
+
+static void step_teacher_res6_bn1_vjp_18(float *restrict t2204, const float *restrict t2201) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_18_part, &(step_teacher_res6_bn1_vjp_18_pointers){t2204, t2201});
+}
+
+/* loop [32]
+ * %204 = constant 7.086167800453515e-05 : [32]  // teacher/res6/bn1 fwd
+ * %2205 = add %2194, %2204 : [32]  // teacher/res6/bn1 vjp
+ * %2206 = mul %2205, %204 : [32]  // teacher/res6/bn1 vjp */
+static void step_teacher_res6_bn1_vjp_19(float *restrict t2206, const float *restrict t2194, const float *restrict t2204) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v2205 = t2194[i] + t2204[i];
+        const float v2206 = v2205 * 7.086168e-05f;
+        t2206[i] = v2206;
+    }
+}
+
+/* loop [14112,32] split
+ * %2203 = add %2188, %2201 : [14112,32]  // teacher/res6/bn1 vjp
+ * %2207 = broadcast axes=[1] %2206 : [14112,32]  // teacher/res6/bn1 vjp
+ * %2208 = add %2203, %2207 : [14112,32]  // teacher/res6/bn1 vjp */
+typedef struct {
+    float *t2208;
+    const float *t2188;
+    const float *t2201;
+    const float *t2206;
+} step_teacher_res6_bn1_vjp_20_pointers;
+
+static void step_teacher_res6_bn1_vjp_20_part(void *context, int part, int parts) {
+    const step_teacher_res6_bn1_vjp_20_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2208 = p->t2208;
+    const float *restrict t2188 = p->t2188;
+    const float *restrict t2201 = p->t2201;
+    const float *restrict t2206 = p->t2206;
+    size_t lo, hi;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v2203 = t2188[i0 * 32 + i1] + t2201[i0 * 32 + i1];
+                const float v2208 = v2203 + t2206[i1];
+                t2208[i0 * 32 + i1] = v2208;
+            }
+        }
+    }
+}
+
+static void step_teacher_res6_bn1_vjp_20(float *restrict t2208, const float *restrict t2188, const float *restrict t2201, const float *restrict t2206) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_20_part, &(step_teacher_res6_bn1_vjp_20_pointers){t2208, t2188, t2201, t2206});
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2209 = reduce_sum axes=[0] %2208 : [32]  // teacher/res6/conv0 vjp */
+typedef struct {
+    float *t2209;
+    const float *t2208;
+} step_teacher_res6_conv0_vjp_4_pointers;
+
+static void step_teacher_res6_conv0_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_res6_conv0_vjp_4_pointers *p = context;
+    float *restrict t2209 = p->t2209;
+    const float *restrict t2208 = p->t2208;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2209[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2209[i1] += t2208[i0 * 32 + i1];
+        }
+    }
+}
+
+static void step_teacher_res6_conv0_vjp_4(float *restrict t2209, const float *restrict t2208) {
+    mplc_parallel(step_teacher_res6_conv0_vjp_4_part, &(step_teacher_res6_conv0_vjp_4_pointers){t2209, t2208});
+}
+
+/* gemm blas-into-col2im m=14112 n=144 k=32 tB chunk=37 split
+ * %2210 = matmul tB %2208, %199 : [14112,144]  // teacher/res6/conv0 vjp
+ * %2213 = col2im k3 s2 p1 %2210 : [288,14,14,16]  // teacher/res6/conv0 vjp */
+typedef struct {
+    float *t2213;
+    const float *t2208;
+    const float *in_teacher_res6_conv0_weight;
+    float *chunk;
+} step_teacher_res6_conv0_vjp_5_pointers;
+
+static void step_teacher_res6_conv0_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_res6_conv0_vjp_5_pointers *p = context;
+    (void)parts;
+    float *restrict t2213 = p->t2213;
+    const float *restrict t2208 = p->t2208;
+    const float *restrict in_teacher_res6_conv0_weight = p->in_teacher_res6_conv0_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
+    /* the product 37 images at a time (261072 floats), each chunk through col2im */
+    size_t lo, hi;
+    while (mplc_claim(288, 37, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+            const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t2208 + (size_t)n0 * 1568, 32, in_teacher_res6_conv0_weight, 32, 0.0f, chunk, 144);
+            mplc_col2im(t2213 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        }
+    }
+}
+
+static void step_teacher_res6_conv0_vjp_5(float *restrict t2213, const float *restrict t2208, const float *restrict in_teacher_res6_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_conv0_vjp_5_part, &(step_teacher_res6_conv0_vjp_5_pointers){t2213, t2208, in_teacher_res6_conv0_weight, chunk});
+}
+
+/* gemm blas-on-column-chunks m=144 n=32 k=14112 tA chunk=37 split
+ * %198 = im2col k3 s2 p1 %197 : [14112,144]  // teacher/res6/conv0 fwd
+ * %2211 = matmul tA %198, %2208 : [144,32]  // teacher/res6/conv0 vjp */
+typedef struct {
+    float *t2211;
+    const float *t197;
+    const float *t2208;
+    float *chunk;
+} step_teacher_res6_conv0_vjp_6_pointers;
+
+static void step_teacher_res6_conv0_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_res6_conv0_vjp_6_pointers *p = context;
+    float *restrict t2211 = p->t2211;
+    const float *restrict t197 = p->t197;
+    const float *restrict t2208 = p->t2208;
+    float *restrict chunk = p->chunk + (size_t)part * 265680; /* this thread's part */
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(288, 37, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2211 : chunk + 261072;
+    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
+        mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 49, 1.0f, chunk, 144, t2208 + (size_t)n0 * 1568, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void step_teacher_res6_conv0_vjp_6(float *restrict t2211, const float *restrict t197, const float *restrict t2208, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_conv0_vjp_6_part, &(step_teacher_res6_conv0_vjp_6_pointers){t2211, t197, t2208, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 265680 + 261072;
+        for (int i = 0; i < 4608; i++) t2211[i] += partial[i];
+    }
+}
+
+/* loop [288,14,14,16] split
+ * %132 = constant 0.1 : [288,14,14,16]  // teacher/leaky_relu2 fwd
+ * %2214 = add %2176, %2213 : [288,14,14,16]  // teacher/res6/conv0 vjp
+ * %2215 = mul %2214, %1948 : [288,14,14,16]  // teacher/leaky_relu5 vjp
+ * %2216 = mul %2214, %1950 : [288,14,14,16]  // teacher/leaky_relu5 vjp
+ * %2217 = mul %2216, %132 : [288,14,14,16]  // teacher/leaky_relu5 vjp
+ * %2218 = add %2215, %2217 : [288,14,14,16]  // teacher/leaky_relu5 vjp */
+typedef struct {
+    float *t2218;
+    const float *t2176;
+    const float *t2213;
+    const float *t1948;
+    const float *t1950;
+} step_teacher_leaky_relu5_vjp_2_pointers;
+
+static void step_teacher_leaky_relu5_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_leaky_relu5_vjp_2_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2218 = p->t2218;
+    const float *restrict t2176 = p->t2176;
+    const float *restrict t2213 = p->t2213;
+    const float *restrict t1948 = p->t1948;
+    const float *restrict t1950 = p->t1950;
+    size_t lo, hi;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v2214 = t2176[i] + t2213[i];
+            const float v2215 = v2214 * t1948[i];
+            const float v2216 = v2214 * t1950[i];
+            const float v2217 = v2216 * 0.1f;
+            const float v2218 = v2215 + v2217;
+            t2218[i] = v2218;
+        }
+    }
+}
+
+static void step_teacher_leaky_relu5_vjp_2(float *restrict t2218, const float *restrict t2176, const float *restrict t2213, const float *restrict t1948, const float *restrict t1950) {
+    mplc_parallel(step_teacher_leaky_relu5_vjp_2_part, &(step_teacher_leaky_relu5_vjp_2_pointers){t2218, t2176, t2213, t1948, t1950});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2220 = reduce_sum axes=[0] %2219 : [16]  // teacher/bn4 vjp */
+typedef struct {
+    float *t2220;
+    const float *t2219;
+} step_teacher_bn4_vjp_11_pointers;
+
+static void step_teacher_bn4_vjp_11_part(void *context, int part, int parts) {
+    const step_teacher_bn4_vjp_11_pointers *p = context;
+    float *restrict t2220 = p->t2220;
+    const float *restrict t2219 = p->t2219;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2220[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2220[i1] += t2219[i0 * 16 + i1];
+        }
+    }
+}
+
+static void step_teacher_bn4_vjp_11(float *restrict t2220, const float *restrict t2219) {
+    mplc_parallel(step_teacher_bn4_vjp_11_part, &(step_teacher_bn4_vjp_11_pointers){t2220, t2219});
+}
+
+/* loop [56448,16] split
+ * %191 = broadcast axes=[1] %190 : [56448,16]  // teacher/bn4 fwd
+ * %2221 = mul %2219, %191 : [56448,16]  // teacher/bn4 vjp */
+typedef struct {
+    float *t2221;
+    const float *t2219;
+    const float *t190;
+} step_teacher_bn4_vjp_12_pointers;
+
+static void step_teacher_bn4_vjp_12_part(void *context, int part, int parts) {
+    const step_teacher_bn4_vjp_12_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2221 = p->t2221;
+    const float *restrict t2219 = p->t2219;
+    const float *restrict t190 = p->t190;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2221 = t2219[i0 * 16 + i1] * t190[i1];
+                t2221[i0 * 16 + i1] = v2221;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn4_vjp_12(float *restrict t2221, const float *restrict t2219, const float *restrict t190) {
+    mplc_parallel(step_teacher_bn4_vjp_12_part, &(step_teacher_bn4_vjp_12_pointers){t2221, t2219, t190});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2222 = mul %2219, %176 : [56448,16]  // teacher/bn4 vjp
+ * %2223 = reduce_sum axes=[0] %2222 : [16]  // teacher/bn4 vjp */
+typedef struct {
+    float *t2223;
+    const float *t2219;
+    const float *t176;
+} step_teacher_bn4_vjp_13_pointers;
+
+static void step_teacher_bn4_vjp_13_part(void *context, int part, int parts) {
+    const step_teacher_bn4_vjp_13_pointers *p = context;
+    float *restrict t2223 = p->t2223;
+    const float *restrict t2219 = p->t2219;
+    const float *restrict t176 = p->t176;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2223[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2222 = t2219[i0 * 16 + i1] * t176[i0 * 16 + i1];
+            t2223[i1] += v2222;
+        }
+    }
+}
+
+static void step_teacher_bn4_vjp_13(float *restrict t2223, const float *restrict t2219, const float *restrict t176) {
+    mplc_parallel(step_teacher_bn4_vjp_13_part, &(step_teacher_bn4_vjp_13_pointers){t2223, t2219, t176});
+}
+
+/* loop [16]
+ * %2225 = mul %2223, %189 : [16]  // teacher/bn4 vjp */
+static void step_teacher_bn4_vjp_14(float *restrict t2225, const float *restrict t2223, const float *restrict t189) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2225 = t2223[i] * t189[i];
+        t2225[i] = v2225;
+    }
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2226 = neg %2221 : [56448,16]  // teacher/bn4 vjp
+ * %2227 = reduce_sum axes=[0] %2226 : [16]  // teacher/bn4 vjp */
+typedef struct {
+    float *t2227;
+    const float *t2221;
+} step_teacher_bn4_vjp_15_pointers;
+
+static void step_teacher_bn4_vjp_15_part(void *context, int part, int parts) {
+    const step_teacher_bn4_vjp_15_pointers *p = context;
+    float *restrict t2227 = p->t2227;
+    const float *restrict t2221 = p->t2221;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2227[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2226 = -t2221[i0 * 16 + i1];
+            t2227[i1] += v2226;
+        }
+    }
+}
+
+static void step_teacher_bn4_vjp_15(float *restrict t2227, const float *restrict t2221) {
+    mplc_parallel(step_teacher_bn4_vjp_15_part, &(step_teacher_bn4_vjp_15_pointers){t2227, t2221});
+}
+
+/* loop [16]
+ * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
+ * %123 = constant -0.5 : [16]  // teacher/bn1 fwd
+ * %2224 = mul %2223, %10 : [16]  // teacher/bn4 vjp
+ * %2228 = mul %2224, %189 : [16]  // teacher/bn4 vjp
+ * %2229 = mul %2228, %123 : [16]  // teacher/bn4 vjp
+ * %2230 = div %2229, %186 : [16]  // teacher/bn4 vjp
+ * %2231 = mul %2230, %104 : [16]  // teacher/bn4 vjp */
+static void step_teacher_bn4_vjp_16(float *restrict t2231, const float *restrict t2223, const float *restrict in_teacher_bn4_scale, const float *restrict t189, const float *restrict t186) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2224 = t2223[i] * in_teacher_bn4_scale[i];
+        const float v2228 = v2224 * t189[i];
+        const float v2229 = v2228 * (-0.5f);
+        const float v2230 = v2229 / t186[i];
+        const float v2231 = v2230 * 1.771542e-05f;
+        t2231[i] = v2231;
+    }
+}
+
+/* loop [56448,16] split
+ * %2232 = broadcast axes=[1] %2231 : [56448,16]  // teacher/bn4 vjp
+ * %2233 = mul %2232, %176 : [56448,16]  // teacher/bn4 vjp
+ * %2234 = add %2233, %2233 : [56448,16]  // teacher/bn4 vjp */
+typedef struct {
+    float *t2234;
+    const float *t2231;
+    const float *t176;
+} step_teacher_bn4_vjp_17_pointers;
+
+static void step_teacher_bn4_vjp_17_part(void *context, int part, int parts) {
+    const step_teacher_bn4_vjp_17_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2234 = p->t2234;
+    const float *restrict t2231 = p->t2231;
+    const float *restrict t176 = p->t176;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2233 = t2231[i1] * t176[i0 * 16 + i1];
+                const float v2234 = v2233 + v2233;
+                t2234[i0 * 16 + i1] = v2234;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn4_vjp_17(float *restrict t2234, const float *restrict t2231, const float *restrict t176) {
+    mplc_parallel(step_teacher_bn4_vjp_17_part, &(step_teacher_bn4_vjp_17_pointers){t2234, t2231, t176});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2235 = neg %2234 : [56448,16]  // teacher/bn4 vjp
+ * %2237 = reduce_sum axes=[0] %2235 : [16]  // teacher/bn4 vjp */
+typedef struct {
+    float *t2237;
+    const float *t2234;
+} step_teacher_bn4_vjp_18_pointers;
+
+static void step_teacher_bn4_vjp_18_part(void *context, int part, int parts) {
+    const step_teacher_bn4_vjp_18_pointers *p = context;
+    float *restrict t2237 = p->t2237;
+    const float *restrict t2234 = p->t2234;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2237[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2235 = -t2234[i0 * 16 + i1];
+            t2237[i1] += v2235;
+        }
+    }
+}
+
+static void step_teacher_bn4_vjp_18(float *restrict t2237, const float *restrict t2234) {
+    mplc_parallel(step_teacher_bn4_vjp_18_part, &(step_teacher_bn4_vjp_18_pointers){t2237, t2234});
+}
+
+/* loop [16]
+ * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
+ * %2238 = add %2227, %2237 : [16]  // teacher/bn4 vjp
+ * %2239 = mul %2238, %104 : [16]  // teacher/bn4 vjp */
+static void step_teacher_bn4_vjp_19(float *restrict t2239, const float *restrict t2227, const float *restrict t2237) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2238 = t2227[i] + t2237[i];
+        const float v2239 = v2238 * 1.771542e-05f;
+        t2239[i] = v2239;
+    }
+}
+
+/* loop [56448,16] split
+ * %2236 = add %2221, %2234 : [56448,16]  // teacher/bn4 vjp
+ * %2240 = broadcast axes=[1] %2239 : [56448,16]  // teacher/bn4 vjp
+ * %2241 = add %2236, %2240 : [56448,16]  // teacher/bn4 vjp */
+typedef struct {
+    float *t2241;
+    const float *t2221;
+    const float *t2234;
+    const float *t2239;
+} step_teacher_bn4_vjp_20_pointers;
+
+static void step_teacher_bn4_vjp_20_part(void *context, int part, int parts) {
+    const step_teacher_bn4_vjp_20_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2241 = p->t2241;
+    const float *restrict t2221 = p->t2221;
+    const float *restrict t2234 = p->t2234;
+    const float *restrict t2239 = p->t2239;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2236 = t2221[i0 * 16 + i1] + t2234[i0 * 16 + i1];
+                const float v2241 = v2236 + t2239[i1];
+                t2241[i0 * 16 + i1] = v2241;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn4_vjp_20(float *restrict t2241, const float *restrict t2221, const float *restrict t2234, const float *restrict t2239) {
+    mplc_parallel(step_teacher_bn4_vjp_20_part, &(step_teacher_bn4_vjp_20_pointers){t2241, t2221, t2234, t2239});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2243 = reduce_sum axes=[0] %2241 : [16]  // teacher/res3/conv3 vjp */
+typedef struct {
+    float *t2243;
+    const float *t2241;
+} step_teacher_res3_conv3_vjp_4_pointers;
+
+static void step_teacher_res3_conv3_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_res3_conv3_vjp_4_pointers *p = context;
+    float *restrict t2243 = p->t2243;
+    const float *restrict t2241 = p->t2241;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2243[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2243[i1] += t2241[i0 * 16 + i1];
+        }
+    }
+}
+
+static void step_teacher_res3_conv3_vjp_4(float *restrict t2243, const float *restrict t2241) {
+    mplc_parallel(step_teacher_res3_conv3_vjp_4_part, &(step_teacher_res3_conv3_vjp_4_pointers){t2243, t2241});
+}
+
+/* gemm winograd m=56448 n=144 k=16 tB chunk=9 split
+ * %2244 = matmul tB %2241, %166 : [56448,144]  // teacher/res3/conv3 vjp
+ * %2247 = col2im k3 s1 p1 %2244 : [288,14,14,16]  // teacher/res3/conv3 vjp */
+typedef struct {
+    float *t2247;
+    const float *t2241;
+    const float *in_teacher_res3_conv3_weight;
+    float *chunk;
+} step_teacher_res3_conv3_vjp_5_pointers;
+
+static void step_teacher_res3_conv3_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_res3_conv3_vjp_5_pointers *p = context;
+    (void)parts;
+    float *restrict t2247 = p->t2247;
+    const float *restrict t2241 = p->t2241;
+    const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *filters = chunk;
+    mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 1);
+    size_t lo, hi;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_winograd_conv3x3(t2247 + (size_t)n0 * 3136, t2241 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        }
+    }
+}
+
+static void step_teacher_res3_conv3_vjp_5(float *restrict t2247, const float *restrict t2241, const float *restrict in_teacher_res3_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_conv3_vjp_5_part, &(step_teacher_res3_conv3_vjp_5_pointers){t2247, t2241, in_teacher_res3_conv3_weight, chunk});
+}
+
+/* gemm winograd m=144 n=16 k=56448 tA chunk=9 split
+ * %165 = im2col k3 s1 p1 %164 : [56448,144]  // teacher/res3/conv3 fwd
+ * %2245 = matmul tA %165, %2241 : [144,16]  // teacher/res3/conv3 vjp */
+typedef struct {
+    float *t2245;
+    const float *t164;
+    const float *t2241;
+    float *chunk;
+} step_teacher_res3_conv3_vjp_6_pointers;
+
+static void step_teacher_res3_conv3_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_res3_conv3_vjp_6_pointers *p = context;
+    float *restrict t2245 = p->t2245;
+    const float *restrict t164 = p->t164;
+    const float *restrict t2241 = p->t2241;
+    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
+    size_t lo, hi;
+    mplc_part(288, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2245 : chunk + 230192;
+    if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    float *filters = chunk;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+        mplc_winograd_filter_gradient(filters, t164 + (size_t)n0 * 3136, t2241 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+    }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
+}
+
+static void step_teacher_res3_conv3_vjp_6(float *restrict t2245, const float *restrict t164, const float *restrict t2241, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_conv3_vjp_6_part, &(step_teacher_res3_conv3_vjp_6_pointers){t2245, t164, t2241, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        for (int i = 0; i < 2304; i++) t2245[i] += partial[i];
+    }
+}
+
+/* loop [288,14,14,16] split
+ * %132 = constant 0.1 : [288,14,14,16]  // teacher/leaky_relu2 fwd
+ * %2248 = mul %2247, %1984 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp
+ * %2249 = mul %2247, %1985 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp
+ * %2250 = mul %2249, %132 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp
+ * %2251 = add %2248, %2250 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp */
+typedef struct {
+    float *t2251;
+    const float *t2247;
+    const float *t1984;
+    const float *t1985;
+} step_teacher_res3_leaky_relu2_vjp_2_pointers;
+
+static void step_teacher_res3_leaky_relu2_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_res3_leaky_relu2_vjp_2_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2251 = p->t2251;
+    const float *restrict t2247 = p->t2247;
+    const float *restrict t1984 = p->t1984;
+    const float *restrict t1985 = p->t1985;
+    size_t lo, hi;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v2248 = t2247[i] * t1984[i];
+            const float v2249 = t2247[i] * t1985[i];
+            const float v2250 = v2249 * 0.1f;
+            const float v2251 = v2248 + v2250;
+            t2251[i] = v2251;
+        }
+    }
+}
+
+static void step_teacher_res3_leaky_relu2_vjp_2(float *restrict t2251, const float *restrict t2247, const float *restrict t1984, const float *restrict t1985) {
+    mplc_parallel(step_teacher_res3_leaky_relu2_vjp_2_part, &(step_teacher_res3_leaky_relu2_vjp_2_pointers){t2251, t2247, t1984, t1985});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2253 = reduce_sum axes=[0] %2252 : [16]  // teacher/res3/bn1 vjp */
+typedef struct {
+    float *t2253;
+    const float *t2252;
+} step_teacher_res3_bn1_vjp_11_pointers;
+
+static void step_teacher_res3_bn1_vjp_11_part(void *context, int part, int parts) {
+    const step_teacher_res3_bn1_vjp_11_pointers *p = context;
+    float *restrict t2253 = p->t2253;
+    const float *restrict t2252 = p->t2252;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2253[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2253[i1] += t2252[i0 * 16 + i1];
+        }
+    }
+}
+
+static void step_teacher_res3_bn1_vjp_11(float *restrict t2253, const float *restrict t2252) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_11_part, &(step_teacher_res3_bn1_vjp_11_pointers){t2253, t2252});
+}
+
+/* loop [56448,16] split
+ * %158 = broadcast axes=[1] %157 : [56448,16]  // teacher/res3/bn1 fwd
+ * %2254 = mul %2252, %158 : [56448,16]  // teacher/res3/bn1 vjp */
+typedef struct {
+    float *t2254;
+    const float *t2252;
+    const float *t157;
+} step_teacher_res3_bn1_vjp_12_pointers;
+
+static void step_teacher_res3_bn1_vjp_12_part(void *context, int part, int parts) {
+    const step_teacher_res3_bn1_vjp_12_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2254 = p->t2254;
+    const float *restrict t2252 = p->t2252;
+    const float *restrict t157 = p->t157;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2254 = t2252[i0 * 16 + i1] * t157[i1];
+                t2254[i0 * 16 + i1] = v2254;
+            }
+        }
+    }
+}
+
+static void step_teacher_res3_bn1_vjp_12(float *restrict t2254, const float *restrict t2252, const float *restrict t157) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_12_part, &(step_teacher_res3_bn1_vjp_12_pointers){t2254, t2252, t157});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2255 = mul %2252, %143 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2256 = reduce_sum axes=[0] %2255 : [16]  // teacher/res3/bn1 vjp */
+typedef struct {
+    float *t2256;
+    const float *t2252;
+    const float *t143;
+} step_teacher_res3_bn1_vjp_13_pointers;
+
+static void step_teacher_res3_bn1_vjp_13_part(void *context, int part, int parts) {
+    const step_teacher_res3_bn1_vjp_13_pointers *p = context;
+    float *restrict t2256 = p->t2256;
+    const float *restrict t2252 = p->t2252;
+    const float *restrict t143 = p->t143;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2256[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2255 = t2252[i0 * 16 + i1] * t143[i0 * 16 + i1];
+            t2256[i1] += v2255;
+        }
+    }
+}
+
+static void step_teacher_res3_bn1_vjp_13(float *restrict t2256, const float *restrict t2252, const float *restrict t143) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_13_part, &(step_teacher_res3_bn1_vjp_13_pointers){t2256, t2252, t143});
+}
+
+/* loop [16]
+ * %2258 = mul %2256, %156 : [16]  // teacher/res3/bn1 vjp */
+static void step_teacher_res3_bn1_vjp_14(float *restrict t2258, const float *restrict t2256, const float *restrict t156) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2258 = t2256[i] * t156[i];
+        t2258[i] = v2258;
+    }
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2259 = neg %2254 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2260 = reduce_sum axes=[0] %2259 : [16]  // teacher/res3/bn1 vjp */
+typedef struct {
+    float *t2260;
+    const float *t2254;
+} step_teacher_res3_bn1_vjp_15_pointers;
+
+static void step_teacher_res3_bn1_vjp_15_part(void *context, int part, int parts) {
+    const step_teacher_res3_bn1_vjp_15_pointers *p = context;
+    float *restrict t2260 = p->t2260;
+    const float *restrict t2254 = p->t2254;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2260[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2259 = -t2254[i0 * 16 + i1];
+            t2260[i1] += v2259;
+        }
+    }
+}
+
+static void step_teacher_res3_bn1_vjp_15(float *restrict t2260, const float *restrict t2254) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_15_part, &(step_teacher_res3_bn1_vjp_15_pointers){t2260, t2254});
+}
+
+/* loop [16]
+ * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
+ * %123 = constant -0.5 : [16]  // teacher/bn1 fwd
+ * %2257 = mul %2256, %6 : [16]  // teacher/res3/bn1 vjp
+ * %2261 = mul %2257, %156 : [16]  // teacher/res3/bn1 vjp
+ * %2262 = mul %2261, %123 : [16]  // teacher/res3/bn1 vjp
+ * %2263 = div %2262, %153 : [16]  // teacher/res3/bn1 vjp
+ * %2264 = mul %2263, %104 : [16]  // teacher/res3/bn1 vjp */
+static void step_teacher_res3_bn1_vjp_16(float *restrict t2264, const float *restrict t2256, const float *restrict in_teacher_res3_bn1_scale, const float *restrict t156, const float *restrict t153) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2257 = t2256[i] * in_teacher_res3_bn1_scale[i];
+        const float v2261 = v2257 * t156[i];
+        const float v2262 = v2261 * (-0.5f);
+        const float v2263 = v2262 / t153[i];
+        const float v2264 = v2263 * 1.771542e-05f;
+        t2264[i] = v2264;
+    }
+}
+
+/* loop [56448,16] split
+ * %2265 = broadcast axes=[1] %2264 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2266 = mul %2265, %143 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2267 = add %2266, %2266 : [56448,16]  // teacher/res3/bn1 vjp */
+typedef struct {
+    float *t2267;
+    const float *t2264;
+    const float *t143;
+} step_teacher_res3_bn1_vjp_17_pointers;
+
+static void step_teacher_res3_bn1_vjp_17_part(void *context, int part, int parts) {
+    const step_teacher_res3_bn1_vjp_17_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2267 = p->t2267;
+    const float *restrict t2264 = p->t2264;
+    const float *restrict t143 = p->t143;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2266 = t2264[i1] * t143[i0 * 16 + i1];
+                const float v2267 = v2266 + v2266;
+                t2267[i0 * 16 + i1] = v2267;
+            }
+        }
+    }
+}
+
+static void step_teacher_res3_bn1_vjp_17(float *restrict t2267, const float *restrict t2264, const float *restrict t143) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_17_part, &(step_teacher_res3_bn1_vjp_17_pointers){t2267, t2264, t143});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2268 = neg %2267 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2270 = reduce_sum axes=[0] %2268 : [16]  // teacher/res3/bn1 vjp */
+typedef struct {
+    float *t2270;
+    const float *t2267;
+} step_teacher_res3_bn1_vjp_18_pointers;
+
+static void step_teacher_res3_bn1_vjp_18_part(void *context, int part, int parts) {
+    const step_teacher_res3_bn1_vjp_18_pointers *p = context;
+    float *restrict t2270 = p->t2270;
+    const float *restrict t2267 = p->t2267;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2270[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2268 = -t2267[i0 * 16 + i1];
+            t2270[i1] += v2268;
+        }
+    }
+}
+
+static void step_teacher_res3_bn1_vjp_18(float *restrict t2270, const float *restrict t2267) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_18_part, &(step_teacher_res3_bn1_vjp_18_pointers){t2270, t2267});
+}
+
+/* loop [16]
+ * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
+ * %2271 = add %2260, %2270 : [16]  // teacher/res3/bn1 vjp
+ * %2272 = mul %2271, %104 : [16]  // teacher/res3/bn1 vjp */
+static void step_teacher_res3_bn1_vjp_19(float *restrict t2272, const float *restrict t2260, const float *restrict t2270) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2271 = t2260[i] + t2270[i];
+        const float v2272 = v2271 * 1.771542e-05f;
+        t2272[i] = v2272;
+    }
+}
+
+/* loop [56448,16] split
+ * %2269 = add %2254, %2267 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2273 = broadcast axes=[1] %2272 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2274 = add %2269, %2273 : [56448,16]  // teacher/res3/bn1 vjp */
+typedef struct {
+    float *t2274;
+    const float *t2254;
+    const float *t2267;
+    const float *t2272;
+} step_teacher_res3_bn1_vjp_20_pointers;
+
+static void step_teacher_res3_bn1_vjp_20_part(void *context, int part, int parts) {
+    const step_teacher_res3_bn1_vjp_20_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2274 = p->t2274;
+    const float *restrict t2254 = p->t2254;
+    const float *restrict t2267 = p->t2267;
+    const float *restrict t2272 = p->t2272;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2269 = t2254[i0 * 16 + i1] + t2267[i0 * 16 + i1];
+                const float v2274 = v2269 + t2272[i1];
+                t2274[i0 * 16 + i1] = v2274;
+            }
+        }
+    }
+}
+
+static void step_teacher_res3_bn1_vjp_20(float *restrict t2274, const float *restrict t2254, const float *restrict t2267, const float *restrict t2272) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_20_part, &(step_teacher_res3_bn1_vjp_20_pointers){t2274, t2254, t2267, t2272});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2275 = reduce_sum axes=[0] %2274 : [16]  // teacher/res3/conv0 vjp */
+typedef struct {
+    float *t2275;
+    const float *t2274;
+} step_teacher_res3_conv0_vjp_4_pointers;
+
+static void step_teacher_res3_conv0_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_res3_conv0_vjp_4_pointers *p = context;
+    float *restrict t2275 = p->t2275;
+    const float *restrict t2274 = p->t2274;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2275[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2275[i1] += t2274[i0 * 16 + i1];
+        }
+    }
+}
+
+static void step_teacher_res3_conv0_vjp_4(float *restrict t2275, const float *restrict t2274) {
+    mplc_parallel(step_teacher_res3_conv0_vjp_4_part, &(step_teacher_res3_conv0_vjp_4_pointers){t2275, t2274});
+}
+
+/* gemm winograd m=56448 n=144 k=16 tB chunk=9 split
+ * %2276 = matmul tB %2274, %136 : [56448,144]  // teacher/res3/conv0 vjp
+ * %2279 = col2im k3 s1 p1 %2276 : [288,14,14,16]  // teacher/res3/conv0 vjp */
+typedef struct {
+    float *t2279;
+    const float *t2274;
+    const float *in_teacher_res3_conv0_weight;
+    float *chunk;
+} step_teacher_res3_conv0_vjp_5_pointers;
+
+static void step_teacher_res3_conv0_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_res3_conv0_vjp_5_pointers *p = context;
+    (void)parts;
+    float *restrict t2279 = p->t2279;
+    const float *restrict t2274 = p->t2274;
+    const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *filters = chunk;
+    mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 1);
+    size_t lo, hi;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_winograd_conv3x3(t2279 + (size_t)n0 * 3136, t2274 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        }
+    }
+}
+
+static void step_teacher_res3_conv0_vjp_5(float *restrict t2279, const float *restrict t2274, const float *restrict in_teacher_res3_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_conv0_vjp_5_part, &(step_teacher_res3_conv0_vjp_5_pointers){t2279, t2274, in_teacher_res3_conv0_weight, chunk});
+}
+
+/* gemm winograd m=144 n=16 k=56448 tA chunk=9 split
+ * %135 = im2col k3 s1 p1 %134 : [56448,144]  // teacher/res3/conv0 fwd
+ * %2277 = matmul tA %135, %2274 : [144,16]  // teacher/res3/conv0 vjp */
+typedef struct {
+    float *t2277;
+    const float *t134;
+    const float *t2274;
+    float *chunk;
+} step_teacher_res3_conv0_vjp_6_pointers;
+
+static void step_teacher_res3_conv0_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_res3_conv0_vjp_6_pointers *p = context;
+    float *restrict t2277 = p->t2277;
+    const float *restrict t134 = p->t134;
+    const float *restrict t2274 = p->t2274;
+    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
+    size_t lo, hi;
+    mplc_part(288, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2277 : chunk + 230192;
+    if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    float *filters = chunk;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+        mplc_winograd_filter_gradient(filters, t134 + (size_t)n0 * 3136, t2274 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+    }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
+}
+
+static void step_teacher_res3_conv0_vjp_6(float *restrict t2277, const float *restrict t134, const float *restrict t2274, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_conv0_vjp_6_part, &(step_teacher_res3_conv0_vjp_6_pointers){t2277, t134, t2274, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        for (int i = 0; i < 2304; i++) t2277[i] += partial[i];
+    }
+}
+
+/* loop [288,14,14,16] split
+ * %132 = constant 0.1 : [288,14,14,16]  // teacher/leaky_relu2 fwd
+ * %2280 = add %2242, %2279 : [288,14,14,16]  // teacher/res3/conv0 vjp
+ * %2281 = mul %2280, %2019 : [288,14,14,16]  // teacher/leaky_relu2 vjp
+ * %2282 = mul %2280, %2020 : [288,14,14,16]  // teacher/leaky_relu2 vjp
+ * %2283 = mul %2282, %132 : [288,14,14,16]  // teacher/leaky_relu2 vjp
+ * %2284 = add %2281, %2283 : [288,14,14,16]  // teacher/leaky_relu2 vjp */
+typedef struct {
+    float *t2284;
+    const float *t2242;
+    const float *t2279;
+    const float *t2019;
+    const float *t2020;
+} step_teacher_leaky_relu2_vjp_2_pointers;
+
+static void step_teacher_leaky_relu2_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_leaky_relu2_vjp_2_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2284 = p->t2284;
+    const float *restrict t2242 = p->t2242;
+    const float *restrict t2279 = p->t2279;
+    const float *restrict t2019 = p->t2019;
+    const float *restrict t2020 = p->t2020;
+    size_t lo, hi;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v2280 = t2242[i] + t2279[i];
+            const float v2281 = v2280 * t2019[i];
+            const float v2282 = v2280 * t2020[i];
+            const float v2283 = v2282 * 0.1f;
+            const float v2284 = v2281 + v2283;
+            t2284[i] = v2284;
+        }
+    }
+}
+
+static void step_teacher_leaky_relu2_vjp_2(float *restrict t2284, const float *restrict t2242, const float *restrict t2279, const float *restrict t2019, const float *restrict t2020) {
+    mplc_parallel(step_teacher_leaky_relu2_vjp_2_part, &(step_teacher_leaky_relu2_vjp_2_pointers){t2284, t2242, t2279, t2019, t2020});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2286 = reduce_sum axes=[0] %2285 : [16]  // teacher/bn1 vjp */
+typedef struct {
+    float *t2286;
+    const float *t2285;
+} step_teacher_bn1_vjp_11_pointers;
+
+static void step_teacher_bn1_vjp_11_part(void *context, int part, int parts) {
+    const step_teacher_bn1_vjp_11_pointers *p = context;
+    float *restrict t2286 = p->t2286;
+    const float *restrict t2285 = p->t2285;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2286[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2286[i1] += t2285[i0 * 16 + i1];
+        }
+    }
+}
+
+static void step_teacher_bn1_vjp_11(float *restrict t2286, const float *restrict t2285) {
+    mplc_parallel(step_teacher_bn1_vjp_11_part, &(step_teacher_bn1_vjp_11_pointers){t2286, t2285});
+}
+
+/* loop [56448,16] split
+ * %127 = broadcast axes=[1] %126 : [56448,16]  // teacher/bn1 fwd
+ * %2287 = mul %2285, %127 : [56448,16]  // teacher/bn1 vjp */
+typedef struct {
+    float *t2287;
+    const float *t2285;
+    const float *t126;
+} step_teacher_bn1_vjp_12_pointers;
+
+static void step_teacher_bn1_vjp_12_part(void *context, int part, int parts) {
+    const step_teacher_bn1_vjp_12_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2287 = p->t2287;
+    const float *restrict t2285 = p->t2285;
+    const float *restrict t126 = p->t126;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2287 = t2285[i0 * 16 + i1] * t126[i1];
+                t2287[i0 * 16 + i1] = v2287;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn1_vjp_12(float *restrict t2287, const float *restrict t2285, const float *restrict t126) {
+    mplc_parallel(step_teacher_bn1_vjp_12_part, &(step_teacher_bn1_vjp_12_pointers){t2287, t2285, t126});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2288 = mul %2285, %107 : [56448,16]  // teacher/bn1 vjp
+ * %2289 = reduce_sum axes=[0] %2288 : [16]  // teacher/bn1 vjp */
+typedef struct {
+    float *t2289;
+    const float *t2285;
+    const float *t107;
+} step_teacher_bn1_vjp_13_pointers;
+
+static void step_teacher_bn1_vjp_13_part(void *context, int part, int parts) {
+    const step_teacher_bn1_vjp_13_pointers *p = context;
+    float *restrict t2289 = p->t2289;
+    const float *restrict t2285 = p->t2285;
+    const float *restrict t107 = p->t107;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2289[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2288 = t2285[i0 * 16 + i1] * t107[i0 * 16 + i1];
+            t2289[i1] += v2288;
+        }
+    }
+}
+
+static void step_teacher_bn1_vjp_13(float *restrict t2289, const float *restrict t2285, const float *restrict t107) {
+    mplc_parallel(step_teacher_bn1_vjp_13_part, &(step_teacher_bn1_vjp_13_pointers){t2289, t2285, t107});
+}
+
+/* loop [16]
+ * %2291 = mul %2289, %125 : [16]  // teacher/bn1 vjp */
+static void step_teacher_bn1_vjp_14(float *restrict t2291, const float *restrict t2289, const float *restrict t125) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2291 = t2289[i] * t125[i];
+        t2291[i] = v2291;
+    }
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2292 = neg %2287 : [56448,16]  // teacher/bn1 vjp
+ * %2293 = reduce_sum axes=[0] %2292 : [16]  // teacher/bn1 vjp */
+typedef struct {
+    float *t2293;
+    const float *t2287;
+} step_teacher_bn1_vjp_15_pointers;
+
+static void step_teacher_bn1_vjp_15_part(void *context, int part, int parts) {
+    const step_teacher_bn1_vjp_15_pointers *p = context;
+    float *restrict t2293 = p->t2293;
+    const float *restrict t2287 = p->t2287;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2293[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2292 = -t2287[i0 * 16 + i1];
+            t2293[i1] += v2292;
+        }
+    }
+}
+
+static void step_teacher_bn1_vjp_15(float *restrict t2293, const float *restrict t2287) {
+    mplc_parallel(step_teacher_bn1_vjp_15_part, &(step_teacher_bn1_vjp_15_pointers){t2293, t2287});
+}
+
+/* loop [16]
+ * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
+ * %123 = constant -0.5 : [16]  // teacher/bn1 fwd
+ * %2290 = mul %2289, %2 : [16]  // teacher/bn1 vjp
+ * %2294 = mul %2290, %125 : [16]  // teacher/bn1 vjp
+ * %2295 = mul %2294, %123 : [16]  // teacher/bn1 vjp
+ * %2296 = div %2295, %121 : [16]  // teacher/bn1 vjp
+ * %2297 = mul %2296, %104 : [16]  // teacher/bn1 vjp */
+static void step_teacher_bn1_vjp_16(float *restrict t2297, const float *restrict t2289, const float *restrict in_teacher_bn1_scale, const float *restrict t125, const float *restrict t121) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2290 = t2289[i] * in_teacher_bn1_scale[i];
+        const float v2294 = v2290 * t125[i];
+        const float v2295 = v2294 * (-0.5f);
+        const float v2296 = v2295 / t121[i];
+        const float v2297 = v2296 * 1.771542e-05f;
+        t2297[i] = v2297;
+    }
+}
+
+/* loop [56448,16] split
+ * %2298 = broadcast axes=[1] %2297 : [56448,16]  // teacher/bn1 vjp
+ * %2299 = mul %2298, %107 : [56448,16]  // teacher/bn1 vjp
+ * %2300 = add %2299, %2299 : [56448,16]  // teacher/bn1 vjp */
+typedef struct {
+    float *t2300;
+    const float *t2297;
+    const float *t107;
+} step_teacher_bn1_vjp_17_pointers;
+
+static void step_teacher_bn1_vjp_17_part(void *context, int part, int parts) {
+    const step_teacher_bn1_vjp_17_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2300 = p->t2300;
+    const float *restrict t2297 = p->t2297;
+    const float *restrict t107 = p->t107;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2299 = t2297[i1] * t107[i0 * 16 + i1];
+                const float v2300 = v2299 + v2299;
+                t2300[i0 * 16 + i1] = v2300;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn1_vjp_17(float *restrict t2300, const float *restrict t2297, const float *restrict t107) {
+    mplc_parallel(step_teacher_bn1_vjp_17_part, &(step_teacher_bn1_vjp_17_pointers){t2300, t2297, t107});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2301 = neg %2300 : [56448,16]  // teacher/bn1 vjp
+ * %2303 = reduce_sum axes=[0] %2301 : [16]  // teacher/bn1 vjp */
+typedef struct {
+    float *t2303;
+    const float *t2300;
+} step_teacher_bn1_vjp_18_pointers;
+
+static void step_teacher_bn1_vjp_18_part(void *context, int part, int parts) {
+    const step_teacher_bn1_vjp_18_pointers *p = context;
+    float *restrict t2303 = p->t2303;
+    const float *restrict t2300 = p->t2300;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2303[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2301 = -t2300[i0 * 16 + i1];
+            t2303[i1] += v2301;
+        }
+    }
+}
+
+static void step_teacher_bn1_vjp_18(float *restrict t2303, const float *restrict t2300) {
+    mplc_parallel(step_teacher_bn1_vjp_18_part, &(step_teacher_bn1_vjp_18_pointers){t2303, t2300});
+}
+
+/* loop [16]
+ * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
+ * %2304 = add %2293, %2303 : [16]  // teacher/bn1 vjp
+ * %2305 = mul %2304, %104 : [16]  // teacher/bn1 vjp */
+static void step_teacher_bn1_vjp_19(float *restrict t2305, const float *restrict t2293, const float *restrict t2303) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2304 = t2293[i] + t2303[i];
+        const float v2305 = v2304 * 1.771542e-05f;
+        t2305[i] = v2305;
+    }
+}
+
+/* loop [56448,16] split
+ * %2302 = add %2287, %2300 : [56448,16]  // teacher/bn1 vjp
+ * %2306 = broadcast axes=[1] %2305 : [56448,16]  // teacher/bn1 vjp
+ * %2307 = add %2302, %2306 : [56448,16]  // teacher/bn1 vjp */
+typedef struct {
+    float *t2307;
+    const float *t2287;
+    const float *t2300;
+    const float *t2305;
+} step_teacher_bn1_vjp_20_pointers;
+
+static void step_teacher_bn1_vjp_20_part(void *context, int part, int parts) {
+    const step_teacher_bn1_vjp_20_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2307 = p->t2307;
+    const float *restrict t2287 = p->t2287;
+    const float *restrict t2300 = p->t2300;
+    const float *restrict t2305 = p->t2305;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2302 = t2287[i0 * 16 + i1] + t2300[i0 * 16 + i1];
+                const float v2307 = v2302 + t2305[i1];
+                t2307[i0 * 16 + i1] = v2307;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn1_vjp_20(float *restrict t2307, const float *restrict t2287, const float *restrict t2300, const float *restrict t2305) {
+    mplc_parallel(step_teacher_bn1_vjp_20_part, &(step_teacher_bn1_vjp_20_pointers){t2307, t2287, t2300, t2305});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2308 = reduce_sum axes=[0] %2307 : [16]  // teacher/conv0 vjp */
+typedef struct {
+    float *t2308;
+    const float *t2307;
+} step_teacher_conv0_vjp_3_pointers;
+
+static void step_teacher_conv0_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_conv0_vjp_3_pointers *p = context;
+    float *restrict t2308 = p->t2308;
+    const float *restrict t2307 = p->t2307;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2308[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2308[i1] += t2307[i0 * 16 + i1];
+        }
+    }
+}
+
+static void step_teacher_conv0_vjp_3(float *restrict t2308, const float *restrict t2307) {
+    mplc_parallel(step_teacher_conv0_vjp_3_part, &(step_teacher_conv0_vjp_3_pointers){t2308, t2307});
+}
+
+/* gemm small-outer-products m=9 n=16 k=56448 tA chunk=83 split
+ * %98 = im2col k3 s2 p1 %92 : [56448,9]  // teacher/conv0 fwd
+ * %2309 = matmul tA %98, %2307 : [9,16]  // teacher/conv0 vjp */
+typedef struct {
+    float *t2309;
+    const float *in_x;
+    const float *t2307;
+    float *chunk;
+} step_teacher_conv0_vjp_4_pointers;
+
+static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_conv0_vjp_4_pointers *p = context;
+    float *restrict t2309 = p->t2309;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t2307 = p->t2307;
+    float *restrict chunk = p->chunk + (size_t)part * 146560; /* this thread's part */
+    /* columns of 83 images at a time (146412 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(288, 83, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2309 : chunk + 146416;
+    if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
+    float total[144];
+    for (int i = 0; i < 144; i++) total[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
+        const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
+        /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
+        for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 196 ? r0 + 256 : (size_t)nb * 196;
+            float block_sum[144];
+            for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
+            for (size_t r = r0; r < r1; r++) {
+                const float *dy = t2307 + ((size_t)n0 * 196 + r) * 16;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
+                }
+            }
+            for (int i = 0; i < 144; i++) total[i] += block_sum[i];
+        }
+    }
+    for (int i = 0; i < 144; i++) sum[i] = total[i];
+}
+
+static void step_teacher_conv0_vjp_4(float *restrict t2309, const float *restrict in_x, const float *restrict t2307, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_4_part, &(step_teacher_conv0_vjp_4_pointers){t2309, in_x, t2307, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 146560 + 146416;
+        for (int i = 0; i < 144; i++) t2309[i] += partial[i];
+    }
+}
+
+/* loop []
+ * %661 = constant -0.0078125 : []  // student/loss_u fwd
+ * %2311 = mul %97, %1778 : []  // teacher/feedback vjp
+ * %2312 = mul %2311, %661 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t2312, const float *restrict in_feedback_scale, const float *restrict t1778) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v2311 = in_feedback_scale[0] * t1778[0];
+        const float v2312 = v2311 * (-0.0078125f);
+        t2312[i] = v2312;
+    }
+}
+
+/* loop [128,10]
+ * %2313 = broadcast axes=[] %2312 : [128,10]  // teacher/feedback vjp
+ * %2314 = mul %2313, %405 : [128,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t2314, const float *restrict t2312, const float *restrict t405) {
+    for (size_t i = 0; i < 1280; i++) {
+        const float v2314 = t2312[0] * t405[i];
+        t2314[i] = v2314;
+    }
+}
+
+/* reduce_sum [128,10] axes=[1]
+ * %2315 = neg %2314 : [128,10]  // teacher/feedback vjp
+ * %2316 = reduce_sum axes=[1] %2315 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t2316, const float *restrict t2314) {
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        double sum = 0.0;
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v2315 = -t2314[i0 * 10 + i1];
+            sum += v2315;
+        }
+        t2316[i0] = (float)sum;
+    }
+}
+
+/* loop [128]
+ * %2317 = div %2316, %392 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_4(float *restrict t2317, const float *restrict t2316, const float *restrict t392) {
+    for (size_t i = 0; i < 128; i++) {
+        const float v2317 = t2316[i] / t392[i];
+        t2317[i] = v2317;
+    }
+}
+
+/* loop [128,10]
+ * %2318 = broadcast axes=[0] %2317 : [128,10]  // teacher/feedback vjp
+ * %2319 = mul %2318, %391 : [128,10]  // teacher/feedback vjp
+ * %2320 = add %2314, %2319 : [128,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_5(float *restrict t2320, const float *restrict t2317, const float *restrict t391, const float *restrict t2314) {
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v2319 = t2317[i0] * t391[i0 * 10 + i1];
+            const float v2320 = t2314[i0 * 10 + i1] + v2319;
+            t2320[i0 * 10 + i1] = v2320;
+        }
+    }
+}
+
+/* reduce_sum [128,10] axes=[0]
+ * %2321 = reduce_sum axes=[0] %2320 : [10]  // teacher/dense14 vjp */
+static void step_teacher_dense14_vjp_7(float *restrict t2321, const float *restrict t2320) {
+    for (size_t o = 0; o < 10; o++) t2321[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            t2321[i1] += t2320[i0 * 10 + i1];
+        }
+    }
+}
+
+/* gemm blas m=64 n=10 k=128 tA
+ * %2323 = matmul tA %2065, %2320 : [64,10]  // teacher/dense14 vjp */
+static void step_teacher_dense14_vjp_8(float *restrict t2323, const float *restrict t2065, const float *restrict t2320) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 128, 1.0f, t2065, 64, t2320, 10, 0.0f, t2323, 10);
+}
+
+/* gemm blas m=128 n=64 k=10 tB +epilogue
+ * %646 = constant 0.0625 : [128,64]  // student/global_avg_pool12 fwd
+ * %2322 = matmul tB %2320, %30 : [128,64]  // teacher/dense14 vjp
+ * %2324 = mul %2322, %2067 : [128,64]  // teacher/dropout13 vjp
+ * %2325 = mul %2324, %646 : [128,64]  // teacher/global_avg_pool12 vjp */
+static void step_teacher_dense14_vjp_9(float *restrict t2325, const float *restrict t2320, const float *restrict in_teacher_dense14_weight, const float *restrict t2067) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 64, 10, 1.0f, t2320, 10, in_teacher_dense14_weight, 10, 0.0f, t2325, 64);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 8192; i++) {
+        const float v2324 = t2325[i] * t2067[i];
+        const float v2325 = v2324 * 0.0625f;
+        t2325[i] = v2325;
+    }
+}
+
+/* loop [128,16,64] split
+ * %2326 = broadcast axes=[0, 2] %2325 : [128,16,64]  // teacher/global_avg_pool12 vjp */
+typedef struct {
+    float *t2326;
+    const float *t2325;
+} step_teacher_global_avg_pool12_vjp_3_pointers;
+
+static void step_teacher_global_avg_pool12_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_global_avg_pool12_vjp_3_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2326 = p->t2326;
+    const float *restrict t2325 = p->t2325;
+    size_t lo, hi;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                for (size_t i2 = 0; i2 < 64; i2++) {
+                    const float v2326 = t2325[i0 * 64 + i2];
+                    t2326[i0 * 1024 + i1 * 64 + i2] = v2326;
+                }
+            }
+        }
+    }
+}
+
+static void step_teacher_global_avg_pool12_vjp_3(float *restrict t2326, const float *restrict t2325) {
+    mplc_parallel(step_teacher_global_avg_pool12_vjp_3_part, &(step_teacher_global_avg_pool12_vjp_3_pointers){t2326, t2325});
+}
+
+/* loop [128,4,4,64] split
+ * %604 = constant 0.1 : [128,4,4,64]  // student/res9/leaky_relu2 fwd
+ * %2328 = mul %2327, %2072 : [128,4,4,64]  // teacher/leaky_relu11 vjp
+ * %2329 = mul %2327, %2074 : [128,4,4,64]  // teacher/leaky_relu11 vjp
+ * %2330 = mul %2329, %604 : [128,4,4,64]  // teacher/leaky_relu11 vjp
+ * %2331 = add %2328, %2330 : [128,4,4,64]  // teacher/leaky_relu11 vjp */
+typedef struct {
+    float *t2331;
+    const float *t2327;
+    const float *t2072;
+    const float *t2074;
+} step_teacher_leaky_relu11_vjp_4_pointers;
+
+static void step_teacher_leaky_relu11_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_leaky_relu11_vjp_4_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2331 = p->t2331;
+    const float *restrict t2327 = p->t2327;
+    const float *restrict t2072 = p->t2072;
+    const float *restrict t2074 = p->t2074;
+    size_t lo, hi;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v2328 = t2327[i] * t2072[i];
+            const float v2329 = t2327[i] * t2074[i];
+            const float v2330 = v2329 * 0.1f;
+            const float v2331 = v2328 + v2330;
+            t2331[i] = v2331;
+        }
+    }
+}
+
+static void step_teacher_leaky_relu11_vjp_4(float *restrict t2331, const float *restrict t2327, const float *restrict t2072, const float *restrict t2074) {
+    mplc_parallel(step_teacher_leaky_relu11_vjp_4_part, &(step_teacher_leaky_relu11_vjp_4_pointers){t2331, t2327, t2072, t2074});
+}
+
+/* reduce_sum [2048,64] axes=[0] split
+ * %2333 = reduce_sum axes=[0] %2332 : [64]  // teacher/bn10 vjp */
+typedef struct {
+    float *t2333;
+    const float *t2332;
+} step_teacher_bn10_vjp_23_pointers;
+
+static void step_teacher_bn10_vjp_23_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_23_pointers *p = context;
+    float *restrict t2333 = p->t2333;
+    const float *restrict t2332 = p->t2332;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2333[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 2048; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2333[i1] += t2332[i0 * 64 + i1];
+        }
+    }
+}
+
+static void step_teacher_bn10_vjp_23(float *restrict t2333, const float *restrict t2332) {
+    mplc_parallel(step_teacher_bn10_vjp_23_part, &(step_teacher_bn10_vjp_23_pointers){t2333, t2332});
+}
+
+/* loop [2048,64] split
+ * %2080 = broadcast axes=[1] %338 : [2048,64]  // teacher/bn10 vjp
+ * %2334 = mul %2332, %2080 : [2048,64]  // teacher/bn10 vjp */
+typedef struct {
+    float *t2334;
+    const float *t2332;
+    const float *t338;
+} step_teacher_bn10_vjp_24_pointers;
+
+static void step_teacher_bn10_vjp_24_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_24_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2334 = p->t2334;
+    const float *restrict t2332 = p->t2332;
+    const float *restrict t338 = p->t338;
+    size_t lo, hi;
+    while (mplc_claim(2048, 64, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v2334 = t2332[i0 * 64 + i1] * t338[i1];
+                t2334[i0 * 64 + i1] = v2334;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn10_vjp_24(float *restrict t2334, const float *restrict t2332, const float *restrict t338) {
+    mplc_parallel(step_teacher_bn10_vjp_24_part, &(step_teacher_bn10_vjp_24_pointers){t2334, t2332, t338});
+}
+
+/* reduce_sum [2048,64] axes=[0] split
+ * %2335 = mul %2332, %2082 : [2048,64]  // teacher/bn10 vjp
+ * %2336 = reduce_sum axes=[0] %2335 : [64]  // teacher/bn10 vjp */
+typedef struct {
+    float *t2336;
+    const float *t2332;
+    const float *t2082;
+} step_teacher_bn10_vjp_25_pointers;
+
+static void step_teacher_bn10_vjp_25_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_25_pointers *p = context;
+    float *restrict t2336 = p->t2336;
+    const float *restrict t2332 = p->t2332;
+    const float *restrict t2082 = p->t2082;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2336[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 2048; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2335 = t2332[i0 * 64 + i1] * t2082[i0 * 64 + i1];
+            t2336[i1] += v2335;
+        }
+    }
+}
+
+static void step_teacher_bn10_vjp_25(float *restrict t2336, const float *restrict t2332, const float *restrict t2082) {
+    mplc_parallel(step_teacher_bn10_vjp_25_part, &(step_teacher_bn10_vjp_25_pointers){t2336, t2332, t2082});
+}
+
+/* loop [64]
+ * %2338 = mul %2336, %337 : [64]  // teacher/bn10 vjp */
+static void step_teacher_bn10_vjp_26(float *restrict t2338, const float *restrict t2336, const float *restrict t337) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v2338 = t2336[i] * t337[i];
+        t2338[i] = v2338;
+    }
+}
+
+/* reduce_sum [2048,64] axes=[0] split
+ * %2339 = neg %2334 : [2048,64]  // teacher/bn10 vjp
+ * %2340 = reduce_sum axes=[0] %2339 : [64]  // teacher/bn10 vjp */
+typedef struct {
+    float *t2340;
+    const float *t2334;
+} step_teacher_bn10_vjp_27_pointers;
+
+static void step_teacher_bn10_vjp_27_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_27_pointers *p = context;
+    float *restrict t2340 = p->t2340;
+    const float *restrict t2334 = p->t2334;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2340[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 2048; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2339 = -t2334[i0 * 64 + i1];
+            t2340[i1] += v2339;
+        }
+    }
+}
+
+static void step_teacher_bn10_vjp_27(float *restrict t2340, const float *restrict t2334) {
+    mplc_parallel(step_teacher_bn10_vjp_27_part, &(step_teacher_bn10_vjp_27_pointers){t2340, t2334});
+}
+
+/* loop [64]
+ * %278 = constant 0.00021701388888888888 : [64]  // teacher/res9/bn1 fwd
+ * %297 = constant -0.5 : [64]  // teacher/res9/bn1 fwd
+ * %2337 = mul %2336, %28 : [64]  // teacher/bn10 vjp
+ * %2341 = mul %2337, %337 : [64]  // teacher/bn10 vjp
+ * %2342 = mul %2341, %297 : [64]  // teacher/bn10 vjp
+ * %2343 = div %2342, %334 : [64]  // teacher/bn10 vjp
+ * %2344 = mul %2343, %278 : [64]  // teacher/bn10 vjp */
+static void step_teacher_bn10_vjp_28(float *restrict t2344, const float *restrict t2336, const float *restrict in_teacher_bn10_scale, const float *restrict t337, const float *restrict t334) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v2337 = t2336[i] * in_teacher_bn10_scale[i];
+        const float v2341 = v2337 * t337[i];
+        const float v2342 = v2341 * (-0.5f);
+        const float v2343 = v2342 / t334[i];
+        const float v2344 = v2343 * 0.00021701389f;
+        t2344[i] = v2344;
+    }
+}
+
+/* loop [4608,64] split
+ * %2345 = broadcast axes=[1] %2344 : [4608,64]  // teacher/bn10 vjp
+ * %2346 = mul %2345, %324 : [4608,64]  // teacher/bn10 vjp
+ * %2347 = add %2346, %2346 : [4608,64]  // teacher/bn10 vjp */
+typedef struct {
+    float *t2347;
+    const float *t2344;
+    const float *t324;
+} step_teacher_bn10_vjp_29_pointers;
+
+static void step_teacher_bn10_vjp_29_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_29_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2347 = p->t2347;
+    const float *restrict t2344 = p->t2344;
+    const float *restrict t324 = p->t324;
+    size_t lo, hi;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v2346 = t2344[i1] * t324[i0 * 64 + i1];
+                const float v2347 = v2346 + v2346;
+                t2347[i0 * 64 + i1] = v2347;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn10_vjp_29(float *restrict t2347, const float *restrict t2344, const float *restrict t324) {
+    mplc_parallel(step_teacher_bn10_vjp_29_part, &(step_teacher_bn10_vjp_29_pointers){t2347, t2344, t324});
+}
+
+/* pad_rows
+ * %2349 = pad_rows start=2560 %2334 : [4608,64]  // teacher/bn10 vjp */
+static void step_teacher_bn10_vjp_30(float *restrict t2349, const float *restrict t2334) {
+    mplc_pad_rows(t2349, t2334, 2048, 4608, 2560, 64);
+}
+
+/* reduce_sum [4608,64] axes=[0] split
+ * %2348 = neg %2347 : [4608,64]  // teacher/bn10 vjp
+ * %2351 = reduce_sum axes=[0] %2348 : [64]  // teacher/bn10 vjp */
+typedef struct {
+    float *t2351;
+    const float *t2347;
+} step_teacher_bn10_vjp_31_pointers;
+
+static void step_teacher_bn10_vjp_31_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_31_pointers *p = context;
+    float *restrict t2351 = p->t2351;
+    const float *restrict t2347 = p->t2347;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2351[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 4608; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2348 = -t2347[i0 * 64 + i1];
+            t2351[i1] += v2348;
+        }
+    }
+}
+
+static void step_teacher_bn10_vjp_31(float *restrict t2351, const float *restrict t2347) {
+    mplc_parallel(step_teacher_bn10_vjp_31_part, &(step_teacher_bn10_vjp_31_pointers){t2351, t2347});
+}
+
+/* loop [64]
+ * %278 = constant 0.00021701388888888888 : [64]  // teacher/res9/bn1 fwd
+ * %2352 = add %2340, %2351 : [64]  // teacher/bn10 vjp
+ * %2353 = mul %2352, %278 : [64]  // teacher/bn10 vjp */
+static void step_teacher_bn10_vjp_32(float *restrict t2353, const float *restrict t2340, const float *restrict t2351) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v2352 = t2340[i] + t2351[i];
+        const float v2353 = v2352 * 0.00021701389f;
+        t2353[i] = v2353;
+    }
+}
+
+/* loop [4608,64] split
+ * %2350 = add %2349, %2347 : [4608,64]  // teacher/bn10 vjp
+ * %2354 = broadcast axes=[1] %2353 : [4608,64]  // teacher/bn10 vjp
+ * %2355 = add %2350, %2354 : [4608,64]  // teacher/bn10 vjp */
+typedef struct {
+    float *t2355;
+    const float *t2349;
+    const float *t2347;
+    const float *t2353;
+} step_teacher_bn10_vjp_33_pointers;
+
+static void step_teacher_bn10_vjp_33_part(void *context, int part, int parts) {
+    const step_teacher_bn10_vjp_33_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2355 = p->t2355;
+    const float *restrict t2349 = p->t2349;
+    const float *restrict t2347 = p->t2347;
+    const float *restrict t2353 = p->t2353;
+    size_t lo, hi;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v2350 = t2349[i0 * 64 + i1] + t2347[i0 * 64 + i1];
+                const float v2355 = v2350 + t2353[i1];
+                t2355[i0 * 64 + i1] = v2355;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn10_vjp_33(float *restrict t2355, const float *restrict t2349, const float *restrict t2347, const float *restrict t2353) {
+    mplc_parallel(step_teacher_bn10_vjp_33_part, &(step_teacher_bn10_vjp_33_pointers){t2355, t2349, t2347, t2353});
+}
+
+/* gemm blas-into-col2im m=4608 n=32 k=64 tB chunk=256 split
+ * %2356 = matmul tB %2355, %316 : [4608,32]  // teacher/res9 vjp
+ * %2359 = col2im k1 s2 p0 %2356 : [288,7,7,32]  // teacher/res9 vjp */
+typedef struct {
+    float *t2359;
+    const float *t2355;
+    const float *in_teacher_res9_shortcut_weight;
+    float *chunk;
+} step_teacher_res9_vjp_5_pointers;
+
+static void step_teacher_res9_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_res9_vjp_5_pointers *p = context;
+    (void)parts;
+    float *restrict t2359 = p->t2359;
+    const float *restrict t2355 = p->t2355;
+    const float *restrict in_teacher_res9_shortcut_weight = p->in_teacher_res9_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 131072; /* this thread's part */
+    /* the product 256 images at a time (131072 floats), each chunk through col2im */
+    size_t lo, hi;
+    while (mplc_claim(288, 256, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+            const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t2355 + (size_t)n0 * 1024, 64, in_teacher_res9_shortcut_weight, 64, 0.0f, chunk, 32);
+            mplc_col2im(t2359 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        }
+    }
+}
+
+static void step_teacher_res9_vjp_5(float *restrict t2359, const float *restrict t2355, const float *restrict in_teacher_res9_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_vjp_5_part, &(step_teacher_res9_vjp_5_pointers){t2359, t2355, in_teacher_res9_shortcut_weight, chunk});
+}
+
+/* gemm blas-on-column-chunks m=32 n=64 k=4608 tA chunk=256 split
+ * %315 = im2col k1 s2 p0 %271 : [4608,32]  // teacher/res9 fwd
+ * %2357 = matmul tA %315, %2355 : [32,64]  // teacher/res9 vjp */
+typedef struct {
+    float *t2357;
+    const float *t271;
+    const float *t2355;
+    float *chunk;
+} step_teacher_res9_vjp_6_pointers;
+
+static void step_teacher_res9_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_res9_vjp_6_pointers *p = context;
+    float *restrict t2357 = p->t2357;
+    const float *restrict t271 = p->t271;
+    const float *restrict t2355 = p->t2355;
+    float *restrict chunk = p->chunk + (size_t)part * 133120; /* this thread's part */
+    /* columns of 256 images at a time (131072 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(288, 256, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2357 : chunk + 131072;
+    if (lo == hi) for (int i = 0; i < 2048; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+        const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
+        mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 16, 1.0f, chunk, 32, t2355 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_teacher_res9_vjp_6(float *restrict t2357, const float *restrict t271, const float *restrict t2355, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_vjp_6_part, &(step_teacher_res9_vjp_6_pointers){t2357, t271, t2355, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 133120 + 131072;
+        for (int i = 0; i < 2048; i++) t2357[i] += partial[i];
+    }
+}
+
+/* reduce_sum [4608,64] axes=[0] split
+ * %2360 = reduce_sum axes=[0] %2355 : [64]  // teacher/res9/conv3 vjp */
+typedef struct {
+    float *t2360;
+    const float *t2355;
+} step_teacher_res9_conv3_vjp_7_pointers;
+
+static void step_teacher_res9_conv3_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_res9_conv3_vjp_7_pointers *p = context;
+    float *restrict t2360 = p->t2360;
+    const float *restrict t2355 = p->t2355;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2360[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 4608; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2360[i1] += t2355[i0 * 64 + i1];
+        }
+    }
+}
+
+static void step_teacher_res9_conv3_vjp_7(float *restrict t2360, const float *restrict t2355) {
+    mplc_parallel(step_teacher_res9_conv3_vjp_7_part, &(step_teacher_res9_conv3_vjp_7_pointers){t2360, t2355});
+}
+
+/* gemm winograd m=4608 n=576 k=64 tB chunk=28 split
+ * %2361 = matmul tB %2355, %310 : [4608,576]  // teacher/res9/conv3 vjp
+ * %2364 = col2im k3 s1 p1 %2361 : [288,4,4,64]  // teacher/res9/conv3 vjp */
+typedef struct {
+    float *t2364;
+    const float *t2355;
+    const float *in_teacher_res9_conv3_weight;
+    float *chunk;
+} step_teacher_res9_conv3_vjp_8_pointers;
+
+static void step_teacher_res9_conv3_vjp_8_part(void *context, int part, int parts) {
+    const step_teacher_res9_conv3_vjp_8_pointers *p = context;
+    (void)parts;
+    float *restrict t2364 = p->t2364;
+    const float *restrict t2355 = p->t2355;
+    const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
+    float *filters = chunk;
+    mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 1);
+    size_t lo, hi;
+    while (mplc_claim(288, 28, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+            const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
+            mplc_winograd_conv3x3(t2364 + (size_t)n0 * 1024, t2355 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+        }
+    }
+}
+
+static void step_teacher_res9_conv3_vjp_8(float *restrict t2364, const float *restrict t2355, const float *restrict in_teacher_res9_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_conv3_vjp_8_part, &(step_teacher_res9_conv3_vjp_8_pointers){t2364, t2355, in_teacher_res9_conv3_weight, chunk});
+}
+
+/* gemm winograd m=576 n=64 k=4608 tA chunk=28 split
+ * %309 = im2col k3 s1 p1 %308 : [4608,576]  // teacher/res9/conv3 fwd
+ * %2362 = matmul tA %309, %2355 : [576,64]  // teacher/res9/conv3 vjp */
+typedef struct {
+    float *t2362;
+    const float *t308;
+    const float *t2355;
+    float *chunk;
+} step_teacher_res9_conv3_vjp_9_pointers;
+
+static void step_teacher_res9_conv3_vjp_9_part(void *context, int part, int parts) {
+    const step_teacher_res9_conv3_vjp_9_pointers *p = context;
+    float *restrict t2362 = p->t2362;
+    const float *restrict t308 = p->t308;
+    const float *restrict t2355 = p->t2355;
+    float *restrict chunk = p->chunk + (size_t)part * 332992; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 28 images at a time in the transformed filters */
+    size_t lo, hi;
+    mplc_part(288, 28, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2362 : chunk + 296128;
+    if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
+        mplc_winograd_filter_gradient(filters, t308 + (size_t)n0 * 1024, t2355 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+    }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
+}
+
+static void step_teacher_res9_conv3_vjp_9(float *restrict t2362, const float *restrict t308, const float *restrict t2355, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_conv3_vjp_9_part, &(step_teacher_res9_conv3_vjp_9_pointers){t2362, t308, t2355, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 332992 + 296128;
+        for (int i = 0; i < 36864; i++) t2362[i] += partial[i];
+    }
+}
+
+/* loop [288,4,4,64] split
+ * %306 = constant 0.1 : [288,4,4,64]  // teacher/res9/leaky_relu2 fwd
+ * %2365 = mul %2364, %1839 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp
+ * %2366 = mul %2364, %1840 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp
+ * %2367 = mul %2366, %306 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp
+ * %2368 = add %2365, %2367 : [288,4,4,64]  // teacher/res9/leaky_relu2 vjp */
+typedef struct {
+    float *t2368;
+    const float *t2364;
+    const float *t1839;
+    const float *t1840;
+} step_teacher_res9_leaky_relu2_vjp_3_pointers;
+
+static void step_teacher_res9_leaky_relu2_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_res9_leaky_relu2_vjp_3_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2368 = p->t2368;
+    const float *restrict t2364 = p->t2364;
+    const float *restrict t1839 = p->t1839;
+    const float *restrict t1840 = p->t1840;
+    size_t lo, hi;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v2365 = t2364[i] * t1839[i];
+            const float v2366 = t2364[i] * t1840[i];
+            const float v2367 = v2366 * 0.1f;
+            const float v2368 = v2365 + v2367;
+            t2368[i] = v2368;
+        }
+    }
+}
+
+static void step_teacher_res9_leaky_relu2_vjp_3(float *restrict t2368, const float *restrict t2364, const float *restrict t1839, const float *restrict t1840) {
+    mplc_parallel(step_teacher_res9_leaky_relu2_vjp_3_part, &(step_teacher_res9_leaky_relu2_vjp_3_pointers){t2368, t2364, t1839, t1840});
+}
+
+/* reduce_sum [4608,64] axes=[0] split
+ * %2370 = reduce_sum axes=[0] %2369 : [64]  // teacher/res9/bn1 vjp */
+typedef struct {
+    float *t2370;
+    const float *t2369;
+} step_teacher_res9_bn1_vjp_21_pointers;
+
+static void step_teacher_res9_bn1_vjp_21_part(void *context, int part, int parts) {
+    const step_teacher_res9_bn1_vjp_21_pointers *p = context;
+    float *restrict t2370 = p->t2370;
+    const float *restrict t2369 = p->t2369;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2370[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 4608; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2370[i1] += t2369[i0 * 64 + i1];
+        }
+    }
+}
+
+static void step_teacher_res9_bn1_vjp_21(float *restrict t2370, const float *restrict t2369) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_21_part, &(step_teacher_res9_bn1_vjp_21_pointers){t2370, t2369});
+}
+
+/* loop [4608,64] split
+ * %301 = broadcast axes=[1] %300 : [4608,64]  // teacher/res9/bn1 fwd
+ * %2371 = mul %2369, %301 : [4608,64]  // teacher/res9/bn1 vjp */
+typedef struct {
+    float *t2371;
+    const float *t2369;
+    const float *t300;
+} step_teacher_res9_bn1_vjp_22_pointers;
+
+static void step_teacher_res9_bn1_vjp_22_part(void *context, int part, int parts) {
+    const step_teacher_res9_bn1_vjp_22_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2371 = p->t2371;
+    const float *restrict t2369 = p->t2369;
+    const float *restrict t300 = p->t300;
+    size_t lo, hi;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v2371 = t2369[i0 * 64 + i1] * t300[i1];
+                t2371[i0 * 64 + i1] = v2371;
+            }
+        }
+    }
+}
+
+static void step_teacher_res9_bn1_vjp_22(float *restrict t2371, const float *restrict t2369, const float *restrict t300) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_22_part, &(step_teacher_res9_bn1_vjp_22_pointers){t2371, t2369, t300});
+}
+
+/* reduce_sum [4608,64] axes=[0] split
+ * %2372 = mul %2369, %281 : [4608,64]  // teacher/res9/bn1 vjp
+ * %2373 = reduce_sum axes=[0] %2372 : [64]  // teacher/res9/bn1 vjp */
+typedef struct {
+    float *t2373;
+    const float *t2369;
+    const float *t281;
+} step_teacher_res9_bn1_vjp_23_pointers;
+
+static void step_teacher_res9_bn1_vjp_23_part(void *context, int part, int parts) {
+    const step_teacher_res9_bn1_vjp_23_pointers *p = context;
+    float *restrict t2373 = p->t2373;
+    const float *restrict t2369 = p->t2369;
+    const float *restrict t281 = p->t281;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2373[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 4608; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2372 = t2369[i0 * 64 + i1] * t281[i0 * 64 + i1];
+            t2373[i1] += v2372;
+        }
+    }
+}
+
+static void step_teacher_res9_bn1_vjp_23(float *restrict t2373, const float *restrict t2369, const float *restrict t281) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_23_part, &(step_teacher_res9_bn1_vjp_23_pointers){t2373, t2369, t281});
+}
+
+/* loop [64]
+ * %2375 = mul %2373, %299 : [64]  // teacher/res9/bn1 vjp */
+static void step_teacher_res9_bn1_vjp_24(float *restrict t2375, const float *restrict t2373, const float *restrict t299) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v2375 = t2373[i] * t299[i];
+        t2375[i] = v2375;
+    }
+}
+
+/* reduce_sum [4608,64] axes=[0] split
+ * %2376 = neg %2371 : [4608,64]  // teacher/res9/bn1 vjp
+ * %2377 = reduce_sum axes=[0] %2376 : [64]  // teacher/res9/bn1 vjp */
+typedef struct {
+    float *t2377;
+    const float *t2371;
+} step_teacher_res9_bn1_vjp_25_pointers;
+
+static void step_teacher_res9_bn1_vjp_25_part(void *context, int part, int parts) {
+    const step_teacher_res9_bn1_vjp_25_pointers *p = context;
+    float *restrict t2377 = p->t2377;
+    const float *restrict t2371 = p->t2371;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2377[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 4608; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2376 = -t2371[i0 * 64 + i1];
+            t2377[i1] += v2376;
+        }
+    }
+}
+
+static void step_teacher_res9_bn1_vjp_25(float *restrict t2377, const float *restrict t2371) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_25_part, &(step_teacher_res9_bn1_vjp_25_pointers){t2377, t2371});
+}
+
+/* loop [64]
+ * %278 = constant 0.00021701388888888888 : [64]  // teacher/res9/bn1 fwd
+ * %297 = constant -0.5 : [64]  // teacher/res9/bn1 fwd
+ * %2374 = mul %2373, %23 : [64]  // teacher/res9/bn1 vjp
+ * %2378 = mul %2374, %299 : [64]  // teacher/res9/bn1 vjp
+ * %2379 = mul %2378, %297 : [64]  // teacher/res9/bn1 vjp
+ * %2380 = div %2379, %295 : [64]  // teacher/res9/bn1 vjp
+ * %2381 = mul %2380, %278 : [64]  // teacher/res9/bn1 vjp */
+static void step_teacher_res9_bn1_vjp_26(float *restrict t2381, const float *restrict t2373, const float *restrict in_teacher_res9_bn1_scale, const float *restrict t299, const float *restrict t295) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v2374 = t2373[i] * in_teacher_res9_bn1_scale[i];
+        const float v2378 = v2374 * t299[i];
+        const float v2379 = v2378 * (-0.5f);
+        const float v2380 = v2379 / t295[i];
+        const float v2381 = v2380 * 0.00021701389f;
+        t2381[i] = v2381;
+    }
+}
+
+/* loop [4608,64] split
+ * %2382 = broadcast axes=[1] %2381 : [4608,64]  // teacher/res9/bn1 vjp
+ * %2383 = mul %2382, %281 : [4608,64]  // teacher/res9/bn1 vjp
+ * %2384 = add %2383, %2383 : [4608,64]  // teacher/res9/bn1 vjp */
+typedef struct {
+    float *t2384;
+    const float *t2381;
+    const float *t281;
+} step_teacher_res9_bn1_vjp_27_pointers;
+
+static void step_teacher_res9_bn1_vjp_27_part(void *context, int part, int parts) {
+    const step_teacher_res9_bn1_vjp_27_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2384 = p->t2384;
+    const float *restrict t2381 = p->t2381;
+    const float *restrict t281 = p->t281;
+    size_t lo, hi;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v2383 = t2381[i1] * t281[i0 * 64 + i1];
+                const float v2384 = v2383 + v2383;
+                t2384[i0 * 64 + i1] = v2384;
+            }
+        }
+    }
+}
+
+static void step_teacher_res9_bn1_vjp_27(float *restrict t2384, const float *restrict t2381, const float *restrict t281) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_27_part, &(step_teacher_res9_bn1_vjp_27_pointers){t2384, t2381, t281});
+}
+
+/* reduce_sum [4608,64] axes=[0] split
+ * %2385 = neg %2384 : [4608,64]  // teacher/res9/bn1 vjp
+ * %2387 = reduce_sum axes=[0] %2385 : [64]  // teacher/res9/bn1 vjp */
+typedef struct {
+    float *t2387;
+    const float *t2384;
+} step_teacher_res9_bn1_vjp_28_pointers;
+
+static void step_teacher_res9_bn1_vjp_28_part(void *context, int part, int parts) {
+    const step_teacher_res9_bn1_vjp_28_pointers *p = context;
+    float *restrict t2387 = p->t2387;
+    const float *restrict t2384 = p->t2384;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2387[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 4608; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2385 = -t2384[i0 * 64 + i1];
+            t2387[i1] += v2385;
+        }
+    }
+}
+
+static void step_teacher_res9_bn1_vjp_28(float *restrict t2387, const float *restrict t2384) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_28_part, &(step_teacher_res9_bn1_vjp_28_pointers){t2387, t2384});
+}
+
+/* loop [64]
+ * %278 = constant 0.00021701388888888888 : [64]  // teacher/res9/bn1 fwd
+ * %2388 = add %2377, %2387 : [64]  // teacher/res9/bn1 vjp
+ * %2389 = mul %2388, %278 : [64]  // teacher/res9/bn1 vjp */
+static void step_teacher_res9_bn1_vjp_29(float *restrict t2389, const float *restrict t2377, const float *restrict t2387) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v2388 = t2377[i] + t2387[i];
+        const float v2389 = v2388 * 0.00021701389f;
+        t2389[i] = v2389;
+    }
+}
+
+/* loop [4608,64] split
+ * %2386 = add %2371, %2384 : [4608,64]  // teacher/res9/bn1 vjp
+ * %2390 = broadcast axes=[1] %2389 : [4608,64]  // teacher/res9/bn1 vjp
+ * %2391 = add %2386, %2390 : [4608,64]  // teacher/res9/bn1 vjp */
+typedef struct {
+    float *t2391;
+    const float *t2371;
+    const float *t2384;
+    const float *t2389;
+} step_teacher_res9_bn1_vjp_30_pointers;
+
+static void step_teacher_res9_bn1_vjp_30_part(void *context, int part, int parts) {
+    const step_teacher_res9_bn1_vjp_30_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2391 = p->t2391;
+    const float *restrict t2371 = p->t2371;
+    const float *restrict t2384 = p->t2384;
+    const float *restrict t2389 = p->t2389;
+    size_t lo, hi;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v2386 = t2371[i0 * 64 + i1] + t2384[i0 * 64 + i1];
+                const float v2391 = v2386 + t2389[i1];
+                t2391[i0 * 64 + i1] = v2391;
+            }
+        }
+    }
+}
+
+static void step_teacher_res9_bn1_vjp_30(float *restrict t2391, const float *restrict t2371, const float *restrict t2384, const float *restrict t2389) {
+    mplc_parallel(step_teacher_res9_bn1_vjp_30_part, &(step_teacher_res9_bn1_vjp_30_pointers){t2391, t2371, t2384, t2389});
+}
+
+/* reduce_sum [4608,64] axes=[0] split
+ * %2392 = reduce_sum axes=[0] %2391 : [64]  // teacher/res9/conv0 vjp */
+typedef struct {
+    float *t2392;
+    const float *t2391;
+} step_teacher_res9_conv0_vjp_7_pointers;
+
+static void step_teacher_res9_conv0_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_res9_conv0_vjp_7_pointers *p = context;
+    float *restrict t2392 = p->t2392;
+    const float *restrict t2391 = p->t2391;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2392[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 4608; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2392[i1] += t2391[i0 * 64 + i1];
+        }
+    }
+}
+
+static void step_teacher_res9_conv0_vjp_7(float *restrict t2392, const float *restrict t2391) {
+    mplc_parallel(step_teacher_res9_conv0_vjp_7_part, &(step_teacher_res9_conv0_vjp_7_pointers){t2392, t2391});
+}
+
+/* gemm blas-into-col2im m=4608 n=288 k=64 tB chunk=56 split
+ * %2393 = matmul tB %2391, %273 : [4608,288]  // teacher/res9/conv0 vjp
+ * %2396 = col2im k3 s2 p1 %2393 : [288,7,7,32]  // teacher/res9/conv0 vjp */
+typedef struct {
+    float *t2396;
+    const float *t2391;
+    const float *in_teacher_res9_conv0_weight;
+    float *chunk;
+} step_teacher_res9_conv0_vjp_8_pointers;
+
+static void step_teacher_res9_conv0_vjp_8_part(void *context, int part, int parts) {
+    const step_teacher_res9_conv0_vjp_8_pointers *p = context;
+    (void)parts;
+    float *restrict t2396 = p->t2396;
+    const float *restrict t2391 = p->t2391;
+    const float *restrict in_teacher_res9_conv0_weight = p->in_teacher_res9_conv0_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
+    /* the product 56 images at a time (258048 floats), each chunk through col2im */
+    size_t lo, hi;
+    while (mplc_claim(288, 56, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+            const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t2391 + (size_t)n0 * 1024, 64, in_teacher_res9_conv0_weight, 64, 0.0f, chunk, 288);
+            mplc_col2im(t2396 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        }
+    }
+}
+
+static void step_teacher_res9_conv0_vjp_8(float *restrict t2396, const float *restrict t2391, const float *restrict in_teacher_res9_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_conv0_vjp_8_part, &(step_teacher_res9_conv0_vjp_8_pointers){t2396, t2391, in_teacher_res9_conv0_weight, chunk});
+}
+
+/* gemm blas-on-column-chunks m=288 n=64 k=4608 tA chunk=56 split
+ * %272 = im2col k3 s2 p1 %271 : [4608,288]  // teacher/res9/conv0 fwd
+ * %2394 = matmul tA %272, %2391 : [288,64]  // teacher/res9/conv0 vjp */
+typedef struct {
+    float *t2394;
+    const float *t271;
+    const float *t2391;
+    float *chunk;
+} step_teacher_res9_conv0_vjp_9_pointers;
+
+static void step_teacher_res9_conv0_vjp_9_part(void *context, int part, int parts) {
+    const step_teacher_res9_conv0_vjp_9_pointers *p = context;
+    float *restrict t2394 = p->t2394;
+    const float *restrict t271 = p->t271;
+    const float *restrict t2391 = p->t2391;
+    float *restrict chunk = p->chunk + (size_t)part * 276480; /* this thread's part */
+    /* columns of 56 images at a time (258048 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(288, 56, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2394 : chunk + 258048;
+    if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
+        mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 16, 1.0f, chunk, 288, t2391 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_teacher_res9_conv0_vjp_9(float *restrict t2394, const float *restrict t271, const float *restrict t2391, float *restrict chunk) {
+    mplc_parallel(step_teacher_res9_conv0_vjp_9_part, &(step_teacher_res9_conv0_vjp_9_pointers){t2394, t271, t2391, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 276480 + 258048;
+        for (int i = 0; i < 18432; i++) t2394[i] += partial[i];
+    }
+}
+
+/* loop [288,7,7,32] split
+ * %232 = constant 0.1 : [288,7,7,32]  // teacher/res6/leaky_relu2 fwd
+ * %2397 = add %2359, %2396 : [288,7,7,32]  // teacher/res9/conv0 vjp
+ * %2398 = mul %2397, %1874 : [288,7,7,32]  // teacher/leaky_relu8 vjp
+ * %2399 = mul %2397, %1876 : [288,7,7,32]  // teacher/leaky_relu8 vjp
+ * %2400 = mul %2399, %232 : [288,7,7,32]  // teacher/leaky_relu8 vjp
+ * %2401 = add %2398, %2400 : [288,7,7,32]  // teacher/leaky_relu8 vjp */
+typedef struct {
+    float *t2401;
+    const float *t2359;
+    const float *t2396;
+    const float *t1874;
+    const float *t1876;
+} step_teacher_leaky_relu8_vjp_3_pointers;
+
+static void step_teacher_leaky_relu8_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_leaky_relu8_vjp_3_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2401 = p->t2401;
+    const float *restrict t2359 = p->t2359;
+    const float *restrict t2396 = p->t2396;
+    const float *restrict t1874 = p->t1874;
+    const float *restrict t1876 = p->t1876;
+    size_t lo, hi;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v2397 = t2359[i] + t2396[i];
+            const float v2398 = v2397 * t1874[i];
+            const float v2399 = v2397 * t1876[i];
+            const float v2400 = v2399 * 0.1f;
+            const float v2401 = v2398 + v2400;
+            t2401[i] = v2401;
+        }
+    }
+}
+
+static void step_teacher_leaky_relu8_vjp_3(float *restrict t2401, const float *restrict t2359, const float *restrict t2396, const float *restrict t1874, const float *restrict t1876) {
+    mplc_parallel(step_teacher_leaky_relu8_vjp_3_part, &(step_teacher_leaky_relu8_vjp_3_pointers){t2401, t2359, t2396, t1874, t1876});
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2403 = reduce_sum axes=[0] %2402 : [32]  // teacher/bn7 vjp */
+typedef struct {
+    float *t2403;
+    const float *t2402;
+} step_teacher_bn7_vjp_21_pointers;
+
+static void step_teacher_bn7_vjp_21_part(void *context, int part, int parts) {
+    const step_teacher_bn7_vjp_21_pointers *p = context;
+    float *restrict t2403 = p->t2403;
+    const float *restrict t2402 = p->t2402;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2403[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2403[i1] += t2402[i0 * 32 + i1];
+        }
+    }
+}
+
+static void step_teacher_bn7_vjp_21(float *restrict t2403, const float *restrict t2402) {
+    mplc_parallel(step_teacher_bn7_vjp_21_part, &(step_teacher_bn7_vjp_21_pointers){t2403, t2402});
+}
+
+/* loop [14112,32] split
+ * %265 = broadcast axes=[1] %264 : [14112,32]  // teacher/bn7 fwd
+ * %2404 = mul %2402, %265 : [14112,32]  // teacher/bn7 vjp */
+typedef struct {
+    float *t2404;
+    const float *t2402;
+    const float *t264;
+} step_teacher_bn7_vjp_22_pointers;
+
+static void step_teacher_bn7_vjp_22_part(void *context, int part, int parts) {
+    const step_teacher_bn7_vjp_22_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2404 = p->t2404;
+    const float *restrict t2402 = p->t2402;
+    const float *restrict t264 = p->t264;
+    size_t lo, hi;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v2404 = t2402[i0 * 32 + i1] * t264[i1];
+                t2404[i0 * 32 + i1] = v2404;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn7_vjp_22(float *restrict t2404, const float *restrict t2402, const float *restrict t264) {
+    mplc_parallel(step_teacher_bn7_vjp_22_part, &(step_teacher_bn7_vjp_22_pointers){t2404, t2402, t264});
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2405 = mul %2402, %250 : [14112,32]  // teacher/bn7 vjp
+ * %2406 = reduce_sum axes=[0] %2405 : [32]  // teacher/bn7 vjp */
+typedef struct {
+    float *t2406;
+    const float *t2402;
+    const float *t250;
+} step_teacher_bn7_vjp_23_pointers;
+
+static void step_teacher_bn7_vjp_23_part(void *context, int part, int parts) {
+    const step_teacher_bn7_vjp_23_pointers *p = context;
+    float *restrict t2406 = p->t2406;
+    const float *restrict t2402 = p->t2402;
+    const float *restrict t250 = p->t250;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2406[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2405 = t2402[i0 * 32 + i1] * t250[i0 * 32 + i1];
+            t2406[i1] += v2405;
+        }
+    }
+}
+
+static void step_teacher_bn7_vjp_23(float *restrict t2406, const float *restrict t2402, const float *restrict t250) {
+    mplc_parallel(step_teacher_bn7_vjp_23_part, &(step_teacher_bn7_vjp_23_pointers){t2406, t2402, t250});
+}
+
+/* loop [32]
+ * %2408 = mul %2406, %263 : [32]  // teacher/bn7 vjp */
+static void step_teacher_bn7_vjp_24(float *restrict t2408, const float *restrict t2406, const float *restrict t263) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v2408 = t2406[i] * t263[i];
+        t2408[i] = v2408;
+    }
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2409 = neg %2404 : [14112,32]  // teacher/bn7 vjp
+ * %2410 = reduce_sum axes=[0] %2409 : [32]  // teacher/bn7 vjp */
+typedef struct {
+    float *t2410;
+    const float *t2404;
+} step_teacher_bn7_vjp_25_pointers;
+
+static void step_teacher_bn7_vjp_25_part(void *context, int part, int parts) {
+    const step_teacher_bn7_vjp_25_pointers *p = context;
+    float *restrict t2410 = p->t2410;
+    const float *restrict t2404 = p->t2404;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2410[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2409 = -t2404[i0 * 32 + i1];
+            t2410[i1] += v2409;
+        }
+    }
+}
+
+static void step_teacher_bn7_vjp_25(float *restrict t2410, const float *restrict t2404) {
+    mplc_parallel(step_teacher_bn7_vjp_25_part, &(step_teacher_bn7_vjp_25_pointers){t2410, t2404});
+}
+
+/* loop [32]
+ * %204 = constant 7.086167800453515e-05 : [32]  // teacher/res6/bn1 fwd
+ * %223 = constant -0.5 : [32]  // teacher/res6/bn1 fwd
+ * %2407 = mul %2406, %19 : [32]  // teacher/bn7 vjp
+ * %2411 = mul %2407, %263 : [32]  // teacher/bn7 vjp
+ * %2412 = mul %2411, %223 : [32]  // teacher/bn7 vjp
+ * %2413 = div %2412, %260 : [32]  // teacher/bn7 vjp
+ * %2414 = mul %2413, %204 : [32]  // teacher/bn7 vjp */
+static void step_teacher_bn7_vjp_26(float *restrict t2414, const float *restrict t2406, const float *restrict in_teacher_bn7_scale, const float *restrict t263, const float *restrict t260) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v2407 = t2406[i] * in_teacher_bn7_scale[i];
+        const float v2411 = v2407 * t263[i];
+        const float v2412 = v2411 * (-0.5f);
+        const float v2413 = v2412 / t260[i];
+        const float v2414 = v2413 * 7.086168e-05f;
+        t2414[i] = v2414;
+    }
+}
+
+/* loop [14112,32] split
+ * %2415 = broadcast axes=[1] %2414 : [14112,32]  // teacher/bn7 vjp
+ * %2416 = mul %2415, %250 : [14112,32]  // teacher/bn7 vjp
+ * %2417 = add %2416, %2416 : [14112,32]  // teacher/bn7 vjp */
+typedef struct {
+    float *t2417;
+    const float *t2414;
+    const float *t250;
+} step_teacher_bn7_vjp_27_pointers;
+
+static void step_teacher_bn7_vjp_27_part(void *context, int part, int parts) {
+    const step_teacher_bn7_vjp_27_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2417 = p->t2417;
+    const float *restrict t2414 = p->t2414;
+    const float *restrict t250 = p->t250;
+    size_t lo, hi;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v2416 = t2414[i1] * t250[i0 * 32 + i1];
+                const float v2417 = v2416 + v2416;
+                t2417[i0 * 32 + i1] = v2417;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn7_vjp_27(float *restrict t2417, const float *restrict t2414, const float *restrict t250) {
+    mplc_parallel(step_teacher_bn7_vjp_27_part, &(step_teacher_bn7_vjp_27_pointers){t2417, t2414, t250});
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2418 = neg %2417 : [14112,32]  // teacher/bn7 vjp
+ * %2420 = reduce_sum axes=[0] %2418 : [32]  // teacher/bn7 vjp */
+typedef struct {
+    float *t2420;
+    const float *t2417;
+} step_teacher_bn7_vjp_28_pointers;
+
+static void step_teacher_bn7_vjp_28_part(void *context, int part, int parts) {
+    const step_teacher_bn7_vjp_28_pointers *p = context;
+    float *restrict t2420 = p->t2420;
+    const float *restrict t2417 = p->t2417;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2420[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2418 = -t2417[i0 * 32 + i1];
+            t2420[i1] += v2418;
+        }
+    }
+}
+
+static void step_teacher_bn7_vjp_28(float *restrict t2420, const float *restrict t2417) {
+    mplc_parallel(step_teacher_bn7_vjp_28_part, &(step_teacher_bn7_vjp_28_pointers){t2420, t2417});
+}
+
+/* loop [32]
+ * %204 = constant 7.086167800453515e-05 : [32]  // teacher/res6/bn1 fwd
+ * %2421 = add %2410, %2420 : [32]  // teacher/bn7 vjp
+ * %2422 = mul %2421, %204 : [32]  // teacher/bn7 vjp */
+static void step_teacher_bn7_vjp_29(float *restrict t2422, const float *restrict t2410, const float *restrict t2420) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v2421 = t2410[i] + t2420[i];
+        const float v2422 = v2421 * 7.086168e-05f;
+        t2422[i] = v2422;
+    }
+}
+
+/* loop [14112,32] split
+ * %2419 = add %2404, %2417 : [14112,32]  // teacher/bn7 vjp
+ * %2423 = broadcast axes=[1] %2422 : [14112,32]  // teacher/bn7 vjp
+ * %2424 = add %2419, %2423 : [14112,32]  // teacher/bn7 vjp */
+typedef struct {
+    float *t2424;
+    const float *t2404;
+    const float *t2417;
+    const float *t2422;
+} step_teacher_bn7_vjp_30_pointers;
+
+static void step_teacher_bn7_vjp_30_part(void *context, int part, int parts) {
+    const step_teacher_bn7_vjp_30_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2424 = p->t2424;
+    const float *restrict t2404 = p->t2404;
+    const float *restrict t2417 = p->t2417;
+    const float *restrict t2422 = p->t2422;
+    size_t lo, hi;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v2419 = t2404[i0 * 32 + i1] + t2417[i0 * 32 + i1];
+                const float v2424 = v2419 + t2422[i1];
+                t2424[i0 * 32 + i1] = v2424;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn7_vjp_30(float *restrict t2424, const float *restrict t2404, const float *restrict t2417, const float *restrict t2422) {
+    mplc_parallel(step_teacher_bn7_vjp_30_part, &(step_teacher_bn7_vjp_30_pointers){t2424, t2404, t2417, t2422});
+}
+
+/* gemm blas-into-col2im m=14112 n=16 k=32 tB chunk=167 split
+ * %2425 = matmul tB %2424, %242 : [14112,16]  // teacher/res6 vjp
+ * %2428 = col2im k1 s2 p0 %2425 : [288,14,14,16]  // teacher/res6 vjp */
+typedef struct {
+    float *t2428;
+    const float *t2424;
+    const float *in_teacher_res6_shortcut_weight;
+    float *chunk;
+} step_teacher_res6_vjp_5_pointers;
+
+static void step_teacher_res6_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_res6_vjp_5_pointers *p = context;
+    (void)parts;
+    float *restrict t2428 = p->t2428;
+    const float *restrict t2424 = p->t2424;
+    const float *restrict in_teacher_res6_shortcut_weight = p->in_teacher_res6_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 130928; /* this thread's part */
+    /* the product 167 images at a time (130928 floats), each chunk through col2im */
+    size_t lo, hi;
+    while (mplc_claim(288, 167, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+            const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t2424 + (size_t)n0 * 1568, 32, in_teacher_res6_shortcut_weight, 32, 0.0f, chunk, 16);
+            mplc_col2im(t2428 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+        }
+    }
+}
+
+static void step_teacher_res6_vjp_5(float *restrict t2428, const float *restrict t2424, const float *restrict in_teacher_res6_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_vjp_5_part, &(step_teacher_res6_vjp_5_pointers){t2428, t2424, in_teacher_res6_shortcut_weight, chunk});
+}
+
+/* gemm small-outer-products m=16 n=32 k=14112 tA chunk=167 split
+ * %241 = im2col k1 s2 p0 %197 : [14112,16]  // teacher/res6 fwd
+ * %2426 = matmul tA %241, %2424 : [16,32]  // teacher/res6 vjp */
+typedef struct {
+    float *t2426;
+    const float *t197;
+    const float *t2424;
+    float *chunk;
+} step_teacher_res6_vjp_6_pointers;
+
+static void step_teacher_res6_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_res6_vjp_6_pointers *p = context;
+    float *restrict t2426 = p->t2426;
+    const float *restrict t197 = p->t197;
+    const float *restrict t2424 = p->t2424;
+    float *restrict chunk = p->chunk + (size_t)part * 131440; /* this thread's part */
+    /* columns of 167 images at a time (130928 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(288, 167, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2426 : chunk + 130928;
+    if (lo == hi) for (int i = 0; i < 512; i++) sum[i] = 0.0f;
+    float total[512];
+    for (int i = 0; i < 512; i++) total[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+        const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
+        mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+        /* m = 16: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
+        for (size_t r0 = 0; r0 < (size_t)nb * 49; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 49 ? r0 + 256 : (size_t)nb * 49;
+            float block_sum[512];
+            for (int i = 0; i < 512; i++) block_sum[i] = 0.0f;
+            for (size_t r = r0; r < r1; r++) {
+                const float *dy = t2424 + ((size_t)n0 * 49 + r) * 32;
+                for (int p = 0; p < 16; p++) {
+                    const float x = chunk[r * 16 + p];
+                    for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
+                }
+            }
+            for (int i = 0; i < 512; i++) total[i] += block_sum[i];
+        }
+    }
+    for (int i = 0; i < 512; i++) sum[i] = total[i];
+}
+
+static void step_teacher_res6_vjp_6(float *restrict t2426, const float *restrict t197, const float *restrict t2424, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_vjp_6_part, &(step_teacher_res6_vjp_6_pointers){t2426, t197, t2424, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 131440 + 130928;
+        for (int i = 0; i < 512; i++) t2426[i] += partial[i];
+    }
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2429 = reduce_sum axes=[0] %2424 : [32]  // teacher/res6/conv3 vjp */
+typedef struct {
+    float *t2429;
+    const float *t2424;
+} step_teacher_res6_conv3_vjp_7_pointers;
+
+static void step_teacher_res6_conv3_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_res6_conv3_vjp_7_pointers *p = context;
+    float *restrict t2429 = p->t2429;
+    const float *restrict t2424 = p->t2424;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2429[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2429[i1] += t2424[i0 * 32 + i1];
+        }
+    }
+}
+
+static void step_teacher_res6_conv3_vjp_7(float *restrict t2429, const float *restrict t2424) {
+    mplc_parallel(step_teacher_res6_conv3_vjp_7_part, &(step_teacher_res6_conv3_vjp_7_pointers){t2429, t2424});
+}
+
+/* gemm winograd m=14112 n=288 k=32 tB chunk=18 split
+ * %2430 = matmul tB %2424, %236 : [14112,288]  // teacher/res6/conv3 vjp
+ * %2433 = col2im k3 s1 p1 %2430 : [288,7,7,32]  // teacher/res6/conv3 vjp */
+typedef struct {
+    float *t2433;
+    const float *t2424;
+    const float *in_teacher_res6_conv3_weight;
+    float *chunk;
+} step_teacher_res6_conv3_vjp_8_pointers;
+
+static void step_teacher_res6_conv3_vjp_8_part(void *context, int part, int parts) {
+    const step_teacher_res6_conv3_vjp_8_pointers *p = context;
+    (void)parts;
+    float *restrict t2433 = p->t2433;
+    const float *restrict t2424 = p->t2424;
+    const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
+    float *filters = chunk;
+    mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 1);
+    size_t lo, hi;
+    while (mplc_claim(288, 18, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+            const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
+            mplc_winograd_conv3x3(t2433 + (size_t)n0 * 1568, t2424 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+        }
+    }
+}
+
+static void step_teacher_res6_conv3_vjp_8(float *restrict t2433, const float *restrict t2424, const float *restrict in_teacher_res6_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_conv3_vjp_8_part, &(step_teacher_res6_conv3_vjp_8_pointers){t2433, t2424, in_teacher_res6_conv3_weight, chunk});
+}
+
+/* gemm winograd m=288 n=32 k=14112 tA chunk=18 split
+ * %235 = im2col k3 s1 p1 %234 : [14112,288]  // teacher/res6/conv3 fwd
+ * %2431 = matmul tA %235, %2424 : [288,32]  // teacher/res6/conv3 vjp */
+typedef struct {
+    float *t2431;
+    const float *t234;
+    const float *t2424;
+    float *chunk;
+} step_teacher_res6_conv3_vjp_9_pointers;
+
+static void step_teacher_res6_conv3_vjp_9_part(void *context, int part, int parts) {
+    const step_teacher_res6_conv3_vjp_9_pointers *p = context;
+    float *restrict t2431 = p->t2431;
+    const float *restrict t234 = p->t234;
+    const float *restrict t2424 = p->t2424;
+    float *restrict chunk = p->chunk + (size_t)part * 321120; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 18 images at a time in the transformed filters */
+    size_t lo, hi;
+    mplc_part(288, 18, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2431 : chunk + 311904;
+    if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
+        mplc_winograd_filter_gradient(filters, t234 + (size_t)n0 * 1568, t2424 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+    }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
+}
+
+static void step_teacher_res6_conv3_vjp_9(float *restrict t2431, const float *restrict t234, const float *restrict t2424, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_conv3_vjp_9_part, &(step_teacher_res6_conv3_vjp_9_pointers){t2431, t234, t2424, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 321120 + 311904;
+        for (int i = 0; i < 9216; i++) t2431[i] += partial[i];
+    }
+}
+
+/* loop [288,7,7,32] split
+ * %232 = constant 0.1 : [288,7,7,32]  // teacher/res6/leaky_relu2 fwd
+ * %2434 = mul %2433, %1913 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp
+ * %2435 = mul %2433, %1914 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp
+ * %2436 = mul %2435, %232 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp
+ * %2437 = add %2434, %2436 : [288,7,7,32]  // teacher/res6/leaky_relu2 vjp */
+typedef struct {
+    float *t2437;
+    const float *t2433;
+    const float *t1913;
+    const float *t1914;
+} step_teacher_res6_leaky_relu2_vjp_3_pointers;
+
+static void step_teacher_res6_leaky_relu2_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_res6_leaky_relu2_vjp_3_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2437 = p->t2437;
+    const float *restrict t2433 = p->t2433;
+    const float *restrict t1913 = p->t1913;
+    const float *restrict t1914 = p->t1914;
+    size_t lo, hi;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v2434 = t2433[i] * t1913[i];
+            const float v2435 = t2433[i] * t1914[i];
+            const float v2436 = v2435 * 0.1f;
+            const float v2437 = v2434 + v2436;
+            t2437[i] = v2437;
+        }
+    }
+}
+
+static void step_teacher_res6_leaky_relu2_vjp_3(float *restrict t2437, const float *restrict t2433, const float *restrict t1913, const float *restrict t1914) {
+    mplc_parallel(step_teacher_res6_leaky_relu2_vjp_3_part, &(step_teacher_res6_leaky_relu2_vjp_3_pointers){t2437, t2433, t1913, t1914});
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2439 = reduce_sum axes=[0] %2438 : [32]  // teacher/res6/bn1 vjp */
+typedef struct {
+    float *t2439;
+    const float *t2438;
+} step_teacher_res6_bn1_vjp_21_pointers;
+
+static void step_teacher_res6_bn1_vjp_21_part(void *context, int part, int parts) {
+    const step_teacher_res6_bn1_vjp_21_pointers *p = context;
+    float *restrict t2439 = p->t2439;
+    const float *restrict t2438 = p->t2438;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2439[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2439[i1] += t2438[i0 * 32 + i1];
+        }
+    }
+}
+
+static void step_teacher_res6_bn1_vjp_21(float *restrict t2439, const float *restrict t2438) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_21_part, &(step_teacher_res6_bn1_vjp_21_pointers){t2439, t2438});
+}
+
+/* loop [14112,32] split
+ * %227 = broadcast axes=[1] %226 : [14112,32]  // teacher/res6/bn1 fwd
+ * %2440 = mul %2438, %227 : [14112,32]  // teacher/res6/bn1 vjp */
+typedef struct {
+    float *t2440;
+    const float *t2438;
+    const float *t226;
+} step_teacher_res6_bn1_vjp_22_pointers;
+
+static void step_teacher_res6_bn1_vjp_22_part(void *context, int part, int parts) {
+    const step_teacher_res6_bn1_vjp_22_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2440 = p->t2440;
+    const float *restrict t2438 = p->t2438;
+    const float *restrict t226 = p->t226;
+    size_t lo, hi;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v2440 = t2438[i0 * 32 + i1] * t226[i1];
+                t2440[i0 * 32 + i1] = v2440;
+            }
+        }
+    }
+}
+
+static void step_teacher_res6_bn1_vjp_22(float *restrict t2440, const float *restrict t2438, const float *restrict t226) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_22_part, &(step_teacher_res6_bn1_vjp_22_pointers){t2440, t2438, t226});
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2441 = mul %2438, %207 : [14112,32]  // teacher/res6/bn1 vjp
+ * %2442 = reduce_sum axes=[0] %2441 : [32]  // teacher/res6/bn1 vjp */
+typedef struct {
+    float *t2442;
+    const float *t2438;
+    const float *t207;
+} step_teacher_res6_bn1_vjp_23_pointers;
+
+static void step_teacher_res6_bn1_vjp_23_part(void *context, int part, int parts) {
+    const step_teacher_res6_bn1_vjp_23_pointers *p = context;
+    float *restrict t2442 = p->t2442;
+    const float *restrict t2438 = p->t2438;
+    const float *restrict t207 = p->t207;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2442[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2441 = t2438[i0 * 32 + i1] * t207[i0 * 32 + i1];
+            t2442[i1] += v2441;
+        }
+    }
+}
+
+static void step_teacher_res6_bn1_vjp_23(float *restrict t2442, const float *restrict t2438, const float *restrict t207) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_23_part, &(step_teacher_res6_bn1_vjp_23_pointers){t2442, t2438, t207});
+}
+
+/* loop [32]
+ * %2444 = mul %2442, %225 : [32]  // teacher/res6/bn1 vjp */
+static void step_teacher_res6_bn1_vjp_24(float *restrict t2444, const float *restrict t2442, const float *restrict t225) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v2444 = t2442[i] * t225[i];
+        t2444[i] = v2444;
+    }
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2445 = neg %2440 : [14112,32]  // teacher/res6/bn1 vjp
+ * %2446 = reduce_sum axes=[0] %2445 : [32]  // teacher/res6/bn1 vjp */
+typedef struct {
+    float *t2446;
+    const float *t2440;
+} step_teacher_res6_bn1_vjp_25_pointers;
+
+static void step_teacher_res6_bn1_vjp_25_part(void *context, int part, int parts) {
+    const step_teacher_res6_bn1_vjp_25_pointers *p = context;
+    float *restrict t2446 = p->t2446;
+    const float *restrict t2440 = p->t2440;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2446[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2445 = -t2440[i0 * 32 + i1];
+            t2446[i1] += v2445;
+        }
+    }
+}
+
+static void step_teacher_res6_bn1_vjp_25(float *restrict t2446, const float *restrict t2440) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_25_part, &(step_teacher_res6_bn1_vjp_25_pointers){t2446, t2440});
+}
+
+/* loop [32]
+ * %204 = constant 7.086167800453515e-05 : [32]  // teacher/res6/bn1 fwd
+ * %223 = constant -0.5 : [32]  // teacher/res6/bn1 fwd
+ * %2443 = mul %2442, %14 : [32]  // teacher/res6/bn1 vjp
+ * %2447 = mul %2443, %225 : [32]  // teacher/res6/bn1 vjp
+ * %2448 = mul %2447, %223 : [32]  // teacher/res6/bn1 vjp
+ * %2449 = div %2448, %221 : [32]  // teacher/res6/bn1 vjp
+ * %2450 = mul %2449, %204 : [32]  // teacher/res6/bn1 vjp */
+static void step_teacher_res6_bn1_vjp_26(float *restrict t2450, const float *restrict t2442, const float *restrict in_teacher_res6_bn1_scale, const float *restrict t225, const float *restrict t221) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v2443 = t2442[i] * in_teacher_res6_bn1_scale[i];
+        const float v2447 = v2443 * t225[i];
+        const float v2448 = v2447 * (-0.5f);
+        const float v2449 = v2448 / t221[i];
+        const float v2450 = v2449 * 7.086168e-05f;
+        t2450[i] = v2450;
+    }
+}
+
+/* loop [14112,32] split
+ * %2451 = broadcast axes=[1] %2450 : [14112,32]  // teacher/res6/bn1 vjp
+ * %2452 = mul %2451, %207 : [14112,32]  // teacher/res6/bn1 vjp
+ * %2453 = add %2452, %2452 : [14112,32]  // teacher/res6/bn1 vjp */
+typedef struct {
+    float *t2453;
+    const float *t2450;
+    const float *t207;
+} step_teacher_res6_bn1_vjp_27_pointers;
+
+static void step_teacher_res6_bn1_vjp_27_part(void *context, int part, int parts) {
+    const step_teacher_res6_bn1_vjp_27_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2453 = p->t2453;
+    const float *restrict t2450 = p->t2450;
+    const float *restrict t207 = p->t207;
+    size_t lo, hi;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v2452 = t2450[i1] * t207[i0 * 32 + i1];
+                const float v2453 = v2452 + v2452;
+                t2453[i0 * 32 + i1] = v2453;
+            }
+        }
+    }
+}
+
+static void step_teacher_res6_bn1_vjp_27(float *restrict t2453, const float *restrict t2450, const float *restrict t207) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_27_part, &(step_teacher_res6_bn1_vjp_27_pointers){t2453, t2450, t207});
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2454 = neg %2453 : [14112,32]  // teacher/res6/bn1 vjp
+ * %2456 = reduce_sum axes=[0] %2454 : [32]  // teacher/res6/bn1 vjp */
+typedef struct {
+    float *t2456;
+    const float *t2453;
+} step_teacher_res6_bn1_vjp_28_pointers;
+
+static void step_teacher_res6_bn1_vjp_28_part(void *context, int part, int parts) {
+    const step_teacher_res6_bn1_vjp_28_pointers *p = context;
+    float *restrict t2456 = p->t2456;
+    const float *restrict t2453 = p->t2453;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2456[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2454 = -t2453[i0 * 32 + i1];
+            t2456[i1] += v2454;
+        }
+    }
+}
+
+static void step_teacher_res6_bn1_vjp_28(float *restrict t2456, const float *restrict t2453) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_28_part, &(step_teacher_res6_bn1_vjp_28_pointers){t2456, t2453});
+}
+
+/* loop [32]
+ * %204 = constant 7.086167800453515e-05 : [32]  // teacher/res6/bn1 fwd
+ * %2457 = add %2446, %2456 : [32]  // teacher/res6/bn1 vjp
+ * %2458 = mul %2457, %204 : [32]  // teacher/res6/bn1 vjp */
+static void step_teacher_res6_bn1_vjp_29(float *restrict t2458, const float *restrict t2446, const float *restrict t2456) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v2457 = t2446[i] + t2456[i];
+        const float v2458 = v2457 * 7.086168e-05f;
+        t2458[i] = v2458;
+    }
+}
+
+/* loop [14112,32] split
+ * %2455 = add %2440, %2453 : [14112,32]  // teacher/res6/bn1 vjp
+ * %2459 = broadcast axes=[1] %2458 : [14112,32]  // teacher/res6/bn1 vjp
+ * %2460 = add %2455, %2459 : [14112,32]  // teacher/res6/bn1 vjp */
+typedef struct {
+    float *t2460;
+    const float *t2440;
+    const float *t2453;
+    const float *t2458;
+} step_teacher_res6_bn1_vjp_30_pointers;
+
+static void step_teacher_res6_bn1_vjp_30_part(void *context, int part, int parts) {
+    const step_teacher_res6_bn1_vjp_30_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2460 = p->t2460;
+    const float *restrict t2440 = p->t2440;
+    const float *restrict t2453 = p->t2453;
+    const float *restrict t2458 = p->t2458;
+    size_t lo, hi;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v2455 = t2440[i0 * 32 + i1] + t2453[i0 * 32 + i1];
+                const float v2460 = v2455 + t2458[i1];
+                t2460[i0 * 32 + i1] = v2460;
+            }
+        }
+    }
+}
+
+static void step_teacher_res6_bn1_vjp_30(float *restrict t2460, const float *restrict t2440, const float *restrict t2453, const float *restrict t2458) {
+    mplc_parallel(step_teacher_res6_bn1_vjp_30_part, &(step_teacher_res6_bn1_vjp_30_pointers){t2460, t2440, t2453, t2458});
+}
+
+/* reduce_sum [14112,32] axes=[0] split
+ * %2461 = reduce_sum axes=[0] %2460 : [32]  // teacher/res6/conv0 vjp */
+typedef struct {
+    float *t2461;
+    const float *t2460;
+} step_teacher_res6_conv0_vjp_7_pointers;
+
+static void step_teacher_res6_conv0_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_res6_conv0_vjp_7_pointers *p = context;
+    float *restrict t2461 = p->t2461;
+    const float *restrict t2460 = p->t2460;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2461[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 14112; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2461[i1] += t2460[i0 * 32 + i1];
+        }
+    }
+}
+
+static void step_teacher_res6_conv0_vjp_7(float *restrict t2461, const float *restrict t2460) {
+    mplc_parallel(step_teacher_res6_conv0_vjp_7_part, &(step_teacher_res6_conv0_vjp_7_pointers){t2461, t2460});
+}
+
+/* gemm blas-into-col2im m=14112 n=144 k=32 tB chunk=37 split
+ * %2462 = matmul tB %2460, %199 : [14112,144]  // teacher/res6/conv0 vjp
+ * %2465 = col2im k3 s2 p1 %2462 : [288,14,14,16]  // teacher/res6/conv0 vjp */
+typedef struct {
+    float *t2465;
+    const float *t2460;
+    const float *in_teacher_res6_conv0_weight;
+    float *chunk;
+} step_teacher_res6_conv0_vjp_8_pointers;
+
+static void step_teacher_res6_conv0_vjp_8_part(void *context, int part, int parts) {
+    const step_teacher_res6_conv0_vjp_8_pointers *p = context;
+    (void)parts;
+    float *restrict t2465 = p->t2465;
+    const float *restrict t2460 = p->t2460;
+    const float *restrict in_teacher_res6_conv0_weight = p->in_teacher_res6_conv0_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
+    /* the product 37 images at a time (261072 floats), each chunk through col2im */
+    size_t lo, hi;
+    while (mplc_claim(288, 37, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+            const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t2460 + (size_t)n0 * 1568, 32, in_teacher_res6_conv0_weight, 32, 0.0f, chunk, 144);
+            mplc_col2im(t2465 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        }
+    }
+}
+
+static void step_teacher_res6_conv0_vjp_8(float *restrict t2465, const float *restrict t2460, const float *restrict in_teacher_res6_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_conv0_vjp_8_part, &(step_teacher_res6_conv0_vjp_8_pointers){t2465, t2460, in_teacher_res6_conv0_weight, chunk});
+}
+
+/* gemm blas-on-column-chunks m=144 n=32 k=14112 tA chunk=37 split
+ * %198 = im2col k3 s2 p1 %197 : [14112,144]  // teacher/res6/conv0 fwd
+ * %2463 = matmul tA %198, %2460 : [144,32]  // teacher/res6/conv0 vjp */
+typedef struct {
+    float *t2463;
+    const float *t197;
+    const float *t2460;
+    float *chunk;
+} step_teacher_res6_conv0_vjp_9_pointers;
+
+static void step_teacher_res6_conv0_vjp_9_part(void *context, int part, int parts) {
+    const step_teacher_res6_conv0_vjp_9_pointers *p = context;
+    float *restrict t2463 = p->t2463;
+    const float *restrict t197 = p->t197;
+    const float *restrict t2460 = p->t2460;
+    float *restrict chunk = p->chunk + (size_t)part * 265680; /* this thread's part */
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(288, 37, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2463 : chunk + 261072;
+    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
+        mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 49, 1.0f, chunk, 144, t2460 + (size_t)n0 * 1568, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void step_teacher_res6_conv0_vjp_9(float *restrict t2463, const float *restrict t197, const float *restrict t2460, float *restrict chunk) {
+    mplc_parallel(step_teacher_res6_conv0_vjp_9_part, &(step_teacher_res6_conv0_vjp_9_pointers){t2463, t197, t2460, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 265680 + 261072;
+        for (int i = 0; i < 4608; i++) t2463[i] += partial[i];
+    }
+}
+
+/* loop [288,14,14,16] split
+ * %132 = constant 0.1 : [288,14,14,16]  // teacher/leaky_relu2 fwd
+ * %2466 = add %2428, %2465 : [288,14,14,16]  // teacher/res6/conv0 vjp
+ * %2467 = mul %2466, %1948 : [288,14,14,16]  // teacher/leaky_relu5 vjp
+ * %2468 = mul %2466, %1950 : [288,14,14,16]  // teacher/leaky_relu5 vjp
+ * %2469 = mul %2468, %132 : [288,14,14,16]  // teacher/leaky_relu5 vjp
+ * %2470 = add %2467, %2469 : [288,14,14,16]  // teacher/leaky_relu5 vjp */
+typedef struct {
+    float *t2470;
+    const float *t2428;
+    const float *t2465;
+    const float *t1948;
+    const float *t1950;
+} step_teacher_leaky_relu5_vjp_3_pointers;
+
+static void step_teacher_leaky_relu5_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_leaky_relu5_vjp_3_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2470 = p->t2470;
+    const float *restrict t2428 = p->t2428;
+    const float *restrict t2465 = p->t2465;
+    const float *restrict t1948 = p->t1948;
+    const float *restrict t1950 = p->t1950;
+    size_t lo, hi;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v2466 = t2428[i] + t2465[i];
+            const float v2467 = v2466 * t1948[i];
+            const float v2468 = v2466 * t1950[i];
+            const float v2469 = v2468 * 0.1f;
+            const float v2470 = v2467 + v2469;
+            t2470[i] = v2470;
+        }
+    }
+}
+
+static void step_teacher_leaky_relu5_vjp_3(float *restrict t2470, const float *restrict t2428, const float *restrict t2465, const float *restrict t1948, const float *restrict t1950) {
+    mplc_parallel(step_teacher_leaky_relu5_vjp_3_part, &(step_teacher_leaky_relu5_vjp_3_pointers){t2470, t2428, t2465, t1948, t1950});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2472 = reduce_sum axes=[0] %2471 : [16]  // teacher/bn4 vjp */
+typedef struct {
+    float *t2472;
+    const float *t2471;
+} step_teacher_bn4_vjp_21_pointers;
+
+static void step_teacher_bn4_vjp_21_part(void *context, int part, int parts) {
+    const step_teacher_bn4_vjp_21_pointers *p = context;
+    float *restrict t2472 = p->t2472;
+    const float *restrict t2471 = p->t2471;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2472[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2472[i1] += t2471[i0 * 16 + i1];
+        }
+    }
+}
+
+static void step_teacher_bn4_vjp_21(float *restrict t2472, const float *restrict t2471) {
+    mplc_parallel(step_teacher_bn4_vjp_21_part, &(step_teacher_bn4_vjp_21_pointers){t2472, t2471});
+}
+
+/* loop [56448,16] split
+ * %191 = broadcast axes=[1] %190 : [56448,16]  // teacher/bn4 fwd
+ * %2473 = mul %2471, %191 : [56448,16]  // teacher/bn4 vjp */
+typedef struct {
+    float *t2473;
+    const float *t2471;
+    const float *t190;
+} step_teacher_bn4_vjp_22_pointers;
+
+static void step_teacher_bn4_vjp_22_part(void *context, int part, int parts) {
+    const step_teacher_bn4_vjp_22_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2473 = p->t2473;
+    const float *restrict t2471 = p->t2471;
+    const float *restrict t190 = p->t190;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2473 = t2471[i0 * 16 + i1] * t190[i1];
+                t2473[i0 * 16 + i1] = v2473;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn4_vjp_22(float *restrict t2473, const float *restrict t2471, const float *restrict t190) {
+    mplc_parallel(step_teacher_bn4_vjp_22_part, &(step_teacher_bn4_vjp_22_pointers){t2473, t2471, t190});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2474 = mul %2471, %176 : [56448,16]  // teacher/bn4 vjp
+ * %2475 = reduce_sum axes=[0] %2474 : [16]  // teacher/bn4 vjp */
+typedef struct {
+    float *t2475;
+    const float *t2471;
+    const float *t176;
+} step_teacher_bn4_vjp_23_pointers;
+
+static void step_teacher_bn4_vjp_23_part(void *context, int part, int parts) {
+    const step_teacher_bn4_vjp_23_pointers *p = context;
+    float *restrict t2475 = p->t2475;
+    const float *restrict t2471 = p->t2471;
+    const float *restrict t176 = p->t176;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2475[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2474 = t2471[i0 * 16 + i1] * t176[i0 * 16 + i1];
+            t2475[i1] += v2474;
+        }
+    }
+}
+
+static void step_teacher_bn4_vjp_23(float *restrict t2475, const float *restrict t2471, const float *restrict t176) {
+    mplc_parallel(step_teacher_bn4_vjp_23_part, &(step_teacher_bn4_vjp_23_pointers){t2475, t2471, t176});
+}
+
+/* loop [16]
+ * %2477 = mul %2475, %189 : [16]  // teacher/bn4 vjp */
+static void step_teacher_bn4_vjp_24(float *restrict t2477, const float *restrict t2475, const float *restrict t189) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2477 = t2475[i] * t189[i];
+        t2477[i] = v2477;
+    }
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2478 = neg %2473 : [56448,16]  // teacher/bn4 vjp
+ * %2479 = reduce_sum axes=[0] %2478 : [16]  // teacher/bn4 vjp */
+typedef struct {
+    float *t2479;
+    const float *t2473;
+} step_teacher_bn4_vjp_25_pointers;
+
+static void step_teacher_bn4_vjp_25_part(void *context, int part, int parts) {
+    const step_teacher_bn4_vjp_25_pointers *p = context;
+    float *restrict t2479 = p->t2479;
+    const float *restrict t2473 = p->t2473;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2479[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2478 = -t2473[i0 * 16 + i1];
+            t2479[i1] += v2478;
+        }
+    }
+}
+
+static void step_teacher_bn4_vjp_25(float *restrict t2479, const float *restrict t2473) {
+    mplc_parallel(step_teacher_bn4_vjp_25_part, &(step_teacher_bn4_vjp_25_pointers){t2479, t2473});
+}
+
+/* loop [16]
+ * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
+ * %123 = constant -0.5 : [16]  // teacher/bn1 fwd
+ * %2476 = mul %2475, %10 : [16]  // teacher/bn4 vjp
+ * %2480 = mul %2476, %189 : [16]  // teacher/bn4 vjp
+ * %2481 = mul %2480, %123 : [16]  // teacher/bn4 vjp
+ * %2482 = div %2481, %186 : [16]  // teacher/bn4 vjp
+ * %2483 = mul %2482, %104 : [16]  // teacher/bn4 vjp */
+static void step_teacher_bn4_vjp_26(float *restrict t2483, const float *restrict t2475, const float *restrict in_teacher_bn4_scale, const float *restrict t189, const float *restrict t186) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2476 = t2475[i] * in_teacher_bn4_scale[i];
+        const float v2480 = v2476 * t189[i];
+        const float v2481 = v2480 * (-0.5f);
+        const float v2482 = v2481 / t186[i];
+        const float v2483 = v2482 * 1.771542e-05f;
+        t2483[i] = v2483;
+    }
+}
+
+/* loop [56448,16] split
+ * %2484 = broadcast axes=[1] %2483 : [56448,16]  // teacher/bn4 vjp
+ * %2485 = mul %2484, %176 : [56448,16]  // teacher/bn4 vjp
+ * %2486 = add %2485, %2485 : [56448,16]  // teacher/bn4 vjp */
+typedef struct {
+    float *t2486;
+    const float *t2483;
+    const float *t176;
+} step_teacher_bn4_vjp_27_pointers;
+
+static void step_teacher_bn4_vjp_27_part(void *context, int part, int parts) {
+    const step_teacher_bn4_vjp_27_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2486 = p->t2486;
+    const float *restrict t2483 = p->t2483;
+    const float *restrict t176 = p->t176;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2485 = t2483[i1] * t176[i0 * 16 + i1];
+                const float v2486 = v2485 + v2485;
+                t2486[i0 * 16 + i1] = v2486;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn4_vjp_27(float *restrict t2486, const float *restrict t2483, const float *restrict t176) {
+    mplc_parallel(step_teacher_bn4_vjp_27_part, &(step_teacher_bn4_vjp_27_pointers){t2486, t2483, t176});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2487 = neg %2486 : [56448,16]  // teacher/bn4 vjp
+ * %2489 = reduce_sum axes=[0] %2487 : [16]  // teacher/bn4 vjp */
+typedef struct {
+    float *t2489;
+    const float *t2486;
+} step_teacher_bn4_vjp_28_pointers;
+
+static void step_teacher_bn4_vjp_28_part(void *context, int part, int parts) {
+    const step_teacher_bn4_vjp_28_pointers *p = context;
+    float *restrict t2489 = p->t2489;
+    const float *restrict t2486 = p->t2486;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2489[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2487 = -t2486[i0 * 16 + i1];
+            t2489[i1] += v2487;
+        }
+    }
+}
+
+static void step_teacher_bn4_vjp_28(float *restrict t2489, const float *restrict t2486) {
+    mplc_parallel(step_teacher_bn4_vjp_28_part, &(step_teacher_bn4_vjp_28_pointers){t2489, t2486});
+}
+
+/* loop [16]
+ * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
+ * %2490 = add %2479, %2489 : [16]  // teacher/bn4 vjp
+ * %2491 = mul %2490, %104 : [16]  // teacher/bn4 vjp */
+static void step_teacher_bn4_vjp_29(float *restrict t2491, const float *restrict t2479, const float *restrict t2489) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2490 = t2479[i] + t2489[i];
+        const float v2491 = v2490 * 1.771542e-05f;
+        t2491[i] = v2491;
+    }
+}
+
+/* loop [56448,16] split
+ * %2488 = add %2473, %2486 : [56448,16]  // teacher/bn4 vjp
+ * %2492 = broadcast axes=[1] %2491 : [56448,16]  // teacher/bn4 vjp
+ * %2493 = add %2488, %2492 : [56448,16]  // teacher/bn4 vjp */
+typedef struct {
+    float *t2493;
+    const float *t2473;
+    const float *t2486;
+    const float *t2491;
+} step_teacher_bn4_vjp_30_pointers;
+
+static void step_teacher_bn4_vjp_30_part(void *context, int part, int parts) {
+    const step_teacher_bn4_vjp_30_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2493 = p->t2493;
+    const float *restrict t2473 = p->t2473;
+    const float *restrict t2486 = p->t2486;
+    const float *restrict t2491 = p->t2491;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2488 = t2473[i0 * 16 + i1] + t2486[i0 * 16 + i1];
+                const float v2493 = v2488 + t2491[i1];
+                t2493[i0 * 16 + i1] = v2493;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn4_vjp_30(float *restrict t2493, const float *restrict t2473, const float *restrict t2486, const float *restrict t2491) {
+    mplc_parallel(step_teacher_bn4_vjp_30_part, &(step_teacher_bn4_vjp_30_pointers){t2493, t2473, t2486, t2491});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2495 = reduce_sum axes=[0] %2493 : [16]  // teacher/res3/conv3 vjp */
+typedef struct {
+    float *t2495;
+    const float *t2493;
+} step_teacher_res3_conv3_vjp_7_pointers;
+
+static void step_teacher_res3_conv3_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_res3_conv3_vjp_7_pointers *p = context;
+    float *restrict t2495 = p->t2495;
+    const float *restrict t2493 = p->t2493;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2495[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2495[i1] += t2493[i0 * 16 + i1];
+        }
+    }
+}
+
+static void step_teacher_res3_conv3_vjp_7(float *restrict t2495, const float *restrict t2493) {
+    mplc_parallel(step_teacher_res3_conv3_vjp_7_part, &(step_teacher_res3_conv3_vjp_7_pointers){t2495, t2493});
+}
+
+/* gemm winograd m=56448 n=144 k=16 tB chunk=9 split
+ * %2496 = matmul tB %2493, %166 : [56448,144]  // teacher/res3/conv3 vjp
+ * %2499 = col2im k3 s1 p1 %2496 : [288,14,14,16]  // teacher/res3/conv3 vjp */
+typedef struct {
+    float *t2499;
+    const float *t2493;
+    const float *in_teacher_res3_conv3_weight;
+    float *chunk;
+} step_teacher_res3_conv3_vjp_8_pointers;
+
+static void step_teacher_res3_conv3_vjp_8_part(void *context, int part, int parts) {
+    const step_teacher_res3_conv3_vjp_8_pointers *p = context;
+    (void)parts;
+    float *restrict t2499 = p->t2499;
+    const float *restrict t2493 = p->t2493;
+    const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *filters = chunk;
+    mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 1);
+    size_t lo, hi;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_winograd_conv3x3(t2499 + (size_t)n0 * 3136, t2493 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        }
+    }
+}
+
+static void step_teacher_res3_conv3_vjp_8(float *restrict t2499, const float *restrict t2493, const float *restrict in_teacher_res3_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_conv3_vjp_8_part, &(step_teacher_res3_conv3_vjp_8_pointers){t2499, t2493, in_teacher_res3_conv3_weight, chunk});
+}
+
+/* gemm winograd m=144 n=16 k=56448 tA chunk=9 split
+ * %165 = im2col k3 s1 p1 %164 : [56448,144]  // teacher/res3/conv3 fwd
+ * %2497 = matmul tA %165, %2493 : [144,16]  // teacher/res3/conv3 vjp */
+typedef struct {
+    float *t2497;
+    const float *t164;
+    const float *t2493;
+    float *chunk;
+} step_teacher_res3_conv3_vjp_9_pointers;
+
+static void step_teacher_res3_conv3_vjp_9_part(void *context, int part, int parts) {
+    const step_teacher_res3_conv3_vjp_9_pointers *p = context;
+    float *restrict t2497 = p->t2497;
+    const float *restrict t164 = p->t164;
+    const float *restrict t2493 = p->t2493;
+    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
+    size_t lo, hi;
+    mplc_part(288, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2497 : chunk + 230192;
+    if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    float *filters = chunk;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+        mplc_winograd_filter_gradient(filters, t164 + (size_t)n0 * 3136, t2493 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+    }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
+}
+
+static void step_teacher_res3_conv3_vjp_9(float *restrict t2497, const float *restrict t164, const float *restrict t2493, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_conv3_vjp_9_part, &(step_teacher_res3_conv3_vjp_9_pointers){t2497, t164, t2493, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        for (int i = 0; i < 2304; i++) t2497[i] += partial[i];
+    }
+}
+
+/* loop [288,14,14,16] split
+ * %132 = constant 0.1 : [288,14,14,16]  // teacher/leaky_relu2 fwd
+ * %2500 = mul %2499, %1984 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp
+ * %2501 = mul %2499, %1985 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp
+ * %2502 = mul %2501, %132 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp
+ * %2503 = add %2500, %2502 : [288,14,14,16]  // teacher/res3/leaky_relu2 vjp */
+typedef struct {
+    float *t2503;
+    const float *t2499;
+    const float *t1984;
+    const float *t1985;
+} step_teacher_res3_leaky_relu2_vjp_3_pointers;
+
+static void step_teacher_res3_leaky_relu2_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_res3_leaky_relu2_vjp_3_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2503 = p->t2503;
+    const float *restrict t2499 = p->t2499;
+    const float *restrict t1984 = p->t1984;
+    const float *restrict t1985 = p->t1985;
+    size_t lo, hi;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v2500 = t2499[i] * t1984[i];
+            const float v2501 = t2499[i] * t1985[i];
+            const float v2502 = v2501 * 0.1f;
+            const float v2503 = v2500 + v2502;
+            t2503[i] = v2503;
+        }
+    }
+}
+
+static void step_teacher_res3_leaky_relu2_vjp_3(float *restrict t2503, const float *restrict t2499, const float *restrict t1984, const float *restrict t1985) {
+    mplc_parallel(step_teacher_res3_leaky_relu2_vjp_3_part, &(step_teacher_res3_leaky_relu2_vjp_3_pointers){t2503, t2499, t1984, t1985});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2505 = reduce_sum axes=[0] %2504 : [16]  // teacher/res3/bn1 vjp */
+typedef struct {
+    float *t2505;
+    const float *t2504;
+} step_teacher_res3_bn1_vjp_21_pointers;
+
+static void step_teacher_res3_bn1_vjp_21_part(void *context, int part, int parts) {
+    const step_teacher_res3_bn1_vjp_21_pointers *p = context;
+    float *restrict t2505 = p->t2505;
+    const float *restrict t2504 = p->t2504;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2505[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2505[i1] += t2504[i0 * 16 + i1];
+        }
+    }
+}
+
+static void step_teacher_res3_bn1_vjp_21(float *restrict t2505, const float *restrict t2504) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_21_part, &(step_teacher_res3_bn1_vjp_21_pointers){t2505, t2504});
+}
+
+/* loop [56448,16] split
+ * %158 = broadcast axes=[1] %157 : [56448,16]  // teacher/res3/bn1 fwd
+ * %2506 = mul %2504, %158 : [56448,16]  // teacher/res3/bn1 vjp */
+typedef struct {
+    float *t2506;
+    const float *t2504;
+    const float *t157;
+} step_teacher_res3_bn1_vjp_22_pointers;
+
+static void step_teacher_res3_bn1_vjp_22_part(void *context, int part, int parts) {
+    const step_teacher_res3_bn1_vjp_22_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2506 = p->t2506;
+    const float *restrict t2504 = p->t2504;
+    const float *restrict t157 = p->t157;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2506 = t2504[i0 * 16 + i1] * t157[i1];
+                t2506[i0 * 16 + i1] = v2506;
+            }
+        }
+    }
+}
+
+static void step_teacher_res3_bn1_vjp_22(float *restrict t2506, const float *restrict t2504, const float *restrict t157) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_22_part, &(step_teacher_res3_bn1_vjp_22_pointers){t2506, t2504, t157});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2507 = mul %2504, %143 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2508 = reduce_sum axes=[0] %2507 : [16]  // teacher/res3/bn1 vjp */
+typedef struct {
+    float *t2508;
+    const float *t2504;
+    const float *t143;
+} step_teacher_res3_bn1_vjp_23_pointers;
+
+static void step_teacher_res3_bn1_vjp_23_part(void *context, int part, int parts) {
+    const step_teacher_res3_bn1_vjp_23_pointers *p = context;
+    float *restrict t2508 = p->t2508;
+    const float *restrict t2504 = p->t2504;
+    const float *restrict t143 = p->t143;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2508[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2507 = t2504[i0 * 16 + i1] * t143[i0 * 16 + i1];
+            t2508[i1] += v2507;
+        }
+    }
+}
+
+static void step_teacher_res3_bn1_vjp_23(float *restrict t2508, const float *restrict t2504, const float *restrict t143) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_23_part, &(step_teacher_res3_bn1_vjp_23_pointers){t2508, t2504, t143});
+}
+
+/* loop [16]
+ * %2510 = mul %2508, %156 : [16]  // teacher/res3/bn1 vjp */
+static void step_teacher_res3_bn1_vjp_24(float *restrict t2510, const float *restrict t2508, const float *restrict t156) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2510 = t2508[i] * t156[i];
+        t2510[i] = v2510;
+    }
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2511 = neg %2506 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2512 = reduce_sum axes=[0] %2511 : [16]  // teacher/res3/bn1 vjp */
+typedef struct {
+    float *t2512;
+    const float *t2506;
+} step_teacher_res3_bn1_vjp_25_pointers;
+
+static void step_teacher_res3_bn1_vjp_25_part(void *context, int part, int parts) {
+    const step_teacher_res3_bn1_vjp_25_pointers *p = context;
+    float *restrict t2512 = p->t2512;
+    const float *restrict t2506 = p->t2506;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2512[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2511 = -t2506[i0 * 16 + i1];
+            t2512[i1] += v2511;
+        }
+    }
+}
+
+static void step_teacher_res3_bn1_vjp_25(float *restrict t2512, const float *restrict t2506) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_25_part, &(step_teacher_res3_bn1_vjp_25_pointers){t2512, t2506});
+}
+
+/* loop [16]
+ * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
+ * %123 = constant -0.5 : [16]  // teacher/bn1 fwd
+ * %2509 = mul %2508, %6 : [16]  // teacher/res3/bn1 vjp
+ * %2513 = mul %2509, %156 : [16]  // teacher/res3/bn1 vjp
+ * %2514 = mul %2513, %123 : [16]  // teacher/res3/bn1 vjp
+ * %2515 = div %2514, %153 : [16]  // teacher/res3/bn1 vjp
+ * %2516 = mul %2515, %104 : [16]  // teacher/res3/bn1 vjp */
+static void step_teacher_res3_bn1_vjp_26(float *restrict t2516, const float *restrict t2508, const float *restrict in_teacher_res3_bn1_scale, const float *restrict t156, const float *restrict t153) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2509 = t2508[i] * in_teacher_res3_bn1_scale[i];
+        const float v2513 = v2509 * t156[i];
+        const float v2514 = v2513 * (-0.5f);
+        const float v2515 = v2514 / t153[i];
+        const float v2516 = v2515 * 1.771542e-05f;
+        t2516[i] = v2516;
+    }
+}
+
+/* loop [56448,16] split
+ * %2517 = broadcast axes=[1] %2516 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2518 = mul %2517, %143 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2519 = add %2518, %2518 : [56448,16]  // teacher/res3/bn1 vjp */
+typedef struct {
+    float *t2519;
+    const float *t2516;
+    const float *t143;
+} step_teacher_res3_bn1_vjp_27_pointers;
+
+static void step_teacher_res3_bn1_vjp_27_part(void *context, int part, int parts) {
+    const step_teacher_res3_bn1_vjp_27_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2519 = p->t2519;
+    const float *restrict t2516 = p->t2516;
+    const float *restrict t143 = p->t143;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2518 = t2516[i1] * t143[i0 * 16 + i1];
+                const float v2519 = v2518 + v2518;
+                t2519[i0 * 16 + i1] = v2519;
+            }
+        }
+    }
+}
+
+static void step_teacher_res3_bn1_vjp_27(float *restrict t2519, const float *restrict t2516, const float *restrict t143) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_27_part, &(step_teacher_res3_bn1_vjp_27_pointers){t2519, t2516, t143});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2520 = neg %2519 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2522 = reduce_sum axes=[0] %2520 : [16]  // teacher/res3/bn1 vjp */
+typedef struct {
+    float *t2522;
+    const float *t2519;
+} step_teacher_res3_bn1_vjp_28_pointers;
+
+static void step_teacher_res3_bn1_vjp_28_part(void *context, int part, int parts) {
+    const step_teacher_res3_bn1_vjp_28_pointers *p = context;
+    float *restrict t2522 = p->t2522;
+    const float *restrict t2519 = p->t2519;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2522[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2520 = -t2519[i0 * 16 + i1];
+            t2522[i1] += v2520;
+        }
+    }
+}
+
+static void step_teacher_res3_bn1_vjp_28(float *restrict t2522, const float *restrict t2519) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_28_part, &(step_teacher_res3_bn1_vjp_28_pointers){t2522, t2519});
+}
+
+/* loop [16]
+ * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
+ * %2523 = add %2512, %2522 : [16]  // teacher/res3/bn1 vjp
+ * %2524 = mul %2523, %104 : [16]  // teacher/res3/bn1 vjp */
+static void step_teacher_res3_bn1_vjp_29(float *restrict t2524, const float *restrict t2512, const float *restrict t2522) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2523 = t2512[i] + t2522[i];
+        const float v2524 = v2523 * 1.771542e-05f;
+        t2524[i] = v2524;
+    }
+}
+
+/* loop [56448,16] split
+ * %2521 = add %2506, %2519 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2525 = broadcast axes=[1] %2524 : [56448,16]  // teacher/res3/bn1 vjp
+ * %2526 = add %2521, %2525 : [56448,16]  // teacher/res3/bn1 vjp */
+typedef struct {
+    float *t2526;
+    const float *t2506;
+    const float *t2519;
+    const float *t2524;
+} step_teacher_res3_bn1_vjp_30_pointers;
+
+static void step_teacher_res3_bn1_vjp_30_part(void *context, int part, int parts) {
+    const step_teacher_res3_bn1_vjp_30_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2526 = p->t2526;
+    const float *restrict t2506 = p->t2506;
+    const float *restrict t2519 = p->t2519;
+    const float *restrict t2524 = p->t2524;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2521 = t2506[i0 * 16 + i1] + t2519[i0 * 16 + i1];
+                const float v2526 = v2521 + t2524[i1];
+                t2526[i0 * 16 + i1] = v2526;
+            }
+        }
+    }
+}
+
+static void step_teacher_res3_bn1_vjp_30(float *restrict t2526, const float *restrict t2506, const float *restrict t2519, const float *restrict t2524) {
+    mplc_parallel(step_teacher_res3_bn1_vjp_30_part, &(step_teacher_res3_bn1_vjp_30_pointers){t2526, t2506, t2519, t2524});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2527 = reduce_sum axes=[0] %2526 : [16]  // teacher/res3/conv0 vjp */
+typedef struct {
+    float *t2527;
+    const float *t2526;
+} step_teacher_res3_conv0_vjp_7_pointers;
+
+static void step_teacher_res3_conv0_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_res3_conv0_vjp_7_pointers *p = context;
+    float *restrict t2527 = p->t2527;
+    const float *restrict t2526 = p->t2526;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2527[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2527[i1] += t2526[i0 * 16 + i1];
+        }
+    }
+}
+
+static void step_teacher_res3_conv0_vjp_7(float *restrict t2527, const float *restrict t2526) {
+    mplc_parallel(step_teacher_res3_conv0_vjp_7_part, &(step_teacher_res3_conv0_vjp_7_pointers){t2527, t2526});
+}
+
+/* gemm winograd m=56448 n=144 k=16 tB chunk=9 split
+ * %2528 = matmul tB %2526, %136 : [56448,144]  // teacher/res3/conv0 vjp
+ * %2531 = col2im k3 s1 p1 %2528 : [288,14,14,16]  // teacher/res3/conv0 vjp */
+typedef struct {
+    float *t2531;
+    const float *t2526;
+    const float *in_teacher_res3_conv0_weight;
+    float *chunk;
+} step_teacher_res3_conv0_vjp_8_pointers;
+
+static void step_teacher_res3_conv0_vjp_8_part(void *context, int part, int parts) {
+    const step_teacher_res3_conv0_vjp_8_pointers *p = context;
+    (void)parts;
+    float *restrict t2531 = p->t2531;
+    const float *restrict t2526 = p->t2526;
+    const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *filters = chunk;
+    mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 1);
+    size_t lo, hi;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_winograd_conv3x3(t2531 + (size_t)n0 * 3136, t2526 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        }
+    }
+}
+
+static void step_teacher_res3_conv0_vjp_8(float *restrict t2531, const float *restrict t2526, const float *restrict in_teacher_res3_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_conv0_vjp_8_part, &(step_teacher_res3_conv0_vjp_8_pointers){t2531, t2526, in_teacher_res3_conv0_weight, chunk});
+}
+
+/* gemm winograd m=144 n=16 k=56448 tA chunk=9 split
+ * %135 = im2col k3 s1 p1 %134 : [56448,144]  // teacher/res3/conv0 fwd
+ * %2529 = matmul tA %135, %2526 : [144,16]  // teacher/res3/conv0 vjp */
+typedef struct {
+    float *t2529;
+    const float *t134;
+    const float *t2526;
+    float *chunk;
+} step_teacher_res3_conv0_vjp_9_pointers;
+
+static void step_teacher_res3_conv0_vjp_9_part(void *context, int part, int parts) {
+    const step_teacher_res3_conv0_vjp_9_pointers *p = context;
+    float *restrict t2529 = p->t2529;
+    const float *restrict t134 = p->t134;
+    const float *restrict t2526 = p->t2526;
+    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
+    size_t lo, hi;
+    mplc_part(288, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2529 : chunk + 230192;
+    if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    float *filters = chunk;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+        mplc_winograd_filter_gradient(filters, t134 + (size_t)n0 * 3136, t2526 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+    }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
+}
+
+static void step_teacher_res3_conv0_vjp_9(float *restrict t2529, const float *restrict t134, const float *restrict t2526, float *restrict chunk) {
+    mplc_parallel(step_teacher_res3_conv0_vjp_9_part, &(step_teacher_res3_conv0_vjp_9_pointers){t2529, t134, t2526, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        for (int i = 0; i < 2304; i++) t2529[i] += partial[i];
+    }
+}
+
+/* loop [288,14,14,16] split
+ * %132 = constant 0.1 : [288,14,14,16]  // teacher/leaky_relu2 fwd
+ * %2532 = add %2494, %2531 : [288,14,14,16]  // teacher/res3/conv0 vjp
+ * %2533 = mul %2532, %2019 : [288,14,14,16]  // teacher/leaky_relu2 vjp
+ * %2534 = mul %2532, %2020 : [288,14,14,16]  // teacher/leaky_relu2 vjp
+ * %2535 = mul %2534, %132 : [288,14,14,16]  // teacher/leaky_relu2 vjp
+ * %2536 = add %2533, %2535 : [288,14,14,16]  // teacher/leaky_relu2 vjp */
+typedef struct {
+    float *t2536;
+    const float *t2494;
+    const float *t2531;
+    const float *t2019;
+    const float *t2020;
+} step_teacher_leaky_relu2_vjp_3_pointers;
+
+static void step_teacher_leaky_relu2_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_leaky_relu2_vjp_3_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2536 = p->t2536;
+    const float *restrict t2494 = p->t2494;
+    const float *restrict t2531 = p->t2531;
+    const float *restrict t2019 = p->t2019;
+    const float *restrict t2020 = p->t2020;
+    size_t lo, hi;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v2532 = t2494[i] + t2531[i];
+            const float v2533 = v2532 * t2019[i];
+            const float v2534 = v2532 * t2020[i];
+            const float v2535 = v2534 * 0.1f;
+            const float v2536 = v2533 + v2535;
+            t2536[i] = v2536;
+        }
+    }
+}
+
+static void step_teacher_leaky_relu2_vjp_3(float *restrict t2536, const float *restrict t2494, const float *restrict t2531, const float *restrict t2019, const float *restrict t2020) {
+    mplc_parallel(step_teacher_leaky_relu2_vjp_3_part, &(step_teacher_leaky_relu2_vjp_3_pointers){t2536, t2494, t2531, t2019, t2020});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2538 = reduce_sum axes=[0] %2537 : [16]  // teacher/bn1 vjp */
+typedef struct {
+    float *t2538;
+    const float *t2537;
+} step_teacher_bn1_vjp_21_pointers;
+
+static void step_teacher_bn1_vjp_21_part(void *context, int part, int parts) {
+    const step_teacher_bn1_vjp_21_pointers *p = context;
+    float *restrict t2538 = p->t2538;
+    const float *restrict t2537 = p->t2537;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2538[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2538[i1] += t2537[i0 * 16 + i1];
+        }
+    }
+}
+
+static void step_teacher_bn1_vjp_21(float *restrict t2538, const float *restrict t2537) {
+    mplc_parallel(step_teacher_bn1_vjp_21_part, &(step_teacher_bn1_vjp_21_pointers){t2538, t2537});
+}
+
+/* loop [56448,16] split
+ * %127 = broadcast axes=[1] %126 : [56448,16]  // teacher/bn1 fwd
+ * %2539 = mul %2537, %127 : [56448,16]  // teacher/bn1 vjp */
+typedef struct {
+    float *t2539;
+    const float *t2537;
+    const float *t126;
+} step_teacher_bn1_vjp_22_pointers;
+
+static void step_teacher_bn1_vjp_22_part(void *context, int part, int parts) {
+    const step_teacher_bn1_vjp_22_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2539 = p->t2539;
+    const float *restrict t2537 = p->t2537;
+    const float *restrict t126 = p->t126;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2539 = t2537[i0 * 16 + i1] * t126[i1];
+                t2539[i0 * 16 + i1] = v2539;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn1_vjp_22(float *restrict t2539, const float *restrict t2537, const float *restrict t126) {
+    mplc_parallel(step_teacher_bn1_vjp_22_part, &(step_teacher_bn1_vjp_22_pointers){t2539, t2537, t126});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2540 = mul %2537, %107 : [56448,16]  // teacher/bn1 vjp
+ * %2541 = reduce_sum axes=[0] %2540 : [16]  // teacher/bn1 vjp */
+typedef struct {
+    float *t2541;
+    const float *t2537;
+    const float *t107;
+} step_teacher_bn1_vjp_23_pointers;
+
+static void step_teacher_bn1_vjp_23_part(void *context, int part, int parts) {
+    const step_teacher_bn1_vjp_23_pointers *p = context;
+    float *restrict t2541 = p->t2541;
+    const float *restrict t2537 = p->t2537;
+    const float *restrict t107 = p->t107;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2541[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2540 = t2537[i0 * 16 + i1] * t107[i0 * 16 + i1];
+            t2541[i1] += v2540;
+        }
+    }
+}
+
+static void step_teacher_bn1_vjp_23(float *restrict t2541, const float *restrict t2537, const float *restrict t107) {
+    mplc_parallel(step_teacher_bn1_vjp_23_part, &(step_teacher_bn1_vjp_23_pointers){t2541, t2537, t107});
+}
+
+/* loop [16]
+ * %2543 = mul %2541, %125 : [16]  // teacher/bn1 vjp */
+static void step_teacher_bn1_vjp_24(float *restrict t2543, const float *restrict t2541, const float *restrict t125) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2543 = t2541[i] * t125[i];
+        t2543[i] = v2543;
+    }
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2544 = neg %2539 : [56448,16]  // teacher/bn1 vjp
+ * %2545 = reduce_sum axes=[0] %2544 : [16]  // teacher/bn1 vjp */
+typedef struct {
+    float *t2545;
+    const float *t2539;
+} step_teacher_bn1_vjp_25_pointers;
+
+static void step_teacher_bn1_vjp_25_part(void *context, int part, int parts) {
+    const step_teacher_bn1_vjp_25_pointers *p = context;
+    float *restrict t2545 = p->t2545;
+    const float *restrict t2539 = p->t2539;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2545[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2544 = -t2539[i0 * 16 + i1];
+            t2545[i1] += v2544;
+        }
+    }
+}
+
+static void step_teacher_bn1_vjp_25(float *restrict t2545, const float *restrict t2539) {
+    mplc_parallel(step_teacher_bn1_vjp_25_part, &(step_teacher_bn1_vjp_25_pointers){t2545, t2539});
+}
+
+/* loop [16]
+ * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
+ * %123 = constant -0.5 : [16]  // teacher/bn1 fwd
+ * %2542 = mul %2541, %2 : [16]  // teacher/bn1 vjp
+ * %2546 = mul %2542, %125 : [16]  // teacher/bn1 vjp
+ * %2547 = mul %2546, %123 : [16]  // teacher/bn1 vjp
+ * %2548 = div %2547, %121 : [16]  // teacher/bn1 vjp
+ * %2549 = mul %2548, %104 : [16]  // teacher/bn1 vjp */
+static void step_teacher_bn1_vjp_26(float *restrict t2549, const float *restrict t2541, const float *restrict in_teacher_bn1_scale, const float *restrict t125, const float *restrict t121) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2542 = t2541[i] * in_teacher_bn1_scale[i];
+        const float v2546 = v2542 * t125[i];
+        const float v2547 = v2546 * (-0.5f);
+        const float v2548 = v2547 / t121[i];
+        const float v2549 = v2548 * 1.771542e-05f;
+        t2549[i] = v2549;
+    }
+}
+
+/* loop [56448,16] split
+ * %2550 = broadcast axes=[1] %2549 : [56448,16]  // teacher/bn1 vjp
+ * %2551 = mul %2550, %107 : [56448,16]  // teacher/bn1 vjp
+ * %2552 = add %2551, %2551 : [56448,16]  // teacher/bn1 vjp */
+typedef struct {
+    float *t2552;
+    const float *t2549;
+    const float *t107;
+} step_teacher_bn1_vjp_27_pointers;
+
+static void step_teacher_bn1_vjp_27_part(void *context, int part, int parts) {
+    const step_teacher_bn1_vjp_27_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2552 = p->t2552;
+    const float *restrict t2549 = p->t2549;
+    const float *restrict t107 = p->t107;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2551 = t2549[i1] * t107[i0 * 16 + i1];
+                const float v2552 = v2551 + v2551;
+                t2552[i0 * 16 + i1] = v2552;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn1_vjp_27(float *restrict t2552, const float *restrict t2549, const float *restrict t107) {
+    mplc_parallel(step_teacher_bn1_vjp_27_part, &(step_teacher_bn1_vjp_27_pointers){t2552, t2549, t107});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2553 = neg %2552 : [56448,16]  // teacher/bn1 vjp
+ * %2555 = reduce_sum axes=[0] %2553 : [16]  // teacher/bn1 vjp */
+typedef struct {
+    float *t2555;
+    const float *t2552;
+} step_teacher_bn1_vjp_28_pointers;
+
+static void step_teacher_bn1_vjp_28_part(void *context, int part, int parts) {
+    const step_teacher_bn1_vjp_28_pointers *p = context;
+    float *restrict t2555 = p->t2555;
+    const float *restrict t2552 = p->t2552;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2555[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            const float v2553 = -t2552[i0 * 16 + i1];
+            t2555[i1] += v2553;
+        }
+    }
+}
+
+static void step_teacher_bn1_vjp_28(float *restrict t2555, const float *restrict t2552) {
+    mplc_parallel(step_teacher_bn1_vjp_28_part, &(step_teacher_bn1_vjp_28_pointers){t2555, t2552});
+}
+
+/* loop [16]
+ * %104 = constant 1.7715419501133787e-05 : [16]  // teacher/bn1 fwd
+ * %2556 = add %2545, %2555 : [16]  // teacher/bn1 vjp
+ * %2557 = mul %2556, %104 : [16]  // teacher/bn1 vjp */
+static void step_teacher_bn1_vjp_29(float *restrict t2557, const float *restrict t2545, const float *restrict t2555) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2556 = t2545[i] + t2555[i];
+        const float v2557 = v2556 * 1.771542e-05f;
+        t2557[i] = v2557;
+    }
+}
+
+/* loop [56448,16] split
+ * %2554 = add %2539, %2552 : [56448,16]  // teacher/bn1 vjp
+ * %2558 = broadcast axes=[1] %2557 : [56448,16]  // teacher/bn1 vjp
+ * %2559 = add %2554, %2558 : [56448,16]  // teacher/bn1 vjp */
+typedef struct {
+    float *t2559;
+    const float *t2539;
+    const float *t2552;
+    const float *t2557;
+} step_teacher_bn1_vjp_30_pointers;
+
+static void step_teacher_bn1_vjp_30_part(void *context, int part, int parts) {
+    const step_teacher_bn1_vjp_30_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t2559 = p->t2559;
+    const float *restrict t2539 = p->t2539;
+    const float *restrict t2552 = p->t2552;
+    const float *restrict t2557 = p->t2557;
+    size_t lo, hi;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2554 = t2539[i0 * 16 + i1] + t2552[i0 * 16 + i1];
+                const float v2559 = v2554 + t2557[i1];
+                t2559[i0 * 16 + i1] = v2559;
+            }
+        }
+    }
+}
+
+static void step_teacher_bn1_vjp_30(float *restrict t2559, const float *restrict t2539, const float *restrict t2552, const float *restrict t2557) {
+    mplc_parallel(step_teacher_bn1_vjp_30_part, &(step_teacher_bn1_vjp_30_pointers){t2559, t2539, t2552, t2557});
+}
+
+/* reduce_sum [56448,16] axes=[0] split
+ * %2560 = reduce_sum axes=[0] %2559 : [16]  // teacher/conv0 vjp */
+typedef struct {
+    float *t2560;
+    const float *t2559;
+} step_teacher_conv0_vjp_5_pointers;
+
+static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_conv0_vjp_5_pointers *p = context;
+    float *restrict t2560 = p->t2560;
+    const float *restrict t2559 = p->t2559;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2560[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 56448; i0++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
+            t2560[i1] += t2559[i0 * 16 + i1];
+        }
+    }
+}
+
+static void step_teacher_conv0_vjp_5(float *restrict t2560, const float *restrict t2559) {
+    mplc_parallel(step_teacher_conv0_vjp_5_part, &(step_teacher_conv0_vjp_5_pointers){t2560, t2559});
+}
+
+/* gemm small-outer-products m=9 n=16 k=56448 tA chunk=83 split
+ * %98 = im2col k3 s2 p1 %92 : [56448,9]  // teacher/conv0 fwd
+ * %2561 = matmul tA %98, %2559 : [9,16]  // teacher/conv0 vjp */
+typedef struct {
+    float *t2561;
+    const float *in_x;
+    const float *t2559;
+    float *chunk;
+} step_teacher_conv0_vjp_6_pointers;
+
+static void step_teacher_conv0_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_conv0_vjp_6_pointers *p = context;
+    float *restrict t2561 = p->t2561;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t2559 = p->t2559;
+    float *restrict chunk = p->chunk + (size_t)part * 146560; /* this thread's part */
+    /* columns of 83 images at a time (146412 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(288, 83, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2561 : chunk + 146416;
+    if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
+    float total[144];
+    for (int i = 0; i < 144; i++) total[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
+        const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
+        /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
+        for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 196 ? r0 + 256 : (size_t)nb * 196;
+            float block_sum[144];
+            for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
+            for (size_t r = r0; r < r1; r++) {
+                const float *dy = t2559 + ((size_t)n0 * 196 + r) * 16;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
+                }
+            }
+            for (int i = 0; i < 144; i++) total[i] += block_sum[i];
+        }
+    }
+    for (int i = 0; i < 144; i++) sum[i] = total[i];
+}
+
+static void step_teacher_conv0_vjp_6(float *restrict t2561, const float *restrict in_x, const float *restrict t2559, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_6_part, &(step_teacher_conv0_vjp_6_pointers){t2561, in_x, t2559, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 146560 + 146416;
+        for (int i = 0; i < 144; i++) t2561[i] += partial[i];
+    }
+}
+
+/* loop [16]
+ * %2565 = add %2048, %2308 : [16]  // teacher/gradient fwd
+ * %2566 = add %2565, %2560 : [16]  // teacher/gradient fwd
+ * %2567 = add %2031, %2291 : [16]  // teacher/gradient fwd
+ * %2568 = add %2567, %2543 : [16]  // teacher/gradient fwd
+ * %2569 = add %2026, %2286 : [16]  // teacher/gradient fwd
+ * %2570 = add %2569, %2538 : [16]  // teacher/gradient fwd
+ * %2573 = add %2013, %2275 : [16]  // teacher/gradient fwd
+ * %2574 = add %2573, %2527 : [16]  // teacher/gradient fwd
+ * %2575 = add %1996, %2258 : [16]  // teacher/gradient fwd
+ * %2576 = add %2575, %2510 : [16]  // teacher/gradient fwd
+ * %2577 = add %1991, %2253 : [16]  // teacher/gradient fwd
+ * %2578 = add %2577, %2505 : [16]  // teacher/gradient fwd
+ * %2581 = add %1979, %2243 : [16]  // teacher/gradient fwd
+ * %2582 = add %2581, %2495 : [16]  // teacher/gradient fwd
+ * %2583 = add %1961, %2225 : [16]  // teacher/gradient fwd
+ * %2584 = add %2583, %2477 : [16]  // teacher/gradient fwd
+ * %2585 = add %1956, %2220 : [16]  // teacher/gradient fwd
+ * %2586 = add %2585, %2472 : [16]  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t2566, float *restrict t2568, float *restrict t2570, float *restrict t2574, float *restrict t2576, float *restrict t2578, float *restrict t2582, float *restrict t2584, float *restrict t2586, const float *restrict t2048, const float *restrict t2308, const float *restrict t2560, const float *restrict t2031, const float *restrict t2291, const float *restrict t2543, const float *restrict t2026, const float *restrict t2286, const float *restrict t2538, const float *restrict t2013, const float *restrict t2275, const float *restrict t2527, const float *restrict t1996, const float *restrict t2258, const float *restrict t2510, const float *restrict t1991, const float *restrict t2253, const float *restrict t2505, const float *restrict t1979, const float *restrict t2243, const float *restrict t2495, const float *restrict t1961, const float *restrict t2225, const float *restrict t2477, const float *restrict t1956, const float *restrict t2220, const float *restrict t2472) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v2565 = t2048[i] + t2308[i];
+        const float v2566 = v2565 + t2560[i];
+        const float v2567 = t2031[i] + t2291[i];
+        const float v2568 = v2567 + t2543[i];
+        const float v2569 = t2026[i] + t2286[i];
+        const float v2570 = v2569 + t2538[i];
+        const float v2573 = t2013[i] + t2275[i];
+        const float v2574 = v2573 + t2527[i];
+        const float v2575 = t1996[i] + t2258[i];
+        const float v2576 = v2575 + t2510[i];
+        const float v2577 = t1991[i] + t2253[i];
+        const float v2578 = v2577 + t2505[i];
+        const float v2581 = t1979[i] + t2243[i];
+        const float v2582 = v2581 + t2495[i];
+        const float v2583 = t1961[i] + t2225[i];
+        const float v2584 = v2583 + t2477[i];
+        const float v2585 = t1956[i] + t2220[i];
+        const float v2586 = v2585 + t2472[i];
+        t2566[i] = v2566;
+        t2568[i] = v2568;
+        t2570[i] = v2570;
+        t2574[i] = v2574;
+        t2576[i] = v2576;
+        t2578[i] = v2578;
+        t2582[i] = v2582;
+        t2584[i] = v2584;
+        t2586[i] = v2586;
+    }
+}
+
+/* loop [32]
+ * %2589 = add %1942, %2209 : [32]  // teacher/gradient fwd
+ * %2590 = add %2589, %2461 : [32]  // teacher/gradient fwd
+ * %2591 = add %1925, %2192 : [32]  // teacher/gradient fwd
+ * %2592 = add %2591, %2444 : [32]  // teacher/gradient fwd
+ * %2593 = add %1920, %2187 : [32]  // teacher/gradient fwd
+ * %2594 = add %2593, %2439 : [32]  // teacher/gradient fwd
+ * %2597 = add %1908, %2177 : [32]  // teacher/gradient fwd
+ * %2598 = add %2597, %2429 : [32]  // teacher/gradient fwd
+ * %2601 = add %1887, %2156 : [32]  // teacher/gradient fwd
+ * %2602 = add %2601, %2408 : [32]  // teacher/gradient fwd
+ * %2603 = add %1882, %2151 : [32]  // teacher/gradient fwd
+ * %2604 = add %2603, %2403 : [32]  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t2590, float *restrict t2592, float *restrict t2594, float *restrict t2598, float *restrict t2602, float *restrict t2604, const float *restrict t1942, const float *restrict t2209, const float *restrict t2461, const float *restrict t1925, const float *restrict t2192, const float *restrict t2444, const float *restrict t1920, const float *restrict t2187, const float *restrict t2439, const float *restrict t1908, const float *restrict t2177, const float *restrict t2429, const float *restrict t1887, const float *restrict t2156, const float *restrict t2408, const float *restrict t1882, const float *restrict t2151, const float *restrict t2403) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v2589 = t1942[i] + t2209[i];
+        const float v2590 = v2589 + t2461[i];
+        const float v2591 = t1925[i] + t2192[i];
+        const float v2592 = v2591 + t2444[i];
+        const float v2593 = t1920[i] + t2187[i];
+        const float v2594 = v2593 + t2439[i];
+        const float v2597 = t1908[i] + t2177[i];
+        const float v2598 = v2597 + t2429[i];
+        const float v2601 = t1887[i] + t2156[i];
+        const float v2602 = v2601 + t2408[i];
+        const float v2603 = t1882[i] + t2151[i];
+        const float v2604 = v2603 + t2403[i];
+        t2590[i] = v2590;
+        t2592[i] = v2592;
+        t2594[i] = v2594;
+        t2598[i] = v2598;
+        t2602[i] = v2602;
+        t2604[i] = v2604;
+    }
+}
+
+/* loop [64]
+ * %2607 = add %1868, %2140 : [64]  // teacher/gradient fwd
+ * %2608 = add %2607, %2392 : [64]  // teacher/gradient fwd
+ * %2609 = add %1851, %2123 : [64]  // teacher/gradient fwd
+ * %2610 = add %2609, %2375 : [64]  // teacher/gradient fwd
+ * %2611 = add %1846, %2118 : [64]  // teacher/gradient fwd
+ * %2612 = add %2611, %2370 : [64]  // teacher/gradient fwd
+ * %2615 = add %1834, %2108 : [64]  // teacher/gradient fwd
+ * %2616 = add %2615, %2360 : [64]  // teacher/gradient fwd
+ * %2619 = add %1812, %2086 : [64]  // teacher/gradient fwd
+ * %2620 = add %2619, %2338 : [64]  // teacher/gradient fwd
+ * %2621 = add %1805, %2079 : [64]  // teacher/gradient fwd
+ * %2622 = add %2621, %2333 : [64]  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t2608, float *restrict t2610, float *restrict t2612, float *restrict t2616, float *restrict t2620, float *restrict t2622, const float *restrict t1868, const float *restrict t2140, const float *restrict t2392, const float *restrict t1851, const float *restrict t2123, const float *restrict t2375, const float *restrict t1846, const float *restrict t2118, const float *restrict t2370, const float *restrict t1834, const float *restrict t2108, const float *restrict t2360, const float *restrict t1812, const float *restrict t2086, const float *restrict t2338, const float *restrict t1805, const float *restrict t2079, const float *restrict t2333) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v2607 = t1868[i] + t2140[i];
+        const float v2608 = v2607 + t2392[i];
+        const float v2609 = t1851[i] + t2123[i];
+        const float v2610 = v2609 + t2375[i];
+        const float v2611 = t1846[i] + t2118[i];
+        const float v2612 = v2611 + t2370[i];
+        const float v2615 = t1834[i] + t2108[i];
+        const float v2616 = v2615 + t2360[i];
+        const float v2619 = t1812[i] + t2086[i];
+        const float v2620 = v2619 + t2338[i];
+        const float v2621 = t1805[i] + t2079[i];
+        const float v2622 = v2621 + t2333[i];
+        t2608[i] = v2608;
+        t2610[i] = v2610;
+        t2612[i] = v2612;
+        t2616[i] = v2616;
+        t2620[i] = v2620;
+        t2622[i] = v2622;
+    }
+}
+
+/* loop [10]
+ * %2625 = add %1786, %2063 : [10]  // teacher/gradient fwd
+ * %2626 = add %2625, %2321 : [10]  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t2626, const float *restrict t1786, const float *restrict t2063, const float *restrict t2321) {
+    for (size_t i = 0; i < 10; i++) {
+        const float v2625 = t1786[i] + t2063[i];
+        const float v2626 = v2625 + t2321[i];
+        t2626[i] = v2626;
     }
 }
 
 /* loop [3,3,1,16]
  * %929 = constant 0.0005 : [3,3,1,16]  // student/conv0 update
  * %932 = constant 0.9 : [3,3,1,16]  // student/conv0 update
- * %2105 = mul %0, %929 : [3,3,1,16]  // teacher/conv0 update
- * %2106 = add %2103, %2105 : [3,3,1,16]  // teacher/conv0 update
- * %2107 = mul %2104, %932 : [3,3,1,16]  // teacher/conv0 update
- * %2108 = add %2107, %2106 : [3,3,1,16]  // teacher/conv0 update
- * %2109 = mul %2108, %932 : [3,3,1,16]  // teacher/conv0 update
- * %2110 = add %2106, %2109 : [3,3,1,16]  // teacher/conv0 update
- * %2111 = broadcast axes=[] %94 : [3,3,1,16]  // teacher/conv0 update
- * %2112 = mul %2110, %2111 : [3,3,1,16]  // teacher/conv0 update
- * %2113 = sub %0, %2112 : [3,3,1,16]  // teacher/conv0 update
+ * %2563 = add %2050, %2310 : [3,3,1,16]  // teacher/gradient fwd
+ * %2564 = add %2563, %2562 : [3,3,1,16]  // teacher/gradient fwd
+ * %2628 = mul %0, %929 : [3,3,1,16]  // teacher/conv0 update
+ * %2629 = add %2564, %2628 : [3,3,1,16]  // teacher/conv0 update
+ * %2630 = mul %2627, %932 : [3,3,1,16]  // teacher/conv0 update
+ * %2631 = add %2630, %2629 : [3,3,1,16]  // teacher/conv0 update
+ * %2632 = mul %2631, %932 : [3,3,1,16]  // teacher/conv0 update
+ * %2633 = add %2629, %2632 : [3,3,1,16]  // teacher/conv0 update
+ * %2634 = broadcast axes=[] %94 : [3,3,1,16]  // teacher/conv0 update
+ * %2635 = mul %2633, %2634 : [3,3,1,16]  // teacher/conv0 update
+ * %2636 = sub %0, %2635 : [3,3,1,16]  // teacher/conv0 update
  * in_teacher_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv0_update(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t2103, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t2050, const float *restrict t2310, const float *restrict t2562, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 144; i++) {
-        const float v2105 = in_teacher_conv0_weight[i] * 0.0005f;
-        const float v2106 = t2103[i] + v2105;
-        const float v2107 = in_teacher_momentum_conv0_weight[i] * 0.9f;
-        const float v2108 = v2107 + v2106;
-        const float v2109 = v2108 * 0.9f;
-        const float v2110 = v2106 + v2109;
-        const float v2112 = v2110 * in_lr_teacher[0];
-        const float v2113 = in_teacher_conv0_weight[i] - v2112;
-        in_teacher_momentum_conv0_weight[i] = v2108;
-        in_teacher_conv0_weight[i] = v2113;
+        const float v2563 = t2050[i] + t2310[i];
+        const float v2564 = v2563 + t2562[i];
+        const float v2628 = in_teacher_conv0_weight[i] * 0.0005f;
+        const float v2629 = v2564 + v2628;
+        const float v2630 = in_teacher_momentum_conv0_weight[i] * 0.9f;
+        const float v2631 = v2630 + v2629;
+        const float v2632 = v2631 * 0.9f;
+        const float v2633 = v2629 + v2632;
+        const float v2635 = v2633 * in_lr_teacher[0];
+        const float v2636 = in_teacher_conv0_weight[i] - v2635;
+        in_teacher_momentum_conv0_weight[i] = v2631;
+        in_teacher_conv0_weight[i] = v2636;
     }
 }
 
 /* loop [16]
  * %941 = constant 0.9 : [16]  // student/conv0 update
- * %2115 = mul %2114, %941 : [16]  // teacher/conv0 update
- * %2116 = add %2115, %2101 : [16]  // teacher/conv0 update
- * %2117 = mul %2116, %941 : [16]  // teacher/conv0 update
- * %2118 = add %2101, %2117 : [16]  // teacher/conv0 update
- * %2119 = broadcast axes=[] %94 : [16]  // teacher/conv0 update
- * %2120 = mul %2118, %2119 : [16]  // teacher/conv0 update
- * %2121 = sub %1, %2120 : [16]  // teacher/conv0 update
- * %2123 = mul %2122, %941 : [16]  // teacher/bn1 update
- * %2124 = add %2123, %2084 : [16]  // teacher/bn1 update
- * %2125 = mul %2124, %941 : [16]  // teacher/bn1 update
- * %2126 = add %2084, %2125 : [16]  // teacher/bn1 update
- * %2127 = mul %2126, %2119 : [16]  // teacher/bn1 update
- * %2128 = sub %2, %2127 : [16]  // teacher/bn1 update
- * %2130 = mul %2129, %941 : [16]  // teacher/bn1 update
- * %2131 = add %2130, %2079 : [16]  // teacher/bn1 update
- * %2132 = mul %2131, %941 : [16]  // teacher/bn1 update
- * %2133 = add %2079, %2132 : [16]  // teacher/bn1 update
- * %2134 = mul %2133, %2119 : [16]  // teacher/bn1 update
- * %2135 = sub %3, %2134 : [16]  // teacher/bn1 update
+ * %2638 = mul %2637, %941 : [16]  // teacher/conv0 update
+ * %2639 = add %2638, %2566 : [16]  // teacher/conv0 update
+ * %2640 = mul %2639, %941 : [16]  // teacher/conv0 update
+ * %2641 = add %2566, %2640 : [16]  // teacher/conv0 update
+ * %2642 = broadcast axes=[] %94 : [16]  // teacher/conv0 update
+ * %2643 = mul %2641, %2642 : [16]  // teacher/conv0 update
+ * %2644 = sub %1, %2643 : [16]  // teacher/conv0 update
+ * %2646 = mul %2645, %941 : [16]  // teacher/bn1 update
+ * %2647 = add %2646, %2568 : [16]  // teacher/bn1 update
+ * %2648 = mul %2647, %941 : [16]  // teacher/bn1 update
+ * %2649 = add %2568, %2648 : [16]  // teacher/bn1 update
+ * %2650 = mul %2649, %2642 : [16]  // teacher/bn1 update
+ * %2651 = sub %2, %2650 : [16]  // teacher/bn1 update
+ * %2653 = mul %2652, %941 : [16]  // teacher/bn1 update
+ * %2654 = add %2653, %2570 : [16]  // teacher/bn1 update
+ * %2655 = mul %2654, %941 : [16]  // teacher/bn1 update
+ * %2656 = add %2570, %2655 : [16]  // teacher/bn1 update
+ * %2657 = mul %2656, %2642 : [16]  // teacher/bn1 update
+ * %2658 = sub %3, %2657 : [16]  // teacher/bn1 update
  * in_teacher_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_bn1_scale is updated in place: each element is read before it is overwritten
  * in_teacher_bn1_scale is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_bn1_offset is updated in place: each element is read before it is overwritten
  * in_teacher_bn1_offset is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv0_update_2(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, float *restrict in_teacher_momentum_bn1_scale, float *restrict in_teacher_bn1_scale, float *restrict in_teacher_momentum_bn1_offset, float *restrict in_teacher_bn1_offset, const float *restrict t2101, const float *restrict in_lr_teacher, const float *restrict t2084, const float *restrict t2079) {
+static void step_teacher_conv0_update_2(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, float *restrict in_teacher_momentum_bn1_scale, float *restrict in_teacher_bn1_scale, float *restrict in_teacher_momentum_bn1_offset, float *restrict in_teacher_bn1_offset, const float *restrict t2566, const float *restrict in_lr_teacher, const float *restrict t2568, const float *restrict t2570) {
     for (size_t i = 0; i < 16; i++) {
-        const float v2115 = in_teacher_momentum_conv0_bias[i] * 0.9f;
-        const float v2116 = v2115 + t2101[i];
-        const float v2117 = v2116 * 0.9f;
-        const float v2118 = t2101[i] + v2117;
-        const float v2120 = v2118 * in_lr_teacher[0];
-        const float v2121 = in_teacher_conv0_bias[i] - v2120;
-        const float v2123 = in_teacher_momentum_bn1_scale[i] * 0.9f;
-        const float v2124 = v2123 + t2084[i];
-        const float v2125 = v2124 * 0.9f;
-        const float v2126 = t2084[i] + v2125;
-        const float v2127 = v2126 * in_lr_teacher[0];
-        const float v2128 = in_teacher_bn1_scale[i] - v2127;
-        const float v2130 = in_teacher_momentum_bn1_offset[i] * 0.9f;
-        const float v2131 = v2130 + t2079[i];
-        const float v2132 = v2131 * 0.9f;
-        const float v2133 = t2079[i] + v2132;
-        const float v2134 = v2133 * in_lr_teacher[0];
-        const float v2135 = in_teacher_bn1_offset[i] - v2134;
-        in_teacher_momentum_conv0_bias[i] = v2116;
-        in_teacher_conv0_bias[i] = v2121;
-        in_teacher_momentum_bn1_scale[i] = v2124;
-        in_teacher_bn1_scale[i] = v2128;
-        in_teacher_momentum_bn1_offset[i] = v2131;
-        in_teacher_bn1_offset[i] = v2135;
+        const float v2638 = in_teacher_momentum_conv0_bias[i] * 0.9f;
+        const float v2639 = v2638 + t2566[i];
+        const float v2640 = v2639 * 0.9f;
+        const float v2641 = t2566[i] + v2640;
+        const float v2643 = v2641 * in_lr_teacher[0];
+        const float v2644 = in_teacher_conv0_bias[i] - v2643;
+        const float v2646 = in_teacher_momentum_bn1_scale[i] * 0.9f;
+        const float v2647 = v2646 + t2568[i];
+        const float v2648 = v2647 * 0.9f;
+        const float v2649 = t2568[i] + v2648;
+        const float v2650 = v2649 * in_lr_teacher[0];
+        const float v2651 = in_teacher_bn1_scale[i] - v2650;
+        const float v2653 = in_teacher_momentum_bn1_offset[i] * 0.9f;
+        const float v2654 = v2653 + t2570[i];
+        const float v2655 = v2654 * 0.9f;
+        const float v2656 = t2570[i] + v2655;
+        const float v2657 = v2656 * in_lr_teacher[0];
+        const float v2658 = in_teacher_bn1_offset[i] - v2657;
+        in_teacher_momentum_conv0_bias[i] = v2639;
+        in_teacher_conv0_bias[i] = v2644;
+        in_teacher_momentum_bn1_scale[i] = v2647;
+        in_teacher_bn1_scale[i] = v2651;
+        in_teacher_momentum_bn1_offset[i] = v2654;
+        in_teacher_bn1_offset[i] = v2658;
     }
 }
 
 /* loop [3,3,16,16]
  * %964 = constant 0.0005 : [3,3,16,16]  // student/res3/conv0 update
  * %967 = constant 0.9 : [3,3,16,16]  // student/res3/conv0 update
- * %2137 = mul %4, %964 : [3,3,16,16]  // teacher/res3/conv0 update
- * %2138 = add %2069, %2137 : [3,3,16,16]  // teacher/res3/conv0 update
- * %2139 = mul %2136, %967 : [3,3,16,16]  // teacher/res3/conv0 update
- * %2140 = add %2139, %2138 : [3,3,16,16]  // teacher/res3/conv0 update
- * %2141 = mul %2140, %967 : [3,3,16,16]  // teacher/res3/conv0 update
- * %2142 = add %2138, %2141 : [3,3,16,16]  // teacher/res3/conv0 update
- * %2143 = broadcast axes=[] %94 : [3,3,16,16]  // teacher/res3/conv0 update
- * %2144 = mul %2142, %2143 : [3,3,16,16]  // teacher/res3/conv0 update
- * %2145 = sub %4, %2144 : [3,3,16,16]  // teacher/res3/conv0 update
+ * %2571 = add %2016, %2278 : [3,3,16,16]  // teacher/gradient fwd
+ * %2572 = add %2571, %2530 : [3,3,16,16]  // teacher/gradient fwd
+ * %2660 = mul %4, %964 : [3,3,16,16]  // teacher/res3/conv0 update
+ * %2661 = add %2572, %2660 : [3,3,16,16]  // teacher/res3/conv0 update
+ * %2662 = mul %2659, %967 : [3,3,16,16]  // teacher/res3/conv0 update
+ * %2663 = add %2662, %2661 : [3,3,16,16]  // teacher/res3/conv0 update
+ * %2664 = mul %2663, %967 : [3,3,16,16]  // teacher/res3/conv0 update
+ * %2665 = add %2661, %2664 : [3,3,16,16]  // teacher/res3/conv0 update
+ * %2666 = broadcast axes=[] %94 : [3,3,16,16]  // teacher/res3/conv0 update
+ * %2667 = mul %2665, %2666 : [3,3,16,16]  // teacher/res3/conv0 update
+ * %2668 = sub %4, %2667 : [3,3,16,16]  // teacher/res3/conv0 update
  * in_teacher_momentum_res3_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_res3_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_res3_conv0_update(float *restrict in_teacher_momentum_res3_conv0_weight, float *restrict in_teacher_res3_conv0_weight, const float *restrict t2069, const float *restrict in_lr_teacher) {
+static void step_teacher_res3_conv0_update(float *restrict in_teacher_momentum_res3_conv0_weight, float *restrict in_teacher_res3_conv0_weight, const float *restrict t2016, const float *restrict t2278, const float *restrict t2530, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 2304; i++) {
-        const float v2137 = in_teacher_res3_conv0_weight[i] * 0.0005f;
-        const float v2138 = t2069[i] + v2137;
-        const float v2139 = in_teacher_momentum_res3_conv0_weight[i] * 0.9f;
-        const float v2140 = v2139 + v2138;
-        const float v2141 = v2140 * 0.9f;
-        const float v2142 = v2138 + v2141;
-        const float v2144 = v2142 * in_lr_teacher[0];
-        const float v2145 = in_teacher_res3_conv0_weight[i] - v2144;
-        in_teacher_momentum_res3_conv0_weight[i] = v2140;
-        in_teacher_res3_conv0_weight[i] = v2145;
+        const float v2571 = t2016[i] + t2278[i];
+        const float v2572 = v2571 + t2530[i];
+        const float v2660 = in_teacher_res3_conv0_weight[i] * 0.0005f;
+        const float v2661 = v2572 + v2660;
+        const float v2662 = in_teacher_momentum_res3_conv0_weight[i] * 0.9f;
+        const float v2663 = v2662 + v2661;
+        const float v2664 = v2663 * 0.9f;
+        const float v2665 = v2661 + v2664;
+        const float v2667 = v2665 * in_lr_teacher[0];
+        const float v2668 = in_teacher_res3_conv0_weight[i] - v2667;
+        in_teacher_momentum_res3_conv0_weight[i] = v2663;
+        in_teacher_res3_conv0_weight[i] = v2668;
     }
 }
 
 /* loop [16]
  * %941 = constant 0.9 : [16]  // student/conv0 update
- * %2119 = broadcast axes=[] %94 : [16]  // teacher/conv0 update
- * %2147 = mul %2146, %941 : [16]  // teacher/res3/conv0 update
- * %2148 = add %2147, %2066 : [16]  // teacher/res3/conv0 update
- * %2149 = mul %2148, %941 : [16]  // teacher/res3/conv0 update
- * %2150 = add %2066, %2149 : [16]  // teacher/res3/conv0 update
- * %2151 = mul %2150, %2119 : [16]  // teacher/res3/conv0 update
- * %2152 = sub %5, %2151 : [16]  // teacher/res3/conv0 update
- * %2154 = mul %2153, %941 : [16]  // teacher/res3/bn1 update
- * %2155 = add %2154, %2049 : [16]  // teacher/res3/bn1 update
- * %2156 = mul %2155, %941 : [16]  // teacher/res3/bn1 update
- * %2157 = add %2049, %2156 : [16]  // teacher/res3/bn1 update
- * %2158 = mul %2157, %2119 : [16]  // teacher/res3/bn1 update
- * %2159 = sub %6, %2158 : [16]  // teacher/res3/bn1 update
- * %2161 = mul %2160, %941 : [16]  // teacher/res3/bn1 update
- * %2162 = add %2161, %2044 : [16]  // teacher/res3/bn1 update
- * %2163 = mul %2162, %941 : [16]  // teacher/res3/bn1 update
- * %2164 = add %2044, %2163 : [16]  // teacher/res3/bn1 update
- * %2165 = mul %2164, %2119 : [16]  // teacher/res3/bn1 update
- * %2166 = sub %7, %2165 : [16]  // teacher/res3/bn1 update
+ * %2642 = broadcast axes=[] %94 : [16]  // teacher/conv0 update
+ * %2670 = mul %2669, %941 : [16]  // teacher/res3/conv0 update
+ * %2671 = add %2670, %2574 : [16]  // teacher/res3/conv0 update
+ * %2672 = mul %2671, %941 : [16]  // teacher/res3/conv0 update
+ * %2673 = add %2574, %2672 : [16]  // teacher/res3/conv0 update
+ * %2674 = mul %2673, %2642 : [16]  // teacher/res3/conv0 update
+ * %2675 = sub %5, %2674 : [16]  // teacher/res3/conv0 update
+ * %2677 = mul %2676, %941 : [16]  // teacher/res3/bn1 update
+ * %2678 = add %2677, %2576 : [16]  // teacher/res3/bn1 update
+ * %2679 = mul %2678, %941 : [16]  // teacher/res3/bn1 update
+ * %2680 = add %2576, %2679 : [16]  // teacher/res3/bn1 update
+ * %2681 = mul %2680, %2642 : [16]  // teacher/res3/bn1 update
+ * %2682 = sub %6, %2681 : [16]  // teacher/res3/bn1 update
+ * %2684 = mul %2683, %941 : [16]  // teacher/res3/bn1 update
+ * %2685 = add %2684, %2578 : [16]  // teacher/res3/bn1 update
+ * %2686 = mul %2685, %941 : [16]  // teacher/res3/bn1 update
+ * %2687 = add %2578, %2686 : [16]  // teacher/res3/bn1 update
+ * %2688 = mul %2687, %2642 : [16]  // teacher/res3/bn1 update
+ * %2689 = sub %7, %2688 : [16]  // teacher/res3/bn1 update
  * in_teacher_momentum_res3_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_res3_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_res3_bn1_scale is updated in place: each element is read before it is overwritten
  * in_teacher_res3_bn1_scale is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_res3_bn1_offset is updated in place: each element is read before it is overwritten
  * in_teacher_res3_bn1_offset is updated in place: each element is read before it is overwritten */
-static void step_teacher_res3_conv0_update_2(float *restrict in_teacher_momentum_res3_conv0_bias, float *restrict in_teacher_res3_conv0_bias, float *restrict in_teacher_momentum_res3_bn1_scale, float *restrict in_teacher_res3_bn1_scale, float *restrict in_teacher_momentum_res3_bn1_offset, float *restrict in_teacher_res3_bn1_offset, const float *restrict t2066, const float *restrict in_lr_teacher, const float *restrict t2049, const float *restrict t2044) {
+static void step_teacher_res3_conv0_update_2(float *restrict in_teacher_momentum_res3_conv0_bias, float *restrict in_teacher_res3_conv0_bias, float *restrict in_teacher_momentum_res3_bn1_scale, float *restrict in_teacher_res3_bn1_scale, float *restrict in_teacher_momentum_res3_bn1_offset, float *restrict in_teacher_res3_bn1_offset, const float *restrict t2574, const float *restrict in_lr_teacher, const float *restrict t2576, const float *restrict t2578) {
     for (size_t i = 0; i < 16; i++) {
-        const float v2147 = in_teacher_momentum_res3_conv0_bias[i] * 0.9f;
-        const float v2148 = v2147 + t2066[i];
-        const float v2149 = v2148 * 0.9f;
-        const float v2150 = t2066[i] + v2149;
-        const float v2151 = v2150 * in_lr_teacher[0];
-        const float v2152 = in_teacher_res3_conv0_bias[i] - v2151;
-        const float v2154 = in_teacher_momentum_res3_bn1_scale[i] * 0.9f;
-        const float v2155 = v2154 + t2049[i];
-        const float v2156 = v2155 * 0.9f;
-        const float v2157 = t2049[i] + v2156;
-        const float v2158 = v2157 * in_lr_teacher[0];
-        const float v2159 = in_teacher_res3_bn1_scale[i] - v2158;
-        const float v2161 = in_teacher_momentum_res3_bn1_offset[i] * 0.9f;
-        const float v2162 = v2161 + t2044[i];
-        const float v2163 = v2162 * 0.9f;
-        const float v2164 = t2044[i] + v2163;
-        const float v2165 = v2164 * in_lr_teacher[0];
-        const float v2166 = in_teacher_res3_bn1_offset[i] - v2165;
-        in_teacher_momentum_res3_conv0_bias[i] = v2148;
-        in_teacher_res3_conv0_bias[i] = v2152;
-        in_teacher_momentum_res3_bn1_scale[i] = v2155;
-        in_teacher_res3_bn1_scale[i] = v2159;
-        in_teacher_momentum_res3_bn1_offset[i] = v2162;
-        in_teacher_res3_bn1_offset[i] = v2166;
+        const float v2670 = in_teacher_momentum_res3_conv0_bias[i] * 0.9f;
+        const float v2671 = v2670 + t2574[i];
+        const float v2672 = v2671 * 0.9f;
+        const float v2673 = t2574[i] + v2672;
+        const float v2674 = v2673 * in_lr_teacher[0];
+        const float v2675 = in_teacher_res3_conv0_bias[i] - v2674;
+        const float v2677 = in_teacher_momentum_res3_bn1_scale[i] * 0.9f;
+        const float v2678 = v2677 + t2576[i];
+        const float v2679 = v2678 * 0.9f;
+        const float v2680 = t2576[i] + v2679;
+        const float v2681 = v2680 * in_lr_teacher[0];
+        const float v2682 = in_teacher_res3_bn1_scale[i] - v2681;
+        const float v2684 = in_teacher_momentum_res3_bn1_offset[i] * 0.9f;
+        const float v2685 = v2684 + t2578[i];
+        const float v2686 = v2685 * 0.9f;
+        const float v2687 = t2578[i] + v2686;
+        const float v2688 = v2687 * in_lr_teacher[0];
+        const float v2689 = in_teacher_res3_bn1_offset[i] - v2688;
+        in_teacher_momentum_res3_conv0_bias[i] = v2671;
+        in_teacher_res3_conv0_bias[i] = v2675;
+        in_teacher_momentum_res3_bn1_scale[i] = v2678;
+        in_teacher_res3_bn1_scale[i] = v2682;
+        in_teacher_momentum_res3_bn1_offset[i] = v2685;
+        in_teacher_res3_bn1_offset[i] = v2689;
     }
 }
 
 /* loop [3,3,16,16]
  * %964 = constant 0.0005 : [3,3,16,16]  // student/res3/conv0 update
  * %967 = constant 0.9 : [3,3,16,16]  // student/res3/conv0 update
- * %2143 = broadcast axes=[] %94 : [3,3,16,16]  // teacher/res3/conv0 update
- * %2168 = mul %8, %964 : [3,3,16,16]  // teacher/res3/conv3 update
- * %2169 = add %2035, %2168 : [3,3,16,16]  // teacher/res3/conv3 update
- * %2170 = mul %2167, %967 : [3,3,16,16]  // teacher/res3/conv3 update
- * %2171 = add %2170, %2169 : [3,3,16,16]  // teacher/res3/conv3 update
- * %2172 = mul %2171, %967 : [3,3,16,16]  // teacher/res3/conv3 update
- * %2173 = add %2169, %2172 : [3,3,16,16]  // teacher/res3/conv3 update
- * %2174 = mul %2173, %2143 : [3,3,16,16]  // teacher/res3/conv3 update
- * %2175 = sub %8, %2174 : [3,3,16,16]  // teacher/res3/conv3 update
+ * %2579 = add %1982, %2246 : [3,3,16,16]  // teacher/gradient fwd
+ * %2580 = add %2579, %2498 : [3,3,16,16]  // teacher/gradient fwd
+ * %2666 = broadcast axes=[] %94 : [3,3,16,16]  // teacher/res3/conv0 update
+ * %2691 = mul %8, %964 : [3,3,16,16]  // teacher/res3/conv3 update
+ * %2692 = add %2580, %2691 : [3,3,16,16]  // teacher/res3/conv3 update
+ * %2693 = mul %2690, %967 : [3,3,16,16]  // teacher/res3/conv3 update
+ * %2694 = add %2693, %2692 : [3,3,16,16]  // teacher/res3/conv3 update
+ * %2695 = mul %2694, %967 : [3,3,16,16]  // teacher/res3/conv3 update
+ * %2696 = add %2692, %2695 : [3,3,16,16]  // teacher/res3/conv3 update
+ * %2697 = mul %2696, %2666 : [3,3,16,16]  // teacher/res3/conv3 update
+ * %2698 = sub %8, %2697 : [3,3,16,16]  // teacher/res3/conv3 update
  * in_teacher_momentum_res3_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_res3_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_res3_conv3_update(float *restrict in_teacher_momentum_res3_conv3_weight, float *restrict in_teacher_res3_conv3_weight, const float *restrict t2035, const float *restrict in_lr_teacher) {
+static void step_teacher_res3_conv3_update(float *restrict in_teacher_momentum_res3_conv3_weight, float *restrict in_teacher_res3_conv3_weight, const float *restrict t1982, const float *restrict t2246, const float *restrict t2498, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 2304; i++) {
-        const float v2168 = in_teacher_res3_conv3_weight[i] * 0.0005f;
-        const float v2169 = t2035[i] + v2168;
-        const float v2170 = in_teacher_momentum_res3_conv3_weight[i] * 0.9f;
-        const float v2171 = v2170 + v2169;
-        const float v2172 = v2171 * 0.9f;
-        const float v2173 = v2169 + v2172;
-        const float v2174 = v2173 * in_lr_teacher[0];
-        const float v2175 = in_teacher_res3_conv3_weight[i] - v2174;
-        in_teacher_momentum_res3_conv3_weight[i] = v2171;
-        in_teacher_res3_conv3_weight[i] = v2175;
+        const float v2579 = t1982[i] + t2246[i];
+        const float v2580 = v2579 + t2498[i];
+        const float v2691 = in_teacher_res3_conv3_weight[i] * 0.0005f;
+        const float v2692 = v2580 + v2691;
+        const float v2693 = in_teacher_momentum_res3_conv3_weight[i] * 0.9f;
+        const float v2694 = v2693 + v2692;
+        const float v2695 = v2694 * 0.9f;
+        const float v2696 = v2692 + v2695;
+        const float v2697 = v2696 * in_lr_teacher[0];
+        const float v2698 = in_teacher_res3_conv3_weight[i] - v2697;
+        in_teacher_momentum_res3_conv3_weight[i] = v2694;
+        in_teacher_res3_conv3_weight[i] = v2698;
     }
 }
 
 /* loop [16]
  * %941 = constant 0.9 : [16]  // student/conv0 update
- * %2119 = broadcast axes=[] %94 : [16]  // teacher/conv0 update
- * %2177 = mul %2176, %941 : [16]  // teacher/res3/conv3 update
- * %2178 = add %2177, %2032 : [16]  // teacher/res3/conv3 update
- * %2179 = mul %2178, %941 : [16]  // teacher/res3/conv3 update
- * %2180 = add %2032, %2179 : [16]  // teacher/res3/conv3 update
- * %2181 = mul %2180, %2119 : [16]  // teacher/res3/conv3 update
- * %2182 = sub %9, %2181 : [16]  // teacher/res3/conv3 update
- * %2184 = mul %2183, %941 : [16]  // teacher/bn4 update
- * %2185 = add %2184, %2014 : [16]  // teacher/bn4 update
- * %2186 = mul %2185, %941 : [16]  // teacher/bn4 update
- * %2187 = add %2014, %2186 : [16]  // teacher/bn4 update
- * %2188 = mul %2187, %2119 : [16]  // teacher/bn4 update
- * %2189 = sub %10, %2188 : [16]  // teacher/bn4 update
- * %2191 = mul %2190, %941 : [16]  // teacher/bn4 update
- * %2192 = add %2191, %2009 : [16]  // teacher/bn4 update
- * %2193 = mul %2192, %941 : [16]  // teacher/bn4 update
- * %2194 = add %2009, %2193 : [16]  // teacher/bn4 update
- * %2195 = mul %2194, %2119 : [16]  // teacher/bn4 update
- * %2196 = sub %11, %2195 : [16]  // teacher/bn4 update
+ * %2642 = broadcast axes=[] %94 : [16]  // teacher/conv0 update
+ * %2700 = mul %2699, %941 : [16]  // teacher/res3/conv3 update
+ * %2701 = add %2700, %2582 : [16]  // teacher/res3/conv3 update
+ * %2702 = mul %2701, %941 : [16]  // teacher/res3/conv3 update
+ * %2703 = add %2582, %2702 : [16]  // teacher/res3/conv3 update
+ * %2704 = mul %2703, %2642 : [16]  // teacher/res3/conv3 update
+ * %2705 = sub %9, %2704 : [16]  // teacher/res3/conv3 update
+ * %2707 = mul %2706, %941 : [16]  // teacher/bn4 update
+ * %2708 = add %2707, %2584 : [16]  // teacher/bn4 update
+ * %2709 = mul %2708, %941 : [16]  // teacher/bn4 update
+ * %2710 = add %2584, %2709 : [16]  // teacher/bn4 update
+ * %2711 = mul %2710, %2642 : [16]  // teacher/bn4 update
+ * %2712 = sub %10, %2711 : [16]  // teacher/bn4 update
+ * %2714 = mul %2713, %941 : [16]  // teacher/bn4 update
+ * %2715 = add %2714, %2586 : [16]  // teacher/bn4 update
+ * %2716 = mul %2715, %941 : [16]  // teacher/bn4 update
+ * %2717 = add %2586, %2716 : [16]  // teacher/bn4 update
+ * %2718 = mul %2717, %2642 : [16]  // teacher/bn4 update
+ * %2719 = sub %11, %2718 : [16]  // teacher/bn4 update
  * in_teacher_momentum_res3_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_res3_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_bn4_scale is updated in place: each element is read before it is overwritten
  * in_teacher_bn4_scale is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_bn4_offset is updated in place: each element is read before it is overwritten
  * in_teacher_bn4_offset is updated in place: each element is read before it is overwritten */
-static void step_teacher_res3_conv3_update_2(float *restrict in_teacher_momentum_res3_conv3_bias, float *restrict in_teacher_res3_conv3_bias, float *restrict in_teacher_momentum_bn4_scale, float *restrict in_teacher_bn4_scale, float *restrict in_teacher_momentum_bn4_offset, float *restrict in_teacher_bn4_offset, const float *restrict t2032, const float *restrict in_lr_teacher, const float *restrict t2014, const float *restrict t2009) {
+static void step_teacher_res3_conv3_update_2(float *restrict in_teacher_momentum_res3_conv3_bias, float *restrict in_teacher_res3_conv3_bias, float *restrict in_teacher_momentum_bn4_scale, float *restrict in_teacher_bn4_scale, float *restrict in_teacher_momentum_bn4_offset, float *restrict in_teacher_bn4_offset, const float *restrict t2582, const float *restrict in_lr_teacher, const float *restrict t2584, const float *restrict t2586) {
     for (size_t i = 0; i < 16; i++) {
-        const float v2177 = in_teacher_momentum_res3_conv3_bias[i] * 0.9f;
-        const float v2178 = v2177 + t2032[i];
-        const float v2179 = v2178 * 0.9f;
-        const float v2180 = t2032[i] + v2179;
-        const float v2181 = v2180 * in_lr_teacher[0];
-        const float v2182 = in_teacher_res3_conv3_bias[i] - v2181;
-        const float v2184 = in_teacher_momentum_bn4_scale[i] * 0.9f;
-        const float v2185 = v2184 + t2014[i];
-        const float v2186 = v2185 * 0.9f;
-        const float v2187 = t2014[i] + v2186;
-        const float v2188 = v2187 * in_lr_teacher[0];
-        const float v2189 = in_teacher_bn4_scale[i] - v2188;
-        const float v2191 = in_teacher_momentum_bn4_offset[i] * 0.9f;
-        const float v2192 = v2191 + t2009[i];
-        const float v2193 = v2192 * 0.9f;
-        const float v2194 = t2009[i] + v2193;
-        const float v2195 = v2194 * in_lr_teacher[0];
-        const float v2196 = in_teacher_bn4_offset[i] - v2195;
-        in_teacher_momentum_res3_conv3_bias[i] = v2178;
-        in_teacher_res3_conv3_bias[i] = v2182;
-        in_teacher_momentum_bn4_scale[i] = v2185;
-        in_teacher_bn4_scale[i] = v2189;
-        in_teacher_momentum_bn4_offset[i] = v2192;
-        in_teacher_bn4_offset[i] = v2196;
+        const float v2700 = in_teacher_momentum_res3_conv3_bias[i] * 0.9f;
+        const float v2701 = v2700 + t2582[i];
+        const float v2702 = v2701 * 0.9f;
+        const float v2703 = t2582[i] + v2702;
+        const float v2704 = v2703 * in_lr_teacher[0];
+        const float v2705 = in_teacher_res3_conv3_bias[i] - v2704;
+        const float v2707 = in_teacher_momentum_bn4_scale[i] * 0.9f;
+        const float v2708 = v2707 + t2584[i];
+        const float v2709 = v2708 * 0.9f;
+        const float v2710 = t2584[i] + v2709;
+        const float v2711 = v2710 * in_lr_teacher[0];
+        const float v2712 = in_teacher_bn4_scale[i] - v2711;
+        const float v2714 = in_teacher_momentum_bn4_offset[i] * 0.9f;
+        const float v2715 = v2714 + t2586[i];
+        const float v2716 = v2715 * 0.9f;
+        const float v2717 = t2586[i] + v2716;
+        const float v2718 = v2717 * in_lr_teacher[0];
+        const float v2719 = in_teacher_bn4_offset[i] - v2718;
+        in_teacher_momentum_res3_conv3_bias[i] = v2701;
+        in_teacher_res3_conv3_bias[i] = v2705;
+        in_teacher_momentum_bn4_scale[i] = v2708;
+        in_teacher_bn4_scale[i] = v2712;
+        in_teacher_momentum_bn4_offset[i] = v2715;
+        in_teacher_bn4_offset[i] = v2719;
     }
 }
 
 /* loop [3,3,16,32]
  * %1027 = constant 0.0005 : [3,3,16,32]  // student/res6/conv0 update
  * %1030 = constant 0.9 : [3,3,16,32]  // student/res6/conv0 update
- * %2198 = mul %12, %1027 : [3,3,16,32]  // teacher/res6/conv0 update
- * %2199 = add %1998, %2198 : [3,3,16,32]  // teacher/res6/conv0 update
- * %2200 = mul %2197, %1030 : [3,3,16,32]  // teacher/res6/conv0 update
- * %2201 = add %2200, %2199 : [3,3,16,32]  // teacher/res6/conv0 update
- * %2202 = mul %2201, %1030 : [3,3,16,32]  // teacher/res6/conv0 update
- * %2203 = add %2199, %2202 : [3,3,16,32]  // teacher/res6/conv0 update
- * %2204 = broadcast axes=[] %94 : [3,3,16,32]  // teacher/res6/conv0 update
- * %2205 = mul %2203, %2204 : [3,3,16,32]  // teacher/res6/conv0 update
- * %2206 = sub %12, %2205 : [3,3,16,32]  // teacher/res6/conv0 update
+ * %2587 = add %1945, %2212 : [3,3,16,32]  // teacher/gradient fwd
+ * %2588 = add %2587, %2464 : [3,3,16,32]  // teacher/gradient fwd
+ * %2721 = mul %12, %1027 : [3,3,16,32]  // teacher/res6/conv0 update
+ * %2722 = add %2588, %2721 : [3,3,16,32]  // teacher/res6/conv0 update
+ * %2723 = mul %2720, %1030 : [3,3,16,32]  // teacher/res6/conv0 update
+ * %2724 = add %2723, %2722 : [3,3,16,32]  // teacher/res6/conv0 update
+ * %2725 = mul %2724, %1030 : [3,3,16,32]  // teacher/res6/conv0 update
+ * %2726 = add %2722, %2725 : [3,3,16,32]  // teacher/res6/conv0 update
+ * %2727 = broadcast axes=[] %94 : [3,3,16,32]  // teacher/res6/conv0 update
+ * %2728 = mul %2726, %2727 : [3,3,16,32]  // teacher/res6/conv0 update
+ * %2729 = sub %12, %2728 : [3,3,16,32]  // teacher/res6/conv0 update
  * in_teacher_momentum_res6_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_res6_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_res6_conv0_update(float *restrict in_teacher_momentum_res6_conv0_weight, float *restrict in_teacher_res6_conv0_weight, const float *restrict t1998, const float *restrict in_lr_teacher) {
+static void step_teacher_res6_conv0_update(float *restrict in_teacher_momentum_res6_conv0_weight, float *restrict in_teacher_res6_conv0_weight, const float *restrict t1945, const float *restrict t2212, const float *restrict t2464, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 4608; i++) {
-        const float v2198 = in_teacher_res6_conv0_weight[i] * 0.0005f;
-        const float v2199 = t1998[i] + v2198;
-        const float v2200 = in_teacher_momentum_res6_conv0_weight[i] * 0.9f;
-        const float v2201 = v2200 + v2199;
-        const float v2202 = v2201 * 0.9f;
-        const float v2203 = v2199 + v2202;
-        const float v2205 = v2203 * in_lr_teacher[0];
-        const float v2206 = in_teacher_res6_conv0_weight[i] - v2205;
-        in_teacher_momentum_res6_conv0_weight[i] = v2201;
-        in_teacher_res6_conv0_weight[i] = v2206;
+        const float v2587 = t1945[i] + t2212[i];
+        const float v2588 = v2587 + t2464[i];
+        const float v2721 = in_teacher_res6_conv0_weight[i] * 0.0005f;
+        const float v2722 = v2588 + v2721;
+        const float v2723 = in_teacher_momentum_res6_conv0_weight[i] * 0.9f;
+        const float v2724 = v2723 + v2722;
+        const float v2725 = v2724 * 0.9f;
+        const float v2726 = v2722 + v2725;
+        const float v2728 = v2726 * in_lr_teacher[0];
+        const float v2729 = in_teacher_res6_conv0_weight[i] - v2728;
+        in_teacher_momentum_res6_conv0_weight[i] = v2724;
+        in_teacher_res6_conv0_weight[i] = v2729;
     }
 }
 
 /* loop [32]
  * %1039 = constant 0.9 : [32]  // student/res6/conv0 update
- * %2208 = mul %2207, %1039 : [32]  // teacher/res6/conv0 update
- * %2209 = add %2208, %1995 : [32]  // teacher/res6/conv0 update
- * %2210 = mul %2209, %1039 : [32]  // teacher/res6/conv0 update
- * %2211 = add %1995, %2210 : [32]  // teacher/res6/conv0 update
- * %2212 = broadcast axes=[] %94 : [32]  // teacher/res6/conv0 update
- * %2213 = mul %2211, %2212 : [32]  // teacher/res6/conv0 update
- * %2214 = sub %13, %2213 : [32]  // teacher/res6/conv0 update
- * %2216 = mul %2215, %1039 : [32]  // teacher/res6/bn1 update
- * %2217 = add %2216, %1978 : [32]  // teacher/res6/bn1 update
- * %2218 = mul %2217, %1039 : [32]  // teacher/res6/bn1 update
- * %2219 = add %1978, %2218 : [32]  // teacher/res6/bn1 update
- * %2220 = mul %2219, %2212 : [32]  // teacher/res6/bn1 update
- * %2221 = sub %14, %2220 : [32]  // teacher/res6/bn1 update
- * %2223 = mul %2222, %1039 : [32]  // teacher/res6/bn1 update
- * %2224 = add %2223, %1973 : [32]  // teacher/res6/bn1 update
- * %2225 = mul %2224, %1039 : [32]  // teacher/res6/bn1 update
- * %2226 = add %1973, %2225 : [32]  // teacher/res6/bn1 update
- * %2227 = mul %2226, %2212 : [32]  // teacher/res6/bn1 update
- * %2228 = sub %15, %2227 : [32]  // teacher/res6/bn1 update
+ * %2731 = mul %2730, %1039 : [32]  // teacher/res6/conv0 update
+ * %2732 = add %2731, %2590 : [32]  // teacher/res6/conv0 update
+ * %2733 = mul %2732, %1039 : [32]  // teacher/res6/conv0 update
+ * %2734 = add %2590, %2733 : [32]  // teacher/res6/conv0 update
+ * %2735 = broadcast axes=[] %94 : [32]  // teacher/res6/conv0 update
+ * %2736 = mul %2734, %2735 : [32]  // teacher/res6/conv0 update
+ * %2737 = sub %13, %2736 : [32]  // teacher/res6/conv0 update
+ * %2739 = mul %2738, %1039 : [32]  // teacher/res6/bn1 update
+ * %2740 = add %2739, %2592 : [32]  // teacher/res6/bn1 update
+ * %2741 = mul %2740, %1039 : [32]  // teacher/res6/bn1 update
+ * %2742 = add %2592, %2741 : [32]  // teacher/res6/bn1 update
+ * %2743 = mul %2742, %2735 : [32]  // teacher/res6/bn1 update
+ * %2744 = sub %14, %2743 : [32]  // teacher/res6/bn1 update
+ * %2746 = mul %2745, %1039 : [32]  // teacher/res6/bn1 update
+ * %2747 = add %2746, %2594 : [32]  // teacher/res6/bn1 update
+ * %2748 = mul %2747, %1039 : [32]  // teacher/res6/bn1 update
+ * %2749 = add %2594, %2748 : [32]  // teacher/res6/bn1 update
+ * %2750 = mul %2749, %2735 : [32]  // teacher/res6/bn1 update
+ * %2751 = sub %15, %2750 : [32]  // teacher/res6/bn1 update
  * in_teacher_momentum_res6_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_res6_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_res6_bn1_scale is updated in place: each element is read before it is overwritten
  * in_teacher_res6_bn1_scale is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_res6_bn1_offset is updated in place: each element is read before it is overwritten
  * in_teacher_res6_bn1_offset is updated in place: each element is read before it is overwritten */
-static void step_teacher_res6_conv0_update_2(float *restrict in_teacher_momentum_res6_conv0_bias, float *restrict in_teacher_res6_conv0_bias, float *restrict in_teacher_momentum_res6_bn1_scale, float *restrict in_teacher_res6_bn1_scale, float *restrict in_teacher_momentum_res6_bn1_offset, float *restrict in_teacher_res6_bn1_offset, const float *restrict t1995, const float *restrict in_lr_teacher, const float *restrict t1978, const float *restrict t1973) {
+static void step_teacher_res6_conv0_update_2(float *restrict in_teacher_momentum_res6_conv0_bias, float *restrict in_teacher_res6_conv0_bias, float *restrict in_teacher_momentum_res6_bn1_scale, float *restrict in_teacher_res6_bn1_scale, float *restrict in_teacher_momentum_res6_bn1_offset, float *restrict in_teacher_res6_bn1_offset, const float *restrict t2590, const float *restrict in_lr_teacher, const float *restrict t2592, const float *restrict t2594) {
     for (size_t i = 0; i < 32; i++) {
-        const float v2208 = in_teacher_momentum_res6_conv0_bias[i] * 0.9f;
-        const float v2209 = v2208 + t1995[i];
-        const float v2210 = v2209 * 0.9f;
-        const float v2211 = t1995[i] + v2210;
-        const float v2213 = v2211 * in_lr_teacher[0];
-        const float v2214 = in_teacher_res6_conv0_bias[i] - v2213;
-        const float v2216 = in_teacher_momentum_res6_bn1_scale[i] * 0.9f;
-        const float v2217 = v2216 + t1978[i];
-        const float v2218 = v2217 * 0.9f;
-        const float v2219 = t1978[i] + v2218;
-        const float v2220 = v2219 * in_lr_teacher[0];
-        const float v2221 = in_teacher_res6_bn1_scale[i] - v2220;
-        const float v2223 = in_teacher_momentum_res6_bn1_offset[i] * 0.9f;
-        const float v2224 = v2223 + t1973[i];
-        const float v2225 = v2224 * 0.9f;
-        const float v2226 = t1973[i] + v2225;
-        const float v2227 = v2226 * in_lr_teacher[0];
-        const float v2228 = in_teacher_res6_bn1_offset[i] - v2227;
-        in_teacher_momentum_res6_conv0_bias[i] = v2209;
-        in_teacher_res6_conv0_bias[i] = v2214;
-        in_teacher_momentum_res6_bn1_scale[i] = v2217;
-        in_teacher_res6_bn1_scale[i] = v2221;
-        in_teacher_momentum_res6_bn1_offset[i] = v2224;
-        in_teacher_res6_bn1_offset[i] = v2228;
+        const float v2731 = in_teacher_momentum_res6_conv0_bias[i] * 0.9f;
+        const float v2732 = v2731 + t2590[i];
+        const float v2733 = v2732 * 0.9f;
+        const float v2734 = t2590[i] + v2733;
+        const float v2736 = v2734 * in_lr_teacher[0];
+        const float v2737 = in_teacher_res6_conv0_bias[i] - v2736;
+        const float v2739 = in_teacher_momentum_res6_bn1_scale[i] * 0.9f;
+        const float v2740 = v2739 + t2592[i];
+        const float v2741 = v2740 * 0.9f;
+        const float v2742 = t2592[i] + v2741;
+        const float v2743 = v2742 * in_lr_teacher[0];
+        const float v2744 = in_teacher_res6_bn1_scale[i] - v2743;
+        const float v2746 = in_teacher_momentum_res6_bn1_offset[i] * 0.9f;
+        const float v2747 = v2746 + t2594[i];
+        const float v2748 = v2747 * 0.9f;
+        const float v2749 = t2594[i] + v2748;
+        const float v2750 = v2749 * in_lr_teacher[0];
+        const float v2751 = in_teacher_res6_bn1_offset[i] - v2750;
+        in_teacher_momentum_res6_conv0_bias[i] = v2732;
+        in_teacher_res6_conv0_bias[i] = v2737;
+        in_teacher_momentum_res6_bn1_scale[i] = v2740;
+        in_teacher_res6_bn1_scale[i] = v2744;
+        in_teacher_momentum_res6_bn1_offset[i] = v2747;
+        in_teacher_res6_bn1_offset[i] = v2751;
     }
 }
 
 /* loop [3,3,32,32]
  * %1062 = constant 0.0005 : [3,3,32,32]  // student/res6/conv3 update
  * %1065 = constant 0.9 : [3,3,32,32]  // student/res6/conv3 update
- * %2230 = mul %16, %1062 : [3,3,32,32]  // teacher/res6/conv3 update
- * %2231 = add %1964, %2230 : [3,3,32,32]  // teacher/res6/conv3 update
- * %2232 = mul %2229, %1065 : [3,3,32,32]  // teacher/res6/conv3 update
- * %2233 = add %2232, %2231 : [3,3,32,32]  // teacher/res6/conv3 update
- * %2234 = mul %2233, %1065 : [3,3,32,32]  // teacher/res6/conv3 update
- * %2235 = add %2231, %2234 : [3,3,32,32]  // teacher/res6/conv3 update
- * %2236 = broadcast axes=[] %94 : [3,3,32,32]  // teacher/res6/conv3 update
- * %2237 = mul %2235, %2236 : [3,3,32,32]  // teacher/res6/conv3 update
- * %2238 = sub %16, %2237 : [3,3,32,32]  // teacher/res6/conv3 update
+ * %2595 = add %1911, %2180 : [3,3,32,32]  // teacher/gradient fwd
+ * %2596 = add %2595, %2432 : [3,3,32,32]  // teacher/gradient fwd
+ * %2753 = mul %16, %1062 : [3,3,32,32]  // teacher/res6/conv3 update
+ * %2754 = add %2596, %2753 : [3,3,32,32]  // teacher/res6/conv3 update
+ * %2755 = mul %2752, %1065 : [3,3,32,32]  // teacher/res6/conv3 update
+ * %2756 = add %2755, %2754 : [3,3,32,32]  // teacher/res6/conv3 update
+ * %2757 = mul %2756, %1065 : [3,3,32,32]  // teacher/res6/conv3 update
+ * %2758 = add %2754, %2757 : [3,3,32,32]  // teacher/res6/conv3 update
+ * %2759 = broadcast axes=[] %94 : [3,3,32,32]  // teacher/res6/conv3 update
+ * %2760 = mul %2758, %2759 : [3,3,32,32]  // teacher/res6/conv3 update
+ * %2761 = sub %16, %2760 : [3,3,32,32]  // teacher/res6/conv3 update
  * in_teacher_momentum_res6_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_res6_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_res6_conv3_update(float *restrict in_teacher_momentum_res6_conv3_weight, float *restrict in_teacher_res6_conv3_weight, const float *restrict t1964, const float *restrict in_lr_teacher) {
+static void step_teacher_res6_conv3_update(float *restrict in_teacher_momentum_res6_conv3_weight, float *restrict in_teacher_res6_conv3_weight, const float *restrict t1911, const float *restrict t2180, const float *restrict t2432, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 9216; i++) {
-        const float v2230 = in_teacher_res6_conv3_weight[i] * 0.0005f;
-        const float v2231 = t1964[i] + v2230;
-        const float v2232 = in_teacher_momentum_res6_conv3_weight[i] * 0.9f;
-        const float v2233 = v2232 + v2231;
-        const float v2234 = v2233 * 0.9f;
-        const float v2235 = v2231 + v2234;
-        const float v2237 = v2235 * in_lr_teacher[0];
-        const float v2238 = in_teacher_res6_conv3_weight[i] - v2237;
-        in_teacher_momentum_res6_conv3_weight[i] = v2233;
-        in_teacher_res6_conv3_weight[i] = v2238;
+        const float v2595 = t1911[i] + t2180[i];
+        const float v2596 = v2595 + t2432[i];
+        const float v2753 = in_teacher_res6_conv3_weight[i] * 0.0005f;
+        const float v2754 = v2596 + v2753;
+        const float v2755 = in_teacher_momentum_res6_conv3_weight[i] * 0.9f;
+        const float v2756 = v2755 + v2754;
+        const float v2757 = v2756 * 0.9f;
+        const float v2758 = v2754 + v2757;
+        const float v2760 = v2758 * in_lr_teacher[0];
+        const float v2761 = in_teacher_res6_conv3_weight[i] - v2760;
+        in_teacher_momentum_res6_conv3_weight[i] = v2756;
+        in_teacher_res6_conv3_weight[i] = v2761;
     }
 }
 
 /* loop [32]
  * %1039 = constant 0.9 : [32]  // student/res6/conv0 update
- * %2212 = broadcast axes=[] %94 : [32]  // teacher/res6/conv0 update
- * %2240 = mul %2239, %1039 : [32]  // teacher/res6/conv3 update
- * %2241 = add %2240, %1961 : [32]  // teacher/res6/conv3 update
- * %2242 = mul %2241, %1039 : [32]  // teacher/res6/conv3 update
- * %2243 = add %1961, %2242 : [32]  // teacher/res6/conv3 update
- * %2244 = mul %2243, %2212 : [32]  // teacher/res6/conv3 update
- * %2245 = sub %17, %2244 : [32]  // teacher/res6/conv3 update
+ * %2735 = broadcast axes=[] %94 : [32]  // teacher/res6/conv0 update
+ * %2763 = mul %2762, %1039 : [32]  // teacher/res6/conv3 update
+ * %2764 = add %2763, %2598 : [32]  // teacher/res6/conv3 update
+ * %2765 = mul %2764, %1039 : [32]  // teacher/res6/conv3 update
+ * %2766 = add %2598, %2765 : [32]  // teacher/res6/conv3 update
+ * %2767 = mul %2766, %2735 : [32]  // teacher/res6/conv3 update
+ * %2768 = sub %17, %2767 : [32]  // teacher/res6/conv3 update
  * in_teacher_momentum_res6_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_res6_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_res6_conv3_update_2(float *restrict in_teacher_momentum_res6_conv3_bias, float *restrict in_teacher_res6_conv3_bias, const float *restrict t1961, const float *restrict in_lr_teacher) {
+static void step_teacher_res6_conv3_update_2(float *restrict in_teacher_momentum_res6_conv3_bias, float *restrict in_teacher_res6_conv3_bias, const float *restrict t2598, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 32; i++) {
-        const float v2240 = in_teacher_momentum_res6_conv3_bias[i] * 0.9f;
-        const float v2241 = v2240 + t1961[i];
-        const float v2242 = v2241 * 0.9f;
-        const float v2243 = t1961[i] + v2242;
-        const float v2244 = v2243 * in_lr_teacher[0];
-        const float v2245 = in_teacher_res6_conv3_bias[i] - v2244;
-        in_teacher_momentum_res6_conv3_bias[i] = v2241;
-        in_teacher_res6_conv3_bias[i] = v2245;
+        const float v2763 = in_teacher_momentum_res6_conv3_bias[i] * 0.9f;
+        const float v2764 = v2763 + t2598[i];
+        const float v2765 = v2764 * 0.9f;
+        const float v2766 = t2598[i] + v2765;
+        const float v2767 = v2766 * in_lr_teacher[0];
+        const float v2768 = in_teacher_res6_conv3_bias[i] - v2767;
+        in_teacher_momentum_res6_conv3_bias[i] = v2764;
+        in_teacher_res6_conv3_bias[i] = v2768;
     }
 }
 
 /* loop [1,1,16,32]
  * %1081 = constant 0.0005 : [1,1,16,32]  // student/res6/shortcut update
  * %1084 = constant 0.9 : [1,1,16,32]  // student/res6/shortcut update
- * %2247 = mul %18, %1081 : [1,1,16,32]  // teacher/res6/shortcut update
- * %2248 = add %1959, %2247 : [1,1,16,32]  // teacher/res6/shortcut update
- * %2249 = mul %2246, %1084 : [1,1,16,32]  // teacher/res6/shortcut update
- * %2250 = add %2249, %2248 : [1,1,16,32]  // teacher/res6/shortcut update
- * %2251 = mul %2250, %1084 : [1,1,16,32]  // teacher/res6/shortcut update
- * %2252 = add %2248, %2251 : [1,1,16,32]  // teacher/res6/shortcut update
- * %2253 = broadcast axes=[] %94 : [1,1,16,32]  // teacher/res6/shortcut update
- * %2254 = mul %2252, %2253 : [1,1,16,32]  // teacher/res6/shortcut update
- * %2255 = sub %18, %2254 : [1,1,16,32]  // teacher/res6/shortcut update
+ * %2599 = add %1906, %2175 : [1,1,16,32]  // teacher/gradient fwd
+ * %2600 = add %2599, %2427 : [1,1,16,32]  // teacher/gradient fwd
+ * %2770 = mul %18, %1081 : [1,1,16,32]  // teacher/res6/shortcut update
+ * %2771 = add %2600, %2770 : [1,1,16,32]  // teacher/res6/shortcut update
+ * %2772 = mul %2769, %1084 : [1,1,16,32]  // teacher/res6/shortcut update
+ * %2773 = add %2772, %2771 : [1,1,16,32]  // teacher/res6/shortcut update
+ * %2774 = mul %2773, %1084 : [1,1,16,32]  // teacher/res6/shortcut update
+ * %2775 = add %2771, %2774 : [1,1,16,32]  // teacher/res6/shortcut update
+ * %2776 = broadcast axes=[] %94 : [1,1,16,32]  // teacher/res6/shortcut update
+ * %2777 = mul %2775, %2776 : [1,1,16,32]  // teacher/res6/shortcut update
+ * %2778 = sub %18, %2777 : [1,1,16,32]  // teacher/res6/shortcut update
  * in_teacher_momentum_res6_shortcut_weight is updated in place: each element is read before it is overwritten
  * in_teacher_res6_shortcut_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_res6_shortcut_update(float *restrict in_teacher_momentum_res6_shortcut_weight, float *restrict in_teacher_res6_shortcut_weight, const float *restrict t1959, const float *restrict in_lr_teacher) {
+static void step_teacher_res6_shortcut_update(float *restrict in_teacher_momentum_res6_shortcut_weight, float *restrict in_teacher_res6_shortcut_weight, const float *restrict t1906, const float *restrict t2175, const float *restrict t2427, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 512; i++) {
-        const float v2247 = in_teacher_res6_shortcut_weight[i] * 0.0005f;
-        const float v2248 = t1959[i] + v2247;
-        const float v2249 = in_teacher_momentum_res6_shortcut_weight[i] * 0.9f;
-        const float v2250 = v2249 + v2248;
-        const float v2251 = v2250 * 0.9f;
-        const float v2252 = v2248 + v2251;
-        const float v2254 = v2252 * in_lr_teacher[0];
-        const float v2255 = in_teacher_res6_shortcut_weight[i] - v2254;
-        in_teacher_momentum_res6_shortcut_weight[i] = v2250;
-        in_teacher_res6_shortcut_weight[i] = v2255;
+        const float v2599 = t1906[i] + t2175[i];
+        const float v2600 = v2599 + t2427[i];
+        const float v2770 = in_teacher_res6_shortcut_weight[i] * 0.0005f;
+        const float v2771 = v2600 + v2770;
+        const float v2772 = in_teacher_momentum_res6_shortcut_weight[i] * 0.9f;
+        const float v2773 = v2772 + v2771;
+        const float v2774 = v2773 * 0.9f;
+        const float v2775 = v2771 + v2774;
+        const float v2777 = v2775 * in_lr_teacher[0];
+        const float v2778 = in_teacher_res6_shortcut_weight[i] - v2777;
+        in_teacher_momentum_res6_shortcut_weight[i] = v2773;
+        in_teacher_res6_shortcut_weight[i] = v2778;
     }
 }
 
 /* loop [32]
  * %1039 = constant 0.9 : [32]  // student/res6/conv0 update
- * %2212 = broadcast axes=[] %94 : [32]  // teacher/res6/conv0 update
- * %2257 = mul %2256, %1039 : [32]  // teacher/bn7 update
- * %2258 = add %2257, %1940 : [32]  // teacher/bn7 update
- * %2259 = mul %2258, %1039 : [32]  // teacher/bn7 update
- * %2260 = add %1940, %2259 : [32]  // teacher/bn7 update
- * %2261 = mul %2260, %2212 : [32]  // teacher/bn7 update
- * %2262 = sub %19, %2261 : [32]  // teacher/bn7 update
- * %2264 = mul %2263, %1039 : [32]  // teacher/bn7 update
- * %2265 = add %2264, %1935 : [32]  // teacher/bn7 update
- * %2266 = mul %2265, %1039 : [32]  // teacher/bn7 update
- * %2267 = add %1935, %2266 : [32]  // teacher/bn7 update
- * %2268 = mul %2267, %2212 : [32]  // teacher/bn7 update
- * %2269 = sub %20, %2268 : [32]  // teacher/bn7 update
+ * %2735 = broadcast axes=[] %94 : [32]  // teacher/res6/conv0 update
+ * %2780 = mul %2779, %1039 : [32]  // teacher/bn7 update
+ * %2781 = add %2780, %2602 : [32]  // teacher/bn7 update
+ * %2782 = mul %2781, %1039 : [32]  // teacher/bn7 update
+ * %2783 = add %2602, %2782 : [32]  // teacher/bn7 update
+ * %2784 = mul %2783, %2735 : [32]  // teacher/bn7 update
+ * %2785 = sub %19, %2784 : [32]  // teacher/bn7 update
+ * %2787 = mul %2786, %1039 : [32]  // teacher/bn7 update
+ * %2788 = add %2787, %2604 : [32]  // teacher/bn7 update
+ * %2789 = mul %2788, %1039 : [32]  // teacher/bn7 update
+ * %2790 = add %2604, %2789 : [32]  // teacher/bn7 update
+ * %2791 = mul %2790, %2735 : [32]  // teacher/bn7 update
+ * %2792 = sub %20, %2791 : [32]  // teacher/bn7 update
  * in_teacher_momentum_bn7_scale is updated in place: each element is read before it is overwritten
  * in_teacher_bn7_scale is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_bn7_offset is updated in place: each element is read before it is overwritten
  * in_teacher_bn7_offset is updated in place: each element is read before it is overwritten */
-static void step_teacher_bn7_update(float *restrict in_teacher_momentum_bn7_scale, float *restrict in_teacher_bn7_scale, float *restrict in_teacher_momentum_bn7_offset, float *restrict in_teacher_bn7_offset, const float *restrict t1940, const float *restrict in_lr_teacher, const float *restrict t1935) {
+static void step_teacher_bn7_update(float *restrict in_teacher_momentum_bn7_scale, float *restrict in_teacher_bn7_scale, float *restrict in_teacher_momentum_bn7_offset, float *restrict in_teacher_bn7_offset, const float *restrict t2602, const float *restrict in_lr_teacher, const float *restrict t2604) {
     for (size_t i = 0; i < 32; i++) {
-        const float v2257 = in_teacher_momentum_bn7_scale[i] * 0.9f;
-        const float v2258 = v2257 + t1940[i];
-        const float v2259 = v2258 * 0.9f;
-        const float v2260 = t1940[i] + v2259;
-        const float v2261 = v2260 * in_lr_teacher[0];
-        const float v2262 = in_teacher_bn7_scale[i] - v2261;
-        const float v2264 = in_teacher_momentum_bn7_offset[i] * 0.9f;
-        const float v2265 = v2264 + t1935[i];
-        const float v2266 = v2265 * 0.9f;
-        const float v2267 = t1935[i] + v2266;
-        const float v2268 = v2267 * in_lr_teacher[0];
-        const float v2269 = in_teacher_bn7_offset[i] - v2268;
-        in_teacher_momentum_bn7_scale[i] = v2258;
-        in_teacher_bn7_scale[i] = v2262;
-        in_teacher_momentum_bn7_offset[i] = v2265;
-        in_teacher_bn7_offset[i] = v2269;
+        const float v2780 = in_teacher_momentum_bn7_scale[i] * 0.9f;
+        const float v2781 = v2780 + t2602[i];
+        const float v2782 = v2781 * 0.9f;
+        const float v2783 = t2602[i] + v2782;
+        const float v2784 = v2783 * in_lr_teacher[0];
+        const float v2785 = in_teacher_bn7_scale[i] - v2784;
+        const float v2787 = in_teacher_momentum_bn7_offset[i] * 0.9f;
+        const float v2788 = v2787 + t2604[i];
+        const float v2789 = v2788 * 0.9f;
+        const float v2790 = t2604[i] + v2789;
+        const float v2791 = v2790 * in_lr_teacher[0];
+        const float v2792 = in_teacher_bn7_offset[i] - v2791;
+        in_teacher_momentum_bn7_scale[i] = v2781;
+        in_teacher_bn7_scale[i] = v2785;
+        in_teacher_momentum_bn7_offset[i] = v2788;
+        in_teacher_bn7_offset[i] = v2792;
     }
 }
 
 /* loop [3,3,32,64]
  * %1107 = constant 0.0005 : [3,3,32,64]  // student/res9/conv0 update
  * %1110 = constant 0.9 : [3,3,32,64]  // student/res9/conv0 update
- * %2271 = mul %21, %1107 : [3,3,32,64]  // teacher/res9/conv0 update
- * %2272 = add %1924, %2271 : [3,3,32,64]  // teacher/res9/conv0 update
- * %2273 = mul %2270, %1110 : [3,3,32,64]  // teacher/res9/conv0 update
- * %2274 = add %2273, %2272 : [3,3,32,64]  // teacher/res9/conv0 update
- * %2275 = mul %2274, %1110 : [3,3,32,64]  // teacher/res9/conv0 update
- * %2276 = add %2272, %2275 : [3,3,32,64]  // teacher/res9/conv0 update
- * %2277 = broadcast axes=[] %94 : [3,3,32,64]  // teacher/res9/conv0 update
- * %2278 = mul %2276, %2277 : [3,3,32,64]  // teacher/res9/conv0 update
- * %2279 = sub %21, %2278 : [3,3,32,64]  // teacher/res9/conv0 update
+ * %2605 = add %1871, %2143 : [3,3,32,64]  // teacher/gradient fwd
+ * %2606 = add %2605, %2395 : [3,3,32,64]  // teacher/gradient fwd
+ * %2794 = mul %21, %1107 : [3,3,32,64]  // teacher/res9/conv0 update
+ * %2795 = add %2606, %2794 : [3,3,32,64]  // teacher/res9/conv0 update
+ * %2796 = mul %2793, %1110 : [3,3,32,64]  // teacher/res9/conv0 update
+ * %2797 = add %2796, %2795 : [3,3,32,64]  // teacher/res9/conv0 update
+ * %2798 = mul %2797, %1110 : [3,3,32,64]  // teacher/res9/conv0 update
+ * %2799 = add %2795, %2798 : [3,3,32,64]  // teacher/res9/conv0 update
+ * %2800 = broadcast axes=[] %94 : [3,3,32,64]  // teacher/res9/conv0 update
+ * %2801 = mul %2799, %2800 : [3,3,32,64]  // teacher/res9/conv0 update
+ * %2802 = sub %21, %2801 : [3,3,32,64]  // teacher/res9/conv0 update
  * in_teacher_momentum_res9_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_res9_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_res9_conv0_update(float *restrict in_teacher_momentum_res9_conv0_weight, float *restrict in_teacher_res9_conv0_weight, const float *restrict t1924, const float *restrict in_lr_teacher) {
+static void step_teacher_res9_conv0_update(float *restrict in_teacher_momentum_res9_conv0_weight, float *restrict in_teacher_res9_conv0_weight, const float *restrict t1871, const float *restrict t2143, const float *restrict t2395, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 18432; i++) {
-        const float v2271 = in_teacher_res9_conv0_weight[i] * 0.0005f;
-        const float v2272 = t1924[i] + v2271;
-        const float v2273 = in_teacher_momentum_res9_conv0_weight[i] * 0.9f;
-        const float v2274 = v2273 + v2272;
-        const float v2275 = v2274 * 0.9f;
-        const float v2276 = v2272 + v2275;
-        const float v2278 = v2276 * in_lr_teacher[0];
-        const float v2279 = in_teacher_res9_conv0_weight[i] - v2278;
-        in_teacher_momentum_res9_conv0_weight[i] = v2274;
-        in_teacher_res9_conv0_weight[i] = v2279;
+        const float v2605 = t1871[i] + t2143[i];
+        const float v2606 = v2605 + t2395[i];
+        const float v2794 = in_teacher_res9_conv0_weight[i] * 0.0005f;
+        const float v2795 = v2606 + v2794;
+        const float v2796 = in_teacher_momentum_res9_conv0_weight[i] * 0.9f;
+        const float v2797 = v2796 + v2795;
+        const float v2798 = v2797 * 0.9f;
+        const float v2799 = v2795 + v2798;
+        const float v2801 = v2799 * in_lr_teacher[0];
+        const float v2802 = in_teacher_res9_conv0_weight[i] - v2801;
+        in_teacher_momentum_res9_conv0_weight[i] = v2797;
+        in_teacher_res9_conv0_weight[i] = v2802;
     }
 }
 
 /* loop [64]
  * %1119 = constant 0.9 : [64]  // student/res9/conv0 update
- * %2281 = mul %2280, %1119 : [64]  // teacher/res9/conv0 update
- * %2282 = add %2281, %1921 : [64]  // teacher/res9/conv0 update
- * %2283 = mul %2282, %1119 : [64]  // teacher/res9/conv0 update
- * %2284 = add %1921, %2283 : [64]  // teacher/res9/conv0 update
- * %2285 = broadcast axes=[] %94 : [64]  // teacher/res9/conv0 update
- * %2286 = mul %2284, %2285 : [64]  // teacher/res9/conv0 update
- * %2287 = sub %22, %2286 : [64]  // teacher/res9/conv0 update
- * %2289 = mul %2288, %1119 : [64]  // teacher/res9/bn1 update
- * %2290 = add %2289, %1904 : [64]  // teacher/res9/bn1 update
- * %2291 = mul %2290, %1119 : [64]  // teacher/res9/bn1 update
- * %2292 = add %1904, %2291 : [64]  // teacher/res9/bn1 update
- * %2293 = mul %2292, %2285 : [64]  // teacher/res9/bn1 update
- * %2294 = sub %23, %2293 : [64]  // teacher/res9/bn1 update
- * %2296 = mul %2295, %1119 : [64]  // teacher/res9/bn1 update
- * %2297 = add %2296, %1899 : [64]  // teacher/res9/bn1 update
- * %2298 = mul %2297, %1119 : [64]  // teacher/res9/bn1 update
- * %2299 = add %1899, %2298 : [64]  // teacher/res9/bn1 update
- * %2300 = mul %2299, %2285 : [64]  // teacher/res9/bn1 update
- * %2301 = sub %24, %2300 : [64]  // teacher/res9/bn1 update
+ * %2804 = mul %2803, %1119 : [64]  // teacher/res9/conv0 update
+ * %2805 = add %2804, %2608 : [64]  // teacher/res9/conv0 update
+ * %2806 = mul %2805, %1119 : [64]  // teacher/res9/conv0 update
+ * %2807 = add %2608, %2806 : [64]  // teacher/res9/conv0 update
+ * %2808 = broadcast axes=[] %94 : [64]  // teacher/res9/conv0 update
+ * %2809 = mul %2807, %2808 : [64]  // teacher/res9/conv0 update
+ * %2810 = sub %22, %2809 : [64]  // teacher/res9/conv0 update
+ * %2812 = mul %2811, %1119 : [64]  // teacher/res9/bn1 update
+ * %2813 = add %2812, %2610 : [64]  // teacher/res9/bn1 update
+ * %2814 = mul %2813, %1119 : [64]  // teacher/res9/bn1 update
+ * %2815 = add %2610, %2814 : [64]  // teacher/res9/bn1 update
+ * %2816 = mul %2815, %2808 : [64]  // teacher/res9/bn1 update
+ * %2817 = sub %23, %2816 : [64]  // teacher/res9/bn1 update
+ * %2819 = mul %2818, %1119 : [64]  // teacher/res9/bn1 update
+ * %2820 = add %2819, %2612 : [64]  // teacher/res9/bn1 update
+ * %2821 = mul %2820, %1119 : [64]  // teacher/res9/bn1 update
+ * %2822 = add %2612, %2821 : [64]  // teacher/res9/bn1 update
+ * %2823 = mul %2822, %2808 : [64]  // teacher/res9/bn1 update
+ * %2824 = sub %24, %2823 : [64]  // teacher/res9/bn1 update
  * in_teacher_momentum_res9_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_res9_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_res9_bn1_scale is updated in place: each element is read before it is overwritten
  * in_teacher_res9_bn1_scale is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_res9_bn1_offset is updated in place: each element is read before it is overwritten
  * in_teacher_res9_bn1_offset is updated in place: each element is read before it is overwritten */
-static void step_teacher_res9_conv0_update_2(float *restrict in_teacher_momentum_res9_conv0_bias, float *restrict in_teacher_res9_conv0_bias, float *restrict in_teacher_momentum_res9_bn1_scale, float *restrict in_teacher_res9_bn1_scale, float *restrict in_teacher_momentum_res9_bn1_offset, float *restrict in_teacher_res9_bn1_offset, const float *restrict t1921, const float *restrict in_lr_teacher, const float *restrict t1904, const float *restrict t1899) {
+static void step_teacher_res9_conv0_update_2(float *restrict in_teacher_momentum_res9_conv0_bias, float *restrict in_teacher_res9_conv0_bias, float *restrict in_teacher_momentum_res9_bn1_scale, float *restrict in_teacher_res9_bn1_scale, float *restrict in_teacher_momentum_res9_bn1_offset, float *restrict in_teacher_res9_bn1_offset, const float *restrict t2608, const float *restrict in_lr_teacher, const float *restrict t2610, const float *restrict t2612) {
     for (size_t i = 0; i < 64; i++) {
-        const float v2281 = in_teacher_momentum_res9_conv0_bias[i] * 0.9f;
-        const float v2282 = v2281 + t1921[i];
-        const float v2283 = v2282 * 0.9f;
-        const float v2284 = t1921[i] + v2283;
-        const float v2286 = v2284 * in_lr_teacher[0];
-        const float v2287 = in_teacher_res9_conv0_bias[i] - v2286;
-        const float v2289 = in_teacher_momentum_res9_bn1_scale[i] * 0.9f;
-        const float v2290 = v2289 + t1904[i];
-        const float v2291 = v2290 * 0.9f;
-        const float v2292 = t1904[i] + v2291;
-        const float v2293 = v2292 * in_lr_teacher[0];
-        const float v2294 = in_teacher_res9_bn1_scale[i] - v2293;
-        const float v2296 = in_teacher_momentum_res9_bn1_offset[i] * 0.9f;
-        const float v2297 = v2296 + t1899[i];
-        const float v2298 = v2297 * 0.9f;
-        const float v2299 = t1899[i] + v2298;
-        const float v2300 = v2299 * in_lr_teacher[0];
-        const float v2301 = in_teacher_res9_bn1_offset[i] - v2300;
-        in_teacher_momentum_res9_conv0_bias[i] = v2282;
-        in_teacher_res9_conv0_bias[i] = v2287;
-        in_teacher_momentum_res9_bn1_scale[i] = v2290;
-        in_teacher_res9_bn1_scale[i] = v2294;
-        in_teacher_momentum_res9_bn1_offset[i] = v2297;
-        in_teacher_res9_bn1_offset[i] = v2301;
+        const float v2804 = in_teacher_momentum_res9_conv0_bias[i] * 0.9f;
+        const float v2805 = v2804 + t2608[i];
+        const float v2806 = v2805 * 0.9f;
+        const float v2807 = t2608[i] + v2806;
+        const float v2809 = v2807 * in_lr_teacher[0];
+        const float v2810 = in_teacher_res9_conv0_bias[i] - v2809;
+        const float v2812 = in_teacher_momentum_res9_bn1_scale[i] * 0.9f;
+        const float v2813 = v2812 + t2610[i];
+        const float v2814 = v2813 * 0.9f;
+        const float v2815 = t2610[i] + v2814;
+        const float v2816 = v2815 * in_lr_teacher[0];
+        const float v2817 = in_teacher_res9_bn1_scale[i] - v2816;
+        const float v2819 = in_teacher_momentum_res9_bn1_offset[i] * 0.9f;
+        const float v2820 = v2819 + t2612[i];
+        const float v2821 = v2820 * 0.9f;
+        const float v2822 = t2612[i] + v2821;
+        const float v2823 = v2822 * in_lr_teacher[0];
+        const float v2824 = in_teacher_res9_bn1_offset[i] - v2823;
+        in_teacher_momentum_res9_conv0_bias[i] = v2805;
+        in_teacher_res9_conv0_bias[i] = v2810;
+        in_teacher_momentum_res9_bn1_scale[i] = v2813;
+        in_teacher_res9_bn1_scale[i] = v2817;
+        in_teacher_momentum_res9_bn1_offset[i] = v2820;
+        in_teacher_res9_bn1_offset[i] = v2824;
     }
 }
 
 /* loop [3,3,64,64] split
  * %1142 = constant 0.0005 : [3,3,64,64]  // student/res9/conv3 update
  * %1145 = constant 0.9 : [3,3,64,64]  // student/res9/conv3 update
- * %2303 = mul %25, %1142 : [3,3,64,64]  // teacher/res9/conv3 update
- * %2304 = add %1890, %2303 : [3,3,64,64]  // teacher/res9/conv3 update
- * %2305 = mul %2302, %1145 : [3,3,64,64]  // teacher/res9/conv3 update
- * %2306 = add %2305, %2304 : [3,3,64,64]  // teacher/res9/conv3 update
- * %2307 = mul %2306, %1145 : [3,3,64,64]  // teacher/res9/conv3 update
- * %2308 = add %2304, %2307 : [3,3,64,64]  // teacher/res9/conv3 update
- * %2309 = broadcast axes=[] %94 : [3,3,64,64]  // teacher/res9/conv3 update
- * %2310 = mul %2308, %2309 : [3,3,64,64]  // teacher/res9/conv3 update
- * %2311 = sub %25, %2310 : [3,3,64,64]  // teacher/res9/conv3 update
+ * %2613 = add %1837, %2111 : [3,3,64,64]  // teacher/gradient fwd
+ * %2614 = add %2613, %2363 : [3,3,64,64]  // teacher/gradient fwd
+ * %2826 = mul %25, %1142 : [3,3,64,64]  // teacher/res9/conv3 update
+ * %2827 = add %2614, %2826 : [3,3,64,64]  // teacher/res9/conv3 update
+ * %2828 = mul %2825, %1145 : [3,3,64,64]  // teacher/res9/conv3 update
+ * %2829 = add %2828, %2827 : [3,3,64,64]  // teacher/res9/conv3 update
+ * %2830 = mul %2829, %1145 : [3,3,64,64]  // teacher/res9/conv3 update
+ * %2831 = add %2827, %2830 : [3,3,64,64]  // teacher/res9/conv3 update
+ * %2832 = broadcast axes=[] %94 : [3,3,64,64]  // teacher/res9/conv3 update
+ * %2833 = mul %2831, %2832 : [3,3,64,64]  // teacher/res9/conv3 update
+ * %2834 = sub %25, %2833 : [3,3,64,64]  // teacher/res9/conv3 update
  * in_teacher_momentum_res9_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_res9_conv3_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
     float *in_teacher_momentum_res9_conv3_weight;
     float *in_teacher_res9_conv3_weight;
-    const float *t1890;
+    const float *t1837;
+    const float *t2111;
+    const float *t2363;
     const float *in_lr_teacher;
 } step_teacher_res9_conv3_update_pointers;
 
@@ -17433,473 +23143,479 @@ static void step_teacher_res9_conv3_update_part(void *context, int part, int par
     (void)parts;
     float *restrict in_teacher_momentum_res9_conv3_weight = p->in_teacher_momentum_res9_conv3_weight;
     float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
-    const float *restrict t1890 = p->t1890;
+    const float *restrict t1837 = p->t1837;
+    const float *restrict t2111 = p->t2111;
+    const float *restrict t2363 = p->t2363;
     const float *restrict in_lr_teacher = p->in_lr_teacher;
     size_t lo, hi;
     while (mplc_claim(3, 1, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 12288; i < (size_t)(hi) * 12288; i++) {
-            const float v2303 = in_teacher_res9_conv3_weight[i] * 0.0005f;
-            const float v2304 = t1890[i] + v2303;
-            const float v2305 = in_teacher_momentum_res9_conv3_weight[i] * 0.9f;
-            const float v2306 = v2305 + v2304;
-            const float v2307 = v2306 * 0.9f;
-            const float v2308 = v2304 + v2307;
-            const float v2310 = v2308 * in_lr_teacher[0];
-            const float v2311 = in_teacher_res9_conv3_weight[i] - v2310;
-            in_teacher_momentum_res9_conv3_weight[i] = v2306;
-            in_teacher_res9_conv3_weight[i] = v2311;
+            const float v2613 = t1837[i] + t2111[i];
+            const float v2614 = v2613 + t2363[i];
+            const float v2826 = in_teacher_res9_conv3_weight[i] * 0.0005f;
+            const float v2827 = v2614 + v2826;
+            const float v2828 = in_teacher_momentum_res9_conv3_weight[i] * 0.9f;
+            const float v2829 = v2828 + v2827;
+            const float v2830 = v2829 * 0.9f;
+            const float v2831 = v2827 + v2830;
+            const float v2833 = v2831 * in_lr_teacher[0];
+            const float v2834 = in_teacher_res9_conv3_weight[i] - v2833;
+            in_teacher_momentum_res9_conv3_weight[i] = v2829;
+            in_teacher_res9_conv3_weight[i] = v2834;
         }
     }
 }
 
-static void step_teacher_res9_conv3_update(float *restrict in_teacher_momentum_res9_conv3_weight, float *restrict in_teacher_res9_conv3_weight, const float *restrict t1890, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_teacher_res9_conv3_update_part, &(step_teacher_res9_conv3_update_pointers){in_teacher_momentum_res9_conv3_weight, in_teacher_res9_conv3_weight, t1890, in_lr_teacher});
+static void step_teacher_res9_conv3_update(float *restrict in_teacher_momentum_res9_conv3_weight, float *restrict in_teacher_res9_conv3_weight, const float *restrict t1837, const float *restrict t2111, const float *restrict t2363, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_res9_conv3_update_part, &(step_teacher_res9_conv3_update_pointers){in_teacher_momentum_res9_conv3_weight, in_teacher_res9_conv3_weight, t1837, t2111, t2363, in_lr_teacher});
 }
 
 /* loop [64]
  * %1119 = constant 0.9 : [64]  // student/res9/conv0 update
- * %2285 = broadcast axes=[] %94 : [64]  // teacher/res9/conv0 update
- * %2313 = mul %2312, %1119 : [64]  // teacher/res9/conv3 update
- * %2314 = add %2313, %1887 : [64]  // teacher/res9/conv3 update
- * %2315 = mul %2314, %1119 : [64]  // teacher/res9/conv3 update
- * %2316 = add %1887, %2315 : [64]  // teacher/res9/conv3 update
- * %2317 = mul %2316, %2285 : [64]  // teacher/res9/conv3 update
- * %2318 = sub %26, %2317 : [64]  // teacher/res9/conv3 update
+ * %2808 = broadcast axes=[] %94 : [64]  // teacher/res9/conv0 update
+ * %2836 = mul %2835, %1119 : [64]  // teacher/res9/conv3 update
+ * %2837 = add %2836, %2616 : [64]  // teacher/res9/conv3 update
+ * %2838 = mul %2837, %1119 : [64]  // teacher/res9/conv3 update
+ * %2839 = add %2616, %2838 : [64]  // teacher/res9/conv3 update
+ * %2840 = mul %2839, %2808 : [64]  // teacher/res9/conv3 update
+ * %2841 = sub %26, %2840 : [64]  // teacher/res9/conv3 update
  * in_teacher_momentum_res9_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_res9_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_res9_conv3_update_2(float *restrict in_teacher_momentum_res9_conv3_bias, float *restrict in_teacher_res9_conv3_bias, const float *restrict t1887, const float *restrict in_lr_teacher) {
+static void step_teacher_res9_conv3_update_2(float *restrict in_teacher_momentum_res9_conv3_bias, float *restrict in_teacher_res9_conv3_bias, const float *restrict t2616, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
-        const float v2313 = in_teacher_momentum_res9_conv3_bias[i] * 0.9f;
-        const float v2314 = v2313 + t1887[i];
-        const float v2315 = v2314 * 0.9f;
-        const float v2316 = t1887[i] + v2315;
-        const float v2317 = v2316 * in_lr_teacher[0];
-        const float v2318 = in_teacher_res9_conv3_bias[i] - v2317;
-        in_teacher_momentum_res9_conv3_bias[i] = v2314;
-        in_teacher_res9_conv3_bias[i] = v2318;
+        const float v2836 = in_teacher_momentum_res9_conv3_bias[i] * 0.9f;
+        const float v2837 = v2836 + t2616[i];
+        const float v2838 = v2837 * 0.9f;
+        const float v2839 = t2616[i] + v2838;
+        const float v2840 = v2839 * in_lr_teacher[0];
+        const float v2841 = in_teacher_res9_conv3_bias[i] - v2840;
+        in_teacher_momentum_res9_conv3_bias[i] = v2837;
+        in_teacher_res9_conv3_bias[i] = v2841;
     }
 }
 
 /* loop [1,1,32,64]
  * %1161 = constant 0.0005 : [1,1,32,64]  // student/res9/shortcut update
  * %1164 = constant 0.9 : [1,1,32,64]  // student/res9/shortcut update
- * %2320 = mul %27, %1161 : [1,1,32,64]  // teacher/res9/shortcut update
- * %2321 = add %1885, %2320 : [1,1,32,64]  // teacher/res9/shortcut update
- * %2322 = mul %2319, %1164 : [1,1,32,64]  // teacher/res9/shortcut update
- * %2323 = add %2322, %2321 : [1,1,32,64]  // teacher/res9/shortcut update
- * %2324 = mul %2323, %1164 : [1,1,32,64]  // teacher/res9/shortcut update
- * %2325 = add %2321, %2324 : [1,1,32,64]  // teacher/res9/shortcut update
- * %2326 = broadcast axes=[] %94 : [1,1,32,64]  // teacher/res9/shortcut update
- * %2327 = mul %2325, %2326 : [1,1,32,64]  // teacher/res9/shortcut update
- * %2328 = sub %27, %2327 : [1,1,32,64]  // teacher/res9/shortcut update
+ * %2617 = add %1832, %2106 : [1,1,32,64]  // teacher/gradient fwd
+ * %2618 = add %2617, %2358 : [1,1,32,64]  // teacher/gradient fwd
+ * %2843 = mul %27, %1161 : [1,1,32,64]  // teacher/res9/shortcut update
+ * %2844 = add %2618, %2843 : [1,1,32,64]  // teacher/res9/shortcut update
+ * %2845 = mul %2842, %1164 : [1,1,32,64]  // teacher/res9/shortcut update
+ * %2846 = add %2845, %2844 : [1,1,32,64]  // teacher/res9/shortcut update
+ * %2847 = mul %2846, %1164 : [1,1,32,64]  // teacher/res9/shortcut update
+ * %2848 = add %2844, %2847 : [1,1,32,64]  // teacher/res9/shortcut update
+ * %2849 = broadcast axes=[] %94 : [1,1,32,64]  // teacher/res9/shortcut update
+ * %2850 = mul %2848, %2849 : [1,1,32,64]  // teacher/res9/shortcut update
+ * %2851 = sub %27, %2850 : [1,1,32,64]  // teacher/res9/shortcut update
  * in_teacher_momentum_res9_shortcut_weight is updated in place: each element is read before it is overwritten
  * in_teacher_res9_shortcut_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_res9_shortcut_update(float *restrict in_teacher_momentum_res9_shortcut_weight, float *restrict in_teacher_res9_shortcut_weight, const float *restrict t1885, const float *restrict in_lr_teacher) {
+static void step_teacher_res9_shortcut_update(float *restrict in_teacher_momentum_res9_shortcut_weight, float *restrict in_teacher_res9_shortcut_weight, const float *restrict t1832, const float *restrict t2106, const float *restrict t2358, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 2048; i++) {
-        const float v2320 = in_teacher_res9_shortcut_weight[i] * 0.0005f;
-        const float v2321 = t1885[i] + v2320;
-        const float v2322 = in_teacher_momentum_res9_shortcut_weight[i] * 0.9f;
-        const float v2323 = v2322 + v2321;
-        const float v2324 = v2323 * 0.9f;
-        const float v2325 = v2321 + v2324;
-        const float v2327 = v2325 * in_lr_teacher[0];
-        const float v2328 = in_teacher_res9_shortcut_weight[i] - v2327;
-        in_teacher_momentum_res9_shortcut_weight[i] = v2323;
-        in_teacher_res9_shortcut_weight[i] = v2328;
+        const float v2617 = t1832[i] + t2106[i];
+        const float v2618 = v2617 + t2358[i];
+        const float v2843 = in_teacher_res9_shortcut_weight[i] * 0.0005f;
+        const float v2844 = v2618 + v2843;
+        const float v2845 = in_teacher_momentum_res9_shortcut_weight[i] * 0.9f;
+        const float v2846 = v2845 + v2844;
+        const float v2847 = v2846 * 0.9f;
+        const float v2848 = v2844 + v2847;
+        const float v2850 = v2848 * in_lr_teacher[0];
+        const float v2851 = in_teacher_res9_shortcut_weight[i] - v2850;
+        in_teacher_momentum_res9_shortcut_weight[i] = v2846;
+        in_teacher_res9_shortcut_weight[i] = v2851;
     }
 }
 
 /* loop [64]
  * %1119 = constant 0.9 : [64]  // student/res9/conv0 update
- * %2285 = broadcast axes=[] %94 : [64]  // teacher/res9/conv0 update
- * %2330 = mul %2329, %1119 : [64]  // teacher/bn10 update
- * %2331 = add %2330, %1860 : [64]  // teacher/bn10 update
- * %2332 = mul %2331, %1119 : [64]  // teacher/bn10 update
- * %2333 = add %1860, %2332 : [64]  // teacher/bn10 update
- * %2334 = mul %2333, %2285 : [64]  // teacher/bn10 update
- * %2335 = sub %28, %2334 : [64]  // teacher/bn10 update
- * %2337 = mul %2336, %1119 : [64]  // teacher/bn10 update
- * %2338 = add %2337, %1847 : [64]  // teacher/bn10 update
- * %2339 = mul %2338, %1119 : [64]  // teacher/bn10 update
- * %2340 = add %1847, %2339 : [64]  // teacher/bn10 update
- * %2341 = mul %2340, %2285 : [64]  // teacher/bn10 update
- * %2342 = sub %29, %2341 : [64]  // teacher/bn10 update
+ * %2808 = broadcast axes=[] %94 : [64]  // teacher/res9/conv0 update
+ * %2853 = mul %2852, %1119 : [64]  // teacher/bn10 update
+ * %2854 = add %2853, %2620 : [64]  // teacher/bn10 update
+ * %2855 = mul %2854, %1119 : [64]  // teacher/bn10 update
+ * %2856 = add %2620, %2855 : [64]  // teacher/bn10 update
+ * %2857 = mul %2856, %2808 : [64]  // teacher/bn10 update
+ * %2858 = sub %28, %2857 : [64]  // teacher/bn10 update
+ * %2860 = mul %2859, %1119 : [64]  // teacher/bn10 update
+ * %2861 = add %2860, %2622 : [64]  // teacher/bn10 update
+ * %2862 = mul %2861, %1119 : [64]  // teacher/bn10 update
+ * %2863 = add %2622, %2862 : [64]  // teacher/bn10 update
+ * %2864 = mul %2863, %2808 : [64]  // teacher/bn10 update
+ * %2865 = sub %29, %2864 : [64]  // teacher/bn10 update
  * in_teacher_momentum_bn10_scale is updated in place: each element is read before it is overwritten
  * in_teacher_bn10_scale is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_bn10_offset is updated in place: each element is read before it is overwritten
  * in_teacher_bn10_offset is updated in place: each element is read before it is overwritten */
-static void step_teacher_bn10_update(float *restrict in_teacher_momentum_bn10_scale, float *restrict in_teacher_bn10_scale, float *restrict in_teacher_momentum_bn10_offset, float *restrict in_teacher_bn10_offset, const float *restrict t1860, const float *restrict in_lr_teacher, const float *restrict t1847) {
+static void step_teacher_bn10_update(float *restrict in_teacher_momentum_bn10_scale, float *restrict in_teacher_bn10_scale, float *restrict in_teacher_momentum_bn10_offset, float *restrict in_teacher_bn10_offset, const float *restrict t2620, const float *restrict in_lr_teacher, const float *restrict t2622) {
     for (size_t i = 0; i < 64; i++) {
-        const float v2330 = in_teacher_momentum_bn10_scale[i] * 0.9f;
-        const float v2331 = v2330 + t1860[i];
-        const float v2332 = v2331 * 0.9f;
-        const float v2333 = t1860[i] + v2332;
-        const float v2334 = v2333 * in_lr_teacher[0];
-        const float v2335 = in_teacher_bn10_scale[i] - v2334;
-        const float v2337 = in_teacher_momentum_bn10_offset[i] * 0.9f;
-        const float v2338 = v2337 + t1847[i];
-        const float v2339 = v2338 * 0.9f;
-        const float v2340 = t1847[i] + v2339;
-        const float v2341 = v2340 * in_lr_teacher[0];
-        const float v2342 = in_teacher_bn10_offset[i] - v2341;
-        in_teacher_momentum_bn10_scale[i] = v2331;
-        in_teacher_bn10_scale[i] = v2335;
-        in_teacher_momentum_bn10_offset[i] = v2338;
-        in_teacher_bn10_offset[i] = v2342;
+        const float v2853 = in_teacher_momentum_bn10_scale[i] * 0.9f;
+        const float v2854 = v2853 + t2620[i];
+        const float v2855 = v2854 * 0.9f;
+        const float v2856 = t2620[i] + v2855;
+        const float v2857 = v2856 * in_lr_teacher[0];
+        const float v2858 = in_teacher_bn10_scale[i] - v2857;
+        const float v2860 = in_teacher_momentum_bn10_offset[i] * 0.9f;
+        const float v2861 = v2860 + t2622[i];
+        const float v2862 = v2861 * 0.9f;
+        const float v2863 = t2622[i] + v2862;
+        const float v2864 = v2863 * in_lr_teacher[0];
+        const float v2865 = in_teacher_bn10_offset[i] - v2864;
+        in_teacher_momentum_bn10_scale[i] = v2854;
+        in_teacher_bn10_scale[i] = v2858;
+        in_teacher_momentum_bn10_offset[i] = v2861;
+        in_teacher_bn10_offset[i] = v2865;
     }
 }
 
-/* gemm blas m=64 n=10 k=32 tA +epilogue
+/* loop [64,10]
  * %1187 = constant 0.0005 : [64,10]  // student/dense13 update
  * %1190 = constant 0.9 : [64,10]  // student/dense13 update
- * %1815 = matmul tA %1814, %1808 : [64,10]  // teacher/dense14 vjp
- * %1818 = add %1815, %1817 : [64,10]  // teacher/dense14 vjp
- * %2344 = mul %30, %1187 : [64,10]  // teacher/dense14 update
- * %2345 = add %1818, %2344 : [64,10]  // teacher/dense14 update
- * %2346 = mul %2343, %1190 : [64,10]  // teacher/dense14 update
- * %2347 = add %2346, %2345 : [64,10]  // teacher/dense14 update
- * %2348 = mul %2347, %1190 : [64,10]  // teacher/dense14 update
- * %2349 = add %2345, %2348 : [64,10]  // teacher/dense14 update
- * %2350 = broadcast axes=[] %94 : [64,10]  // teacher/dense14 update
- * %2351 = mul %2349, %2350 : [64,10]  // teacher/dense14 update
- * %2352 = sub %30, %2351 : [64,10]  // teacher/dense14 update
+ * %2623 = add %1789, %2066 : [64,10]  // teacher/gradient fwd
+ * %2624 = add %2623, %2323 : [64,10]  // teacher/gradient fwd
+ * %2867 = mul %30, %1187 : [64,10]  // teacher/dense14 update
+ * %2868 = add %2624, %2867 : [64,10]  // teacher/dense14 update
+ * %2869 = mul %2866, %1190 : [64,10]  // teacher/dense14 update
+ * %2870 = add %2869, %2868 : [64,10]  // teacher/dense14 update
+ * %2871 = mul %2870, %1190 : [64,10]  // teacher/dense14 update
+ * %2872 = add %2868, %2871 : [64,10]  // teacher/dense14 update
+ * %2873 = broadcast axes=[] %94 : [64,10]  // teacher/dense14 update
+ * %2874 = mul %2872, %2873 : [64,10]  // teacher/dense14 update
+ * %2875 = sub %30, %2874 : [64,10]  // teacher/dense14 update
  * in_teacher_momentum_dense14_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense14_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense14_vjp_7(float *restrict t2345, float *restrict in_teacher_momentum_dense14_weight, float *restrict in_teacher_dense14_weight, const float *restrict t1814, const float *restrict t1808, const float *restrict t1817, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 32, 1.0f, t1814, 64, t1808, 10, 0.0f, t2345, 10);
-    /* epilogue, in place on the product */
+static void step_teacher_dense14_update(float *restrict in_teacher_momentum_dense14_weight, float *restrict in_teacher_dense14_weight, const float *restrict t1789, const float *restrict t2066, const float *restrict t2323, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 640; i++) {
-        const float v1818 = t2345[i] + t1817[i];
-        const float v2344 = in_teacher_dense14_weight[i] * 0.0005f;
-        const float v2345 = v1818 + v2344;
-        const float v2346 = in_teacher_momentum_dense14_weight[i] * 0.9f;
-        const float v2347 = v2346 + v2345;
-        const float v2348 = v2347 * 0.9f;
-        const float v2349 = v2345 + v2348;
-        const float v2351 = v2349 * in_lr_teacher[0];
-        const float v2352 = in_teacher_dense14_weight[i] - v2351;
-        t2345[i] = v2345;
-        in_teacher_momentum_dense14_weight[i] = v2347;
-        in_teacher_dense14_weight[i] = v2352;
+        const float v2623 = t1789[i] + t2066[i];
+        const float v2624 = v2623 + t2323[i];
+        const float v2867 = in_teacher_dense14_weight[i] * 0.0005f;
+        const float v2868 = v2624 + v2867;
+        const float v2869 = in_teacher_momentum_dense14_weight[i] * 0.9f;
+        const float v2870 = v2869 + v2868;
+        const float v2871 = v2870 * 0.9f;
+        const float v2872 = v2868 + v2871;
+        const float v2874 = v2872 * in_lr_teacher[0];
+        const float v2875 = in_teacher_dense14_weight[i] - v2874;
+        in_teacher_momentum_dense14_weight[i] = v2870;
+        in_teacher_dense14_weight[i] = v2875;
     }
 }
 
 /* loop [10]
  * %1199 = constant 0.9 : [10]  // student/dense13 update
- * %2354 = mul %2353, %1199 : [10]  // teacher/dense14 update
- * %2355 = add %2354, %1811 : [10]  // teacher/dense14 update
- * %2356 = mul %2355, %1199 : [10]  // teacher/dense14 update
- * %2357 = add %1811, %2356 : [10]  // teacher/dense14 update
- * %2358 = broadcast axes=[] %94 : [10]  // teacher/dense14 update
- * %2359 = mul %2357, %2358 : [10]  // teacher/dense14 update
- * %2360 = sub %31, %2359 : [10]  // teacher/dense14 update
+ * %2877 = mul %2876, %1199 : [10]  // teacher/dense14 update
+ * %2878 = add %2877, %2626 : [10]  // teacher/dense14 update
+ * %2879 = mul %2878, %1199 : [10]  // teacher/dense14 update
+ * %2880 = add %2626, %2879 : [10]  // teacher/dense14 update
+ * %2881 = broadcast axes=[] %94 : [10]  // teacher/dense14 update
+ * %2882 = mul %2880, %2881 : [10]  // teacher/dense14 update
+ * %2883 = sub %31, %2882 : [10]  // teacher/dense14 update
  * in_teacher_momentum_dense14_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense14_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense14_update(float *restrict in_teacher_momentum_dense14_bias, float *restrict in_teacher_dense14_bias, const float *restrict t1811, const float *restrict in_lr_teacher) {
+static void step_teacher_dense14_update_2(float *restrict in_teacher_momentum_dense14_bias, float *restrict in_teacher_dense14_bias, const float *restrict t2626, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v2354 = in_teacher_momentum_dense14_bias[i] * 0.9f;
-        const float v2355 = v2354 + t1811[i];
-        const float v2356 = v2355 * 0.9f;
-        const float v2357 = t1811[i] + v2356;
-        const float v2359 = v2357 * in_lr_teacher[0];
-        const float v2360 = in_teacher_dense14_bias[i] - v2359;
-        in_teacher_momentum_dense14_bias[i] = v2355;
-        in_teacher_dense14_bias[i] = v2360;
+        const float v2877 = in_teacher_momentum_dense14_bias[i] * 0.9f;
+        const float v2878 = v2877 + t2626[i];
+        const float v2879 = v2878 * 0.9f;
+        const float v2880 = t2626[i] + v2879;
+        const float v2882 = v2880 * in_lr_teacher[0];
+        const float v2883 = in_teacher_dense14_bias[i] - v2882;
+        in_teacher_momentum_dense14_bias[i] = v2878;
+        in_teacher_dense14_bias[i] = v2883;
     }
 }
 
 /* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %2361 = mul %1682, %1682 : [3,3,1,16]  // teacher/feedback fwd
- * %2362 = reduce_sum axes=[0, 1, 2, 3] %2361 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_34(float *restrict t2362, const float *restrict t1682) {
+ * %2884 = mul %1682, %1682 : [3,3,1,16]  // teacher/gradient fwd
+ * %2885 = reduce_sum axes=[0, 1, 2, 3] %2884 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t2885, const float *restrict t1682) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v2361 = t1682[i0 * 48 + i1 * 16 + i3] * t1682[i0 * 48 + i1 * 16 + i3];
-                    sum += v2361;
+                    const float v2884 = t1682[i0 * 48 + i1 * 16 + i3] * t1682[i0 * 48 + i1 * 16 + i3];
+                    sum += v2884;
                 }
             }
         }
     }
-    t2362[0] = (float)sum;
+    t2885[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2363 = mul %1680, %1680 : [16]  // teacher/feedback fwd
- * %2364 = reduce_sum axes=[0] %2363 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_35(float *restrict t2364, const float *restrict t1680) {
+ * %2886 = mul %1680, %1680 : [16]  // teacher/gradient fwd
+ * %2887 = reduce_sum axes=[0] %2886 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t2887, const float *restrict t1680) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2363 = t1680[i0] * t1680[i0];
-        sum += v2363;
+        const float v2886 = t1680[i0] * t1680[i0];
+        sum += v2886;
     }
-    t2364[0] = (float)sum;
+    t2887[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2366 = mul %1663, %1663 : [16]  // teacher/feedback fwd
- * %2367 = reduce_sum axes=[0] %2366 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_36(float *restrict t2367, const float *restrict t1663) {
+ * %2889 = mul %1663, %1663 : [16]  // teacher/gradient fwd
+ * %2890 = reduce_sum axes=[0] %2889 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t2890, const float *restrict t1663) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2366 = t1663[i0] * t1663[i0];
-        sum += v2366;
+        const float v2889 = t1663[i0] * t1663[i0];
+        sum += v2889;
     }
-    t2367[0] = (float)sum;
+    t2890[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2369 = mul %1658, %1658 : [16]  // teacher/feedback fwd
- * %2370 = reduce_sum axes=[0] %2369 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_37(float *restrict t2370, const float *restrict t1658) {
+ * %2892 = mul %1658, %1658 : [16]  // teacher/gradient fwd
+ * %2893 = reduce_sum axes=[0] %2892 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t2893, const float *restrict t1658) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2369 = t1658[i0] * t1658[i0];
-        sum += v2369;
+        const float v2892 = t1658[i0] * t1658[i0];
+        sum += v2892;
     }
-    t2370[0] = (float)sum;
+    t2893[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,16,16] axes=[0, 1, 2, 3]
- * %2372 = mul %1648, %1648 : [3,3,16,16]  // teacher/feedback fwd
- * %2373 = reduce_sum axes=[0, 1, 2, 3] %2372 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_38(float *restrict t2373, const float *restrict t1648) {
+ * %2895 = mul %1648, %1648 : [3,3,16,16]  // teacher/gradient fwd
+ * %2896 = reduce_sum axes=[0, 1, 2, 3] %2895 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t2896, const float *restrict t1648) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v2372 = t1648[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t1648[i0 * 768 + i1 * 256 + i2 * 16 + i3];
-                    sum += v2372;
+                    const float v2895 = t1648[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t1648[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v2895;
                 }
             }
         }
     }
-    t2373[0] = (float)sum;
+    t2896[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2375 = mul %1645, %1645 : [16]  // teacher/feedback fwd
- * %2376 = reduce_sum axes=[0] %2375 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_39(float *restrict t2376, const float *restrict t1645) {
+ * %2898 = mul %1645, %1645 : [16]  // teacher/gradient fwd
+ * %2899 = reduce_sum axes=[0] %2898 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t2899, const float *restrict t1645) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2375 = t1645[i0] * t1645[i0];
-        sum += v2375;
+        const float v2898 = t1645[i0] * t1645[i0];
+        sum += v2898;
     }
-    t2376[0] = (float)sum;
+    t2899[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2378 = mul %1628, %1628 : [16]  // teacher/feedback fwd
- * %2379 = reduce_sum axes=[0] %2378 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_40(float *restrict t2379, const float *restrict t1628) {
+ * %2901 = mul %1628, %1628 : [16]  // teacher/gradient fwd
+ * %2902 = reduce_sum axes=[0] %2901 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t2902, const float *restrict t1628) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2378 = t1628[i0] * t1628[i0];
-        sum += v2378;
+        const float v2901 = t1628[i0] * t1628[i0];
+        sum += v2901;
     }
-    t2379[0] = (float)sum;
+    t2902[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2381 = mul %1623, %1623 : [16]  // teacher/feedback fwd
- * %2382 = reduce_sum axes=[0] %2381 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_41(float *restrict t2382, const float *restrict t1623) {
+ * %2904 = mul %1623, %1623 : [16]  // teacher/gradient fwd
+ * %2905 = reduce_sum axes=[0] %2904 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t2905, const float *restrict t1623) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2381 = t1623[i0] * t1623[i0];
-        sum += v2381;
+        const float v2904 = t1623[i0] * t1623[i0];
+        sum += v2904;
     }
-    t2382[0] = (float)sum;
+    t2905[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,16,16] axes=[0, 1, 2, 3]
- * %2384 = mul %1614, %1614 : [3,3,16,16]  // teacher/feedback fwd
- * %2385 = reduce_sum axes=[0, 1, 2, 3] %2384 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_42(float *restrict t2385, const float *restrict t1614) {
+ * %2907 = mul %1614, %1614 : [3,3,16,16]  // teacher/gradient fwd
+ * %2908 = reduce_sum axes=[0, 1, 2, 3] %2907 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t2908, const float *restrict t1614) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v2384 = t1614[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t1614[i0 * 768 + i1 * 256 + i2 * 16 + i3];
-                    sum += v2384;
+                    const float v2907 = t1614[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t1614[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v2907;
                 }
             }
         }
     }
-    t2385[0] = (float)sum;
+    t2908[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2387 = mul %1611, %1611 : [16]  // teacher/feedback fwd
- * %2388 = reduce_sum axes=[0] %2387 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_43(float *restrict t2388, const float *restrict t1611) {
+ * %2910 = mul %1611, %1611 : [16]  // teacher/gradient fwd
+ * %2911 = reduce_sum axes=[0] %2910 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t2911, const float *restrict t1611) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2387 = t1611[i0] * t1611[i0];
-        sum += v2387;
+        const float v2910 = t1611[i0] * t1611[i0];
+        sum += v2910;
     }
-    t2388[0] = (float)sum;
+    t2911[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2390 = mul %1593, %1593 : [16]  // teacher/feedback fwd
- * %2391 = reduce_sum axes=[0] %2390 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_44(float *restrict t2391, const float *restrict t1593) {
+ * %2913 = mul %1593, %1593 : [16]  // teacher/gradient fwd
+ * %2914 = reduce_sum axes=[0] %2913 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_15(float *restrict t2914, const float *restrict t1593) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2390 = t1593[i0] * t1593[i0];
-        sum += v2390;
+        const float v2913 = t1593[i0] * t1593[i0];
+        sum += v2913;
     }
-    t2391[0] = (float)sum;
+    t2914[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2393 = mul %1588, %1588 : [16]  // teacher/feedback fwd
- * %2394 = reduce_sum axes=[0] %2393 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_45(float *restrict t2394, const float *restrict t1588) {
+ * %2916 = mul %1588, %1588 : [16]  // teacher/gradient fwd
+ * %2917 = reduce_sum axes=[0] %2916 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_16(float *restrict t2917, const float *restrict t1588) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2393 = t1588[i0] * t1588[i0];
-        sum += v2393;
+        const float v2916 = t1588[i0] * t1588[i0];
+        sum += v2916;
     }
-    t2394[0] = (float)sum;
+    t2917[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %2396 = mul %1577, %1577 : [3,3,16,32]  // teacher/feedback fwd
- * %2397 = reduce_sum axes=[0, 1, 2, 3] %2396 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_46(float *restrict t2397, const float *restrict t1577) {
+ * %2919 = mul %1577, %1577 : [3,3,16,32]  // teacher/gradient fwd
+ * %2920 = reduce_sum axes=[0, 1, 2, 3] %2919 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_17(float *restrict t2920, const float *restrict t1577) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v2396 = t1577[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t1577[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v2396;
+                    const float v2919 = t1577[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t1577[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v2919;
                 }
             }
         }
     }
-    t2397[0] = (float)sum;
+    t2920[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %2399 = mul %1574, %1574 : [32]  // teacher/feedback fwd
- * %2400 = reduce_sum axes=[0] %2399 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_47(float *restrict t2400, const float *restrict t1574) {
+ * %2922 = mul %1574, %1574 : [32]  // teacher/gradient fwd
+ * %2923 = reduce_sum axes=[0] %2922 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_18(float *restrict t2923, const float *restrict t1574) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v2399 = t1574[i0] * t1574[i0];
-        sum += v2399;
+        const float v2922 = t1574[i0] * t1574[i0];
+        sum += v2922;
     }
-    t2400[0] = (float)sum;
+    t2923[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %2402 = mul %1557, %1557 : [32]  // teacher/feedback fwd
- * %2403 = reduce_sum axes=[0] %2402 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_48(float *restrict t2403, const float *restrict t1557) {
+ * %2925 = mul %1557, %1557 : [32]  // teacher/gradient fwd
+ * %2926 = reduce_sum axes=[0] %2925 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_19(float *restrict t2926, const float *restrict t1557) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v2402 = t1557[i0] * t1557[i0];
-        sum += v2402;
+        const float v2925 = t1557[i0] * t1557[i0];
+        sum += v2925;
     }
-    t2403[0] = (float)sum;
+    t2926[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %2405 = mul %1552, %1552 : [32]  // teacher/feedback fwd
- * %2406 = reduce_sum axes=[0] %2405 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_49(float *restrict t2406, const float *restrict t1552) {
+ * %2928 = mul %1552, %1552 : [32]  // teacher/gradient fwd
+ * %2929 = reduce_sum axes=[0] %2928 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_20(float *restrict t2929, const float *restrict t1552) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v2405 = t1552[i0] * t1552[i0];
-        sum += v2405;
+        const float v2928 = t1552[i0] * t1552[i0];
+        sum += v2928;
     }
-    t2406[0] = (float)sum;
+    t2929[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,32,32] axes=[0, 1, 2, 3]
- * %2408 = mul %1543, %1543 : [3,3,32,32]  // teacher/feedback fwd
- * %2409 = reduce_sum axes=[0, 1, 2, 3] %2408 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_50(float *restrict t2409, const float *restrict t1543) {
+ * %2931 = mul %1543, %1543 : [3,3,32,32]  // teacher/gradient fwd
+ * %2932 = reduce_sum axes=[0, 1, 2, 3] %2931 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_21(float *restrict t2932, const float *restrict t1543) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 32; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v2408 = t1543[i0 * 3072 + i1 * 1024 + i2 * 32 + i3] * t1543[i0 * 3072 + i1 * 1024 + i2 * 32 + i3];
-                    sum += v2408;
+                    const float v2931 = t1543[i0 * 3072 + i1 * 1024 + i2 * 32 + i3] * t1543[i0 * 3072 + i1 * 1024 + i2 * 32 + i3];
+                    sum += v2931;
                 }
             }
         }
     }
-    t2409[0] = (float)sum;
+    t2932[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %2411 = mul %1540, %1540 : [32]  // teacher/feedback fwd
- * %2412 = reduce_sum axes=[0] %2411 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_51(float *restrict t2412, const float *restrict t1540) {
+ * %2934 = mul %1540, %1540 : [32]  // teacher/gradient fwd
+ * %2935 = reduce_sum axes=[0] %2934 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_22(float *restrict t2935, const float *restrict t1540) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v2411 = t1540[i0] * t1540[i0];
-        sum += v2411;
+        const float v2934 = t1540[i0] * t1540[i0];
+        sum += v2934;
     }
-    t2412[0] = (float)sum;
+    t2935[0] = (float)sum;
 }
 
 /* reduce_sum [1,1,16,32] axes=[0, 1, 2, 3]
- * %2414 = mul %1538, %1538 : [1,1,16,32]  // teacher/feedback fwd
- * %2415 = reduce_sum axes=[0, 1, 2, 3] %2414 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_52(float *restrict t2415, const float *restrict t1538) {
+ * %2937 = mul %1538, %1538 : [1,1,16,32]  // teacher/gradient fwd
+ * %2938 = reduce_sum axes=[0, 1, 2, 3] %2937 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_23(float *restrict t2938, const float *restrict t1538) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 1; i0++) {
         for (size_t i1 = 0; i1 < 1; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v2414 = t1538[i2 * 32 + i3] * t1538[i2 * 32 + i3];
-                    sum += v2414;
+                    const float v2937 = t1538[i2 * 32 + i3] * t1538[i2 * 32 + i3];
+                    sum += v2937;
                 }
             }
         }
     }
-    t2415[0] = (float)sum;
+    t2938[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %2417 = mul %1519, %1519 : [32]  // teacher/feedback fwd
- * %2418 = reduce_sum axes=[0] %2417 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_53(float *restrict t2418, const float *restrict t1519) {
+ * %2940 = mul %1519, %1519 : [32]  // teacher/gradient fwd
+ * %2941 = reduce_sum axes=[0] %2940 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_24(float *restrict t2941, const float *restrict t1519) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v2417 = t1519[i0] * t1519[i0];
-        sum += v2417;
+        const float v2940 = t1519[i0] * t1519[i0];
+        sum += v2940;
     }
-    t2418[0] = (float)sum;
+    t2941[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %2420 = mul %1514, %1514 : [32]  // teacher/feedback fwd
- * %2421 = reduce_sum axes=[0] %2420 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_54(float *restrict t2421, const float *restrict t1514) {
+ * %2943 = mul %1514, %1514 : [32]  // teacher/gradient fwd
+ * %2944 = reduce_sum axes=[0] %2943 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_25(float *restrict t2944, const float *restrict t1514) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v2420 = t1514[i0] * t1514[i0];
-        sum += v2420;
+        const float v2943 = t1514[i0] * t1514[i0];
+        sum += v2943;
     }
-    t2421[0] = (float)sum;
+    t2944[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
- * %2423 = mul %1503, %1503 : [3,3,32,64]  // teacher/feedback fwd
- * %2424 = reduce_sum axes=[0, 1, 2, 3] %2423 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_55(float *restrict t2424, const float *restrict t1503) {
+ * %2946 = mul %1503, %1503 : [3,3,32,64]  // teacher/gradient fwd
+ * %2947 = reduce_sum axes=[0, 1, 2, 3] %2946 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_26(float *restrict t2947, const float *restrict t1503) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -17907,8 +23623,8 @@ static void step_teacher_feedback_fwd_55(float *restrict t2424, const float *res
                 for (size_t i3s = 0; i3s < 64; i3s += 8) {
                     for (size_t lane = 0; lane < 8; lane++) {
                         const size_t i3 = i3s + lane;
-                        const float v2423 = t1503[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t1503[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
-                        sums[lane] += v2423;
+                        const float v2946 = t1503[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t1503[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v2946;
                     }
                 }
             }
@@ -17916,64 +23632,64 @@ static void step_teacher_feedback_fwd_55(float *restrict t2424, const float *res
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2424[0] = (float)sum;
+    t2947[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %2426 = mul %1500, %1500 : [64]  // teacher/feedback fwd
- * %2427 = reduce_sum axes=[0] %2426 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_56(float *restrict t2427, const float *restrict t1500) {
+ * %2949 = mul %1500, %1500 : [64]  // teacher/gradient fwd
+ * %2950 = reduce_sum axes=[0] %2949 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_27(float *restrict t2950, const float *restrict t1500) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v2426 = t1500[i0] * t1500[i0];
-            sums[lane] += v2426;
+            const float v2949 = t1500[i0] * t1500[i0];
+            sums[lane] += v2949;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2427[0] = (float)sum;
+    t2950[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %2429 = mul %1483, %1483 : [64]  // teacher/feedback fwd
- * %2430 = reduce_sum axes=[0] %2429 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_57(float *restrict t2430, const float *restrict t1483) {
+ * %2952 = mul %1483, %1483 : [64]  // teacher/gradient fwd
+ * %2953 = reduce_sum axes=[0] %2952 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_28(float *restrict t2953, const float *restrict t1483) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v2429 = t1483[i0] * t1483[i0];
-            sums[lane] += v2429;
+            const float v2952 = t1483[i0] * t1483[i0];
+            sums[lane] += v2952;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2430[0] = (float)sum;
+    t2953[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %2432 = mul %1478, %1478 : [64]  // teacher/feedback fwd
- * %2433 = reduce_sum axes=[0] %2432 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_58(float *restrict t2433, const float *restrict t1478) {
+ * %2955 = mul %1478, %1478 : [64]  // teacher/gradient fwd
+ * %2956 = reduce_sum axes=[0] %2955 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_29(float *restrict t2956, const float *restrict t1478) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v2432 = t1478[i0] * t1478[i0];
-            sums[lane] += v2432;
+            const float v2955 = t1478[i0] * t1478[i0];
+            sums[lane] += v2955;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2433[0] = (float)sum;
+    t2956[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,64,64] axes=[0, 1, 2, 3]
- * %2435 = mul %1469, %1469 : [3,3,64,64]  // teacher/feedback fwd
- * %2436 = reduce_sum axes=[0, 1, 2, 3] %2435 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_59(float *restrict t2436, const float *restrict t1469) {
+ * %2958 = mul %1469, %1469 : [3,3,64,64]  // teacher/gradient fwd
+ * %2959 = reduce_sum axes=[0, 1, 2, 3] %2958 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_30(float *restrict t2959, const float *restrict t1469) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -17981,8 +23697,8 @@ static void step_teacher_feedback_fwd_59(float *restrict t2436, const float *res
                 for (size_t i3s = 0; i3s < 64; i3s += 8) {
                     for (size_t lane = 0; lane < 8; lane++) {
                         const size_t i3 = i3s + lane;
-                        const float v2435 = t1469[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t1469[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
-                        sums[lane] += v2435;
+                        const float v2958 = t1469[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t1469[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v2958;
                     }
                 }
             }
@@ -17990,30 +23706,30 @@ static void step_teacher_feedback_fwd_59(float *restrict t2436, const float *res
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2436[0] = (float)sum;
+    t2959[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %2438 = mul %1466, %1466 : [64]  // teacher/feedback fwd
- * %2439 = reduce_sum axes=[0] %2438 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_60(float *restrict t2439, const float *restrict t1466) {
+ * %2961 = mul %1466, %1466 : [64]  // teacher/gradient fwd
+ * %2962 = reduce_sum axes=[0] %2961 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_31(float *restrict t2962, const float *restrict t1466) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v2438 = t1466[i0] * t1466[i0];
-            sums[lane] += v2438;
+            const float v2961 = t1466[i0] * t1466[i0];
+            sums[lane] += v2961;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2439[0] = (float)sum;
+    t2962[0] = (float)sum;
 }
 
 /* reduce_sum [1,1,32,64] axes=[0, 1, 2, 3]
- * %2441 = mul %1464, %1464 : [1,1,32,64]  // teacher/feedback fwd
- * %2442 = reduce_sum axes=[0, 1, 2, 3] %2441 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_61(float *restrict t2442, const float *restrict t1464) {
+ * %2964 = mul %1464, %1464 : [1,1,32,64]  // teacher/gradient fwd
+ * %2965 = reduce_sum axes=[0, 1, 2, 3] %2964 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_32(float *restrict t2965, const float *restrict t1464) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1; i0++) {
         for (size_t i1 = 0; i1 < 1; i1++) {
@@ -18021,8 +23737,8 @@ static void step_teacher_feedback_fwd_61(float *restrict t2442, const float *res
                 for (size_t i3s = 0; i3s < 64; i3s += 8) {
                     for (size_t lane = 0; lane < 8; lane++) {
                         const size_t i3 = i3s + lane;
-                        const float v2441 = t1464[i2 * 64 + i3] * t1464[i2 * 64 + i3];
-                        sums[lane] += v2441;
+                        const float v2964 = t1464[i2 * 64 + i3] * t1464[i2 * 64 + i3];
+                        sums[lane] += v2964;
                     }
                 }
             }
@@ -18030,432 +23746,432 @@ static void step_teacher_feedback_fwd_61(float *restrict t2442, const float *res
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2442[0] = (float)sum;
+    t2965[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %2444 = mul %1445, %1445 : [64]  // teacher/feedback fwd
- * %2445 = reduce_sum axes=[0] %2444 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_62(float *restrict t2445, const float *restrict t1445) {
+ * %2967 = mul %1445, %1445 : [64]  // teacher/gradient fwd
+ * %2968 = reduce_sum axes=[0] %2967 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_33(float *restrict t2968, const float *restrict t1445) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v2444 = t1445[i0] * t1445[i0];
-            sums[lane] += v2444;
+            const float v2967 = t1445[i0] * t1445[i0];
+            sums[lane] += v2967;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2445[0] = (float)sum;
+    t2968[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %2447 = mul %1440, %1440 : [64]  // teacher/feedback fwd
- * %2448 = reduce_sum axes=[0] %2447 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_63(float *restrict t2448, const float *restrict t1440) {
+ * %2970 = mul %1440, %1440 : [64]  // teacher/gradient fwd
+ * %2971 = reduce_sum axes=[0] %2970 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_34(float *restrict t2971, const float *restrict t1440) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v2447 = t1440[i0] * t1440[i0];
-            sums[lane] += v2447;
+            const float v2970 = t1440[i0] * t1440[i0];
+            sums[lane] += v2970;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2448[0] = (float)sum;
+    t2971[0] = (float)sum;
 }
 
 /* reduce_sum [64,10] axes=[0, 1]
- * %2450 = mul %1428, %1428 : [64,10]  // teacher/feedback fwd
- * %2451 = reduce_sum axes=[0, 1] %2450 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_64(float *restrict t2451, const float *restrict t1428) {
+ * %2973 = mul %1428, %1428 : [64,10]  // teacher/gradient fwd
+ * %2974 = reduce_sum axes=[0, 1] %2973 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_35(float *restrict t2974, const float *restrict t1428) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v2450 = t1428[i0 * 10 + i1] * t1428[i0 * 10 + i1];
-            sum += v2450;
+            const float v2973 = t1428[i0 * 10 + i1] * t1428[i0 * 10 + i1];
+            sum += v2973;
         }
     }
-    t2451[0] = (float)sum;
+    t2974[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %2453 = mul %1426, %1426 : [10]  // teacher/feedback fwd
- * %2454 = reduce_sum axes=[0] %2453 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_65(float *restrict t2454, const float *restrict t1426) {
+ * %2976 = mul %1426, %1426 : [10]  // teacher/gradient fwd
+ * %2977 = reduce_sum axes=[0] %2976 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_36(float *restrict t2977, const float *restrict t1426) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v2453 = t1426[i0] * t1426[i0];
-        sum += v2453;
+        const float v2976 = t1426[i0] * t1426[i0];
+        sum += v2976;
     }
-    t2454[0] = (float)sum;
+    t2977[0] = (float)sum;
 }
 
 /* loop []
- * %2365 = add %2362, %2364 : []  // teacher/feedback fwd
- * %2368 = add %2365, %2367 : []  // teacher/feedback fwd
- * %2371 = add %2368, %2370 : []  // teacher/feedback fwd
- * %2374 = add %2371, %2373 : []  // teacher/feedback fwd
- * %2377 = add %2374, %2376 : []  // teacher/feedback fwd
- * %2380 = add %2377, %2379 : []  // teacher/feedback fwd
- * %2383 = add %2380, %2382 : []  // teacher/feedback fwd
- * %2386 = add %2383, %2385 : []  // teacher/feedback fwd
- * %2389 = add %2386, %2388 : []  // teacher/feedback fwd
- * %2392 = add %2389, %2391 : []  // teacher/feedback fwd
- * %2395 = add %2392, %2394 : []  // teacher/feedback fwd
- * %2398 = add %2395, %2397 : []  // teacher/feedback fwd
- * %2401 = add %2398, %2400 : []  // teacher/feedback fwd
- * %2404 = add %2401, %2403 : []  // teacher/feedback fwd
- * %2407 = add %2404, %2406 : []  // teacher/feedback fwd
- * %2410 = add %2407, %2409 : []  // teacher/feedback fwd
- * %2413 = add %2410, %2412 : []  // teacher/feedback fwd
- * %2416 = add %2413, %2415 : []  // teacher/feedback fwd
- * %2419 = add %2416, %2418 : []  // teacher/feedback fwd
- * %2422 = add %2419, %2421 : []  // teacher/feedback fwd
- * %2425 = add %2422, %2424 : []  // teacher/feedback fwd
- * %2428 = add %2425, %2427 : []  // teacher/feedback fwd
- * %2431 = add %2428, %2430 : []  // teacher/feedback fwd
- * %2434 = add %2431, %2433 : []  // teacher/feedback fwd
- * %2437 = add %2434, %2436 : []  // teacher/feedback fwd
- * %2440 = add %2437, %2439 : []  // teacher/feedback fwd
- * %2443 = add %2440, %2442 : []  // teacher/feedback fwd
- * %2446 = add %2443, %2445 : []  // teacher/feedback fwd
- * %2449 = add %2446, %2448 : []  // teacher/feedback fwd
- * %2452 = add %2449, %2451 : []  // teacher/feedback fwd
- * %2455 = add %2452, %2454 : []  // teacher/feedback fwd
- * %2456 = sqrt %2455 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_66(float *restrict t2456, const float *restrict t2362, const float *restrict t2364, const float *restrict t2367, const float *restrict t2370, const float *restrict t2373, const float *restrict t2376, const float *restrict t2379, const float *restrict t2382, const float *restrict t2385, const float *restrict t2388, const float *restrict t2391, const float *restrict t2394, const float *restrict t2397, const float *restrict t2400, const float *restrict t2403, const float *restrict t2406, const float *restrict t2409, const float *restrict t2412, const float *restrict t2415, const float *restrict t2418, const float *restrict t2421, const float *restrict t2424, const float *restrict t2427, const float *restrict t2430, const float *restrict t2433, const float *restrict t2436, const float *restrict t2439, const float *restrict t2442, const float *restrict t2445, const float *restrict t2448, const float *restrict t2451, const float *restrict t2454) {
+ * %2888 = add %2885, %2887 : []  // teacher/gradient fwd
+ * %2891 = add %2888, %2890 : []  // teacher/gradient fwd
+ * %2894 = add %2891, %2893 : []  // teacher/gradient fwd
+ * %2897 = add %2894, %2896 : []  // teacher/gradient fwd
+ * %2900 = add %2897, %2899 : []  // teacher/gradient fwd
+ * %2903 = add %2900, %2902 : []  // teacher/gradient fwd
+ * %2906 = add %2903, %2905 : []  // teacher/gradient fwd
+ * %2909 = add %2906, %2908 : []  // teacher/gradient fwd
+ * %2912 = add %2909, %2911 : []  // teacher/gradient fwd
+ * %2915 = add %2912, %2914 : []  // teacher/gradient fwd
+ * %2918 = add %2915, %2917 : []  // teacher/gradient fwd
+ * %2921 = add %2918, %2920 : []  // teacher/gradient fwd
+ * %2924 = add %2921, %2923 : []  // teacher/gradient fwd
+ * %2927 = add %2924, %2926 : []  // teacher/gradient fwd
+ * %2930 = add %2927, %2929 : []  // teacher/gradient fwd
+ * %2933 = add %2930, %2932 : []  // teacher/gradient fwd
+ * %2936 = add %2933, %2935 : []  // teacher/gradient fwd
+ * %2939 = add %2936, %2938 : []  // teacher/gradient fwd
+ * %2942 = add %2939, %2941 : []  // teacher/gradient fwd
+ * %2945 = add %2942, %2944 : []  // teacher/gradient fwd
+ * %2948 = add %2945, %2947 : []  // teacher/gradient fwd
+ * %2951 = add %2948, %2950 : []  // teacher/gradient fwd
+ * %2954 = add %2951, %2953 : []  // teacher/gradient fwd
+ * %2957 = add %2954, %2956 : []  // teacher/gradient fwd
+ * %2960 = add %2957, %2959 : []  // teacher/gradient fwd
+ * %2963 = add %2960, %2962 : []  // teacher/gradient fwd
+ * %2966 = add %2963, %2965 : []  // teacher/gradient fwd
+ * %2969 = add %2966, %2968 : []  // teacher/gradient fwd
+ * %2972 = add %2969, %2971 : []  // teacher/gradient fwd
+ * %2975 = add %2972, %2974 : []  // teacher/gradient fwd
+ * %2978 = add %2975, %2977 : []  // teacher/gradient fwd
+ * %2979 = sqrt %2978 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_37(float *restrict t2979, const float *restrict t2885, const float *restrict t2887, const float *restrict t2890, const float *restrict t2893, const float *restrict t2896, const float *restrict t2899, const float *restrict t2902, const float *restrict t2905, const float *restrict t2908, const float *restrict t2911, const float *restrict t2914, const float *restrict t2917, const float *restrict t2920, const float *restrict t2923, const float *restrict t2926, const float *restrict t2929, const float *restrict t2932, const float *restrict t2935, const float *restrict t2938, const float *restrict t2941, const float *restrict t2944, const float *restrict t2947, const float *restrict t2950, const float *restrict t2953, const float *restrict t2956, const float *restrict t2959, const float *restrict t2962, const float *restrict t2965, const float *restrict t2968, const float *restrict t2971, const float *restrict t2974, const float *restrict t2977) {
     for (size_t i = 0; i < 1; i++) {
-        const float v2365 = t2362[0] + t2364[0];
-        const float v2368 = v2365 + t2367[0];
-        const float v2371 = v2368 + t2370[0];
-        const float v2374 = v2371 + t2373[0];
-        const float v2377 = v2374 + t2376[0];
-        const float v2380 = v2377 + t2379[0];
-        const float v2383 = v2380 + t2382[0];
-        const float v2386 = v2383 + t2385[0];
-        const float v2389 = v2386 + t2388[0];
-        const float v2392 = v2389 + t2391[0];
-        const float v2395 = v2392 + t2394[0];
-        const float v2398 = v2395 + t2397[0];
-        const float v2401 = v2398 + t2400[0];
-        const float v2404 = v2401 + t2403[0];
-        const float v2407 = v2404 + t2406[0];
-        const float v2410 = v2407 + t2409[0];
-        const float v2413 = v2410 + t2412[0];
-        const float v2416 = v2413 + t2415[0];
-        const float v2419 = v2416 + t2418[0];
-        const float v2422 = v2419 + t2421[0];
-        const float v2425 = v2422 + t2424[0];
-        const float v2428 = v2425 + t2427[0];
-        const float v2431 = v2428 + t2430[0];
-        const float v2434 = v2431 + t2433[0];
-        const float v2437 = v2434 + t2436[0];
-        const float v2440 = v2437 + t2439[0];
-        const float v2443 = v2440 + t2442[0];
-        const float v2446 = v2443 + t2445[0];
-        const float v2449 = v2446 + t2448[0];
-        const float v2452 = v2449 + t2451[0];
-        const float v2455 = v2452 + t2454[0];
-        const float v2456 = sqrtf(v2455);
-        t2456[i] = v2456;
+        const float v2888 = t2885[0] + t2887[0];
+        const float v2891 = v2888 + t2890[0];
+        const float v2894 = v2891 + t2893[0];
+        const float v2897 = v2894 + t2896[0];
+        const float v2900 = v2897 + t2899[0];
+        const float v2903 = v2900 + t2902[0];
+        const float v2906 = v2903 + t2905[0];
+        const float v2909 = v2906 + t2908[0];
+        const float v2912 = v2909 + t2911[0];
+        const float v2915 = v2912 + t2914[0];
+        const float v2918 = v2915 + t2917[0];
+        const float v2921 = v2918 + t2920[0];
+        const float v2924 = v2921 + t2923[0];
+        const float v2927 = v2924 + t2926[0];
+        const float v2930 = v2927 + t2929[0];
+        const float v2933 = v2930 + t2932[0];
+        const float v2936 = v2933 + t2935[0];
+        const float v2939 = v2936 + t2938[0];
+        const float v2942 = v2939 + t2941[0];
+        const float v2945 = v2942 + t2944[0];
+        const float v2948 = v2945 + t2947[0];
+        const float v2951 = v2948 + t2950[0];
+        const float v2954 = v2951 + t2953[0];
+        const float v2957 = v2954 + t2956[0];
+        const float v2960 = v2957 + t2959[0];
+        const float v2963 = v2960 + t2962[0];
+        const float v2966 = v2963 + t2965[0];
+        const float v2969 = v2966 + t2968[0];
+        const float v2972 = v2969 + t2971[0];
+        const float v2975 = v2972 + t2974[0];
+        const float v2978 = v2975 + t2977[0];
+        const float v2979 = sqrtf(v2978);
+        t2979[i] = v2979;
     }
 }
 
 /* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %2457 = mul %927, %927 : [3,3,1,16]  // teacher/feedback fwd
- * %2458 = reduce_sum axes=[0, 1, 2, 3] %2457 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_67(float *restrict t2458, const float *restrict t927) {
+ * %2980 = mul %927, %927 : [3,3,1,16]  // teacher/gradient fwd
+ * %2981 = reduce_sum axes=[0, 1, 2, 3] %2980 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_38(float *restrict t2981, const float *restrict t927) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v2457 = t927[i0 * 48 + i1 * 16 + i3] * t927[i0 * 48 + i1 * 16 + i3];
-                    sum += v2457;
+                    const float v2980 = t927[i0 * 48 + i1 * 16 + i3] * t927[i0 * 48 + i1 * 16 + i3];
+                    sum += v2980;
                 }
             }
         }
     }
-    t2458[0] = (float)sum;
+    t2981[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2459 = mul %925, %925 : [16]  // teacher/feedback fwd
- * %2460 = reduce_sum axes=[0] %2459 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_68(float *restrict t2460, const float *restrict t925) {
+ * %2982 = mul %925, %925 : [16]  // teacher/gradient fwd
+ * %2983 = reduce_sum axes=[0] %2982 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_39(float *restrict t2983, const float *restrict t925) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2459 = t925[i0] * t925[i0];
-        sum += v2459;
+        const float v2982 = t925[i0] * t925[i0];
+        sum += v2982;
     }
-    t2460[0] = (float)sum;
+    t2983[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2462 = mul %908, %908 : [16]  // teacher/feedback fwd
- * %2463 = reduce_sum axes=[0] %2462 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_69(float *restrict t2463, const float *restrict t908) {
+ * %2985 = mul %908, %908 : [16]  // teacher/gradient fwd
+ * %2986 = reduce_sum axes=[0] %2985 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_40(float *restrict t2986, const float *restrict t908) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2462 = t908[i0] * t908[i0];
-        sum += v2462;
+        const float v2985 = t908[i0] * t908[i0];
+        sum += v2985;
     }
-    t2463[0] = (float)sum;
+    t2986[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2465 = mul %903, %903 : [16]  // teacher/feedback fwd
- * %2466 = reduce_sum axes=[0] %2465 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_70(float *restrict t2466, const float *restrict t903) {
+ * %2988 = mul %903, %903 : [16]  // teacher/gradient fwd
+ * %2989 = reduce_sum axes=[0] %2988 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_41(float *restrict t2989, const float *restrict t903) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2465 = t903[i0] * t903[i0];
-        sum += v2465;
+        const float v2988 = t903[i0] * t903[i0];
+        sum += v2988;
     }
-    t2466[0] = (float)sum;
+    t2989[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,16,16] axes=[0, 1, 2, 3]
- * %2468 = mul %893, %893 : [3,3,16,16]  // teacher/feedback fwd
- * %2469 = reduce_sum axes=[0, 1, 2, 3] %2468 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_71(float *restrict t2469, const float *restrict t893) {
+ * %2991 = mul %893, %893 : [3,3,16,16]  // teacher/gradient fwd
+ * %2992 = reduce_sum axes=[0, 1, 2, 3] %2991 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_42(float *restrict t2992, const float *restrict t893) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v2468 = t893[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t893[i0 * 768 + i1 * 256 + i2 * 16 + i3];
-                    sum += v2468;
+                    const float v2991 = t893[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t893[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v2991;
                 }
             }
         }
     }
-    t2469[0] = (float)sum;
+    t2992[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2471 = mul %890, %890 : [16]  // teacher/feedback fwd
- * %2472 = reduce_sum axes=[0] %2471 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_72(float *restrict t2472, const float *restrict t890) {
+ * %2994 = mul %890, %890 : [16]  // teacher/gradient fwd
+ * %2995 = reduce_sum axes=[0] %2994 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_43(float *restrict t2995, const float *restrict t890) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2471 = t890[i0] * t890[i0];
-        sum += v2471;
+        const float v2994 = t890[i0] * t890[i0];
+        sum += v2994;
     }
-    t2472[0] = (float)sum;
+    t2995[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2474 = mul %873, %873 : [16]  // teacher/feedback fwd
- * %2475 = reduce_sum axes=[0] %2474 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_73(float *restrict t2475, const float *restrict t873) {
+ * %2997 = mul %873, %873 : [16]  // teacher/gradient fwd
+ * %2998 = reduce_sum axes=[0] %2997 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_44(float *restrict t2998, const float *restrict t873) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2474 = t873[i0] * t873[i0];
-        sum += v2474;
+        const float v2997 = t873[i0] * t873[i0];
+        sum += v2997;
     }
-    t2475[0] = (float)sum;
+    t2998[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2477 = mul %868, %868 : [16]  // teacher/feedback fwd
- * %2478 = reduce_sum axes=[0] %2477 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_74(float *restrict t2478, const float *restrict t868) {
+ * %3000 = mul %868, %868 : [16]  // teacher/gradient fwd
+ * %3001 = reduce_sum axes=[0] %3000 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_45(float *restrict t3001, const float *restrict t868) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2477 = t868[i0] * t868[i0];
-        sum += v2477;
+        const float v3000 = t868[i0] * t868[i0];
+        sum += v3000;
     }
-    t2478[0] = (float)sum;
+    t3001[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,16,16] axes=[0, 1, 2, 3]
- * %2480 = mul %859, %859 : [3,3,16,16]  // teacher/feedback fwd
- * %2481 = reduce_sum axes=[0, 1, 2, 3] %2480 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_75(float *restrict t2481, const float *restrict t859) {
+ * %3003 = mul %859, %859 : [3,3,16,16]  // teacher/gradient fwd
+ * %3004 = reduce_sum axes=[0, 1, 2, 3] %3003 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_46(float *restrict t3004, const float *restrict t859) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v2480 = t859[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t859[i0 * 768 + i1 * 256 + i2 * 16 + i3];
-                    sum += v2480;
+                    const float v3003 = t859[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t859[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v3003;
                 }
             }
         }
     }
-    t2481[0] = (float)sum;
+    t3004[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2483 = mul %856, %856 : [16]  // teacher/feedback fwd
- * %2484 = reduce_sum axes=[0] %2483 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_76(float *restrict t2484, const float *restrict t856) {
+ * %3006 = mul %856, %856 : [16]  // teacher/gradient fwd
+ * %3007 = reduce_sum axes=[0] %3006 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_47(float *restrict t3007, const float *restrict t856) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2483 = t856[i0] * t856[i0];
-        sum += v2483;
+        const float v3006 = t856[i0] * t856[i0];
+        sum += v3006;
     }
-    t2484[0] = (float)sum;
+    t3007[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2486 = mul %838, %838 : [16]  // teacher/feedback fwd
- * %2487 = reduce_sum axes=[0] %2486 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_77(float *restrict t2487, const float *restrict t838) {
+ * %3009 = mul %838, %838 : [16]  // teacher/gradient fwd
+ * %3010 = reduce_sum axes=[0] %3009 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_48(float *restrict t3010, const float *restrict t838) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2486 = t838[i0] * t838[i0];
-        sum += v2486;
+        const float v3009 = t838[i0] * t838[i0];
+        sum += v3009;
     }
-    t2487[0] = (float)sum;
+    t3010[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %2489 = mul %833, %833 : [16]  // teacher/feedback fwd
- * %2490 = reduce_sum axes=[0] %2489 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_78(float *restrict t2490, const float *restrict t833) {
+ * %3012 = mul %833, %833 : [16]  // teacher/gradient fwd
+ * %3013 = reduce_sum axes=[0] %3012 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_49(float *restrict t3013, const float *restrict t833) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v2489 = t833[i0] * t833[i0];
-        sum += v2489;
+        const float v3012 = t833[i0] * t833[i0];
+        sum += v3012;
     }
-    t2490[0] = (float)sum;
+    t3013[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %2492 = mul %822, %822 : [3,3,16,32]  // teacher/feedback fwd
- * %2493 = reduce_sum axes=[0, 1, 2, 3] %2492 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_79(float *restrict t2493, const float *restrict t822) {
+ * %3015 = mul %822, %822 : [3,3,16,32]  // teacher/gradient fwd
+ * %3016 = reduce_sum axes=[0, 1, 2, 3] %3015 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_50(float *restrict t3016, const float *restrict t822) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v2492 = t822[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t822[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v2492;
+                    const float v3015 = t822[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t822[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v3015;
                 }
             }
         }
     }
-    t2493[0] = (float)sum;
+    t3016[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %2495 = mul %819, %819 : [32]  // teacher/feedback fwd
- * %2496 = reduce_sum axes=[0] %2495 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_80(float *restrict t2496, const float *restrict t819) {
+ * %3018 = mul %819, %819 : [32]  // teacher/gradient fwd
+ * %3019 = reduce_sum axes=[0] %3018 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_51(float *restrict t3019, const float *restrict t819) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v2495 = t819[i0] * t819[i0];
-        sum += v2495;
+        const float v3018 = t819[i0] * t819[i0];
+        sum += v3018;
     }
-    t2496[0] = (float)sum;
+    t3019[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %2498 = mul %802, %802 : [32]  // teacher/feedback fwd
- * %2499 = reduce_sum axes=[0] %2498 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_81(float *restrict t2499, const float *restrict t802) {
+ * %3021 = mul %802, %802 : [32]  // teacher/gradient fwd
+ * %3022 = reduce_sum axes=[0] %3021 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_52(float *restrict t3022, const float *restrict t802) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v2498 = t802[i0] * t802[i0];
-        sum += v2498;
+        const float v3021 = t802[i0] * t802[i0];
+        sum += v3021;
     }
-    t2499[0] = (float)sum;
+    t3022[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %2501 = mul %797, %797 : [32]  // teacher/feedback fwd
- * %2502 = reduce_sum axes=[0] %2501 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_82(float *restrict t2502, const float *restrict t797) {
+ * %3024 = mul %797, %797 : [32]  // teacher/gradient fwd
+ * %3025 = reduce_sum axes=[0] %3024 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_53(float *restrict t3025, const float *restrict t797) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v2501 = t797[i0] * t797[i0];
-        sum += v2501;
+        const float v3024 = t797[i0] * t797[i0];
+        sum += v3024;
     }
-    t2502[0] = (float)sum;
+    t3025[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,32,32] axes=[0, 1, 2, 3]
- * %2504 = mul %788, %788 : [3,3,32,32]  // teacher/feedback fwd
- * %2505 = reduce_sum axes=[0, 1, 2, 3] %2504 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_83(float *restrict t2505, const float *restrict t788) {
+ * %3027 = mul %788, %788 : [3,3,32,32]  // teacher/gradient fwd
+ * %3028 = reduce_sum axes=[0, 1, 2, 3] %3027 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_54(float *restrict t3028, const float *restrict t788) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 32; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v2504 = t788[i0 * 3072 + i1 * 1024 + i2 * 32 + i3] * t788[i0 * 3072 + i1 * 1024 + i2 * 32 + i3];
-                    sum += v2504;
+                    const float v3027 = t788[i0 * 3072 + i1 * 1024 + i2 * 32 + i3] * t788[i0 * 3072 + i1 * 1024 + i2 * 32 + i3];
+                    sum += v3027;
                 }
             }
         }
     }
-    t2505[0] = (float)sum;
+    t3028[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %2507 = mul %785, %785 : [32]  // teacher/feedback fwd
- * %2508 = reduce_sum axes=[0] %2507 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_84(float *restrict t2508, const float *restrict t785) {
+ * %3030 = mul %785, %785 : [32]  // teacher/gradient fwd
+ * %3031 = reduce_sum axes=[0] %3030 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_55(float *restrict t3031, const float *restrict t785) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v2507 = t785[i0] * t785[i0];
-        sum += v2507;
+        const float v3030 = t785[i0] * t785[i0];
+        sum += v3030;
     }
-    t2508[0] = (float)sum;
+    t3031[0] = (float)sum;
 }
 
 /* reduce_sum [1,1,16,32] axes=[0, 1, 2, 3]
- * %2510 = mul %783, %783 : [1,1,16,32]  // teacher/feedback fwd
- * %2511 = reduce_sum axes=[0, 1, 2, 3] %2510 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_85(float *restrict t2511, const float *restrict t783) {
+ * %3033 = mul %783, %783 : [1,1,16,32]  // teacher/gradient fwd
+ * %3034 = reduce_sum axes=[0, 1, 2, 3] %3033 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_56(float *restrict t3034, const float *restrict t783) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 1; i0++) {
         for (size_t i1 = 0; i1 < 1; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v2510 = t783[i2 * 32 + i3] * t783[i2 * 32 + i3];
-                    sum += v2510;
+                    const float v3033 = t783[i2 * 32 + i3] * t783[i2 * 32 + i3];
+                    sum += v3033;
                 }
             }
         }
     }
-    t2511[0] = (float)sum;
+    t3034[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %2513 = mul %764, %764 : [32]  // teacher/feedback fwd
- * %2514 = reduce_sum axes=[0] %2513 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_86(float *restrict t2514, const float *restrict t764) {
+ * %3036 = mul %764, %764 : [32]  // teacher/gradient fwd
+ * %3037 = reduce_sum axes=[0] %3036 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_57(float *restrict t3037, const float *restrict t764) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v2513 = t764[i0] * t764[i0];
-        sum += v2513;
+        const float v3036 = t764[i0] * t764[i0];
+        sum += v3036;
     }
-    t2514[0] = (float)sum;
+    t3037[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %2516 = mul %759, %759 : [32]  // teacher/feedback fwd
- * %2517 = reduce_sum axes=[0] %2516 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_87(float *restrict t2517, const float *restrict t759) {
+ * %3039 = mul %759, %759 : [32]  // teacher/gradient fwd
+ * %3040 = reduce_sum axes=[0] %3039 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_58(float *restrict t3040, const float *restrict t759) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v2516 = t759[i0] * t759[i0];
-        sum += v2516;
+        const float v3039 = t759[i0] * t759[i0];
+        sum += v3039;
     }
-    t2517[0] = (float)sum;
+    t3040[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
- * %2519 = mul %748, %748 : [3,3,32,64]  // teacher/feedback fwd
- * %2520 = reduce_sum axes=[0, 1, 2, 3] %2519 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_88(float *restrict t2520, const float *restrict t748) {
+ * %3042 = mul %748, %748 : [3,3,32,64]  // teacher/gradient fwd
+ * %3043 = reduce_sum axes=[0, 1, 2, 3] %3042 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_59(float *restrict t3043, const float *restrict t748) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -18463,8 +24179,8 @@ static void step_teacher_feedback_fwd_88(float *restrict t2520, const float *res
                 for (size_t i3s = 0; i3s < 64; i3s += 8) {
                     for (size_t lane = 0; lane < 8; lane++) {
                         const size_t i3 = i3s + lane;
-                        const float v2519 = t748[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t748[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
-                        sums[lane] += v2519;
+                        const float v3042 = t748[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t748[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v3042;
                     }
                 }
             }
@@ -18472,64 +24188,64 @@ static void step_teacher_feedback_fwd_88(float *restrict t2520, const float *res
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2520[0] = (float)sum;
+    t3043[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %2522 = mul %745, %745 : [64]  // teacher/feedback fwd
- * %2523 = reduce_sum axes=[0] %2522 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_89(float *restrict t2523, const float *restrict t745) {
+ * %3045 = mul %745, %745 : [64]  // teacher/gradient fwd
+ * %3046 = reduce_sum axes=[0] %3045 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_60(float *restrict t3046, const float *restrict t745) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v2522 = t745[i0] * t745[i0];
-            sums[lane] += v2522;
+            const float v3045 = t745[i0] * t745[i0];
+            sums[lane] += v3045;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2523[0] = (float)sum;
+    t3046[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %2525 = mul %728, %728 : [64]  // teacher/feedback fwd
- * %2526 = reduce_sum axes=[0] %2525 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_90(float *restrict t2526, const float *restrict t728) {
+ * %3048 = mul %728, %728 : [64]  // teacher/gradient fwd
+ * %3049 = reduce_sum axes=[0] %3048 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_61(float *restrict t3049, const float *restrict t728) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v2525 = t728[i0] * t728[i0];
-            sums[lane] += v2525;
+            const float v3048 = t728[i0] * t728[i0];
+            sums[lane] += v3048;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2526[0] = (float)sum;
+    t3049[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %2528 = mul %723, %723 : [64]  // teacher/feedback fwd
- * %2529 = reduce_sum axes=[0] %2528 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_91(float *restrict t2529, const float *restrict t723) {
+ * %3051 = mul %723, %723 : [64]  // teacher/gradient fwd
+ * %3052 = reduce_sum axes=[0] %3051 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_62(float *restrict t3052, const float *restrict t723) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v2528 = t723[i0] * t723[i0];
-            sums[lane] += v2528;
+            const float v3051 = t723[i0] * t723[i0];
+            sums[lane] += v3051;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2529[0] = (float)sum;
+    t3052[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,64,64] axes=[0, 1, 2, 3]
- * %2531 = mul %714, %714 : [3,3,64,64]  // teacher/feedback fwd
- * %2532 = reduce_sum axes=[0, 1, 2, 3] %2531 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_92(float *restrict t2532, const float *restrict t714) {
+ * %3054 = mul %714, %714 : [3,3,64,64]  // teacher/gradient fwd
+ * %3055 = reduce_sum axes=[0, 1, 2, 3] %3054 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_63(float *restrict t3055, const float *restrict t714) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -18537,8 +24253,8 @@ static void step_teacher_feedback_fwd_92(float *restrict t2532, const float *res
                 for (size_t i3s = 0; i3s < 64; i3s += 8) {
                     for (size_t lane = 0; lane < 8; lane++) {
                         const size_t i3 = i3s + lane;
-                        const float v2531 = t714[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t714[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
-                        sums[lane] += v2531;
+                        const float v3054 = t714[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t714[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v3054;
                     }
                 }
             }
@@ -18546,30 +24262,30 @@ static void step_teacher_feedback_fwd_92(float *restrict t2532, const float *res
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2532[0] = (float)sum;
+    t3055[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %2534 = mul %711, %711 : [64]  // teacher/feedback fwd
- * %2535 = reduce_sum axes=[0] %2534 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_93(float *restrict t2535, const float *restrict t711) {
+ * %3057 = mul %711, %711 : [64]  // teacher/gradient fwd
+ * %3058 = reduce_sum axes=[0] %3057 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_64(float *restrict t3058, const float *restrict t711) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v2534 = t711[i0] * t711[i0];
-            sums[lane] += v2534;
+            const float v3057 = t711[i0] * t711[i0];
+            sums[lane] += v3057;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2535[0] = (float)sum;
+    t3058[0] = (float)sum;
 }
 
 /* reduce_sum [1,1,32,64] axes=[0, 1, 2, 3]
- * %2537 = mul %709, %709 : [1,1,32,64]  // teacher/feedback fwd
- * %2538 = reduce_sum axes=[0, 1, 2, 3] %2537 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_94(float *restrict t2538, const float *restrict t709) {
+ * %3060 = mul %709, %709 : [1,1,32,64]  // teacher/gradient fwd
+ * %3061 = reduce_sum axes=[0, 1, 2, 3] %3060 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_65(float *restrict t3061, const float *restrict t709) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1; i0++) {
         for (size_t i1 = 0; i1 < 1; i1++) {
@@ -18577,8 +24293,8 @@ static void step_teacher_feedback_fwd_94(float *restrict t2538, const float *res
                 for (size_t i3s = 0; i3s < 64; i3s += 8) {
                     for (size_t lane = 0; lane < 8; lane++) {
                         const size_t i3 = i3s + lane;
-                        const float v2537 = t709[i2 * 64 + i3] * t709[i2 * 64 + i3];
-                        sums[lane] += v2537;
+                        const float v3060 = t709[i2 * 64 + i3] * t709[i2 * 64 + i3];
+                        sums[lane] += v3060;
                     }
                 }
             }
@@ -18586,152 +24302,1820 @@ static void step_teacher_feedback_fwd_94(float *restrict t2538, const float *res
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2538[0] = (float)sum;
+    t3061[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %2540 = mul %690, %690 : [64]  // teacher/feedback fwd
- * %2541 = reduce_sum axes=[0] %2540 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_95(float *restrict t2541, const float *restrict t690) {
+ * %3063 = mul %690, %690 : [64]  // teacher/gradient fwd
+ * %3064 = reduce_sum axes=[0] %3063 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_66(float *restrict t3064, const float *restrict t690) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v2540 = t690[i0] * t690[i0];
-            sums[lane] += v2540;
+            const float v3063 = t690[i0] * t690[i0];
+            sums[lane] += v3063;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2541[0] = (float)sum;
+    t3064[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %2543 = mul %685, %685 : [64]  // teacher/feedback fwd
- * %2544 = reduce_sum axes=[0] %2543 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_96(float *restrict t2544, const float *restrict t685) {
+ * %3066 = mul %685, %685 : [64]  // teacher/gradient fwd
+ * %3067 = reduce_sum axes=[0] %3066 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_67(float *restrict t3067, const float *restrict t685) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v2543 = t685[i0] * t685[i0];
-            sums[lane] += v2543;
+            const float v3066 = t685[i0] * t685[i0];
+            sums[lane] += v3066;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t2544[0] = (float)sum;
+    t3067[0] = (float)sum;
 }
 
 /* reduce_sum [64,10] axes=[0, 1]
- * %2546 = mul %673, %673 : [64,10]  // teacher/feedback fwd
- * %2547 = reduce_sum axes=[0, 1] %2546 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_97(float *restrict t2547, const float *restrict t673) {
+ * %3069 = mul %673, %673 : [64,10]  // teacher/gradient fwd
+ * %3070 = reduce_sum axes=[0, 1] %3069 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_68(float *restrict t3070, const float *restrict t673) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v2546 = t673[i0 * 10 + i1] * t673[i0 * 10 + i1];
-            sum += v2546;
+            const float v3069 = t673[i0 * 10 + i1] * t673[i0 * 10 + i1];
+            sum += v3069;
         }
     }
-    t2547[0] = (float)sum;
+    t3070[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %2549 = mul %671, %671 : [10]  // teacher/feedback fwd
- * %2550 = reduce_sum axes=[0] %2549 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_98(float *restrict t2550, const float *restrict t671) {
+ * %3072 = mul %671, %671 : [10]  // teacher/gradient fwd
+ * %3073 = reduce_sum axes=[0] %3072 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_69(float *restrict t3073, const float *restrict t671) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v2549 = t671[i0] * t671[i0];
-        sum += v2549;
+        const float v3072 = t671[i0] * t671[i0];
+        sum += v3072;
     }
-    t2550[0] = (float)sum;
+    t3073[0] = (float)sum;
 }
 
 /* loop []
- * %2461 = add %2458, %2460 : []  // teacher/feedback fwd
- * %2464 = add %2461, %2463 : []  // teacher/feedback fwd
- * %2467 = add %2464, %2466 : []  // teacher/feedback fwd
- * %2470 = add %2467, %2469 : []  // teacher/feedback fwd
- * %2473 = add %2470, %2472 : []  // teacher/feedback fwd
- * %2476 = add %2473, %2475 : []  // teacher/feedback fwd
- * %2479 = add %2476, %2478 : []  // teacher/feedback fwd
- * %2482 = add %2479, %2481 : []  // teacher/feedback fwd
- * %2485 = add %2482, %2484 : []  // teacher/feedback fwd
- * %2488 = add %2485, %2487 : []  // teacher/feedback fwd
- * %2491 = add %2488, %2490 : []  // teacher/feedback fwd
- * %2494 = add %2491, %2493 : []  // teacher/feedback fwd
- * %2497 = add %2494, %2496 : []  // teacher/feedback fwd
- * %2500 = add %2497, %2499 : []  // teacher/feedback fwd
- * %2503 = add %2500, %2502 : []  // teacher/feedback fwd
- * %2506 = add %2503, %2505 : []  // teacher/feedback fwd
- * %2509 = add %2506, %2508 : []  // teacher/feedback fwd
- * %2512 = add %2509, %2511 : []  // teacher/feedback fwd
- * %2515 = add %2512, %2514 : []  // teacher/feedback fwd
- * %2518 = add %2515, %2517 : []  // teacher/feedback fwd
- * %2521 = add %2518, %2520 : []  // teacher/feedback fwd
- * %2524 = add %2521, %2523 : []  // teacher/feedback fwd
- * %2527 = add %2524, %2526 : []  // teacher/feedback fwd
- * %2530 = add %2527, %2529 : []  // teacher/feedback fwd
- * %2533 = add %2530, %2532 : []  // teacher/feedback fwd
- * %2536 = add %2533, %2535 : []  // teacher/feedback fwd
- * %2539 = add %2536, %2538 : []  // teacher/feedback fwd
- * %2542 = add %2539, %2541 : []  // teacher/feedback fwd
- * %2545 = add %2542, %2544 : []  // teacher/feedback fwd
- * %2548 = add %2545, %2547 : []  // teacher/feedback fwd
- * %2551 = add %2548, %2550 : []  // teacher/feedback fwd
- * %2552 = sqrt %2551 : []  // teacher/feedback fwd
- * %2553 = mul %2456, %2552 : []  // teacher/feedback fwd
- * %2554 = constant 1e-30 : []  // teacher/feedback fwd
- * %2555 = max %2553, %2554 : []  // teacher/feedback fwd
- * %2556 = div %1777, %2555 : []  // teacher/feedback fwd
- * %2557 = step %1778 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_99(float *restrict t2552, float *restrict t2556, float *restrict t2557, const float *restrict t2458, const float *restrict t2460, const float *restrict t2463, const float *restrict t2466, const float *restrict t2469, const float *restrict t2472, const float *restrict t2475, const float *restrict t2478, const float *restrict t2481, const float *restrict t2484, const float *restrict t2487, const float *restrict t2490, const float *restrict t2493, const float *restrict t2496, const float *restrict t2499, const float *restrict t2502, const float *restrict t2505, const float *restrict t2508, const float *restrict t2511, const float *restrict t2514, const float *restrict t2517, const float *restrict t2520, const float *restrict t2523, const float *restrict t2526, const float *restrict t2529, const float *restrict t2532, const float *restrict t2535, const float *restrict t2538, const float *restrict t2541, const float *restrict t2544, const float *restrict t2547, const float *restrict t2550, const float *restrict t2456, const float *restrict t1777, const float *restrict t1778) {
+ * %2984 = add %2981, %2983 : []  // teacher/gradient fwd
+ * %2987 = add %2984, %2986 : []  // teacher/gradient fwd
+ * %2990 = add %2987, %2989 : []  // teacher/gradient fwd
+ * %2993 = add %2990, %2992 : []  // teacher/gradient fwd
+ * %2996 = add %2993, %2995 : []  // teacher/gradient fwd
+ * %2999 = add %2996, %2998 : []  // teacher/gradient fwd
+ * %3002 = add %2999, %3001 : []  // teacher/gradient fwd
+ * %3005 = add %3002, %3004 : []  // teacher/gradient fwd
+ * %3008 = add %3005, %3007 : []  // teacher/gradient fwd
+ * %3011 = add %3008, %3010 : []  // teacher/gradient fwd
+ * %3014 = add %3011, %3013 : []  // teacher/gradient fwd
+ * %3017 = add %3014, %3016 : []  // teacher/gradient fwd
+ * %3020 = add %3017, %3019 : []  // teacher/gradient fwd
+ * %3023 = add %3020, %3022 : []  // teacher/gradient fwd
+ * %3026 = add %3023, %3025 : []  // teacher/gradient fwd
+ * %3029 = add %3026, %3028 : []  // teacher/gradient fwd
+ * %3032 = add %3029, %3031 : []  // teacher/gradient fwd
+ * %3035 = add %3032, %3034 : []  // teacher/gradient fwd
+ * %3038 = add %3035, %3037 : []  // teacher/gradient fwd
+ * %3041 = add %3038, %3040 : []  // teacher/gradient fwd
+ * %3044 = add %3041, %3043 : []  // teacher/gradient fwd
+ * %3047 = add %3044, %3046 : []  // teacher/gradient fwd
+ * %3050 = add %3047, %3049 : []  // teacher/gradient fwd
+ * %3053 = add %3050, %3052 : []  // teacher/gradient fwd
+ * %3056 = add %3053, %3055 : []  // teacher/gradient fwd
+ * %3059 = add %3056, %3058 : []  // teacher/gradient fwd
+ * %3062 = add %3059, %3061 : []  // teacher/gradient fwd
+ * %3065 = add %3062, %3064 : []  // teacher/gradient fwd
+ * %3068 = add %3065, %3067 : []  // teacher/gradient fwd
+ * %3071 = add %3068, %3070 : []  // teacher/gradient fwd
+ * %3074 = add %3071, %3073 : []  // teacher/gradient fwd
+ * %3075 = sqrt %3074 : []  // teacher/gradient fwd
+ * %3076 = mul %2979, %3075 : []  // teacher/gradient fwd
+ * %3077 = constant 1e-30 : []  // teacher/gradient fwd
+ * %3078 = max %3076, %3077 : []  // teacher/gradient fwd
+ * %3079 = div %1777, %3078 : []  // teacher/gradient fwd
+ * %3080 = step %1778 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_70(float *restrict t3075, float *restrict t3079, float *restrict t3080, const float *restrict t2981, const float *restrict t2983, const float *restrict t2986, const float *restrict t2989, const float *restrict t2992, const float *restrict t2995, const float *restrict t2998, const float *restrict t3001, const float *restrict t3004, const float *restrict t3007, const float *restrict t3010, const float *restrict t3013, const float *restrict t3016, const float *restrict t3019, const float *restrict t3022, const float *restrict t3025, const float *restrict t3028, const float *restrict t3031, const float *restrict t3034, const float *restrict t3037, const float *restrict t3040, const float *restrict t3043, const float *restrict t3046, const float *restrict t3049, const float *restrict t3052, const float *restrict t3055, const float *restrict t3058, const float *restrict t3061, const float *restrict t3064, const float *restrict t3067, const float *restrict t3070, const float *restrict t3073, const float *restrict t2979, const float *restrict t1777, const float *restrict t1778) {
     for (size_t i = 0; i < 1; i++) {
-        const float v2461 = t2458[0] + t2460[0];
-        const float v2464 = v2461 + t2463[0];
-        const float v2467 = v2464 + t2466[0];
-        const float v2470 = v2467 + t2469[0];
-        const float v2473 = v2470 + t2472[0];
-        const float v2476 = v2473 + t2475[0];
-        const float v2479 = v2476 + t2478[0];
-        const float v2482 = v2479 + t2481[0];
-        const float v2485 = v2482 + t2484[0];
-        const float v2488 = v2485 + t2487[0];
-        const float v2491 = v2488 + t2490[0];
-        const float v2494 = v2491 + t2493[0];
-        const float v2497 = v2494 + t2496[0];
-        const float v2500 = v2497 + t2499[0];
-        const float v2503 = v2500 + t2502[0];
-        const float v2506 = v2503 + t2505[0];
-        const float v2509 = v2506 + t2508[0];
-        const float v2512 = v2509 + t2511[0];
-        const float v2515 = v2512 + t2514[0];
-        const float v2518 = v2515 + t2517[0];
-        const float v2521 = v2518 + t2520[0];
-        const float v2524 = v2521 + t2523[0];
-        const float v2527 = v2524 + t2526[0];
-        const float v2530 = v2527 + t2529[0];
-        const float v2533 = v2530 + t2532[0];
-        const float v2536 = v2533 + t2535[0];
-        const float v2539 = v2536 + t2538[0];
-        const float v2542 = v2539 + t2541[0];
-        const float v2545 = v2542 + t2544[0];
-        const float v2548 = v2545 + t2547[0];
-        const float v2551 = v2548 + t2550[0];
-        const float v2552 = sqrtf(v2551);
-        const float v2553 = t2456[0] * v2552;
-        const float v2555 = v2553 >= 1e-30f ? v2553 : 1e-30f;
-        const float v2556 = t1777[0] / v2555;
-        const float v2557 = t1778[0] > 0.0f ? 1.0f : 0.0f;
-        t2552[i] = v2552;
-        t2556[i] = v2556;
-        t2557[i] = v2557;
+        const float v2984 = t2981[0] + t2983[0];
+        const float v2987 = v2984 + t2986[0];
+        const float v2990 = v2987 + t2989[0];
+        const float v2993 = v2990 + t2992[0];
+        const float v2996 = v2993 + t2995[0];
+        const float v2999 = v2996 + t2998[0];
+        const float v3002 = v2999 + t3001[0];
+        const float v3005 = v3002 + t3004[0];
+        const float v3008 = v3005 + t3007[0];
+        const float v3011 = v3008 + t3010[0];
+        const float v3014 = v3011 + t3013[0];
+        const float v3017 = v3014 + t3016[0];
+        const float v3020 = v3017 + t3019[0];
+        const float v3023 = v3020 + t3022[0];
+        const float v3026 = v3023 + t3025[0];
+        const float v3029 = v3026 + t3028[0];
+        const float v3032 = v3029 + t3031[0];
+        const float v3035 = v3032 + t3034[0];
+        const float v3038 = v3035 + t3037[0];
+        const float v3041 = v3038 + t3040[0];
+        const float v3044 = v3041 + t3043[0];
+        const float v3047 = v3044 + t3046[0];
+        const float v3050 = v3047 + t3049[0];
+        const float v3053 = v3050 + t3052[0];
+        const float v3056 = v3053 + t3055[0];
+        const float v3059 = v3056 + t3058[0];
+        const float v3062 = v3059 + t3061[0];
+        const float v3065 = v3062 + t3064[0];
+        const float v3068 = v3065 + t3067[0];
+        const float v3071 = v3068 + t3070[0];
+        const float v3074 = v3071 + t3073[0];
+        const float v3075 = sqrtf(v3074);
+        const float v3076 = t2979[0] * v3075;
+        const float v3078 = v3076 >= 1e-30f ? v3076 : 1e-30f;
+        const float v3079 = t1777[0] / v3078;
+        const float v3080 = t1778[0] > 0.0f ? 1.0f : 0.0f;
+        t3075[i] = v3075;
+        t3079[i] = v3079;
+        t3080[i] = v3080;
     }
 }
 
-/* 717 kernels; scratch high-water mark 26652880 floats. */
+/* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
+ * %3081 = mul %2050, %2050 : [3,3,1,16]  // teacher/gradient fwd
+ * %3082 = reduce_sum axes=[0, 1, 2, 3] %3081 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_71(float *restrict t3082, const float *restrict t2050) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v3081 = t2050[i0 * 48 + i1 * 16 + i3] * t2050[i0 * 48 + i1 * 16 + i3];
+                    sum += v3081;
+                }
+            }
+        }
+    }
+    t3082[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3083 = mul %2048, %2048 : [16]  // teacher/gradient fwd
+ * %3084 = reduce_sum axes=[0] %3083 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_72(float *restrict t3084, const float *restrict t2048) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3083 = t2048[i0] * t2048[i0];
+        sum += v3083;
+    }
+    t3084[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3086 = mul %2031, %2031 : [16]  // teacher/gradient fwd
+ * %3087 = reduce_sum axes=[0] %3086 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_73(float *restrict t3087, const float *restrict t2031) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3086 = t2031[i0] * t2031[i0];
+        sum += v3086;
+    }
+    t3087[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3089 = mul %2026, %2026 : [16]  // teacher/gradient fwd
+ * %3090 = reduce_sum axes=[0] %3089 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_74(float *restrict t3090, const float *restrict t2026) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3089 = t2026[i0] * t2026[i0];
+        sum += v3089;
+    }
+    t3090[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,16] axes=[0, 1, 2, 3]
+ * %3092 = mul %2016, %2016 : [3,3,16,16]  // teacher/gradient fwd
+ * %3093 = reduce_sum axes=[0, 1, 2, 3] %3092 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_75(float *restrict t3093, const float *restrict t2016) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v3092 = t2016[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t2016[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v3092;
+                }
+            }
+        }
+    }
+    t3093[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3095 = mul %2013, %2013 : [16]  // teacher/gradient fwd
+ * %3096 = reduce_sum axes=[0] %3095 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_76(float *restrict t3096, const float *restrict t2013) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3095 = t2013[i0] * t2013[i0];
+        sum += v3095;
+    }
+    t3096[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3098 = mul %1996, %1996 : [16]  // teacher/gradient fwd
+ * %3099 = reduce_sum axes=[0] %3098 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_77(float *restrict t3099, const float *restrict t1996) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3098 = t1996[i0] * t1996[i0];
+        sum += v3098;
+    }
+    t3099[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3101 = mul %1991, %1991 : [16]  // teacher/gradient fwd
+ * %3102 = reduce_sum axes=[0] %3101 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_78(float *restrict t3102, const float *restrict t1991) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3101 = t1991[i0] * t1991[i0];
+        sum += v3101;
+    }
+    t3102[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,16] axes=[0, 1, 2, 3]
+ * %3104 = mul %1982, %1982 : [3,3,16,16]  // teacher/gradient fwd
+ * %3105 = reduce_sum axes=[0, 1, 2, 3] %3104 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_79(float *restrict t3105, const float *restrict t1982) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v3104 = t1982[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t1982[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v3104;
+                }
+            }
+        }
+    }
+    t3105[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3107 = mul %1979, %1979 : [16]  // teacher/gradient fwd
+ * %3108 = reduce_sum axes=[0] %3107 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_80(float *restrict t3108, const float *restrict t1979) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3107 = t1979[i0] * t1979[i0];
+        sum += v3107;
+    }
+    t3108[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3110 = mul %1961, %1961 : [16]  // teacher/gradient fwd
+ * %3111 = reduce_sum axes=[0] %3110 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_81(float *restrict t3111, const float *restrict t1961) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3110 = t1961[i0] * t1961[i0];
+        sum += v3110;
+    }
+    t3111[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3113 = mul %1956, %1956 : [16]  // teacher/gradient fwd
+ * %3114 = reduce_sum axes=[0] %3113 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_82(float *restrict t3114, const float *restrict t1956) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3113 = t1956[i0] * t1956[i0];
+        sum += v3113;
+    }
+    t3114[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
+ * %3116 = mul %1945, %1945 : [3,3,16,32]  // teacher/gradient fwd
+ * %3117 = reduce_sum axes=[0, 1, 2, 3] %3116 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_83(float *restrict t3117, const float *restrict t1945) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v3116 = t1945[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t1945[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v3116;
+                }
+            }
+        }
+    }
+    t3117[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3119 = mul %1942, %1942 : [32]  // teacher/gradient fwd
+ * %3120 = reduce_sum axes=[0] %3119 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_84(float *restrict t3120, const float *restrict t1942) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3119 = t1942[i0] * t1942[i0];
+        sum += v3119;
+    }
+    t3120[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3122 = mul %1925, %1925 : [32]  // teacher/gradient fwd
+ * %3123 = reduce_sum axes=[0] %3122 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_85(float *restrict t3123, const float *restrict t1925) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3122 = t1925[i0] * t1925[i0];
+        sum += v3122;
+    }
+    t3123[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3125 = mul %1920, %1920 : [32]  // teacher/gradient fwd
+ * %3126 = reduce_sum axes=[0] %3125 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_86(float *restrict t3126, const float *restrict t1920) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3125 = t1920[i0] * t1920[i0];
+        sum += v3125;
+    }
+    t3126[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,32,32] axes=[0, 1, 2, 3]
+ * %3128 = mul %1911, %1911 : [3,3,32,32]  // teacher/gradient fwd
+ * %3129 = reduce_sum axes=[0, 1, 2, 3] %3128 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_87(float *restrict t3129, const float *restrict t1911) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v3128 = t1911[i0 * 3072 + i1 * 1024 + i2 * 32 + i3] * t1911[i0 * 3072 + i1 * 1024 + i2 * 32 + i3];
+                    sum += v3128;
+                }
+            }
+        }
+    }
+    t3129[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3131 = mul %1908, %1908 : [32]  // teacher/gradient fwd
+ * %3132 = reduce_sum axes=[0] %3131 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_88(float *restrict t3132, const float *restrict t1908) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3131 = t1908[i0] * t1908[i0];
+        sum += v3131;
+    }
+    t3132[0] = (float)sum;
+}
+
+/* reduce_sum [1,1,16,32] axes=[0, 1, 2, 3]
+ * %3134 = mul %1906, %1906 : [1,1,16,32]  // teacher/gradient fwd
+ * %3135 = reduce_sum axes=[0, 1, 2, 3] %3134 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_89(float *restrict t3135, const float *restrict t1906) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 1; i0++) {
+        for (size_t i1 = 0; i1 < 1; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v3134 = t1906[i2 * 32 + i3] * t1906[i2 * 32 + i3];
+                    sum += v3134;
+                }
+            }
+        }
+    }
+    t3135[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3137 = mul %1887, %1887 : [32]  // teacher/gradient fwd
+ * %3138 = reduce_sum axes=[0] %3137 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_90(float *restrict t3138, const float *restrict t1887) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3137 = t1887[i0] * t1887[i0];
+        sum += v3137;
+    }
+    t3138[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3140 = mul %1882, %1882 : [32]  // teacher/gradient fwd
+ * %3141 = reduce_sum axes=[0] %3140 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_91(float *restrict t3141, const float *restrict t1882) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3140 = t1882[i0] * t1882[i0];
+        sum += v3140;
+    }
+    t3141[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
+ * %3143 = mul %1871, %1871 : [3,3,32,64]  // teacher/gradient fwd
+ * %3144 = reduce_sum axes=[0, 1, 2, 3] %3143 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_92(float *restrict t3144, const float *restrict t1871) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v3143 = t1871[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t1871[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v3143;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3144[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3146 = mul %1868, %1868 : [64]  // teacher/gradient fwd
+ * %3147 = reduce_sum axes=[0] %3146 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_93(float *restrict t3147, const float *restrict t1868) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3146 = t1868[i0] * t1868[i0];
+            sums[lane] += v3146;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3147[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3149 = mul %1851, %1851 : [64]  // teacher/gradient fwd
+ * %3150 = reduce_sum axes=[0] %3149 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_94(float *restrict t3150, const float *restrict t1851) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3149 = t1851[i0] * t1851[i0];
+            sums[lane] += v3149;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3150[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3152 = mul %1846, %1846 : [64]  // teacher/gradient fwd
+ * %3153 = reduce_sum axes=[0] %3152 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_95(float *restrict t3153, const float *restrict t1846) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3152 = t1846[i0] * t1846[i0];
+            sums[lane] += v3152;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3153[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,64,64] axes=[0, 1, 2, 3]
+ * %3155 = mul %1837, %1837 : [3,3,64,64]  // teacher/gradient fwd
+ * %3156 = reduce_sum axes=[0, 1, 2, 3] %3155 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_96(float *restrict t3156, const float *restrict t1837) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 64; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v3155 = t1837[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t1837[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v3155;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3156[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3158 = mul %1834, %1834 : [64]  // teacher/gradient fwd
+ * %3159 = reduce_sum axes=[0] %3158 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_97(float *restrict t3159, const float *restrict t1834) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3158 = t1834[i0] * t1834[i0];
+            sums[lane] += v3158;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3159[0] = (float)sum;
+}
+
+/* reduce_sum [1,1,32,64] axes=[0, 1, 2, 3]
+ * %3161 = mul %1832, %1832 : [1,1,32,64]  // teacher/gradient fwd
+ * %3162 = reduce_sum axes=[0, 1, 2, 3] %3161 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_98(float *restrict t3162, const float *restrict t1832) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1; i0++) {
+        for (size_t i1 = 0; i1 < 1; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v3161 = t1832[i2 * 64 + i3] * t1832[i2 * 64 + i3];
+                        sums[lane] += v3161;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3162[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3164 = mul %1812, %1812 : [64]  // teacher/gradient fwd
+ * %3165 = reduce_sum axes=[0] %3164 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_99(float *restrict t3165, const float *restrict t1812) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3164 = t1812[i0] * t1812[i0];
+            sums[lane] += v3164;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3165[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3167 = mul %1805, %1805 : [64]  // teacher/gradient fwd
+ * %3168 = reduce_sum axes=[0] %3167 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_100(float *restrict t3168, const float *restrict t1805) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3167 = t1805[i0] * t1805[i0];
+            sums[lane] += v3167;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3168[0] = (float)sum;
+}
+
+/* reduce_sum [64,10] axes=[0, 1]
+ * %3170 = mul %1789, %1789 : [64,10]  // teacher/gradient fwd
+ * %3171 = reduce_sum axes=[0, 1] %3170 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_101(float *restrict t3171, const float *restrict t1789) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 64; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v3170 = t1789[i0 * 10 + i1] * t1789[i0 * 10 + i1];
+            sum += v3170;
+        }
+    }
+    t3171[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %3173 = mul %1786, %1786 : [10]  // teacher/gradient fwd
+ * %3174 = reduce_sum axes=[0] %3173 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_102(float *restrict t3174, const float *restrict t1786) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v3173 = t1786[i0] * t1786[i0];
+        sum += v3173;
+    }
+    t3174[0] = (float)sum;
+}
+
+/* loop []
+ * %3085 = add %3082, %3084 : []  // teacher/gradient fwd
+ * %3088 = add %3085, %3087 : []  // teacher/gradient fwd
+ * %3091 = add %3088, %3090 : []  // teacher/gradient fwd
+ * %3094 = add %3091, %3093 : []  // teacher/gradient fwd
+ * %3097 = add %3094, %3096 : []  // teacher/gradient fwd
+ * %3100 = add %3097, %3099 : []  // teacher/gradient fwd
+ * %3103 = add %3100, %3102 : []  // teacher/gradient fwd
+ * %3106 = add %3103, %3105 : []  // teacher/gradient fwd
+ * %3109 = add %3106, %3108 : []  // teacher/gradient fwd
+ * %3112 = add %3109, %3111 : []  // teacher/gradient fwd
+ * %3115 = add %3112, %3114 : []  // teacher/gradient fwd
+ * %3118 = add %3115, %3117 : []  // teacher/gradient fwd
+ * %3121 = add %3118, %3120 : []  // teacher/gradient fwd
+ * %3124 = add %3121, %3123 : []  // teacher/gradient fwd
+ * %3127 = add %3124, %3126 : []  // teacher/gradient fwd
+ * %3130 = add %3127, %3129 : []  // teacher/gradient fwd
+ * %3133 = add %3130, %3132 : []  // teacher/gradient fwd
+ * %3136 = add %3133, %3135 : []  // teacher/gradient fwd
+ * %3139 = add %3136, %3138 : []  // teacher/gradient fwd
+ * %3142 = add %3139, %3141 : []  // teacher/gradient fwd
+ * %3145 = add %3142, %3144 : []  // teacher/gradient fwd
+ * %3148 = add %3145, %3147 : []  // teacher/gradient fwd
+ * %3151 = add %3148, %3150 : []  // teacher/gradient fwd
+ * %3154 = add %3151, %3153 : []  // teacher/gradient fwd
+ * %3157 = add %3154, %3156 : []  // teacher/gradient fwd
+ * %3160 = add %3157, %3159 : []  // teacher/gradient fwd
+ * %3163 = add %3160, %3162 : []  // teacher/gradient fwd
+ * %3166 = add %3163, %3165 : []  // teacher/gradient fwd
+ * %3169 = add %3166, %3168 : []  // teacher/gradient fwd
+ * %3172 = add %3169, %3171 : []  // teacher/gradient fwd
+ * %3175 = add %3172, %3174 : []  // teacher/gradient fwd
+ * %3176 = sqrt %3175 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_103(float *restrict t3176, const float *restrict t3082, const float *restrict t3084, const float *restrict t3087, const float *restrict t3090, const float *restrict t3093, const float *restrict t3096, const float *restrict t3099, const float *restrict t3102, const float *restrict t3105, const float *restrict t3108, const float *restrict t3111, const float *restrict t3114, const float *restrict t3117, const float *restrict t3120, const float *restrict t3123, const float *restrict t3126, const float *restrict t3129, const float *restrict t3132, const float *restrict t3135, const float *restrict t3138, const float *restrict t3141, const float *restrict t3144, const float *restrict t3147, const float *restrict t3150, const float *restrict t3153, const float *restrict t3156, const float *restrict t3159, const float *restrict t3162, const float *restrict t3165, const float *restrict t3168, const float *restrict t3171, const float *restrict t3174) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v3085 = t3082[0] + t3084[0];
+        const float v3088 = v3085 + t3087[0];
+        const float v3091 = v3088 + t3090[0];
+        const float v3094 = v3091 + t3093[0];
+        const float v3097 = v3094 + t3096[0];
+        const float v3100 = v3097 + t3099[0];
+        const float v3103 = v3100 + t3102[0];
+        const float v3106 = v3103 + t3105[0];
+        const float v3109 = v3106 + t3108[0];
+        const float v3112 = v3109 + t3111[0];
+        const float v3115 = v3112 + t3114[0];
+        const float v3118 = v3115 + t3117[0];
+        const float v3121 = v3118 + t3120[0];
+        const float v3124 = v3121 + t3123[0];
+        const float v3127 = v3124 + t3126[0];
+        const float v3130 = v3127 + t3129[0];
+        const float v3133 = v3130 + t3132[0];
+        const float v3136 = v3133 + t3135[0];
+        const float v3139 = v3136 + t3138[0];
+        const float v3142 = v3139 + t3141[0];
+        const float v3145 = v3142 + t3144[0];
+        const float v3148 = v3145 + t3147[0];
+        const float v3151 = v3148 + t3150[0];
+        const float v3154 = v3151 + t3153[0];
+        const float v3157 = v3154 + t3156[0];
+        const float v3160 = v3157 + t3159[0];
+        const float v3163 = v3160 + t3162[0];
+        const float v3166 = v3163 + t3165[0];
+        const float v3169 = v3166 + t3168[0];
+        const float v3172 = v3169 + t3171[0];
+        const float v3175 = v3172 + t3174[0];
+        const float v3176 = sqrtf(v3175);
+        t3176[i] = v3176;
+    }
+}
+
+/* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
+ * %3177 = mul %2310, %2310 : [3,3,1,16]  // teacher/gradient fwd
+ * %3178 = reduce_sum axes=[0, 1, 2, 3] %3177 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_104(float *restrict t3178, const float *restrict t2310) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v3177 = t2310[i0 * 48 + i1 * 16 + i3] * t2310[i0 * 48 + i1 * 16 + i3];
+                    sum += v3177;
+                }
+            }
+        }
+    }
+    t3178[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3179 = mul %2308, %2308 : [16]  // teacher/gradient fwd
+ * %3180 = reduce_sum axes=[0] %3179 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_105(float *restrict t3180, const float *restrict t2308) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3179 = t2308[i0] * t2308[i0];
+        sum += v3179;
+    }
+    t3180[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3182 = mul %2291, %2291 : [16]  // teacher/gradient fwd
+ * %3183 = reduce_sum axes=[0] %3182 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_106(float *restrict t3183, const float *restrict t2291) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3182 = t2291[i0] * t2291[i0];
+        sum += v3182;
+    }
+    t3183[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3185 = mul %2286, %2286 : [16]  // teacher/gradient fwd
+ * %3186 = reduce_sum axes=[0] %3185 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_107(float *restrict t3186, const float *restrict t2286) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3185 = t2286[i0] * t2286[i0];
+        sum += v3185;
+    }
+    t3186[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,16] axes=[0, 1, 2, 3]
+ * %3188 = mul %2278, %2278 : [3,3,16,16]  // teacher/gradient fwd
+ * %3189 = reduce_sum axes=[0, 1, 2, 3] %3188 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_108(float *restrict t3189, const float *restrict t2278) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v3188 = t2278[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t2278[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v3188;
+                }
+            }
+        }
+    }
+    t3189[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3191 = mul %2275, %2275 : [16]  // teacher/gradient fwd
+ * %3192 = reduce_sum axes=[0] %3191 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_109(float *restrict t3192, const float *restrict t2275) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3191 = t2275[i0] * t2275[i0];
+        sum += v3191;
+    }
+    t3192[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3194 = mul %2258, %2258 : [16]  // teacher/gradient fwd
+ * %3195 = reduce_sum axes=[0] %3194 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_110(float *restrict t3195, const float *restrict t2258) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3194 = t2258[i0] * t2258[i0];
+        sum += v3194;
+    }
+    t3195[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3197 = mul %2253, %2253 : [16]  // teacher/gradient fwd
+ * %3198 = reduce_sum axes=[0] %3197 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_111(float *restrict t3198, const float *restrict t2253) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3197 = t2253[i0] * t2253[i0];
+        sum += v3197;
+    }
+    t3198[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,16] axes=[0, 1, 2, 3]
+ * %3200 = mul %2246, %2246 : [3,3,16,16]  // teacher/gradient fwd
+ * %3201 = reduce_sum axes=[0, 1, 2, 3] %3200 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_112(float *restrict t3201, const float *restrict t2246) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v3200 = t2246[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t2246[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v3200;
+                }
+            }
+        }
+    }
+    t3201[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3203 = mul %2243, %2243 : [16]  // teacher/gradient fwd
+ * %3204 = reduce_sum axes=[0] %3203 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_113(float *restrict t3204, const float *restrict t2243) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3203 = t2243[i0] * t2243[i0];
+        sum += v3203;
+    }
+    t3204[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3206 = mul %2225, %2225 : [16]  // teacher/gradient fwd
+ * %3207 = reduce_sum axes=[0] %3206 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_114(float *restrict t3207, const float *restrict t2225) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3206 = t2225[i0] * t2225[i0];
+        sum += v3206;
+    }
+    t3207[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3209 = mul %2220, %2220 : [16]  // teacher/gradient fwd
+ * %3210 = reduce_sum axes=[0] %3209 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_115(float *restrict t3210, const float *restrict t2220) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3209 = t2220[i0] * t2220[i0];
+        sum += v3209;
+    }
+    t3210[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
+ * %3212 = mul %2212, %2212 : [3,3,16,32]  // teacher/gradient fwd
+ * %3213 = reduce_sum axes=[0, 1, 2, 3] %3212 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_116(float *restrict t3213, const float *restrict t2212) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v3212 = t2212[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t2212[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v3212;
+                }
+            }
+        }
+    }
+    t3213[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3215 = mul %2209, %2209 : [32]  // teacher/gradient fwd
+ * %3216 = reduce_sum axes=[0] %3215 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_117(float *restrict t3216, const float *restrict t2209) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3215 = t2209[i0] * t2209[i0];
+        sum += v3215;
+    }
+    t3216[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3218 = mul %2192, %2192 : [32]  // teacher/gradient fwd
+ * %3219 = reduce_sum axes=[0] %3218 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_118(float *restrict t3219, const float *restrict t2192) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3218 = t2192[i0] * t2192[i0];
+        sum += v3218;
+    }
+    t3219[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3221 = mul %2187, %2187 : [32]  // teacher/gradient fwd
+ * %3222 = reduce_sum axes=[0] %3221 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_119(float *restrict t3222, const float *restrict t2187) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3221 = t2187[i0] * t2187[i0];
+        sum += v3221;
+    }
+    t3222[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,32,32] axes=[0, 1, 2, 3]
+ * %3224 = mul %2180, %2180 : [3,3,32,32]  // teacher/gradient fwd
+ * %3225 = reduce_sum axes=[0, 1, 2, 3] %3224 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_120(float *restrict t3225, const float *restrict t2180) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v3224 = t2180[i0 * 3072 + i1 * 1024 + i2 * 32 + i3] * t2180[i0 * 3072 + i1 * 1024 + i2 * 32 + i3];
+                    sum += v3224;
+                }
+            }
+        }
+    }
+    t3225[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3227 = mul %2177, %2177 : [32]  // teacher/gradient fwd
+ * %3228 = reduce_sum axes=[0] %3227 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_121(float *restrict t3228, const float *restrict t2177) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3227 = t2177[i0] * t2177[i0];
+        sum += v3227;
+    }
+    t3228[0] = (float)sum;
+}
+
+/* reduce_sum [1,1,16,32] axes=[0, 1, 2, 3]
+ * %3230 = mul %2175, %2175 : [1,1,16,32]  // teacher/gradient fwd
+ * %3231 = reduce_sum axes=[0, 1, 2, 3] %3230 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_122(float *restrict t3231, const float *restrict t2175) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 1; i0++) {
+        for (size_t i1 = 0; i1 < 1; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v3230 = t2175[i2 * 32 + i3] * t2175[i2 * 32 + i3];
+                    sum += v3230;
+                }
+            }
+        }
+    }
+    t3231[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3233 = mul %2156, %2156 : [32]  // teacher/gradient fwd
+ * %3234 = reduce_sum axes=[0] %3233 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_123(float *restrict t3234, const float *restrict t2156) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3233 = t2156[i0] * t2156[i0];
+        sum += v3233;
+    }
+    t3234[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3236 = mul %2151, %2151 : [32]  // teacher/gradient fwd
+ * %3237 = reduce_sum axes=[0] %3236 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_124(float *restrict t3237, const float *restrict t2151) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3236 = t2151[i0] * t2151[i0];
+        sum += v3236;
+    }
+    t3237[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
+ * %3239 = mul %2143, %2143 : [3,3,32,64]  // teacher/gradient fwd
+ * %3240 = reduce_sum axes=[0, 1, 2, 3] %3239 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_125(float *restrict t3240, const float *restrict t2143) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v3239 = t2143[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t2143[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v3239;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3240[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3242 = mul %2140, %2140 : [64]  // teacher/gradient fwd
+ * %3243 = reduce_sum axes=[0] %3242 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_126(float *restrict t3243, const float *restrict t2140) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3242 = t2140[i0] * t2140[i0];
+            sums[lane] += v3242;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3243[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3245 = mul %2123, %2123 : [64]  // teacher/gradient fwd
+ * %3246 = reduce_sum axes=[0] %3245 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_127(float *restrict t3246, const float *restrict t2123) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3245 = t2123[i0] * t2123[i0];
+            sums[lane] += v3245;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3246[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3248 = mul %2118, %2118 : [64]  // teacher/gradient fwd
+ * %3249 = reduce_sum axes=[0] %3248 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_128(float *restrict t3249, const float *restrict t2118) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3248 = t2118[i0] * t2118[i0];
+            sums[lane] += v3248;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3249[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,64,64] axes=[0, 1, 2, 3]
+ * %3251 = mul %2111, %2111 : [3,3,64,64]  // teacher/gradient fwd
+ * %3252 = reduce_sum axes=[0, 1, 2, 3] %3251 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_129(float *restrict t3252, const float *restrict t2111) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 64; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v3251 = t2111[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t2111[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v3251;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3252[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3254 = mul %2108, %2108 : [64]  // teacher/gradient fwd
+ * %3255 = reduce_sum axes=[0] %3254 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_130(float *restrict t3255, const float *restrict t2108) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3254 = t2108[i0] * t2108[i0];
+            sums[lane] += v3254;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3255[0] = (float)sum;
+}
+
+/* reduce_sum [1,1,32,64] axes=[0, 1, 2, 3]
+ * %3257 = mul %2106, %2106 : [1,1,32,64]  // teacher/gradient fwd
+ * %3258 = reduce_sum axes=[0, 1, 2, 3] %3257 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_131(float *restrict t3258, const float *restrict t2106) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1; i0++) {
+        for (size_t i1 = 0; i1 < 1; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v3257 = t2106[i2 * 64 + i3] * t2106[i2 * 64 + i3];
+                        sums[lane] += v3257;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3258[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3260 = mul %2086, %2086 : [64]  // teacher/gradient fwd
+ * %3261 = reduce_sum axes=[0] %3260 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_132(float *restrict t3261, const float *restrict t2086) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3260 = t2086[i0] * t2086[i0];
+            sums[lane] += v3260;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3261[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3263 = mul %2079, %2079 : [64]  // teacher/gradient fwd
+ * %3264 = reduce_sum axes=[0] %3263 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_133(float *restrict t3264, const float *restrict t2079) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3263 = t2079[i0] * t2079[i0];
+            sums[lane] += v3263;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3264[0] = (float)sum;
+}
+
+/* reduce_sum [64,10] axes=[0, 1]
+ * %3266 = mul %2066, %2066 : [64,10]  // teacher/gradient fwd
+ * %3267 = reduce_sum axes=[0, 1] %3266 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_134(float *restrict t3267, const float *restrict t2066) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 64; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v3266 = t2066[i0 * 10 + i1] * t2066[i0 * 10 + i1];
+            sum += v3266;
+        }
+    }
+    t3267[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %3269 = mul %2063, %2063 : [10]  // teacher/gradient fwd
+ * %3270 = reduce_sum axes=[0] %3269 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_135(float *restrict t3270, const float *restrict t2063) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v3269 = t2063[i0] * t2063[i0];
+        sum += v3269;
+    }
+    t3270[0] = (float)sum;
+}
+
+/* loop []
+ * %3181 = add %3178, %3180 : []  // teacher/gradient fwd
+ * %3184 = add %3181, %3183 : []  // teacher/gradient fwd
+ * %3187 = add %3184, %3186 : []  // teacher/gradient fwd
+ * %3190 = add %3187, %3189 : []  // teacher/gradient fwd
+ * %3193 = add %3190, %3192 : []  // teacher/gradient fwd
+ * %3196 = add %3193, %3195 : []  // teacher/gradient fwd
+ * %3199 = add %3196, %3198 : []  // teacher/gradient fwd
+ * %3202 = add %3199, %3201 : []  // teacher/gradient fwd
+ * %3205 = add %3202, %3204 : []  // teacher/gradient fwd
+ * %3208 = add %3205, %3207 : []  // teacher/gradient fwd
+ * %3211 = add %3208, %3210 : []  // teacher/gradient fwd
+ * %3214 = add %3211, %3213 : []  // teacher/gradient fwd
+ * %3217 = add %3214, %3216 : []  // teacher/gradient fwd
+ * %3220 = add %3217, %3219 : []  // teacher/gradient fwd
+ * %3223 = add %3220, %3222 : []  // teacher/gradient fwd
+ * %3226 = add %3223, %3225 : []  // teacher/gradient fwd
+ * %3229 = add %3226, %3228 : []  // teacher/gradient fwd
+ * %3232 = add %3229, %3231 : []  // teacher/gradient fwd
+ * %3235 = add %3232, %3234 : []  // teacher/gradient fwd
+ * %3238 = add %3235, %3237 : []  // teacher/gradient fwd
+ * %3241 = add %3238, %3240 : []  // teacher/gradient fwd
+ * %3244 = add %3241, %3243 : []  // teacher/gradient fwd
+ * %3247 = add %3244, %3246 : []  // teacher/gradient fwd
+ * %3250 = add %3247, %3249 : []  // teacher/gradient fwd
+ * %3253 = add %3250, %3252 : []  // teacher/gradient fwd
+ * %3256 = add %3253, %3255 : []  // teacher/gradient fwd
+ * %3259 = add %3256, %3258 : []  // teacher/gradient fwd
+ * %3262 = add %3259, %3261 : []  // teacher/gradient fwd
+ * %3265 = add %3262, %3264 : []  // teacher/gradient fwd
+ * %3268 = add %3265, %3267 : []  // teacher/gradient fwd
+ * %3271 = add %3268, %3270 : []  // teacher/gradient fwd
+ * %3272 = sqrt %3271 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_136(float *restrict t3272, const float *restrict t3178, const float *restrict t3180, const float *restrict t3183, const float *restrict t3186, const float *restrict t3189, const float *restrict t3192, const float *restrict t3195, const float *restrict t3198, const float *restrict t3201, const float *restrict t3204, const float *restrict t3207, const float *restrict t3210, const float *restrict t3213, const float *restrict t3216, const float *restrict t3219, const float *restrict t3222, const float *restrict t3225, const float *restrict t3228, const float *restrict t3231, const float *restrict t3234, const float *restrict t3237, const float *restrict t3240, const float *restrict t3243, const float *restrict t3246, const float *restrict t3249, const float *restrict t3252, const float *restrict t3255, const float *restrict t3258, const float *restrict t3261, const float *restrict t3264, const float *restrict t3267, const float *restrict t3270) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v3181 = t3178[0] + t3180[0];
+        const float v3184 = v3181 + t3183[0];
+        const float v3187 = v3184 + t3186[0];
+        const float v3190 = v3187 + t3189[0];
+        const float v3193 = v3190 + t3192[0];
+        const float v3196 = v3193 + t3195[0];
+        const float v3199 = v3196 + t3198[0];
+        const float v3202 = v3199 + t3201[0];
+        const float v3205 = v3202 + t3204[0];
+        const float v3208 = v3205 + t3207[0];
+        const float v3211 = v3208 + t3210[0];
+        const float v3214 = v3211 + t3213[0];
+        const float v3217 = v3214 + t3216[0];
+        const float v3220 = v3217 + t3219[0];
+        const float v3223 = v3220 + t3222[0];
+        const float v3226 = v3223 + t3225[0];
+        const float v3229 = v3226 + t3228[0];
+        const float v3232 = v3229 + t3231[0];
+        const float v3235 = v3232 + t3234[0];
+        const float v3238 = v3235 + t3237[0];
+        const float v3241 = v3238 + t3240[0];
+        const float v3244 = v3241 + t3243[0];
+        const float v3247 = v3244 + t3246[0];
+        const float v3250 = v3247 + t3249[0];
+        const float v3253 = v3250 + t3252[0];
+        const float v3256 = v3253 + t3255[0];
+        const float v3259 = v3256 + t3258[0];
+        const float v3262 = v3259 + t3261[0];
+        const float v3265 = v3262 + t3264[0];
+        const float v3268 = v3265 + t3267[0];
+        const float v3271 = v3268 + t3270[0];
+        const float v3272 = sqrtf(v3271);
+        t3272[i] = v3272;
+    }
+}
+
+/* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
+ * %3273 = mul %2562, %2562 : [3,3,1,16]  // teacher/gradient fwd
+ * %3274 = reduce_sum axes=[0, 1, 2, 3] %3273 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_137(float *restrict t3274, const float *restrict t2562) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v3273 = t2562[i0 * 48 + i1 * 16 + i3] * t2562[i0 * 48 + i1 * 16 + i3];
+                    sum += v3273;
+                }
+            }
+        }
+    }
+    t3274[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3275 = mul %2560, %2560 : [16]  // teacher/gradient fwd
+ * %3276 = reduce_sum axes=[0] %3275 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_138(float *restrict t3276, const float *restrict t2560) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3275 = t2560[i0] * t2560[i0];
+        sum += v3275;
+    }
+    t3276[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3278 = mul %2543, %2543 : [16]  // teacher/gradient fwd
+ * %3279 = reduce_sum axes=[0] %3278 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_139(float *restrict t3279, const float *restrict t2543) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3278 = t2543[i0] * t2543[i0];
+        sum += v3278;
+    }
+    t3279[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3281 = mul %2538, %2538 : [16]  // teacher/gradient fwd
+ * %3282 = reduce_sum axes=[0] %3281 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_140(float *restrict t3282, const float *restrict t2538) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3281 = t2538[i0] * t2538[i0];
+        sum += v3281;
+    }
+    t3282[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,16] axes=[0, 1, 2, 3]
+ * %3284 = mul %2530, %2530 : [3,3,16,16]  // teacher/gradient fwd
+ * %3285 = reduce_sum axes=[0, 1, 2, 3] %3284 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_141(float *restrict t3285, const float *restrict t2530) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v3284 = t2530[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t2530[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v3284;
+                }
+            }
+        }
+    }
+    t3285[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3287 = mul %2527, %2527 : [16]  // teacher/gradient fwd
+ * %3288 = reduce_sum axes=[0] %3287 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_142(float *restrict t3288, const float *restrict t2527) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3287 = t2527[i0] * t2527[i0];
+        sum += v3287;
+    }
+    t3288[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3290 = mul %2510, %2510 : [16]  // teacher/gradient fwd
+ * %3291 = reduce_sum axes=[0] %3290 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_143(float *restrict t3291, const float *restrict t2510) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3290 = t2510[i0] * t2510[i0];
+        sum += v3290;
+    }
+    t3291[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3293 = mul %2505, %2505 : [16]  // teacher/gradient fwd
+ * %3294 = reduce_sum axes=[0] %3293 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_144(float *restrict t3294, const float *restrict t2505) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3293 = t2505[i0] * t2505[i0];
+        sum += v3293;
+    }
+    t3294[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,16] axes=[0, 1, 2, 3]
+ * %3296 = mul %2498, %2498 : [3,3,16,16]  // teacher/gradient fwd
+ * %3297 = reduce_sum axes=[0, 1, 2, 3] %3296 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_145(float *restrict t3297, const float *restrict t2498) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v3296 = t2498[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t2498[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v3296;
+                }
+            }
+        }
+    }
+    t3297[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3299 = mul %2495, %2495 : [16]  // teacher/gradient fwd
+ * %3300 = reduce_sum axes=[0] %3299 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_146(float *restrict t3300, const float *restrict t2495) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3299 = t2495[i0] * t2495[i0];
+        sum += v3299;
+    }
+    t3300[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3302 = mul %2477, %2477 : [16]  // teacher/gradient fwd
+ * %3303 = reduce_sum axes=[0] %3302 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_147(float *restrict t3303, const float *restrict t2477) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3302 = t2477[i0] * t2477[i0];
+        sum += v3302;
+    }
+    t3303[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %3305 = mul %2472, %2472 : [16]  // teacher/gradient fwd
+ * %3306 = reduce_sum axes=[0] %3305 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_148(float *restrict t3306, const float *restrict t2472) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v3305 = t2472[i0] * t2472[i0];
+        sum += v3305;
+    }
+    t3306[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
+ * %3308 = mul %2464, %2464 : [3,3,16,32]  // teacher/gradient fwd
+ * %3309 = reduce_sum axes=[0, 1, 2, 3] %3308 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_149(float *restrict t3309, const float *restrict t2464) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v3308 = t2464[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t2464[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v3308;
+                }
+            }
+        }
+    }
+    t3309[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3311 = mul %2461, %2461 : [32]  // teacher/gradient fwd
+ * %3312 = reduce_sum axes=[0] %3311 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_150(float *restrict t3312, const float *restrict t2461) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3311 = t2461[i0] * t2461[i0];
+        sum += v3311;
+    }
+    t3312[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3314 = mul %2444, %2444 : [32]  // teacher/gradient fwd
+ * %3315 = reduce_sum axes=[0] %3314 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_151(float *restrict t3315, const float *restrict t2444) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3314 = t2444[i0] * t2444[i0];
+        sum += v3314;
+    }
+    t3315[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3317 = mul %2439, %2439 : [32]  // teacher/gradient fwd
+ * %3318 = reduce_sum axes=[0] %3317 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_152(float *restrict t3318, const float *restrict t2439) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3317 = t2439[i0] * t2439[i0];
+        sum += v3317;
+    }
+    t3318[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,32,32] axes=[0, 1, 2, 3]
+ * %3320 = mul %2432, %2432 : [3,3,32,32]  // teacher/gradient fwd
+ * %3321 = reduce_sum axes=[0, 1, 2, 3] %3320 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_153(float *restrict t3321, const float *restrict t2432) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v3320 = t2432[i0 * 3072 + i1 * 1024 + i2 * 32 + i3] * t2432[i0 * 3072 + i1 * 1024 + i2 * 32 + i3];
+                    sum += v3320;
+                }
+            }
+        }
+    }
+    t3321[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3323 = mul %2429, %2429 : [32]  // teacher/gradient fwd
+ * %3324 = reduce_sum axes=[0] %3323 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_154(float *restrict t3324, const float *restrict t2429) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3323 = t2429[i0] * t2429[i0];
+        sum += v3323;
+    }
+    t3324[0] = (float)sum;
+}
+
+/* reduce_sum [1,1,16,32] axes=[0, 1, 2, 3]
+ * %3326 = mul %2427, %2427 : [1,1,16,32]  // teacher/gradient fwd
+ * %3327 = reduce_sum axes=[0, 1, 2, 3] %3326 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_155(float *restrict t3327, const float *restrict t2427) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 1; i0++) {
+        for (size_t i1 = 0; i1 < 1; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v3326 = t2427[i2 * 32 + i3] * t2427[i2 * 32 + i3];
+                    sum += v3326;
+                }
+            }
+        }
+    }
+    t3327[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3329 = mul %2408, %2408 : [32]  // teacher/gradient fwd
+ * %3330 = reduce_sum axes=[0] %3329 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_156(float *restrict t3330, const float *restrict t2408) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3329 = t2408[i0] * t2408[i0];
+        sum += v3329;
+    }
+    t3330[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %3332 = mul %2403, %2403 : [32]  // teacher/gradient fwd
+ * %3333 = reduce_sum axes=[0] %3332 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_157(float *restrict t3333, const float *restrict t2403) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v3332 = t2403[i0] * t2403[i0];
+        sum += v3332;
+    }
+    t3333[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
+ * %3335 = mul %2395, %2395 : [3,3,32,64]  // teacher/gradient fwd
+ * %3336 = reduce_sum axes=[0, 1, 2, 3] %3335 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_158(float *restrict t3336, const float *restrict t2395) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v3335 = t2395[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t2395[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v3335;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3336[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3338 = mul %2392, %2392 : [64]  // teacher/gradient fwd
+ * %3339 = reduce_sum axes=[0] %3338 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_159(float *restrict t3339, const float *restrict t2392) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3338 = t2392[i0] * t2392[i0];
+            sums[lane] += v3338;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3339[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3341 = mul %2375, %2375 : [64]  // teacher/gradient fwd
+ * %3342 = reduce_sum axes=[0] %3341 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_160(float *restrict t3342, const float *restrict t2375) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3341 = t2375[i0] * t2375[i0];
+            sums[lane] += v3341;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3342[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3344 = mul %2370, %2370 : [64]  // teacher/gradient fwd
+ * %3345 = reduce_sum axes=[0] %3344 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_161(float *restrict t3345, const float *restrict t2370) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3344 = t2370[i0] * t2370[i0];
+            sums[lane] += v3344;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3345[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,64,64] axes=[0, 1, 2, 3]
+ * %3347 = mul %2363, %2363 : [3,3,64,64]  // teacher/gradient fwd
+ * %3348 = reduce_sum axes=[0, 1, 2, 3] %3347 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_162(float *restrict t3348, const float *restrict t2363) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 64; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v3347 = t2363[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t2363[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v3347;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3348[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3350 = mul %2360, %2360 : [64]  // teacher/gradient fwd
+ * %3351 = reduce_sum axes=[0] %3350 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_163(float *restrict t3351, const float *restrict t2360) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3350 = t2360[i0] * t2360[i0];
+            sums[lane] += v3350;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3351[0] = (float)sum;
+}
+
+/* reduce_sum [1,1,32,64] axes=[0, 1, 2, 3]
+ * %3353 = mul %2358, %2358 : [1,1,32,64]  // teacher/gradient fwd
+ * %3354 = reduce_sum axes=[0, 1, 2, 3] %3353 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_164(float *restrict t3354, const float *restrict t2358) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1; i0++) {
+        for (size_t i1 = 0; i1 < 1; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v3353 = t2358[i2 * 64 + i3] * t2358[i2 * 64 + i3];
+                        sums[lane] += v3353;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3354[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3356 = mul %2338, %2338 : [64]  // teacher/gradient fwd
+ * %3357 = reduce_sum axes=[0] %3356 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_165(float *restrict t3357, const float *restrict t2338) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3356 = t2338[i0] * t2338[i0];
+            sums[lane] += v3356;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3357[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %3359 = mul %2333, %2333 : [64]  // teacher/gradient fwd
+ * %3360 = reduce_sum axes=[0] %3359 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_166(float *restrict t3360, const float *restrict t2333) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v3359 = t2333[i0] * t2333[i0];
+            sums[lane] += v3359;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t3360[0] = (float)sum;
+}
+
+/* reduce_sum [64,10] axes=[0, 1]
+ * %3362 = mul %2323, %2323 : [64,10]  // teacher/gradient fwd
+ * %3363 = reduce_sum axes=[0, 1] %3362 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_167(float *restrict t3363, const float *restrict t2323) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 64; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v3362 = t2323[i0 * 10 + i1] * t2323[i0 * 10 + i1];
+            sum += v3362;
+        }
+    }
+    t3363[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %3365 = mul %2321, %2321 : [10]  // teacher/gradient fwd
+ * %3366 = reduce_sum axes=[0] %3365 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_168(float *restrict t3366, const float *restrict t2321) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v3365 = t2321[i0] * t2321[i0];
+        sum += v3365;
+    }
+    t3366[0] = (float)sum;
+}
+
+/* loop []
+ * %3277 = add %3274, %3276 : []  // teacher/gradient fwd
+ * %3280 = add %3277, %3279 : []  // teacher/gradient fwd
+ * %3283 = add %3280, %3282 : []  // teacher/gradient fwd
+ * %3286 = add %3283, %3285 : []  // teacher/gradient fwd
+ * %3289 = add %3286, %3288 : []  // teacher/gradient fwd
+ * %3292 = add %3289, %3291 : []  // teacher/gradient fwd
+ * %3295 = add %3292, %3294 : []  // teacher/gradient fwd
+ * %3298 = add %3295, %3297 : []  // teacher/gradient fwd
+ * %3301 = add %3298, %3300 : []  // teacher/gradient fwd
+ * %3304 = add %3301, %3303 : []  // teacher/gradient fwd
+ * %3307 = add %3304, %3306 : []  // teacher/gradient fwd
+ * %3310 = add %3307, %3309 : []  // teacher/gradient fwd
+ * %3313 = add %3310, %3312 : []  // teacher/gradient fwd
+ * %3316 = add %3313, %3315 : []  // teacher/gradient fwd
+ * %3319 = add %3316, %3318 : []  // teacher/gradient fwd
+ * %3322 = add %3319, %3321 : []  // teacher/gradient fwd
+ * %3325 = add %3322, %3324 : []  // teacher/gradient fwd
+ * %3328 = add %3325, %3327 : []  // teacher/gradient fwd
+ * %3331 = add %3328, %3330 : []  // teacher/gradient fwd
+ * %3334 = add %3331, %3333 : []  // teacher/gradient fwd
+ * %3337 = add %3334, %3336 : []  // teacher/gradient fwd
+ * %3340 = add %3337, %3339 : []  // teacher/gradient fwd
+ * %3343 = add %3340, %3342 : []  // teacher/gradient fwd
+ * %3346 = add %3343, %3345 : []  // teacher/gradient fwd
+ * %3349 = add %3346, %3348 : []  // teacher/gradient fwd
+ * %3352 = add %3349, %3351 : []  // teacher/gradient fwd
+ * %3355 = add %3352, %3354 : []  // teacher/gradient fwd
+ * %3358 = add %3355, %3357 : []  // teacher/gradient fwd
+ * %3361 = add %3358, %3360 : []  // teacher/gradient fwd
+ * %3364 = add %3361, %3363 : []  // teacher/gradient fwd
+ * %3367 = add %3364, %3366 : []  // teacher/gradient fwd
+ * %3368 = sqrt %3367 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_169(float *restrict t3368, const float *restrict t3274, const float *restrict t3276, const float *restrict t3279, const float *restrict t3282, const float *restrict t3285, const float *restrict t3288, const float *restrict t3291, const float *restrict t3294, const float *restrict t3297, const float *restrict t3300, const float *restrict t3303, const float *restrict t3306, const float *restrict t3309, const float *restrict t3312, const float *restrict t3315, const float *restrict t3318, const float *restrict t3321, const float *restrict t3324, const float *restrict t3327, const float *restrict t3330, const float *restrict t3333, const float *restrict t3336, const float *restrict t3339, const float *restrict t3342, const float *restrict t3345, const float *restrict t3348, const float *restrict t3351, const float *restrict t3354, const float *restrict t3357, const float *restrict t3360, const float *restrict t3363, const float *restrict t3366) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v3277 = t3274[0] + t3276[0];
+        const float v3280 = v3277 + t3279[0];
+        const float v3283 = v3280 + t3282[0];
+        const float v3286 = v3283 + t3285[0];
+        const float v3289 = v3286 + t3288[0];
+        const float v3292 = v3289 + t3291[0];
+        const float v3295 = v3292 + t3294[0];
+        const float v3298 = v3295 + t3297[0];
+        const float v3301 = v3298 + t3300[0];
+        const float v3304 = v3301 + t3303[0];
+        const float v3307 = v3304 + t3306[0];
+        const float v3310 = v3307 + t3309[0];
+        const float v3313 = v3310 + t3312[0];
+        const float v3316 = v3313 + t3315[0];
+        const float v3319 = v3316 + t3318[0];
+        const float v3322 = v3319 + t3321[0];
+        const float v3325 = v3322 + t3324[0];
+        const float v3328 = v3325 + t3327[0];
+        const float v3331 = v3328 + t3330[0];
+        const float v3334 = v3331 + t3333[0];
+        const float v3337 = v3334 + t3336[0];
+        const float v3340 = v3337 + t3339[0];
+        const float v3343 = v3340 + t3342[0];
+        const float v3346 = v3343 + t3345[0];
+        const float v3349 = v3346 + t3348[0];
+        const float v3352 = v3349 + t3351[0];
+        const float v3355 = v3352 + t3354[0];
+        const float v3358 = v3355 + t3357[0];
+        const float v3361 = v3358 + t3360[0];
+        const float v3364 = v3361 + t3363[0];
+        const float v3367 = v3364 + t3366[0];
+        const float v3368 = sqrtf(v3367);
+        t3368[i] = v3368;
+    }
+}
+
+/* 1023 kernels; scratch high-water mark 26652880 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_conv0_fwd(scratch + 1171328 /* t102 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch /* chunk */);
     step_teacher_bn1_fwd(scratch /* t103 */, scratch + 1171328 /* t102 */);
@@ -18761,59 +26145,59 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_res6_conv0_fwd(scratch + 2088576 /* t202 */, scratch + 12598784 /* t197 */, state + 4896 /* in_teacher_res6_conv0_weight */, state + 9504 /* in_teacher_res6_conv0_bias */, scratch /* chunk */);
     step_teacher_res6_bn1_fwd(scratch + 2540160 /* t203 */, scratch + 2088576 /* t202 */);
     step_teacher_res6_bn1_fwd_2(scratch + 2540192 /* t205 */, scratch + 2540160 /* t203 */);
-    step_teacher_res6_bn1_fwd_3(scratch + 14405120 /* t207 */, scratch + 2088576 /* t202 */, scratch + 2540192 /* t205 */);
-    step_teacher_res6_bn1_fwd_4(scratch + 2540224 /* t209 */, scratch + 14405120 /* t207 */);
+    step_teacher_res6_bn1_fwd_3(scratch + 17114624 /* t207 */, scratch + 2088576 /* t202 */, scratch + 2540192 /* t205 */);
+    step_teacher_res6_bn1_fwd_4(scratch + 2540224 /* t209 */, scratch + 17114624 /* t207 */);
     step_teacher_res6_bn1_fwd_5(state + 311328 /* in_teacher_res6_bn1_running_mean */, state + 311360 /* in_teacher_res6_bn1_running_var */, scratch + 26652160 /* t221 */, scratch + 26652192 /* t225 */, scratch + 26652224 /* t226 */, scratch + 2540224 /* t209 */, scratch + 2540192 /* t205 */, state + 9536 /* in_teacher_res6_bn1_scale */);
-    step_teacher_res6_bn1_fwd_6(scratch + 14856704 /* t230 */, scratch + 14405120 /* t207 */, scratch + 26652224 /* t226 */, state + 9568 /* in_teacher_res6_bn1_offset */);
-    step_teacher_res6_leaky_relu2_fwd(scratch + 15308288 /* t233 */, scratch + 15759872 /* t234 */, scratch + 14856704 /* t231 */);
-    step_teacher_res6_conv3_fwd(scratch + 13501952 /* t239 */, scratch + 15759872 /* t234 */, state + 9600 /* in_teacher_res6_conv3_weight */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch /* chunk */);
+    step_teacher_res6_bn1_fwd_6(scratch + 14405120 /* t230 */, scratch + 17114624 /* t207 */, scratch + 26652224 /* t226 */, state + 9568 /* in_teacher_res6_bn1_offset */);
+    step_teacher_res6_leaky_relu2_fwd(scratch + 14856704 /* t233 */, scratch + 17566208 /* t234 */, scratch + 14405120 /* t231 */);
+    step_teacher_res6_conv3_fwd(scratch + 13501952 /* t239 */, scratch + 17566208 /* t234 */, state + 9600 /* in_teacher_res6_conv3_weight */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch /* chunk */);
     step_teacher_res6_fwd(scratch + 13953536 /* t243 */, scratch + 12598784 /* t197 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
-    step_teacher_res6_fwd_2(scratch /* t245 */, scratch + 13501952 /* t240 */, scratch + 13953536 /* t244 */);
-    step_teacher_bn7_fwd(scratch + 13501952 /* t247 */, scratch /* t246 */);
-    step_teacher_bn7_fwd_2(scratch + 13953536 /* t248 */, scratch + 13501952 /* t247 */);
-    step_teacher_bn7_fwd_3(scratch + 13501952 /* t250 */, scratch /* t246 */, scratch + 13953536 /* t248 */);
-    step_teacher_bn7_fwd_4(scratch + 13953568 /* t252 */, scratch + 13501952 /* t250 */);
-    step_teacher_bn7_fwd_5(state + 311392 /* in_teacher_bn7_running_mean */, state + 311424 /* in_teacher_bn7_running_var */, scratch + 26652256 /* t260 */, scratch + 26652288 /* t263 */, scratch + 26652320 /* t264 */, scratch + 13953568 /* t252 */, scratch + 13953536 /* t248 */, state + 19360 /* in_teacher_bn7_scale */);
-    step_teacher_bn7_fwd_6(scratch + 13953536 /* t268 */, scratch + 13501952 /* t250 */, scratch + 26652320 /* t264 */, state + 19392 /* in_teacher_bn7_offset */);
-    step_teacher_leaky_relu8_fwd(scratch + 16211456 /* t270 */, scratch + 16663040 /* t271 */, scratch + 13953536 /* t269 */);
-    step_teacher_res9_conv0_fwd(scratch + 2064384 /* t276 */, scratch + 16663040 /* t271 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, scratch /* chunk */);
+    step_teacher_res6_fwd_2(scratch + 15308288 /* t245 */, scratch + 13501952 /* t240 */, scratch + 13953536 /* t244 */);
+    step_teacher_bn7_fwd(scratch + 13501952 /* t247 */, scratch + 15308288 /* t246 */);
+    step_teacher_bn7_fwd_2(scratch + 13501984 /* t248 */, scratch + 13501952 /* t247 */);
+    step_teacher_bn7_fwd_3(scratch + 18017792 /* t250 */, scratch + 15308288 /* t246 */, scratch + 13501984 /* t248 */);
+    step_teacher_bn7_fwd_4(scratch + 13501952 /* t252 */, scratch + 18017792 /* t250 */);
+    step_teacher_bn7_fwd_5(state + 311392 /* in_teacher_bn7_running_mean */, state + 311424 /* in_teacher_bn7_running_var */, scratch + 26652256 /* t260 */, scratch + 26652288 /* t263 */, scratch + 26652320 /* t264 */, scratch + 13501952 /* t252 */, scratch + 13501984 /* t248 */, state + 19360 /* in_teacher_bn7_scale */);
+    step_teacher_bn7_fwd_6(scratch + 13501952 /* t268 */, scratch + 18017792 /* t250 */, scratch + 26652320 /* t264 */, state + 19392 /* in_teacher_bn7_offset */);
+    step_teacher_leaky_relu8_fwd(scratch + 13953536 /* t270 */, scratch + 18469376 /* t271 */, scratch + 13501952 /* t269 */);
+    step_teacher_res9_conv0_fwd(scratch + 2064384 /* t276 */, scratch + 18469376 /* t271 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, scratch /* chunk */);
     step_teacher_res9_bn1_fwd(scratch + 2359296 /* t277 */, scratch + 2064384 /* t276 */);
     step_teacher_res9_bn1_fwd_2(scratch + 2359360 /* t279 */, scratch + 2359296 /* t277 */);
-    step_teacher_res9_bn1_fwd_3(scratch + 22332928 /* t281 */, scratch + 2064384 /* t276 */, scratch + 2359360 /* t279 */);
-    step_teacher_res9_bn1_fwd_4(scratch + 2359424 /* t283 */, scratch + 22332928 /* t281 */);
+    step_teacher_res9_bn1_fwd_3(scratch + 22533632 /* t281 */, scratch + 2064384 /* t276 */, scratch + 2359360 /* t279 */);
+    step_teacher_res9_bn1_fwd_4(scratch + 2359424 /* t283 */, scratch + 22533632 /* t281 */);
     step_teacher_res9_bn1_fwd_5(state + 311456 /* in_teacher_res9_bn1_running_mean */, state + 311520 /* in_teacher_res9_bn1_running_var */, scratch + 26651392 /* t295 */, scratch + 26651456 /* t299 */, scratch + 26651520 /* t300 */, scratch + 2359424 /* t283 */, scratch + 2359360 /* t279 */, state + 37920 /* in_teacher_res9_bn1_scale */);
-    step_teacher_res9_bn1_fwd_6(scratch + 22627840 /* t304 */, scratch + 22332928 /* t281 */, scratch + 26651520 /* t300 */, state + 37984 /* in_teacher_res9_bn1_offset */);
-    step_teacher_res9_leaky_relu2_fwd(scratch + 22922752 /* t307 */, scratch + 23217664 /* t308 */, scratch + 22627840 /* t305 */);
-    step_teacher_res9_conv3_fwd(scratch + 2369024 /* t313 */, scratch + 23217664 /* t308 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
-    step_teacher_res9_fwd(scratch + 1048576 /* t317 */, scratch + 16663040 /* t271 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res9_bn1_fwd_6(scratch + 22828544 /* t304 */, scratch + 22533632 /* t281 */, scratch + 26651520 /* t300 */, state + 37984 /* in_teacher_res9_bn1_offset */);
+    step_teacher_res9_leaky_relu2_fwd(scratch + 23123456 /* t307 */, scratch + 23418368 /* t308 */, scratch + 22828544 /* t305 */);
+    step_teacher_res9_conv3_fwd(scratch + 2369024 /* t313 */, scratch + 23418368 /* t308 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
+    step_teacher_res9_fwd(scratch + 1048576 /* t317 */, scratch + 18469376 /* t271 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
     step_teacher_res9_fwd_2(scratch + 1343488 /* t319 */, scratch + 2369024 /* t314 */, scratch + 1048576 /* t318 */);
     step_teacher_bn10_fwd(scratch + 1638400 /* t321 */, scratch + 1343488 /* t320 */);
     step_teacher_bn10_fwd_2(scratch + 1638464 /* t322 */, scratch + 1638400 /* t321 */);
-    step_teacher_bn10_fwd_3(scratch + 23512576 /* t324 */, scratch + 1343488 /* t320 */, scratch + 1638464 /* t322 */);
-    step_teacher_bn10_fwd_4(scratch + 1638528 /* t326 */, scratch + 23512576 /* t324 */);
+    step_teacher_bn10_fwd_3(scratch + 23713280 /* t324 */, scratch + 1343488 /* t320 */, scratch + 1638464 /* t322 */);
+    step_teacher_bn10_fwd_4(scratch + 1638528 /* t326 */, scratch + 23713280 /* t324 */);
     step_teacher_bn10_fwd_5(state + 311584 /* in_teacher_bn10_running_mean */, state + 311648 /* in_teacher_bn10_running_var */, scratch + 26651584 /* t334 */, scratch + 26651648 /* t337 */, scratch + 26651712 /* t338 */, scratch + 1638528 /* t326 */, scratch + 1638464 /* t322 */, state + 77024 /* in_teacher_bn10_scale */);
-    step_teacher_bn10_fwd_6(scratch + 23807488 /* t342 */, scratch + 23512576 /* t324 */, scratch + 26651712 /* t338 */, state + 77088 /* in_teacher_bn10_offset */);
-    step_teacher_leaky_relu11_fwd(scratch + 24102400 /* t344 */, scratch /* t345 */, scratch + 23807488 /* t343 */);
-    step_teacher_global_avg_pool12_fwd(scratch + 294912 /* t347 */, scratch /* t346 */);
-    step_teacher_dropout13_fwd(scratch + 26625536 /* t351 */, scratch + 294912 /* t347 */, io + 226176 /* in_dropout_teacher_all_dropout13 */);
-    step_teacher_dense14_fwd(scratch + 24397312 /* t354 */, scratch + 26625536 /* t351 */, state + 77152 /* in_teacher_dense14_weight */, state + 77792 /* in_teacher_dense14_bias */);
+    step_teacher_bn10_fwd_6(scratch + 24008192 /* t342 */, scratch + 23713280 /* t324 */, scratch + 26651712 /* t338 */, state + 77088 /* in_teacher_bn10_offset */);
+    step_teacher_leaky_relu11_fwd(scratch + 24303104 /* t344 */, scratch + 15308288 /* t345 */, scratch + 24008192 /* t343 */);
+    step_teacher_global_avg_pool12_fwd(scratch + 15603200 /* t347 */, scratch + 15308288 /* t346 */);
+    step_teacher_dropout13_fwd(scratch + 26625536 /* t351 */, scratch + 15603200 /* t347 */, io + 226176 /* in_dropout_teacher_all_dropout13 */);
+    step_teacher_dense14_fwd(scratch + 15308288 /* t354 */, scratch + 26625536 /* t351 */, state + 77152 /* in_teacher_dense14_weight */, state + 77792 /* in_teacher_dense14_bias */);
     step_teacher_loss_sup_fwd(scratch + 26650496 /* t361 */, io + 225792 /* in_y */);
-    step_teacher_loss_sup_fwd_2(scratch + 26651136 /* t362 */, scratch + 24397312 /* t355 */);
-    step_teacher_loss_sup_fwd_3(scratch + 26643968 /* t364 */, scratch + 26650816 /* t365 */, scratch + 24397312 /* t355 */, scratch + 26651136 /* t362 */);
+    step_teacher_loss_sup_fwd_2(scratch + 26651136 /* t362 */, scratch + 15308288 /* t355 */);
+    step_teacher_loss_sup_fwd_3(scratch + 26643968 /* t364 */, scratch + 26650816 /* t365 */, scratch + 15308288 /* t355 */, scratch + 26651136 /* t362 */);
     step_teacher_loss_sup_fwd_4(scratch + 26652352 /* t366 */, scratch + 26650816 /* t365 */);
     step_teacher_loss_sup_fwd_5(scratch + 26651136 /* t367 */, scratch + 26652352 /* t366 */);
     step_teacher_loss_sup_fwd_6(scratch + 26652384 /* t371 */, scratch + 26643968 /* t364 */, scratch + 26651136 /* t367 */, scratch + 26650496 /* t361 */);
     step_teacher_loss_sup_fwd_7(io + 244608 /* t373 */, scratch + 26652384 /* t371 */);
-    step_teacher_loss_uda_fwd(scratch + 24400192 /* t375 */, scratch + 24397632 /* t356 */);
-    step_teacher_loss_uda_fwd_2(scratch + 26643968 /* t376 */, scratch + 24400192 /* t375 */);
-    step_teacher_loss_uda_fwd_3(scratch + 24401472 /* t378 */, scratch + 24400192 /* t375 */, scratch + 26643968 /* t376 */);
-    step_teacher_loss_uda_fwd_4(scratch + 24400192 /* t380 */, scratch + 24401472 /* t378 */);
-    step_teacher_loss_uda_fwd_5(scratch + 24400320 /* t381 */, scratch + 24400192 /* t380 */);
-    step_teacher_loss_uda_fwd_6(scratch + 26646016 /* t384 */, scratch + 24401472 /* t378 */, scratch + 24400320 /* t381 */);
+    step_teacher_loss_uda_fwd(scratch + 15311168 /* t375 */, scratch + 15308608 /* t356 */);
+    step_teacher_loss_uda_fwd_2(scratch + 26643968 /* t376 */, scratch + 15311168 /* t375 */);
+    step_teacher_loss_uda_fwd_3(scratch + 15312448 /* t378 */, scratch + 15311168 /* t375 */, scratch + 26643968 /* t376 */);
+    step_teacher_loss_uda_fwd_4(scratch + 15311168 /* t380 */, scratch + 15312448 /* t378 */);
+    step_teacher_loss_uda_fwd_5(scratch + 15311296 /* t381 */, scratch + 15311168 /* t380 */);
+    step_teacher_loss_uda_fwd_6(scratch + 26646016 /* t384 */, scratch + 15312448 /* t378 */, scratch + 15311296 /* t381 */);
     step_teacher_loss_uda_fwd_7(scratch + 26643968 /* t385 */, scratch + 26646016 /* t384 */);
     step_teacher_loss_uda_fwd_8(scratch + 26651136 /* t387 */, scratch + 26643968 /* t385 */);
-    step_teacher_loss_uda_fwd_9(scratch + 26645248 /* t388 */, scratch + 24398912 /* t357 */);
-    step_teacher_loss_uda_fwd_10(scratch + 26643968 /* t390 */, scratch + 26647296 /* t391 */, scratch + 24398912 /* t357 */, scratch + 26645248 /* t388 */);
+    step_teacher_loss_uda_fwd_9(scratch + 26645248 /* t388 */, scratch + 15309888 /* t357 */);
+    step_teacher_loss_uda_fwd_10(scratch + 26643968 /* t390 */, scratch + 26647296 /* t391 */, scratch + 15309888 /* t357 */, scratch + 26645248 /* t388 */);
     step_teacher_loss_uda_fwd_11(scratch + 26651264 /* t392 */, scratch + 26647296 /* t391 */);
     step_teacher_loss_uda_fwd_12(scratch + 26645248 /* t393 */, scratch + 26651264 /* t392 */);
     step_teacher_loss_uda_fwd_13(scratch + 26645376 /* t397 */, scratch + 26643968 /* t390 */, scratch + 26645248 /* t393 */, scratch + 26646016 /* t384 */);
@@ -18821,50 +26205,50 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_loss_uda_fwd_15(io + 244624 /* t402 */, scratch + 26652384 /* t400 */);
     step_teacher_loss_uda_fwd_16(scratch + 26652384 /* t403 */, scratch + 26651136 /* t387 */);
     step_teacher_loss_uda_fwd_17(io + 244640 /* t404 */, scratch + 26652384 /* t403 */);
-    step_teacher_pseudo_labels_fwd(scratch + 26648576 /* t405 */, scratch + 24398912 /* t357 */);
+    step_teacher_pseudo_labels_fwd(scratch + 26648576 /* t405 */, scratch + 15309888 /* t357 */);
     step_student_conv0_fwd(scratch + 1171328 /* t412 */, io + 125440 /* t406 */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, scratch /* chunk */);
     step_student_bn1_fwd(scratch + 26652384 /* t413 */, scratch + 1171328 /* t412 */);
     step_student_bn1_fwd_2(scratch + 26652400 /* t415 */, scratch + 26652384 /* t413 */);
-    step_student_bn1_fwd_3(scratch + 17114624 /* t417 */, scratch + 1171328 /* t412 */, scratch + 26652400 /* t415 */);
-    step_student_bn1_fwd_4(scratch + 26652384 /* t419 */, scratch + 17114624 /* t417 */);
+    step_student_bn1_fwd_3(scratch + 15308288 /* t417 */, scratch + 1171328 /* t412 */, scratch + 26652400 /* t415 */);
+    step_student_bn1_fwd_4(scratch + 26652384 /* t419 */, scratch + 15308288 /* t417 */);
     step_student_bn1_fwd_5(state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 26652720 /* t428 */, scratch + 26652736 /* t431 */, scratch + 26652752 /* t432 */, scratch + 26652384 /* t419 */, scratch + 26652400 /* t415 */, state + 77968 /* in_student_bn1_scale */);
-    step_student_bn1_fwd_6(scratch + 17516032 /* t436 */, scratch + 17114624 /* t417 */, scratch + 26652752 /* t432 */, state + 77984 /* in_student_bn1_offset */);
-    step_student_leaky_relu2_fwd(scratch + 17917440 /* t439 */, scratch + 18318848 /* t440 */, scratch + 17516032 /* t437 */);
-    step_student_res3_conv0_fwd(scratch + 1841536 /* t445 */, scratch + 18318848 /* t440 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
+    step_student_bn1_fwd_6(scratch + 15709696 /* t436 */, scratch + 15308288 /* t417 */, scratch + 26652752 /* t432 */, state + 77984 /* in_student_bn1_offset */);
+    step_student_leaky_relu2_fwd(scratch + 16111104 /* t439 */, scratch + 16512512 /* t440 */, scratch + 15709696 /* t437 */);
+    step_student_res3_conv0_fwd(scratch + 1841536 /* t445 */, scratch + 16512512 /* t440 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
     step_student_res3_bn1_fwd(scratch + 26652384 /* t446 */, scratch + 1841536 /* t445 */);
     step_student_res3_bn1_fwd_2(scratch + 26652400 /* t447 */, scratch + 26652384 /* t446 */);
-    step_student_res3_bn1_fwd_3(scratch + 18720256 /* t449 */, scratch + 1841536 /* t445 */, scratch + 26652400 /* t447 */);
-    step_student_res3_bn1_fwd_4(scratch + 26652384 /* t451 */, scratch + 18720256 /* t449 */);
+    step_student_res3_bn1_fwd_3(scratch + 18920960 /* t449 */, scratch + 1841536 /* t445 */, scratch + 26652400 /* t447 */);
+    step_student_res3_bn1_fwd_4(scratch + 26652384 /* t451 */, scratch + 18920960 /* t449 */);
     step_student_res3_bn1_fwd_5(state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 26652768 /* t459 */, scratch + 26652784 /* t462 */, scratch + 26652800 /* t463 */, scratch + 26652384 /* t451 */, scratch + 26652400 /* t447 */, state + 80320 /* in_student_res3_bn1_scale */);
-    step_student_res3_bn1_fwd_6(scratch + 19121664 /* t467 */, scratch + 18720256 /* t449 */, scratch + 26652800 /* t463 */, state + 80336 /* in_student_res3_bn1_offset */);
-    step_student_res3_leaky_relu2_fwd(scratch + 19523072 /* t469 */, scratch + 19924480 /* t470 */, scratch + 19121664 /* t468 */);
-    step_student_res3_conv3_fwd(scratch + 1841536 /* t475 */, scratch + 19924480 /* t470 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
-    step_student_res3_fwd(scratch + 2242944 /* t477 */, scratch + 1841536 /* t476 */, scratch + 18318848 /* t440 */);
+    step_student_res3_bn1_fwd_6(scratch + 19322368 /* t467 */, scratch + 18920960 /* t449 */, scratch + 26652800 /* t463 */, state + 80336 /* in_student_res3_bn1_offset */);
+    step_student_res3_leaky_relu2_fwd(scratch + 19723776 /* t469 */, scratch + 20125184 /* t470 */, scratch + 19322368 /* t468 */);
+    step_student_res3_conv3_fwd(scratch + 1841536 /* t475 */, scratch + 20125184 /* t470 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
+    step_student_res3_fwd(scratch + 2242944 /* t477 */, scratch + 1841536 /* t476 */, scratch + 16512512 /* t440 */);
     step_student_bn4_fwd(scratch + 26652384 /* t479 */, scratch + 2242944 /* t478 */);
     step_student_bn4_fwd_2(scratch + 26652400 /* t480 */, scratch + 26652384 /* t479 */);
-    step_student_bn4_fwd_3(scratch + 20325888 /* t482 */, scratch + 2242944 /* t478 */, scratch + 26652400 /* t480 */);
-    step_student_bn4_fwd_4(scratch + 26652384 /* t484 */, scratch + 20325888 /* t482 */);
+    step_student_bn4_fwd_3(scratch + 20526592 /* t482 */, scratch + 2242944 /* t478 */, scratch + 26652400 /* t480 */);
+    step_student_bn4_fwd_4(scratch + 26652384 /* t484 */, scratch + 20526592 /* t482 */);
     step_student_bn4_fwd_5(state + 311776 /* in_student_bn4_running_mean */, state + 311792 /* in_student_bn4_running_var */, scratch + 26652816 /* t492 */, scratch + 26652832 /* t495 */, scratch + 26652848 /* t496 */, scratch + 26652384 /* t484 */, scratch + 26652400 /* t480 */, state + 82672 /* in_student_bn4_scale */);
-    step_student_bn4_fwd_6(scratch + 20727296 /* t500 */, scratch + 20325888 /* t482 */, scratch + 26652848 /* t496 */, state + 82688 /* in_student_bn4_offset */);
-    step_student_leaky_relu5_fwd(scratch + 21128704 /* t502 */, scratch + 21530112 /* t503 */, scratch + 20727296 /* t501 */);
-    step_student_res6_conv0_fwd(scratch + 21931520 /* t508 */, scratch + 21530112 /* t503 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, scratch /* chunk */);
-    step_student_res6_bn1_fwd(scratch + 26651776 /* t509 */, scratch + 21931520 /* t508 */);
+    step_student_bn4_fwd_6(scratch + 20928000 /* t500 */, scratch + 20526592 /* t482 */, scratch + 26652848 /* t496 */, state + 82688 /* in_student_bn4_offset */);
+    step_student_leaky_relu5_fwd(scratch + 21329408 /* t502 */, scratch + 21730816 /* t503 */, scratch + 20928000 /* t501 */);
+    step_student_res6_conv0_fwd(scratch + 16913920 /* t508 */, scratch + 21730816 /* t503 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, scratch /* chunk */);
+    step_student_res6_bn1_fwd(scratch + 26651776 /* t509 */, scratch + 16913920 /* t508 */);
     step_student_res6_bn1_fwd_2(scratch + 26651808 /* t511 */, scratch + 26651776 /* t509 */);
-    step_student_res6_bn1_fwd_3(scratch + 24397312 /* t513 */, scratch + 21931520 /* t508 */, scratch + 26651808 /* t511 */);
-    step_student_res6_bn1_fwd_4(scratch + 26651776 /* t515 */, scratch + 24397312 /* t513 */);
+    step_student_res6_bn1_fwd_3(scratch + 24598016 /* t513 */, scratch + 16913920 /* t508 */, scratch + 26651808 /* t511 */);
+    step_student_res6_bn1_fwd_4(scratch + 26651776 /* t515 */, scratch + 24598016 /* t513 */);
     step_student_res6_bn1_fwd_5(state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 26652384 /* t524 */, scratch + 26652416 /* t527 */, scratch + 26652448 /* t528 */, scratch + 26651776 /* t515 */, scratch + 26651808 /* t511 */, state + 87344 /* in_student_res6_bn1_scale */);
-    step_student_res6_bn1_fwd_6(scratch + 24598016 /* t532 */, scratch + 24397312 /* t513 */, scratch + 26652448 /* t528 */, state + 87376 /* in_student_res6_bn1_offset */);
-    step_student_res6_leaky_relu2_fwd(scratch + 24798720 /* t535 */, scratch + 24999424 /* t536 */, scratch + 24598016 /* t533 */);
-    step_student_res6_conv3_fwd(scratch + 21931520 /* t541 */, scratch + 24999424 /* t536 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
-    step_student_res6_fwd(scratch + 22132224 /* t545 */, scratch + 21530112 /* t503 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
-    step_student_res6_fwd_2(scratch /* t547 */, scratch + 21931520 /* t542 */, scratch + 22132224 /* t546 */);
+    step_student_res6_bn1_fwd_6(scratch + 16913920 /* t532 */, scratch + 24598016 /* t513 */, scratch + 26652448 /* t528 */, state + 87376 /* in_student_res6_bn1_offset */);
+    step_student_res6_leaky_relu2_fwd(scratch + 24798720 /* t535 */, scratch + 24999424 /* t536 */, scratch + 16913920 /* t533 */);
+    step_student_res6_conv3_fwd(scratch + 22132224 /* t541 */, scratch + 24999424 /* t536 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
+    step_student_res6_fwd(scratch + 22332928 /* t545 */, scratch + 21730816 /* t503 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
+    step_student_res6_fwd_2(scratch /* t547 */, scratch + 22132224 /* t542 */, scratch + 22332928 /* t546 */);
     step_student_bn7_fwd(scratch + 26651776 /* t549 */, scratch /* t548 */);
     step_student_bn7_fwd_2(scratch + 26651808 /* t550 */, scratch + 26651776 /* t549 */);
-    step_student_bn7_fwd_3(scratch + 21931520 /* t552 */, scratch /* t548 */, scratch + 26651808 /* t550 */);
-    step_student_bn7_fwd_4(scratch + 26651776 /* t554 */, scratch + 21931520 /* t552 */);
+    step_student_bn7_fwd_3(scratch + 22132224 /* t552 */, scratch /* t548 */, scratch + 26651808 /* t550 */);
+    step_student_bn7_fwd_4(scratch + 26651776 /* t554 */, scratch + 22132224 /* t552 */);
     step_student_bn7_fwd_5(state + 311872 /* in_student_bn7_running_mean */, state + 311904 /* in_student_bn7_running_var */, scratch + 26652480 /* t562 */, scratch + 26652512 /* t565 */, scratch + 26652544 /* t566 */, scratch + 26651776 /* t554 */, scratch + 26651808 /* t550 */, state + 97168 /* in_student_bn7_scale */);
-    step_student_bn7_fwd_6(scratch + 22132224 /* t570 */, scratch + 21931520 /* t552 */, scratch + 26652544 /* t566 */, state + 97200 /* in_student_bn7_offset */);
-    step_student_leaky_relu8_fwd(scratch + 25200128 /* t572 */, scratch + 25400832 /* t573 */, scratch + 22132224 /* t571 */);
+    step_student_bn7_fwd_6(scratch + 22332928 /* t570 */, scratch + 22132224 /* t552 */, scratch + 26652544 /* t566 */, state + 97200 /* in_student_bn7_offset */);
+    step_student_leaky_relu8_fwd(scratch + 25200128 /* t572 */, scratch + 25400832 /* t573 */, scratch + 22332928 /* t571 */);
     step_student_res9_conv0_fwd(scratch + 2064384 /* t578 */, scratch + 25400832 /* t573 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, scratch /* chunk */);
     step_student_res9_bn1_fwd(scratch + 26649856 /* t579 */, scratch + 2064384 /* t578 */);
     step_student_res9_bn1_fwd_2(scratch + 26649920 /* t581 */, scratch + 26649856 /* t579 */);
@@ -18930,89 +26314,89 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_res9_conv0_vjp(scratch + 26651776 /* t745 */, scratch + 25802240 /* t744 */);
     step_student_res9_conv0_vjp_2(scratch + 2211840 /* t749 */, scratch + 25802240 /* t744 */, state + 97232 /* in_student_res9_conv0_weight */, scratch /* chunk */);
     step_student_res9_conv0_vjp_3(scratch + 25933312 /* t747 */, scratch + 25400832 /* t573 */, scratch + 25802240 /* t744 */, scratch /* chunk */);
-    step_student_leaky_relu8_vjp(scratch + 25400832 /* t757 */, scratch + 25601536 /* t710 */, scratch + 2211840 /* t749 */, scratch + 22132224 /* t571 */, scratch + 25200128 /* t572 */);
-    step_student_bn7_vjp(scratch + 25988864 /* t759 */, scratch + 25400832 /* t758 */);
-    step_student_bn7_vjp_2(scratch + 22132224 /* t760 */, scratch + 25400832 /* t758 */, scratch + 26652544 /* t566 */);
-    step_student_bn7_vjp_3(scratch + 26651840 /* t762 */, scratch + 25400832 /* t758 */, scratch + 21931520 /* t552 */);
-    step_student_bn7_vjp_4(scratch + 25988896 /* t764 */, scratch + 26651840 /* t762 */, scratch + 26652512 /* t565 */);
-    step_student_bn7_vjp_5(scratch + 26651872 /* t766 */, scratch + 22132224 /* t760 */);
+    step_student_leaky_relu8_vjp(scratch + 25400832 /* t757 */, scratch + 25601536 /* t710 */, scratch + 2211840 /* t749 */, scratch + 22332928 /* t571 */, scratch + 25200128 /* t572 */);
+    step_student_bn7_vjp(scratch + 25970496 /* t759 */, scratch + 25400832 /* t758 */);
+    step_student_bn7_vjp_2(scratch + 22332928 /* t760 */, scratch + 25400832 /* t758 */, scratch + 26652544 /* t566 */);
+    step_student_bn7_vjp_3(scratch + 26651840 /* t762 */, scratch + 25400832 /* t758 */, scratch + 22132224 /* t552 */);
+    step_student_bn7_vjp_4(scratch + 25970528 /* t764 */, scratch + 26651840 /* t762 */, scratch + 26652512 /* t565 */);
+    step_student_bn7_vjp_5(scratch + 26651872 /* t766 */, scratch + 22332928 /* t760 */);
     step_student_bn7_vjp_6(scratch + 26651904 /* t770 */, scratch + 26651840 /* t762 */, state + 97168 /* in_student_bn7_scale */, scratch + 26652512 /* t565 */, scratch + 26652480 /* t562 */);
-    step_student_bn7_vjp_7(scratch /* t773 */, scratch + 26651904 /* t770 */, scratch + 21931520 /* t552 */);
+    step_student_bn7_vjp_7(scratch /* t773 */, scratch + 26651904 /* t770 */, scratch + 22132224 /* t552 */);
     step_student_bn7_vjp_8(scratch + 26651840 /* t776 */, scratch /* t773 */);
     step_student_bn7_vjp_9(scratch + 26651904 /* t778 */, scratch + 26651872 /* t766 */, scratch + 26651840 /* t776 */);
-    step_student_bn7_vjp_10(scratch + 25200128 /* t780 */, scratch + 22132224 /* t760 */, scratch /* t773 */, scratch + 26651904 /* t778 */);
-    step_student_res6_vjp(scratch + 21931520 /* t784 */, scratch + 25200128 /* t780 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
-    step_student_res6_vjp_2(scratch + 25643648 /* t782 */, scratch + 21530112 /* t503 */, scratch + 25200128 /* t780 */, scratch /* chunk */);
-    step_student_res6_conv3_vjp(scratch + 25988928 /* t785 */, scratch + 25200128 /* t780 */);
+    step_student_bn7_vjp_10(scratch + 25200128 /* t780 */, scratch + 22332928 /* t760 */, scratch /* t773 */, scratch + 26651904 /* t778 */);
+    step_student_res6_vjp(scratch + 22132224 /* t784 */, scratch + 25200128 /* t780 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
+    step_student_res6_vjp_2(scratch + 25662848 /* t782 */, scratch + 21730816 /* t503 */, scratch + 25200128 /* t780 */, scratch /* chunk */);
+    step_student_res6_conv3_vjp(scratch + 25970560 /* t785 */, scratch + 25200128 /* t780 */);
     step_student_res6_conv3_vjp_2(scratch + 25400832 /* t789 */, scratch + 25200128 /* t780 */, state + 87408 /* in_student_res6_conv3_weight */, scratch /* chunk */);
     step_student_res6_conv3_vjp_3(scratch + 25601536 /* t787 */, scratch + 24999424 /* t536 */, scratch + 25200128 /* t780 */, scratch /* chunk */);
-    step_student_res6_leaky_relu2_vjp(scratch + 24999424 /* t795 */, scratch + 24598016 /* t533 */, scratch + 24798720 /* t535 */, scratch + 25400832 /* t789 */);
-    step_student_res6_bn1_vjp(scratch + 25988960 /* t797 */, scratch + 24999424 /* t796 */);
-    step_student_res6_bn1_vjp_2(scratch + 24598016 /* t798 */, scratch + 24999424 /* t796 */, scratch + 26652448 /* t528 */);
-    step_student_res6_bn1_vjp_3(scratch + 26651840 /* t800 */, scratch + 24999424 /* t796 */, scratch + 24397312 /* t513 */);
-    step_student_res6_bn1_vjp_4(scratch + 25988992 /* t802 */, scratch + 26651840 /* t800 */, scratch + 26652416 /* t527 */);
-    step_student_res6_bn1_vjp_5(scratch + 26651872 /* t804 */, scratch + 24598016 /* t798 */);
+    step_student_res6_leaky_relu2_vjp(scratch + 24999424 /* t795 */, scratch + 16913920 /* t533 */, scratch + 24798720 /* t535 */, scratch + 25400832 /* t789 */);
+    step_student_res6_bn1_vjp(scratch + 25970592 /* t797 */, scratch + 24999424 /* t796 */);
+    step_student_res6_bn1_vjp_2(scratch + 16913920 /* t798 */, scratch + 24999424 /* t796 */, scratch + 26652448 /* t528 */);
+    step_student_res6_bn1_vjp_3(scratch + 26651840 /* t800 */, scratch + 24999424 /* t796 */, scratch + 24598016 /* t513 */);
+    step_student_res6_bn1_vjp_4(scratch + 25970624 /* t802 */, scratch + 26651840 /* t800 */, scratch + 26652416 /* t527 */);
+    step_student_res6_bn1_vjp_5(scratch + 26651872 /* t804 */, scratch + 16913920 /* t798 */);
     step_student_res6_bn1_vjp_6(scratch + 26651904 /* t808 */, scratch + 26651840 /* t800 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 26652416 /* t527 */, scratch + 26652384 /* t524 */);
-    step_student_res6_bn1_vjp_7(scratch /* t811 */, scratch + 26651904 /* t808 */, scratch + 24397312 /* t513 */);
+    step_student_res6_bn1_vjp_7(scratch /* t811 */, scratch + 26651904 /* t808 */, scratch + 24598016 /* t513 */);
     step_student_res6_bn1_vjp_8(scratch + 26651840 /* t814 */, scratch /* t811 */);
     step_student_res6_bn1_vjp_9(scratch + 26651904 /* t816 */, scratch + 26651872 /* t804 */, scratch + 26651840 /* t814 */);
-    step_student_res6_bn1_vjp_10(scratch + 24397312 /* t818 */, scratch + 24598016 /* t798 */, scratch /* t811 */, scratch + 26651904 /* t816 */);
-    step_student_res6_conv0_vjp(scratch + 25989024 /* t819 */, scratch + 24397312 /* t818 */);
-    step_student_res6_conv0_vjp_2(scratch + 2125440 /* t823 */, scratch + 24397312 /* t818 */, state + 82704 /* in_student_res6_conv0_weight */, scratch /* chunk */);
-    step_student_res6_conv0_vjp_3(scratch + 25619968 /* t821 */, scratch + 21530112 /* t503 */, scratch + 24397312 /* t818 */, scratch /* chunk */);
-    step_student_leaky_relu5_vjp(scratch + 21530112 /* t831 */, scratch + 21931520 /* t784 */, scratch + 2125440 /* t823 */, scratch + 20727296 /* t501 */, scratch + 21128704 /* t502 */);
-    step_student_bn4_vjp(scratch + 26652384 /* t833 */, scratch + 21530112 /* t832 */);
-    step_student_bn4_vjp_2(scratch + 20727296 /* t834 */, scratch + 21530112 /* t832 */, scratch + 26652848 /* t496 */);
-    step_student_bn4_vjp_3(scratch + 26652848 /* t836 */, scratch + 21530112 /* t832 */, scratch + 20325888 /* t482 */);
+    step_student_res6_bn1_vjp_10(scratch + 24598016 /* t818 */, scratch + 16913920 /* t798 */, scratch /* t811 */, scratch + 26651904 /* t816 */);
+    step_student_res6_conv0_vjp(scratch + 25970656 /* t819 */, scratch + 24598016 /* t818 */);
+    step_student_res6_conv0_vjp_2(scratch + 2125440 /* t823 */, scratch + 24598016 /* t818 */, state + 82704 /* in_student_res6_conv0_weight */, scratch /* chunk */);
+    step_student_res6_conv0_vjp_3(scratch + 25629184 /* t821 */, scratch + 21730816 /* t503 */, scratch + 24598016 /* t818 */, scratch /* chunk */);
+    step_student_leaky_relu5_vjp(scratch + 21730816 /* t831 */, scratch + 22132224 /* t784 */, scratch + 2125440 /* t823 */, scratch + 20928000 /* t501 */, scratch + 21329408 /* t502 */);
+    step_student_bn4_vjp(scratch + 26652384 /* t833 */, scratch + 21730816 /* t832 */);
+    step_student_bn4_vjp_2(scratch + 20928000 /* t834 */, scratch + 21730816 /* t832 */, scratch + 26652848 /* t496 */);
+    step_student_bn4_vjp_3(scratch + 26652848 /* t836 */, scratch + 21730816 /* t832 */, scratch + 20526592 /* t482 */);
     step_student_bn4_vjp_4(scratch + 26652400 /* t838 */, scratch + 26652848 /* t836 */, scratch + 26652832 /* t495 */);
-    step_student_bn4_vjp_5(scratch + 26651840 /* t840 */, scratch + 20727296 /* t834 */);
+    step_student_bn4_vjp_5(scratch + 26651840 /* t840 */, scratch + 20928000 /* t834 */);
     step_student_bn4_vjp_6(scratch + 26651856 /* t844 */, scratch + 26652848 /* t836 */, state + 82672 /* in_student_bn4_scale */, scratch + 26652832 /* t495 */, scratch + 26652816 /* t492 */);
-    step_student_bn4_vjp_7(scratch /* t847 */, scratch + 26651856 /* t844 */, scratch + 20325888 /* t482 */);
+    step_student_bn4_vjp_7(scratch /* t847 */, scratch + 26651856 /* t844 */, scratch + 20526592 /* t482 */);
     step_student_bn4_vjp_8(scratch + 26652816 /* t850 */, scratch /* t847 */);
     step_student_bn4_vjp_9(scratch + 26652832 /* t852 */, scratch + 26651840 /* t840 */, scratch + 26652816 /* t850 */);
-    step_student_bn4_vjp_10(scratch + 20325888 /* t854 */, scratch + 20727296 /* t834 */, scratch /* t847 */, scratch + 26652832 /* t852 */);
-    step_student_res3_conv3_vjp(scratch + 26652816 /* t856 */, scratch + 20325888 /* t854 */);
-    step_student_res3_conv3_vjp_2(scratch + 1859968 /* t860 */, scratch + 20325888 /* t854 */, state + 80352 /* in_student_res3_conv3_weight */, scratch /* chunk */);
-    step_student_res3_conv3_vjp_3(scratch + 25629184 /* t858 */, scratch + 19924480 /* t470 */, scratch + 20325888 /* t854 */, scratch /* chunk */);
-    step_student_res3_leaky_relu2_vjp(scratch + 19924480 /* t866 */, scratch + 19121664 /* t468 */, scratch + 19523072 /* t469 */, scratch + 1859968 /* t860 */);
-    step_student_res3_bn1_vjp(scratch + 26652832 /* t868 */, scratch + 19924480 /* t867 */);
-    step_student_res3_bn1_vjp_2(scratch + 19121664 /* t869 */, scratch + 19924480 /* t867 */, scratch + 26652800 /* t463 */);
-    step_student_res3_bn1_vjp_3(scratch + 26652800 /* t871 */, scratch + 19924480 /* t867 */, scratch + 18720256 /* t449 */);
+    step_student_bn4_vjp_10(scratch + 20526592 /* t854 */, scratch + 20928000 /* t834 */, scratch /* t847 */, scratch + 26652832 /* t852 */);
+    step_student_res3_conv3_vjp(scratch + 26652816 /* t856 */, scratch + 20526592 /* t854 */);
+    step_student_res3_conv3_vjp_2(scratch + 1859968 /* t860 */, scratch + 20526592 /* t854 */, state + 80352 /* in_student_res3_conv3_weight */, scratch /* chunk */);
+    step_student_res3_conv3_vjp_3(scratch + 25643008 /* t858 */, scratch + 20125184 /* t470 */, scratch + 20526592 /* t854 */, scratch /* chunk */);
+    step_student_res3_leaky_relu2_vjp(scratch + 20125184 /* t866 */, scratch + 19322368 /* t468 */, scratch + 19723776 /* t469 */, scratch + 1859968 /* t860 */);
+    step_student_res3_bn1_vjp(scratch + 26652832 /* t868 */, scratch + 20125184 /* t867 */);
+    step_student_res3_bn1_vjp_2(scratch + 19322368 /* t869 */, scratch + 20125184 /* t867 */, scratch + 26652800 /* t463 */);
+    step_student_res3_bn1_vjp_3(scratch + 26652800 /* t871 */, scratch + 20125184 /* t867 */, scratch + 18920960 /* t449 */);
     step_student_res3_bn1_vjp_4(scratch + 26652848 /* t873 */, scratch + 26652800 /* t871 */, scratch + 26652784 /* t462 */);
-    step_student_res3_bn1_vjp_5(scratch + 26651840 /* t875 */, scratch + 19121664 /* t869 */);
+    step_student_res3_bn1_vjp_5(scratch + 26651840 /* t875 */, scratch + 19322368 /* t869 */);
     step_student_res3_bn1_vjp_6(scratch + 26651856 /* t879 */, scratch + 26652800 /* t871 */, state + 80320 /* in_student_res3_bn1_scale */, scratch + 26652784 /* t462 */, scratch + 26652768 /* t459 */);
-    step_student_res3_bn1_vjp_7(scratch + 19523072 /* t882 */, scratch + 26651856 /* t879 */, scratch + 18720256 /* t449 */);
-    step_student_res3_bn1_vjp_8(scratch + 26652768 /* t885 */, scratch + 19523072 /* t882 */);
+    step_student_res3_bn1_vjp_7(scratch + 19723776 /* t882 */, scratch + 26651856 /* t879 */, scratch + 18920960 /* t449 */);
+    step_student_res3_bn1_vjp_8(scratch + 26652768 /* t885 */, scratch + 19723776 /* t882 */);
     step_student_res3_bn1_vjp_9(scratch + 26652784 /* t887 */, scratch + 26651840 /* t875 */, scratch + 26652768 /* t885 */);
-    step_student_res3_bn1_vjp_10(scratch + 18720256 /* t889 */, scratch + 19121664 /* t869 */, scratch + 19523072 /* t882 */, scratch + 26652784 /* t887 */);
-    step_student_res3_conv0_vjp(scratch + 26652768 /* t890 */, scratch + 18720256 /* t889 */);
-    step_student_res3_conv0_vjp_2(scratch + 1859968 /* t894 */, scratch + 18720256 /* t889 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
-    step_student_res3_conv0_vjp_3(scratch + 25631488 /* t892 */, scratch + 18318848 /* t440 */, scratch + 18720256 /* t889 */, scratch /* chunk */);
-    step_student_leaky_relu2_vjp(scratch + 2261376 /* t901 */, scratch + 20325888 /* t855 */, scratch + 1859968 /* t894 */, scratch + 17516032 /* t437 */, scratch + 17917440 /* t439 */);
+    step_student_res3_bn1_vjp_10(scratch + 18920960 /* t889 */, scratch + 19322368 /* t869 */, scratch + 19723776 /* t882 */, scratch + 26652784 /* t887 */);
+    step_student_res3_conv0_vjp(scratch + 26652768 /* t890 */, scratch + 18920960 /* t889 */);
+    step_student_res3_conv0_vjp_2(scratch + 1859968 /* t894 */, scratch + 18920960 /* t889 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
+    step_student_res3_conv0_vjp_3(scratch + 25645312 /* t892 */, scratch + 16512512 /* t440 */, scratch + 18920960 /* t889 */, scratch /* chunk */);
+    step_student_leaky_relu2_vjp(scratch + 2261376 /* t901 */, scratch + 20526592 /* t855 */, scratch + 1859968 /* t894 */, scratch + 15709696 /* t437 */, scratch + 16111104 /* t439 */);
     step_student_bn1_vjp(scratch + 26652784 /* t903 */, scratch + 2261376 /* t902 */);
-    step_student_bn1_vjp_2(scratch /* t904 */, scratch + 2261376 /* t902 */, scratch + 26652752 /* t432 */);
-    step_student_bn1_vjp_3(scratch + 26652752 /* t906 */, scratch + 2261376 /* t902 */, scratch + 17114624 /* t417 */);
+    step_student_bn1_vjp_2(scratch + 15709696 /* t904 */, scratch + 2261376 /* t902 */, scratch + 26652752 /* t432 */);
+    step_student_bn1_vjp_3(scratch + 26652752 /* t906 */, scratch + 2261376 /* t902 */, scratch + 15308288 /* t417 */);
     step_student_bn1_vjp_4(scratch + 26652800 /* t908 */, scratch + 26652752 /* t906 */, scratch + 26652736 /* t431 */);
-    step_student_bn1_vjp_5(scratch + 26651840 /* t910 */, scratch /* t904 */);
+    step_student_bn1_vjp_5(scratch + 26651840 /* t910 */, scratch + 15709696 /* t904 */);
     step_student_bn1_vjp_6(scratch + 26651856 /* t914 */, scratch + 26652752 /* t906 */, state + 77968 /* in_student_bn1_scale */, scratch + 26652736 /* t431 */, scratch + 26652720 /* t428 */);
-    step_student_bn1_vjp_7(scratch + 401408 /* t917 */, scratch + 26651856 /* t914 */, scratch + 17114624 /* t417 */);
-    step_student_bn1_vjp_8(scratch + 26652720 /* t920 */, scratch + 401408 /* t917 */);
+    step_student_bn1_vjp_7(scratch + 16111104 /* t917 */, scratch + 26651856 /* t914 */, scratch + 15308288 /* t417 */);
+    step_student_bn1_vjp_8(scratch + 26652720 /* t920 */, scratch + 16111104 /* t917 */);
     step_student_bn1_vjp_9(scratch + 26652736 /* t922 */, scratch + 26651840 /* t910 */, scratch + 26652720 /* t920 */);
-    step_student_bn1_vjp_10(scratch + 1172480 /* t924 */, scratch /* t904 */, scratch + 401408 /* t917 */, scratch + 26652736 /* t922 */);
-    step_student_conv0_vjp(scratch + 26652720 /* t925 */, scratch + 1172480 /* t924 */);
-    step_student_conv0_vjp_2(scratch + 25644672 /* t926 */, io + 125440 /* t406 */, scratch + 1172480 /* t924 */, scratch /* chunk */);
-    step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 25644672 /* t927 */, io + 226128 /* in_lr_student */);
+    step_student_bn1_vjp_10(scratch + 15308288 /* t924 */, scratch + 15709696 /* t904 */, scratch + 16111104 /* t917 */, scratch + 26652736 /* t922 */);
+    step_student_conv0_vjp(scratch + 26652720 /* t925 */, scratch + 15308288 /* t924 */);
+    step_student_conv0_vjp_2(scratch + 25664384 /* t926 */, io + 125440 /* t406 */, scratch + 15308288 /* t924 */, scratch /* chunk */);
+    step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 25664384 /* t927 */, io + 226128 /* in_lr_student */);
     step_student_conv0_update_2(state + 233568 /* in_student_momentum_conv0_bias */, state + 77952 /* in_student_conv0_bias */, state + 233584 /* in_student_momentum_bn1_scale */, state + 77968 /* in_student_bn1_scale */, state + 233600 /* in_student_momentum_bn1_offset */, state + 77984 /* in_student_bn1_offset */, scratch + 26652720 /* t925 */, io + 226128 /* in_lr_student */, scratch + 26652800 /* t908 */, scratch + 26652784 /* t903 */);
-    step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 25631488 /* t893 */, io + 226128 /* in_lr_student */);
+    step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 25645312 /* t893 */, io + 226128 /* in_lr_student */);
     step_student_res3_conv0_update_2(state + 235920 /* in_student_momentum_res3_conv0_bias */, state + 80304 /* in_student_res3_conv0_bias */, state + 235936 /* in_student_momentum_res3_bn1_scale */, state + 80320 /* in_student_res3_bn1_scale */, state + 235952 /* in_student_momentum_res3_bn1_offset */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 26652768 /* t890 */, io + 226128 /* in_lr_student */, scratch + 26652848 /* t873 */, scratch + 26652832 /* t868 */);
-    step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 25629184 /* t859 */, io + 226128 /* in_lr_student */);
+    step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 25643008 /* t859 */, io + 226128 /* in_lr_student */);
     step_student_res3_conv3_update_2(state + 238272 /* in_student_momentum_res3_conv3_bias */, state + 82656 /* in_student_res3_conv3_bias */, state + 238288 /* in_student_momentum_bn4_scale */, state + 82672 /* in_student_bn4_scale */, state + 238304 /* in_student_momentum_bn4_offset */, state + 82688 /* in_student_bn4_offset */, scratch + 26652816 /* t856 */, io + 226128 /* in_lr_student */, scratch + 26652400 /* t838 */, scratch + 26652384 /* t833 */);
-    step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 25619968 /* t822 */, io + 226128 /* in_lr_student */);
-    step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 25989024 /* t819 */, io + 226128 /* in_lr_student */, scratch + 25988992 /* t802 */, scratch + 25988960 /* t797 */);
+    step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 25629184 /* t822 */, io + 226128 /* in_lr_student */);
+    step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 25970656 /* t819 */, io + 226128 /* in_lr_student */, scratch + 25970624 /* t802 */, scratch + 25970592 /* t797 */);
     step_student_res6_conv3_update(state + 243024 /* in_student_momentum_res6_conv3_weight */, state + 87408 /* in_student_res6_conv3_weight */, scratch + 25601536 /* t788 */, io + 226128 /* in_lr_student */);
-    step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 25988928 /* t785 */, io + 226128 /* in_lr_student */);
-    step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 25643648 /* t783 */, io + 226128 /* in_lr_student */);
-    step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 25988896 /* t764 */, io + 226128 /* in_lr_student */, scratch + 25988864 /* t759 */);
+    step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 25970560 /* t785 */, io + 226128 /* in_lr_student */);
+    step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 25662848 /* t783 */, io + 226128 /* in_lr_student */);
+    step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 25970528 /* t764 */, io + 226128 /* in_lr_student */, scratch + 25970496 /* t759 */);
     step_student_res9_conv0_update(state + 252848 /* in_student_momentum_res9_conv0_weight */, state + 97232 /* in_student_res9_conv0_weight */, scratch + 25933312 /* t748 */, io + 226128 /* in_lr_student */);
     step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 26651776 /* t745 */, io + 226128 /* in_lr_student */, scratch + 26064448 /* t728 */, scratch + 26064384 /* t723 */);
     step_student_res9_conv3_update(state + 271472 /* in_student_momentum_res9_conv3_weight */, state + 115856 /* in_student_res9_conv3_weight */, scratch + 26588672 /* t714 */, io + 226128 /* in_lr_student */);
@@ -19021,435 +26405,741 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_bn10_update(state + 310448 /* in_student_momentum_bn10_scale */, state + 154832 /* in_student_bn10_scale */, state + 310512 /* in_student_momentum_bn10_offset */, state + 154896 /* in_student_bn10_offset */, scratch + 26652032 /* t690 */, io + 226128 /* in_lr_student */, scratch + 26651968 /* t685 */);
     step_student_dense13_update(state + 310576 /* in_student_momentum_dense13_weight */, state + 154960 /* in_student_dense13_weight */, scratch + 26649856 /* t673 */, io + 226128 /* in_lr_student */);
     step_student_dense13_update_2(state + 311216 /* in_student_momentum_dense13_bias */, state + 155600 /* in_student_dense13_bias */, scratch + 26652864 /* t671 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_fwd_2(scratch + 451584 /* t1213 */, io /* in_x */, state + 77808 /* t1210 */, state + 77952 /* t948 */, scratch /* chunk */);
-    step_student_bn1_fwd_7(scratch + 26652736 /* t1214 */, scratch + 451584 /* t1213 */);
+    step_student_conv0_fwd_2(scratch + 15759872 /* t1213 */, io /* in_x */, state + 77808 /* t1210 */, state + 77952 /* t948 */, scratch + 15308288 /* chunk */);
+    step_student_bn1_fwd_7(scratch + 26652736 /* t1214 */, scratch + 15759872 /* t1213 */);
     step_student_bn1_fwd_8(scratch + 26652752 /* t1216 */, scratch + 26652736 /* t1214 */);
-    step_student_bn1_fwd_9(scratch + 17114624 /* t1218 */, scratch + 451584 /* t1213 */, scratch + 26652752 /* t1216 */);
-    step_student_bn1_fwd_10(scratch + 26652736 /* t1220 */, scratch + 17114624 /* t1218 */);
+    step_student_bn1_fwd_9(scratch + 15513088 /* t1218 */, scratch + 15759872 /* t1213 */, scratch + 26652752 /* t1216 */);
+    step_student_bn1_fwd_10(scratch + 26652736 /* t1220 */, scratch + 15513088 /* t1218 */);
     step_student_bn1_fwd_11(scratch + 26652752 /* t1222 */, scratch + 26652416 /* t1225 */, scratch + 26652432 /* t1226 */, scratch + 26652736 /* t1220 */, state + 77968 /* t955 */);
-    step_student_bn1_fwd_12(scratch + 17214976 /* t1230 */, scratch + 17114624 /* t1218 */, scratch + 26652432 /* t1226 */, state + 77984 /* t962 */);
-    step_student_leaky_relu2_fwd_2(scratch + 17315328 /* t1233 */, scratch + 17415680 /* t1234 */, scratch + 17214976 /* t1231 */);
-    step_student_res3_conv0_fwd_2(scratch + 1841536 /* t1239 */, scratch + 17415680 /* t1234 */, state + 78000 /* t1236 */, state + 80304 /* t981 */, scratch /* chunk */);
-    step_student_res3_bn1_fwd_7(scratch + 26652736 /* t1240 */, scratch + 1841536 /* t1239 */);
+    step_student_bn1_fwd_12(scratch + 15613440 /* t1230 */, scratch + 15513088 /* t1218 */, scratch + 26652432 /* t1226 */, state + 77984 /* t962 */);
+    step_student_leaky_relu2_fwd_2(scratch + 15713792 /* t1233 */, scratch + 15814144 /* t1234 */, scratch + 15613440 /* t1231 */);
+    step_student_res3_conv0_fwd_2(scratch + 15308288 /* t1239 */, scratch + 15814144 /* t1234 */, state + 78000 /* t1236 */, state + 80304 /* t981 */, scratch /* chunk */);
+    step_student_res3_bn1_fwd_7(scratch + 26652736 /* t1240 */, scratch + 15308288 /* t1239 */);
     step_student_res3_bn1_fwd_8(scratch + 26651840 /* t1241 */, scratch + 26652736 /* t1240 */);
-    step_student_res3_bn1_fwd_9(scratch + 17516032 /* t1243 */, scratch + 1841536 /* t1239 */, scratch + 26651840 /* t1241 */);
-    step_student_res3_bn1_fwd_10(scratch + 26652736 /* t1245 */, scratch + 17516032 /* t1243 */);
+    step_student_res3_bn1_fwd_9(scratch + 15914496 /* t1243 */, scratch + 15308288 /* t1239 */, scratch + 26651840 /* t1241 */);
+    step_student_res3_bn1_fwd_10(scratch + 26652736 /* t1245 */, scratch + 15914496 /* t1243 */);
     step_student_res3_bn1_fwd_11(scratch + 26652448 /* t1247 */, scratch + 26652464 /* t1250 */, scratch + 26652480 /* t1251 */, scratch + 26652736 /* t1245 */, state + 80320 /* t988 */);
-    step_student_res3_bn1_fwd_12(scratch + 17616384 /* t1255 */, scratch + 17516032 /* t1243 */, scratch + 26652480 /* t1251 */, state + 80336 /* t995 */);
-    step_student_res3_leaky_relu2_fwd_2(scratch + 17716736 /* t1257 */, scratch + 17817088 /* t1258 */, scratch + 17616384 /* t1256 */);
-    step_student_res3_conv3_fwd_2(scratch + 1841536 /* t1263 */, scratch + 17817088 /* t1258 */, state + 80352 /* t1260 */, state + 82656 /* t1011 */, scratch /* chunk */);
-    step_student_res3_fwd_2(scratch + 1941888 /* t1265 */, scratch + 1841536 /* t1264 */, scratch + 17415680 /* t1234 */);
-    step_student_bn4_fwd_7(scratch + 26652736 /* t1267 */, scratch + 1941888 /* t1266 */);
+    step_student_res3_bn1_fwd_12(scratch + 16014848 /* t1255 */, scratch + 15914496 /* t1243 */, scratch + 26652480 /* t1251 */, state + 80336 /* t995 */);
+    step_student_res3_leaky_relu2_fwd_2(scratch + 16115200 /* t1257 */, scratch + 16215552 /* t1258 */, scratch + 16014848 /* t1256 */);
+    step_student_res3_conv3_fwd_2(scratch + 15308288 /* t1263 */, scratch + 16215552 /* t1258 */, state + 80352 /* t1260 */, state + 82656 /* t1011 */, scratch /* chunk */);
+    step_student_res3_fwd_2(scratch + 15408640 /* t1265 */, scratch + 15308288 /* t1264 */, scratch + 15814144 /* t1234 */);
+    step_student_bn4_fwd_7(scratch + 26652736 /* t1267 */, scratch + 15408640 /* t1266 */);
     step_student_bn4_fwd_8(scratch + 26652496 /* t1268 */, scratch + 26652736 /* t1267 */);
-    step_student_bn4_fwd_9(scratch + 17917440 /* t1270 */, scratch + 1941888 /* t1266 */, scratch + 26652496 /* t1268 */);
-    step_student_bn4_fwd_10(scratch + 26652736 /* t1272 */, scratch + 17917440 /* t1270 */);
+    step_student_bn4_fwd_9(scratch + 16315904 /* t1270 */, scratch + 15408640 /* t1266 */, scratch + 26652496 /* t1268 */);
+    step_student_bn4_fwd_10(scratch + 26652736 /* t1272 */, scratch + 16315904 /* t1270 */);
     step_student_bn4_fwd_11(scratch + 26652496 /* t1274 */, scratch + 26652512 /* t1277 */, scratch + 26652528 /* t1278 */, scratch + 26652736 /* t1272 */, state + 82672 /* t1018 */);
-    step_student_bn4_fwd_12(scratch + 18017792 /* t1282 */, scratch + 17917440 /* t1270 */, scratch + 26652528 /* t1278 */, state + 82688 /* t1025 */);
-    step_student_leaky_relu5_fwd_2(scratch + 18118144 /* t1284 */, scratch + 18218496 /* t1285 */, scratch + 18017792 /* t1283 */);
-    step_student_res6_conv0_fwd_2(scratch + 1806336 /* t1290 */, scratch + 18218496 /* t1285 */, state + 82704 /* t1287 */, state + 87312 /* t1046 */, scratch /* chunk */);
-    step_student_res6_bn1_fwd_7(scratch + 26651840 /* t1291 */, scratch + 1806336 /* t1290 */);
+    step_student_bn4_fwd_12(scratch + 16416256 /* t1282 */, scratch + 16315904 /* t1270 */, scratch + 26652528 /* t1278 */, state + 82688 /* t1025 */);
+    step_student_leaky_relu5_fwd_2(scratch + 16516608 /* t1284 */, scratch + 16616960 /* t1285 */, scratch + 16416256 /* t1283 */);
+    step_student_res6_conv0_fwd_2(scratch + 15308288 /* t1290 */, scratch + 16616960 /* t1285 */, state + 82704 /* t1287 */, state + 87312 /* t1046 */, scratch /* chunk */);
+    step_student_res6_bn1_fwd_7(scratch + 26651840 /* t1291 */, scratch + 15308288 /* t1290 */);
     step_student_res6_bn1_fwd_8(scratch + 26651872 /* t1293 */, scratch + 26651840 /* t1291 */);
-    step_student_res6_bn1_fwd_9(scratch + 18419200 /* t1295 */, scratch + 1806336 /* t1290 */, scratch + 26651872 /* t1293 */);
-    step_student_res6_bn1_fwd_10(scratch + 26651840 /* t1297 */, scratch + 18419200 /* t1295 */);
-    step_student_res6_bn1_fwd_11(scratch + 25640448 /* t1299 */, scratch + 25640480 /* t1302 */, scratch + 25640512 /* t1303 */, scratch + 26651840 /* t1297 */, state + 87344 /* t1053 */);
-    step_student_res6_bn1_fwd_12(scratch + 18469376 /* t1307 */, scratch + 18419200 /* t1295 */, scratch + 25640512 /* t1303 */, state + 87376 /* t1060 */);
-    step_student_res6_leaky_relu2_fwd_2(scratch + 18519552 /* t1310 */, scratch + 18569728 /* t1311 */, scratch + 18469376 /* t1308 */);
-    step_student_res6_conv3_fwd_2(scratch + 18318848 /* t1316 */, scratch + 18569728 /* t1311 */, state + 87408 /* t1313 */, state + 96624 /* t1079 */, scratch /* chunk */);
-    step_student_res6_fwd_3(scratch + 18369024 /* t1320 */, scratch + 18218496 /* t1285 */, state + 96656 /* t1319 */, scratch /* chunk */);
-    step_student_res6_fwd_4(scratch /* t1322 */, scratch + 18318848 /* t1317 */, scratch + 18369024 /* t1321 */);
-    step_student_bn7_fwd_7(scratch + 26651840 /* t1324 */, scratch /* t1323 */);
+    step_student_res6_bn1_fwd_9(scratch + 16817664 /* t1295 */, scratch + 15308288 /* t1290 */, scratch + 26651872 /* t1293 */);
+    step_student_res6_bn1_fwd_10(scratch + 26651840 /* t1297 */, scratch + 16817664 /* t1295 */);
+    step_student_res6_bn1_fwd_11(scratch + 25970432 /* t1299 */, scratch + 25970464 /* t1302 */, scratch + 25663872 /* t1303 */, scratch + 26651840 /* t1297 */, state + 87344 /* t1053 */);
+    step_student_res6_bn1_fwd_12(scratch + 16867840 /* t1307 */, scratch + 16817664 /* t1295 */, scratch + 25663872 /* t1303 */, state + 87376 /* t1060 */);
+    step_student_res6_leaky_relu2_fwd_2(scratch + 16918016 /* t1310 */, scratch + 16968192 /* t1311 */, scratch + 16867840 /* t1308 */);
+    step_student_res6_conv3_fwd_2(scratch + 17018368 /* t1316 */, scratch + 16968192 /* t1311 */, state + 87408 /* t1313 */, state + 96624 /* t1079 */, scratch /* chunk */);
+    step_student_res6_fwd_3(scratch + 16717312 /* t1320 */, scratch + 16616960 /* t1285 */, state + 96656 /* t1319 */, scratch + 15308288 /* chunk */);
+    step_student_res6_fwd_4(scratch + 16767488 /* t1322 */, scratch + 17018368 /* t1317 */, scratch + 16717312 /* t1321 */);
+    step_student_bn7_fwd_7(scratch + 26651840 /* t1324 */, scratch + 16767488 /* t1323 */);
     step_student_bn7_fwd_8(scratch + 26651872 /* t1325 */, scratch + 26651840 /* t1324 */);
-    step_student_bn7_fwd_9(scratch + 18318848 /* t1327 */, scratch /* t1323 */, scratch + 26651872 /* t1325 */);
-    step_student_bn7_fwd_10(scratch + 26651840 /* t1329 */, scratch + 18318848 /* t1327 */);
-    step_student_bn7_fwd_11(scratch + 25640544 /* t1331 */, scratch + 25640576 /* t1334 */, scratch + 25640608 /* t1335 */, scratch + 26651840 /* t1329 */, state + 97168 /* t1098 */);
-    step_student_bn7_fwd_12(scratch + 18369024 /* t1339 */, scratch + 18318848 /* t1327 */, scratch + 25640608 /* t1335 */, state + 97200 /* t1105 */);
-    step_student_leaky_relu8_fwd_2(scratch + 18619904 /* t1341 */, scratch + 18670080 /* t1342 */, scratch + 18369024 /* t1340 */);
-    step_student_res9_conv0_fwd_2(scratch + 1179648 /* t1347 */, scratch + 18670080 /* t1342 */, state + 97232 /* t1344 */, state + 115664 /* t1126 */, scratch /* chunk */);
-    step_student_res9_bn1_fwd_7(scratch + 26651840 /* t1348 */, scratch + 1179648 /* t1347 */);
+    step_student_bn7_fwd_9(scratch + 16717312 /* t1327 */, scratch + 16767488 /* t1323 */, scratch + 26651872 /* t1325 */);
+    step_student_bn7_fwd_10(scratch + 26651840 /* t1329 */, scratch + 16717312 /* t1327 */);
+    step_student_bn7_fwd_11(scratch + 25663904 /* t1331 */, scratch + 25663936 /* t1334 */, scratch + 25663968 /* t1335 */, scratch + 26651840 /* t1329 */, state + 97168 /* t1098 */);
+    step_student_bn7_fwd_12(scratch + 16767488 /* t1339 */, scratch + 16717312 /* t1327 */, scratch + 25663968 /* t1335 */, state + 97200 /* t1105 */);
+    step_student_leaky_relu8_fwd_2(scratch + 15455744 /* t1341 */, scratch + 17018368 /* t1342 */, scratch + 16767488 /* t1340 */);
+    step_student_res9_conv0_fwd_2(scratch + 17068544 /* t1347 */, scratch + 17018368 /* t1342 */, state + 97232 /* t1344 */, state + 115664 /* t1126 */, scratch /* chunk */);
+    step_student_res9_bn1_fwd_7(scratch + 26651840 /* t1348 */, scratch + 17068544 /* t1347 */);
     step_student_res9_bn1_fwd_8(scratch + 26651904 /* t1350 */, scratch + 26651840 /* t1348 */);
-    step_student_res9_bn1_fwd_9(scratch + 24434176 /* t1352 */, scratch + 1179648 /* t1347 */, scratch + 26651904 /* t1350 */);
-    step_student_res9_bn1_fwd_10(scratch + 26651840 /* t1354 */, scratch + 24434176 /* t1352 */);
-    step_student_res9_bn1_fwd_11(scratch + 26651904 /* t1356 */, scratch + 25644160 /* t1359 */, scratch + 25644224 /* t1360 */, scratch + 26651840 /* t1354 */, state + 115728 /* t1133 */);
-    step_student_res9_bn1_fwd_12(scratch + 24466944 /* t1364 */, scratch + 24434176 /* t1352 */, scratch + 25644224 /* t1360 */, state + 115792 /* t1140 */);
-    step_student_res9_leaky_relu2_fwd_2(scratch + 24499712 /* t1367 */, scratch + 24532480 /* t1368 */, scratch + 24466944 /* t1365 */);
-    step_student_res9_conv3_fwd_2(scratch + 24397312 /* t1373 */, scratch + 24532480 /* t1368 */, state + 115856 /* t1370 */, state + 152720 /* t1159 */, scratch /* chunk */);
-    step_student_res9_fwd_3(scratch + 24565248 /* t1377 */, scratch + 18670080 /* t1342 */, state + 152784 /* t1376 */, scratch /* chunk */);
-    step_student_res9_fwd_4(scratch + 24598016 /* t1379 */, scratch + 24397312 /* t1374 */, scratch + 24565248 /* t1378 */);
-    step_student_bn10_fwd_7(scratch + 26651840 /* t1381 */, scratch + 24598016 /* t1380 */);
-    step_student_bn10_fwd_8(scratch + 25644288 /* t1382 */, scratch + 26651840 /* t1381 */);
-    step_student_bn10_fwd_9(scratch + 24565248 /* t1384 */, scratch + 24598016 /* t1380 */, scratch + 25644288 /* t1382 */);
-    step_student_bn10_fwd_10(scratch + 26651840 /* t1386 */, scratch + 24565248 /* t1384 */);
-    step_student_bn10_fwd_11(scratch + 25644288 /* t1388 */, scratch + 25644352 /* t1391 */, scratch + 25644416 /* t1392 */, scratch + 26651840 /* t1386 */, state + 154832 /* t1178 */);
-    step_student_bn10_fwd_12(scratch + 24397312 /* t1396 */, scratch + 24565248 /* t1384 */, scratch + 25644416 /* t1392 */, state + 154896 /* t1185 */);
-    step_student_leaky_relu11_fwd_2(scratch + 24598016 /* t1398 */, scratch + 24630784 /* t1399 */, scratch + 24397312 /* t1397 */);
-    step_student_global_avg_pool12_fwd_3(scratch + 24430080 /* t1401 */, scratch + 24630784 /* t1400 */);
-    step_student_global_avg_pool12_fwd_4(scratch + 24432128 /* t1403 */, scratch + 24430080 /* t1401 */);
-    step_student_dense13_fwd_2(scratch + 24430080 /* t1406 */, scratch + 24432128 /* t1403 */, state + 154960 /* t1197 */, state + 155600 /* t1206 */);
-    step_student_loss_l_fwd(scratch + 26651840 /* t1407 */, scratch + 24430080 /* t1406 */);
-    step_student_loss_l_fwd_2(scratch + 24430400 /* t1409 */, scratch + 24430720 /* t1410 */, scratch + 24430080 /* t1406 */, scratch + 26651840 /* t1407 */);
-    step_student_loss_l_fwd_3(scratch + 26651840 /* t1411 */, scratch + 24430720 /* t1410 */);
+    step_student_res9_bn1_fwd_9(scratch + 24598016 /* t1352 */, scratch + 17068544 /* t1347 */, scratch + 26651904 /* t1350 */);
+    step_student_res9_bn1_fwd_10(scratch + 26651840 /* t1354 */, scratch + 24598016 /* t1352 */);
+    step_student_res9_bn1_fwd_11(scratch + 26651904 /* t1356 */, scratch + 25661888 /* t1359 */, scratch + 25661952 /* t1360 */, scratch + 26651840 /* t1354 */, state + 115728 /* t1133 */);
+    step_student_res9_bn1_fwd_12(scratch + 17068544 /* t1364 */, scratch + 24598016 /* t1352 */, scratch + 25661952 /* t1360 */, state + 115792 /* t1140 */);
+    step_student_res9_leaky_relu2_fwd_2(scratch + 24630784 /* t1367 */, scratch + 24663552 /* t1368 */, scratch + 17068544 /* t1365 */);
+    step_student_res9_conv3_fwd_2(scratch + 2369024 /* t1373 */, scratch + 24663552 /* t1368 */, state + 115856 /* t1370 */, state + 152720 /* t1159 */, scratch /* chunk */);
+    step_student_res9_fwd_3(scratch + 2401792 /* t1377 */, scratch + 17018368 /* t1342 */, state + 152784 /* t1376 */, scratch + 15308288 /* chunk */);
+    step_student_res9_fwd_4(scratch + 15308288 /* t1379 */, scratch + 2369024 /* t1374 */, scratch + 2401792 /* t1378 */);
+    step_student_bn10_fwd_7(scratch + 26651840 /* t1381 */, scratch + 15308288 /* t1380 */);
+    step_student_bn10_fwd_8(scratch + 25662016 /* t1382 */, scratch + 26651840 /* t1381 */);
+    step_student_bn10_fwd_9(scratch + 15341056 /* t1384 */, scratch + 15308288 /* t1380 */, scratch + 25662016 /* t1382 */);
+    step_student_bn10_fwd_10(scratch + 26651840 /* t1386 */, scratch + 15341056 /* t1384 */);
+    step_student_bn10_fwd_11(scratch + 25662016 /* t1388 */, scratch + 25662080 /* t1391 */, scratch + 25662144 /* t1392 */, scratch + 26651840 /* t1386 */, state + 154832 /* t1178 */);
+    step_student_bn10_fwd_12(scratch + 15308288 /* t1396 */, scratch + 15341056 /* t1384 */, scratch + 25662144 /* t1392 */, state + 154896 /* t1185 */);
+    step_student_leaky_relu11_fwd_2(scratch + 15373824 /* t1398 */, scratch + 15406592 /* t1399 */, scratch + 15308288 /* t1397 */);
+    step_student_global_avg_pool12_fwd_3(scratch + 15505920 /* t1401 */, scratch + 15406592 /* t1400 */);
+    step_student_global_avg_pool12_fwd_4(scratch + 15507968 /* t1403 */, scratch + 15505920 /* t1401 */);
+    step_student_dense13_fwd_2(scratch + 15505920 /* t1406 */, scratch + 15507968 /* t1403 */, state + 154960 /* t1197 */, state + 155600 /* t1206 */);
+    step_student_loss_l_fwd(scratch + 26651840 /* t1407 */, scratch + 15505920 /* t1406 */);
+    step_student_loss_l_fwd_2(scratch + 15506240 /* t1409 */, scratch + 15506560 /* t1410 */, scratch + 15505920 /* t1406 */, scratch + 26651840 /* t1407 */);
+    step_student_loss_l_fwd_3(scratch + 26651840 /* t1411 */, scratch + 15506560 /* t1410 */);
     step_student_loss_l_fwd_4(scratch + 26651872 /* t1412 */, scratch + 26651840 /* t1411 */);
-    step_student_loss_l_fwd_5(scratch + 26652736 /* t1416 */, scratch + 24430400 /* t1409 */, scratch + 26651872 /* t1412 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_5(scratch + 26652736 /* t1416 */, scratch + 15506240 /* t1409 */, scratch + 26651872 /* t1412 */, io + 225792 /* in_y */);
     step_student_loss_l_fwd_6(io + 244672 /* t1417 */, scratch + 26652736 /* t1416 */);
-    step_student_loss_l_vjp(scratch + 24430080 /* t1419 */, io + 225792 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 26651872 /* t1421 */, scratch + 24430080 /* t1419 */);
-    step_student_loss_l_vjp_3(scratch + 25644480 /* t1422 */, scratch + 26651872 /* t1421 */, scratch + 26651840 /* t1411 */);
-    step_student_loss_l_vjp_4(scratch + 25624576 /* t1425 */, scratch + 25644480 /* t1422 */, scratch + 24430720 /* t1410 */, scratch + 24430080 /* t1419 */);
-    step_student_dense13_vjp_4(scratch + 26652736 /* t1426 */, scratch + 25624576 /* t1425 */);
-    step_student_dense13_vjp_5(scratch + 25643008 /* t1428 */, scratch + 24432128 /* t1403 */, scratch + 25624576 /* t1425 */);
-    step_student_dense13_vjp_6(scratch + 24430080 /* t1429 */, scratch + 25624576 /* t1425 */, state + 154960 /* t1197 */);
-    step_student_global_avg_pool12_vjp_2(scratch + 24630784 /* t1430 */, scratch + 24430080 /* t1429 */);
-    step_student_leaky_relu11_vjp_2(scratch + 24663552 /* t1438 */, scratch + 24397312 /* t1397 */, scratch + 24598016 /* t1398 */, scratch + 24630784 /* t1431 */);
-    step_student_bn10_vjp_11(scratch + 26651840 /* t1440 */, scratch + 24663552 /* t1439 */);
-    step_student_bn10_vjp_12(scratch + 24397312 /* t1441 */, scratch + 24663552 /* t1439 */, scratch + 25644416 /* t1392 */);
-    step_student_bn10_vjp_13(scratch + 25644416 /* t1443 */, scratch + 24663552 /* t1439 */, scratch + 24565248 /* t1384 */);
-    step_student_bn10_vjp_14(scratch + 25988608 /* t1445 */, scratch + 25644416 /* t1443 */, scratch + 25644352 /* t1391 */);
-    step_student_bn10_vjp_15(scratch + 25644480 /* t1447 */, scratch + 24397312 /* t1441 */);
-    step_student_bn10_vjp_16(scratch + 25644544 /* t1451 */, scratch + 25644416 /* t1443 */, state + 154832 /* t1178 */, scratch + 25644352 /* t1391 */, scratch + 25644288 /* t1388 */);
-    step_student_bn10_vjp_17(scratch + 24598016 /* t1454 */, scratch + 25644544 /* t1451 */, scratch + 24565248 /* t1384 */);
-    step_student_bn10_vjp_18(scratch + 25644544 /* t1457 */, scratch + 24598016 /* t1454 */);
-    step_student_bn10_vjp_19(scratch + 25644608 /* t1459 */, scratch + 25644480 /* t1447 */, scratch + 25644544 /* t1457 */);
-    step_student_bn10_vjp_20(scratch + 24565248 /* t1461 */, scratch + 24397312 /* t1441 */, scratch + 24598016 /* t1454 */, scratch + 25644608 /* t1459 */);
-    step_student_res9_vjp_3(scratch + 18720256 /* t1465 */, scratch + 24565248 /* t1461 */, state + 152784 /* t1376 */, scratch /* chunk */);
-    step_student_res9_vjp_4(scratch + 25638400 /* t1463 */, scratch + 18670080 /* t1342 */, scratch + 24565248 /* t1461 */, scratch /* chunk */);
-    step_student_res9_conv3_vjp_4(scratch + 25988672 /* t1466 */, scratch + 24565248 /* t1461 */);
-    step_student_res9_conv3_vjp_5(scratch + 24598016 /* t1470 */, scratch + 24565248 /* t1461 */, state + 115856 /* t1370 */, scratch /* chunk */);
-    step_student_res9_conv3_vjp_6(scratch + 24397312 /* t1468 */, scratch + 24532480 /* t1368 */, scratch + 24565248 /* t1461 */, scratch /* chunk */);
-    step_student_res9_leaky_relu2_vjp_2(scratch + 24532480 /* t1476 */, scratch + 24466944 /* t1365 */, scratch + 24499712 /* t1367 */, scratch + 24598016 /* t1470 */);
-    step_student_res9_bn1_vjp_11(scratch + 25988736 /* t1478 */, scratch + 24532480 /* t1477 */);
-    step_student_res9_bn1_vjp_12(scratch + 24466944 /* t1479 */, scratch + 24532480 /* t1477 */, scratch + 25644224 /* t1360 */);
-    step_student_res9_bn1_vjp_13(scratch + 25644224 /* t1481 */, scratch + 24532480 /* t1477 */, scratch + 24434176 /* t1352 */);
-    step_student_res9_bn1_vjp_14(scratch + 25988800 /* t1483 */, scratch + 25644224 /* t1481 */, scratch + 25644160 /* t1359 */);
-    step_student_res9_bn1_vjp_15(scratch + 25644288 /* t1485 */, scratch + 24466944 /* t1479 */);
-    step_student_res9_bn1_vjp_16(scratch + 25644352 /* t1489 */, scratch + 25644224 /* t1481 */, state + 115728 /* t1133 */, scratch + 25644160 /* t1359 */, scratch + 26651904 /* t1356 */);
-    step_student_res9_bn1_vjp_17(scratch + 24499712 /* t1492 */, scratch + 25644352 /* t1489 */, scratch + 24434176 /* t1352 */);
-    step_student_res9_bn1_vjp_18(scratch + 26651904 /* t1495 */, scratch + 24499712 /* t1492 */);
-    step_student_res9_bn1_vjp_19(scratch + 25644160 /* t1497 */, scratch + 25644288 /* t1485 */, scratch + 26651904 /* t1495 */);
-    step_student_res9_bn1_vjp_20(scratch + 24434176 /* t1499 */, scratch + 24466944 /* t1479 */, scratch + 24499712 /* t1492 */, scratch + 25644160 /* t1497 */);
-    step_student_res9_conv0_vjp_4(scratch + 26651904 /* t1500 */, scratch + 24434176 /* t1499 */);
-    step_student_res9_conv0_vjp_5(scratch + 1327104 /* t1504 */, scratch + 24434176 /* t1499 */, state + 97232 /* t1344 */, scratch /* chunk */);
-    step_student_res9_conv0_vjp_6(scratch + 25951744 /* t1502 */, scratch + 18670080 /* t1342 */, scratch + 24434176 /* t1499 */, scratch /* chunk */);
-    step_student_leaky_relu8_vjp_2(scratch + 18670080 /* t1512 */, scratch + 18720256 /* t1465 */, scratch + 1327104 /* t1504 */, scratch + 18369024 /* t1340 */, scratch + 18619904 /* t1341 */);
-    step_student_bn7_vjp_11(scratch + 25989056 /* t1514 */, scratch + 18670080 /* t1513 */);
-    step_student_bn7_vjp_12(scratch + 18369024 /* t1515 */, scratch + 18670080 /* t1513 */, scratch + 25640608 /* t1335 */);
-    step_student_bn7_vjp_13(scratch + 25644160 /* t1517 */, scratch + 18670080 /* t1513 */, scratch + 18318848 /* t1327 */);
-    step_student_bn7_vjp_14(scratch + 25989088 /* t1519 */, scratch + 25644160 /* t1517 */, scratch + 25640576 /* t1334 */);
-    step_student_bn7_vjp_15(scratch + 25644192 /* t1521 */, scratch + 18369024 /* t1515 */);
-    step_student_bn7_vjp_16(scratch + 25644224 /* t1525 */, scratch + 25644160 /* t1517 */, state + 97168 /* t1098 */, scratch + 25640576 /* t1334 */, scratch + 25640544 /* t1331 */);
-    step_student_bn7_vjp_17(scratch /* t1528 */, scratch + 25644224 /* t1525 */, scratch + 18318848 /* t1327 */);
-    step_student_bn7_vjp_18(scratch + 25644160 /* t1531 */, scratch /* t1528 */);
-    step_student_bn7_vjp_19(scratch + 25644224 /* t1533 */, scratch + 25644192 /* t1521 */, scratch + 25644160 /* t1531 */);
-    step_student_bn7_vjp_20(scratch + 2568960 /* t1535 */, scratch + 18369024 /* t1515 */, scratch /* t1528 */, scratch + 25644224 /* t1533 */);
-    step_student_res6_vjp_3(scratch + 18318848 /* t1539 */, scratch + 2568960 /* t1535 */, state + 96656 /* t1319 */, scratch /* chunk */);
-    step_student_res6_vjp_4(scratch + 25644160 /* t1537 */, scratch + 18218496 /* t1285 */, scratch + 2568960 /* t1535 */, scratch /* chunk */);
-    step_student_res6_conv3_vjp_4(scratch + 25989120 /* t1540 */, scratch + 2568960 /* t1535 */);
-    step_student_res6_conv3_vjp_5(scratch + 18619904 /* t1544 */, scratch + 2568960 /* t1535 */, state + 87408 /* t1313 */, scratch /* chunk */);
-    step_student_res6_conv3_vjp_6(scratch + 25610752 /* t1542 */, scratch + 18569728 /* t1311 */, scratch + 2568960 /* t1535 */, scratch /* chunk */);
-    step_student_res6_leaky_relu2_vjp_2(scratch + 18569728 /* t1550 */, scratch + 18469376 /* t1308 */, scratch + 18519552 /* t1310 */, scratch + 18619904 /* t1544 */);
-    step_student_res6_bn1_vjp_11(scratch + 18519552 /* t1552 */, scratch + 18569728 /* t1551 */);
-    step_student_res6_bn1_vjp_12(scratch + 18469376 /* t1553 */, scratch + 18569728 /* t1551 */, scratch + 25640512 /* t1303 */);
-    step_student_res6_bn1_vjp_13(scratch + 25640512 /* t1555 */, scratch + 18569728 /* t1551 */, scratch + 18419200 /* t1295 */);
-    step_student_res6_bn1_vjp_14(scratch + 25989152 /* t1557 */, scratch + 25640512 /* t1555 */, scratch + 25640480 /* t1302 */);
-    step_student_res6_bn1_vjp_15(scratch + 25640544 /* t1559 */, scratch + 18469376 /* t1553 */);
-    step_student_res6_bn1_vjp_16(scratch + 25640576 /* t1563 */, scratch + 25640512 /* t1555 */, state + 87344 /* t1053 */, scratch + 25640480 /* t1302 */, scratch + 25640448 /* t1299 */);
-    step_student_res6_bn1_vjp_17(scratch /* t1566 */, scratch + 25640576 /* t1563 */, scratch + 18419200 /* t1295 */);
-    step_student_res6_bn1_vjp_18(scratch + 25640448 /* t1569 */, scratch /* t1566 */);
-    step_student_res6_bn1_vjp_19(scratch + 25640480 /* t1571 */, scratch + 25640544 /* t1559 */, scratch + 25640448 /* t1569 */);
-    step_student_res6_bn1_vjp_20(scratch + 18419200 /* t1573 */, scratch + 18469376 /* t1553 */, scratch /* t1566 */, scratch + 25640480 /* t1571 */);
-    step_student_res6_conv0_vjp_4(scratch + 18469376 /* t1574 */, scratch + 18419200 /* t1573 */);
-    step_student_res6_conv0_vjp_5(scratch + 1843200 /* t1578 */, scratch + 18419200 /* t1573 */, state + 82704 /* t1287 */, scratch /* chunk */);
-    step_student_res6_conv0_vjp_6(scratch + 25624576 /* t1576 */, scratch + 18218496 /* t1285 */, scratch + 18419200 /* t1573 */, scratch /* chunk */);
-    step_student_leaky_relu5_vjp_2(scratch + 18218496 /* t1586 */, scratch + 18318848 /* t1539 */, scratch + 1843200 /* t1578 */, scratch + 18017792 /* t1283 */, scratch + 18118144 /* t1284 */);
-    step_student_bn4_vjp_11(scratch + 26652544 /* t1588 */, scratch + 18218496 /* t1587 */);
-    step_student_bn4_vjp_12(scratch + 18017792 /* t1589 */, scratch + 18218496 /* t1587 */, scratch + 26652528 /* t1278 */);
-    step_student_bn4_vjp_13(scratch + 26652528 /* t1591 */, scratch + 18218496 /* t1587 */, scratch + 17917440 /* t1270 */);
+    step_student_loss_l_vjp(scratch + 15505920 /* t1419 */, io + 225792 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 26651872 /* t1421 */, scratch + 15505920 /* t1419 */);
+    step_student_loss_l_vjp_3(scratch + 15506240 /* t1422 */, scratch + 26651872 /* t1421 */, scratch + 26651840 /* t1411 */);
+    step_student_loss_l_vjp_4(scratch + 25661568 /* t1425 */, scratch + 15506240 /* t1422 */, scratch + 15506560 /* t1410 */, scratch + 15505920 /* t1419 */);
+    step_student_dense13_vjp_4(scratch + 26652736 /* t1426 */, scratch + 25661568 /* t1425 */);
+    step_student_dense13_vjp_5(scratch + 25660928 /* t1428 */, scratch + 15507968 /* t1403 */, scratch + 25661568 /* t1425 */);
+    step_student_dense13_vjp_6(scratch + 15505920 /* t1429 */, scratch + 25661568 /* t1425 */, state + 154960 /* t1197 */);
+    step_student_global_avg_pool12_vjp_2(scratch + 15406592 /* t1430 */, scratch + 15505920 /* t1429 */);
+    step_student_leaky_relu11_vjp_2(scratch + 24696320 /* t1438 */, scratch + 15308288 /* t1397 */, scratch + 15373824 /* t1398 */, scratch + 15406592 /* t1431 */);
+    step_student_bn10_vjp_11(scratch + 26651840 /* t1440 */, scratch + 24696320 /* t1439 */);
+    step_student_bn10_vjp_12(scratch + 15308288 /* t1441 */, scratch + 24696320 /* t1439 */, scratch + 25662144 /* t1392 */);
+    step_student_bn10_vjp_13(scratch + 25661568 /* t1443 */, scratch + 24696320 /* t1439 */, scratch + 15341056 /* t1384 */);
+    step_student_bn10_vjp_14(scratch + 25970176 /* t1445 */, scratch + 25661568 /* t1443 */, scratch + 25662080 /* t1391 */);
+    step_student_bn10_vjp_15(scratch + 25661632 /* t1447 */, scratch + 15308288 /* t1441 */);
+    step_student_bn10_vjp_16(scratch + 25661696 /* t1451 */, scratch + 25661568 /* t1443 */, state + 154832 /* t1178 */, scratch + 25662080 /* t1391 */, scratch + 25662016 /* t1388 */);
+    step_student_bn10_vjp_17(scratch + 15373824 /* t1454 */, scratch + 25661696 /* t1451 */, scratch + 15341056 /* t1384 */);
+    step_student_bn10_vjp_18(scratch + 25661568 /* t1457 */, scratch + 15373824 /* t1454 */);
+    step_student_bn10_vjp_19(scratch + 25661696 /* t1459 */, scratch + 25661632 /* t1447 */, scratch + 25661568 /* t1457 */);
+    step_student_bn10_vjp_20(scratch + 24696320 /* t1461 */, scratch + 15308288 /* t1441 */, scratch + 15373824 /* t1454 */, scratch + 25661696 /* t1459 */);
+    step_student_res9_vjp_3(scratch + 18920960 /* t1465 */, scratch + 24696320 /* t1461 */, state + 152784 /* t1376 */, scratch + 15308288 /* chunk */);
+    step_student_res9_vjp_4(scratch + 25656832 /* t1463 */, scratch + 17018368 /* t1342 */, scratch + 24696320 /* t1461 */, scratch + 15308288 /* chunk */);
+    step_student_res9_conv3_vjp_4(scratch + 25970240 /* t1466 */, scratch + 24696320 /* t1461 */);
+    step_student_res9_conv3_vjp_5(scratch + 15308288 /* t1470 */, scratch + 24696320 /* t1461 */, state + 115856 /* t1370 */, scratch /* chunk */);
+    step_student_res9_conv3_vjp_6(scratch + 22496768 /* t1468 */, scratch + 24663552 /* t1368 */, scratch + 24696320 /* t1461 */, scratch /* chunk */);
+    step_student_res9_leaky_relu2_vjp_2(scratch + 15341056 /* t1476 */, scratch + 17068544 /* t1365 */, scratch + 24630784 /* t1367 */, scratch + 15308288 /* t1470 */);
+    step_student_res9_bn1_vjp_11(scratch + 25970304 /* t1478 */, scratch + 15341056 /* t1477 */);
+    step_student_res9_bn1_vjp_12(scratch + 15308288 /* t1479 */, scratch + 15341056 /* t1477 */, scratch + 25661952 /* t1360 */);
+    step_student_res9_bn1_vjp_13(scratch + 25661568 /* t1481 */, scratch + 15341056 /* t1477 */, scratch + 24598016 /* t1352 */);
+    step_student_res9_bn1_vjp_14(scratch + 25970368 /* t1483 */, scratch + 25661568 /* t1481 */, scratch + 25661888 /* t1359 */);
+    step_student_res9_bn1_vjp_15(scratch + 25661632 /* t1485 */, scratch + 15308288 /* t1479 */);
+    step_student_res9_bn1_vjp_16(scratch + 25661696 /* t1489 */, scratch + 25661568 /* t1481 */, state + 115728 /* t1133 */, scratch + 25661888 /* t1359 */, scratch + 26651904 /* t1356 */);
+    step_student_res9_bn1_vjp_17(scratch + 17068544 /* t1492 */, scratch + 25661696 /* t1489 */, scratch + 24598016 /* t1352 */);
+    step_student_res9_bn1_vjp_18(scratch + 25661568 /* t1495 */, scratch + 17068544 /* t1492 */);
+    step_student_res9_bn1_vjp_19(scratch + 26651904 /* t1497 */, scratch + 25661632 /* t1485 */, scratch + 25661568 /* t1495 */);
+    step_student_res9_bn1_vjp_20(scratch + 15358464 /* t1499 */, scratch + 15308288 /* t1479 */, scratch + 17068544 /* t1492 */, scratch + 26651904 /* t1497 */);
+    step_student_res9_conv0_vjp_4(scratch + 26651904 /* t1500 */, scratch + 15358464 /* t1499 */);
+    step_student_res9_conv0_vjp_5(scratch + 15308288 /* t1504 */, scratch + 15358464 /* t1499 */, state + 97232 /* t1344 */, scratch /* chunk */);
+    step_student_res9_conv0_vjp_6(scratch + 25951744 /* t1502 */, scratch + 17018368 /* t1342 */, scratch + 15358464 /* t1499 */, scratch /* chunk */);
+    step_student_leaky_relu8_vjp_2(scratch + 17018368 /* t1512 */, scratch + 18920960 /* t1465 */, scratch + 15308288 /* t1504 */, scratch + 16767488 /* t1340 */, scratch + 15455744 /* t1341 */);
+    step_student_bn7_vjp_11(scratch + 25970688 /* t1514 */, scratch + 17018368 /* t1513 */);
+    step_student_bn7_vjp_12(scratch + 16767488 /* t1515 */, scratch + 17018368 /* t1513 */, scratch + 25663968 /* t1335 */);
+    step_student_bn7_vjp_13(scratch + 25663968 /* t1517 */, scratch + 17018368 /* t1513 */, scratch + 16717312 /* t1327 */);
+    step_student_bn7_vjp_14(scratch + 25970720 /* t1519 */, scratch + 25663968 /* t1517 */, scratch + 25663936 /* t1334 */);
+    step_student_bn7_vjp_15(scratch + 25664000 /* t1521 */, scratch + 16767488 /* t1515 */);
+    step_student_bn7_vjp_16(scratch + 25664032 /* t1525 */, scratch + 25663968 /* t1517 */, state + 97168 /* t1098 */, scratch + 25663936 /* t1334 */, scratch + 25663904 /* t1331 */);
+    step_student_bn7_vjp_17(scratch + 17018368 /* t1528 */, scratch + 25664032 /* t1525 */, scratch + 16717312 /* t1327 */);
+    step_student_bn7_vjp_18(scratch + 25663904 /* t1531 */, scratch + 17018368 /* t1528 */);
+    step_student_bn7_vjp_19(scratch + 25663936 /* t1533 */, scratch + 25664000 /* t1521 */, scratch + 25663904 /* t1531 */);
+    step_student_bn7_vjp_20(scratch + 2568960 /* t1535 */, scratch + 16767488 /* t1515 */, scratch + 17018368 /* t1528 */, scratch + 25663936 /* t1533 */);
+    step_student_res6_vjp_3(scratch + 16717312 /* t1539 */, scratch + 2568960 /* t1535 */, state + 96656 /* t1319 */, scratch + 15308288 /* chunk */);
+    step_student_res6_vjp_4(scratch + 25663360 /* t1537 */, scratch + 16616960 /* t1285 */, scratch + 2568960 /* t1535 */, scratch + 15308288 /* chunk */);
+    step_student_res6_conv3_vjp_4(scratch + 25970752 /* t1540 */, scratch + 2568960 /* t1535 */);
+    step_student_res6_conv3_vjp_5(scratch + 17018368 /* t1544 */, scratch + 2568960 /* t1535 */, state + 87408 /* t1313 */, scratch /* chunk */);
+    step_student_res6_conv3_vjp_6(scratch + 25610752 /* t1542 */, scratch + 16968192 /* t1311 */, scratch + 2568960 /* t1535 */, scratch /* chunk */);
+    step_student_res6_leaky_relu2_vjp_2(scratch + 16968192 /* t1550 */, scratch + 16867840 /* t1308 */, scratch + 16918016 /* t1310 */, scratch + 17018368 /* t1544 */);
+    step_student_res6_bn1_vjp_11(scratch + 25970784 /* t1552 */, scratch + 16968192 /* t1551 */);
+    step_student_res6_bn1_vjp_12(scratch + 17018368 /* t1553 */, scratch + 16968192 /* t1551 */, scratch + 25663872 /* t1303 */);
+    step_student_res6_bn1_vjp_13(scratch + 25663872 /* t1555 */, scratch + 16968192 /* t1551 */, scratch + 16817664 /* t1295 */);
+    step_student_res6_bn1_vjp_14(scratch + 25970816 /* t1557 */, scratch + 25663872 /* t1555 */, scratch + 25970464 /* t1302 */);
+    step_student_res6_bn1_vjp_15(scratch + 25663904 /* t1559 */, scratch + 17018368 /* t1553 */);
+    step_student_res6_bn1_vjp_16(scratch + 25663936 /* t1563 */, scratch + 25663872 /* t1555 */, state + 87344 /* t1053 */, scratch + 25970464 /* t1302 */, scratch + 25970432 /* t1299 */);
+    step_student_res6_bn1_vjp_17(scratch + 16867840 /* t1566 */, scratch + 25663936 /* t1563 */, scratch + 16817664 /* t1295 */);
+    step_student_res6_bn1_vjp_18(scratch + 25663872 /* t1569 */, scratch + 16867840 /* t1566 */);
+    step_student_res6_bn1_vjp_19(scratch + 25970432 /* t1571 */, scratch + 25663904 /* t1559 */, scratch + 25663872 /* t1569 */);
+    step_student_res6_bn1_vjp_20(scratch + 16817664 /* t1573 */, scratch + 17018368 /* t1553 */, scratch + 16867840 /* t1566 */, scratch + 25970432 /* t1571 */);
+    step_student_res6_conv0_vjp_4(scratch + 25970848 /* t1574 */, scratch + 16817664 /* t1573 */);
+    step_student_res6_conv0_vjp_5(scratch + 15308288 /* t1578 */, scratch + 16817664 /* t1573 */, state + 82704 /* t1287 */, scratch /* chunk */);
+    step_student_res6_conv0_vjp_6(scratch + 25633792 /* t1576 */, scratch + 16616960 /* t1285 */, scratch + 16817664 /* t1573 */, scratch /* chunk */);
+    step_student_leaky_relu5_vjp_2(scratch + 16616960 /* t1586 */, scratch + 16717312 /* t1539 */, scratch + 15308288 /* t1578 */, scratch + 16416256 /* t1283 */, scratch + 16516608 /* t1284 */);
+    step_student_bn4_vjp_11(scratch + 26652544 /* t1588 */, scratch + 16616960 /* t1587 */);
+    step_student_bn4_vjp_12(scratch + 16416256 /* t1589 */, scratch + 16616960 /* t1587 */, scratch + 26652528 /* t1278 */);
+    step_student_bn4_vjp_13(scratch + 26652528 /* t1591 */, scratch + 16616960 /* t1587 */, scratch + 16315904 /* t1270 */);
     step_student_bn4_vjp_14(scratch + 26652560 /* t1593 */, scratch + 26652528 /* t1591 */, scratch + 26652512 /* t1277 */);
-    step_student_bn4_vjp_15(scratch + 25640448 /* t1595 */, scratch + 18017792 /* t1589 */);
-    step_student_bn4_vjp_16(scratch + 25640464 /* t1599 */, scratch + 26652528 /* t1591 */, state + 82672 /* t1018 */, scratch + 26652512 /* t1277 */, scratch + 26652496 /* t1274 */);
-    step_student_bn4_vjp_17(scratch /* t1602 */, scratch + 25640464 /* t1599 */, scratch + 17917440 /* t1270 */);
-    step_student_bn4_vjp_18(scratch + 26652496 /* t1605 */, scratch /* t1602 */);
-    step_student_bn4_vjp_19(scratch + 26652512 /* t1607 */, scratch + 25640448 /* t1595 */, scratch + 26652496 /* t1605 */);
-    step_student_bn4_vjp_20(scratch + 17917440 /* t1609 */, scratch + 18017792 /* t1589 */, scratch /* t1602 */, scratch + 26652512 /* t1607 */);
-    step_student_res3_conv3_vjp_4(scratch + 26652496 /* t1611 */, scratch + 17917440 /* t1609 */);
-    step_student_res3_conv3_vjp_5(scratch + 1859968 /* t1615 */, scratch + 17917440 /* t1609 */, state + 80352 /* t1260 */, scratch /* chunk */);
-    step_student_res3_conv3_vjp_6(scratch + 25633792 /* t1613 */, scratch + 17817088 /* t1258 */, scratch + 17917440 /* t1609 */, scratch /* chunk */);
-    step_student_res3_leaky_relu2_vjp_2(scratch + 17817088 /* t1621 */, scratch + 17616384 /* t1256 */, scratch + 17716736 /* t1257 */, scratch + 1859968 /* t1615 */);
-    step_student_res3_bn1_vjp_11(scratch + 26652512 /* t1623 */, scratch + 17817088 /* t1622 */);
-    step_student_res3_bn1_vjp_12(scratch + 17616384 /* t1624 */, scratch + 17817088 /* t1622 */, scratch + 26652480 /* t1251 */);
-    step_student_res3_bn1_vjp_13(scratch + 26652480 /* t1626 */, scratch + 17817088 /* t1622 */, scratch + 17516032 /* t1243 */);
+    step_student_bn4_vjp_15(scratch + 25970432 /* t1595 */, scratch + 16416256 /* t1589 */);
+    step_student_bn4_vjp_16(scratch + 25970448 /* t1599 */, scratch + 26652528 /* t1591 */, state + 82672 /* t1018 */, scratch + 26652512 /* t1277 */, scratch + 26652496 /* t1274 */);
+    step_student_bn4_vjp_17(scratch + 15308288 /* t1602 */, scratch + 25970448 /* t1599 */, scratch + 16315904 /* t1270 */);
+    step_student_bn4_vjp_18(scratch + 25970448 /* t1605 */, scratch + 15308288 /* t1602 */);
+    step_student_bn4_vjp_19(scratch + 25970464 /* t1607 */, scratch + 25970432 /* t1595 */, scratch + 25970448 /* t1605 */);
+    step_student_bn4_vjp_20(scratch + 16315904 /* t1609 */, scratch + 16416256 /* t1589 */, scratch + 15308288 /* t1602 */, scratch + 25970464 /* t1607 */);
+    step_student_res3_conv3_vjp_4(scratch + 26652496 /* t1611 */, scratch + 16315904 /* t1609 */);
+    step_student_res3_conv3_vjp_5(scratch + 15308288 /* t1615 */, scratch + 16315904 /* t1609 */, state + 80352 /* t1260 */, scratch /* chunk */);
+    step_student_res3_conv3_vjp_6(scratch + 25647616 /* t1613 */, scratch + 16215552 /* t1258 */, scratch + 16315904 /* t1609 */, scratch /* chunk */);
+    step_student_res3_leaky_relu2_vjp_2(scratch + 16215552 /* t1621 */, scratch + 16014848 /* t1256 */, scratch + 16115200 /* t1257 */, scratch + 15308288 /* t1615 */);
+    step_student_res3_bn1_vjp_11(scratch + 26652512 /* t1623 */, scratch + 16215552 /* t1622 */);
+    step_student_res3_bn1_vjp_12(scratch + 16014848 /* t1624 */, scratch + 16215552 /* t1622 */, scratch + 26652480 /* t1251 */);
+    step_student_res3_bn1_vjp_13(scratch + 26652480 /* t1626 */, scratch + 16215552 /* t1622 */, scratch + 15914496 /* t1243 */);
     step_student_res3_bn1_vjp_14(scratch + 26652528 /* t1628 */, scratch + 26652480 /* t1626 */, scratch + 26652464 /* t1250 */);
-    step_student_res3_bn1_vjp_15(scratch + 25636096 /* t1630 */, scratch + 17616384 /* t1624 */);
-    step_student_res3_bn1_vjp_16(scratch + 25636112 /* t1634 */, scratch + 26652480 /* t1626 */, state + 80320 /* t988 */, scratch + 26652464 /* t1250 */, scratch + 26652448 /* t1247 */);
-    step_student_res3_bn1_vjp_17(scratch + 17716736 /* t1637 */, scratch + 25636112 /* t1634 */, scratch + 17516032 /* t1243 */);
-    step_student_res3_bn1_vjp_18(scratch + 26652448 /* t1640 */, scratch + 17716736 /* t1637 */);
-    step_student_res3_bn1_vjp_19(scratch + 26652464 /* t1642 */, scratch + 25636096 /* t1630 */, scratch + 26652448 /* t1640 */);
-    step_student_res3_bn1_vjp_20(scratch + 17516032 /* t1644 */, scratch + 17616384 /* t1624 */, scratch + 17716736 /* t1637 */, scratch + 26652464 /* t1642 */);
-    step_student_res3_conv0_vjp_4(scratch + 26652448 /* t1645 */, scratch + 17516032 /* t1644 */);
-    step_student_res3_conv0_vjp_5(scratch + 17616384 /* t1649 */, scratch + 17516032 /* t1644 */, state + 78000 /* t1236 */, scratch /* chunk */);
-    step_student_res3_conv0_vjp_6(scratch + 25636096 /* t1647 */, scratch + 17415680 /* t1234 */, scratch + 17516032 /* t1644 */, scratch /* chunk */);
-    step_student_leaky_relu2_vjp_2(scratch + 17415680 /* t1656 */, scratch + 17917440 /* t1610 */, scratch + 17616384 /* t1649 */, scratch + 17214976 /* t1231 */, scratch + 17315328 /* t1233 */);
-    step_student_bn1_vjp_11(scratch + 26652464 /* t1658 */, scratch + 17415680 /* t1657 */);
-    step_student_bn1_vjp_12(scratch + 17214976 /* t1659 */, scratch + 17415680 /* t1657 */, scratch + 26652432 /* t1226 */);
-    step_student_bn1_vjp_13(scratch + 26652432 /* t1661 */, scratch + 17415680 /* t1657 */, scratch + 17114624 /* t1218 */);
+    step_student_res3_bn1_vjp_15(scratch + 25970432 /* t1630 */, scratch + 16014848 /* t1624 */);
+    step_student_res3_bn1_vjp_16(scratch + 25970448 /* t1634 */, scratch + 26652480 /* t1626 */, state + 80320 /* t988 */, scratch + 26652464 /* t1250 */, scratch + 26652448 /* t1247 */);
+    step_student_res3_bn1_vjp_17(scratch + 16115200 /* t1637 */, scratch + 25970448 /* t1634 */, scratch + 15914496 /* t1243 */);
+    step_student_res3_bn1_vjp_18(scratch + 25970448 /* t1640 */, scratch + 16115200 /* t1637 */);
+    step_student_res3_bn1_vjp_19(scratch + 25970464 /* t1642 */, scratch + 25970432 /* t1630 */, scratch + 25970448 /* t1640 */);
+    step_student_res3_bn1_vjp_20(scratch + 15914496 /* t1644 */, scratch + 16014848 /* t1624 */, scratch + 16115200 /* t1637 */, scratch + 25970464 /* t1642 */);
+    step_student_res3_conv0_vjp_4(scratch + 26652448 /* t1645 */, scratch + 15914496 /* t1644 */);
+    step_student_res3_conv0_vjp_5(scratch + 15308288 /* t1649 */, scratch + 15914496 /* t1644 */, state + 78000 /* t1236 */, scratch /* chunk */);
+    step_student_res3_conv0_vjp_6(scratch + 25649920 /* t1647 */, scratch + 15814144 /* t1234 */, scratch + 15914496 /* t1644 */, scratch /* chunk */);
+    step_student_leaky_relu2_vjp_2(scratch + 15408640 /* t1656 */, scratch + 16315904 /* t1610 */, scratch + 15308288 /* t1649 */, scratch + 15613440 /* t1231 */, scratch + 15713792 /* t1233 */);
+    step_student_bn1_vjp_11(scratch + 26652464 /* t1658 */, scratch + 15408640 /* t1657 */);
+    step_student_bn1_vjp_12(scratch + 15308288 /* t1659 */, scratch + 15408640 /* t1657 */, scratch + 26652432 /* t1226 */);
+    step_student_bn1_vjp_13(scratch + 26652432 /* t1661 */, scratch + 15408640 /* t1657 */, scratch + 15513088 /* t1218 */);
     step_student_bn1_vjp_14(scratch + 26652480 /* t1663 */, scratch + 26652432 /* t1661 */, scratch + 26652416 /* t1225 */);
-    step_student_bn1_vjp_15(scratch + 25640448 /* t1665 */, scratch + 17214976 /* t1659 */);
-    step_student_bn1_vjp_16(scratch + 25640464 /* t1669 */, scratch + 26652432 /* t1661 */, state + 77968 /* t955 */, scratch + 26652416 /* t1225 */, scratch + 26652752 /* t1222 */);
-    step_student_bn1_vjp_17(scratch /* t1672 */, scratch + 25640464 /* t1669 */, scratch + 17114624 /* t1218 */);
-    step_student_bn1_vjp_18(scratch + 26652752 /* t1675 */, scratch /* t1672 */);
-    step_student_bn1_vjp_19(scratch + 26652416 /* t1677 */, scratch + 25640448 /* t1665 */, scratch + 26652752 /* t1675 */);
-    step_student_bn1_vjp_20(scratch + 17114624 /* t1679 */, scratch + 17214976 /* t1659 */, scratch /* t1672 */, scratch + 26652416 /* t1677 */);
-    step_student_conv0_vjp_3(scratch + 26652752 /* t1680 */, scratch + 17114624 /* t1679 */);
-    step_student_conv0_vjp_4(scratch + 25644816 /* t1681 */, io /* in_x */, scratch + 17114624 /* t1679 */, scratch /* chunk */);
-    step_teacher_feedback_fwd(scratch + 26652416 /* t1684 */, scratch + 25644816 /* t1682 */, scratch + 25644672 /* t927 */);
+    step_student_bn1_vjp_15(scratch + 25970432 /* t1665 */, scratch + 15308288 /* t1659 */);
+    step_student_bn1_vjp_16(scratch + 25970448 /* t1669 */, scratch + 26652432 /* t1661 */, state + 77968 /* t955 */, scratch + 26652416 /* t1225 */, scratch + 26652752 /* t1222 */);
+    step_student_bn1_vjp_17(scratch + 15408640 /* t1672 */, scratch + 25970448 /* t1669 */, scratch + 15513088 /* t1218 */);
+    step_student_bn1_vjp_18(scratch + 26652752 /* t1675 */, scratch + 15408640 /* t1672 */);
+    step_student_bn1_vjp_19(scratch + 26652416 /* t1677 */, scratch + 25970432 /* t1665 */, scratch + 26652752 /* t1675 */);
+    step_student_bn1_vjp_20(scratch + 15508992 /* t1679 */, scratch + 15308288 /* t1659 */, scratch + 15408640 /* t1672 */, scratch + 26652416 /* t1677 */);
+    step_student_conv0_vjp_3(scratch + 26652752 /* t1680 */, scratch + 15508992 /* t1679 */);
+    step_student_conv0_vjp_4(scratch + 25664528 /* t1681 */, io /* in_x */, scratch + 15508992 /* t1679 */, scratch /* chunk */);
+    step_teacher_feedback_fwd(scratch + 26652416 /* t1684 */, scratch + 25664528 /* t1682 */, scratch + 25664384 /* t927 */);
     step_teacher_feedback_fwd_2(scratch + 26652432 /* t1686 */, scratch + 26652752 /* t1680 */, scratch + 26652720 /* t925 */);
-    step_teacher_feedback_fwd_3(scratch + 25640448 /* t1689 */, scratch + 26652480 /* t1663 */, scratch + 26652800 /* t908 */);
-    step_teacher_feedback_fwd_4(scratch + 25640464 /* t1692 */, scratch + 26652464 /* t1658 */, scratch + 26652784 /* t903 */);
-    step_teacher_feedback_fwd_5(scratch + 25640480 /* t1695 */, scratch + 25636096 /* t1648 */, scratch + 25631488 /* t893 */);
-    step_teacher_feedback_fwd_6(scratch + 25640496 /* t1698 */, scratch + 26652448 /* t1645 */, scratch + 26652768 /* t890 */);
-    step_teacher_feedback_fwd_7(scratch + 25640512 /* t1701 */, scratch + 26652528 /* t1628 */, scratch + 26652848 /* t873 */);
-    step_teacher_feedback_fwd_8(scratch + 25640528 /* t1704 */, scratch + 26652512 /* t1623 */, scratch + 26652832 /* t868 */);
-    step_teacher_feedback_fwd_9(scratch + 25640544 /* t1707 */, scratch + 25633792 /* t1614 */, scratch + 25629184 /* t859 */);
-    step_teacher_feedback_fwd_10(scratch + 25640560 /* t1710 */, scratch + 26652496 /* t1611 */, scratch + 26652816 /* t856 */);
-    step_teacher_feedback_fwd_11(scratch + 25640576 /* t1713 */, scratch + 26652560 /* t1593 */, scratch + 26652400 /* t838 */);
-    step_teacher_feedback_fwd_12(scratch + 25640592 /* t1716 */, scratch + 26652544 /* t1588 */, scratch + 26652384 /* t833 */);
-    step_teacher_feedback_fwd_13(scratch + 25640608 /* t1719 */, scratch + 25624576 /* t1577 */, scratch + 25619968 /* t822 */);
-    step_teacher_feedback_fwd_14(scratch + 25640624 /* t1722 */, scratch + 18469376 /* t1574 */, scratch + 25989024 /* t819 */);
-    step_teacher_feedback_fwd_15(scratch + 25640640 /* t1725 */, scratch + 25989152 /* t1557 */, scratch + 25988992 /* t802 */);
-    step_teacher_feedback_fwd_16(scratch + 25640656 /* t1728 */, scratch + 18519552 /* t1552 */, scratch + 25988960 /* t797 */);
-    step_teacher_feedback_fwd_17(scratch + 25640672 /* t1731 */, scratch + 25610752 /* t1543 */, scratch + 25601536 /* t788 */);
-    step_teacher_feedback_fwd_18(scratch + 25640688 /* t1734 */, scratch + 25989120 /* t1540 */, scratch + 25988928 /* t785 */);
-    step_teacher_feedback_fwd_19(scratch + 25640704 /* t1737 */, scratch + 25644160 /* t1538 */, scratch + 25643648 /* t783 */);
-    step_teacher_feedback_fwd_20(scratch + 25640720 /* t1740 */, scratch + 25989088 /* t1519 */, scratch + 25988896 /* t764 */);
-    step_teacher_feedback_fwd_21(scratch + 25640736 /* t1743 */, scratch + 25989056 /* t1514 */, scratch + 25988864 /* t759 */);
-    step_teacher_feedback_fwd_22(scratch + 25640752 /* t1746 */, scratch + 25951744 /* t1503 */, scratch + 25933312 /* t748 */);
-    step_teacher_feedback_fwd_23(scratch + 25640768 /* t1749 */, scratch + 26651904 /* t1500 */, scratch + 26651776 /* t745 */);
-    step_teacher_feedback_fwd_24(scratch + 25640784 /* t1752 */, scratch + 25988800 /* t1483 */, scratch + 26064448 /* t728 */);
-    step_teacher_feedback_fwd_25(scratch + 25640800 /* t1755 */, scratch + 25988736 /* t1478 */, scratch + 26064384 /* t723 */);
-    step_teacher_feedback_fwd_26(scratch + 25640816 /* t1758 */, scratch + 24397312 /* t1469 */, scratch + 26588672 /* t714 */);
-    step_teacher_feedback_fwd_27(scratch + 25640832 /* t1761 */, scratch + 25988672 /* t1466 */, scratch + 26652096 /* t711 */);
-    step_teacher_feedback_fwd_28(scratch + 25640848 /* t1764 */, scratch + 25638400 /* t1464 */, scratch + 26643968 /* t709 */);
-    step_teacher_feedback_fwd_29(scratch + 25640864 /* t1767 */, scratch + 25988608 /* t1445 */, scratch + 26652032 /* t690 */);
-    step_teacher_feedback_fwd_30(scratch + 25640880 /* t1770 */, scratch + 26651840 /* t1440 */, scratch + 26651968 /* t685 */);
-    step_teacher_feedback_fwd_31(scratch + 25640896 /* t1773 */, scratch + 25643008 /* t1428 */, scratch + 26649856 /* t673 */);
-    step_teacher_feedback_fwd_32(scratch + 25640912 /* t1776 */, scratch + 26652736 /* t1426 */, scratch + 26652864 /* t671 */);
-    step_teacher_feedback_fwd_33(scratch + 18469408 /* t1777 */, io + 244688 /* t1778 */, scratch + 25641728 /* t1780 */, scratch + 26652416 /* t1684 */, scratch + 26652432 /* t1686 */, scratch + 25640448 /* t1689 */, scratch + 25640464 /* t1692 */, scratch + 25640480 /* t1695 */, scratch + 25640496 /* t1698 */, scratch + 25640512 /* t1701 */, scratch + 25640528 /* t1704 */, scratch + 25640544 /* t1707 */, scratch + 25640560 /* t1710 */, scratch + 25640576 /* t1713 */, scratch + 25640592 /* t1716 */, scratch + 25640608 /* t1719 */, scratch + 25640624 /* t1722 */, scratch + 25640640 /* t1725 */, scratch + 25640656 /* t1728 */, scratch + 25640672 /* t1731 */, scratch + 25640688 /* t1734 */, scratch + 25640704 /* t1737 */, scratch + 25640720 /* t1740 */, scratch + 25640736 /* t1743 */, scratch + 25640752 /* t1746 */, scratch + 25640768 /* t1749 */, scratch + 25640784 /* t1752 */, scratch + 25640800 /* t1755 */, scratch + 25640816 /* t1758 */, scratch + 25640832 /* t1761 */, scratch + 25640848 /* t1764 */, scratch + 25640864 /* t1767 */, scratch + 25640880 /* t1770 */, scratch + 25640896 /* t1773 */, scratch + 25640912 /* t1776 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 25640448 /* t1782 */, scratch + 25641728 /* t1780 */, scratch + 26648576 /* t405 */);
-    step_teacher_feedback_vjp_2(scratch + 25641728 /* t1784 */, scratch + 25640448 /* t1782 */);
-    step_teacher_feedback_vjp_3(scratch + 26648576 /* t1785 */, scratch + 25641728 /* t1784 */, scratch + 26651264 /* t392 */);
-    step_teacher_loss_uda_vjp(scratch + 26652416 /* t1789 */, io + 226144 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 26648704 /* t1792 */, scratch + 26652416 /* t1789 */, scratch + 26651136 /* t387 */);
-    step_teacher_loss_uda_vjp_3(scratch + 25641728 /* t1794 */, scratch + 26648704 /* t1792 */, scratch + 26646016 /* t384 */);
-    step_teacher_loss_uda_vjp_4(scratch + 26651136 /* t1796 */, scratch + 25641728 /* t1794 */);
-    step_teacher_loss_uda_vjp_5(scratch + 26648704 /* t1797 */, scratch + 26651136 /* t1796 */, scratch + 26651264 /* t392 */);
-    step_teacher_loss_uda_vjp_6(scratch + 26646016 /* t1801 */, scratch + 26648576 /* t1785 */, scratch + 26647296 /* t391 */, scratch + 25640448 /* t1782 */, scratch + 26648704 /* t1797 */, scratch + 25641728 /* t1794 */);
-    step_teacher_loss_sup_vjp(scratch + 25640448 /* t1802 */, scratch + 26650496 /* t361 */);
-    step_teacher_loss_sup_vjp_2(scratch + 26651136 /* t1804 */, scratch + 25640448 /* t1802 */);
-    step_teacher_loss_sup_vjp_3(scratch + 26651168 /* t1805 */, scratch + 26651136 /* t1804 */, scratch + 26652352 /* t366 */);
-    step_teacher_loss_sup_vjp_4(scratch + 26650496 /* t1808 */, scratch + 26651168 /* t1805 */, scratch + 26650816 /* t365 */, scratch + 25640448 /* t1802 */);
-    step_teacher_dense14_vjp(scratch + 26652352 /* t1809 */, scratch + 26650496 /* t1808 */);
-    step_teacher_dense14_vjp_2(scratch + 26652368 /* t1810 */, scratch + 26646016 /* t1801 */);
-    step_teacher_dense14_vjp_3(scratch + 26652416 /* t1811 */, scratch + 26652352 /* t1809 */, scratch + 26652368 /* t1810 */);
-    step_teacher_dense14_vjp_4(scratch + 26647296 /* t1817 */, scratch + 26635776 /* t1816 */, scratch + 26646016 /* t1801 */);
-    step_teacher_dense14_vjp_5(scratch + 25640448 /* t1823 */, scratch + 26650496 /* t1808 */, state + 77152 /* in_teacher_dense14_weight */, io + 226176 /* in_dropout_teacher_all_dropout13 */);
-    step_teacher_dense14_vjp_6(scratch /* t1824 */, scratch + 26646016 /* t1801 */, state + 77152 /* in_teacher_dense14_weight */, io + 236416 /* t1821 */);
-    step_teacher_global_avg_pool12_vjp(scratch + 24434176 /* t1825 */, scratch + 25640448 /* t1823 */);
-    step_teacher_global_avg_pool12_vjp_2(scratch + 294912 /* t1826 */, scratch /* t1824 */);
-    step_teacher_leaky_relu11_vjp(scratch /* t1829 */, scratch + 23807488 /* t343 */, scratch + 24102400 /* t344 */);
-    step_teacher_leaky_relu11_vjp_2(scratch + 557056 /* t1841 */, scratch + 24434176 /* t1827 */, scratch /* t1831 */);
-    step_teacher_leaky_relu11_vjp_3(scratch + 425984 /* t1842 */, scratch + 294912 /* t1828 */, scratch + 163840 /* t1833 */);
-    step_teacher_bn10_vjp(scratch + 26650816 /* t1845 */, scratch + 557056 /* t1843 */);
-    step_teacher_bn10_vjp_2(scratch + 26650880 /* t1846 */, scratch + 425984 /* t1844 */);
-    step_teacher_bn10_vjp_3(scratch + 26650944 /* t1847 */, scratch + 26650816 /* t1845 */, scratch + 26650880 /* t1846 */);
-    step_teacher_bn10_vjp_4(scratch + 589824 /* t1849 */, scratch + 557056 /* t1843 */, scratch + 26651712 /* t338 */);
-    step_teacher_bn10_vjp_5(scratch + 884736 /* t1851 */, scratch + 425984 /* t1844 */, scratch + 26651712 /* t338 */);
-    step_teacher_bn10_vjp_6(scratch + 26651712 /* t1856 */, scratch + 557056 /* t1843 */, scratch + 23512576 /* t1852 */);
-    step_teacher_bn10_vjp_7(scratch + 26650816 /* t1857 */, scratch + 425984 /* t1844 */, scratch + 23676416 /* t1854 */);
-    step_teacher_bn10_vjp_8(scratch + 26650880 /* t1858 */, scratch + 26651008 /* t1860 */, scratch + 26651712 /* t1856 */, scratch + 26650816 /* t1857 */, scratch + 26651648 /* t337 */);
-    step_teacher_bn10_vjp_9(scratch + 26650816 /* t1863 */, scratch + 589824 /* t1849 */);
-    step_teacher_bn10_vjp_10(scratch + 26651712 /* t1864 */, scratch + 884736 /* t1851 */);
-    step_teacher_bn10_vjp_11(scratch + 26651072 /* t1869 */, scratch + 26650880 /* t1858 */, state + 77024 /* in_teacher_bn10_scale */, scratch + 26651648 /* t337 */, scratch + 26651584 /* t334 */);
-    step_teacher_bn10_vjp_12(scratch /* t1872 */, scratch + 26651072 /* t1869 */, scratch + 23512576 /* t324 */);
-    step_teacher_bn10_vjp_13(scratch + 294912 /* t1874 */, scratch + 589824 /* t1849 */);
-    step_teacher_bn10_vjp_14(scratch + 589824 /* t1875 */, scratch + 884736 /* t1851 */);
-    step_teacher_bn10_vjp_15(scratch + 26650880 /* t1878 */, scratch /* t1872 */);
-    step_teacher_bn10_vjp_16(scratch + 26651584 /* t1880 */, scratch + 26650816 /* t1863 */, scratch + 26651712 /* t1864 */, scratch + 26650880 /* t1878 */);
-    step_teacher_bn10_vjp_17(scratch + 17566208 /* t1882 */, scratch + 294912 /* t1874 */, scratch + 589824 /* t1875 */, scratch /* t1872 */, scratch + 26651584 /* t1880 */);
-    step_teacher_res9_vjp(scratch + 17114624 /* t1886 */, scratch + 17566208 /* t1882 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
-    step_teacher_res9_vjp_2(scratch + 25640448 /* t1884 */, scratch + 16663040 /* t271 */, scratch + 17566208 /* t1882 */, scratch /* chunk */);
-    step_teacher_res9_conv3_vjp(scratch + 26650816 /* t1887 */, scratch + 17566208 /* t1882 */);
-    step_teacher_res9_conv3_vjp_2(scratch + 17861120 /* t1891 */, scratch + 17566208 /* t1882 */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch /* chunk */);
-    step_teacher_res9_conv3_vjp_3(scratch + 23512576 /* t1889 */, scratch + 23217664 /* t308 */, scratch + 17566208 /* t1882 */, scratch /* chunk */);
-    step_teacher_res9_leaky_relu2_vjp(scratch + 17566208 /* t1897 */, scratch + 22627840 /* t305 */, scratch + 22922752 /* t307 */, scratch + 17861120 /* t1891 */);
-    step_teacher_res9_bn1_vjp(scratch + 26650880 /* t1899 */, scratch + 17566208 /* t1898 */);
-    step_teacher_res9_bn1_vjp_2(scratch /* t1900 */, scratch + 17566208 /* t1898 */, scratch + 26651520 /* t300 */);
-    step_teacher_res9_bn1_vjp_3(scratch + 26651520 /* t1902 */, scratch + 17566208 /* t1898 */, scratch + 22332928 /* t281 */);
-    step_teacher_res9_bn1_vjp_4(scratch + 26651584 /* t1904 */, scratch + 26651520 /* t1902 */, scratch + 26651456 /* t299 */);
-    step_teacher_res9_bn1_vjp_5(scratch + 26651648 /* t1906 */, scratch /* t1900 */);
-    step_teacher_res9_bn1_vjp_6(scratch + 26651712 /* t1910 */, scratch + 26651520 /* t1902 */, state + 37920 /* in_teacher_res9_bn1_scale */, scratch + 26651456 /* t299 */, scratch + 26651392 /* t295 */);
-    step_teacher_res9_bn1_vjp_7(scratch + 294912 /* t1913 */, scratch + 26651712 /* t1910 */, scratch + 22332928 /* t281 */);
-    step_teacher_res9_bn1_vjp_8(scratch + 26651712 /* t1916 */, scratch + 294912 /* t1913 */);
-    step_teacher_res9_bn1_vjp_9(scratch + 25642496 /* t1918 */, scratch + 26651648 /* t1906 */, scratch + 26651712 /* t1916 */);
-    step_teacher_res9_bn1_vjp_10(scratch + 17566208 /* t1920 */, scratch /* t1900 */, scratch + 294912 /* t1913 */, scratch + 25642496 /* t1918 */);
-    step_teacher_res9_conv0_vjp(scratch + 26651648 /* t1921 */, scratch + 17566208 /* t1920 */);
-    step_teacher_res9_conv0_vjp_2(scratch + 2211840 /* t1925 */, scratch + 17566208 /* t1920 */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch /* chunk */);
-    step_teacher_res9_conv0_vjp_3(scratch + 25970176 /* t1923 */, scratch + 16663040 /* t271 */, scratch + 17566208 /* t1920 */, scratch /* chunk */);
-    step_teacher_leaky_relu8_vjp(scratch + 16663040 /* t1933 */, scratch + 17114624 /* t1886 */, scratch + 2211840 /* t1925 */, scratch + 13953536 /* t269 */, scratch + 16211456 /* t270 */);
-    step_teacher_bn7_vjp(scratch + 26651712 /* t1935 */, scratch + 16663040 /* t1934 */);
-    step_teacher_bn7_vjp_2(scratch + 13953536 /* t1936 */, scratch + 16663040 /* t1934 */, scratch + 26652320 /* t264 */);
-    step_teacher_bn7_vjp_3(scratch + 26651744 /* t1938 */, scratch + 16663040 /* t1934 */, scratch + 13501952 /* t250 */);
-    step_teacher_bn7_vjp_4(scratch + 26651072 /* t1940 */, scratch + 26651744 /* t1938 */, scratch + 26652288 /* t263 */);
-    step_teacher_bn7_vjp_5(scratch + 26651104 /* t1942 */, scratch + 13953536 /* t1936 */);
-    step_teacher_bn7_vjp_6(scratch + 26651136 /* t1946 */, scratch + 26651744 /* t1938 */, state + 19360 /* in_teacher_bn7_scale */, scratch + 26652288 /* t263 */, scratch + 26652256 /* t260 */);
-    step_teacher_bn7_vjp_7(scratch /* t1949 */, scratch + 26651136 /* t1946 */, scratch + 13501952 /* t250 */);
-    step_teacher_bn7_vjp_8(scratch + 26651744 /* t1952 */, scratch /* t1949 */);
-    step_teacher_bn7_vjp_9(scratch + 26651136 /* t1954 */, scratch + 26651104 /* t1942 */, scratch + 26651744 /* t1952 */);
-    step_teacher_bn7_vjp_10(scratch + 16211456 /* t1956 */, scratch + 13953536 /* t1936 */, scratch /* t1949 */, scratch + 26651136 /* t1954 */);
-    step_teacher_res6_vjp(scratch + 13501952 /* t1960 */, scratch + 16211456 /* t1956 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
-    step_teacher_res6_vjp_2(scratch + 25642496 /* t1958 */, scratch + 12598784 /* t197 */, scratch + 16211456 /* t1956 */, scratch /* chunk */);
-    step_teacher_res6_conv3_vjp(scratch + 26651744 /* t1961 */, scratch + 16211456 /* t1956 */);
-    step_teacher_res6_conv3_vjp_2(scratch + 16663040 /* t1965 */, scratch + 16211456 /* t1956 */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch /* chunk */);
-    step_teacher_res6_conv3_vjp_3(scratch + 2577024 /* t1963 */, scratch + 15759872 /* t234 */, scratch + 16211456 /* t1956 */, scratch /* chunk */);
-    step_teacher_res6_leaky_relu2_vjp(scratch + 15759872 /* t1971 */, scratch + 14856704 /* t231 */, scratch + 15308288 /* t233 */, scratch + 16663040 /* t1965 */);
-    step_teacher_res6_bn1_vjp(scratch + 26651104 /* t1973 */, scratch + 15759872 /* t1972 */);
-    step_teacher_res6_bn1_vjp_2(scratch + 14856704 /* t1974 */, scratch + 15759872 /* t1972 */, scratch + 26652224 /* t226 */);
-    step_teacher_res6_bn1_vjp_3(scratch + 26651136 /* t1976 */, scratch + 15759872 /* t1972 */, scratch + 14405120 /* t207 */);
-    step_teacher_res6_bn1_vjp_4(scratch + 26651168 /* t1978 */, scratch + 26651136 /* t1976 */, scratch + 26652192 /* t225 */);
-    step_teacher_res6_bn1_vjp_5(scratch + 26651200 /* t1980 */, scratch + 14856704 /* t1974 */);
-    step_teacher_res6_bn1_vjp_6(scratch + 26651232 /* t1984 */, scratch + 26651136 /* t1976 */, state + 9536 /* in_teacher_res6_bn1_scale */, scratch + 26652192 /* t225 */, scratch + 26652160 /* t221 */);
-    step_teacher_res6_bn1_vjp_7(scratch /* t1987 */, scratch + 26651232 /* t1984 */, scratch + 14405120 /* t207 */);
-    step_teacher_res6_bn1_vjp_8(scratch + 26651136 /* t1990 */, scratch /* t1987 */);
-    step_teacher_res6_bn1_vjp_9(scratch + 26651232 /* t1992 */, scratch + 26651200 /* t1980 */, scratch + 26651136 /* t1990 */);
-    step_teacher_res6_bn1_vjp_10(scratch + 2125440 /* t1994 */, scratch + 14856704 /* t1974 */, scratch /* t1987 */, scratch + 26651232 /* t1992 */);
-    step_teacher_res6_conv0_vjp(scratch + 26651136 /* t1995 */, scratch + 2125440 /* t1994 */);
-    step_teacher_res6_conv0_vjp_2(scratch + 14405120 /* t1999 */, scratch + 2125440 /* t1994 */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch /* chunk */);
-    step_teacher_res6_conv0_vjp_3(scratch + 2586240 /* t1997 */, scratch + 12598784 /* t197 */, scratch + 2125440 /* t1994 */, scratch /* chunk */);
-    step_teacher_leaky_relu5_vjp(scratch + 12598784 /* t2007 */, scratch + 13501952 /* t1960 */, scratch + 14405120 /* t1999 */, scratch + 10792448 /* t195 */, scratch + 11695616 /* t196 */);
-    step_teacher_bn4_vjp(scratch + 26652432 /* t2009 */, scratch + 12598784 /* t2008 */);
-    step_teacher_bn4_vjp_2(scratch + 10792448 /* t2010 */, scratch + 12598784 /* t2008 */, scratch + 26652704 /* t190 */);
-    step_teacher_bn4_vjp_3(scratch + 26652704 /* t2012 */, scratch + 12598784 /* t2008 */, scratch + 9889280 /* t176 */);
-    step_teacher_bn4_vjp_4(scratch + 26652160 /* t2014 */, scratch + 26652704 /* t2012 */, scratch + 26652688 /* t189 */);
-    step_teacher_bn4_vjp_5(scratch + 26652176 /* t2016 */, scratch + 10792448 /* t2010 */);
-    step_teacher_bn4_vjp_6(scratch + 26652192 /* t2020 */, scratch + 26652704 /* t2012 */, state + 4864 /* in_teacher_bn4_scale */, scratch + 26652688 /* t189 */, scratch + 26652672 /* t186 */);
-    step_teacher_bn4_vjp_7(scratch /* t2023 */, scratch + 26652192 /* t2020 */, scratch + 9889280 /* t176 */);
-    step_teacher_bn4_vjp_8(scratch + 26652672 /* t2026 */, scratch /* t2023 */);
-    step_teacher_bn4_vjp_9(scratch + 26652688 /* t2028 */, scratch + 26652176 /* t2016 */, scratch + 26652672 /* t2026 */);
-    step_teacher_bn4_vjp_10(scratch + 9889280 /* t2030 */, scratch + 10792448 /* t2010 */, scratch /* t2023 */, scratch + 26652688 /* t2028 */);
-    step_teacher_res3_conv3_vjp(scratch + 26652672 /* t2032 */, scratch + 9889280 /* t2030 */);
-    step_teacher_res3_conv3_vjp_2(scratch + 10792448 /* t2036 */, scratch + 9889280 /* t2030 */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch /* chunk */);
-    step_teacher_res3_conv3_vjp_3(scratch + 2590848 /* t2034 */, scratch + 8986112 /* t164 */, scratch + 9889280 /* t2030 */, scratch /* chunk */);
-    step_teacher_res3_leaky_relu2_vjp(scratch + 8986112 /* t2042 */, scratch + 6276608 /* t162 */, scratch + 8082944 /* t163 */, scratch + 10792448 /* t2036 */);
-    step_teacher_res3_bn1_vjp(scratch + 26652688 /* t2044 */, scratch + 8986112 /* t2043 */);
-    step_teacher_res3_bn1_vjp_2(scratch + 6276608 /* t2045 */, scratch + 8986112 /* t2043 */, scratch + 26652656 /* t157 */);
-    step_teacher_res3_bn1_vjp_3(scratch + 26652656 /* t2047 */, scratch + 8986112 /* t2043 */, scratch + 7179776 /* t143 */);
-    step_teacher_res3_bn1_vjp_4(scratch + 26652704 /* t2049 */, scratch + 26652656 /* t2047 */, scratch + 26652640 /* t156 */);
-    step_teacher_res3_bn1_vjp_5(scratch + 26652176 /* t2051 */, scratch + 6276608 /* t2045 */);
-    step_teacher_res3_bn1_vjp_6(scratch + 26652192 /* t2055 */, scratch + 26652656 /* t2047 */, state + 2512 /* in_teacher_res3_bn1_scale */, scratch + 26652640 /* t156 */, scratch + 26652624 /* t153 */);
-    step_teacher_res3_bn1_vjp_7(scratch + 8082944 /* t2058 */, scratch + 26652192 /* t2055 */, scratch + 7179776 /* t143 */);
-    step_teacher_res3_bn1_vjp_8(scratch + 26652624 /* t2061 */, scratch + 8082944 /* t2058 */);
-    step_teacher_res3_bn1_vjp_9(scratch + 26652640 /* t2063 */, scratch + 26652176 /* t2051 */, scratch + 26652624 /* t2061 */);
-    step_teacher_res3_bn1_vjp_10(scratch + 7179776 /* t2065 */, scratch + 6276608 /* t2045 */, scratch + 8082944 /* t2058 */, scratch + 26652640 /* t2063 */);
-    step_teacher_res3_conv0_vjp(scratch + 26652624 /* t2066 */, scratch + 7179776 /* t2065 */);
-    step_teacher_res3_conv0_vjp_2(scratch + 6276608 /* t2070 */, scratch + 7179776 /* t2065 */, state + 192 /* in_teacher_res3_conv0_weight */, scratch /* chunk */);
-    step_teacher_res3_conv0_vjp_3(scratch + 2593152 /* t2068 */, scratch + 5373440 /* t134 */, scratch + 7179776 /* t2065 */, scratch /* chunk */);
-    step_teacher_leaky_relu2_vjp(scratch + 5373440 /* t2077 */, scratch + 9889280 /* t2031 */, scratch + 6276608 /* t2070 */, scratch + 3567104 /* t131 */, scratch + 4470272 /* t133 */);
-    step_teacher_bn1_vjp(scratch + 26652640 /* t2079 */, scratch + 5373440 /* t2078 */);
-    step_teacher_bn1_vjp_2(scratch + 3567104 /* t2080 */, scratch + 5373440 /* t2078 */, scratch + 26652608 /* t126 */);
-    step_teacher_bn1_vjp_3(scratch + 26652608 /* t2082 */, scratch + 5373440 /* t2078 */, scratch + 2663936 /* t107 */);
-    step_teacher_bn1_vjp_4(scratch + 26652656 /* t2084 */, scratch + 26652608 /* t2082 */, scratch + 26652592 /* t125 */);
-    step_teacher_bn1_vjp_5(scratch + 26652176 /* t2086 */, scratch + 3567104 /* t2080 */);
-    step_teacher_bn1_vjp_6(scratch + 26652192 /* t2090 */, scratch + 26652608 /* t2082 */, state + 160 /* in_teacher_bn1_scale */, scratch + 26652592 /* t125 */, scratch + 26652576 /* t121 */);
-    step_teacher_bn1_vjp_7(scratch /* t2093 */, scratch + 26652192 /* t2090 */, scratch + 2663936 /* t107 */);
-    step_teacher_bn1_vjp_8(scratch + 26652576 /* t2096 */, scratch /* t2093 */);
-    step_teacher_bn1_vjp_9(scratch + 26652592 /* t2098 */, scratch + 26652176 /* t2086 */, scratch + 26652576 /* t2096 */);
-    step_teacher_bn1_vjp_10(scratch + 1172480 /* t2100 */, scratch + 3567104 /* t2080 */, scratch /* t2093 */, scratch + 26652592 /* t2098 */);
-    step_teacher_conv0_vjp(scratch + 26652576 /* t2101 */, scratch + 1172480 /* t2100 */);
-    step_teacher_conv0_vjp_2(scratch + 26646016 /* t2102 */, io /* in_x */, scratch + 1172480 /* t2100 */, scratch /* chunk */);
-    step_teacher_conv0_update(state + 155616 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 26646016 /* t2103 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv0_update_2(state + 155760 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, state + 155776 /* in_teacher_momentum_bn1_scale */, state + 160 /* in_teacher_bn1_scale */, state + 155792 /* in_teacher_momentum_bn1_offset */, state + 176 /* in_teacher_bn1_offset */, scratch + 26652576 /* t2101 */, io + 226112 /* in_lr_teacher */, scratch + 26652656 /* t2084 */, scratch + 26652640 /* t2079 */);
-    step_teacher_res3_conv0_update(state + 155808 /* in_teacher_momentum_res3_conv0_weight */, state + 192 /* in_teacher_res3_conv0_weight */, scratch + 2593152 /* t2069 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res3_conv0_update_2(state + 158112 /* in_teacher_momentum_res3_conv0_bias */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 158128 /* in_teacher_momentum_res3_bn1_scale */, state + 2512 /* in_teacher_res3_bn1_scale */, state + 158144 /* in_teacher_momentum_res3_bn1_offset */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 26652624 /* t2066 */, io + 226112 /* in_lr_teacher */, scratch + 26652704 /* t2049 */, scratch + 26652688 /* t2044 */);
-    step_teacher_res3_conv3_update(state + 158160 /* in_teacher_momentum_res3_conv3_weight */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch + 2590848 /* t2035 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res3_conv3_update_2(state + 160464 /* in_teacher_momentum_res3_conv3_bias */, state + 4848 /* in_teacher_res3_conv3_bias */, state + 160480 /* in_teacher_momentum_bn4_scale */, state + 4864 /* in_teacher_bn4_scale */, state + 160496 /* in_teacher_momentum_bn4_offset */, state + 4880 /* in_teacher_bn4_offset */, scratch + 26652672 /* t2032 */, io + 226112 /* in_lr_teacher */, scratch + 26652160 /* t2014 */, scratch + 26652432 /* t2009 */);
-    step_teacher_res6_conv0_update(state + 160512 /* in_teacher_momentum_res6_conv0_weight */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch + 2586240 /* t1998 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_conv0_update_2(state + 165120 /* in_teacher_momentum_res6_conv0_bias */, state + 9504 /* in_teacher_res6_conv0_bias */, state + 165152 /* in_teacher_momentum_res6_bn1_scale */, state + 9536 /* in_teacher_res6_bn1_scale */, state + 165184 /* in_teacher_momentum_res6_bn1_offset */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 26651136 /* t1995 */, io + 226112 /* in_lr_teacher */, scratch + 26651168 /* t1978 */, scratch + 26651104 /* t1973 */);
-    step_teacher_res6_conv3_update(state + 165216 /* in_teacher_momentum_res6_conv3_weight */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch + 2577024 /* t1964 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_conv3_update_2(state + 174432 /* in_teacher_momentum_res6_conv3_bias */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch + 26651744 /* t1961 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_shortcut_update(state + 174464 /* in_teacher_momentum_res6_shortcut_weight */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch + 25642496 /* t1959 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_bn7_update(state + 174976 /* in_teacher_momentum_bn7_scale */, state + 19360 /* in_teacher_bn7_scale */, state + 175008 /* in_teacher_momentum_bn7_offset */, state + 19392 /* in_teacher_bn7_offset */, scratch + 26651072 /* t1940 */, io + 226112 /* in_lr_teacher */, scratch + 26651712 /* t1935 */);
-    step_teacher_res9_conv0_update(state + 175040 /* in_teacher_momentum_res9_conv0_weight */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch + 25970176 /* t1924 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_conv0_update_2(state + 193472 /* in_teacher_momentum_res9_conv0_bias */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 193536 /* in_teacher_momentum_res9_bn1_scale */, state + 37920 /* in_teacher_res9_bn1_scale */, state + 193600 /* in_teacher_momentum_res9_bn1_offset */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 26651648 /* t1921 */, io + 226112 /* in_lr_teacher */, scratch + 26651584 /* t1904 */, scratch + 26650880 /* t1899 */);
-    step_teacher_res9_conv3_update(state + 193664 /* in_teacher_momentum_res9_conv3_weight */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch + 23512576 /* t1890 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_conv3_update_2(state + 230528 /* in_teacher_momentum_res9_conv3_bias */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch + 26650816 /* t1887 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_shortcut_update(state + 230592 /* in_teacher_momentum_res9_shortcut_weight */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch + 25640448 /* t1885 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_bn10_update(state + 232640 /* in_teacher_momentum_bn10_scale */, state + 77024 /* in_teacher_bn10_scale */, state + 232704 /* in_teacher_momentum_bn10_offset */, state + 77088 /* in_teacher_bn10_offset */, scratch + 26651008 /* t1860 */, io + 226112 /* in_lr_teacher */, scratch + 26650944 /* t1847 */);
-    step_teacher_dense14_vjp_7(scratch + 26646016 /* t2345 */, state + 232768 /* in_teacher_momentum_dense14_weight */, state + 77152 /* in_teacher_dense14_weight */, scratch + 26625536 /* t1814 */, scratch + 26650496 /* t1808 */, scratch + 26647296 /* t1817 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense14_update(state + 233408 /* in_teacher_momentum_dense14_bias */, state + 77792 /* in_teacher_dense14_bias */, scratch + 26652416 /* t1811 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_feedback_fwd_34(scratch + 26652416 /* t2362 */, scratch + 25644816 /* t1682 */);
-    step_teacher_feedback_fwd_35(scratch + 26652432 /* t2364 */, scratch + 26652752 /* t1680 */);
-    step_teacher_feedback_fwd_36(scratch + 26652752 /* t2367 */, scratch + 26652480 /* t1663 */);
-    step_teacher_feedback_fwd_37(scratch + 26652480 /* t2370 */, scratch + 26652464 /* t1658 */);
-    step_teacher_feedback_fwd_38(scratch + 26652464 /* t2373 */, scratch + 25636096 /* t1648 */);
-    step_teacher_feedback_fwd_39(scratch + 26652576 /* t2376 */, scratch + 26652448 /* t1645 */);
-    step_teacher_feedback_fwd_40(scratch + 26652448 /* t2379 */, scratch + 26652528 /* t1628 */);
-    step_teacher_feedback_fwd_41(scratch + 26652528 /* t2382 */, scratch + 26652512 /* t1623 */);
-    step_teacher_feedback_fwd_42(scratch + 26652512 /* t2385 */, scratch + 25633792 /* t1614 */);
-    step_teacher_feedback_fwd_43(scratch + 26652592 /* t2388 */, scratch + 26652496 /* t1611 */);
-    step_teacher_feedback_fwd_44(scratch + 26652496 /* t2391 */, scratch + 26652560 /* t1593 */);
-    step_teacher_feedback_fwd_45(scratch + 26652560 /* t2394 */, scratch + 26652544 /* t1588 */);
-    step_teacher_feedback_fwd_46(scratch + 26652544 /* t2397 */, scratch + 25624576 /* t1577 */);
-    step_teacher_feedback_fwd_47(scratch + 26652608 /* t2400 */, scratch + 18469376 /* t1574 */);
-    step_teacher_feedback_fwd_48(scratch + 26652624 /* t2403 */, scratch + 25989152 /* t1557 */);
-    step_teacher_feedback_fwd_49(scratch + 26652640 /* t2406 */, scratch + 18519552 /* t1552 */);
-    step_teacher_feedback_fwd_50(scratch + 26652656 /* t2409 */, scratch + 25610752 /* t1543 */);
-    step_teacher_feedback_fwd_51(scratch + 26652672 /* t2412 */, scratch + 25989120 /* t1540 */);
-    step_teacher_feedback_fwd_52(scratch + 26652688 /* t2415 */, scratch + 25644160 /* t1538 */);
-    step_teacher_feedback_fwd_53(scratch + 26652704 /* t2418 */, scratch + 25989088 /* t1519 */);
-    step_teacher_feedback_fwd_54(scratch + 26652160 /* t2421 */, scratch + 25989056 /* t1514 */);
-    step_teacher_feedback_fwd_55(scratch + 26652176 /* t2424 */, scratch + 25951744 /* t1503 */);
-    step_teacher_feedback_fwd_56(scratch + 26652192 /* t2427 */, scratch + 26651904 /* t1500 */);
-    step_teacher_feedback_fwd_57(scratch + 26651904 /* t2430 */, scratch + 25988800 /* t1483 */);
-    step_teacher_feedback_fwd_58(scratch + 26651920 /* t2433 */, scratch + 25988736 /* t1478 */);
-    step_teacher_feedback_fwd_59(scratch + 26651936 /* t2436 */, scratch + 24397312 /* t1469 */);
-    step_teacher_feedback_fwd_60(scratch + 26651952 /* t2439 */, scratch + 25988672 /* t1466 */);
-    step_teacher_feedback_fwd_61(scratch + 26652208 /* t2442 */, scratch + 25638400 /* t1464 */);
-    step_teacher_feedback_fwd_62(scratch + 26652224 /* t2445 */, scratch + 25988608 /* t1445 */);
-    step_teacher_feedback_fwd_63(scratch + 26652240 /* t2448 */, scratch + 26651840 /* t1440 */);
-    step_teacher_feedback_fwd_64(scratch + 26651840 /* t2451 */, scratch + 25643008 /* t1428 */);
-    step_teacher_feedback_fwd_65(scratch + 26651856 /* t2454 */, scratch + 26652736 /* t1426 */);
-    step_teacher_feedback_fwd_66(io + 244704 /* t2456 */, scratch + 26652416 /* t2362 */, scratch + 26652432 /* t2364 */, scratch + 26652752 /* t2367 */, scratch + 26652480 /* t2370 */, scratch + 26652464 /* t2373 */, scratch + 26652576 /* t2376 */, scratch + 26652448 /* t2379 */, scratch + 26652528 /* t2382 */, scratch + 26652512 /* t2385 */, scratch + 26652592 /* t2388 */, scratch + 26652496 /* t2391 */, scratch + 26652560 /* t2394 */, scratch + 26652544 /* t2397 */, scratch + 26652608 /* t2400 */, scratch + 26652624 /* t2403 */, scratch + 26652640 /* t2406 */, scratch + 26652656 /* t2409 */, scratch + 26652672 /* t2412 */, scratch + 26652688 /* t2415 */, scratch + 26652704 /* t2418 */, scratch + 26652160 /* t2421 */, scratch + 26652176 /* t2424 */, scratch + 26652192 /* t2427 */, scratch + 26651904 /* t2430 */, scratch + 26651920 /* t2433 */, scratch + 26651936 /* t2436 */, scratch + 26651952 /* t2439 */, scratch + 26652208 /* t2442 */, scratch + 26652224 /* t2445 */, scratch + 26652240 /* t2448 */, scratch + 26651840 /* t2451 */, scratch + 26651856 /* t2454 */);
-    step_teacher_feedback_fwd_67(scratch + 26652736 /* t2458 */, scratch + 25644672 /* t927 */);
-    step_teacher_feedback_fwd_68(scratch + 26652752 /* t2460 */, scratch + 26652720 /* t925 */);
-    step_teacher_feedback_fwd_69(scratch + 26651840 /* t2463 */, scratch + 26652800 /* t908 */);
-    step_teacher_feedback_fwd_70(scratch + 26652800 /* t2466 */, scratch + 26652784 /* t903 */);
-    step_teacher_feedback_fwd_71(scratch + 26652784 /* t2469 */, scratch + 25631488 /* t893 */);
-    step_teacher_feedback_fwd_72(scratch + 26651856 /* t2472 */, scratch + 26652768 /* t890 */);
-    step_teacher_feedback_fwd_73(scratch + 26652768 /* t2475 */, scratch + 26652848 /* t873 */);
-    step_teacher_feedback_fwd_74(scratch + 26652848 /* t2478 */, scratch + 26652832 /* t868 */);
-    step_teacher_feedback_fwd_75(scratch + 26652832 /* t2481 */, scratch + 25629184 /* t859 */);
-    step_teacher_feedback_fwd_76(scratch + 26651872 /* t2484 */, scratch + 26652816 /* t856 */);
-    step_teacher_feedback_fwd_77(scratch + 26652816 /* t2487 */, scratch + 26652400 /* t838 */);
-    step_teacher_feedback_fwd_78(scratch + 26651888 /* t2490 */, scratch + 26652384 /* t833 */);
-    step_teacher_feedback_fwd_79(scratch + 26651904 /* t2493 */, scratch + 25619968 /* t822 */);
-    step_teacher_feedback_fwd_80(scratch + 26651920 /* t2496 */, scratch + 25989024 /* t819 */);
-    step_teacher_feedback_fwd_81(scratch + 26651936 /* t2499 */, scratch + 25988992 /* t802 */);
-    step_teacher_feedback_fwd_82(scratch + 26651952 /* t2502 */, scratch + 25988960 /* t797 */);
-    step_teacher_feedback_fwd_83(scratch + 26652160 /* t2505 */, scratch + 25601536 /* t788 */);
-    step_teacher_feedback_fwd_84(scratch + 26652176 /* t2508 */, scratch + 25988928 /* t785 */);
-    step_teacher_feedback_fwd_85(scratch + 26652192 /* t2511 */, scratch + 25643648 /* t783 */);
-    step_teacher_feedback_fwd_86(scratch + 26652208 /* t2514 */, scratch + 25988896 /* t764 */);
-    step_teacher_feedback_fwd_87(scratch + 26652224 /* t2517 */, scratch + 25988864 /* t759 */);
-    step_teacher_feedback_fwd_88(scratch + 26652240 /* t2520 */, scratch + 25933312 /* t748 */);
-    step_teacher_feedback_fwd_89(scratch + 26652256 /* t2523 */, scratch + 26651776 /* t745 */);
-    step_teacher_feedback_fwd_90(scratch + 26652272 /* t2526 */, scratch + 26064448 /* t728 */);
-    step_teacher_feedback_fwd_91(scratch + 26652288 /* t2529 */, scratch + 26064384 /* t723 */);
-    step_teacher_feedback_fwd_92(scratch + 26652304 /* t2532 */, scratch + 26588672 /* t714 */);
-    step_teacher_feedback_fwd_93(scratch + 26652320 /* t2535 */, scratch + 26652096 /* t711 */);
-    step_teacher_feedback_fwd_94(scratch + 26652096 /* t2538 */, scratch + 26643968 /* t709 */);
-    step_teacher_feedback_fwd_95(scratch + 26652112 /* t2541 */, scratch + 26652032 /* t690 */);
-    step_teacher_feedback_fwd_96(scratch + 26652128 /* t2544 */, scratch + 26651968 /* t685 */);
-    step_teacher_feedback_fwd_97(scratch + 26652144 /* t2547 */, scratch + 26649856 /* t673 */);
-    step_teacher_feedback_fwd_98(scratch + 26651968 /* t2550 */, scratch + 26652864 /* t671 */);
-    step_teacher_feedback_fwd_99(io + 244720 /* t2552 */, io + 244736 /* t2556 */, io + 244752 /* t2557 */, scratch + 26652736 /* t2458 */, scratch + 26652752 /* t2460 */, scratch + 26651840 /* t2463 */, scratch + 26652800 /* t2466 */, scratch + 26652784 /* t2469 */, scratch + 26651856 /* t2472 */, scratch + 26652768 /* t2475 */, scratch + 26652848 /* t2478 */, scratch + 26652832 /* t2481 */, scratch + 26651872 /* t2484 */, scratch + 26652816 /* t2487 */, scratch + 26651888 /* t2490 */, scratch + 26651904 /* t2493 */, scratch + 26651920 /* t2496 */, scratch + 26651936 /* t2499 */, scratch + 26651952 /* t2502 */, scratch + 26652160 /* t2505 */, scratch + 26652176 /* t2508 */, scratch + 26652192 /* t2511 */, scratch + 26652208 /* t2514 */, scratch + 26652224 /* t2517 */, scratch + 26652240 /* t2520 */, scratch + 26652256 /* t2523 */, scratch + 26652272 /* t2526 */, scratch + 26652288 /* t2529 */, scratch + 26652304 /* t2532 */, scratch + 26652320 /* t2535 */, scratch + 26652096 /* t2538 */, scratch + 26652112 /* t2541 */, scratch + 26652128 /* t2544 */, scratch + 26652144 /* t2547 */, scratch + 26651968 /* t2550 */, io + 244704 /* t2456 */, scratch + 18469408 /* t1777 */, io + 244688 /* t1778 */);
+    step_teacher_feedback_fwd_3(scratch + 25970432 /* t1689 */, scratch + 26652480 /* t1663 */, scratch + 26652800 /* t908 */);
+    step_teacher_feedback_fwd_4(scratch + 25970448 /* t1692 */, scratch + 26652464 /* t1658 */, scratch + 26652784 /* t903 */);
+    step_teacher_feedback_fwd_5(scratch + 25970464 /* t1695 */, scratch + 25649920 /* t1648 */, scratch + 25645312 /* t893 */);
+    step_teacher_feedback_fwd_6(scratch + 25970480 /* t1698 */, scratch + 26652448 /* t1645 */, scratch + 26652768 /* t890 */);
+    step_teacher_feedback_fwd_7(scratch + 25663872 /* t1701 */, scratch + 26652528 /* t1628 */, scratch + 26652848 /* t873 */);
+    step_teacher_feedback_fwd_8(scratch + 25663888 /* t1704 */, scratch + 26652512 /* t1623 */, scratch + 26652832 /* t868 */);
+    step_teacher_feedback_fwd_9(scratch + 25663904 /* t1707 */, scratch + 25647616 /* t1614 */, scratch + 25643008 /* t859 */);
+    step_teacher_feedback_fwd_10(scratch + 25663920 /* t1710 */, scratch + 26652496 /* t1611 */, scratch + 26652816 /* t856 */);
+    step_teacher_feedback_fwd_11(scratch + 25663936 /* t1713 */, scratch + 26652560 /* t1593 */, scratch + 26652400 /* t838 */);
+    step_teacher_feedback_fwd_12(scratch + 25663952 /* t1716 */, scratch + 26652544 /* t1588 */, scratch + 26652384 /* t833 */);
+    step_teacher_feedback_fwd_13(scratch + 25663968 /* t1719 */, scratch + 25633792 /* t1577 */, scratch + 25629184 /* t822 */);
+    step_teacher_feedback_fwd_14(scratch + 25663984 /* t1722 */, scratch + 25970848 /* t1574 */, scratch + 25970656 /* t819 */);
+    step_teacher_feedback_fwd_15(scratch + 25664000 /* t1725 */, scratch + 25970816 /* t1557 */, scratch + 25970624 /* t802 */);
+    step_teacher_feedback_fwd_16(scratch + 25664016 /* t1728 */, scratch + 25970784 /* t1552 */, scratch + 25970592 /* t797 */);
+    step_teacher_feedback_fwd_17(scratch + 25664032 /* t1731 */, scratch + 25610752 /* t1543 */, scratch + 25601536 /* t788 */);
+    step_teacher_feedback_fwd_18(scratch + 25664048 /* t1734 */, scratch + 25970752 /* t1540 */, scratch + 25970560 /* t785 */);
+    step_teacher_feedback_fwd_19(scratch + 25664064 /* t1737 */, scratch + 25663360 /* t1538 */, scratch + 25662848 /* t783 */);
+    step_teacher_feedback_fwd_20(scratch + 25664080 /* t1740 */, scratch + 25970720 /* t1519 */, scratch + 25970528 /* t764 */);
+    step_teacher_feedback_fwd_21(scratch + 25664096 /* t1743 */, scratch + 25970688 /* t1514 */, scratch + 25970496 /* t759 */);
+    step_teacher_feedback_fwd_22(scratch + 25664112 /* t1746 */, scratch + 25951744 /* t1503 */, scratch + 25933312 /* t748 */);
+    step_teacher_feedback_fwd_23(scratch + 25664128 /* t1749 */, scratch + 26651904 /* t1500 */, scratch + 26651776 /* t745 */);
+    step_teacher_feedback_fwd_24(scratch + 25664144 /* t1752 */, scratch + 25970368 /* t1483 */, scratch + 26064448 /* t728 */);
+    step_teacher_feedback_fwd_25(scratch + 25664160 /* t1755 */, scratch + 25970304 /* t1478 */, scratch + 26064384 /* t723 */);
+    step_teacher_feedback_fwd_26(scratch + 25664176 /* t1758 */, scratch + 22496768 /* t1469 */, scratch + 26588672 /* t714 */);
+    step_teacher_feedback_fwd_27(scratch + 25664192 /* t1761 */, scratch + 25970240 /* t1466 */, scratch + 26652096 /* t711 */);
+    step_teacher_feedback_fwd_28(scratch + 25664208 /* t1764 */, scratch + 25656832 /* t1464 */, scratch + 26643968 /* t709 */);
+    step_teacher_feedback_fwd_29(scratch + 25664224 /* t1767 */, scratch + 25970176 /* t1445 */, scratch + 26652032 /* t690 */);
+    step_teacher_feedback_fwd_30(scratch + 25664240 /* t1770 */, scratch + 26651840 /* t1440 */, scratch + 26651968 /* t685 */);
+    step_teacher_feedback_fwd_31(scratch + 25664256 /* t1773 */, scratch + 25660928 /* t1428 */, scratch + 26649856 /* t673 */);
+    step_teacher_feedback_fwd_32(scratch + 25664272 /* t1776 */, scratch + 26652736 /* t1426 */, scratch + 26652864 /* t671 */);
+    step_teacher_feedback_fwd_33(scratch + 25971072 /* t1777 */, io + 244688 /* t1778 */, scratch + 26652416 /* t1684 */, scratch + 26652432 /* t1686 */, scratch + 25970432 /* t1689 */, scratch + 25970448 /* t1692 */, scratch + 25970464 /* t1695 */, scratch + 25970480 /* t1698 */, scratch + 25663872 /* t1701 */, scratch + 25663888 /* t1704 */, scratch + 25663904 /* t1707 */, scratch + 25663920 /* t1710 */, scratch + 25663936 /* t1713 */, scratch + 25663952 /* t1716 */, scratch + 25663968 /* t1719 */, scratch + 25663984 /* t1722 */, scratch + 25664000 /* t1725 */, scratch + 25664016 /* t1728 */, scratch + 25664032 /* t1731 */, scratch + 25664048 /* t1734 */, scratch + 25664064 /* t1737 */, scratch + 25664080 /* t1740 */, scratch + 25664096 /* t1743 */, scratch + 25664112 /* t1746 */, scratch + 25664128 /* t1749 */, scratch + 25664144 /* t1752 */, scratch + 25664160 /* t1755 */, scratch + 25664176 /* t1758 */, scratch + 25664192 /* t1761 */, scratch + 25664208 /* t1764 */, scratch + 25664224 /* t1767 */, scratch + 25664240 /* t1770 */, scratch + 25664256 /* t1773 */, scratch + 25664272 /* t1776 */, io + 226128 /* in_lr_student */);
+    step_teacher_loss_sup_vjp(scratch + 25661568 /* t1779 */, scratch + 26650496 /* t361 */);
+    step_teacher_loss_sup_vjp_2(scratch + 25970432 /* t1781 */, scratch + 25661568 /* t1779 */);
+    step_teacher_loss_sup_vjp_3(scratch + 25970464 /* t1782 */, scratch + 25970432 /* t1781 */, scratch + 26652352 /* t366 */);
+    step_teacher_loss_sup_vjp_4(scratch + 26650496 /* t1785 */, scratch + 25970464 /* t1782 */, scratch + 26650816 /* t365 */, scratch + 25661568 /* t1779 */);
+    step_teacher_dense14_vjp(scratch + 26652352 /* t1786 */, scratch + 26650496 /* t1785 */);
+    step_teacher_dense14_vjp_2(scratch + 25661568 /* t1789 */, scratch + 26625536 /* t1788 */, scratch + 26650496 /* t1785 */);
+    step_teacher_dense14_vjp_3(scratch + 25638400 /* t1792 */, scratch + 26650496 /* t1785 */, state + 77152 /* in_teacher_dense14_weight */, io + 226176 /* in_dropout_teacher_all_dropout13 */);
+    step_teacher_global_avg_pool12_vjp(scratch + 21317120 /* t1793 */, scratch + 25638400 /* t1792 */);
+    step_teacher_leaky_relu11_vjp(scratch + 20727296 /* t1795 */, scratch + 21022208 /* t1797 */, scratch + 24008192 /* t343 */, scratch + 24303104 /* t344 */);
+    step_teacher_leaky_relu11_vjp_2(scratch + 21349888 /* t1803 */, scratch + 21317120 /* t1794 */, scratch + 20727296 /* t1798 */, scratch + 21022208 /* t1800 */);
+    step_teacher_bn10_vjp(scratch + 26650752 /* t1805 */, scratch + 21349888 /* t1804 */);
+    step_teacher_bn10_vjp_2(scratch + 21906944 /* t1807 */, scratch + 21349888 /* t1804 */, scratch + 26651712 /* t338 */);
+    step_teacher_bn10_vjp_3(scratch + 26650496 /* t1810 */, scratch + 21349888 /* t1804 */, scratch + 23713280 /* t1808 */);
+    step_teacher_bn10_vjp_4(scratch + 26650816 /* t1812 */, scratch + 26650496 /* t1810 */, scratch + 26651648 /* t337 */);
+    step_teacher_bn10_vjp_5(scratch + 26650560 /* t1814 */, scratch + 21906944 /* t1807 */);
+    step_teacher_bn10_vjp_6(scratch + 26650624 /* t1818 */, scratch + 26650496 /* t1810 */, state + 77024 /* in_teacher_bn10_scale */, scratch + 26651648 /* t337 */, scratch + 26651584 /* t334 */);
+    step_teacher_bn10_vjp_7(scratch + 21317120 /* t1821 */, scratch + 26650624 /* t1818 */, scratch + 23713280 /* t324 */);
+    step_teacher_bn10_vjp_8(scratch + 21612032 /* t1823 */, scratch + 21906944 /* t1807 */);
+    step_teacher_bn10_vjp_9(scratch + 26650496 /* t1825 */, scratch + 21317120 /* t1821 */);
+    step_teacher_bn10_vjp_10(scratch + 26650624 /* t1827 */, scratch + 26650560 /* t1814 */, scratch + 26650496 /* t1825 */);
+    step_teacher_bn10_vjp_11(scratch + 21906944 /* t1829 */, scratch + 21612032 /* t1823 */, scratch + 21317120 /* t1821 */, scratch + 26650624 /* t1827 */);
+    step_teacher_res9_vjp(scratch + 15308288 /* t1833 */, scratch + 21906944 /* t1829 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res9_vjp_2(scratch + 25658880 /* t1831 */, scratch + 18469376 /* t271 */, scratch + 21906944 /* t1829 */, scratch /* chunk */);
+    step_teacher_res9_conv3_vjp(scratch + 26650880 /* t1834 */, scratch + 21906944 /* t1829 */);
+    step_teacher_res9_conv3_vjp_2(scratch + 22201856 /* t1838 */, scratch + 21906944 /* t1829 */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch /* chunk */);
+    step_teacher_res9_conv3_vjp_3(scratch + 24008192 /* t1836 */, scratch + 23418368 /* t308 */, scratch + 21906944 /* t1829 */, scratch /* chunk */);
+    step_teacher_res9_leaky_relu2_vjp(scratch + 21317120 /* t1839 */, scratch + 21612032 /* t1840 */, scratch + 21906944 /* t1844 */, scratch + 22828544 /* t305 */, scratch + 23123456 /* t307 */, scratch + 22201856 /* t1838 */);
+    step_teacher_res9_bn1_vjp(scratch + 26650944 /* t1846 */, scratch + 21906944 /* t1845 */);
+    step_teacher_res9_bn1_vjp_2(scratch + 22201856 /* t1847 */, scratch + 21906944 /* t1845 */, scratch + 26651520 /* t300 */);
+    step_teacher_res9_bn1_vjp_3(scratch + 26651008 /* t1849 */, scratch + 21906944 /* t1845 */, scratch + 22533632 /* t281 */);
+    step_teacher_res9_bn1_vjp_4(scratch + 26651072 /* t1851 */, scratch + 26651008 /* t1849 */, scratch + 26651456 /* t299 */);
+    step_teacher_res9_bn1_vjp_5(scratch + 26650496 /* t1853 */, scratch + 22201856 /* t1847 */);
+    step_teacher_res9_bn1_vjp_6(scratch + 26650560 /* t1857 */, scratch + 26651008 /* t1849 */, state + 37920 /* in_teacher_res9_bn1_scale */, scratch + 26651456 /* t299 */, scratch + 26651392 /* t295 */);
+    step_teacher_res9_bn1_vjp_7(scratch + 21906944 /* t1860 */, scratch + 26650560 /* t1857 */, scratch + 22533632 /* t281 */);
+    step_teacher_res9_bn1_vjp_8(scratch + 26651008 /* t1863 */, scratch + 21906944 /* t1860 */);
+    step_teacher_res9_bn1_vjp_9(scratch + 26650560 /* t1865 */, scratch + 26650496 /* t1853 */, scratch + 26651008 /* t1863 */);
+    step_teacher_res9_bn1_vjp_10(scratch + 22828544 /* t1867 */, scratch + 22201856 /* t1847 */, scratch + 21906944 /* t1860 */, scratch + 26650560 /* t1865 */);
+    step_teacher_res9_conv0_vjp(scratch + 26651008 /* t1868 */, scratch + 22828544 /* t1867 */);
+    step_teacher_res9_conv0_vjp_2(scratch + 2211840 /* t1872 */, scratch + 22828544 /* t1867 */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch /* chunk */);
+    step_teacher_res9_conv0_vjp_3(scratch + 22038016 /* t1870 */, scratch + 18469376 /* t271 */, scratch + 22828544 /* t1867 */, scratch /* chunk */);
+    step_teacher_leaky_relu8_vjp(scratch + 18920960 /* t1874 */, scratch + 19372544 /* t1876 */, scratch + 15759872 /* t1880 */, scratch + 15308288 /* t1833 */, scratch + 2211840 /* t1872 */, scratch + 13501952 /* t269 */, scratch + 13953536 /* t270 */);
+    step_teacher_bn7_vjp(scratch + 25970880 /* t1882 */, scratch + 15759872 /* t1881 */);
+    step_teacher_bn7_vjp_2(scratch + 15308288 /* t1883 */, scratch + 15759872 /* t1881 */, scratch + 26652320 /* t264 */);
+    step_teacher_bn7_vjp_3(scratch + 25970432 /* t1885 */, scratch + 15759872 /* t1881 */, scratch + 18017792 /* t250 */);
+    step_teacher_bn7_vjp_4(scratch + 25970912 /* t1887 */, scratch + 25970432 /* t1885 */, scratch + 26652288 /* t263 */);
+    step_teacher_bn7_vjp_5(scratch + 25970464 /* t1889 */, scratch + 15308288 /* t1883 */);
+    step_teacher_bn7_vjp_6(scratch + 26650496 /* t1893 */, scratch + 25970432 /* t1885 */, state + 19360 /* in_teacher_bn7_scale */, scratch + 26652288 /* t263 */, scratch + 26652256 /* t260 */);
+    step_teacher_bn7_vjp_7(scratch + 13501952 /* t1896 */, scratch + 26650496 /* t1893 */, scratch + 18017792 /* t250 */);
+    step_teacher_bn7_vjp_8(scratch + 25970432 /* t1899 */, scratch + 13501952 /* t1896 */);
+    step_teacher_bn7_vjp_9(scratch + 26650496 /* t1901 */, scratch + 25970464 /* t1889 */, scratch + 25970432 /* t1899 */);
+    step_teacher_bn7_vjp_10(scratch + 15759872 /* t1903 */, scratch + 15308288 /* t1883 */, scratch + 13501952 /* t1896 */, scratch + 26650496 /* t1901 */);
+    step_teacher_res6_vjp(scratch + 13501952 /* t1907 */, scratch + 15759872 /* t1903 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res6_vjp_2(scratch + 25663872 /* t1905 */, scratch + 12598784 /* t197 */, scratch + 15759872 /* t1903 */, scratch /* chunk */);
+    step_teacher_res6_conv3_vjp(scratch + 25970944 /* t1908 */, scratch + 15759872 /* t1903 */);
+    step_teacher_res6_conv3_vjp_2(scratch + 15308288 /* t1912 */, scratch + 15759872 /* t1903 */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch /* chunk */);
+    step_teacher_res6_conv3_vjp_3(scratch + 25619968 /* t1910 */, scratch + 17566208 /* t234 */, scratch + 15759872 /* t1903 */, scratch /* chunk */);
+    step_teacher_res6_leaky_relu2_vjp(scratch + 19824128 /* t1913 */, scratch + 20275712 /* t1914 */, scratch + 15759872 /* t1918 */, scratch + 14405120 /* t231 */, scratch + 14856704 /* t233 */, scratch + 15308288 /* t1912 */);
+    step_teacher_res6_bn1_vjp(scratch + 25970976 /* t1920 */, scratch + 15759872 /* t1919 */);
+    step_teacher_res6_bn1_vjp_2(scratch + 16211456 /* t1921 */, scratch + 15759872 /* t1919 */, scratch + 26652224 /* t226 */);
+    step_teacher_res6_bn1_vjp_3(scratch + 25970432 /* t1923 */, scratch + 15759872 /* t1919 */, scratch + 17114624 /* t207 */);
+    step_teacher_res6_bn1_vjp_4(scratch + 25971008 /* t1925 */, scratch + 25970432 /* t1923 */, scratch + 26652192 /* t225 */);
+    step_teacher_res6_bn1_vjp_5(scratch + 25970464 /* t1927 */, scratch + 16211456 /* t1921 */);
+    step_teacher_res6_bn1_vjp_6(scratch + 26650496 /* t1931 */, scratch + 25970432 /* t1923 */, state + 9536 /* in_teacher_res6_bn1_scale */, scratch + 26652192 /* t225 */, scratch + 26652160 /* t221 */);
+    step_teacher_res6_bn1_vjp_7(scratch + 16663040 /* t1934 */, scratch + 26650496 /* t1931 */, scratch + 17114624 /* t207 */);
+    step_teacher_res6_bn1_vjp_8(scratch + 25970432 /* t1937 */, scratch + 16663040 /* t1934 */);
+    step_teacher_res6_bn1_vjp_9(scratch + 26650496 /* t1939 */, scratch + 25970464 /* t1927 */, scratch + 25970432 /* t1937 */);
+    step_teacher_res6_bn1_vjp_10(scratch + 2125440 /* t1941 */, scratch + 16211456 /* t1921 */, scratch + 16663040 /* t1934 */, scratch + 26650496 /* t1939 */);
+    step_teacher_res6_conv0_vjp(scratch + 25971040 /* t1942 */, scratch + 2125440 /* t1941 */);
+    step_teacher_res6_conv0_vjp_2(scratch + 14405120 /* t1946 */, scratch + 2125440 /* t1941 */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch /* chunk */);
+    step_teacher_res6_conv0_vjp_3(scratch + 25638400 /* t1944 */, scratch + 12598784 /* t197 */, scratch + 2125440 /* t1941 */, scratch /* chunk */);
+    step_teacher_leaky_relu5_vjp(scratch + 15308288 /* t1948 */, scratch + 16211456 /* t1950 */, scratch /* t1954 */, scratch + 13501952 /* t1907 */, scratch + 14405120 /* t1946 */, scratch + 10792448 /* t195 */, scratch + 11695616 /* t196 */);
+    step_teacher_bn4_vjp(scratch + 26652368 /* t1956 */, scratch /* t1955 */);
+    step_teacher_bn4_vjp_2(scratch + 903168 /* t1957 */, scratch /* t1955 */, scratch + 26652704 /* t190 */);
+    step_teacher_bn4_vjp_3(scratch + 26652416 /* t1959 */, scratch /* t1955 */, scratch + 9889280 /* t176 */);
+    step_teacher_bn4_vjp_4(scratch + 26652432 /* t1961 */, scratch + 26652416 /* t1959 */, scratch + 26652688 /* t189 */);
+    step_teacher_bn4_vjp_5(scratch + 25970432 /* t1963 */, scratch + 903168 /* t1957 */);
+    step_teacher_bn4_vjp_6(scratch + 25970448 /* t1967 */, scratch + 26652416 /* t1959 */, state + 4864 /* in_teacher_bn4_scale */, scratch + 26652688 /* t189 */, scratch + 26652672 /* t186 */);
+    step_teacher_bn4_vjp_7(scratch /* t1970 */, scratch + 25970448 /* t1967 */, scratch + 9889280 /* t176 */);
+    step_teacher_bn4_vjp_8(scratch + 26652416 /* t1973 */, scratch /* t1970 */);
+    step_teacher_bn4_vjp_9(scratch + 25970448 /* t1975 */, scratch + 25970432 /* t1963 */, scratch + 26652416 /* t1973 */);
+    step_teacher_bn4_vjp_10(scratch + 10792448 /* t1977 */, scratch + 903168 /* t1957 */, scratch /* t1970 */, scratch + 25970448 /* t1975 */);
+    step_teacher_res3_conv3_vjp(scratch + 26652416 /* t1979 */, scratch + 10792448 /* t1977 */);
+    step_teacher_res3_conv3_vjp_2(scratch + 11695616 /* t1983 */, scratch + 10792448 /* t1977 */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch /* chunk */);
+    step_teacher_res3_conv3_vjp_3(scratch + 25652224 /* t1981 */, scratch + 8986112 /* t164 */, scratch + 10792448 /* t1977 */, scratch /* chunk */);
+    step_teacher_res3_leaky_relu2_vjp(scratch + 13501952 /* t1984 */, scratch + 14405120 /* t1985 */, scratch /* t1989 */, scratch + 6276608 /* t162 */, scratch + 8082944 /* t163 */, scratch + 11695616 /* t1983 */);
+    step_teacher_res3_bn1_vjp(scratch + 25971088 /* t1991 */, scratch /* t1990 */);
+    step_teacher_res3_bn1_vjp_2(scratch + 6276608 /* t1992 */, scratch /* t1990 */, scratch + 26652656 /* t157 */);
+    step_teacher_res3_bn1_vjp_3(scratch + 25970432 /* t1994 */, scratch /* t1990 */, scratch + 7179776 /* t143 */);
+    step_teacher_res3_bn1_vjp_4(scratch + 25971104 /* t1996 */, scratch + 25970432 /* t1994 */, scratch + 26652640 /* t156 */);
+    step_teacher_res3_bn1_vjp_5(scratch + 25970448 /* t1998 */, scratch + 6276608 /* t1992 */);
+    step_teacher_res3_bn1_vjp_6(scratch + 25970464 /* t2002 */, scratch + 25970432 /* t1994 */, state + 2512 /* in_teacher_res3_bn1_scale */, scratch + 26652640 /* t156 */, scratch + 26652624 /* t153 */);
+    step_teacher_res3_bn1_vjp_7(scratch + 8082944 /* t2005 */, scratch + 25970464 /* t2002 */, scratch + 7179776 /* t143 */);
+    step_teacher_res3_bn1_vjp_8(scratch + 25970432 /* t2008 */, scratch + 8082944 /* t2005 */);
+    step_teacher_res3_bn1_vjp_9(scratch + 25970464 /* t2010 */, scratch + 25970448 /* t1998 */, scratch + 25970432 /* t2008 */);
+    step_teacher_res3_bn1_vjp_10(scratch + 11695616 /* t2012 */, scratch + 6276608 /* t1992 */, scratch + 8082944 /* t2005 */, scratch + 25970464 /* t2010 */);
+    step_teacher_res3_conv0_vjp(scratch + 25971120 /* t2013 */, scratch + 11695616 /* t2012 */);
+    step_teacher_res3_conv0_vjp_2(scratch + 6276608 /* t2017 */, scratch + 11695616 /* t2012 */, state + 192 /* in_teacher_res3_conv0_weight */, scratch /* chunk */);
+    step_teacher_res3_conv0_vjp_3(scratch + 25654528 /* t2015 */, scratch + 5373440 /* t134 */, scratch + 11695616 /* t2012 */, scratch /* chunk */);
+    step_teacher_leaky_relu2_vjp(scratch + 8082944 /* t2019 */, scratch + 11695616 /* t2020 */, scratch /* t2024 */, scratch + 10792448 /* t1978 */, scratch + 6276608 /* t2017 */, scratch + 3567104 /* t131 */, scratch + 4470272 /* t133 */);
+    step_teacher_bn1_vjp(scratch + 25971136 /* t2026 */, scratch /* t2025 */);
+    step_teacher_bn1_vjp_2(scratch + 6276608 /* t2027 */, scratch /* t2025 */, scratch + 26652608 /* t126 */);
+    step_teacher_bn1_vjp_3(scratch + 25970432 /* t2029 */, scratch /* t2025 */, scratch + 2663936 /* t107 */);
+    step_teacher_bn1_vjp_4(scratch + 25971152 /* t2031 */, scratch + 25970432 /* t2029 */, scratch + 26652592 /* t125 */);
+    step_teacher_bn1_vjp_5(scratch + 25970448 /* t2033 */, scratch + 6276608 /* t2027 */);
+    step_teacher_bn1_vjp_6(scratch + 25970464 /* t2037 */, scratch + 25970432 /* t2029 */, state + 160 /* in_teacher_bn1_scale */, scratch + 26652592 /* t125 */, scratch + 26652576 /* t121 */);
+    step_teacher_bn1_vjp_7(scratch + 10792448 /* t2040 */, scratch + 25970464 /* t2037 */, scratch + 2663936 /* t107 */);
+    step_teacher_bn1_vjp_8(scratch + 25970432 /* t2043 */, scratch + 10792448 /* t2040 */);
+    step_teacher_bn1_vjp_9(scratch + 25970464 /* t2045 */, scratch + 25970448 /* t2033 */, scratch + 25970432 /* t2043 */);
+    step_teacher_bn1_vjp_10(scratch + 1172480 /* t2047 */, scratch + 6276608 /* t2027 */, scratch + 10792448 /* t2040 */, scratch + 25970464 /* t2045 */);
+    step_teacher_conv0_vjp(scratch + 25971168 /* t2048 */, scratch + 1172480 /* t2047 */);
+    step_teacher_conv0_vjp_2(scratch + 25664672 /* t2049 */, io /* in_x */, scratch + 1172480 /* t2047 */, scratch /* chunk */);
+    step_teacher_loss_uda_vjp(scratch + 25970432 /* t2051 */, io + 226144 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 25662208 /* t2054 */, scratch + 25970432 /* t2051 */, scratch + 26651136 /* t387 */);
+    step_teacher_loss_uda_vjp_3(scratch + 21906944 /* t2056 */, scratch + 25662208 /* t2054 */, scratch + 26646016 /* t384 */);
+    step_teacher_loss_uda_vjp_4(scratch + 25662208 /* t2058 */, scratch + 21906944 /* t2056 */);
+    step_teacher_loss_uda_vjp_5(scratch + 25662336 /* t2059 */, scratch + 25662208 /* t2058 */, scratch + 26651264 /* t392 */);
+    step_teacher_loss_uda_vjp_6(scratch + 26646016 /* t2062 */, scratch + 25662336 /* t2059 */, scratch + 26647296 /* t391 */, scratch + 21906944 /* t2056 */);
+    step_teacher_dense14_vjp_4(scratch + 25971184 /* t2063 */, scratch + 26646016 /* t2062 */);
+    step_teacher_dense14_vjp_5(scratch + 25662208 /* t2066 */, scratch + 26635776 /* t2065 */, scratch + 26646016 /* t2062 */);
+    step_teacher_dense14_vjp_6(scratch + 21906944 /* t2069 */, scratch + 26646016 /* t2062 */, state + 77152 /* in_teacher_dense14_weight */, io + 236416 /* t2067 */);
+    step_teacher_global_avg_pool12_vjp_2(scratch + 22828544 /* t2070 */, scratch + 21906944 /* t2069 */);
+    step_teacher_leaky_relu11_vjp_3(scratch + 22959616 /* t2077 */, scratch + 22828544 /* t2071 */, scratch + 20891136 /* t2072 */, scratch + 21186048 /* t2074 */);
+    step_teacher_bn10_vjp_12(scratch + 26651136 /* t2079 */, scratch + 22959616 /* t2078 */);
+    step_teacher_bn10_vjp_13(scratch + 21906944 /* t2081 */, scratch + 22959616 /* t2078 */, scratch + 26651712 /* t338 */);
+    step_teacher_bn10_vjp_14(scratch + 26651200 /* t2084 */, scratch + 22959616 /* t2078 */, scratch + 23877120 /* t2082 */);
+    step_teacher_bn10_vjp_15(scratch + 25970432 /* t2086 */, scratch + 26651200 /* t2084 */, scratch + 26651648 /* t337 */);
+    step_teacher_bn10_vjp_16(scratch + 26650496 /* t2088 */, scratch + 21906944 /* t2081 */);
+    step_teacher_bn10_vjp_17(scratch + 26650560 /* t2092 */, scratch + 26651200 /* t2084 */, state + 77024 /* in_teacher_bn10_scale */, scratch + 26651648 /* t337 */, scratch + 26651584 /* t334 */);
+    step_teacher_bn10_vjp_18(scratch + 22828544 /* t2095 */, scratch + 26650560 /* t2092 */, scratch + 23713280 /* t324 */);
+    step_teacher_bn10_vjp_19(scratch + 23123456 /* t2097 */, scratch + 21906944 /* t2081 */);
+    step_teacher_bn10_vjp_20(scratch + 26651200 /* t2099 */, scratch + 22828544 /* t2095 */);
+    step_teacher_bn10_vjp_21(scratch + 26650560 /* t2101 */, scratch + 26650496 /* t2088 */, scratch + 26651200 /* t2099 */);
+    step_teacher_bn10_vjp_22(scratch + 6728192 /* t2103 */, scratch + 23123456 /* t2097 */, scratch + 22828544 /* t2095 */, scratch + 26650560 /* t2101 */);
+    step_teacher_res9_vjp_3(scratch + 6276608 /* t2107 */, scratch + 6728192 /* t2103 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res9_vjp_4(scratch + 22017536 /* t2105 */, scratch + 18469376 /* t271 */, scratch + 6728192 /* t2103 */, scratch /* chunk */);
+    step_teacher_res9_conv3_vjp_4(scratch + 26651200 /* t2108 */, scratch + 6728192 /* t2103 */);
+    step_teacher_res9_conv3_vjp_5(scratch + 22828544 /* t2112 */, scratch + 6728192 /* t2103 */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch /* chunk */);
+    step_teacher_res9_conv3_vjp_6(scratch + 21906944 /* t2110 */, scratch + 23418368 /* t308 */, scratch + 6728192 /* t2103 */, scratch /* chunk */);
+    step_teacher_res9_leaky_relu2_vjp_2(scratch + 23123456 /* t2116 */, scratch + 22828544 /* t2112 */, scratch + 21317120 /* t1839 */, scratch + 21612032 /* t1840 */);
+    step_teacher_res9_bn1_vjp_11(scratch + 22022288 /* t2118 */, scratch + 23123456 /* t2117 */);
+    step_teacher_res9_bn1_vjp_12(scratch + 22828544 /* t2119 */, scratch + 23123456 /* t2117 */, scratch + 26651520 /* t300 */);
+    step_teacher_res9_bn1_vjp_13(scratch + 26650496 /* t2121 */, scratch + 23123456 /* t2117 */, scratch + 22533632 /* t281 */);
+    step_teacher_res9_bn1_vjp_14(scratch + 22022352 /* t2123 */, scratch + 26650496 /* t2121 */, scratch + 26651456 /* t299 */);
+    step_teacher_res9_bn1_vjp_15(scratch + 26650560 /* t2125 */, scratch + 22828544 /* t2119 */);
+    step_teacher_res9_bn1_vjp_16(scratch + 26650624 /* t2129 */, scratch + 26650496 /* t2121 */, state + 37920 /* in_teacher_res9_bn1_scale */, scratch + 26651456 /* t299 */, scratch + 26651392 /* t295 */);
+    step_teacher_res9_bn1_vjp_17(scratch + 23123456 /* t2132 */, scratch + 26650624 /* t2129 */, scratch + 22533632 /* t281 */);
+    step_teacher_res9_bn1_vjp_18(scratch + 26650496 /* t2135 */, scratch + 23123456 /* t2132 */);
+    step_teacher_res9_bn1_vjp_19(scratch + 26650624 /* t2137 */, scratch + 26650560 /* t2125 */, scratch + 26650496 /* t2135 */);
+    step_teacher_res9_bn1_vjp_20(scratch + 2211840 /* t2139 */, scratch + 22828544 /* t2119 */, scratch + 23123456 /* t2132 */, scratch + 26650624 /* t2137 */);
+    step_teacher_res9_conv0_vjp_4(scratch + 22022416 /* t2140 */, scratch + 2211840 /* t2139 */);
+    step_teacher_res9_conv0_vjp_5(scratch + 6728192 /* t2144 */, scratch + 2211840 /* t2139 */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch /* chunk */);
+    step_teacher_res9_conv0_vjp_6(scratch + 21943808 /* t2142 */, scratch + 18469376 /* t271 */, scratch + 2211840 /* t2139 */, scratch /* chunk */);
+    step_teacher_leaky_relu8_vjp_2(scratch + 10792448 /* t2149 */, scratch + 6276608 /* t2107 */, scratch + 6728192 /* t2144 */, scratch + 18920960 /* t1874 */, scratch + 19372544 /* t1876 */);
+    step_teacher_bn7_vjp_11(scratch + 22022480 /* t2151 */, scratch + 10792448 /* t2150 */);
+    step_teacher_bn7_vjp_12(scratch + 11244032 /* t2152 */, scratch + 10792448 /* t2150 */, scratch + 26652320 /* t264 */);
+    step_teacher_bn7_vjp_13(scratch + 26650496 /* t2154 */, scratch + 10792448 /* t2150 */, scratch + 18017792 /* t250 */);
+    step_teacher_bn7_vjp_14(scratch + 22022512 /* t2156 */, scratch + 26650496 /* t2154 */, scratch + 26652288 /* t263 */);
+    step_teacher_bn7_vjp_15(scratch + 26650528 /* t2158 */, scratch + 11244032 /* t2152 */);
+    step_teacher_bn7_vjp_16(scratch + 26650560 /* t2162 */, scratch + 26650496 /* t2154 */, state + 19360 /* in_teacher_bn7_scale */, scratch + 26652288 /* t263 */, scratch + 26652256 /* t260 */);
+    step_teacher_bn7_vjp_17(scratch + 10792448 /* t2165 */, scratch + 26650560 /* t2162 */, scratch + 18017792 /* t250 */);
+    step_teacher_bn7_vjp_18(scratch + 26650496 /* t2168 */, scratch + 10792448 /* t2165 */);
+    step_teacher_bn7_vjp_19(scratch + 26650560 /* t2170 */, scratch + 26650528 /* t2158 */, scratch + 26650496 /* t2168 */);
+    step_teacher_bn7_vjp_20(scratch + 3567104 /* t2172 */, scratch + 11244032 /* t2152 */, scratch + 10792448 /* t2165 */, scratch + 26650560 /* t2170 */);
+    step_teacher_res6_vjp_3(scratch + 6276608 /* t2176 */, scratch + 3567104 /* t2172 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res6_vjp_4(scratch + 22021632 /* t2174 */, scratch + 12598784 /* t197 */, scratch + 3567104 /* t2172 */, scratch /* chunk */);
+    step_teacher_res6_conv3_vjp_4(scratch + 22022544 /* t2177 */, scratch + 3567104 /* t2172 */);
+    step_teacher_res6_conv3_vjp_5(scratch + 10792448 /* t2181 */, scratch + 3567104 /* t2172 */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch /* chunk */);
+    step_teacher_res6_conv3_vjp_6(scratch + 21980672 /* t2179 */, scratch + 17566208 /* t234 */, scratch + 3567104 /* t2172 */, scratch /* chunk */);
+    step_teacher_res6_leaky_relu2_vjp_2(scratch + 11244032 /* t2185 */, scratch + 10792448 /* t2181 */, scratch + 19824128 /* t1913 */, scratch + 20275712 /* t1914 */);
+    step_teacher_res6_bn1_vjp_11(scratch + 22022576 /* t2187 */, scratch + 11244032 /* t2186 */);
+    step_teacher_res6_bn1_vjp_12(scratch + 10792448 /* t2188 */, scratch + 11244032 /* t2186 */, scratch + 26652224 /* t226 */);
+    step_teacher_res6_bn1_vjp_13(scratch + 22022144 /* t2190 */, scratch + 11244032 /* t2186 */, scratch + 17114624 /* t207 */);
+    step_teacher_res6_bn1_vjp_14(scratch + 22022608 /* t2192 */, scratch + 22022144 /* t2190 */, scratch + 26652192 /* t225 */);
+    step_teacher_res6_bn1_vjp_15(scratch + 22022176 /* t2194 */, scratch + 10792448 /* t2188 */);
+    step_teacher_res6_bn1_vjp_16(scratch + 22022208 /* t2198 */, scratch + 22022144 /* t2190 */, state + 9536 /* in_teacher_res6_bn1_scale */, scratch + 26652192 /* t225 */, scratch + 26652160 /* t221 */);
+    step_teacher_res6_bn1_vjp_17(scratch + 11244032 /* t2201 */, scratch + 22022208 /* t2198 */, scratch + 17114624 /* t207 */);
+    step_teacher_res6_bn1_vjp_18(scratch + 22022144 /* t2204 */, scratch + 11244032 /* t2201 */);
+    step_teacher_res6_bn1_vjp_19(scratch + 22022208 /* t2206 */, scratch + 22022176 /* t2194 */, scratch + 22022144 /* t2204 */);
+    step_teacher_res6_bn1_vjp_20(scratch + 2125440 /* t2208 */, scratch + 10792448 /* t2188 */, scratch + 11244032 /* t2201 */, scratch + 22022208 /* t2206 */);
+    step_teacher_res6_conv0_vjp_4(scratch + 22022640 /* t2209 */, scratch + 2125440 /* t2208 */);
+    step_teacher_res6_conv0_vjp_5(scratch + 10792448 /* t2213 */, scratch + 2125440 /* t2208 */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch /* chunk */);
+    step_teacher_res6_conv0_vjp_6(scratch + 21999104 /* t2211 */, scratch + 12598784 /* t197 */, scratch + 2125440 /* t2208 */, scratch /* chunk */);
+    step_teacher_leaky_relu5_vjp_2(scratch + 3567104 /* t2218 */, scratch + 6276608 /* t2176 */, scratch + 10792448 /* t2213 */, scratch + 15308288 /* t1948 */, scratch + 16211456 /* t1950 */);
+    step_teacher_bn4_vjp_11(scratch + 22022672 /* t2220 */, scratch + 3567104 /* t2219 */);
+    step_teacher_bn4_vjp_12(scratch + 4470272 /* t2221 */, scratch + 3567104 /* t2219 */, scratch + 26652704 /* t190 */);
+    step_teacher_bn4_vjp_13(scratch + 22022144 /* t2223 */, scratch + 3567104 /* t2219 */, scratch + 9889280 /* t176 */);
+    step_teacher_bn4_vjp_14(scratch + 22022688 /* t2225 */, scratch + 22022144 /* t2223 */, scratch + 26652688 /* t189 */);
+    step_teacher_bn4_vjp_15(scratch + 22022160 /* t2227 */, scratch + 4470272 /* t2221 */);
+    step_teacher_bn4_vjp_16(scratch + 22022176 /* t2231 */, scratch + 22022144 /* t2223 */, state + 4864 /* in_teacher_bn4_scale */, scratch + 26652688 /* t189 */, scratch + 26652672 /* t186 */);
+    step_teacher_bn4_vjp_17(scratch + 3567104 /* t2234 */, scratch + 22022176 /* t2231 */, scratch + 9889280 /* t176 */);
+    step_teacher_bn4_vjp_18(scratch + 22022144 /* t2237 */, scratch + 3567104 /* t2234 */);
+    step_teacher_bn4_vjp_19(scratch + 22022176 /* t2239 */, scratch + 22022160 /* t2227 */, scratch + 22022144 /* t2237 */);
+    step_teacher_bn4_vjp_20(scratch + 6276608 /* t2241 */, scratch + 4470272 /* t2221 */, scratch + 3567104 /* t2234 */, scratch + 22022176 /* t2239 */);
+    step_teacher_res3_conv3_vjp_4(scratch + 22022704 /* t2243 */, scratch + 6276608 /* t2241 */);
+    step_teacher_res3_conv3_vjp_5(scratch + 10792448 /* t2247 */, scratch + 6276608 /* t2241 */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch /* chunk */);
+    step_teacher_res3_conv3_vjp_6(scratch + 22008320 /* t2245 */, scratch + 8986112 /* t164 */, scratch + 6276608 /* t2241 */, scratch /* chunk */);
+    step_teacher_res3_leaky_relu2_vjp_2(scratch + 3567104 /* t2251 */, scratch + 10792448 /* t2247 */, scratch + 13501952 /* t1984 */, scratch + 14405120 /* t1985 */);
+    step_teacher_res3_bn1_vjp_11(scratch + 22022720 /* t2253 */, scratch + 3567104 /* t2252 */);
+    step_teacher_res3_bn1_vjp_12(scratch + 4470272 /* t2254 */, scratch + 3567104 /* t2252 */, scratch + 26652656 /* t157 */);
+    step_teacher_res3_bn1_vjp_13(scratch + 22022144 /* t2256 */, scratch + 3567104 /* t2252 */, scratch + 7179776 /* t143 */);
+    step_teacher_res3_bn1_vjp_14(scratch + 22022736 /* t2258 */, scratch + 22022144 /* t2256 */, scratch + 26652640 /* t156 */);
+    step_teacher_res3_bn1_vjp_15(scratch + 22022160 /* t2260 */, scratch + 4470272 /* t2254 */);
+    step_teacher_res3_bn1_vjp_16(scratch + 22022176 /* t2264 */, scratch + 22022144 /* t2256 */, state + 2512 /* in_teacher_res3_bn1_scale */, scratch + 26652640 /* t156 */, scratch + 26652624 /* t153 */);
+    step_teacher_res3_bn1_vjp_17(scratch + 3567104 /* t2267 */, scratch + 22022176 /* t2264 */, scratch + 7179776 /* t143 */);
+    step_teacher_res3_bn1_vjp_18(scratch + 22022144 /* t2270 */, scratch + 3567104 /* t2267 */);
+    step_teacher_res3_bn1_vjp_19(scratch + 22022176 /* t2272 */, scratch + 22022160 /* t2260 */, scratch + 22022144 /* t2270 */);
+    step_teacher_res3_bn1_vjp_20(scratch + 10792448 /* t2274 */, scratch + 4470272 /* t2254 */, scratch + 3567104 /* t2267 */, scratch + 22022176 /* t2272 */);
+    step_teacher_res3_conv0_vjp_4(scratch + 22022752 /* t2275 */, scratch + 10792448 /* t2274 */);
+    step_teacher_res3_conv0_vjp_5(scratch + 3567104 /* t2279 */, scratch + 10792448 /* t2274 */, state + 192 /* in_teacher_res3_conv0_weight */, scratch /* chunk */);
+    step_teacher_res3_conv0_vjp_6(scratch + 22010624 /* t2277 */, scratch + 5373440 /* t134 */, scratch + 10792448 /* t2274 */, scratch /* chunk */);
+    step_teacher_leaky_relu2_vjp_2(scratch + 4470272 /* t2284 */, scratch + 6276608 /* t2242 */, scratch + 3567104 /* t2279 */, scratch + 8082944 /* t2019 */, scratch + 11695616 /* t2020 */);
+    step_teacher_bn1_vjp_11(scratch + 22022768 /* t2286 */, scratch + 4470272 /* t2285 */);
+    step_teacher_bn1_vjp_12(scratch + 3567104 /* t2287 */, scratch + 4470272 /* t2285 */, scratch + 26652608 /* t126 */);
+    step_teacher_bn1_vjp_13(scratch + 22022144 /* t2289 */, scratch + 4470272 /* t2285 */, scratch + 2663936 /* t107 */);
+    step_teacher_bn1_vjp_14(scratch + 22022784 /* t2291 */, scratch + 22022144 /* t2289 */, scratch + 26652592 /* t125 */);
+    step_teacher_bn1_vjp_15(scratch + 22022160 /* t2293 */, scratch + 3567104 /* t2287 */);
+    step_teacher_bn1_vjp_16(scratch + 22022176 /* t2297 */, scratch + 22022144 /* t2289 */, state + 160 /* in_teacher_bn1_scale */, scratch + 26652592 /* t125 */, scratch + 26652576 /* t121 */);
+    step_teacher_bn1_vjp_17(scratch + 4470272 /* t2300 */, scratch + 22022176 /* t2297 */, scratch + 2663936 /* t107 */);
+    step_teacher_bn1_vjp_18(scratch + 22022144 /* t2303 */, scratch + 4470272 /* t2300 */);
+    step_teacher_bn1_vjp_19(scratch + 22022176 /* t2305 */, scratch + 22022160 /* t2293 */, scratch + 22022144 /* t2303 */);
+    step_teacher_bn1_vjp_20(scratch + 6276608 /* t2307 */, scratch + 3567104 /* t2287 */, scratch + 4470272 /* t2300 */, scratch + 22022176 /* t2305 */);
+    step_teacher_conv0_vjp_3(scratch + 22022800 /* t2308 */, scratch + 6276608 /* t2307 */);
+    step_teacher_conv0_vjp_4(scratch + 22022144 /* t2309 */, io /* in_x */, scratch + 6276608 /* t2307 */, scratch /* chunk */);
+    step_teacher_feedback_vjp(scratch + 26650496 /* t2312 */, io + 226160 /* in_feedback_scale */, io + 244688 /* t1778 */);
+    step_teacher_feedback_vjp_2(scratch + 26646016 /* t2314 */, scratch + 26650496 /* t2312 */, scratch + 26648576 /* t405 */);
+    step_teacher_feedback_vjp_3(scratch + 26650496 /* t2316 */, scratch + 26646016 /* t2314 */);
+    step_teacher_feedback_vjp_4(scratch + 26650624 /* t2317 */, scratch + 26650496 /* t2316 */, scratch + 26651264 /* t392 */);
+    step_teacher_feedback_vjp_5(scratch + 22003712 /* t2320 */, scratch + 26650624 /* t2317 */, scratch + 26647296 /* t391 */, scratch + 26646016 /* t2314 */);
+    step_teacher_dense14_vjp_7(scratch + 26647696 /* t2321 */, scratch + 22003712 /* t2320 */);
+    step_teacher_dense14_vjp_8(scratch + 26646016 /* t2323 */, scratch + 26635776 /* t2065 */, scratch + 22003712 /* t2320 */);
+    step_teacher_dense14_vjp_9(scratch + 21962240 /* t2325 */, scratch + 22003712 /* t2320 */, state + 77152 /* in_teacher_dense14_weight */, io + 236416 /* t2067 */);
+    step_teacher_global_avg_pool12_vjp_3(scratch + 22828544 /* t2326 */, scratch + 21962240 /* t2325 */);
+    step_teacher_leaky_relu11_vjp_4(scratch + 22959616 /* t2331 */, scratch + 22828544 /* t2327 */, scratch + 20891136 /* t2072 */, scratch + 21186048 /* t2074 */);
+    step_teacher_bn10_vjp_23(scratch + 26651264 /* t2333 */, scratch + 22959616 /* t2332 */);
+    step_teacher_bn10_vjp_24(scratch + 22828544 /* t2334 */, scratch + 22959616 /* t2332 */, scratch + 26651712 /* t338 */);
+    step_teacher_bn10_vjp_25(scratch + 26651328 /* t2336 */, scratch + 22959616 /* t2332 */, scratch + 23877120 /* t2082 */);
+    step_teacher_bn10_vjp_26(scratch + 26651712 /* t2338 */, scratch + 26651328 /* t2336 */, scratch + 26651648 /* t337 */);
+    step_teacher_bn10_vjp_27(scratch + 26650496 /* t2340 */, scratch + 22828544 /* t2334 */);
+    step_teacher_bn10_vjp_28(scratch + 26650560 /* t2344 */, scratch + 26651328 /* t2336 */, state + 77024 /* in_teacher_bn10_scale */, scratch + 26651648 /* t337 */, scratch + 26651584 /* t334 */);
+    step_teacher_bn10_vjp_29(scratch + 20727296 /* t2347 */, scratch + 26650560 /* t2344 */, scratch + 23713280 /* t324 */);
+    step_teacher_bn10_vjp_30(scratch + 21022208 /* t2349 */, scratch + 22828544 /* t2334 */);
+    step_teacher_bn10_vjp_31(scratch + 26651328 /* t2351 */, scratch + 20727296 /* t2347 */);
+    step_teacher_bn10_vjp_32(scratch + 26651584 /* t2353 */, scratch + 26650496 /* t2340 */, scratch + 26651328 /* t2351 */);
+    step_teacher_bn10_vjp_33(scratch + 6728192 /* t2355 */, scratch + 21022208 /* t2349 */, scratch + 20727296 /* t2347 */, scratch + 26651584 /* t2353 */);
+    step_teacher_res9_vjp_5(scratch + 6276608 /* t2359 */, scratch + 6728192 /* t2355 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res9_vjp_6(scratch + 22019584 /* t2357 */, scratch + 18469376 /* t271 */, scratch + 6728192 /* t2355 */, scratch /* chunk */);
+    step_teacher_res9_conv3_vjp_7(scratch + 26651328 /* t2360 */, scratch + 6728192 /* t2355 */);
+    step_teacher_res9_conv3_vjp_8(scratch + 20727296 /* t2364 */, scratch + 6728192 /* t2355 */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch /* chunk */);
+    step_teacher_res9_conv3_vjp_9(scratch + 23713280 /* t2362 */, scratch + 23418368 /* t308 */, scratch + 6728192 /* t2355 */, scratch /* chunk */);
+    step_teacher_res9_leaky_relu2_vjp_3(scratch + 21022208 /* t2368 */, scratch + 20727296 /* t2364 */, scratch + 21317120 /* t1839 */, scratch + 21612032 /* t1840 */);
+    step_teacher_res9_bn1_vjp_21(scratch + 26651584 /* t2370 */, scratch + 21022208 /* t2369 */);
+    step_teacher_res9_bn1_vjp_22(scratch + 20727296 /* t2371 */, scratch + 21022208 /* t2369 */, scratch + 26651520 /* t300 */);
+    step_teacher_res9_bn1_vjp_23(scratch + 26651520 /* t2373 */, scratch + 21022208 /* t2369 */, scratch + 22533632 /* t281 */);
+    step_teacher_res9_bn1_vjp_24(scratch + 26651648 /* t2375 */, scratch + 26651520 /* t2373 */, scratch + 26651456 /* t299 */);
+    step_teacher_res9_bn1_vjp_25(scratch + 26650496 /* t2377 */, scratch + 20727296 /* t2371 */);
+    step_teacher_res9_bn1_vjp_26(scratch + 26650560 /* t2381 */, scratch + 26651520 /* t2373 */, state + 37920 /* in_teacher_res9_bn1_scale */, scratch + 26651456 /* t299 */, scratch + 26651392 /* t295 */);
+    step_teacher_res9_bn1_vjp_27(scratch + 6728192 /* t2384 */, scratch + 26650560 /* t2381 */, scratch + 22533632 /* t281 */);
+    step_teacher_res9_bn1_vjp_28(scratch + 26650560 /* t2387 */, scratch + 6728192 /* t2384 */);
+    step_teacher_res9_bn1_vjp_29(scratch + 26650624 /* t2389 */, scratch + 26650496 /* t2377 */, scratch + 26650560 /* t2387 */);
+    step_teacher_res9_bn1_vjp_30(scratch + 2211840 /* t2391 */, scratch + 20727296 /* t2371 */, scratch + 6728192 /* t2384 */, scratch + 26650624 /* t2389 */);
+    step_teacher_res9_conv0_vjp_7(scratch + 26651392 /* t2392 */, scratch + 2211840 /* t2391 */);
+    step_teacher_res9_conv0_vjp_8(scratch + 6728192 /* t2396 */, scratch + 2211840 /* t2391 */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch /* chunk */);
+    step_teacher_res9_conv0_vjp_9(scratch + 21962240 /* t2394 */, scratch + 18469376 /* t271 */, scratch + 2211840 /* t2391 */, scratch /* chunk */);
+    step_teacher_leaky_relu8_vjp_3(scratch + 18469376 /* t2401 */, scratch + 6276608 /* t2359 */, scratch + 6728192 /* t2396 */, scratch + 18920960 /* t1874 */, scratch + 19372544 /* t1876 */);
+    step_teacher_bn7_vjp_21(scratch + 26647312 /* t2403 */, scratch + 18469376 /* t2402 */);
+    step_teacher_bn7_vjp_22(scratch + 6276608 /* t2404 */, scratch + 18469376 /* t2402 */, scratch + 26652320 /* t264 */);
+    step_teacher_bn7_vjp_23(scratch + 26651456 /* t2406 */, scratch + 18469376 /* t2402 */, scratch + 18017792 /* t250 */);
+    step_teacher_bn7_vjp_24(scratch + 26647344 /* t2408 */, scratch + 26651456 /* t2406 */, scratch + 26652288 /* t263 */);
+    step_teacher_bn7_vjp_25(scratch + 26651488 /* t2410 */, scratch + 6276608 /* t2404 */);
+    step_teacher_bn7_vjp_26(scratch + 26651520 /* t2414 */, scratch + 26651456 /* t2406 */, state + 19360 /* in_teacher_bn7_scale */, scratch + 26652288 /* t263 */, scratch + 26652256 /* t260 */);
+    step_teacher_bn7_vjp_27(scratch + 6728192 /* t2417 */, scratch + 26651520 /* t2414 */, scratch + 18017792 /* t250 */);
+    step_teacher_bn7_vjp_28(scratch + 26651456 /* t2420 */, scratch + 6728192 /* t2417 */);
+    step_teacher_bn7_vjp_29(scratch + 26651520 /* t2422 */, scratch + 26651488 /* t2410 */, scratch + 26651456 /* t2420 */);
+    step_teacher_bn7_vjp_30(scratch + 10792448 /* t2424 */, scratch + 6276608 /* t2404 */, scratch + 6728192 /* t2417 */, scratch + 26651520 /* t2422 */);
+    step_teacher_res6_vjp_5(scratch + 6276608 /* t2428 */, scratch + 10792448 /* t2424 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res6_vjp_6(scratch + 26646656 /* t2426 */, scratch + 12598784 /* t197 */, scratch + 10792448 /* t2424 */, scratch /* chunk */);
+    step_teacher_res6_conv3_vjp_7(scratch + 26647376 /* t2429 */, scratch + 10792448 /* t2424 */);
+    step_teacher_res6_conv3_vjp_8(scratch + 11244032 /* t2433 */, scratch + 10792448 /* t2424 */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch /* chunk */);
+    step_teacher_res6_conv3_vjp_9(scratch + 21989888 /* t2431 */, scratch + 17566208 /* t234 */, scratch + 10792448 /* t2424 */, scratch /* chunk */);
+    step_teacher_res6_leaky_relu2_vjp_3(scratch + 10792448 /* t2437 */, scratch + 11244032 /* t2433 */, scratch + 19824128 /* t1913 */, scratch + 20275712 /* t1914 */);
+    step_teacher_res6_bn1_vjp_21(scratch + 26647408 /* t2439 */, scratch + 10792448 /* t2438 */);
+    step_teacher_res6_bn1_vjp_22(scratch + 11244032 /* t2440 */, scratch + 10792448 /* t2438 */, scratch + 26652224 /* t226 */);
+    step_teacher_res6_bn1_vjp_23(scratch + 26651456 /* t2442 */, scratch + 10792448 /* t2438 */, scratch + 17114624 /* t207 */);
+    step_teacher_res6_bn1_vjp_24(scratch + 26647440 /* t2444 */, scratch + 26651456 /* t2442 */, scratch + 26652192 /* t225 */);
+    step_teacher_res6_bn1_vjp_25(scratch + 26651488 /* t2446 */, scratch + 11244032 /* t2440 */);
+    step_teacher_res6_bn1_vjp_26(scratch + 26651520 /* t2450 */, scratch + 26651456 /* t2442 */, state + 9536 /* in_teacher_res6_bn1_scale */, scratch + 26652192 /* t225 */, scratch + 26652160 /* t221 */);
+    step_teacher_res6_bn1_vjp_27(scratch + 10792448 /* t2453 */, scratch + 26651520 /* t2450 */, scratch + 17114624 /* t207 */);
+    step_teacher_res6_bn1_vjp_28(scratch + 26651456 /* t2456 */, scratch + 10792448 /* t2453 */);
+    step_teacher_res6_bn1_vjp_29(scratch + 26651520 /* t2458 */, scratch + 26651488 /* t2446 */, scratch + 26651456 /* t2456 */);
+    step_teacher_res6_bn1_vjp_30(scratch + 2125440 /* t2460 */, scratch + 11244032 /* t2440 */, scratch + 10792448 /* t2453 */, scratch + 26651520 /* t2458 */);
+    step_teacher_res6_conv0_vjp_7(scratch + 26647472 /* t2461 */, scratch + 2125440 /* t2460 */);
+    step_teacher_res6_conv0_vjp_8(scratch + 10792448 /* t2465 */, scratch + 2125440 /* t2460 */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch /* chunk */);
+    step_teacher_res6_conv0_vjp_9(scratch + 22003712 /* t2463 */, scratch + 12598784 /* t197 */, scratch + 2125440 /* t2460 */, scratch /* chunk */);
+    step_teacher_leaky_relu5_vjp_3(scratch + 12598784 /* t2470 */, scratch + 6276608 /* t2428 */, scratch + 10792448 /* t2465 */, scratch + 15308288 /* t1948 */, scratch + 16211456 /* t1950 */);
+    step_teacher_bn4_vjp_21(scratch + 26652160 /* t2472 */, scratch + 12598784 /* t2471 */);
+    step_teacher_bn4_vjp_22(scratch + 6276608 /* t2473 */, scratch + 12598784 /* t2471 */, scratch + 26652704 /* t190 */);
+    step_teacher_bn4_vjp_23(scratch + 26652704 /* t2475 */, scratch + 12598784 /* t2471 */, scratch + 9889280 /* t176 */);
+    step_teacher_bn4_vjp_24(scratch + 26652176 /* t2477 */, scratch + 26652704 /* t2475 */, scratch + 26652688 /* t189 */);
+    step_teacher_bn4_vjp_25(scratch + 26651456 /* t2479 */, scratch + 6276608 /* t2473 */);
+    step_teacher_bn4_vjp_26(scratch + 26651472 /* t2483 */, scratch + 26652704 /* t2475 */, state + 4864 /* in_teacher_bn4_scale */, scratch + 26652688 /* t189 */, scratch + 26652672 /* t186 */);
+    step_teacher_bn4_vjp_27(scratch + 10792448 /* t2486 */, scratch + 26651472 /* t2483 */, scratch + 9889280 /* t176 */);
+    step_teacher_bn4_vjp_28(scratch + 26652672 /* t2489 */, scratch + 10792448 /* t2486 */);
+    step_teacher_bn4_vjp_29(scratch + 26652688 /* t2491 */, scratch + 26651456 /* t2479 */, scratch + 26652672 /* t2489 */);
+    step_teacher_bn4_vjp_30(scratch + 9889280 /* t2493 */, scratch + 6276608 /* t2473 */, scratch + 10792448 /* t2486 */, scratch + 26652688 /* t2491 */);
+    step_teacher_res3_conv3_vjp_7(scratch + 26652672 /* t2495 */, scratch + 9889280 /* t2493 */);
+    step_teacher_res3_conv3_vjp_8(scratch + 6276608 /* t2499 */, scratch + 9889280 /* t2493 */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch /* chunk */);
+    step_teacher_res3_conv3_vjp_9(scratch + 22012928 /* t2497 */, scratch + 8986112 /* t164 */, scratch + 9889280 /* t2493 */, scratch /* chunk */);
+    step_teacher_res3_leaky_relu2_vjp_3(scratch + 8986112 /* t2503 */, scratch + 6276608 /* t2499 */, scratch + 13501952 /* t1984 */, scratch + 14405120 /* t1985 */);
+    step_teacher_res3_bn1_vjp_21(scratch + 26652688 /* t2505 */, scratch + 8986112 /* t2504 */);
+    step_teacher_res3_bn1_vjp_22(scratch + 6276608 /* t2506 */, scratch + 8986112 /* t2504 */, scratch + 26652656 /* t157 */);
+    step_teacher_res3_bn1_vjp_23(scratch + 26652656 /* t2508 */, scratch + 8986112 /* t2504 */, scratch + 7179776 /* t143 */);
+    step_teacher_res3_bn1_vjp_24(scratch + 26652704 /* t2510 */, scratch + 26652656 /* t2508 */, scratch + 26652640 /* t156 */);
+    step_teacher_res3_bn1_vjp_25(scratch + 26651456 /* t2512 */, scratch + 6276608 /* t2506 */);
+    step_teacher_res3_bn1_vjp_26(scratch + 26651472 /* t2516 */, scratch + 26652656 /* t2508 */, state + 2512 /* in_teacher_res3_bn1_scale */, scratch + 26652640 /* t156 */, scratch + 26652624 /* t153 */);
+    step_teacher_res3_bn1_vjp_27(scratch + 8986112 /* t2519 */, scratch + 26651472 /* t2516 */, scratch + 7179776 /* t143 */);
+    step_teacher_res3_bn1_vjp_28(scratch + 26652624 /* t2522 */, scratch + 8986112 /* t2519 */);
+    step_teacher_res3_bn1_vjp_29(scratch + 26652640 /* t2524 */, scratch + 26651456 /* t2512 */, scratch + 26652624 /* t2522 */);
+    step_teacher_res3_bn1_vjp_30(scratch + 7179776 /* t2526 */, scratch + 6276608 /* t2506 */, scratch + 8986112 /* t2519 */, scratch + 26652640 /* t2524 */);
+    step_teacher_res3_conv0_vjp_7(scratch + 26652624 /* t2527 */, scratch + 7179776 /* t2526 */);
+    step_teacher_res3_conv0_vjp_8(scratch + 6276608 /* t2531 */, scratch + 7179776 /* t2526 */, state + 192 /* in_teacher_res3_conv0_weight */, scratch /* chunk */);
+    step_teacher_res3_conv0_vjp_9(scratch + 22015232 /* t2529 */, scratch + 5373440 /* t134 */, scratch + 7179776 /* t2526 */, scratch /* chunk */);
+    step_teacher_leaky_relu2_vjp_3(scratch + 7179776 /* t2536 */, scratch + 9889280 /* t2494 */, scratch + 6276608 /* t2531 */, scratch + 8082944 /* t2019 */, scratch + 11695616 /* t2020 */);
+    step_teacher_bn1_vjp_21(scratch + 26652640 /* t2538 */, scratch + 7179776 /* t2537 */);
+    step_teacher_bn1_vjp_22(scratch /* t2539 */, scratch + 7179776 /* t2537 */, scratch + 26652608 /* t126 */);
+    step_teacher_bn1_vjp_23(scratch + 26652608 /* t2541 */, scratch + 7179776 /* t2537 */, scratch + 2663936 /* t107 */);
+    step_teacher_bn1_vjp_24(scratch + 26652656 /* t2543 */, scratch + 26652608 /* t2541 */, scratch + 26652592 /* t125 */);
+    step_teacher_bn1_vjp_25(scratch + 26651456 /* t2545 */, scratch /* t2539 */);
+    step_teacher_bn1_vjp_26(scratch + 26651472 /* t2549 */, scratch + 26652608 /* t2541 */, state + 160 /* in_teacher_bn1_scale */, scratch + 26652592 /* t125 */, scratch + 26652576 /* t121 */);
+    step_teacher_bn1_vjp_27(scratch + 903168 /* t2552 */, scratch + 26651472 /* t2549 */, scratch + 2663936 /* t107 */);
+    step_teacher_bn1_vjp_28(scratch + 26652576 /* t2555 */, scratch + 903168 /* t2552 */);
+    step_teacher_bn1_vjp_29(scratch + 26652592 /* t2557 */, scratch + 26651456 /* t2545 */, scratch + 26652576 /* t2555 */);
+    step_teacher_bn1_vjp_30(scratch + 1806336 /* t2559 */, scratch /* t2539 */, scratch + 903168 /* t2552 */, scratch + 26652592 /* t2557 */);
+    step_teacher_conv0_vjp_5(scratch + 26652576 /* t2560 */, scratch + 1806336 /* t2559 */);
+    step_teacher_conv0_vjp_6(scratch + 26647168 /* t2561 */, io /* in_x */, scratch + 1806336 /* t2559 */, scratch /* chunk */);
+    step_teacher_gradient_fwd(scratch + 26652592 /* t2566 */, scratch + 26652608 /* t2568 */, scratch + 26652192 /* t2570 */, scratch + 26652208 /* t2574 */, scratch + 26652224 /* t2576 */, scratch + 26652240 /* t2578 */, scratch + 26652256 /* t2582 */, scratch + 26652272 /* t2584 */, scratch + 26652288 /* t2586 */, scratch + 25971168 /* t2048 */, scratch + 22022800 /* t2308 */, scratch + 26652576 /* t2560 */, scratch + 25971152 /* t2031 */, scratch + 22022784 /* t2291 */, scratch + 26652656 /* t2543 */, scratch + 25971136 /* t2026 */, scratch + 22022768 /* t2286 */, scratch + 26652640 /* t2538 */, scratch + 25971120 /* t2013 */, scratch + 22022752 /* t2275 */, scratch + 26652624 /* t2527 */, scratch + 25971104 /* t1996 */, scratch + 22022736 /* t2258 */, scratch + 26652704 /* t2510 */, scratch + 25971088 /* t1991 */, scratch + 22022720 /* t2253 */, scratch + 26652688 /* t2505 */, scratch + 26652416 /* t1979 */, scratch + 22022704 /* t2243 */, scratch + 26652672 /* t2495 */, scratch + 26652432 /* t1961 */, scratch + 22022688 /* t2225 */, scratch + 26652176 /* t2477 */, scratch + 26652368 /* t1956 */, scratch + 22022672 /* t2220 */, scratch + 26652160 /* t2472 */);
+    step_teacher_gradient_fwd_2(scratch + 26647504 /* t2590 */, scratch + 26647536 /* t2592 */, scratch + 26647568 /* t2594 */, scratch + 26647600 /* t2598 */, scratch + 26647632 /* t2602 */, scratch + 26647664 /* t2604 */, scratch + 25971040 /* t1942 */, scratch + 22022640 /* t2209 */, scratch + 26647472 /* t2461 */, scratch + 25971008 /* t1925 */, scratch + 22022608 /* t2192 */, scratch + 26647440 /* t2444 */, scratch + 25970976 /* t1920 */, scratch + 22022576 /* t2187 */, scratch + 26647408 /* t2439 */, scratch + 25970944 /* t1908 */, scratch + 22022544 /* t2177 */, scratch + 26647376 /* t2429 */, scratch + 25970912 /* t1887 */, scratch + 22022512 /* t2156 */, scratch + 26647344 /* t2408 */, scratch + 25970880 /* t1882 */, scratch + 22022480 /* t2151 */, scratch + 26647312 /* t2403 */);
+    step_teacher_gradient_fwd_3(scratch + 26651456 /* t2608 */, scratch + 26651520 /* t2610 */, scratch + 26650496 /* t2612 */, scratch + 26650560 /* t2616 */, scratch + 26650624 /* t2620 */, scratch + 26650688 /* t2622 */, scratch + 26651008 /* t1868 */, scratch + 22022416 /* t2140 */, scratch + 26651392 /* t2392 */, scratch + 26651072 /* t1851 */, scratch + 22022352 /* t2123 */, scratch + 26651648 /* t2375 */, scratch + 26650944 /* t1846 */, scratch + 22022288 /* t2118 */, scratch + 26651584 /* t2370 */, scratch + 26650880 /* t1834 */, scratch + 26651200 /* t2108 */, scratch + 26651328 /* t2360 */, scratch + 26650816 /* t1812 */, scratch + 25970432 /* t2086 */, scratch + 26651712 /* t2338 */, scratch + 26650752 /* t1805 */, scratch + 26651136 /* t2079 */, scratch + 26651264 /* t2333 */);
+    step_teacher_gradient_fwd_4(scratch + 26652304 /* t2626 */, scratch + 26652352 /* t1786 */, scratch + 25971184 /* t2063 */, scratch + 26647696 /* t2321 */);
+    step_teacher_conv0_update(state + 155616 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 25664672 /* t2050 */, scratch + 22022144 /* t2310 */, scratch + 26647168 /* t2562 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 155760 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, state + 155776 /* in_teacher_momentum_bn1_scale */, state + 160 /* in_teacher_bn1_scale */, state + 155792 /* in_teacher_momentum_bn1_offset */, state + 176 /* in_teacher_bn1_offset */, scratch + 26652592 /* t2566 */, io + 226112 /* in_lr_teacher */, scratch + 26652608 /* t2568 */, scratch + 26652192 /* t2570 */);
+    step_teacher_res3_conv0_update(state + 155808 /* in_teacher_momentum_res3_conv0_weight */, state + 192 /* in_teacher_res3_conv0_weight */, scratch + 25654528 /* t2016 */, scratch + 22010624 /* t2278 */, scratch + 22015232 /* t2530 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res3_conv0_update_2(state + 158112 /* in_teacher_momentum_res3_conv0_bias */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 158128 /* in_teacher_momentum_res3_bn1_scale */, state + 2512 /* in_teacher_res3_bn1_scale */, state + 158144 /* in_teacher_momentum_res3_bn1_offset */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 26652208 /* t2574 */, io + 226112 /* in_lr_teacher */, scratch + 26652224 /* t2576 */, scratch + 26652240 /* t2578 */);
+    step_teacher_res3_conv3_update(state + 158160 /* in_teacher_momentum_res3_conv3_weight */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch + 25652224 /* t1982 */, scratch + 22008320 /* t2246 */, scratch + 22012928 /* t2498 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res3_conv3_update_2(state + 160464 /* in_teacher_momentum_res3_conv3_bias */, state + 4848 /* in_teacher_res3_conv3_bias */, state + 160480 /* in_teacher_momentum_bn4_scale */, state + 4864 /* in_teacher_bn4_scale */, state + 160496 /* in_teacher_momentum_bn4_offset */, state + 4880 /* in_teacher_bn4_offset */, scratch + 26652256 /* t2582 */, io + 226112 /* in_lr_teacher */, scratch + 26652272 /* t2584 */, scratch + 26652288 /* t2586 */);
+    step_teacher_res6_conv0_update(state + 160512 /* in_teacher_momentum_res6_conv0_weight */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch + 25638400 /* t1945 */, scratch + 21999104 /* t2212 */, scratch + 22003712 /* t2464 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_conv0_update_2(state + 165120 /* in_teacher_momentum_res6_conv0_bias */, state + 9504 /* in_teacher_res6_conv0_bias */, state + 165152 /* in_teacher_momentum_res6_bn1_scale */, state + 9536 /* in_teacher_res6_bn1_scale */, state + 165184 /* in_teacher_momentum_res6_bn1_offset */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 26647504 /* t2590 */, io + 226112 /* in_lr_teacher */, scratch + 26647536 /* t2592 */, scratch + 26647568 /* t2594 */);
+    step_teacher_res6_conv3_update(state + 165216 /* in_teacher_momentum_res6_conv3_weight */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch + 25619968 /* t1911 */, scratch + 21980672 /* t2180 */, scratch + 21989888 /* t2432 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_conv3_update_2(state + 174432 /* in_teacher_momentum_res6_conv3_bias */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch + 26647600 /* t2598 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_shortcut_update(state + 174464 /* in_teacher_momentum_res6_shortcut_weight */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch + 25663872 /* t1906 */, scratch + 22021632 /* t2175 */, scratch + 26646656 /* t2427 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_bn7_update(state + 174976 /* in_teacher_momentum_bn7_scale */, state + 19360 /* in_teacher_bn7_scale */, state + 175008 /* in_teacher_momentum_bn7_offset */, state + 19392 /* in_teacher_bn7_offset */, scratch + 26647632 /* t2602 */, io + 226112 /* in_lr_teacher */, scratch + 26647664 /* t2604 */);
+    step_teacher_res9_conv0_update(state + 175040 /* in_teacher_momentum_res9_conv0_weight */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch + 22038016 /* t1871 */, scratch + 21943808 /* t2143 */, scratch + 21962240 /* t2395 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_conv0_update_2(state + 193472 /* in_teacher_momentum_res9_conv0_bias */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 193536 /* in_teacher_momentum_res9_bn1_scale */, state + 37920 /* in_teacher_res9_bn1_scale */, state + 193600 /* in_teacher_momentum_res9_bn1_offset */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 26651456 /* t2608 */, io + 226112 /* in_lr_teacher */, scratch + 26651520 /* t2610 */, scratch + 26650496 /* t2612 */);
+    step_teacher_res9_conv3_update(state + 193664 /* in_teacher_momentum_res9_conv3_weight */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch + 24008192 /* t1837 */, scratch + 21906944 /* t2111 */, scratch + 23713280 /* t2363 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_conv3_update_2(state + 230528 /* in_teacher_momentum_res9_conv3_bias */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch + 26650560 /* t2616 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_shortcut_update(state + 230592 /* in_teacher_momentum_res9_shortcut_weight */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch + 25658880 /* t1832 */, scratch + 22017536 /* t2106 */, scratch + 22019584 /* t2358 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_bn10_update(state + 232640 /* in_teacher_momentum_bn10_scale */, state + 77024 /* in_teacher_bn10_scale */, state + 232704 /* in_teacher_momentum_bn10_offset */, state + 77088 /* in_teacher_bn10_offset */, scratch + 26650624 /* t2620 */, io + 226112 /* in_lr_teacher */, scratch + 26650688 /* t2622 */);
+    step_teacher_dense14_update(state + 232768 /* in_teacher_momentum_dense14_weight */, state + 77152 /* in_teacher_dense14_weight */, scratch + 25661568 /* t1789 */, scratch + 25662208 /* t2066 */, scratch + 26646016 /* t2323 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense14_update_2(state + 233408 /* in_teacher_momentum_dense14_bias */, state + 77792 /* in_teacher_dense14_bias */, scratch + 26652304 /* t2626 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd_5(scratch + 26652592 /* t2885 */, scratch + 25664528 /* t1682 */);
+    step_teacher_gradient_fwd_6(scratch + 26652608 /* t2887 */, scratch + 26652752 /* t1680 */);
+    step_teacher_gradient_fwd_7(scratch + 26652752 /* t2890 */, scratch + 26652480 /* t1663 */);
+    step_teacher_gradient_fwd_8(scratch + 26652480 /* t2893 */, scratch + 26652464 /* t1658 */);
+    step_teacher_gradient_fwd_9(scratch + 26652464 /* t2896 */, scratch + 25649920 /* t1648 */);
+    step_teacher_gradient_fwd_10(scratch + 26651456 /* t2899 */, scratch + 26652448 /* t1645 */);
+    step_teacher_gradient_fwd_11(scratch + 26652448 /* t2902 */, scratch + 26652528 /* t1628 */);
+    step_teacher_gradient_fwd_12(scratch + 26652528 /* t2905 */, scratch + 26652512 /* t1623 */);
+    step_teacher_gradient_fwd_13(scratch + 26652512 /* t2908 */, scratch + 25647616 /* t1614 */);
+    step_teacher_gradient_fwd_14(scratch + 26651472 /* t2911 */, scratch + 26652496 /* t1611 */);
+    step_teacher_gradient_fwd_15(scratch + 26652496 /* t2914 */, scratch + 26652560 /* t1593 */);
+    step_teacher_gradient_fwd_16(scratch + 26652560 /* t2917 */, scratch + 26652544 /* t1588 */);
+    step_teacher_gradient_fwd_17(scratch + 26652544 /* t2920 */, scratch + 25633792 /* t1577 */);
+    step_teacher_gradient_fwd_18(scratch + 26651488 /* t2923 */, scratch + 25970848 /* t1574 */);
+    step_teacher_gradient_fwd_19(scratch + 25970848 /* t2926 */, scratch + 25970816 /* t1557 */);
+    step_teacher_gradient_fwd_20(scratch + 25970864 /* t2929 */, scratch + 25970784 /* t1552 */);
+    step_teacher_gradient_fwd_21(scratch + 25970784 /* t2932 */, scratch + 25610752 /* t1543 */);
+    step_teacher_gradient_fwd_22(scratch + 25970800 /* t2935 */, scratch + 25970752 /* t1540 */);
+    step_teacher_gradient_fwd_23(scratch + 25970752 /* t2938 */, scratch + 25663360 /* t1538 */);
+    step_teacher_gradient_fwd_24(scratch + 25970768 /* t2941 */, scratch + 25970720 /* t1519 */);
+    step_teacher_gradient_fwd_25(scratch + 25970720 /* t2944 */, scratch + 25970688 /* t1514 */);
+    step_teacher_gradient_fwd_26(scratch + 25970736 /* t2947 */, scratch + 25951744 /* t1503 */);
+    step_teacher_gradient_fwd_27(scratch + 25970688 /* t2950 */, scratch + 26651904 /* t1500 */);
+    step_teacher_gradient_fwd_28(scratch + 25970704 /* t2953 */, scratch + 25970368 /* t1483 */);
+    step_teacher_gradient_fwd_29(scratch + 25970816 /* t2956 */, scratch + 25970304 /* t1478 */);
+    step_teacher_gradient_fwd_30(scratch + 25970832 /* t2959 */, scratch + 22496768 /* t1469 */);
+    step_teacher_gradient_fwd_31(scratch + 26651904 /* t2962 */, scratch + 25970240 /* t1466 */);
+    step_teacher_gradient_fwd_32(scratch + 26651920 /* t2965 */, scratch + 25656832 /* t1464 */);
+    step_teacher_gradient_fwd_33(scratch + 26651936 /* t2968 */, scratch + 25970176 /* t1445 */);
+    step_teacher_gradient_fwd_34(scratch + 26651952 /* t2971 */, scratch + 26651840 /* t1440 */);
+    step_teacher_gradient_fwd_35(scratch + 26651840 /* t2974 */, scratch + 25660928 /* t1428 */);
+    step_teacher_gradient_fwd_36(scratch + 26651856 /* t2977 */, scratch + 26652736 /* t1426 */);
+    step_teacher_gradient_fwd_37(io + 244704 /* t2979 */, scratch + 26652592 /* t2885 */, scratch + 26652608 /* t2887 */, scratch + 26652752 /* t2890 */, scratch + 26652480 /* t2893 */, scratch + 26652464 /* t2896 */, scratch + 26651456 /* t2899 */, scratch + 26652448 /* t2902 */, scratch + 26652528 /* t2905 */, scratch + 26652512 /* t2908 */, scratch + 26651472 /* t2911 */, scratch + 26652496 /* t2914 */, scratch + 26652560 /* t2917 */, scratch + 26652544 /* t2920 */, scratch + 26651488 /* t2923 */, scratch + 25970848 /* t2926 */, scratch + 25970864 /* t2929 */, scratch + 25970784 /* t2932 */, scratch + 25970800 /* t2935 */, scratch + 25970752 /* t2938 */, scratch + 25970768 /* t2941 */, scratch + 25970720 /* t2944 */, scratch + 25970736 /* t2947 */, scratch + 25970688 /* t2950 */, scratch + 25970704 /* t2953 */, scratch + 25970816 /* t2956 */, scratch + 25970832 /* t2959 */, scratch + 26651904 /* t2962 */, scratch + 26651920 /* t2965 */, scratch + 26651936 /* t2968 */, scratch + 26651952 /* t2971 */, scratch + 26651840 /* t2974 */, scratch + 26651856 /* t2977 */);
+    step_teacher_gradient_fwd_38(scratch + 26652592 /* t2981 */, scratch + 25664384 /* t927 */);
+    step_teacher_gradient_fwd_39(scratch + 26652608 /* t2983 */, scratch + 26652720 /* t925 */);
+    step_teacher_gradient_fwd_40(scratch + 26652720 /* t2986 */, scratch + 26652800 /* t908 */);
+    step_teacher_gradient_fwd_41(scratch + 26652800 /* t2989 */, scratch + 26652784 /* t903 */);
+    step_teacher_gradient_fwd_42(scratch + 26652784 /* t2992 */, scratch + 25645312 /* t893 */);
+    step_teacher_gradient_fwd_43(scratch + 26652736 /* t2995 */, scratch + 26652768 /* t890 */);
+    step_teacher_gradient_fwd_44(scratch + 26652752 /* t2998 */, scratch + 26652848 /* t873 */);
+    step_teacher_gradient_fwd_45(scratch + 26652768 /* t3001 */, scratch + 26652832 /* t868 */);
+    step_teacher_gradient_fwd_46(scratch + 26652832 /* t3004 */, scratch + 25643008 /* t859 */);
+    step_teacher_gradient_fwd_47(scratch + 26652848 /* t3007 */, scratch + 26652816 /* t856 */);
+    step_teacher_gradient_fwd_48(scratch + 26652816 /* t3010 */, scratch + 26652400 /* t838 */);
+    step_teacher_gradient_fwd_49(scratch + 26652400 /* t3013 */, scratch + 26652384 /* t833 */);
+    step_teacher_gradient_fwd_50(scratch + 26652384 /* t3016 */, scratch + 25629184 /* t822 */);
+    step_teacher_gradient_fwd_51(scratch + 26651456 /* t3019 */, scratch + 25970656 /* t819 */);
+    step_teacher_gradient_fwd_52(scratch + 26651472 /* t3022 */, scratch + 25970624 /* t802 */);
+    step_teacher_gradient_fwd_53(scratch + 26651488 /* t3025 */, scratch + 25970592 /* t797 */);
+    step_teacher_gradient_fwd_54(scratch + 26651504 /* t3028 */, scratch + 25601536 /* t788 */);
+    step_teacher_gradient_fwd_55(scratch + 26651520 /* t3031 */, scratch + 25970560 /* t785 */);
+    step_teacher_gradient_fwd_56(scratch + 26651536 /* t3034 */, scratch + 25662848 /* t783 */);
+    step_teacher_gradient_fwd_57(scratch + 26651552 /* t3037 */, scratch + 25970528 /* t764 */);
+    step_teacher_gradient_fwd_58(scratch + 26651568 /* t3040 */, scratch + 25970496 /* t759 */);
+    step_teacher_gradient_fwd_59(scratch + 26651840 /* t3043 */, scratch + 25933312 /* t748 */);
+    step_teacher_gradient_fwd_60(scratch + 26651856 /* t3046 */, scratch + 26651776 /* t745 */);
+    step_teacher_gradient_fwd_61(scratch + 26651776 /* t3049 */, scratch + 26064448 /* t728 */);
+    step_teacher_gradient_fwd_62(scratch + 26651792 /* t3052 */, scratch + 26064384 /* t723 */);
+    step_teacher_gradient_fwd_63(scratch + 26651808 /* t3055 */, scratch + 26588672 /* t714 */);
+    step_teacher_gradient_fwd_64(scratch + 26651824 /* t3058 */, scratch + 26652096 /* t711 */);
+    step_teacher_gradient_fwd_65(scratch + 26652096 /* t3061 */, scratch + 26643968 /* t709 */);
+    step_teacher_gradient_fwd_66(scratch + 26652112 /* t3064 */, scratch + 26652032 /* t690 */);
+    step_teacher_gradient_fwd_67(scratch + 26652128 /* t3067 */, scratch + 26651968 /* t685 */);
+    step_teacher_gradient_fwd_68(scratch + 26652144 /* t3070 */, scratch + 26649856 /* t673 */);
+    step_teacher_gradient_fwd_69(scratch + 26652448 /* t3073 */, scratch + 26652864 /* t671 */);
+    step_teacher_gradient_fwd_70(io + 244720 /* t3075 */, io + 244736 /* t3079 */, io + 244752 /* t3080 */, scratch + 26652592 /* t2981 */, scratch + 26652608 /* t2983 */, scratch + 26652720 /* t2986 */, scratch + 26652800 /* t2989 */, scratch + 26652784 /* t2992 */, scratch + 26652736 /* t2995 */, scratch + 26652752 /* t2998 */, scratch + 26652768 /* t3001 */, scratch + 26652832 /* t3004 */, scratch + 26652848 /* t3007 */, scratch + 26652816 /* t3010 */, scratch + 26652400 /* t3013 */, scratch + 26652384 /* t3016 */, scratch + 26651456 /* t3019 */, scratch + 26651472 /* t3022 */, scratch + 26651488 /* t3025 */, scratch + 26651504 /* t3028 */, scratch + 26651520 /* t3031 */, scratch + 26651536 /* t3034 */, scratch + 26651552 /* t3037 */, scratch + 26651568 /* t3040 */, scratch + 26651840 /* t3043 */, scratch + 26651856 /* t3046 */, scratch + 26651776 /* t3049 */, scratch + 26651792 /* t3052 */, scratch + 26651808 /* t3055 */, scratch + 26651824 /* t3058 */, scratch + 26652096 /* t3061 */, scratch + 26652112 /* t3064 */, scratch + 26652128 /* t3067 */, scratch + 26652144 /* t3070 */, scratch + 26652448 /* t3073 */, io + 244704 /* t2979 */, scratch + 25971072 /* t1777 */, io + 244688 /* t1778 */);
+    step_teacher_gradient_fwd_71(scratch + 25971072 /* t3082 */, scratch + 25664672 /* t2050 */);
+    step_teacher_gradient_fwd_72(scratch + 26652384 /* t3084 */, scratch + 25971168 /* t2048 */);
+    step_teacher_gradient_fwd_73(scratch + 25971168 /* t3087 */, scratch + 25971152 /* t2031 */);
+    step_teacher_gradient_fwd_74(scratch + 25971152 /* t3090 */, scratch + 25971136 /* t2026 */);
+    step_teacher_gradient_fwd_75(scratch + 25971136 /* t3093 */, scratch + 25654528 /* t2016 */);
+    step_teacher_gradient_fwd_76(scratch + 26652400 /* t3096 */, scratch + 25971120 /* t2013 */);
+    step_teacher_gradient_fwd_77(scratch + 25971120 /* t3099 */, scratch + 25971104 /* t1996 */);
+    step_teacher_gradient_fwd_78(scratch + 25971104 /* t3102 */, scratch + 25971088 /* t1991 */);
+    step_teacher_gradient_fwd_79(scratch + 25971088 /* t3105 */, scratch + 25652224 /* t1982 */);
+    step_teacher_gradient_fwd_80(scratch + 26652592 /* t3108 */, scratch + 26652416 /* t1979 */);
+    step_teacher_gradient_fwd_81(scratch + 26652416 /* t3111 */, scratch + 26652432 /* t1961 */);
+    step_teacher_gradient_fwd_82(scratch + 26652608 /* t3114 */, scratch + 26652368 /* t1956 */);
+    step_teacher_gradient_fwd_83(scratch + 26652368 /* t3117 */, scratch + 25638400 /* t1945 */);
+    step_teacher_gradient_fwd_84(scratch + 26651456 /* t3120 */, scratch + 25971040 /* t1942 */);
+    step_teacher_gradient_fwd_85(scratch + 25971040 /* t3123 */, scratch + 25971008 /* t1925 */);
+    step_teacher_gradient_fwd_86(scratch + 25971056 /* t3126 */, scratch + 25970976 /* t1920 */);
+    step_teacher_gradient_fwd_87(scratch + 25970976 /* t3129 */, scratch + 25619968 /* t1911 */);
+    step_teacher_gradient_fwd_88(scratch + 25970992 /* t3132 */, scratch + 25970944 /* t1908 */);
+    step_teacher_gradient_fwd_89(scratch + 25970944 /* t3135 */, scratch + 25663872 /* t1906 */);
+    step_teacher_gradient_fwd_90(scratch + 25970960 /* t3138 */, scratch + 25970912 /* t1887 */);
+    step_teacher_gradient_fwd_91(scratch + 25970912 /* t3141 */, scratch + 25970880 /* t1882 */);
+    step_teacher_gradient_fwd_92(scratch + 25970928 /* t3144 */, scratch + 22038016 /* t1871 */);
+    step_teacher_gradient_fwd_93(scratch + 25971008 /* t3147 */, scratch + 26651008 /* t1868 */);
+    step_teacher_gradient_fwd_94(scratch + 25971024 /* t3150 */, scratch + 26651072 /* t1851 */);
+    step_teacher_gradient_fwd_95(scratch + 26651472 /* t3153 */, scratch + 26650944 /* t1846 */);
+    step_teacher_gradient_fwd_96(scratch + 26651488 /* t3156 */, scratch + 24008192 /* t1837 */);
+    step_teacher_gradient_fwd_97(scratch + 26651504 /* t3159 */, scratch + 26650880 /* t1834 */);
+    step_teacher_gradient_fwd_98(scratch + 26651520 /* t3162 */, scratch + 25658880 /* t1832 */);
+    step_teacher_gradient_fwd_99(scratch + 26651536 /* t3165 */, scratch + 26650816 /* t1812 */);
+    step_teacher_gradient_fwd_100(scratch + 26651552 /* t3168 */, scratch + 26650752 /* t1805 */);
+    step_teacher_gradient_fwd_101(scratch + 26651568 /* t3171 */, scratch + 25661568 /* t1789 */);
+    step_teacher_gradient_fwd_102(scratch + 26652432 /* t3174 */, scratch + 26652352 /* t1786 */);
+    step_teacher_gradient_fwd_103(io + 244768 /* t3176 */, scratch + 25971072 /* t3082 */, scratch + 26652384 /* t3084 */, scratch + 25971168 /* t3087 */, scratch + 25971152 /* t3090 */, scratch + 25971136 /* t3093 */, scratch + 26652400 /* t3096 */, scratch + 25971120 /* t3099 */, scratch + 25971104 /* t3102 */, scratch + 25971088 /* t3105 */, scratch + 26652592 /* t3108 */, scratch + 26652416 /* t3111 */, scratch + 26652608 /* t3114 */, scratch + 26652368 /* t3117 */, scratch + 26651456 /* t3120 */, scratch + 25971040 /* t3123 */, scratch + 25971056 /* t3126 */, scratch + 25970976 /* t3129 */, scratch + 25970992 /* t3132 */, scratch + 25970944 /* t3135 */, scratch + 25970960 /* t3138 */, scratch + 25970912 /* t3141 */, scratch + 25970928 /* t3144 */, scratch + 25971008 /* t3147 */, scratch + 25971024 /* t3150 */, scratch + 26651472 /* t3153 */, scratch + 26651488 /* t3156 */, scratch + 26651504 /* t3159 */, scratch + 26651520 /* t3162 */, scratch + 26651536 /* t3165 */, scratch + 26651552 /* t3168 */, scratch + 26651568 /* t3171 */, scratch + 26652432 /* t3174 */);
+    step_teacher_gradient_fwd_104(scratch + 26652592 /* t3178 */, scratch + 22022144 /* t2310 */);
+    step_teacher_gradient_fwd_105(scratch + 26652608 /* t3180 */, scratch + 22022800 /* t2308 */);
+    step_teacher_gradient_fwd_106(scratch + 26651456 /* t3183 */, scratch + 22022784 /* t2291 */);
+    step_teacher_gradient_fwd_107(scratch + 26651472 /* t3186 */, scratch + 22022768 /* t2286 */);
+    step_teacher_gradient_fwd_108(scratch + 26651488 /* t3189 */, scratch + 22010624 /* t2278 */);
+    step_teacher_gradient_fwd_109(scratch + 26651504 /* t3192 */, scratch + 22022752 /* t2275 */);
+    step_teacher_gradient_fwd_110(scratch + 26651520 /* t3195 */, scratch + 22022736 /* t2258 */);
+    step_teacher_gradient_fwd_111(scratch + 26651536 /* t3198 */, scratch + 22022720 /* t2253 */);
+    step_teacher_gradient_fwd_112(scratch + 26651552 /* t3201 */, scratch + 22008320 /* t2246 */);
+    step_teacher_gradient_fwd_113(scratch + 26651568 /* t3204 */, scratch + 22022704 /* t2243 */);
+    step_teacher_gradient_fwd_114(scratch + 22022144 /* t3207 */, scratch + 22022688 /* t2225 */);
+    step_teacher_gradient_fwd_115(scratch + 22022160 /* t3210 */, scratch + 22022672 /* t2220 */);
+    step_teacher_gradient_fwd_116(scratch + 22022176 /* t3213 */, scratch + 21999104 /* t2212 */);
+    step_teacher_gradient_fwd_117(scratch + 22022192 /* t3216 */, scratch + 22022640 /* t2209 */);
+    step_teacher_gradient_fwd_118(scratch + 22022208 /* t3219 */, scratch + 22022608 /* t2192 */);
+    step_teacher_gradient_fwd_119(scratch + 22022224 /* t3222 */, scratch + 22022576 /* t2187 */);
+    step_teacher_gradient_fwd_120(scratch + 22022240 /* t3225 */, scratch + 21980672 /* t2180 */);
+    step_teacher_gradient_fwd_121(scratch + 22022256 /* t3228 */, scratch + 22022544 /* t2177 */);
+    step_teacher_gradient_fwd_122(scratch + 22022272 /* t3231 */, scratch + 22021632 /* t2175 */);
+    step_teacher_gradient_fwd_123(scratch + 26647504 /* t3234 */, scratch + 22022512 /* t2156 */);
+    step_teacher_gradient_fwd_124(scratch + 26647520 /* t3237 */, scratch + 22022480 /* t2151 */);
+    step_teacher_gradient_fwd_125(scratch + 26647536 /* t3240 */, scratch + 21943808 /* t2143 */);
+    step_teacher_gradient_fwd_126(scratch + 26647552 /* t3243 */, scratch + 22022416 /* t2140 */);
+    step_teacher_gradient_fwd_127(scratch + 26647568 /* t3246 */, scratch + 22022352 /* t2123 */);
+    step_teacher_gradient_fwd_128(scratch + 26647584 /* t3249 */, scratch + 22022288 /* t2118 */);
+    step_teacher_gradient_fwd_129(scratch + 26647600 /* t3252 */, scratch + 21906944 /* t2111 */);
+    step_teacher_gradient_fwd_130(scratch + 26647616 /* t3255 */, scratch + 26651200 /* t2108 */);
+    step_teacher_gradient_fwd_131(scratch + 26647632 /* t3258 */, scratch + 22017536 /* t2106 */);
+    step_teacher_gradient_fwd_132(scratch + 26647648 /* t3261 */, scratch + 25970432 /* t2086 */);
+    step_teacher_gradient_fwd_133(scratch + 26647664 /* t3264 */, scratch + 26651136 /* t2079 */);
+    step_teacher_gradient_fwd_134(scratch + 26647680 /* t3267 */, scratch + 25662208 /* t2066 */);
+    step_teacher_gradient_fwd_135(scratch + 26651776 /* t3270 */, scratch + 25971184 /* t2063 */);
+    step_teacher_gradient_fwd_136(io + 244784 /* t3272 */, scratch + 26652592 /* t3178 */, scratch + 26652608 /* t3180 */, scratch + 26651456 /* t3183 */, scratch + 26651472 /* t3186 */, scratch + 26651488 /* t3189 */, scratch + 26651504 /* t3192 */, scratch + 26651520 /* t3195 */, scratch + 26651536 /* t3198 */, scratch + 26651552 /* t3201 */, scratch + 26651568 /* t3204 */, scratch + 22022144 /* t3207 */, scratch + 22022160 /* t3210 */, scratch + 22022176 /* t3213 */, scratch + 22022192 /* t3216 */, scratch + 22022208 /* t3219 */, scratch + 22022224 /* t3222 */, scratch + 22022240 /* t3225 */, scratch + 22022256 /* t3228 */, scratch + 22022272 /* t3231 */, scratch + 26647504 /* t3234 */, scratch + 26647520 /* t3237 */, scratch + 26647536 /* t3240 */, scratch + 26647552 /* t3243 */, scratch + 26647568 /* t3246 */, scratch + 26647584 /* t3249 */, scratch + 26647600 /* t3252 */, scratch + 26647616 /* t3255 */, scratch + 26647632 /* t3258 */, scratch + 26647648 /* t3261 */, scratch + 26647664 /* t3264 */, scratch + 26647680 /* t3267 */, scratch + 26651776 /* t3270 */);
+    step_teacher_gradient_fwd_137(scratch + 26652592 /* t3274 */, scratch + 26647168 /* t2562 */);
+    step_teacher_gradient_fwd_138(scratch + 26652608 /* t3276 */, scratch + 26652576 /* t2560 */);
+    step_teacher_gradient_fwd_139(scratch + 26651456 /* t3279 */, scratch + 26652656 /* t2543 */);
+    step_teacher_gradient_fwd_140(scratch + 26652656 /* t3282 */, scratch + 26652640 /* t2538 */);
+    step_teacher_gradient_fwd_141(scratch + 26652640 /* t3285 */, scratch + 22015232 /* t2530 */);
+    step_teacher_gradient_fwd_142(scratch + 26651472 /* t3288 */, scratch + 26652624 /* t2527 */);
+    step_teacher_gradient_fwd_143(scratch + 26652624 /* t3291 */, scratch + 26652704 /* t2510 */);
+    step_teacher_gradient_fwd_144(scratch + 26651488 /* t3294 */, scratch + 26652688 /* t2505 */);
+    step_teacher_gradient_fwd_145(scratch + 26651504 /* t3297 */, scratch + 22012928 /* t2498 */);
+    step_teacher_gradient_fwd_146(scratch + 26651520 /* t3300 */, scratch + 26652672 /* t2495 */);
+    step_teacher_gradient_fwd_147(scratch + 26651536 /* t3303 */, scratch + 26652176 /* t2477 */);
+    step_teacher_gradient_fwd_148(scratch + 26651552 /* t3306 */, scratch + 26652160 /* t2472 */);
+    step_teacher_gradient_fwd_149(scratch + 26651568 /* t3309 */, scratch + 22003712 /* t2464 */);
+    step_teacher_gradient_fwd_150(scratch + 26647168 /* t3312 */, scratch + 26647472 /* t2461 */);
+    step_teacher_gradient_fwd_151(scratch + 26647184 /* t3315 */, scratch + 26647440 /* t2444 */);
+    step_teacher_gradient_fwd_152(scratch + 26647200 /* t3318 */, scratch + 26647408 /* t2439 */);
+    step_teacher_gradient_fwd_153(scratch + 26647216 /* t3321 */, scratch + 21989888 /* t2432 */);
+    step_teacher_gradient_fwd_154(scratch + 26647232 /* t3324 */, scratch + 26647376 /* t2429 */);
+    step_teacher_gradient_fwd_155(scratch + 26647248 /* t3327 */, scratch + 26646656 /* t2427 */);
+    step_teacher_gradient_fwd_156(scratch + 26647264 /* t3330 */, scratch + 26647344 /* t2408 */);
+    step_teacher_gradient_fwd_157(scratch + 26647280 /* t3333 */, scratch + 26647312 /* t2403 */);
+    step_teacher_gradient_fwd_158(scratch + 26647296 /* t3336 */, scratch + 21962240 /* t2395 */);
+    step_teacher_gradient_fwd_159(scratch + 26647312 /* t3339 */, scratch + 26651392 /* t2392 */);
+    step_teacher_gradient_fwd_160(scratch + 26651392 /* t3342 */, scratch + 26651648 /* t2375 */);
+    step_teacher_gradient_fwd_161(scratch + 26651408 /* t3345 */, scratch + 26651584 /* t2370 */);
+    step_teacher_gradient_fwd_162(scratch + 26651424 /* t3348 */, scratch + 23713280 /* t2363 */);
+    step_teacher_gradient_fwd_163(scratch + 26651440 /* t3351 */, scratch + 26651328 /* t2360 */);
+    step_teacher_gradient_fwd_164(scratch + 26651328 /* t3354 */, scratch + 22019584 /* t2358 */);
+    step_teacher_gradient_fwd_165(scratch + 26651344 /* t3357 */, scratch + 26651712 /* t2338 */);
+    step_teacher_gradient_fwd_166(scratch + 26651360 /* t3360 */, scratch + 26651264 /* t2333 */);
+    step_teacher_gradient_fwd_167(scratch + 26651376 /* t3363 */, scratch + 26646016 /* t2323 */);
+    step_teacher_gradient_fwd_168(scratch + 26647328 /* t3366 */, scratch + 26647696 /* t2321 */);
+    step_teacher_gradient_fwd_169(io + 244800 /* t3368 */, scratch + 26652592 /* t3274 */, scratch + 26652608 /* t3276 */, scratch + 26651456 /* t3279 */, scratch + 26652656 /* t3282 */, scratch + 26652640 /* t3285 */, scratch + 26651472 /* t3288 */, scratch + 26652624 /* t3291 */, scratch + 26651488 /* t3294 */, scratch + 26651504 /* t3297 */, scratch + 26651520 /* t3300 */, scratch + 26651536 /* t3303 */, scratch + 26651552 /* t3306 */, scratch + 26651568 /* t3309 */, scratch + 26647168 /* t3312 */, scratch + 26647184 /* t3315 */, scratch + 26647200 /* t3318 */, scratch + 26647216 /* t3321 */, scratch + 26647232 /* t3324 */, scratch + 26647248 /* t3327 */, scratch + 26647264 /* t3330 */, scratch + 26647280 /* t3333 */, scratch + 26647296 /* t3336 */, scratch + 26647312 /* t3339 */, scratch + 26651392 /* t3342 */, scratch + 26651408 /* t3345 */, scratch + 26651424 /* t3348 */, scratch + 26651440 /* t3351 */, scratch + 26651328 /* t3354 */, scratch + 26651344 /* t3357 */, scratch + 26651360 /* t3360 */, scratch + 26651376 /* t3363 */, scratch + 26647328 /* t3366 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 576
-#define MPLC_STEP_IO_FLOATS 640
+#define MPLC_STEP_IO_FLOATS 688
 #define MPLC_SUPERVISED_IO_FLOATS 64
-#define MPLC_SCRATCH_FLOATS 6464
+#define MPLC_SCRATCH_FLOATS 8768
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 24
 #define MPLC_NUM_STEP_INPUTS 6
-#define MPLC_NUM_STEP_OUTPUTS 10
+#define MPLC_NUM_STEP_OUTPUTS 13
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "90c282edb012ce9d8649b7837a6a278ec01cf58a41838d28a553930b8f0dbc4a"
+#define MPLC_MODEL_HASH "16f274520e09d913f1e9b37e174cf8bae96ea2f9e71bbfcb4914eee6c41ccb48"
 #define MPLC_MODEL_NAME "two_moons"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

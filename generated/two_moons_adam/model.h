@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 928
-#define MPLC_STEP_IO_FLOATS 640
+#define MPLC_STEP_IO_FLOATS 688
 #define MPLC_SUPERVISED_IO_FLOATS 64
-#define MPLC_SCRATCH_FLOATS 6496
+#define MPLC_SCRATCH_FLOATS 9040
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 40
 #define MPLC_NUM_STEP_INPUTS 6
-#define MPLC_NUM_STEP_OUTPUTS 10
+#define MPLC_NUM_STEP_OUTPUTS 13
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "a6b4e374fd95944065135193a49e47984882c6cf2235384686fe6318a0ea8bc7"
+#define MPLC_MODEL_HASH "c5f46388a8e99a7c83becd70ec4a427c904eb6707c731d5295058a2e039d3c37"
 #define MPLC_MODEL_NAME "two_moons_adam"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1
