@@ -54,8 +54,9 @@ def t_interval(diffs):
 
 
 def bootstrap(diffs, reps=10000, rng=random.Random(0)):
-    """Percentile interval of the mean over seeds resampled with replacement (pairs stay pairs)."""
-    if len(diffs) < 2:
+    """Percentile interval of the mean over seeds resampled with replacement (pairs stay pairs). None below 5 pairs:
+    with so few the resampled means take a handful of values and the interval is far too narrow."""
+    if len(diffs) < 5:
         return None
     means = sorted(statistics.fmean(rng.choices(diffs, k=len(diffs))) for _ in range(reps))
     return means[int(0.025 * reps)], means[int(0.975 * reps) - 1]
@@ -86,7 +87,8 @@ def main():
     print("|---" * (len(columns) + 1) + "|")
     for o in objectives:
         print(f"| {o} | " + " | ".join(cell((o, c)) for c in columns) + " |")
-    print("\nfeedback effect (column − off), paired by seed: mean, 95 % t interval, 95 % paired bootstrap interval\n")
+    print("\nfeedback effect (column − off), paired by seed: mean, 95 % t interval, 95 % paired bootstrap interval "
+          "(from 5 pairs on)\n")
     print("| teacher objective | feedback | pairs | seeds | mean effect | 95 % t CI | 95 % bootstrap CI | per seed |")
     print("|---|---|---|---|---|---|---|---|")
     for o in objectives:
