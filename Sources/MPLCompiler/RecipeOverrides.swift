@@ -3,7 +3,16 @@
 import MPLModel
 
 public enum RecipeOverrides {
-    public static func apply(pseudoLabels: String?, feedback: String?, to model: inout Model) throws {
+    /// The values of `--feedback` (docs/RUNNER.md, "Teacher objective and feedback"). `dot` and `loss-difference`
+    /// need hard pseudo labels; `soft` is the exact meta-gradient of soft pseudo labels.
+    public static let feedbackValues = "off, dot (or dot-product), loss-difference or soft"
+
+    /// Applies `--pseudo-labels` and `--feedback` to the recipe. `runtimeFeedbackOff`: `--feedback off` is left to
+    /// the runner (mplc train passes it on, so one compiled trainer serves both columns of the ablation); otherwise
+    /// it becomes the recipe's `feedback(.off)`, the trainer's default.
+    public static func apply(
+        pseudoLabels: String?, feedback: String?, runtimeFeedbackOff: Bool = false, to model: inout Model
+    ) throws {
         if let pseudoLabels {
             switch pseudoLabels {
             case "hard-argmax": model.recipe.pseudoLabels = .hardArgmax
@@ -21,14 +30,35 @@ public enum RecipeOverrides {
                     exitCode: 2)
             }
         }
-        if let feedback {
-            switch feedback {
-            case "dot-product": model.recipe.feedback = .dotProduct
-            case "loss-difference": model.recipe.feedback = .lossDifference
-            default:
+        guard let feedback else { return }
+        let soft: Bool
+        if case .soft = model.recipe.pseudoLabels { soft = true } else { soft = false }
+        switch feedback {
+        case "off":
+            if !runtimeFeedbackOff { model.recipe.feedback = .off }
+        case "dot", "dot-product", "loss-difference":
+            // With soft pseudo labels the step descends the exact meta-gradient: these rules do not exist there.
+            guard !soft else {
+                let cause =
+                    pseudoLabels == nil
+                    ? "model \(model.name) has soft pseudo labels; add --pseudo-labels hard-argmax"
+                    : "--pseudo-labels \(pseudoLabels!) is soft"
                 throw CompileFailure(
-                    "error: --feedback must be dot-product or loss-difference, got '\(feedback)'", exitCode: 2)
+                    "error: --feedback \(feedback) needs hard pseudo labels, but \(cause) (or use --feedback soft, "
+                        + "the exact meta-gradient)", exitCode: 2)
             }
+            model.recipe.feedback = feedback == "loss-difference" ? .lossDifference : .dotProduct
+        case "soft":
+            guard pseudoLabels == nil || soft else {
+                throw CompileFailure(
+                    "error: --feedback soft is the exact meta-gradient of soft pseudo labels; --pseudo-labels "
+                        + "\(pseudoLabels!) is hard (give soft or soft:T, or leave it out)", exitCode: 2)
+            }
+            if !soft { model.recipe.pseudoLabels = .soft(temperature: 1) }
+            if model.recipe.feedback == .off { model.recipe.feedback = .dotProduct }
+        default:
+            throw CompileFailure(
+                "error: --feedback must be \(feedbackValues), got '\(feedback)'", exitCode: 2)
         }
     }
 }

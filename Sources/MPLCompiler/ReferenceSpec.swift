@@ -37,7 +37,7 @@ enum ReferenceSpec {
                 "unlabeled_batch": \(recipe.unlabeledBatch),
                 "pseudo_labels": "\(pseudo)",
                 "soft_temperature": \(temperature),
-                "feedback": "\(recipe.feedback == .dotProduct ? "dot-product" : "loss-difference")",
+                "feedback": "\(recipe.feedback == .lossDifference ? "loss-difference" : "dot-product")",
                 "uda_temperature": \(recipe.uda.temperature),
                 "uda_threshold": \(recipe.uda.threshold),
                 "label_smoothing": \(recipe.labelSmoothing),

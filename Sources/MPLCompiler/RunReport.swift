@@ -128,6 +128,18 @@ public enum RunReport {
                     "<td>\(escape(describe(($0.summary?["validation"] as? [String: Any])?[key])))</td>"
                 }.joined() + "</tr>\n"
         }
+        // The teacher's gradient part by part, main-phase means: does the feedback move the teacher at all?
+        for (key, label) in [
+            ("teacher_grad_sup_norm", "supervised"), ("teacher_grad_uda_norm", "UDA"),
+            ("teacher_grad_feedback_norm", "feedback"),
+        ] {
+            rows +=
+                "<tr><td class=\"name\">teacher gradient norm, \(label) (main-phase mean)</td>"
+                + runs.map { run in
+                    let value = (run.summary?["main_phase_means"] as? [String: Any])?[key] as? Double
+                    return "<td>" + (value.map { String(format: "%.3g", $0) } ?? "-") + "</td>"
+                }.joined() + "</tr>\n"
+        }
         for key in accuracies {
             rows +=
                 "<tr><td class=\"name\">test accuracy, \(key.replacingOccurrences(of: "_", with: " "))</td>"
@@ -194,6 +206,8 @@ public enum RunReport {
         const groups = [
           ["losses", k => k.startsWith("loss")],
           ["h and mask rate", k => k === "h" || k === "mask_rate" || k === "uda_weight"],
+          // Orders of magnitude apart (the feedback's part is often far below the others): drawn as log10.
+          ["teacher's gradient parts, log10 of the norm", k => k.startsWith("teacher_grad_"), Math.log10],
           ["learning rates", k => k.startsWith("lr")],
           ["accuracy", k => k.startsWith("acc_")],
         ];
@@ -207,7 +221,7 @@ public enum RunReport {
         }
         function format(v) { return Math.abs(v) >= 100 || v === 0 ? v.toFixed(0) : v.toPrecision(3); }
         let drawn = 0;
-        for (const [title, wanted] of groups) {
+        for (const [title, wanted, transform] of groups) {
           const series = [];
           for (const run of runs) {
             // One series per key and evaluation set ("test" or "validation" lines; none for the log lines).
@@ -216,8 +230,10 @@ public enum RunReport {
               for (const k of Object.keys(line))
                 if (wanted(k) && typeof line[k] === "number") {
                   const name = (typeof line.eval === "string" ? line.eval + " " : "") + k;
+                  const y = transform ? transform(line[k]) : line[k];
+                  if (!Number.isFinite(y)) continue;
                   if (!named.has(name)) named.set(name, []);
-                  named.get(name).push([line.global_step, line[k]]);
+                  named.get(name).push([line.global_step, y]);
                 }
             for (const [name, points] of named) series.push({label: (runs.length > 1 ? run.name + " " : "") + name, points});
           }

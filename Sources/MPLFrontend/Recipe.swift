@@ -3,7 +3,7 @@ import SwiftSyntax
 
 /// The settings an `MPL(...) { ... }` block may contain, by the name written in the file.
 enum SettingName: String, CaseIterable {
-    case labeledBatch, unlabeledRatio, pseudoLabels, feedback, uda, labelSmoothing
+    case labeledBatch, unlabeledRatio, pseudoLabels, feedback, teacherObjective, uda, labelSmoothing
     case teacherOptimizer, studentOptimizer, studentWaitSteps, steps, finetune, emaDecay
     case initialization, evalBatch, seed, teacherInput
 }
@@ -39,6 +39,7 @@ struct RecipeReader {
         }
         if isComplete {
             checkAgainstSteps()
+            checkTeacherObjective()
         }
     }
 
@@ -86,6 +87,8 @@ struct RecipeReader {
             return assign(\.studentWaitSteps, single(call) { $0.integer("value", in: .count) })
         case .pseudoLabels: return assign(\.pseudoLabels, single(call) { $0["value"].flatMap(pseudoLabels) })
         case .feedback: return assign(\.feedback, single(call) { $0["value"].flatMap(feedback) })
+        case .teacherObjective:
+            return assign(\.teacherObjective, single(call) { $0["value"].flatMap(teacherObjective) })
         case .initialization: return assign(\.initialization, single(call) { $0["value"].flatMap(initialization) })
         case .teacherInput: return assign(\.teacherInput, single(call) { $0["value"].flatMap(teacherInput) })
         case .uda: return assign(\.uda, uda(call))
@@ -171,14 +174,27 @@ struct RecipeReader {
 
     private func feedback(_ expression: ExprSyntax) -> Feedback? {
         switch CaseValue(expression).flatMap({ $0.arguments == nil ? $0.name : nil }) {
+        case "off": return .off
         case "dotProduct": return .dotProduct
         case "lossDifference": return .lossDifference
         default:
             diagnostics.error(
-                .wrongType, "feedback must be .dotProduct or .lossDifference; got `\(expression.snippet)`",
+                .wrongType, "feedback must be .off, .dotProduct or .lossDifference; got `\(expression.snippet)`",
                 at: expression)
             return nil
         }
+    }
+
+    private func teacherObjective(_ expression: ExprSyntax) -> TeacherObjective? {
+        let name = CaseValue(expression).flatMap { $0.arguments == nil ? $0.name : nil }
+        guard let objective = name.flatMap(TeacherObjective.init(rawValue:)) else {
+            diagnostics.error(
+                .wrongType,
+                "teacherObjective must be .supervised, .randAugment or .uda; got `\(expression.snippet)`",
+                at: expression)
+            return nil
+        }
+        return objective
     }
 
     private func initialization(_ expression: ExprSyntax) -> Initialization? {
@@ -301,6 +317,18 @@ struct RecipeReader {
     /// Warm-ups must fit in training and the student must start before the end. A conflict is
     /// reported at the warm-up or wait if it was written, else at `steps(...)`, and says which
     /// value is a default.
+    /// Reduced MPL's teacher reads one cached distribution per image: there is no strongly augmented view of it.
+    private func checkTeacherObjective() {
+        guard recipe.teacherObjective == .randAugment, recipe.teacherInput == .cachedPredictions,
+            let written = firstUse[.teacherObjective]
+        else { return }
+        diagnostics.error(
+            .wrongType,
+            "teacherObjective(.randAugment) needs a teacher that reads images; with teacherInput(.cachedPredictions) "
+                + "it reads one cached distribution per image, which has no strongly augmented view",
+            at: written)
+    }
+
     private func checkAgainstSteps() {
         let steps = recipe.steps
         let optimizers: [(SettingName, Int)] = [

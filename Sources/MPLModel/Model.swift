@@ -308,11 +308,29 @@ public enum PseudoLabels: Equatable, Sendable {
     case soft(temperature: Double)
 }
 
+/// The teacher's feedback from the student (MPL.md, step 8). With soft pseudo labels the compiled step descends the
+/// exact meta-gradient whichever of `dotProduct` and `lossDifference` is set; `off` holds with any pseudo labels.
 public enum Feedback: Equatable, Sendable {
+    /// The teacher only distills into the student: the step is compiled as with `dotProduct` (so h and its
+    /// diagnostics are still logged, and the runner's `--feedback dot` can switch it on), but the runner's default
+    /// feedback scale is 0.
+    case off
     /// h = η_eff·⟨g_l, g_u⟩ (MPL.md's default for hard labels).
     case dotProduct
     /// h = L_l(θ_S) − L_l(θ'_S), old minus new.
     case lossDifference
+}
+
+/// What the teacher learns from besides the feedback (the paper's ablation, Table 5). A runtime choice of the
+/// runner (docs/RUNNER.md): the step is the same; `supervised` and `randAugment` set the UDA weight to 0, and
+/// `randAugment` gives the labeled rows of the batch the strong augmentation instead of the weak one.
+public enum TeacherObjective: String, Equatable, Sendable {
+    /// Label-smoothed cross-entropy on the weakly augmented labeled images.
+    case supervised
+    /// The same on strongly augmented (RandAugment + Cutout) labeled images.
+    case randAugment
+    /// Supervised plus λ(t)·UDA consistency loss (MPL.md, step 3).
+    case uda
 }
 
 /// What the teacher reads.
@@ -411,6 +429,7 @@ public struct Recipe: Equatable, Sendable {
     public var unlabeledRatio: Int = 7
     public var pseudoLabels: PseudoLabels = .hardArgmax
     public var feedback: Feedback = .dotProduct
+    public var teacherObjective: TeacherObjective = .uda
     public var uda = UDASettings()
     public var labelSmoothing: Double = 0.15
     public var teacherOptimizer = Optimizer()
@@ -426,6 +445,22 @@ public struct Recipe: Equatable, Sendable {
     public init() {}
 
     public var unlabeledBatch: Int { labeledBatch * unlabeledRatio }
+}
+
+extension Feedback {
+    /// The name the runner and `--feedback` use (MPLC_FEEDBACK in model.h).
+    public var commandName: String {
+        switch self {
+        case .off: return "off"
+        case .dotProduct: return "dot-product"
+        case .lossDifference: return "loss-difference"
+        }
+    }
+}
+
+extension TeacherObjective {
+    /// The name the runner and `--teacher-objective` use (MPLC_TEACHER_OBJECTIVE in model.h).
+    public var commandName: String { self == .randAugment ? "randaugment" : rawValue }
 }
 
 /// A checked model file: input, classes, two networks and the recipe.

@@ -104,7 +104,9 @@ extension StepBuilder {
             ("MPLC_EMA_DECAY", double(recipe.emaDecay)),
             ("MPLC_INIT_UNIFORM", int(initUniform)), ("MPLC_INIT_BOUND", double(initBound)),
             ("MPLC_PSEUDO_LABELS", .string(pseudo)),
-            ("MPLC_FEEDBACK", .string(recipe.feedback == .dotProduct ? "dot-product" : "loss-difference")),
+            // The runner's defaults for --feedback and --teacher-objective (docs/RUNNER.md).
+            ("MPLC_FEEDBACK", .string(recipe.feedback.commandName)),
+            ("MPLC_TEACHER_OBJECTIVE", .string(recipe.teacherObjective.commandName)),
             // Reduced MPL: 1 when the teacher reads cached class distributions (input `teacher_x`), not images.
             ("MPLC_TEACHER_READS_PREDICTIONS", int(recipe.teacherInput == .cachedPredictions ? 1 : 0)),
         ]

@@ -123,12 +123,12 @@ public struct StepBuilder {
         var dotProduct = g.dot(gl[0], firstOrder[0])
         for (a, b) in zip(gl, firstOrder).dropFirst() { dotProduct = g.add(dotProduct, g.dot(a, b)) }
         let hDot = g.mul(etaEff, dotProduct)
-        var objective = g.add(lossSup, g.mul(udaWeight, lossUDA))
         let h: Value
+        let feedbackPart: Value
         switch recipe.pseudoLabels {
         case .hardArgmax, .hardSampled:
             switch recipe.feedback {
-            case .dotProduct:
+            case .dotProduct, .off:
                 h = hDot
             case .lossDifference:
                 let sOld = g.forward(
@@ -139,20 +139,27 @@ public struct StepBuilder {
             }
             // h·CE(ŷ, z_us) with h a constant: REINFORCE towards labels that helped the student.
             let reinforce = g.mul(g.append(.stopGradient(h)), g.crossEntropy(targets: pseudo, logits: zus))
-            objective = g.add(objective, g.mul(feedbackScale, reinforce))
+            feedbackPart = g.mul(feedbackScale, reinforce)
         case .soft:
             h = hDot
             // F(θ_T) = ⟨w, ∇_θS L_u⟩ with w = (∂D/∂g_u)ᵀ·g_l (g_l itself for SGD) is the JVP of L_u in θ_S along w;
             // its θ_T-gradient is the meta-gradient.
             let tangents = studentUpdate.transposedJacobian(&g, times: gl)
             let f = Autodiff.jvp(&g, outputs: [lossStudentU], wrt: studentValues, tangents: tangents)[0]
-            objective = g.sub(objective, g.mul(feedbackScale, g.mul(etaEff, f)))
+            feedbackPart = g.neg(g.mul(feedbackScale, g.mul(etaEff, f)))
         }
 
-        // 9. Teacher gradient and update.
-        let gT = globalMean(
-            &g, Autodiff.vjp(&g, output: objective, wrt: teacher.infos.map { thetaT[$0.name]! }),
-            Origin("teacher/objective", .vjp))
+        // 9. Teacher gradient and update. The gradient is the sum of its three parts, each its own VJP, so that the
+        // logs show how much each moves the teacher (docs/ABI.md). skip-zero-rows runs each part on its own rows
+        // (supervised: labeled; UDA and feedback: strong view): one more teacher backward pass over B_u rows than
+        // a single VJP of the sum, and the exact parts. With ranks each part is the global batch's, so that its
+        // logged norm is too.
+        let teacherValues = teacher.infos.map { thetaT[$0.name]! }
+        let parts = [lossSup, g.mul(udaWeight, lossUDA), feedbackPart].map {
+            globalMean(&g, Autodiff.vjp(&g, output: $0, wrt: teacherValues), Origin("teacher/objective", .vjp))
+        }
+        g.origin = Origin("teacher/gradient", .forward)
+        let gT = teacherValues.indices.map { i in g.add(g.add(parts[0][i], parts[1][i]), parts[2][i]) }
         let teacherUpdate = recipe.teacherOptimizer.rule.update(
             &g, network: teacher, gradients: gT, learningRate: lrTeacher)
 
@@ -164,6 +171,9 @@ public struct StepBuilder {
         g.results =
             losses.map { ($0.0, globalMean(&g, $0.1, g.origin(of: $0.1))) } + [("h", h)]
             + feedbackDiagnostics(&g, gl: gl, gu: gu, h: h)
+            + zip(["teacher_grad_sup_norm", "teacher_grad_uda_norm", "teacher_grad_feedback_norm"], parts).map {
+                ($0, norm(&g, $1))
+            }
         let stateResults = teacherUpdate.results + studentUpdate.results + effects.averages
         g.results += stateResults
         return entryPoint(
@@ -194,6 +204,11 @@ public struct StepBuilder {
         // of two float norms that are not 0.
         let cosine = g.div(dot(gl, gu), g.binary(.max, g.mul(normL, normU), g.constant(1e-30, .scalar)))
         return [("g_l_norm", normL), ("g_u_norm", normU), ("cos_g_l_g_u", cosine), ("h_positive", g.unary(.step, h))]
+    }
+
+    /// ‖v‖ over a list of tensors (a network's gradient).
+    func norm(_ g: inout Graph, _ v: [Value]) -> Value {
+        g.unary(.sqrt, v.dropFirst().reduce(g.dot(v[0], v[0])) { sum, t in g.add(sum, g.dot(t, t)) })
     }
 
     /// UDA consistency loss on the strong view against sharpened, confidence-masked weak-view targets.

@@ -46,7 +46,10 @@ struct Emit: ParsableCommand {
     var output: String?
     @Option(help: "Override the recipe's pseudo labels: hard-argmax, hard-sampled, soft or soft:T.")
     var pseudoLabels: String?
-    @Option(help: "Override the recipe's feedback rule: dot-product or loss-difference.")
+    @Option(
+        help: ArgumentHelp(
+            "Override the recipe's feedback: off, dot (dot-product), loss-difference or soft (soft pseudo labels, "
+            + "exact meta-gradient); off compiles the dot product with no feedback as the trainer's default."))
     var feedback: String?
     @Option(
         help: "Processes (MPI ranks) that share each batch of the recipe; every batch must divide by it (default 1).")
@@ -100,12 +103,13 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
             "Compile a model, build its trainer with cc -O3 and OpenBLAS, and train on Fashion-MNIST (or --data).",
-        discussion: "The options below, except --pseudo-labels, --feedback and --ranks (which change the compiled "
-            + "step), are passed on to the trainer (`mplc-run train`). For the trainer's --stop-at, run the trainer "
-            + "that mplc prints it built or reused (.build-mplc/<model>-<key>/mplc-run) directly; docs/RUNNER.md has "
-            + "all its options. With --ranks N > 1 the trainer is built with mpicc and started as N processes by "
-            + "`mpirun -np N` (Open MPI; Debian: " + RunnerBuild.mpiPackages + "); on a cluster, run the built "
-            + "trainer under your own mpirun (docs/RUNNER.md, \"Running under MPI\")."
+        discussion: "The options below are passed on to the trainer (`mplc-run train`), except --pseudo-labels and "
+            + "--ranks, which change the compiled step, as --feedback dot, loss-difference and soft also do. For the "
+            + "trainer's --stop-at, run the trainer that mplc prints it built or reused "
+            + "(.build-mplc/<model>-<key>/mplc-run) directly; docs/RUNNER.md has all its options. With --ranks N > 1 "
+            + "the trainer is built with mpicc and started as N processes by `mpirun -np N` (Open MPI; Debian: "
+            + RunnerBuild.mpiPackages + "); on a cluster, run the built trainer under your own mpirun "
+            + "(docs/RUNNER.md, \"Running under MPI\")."
     )
 
     @Argument(help: "The model file (.swiftdsl); not with --resume, which takes the run directory's copy.")
@@ -158,13 +162,24 @@ struct Train: ParsableCommand {
     var patience: Int?
     @Option(help: "Checkpoint every N steps.")
     var checkpointEvery: Int?
-    @Option(help: "mpl, supervised (student on labels only) or uda (teacher ignores the feedback).")
+    @Option(
+        help: ArgumentHelp(
+            "mpl (--teacher-objective uda, the compiled feedback), uda (--teacher-objective uda --feedback off) or "
+            + "supervised (student on labels only, no teacher)."))
     var mode: String?
+    @Option(
+        help: ArgumentHelp(
+            "What the teacher learns from besides the feedback: supervised (weakly augmented labeled images), "
+            + "randaugment (strongly augmented ones) or uda (supervised + UDA; default: the recipe's teacherObjective)."))
+    var teacherObjective: String?
     @Option(help: "Finetuning steps of the student on labels after training.")
     var finetuneSteps: Int?
     @Option(help: "Override the recipe's pseudo labels: hard-argmax, hard-sampled, soft or soft:T.")
     var pseudoLabels: String?
-    @Option(help: "Override the recipe's feedback rule: dot-product or loss-difference.")
+    @Option(
+        help: ArgumentHelp(
+            "The teacher's feedback: off (the trainer's option: the teacher only distills), dot (dot-product), "
+            + "loss-difference, or soft (soft pseudo labels, exact meta-gradient); the last three compile the step."))
     var feedback: String?
     @Option(
         help: ArgumentHelp(
@@ -194,7 +209,8 @@ struct Train: ParsableCommand {
                 throw CompileFailure("error: mplc train needs a model file, or --resume RUN_DIR", exitCode: 2)
             }
             let (binary, recipe) = try trainer(
-                modelPath: model, pseudoLabels: pseudoLabels, feedback: feedback, ranks: ranks)
+                modelPath: model, pseudoLabels: pseudoLabels, feedback: feedback, runtimeFeedbackOff: true,
+                ranks: ranks)
             // The run directory keeps the model file, the recipe and the options it trained with (docs/RUNNER.md,
             // "Run directory"); the recipe overrides are recorded for --resume.
             try launch(
@@ -225,7 +241,7 @@ struct Train: ParsableCommand {
         // resumes with the --ranks it was started with, or the trainer refuses the checkpoint.
         let (binary, recipe) = try trainer(
             modelPath: recorded.modelFile, pseudoLabels: recorded.pseudoLabels, feedback: recorded.feedback,
-            ranks: ranks)
+            runtimeFeedbackOff: true, ranks: ranks)
         try launch(
             binary, launcher,
             ["train", "--resume", "--out", runDirectory] + runnerArguments
@@ -238,9 +254,10 @@ struct Train: ParsableCommand {
         try exec(launcher[0], Array(launcher.dropFirst()) + [binary] + arguments)
     }
 
-    /// The recipe overrides, passed to the trainer to be recorded in options.json (they are compiled in).
+    /// The recipe override --pseudo-labels, passed to the trainer to be recorded in options.json (it is compiled
+    /// in); --feedback goes to the trainer with the other options (runnerArguments), which records it too.
     var overrides: [String] {
-        (pseudoLabels.map { ["--pseudo-labels", $0] } ?? []) + (feedback.map { ["--feedback", $0] } ?? [])
+        pseudoLabels.map { ["--pseudo-labels", $0] } ?? []
     }
 
     var runnerArguments: [String] {
@@ -258,6 +275,9 @@ struct Train: ParsableCommand {
         add("--eval-every", evalEvery)
         add("--checkpoint-every", checkpointEvery)
         add("--mode", mode)
+        add("--teacher-objective", teacherObjective)
+        // The trainer checks it against the compiled step (a recompiled one always agrees) and applies `off`.
+        add("--feedback", feedback == "dot" ? "dot-product" : feedback)
         add("--finetune-steps", finetuneSteps)
         add("--teacher-cache", teacherCache)
         add("--ema-decay", emaDecay)
@@ -333,11 +353,13 @@ func mpirun(ranks: Int) throws -> [String] {
 /// The trainer `mplc-run` of a model, built once into .build-mplc (RunnerBuild.cachedBuild); says on stderr
 /// whether it was built or reused, and where.
 /// Also returns the resolved recipe, as `mplc check` prints it (overrides applied).
-func trainer(modelPath: String, pseudoLabels: String? = nil, feedback: String? = nil, ranks: Int = 1) throws
-    -> (binary: String, recipe: String)
-{
+func trainer(
+    modelPath: String, pseudoLabels: String? = nil, feedback: String? = nil, runtimeFeedbackOff: Bool = false,
+    ranks: Int = 1
+) throws -> (binary: String, recipe: String) {
     var model = try Compiler.load(path: modelPath).get()
-    try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
+    try RecipeOverrides.apply(
+        pseudoLabels: pseudoLabels, feedback: feedback, runtimeFeedbackOff: runtimeFeedbackOff, to: &model)
     let started = Date()
     let compiled = try Compiler.compile(
         model, regenerateCommand: "mplc train \(modelPath)" + (ranks == 1 ? "" : " --ranks \(ranks)"),

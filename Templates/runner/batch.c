@@ -88,7 +88,12 @@ void batch_fill_step(Trainer *T, long t, double lr_teacher, double lr_student, d
     for (int i = 0; i < LBL; i++) {
         uint32_t k = T->labeled[order_at(&T->order_l, (uint64_t)t * BL + (uint64_t)(gl + i))];
         Rng *r = row_rng(&step, &own, T->cfg.seed, RNG_AUGMENT_ROW_LABELED, t, BL, gl + i);
-        aug_weak(&T->aug, image(tr, k), x + (size_t)i * IMG_FLOATS, r);
+        /* The RandAugment teacher's supervised loss reads the strong view (and so does the updated student's
+         * labeled loss, which only the feedback uses). */
+        if (T->cfg.objective == OBJECTIVE_RANDAUGMENT)
+            aug_strong(&T->aug, image(tr, k), x + (size_t)i * IMG_FLOATS, T->img, r);
+        else
+            aug_weak(&T->aug, image(tr, k), x + (size_t)i * IMG_FLOATS, r);
         one_hot(y + (size_t)i * NUM_CLASSES, tr->y[k]);
         teacher_row(T, io, i, k);
     }

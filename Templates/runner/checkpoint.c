@@ -62,6 +62,8 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     if (T->init_from[0]) meta_set(m, "init_from", "%s", T->init_from);
     meta_set(m, "data", "%s", T->data_dir);
     meta_set(m, "mode", "%s", mode_name(T->cfg.mode));
+    meta_set(m, "teacher_objective", "%s", objective_name(T->cfg.objective));
+    meta_set(m, "feedback", "%s", feedback_name(T->cfg.feedback));
     meta_set(m, "seed", "%" PRIu64, T->cfg.seed);
     meta_set(m, "labels", "%ld", T->cfg.labels);
     meta_set(m, "steps", "%ld", T->cfg.steps);
@@ -484,6 +486,31 @@ static int adopt_teacher_cache(Trainer *T, const StMeta *m, const char *path, Er
     return 0;
 }
 
+/* --teacher-objective and --feedback: as adopt() for a name. Checkpoints written before they were recorded have
+ * neither: the command's values (the mode's combination unless given) apply, as they did then. */
+static int adopt_name(const StMeta *m, const char *path, const char *key, const char *flag, int given, int *value,
+                      const char *(*name)(int), int (*parse)(const char *, int *), Err *e) {
+    const char *stored = meta_get(m, key);
+    int v;
+    if (!stored) return 0;
+    if (parse(stored, &v) != 0) return err_set(e, "%s: metadata \"%s\" is '%s', not a value of %s", path, key, stored, flag);
+    if (given && v != *value)
+        return err_set(e, "%s was written with %s %s, but this command says %s %s (drop the flag or start a new run)",
+                       path, flag, stored, flag, name(*value));
+    *value = v;
+    return 0;
+}
+static const char *objective_name_int(int v) { return objective_name((Objective)v); }
+static const char *feedback_name_int(int v) { return feedback_name((Feedback)v); }
+static int objective_parse_int(const char *s, int *v) {
+    Objective o;
+    return objective_parse(s, &o) != 0 ? -1 : (*v = (int)o, 0);
+}
+static int feedback_parse_int(const char *s, int *v) {
+    Feedback f;
+    return feedback_parse(s, &f) != 0 ? -1 : (*v = (int)f, 0);
+}
+
 int checkpoint_data_dir(Trainer *T, Err *e) {
     StMeta *m = xmalloc(sizeof *m);
     int has_ema, rc = checkpoint_load(T, m, &has_ema, e) != 0 || adopt_data_dir(T, m, T->ckpt_path, e) != 0 ||
@@ -535,6 +562,13 @@ int checkpoint_resume(Trainer *T, Err *e) {
         adopt(m, path, "eval_every", "--eval-every", c->given_eval, 1, &c->eval_every, e) ||
         adopt(m, path, "checkpoint_every", "--checkpoint-every", c->given_checkpoint, 1, &c->checkpoint_every, e))
         goto done;
+    int objective = (int)c->objective, feedback = (int)c->feedback;
+    if (adopt_name(m, path, "teacher_objective", "--teacher-objective", c->given_objective, &objective,
+                   objective_name_int, objective_parse_int, e) ||
+        adopt_name(m, path, "feedback", "--feedback", c->given_feedback, &feedback, feedback_name_int,
+                   feedback_parse_int, e))
+        goto done;
+    c->objective = (Objective)objective, c->feedback = (Feedback)feedback;
     /* The global step (main + finetune) must be a long. */
     if (c->steps > LONG_MAX - c->finetune_steps) {
         err_set(e, "%s: %ld steps and %ld finetuning steps overflow a step counter", path, c->steps, c->finetune_steps);

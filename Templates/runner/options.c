@@ -63,7 +63,7 @@ int run_options_write(const Trainer *T, Err *e) {
     write_string(fp, "teacher_cache", T->cache.rows ? T->cache.path : NULL);
     write_string(fp, "init_from", T->init_from[0] ? T->init_from : NULL);
     write_string(fp, "pseudo_labels", c->pseudo_labels);
-    write_string(fp, "feedback", c->feedback);
+    write_string(fp, "feedback", c->feedback_text);
     fprintf(fp, "\n}\n");
     return atomic_commit(&out, e);
 }
@@ -221,8 +221,8 @@ static int adopt_all(Trainer *T, const Reader *r, Err *e) {
     if (member(r, "init_from", JSON_STRING, 1, &v, e) != 0) return -1;
     return adopt_string(r, "pseudo_labels", "--pseudo-labels", c->pseudo_labels, T->opt_pseudo_labels,
                         sizeof T->opt_pseudo_labels, &c->pseudo_labels, e) ||
-                   adopt_string(r, "feedback", "--feedback", c->feedback, T->opt_feedback, sizeof T->opt_feedback,
-                                &c->feedback, e)
+                   adopt_string(r, "feedback", "--feedback", c->feedback_text, T->opt_feedback, sizeof T->opt_feedback,
+                                &c->feedback_text, e)
                ? -1
                : 0;
 }

@@ -237,10 +237,19 @@ void progress_draw(Trainer *T, const TensorTable *outs, long phase_total, int fi
 #define FIELD(group, priority, ...) \
     (snprintf(text[n], sizeof text[n], __VA_ARGS__), f[n] = (ProgressField){text[n], group, priority}, n++)
     FIELD(0, P_STEP, "[%s] %ld/%ld", phase_name(T->cfg.mode, T->rs.phase), T->rs.step, phase_total);
-    /* The gradient norms stay in metrics.jsonl: the line keeps what reads at a glance (h, the cosine, h > 0). */
-    for (int i = 0; i < outs->count && T->rs.sum_n > 0; i++)
+    /* The gradient norms stay in metrics.jsonl: the line keeps what reads at a glance (h, the cosine, h > 0), and
+     * the teacher's gradient part by part in one field, the first to go when the line is too wide. */
+    static const char *const PARTS[3] = {"teacher_grad_sup_norm", "teacher_grad_uda_norm", "teacher_grad_feedback_norm"};
+    int part[3] = {-1, -1, -1};
+    for (int i = 0; i < outs->count && T->rs.sum_n > 0; i++) {
         if (!strstr(outs->items[i].name, "_norm"))
             FIELD(0, P_OUTPUT, "%s %.4g", outs->items[i].name, T->rs.sums[i] / (double)T->rs.sum_n);
+        for (int k = 0; k < 3; k++)
+            if (strcmp(outs->items[i].name, PARTS[k]) == 0) part[k] = i;
+    }
+    if (part[0] >= 0 && part[1] >= 0 && part[2] >= 0)
+        FIELD(0, P_OUTPUT, "|g_T| sup %.2g uda %.2g fb %.2g", T->rs.sums[part[0]] / (double)T->rs.sum_n,
+              T->rs.sums[part[1]] / (double)T->rs.sum_n, T->rs.sums[part[2]] / (double)T->rs.sum_n);
     if (T->rs.acc_last[0] >= 0) {
         char ema[32] = "";
         if (T->rs.acc_ema_last >= 0)
@@ -290,6 +299,8 @@ static void write_compiled_recipe(FILE *fp) {
     json_write_string(fp, MPLC_PSEUDO_LABELS);
     fputs(",\n    \"MPLC_FEEDBACK\": ", fp);
     json_write_string(fp, MPLC_FEEDBACK);
+    fputs(",\n    \"MPLC_TEACHER_OBJECTIVE\": ", fp);
+    json_write_string(fp, MPLC_TEACHER_OBJECTIVE);
     fputs("\n", fp);
 }
 
@@ -326,6 +337,9 @@ int summary_write(Trainer *T, double wall, Err *e) {
                 "  \"finetune_steps\": %ld,\n  \"test_examples\": %zu,\n",
             mode_name(T->cfg.mode), (unsigned long long)T->cfg.seed, T->cfg.labels, T->cfg.steps,
             T->cfg.finetune_steps, n);
+    if (T->cfg.mode != MODE_SUPERVISED)
+        fprintf(fp, "  \"teacher_objective\": \"%s\",\n  \"feedback\": \"%s\",\n", objective_name(T->cfg.objective),
+                feedback_name(T->cfg.feedback));
     fputs("  \"data\": ", fp);
     json_write_string(fp, T->cfg.data_dir);
     fprintf(fp, ",\n  \"data_format\": \"%s\",\n  \"flip\": %s", T->data.format, T->cfg.flip ? "true" : "false");

@@ -185,8 +185,8 @@ static void run_main_phase(Trainer *T) {
         } else {
             T->lr_teacher = sched_lr_teacher(t, total);
             T->lr_student = sched_lr_student(t, total, MPLC_STUDENT_WAIT_STEPS);
-            T->uda_weight = sched_uda_weight(t);
-            batch_fill_step(T, t, T->lr_teacher, T->lr_student, T->uda_weight, T->cfg.mode == MODE_MPL ? 1.0 : 0.0);
+            T->uda_weight = T->cfg.objective == OBJECTIVE_UDA ? sched_uda_weight(t) : 0.0;
+            batch_fill_step(T, t, T->lr_teacher, T->lr_student, T->uda_weight, T->cfg.feedback != FEEDBACK_OFF);
             mplc_step(T->state, T->step_io, T->scratch);
             io = T->step_io;
         }

@@ -19,6 +19,8 @@ typedef struct {
     const char *data_dir;
     char out_dir[PATH_CAP];
     Mode mode;
+    Objective objective; /* the teacher's objective and feedback (mode mpl and uda); main.c resolves them */
+    Feedback feedback;
     uint64_t seed;
     long labels, steps, finetune_steps, eval_every, checkpoint_every;
     long stop_at; /* stop (after a checkpoint) once this many steps of main + finetune are done; 0 = never */
@@ -28,9 +30,10 @@ typedef struct {
     /* --model-file, --recipe (given by mplc train): the model file and its resolved recipe, copied into the run
      * directory as <model name>.swiftdsl and recipe.txt; NULL none */
     const char *model_file, *recipe;
-    /* --pseudo-labels, --feedback (given by mplc train): the recipe overrides the runner was compiled with, recorded
-     * in options.json so that `mplc train --resume RUN_DIR` compiles the same model again; NULL none */
-    const char *pseudo_labels, *feedback;
+    /* --pseudo-labels and the --feedback text (given by mplc train): the recipe overrides the runner was compiled
+     * with, recorded in options.json so that `mplc train --resume RUN_DIR` compiles the same model again; NULL none.
+     * (--feedback is also the run-time choice `feedback` above, which main.c parses from the same text.) */
+    const char *pseudo_labels, *feedback_text;
     /* --validation: labeled examples held out (class-balanced) for monitoring, best.safetensors and --patience
      * (evaluations without a better validation accuracy before the main phase stops); 0 none */
     long validation, patience;
@@ -40,7 +43,7 @@ typedef struct {
     int flip; /* random horizontal flips: 1 on, 0 off, -1 auto (on for CIFAR-10), resolved once the data is loaded */
     /* Which settings came from the command line: on --resume they must agree with the checkpoint. */
     int given_data, given_labels, given_steps, given_finetune, given_eval, given_checkpoint, given_ema_decay, given_flip;
-    int given_validation, given_patience, given_mode, given_seed, given_threads;
+    int given_validation, given_patience, given_mode, given_seed, given_threads, given_objective, given_feedback;
 } TrainConfig;
 
 /* A seeded data order: epoch e of a set of n items is a Fisher-Yates permutation drawn from

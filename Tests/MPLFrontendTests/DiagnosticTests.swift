@@ -150,7 +150,7 @@ import Testing
             """
         #expect(
             diagnose(source) == """
-                bad.swiftdsl:5:5: error: unknown setting `learningRate`; settings are labeledBatch, unlabeledRatio, pseudoLabels, feedback, uda, labelSmoothing, teacherOptimizer, studentOptimizer, studentWaitSteps, steps, finetune, emaDecay, initialization, evalBatch, seed or teacherInput [E003]
+                bad.swiftdsl:5:5: error: unknown setting `learningRate`; settings are labeledBatch, unlabeledRatio, pseudoLabels, feedback, teacherObjective, uda, labelSmoothing, teacherOptimizer, studentOptimizer, studentWaitSteps, steps, finetune, emaDecay, initialization, evalBatch, seed or teacherInput [E003]
                     learningRate(0.1)
                     ^
                 bad.swiftdsl:6:5: error: unknown setting `stepz`; did you mean `steps`? [E003]
@@ -248,7 +248,7 @@ import Testing
                 bad.swiftdsl:4:11: error: Dense units must be an integer; got `1.5` [E005]
                     Dense(1.5)
                           ^
-                bad.swiftdsl:8:14: error: feedback must be .dotProduct or .lossDifference; got `.dot` [E005]
+                bad.swiftdsl:8:14: error: feedback must be .off, .dotProduct or .lossDifference; got `.dot` [E005]
                     feedback(.dot)
                              ^
                 bad.swiftdsl:9:36: error: teacherOptimizer nesterov must be true or false; got `1` [E005]

@@ -78,17 +78,17 @@ import Testing
         ] {
             #expect(lines.contains(expected), "\(expected) not in \(lines)")
         }
-        #expect(lines.count == 32)  // every setting of docs/DSL.md's table, labeled arguments one by one
+        #expect(lines.count == 33)  // every setting of docs/DSL.md's table, labeled arguments one by one
         #expect(
             lines.prefix(8).joined(separator: "\n") == """
                 labeledBatch 32
                 unlabeledRatio 4
                 pseudoLabels .hard(.argmax) (default)
                 feedback .dotProduct (default)
+                teacherObjective .uda (default)
                 uda.temperature 0.7 (default)
                 uda.threshold 0.6 (default)
                 uda.weight 1.0
-                uda.rampSteps 500
                 """)
         #expect(Recipe().resolvedLines.contains("studentWaitSteps 3000 (default)"))
         #expect(Recipe().resolvedLines.allSatisfy { $0.hasSuffix(" (default)") })

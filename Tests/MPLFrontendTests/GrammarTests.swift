@@ -64,6 +64,7 @@ import Testing
                 labelSmoothing(0)
                 uda(temperature: 2, threshold: 1, weight: 0, rampSteps: 0)
                 feedback(.lossDifference)
+                teacherObjective(.randAugment)
                 pseudoLabels(.soft(temperature: 0.5))
                 unlabeledRatio(1)
                 labeledBatch(1)
@@ -83,6 +84,7 @@ import Testing
         #expect(recipe.studentOptimizer == student)
         #expect(recipe.teacherOptimizer == Optimizer())
         #expect(recipe.labelSmoothing == 0 && recipe.feedback == .lossDifference)
+        #expect(recipe.teacherObjective == .randAugment)
         #expect(
             recipe.uda.temperature == 2 && recipe.uda.threshold == 1 && recipe.uda.weight == 0
                 && recipe.uda.rampSteps == 0)
@@ -98,6 +100,42 @@ import Testing
         finetune.batch = 32
         #expect(recipe.uda == uda)
         #expect(recipe.finetune == finetune)
+    }
+
+    @Test(arguments: [
+        ("teacherObjective(.supervised)", TeacherObjective.supervised, Feedback.dotProduct),
+        ("teacherObjective(.randAugment)\n feedback(.off)", .randAugment, .off),
+        ("teacherObjective(.uda)\n feedback(.lossDifference)", .uda, .lossDifference),
+        ("", .uda, .dotProduct),
+    ])
+    func ablationAxes(settings: String, objective: TeacherObjective, feedback: Feedback) throws {
+        let recipe = try #require(parsedModel(smallModel(settings: settings))).recipe
+        #expect(recipe.teacherObjective == objective && recipe.feedback == feedback)
+    }
+
+    @Test func randAugmentNeedsATeacherThatReadsImages() {
+        let source = """
+            let input = Image(channels: 1, height: 28, width: 28)
+            let classes = 10
+            let small = Sequential { Dense(10) }
+            let student = Sequential {
+                Flatten()
+                Dense(10)
+            }
+            let mpl = MPL(teacher: small, student: student) {
+                teacherInput(.cachedPredictions)
+                teacherObjective(.randAugment)
+                teacherObjective(.supervised)
+            }
+            """
+        #expect(diagnose(source).contains("bad.swiftdsl:11:5: error: `teacherObjective` is already set at line 10"))
+        let one = source.replacingOccurrences(of: "\n    teacherObjective(.supervised)", with: "")
+        #expect(
+            diagnose(one).contains(
+                "bad.swiftdsl:10:5: error: teacherObjective(.randAugment) needs a teacher that reads images; with "
+                    + "teacherInput(.cachedPredictions) it reads one cached distribution per image"),
+            "\(diagnose(one))")
+        #expect(diagnose(one.replacingOccurrences(of: ".randAugment", with: ".supervised")) == "")
     }
 
     @Test(arguments: [

@@ -32,7 +32,10 @@ struct FeedbackDiagnosticsTests {
         var steps = 0.0
         for line in lines {
             let value = { (key: String) -> Double in (line[key] as? Double) ?? .nan }
-            for key in ["h", "g_l_norm", "g_u_norm", "cos_g_l_g_u", "h_positive"] {
+            for key in [
+                "h", "g_l_norm", "g_u_norm", "cos_g_l_g_u", "h_positive", "teacher_grad_sup_norm",
+                "teacher_grad_uda_norm", "teacher_grad_feedback_norm",
+            ] {
                 #expect(value(key).isFinite, "\(key) in \(line)")
             }
             #expect(value("g_l_norm") > 0 && value("g_u_norm") > 0, "\(line)")
@@ -54,6 +57,17 @@ struct FeedbackDiagnosticsTests {
             "summary \(meanH), lines \(weightedH / steps)")
         #expect(fraction > 0 && fraction < 1, "the student's step sometimes helps, sometimes not: \(fraction)")
         #expect(abs(try #require(means["cos_g_l_g_u"])) <= 1)
+        // The teacher's gradient part by part: two_moons has no UDA (weight 0), a supervised and a feedback part.
+        #expect(try #require(means["teacher_grad_sup_norm"]) > 0 && means["teacher_grad_feedback_norm"]! > 0)
+        #expect(means["teacher_grad_uda_norm"] == 0)
+        let report = try run([mplcBinary, "report", work + "/whole", "--no-eval", "-o", work + "/report.html"])
+        #expect(report.status == 0, "\(report.output)")
+        let html = try String(contentsOfFile: work + "/report.html", encoding: .utf8)
+        #expect(html.contains("teacher gradient norm, feedback (main-phase mean)</td><td>"))
+        #expect(html.contains("teacher's gradient parts, log10 of the norm"))
+        // The progress line (one per 5 % when stderr is not a terminal) has the three parts.
+        let loud = try run(Array(settings.dropLast()) + ["--out", work + "/loud"])
+        #expect(loud.output.contains("|g_T| sup "), "\(loud.output.prefix(600))")
 
         // The means are kept in the checkpoint: a run stopped in the main phase and resumed reports the same.
         #expect(try run(settings + ["--out", work + "/split", "--stop-at", "150"]).status == 0)

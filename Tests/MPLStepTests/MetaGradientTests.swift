@@ -319,6 +319,81 @@ struct MetaGradientTests {
             }
         }
     }
+
+    @Test(
+        "The teacher's gradient is the sum of its supervised, UDA and feedback parts; each part's norm is its own gradient's",
+        arguments: [
+            TinyModels.mlp(.hardArgmax), TinyModels.mlp(.hardArgmax, feedback: .lossDifference),
+            TinyModels.mlp(.soft(temperature: 1.5)), TinyModels.cnn(.hardArgmax), TinyModels.residual(.soft(temperature: 1)),
+            TinyModels.reduced(.hardArgmax),
+        ])
+    func teacherGradientParts(model: Model) throws {
+        var model = model
+        var plain = SGD()
+        (plain.momentum, plain.nesterov, plain.weightDecay) = (0, false, 0)
+        model.recipe.teacherOptimizer.rule = .sgd(plain)
+        let builder = StepBuilder(model: model)
+        let step = builder.mplStep()
+        let (lr, weight) = (0.5, 0.7)
+        for seed: UInt64 in [1, 2] {
+            let env = TinyModels.inputs(
+                for: step, seed: seed,
+                scalars: ["lr_teacher": lr, "lr_student": 0.3, "uda_weight": weight, "feedback_scale": 1])
+            // The gradient a plain SGD step applied, (θ_T − θ'_T)/lr, with the UDA weight and feedback scale given.
+            func applied(_ uda: Double, _ feedback: Double) throws -> (gradient: [Double], out: [String: [Double]]) {
+                var e = env
+                (e["uda_weight"], e["feedback_scale"]) = ([uda], [feedback])
+                let out = try Interpreter.results(step.graph, inputs: e)
+                let gradient = builder.teacher.infos.flatMap { info in
+                    zip(env[info.name]!, out[info.name]!).map { ($0 - $1) / lr }
+                }
+                return (gradient, out)
+            }
+            let (total, out) = try applied(weight, 1)
+            let supervised = try applied(0, 0).gradient
+            let withUDA = try applied(weight, 0).gradient
+            let uda = zip(withUDA, supervised).map(-)
+            let feedback = zip(total, withUDA).map(-)
+            func norm(_ v: [Double]) -> Double { v.map { $0 * $0 }.reduce(0, +).squareRoot() }
+            for (name, part) in [
+                ("teacher_grad_sup_norm", supervised), ("teacher_grad_uda_norm", uda),
+                ("teacher_grad_feedback_norm", feedback),
+            ] {
+                let logged = try #require(out[name]?.first, "\(name) is a step output")
+                #expect(
+                    abs(logged - norm(part)) <= 1e-9 * max(norm(part), 1e-12),
+                    "\(model.name) seed \(seed): \(name) \(logged), applied part \(norm(part))")
+            }
+            #expect(norm(supervised) > 1e-6 && norm(feedback) > 1e-9)
+            #expect(model.recipe.teacherInput == .cachedPredictions ? norm(uda) == 0 : norm(uda) > 1e-6)
+            // Parts against finite differences of their own loss along a random direction of θ_T: the supervised
+            // loss and (soft labels, exact meta-gradient) the updated student's labeled loss. (The UDA loss's targets
+            // are under stopGradient, which finite differences cannot hold still; its part is checked above against
+            // the update that the UDA weight adds.)
+            var rng = SplitMix64(seed: seed + 200)
+            let direction = builder.teacher.infos.map { rng.vector($0.shape.count) }
+            func derivative(_ output: String) throws -> Double {
+                func at(_ s: Double) throws -> Double {
+                    var e = env
+                    for (info, d) in zip(builder.teacher.infos, direction) {
+                        e[info.name] = zip(env[info.name]!, d).map { $0 + s * $1 }
+                    }
+                    return try Interpreter.results(step.graph, inputs: e)[output]![0]
+                }
+                return (try at(1e-5) - at(-1e-5)) / 2e-5
+            }
+            func along(_ part: [Double]) -> Double { zip(part, direction.flatMap { $0 }).map(*).reduce(0, +) }
+            var checks = [(along(supervised), try derivative("loss_sup"), "supervised")]
+            if case .soft = model.recipe.pseudoLabels {
+                checks.append((along(feedback), try derivative("loss_student_l"), "feedback"))
+            }
+            for (analytic, numeric, part) in checks {
+                #expect(
+                    abs(analytic - numeric) <= 1e-6 * max(abs(numeric), 1e-9),
+                    "\(model.name) seed \(seed), \(part) part: \(analytic), finite differences \(numeric)")
+            }
+        }
+    }
 }
 
 @Suite("Optimisers: each rule's update, in Double")

@@ -224,7 +224,8 @@ def dropout_inputs(spec: Spec) -> dict[str, tuple]:
 
 
 OUTPUT_NAMES = ("loss_sup", "loss_uda", "mask_rate", "loss_student_u", "loss_student_l", "h", "g_l_norm", "g_u_norm",
-                "cos_g_l_g_u", "h_positive")
+                "cos_g_l_g_u", "h_positive", "teacher_grad_sup_norm", "teacher_grad_uda_norm",
+                "teacher_grad_feedback_norm")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -370,6 +370,12 @@ def _diagnostics(g_l: dict, g_u: dict, h) -> dict:
     return dict(g_l_norm=norm_l, g_u_norm=norm_u, cos_g_l_g_u=cosine, h_positive=(h > 0).astype(norm_l.dtype))
 
 
+def _part_cotangents(parts: Callable, z) -> list:
+    """dJ_k/dz of each part J_k of the teacher's objective (supervised, weighted UDA, scaled feedback), so that the
+    teacher's VJP of each gives its part of g_T (the step outputs teacher_grad_*_norm)."""
+    return [jax.grad(lambda *zz, k=k: parts(*zz)[k], argnums=(0, 1, 2))(*z) for k in range(3)]
+
+
 def _soft_step(c: _Ctx, z, sp: dict, sm: dict):
     """Teacher objective as a function of its logits z = (z_l, z_uw, z_us):
     loss_sup + lambda*loss_uda + f*loss_student_l(theta'_S(z_us)). Returns (dJ/dz, new student, outputs)."""
@@ -383,7 +389,11 @@ def _soft_step(c: _Ctx, z, sp: dict, sm: dict):
     loss_sup, loss_uda, mask_rate, loss_l, (loss_u, g_u, new_sp, new_sm) = aux
     g_l = jax.grad(_student_loss_l, argnums=1)(c, new_sp)
     h = _eta_eff(c) * tree_vdot(g_l, g_u)
-    return dz, new_sp, new_sm, dict(loss_sup=loss_sup, loss_uda=loss_uda, mask_rate=mask_rate,
+
+    def parts(z_l, z_uw, z_us):
+        loss_sup, loss_uda, _ = _teacher_losses(c, z_l, z_uw, z_us)
+        return loss_sup, c.uda_weight * loss_uda, c.feedback_scale * _unrolled_from_logits(c, z_us, sp, sm)[0]
+    return dz, _part_cotangents(parts, z), new_sp, new_sm, dict(loss_sup=loss_sup, loss_uda=loss_uda, mask_rate=mask_rate,
                                     loss_student_u=loss_u, loss_student_l=loss_l, h=h, **_diagnostics(g_l, g_u, h))
 
 
@@ -406,7 +416,11 @@ def _hard_step(c: _Ctx, z, sp: dict, sm: dict):
         return j, (loss_sup, loss_uda, mask_rate)
 
     (_, (loss_sup, loss_uda, mask_rate)), dz = jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True)(*z)
-    return dz, new_sp, new_sm, dict(loss_sup=loss_sup, loss_uda=loss_uda, mask_rate=mask_rate,
+
+    def parts(z_l, z_uw, z_us):
+        loss_sup, loss_uda, _ = _teacher_losses(c, z_l, z_uw, z_us)
+        return loss_sup, c.uda_weight * loss_uda, c.feedback_scale * h * cross_entropy(yhat, z_us)
+    return dz, _part_cotangents(parts, z), new_sp, new_sm, dict(loss_sup=loss_sup, loss_uda=loss_uda, mask_rate=mask_rate,
                                     loss_student_u=loss_u, loss_student_l=loss_l, h=h, **_diagnostics(g_l, g_u, h))
 
 
@@ -422,8 +436,12 @@ def mpl_step(state: dict, batch: dict, spec: Spec):
     c = _context(spec, batch, dtype)
     z, teacher_vjp = jax.vjp(lambda p: _teacher_logits(c, p), tp)
     step = _soft_step if spec.recipe.pseudo_labels == "soft" else _hard_step
-    dz, new_sp, new_sm, outputs = step(c, z, sp, sm)
+    dz, dz_parts, new_sp, new_sm, outputs = step(c, z, sp, sm)
     (g_t,) = teacher_vjp(dz)
+    # The three parts each through the teacher's VJP; g_t above is the VJP of their sum, as one pass.
+    for name, d in zip(("teacher_grad_sup_norm", "teacher_grad_uda_norm", "teacher_grad_feedback_norm"), dz_parts):
+        (g,) = teacher_vjp(d)
+        outputs[name] = jnp.sqrt(tree_vdot(g, g))
     new_tp, new_tm = sgd_update(tp, tm, g_t, c.lr_teacher, spec.recipe.teacher)
     return join_state(new_tp, new_sp, new_tm, new_sm), outputs
 

@@ -211,6 +211,29 @@ def test_hard_teacher_gradient_matches_finite_differences():
         assert rel(M.tree_vdot(g_extra, d), fd) < 1e-6
 
 
+@pytest.mark.parametrize("pseudo", ["hard-argmax", "soft"])
+def test_teacher_gradient_parts(pseudo):
+    """teacher_grad_*_norm are the norms of the parts of g_T: the supervised part against jax.grad of loss_sup
+    alone, the UDA and feedback parts against the updates that switching on the UDA weight and the feedback
+    scale add to the step's teacher."""
+    raw = spec_with(pseudo_labels=pseudo, feedback="dot-product", uda_threshold=0.6)
+    spec, state, batch = example(raw, 7, scalars=(0.3, 0.4, 0.7, 1.0))
+    tp = M.split_state(state)[0]
+    c = M.make_context(spec, batch)
+    lam, f, lr_t = 0.7, 2.5, 1.0
+    factor = lr_t * spec.recipe.teacher.step_factor
+    full, out = teacher_gradient_from_step(spec, state, batch, lr_t, uda_weight=lam, feedback_scale=f)
+    no_feedback, _ = teacher_gradient_from_step(spec, state, batch, lr_t, uda_weight=lam, feedback_scale=0.0)
+    alone, _ = teacher_gradient_from_step(spec, state, batch, lr_t, uda_weight=0.0, feedback_scale=0.0)
+    norm = lambda g: float(jnp.sqrt(M.tree_vdot(g, g)))
+    uda = {k: (alone[k] - no_feedback[k]) / factor for k in tp}
+    feedback = {k: (no_feedback[k] - full[k]) / factor for k in tp}
+    sup = jax.grad(lambda t: M._teacher_losses(c, *M._teacher_logits(c, t))[0])(tp)
+    for name, part in [("sup", sup), ("uda", uda), ("feedback", feedback)]:
+        assert norm(part) > 1e-8, name
+        assert rel(float(out[f"teacher_grad_{name}_norm"]), norm(part)) < 1e-6, name
+
+
 def test_hard_sampled_labels_follow_the_inverse_cdf():
     z = jnp.asarray(np.random.default_rng(0).standard_normal((50, 4)))
     u = jnp.asarray(np.concatenate([np.random.default_rng(1).uniform(size=49), [1.0]]))

@@ -178,6 +178,50 @@ for mode in uda supervised; do
     fi
 done
 
+# ---------------------------------------------------------------- teacher objective and feedback (docs/RUNNER.md)
+TF=(train --data "$FAST" --steps 40 --finetune-steps 0 --labels 100 --quiet)
+for v in "uda --mode uda" "off --feedback off" "dot --feedback dot" "sup --teacher-objective supervised --feedback off" \
+    "ra --teacher-objective randaugment --feedback off"; do
+    set -- $v
+    name=$1
+    shift
+    "$RUN" "${TF[@]}" "$@" --out "$WORK/tf-$name" >/dev/null 2>"$WORK/tf-$name.err" || fail "teacher: run $*" "$(cat "$WORK/tf-$name.err")"
+done
+if "$T" st-equal "$WORK/tf-uda/checkpoint.safetensors" "$WORK/tf-off/checkpoint.safetensors"; then
+    pass "--feedback off trains exactly as --mode uda (the teacher's update is the UDA-only teacher's)"
+else fail "--feedback off differs from --mode uda"; fi
+if ! "$T" st-equal "$WORK/tf-dot/checkpoint.safetensors" "$WORK/tf-off/checkpoint.safetensors" 2>/dev/null &&
+    ! "$T" st-equal "$WORK/tf-sup/checkpoint.safetensors" "$WORK/tf-off/checkpoint.safetensors" 2>/dev/null &&
+    ! "$T" st-equal "$WORK/tf-ra/checkpoint.safetensors" "$WORK/tf-sup/checkpoint.safetensors" 2>/dev/null; then
+    pass "the dot feedback, the supervised objective and randaugment each change the trained weights"
+else fail "a teacher objective or feedback changed nothing"; fi
+if ! grep '"mean_over_steps"' "$WORK/tf-sup/metrics.jsonl" | grep -qv '"uda_weight":0[,}]' &&
+    grep '"mean_over_steps"' "$WORK/tf-off/metrics.jsonl" | grep -qv '"uda_weight":0[,}]'; then
+    pass "--teacher-objective supervised: UDA weight 0 in every step (uda: not)"
+else fail "--teacher-objective supervised: a step with a UDA weight" "$(head -3 "$WORK/tf-sup/metrics.jsonl")"; fi
+if grep -q '"teacher_objective": "randaugment",' "$WORK/tf-ra/summary.json" && grep -q '"feedback": "off",' "$WORK/tf-ra/summary.json" &&
+    grep -q '"feedback": "dot-product",' "$WORK/tf-dot/summary.json" && [ "$("$T" st-meta "$WORK/tf-ra/checkpoint.safetensors" teacher_objective)" = randaugment ]; then
+    pass "summary.json and the checkpoint record the teacher objective and feedback"
+else fail "teacher objective/feedback not recorded" "$(head -12 "$WORK/tf-ra/summary.json")"; fi
+expect "--feedback loss-difference on a dot-product step: refused, says how to compile it" 2 \
+    'step computes dot-product feedback .*mplc train --feedback loss-difference' -- "$RUN" "${TF[@]}" --feedback loss-difference --out "$WORK/tf-x"
+expect "--feedback soft on a hard-label step: refused" 2 'step computes dot-product feedback' -- \
+    "$RUN" "${TF[@]}" --feedback soft --out "$WORK/tf-x"
+expect "--mode uda with --feedback dot: refused" 2 '--mode uda is --teacher-objective uda --feedback off' -- \
+    "$RUN" "${TF[@]}" --mode uda --feedback dot --out "$WORK/tf-x"
+expect "--mode supervised with --teacher-objective: refused" 2 'trains the student alone' -- \
+    "$RUN" "${TF[@]}" --mode supervised --teacher-objective uda --out "$WORK/tf-x"
+expect "--teacher-objective bogus: refused" 2 "must be supervised, randaugment or uda, got 'bogus'" -- \
+    "$RUN" "${TF[@]}" --teacher-objective bogus --out "$WORK/tf-x"
+"$RUN" "${TF[@]}" --teacher-objective randaugment --feedback off --out "$WORK/tf-rs" --stop-at 20 >/dev/null 2>&1
+expect "--resume adopts the checkpoint's teacher objective; a different one is refused" 1 \
+    'written with --teacher-objective randaugment, but this command says --teacher-objective uda' -- \
+    "$RUN" train --data "$FAST" --quiet --resume --out "$WORK/tf-rs" --teacher-objective uda
+if "$RUN" train --data "$FAST" --quiet --resume --out "$WORK/tf-rs" >/dev/null 2>&1 &&
+    "$T" st-equal "$WORK/tf-ra/checkpoint.safetensors" "$WORK/tf-rs/checkpoint.safetensors"; then
+    pass "--resume without the flags continues a randaugment run exactly"
+else fail "randaugment run resumed differs"; fi
+
 # ---------------------------------------------------------------- resume is bit-exact
 FLAGS=(train --data "$FAST" --steps 60 --finetune-steps 20 --labels 100 --eval-every 15 --checkpoint-every 7 --quiet)
 "$RUN" "${FLAGS[@]}" --out "$WORK/full" >/dev/null 2>&1 || fail "resume: uninterrupted run"

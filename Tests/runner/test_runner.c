@@ -993,6 +993,67 @@ static void test_fake_model(void) {
     free(before);
 }
 
+/* --teacher-objective: the labeled rows of a step's x, which the teacher's supervised loss reads, are the weak view
+ * of the labeled images, or with randaugment their strong view (then the unlabeled views draw later numbers of the
+ * step's stream, so they differ too, as any other augmentation draw would). */
+static void test_teacher_views(void) {
+    current = "teacher objective views";
+    enum { N = 40, BL = MPLC_BATCH_LABELED, BU = MPLC_BATCH_UNLABELED, D = MPLC_INPUT_SIZE };
+    static const float LO = -1.0f, HI = 2.0f, MEAN = 0.0f;
+    Trainer *T = xcalloc(1, sizeof *T);
+    Err e;
+    CHECK(locate_inputs(&T->in, &T->sup, &e) == 0, "locate_inputs: %s", e.msg);
+    float *pixels = xcalloc((size_t)N * D, sizeof(float)), *want = xcalloc(D, sizeof(float));
+    int32_t labels[N];
+    uint32_t labeled[N];
+    Rng r;
+    rng_init(&r, 7, 1, 1);
+    for (size_t i = 0; i < (size_t)N * D; i++) pixels[i] = LO + (HI - LO) * (float)rng_double(&r);
+    for (int i = 0; i < N; i++) labels[i] = i % MPLC_CLASSES, labeled[i] = (uint32_t)(N - 1 - i);
+    T->data.train = (DataSplit){.n = N, .x = pixels, .y = labels};
+    T->unl = &T->data.train;
+    T->labeled = labeled;
+    T->n_labeled = N;
+    T->aug = (AugSpec){MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, &LO, &HI, &MEAN, AUG_WEAK_SHIFT, 0};
+    T->cfg.seed = 3;
+    order_init(&T->order_l, N, 3, RNG_ORDER_LABELED);
+    order_init(&T->order_u, N, 3, RNG_ORDER_UNLABELED);
+    T->step_io = xcalloc(MPLC_STEP_IO_FLOATS, sizeof(float));
+    T->img = xcalloc(2 * (size_t)D, sizeof(float));
+    float *views[2];
+    const Objective objectives[2] = {OBJECTIVE_SUPERVISED, OBJECTIVE_RANDAUGMENT};
+    const long t = 5;
+    for (int o = 0; o < 2; o++) {
+        T->cfg.objective = objectives[o];
+        batch_fill_step(T, t, 0, 0, 0, 0);
+        const float *x = T->step_io + T->in.x->offset;
+        views[o] = xmalloc(sizeof(float) * (size_t)(BL + 2 * BU) * D);
+        memcpy(views[o], x, sizeof(float) * (size_t)(BL + 2 * BU) * D);
+        /* The views batch.c draws, in its order, from the step's augmentation stream. */
+        rng_init(&r, 3, RNG_AUGMENT, (uint64_t)t);
+        int same = 1;
+        for (int i = 0; i < BL; i++) {
+            uint32_t k = labeled[order_at(&T->order_l, (uint64_t)t * BL + (uint64_t)i)];
+            if (objectives[o] == OBJECTIVE_RANDAUGMENT) aug_strong(&T->aug, pixels + (size_t)k * D, want, T->img, &r);
+            else aug_weak(&T->aug, pixels + (size_t)k * D, want, &r);
+            same &= memcmp(want, x + (size_t)i * D, sizeof(float) * D) == 0;
+        }
+        CHECK(same, "--teacher-objective %s: the labeled rows are not the %s view", objective_name(objectives[o]),
+              o ? "strong" : "weak");
+    }
+    size_t rows = (size_t)BL * D;
+    CHECK(memcmp(views[0], views[1], sizeof(float) * rows) != 0, "randaugment did not change the labeled rows");
+    free(views[0]);
+    free(views[1]);
+    order_free(&T->order_l);
+    order_free(&T->order_u);
+    free(T->step_io);
+    free(T->img);
+    free(pixels);
+    free(want);
+    free(T);
+}
+
 /* ---------------------------------------------------------------- helpers for run_tests.sh */
 
 /* Replay batches: step 0 with int64 labels and a dropout mask file, step 1 with int32 labels and no mask
@@ -1481,10 +1542,10 @@ int main(int argc, char **argv) {
         void (*tests[])(void) = {test_rng,         test_order,  test_schedule, test_progress, test_idx,
                                  test_npy,         test_json,   test_safetensors, test_checkpoint_integrity,
                                  test_recipe_identity, test_init, test_augment, test_dataset, test_data_budget,
-                                 test_fake_model};
+                                 test_fake_model, test_teacher_views};
         const char *names[] = {"rng",  "order",   "schedule", "progress", "idx",     "npy",          "json",
                                "safetensors", "checkpoint integrity", "recipe identity", "init", "augment", "dataset",
-                               "data budget", "fake model"};
+                               "data budget", "fake model", "teacher objective views"};
         for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
             int before = failures;
             tests[i]();

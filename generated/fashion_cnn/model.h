@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 827712
-#define MPLC_STEP_IO_FLOATS 263200
+#define MPLC_STEP_IO_FLOATS 263248
 #define MPLC_SUPERVISED_IO_FLOATS 203296
 #define MPLC_SCRATCH_FLOATS 13486288
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 32
 #define MPLC_NUM_STEP_INPUTS 7
-#define MPLC_NUM_STEP_OUTPUTS 10
+#define MPLC_NUM_STEP_OUTPUTS 13
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "8af123ad909f77b3467fde1a852904e20af872166fa6aa065dbf946b99e464ea"
+#define MPLC_MODEL_HASH "f93f22ad7dedcfa1a41b2e9e72fb585c00c24fdd5a6dc767c9bbf685b95741c4"
 #define MPLC_MODEL_NAME "fashion_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28
@@ -73,12 +73,13 @@ typedef struct {
 #define MPLC_INIT_BOUND 0.0
 #define MPLC_PSEUDO_LABELS "hard-argmax"
 #define MPLC_FEEDBACK "dot-product"
+#define MPLC_TEACHER_OBJECTIVE "uda"
 #define MPLC_TEACHER_READS_PREDICTIONS 0
 #define MPLC_RANKS 1
 #define MPLC_LOCAL_BATCH_LABELED 32
 #define MPLC_LOCAL_BATCH_UNLABELED 128
 #define MPLC_LOCAL_FINETUNE_BATCH 256
-#define MPLC_RECIPE "batch_labeled=32;batch_unlabeled=128;eval_batch=500;finetune_batch=256;steps=1500;seed=0;student_wait_steps=200;teacher_lr=0.05;teacher_momentum=0.9;teacher_nesterov=1;teacher_weight_decay=0.0005;teacher_warmup_steps=100;teacher_cosine=1;student_lr=0.05;student_momentum=0.9;student_nesterov=1;student_weight_decay=0.0005;student_warmup_steps=100;student_cosine=1;uda_weight=1.0;uda_ramp_steps=500;finetune_steps=300;finetune_lr=0.005;ema_decay=0.995;init_uniform=0;init_bound=0.0;pseudo_labels=hard-argmax;feedback=dot-product;teacher_reads_predictions=0;uda_temperature=0.7;uda_threshold=0.6;label_smoothing=0.1"
+#define MPLC_RECIPE "batch_labeled=32;batch_unlabeled=128;eval_batch=500;finetune_batch=256;steps=1500;seed=0;student_wait_steps=200;teacher_lr=0.05;teacher_momentum=0.9;teacher_nesterov=1;teacher_weight_decay=0.0005;teacher_warmup_steps=100;teacher_cosine=1;student_lr=0.05;student_momentum=0.9;student_nesterov=1;student_weight_decay=0.0005;student_warmup_steps=100;student_cosine=1;uda_weight=1.0;uda_ramp_steps=500;finetune_steps=300;finetune_lr=0.005;ema_decay=0.995;init_uniform=0;init_bound=0.0;pseudo_labels=hard-argmax;feedback=dot-product;teacher_objective=uda;teacher_reads_predictions=0;uda_temperature=0.7;uda_threshold=0.6;label_smoothing=0.1"
 
 /* Symbol tables: the state arena, then each I/O arena's inputs and outputs. */
 extern const mplc_tensor mplc_state_tensors[];

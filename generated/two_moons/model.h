@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 576
-#define MPLC_STEP_IO_FLOATS 640
+#define MPLC_STEP_IO_FLOATS 688
 #define MPLC_SUPERVISED_IO_FLOATS 64
-#define MPLC_SCRATCH_FLOATS 6464
+#define MPLC_SCRATCH_FLOATS 8768
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 24
 #define MPLC_NUM_STEP_INPUTS 6
-#define MPLC_NUM_STEP_OUTPUTS 10
+#define MPLC_NUM_STEP_OUTPUTS 13
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "bbd2b2e8682ad3ee0828201b407b66f2511a53b1f3ac7a473baaaef761a33e08"
+#define MPLC_MODEL_HASH "452885a30e3289a5a2783ec6e439f2353fab814be0f1a6a079e231aaa48495c1"
 #define MPLC_MODEL_NAME "two_moons"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1
@@ -73,12 +73,13 @@ typedef struct {
 #define MPLC_INIT_BOUND 0.1
 #define MPLC_PSEUDO_LABELS "hard-argmax"
 #define MPLC_FEEDBACK "dot-product"
+#define MPLC_TEACHER_OBJECTIVE "uda"
 #define MPLC_TEACHER_READS_PREDICTIONS 0
 #define MPLC_RANKS 1
 #define MPLC_LOCAL_BATCH_LABELED 6
 #define MPLC_LOCAL_BATCH_UNLABELED 96
 #define MPLC_LOCAL_FINETUNE_BATCH 6
-#define MPLC_RECIPE "batch_labeled=6;batch_unlabeled=96;eval_batch=100;finetune_batch=6;steps=20000;seed=0;student_wait_steps=0;teacher_lr=0.1;teacher_momentum=0.0;teacher_nesterov=0;teacher_weight_decay=0.0;teacher_warmup_steps=0;teacher_cosine=0;student_lr=0.1;student_momentum=0.0;student_nesterov=0;student_weight_decay=0.0;student_warmup_steps=0;student_cosine=0;uda_weight=0.0;uda_ramp_steps=5000;finetune_steps=0;finetune_lr=0.1;ema_decay=0.995;init_uniform=1;init_bound=0.1;pseudo_labels=hard-argmax;feedback=dot-product;teacher_reads_predictions=0;uda_temperature=0.7;uda_threshold=0.6;label_smoothing=0.0"
+#define MPLC_RECIPE "batch_labeled=6;batch_unlabeled=96;eval_batch=100;finetune_batch=6;steps=20000;seed=0;student_wait_steps=0;teacher_lr=0.1;teacher_momentum=0.0;teacher_nesterov=0;teacher_weight_decay=0.0;teacher_warmup_steps=0;teacher_cosine=0;student_lr=0.1;student_momentum=0.0;student_nesterov=0;student_weight_decay=0.0;student_warmup_steps=0;student_cosine=0;uda_weight=0.0;uda_ramp_steps=5000;finetune_steps=0;finetune_lr=0.1;ema_decay=0.995;init_uniform=1;init_bound=0.1;pseudo_labels=hard-argmax;feedback=dot-product;teacher_objective=uda;teacher_reads_predictions=0;uda_temperature=0.7;uda_threshold=0.6;label_smoothing=0.0"
 
 /* Symbol tables: the state arena, then each I/O arena's inputs and outputs. */
 extern const mplc_tensor mplc_state_tensors[];

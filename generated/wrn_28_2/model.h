@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 5884928
-#define MPLC_STEP_IO_FLOATS 6276576
+#define MPLC_STEP_IO_FLOATS 6276624
 #define MPLC_SUPERVISED_IO_FLOATS 1643552
 #define MPLC_SCRATCH_FLOATS 5343832560
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 520
 #define MPLC_NUM_STEP_INPUTS 9
-#define MPLC_NUM_STEP_OUTPUTS 10
+#define MPLC_NUM_STEP_OUTPUTS 13
 #define MPLC_NUM_SUPERVISED_INPUTS 4
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "eee1b821b7b22a3118433df0b1ebbd5a908efa52dbdbb7d6a5774691ce2b5b04"
+#define MPLC_MODEL_HASH "72b200920b37518ddaa027d064adf4b6275bd9656ee43995e98c4a1c357205c1"
 #define MPLC_MODEL_NAME "wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32
@@ -73,12 +73,13 @@ typedef struct {
 #define MPLC_INIT_BOUND 0.0
 #define MPLC_PSEUDO_LABELS "hard-argmax"
 #define MPLC_FEEDBACK "dot-product"
+#define MPLC_TEACHER_OBJECTIVE "uda"
 #define MPLC_TEACHER_READS_PREDICTIONS 0
 #define MPLC_RANKS 1
 #define MPLC_LOCAL_BATCH_LABELED 128
 #define MPLC_LOCAL_BATCH_UNLABELED 896
 #define MPLC_LOCAL_FINETUNE_BATCH 512
-#define MPLC_RECIPE "batch_labeled=128;batch_unlabeled=896;eval_batch=500;finetune_batch=512;steps=300000;seed=0;student_wait_steps=3000;teacher_lr=0.05;teacher_momentum=0.9;teacher_nesterov=1;teacher_weight_decay=0.0005;teacher_warmup_steps=5000;teacher_cosine=1;student_lr=0.05;student_momentum=0.9;student_nesterov=1;student_weight_decay=0.0005;student_warmup_steps=5000;student_cosine=1;uda_weight=8.0;uda_ramp_steps=5000;finetune_steps=1000;finetune_lr=1e-05;ema_decay=0.995;init_uniform=0;init_bound=0.0;pseudo_labels=hard-argmax;feedback=dot-product;teacher_reads_predictions=0;uda_temperature=0.7;uda_threshold=0.6;label_smoothing=0.15"
+#define MPLC_RECIPE "batch_labeled=128;batch_unlabeled=896;eval_batch=500;finetune_batch=512;steps=300000;seed=0;student_wait_steps=3000;teacher_lr=0.05;teacher_momentum=0.9;teacher_nesterov=1;teacher_weight_decay=0.0005;teacher_warmup_steps=5000;teacher_cosine=1;student_lr=0.05;student_momentum=0.9;student_nesterov=1;student_weight_decay=0.0005;student_warmup_steps=5000;student_cosine=1;uda_weight=8.0;uda_ramp_steps=5000;finetune_steps=1000;finetune_lr=1e-05;ema_decay=0.995;init_uniform=0;init_bound=0.0;pseudo_labels=hard-argmax;feedback=dot-product;teacher_objective=uda;teacher_reads_predictions=0;uda_temperature=0.7;uda_threshold=0.6;label_smoothing=0.15"
 
 /* Symbol tables: the state arena, then each I/O arena's inputs and outputs. */
 extern const mplc_tensor mplc_state_tensors[];

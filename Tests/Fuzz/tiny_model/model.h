@@ -50,6 +50,7 @@
 #define MPLC_INIT_BOUND 0.1
 #define MPLC_PSEUDO_LABELS "hard-argmax"
 #define MPLC_FEEDBACK "dot-product"
+#define MPLC_TEACHER_OBJECTIVE "uda"
 #define MPLC_TEACHER_READS_PREDICTIONS 0
 #define MPLC_RANKS 1
 #define MPLC_LOCAL_BATCH_LABELED 2

@@ -81,6 +81,7 @@
 #define MPLC_INIT_BOUND 0.1
 #define MPLC_PSEUDO_LABELS "hard-argmax"
 #define MPLC_FEEDBACK "dot-product"
+#define MPLC_TEACHER_OBJECTIVE "uda"
 #define MPLC_TEACHER_READS_PREDICTIONS 0
 
 /* The recipe as the compiler writes it (docs/ABI.md), and a made-up hash in place of the SHA-256 of model.c
