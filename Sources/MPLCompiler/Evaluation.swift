@@ -127,7 +127,8 @@ public struct Prediction: Codable, Equatable {
 
     /// "FILE: class K (name), probability P" ("FILE[I]: ..." for row I of a file), the way `mplc predict` prints it.
     public var text: String {
-        file + (index.map { "[\($0)]" } ?? "") + ": class " + label(self.class, Evaluation.classNames(count: probabilities.count))
+        file + (index.map { "[\($0)]" } ?? "") + ": class "
+            + label(self.class, Evaluation.classNames(count: probabilities.count))
             + String(format: ", probability %.4f", probability)
     }
 }

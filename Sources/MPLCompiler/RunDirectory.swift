@@ -33,7 +33,8 @@ public struct RunDirectory {
         for file in [modelFile, recipeFile] where !FileManager.default.fileExists(atPath: file) {
             throw CompileFailure(
                 "error: \(file): missing: the run directory has no copy of the model file and its recipe (a run of an "
-                    + "older mplc, or of mplc-run without --model-file); give the model file and --checkpoint \(checkpoint)")
+                    + "older mplc, or of mplc-run without --model-file); give the model file and --checkpoint \(checkpoint)"
+            )
         }
         var model = try Compiler.load(path: modelFile).get()
         let recipe = try String(contentsOfFile: recipeFile, encoding: .utf8)
@@ -62,7 +63,8 @@ public struct RunDirectory {
                 "error: \(modelFile) is not the model \(checkpoint) was trained from (model hash "
                     + "\(metadata["model_hash"].map { String($0.prefix(16)) } ?? "none") in the checkpoint, "
                     + "\(hash.map { String($0.prefix(16)) } ?? "none") compiled now): the copy was edited, or mplc "
-                    + "changed since the run; to use the weights anyway give a model file and --checkpoint \(checkpoint)")
+                    + "changed since the run; to use the weights anyway give a model file and --checkpoint \(checkpoint)"
+            )
         }
     }
 

@@ -31,7 +31,8 @@ struct Eval: ParsableCommand {
     var data: String?
     @Option(
         help: ArgumentHelp(
-            "Reduced MPL: the large teacher's cached predictions, as for training (default: the run directory's).", valueName: "FILE.npy"))
+            "Reduced MPL: the large teacher's cached predictions, as for training (default: the run directory's).",
+            valueName: "FILE.npy"))
     var teacherCache: String?
     @Option(help: "Threads (default: every core of this machine).")
     var threads: Int?

@@ -55,7 +55,8 @@ struct Export: ParsableCommand {
                 return
             }
             let command =
-                "mplc export \(runOrModel)" + (self.checkpoint.map { " --checkpoint \($0)" } ?? "") + (best ? " --best" : "")
+                "mplc export \(runOrModel)" + (self.checkpoint.map { " --checkpoint \($0)" } ?? "")
+                + (best ? " --best" : "")
                 + (ema ? " --ema" : "")
                 + (batch == 1 ? "" : " --batch \(batch)") + " -o \(output)"
             let library = try Compiler.export(

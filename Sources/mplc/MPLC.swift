@@ -49,7 +49,7 @@ struct Emit: ParsableCommand {
     @Option(
         help: ArgumentHelp(
             "Override the recipe's feedback: off, dot (dot-product), loss-difference or soft (soft pseudo labels, "
-            + "exact meta-gradient); off compiles the dot product with no feedback as the trainer's default."))
+                + "exact meta-gradient); off compiles the dot product with no feedback as the trainer's default."))
     var feedback: String?
     @Option(
         help: "Processes (MPI ranks) that share each batch of the recipe; every batch must divide by it (default 1).")
@@ -165,12 +165,13 @@ struct Train: ParsableCommand {
     @Option(
         help: ArgumentHelp(
             "mpl (--teacher-objective uda, the compiled feedback), uda (--teacher-objective uda --feedback off) or "
-            + "supervised (student on labels only, no teacher)."))
+                + "supervised (student on labels only, no teacher)."))
     var mode: String?
     @Option(
         help: ArgumentHelp(
             "What the teacher learns from besides the feedback: supervised (weakly augmented labeled images), "
-            + "randaugment (strongly augmented ones) or uda (supervised + UDA; default: the recipe's teacherObjective)."))
+                + "randaugment (strongly augmented ones) or uda (supervised + UDA; default: the recipe's teacherObjective)."
+        ))
     var teacherObjective: String?
     @Option(help: "Finetuning steps of the student on labels after training.")
     var finetuneSteps: Int?
@@ -179,7 +180,8 @@ struct Train: ParsableCommand {
     @Option(
         help: ArgumentHelp(
             "The teacher's feedback: off (the trainer's option: the teacher only distills), dot (dot-product), "
-            + "loss-difference, or soft (soft pseudo labels, exact meta-gradient); the last three compile the step."))
+                + "loss-difference, or soft (soft pseudo labels, exact meta-gradient); the last three compile the step."
+        ))
     var feedback: String?
     @Option(
         help: ArgumentHelp(
@@ -199,7 +201,9 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            guard ranks >= 1 else { throw CompileFailure("error: --ranks must be at least 1, got \(ranks)", exitCode: 2) }
+            guard ranks >= 1 else {
+                throw CompileFailure("error: --ranks must be at least 1, got \(ranks)", exitCode: 2)
+            }
             // Before compiling and building: a missing mpirun is said at once.
             let launcher = ranks > 1 ? try mpirun(ranks: ranks) : []
             if let resume {
@@ -221,15 +225,19 @@ struct Train: ParsableCommand {
     /// --resume RUN_DIR: the run's copy of its model file compiled with the recipe overrides it records, and its
     /// trainer continuing it; the trainer takes every option not given from RUN_DIR/options.json.
     func resume(_ runDirectory: String, launcher: [String]) throws -> Never {
-        for (given, flag) in [(model != nil, "a model file"), (out != nil, "--out"), (overwrite, "--overwrite"),
-                              (initFrom != nil, "--init-from")] where given {
+        for (given, flag) in [
+            (model != nil, "a model file"), (out != nil, "--out"), (overwrite, "--overwrite"),
+            (initFrom != nil, "--init-from"),
+        ] where given {
             throw CompileFailure(
                 "error: --resume \(runDirectory) continues the run there with its own model file; do not give \(flag)",
                 exitCode: 2)
         }
         let recorded = try RunOptions(runDirectory: runDirectory)
-        for (flag, given, was) in [("--pseudo-labels", pseudoLabels, recorded.pseudoLabels),
-                                   ("--feedback", feedback, recorded.feedback)] {
+        for (flag, given, was) in [
+            ("--pseudo-labels", pseudoLabels, recorded.pseudoLabels),
+            ("--feedback", feedback, recorded.feedback),
+        ] {
             if let given, given != (was ?? given) || was == nil {
                 throw CompileFailure(
                     "error: \(recorded.path): the run was compiled with \(was.map { "\(flag) \($0)" } ?? "no \(flag)"), "
@@ -270,7 +278,9 @@ struct Train: ParsableCommand {
         add("--steps", steps)
         add("--seed", seed)
         // A resumed run keeps its own thread count unless one is given; ranks share the cores.
-        add("--threads", threads ?? (resume == nil ? max(1, ProcessInfo.processInfo.activeProcessorCount / ranks) : nil))
+        add(
+            "--threads", threads ?? (resume == nil ? max(1, ProcessInfo.processInfo.activeProcessorCount / ranks) : nil)
+        )
         add("--out", out)
         add("--eval-every", evalEvery)
         add("--checkpoint-every", checkpointEvery)
@@ -304,7 +314,8 @@ struct RunOptions {
         let path = runDirectory + "/options.json"
         func failure(_ cause: String) -> CompileFailure { CompileFailure("error: \(path): \(cause)", exitCode: 1) }
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: runDirectory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: runDirectory, isDirectory: &isDirectory), isDirectory.boolValue
+        else {
             throw CompileFailure("error: --resume \(runDirectory): no such run directory", exitCode: 1)
         }
         let attributes = try? FileManager.default.attributesOfItem(atPath: path)
@@ -331,7 +342,8 @@ struct RunOptions {
         guard FileManager.default.fileExists(atPath: modelFile) else {
             throw CompileFailure("error: \(modelFile): the run's copy of its model file is missing", exitCode: 1)
         }
-        let pseudoLabels = try string("pseudo_labels"), feedback = try string("feedback")
+        let pseudoLabels = try string("pseudo_labels")
+        let feedback = try string("feedback")
         (self.path, self.modelFile, self.pseudoLabels, self.feedback) = (path, modelFile, pseudoLabels, feedback)
     }
 }
@@ -404,7 +416,8 @@ struct TrainedModel {
 
     init(_ argument: String, checkpoint: String?, best: Bool) throws {
         var isDirectory: ObjCBool = false
-        let directory = FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory) && isDirectory.boolValue
+        let directory =
+            FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory) && isDirectory.boolValue
         if let checkpoint {
             if directory {
                 throw CompileFailure(

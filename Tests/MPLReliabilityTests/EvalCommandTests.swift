@@ -231,7 +231,8 @@ struct EvalCommandTests {
             try FileManager.default.createDirectory(atPath: work + "/" + c.name, withIntermediateDirectories: true)
             for file in ["checkpoint.safetensors", "recipe.txt"] {
                 try? FileManager.default.removeItem(atPath: work + "/" + c.name + "/" + file)
-                try FileManager.default.copyItem(atPath: work + "/run/" + file, toPath: work + "/" + c.name + "/" + file)
+                try FileManager.default.copyItem(
+                    atPath: work + "/run/" + file, toPath: work + "/" + c.name + "/" + file)
             }
             try c.model?.write(toFile: work + "/" + c.name + "/fashion_mlp.swiftdsl", atomically: true, encoding: .utf8)
             #expect(c.model == nil || c.model != source, "the case \(c.name) edits the model file")
@@ -246,7 +247,8 @@ struct EvalCommandTests {
         #expect(!FileManager.default.fileExists(atPath: work + "/out"))
     }
 
-    @Test("predict on IDX and NPY files (uint8 and float32): one prediction per image, the PNG files' classes; bad files")
+    @Test(
+        "predict on IDX and NPY files (uint8 and float32): one prediction per image, the PNG files' classes; bad files")
     func predictArrays() throws {
         let (work, _) = try Self.trained.get()
         let n = Self.testImages
@@ -260,7 +262,8 @@ struct EvalCommandTests {
                 .write(to: URL(fileURLWithPath: pngs[i]))
         }
         let idx = work + "/images-idx3-ubyte"
-        try Data([0, 0, 8, 3, 0, 0, 0, UInt8(n), 0, 0, 0, 28, 0, 0, 0, 28] + pixels).write(to: URL(fileURLWithPath: idx))
+        try Data([0, 0, 8, 3, 0, 0, 0, UInt8(n), 0, 0, 0, 28, 0, 0, 0, 28] + pixels).write(
+            to: URL(fileURLWithPath: idx))
         try writeNPY(work + "/bytes.npy", uint8s: pixels, shape: [n, 28, 28])
         try writeNPY(
             work + "/floats.npy", floats: pixels.map { Float((Double($0) / 255 - 0.2860) / 0.3530) }, shape: [n, 784])

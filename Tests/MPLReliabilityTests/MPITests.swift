@@ -64,7 +64,8 @@ struct MPITests {
         let header = try String(contentsOfFile: directory + "/model.h", encoding: .utf8)
         let (compiler, flags) = try RunnerBuild.toolchain(header: header)
         try RunnerBuild.build(
-            generatedDirectory: directory, output: directory + "/mplc-run", templatesDirectory: Compiler.templatesDirectory,
+            generatedDirectory: directory, output: directory + "/mplc-run",
+            templatesDirectory: Compiler.templatesDirectory,
             extraFlags: flags, compiler: compiler)
         return directory + "/mplc-run"
     }
@@ -136,7 +137,8 @@ struct MPITests {
         one: String, many: String, ranks: Int, checkpoint: String, batches: String, work: String, supervised: Bool
     ) throws -> [String] {
         func replay(_ command: [String], _ name: String) throws -> (state: [String: [Float]], losses: String) {
-            let out = work + "/\(name).safetensors", losses = work + "/\(name).jsonl"
+            let out = work + "/\(name).safetensors"
+            let losses = work + "/\(name).jsonl"
             try shell(
                 command + [
                     "replay", "--checkpoint", checkpoint, "--batches", batches, "--steps", "2", "--out", out,
@@ -152,11 +154,14 @@ struct MPITests {
             var out: [String: [Float]] = [:]
             for line in text.split(separator: "\n") {
                 let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-                for (key, value) in object where key != "step" { out["loss " + key, default: []].append(Float((value as! NSNumber).doubleValue)) }
+                for (key, value) in object where key != "step" {
+                    out["loss " + key, default: []].append(Float((value as! NSNumber).doubleValue))
+                }
             }
             return out
         }
-        var reference2 = reference.state, parallel2 = parallel.state
+        var reference2 = reference.state
+        var parallel2 = parallel.state
         reference2.merge(try lossTensors(reference.losses)) { $1 }
         parallel2.merge(try lossTensors(parallel.losses)) { $1 }
         // The step changed the state: a comparison of two untouched checkpoints would prove nothing.
@@ -216,13 +221,15 @@ struct MPITests {
                     "two-moons", "--labels", "6", "--steps", "3000", "--out", out, "--quiet",
                 ], directory: work)
             #expect(result.status == 0 && result.output.contains("two_moons mpl seed 0, 6 labels"), "\(result.output)")
-            let summary = try JSONSerialization.jsonObject(
-                with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))) as? [String: Any]
+            let summary =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))) as? [String: Any]
             let accuracy = summary?["test_accuracy"] as? [String: Any]
             return (accuracy?["student_after_finetune"] as? NSNumber)?.doubleValue ?? 0
         }
         // Measured: 79.15 % in one process, 79.25 % in two ranks (seed 0; the ranks augment per image).
-        let one = try train(1), two = try train(2)
+        let one = try train(1)
+        let two = try train(2)
         #expect(two > 0.75 && abs(two - one) < 0.05, "student: one process \(one), 2 ranks \(two)")
         for file in ["checkpoint.safetensors", "metrics.jsonl", "two_moons.swiftdsl", "recipe.txt", "boundary.svg"] {
             #expect(FileManager.default.fileExists(atPath: work + "/run2/" + file), "no \(file)")
@@ -238,12 +245,17 @@ struct MPITests {
     func noMPI() throws {
         let work = try temporaryDirectory("mpi-missing")
         let result = try run(
-            [mplcBinary, "train", Repository.example("two_moons.swiftdsl"), "--ranks", "2", "--data", "two-moons", "--out", work + "/run"],
+            [
+                mplcBinary, "train", Repository.example("two_moons.swiftdsl"), "--ranks", "2", "--data", "two-moons",
+                "--out", work + "/run",
+            ],
             directory: work, environment: ["PATH": "/nonexistent"])
         #expect(result.status == 1, "\(result.output)")
         #expect(
             result.output.contains("--ranks 2 starts the trainer with mpirun, which is not installed")
                 && result.output.contains("openmpi-bin libopenmpi-dev"), "\(result.output)")
-        #expect(!FileManager.default.fileExists(atPath: work + "/.build-mplc") && !FileManager.default.fileExists(atPath: work + "/run"))
+        #expect(
+            !FileManager.default.fileExists(atPath: work + "/.build-mplc")
+                && !FileManager.default.fileExists(atPath: work + "/run"))
     }
 }

@@ -59,7 +59,8 @@ struct RunDirectoryTests {
         // Should the winner be done before the loser looks, the loser finds a finished run instead: refused too.
         let refused =
             loser.output.contains("run is used by another run (pid \(runs[winner].process.processIdentifier))")
-            || loser.output.contains("run holds another run (checkpoint.safetensors, metrics.jsonl, summary.json, options.json)")
+            || loser.output.contains(
+                "run holds another run (checkpoint.safetensors, metrics.jsonl, summary.json, options.json)")
         #expect(loser.status == 1 && !loser.signaled && refused, "\(loser.output)")
     }
 

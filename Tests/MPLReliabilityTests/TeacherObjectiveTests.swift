@@ -19,8 +19,10 @@ struct TeacherObjectiveTests {
 
     func teacher(_ runner: String, _ out: String, _ flags: [String]) throws -> [String: [Float]] {
         let result = try run(
-            [runner, "train", "--data", "two-moons", "--labels", "6", "--steps", "60", "--finetune-steps", "0",
-             "--threads", "1", "--quiet", "--out", out] + flags)
+            [
+                runner, "train", "--data", "two-moons", "--labels", "6", "--steps", "60", "--finetune-steps", "0",
+                "--threads", "1", "--quiet", "--out", out,
+            ] + flags)
         #expect(result.status == 0, "\(result.output)")
         return try Checkpoint(path: out + "/checkpoint.safetensors").tensors.filter { $0.key.hasPrefix("teacher/") }
     }

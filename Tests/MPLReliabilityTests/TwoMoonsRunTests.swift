@@ -61,7 +61,9 @@ struct TwoMoonsRunTests {
         }
     }
 
-    @Test("boundary.svg: under 200 KB, parses as XML, axes with ticks in both panels, a legend, the accuracies in the titles")
+    @Test(
+        "boundary.svg: under 200 KB, parses as XML, axes with ticks in both panels, a legend, the accuracies in the titles"
+    )
     func picture() throws {
         let work = try Self.trained.get()
         let path = work + "/run/boundary.svg"

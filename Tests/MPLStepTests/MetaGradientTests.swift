@@ -324,7 +324,8 @@ struct MetaGradientTests {
         "The teacher's gradient is the sum of its supervised, UDA and feedback parts; each part's norm is its own gradient's",
         arguments: [
             TinyModels.mlp(.hardArgmax), TinyModels.mlp(.hardArgmax, feedback: .lossDifference),
-            TinyModels.mlp(.soft(temperature: 1.5)), TinyModels.cnn(.hardArgmax), TinyModels.residual(.soft(temperature: 1)),
+            TinyModels.mlp(.soft(temperature: 1.5)), TinyModels.cnn(.hardArgmax),
+            TinyModels.residual(.soft(temperature: 1)),
             TinyModels.reduced(.hardArgmax),
         ])
     func teacherGradientParts(model: Model) throws {
