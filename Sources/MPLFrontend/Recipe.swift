@@ -3,7 +3,8 @@ import SwiftSyntax
 
 /// The settings an `MPL(...) { ... }` block may contain, by the name written in the file.
 enum SettingName: String, CaseIterable {
-    case labeledBatch, unlabeledRatio, pseudoLabels, feedback, teacherObjective, uda, labelSmoothing
+    case labeledBatch, unlabeledRatio, pseudoLabels, feedback, teacherObjective, teacherGradientParts, uda
+    case labelSmoothing
     case teacherOptimizer, studentOptimizer, studentWaitSteps, steps, finetune, emaDecay
     case initialization, evalBatch, seed, teacherInput
 }
@@ -89,6 +90,8 @@ struct RecipeReader {
         case .feedback: return assign(\.feedback, single(call) { $0["value"].flatMap(feedback) })
         case .teacherObjective:
             return assign(\.teacherObjective, single(call) { $0["value"].flatMap(teacherObjective) })
+        case .teacherGradientParts:
+            return assign(\.teacherGradientParts, single(call) { $0.boolean("value") })
         case .initialization: return assign(\.initialization, single(call) { $0["value"].flatMap(initialization) })
         case .teacherInput: return assign(\.teacherInput, single(call) { $0["value"].flatMap(teacherInput) })
         case .uda: return assign(\.uda, uda(call))

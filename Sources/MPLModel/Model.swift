@@ -430,6 +430,10 @@ public struct Recipe: Equatable, Sendable {
     public var pseudoLabels: PseudoLabels = .hardArgmax
     public var feedback: Feedback = .dotProduct
     public var teacherObjective: TeacherObjective = .uda
+    /// Log the norms of the teacher's gradient parts (supervised, UDA, feedback) as step outputs. Each part is then
+    /// its own VJP through the teacher: one more teacher backward pass over the strong-view rows (+28 % CPU per
+    /// fashion_cnn step), so it is a diagnostic to switch on, not a default.
+    public var teacherGradientParts: Bool = false
     public var uda = UDASettings()
     public var labelSmoothing: Double = 0.15
     public var teacherOptimizer = Optimizer()

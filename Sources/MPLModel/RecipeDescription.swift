@@ -37,6 +37,7 @@ extension Recipe {
         add("pseudoLabels", pseudoLabels, d.pseudoLabels, Self.text(pseudoLabels))
         add("feedback", feedback, d.feedback, ".\(feedback)")
         add("teacherObjective", teacherObjective, d.teacherObjective, ".\(teacherObjective.rawValue)")
+        number("teacherGradientParts", teacherGradientParts, d.teacherGradientParts)
         number("uda.temperature", uda.temperature, d.uda.temperature)
         number("uda.threshold", uda.threshold, d.uda.threshold)
         number("uda.weight", uda.weight, d.uda.weight)

@@ -149,17 +149,26 @@ public struct StepBuilder {
             feedbackPart = g.neg(g.mul(feedbackScale, g.mul(etaEff, f)))
         }
 
-        // 9. Teacher gradient and update. The gradient is the sum of its three parts, each its own VJP, so that the
-        // logs show how much each moves the teacher (docs/ABI.md). skip-zero-rows runs each part on its own rows
-        // (supervised: labeled; UDA and feedback: strong view): one more teacher backward pass over B_u rows than
-        // a single VJP of the sum, and the exact parts. With ranks each part is the global batch's, so that its
-        // logged norm is too.
+        // 9. Teacher gradient and update. With teacherGradientParts(true) the gradient is the sum of its three
+        // parts, each its own VJP, so that the logs show how much each moves the teacher (docs/ABI.md):
+        // skip-zero-rows runs each part on its own rows (supervised: labeled; UDA and feedback: strong view), one
+        // more teacher backward pass over B_u rows than the single VJP of the sum. With ranks each part is the
+        // global batch's, so that its logged norm is too.
         let teacherValues = teacher.infos.map { thetaT[$0.name]! }
-        let parts = [lossSup, g.mul(udaWeight, lossUDA), feedbackPart].map {
-            globalMean(&g, Autodiff.vjp(&g, output: $0, wrt: teacherValues), Origin("teacher/objective", .vjp))
-        }
+        let objective = [lossSup, g.mul(udaWeight, lossUDA), feedbackPart]
+        let parts =
+            recipe.teacherGradientParts
+            ? objective.map {
+                globalMean(&g, Autodiff.vjp(&g, output: $0, wrt: teacherValues), Origin("teacher/objective", .vjp))
+            } : []
         g.origin = Origin("teacher/gradient", .forward)
-        let gT = teacherValues.indices.map { i in g.add(g.add(parts[0][i], parts[1][i]), parts[2][i]) }
+        let gT =
+            parts.isEmpty
+            ? globalMean(
+                &g,
+                Autodiff.vjp(&g, output: g.add(g.add(objective[0], objective[1]), objective[2]), wrt: teacherValues),
+                Origin("teacher/objective", .vjp))
+            : teacherValues.indices.map { i in g.add(g.add(parts[0][i], parts[1][i]), parts[2][i]) }
         let teacherUpdate = recipe.teacherOptimizer.rule.update(
             &g, network: teacher, gradients: gT, learningRate: lrTeacher)
 

@@ -25,6 +25,7 @@ struct JAXCrossCheckTests {
         var model = try Compiler.load(path: repositoryRoot + "/Examples/" + testCase.file).get()
         model.recipe.pseudoLabels = testCase.pseudoLabels
         model.recipe.feedback = testCase.feedback
+        model.recipe.teacherGradientParts = true  // so that the parts' norms are compared too
         let directory = try buildTrainer(model)
         let output = try shell([
             "python3", repositoryRoot + "/Tests/reference/crosscheck.py", "--runner", directory + "/mplc-run",

@@ -78,14 +78,15 @@ import Testing
         ] {
             #expect(lines.contains(expected), "\(expected) not in \(lines)")
         }
-        #expect(lines.count == 33)  // every setting of docs/DSL.md's table, labeled arguments one by one
+        #expect(lines.count == 34)  // every setting of docs/DSL.md's table, labeled arguments one by one
         #expect(
-            lines.prefix(8).joined(separator: "\n") == """
+            lines.prefix(9).joined(separator: "\n") == """
                 labeledBatch 32
                 unlabeledRatio 4
                 pseudoLabels .hard(.argmax) (default)
                 feedback .dotProduct (default)
                 teacherObjective .uda (default)
+                teacherGradientParts false (default)
                 uda.temperature 0.7 (default)
                 uda.threshold 0.6 (default)
                 uda.weight 1.0

@@ -65,6 +65,7 @@ import Testing
                 uda(temperature: 2, threshold: 1, weight: 0, rampSteps: 0)
                 feedback(.lossDifference)
                 teacherObjective(.randAugment)
+                teacherGradientParts(true)
                 pseudoLabels(.soft(temperature: 0.5))
                 unlabeledRatio(1)
                 labeledBatch(1)
@@ -84,7 +85,7 @@ import Testing
         #expect(recipe.studentOptimizer == student)
         #expect(recipe.teacherOptimizer == Optimizer())
         #expect(recipe.labelSmoothing == 0 && recipe.feedback == .lossDifference)
-        #expect(recipe.teacherObjective == .randAugment)
+        #expect(recipe.teacherObjective == .randAugment && recipe.teacherGradientParts)
         #expect(
             recipe.uda.temperature == 2 && recipe.uda.threshold == 1 && recipe.uda.weight == 0
                 && recipe.uda.rampSteps == 0)

@@ -13,10 +13,15 @@ struct FeedbackDiagnosticsTests {
 
     @Test("two_moons, 300 steps: finite diagnostics in every main-phase line; the summary's means survive --resume")
     func logged() throws {
-        let runner = try Runners.binary(
-            modelFile: repositoryRoot + "/Examples/two_moons.swiftdsl", flavour: .production)
         let work = try temporaryDirectory("feedback")
         defer { try? FileManager.default.removeItem(atPath: work) }
+        // two_moons with the teacher's gradient parts logged (teacherGradientParts(true), off by default).
+        let example = try String(contentsOfFile: repositoryRoot + "/Examples/two_moons.swiftdsl", encoding: .utf8)
+        let opening = "let mpl = MPL(teacher: teacher, student: student) {\n"
+        #expect(example.contains(opening))
+        try example.replacingOccurrences(of: opening, with: opening + "    teacherGradientParts(true)\n")
+            .write(toFile: work + "/two_moons.swiftdsl", atomically: true, encoding: .utf8)
+        let runner = try Runners.binary(modelFile: work + "/two_moons.swiftdsl", flavour: .production)
         let settings = [
             runner, "train", "--data", "two-moons", "--labels", "6", "--steps", "300", "--finetune-steps", "20",
             "--threads", "1", "--quiet",

@@ -330,6 +330,7 @@ struct MetaGradientTests {
         ])
     func teacherGradientParts(model: Model) throws {
         var model = model
+        model.recipe.teacherGradientParts = true
         var plain = SGD()
         (plain.momentum, plain.nesterov, plain.weightDecay) = (0, false, 0)
         model.recipe.teacherOptimizer.rule = .sgd(plain)

@@ -49,10 +49,13 @@ def compare_outputs(c_losses: str, jax_losses: str) -> dict[str, float]:
     with open(c_losses) as fc, open(jax_losses) as fj:
         for line_c, line_j in zip(fc, fj):
             oc, oj = json.loads(line_c), json.loads(line_j)
-            for key, ref in oj.items():
+            # Every output of the C step against the reference's (which always computes the optional ones, such as
+            # the teacher's gradient parts of teacherGradientParts(true)).
+            for key, value in oc.items():
                 if key == "step":
                     continue
-                err = abs(oc[key] - ref) / max(abs(ref), 1e-6)
+                ref = oj[key]
+                err = abs(value - ref) / max(abs(ref), 1e-6)
                 errors[key] = max(errors.get(key, 0.0), err)
     return errors
 

@@ -66,9 +66,6 @@ const mplc_tensor mplc_step_outputs[] = {
     { "g_u_norm", 0, {0, 0, 0, 0}, 753456, 1, 0, 0, 0.0 },
     { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 753472, 1, 0, 0, 0.0 },
     { "h_positive", 0, {0, 0, 0, 0}, 753488, 1, 0, 0, 0.0 },
-    { "teacher_grad_sup_norm", 0, {0, 0, 0, 0}, 753504, 1, 0, 0, 0.0 },
-    { "teacher_grad_uda_norm", 0, {0, 0, 0, 0}, 753520, 1, 0, 0, 0.0 },
-    { "teacher_grad_feedback_norm", 0, {0, 0, 0, 0}, 753536, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -1642,6 +1639,7 @@ static void step_teacher_feedback_fwd_6(float *restrict t248, const float *restr
 }
 
 /* loop []
+ * %105 = constant -0.002232142857142857 : []  // student/loss_u fwd
  * %188 = constant 1.9 : []  // teacher/feedback fwd
  * %189 = mul %15, %188 : []  // teacher/feedback fwd
  * %237 = add %234, %236 : []  // teacher/feedback fwd
@@ -1649,8 +1647,10 @@ static void step_teacher_feedback_fwd_6(float *restrict t248, const float *restr
  * %243 = add %240, %242 : []  // teacher/feedback fwd
  * %246 = add %243, %245 : []  // teacher/feedback fwd
  * %249 = add %246, %248 : []  // teacher/feedback fwd
- * %250 = mul %189, %249 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_7(float *restrict t249, float *restrict t250, const float *restrict t234, const float *restrict t236, const float *restrict t239, const float *restrict t242, const float *restrict t245, const float *restrict t248, const float *restrict in_lr_student) {
+ * %250 = mul %189, %249 : []  // teacher/feedback fwd
+ * %251 = mul %17, %250 : []  // teacher/feedback vjp
+ * %252 = mul %251, %105 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_7(float *restrict t249, float *restrict t250, float *restrict t252, const float *restrict t234, const float *restrict t236, const float *restrict t239, const float *restrict t242, const float *restrict t245, const float *restrict t248, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
         const float v237 = t234[0] + t236[0];
         const float v240 = v237 + t239[0];
@@ -1659,118 +1659,278 @@ static void step_teacher_feedback_fwd_7(float *restrict t249, float *restrict t2
         const float v249 = v246 + t248[0];
         const float v189 = in_lr_student[0] * 1.9f;
         const float v250 = v189 * v249;
+        const float v251 = in_feedback_scale[0] * v250;
+        const float v252 = v251 * (-0.002232143f);
         t249[i] = v249;
         t250[i] = v250;
+        t252[i] = v252;
+    }
+}
+
+/* loop [448,10]
+ * %253 = broadcast axes=[] %252 : [448,10]  // teacher/feedback vjp
+ * %254 = mul %253, %80 : [448,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t254, const float *restrict t252, const float *restrict t80) {
+    for (size_t i = 0; i < 4480; i++) {
+        const float v254 = t252[0] * t80[i];
+        t254[i] = v254;
+    }
+}
+
+/* reduce_sum [448,10] axes=[1]
+ * %255 = neg %254 : [448,10]  // teacher/feedback vjp
+ * %256 = reduce_sum axes=[1] %255 : [448]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t256, const float *restrict t254) {
+    for (size_t i0 = 0; i0 < 448; i0++) {
+        double sum = 0.0;
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v255 = -t254[i0 * 10 + i1];
+            sum += v255;
+        }
+        t256[i0] = (float)sum;
+    }
+}
+
+/* loop [448]
+ * %257 = div %256, %67 : [448]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t257, const float *restrict t256, const float *restrict t67) {
+    for (size_t i = 0; i < 448; i++) {
+        const float v257 = t256[i] / t67[i];
+        t257[i] = v257;
+    }
+}
+
+/* loop []
+ * %76 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
+ * %261 = mul %16, %76 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t261, const float *restrict in_uda_weight) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v261 = in_uda_weight[0] * 0.002232143f;
+        t261[i] = v261;
+    }
+}
+
+/* loop [448]
+ * %262 = broadcast axes=[] %261 : [448]  // teacher/loss_uda vjp
+ * %263 = mul %262, %62 : [448]  // teacher/loss_uda vjp
+ * %264 = neg %263 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t264, const float *restrict t261, const float *restrict t62) {
+    for (size_t i = 0; i < 448; i++) {
+        const float v263 = t261[0] * t62[i];
+        const float v264 = -v263;
+        t264[i] = v264;
+    }
+}
+
+/* loop [448,10]
+ * %265 = broadcast axes=[0] %264 : [448,10]  // teacher/loss_uda vjp
+ * %266 = mul %265, %59 : [448,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t266, const float *restrict t264, const float *restrict t59) {
+    for (size_t i0 = 0; i0 < 448; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v266 = t264[i0] * t59[i0 * 10 + i1];
+            t266[i0 * 10 + i1] = v266;
+        }
+    }
+}
+
+/* reduce_sum [448,10] axes=[1]
+ * %267 = neg %266 : [448,10]  // teacher/loss_uda vjp
+ * %268 = reduce_sum axes=[1] %267 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t268, const float *restrict t266) {
+    for (size_t i0 = 0; i0 < 448; i0++) {
+        double sum = 0.0;
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v267 = -t266[i0 * 10 + i1];
+            sum += v267;
+        }
+        t268[i0] = (float)sum;
+    }
+}
+
+/* loop [448]
+ * %269 = div %268, %67 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t269, const float *restrict t268, const float *restrict t67) {
+    for (size_t i = 0; i < 448; i++) {
+        const float v269 = t268[i] / t67[i];
+        t269[i] = v269;
+    }
+}
+
+/* loop [448,10]
+ * %258 = broadcast axes=[0] %257 : [448,10]  // teacher/feedback vjp
+ * %259 = mul %258, %66 : [448,10]  // teacher/feedback vjp
+ * %260 = add %254, %259 : [448,10]  // teacher/feedback vjp
+ * %270 = broadcast axes=[0] %269 : [448,10]  // teacher/loss_uda vjp
+ * %271 = mul %270, %66 : [448,10]  // teacher/loss_uda vjp
+ * %272 = add %266, %271 : [448,10]  // teacher/loss_uda vjp
+ * %273 = add %260, %272 : [448,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t273, const float *restrict t257, const float *restrict t66, const float *restrict t254, const float *restrict t269, const float *restrict t266) {
+    for (size_t i0 = 0; i0 < 448; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v259 = t257[i0] * t66[i0 * 10 + i1];
+            const float v260 = t254[i0 * 10 + i1] + v259;
+            const float v271 = t269[i0] * t66[i0 * 10 + i1];
+            const float v272 = t266[i0 * 10 + i1] + v271;
+            const float v273 = v260 + v272;
+            t273[i0 * 10 + i1] = v273;
+        }
     }
 }
 
 /* loop [64,10]
  * %213 = constant -0.015625 : [64,10]  // student/loss_l vjp
- * %251 = mul %213, %36 : [64,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t251, const float *restrict t36) {
+ * %274 = mul %213, %36 : [64,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t274, const float *restrict t36) {
     for (size_t i = 0; i < 640; i++) {
-        const float v251 = (-0.015625f) * t36[i];
-        t251[i] = v251;
+        const float v274 = (-0.015625f) * t36[i];
+        t274[i] = v274;
     }
 }
 
 /* reduce_sum [64,10] axes=[1]
- * %252 = neg %251 : [64,10]  // teacher/loss_sup vjp
- * %253 = reduce_sum axes=[1] %252 : [64]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t253, const float *restrict t251) {
+ * %275 = neg %274 : [64,10]  // teacher/loss_sup vjp
+ * %276 = reduce_sum axes=[1] %275 : [64]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t276, const float *restrict t274) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v252 = -t251[i0 * 10 + i1];
-            sum += v252;
+            const float v275 = -t274[i0 * 10 + i1];
+            sum += v275;
         }
-        t253[i0] = (float)sum;
+        t276[i0] = (float)sum;
     }
 }
 
 /* loop [64]
- * %254 = div %253, %41 : [64]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_3(float *restrict t254, const float *restrict t253, const float *restrict t41) {
+ * %277 = div %276, %41 : [64]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t277, const float *restrict t276, const float *restrict t41) {
     for (size_t i = 0; i < 64; i++) {
-        const float v254 = t253[i] / t41[i];
-        t254[i] = v254;
+        const float v277 = t276[i] / t41[i];
+        t277[i] = v277;
     }
 }
 
 /* loop [64,10]
- * %255 = broadcast axes=[0] %254 : [64,10]  // teacher/loss_sup vjp
- * %256 = mul %255, %40 : [64,10]  // teacher/loss_sup vjp
- * %257 = add %251, %256 : [64,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_4(float *restrict t257, const float *restrict t254, const float *restrict t40, const float *restrict t251) {
+ * %278 = broadcast axes=[0] %277 : [64,10]  // teacher/loss_sup vjp
+ * %279 = mul %278, %40 : [64,10]  // teacher/loss_sup vjp
+ * %280 = add %274, %279 : [64,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t280, const float *restrict t277, const float *restrict t40, const float *restrict t274) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v256 = t254[i0] * t40[i0 * 10 + i1];
-            const float v257 = t251[i0 * 10 + i1] + v256;
-            t257[i0 * 10 + i1] = v257;
+            const float v279 = t277[i0] * t40[i0 * 10 + i1];
+            const float v280 = t274[i0 * 10 + i1] + v279;
+            t280[i0 * 10 + i1] = v280;
         }
     }
 }
 
 /* reduce_sum [64,10] axes=[0]
- * %258 = reduce_sum axes=[0] %257 : [10]  // teacher/dense5 vjp */
-static void step_teacher_dense5_vjp(float *restrict t258, const float *restrict t257) {
-    for (size_t o = 0; o < 10; o++) t258[o] = 0.0f;
+ * %281 = reduce_sum axes=[0] %280 : [10]  // teacher/dense5 vjp */
+static void step_teacher_dense5_vjp(float *restrict t281, const float *restrict t280) {
+    for (size_t o = 0; o < 10; o++) t281[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t258[i1] += t257[i0 * 10 + i1];
+            t281[i1] += t280[i0 * 10 + i1];
         }
     }
 }
 
-/* gemm blas m=1024 n=10 k=64 tA
- * %261 = matmul tA %260, %257 : [1024,10]  // teacher/dense5 vjp */
-static void step_teacher_dense5_vjp_2(float *restrict t261, const float *restrict t260, const float *restrict t257) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 10, 64, 1.0f, t260, 1024, t257, 10, 0.0f, t261, 10);
+/* reduce_sum [448,10] axes=[0]
+ * %282 = reduce_sum axes=[0] %273 : [10]  // teacher/dense5 vjp */
+static void step_teacher_dense5_vjp_2(float *restrict t282, const float *restrict t273) {
+    for (size_t o = 0; o < 10; o++) t282[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 448; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            t282[i1] += t273[i0 * 10 + i1];
+        }
+    }
 }
 
-/* loop [960,1024] split
- * %262 = step %26 : [960,1024]  // teacher/relu4 vjp */
+/* loop [10]
+ * %283 = add %281, %282 : [10]  // teacher/dense5 vjp */
+static void step_teacher_dense5_vjp_3(float *restrict t283, const float *restrict t281, const float *restrict t282) {
+    for (size_t i = 0; i < 10; i++) {
+        const float v283 = t281[i] + t282[i];
+        t283[i] = v283;
+    }
+}
+
+/* gemm blas m=1024 n=10 k=448 tA split
+ * %289 = matmul tA %288, %273 : [1024,10]  // teacher/dense5 vjp */
 typedef struct {
-    float *t262;
-    const float *t26;
-} step_teacher_relu4_vjp_pointers;
+    float *t289;
+    const float *t288;
+    const float *t273;
+} step_teacher_dense5_vjp_4_pointers;
 
-static void step_teacher_relu4_vjp_part(void *context, int part, int parts) {
-    const step_teacher_relu4_vjp_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t262 = p->t262;
-    const float *restrict t26 = p->t26;
+static void step_teacher_dense5_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_dense5_vjp_4_pointers *p = context;
+    float *restrict t289 = p->t289;
+    const float *restrict t288 = p->t288;
+    const float *restrict t273 = p->t273;
     size_t lo, hi;
-    while (mplc_claim(960, 30, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-            const float v262 = t26[i] > 0.0f ? 1.0f : 0.0f;
-            t262[i] = v262;
-        }
-    }
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 10, 448, 1.0f, t288 + lo, 1024, t273, 10, 0.0f, t289 + lo * 10, 10);
 }
 
-static void step_teacher_relu4_vjp(float *restrict t262, const float *restrict t26) {
-    mplc_parallel(step_teacher_relu4_vjp_part, &(step_teacher_relu4_vjp_pointers){t262, t26});
+static void step_teacher_dense5_vjp_4(float *restrict t289, const float *restrict t288, const float *restrict t273) {
+    mplc_parallel(step_teacher_dense5_vjp_4_part, &(step_teacher_dense5_vjp_4_pointers){t289, t288, t273});
 }
 
 /* gemm blas m=64 n=1024 k=10 tB +epilogue
- * %259 = matmul tB %257, %4 : [64,1024]  // teacher/dense5 vjp
- * %264 = mul %259, %263 : [64,1024]  // teacher/relu4 vjp */
-static void step_teacher_dense5_vjp_3(float *restrict t264, const float *restrict t257, const float *restrict in_teacher_dense5_weight, const float *restrict t263) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1024, 10, 1.0f, t257, 10, in_teacher_dense5_weight, 10, 0.0f, t264, 1024);
+ * %284 = matmul tB %280, %4 : [64,1024]  // teacher/dense5 vjp
+ * %291 = step %286 : [64,1024]  // teacher/relu4 vjp
+ * %292 = mul %284, %291 : [64,1024]  // teacher/relu4 vjp */
+static void step_teacher_dense5_vjp_5(float *restrict t292, const float *restrict t280, const float *restrict in_teacher_dense5_weight, const float *restrict t286) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1024, 10, 1.0f, t280, 10, in_teacher_dense5_weight, 10, 0.0f, t292, 1024);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 65536; i++) {
-        const float v264 = t264[i] * t263[i];
-        t264[i] = v264;
+        const float v291 = t286[i] > 0.0f ? 1.0f : 0.0f;
+        const float v292 = t292[i] * v291;
+        t292[i] = v292;
     }
 }
 
-/* reduce_sum [64,1024] axes=[0] split
- * %265 = reduce_sum axes=[0] %264 : [1024]  // teacher/dense3 vjp */
+/* gemm blas m=448 n=1024 k=10 tB +epilogue split
+ * %285 = matmul tB %273, %4 : [448,1024]  // teacher/dense5 vjp
+ * %293 = step %288 : [448,1024]  // teacher/relu4 vjp
+ * %294 = mul %285, %293 : [448,1024]  // teacher/relu4 vjp */
 typedef struct {
-    float *t265;
-    const float *t264;
+    float *t294;
+    const float *t273;
+    const float *in_teacher_dense5_weight;
+    const float *t288;
+} step_teacher_dense5_vjp_6_pointers;
+
+static void step_teacher_dense5_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_dense5_vjp_6_pointers *p = context;
+    float *restrict t294 = p->t294;
+    const float *restrict t273 = p->t273;
+    const float *restrict in_teacher_dense5_weight = p->in_teacher_dense5_weight;
+    const float *restrict t288 = p->t288;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 10, 1.0f, t273 + lo * 10, 10, in_teacher_dense5_weight, 10, 0.0f, t294 + lo * 1024, 1024);
+    /* epilogue, in place on the product */
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+        const float v293 = t288[i] > 0.0f ? 1.0f : 0.0f;
+        const float v294 = t294[i] * v293;
+        t294[i] = v294;
+    }
+}
+
+static void step_teacher_dense5_vjp_6(float *restrict t294, const float *restrict t273, const float *restrict in_teacher_dense5_weight, const float *restrict t288) {
+    mplc_parallel(step_teacher_dense5_vjp_6_part, &(step_teacher_dense5_vjp_6_pointers){t294, t273, in_teacher_dense5_weight, t288});
+}
+
+/* reduce_sum [64,1024] axes=[0] split
+ * %295 = reduce_sum axes=[0] %292 : [1024]  // teacher/dense3 vjp */
+typedef struct {
+    float *t295;
+    const float *t292;
     float *chunk;
 } step_teacher_dense3_vjp_pointers;
 
@@ -1778,8 +1938,8 @@ static void step_teacher_dense3_vjp_part(void *context, int part, int parts) {
     const step_teacher_dense3_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t265 = p->t265; (void)t265; /* used after the parts */
-    const float *restrict t264 = p->t264;
+    float *restrict t295 = p->t295; (void)t295; /* used after the parts */
+    const float *restrict t292 = p->t292;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
@@ -1788,107 +1948,163 @@ static void step_teacher_dense3_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                sums[i1] += t264[i0 * 1024 + i1];
+                sums[i1] += t292[i0 * 1024 + i1];
             }
         }
         for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_dense3_vjp(float *restrict t265, const float *restrict t264, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense3_vjp_part, &(step_teacher_dense3_vjp_pointers){t265, t264, chunk});
+static void step_teacher_dense3_vjp(float *restrict t295, const float *restrict t292, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense3_vjp_part, &(step_teacher_dense3_vjp_pointers){t295, t292, chunk});
     for (size_t o = 0; o < 1024; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t265[o] = total;
+        t295[o] = total;
     }
 }
 
-/* gemm blas m=1024 n=1024 k=64 tA split
- * %268 = matmul tA %267, %264 : [1024,1024]  // teacher/dense3 vjp */
+/* reduce_sum [448,1024] axes=[0] split
+ * %296 = reduce_sum axes=[0] %294 : [1024]  // teacher/dense3 vjp */
 typedef struct {
-    float *t268;
-    const float *t267;
-    const float *t264;
+    float *t296;
+    const float *t294;
+    float *chunk;
 } step_teacher_dense3_vjp_2_pointers;
 
 static void step_teacher_dense3_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_dense3_vjp_2_pointers *p = context;
-    float *restrict t268 = p->t268;
-    const float *restrict t267 = p->t267;
-    const float *restrict t264 = p->t264;
+    (void)part;
+    (void)parts;
+    float *restrict t296 = p->t296; (void)t296; /* used after the parts */
+    const float *restrict t294 = p->t294;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
+    size_t lo, hi;
+    while (mplc_claim(448, 28, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 28 * 1024;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 1024; i1++) {
+                sums[i1] += t294[i0 * 1024 + i1];
+            }
+        }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
+    }
+}
+
+static void step_teacher_dense3_vjp_2(float *restrict t296, const float *restrict t294, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense3_vjp_2_part, &(step_teacher_dense3_vjp_2_pointers){t296, t294, chunk});
+    for (size_t o = 0; o < 1024; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
+        t296[o] = total;
+    }
+}
+
+/* loop [1024]
+ * %297 = add %295, %296 : [1024]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp_3(float *restrict t297, const float *restrict t295, const float *restrict t296) {
+    for (size_t i = 0; i < 1024; i++) {
+        const float v297 = t295[i] + t296[i];
+        t297[i] = v297;
+    }
+}
+
+/* gemm blas m=1024 n=1024 k=448 tA split
+ * %303 = matmul tA %302, %294 : [1024,1024]  // teacher/dense3 vjp */
+typedef struct {
+    float *t303;
+    const float *t302;
+    const float *t294;
+} step_teacher_dense3_vjp_4_pointers;
+
+static void step_teacher_dense3_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_dense3_vjp_4_pointers *p = context;
+    float *restrict t303 = p->t303;
+    const float *restrict t302 = p->t302;
+    const float *restrict t294 = p->t294;
     size_t lo, hi;
     mplc_part(1024, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, t267 + lo, 1024, t264, 1024, 0.0f, t268 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t302 + lo, 1024, t294, 1024, 0.0f, t303 + lo * 1024, 1024);
 }
 
-static void step_teacher_dense3_vjp_2(float *restrict t268, const float *restrict t267, const float *restrict t264) {
-    mplc_parallel(step_teacher_dense3_vjp_2_part, &(step_teacher_dense3_vjp_2_pointers){t268, t267, t264});
-}
-
-/* loop [960,1024] split
- * %269 = step %22 : [960,1024]  // teacher/relu2 vjp */
-typedef struct {
-    float *t269;
-    const float *t22;
-} step_teacher_relu2_vjp_pointers;
-
-static void step_teacher_relu2_vjp_part(void *context, int part, int parts) {
-    const step_teacher_relu2_vjp_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t269 = p->t269;
-    const float *restrict t22 = p->t22;
-    size_t lo, hi;
-    while (mplc_claim(960, 30, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-            const float v269 = t22[i] > 0.0f ? 1.0f : 0.0f;
-            t269[i] = v269;
-        }
-    }
-}
-
-static void step_teacher_relu2_vjp(float *restrict t269, const float *restrict t22) {
-    mplc_parallel(step_teacher_relu2_vjp_part, &(step_teacher_relu2_vjp_pointers){t269, t22});
+static void step_teacher_dense3_vjp_4(float *restrict t303, const float *restrict t302, const float *restrict t294) {
+    mplc_parallel(step_teacher_dense3_vjp_4_part, &(step_teacher_dense3_vjp_4_pointers){t303, t302, t294});
 }
 
 /* gemm blas m=64 n=1024 k=1024 tB +epilogue split
- * %266 = matmul tB %264, %2 : [64,1024]  // teacher/dense3 vjp
- * %271 = mul %266, %270 : [64,1024]  // teacher/relu2 vjp */
+ * %298 = matmul tB %292, %2 : [64,1024]  // teacher/dense3 vjp
+ * %305 = step %300 : [64,1024]  // teacher/relu2 vjp
+ * %306 = mul %298, %305 : [64,1024]  // teacher/relu2 vjp */
 typedef struct {
-    float *t271;
-    const float *t264;
+    float *t306;
+    const float *t292;
     const float *in_teacher_dense3_weight;
-    const float *t270;
-} step_teacher_dense3_vjp_3_pointers;
+    const float *t300;
+} step_teacher_dense3_vjp_5_pointers;
 
-static void step_teacher_dense3_vjp_3_part(void *context, int part, int parts) {
-    const step_teacher_dense3_vjp_3_pointers *p = context;
-    float *restrict t271 = p->t271;
-    const float *restrict t264 = p->t264;
+static void step_teacher_dense3_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_dense3_vjp_5_pointers *p = context;
+    float *restrict t306 = p->t306;
+    const float *restrict t292 = p->t292;
     const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
-    const float *restrict t270 = p->t270;
+    const float *restrict t300 = p->t300;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t264 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t271 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t292 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t306 + lo * 1024, 1024);
     /* epilogue, in place on the product */
     for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v271 = t271[i] * t270[i];
-        t271[i] = v271;
+        const float v305 = t300[i] > 0.0f ? 1.0f : 0.0f;
+        const float v306 = t306[i] * v305;
+        t306[i] = v306;
     }
 }
 
-static void step_teacher_dense3_vjp_3(float *restrict t271, const float *restrict t264, const float *restrict in_teacher_dense3_weight, const float *restrict t270) {
-    mplc_parallel(step_teacher_dense3_vjp_3_part, &(step_teacher_dense3_vjp_3_pointers){t271, t264, in_teacher_dense3_weight, t270});
+static void step_teacher_dense3_vjp_5(float *restrict t306, const float *restrict t292, const float *restrict in_teacher_dense3_weight, const float *restrict t300) {
+    mplc_parallel(step_teacher_dense3_vjp_5_part, &(step_teacher_dense3_vjp_5_pointers){t306, t292, in_teacher_dense3_weight, t300});
+}
+
+/* gemm blas m=448 n=1024 k=1024 tB +epilogue split
+ * %299 = matmul tB %294, %2 : [448,1024]  // teacher/dense3 vjp
+ * %307 = step %302 : [448,1024]  // teacher/relu2 vjp
+ * %308 = mul %299, %307 : [448,1024]  // teacher/relu2 vjp */
+typedef struct {
+    float *t308;
+    const float *t294;
+    const float *in_teacher_dense3_weight;
+    const float *t302;
+} step_teacher_dense3_vjp_6_pointers;
+
+static void step_teacher_dense3_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_dense3_vjp_6_pointers *p = context;
+    float *restrict t308 = p->t308;
+    const float *restrict t294 = p->t294;
+    const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
+    const float *restrict t302 = p->t302;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t294 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t308 + lo * 1024, 1024);
+    /* epilogue, in place on the product */
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+        const float v307 = t302[i] > 0.0f ? 1.0f : 0.0f;
+        const float v308 = t308[i] * v307;
+        t308[i] = v308;
+    }
+}
+
+static void step_teacher_dense3_vjp_6(float *restrict t308, const float *restrict t294, const float *restrict in_teacher_dense3_weight, const float *restrict t302) {
+    mplc_parallel(step_teacher_dense3_vjp_6_part, &(step_teacher_dense3_vjp_6_pointers){t308, t294, in_teacher_dense3_weight, t302});
 }
 
 /* reduce_sum [64,1024] axes=[0] split
- * %272 = reduce_sum axes=[0] %271 : [1024]  // teacher/dense1 vjp */
+ * %309 = reduce_sum axes=[0] %306 : [1024]  // teacher/dense1 vjp */
 typedef struct {
-    float *t272;
-    const float *t271;
+    float *t309;
+    const float *t306;
     float *chunk;
 } step_teacher_dense1_vjp_pointers;
 
@@ -1896,8 +2112,8 @@ static void step_teacher_dense1_vjp_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t272 = p->t272; (void)t272; /* used after the parts */
-    const float *restrict t271 = p->t271;
+    float *restrict t309 = p->t309; (void)t309; /* used after the parts */
+    const float *restrict t306 = p->t306;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
@@ -1906,195 +2122,36 @@ static void step_teacher_dense1_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                sums[i1] += t271[i0 * 1024 + i1];
+                sums[i1] += t306[i0 * 1024 + i1];
             }
         }
         for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_dense1_vjp(float *restrict t272, const float *restrict t271, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense1_vjp_part, &(step_teacher_dense1_vjp_pointers){t272, t271, chunk});
+static void step_teacher_dense1_vjp(float *restrict t309, const float *restrict t306, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense1_vjp_part, &(step_teacher_dense1_vjp_pointers){t309, t306, chunk});
     for (size_t o = 0; o < 1024; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t272[o] = total;
+        t309[o] = total;
     }
 }
 
-/* gemm blas m=784 n=1024 k=64 tA split
- * %273 = matmul tA %190, %271 : [784,1024]  // teacher/dense1 vjp */
+/* reduce_sum [448,1024] axes=[0] split
+ * %310 = reduce_sum axes=[0] %308 : [1024]  // teacher/dense1 vjp */
 typedef struct {
-    float *t273;
-    const float *in_x;
-    const float *t271;
+    float *t310;
+    const float *t308;
+    float *chunk;
 } step_teacher_dense1_vjp_2_pointers;
 
 static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_2_pointers *p = context;
-    float *restrict t273 = p->t273;
-    const float *restrict in_x = p->in_x;
-    const float *restrict t271 = p->t271;
-    size_t lo, hi;
-    mplc_part(784, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, in_x + lo, 784, t271, 1024, 0.0f, t273 + lo * 1024, 1024);
-}
-
-static void step_teacher_dense1_vjp_2(float *restrict t273, const float *restrict in_x, const float *restrict t271) {
-    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t273, in_x, t271});
-}
-
-/* loop []
- * %76 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
- * %274 = mul %16, %76 : []  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp(float *restrict t274, const float *restrict in_uda_weight) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v274 = in_uda_weight[0] * 0.002232143f;
-        t274[i] = v274;
-    }
-}
-
-/* loop [448]
- * %275 = broadcast axes=[] %274 : [448]  // teacher/loss_uda vjp
- * %276 = mul %275, %62 : [448]  // teacher/loss_uda vjp
- * %277 = neg %276 : [448]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_2(float *restrict t277, const float *restrict t274, const float *restrict t62) {
-    for (size_t i = 0; i < 448; i++) {
-        const float v276 = t274[0] * t62[i];
-        const float v277 = -v276;
-        t277[i] = v277;
-    }
-}
-
-/* loop [448,10]
- * %278 = broadcast axes=[0] %277 : [448,10]  // teacher/loss_uda vjp
- * %279 = mul %278, %59 : [448,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_3(float *restrict t279, const float *restrict t277, const float *restrict t59) {
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v279 = t277[i0] * t59[i0 * 10 + i1];
-            t279[i0 * 10 + i1] = v279;
-        }
-    }
-}
-
-/* reduce_sum [448,10] axes=[1]
- * %280 = neg %279 : [448,10]  // teacher/loss_uda vjp
- * %281 = reduce_sum axes=[1] %280 : [448]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_4(float *restrict t281, const float *restrict t279) {
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        double sum = 0.0;
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v280 = -t279[i0 * 10 + i1];
-            sum += v280;
-        }
-        t281[i0] = (float)sum;
-    }
-}
-
-/* loop [448]
- * %282 = div %281, %67 : [448]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_5(float *restrict t282, const float *restrict t281, const float *restrict t67) {
-    for (size_t i = 0; i < 448; i++) {
-        const float v282 = t281[i] / t67[i];
-        t282[i] = v282;
-    }
-}
-
-/* loop [448,10]
- * %283 = broadcast axes=[0] %282 : [448,10]  // teacher/loss_uda vjp
- * %284 = mul %283, %66 : [448,10]  // teacher/loss_uda vjp
- * %285 = add %279, %284 : [448,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_6(float *restrict t285, const float *restrict t282, const float *restrict t66, const float *restrict t279) {
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v284 = t282[i0] * t66[i0 * 10 + i1];
-            const float v285 = t279[i0 * 10 + i1] + v284;
-            t285[i0 * 10 + i1] = v285;
-        }
-    }
-}
-
-/* reduce_sum [448,10] axes=[0]
- * %286 = reduce_sum axes=[0] %285 : [10]  // teacher/dense5 vjp */
-static void step_teacher_dense5_vjp_4(float *restrict t286, const float *restrict t285) {
-    for (size_t o = 0; o < 10; o++) t286[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            t286[i1] += t285[i0 * 10 + i1];
-        }
-    }
-}
-
-/* gemm blas m=1024 n=10 k=448 tA split
- * %289 = matmul tA %288, %285 : [1024,10]  // teacher/dense5 vjp */
-typedef struct {
-    float *t289;
-    const float *t288;
-    const float *t285;
-} step_teacher_dense5_vjp_5_pointers;
-
-static void step_teacher_dense5_vjp_5_part(void *context, int part, int parts) {
-    const step_teacher_dense5_vjp_5_pointers *p = context;
-    float *restrict t289 = p->t289;
-    const float *restrict t288 = p->t288;
-    const float *restrict t285 = p->t285;
-    size_t lo, hi;
-    mplc_part(1024, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 10, 448, 1.0f, t288 + lo, 1024, t285, 10, 0.0f, t289 + lo * 10, 10);
-}
-
-static void step_teacher_dense5_vjp_5(float *restrict t289, const float *restrict t288, const float *restrict t285) {
-    mplc_parallel(step_teacher_dense5_vjp_5_part, &(step_teacher_dense5_vjp_5_pointers){t289, t288, t285});
-}
-
-/* gemm blas m=448 n=1024 k=10 tB +epilogue split
- * %287 = matmul tB %285, %4 : [448,1024]  // teacher/dense5 vjp
- * %291 = mul %287, %290 : [448,1024]  // teacher/relu4 vjp */
-typedef struct {
-    float *t291;
-    const float *t285;
-    const float *in_teacher_dense5_weight;
-    const float *t290;
-} step_teacher_dense5_vjp_6_pointers;
-
-static void step_teacher_dense5_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_dense5_vjp_6_pointers *p = context;
-    float *restrict t291 = p->t291;
-    const float *restrict t285 = p->t285;
-    const float *restrict in_teacher_dense5_weight = p->in_teacher_dense5_weight;
-    const float *restrict t290 = p->t290;
-    size_t lo, hi;
-    mplc_part(448, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 10, 1.0f, t285 + lo * 10, 10, in_teacher_dense5_weight, 10, 0.0f, t291 + lo * 1024, 1024);
-    /* epilogue, in place on the product */
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v291 = t291[i] * t290[i];
-        t291[i] = v291;
-    }
-}
-
-static void step_teacher_dense5_vjp_6(float *restrict t291, const float *restrict t285, const float *restrict in_teacher_dense5_weight, const float *restrict t290) {
-    mplc_parallel(step_teacher_dense5_vjp_6_part, &(step_teacher_dense5_vjp_6_pointers){t291, t285, in_teacher_dense5_weight, t290});
-}
-
-/* reduce_sum [448,1024] axes=[0] split
- * %292 = reduce_sum axes=[0] %291 : [1024]  // teacher/dense3 vjp */
-typedef struct {
-    float *t292;
-    const float *t291;
-    float *chunk;
-} step_teacher_dense3_vjp_4_pointers;
-
-static void step_teacher_dense3_vjp_4_part(void *context, int part, int parts) {
-    const step_teacher_dense3_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t292 = p->t292; (void)t292; /* used after the parts */
-    const float *restrict t291 = p->t291;
+    float *restrict t310 = p->t310; (void)t310; /* used after the parts */
+    const float *restrict t308 = p->t308;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(448, 28, &lo, &hi)) {
@@ -2103,1427 +2160,660 @@ static void step_teacher_dense3_vjp_4_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                sums[i1] += t291[i0 * 1024 + i1];
+                sums[i1] += t308[i0 * 1024 + i1];
             }
         }
         for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_dense3_vjp_4(float *restrict t292, const float *restrict t291, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense3_vjp_4_part, &(step_teacher_dense3_vjp_4_pointers){t292, t291, chunk});
+static void step_teacher_dense1_vjp_2(float *restrict t310, const float *restrict t308, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t310, t308, chunk});
     for (size_t o = 0; o < 1024; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t292[o] = total;
+        t310[o] = total;
     }
 }
 
-/* gemm blas m=1024 n=1024 k=448 tA split
- * %295 = matmul tA %294, %291 : [1024,1024]  // teacher/dense3 vjp */
-typedef struct {
-    float *t295;
-    const float *t294;
-    const float *t291;
-} step_teacher_dense3_vjp_5_pointers;
-
-static void step_teacher_dense3_vjp_5_part(void *context, int part, int parts) {
-    const step_teacher_dense3_vjp_5_pointers *p = context;
-    float *restrict t295 = p->t295;
-    const float *restrict t294 = p->t294;
-    const float *restrict t291 = p->t291;
-    size_t lo, hi;
-    mplc_part(1024, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t294 + lo, 1024, t291, 1024, 0.0f, t295 + lo * 1024, 1024);
-}
-
-static void step_teacher_dense3_vjp_5(float *restrict t295, const float *restrict t294, const float *restrict t291) {
-    mplc_parallel(step_teacher_dense3_vjp_5_part, &(step_teacher_dense3_vjp_5_pointers){t295, t294, t291});
-}
-
-/* gemm blas m=448 n=1024 k=1024 tB +epilogue split
- * %293 = matmul tB %291, %2 : [448,1024]  // teacher/dense3 vjp
- * %297 = mul %293, %296 : [448,1024]  // teacher/relu2 vjp */
-typedef struct {
-    float *t297;
-    const float *t291;
-    const float *in_teacher_dense3_weight;
-    const float *t296;
-} step_teacher_dense3_vjp_6_pointers;
-
-static void step_teacher_dense3_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_dense3_vjp_6_pointers *p = context;
-    float *restrict t297 = p->t297;
-    const float *restrict t291 = p->t291;
-    const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
-    const float *restrict t296 = p->t296;
-    size_t lo, hi;
-    mplc_part(448, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t291 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t297 + lo * 1024, 1024);
-    /* epilogue, in place on the product */
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v297 = t297[i] * t296[i];
-        t297[i] = v297;
-    }
-}
-
-static void step_teacher_dense3_vjp_6(float *restrict t297, const float *restrict t291, const float *restrict in_teacher_dense3_weight, const float *restrict t296) {
-    mplc_parallel(step_teacher_dense3_vjp_6_part, &(step_teacher_dense3_vjp_6_pointers){t297, t291, in_teacher_dense3_weight, t296});
-}
-
-/* reduce_sum [448,1024] axes=[0] split
- * %298 = reduce_sum axes=[0] %297 : [1024]  // teacher/dense1 vjp */
-typedef struct {
-    float *t298;
-    const float *t297;
-    float *chunk;
-} step_teacher_dense1_vjp_3_pointers;
-
-static void step_teacher_dense1_vjp_3_part(void *context, int part, int parts) {
-    const step_teacher_dense1_vjp_3_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t298 = p->t298; (void)t298; /* used after the parts */
-    const float *restrict t297 = p->t297;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(448, 28, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 28 * 1024;
-        float sums[1024];
-        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 1024; i1++) {
-                sums[i1] += t297[i0 * 1024 + i1];
-            }
-        }
-        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_dense1_vjp_3(float *restrict t298, const float *restrict t297, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense1_vjp_3_part, &(step_teacher_dense1_vjp_3_pointers){t298, t297, chunk});
-    for (size_t o = 0; o < 1024; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t298[o] = total;
+/* loop [1024]
+ * %311 = add %309, %310 : [1024]  // teacher/dense1 vjp */
+static void step_teacher_dense1_vjp_3(float *restrict t311, const float *restrict t309, const float *restrict t310) {
+    for (size_t i = 0; i < 1024; i++) {
+        const float v311 = t309[i] + t310[i];
+        t311[i] = v311;
     }
 }
 
 /* gemm blas m=784 n=1024 k=448 tA split
- * %299 = matmul tA %83, %297 : [784,1024]  // teacher/dense1 vjp */
+ * %313 = matmul tA %83, %308 : [784,1024]  // teacher/dense1 vjp */
 typedef struct {
-    float *t299;
+    float *t313;
     const float *t83;
-    const float *t297;
+    const float *t308;
 } step_teacher_dense1_vjp_4_pointers;
 
 static void step_teacher_dense1_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_4_pointers *p = context;
-    float *restrict t299 = p->t299;
+    float *restrict t313 = p->t313;
     const float *restrict t83 = p->t83;
-    const float *restrict t297 = p->t297;
+    const float *restrict t308 = p->t308;
     size_t lo, hi;
     mplc_part(784, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t83 + lo, 784, t297, 1024, 0.0f, t299 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t83 + lo, 784, t308, 1024, 0.0f, t313 + lo * 1024, 1024);
 }
 
-static void step_teacher_dense1_vjp_4(float *restrict t299, const float *restrict t83, const float *restrict t297) {
-    mplc_parallel(step_teacher_dense1_vjp_4_part, &(step_teacher_dense1_vjp_4_pointers){t299, t83, t297});
+static void step_teacher_dense1_vjp_4(float *restrict t313, const float *restrict t83, const float *restrict t308) {
+    mplc_parallel(step_teacher_dense1_vjp_4_part, &(step_teacher_dense1_vjp_4_pointers){t313, t83, t308});
 }
 
-/* loop []
- * %105 = constant -0.002232142857142857 : []  // student/loss_u fwd
- * %300 = mul %17, %250 : []  // teacher/feedback vjp
- * %301 = mul %300, %105 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp(float *restrict t301, const float *restrict in_feedback_scale, const float *restrict t250) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v300 = in_feedback_scale[0] * t250[0];
-        const float v301 = v300 * (-0.002232143f);
-        t301[i] = v301;
-    }
-}
-
-/* loop [448,10]
- * %302 = broadcast axes=[] %301 : [448,10]  // teacher/feedback vjp
- * %303 = mul %302, %80 : [448,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_2(float *restrict t303, const float *restrict t301, const float *restrict t80) {
-    for (size_t i = 0; i < 4480; i++) {
-        const float v303 = t301[0] * t80[i];
-        t303[i] = v303;
-    }
-}
-
-/* reduce_sum [448,10] axes=[1]
- * %304 = neg %303 : [448,10]  // teacher/feedback vjp
- * %305 = reduce_sum axes=[1] %304 : [448]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_3(float *restrict t305, const float *restrict t303) {
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        double sum = 0.0;
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v304 = -t303[i0 * 10 + i1];
-            sum += v304;
-        }
-        t305[i0] = (float)sum;
-    }
-}
-
-/* loop [448]
- * %306 = div %305, %67 : [448]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_4(float *restrict t306, const float *restrict t305, const float *restrict t67) {
-    for (size_t i = 0; i < 448; i++) {
-        const float v306 = t305[i] / t67[i];
-        t306[i] = v306;
-    }
-}
-
-/* loop [448,10]
- * %307 = broadcast axes=[0] %306 : [448,10]  // teacher/feedback vjp
- * %308 = mul %307, %66 : [448,10]  // teacher/feedback vjp
- * %309 = add %303, %308 : [448,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_5(float *restrict t309, const float *restrict t306, const float *restrict t66, const float *restrict t303) {
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v308 = t306[i0] * t66[i0 * 10 + i1];
-            const float v309 = t303[i0 * 10 + i1] + v308;
-            t309[i0 * 10 + i1] = v309;
-        }
-    }
-}
-
-/* reduce_sum [448,10] axes=[0]
- * %310 = reduce_sum axes=[0] %309 : [10]  // teacher/dense5 vjp */
-static void step_teacher_dense5_vjp_7(float *restrict t310, const float *restrict t309) {
-    for (size_t o = 0; o < 10; o++) t310[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            t310[i1] += t309[i0 * 10 + i1];
-        }
-    }
-}
-
-/* gemm blas m=1024 n=10 k=448 tA split
- * %312 = matmul tA %288, %309 : [1024,10]  // teacher/dense5 vjp */
-typedef struct {
-    float *t312;
-    const float *t288;
-    const float *t309;
-} step_teacher_dense5_vjp_8_pointers;
-
-static void step_teacher_dense5_vjp_8_part(void *context, int part, int parts) {
-    const step_teacher_dense5_vjp_8_pointers *p = context;
-    float *restrict t312 = p->t312;
-    const float *restrict t288 = p->t288;
-    const float *restrict t309 = p->t309;
-    size_t lo, hi;
-    mplc_part(1024, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 10, 448, 1.0f, t288 + lo, 1024, t309, 10, 0.0f, t312 + lo * 10, 10);
-}
-
-static void step_teacher_dense5_vjp_8(float *restrict t312, const float *restrict t288, const float *restrict t309) {
-    mplc_parallel(step_teacher_dense5_vjp_8_part, &(step_teacher_dense5_vjp_8_pointers){t312, t288, t309});
-}
-
-/* gemm blas m=448 n=1024 k=10 tB +epilogue split
- * %311 = matmul tB %309, %4 : [448,1024]  // teacher/dense5 vjp
- * %313 = mul %311, %290 : [448,1024]  // teacher/relu4 vjp */
-typedef struct {
-    float *t313;
-    const float *t309;
-    const float *in_teacher_dense5_weight;
-    const float *t290;
-} step_teacher_dense5_vjp_9_pointers;
-
-static void step_teacher_dense5_vjp_9_part(void *context, int part, int parts) {
-    const step_teacher_dense5_vjp_9_pointers *p = context;
-    float *restrict t313 = p->t313;
-    const float *restrict t309 = p->t309;
-    const float *restrict in_teacher_dense5_weight = p->in_teacher_dense5_weight;
-    const float *restrict t290 = p->t290;
-    size_t lo, hi;
-    mplc_part(448, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 10, 1.0f, t309 + lo * 10, 10, in_teacher_dense5_weight, 10, 0.0f, t313 + lo * 1024, 1024);
-    /* epilogue, in place on the product */
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v313 = t313[i] * t290[i];
-        t313[i] = v313;
-    }
-}
-
-static void step_teacher_dense5_vjp_9(float *restrict t313, const float *restrict t309, const float *restrict in_teacher_dense5_weight, const float *restrict t290) {
-    mplc_parallel(step_teacher_dense5_vjp_9_part, &(step_teacher_dense5_vjp_9_pointers){t313, t309, in_teacher_dense5_weight, t290});
-}
-
-/* reduce_sum [448,1024] axes=[0] split
- * %314 = reduce_sum axes=[0] %313 : [1024]  // teacher/dense3 vjp */
-typedef struct {
-    float *t314;
-    const float *t313;
-    float *chunk;
-} step_teacher_dense3_vjp_7_pointers;
-
-static void step_teacher_dense3_vjp_7_part(void *context, int part, int parts) {
-    const step_teacher_dense3_vjp_7_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t314 = p->t314; (void)t314; /* used after the parts */
-    const float *restrict t313 = p->t313;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(448, 28, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 28 * 1024;
-        float sums[1024];
-        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 1024; i1++) {
-                sums[i1] += t313[i0 * 1024 + i1];
-            }
-        }
-        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_dense3_vjp_7(float *restrict t314, const float *restrict t313, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense3_vjp_7_part, &(step_teacher_dense3_vjp_7_pointers){t314, t313, chunk});
-    for (size_t o = 0; o < 1024; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t314[o] = total;
-    }
-}
-
-/* gemm blas m=1024 n=1024 k=448 tA split
- * %316 = matmul tA %294, %313 : [1024,1024]  // teacher/dense3 vjp */
-typedef struct {
-    float *t316;
-    const float *t294;
-    const float *t313;
-} step_teacher_dense3_vjp_8_pointers;
-
-static void step_teacher_dense3_vjp_8_part(void *context, int part, int parts) {
-    const step_teacher_dense3_vjp_8_pointers *p = context;
-    float *restrict t316 = p->t316;
-    const float *restrict t294 = p->t294;
-    const float *restrict t313 = p->t313;
-    size_t lo, hi;
-    mplc_part(1024, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t294 + lo, 1024, t313, 1024, 0.0f, t316 + lo * 1024, 1024);
-}
-
-static void step_teacher_dense3_vjp_8(float *restrict t316, const float *restrict t294, const float *restrict t313) {
-    mplc_parallel(step_teacher_dense3_vjp_8_part, &(step_teacher_dense3_vjp_8_pointers){t316, t294, t313});
-}
-
-/* gemm blas m=448 n=1024 k=1024 tB +epilogue split
- * %315 = matmul tB %313, %2 : [448,1024]  // teacher/dense3 vjp
- * %317 = mul %315, %296 : [448,1024]  // teacher/relu2 vjp */
+/* gemm blas m=784 n=1024 k=64 tA +epilogue split
+ * %128 = constant 0.0005 : [784,1024]  // student/dense1 update
+ * %131 = constant 0.9 : [784,1024]  // student/dense1 update
+ * %312 = matmul tA %190, %306 : [784,1024]  // teacher/dense1 vjp
+ * %314 = add %312, %313 : [784,1024]  // teacher/dense1 vjp
+ * %316 = mul %0, %128 : [784,1024]  // teacher/dense1 update
+ * %317 = add %314, %316 : [784,1024]  // teacher/dense1 update
+ * %318 = mul %315, %131 : [784,1024]  // teacher/dense1 update
+ * %319 = add %318, %317 : [784,1024]  // teacher/dense1 update
+ * %320 = mul %319, %131 : [784,1024]  // teacher/dense1 update
+ * %321 = add %317, %320 : [784,1024]  // teacher/dense1 update
+ * %322 = broadcast axes=[] %14 : [784,1024]  // teacher/dense1 update
+ * %323 = mul %321, %322 : [784,1024]  // teacher/dense1 update
+ * %324 = sub %0, %323 : [784,1024]  // teacher/dense1 update
+ * in_teacher_momentum_dense1_weight is updated in place: each element is read before it is overwritten
+ * in_teacher_dense1_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
     float *t317;
+    float *in_teacher_momentum_dense1_weight;
+    float *in_teacher_dense1_weight;
+    const float *in_x;
+    const float *t306;
     const float *t313;
-    const float *in_teacher_dense3_weight;
-    const float *t296;
-} step_teacher_dense3_vjp_9_pointers;
-
-static void step_teacher_dense3_vjp_9_part(void *context, int part, int parts) {
-    const step_teacher_dense3_vjp_9_pointers *p = context;
-    float *restrict t317 = p->t317;
-    const float *restrict t313 = p->t313;
-    const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
-    const float *restrict t296 = p->t296;
-    size_t lo, hi;
-    mplc_part(448, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t313 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t317 + lo * 1024, 1024);
-    /* epilogue, in place on the product */
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v317 = t317[i] * t296[i];
-        t317[i] = v317;
-    }
-}
-
-static void step_teacher_dense3_vjp_9(float *restrict t317, const float *restrict t313, const float *restrict in_teacher_dense3_weight, const float *restrict t296) {
-    mplc_parallel(step_teacher_dense3_vjp_9_part, &(step_teacher_dense3_vjp_9_pointers){t317, t313, in_teacher_dense3_weight, t296});
-}
-
-/* reduce_sum [448,1024] axes=[0] split
- * %318 = reduce_sum axes=[0] %317 : [1024]  // teacher/dense1 vjp */
-typedef struct {
-    float *t318;
-    const float *t317;
-    float *chunk;
+    const float *in_lr_teacher;
 } step_teacher_dense1_vjp_5_pointers;
 
 static void step_teacher_dense1_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_5_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t318 = p->t318; (void)t318; /* used after the parts */
-    const float *restrict t317 = p->t317;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(448, 28, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 28 * 1024;
-        float sums[1024];
-        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 1024; i1++) {
-                sums[i1] += t317[i0 * 1024 + i1];
-            }
-        }
-        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_dense1_vjp_5(float *restrict t318, const float *restrict t317, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense1_vjp_5_part, &(step_teacher_dense1_vjp_5_pointers){t318, t317, chunk});
-    for (size_t o = 0; o < 1024; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t318[o] = total;
-    }
-}
-
-/* gemm blas m=784 n=1024 k=448 tA split
- * %319 = matmul tA %83, %317 : [784,1024]  // teacher/dense1 vjp */
-typedef struct {
-    float *t319;
-    const float *t83;
-    const float *t317;
-} step_teacher_dense1_vjp_6_pointers;
-
-static void step_teacher_dense1_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_dense1_vjp_6_pointers *p = context;
-    float *restrict t319 = p->t319;
-    const float *restrict t83 = p->t83;
-    const float *restrict t317 = p->t317;
+    float *restrict t317 = p->t317;
+    float *restrict in_teacher_momentum_dense1_weight = p->in_teacher_momentum_dense1_weight;
+    float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t306 = p->t306;
+    const float *restrict t313 = p->t313;
+    const float *restrict in_lr_teacher = p->in_lr_teacher;
     size_t lo, hi;
     mplc_part(784, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t83 + lo, 784, t317, 1024, 0.0f, t319 + lo * 1024, 1024);
-}
-
-static void step_teacher_dense1_vjp_6(float *restrict t319, const float *restrict t83, const float *restrict t317) {
-    mplc_parallel(step_teacher_dense1_vjp_6_part, &(step_teacher_dense1_vjp_6_pointers){t319, t83, t317});
-}
-
-/* loop [1024]
- * %322 = add %272, %298 : [1024]  // teacher/gradient fwd
- * %323 = add %322, %318 : [1024]  // teacher/gradient fwd
- * %326 = add %265, %292 : [1024]  // teacher/gradient fwd
- * %327 = add %326, %314 : [1024]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t323, float *restrict t327, const float *restrict t272, const float *restrict t298, const float *restrict t318, const float *restrict t265, const float *restrict t292, const float *restrict t314) {
-    for (size_t i = 0; i < 1024; i++) {
-        const float v322 = t272[i] + t298[i];
-        const float v323 = v322 + t318[i];
-        const float v326 = t265[i] + t292[i];
-        const float v327 = v326 + t314[i];
-        t323[i] = v323;
-        t327[i] = v327;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, in_x + lo, 784, t306, 1024, 0.0f, t317 + lo * 1024, 1024);
+    /* epilogue, in place on the product */
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+        const float v314 = t317[i] + t313[i];
+        const float v316 = in_teacher_dense1_weight[i] * 0.0005f;
+        const float v317 = v314 + v316;
+        const float v318 = in_teacher_momentum_dense1_weight[i] * 0.9f;
+        const float v319 = v318 + v317;
+        const float v320 = v319 * 0.9f;
+        const float v321 = v317 + v320;
+        const float v323 = v321 * in_lr_teacher[0];
+        const float v324 = in_teacher_dense1_weight[i] - v323;
+        t317[i] = v317;
+        in_teacher_momentum_dense1_weight[i] = v319;
+        in_teacher_dense1_weight[i] = v324;
     }
 }
 
-/* loop [10]
- * %330 = add %258, %286 : [10]  // teacher/gradient fwd
- * %331 = add %330, %310 : [10]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t331, const float *restrict t258, const float *restrict t286, const float *restrict t310) {
-    for (size_t i = 0; i < 10; i++) {
-        const float v330 = t258[i] + t286[i];
-        const float v331 = v330 + t310[i];
-        t331[i] = v331;
-    }
-}
-
-/* loop [784,1024] split
- * %128 = constant 0.0005 : [784,1024]  // student/dense1 update
- * %131 = constant 0.9 : [784,1024]  // student/dense1 update
- * %320 = add %273, %299 : [784,1024]  // teacher/gradient fwd
- * %321 = add %320, %319 : [784,1024]  // teacher/gradient fwd
- * %333 = mul %0, %128 : [784,1024]  // teacher/dense1 update
- * %334 = add %321, %333 : [784,1024]  // teacher/dense1 update
- * %335 = mul %332, %131 : [784,1024]  // teacher/dense1 update
- * %336 = add %335, %334 : [784,1024]  // teacher/dense1 update
- * %337 = mul %336, %131 : [784,1024]  // teacher/dense1 update
- * %338 = add %334, %337 : [784,1024]  // teacher/dense1 update
- * %339 = broadcast axes=[] %14 : [784,1024]  // teacher/dense1 update
- * %340 = mul %338, %339 : [784,1024]  // teacher/dense1 update
- * %341 = sub %0, %340 : [784,1024]  // teacher/dense1 update
- * in_teacher_momentum_dense1_weight is updated in place: each element is read before it is overwritten
- * in_teacher_dense1_weight is updated in place: each element is read before it is overwritten */
-typedef struct {
-    float *in_teacher_momentum_dense1_weight;
-    float *in_teacher_dense1_weight;
-    const float *t273;
-    const float *t299;
-    const float *t319;
-    const float *in_lr_teacher;
-} step_teacher_dense1_update_pointers;
-
-static void step_teacher_dense1_update_part(void *context, int part, int parts) {
-    const step_teacher_dense1_update_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict in_teacher_momentum_dense1_weight = p->in_teacher_momentum_dense1_weight;
-    float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
-    const float *restrict t273 = p->t273;
-    const float *restrict t299 = p->t299;
-    const float *restrict t319 = p->t319;
-    const float *restrict in_lr_teacher = p->in_lr_teacher;
-    size_t lo, hi;
-    while (mplc_claim(784, 25, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-            const float v320 = t273[i] + t299[i];
-            const float v321 = v320 + t319[i];
-            const float v333 = in_teacher_dense1_weight[i] * 0.0005f;
-            const float v334 = v321 + v333;
-            const float v335 = in_teacher_momentum_dense1_weight[i] * 0.9f;
-            const float v336 = v335 + v334;
-            const float v337 = v336 * 0.9f;
-            const float v338 = v334 + v337;
-            const float v340 = v338 * in_lr_teacher[0];
-            const float v341 = in_teacher_dense1_weight[i] - v340;
-            in_teacher_momentum_dense1_weight[i] = v336;
-            in_teacher_dense1_weight[i] = v341;
-        }
-    }
-}
-
-static void step_teacher_dense1_update(float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict t273, const float *restrict t299, const float *restrict t319, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_teacher_dense1_update_part, &(step_teacher_dense1_update_pointers){in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, t273, t299, t319, in_lr_teacher});
+static void step_teacher_dense1_vjp_5(float *restrict t317, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t306, const float *restrict t313, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense1_vjp_5_part, &(step_teacher_dense1_vjp_5_pointers){t317, in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, in_x, t306, t313, in_lr_teacher});
 }
 
 /* loop [1024]
  * %140 = constant 0.9 : [1024]  // student/dense1 update
- * %343 = mul %342, %140 : [1024]  // teacher/dense1 update
- * %344 = add %343, %323 : [1024]  // teacher/dense1 update
- * %345 = mul %344, %140 : [1024]  // teacher/dense1 update
- * %346 = add %323, %345 : [1024]  // teacher/dense1 update
- * %347 = broadcast axes=[] %14 : [1024]  // teacher/dense1 update
- * %348 = mul %346, %347 : [1024]  // teacher/dense1 update
- * %349 = sub %1, %348 : [1024]  // teacher/dense1 update
+ * %326 = mul %325, %140 : [1024]  // teacher/dense1 update
+ * %327 = add %326, %311 : [1024]  // teacher/dense1 update
+ * %328 = mul %327, %140 : [1024]  // teacher/dense1 update
+ * %329 = add %311, %328 : [1024]  // teacher/dense1 update
+ * %330 = broadcast axes=[] %14 : [1024]  // teacher/dense1 update
+ * %331 = mul %329, %330 : [1024]  // teacher/dense1 update
+ * %332 = sub %1, %331 : [1024]  // teacher/dense1 update
  * in_teacher_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense1_update_2(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t323, const float *restrict in_lr_teacher) {
+static void step_teacher_dense1_update(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t311, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 1024; i++) {
-        const float v343 = in_teacher_momentum_dense1_bias[i] * 0.9f;
-        const float v344 = v343 + t323[i];
-        const float v345 = v344 * 0.9f;
-        const float v346 = t323[i] + v345;
-        const float v348 = v346 * in_lr_teacher[0];
-        const float v349 = in_teacher_dense1_bias[i] - v348;
-        in_teacher_momentum_dense1_bias[i] = v344;
-        in_teacher_dense1_bias[i] = v349;
+        const float v326 = in_teacher_momentum_dense1_bias[i] * 0.9f;
+        const float v327 = v326 + t311[i];
+        const float v328 = v327 * 0.9f;
+        const float v329 = t311[i] + v328;
+        const float v331 = v329 * in_lr_teacher[0];
+        const float v332 = in_teacher_dense1_bias[i] - v331;
+        in_teacher_momentum_dense1_bias[i] = v327;
+        in_teacher_dense1_bias[i] = v332;
     }
 }
 
-/* loop [1024,1024] split
+/* gemm blas m=1024 n=1024 k=64 tA +epilogue split
  * %149 = constant 0.0005 : [1024,1024]  // student/dense3 update
  * %152 = constant 0.9 : [1024,1024]  // student/dense3 update
- * %324 = add %268, %295 : [1024,1024]  // teacher/gradient fwd
- * %325 = add %324, %316 : [1024,1024]  // teacher/gradient fwd
- * %351 = mul %2, %149 : [1024,1024]  // teacher/dense3 update
- * %352 = add %325, %351 : [1024,1024]  // teacher/dense3 update
- * %353 = mul %350, %152 : [1024,1024]  // teacher/dense3 update
- * %354 = add %353, %352 : [1024,1024]  // teacher/dense3 update
- * %355 = mul %354, %152 : [1024,1024]  // teacher/dense3 update
- * %356 = add %352, %355 : [1024,1024]  // teacher/dense3 update
- * %357 = broadcast axes=[] %14 : [1024,1024]  // teacher/dense3 update
- * %358 = mul %356, %357 : [1024,1024]  // teacher/dense3 update
- * %359 = sub %2, %358 : [1024,1024]  // teacher/dense3 update
+ * %301 = matmul tA %300, %292 : [1024,1024]  // teacher/dense3 vjp
+ * %304 = add %301, %303 : [1024,1024]  // teacher/dense3 vjp
+ * %334 = mul %2, %149 : [1024,1024]  // teacher/dense3 update
+ * %335 = add %304, %334 : [1024,1024]  // teacher/dense3 update
+ * %336 = mul %333, %152 : [1024,1024]  // teacher/dense3 update
+ * %337 = add %336, %335 : [1024,1024]  // teacher/dense3 update
+ * %338 = mul %337, %152 : [1024,1024]  // teacher/dense3 update
+ * %339 = add %335, %338 : [1024,1024]  // teacher/dense3 update
+ * %340 = broadcast axes=[] %14 : [1024,1024]  // teacher/dense3 update
+ * %341 = mul %339, %340 : [1024,1024]  // teacher/dense3 update
+ * %342 = sub %2, %341 : [1024,1024]  // teacher/dense3 update
  * in_teacher_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
+    float *t335;
     float *in_teacher_momentum_dense3_weight;
     float *in_teacher_dense3_weight;
-    const float *t268;
-    const float *t295;
-    const float *t316;
+    const float *t300;
+    const float *t292;
+    const float *t303;
     const float *in_lr_teacher;
-} step_teacher_dense3_update_pointers;
+} step_teacher_dense3_vjp_7_pointers;
 
-static void step_teacher_dense3_update_part(void *context, int part, int parts) {
-    const step_teacher_dense3_update_pointers *p = context;
-    (void)part;
-    (void)parts;
+static void step_teacher_dense3_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_dense3_vjp_7_pointers *p = context;
+    float *restrict t335 = p->t335;
     float *restrict in_teacher_momentum_dense3_weight = p->in_teacher_momentum_dense3_weight;
     float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
-    const float *restrict t268 = p->t268;
-    const float *restrict t295 = p->t295;
-    const float *restrict t316 = p->t316;
+    const float *restrict t300 = p->t300;
+    const float *restrict t292 = p->t292;
+    const float *restrict t303 = p->t303;
     const float *restrict in_lr_teacher = p->in_lr_teacher;
     size_t lo, hi;
-    while (mplc_claim(1024, 32, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-            const float v324 = t268[i] + t295[i];
-            const float v325 = v324 + t316[i];
-            const float v351 = in_teacher_dense3_weight[i] * 0.0005f;
-            const float v352 = v325 + v351;
-            const float v353 = in_teacher_momentum_dense3_weight[i] * 0.9f;
-            const float v354 = v353 + v352;
-            const float v355 = v354 * 0.9f;
-            const float v356 = v352 + v355;
-            const float v358 = v356 * in_lr_teacher[0];
-            const float v359 = in_teacher_dense3_weight[i] - v358;
-            in_teacher_momentum_dense3_weight[i] = v354;
-            in_teacher_dense3_weight[i] = v359;
-        }
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, t300 + lo, 1024, t292, 1024, 0.0f, t335 + lo * 1024, 1024);
+    /* epilogue, in place on the product */
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+        const float v304 = t335[i] + t303[i];
+        const float v334 = in_teacher_dense3_weight[i] * 0.0005f;
+        const float v335 = v304 + v334;
+        const float v336 = in_teacher_momentum_dense3_weight[i] * 0.9f;
+        const float v337 = v336 + v335;
+        const float v338 = v337 * 0.9f;
+        const float v339 = v335 + v338;
+        const float v341 = v339 * in_lr_teacher[0];
+        const float v342 = in_teacher_dense3_weight[i] - v341;
+        t335[i] = v335;
+        in_teacher_momentum_dense3_weight[i] = v337;
+        in_teacher_dense3_weight[i] = v342;
     }
 }
 
-static void step_teacher_dense3_update(float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t268, const float *restrict t295, const float *restrict t316, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_teacher_dense3_update_part, &(step_teacher_dense3_update_pointers){in_teacher_momentum_dense3_weight, in_teacher_dense3_weight, t268, t295, t316, in_lr_teacher});
+static void step_teacher_dense3_vjp_7(float *restrict t335, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t300, const float *restrict t292, const float *restrict t303, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense3_vjp_7_part, &(step_teacher_dense3_vjp_7_pointers){t335, in_teacher_momentum_dense3_weight, in_teacher_dense3_weight, t300, t292, t303, in_lr_teacher});
 }
 
 /* loop [1024]
  * %140 = constant 0.9 : [1024]  // student/dense1 update
- * %347 = broadcast axes=[] %14 : [1024]  // teacher/dense1 update
- * %361 = mul %360, %140 : [1024]  // teacher/dense3 update
- * %362 = add %361, %327 : [1024]  // teacher/dense3 update
- * %363 = mul %362, %140 : [1024]  // teacher/dense3 update
- * %364 = add %327, %363 : [1024]  // teacher/dense3 update
- * %365 = mul %364, %347 : [1024]  // teacher/dense3 update
- * %366 = sub %3, %365 : [1024]  // teacher/dense3 update
+ * %330 = broadcast axes=[] %14 : [1024]  // teacher/dense1 update
+ * %344 = mul %343, %140 : [1024]  // teacher/dense3 update
+ * %345 = add %344, %297 : [1024]  // teacher/dense3 update
+ * %346 = mul %345, %140 : [1024]  // teacher/dense3 update
+ * %347 = add %297, %346 : [1024]  // teacher/dense3 update
+ * %348 = mul %347, %330 : [1024]  // teacher/dense3 update
+ * %349 = sub %3, %348 : [1024]  // teacher/dense3 update
  * in_teacher_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense3_update_2(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t327, const float *restrict in_lr_teacher) {
+static void step_teacher_dense3_update(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t297, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 1024; i++) {
-        const float v361 = in_teacher_momentum_dense3_bias[i] * 0.9f;
-        const float v362 = v361 + t327[i];
-        const float v363 = v362 * 0.9f;
-        const float v364 = t327[i] + v363;
-        const float v365 = v364 * in_lr_teacher[0];
-        const float v366 = in_teacher_dense3_bias[i] - v365;
-        in_teacher_momentum_dense3_bias[i] = v362;
-        in_teacher_dense3_bias[i] = v366;
+        const float v344 = in_teacher_momentum_dense3_bias[i] * 0.9f;
+        const float v345 = v344 + t297[i];
+        const float v346 = v345 * 0.9f;
+        const float v347 = t297[i] + v346;
+        const float v348 = v347 * in_lr_teacher[0];
+        const float v349 = in_teacher_dense3_bias[i] - v348;
+        in_teacher_momentum_dense3_bias[i] = v345;
+        in_teacher_dense3_bias[i] = v349;
     }
 }
 
-/* loop [1024,10]
+/* gemm blas m=1024 n=10 k=64 tA +epilogue
  * %168 = constant 0.0005 : [1024,10]  // student/dense5 update
  * %171 = constant 0.9 : [1024,10]  // student/dense5 update
- * %328 = add %261, %289 : [1024,10]  // teacher/gradient fwd
- * %329 = add %328, %312 : [1024,10]  // teacher/gradient fwd
- * %368 = mul %4, %168 : [1024,10]  // teacher/dense5 update
- * %369 = add %329, %368 : [1024,10]  // teacher/dense5 update
- * %370 = mul %367, %171 : [1024,10]  // teacher/dense5 update
- * %371 = add %370, %369 : [1024,10]  // teacher/dense5 update
- * %372 = mul %371, %171 : [1024,10]  // teacher/dense5 update
- * %373 = add %369, %372 : [1024,10]  // teacher/dense5 update
- * %374 = broadcast axes=[] %14 : [1024,10]  // teacher/dense5 update
- * %375 = mul %373, %374 : [1024,10]  // teacher/dense5 update
- * %376 = sub %4, %375 : [1024,10]  // teacher/dense5 update
+ * %287 = matmul tA %286, %280 : [1024,10]  // teacher/dense5 vjp
+ * %290 = add %287, %289 : [1024,10]  // teacher/dense5 vjp
+ * %351 = mul %4, %168 : [1024,10]  // teacher/dense5 update
+ * %352 = add %290, %351 : [1024,10]  // teacher/dense5 update
+ * %353 = mul %350, %171 : [1024,10]  // teacher/dense5 update
+ * %354 = add %353, %352 : [1024,10]  // teacher/dense5 update
+ * %355 = mul %354, %171 : [1024,10]  // teacher/dense5 update
+ * %356 = add %352, %355 : [1024,10]  // teacher/dense5 update
+ * %357 = broadcast axes=[] %14 : [1024,10]  // teacher/dense5 update
+ * %358 = mul %356, %357 : [1024,10]  // teacher/dense5 update
+ * %359 = sub %4, %358 : [1024,10]  // teacher/dense5 update
  * in_teacher_momentum_dense5_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense5_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense5_update(float *restrict in_teacher_momentum_dense5_weight, float *restrict in_teacher_dense5_weight, const float *restrict t261, const float *restrict t289, const float *restrict t312, const float *restrict in_lr_teacher) {
+static void step_teacher_dense5_vjp_7(float *restrict t352, float *restrict in_teacher_momentum_dense5_weight, float *restrict in_teacher_dense5_weight, const float *restrict t286, const float *restrict t280, const float *restrict t289, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 10, 64, 1.0f, t286, 1024, t280, 10, 0.0f, t352, 10);
+    /* epilogue, in place on the product */
     for (size_t i = 0; i < 10240; i++) {
-        const float v328 = t261[i] + t289[i];
-        const float v329 = v328 + t312[i];
-        const float v368 = in_teacher_dense5_weight[i] * 0.0005f;
-        const float v369 = v329 + v368;
-        const float v370 = in_teacher_momentum_dense5_weight[i] * 0.9f;
-        const float v371 = v370 + v369;
-        const float v372 = v371 * 0.9f;
-        const float v373 = v369 + v372;
-        const float v375 = v373 * in_lr_teacher[0];
-        const float v376 = in_teacher_dense5_weight[i] - v375;
-        in_teacher_momentum_dense5_weight[i] = v371;
-        in_teacher_dense5_weight[i] = v376;
+        const float v290 = t352[i] + t289[i];
+        const float v351 = in_teacher_dense5_weight[i] * 0.0005f;
+        const float v352 = v290 + v351;
+        const float v353 = in_teacher_momentum_dense5_weight[i] * 0.9f;
+        const float v354 = v353 + v352;
+        const float v355 = v354 * 0.9f;
+        const float v356 = v352 + v355;
+        const float v358 = v356 * in_lr_teacher[0];
+        const float v359 = in_teacher_dense5_weight[i] - v358;
+        t352[i] = v352;
+        in_teacher_momentum_dense5_weight[i] = v354;
+        in_teacher_dense5_weight[i] = v359;
     }
 }
 
 /* loop [10]
  * %180 = constant 0.9 : [10]  // student/dense5 update
- * %378 = mul %377, %180 : [10]  // teacher/dense5 update
- * %379 = add %378, %331 : [10]  // teacher/dense5 update
- * %380 = mul %379, %180 : [10]  // teacher/dense5 update
- * %381 = add %331, %380 : [10]  // teacher/dense5 update
- * %382 = broadcast axes=[] %14 : [10]  // teacher/dense5 update
- * %383 = mul %381, %382 : [10]  // teacher/dense5 update
- * %384 = sub %5, %383 : [10]  // teacher/dense5 update
+ * %361 = mul %360, %180 : [10]  // teacher/dense5 update
+ * %362 = add %361, %283 : [10]  // teacher/dense5 update
+ * %363 = mul %362, %180 : [10]  // teacher/dense5 update
+ * %364 = add %283, %363 : [10]  // teacher/dense5 update
+ * %365 = broadcast axes=[] %14 : [10]  // teacher/dense5 update
+ * %366 = mul %364, %365 : [10]  // teacher/dense5 update
+ * %367 = sub %5, %366 : [10]  // teacher/dense5 update
  * in_teacher_momentum_dense5_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense5_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense5_update_2(float *restrict in_teacher_momentum_dense5_bias, float *restrict in_teacher_dense5_bias, const float *restrict t331, const float *restrict in_lr_teacher) {
+static void step_teacher_dense5_update(float *restrict in_teacher_momentum_dense5_bias, float *restrict in_teacher_dense5_bias, const float *restrict t283, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v378 = in_teacher_momentum_dense5_bias[i] * 0.9f;
-        const float v379 = v378 + t331[i];
-        const float v380 = v379 * 0.9f;
-        const float v381 = t331[i] + v380;
-        const float v383 = v381 * in_lr_teacher[0];
-        const float v384 = in_teacher_dense5_bias[i] - v383;
-        in_teacher_momentum_dense5_bias[i] = v379;
-        in_teacher_dense5_bias[i] = v384;
+        const float v361 = in_teacher_momentum_dense5_bias[i] * 0.9f;
+        const float v362 = v361 + t283[i];
+        const float v363 = v362 * 0.9f;
+        const float v364 = t283[i] + v363;
+        const float v366 = v364 * in_lr_teacher[0];
+        const float v367 = in_teacher_dense5_bias[i] - v366;
+        in_teacher_momentum_dense5_bias[i] = v362;
+        in_teacher_dense5_bias[i] = v367;
     }
 }
 
 /* reduce_sum [784,1024] axes=[0, 1]
- * %385 = mul %232, %232 : [784,1024]  // teacher/gradient fwd
- * %386 = reduce_sum axes=[0, 1] %385 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t386, const float *restrict t232) {
+ * %368 = mul %232, %232 : [784,1024]  // teacher/gradient fwd
+ * %369 = reduce_sum axes=[0, 1] %368 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t369, const float *restrict t232) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
         for (size_t i1s = 0; i1s < 1024; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v385 = t232[i0 * 1024 + i1] * t232[i0 * 1024 + i1];
-                sums[lane] += v385;
+                const float v368 = t232[i0 * 1024 + i1] * t232[i0 * 1024 + i1];
+                sums[lane] += v368;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t386[0] = (float)sum;
+    t369[0] = (float)sum;
 }
 
 /* reduce_sum [1024] axes=[0]
- * %387 = mul %231, %231 : [1024]  // teacher/gradient fwd
- * %388 = reduce_sum axes=[0] %387 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t388, const float *restrict t231) {
+ * %370 = mul %231, %231 : [1024]  // teacher/gradient fwd
+ * %371 = reduce_sum axes=[0] %370 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t371, const float *restrict t231) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 1024; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v387 = t231[i0] * t231[i0];
-            sums[lane] += v387;
+            const float v370 = t231[i0] * t231[i0];
+            sums[lane] += v370;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t388[0] = (float)sum;
+    t371[0] = (float)sum;
 }
 
 /* reduce_sum [1024,1024] axes=[0, 1]
- * %390 = mul %228, %228 : [1024,1024]  // teacher/gradient fwd
- * %391 = reduce_sum axes=[0, 1] %390 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t391, const float *restrict t228) {
+ * %373 = mul %228, %228 : [1024,1024]  // teacher/gradient fwd
+ * %374 = reduce_sum axes=[0, 1] %373 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t374, const float *restrict t228) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1024; i0++) {
         for (size_t i1s = 0; i1s < 1024; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v390 = t228[i0 * 1024 + i1] * t228[i0 * 1024 + i1];
-                sums[lane] += v390;
+                const float v373 = t228[i0 * 1024 + i1] * t228[i0 * 1024 + i1];
+                sums[lane] += v373;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t391[0] = (float)sum;
+    t374[0] = (float)sum;
 }
 
 /* reduce_sum [1024] axes=[0]
- * %393 = mul %226, %226 : [1024]  // teacher/gradient fwd
- * %394 = reduce_sum axes=[0] %393 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t394, const float *restrict t226) {
+ * %376 = mul %226, %226 : [1024]  // teacher/gradient fwd
+ * %377 = reduce_sum axes=[0] %376 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t377, const float *restrict t226) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 1024; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v393 = t226[i0] * t226[i0];
-            sums[lane] += v393;
+            const float v376 = t226[i0] * t226[i0];
+            sums[lane] += v376;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t394[0] = (float)sum;
+    t377[0] = (float)sum;
 }
 
 /* reduce_sum [1024,10] axes=[0, 1]
- * %396 = mul %223, %223 : [1024,10]  // teacher/gradient fwd
- * %397 = reduce_sum axes=[0, 1] %396 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t397, const float *restrict t223) {
+ * %379 = mul %223, %223 : [1024,10]  // teacher/gradient fwd
+ * %380 = reduce_sum axes=[0, 1] %379 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t380, const float *restrict t223) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 1024; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v396 = t223[i0 * 10 + i1] * t223[i0 * 10 + i1];
-            sum += v396;
+            const float v379 = t223[i0 * 10 + i1] * t223[i0 * 10 + i1];
+            sum += v379;
         }
     }
-    t397[0] = (float)sum;
+    t380[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %399 = mul %221, %221 : [10]  // teacher/gradient fwd
- * %400 = reduce_sum axes=[0] %399 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t400, const float *restrict t221) {
+ * %382 = mul %221, %221 : [10]  // teacher/gradient fwd
+ * %383 = reduce_sum axes=[0] %382 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t383, const float *restrict t221) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v399 = t221[i0] * t221[i0];
-        sum += v399;
+        const float v382 = t221[i0] * t221[i0];
+        sum += v382;
     }
-    t400[0] = (float)sum;
+    t383[0] = (float)sum;
 }
 
 /* loop []
- * %389 = add %386, %388 : []  // teacher/gradient fwd
- * %392 = add %389, %391 : []  // teacher/gradient fwd
- * %395 = add %392, %394 : []  // teacher/gradient fwd
- * %398 = add %395, %397 : []  // teacher/gradient fwd
- * %401 = add %398, %400 : []  // teacher/gradient fwd
- * %402 = sqrt %401 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t402, const float *restrict t386, const float *restrict t388, const float *restrict t391, const float *restrict t394, const float *restrict t397, const float *restrict t400) {
+ * %372 = add %369, %371 : []  // teacher/gradient fwd
+ * %375 = add %372, %374 : []  // teacher/gradient fwd
+ * %378 = add %375, %377 : []  // teacher/gradient fwd
+ * %381 = add %378, %380 : []  // teacher/gradient fwd
+ * %384 = add %381, %383 : []  // teacher/gradient fwd
+ * %385 = sqrt %384 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t385, const float *restrict t369, const float *restrict t371, const float *restrict t374, const float *restrict t377, const float *restrict t380, const float *restrict t383) {
     for (size_t i = 0; i < 1; i++) {
-        const float v389 = t386[0] + t388[0];
-        const float v392 = v389 + t391[0];
-        const float v395 = v392 + t394[0];
-        const float v398 = v395 + t397[0];
-        const float v401 = v398 + t400[0];
-        const float v402 = sqrtf(v401);
-        t402[i] = v402;
+        const float v372 = t369[0] + t371[0];
+        const float v375 = v372 + t374[0];
+        const float v378 = v375 + t377[0];
+        const float v381 = v378 + t380[0];
+        const float v384 = v381 + t383[0];
+        const float v385 = sqrtf(v384);
+        t385[i] = v385;
     }
 }
 
 /* reduce_sum [784,1024] axes=[0, 1]
- * %403 = mul %126, %126 : [784,1024]  // teacher/gradient fwd
- * %404 = reduce_sum axes=[0, 1] %403 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t404, const float *restrict t126) {
+ * %386 = mul %126, %126 : [784,1024]  // teacher/gradient fwd
+ * %387 = reduce_sum axes=[0, 1] %386 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t387, const float *restrict t126) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
         for (size_t i1s = 0; i1s < 1024; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v403 = t126[i0 * 1024 + i1] * t126[i0 * 1024 + i1];
-                sums[lane] += v403;
+                const float v386 = t126[i0 * 1024 + i1] * t126[i0 * 1024 + i1];
+                sums[lane] += v386;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t404[0] = (float)sum;
+    t387[0] = (float)sum;
 }
 
 /* reduce_sum [1024] axes=[0]
- * %405 = mul %125, %125 : [1024]  // teacher/gradient fwd
- * %406 = reduce_sum axes=[0] %405 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t406, const float *restrict t125) {
+ * %388 = mul %125, %125 : [1024]  // teacher/gradient fwd
+ * %389 = reduce_sum axes=[0] %388 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t389, const float *restrict t125) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 1024; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v405 = t125[i0] * t125[i0];
-            sums[lane] += v405;
+            const float v388 = t125[i0] * t125[i0];
+            sums[lane] += v388;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t406[0] = (float)sum;
+    t389[0] = (float)sum;
 }
 
 /* reduce_sum [1024,1024] axes=[0, 1]
- * %408 = mul %122, %122 : [1024,1024]  // teacher/gradient fwd
- * %409 = reduce_sum axes=[0, 1] %408 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t409, const float *restrict t122) {
+ * %391 = mul %122, %122 : [1024,1024]  // teacher/gradient fwd
+ * %392 = reduce_sum axes=[0, 1] %391 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t392, const float *restrict t122) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1024; i0++) {
         for (size_t i1s = 0; i1s < 1024; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v408 = t122[i0 * 1024 + i1] * t122[i0 * 1024 + i1];
-                sums[lane] += v408;
+                const float v391 = t122[i0 * 1024 + i1] * t122[i0 * 1024 + i1];
+                sums[lane] += v391;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t409[0] = (float)sum;
+    t392[0] = (float)sum;
 }
 
 /* reduce_sum [1024] axes=[0]
- * %411 = mul %120, %120 : [1024]  // teacher/gradient fwd
- * %412 = reduce_sum axes=[0] %411 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t412, const float *restrict t120) {
+ * %394 = mul %120, %120 : [1024]  // teacher/gradient fwd
+ * %395 = reduce_sum axes=[0] %394 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t395, const float *restrict t120) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 1024; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v411 = t120[i0] * t120[i0];
-            sums[lane] += v411;
+            const float v394 = t120[i0] * t120[i0];
+            sums[lane] += v394;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t412[0] = (float)sum;
+    t395[0] = (float)sum;
 }
 
 /* reduce_sum [1024,10] axes=[0, 1]
- * %414 = mul %117, %117 : [1024,10]  // teacher/gradient fwd
- * %415 = reduce_sum axes=[0, 1] %414 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t415, const float *restrict t117) {
+ * %397 = mul %117, %117 : [1024,10]  // teacher/gradient fwd
+ * %398 = reduce_sum axes=[0, 1] %397 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t398, const float *restrict t117) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 1024; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v414 = t117[i0 * 10 + i1] * t117[i0 * 10 + i1];
-            sum += v414;
+            const float v397 = t117[i0 * 10 + i1] * t117[i0 * 10 + i1];
+            sum += v397;
         }
     }
-    t415[0] = (float)sum;
+    t398[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %417 = mul %115, %115 : [10]  // teacher/gradient fwd
- * %418 = reduce_sum axes=[0] %417 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_15(float *restrict t418, const float *restrict t115) {
+ * %400 = mul %115, %115 : [10]  // teacher/gradient fwd
+ * %401 = reduce_sum axes=[0] %400 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t401, const float *restrict t115) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v417 = t115[i0] * t115[i0];
-        sum += v417;
+        const float v400 = t115[i0] * t115[i0];
+        sum += v400;
     }
-    t418[0] = (float)sum;
+    t401[0] = (float)sum;
 }
 
 /* loop []
- * %407 = add %404, %406 : []  // teacher/gradient fwd
- * %410 = add %407, %409 : []  // teacher/gradient fwd
- * %413 = add %410, %412 : []  // teacher/gradient fwd
- * %416 = add %413, %415 : []  // teacher/gradient fwd
- * %419 = add %416, %418 : []  // teacher/gradient fwd
- * %420 = sqrt %419 : []  // teacher/gradient fwd
- * %421 = mul %402, %420 : []  // teacher/gradient fwd
- * %422 = constant 1e-30 : []  // teacher/gradient fwd
- * %423 = max %421, %422 : []  // teacher/gradient fwd
- * %424 = div %249, %423 : []  // teacher/gradient fwd
- * %425 = step %250 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_16(float *restrict t420, float *restrict t424, float *restrict t425, const float *restrict t404, const float *restrict t406, const float *restrict t409, const float *restrict t412, const float *restrict t415, const float *restrict t418, const float *restrict t402, const float *restrict t249, const float *restrict t250) {
+ * %390 = add %387, %389 : []  // teacher/gradient fwd
+ * %393 = add %390, %392 : []  // teacher/gradient fwd
+ * %396 = add %393, %395 : []  // teacher/gradient fwd
+ * %399 = add %396, %398 : []  // teacher/gradient fwd
+ * %402 = add %399, %401 : []  // teacher/gradient fwd
+ * %403 = sqrt %402 : []  // teacher/gradient fwd
+ * %404 = mul %385, %403 : []  // teacher/gradient fwd
+ * %405 = constant 1e-30 : []  // teacher/gradient fwd
+ * %406 = max %404, %405 : []  // teacher/gradient fwd
+ * %407 = div %249, %406 : []  // teacher/gradient fwd
+ * %408 = step %250 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t403, float *restrict t407, float *restrict t408, const float *restrict t387, const float *restrict t389, const float *restrict t392, const float *restrict t395, const float *restrict t398, const float *restrict t401, const float *restrict t385, const float *restrict t249, const float *restrict t250) {
     for (size_t i = 0; i < 1; i++) {
-        const float v407 = t404[0] + t406[0];
-        const float v410 = v407 + t409[0];
-        const float v413 = v410 + t412[0];
-        const float v416 = v413 + t415[0];
-        const float v419 = v416 + t418[0];
-        const float v420 = sqrtf(v419);
-        const float v421 = t402[0] * v420;
-        const float v423 = v421 >= 1e-30f ? v421 : 1e-30f;
-        const float v424 = t249[0] / v423;
-        const float v425 = t250[0] > 0.0f ? 1.0f : 0.0f;
-        t420[i] = v420;
-        t424[i] = v424;
-        t425[i] = v425;
+        const float v390 = t387[0] + t389[0];
+        const float v393 = v390 + t392[0];
+        const float v396 = v393 + t395[0];
+        const float v399 = v396 + t398[0];
+        const float v402 = v399 + t401[0];
+        const float v403 = sqrtf(v402);
+        const float v404 = t385[0] * v403;
+        const float v406 = v404 >= 1e-30f ? v404 : 1e-30f;
+        const float v407 = t249[0] / v406;
+        const float v408 = t250[0] > 0.0f ? 1.0f : 0.0f;
+        t403[i] = v403;
+        t407[i] = v407;
+        t408[i] = v408;
     }
 }
 
-/* reduce_sum [784,1024] axes=[0, 1]
- * %426 = mul %273, %273 : [784,1024]  // teacher/gradient fwd
- * %427 = reduce_sum axes=[0, 1] %426 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_17(float *restrict t427, const float *restrict t273) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 784; i0++) {
-        for (size_t i1s = 0; i1s < 1024; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v426 = t273[i0 * 1024 + i1] * t273[i0 * 1024 + i1];
-                sums[lane] += v426;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t427[0] = (float)sum;
-}
-
-/* reduce_sum [1024] axes=[0]
- * %428 = mul %272, %272 : [1024]  // teacher/gradient fwd
- * %429 = reduce_sum axes=[0] %428 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_18(float *restrict t429, const float *restrict t272) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v428 = t272[i0] * t272[i0];
-            sums[lane] += v428;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t429[0] = (float)sum;
-}
-
-/* reduce_sum [1024,1024] axes=[0, 1]
- * %431 = mul %268, %268 : [1024,1024]  // teacher/gradient fwd
- * %432 = reduce_sum axes=[0, 1] %431 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_19(float *restrict t432, const float *restrict t268) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 1024; i0++) {
-        for (size_t i1s = 0; i1s < 1024; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v431 = t268[i0 * 1024 + i1] * t268[i0 * 1024 + i1];
-                sums[lane] += v431;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t432[0] = (float)sum;
-}
-
-/* reduce_sum [1024] axes=[0]
- * %434 = mul %265, %265 : [1024]  // teacher/gradient fwd
- * %435 = reduce_sum axes=[0] %434 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_20(float *restrict t435, const float *restrict t265) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v434 = t265[i0] * t265[i0];
-            sums[lane] += v434;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t435[0] = (float)sum;
-}
-
-/* reduce_sum [1024,10] axes=[0, 1]
- * %437 = mul %261, %261 : [1024,10]  // teacher/gradient fwd
- * %438 = reduce_sum axes=[0, 1] %437 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_21(float *restrict t438, const float *restrict t261) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 1024; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v437 = t261[i0 * 10 + i1] * t261[i0 * 10 + i1];
-            sum += v437;
-        }
-    }
-    t438[0] = (float)sum;
-}
-
-/* reduce_sum [10] axes=[0]
- * %440 = mul %258, %258 : [10]  // teacher/gradient fwd
- * %441 = reduce_sum axes=[0] %440 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_22(float *restrict t441, const float *restrict t258) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v440 = t258[i0] * t258[i0];
-        sum += v440;
-    }
-    t441[0] = (float)sum;
-}
-
-/* loop []
- * %430 = add %427, %429 : []  // teacher/gradient fwd
- * %433 = add %430, %432 : []  // teacher/gradient fwd
- * %436 = add %433, %435 : []  // teacher/gradient fwd
- * %439 = add %436, %438 : []  // teacher/gradient fwd
- * %442 = add %439, %441 : []  // teacher/gradient fwd
- * %443 = sqrt %442 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_23(float *restrict t443, const float *restrict t427, const float *restrict t429, const float *restrict t432, const float *restrict t435, const float *restrict t438, const float *restrict t441) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v430 = t427[0] + t429[0];
-        const float v433 = v430 + t432[0];
-        const float v436 = v433 + t435[0];
-        const float v439 = v436 + t438[0];
-        const float v442 = v439 + t441[0];
-        const float v443 = sqrtf(v442);
-        t443[i] = v443;
-    }
-}
-
-/* reduce_sum [784,1024] axes=[0, 1]
- * %444 = mul %299, %299 : [784,1024]  // teacher/gradient fwd
- * %445 = reduce_sum axes=[0, 1] %444 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_24(float *restrict t445, const float *restrict t299) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 784; i0++) {
-        for (size_t i1s = 0; i1s < 1024; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v444 = t299[i0 * 1024 + i1] * t299[i0 * 1024 + i1];
-                sums[lane] += v444;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t445[0] = (float)sum;
-}
-
-/* reduce_sum [1024] axes=[0]
- * %446 = mul %298, %298 : [1024]  // teacher/gradient fwd
- * %447 = reduce_sum axes=[0] %446 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_25(float *restrict t447, const float *restrict t298) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v446 = t298[i0] * t298[i0];
-            sums[lane] += v446;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t447[0] = (float)sum;
-}
-
-/* reduce_sum [1024,1024] axes=[0, 1]
- * %449 = mul %295, %295 : [1024,1024]  // teacher/gradient fwd
- * %450 = reduce_sum axes=[0, 1] %449 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_26(float *restrict t450, const float *restrict t295) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 1024; i0++) {
-        for (size_t i1s = 0; i1s < 1024; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v449 = t295[i0 * 1024 + i1] * t295[i0 * 1024 + i1];
-                sums[lane] += v449;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t450[0] = (float)sum;
-}
-
-/* reduce_sum [1024] axes=[0]
- * %452 = mul %292, %292 : [1024]  // teacher/gradient fwd
- * %453 = reduce_sum axes=[0] %452 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_27(float *restrict t453, const float *restrict t292) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v452 = t292[i0] * t292[i0];
-            sums[lane] += v452;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t453[0] = (float)sum;
-}
-
-/* reduce_sum [1024,10] axes=[0, 1]
- * %455 = mul %289, %289 : [1024,10]  // teacher/gradient fwd
- * %456 = reduce_sum axes=[0, 1] %455 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_28(float *restrict t456, const float *restrict t289) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 1024; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v455 = t289[i0 * 10 + i1] * t289[i0 * 10 + i1];
-            sum += v455;
-        }
-    }
-    t456[0] = (float)sum;
-}
-
-/* reduce_sum [10] axes=[0]
- * %458 = mul %286, %286 : [10]  // teacher/gradient fwd
- * %459 = reduce_sum axes=[0] %458 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_29(float *restrict t459, const float *restrict t286) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v458 = t286[i0] * t286[i0];
-        sum += v458;
-    }
-    t459[0] = (float)sum;
-}
-
-/* loop []
- * %448 = add %445, %447 : []  // teacher/gradient fwd
- * %451 = add %448, %450 : []  // teacher/gradient fwd
- * %454 = add %451, %453 : []  // teacher/gradient fwd
- * %457 = add %454, %456 : []  // teacher/gradient fwd
- * %460 = add %457, %459 : []  // teacher/gradient fwd
- * %461 = sqrt %460 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_30(float *restrict t461, const float *restrict t445, const float *restrict t447, const float *restrict t450, const float *restrict t453, const float *restrict t456, const float *restrict t459) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v448 = t445[0] + t447[0];
-        const float v451 = v448 + t450[0];
-        const float v454 = v451 + t453[0];
-        const float v457 = v454 + t456[0];
-        const float v460 = v457 + t459[0];
-        const float v461 = sqrtf(v460);
-        t461[i] = v461;
-    }
-}
-
-/* reduce_sum [784,1024] axes=[0, 1]
- * %462 = mul %319, %319 : [784,1024]  // teacher/gradient fwd
- * %463 = reduce_sum axes=[0, 1] %462 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_31(float *restrict t463, const float *restrict t319) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 784; i0++) {
-        for (size_t i1s = 0; i1s < 1024; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v462 = t319[i0 * 1024 + i1] * t319[i0 * 1024 + i1];
-                sums[lane] += v462;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t463[0] = (float)sum;
-}
-
-/* reduce_sum [1024] axes=[0]
- * %464 = mul %318, %318 : [1024]  // teacher/gradient fwd
- * %465 = reduce_sum axes=[0] %464 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_32(float *restrict t465, const float *restrict t318) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v464 = t318[i0] * t318[i0];
-            sums[lane] += v464;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t465[0] = (float)sum;
-}
-
-/* reduce_sum [1024,1024] axes=[0, 1]
- * %467 = mul %316, %316 : [1024,1024]  // teacher/gradient fwd
- * %468 = reduce_sum axes=[0, 1] %467 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_33(float *restrict t468, const float *restrict t316) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 1024; i0++) {
-        for (size_t i1s = 0; i1s < 1024; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v467 = t316[i0 * 1024 + i1] * t316[i0 * 1024 + i1];
-                sums[lane] += v467;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t468[0] = (float)sum;
-}
-
-/* reduce_sum [1024] axes=[0]
- * %470 = mul %314, %314 : [1024]  // teacher/gradient fwd
- * %471 = reduce_sum axes=[0] %470 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_34(float *restrict t471, const float *restrict t314) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v470 = t314[i0] * t314[i0];
-            sums[lane] += v470;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t471[0] = (float)sum;
-}
-
-/* reduce_sum [1024,10] axes=[0, 1]
- * %473 = mul %312, %312 : [1024,10]  // teacher/gradient fwd
- * %474 = reduce_sum axes=[0, 1] %473 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_35(float *restrict t474, const float *restrict t312) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 1024; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v473 = t312[i0 * 10 + i1] * t312[i0 * 10 + i1];
-            sum += v473;
-        }
-    }
-    t474[0] = (float)sum;
-}
-
-/* reduce_sum [10] axes=[0]
- * %476 = mul %310, %310 : [10]  // teacher/gradient fwd
- * %477 = reduce_sum axes=[0] %476 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_36(float *restrict t477, const float *restrict t310) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v476 = t310[i0] * t310[i0];
-        sum += v476;
-    }
-    t477[0] = (float)sum;
-}
-
-/* loop []
- * %466 = add %463, %465 : []  // teacher/gradient fwd
- * %469 = add %466, %468 : []  // teacher/gradient fwd
- * %472 = add %469, %471 : []  // teacher/gradient fwd
- * %475 = add %472, %474 : []  // teacher/gradient fwd
- * %478 = add %475, %477 : []  // teacher/gradient fwd
- * %479 = sqrt %478 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_37(float *restrict t479, const float *restrict t463, const float *restrict t465, const float *restrict t468, const float *restrict t471, const float *restrict t474, const float *restrict t477) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v466 = t463[0] + t465[0];
-        const float v469 = v466 + t468[0];
-        const float v472 = v469 + t471[0];
-        const float v475 = v472 + t474[0];
-        const float v478 = v475 + t477[0];
-        const float v479 = sqrtf(v478);
-        t479[i] = v479;
-    }
-}
-
-/* 167 kernels; scratch high-water mark 11921936 floats. */
+/* 132 kernels; scratch high-water mark 8670912 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_teacher_dense1_fwd(scratch + 5242880 /* t22 */, io /* in_x */, state /* in_teacher_dense1_weight */, state + 802816 /* in_teacher_dense1_bias */);
-    step_teacher_dense3_fwd(scratch + 4194304 /* t26 */, scratch + 5242880 /* t22 */, state + 803840 /* in_teacher_dense3_weight */, state + 1852416 /* in_teacher_dense3_bias */);
-    step_teacher_dense5_fwd(scratch + 5177344 /* t29 */, scratch + 4194304 /* t26 */, state + 1853440 /* in_teacher_dense5_weight */, state + 1863680 /* in_teacher_dense5_bias */);
-    step_teacher_loss_sup_fwd(scratch + 11911936 /* t36 */, io + 752640 /* in_y */);
-    step_teacher_loss_sup_fwd_2(scratch + 5187584 /* t37 */, scratch + 5177344 /* t30 */);
-    step_teacher_loss_sup_fwd_3(scratch + 5186944 /* t39 */, scratch + 11912576 /* t40 */, scratch + 5177344 /* t30 */, scratch + 5187584 /* t37 */);
-    step_teacher_loss_sup_fwd_4(scratch + 11917312 /* t41 */, scratch + 11912576 /* t40 */);
-    step_teacher_loss_sup_fwd_5(scratch + 11913216 /* t42 */, scratch + 11917312 /* t41 */);
-    step_teacher_loss_sup_fwd_6(scratch + 11913280 /* t46 */, scratch + 5186944 /* t39 */, scratch + 11913216 /* t42 */, scratch + 11911936 /* t36 */);
-    step_teacher_loss_sup_fwd_7(io + 753344 /* t48 */, scratch + 11913280 /* t46 */);
-    step_teacher_loss_uda_fwd(scratch + 5186944 /* t50 */, scratch + 5177984 /* t31 */);
-    step_teacher_loss_uda_fwd_2(scratch + 5195904 /* t51 */, scratch + 5186944 /* t50 */);
-    step_teacher_loss_uda_fwd_3(scratch + 5191424 /* t53 */, scratch + 5186944 /* t50 */, scratch + 5195904 /* t51 */);
-    step_teacher_loss_uda_fwd_4(scratch + 5186944 /* t55 */, scratch + 5191424 /* t53 */);
-    step_teacher_loss_uda_fwd_5(scratch + 5187392 /* t56 */, scratch + 5186944 /* t55 */);
-    step_teacher_loss_uda_fwd_6(scratch + 3211264 /* t59 */, scratch + 5191424 /* t53 */, scratch + 5187392 /* t56 */);
-    step_teacher_loss_uda_fwd_7(scratch + 5186944 /* t60 */, scratch + 3211264 /* t59 */);
-    step_teacher_loss_uda_fwd_8(scratch + 11892736 /* t62 */, scratch + 5186944 /* t60 */);
-    step_teacher_loss_uda_fwd_9(scratch + 11907456 /* t63 */, scratch + 5182464 /* t32 */);
-    step_teacher_loss_uda_fwd_10(scratch + 5186944 /* t65 */, scratch + 11902976 /* t66 */, scratch + 5182464 /* t32 */, scratch + 11907456 /* t63 */);
-    step_teacher_loss_uda_fwd_11(scratch + 11921408 /* t67 */, scratch + 11902976 /* t66 */);
-    step_teacher_loss_uda_fwd_12(scratch + 11907456 /* t68 */, scratch + 11921408 /* t67 */);
-    step_teacher_loss_uda_fwd_13(scratch + 11907904 /* t72 */, scratch + 5186944 /* t65 */, scratch + 11907456 /* t68 */, scratch + 3211264 /* t59 */);
-    step_teacher_loss_uda_fwd_14(scratch + 11907456 /* t75 */, scratch + 11907904 /* t72 */, scratch + 11892736 /* t62 */);
-    step_teacher_loss_uda_fwd_15(io + 753360 /* t77 */, scratch + 11907456 /* t75 */);
-    step_teacher_loss_uda_fwd_16(scratch + 11917376 /* t78 */, scratch + 11892736 /* t62 */);
-    step_teacher_loss_uda_fwd_17(io + 753376 /* t79 */, scratch + 11917376 /* t78 */);
-    step_teacher_pseudo_labels_fwd(scratch + 11907456 /* t80 */, scratch + 5182464 /* t32 */);
+    step_teacher_dense1_fwd(scratch + 4194304 /* t22 */, io /* in_x */, state /* in_teacher_dense1_weight */, state + 802816 /* in_teacher_dense1_bias */);
+    step_teacher_dense3_fwd(scratch + 5177344 /* t26 */, scratch + 4194304 /* t22 */, state + 803840 /* in_teacher_dense3_weight */, state + 1852416 /* in_teacher_dense3_bias */);
+    step_teacher_dense5_fwd(scratch /* t29 */, scratch + 5177344 /* t26 */, state + 1853440 /* in_teacher_dense5_weight */, state + 1863680 /* in_teacher_dense5_bias */);
+    step_teacher_loss_sup_fwd(scratch + 8654848 /* t36 */, io + 752640 /* in_y */);
+    step_teacher_loss_sup_fwd_2(scratch + 6161024 /* t37 */, scratch /* t30 */);
+    step_teacher_loss_sup_fwd_3(scratch + 6160384 /* t39 */, scratch + 8655488 /* t40 */, scratch /* t30 */, scratch + 6161024 /* t37 */);
+    step_teacher_loss_sup_fwd_4(scratch + 8658944 /* t41 */, scratch + 8655488 /* t40 */);
+    step_teacher_loss_sup_fwd_5(scratch + 8656128 /* t42 */, scratch + 8658944 /* t41 */);
+    step_teacher_loss_sup_fwd_6(scratch + 8656192 /* t46 */, scratch + 6160384 /* t39 */, scratch + 8656128 /* t42 */, scratch + 8654848 /* t36 */);
+    step_teacher_loss_sup_fwd_7(io + 753344 /* t48 */, scratch + 8656192 /* t46 */);
+    step_teacher_loss_uda_fwd(scratch + 9600 /* t50 */, scratch + 640 /* t31 */);
+    step_teacher_loss_uda_fwd_2(scratch + 6160384 /* t51 */, scratch + 9600 /* t50 */);
+    step_teacher_loss_uda_fwd_3(scratch + 14080 /* t53 */, scratch + 9600 /* t50 */, scratch + 6160384 /* t51 */);
+    step_teacher_loss_uda_fwd_4(scratch + 9600 /* t55 */, scratch + 14080 /* t53 */);
+    step_teacher_loss_uda_fwd_5(scratch + 10048 /* t56 */, scratch + 9600 /* t55 */);
+    step_teacher_loss_uda_fwd_6(scratch + 7766016 /* t59 */, scratch + 14080 /* t53 */, scratch + 10048 /* t56 */);
+    step_teacher_loss_uda_fwd_7(scratch + 7770496 /* t60 */, scratch + 7766016 /* t59 */);
+    step_teacher_loss_uda_fwd_8(scratch + 8658048 /* t62 */, scratch + 7770496 /* t60 */);
+    step_teacher_loss_uda_fwd_9(scratch + 8656128 /* t63 */, scratch + 5120 /* t32 */);
+    step_teacher_loss_uda_fwd_10(scratch + 6160384 /* t65 */, scratch + 7770496 /* t66 */, scratch + 5120 /* t32 */, scratch + 8656128 /* t63 */);
+    step_teacher_loss_uda_fwd_11(scratch + 8658496 /* t67 */, scratch + 7770496 /* t66 */);
+    step_teacher_loss_uda_fwd_12(scratch + 8656128 /* t68 */, scratch + 8658496 /* t67 */);
+    step_teacher_loss_uda_fwd_13(scratch + 8656576 /* t72 */, scratch + 6160384 /* t65 */, scratch + 8656128 /* t68 */, scratch + 7766016 /* t59 */);
+    step_teacher_loss_uda_fwd_14(scratch + 8656128 /* t75 */, scratch + 8656576 /* t72 */, scratch + 8658048 /* t62 */);
+    step_teacher_loss_uda_fwd_15(io + 753360 /* t77 */, scratch + 8656128 /* t75 */);
+    step_teacher_loss_uda_fwd_16(scratch + 8656128 /* t78 */, scratch + 8658048 /* t62 */);
+    step_teacher_loss_uda_fwd_17(io + 753376 /* t79 */, scratch + 8656128 /* t78 */);
+    step_teacher_pseudo_labels_fwd(scratch + 7774976 /* t80 */, scratch + 5120 /* t32 */);
     step_student_dense1_fwd(scratch + 1048576 /* t87 */, io + 401408 /* t83 */, state + 1863696 /* in_student_dense1_weight */, state + 2666512 /* in_student_dense1_bias */);
     step_student_dense3_fwd(scratch /* t91 */, scratch + 1048576 /* t87 */, state + 2667536 /* in_student_dense3_weight */, state + 3716112 /* in_student_dense3_bias */);
-    step_student_dense5_fwd(scratch + 5177344 /* t94 */, scratch /* t91 */, state + 3717136 /* in_student_dense5_weight */, state + 3727376 /* in_student_dense5_bias */);
-    step_student_loss_u_fwd(scratch + 11913216 /* t95 */, scratch + 5177344 /* t94 */);
-    step_student_loss_u_fwd_2(scratch + 5181824 /* t97 */, scratch + 5186304 /* t98 */, scratch + 5177344 /* t94 */, scratch + 11913216 /* t95 */);
-    step_student_loss_u_fwd_3(scratch + 11913216 /* t99 */, scratch + 5186304 /* t98 */);
-    step_student_loss_u_fwd_4(scratch + 5177344 /* t100 */, scratch + 11913216 /* t99 */);
-    step_student_loss_u_fwd_5(scratch + 11913664 /* t104 */, scratch + 5181824 /* t97 */, scratch + 5177344 /* t100 */, scratch + 11907456 /* t80 */);
-    step_student_loss_u_fwd_6(io + 753392 /* t106 */, scratch + 11913664 /* t104 */);
-    step_student_loss_u_vjp(scratch + 5177344 /* t108 */, scratch + 11907456 /* t80 */);
-    step_student_loss_u_vjp_2(scratch + 5181824 /* t110 */, scratch + 5177344 /* t108 */);
-    step_student_loss_u_vjp_3(scratch + 11913664 /* t111 */, scratch + 5181824 /* t110 */, scratch + 11913216 /* t99 */);
-    step_student_loss_u_vjp_4(scratch + 5181824 /* t114 */, scratch + 11913664 /* t111 */, scratch + 5186304 /* t98 */, scratch + 5177344 /* t108 */);
-    step_student_dense5_vjp(scratch + 11921856 /* t115 */, scratch + 5181824 /* t114 */);
-    step_student_dense5_vjp_2(scratch + 11862016 /* t117 */, scratch /* t91 */, scratch + 5181824 /* t114 */);
-    step_student_dense5_vjp_3(scratch + 1507328 /* t119 */, scratch + 5181824 /* t114 */, state + 3717136 /* in_student_dense5_weight */, scratch /* t91 */);
-    step_student_dense3_vjp(scratch + 11913216 /* t120 */, scratch + 1507328 /* t119 */, scratch + 5177344 /* chunk */);
+    step_student_dense5_fwd(scratch + 458752 /* t94 */, scratch /* t91 */, state + 3717136 /* in_student_dense5_weight */, state + 3727376 /* in_student_dense5_bias */);
+    step_student_loss_u_fwd(scratch + 8656128 /* t95 */, scratch + 458752 /* t94 */);
+    step_student_loss_u_fwd_2(scratch + 463232 /* t97 */, scratch + 467712 /* t98 */, scratch + 458752 /* t94 */, scratch + 8656128 /* t95 */);
+    step_student_loss_u_fwd_3(scratch + 8656128 /* t99 */, scratch + 467712 /* t98 */);
+    step_student_loss_u_fwd_4(scratch + 8656576 /* t100 */, scratch + 8656128 /* t99 */);
+    step_student_loss_u_fwd_5(scratch + 8657024 /* t104 */, scratch + 463232 /* t97 */, scratch + 8656576 /* t100 */, scratch + 7774976 /* t80 */);
+    step_student_loss_u_fwd_6(io + 753392 /* t106 */, scratch + 8657024 /* t104 */);
+    step_student_loss_u_vjp(scratch + 458752 /* t108 */, scratch + 7774976 /* t80 */);
+    step_student_loss_u_vjp_2(scratch + 8656576 /* t110 */, scratch + 458752 /* t108 */);
+    step_student_loss_u_vjp_3(scratch + 8657024 /* t111 */, scratch + 8656576 /* t110 */, scratch + 8656128 /* t99 */);
+    step_student_loss_u_vjp_4(scratch + 463232 /* t114 */, scratch + 8657024 /* t111 */, scratch + 467712 /* t98 */, scratch + 458752 /* t108 */);
+    step_student_dense5_vjp(scratch + 8670848 /* t115 */, scratch + 463232 /* t114 */);
+    step_student_dense5_vjp_2(scratch + 8634368 /* t117 */, scratch /* t91 */, scratch + 463232 /* t114 */);
+    step_student_dense5_vjp_3(scratch + 1507328 /* t119 */, scratch + 463232 /* t114 */, state + 3717136 /* in_student_dense5_weight */, scratch /* t91 */);
+    step_student_dense3_vjp(scratch + 8665088 /* t120 */, scratch + 1507328 /* t119 */, scratch /* chunk */);
     step_student_dense3_vjp_2(scratch /* t122 */, scratch + 1048576 /* t87 */, scratch + 1507328 /* t119 */);
-    step_student_dense3_vjp_3(scratch + 6225920 /* t124 */, scratch + 1507328 /* t119 */, state + 2667536 /* in_student_dense3_weight */, scratch + 1048576 /* t87 */);
-    step_student_dense1_vjp(scratch + 11914240 /* t125 */, scratch + 6225920 /* t124 */, scratch + 5177344 /* chunk */);
-    step_student_dense1_vjp_2(scratch + 8192000 /* t126 */, io + 401408 /* t83 */, scratch + 6225920 /* t124 */);
-    step_student_dense1_update(state + 5591088 /* in_student_momentum_dense1_weight */, state + 1863696 /* in_student_dense1_weight */, scratch + 8192000 /* t126 */, io + 753296 /* in_lr_student */);
-    step_student_dense1_update_2(state + 6393904 /* in_student_momentum_dense1_bias */, state + 2666512 /* in_student_dense1_bias */, scratch + 11914240 /* t125 */, io + 753296 /* in_lr_student */);
+    step_student_dense3_vjp_3(scratch + 1966080 /* t124 */, scratch + 1507328 /* t119 */, state + 2667536 /* in_student_dense3_weight */, scratch + 1048576 /* t87 */);
+    step_student_dense1_vjp(scratch + 8666112 /* t125 */, scratch + 1966080 /* t124 */, scratch + 1048576 /* chunk */);
+    step_student_dense1_vjp_2(scratch + 6160384 /* t126 */, io + 401408 /* t83 */, scratch + 1966080 /* t124 */);
+    step_student_dense1_update(state + 5591088 /* in_student_momentum_dense1_weight */, state + 1863696 /* in_student_dense1_weight */, scratch + 6160384 /* t126 */, io + 753296 /* in_lr_student */);
+    step_student_dense1_update_2(state + 6393904 /* in_student_momentum_dense1_bias */, state + 2666512 /* in_student_dense1_bias */, scratch + 8666112 /* t125 */, io + 753296 /* in_lr_student */);
     step_student_dense3_update(state + 6394928 /* in_student_momentum_dense3_weight */, state + 2667536 /* in_student_dense3_weight */, scratch /* t122 */, io + 753296 /* in_lr_student */);
-    step_student_dense3_update_2(state + 7443504 /* in_student_momentum_dense3_bias */, state + 3716112 /* in_student_dense3_bias */, scratch + 11913216 /* t120 */, io + 753296 /* in_lr_student */);
-    step_student_dense5_update(state + 7444528 /* in_student_momentum_dense5_weight */, state + 3717136 /* in_student_dense5_weight */, scratch + 11862016 /* t117 */, io + 753296 /* in_lr_student */);
-    step_student_dense5_update_2(state + 7454768 /* in_student_momentum_dense5_bias */, state + 3727376 /* in_student_dense5_bias */, scratch + 11921856 /* t115 */, io + 753296 /* in_lr_student */);
-    step_student_dense1_fwd_2(scratch + 5177344 /* t194 */, io /* in_x */, state + 1863696 /* t138 */, state + 2666512 /* t147 */);
-    step_student_dense3_fwd_2(scratch + 6225920 /* t198 */, scratch + 5177344 /* t194 */, state + 2667536 /* t159 */, state + 3716112 /* t166 */);
-    step_student_dense5_fwd_2(scratch + 11872256 /* t201 */, scratch + 6225920 /* t198 */, state + 3717136 /* t178 */, state + 3727376 /* t187 */);
-    step_student_loss_l_fwd(scratch + 11915264 /* t202 */, scratch + 11872256 /* t201 */);
-    step_student_loss_l_fwd_2(scratch + 11872896 /* t204 */, scratch + 11873536 /* t205 */, scratch + 11872256 /* t201 */, scratch + 11915264 /* t202 */);
-    step_student_loss_l_fwd_3(scratch + 11915264 /* t206 */, scratch + 11873536 /* t205 */);
-    step_student_loss_l_fwd_4(scratch + 11872256 /* t207 */, scratch + 11915264 /* t206 */);
-    step_student_loss_l_fwd_5(scratch + 11872320 /* t211 */, scratch + 11872896 /* t204 */, scratch + 11872256 /* t207 */, io + 752640 /* in_y */);
-    step_student_loss_l_fwd_6(io + 753408 /* t212 */, scratch + 11872320 /* t211 */);
-    step_student_loss_l_vjp(scratch + 11872256 /* t214 */, io + 752640 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 11872896 /* t216 */, scratch + 11872256 /* t214 */);
-    step_student_loss_l_vjp_3(scratch + 11872960 /* t217 */, scratch + 11872896 /* t216 */, scratch + 11915264 /* t206 */);
-    step_student_loss_l_vjp_4(scratch + 11882496 /* t220 */, scratch + 11872960 /* t217 */, scratch + 11873536 /* t205 */, scratch + 11872256 /* t214 */);
-    step_student_dense5_vjp_4(scratch + 11921872 /* t221 */, scratch + 11882496 /* t220 */);
-    step_student_dense5_vjp_5(scratch + 11872256 /* t223 */, scratch + 6225920 /* t198 */, scratch + 11882496 /* t220 */);
-    step_student_dense5_vjp_6(scratch + 6291456 /* t225 */, scratch + 11882496 /* t220 */, state + 3717136 /* t178 */, scratch + 6225920 /* t198 */);
-    step_student_dense3_vjp_4(scratch + 11915264 /* t226 */, scratch + 6291456 /* t225 */, scratch + 6225920 /* chunk */);
-    step_student_dense3_vjp_5(scratch + 1048576 /* t228 */, scratch + 5177344 /* t194 */, scratch + 6291456 /* t225 */);
-    step_student_dense3_vjp_6(scratch + 6225920 /* t230 */, scratch + 6291456 /* t225 */, state + 2667536 /* t159 */, scratch + 5177344 /* t194 */);
-    step_student_dense1_vjp_3(scratch + 11916288 /* t231 */, scratch + 6225920 /* t230 */, scratch + 5177344 /* chunk */);
-    step_student_dense1_vjp_4(scratch + 8994816 /* t232 */, io /* in_x */, scratch + 6225920 /* t230 */);
-    step_teacher_feedback_fwd(scratch + 11917376 /* t234 */, scratch + 8994816 /* t232 */, scratch + 8192000 /* t126 */);
-    step_teacher_feedback_fwd_2(scratch + 11917392 /* t236 */, scratch + 11916288 /* t231 */, scratch + 11914240 /* t125 */);
-    step_teacher_feedback_fwd_3(scratch + 11917408 /* t239 */, scratch + 1048576 /* t228 */, scratch /* t122 */);
-    step_teacher_feedback_fwd_4(scratch + 11917424 /* t242 */, scratch + 11915264 /* t226 */, scratch + 11913216 /* t120 */);
-    step_teacher_feedback_fwd_5(scratch + 11917440 /* t245 */, scratch + 11872256 /* t223 */, scratch + 11862016 /* t117 */);
-    step_teacher_feedback_fwd_6(scratch + 11917456 /* t248 */, scratch + 11921872 /* t221 */, scratch + 11921856 /* t115 */);
-    step_teacher_feedback_fwd_7(scratch + 11921888 /* t249 */, io + 753424 /* t250 */, scratch + 11917376 /* t234 */, scratch + 11917392 /* t236 */, scratch + 11917408 /* t239 */, scratch + 11917424 /* t242 */, scratch + 11917440 /* t245 */, scratch + 11917456 /* t248 */, io + 753296 /* in_lr_student */);
-    step_teacher_loss_sup_vjp(scratch + 11882496 /* t251 */, scratch + 11911936 /* t36 */);
-    step_teacher_loss_sup_vjp_2(scratch + 11911936 /* t253 */, scratch + 11882496 /* t251 */);
-    step_teacher_loss_sup_vjp_3(scratch + 11917376 /* t254 */, scratch + 11911936 /* t253 */, scratch + 11917312 /* t41 */);
-    step_teacher_loss_sup_vjp_4(scratch + 11911936 /* t257 */, scratch + 11917376 /* t254 */, scratch + 11912576 /* t40 */, scratch + 11882496 /* t251 */);
-    step_teacher_dense5_vjp(scratch + 11921904 /* t258 */, scratch + 11911936 /* t257 */);
-    step_teacher_dense5_vjp_2(scratch + 11882496 /* t261 */, scratch + 4194304 /* t260 */, scratch + 11911936 /* t257 */);
-    step_teacher_relu4_vjp(scratch + 6225920 /* t262 */, scratch + 4194304 /* t26 */);
-    step_teacher_dense5_vjp_3(scratch + 5177344 /* t264 */, scratch + 11911936 /* t257 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 6225920 /* t263 */);
-    step_teacher_dense3_vjp(scratch + 11917312 /* t265 */, scratch + 5177344 /* t264 */, scratch + 7208960 /* chunk */);
-    step_teacher_dense3_vjp_2(scratch + 2097152 /* t268 */, scratch + 5242880 /* t267 */, scratch + 5177344 /* t264 */);
-    step_teacher_relu2_vjp(scratch + 7208960 /* t269 */, scratch + 5242880 /* t22 */);
-    step_teacher_dense3_vjp_3(scratch + 3145728 /* t271 */, scratch + 5177344 /* t264 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 7208960 /* t270 */);
-    step_teacher_dense1_vjp(scratch + 11918336 /* t272 */, scratch + 3145728 /* t271 */, scratch + 5177344 /* chunk */);
-    step_teacher_dense1_vjp_2(scratch + 9797632 /* t273 */, io /* in_x */, scratch + 3145728 /* t271 */);
-    step_teacher_loss_uda_vjp(scratch + 11912384 /* t274 */, io + 753312 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 11911936 /* t277 */, scratch + 11912384 /* t274 */, scratch + 11892736 /* t62 */);
-    step_teacher_loss_uda_vjp_3(scratch + 11892736 /* t279 */, scratch + 11911936 /* t277 */, scratch + 3211264 /* t59 */);
-    step_teacher_loss_uda_vjp_4(scratch + 11911936 /* t281 */, scratch + 11892736 /* t279 */);
-    step_teacher_loss_uda_vjp_5(scratch + 11912384 /* t282 */, scratch + 11911936 /* t281 */, scratch + 11921408 /* t67 */);
-    step_teacher_loss_uda_vjp_6(scratch + 5177344 /* t285 */, scratch + 11912384 /* t282 */, scratch + 11902976 /* t66 */, scratch + 11892736 /* t279 */);
-    step_teacher_dense5_vjp_4(scratch + 11921920 /* t286 */, scratch + 5177344 /* t285 */);
-    step_teacher_dense5_vjp_5(scratch + 11892736 /* t289 */, scratch + 4718592 /* t288 */, scratch + 5177344 /* t285 */);
-    step_teacher_dense5_vjp_6(scratch + 10600448 /* t291 */, scratch + 5177344 /* t285 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 6750208 /* t290 */);
-    step_teacher_dense3_vjp_4(scratch + 11919360 /* t292 */, scratch + 10600448 /* t291 */, scratch + 5177344 /* chunk */);
-    step_teacher_dense3_vjp_5(scratch + 3145728 /* t295 */, scratch + 5767168 /* t294 */, scratch + 10600448 /* t291 */);
-    step_teacher_dense3_vjp_6(scratch + 11403264 /* t297 */, scratch + 10600448 /* t291 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 7733248 /* t296 */);
-    step_teacher_dense1_vjp_3(scratch + 11920384 /* t298 */, scratch + 11403264 /* t297 */, scratch + 5177344 /* chunk */);
-    step_teacher_dense1_vjp_4(scratch + 10600448 /* t299 */, io + 401408 /* t83 */, scratch + 11403264 /* t297 */);
-    step_teacher_feedback_vjp(scratch + 11911936 /* t301 */, io + 753328 /* in_feedback_scale */, io + 753424 /* t250 */);
-    step_teacher_feedback_vjp_2(scratch + 5177344 /* t303 */, scratch + 11911936 /* t301 */, scratch + 11907456 /* t80 */);
-    step_teacher_feedback_vjp_3(scratch + 11907456 /* t305 */, scratch + 5177344 /* t303 */);
-    step_teacher_feedback_vjp_4(scratch + 11907904 /* t306 */, scratch + 11907456 /* t305 */, scratch + 11921408 /* t67 */);
-    step_teacher_feedback_vjp_5(scratch + 5181824 /* t309 */, scratch + 11907904 /* t306 */, scratch + 11902976 /* t66 */, scratch + 5177344 /* t303 */);
-    step_teacher_dense5_vjp_7(scratch + 11921408 /* t310 */, scratch + 5181824 /* t309 */);
-    step_teacher_dense5_vjp_8(scratch + 11902976 /* t312 */, scratch + 4718592 /* t288 */, scratch + 5181824 /* t309 */);
-    step_teacher_dense5_vjp_9(scratch + 11403264 /* t313 */, scratch + 5181824 /* t309 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 6750208 /* t290 */);
-    step_teacher_dense3_vjp_7(scratch + 6504448 /* t314 */, scratch + 11403264 /* t313 */, scratch + 6225920 /* chunk */);
-    step_teacher_dense3_vjp_8(scratch + 4194304 /* t316 */, scratch + 5767168 /* t294 */, scratch + 11403264 /* t313 */);
-    step_teacher_dense3_vjp_9(scratch + 6045696 /* t317 */, scratch + 11403264 /* t313 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 7733248 /* t296 */);
-    step_teacher_dense1_vjp_5(scratch + 11403264 /* t318 */, scratch + 6045696 /* t317 */, scratch + 5242880 /* chunk */);
-    step_teacher_dense1_vjp_6(scratch + 5242880 /* t319 */, io + 401408 /* t83 */, scratch + 6045696 /* t317 */);
-    step_teacher_gradient_fwd(scratch + 11404288 /* t323 */, scratch + 11405312 /* t327 */, scratch + 11918336 /* t272 */, scratch + 11920384 /* t298 */, scratch + 11403264 /* t318 */, scratch + 11917312 /* t265 */, scratch + 11919360 /* t292 */, scratch + 6504448 /* t314 */);
-    step_teacher_gradient_fwd_2(scratch + 11921424 /* t331 */, scratch + 11921904 /* t258 */, scratch + 11921920 /* t286 */, scratch + 11921408 /* t310 */);
-    step_teacher_dense1_update(state + 3727392 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, scratch + 9797632 /* t273 */, scratch + 10600448 /* t299 */, scratch + 5242880 /* t319 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense1_update_2(state + 4530208 /* in_teacher_momentum_dense1_bias */, state + 802816 /* in_teacher_dense1_bias */, scratch + 11404288 /* t323 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense3_update(state + 4531232 /* in_teacher_momentum_dense3_weight */, state + 803840 /* in_teacher_dense3_weight */, scratch + 2097152 /* t268 */, scratch + 3145728 /* t295 */, scratch + 4194304 /* t316 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense3_update_2(state + 5579808 /* in_teacher_momentum_dense3_bias */, state + 1852416 /* in_teacher_dense3_bias */, scratch + 11405312 /* t327 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense5_update(state + 5580832 /* in_teacher_momentum_dense5_weight */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 11882496 /* t261 */, scratch + 11892736 /* t289 */, scratch + 11902976 /* t312 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense5_update_2(state + 5591072 /* in_teacher_momentum_dense5_bias */, state + 1863680 /* in_teacher_dense5_bias */, scratch + 11921424 /* t331 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_gradient_fwd_3(scratch + 11921424 /* t386 */, scratch + 8994816 /* t232 */);
-    step_teacher_gradient_fwd_4(scratch + 11921440 /* t388 */, scratch + 11916288 /* t231 */);
-    step_teacher_gradient_fwd_5(scratch + 11921456 /* t391 */, scratch + 1048576 /* t228 */);
-    step_teacher_gradient_fwd_6(scratch + 11921472 /* t394 */, scratch + 11915264 /* t226 */);
-    step_teacher_gradient_fwd_7(scratch + 11921488 /* t397 */, scratch + 11872256 /* t223 */);
-    step_teacher_gradient_fwd_8(scratch + 11921504 /* t400 */, scratch + 11921872 /* t221 */);
-    step_teacher_gradient_fwd_9(io + 753440 /* t402 */, scratch + 11921424 /* t386 */, scratch + 11921440 /* t388 */, scratch + 11921456 /* t391 */, scratch + 11921472 /* t394 */, scratch + 11921488 /* t397 */, scratch + 11921504 /* t400 */);
-    step_teacher_gradient_fwd_10(scratch + 11921872 /* t404 */, scratch + 8192000 /* t126 */);
-    step_teacher_gradient_fwd_11(scratch + 11921424 /* t406 */, scratch + 11914240 /* t125 */);
-    step_teacher_gradient_fwd_12(scratch + 11921440 /* t409 */, scratch /* t122 */);
-    step_teacher_gradient_fwd_13(scratch + 11921456 /* t412 */, scratch + 11913216 /* t120 */);
-    step_teacher_gradient_fwd_14(scratch + 11921472 /* t415 */, scratch + 11862016 /* t117 */);
-    step_teacher_gradient_fwd_15(scratch + 11921488 /* t418 */, scratch + 11921856 /* t115 */);
-    step_teacher_gradient_fwd_16(io + 753456 /* t420 */, io + 753472 /* t424 */, io + 753488 /* t425 */, scratch + 11921872 /* t404 */, scratch + 11921424 /* t406 */, scratch + 11921440 /* t409 */, scratch + 11921456 /* t412 */, scratch + 11921472 /* t415 */, scratch + 11921488 /* t418 */, io + 753440 /* t402 */, scratch + 11921888 /* t249 */, io + 753424 /* t250 */);
-    step_teacher_gradient_fwd_17(scratch + 11921424 /* t427 */, scratch + 9797632 /* t273 */);
-    step_teacher_gradient_fwd_18(scratch + 11921440 /* t429 */, scratch + 11918336 /* t272 */);
-    step_teacher_gradient_fwd_19(scratch + 11921456 /* t432 */, scratch + 2097152 /* t268 */);
-    step_teacher_gradient_fwd_20(scratch + 11921472 /* t435 */, scratch + 11917312 /* t265 */);
-    step_teacher_gradient_fwd_21(scratch + 11921488 /* t438 */, scratch + 11882496 /* t261 */);
-    step_teacher_gradient_fwd_22(scratch + 11921504 /* t441 */, scratch + 11921904 /* t258 */);
-    step_teacher_gradient_fwd_23(io + 753504 /* t443 */, scratch + 11921424 /* t427 */, scratch + 11921440 /* t429 */, scratch + 11921456 /* t432 */, scratch + 11921472 /* t435 */, scratch + 11921488 /* t438 */, scratch + 11921504 /* t441 */);
-    step_teacher_gradient_fwd_24(scratch + 11921424 /* t445 */, scratch + 10600448 /* t299 */);
-    step_teacher_gradient_fwd_25(scratch + 11921440 /* t447 */, scratch + 11920384 /* t298 */);
-    step_teacher_gradient_fwd_26(scratch + 11921456 /* t450 */, scratch + 3145728 /* t295 */);
-    step_teacher_gradient_fwd_27(scratch + 11921472 /* t453 */, scratch + 11919360 /* t292 */);
-    step_teacher_gradient_fwd_28(scratch + 11921488 /* t456 */, scratch + 11892736 /* t289 */);
-    step_teacher_gradient_fwd_29(scratch + 11921504 /* t459 */, scratch + 11921920 /* t286 */);
-    step_teacher_gradient_fwd_30(io + 753520 /* t461 */, scratch + 11921424 /* t445 */, scratch + 11921440 /* t447 */, scratch + 11921456 /* t450 */, scratch + 11921472 /* t453 */, scratch + 11921488 /* t456 */, scratch + 11921504 /* t459 */);
-    step_teacher_gradient_fwd_31(scratch + 11913216 /* t463 */, scratch + 5242880 /* t319 */);
-    step_teacher_gradient_fwd_32(scratch + 11913232 /* t465 */, scratch + 11403264 /* t318 */);
-    step_teacher_gradient_fwd_33(scratch + 11913248 /* t468 */, scratch + 4194304 /* t316 */);
-    step_teacher_gradient_fwd_34(scratch + 11913264 /* t471 */, scratch + 6504448 /* t314 */);
-    step_teacher_gradient_fwd_35(scratch + 11913280 /* t474 */, scratch + 11902976 /* t312 */);
-    step_teacher_gradient_fwd_36(scratch + 11913296 /* t477 */, scratch + 11921408 /* t310 */);
-    step_teacher_gradient_fwd_37(io + 753536 /* t479 */, scratch + 11913216 /* t463 */, scratch + 11913232 /* t465 */, scratch + 11913248 /* t468 */, scratch + 11913264 /* t471 */, scratch + 11913280 /* t474 */, scratch + 11913296 /* t477 */);
+    step_student_dense3_update_2(state + 7443504 /* in_student_momentum_dense3_bias */, state + 3716112 /* in_student_dense3_bias */, scratch + 8665088 /* t120 */, io + 753296 /* in_lr_student */);
+    step_student_dense5_update(state + 7444528 /* in_student_momentum_dense5_weight */, state + 3717136 /* in_student_dense5_weight */, scratch + 8634368 /* t117 */, io + 753296 /* in_lr_student */);
+    step_student_dense5_update_2(state + 7454768 /* in_student_momentum_dense5_bias */, state + 3727376 /* in_student_dense5_bias */, scratch + 8670848 /* t115 */, io + 753296 /* in_lr_student */);
+    step_student_dense1_fwd_2(scratch + 2097152 /* t194 */, io /* in_x */, state + 1863696 /* t138 */, state + 2666512 /* t147 */);
+    step_student_dense3_fwd_2(scratch + 1048576 /* t198 */, scratch + 2097152 /* t194 */, state + 2667536 /* t159 */, state + 3716112 /* t166 */);
+    step_student_dense5_fwd_2(scratch + 8656128 /* t201 */, scratch + 1048576 /* t198 */, state + 3717136 /* t178 */, state + 3727376 /* t187 */);
+    step_student_loss_l_fwd(scratch + 8659008 /* t202 */, scratch + 8656128 /* t201 */);
+    step_student_loss_l_fwd_2(scratch + 8656768 /* t204 */, scratch + 8657408 /* t205 */, scratch + 8656128 /* t201 */, scratch + 8659008 /* t202 */);
+    step_student_loss_l_fwd_3(scratch + 8659008 /* t206 */, scratch + 8657408 /* t205 */);
+    step_student_loss_l_fwd_4(scratch + 8656128 /* t207 */, scratch + 8659008 /* t206 */);
+    step_student_loss_l_fwd_5(scratch + 8656192 /* t211 */, scratch + 8656768 /* t204 */, scratch + 8656128 /* t207 */, io + 752640 /* in_y */);
+    step_student_loss_l_fwd_6(io + 753408 /* t212 */, scratch + 8656192 /* t211 */);
+    step_student_loss_l_vjp(scratch + 8656128 /* t214 */, io + 752640 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 8656768 /* t216 */, scratch + 8656128 /* t214 */);
+    step_student_loss_l_vjp_3(scratch + 8659072 /* t217 */, scratch + 8656768 /* t216 */, scratch + 8659008 /* t206 */);
+    step_student_loss_l_vjp_4(scratch + 8656768 /* t220 */, scratch + 8659072 /* t217 */, scratch + 8657408 /* t205 */, scratch + 8656128 /* t214 */);
+    step_student_dense5_vjp_4(scratch + 8670864 /* t221 */, scratch + 8656768 /* t220 */);
+    step_student_dense5_vjp_5(scratch + 8644608 /* t223 */, scratch + 1048576 /* t198 */, scratch + 8656768 /* t220 */);
+    step_student_dense5_vjp_6(scratch + 2162688 /* t225 */, scratch + 8656768 /* t220 */, state + 3717136 /* t178 */, scratch + 1048576 /* t198 */);
+    step_student_dense3_vjp_4(scratch + 8667136 /* t226 */, scratch + 2162688 /* t225 */, scratch + 1048576 /* chunk */);
+    step_student_dense3_vjp_5(scratch + 1048576 /* t228 */, scratch + 2097152 /* t194 */, scratch + 2162688 /* t225 */);
+    step_student_dense3_vjp_6(scratch + 2228224 /* t230 */, scratch + 2162688 /* t225 */, state + 2667536 /* t159 */, scratch + 2097152 /* t194 */);
+    step_student_dense1_vjp_3(scratch + 8668160 /* t231 */, scratch + 2228224 /* t230 */, scratch + 2097152 /* chunk */);
+    step_student_dense1_vjp_4(scratch + 6963200 /* t232 */, io /* in_x */, scratch + 2228224 /* t230 */);
+    step_teacher_feedback_fwd(scratch + 8669184 /* t234 */, scratch + 6963200 /* t232 */, scratch + 6160384 /* t126 */);
+    step_teacher_feedback_fwd_2(scratch + 8669200 /* t236 */, scratch + 8668160 /* t231 */, scratch + 8666112 /* t125 */);
+    step_teacher_feedback_fwd_3(scratch + 8669216 /* t239 */, scratch + 1048576 /* t228 */, scratch /* t122 */);
+    step_teacher_feedback_fwd_4(scratch + 8669232 /* t242 */, scratch + 8667136 /* t226 */, scratch + 8665088 /* t120 */);
+    step_teacher_feedback_fwd_5(scratch + 8669248 /* t245 */, scratch + 8644608 /* t223 */, scratch + 8634368 /* t117 */);
+    step_teacher_feedback_fwd_6(scratch + 8669264 /* t248 */, scratch + 8670864 /* t221 */, scratch + 8670848 /* t115 */);
+    step_teacher_feedback_fwd_7(scratch + 8670880 /* t249 */, io + 753424 /* t250 */, scratch + 8669280 /* t252 */, scratch + 8669184 /* t234 */, scratch + 8669200 /* t236 */, scratch + 8669216 /* t239 */, scratch + 8669232 /* t242 */, scratch + 8669248 /* t245 */, scratch + 8669264 /* t248 */, io + 753296 /* in_lr_student */, io + 753328 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 7779456 /* t254 */, scratch + 8669280 /* t252 */, scratch + 7774976 /* t80 */);
+    step_teacher_feedback_vjp_2(scratch + 8656128 /* t256 */, scratch + 7779456 /* t254 */);
+    step_teacher_feedback_vjp_3(scratch + 8656576 /* t257 */, scratch + 8656128 /* t256 */, scratch + 8658496 /* t67 */);
+    step_teacher_loss_uda_vjp(scratch + 8657024 /* t261 */, io + 753312 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 8656128 /* t264 */, scratch + 8657024 /* t261 */, scratch + 8658048 /* t62 */);
+    step_teacher_loss_uda_vjp_3(scratch + 7774976 /* t266 */, scratch + 8656128 /* t264 */, scratch + 7766016 /* t59 */);
+    step_teacher_loss_uda_vjp_4(scratch + 8656128 /* t268 */, scratch + 7774976 /* t266 */);
+    step_teacher_loss_uda_vjp_5(scratch + 8657024 /* t269 */, scratch + 8656128 /* t268 */, scratch + 8658496 /* t67 */);
+    step_teacher_loss_uda_vjp_6(scratch + 7766016 /* t273 */, scratch + 8656576 /* t257 */, scratch + 7770496 /* t66 */, scratch + 7779456 /* t254 */, scratch + 8657024 /* t269 */, scratch + 7774976 /* t266 */);
+    step_teacher_loss_sup_vjp(scratch + 8656128 /* t274 */, scratch + 8654848 /* t36 */);
+    step_teacher_loss_sup_vjp_2(scratch + 8654848 /* t276 */, scratch + 8656128 /* t274 */);
+    step_teacher_loss_sup_vjp_3(scratch + 8654912 /* t277 */, scratch + 8654848 /* t276 */, scratch + 8658944 /* t41 */);
+    step_teacher_loss_sup_vjp_4(scratch + 8670208 /* t280 */, scratch + 8654912 /* t277 */, scratch + 8655488 /* t40 */, scratch + 8656128 /* t274 */);
+    step_teacher_dense5_vjp(scratch + 8669184 /* t281 */, scratch + 8670208 /* t280 */);
+    step_teacher_dense5_vjp_2(scratch + 8669200 /* t282 */, scratch + 7766016 /* t273 */);
+    step_teacher_dense5_vjp_3(scratch + 8670896 /* t283 */, scratch + 8669184 /* t281 */, scratch + 8669200 /* t282 */);
+    step_teacher_dense5_vjp_4(scratch + 8654848 /* t289 */, scratch + 5701632 /* t288 */, scratch + 7766016 /* t273 */);
+    step_teacher_dense5_vjp_5(scratch + 8568832 /* t292 */, scratch + 8670208 /* t280 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5177344 /* t286 */);
+    step_teacher_dense5_vjp_6(scratch + 3145728 /* t294 */, scratch + 7766016 /* t273 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5701632 /* t288 */);
+    step_teacher_dense3_vjp(scratch + 3620864 /* t295 */, scratch + 8568832 /* t292 */, scratch + 3604480 /* chunk */);
+    step_teacher_dense3_vjp_2(scratch + 3621888 /* t296 */, scratch + 3145728 /* t294 */, scratch + 3604480 /* chunk */);
+    step_teacher_dense3_vjp_3(scratch + 8669184 /* t297 */, scratch + 3620864 /* t295 */, scratch + 3621888 /* t296 */);
+    step_teacher_dense3_vjp_4(scratch + 2097152 /* t303 */, scratch + 4718592 /* t302 */, scratch + 3145728 /* t294 */);
+    step_teacher_dense3_vjp_5(scratch + 3948544 /* t306 */, scratch + 8568832 /* t292 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4194304 /* t300 */);
+    step_teacher_dense3_vjp_6(scratch + 7766016 /* t308 */, scratch + 3145728 /* t294 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4718592 /* t302 */);
+    step_teacher_dense1_vjp(scratch + 4030464 /* t309 */, scratch + 3948544 /* t306 */, scratch + 4014080 /* chunk */);
+    step_teacher_dense1_vjp_2(scratch + 4031488 /* t310 */, scratch + 7766016 /* t308 */, scratch + 4014080 /* chunk */);
+    step_teacher_dense1_vjp_3(scratch + 4014080 /* t311 */, scratch + 4030464 /* t309 */, scratch + 4031488 /* t310 */);
+    step_teacher_dense1_vjp_4(scratch + 3145728 /* t313 */, io + 401408 /* t83 */, scratch + 7766016 /* t308 */);
+    step_teacher_dense1_vjp_5(scratch + 7766016 /* t317 */, state + 3727392 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 3948544 /* t306 */, scratch + 3145728 /* t313 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense1_update(state + 4530208 /* in_teacher_momentum_dense1_bias */, state + 802816 /* in_teacher_dense1_bias */, scratch + 4014080 /* t311 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense3_vjp_7(scratch + 3145728 /* t335 */, state + 4531232 /* in_teacher_momentum_dense3_weight */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4194304 /* t300 */, scratch + 8568832 /* t292 */, scratch + 2097152 /* t303 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense3_update(state + 5579808 /* in_teacher_momentum_dense3_bias */, state + 1852416 /* in_teacher_dense3_bias */, scratch + 8669184 /* t297 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense5_vjp_7(scratch + 7766016 /* t352 */, state + 5580832 /* in_teacher_momentum_dense5_weight */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5177344 /* t286 */, scratch + 8670208 /* t280 */, scratch + 8654848 /* t289 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense5_update(state + 5591072 /* in_teacher_momentum_dense5_bias */, state + 1863680 /* in_teacher_dense5_bias */, scratch + 8670896 /* t283 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 8669184 /* t369 */, scratch + 6963200 /* t232 */);
+    step_teacher_gradient_fwd_2(scratch + 8669200 /* t371 */, scratch + 8668160 /* t231 */);
+    step_teacher_gradient_fwd_3(scratch + 8668160 /* t374 */, scratch + 1048576 /* t228 */);
+    step_teacher_gradient_fwd_4(scratch + 8668176 /* t377 */, scratch + 8667136 /* t226 */);
+    step_teacher_gradient_fwd_5(scratch + 8668192 /* t380 */, scratch + 8644608 /* t223 */);
+    step_teacher_gradient_fwd_6(scratch + 8668208 /* t383 */, scratch + 8670864 /* t221 */);
+    step_teacher_gradient_fwd_7(io + 753440 /* t385 */, scratch + 8669184 /* t369 */, scratch + 8669200 /* t371 */, scratch + 8668160 /* t374 */, scratch + 8668176 /* t377 */, scratch + 8668192 /* t380 */, scratch + 8668208 /* t383 */);
+    step_teacher_gradient_fwd_8(scratch + 8670864 /* t387 */, scratch + 6160384 /* t126 */);
+    step_teacher_gradient_fwd_9(scratch + 8667136 /* t389 */, scratch + 8666112 /* t125 */);
+    step_teacher_gradient_fwd_10(scratch + 8666112 /* t392 */, scratch /* t122 */);
+    step_teacher_gradient_fwd_11(scratch + 8666128 /* t395 */, scratch + 8665088 /* t120 */);
+    step_teacher_gradient_fwd_12(scratch + 8666144 /* t398 */, scratch + 8634368 /* t117 */);
+    step_teacher_gradient_fwd_13(scratch + 8666160 /* t401 */, scratch + 8670848 /* t115 */);
+    step_teacher_gradient_fwd_14(io + 753456 /* t403 */, io + 753472 /* t407 */, io + 753488 /* t408 */, scratch + 8670864 /* t387 */, scratch + 8667136 /* t389 */, scratch + 8666112 /* t392 */, scratch + 8666128 /* t395 */, scratch + 8666144 /* t398 */, scratch + 8666160 /* t401 */, io + 753440 /* t385 */, scratch + 8670880 /* t249 */, io + 753424 /* t250 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

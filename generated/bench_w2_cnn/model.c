@@ -74,9 +74,6 @@ const mplc_tensor mplc_step_outputs[] = {
     { "g_u_norm", 0, {0, 0, 0, 0}, 753456, 1, 0, 0, 0.0 },
     { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 753472, 1, 0, 0, 0.0 },
     { "h_positive", 0, {0, 0, 0, 0}, 753488, 1, 0, 0, 0.0 },
-    { "teacher_grad_sup_norm", 0, {0, 0, 0, 0}, 753504, 1, 0, 0, 0.0 },
-    { "teacher_grad_uda_norm", 0, {0, 0, 0, 0}, 753520, 1, 0, 0, 0.0 },
-    { "teacher_grad_feedback_norm", 0, {0, 0, 0, 0}, 753536, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -2333,6 +2330,7 @@ static void step_teacher_feedback_fwd_8(float *restrict t343, const float *restr
 }
 
 /* loop []
+ * %133 = constant -0.002232142857142857 : []  // student/loss_u fwd
  * %252 = constant 1.9 : []  // teacher/feedback fwd
  * %253 = mul %19, %252 : []  // teacher/feedback fwd
  * %326 = add %323, %325 : []  // teacher/feedback fwd
@@ -2342,8 +2340,10 @@ static void step_teacher_feedback_fwd_8(float *restrict t343, const float *restr
  * %338 = add %335, %337 : []  // teacher/feedback fwd
  * %341 = add %338, %340 : []  // teacher/feedback fwd
  * %344 = add %341, %343 : []  // teacher/feedback fwd
- * %345 = mul %253, %344 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_9(float *restrict t344, float *restrict t345, const float *restrict t323, const float *restrict t325, const float *restrict t328, const float *restrict t331, const float *restrict t334, const float *restrict t337, const float *restrict t340, const float *restrict t343, const float *restrict in_lr_student) {
+ * %345 = mul %253, %344 : []  // teacher/feedback fwd
+ * %346 = mul %21, %345 : []  // teacher/feedback vjp
+ * %347 = mul %346, %133 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_9(float *restrict t344, float *restrict t345, float *restrict t347, const float *restrict t323, const float *restrict t325, const float *restrict t328, const float *restrict t331, const float *restrict t334, const float *restrict t337, const float *restrict t340, const float *restrict t343, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
         const float v326 = t323[0] + t325[0];
         const float v329 = v326 + t328[0];
@@ -2354,230 +2354,479 @@ static void step_teacher_feedback_fwd_9(float *restrict t344, float *restrict t3
         const float v344 = v341 + t343[0];
         const float v253 = in_lr_student[0] * 1.9f;
         const float v345 = v253 * v344;
+        const float v346 = in_feedback_scale[0] * v345;
+        const float v347 = v346 * (-0.002232143f);
         t344[i] = v344;
         t345[i] = v345;
+        t347[i] = v347;
+    }
+}
+
+/* loop [448,10]
+ * %348 = broadcast axes=[] %347 : [448,10]  // teacher/feedback vjp
+ * %349 = mul %348, %96 : [448,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t349, const float *restrict t347, const float *restrict t96) {
+    for (size_t i = 0; i < 4480; i++) {
+        const float v349 = t347[0] * t96[i];
+        t349[i] = v349;
+    }
+}
+
+/* reduce_sum [448,10] axes=[1]
+ * %350 = neg %349 : [448,10]  // teacher/feedback vjp
+ * %351 = reduce_sum axes=[1] %350 : [448]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t351, const float *restrict t349) {
+    for (size_t i0 = 0; i0 < 448; i0++) {
+        double sum = 0.0;
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v350 = -t349[i0 * 10 + i1];
+            sum += v350;
+        }
+        t351[i0] = (float)sum;
+    }
+}
+
+/* loop [448]
+ * %352 = div %351, %83 : [448]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t352, const float *restrict t351, const float *restrict t83) {
+    for (size_t i = 0; i < 448; i++) {
+        const float v352 = t351[i] / t83[i];
+        t352[i] = v352;
+    }
+}
+
+/* loop []
+ * %92 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
+ * %356 = mul %20, %92 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t356, const float *restrict in_uda_weight) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v356 = in_uda_weight[0] * 0.002232143f;
+        t356[i] = v356;
+    }
+}
+
+/* loop [448]
+ * %357 = broadcast axes=[] %356 : [448]  // teacher/loss_uda vjp
+ * %358 = mul %357, %78 : [448]  // teacher/loss_uda vjp
+ * %359 = neg %358 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t359, const float *restrict t356, const float *restrict t78) {
+    for (size_t i = 0; i < 448; i++) {
+        const float v358 = t356[0] * t78[i];
+        const float v359 = -v358;
+        t359[i] = v359;
+    }
+}
+
+/* loop [448,10]
+ * %360 = broadcast axes=[0] %359 : [448,10]  // teacher/loss_uda vjp
+ * %361 = mul %360, %75 : [448,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t361, const float *restrict t359, const float *restrict t75) {
+    for (size_t i0 = 0; i0 < 448; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v361 = t359[i0] * t75[i0 * 10 + i1];
+            t361[i0 * 10 + i1] = v361;
+        }
+    }
+}
+
+/* reduce_sum [448,10] axes=[1]
+ * %362 = neg %361 : [448,10]  // teacher/loss_uda vjp
+ * %363 = reduce_sum axes=[1] %362 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t363, const float *restrict t361) {
+    for (size_t i0 = 0; i0 < 448; i0++) {
+        double sum = 0.0;
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v362 = -t361[i0 * 10 + i1];
+            sum += v362;
+        }
+        t363[i0] = (float)sum;
+    }
+}
+
+/* loop [448]
+ * %364 = div %363, %83 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t364, const float *restrict t363, const float *restrict t83) {
+    for (size_t i = 0; i < 448; i++) {
+        const float v364 = t363[i] / t83[i];
+        t364[i] = v364;
+    }
+}
+
+/* loop [448,10]
+ * %353 = broadcast axes=[0] %352 : [448,10]  // teacher/feedback vjp
+ * %354 = mul %353, %82 : [448,10]  // teacher/feedback vjp
+ * %355 = add %349, %354 : [448,10]  // teacher/feedback vjp
+ * %365 = broadcast axes=[0] %364 : [448,10]  // teacher/loss_uda vjp
+ * %366 = mul %365, %82 : [448,10]  // teacher/loss_uda vjp
+ * %367 = add %361, %366 : [448,10]  // teacher/loss_uda vjp
+ * %368 = add %355, %367 : [448,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t368, const float *restrict t352, const float *restrict t82, const float *restrict t349, const float *restrict t364, const float *restrict t361) {
+    for (size_t i0 = 0; i0 < 448; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v354 = t352[i0] * t82[i0 * 10 + i1];
+            const float v355 = t349[i0 * 10 + i1] + v354;
+            const float v366 = t364[i0] * t82[i0 * 10 + i1];
+            const float v367 = t361[i0 * 10 + i1] + v366;
+            const float v368 = v355 + v367;
+            t368[i0 * 10 + i1] = v368;
+        }
     }
 }
 
 /* loop [64,10]
  * %289 = constant -0.015625 : [64,10]  // student/loss_l vjp
- * %346 = mul %289, %52 : [64,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t346, const float *restrict t52) {
+ * %369 = mul %289, %52 : [64,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t369, const float *restrict t52) {
     for (size_t i = 0; i < 640; i++) {
-        const float v346 = (-0.015625f) * t52[i];
-        t346[i] = v346;
+        const float v369 = (-0.015625f) * t52[i];
+        t369[i] = v369;
     }
 }
 
 /* reduce_sum [64,10] axes=[1]
- * %347 = neg %346 : [64,10]  // teacher/loss_sup vjp
- * %348 = reduce_sum axes=[1] %347 : [64]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t348, const float *restrict t346) {
+ * %370 = neg %369 : [64,10]  // teacher/loss_sup vjp
+ * %371 = reduce_sum axes=[1] %370 : [64]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t371, const float *restrict t369) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v347 = -t346[i0 * 10 + i1];
-            sum += v347;
+            const float v370 = -t369[i0 * 10 + i1];
+            sum += v370;
         }
-        t348[i0] = (float)sum;
+        t371[i0] = (float)sum;
     }
 }
 
 /* loop [64]
- * %349 = div %348, %57 : [64]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_3(float *restrict t349, const float *restrict t348, const float *restrict t57) {
+ * %372 = div %371, %57 : [64]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t372, const float *restrict t371, const float *restrict t57) {
     for (size_t i = 0; i < 64; i++) {
-        const float v349 = t348[i] / t57[i];
-        t349[i] = v349;
+        const float v372 = t371[i] / t57[i];
+        t372[i] = v372;
     }
 }
 
 /* loop [64,10]
- * %350 = broadcast axes=[0] %349 : [64,10]  // teacher/loss_sup vjp
- * %351 = mul %350, %56 : [64,10]  // teacher/loss_sup vjp
- * %352 = add %346, %351 : [64,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_4(float *restrict t352, const float *restrict t349, const float *restrict t56, const float *restrict t346) {
+ * %373 = broadcast axes=[0] %372 : [64,10]  // teacher/loss_sup vjp
+ * %374 = mul %373, %56 : [64,10]  // teacher/loss_sup vjp
+ * %375 = add %369, %374 : [64,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t375, const float *restrict t372, const float *restrict t56, const float *restrict t369) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v351 = t349[i0] * t56[i0 * 10 + i1];
-            const float v352 = t346[i0 * 10 + i1] + v351;
-            t352[i0 * 10 + i1] = v352;
+            const float v374 = t372[i0] * t56[i0 * 10 + i1];
+            const float v375 = t369[i0 * 10 + i1] + v374;
+            t375[i0 * 10 + i1] = v375;
         }
     }
 }
 
 /* reduce_sum [64,10] axes=[0]
- * %353 = reduce_sum axes=[0] %352 : [10]  // teacher/dense9 vjp */
-static void step_teacher_dense9_vjp(float *restrict t353, const float *restrict t352) {
-    for (size_t o = 0; o < 10; o++) t353[o] = 0.0f;
+ * %376 = reduce_sum axes=[0] %375 : [10]  // teacher/dense9 vjp */
+static void step_teacher_dense9_vjp(float *restrict t376, const float *restrict t375) {
+    for (size_t o = 0; o < 10; o++) t376[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t353[i1] += t352[i0 * 10 + i1];
+            t376[i1] += t375[i0 * 10 + i1];
         }
     }
 }
 
-/* gemm blas m=128 n=10 k=64 tA
- * %356 = matmul tA %355, %352 : [128,10]  // teacher/dense9 vjp */
-static void step_teacher_dense9_vjp_2(float *restrict t356, const float *restrict t355, const float *restrict t352) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 64, 1.0f, t355, 128, t352, 10, 0.0f, t356, 10);
-}
-
-/* loop [960,128] split
- * %357 = step %42 : [960,128]  // teacher/relu8 vjp */
-typedef struct {
-    float *t357;
-    const float *t42;
-} step_teacher_relu8_vjp_pointers;
-
-static void step_teacher_relu8_vjp_part(void *context, int part, int parts) {
-    const step_teacher_relu8_vjp_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t357 = p->t357;
-    const float *restrict t42 = p->t42;
-    size_t lo, hi;
-    while (mplc_claim(960, 30, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
-            const float v357 = t42[i] > 0.0f ? 1.0f : 0.0f;
-            t357[i] = v357;
+/* reduce_sum [448,10] axes=[0]
+ * %377 = reduce_sum axes=[0] %368 : [10]  // teacher/dense9 vjp */
+static void step_teacher_dense9_vjp_2(float *restrict t377, const float *restrict t368) {
+    for (size_t o = 0; o < 10; o++) t377[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 448; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            t377[i1] += t368[i0 * 10 + i1];
         }
     }
 }
 
-static void step_teacher_relu8_vjp(float *restrict t357, const float *restrict t42) {
-    mplc_parallel(step_teacher_relu8_vjp_part, &(step_teacher_relu8_vjp_pointers){t357, t42});
+/* loop [10]
+ * %378 = add %376, %377 : [10]  // teacher/dense9 vjp */
+static void step_teacher_dense9_vjp_3(float *restrict t378, const float *restrict t376, const float *restrict t377) {
+    for (size_t i = 0; i < 10; i++) {
+        const float v378 = t376[i] + t377[i];
+        t378[i] = v378;
+    }
+}
+
+/* gemm blas m=128 n=10 k=448 tA
+ * %384 = matmul tA %383, %368 : [128,10]  // teacher/dense9 vjp */
+static void step_teacher_dense9_vjp_4(float *restrict t384, const float *restrict t383, const float *restrict t368) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 448, 1.0f, t383, 128, t368, 10, 0.0f, t384, 10);
 }
 
 /* gemm blas m=64 n=128 k=10 tB +epilogue
- * %354 = matmul tB %352, %6 : [64,128]  // teacher/dense9 vjp
- * %359 = mul %354, %358 : [64,128]  // teacher/relu8 vjp */
-static void step_teacher_dense9_vjp_3(float *restrict t359, const float *restrict t352, const float *restrict in_teacher_dense9_weight, const float *restrict t358) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 128, 10, 1.0f, t352, 10, in_teacher_dense9_weight, 10, 0.0f, t359, 128);
+ * %379 = matmul tB %375, %6 : [64,128]  // teacher/dense9 vjp
+ * %386 = step %381 : [64,128]  // teacher/relu8 vjp
+ * %387 = mul %379, %386 : [64,128]  // teacher/relu8 vjp */
+static void step_teacher_dense9_vjp_5(float *restrict t387, const float *restrict t375, const float *restrict in_teacher_dense9_weight, const float *restrict t381) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 128, 10, 1.0f, t375, 10, in_teacher_dense9_weight, 10, 0.0f, t387, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
-        const float v359 = t359[i] * t358[i];
-        t359[i] = v359;
+        const float v386 = t381[i] > 0.0f ? 1.0f : 0.0f;
+        const float v387 = t387[i] * v386;
+        t387[i] = v387;
+    }
+}
+
+/* gemm blas m=448 n=128 k=10 tB +epilogue
+ * %380 = matmul tB %368, %6 : [448,128]  // teacher/dense9 vjp
+ * %388 = step %383 : [448,128]  // teacher/relu8 vjp
+ * %389 = mul %380, %388 : [448,128]  // teacher/relu8 vjp */
+static void step_teacher_dense9_vjp_6(float *restrict t389, const float *restrict t368, const float *restrict in_teacher_dense9_weight, const float *restrict t383) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 128, 10, 1.0f, t368, 10, in_teacher_dense9_weight, 10, 0.0f, t389, 128);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 57344; i++) {
+        const float v388 = t383[i] > 0.0f ? 1.0f : 0.0f;
+        const float v389 = t389[i] * v388;
+        t389[i] = v389;
     }
 }
 
 /* reduce_sum [64,128] axes=[0]
- * %360 = reduce_sum axes=[0] %359 : [128]  // teacher/dense7 vjp */
-static void step_teacher_dense7_vjp(float *restrict t360, const float *restrict t359) {
-    for (size_t o = 0; o < 128; o++) t360[o] = 0.0f;
+ * %390 = reduce_sum axes=[0] %387 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp(float *restrict t390, const float *restrict t387) {
+    for (size_t o = 0; o < 128; o++) t390[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t360[i1] += t359[i0 * 128 + i1];
+            t390[i1] += t387[i0 * 128 + i1];
         }
     }
 }
 
-/* gemm blas m=64 n=3136 k=128 tB split
- * %361 = matmul tB %359, %4 : [64,3136]  // teacher/dense7 vjp */
+/* reduce_sum [448,128] axes=[0] split
+ * %391 = reduce_sum axes=[0] %389 : [128]  // teacher/dense7 vjp */
 typedef struct {
-    float *t361;
-    const float *t359;
-    const float *in_teacher_dense7_weight;
+    float *t391;
+    const float *t389;
+    float *chunk;
 } step_teacher_dense7_vjp_2_pointers;
 
 static void step_teacher_dense7_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_2_pointers *p = context;
-    float *restrict t361 = p->t361;
-    const float *restrict t359 = p->t359;
+    (void)part;
+    (void)parts;
+    float *restrict t391 = p->t391; (void)t391; /* used after the parts */
+    const float *restrict t389 = p->t389;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
+    size_t lo, hi;
+    while (mplc_claim(448, 28, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 28 * 128;
+        float sums[128];
+        for (size_t o = 0; o < 128; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 128; i1++) {
+                sums[i1] += t389[i0 * 128 + i1];
+            }
+        }
+        for (size_t o = 0; o < 128; o++) partial[o] = sums[o];
+    }
+}
+
+static void step_teacher_dense7_vjp_2(float *restrict t391, const float *restrict t389, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense7_vjp_2_part, &(step_teacher_dense7_vjp_2_pointers){t391, t389, chunk});
+    for (size_t o = 0; o < 128; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 128 + o];
+        t391[o] = total;
+    }
+}
+
+/* loop [128]
+ * %392 = add %390, %391 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp_3(float *restrict t392, const float *restrict t390, const float *restrict t391) {
+    for (size_t i = 0; i < 128; i++) {
+        const float v392 = t390[i] + t391[i];
+        t392[i] = v392;
+    }
+}
+
+/* gemm blas m=64 n=3136 k=128 tB split
+ * %393 = matmul tB %387, %4 : [64,3136]  // teacher/dense7 vjp */
+typedef struct {
+    float *t393;
+    const float *t387;
+    const float *in_teacher_dense7_weight;
+} step_teacher_dense7_vjp_4_pointers;
+
+static void step_teacher_dense7_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_4_pointers *p = context;
+    float *restrict t393 = p->t393;
+    const float *restrict t387 = p->t387;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t359 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t361 + lo * 3136, 3136);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t387 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t393 + lo * 3136, 3136);
 }
 
-static void step_teacher_dense7_vjp_2(float *restrict t361, const float *restrict t359, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_teacher_dense7_vjp_2_part, &(step_teacher_dense7_vjp_2_pointers){t361, t359, in_teacher_dense7_weight});
+static void step_teacher_dense7_vjp_4(float *restrict t393, const float *restrict t387, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_teacher_dense7_vjp_4_part, &(step_teacher_dense7_vjp_4_pointers){t393, t387, in_teacher_dense7_weight});
 }
 
-/* gemm blas m=3136 n=128 k=64 tA split
- * %364 = matmul tA %363, %359 : [3136,128]  // teacher/dense7 vjp */
+/* gemm blas m=448 n=3136 k=128 tB split
+ * %394 = matmul tB %389, %4 : [448,3136]  // teacher/dense7 vjp */
 typedef struct {
-    float *t364;
-    const float *t363;
-    const float *t359;
-} step_teacher_dense7_vjp_3_pointers;
+    float *t394;
+    const float *t389;
+    const float *in_teacher_dense7_weight;
+} step_teacher_dense7_vjp_5_pointers;
 
-static void step_teacher_dense7_vjp_3_part(void *context, int part, int parts) {
-    const step_teacher_dense7_vjp_3_pointers *p = context;
-    float *restrict t364 = p->t364;
-    const float *restrict t363 = p->t363;
-    const float *restrict t359 = p->t359;
+static void step_teacher_dense7_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_5_pointers *p = context;
+    float *restrict t394 = p->t394;
+    const float *restrict t389 = p->t389;
+    const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t389 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t394 + lo * 3136, 3136);
+}
+
+static void step_teacher_dense7_vjp_5(float *restrict t394, const float *restrict t389, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_teacher_dense7_vjp_5_part, &(step_teacher_dense7_vjp_5_pointers){t394, t389, in_teacher_dense7_weight});
+}
+
+/* gemm blas m=3136 n=128 k=448 tA split
+ * %400 = matmul tA %399, %389 : [3136,128]  // teacher/dense7 vjp */
+typedef struct {
+    float *t400;
+    const float *t399;
+    const float *t389;
+} step_teacher_dense7_vjp_6_pointers;
+
+static void step_teacher_dense7_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_6_pointers *p = context;
+    float *restrict t400 = p->t400;
+    const float *restrict t399 = p->t399;
+    const float *restrict t389 = p->t389;
     size_t lo, hi;
     mplc_part(3136, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 64, 1.0f, t363 + lo, 3136, t359, 128, 0.0f, t364 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 448, 1.0f, t399 + lo, 3136, t389, 128, 0.0f, t400 + lo * 128, 128);
 }
 
-static void step_teacher_dense7_vjp_3(float *restrict t364, const float *restrict t363, const float *restrict t359) {
-    mplc_parallel(step_teacher_dense7_vjp_3_part, &(step_teacher_dense7_vjp_3_pointers){t364, t363, t359});
+static void step_teacher_dense7_vjp_6(float *restrict t400, const float *restrict t399, const float *restrict t389) {
+    mplc_parallel(step_teacher_dense7_vjp_6_part, &(step_teacher_dense7_vjp_6_pointers){t400, t399, t389});
 }
 
 /* loop [64,7,7,64] split
- * %368 = step %362 : [64,7,7,64]  // teacher/relu4 vjp
- * %369 = mul %365, %368 : [64,7,7,64]  // teacher/relu4 vjp */
+ * %408 = step %395 : [64,7,7,64]  // teacher/relu4 vjp
+ * %409 = mul %402, %408 : [64,7,7,64]  // teacher/relu4 vjp */
 typedef struct {
-    float *t369;
-    const float *t362;
-    const float *t365;
+    float *t409;
+    const float *t395;
+    const float *t402;
 } step_teacher_relu4_vjp_pointers;
 
 static void step_teacher_relu4_vjp_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t369 = p->t369;
-    const float *restrict t362 = p->t362;
-    const float *restrict t365 = p->t365;
+    float *restrict t409 = p->t409;
+    const float *restrict t395 = p->t395;
+    const float *restrict t402 = p->t402;
     size_t lo, hi;
     while (mplc_claim(64, 2, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v368 = t362[i] > 0.0f ? 1.0f : 0.0f;
-            const float v369 = t365[i] * v368;
-            t369[i] = v369;
+            const float v408 = t395[i] > 0.0f ? 1.0f : 0.0f;
+            const float v409 = t402[i] * v408;
+            t409[i] = v409;
         }
     }
 }
 
-static void step_teacher_relu4_vjp(float *restrict t369, const float *restrict t362, const float *restrict t365) {
-    mplc_parallel(step_teacher_relu4_vjp_part, &(step_teacher_relu4_vjp_pointers){t369, t362, t365});
+static void step_teacher_relu4_vjp(float *restrict t409, const float *restrict t395, const float *restrict t402) {
+    mplc_parallel(step_teacher_relu4_vjp_part, &(step_teacher_relu4_vjp_pointers){t409, t395, t402});
 }
 
-/* window maxPoolScatter k2 s2 p0 split
- * %370 = max_pool_scatter k2 s2 p0 %367, %369 : [64,14,14,64]  // teacher/relu4 vjp */
+/* loop [448,7,7,64] split
+ * %410 = step %398 : [448,7,7,64]  // teacher/relu4 vjp
+ * %411 = mul %403, %410 : [448,7,7,64]  // teacher/relu4 vjp */
 typedef struct {
-    float *t370;
-    const float *t367;
-    const float *t369;
+    float *t411;
+    const float *t398;
+    const float *t403;
 } step_teacher_relu4_vjp_2_pointers;
 
 static void step_teacher_relu4_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t370 = p->t370;
-    const float *restrict t367 = p->t367;
-    const float *restrict t369 = p->t369;
+    float *restrict t411 = p->t411;
+    const float *restrict t398 = p->t398;
+    const float *restrict t403 = p->t403;
     size_t lo, hi;
-    while (mplc_claim(64, 2, &lo, &hi)) {
-        mplc_max_pool_scatter(t370 + lo * 12544, t367 + lo * 12544, t369 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    while (mplc_claim(448, 14, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v410 = t398[i] > 0.0f ? 1.0f : 0.0f;
+            const float v411 = t403[i] * v410;
+            t411[i] = v411;
+        }
     }
 }
 
-static void step_teacher_relu4_vjp_2(float *restrict t370, const float *restrict t367, const float *restrict t369) {
-    mplc_parallel(step_teacher_relu4_vjp_2_part, &(step_teacher_relu4_vjp_2_pointers){t370, t367, t369});
+static void step_teacher_relu4_vjp_2(float *restrict t411, const float *restrict t398, const float *restrict t403) {
+    mplc_parallel(step_teacher_relu4_vjp_2_part, &(step_teacher_relu4_vjp_2_pointers){t411, t398, t403});
+}
+
+/* window maxPoolScatter k2 s2 p0 split
+ * %412 = max_pool_scatter k2 s2 p0 %405, %409 : [64,14,14,64]  // teacher/relu4 vjp */
+typedef struct {
+    float *t412;
+    const float *t405;
+    const float *t409;
+} step_teacher_relu4_vjp_3_pointers;
+
+static void step_teacher_relu4_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_relu4_vjp_3_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t412 = p->t412;
+    const float *restrict t405 = p->t405;
+    const float *restrict t409 = p->t409;
+    size_t lo, hi;
+    while (mplc_claim(64, 2, &lo, &hi)) {
+        mplc_max_pool_scatter(t412 + lo * 12544, t405 + lo * 12544, t409 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    }
+}
+
+static void step_teacher_relu4_vjp_3(float *restrict t412, const float *restrict t405, const float *restrict t409) {
+    mplc_parallel(step_teacher_relu4_vjp_3_part, &(step_teacher_relu4_vjp_3_pointers){t412, t405, t409});
+}
+
+/* window maxPoolScatter k2 s2 p0 split
+ * %413 = max_pool_scatter k2 s2 p0 %407, %411 : [448,14,14,64]  // teacher/relu4 vjp */
+typedef struct {
+    float *t413;
+    const float *t407;
+    const float *t411;
+} step_teacher_relu4_vjp_4_pointers;
+
+static void step_teacher_relu4_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_relu4_vjp_4_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t413 = p->t413;
+    const float *restrict t407 = p->t407;
+    const float *restrict t411 = p->t411;
+    size_t lo, hi;
+    while (mplc_claim(448, 14, &lo, &hi)) {
+        mplc_max_pool_scatter(t413 + lo * 12544, t407 + lo * 12544, t411 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    }
+}
+
+static void step_teacher_relu4_vjp_4(float *restrict t413, const float *restrict t407, const float *restrict t411) {
+    mplc_parallel(step_teacher_relu4_vjp_4_part, &(step_teacher_relu4_vjp_4_pointers){t413, t407, t411});
 }
 
 /* reduce_sum [12544,64] axes=[0] split
- * %372 = reduce_sum axes=[0] %371 : [64]  // teacher/conv3 vjp */
+ * %416 = reduce_sum axes=[0] %414 : [64]  // teacher/conv3 vjp */
 typedef struct {
-    float *t372;
-    const float *t371;
+    float *t416;
+    const float *t414;
     float *chunk;
 } step_teacher_conv3_vjp_pointers;
 
@@ -2585,8 +2834,8 @@ static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t372 = p->t372; (void)t372; /* used after the parts */
-    const float *restrict t371 = p->t371;
+    float *restrict t416 = p->t416; (void)t416; /* used after the parts */
+    const float *restrict t414 = p->t414;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
@@ -2595,37 +2844,84 @@ static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                sums[i1] += t371[i0 * 64 + i1];
+                sums[i1] += t414[i0 * 64 + i1];
             }
         }
         for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv3_vjp(float *restrict t372, const float *restrict t371, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t372, t371, chunk});
+static void step_teacher_conv3_vjp(float *restrict t416, const float *restrict t414, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t416, t414, chunk});
     for (size_t o = 0; o < 64; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
-        t372[o] = total;
+        t416[o] = total;
     }
 }
 
-/* gemm winograd m=12544 n=288 k=64 tB chunk=4 split
- * %373 = matmul tB %371, %31 : [12544,288]  // teacher/conv3 vjp
- * %378 = col2im k3 s1 p1 %373 : [64,14,14,32]  // teacher/conv3 vjp */
+/* reduce_sum [87808,64] axes=[0] split
+ * %417 = reduce_sum axes=[0] %415 : [64]  // teacher/conv3 vjp */
 typedef struct {
-    float *t378;
-    const float *t371;
-    const float *in_teacher_conv3_weight;
+    float *t417;
+    const float *t415;
     float *chunk;
 } step_teacher_conv3_vjp_2_pointers;
 
 static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_2_pointers *p = context;
+    (void)part;
     (void)parts;
-    float *restrict t378 = p->t378;
-    const float *restrict t371 = p->t371;
+    float *restrict t417 = p->t417; (void)t417; /* used after the parts */
+    const float *restrict t415 = p->t415;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
+    size_t lo, hi;
+    while (mplc_claim(87808, 5488, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 5488 * 64;
+        float sums[64];
+        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                sums[i1] += t415[i0 * 64 + i1];
+            }
+        }
+        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
+    }
+}
+
+static void step_teacher_conv3_vjp_2(float *restrict t417, const float *restrict t415, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t417, t415, chunk});
+    for (size_t o = 0; o < 64; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
+        t417[o] = total;
+    }
+}
+
+/* loop [64]
+ * %418 = add %416, %417 : [64]  // teacher/conv3 vjp */
+static void step_teacher_conv3_vjp_3(float *restrict t418, const float *restrict t416, const float *restrict t417) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v418 = t416[i] + t417[i];
+        t418[i] = v418;
+    }
+}
+
+/* gemm winograd m=12544 n=288 k=64 tB chunk=4 split
+ * %419 = matmul tB %414, %31 : [12544,288]  // teacher/conv3 vjp
+ * %429 = col2im k3 s1 p1 %419 : [64,14,14,32]  // teacher/conv3 vjp */
+typedef struct {
+    float *t429;
+    const float *t414;
+    const float *in_teacher_conv3_weight;
+    float *chunk;
+} step_teacher_conv3_vjp_4_pointers;
+
+static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_4_pointers *p = context;
+    (void)parts;
+    float *restrict t429 = p->t429;
+    const float *restrict t414 = p->t414;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 334976; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
@@ -2635,112 +2931,245 @@ static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
     while (mplc_claim(64, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t378 + (size_t)n0 * 6272, t371 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 334848, chunk + 334944, 12544, 6272});
+            mplc_winograd_conv3x3(t429 + (size_t)n0 * 6272, t414 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 334848, chunk + 334944, 12544, 6272});
         }
     }
 }
 
-static void step_teacher_conv3_vjp_2(float *restrict t378, const float *restrict t371, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t378, t371, in_teacher_conv3_weight, chunk});
+static void step_teacher_conv3_vjp_4(float *restrict t429, const float *restrict t414, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_4_part, &(step_teacher_conv3_vjp_4_pointers){t429, t414, in_teacher_conv3_weight, chunk});
 }
 
-/* gemm winograd m=288 n=64 k=12544 tA chunk=4 split
- * %375 = im2col k3 s1 p1 %374 : [12544,288]  // teacher/conv3 vjp
- * %376 = matmul tA %375, %371 : [288,64]  // teacher/conv3 vjp */
+/* gemm winograd m=87808 n=288 k=64 tB chunk=4 split
+ * %420 = matmul tB %415, %31 : [87808,288]  // teacher/conv3 vjp
+ * %430 = col2im k3 s1 p1 %420 : [448,14,14,32]  // teacher/conv3 vjp */
 typedef struct {
-    float *t376;
-    const float *t374;
-    const float *t371;
+    float *t430;
+    const float *t415;
+    const float *in_teacher_conv3_weight;
     float *chunk;
-} step_teacher_conv3_vjp_3_pointers;
+} step_teacher_conv3_vjp_5_pointers;
 
-static void step_teacher_conv3_vjp_3_part(void *context, int part, int parts) {
-    const step_teacher_conv3_vjp_3_pointers *p = context;
-    float *restrict t376 = p->t376;
-    const float *restrict t374 = p->t374;
-    const float *restrict t371 = p->t371;
+static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_5_pointers *p = context;
+    (void)parts;
+    float *restrict t430 = p->t430;
+    const float *restrict t415 = p->t415;
+    const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 334976; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
+    float *filters = chunk;
+    mplc_winograd_filters(filters, in_teacher_conv3_weight, 64, 32, 1);
+    size_t lo, hi;
+    while (mplc_claim(448, 4, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+            const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
+            mplc_winograd_conv3x3(t430 + (size_t)n0 * 6272, t415 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 334848, chunk + 334944, 12544, 6272});
+        }
+    }
+}
+
+static void step_teacher_conv3_vjp_5(float *restrict t430, const float *restrict t415, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_5_part, &(step_teacher_conv3_vjp_5_pointers){t430, t415, in_teacher_conv3_weight, chunk});
+}
+
+/* gemm winograd m=288 n=64 k=87808 tA chunk=4 split
+ * %425 = im2col k3 s1 p1 %424 : [87808,288]  // teacher/conv3 vjp
+ * %426 = matmul tA %425, %415 : [288,64]  // teacher/conv3 vjp */
+typedef struct {
+    float *t426;
+    const float *t424;
+    const float *t415;
+    float *chunk;
+} step_teacher_conv3_vjp_6_pointers;
+
+static void step_teacher_conv3_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_6_pointers *p = context;
+    float *restrict t426 = p->t426;
+    const float *restrict t424 = p->t424;
+    const float *restrict t415 = p->t415;
     float *restrict chunk = p->chunk + (size_t)part * 352928; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
-    mplc_part(64, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t376 : chunk + 334496;
+    mplc_part(448, 4, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t426 : chunk + 334496;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_winograd_filter_gradient(filters, t374 + (size_t)n0 * 6272, t371 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
+        mplc_winograd_filter_gradient(filters, t424 + (size_t)n0 * 6272, t415 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
-static void step_teacher_conv3_vjp_3(float *restrict t376, const float *restrict t374, const float *restrict t371, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_3_part, &(step_teacher_conv3_vjp_3_pointers){t376, t374, t371, chunk});
+static void step_teacher_conv3_vjp_6(float *restrict t426, const float *restrict t424, const float *restrict t415, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_6_part, &(step_teacher_conv3_vjp_6_pointers){t426, t424, t415, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 352928 + 334496;
-        for (int i = 0; i < 18432; i++) t376[i] += partial[i];
+        for (int i = 0; i < 18432; i++) t426[i] += partial[i];
+    }
+}
+
+/* gemm winograd m=288 n=64 k=12544 tA chunk=4 +epilogue split
+ * %422 = im2col k3 s1 p1 %421 : [12544,288]  // teacher/conv3 vjp
+ * %423 = matmul tA %422, %414 : [288,64]  // teacher/conv3 vjp
+ * %427 = add %423, %426 : [288,64]  // teacher/conv3 vjp */
+typedef struct {
+    float *t427;
+    const float *t421;
+    const float *t414;
+    const float *t426;
+    float *chunk;
+} step_teacher_conv3_vjp_7_pointers;
+
+static void step_teacher_conv3_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_7_pointers *p = context;
+    float *restrict t427 = p->t427;
+    const float *restrict t421 = p->t421;
+    const float *restrict t414 = p->t414;
+    const float *restrict t426 = p->t426; (void)t426; /* used after the parts */
+    float *restrict chunk = p->chunk + (size_t)part * 352928; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
+    size_t lo, hi;
+    mplc_part(64, 4, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t427 : chunk + 334496;
+    if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    float *filters = chunk;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
+        mplc_winograd_filter_gradient(filters, t421 + (size_t)n0 * 6272, t414 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
+    }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
+}
+
+static void step_teacher_conv3_vjp_7(float *restrict t427, const float *restrict t421, const float *restrict t414, const float *restrict t426, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_7_part, &(step_teacher_conv3_vjp_7_pointers){t427, t421, t414, t426, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 352928 + 334496;
+        for (int i = 0; i < 18432; i++) t427[i] += partial[i];
+    }
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 18432; i++) {
+        const float v427 = t427[i] + t426[i];
+        t427[i] = v427;
     }
 }
 
 /* loop [64,14,14,32] split
- * %381 = step %374 : [64,14,14,32]  // teacher/relu1 vjp
- * %382 = mul %378, %381 : [64,14,14,32]  // teacher/relu1 vjp */
+ * %435 = step %421 : [64,14,14,32]  // teacher/relu1 vjp
+ * %436 = mul %429, %435 : [64,14,14,32]  // teacher/relu1 vjp */
 typedef struct {
-    float *t382;
-    const float *t374;
-    const float *t378;
+    float *t436;
+    const float *t421;
+    const float *t429;
 } step_teacher_relu1_vjp_pointers;
 
 static void step_teacher_relu1_vjp_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t382 = p->t382;
-    const float *restrict t374 = p->t374;
-    const float *restrict t378 = p->t378;
+    float *restrict t436 = p->t436;
+    const float *restrict t421 = p->t421;
+    const float *restrict t429 = p->t429;
     size_t lo, hi;
     while (mplc_claim(64, 2, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-            const float v381 = t374[i] > 0.0f ? 1.0f : 0.0f;
-            const float v382 = t378[i] * v381;
-            t382[i] = v382;
+            const float v435 = t421[i] > 0.0f ? 1.0f : 0.0f;
+            const float v436 = t429[i] * v435;
+            t436[i] = v436;
         }
     }
 }
 
-static void step_teacher_relu1_vjp(float *restrict t382, const float *restrict t374, const float *restrict t378) {
-    mplc_parallel(step_teacher_relu1_vjp_part, &(step_teacher_relu1_vjp_pointers){t382, t374, t378});
+static void step_teacher_relu1_vjp(float *restrict t436, const float *restrict t421, const float *restrict t429) {
+    mplc_parallel(step_teacher_relu1_vjp_part, &(step_teacher_relu1_vjp_pointers){t436, t421, t429});
 }
 
-/* window maxPoolScatter k2 s2 p0 split
- * %383 = max_pool_scatter k2 s2 p0 %380, %382 : [64,28,28,32]  // teacher/relu1 vjp */
+/* loop [448,14,14,32] split
+ * %437 = step %424 : [448,14,14,32]  // teacher/relu1 vjp
+ * %438 = mul %430, %437 : [448,14,14,32]  // teacher/relu1 vjp */
 typedef struct {
-    float *t383;
-    const float *t380;
-    const float *t382;
+    float *t438;
+    const float *t424;
+    const float *t430;
 } step_teacher_relu1_vjp_2_pointers;
 
 static void step_teacher_relu1_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t383 = p->t383;
-    const float *restrict t380 = p->t380;
-    const float *restrict t382 = p->t382;
+    float *restrict t438 = p->t438;
+    const float *restrict t424 = p->t424;
+    const float *restrict t430 = p->t430;
     size_t lo, hi;
-    while (mplc_claim(64, 2, &lo, &hi)) {
-        mplc_max_pool_scatter(t383 + lo * 25088, t380 + lo * 25088, t382 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    while (mplc_claim(448, 14, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
+            const float v437 = t424[i] > 0.0f ? 1.0f : 0.0f;
+            const float v438 = t430[i] * v437;
+            t438[i] = v438;
+        }
     }
 }
 
-static void step_teacher_relu1_vjp_2(float *restrict t383, const float *restrict t380, const float *restrict t382) {
-    mplc_parallel(step_teacher_relu1_vjp_2_part, &(step_teacher_relu1_vjp_2_pointers){t383, t380, t382});
+static void step_teacher_relu1_vjp_2(float *restrict t438, const float *restrict t424, const float *restrict t430) {
+    mplc_parallel(step_teacher_relu1_vjp_2_part, &(step_teacher_relu1_vjp_2_pointers){t438, t424, t430});
+}
+
+/* window maxPoolScatter k2 s2 p0 split
+ * %439 = max_pool_scatter k2 s2 p0 %432, %436 : [64,28,28,32]  // teacher/relu1 vjp */
+typedef struct {
+    float *t439;
+    const float *t432;
+    const float *t436;
+} step_teacher_relu1_vjp_3_pointers;
+
+static void step_teacher_relu1_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_relu1_vjp_3_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t439 = p->t439;
+    const float *restrict t432 = p->t432;
+    const float *restrict t436 = p->t436;
+    size_t lo, hi;
+    while (mplc_claim(64, 2, &lo, &hi)) {
+        mplc_max_pool_scatter(t439 + lo * 25088, t432 + lo * 25088, t436 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    }
+}
+
+static void step_teacher_relu1_vjp_3(float *restrict t439, const float *restrict t432, const float *restrict t436) {
+    mplc_parallel(step_teacher_relu1_vjp_3_part, &(step_teacher_relu1_vjp_3_pointers){t439, t432, t436});
+}
+
+/* window maxPoolScatter k2 s2 p0 split
+ * %440 = max_pool_scatter k2 s2 p0 %434, %438 : [448,28,28,32]  // teacher/relu1 vjp */
+typedef struct {
+    float *t440;
+    const float *t434;
+    const float *t438;
+} step_teacher_relu1_vjp_4_pointers;
+
+static void step_teacher_relu1_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_relu1_vjp_4_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t440 = p->t440;
+    const float *restrict t434 = p->t434;
+    const float *restrict t438 = p->t438;
+    size_t lo, hi;
+    while (mplc_claim(448, 14, &lo, &hi)) {
+        mplc_max_pool_scatter(t440 + lo * 25088, t434 + lo * 25088, t438 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    }
+}
+
+static void step_teacher_relu1_vjp_4(float *restrict t440, const float *restrict t434, const float *restrict t438) {
+    mplc_parallel(step_teacher_relu1_vjp_4_part, &(step_teacher_relu1_vjp_4_pointers){t440, t434, t438});
 }
 
 /* reduce_sum [50176,32] axes=[0] split
- * %385 = reduce_sum axes=[0] %384 : [32]  // teacher/conv0 vjp */
+ * %443 = reduce_sum axes=[0] %441 : [32]  // teacher/conv0 vjp */
 typedef struct {
-    float *t385;
-    const float *t384;
+    float *t443;
+    const float *t441;
     float *chunk;
 } step_teacher_conv0_vjp_pointers;
 
@@ -2748,8 +3177,8 @@ static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t385 = p->t385; (void)t385; /* used after the parts */
-    const float *restrict t384 = p->t384;
+    float *restrict t443 = p->t443; (void)t443; /* used after the parts */
+    const float *restrict t441 = p->t441;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
@@ -2758,42 +3187,144 @@ static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t384[i0 * 32 + i1];
+                sums[i1] += t441[i0 * 32 + i1];
             }
         }
         for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv0_vjp(float *restrict t385, const float *restrict t384, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t385, t384, chunk});
+static void step_teacher_conv0_vjp(float *restrict t443, const float *restrict t441, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t443, t441, chunk});
     for (size_t o = 0; o < 32; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t385[o] = total;
+        t443[o] = total;
     }
 }
 
-/* gemm small-outer-products m=9 n=32 k=50176 tA chunk=10 split
- * %254 = im2col k3 s1 p1 %98 : [50176,9]  // student/conv0 fwd
- * %386 = matmul tA %254, %384 : [9,32]  // teacher/conv0 vjp */
+/* reduce_sum [351232,32] axes=[0] split
+ * %444 = reduce_sum axes=[0] %442 : [32]  // teacher/conv0 vjp */
 typedef struct {
-    float *t386;
-    const float *in_x;
-    const float *t384;
+    float *t444;
+    const float *t442;
     float *chunk;
 } step_teacher_conv0_vjp_2_pointers;
 
 static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_2_pointers *p = context;
-    float *restrict t386 = p->t386;
+    (void)part;
+    (void)parts;
+    float *restrict t444 = p->t444; (void)t444; /* used after the parts */
+    const float *restrict t442 = p->t442;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
+    size_t lo, hi;
+    while (mplc_claim(351232, 21952, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 21952 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t442[i0 * 32 + i1];
+            }
+        }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
+    }
+}
+
+static void step_teacher_conv0_vjp_2(float *restrict t444, const float *restrict t442, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t444, t442, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t444[o] = total;
+    }
+}
+
+/* loop [32]
+ * %445 = add %443, %444 : [32]  // teacher/conv0 vjp */
+static void step_teacher_conv0_vjp_3(float *restrict t445, const float *restrict t443, const float *restrict t444) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v445 = t443[i] + t444[i];
+        t445[i] = v445;
+    }
+}
+
+/* gemm small-outer-products m=9 n=32 k=351232 tA chunk=10 split
+ * %99 = im2col k3 s1 p1 %97 : [351232,9]  // student/conv0 fwd
+ * %447 = matmul tA %99, %442 : [9,32]  // teacher/conv0 vjp */
+typedef struct {
+    float *t447;
+    const float *t97;
+    const float *t442;
+    float *chunk;
+} step_teacher_conv0_vjp_4_pointers;
+
+static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_conv0_vjp_4_pointers *p = context;
+    float *restrict t447 = p->t447;
+    const float *restrict t97 = p->t97;
+    const float *restrict t442 = p->t442;
+    float *restrict chunk = p->chunk + (size_t)part * 70848; /* this thread's part */
+    /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(448, 10, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t447 : chunk + 70560;
+    if (lo == hi) for (int i = 0; i < 288; i++) sum[i] = 0.0f;
+    float total[288];
+    for (int i = 0; i < 288; i++) total[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
+        mplc_im2col(chunk, t97 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
+        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
+            float block_sum[288];
+            for (int i = 0; i < 288; i++) block_sum[i] = 0.0f;
+            for (size_t r = r0; r < r1; r++) {
+                const float *dy = t442 + ((size_t)n0 * 784 + r) * 32;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
+                }
+            }
+            for (int i = 0; i < 288; i++) total[i] += block_sum[i];
+        }
+    }
+    for (int i = 0; i < 288; i++) sum[i] = total[i];
+}
+
+static void step_teacher_conv0_vjp_4(float *restrict t447, const float *restrict t97, const float *restrict t442, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_4_part, &(step_teacher_conv0_vjp_4_pointers){t447, t97, t442, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 70848 + 70560;
+        for (int i = 0; i < 288; i++) t447[i] += partial[i];
+    }
+}
+
+/* gemm small-outer-products m=9 n=32 k=50176 tA chunk=10 +epilogue split
+ * %254 = im2col k3 s1 p1 %98 : [50176,9]  // student/conv0 fwd
+ * %446 = matmul tA %254, %441 : [9,32]  // teacher/conv0 vjp
+ * %448 = add %446, %447 : [9,32]  // teacher/conv0 vjp */
+typedef struct {
+    float *t448;
+    const float *in_x;
+    const float *t441;
+    const float *t447;
+    float *chunk;
+} step_teacher_conv0_vjp_5_pointers;
+
+static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_conv0_vjp_5_pointers *p = context;
+    float *restrict t448 = p->t448;
     const float *restrict in_x = p->in_x;
-    const float *restrict t384 = p->t384;
+    const float *restrict t441 = p->t441;
+    const float *restrict t447 = p->t447; (void)t447; /* used after the parts */
     float *restrict chunk = p->chunk + (size_t)part * 70848; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(64, 10, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t386 : chunk + 70560;
+    float *sum = part == 0 ? t448 : chunk + 70560;
     if (lo == hi) for (int i = 0; i < 288; i++) sum[i] = 0.0f;
     float total[288];
     for (int i = 0; i < 288; i++) total[i] = 0.0f;
@@ -2806,7 +3337,7 @@ static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
             float block_sum[288];
             for (int i = 0; i < 288; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t384 + ((size_t)n0 * 784 + r) * 32;
+                const float *dy = t441 + ((size_t)n0 * 784 + r) * 32;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
@@ -2818,2072 +3349,590 @@ static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void step_teacher_conv0_vjp_2(float *restrict t386, const float *restrict in_x, const float *restrict t384, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t386, in_x, t384, chunk});
+static void step_teacher_conv0_vjp_5(float *restrict t448, const float *restrict in_x, const float *restrict t441, const float *restrict t447, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_5_part, &(step_teacher_conv0_vjp_5_pointers){t448, in_x, t441, t447, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
-        for (int i = 0; i < 288; i++) t386[i] += partial[i];
+        for (int i = 0; i < 288; i++) t448[i] += partial[i];
     }
-}
-
-/* loop []
- * %92 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
- * %388 = mul %20, %92 : []  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp(float *restrict t388, const float *restrict in_uda_weight) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v388 = in_uda_weight[0] * 0.002232143f;
-        t388[i] = v388;
-    }
-}
-
-/* loop [448]
- * %389 = broadcast axes=[] %388 : [448]  // teacher/loss_uda vjp
- * %390 = mul %389, %78 : [448]  // teacher/loss_uda vjp
- * %391 = neg %390 : [448]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_2(float *restrict t391, const float *restrict t388, const float *restrict t78) {
-    for (size_t i = 0; i < 448; i++) {
-        const float v390 = t388[0] * t78[i];
-        const float v391 = -v390;
-        t391[i] = v391;
-    }
-}
-
-/* loop [448,10]
- * %392 = broadcast axes=[0] %391 : [448,10]  // teacher/loss_uda vjp
- * %393 = mul %392, %75 : [448,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_3(float *restrict t393, const float *restrict t391, const float *restrict t75) {
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v393 = t391[i0] * t75[i0 * 10 + i1];
-            t393[i0 * 10 + i1] = v393;
-        }
-    }
-}
-
-/* reduce_sum [448,10] axes=[1]
- * %394 = neg %393 : [448,10]  // teacher/loss_uda vjp
- * %395 = reduce_sum axes=[1] %394 : [448]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_4(float *restrict t395, const float *restrict t393) {
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        double sum = 0.0;
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v394 = -t393[i0 * 10 + i1];
-            sum += v394;
-        }
-        t395[i0] = (float)sum;
-    }
-}
-
-/* loop [448]
- * %396 = div %395, %83 : [448]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_5(float *restrict t396, const float *restrict t395, const float *restrict t83) {
-    for (size_t i = 0; i < 448; i++) {
-        const float v396 = t395[i] / t83[i];
-        t396[i] = v396;
-    }
-}
-
-/* loop [448,10]
- * %397 = broadcast axes=[0] %396 : [448,10]  // teacher/loss_uda vjp
- * %398 = mul %397, %82 : [448,10]  // teacher/loss_uda vjp
- * %399 = add %393, %398 : [448,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_6(float *restrict t399, const float *restrict t396, const float *restrict t82, const float *restrict t393) {
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v398 = t396[i0] * t82[i0 * 10 + i1];
-            const float v399 = t393[i0 * 10 + i1] + v398;
-            t399[i0 * 10 + i1] = v399;
-        }
-    }
-}
-
-/* reduce_sum [448,10] axes=[0]
- * %400 = reduce_sum axes=[0] %399 : [10]  // teacher/dense9 vjp */
-static void step_teacher_dense9_vjp_4(float *restrict t400, const float *restrict t399) {
-    for (size_t o = 0; o < 10; o++) t400[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            t400[i1] += t399[i0 * 10 + i1];
-        }
-    }
-}
-
-/* gemm blas m=128 n=10 k=448 tA
- * %403 = matmul tA %402, %399 : [128,10]  // teacher/dense9 vjp */
-static void step_teacher_dense9_vjp_5(float *restrict t403, const float *restrict t402, const float *restrict t399) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 448, 1.0f, t402, 128, t399, 10, 0.0f, t403, 10);
-}
-
-/* gemm blas m=448 n=128 k=10 tB +epilogue
- * %401 = matmul tB %399, %6 : [448,128]  // teacher/dense9 vjp
- * %405 = mul %401, %404 : [448,128]  // teacher/relu8 vjp */
-static void step_teacher_dense9_vjp_6(float *restrict t405, const float *restrict t399, const float *restrict in_teacher_dense9_weight, const float *restrict t404) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 128, 10, 1.0f, t399, 10, in_teacher_dense9_weight, 10, 0.0f, t405, 128);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 57344; i++) {
-        const float v405 = t405[i] * t404[i];
-        t405[i] = v405;
-    }
-}
-
-/* reduce_sum [448,128] axes=[0] split
- * %406 = reduce_sum axes=[0] %405 : [128]  // teacher/dense7 vjp */
-typedef struct {
-    float *t406;
-    const float *t405;
-    float *chunk;
-} step_teacher_dense7_vjp_4_pointers;
-
-static void step_teacher_dense7_vjp_4_part(void *context, int part, int parts) {
-    const step_teacher_dense7_vjp_4_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t406 = p->t406; (void)t406; /* used after the parts */
-    const float *restrict t405 = p->t405;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(448, 28, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 28 * 128;
-        float sums[128];
-        for (size_t o = 0; o < 128; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 128; i1++) {
-                sums[i1] += t405[i0 * 128 + i1];
-            }
-        }
-        for (size_t o = 0; o < 128; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_dense7_vjp_4(float *restrict t406, const float *restrict t405, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense7_vjp_4_part, &(step_teacher_dense7_vjp_4_pointers){t406, t405, chunk});
-    for (size_t o = 0; o < 128; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 128 + o];
-        t406[o] = total;
-    }
-}
-
-/* gemm blas m=448 n=3136 k=128 tB split
- * %407 = matmul tB %405, %4 : [448,3136]  // teacher/dense7 vjp */
-typedef struct {
-    float *t407;
-    const float *t405;
-    const float *in_teacher_dense7_weight;
-} step_teacher_dense7_vjp_5_pointers;
-
-static void step_teacher_dense7_vjp_5_part(void *context, int part, int parts) {
-    const step_teacher_dense7_vjp_5_pointers *p = context;
-    float *restrict t407 = p->t407;
-    const float *restrict t405 = p->t405;
-    const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
-    size_t lo, hi;
-    mplc_part(448, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t405 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t407 + lo * 3136, 3136);
-}
-
-static void step_teacher_dense7_vjp_5(float *restrict t407, const float *restrict t405, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_teacher_dense7_vjp_5_part, &(step_teacher_dense7_vjp_5_pointers){t407, t405, in_teacher_dense7_weight});
-}
-
-/* gemm blas m=3136 n=128 k=448 tA split
- * %410 = matmul tA %409, %405 : [3136,128]  // teacher/dense7 vjp */
-typedef struct {
-    float *t410;
-    const float *t409;
-    const float *t405;
-} step_teacher_dense7_vjp_6_pointers;
-
-static void step_teacher_dense7_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_dense7_vjp_6_pointers *p = context;
-    float *restrict t410 = p->t410;
-    const float *restrict t409 = p->t409;
-    const float *restrict t405 = p->t405;
-    size_t lo, hi;
-    mplc_part(3136, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 448, 1.0f, t409 + lo, 3136, t405, 128, 0.0f, t410 + lo * 128, 128);
-}
-
-static void step_teacher_dense7_vjp_6(float *restrict t410, const float *restrict t409, const float *restrict t405) {
-    mplc_parallel(step_teacher_dense7_vjp_6_part, &(step_teacher_dense7_vjp_6_pointers){t410, t409, t405});
-}
-
-/* loop [448,7,7,64] split
- * %414 = step %408 : [448,7,7,64]  // teacher/relu4 vjp
- * %415 = mul %411, %414 : [448,7,7,64]  // teacher/relu4 vjp */
-typedef struct {
-    float *t414;
-    float *t415;
-    const float *t408;
-    const float *t411;
-} step_teacher_relu4_vjp_3_pointers;
-
-static void step_teacher_relu4_vjp_3_part(void *context, int part, int parts) {
-    const step_teacher_relu4_vjp_3_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t414 = p->t414;
-    float *restrict t415 = p->t415;
-    const float *restrict t408 = p->t408;
-    const float *restrict t411 = p->t411;
-    size_t lo, hi;
-    while (mplc_claim(448, 14, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v414 = t408[i] > 0.0f ? 1.0f : 0.0f;
-            const float v415 = t411[i] * v414;
-            t414[i] = v414;
-            t415[i] = v415;
-        }
-    }
-}
-
-static void step_teacher_relu4_vjp_3(float *restrict t414, float *restrict t415, const float *restrict t408, const float *restrict t411) {
-    mplc_parallel(step_teacher_relu4_vjp_3_part, &(step_teacher_relu4_vjp_3_pointers){t414, t415, t408, t411});
-}
-
-/* window maxPoolScatter k2 s2 p0 split
- * %416 = max_pool_scatter k2 s2 p0 %413, %415 : [448,14,14,64]  // teacher/relu4 vjp */
-typedef struct {
-    float *t416;
-    const float *t413;
-    const float *t415;
-} step_teacher_relu4_vjp_4_pointers;
-
-static void step_teacher_relu4_vjp_4_part(void *context, int part, int parts) {
-    const step_teacher_relu4_vjp_4_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t416 = p->t416;
-    const float *restrict t413 = p->t413;
-    const float *restrict t415 = p->t415;
-    size_t lo, hi;
-    while (mplc_claim(448, 14, &lo, &hi)) {
-        mplc_max_pool_scatter(t416 + lo * 12544, t413 + lo * 12544, t415 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
-    }
-}
-
-static void step_teacher_relu4_vjp_4(float *restrict t416, const float *restrict t413, const float *restrict t415) {
-    mplc_parallel(step_teacher_relu4_vjp_4_part, &(step_teacher_relu4_vjp_4_pointers){t416, t413, t415});
-}
-
-/* reduce_sum [87808,64] axes=[0] split
- * %418 = reduce_sum axes=[0] %417 : [64]  // teacher/conv3 vjp */
-typedef struct {
-    float *t418;
-    const float *t417;
-    float *chunk;
-} step_teacher_conv3_vjp_4_pointers;
-
-static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
-    const step_teacher_conv3_vjp_4_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t418 = p->t418; (void)t418; /* used after the parts */
-    const float *restrict t417 = p->t417;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(87808, 5488, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 5488 * 64;
-        float sums[64];
-        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                sums[i1] += t417[i0 * 64 + i1];
-            }
-        }
-        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_conv3_vjp_4(float *restrict t418, const float *restrict t417, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_4_part, &(step_teacher_conv3_vjp_4_pointers){t418, t417, chunk});
-    for (size_t o = 0; o < 64; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
-        t418[o] = total;
-    }
-}
-
-/* gemm winograd m=87808 n=288 k=64 tB chunk=4 split
- * %419 = matmul tB %417, %31 : [87808,288]  // teacher/conv3 vjp
- * %424 = col2im k3 s1 p1 %419 : [448,14,14,32]  // teacher/conv3 vjp */
-typedef struct {
-    float *t424;
-    const float *t417;
-    const float *in_teacher_conv3_weight;
-    float *chunk;
-} step_teacher_conv3_vjp_5_pointers;
-
-static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
-    const step_teacher_conv3_vjp_5_pointers *p = context;
-    (void)parts;
-    float *restrict t424 = p->t424;
-    const float *restrict t417 = p->t417;
-    const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 334976; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
-    float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_conv3_weight, 64, 32, 1);
-    size_t lo, hi;
-    while (mplc_claim(448, 4, &lo, &hi)) {
-        for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
-            const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t424 + (size_t)n0 * 6272, t417 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 334848, chunk + 334944, 12544, 6272});
-        }
-    }
-}
-
-static void step_teacher_conv3_vjp_5(float *restrict t424, const float *restrict t417, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_5_part, &(step_teacher_conv3_vjp_5_pointers){t424, t417, in_teacher_conv3_weight, chunk});
-}
-
-/* gemm winograd m=288 n=64 k=87808 tA chunk=4 split
- * %421 = im2col k3 s1 p1 %420 : [87808,288]  // teacher/conv3 vjp
- * %422 = matmul tA %421, %417 : [288,64]  // teacher/conv3 vjp */
-typedef struct {
-    float *t422;
-    const float *t420;
-    const float *t417;
-    float *chunk;
-} step_teacher_conv3_vjp_6_pointers;
-
-static void step_teacher_conv3_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_conv3_vjp_6_pointers *p = context;
-    float *restrict t422 = p->t422;
-    const float *restrict t420 = p->t420;
-    const float *restrict t417 = p->t417;
-    float *restrict chunk = p->chunk + (size_t)part * 352928; /* this thread's part */
-    /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
-    size_t lo, hi;
-    mplc_part(448, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t422 : chunk + 334496;
-    if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
-    float *filters = chunk;
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
-        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_winograd_filter_gradient(filters, t420 + (size_t)n0 * 6272, t417 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
-    }
-    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
-}
-
-static void step_teacher_conv3_vjp_6(float *restrict t422, const float *restrict t420, const float *restrict t417, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_6_part, &(step_teacher_conv3_vjp_6_pointers){t422, t420, t417, chunk});
-    for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 352928 + 334496;
-        for (int i = 0; i < 18432; i++) t422[i] += partial[i];
-    }
-}
-
-/* loop [448,14,14,32] split
- * %427 = step %420 : [448,14,14,32]  // teacher/relu1 vjp
- * %428 = mul %424, %427 : [448,14,14,32]  // teacher/relu1 vjp */
-typedef struct {
-    float *t427;
-    float *t428;
-    const float *t420;
-    const float *t424;
-} step_teacher_relu1_vjp_3_pointers;
-
-static void step_teacher_relu1_vjp_3_part(void *context, int part, int parts) {
-    const step_teacher_relu1_vjp_3_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t427 = p->t427;
-    float *restrict t428 = p->t428;
-    const float *restrict t420 = p->t420;
-    const float *restrict t424 = p->t424;
-    size_t lo, hi;
-    while (mplc_claim(448, 14, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-            const float v427 = t420[i] > 0.0f ? 1.0f : 0.0f;
-            const float v428 = t424[i] * v427;
-            t427[i] = v427;
-            t428[i] = v428;
-        }
-    }
-}
-
-static void step_teacher_relu1_vjp_3(float *restrict t427, float *restrict t428, const float *restrict t420, const float *restrict t424) {
-    mplc_parallel(step_teacher_relu1_vjp_3_part, &(step_teacher_relu1_vjp_3_pointers){t427, t428, t420, t424});
-}
-
-/* window maxPoolScatter k2 s2 p0 split
- * %429 = max_pool_scatter k2 s2 p0 %426, %428 : [448,28,28,32]  // teacher/relu1 vjp */
-typedef struct {
-    float *t429;
-    const float *t426;
-    const float *t428;
-} step_teacher_relu1_vjp_4_pointers;
-
-static void step_teacher_relu1_vjp_4_part(void *context, int part, int parts) {
-    const step_teacher_relu1_vjp_4_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t429 = p->t429;
-    const float *restrict t426 = p->t426;
-    const float *restrict t428 = p->t428;
-    size_t lo, hi;
-    while (mplc_claim(448, 14, &lo, &hi)) {
-        mplc_max_pool_scatter(t429 + lo * 25088, t426 + lo * 25088, t428 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
-    }
-}
-
-static void step_teacher_relu1_vjp_4(float *restrict t429, const float *restrict t426, const float *restrict t428) {
-    mplc_parallel(step_teacher_relu1_vjp_4_part, &(step_teacher_relu1_vjp_4_pointers){t429, t426, t428});
-}
-
-/* reduce_sum [351232,32] axes=[0] split
- * %431 = reduce_sum axes=[0] %430 : [32]  // teacher/conv0 vjp */
-typedef struct {
-    float *t431;
-    const float *t430;
-    float *chunk;
-} step_teacher_conv0_vjp_3_pointers;
-
-static void step_teacher_conv0_vjp_3_part(void *context, int part, int parts) {
-    const step_teacher_conv0_vjp_3_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t431 = p->t431; (void)t431; /* used after the parts */
-    const float *restrict t430 = p->t430;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(351232, 21952, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 21952 * 32;
-        float sums[32];
-        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t430[i0 * 32 + i1];
-            }
-        }
-        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_conv0_vjp_3(float *restrict t431, const float *restrict t430, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_3_part, &(step_teacher_conv0_vjp_3_pointers){t431, t430, chunk});
-    for (size_t o = 0; o < 32; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t431[o] = total;
-    }
-}
-
-/* gemm small-outer-products m=9 n=32 k=351232 tA chunk=10 split
- * %99 = im2col k3 s1 p1 %97 : [351232,9]  // student/conv0 fwd
- * %432 = matmul tA %99, %430 : [9,32]  // teacher/conv0 vjp */
-typedef struct {
-    float *t432;
-    const float *t97;
-    const float *t430;
-    float *chunk;
-} step_teacher_conv0_vjp_4_pointers;
-
-static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
-    const step_teacher_conv0_vjp_4_pointers *p = context;
-    float *restrict t432 = p->t432;
-    const float *restrict t97 = p->t97;
-    const float *restrict t430 = p->t430;
-    float *restrict chunk = p->chunk + (size_t)part * 70848; /* this thread's part */
-    /* columns of 10 images at a time (70560 floats), never the whole im2col */
-    size_t lo, hi;
-    mplc_part(448, 10, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t432 : chunk + 70560;
-    if (lo == hi) for (int i = 0; i < 288; i++) sum[i] = 0.0f;
-    float total[288];
-    for (int i = 0; i < 288; i++) total[i] = 0.0f;
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
-        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
-        mplc_im2col(chunk, t97 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
-        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
-            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
-            float block_sum[288];
-            for (int i = 0; i < 288; i++) block_sum[i] = 0.0f;
-            for (size_t r = r0; r < r1; r++) {
-                const float *dy = t430 + ((size_t)n0 * 784 + r) * 32;
-                for (int p = 0; p < 9; p++) {
-                    const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
-                }
-            }
-            for (int i = 0; i < 288; i++) total[i] += block_sum[i];
-        }
-    }
-    for (int i = 0; i < 288; i++) sum[i] = total[i];
-}
-
-static void step_teacher_conv0_vjp_4(float *restrict t432, const float *restrict t97, const float *restrict t430, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_4_part, &(step_teacher_conv0_vjp_4_pointers){t432, t97, t430, chunk});
-    for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 70848 + 70560;
-        for (int i = 0; i < 288; i++) t432[i] += partial[i];
-    }
-}
-
-/* loop []
- * %133 = constant -0.002232142857142857 : []  // student/loss_u fwd
- * %434 = mul %21, %345 : []  // teacher/feedback vjp
- * %435 = mul %434, %133 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp(float *restrict t435, const float *restrict in_feedback_scale, const float *restrict t345) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v434 = in_feedback_scale[0] * t345[0];
-        const float v435 = v434 * (-0.002232143f);
-        t435[i] = v435;
-    }
-}
-
-/* loop [448,10]
- * %436 = broadcast axes=[] %435 : [448,10]  // teacher/feedback vjp
- * %437 = mul %436, %96 : [448,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_2(float *restrict t437, const float *restrict t435, const float *restrict t96) {
-    for (size_t i = 0; i < 4480; i++) {
-        const float v437 = t435[0] * t96[i];
-        t437[i] = v437;
-    }
-}
-
-/* reduce_sum [448,10] axes=[1]
- * %438 = neg %437 : [448,10]  // teacher/feedback vjp
- * %439 = reduce_sum axes=[1] %438 : [448]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_3(float *restrict t439, const float *restrict t437) {
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        double sum = 0.0;
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v438 = -t437[i0 * 10 + i1];
-            sum += v438;
-        }
-        t439[i0] = (float)sum;
-    }
-}
-
-/* loop [448]
- * %440 = div %439, %83 : [448]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_4(float *restrict t440, const float *restrict t439, const float *restrict t83) {
-    for (size_t i = 0; i < 448; i++) {
-        const float v440 = t439[i] / t83[i];
-        t440[i] = v440;
-    }
-}
-
-/* loop [448,10]
- * %441 = broadcast axes=[0] %440 : [448,10]  // teacher/feedback vjp
- * %442 = mul %441, %82 : [448,10]  // teacher/feedback vjp
- * %443 = add %437, %442 : [448,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_5(float *restrict t443, const float *restrict t440, const float *restrict t82, const float *restrict t437) {
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v442 = t440[i0] * t82[i0 * 10 + i1];
-            const float v443 = t437[i0 * 10 + i1] + v442;
-            t443[i0 * 10 + i1] = v443;
-        }
-    }
-}
-
-/* reduce_sum [448,10] axes=[0]
- * %444 = reduce_sum axes=[0] %443 : [10]  // teacher/dense9 vjp */
-static void step_teacher_dense9_vjp_7(float *restrict t444, const float *restrict t443) {
-    for (size_t o = 0; o < 10; o++) t444[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            t444[i1] += t443[i0 * 10 + i1];
-        }
-    }
-}
-
-/* gemm blas m=128 n=10 k=448 tA
- * %446 = matmul tA %402, %443 : [128,10]  // teacher/dense9 vjp */
-static void step_teacher_dense9_vjp_8(float *restrict t446, const float *restrict t402, const float *restrict t443) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 448, 1.0f, t402, 128, t443, 10, 0.0f, t446, 10);
-}
-
-/* gemm blas m=448 n=128 k=10 tB +epilogue
- * %445 = matmul tB %443, %6 : [448,128]  // teacher/dense9 vjp
- * %447 = mul %445, %404 : [448,128]  // teacher/relu8 vjp */
-static void step_teacher_dense9_vjp_9(float *restrict t447, const float *restrict t443, const float *restrict in_teacher_dense9_weight, const float *restrict t404) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 128, 10, 1.0f, t443, 10, in_teacher_dense9_weight, 10, 0.0f, t447, 128);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 57344; i++) {
-        const float v447 = t447[i] * t404[i];
-        t447[i] = v447;
-    }
-}
-
-/* reduce_sum [448,128] axes=[0] split
- * %448 = reduce_sum axes=[0] %447 : [128]  // teacher/dense7 vjp */
-typedef struct {
-    float *t448;
-    const float *t447;
-    float *chunk;
-} step_teacher_dense7_vjp_7_pointers;
-
-static void step_teacher_dense7_vjp_7_part(void *context, int part, int parts) {
-    const step_teacher_dense7_vjp_7_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t448 = p->t448; (void)t448; /* used after the parts */
-    const float *restrict t447 = p->t447;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(448, 28, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 28 * 128;
-        float sums[128];
-        for (size_t o = 0; o < 128; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 128; i1++) {
-                sums[i1] += t447[i0 * 128 + i1];
-            }
-        }
-        for (size_t o = 0; o < 128; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_dense7_vjp_7(float *restrict t448, const float *restrict t447, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense7_vjp_7_part, &(step_teacher_dense7_vjp_7_pointers){t448, t447, chunk});
-    for (size_t o = 0; o < 128; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 128 + o];
-        t448[o] = total;
-    }
-}
-
-/* gemm blas m=448 n=3136 k=128 tB split
- * %449 = matmul tB %447, %4 : [448,3136]  // teacher/dense7 vjp */
-typedef struct {
-    float *t449;
-    const float *t447;
-    const float *in_teacher_dense7_weight;
-} step_teacher_dense7_vjp_8_pointers;
-
-static void step_teacher_dense7_vjp_8_part(void *context, int part, int parts) {
-    const step_teacher_dense7_vjp_8_pointers *p = context;
-    float *restrict t449 = p->t449;
-    const float *restrict t447 = p->t447;
-    const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
-    size_t lo, hi;
-    mplc_part(448, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t447 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t449 + lo * 3136, 3136);
-}
-
-static void step_teacher_dense7_vjp_8(float *restrict t449, const float *restrict t447, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_teacher_dense7_vjp_8_part, &(step_teacher_dense7_vjp_8_pointers){t449, t447, in_teacher_dense7_weight});
-}
-
-/* gemm blas m=3136 n=128 k=448 tA split
- * %450 = matmul tA %409, %447 : [3136,128]  // teacher/dense7 vjp */
-typedef struct {
-    float *t450;
-    const float *t409;
-    const float *t447;
-} step_teacher_dense7_vjp_9_pointers;
-
-static void step_teacher_dense7_vjp_9_part(void *context, int part, int parts) {
-    const step_teacher_dense7_vjp_9_pointers *p = context;
-    float *restrict t450 = p->t450;
-    const float *restrict t409 = p->t409;
-    const float *restrict t447 = p->t447;
-    size_t lo, hi;
-    mplc_part(3136, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 448, 1.0f, t409 + lo, 3136, t447, 128, 0.0f, t450 + lo * 128, 128);
-}
-
-static void step_teacher_dense7_vjp_9(float *restrict t450, const float *restrict t409, const float *restrict t447) {
-    mplc_parallel(step_teacher_dense7_vjp_9_part, &(step_teacher_dense7_vjp_9_pointers){t450, t409, t447});
-}
-
-/* loop [448,7,7,64] split
- * %452 = mul %451, %414 : [448,7,7,64]  // teacher/relu4 vjp */
-typedef struct {
-    float *t452;
-    const float *t451;
-    const float *t414;
-} step_teacher_relu4_vjp_5_pointers;
-
-static void step_teacher_relu4_vjp_5_part(void *context, int part, int parts) {
-    const step_teacher_relu4_vjp_5_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t452 = p->t452;
-    const float *restrict t451 = p->t451;
-    const float *restrict t414 = p->t414;
-    size_t lo, hi;
-    while (mplc_claim(448, 14, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v452 = t451[i] * t414[i];
-            t452[i] = v452;
-        }
-    }
-}
-
-static void step_teacher_relu4_vjp_5(float *restrict t452, const float *restrict t451, const float *restrict t414) {
-    mplc_parallel(step_teacher_relu4_vjp_5_part, &(step_teacher_relu4_vjp_5_pointers){t452, t451, t414});
-}
-
-/* window maxPoolScatter k2 s2 p0 split
- * %453 = max_pool_scatter k2 s2 p0 %413, %452 : [448,14,14,64]  // teacher/relu4 vjp */
-typedef struct {
-    float *t453;
-    const float *t413;
-    const float *t452;
-} step_teacher_relu4_vjp_6_pointers;
-
-static void step_teacher_relu4_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_relu4_vjp_6_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t453 = p->t453;
-    const float *restrict t413 = p->t413;
-    const float *restrict t452 = p->t452;
-    size_t lo, hi;
-    while (mplc_claim(448, 14, &lo, &hi)) {
-        mplc_max_pool_scatter(t453 + lo * 12544, t413 + lo * 12544, t452 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
-    }
-}
-
-static void step_teacher_relu4_vjp_6(float *restrict t453, const float *restrict t413, const float *restrict t452) {
-    mplc_parallel(step_teacher_relu4_vjp_6_part, &(step_teacher_relu4_vjp_6_pointers){t453, t413, t452});
-}
-
-/* reduce_sum [87808,64] axes=[0] split
- * %455 = reduce_sum axes=[0] %454 : [64]  // teacher/conv3 vjp */
-typedef struct {
-    float *t455;
-    const float *t454;
-    float *chunk;
-} step_teacher_conv3_vjp_7_pointers;
-
-static void step_teacher_conv3_vjp_7_part(void *context, int part, int parts) {
-    const step_teacher_conv3_vjp_7_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t455 = p->t455; (void)t455; /* used after the parts */
-    const float *restrict t454 = p->t454;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(87808, 5488, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 5488 * 64;
-        float sums[64];
-        for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                sums[i1] += t454[i0 * 64 + i1];
-            }
-        }
-        for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_conv3_vjp_7(float *restrict t455, const float *restrict t454, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_7_part, &(step_teacher_conv3_vjp_7_pointers){t455, t454, chunk});
-    for (size_t o = 0; o < 64; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
-        t455[o] = total;
-    }
-}
-
-/* gemm winograd m=87808 n=288 k=64 tB chunk=4 split
- * %456 = matmul tB %454, %31 : [87808,288]  // teacher/conv3 vjp
- * %459 = col2im k3 s1 p1 %456 : [448,14,14,32]  // teacher/conv3 vjp */
-typedef struct {
-    float *t459;
-    const float *t454;
-    const float *in_teacher_conv3_weight;
-    float *chunk;
-} step_teacher_conv3_vjp_8_pointers;
-
-static void step_teacher_conv3_vjp_8_part(void *context, int part, int parts) {
-    const step_teacher_conv3_vjp_8_pointers *p = context;
-    (void)parts;
-    float *restrict t459 = p->t459;
-    const float *restrict t454 = p->t454;
-    const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 334976; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
-    float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_conv3_weight, 64, 32, 1);
-    size_t lo, hi;
-    while (mplc_claim(448, 4, &lo, &hi)) {
-        for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
-            const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t459 + (size_t)n0 * 6272, t454 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 334848, chunk + 334944, 12544, 6272});
-        }
-    }
-}
-
-static void step_teacher_conv3_vjp_8(float *restrict t459, const float *restrict t454, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_8_part, &(step_teacher_conv3_vjp_8_pointers){t459, t454, in_teacher_conv3_weight, chunk});
-}
-
-/* gemm winograd m=288 n=64 k=87808 tA chunk=4 split
- * %421 = im2col k3 s1 p1 %420 : [87808,288]  // teacher/conv3 vjp
- * %457 = matmul tA %421, %454 : [288,64]  // teacher/conv3 vjp */
-typedef struct {
-    float *t457;
-    const float *t420;
-    const float *t454;
-    float *chunk;
-} step_teacher_conv3_vjp_9_pointers;
-
-static void step_teacher_conv3_vjp_9_part(void *context, int part, int parts) {
-    const step_teacher_conv3_vjp_9_pointers *p = context;
-    float *restrict t457 = p->t457;
-    const float *restrict t420 = p->t420;
-    const float *restrict t454 = p->t454;
-    float *restrict chunk = p->chunk + (size_t)part * 352928; /* this thread's part */
-    /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
-    size_t lo, hi;
-    mplc_part(448, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t457 : chunk + 334496;
-    if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
-    float *filters = chunk;
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
-        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_winograd_filter_gradient(filters, t420 + (size_t)n0 * 6272, t454 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
-    }
-    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
-}
-
-static void step_teacher_conv3_vjp_9(float *restrict t457, const float *restrict t420, const float *restrict t454, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_9_part, &(step_teacher_conv3_vjp_9_pointers){t457, t420, t454, chunk});
-    for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 352928 + 334496;
-        for (int i = 0; i < 18432; i++) t457[i] += partial[i];
-    }
-}
-
-/* loop [448,14,14,32] split
- * %460 = mul %459, %427 : [448,14,14,32]  // teacher/relu1 vjp */
-typedef struct {
-    float *t460;
-    const float *t459;
-    const float *t427;
-} step_teacher_relu1_vjp_5_pointers;
-
-static void step_teacher_relu1_vjp_5_part(void *context, int part, int parts) {
-    const step_teacher_relu1_vjp_5_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t460 = p->t460;
-    const float *restrict t459 = p->t459;
-    const float *restrict t427 = p->t427;
-    size_t lo, hi;
-    while (mplc_claim(448, 14, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-            const float v460 = t459[i] * t427[i];
-            t460[i] = v460;
-        }
-    }
-}
-
-static void step_teacher_relu1_vjp_5(float *restrict t460, const float *restrict t459, const float *restrict t427) {
-    mplc_parallel(step_teacher_relu1_vjp_5_part, &(step_teacher_relu1_vjp_5_pointers){t460, t459, t427});
-}
-
-/* window maxPoolScatter k2 s2 p0 split
- * %461 = max_pool_scatter k2 s2 p0 %426, %460 : [448,28,28,32]  // teacher/relu1 vjp */
-typedef struct {
-    float *t461;
-    const float *t426;
-    const float *t460;
-} step_teacher_relu1_vjp_6_pointers;
-
-static void step_teacher_relu1_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_relu1_vjp_6_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t461 = p->t461;
-    const float *restrict t426 = p->t426;
-    const float *restrict t460 = p->t460;
-    size_t lo, hi;
-    while (mplc_claim(448, 14, &lo, &hi)) {
-        mplc_max_pool_scatter(t461 + lo * 25088, t426 + lo * 25088, t460 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
-    }
-}
-
-static void step_teacher_relu1_vjp_6(float *restrict t461, const float *restrict t426, const float *restrict t460) {
-    mplc_parallel(step_teacher_relu1_vjp_6_part, &(step_teacher_relu1_vjp_6_pointers){t461, t426, t460});
-}
-
-/* reduce_sum [351232,32] axes=[0] split
- * %463 = reduce_sum axes=[0] %462 : [32]  // teacher/conv0 vjp */
-typedef struct {
-    float *t463;
-    const float *t462;
-    float *chunk;
-} step_teacher_conv0_vjp_5_pointers;
-
-static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
-    const step_teacher_conv0_vjp_5_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t463 = p->t463; (void)t463; /* used after the parts */
-    const float *restrict t462 = p->t462;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(351232, 21952, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 21952 * 32;
-        float sums[32];
-        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t462[i0 * 32 + i1];
-            }
-        }
-        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_conv0_vjp_5(float *restrict t463, const float *restrict t462, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_5_part, &(step_teacher_conv0_vjp_5_pointers){t463, t462, chunk});
-    for (size_t o = 0; o < 32; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t463[o] = total;
-    }
-}
-
-/* gemm small-outer-products m=9 n=32 k=351232 tA chunk=10 split
- * %99 = im2col k3 s1 p1 %97 : [351232,9]  // student/conv0 fwd
- * %464 = matmul tA %99, %462 : [9,32]  // teacher/conv0 vjp */
-typedef struct {
-    float *t464;
-    const float *t97;
-    const float *t462;
-    float *chunk;
-} step_teacher_conv0_vjp_6_pointers;
-
-static void step_teacher_conv0_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_conv0_vjp_6_pointers *p = context;
-    float *restrict t464 = p->t464;
-    const float *restrict t97 = p->t97;
-    const float *restrict t462 = p->t462;
-    float *restrict chunk = p->chunk + (size_t)part * 70848; /* this thread's part */
-    /* columns of 10 images at a time (70560 floats), never the whole im2col */
-    size_t lo, hi;
-    mplc_part(448, 10, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t464 : chunk + 70560;
-    if (lo == hi) for (int i = 0; i < 288; i++) sum[i] = 0.0f;
-    float total[288];
-    for (int i = 0; i < 288; i++) total[i] = 0.0f;
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
-        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
-        mplc_im2col(chunk, t97 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
-        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
-            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
-            float block_sum[288];
-            for (int i = 0; i < 288; i++) block_sum[i] = 0.0f;
-            for (size_t r = r0; r < r1; r++) {
-                const float *dy = t462 + ((size_t)n0 * 784 + r) * 32;
-                for (int p = 0; p < 9; p++) {
-                    const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
-                }
-            }
-            for (int i = 0; i < 288; i++) total[i] += block_sum[i];
-        }
-    }
-    for (int i = 0; i < 288; i++) sum[i] = total[i];
-}
-
-static void step_teacher_conv0_vjp_6(float *restrict t464, const float *restrict t97, const float *restrict t462, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_6_part, &(step_teacher_conv0_vjp_6_pointers){t464, t97, t462, chunk});
-    for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 70848 + 70560;
-        for (int i = 0; i < 288; i++) t464[i] += partial[i];
-    }
-}
-
-/* loop [32]
- * %468 = add %385, %431 : [32]  // teacher/gradient fwd
- * %469 = add %468, %463 : [32]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t469, const float *restrict t385, const float *restrict t431, const float *restrict t463) {
-    for (size_t i = 0; i < 32; i++) {
-        const float v468 = t385[i] + t431[i];
-        const float v469 = v468 + t463[i];
-        t469[i] = v469;
-    }
-}
-
-/* loop [64]
- * %472 = add %372, %418 : [64]  // teacher/gradient fwd
- * %473 = add %472, %455 : [64]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t473, const float *restrict t372, const float *restrict t418, const float *restrict t455) {
-    for (size_t i = 0; i < 64; i++) {
-        const float v472 = t372[i] + t418[i];
-        const float v473 = v472 + t455[i];
-        t473[i] = v473;
-    }
-}
-
-/* loop [128]
- * %476 = add %360, %406 : [128]  // teacher/gradient fwd
- * %477 = add %476, %448 : [128]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t477, const float *restrict t360, const float *restrict t406, const float *restrict t448) {
-    for (size_t i = 0; i < 128; i++) {
-        const float v476 = t360[i] + t406[i];
-        const float v477 = v476 + t448[i];
-        t477[i] = v477;
-    }
-}
-
-/* loop [10]
- * %480 = add %353, %400 : [10]  // teacher/gradient fwd
- * %481 = add %480, %444 : [10]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t481, const float *restrict t353, const float *restrict t400, const float *restrict t444) {
-    for (size_t i = 0; i < 10; i++) {
-        const float v480 = t353[i] + t400[i];
-        const float v481 = v480 + t444[i];
-        t481[i] = v481;
+    for (size_t i = 0; i < 288; i++) {
+        const float v448 = t448[i] + t447[i];
+        t448[i] = v448;
     }
 }
 
 /* loop [3,3,1,32]
  * %169 = constant 0.0005 : [3,3,1,32]  // student/conv0 update
  * %172 = constant 0.9 : [3,3,1,32]  // student/conv0 update
- * %466 = add %387, %433 : [3,3,1,32]  // teacher/gradient fwd
- * %467 = add %466, %465 : [3,3,1,32]  // teacher/gradient fwd
- * %483 = mul %0, %169 : [3,3,1,32]  // teacher/conv0 update
- * %484 = add %467, %483 : [3,3,1,32]  // teacher/conv0 update
- * %485 = mul %482, %172 : [3,3,1,32]  // teacher/conv0 update
- * %486 = add %485, %484 : [3,3,1,32]  // teacher/conv0 update
- * %487 = mul %486, %172 : [3,3,1,32]  // teacher/conv0 update
- * %488 = add %484, %487 : [3,3,1,32]  // teacher/conv0 update
- * %489 = broadcast axes=[] %18 : [3,3,1,32]  // teacher/conv0 update
- * %490 = mul %488, %489 : [3,3,1,32]  // teacher/conv0 update
- * %491 = sub %0, %490 : [3,3,1,32]  // teacher/conv0 update
+ * %451 = mul %0, %169 : [3,3,1,32]  // teacher/conv0 update
+ * %452 = add %449, %451 : [3,3,1,32]  // teacher/conv0 update
+ * %453 = mul %450, %172 : [3,3,1,32]  // teacher/conv0 update
+ * %454 = add %453, %452 : [3,3,1,32]  // teacher/conv0 update
+ * %455 = mul %454, %172 : [3,3,1,32]  // teacher/conv0 update
+ * %456 = add %452, %455 : [3,3,1,32]  // teacher/conv0 update
+ * %457 = broadcast axes=[] %18 : [3,3,1,32]  // teacher/conv0 update
+ * %458 = mul %456, %457 : [3,3,1,32]  // teacher/conv0 update
+ * %459 = sub %0, %458 : [3,3,1,32]  // teacher/conv0 update
  * in_teacher_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv0_update(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t387, const float *restrict t433, const float *restrict t465, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t449, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 288; i++) {
-        const float v466 = t387[i] + t433[i];
-        const float v467 = v466 + t465[i];
-        const float v483 = in_teacher_conv0_weight[i] * 0.0005f;
-        const float v484 = v467 + v483;
-        const float v485 = in_teacher_momentum_conv0_weight[i] * 0.9f;
-        const float v486 = v485 + v484;
-        const float v487 = v486 * 0.9f;
-        const float v488 = v484 + v487;
-        const float v490 = v488 * in_lr_teacher[0];
-        const float v491 = in_teacher_conv0_weight[i] - v490;
-        in_teacher_momentum_conv0_weight[i] = v486;
-        in_teacher_conv0_weight[i] = v491;
+        const float v451 = in_teacher_conv0_weight[i] * 0.0005f;
+        const float v452 = t449[i] + v451;
+        const float v453 = in_teacher_momentum_conv0_weight[i] * 0.9f;
+        const float v454 = v453 + v452;
+        const float v455 = v454 * 0.9f;
+        const float v456 = v452 + v455;
+        const float v458 = v456 * in_lr_teacher[0];
+        const float v459 = in_teacher_conv0_weight[i] - v458;
+        in_teacher_momentum_conv0_weight[i] = v454;
+        in_teacher_conv0_weight[i] = v459;
     }
 }
 
 /* loop [32]
  * %181 = constant 0.9 : [32]  // student/conv0 update
- * %493 = mul %492, %181 : [32]  // teacher/conv0 update
- * %494 = add %493, %469 : [32]  // teacher/conv0 update
- * %495 = mul %494, %181 : [32]  // teacher/conv0 update
- * %496 = add %469, %495 : [32]  // teacher/conv0 update
- * %497 = broadcast axes=[] %18 : [32]  // teacher/conv0 update
- * %498 = mul %496, %497 : [32]  // teacher/conv0 update
- * %499 = sub %1, %498 : [32]  // teacher/conv0 update
+ * %461 = mul %460, %181 : [32]  // teacher/conv0 update
+ * %462 = add %461, %445 : [32]  // teacher/conv0 update
+ * %463 = mul %462, %181 : [32]  // teacher/conv0 update
+ * %464 = add %445, %463 : [32]  // teacher/conv0 update
+ * %465 = broadcast axes=[] %18 : [32]  // teacher/conv0 update
+ * %466 = mul %464, %465 : [32]  // teacher/conv0 update
+ * %467 = sub %1, %466 : [32]  // teacher/conv0 update
  * in_teacher_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv0_update_2(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t469, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update_2(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t445, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 32; i++) {
-        const float v493 = in_teacher_momentum_conv0_bias[i] * 0.9f;
-        const float v494 = v493 + t469[i];
-        const float v495 = v494 * 0.9f;
-        const float v496 = t469[i] + v495;
-        const float v498 = v496 * in_lr_teacher[0];
-        const float v499 = in_teacher_conv0_bias[i] - v498;
-        in_teacher_momentum_conv0_bias[i] = v494;
-        in_teacher_conv0_bias[i] = v499;
+        const float v461 = in_teacher_momentum_conv0_bias[i] * 0.9f;
+        const float v462 = v461 + t445[i];
+        const float v463 = v462 * 0.9f;
+        const float v464 = t445[i] + v463;
+        const float v466 = v464 * in_lr_teacher[0];
+        const float v467 = in_teacher_conv0_bias[i] - v466;
+        in_teacher_momentum_conv0_bias[i] = v462;
+        in_teacher_conv0_bias[i] = v467;
     }
 }
 
 /* loop [3,3,32,64]
  * %190 = constant 0.0005 : [3,3,32,64]  // student/conv3 update
  * %193 = constant 0.9 : [3,3,32,64]  // student/conv3 update
- * %470 = add %377, %423 : [3,3,32,64]  // teacher/gradient fwd
- * %471 = add %470, %458 : [3,3,32,64]  // teacher/gradient fwd
- * %501 = mul %2, %190 : [3,3,32,64]  // teacher/conv3 update
- * %502 = add %471, %501 : [3,3,32,64]  // teacher/conv3 update
- * %503 = mul %500, %193 : [3,3,32,64]  // teacher/conv3 update
- * %504 = add %503, %502 : [3,3,32,64]  // teacher/conv3 update
- * %505 = mul %504, %193 : [3,3,32,64]  // teacher/conv3 update
- * %506 = add %502, %505 : [3,3,32,64]  // teacher/conv3 update
- * %507 = broadcast axes=[] %18 : [3,3,32,64]  // teacher/conv3 update
- * %508 = mul %506, %507 : [3,3,32,64]  // teacher/conv3 update
- * %509 = sub %2, %508 : [3,3,32,64]  // teacher/conv3 update
+ * %469 = mul %2, %190 : [3,3,32,64]  // teacher/conv3 update
+ * %470 = add %428, %469 : [3,3,32,64]  // teacher/conv3 update
+ * %471 = mul %468, %193 : [3,3,32,64]  // teacher/conv3 update
+ * %472 = add %471, %470 : [3,3,32,64]  // teacher/conv3 update
+ * %473 = mul %472, %193 : [3,3,32,64]  // teacher/conv3 update
+ * %474 = add %470, %473 : [3,3,32,64]  // teacher/conv3 update
+ * %475 = broadcast axes=[] %18 : [3,3,32,64]  // teacher/conv3 update
+ * %476 = mul %474, %475 : [3,3,32,64]  // teacher/conv3 update
+ * %477 = sub %2, %476 : [3,3,32,64]  // teacher/conv3 update
  * in_teacher_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv3_update(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t377, const float *restrict t423, const float *restrict t458, const float *restrict in_lr_teacher) {
+static void step_teacher_conv3_update(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t428, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 18432; i++) {
-        const float v470 = t377[i] + t423[i];
-        const float v471 = v470 + t458[i];
-        const float v501 = in_teacher_conv3_weight[i] * 0.0005f;
-        const float v502 = v471 + v501;
-        const float v503 = in_teacher_momentum_conv3_weight[i] * 0.9f;
-        const float v504 = v503 + v502;
-        const float v505 = v504 * 0.9f;
-        const float v506 = v502 + v505;
-        const float v508 = v506 * in_lr_teacher[0];
-        const float v509 = in_teacher_conv3_weight[i] - v508;
-        in_teacher_momentum_conv3_weight[i] = v504;
-        in_teacher_conv3_weight[i] = v509;
+        const float v469 = in_teacher_conv3_weight[i] * 0.0005f;
+        const float v470 = t428[i] + v469;
+        const float v471 = in_teacher_momentum_conv3_weight[i] * 0.9f;
+        const float v472 = v471 + v470;
+        const float v473 = v472 * 0.9f;
+        const float v474 = v470 + v473;
+        const float v476 = v474 * in_lr_teacher[0];
+        const float v477 = in_teacher_conv3_weight[i] - v476;
+        in_teacher_momentum_conv3_weight[i] = v472;
+        in_teacher_conv3_weight[i] = v477;
     }
 }
 
 /* loop [64]
  * %202 = constant 0.9 : [64]  // student/conv3 update
- * %511 = mul %510, %202 : [64]  // teacher/conv3 update
- * %512 = add %511, %473 : [64]  // teacher/conv3 update
- * %513 = mul %512, %202 : [64]  // teacher/conv3 update
- * %514 = add %473, %513 : [64]  // teacher/conv3 update
- * %515 = broadcast axes=[] %18 : [64]  // teacher/conv3 update
- * %516 = mul %514, %515 : [64]  // teacher/conv3 update
- * %517 = sub %3, %516 : [64]  // teacher/conv3 update
+ * %479 = mul %478, %202 : [64]  // teacher/conv3 update
+ * %480 = add %479, %418 : [64]  // teacher/conv3 update
+ * %481 = mul %480, %202 : [64]  // teacher/conv3 update
+ * %482 = add %418, %481 : [64]  // teacher/conv3 update
+ * %483 = broadcast axes=[] %18 : [64]  // teacher/conv3 update
+ * %484 = mul %482, %483 : [64]  // teacher/conv3 update
+ * %485 = sub %3, %484 : [64]  // teacher/conv3 update
  * in_teacher_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv3_update_2(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t473, const float *restrict in_lr_teacher) {
+static void step_teacher_conv3_update_2(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t418, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
-        const float v511 = in_teacher_momentum_conv3_bias[i] * 0.9f;
-        const float v512 = v511 + t473[i];
-        const float v513 = v512 * 0.9f;
-        const float v514 = t473[i] + v513;
-        const float v516 = v514 * in_lr_teacher[0];
-        const float v517 = in_teacher_conv3_bias[i] - v516;
-        in_teacher_momentum_conv3_bias[i] = v512;
-        in_teacher_conv3_bias[i] = v517;
+        const float v479 = in_teacher_momentum_conv3_bias[i] * 0.9f;
+        const float v480 = v479 + t418[i];
+        const float v481 = v480 * 0.9f;
+        const float v482 = t418[i] + v481;
+        const float v484 = v482 * in_lr_teacher[0];
+        const float v485 = in_teacher_conv3_bias[i] - v484;
+        in_teacher_momentum_conv3_bias[i] = v480;
+        in_teacher_conv3_bias[i] = v485;
     }
 }
 
-/* loop [3136,128] split
+/* gemm blas m=3136 n=128 k=64 tA +epilogue split
  * %211 = constant 0.0005 : [3136,128]  // student/dense7 update
  * %214 = constant 0.9 : [3136,128]  // student/dense7 update
- * %474 = add %364, %410 : [3136,128]  // teacher/gradient fwd
- * %475 = add %474, %450 : [3136,128]  // teacher/gradient fwd
- * %519 = mul %4, %211 : [3136,128]  // teacher/dense7 update
- * %520 = add %475, %519 : [3136,128]  // teacher/dense7 update
- * %521 = mul %518, %214 : [3136,128]  // teacher/dense7 update
- * %522 = add %521, %520 : [3136,128]  // teacher/dense7 update
- * %523 = mul %522, %214 : [3136,128]  // teacher/dense7 update
- * %524 = add %520, %523 : [3136,128]  // teacher/dense7 update
- * %525 = broadcast axes=[] %18 : [3136,128]  // teacher/dense7 update
- * %526 = mul %524, %525 : [3136,128]  // teacher/dense7 update
- * %527 = sub %4, %526 : [3136,128]  // teacher/dense7 update
+ * %397 = matmul tA %396, %387 : [3136,128]  // teacher/dense7 vjp
+ * %401 = add %397, %400 : [3136,128]  // teacher/dense7 vjp
+ * %487 = mul %4, %211 : [3136,128]  // teacher/dense7 update
+ * %488 = add %401, %487 : [3136,128]  // teacher/dense7 update
+ * %489 = mul %486, %214 : [3136,128]  // teacher/dense7 update
+ * %490 = add %489, %488 : [3136,128]  // teacher/dense7 update
+ * %491 = mul %490, %214 : [3136,128]  // teacher/dense7 update
+ * %492 = add %488, %491 : [3136,128]  // teacher/dense7 update
+ * %493 = broadcast axes=[] %18 : [3136,128]  // teacher/dense7 update
+ * %494 = mul %492, %493 : [3136,128]  // teacher/dense7 update
+ * %495 = sub %4, %494 : [3136,128]  // teacher/dense7 update
  * in_teacher_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
+    float *t488;
     float *in_teacher_momentum_dense7_weight;
     float *in_teacher_dense7_weight;
-    const float *t364;
-    const float *t410;
-    const float *t450;
+    const float *t396;
+    const float *t387;
+    const float *t400;
     const float *in_lr_teacher;
-} step_teacher_dense7_update_pointers;
+} step_teacher_dense7_vjp_7_pointers;
 
-static void step_teacher_dense7_update_part(void *context, int part, int parts) {
-    const step_teacher_dense7_update_pointers *p = context;
-    (void)part;
-    (void)parts;
+static void step_teacher_dense7_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_7_pointers *p = context;
+    float *restrict t488 = p->t488;
     float *restrict in_teacher_momentum_dense7_weight = p->in_teacher_momentum_dense7_weight;
     float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
-    const float *restrict t364 = p->t364;
-    const float *restrict t410 = p->t410;
-    const float *restrict t450 = p->t450;
+    const float *restrict t396 = p->t396;
+    const float *restrict t387 = p->t387;
+    const float *restrict t400 = p->t400;
     const float *restrict in_lr_teacher = p->in_lr_teacher;
     size_t lo, hi;
-    while (mplc_claim(3136, 98, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
-            const float v474 = t364[i] + t410[i];
-            const float v475 = v474 + t450[i];
-            const float v519 = in_teacher_dense7_weight[i] * 0.0005f;
-            const float v520 = v475 + v519;
-            const float v521 = in_teacher_momentum_dense7_weight[i] * 0.9f;
-            const float v522 = v521 + v520;
-            const float v523 = v522 * 0.9f;
-            const float v524 = v520 + v523;
-            const float v526 = v524 * in_lr_teacher[0];
-            const float v527 = in_teacher_dense7_weight[i] - v526;
-            in_teacher_momentum_dense7_weight[i] = v522;
-            in_teacher_dense7_weight[i] = v527;
-        }
+    mplc_part(3136, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 64, 1.0f, t396 + lo, 3136, t387, 128, 0.0f, t488 + lo * 128, 128);
+    /* epilogue, in place on the product */
+    for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
+        const float v401 = t488[i] + t400[i];
+        const float v487 = in_teacher_dense7_weight[i] * 0.0005f;
+        const float v488 = v401 + v487;
+        const float v489 = in_teacher_momentum_dense7_weight[i] * 0.9f;
+        const float v490 = v489 + v488;
+        const float v491 = v490 * 0.9f;
+        const float v492 = v488 + v491;
+        const float v494 = v492 * in_lr_teacher[0];
+        const float v495 = in_teacher_dense7_weight[i] - v494;
+        t488[i] = v488;
+        in_teacher_momentum_dense7_weight[i] = v490;
+        in_teacher_dense7_weight[i] = v495;
     }
 }
 
-static void step_teacher_dense7_update(float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t364, const float *restrict t410, const float *restrict t450, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_teacher_dense7_update_part, &(step_teacher_dense7_update_pointers){in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t364, t410, t450, in_lr_teacher});
+static void step_teacher_dense7_vjp_7(float *restrict t488, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t396, const float *restrict t387, const float *restrict t400, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense7_vjp_7_part, &(step_teacher_dense7_vjp_7_pointers){t488, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t396, t387, t400, in_lr_teacher});
 }
 
 /* loop [128]
  * %223 = constant 0.9 : [128]  // student/dense7 update
- * %529 = mul %528, %223 : [128]  // teacher/dense7 update
- * %530 = add %529, %477 : [128]  // teacher/dense7 update
- * %531 = mul %530, %223 : [128]  // teacher/dense7 update
- * %532 = add %477, %531 : [128]  // teacher/dense7 update
- * %533 = broadcast axes=[] %18 : [128]  // teacher/dense7 update
- * %534 = mul %532, %533 : [128]  // teacher/dense7 update
- * %535 = sub %5, %534 : [128]  // teacher/dense7 update
+ * %497 = mul %496, %223 : [128]  // teacher/dense7 update
+ * %498 = add %497, %392 : [128]  // teacher/dense7 update
+ * %499 = mul %498, %223 : [128]  // teacher/dense7 update
+ * %500 = add %392, %499 : [128]  // teacher/dense7 update
+ * %501 = broadcast axes=[] %18 : [128]  // teacher/dense7 update
+ * %502 = mul %500, %501 : [128]  // teacher/dense7 update
+ * %503 = sub %5, %502 : [128]  // teacher/dense7 update
  * in_teacher_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense7_update_2(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t477, const float *restrict in_lr_teacher) {
+static void step_teacher_dense7_update(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t392, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 128; i++) {
-        const float v529 = in_teacher_momentum_dense7_bias[i] * 0.9f;
-        const float v530 = v529 + t477[i];
-        const float v531 = v530 * 0.9f;
-        const float v532 = t477[i] + v531;
-        const float v534 = v532 * in_lr_teacher[0];
-        const float v535 = in_teacher_dense7_bias[i] - v534;
-        in_teacher_momentum_dense7_bias[i] = v530;
-        in_teacher_dense7_bias[i] = v535;
+        const float v497 = in_teacher_momentum_dense7_bias[i] * 0.9f;
+        const float v498 = v497 + t392[i];
+        const float v499 = v498 * 0.9f;
+        const float v500 = t392[i] + v499;
+        const float v502 = v500 * in_lr_teacher[0];
+        const float v503 = in_teacher_dense7_bias[i] - v502;
+        in_teacher_momentum_dense7_bias[i] = v498;
+        in_teacher_dense7_bias[i] = v503;
     }
 }
 
-/* loop [128,10]
+/* gemm blas m=128 n=10 k=64 tA +epilogue
  * %232 = constant 0.0005 : [128,10]  // student/dense9 update
  * %235 = constant 0.9 : [128,10]  // student/dense9 update
- * %478 = add %356, %403 : [128,10]  // teacher/gradient fwd
- * %479 = add %478, %446 : [128,10]  // teacher/gradient fwd
- * %537 = mul %6, %232 : [128,10]  // teacher/dense9 update
- * %538 = add %479, %537 : [128,10]  // teacher/dense9 update
- * %539 = mul %536, %235 : [128,10]  // teacher/dense9 update
- * %540 = add %539, %538 : [128,10]  // teacher/dense9 update
- * %541 = mul %540, %235 : [128,10]  // teacher/dense9 update
- * %542 = add %538, %541 : [128,10]  // teacher/dense9 update
- * %543 = broadcast axes=[] %18 : [128,10]  // teacher/dense9 update
- * %544 = mul %542, %543 : [128,10]  // teacher/dense9 update
- * %545 = sub %6, %544 : [128,10]  // teacher/dense9 update
+ * %382 = matmul tA %381, %375 : [128,10]  // teacher/dense9 vjp
+ * %385 = add %382, %384 : [128,10]  // teacher/dense9 vjp
+ * %505 = mul %6, %232 : [128,10]  // teacher/dense9 update
+ * %506 = add %385, %505 : [128,10]  // teacher/dense9 update
+ * %507 = mul %504, %235 : [128,10]  // teacher/dense9 update
+ * %508 = add %507, %506 : [128,10]  // teacher/dense9 update
+ * %509 = mul %508, %235 : [128,10]  // teacher/dense9 update
+ * %510 = add %506, %509 : [128,10]  // teacher/dense9 update
+ * %511 = broadcast axes=[] %18 : [128,10]  // teacher/dense9 update
+ * %512 = mul %510, %511 : [128,10]  // teacher/dense9 update
+ * %513 = sub %6, %512 : [128,10]  // teacher/dense9 update
  * in_teacher_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense9_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense9_update(float *restrict in_teacher_momentum_dense9_weight, float *restrict in_teacher_dense9_weight, const float *restrict t356, const float *restrict t403, const float *restrict t446, const float *restrict in_lr_teacher) {
+static void step_teacher_dense9_vjp_7(float *restrict t506, float *restrict in_teacher_momentum_dense9_weight, float *restrict in_teacher_dense9_weight, const float *restrict t381, const float *restrict t375, const float *restrict t384, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 64, 1.0f, t381, 128, t375, 10, 0.0f, t506, 10);
+    /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
-        const float v478 = t356[i] + t403[i];
-        const float v479 = v478 + t446[i];
-        const float v537 = in_teacher_dense9_weight[i] * 0.0005f;
-        const float v538 = v479 + v537;
-        const float v539 = in_teacher_momentum_dense9_weight[i] * 0.9f;
-        const float v540 = v539 + v538;
-        const float v541 = v540 * 0.9f;
-        const float v542 = v538 + v541;
-        const float v544 = v542 * in_lr_teacher[0];
-        const float v545 = in_teacher_dense9_weight[i] - v544;
-        in_teacher_momentum_dense9_weight[i] = v540;
-        in_teacher_dense9_weight[i] = v545;
+        const float v385 = t506[i] + t384[i];
+        const float v505 = in_teacher_dense9_weight[i] * 0.0005f;
+        const float v506 = v385 + v505;
+        const float v507 = in_teacher_momentum_dense9_weight[i] * 0.9f;
+        const float v508 = v507 + v506;
+        const float v509 = v508 * 0.9f;
+        const float v510 = v506 + v509;
+        const float v512 = v510 * in_lr_teacher[0];
+        const float v513 = in_teacher_dense9_weight[i] - v512;
+        t506[i] = v506;
+        in_teacher_momentum_dense9_weight[i] = v508;
+        in_teacher_dense9_weight[i] = v513;
     }
 }
 
 /* loop [10]
  * %244 = constant 0.9 : [10]  // student/dense9 update
- * %547 = mul %546, %244 : [10]  // teacher/dense9 update
- * %548 = add %547, %481 : [10]  // teacher/dense9 update
- * %549 = mul %548, %244 : [10]  // teacher/dense9 update
- * %550 = add %481, %549 : [10]  // teacher/dense9 update
- * %551 = broadcast axes=[] %18 : [10]  // teacher/dense9 update
- * %552 = mul %550, %551 : [10]  // teacher/dense9 update
- * %553 = sub %7, %552 : [10]  // teacher/dense9 update
+ * %515 = mul %514, %244 : [10]  // teacher/dense9 update
+ * %516 = add %515, %378 : [10]  // teacher/dense9 update
+ * %517 = mul %516, %244 : [10]  // teacher/dense9 update
+ * %518 = add %378, %517 : [10]  // teacher/dense9 update
+ * %519 = broadcast axes=[] %18 : [10]  // teacher/dense9 update
+ * %520 = mul %518, %519 : [10]  // teacher/dense9 update
+ * %521 = sub %7, %520 : [10]  // teacher/dense9 update
  * in_teacher_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense9_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense9_update_2(float *restrict in_teacher_momentum_dense9_bias, float *restrict in_teacher_dense9_bias, const float *restrict t481, const float *restrict in_lr_teacher) {
+static void step_teacher_dense9_update(float *restrict in_teacher_momentum_dense9_bias, float *restrict in_teacher_dense9_bias, const float *restrict t378, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v547 = in_teacher_momentum_dense9_bias[i] * 0.9f;
-        const float v548 = v547 + t481[i];
-        const float v549 = v548 * 0.9f;
-        const float v550 = t481[i] + v549;
-        const float v552 = v550 * in_lr_teacher[0];
-        const float v553 = in_teacher_dense9_bias[i] - v552;
-        in_teacher_momentum_dense9_bias[i] = v548;
-        in_teacher_dense9_bias[i] = v553;
+        const float v515 = in_teacher_momentum_dense9_bias[i] * 0.9f;
+        const float v516 = v515 + t378[i];
+        const float v517 = v516 * 0.9f;
+        const float v518 = t378[i] + v517;
+        const float v520 = v518 * in_lr_teacher[0];
+        const float v521 = in_teacher_dense9_bias[i] - v520;
+        in_teacher_momentum_dense9_bias[i] = v516;
+        in_teacher_dense9_bias[i] = v521;
     }
 }
 
 /* reduce_sum [3,3,1,32] axes=[0, 1, 2, 3]
- * %554 = mul %321, %321 : [3,3,1,32]  // teacher/gradient fwd
- * %555 = reduce_sum axes=[0, 1, 2, 3] %554 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t555, const float *restrict t321) {
+ * %522 = mul %321, %321 : [3,3,1,32]  // teacher/gradient fwd
+ * %523 = reduce_sum axes=[0, 1, 2, 3] %522 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t523, const float *restrict t321) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v554 = t321[i0 * 96 + i1 * 32 + i3] * t321[i0 * 96 + i1 * 32 + i3];
-                    sum += v554;
+                    const float v522 = t321[i0 * 96 + i1 * 32 + i3] * t321[i0 * 96 + i1 * 32 + i3];
+                    sum += v522;
                 }
             }
         }
     }
+    t523[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %524 = mul %319, %319 : [32]  // teacher/gradient fwd
+ * %525 = reduce_sum axes=[0] %524 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t525, const float *restrict t319) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v524 = t319[i0] * t319[i0];
+        sum += v524;
+    }
+    t525[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
+ * %527 = mul %313, %313 : [3,3,32,64]  // teacher/gradient fwd
+ * %528 = reduce_sum axes=[0, 1, 2, 3] %527 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t528, const float *restrict t313) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v527 = t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v527;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t528[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %530 = mul %310, %310 : [64]  // teacher/gradient fwd
+ * %531 = reduce_sum axes=[0] %530 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t531, const float *restrict t310) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v530 = t310[i0] * t310[i0];
+            sums[lane] += v530;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t531[0] = (float)sum;
+}
+
+/* reduce_sum [3136,128] axes=[0, 1]
+ * %533 = mul %304, %304 : [3136,128]  // teacher/gradient fwd
+ * %534 = reduce_sum axes=[0, 1] %533 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t534, const float *restrict t304) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3136; i0++) {
+        for (size_t i1s = 0; i1s < 128; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v533 = t304[i0 * 128 + i1] * t304[i0 * 128 + i1];
+                sums[lane] += v533;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t534[0] = (float)sum;
+}
+
+/* reduce_sum [128] axes=[0]
+ * %536 = mul %302, %302 : [128]  // teacher/gradient fwd
+ * %537 = reduce_sum axes=[0] %536 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t537, const float *restrict t302) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v536 = t302[i0] * t302[i0];
+            sums[lane] += v536;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t537[0] = (float)sum;
+}
+
+/* reduce_sum [128,10] axes=[0, 1]
+ * %539 = mul %299, %299 : [128,10]  // teacher/gradient fwd
+ * %540 = reduce_sum axes=[0, 1] %539 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t540, const float *restrict t299) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v539 = t299[i0 * 10 + i1] * t299[i0 * 10 + i1];
+            sum += v539;
+        }
+    }
+    t540[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %542 = mul %297, %297 : [10]  // teacher/gradient fwd
+ * %543 = reduce_sum axes=[0] %542 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t543, const float *restrict t297) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v542 = t297[i0] * t297[i0];
+        sum += v542;
+    }
+    t543[0] = (float)sum;
+}
+
+/* loop []
+ * %526 = add %523, %525 : []  // teacher/gradient fwd
+ * %529 = add %526, %528 : []  // teacher/gradient fwd
+ * %532 = add %529, %531 : []  // teacher/gradient fwd
+ * %535 = add %532, %534 : []  // teacher/gradient fwd
+ * %538 = add %535, %537 : []  // teacher/gradient fwd
+ * %541 = add %538, %540 : []  // teacher/gradient fwd
+ * %544 = add %541, %543 : []  // teacher/gradient fwd
+ * %545 = sqrt %544 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t545, const float *restrict t523, const float *restrict t525, const float *restrict t528, const float *restrict t531, const float *restrict t534, const float *restrict t537, const float *restrict t540, const float *restrict t543) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v526 = t523[0] + t525[0];
+        const float v529 = v526 + t528[0];
+        const float v532 = v529 + t531[0];
+        const float v535 = v532 + t534[0];
+        const float v538 = v535 + t537[0];
+        const float v541 = v538 + t540[0];
+        const float v544 = v541 + t543[0];
+        const float v545 = sqrtf(v544);
+        t545[i] = v545;
+    }
+}
+
+/* reduce_sum [3,3,1,32] axes=[0, 1, 2, 3]
+ * %546 = mul %167, %167 : [3,3,1,32]  // teacher/gradient fwd
+ * %547 = reduce_sum axes=[0, 1, 2, 3] %546 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t547, const float *restrict t167) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v546 = t167[i0 * 96 + i1 * 32 + i3] * t167[i0 * 96 + i1 * 32 + i3];
+                    sum += v546;
+                }
+            }
+        }
+    }
+    t547[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %548 = mul %165, %165 : [32]  // teacher/gradient fwd
+ * %549 = reduce_sum axes=[0] %548 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t549, const float *restrict t165) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v548 = t165[i0] * t165[i0];
+        sum += v548;
+    }
+    t549[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
+ * %551 = mul %159, %159 : [3,3,32,64]  // teacher/gradient fwd
+ * %552 = reduce_sum axes=[0, 1, 2, 3] %551 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t552, const float *restrict t159) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v551 = t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v551;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t552[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %554 = mul %156, %156 : [64]  // teacher/gradient fwd
+ * %555 = reduce_sum axes=[0] %554 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t555, const float *restrict t156) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v554 = t156[i0] * t156[i0];
+            sums[lane] += v554;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t555[0] = (float)sum;
 }
 
-/* reduce_sum [32] axes=[0]
- * %556 = mul %319, %319 : [32]  // teacher/gradient fwd
- * %557 = reduce_sum axes=[0] %556 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t557, const float *restrict t319) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v556 = t319[i0] * t319[i0];
-        sum += v556;
-    }
-    t557[0] = (float)sum;
-}
-
-/* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
- * %559 = mul %313, %313 : [3,3,32,64]  // teacher/gradient fwd
- * %560 = reduce_sum axes=[0, 1, 2, 3] %559 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t560, const float *restrict t313) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 3; i0++) {
-        for (size_t i1 = 0; i1 < 3; i1++) {
-            for (size_t i2 = 0; i2 < 32; i2++) {
-                for (size_t i3s = 0; i3s < 64; i3s += 8) {
-                    for (size_t lane = 0; lane < 8; lane++) {
-                        const size_t i3 = i3s + lane;
-                        const float v559 = t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
-                        sums[lane] += v559;
-                    }
-                }
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t560[0] = (float)sum;
-}
-
-/* reduce_sum [64] axes=[0]
- * %562 = mul %310, %310 : [64]  // teacher/gradient fwd
- * %563 = reduce_sum axes=[0] %562 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t563, const float *restrict t310) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 64; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v562 = t310[i0] * t310[i0];
-            sums[lane] += v562;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t563[0] = (float)sum;
-}
-
 /* reduce_sum [3136,128] axes=[0, 1]
- * %565 = mul %304, %304 : [3136,128]  // teacher/gradient fwd
- * %566 = reduce_sum axes=[0, 1] %565 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t566, const float *restrict t304) {
+ * %557 = mul %150, %150 : [3136,128]  // teacher/gradient fwd
+ * %558 = reduce_sum axes=[0, 1] %557 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t558, const float *restrict t150) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3136; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v565 = t304[i0 * 128 + i1] * t304[i0 * 128 + i1];
-                sums[lane] += v565;
+                const float v557 = t150[i0 * 128 + i1] * t150[i0 * 128 + i1];
+                sums[lane] += v557;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t566[0] = (float)sum;
+    t558[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %568 = mul %302, %302 : [128]  // teacher/gradient fwd
- * %569 = reduce_sum axes=[0] %568 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t569, const float *restrict t302) {
+ * %560 = mul %148, %148 : [128]  // teacher/gradient fwd
+ * %561 = reduce_sum axes=[0] %560 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_15(float *restrict t561, const float *restrict t148) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v568 = t302[i0] * t302[i0];
-            sums[lane] += v568;
+            const float v560 = t148[i0] * t148[i0];
+            sums[lane] += v560;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t569[0] = (float)sum;
+    t561[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %571 = mul %299, %299 : [128,10]  // teacher/gradient fwd
- * %572 = reduce_sum axes=[0, 1] %571 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t572, const float *restrict t299) {
+ * %563 = mul %145, %145 : [128,10]  // teacher/gradient fwd
+ * %564 = reduce_sum axes=[0, 1] %563 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_16(float *restrict t564, const float *restrict t145) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v571 = t299[i0 * 10 + i1] * t299[i0 * 10 + i1];
-            sum += v571;
+            const float v563 = t145[i0 * 10 + i1] * t145[i0 * 10 + i1];
+            sum += v563;
         }
     }
-    t572[0] = (float)sum;
+    t564[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %574 = mul %297, %297 : [10]  // teacher/gradient fwd
- * %575 = reduce_sum axes=[0] %574 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t575, const float *restrict t297) {
+ * %566 = mul %143, %143 : [10]  // teacher/gradient fwd
+ * %567 = reduce_sum axes=[0] %566 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_17(float *restrict t567, const float *restrict t143) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v574 = t297[i0] * t297[i0];
-        sum += v574;
+        const float v566 = t143[i0] * t143[i0];
+        sum += v566;
     }
-    t575[0] = (float)sum;
+    t567[0] = (float)sum;
 }
 
 /* loop []
- * %558 = add %555, %557 : []  // teacher/gradient fwd
- * %561 = add %558, %560 : []  // teacher/gradient fwd
- * %564 = add %561, %563 : []  // teacher/gradient fwd
- * %567 = add %564, %566 : []  // teacher/gradient fwd
- * %570 = add %567, %569 : []  // teacher/gradient fwd
- * %573 = add %570, %572 : []  // teacher/gradient fwd
- * %576 = add %573, %575 : []  // teacher/gradient fwd
- * %577 = sqrt %576 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t577, const float *restrict t555, const float *restrict t557, const float *restrict t560, const float *restrict t563, const float *restrict t566, const float *restrict t569, const float *restrict t572, const float *restrict t575) {
+ * %550 = add %547, %549 : []  // teacher/gradient fwd
+ * %553 = add %550, %552 : []  // teacher/gradient fwd
+ * %556 = add %553, %555 : []  // teacher/gradient fwd
+ * %559 = add %556, %558 : []  // teacher/gradient fwd
+ * %562 = add %559, %561 : []  // teacher/gradient fwd
+ * %565 = add %562, %564 : []  // teacher/gradient fwd
+ * %568 = add %565, %567 : []  // teacher/gradient fwd
+ * %569 = sqrt %568 : []  // teacher/gradient fwd
+ * %570 = mul %545, %569 : []  // teacher/gradient fwd
+ * %571 = constant 1e-30 : []  // teacher/gradient fwd
+ * %572 = max %570, %571 : []  // teacher/gradient fwd
+ * %573 = div %344, %572 : []  // teacher/gradient fwd
+ * %574 = step %345 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_18(float *restrict t569, float *restrict t573, float *restrict t574, const float *restrict t547, const float *restrict t549, const float *restrict t552, const float *restrict t555, const float *restrict t558, const float *restrict t561, const float *restrict t564, const float *restrict t567, const float *restrict t545, const float *restrict t344, const float *restrict t345) {
     for (size_t i = 0; i < 1; i++) {
-        const float v558 = t555[0] + t557[0];
-        const float v561 = v558 + t560[0];
-        const float v564 = v561 + t563[0];
-        const float v567 = v564 + t566[0];
-        const float v570 = v567 + t569[0];
-        const float v573 = v570 + t572[0];
-        const float v576 = v573 + t575[0];
-        const float v577 = sqrtf(v576);
-        t577[i] = v577;
+        const float v550 = t547[0] + t549[0];
+        const float v553 = v550 + t552[0];
+        const float v556 = v553 + t555[0];
+        const float v559 = v556 + t558[0];
+        const float v562 = v559 + t561[0];
+        const float v565 = v562 + t564[0];
+        const float v568 = v565 + t567[0];
+        const float v569 = sqrtf(v568);
+        const float v570 = t545[0] * v569;
+        const float v572 = v570 >= 1e-30f ? v570 : 1e-30f;
+        const float v573 = t344[0] / v572;
+        const float v574 = t345[0] > 0.0f ? 1.0f : 0.0f;
+        t569[i] = v569;
+        t573[i] = v573;
+        t574[i] = v574;
     }
 }
 
-/* reduce_sum [3,3,1,32] axes=[0, 1, 2, 3]
- * %578 = mul %167, %167 : [3,3,1,32]  // teacher/gradient fwd
- * %579 = reduce_sum axes=[0, 1, 2, 3] %578 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t579, const float *restrict t167) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 3; i0++) {
-        for (size_t i1 = 0; i1 < 3; i1++) {
-            for (size_t i2 = 0; i2 < 1; i2++) {
-                for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v578 = t167[i0 * 96 + i1 * 32 + i3] * t167[i0 * 96 + i1 * 32 + i3];
-                    sum += v578;
-                }
-            }
-        }
-    }
-    t579[0] = (float)sum;
-}
-
-/* reduce_sum [32] axes=[0]
- * %580 = mul %165, %165 : [32]  // teacher/gradient fwd
- * %581 = reduce_sum axes=[0] %580 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_15(float *restrict t581, const float *restrict t165) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v580 = t165[i0] * t165[i0];
-        sum += v580;
-    }
-    t581[0] = (float)sum;
-}
-
-/* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
- * %583 = mul %159, %159 : [3,3,32,64]  // teacher/gradient fwd
- * %584 = reduce_sum axes=[0, 1, 2, 3] %583 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_16(float *restrict t584, const float *restrict t159) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 3; i0++) {
-        for (size_t i1 = 0; i1 < 3; i1++) {
-            for (size_t i2 = 0; i2 < 32; i2++) {
-                for (size_t i3s = 0; i3s < 64; i3s += 8) {
-                    for (size_t lane = 0; lane < 8; lane++) {
-                        const size_t i3 = i3s + lane;
-                        const float v583 = t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
-                        sums[lane] += v583;
-                    }
-                }
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t584[0] = (float)sum;
-}
-
-/* reduce_sum [64] axes=[0]
- * %586 = mul %156, %156 : [64]  // teacher/gradient fwd
- * %587 = reduce_sum axes=[0] %586 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_17(float *restrict t587, const float *restrict t156) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 64; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v586 = t156[i0] * t156[i0];
-            sums[lane] += v586;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t587[0] = (float)sum;
-}
-
-/* reduce_sum [3136,128] axes=[0, 1]
- * %589 = mul %150, %150 : [3136,128]  // teacher/gradient fwd
- * %590 = reduce_sum axes=[0, 1] %589 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_18(float *restrict t590, const float *restrict t150) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 3136; i0++) {
-        for (size_t i1s = 0; i1s < 128; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v589 = t150[i0 * 128 + i1] * t150[i0 * 128 + i1];
-                sums[lane] += v589;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t590[0] = (float)sum;
-}
-
-/* reduce_sum [128] axes=[0]
- * %592 = mul %148, %148 : [128]  // teacher/gradient fwd
- * %593 = reduce_sum axes=[0] %592 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_19(float *restrict t593, const float *restrict t148) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 128; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v592 = t148[i0] * t148[i0];
-            sums[lane] += v592;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t593[0] = (float)sum;
-}
-
-/* reduce_sum [128,10] axes=[0, 1]
- * %595 = mul %145, %145 : [128,10]  // teacher/gradient fwd
- * %596 = reduce_sum axes=[0, 1] %595 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_20(float *restrict t596, const float *restrict t145) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v595 = t145[i0 * 10 + i1] * t145[i0 * 10 + i1];
-            sum += v595;
-        }
-    }
-    t596[0] = (float)sum;
-}
-
-/* reduce_sum [10] axes=[0]
- * %598 = mul %143, %143 : [10]  // teacher/gradient fwd
- * %599 = reduce_sum axes=[0] %598 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_21(float *restrict t599, const float *restrict t143) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v598 = t143[i0] * t143[i0];
-        sum += v598;
-    }
-    t599[0] = (float)sum;
-}
-
-/* loop []
- * %582 = add %579, %581 : []  // teacher/gradient fwd
- * %585 = add %582, %584 : []  // teacher/gradient fwd
- * %588 = add %585, %587 : []  // teacher/gradient fwd
- * %591 = add %588, %590 : []  // teacher/gradient fwd
- * %594 = add %591, %593 : []  // teacher/gradient fwd
- * %597 = add %594, %596 : []  // teacher/gradient fwd
- * %600 = add %597, %599 : []  // teacher/gradient fwd
- * %601 = sqrt %600 : []  // teacher/gradient fwd
- * %602 = mul %577, %601 : []  // teacher/gradient fwd
- * %603 = constant 1e-30 : []  // teacher/gradient fwd
- * %604 = max %602, %603 : []  // teacher/gradient fwd
- * %605 = div %344, %604 : []  // teacher/gradient fwd
- * %606 = step %345 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_22(float *restrict t601, float *restrict t605, float *restrict t606, const float *restrict t579, const float *restrict t581, const float *restrict t584, const float *restrict t587, const float *restrict t590, const float *restrict t593, const float *restrict t596, const float *restrict t599, const float *restrict t577, const float *restrict t344, const float *restrict t345) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v582 = t579[0] + t581[0];
-        const float v585 = v582 + t584[0];
-        const float v588 = v585 + t587[0];
-        const float v591 = v588 + t590[0];
-        const float v594 = v591 + t593[0];
-        const float v597 = v594 + t596[0];
-        const float v600 = v597 + t599[0];
-        const float v601 = sqrtf(v600);
-        const float v602 = t577[0] * v601;
-        const float v604 = v602 >= 1e-30f ? v602 : 1e-30f;
-        const float v605 = t344[0] / v604;
-        const float v606 = t345[0] > 0.0f ? 1.0f : 0.0f;
-        t601[i] = v601;
-        t605[i] = v605;
-        t606[i] = v606;
-    }
-}
-
-/* reduce_sum [3,3,1,32] axes=[0, 1, 2, 3]
- * %607 = mul %387, %387 : [3,3,1,32]  // teacher/gradient fwd
- * %608 = reduce_sum axes=[0, 1, 2, 3] %607 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_23(float *restrict t608, const float *restrict t387) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 3; i0++) {
-        for (size_t i1 = 0; i1 < 3; i1++) {
-            for (size_t i2 = 0; i2 < 1; i2++) {
-                for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v607 = t387[i0 * 96 + i1 * 32 + i3] * t387[i0 * 96 + i1 * 32 + i3];
-                    sum += v607;
-                }
-            }
-        }
-    }
-    t608[0] = (float)sum;
-}
-
-/* reduce_sum [32] axes=[0]
- * %609 = mul %385, %385 : [32]  // teacher/gradient fwd
- * %610 = reduce_sum axes=[0] %609 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_24(float *restrict t610, const float *restrict t385) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v609 = t385[i0] * t385[i0];
-        sum += v609;
-    }
-    t610[0] = (float)sum;
-}
-
-/* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
- * %612 = mul %377, %377 : [3,3,32,64]  // teacher/gradient fwd
- * %613 = reduce_sum axes=[0, 1, 2, 3] %612 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_25(float *restrict t613, const float *restrict t377) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 3; i0++) {
-        for (size_t i1 = 0; i1 < 3; i1++) {
-            for (size_t i2 = 0; i2 < 32; i2++) {
-                for (size_t i3s = 0; i3s < 64; i3s += 8) {
-                    for (size_t lane = 0; lane < 8; lane++) {
-                        const size_t i3 = i3s + lane;
-                        const float v612 = t377[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t377[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
-                        sums[lane] += v612;
-                    }
-                }
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t613[0] = (float)sum;
-}
-
-/* reduce_sum [64] axes=[0]
- * %615 = mul %372, %372 : [64]  // teacher/gradient fwd
- * %616 = reduce_sum axes=[0] %615 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_26(float *restrict t616, const float *restrict t372) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 64; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v615 = t372[i0] * t372[i0];
-            sums[lane] += v615;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t616[0] = (float)sum;
-}
-
-/* reduce_sum [3136,128] axes=[0, 1]
- * %618 = mul %364, %364 : [3136,128]  // teacher/gradient fwd
- * %619 = reduce_sum axes=[0, 1] %618 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_27(float *restrict t619, const float *restrict t364) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 3136; i0++) {
-        for (size_t i1s = 0; i1s < 128; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v618 = t364[i0 * 128 + i1] * t364[i0 * 128 + i1];
-                sums[lane] += v618;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t619[0] = (float)sum;
-}
-
-/* reduce_sum [128] axes=[0]
- * %621 = mul %360, %360 : [128]  // teacher/gradient fwd
- * %622 = reduce_sum axes=[0] %621 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_28(float *restrict t622, const float *restrict t360) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 128; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v621 = t360[i0] * t360[i0];
-            sums[lane] += v621;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t622[0] = (float)sum;
-}
-
-/* reduce_sum [128,10] axes=[0, 1]
- * %624 = mul %356, %356 : [128,10]  // teacher/gradient fwd
- * %625 = reduce_sum axes=[0, 1] %624 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_29(float *restrict t625, const float *restrict t356) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v624 = t356[i0 * 10 + i1] * t356[i0 * 10 + i1];
-            sum += v624;
-        }
-    }
-    t625[0] = (float)sum;
-}
-
-/* reduce_sum [10] axes=[0]
- * %627 = mul %353, %353 : [10]  // teacher/gradient fwd
- * %628 = reduce_sum axes=[0] %627 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_30(float *restrict t628, const float *restrict t353) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v627 = t353[i0] * t353[i0];
-        sum += v627;
-    }
-    t628[0] = (float)sum;
-}
-
-/* loop []
- * %611 = add %608, %610 : []  // teacher/gradient fwd
- * %614 = add %611, %613 : []  // teacher/gradient fwd
- * %617 = add %614, %616 : []  // teacher/gradient fwd
- * %620 = add %617, %619 : []  // teacher/gradient fwd
- * %623 = add %620, %622 : []  // teacher/gradient fwd
- * %626 = add %623, %625 : []  // teacher/gradient fwd
- * %629 = add %626, %628 : []  // teacher/gradient fwd
- * %630 = sqrt %629 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_31(float *restrict t630, const float *restrict t608, const float *restrict t610, const float *restrict t613, const float *restrict t616, const float *restrict t619, const float *restrict t622, const float *restrict t625, const float *restrict t628) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v611 = t608[0] + t610[0];
-        const float v614 = v611 + t613[0];
-        const float v617 = v614 + t616[0];
-        const float v620 = v617 + t619[0];
-        const float v623 = v620 + t622[0];
-        const float v626 = v623 + t625[0];
-        const float v629 = v626 + t628[0];
-        const float v630 = sqrtf(v629);
-        t630[i] = v630;
-    }
-}
-
-/* reduce_sum [3,3,1,32] axes=[0, 1, 2, 3]
- * %631 = mul %433, %433 : [3,3,1,32]  // teacher/gradient fwd
- * %632 = reduce_sum axes=[0, 1, 2, 3] %631 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_32(float *restrict t632, const float *restrict t433) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 3; i0++) {
-        for (size_t i1 = 0; i1 < 3; i1++) {
-            for (size_t i2 = 0; i2 < 1; i2++) {
-                for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v631 = t433[i0 * 96 + i1 * 32 + i3] * t433[i0 * 96 + i1 * 32 + i3];
-                    sum += v631;
-                }
-            }
-        }
-    }
-    t632[0] = (float)sum;
-}
-
-/* reduce_sum [32] axes=[0]
- * %633 = mul %431, %431 : [32]  // teacher/gradient fwd
- * %634 = reduce_sum axes=[0] %633 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_33(float *restrict t634, const float *restrict t431) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v633 = t431[i0] * t431[i0];
-        sum += v633;
-    }
-    t634[0] = (float)sum;
-}
-
-/* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
- * %636 = mul %423, %423 : [3,3,32,64]  // teacher/gradient fwd
- * %637 = reduce_sum axes=[0, 1, 2, 3] %636 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_34(float *restrict t637, const float *restrict t423) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 3; i0++) {
-        for (size_t i1 = 0; i1 < 3; i1++) {
-            for (size_t i2 = 0; i2 < 32; i2++) {
-                for (size_t i3s = 0; i3s < 64; i3s += 8) {
-                    for (size_t lane = 0; lane < 8; lane++) {
-                        const size_t i3 = i3s + lane;
-                        const float v636 = t423[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t423[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
-                        sums[lane] += v636;
-                    }
-                }
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t637[0] = (float)sum;
-}
-
-/* reduce_sum [64] axes=[0]
- * %639 = mul %418, %418 : [64]  // teacher/gradient fwd
- * %640 = reduce_sum axes=[0] %639 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_35(float *restrict t640, const float *restrict t418) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 64; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v639 = t418[i0] * t418[i0];
-            sums[lane] += v639;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t640[0] = (float)sum;
-}
-
-/* reduce_sum [3136,128] axes=[0, 1]
- * %642 = mul %410, %410 : [3136,128]  // teacher/gradient fwd
- * %643 = reduce_sum axes=[0, 1] %642 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_36(float *restrict t643, const float *restrict t410) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 3136; i0++) {
-        for (size_t i1s = 0; i1s < 128; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v642 = t410[i0 * 128 + i1] * t410[i0 * 128 + i1];
-                sums[lane] += v642;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t643[0] = (float)sum;
-}
-
-/* reduce_sum [128] axes=[0]
- * %645 = mul %406, %406 : [128]  // teacher/gradient fwd
- * %646 = reduce_sum axes=[0] %645 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_37(float *restrict t646, const float *restrict t406) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 128; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v645 = t406[i0] * t406[i0];
-            sums[lane] += v645;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t646[0] = (float)sum;
-}
-
-/* reduce_sum [128,10] axes=[0, 1]
- * %648 = mul %403, %403 : [128,10]  // teacher/gradient fwd
- * %649 = reduce_sum axes=[0, 1] %648 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_38(float *restrict t649, const float *restrict t403) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v648 = t403[i0 * 10 + i1] * t403[i0 * 10 + i1];
-            sum += v648;
-        }
-    }
-    t649[0] = (float)sum;
-}
-
-/* reduce_sum [10] axes=[0]
- * %651 = mul %400, %400 : [10]  // teacher/gradient fwd
- * %652 = reduce_sum axes=[0] %651 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_39(float *restrict t652, const float *restrict t400) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v651 = t400[i0] * t400[i0];
-        sum += v651;
-    }
-    t652[0] = (float)sum;
-}
-
-/* loop []
- * %635 = add %632, %634 : []  // teacher/gradient fwd
- * %638 = add %635, %637 : []  // teacher/gradient fwd
- * %641 = add %638, %640 : []  // teacher/gradient fwd
- * %644 = add %641, %643 : []  // teacher/gradient fwd
- * %647 = add %644, %646 : []  // teacher/gradient fwd
- * %650 = add %647, %649 : []  // teacher/gradient fwd
- * %653 = add %650, %652 : []  // teacher/gradient fwd
- * %654 = sqrt %653 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_40(float *restrict t654, const float *restrict t632, const float *restrict t634, const float *restrict t637, const float *restrict t640, const float *restrict t643, const float *restrict t646, const float *restrict t649, const float *restrict t652) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v635 = t632[0] + t634[0];
-        const float v638 = v635 + t637[0];
-        const float v641 = v638 + t640[0];
-        const float v644 = v641 + t643[0];
-        const float v647 = v644 + t646[0];
-        const float v650 = v647 + t649[0];
-        const float v653 = v650 + t652[0];
-        const float v654 = sqrtf(v653);
-        t654[i] = v654;
-    }
-}
-
-/* reduce_sum [3,3,1,32] axes=[0, 1, 2, 3]
- * %655 = mul %465, %465 : [3,3,1,32]  // teacher/gradient fwd
- * %656 = reduce_sum axes=[0, 1, 2, 3] %655 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_41(float *restrict t656, const float *restrict t465) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 3; i0++) {
-        for (size_t i1 = 0; i1 < 3; i1++) {
-            for (size_t i2 = 0; i2 < 1; i2++) {
-                for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v655 = t465[i0 * 96 + i1 * 32 + i3] * t465[i0 * 96 + i1 * 32 + i3];
-                    sum += v655;
-                }
-            }
-        }
-    }
-    t656[0] = (float)sum;
-}
-
-/* reduce_sum [32] axes=[0]
- * %657 = mul %463, %463 : [32]  // teacher/gradient fwd
- * %658 = reduce_sum axes=[0] %657 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_42(float *restrict t658, const float *restrict t463) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v657 = t463[i0] * t463[i0];
-        sum += v657;
-    }
-    t658[0] = (float)sum;
-}
-
-/* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
- * %660 = mul %458, %458 : [3,3,32,64]  // teacher/gradient fwd
- * %661 = reduce_sum axes=[0, 1, 2, 3] %660 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_43(float *restrict t661, const float *restrict t458) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 3; i0++) {
-        for (size_t i1 = 0; i1 < 3; i1++) {
-            for (size_t i2 = 0; i2 < 32; i2++) {
-                for (size_t i3s = 0; i3s < 64; i3s += 8) {
-                    for (size_t lane = 0; lane < 8; lane++) {
-                        const size_t i3 = i3s + lane;
-                        const float v660 = t458[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t458[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
-                        sums[lane] += v660;
-                    }
-                }
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t661[0] = (float)sum;
-}
-
-/* reduce_sum [64] axes=[0]
- * %663 = mul %455, %455 : [64]  // teacher/gradient fwd
- * %664 = reduce_sum axes=[0] %663 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_44(float *restrict t664, const float *restrict t455) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 64; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v663 = t455[i0] * t455[i0];
-            sums[lane] += v663;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t664[0] = (float)sum;
-}
-
-/* reduce_sum [3136,128] axes=[0, 1]
- * %666 = mul %450, %450 : [3136,128]  // teacher/gradient fwd
- * %667 = reduce_sum axes=[0, 1] %666 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_45(float *restrict t667, const float *restrict t450) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 3136; i0++) {
-        for (size_t i1s = 0; i1s < 128; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v666 = t450[i0 * 128 + i1] * t450[i0 * 128 + i1];
-                sums[lane] += v666;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t667[0] = (float)sum;
-}
-
-/* reduce_sum [128] axes=[0]
- * %669 = mul %448, %448 : [128]  // teacher/gradient fwd
- * %670 = reduce_sum axes=[0] %669 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_46(float *restrict t670, const float *restrict t448) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 128; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v669 = t448[i0] * t448[i0];
-            sums[lane] += v669;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t670[0] = (float)sum;
-}
-
-/* reduce_sum [128,10] axes=[0, 1]
- * %672 = mul %446, %446 : [128,10]  // teacher/gradient fwd
- * %673 = reduce_sum axes=[0, 1] %672 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_47(float *restrict t673, const float *restrict t446) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v672 = t446[i0 * 10 + i1] * t446[i0 * 10 + i1];
-            sum += v672;
-        }
-    }
-    t673[0] = (float)sum;
-}
-
-/* reduce_sum [10] axes=[0]
- * %675 = mul %444, %444 : [10]  // teacher/gradient fwd
- * %676 = reduce_sum axes=[0] %675 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_48(float *restrict t676, const float *restrict t444) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v675 = t444[i0] * t444[i0];
-        sum += v675;
-    }
-    t676[0] = (float)sum;
-}
-
-/* loop []
- * %659 = add %656, %658 : []  // teacher/gradient fwd
- * %662 = add %659, %661 : []  // teacher/gradient fwd
- * %665 = add %662, %664 : []  // teacher/gradient fwd
- * %668 = add %665, %667 : []  // teacher/gradient fwd
- * %671 = add %668, %670 : []  // teacher/gradient fwd
- * %674 = add %671, %673 : []  // teacher/gradient fwd
- * %677 = add %674, %676 : []  // teacher/gradient fwd
- * %678 = sqrt %677 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_49(float *restrict t678, const float *restrict t656, const float *restrict t658, const float *restrict t661, const float *restrict t664, const float *restrict t667, const float *restrict t670, const float *restrict t673, const float *restrict t676) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v659 = t656[0] + t658[0];
-        const float v662 = v659 + t661[0];
-        const float v665 = v662 + t664[0];
-        const float v668 = v665 + t667[0];
-        const float v671 = v668 + t670[0];
-        const float v674 = v671 + t673[0];
-        const float v677 = v674 + t676[0];
-        const float v678 = sqrtf(v677);
-        t678[i] = v678;
-    }
-}
-
-/* 222 kernels; scratch high-water mark 76626704 floats. */
+/* 175 kernels; scratch high-water mark 76626704 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_conv0_fwd(scratch /* t27 */, scratch + 58605568 /* t29 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 288 /* in_teacher_conv0_bias */, scratch + 24084480 /* chunk */);
     step_teacher_conv3_fwd(scratch + 24084480 /* t35 */, scratch + 64626688 /* t37 */, scratch + 58605568 /* t29 */, state + 320 /* in_teacher_conv3_weight */, state + 18752 /* in_teacher_conv3_bias */, scratch + 36126720 /* chunk */);
@@ -4941,10 +3990,10 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_conv3_vjp_3(scratch + 76591104 /* t158 */, scratch + 67637248 /* t106 */, scratch + 52985856 /* t155 */, scratch + 47366144 /* chunk */);
     step_student_relu1_vjp(scratch + 73256960 /* t162 */, scratch + 67637248 /* t106 */, scratch + 70447104 /* t160 */);
     step_student_relu1_vjp_2(scratch + 47366144 /* t163 */, scratch + 36126720 /* t105 */, scratch + 73256960 /* t162 */);
-    step_student_conv0_vjp(scratch + 68038944 /* t165 */, scratch + 47366144 /* t164 */, scratch + 67637248 /* chunk */);
-    step_student_conv0_vjp_2(scratch + 68038656 /* t166 */, io + 401408 /* t97 */, scratch + 47366144 /* t164 */, scratch + 36126720 /* chunk */);
-    step_student_conv0_update(state + 1264944 /* in_student_momentum_conv0_weight */, state + 421648 /* in_student_conv0_weight */, scratch + 68038656 /* t167 */, io + 753296 /* in_lr_student */);
-    step_student_conv0_update_2(state + 1265232 /* in_student_momentum_conv0_bias */, state + 421936 /* in_student_conv0_bias */, scratch + 68038944 /* t165 */, io + 753296 /* in_lr_student */);
+    step_student_conv0_vjp(scratch + 43954464 /* t165 */, scratch + 47366144 /* t164 */, scratch + 67637248 /* chunk */);
+    step_student_conv0_vjp_2(scratch + 43954176 /* t166 */, io + 401408 /* t97 */, scratch + 47366144 /* t164 */, scratch + 36126720 /* chunk */);
+    step_student_conv0_update(state + 1264944 /* in_student_momentum_conv0_weight */, state + 421648 /* in_student_conv0_weight */, scratch + 43954176 /* t167 */, io + 753296 /* in_lr_student */);
+    step_student_conv0_update_2(state + 1265232 /* in_student_momentum_conv0_bias */, state + 421936 /* in_student_conv0_bias */, scratch + 43954464 /* t165 */, io + 753296 /* in_lr_student */);
     step_student_conv3_update(state + 1265264 /* in_student_momentum_conv3_weight */, state + 421968 /* in_student_conv3_weight */, scratch + 76591104 /* t159 */, io + 753296 /* in_lr_student */);
     step_student_conv3_update_2(state + 1283696 /* in_student_momentum_conv3_bias */, state + 440400 /* in_student_conv3_bias */, scratch + 76626624 /* t156 */, io + 753296 /* in_lr_student */);
     step_student_dense7_update(state + 1283760 /* in_student_momentum_dense7_weight */, state + 440464 /* in_student_dense7_weight */, scratch + 76066816 /* t150 */, io + 753296 /* in_lr_student */);
@@ -4952,161 +4001,114 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense9_update(state + 1685296 /* in_student_momentum_dense9_weight */, state + 842000 /* in_student_dense9_weight */, scratch + 76622976 /* t145 */, io + 753296 /* in_lr_student */);
     step_student_dense9_update_2(state + 1686576 /* in_student_momentum_dense9_bias */, state + 843280 /* in_student_dense9_bias */, scratch + 76626688 /* t143 */, io + 753296 /* in_lr_student */);
     step_student_conv0_fwd_2(scratch + 38950144 /* t259 */, scratch + 67637248 /* t261 */, io /* in_x */, state + 421648 /* t255 */, state + 421936 /* t188 */, scratch + 36126720 /* chunk */);
-    step_student_conv3_fwd_2(scratch + 40555776 /* t267 */, scratch + 56210688 /* t269 */, scratch + 67637248 /* t261 */, state + 421968 /* t263 */, state + 440400 /* t209 */, scratch + 36126720 /* chunk */);
-    step_student_dense7_fwd_2(scratch + 56411392 /* t274 */, scratch + 56210688 /* t270 */, state + 440464 /* t221 */, state + 841872 /* t230 */);
-    step_student_dense9_fwd_2(scratch + 56419584 /* t277 */, scratch + 56411392 /* t274 */, state + 842000 /* t242 */, state + 843280 /* t251 */);
-    step_student_loss_l_fwd(scratch + 56421504 /* t278 */, scratch + 56419584 /* t277 */);
-    step_student_loss_l_fwd_2(scratch + 56420224 /* t280 */, scratch + 56420864 /* t281 */, scratch + 56419584 /* t277 */, scratch + 56421504 /* t278 */);
-    step_student_loss_l_fwd_3(scratch + 56421504 /* t282 */, scratch + 56420864 /* t281 */);
-    step_student_loss_l_fwd_4(scratch + 56419584 /* t283 */, scratch + 56421504 /* t282 */);
-    step_student_loss_l_fwd_5(scratch + 56419648 /* t287 */, scratch + 56420224 /* t280 */, scratch + 56419584 /* t283 */, io + 752640 /* in_y */);
-    step_student_loss_l_fwd_6(io + 753408 /* t288 */, scratch + 56419648 /* t287 */);
-    step_student_loss_l_vjp(scratch + 56419584 /* t290 */, io + 752640 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 56420224 /* t292 */, scratch + 56419584 /* t290 */);
-    step_student_loss_l_vjp_3(scratch + 56421568 /* t293 */, scratch + 56420224 /* t292 */, scratch + 56421504 /* t282 */);
-    step_student_loss_l_vjp_4(scratch + 56420224 /* t296 */, scratch + 56421568 /* t293 */, scratch + 56420864 /* t281 */, scratch + 56419584 /* t290 */);
-    step_student_dense9_vjp_4(scratch + 57577408 /* t297 */, scratch + 56420224 /* t296 */);
-    step_student_dense9_vjp_5(scratch + 57574656 /* t299 */, scratch + 56411392 /* t274 */, scratch + 56420224 /* t296 */);
-    step_student_dense9_vjp_6(scratch + 56612096 /* t301 */, scratch + 56420224 /* t296 */, state + 842000 /* t242 */, scratch + 56411392 /* t274 */);
-    step_student_dense7_vjp_4(scratch + 57577216 /* t302 */, scratch + 56612096 /* t301 */);
-    step_student_dense7_vjp_5(scratch + 56411392 /* t303 */, scratch + 56612096 /* t301 */, state + 440464 /* t221 */);
-    step_student_dense7_vjp_6(scratch + 55809280 /* t304 */, scratch + 56210688 /* t270 */, scratch + 56612096 /* t301 */);
-    step_student_relu4_vjp_3(scratch + 56612096 /* t307 */, scratch + 56210688 /* t269 */, scratch + 56411392 /* t305 */);
-    step_student_relu4_vjp_4(scratch + 41358592 /* t308 */, scratch + 40555776 /* t268 */, scratch + 56612096 /* t307 */);
-    step_student_conv3_vjp_4(scratch + 57577344 /* t310 */, scratch + 41358592 /* t309 */, scratch + 40555776 /* chunk */);
+    step_student_conv3_fwd_2(scratch + 40555776 /* t267 */, scratch + 68440064 /* t269 */, scratch + 67637248 /* t261 */, state + 421968 /* t263 */, state + 440400 /* t209 */, scratch + 36126720 /* chunk */);
+    step_student_dense7_fwd_2(scratch + 68038656 /* t274 */, scratch + 68440064 /* t270 */, state + 440464 /* t221 */, state + 841872 /* t230 */);
+    step_student_dense9_fwd_2(scratch + 68046848 /* t277 */, scratch + 68038656 /* t274 */, state + 842000 /* t242 */, state + 843280 /* t251 */);
+    step_student_loss_l_fwd(scratch + 68048768 /* t278 */, scratch + 68046848 /* t277 */);
+    step_student_loss_l_fwd_2(scratch + 68047488 /* t280 */, scratch + 68048128 /* t281 */, scratch + 68046848 /* t277 */, scratch + 68048768 /* t278 */);
+    step_student_loss_l_fwd_3(scratch + 68048768 /* t282 */, scratch + 68048128 /* t281 */);
+    step_student_loss_l_fwd_4(scratch + 68046848 /* t283 */, scratch + 68048768 /* t282 */);
+    step_student_loss_l_fwd_5(scratch + 68046912 /* t287 */, scratch + 68047488 /* t280 */, scratch + 68046848 /* t283 */, io + 752640 /* in_y */);
+    step_student_loss_l_fwd_6(io + 753408 /* t288 */, scratch + 68046912 /* t287 */);
+    step_student_loss_l_vjp(scratch + 68046848 /* t290 */, io + 752640 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 68047488 /* t292 */, scratch + 68046848 /* t290 */);
+    step_student_loss_l_vjp_3(scratch + 68048832 /* t293 */, scratch + 68047488 /* t292 */, scratch + 68048768 /* t282 */);
+    step_student_loss_l_vjp_4(scratch + 68047488 /* t296 */, scratch + 68048832 /* t293 */, scratch + 68048128 /* t281 */, scratch + 68046848 /* t290 */);
+    step_student_dense9_vjp_4(scratch + 68869888 /* t297 */, scratch + 68047488 /* t296 */);
+    step_student_dense9_vjp_5(scratch + 68868096 /* t299 */, scratch + 68038656 /* t274 */, scratch + 68047488 /* t296 */);
+    step_student_dense9_vjp_6(scratch + 36327424 /* t301 */, scratch + 68047488 /* t296 */, state + 842000 /* t242 */, scratch + 68038656 /* t274 */);
+    step_student_dense7_vjp_4(scratch + 68869664 /* t302 */, scratch + 36327424 /* t301 */);
+    step_student_dense7_vjp_5(scratch + 36126720 /* t303 */, scratch + 36327424 /* t301 */, state + 440464 /* t221 */);
+    step_student_dense7_vjp_6(scratch + 68038656 /* t304 */, scratch + 68440064 /* t270 */, scratch + 36327424 /* t301 */);
+    step_student_relu4_vjp_3(scratch + 36327424 /* t307 */, scratch + 68440064 /* t269 */, scratch + 36126720 /* t305 */);
+    step_student_relu4_vjp_4(scratch + 41358592 /* t308 */, scratch + 40555776 /* t268 */, scratch + 36327424 /* t307 */);
+    step_student_conv3_vjp_4(scratch + 68869792 /* t310 */, scratch + 41358592 /* t309 */, scratch + 68440064 /* chunk */);
     step_student_conv3_vjp_5(scratch + 40555776 /* t314 */, scratch + 41358592 /* t309 */, state + 421968 /* t263 */, scratch + 36126720 /* chunk */);
-    step_student_conv3_vjp_6(scratch + 57537792 /* t312 */, scratch + 67637248 /* t261 */, scratch + 41358592 /* t309 */, scratch + 36126720 /* chunk */);
+    step_student_conv3_vjp_6(scratch + 68841472 /* t312 */, scratch + 67637248 /* t261 */, scratch + 41358592 /* t309 */, scratch + 36126720 /* chunk */);
     step_student_relu1_vjp_3(scratch + 37732352 /* t316 */, scratch + 67637248 /* t261 */, scratch + 40555776 /* t314 */);
     step_student_relu1_vjp_4(scratch + 36126720 /* t317 */, scratch + 38950144 /* t260 */, scratch + 37732352 /* t316 */);
-    step_student_conv0_vjp_3(scratch + 67637664 /* t319 */, scratch + 36126720 /* t318 */, scratch + 57556224 /* chunk */);
-    step_student_conv0_vjp_4(scratch + 67637248 /* t320 */, io /* in_x */, scratch + 36126720 /* t318 */, scratch + 37732352 /* chunk */);
-    step_teacher_feedback_fwd(scratch + 67637536 /* t323 */, scratch + 67637248 /* t321 */, scratch + 68038656 /* t167 */);
-    step_teacher_feedback_fwd_2(scratch + 67637552 /* t325 */, scratch + 67637664 /* t319 */, scratch + 68038944 /* t165 */);
-    step_teacher_feedback_fwd_3(scratch + 67637568 /* t328 */, scratch + 57537792 /* t313 */, scratch + 76591104 /* t159 */);
-    step_teacher_feedback_fwd_4(scratch + 67637584 /* t331 */, scratch + 57577344 /* t310 */, scratch + 76626624 /* t156 */);
-    step_teacher_feedback_fwd_5(scratch + 67637600 /* t334 */, scratch + 55809280 /* t304 */, scratch + 76066816 /* t150 */);
-    step_teacher_feedback_fwd_6(scratch + 67637616 /* t337 */, scratch + 57577216 /* t302 */, scratch + 76626432 /* t148 */);
-    step_teacher_feedback_fwd_7(scratch + 67637632 /* t340 */, scratch + 57574656 /* t299 */, scratch + 76622976 /* t145 */);
-    step_teacher_feedback_fwd_8(scratch + 67637648 /* t343 */, scratch + 57577408 /* t297 */, scratch + 76626688 /* t143 */);
-    step_teacher_feedback_fwd_9(scratch + 67637696 /* t344 */, io + 753424 /* t345 */, scratch + 67637536 /* t323 */, scratch + 67637552 /* t325 */, scratch + 67637568 /* t328 */, scratch + 67637584 /* t331 */, scratch + 67637600 /* t334 */, scratch + 67637616 /* t337 */, scratch + 67637632 /* t340 */, scratch + 67637648 /* t343 */, io + 753296 /* in_lr_student */);
-    step_teacher_loss_sup_vjp(scratch + 57556224 /* t346 */, scratch + 76624256 /* t52 */);
-    step_teacher_loss_sup_vjp_2(scratch + 76624256 /* t348 */, scratch + 57556224 /* t346 */);
-    step_teacher_loss_sup_vjp_3(scratch + 57575936 /* t349 */, scratch + 76624256 /* t348 */, scratch + 76626560 /* t57 */);
-    step_teacher_loss_sup_vjp_4(scratch + 76624256 /* t352 */, scratch + 57575936 /* t349 */, scratch + 76624896 /* t56 */, scratch + 57556224 /* t346 */);
-    step_teacher_dense9_vjp(scratch + 67637712 /* t353 */, scratch + 76624256 /* t352 */);
-    step_teacher_dense9_vjp_2(scratch + 57575936 /* t356 */, scratch + 76468224 /* t355 */, scratch + 76624256 /* t352 */);
-    step_teacher_relu8_vjp(scratch + 57414912 /* t357 */, scratch + 76468224 /* t42 */);
-    step_teacher_dense9_vjp_3(scratch + 56812800 /* t359 */, scratch + 76624256 /* t352 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 57414912 /* t358 */);
-    step_teacher_dense7_vjp(scratch + 67637536 /* t360 */, scratch + 56812800 /* t359 */);
-    step_teacher_dense7_vjp_2(scratch + 56612096 /* t361 */, scratch + 56812800 /* t359 */, state + 18816 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_3(scratch + 56210688 /* t364 */, scratch + 64626688 /* t363 */, scratch + 56812800 /* t359 */);
-    step_teacher_relu4_vjp(scratch + 56812800 /* t369 */, scratch + 64626688 /* t362 */, scratch + 56612096 /* t365 */);
-    step_teacher_relu4_vjp_2(scratch + 38950144 /* t370 */, scratch + 24084480 /* t367 */, scratch + 56812800 /* t369 */);
-    step_teacher_conv3_vjp(scratch + 76626560 /* t372 */, scratch + 38950144 /* t371 */, scratch + 57556224 /* chunk */);
-    step_teacher_conv3_vjp_2(scratch + 56612096 /* t378 */, scratch + 38950144 /* t371 */, state + 320 /* in_teacher_conv3_weight */, scratch + 36126720 /* chunk */);
-    step_teacher_conv3_vjp_3(scratch + 57556224 /* t376 */, scratch + 58605568 /* t374 */, scratch + 38950144 /* t371 */, scratch + 36126720 /* chunk */);
-    step_teacher_relu1_vjp(scratch + 57013504 /* t382 */, scratch + 58605568 /* t374 */, scratch + 56612096 /* t378 */);
-    step_teacher_relu1_vjp_2(scratch + 36126720 /* t383 */, scratch /* t380 */, scratch + 57013504 /* t382 */);
-    step_teacher_conv0_vjp(scratch + 57095104 /* t385 */, scratch + 36126720 /* t384 */, scratch + 56612096 /* chunk */);
-    step_teacher_conv0_vjp_2(scratch + 76625152 /* t386 */, io /* in_x */, scratch + 36126720 /* t384 */, scratch + 37732352 /* chunk */);
-    step_teacher_loss_uda_vjp(scratch + 76625440 /* t388 */, io + 753312 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 76624256 /* t391 */, scratch + 76625440 /* t388 */, scratch + 76625536 /* t78 */);
-    step_teacher_loss_uda_vjp_3(scratch + 56612096 /* t393 */, scratch + 76624256 /* t391 */, scratch + 76609536 /* t75 */);
-    step_teacher_loss_uda_vjp_4(scratch + 76624256 /* t395 */, scratch + 56612096 /* t393 */);
-    step_teacher_loss_uda_vjp_5(scratch + 76624704 /* t396 */, scratch + 76624256 /* t395 */, scratch + 76625984 /* t83 */);
-    step_teacher_loss_uda_vjp_6(scratch + 76609536 /* t399 */, scratch + 76624704 /* t396 */, scratch + 76614016 /* t82 */, scratch + 56612096 /* t393 */);
-    step_teacher_dense9_vjp_4(scratch + 57095136 /* t400 */, scratch + 76609536 /* t399 */);
-    step_teacher_dense9_vjp_5(scratch + 57093760 /* t403 */, scratch + 76533760 /* t402 */, scratch + 76609536 /* t399 */);
-    step_teacher_dense9_vjp_6(scratch + 57013504 /* t405 */, scratch + 76609536 /* t399 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 57480448 /* t404 */);
-    step_teacher_dense7_vjp_4(scratch + 76625728 /* t406 */, scratch + 57013504 /* t405 */, scratch + 76609536 /* chunk */);
-    step_teacher_dense7_vjp_5(scratch + 36126720 /* t407 */, scratch + 57013504 /* t405 */, state + 18816 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_6(scratch + 56612096 /* t410 */, scratch + 66232320 /* t409 */, scratch + 57013504 /* t405 */);
-    step_teacher_relu4_vjp_3(scratch + 52999424 /* t414 */, scratch + 54404352 /* t415 */, scratch + 66232320 /* t408 */, scratch + 36126720 /* t411 */);
-    step_teacher_relu4_vjp_4(scratch + 36126720 /* t416 */, scratch + 30507008 /* t413 */, scratch + 54404352 /* t415 */);
-    step_teacher_conv3_vjp_4(scratch + 57095040 /* t418 */, scratch + 36126720 /* t417 */, scratch + 76609536 /* chunk */);
-    step_teacher_conv3_vjp_5(scratch + 44569856 /* t424 */, scratch + 36126720 /* t417 */, state + 320 /* in_teacher_conv3_weight */, scratch + 41746432 /* chunk */);
-    step_teacher_conv3_vjp_6(scratch + 57070848 /* t422 */, scratch + 61816832 /* t420 */, scratch + 36126720 /* t417 */, scratch + 41746432 /* chunk */);
-    step_teacher_relu1_vjp_3(scratch + 47379712 /* t427 */, scratch + 50189568 /* t428 */, scratch + 61816832 /* t420 */, scratch + 44569856 /* t424 */);
-    step_teacher_relu1_vjp_4(scratch + 36126720 /* t429 */, scratch + 12845056 /* t426 */, scratch + 50189568 /* t428 */);
-    step_teacher_conv0_vjp_3(scratch + 47366144 /* t431 */, scratch + 36126720 /* t430 */, scratch + 57089280 /* chunk */);
-    step_teacher_conv0_vjp_4(scratch + 76625440 /* t432 */, io + 401408 /* t97 */, scratch + 36126720 /* t430 */, scratch + 50189568 /* chunk */);
-    step_teacher_feedback_vjp(scratch + 76625856 /* t435 */, io + 753328 /* in_feedback_scale */, io + 753424 /* t345 */);
-    step_teacher_feedback_vjp_2(scratch + 76609536 /* t437 */, scratch + 76625856 /* t435 */, scratch + 76618496 /* t96 */);
-    step_teacher_feedback_vjp_3(scratch + 76624256 /* t439 */, scratch + 76609536 /* t437 */);
-    step_teacher_feedback_vjp_4(scratch + 76624704 /* t440 */, scratch + 76624256 /* t439 */, scratch + 76625984 /* t83 */);
-    step_teacher_feedback_vjp_5(scratch + 57089280 /* t443 */, scratch + 76624704 /* t440 */, scratch + 76614016 /* t82 */, scratch + 76609536 /* t437 */);
-    step_teacher_dense9_vjp_7(scratch + 76626304 /* t444 */, scratch + 57089280 /* t443 */);
-    step_teacher_dense9_vjp_8(scratch + 76609536 /* t446 */, scratch + 76533760 /* t402 */, scratch + 57089280 /* t443 */);
-    step_teacher_dense9_vjp_9(scratch + 57013504 /* t447 */, scratch + 57089280 /* t443 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 57480448 /* t404 */);
-    step_teacher_dense7_vjp_7(scratch + 76625856 /* t448 */, scratch + 57013504 /* t447 */, scratch + 76468224 /* chunk */);
-    step_teacher_dense7_vjp_8(scratch + 50189568 /* t449 */, scratch + 57013504 /* t447 */, state + 18816 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_9(scratch + 54404352 /* t450 */, scratch + 66232320 /* t409 */, scratch + 57013504 /* t447 */);
-    step_teacher_relu4_vjp_5(scratch + 51594496 /* t452 */, scratch + 50189568 /* t451 */, scratch + 52999424 /* t414 */);
-    step_teacher_relu4_vjp_6(scratch + 36126720 /* t453 */, scratch + 30507008 /* t413 */, scratch + 51594496 /* t452 */);
-    step_teacher_conv3_vjp_7(scratch + 76626112 /* t455 */, scratch + 36126720 /* t454 */, scratch + 57089280 /* chunk */);
-    step_teacher_conv3_vjp_8(scratch + 41746432 /* t459 */, scratch + 36126720 /* t454 */, state + 320 /* in_teacher_conv3_weight */, scratch + 44556288 /* chunk */);
-    step_teacher_conv3_vjp_9(scratch + 57013504 /* t457 */, scratch + 61816832 /* t420 */, scratch + 36126720 /* t454 */, scratch + 24084480 /* chunk */);
-    step_teacher_relu1_vjp_5(scratch + 44556288 /* t460 */, scratch + 41746432 /* t459 */, scratch + 47379712 /* t427 */);
-    step_teacher_relu1_vjp_6(scratch + 24084480 /* t461 */, scratch + 12845056 /* t426 */, scratch + 44556288 /* t460 */);
-    step_teacher_conv0_vjp_5(scratch + 76626240 /* t463 */, scratch + 24084480 /* t462 */, scratch + 57089280 /* chunk */);
-    step_teacher_conv0_vjp_6(scratch + 76624256 /* t464 */, io + 401408 /* t97 */, scratch + 24084480 /* t462 */, scratch /* chunk */);
-    step_teacher_gradient_fwd(scratch + 76626272 /* t469 */, scratch + 57095104 /* t385 */, scratch + 47366144 /* t431 */, scratch + 76626240 /* t463 */);
-    step_teacher_gradient_fwd_2(scratch + 76626176 /* t473 */, scratch + 76626560 /* t372 */, scratch + 57095040 /* t418 */, scratch + 76626112 /* t455 */);
-    step_teacher_gradient_fwd_3(scratch + 76625984 /* t477 */, scratch + 67637536 /* t360 */, scratch + 76625728 /* t406 */, scratch + 76625856 /* t448 */);
-    step_teacher_gradient_fwd_4(scratch + 76626320 /* t481 */, scratch + 67637712 /* t353 */, scratch + 57095136 /* t400 */, scratch + 76626304 /* t444 */);
-    step_teacher_conv0_update(state + 843296 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 76625152 /* t387 */, scratch + 76625440 /* t433 */, scratch + 76624256 /* t465 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_conv0_update_2(state + 843584 /* in_teacher_momentum_conv0_bias */, state + 288 /* in_teacher_conv0_bias */, scratch + 76626272 /* t469 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_conv3_update(state + 843616 /* in_teacher_momentum_conv3_weight */, state + 320 /* in_teacher_conv3_weight */, scratch + 57556224 /* t377 */, scratch + 57070848 /* t423 */, scratch + 57013504 /* t458 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_conv3_update_2(state + 862048 /* in_teacher_momentum_conv3_bias */, state + 18752 /* in_teacher_conv3_bias */, scratch + 76626176 /* t473 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense7_update(state + 862112 /* in_teacher_momentum_dense7_weight */, state + 18816 /* in_teacher_dense7_weight */, scratch + 56210688 /* t364 */, scratch + 56612096 /* t410 */, scratch + 54404352 /* t450 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense7_update_2(state + 1263520 /* in_teacher_momentum_dense7_bias */, state + 420224 /* in_teacher_dense7_bias */, scratch + 76625984 /* t477 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense9_update(state + 1263648 /* in_teacher_momentum_dense9_weight */, state + 420352 /* in_teacher_dense9_weight */, scratch + 57575936 /* t356 */, scratch + 57093760 /* t403 */, scratch + 76609536 /* t446 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense9_update_2(state + 1264928 /* in_teacher_momentum_dense9_bias */, state + 421632 /* in_teacher_dense9_bias */, scratch + 76626320 /* t481 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_gradient_fwd_5(scratch + 76626272 /* t555 */, scratch + 67637248 /* t321 */);
-    step_teacher_gradient_fwd_6(scratch + 76626288 /* t557 */, scratch + 67637664 /* t319 */);
-    step_teacher_gradient_fwd_7(scratch + 67637664 /* t560 */, scratch + 57537792 /* t313 */);
-    step_teacher_gradient_fwd_8(scratch + 67637680 /* t563 */, scratch + 57577344 /* t310 */);
-    step_teacher_gradient_fwd_9(scratch + 57577344 /* t566 */, scratch + 55809280 /* t304 */);
-    step_teacher_gradient_fwd_10(scratch + 57577360 /* t569 */, scratch + 57577216 /* t302 */);
-    step_teacher_gradient_fwd_11(scratch + 57577376 /* t572 */, scratch + 57574656 /* t299 */);
-    step_teacher_gradient_fwd_12(scratch + 57577392 /* t575 */, scratch + 57577408 /* t297 */);
-    step_teacher_gradient_fwd_13(io + 753440 /* t577 */, scratch + 76626272 /* t555 */, scratch + 76626288 /* t557 */, scratch + 67637664 /* t560 */, scratch + 67637680 /* t563 */, scratch + 57577344 /* t566 */, scratch + 57577360 /* t569 */, scratch + 57577376 /* t572 */, scratch + 57577392 /* t575 */);
-    step_teacher_gradient_fwd_14(scratch + 67637664 /* t579 */, scratch + 68038656 /* t167 */);
-    step_teacher_gradient_fwd_15(scratch + 67637680 /* t581 */, scratch + 68038944 /* t165 */);
-    step_teacher_gradient_fwd_16(scratch + 76626272 /* t584 */, scratch + 76591104 /* t159 */);
-    step_teacher_gradient_fwd_17(scratch + 76626288 /* t587 */, scratch + 76626624 /* t156 */);
-    step_teacher_gradient_fwd_18(scratch + 76626176 /* t590 */, scratch + 76066816 /* t150 */);
-    step_teacher_gradient_fwd_19(scratch + 76626192 /* t593 */, scratch + 76626432 /* t148 */);
-    step_teacher_gradient_fwd_20(scratch + 76626208 /* t596 */, scratch + 76622976 /* t145 */);
-    step_teacher_gradient_fwd_21(scratch + 76626224 /* t599 */, scratch + 76626688 /* t143 */);
-    step_teacher_gradient_fwd_22(io + 753456 /* t601 */, io + 753472 /* t605 */, io + 753488 /* t606 */, scratch + 67637664 /* t579 */, scratch + 67637680 /* t581 */, scratch + 76626272 /* t584 */, scratch + 76626288 /* t587 */, scratch + 76626176 /* t590 */, scratch + 76626192 /* t593 */, scratch + 76626208 /* t596 */, scratch + 76626224 /* t599 */, io + 753440 /* t577 */, scratch + 67637696 /* t344 */, io + 753424 /* t345 */);
-    step_teacher_gradient_fwd_23(scratch + 76626272 /* t608 */, scratch + 76625152 /* t387 */);
-    step_teacher_gradient_fwd_24(scratch + 76626288 /* t610 */, scratch + 57095104 /* t385 */);
-    step_teacher_gradient_fwd_25(scratch + 57095104 /* t613 */, scratch + 57556224 /* t377 */);
-    step_teacher_gradient_fwd_26(scratch + 57095120 /* t616 */, scratch + 76626560 /* t372 */);
-    step_teacher_gradient_fwd_27(scratch + 67637664 /* t619 */, scratch + 56210688 /* t364 */);
-    step_teacher_gradient_fwd_28(scratch + 67637680 /* t622 */, scratch + 67637536 /* t360 */);
-    step_teacher_gradient_fwd_29(scratch + 67637696 /* t625 */, scratch + 57575936 /* t356 */);
-    step_teacher_gradient_fwd_30(scratch + 76626176 /* t628 */, scratch + 67637712 /* t353 */);
-    step_teacher_gradient_fwd_31(io + 753504 /* t630 */, scratch + 76626272 /* t608 */, scratch + 76626288 /* t610 */, scratch + 57095104 /* t613 */, scratch + 57095120 /* t616 */, scratch + 67637664 /* t619 */, scratch + 67637680 /* t622 */, scratch + 67637696 /* t625 */, scratch + 76626176 /* t628 */);
-    step_teacher_gradient_fwd_32(scratch + 57095104 /* t632 */, scratch + 76625440 /* t433 */);
-    step_teacher_gradient_fwd_33(scratch + 57095120 /* t634 */, scratch + 47366144 /* t431 */);
-    step_teacher_gradient_fwd_34(scratch + 76626272 /* t637 */, scratch + 57070848 /* t423 */);
-    step_teacher_gradient_fwd_35(scratch + 76626288 /* t640 */, scratch + 57095040 /* t418 */);
-    step_teacher_gradient_fwd_36(scratch + 57095040 /* t643 */, scratch + 56612096 /* t410 */);
-    step_teacher_gradient_fwd_37(scratch + 57095056 /* t646 */, scratch + 76625728 /* t406 */);
-    step_teacher_gradient_fwd_38(scratch + 57095072 /* t649 */, scratch + 57093760 /* t403 */);
-    step_teacher_gradient_fwd_39(scratch + 57095088 /* t652 */, scratch + 57095136 /* t400 */);
-    step_teacher_gradient_fwd_40(io + 753520 /* t654 */, scratch + 57095104 /* t632 */, scratch + 57095120 /* t634 */, scratch + 76626272 /* t637 */, scratch + 76626288 /* t640 */, scratch + 57095040 /* t643 */, scratch + 57095056 /* t646 */, scratch + 57095072 /* t649 */, scratch + 57095088 /* t652 */);
-    step_teacher_gradient_fwd_41(scratch + 76626272 /* t656 */, scratch + 76624256 /* t465 */);
-    step_teacher_gradient_fwd_42(scratch + 76626288 /* t658 */, scratch + 76626240 /* t463 */);
-    step_teacher_gradient_fwd_43(scratch + 76626176 /* t661 */, scratch + 57013504 /* t458 */);
-    step_teacher_gradient_fwd_44(scratch + 76626192 /* t664 */, scratch + 76626112 /* t455 */);
-    step_teacher_gradient_fwd_45(scratch + 76626208 /* t667 */, scratch + 54404352 /* t450 */);
-    step_teacher_gradient_fwd_46(scratch + 76626224 /* t670 */, scratch + 76625856 /* t448 */);
-    step_teacher_gradient_fwd_47(scratch + 76626240 /* t673 */, scratch + 76609536 /* t446 */);
-    step_teacher_gradient_fwd_48(scratch + 76626256 /* t676 */, scratch + 76626304 /* t444 */);
-    step_teacher_gradient_fwd_49(io + 753536 /* t678 */, scratch + 76626272 /* t656 */, scratch + 76626288 /* t658 */, scratch + 76626176 /* t661 */, scratch + 76626192 /* t664 */, scratch + 76626208 /* t667 */, scratch + 76626224 /* t670 */, scratch + 76626240 /* t673 */, scratch + 76626256 /* t676 */);
+    step_student_conv0_vjp_3(scratch + 68869856 /* t319 */, scratch + 36126720 /* t318 */, scratch + 68859904 /* chunk */);
+    step_student_conv0_vjp_4(scratch + 68869376 /* t320 */, io /* in_x */, scratch + 36126720 /* t318 */, scratch + 37732352 /* chunk */);
+    step_teacher_feedback_fwd(scratch + 68859904 /* t323 */, scratch + 68869376 /* t321 */, scratch + 43954176 /* t167 */);
+    step_teacher_feedback_fwd_2(scratch + 68859920 /* t325 */, scratch + 68869856 /* t319 */, scratch + 43954464 /* t165 */);
+    step_teacher_feedback_fwd_3(scratch + 68859936 /* t328 */, scratch + 68841472 /* t313 */, scratch + 76591104 /* t159 */);
+    step_teacher_feedback_fwd_4(scratch + 68859952 /* t331 */, scratch + 68869792 /* t310 */, scratch + 76626624 /* t156 */);
+    step_teacher_feedback_fwd_5(scratch + 68859968 /* t334 */, scratch + 68038656 /* t304 */, scratch + 76066816 /* t150 */);
+    step_teacher_feedback_fwd_6(scratch + 68859984 /* t337 */, scratch + 68869664 /* t302 */, scratch + 76626432 /* t148 */);
+    step_teacher_feedback_fwd_7(scratch + 68860000 /* t340 */, scratch + 68868096 /* t299 */, scratch + 76622976 /* t145 */);
+    step_teacher_feedback_fwd_8(scratch + 68860016 /* t343 */, scratch + 68869888 /* t297 */, scratch + 76626688 /* t143 */);
+    step_teacher_feedback_fwd_9(scratch + 68869904 /* t344 */, io + 753424 /* t345 */, scratch + 68860032 /* t347 */, scratch + 68859904 /* t323 */, scratch + 68859920 /* t325 */, scratch + 68859936 /* t328 */, scratch + 68859952 /* t331 */, scratch + 68859968 /* t334 */, scratch + 68859984 /* t337 */, scratch + 68860000 /* t340 */, scratch + 68860016 /* t343 */, io + 753296 /* in_lr_student */, io + 753328 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 67637248 /* t349 */, scratch + 68860032 /* t347 */, scratch + 76618496 /* t96 */);
+    step_teacher_feedback_vjp_2(scratch + 76618496 /* t351 */, scratch + 67637248 /* t349 */);
+    step_teacher_feedback_vjp_3(scratch + 76618944 /* t352 */, scratch + 76618496 /* t351 */, scratch + 76625984 /* t83 */);
+    step_teacher_loss_uda_vjp(scratch + 76619392 /* t356 */, io + 753312 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 76618496 /* t359 */, scratch + 76619392 /* t356 */, scratch + 76625536 /* t78 */);
+    step_teacher_loss_uda_vjp_3(scratch + 67641728 /* t361 */, scratch + 76618496 /* t359 */, scratch + 76609536 /* t75 */);
+    step_teacher_loss_uda_vjp_4(scratch + 76618496 /* t363 */, scratch + 67641728 /* t361 */);
+    step_teacher_loss_uda_vjp_5(scratch + 76625536 /* t364 */, scratch + 76618496 /* t363 */, scratch + 76625984 /* t83 */);
+    step_teacher_loss_uda_vjp_6(scratch + 76609536 /* t368 */, scratch + 76618944 /* t352 */, scratch + 76614016 /* t82 */, scratch + 67637248 /* t349 */, scratch + 76625536 /* t364 */, scratch + 67641728 /* t361 */);
+    step_teacher_loss_sup_vjp(scratch + 68859904 /* t369 */, scratch + 76624256 /* t52 */);
+    step_teacher_loss_sup_vjp_2(scratch + 76624256 /* t371 */, scratch + 68859904 /* t369 */);
+    step_teacher_loss_sup_vjp_3(scratch + 76625536 /* t372 */, scratch + 76624256 /* t371 */, scratch + 76626560 /* t57 */);
+    step_teacher_loss_sup_vjp_4(scratch + 76624256 /* t375 */, scratch + 76625536 /* t372 */, scratch + 76624896 /* t56 */, scratch + 68859904 /* t369 */);
+    step_teacher_dense9_vjp(scratch + 76626560 /* t376 */, scratch + 76624256 /* t375 */);
+    step_teacher_dense9_vjp_2(scratch + 76626576 /* t377 */, scratch + 76609536 /* t368 */);
+    step_teacher_dense9_vjp_3(scratch + 76625280 /* t378 */, scratch + 76626560 /* t376 */, scratch + 76626576 /* t377 */);
+    step_teacher_dense9_vjp_4(scratch + 76614016 /* t384 */, scratch + 76533760 /* t383 */, scratch + 76609536 /* t368 */);
+    step_teacher_dense9_vjp_5(scratch + 68859904 /* t387 */, scratch + 76624256 /* t375 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t381 */);
+    step_teacher_dense9_vjp_6(scratch + 68640768 /* t389 */, scratch + 76609536 /* t368 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76533760 /* t383 */);
+    step_teacher_dense7_vjp(scratch + 76624896 /* t390 */, scratch + 68859904 /* t387 */);
+    step_teacher_dense7_vjp_2(scratch + 76625024 /* t391 */, scratch + 68640768 /* t389 */, scratch + 68698112 /* chunk */);
+    step_teacher_dense7_vjp_3(scratch + 76625152 /* t392 */, scratch + 76624896 /* t390 */, scratch + 76625024 /* t391 */);
+    step_teacher_dense7_vjp_4(scratch + 68440064 /* t393 */, scratch + 68859904 /* t387 */, state + 18816 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_5(scratch + 36126720 /* t394 */, scratch + 68640768 /* t389 */, state + 18816 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_6(scratch + 67637248 /* t400 */, scratch + 66232320 /* t399 */, scratch + 68640768 /* t389 */);
+    step_teacher_relu4_vjp(scratch + 37531648 /* t409 */, scratch + 64626688 /* t395 */, scratch + 68440064 /* t402 */);
+    step_teacher_relu4_vjp_2(scratch + 41746432 /* t411 */, scratch + 66232320 /* t398 */, scratch + 36126720 /* t403 */);
+    step_teacher_relu4_vjp_3(scratch + 43151360 /* t412 */, scratch + 24084480 /* t405 */, scratch + 37531648 /* t409 */);
+    step_teacher_relu4_vjp_4(scratch + 36126720 /* t413 */, scratch + 30507008 /* t407 */, scratch + 41746432 /* t411 */);
+    step_teacher_conv3_vjp(scratch + 76626560 /* t416 */, scratch + 43151360 /* t414 */, scratch + 76609536 /* chunk */);
+    step_teacher_conv3_vjp_2(scratch + 76624896 /* t417 */, scratch + 36126720 /* t415 */, scratch + 76609536 /* chunk */);
+    step_teacher_conv3_vjp_3(scratch + 76624960 /* t418 */, scratch + 76626560 /* t416 */, scratch + 76624896 /* t417 */);
+    step_teacher_conv3_vjp_4(scratch + 41746432 /* t429 */, scratch + 43151360 /* t414 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
+    step_teacher_conv3_vjp_5(scratch + 26907904 /* t430 */, scratch + 36126720 /* t415 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
+    step_teacher_conv3_vjp_6(scratch + 68440064 /* t426 */, scratch + 61816832 /* t424 */, scratch + 36126720 /* t415 */, scratch + 24084480 /* chunk */);
+    step_teacher_conv3_vjp_7(scratch + 68458496 /* t427 */, scratch + 58605568 /* t421 */, scratch + 43151360 /* t414 */, scratch + 68440064 /* t426 */, scratch + 24084480 /* chunk */);
+    step_teacher_relu1_vjp(scratch + 39739392 /* t436 */, scratch + 58605568 /* t421 */, scratch + 41746432 /* t429 */);
+    step_teacher_relu1_vjp_2(scratch + 35323904 /* t438 */, scratch + 61816832 /* t424 */, scratch + 26907904 /* t430 */);
+    step_teacher_relu1_vjp_3(scratch + 38133760 /* t439 */, scratch /* t432 */, scratch + 39739392 /* t436 */);
+    step_teacher_relu1_vjp_4(scratch + 24084480 /* t440 */, scratch + 12845056 /* t434 */, scratch + 35323904 /* t438 */);
+    step_teacher_conv0_vjp(scratch + 76624896 /* t443 */, scratch + 38133760 /* t441 */, scratch + 76609536 /* chunk */);
+    step_teacher_conv0_vjp_2(scratch + 76624928 /* t444 */, scratch + 24084480 /* t442 */, scratch + 76609536 /* chunk */);
+    step_teacher_conv0_vjp_3(scratch + 76626560 /* t445 */, scratch + 76624896 /* t443 */, scratch + 76624928 /* t444 */);
+    step_teacher_conv0_vjp_4(scratch + 76609536 /* t447 */, io + 401408 /* t97 */, scratch + 24084480 /* t442 */, scratch + 35323904 /* chunk */);
+    step_teacher_conv0_vjp_5(scratch + 76609824 /* t448 */, io /* in_x */, scratch + 38133760 /* t441 */, scratch + 76609536 /* t447 */, scratch + 39739392 /* chunk */);
+    step_teacher_conv0_update(state + 843296 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 76609824 /* t449 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 843584 /* in_teacher_momentum_conv0_bias */, state + 288 /* in_teacher_conv0_bias */, scratch + 76626560 /* t445 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_conv3_update(state + 843616 /* in_teacher_momentum_conv3_weight */, state + 320 /* in_teacher_conv3_weight */, scratch + 68458496 /* t428 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_conv3_update_2(state + 862048 /* in_teacher_momentum_conv3_bias */, state + 18752 /* in_teacher_conv3_bias */, scratch + 76624960 /* t418 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense7_vjp_7(scratch + 68440064 /* t488 */, state + 862112 /* in_teacher_momentum_dense7_weight */, state + 18816 /* in_teacher_dense7_weight */, scratch + 64626688 /* t396 */, scratch + 68859904 /* t387 */, scratch + 67637248 /* t400 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense7_update(state + 1263520 /* in_teacher_momentum_dense7_bias */, state + 420224 /* in_teacher_dense7_bias */, scratch + 76625152 /* t392 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense9_vjp_7(scratch + 76609536 /* t506 */, state + 1263648 /* in_teacher_momentum_dense9_weight */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t381 */, scratch + 76624256 /* t375 */, scratch + 76614016 /* t384 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense9_update(state + 1264928 /* in_teacher_momentum_dense9_bias */, state + 421632 /* in_teacher_dense9_bias */, scratch + 76625280 /* t378 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 76626560 /* t523 */, scratch + 68869376 /* t321 */);
+    step_teacher_gradient_fwd_2(scratch + 76626576 /* t525 */, scratch + 68869856 /* t319 */);
+    step_teacher_gradient_fwd_3(scratch + 68869856 /* t528 */, scratch + 68841472 /* t313 */);
+    step_teacher_gradient_fwd_4(scratch + 68869872 /* t531 */, scratch + 68869792 /* t310 */);
+    step_teacher_gradient_fwd_5(scratch + 76626592 /* t534 */, scratch + 68038656 /* t304 */);
+    step_teacher_gradient_fwd_6(scratch + 76626608 /* t537 */, scratch + 68869664 /* t302 */);
+    step_teacher_gradient_fwd_7(scratch + 68869376 /* t540 */, scratch + 68868096 /* t299 */);
+    step_teacher_gradient_fwd_8(scratch + 68869392 /* t543 */, scratch + 68869888 /* t297 */);
+    step_teacher_gradient_fwd_9(io + 753440 /* t545 */, scratch + 76626560 /* t523 */, scratch + 76626576 /* t525 */, scratch + 68869856 /* t528 */, scratch + 68869872 /* t531 */, scratch + 76626592 /* t534 */, scratch + 76626608 /* t537 */, scratch + 68869376 /* t540 */, scratch + 68869392 /* t543 */);
+    step_teacher_gradient_fwd_10(scratch + 76626560 /* t547 */, scratch + 43954176 /* t167 */);
+    step_teacher_gradient_fwd_11(scratch + 76626576 /* t549 */, scratch + 43954464 /* t165 */);
+    step_teacher_gradient_fwd_12(scratch + 76626592 /* t552 */, scratch + 76591104 /* t159 */);
+    step_teacher_gradient_fwd_13(scratch + 76626608 /* t555 */, scratch + 76626624 /* t156 */);
+    step_teacher_gradient_fwd_14(scratch + 76626624 /* t558 */, scratch + 76066816 /* t150 */);
+    step_teacher_gradient_fwd_15(scratch + 76626640 /* t561 */, scratch + 76626432 /* t148 */);
+    step_teacher_gradient_fwd_16(scratch + 76626656 /* t564 */, scratch + 76622976 /* t145 */);
+    step_teacher_gradient_fwd_17(scratch + 76626672 /* t567 */, scratch + 76626688 /* t143 */);
+    step_teacher_gradient_fwd_18(io + 753456 /* t569 */, io + 753472 /* t573 */, io + 753488 /* t574 */, scratch + 76626560 /* t547 */, scratch + 76626576 /* t549 */, scratch + 76626592 /* t552 */, scratch + 76626608 /* t555 */, scratch + 76626624 /* t558 */, scratch + 76626640 /* t561 */, scratch + 76626656 /* t564 */, scratch + 76626672 /* t567 */, io + 753440 /* t545 */, scratch + 68869904 /* t344 */, io + 753424 /* t345 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 1686592
-#define MPLC_STEP_IO_FLOATS 753552
+#define MPLC_STEP_IO_FLOATS 753504
 #define MPLC_SUPERVISED_IO_FLOATS 406560
 #define MPLC_SCRATCH_FLOATS 76626704
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 32
 #define MPLC_NUM_STEP_INPUTS 6
-#define MPLC_NUM_STEP_OUTPUTS 13
+#define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "42da99705da65bb1c7e322bc3e2e35430f4e02cbc1551a63abd9d8ff8fcbf54b"
+#define MPLC_MODEL_HASH "7fbf1e9a15a4bd2265e984af4fc959f4515bc638f8e925edde064d5a9c904123"
 #define MPLC_MODEL_NAME "bench_w2_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

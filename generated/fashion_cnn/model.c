@@ -75,9 +75,6 @@ const mplc_tensor mplc_step_outputs[] = {
     { "g_u_norm", 0, {0, 0, 0, 0}, 263152, 1, 0, 0, 0.0 },
     { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 263168, 1, 0, 0, 0.0 },
     { "h_positive", 0, {0, 0, 0, 0}, 263184, 1, 0, 0, 0.0 },
-    { "teacher_grad_sup_norm", 0, {0, 0, 0, 0}, 263200, 1, 0, 0, 0.0 },
-    { "teacher_grad_uda_norm", 0, {0, 0, 0, 0}, 263216, 1, 0, 0, 0.0 },
-    { "teacher_grad_feedback_norm", 0, {0, 0, 0, 0}, 263232, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -2285,6 +2282,7 @@ static void step_teacher_feedback_fwd_8(float *restrict t345, const float *restr
 }
 
 /* loop []
+ * %135 = constant -0.0078125 : []  // student/loss_u fwd
  * %254 = constant 1.9 : []  // teacher/feedback fwd
  * %255 = mul %19, %254 : []  // teacher/feedback fwd
  * %328 = add %325, %327 : []  // teacher/feedback fwd
@@ -2294,8 +2292,10 @@ static void step_teacher_feedback_fwd_8(float *restrict t345, const float *restr
  * %340 = add %337, %339 : []  // teacher/feedback fwd
  * %343 = add %340, %342 : []  // teacher/feedback fwd
  * %346 = add %343, %345 : []  // teacher/feedback fwd
- * %347 = mul %255, %346 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_9(float *restrict t346, float *restrict t347, const float *restrict t325, const float *restrict t327, const float *restrict t330, const float *restrict t333, const float *restrict t336, const float *restrict t339, const float *restrict t342, const float *restrict t345, const float *restrict in_lr_student) {
+ * %347 = mul %255, %346 : []  // teacher/feedback fwd
+ * %348 = mul %21, %347 : []  // teacher/feedback vjp
+ * %349 = mul %348, %135 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_9(float *restrict t346, float *restrict t347, float *restrict t349, const float *restrict t325, const float *restrict t327, const float *restrict t330, const float *restrict t333, const float *restrict t336, const float *restrict t339, const float *restrict t342, const float *restrict t345, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
         const float v328 = t325[0] + t327[0];
         const float v331 = v328 + t330[0];
@@ -2306,646 +2306,406 @@ static void step_teacher_feedback_fwd_9(float *restrict t346, float *restrict t3
         const float v346 = v343 + t345[0];
         const float v255 = in_lr_student[0] * 1.9f;
         const float v347 = v255 * v346;
+        const float v348 = in_feedback_scale[0] * v347;
+        const float v349 = v348 * (-0.0078125f);
         t346[i] = v346;
         t347[i] = v347;
+        t349[i] = v349;
+    }
+}
+
+/* loop [128,10]
+ * %350 = broadcast axes=[] %349 : [128,10]  // teacher/feedback vjp
+ * %351 = mul %350, %98 : [128,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t351, const float *restrict t349, const float *restrict t98) {
+    for (size_t i = 0; i < 1280; i++) {
+        const float v351 = t349[0] * t98[i];
+        t351[i] = v351;
+    }
+}
+
+/* reduce_sum [128,10] axes=[1]
+ * %352 = neg %351 : [128,10]  // teacher/feedback vjp
+ * %353 = reduce_sum axes=[1] %352 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t353, const float *restrict t351) {
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        double sum = 0.0;
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v352 = -t351[i0 * 10 + i1];
+            sum += v352;
+        }
+        t353[i0] = (float)sum;
+    }
+}
+
+/* loop [128]
+ * %354 = div %353, %85 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t354, const float *restrict t353, const float *restrict t85) {
+    for (size_t i = 0; i < 128; i++) {
+        const float v354 = t353[i] / t85[i];
+        t354[i] = v354;
+    }
+}
+
+/* loop []
+ * %94 = constant 0.0078125 : []  // teacher/loss_uda fwd
+ * %358 = mul %20, %94 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t358, const float *restrict in_uda_weight) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v358 = in_uda_weight[0] * 0.0078125f;
+        t358[i] = v358;
+    }
+}
+
+/* loop [128]
+ * %359 = broadcast axes=[] %358 : [128]  // teacher/loss_uda vjp
+ * %360 = mul %359, %80 : [128]  // teacher/loss_uda vjp
+ * %361 = neg %360 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t361, const float *restrict t358, const float *restrict t80) {
+    for (size_t i = 0; i < 128; i++) {
+        const float v360 = t358[0] * t80[i];
+        const float v361 = -v360;
+        t361[i] = v361;
+    }
+}
+
+/* loop [128,10]
+ * %362 = broadcast axes=[0] %361 : [128,10]  // teacher/loss_uda vjp
+ * %363 = mul %362, %77 : [128,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t363, const float *restrict t361, const float *restrict t77) {
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v363 = t361[i0] * t77[i0 * 10 + i1];
+            t363[i0 * 10 + i1] = v363;
+        }
+    }
+}
+
+/* reduce_sum [128,10] axes=[1]
+ * %364 = neg %363 : [128,10]  // teacher/loss_uda vjp
+ * %365 = reduce_sum axes=[1] %364 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t365, const float *restrict t363) {
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        double sum = 0.0;
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v364 = -t363[i0 * 10 + i1];
+            sum += v364;
+        }
+        t365[i0] = (float)sum;
+    }
+}
+
+/* loop [128]
+ * %366 = div %365, %85 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t366, const float *restrict t365, const float *restrict t85) {
+    for (size_t i = 0; i < 128; i++) {
+        const float v366 = t365[i] / t85[i];
+        t366[i] = v366;
+    }
+}
+
+/* loop [128,10]
+ * %355 = broadcast axes=[0] %354 : [128,10]  // teacher/feedback vjp
+ * %356 = mul %355, %84 : [128,10]  // teacher/feedback vjp
+ * %357 = add %351, %356 : [128,10]  // teacher/feedback vjp
+ * %367 = broadcast axes=[0] %366 : [128,10]  // teacher/loss_uda vjp
+ * %368 = mul %367, %84 : [128,10]  // teacher/loss_uda vjp
+ * %369 = add %363, %368 : [128,10]  // teacher/loss_uda vjp
+ * %370 = add %357, %369 : [128,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t370, const float *restrict t354, const float *restrict t84, const float *restrict t351, const float *restrict t366, const float *restrict t363) {
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v356 = t354[i0] * t84[i0 * 10 + i1];
+            const float v357 = t351[i0 * 10 + i1] + v356;
+            const float v368 = t366[i0] * t84[i0 * 10 + i1];
+            const float v369 = t363[i0 * 10 + i1] + v368;
+            const float v370 = v357 + v369;
+            t370[i0 * 10 + i1] = v370;
+        }
     }
 }
 
 /* loop [32,10]
  * %291 = constant -0.03125 : [32,10]  // student/loss_l vjp
- * %348 = mul %291, %54 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t348, const float *restrict t54) {
+ * %371 = mul %291, %54 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t371, const float *restrict t54) {
     for (size_t i = 0; i < 320; i++) {
-        const float v348 = (-0.03125f) * t54[i];
-        t348[i] = v348;
+        const float v371 = (-0.03125f) * t54[i];
+        t371[i] = v371;
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %349 = neg %348 : [32,10]  // teacher/loss_sup vjp
- * %350 = reduce_sum axes=[1] %349 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t350, const float *restrict t348) {
+ * %372 = neg %371 : [32,10]  // teacher/loss_sup vjp
+ * %373 = reduce_sum axes=[1] %372 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t373, const float *restrict t371) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v349 = -t348[i0 * 10 + i1];
-            sum += v349;
+            const float v372 = -t371[i0 * 10 + i1];
+            sum += v372;
         }
-        t350[i0] = (float)sum;
+        t373[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %351 = div %350, %59 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_3(float *restrict t351, const float *restrict t350, const float *restrict t59) {
+ * %374 = div %373, %59 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t374, const float *restrict t373, const float *restrict t59) {
     for (size_t i = 0; i < 32; i++) {
-        const float v351 = t350[i] / t59[i];
-        t351[i] = v351;
+        const float v374 = t373[i] / t59[i];
+        t374[i] = v374;
     }
 }
 
 /* loop [32,10]
- * %352 = broadcast axes=[0] %351 : [32,10]  // teacher/loss_sup vjp
- * %353 = mul %352, %58 : [32,10]  // teacher/loss_sup vjp
- * %354 = add %348, %353 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_4(float *restrict t354, const float *restrict t351, const float *restrict t58, const float *restrict t348) {
+ * %375 = broadcast axes=[0] %374 : [32,10]  // teacher/loss_sup vjp
+ * %376 = mul %375, %58 : [32,10]  // teacher/loss_sup vjp
+ * %377 = add %371, %376 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t377, const float *restrict t374, const float *restrict t58, const float *restrict t371) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v353 = t351[i0] * t58[i0 * 10 + i1];
-            const float v354 = t348[i0 * 10 + i1] + v353;
-            t354[i0 * 10 + i1] = v354;
+            const float v376 = t374[i0] * t58[i0 * 10 + i1];
+            const float v377 = t371[i0 * 10 + i1] + v376;
+            t377[i0 * 10 + i1] = v377;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[0]
- * %355 = reduce_sum axes=[0] %354 : [10]  // teacher/dense10 vjp */
-static void step_teacher_dense10_vjp(float *restrict t355, const float *restrict t354) {
-    for (size_t o = 0; o < 10; o++) t355[o] = 0.0f;
+ * %378 = reduce_sum axes=[0] %377 : [10]  // teacher/dense10 vjp */
+static void step_teacher_dense10_vjp(float *restrict t378, const float *restrict t377) {
+    for (size_t o = 0; o < 10; o++) t378[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t355[i1] += t354[i0 * 10 + i1];
+            t378[i1] += t377[i0 * 10 + i1];
         }
     }
 }
 
-/* gemm blas m=128 n=10 k=32 tA
- * %358 = matmul tA %357, %354 : [128,10]  // teacher/dense10 vjp */
-static void step_teacher_dense10_vjp_2(float *restrict t358, const float *restrict t357, const float *restrict t354) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t357, 128, t354, 10, 0.0f, t358, 10);
-}
-
-/* loop [288,128] split
- * %361 = step %42 : [288,128]  // teacher/relu8 vjp */
-typedef struct {
-    float *t361;
-    const float *t42;
-} step_teacher_relu8_vjp_pointers;
-
-static void step_teacher_relu8_vjp_part(void *context, int part, int parts) {
-    const step_teacher_relu8_vjp_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t361 = p->t361;
-    const float *restrict t42 = p->t42;
-    size_t lo, hi;
-    while (mplc_claim(288, 9, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
-            const float v361 = t42[i] > 0.0f ? 1.0f : 0.0f;
-            t361[i] = v361;
+/* reduce_sum [128,10] axes=[0]
+ * %379 = reduce_sum axes=[0] %370 : [10]  // teacher/dense10 vjp */
+static void step_teacher_dense10_vjp_2(float *restrict t379, const float *restrict t370) {
+    for (size_t o = 0; o < 10; o++) t379[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            t379[i1] += t370[i0 * 10 + i1];
         }
     }
 }
 
-static void step_teacher_relu8_vjp(float *restrict t361, const float *restrict t42) {
-    mplc_parallel(step_teacher_relu8_vjp_part, &(step_teacher_relu8_vjp_pointers){t361, t42});
+/* loop [10]
+ * %380 = add %378, %379 : [10]  // teacher/dense10 vjp */
+static void step_teacher_dense10_vjp_3(float *restrict t380, const float *restrict t378, const float *restrict t379) {
+    for (size_t i = 0; i < 10; i++) {
+        const float v380 = t378[i] + t379[i];
+        t380[i] = v380;
+    }
+}
+
+/* gemm blas m=128 n=10 k=128 tA
+ * %386 = matmul tA %385, %370 : [128,10]  // teacher/dense10 vjp */
+static void step_teacher_dense10_vjp_4(float *restrict t386, const float *restrict t385, const float *restrict t370) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t385, 128, t370, 10, 0.0f, t386, 10);
 }
 
 /* gemm blas m=32 n=128 k=10 tB +epilogue
- * %356 = matmul tB %354, %6 : [32,128]  // teacher/dense10 vjp
- * %360 = mul %356, %359 : [32,128]  // teacher/dropout9 vjp
- * %363 = mul %360, %362 : [32,128]  // teacher/relu8 vjp */
-static void step_teacher_dense10_vjp_3(float *restrict t363, const float *restrict t354, const float *restrict in_teacher_dense10_weight, const float *restrict in_dropout_teacher_all_dropout9, const float *restrict t362) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t354, 10, in_teacher_dense10_weight, 10, 0.0f, t363, 128);
+ * %381 = matmul tB %377, %6 : [32,128]  // teacher/dense10 vjp
+ * %389 = mul %381, %388 : [32,128]  // teacher/dropout9 vjp
+ * %394 = step %392 : [32,128]  // teacher/relu8 vjp
+ * %395 = mul %389, %394 : [32,128]  // teacher/relu8 vjp */
+static void step_teacher_dense10_vjp_5(float *restrict t395, const float *restrict t377, const float *restrict in_teacher_dense10_weight, const float *restrict in_dropout_teacher_all_dropout9, const float *restrict t392) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t377, 10, in_teacher_dense10_weight, 10, 0.0f, t395, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4096; i++) {
-        const float v360 = t363[i] * in_dropout_teacher_all_dropout9[i];
-        const float v363 = v360 * t362[i];
-        t363[i] = v363;
+        const float v389 = t395[i] * in_dropout_teacher_all_dropout9[i];
+        const float v394 = t392[i] > 0.0f ? 1.0f : 0.0f;
+        const float v395 = v389 * v394;
+        t395[i] = v395;
+    }
+}
+
+/* gemm blas m=128 n=128 k=10 tB +epilogue
+ * %382 = matmul tB %370, %6 : [128,128]  // teacher/dense10 vjp
+ * %391 = mul %382, %390 : [128,128]  // teacher/dropout9 vjp
+ * %396 = step %393 : [128,128]  // teacher/relu8 vjp
+ * %397 = mul %391, %396 : [128,128]  // teacher/relu8 vjp */
+static void step_teacher_dense10_vjp_6(float *restrict t397, const float *restrict t370, const float *restrict in_teacher_dense10_weight, const float *restrict t390, const float *restrict t393) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t370, 10, in_teacher_dense10_weight, 10, 0.0f, t397, 128);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 16384; i++) {
+        const float v391 = t397[i] * t390[i];
+        const float v396 = t393[i] > 0.0f ? 1.0f : 0.0f;
+        const float v397 = v391 * v396;
+        t397[i] = v397;
     }
 }
 
 /* reduce_sum [32,128] axes=[0]
- * %364 = reduce_sum axes=[0] %363 : [128]  // teacher/dense7 vjp */
-static void step_teacher_dense7_vjp(float *restrict t364, const float *restrict t363) {
-    for (size_t o = 0; o < 128; o++) t364[o] = 0.0f;
+ * %398 = reduce_sum axes=[0] %395 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp(float *restrict t398, const float *restrict t395) {
+    for (size_t o = 0; o < 128; o++) t398[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t364[i1] += t363[i0 * 128 + i1];
+            t398[i1] += t395[i0 * 128 + i1];
         }
     }
 }
 
-/* gemm blas m=32 n=1568 k=128 tB split
- * %365 = matmul tB %363, %4 : [32,1568]  // teacher/dense7 vjp */
-typedef struct {
-    float *t365;
-    const float *t363;
-    const float *in_teacher_dense7_weight;
-} step_teacher_dense7_vjp_2_pointers;
+/* reduce_sum [128,128] axes=[0]
+ * %399 = reduce_sum axes=[0] %397 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp_2(float *restrict t399, const float *restrict t397) {
+    for (size_t o = 0; o < 128; o++) t399[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 128; i1++) {
+            t399[i1] += t397[i0 * 128 + i1];
+        }
+    }
+}
 
-static void step_teacher_dense7_vjp_2_part(void *context, int part, int parts) {
-    const step_teacher_dense7_vjp_2_pointers *p = context;
-    float *restrict t365 = p->t365;
-    const float *restrict t363 = p->t363;
+/* loop [128]
+ * %400 = add %398, %399 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp_3(float *restrict t400, const float *restrict t398, const float *restrict t399) {
+    for (size_t i = 0; i < 128; i++) {
+        const float v400 = t398[i] + t399[i];
+        t400[i] = v400;
+    }
+}
+
+/* gemm blas m=32 n=1568 k=128 tB split
+ * %401 = matmul tB %395, %4 : [32,1568]  // teacher/dense7 vjp */
+typedef struct {
+    float *t401;
+    const float *t395;
+    const float *in_teacher_dense7_weight;
+} step_teacher_dense7_vjp_4_pointers;
+
+static void step_teacher_dense7_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_4_pointers *p = context;
+    float *restrict t401 = p->t401;
+    const float *restrict t395 = p->t395;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t363 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t365 + lo * 1568, 1568);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t395 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t401 + lo * 1568, 1568);
 }
 
-static void step_teacher_dense7_vjp_2(float *restrict t365, const float *restrict t363, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_teacher_dense7_vjp_2_part, &(step_teacher_dense7_vjp_2_pointers){t365, t363, in_teacher_dense7_weight});
+static void step_teacher_dense7_vjp_4(float *restrict t401, const float *restrict t395, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_teacher_dense7_vjp_4_part, &(step_teacher_dense7_vjp_4_pointers){t401, t395, in_teacher_dense7_weight});
 }
 
-/* gemm blas m=1568 n=128 k=32 tA split
- * %368 = matmul tA %367, %363 : [1568,128]  // teacher/dense7 vjp */
+/* gemm blas m=128 n=1568 k=128 tB split
+ * %402 = matmul tB %397, %4 : [128,1568]  // teacher/dense7 vjp */
 typedef struct {
-    float *t368;
-    const float *t367;
-    const float *t363;
-} step_teacher_dense7_vjp_3_pointers;
+    float *t402;
+    const float *t397;
+    const float *in_teacher_dense7_weight;
+} step_teacher_dense7_vjp_5_pointers;
 
-static void step_teacher_dense7_vjp_3_part(void *context, int part, int parts) {
-    const step_teacher_dense7_vjp_3_pointers *p = context;
-    float *restrict t368 = p->t368;
-    const float *restrict t367 = p->t367;
-    const float *restrict t363 = p->t363;
+static void step_teacher_dense7_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_5_pointers *p = context;
+    float *restrict t402 = p->t402;
+    const float *restrict t397 = p->t397;
+    const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
+    size_t lo, hi;
+    mplc_part(128, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t397 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t402 + lo * 1568, 1568);
+}
+
+static void step_teacher_dense7_vjp_5(float *restrict t402, const float *restrict t397, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_teacher_dense7_vjp_5_part, &(step_teacher_dense7_vjp_5_pointers){t402, t397, in_teacher_dense7_weight});
+}
+
+/* gemm blas m=1568 n=128 k=128 tA split
+ * %408 = matmul tA %407, %397 : [1568,128]  // teacher/dense7 vjp */
+typedef struct {
+    float *t408;
+    const float *t407;
+    const float *t397;
+} step_teacher_dense7_vjp_6_pointers;
+
+static void step_teacher_dense7_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_6_pointers *p = context;
+    float *restrict t408 = p->t408;
+    const float *restrict t407 = p->t407;
+    const float *restrict t397 = p->t397;
     size_t lo, hi;
     mplc_part(1568, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t367 + lo, 1568, t363, 128, 0.0f, t368 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t407 + lo, 1568, t397, 128, 0.0f, t408 + lo * 128, 128);
 }
 
-static void step_teacher_dense7_vjp_3(float *restrict t368, const float *restrict t367, const float *restrict t363) {
-    mplc_parallel(step_teacher_dense7_vjp_3_part, &(step_teacher_dense7_vjp_3_pointers){t368, t367, t363});
+static void step_teacher_dense7_vjp_6(float *restrict t408, const float *restrict t407, const float *restrict t397) {
+    mplc_parallel(step_teacher_dense7_vjp_6_part, &(step_teacher_dense7_vjp_6_pointers){t408, t407, t397});
 }
 
 /* loop [32,7,7,32] split
- * %372 = step %366 : [32,7,7,32]  // teacher/relu4 vjp
- * %373 = mul %369, %372 : [32,7,7,32]  // teacher/relu4 vjp */
+ * %416 = step %403 : [32,7,7,32]  // teacher/relu4 vjp
+ * %417 = mul %410, %416 : [32,7,7,32]  // teacher/relu4 vjp */
 typedef struct {
-    float *t373;
-    const float *t366;
-    const float *t369;
+    float *t417;
+    const float *t403;
+    const float *t410;
 } step_teacher_relu4_vjp_pointers;
 
 static void step_teacher_relu4_vjp_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t373 = p->t373;
-    const float *restrict t366 = p->t366;
-    const float *restrict t369 = p->t369;
+    float *restrict t417 = p->t417;
+    const float *restrict t403 = p->t403;
+    const float *restrict t410 = p->t410;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-            const float v372 = t366[i] > 0.0f ? 1.0f : 0.0f;
-            const float v373 = t369[i] * v372;
-            t373[i] = v373;
+            const float v416 = t403[i] > 0.0f ? 1.0f : 0.0f;
+            const float v417 = t410[i] * v416;
+            t417[i] = v417;
         }
     }
 }
 
-static void step_teacher_relu4_vjp(float *restrict t373, const float *restrict t366, const float *restrict t369) {
-    mplc_parallel(step_teacher_relu4_vjp_part, &(step_teacher_relu4_vjp_pointers){t373, t366, t369});
+static void step_teacher_relu4_vjp(float *restrict t417, const float *restrict t403, const float *restrict t410) {
+    mplc_parallel(step_teacher_relu4_vjp_part, &(step_teacher_relu4_vjp_pointers){t417, t403, t410});
 }
 
-/* window maxPoolScatter k2 s2 p0 split
- * %374 = max_pool_scatter k2 s2 p0 %371, %373 : [32,14,14,32]  // teacher/relu4 vjp */
+/* loop [128,7,7,32] split
+ * %418 = step %406 : [128,7,7,32]  // teacher/relu4 vjp
+ * %419 = mul %411, %418 : [128,7,7,32]  // teacher/relu4 vjp */
 typedef struct {
-    float *t374;
-    const float *t371;
-    const float *t373;
+    float *t419;
+    const float *t406;
+    const float *t411;
 } step_teacher_relu4_vjp_2_pointers;
 
 static void step_teacher_relu4_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t374 = p->t374;
-    const float *restrict t371 = p->t371;
-    const float *restrict t373 = p->t373;
+    float *restrict t419 = p->t419;
+    const float *restrict t406 = p->t406;
+    const float *restrict t411 = p->t411;
     size_t lo, hi;
-    while (mplc_claim(32, 1, &lo, &hi)) {
-        mplc_max_pool_scatter(t374 + lo * 6272, t371 + lo * 6272, t373 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
-    }
-}
-
-static void step_teacher_relu4_vjp_2(float *restrict t374, const float *restrict t371, const float *restrict t373) {
-    mplc_parallel(step_teacher_relu4_vjp_2_part, &(step_teacher_relu4_vjp_2_pointers){t374, t371, t373});
-}
-
-/* reduce_sum [6272,32] axes=[0] split
- * %376 = reduce_sum axes=[0] %375 : [32]  // teacher/conv3 vjp */
-typedef struct {
-    float *t376;
-    const float *t375;
-    float *chunk;
-} step_teacher_conv3_vjp_pointers;
-
-static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
-    const step_teacher_conv3_vjp_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t376 = p->t376; (void)t376; /* used after the parts */
-    const float *restrict t375 = p->t375;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(6272, 392, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 392 * 32;
-        float sums[32];
-        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t375[i0 * 32 + i1];
-            }
-        }
-        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_conv3_vjp(float *restrict t376, const float *restrict t375, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t376, t375, chunk});
-    for (size_t o = 0; o < 32; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t376[o] = total;
-    }
-}
-
-/* gemm winograd m=6272 n=144 k=32 tB chunk=9 split
- * %377 = matmul tB %375, %31 : [6272,144]  // teacher/conv3 vjp
- * %382 = col2im k3 s1 p1 %377 : [32,14,14,16]  // teacher/conv3 vjp */
-typedef struct {
-    float *t382;
-    const float *t375;
-    const float *in_teacher_conv3_weight;
-    float *chunk;
-} step_teacher_conv3_vjp_2_pointers;
-
-static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
-    const step_teacher_conv3_vjp_2_pointers *p = context;
-    (void)parts;
-    float *restrict t382 = p->t382;
-    const float *restrict t375 = p->t375;
-    const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
-    float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_conv3_weight, 32, 16, 1);
-    size_t lo, hi;
-    while (mplc_claim(32, 9, &lo, &hi)) {
-        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t382 + (size_t)n0 * 3136, t375 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v418 = t406[i] > 0.0f ? 1.0f : 0.0f;
+            const float v419 = t411[i] * v418;
+            t419[i] = v419;
         }
     }
 }
 
-static void step_teacher_conv3_vjp_2(float *restrict t382, const float *restrict t375, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t382, t375, in_teacher_conv3_weight, chunk});
-}
-
-/* gemm winograd m=144 n=32 k=6272 tA chunk=9 split
- * %379 = im2col k3 s1 p1 %378 : [6272,144]  // teacher/conv3 vjp
- * %380 = matmul tA %379, %375 : [144,32]  // teacher/conv3 vjp */
-typedef struct {
-    float *t380;
-    const float *t378;
-    const float *t375;
-    float *chunk;
-} step_teacher_conv3_vjp_3_pointers;
-
-static void step_teacher_conv3_vjp_3_part(void *context, int part, int parts) {
-    const step_teacher_conv3_vjp_3_pointers *p = context;
-    float *restrict t380 = p->t380;
-    const float *restrict t378 = p->t378;
-    const float *restrict t375 = p->t375;
-    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
-    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
-    size_t lo, hi;
-    mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t380 : chunk + 347216;
-    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
-    float *filters = chunk;
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t378 + (size_t)n0 * 3136, t375 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
-    }
-    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
-}
-
-static void step_teacher_conv3_vjp_3(float *restrict t380, const float *restrict t378, const float *restrict t375, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_3_part, &(step_teacher_conv3_vjp_3_pointers){t380, t378, t375, chunk});
-    for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 351824 + 347216;
-        for (int i = 0; i < 4608; i++) t380[i] += partial[i];
-    }
-}
-
-/* loop [32,14,14,16] split
- * %385 = step %378 : [32,14,14,16]  // teacher/relu1 vjp
- * %386 = mul %382, %385 : [32,14,14,16]  // teacher/relu1 vjp */
-typedef struct {
-    float *t386;
-    const float *t378;
-    const float *t382;
-} step_teacher_relu1_vjp_pointers;
-
-static void step_teacher_relu1_vjp_part(void *context, int part, int parts) {
-    const step_teacher_relu1_vjp_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t386 = p->t386;
-    const float *restrict t378 = p->t378;
-    const float *restrict t382 = p->t382;
-    size_t lo, hi;
-    while (mplc_claim(32, 1, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v385 = t378[i] > 0.0f ? 1.0f : 0.0f;
-            const float v386 = t382[i] * v385;
-            t386[i] = v386;
-        }
-    }
-}
-
-static void step_teacher_relu1_vjp(float *restrict t386, const float *restrict t378, const float *restrict t382) {
-    mplc_parallel(step_teacher_relu1_vjp_part, &(step_teacher_relu1_vjp_pointers){t386, t378, t382});
+static void step_teacher_relu4_vjp_2(float *restrict t419, const float *restrict t406, const float *restrict t411) {
+    mplc_parallel(step_teacher_relu4_vjp_2_part, &(step_teacher_relu4_vjp_2_pointers){t419, t406, t411});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %387 = max_pool_scatter k2 s2 p0 %384, %386 : [32,28,28,16]  // teacher/relu1 vjp */
-typedef struct {
-    float *t387;
-    const float *t384;
-    const float *t386;
-} step_teacher_relu1_vjp_2_pointers;
-
-static void step_teacher_relu1_vjp_2_part(void *context, int part, int parts) {
-    const step_teacher_relu1_vjp_2_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t387 = p->t387;
-    const float *restrict t384 = p->t384;
-    const float *restrict t386 = p->t386;
-    size_t lo, hi;
-    while (mplc_claim(32, 1, &lo, &hi)) {
-        mplc_max_pool_scatter(t387 + lo * 12544, t384 + lo * 12544, t386 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
-    }
-}
-
-static void step_teacher_relu1_vjp_2(float *restrict t387, const float *restrict t384, const float *restrict t386) {
-    mplc_parallel(step_teacher_relu1_vjp_2_part, &(step_teacher_relu1_vjp_2_pointers){t387, t384, t386});
-}
-
-/* reduce_sum [25088,16] axes=[0] split
- * %389 = reduce_sum axes=[0] %388 : [16]  // teacher/conv0 vjp */
-typedef struct {
-    float *t389;
-    const float *t388;
-    float *chunk;
-} step_teacher_conv0_vjp_pointers;
-
-static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
-    const step_teacher_conv0_vjp_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t389 = p->t389; (void)t389; /* used after the parts */
-    const float *restrict t388 = p->t388;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(25088, 1568, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 1568 * 16;
-        float sums[16];
-        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                sums[i1] += t388[i0 * 16 + i1];
-            }
-        }
-        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_conv0_vjp(float *restrict t389, const float *restrict t388, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t389, t388, chunk});
-    for (size_t o = 0; o < 16; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
-        t389[o] = total;
-    }
-}
-
-/* gemm small-outer-products m=9 n=16 k=25088 tA chunk=20 split
- * %256 = im2col k3 s1 p1 %100 : [25088,9]  // student/conv0 fwd
- * %390 = matmul tA %256, %388 : [9,16]  // teacher/conv0 vjp */
-typedef struct {
-    float *t390;
-    const float *in_x;
-    const float *t388;
-    float *chunk;
-} step_teacher_conv0_vjp_2_pointers;
-
-static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
-    const step_teacher_conv0_vjp_2_pointers *p = context;
-    float *restrict t390 = p->t390;
-    const float *restrict in_x = p->in_x;
-    const float *restrict t388 = p->t388;
-    float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
-    /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    size_t lo, hi;
-    mplc_part(32, 20, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t390 : chunk + 141120;
-    if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
-    float total[144];
-    for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
-        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
-        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
-            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
-            float block_sum[144];
-            for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
-            for (size_t r = r0; r < r1; r++) {
-                const float *dy = t388 + ((size_t)n0 * 784 + r) * 16;
-                for (int p = 0; p < 9; p++) {
-                    const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
-                }
-            }
-            for (int i = 0; i < 144; i++) total[i] += block_sum[i];
-        }
-    }
-    for (int i = 0; i < 144; i++) sum[i] = total[i];
-}
-
-static void step_teacher_conv0_vjp_2(float *restrict t390, const float *restrict in_x, const float *restrict t388, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t390, in_x, t388, chunk});
-    for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 141264 + 141120;
-        for (int i = 0; i < 144; i++) t390[i] += partial[i];
-    }
-}
-
-/* loop []
- * %94 = constant 0.0078125 : []  // teacher/loss_uda fwd
- * %392 = mul %20, %94 : []  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp(float *restrict t392, const float *restrict in_uda_weight) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v392 = in_uda_weight[0] * 0.0078125f;
-        t392[i] = v392;
-    }
-}
-
-/* loop [128]
- * %393 = broadcast axes=[] %392 : [128]  // teacher/loss_uda vjp
- * %394 = mul %393, %80 : [128]  // teacher/loss_uda vjp
- * %395 = neg %394 : [128]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_2(float *restrict t395, const float *restrict t392, const float *restrict t80) {
-    for (size_t i = 0; i < 128; i++) {
-        const float v394 = t392[0] * t80[i];
-        const float v395 = -v394;
-        t395[i] = v395;
-    }
-}
-
-/* loop [128,10]
- * %396 = broadcast axes=[0] %395 : [128,10]  // teacher/loss_uda vjp
- * %397 = mul %396, %77 : [128,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_3(float *restrict t397, const float *restrict t395, const float *restrict t77) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v397 = t395[i0] * t77[i0 * 10 + i1];
-            t397[i0 * 10 + i1] = v397;
-        }
-    }
-}
-
-/* reduce_sum [128,10] axes=[1]
- * %398 = neg %397 : [128,10]  // teacher/loss_uda vjp
- * %399 = reduce_sum axes=[1] %398 : [128]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_4(float *restrict t399, const float *restrict t397) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        double sum = 0.0;
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v398 = -t397[i0 * 10 + i1];
-            sum += v398;
-        }
-        t399[i0] = (float)sum;
-    }
-}
-
-/* loop [128]
- * %400 = div %399, %85 : [128]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_5(float *restrict t400, const float *restrict t399, const float *restrict t85) {
-    for (size_t i = 0; i < 128; i++) {
-        const float v400 = t399[i] / t85[i];
-        t400[i] = v400;
-    }
-}
-
-/* loop [128,10]
- * %401 = broadcast axes=[0] %400 : [128,10]  // teacher/loss_uda vjp
- * %402 = mul %401, %84 : [128,10]  // teacher/loss_uda vjp
- * %403 = add %397, %402 : [128,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_6(float *restrict t403, const float *restrict t400, const float *restrict t84, const float *restrict t397) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v402 = t400[i0] * t84[i0 * 10 + i1];
-            const float v403 = t397[i0 * 10 + i1] + v402;
-            t403[i0 * 10 + i1] = v403;
-        }
-    }
-}
-
-/* reduce_sum [128,10] axes=[0]
- * %404 = reduce_sum axes=[0] %403 : [10]  // teacher/dense10 vjp */
-static void step_teacher_dense10_vjp_4(float *restrict t404, const float *restrict t403) {
-    for (size_t o = 0; o < 10; o++) t404[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            t404[i1] += t403[i0 * 10 + i1];
-        }
-    }
-}
-
-/* gemm blas m=128 n=10 k=128 tA
- * %407 = matmul tA %406, %403 : [128,10]  // teacher/dense10 vjp */
-static void step_teacher_dense10_vjp_5(float *restrict t407, const float *restrict t406, const float *restrict t403) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t406, 128, t403, 10, 0.0f, t407, 10);
-}
-
-/* gemm blas m=128 n=128 k=10 tB +epilogue
- * %405 = matmul tB %403, %6 : [128,128]  // teacher/dense10 vjp
- * %409 = mul %405, %408 : [128,128]  // teacher/dropout9 vjp
- * %411 = mul %409, %410 : [128,128]  // teacher/relu8 vjp */
-static void step_teacher_dense10_vjp_6(float *restrict t411, const float *restrict t403, const float *restrict in_teacher_dense10_weight, const float *restrict t408, const float *restrict t410) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t403, 10, in_teacher_dense10_weight, 10, 0.0f, t411, 128);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 16384; i++) {
-        const float v409 = t411[i] * t408[i];
-        const float v411 = v409 * t410[i];
-        t411[i] = v411;
-    }
-}
-
-/* reduce_sum [128,128] axes=[0]
- * %412 = reduce_sum axes=[0] %411 : [128]  // teacher/dense7 vjp */
-static void step_teacher_dense7_vjp_4(float *restrict t412, const float *restrict t411) {
-    for (size_t o = 0; o < 128; o++) t412[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 128; i1++) {
-            t412[i1] += t411[i0 * 128 + i1];
-        }
-    }
-}
-
-/* gemm blas m=128 n=1568 k=128 tB split
- * %413 = matmul tB %411, %4 : [128,1568]  // teacher/dense7 vjp */
-typedef struct {
-    float *t413;
-    const float *t411;
-    const float *in_teacher_dense7_weight;
-} step_teacher_dense7_vjp_5_pointers;
-
-static void step_teacher_dense7_vjp_5_part(void *context, int part, int parts) {
-    const step_teacher_dense7_vjp_5_pointers *p = context;
-    float *restrict t413 = p->t413;
-    const float *restrict t411 = p->t411;
-    const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
-    size_t lo, hi;
-    mplc_part(128, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t411 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t413 + lo * 1568, 1568);
-}
-
-static void step_teacher_dense7_vjp_5(float *restrict t413, const float *restrict t411, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_teacher_dense7_vjp_5_part, &(step_teacher_dense7_vjp_5_pointers){t413, t411, in_teacher_dense7_weight});
-}
-
-/* gemm blas m=1568 n=128 k=128 tA split
- * %416 = matmul tA %415, %411 : [1568,128]  // teacher/dense7 vjp */
-typedef struct {
-    float *t416;
-    const float *t415;
-    const float *t411;
-} step_teacher_dense7_vjp_6_pointers;
-
-static void step_teacher_dense7_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_dense7_vjp_6_pointers *p = context;
-    float *restrict t416 = p->t416;
-    const float *restrict t415 = p->t415;
-    const float *restrict t411 = p->t411;
-    size_t lo, hi;
-    mplc_part(1568, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t415 + lo, 1568, t411, 128, 0.0f, t416 + lo * 128, 128);
-}
-
-static void step_teacher_dense7_vjp_6(float *restrict t416, const float *restrict t415, const float *restrict t411) {
-    mplc_parallel(step_teacher_dense7_vjp_6_part, &(step_teacher_dense7_vjp_6_pointers){t416, t415, t411});
-}
-
-/* loop [128,7,7,32] split
- * %420 = step %414 : [128,7,7,32]  // teacher/relu4 vjp
- * %421 = mul %417, %420 : [128,7,7,32]  // teacher/relu4 vjp */
+ * %420 = max_pool_scatter k2 s2 p0 %413, %417 : [32,14,14,32]  // teacher/relu4 vjp */
 typedef struct {
     float *t420;
-    float *t421;
-    const float *t414;
+    const float *t413;
     const float *t417;
 } step_teacher_relu4_vjp_3_pointers;
 
@@ -2954,62 +2714,94 @@ static void step_teacher_relu4_vjp_3_part(void *context, int part, int parts) {
     (void)part;
     (void)parts;
     float *restrict t420 = p->t420;
-    float *restrict t421 = p->t421;
-    const float *restrict t414 = p->t414;
+    const float *restrict t413 = p->t413;
     const float *restrict t417 = p->t417;
     size_t lo, hi;
-    while (mplc_claim(128, 4, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-            const float v420 = t414[i] > 0.0f ? 1.0f : 0.0f;
-            const float v421 = t417[i] * v420;
-            t420[i] = v420;
-            t421[i] = v421;
-        }
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        mplc_max_pool_scatter(t420 + lo * 6272, t413 + lo * 6272, t417 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu4_vjp_3(float *restrict t420, float *restrict t421, const float *restrict t414, const float *restrict t417) {
-    mplc_parallel(step_teacher_relu4_vjp_3_part, &(step_teacher_relu4_vjp_3_pointers){t420, t421, t414, t417});
+static void step_teacher_relu4_vjp_3(float *restrict t420, const float *restrict t413, const float *restrict t417) {
+    mplc_parallel(step_teacher_relu4_vjp_3_part, &(step_teacher_relu4_vjp_3_pointers){t420, t413, t417});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %422 = max_pool_scatter k2 s2 p0 %419, %421 : [128,14,14,32]  // teacher/relu4 vjp */
+ * %421 = max_pool_scatter k2 s2 p0 %415, %419 : [128,14,14,32]  // teacher/relu4 vjp */
 typedef struct {
-    float *t422;
+    float *t421;
+    const float *t415;
     const float *t419;
-    const float *t421;
 } step_teacher_relu4_vjp_4_pointers;
 
 static void step_teacher_relu4_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t422 = p->t422;
+    float *restrict t421 = p->t421;
+    const float *restrict t415 = p->t415;
     const float *restrict t419 = p->t419;
-    const float *restrict t421 = p->t421;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
-        mplc_max_pool_scatter(t422 + lo * 6272, t419 + lo * 6272, t421 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+        mplc_max_pool_scatter(t421 + lo * 6272, t415 + lo * 6272, t419 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu4_vjp_4(float *restrict t422, const float *restrict t419, const float *restrict t421) {
-    mplc_parallel(step_teacher_relu4_vjp_4_part, &(step_teacher_relu4_vjp_4_pointers){t422, t419, t421});
+static void step_teacher_relu4_vjp_4(float *restrict t421, const float *restrict t415, const float *restrict t419) {
+    mplc_parallel(step_teacher_relu4_vjp_4_part, &(step_teacher_relu4_vjp_4_pointers){t421, t415, t419});
 }
 
-/* reduce_sum [25088,32] axes=[0] split
- * %424 = reduce_sum axes=[0] %423 : [32]  // teacher/conv3 vjp */
+/* reduce_sum [6272,32] axes=[0] split
+ * %424 = reduce_sum axes=[0] %422 : [32]  // teacher/conv3 vjp */
 typedef struct {
     float *t424;
-    const float *t423;
+    const float *t422;
     float *chunk;
-} step_teacher_conv3_vjp_4_pointers;
+} step_teacher_conv3_vjp_pointers;
 
-static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
-    const step_teacher_conv3_vjp_4_pointers *p = context;
+static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t424 = p->t424; (void)t424; /* used after the parts */
+    const float *restrict t422 = p->t422;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
+    size_t lo, hi;
+    while (mplc_claim(6272, 392, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 392 * 32;
+        float sums[32];
+        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                sums[i1] += t422[i0 * 32 + i1];
+            }
+        }
+        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
+    }
+}
+
+static void step_teacher_conv3_vjp(float *restrict t424, const float *restrict t422, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t424, t422, chunk});
+    for (size_t o = 0; o < 32; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
+        t424[o] = total;
+    }
+}
+
+/* reduce_sum [25088,32] axes=[0] split
+ * %425 = reduce_sum axes=[0] %423 : [32]  // teacher/conv3 vjp */
+typedef struct {
+    float *t425;
+    const float *t423;
+    float *chunk;
+} step_teacher_conv3_vjp_2_pointers;
+
+static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_2_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t425 = p->t425; (void)t425; /* used after the parts */
     const float *restrict t423 = p->t423;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
@@ -3026,20 +2818,62 @@ static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
     }
 }
 
-static void step_teacher_conv3_vjp_4(float *restrict t424, const float *restrict t423, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_4_part, &(step_teacher_conv3_vjp_4_pointers){t424, t423, chunk});
+static void step_teacher_conv3_vjp_2(float *restrict t425, const float *restrict t423, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t425, t423, chunk});
     for (size_t o = 0; o < 32; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t424[o] = total;
+        t425[o] = total;
     }
 }
 
-/* gemm winograd m=25088 n=144 k=32 tB chunk=9 split
- * %425 = matmul tB %423, %31 : [25088,144]  // teacher/conv3 vjp
- * %430 = col2im k3 s1 p1 %425 : [128,14,14,16]  // teacher/conv3 vjp */
+/* loop [32]
+ * %426 = add %424, %425 : [32]  // teacher/conv3 vjp */
+static void step_teacher_conv3_vjp_3(float *restrict t426, const float *restrict t424, const float *restrict t425) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v426 = t424[i] + t425[i];
+        t426[i] = v426;
+    }
+}
+
+/* gemm winograd m=6272 n=144 k=32 tB chunk=9 split
+ * %427 = matmul tB %422, %31 : [6272,144]  // teacher/conv3 vjp
+ * %437 = col2im k3 s1 p1 %427 : [32,14,14,16]  // teacher/conv3 vjp */
 typedef struct {
-    float *t430;
+    float *t437;
+    const float *t422;
+    const float *in_teacher_conv3_weight;
+    float *chunk;
+} step_teacher_conv3_vjp_4_pointers;
+
+static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_4_pointers *p = context;
+    (void)parts;
+    float *restrict t437 = p->t437;
+    const float *restrict t422 = p->t422;
+    const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *filters = chunk;
+    mplc_winograd_filters(filters, in_teacher_conv3_weight, 32, 16, 1);
+    size_t lo, hi;
+    while (mplc_claim(32, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_winograd_conv3x3(t437 + (size_t)n0 * 3136, t422 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
+        }
+    }
+}
+
+static void step_teacher_conv3_vjp_4(float *restrict t437, const float *restrict t422, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_4_part, &(step_teacher_conv3_vjp_4_pointers){t437, t422, in_teacher_conv3_weight, chunk});
+}
+
+/* gemm winograd m=25088 n=144 k=32 tB chunk=9 split
+ * %428 = matmul tB %423, %31 : [25088,144]  // teacher/conv3 vjp
+ * %438 = col2im k3 s1 p1 %428 : [128,14,14,16]  // teacher/conv3 vjp */
+typedef struct {
+    float *t438;
     const float *t423;
     const float *in_teacher_conv3_weight;
     float *chunk;
@@ -3048,7 +2882,7 @@ typedef struct {
 static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_5_pointers *p = context;
     (void)parts;
-    float *restrict t430 = p->t430;
+    float *restrict t438 = p->t438;
     const float *restrict t423 = p->t423;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
@@ -3059,124 +2893,259 @@ static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t430 + (size_t)n0 * 3136, t423 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
+            mplc_winograd_conv3x3(t438 + (size_t)n0 * 3136, t423 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
         }
     }
 }
 
-static void step_teacher_conv3_vjp_5(float *restrict t430, const float *restrict t423, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_5_part, &(step_teacher_conv3_vjp_5_pointers){t430, t423, in_teacher_conv3_weight, chunk});
+static void step_teacher_conv3_vjp_5(float *restrict t438, const float *restrict t423, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_5_part, &(step_teacher_conv3_vjp_5_pointers){t438, t423, in_teacher_conv3_weight, chunk});
 }
 
 /* gemm winograd m=144 n=32 k=25088 tA chunk=9 split
- * %427 = im2col k3 s1 p1 %426 : [25088,144]  // teacher/conv3 vjp
- * %428 = matmul tA %427, %423 : [144,32]  // teacher/conv3 vjp */
+ * %433 = im2col k3 s1 p1 %432 : [25088,144]  // teacher/conv3 vjp
+ * %434 = matmul tA %433, %423 : [144,32]  // teacher/conv3 vjp */
 typedef struct {
-    float *t428;
-    const float *t426;
+    float *t434;
+    const float *t432;
     const float *t423;
     float *chunk;
 } step_teacher_conv3_vjp_6_pointers;
 
 static void step_teacher_conv3_vjp_6_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_6_pointers *p = context;
-    float *restrict t428 = p->t428;
-    const float *restrict t426 = p->t426;
+    float *restrict t434 = p->t434;
+    const float *restrict t432 = p->t432;
     const float *restrict t423 = p->t423;
     float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t428 : chunk + 347216;
+    float *sum = part == 0 ? t434 : chunk + 347216;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t426 + (size_t)n0 * 3136, t423 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t432 + (size_t)n0 * 3136, t423 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void step_teacher_conv3_vjp_6(float *restrict t428, const float *restrict t426, const float *restrict t423, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_6_part, &(step_teacher_conv3_vjp_6_pointers){t428, t426, t423, chunk});
+static void step_teacher_conv3_vjp_6(float *restrict t434, const float *restrict t432, const float *restrict t423, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_6_part, &(step_teacher_conv3_vjp_6_pointers){t434, t432, t423, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351824 + 347216;
-        for (int i = 0; i < 4608; i++) t428[i] += partial[i];
+        for (int i = 0; i < 4608; i++) t434[i] += partial[i];
     }
 }
 
-/* loop [128,14,14,16] split
- * %433 = step %426 : [128,14,14,16]  // teacher/relu1 vjp
- * %434 = mul %430, %433 : [128,14,14,16]  // teacher/relu1 vjp */
+/* gemm winograd m=144 n=32 k=6272 tA chunk=9 +epilogue split
+ * %430 = im2col k3 s1 p1 %429 : [6272,144]  // teacher/conv3 vjp
+ * %431 = matmul tA %430, %422 : [144,32]  // teacher/conv3 vjp
+ * %435 = add %431, %434 : [144,32]  // teacher/conv3 vjp */
 typedef struct {
-    float *t433;
-    float *t434;
-    const float *t426;
-    const float *t430;
+    float *t435;
+    const float *t429;
+    const float *t422;
+    const float *t434;
+    float *chunk;
+} step_teacher_conv3_vjp_7_pointers;
+
+static void step_teacher_conv3_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_7_pointers *p = context;
+    float *restrict t435 = p->t435;
+    const float *restrict t429 = p->t429;
+    const float *restrict t422 = p->t422;
+    const float *restrict t434 = p->t434; (void)t434; /* used after the parts */
+    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
+    size_t lo, hi;
+    mplc_part(32, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t435 : chunk + 347216;
+    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    float *filters = chunk;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+        mplc_winograd_filter_gradient(filters, t429 + (size_t)n0 * 3136, t422 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+    }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
+}
+
+static void step_teacher_conv3_vjp_7(float *restrict t435, const float *restrict t429, const float *restrict t422, const float *restrict t434, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_7_part, &(step_teacher_conv3_vjp_7_pointers){t435, t429, t422, t434, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 351824 + 347216;
+        for (int i = 0; i < 4608; i++) t435[i] += partial[i];
+    }
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 4608; i++) {
+        const float v435 = t435[i] + t434[i];
+        t435[i] = v435;
+    }
+}
+
+/* loop [32,14,14,16] split
+ * %443 = step %429 : [32,14,14,16]  // teacher/relu1 vjp
+ * %444 = mul %437, %443 : [32,14,14,16]  // teacher/relu1 vjp */
+typedef struct {
+    float *t444;
+    const float *t429;
+    const float *t437;
+} step_teacher_relu1_vjp_pointers;
+
+static void step_teacher_relu1_vjp_part(void *context, int part, int parts) {
+    const step_teacher_relu1_vjp_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t444 = p->t444;
+    const float *restrict t429 = p->t429;
+    const float *restrict t437 = p->t437;
+    size_t lo, hi;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v443 = t429[i] > 0.0f ? 1.0f : 0.0f;
+            const float v444 = t437[i] * v443;
+            t444[i] = v444;
+        }
+    }
+}
+
+static void step_teacher_relu1_vjp(float *restrict t444, const float *restrict t429, const float *restrict t437) {
+    mplc_parallel(step_teacher_relu1_vjp_part, &(step_teacher_relu1_vjp_pointers){t444, t429, t437});
+}
+
+/* loop [128,14,14,16] split
+ * %445 = step %432 : [128,14,14,16]  // teacher/relu1 vjp
+ * %446 = mul %438, %445 : [128,14,14,16]  // teacher/relu1 vjp */
+typedef struct {
+    float *t446;
+    const float *t432;
+    const float *t438;
+} step_teacher_relu1_vjp_2_pointers;
+
+static void step_teacher_relu1_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_relu1_vjp_2_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t446 = p->t446;
+    const float *restrict t432 = p->t432;
+    const float *restrict t438 = p->t438;
+    size_t lo, hi;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v445 = t432[i] > 0.0f ? 1.0f : 0.0f;
+            const float v446 = t438[i] * v445;
+            t446[i] = v446;
+        }
+    }
+}
+
+static void step_teacher_relu1_vjp_2(float *restrict t446, const float *restrict t432, const float *restrict t438) {
+    mplc_parallel(step_teacher_relu1_vjp_2_part, &(step_teacher_relu1_vjp_2_pointers){t446, t432, t438});
+}
+
+/* window maxPoolScatter k2 s2 p0 split
+ * %447 = max_pool_scatter k2 s2 p0 %440, %444 : [32,28,28,16]  // teacher/relu1 vjp */
+typedef struct {
+    float *t447;
+    const float *t440;
+    const float *t444;
 } step_teacher_relu1_vjp_3_pointers;
 
 static void step_teacher_relu1_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t433 = p->t433;
-    float *restrict t434 = p->t434;
-    const float *restrict t426 = p->t426;
-    const float *restrict t430 = p->t430;
+    float *restrict t447 = p->t447;
+    const float *restrict t440 = p->t440;
+    const float *restrict t444 = p->t444;
     size_t lo, hi;
-    while (mplc_claim(128, 4, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v433 = t426[i] > 0.0f ? 1.0f : 0.0f;
-            const float v434 = t430[i] * v433;
-            t433[i] = v433;
-            t434[i] = v434;
-        }
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        mplc_max_pool_scatter(t447 + lo * 12544, t440 + lo * 12544, t444 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu1_vjp_3(float *restrict t433, float *restrict t434, const float *restrict t426, const float *restrict t430) {
-    mplc_parallel(step_teacher_relu1_vjp_3_part, &(step_teacher_relu1_vjp_3_pointers){t433, t434, t426, t430});
+static void step_teacher_relu1_vjp_3(float *restrict t447, const float *restrict t440, const float *restrict t444) {
+    mplc_parallel(step_teacher_relu1_vjp_3_part, &(step_teacher_relu1_vjp_3_pointers){t447, t440, t444});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %435 = max_pool_scatter k2 s2 p0 %432, %434 : [128,28,28,16]  // teacher/relu1 vjp */
+ * %448 = max_pool_scatter k2 s2 p0 %442, %446 : [128,28,28,16]  // teacher/relu1 vjp */
 typedef struct {
-    float *t435;
-    const float *t432;
-    const float *t434;
+    float *t448;
+    const float *t442;
+    const float *t446;
 } step_teacher_relu1_vjp_4_pointers;
 
 static void step_teacher_relu1_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t435 = p->t435;
-    const float *restrict t432 = p->t432;
-    const float *restrict t434 = p->t434;
+    float *restrict t448 = p->t448;
+    const float *restrict t442 = p->t442;
+    const float *restrict t446 = p->t446;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
-        mplc_max_pool_scatter(t435 + lo * 12544, t432 + lo * 12544, t434 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+        mplc_max_pool_scatter(t448 + lo * 12544, t442 + lo * 12544, t446 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu1_vjp_4(float *restrict t435, const float *restrict t432, const float *restrict t434) {
-    mplc_parallel(step_teacher_relu1_vjp_4_part, &(step_teacher_relu1_vjp_4_pointers){t435, t432, t434});
+static void step_teacher_relu1_vjp_4(float *restrict t448, const float *restrict t442, const float *restrict t446) {
+    mplc_parallel(step_teacher_relu1_vjp_4_part, &(step_teacher_relu1_vjp_4_pointers){t448, t442, t446});
+}
+
+/* reduce_sum [25088,16] axes=[0] split
+ * %451 = reduce_sum axes=[0] %449 : [16]  // teacher/conv0 vjp */
+typedef struct {
+    float *t451;
+    const float *t449;
+    float *chunk;
+} step_teacher_conv0_vjp_pointers;
+
+static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
+    const step_teacher_conv0_vjp_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t451 = p->t451; (void)t451; /* used after the parts */
+    const float *restrict t449 = p->t449;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
+    size_t lo, hi;
+    while (mplc_claim(25088, 1568, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 1568 * 16;
+        float sums[16];
+        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                sums[i1] += t449[i0 * 16 + i1];
+            }
+        }
+        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
+    }
+}
+
+static void step_teacher_conv0_vjp(float *restrict t451, const float *restrict t449, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t451, t449, chunk});
+    for (size_t o = 0; o < 16; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
+        t451[o] = total;
+    }
 }
 
 /* reduce_sum [100352,16] axes=[0] split
- * %437 = reduce_sum axes=[0] %436 : [16]  // teacher/conv0 vjp */
+ * %452 = reduce_sum axes=[0] %450 : [16]  // teacher/conv0 vjp */
 typedef struct {
-    float *t437;
-    const float *t436;
+    float *t452;
+    const float *t450;
     float *chunk;
-} step_teacher_conv0_vjp_3_pointers;
+} step_teacher_conv0_vjp_2_pointers;
 
-static void step_teacher_conv0_vjp_3_part(void *context, int part, int parts) {
-    const step_teacher_conv0_vjp_3_pointers *p = context;
+static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_conv0_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t437 = p->t437; (void)t437; /* used after the parts */
-    const float *restrict t436 = p->t436;
+    float *restrict t452 = p->t452; (void)t452; /* used after the parts */
+    const float *restrict t450 = p->t450;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(100352, 6272, &lo, &hi)) {
@@ -3185,42 +3154,51 @@ static void step_teacher_conv0_vjp_3_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                sums[i1] += t436[i0 * 16 + i1];
+                sums[i1] += t450[i0 * 16 + i1];
             }
         }
         for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv0_vjp_3(float *restrict t437, const float *restrict t436, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_3_part, &(step_teacher_conv0_vjp_3_pointers){t437, t436, chunk});
+static void step_teacher_conv0_vjp_2(float *restrict t452, const float *restrict t450, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t452, t450, chunk});
     for (size_t o = 0; o < 16; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
-        t437[o] = total;
+        t452[o] = total;
+    }
+}
+
+/* loop [16]
+ * %453 = add %451, %452 : [16]  // teacher/conv0 vjp */
+static void step_teacher_conv0_vjp_3(float *restrict t453, const float *restrict t451, const float *restrict t452) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v453 = t451[i] + t452[i];
+        t453[i] = v453;
     }
 }
 
 /* gemm small-outer-products m=9 n=16 k=100352 tA chunk=20 split
  * %101 = im2col k3 s1 p1 %99 : [100352,9]  // student/conv0 fwd
- * %438 = matmul tA %101, %436 : [9,16]  // teacher/conv0 vjp */
+ * %455 = matmul tA %101, %450 : [9,16]  // teacher/conv0 vjp */
 typedef struct {
-    float *t438;
+    float *t455;
     const float *t99;
-    const float *t436;
+    const float *t450;
     float *chunk;
 } step_teacher_conv0_vjp_4_pointers;
 
 static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_4_pointers *p = context;
-    float *restrict t438 = p->t438;
+    float *restrict t455 = p->t455;
     const float *restrict t99 = p->t99;
-    const float *restrict t436 = p->t436;
+    const float *restrict t450 = p->t450;
     float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(128, 20, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t438 : chunk + 141120;
+    float *sum = part == 0 ? t455 : chunk + 141120;
     if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
@@ -3233,7 +3211,7 @@ static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
             float block_sum[144];
             for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t436 + ((size_t)n0 * 784 + r) * 16;
+                const float *dy = t450 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
@@ -3245,446 +3223,50 @@ static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_teacher_conv0_vjp_4(float *restrict t438, const float *restrict t99, const float *restrict t436, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_4_part, &(step_teacher_conv0_vjp_4_pointers){t438, t99, t436, chunk});
+static void step_teacher_conv0_vjp_4(float *restrict t455, const float *restrict t99, const float *restrict t450, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_4_part, &(step_teacher_conv0_vjp_4_pointers){t455, t99, t450, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
-        for (int i = 0; i < 144; i++) t438[i] += partial[i];
+        for (int i = 0; i < 144; i++) t455[i] += partial[i];
     }
 }
 
-/* loop []
- * %135 = constant -0.0078125 : []  // student/loss_u fwd
- * %440 = mul %21, %347 : []  // teacher/feedback vjp
- * %441 = mul %440, %135 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp(float *restrict t441, const float *restrict in_feedback_scale, const float *restrict t347) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v440 = in_feedback_scale[0] * t347[0];
-        const float v441 = v440 * (-0.0078125f);
-        t441[i] = v441;
-    }
-}
-
-/* loop [128,10]
- * %442 = broadcast axes=[] %441 : [128,10]  // teacher/feedback vjp
- * %443 = mul %442, %98 : [128,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_2(float *restrict t443, const float *restrict t441, const float *restrict t98) {
-    for (size_t i = 0; i < 1280; i++) {
-        const float v443 = t441[0] * t98[i];
-        t443[i] = v443;
-    }
-}
-
-/* reduce_sum [128,10] axes=[1]
- * %444 = neg %443 : [128,10]  // teacher/feedback vjp
- * %445 = reduce_sum axes=[1] %444 : [128]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_3(float *restrict t445, const float *restrict t443) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        double sum = 0.0;
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v444 = -t443[i0 * 10 + i1];
-            sum += v444;
-        }
-        t445[i0] = (float)sum;
-    }
-}
-
-/* loop [128]
- * %446 = div %445, %85 : [128]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_4(float *restrict t446, const float *restrict t445, const float *restrict t85) {
-    for (size_t i = 0; i < 128; i++) {
-        const float v446 = t445[i] / t85[i];
-        t446[i] = v446;
-    }
-}
-
-/* loop [128,10]
- * %447 = broadcast axes=[0] %446 : [128,10]  // teacher/feedback vjp
- * %448 = mul %447, %84 : [128,10]  // teacher/feedback vjp
- * %449 = add %443, %448 : [128,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_5(float *restrict t449, const float *restrict t446, const float *restrict t84, const float *restrict t443) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v448 = t446[i0] * t84[i0 * 10 + i1];
-            const float v449 = t443[i0 * 10 + i1] + v448;
-            t449[i0 * 10 + i1] = v449;
-        }
-    }
-}
-
-/* reduce_sum [128,10] axes=[0]
- * %450 = reduce_sum axes=[0] %449 : [10]  // teacher/dense10 vjp */
-static void step_teacher_dense10_vjp_7(float *restrict t450, const float *restrict t449) {
-    for (size_t o = 0; o < 10; o++) t450[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            t450[i1] += t449[i0 * 10 + i1];
-        }
-    }
-}
-
-/* gemm blas m=128 n=10 k=128 tA
- * %452 = matmul tA %406, %449 : [128,10]  // teacher/dense10 vjp */
-static void step_teacher_dense10_vjp_8(float *restrict t452, const float *restrict t406, const float *restrict t449) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t406, 128, t449, 10, 0.0f, t452, 10);
-}
-
-/* gemm blas m=128 n=128 k=10 tB +epilogue
- * %451 = matmul tB %449, %6 : [128,128]  // teacher/dense10 vjp
- * %453 = mul %451, %408 : [128,128]  // teacher/dropout9 vjp
- * %454 = mul %453, %410 : [128,128]  // teacher/relu8 vjp */
-static void step_teacher_dense10_vjp_9(float *restrict t454, const float *restrict t449, const float *restrict in_teacher_dense10_weight, const float *restrict t408, const float *restrict t410) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t449, 10, in_teacher_dense10_weight, 10, 0.0f, t454, 128);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 16384; i++) {
-        const float v453 = t454[i] * t408[i];
-        const float v454 = v453 * t410[i];
-        t454[i] = v454;
-    }
-}
-
-/* reduce_sum [128,128] axes=[0]
- * %455 = reduce_sum axes=[0] %454 : [128]  // teacher/dense7 vjp */
-static void step_teacher_dense7_vjp_7(float *restrict t455, const float *restrict t454) {
-    for (size_t o = 0; o < 128; o++) t455[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 128; i1++) {
-            t455[i1] += t454[i0 * 128 + i1];
-        }
-    }
-}
-
-/* gemm blas m=128 n=1568 k=128 tB split
- * %456 = matmul tB %454, %4 : [128,1568]  // teacher/dense7 vjp */
+/* gemm small-outer-products m=9 n=16 k=25088 tA chunk=20 +epilogue split
+ * %256 = im2col k3 s1 p1 %100 : [25088,9]  // student/conv0 fwd
+ * %454 = matmul tA %256, %449 : [9,16]  // teacher/conv0 vjp
+ * %456 = add %454, %455 : [9,16]  // teacher/conv0 vjp */
 typedef struct {
     float *t456;
-    const float *t454;
-    const float *in_teacher_dense7_weight;
-} step_teacher_dense7_vjp_8_pointers;
-
-static void step_teacher_dense7_vjp_8_part(void *context, int part, int parts) {
-    const step_teacher_dense7_vjp_8_pointers *p = context;
-    float *restrict t456 = p->t456;
-    const float *restrict t454 = p->t454;
-    const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
-    size_t lo, hi;
-    mplc_part(128, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t454 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t456 + lo * 1568, 1568);
-}
-
-static void step_teacher_dense7_vjp_8(float *restrict t456, const float *restrict t454, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_teacher_dense7_vjp_8_part, &(step_teacher_dense7_vjp_8_pointers){t456, t454, in_teacher_dense7_weight});
-}
-
-/* gemm blas m=1568 n=128 k=128 tA split
- * %457 = matmul tA %415, %454 : [1568,128]  // teacher/dense7 vjp */
-typedef struct {
-    float *t457;
-    const float *t415;
-    const float *t454;
-} step_teacher_dense7_vjp_9_pointers;
-
-static void step_teacher_dense7_vjp_9_part(void *context, int part, int parts) {
-    const step_teacher_dense7_vjp_9_pointers *p = context;
-    float *restrict t457 = p->t457;
-    const float *restrict t415 = p->t415;
-    const float *restrict t454 = p->t454;
-    size_t lo, hi;
-    mplc_part(1568, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t415 + lo, 1568, t454, 128, 0.0f, t457 + lo * 128, 128);
-}
-
-static void step_teacher_dense7_vjp_9(float *restrict t457, const float *restrict t415, const float *restrict t454) {
-    mplc_parallel(step_teacher_dense7_vjp_9_part, &(step_teacher_dense7_vjp_9_pointers){t457, t415, t454});
-}
-
-/* loop [128,7,7,32] split
- * %459 = mul %458, %420 : [128,7,7,32]  // teacher/relu4 vjp */
-typedef struct {
-    float *t459;
-    const float *t458;
-    const float *t420;
-} step_teacher_relu4_vjp_5_pointers;
-
-static void step_teacher_relu4_vjp_5_part(void *context, int part, int parts) {
-    const step_teacher_relu4_vjp_5_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t459 = p->t459;
-    const float *restrict t458 = p->t458;
-    const float *restrict t420 = p->t420;
-    size_t lo, hi;
-    while (mplc_claim(128, 4, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-            const float v459 = t458[i] * t420[i];
-            t459[i] = v459;
-        }
-    }
-}
-
-static void step_teacher_relu4_vjp_5(float *restrict t459, const float *restrict t458, const float *restrict t420) {
-    mplc_parallel(step_teacher_relu4_vjp_5_part, &(step_teacher_relu4_vjp_5_pointers){t459, t458, t420});
-}
-
-/* window maxPoolScatter k2 s2 p0 split
- * %460 = max_pool_scatter k2 s2 p0 %419, %459 : [128,14,14,32]  // teacher/relu4 vjp */
-typedef struct {
-    float *t460;
-    const float *t419;
-    const float *t459;
-} step_teacher_relu4_vjp_6_pointers;
-
-static void step_teacher_relu4_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_relu4_vjp_6_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t460 = p->t460;
-    const float *restrict t419 = p->t419;
-    const float *restrict t459 = p->t459;
-    size_t lo, hi;
-    while (mplc_claim(128, 4, &lo, &hi)) {
-        mplc_max_pool_scatter(t460 + lo * 6272, t419 + lo * 6272, t459 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
-    }
-}
-
-static void step_teacher_relu4_vjp_6(float *restrict t460, const float *restrict t419, const float *restrict t459) {
-    mplc_parallel(step_teacher_relu4_vjp_6_part, &(step_teacher_relu4_vjp_6_pointers){t460, t419, t459});
-}
-
-/* reduce_sum [25088,32] axes=[0] split
- * %462 = reduce_sum axes=[0] %461 : [32]  // teacher/conv3 vjp */
-typedef struct {
-    float *t462;
-    const float *t461;
-    float *chunk;
-} step_teacher_conv3_vjp_7_pointers;
-
-static void step_teacher_conv3_vjp_7_part(void *context, int part, int parts) {
-    const step_teacher_conv3_vjp_7_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t462 = p->t462; (void)t462; /* used after the parts */
-    const float *restrict t461 = p->t461;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(25088, 1568, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 1568 * 32;
-        float sums[32];
-        for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t461[i0 * 32 + i1];
-            }
-        }
-        for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_conv3_vjp_7(float *restrict t462, const float *restrict t461, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_7_part, &(step_teacher_conv3_vjp_7_pointers){t462, t461, chunk});
-    for (size_t o = 0; o < 32; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t462[o] = total;
-    }
-}
-
-/* gemm winograd m=25088 n=144 k=32 tB chunk=9 split
- * %463 = matmul tB %461, %31 : [25088,144]  // teacher/conv3 vjp
- * %466 = col2im k3 s1 p1 %463 : [128,14,14,16]  // teacher/conv3 vjp */
-typedef struct {
-    float *t466;
-    const float *t461;
-    const float *in_teacher_conv3_weight;
-    float *chunk;
-} step_teacher_conv3_vjp_8_pointers;
-
-static void step_teacher_conv3_vjp_8_part(void *context, int part, int parts) {
-    const step_teacher_conv3_vjp_8_pointers *p = context;
-    (void)parts;
-    float *restrict t466 = p->t466;
-    const float *restrict t461 = p->t461;
-    const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
-    float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_conv3_weight, 32, 16, 1);
-    size_t lo, hi;
-    while (mplc_claim(128, 9, &lo, &hi)) {
-        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t466 + (size_t)n0 * 3136, t461 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
-        }
-    }
-}
-
-static void step_teacher_conv3_vjp_8(float *restrict t466, const float *restrict t461, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_8_part, &(step_teacher_conv3_vjp_8_pointers){t466, t461, in_teacher_conv3_weight, chunk});
-}
-
-/* gemm winograd m=144 n=32 k=25088 tA chunk=9 split
- * %427 = im2col k3 s1 p1 %426 : [25088,144]  // teacher/conv3 vjp
- * %464 = matmul tA %427, %461 : [144,32]  // teacher/conv3 vjp */
-typedef struct {
-    float *t464;
-    const float *t426;
-    const float *t461;
-    float *chunk;
-} step_teacher_conv3_vjp_9_pointers;
-
-static void step_teacher_conv3_vjp_9_part(void *context, int part, int parts) {
-    const step_teacher_conv3_vjp_9_pointers *p = context;
-    float *restrict t464 = p->t464;
-    const float *restrict t426 = p->t426;
-    const float *restrict t461 = p->t461;
-    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
-    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
-    size_t lo, hi;
-    mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t464 : chunk + 347216;
-    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
-    float *filters = chunk;
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t426 + (size_t)n0 * 3136, t461 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
-    }
-    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
-}
-
-static void step_teacher_conv3_vjp_9(float *restrict t464, const float *restrict t426, const float *restrict t461, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_9_part, &(step_teacher_conv3_vjp_9_pointers){t464, t426, t461, chunk});
-    for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 351824 + 347216;
-        for (int i = 0; i < 4608; i++) t464[i] += partial[i];
-    }
-}
-
-/* loop [128,14,14,16] split
- * %467 = mul %466, %433 : [128,14,14,16]  // teacher/relu1 vjp */
-typedef struct {
-    float *t467;
-    const float *t466;
-    const float *t433;
-} step_teacher_relu1_vjp_5_pointers;
-
-static void step_teacher_relu1_vjp_5_part(void *context, int part, int parts) {
-    const step_teacher_relu1_vjp_5_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t467 = p->t467;
-    const float *restrict t466 = p->t466;
-    const float *restrict t433 = p->t433;
-    size_t lo, hi;
-    while (mplc_claim(128, 4, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v467 = t466[i] * t433[i];
-            t467[i] = v467;
-        }
-    }
-}
-
-static void step_teacher_relu1_vjp_5(float *restrict t467, const float *restrict t466, const float *restrict t433) {
-    mplc_parallel(step_teacher_relu1_vjp_5_part, &(step_teacher_relu1_vjp_5_pointers){t467, t466, t433});
-}
-
-/* window maxPoolScatter k2 s2 p0 split
- * %468 = max_pool_scatter k2 s2 p0 %432, %467 : [128,28,28,16]  // teacher/relu1 vjp */
-typedef struct {
-    float *t468;
-    const float *t432;
-    const float *t467;
-} step_teacher_relu1_vjp_6_pointers;
-
-static void step_teacher_relu1_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_relu1_vjp_6_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t468 = p->t468;
-    const float *restrict t432 = p->t432;
-    const float *restrict t467 = p->t467;
-    size_t lo, hi;
-    while (mplc_claim(128, 4, &lo, &hi)) {
-        mplc_max_pool_scatter(t468 + lo * 12544, t432 + lo * 12544, t467 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
-    }
-}
-
-static void step_teacher_relu1_vjp_6(float *restrict t468, const float *restrict t432, const float *restrict t467) {
-    mplc_parallel(step_teacher_relu1_vjp_6_part, &(step_teacher_relu1_vjp_6_pointers){t468, t432, t467});
-}
-
-/* reduce_sum [100352,16] axes=[0] split
- * %470 = reduce_sum axes=[0] %469 : [16]  // teacher/conv0 vjp */
-typedef struct {
-    float *t470;
-    const float *t469;
+    const float *in_x;
+    const float *t449;
+    const float *t455;
     float *chunk;
 } step_teacher_conv0_vjp_5_pointers;
 
 static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_5_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t470 = p->t470; (void)t470; /* used after the parts */
-    const float *restrict t469 = p->t469;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(100352, 6272, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 6272 * 16;
-        float sums[16];
-        for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                sums[i1] += t469[i0 * 16 + i1];
-            }
-        }
-        for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_conv0_vjp_5(float *restrict t470, const float *restrict t469, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_5_part, &(step_teacher_conv0_vjp_5_pointers){t470, t469, chunk});
-    for (size_t o = 0; o < 16; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
-        t470[o] = total;
-    }
-}
-
-/* gemm small-outer-products m=9 n=16 k=100352 tA chunk=20 split
- * %101 = im2col k3 s1 p1 %99 : [100352,9]  // student/conv0 fwd
- * %471 = matmul tA %101, %469 : [9,16]  // teacher/conv0 vjp */
-typedef struct {
-    float *t471;
-    const float *t99;
-    const float *t469;
-    float *chunk;
-} step_teacher_conv0_vjp_6_pointers;
-
-static void step_teacher_conv0_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_conv0_vjp_6_pointers *p = context;
-    float *restrict t471 = p->t471;
-    const float *restrict t99 = p->t99;
-    const float *restrict t469 = p->t469;
+    float *restrict t456 = p->t456;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t449 = p->t449;
+    const float *restrict t455 = p->t455; (void)t455; /* used after the parts */
     float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(128, 20, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t471 : chunk + 141120;
+    mplc_part(32, 20, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t456 : chunk + 141120;
     if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
         const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-        mplc_im2col(chunk, t99 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
             float block_sum[144];
             for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t469 + ((size_t)n0 * 784 + r) * 16;
+                const float *dy = t449 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
@@ -3696,1048 +3278,570 @@ static void step_teacher_conv0_vjp_6_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_teacher_conv0_vjp_6(float *restrict t471, const float *restrict t99, const float *restrict t469, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_6_part, &(step_teacher_conv0_vjp_6_pointers){t471, t99, t469, chunk});
+static void step_teacher_conv0_vjp_5(float *restrict t456, const float *restrict in_x, const float *restrict t449, const float *restrict t455, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_5_part, &(step_teacher_conv0_vjp_5_pointers){t456, in_x, t449, t455, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
-        for (int i = 0; i < 144; i++) t471[i] += partial[i];
+        for (int i = 0; i < 144; i++) t456[i] += partial[i];
     }
-}
-
-/* loop [16]
- * %475 = add %389, %437 : [16]  // teacher/gradient fwd
- * %476 = add %475, %470 : [16]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t476, const float *restrict t389, const float *restrict t437, const float *restrict t470) {
-    for (size_t i = 0; i < 16; i++) {
-        const float v475 = t389[i] + t437[i];
-        const float v476 = v475 + t470[i];
-        t476[i] = v476;
-    }
-}
-
-/* loop [32]
- * %479 = add %376, %424 : [32]  // teacher/gradient fwd
- * %480 = add %479, %462 : [32]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t480, const float *restrict t376, const float *restrict t424, const float *restrict t462) {
-    for (size_t i = 0; i < 32; i++) {
-        const float v479 = t376[i] + t424[i];
-        const float v480 = v479 + t462[i];
-        t480[i] = v480;
-    }
-}
-
-/* loop [128]
- * %483 = add %364, %412 : [128]  // teacher/gradient fwd
- * %484 = add %483, %455 : [128]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t484, const float *restrict t364, const float *restrict t412, const float *restrict t455) {
-    for (size_t i = 0; i < 128; i++) {
-        const float v483 = t364[i] + t412[i];
-        const float v484 = v483 + t455[i];
-        t484[i] = v484;
-    }
-}
-
-/* loop [10]
- * %487 = add %355, %404 : [10]  // teacher/gradient fwd
- * %488 = add %487, %450 : [10]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t488, const float *restrict t355, const float *restrict t404, const float *restrict t450) {
-    for (size_t i = 0; i < 10; i++) {
-        const float v487 = t355[i] + t404[i];
-        const float v488 = v487 + t450[i];
-        t488[i] = v488;
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 144; i++) {
+        const float v456 = t456[i] + t455[i];
+        t456[i] = v456;
     }
 }
 
 /* loop [3,3,1,16]
  * %171 = constant 0.0005 : [3,3,1,16]  // student/conv0 update
  * %174 = constant 0.9 : [3,3,1,16]  // student/conv0 update
- * %473 = add %391, %439 : [3,3,1,16]  // teacher/gradient fwd
- * %474 = add %473, %472 : [3,3,1,16]  // teacher/gradient fwd
- * %490 = mul %0, %171 : [3,3,1,16]  // teacher/conv0 update
- * %491 = add %474, %490 : [3,3,1,16]  // teacher/conv0 update
- * %492 = mul %489, %174 : [3,3,1,16]  // teacher/conv0 update
- * %493 = add %492, %491 : [3,3,1,16]  // teacher/conv0 update
- * %494 = mul %493, %174 : [3,3,1,16]  // teacher/conv0 update
- * %495 = add %491, %494 : [3,3,1,16]  // teacher/conv0 update
- * %496 = broadcast axes=[] %18 : [3,3,1,16]  // teacher/conv0 update
- * %497 = mul %495, %496 : [3,3,1,16]  // teacher/conv0 update
- * %498 = sub %0, %497 : [3,3,1,16]  // teacher/conv0 update
+ * %459 = mul %0, %171 : [3,3,1,16]  // teacher/conv0 update
+ * %460 = add %457, %459 : [3,3,1,16]  // teacher/conv0 update
+ * %461 = mul %458, %174 : [3,3,1,16]  // teacher/conv0 update
+ * %462 = add %461, %460 : [3,3,1,16]  // teacher/conv0 update
+ * %463 = mul %462, %174 : [3,3,1,16]  // teacher/conv0 update
+ * %464 = add %460, %463 : [3,3,1,16]  // teacher/conv0 update
+ * %465 = broadcast axes=[] %18 : [3,3,1,16]  // teacher/conv0 update
+ * %466 = mul %464, %465 : [3,3,1,16]  // teacher/conv0 update
+ * %467 = sub %0, %466 : [3,3,1,16]  // teacher/conv0 update
  * in_teacher_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv0_update(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t391, const float *restrict t439, const float *restrict t472, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t457, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 144; i++) {
-        const float v473 = t391[i] + t439[i];
-        const float v474 = v473 + t472[i];
-        const float v490 = in_teacher_conv0_weight[i] * 0.0005f;
-        const float v491 = v474 + v490;
-        const float v492 = in_teacher_momentum_conv0_weight[i] * 0.9f;
-        const float v493 = v492 + v491;
-        const float v494 = v493 * 0.9f;
-        const float v495 = v491 + v494;
-        const float v497 = v495 * in_lr_teacher[0];
-        const float v498 = in_teacher_conv0_weight[i] - v497;
-        in_teacher_momentum_conv0_weight[i] = v493;
-        in_teacher_conv0_weight[i] = v498;
+        const float v459 = in_teacher_conv0_weight[i] * 0.0005f;
+        const float v460 = t457[i] + v459;
+        const float v461 = in_teacher_momentum_conv0_weight[i] * 0.9f;
+        const float v462 = v461 + v460;
+        const float v463 = v462 * 0.9f;
+        const float v464 = v460 + v463;
+        const float v466 = v464 * in_lr_teacher[0];
+        const float v467 = in_teacher_conv0_weight[i] - v466;
+        in_teacher_momentum_conv0_weight[i] = v462;
+        in_teacher_conv0_weight[i] = v467;
     }
 }
 
 /* loop [16]
  * %183 = constant 0.9 : [16]  // student/conv0 update
- * %500 = mul %499, %183 : [16]  // teacher/conv0 update
- * %501 = add %500, %476 : [16]  // teacher/conv0 update
- * %502 = mul %501, %183 : [16]  // teacher/conv0 update
- * %503 = add %476, %502 : [16]  // teacher/conv0 update
- * %504 = broadcast axes=[] %18 : [16]  // teacher/conv0 update
- * %505 = mul %503, %504 : [16]  // teacher/conv0 update
- * %506 = sub %1, %505 : [16]  // teacher/conv0 update
+ * %469 = mul %468, %183 : [16]  // teacher/conv0 update
+ * %470 = add %469, %453 : [16]  // teacher/conv0 update
+ * %471 = mul %470, %183 : [16]  // teacher/conv0 update
+ * %472 = add %453, %471 : [16]  // teacher/conv0 update
+ * %473 = broadcast axes=[] %18 : [16]  // teacher/conv0 update
+ * %474 = mul %472, %473 : [16]  // teacher/conv0 update
+ * %475 = sub %1, %474 : [16]  // teacher/conv0 update
  * in_teacher_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv0_update_2(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t476, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update_2(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t453, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
-        const float v500 = in_teacher_momentum_conv0_bias[i] * 0.9f;
-        const float v501 = v500 + t476[i];
-        const float v502 = v501 * 0.9f;
-        const float v503 = t476[i] + v502;
-        const float v505 = v503 * in_lr_teacher[0];
-        const float v506 = in_teacher_conv0_bias[i] - v505;
-        in_teacher_momentum_conv0_bias[i] = v501;
-        in_teacher_conv0_bias[i] = v506;
+        const float v469 = in_teacher_momentum_conv0_bias[i] * 0.9f;
+        const float v470 = v469 + t453[i];
+        const float v471 = v470 * 0.9f;
+        const float v472 = t453[i] + v471;
+        const float v474 = v472 * in_lr_teacher[0];
+        const float v475 = in_teacher_conv0_bias[i] - v474;
+        in_teacher_momentum_conv0_bias[i] = v470;
+        in_teacher_conv0_bias[i] = v475;
     }
 }
 
 /* loop [3,3,16,32]
  * %192 = constant 0.0005 : [3,3,16,32]  // student/conv3 update
  * %195 = constant 0.9 : [3,3,16,32]  // student/conv3 update
- * %477 = add %381, %429 : [3,3,16,32]  // teacher/gradient fwd
- * %478 = add %477, %465 : [3,3,16,32]  // teacher/gradient fwd
- * %508 = mul %2, %192 : [3,3,16,32]  // teacher/conv3 update
- * %509 = add %478, %508 : [3,3,16,32]  // teacher/conv3 update
- * %510 = mul %507, %195 : [3,3,16,32]  // teacher/conv3 update
- * %511 = add %510, %509 : [3,3,16,32]  // teacher/conv3 update
- * %512 = mul %511, %195 : [3,3,16,32]  // teacher/conv3 update
- * %513 = add %509, %512 : [3,3,16,32]  // teacher/conv3 update
- * %514 = broadcast axes=[] %18 : [3,3,16,32]  // teacher/conv3 update
- * %515 = mul %513, %514 : [3,3,16,32]  // teacher/conv3 update
- * %516 = sub %2, %515 : [3,3,16,32]  // teacher/conv3 update
+ * %477 = mul %2, %192 : [3,3,16,32]  // teacher/conv3 update
+ * %478 = add %436, %477 : [3,3,16,32]  // teacher/conv3 update
+ * %479 = mul %476, %195 : [3,3,16,32]  // teacher/conv3 update
+ * %480 = add %479, %478 : [3,3,16,32]  // teacher/conv3 update
+ * %481 = mul %480, %195 : [3,3,16,32]  // teacher/conv3 update
+ * %482 = add %478, %481 : [3,3,16,32]  // teacher/conv3 update
+ * %483 = broadcast axes=[] %18 : [3,3,16,32]  // teacher/conv3 update
+ * %484 = mul %482, %483 : [3,3,16,32]  // teacher/conv3 update
+ * %485 = sub %2, %484 : [3,3,16,32]  // teacher/conv3 update
  * in_teacher_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv3_update(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t381, const float *restrict t429, const float *restrict t465, const float *restrict in_lr_teacher) {
+static void step_teacher_conv3_update(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t436, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 4608; i++) {
-        const float v477 = t381[i] + t429[i];
-        const float v478 = v477 + t465[i];
-        const float v508 = in_teacher_conv3_weight[i] * 0.0005f;
-        const float v509 = v478 + v508;
-        const float v510 = in_teacher_momentum_conv3_weight[i] * 0.9f;
-        const float v511 = v510 + v509;
-        const float v512 = v511 * 0.9f;
-        const float v513 = v509 + v512;
-        const float v515 = v513 * in_lr_teacher[0];
-        const float v516 = in_teacher_conv3_weight[i] - v515;
-        in_teacher_momentum_conv3_weight[i] = v511;
-        in_teacher_conv3_weight[i] = v516;
+        const float v477 = in_teacher_conv3_weight[i] * 0.0005f;
+        const float v478 = t436[i] + v477;
+        const float v479 = in_teacher_momentum_conv3_weight[i] * 0.9f;
+        const float v480 = v479 + v478;
+        const float v481 = v480 * 0.9f;
+        const float v482 = v478 + v481;
+        const float v484 = v482 * in_lr_teacher[0];
+        const float v485 = in_teacher_conv3_weight[i] - v484;
+        in_teacher_momentum_conv3_weight[i] = v480;
+        in_teacher_conv3_weight[i] = v485;
     }
 }
 
 /* loop [32]
  * %204 = constant 0.9 : [32]  // student/conv3 update
- * %518 = mul %517, %204 : [32]  // teacher/conv3 update
- * %519 = add %518, %480 : [32]  // teacher/conv3 update
- * %520 = mul %519, %204 : [32]  // teacher/conv3 update
- * %521 = add %480, %520 : [32]  // teacher/conv3 update
- * %522 = broadcast axes=[] %18 : [32]  // teacher/conv3 update
- * %523 = mul %521, %522 : [32]  // teacher/conv3 update
- * %524 = sub %3, %523 : [32]  // teacher/conv3 update
+ * %487 = mul %486, %204 : [32]  // teacher/conv3 update
+ * %488 = add %487, %426 : [32]  // teacher/conv3 update
+ * %489 = mul %488, %204 : [32]  // teacher/conv3 update
+ * %490 = add %426, %489 : [32]  // teacher/conv3 update
+ * %491 = broadcast axes=[] %18 : [32]  // teacher/conv3 update
+ * %492 = mul %490, %491 : [32]  // teacher/conv3 update
+ * %493 = sub %3, %492 : [32]  // teacher/conv3 update
  * in_teacher_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv3_update_2(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t480, const float *restrict in_lr_teacher) {
+static void step_teacher_conv3_update_2(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t426, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 32; i++) {
-        const float v518 = in_teacher_momentum_conv3_bias[i] * 0.9f;
-        const float v519 = v518 + t480[i];
-        const float v520 = v519 * 0.9f;
-        const float v521 = t480[i] + v520;
-        const float v523 = v521 * in_lr_teacher[0];
-        const float v524 = in_teacher_conv3_bias[i] - v523;
-        in_teacher_momentum_conv3_bias[i] = v519;
-        in_teacher_conv3_bias[i] = v524;
+        const float v487 = in_teacher_momentum_conv3_bias[i] * 0.9f;
+        const float v488 = v487 + t426[i];
+        const float v489 = v488 * 0.9f;
+        const float v490 = t426[i] + v489;
+        const float v492 = v490 * in_lr_teacher[0];
+        const float v493 = in_teacher_conv3_bias[i] - v492;
+        in_teacher_momentum_conv3_bias[i] = v488;
+        in_teacher_conv3_bias[i] = v493;
     }
 }
 
-/* loop [1568,128] split
+/* gemm blas m=1568 n=128 k=32 tA +epilogue split
  * %213 = constant 0.0005 : [1568,128]  // student/dense7 update
  * %216 = constant 0.9 : [1568,128]  // student/dense7 update
- * %481 = add %368, %416 : [1568,128]  // teacher/gradient fwd
- * %482 = add %481, %457 : [1568,128]  // teacher/gradient fwd
- * %526 = mul %4, %213 : [1568,128]  // teacher/dense7 update
- * %527 = add %482, %526 : [1568,128]  // teacher/dense7 update
- * %528 = mul %525, %216 : [1568,128]  // teacher/dense7 update
- * %529 = add %528, %527 : [1568,128]  // teacher/dense7 update
- * %530 = mul %529, %216 : [1568,128]  // teacher/dense7 update
- * %531 = add %527, %530 : [1568,128]  // teacher/dense7 update
- * %532 = broadcast axes=[] %18 : [1568,128]  // teacher/dense7 update
- * %533 = mul %531, %532 : [1568,128]  // teacher/dense7 update
- * %534 = sub %4, %533 : [1568,128]  // teacher/dense7 update
+ * %405 = matmul tA %404, %395 : [1568,128]  // teacher/dense7 vjp
+ * %409 = add %405, %408 : [1568,128]  // teacher/dense7 vjp
+ * %495 = mul %4, %213 : [1568,128]  // teacher/dense7 update
+ * %496 = add %409, %495 : [1568,128]  // teacher/dense7 update
+ * %497 = mul %494, %216 : [1568,128]  // teacher/dense7 update
+ * %498 = add %497, %496 : [1568,128]  // teacher/dense7 update
+ * %499 = mul %498, %216 : [1568,128]  // teacher/dense7 update
+ * %500 = add %496, %499 : [1568,128]  // teacher/dense7 update
+ * %501 = broadcast axes=[] %18 : [1568,128]  // teacher/dense7 update
+ * %502 = mul %500, %501 : [1568,128]  // teacher/dense7 update
+ * %503 = sub %4, %502 : [1568,128]  // teacher/dense7 update
  * in_teacher_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
+    float *t496;
     float *in_teacher_momentum_dense7_weight;
     float *in_teacher_dense7_weight;
-    const float *t368;
-    const float *t416;
-    const float *t457;
+    const float *t404;
+    const float *t395;
+    const float *t408;
     const float *in_lr_teacher;
-} step_teacher_dense7_update_pointers;
+} step_teacher_dense7_vjp_7_pointers;
 
-static void step_teacher_dense7_update_part(void *context, int part, int parts) {
-    const step_teacher_dense7_update_pointers *p = context;
-    (void)part;
-    (void)parts;
+static void step_teacher_dense7_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_7_pointers *p = context;
+    float *restrict t496 = p->t496;
     float *restrict in_teacher_momentum_dense7_weight = p->in_teacher_momentum_dense7_weight;
     float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
-    const float *restrict t368 = p->t368;
-    const float *restrict t416 = p->t416;
-    const float *restrict t457 = p->t457;
+    const float *restrict t404 = p->t404;
+    const float *restrict t395 = p->t395;
+    const float *restrict t408 = p->t408;
     const float *restrict in_lr_teacher = p->in_lr_teacher;
     size_t lo, hi;
-    while (mplc_claim(1568, 49, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
-            const float v481 = t368[i] + t416[i];
-            const float v482 = v481 + t457[i];
-            const float v526 = in_teacher_dense7_weight[i] * 0.0005f;
-            const float v527 = v482 + v526;
-            const float v528 = in_teacher_momentum_dense7_weight[i] * 0.9f;
-            const float v529 = v528 + v527;
-            const float v530 = v529 * 0.9f;
-            const float v531 = v527 + v530;
-            const float v533 = v531 * in_lr_teacher[0];
-            const float v534 = in_teacher_dense7_weight[i] - v533;
-            in_teacher_momentum_dense7_weight[i] = v529;
-            in_teacher_dense7_weight[i] = v534;
-        }
+    mplc_part(1568, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t404 + lo, 1568, t395, 128, 0.0f, t496 + lo * 128, 128);
+    /* epilogue, in place on the product */
+    for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
+        const float v409 = t496[i] + t408[i];
+        const float v495 = in_teacher_dense7_weight[i] * 0.0005f;
+        const float v496 = v409 + v495;
+        const float v497 = in_teacher_momentum_dense7_weight[i] * 0.9f;
+        const float v498 = v497 + v496;
+        const float v499 = v498 * 0.9f;
+        const float v500 = v496 + v499;
+        const float v502 = v500 * in_lr_teacher[0];
+        const float v503 = in_teacher_dense7_weight[i] - v502;
+        t496[i] = v496;
+        in_teacher_momentum_dense7_weight[i] = v498;
+        in_teacher_dense7_weight[i] = v503;
     }
 }
 
-static void step_teacher_dense7_update(float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t368, const float *restrict t416, const float *restrict t457, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_teacher_dense7_update_part, &(step_teacher_dense7_update_pointers){in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t368, t416, t457, in_lr_teacher});
+static void step_teacher_dense7_vjp_7(float *restrict t496, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t404, const float *restrict t395, const float *restrict t408, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense7_vjp_7_part, &(step_teacher_dense7_vjp_7_pointers){t496, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t404, t395, t408, in_lr_teacher});
 }
 
 /* loop [128]
  * %225 = constant 0.9 : [128]  // student/dense7 update
- * %536 = mul %535, %225 : [128]  // teacher/dense7 update
- * %537 = add %536, %484 : [128]  // teacher/dense7 update
- * %538 = mul %537, %225 : [128]  // teacher/dense7 update
- * %539 = add %484, %538 : [128]  // teacher/dense7 update
- * %540 = broadcast axes=[] %18 : [128]  // teacher/dense7 update
- * %541 = mul %539, %540 : [128]  // teacher/dense7 update
- * %542 = sub %5, %541 : [128]  // teacher/dense7 update
+ * %505 = mul %504, %225 : [128]  // teacher/dense7 update
+ * %506 = add %505, %400 : [128]  // teacher/dense7 update
+ * %507 = mul %506, %225 : [128]  // teacher/dense7 update
+ * %508 = add %400, %507 : [128]  // teacher/dense7 update
+ * %509 = broadcast axes=[] %18 : [128]  // teacher/dense7 update
+ * %510 = mul %508, %509 : [128]  // teacher/dense7 update
+ * %511 = sub %5, %510 : [128]  // teacher/dense7 update
  * in_teacher_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense7_update_2(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t484, const float *restrict in_lr_teacher) {
+static void step_teacher_dense7_update(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t400, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 128; i++) {
-        const float v536 = in_teacher_momentum_dense7_bias[i] * 0.9f;
-        const float v537 = v536 + t484[i];
-        const float v538 = v537 * 0.9f;
-        const float v539 = t484[i] + v538;
-        const float v541 = v539 * in_lr_teacher[0];
-        const float v542 = in_teacher_dense7_bias[i] - v541;
-        in_teacher_momentum_dense7_bias[i] = v537;
-        in_teacher_dense7_bias[i] = v542;
+        const float v505 = in_teacher_momentum_dense7_bias[i] * 0.9f;
+        const float v506 = v505 + t400[i];
+        const float v507 = v506 * 0.9f;
+        const float v508 = t400[i] + v507;
+        const float v510 = v508 * in_lr_teacher[0];
+        const float v511 = in_teacher_dense7_bias[i] - v510;
+        in_teacher_momentum_dense7_bias[i] = v506;
+        in_teacher_dense7_bias[i] = v511;
     }
 }
 
-/* loop [128,10]
+/* gemm blas m=128 n=10 k=32 tA +epilogue
  * %234 = constant 0.0005 : [128,10]  // student/dense9 update
  * %237 = constant 0.9 : [128,10]  // student/dense9 update
- * %485 = add %358, %407 : [128,10]  // teacher/gradient fwd
- * %486 = add %485, %452 : [128,10]  // teacher/gradient fwd
- * %544 = mul %6, %234 : [128,10]  // teacher/dense10 update
- * %545 = add %486, %544 : [128,10]  // teacher/dense10 update
- * %546 = mul %543, %237 : [128,10]  // teacher/dense10 update
- * %547 = add %546, %545 : [128,10]  // teacher/dense10 update
- * %548 = mul %547, %237 : [128,10]  // teacher/dense10 update
- * %549 = add %545, %548 : [128,10]  // teacher/dense10 update
- * %550 = broadcast axes=[] %18 : [128,10]  // teacher/dense10 update
- * %551 = mul %549, %550 : [128,10]  // teacher/dense10 update
- * %552 = sub %6, %551 : [128,10]  // teacher/dense10 update
+ * %384 = matmul tA %383, %377 : [128,10]  // teacher/dense10 vjp
+ * %387 = add %384, %386 : [128,10]  // teacher/dense10 vjp
+ * %513 = mul %6, %234 : [128,10]  // teacher/dense10 update
+ * %514 = add %387, %513 : [128,10]  // teacher/dense10 update
+ * %515 = mul %512, %237 : [128,10]  // teacher/dense10 update
+ * %516 = add %515, %514 : [128,10]  // teacher/dense10 update
+ * %517 = mul %516, %237 : [128,10]  // teacher/dense10 update
+ * %518 = add %514, %517 : [128,10]  // teacher/dense10 update
+ * %519 = broadcast axes=[] %18 : [128,10]  // teacher/dense10 update
+ * %520 = mul %518, %519 : [128,10]  // teacher/dense10 update
+ * %521 = sub %6, %520 : [128,10]  // teacher/dense10 update
  * in_teacher_momentum_dense10_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense10_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense10_update(float *restrict in_teacher_momentum_dense10_weight, float *restrict in_teacher_dense10_weight, const float *restrict t358, const float *restrict t407, const float *restrict t452, const float *restrict in_lr_teacher) {
+static void step_teacher_dense10_vjp_7(float *restrict t514, float *restrict in_teacher_momentum_dense10_weight, float *restrict in_teacher_dense10_weight, const float *restrict t383, const float *restrict t377, const float *restrict t386, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t383, 128, t377, 10, 0.0f, t514, 10);
+    /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
-        const float v485 = t358[i] + t407[i];
-        const float v486 = v485 + t452[i];
-        const float v544 = in_teacher_dense10_weight[i] * 0.0005f;
-        const float v545 = v486 + v544;
-        const float v546 = in_teacher_momentum_dense10_weight[i] * 0.9f;
-        const float v547 = v546 + v545;
-        const float v548 = v547 * 0.9f;
-        const float v549 = v545 + v548;
-        const float v551 = v549 * in_lr_teacher[0];
-        const float v552 = in_teacher_dense10_weight[i] - v551;
-        in_teacher_momentum_dense10_weight[i] = v547;
-        in_teacher_dense10_weight[i] = v552;
+        const float v387 = t514[i] + t386[i];
+        const float v513 = in_teacher_dense10_weight[i] * 0.0005f;
+        const float v514 = v387 + v513;
+        const float v515 = in_teacher_momentum_dense10_weight[i] * 0.9f;
+        const float v516 = v515 + v514;
+        const float v517 = v516 * 0.9f;
+        const float v518 = v514 + v517;
+        const float v520 = v518 * in_lr_teacher[0];
+        const float v521 = in_teacher_dense10_weight[i] - v520;
+        t514[i] = v514;
+        in_teacher_momentum_dense10_weight[i] = v516;
+        in_teacher_dense10_weight[i] = v521;
     }
 }
 
 /* loop [10]
  * %246 = constant 0.9 : [10]  // student/dense9 update
- * %554 = mul %553, %246 : [10]  // teacher/dense10 update
- * %555 = add %554, %488 : [10]  // teacher/dense10 update
- * %556 = mul %555, %246 : [10]  // teacher/dense10 update
- * %557 = add %488, %556 : [10]  // teacher/dense10 update
- * %558 = broadcast axes=[] %18 : [10]  // teacher/dense10 update
- * %559 = mul %557, %558 : [10]  // teacher/dense10 update
- * %560 = sub %7, %559 : [10]  // teacher/dense10 update
+ * %523 = mul %522, %246 : [10]  // teacher/dense10 update
+ * %524 = add %523, %380 : [10]  // teacher/dense10 update
+ * %525 = mul %524, %246 : [10]  // teacher/dense10 update
+ * %526 = add %380, %525 : [10]  // teacher/dense10 update
+ * %527 = broadcast axes=[] %18 : [10]  // teacher/dense10 update
+ * %528 = mul %526, %527 : [10]  // teacher/dense10 update
+ * %529 = sub %7, %528 : [10]  // teacher/dense10 update
  * in_teacher_momentum_dense10_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense10_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense10_update_2(float *restrict in_teacher_momentum_dense10_bias, float *restrict in_teacher_dense10_bias, const float *restrict t488, const float *restrict in_lr_teacher) {
+static void step_teacher_dense10_update(float *restrict in_teacher_momentum_dense10_bias, float *restrict in_teacher_dense10_bias, const float *restrict t380, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v554 = in_teacher_momentum_dense10_bias[i] * 0.9f;
-        const float v555 = v554 + t488[i];
-        const float v556 = v555 * 0.9f;
-        const float v557 = t488[i] + v556;
-        const float v559 = v557 * in_lr_teacher[0];
-        const float v560 = in_teacher_dense10_bias[i] - v559;
-        in_teacher_momentum_dense10_bias[i] = v555;
-        in_teacher_dense10_bias[i] = v560;
+        const float v523 = in_teacher_momentum_dense10_bias[i] * 0.9f;
+        const float v524 = v523 + t380[i];
+        const float v525 = v524 * 0.9f;
+        const float v526 = t380[i] + v525;
+        const float v528 = v526 * in_lr_teacher[0];
+        const float v529 = in_teacher_dense10_bias[i] - v528;
+        in_teacher_momentum_dense10_bias[i] = v524;
+        in_teacher_dense10_bias[i] = v529;
     }
 }
 
 /* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %561 = mul %323, %323 : [3,3,1,16]  // teacher/gradient fwd
- * %562 = reduce_sum axes=[0, 1, 2, 3] %561 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t562, const float *restrict t323) {
+ * %530 = mul %323, %323 : [3,3,1,16]  // teacher/gradient fwd
+ * %531 = reduce_sum axes=[0, 1, 2, 3] %530 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t531, const float *restrict t323) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v561 = t323[i0 * 48 + i1 * 16 + i3] * t323[i0 * 48 + i1 * 16 + i3];
-                    sum += v561;
+                    const float v530 = t323[i0 * 48 + i1 * 16 + i3] * t323[i0 * 48 + i1 * 16 + i3];
+                    sum += v530;
                 }
             }
         }
     }
-    t562[0] = (float)sum;
+    t531[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %563 = mul %321, %321 : [16]  // teacher/gradient fwd
- * %564 = reduce_sum axes=[0] %563 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t564, const float *restrict t321) {
+ * %532 = mul %321, %321 : [16]  // teacher/gradient fwd
+ * %533 = reduce_sum axes=[0] %532 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t533, const float *restrict t321) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v563 = t321[i0] * t321[i0];
-        sum += v563;
+        const float v532 = t321[i0] * t321[i0];
+        sum += v532;
     }
-    t564[0] = (float)sum;
+    t533[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %566 = mul %315, %315 : [3,3,16,32]  // teacher/gradient fwd
- * %567 = reduce_sum axes=[0, 1, 2, 3] %566 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t567, const float *restrict t315) {
+ * %535 = mul %315, %315 : [3,3,16,32]  // teacher/gradient fwd
+ * %536 = reduce_sum axes=[0, 1, 2, 3] %535 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t536, const float *restrict t315) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v566 = t315[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t315[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v566;
+                    const float v535 = t315[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t315[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v535;
                 }
             }
         }
     }
-    t567[0] = (float)sum;
+    t536[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %569 = mul %312, %312 : [32]  // teacher/gradient fwd
- * %570 = reduce_sum axes=[0] %569 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t570, const float *restrict t312) {
+ * %538 = mul %312, %312 : [32]  // teacher/gradient fwd
+ * %539 = reduce_sum axes=[0] %538 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t539, const float *restrict t312) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v569 = t312[i0] * t312[i0];
-        sum += v569;
+        const float v538 = t312[i0] * t312[i0];
+        sum += v538;
     }
-    t570[0] = (float)sum;
+    t539[0] = (float)sum;
 }
 
 /* reduce_sum [1568,128] axes=[0, 1]
- * %572 = mul %306, %306 : [1568,128]  // teacher/gradient fwd
- * %573 = reduce_sum axes=[0, 1] %572 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t573, const float *restrict t306) {
+ * %541 = mul %306, %306 : [1568,128]  // teacher/gradient fwd
+ * %542 = reduce_sum axes=[0, 1] %541 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t542, const float *restrict t306) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v572 = t306[i0 * 128 + i1] * t306[i0 * 128 + i1];
-                sums[lane] += v572;
+                const float v541 = t306[i0 * 128 + i1] * t306[i0 * 128 + i1];
+                sums[lane] += v541;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t573[0] = (float)sum;
+    t542[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %575 = mul %304, %304 : [128]  // teacher/gradient fwd
- * %576 = reduce_sum axes=[0] %575 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t576, const float *restrict t304) {
+ * %544 = mul %304, %304 : [128]  // teacher/gradient fwd
+ * %545 = reduce_sum axes=[0] %544 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t545, const float *restrict t304) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v575 = t304[i0] * t304[i0];
-            sums[lane] += v575;
+            const float v544 = t304[i0] * t304[i0];
+            sums[lane] += v544;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t576[0] = (float)sum;
+    t545[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %578 = mul %301, %301 : [128,10]  // teacher/gradient fwd
- * %579 = reduce_sum axes=[0, 1] %578 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t579, const float *restrict t301) {
+ * %547 = mul %301, %301 : [128,10]  // teacher/gradient fwd
+ * %548 = reduce_sum axes=[0, 1] %547 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t548, const float *restrict t301) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v578 = t301[i0 * 10 + i1] * t301[i0 * 10 + i1];
-            sum += v578;
+            const float v547 = t301[i0 * 10 + i1] * t301[i0 * 10 + i1];
+            sum += v547;
         }
     }
-    t579[0] = (float)sum;
+    t548[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %581 = mul %299, %299 : [10]  // teacher/gradient fwd
- * %582 = reduce_sum axes=[0] %581 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t582, const float *restrict t299) {
+ * %550 = mul %299, %299 : [10]  // teacher/gradient fwd
+ * %551 = reduce_sum axes=[0] %550 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t551, const float *restrict t299) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v581 = t299[i0] * t299[i0];
-        sum += v581;
+        const float v550 = t299[i0] * t299[i0];
+        sum += v550;
     }
-    t582[0] = (float)sum;
+    t551[0] = (float)sum;
 }
 
 /* loop []
- * %565 = add %562, %564 : []  // teacher/gradient fwd
- * %568 = add %565, %567 : []  // teacher/gradient fwd
- * %571 = add %568, %570 : []  // teacher/gradient fwd
- * %574 = add %571, %573 : []  // teacher/gradient fwd
- * %577 = add %574, %576 : []  // teacher/gradient fwd
- * %580 = add %577, %579 : []  // teacher/gradient fwd
- * %583 = add %580, %582 : []  // teacher/gradient fwd
- * %584 = sqrt %583 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t584, const float *restrict t562, const float *restrict t564, const float *restrict t567, const float *restrict t570, const float *restrict t573, const float *restrict t576, const float *restrict t579, const float *restrict t582) {
+ * %534 = add %531, %533 : []  // teacher/gradient fwd
+ * %537 = add %534, %536 : []  // teacher/gradient fwd
+ * %540 = add %537, %539 : []  // teacher/gradient fwd
+ * %543 = add %540, %542 : []  // teacher/gradient fwd
+ * %546 = add %543, %545 : []  // teacher/gradient fwd
+ * %549 = add %546, %548 : []  // teacher/gradient fwd
+ * %552 = add %549, %551 : []  // teacher/gradient fwd
+ * %553 = sqrt %552 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t553, const float *restrict t531, const float *restrict t533, const float *restrict t536, const float *restrict t539, const float *restrict t542, const float *restrict t545, const float *restrict t548, const float *restrict t551) {
     for (size_t i = 0; i < 1; i++) {
-        const float v565 = t562[0] + t564[0];
-        const float v568 = v565 + t567[0];
-        const float v571 = v568 + t570[0];
-        const float v574 = v571 + t573[0];
-        const float v577 = v574 + t576[0];
-        const float v580 = v577 + t579[0];
-        const float v583 = v580 + t582[0];
-        const float v584 = sqrtf(v583);
-        t584[i] = v584;
+        const float v534 = t531[0] + t533[0];
+        const float v537 = v534 + t536[0];
+        const float v540 = v537 + t539[0];
+        const float v543 = v540 + t542[0];
+        const float v546 = v543 + t545[0];
+        const float v549 = v546 + t548[0];
+        const float v552 = v549 + t551[0];
+        const float v553 = sqrtf(v552);
+        t553[i] = v553;
     }
 }
 
 /* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %585 = mul %169, %169 : [3,3,1,16]  // teacher/gradient fwd
- * %586 = reduce_sum axes=[0, 1, 2, 3] %585 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t586, const float *restrict t169) {
+ * %554 = mul %169, %169 : [3,3,1,16]  // teacher/gradient fwd
+ * %555 = reduce_sum axes=[0, 1, 2, 3] %554 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t555, const float *restrict t169) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v585 = t169[i0 * 48 + i1 * 16 + i3] * t169[i0 * 48 + i1 * 16 + i3];
-                    sum += v585;
+                    const float v554 = t169[i0 * 48 + i1 * 16 + i3] * t169[i0 * 48 + i1 * 16 + i3];
+                    sum += v554;
                 }
             }
         }
     }
-    t586[0] = (float)sum;
+    t555[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %587 = mul %167, %167 : [16]  // teacher/gradient fwd
- * %588 = reduce_sum axes=[0] %587 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_15(float *restrict t588, const float *restrict t167) {
+ * %556 = mul %167, %167 : [16]  // teacher/gradient fwd
+ * %557 = reduce_sum axes=[0] %556 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t557, const float *restrict t167) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v587 = t167[i0] * t167[i0];
-        sum += v587;
+        const float v556 = t167[i0] * t167[i0];
+        sum += v556;
     }
-    t588[0] = (float)sum;
+    t557[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %590 = mul %161, %161 : [3,3,16,32]  // teacher/gradient fwd
- * %591 = reduce_sum axes=[0, 1, 2, 3] %590 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_16(float *restrict t591, const float *restrict t161) {
+ * %559 = mul %161, %161 : [3,3,16,32]  // teacher/gradient fwd
+ * %560 = reduce_sum axes=[0, 1, 2, 3] %559 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t560, const float *restrict t161) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v590 = t161[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t161[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v590;
+                    const float v559 = t161[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t161[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v559;
                 }
             }
         }
     }
-    t591[0] = (float)sum;
+    t560[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %593 = mul %158, %158 : [32]  // teacher/gradient fwd
- * %594 = reduce_sum axes=[0] %593 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_17(float *restrict t594, const float *restrict t158) {
+ * %562 = mul %158, %158 : [32]  // teacher/gradient fwd
+ * %563 = reduce_sum axes=[0] %562 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t563, const float *restrict t158) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v593 = t158[i0] * t158[i0];
-        sum += v593;
+        const float v562 = t158[i0] * t158[i0];
+        sum += v562;
     }
-    t594[0] = (float)sum;
+    t563[0] = (float)sum;
 }
 
 /* reduce_sum [1568,128] axes=[0, 1]
- * %596 = mul %152, %152 : [1568,128]  // teacher/gradient fwd
- * %597 = reduce_sum axes=[0, 1] %596 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_18(float *restrict t597, const float *restrict t152) {
+ * %565 = mul %152, %152 : [1568,128]  // teacher/gradient fwd
+ * %566 = reduce_sum axes=[0, 1] %565 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t566, const float *restrict t152) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v596 = t152[i0 * 128 + i1] * t152[i0 * 128 + i1];
-                sums[lane] += v596;
+                const float v565 = t152[i0 * 128 + i1] * t152[i0 * 128 + i1];
+                sums[lane] += v565;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t597[0] = (float)sum;
+    t566[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %599 = mul %150, %150 : [128]  // teacher/gradient fwd
- * %600 = reduce_sum axes=[0] %599 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_19(float *restrict t600, const float *restrict t150) {
+ * %568 = mul %150, %150 : [128]  // teacher/gradient fwd
+ * %569 = reduce_sum axes=[0] %568 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_15(float *restrict t569, const float *restrict t150) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v599 = t150[i0] * t150[i0];
-            sums[lane] += v599;
+            const float v568 = t150[i0] * t150[i0];
+            sums[lane] += v568;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t600[0] = (float)sum;
+    t569[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %602 = mul %147, %147 : [128,10]  // teacher/gradient fwd
- * %603 = reduce_sum axes=[0, 1] %602 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_20(float *restrict t603, const float *restrict t147) {
+ * %571 = mul %147, %147 : [128,10]  // teacher/gradient fwd
+ * %572 = reduce_sum axes=[0, 1] %571 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_16(float *restrict t572, const float *restrict t147) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v602 = t147[i0 * 10 + i1] * t147[i0 * 10 + i1];
-            sum += v602;
+            const float v571 = t147[i0 * 10 + i1] * t147[i0 * 10 + i1];
+            sum += v571;
         }
     }
-    t603[0] = (float)sum;
+    t572[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %605 = mul %145, %145 : [10]  // teacher/gradient fwd
- * %606 = reduce_sum axes=[0] %605 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_21(float *restrict t606, const float *restrict t145) {
+ * %574 = mul %145, %145 : [10]  // teacher/gradient fwd
+ * %575 = reduce_sum axes=[0] %574 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_17(float *restrict t575, const float *restrict t145) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v605 = t145[i0] * t145[i0];
-        sum += v605;
+        const float v574 = t145[i0] * t145[i0];
+        sum += v574;
     }
-    t606[0] = (float)sum;
+    t575[0] = (float)sum;
 }
 
 /* loop []
- * %589 = add %586, %588 : []  // teacher/gradient fwd
- * %592 = add %589, %591 : []  // teacher/gradient fwd
- * %595 = add %592, %594 : []  // teacher/gradient fwd
- * %598 = add %595, %597 : []  // teacher/gradient fwd
- * %601 = add %598, %600 : []  // teacher/gradient fwd
- * %604 = add %601, %603 : []  // teacher/gradient fwd
- * %607 = add %604, %606 : []  // teacher/gradient fwd
- * %608 = sqrt %607 : []  // teacher/gradient fwd
- * %609 = mul %584, %608 : []  // teacher/gradient fwd
- * %610 = constant 1e-30 : []  // teacher/gradient fwd
- * %611 = max %609, %610 : []  // teacher/gradient fwd
- * %612 = div %346, %611 : []  // teacher/gradient fwd
- * %613 = step %347 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_22(float *restrict t608, float *restrict t612, float *restrict t613, const float *restrict t586, const float *restrict t588, const float *restrict t591, const float *restrict t594, const float *restrict t597, const float *restrict t600, const float *restrict t603, const float *restrict t606, const float *restrict t584, const float *restrict t346, const float *restrict t347) {
+ * %558 = add %555, %557 : []  // teacher/gradient fwd
+ * %561 = add %558, %560 : []  // teacher/gradient fwd
+ * %564 = add %561, %563 : []  // teacher/gradient fwd
+ * %567 = add %564, %566 : []  // teacher/gradient fwd
+ * %570 = add %567, %569 : []  // teacher/gradient fwd
+ * %573 = add %570, %572 : []  // teacher/gradient fwd
+ * %576 = add %573, %575 : []  // teacher/gradient fwd
+ * %577 = sqrt %576 : []  // teacher/gradient fwd
+ * %578 = mul %553, %577 : []  // teacher/gradient fwd
+ * %579 = constant 1e-30 : []  // teacher/gradient fwd
+ * %580 = max %578, %579 : []  // teacher/gradient fwd
+ * %581 = div %346, %580 : []  // teacher/gradient fwd
+ * %582 = step %347 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_18(float *restrict t577, float *restrict t581, float *restrict t582, const float *restrict t555, const float *restrict t557, const float *restrict t560, const float *restrict t563, const float *restrict t566, const float *restrict t569, const float *restrict t572, const float *restrict t575, const float *restrict t553, const float *restrict t346, const float *restrict t347) {
     for (size_t i = 0; i < 1; i++) {
-        const float v589 = t586[0] + t588[0];
-        const float v592 = v589 + t591[0];
-        const float v595 = v592 + t594[0];
-        const float v598 = v595 + t597[0];
-        const float v601 = v598 + t600[0];
-        const float v604 = v601 + t603[0];
-        const float v607 = v604 + t606[0];
-        const float v608 = sqrtf(v607);
-        const float v609 = t584[0] * v608;
-        const float v611 = v609 >= 1e-30f ? v609 : 1e-30f;
-        const float v612 = t346[0] / v611;
-        const float v613 = t347[0] > 0.0f ? 1.0f : 0.0f;
-        t608[i] = v608;
-        t612[i] = v612;
-        t613[i] = v613;
+        const float v558 = t555[0] + t557[0];
+        const float v561 = v558 + t560[0];
+        const float v564 = v561 + t563[0];
+        const float v567 = v564 + t566[0];
+        const float v570 = v567 + t569[0];
+        const float v573 = v570 + t572[0];
+        const float v576 = v573 + t575[0];
+        const float v577 = sqrtf(v576);
+        const float v578 = t553[0] * v577;
+        const float v580 = v578 >= 1e-30f ? v578 : 1e-30f;
+        const float v581 = t346[0] / v580;
+        const float v582 = t347[0] > 0.0f ? 1.0f : 0.0f;
+        t577[i] = v577;
+        t581[i] = v581;
+        t582[i] = v582;
     }
 }
 
-/* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %614 = mul %391, %391 : [3,3,1,16]  // teacher/gradient fwd
- * %615 = reduce_sum axes=[0, 1, 2, 3] %614 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_23(float *restrict t615, const float *restrict t391) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 3; i0++) {
-        for (size_t i1 = 0; i1 < 3; i1++) {
-            for (size_t i2 = 0; i2 < 1; i2++) {
-                for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v614 = t391[i0 * 48 + i1 * 16 + i3] * t391[i0 * 48 + i1 * 16 + i3];
-                    sum += v614;
-                }
-            }
-        }
-    }
-    t615[0] = (float)sum;
-}
-
-/* reduce_sum [16] axes=[0]
- * %616 = mul %389, %389 : [16]  // teacher/gradient fwd
- * %617 = reduce_sum axes=[0] %616 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_24(float *restrict t617, const float *restrict t389) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v616 = t389[i0] * t389[i0];
-        sum += v616;
-    }
-    t617[0] = (float)sum;
-}
-
-/* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %619 = mul %381, %381 : [3,3,16,32]  // teacher/gradient fwd
- * %620 = reduce_sum axes=[0, 1, 2, 3] %619 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_25(float *restrict t620, const float *restrict t381) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 3; i0++) {
-        for (size_t i1 = 0; i1 < 3; i1++) {
-            for (size_t i2 = 0; i2 < 16; i2++) {
-                for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v619 = t381[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t381[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v619;
-                }
-            }
-        }
-    }
-    t620[0] = (float)sum;
-}
-
-/* reduce_sum [32] axes=[0]
- * %622 = mul %376, %376 : [32]  // teacher/gradient fwd
- * %623 = reduce_sum axes=[0] %622 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_26(float *restrict t623, const float *restrict t376) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v622 = t376[i0] * t376[i0];
-        sum += v622;
-    }
-    t623[0] = (float)sum;
-}
-
-/* reduce_sum [1568,128] axes=[0, 1]
- * %625 = mul %368, %368 : [1568,128]  // teacher/gradient fwd
- * %626 = reduce_sum axes=[0, 1] %625 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_27(float *restrict t626, const float *restrict t368) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1s = 0; i1s < 128; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v625 = t368[i0 * 128 + i1] * t368[i0 * 128 + i1];
-                sums[lane] += v625;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t626[0] = (float)sum;
-}
-
-/* reduce_sum [128] axes=[0]
- * %628 = mul %364, %364 : [128]  // teacher/gradient fwd
- * %629 = reduce_sum axes=[0] %628 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_28(float *restrict t629, const float *restrict t364) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 128; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v628 = t364[i0] * t364[i0];
-            sums[lane] += v628;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t629[0] = (float)sum;
-}
-
-/* reduce_sum [128,10] axes=[0, 1]
- * %631 = mul %358, %358 : [128,10]  // teacher/gradient fwd
- * %632 = reduce_sum axes=[0, 1] %631 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_29(float *restrict t632, const float *restrict t358) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v631 = t358[i0 * 10 + i1] * t358[i0 * 10 + i1];
-            sum += v631;
-        }
-    }
-    t632[0] = (float)sum;
-}
-
-/* reduce_sum [10] axes=[0]
- * %634 = mul %355, %355 : [10]  // teacher/gradient fwd
- * %635 = reduce_sum axes=[0] %634 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_30(float *restrict t635, const float *restrict t355) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v634 = t355[i0] * t355[i0];
-        sum += v634;
-    }
-    t635[0] = (float)sum;
-}
-
-/* loop []
- * %618 = add %615, %617 : []  // teacher/gradient fwd
- * %621 = add %618, %620 : []  // teacher/gradient fwd
- * %624 = add %621, %623 : []  // teacher/gradient fwd
- * %627 = add %624, %626 : []  // teacher/gradient fwd
- * %630 = add %627, %629 : []  // teacher/gradient fwd
- * %633 = add %630, %632 : []  // teacher/gradient fwd
- * %636 = add %633, %635 : []  // teacher/gradient fwd
- * %637 = sqrt %636 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_31(float *restrict t637, const float *restrict t615, const float *restrict t617, const float *restrict t620, const float *restrict t623, const float *restrict t626, const float *restrict t629, const float *restrict t632, const float *restrict t635) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v618 = t615[0] + t617[0];
-        const float v621 = v618 + t620[0];
-        const float v624 = v621 + t623[0];
-        const float v627 = v624 + t626[0];
-        const float v630 = v627 + t629[0];
-        const float v633 = v630 + t632[0];
-        const float v636 = v633 + t635[0];
-        const float v637 = sqrtf(v636);
-        t637[i] = v637;
-    }
-}
-
-/* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %638 = mul %439, %439 : [3,3,1,16]  // teacher/gradient fwd
- * %639 = reduce_sum axes=[0, 1, 2, 3] %638 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_32(float *restrict t639, const float *restrict t439) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 3; i0++) {
-        for (size_t i1 = 0; i1 < 3; i1++) {
-            for (size_t i2 = 0; i2 < 1; i2++) {
-                for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v638 = t439[i0 * 48 + i1 * 16 + i3] * t439[i0 * 48 + i1 * 16 + i3];
-                    sum += v638;
-                }
-            }
-        }
-    }
-    t639[0] = (float)sum;
-}
-
-/* reduce_sum [16] axes=[0]
- * %640 = mul %437, %437 : [16]  // teacher/gradient fwd
- * %641 = reduce_sum axes=[0] %640 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_33(float *restrict t641, const float *restrict t437) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v640 = t437[i0] * t437[i0];
-        sum += v640;
-    }
-    t641[0] = (float)sum;
-}
-
-/* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %643 = mul %429, %429 : [3,3,16,32]  // teacher/gradient fwd
- * %644 = reduce_sum axes=[0, 1, 2, 3] %643 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_34(float *restrict t644, const float *restrict t429) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 3; i0++) {
-        for (size_t i1 = 0; i1 < 3; i1++) {
-            for (size_t i2 = 0; i2 < 16; i2++) {
-                for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v643 = t429[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t429[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v643;
-                }
-            }
-        }
-    }
-    t644[0] = (float)sum;
-}
-
-/* reduce_sum [32] axes=[0]
- * %646 = mul %424, %424 : [32]  // teacher/gradient fwd
- * %647 = reduce_sum axes=[0] %646 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_35(float *restrict t647, const float *restrict t424) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v646 = t424[i0] * t424[i0];
-        sum += v646;
-    }
-    t647[0] = (float)sum;
-}
-
-/* reduce_sum [1568,128] axes=[0, 1]
- * %649 = mul %416, %416 : [1568,128]  // teacher/gradient fwd
- * %650 = reduce_sum axes=[0, 1] %649 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_36(float *restrict t650, const float *restrict t416) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1s = 0; i1s < 128; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v649 = t416[i0 * 128 + i1] * t416[i0 * 128 + i1];
-                sums[lane] += v649;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t650[0] = (float)sum;
-}
-
-/* reduce_sum [128] axes=[0]
- * %652 = mul %412, %412 : [128]  // teacher/gradient fwd
- * %653 = reduce_sum axes=[0] %652 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_37(float *restrict t653, const float *restrict t412) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 128; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v652 = t412[i0] * t412[i0];
-            sums[lane] += v652;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t653[0] = (float)sum;
-}
-
-/* reduce_sum [128,10] axes=[0, 1]
- * %655 = mul %407, %407 : [128,10]  // teacher/gradient fwd
- * %656 = reduce_sum axes=[0, 1] %655 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_38(float *restrict t656, const float *restrict t407) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v655 = t407[i0 * 10 + i1] * t407[i0 * 10 + i1];
-            sum += v655;
-        }
-    }
-    t656[0] = (float)sum;
-}
-
-/* reduce_sum [10] axes=[0]
- * %658 = mul %404, %404 : [10]  // teacher/gradient fwd
- * %659 = reduce_sum axes=[0] %658 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_39(float *restrict t659, const float *restrict t404) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v658 = t404[i0] * t404[i0];
-        sum += v658;
-    }
-    t659[0] = (float)sum;
-}
-
-/* loop []
- * %642 = add %639, %641 : []  // teacher/gradient fwd
- * %645 = add %642, %644 : []  // teacher/gradient fwd
- * %648 = add %645, %647 : []  // teacher/gradient fwd
- * %651 = add %648, %650 : []  // teacher/gradient fwd
- * %654 = add %651, %653 : []  // teacher/gradient fwd
- * %657 = add %654, %656 : []  // teacher/gradient fwd
- * %660 = add %657, %659 : []  // teacher/gradient fwd
- * %661 = sqrt %660 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_40(float *restrict t661, const float *restrict t639, const float *restrict t641, const float *restrict t644, const float *restrict t647, const float *restrict t650, const float *restrict t653, const float *restrict t656, const float *restrict t659) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v642 = t639[0] + t641[0];
-        const float v645 = v642 + t644[0];
-        const float v648 = v645 + t647[0];
-        const float v651 = v648 + t650[0];
-        const float v654 = v651 + t653[0];
-        const float v657 = v654 + t656[0];
-        const float v660 = v657 + t659[0];
-        const float v661 = sqrtf(v660);
-        t661[i] = v661;
-    }
-}
-
-/* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %662 = mul %472, %472 : [3,3,1,16]  // teacher/gradient fwd
- * %663 = reduce_sum axes=[0, 1, 2, 3] %662 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_41(float *restrict t663, const float *restrict t472) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 3; i0++) {
-        for (size_t i1 = 0; i1 < 3; i1++) {
-            for (size_t i2 = 0; i2 < 1; i2++) {
-                for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v662 = t472[i0 * 48 + i1 * 16 + i3] * t472[i0 * 48 + i1 * 16 + i3];
-                    sum += v662;
-                }
-            }
-        }
-    }
-    t663[0] = (float)sum;
-}
-
-/* reduce_sum [16] axes=[0]
- * %664 = mul %470, %470 : [16]  // teacher/gradient fwd
- * %665 = reduce_sum axes=[0] %664 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_42(float *restrict t665, const float *restrict t470) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v664 = t470[i0] * t470[i0];
-        sum += v664;
-    }
-    t665[0] = (float)sum;
-}
-
-/* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %667 = mul %465, %465 : [3,3,16,32]  // teacher/gradient fwd
- * %668 = reduce_sum axes=[0, 1, 2, 3] %667 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_43(float *restrict t668, const float *restrict t465) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 3; i0++) {
-        for (size_t i1 = 0; i1 < 3; i1++) {
-            for (size_t i2 = 0; i2 < 16; i2++) {
-                for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v667 = t465[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t465[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v667;
-                }
-            }
-        }
-    }
-    t668[0] = (float)sum;
-}
-
-/* reduce_sum [32] axes=[0]
- * %670 = mul %462, %462 : [32]  // teacher/gradient fwd
- * %671 = reduce_sum axes=[0] %670 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_44(float *restrict t671, const float *restrict t462) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v670 = t462[i0] * t462[i0];
-        sum += v670;
-    }
-    t671[0] = (float)sum;
-}
-
-/* reduce_sum [1568,128] axes=[0, 1]
- * %673 = mul %457, %457 : [1568,128]  // teacher/gradient fwd
- * %674 = reduce_sum axes=[0, 1] %673 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_45(float *restrict t674, const float *restrict t457) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1s = 0; i1s < 128; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v673 = t457[i0 * 128 + i1] * t457[i0 * 128 + i1];
-                sums[lane] += v673;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t674[0] = (float)sum;
-}
-
-/* reduce_sum [128] axes=[0]
- * %676 = mul %455, %455 : [128]  // teacher/gradient fwd
- * %677 = reduce_sum axes=[0] %676 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_46(float *restrict t677, const float *restrict t455) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 128; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v676 = t455[i0] * t455[i0];
-            sums[lane] += v676;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t677[0] = (float)sum;
-}
-
-/* reduce_sum [128,10] axes=[0, 1]
- * %679 = mul %452, %452 : [128,10]  // teacher/gradient fwd
- * %680 = reduce_sum axes=[0, 1] %679 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_47(float *restrict t680, const float *restrict t452) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v679 = t452[i0 * 10 + i1] * t452[i0 * 10 + i1];
-            sum += v679;
-        }
-    }
-    t680[0] = (float)sum;
-}
-
-/* reduce_sum [10] axes=[0]
- * %682 = mul %450, %450 : [10]  // teacher/gradient fwd
- * %683 = reduce_sum axes=[0] %682 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_48(float *restrict t683, const float *restrict t450) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v682 = t450[i0] * t450[i0];
-        sum += v682;
-    }
-    t683[0] = (float)sum;
-}
-
-/* loop []
- * %666 = add %663, %665 : []  // teacher/gradient fwd
- * %669 = add %666, %668 : []  // teacher/gradient fwd
- * %672 = add %669, %671 : []  // teacher/gradient fwd
- * %675 = add %672, %674 : []  // teacher/gradient fwd
- * %678 = add %675, %677 : []  // teacher/gradient fwd
- * %681 = add %678, %680 : []  // teacher/gradient fwd
- * %684 = add %681, %683 : []  // teacher/gradient fwd
- * %685 = sqrt %684 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_49(float *restrict t685, const float *restrict t663, const float *restrict t665, const float *restrict t668, const float *restrict t671, const float *restrict t674, const float *restrict t677, const float *restrict t680, const float *restrict t683) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v666 = t663[0] + t665[0];
-        const float v669 = v666 + t668[0];
-        const float v672 = v669 + t671[0];
-        const float v675 = v672 + t674[0];
-        const float v678 = v675 + t677[0];
-        const float v681 = v678 + t680[0];
-        const float v684 = v681 + t683[0];
-        const float v685 = sqrtf(v684);
-        t685[i] = v685;
-    }
-}
-
-/* 222 kernels; scratch high-water mark 13486288 floats. */
+/* 175 kernels; scratch high-water mark 13486288 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_conv0_fwd(scratch /* t27 */, scratch + 9839232 /* t29 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch + 3612672 /* chunk */);
     step_teacher_conv3_fwd(scratch + 6427264 /* t35 */, scratch + 12348032 /* t37 */, scratch + 9839232 /* t29 */, state + 160 /* in_teacher_conv3_weight */, state + 4768 /* in_teacher_conv3_bias */, scratch + 3612672 /* chunk */);
@@ -4795,10 +3899,10 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_conv3_vjp_3(scratch + 13475456 /* t160 */, scratch + 12799616 /* t108 */, scratch + 11545216 /* t157 */, scratch + 3612672 /* chunk */);
     step_student_relu1_vjp(scratch + 11143808 /* t164 */, scratch + 12799616 /* t108 */, scratch + 10742400 /* t162 */);
     step_student_relu1_vjp_2(scratch + 3612672 /* t165 */, scratch + 8233600 /* t107 */, scratch + 11143808 /* t164 */);
-    step_student_conv0_vjp(scratch + 11352128 /* t167 */, scratch + 3612672 /* t166 */, scratch + 12799616 /* chunk */);
-    step_student_conv0_vjp_2(scratch + 11351680 /* t168 */, io + 125440 /* t99 */, scratch + 3612672 /* t166 */, scratch + 5218304 /* chunk */);
-    step_student_conv0_update(state + 620784 /* in_student_momentum_conv0_weight */, state + 206928 /* in_student_conv0_weight */, scratch + 11351680 /* t169 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_update_2(state + 620928 /* in_student_momentum_conv0_bias */, state + 207072 /* in_student_conv0_bias */, scratch + 11352128 /* t167 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_vjp(scratch + 11020096 /* t167 */, scratch + 3612672 /* t166 */, scratch + 12799616 /* chunk */);
+    step_student_conv0_vjp_2(scratch + 11019648 /* t168 */, io + 125440 /* t99 */, scratch + 3612672 /* t166 */, scratch + 5218304 /* chunk */);
+    step_student_conv0_update(state + 620784 /* in_student_momentum_conv0_weight */, state + 206928 /* in_student_conv0_weight */, scratch + 11019648 /* t169 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_update_2(state + 620928 /* in_student_momentum_conv0_bias */, state + 207072 /* in_student_conv0_bias */, scratch + 11020096 /* t167 */, io + 226128 /* in_lr_student */);
     step_student_conv3_update(state + 620944 /* in_student_momentum_conv3_weight */, state + 207088 /* in_student_conv3_weight */, scratch + 13475456 /* t161 */, io + 226128 /* in_lr_student */);
     step_student_conv3_update_2(state + 625552 /* in_student_momentum_conv3_bias */, state + 211696 /* in_student_conv3_bias */, scratch + 13486240 /* t158 */, io + 226128 /* in_lr_student */);
     step_student_dense7_update(state + 625584 /* in_student_momentum_dense7_weight */, state + 211728 /* in_student_dense7_weight */, scratch + 13201024 /* t152 */, io + 226128 /* in_lr_student */);
@@ -4819,148 +3923,101 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_loss_l_vjp_2(scratch + 8689600 /* t294 */, scratch + 8689280 /* t292 */);
     step_student_loss_l_vjp_3(scratch + 8690272 /* t295 */, scratch + 8689600 /* t294 */, scratch + 8690240 /* t284 */);
     step_student_loss_l_vjp_4(scratch + 8689600 /* t298 */, scratch + 8690272 /* t295 */, scratch + 8689920 /* t283 */, scratch + 8689280 /* t292 */);
-    step_student_dense9_vjp_4(scratch + 11352144 /* t299 */, scratch + 8689600 /* t298 */);
-    step_student_dense9_vjp_5(scratch + 11349120 /* t301 */, scratch + 8685184 /* t276 */, scratch + 8689600 /* t298 */);
+    step_student_dense9_vjp_4(scratch + 11020112 /* t299 */, scratch + 8689600 /* t298 */);
+    step_student_dense9_vjp_5(scratch + 11018368 /* t301 */, scratch + 8685184 /* t276 */, scratch + 8689600 /* t298 */);
     step_student_dense9_vjp_6(scratch + 8735360 /* t303 */, scratch + 8689600 /* t298 */, state + 412560 /* t244 */, scratch + 8685184 /* t276 */);
-    step_student_dense7_vjp_4(scratch + 11351968 /* t304 */, scratch + 8735360 /* t303 */);
+    step_student_dense7_vjp_4(scratch + 11019936 /* t304 */, scratch + 8735360 /* t303 */);
     step_student_dense7_vjp_5(scratch + 8685184 /* t305 */, scratch + 8735360 /* t303 */, state + 211728 /* t223 */);
     step_student_dense7_vjp_6(scratch + 13000320 /* t306 */, scratch + 8635008 /* t272 */, scratch + 8735360 /* t303 */);
     step_student_relu4_vjp_3(scratch + 8936064 /* t309 */, scratch + 8635008 /* t271 */, scratch + 8685184 /* t307 */);
     step_student_relu4_vjp_4(scratch + 8635008 /* t310 */, scratch + 12799616 /* t270 */, scratch + 8936064 /* t309 */);
-    step_student_conv3_vjp_4(scratch + 11352096 /* t312 */, scratch + 8635008 /* t311 */, scratch + 12799616 /* chunk */);
+    step_student_conv3_vjp_4(scratch + 11020064 /* t312 */, scratch + 8635008 /* t311 */, scratch + 12799616 /* chunk */);
     step_student_conv3_vjp_5(scratch + 12799616 /* t316 */, scratch + 8635008 /* t311 */, state + 207088 /* t265 */, scratch + 3612672 /* chunk */);
-    step_student_conv3_vjp_6(scratch + 11344512 /* t314 */, scratch + 8835712 /* t263 */, scratch + 8635008 /* t311 */, scratch + 3612672 /* chunk */);
+    step_student_conv3_vjp_6(scratch + 11009664 /* t314 */, scratch + 8835712 /* t263 */, scratch + 8635008 /* t311 */, scratch + 3612672 /* chunk */);
     step_student_relu1_vjp_3(scratch + 12899968 /* t318 */, scratch + 8835712 /* t263 */, scratch + 12799616 /* t316 */);
     step_student_relu1_vjp_4(scratch + 8635008 /* t319 */, scratch + 8233600 /* t262 */, scratch + 12899968 /* t318 */);
-    step_student_conv0_vjp_3(scratch + 11352160 /* t321 */, scratch + 8635008 /* t320 */, scratch + 12799616 /* chunk */);
-    step_student_conv0_vjp_4(scratch + 11351824 /* t322 */, io /* in_x */, scratch + 8635008 /* t320 */, scratch + 3612672 /* chunk */);
-    step_teacher_feedback_fwd(scratch + 11350400 /* t325 */, scratch + 11351824 /* t323 */, scratch + 11351680 /* t169 */);
-    step_teacher_feedback_fwd_2(scratch + 11350416 /* t327 */, scratch + 11352160 /* t321 */, scratch + 11352128 /* t167 */);
-    step_teacher_feedback_fwd_3(scratch + 11350432 /* t330 */, scratch + 11344512 /* t315 */, scratch + 13475456 /* t161 */);
-    step_teacher_feedback_fwd_4(scratch + 11350448 /* t333 */, scratch + 11352096 /* t312 */, scratch + 13486240 /* t158 */);
-    step_teacher_feedback_fwd_5(scratch + 11350464 /* t336 */, scratch + 13000320 /* t306 */, scratch + 13201024 /* t152 */);
-    step_teacher_feedback_fwd_6(scratch + 11350480 /* t339 */, scratch + 11351968 /* t304 */, scratch + 13486080 /* t150 */);
-    step_teacher_feedback_fwd_7(scratch + 11350496 /* t342 */, scratch + 11349120 /* t301 */, scratch + 13483904 /* t147 */);
-    step_teacher_feedback_fwd_8(scratch + 11350512 /* t345 */, scratch + 11352144 /* t299 */, scratch + 13486272 /* t145 */);
-    step_teacher_feedback_fwd_9(scratch + 11352176 /* t346 */, io + 263120 /* t347 */, scratch + 11350400 /* t325 */, scratch + 11350416 /* t327 */, scratch + 11350432 /* t330 */, scratch + 11350448 /* t333 */, scratch + 11350464 /* t336 */, scratch + 11350480 /* t339 */, scratch + 11350496 /* t342 */, scratch + 11350512 /* t345 */, io + 226128 /* in_lr_student */);
-    step_teacher_loss_sup_vjp(scratch + 12799616 /* t348 */, scratch + 13485184 /* t54 */);
-    step_teacher_loss_sup_vjp_2(scratch + 13485184 /* t350 */, scratch + 12799616 /* t348 */);
-    step_teacher_loss_sup_vjp_3(scratch + 11350400 /* t351 */, scratch + 13485184 /* t350 */, scratch + 13486208 /* t59 */);
-    step_teacher_loss_sup_vjp_4(scratch + 13485184 /* t354 */, scratch + 11350400 /* t351 */, scratch + 13485504 /* t58 */, scratch + 12799616 /* t348 */);
-    step_teacher_dense10_vjp(scratch + 13485792 /* t355 */, scratch + 13485184 /* t354 */);
-    step_teacher_dense10_vjp_2(scratch + 11350400 /* t358 */, scratch + 13438592 /* t357 */, scratch + 13485184 /* t354 */);
-    step_teacher_relu8_vjp(scratch + 11143808 /* t361 */, scratch + 13401728 /* t42 */);
-    step_teacher_dense10_vjp_3(scratch + 13401728 /* t363 */, scratch + 13485184 /* t354 */, state + 205632 /* in_teacher_dense10_weight */, io + 226176 /* in_dropout_teacher_all_dropout9 */, scratch + 11143808 /* t362 */);
-    step_teacher_dense7_vjp(scratch + 13485184 /* t364 */, scratch + 13401728 /* t363 */);
-    step_teacher_dense7_vjp_2(scratch + 8233600 /* t365 */, scratch + 13401728 /* t363 */, state + 4800 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_3(scratch + 12799616 /* t368 */, scratch + 12348032 /* t367 */, scratch + 13401728 /* t363 */);
-    step_teacher_relu4_vjp(scratch + 8434304 /* t373 */, scratch + 12348032 /* t366 */, scratch + 8233600 /* t369 */);
-    step_teacher_relu4_vjp_2(scratch + 8233600 /* t374 */, scratch + 6427264 /* t371 */, scratch + 8434304 /* t373 */);
-    step_teacher_conv3_vjp(scratch + 13486208 /* t376 */, scratch + 8233600 /* t375 */, scratch + 13401728 /* chunk */);
-    step_teacher_conv3_vjp_2(scratch + 8434304 /* t382 */, scratch + 8233600 /* t375 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
-    step_teacher_conv3_vjp_3(scratch + 13418112 /* t380 */, scratch + 9839232 /* t378 */, scratch + 8233600 /* t375 */, scratch + 3612672 /* chunk */);
-    step_teacher_relu1_vjp(scratch + 8635008 /* t386 */, scratch + 9839232 /* t378 */, scratch + 8434304 /* t382 */);
-    step_teacher_relu1_vjp_2(scratch + 8233600 /* t387 */, scratch /* t384 */, scratch + 8635008 /* t386 */);
-    step_teacher_conv0_vjp(scratch + 13485808 /* t389 */, scratch + 8233600 /* t388 */, scratch + 13422720 /* chunk */);
-    step_teacher_conv0_vjp_2(scratch + 13428608 /* t390 */, io /* in_x */, scratch + 8233600 /* t388 */, scratch + 3612672 /* chunk */);
-    step_teacher_loss_uda_vjp(scratch + 13485440 /* t392 */, io + 226144 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 13485312 /* t395 */, scratch + 13485440 /* t392 */, scratch + 13485824 /* t80 */);
-    step_teacher_loss_uda_vjp_3(scratch + 13422720 /* t397 */, scratch + 13485312 /* t395 */, scratch + 13480064 /* t77 */);
-    step_teacher_loss_uda_vjp_4(scratch + 13485312 /* t399 */, scratch + 13422720 /* t397 */);
-    step_teacher_loss_uda_vjp_5(scratch + 13485440 /* t400 */, scratch + 13485312 /* t399 */, scratch + 13485952 /* t85 */);
-    step_teacher_loss_uda_vjp_6(scratch + 13480064 /* t403 */, scratch + 13485440 /* t400 */, scratch + 13481344 /* t84 */, scratch + 13422720 /* t397 */);
-    step_teacher_dense10_vjp_4(scratch + 13485824 /* t404 */, scratch + 13480064 /* t403 */);
-    step_teacher_dense10_vjp_5(scratch + 13427328 /* t407 */, scratch + 13459072 /* t406 */, scratch + 13480064 /* t403 */);
-    step_teacher_dense10_vjp_6(scratch + 13401728 /* t411 */, scratch + 13480064 /* t403 */, state + 205632 /* in_teacher_dense10_weight */, io + 246656 /* t408 */, scratch + 11164288 /* t410 */);
-    step_teacher_dense7_vjp_4(scratch + 13485312 /* t412 */, scratch + 13401728 /* t411 */);
-    step_teacher_dense7_vjp_5(scratch + 8233600 /* t413 */, scratch + 13401728 /* t411 */, state + 4800 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_6(scratch + 10742400 /* t416 */, scratch + 12598912 /* t415 */, scratch + 13401728 /* t411 */);
-    step_teacher_relu4_vjp_3(scratch + 10943104 /* t420 */, scratch + 9036416 /* t421 */, scratch + 12598912 /* t414 */, scratch + 8233600 /* t417 */);
-    step_teacher_relu4_vjp_4(scratch + 8233600 /* t422 */, scratch + 7430784 /* t419 */, scratch + 9036416 /* t421 */);
-    step_teacher_conv3_vjp_4(scratch + 13485696 /* t424 */, scratch + 8233600 /* t423 */, scratch + 13480064 /* chunk */);
-    step_teacher_conv3_vjp_5(scratch + 9036416 /* t430 */, scratch + 8233600 /* t423 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
-    step_teacher_conv3_vjp_6(scratch + 13422720 /* t428 */, scratch + 10340992 /* t426 */, scratch + 8233600 /* t423 */, scratch + 3612672 /* chunk */);
-    step_teacher_relu1_vjp_3(scratch + 9437824 /* t433 */, scratch + 8233600 /* t434 */, scratch + 10340992 /* t426 */, scratch + 9036416 /* t430 */);
-    step_teacher_relu1_vjp_4(scratch + 3612672 /* t435 */, scratch + 2007040 /* t432 */, scratch + 8233600 /* t434 */);
-    step_teacher_conv0_vjp_3(scratch + 13485840 /* t437 */, scratch + 3612672 /* t436 */, scratch + 13480064 /* chunk */);
-    step_teacher_conv0_vjp_4(scratch + 13428752 /* t438 */, io + 125440 /* t99 */, scratch + 3612672 /* t436 */, scratch + 5218304 /* chunk */);
-    step_teacher_feedback_vjp(scratch + 13485728 /* t441 */, io + 226160 /* in_feedback_scale */, io + 263120 /* t347 */);
-    step_teacher_feedback_vjp_2(scratch + 13480064 /* t443 */, scratch + 13485728 /* t441 */, scratch + 13482624 /* t98 */);
-    step_teacher_feedback_vjp_3(scratch + 13485440 /* t445 */, scratch + 13480064 /* t443 */);
-    step_teacher_feedback_vjp_4(scratch + 13485568 /* t446 */, scratch + 13485440 /* t445 */, scratch + 13485952 /* t85 */);
-    step_teacher_feedback_vjp_5(scratch + 13482624 /* t449 */, scratch + 13485568 /* t446 */, scratch + 13481344 /* t84 */, scratch + 13480064 /* t443 */);
-    step_teacher_dense10_vjp_7(scratch + 13485856 /* t450 */, scratch + 13482624 /* t449 */);
-    step_teacher_dense10_vjp_8(scratch + 13480064 /* t452 */, scratch + 13459072 /* t406 */, scratch + 13482624 /* t449 */);
-    step_teacher_dense10_vjp_9(scratch + 8434304 /* t454 */, scratch + 13482624 /* t449 */, state + 205632 /* in_teacher_dense10_weight */, io + 246656 /* t408 */, scratch + 11164288 /* t410 */);
-    step_teacher_dense7_vjp_7(scratch + 13485440 /* t455 */, scratch + 8434304 /* t454 */);
-    step_teacher_dense7_vjp_8(scratch + 8233600 /* t456 */, scratch + 8434304 /* t454 */, state + 4800 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_9(scratch + 11143808 /* t457 */, scratch + 12598912 /* t415 */, scratch + 8434304 /* t454 */);
-    step_teacher_relu4_vjp_5(scratch + 9036416 /* t459 */, scratch + 8233600 /* t458 */, scratch + 10943104 /* t420 */);
-    step_teacher_relu4_vjp_6(scratch + 8233600 /* t460 */, scratch + 7430784 /* t419 */, scratch + 9036416 /* t459 */);
-    step_teacher_conv3_vjp_7(scratch + 13485728 /* t462 */, scratch + 8233600 /* t461 */, scratch + 13481344 /* chunk */);
-    step_teacher_conv3_vjp_8(scratch + 9036416 /* t466 */, scratch + 8233600 /* t461 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
-    step_teacher_conv3_vjp_9(scratch + 13401728 /* t464 */, scratch + 10340992 /* t426 */, scratch + 8233600 /* t461 */, scratch + 3612672 /* chunk */);
-    step_teacher_relu1_vjp_5(scratch + 5218304 /* t467 */, scratch + 9036416 /* t466 */, scratch + 9437824 /* t433 */);
-    step_teacher_relu1_vjp_6(scratch + 3612672 /* t468 */, scratch + 2007040 /* t432 */, scratch + 5218304 /* t467 */);
-    step_teacher_conv0_vjp_5(scratch + 13485872 /* t470 */, scratch + 3612672 /* t469 */, scratch + 13481344 /* chunk */);
-    step_teacher_conv0_vjp_6(scratch + 13481344 /* t471 */, io + 125440 /* t99 */, scratch + 3612672 /* t469 */, scratch /* chunk */);
-    step_teacher_gradient_fwd(scratch + 13485888 /* t476 */, scratch + 13485808 /* t389 */, scratch + 13485840 /* t437 */, scratch + 13485872 /* t470 */);
-    step_teacher_gradient_fwd_2(scratch + 13485760 /* t480 */, scratch + 13486208 /* t376 */, scratch + 13485696 /* t424 */, scratch + 13485728 /* t462 */);
-    step_teacher_gradient_fwd_3(scratch + 13485568 /* t484 */, scratch + 13485184 /* t364 */, scratch + 13485312 /* t412 */, scratch + 13485440 /* t455 */);
-    step_teacher_gradient_fwd_4(scratch + 13485904 /* t488 */, scratch + 13485792 /* t355 */, scratch + 13485824 /* t404 */, scratch + 13485856 /* t450 */);
-    step_teacher_conv0_update(state + 413856 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 13428608 /* t391 */, scratch + 13428752 /* t439 */, scratch + 13481344 /* t472 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv0_update_2(state + 414000 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, scratch + 13485888 /* t476 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv3_update(state + 414016 /* in_teacher_momentum_conv3_weight */, state + 160 /* in_teacher_conv3_weight */, scratch + 13418112 /* t381 */, scratch + 13422720 /* t429 */, scratch + 13401728 /* t465 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv3_update_2(state + 418624 /* in_teacher_momentum_conv3_bias */, state + 4768 /* in_teacher_conv3_bias */, scratch + 13485760 /* t480 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense7_update(state + 418656 /* in_teacher_momentum_dense7_weight */, state + 4800 /* in_teacher_dense7_weight */, scratch + 12799616 /* t368 */, scratch + 10742400 /* t416 */, scratch + 11143808 /* t457 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense7_update_2(state + 619360 /* in_teacher_momentum_dense7_bias */, state + 205504 /* in_teacher_dense7_bias */, scratch + 13485568 /* t484 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense10_update(state + 619488 /* in_teacher_momentum_dense10_weight */, state + 205632 /* in_teacher_dense10_weight */, scratch + 11350400 /* t358 */, scratch + 13427328 /* t407 */, scratch + 13480064 /* t452 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense10_update_2(state + 620768 /* in_teacher_momentum_dense10_bias */, state + 206912 /* in_teacher_dense10_bias */, scratch + 13485904 /* t488 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_gradient_fwd_5(scratch + 13485760 /* t562 */, scratch + 11351824 /* t323 */);
-    step_teacher_gradient_fwd_6(scratch + 13485776 /* t564 */, scratch + 11352160 /* t321 */);
-    step_teacher_gradient_fwd_7(scratch + 11352160 /* t567 */, scratch + 11344512 /* t315 */);
-    step_teacher_gradient_fwd_8(scratch + 13485568 /* t570 */, scratch + 11352096 /* t312 */);
-    step_teacher_gradient_fwd_9(scratch + 11352096 /* t573 */, scratch + 13000320 /* t306 */);
-    step_teacher_gradient_fwd_10(scratch + 11352112 /* t576 */, scratch + 11351968 /* t304 */);
-    step_teacher_gradient_fwd_11(scratch + 13485584 /* t579 */, scratch + 11349120 /* t301 */);
-    step_teacher_gradient_fwd_12(scratch + 13485600 /* t582 */, scratch + 11352144 /* t299 */);
-    step_teacher_gradient_fwd_13(io + 263136 /* t584 */, scratch + 13485760 /* t562 */, scratch + 13485776 /* t564 */, scratch + 11352160 /* t567 */, scratch + 13485568 /* t570 */, scratch + 11352096 /* t573 */, scratch + 11352112 /* t576 */, scratch + 13485584 /* t579 */, scratch + 13485600 /* t582 */);
-    step_teacher_gradient_fwd_14(scratch + 11352144 /* t586 */, scratch + 11351680 /* t169 */);
-    step_teacher_gradient_fwd_15(scratch + 11352160 /* t588 */, scratch + 11352128 /* t167 */);
-    step_teacher_gradient_fwd_16(scratch + 13485760 /* t591 */, scratch + 13475456 /* t161 */);
-    step_teacher_gradient_fwd_17(scratch + 13485776 /* t594 */, scratch + 13486240 /* t158 */);
-    step_teacher_gradient_fwd_18(scratch + 13486240 /* t597 */, scratch + 13201024 /* t152 */);
-    step_teacher_gradient_fwd_19(scratch + 13486256 /* t600 */, scratch + 13486080 /* t150 */);
-    step_teacher_gradient_fwd_20(scratch + 13485568 /* t603 */, scratch + 13483904 /* t147 */);
-    step_teacher_gradient_fwd_21(scratch + 13485584 /* t606 */, scratch + 13486272 /* t145 */);
-    step_teacher_gradient_fwd_22(io + 263152 /* t608 */, io + 263168 /* t612 */, io + 263184 /* t613 */, scratch + 11352144 /* t586 */, scratch + 11352160 /* t588 */, scratch + 13485760 /* t591 */, scratch + 13485776 /* t594 */, scratch + 13486240 /* t597 */, scratch + 13486256 /* t600 */, scratch + 13485568 /* t603 */, scratch + 13485584 /* t606 */, io + 263136 /* t584 */, scratch + 11352176 /* t346 */, io + 263120 /* t347 */);
-    step_teacher_gradient_fwd_23(scratch + 13485760 /* t615 */, scratch + 13428608 /* t391 */);
-    step_teacher_gradient_fwd_24(scratch + 13485776 /* t617 */, scratch + 13485808 /* t389 */);
-    step_teacher_gradient_fwd_25(scratch + 13485808 /* t620 */, scratch + 13418112 /* t381 */);
-    step_teacher_gradient_fwd_26(scratch + 13485568 /* t623 */, scratch + 13486208 /* t376 */);
-    step_teacher_gradient_fwd_27(scratch + 13485584 /* t626 */, scratch + 12799616 /* t368 */);
-    step_teacher_gradient_fwd_28(scratch + 13485600 /* t629 */, scratch + 13485184 /* t364 */);
-    step_teacher_gradient_fwd_29(scratch + 13485616 /* t632 */, scratch + 11350400 /* t358 */);
-    step_teacher_gradient_fwd_30(scratch + 13485632 /* t635 */, scratch + 13485792 /* t355 */);
-    step_teacher_gradient_fwd_31(io + 263200 /* t637 */, scratch + 13485760 /* t615 */, scratch + 13485776 /* t617 */, scratch + 13485808 /* t620 */, scratch + 13485568 /* t623 */, scratch + 13485584 /* t626 */, scratch + 13485600 /* t629 */, scratch + 13485616 /* t632 */, scratch + 13485632 /* t635 */);
-    step_teacher_gradient_fwd_32(scratch + 13485760 /* t639 */, scratch + 13428752 /* t439 */);
-    step_teacher_gradient_fwd_33(scratch + 13485776 /* t641 */, scratch + 13485840 /* t437 */);
-    step_teacher_gradient_fwd_34(scratch + 13485840 /* t644 */, scratch + 13422720 /* t429 */);
-    step_teacher_gradient_fwd_35(scratch + 13485792 /* t647 */, scratch + 13485696 /* t424 */);
-    step_teacher_gradient_fwd_36(scratch + 13485808 /* t650 */, scratch + 10742400 /* t416 */);
-    step_teacher_gradient_fwd_37(scratch + 13485568 /* t653 */, scratch + 13485312 /* t412 */);
-    step_teacher_gradient_fwd_38(scratch + 13485584 /* t656 */, scratch + 13427328 /* t407 */);
-    step_teacher_gradient_fwd_39(scratch + 13485600 /* t659 */, scratch + 13485824 /* t404 */);
-    step_teacher_gradient_fwd_40(io + 263216 /* t661 */, scratch + 13485760 /* t639 */, scratch + 13485776 /* t641 */, scratch + 13485840 /* t644 */, scratch + 13485792 /* t647 */, scratch + 13485808 /* t650 */, scratch + 13485568 /* t653 */, scratch + 13485584 /* t656 */, scratch + 13485600 /* t659 */);
-    step_teacher_gradient_fwd_41(scratch + 13485760 /* t663 */, scratch + 13481344 /* t472 */);
-    step_teacher_gradient_fwd_42(scratch + 13485776 /* t665 */, scratch + 13485872 /* t470 */);
-    step_teacher_gradient_fwd_43(scratch + 13485792 /* t668 */, scratch + 13401728 /* t465 */);
-    step_teacher_gradient_fwd_44(scratch + 13485808 /* t671 */, scratch + 13485728 /* t462 */);
-    step_teacher_gradient_fwd_45(scratch + 13485824 /* t674 */, scratch + 11143808 /* t457 */);
-    step_teacher_gradient_fwd_46(scratch + 13485840 /* t677 */, scratch + 13485440 /* t455 */);
-    step_teacher_gradient_fwd_47(scratch + 13481344 /* t680 */, scratch + 13480064 /* t452 */);
-    step_teacher_gradient_fwd_48(scratch + 13481360 /* t683 */, scratch + 13485856 /* t450 */);
-    step_teacher_gradient_fwd_49(io + 263232 /* t685 */, scratch + 13485760 /* t663 */, scratch + 13485776 /* t665 */, scratch + 13485792 /* t668 */, scratch + 13485808 /* t671 */, scratch + 13485824 /* t674 */, scratch + 13485840 /* t677 */, scratch + 13481344 /* t680 */, scratch + 13481360 /* t683 */);
+    step_student_conv0_vjp_3(scratch + 11020128 /* t321 */, scratch + 8635008 /* t320 */, scratch + 11014272 /* chunk */);
+    step_student_conv0_vjp_4(scratch + 11019792 /* t322 */, io /* in_x */, scratch + 8635008 /* t320 */, scratch + 3612672 /* chunk */);
+    step_teacher_feedback_fwd(scratch + 11014272 /* t325 */, scratch + 11019792 /* t323 */, scratch + 11019648 /* t169 */);
+    step_teacher_feedback_fwd_2(scratch + 11014288 /* t327 */, scratch + 11020128 /* t321 */, scratch + 11020096 /* t167 */);
+    step_teacher_feedback_fwd_3(scratch + 11014304 /* t330 */, scratch + 11009664 /* t315 */, scratch + 13475456 /* t161 */);
+    step_teacher_feedback_fwd_4(scratch + 11014320 /* t333 */, scratch + 11020064 /* t312 */, scratch + 13486240 /* t158 */);
+    step_teacher_feedback_fwd_5(scratch + 11014336 /* t336 */, scratch + 13000320 /* t306 */, scratch + 13201024 /* t152 */);
+    step_teacher_feedback_fwd_6(scratch + 11014352 /* t339 */, scratch + 11019936 /* t304 */, scratch + 13486080 /* t150 */);
+    step_teacher_feedback_fwd_7(scratch + 11014368 /* t342 */, scratch + 11018368 /* t301 */, scratch + 13483904 /* t147 */);
+    step_teacher_feedback_fwd_8(scratch + 11014384 /* t345 */, scratch + 11020112 /* t299 */, scratch + 13486272 /* t145 */);
+    step_teacher_feedback_fwd_9(scratch + 11020144 /* t346 */, io + 263120 /* t347 */, scratch + 11015552 /* t349 */, scratch + 11014272 /* t325 */, scratch + 11014288 /* t327 */, scratch + 11014304 /* t330 */, scratch + 11014320 /* t333 */, scratch + 11014336 /* t336 */, scratch + 11014352 /* t339 */, scratch + 11014368 /* t342 */, scratch + 11014384 /* t345 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 11014272 /* t351 */, scratch + 11015552 /* t349 */, scratch + 13482624 /* t98 */);
+    step_teacher_feedback_vjp_2(scratch + 13482624 /* t353 */, scratch + 11014272 /* t351 */);
+    step_teacher_feedback_vjp_3(scratch + 11015552 /* t354 */, scratch + 13482624 /* t353 */, scratch + 13485952 /* t85 */);
+    step_teacher_loss_uda_vjp(scratch + 13482624 /* t358 */, io + 226144 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 11015680 /* t361 */, scratch + 13482624 /* t358 */, scratch + 13485824 /* t80 */);
+    step_teacher_loss_uda_vjp_3(scratch + 13482624 /* t363 */, scratch + 11015680 /* t361 */, scratch + 13480064 /* t77 */);
+    step_teacher_loss_uda_vjp_4(scratch + 13485824 /* t365 */, scratch + 13482624 /* t363 */);
+    step_teacher_loss_uda_vjp_5(scratch + 11015680 /* t366 */, scratch + 13485824 /* t365 */, scratch + 13485952 /* t85 */);
+    step_teacher_loss_uda_vjp_6(scratch + 13480064 /* t370 */, scratch + 11015552 /* t354 */, scratch + 13481344 /* t84 */, scratch + 11014272 /* t351 */, scratch + 11015680 /* t366 */, scratch + 13482624 /* t363 */);
+    step_teacher_loss_sup_vjp(scratch + 13481344 /* t371 */, scratch + 13485184 /* t54 */);
+    step_teacher_loss_sup_vjp_2(scratch + 13485824 /* t373 */, scratch + 13481344 /* t371 */);
+    step_teacher_loss_sup_vjp_3(scratch + 13485856 /* t374 */, scratch + 13485824 /* t373 */, scratch + 13486208 /* t59 */);
+    step_teacher_loss_sup_vjp_4(scratch + 13485184 /* t377 */, scratch + 13485856 /* t374 */, scratch + 13485504 /* t58 */, scratch + 13481344 /* t371 */);
+    step_teacher_dense10_vjp(scratch + 13486208 /* t378 */, scratch + 13485184 /* t377 */);
+    step_teacher_dense10_vjp_2(scratch + 13486224 /* t379 */, scratch + 13480064 /* t370 */);
+    step_teacher_dense10_vjp_3(scratch + 13485952 /* t380 */, scratch + 13486208 /* t378 */, scratch + 13486224 /* t379 */);
+    step_teacher_dense10_vjp_4(scratch + 13481344 /* t386 */, scratch + 13459072 /* t385 */, scratch + 13480064 /* t370 */);
+    step_teacher_dense10_vjp_5(scratch + 11014272 /* t395 */, scratch + 13485184 /* t377 */, state + 205632 /* in_teacher_dense10_weight */, io + 226176 /* in_dropout_teacher_all_dropout9 */, scratch + 13401728 /* t392 */);
+    step_teacher_dense10_vjp_6(scratch + 10993280 /* t397 */, scratch + 13480064 /* t370 */, state + 205632 /* in_teacher_dense10_weight */, io + 246656 /* t390 */, scratch + 13422208 /* t393 */);
+    step_teacher_dense7_vjp(scratch + 13485504 /* t398 */, scratch + 11014272 /* t395 */);
+    step_teacher_dense7_vjp_2(scratch + 13485632 /* t399 */, scratch + 10993280 /* t397 */);
+    step_teacher_dense7_vjp_3(scratch + 13485760 /* t400 */, scratch + 13485504 /* t398 */, scratch + 13485632 /* t399 */);
+    step_teacher_dense7_vjp_4(scratch + 10943104 /* t401 */, scratch + 11014272 /* t395 */, state + 4800 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_5(scratch + 12799616 /* t402 */, scratch + 10993280 /* t397 */, state + 4800 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_6(scratch + 10742400 /* t408 */, scratch + 12598912 /* t407 */, scratch + 10993280 /* t397 */);
+    step_teacher_relu4_vjp(scratch + 9237120 /* t417 */, scratch + 12348032 /* t403 */, scratch + 10943104 /* t410 */);
+    step_teacher_relu4_vjp_2(scratch + 9036416 /* t419 */, scratch + 12598912 /* t406 */, scratch + 12799616 /* t411 */);
+    step_teacher_relu4_vjp_3(scratch + 12799616 /* t420 */, scratch + 6427264 /* t413 */, scratch + 9237120 /* t417 */);
+    step_teacher_relu4_vjp_4(scratch + 8233600 /* t421 */, scratch + 7430784 /* t415 */, scratch + 9036416 /* t419 */);
+    step_teacher_conv3_vjp(scratch + 13486208 /* t424 */, scratch + 12799616 /* t422 */, scratch + 13480064 /* chunk */);
+    step_teacher_conv3_vjp_2(scratch + 13485888 /* t425 */, scratch + 8233600 /* t423 */, scratch + 13480064 /* chunk */);
+    step_teacher_conv3_vjp_3(scratch + 13485920 /* t426 */, scratch + 13486208 /* t424 */, scratch + 13485888 /* t425 */);
+    step_teacher_conv3_vjp_4(scratch + 9437824 /* t437 */, scratch + 12799616 /* t422 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp_5(scratch + 9036416 /* t438 */, scratch + 8233600 /* t423 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp_6(scratch + 13401728 /* t434 */, scratch + 10340992 /* t432 */, scratch + 8233600 /* t423 */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp_7(scratch + 13406336 /* t435 */, scratch + 9839232 /* t429 */, scratch + 12799616 /* t422 */, scratch + 13401728 /* t434 */, scratch + 3612672 /* chunk */);
+    step_teacher_relu1_vjp(scratch + 12799616 /* t444 */, scratch + 9839232 /* t429 */, scratch + 9437824 /* t437 */);
+    step_teacher_relu1_vjp_2(scratch + 9437824 /* t446 */, scratch + 10340992 /* t432 */, scratch + 9036416 /* t438 */);
+    step_teacher_relu1_vjp_3(scratch + 9839232 /* t447 */, scratch /* t440 */, scratch + 12799616 /* t444 */);
+    step_teacher_relu1_vjp_4(scratch + 3612672 /* t448 */, scratch + 2007040 /* t442 */, scratch + 9437824 /* t446 */);
+    step_teacher_conv0_vjp(scratch + 13485888 /* t451 */, scratch + 9839232 /* t449 */, scratch + 13480064 /* chunk */);
+    step_teacher_conv0_vjp_2(scratch + 13485904 /* t452 */, scratch + 3612672 /* t450 */, scratch + 13480064 /* chunk */);
+    step_teacher_conv0_vjp_3(scratch + 13486208 /* t453 */, scratch + 13485888 /* t451 */, scratch + 13485904 /* t452 */);
+    step_teacher_conv0_vjp_4(scratch + 13480064 /* t455 */, io + 125440 /* t99 */, scratch + 3612672 /* t450 */, scratch /* chunk */);
+    step_teacher_conv0_vjp_5(scratch + 13480208 /* t456 */, io /* in_x */, scratch + 9839232 /* t449 */, scratch + 13480064 /* t455 */, scratch /* chunk */);
+    step_teacher_conv0_update(state + 413856 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 13480208 /* t457 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 414000 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, scratch + 13486208 /* t453 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv3_update(state + 414016 /* in_teacher_momentum_conv3_weight */, state + 160 /* in_teacher_conv3_weight */, scratch + 13406336 /* t436 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv3_update_2(state + 418624 /* in_teacher_momentum_conv3_bias */, state + 4768 /* in_teacher_conv3_bias */, scratch + 13485920 /* t426 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense7_vjp_7(scratch + 12799616 /* t496 */, state + 418656 /* in_teacher_momentum_dense7_weight */, state + 4800 /* in_teacher_dense7_weight */, scratch + 12348032 /* t404 */, scratch + 11014272 /* t395 */, scratch + 10742400 /* t408 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense7_update(state + 619360 /* in_teacher_momentum_dense7_bias */, state + 205504 /* in_teacher_dense7_bias */, scratch + 13485760 /* t400 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense10_vjp_7(scratch + 13480064 /* t514 */, state + 619488 /* in_teacher_momentum_dense10_weight */, state + 205632 /* in_teacher_dense10_weight */, scratch + 13438592 /* t383 */, scratch + 13485184 /* t377 */, scratch + 13481344 /* t386 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense10_update(state + 620768 /* in_teacher_momentum_dense10_bias */, state + 206912 /* in_teacher_dense10_bias */, scratch + 13485952 /* t380 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 13486208 /* t531 */, scratch + 11019792 /* t323 */);
+    step_teacher_gradient_fwd_2(scratch + 13486224 /* t533 */, scratch + 11020128 /* t321 */);
+    step_teacher_gradient_fwd_3(scratch + 11020128 /* t536 */, scratch + 11009664 /* t315 */);
+    step_teacher_gradient_fwd_4(scratch + 11019792 /* t539 */, scratch + 11020064 /* t312 */);
+    step_teacher_gradient_fwd_5(scratch + 11020064 /* t542 */, scratch + 13000320 /* t306 */);
+    step_teacher_gradient_fwd_6(scratch + 11020080 /* t545 */, scratch + 11019936 /* t304 */);
+    step_teacher_gradient_fwd_7(scratch + 11019808 /* t548 */, scratch + 11018368 /* t301 */);
+    step_teacher_gradient_fwd_8(scratch + 11019824 /* t551 */, scratch + 11020112 /* t299 */);
+    step_teacher_gradient_fwd_9(io + 263136 /* t553 */, scratch + 13486208 /* t531 */, scratch + 13486224 /* t533 */, scratch + 11020128 /* t536 */, scratch + 11019792 /* t539 */, scratch + 11020064 /* t542 */, scratch + 11020080 /* t545 */, scratch + 11019808 /* t548 */, scratch + 11019824 /* t551 */);
+    step_teacher_gradient_fwd_10(scratch + 11020112 /* t555 */, scratch + 11019648 /* t169 */);
+    step_teacher_gradient_fwd_11(scratch + 11020128 /* t557 */, scratch + 11020096 /* t167 */);
+    step_teacher_gradient_fwd_12(scratch + 13486208 /* t560 */, scratch + 13475456 /* t161 */);
+    step_teacher_gradient_fwd_13(scratch + 13486224 /* t563 */, scratch + 13486240 /* t158 */);
+    step_teacher_gradient_fwd_14(scratch + 13486240 /* t566 */, scratch + 13201024 /* t152 */);
+    step_teacher_gradient_fwd_15(scratch + 13486256 /* t569 */, scratch + 13486080 /* t150 */);
+    step_teacher_gradient_fwd_16(scratch + 13485184 /* t572 */, scratch + 13483904 /* t147 */);
+    step_teacher_gradient_fwd_17(scratch + 13485200 /* t575 */, scratch + 13486272 /* t145 */);
+    step_teacher_gradient_fwd_18(io + 263152 /* t577 */, io + 263168 /* t581 */, io + 263184 /* t582 */, scratch + 11020112 /* t555 */, scratch + 11020128 /* t557 */, scratch + 13486208 /* t560 */, scratch + 13486224 /* t563 */, scratch + 13486240 /* t566 */, scratch + 13486256 /* t569 */, scratch + 13485184 /* t572 */, scratch + 13485200 /* t575 */, io + 263136 /* t553 */, scratch + 11020144 /* t346 */, io + 263120 /* t347 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

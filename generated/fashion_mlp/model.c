@@ -58,9 +58,6 @@ const mplc_tensor mplc_step_outputs[] = {
     { "g_u_norm", 0, {0, 0, 0, 0}, 226288, 1, 0, 0, 0.0 },
     { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 226304, 1, 0, 0, 0.0 },
     { "h_positive", 0, {0, 0, 0, 0}, 226320, 1, 0, 0, 0.0 },
-    { "teacher_grad_sup_norm", 0, {0, 0, 0, 0}, 226336, 1, 0, 0, 0.0 },
-    { "teacher_grad_uda_norm", 0, {0, 0, 0, 0}, 226352, 1, 0, 0, 0.0 },
-    { "teacher_grad_feedback_norm", 0, {0, 0, 0, 0}, 226368, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -1127,660 +1124,566 @@ static void step_teacher_feedback_fwd_4(float *restrict t197, const float *restr
 }
 
 /* loop []
+ * %93 = constant -0.0078125 : []  // student/loss_u fwd
  * %152 = constant 1.9 : []  // teacher/feedback fwd
  * %153 = mul %11, %152 : []  // teacher/feedback fwd
  * %192 = add %189, %191 : []  // teacher/feedback fwd
  * %195 = add %192, %194 : []  // teacher/feedback fwd
  * %198 = add %195, %197 : []  // teacher/feedback fwd
- * %199 = mul %153, %198 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_5(float *restrict t198, float *restrict t199, const float *restrict t189, const float *restrict t191, const float *restrict t194, const float *restrict t197, const float *restrict in_lr_student) {
+ * %199 = mul %153, %198 : []  // teacher/feedback fwd
+ * %200 = mul %13, %199 : []  // teacher/feedback vjp
+ * %201 = mul %200, %93 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_5(float *restrict t198, float *restrict t199, float *restrict t201, const float *restrict t189, const float *restrict t191, const float *restrict t194, const float *restrict t197, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
         const float v192 = t189[0] + t191[0];
         const float v195 = v192 + t194[0];
         const float v198 = v195 + t197[0];
         const float v153 = in_lr_student[0] * 1.9f;
         const float v199 = v153 * v198;
+        const float v200 = in_feedback_scale[0] * v199;
+        const float v201 = v200 * (-0.0078125f);
         t198[i] = v198;
         t199[i] = v199;
+        t201[i] = v201;
+    }
+}
+
+/* loop [128,10]
+ * %202 = broadcast axes=[] %201 : [128,10]  // teacher/feedback vjp
+ * %203 = mul %202, %72 : [128,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t203, const float *restrict t201, const float *restrict t72) {
+    for (size_t i = 0; i < 1280; i++) {
+        const float v203 = t201[0] * t72[i];
+        t203[i] = v203;
+    }
+}
+
+/* reduce_sum [128,10] axes=[1]
+ * %204 = neg %203 : [128,10]  // teacher/feedback vjp
+ * %205 = reduce_sum axes=[1] %204 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t205, const float *restrict t203) {
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        double sum = 0.0;
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v204 = -t203[i0 * 10 + i1];
+            sum += v204;
+        }
+        t205[i0] = (float)sum;
+    }
+}
+
+/* loop [128]
+ * %206 = div %205, %59 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t206, const float *restrict t205, const float *restrict t59) {
+    for (size_t i = 0; i < 128; i++) {
+        const float v206 = t205[i] / t59[i];
+        t206[i] = v206;
+    }
+}
+
+/* loop []
+ * %68 = constant 0.0078125 : []  // teacher/loss_uda fwd
+ * %210 = mul %12, %68 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t210, const float *restrict in_uda_weight) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v210 = in_uda_weight[0] * 0.0078125f;
+        t210[i] = v210;
+    }
+}
+
+/* loop [128]
+ * %211 = broadcast axes=[] %210 : [128]  // teacher/loss_uda vjp
+ * %212 = mul %211, %54 : [128]  // teacher/loss_uda vjp
+ * %213 = neg %212 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t213, const float *restrict t210, const float *restrict t54) {
+    for (size_t i = 0; i < 128; i++) {
+        const float v212 = t210[0] * t54[i];
+        const float v213 = -v212;
+        t213[i] = v213;
+    }
+}
+
+/* loop [128,10]
+ * %214 = broadcast axes=[0] %213 : [128,10]  // teacher/loss_uda vjp
+ * %215 = mul %214, %51 : [128,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t215, const float *restrict t213, const float *restrict t51) {
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v215 = t213[i0] * t51[i0 * 10 + i1];
+            t215[i0 * 10 + i1] = v215;
+        }
+    }
+}
+
+/* reduce_sum [128,10] axes=[1]
+ * %216 = neg %215 : [128,10]  // teacher/loss_uda vjp
+ * %217 = reduce_sum axes=[1] %216 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t217, const float *restrict t215) {
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        double sum = 0.0;
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v216 = -t215[i0 * 10 + i1];
+            sum += v216;
+        }
+        t217[i0] = (float)sum;
+    }
+}
+
+/* loop [128]
+ * %218 = div %217, %59 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t218, const float *restrict t217, const float *restrict t59) {
+    for (size_t i = 0; i < 128; i++) {
+        const float v218 = t217[i] / t59[i];
+        t218[i] = v218;
+    }
+}
+
+/* loop [128,10]
+ * %207 = broadcast axes=[0] %206 : [128,10]  // teacher/feedback vjp
+ * %208 = mul %207, %58 : [128,10]  // teacher/feedback vjp
+ * %209 = add %203, %208 : [128,10]  // teacher/feedback vjp
+ * %219 = broadcast axes=[0] %218 : [128,10]  // teacher/loss_uda vjp
+ * %220 = mul %219, %58 : [128,10]  // teacher/loss_uda vjp
+ * %221 = add %215, %220 : [128,10]  // teacher/loss_uda vjp
+ * %222 = add %209, %221 : [128,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t222, const float *restrict t206, const float *restrict t58, const float *restrict t203, const float *restrict t218, const float *restrict t215) {
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v208 = t206[i0] * t58[i0 * 10 + i1];
+            const float v209 = t203[i0 * 10 + i1] + v208;
+            const float v220 = t218[i0] * t58[i0 * 10 + i1];
+            const float v221 = t215[i0 * 10 + i1] + v220;
+            const float v222 = v209 + v221;
+            t222[i0 * 10 + i1] = v222;
+        }
     }
 }
 
 /* loop [32,10]
  * %173 = constant -0.03125 : [32,10]  // student/loss_l vjp
- * %200 = mul %173, %28 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t200, const float *restrict t28) {
+ * %223 = mul %173, %28 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t223, const float *restrict t28) {
     for (size_t i = 0; i < 320; i++) {
-        const float v200 = (-0.03125f) * t28[i];
-        t200[i] = v200;
+        const float v223 = (-0.03125f) * t28[i];
+        t223[i] = v223;
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %201 = neg %200 : [32,10]  // teacher/loss_sup vjp
- * %202 = reduce_sum axes=[1] %201 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t202, const float *restrict t200) {
+ * %224 = neg %223 : [32,10]  // teacher/loss_sup vjp
+ * %225 = reduce_sum axes=[1] %224 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t225, const float *restrict t223) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v201 = -t200[i0 * 10 + i1];
-            sum += v201;
+            const float v224 = -t223[i0 * 10 + i1];
+            sum += v224;
         }
-        t202[i0] = (float)sum;
+        t225[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %203 = div %202, %33 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_3(float *restrict t203, const float *restrict t202, const float *restrict t33) {
+ * %226 = div %225, %33 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t226, const float *restrict t225, const float *restrict t33) {
     for (size_t i = 0; i < 32; i++) {
-        const float v203 = t202[i] / t33[i];
-        t203[i] = v203;
+        const float v226 = t225[i] / t33[i];
+        t226[i] = v226;
     }
 }
 
 /* loop [32,10]
- * %204 = broadcast axes=[0] %203 : [32,10]  // teacher/loss_sup vjp
- * %205 = mul %204, %32 : [32,10]  // teacher/loss_sup vjp
- * %206 = add %200, %205 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_4(float *restrict t206, const float *restrict t203, const float *restrict t32, const float *restrict t200) {
+ * %227 = broadcast axes=[0] %226 : [32,10]  // teacher/loss_sup vjp
+ * %228 = mul %227, %32 : [32,10]  // teacher/loss_sup vjp
+ * %229 = add %223, %228 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t229, const float *restrict t226, const float *restrict t32, const float *restrict t223) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v205 = t203[i0] * t32[i0 * 10 + i1];
-            const float v206 = t200[i0 * 10 + i1] + v205;
-            t206[i0 * 10 + i1] = v206;
+            const float v228 = t226[i0] * t32[i0 * 10 + i1];
+            const float v229 = t223[i0 * 10 + i1] + v228;
+            t229[i0 * 10 + i1] = v229;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[0]
- * %207 = reduce_sum axes=[0] %206 : [10]  // teacher/dense3 vjp */
-static void step_teacher_dense3_vjp(float *restrict t207, const float *restrict t206) {
-    for (size_t o = 0; o < 10; o++) t207[o] = 0.0f;
+ * %230 = reduce_sum axes=[0] %229 : [10]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp(float *restrict t230, const float *restrict t229) {
+    for (size_t o = 0; o < 10; o++) t230[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t207[i1] += t206[i0 * 10 + i1];
-        }
-    }
-}
-
-/* gemm blas m=256 n=10 k=32 tA
- * %210 = matmul tA %209, %206 : [256,10]  // teacher/dense3 vjp */
-static void step_teacher_dense3_vjp_2(float *restrict t210, const float *restrict t209, const float *restrict t206) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32, 1.0f, t209, 256, t206, 10, 0.0f, t210, 10);
-}
-
-/* loop [288,256] split
- * %211 = step %18 : [288,256]  // teacher/relu2 vjp */
-typedef struct {
-    float *t211;
-    const float *t18;
-} step_teacher_relu2_vjp_pointers;
-
-static void step_teacher_relu2_vjp_part(void *context, int part, int parts) {
-    const step_teacher_relu2_vjp_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t211 = p->t211;
-    const float *restrict t18 = p->t18;
-    size_t lo, hi;
-    while (mplc_claim(288, 9, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 256; i < (size_t)(hi) * 256; i++) {
-            const float v211 = t18[i] > 0.0f ? 1.0f : 0.0f;
-            t211[i] = v211;
-        }
-    }
-}
-
-static void step_teacher_relu2_vjp(float *restrict t211, const float *restrict t18) {
-    mplc_parallel(step_teacher_relu2_vjp_part, &(step_teacher_relu2_vjp_pointers){t211, t18});
-}
-
-/* gemm blas m=32 n=256 k=10 tB +epilogue
- * %208 = matmul tB %206, %2 : [32,256]  // teacher/dense3 vjp
- * %213 = mul %208, %212 : [32,256]  // teacher/relu2 vjp */
-static void step_teacher_dense3_vjp_3(float *restrict t213, const float *restrict t206, const float *restrict in_teacher_dense3_weight, const float *restrict t212) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10, 1.0f, t206, 10, in_teacher_dense3_weight, 10, 0.0f, t213, 256);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 8192; i++) {
-        const float v213 = t213[i] * t212[i];
-        t213[i] = v213;
-    }
-}
-
-/* reduce_sum [32,256] axes=[0]
- * %214 = reduce_sum axes=[0] %213 : [256]  // teacher/dense1 vjp */
-static void step_teacher_dense1_vjp(float *restrict t214, const float *restrict t213) {
-    for (size_t o = 0; o < 256; o++) t214[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 32; i0++) {
-        for (size_t i1 = 0; i1 < 256; i1++) {
-            t214[i1] += t213[i0 * 256 + i1];
-        }
-    }
-}
-
-/* gemm blas m=784 n=256 k=32 tA split
- * %215 = matmul tA %154, %213 : [784,256]  // teacher/dense1 vjp */
-typedef struct {
-    float *t215;
-    const float *in_x;
-    const float *t213;
-} step_teacher_dense1_vjp_2_pointers;
-
-static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
-    const step_teacher_dense1_vjp_2_pointers *p = context;
-    float *restrict t215 = p->t215;
-    const float *restrict in_x = p->in_x;
-    const float *restrict t213 = p->t213;
-    size_t lo, hi;
-    mplc_part(784, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 32, 1.0f, in_x + lo, 784, t213, 256, 0.0f, t215 + lo * 256, 256);
-}
-
-static void step_teacher_dense1_vjp_2(float *restrict t215, const float *restrict in_x, const float *restrict t213) {
-    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t215, in_x, t213});
-}
-
-/* loop []
- * %68 = constant 0.0078125 : []  // teacher/loss_uda fwd
- * %216 = mul %12, %68 : []  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp(float *restrict t216, const float *restrict in_uda_weight) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v216 = in_uda_weight[0] * 0.0078125f;
-        t216[i] = v216;
-    }
-}
-
-/* loop [128]
- * %217 = broadcast axes=[] %216 : [128]  // teacher/loss_uda vjp
- * %218 = mul %217, %54 : [128]  // teacher/loss_uda vjp
- * %219 = neg %218 : [128]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_2(float *restrict t219, const float *restrict t216, const float *restrict t54) {
-    for (size_t i = 0; i < 128; i++) {
-        const float v218 = t216[0] * t54[i];
-        const float v219 = -v218;
-        t219[i] = v219;
-    }
-}
-
-/* loop [128,10]
- * %220 = broadcast axes=[0] %219 : [128,10]  // teacher/loss_uda vjp
- * %221 = mul %220, %51 : [128,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_3(float *restrict t221, const float *restrict t219, const float *restrict t51) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v221 = t219[i0] * t51[i0 * 10 + i1];
-            t221[i0 * 10 + i1] = v221;
-        }
-    }
-}
-
-/* reduce_sum [128,10] axes=[1]
- * %222 = neg %221 : [128,10]  // teacher/loss_uda vjp
- * %223 = reduce_sum axes=[1] %222 : [128]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_4(float *restrict t223, const float *restrict t221) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        double sum = 0.0;
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v222 = -t221[i0 * 10 + i1];
-            sum += v222;
-        }
-        t223[i0] = (float)sum;
-    }
-}
-
-/* loop [128]
- * %224 = div %223, %59 : [128]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_5(float *restrict t224, const float *restrict t223, const float *restrict t59) {
-    for (size_t i = 0; i < 128; i++) {
-        const float v224 = t223[i] / t59[i];
-        t224[i] = v224;
-    }
-}
-
-/* loop [128,10]
- * %225 = broadcast axes=[0] %224 : [128,10]  // teacher/loss_uda vjp
- * %226 = mul %225, %58 : [128,10]  // teacher/loss_uda vjp
- * %227 = add %221, %226 : [128,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_6(float *restrict t227, const float *restrict t224, const float *restrict t58, const float *restrict t221) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v226 = t224[i0] * t58[i0 * 10 + i1];
-            const float v227 = t221[i0 * 10 + i1] + v226;
-            t227[i0 * 10 + i1] = v227;
+            t230[i1] += t229[i0 * 10 + i1];
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[0]
- * %228 = reduce_sum axes=[0] %227 : [10]  // teacher/dense3 vjp */
-static void step_teacher_dense3_vjp_4(float *restrict t228, const float *restrict t227) {
-    for (size_t o = 0; o < 10; o++) t228[o] = 0.0f;
+ * %231 = reduce_sum axes=[0] %222 : [10]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp_2(float *restrict t231, const float *restrict t222) {
+    for (size_t o = 0; o < 10; o++) t231[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t228[i1] += t227[i0 * 10 + i1];
+            t231[i1] += t222[i0 * 10 + i1];
         }
-    }
-}
-
-/* gemm blas m=256 n=10 k=128 tA
- * %231 = matmul tA %230, %227 : [256,10]  // teacher/dense3 vjp */
-static void step_teacher_dense3_vjp_5(float *restrict t231, const float *restrict t230, const float *restrict t227) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 128, 1.0f, t230, 256, t227, 10, 0.0f, t231, 10);
-}
-
-/* gemm blas m=128 n=256 k=10 tB +epilogue
- * %229 = matmul tB %227, %2 : [128,256]  // teacher/dense3 vjp
- * %233 = mul %229, %232 : [128,256]  // teacher/relu2 vjp */
-static void step_teacher_dense3_vjp_6(float *restrict t233, const float *restrict t227, const float *restrict in_teacher_dense3_weight, const float *restrict t232) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 256, 10, 1.0f, t227, 10, in_teacher_dense3_weight, 10, 0.0f, t233, 256);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 32768; i++) {
-        const float v233 = t233[i] * t232[i];
-        t233[i] = v233;
-    }
-}
-
-/* reduce_sum [128,256] axes=[0] split
- * %234 = reduce_sum axes=[0] %233 : [256]  // teacher/dense1 vjp */
-typedef struct {
-    float *t234;
-    const float *t233;
-    float *chunk;
-} step_teacher_dense1_vjp_3_pointers;
-
-static void step_teacher_dense1_vjp_3_part(void *context, int part, int parts) {
-    const step_teacher_dense1_vjp_3_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t234 = p->t234; (void)t234; /* used after the parts */
-    const float *restrict t233 = p->t233;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(128, 8, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 8 * 256;
-        float sums[256];
-        for (size_t o = 0; o < 256; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 256; i1++) {
-                sums[i1] += t233[i0 * 256 + i1];
-            }
-        }
-        for (size_t o = 0; o < 256; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_dense1_vjp_3(float *restrict t234, const float *restrict t233, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense1_vjp_3_part, &(step_teacher_dense1_vjp_3_pointers){t234, t233, chunk});
-    for (size_t o = 0; o < 256; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 256 + o];
-        t234[o] = total;
-    }
-}
-
-/* gemm blas m=784 n=256 k=128 tA split
- * %235 = matmul tA %75, %233 : [784,256]  // teacher/dense1 vjp */
-typedef struct {
-    float *t235;
-    const float *t75;
-    const float *t233;
-} step_teacher_dense1_vjp_4_pointers;
-
-static void step_teacher_dense1_vjp_4_part(void *context, int part, int parts) {
-    const step_teacher_dense1_vjp_4_pointers *p = context;
-    float *restrict t235 = p->t235;
-    const float *restrict t75 = p->t75;
-    const float *restrict t233 = p->t233;
-    size_t lo, hi;
-    mplc_part(784, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 128, 1.0f, t75 + lo, 784, t233, 256, 0.0f, t235 + lo * 256, 256);
-}
-
-static void step_teacher_dense1_vjp_4(float *restrict t235, const float *restrict t75, const float *restrict t233) {
-    mplc_parallel(step_teacher_dense1_vjp_4_part, &(step_teacher_dense1_vjp_4_pointers){t235, t75, t233});
-}
-
-/* loop []
- * %93 = constant -0.0078125 : []  // student/loss_u fwd
- * %236 = mul %13, %199 : []  // teacher/feedback vjp
- * %237 = mul %236, %93 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp(float *restrict t237, const float *restrict in_feedback_scale, const float *restrict t199) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v236 = in_feedback_scale[0] * t199[0];
-        const float v237 = v236 * (-0.0078125f);
-        t237[i] = v237;
-    }
-}
-
-/* loop [128,10]
- * %238 = broadcast axes=[] %237 : [128,10]  // teacher/feedback vjp
- * %239 = mul %238, %72 : [128,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_2(float *restrict t239, const float *restrict t237, const float *restrict t72) {
-    for (size_t i = 0; i < 1280; i++) {
-        const float v239 = t237[0] * t72[i];
-        t239[i] = v239;
-    }
-}
-
-/* reduce_sum [128,10] axes=[1]
- * %240 = neg %239 : [128,10]  // teacher/feedback vjp
- * %241 = reduce_sum axes=[1] %240 : [128]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_3(float *restrict t241, const float *restrict t239) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        double sum = 0.0;
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v240 = -t239[i0 * 10 + i1];
-            sum += v240;
-        }
-        t241[i0] = (float)sum;
-    }
-}
-
-/* loop [128]
- * %242 = div %241, %59 : [128]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_4(float *restrict t242, const float *restrict t241, const float *restrict t59) {
-    for (size_t i = 0; i < 128; i++) {
-        const float v242 = t241[i] / t59[i];
-        t242[i] = v242;
-    }
-}
-
-/* loop [128,10]
- * %243 = broadcast axes=[0] %242 : [128,10]  // teacher/feedback vjp
- * %244 = mul %243, %58 : [128,10]  // teacher/feedback vjp
- * %245 = add %239, %244 : [128,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_5(float *restrict t245, const float *restrict t242, const float *restrict t58, const float *restrict t239) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v244 = t242[i0] * t58[i0 * 10 + i1];
-            const float v245 = t239[i0 * 10 + i1] + v244;
-            t245[i0 * 10 + i1] = v245;
-        }
-    }
-}
-
-/* reduce_sum [128,10] axes=[0]
- * %246 = reduce_sum axes=[0] %245 : [10]  // teacher/dense3 vjp */
-static void step_teacher_dense3_vjp_7(float *restrict t246, const float *restrict t245) {
-    for (size_t o = 0; o < 10; o++) t246[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            t246[i1] += t245[i0 * 10 + i1];
-        }
-    }
-}
-
-/* gemm blas m=256 n=10 k=128 tA
- * %248 = matmul tA %230, %245 : [256,10]  // teacher/dense3 vjp */
-static void step_teacher_dense3_vjp_8(float *restrict t248, const float *restrict t230, const float *restrict t245) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 128, 1.0f, t230, 256, t245, 10, 0.0f, t248, 10);
-}
-
-/* gemm blas m=128 n=256 k=10 tB +epilogue
- * %247 = matmul tB %245, %2 : [128,256]  // teacher/dense3 vjp
- * %249 = mul %247, %232 : [128,256]  // teacher/relu2 vjp */
-static void step_teacher_dense3_vjp_9(float *restrict t249, const float *restrict t245, const float *restrict in_teacher_dense3_weight, const float *restrict t232) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 256, 10, 1.0f, t245, 10, in_teacher_dense3_weight, 10, 0.0f, t249, 256);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 32768; i++) {
-        const float v249 = t249[i] * t232[i];
-        t249[i] = v249;
-    }
-}
-
-/* reduce_sum [128,256] axes=[0] split
- * %250 = reduce_sum axes=[0] %249 : [256]  // teacher/dense1 vjp */
-typedef struct {
-    float *t250;
-    const float *t249;
-    float *chunk;
-} step_teacher_dense1_vjp_5_pointers;
-
-static void step_teacher_dense1_vjp_5_part(void *context, int part, int parts) {
-    const step_teacher_dense1_vjp_5_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t250 = p->t250; (void)t250; /* used after the parts */
-    const float *restrict t249 = p->t249;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(128, 8, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 8 * 256;
-        float sums[256];
-        for (size_t o = 0; o < 256; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 256; i1++) {
-                sums[i1] += t249[i0 * 256 + i1];
-            }
-        }
-        for (size_t o = 0; o < 256; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_dense1_vjp_5(float *restrict t250, const float *restrict t249, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense1_vjp_5_part, &(step_teacher_dense1_vjp_5_pointers){t250, t249, chunk});
-    for (size_t o = 0; o < 256; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 256 + o];
-        t250[o] = total;
-    }
-}
-
-/* gemm blas m=784 n=256 k=128 tA split
- * %251 = matmul tA %75, %249 : [784,256]  // teacher/dense1 vjp */
-typedef struct {
-    float *t251;
-    const float *t75;
-    const float *t249;
-} step_teacher_dense1_vjp_6_pointers;
-
-static void step_teacher_dense1_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_dense1_vjp_6_pointers *p = context;
-    float *restrict t251 = p->t251;
-    const float *restrict t75 = p->t75;
-    const float *restrict t249 = p->t249;
-    size_t lo, hi;
-    mplc_part(784, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 128, 1.0f, t75 + lo, 784, t249, 256, 0.0f, t251 + lo * 256, 256);
-}
-
-static void step_teacher_dense1_vjp_6(float *restrict t251, const float *restrict t75, const float *restrict t249) {
-    mplc_parallel(step_teacher_dense1_vjp_6_part, &(step_teacher_dense1_vjp_6_pointers){t251, t75, t249});
-}
-
-/* loop [256]
- * %254 = add %214, %234 : [256]  // teacher/gradient fwd
- * %255 = add %254, %250 : [256]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t255, const float *restrict t214, const float *restrict t234, const float *restrict t250) {
-    for (size_t i = 0; i < 256; i++) {
-        const float v254 = t214[i] + t234[i];
-        const float v255 = v254 + t250[i];
-        t255[i] = v255;
     }
 }
 
 /* loop [10]
- * %258 = add %207, %228 : [10]  // teacher/gradient fwd
- * %259 = add %258, %246 : [10]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t259, const float *restrict t207, const float *restrict t228, const float *restrict t246) {
+ * %232 = add %230, %231 : [10]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp_3(float *restrict t232, const float *restrict t230, const float *restrict t231) {
     for (size_t i = 0; i < 10; i++) {
-        const float v258 = t207[i] + t228[i];
-        const float v259 = v258 + t246[i];
-        t259[i] = v259;
+        const float v232 = t230[i] + t231[i];
+        t232[i] = v232;
     }
 }
 
-/* loop [784,256] split
- * %111 = constant 0.0005 : [784,256]  // student/dense1 update
- * %114 = constant 0.9 : [784,256]  // student/dense1 update
- * %252 = add %215, %235 : [784,256]  // teacher/gradient fwd
- * %253 = add %252, %251 : [784,256]  // teacher/gradient fwd
- * %261 = mul %0, %111 : [784,256]  // teacher/dense1 update
- * %262 = add %253, %261 : [784,256]  // teacher/dense1 update
- * %263 = mul %260, %114 : [784,256]  // teacher/dense1 update
- * %264 = add %263, %262 : [784,256]  // teacher/dense1 update
- * %265 = mul %264, %114 : [784,256]  // teacher/dense1 update
- * %266 = add %262, %265 : [784,256]  // teacher/dense1 update
- * %267 = broadcast axes=[] %10 : [784,256]  // teacher/dense1 update
- * %268 = mul %266, %267 : [784,256]  // teacher/dense1 update
- * %269 = sub %0, %268 : [784,256]  // teacher/dense1 update
- * in_teacher_momentum_dense1_weight is updated in place: each element is read before it is overwritten
- * in_teacher_dense1_weight is updated in place: each element is read before it is overwritten */
-typedef struct {
-    float *in_teacher_momentum_dense1_weight;
-    float *in_teacher_dense1_weight;
-    const float *t215;
-    const float *t235;
-    const float *t251;
-    const float *in_lr_teacher;
-} step_teacher_dense1_update_pointers;
+/* gemm blas m=256 n=10 k=128 tA
+ * %238 = matmul tA %237, %222 : [256,10]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp_4(float *restrict t238, const float *restrict t237, const float *restrict t222) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 128, 1.0f, t237, 256, t222, 10, 0.0f, t238, 10);
+}
 
-static void step_teacher_dense1_update_part(void *context, int part, int parts) {
-    const step_teacher_dense1_update_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict in_teacher_momentum_dense1_weight = p->in_teacher_momentum_dense1_weight;
-    float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
-    const float *restrict t215 = p->t215;
-    const float *restrict t235 = p->t235;
-    const float *restrict t251 = p->t251;
-    const float *restrict in_lr_teacher = p->in_lr_teacher;
-    size_t lo, hi;
-    while (mplc_claim(784, 25, &lo, &hi)) {
-        for (size_t i = (size_t)(lo) * 256; i < (size_t)(hi) * 256; i++) {
-            const float v252 = t215[i] + t235[i];
-            const float v253 = v252 + t251[i];
-            const float v261 = in_teacher_dense1_weight[i] * 0.0005f;
-            const float v262 = v253 + v261;
-            const float v263 = in_teacher_momentum_dense1_weight[i] * 0.9f;
-            const float v264 = v263 + v262;
-            const float v265 = v264 * 0.9f;
-            const float v266 = v262 + v265;
-            const float v268 = v266 * in_lr_teacher[0];
-            const float v269 = in_teacher_dense1_weight[i] - v268;
-            in_teacher_momentum_dense1_weight[i] = v264;
-            in_teacher_dense1_weight[i] = v269;
+/* gemm blas m=32 n=256 k=10 tB +epilogue
+ * %233 = matmul tB %229, %2 : [32,256]  // teacher/dense3 vjp
+ * %240 = step %235 : [32,256]  // teacher/relu2 vjp
+ * %241 = mul %233, %240 : [32,256]  // teacher/relu2 vjp */
+static void step_teacher_dense3_vjp_5(float *restrict t241, const float *restrict t229, const float *restrict in_teacher_dense3_weight, const float *restrict t235) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10, 1.0f, t229, 10, in_teacher_dense3_weight, 10, 0.0f, t241, 256);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 8192; i++) {
+        const float v240 = t235[i] > 0.0f ? 1.0f : 0.0f;
+        const float v241 = t241[i] * v240;
+        t241[i] = v241;
+    }
+}
+
+/* gemm blas m=128 n=256 k=10 tB +epilogue
+ * %234 = matmul tB %222, %2 : [128,256]  // teacher/dense3 vjp
+ * %242 = step %237 : [128,256]  // teacher/relu2 vjp
+ * %243 = mul %234, %242 : [128,256]  // teacher/relu2 vjp */
+static void step_teacher_dense3_vjp_6(float *restrict t243, const float *restrict t222, const float *restrict in_teacher_dense3_weight, const float *restrict t237) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 256, 10, 1.0f, t222, 10, in_teacher_dense3_weight, 10, 0.0f, t243, 256);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 32768; i++) {
+        const float v242 = t237[i] > 0.0f ? 1.0f : 0.0f;
+        const float v243 = t243[i] * v242;
+        t243[i] = v243;
+    }
+}
+
+/* reduce_sum [32,256] axes=[0]
+ * %244 = reduce_sum axes=[0] %241 : [256]  // teacher/dense1 vjp */
+static void step_teacher_dense1_vjp(float *restrict t244, const float *restrict t241) {
+    for (size_t o = 0; o < 256; o++) t244[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        for (size_t i1 = 0; i1 < 256; i1++) {
+            t244[i1] += t241[i0 * 256 + i1];
         }
     }
 }
 
-static void step_teacher_dense1_update(float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict t215, const float *restrict t235, const float *restrict t251, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_teacher_dense1_update_part, &(step_teacher_dense1_update_pointers){in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, t215, t235, t251, in_lr_teacher});
+/* reduce_sum [128,256] axes=[0] split
+ * %245 = reduce_sum axes=[0] %243 : [256]  // teacher/dense1 vjp */
+typedef struct {
+    float *t245;
+    const float *t243;
+    float *chunk;
+} step_teacher_dense1_vjp_2_pointers;
+
+static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_dense1_vjp_2_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t245 = p->t245; (void)t245; /* used after the parts */
+    const float *restrict t243 = p->t243;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
+    size_t lo, hi;
+    while (mplc_claim(128, 8, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 8 * 256;
+        float sums[256];
+        for (size_t o = 0; o < 256; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 256; i1++) {
+                sums[i1] += t243[i0 * 256 + i1];
+            }
+        }
+        for (size_t o = 0; o < 256; o++) partial[o] = sums[o];
+    }
+}
+
+static void step_teacher_dense1_vjp_2(float *restrict t245, const float *restrict t243, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t245, t243, chunk});
+    for (size_t o = 0; o < 256; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 256 + o];
+        t245[o] = total;
+    }
+}
+
+/* loop [256]
+ * %246 = add %244, %245 : [256]  // teacher/dense1 vjp */
+static void step_teacher_dense1_vjp_3(float *restrict t246, const float *restrict t244, const float *restrict t245) {
+    for (size_t i = 0; i < 256; i++) {
+        const float v246 = t244[i] + t245[i];
+        t246[i] = v246;
+    }
+}
+
+/* gemm blas m=784 n=256 k=128 tA split
+ * %248 = matmul tA %75, %243 : [784,256]  // teacher/dense1 vjp */
+typedef struct {
+    float *t248;
+    const float *t75;
+    const float *t243;
+} step_teacher_dense1_vjp_4_pointers;
+
+static void step_teacher_dense1_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_dense1_vjp_4_pointers *p = context;
+    float *restrict t248 = p->t248;
+    const float *restrict t75 = p->t75;
+    const float *restrict t243 = p->t243;
+    size_t lo, hi;
+    mplc_part(784, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 128, 1.0f, t75 + lo, 784, t243, 256, 0.0f, t248 + lo * 256, 256);
+}
+
+static void step_teacher_dense1_vjp_4(float *restrict t248, const float *restrict t75, const float *restrict t243) {
+    mplc_parallel(step_teacher_dense1_vjp_4_part, &(step_teacher_dense1_vjp_4_pointers){t248, t75, t243});
+}
+
+/* gemm blas m=784 n=256 k=32 tA +epilogue split
+ * %111 = constant 0.0005 : [784,256]  // student/dense1 update
+ * %114 = constant 0.9 : [784,256]  // student/dense1 update
+ * %247 = matmul tA %154, %241 : [784,256]  // teacher/dense1 vjp
+ * %249 = add %247, %248 : [784,256]  // teacher/dense1 vjp
+ * %251 = mul %0, %111 : [784,256]  // teacher/dense1 update
+ * %252 = add %249, %251 : [784,256]  // teacher/dense1 update
+ * %253 = mul %250, %114 : [784,256]  // teacher/dense1 update
+ * %254 = add %253, %252 : [784,256]  // teacher/dense1 update
+ * %255 = mul %254, %114 : [784,256]  // teacher/dense1 update
+ * %256 = add %252, %255 : [784,256]  // teacher/dense1 update
+ * %257 = broadcast axes=[] %10 : [784,256]  // teacher/dense1 update
+ * %258 = mul %256, %257 : [784,256]  // teacher/dense1 update
+ * %259 = sub %0, %258 : [784,256]  // teacher/dense1 update
+ * in_teacher_momentum_dense1_weight is updated in place: each element is read before it is overwritten
+ * in_teacher_dense1_weight is updated in place: each element is read before it is overwritten */
+typedef struct {
+    float *t252;
+    float *in_teacher_momentum_dense1_weight;
+    float *in_teacher_dense1_weight;
+    const float *in_x;
+    const float *t241;
+    const float *t248;
+    const float *in_lr_teacher;
+} step_teacher_dense1_vjp_5_pointers;
+
+static void step_teacher_dense1_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_dense1_vjp_5_pointers *p = context;
+    float *restrict t252 = p->t252;
+    float *restrict in_teacher_momentum_dense1_weight = p->in_teacher_momentum_dense1_weight;
+    float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t241 = p->t241;
+    const float *restrict t248 = p->t248;
+    const float *restrict in_lr_teacher = p->in_lr_teacher;
+    size_t lo, hi;
+    mplc_part(784, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 32, 1.0f, in_x + lo, 784, t241, 256, 0.0f, t252 + lo * 256, 256);
+    /* epilogue, in place on the product */
+    for (size_t i = (size_t)(lo) * 256; i < (size_t)(hi) * 256; i++) {
+        const float v249 = t252[i] + t248[i];
+        const float v251 = in_teacher_dense1_weight[i] * 0.0005f;
+        const float v252 = v249 + v251;
+        const float v253 = in_teacher_momentum_dense1_weight[i] * 0.9f;
+        const float v254 = v253 + v252;
+        const float v255 = v254 * 0.9f;
+        const float v256 = v252 + v255;
+        const float v258 = v256 * in_lr_teacher[0];
+        const float v259 = in_teacher_dense1_weight[i] - v258;
+        t252[i] = v252;
+        in_teacher_momentum_dense1_weight[i] = v254;
+        in_teacher_dense1_weight[i] = v259;
+    }
+}
+
+static void step_teacher_dense1_vjp_5(float *restrict t252, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t241, const float *restrict t248, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense1_vjp_5_part, &(step_teacher_dense1_vjp_5_pointers){t252, in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, in_x, t241, t248, in_lr_teacher});
 }
 
 /* loop [256]
  * %123 = constant 0.9 : [256]  // student/dense1 update
- * %271 = mul %270, %123 : [256]  // teacher/dense1 update
- * %272 = add %271, %255 : [256]  // teacher/dense1 update
- * %273 = mul %272, %123 : [256]  // teacher/dense1 update
- * %274 = add %255, %273 : [256]  // teacher/dense1 update
- * %275 = broadcast axes=[] %10 : [256]  // teacher/dense1 update
- * %276 = mul %274, %275 : [256]  // teacher/dense1 update
- * %277 = sub %1, %276 : [256]  // teacher/dense1 update
+ * %261 = mul %260, %123 : [256]  // teacher/dense1 update
+ * %262 = add %261, %246 : [256]  // teacher/dense1 update
+ * %263 = mul %262, %123 : [256]  // teacher/dense1 update
+ * %264 = add %246, %263 : [256]  // teacher/dense1 update
+ * %265 = broadcast axes=[] %10 : [256]  // teacher/dense1 update
+ * %266 = mul %264, %265 : [256]  // teacher/dense1 update
+ * %267 = sub %1, %266 : [256]  // teacher/dense1 update
  * in_teacher_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense1_update_2(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t255, const float *restrict in_lr_teacher) {
+static void step_teacher_dense1_update(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t246, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 256; i++) {
-        const float v271 = in_teacher_momentum_dense1_bias[i] * 0.9f;
-        const float v272 = v271 + t255[i];
-        const float v273 = v272 * 0.9f;
-        const float v274 = t255[i] + v273;
-        const float v276 = v274 * in_lr_teacher[0];
-        const float v277 = in_teacher_dense1_bias[i] - v276;
-        in_teacher_momentum_dense1_bias[i] = v272;
-        in_teacher_dense1_bias[i] = v277;
+        const float v261 = in_teacher_momentum_dense1_bias[i] * 0.9f;
+        const float v262 = v261 + t246[i];
+        const float v263 = v262 * 0.9f;
+        const float v264 = t246[i] + v263;
+        const float v266 = v264 * in_lr_teacher[0];
+        const float v267 = in_teacher_dense1_bias[i] - v266;
+        in_teacher_momentum_dense1_bias[i] = v262;
+        in_teacher_dense1_bias[i] = v267;
     }
 }
 
-/* loop [256,10]
+/* gemm blas m=256 n=10 k=32 tA +epilogue
  * %132 = constant 0.0005 : [256,10]  // student/dense3 update
  * %135 = constant 0.9 : [256,10]  // student/dense3 update
- * %256 = add %210, %231 : [256,10]  // teacher/gradient fwd
- * %257 = add %256, %248 : [256,10]  // teacher/gradient fwd
- * %279 = mul %2, %132 : [256,10]  // teacher/dense3 update
- * %280 = add %257, %279 : [256,10]  // teacher/dense3 update
- * %281 = mul %278, %135 : [256,10]  // teacher/dense3 update
- * %282 = add %281, %280 : [256,10]  // teacher/dense3 update
- * %283 = mul %282, %135 : [256,10]  // teacher/dense3 update
- * %284 = add %280, %283 : [256,10]  // teacher/dense3 update
- * %285 = broadcast axes=[] %10 : [256,10]  // teacher/dense3 update
- * %286 = mul %284, %285 : [256,10]  // teacher/dense3 update
- * %287 = sub %2, %286 : [256,10]  // teacher/dense3 update
+ * %236 = matmul tA %235, %229 : [256,10]  // teacher/dense3 vjp
+ * %239 = add %236, %238 : [256,10]  // teacher/dense3 vjp
+ * %269 = mul %2, %132 : [256,10]  // teacher/dense3 update
+ * %270 = add %239, %269 : [256,10]  // teacher/dense3 update
+ * %271 = mul %268, %135 : [256,10]  // teacher/dense3 update
+ * %272 = add %271, %270 : [256,10]  // teacher/dense3 update
+ * %273 = mul %272, %135 : [256,10]  // teacher/dense3 update
+ * %274 = add %270, %273 : [256,10]  // teacher/dense3 update
+ * %275 = broadcast axes=[] %10 : [256,10]  // teacher/dense3 update
+ * %276 = mul %274, %275 : [256,10]  // teacher/dense3 update
+ * %277 = sub %2, %276 : [256,10]  // teacher/dense3 update
  * in_teacher_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense3_update(float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t210, const float *restrict t231, const float *restrict t248, const float *restrict in_lr_teacher) {
+static void step_teacher_dense3_vjp_7(float *restrict t270, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t235, const float *restrict t229, const float *restrict t238, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32, 1.0f, t235, 256, t229, 10, 0.0f, t270, 10);
+    /* epilogue, in place on the product */
     for (size_t i = 0; i < 2560; i++) {
-        const float v256 = t210[i] + t231[i];
-        const float v257 = v256 + t248[i];
-        const float v279 = in_teacher_dense3_weight[i] * 0.0005f;
-        const float v280 = v257 + v279;
-        const float v281 = in_teacher_momentum_dense3_weight[i] * 0.9f;
-        const float v282 = v281 + v280;
-        const float v283 = v282 * 0.9f;
-        const float v284 = v280 + v283;
-        const float v286 = v284 * in_lr_teacher[0];
-        const float v287 = in_teacher_dense3_weight[i] - v286;
-        in_teacher_momentum_dense3_weight[i] = v282;
-        in_teacher_dense3_weight[i] = v287;
+        const float v239 = t270[i] + t238[i];
+        const float v269 = in_teacher_dense3_weight[i] * 0.0005f;
+        const float v270 = v239 + v269;
+        const float v271 = in_teacher_momentum_dense3_weight[i] * 0.9f;
+        const float v272 = v271 + v270;
+        const float v273 = v272 * 0.9f;
+        const float v274 = v270 + v273;
+        const float v276 = v274 * in_lr_teacher[0];
+        const float v277 = in_teacher_dense3_weight[i] - v276;
+        t270[i] = v270;
+        in_teacher_momentum_dense3_weight[i] = v272;
+        in_teacher_dense3_weight[i] = v277;
     }
 }
 
 /* loop [10]
  * %144 = constant 0.9 : [10]  // student/dense3 update
- * %289 = mul %288, %144 : [10]  // teacher/dense3 update
- * %290 = add %289, %259 : [10]  // teacher/dense3 update
- * %291 = mul %290, %144 : [10]  // teacher/dense3 update
- * %292 = add %259, %291 : [10]  // teacher/dense3 update
- * %293 = broadcast axes=[] %10 : [10]  // teacher/dense3 update
- * %294 = mul %292, %293 : [10]  // teacher/dense3 update
- * %295 = sub %3, %294 : [10]  // teacher/dense3 update
+ * %279 = mul %278, %144 : [10]  // teacher/dense3 update
+ * %280 = add %279, %232 : [10]  // teacher/dense3 update
+ * %281 = mul %280, %144 : [10]  // teacher/dense3 update
+ * %282 = add %232, %281 : [10]  // teacher/dense3 update
+ * %283 = broadcast axes=[] %10 : [10]  // teacher/dense3 update
+ * %284 = mul %282, %283 : [10]  // teacher/dense3 update
+ * %285 = sub %3, %284 : [10]  // teacher/dense3 update
  * in_teacher_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense3_update_2(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t259, const float *restrict in_lr_teacher) {
+static void step_teacher_dense3_update(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t232, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v289 = in_teacher_momentum_dense3_bias[i] * 0.9f;
-        const float v290 = v289 + t259[i];
-        const float v291 = v290 * 0.9f;
-        const float v292 = t259[i] + v291;
-        const float v294 = v292 * in_lr_teacher[0];
-        const float v295 = in_teacher_dense3_bias[i] - v294;
-        in_teacher_momentum_dense3_bias[i] = v290;
-        in_teacher_dense3_bias[i] = v295;
+        const float v279 = in_teacher_momentum_dense3_bias[i] * 0.9f;
+        const float v280 = v279 + t232[i];
+        const float v281 = v280 * 0.9f;
+        const float v282 = t232[i] + v281;
+        const float v284 = v282 * in_lr_teacher[0];
+        const float v285 = in_teacher_dense3_bias[i] - v284;
+        in_teacher_momentum_dense3_bias[i] = v280;
+        in_teacher_dense3_bias[i] = v285;
     }
 }
 
 /* reduce_sum [784,256] axes=[0, 1]
- * %296 = mul %187, %187 : [784,256]  // teacher/gradient fwd
- * %297 = reduce_sum axes=[0, 1] %296 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t297, const float *restrict t187) {
+ * %286 = mul %187, %187 : [784,256]  // teacher/gradient fwd
+ * %287 = reduce_sum axes=[0, 1] %286 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t287, const float *restrict t187) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
         for (size_t i1s = 0; i1s < 256; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v296 = t187[i0 * 256 + i1] * t187[i0 * 256 + i1];
-                sums[lane] += v296;
+                const float v286 = t187[i0 * 256 + i1] * t187[i0 * 256 + i1];
+                sums[lane] += v286;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t297[0] = (float)sum;
+    t287[0] = (float)sum;
 }
 
 /* reduce_sum [256] axes=[0]
- * %298 = mul %186, %186 : [256]  // teacher/gradient fwd
- * %299 = reduce_sum axes=[0] %298 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t299, const float *restrict t186) {
+ * %288 = mul %186, %186 : [256]  // teacher/gradient fwd
+ * %289 = reduce_sum axes=[0] %288 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t289, const float *restrict t186) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 256; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v298 = t186[i0] * t186[i0];
-            sums[lane] += v298;
+            const float v288 = t186[i0] * t186[i0];
+            sums[lane] += v288;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t289[0] = (float)sum;
+}
+
+/* reduce_sum [256,10] axes=[0, 1]
+ * %291 = mul %183, %183 : [256,10]  // teacher/gradient fwd
+ * %292 = reduce_sum axes=[0, 1] %291 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t292, const float *restrict t183) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 256; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v291 = t183[i0 * 10 + i1] * t183[i0 * 10 + i1];
+            sum += v291;
+        }
+    }
+    t292[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %294 = mul %181, %181 : [10]  // teacher/gradient fwd
+ * %295 = reduce_sum axes=[0] %294 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t295, const float *restrict t181) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v294 = t181[i0] * t181[i0];
+        sum += v294;
+    }
+    t295[0] = (float)sum;
+}
+
+/* loop []
+ * %290 = add %287, %289 : []  // teacher/gradient fwd
+ * %293 = add %290, %292 : []  // teacher/gradient fwd
+ * %296 = add %293, %295 : []  // teacher/gradient fwd
+ * %297 = sqrt %296 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t297, const float *restrict t287, const float *restrict t289, const float *restrict t292, const float *restrict t295) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v290 = t287[0] + t289[0];
+        const float v293 = v290 + t292[0];
+        const float v296 = v293 + t295[0];
+        const float v297 = sqrtf(v296);
+        t297[i] = v297;
+    }
+}
+
+/* reduce_sum [784,256] axes=[0, 1]
+ * %298 = mul %109, %109 : [784,256]  // teacher/gradient fwd
+ * %299 = reduce_sum axes=[0, 1] %298 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t299, const float *restrict t109) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 784; i0++) {
+        for (size_t i1s = 0; i1s < 256; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v298 = t109[i0 * 256 + i1] * t109[i0 * 256 + i1];
+                sums[lane] += v298;
+            }
         }
     }
     double sum = 0.0;
@@ -1788,500 +1691,184 @@ static void step_teacher_gradient_fwd_4(float *restrict t299, const float *restr
     t299[0] = (float)sum;
 }
 
-/* reduce_sum [256,10] axes=[0, 1]
- * %301 = mul %183, %183 : [256,10]  // teacher/gradient fwd
- * %302 = reduce_sum axes=[0, 1] %301 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t302, const float *restrict t183) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 256; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v301 = t183[i0 * 10 + i1] * t183[i0 * 10 + i1];
-            sum += v301;
-        }
-    }
-    t302[0] = (float)sum;
-}
-
-/* reduce_sum [10] axes=[0]
- * %304 = mul %181, %181 : [10]  // teacher/gradient fwd
- * %305 = reduce_sum axes=[0] %304 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t305, const float *restrict t181) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v304 = t181[i0] * t181[i0];
-        sum += v304;
-    }
-    t305[0] = (float)sum;
-}
-
-/* loop []
- * %300 = add %297, %299 : []  // teacher/gradient fwd
- * %303 = add %300, %302 : []  // teacher/gradient fwd
- * %306 = add %303, %305 : []  // teacher/gradient fwd
- * %307 = sqrt %306 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t307, const float *restrict t297, const float *restrict t299, const float *restrict t302, const float *restrict t305) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v300 = t297[0] + t299[0];
-        const float v303 = v300 + t302[0];
-        const float v306 = v303 + t305[0];
-        const float v307 = sqrtf(v306);
-        t307[i] = v307;
-    }
-}
-
-/* reduce_sum [784,256] axes=[0, 1]
- * %308 = mul %109, %109 : [784,256]  // teacher/gradient fwd
- * %309 = reduce_sum axes=[0, 1] %308 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t309, const float *restrict t109) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 784; i0++) {
-        for (size_t i1s = 0; i1s < 256; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v308 = t109[i0 * 256 + i1] * t109[i0 * 256 + i1];
-                sums[lane] += v308;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t309[0] = (float)sum;
-}
-
 /* reduce_sum [256] axes=[0]
- * %310 = mul %108, %108 : [256]  // teacher/gradient fwd
- * %311 = reduce_sum axes=[0] %310 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t311, const float *restrict t108) {
+ * %300 = mul %108, %108 : [256]  // teacher/gradient fwd
+ * %301 = reduce_sum axes=[0] %300 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t301, const float *restrict t108) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 256; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v310 = t108[i0] * t108[i0];
-            sums[lane] += v310;
+            const float v300 = t108[i0] * t108[i0];
+            sums[lane] += v300;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t311[0] = (float)sum;
+    t301[0] = (float)sum;
 }
 
 /* reduce_sum [256,10] axes=[0, 1]
- * %313 = mul %105, %105 : [256,10]  // teacher/gradient fwd
- * %314 = reduce_sum axes=[0, 1] %313 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t314, const float *restrict t105) {
+ * %303 = mul %105, %105 : [256,10]  // teacher/gradient fwd
+ * %304 = reduce_sum axes=[0, 1] %303 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t304, const float *restrict t105) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v313 = t105[i0 * 10 + i1] * t105[i0 * 10 + i1];
-            sum += v313;
+            const float v303 = t105[i0 * 10 + i1] * t105[i0 * 10 + i1];
+            sum += v303;
         }
     }
-    t314[0] = (float)sum;
+    t304[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %316 = mul %103, %103 : [10]  // teacher/gradient fwd
- * %317 = reduce_sum axes=[0] %316 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t317, const float *restrict t103) {
+ * %306 = mul %103, %103 : [10]  // teacher/gradient fwd
+ * %307 = reduce_sum axes=[0] %306 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t307, const float *restrict t103) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v316 = t103[i0] * t103[i0];
-        sum += v316;
+        const float v306 = t103[i0] * t103[i0];
+        sum += v306;
     }
-    t317[0] = (float)sum;
+    t307[0] = (float)sum;
 }
 
 /* loop []
- * %312 = add %309, %311 : []  // teacher/gradient fwd
- * %315 = add %312, %314 : []  // teacher/gradient fwd
- * %318 = add %315, %317 : []  // teacher/gradient fwd
- * %319 = sqrt %318 : []  // teacher/gradient fwd
- * %320 = mul %307, %319 : []  // teacher/gradient fwd
- * %321 = constant 1e-30 : []  // teacher/gradient fwd
- * %322 = max %320, %321 : []  // teacher/gradient fwd
- * %323 = div %198, %322 : []  // teacher/gradient fwd
- * %324 = step %199 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t319, float *restrict t323, float *restrict t324, const float *restrict t309, const float *restrict t311, const float *restrict t314, const float *restrict t317, const float *restrict t307, const float *restrict t198, const float *restrict t199) {
+ * %302 = add %299, %301 : []  // teacher/gradient fwd
+ * %305 = add %302, %304 : []  // teacher/gradient fwd
+ * %308 = add %305, %307 : []  // teacher/gradient fwd
+ * %309 = sqrt %308 : []  // teacher/gradient fwd
+ * %310 = mul %297, %309 : []  // teacher/gradient fwd
+ * %311 = constant 1e-30 : []  // teacher/gradient fwd
+ * %312 = max %310, %311 : []  // teacher/gradient fwd
+ * %313 = div %198, %312 : []  // teacher/gradient fwd
+ * %314 = step %199 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t309, float *restrict t313, float *restrict t314, const float *restrict t299, const float *restrict t301, const float *restrict t304, const float *restrict t307, const float *restrict t297, const float *restrict t198, const float *restrict t199) {
     for (size_t i = 0; i < 1; i++) {
-        const float v312 = t309[0] + t311[0];
-        const float v315 = v312 + t314[0];
-        const float v318 = v315 + t317[0];
-        const float v319 = sqrtf(v318);
-        const float v320 = t307[0] * v319;
-        const float v322 = v320 >= 1e-30f ? v320 : 1e-30f;
-        const float v323 = t198[0] / v322;
-        const float v324 = t199[0] > 0.0f ? 1.0f : 0.0f;
-        t319[i] = v319;
-        t323[i] = v323;
-        t324[i] = v324;
+        const float v302 = t299[0] + t301[0];
+        const float v305 = v302 + t304[0];
+        const float v308 = v305 + t307[0];
+        const float v309 = sqrtf(v308);
+        const float v310 = t297[0] * v309;
+        const float v312 = v310 >= 1e-30f ? v310 : 1e-30f;
+        const float v313 = t198[0] / v312;
+        const float v314 = t199[0] > 0.0f ? 1.0f : 0.0f;
+        t309[i] = v309;
+        t313[i] = v313;
+        t314[i] = v314;
     }
 }
 
-/* reduce_sum [784,256] axes=[0, 1]
- * %325 = mul %215, %215 : [784,256]  // teacher/gradient fwd
- * %326 = reduce_sum axes=[0, 1] %325 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t326, const float *restrict t215) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 784; i0++) {
-        for (size_t i1s = 0; i1s < 256; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v325 = t215[i0 * 256 + i1] * t215[i0 * 256 + i1];
-                sums[lane] += v325;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t326[0] = (float)sum;
-}
-
-/* reduce_sum [256] axes=[0]
- * %327 = mul %214, %214 : [256]  // teacher/gradient fwd
- * %328 = reduce_sum axes=[0] %327 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t328, const float *restrict t214) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 256; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v327 = t214[i0] * t214[i0];
-            sums[lane] += v327;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t328[0] = (float)sum;
-}
-
-/* reduce_sum [256,10] axes=[0, 1]
- * %330 = mul %210, %210 : [256,10]  // teacher/gradient fwd
- * %331 = reduce_sum axes=[0, 1] %330 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_15(float *restrict t331, const float *restrict t210) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 256; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v330 = t210[i0 * 10 + i1] * t210[i0 * 10 + i1];
-            sum += v330;
-        }
-    }
-    t331[0] = (float)sum;
-}
-
-/* reduce_sum [10] axes=[0]
- * %333 = mul %207, %207 : [10]  // teacher/gradient fwd
- * %334 = reduce_sum axes=[0] %333 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_16(float *restrict t334, const float *restrict t207) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v333 = t207[i0] * t207[i0];
-        sum += v333;
-    }
-    t334[0] = (float)sum;
-}
-
-/* loop []
- * %329 = add %326, %328 : []  // teacher/gradient fwd
- * %332 = add %329, %331 : []  // teacher/gradient fwd
- * %335 = add %332, %334 : []  // teacher/gradient fwd
- * %336 = sqrt %335 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_17(float *restrict t336, const float *restrict t326, const float *restrict t328, const float *restrict t331, const float *restrict t334) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v329 = t326[0] + t328[0];
-        const float v332 = v329 + t331[0];
-        const float v335 = v332 + t334[0];
-        const float v336 = sqrtf(v335);
-        t336[i] = v336;
-    }
-}
-
-/* reduce_sum [784,256] axes=[0, 1]
- * %337 = mul %235, %235 : [784,256]  // teacher/gradient fwd
- * %338 = reduce_sum axes=[0, 1] %337 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_18(float *restrict t338, const float *restrict t235) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 784; i0++) {
-        for (size_t i1s = 0; i1s < 256; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v337 = t235[i0 * 256 + i1] * t235[i0 * 256 + i1];
-                sums[lane] += v337;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t338[0] = (float)sum;
-}
-
-/* reduce_sum [256] axes=[0]
- * %339 = mul %234, %234 : [256]  // teacher/gradient fwd
- * %340 = reduce_sum axes=[0] %339 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_19(float *restrict t340, const float *restrict t234) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 256; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v339 = t234[i0] * t234[i0];
-            sums[lane] += v339;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t340[0] = (float)sum;
-}
-
-/* reduce_sum [256,10] axes=[0, 1]
- * %342 = mul %231, %231 : [256,10]  // teacher/gradient fwd
- * %343 = reduce_sum axes=[0, 1] %342 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_20(float *restrict t343, const float *restrict t231) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 256; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v342 = t231[i0 * 10 + i1] * t231[i0 * 10 + i1];
-            sum += v342;
-        }
-    }
-    t343[0] = (float)sum;
-}
-
-/* reduce_sum [10] axes=[0]
- * %345 = mul %228, %228 : [10]  // teacher/gradient fwd
- * %346 = reduce_sum axes=[0] %345 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_21(float *restrict t346, const float *restrict t228) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v345 = t228[i0] * t228[i0];
-        sum += v345;
-    }
-    t346[0] = (float)sum;
-}
-
-/* loop []
- * %341 = add %338, %340 : []  // teacher/gradient fwd
- * %344 = add %341, %343 : []  // teacher/gradient fwd
- * %347 = add %344, %346 : []  // teacher/gradient fwd
- * %348 = sqrt %347 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_22(float *restrict t348, const float *restrict t338, const float *restrict t340, const float *restrict t343, const float *restrict t346) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v341 = t338[0] + t340[0];
-        const float v344 = v341 + t343[0];
-        const float v347 = v344 + t346[0];
-        const float v348 = sqrtf(v347);
-        t348[i] = v348;
-    }
-}
-
-/* reduce_sum [784,256] axes=[0, 1]
- * %349 = mul %251, %251 : [784,256]  // teacher/gradient fwd
- * %350 = reduce_sum axes=[0, 1] %349 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_23(float *restrict t350, const float *restrict t251) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 784; i0++) {
-        for (size_t i1s = 0; i1s < 256; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v349 = t251[i0 * 256 + i1] * t251[i0 * 256 + i1];
-                sums[lane] += v349;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t350[0] = (float)sum;
-}
-
-/* reduce_sum [256] axes=[0]
- * %351 = mul %250, %250 : [256]  // teacher/gradient fwd
- * %352 = reduce_sum axes=[0] %351 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_24(float *restrict t352, const float *restrict t250) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 256; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v351 = t250[i0] * t250[i0];
-            sums[lane] += v351;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t352[0] = (float)sum;
-}
-
-/* reduce_sum [256,10] axes=[0, 1]
- * %354 = mul %248, %248 : [256,10]  // teacher/gradient fwd
- * %355 = reduce_sum axes=[0, 1] %354 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_25(float *restrict t355, const float *restrict t248) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 256; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v354 = t248[i0 * 10 + i1] * t248[i0 * 10 + i1];
-            sum += v354;
-        }
-    }
-    t355[0] = (float)sum;
-}
-
-/* reduce_sum [10] axes=[0]
- * %357 = mul %246, %246 : [10]  // teacher/gradient fwd
- * %358 = reduce_sum axes=[0] %357 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_26(float *restrict t358, const float *restrict t246) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v357 = t246[i0] * t246[i0];
-        sum += v357;
-    }
-    t358[0] = (float)sum;
-}
-
-/* loop []
- * %353 = add %350, %352 : []  // teacher/gradient fwd
- * %356 = add %353, %355 : []  // teacher/gradient fwd
- * %359 = add %356, %358 : []  // teacher/gradient fwd
- * %360 = sqrt %359 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_27(float *restrict t360, const float *restrict t350, const float *restrict t352, const float *restrict t355, const float *restrict t358) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v353 = t350[0] + t352[0];
-        const float v356 = v353 + t355[0];
-        const float v359 = v356 + t358[0];
-        const float v360 = sqrtf(v359);
-        t360[i] = v360;
-    }
-}
-
-/* 132 kernels; scratch high-water mark 1050464 floats. */
+/* 107 kernels; scratch high-water mark 893568 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_dense1_fwd(scratch + 802816 /* t18 */, io /* in_x */, state /* in_teacher_dense1_weight */, state + 200704 /* in_teacher_dense1_bias */);
     step_teacher_dense3_fwd(scratch /* t21 */, scratch + 802816 /* t18 */, state + 200960 /* in_teacher_dense3_weight */, state + 203520 /* in_teacher_dense3_bias */);
-    step_teacher_loss_sup_fwd(scratch + 955392 /* t28 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_fwd(scratch + 881664 /* t28 */, io + 225792 /* in_y */);
     step_teacher_loss_sup_fwd_2(scratch + 876864 /* t29 */, scratch /* t22 */);
-    step_teacher_loss_sup_fwd_3(scratch + 876544 /* t31 */, scratch + 955712 /* t32 */, scratch /* t22 */, scratch + 876864 /* t29 */);
-    step_teacher_loss_sup_fwd_4(scratch + 1044352 /* t33 */, scratch + 955712 /* t32 */);
-    step_teacher_loss_sup_fwd_5(scratch + 876864 /* t34 */, scratch + 1044352 /* t33 */);
-    step_teacher_loss_sup_fwd_6(scratch + 876896 /* t38 */, scratch + 876544 /* t31 */, scratch + 876864 /* t34 */, scratch + 955392 /* t28 */);
-    step_teacher_loss_sup_fwd_7(io + 226176 /* t40 */, scratch + 876896 /* t38 */);
+    step_teacher_loss_sup_fwd_3(scratch + 876544 /* t31 */, scratch + 881984 /* t32 */, scratch /* t22 */, scratch + 876864 /* t29 */);
+    step_teacher_loss_sup_fwd_4(scratch + 882816 /* t33 */, scratch + 881984 /* t32 */);
+    step_teacher_loss_sup_fwd_5(scratch + 882304 /* t34 */, scratch + 882816 /* t33 */);
+    step_teacher_loss_sup_fwd_6(scratch + 882336 /* t38 */, scratch + 876544 /* t31 */, scratch + 882304 /* t34 */, scratch + 881664 /* t28 */);
+    step_teacher_loss_sup_fwd_7(io + 226176 /* t40 */, scratch + 882336 /* t38 */);
     step_teacher_loss_uda_fwd(scratch + 2880 /* t42 */, scratch + 320 /* t23 */);
     step_teacher_loss_uda_fwd_2(scratch + 876544 /* t43 */, scratch + 2880 /* t42 */);
     step_teacher_loss_uda_fwd_3(scratch + 4160 /* t45 */, scratch + 2880 /* t42 */, scratch + 876544 /* t43 */);
     step_teacher_loss_uda_fwd_4(scratch + 2880 /* t47 */, scratch + 4160 /* t45 */);
     step_teacher_loss_uda_fwd_5(scratch + 3008 /* t48 */, scratch + 2880 /* t47 */);
-    step_teacher_loss_uda_fwd_6(scratch + 950272 /* t51 */, scratch + 4160 /* t45 */, scratch + 3008 /* t48 */);
-    step_teacher_loss_uda_fwd_7(scratch + 951552 /* t52 */, scratch + 950272 /* t51 */);
-    step_teacher_loss_uda_fwd_8(scratch + 1043968 /* t54 */, scratch + 951552 /* t52 */);
-    step_teacher_loss_uda_fwd_9(scratch + 951552 /* t55 */, scratch + 1600 /* t24 */);
-    step_teacher_loss_uda_fwd_10(scratch + 876544 /* t57 */, scratch + 983040 /* t58 */, scratch + 1600 /* t24 */, scratch + 951552 /* t55 */);
-    step_teacher_loss_uda_fwd_11(scratch + 1046528 /* t59 */, scratch + 983040 /* t58 */);
-    step_teacher_loss_uda_fwd_12(scratch + 1044096 /* t60 */, scratch + 1046528 /* t59 */);
-    step_teacher_loss_uda_fwd_13(scratch + 1044224 /* t64 */, scratch + 876544 /* t57 */, scratch + 1044096 /* t60 */, scratch + 950272 /* t51 */);
-    step_teacher_loss_uda_fwd_14(scratch + 1044096 /* t67 */, scratch + 1044224 /* t64 */, scratch + 1043968 /* t54 */);
-    step_teacher_loss_uda_fwd_15(io + 226192 /* t69 */, scratch + 1044096 /* t67 */);
-    step_teacher_loss_uda_fwd_16(scratch + 1044096 /* t70 */, scratch + 1043968 /* t54 */);
-    step_teacher_loss_uda_fwd_17(io + 226208 /* t71 */, scratch + 1044096 /* t70 */);
-    step_teacher_pseudo_labels_fwd(scratch + 984320 /* t72 */, scratch + 1600 /* t24 */);
+    step_teacher_loss_uda_fwd_6(scratch + 876544 /* t51 */, scratch + 4160 /* t45 */, scratch + 3008 /* t48 */);
+    step_teacher_loss_uda_fwd_7(scratch + 877824 /* t52 */, scratch + 876544 /* t51 */);
+    step_teacher_loss_uda_fwd_8(scratch + 882304 /* t54 */, scratch + 877824 /* t52 */);
+    step_teacher_loss_uda_fwd_9(scratch + 879104 /* t55 */, scratch + 1600 /* t24 */);
+    step_teacher_loss_uda_fwd_10(scratch + 2880 /* t57 */, scratch + 877824 /* t58 */, scratch + 1600 /* t24 */, scratch + 879104 /* t55 */);
+    step_teacher_loss_uda_fwd_11(scratch + 882432 /* t59 */, scratch + 877824 /* t58 */);
+    step_teacher_loss_uda_fwd_12(scratch + 879104 /* t60 */, scratch + 882432 /* t59 */);
+    step_teacher_loss_uda_fwd_13(scratch + 879232 /* t64 */, scratch + 2880 /* t57 */, scratch + 879104 /* t60 */, scratch + 876544 /* t51 */);
+    step_teacher_loss_uda_fwd_14(scratch + 879104 /* t67 */, scratch + 879232 /* t64 */, scratch + 882304 /* t54 */);
+    step_teacher_loss_uda_fwd_15(io + 226192 /* t69 */, scratch + 879104 /* t67 */);
+    step_teacher_loss_uda_fwd_16(scratch + 882560 /* t70 */, scratch + 882304 /* t54 */);
+    step_teacher_loss_uda_fwd_17(io + 226208 /* t71 */, scratch + 882560 /* t70 */);
+    step_teacher_pseudo_labels_fwd(scratch + 879104 /* t72 */, scratch + 1600 /* t24 */);
     step_student_dense1_fwd(scratch /* t79 */, io + 125440 /* t75 */, state + 203536 /* in_student_dense1_weight */, state + 404240 /* in_student_dense1_bias */);
-    step_student_dense3_fwd(scratch + 951552 /* t82 */, scratch /* t79 */, state + 404496 /* in_student_dense3_weight */, state + 407056 /* in_student_dense3_bias */);
-    step_student_loss_u_fwd(scratch + 1044096 /* t83 */, scratch + 951552 /* t82 */);
-    step_student_loss_u_fwd_2(scratch + 952832 /* t85 */, scratch + 954112 /* t86 */, scratch + 951552 /* t82 */, scratch + 1044096 /* t83 */);
-    step_student_loss_u_fwd_3(scratch + 1044096 /* t87 */, scratch + 954112 /* t86 */);
-    step_student_loss_u_fwd_4(scratch + 951552 /* t88 */, scratch + 1044096 /* t87 */);
-    step_student_loss_u_fwd_5(scratch + 1044224 /* t92 */, scratch + 952832 /* t85 */, scratch + 951552 /* t88 */, scratch + 984320 /* t72 */);
-    step_student_loss_u_fwd_6(io + 226224 /* t94 */, scratch + 1044224 /* t92 */);
-    step_student_loss_u_vjp(scratch + 951552 /* t96 */, scratch + 984320 /* t72 */);
-    step_student_loss_u_vjp_2(scratch + 952832 /* t98 */, scratch + 951552 /* t96 */);
-    step_student_loss_u_vjp_3(scratch + 1044224 /* t99 */, scratch + 952832 /* t98 */, scratch + 1044096 /* t87 */);
-    step_student_loss_u_vjp_4(scratch + 952832 /* t102 */, scratch + 1044224 /* t99 */, scratch + 954112 /* t86 */, scratch + 951552 /* t96 */);
-    step_student_dense3_vjp(scratch + 1050368 /* t103 */, scratch + 952832 /* t102 */);
-    step_student_dense3_vjp_2(scratch + 1036288 /* t105 */, scratch /* t79 */, scratch + 952832 /* t102 */);
-    step_student_dense3_vjp_3(scratch + 200704 /* t107 */, scratch + 952832 /* t102 */, state + 404496 /* in_student_dense3_weight */, scratch /* t79 */);
-    step_student_dense1_vjp(scratch + 1049088 /* t108 */, scratch + 200704 /* t107 */, scratch /* chunk */);
+    step_student_dense3_fwd(scratch + 32768 /* t82 */, scratch /* t79 */, state + 404496 /* in_student_dense3_weight */, state + 407056 /* in_student_dense3_bias */);
+    step_student_loss_u_fwd(scratch + 880384 /* t83 */, scratch + 32768 /* t82 */);
+    step_student_loss_u_fwd_2(scratch + 34048 /* t85 */, scratch + 35328 /* t86 */, scratch + 32768 /* t82 */, scratch + 880384 /* t83 */);
+    step_student_loss_u_fwd_3(scratch + 880384 /* t87 */, scratch + 35328 /* t86 */);
+    step_student_loss_u_fwd_4(scratch + 880512 /* t88 */, scratch + 880384 /* t87 */);
+    step_student_loss_u_fwd_5(scratch + 882560 /* t92 */, scratch + 34048 /* t85 */, scratch + 880512 /* t88 */, scratch + 879104 /* t72 */);
+    step_student_loss_u_fwd_6(io + 226224 /* t94 */, scratch + 882560 /* t92 */);
+    step_student_loss_u_vjp(scratch + 32768 /* t96 */, scratch + 879104 /* t72 */);
+    step_student_loss_u_vjp_2(scratch + 880512 /* t98 */, scratch + 32768 /* t96 */);
+    step_student_loss_u_vjp_3(scratch + 880640 /* t99 */, scratch + 880512 /* t98 */, scratch + 880384 /* t87 */);
+    step_student_loss_u_vjp_4(scratch + 34048 /* t102 */, scratch + 880640 /* t99 */, scratch + 35328 /* t86 */, scratch + 32768 /* t96 */);
+    step_student_dense3_vjp(scratch + 893504 /* t103 */, scratch + 34048 /* t102 */);
+    step_student_dense3_vjp_2(scratch + 884736 /* t105 */, scratch /* t79 */, scratch + 34048 /* t102 */);
+    step_student_dense3_vjp_3(scratch + 200704 /* t107 */, scratch + 34048 /* t102 */, state + 404496 /* in_student_dense3_weight */, scratch /* t79 */);
+    step_student_dense1_vjp(scratch + 892736 /* t108 */, scratch + 200704 /* t107 */, scratch /* chunk */);
     step_student_dense1_vjp_2(scratch /* t109 */, io + 125440 /* t75 */, scratch + 200704 /* t107 */);
     step_student_dense1_update(state + 610608 /* in_student_momentum_dense1_weight */, state + 203536 /* in_student_dense1_weight */, scratch /* t109 */, io + 226128 /* in_lr_student */);
-    step_student_dense1_update_2(state + 811312 /* in_student_momentum_dense1_bias */, state + 404240 /* in_student_dense1_bias */, scratch + 1049088 /* t108 */, io + 226128 /* in_lr_student */);
-    step_student_dense3_update(state + 811568 /* in_student_momentum_dense3_weight */, state + 404496 /* in_student_dense3_weight */, scratch + 1036288 /* t105 */, io + 226128 /* in_lr_student */);
-    step_student_dense3_update_2(state + 814128 /* in_student_momentum_dense3_bias */, state + 407056 /* in_student_dense3_bias */, scratch + 1050368 /* t103 */, io + 226128 /* in_lr_student */);
+    step_student_dense1_update_2(state + 811312 /* in_student_momentum_dense1_bias */, state + 404240 /* in_student_dense1_bias */, scratch + 892736 /* t108 */, io + 226128 /* in_lr_student */);
+    step_student_dense3_update(state + 811568 /* in_student_momentum_dense3_weight */, state + 404496 /* in_student_dense3_weight */, scratch + 884736 /* t105 */, io + 226128 /* in_lr_student */);
+    step_student_dense3_update_2(state + 814128 /* in_student_momentum_dense3_bias */, state + 407056 /* in_student_dense3_bias */, scratch + 893504 /* t103 */, io + 226128 /* in_lr_student */);
     step_student_dense1_fwd_2(scratch + 200704 /* t158 */, io /* in_x */, state + 203536 /* t121 */, state + 404240 /* t130 */);
-    step_student_dense3_fwd_2(scratch + 951552 /* t161 */, scratch + 200704 /* t158 */, state + 404496 /* t142 */, state + 407056 /* t151 */);
-    step_student_loss_l_fwd(scratch + 1044096 /* t162 */, scratch + 951552 /* t161 */);
-    step_student_loss_l_fwd_2(scratch + 951872 /* t164 */, scratch + 952192 /* t165 */, scratch + 951552 /* t161 */, scratch + 1044096 /* t162 */);
-    step_student_loss_l_fwd_3(scratch + 1044096 /* t166 */, scratch + 952192 /* t165 */);
-    step_student_loss_l_fwd_4(scratch + 1044128 /* t167 */, scratch + 1044096 /* t166 */);
-    step_student_loss_l_fwd_5(scratch + 1044160 /* t171 */, scratch + 951872 /* t164 */, scratch + 1044128 /* t167 */, io + 225792 /* in_y */);
-    step_student_loss_l_fwd_6(io + 226240 /* t172 */, scratch + 1044160 /* t171 */);
-    step_student_loss_l_vjp(scratch + 951552 /* t174 */, io + 225792 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 1044128 /* t176 */, scratch + 951552 /* t174 */);
-    step_student_loss_l_vjp_3(scratch + 1044160 /* t177 */, scratch + 1044128 /* t176 */, scratch + 1044096 /* t166 */);
-    step_student_loss_l_vjp_4(scratch + 951872 /* t180 */, scratch + 1044160 /* t177 */, scratch + 952192 /* t165 */, scratch + 951552 /* t174 */);
-    step_student_dense3_vjp_4(scratch + 1050384 /* t181 */, scratch + 951872 /* t180 */);
-    step_student_dense3_vjp_5(scratch + 1038848 /* t183 */, scratch + 200704 /* t158 */, scratch + 951872 /* t180 */);
-    step_student_dense3_vjp_6(scratch + 401408 /* t185 */, scratch + 951872 /* t180 */, state + 404496 /* t142 */, scratch + 200704 /* t158 */);
-    step_student_dense1_vjp_3(scratch + 1049344 /* t186 */, scratch + 401408 /* t185 */);
+    step_student_dense3_fwd_2(scratch + 880384 /* t161 */, scratch + 200704 /* t158 */, state + 404496 /* t142 */, state + 407056 /* t151 */);
+    step_student_loss_l_fwd(scratch + 882560 /* t162 */, scratch + 880384 /* t161 */);
+    step_student_loss_l_fwd_2(scratch + 880704 /* t164 */, scratch + 881024 /* t165 */, scratch + 880384 /* t161 */, scratch + 882560 /* t162 */);
+    step_student_loss_l_fwd_3(scratch + 882560 /* t166 */, scratch + 881024 /* t165 */);
+    step_student_loss_l_fwd_4(scratch + 882592 /* t167 */, scratch + 882560 /* t166 */);
+    step_student_loss_l_fwd_5(scratch + 882624 /* t171 */, scratch + 880704 /* t164 */, scratch + 882592 /* t167 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 226240 /* t172 */, scratch + 882624 /* t171 */);
+    step_student_loss_l_vjp(scratch + 881344 /* t174 */, io + 225792 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 882592 /* t176 */, scratch + 881344 /* t174 */);
+    step_student_loss_l_vjp_3(scratch + 882624 /* t177 */, scratch + 882592 /* t176 */, scratch + 882560 /* t166 */);
+    step_student_loss_l_vjp_4(scratch + 880384 /* t180 */, scratch + 882624 /* t177 */, scratch + 881024 /* t165 */, scratch + 881344 /* t174 */);
+    step_student_dense3_vjp_4(scratch + 893520 /* t181 */, scratch + 880384 /* t180 */);
+    step_student_dense3_vjp_5(scratch + 887296 /* t183 */, scratch + 200704 /* t158 */, scratch + 880384 /* t180 */);
+    step_student_dense3_vjp_6(scratch + 401408 /* t185 */, scratch + 880384 /* t180 */, state + 404496 /* t142 */, scratch + 200704 /* t158 */);
+    step_student_dense1_vjp_3(scratch + 892992 /* t186 */, scratch + 401408 /* t185 */);
     step_student_dense1_vjp_4(scratch + 200704 /* t187 */, io /* in_x */, scratch + 401408 /* t185 */);
-    step_teacher_feedback_fwd(scratch + 1044096 /* t189 */, scratch + 200704 /* t187 */, scratch /* t109 */);
-    step_teacher_feedback_fwd_2(scratch + 1044112 /* t191 */, scratch + 1049344 /* t186 */, scratch + 1049088 /* t108 */);
-    step_teacher_feedback_fwd_3(scratch + 1044128 /* t194 */, scratch + 1038848 /* t183 */, scratch + 1036288 /* t105 */);
-    step_teacher_feedback_fwd_4(scratch + 1044144 /* t197 */, scratch + 1050384 /* t181 */, scratch + 1050368 /* t103 */);
-    step_teacher_feedback_fwd_5(scratch + 1050400 /* t198 */, io + 226256 /* t199 */, scratch + 1044096 /* t189 */, scratch + 1044112 /* t191 */, scratch + 1044128 /* t194 */, scratch + 1044144 /* t197 */, io + 226128 /* in_lr_student */);
-    step_teacher_loss_sup_vjp(scratch + 951552 /* t200 */, scratch + 955392 /* t28 */);
-    step_teacher_loss_sup_vjp_2(scratch + 1044096 /* t202 */, scratch + 951552 /* t200 */);
-    step_teacher_loss_sup_vjp_3(scratch + 1044128 /* t203 */, scratch + 1044096 /* t202 */, scratch + 1044352 /* t33 */);
-    step_teacher_loss_sup_vjp_4(scratch + 951872 /* t206 */, scratch + 1044128 /* t203 */, scratch + 955712 /* t32 */, scratch + 951552 /* t200 */);
-    step_teacher_dense3_vjp(scratch + 1050416 /* t207 */, scratch + 951872 /* t206 */);
-    step_teacher_dense3_vjp_2(scratch + 1041408 /* t210 */, scratch + 802816 /* t209 */, scratch + 951872 /* t206 */);
-    step_teacher_relu2_vjp(scratch + 876544 /* t211 */, scratch + 802816 /* t18 */);
-    step_teacher_dense3_vjp_3(scratch + 602112 /* t213 */, scratch + 951872 /* t206 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 876544 /* t212 */);
-    step_teacher_dense1_vjp(scratch + 1049600 /* t214 */, scratch + 602112 /* t213 */);
-    step_teacher_dense1_vjp_2(scratch + 401408 /* t215 */, io /* in_x */, scratch + 602112 /* t213 */);
-    step_teacher_loss_uda_vjp(scratch + 1049856 /* t216 */, io + 226144 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 1044096 /* t219 */, scratch + 1049856 /* t216 */, scratch + 1043968 /* t54 */);
-    step_teacher_loss_uda_vjp_3(scratch + 951552 /* t221 */, scratch + 1044096 /* t219 */, scratch + 950272 /* t51 */);
-    step_teacher_loss_uda_vjp_4(scratch + 950272 /* t223 */, scratch + 951552 /* t221 */);
-    step_teacher_loss_uda_vjp_5(scratch + 950400 /* t224 */, scratch + 950272 /* t223 */, scratch + 1046528 /* t59 */);
-    step_teacher_loss_uda_vjp_6(scratch + 985600 /* t227 */, scratch + 950400 /* t224 */, scratch + 983040 /* t58 */, scratch + 951552 /* t221 */);
-    step_teacher_dense3_vjp_4(scratch + 1050432 /* t228 */, scratch + 985600 /* t227 */);
-    step_teacher_dense3_vjp_5(scratch + 1043968 /* t231 */, scratch + 843776 /* t230 */, scratch + 985600 /* t227 */);
-    step_teacher_dense3_vjp_6(scratch + 950272 /* t233 */, scratch + 985600 /* t227 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 917504 /* t232 */);
-    step_teacher_dense1_vjp_3(scratch + 1049856 /* t234 */, scratch + 950272 /* t233 */, scratch + 602112 /* chunk */);
-    step_teacher_dense1_vjp_4(scratch + 602112 /* t235 */, io + 125440 /* t75 */, scratch + 950272 /* t233 */);
-    step_teacher_feedback_vjp(scratch + 1050112 /* t237 */, io + 226160 /* in_feedback_scale */, io + 226256 /* t199 */);
-    step_teacher_feedback_vjp_2(scratch + 950272 /* t239 */, scratch + 1050112 /* t237 */, scratch + 984320 /* t72 */);
-    step_teacher_feedback_vjp_3(scratch + 1046656 /* t241 */, scratch + 950272 /* t239 */);
-    step_teacher_feedback_vjp_4(scratch + 1046784 /* t242 */, scratch + 1046656 /* t241 */, scratch + 1046528 /* t59 */);
-    step_teacher_feedback_vjp_5(scratch + 984320 /* t245 */, scratch + 1046784 /* t242 */, scratch + 983040 /* t58 */, scratch + 950272 /* t239 */);
-    step_teacher_dense3_vjp_7(scratch + 1050448 /* t246 */, scratch + 984320 /* t245 */);
-    step_teacher_dense3_vjp_8(scratch + 1046528 /* t248 */, scratch + 843776 /* t230 */, scratch + 984320 /* t245 */);
-    step_teacher_dense3_vjp_9(scratch + 1003520 /* t249 */, scratch + 984320 /* t245 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 917504 /* t232 */);
-    step_teacher_dense1_vjp_5(scratch + 1050112 /* t250 */, scratch + 1003520 /* t249 */, scratch + 802816 /* chunk */);
-    step_teacher_dense1_vjp_6(scratch + 802816 /* t251 */, io + 125440 /* t75 */, scratch + 1003520 /* t249 */);
-    step_teacher_gradient_fwd(scratch + 1003520 /* t255 */, scratch + 1049600 /* t214 */, scratch + 1049856 /* t234 */, scratch + 1050112 /* t250 */);
-    step_teacher_gradient_fwd_2(scratch + 1003776 /* t259 */, scratch + 1050416 /* t207 */, scratch + 1050432 /* t228 */, scratch + 1050448 /* t246 */);
-    step_teacher_dense1_update(state + 407072 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, scratch + 401408 /* t215 */, scratch + 602112 /* t235 */, scratch + 802816 /* t251 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense1_update_2(state + 607776 /* in_teacher_momentum_dense1_bias */, state + 200704 /* in_teacher_dense1_bias */, scratch + 1003520 /* t255 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense3_update(state + 608032 /* in_teacher_momentum_dense3_weight */, state + 200960 /* in_teacher_dense3_weight */, scratch + 1041408 /* t210 */, scratch + 1043968 /* t231 */, scratch + 1046528 /* t248 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense3_update_2(state + 610592 /* in_teacher_momentum_dense3_bias */, state + 203520 /* in_teacher_dense3_bias */, scratch + 1003776 /* t259 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_gradient_fwd_3(scratch + 1003520 /* t297 */, scratch + 200704 /* t187 */);
-    step_teacher_gradient_fwd_4(scratch + 1003536 /* t299 */, scratch + 1049344 /* t186 */);
-    step_teacher_gradient_fwd_5(scratch + 1049344 /* t302 */, scratch + 1038848 /* t183 */);
-    step_teacher_gradient_fwd_6(scratch + 1049360 /* t305 */, scratch + 1050384 /* t181 */);
-    step_teacher_gradient_fwd_7(io + 226272 /* t307 */, scratch + 1003520 /* t297 */, scratch + 1003536 /* t299 */, scratch + 1049344 /* t302 */, scratch + 1049360 /* t305 */);
-    step_teacher_gradient_fwd_8(scratch + 1050384 /* t309 */, scratch /* t109 */);
-    step_teacher_gradient_fwd_9(scratch + 1049344 /* t311 */, scratch + 1049088 /* t108 */);
-    step_teacher_gradient_fwd_10(scratch + 1049360 /* t314 */, scratch + 1036288 /* t105 */);
-    step_teacher_gradient_fwd_11(scratch + 1049376 /* t317 */, scratch + 1050368 /* t103 */);
-    step_teacher_gradient_fwd_12(io + 226288 /* t319 */, io + 226304 /* t323 */, io + 226320 /* t324 */, scratch + 1050384 /* t309 */, scratch + 1049344 /* t311 */, scratch + 1049360 /* t314 */, scratch + 1049376 /* t317 */, io + 226272 /* t307 */, scratch + 1050400 /* t198 */, io + 226256 /* t199 */);
-    step_teacher_gradient_fwd_13(scratch + 1050368 /* t326 */, scratch + 401408 /* t215 */);
-    step_teacher_gradient_fwd_14(scratch + 1050384 /* t328 */, scratch + 1049600 /* t214 */);
-    step_teacher_gradient_fwd_15(scratch + 1050400 /* t331 */, scratch + 1041408 /* t210 */);
-    step_teacher_gradient_fwd_16(scratch + 1049088 /* t334 */, scratch + 1050416 /* t207 */);
-    step_teacher_gradient_fwd_17(io + 226336 /* t336 */, scratch + 1050368 /* t326 */, scratch + 1050384 /* t328 */, scratch + 1050400 /* t331 */, scratch + 1049088 /* t334 */);
-    step_teacher_gradient_fwd_18(scratch + 1050368 /* t338 */, scratch + 602112 /* t235 */);
-    step_teacher_gradient_fwd_19(scratch + 1050384 /* t340 */, scratch + 1049856 /* t234 */);
-    step_teacher_gradient_fwd_20(scratch + 1050400 /* t343 */, scratch + 1043968 /* t231 */);
-    step_teacher_gradient_fwd_21(scratch + 1050416 /* t346 */, scratch + 1050432 /* t228 */);
-    step_teacher_gradient_fwd_22(io + 226352 /* t348 */, scratch + 1050368 /* t338 */, scratch + 1050384 /* t340 */, scratch + 1050400 /* t343 */, scratch + 1050416 /* t346 */);
-    step_teacher_gradient_fwd_23(scratch + 1050368 /* t350 */, scratch + 802816 /* t251 */);
-    step_teacher_gradient_fwd_24(scratch + 1050384 /* t352 */, scratch + 1050112 /* t250 */);
-    step_teacher_gradient_fwd_25(scratch + 1050400 /* t355 */, scratch + 1046528 /* t248 */);
-    step_teacher_gradient_fwd_26(scratch + 1050416 /* t358 */, scratch + 1050448 /* t246 */);
-    step_teacher_gradient_fwd_27(io + 226368 /* t360 */, scratch + 1050368 /* t350 */, scratch + 1050384 /* t352 */, scratch + 1050400 /* t355 */, scratch + 1050416 /* t358 */);
+    step_teacher_feedback_fwd(scratch + 882560 /* t189 */, scratch + 200704 /* t187 */, scratch /* t109 */);
+    step_teacher_feedback_fwd_2(scratch + 882576 /* t191 */, scratch + 892992 /* t186 */, scratch + 892736 /* t108 */);
+    step_teacher_feedback_fwd_3(scratch + 882592 /* t194 */, scratch + 887296 /* t183 */, scratch + 884736 /* t105 */);
+    step_teacher_feedback_fwd_4(scratch + 882608 /* t197 */, scratch + 893520 /* t181 */, scratch + 893504 /* t103 */);
+    step_teacher_feedback_fwd_5(scratch + 893536 /* t198 */, io + 226256 /* t199 */, scratch + 882624 /* t201 */, scratch + 882560 /* t189 */, scratch + 882576 /* t191 */, scratch + 882592 /* t194 */, scratch + 882608 /* t197 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 880384 /* t203 */, scratch + 882624 /* t201 */, scratch + 879104 /* t72 */);
+    step_teacher_feedback_vjp_2(scratch + 879104 /* t205 */, scratch + 880384 /* t203 */);
+    step_teacher_feedback_vjp_3(scratch + 882560 /* t206 */, scratch + 879104 /* t205 */, scratch + 882432 /* t59 */);
+    step_teacher_loss_uda_vjp(scratch + 893248 /* t210 */, io + 226144 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 882688 /* t213 */, scratch + 893248 /* t210 */, scratch + 882304 /* t54 */);
+    step_teacher_loss_uda_vjp_3(scratch + 879104 /* t215 */, scratch + 882688 /* t213 */, scratch + 876544 /* t51 */);
+    step_teacher_loss_uda_vjp_4(scratch + 882304 /* t217 */, scratch + 879104 /* t215 */);
+    step_teacher_loss_uda_vjp_5(scratch + 876544 /* t218 */, scratch + 882304 /* t217 */, scratch + 882432 /* t59 */);
+    step_teacher_loss_uda_vjp_6(scratch + 634880 /* t222 */, scratch + 882560 /* t206 */, scratch + 877824 /* t58 */, scratch + 880384 /* t203 */, scratch + 876544 /* t218 */, scratch + 879104 /* t215 */);
+    step_teacher_loss_sup_vjp(scratch + 882304 /* t223 */, scratch + 881664 /* t28 */);
+    step_teacher_loss_sup_vjp_2(scratch + 882624 /* t225 */, scratch + 882304 /* t223 */);
+    step_teacher_loss_sup_vjp_3(scratch + 882656 /* t226 */, scratch + 882624 /* t225 */, scratch + 882816 /* t33 */);
+    step_teacher_loss_sup_vjp_4(scratch + 892416 /* t229 */, scratch + 882656 /* t226 */, scratch + 881984 /* t32 */, scratch + 882304 /* t223 */);
+    step_teacher_dense3_vjp(scratch + 893248 /* t230 */, scratch + 892416 /* t229 */);
+    step_teacher_dense3_vjp_2(scratch + 893264 /* t231 */, scratch + 634880 /* t222 */);
+    step_teacher_dense3_vjp_3(scratch + 893552 /* t232 */, scratch + 893248 /* t230 */, scratch + 893264 /* t231 */);
+    step_teacher_dense3_vjp_4(scratch + 889856 /* t238 */, scratch + 843776 /* t237 */, scratch + 634880 /* t222 */);
+    step_teacher_dense3_vjp_5(scratch + 876544 /* t241 */, scratch + 892416 /* t229 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 802816 /* t235 */);
+    step_teacher_dense3_vjp_6(scratch + 602112 /* t243 */, scratch + 634880 /* t222 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 843776 /* t237 */);
+    step_teacher_dense1_vjp(scratch + 638976 /* t244 */, scratch + 876544 /* t241 */);
+    step_teacher_dense1_vjp_2(scratch + 639232 /* t245 */, scratch + 602112 /* t243 */, scratch + 634880 /* chunk */);
+    step_teacher_dense1_vjp_3(scratch + 893248 /* t246 */, scratch + 638976 /* t244 */, scratch + 639232 /* t245 */);
+    step_teacher_dense1_vjp_4(scratch + 401408 /* t248 */, io + 125440 /* t75 */, scratch + 602112 /* t243 */);
+    step_teacher_dense1_vjp_5(scratch + 602112 /* t252 */, state + 407072 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 876544 /* t241 */, scratch + 401408 /* t248 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense1_update(state + 607776 /* in_teacher_momentum_dense1_bias */, state + 200704 /* in_teacher_dense1_bias */, scratch + 893248 /* t246 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense3_vjp_7(scratch + 876544 /* t270 */, state + 608032 /* in_teacher_momentum_dense3_weight */, state + 200960 /* in_teacher_dense3_weight */, scratch + 802816 /* t235 */, scratch + 892416 /* t229 */, scratch + 889856 /* t238 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense3_update(state + 610592 /* in_teacher_momentum_dense3_bias */, state + 203520 /* in_teacher_dense3_bias */, scratch + 893552 /* t232 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 893248 /* t287 */, scratch + 200704 /* t187 */);
+    step_teacher_gradient_fwd_2(scratch + 893264 /* t289 */, scratch + 892992 /* t186 */);
+    step_teacher_gradient_fwd_3(scratch + 893280 /* t292 */, scratch + 887296 /* t183 */);
+    step_teacher_gradient_fwd_4(scratch + 893296 /* t295 */, scratch + 893520 /* t181 */);
+    step_teacher_gradient_fwd_5(io + 226272 /* t297 */, scratch + 893248 /* t287 */, scratch + 893264 /* t289 */, scratch + 893280 /* t292 */, scratch + 893296 /* t295 */);
+    step_teacher_gradient_fwd_6(scratch + 893520 /* t299 */, scratch /* t109 */);
+    step_teacher_gradient_fwd_7(scratch + 892992 /* t301 */, scratch + 892736 /* t108 */);
+    step_teacher_gradient_fwd_8(scratch + 893008 /* t304 */, scratch + 884736 /* t105 */);
+    step_teacher_gradient_fwd_9(scratch + 893024 /* t307 */, scratch + 893504 /* t103 */);
+    step_teacher_gradient_fwd_10(io + 226288 /* t309 */, io + 226304 /* t313 */, io + 226320 /* t314 */, scratch + 893520 /* t299 */, scratch + 892992 /* t301 */, scratch + 893008 /* t304 */, scratch + 893024 /* t307 */, io + 226272 /* t297 */, scratch + 893536 /* t198 */, io + 226256 /* t199 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

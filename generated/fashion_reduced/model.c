@@ -67,9 +67,6 @@ const mplc_tensor mplc_step_outputs[] = {
     { "g_u_norm", 0, {0, 0, 0, 0}, 227888, 1, 0, 0, 0.0 },
     { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 227904, 1, 0, 0, 0.0 },
     { "h_positive", 0, {0, 0, 0, 0}, 227920, 1, 0, 0, 0.0 },
-    { "teacher_grad_sup_norm", 0, {0, 0, 0, 0}, 227936, 1, 0, 0, 0.0 },
-    { "teacher_grad_uda_norm", 0, {0, 0, 0, 0}, 227952, 1, 0, 0, 0.0 },
-    { "teacher_grad_feedback_norm", 0, {0, 0, 0, 0}, 227968, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -1995,797 +1992,634 @@ static void step_teacher_feedback_fwd_12(float *restrict t298, const float *rest
     }
 }
 
-/* loop [32,10]
- * %237 = constant -0.03125 : [32,10]  // student/loss_l vjp
- * %299 = mul %237, %30 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t299, const float *restrict t30) {
-    for (size_t i = 0; i < 320; i++) {
-        const float v299 = (-0.03125f) * t30[i];
-        t299[i] = v299;
+/* loop []
+ * %81 = constant -0.0078125 : []  // student/loss_u fwd
+ * %299 = mul %16, %293 : []  // teacher/feedback vjp
+ * %300 = mul %299, %81 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t300, const float *restrict in_feedback_scale, const float *restrict t293) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v299 = in_feedback_scale[0] * t293[0];
+        const float v300 = v299 * (-0.0078125f);
+        t300[i] = v300;
     }
 }
 
-/* reduce_sum [32,10] axes=[1]
- * %300 = neg %299 : [32,10]  // teacher/loss_sup vjp
- * %301 = reduce_sum axes=[1] %300 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t301, const float *restrict t299) {
-    for (size_t i0 = 0; i0 < 32; i0++) {
-        double sum = 0.0;
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v300 = -t299[i0 * 10 + i1];
-            sum += v300;
-        }
-        t301[i0] = (float)sum;
-    }
-}
-
-/* loop [32]
- * %302 = div %301, %35 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_3(float *restrict t302, const float *restrict t301, const float *restrict t35) {
-    for (size_t i = 0; i < 32; i++) {
-        const float v302 = t301[i] / t35[i];
+/* loop [128,10]
+ * %301 = broadcast axes=[] %300 : [128,10]  // teacher/feedback vjp
+ * %302 = mul %301, %44 : [128,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t302, const float *restrict t300, const float *restrict t44) {
+    for (size_t i = 0; i < 1280; i++) {
+        const float v302 = t300[0] * t44[i];
         t302[i] = v302;
     }
 }
 
+/* reduce_sum [128,10] axes=[1]
+ * %303 = neg %302 : [128,10]  // teacher/feedback vjp
+ * %304 = reduce_sum axes=[1] %303 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t304, const float *restrict t302) {
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        double sum = 0.0;
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v303 = -t302[i0 * 10 + i1];
+            sum += v303;
+        }
+        t304[i0] = (float)sum;
+    }
+}
+
+/* loop [128]
+ * %305 = div %304, %298 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_4(float *restrict t305, const float *restrict t304, const float *restrict t298) {
+    for (size_t i = 0; i < 128; i++) {
+        const float v305 = t304[i] / t298[i];
+        t305[i] = v305;
+    }
+}
+
+/* loop [128,10]
+ * %306 = broadcast axes=[0] %305 : [128,10]  // teacher/feedback vjp
+ * %307 = mul %306, %297 : [128,10]  // teacher/feedback vjp
+ * %308 = add %302, %307 : [128,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_5(float *restrict t308, const float *restrict t305, const float *restrict t297, const float *restrict t302) {
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v307 = t305[i0] * t297[i0 * 10 + i1];
+            const float v308 = t302[i0 * 10 + i1] + v307;
+            t308[i0 * 10 + i1] = v308;
+        }
+    }
+}
+
 /* loop [32,10]
- * %303 = broadcast axes=[0] %302 : [32,10]  // teacher/loss_sup vjp
- * %304 = mul %303, %34 : [32,10]  // teacher/loss_sup vjp
- * %305 = add %299, %304 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_4(float *restrict t305, const float *restrict t302, const float *restrict t34, const float *restrict t299) {
+ * %237 = constant -0.03125 : [32,10]  // student/loss_l vjp
+ * %309 = mul %237, %30 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t309, const float *restrict t30) {
+    for (size_t i = 0; i < 320; i++) {
+        const float v309 = (-0.03125f) * t30[i];
+        t309[i] = v309;
+    }
+}
+
+/* reduce_sum [32,10] axes=[1]
+ * %310 = neg %309 : [32,10]  // teacher/loss_sup vjp
+ * %311 = reduce_sum axes=[1] %310 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t311, const float *restrict t309) {
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        double sum = 0.0;
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v310 = -t309[i0 * 10 + i1];
+            sum += v310;
+        }
+        t311[i0] = (float)sum;
+    }
+}
+
+/* loop [32]
+ * %312 = div %311, %35 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t312, const float *restrict t311, const float *restrict t35) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v312 = t311[i] / t35[i];
+        t312[i] = v312;
+    }
+}
+
+/* loop [32,10]
+ * %313 = broadcast axes=[0] %312 : [32,10]  // teacher/loss_sup vjp
+ * %314 = mul %313, %34 : [32,10]  // teacher/loss_sup vjp
+ * %315 = add %309, %314 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t315, const float *restrict t312, const float *restrict t34, const float *restrict t309) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v304 = t302[i0] * t34[i0 * 10 + i1];
-            const float v305 = t299[i0 * 10 + i1] + v304;
-            t305[i0 * 10 + i1] = v305;
+            const float v314 = t312[i0] * t34[i0 * 10 + i1];
+            const float v315 = t309[i0 * 10 + i1] + v314;
+            t315[i0 * 10 + i1] = v315;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[0]
- * %306 = reduce_sum axes=[0] %305 : [10]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp(float *restrict t306, const float *restrict t305) {
-    for (size_t o = 0; o < 10; o++) t306[o] = 0.0f;
+ * %316 = reduce_sum axes=[0] %315 : [10]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp(float *restrict t316, const float *restrict t315) {
+    for (size_t o = 0; o < 10; o++) t316[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t306[i1] += t305[i0 * 10 + i1];
-        }
-    }
-}
-
-/* gemm blas m=64 n=10 k=32 tA
- * %309 = matmul tA %308, %305 : [64,10]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_2(float *restrict t309, const float *restrict t308, const float *restrict t305) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 32, 1.0f, t308, 64, t305, 10, 0.0f, t309, 10);
-}
-
-/* loop [160,64]
- * %310 = step %21 : [160,64]  // teacher/relu1 vjp */
-static void step_teacher_relu1_vjp(float *restrict t310, const float *restrict t21) {
-    for (size_t i = 0; i < 10240; i++) {
-        const float v310 = t21[i] > 0.0f ? 1.0f : 0.0f;
-        t310[i] = v310;
-    }
-}
-
-/* gemm blas m=32 n=64 k=10 tB +epilogue
- * %307 = matmul tB %305, %2 : [32,64]  // teacher/dense2 vjp
- * %312 = mul %307, %311 : [32,64]  // teacher/relu1 vjp */
-static void step_teacher_dense2_vjp_3(float *restrict t312, const float *restrict t305, const float *restrict in_teacher_dense2_weight, const float *restrict t311) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 64, 10, 1.0f, t305, 10, in_teacher_dense2_weight, 10, 0.0f, t312, 64);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 2048; i++) {
-        const float v312 = t312[i] * t311[i];
-        t312[i] = v312;
-    }
-}
-
-/* reduce_sum [32,64] axes=[0]
- * %313 = reduce_sum axes=[0] %312 : [64]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp(float *restrict t313, const float *restrict t312) {
-    for (size_t o = 0; o < 64; o++) t313[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 32; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            t313[i1] += t312[i0 * 64 + i1];
-        }
-    }
-}
-
-/* gemm blas m=10 n=64 k=32 tA
- * %315 = matmul tA %314, %312 : [10,64]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_2(float *restrict t315, const float *restrict in_teacher_x, const float *restrict t312) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 32, 1.0f, in_teacher_x, 10, t312, 64, 0.0f, t315, 64);
-}
-
-/* loop []
- * %81 = constant -0.0078125 : []  // student/loss_u fwd
- * %316 = mul %16, %293 : []  // teacher/feedback vjp
- * %317 = mul %316, %81 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp(float *restrict t317, const float *restrict in_feedback_scale, const float *restrict t293) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v316 = in_feedback_scale[0] * t293[0];
-        const float v317 = v316 * (-0.0078125f);
-        t317[i] = v317;
-    }
-}
-
-/* loop [128,10]
- * %318 = broadcast axes=[] %317 : [128,10]  // teacher/feedback vjp
- * %319 = mul %318, %44 : [128,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_2(float *restrict t319, const float *restrict t317, const float *restrict t44) {
-    for (size_t i = 0; i < 1280; i++) {
-        const float v319 = t317[0] * t44[i];
-        t319[i] = v319;
-    }
-}
-
-/* reduce_sum [128,10] axes=[1]
- * %320 = neg %319 : [128,10]  // teacher/feedback vjp
- * %321 = reduce_sum axes=[1] %320 : [128]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_3(float *restrict t321, const float *restrict t319) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        double sum = 0.0;
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v320 = -t319[i0 * 10 + i1];
-            sum += v320;
-        }
-        t321[i0] = (float)sum;
-    }
-}
-
-/* loop [128]
- * %322 = div %321, %298 : [128]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_4(float *restrict t322, const float *restrict t321, const float *restrict t298) {
-    for (size_t i = 0; i < 128; i++) {
-        const float v322 = t321[i] / t298[i];
-        t322[i] = v322;
-    }
-}
-
-/* loop [128,10]
- * %323 = broadcast axes=[0] %322 : [128,10]  // teacher/feedback vjp
- * %324 = mul %323, %297 : [128,10]  // teacher/feedback vjp
- * %325 = add %319, %324 : [128,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_5(float *restrict t325, const float *restrict t322, const float *restrict t297, const float *restrict t319) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v324 = t322[i0] * t297[i0 * 10 + i1];
-            const float v325 = t319[i0 * 10 + i1] + v324;
-            t325[i0 * 10 + i1] = v325;
+            t316[i1] += t315[i0 * 10 + i1];
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[0]
- * %326 = reduce_sum axes=[0] %325 : [10]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_4(float *restrict t326, const float *restrict t325) {
-    for (size_t o = 0; o < 10; o++) t326[o] = 0.0f;
+ * %317 = reduce_sum axes=[0] %308 : [10]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_2(float *restrict t317, const float *restrict t308) {
+    for (size_t o = 0; o < 10; o++) t317[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t326[i1] += t325[i0 * 10 + i1];
+            t317[i1] += t308[i0 * 10 + i1];
         }
-    }
-}
-
-/* gemm blas m=64 n=10 k=128 tA
- * %329 = matmul tA %328, %325 : [64,10]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_5(float *restrict t329, const float *restrict t328, const float *restrict t325) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 128, 1.0f, t328, 64, t325, 10, 0.0f, t329, 10);
-}
-
-/* gemm blas m=128 n=64 k=10 tB +epilogue
- * %327 = matmul tB %325, %2 : [128,64]  // teacher/dense2 vjp
- * %331 = mul %327, %330 : [128,64]  // teacher/relu1 vjp */
-static void step_teacher_dense2_vjp_6(float *restrict t331, const float *restrict t325, const float *restrict in_teacher_dense2_weight, const float *restrict t330) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 64, 10, 1.0f, t325, 10, in_teacher_dense2_weight, 10, 0.0f, t331, 64);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 8192; i++) {
-        const float v331 = t331[i] * t330[i];
-        t331[i] = v331;
-    }
-}
-
-/* reduce_sum [128,64] axes=[0]
- * %332 = reduce_sum axes=[0] %331 : [64]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_3(float *restrict t332, const float *restrict t331) {
-    for (size_t o = 0; o < 64; o++) t332[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            t332[i1] += t331[i0 * 64 + i1];
-        }
-    }
-}
-
-/* gemm blas m=10 n=64 k=128 tA
- * %334 = matmul tA %333, %331 : [10,64]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_4(float *restrict t334, const float *restrict t333, const float *restrict t331) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 128, 1.0f, t333, 10, t331, 64, 0.0f, t334, 64);
-}
-
-/* loop [64]
- * %336 = add %313, %332 : [64]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t336, const float *restrict t313, const float *restrict t332) {
-    for (size_t i = 0; i < 64; i++) {
-        const float v336 = t313[i] + t332[i];
-        t336[i] = v336;
     }
 }
 
 /* loop [10]
- * %338 = add %306, %326 : [10]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t338, const float *restrict t306, const float *restrict t326) {
+ * %318 = add %316, %317 : [10]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_3(float *restrict t318, const float *restrict t316, const float *restrict t317) {
     for (size_t i = 0; i < 10; i++) {
-        const float v338 = t306[i] + t326[i];
-        t338[i] = v338;
+        const float v318 = t316[i] + t317[i];
+        t318[i] = v318;
     }
 }
 
-/* loop [10,64]
- * %335 = add %315, %334 : [10,64]  // teacher/gradient fwd
- * %340 = constant 0.0005 : [10,64]  // teacher/dense0 update
- * %341 = mul %0, %340 : [10,64]  // teacher/dense0 update
- * %342 = add %335, %341 : [10,64]  // teacher/dense0 update
- * %343 = constant 0.9 : [10,64]  // teacher/dense0 update
- * %344 = mul %339, %343 : [10,64]  // teacher/dense0 update
- * %345 = add %344, %342 : [10,64]  // teacher/dense0 update
- * %346 = mul %345, %343 : [10,64]  // teacher/dense0 update
- * %347 = add %342, %346 : [10,64]  // teacher/dense0 update
- * %348 = broadcast axes=[] %14 : [10,64]  // teacher/dense0 update
- * %349 = mul %347, %348 : [10,64]  // teacher/dense0 update
- * %350 = sub %0, %349 : [10,64]  // teacher/dense0 update
- * in_teacher_momentum_dense0_weight is updated in place: each element is read before it is overwritten
- * in_teacher_dense0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense0_update(float *restrict in_teacher_momentum_dense0_weight, float *restrict in_teacher_dense0_weight, const float *restrict t315, const float *restrict t334, const float *restrict in_lr_teacher) {
-    for (size_t i = 0; i < 640; i++) {
-        const float v335 = t315[i] + t334[i];
-        const float v341 = in_teacher_dense0_weight[i] * 0.0005f;
-        const float v342 = v335 + v341;
-        const float v344 = in_teacher_momentum_dense0_weight[i] * 0.9f;
-        const float v345 = v344 + v342;
-        const float v346 = v345 * 0.9f;
-        const float v347 = v342 + v346;
-        const float v349 = v347 * in_lr_teacher[0];
-        const float v350 = in_teacher_dense0_weight[i] - v349;
-        in_teacher_momentum_dense0_weight[i] = v345;
-        in_teacher_dense0_weight[i] = v350;
+/* gemm blas m=64 n=10 k=128 tA
+ * %324 = matmul tA %323, %308 : [64,10]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_4(float *restrict t324, const float *restrict t323, const float *restrict t308) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 128, 1.0f, t323, 64, t308, 10, 0.0f, t324, 10);
+}
+
+/* gemm blas m=32 n=64 k=10 tB +epilogue
+ * %319 = matmul tB %315, %2 : [32,64]  // teacher/dense2 vjp
+ * %326 = step %321 : [32,64]  // teacher/relu1 vjp
+ * %327 = mul %319, %326 : [32,64]  // teacher/relu1 vjp */
+static void step_teacher_dense2_vjp_5(float *restrict t327, const float *restrict t315, const float *restrict in_teacher_dense2_weight, const float *restrict t321) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 64, 10, 1.0f, t315, 10, in_teacher_dense2_weight, 10, 0.0f, t327, 64);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 2048; i++) {
+        const float v326 = t321[i] > 0.0f ? 1.0f : 0.0f;
+        const float v327 = t327[i] * v326;
+        t327[i] = v327;
+    }
+}
+
+/* gemm blas m=128 n=64 k=10 tB +epilogue
+ * %320 = matmul tB %308, %2 : [128,64]  // teacher/dense2 vjp
+ * %328 = step %323 : [128,64]  // teacher/relu1 vjp
+ * %329 = mul %320, %328 : [128,64]  // teacher/relu1 vjp */
+static void step_teacher_dense2_vjp_6(float *restrict t329, const float *restrict t308, const float *restrict in_teacher_dense2_weight, const float *restrict t323) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 64, 10, 1.0f, t308, 10, in_teacher_dense2_weight, 10, 0.0f, t329, 64);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 8192; i++) {
+        const float v328 = t323[i] > 0.0f ? 1.0f : 0.0f;
+        const float v329 = t329[i] * v328;
+        t329[i] = v329;
+    }
+}
+
+/* reduce_sum [32,64] axes=[0]
+ * %330 = reduce_sum axes=[0] %327 : [64]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp(float *restrict t330, const float *restrict t327) {
+    for (size_t o = 0; o < 64; o++) t330[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        for (size_t i1 = 0; i1 < 64; i1++) {
+            t330[i1] += t327[i0 * 64 + i1];
+        }
+    }
+}
+
+/* reduce_sum [128,64] axes=[0]
+ * %331 = reduce_sum axes=[0] %329 : [64]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_2(float *restrict t331, const float *restrict t329) {
+    for (size_t o = 0; o < 64; o++) t331[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 64; i1++) {
+            t331[i1] += t329[i0 * 64 + i1];
+        }
     }
 }
 
 /* loop [64]
- * %352 = constant 0.9 : [64]  // teacher/dense0 update
- * %353 = mul %351, %352 : [64]  // teacher/dense0 update
- * %354 = add %353, %336 : [64]  // teacher/dense0 update
- * %355 = mul %354, %352 : [64]  // teacher/dense0 update
- * %356 = add %336, %355 : [64]  // teacher/dense0 update
- * %357 = broadcast axes=[] %14 : [64]  // teacher/dense0 update
- * %358 = mul %356, %357 : [64]  // teacher/dense0 update
- * %359 = sub %1, %358 : [64]  // teacher/dense0 update
- * in_teacher_momentum_dense0_bias is updated in place: each element is read before it is overwritten
- * in_teacher_dense0_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense0_update_2(float *restrict in_teacher_momentum_dense0_bias, float *restrict in_teacher_dense0_bias, const float *restrict t336, const float *restrict in_lr_teacher) {
+ * %332 = add %330, %331 : [64]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_3(float *restrict t332, const float *restrict t330, const float *restrict t331) {
     for (size_t i = 0; i < 64; i++) {
-        const float v353 = in_teacher_momentum_dense0_bias[i] * 0.9f;
-        const float v354 = v353 + t336[i];
-        const float v355 = v354 * 0.9f;
-        const float v356 = t336[i] + v355;
-        const float v358 = v356 * in_lr_teacher[0];
-        const float v359 = in_teacher_dense0_bias[i] - v358;
-        in_teacher_momentum_dense0_bias[i] = v354;
-        in_teacher_dense0_bias[i] = v359;
+        const float v332 = t330[i] + t331[i];
+        t332[i] = v332;
     }
 }
 
-/* loop [64,10]
- * %337 = add %309, %329 : [64,10]  // teacher/gradient fwd
- * %361 = constant 0.0005 : [64,10]  // teacher/dense2 update
- * %362 = mul %2, %361 : [64,10]  // teacher/dense2 update
- * %363 = add %337, %362 : [64,10]  // teacher/dense2 update
- * %364 = constant 0.9 : [64,10]  // teacher/dense2 update
- * %365 = mul %360, %364 : [64,10]  // teacher/dense2 update
- * %366 = add %365, %363 : [64,10]  // teacher/dense2 update
- * %367 = mul %366, %364 : [64,10]  // teacher/dense2 update
- * %368 = add %363, %367 : [64,10]  // teacher/dense2 update
- * %369 = broadcast axes=[] %14 : [64,10]  // teacher/dense2 update
- * %370 = mul %368, %369 : [64,10]  // teacher/dense2 update
- * %371 = sub %2, %370 : [64,10]  // teacher/dense2 update
+/* gemm blas m=10 n=64 k=128 tA
+ * %336 = matmul tA %335, %329 : [10,64]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_4(float *restrict t336, const float *restrict t335, const float *restrict t329) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 128, 1.0f, t335, 10, t329, 64, 0.0f, t336, 64);
+}
+
+/* gemm blas m=10 n=64 k=32 tA +epilogue
+ * %334 = matmul tA %333, %327 : [10,64]  // teacher/dense0 vjp
+ * %337 = add %334, %336 : [10,64]  // teacher/dense0 vjp
+ * %339 = constant 0.0005 : [10,64]  // teacher/dense0 update
+ * %340 = mul %0, %339 : [10,64]  // teacher/dense0 update
+ * %341 = add %337, %340 : [10,64]  // teacher/dense0 update
+ * %342 = constant 0.9 : [10,64]  // teacher/dense0 update
+ * %343 = mul %338, %342 : [10,64]  // teacher/dense0 update
+ * %344 = add %343, %341 : [10,64]  // teacher/dense0 update
+ * %345 = mul %344, %342 : [10,64]  // teacher/dense0 update
+ * %346 = add %341, %345 : [10,64]  // teacher/dense0 update
+ * %347 = broadcast axes=[] %14 : [10,64]  // teacher/dense0 update
+ * %348 = mul %346, %347 : [10,64]  // teacher/dense0 update
+ * %349 = sub %0, %348 : [10,64]  // teacher/dense0 update
+ * in_teacher_momentum_dense0_weight is updated in place: each element is read before it is overwritten
+ * in_teacher_dense0_weight is updated in place: each element is read before it is overwritten */
+static void step_teacher_dense0_vjp_5(float *restrict t341, float *restrict in_teacher_momentum_dense0_weight, float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_x, const float *restrict t327, const float *restrict t336, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 32, 1.0f, in_teacher_x, 10, t327, 64, 0.0f, t341, 64);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 640; i++) {
+        const float v337 = t341[i] + t336[i];
+        const float v340 = in_teacher_dense0_weight[i] * 0.0005f;
+        const float v341 = v337 + v340;
+        const float v343 = in_teacher_momentum_dense0_weight[i] * 0.9f;
+        const float v344 = v343 + v341;
+        const float v345 = v344 * 0.9f;
+        const float v346 = v341 + v345;
+        const float v348 = v346 * in_lr_teacher[0];
+        const float v349 = in_teacher_dense0_weight[i] - v348;
+        t341[i] = v341;
+        in_teacher_momentum_dense0_weight[i] = v344;
+        in_teacher_dense0_weight[i] = v349;
+    }
+}
+
+/* loop [64]
+ * %351 = constant 0.9 : [64]  // teacher/dense0 update
+ * %352 = mul %350, %351 : [64]  // teacher/dense0 update
+ * %353 = add %352, %332 : [64]  // teacher/dense0 update
+ * %354 = mul %353, %351 : [64]  // teacher/dense0 update
+ * %355 = add %332, %354 : [64]  // teacher/dense0 update
+ * %356 = broadcast axes=[] %14 : [64]  // teacher/dense0 update
+ * %357 = mul %355, %356 : [64]  // teacher/dense0 update
+ * %358 = sub %1, %357 : [64]  // teacher/dense0 update
+ * in_teacher_momentum_dense0_bias is updated in place: each element is read before it is overwritten
+ * in_teacher_dense0_bias is updated in place: each element is read before it is overwritten */
+static void step_teacher_dense0_update(float *restrict in_teacher_momentum_dense0_bias, float *restrict in_teacher_dense0_bias, const float *restrict t332, const float *restrict in_lr_teacher) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v352 = in_teacher_momentum_dense0_bias[i] * 0.9f;
+        const float v353 = v352 + t332[i];
+        const float v354 = v353 * 0.9f;
+        const float v355 = t332[i] + v354;
+        const float v357 = v355 * in_lr_teacher[0];
+        const float v358 = in_teacher_dense0_bias[i] - v357;
+        in_teacher_momentum_dense0_bias[i] = v353;
+        in_teacher_dense0_bias[i] = v358;
+    }
+}
+
+/* gemm blas m=64 n=10 k=32 tA +epilogue
+ * %322 = matmul tA %321, %315 : [64,10]  // teacher/dense2 vjp
+ * %325 = add %322, %324 : [64,10]  // teacher/dense2 vjp
+ * %360 = constant 0.0005 : [64,10]  // teacher/dense2 update
+ * %361 = mul %2, %360 : [64,10]  // teacher/dense2 update
+ * %362 = add %325, %361 : [64,10]  // teacher/dense2 update
+ * %363 = constant 0.9 : [64,10]  // teacher/dense2 update
+ * %364 = mul %359, %363 : [64,10]  // teacher/dense2 update
+ * %365 = add %364, %362 : [64,10]  // teacher/dense2 update
+ * %366 = mul %365, %363 : [64,10]  // teacher/dense2 update
+ * %367 = add %362, %366 : [64,10]  // teacher/dense2 update
+ * %368 = broadcast axes=[] %14 : [64,10]  // teacher/dense2 update
+ * %369 = mul %367, %368 : [64,10]  // teacher/dense2 update
+ * %370 = sub %2, %369 : [64,10]  // teacher/dense2 update
  * in_teacher_momentum_dense2_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense2_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense2_update(float *restrict in_teacher_momentum_dense2_weight, float *restrict in_teacher_dense2_weight, const float *restrict t309, const float *restrict t329, const float *restrict in_lr_teacher) {
+static void step_teacher_dense2_vjp_7(float *restrict t362, float *restrict in_teacher_momentum_dense2_weight, float *restrict in_teacher_dense2_weight, const float *restrict t321, const float *restrict t315, const float *restrict t324, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 32, 1.0f, t321, 64, t315, 10, 0.0f, t362, 10);
+    /* epilogue, in place on the product */
     for (size_t i = 0; i < 640; i++) {
-        const float v337 = t309[i] + t329[i];
-        const float v362 = in_teacher_dense2_weight[i] * 0.0005f;
-        const float v363 = v337 + v362;
-        const float v365 = in_teacher_momentum_dense2_weight[i] * 0.9f;
-        const float v366 = v365 + v363;
-        const float v367 = v366 * 0.9f;
-        const float v368 = v363 + v367;
-        const float v370 = v368 * in_lr_teacher[0];
-        const float v371 = in_teacher_dense2_weight[i] - v370;
-        in_teacher_momentum_dense2_weight[i] = v366;
-        in_teacher_dense2_weight[i] = v371;
+        const float v325 = t362[i] + t324[i];
+        const float v361 = in_teacher_dense2_weight[i] * 0.0005f;
+        const float v362 = v325 + v361;
+        const float v364 = in_teacher_momentum_dense2_weight[i] * 0.9f;
+        const float v365 = v364 + v362;
+        const float v366 = v365 * 0.9f;
+        const float v367 = v362 + v366;
+        const float v369 = v367 * in_lr_teacher[0];
+        const float v370 = in_teacher_dense2_weight[i] - v369;
+        t362[i] = v362;
+        in_teacher_momentum_dense2_weight[i] = v365;
+        in_teacher_dense2_weight[i] = v370;
     }
 }
 
 /* loop [10]
  * %192 = constant 0.9 : [10]  // student/dense9 update
- * %373 = mul %372, %192 : [10]  // teacher/dense2 update
- * %374 = add %373, %338 : [10]  // teacher/dense2 update
- * %375 = mul %374, %192 : [10]  // teacher/dense2 update
- * %376 = add %338, %375 : [10]  // teacher/dense2 update
- * %377 = broadcast axes=[] %14 : [10]  // teacher/dense2 update
- * %378 = mul %376, %377 : [10]  // teacher/dense2 update
- * %379 = sub %3, %378 : [10]  // teacher/dense2 update
+ * %372 = mul %371, %192 : [10]  // teacher/dense2 update
+ * %373 = add %372, %318 : [10]  // teacher/dense2 update
+ * %374 = mul %373, %192 : [10]  // teacher/dense2 update
+ * %375 = add %318, %374 : [10]  // teacher/dense2 update
+ * %376 = broadcast axes=[] %14 : [10]  // teacher/dense2 update
+ * %377 = mul %375, %376 : [10]  // teacher/dense2 update
+ * %378 = sub %3, %377 : [10]  // teacher/dense2 update
  * in_teacher_momentum_dense2_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense2_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense2_update_2(float *restrict in_teacher_momentum_dense2_bias, float *restrict in_teacher_dense2_bias, const float *restrict t338, const float *restrict in_lr_teacher) {
+static void step_teacher_dense2_update(float *restrict in_teacher_momentum_dense2_bias, float *restrict in_teacher_dense2_bias, const float *restrict t318, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v373 = in_teacher_momentum_dense2_bias[i] * 0.9f;
-        const float v374 = v373 + t338[i];
-        const float v375 = v374 * 0.9f;
-        const float v376 = t338[i] + v375;
-        const float v378 = v376 * in_lr_teacher[0];
-        const float v379 = in_teacher_dense2_bias[i] - v378;
-        in_teacher_momentum_dense2_bias[i] = v374;
-        in_teacher_dense2_bias[i] = v379;
+        const float v372 = in_teacher_momentum_dense2_bias[i] * 0.9f;
+        const float v373 = v372 + t318[i];
+        const float v374 = v373 * 0.9f;
+        const float v375 = t318[i] + v374;
+        const float v377 = v375 * in_lr_teacher[0];
+        const float v378 = in_teacher_dense2_bias[i] - v377;
+        in_teacher_momentum_dense2_bias[i] = v373;
+        in_teacher_dense2_bias[i] = v378;
     }
 }
 
 /* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %380 = mul %269, %269 : [3,3,1,16]  // teacher/gradient fwd
- * %381 = reduce_sum axes=[0, 1, 2, 3] %380 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t381, const float *restrict t269) {
+ * %379 = mul %269, %269 : [3,3,1,16]  // teacher/gradient fwd
+ * %380 = reduce_sum axes=[0, 1, 2, 3] %379 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t380, const float *restrict t269) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v380 = t269[i0 * 48 + i1 * 16 + i3] * t269[i0 * 48 + i1 * 16 + i3];
-                    sum += v380;
+                    const float v379 = t269[i0 * 48 + i1 * 16 + i3] * t269[i0 * 48 + i1 * 16 + i3];
+                    sum += v379;
                 }
             }
         }
     }
-    t381[0] = (float)sum;
+    t380[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %382 = mul %267, %267 : [16]  // teacher/gradient fwd
- * %383 = reduce_sum axes=[0] %382 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t383, const float *restrict t267) {
+ * %381 = mul %267, %267 : [16]  // teacher/gradient fwd
+ * %382 = reduce_sum axes=[0] %381 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t382, const float *restrict t267) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v382 = t267[i0] * t267[i0];
-        sum += v382;
+        const float v381 = t267[i0] * t267[i0];
+        sum += v381;
     }
-    t383[0] = (float)sum;
+    t382[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %385 = mul %261, %261 : [3,3,16,32]  // teacher/gradient fwd
- * %386 = reduce_sum axes=[0, 1, 2, 3] %385 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t386, const float *restrict t261) {
+ * %384 = mul %261, %261 : [3,3,16,32]  // teacher/gradient fwd
+ * %385 = reduce_sum axes=[0, 1, 2, 3] %384 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t385, const float *restrict t261) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v385 = t261[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t261[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v385;
+                    const float v384 = t261[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t261[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v384;
                 }
             }
         }
     }
-    t386[0] = (float)sum;
+    t385[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %388 = mul %258, %258 : [32]  // teacher/gradient fwd
- * %389 = reduce_sum axes=[0] %388 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t389, const float *restrict t258) {
+ * %387 = mul %258, %258 : [32]  // teacher/gradient fwd
+ * %388 = reduce_sum axes=[0] %387 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t388, const float *restrict t258) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v388 = t258[i0] * t258[i0];
-        sum += v388;
+        const float v387 = t258[i0] * t258[i0];
+        sum += v387;
     }
-    t389[0] = (float)sum;
+    t388[0] = (float)sum;
 }
 
 /* reduce_sum [1568,128] axes=[0, 1]
- * %391 = mul %252, %252 : [1568,128]  // teacher/gradient fwd
- * %392 = reduce_sum axes=[0, 1] %391 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t392, const float *restrict t252) {
+ * %390 = mul %252, %252 : [1568,128]  // teacher/gradient fwd
+ * %391 = reduce_sum axes=[0, 1] %390 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t391, const float *restrict t252) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v391 = t252[i0 * 128 + i1] * t252[i0 * 128 + i1];
-                sums[lane] += v391;
+                const float v390 = t252[i0 * 128 + i1] * t252[i0 * 128 + i1];
+                sums[lane] += v390;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t392[0] = (float)sum;
+    t391[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %394 = mul %250, %250 : [128]  // teacher/gradient fwd
- * %395 = reduce_sum axes=[0] %394 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t395, const float *restrict t250) {
+ * %393 = mul %250, %250 : [128]  // teacher/gradient fwd
+ * %394 = reduce_sum axes=[0] %393 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t394, const float *restrict t250) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v394 = t250[i0] * t250[i0];
-            sums[lane] += v394;
+            const float v393 = t250[i0] * t250[i0];
+            sums[lane] += v393;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t395[0] = (float)sum;
+    t394[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %397 = mul %247, %247 : [128,10]  // teacher/gradient fwd
- * %398 = reduce_sum axes=[0, 1] %397 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t398, const float *restrict t247) {
+ * %396 = mul %247, %247 : [128,10]  // teacher/gradient fwd
+ * %397 = reduce_sum axes=[0, 1] %396 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t397, const float *restrict t247) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v397 = t247[i0 * 10 + i1] * t247[i0 * 10 + i1];
-            sum += v397;
+            const float v396 = t247[i0 * 10 + i1] * t247[i0 * 10 + i1];
+            sum += v396;
         }
     }
-    t398[0] = (float)sum;
+    t397[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %400 = mul %245, %245 : [10]  // teacher/gradient fwd
- * %401 = reduce_sum axes=[0] %400 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t401, const float *restrict t245) {
+ * %399 = mul %245, %245 : [10]  // teacher/gradient fwd
+ * %400 = reduce_sum axes=[0] %399 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t400, const float *restrict t245) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v400 = t245[i0] * t245[i0];
-        sum += v400;
+        const float v399 = t245[i0] * t245[i0];
+        sum += v399;
     }
-    t401[0] = (float)sum;
+    t400[0] = (float)sum;
 }
 
 /* loop []
- * %384 = add %381, %383 : []  // teacher/gradient fwd
- * %387 = add %384, %386 : []  // teacher/gradient fwd
- * %390 = add %387, %389 : []  // teacher/gradient fwd
- * %393 = add %390, %392 : []  // teacher/gradient fwd
- * %396 = add %393, %395 : []  // teacher/gradient fwd
- * %399 = add %396, %398 : []  // teacher/gradient fwd
- * %402 = add %399, %401 : []  // teacher/gradient fwd
- * %403 = sqrt %402 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t403, const float *restrict t381, const float *restrict t383, const float *restrict t386, const float *restrict t389, const float *restrict t392, const float *restrict t395, const float *restrict t398, const float *restrict t401) {
+ * %383 = add %380, %382 : []  // teacher/gradient fwd
+ * %386 = add %383, %385 : []  // teacher/gradient fwd
+ * %389 = add %386, %388 : []  // teacher/gradient fwd
+ * %392 = add %389, %391 : []  // teacher/gradient fwd
+ * %395 = add %392, %394 : []  // teacher/gradient fwd
+ * %398 = add %395, %397 : []  // teacher/gradient fwd
+ * %401 = add %398, %400 : []  // teacher/gradient fwd
+ * %402 = sqrt %401 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t402, const float *restrict t380, const float *restrict t382, const float *restrict t385, const float *restrict t388, const float *restrict t391, const float *restrict t394, const float *restrict t397, const float *restrict t400) {
     for (size_t i = 0; i < 1; i++) {
-        const float v384 = t381[0] + t383[0];
-        const float v387 = v384 + t386[0];
-        const float v390 = v387 + t389[0];
-        const float v393 = v390 + t392[0];
-        const float v396 = v393 + t395[0];
-        const float v399 = v396 + t398[0];
-        const float v402 = v399 + t401[0];
-        const float v403 = sqrtf(v402);
-        t403[i] = v403;
+        const float v383 = t380[0] + t382[0];
+        const float v386 = v383 + t385[0];
+        const float v389 = v386 + t388[0];
+        const float v392 = v389 + t391[0];
+        const float v395 = v392 + t394[0];
+        const float v398 = v395 + t397[0];
+        const float v401 = v398 + t400[0];
+        const float v402 = sqrtf(v401);
+        t402[i] = v402;
     }
 }
 
 /* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %404 = mul %115, %115 : [3,3,1,16]  // teacher/gradient fwd
- * %405 = reduce_sum axes=[0, 1, 2, 3] %404 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t405, const float *restrict t115) {
+ * %403 = mul %115, %115 : [3,3,1,16]  // teacher/gradient fwd
+ * %404 = reduce_sum axes=[0, 1, 2, 3] %403 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t404, const float *restrict t115) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v404 = t115[i0 * 48 + i1 * 16 + i3] * t115[i0 * 48 + i1 * 16 + i3];
-                    sum += v404;
+                    const float v403 = t115[i0 * 48 + i1 * 16 + i3] * t115[i0 * 48 + i1 * 16 + i3];
+                    sum += v403;
                 }
             }
         }
     }
-    t405[0] = (float)sum;
+    t404[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %406 = mul %113, %113 : [16]  // teacher/gradient fwd
- * %407 = reduce_sum axes=[0] %406 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t407, const float *restrict t113) {
+ * %405 = mul %113, %113 : [16]  // teacher/gradient fwd
+ * %406 = reduce_sum axes=[0] %405 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t406, const float *restrict t113) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v406 = t113[i0] * t113[i0];
-        sum += v406;
+        const float v405 = t113[i0] * t113[i0];
+        sum += v405;
     }
-    t407[0] = (float)sum;
+    t406[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %409 = mul %107, %107 : [3,3,16,32]  // teacher/gradient fwd
- * %410 = reduce_sum axes=[0, 1, 2, 3] %409 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t410, const float *restrict t107) {
+ * %408 = mul %107, %107 : [3,3,16,32]  // teacher/gradient fwd
+ * %409 = reduce_sum axes=[0, 1, 2, 3] %408 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t409, const float *restrict t107) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v409 = t107[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t107[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v409;
+                    const float v408 = t107[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t107[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v408;
                 }
             }
         }
     }
-    t410[0] = (float)sum;
+    t409[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %412 = mul %104, %104 : [32]  // teacher/gradient fwd
- * %413 = reduce_sum axes=[0] %412 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_15(float *restrict t413, const float *restrict t104) {
+ * %411 = mul %104, %104 : [32]  // teacher/gradient fwd
+ * %412 = reduce_sum axes=[0] %411 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t412, const float *restrict t104) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v412 = t104[i0] * t104[i0];
-        sum += v412;
+        const float v411 = t104[i0] * t104[i0];
+        sum += v411;
     }
-    t413[0] = (float)sum;
+    t412[0] = (float)sum;
 }
 
 /* reduce_sum [1568,128] axes=[0, 1]
- * %415 = mul %98, %98 : [1568,128]  // teacher/gradient fwd
- * %416 = reduce_sum axes=[0, 1] %415 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_16(float *restrict t416, const float *restrict t98) {
+ * %414 = mul %98, %98 : [1568,128]  // teacher/gradient fwd
+ * %415 = reduce_sum axes=[0, 1] %414 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t415, const float *restrict t98) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v415 = t98[i0 * 128 + i1] * t98[i0 * 128 + i1];
-                sums[lane] += v415;
+                const float v414 = t98[i0 * 128 + i1] * t98[i0 * 128 + i1];
+                sums[lane] += v414;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t416[0] = (float)sum;
+    t415[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %418 = mul %96, %96 : [128]  // teacher/gradient fwd
- * %419 = reduce_sum axes=[0] %418 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_17(float *restrict t419, const float *restrict t96) {
+ * %417 = mul %96, %96 : [128]  // teacher/gradient fwd
+ * %418 = reduce_sum axes=[0] %417 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_15(float *restrict t418, const float *restrict t96) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v418 = t96[i0] * t96[i0];
-            sums[lane] += v418;
+            const float v417 = t96[i0] * t96[i0];
+            sums[lane] += v417;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t419[0] = (float)sum;
+    t418[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %421 = mul %93, %93 : [128,10]  // teacher/gradient fwd
- * %422 = reduce_sum axes=[0, 1] %421 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_18(float *restrict t422, const float *restrict t93) {
+ * %420 = mul %93, %93 : [128,10]  // teacher/gradient fwd
+ * %421 = reduce_sum axes=[0, 1] %420 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_16(float *restrict t421, const float *restrict t93) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v421 = t93[i0 * 10 + i1] * t93[i0 * 10 + i1];
-            sum += v421;
+            const float v420 = t93[i0 * 10 + i1] * t93[i0 * 10 + i1];
+            sum += v420;
         }
     }
-    t422[0] = (float)sum;
+    t421[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %424 = mul %91, %91 : [10]  // teacher/gradient fwd
- * %425 = reduce_sum axes=[0] %424 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_19(float *restrict t425, const float *restrict t91) {
+ * %423 = mul %91, %91 : [10]  // teacher/gradient fwd
+ * %424 = reduce_sum axes=[0] %423 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_17(float *restrict t424, const float *restrict t91) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v424 = t91[i0] * t91[i0];
-        sum += v424;
+        const float v423 = t91[i0] * t91[i0];
+        sum += v423;
     }
-    t425[0] = (float)sum;
+    t424[0] = (float)sum;
 }
 
 /* loop []
- * %408 = add %405, %407 : []  // teacher/gradient fwd
- * %411 = add %408, %410 : []  // teacher/gradient fwd
- * %414 = add %411, %413 : []  // teacher/gradient fwd
- * %417 = add %414, %416 : []  // teacher/gradient fwd
- * %420 = add %417, %419 : []  // teacher/gradient fwd
- * %423 = add %420, %422 : []  // teacher/gradient fwd
- * %426 = add %423, %425 : []  // teacher/gradient fwd
- * %427 = sqrt %426 : []  // teacher/gradient fwd
- * %428 = mul %403, %427 : []  // teacher/gradient fwd
- * %429 = constant 1e-30 : []  // teacher/gradient fwd
- * %430 = max %428, %429 : []  // teacher/gradient fwd
- * %431 = div %292, %430 : []  // teacher/gradient fwd
- * %432 = step %293 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_20(float *restrict t427, float *restrict t431, float *restrict t432, const float *restrict t405, const float *restrict t407, const float *restrict t410, const float *restrict t413, const float *restrict t416, const float *restrict t419, const float *restrict t422, const float *restrict t425, const float *restrict t403, const float *restrict t292, const float *restrict t293) {
+ * %407 = add %404, %406 : []  // teacher/gradient fwd
+ * %410 = add %407, %409 : []  // teacher/gradient fwd
+ * %413 = add %410, %412 : []  // teacher/gradient fwd
+ * %416 = add %413, %415 : []  // teacher/gradient fwd
+ * %419 = add %416, %418 : []  // teacher/gradient fwd
+ * %422 = add %419, %421 : []  // teacher/gradient fwd
+ * %425 = add %422, %424 : []  // teacher/gradient fwd
+ * %426 = sqrt %425 : []  // teacher/gradient fwd
+ * %427 = mul %402, %426 : []  // teacher/gradient fwd
+ * %428 = constant 1e-30 : []  // teacher/gradient fwd
+ * %429 = max %427, %428 : []  // teacher/gradient fwd
+ * %430 = div %292, %429 : []  // teacher/gradient fwd
+ * %431 = step %293 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_18(float *restrict t426, float *restrict t430, float *restrict t431, const float *restrict t404, const float *restrict t406, const float *restrict t409, const float *restrict t412, const float *restrict t415, const float *restrict t418, const float *restrict t421, const float *restrict t424, const float *restrict t402, const float *restrict t292, const float *restrict t293) {
     for (size_t i = 0; i < 1; i++) {
-        const float v408 = t405[0] + t407[0];
-        const float v411 = v408 + t410[0];
-        const float v414 = v411 + t413[0];
-        const float v417 = v414 + t416[0];
-        const float v420 = v417 + t419[0];
-        const float v423 = v420 + t422[0];
-        const float v426 = v423 + t425[0];
-        const float v427 = sqrtf(v426);
-        const float v428 = t403[0] * v427;
-        const float v430 = v428 >= 1e-30f ? v428 : 1e-30f;
-        const float v431 = t292[0] / v430;
-        const float v432 = t293[0] > 0.0f ? 1.0f : 0.0f;
-        t427[i] = v427;
+        const float v407 = t404[0] + t406[0];
+        const float v410 = v407 + t409[0];
+        const float v413 = v410 + t412[0];
+        const float v416 = v413 + t415[0];
+        const float v419 = v416 + t418[0];
+        const float v422 = v419 + t421[0];
+        const float v425 = v422 + t424[0];
+        const float v426 = sqrtf(v425);
+        const float v427 = t402[0] * v426;
+        const float v429 = v427 >= 1e-30f ? v427 : 1e-30f;
+        const float v430 = t292[0] / v429;
+        const float v431 = t293[0] > 0.0f ? 1.0f : 0.0f;
+        t426[i] = v426;
+        t430[i] = v430;
         t431[i] = v431;
-        t432[i] = v432;
     }
 }
 
-/* reduce_sum [10,64] axes=[0, 1]
- * %433 = mul %315, %315 : [10,64]  // teacher/gradient fwd
- * %434 = reduce_sum axes=[0, 1] %433 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_21(float *restrict t434, const float *restrict t315) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        for (size_t i1s = 0; i1s < 64; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v433 = t315[i0 * 64 + i1] * t315[i0 * 64 + i1];
-                sums[lane] += v433;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t434[0] = (float)sum;
-}
-
-/* reduce_sum [64] axes=[0]
- * %435 = mul %313, %313 : [64]  // teacher/gradient fwd
- * %436 = reduce_sum axes=[0] %435 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_22(float *restrict t436, const float *restrict t313) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 64; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v435 = t313[i0] * t313[i0];
-            sums[lane] += v435;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t436[0] = (float)sum;
-}
-
-/* reduce_sum [64,10] axes=[0, 1]
- * %438 = mul %309, %309 : [64,10]  // teacher/gradient fwd
- * %439 = reduce_sum axes=[0, 1] %438 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_23(float *restrict t439, const float *restrict t309) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v438 = t309[i0 * 10 + i1] * t309[i0 * 10 + i1];
-            sum += v438;
-        }
-    }
-    t439[0] = (float)sum;
-}
-
-/* reduce_sum [10] axes=[0]
- * %441 = mul %306, %306 : [10]  // teacher/gradient fwd
- * %442 = reduce_sum axes=[0] %441 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_24(float *restrict t442, const float *restrict t306) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v441 = t306[i0] * t306[i0];
-        sum += v441;
-    }
-    t442[0] = (float)sum;
-}
-
-/* loop []
- * %437 = add %434, %436 : []  // teacher/gradient fwd
- * %440 = add %437, %439 : []  // teacher/gradient fwd
- * %443 = add %440, %442 : []  // teacher/gradient fwd
- * %444 = sqrt %443 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_25(float *restrict t444, const float *restrict t434, const float *restrict t436, const float *restrict t439, const float *restrict t442) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v437 = t434[0] + t436[0];
-        const float v440 = v437 + t439[0];
-        const float v443 = v440 + t442[0];
-        const float v444 = sqrtf(v443);
-        t444[i] = v444;
-    }
-}
-
-/* reduce_sum [10,64] axes=[0, 1]
- * %445 = mul %334, %334 : [10,64]  // teacher/gradient fwd
- * %446 = reduce_sum axes=[0, 1] %445 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_26(float *restrict t446, const float *restrict t334) {
-    double sums[8] = {0.0};
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        for (size_t i1s = 0; i1s < 64; i1s += 8) {
-            for (size_t lane = 0; lane < 8; lane++) {
-                const size_t i1 = i1s + lane;
-                const float v445 = t334[i0 * 64 + i1] * t334[i0 * 64 + i1];
-                sums[lane] += v445;
-            }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t446[0] = (float)sum;
-}
-
-/* reduce_sum [64] axes=[0]
- * %447 = mul %332, %332 : [64]  // teacher/gradient fwd
- * %448 = reduce_sum axes=[0] %447 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_27(float *restrict t448, const float *restrict t332) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 64; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v447 = t332[i0] * t332[i0];
-            sums[lane] += v447;
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t448[0] = (float)sum;
-}
-
-/* reduce_sum [64,10] axes=[0, 1]
- * %450 = mul %329, %329 : [64,10]  // teacher/gradient fwd
- * %451 = reduce_sum axes=[0, 1] %450 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_28(float *restrict t451, const float *restrict t329) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v450 = t329[i0 * 10 + i1] * t329[i0 * 10 + i1];
-            sum += v450;
-        }
-    }
-    t451[0] = (float)sum;
-}
-
-/* reduce_sum [10] axes=[0]
- * %453 = mul %326, %326 : [10]  // teacher/gradient fwd
- * %454 = reduce_sum axes=[0] %453 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_29(float *restrict t454, const float *restrict t326) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v453 = t326[i0] * t326[i0];
-        sum += v453;
-    }
-    t454[0] = (float)sum;
-}
-
-/* loop []
- * %449 = add %446, %448 : []  // teacher/gradient fwd
- * %452 = add %449, %451 : []  // teacher/gradient fwd
- * %455 = add %452, %454 : []  // teacher/gradient fwd
- * %456 = sqrt %455 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_30(float *restrict t456, const float *restrict t446, const float *restrict t448, const float *restrict t451, const float *restrict t454) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v449 = t446[0] + t448[0];
-        const float v452 = v449 + t451[0];
-        const float v455 = v452 + t454[0];
-        const float v456 = sqrtf(v455);
-        t456[i] = v456;
-    }
-}
-
-/* 142 kernels; scratch high-water mark 6647824 floats. */
+/* 129 kernels; scratch high-water mark 6647824 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_dense0_fwd(scratch + 6627968 /* t21 */, io + 226176 /* in_teacher_x */, state /* in_teacher_dense0_weight */, state + 640 /* in_teacher_dense0_bias */);
     step_teacher_dense2_fwd(scratch + 6642816 /* t24 */, scratch + 6627968 /* t21 */, state + 704 /* in_teacher_dense2_weight */, state + 1344 /* in_teacher_dense2_bias */);
@@ -2856,82 +2690,68 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense7_vjp_6(scratch + 3416704 /* t252 */, scratch + 3617408 /* t218 */, scratch + 3717760 /* t249 */);
     step_student_relu4_vjp_3(scratch + 3918464 /* t255 */, scratch + 3617408 /* t217 */, scratch + 3667584 /* t253 */);
     step_student_relu4_vjp_4(scratch + 3617408 /* t256 */, scratch + 3216000 /* t216 */, scratch + 3918464 /* t255 */);
-    step_student_conv3_vjp_4(scratch + 3925776 /* t258 */, scratch + 3617408 /* t257 */, scratch + 3918464 /* chunk */);
+    step_student_conv3_vjp_4(scratch + 3924624 /* t258 */, scratch + 3617408 /* t257 */, scratch + 3918464 /* chunk */);
     step_student_conv3_vjp_5(scratch + 3216000 /* t262 */, scratch + 3617408 /* t257 */, state + 1520 /* t211 */, scratch /* chunk */);
     step_student_conv3_vjp_6(scratch + 3918464 /* t260 */, scratch + 3818112 /* t209 */, scratch + 3617408 /* t257 */, scratch /* chunk */);
     step_student_relu1_vjp_3(scratch + 3316352 /* t264 */, scratch + 3818112 /* t209 */, scratch + 3216000 /* t262 */);
     step_student_relu1_vjp_4(scratch + 1130112 /* t265 */, scratch + 2814592 /* t208 */, scratch + 3316352 /* t264 */);
-    step_student_conv0_vjp_3(scratch + 3925808 /* t267 */, scratch + 1130112 /* t266 */, scratch + 3923072 /* chunk */);
-    step_student_conv0_vjp_4(scratch + 3925632 /* t268 */, io /* in_x */, scratch + 1130112 /* t266 */, scratch /* chunk */);
-    step_teacher_feedback_fwd(scratch + 3923072 /* t271 */, scratch + 3925632 /* t269 */, scratch + 3969920 /* t115 */);
-    step_teacher_feedback_fwd_2(scratch + 3923088 /* t273 */, scratch + 3925808 /* t267 */, scratch + 3970192 /* t113 */);
-    step_teacher_feedback_fwd_3(scratch + 3923104 /* t276 */, scratch + 3918464 /* t261 */, scratch + 6638208 /* t107 */);
-    step_teacher_feedback_fwd_4(scratch + 3923120 /* t279 */, scratch + 3925776 /* t258 */, scratch + 6647776 /* t104 */);
-    step_teacher_feedback_fwd_5(scratch + 3923136 /* t282 */, scratch + 3416704 /* t252 */, scratch + 6427264 /* t98 */);
-    step_teacher_feedback_fwd_6(scratch + 3923152 /* t285 */, scratch + 3970064 /* t250 */, scratch + 6647616 /* t96 */);
-    step_teacher_feedback_fwd_7(scratch + 3923168 /* t288 */, scratch + 3968640 /* t247 */, scratch + 6645696 /* t93 */);
-    step_teacher_feedback_fwd_8(scratch + 3923184 /* t291 */, scratch + 3970208 /* t245 */, scratch + 6647808 /* t91 */);
-    step_teacher_feedback_fwd_9(scratch + 3925824 /* t292 */, io + 227856 /* t293 */, scratch + 3923072 /* t271 */, scratch + 3923088 /* t273 */, scratch + 3923104 /* t276 */, scratch + 3923120 /* t279 */, scratch + 3923136 /* t282 */, scratch + 3923152 /* t285 */, scratch + 3923168 /* t288 */, scratch + 3923184 /* t291 */, io + 226128 /* in_lr_student */);
-    step_teacher_feedback_fwd_10(scratch + 3924352 /* t294 */, scratch + 6643136 /* t26 */);
-    step_teacher_feedback_fwd_11(scratch + 3923072 /* t297 */, scratch + 6643136 /* t26 */, scratch + 3924352 /* t294 */);
+    step_student_conv0_vjp_3(scratch + 3924656 /* t267 */, scratch + 1130112 /* t266 */, scratch + 3923072 /* chunk */);
+    step_student_conv0_vjp_4(scratch + 3924352 /* t268 */, io /* in_x */, scratch + 1130112 /* t266 */, scratch /* chunk */);
+    step_teacher_feedback_fwd(scratch + 3924496 /* t271 */, scratch + 3924352 /* t269 */, scratch + 3969920 /* t115 */);
+    step_teacher_feedback_fwd_2(scratch + 3924512 /* t273 */, scratch + 3924656 /* t267 */, scratch + 3970192 /* t113 */);
+    step_teacher_feedback_fwd_3(scratch + 3924528 /* t276 */, scratch + 3918464 /* t261 */, scratch + 6638208 /* t107 */);
+    step_teacher_feedback_fwd_4(scratch + 3924544 /* t279 */, scratch + 3924624 /* t258 */, scratch + 6647776 /* t104 */);
+    step_teacher_feedback_fwd_5(scratch + 3924560 /* t282 */, scratch + 3416704 /* t252 */, scratch + 6427264 /* t98 */);
+    step_teacher_feedback_fwd_6(scratch + 3924576 /* t285 */, scratch + 3970064 /* t250 */, scratch + 6647616 /* t96 */);
+    step_teacher_feedback_fwd_7(scratch + 3924592 /* t288 */, scratch + 3968640 /* t247 */, scratch + 6645696 /* t93 */);
+    step_teacher_feedback_fwd_8(scratch + 3924608 /* t291 */, scratch + 3970208 /* t245 */, scratch + 6647808 /* t91 */);
+    step_teacher_feedback_fwd_9(scratch + 3924672 /* t292 */, io + 227856 /* t293 */, scratch + 3924496 /* t271 */, scratch + 3924512 /* t273 */, scratch + 3924528 /* t276 */, scratch + 3924544 /* t279 */, scratch + 3924560 /* t282 */, scratch + 3924576 /* t285 */, scratch + 3924592 /* t288 */, scratch + 3924608 /* t291 */, io + 226128 /* in_lr_student */);
+    step_teacher_feedback_fwd_10(scratch + 3924496 /* t294 */, scratch + 6643136 /* t26 */);
+    step_teacher_feedback_fwd_11(scratch + 3923072 /* t297 */, scratch + 6643136 /* t26 */, scratch + 3924496 /* t294 */);
     step_teacher_feedback_fwd_12(scratch + 6644096 /* t298 */, scratch + 3923072 /* t297 */);
-    step_teacher_loss_sup_vjp(scratch + 6642816 /* t299 */, scratch + 6646976 /* t30 */);
-    step_teacher_loss_sup_vjp_2(scratch + 6644224 /* t301 */, scratch + 6642816 /* t299 */);
-    step_teacher_loss_sup_vjp_3(scratch + 6644256 /* t302 */, scratch + 6644224 /* t301 */, scratch + 6647744 /* t35 */);
-    step_teacher_loss_sup_vjp_4(scratch + 6646976 /* t305 */, scratch + 6644256 /* t302 */, scratch + 6647296 /* t34 */, scratch + 6642816 /* t299 */);
-    step_teacher_dense2_vjp(scratch + 6647744 /* t306 */, scratch + 6646976 /* t305 */);
-    step_teacher_dense2_vjp_2(scratch + 3924352 /* t309 */, scratch + 6627968 /* t308 */, scratch + 6646976 /* t305 */);
-    step_teacher_relu1_vjp(scratch + 3617408 /* t310 */, scratch + 6627968 /* t21 */);
-    step_teacher_dense2_vjp_3(scratch + 3627648 /* t312 */, scratch + 6646976 /* t305 */, state + 704 /* in_teacher_dense2_weight */, scratch + 3617408 /* t311 */);
-    step_teacher_dense0_vjp(scratch + 6647104 /* t313 */, scratch + 3627648 /* t312 */);
-    step_teacher_dense0_vjp_2(scratch + 3924992 /* t315 */, io + 226176 /* in_teacher_x */, scratch + 3627648 /* t312 */);
-    step_teacher_feedback_vjp(scratch + 6647760 /* t317 */, io + 226160 /* in_feedback_scale */, io + 227856 /* t293 */);
-    step_teacher_feedback_vjp_2(scratch + 6642816 /* t319 */, scratch + 6647760 /* t317 */, scratch + 6644416 /* t44 */);
-    step_teacher_feedback_vjp_3(scratch + 6646976 /* t321 */, scratch + 6642816 /* t319 */);
-    step_teacher_feedback_vjp_4(scratch + 6645376 /* t322 */, scratch + 6646976 /* t321 */, scratch + 6644096 /* t298 */);
-    step_teacher_feedback_vjp_5(scratch + 6644096 /* t325 */, scratch + 6645376 /* t322 */, scratch + 3923072 /* t297 */, scratch + 6642816 /* t319 */);
-    step_teacher_dense2_vjp_4(scratch + 6647760 /* t326 */, scratch + 6644096 /* t325 */);
-    step_teacher_dense2_vjp_5(scratch + 3923072 /* t329 */, scratch + 6630016 /* t328 */, scratch + 6644096 /* t325 */);
-    step_teacher_dense2_vjp_6(scratch + 3627648 /* t331 */, scratch + 6644096 /* t325 */, state + 704 /* in_teacher_dense2_weight */, scratch + 3619456 /* t330 */);
-    step_teacher_dense0_vjp_3(scratch + 6646976 /* t332 */, scratch + 3627648 /* t331 */);
-    step_teacher_dense0_vjp_4(scratch + 3923712 /* t334 */, io + 226496 /* t333 */, scratch + 3627648 /* t331 */);
-    step_teacher_gradient_fwd(scratch + 6647040 /* t336 */, scratch + 6647104 /* t313 */, scratch + 6646976 /* t332 */);
-    step_teacher_gradient_fwd_2(scratch + 6647168 /* t338 */, scratch + 6647744 /* t306 */, scratch + 6647760 /* t326 */);
-    step_teacher_dense0_update(state + 208288 /* in_teacher_momentum_dense0_weight */, state /* in_teacher_dense0_weight */, scratch + 3924992 /* t315 */, scratch + 3923712 /* t334 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense0_update_2(state + 208928 /* in_teacher_momentum_dense0_bias */, state + 640 /* in_teacher_dense0_bias */, scratch + 6647040 /* t336 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense2_update(state + 208992 /* in_teacher_momentum_dense2_weight */, state + 704 /* in_teacher_dense2_weight */, scratch + 3924352 /* t309 */, scratch + 3923072 /* t329 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense2_update_2(state + 209632 /* in_teacher_momentum_dense2_bias */, state + 1344 /* in_teacher_dense2_bias */, scratch + 6647168 /* t338 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_gradient_fwd_3(scratch + 6647040 /* t381 */, scratch + 3925632 /* t269 */);
-    step_teacher_gradient_fwd_4(scratch + 6647056 /* t383 */, scratch + 3925808 /* t267 */);
-    step_teacher_gradient_fwd_5(scratch + 3925808 /* t386 */, scratch + 3918464 /* t261 */);
-    step_teacher_gradient_fwd_6(scratch + 6647072 /* t389 */, scratch + 3925776 /* t258 */);
-    step_teacher_gradient_fwd_7(scratch + 6647088 /* t392 */, scratch + 3416704 /* t252 */);
-    step_teacher_gradient_fwd_8(scratch + 3925632 /* t395 */, scratch + 3970064 /* t250 */);
-    step_teacher_gradient_fwd_9(scratch + 3970064 /* t398 */, scratch + 3968640 /* t247 */);
-    step_teacher_gradient_fwd_10(scratch + 3970080 /* t401 */, scratch + 3970208 /* t245 */);
-    step_teacher_gradient_fwd_11(io + 227872 /* t403 */, scratch + 6647040 /* t381 */, scratch + 6647056 /* t383 */, scratch + 3925808 /* t386 */, scratch + 6647072 /* t389 */, scratch + 6647088 /* t392 */, scratch + 3925632 /* t395 */, scratch + 3970064 /* t398 */, scratch + 3970080 /* t401 */);
-    step_teacher_gradient_fwd_12(scratch + 6647040 /* t405 */, scratch + 3969920 /* t115 */);
-    step_teacher_gradient_fwd_13(scratch + 6647056 /* t407 */, scratch + 3970192 /* t113 */);
-    step_teacher_gradient_fwd_14(scratch + 6647072 /* t410 */, scratch + 6638208 /* t107 */);
-    step_teacher_gradient_fwd_15(scratch + 6647088 /* t413 */, scratch + 6647776 /* t104 */);
-    step_teacher_gradient_fwd_16(scratch + 6647776 /* t416 */, scratch + 6427264 /* t98 */);
-    step_teacher_gradient_fwd_17(scratch + 6647792 /* t419 */, scratch + 6647616 /* t96 */);
-    step_teacher_gradient_fwd_18(scratch + 3925632 /* t422 */, scratch + 6645696 /* t93 */);
-    step_teacher_gradient_fwd_19(scratch + 3925648 /* t425 */, scratch + 6647808 /* t91 */);
-    step_teacher_gradient_fwd_20(io + 227888 /* t427 */, io + 227904 /* t431 */, io + 227920 /* t432 */, scratch + 6647040 /* t405 */, scratch + 6647056 /* t407 */, scratch + 6647072 /* t410 */, scratch + 6647088 /* t413 */, scratch + 6647776 /* t416 */, scratch + 6647792 /* t419 */, scratch + 3925632 /* t422 */, scratch + 3925648 /* t425 */, io + 227872 /* t403 */, scratch + 3925824 /* t292 */, io + 227856 /* t293 */);
-    step_teacher_gradient_fwd_21(scratch + 6647040 /* t434 */, scratch + 3924992 /* t315 */);
-    step_teacher_gradient_fwd_22(scratch + 6647056 /* t436 */, scratch + 6647104 /* t313 */);
-    step_teacher_gradient_fwd_23(scratch + 6647072 /* t439 */, scratch + 3924352 /* t309 */);
-    step_teacher_gradient_fwd_24(scratch + 6647088 /* t442 */, scratch + 6647744 /* t306 */);
-    step_teacher_gradient_fwd_25(io + 227936 /* t444 */, scratch + 6647040 /* t434 */, scratch + 6647056 /* t436 */, scratch + 6647072 /* t439 */, scratch + 6647088 /* t442 */);
-    step_teacher_gradient_fwd_26(scratch + 6647040 /* t446 */, scratch + 3923712 /* t334 */);
-    step_teacher_gradient_fwd_27(scratch + 6647056 /* t448 */, scratch + 6646976 /* t332 */);
-    step_teacher_gradient_fwd_28(scratch + 6647072 /* t451 */, scratch + 3923072 /* t329 */);
-    step_teacher_gradient_fwd_29(scratch + 6647088 /* t454 */, scratch + 6647760 /* t326 */);
-    step_teacher_gradient_fwd_30(io + 227968 /* t456 */, scratch + 6647040 /* t446 */, scratch + 6647056 /* t448 */, scratch + 6647072 /* t451 */, scratch + 6647088 /* t454 */);
+    step_teacher_feedback_vjp(scratch + 3924496 /* t300 */, io + 226160 /* in_feedback_scale */, io + 227856 /* t293 */);
+    step_teacher_feedback_vjp_2(scratch + 6642816 /* t302 */, scratch + 3924496 /* t300 */, scratch + 6644416 /* t44 */);
+    step_teacher_feedback_vjp_3(scratch + 6644224 /* t304 */, scratch + 6642816 /* t302 */);
+    step_teacher_feedback_vjp_4(scratch + 6645376 /* t305 */, scratch + 6644224 /* t304 */, scratch + 6644096 /* t298 */);
+    step_teacher_feedback_vjp_5(scratch + 6644096 /* t308 */, scratch + 6645376 /* t305 */, scratch + 3923072 /* t297 */, scratch + 6642816 /* t302 */);
+    step_teacher_loss_sup_vjp(scratch + 6645376 /* t309 */, scratch + 6646976 /* t30 */);
+    step_teacher_loss_sup_vjp_2(scratch + 3924496 /* t311 */, scratch + 6645376 /* t309 */);
+    step_teacher_loss_sup_vjp_3(scratch + 3924528 /* t312 */, scratch + 3924496 /* t311 */, scratch + 6647744 /* t35 */);
+    step_teacher_loss_sup_vjp_4(scratch + 6646976 /* t315 */, scratch + 3924528 /* t312 */, scratch + 6647296 /* t34 */, scratch + 6645376 /* t309 */);
+    step_teacher_dense2_vjp(scratch + 6647744 /* t316 */, scratch + 6646976 /* t315 */);
+    step_teacher_dense2_vjp_2(scratch + 6647760 /* t317 */, scratch + 6644096 /* t308 */);
+    step_teacher_dense2_vjp_3(scratch + 3924496 /* t318 */, scratch + 6647744 /* t316 */, scratch + 6647760 /* t317 */);
+    step_teacher_dense2_vjp_4(scratch + 6642816 /* t324 */, scratch + 6630016 /* t323 */, scratch + 6644096 /* t308 */);
+    step_teacher_dense2_vjp_5(scratch + 3625600 /* t327 */, scratch + 6646976 /* t315 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t321 */);
+    step_teacher_dense2_vjp_6(scratch + 3617408 /* t329 */, scratch + 6644096 /* t308 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6630016 /* t323 */);
+    step_teacher_dense0_vjp(scratch + 6647296 /* t330 */, scratch + 3625600 /* t327 */);
+    step_teacher_dense0_vjp_2(scratch + 6647360 /* t331 */, scratch + 3617408 /* t329 */);
+    step_teacher_dense0_vjp_3(scratch + 6647424 /* t332 */, scratch + 6647296 /* t330 */, scratch + 6647360 /* t331 */);
+    step_teacher_dense0_vjp_4(scratch + 6643456 /* t336 */, io + 226496 /* t335 */, scratch + 3617408 /* t329 */);
+    step_teacher_dense0_vjp_5(scratch + 6644096 /* t341 */, state + 208288 /* in_teacher_momentum_dense0_weight */, state /* in_teacher_dense0_weight */, io + 226176 /* in_teacher_x */, scratch + 3625600 /* t327 */, scratch + 6643456 /* t336 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense0_update(state + 208928 /* in_teacher_momentum_dense0_bias */, state + 640 /* in_teacher_dense0_bias */, scratch + 6647424 /* t332 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense2_vjp_7(scratch + 6643456 /* t362 */, state + 208992 /* in_teacher_momentum_dense2_weight */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t321 */, scratch + 6646976 /* t315 */, scratch + 6642816 /* t324 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense2_update(state + 209632 /* in_teacher_momentum_dense2_bias */, state + 1344 /* in_teacher_dense2_bias */, scratch + 3924496 /* t318 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 6647744 /* t380 */, scratch + 3924352 /* t269 */);
+    step_teacher_gradient_fwd_2(scratch + 6647760 /* t382 */, scratch + 3924656 /* t267 */);
+    step_teacher_gradient_fwd_3(scratch + 3924656 /* t385 */, scratch + 3918464 /* t261 */);
+    step_teacher_gradient_fwd_4(scratch + 6646976 /* t388 */, scratch + 3924624 /* t258 */);
+    step_teacher_gradient_fwd_5(scratch + 6646992 /* t391 */, scratch + 3416704 /* t252 */);
+    step_teacher_gradient_fwd_6(scratch + 6647008 /* t394 */, scratch + 3970064 /* t250 */);
+    step_teacher_gradient_fwd_7(scratch + 3970064 /* t397 */, scratch + 3968640 /* t247 */);
+    step_teacher_gradient_fwd_8(scratch + 3970080 /* t400 */, scratch + 3970208 /* t245 */);
+    step_teacher_gradient_fwd_9(io + 227872 /* t402 */, scratch + 6647744 /* t380 */, scratch + 6647760 /* t382 */, scratch + 3924656 /* t385 */, scratch + 6646976 /* t388 */, scratch + 6646992 /* t391 */, scratch + 6647008 /* t394 */, scratch + 3970064 /* t397 */, scratch + 3970080 /* t400 */);
+    step_teacher_gradient_fwd_10(scratch + 6647744 /* t404 */, scratch + 3969920 /* t115 */);
+    step_teacher_gradient_fwd_11(scratch + 6647760 /* t406 */, scratch + 3970192 /* t113 */);
+    step_teacher_gradient_fwd_12(scratch + 6646976 /* t409 */, scratch + 6638208 /* t107 */);
+    step_teacher_gradient_fwd_13(scratch + 6646992 /* t412 */, scratch + 6647776 /* t104 */);
+    step_teacher_gradient_fwd_14(scratch + 6647776 /* t415 */, scratch + 6427264 /* t98 */);
+    step_teacher_gradient_fwd_15(scratch + 6647792 /* t418 */, scratch + 6647616 /* t96 */);
+    step_teacher_gradient_fwd_16(scratch + 6647008 /* t421 */, scratch + 6645696 /* t93 */);
+    step_teacher_gradient_fwd_17(scratch + 6647024 /* t424 */, scratch + 6647808 /* t91 */);
+    step_teacher_gradient_fwd_18(io + 227888 /* t426 */, io + 227904 /* t430 */, io + 227920 /* t431 */, scratch + 6647744 /* t404 */, scratch + 6647760 /* t406 */, scratch + 6646976 /* t409 */, scratch + 6646992 /* t412 */, scratch + 6647776 /* t415 */, scratch + 6647792 /* t418 */, scratch + 6647008 /* t421 */, scratch + 6647024 /* t424 */, io + 227872 /* t402 */, scratch + 3924672 /* t292 */, io + 227856 /* t293 */);
     /* Results computed elsewhere (in scratch, or shared with another result), copied into place. */
     memcpy(io + 227808, io + 227792, 1 * sizeof(float)); /* result "mask_rate" */
-    memcpy(io + 227952, io + 227792, 1 * sizeof(float)); /* result "teacher_grad_uda_norm" */
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -82,9 +82,6 @@ const mplc_tensor mplc_step_outputs[] = {
     { "g_u_norm", 0, {0, 0, 0, 0}, 592, 1, 0, 0, 0.0 },
     { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 608, 1, 0, 0, 0.0 },
     { "h_positive", 0, {0, 0, 0, 0}, 624, 1, 0, 0, 0.0 },
-    { "teacher_grad_sup_norm", 0, {0, 0, 0, 0}, 640, 1, 0, 0, 0.0 },
-    { "teacher_grad_uda_norm", 0, {0, 0, 0, 0}, 656, 1, 0, 0, 0.0 },
-    { "teacher_grad_feedback_norm", 0, {0, 0, 0, 0}, 672, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -1437,13 +1434,16 @@ static void step_teacher_feedback_fwd_6(float *restrict t368, const float *restr
 }
 
 /* loop []
+ * %99 = constant -0.010416666666666666 : []  // student/loss_u fwd
  * %357 = add %354, %356 : []  // teacher/feedback fwd
  * %360 = add %357, %359 : []  // teacher/feedback fwd
  * %363 = add %360, %362 : []  // teacher/feedback fwd
  * %366 = add %363, %365 : []  // teacher/feedback fwd
  * %369 = add %366, %368 : []  // teacher/feedback fwd
- * %370 = mul %15, %369 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_7(float *restrict t370, const float *restrict t354, const float *restrict t356, const float *restrict t359, const float *restrict t362, const float *restrict t365, const float *restrict t368, const float *restrict in_lr_student) {
+ * %370 = mul %15, %369 : []  // teacher/feedback fwd
+ * %371 = mul %17, %370 : []  // teacher/feedback vjp
+ * %372 = mul %371, %99 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_7(float *restrict t370, float *restrict t372, const float *restrict t354, const float *restrict t356, const float *restrict t359, const float *restrict t362, const float *restrict t365, const float *restrict t368, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
         const float v357 = t354[0] + t356[0];
         const float v360 = v357 + t359[0];
@@ -1451,475 +1451,359 @@ static void step_teacher_feedback_fwd_7(float *restrict t370, const float *restr
         const float v366 = v363 + t365[0];
         const float v369 = v366 + t368[0];
         const float v370 = in_lr_student[0] * v369;
+        const float v371 = in_feedback_scale[0] * v370;
+        const float v372 = v371 * (-0.010416667f);
         t370[i] = v370;
+        t372[i] = v372;
+    }
+}
+
+/* loop [96,2]
+ * %373 = broadcast axes=[] %372 : [96,2]  // teacher/feedback vjp
+ * %374 = mul %373, %75 : [96,2]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t374, const float *restrict t372, const float *restrict t75) {
+    for (size_t i = 0; i < 192; i++) {
+        const float v374 = t372[0] * t75[i];
+        t374[i] = v374;
+    }
+}
+
+/* reduce_sum [96,2] axes=[1]
+ * %375 = neg %374 : [96,2]  // teacher/feedback vjp
+ * %376 = reduce_sum axes=[1] %375 : [96]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t376, const float *restrict t374) {
+    for (size_t i0 = 0; i0 < 96; i0++) {
+        double sum = 0.0;
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v375 = -t374[i0 * 2 + i1];
+            sum += v375;
+        }
+        t376[i0] = (float)sum;
+    }
+}
+
+/* loop [96]
+ * %377 = div %376, %62 : [96]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t377, const float *restrict t376, const float *restrict t62) {
+    for (size_t i = 0; i < 96; i++) {
+        const float v377 = t376[i] / t62[i];
+        t377[i] = v377;
+    }
+}
+
+/* loop []
+ * %71 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
+ * %381 = mul %16, %71 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t381, const float *restrict in_uda_weight) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v381 = in_uda_weight[0] * 0.010416667f;
+        t381[i] = v381;
+    }
+}
+
+/* loop [96]
+ * %382 = broadcast axes=[] %381 : [96]  // teacher/loss_uda vjp
+ * %383 = mul %382, %57 : [96]  // teacher/loss_uda vjp
+ * %384 = neg %383 : [96]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t384, const float *restrict t381, const float *restrict t57) {
+    for (size_t i = 0; i < 96; i++) {
+        const float v383 = t381[0] * t57[i];
+        const float v384 = -v383;
+        t384[i] = v384;
+    }
+}
+
+/* loop [96,2]
+ * %385 = broadcast axes=[0] %384 : [96,2]  // teacher/loss_uda vjp
+ * %386 = mul %385, %54 : [96,2]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t386, const float *restrict t384, const float *restrict t54) {
+    for (size_t i0 = 0; i0 < 96; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v386 = t384[i0] * t54[i0 * 2 + i1];
+            t386[i0 * 2 + i1] = v386;
+        }
+    }
+}
+
+/* reduce_sum [96,2] axes=[1]
+ * %387 = neg %386 : [96,2]  // teacher/loss_uda vjp
+ * %388 = reduce_sum axes=[1] %387 : [96]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t388, const float *restrict t386) {
+    for (size_t i0 = 0; i0 < 96; i0++) {
+        double sum = 0.0;
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v387 = -t386[i0 * 2 + i1];
+            sum += v387;
+        }
+        t388[i0] = (float)sum;
+    }
+}
+
+/* loop [96]
+ * %389 = div %388, %62 : [96]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t389, const float *restrict t388, const float *restrict t62) {
+    for (size_t i = 0; i < 96; i++) {
+        const float v389 = t388[i] / t62[i];
+        t389[i] = v389;
+    }
+}
+
+/* loop [96,2]
+ * %378 = broadcast axes=[0] %377 : [96,2]  // teacher/feedback vjp
+ * %379 = mul %378, %61 : [96,2]  // teacher/feedback vjp
+ * %380 = add %374, %379 : [96,2]  // teacher/feedback vjp
+ * %390 = broadcast axes=[0] %389 : [96,2]  // teacher/loss_uda vjp
+ * %391 = mul %390, %61 : [96,2]  // teacher/loss_uda vjp
+ * %392 = add %386, %391 : [96,2]  // teacher/loss_uda vjp
+ * %393 = add %380, %392 : [96,2]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t393, const float *restrict t377, const float *restrict t61, const float *restrict t374, const float *restrict t389, const float *restrict t386) {
+    for (size_t i0 = 0; i0 < 96; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v379 = t377[i0] * t61[i0 * 2 + i1];
+            const float v380 = t374[i0 * 2 + i1] + v379;
+            const float v391 = t389[i0] * t61[i0 * 2 + i1];
+            const float v392 = t386[i0 * 2 + i1] + v391;
+            const float v393 = v380 + v392;
+            t393[i0 * 2 + i1] = v393;
+        }
     }
 }
 
 /* loop [6]
- * %371 = div %327, %36 : [6]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t371, const float *restrict t327, const float *restrict t36) {
+ * %394 = div %327, %36 : [6]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t394, const float *restrict t327, const float *restrict t36) {
     for (size_t i = 0; i < 6; i++) {
-        const float v371 = t327[i] / t36[i];
-        t371[i] = v371;
+        const float v394 = t327[i] / t36[i];
+        t394[i] = v394;
     }
 }
 
 /* loop [6,2]
- * %372 = broadcast axes=[0] %371 : [6,2]  // teacher/loss_sup vjp
- * %373 = mul %372, %35 : [6,2]  // teacher/loss_sup vjp
- * %374 = add %325, %373 : [6,2]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t374, const float *restrict t371, const float *restrict t35, const float *restrict t325) {
+ * %395 = broadcast axes=[0] %394 : [6,2]  // teacher/loss_sup vjp
+ * %396 = mul %395, %35 : [6,2]  // teacher/loss_sup vjp
+ * %397 = add %325, %396 : [6,2]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t397, const float *restrict t394, const float *restrict t35, const float *restrict t325) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v373 = t371[i0] * t35[i0 * 2 + i1];
-            const float v374 = t325[i0 * 2 + i1] + v373;
-            t374[i0 * 2 + i1] = v374;
+            const float v396 = t394[i0] * t35[i0 * 2 + i1];
+            const float v397 = t325[i0 * 2 + i1] + v396;
+            t397[i0 * 2 + i1] = v397;
         }
     }
 }
 
 /* reduce_sum [6,2] axes=[0]
- * %375 = reduce_sum axes=[0] %374 : [2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp(float *restrict t375, const float *restrict t374) {
-    for (size_t o = 0; o < 2; o++) t375[o] = 0.0f;
+ * %398 = reduce_sum axes=[0] %397 : [2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp(float *restrict t398, const float *restrict t397) {
+    for (size_t o = 0; o < 2; o++) t398[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            t375[i1] += t374[i0 * 2 + i1];
-        }
-    }
-}
-
-/* gemm blas m=8 n=2 k=6 tA
- * %378 = matmul tA %377, %374 : [8,2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_2(float *restrict t378, const float *restrict t377, const float *restrict t374) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 6, 1.0f, t377, 8, t374, 2, 0.0f, t378, 2);
-}
-
-/* loop [198,8]
- * %379 = constant 1 : [198,8]  // teacher/sigmoid3 vjp
- * %380 = sub %379, %25 : [198,8]  // teacher/sigmoid3 vjp
- * %381 = mul %25, %380 : [198,8]  // teacher/sigmoid3 vjp */
-static void step_teacher_sigmoid3_vjp(float *restrict t381, const float *restrict t25) {
-    for (size_t i = 0; i < 1584; i++) {
-        const float v380 = 1.0f - t25[i];
-        const float v381 = t25[i] * v380;
-        t381[i] = v381;
-    }
-}
-
-/* gemm blas m=6 n=8 k=2 tB +epilogue
- * %376 = matmul tB %374, %4 : [6,8]  // teacher/dense4 vjp
- * %383 = mul %376, %382 : [6,8]  // teacher/sigmoid3 vjp */
-static void step_teacher_dense4_vjp_3(float *restrict t383, const float *restrict t374, const float *restrict in_teacher_dense4_weight, const float *restrict t382) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 2, 1.0f, t374, 2, in_teacher_dense4_weight, 2, 0.0f, t383, 8);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 48; i++) {
-        const float v383 = t383[i] * t382[i];
-        t383[i] = v383;
-    }
-}
-
-/* reduce_sum [6,8] axes=[0]
- * %384 = reduce_sum axes=[0] %383 : [8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp(float *restrict t384, const float *restrict t383) {
-    for (size_t o = 0; o < 8; o++) t384[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            t384[i1] += t383[i0 * 8 + i1];
-        }
-    }
-}
-
-/* gemm blas m=8 n=8 k=6 tA
- * %387 = matmul tA %386, %383 : [8,8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_2(float *restrict t387, const float *restrict t386, const float *restrict t383) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 6, 1.0f, t386, 8, t383, 8, 0.0f, t387, 8);
-}
-
-/* loop [198,8]
- * %379 = constant 1 : [198,8]  // teacher/sigmoid3 vjp
- * %388 = sub %379, %21 : [198,8]  // teacher/sigmoid1 vjp
- * %389 = mul %21, %388 : [198,8]  // teacher/sigmoid1 vjp */
-static void step_teacher_sigmoid1_vjp(float *restrict t389, const float *restrict t21) {
-    for (size_t i = 0; i < 1584; i++) {
-        const float v388 = 1.0f - t21[i];
-        const float v389 = t21[i] * v388;
-        t389[i] = v389;
-    }
-}
-
-/* gemm blas m=6 n=8 k=8 tB +epilogue
- * %385 = matmul tB %383, %2 : [6,8]  // teacher/dense2 vjp
- * %391 = mul %385, %390 : [6,8]  // teacher/sigmoid1 vjp */
-static void step_teacher_dense2_vjp_3(float *restrict t391, const float *restrict t383, const float *restrict in_teacher_dense2_weight, const float *restrict t390) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 8, 1.0f, t383, 8, in_teacher_dense2_weight, 8, 0.0f, t391, 8);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 48; i++) {
-        const float v391 = t391[i] * t390[i];
-        t391[i] = v391;
-    }
-}
-
-/* reduce_sum [6,8] axes=[0]
- * %392 = reduce_sum axes=[0] %391 : [8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp(float *restrict t392, const float *restrict t391) {
-    for (size_t o = 0; o < 8; o++) t392[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            t392[i1] += t391[i0 * 8 + i1];
-        }
-    }
-}
-
-/* gemm blas m=2 n=8 k=6 tA
- * %393 = matmul tA %77, %391 : [2,8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_2(float *restrict t393, const float *restrict in_x, const float *restrict t391) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 6, 1.0f, in_x, 2, t391, 8, 0.0f, t393, 8);
-}
-
-/* loop []
- * %71 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
- * %394 = mul %16, %71 : []  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp(float *restrict t394, const float *restrict in_uda_weight) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v394 = in_uda_weight[0] * 0.010416667f;
-        t394[i] = v394;
-    }
-}
-
-/* loop [96]
- * %395 = broadcast axes=[] %394 : [96]  // teacher/loss_uda vjp
- * %396 = mul %395, %57 : [96]  // teacher/loss_uda vjp
- * %397 = neg %396 : [96]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_2(float *restrict t397, const float *restrict t394, const float *restrict t57) {
-    for (size_t i = 0; i < 96; i++) {
-        const float v396 = t394[0] * t57[i];
-        const float v397 = -v396;
-        t397[i] = v397;
-    }
-}
-
-/* loop [96,2]
- * %398 = broadcast axes=[0] %397 : [96,2]  // teacher/loss_uda vjp
- * %399 = mul %398, %54 : [96,2]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_3(float *restrict t399, const float *restrict t397, const float *restrict t54) {
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v399 = t397[i0] * t54[i0 * 2 + i1];
-            t399[i0 * 2 + i1] = v399;
-        }
-    }
-}
-
-/* reduce_sum [96,2] axes=[1]
- * %400 = neg %399 : [96,2]  // teacher/loss_uda vjp
- * %401 = reduce_sum axes=[1] %400 : [96]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_4(float *restrict t401, const float *restrict t399) {
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        double sum = 0.0;
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v400 = -t399[i0 * 2 + i1];
-            sum += v400;
-        }
-        t401[i0] = (float)sum;
-    }
-}
-
-/* loop [96]
- * %402 = div %401, %62 : [96]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_5(float *restrict t402, const float *restrict t401, const float *restrict t62) {
-    for (size_t i = 0; i < 96; i++) {
-        const float v402 = t401[i] / t62[i];
-        t402[i] = v402;
-    }
-}
-
-/* loop [96,2]
- * %403 = broadcast axes=[0] %402 : [96,2]  // teacher/loss_uda vjp
- * %404 = mul %403, %61 : [96,2]  // teacher/loss_uda vjp
- * %405 = add %399, %404 : [96,2]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_6(float *restrict t405, const float *restrict t402, const float *restrict t61, const float *restrict t399) {
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v404 = t402[i0] * t61[i0 * 2 + i1];
-            const float v405 = t399[i0 * 2 + i1] + v404;
-            t405[i0 * 2 + i1] = v405;
+            t398[i1] += t397[i0 * 2 + i1];
         }
     }
 }
 
 /* reduce_sum [96,2] axes=[0]
- * %406 = reduce_sum axes=[0] %405 : [2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_4(float *restrict t406, const float *restrict t405) {
-    for (size_t o = 0; o < 2; o++) t406[o] = 0.0f;
+ * %399 = reduce_sum axes=[0] %393 : [2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_2(float *restrict t399, const float *restrict t393) {
+    for (size_t o = 0; o < 2; o++) t399[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            t406[i1] += t405[i0 * 2 + i1];
+            t399[i1] += t393[i0 * 2 + i1];
         }
-    }
-}
-
-/* gemm blas m=8 n=2 k=96 tA
- * %409 = matmul tA %408, %405 : [8,2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_5(float *restrict t409, const float *restrict t408, const float *restrict t405) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t408, 8, t405, 2, 0.0f, t409, 2);
-}
-
-/* gemm blas m=96 n=8 k=2 tB +epilogue
- * %407 = matmul tB %405, %4 : [96,8]  // teacher/dense4 vjp
- * %411 = mul %407, %410 : [96,8]  // teacher/sigmoid3 vjp */
-static void step_teacher_dense4_vjp_6(float *restrict t411, const float *restrict t405, const float *restrict in_teacher_dense4_weight, const float *restrict t410) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t405, 2, in_teacher_dense4_weight, 2, 0.0f, t411, 8);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 768; i++) {
-        const float v411 = t411[i] * t410[i];
-        t411[i] = v411;
-    }
-}
-
-/* reduce_sum [96,8] axes=[0]
- * %412 = reduce_sum axes=[0] %411 : [8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_4(float *restrict t412, const float *restrict t411) {
-    for (size_t o = 0; o < 8; o++) t412[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            t412[i1] += t411[i0 * 8 + i1];
-        }
-    }
-}
-
-/* gemm blas m=8 n=8 k=96 tA
- * %415 = matmul tA %414, %411 : [8,8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_5(float *restrict t415, const float *restrict t414, const float *restrict t411) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t414, 8, t411, 8, 0.0f, t415, 8);
-}
-
-/* gemm blas m=96 n=8 k=8 tB +epilogue
- * %413 = matmul tB %411, %2 : [96,8]  // teacher/dense2 vjp
- * %417 = mul %413, %416 : [96,8]  // teacher/sigmoid1 vjp */
-static void step_teacher_dense2_vjp_6(float *restrict t417, const float *restrict t411, const float *restrict in_teacher_dense2_weight, const float *restrict t416) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t411, 8, in_teacher_dense2_weight, 8, 0.0f, t417, 8);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 768; i++) {
-        const float v417 = t417[i] * t416[i];
-        t417[i] = v417;
-    }
-}
-
-/* reduce_sum [96,8] axes=[0]
- * %418 = reduce_sum axes=[0] %417 : [8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_3(float *restrict t418, const float *restrict t417) {
-    for (size_t o = 0; o < 8; o++) t418[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            t418[i1] += t417[i0 * 8 + i1];
-        }
-    }
-}
-
-/* gemm blas m=2 n=8 k=96 tA
- * %419 = matmul tA %76, %417 : [2,8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_4(float *restrict t419, const float *restrict t76, const float *restrict t417) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t76, 2, t417, 8, 0.0f, t419, 8);
-}
-
-/* loop []
- * %99 = constant -0.010416666666666666 : []  // student/loss_u fwd
- * %420 = mul %17, %370 : []  // teacher/feedback vjp
- * %421 = mul %420, %99 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp(float *restrict t421, const float *restrict in_feedback_scale, const float *restrict t370) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v420 = in_feedback_scale[0] * t370[0];
-        const float v421 = v420 * (-0.010416667f);
-        t421[i] = v421;
-    }
-}
-
-/* loop [96,2]
- * %422 = broadcast axes=[] %421 : [96,2]  // teacher/feedback vjp
- * %423 = mul %422, %75 : [96,2]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_2(float *restrict t423, const float *restrict t421, const float *restrict t75) {
-    for (size_t i = 0; i < 192; i++) {
-        const float v423 = t421[0] * t75[i];
-        t423[i] = v423;
-    }
-}
-
-/* reduce_sum [96,2] axes=[1]
- * %424 = neg %423 : [96,2]  // teacher/feedback vjp
- * %425 = reduce_sum axes=[1] %424 : [96]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_3(float *restrict t425, const float *restrict t423) {
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        double sum = 0.0;
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v424 = -t423[i0 * 2 + i1];
-            sum += v424;
-        }
-        t425[i0] = (float)sum;
-    }
-}
-
-/* loop [96]
- * %426 = div %425, %62 : [96]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_4(float *restrict t426, const float *restrict t425, const float *restrict t62) {
-    for (size_t i = 0; i < 96; i++) {
-        const float v426 = t425[i] / t62[i];
-        t426[i] = v426;
-    }
-}
-
-/* loop [96,2]
- * %427 = broadcast axes=[0] %426 : [96,2]  // teacher/feedback vjp
- * %428 = mul %427, %61 : [96,2]  // teacher/feedback vjp
- * %429 = add %423, %428 : [96,2]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_5(float *restrict t429, const float *restrict t426, const float *restrict t61, const float *restrict t423) {
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v428 = t426[i0] * t61[i0 * 2 + i1];
-            const float v429 = t423[i0 * 2 + i1] + v428;
-            t429[i0 * 2 + i1] = v429;
-        }
-    }
-}
-
-/* reduce_sum [96,2] axes=[0]
- * %430 = reduce_sum axes=[0] %429 : [2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_7(float *restrict t430, const float *restrict t429) {
-    for (size_t o = 0; o < 2; o++) t430[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            t430[i1] += t429[i0 * 2 + i1];
-        }
-    }
-}
-
-/* gemm blas m=8 n=2 k=96 tA
- * %432 = matmul tA %408, %429 : [8,2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_8(float *restrict t432, const float *restrict t408, const float *restrict t429) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t408, 8, t429, 2, 0.0f, t432, 2);
-}
-
-/* gemm blas m=96 n=8 k=2 tB +epilogue
- * %431 = matmul tB %429, %4 : [96,8]  // teacher/dense4 vjp
- * %433 = mul %431, %410 : [96,8]  // teacher/sigmoid3 vjp */
-static void step_teacher_dense4_vjp_9(float *restrict t433, const float *restrict t429, const float *restrict in_teacher_dense4_weight, const float *restrict t410) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t429, 2, in_teacher_dense4_weight, 2, 0.0f, t433, 8);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 768; i++) {
-        const float v433 = t433[i] * t410[i];
-        t433[i] = v433;
-    }
-}
-
-/* reduce_sum [96,8] axes=[0]
- * %434 = reduce_sum axes=[0] %433 : [8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_7(float *restrict t434, const float *restrict t433) {
-    for (size_t o = 0; o < 8; o++) t434[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            t434[i1] += t433[i0 * 8 + i1];
-        }
-    }
-}
-
-/* gemm blas m=8 n=8 k=96 tA
- * %436 = matmul tA %414, %433 : [8,8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_8(float *restrict t436, const float *restrict t414, const float *restrict t433) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t414, 8, t433, 8, 0.0f, t436, 8);
-}
-
-/* gemm blas m=96 n=8 k=8 tB +epilogue
- * %435 = matmul tB %433, %2 : [96,8]  // teacher/dense2 vjp
- * %437 = mul %435, %416 : [96,8]  // teacher/sigmoid1 vjp */
-static void step_teacher_dense2_vjp_9(float *restrict t437, const float *restrict t433, const float *restrict in_teacher_dense2_weight, const float *restrict t416) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t433, 8, in_teacher_dense2_weight, 8, 0.0f, t437, 8);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 768; i++) {
-        const float v437 = t437[i] * t416[i];
-        t437[i] = v437;
-    }
-}
-
-/* reduce_sum [96,8] axes=[0]
- * %438 = reduce_sum axes=[0] %437 : [8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_5(float *restrict t438, const float *restrict t437) {
-    for (size_t o = 0; o < 8; o++) t438[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            t438[i1] += t437[i0 * 8 + i1];
-        }
-    }
-}
-
-/* gemm blas m=2 n=8 k=96 tA
- * %439 = matmul tA %76, %437 : [2,8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_6(float *restrict t439, const float *restrict t76, const float *restrict t437) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t76, 2, t437, 8, 0.0f, t439, 8);
-}
-
-/* loop [2,8]
- * %440 = add %393, %419 : [2,8]  // teacher/gradient fwd
- * %441 = add %440, %439 : [2,8]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t441, const float *restrict t393, const float *restrict t419, const float *restrict t439) {
-    for (size_t i = 0; i < 16; i++) {
-        const float v440 = t393[i] + t419[i];
-        const float v441 = v440 + t439[i];
-        t441[i] = v441;
-    }
-}
-
-/* loop [8]
- * %442 = add %392, %418 : [8]  // teacher/gradient fwd
- * %443 = add %442, %438 : [8]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t443, const float *restrict t392, const float *restrict t418, const float *restrict t438) {
-    for (size_t i = 0; i < 8; i++) {
-        const float v442 = t392[i] + t418[i];
-        const float v443 = v442 + t438[i];
-        t443[i] = v443;
-    }
-}
-
-/* loop [8,8]
- * %444 = add %387, %415 : [8,8]  // teacher/gradient fwd
- * %445 = add %444, %436 : [8,8]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t445, const float *restrict t387, const float *restrict t415, const float *restrict t436) {
-    for (size_t i = 0; i < 64; i++) {
-        const float v444 = t387[i] + t415[i];
-        const float v445 = v444 + t436[i];
-        t445[i] = v445;
-    }
-}
-
-/* loop [8]
- * %446 = add %384, %412 : [8]  // teacher/gradient fwd
- * %447 = add %446, %434 : [8]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t447, const float *restrict t384, const float *restrict t412, const float *restrict t434) {
-    for (size_t i = 0; i < 8; i++) {
-        const float v446 = t384[i] + t412[i];
-        const float v447 = v446 + t434[i];
-        t447[i] = v447;
-    }
-}
-
-/* loop [8,2]
- * %448 = add %378, %409 : [8,2]  // teacher/gradient fwd
- * %449 = add %448, %432 : [8,2]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t449, const float *restrict t378, const float *restrict t409, const float *restrict t432) {
-    for (size_t i = 0; i < 16; i++) {
-        const float v448 = t378[i] + t409[i];
-        const float v449 = v448 + t432[i];
-        t449[i] = v449;
     }
 }
 
 /* loop [2]
- * %450 = add %375, %406 : [2]  // teacher/gradient fwd
- * %451 = add %450, %430 : [2]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t451, const float *restrict t375, const float *restrict t406, const float *restrict t430) {
+ * %400 = add %398, %399 : [2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_3(float *restrict t400, const float *restrict t398, const float *restrict t399) {
     for (size_t i = 0; i < 2; i++) {
-        const float v450 = t375[i] + t406[i];
-        const float v451 = v450 + t430[i];
-        t451[i] = v451;
+        const float v400 = t398[i] + t399[i];
+        t400[i] = v400;
+    }
+}
+
+/* gemm blas m=8 n=2 k=96 tA
+ * %406 = matmul tA %405, %393 : [8,2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_4(float *restrict t406, const float *restrict t405, const float *restrict t393) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t405, 8, t393, 2, 0.0f, t406, 2);
+}
+
+/* gemm blas m=8 n=2 k=6 tA +epilogue
+ * %404 = matmul tA %403, %397 : [8,2]  // teacher/dense4 vjp
+ * %407 = add %404, %406 : [8,2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_5(float *restrict t407, const float *restrict t403, const float *restrict t397, const float *restrict t406) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 6, 1.0f, t403, 8, t397, 2, 0.0f, t407, 2);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 16; i++) {
+        const float v407 = t407[i] + t406[i];
+        t407[i] = v407;
+    }
+}
+
+/* gemm blas m=6 n=8 k=2 tB +epilogue
+ * %335 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %401 = matmul tB %397, %4 : [6,8]  // teacher/dense4 vjp
+ * %408 = sub %335, %403 : [6,8]  // teacher/sigmoid3 vjp
+ * %409 = mul %403, %408 : [6,8]  // teacher/sigmoid3 vjp
+ * %410 = mul %401, %409 : [6,8]  // teacher/sigmoid3 vjp */
+static void step_teacher_dense4_vjp_6(float *restrict t410, const float *restrict t397, const float *restrict in_teacher_dense4_weight, const float *restrict t403) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 2, 1.0f, t397, 2, in_teacher_dense4_weight, 2, 0.0f, t410, 8);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 48; i++) {
+        const float v408 = 1.0f - t403[i];
+        const float v409 = t403[i] * v408;
+        const float v410 = t410[i] * v409;
+        t410[i] = v410;
+    }
+}
+
+/* gemm blas m=96 n=8 k=2 tB +epilogue
+ * %112 = constant 1 : [96,8]  // student/sigmoid3 vjp
+ * %402 = matmul tB %393, %4 : [96,8]  // teacher/dense4 vjp
+ * %411 = sub %112, %405 : [96,8]  // teacher/sigmoid3 vjp
+ * %412 = mul %405, %411 : [96,8]  // teacher/sigmoid3 vjp
+ * %413 = mul %402, %412 : [96,8]  // teacher/sigmoid3 vjp */
+static void step_teacher_dense4_vjp_7(float *restrict t413, const float *restrict t393, const float *restrict in_teacher_dense4_weight, const float *restrict t405) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t393, 2, in_teacher_dense4_weight, 2, 0.0f, t413, 8);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 768; i++) {
+        const float v411 = 1.0f - t405[i];
+        const float v412 = t405[i] * v411;
+        const float v413 = t413[i] * v412;
+        t413[i] = v413;
+    }
+}
+
+/* reduce_sum [6,8] axes=[0]
+ * %414 = reduce_sum axes=[0] %410 : [8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp(float *restrict t414, const float *restrict t410) {
+    for (size_t o = 0; o < 8; o++) t414[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 6; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            t414[i1] += t410[i0 * 8 + i1];
+        }
+    }
+}
+
+/* reduce_sum [96,8] axes=[0]
+ * %415 = reduce_sum axes=[0] %413 : [8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_2(float *restrict t415, const float *restrict t413) {
+    for (size_t o = 0; o < 8; o++) t415[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 96; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            t415[i1] += t413[i0 * 8 + i1];
+        }
+    }
+}
+
+/* loop [8]
+ * %416 = add %414, %415 : [8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_3(float *restrict t416, const float *restrict t414, const float *restrict t415) {
+    for (size_t i = 0; i < 8; i++) {
+        const float v416 = t414[i] + t415[i];
+        t416[i] = v416;
+    }
+}
+
+/* gemm blas m=8 n=8 k=96 tA
+ * %422 = matmul tA %421, %413 : [8,8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_4(float *restrict t422, const float *restrict t421, const float *restrict t413) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t421, 8, t413, 8, 0.0f, t422, 8);
+}
+
+/* gemm blas m=8 n=8 k=6 tA +epilogue
+ * %420 = matmul tA %419, %410 : [8,8]  // teacher/dense2 vjp
+ * %423 = add %420, %422 : [8,8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_5(float *restrict t423, const float *restrict t419, const float *restrict t410, const float *restrict t422) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 6, 1.0f, t419, 8, t410, 8, 0.0f, t423, 8);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 64; i++) {
+        const float v423 = t423[i] + t422[i];
+        t423[i] = v423;
+    }
+}
+
+/* gemm blas m=6 n=8 k=8 tB +epilogue
+ * %335 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %417 = matmul tB %410, %2 : [6,8]  // teacher/dense2 vjp
+ * %424 = sub %335, %419 : [6,8]  // teacher/sigmoid1 vjp
+ * %425 = mul %419, %424 : [6,8]  // teacher/sigmoid1 vjp
+ * %426 = mul %417, %425 : [6,8]  // teacher/sigmoid1 vjp */
+static void step_teacher_dense2_vjp_6(float *restrict t426, const float *restrict t410, const float *restrict in_teacher_dense2_weight, const float *restrict t419) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 8, 1.0f, t410, 8, in_teacher_dense2_weight, 8, 0.0f, t426, 8);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 48; i++) {
+        const float v424 = 1.0f - t419[i];
+        const float v425 = t419[i] * v424;
+        const float v426 = t426[i] * v425;
+        t426[i] = v426;
+    }
+}
+
+/* gemm blas m=96 n=8 k=8 tB +epilogue
+ * %112 = constant 1 : [96,8]  // student/sigmoid3 vjp
+ * %418 = matmul tB %413, %2 : [96,8]  // teacher/dense2 vjp
+ * %427 = sub %112, %421 : [96,8]  // teacher/sigmoid1 vjp
+ * %428 = mul %421, %427 : [96,8]  // teacher/sigmoid1 vjp
+ * %429 = mul %418, %428 : [96,8]  // teacher/sigmoid1 vjp */
+static void step_teacher_dense2_vjp_7(float *restrict t429, const float *restrict t413, const float *restrict in_teacher_dense2_weight, const float *restrict t421) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t413, 8, in_teacher_dense2_weight, 8, 0.0f, t429, 8);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 768; i++) {
+        const float v427 = 1.0f - t421[i];
+        const float v428 = t421[i] * v427;
+        const float v429 = t429[i] * v428;
+        t429[i] = v429;
+    }
+}
+
+/* reduce_sum [6,8] axes=[0]
+ * %430 = reduce_sum axes=[0] %426 : [8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp(float *restrict t430, const float *restrict t426) {
+    for (size_t o = 0; o < 8; o++) t430[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 6; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            t430[i1] += t426[i0 * 8 + i1];
+        }
+    }
+}
+
+/* reduce_sum [96,8] axes=[0]
+ * %431 = reduce_sum axes=[0] %429 : [8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_2(float *restrict t431, const float *restrict t429) {
+    for (size_t o = 0; o < 8; o++) t431[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 96; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            t431[i1] += t429[i0 * 8 + i1];
+        }
+    }
+}
+
+/* loop [8]
+ * %432 = add %430, %431 : [8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_3(float *restrict t432, const float *restrict t430, const float *restrict t431) {
+    for (size_t i = 0; i < 8; i++) {
+        const float v432 = t430[i] + t431[i];
+        t432[i] = v432;
+    }
+}
+
+/* gemm blas m=2 n=8 k=96 tA
+ * %434 = matmul tA %76, %429 : [2,8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_4(float *restrict t434, const float *restrict t76, const float *restrict t429) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t76, 2, t429, 8, 0.0f, t434, 8);
+}
+
+/* gemm blas m=2 n=8 k=6 tA +epilogue
+ * %433 = matmul tA %77, %426 : [2,8]  // teacher/dense0 vjp
+ * %435 = add %433, %434 : [2,8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_5(float *restrict t435, const float *restrict in_x, const float *restrict t426, const float *restrict t434) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 6, 1.0f, in_x, 2, t426, 8, 0.0f, t435, 8);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 16; i++) {
+        const float v435 = t435[i] + t434[i];
+        t435[i] = v435;
     }
 }
 
@@ -1928,20 +1812,20 @@ static void step_teacher_gradient_fwd_6(float *restrict t451, const float *restr
  * %127 = constant 0.09999999999999998 : []  // student update
  * %130 = constant 0.999 : []  // student update
  * %132 = constant 0.0010000000000000009 : []  // student update
- * %453 = mul %452, %125 : []  // teacher update
- * %454 = add %453, %127 : []  // teacher update
- * %456 = mul %455, %130 : []  // teacher update
- * %457 = add %456, %132 : []  // teacher update
+ * %437 = mul %436, %125 : []  // teacher update
+ * %438 = add %437, %127 : []  // teacher update
+ * %440 = mul %439, %130 : []  // teacher update
+ * %441 = add %440, %132 : []  // teacher update
  * in_teacher_momentum_m_correction is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_v_correction is updated in place: each element is read before it is overwritten */
 static void step_teacher_update(float *restrict in_teacher_momentum_m_correction, float *restrict in_teacher_momentum_v_correction) {
     for (size_t i = 0; i < 1; i++) {
-        const float v453 = in_teacher_momentum_m_correction[0] * 0.9f;
-        const float v454 = v453 + 0.1f;
-        const float v456 = in_teacher_momentum_v_correction[0] * 0.999f;
-        const float v457 = v456 + 0.001f;
-        in_teacher_momentum_m_correction[i] = v454;
-        in_teacher_momentum_v_correction[i] = v457;
+        const float v437 = in_teacher_momentum_m_correction[0] * 0.9f;
+        const float v438 = v437 + 0.1f;
+        const float v440 = in_teacher_momentum_v_correction[0] * 0.999f;
+        const float v441 = v440 + 0.001f;
+        in_teacher_momentum_m_correction[i] = v438;
+        in_teacher_momentum_v_correction[i] = v441;
     }
 }
 
@@ -1952,47 +1836,47 @@ static void step_teacher_update(float *restrict in_teacher_momentum_m_correction
  * %144 = constant 0.0010000000000000009 : [2,8]  // student/dense0 update
  * %149 = constant 1.0000000000000001e-16 : [2,8]  // student/dense0 update
  * %152 = constant 1e-08 : [2,8]  // student/dense0 update
- * %459 = mul %458, %135 : [2,8]  // teacher/dense0 update
- * %460 = mul %441, %137 : [2,8]  // teacher/dense0 update
- * %461 = add %459, %460 : [2,8]  // teacher/dense0 update
- * %463 = mul %462, %141 : [2,8]  // teacher/dense0 update
- * %464 = mul %441, %441 : [2,8]  // teacher/dense0 update
- * %465 = mul %464, %144 : [2,8]  // teacher/dense0 update
- * %466 = add %463, %465 : [2,8]  // teacher/dense0 update
- * %467 = broadcast axes=[] %457 : [2,8]  // teacher/dense0 update
- * %468 = div %466, %467 : [2,8]  // teacher/dense0 update
- * %469 = add %468, %149 : [2,8]  // teacher/dense0 update
- * %470 = sqrt %469 : [2,8]  // teacher/dense0 update
- * %471 = add %470, %152 : [2,8]  // teacher/dense0 update
- * %472 = broadcast axes=[] %454 : [2,8]  // teacher/dense0 update
- * %473 = div %461, %472 : [2,8]  // teacher/dense0 update
- * %474 = div %473, %471 : [2,8]  // teacher/dense0 update
- * %475 = broadcast axes=[] %14 : [2,8]  // teacher/dense0 update
- * %476 = mul %474, %475 : [2,8]  // teacher/dense0 update
- * %477 = sub %0, %476 : [2,8]  // teacher/dense0 update
+ * %443 = mul %442, %135 : [2,8]  // teacher/dense0 update
+ * %444 = mul %435, %137 : [2,8]  // teacher/dense0 update
+ * %445 = add %443, %444 : [2,8]  // teacher/dense0 update
+ * %447 = mul %446, %141 : [2,8]  // teacher/dense0 update
+ * %448 = mul %435, %435 : [2,8]  // teacher/dense0 update
+ * %449 = mul %448, %144 : [2,8]  // teacher/dense0 update
+ * %450 = add %447, %449 : [2,8]  // teacher/dense0 update
+ * %451 = broadcast axes=[] %441 : [2,8]  // teacher/dense0 update
+ * %452 = div %450, %451 : [2,8]  // teacher/dense0 update
+ * %453 = add %452, %149 : [2,8]  // teacher/dense0 update
+ * %454 = sqrt %453 : [2,8]  // teacher/dense0 update
+ * %455 = add %454, %152 : [2,8]  // teacher/dense0 update
+ * %456 = broadcast axes=[] %438 : [2,8]  // teacher/dense0 update
+ * %457 = div %445, %456 : [2,8]  // teacher/dense0 update
+ * %458 = div %457, %455 : [2,8]  // teacher/dense0 update
+ * %459 = broadcast axes=[] %14 : [2,8]  // teacher/dense0 update
+ * %460 = mul %458, %459 : [2,8]  // teacher/dense0 update
+ * %461 = sub %0, %460 : [2,8]  // teacher/dense0 update
  * in_teacher_momentum_m_dense0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_v_dense0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense0_update(float *restrict in_teacher_momentum_m_dense0_weight, float *restrict in_teacher_momentum_v_dense0_weight, float *restrict in_teacher_dense0_weight, const float *restrict t441, const float *restrict t454, const float *restrict t457, const float *restrict in_lr_teacher) {
+static void step_teacher_dense0_update(float *restrict in_teacher_momentum_m_dense0_weight, float *restrict in_teacher_momentum_v_dense0_weight, float *restrict in_teacher_dense0_weight, const float *restrict t435, const float *restrict t438, const float *restrict t441, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
-        const float v459 = in_teacher_momentum_m_dense0_weight[i] * 0.9f;
-        const float v460 = t441[i] * 0.1f;
-        const float v461 = v459 + v460;
-        const float v463 = in_teacher_momentum_v_dense0_weight[i] * 0.999f;
-        const float v464 = t441[i] * t441[i];
-        const float v465 = v464 * 0.001f;
-        const float v466 = v463 + v465;
-        const float v473 = v461 / t454[0];
-        const float v468 = v466 / t457[0];
-        const float v469 = v468 + 1e-16f;
-        const float v470 = sqrtf(v469);
-        const float v471 = v470 + 1e-08f;
-        const float v474 = v473 / v471;
-        const float v476 = v474 * in_lr_teacher[0];
-        const float v477 = in_teacher_dense0_weight[i] - v476;
-        in_teacher_momentum_m_dense0_weight[i] = v461;
-        in_teacher_momentum_v_dense0_weight[i] = v466;
-        in_teacher_dense0_weight[i] = v477;
+        const float v443 = in_teacher_momentum_m_dense0_weight[i] * 0.9f;
+        const float v444 = t435[i] * 0.1f;
+        const float v445 = v443 + v444;
+        const float v447 = in_teacher_momentum_v_dense0_weight[i] * 0.999f;
+        const float v448 = t435[i] * t435[i];
+        const float v449 = v448 * 0.001f;
+        const float v450 = v447 + v449;
+        const float v457 = v445 / t438[0];
+        const float v452 = v450 / t441[0];
+        const float v453 = v452 + 1e-16f;
+        const float v454 = sqrtf(v453);
+        const float v455 = v454 + 1e-08f;
+        const float v458 = v457 / v455;
+        const float v460 = v458 * in_lr_teacher[0];
+        const float v461 = in_teacher_dense0_weight[i] - v460;
+        in_teacher_momentum_m_dense0_weight[i] = v445;
+        in_teacher_momentum_v_dense0_weight[i] = v450;
+        in_teacher_dense0_weight[i] = v461;
     }
 }
 
@@ -2003,47 +1887,47 @@ static void step_teacher_dense0_update(float *restrict in_teacher_momentum_m_den
  * %175 = constant 0.0010000000000000009 : [8]  // student/dense0 update
  * %180 = constant 1.0000000000000001e-16 : [8]  // student/dense0 update
  * %183 = constant 1e-08 : [8]  // student/dense0 update
- * %479 = mul %478, %166 : [8]  // teacher/dense0 update
- * %480 = mul %443, %168 : [8]  // teacher/dense0 update
- * %481 = add %479, %480 : [8]  // teacher/dense0 update
- * %483 = mul %482, %172 : [8]  // teacher/dense0 update
- * %484 = mul %443, %443 : [8]  // teacher/dense0 update
- * %485 = mul %484, %175 : [8]  // teacher/dense0 update
- * %486 = add %483, %485 : [8]  // teacher/dense0 update
- * %487 = broadcast axes=[] %457 : [8]  // teacher/dense0 update
- * %488 = div %486, %487 : [8]  // teacher/dense0 update
- * %489 = add %488, %180 : [8]  // teacher/dense0 update
- * %490 = sqrt %489 : [8]  // teacher/dense0 update
- * %491 = add %490, %183 : [8]  // teacher/dense0 update
- * %492 = broadcast axes=[] %454 : [8]  // teacher/dense0 update
- * %493 = div %481, %492 : [8]  // teacher/dense0 update
- * %494 = div %493, %491 : [8]  // teacher/dense0 update
- * %495 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
- * %496 = mul %494, %495 : [8]  // teacher/dense0 update
- * %497 = sub %1, %496 : [8]  // teacher/dense0 update
+ * %463 = mul %462, %166 : [8]  // teacher/dense0 update
+ * %464 = mul %432, %168 : [8]  // teacher/dense0 update
+ * %465 = add %463, %464 : [8]  // teacher/dense0 update
+ * %467 = mul %466, %172 : [8]  // teacher/dense0 update
+ * %468 = mul %432, %432 : [8]  // teacher/dense0 update
+ * %469 = mul %468, %175 : [8]  // teacher/dense0 update
+ * %470 = add %467, %469 : [8]  // teacher/dense0 update
+ * %471 = broadcast axes=[] %441 : [8]  // teacher/dense0 update
+ * %472 = div %470, %471 : [8]  // teacher/dense0 update
+ * %473 = add %472, %180 : [8]  // teacher/dense0 update
+ * %474 = sqrt %473 : [8]  // teacher/dense0 update
+ * %475 = add %474, %183 : [8]  // teacher/dense0 update
+ * %476 = broadcast axes=[] %438 : [8]  // teacher/dense0 update
+ * %477 = div %465, %476 : [8]  // teacher/dense0 update
+ * %478 = div %477, %475 : [8]  // teacher/dense0 update
+ * %479 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
+ * %480 = mul %478, %479 : [8]  // teacher/dense0 update
+ * %481 = sub %1, %480 : [8]  // teacher/dense0 update
  * in_teacher_momentum_m_dense0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_v_dense0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense0_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense0_update_2(float *restrict in_teacher_momentum_m_dense0_bias, float *restrict in_teacher_momentum_v_dense0_bias, float *restrict in_teacher_dense0_bias, const float *restrict t443, const float *restrict t454, const float *restrict t457, const float *restrict in_lr_teacher) {
+static void step_teacher_dense0_update_2(float *restrict in_teacher_momentum_m_dense0_bias, float *restrict in_teacher_momentum_v_dense0_bias, float *restrict in_teacher_dense0_bias, const float *restrict t432, const float *restrict t438, const float *restrict t441, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 8; i++) {
-        const float v479 = in_teacher_momentum_m_dense0_bias[i] * 0.9f;
-        const float v480 = t443[i] * 0.1f;
-        const float v481 = v479 + v480;
-        const float v483 = in_teacher_momentum_v_dense0_bias[i] * 0.999f;
-        const float v484 = t443[i] * t443[i];
-        const float v485 = v484 * 0.001f;
-        const float v486 = v483 + v485;
-        const float v493 = v481 / t454[0];
-        const float v488 = v486 / t457[0];
-        const float v489 = v488 + 1e-16f;
-        const float v490 = sqrtf(v489);
-        const float v491 = v490 + 1e-08f;
-        const float v494 = v493 / v491;
-        const float v496 = v494 * in_lr_teacher[0];
-        const float v497 = in_teacher_dense0_bias[i] - v496;
-        in_teacher_momentum_m_dense0_bias[i] = v481;
-        in_teacher_momentum_v_dense0_bias[i] = v486;
-        in_teacher_dense0_bias[i] = v497;
+        const float v463 = in_teacher_momentum_m_dense0_bias[i] * 0.9f;
+        const float v464 = t432[i] * 0.1f;
+        const float v465 = v463 + v464;
+        const float v467 = in_teacher_momentum_v_dense0_bias[i] * 0.999f;
+        const float v468 = t432[i] * t432[i];
+        const float v469 = v468 * 0.001f;
+        const float v470 = v467 + v469;
+        const float v477 = v465 / t438[0];
+        const float v472 = v470 / t441[0];
+        const float v473 = v472 + 1e-16f;
+        const float v474 = sqrtf(v473);
+        const float v475 = v474 + 1e-08f;
+        const float v478 = v477 / v475;
+        const float v480 = v478 * in_lr_teacher[0];
+        const float v481 = in_teacher_dense0_bias[i] - v480;
+        in_teacher_momentum_m_dense0_bias[i] = v465;
+        in_teacher_momentum_v_dense0_bias[i] = v470;
+        in_teacher_dense0_bias[i] = v481;
     }
 }
 
@@ -2054,47 +1938,47 @@ static void step_teacher_dense0_update_2(float *restrict in_teacher_momentum_m_d
  * %203 = constant 0.0010000000000000009 : [8,8]  // student/dense2 update
  * %208 = constant 1.0000000000000001e-16 : [8,8]  // student/dense2 update
  * %211 = constant 1e-08 : [8,8]  // student/dense2 update
- * %499 = mul %498, %194 : [8,8]  // teacher/dense2 update
- * %500 = mul %445, %196 : [8,8]  // teacher/dense2 update
- * %501 = add %499, %500 : [8,8]  // teacher/dense2 update
- * %503 = mul %502, %200 : [8,8]  // teacher/dense2 update
- * %504 = mul %445, %445 : [8,8]  // teacher/dense2 update
- * %505 = mul %504, %203 : [8,8]  // teacher/dense2 update
- * %506 = add %503, %505 : [8,8]  // teacher/dense2 update
- * %507 = broadcast axes=[] %457 : [8,8]  // teacher/dense2 update
- * %508 = div %506, %507 : [8,8]  // teacher/dense2 update
- * %509 = add %508, %208 : [8,8]  // teacher/dense2 update
- * %510 = sqrt %509 : [8,8]  // teacher/dense2 update
- * %511 = add %510, %211 : [8,8]  // teacher/dense2 update
- * %512 = broadcast axes=[] %454 : [8,8]  // teacher/dense2 update
- * %513 = div %501, %512 : [8,8]  // teacher/dense2 update
- * %514 = div %513, %511 : [8,8]  // teacher/dense2 update
- * %515 = broadcast axes=[] %14 : [8,8]  // teacher/dense2 update
- * %516 = mul %514, %515 : [8,8]  // teacher/dense2 update
- * %517 = sub %2, %516 : [8,8]  // teacher/dense2 update
+ * %483 = mul %482, %194 : [8,8]  // teacher/dense2 update
+ * %484 = mul %423, %196 : [8,8]  // teacher/dense2 update
+ * %485 = add %483, %484 : [8,8]  // teacher/dense2 update
+ * %487 = mul %486, %200 : [8,8]  // teacher/dense2 update
+ * %488 = mul %423, %423 : [8,8]  // teacher/dense2 update
+ * %489 = mul %488, %203 : [8,8]  // teacher/dense2 update
+ * %490 = add %487, %489 : [8,8]  // teacher/dense2 update
+ * %491 = broadcast axes=[] %441 : [8,8]  // teacher/dense2 update
+ * %492 = div %490, %491 : [8,8]  // teacher/dense2 update
+ * %493 = add %492, %208 : [8,8]  // teacher/dense2 update
+ * %494 = sqrt %493 : [8,8]  // teacher/dense2 update
+ * %495 = add %494, %211 : [8,8]  // teacher/dense2 update
+ * %496 = broadcast axes=[] %438 : [8,8]  // teacher/dense2 update
+ * %497 = div %485, %496 : [8,8]  // teacher/dense2 update
+ * %498 = div %497, %495 : [8,8]  // teacher/dense2 update
+ * %499 = broadcast axes=[] %14 : [8,8]  // teacher/dense2 update
+ * %500 = mul %498, %499 : [8,8]  // teacher/dense2 update
+ * %501 = sub %2, %500 : [8,8]  // teacher/dense2 update
  * in_teacher_momentum_m_dense2_weight is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_v_dense2_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense2_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense2_update(float *restrict in_teacher_momentum_m_dense2_weight, float *restrict in_teacher_momentum_v_dense2_weight, float *restrict in_teacher_dense2_weight, const float *restrict t445, const float *restrict t454, const float *restrict t457, const float *restrict in_lr_teacher) {
+static void step_teacher_dense2_update(float *restrict in_teacher_momentum_m_dense2_weight, float *restrict in_teacher_momentum_v_dense2_weight, float *restrict in_teacher_dense2_weight, const float *restrict t423, const float *restrict t438, const float *restrict t441, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
-        const float v499 = in_teacher_momentum_m_dense2_weight[i] * 0.9f;
-        const float v500 = t445[i] * 0.1f;
-        const float v501 = v499 + v500;
-        const float v503 = in_teacher_momentum_v_dense2_weight[i] * 0.999f;
-        const float v504 = t445[i] * t445[i];
-        const float v505 = v504 * 0.001f;
-        const float v506 = v503 + v505;
-        const float v513 = v501 / t454[0];
-        const float v508 = v506 / t457[0];
-        const float v509 = v508 + 1e-16f;
-        const float v510 = sqrtf(v509);
-        const float v511 = v510 + 1e-08f;
-        const float v514 = v513 / v511;
-        const float v516 = v514 * in_lr_teacher[0];
-        const float v517 = in_teacher_dense2_weight[i] - v516;
-        in_teacher_momentum_m_dense2_weight[i] = v501;
-        in_teacher_momentum_v_dense2_weight[i] = v506;
-        in_teacher_dense2_weight[i] = v517;
+        const float v483 = in_teacher_momentum_m_dense2_weight[i] * 0.9f;
+        const float v484 = t423[i] * 0.1f;
+        const float v485 = v483 + v484;
+        const float v487 = in_teacher_momentum_v_dense2_weight[i] * 0.999f;
+        const float v488 = t423[i] * t423[i];
+        const float v489 = v488 * 0.001f;
+        const float v490 = v487 + v489;
+        const float v497 = v485 / t438[0];
+        const float v492 = v490 / t441[0];
+        const float v493 = v492 + 1e-16f;
+        const float v494 = sqrtf(v493);
+        const float v495 = v494 + 1e-08f;
+        const float v498 = v497 / v495;
+        const float v500 = v498 * in_lr_teacher[0];
+        const float v501 = in_teacher_dense2_weight[i] - v500;
+        in_teacher_momentum_m_dense2_weight[i] = v485;
+        in_teacher_momentum_v_dense2_weight[i] = v490;
+        in_teacher_dense2_weight[i] = v501;
     }
 }
 
@@ -2105,47 +1989,47 @@ static void step_teacher_dense2_update(float *restrict in_teacher_momentum_m_den
  * %175 = constant 0.0010000000000000009 : [8]  // student/dense0 update
  * %180 = constant 1.0000000000000001e-16 : [8]  // student/dense0 update
  * %183 = constant 1e-08 : [8]  // student/dense0 update
- * %487 = broadcast axes=[] %457 : [8]  // teacher/dense0 update
- * %492 = broadcast axes=[] %454 : [8]  // teacher/dense0 update
- * %495 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
- * %519 = mul %518, %166 : [8]  // teacher/dense2 update
- * %520 = mul %447, %168 : [8]  // teacher/dense2 update
- * %521 = add %519, %520 : [8]  // teacher/dense2 update
- * %523 = mul %522, %172 : [8]  // teacher/dense2 update
- * %524 = mul %447, %447 : [8]  // teacher/dense2 update
- * %525 = mul %524, %175 : [8]  // teacher/dense2 update
- * %526 = add %523, %525 : [8]  // teacher/dense2 update
- * %527 = div %526, %487 : [8]  // teacher/dense2 update
- * %528 = add %527, %180 : [8]  // teacher/dense2 update
- * %529 = sqrt %528 : [8]  // teacher/dense2 update
- * %530 = add %529, %183 : [8]  // teacher/dense2 update
- * %531 = div %521, %492 : [8]  // teacher/dense2 update
- * %532 = div %531, %530 : [8]  // teacher/dense2 update
- * %533 = mul %532, %495 : [8]  // teacher/dense2 update
- * %534 = sub %3, %533 : [8]  // teacher/dense2 update
+ * %471 = broadcast axes=[] %441 : [8]  // teacher/dense0 update
+ * %476 = broadcast axes=[] %438 : [8]  // teacher/dense0 update
+ * %479 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
+ * %503 = mul %502, %166 : [8]  // teacher/dense2 update
+ * %504 = mul %416, %168 : [8]  // teacher/dense2 update
+ * %505 = add %503, %504 : [8]  // teacher/dense2 update
+ * %507 = mul %506, %172 : [8]  // teacher/dense2 update
+ * %508 = mul %416, %416 : [8]  // teacher/dense2 update
+ * %509 = mul %508, %175 : [8]  // teacher/dense2 update
+ * %510 = add %507, %509 : [8]  // teacher/dense2 update
+ * %511 = div %510, %471 : [8]  // teacher/dense2 update
+ * %512 = add %511, %180 : [8]  // teacher/dense2 update
+ * %513 = sqrt %512 : [8]  // teacher/dense2 update
+ * %514 = add %513, %183 : [8]  // teacher/dense2 update
+ * %515 = div %505, %476 : [8]  // teacher/dense2 update
+ * %516 = div %515, %514 : [8]  // teacher/dense2 update
+ * %517 = mul %516, %479 : [8]  // teacher/dense2 update
+ * %518 = sub %3, %517 : [8]  // teacher/dense2 update
  * in_teacher_momentum_m_dense2_bias is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_v_dense2_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense2_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense2_update_2(float *restrict in_teacher_momentum_m_dense2_bias, float *restrict in_teacher_momentum_v_dense2_bias, float *restrict in_teacher_dense2_bias, const float *restrict t447, const float *restrict t454, const float *restrict t457, const float *restrict in_lr_teacher) {
+static void step_teacher_dense2_update_2(float *restrict in_teacher_momentum_m_dense2_bias, float *restrict in_teacher_momentum_v_dense2_bias, float *restrict in_teacher_dense2_bias, const float *restrict t416, const float *restrict t438, const float *restrict t441, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 8; i++) {
-        const float v519 = in_teacher_momentum_m_dense2_bias[i] * 0.9f;
-        const float v520 = t447[i] * 0.1f;
-        const float v521 = v519 + v520;
-        const float v523 = in_teacher_momentum_v_dense2_bias[i] * 0.999f;
-        const float v524 = t447[i] * t447[i];
-        const float v525 = v524 * 0.001f;
-        const float v526 = v523 + v525;
-        const float v531 = v521 / t454[0];
-        const float v527 = v526 / t457[0];
-        const float v528 = v527 + 1e-16f;
-        const float v529 = sqrtf(v528);
-        const float v530 = v529 + 1e-08f;
-        const float v532 = v531 / v530;
-        const float v533 = v532 * in_lr_teacher[0];
-        const float v534 = in_teacher_dense2_bias[i] - v533;
-        in_teacher_momentum_m_dense2_bias[i] = v521;
-        in_teacher_momentum_v_dense2_bias[i] = v526;
-        in_teacher_dense2_bias[i] = v534;
+        const float v503 = in_teacher_momentum_m_dense2_bias[i] * 0.9f;
+        const float v504 = t416[i] * 0.1f;
+        const float v505 = v503 + v504;
+        const float v507 = in_teacher_momentum_v_dense2_bias[i] * 0.999f;
+        const float v508 = t416[i] * t416[i];
+        const float v509 = v508 * 0.001f;
+        const float v510 = v507 + v509;
+        const float v515 = v505 / t438[0];
+        const float v511 = v510 / t441[0];
+        const float v512 = v511 + 1e-16f;
+        const float v513 = sqrtf(v512);
+        const float v514 = v513 + 1e-08f;
+        const float v516 = v515 / v514;
+        const float v517 = v516 * in_lr_teacher[0];
+        const float v518 = in_teacher_dense2_bias[i] - v517;
+        in_teacher_momentum_m_dense2_bias[i] = v505;
+        in_teacher_momentum_v_dense2_bias[i] = v510;
+        in_teacher_dense2_bias[i] = v518;
     }
 }
 
@@ -2156,47 +2040,47 @@ static void step_teacher_dense2_update_2(float *restrict in_teacher_momentum_m_d
  * %253 = constant 0.0010000000000000009 : [8,2]  // student/dense4 update
  * %258 = constant 1.0000000000000001e-16 : [8,2]  // student/dense4 update
  * %261 = constant 1e-08 : [8,2]  // student/dense4 update
- * %536 = mul %535, %244 : [8,2]  // teacher/dense4 update
- * %537 = mul %449, %246 : [8,2]  // teacher/dense4 update
- * %538 = add %536, %537 : [8,2]  // teacher/dense4 update
- * %540 = mul %539, %250 : [8,2]  // teacher/dense4 update
- * %541 = mul %449, %449 : [8,2]  // teacher/dense4 update
- * %542 = mul %541, %253 : [8,2]  // teacher/dense4 update
- * %543 = add %540, %542 : [8,2]  // teacher/dense4 update
- * %544 = broadcast axes=[] %457 : [8,2]  // teacher/dense4 update
- * %545 = div %543, %544 : [8,2]  // teacher/dense4 update
- * %546 = add %545, %258 : [8,2]  // teacher/dense4 update
- * %547 = sqrt %546 : [8,2]  // teacher/dense4 update
- * %548 = add %547, %261 : [8,2]  // teacher/dense4 update
- * %549 = broadcast axes=[] %454 : [8,2]  // teacher/dense4 update
- * %550 = div %538, %549 : [8,2]  // teacher/dense4 update
- * %551 = div %550, %548 : [8,2]  // teacher/dense4 update
- * %552 = broadcast axes=[] %14 : [8,2]  // teacher/dense4 update
- * %553 = mul %551, %552 : [8,2]  // teacher/dense4 update
- * %554 = sub %4, %553 : [8,2]  // teacher/dense4 update
+ * %520 = mul %519, %244 : [8,2]  // teacher/dense4 update
+ * %521 = mul %407, %246 : [8,2]  // teacher/dense4 update
+ * %522 = add %520, %521 : [8,2]  // teacher/dense4 update
+ * %524 = mul %523, %250 : [8,2]  // teacher/dense4 update
+ * %525 = mul %407, %407 : [8,2]  // teacher/dense4 update
+ * %526 = mul %525, %253 : [8,2]  // teacher/dense4 update
+ * %527 = add %524, %526 : [8,2]  // teacher/dense4 update
+ * %528 = broadcast axes=[] %441 : [8,2]  // teacher/dense4 update
+ * %529 = div %527, %528 : [8,2]  // teacher/dense4 update
+ * %530 = add %529, %258 : [8,2]  // teacher/dense4 update
+ * %531 = sqrt %530 : [8,2]  // teacher/dense4 update
+ * %532 = add %531, %261 : [8,2]  // teacher/dense4 update
+ * %533 = broadcast axes=[] %438 : [8,2]  // teacher/dense4 update
+ * %534 = div %522, %533 : [8,2]  // teacher/dense4 update
+ * %535 = div %534, %532 : [8,2]  // teacher/dense4 update
+ * %536 = broadcast axes=[] %14 : [8,2]  // teacher/dense4 update
+ * %537 = mul %535, %536 : [8,2]  // teacher/dense4 update
+ * %538 = sub %4, %537 : [8,2]  // teacher/dense4 update
  * in_teacher_momentum_m_dense4_weight is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_v_dense4_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense4_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense4_update(float *restrict in_teacher_momentum_m_dense4_weight, float *restrict in_teacher_momentum_v_dense4_weight, float *restrict in_teacher_dense4_weight, const float *restrict t449, const float *restrict t454, const float *restrict t457, const float *restrict in_lr_teacher) {
+static void step_teacher_dense4_update(float *restrict in_teacher_momentum_m_dense4_weight, float *restrict in_teacher_momentum_v_dense4_weight, float *restrict in_teacher_dense4_weight, const float *restrict t407, const float *restrict t438, const float *restrict t441, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
-        const float v536 = in_teacher_momentum_m_dense4_weight[i] * 0.9f;
-        const float v537 = t449[i] * 0.1f;
-        const float v538 = v536 + v537;
-        const float v540 = in_teacher_momentum_v_dense4_weight[i] * 0.999f;
-        const float v541 = t449[i] * t449[i];
-        const float v542 = v541 * 0.001f;
-        const float v543 = v540 + v542;
-        const float v550 = v538 / t454[0];
-        const float v545 = v543 / t457[0];
-        const float v546 = v545 + 1e-16f;
-        const float v547 = sqrtf(v546);
-        const float v548 = v547 + 1e-08f;
-        const float v551 = v550 / v548;
-        const float v553 = v551 * in_lr_teacher[0];
-        const float v554 = in_teacher_dense4_weight[i] - v553;
-        in_teacher_momentum_m_dense4_weight[i] = v538;
-        in_teacher_momentum_v_dense4_weight[i] = v543;
-        in_teacher_dense4_weight[i] = v554;
+        const float v520 = in_teacher_momentum_m_dense4_weight[i] * 0.9f;
+        const float v521 = t407[i] * 0.1f;
+        const float v522 = v520 + v521;
+        const float v524 = in_teacher_momentum_v_dense4_weight[i] * 0.999f;
+        const float v525 = t407[i] * t407[i];
+        const float v526 = v525 * 0.001f;
+        const float v527 = v524 + v526;
+        const float v534 = v522 / t438[0];
+        const float v529 = v527 / t441[0];
+        const float v530 = v529 + 1e-16f;
+        const float v531 = sqrtf(v530);
+        const float v532 = v531 + 1e-08f;
+        const float v535 = v534 / v532;
+        const float v537 = v535 * in_lr_teacher[0];
+        const float v538 = in_teacher_dense4_weight[i] - v537;
+        in_teacher_momentum_m_dense4_weight[i] = v522;
+        in_teacher_momentum_v_dense4_weight[i] = v527;
+        in_teacher_dense4_weight[i] = v538;
     }
 }
 
@@ -2207,637 +2091,346 @@ static void step_teacher_dense4_update(float *restrict in_teacher_momentum_m_den
  * %284 = constant 0.0010000000000000009 : [2]  // student/dense4 update
  * %289 = constant 1.0000000000000001e-16 : [2]  // student/dense4 update
  * %292 = constant 1e-08 : [2]  // student/dense4 update
- * %556 = mul %555, %275 : [2]  // teacher/dense4 update
- * %557 = mul %451, %277 : [2]  // teacher/dense4 update
- * %558 = add %556, %557 : [2]  // teacher/dense4 update
- * %560 = mul %559, %281 : [2]  // teacher/dense4 update
- * %561 = mul %451, %451 : [2]  // teacher/dense4 update
- * %562 = mul %561, %284 : [2]  // teacher/dense4 update
- * %563 = add %560, %562 : [2]  // teacher/dense4 update
- * %564 = broadcast axes=[] %457 : [2]  // teacher/dense4 update
- * %565 = div %563, %564 : [2]  // teacher/dense4 update
- * %566 = add %565, %289 : [2]  // teacher/dense4 update
- * %567 = sqrt %566 : [2]  // teacher/dense4 update
- * %568 = add %567, %292 : [2]  // teacher/dense4 update
- * %569 = broadcast axes=[] %454 : [2]  // teacher/dense4 update
- * %570 = div %558, %569 : [2]  // teacher/dense4 update
- * %571 = div %570, %568 : [2]  // teacher/dense4 update
- * %572 = broadcast axes=[] %14 : [2]  // teacher/dense4 update
- * %573 = mul %571, %572 : [2]  // teacher/dense4 update
- * %574 = sub %5, %573 : [2]  // teacher/dense4 update
+ * %540 = mul %539, %275 : [2]  // teacher/dense4 update
+ * %541 = mul %400, %277 : [2]  // teacher/dense4 update
+ * %542 = add %540, %541 : [2]  // teacher/dense4 update
+ * %544 = mul %543, %281 : [2]  // teacher/dense4 update
+ * %545 = mul %400, %400 : [2]  // teacher/dense4 update
+ * %546 = mul %545, %284 : [2]  // teacher/dense4 update
+ * %547 = add %544, %546 : [2]  // teacher/dense4 update
+ * %548 = broadcast axes=[] %441 : [2]  // teacher/dense4 update
+ * %549 = div %547, %548 : [2]  // teacher/dense4 update
+ * %550 = add %549, %289 : [2]  // teacher/dense4 update
+ * %551 = sqrt %550 : [2]  // teacher/dense4 update
+ * %552 = add %551, %292 : [2]  // teacher/dense4 update
+ * %553 = broadcast axes=[] %438 : [2]  // teacher/dense4 update
+ * %554 = div %542, %553 : [2]  // teacher/dense4 update
+ * %555 = div %554, %552 : [2]  // teacher/dense4 update
+ * %556 = broadcast axes=[] %14 : [2]  // teacher/dense4 update
+ * %557 = mul %555, %556 : [2]  // teacher/dense4 update
+ * %558 = sub %5, %557 : [2]  // teacher/dense4 update
  * in_teacher_momentum_m_dense4_bias is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_v_dense4_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense4_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense4_update_2(float *restrict in_teacher_momentum_m_dense4_bias, float *restrict in_teacher_momentum_v_dense4_bias, float *restrict in_teacher_dense4_bias, const float *restrict t451, const float *restrict t454, const float *restrict t457, const float *restrict in_lr_teacher) {
+static void step_teacher_dense4_update_2(float *restrict in_teacher_momentum_m_dense4_bias, float *restrict in_teacher_momentum_v_dense4_bias, float *restrict in_teacher_dense4_bias, const float *restrict t400, const float *restrict t438, const float *restrict t441, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 2; i++) {
-        const float v556 = in_teacher_momentum_m_dense4_bias[i] * 0.9f;
-        const float v557 = t451[i] * 0.1f;
-        const float v558 = v556 + v557;
-        const float v560 = in_teacher_momentum_v_dense4_bias[i] * 0.999f;
-        const float v561 = t451[i] * t451[i];
-        const float v562 = v561 * 0.001f;
-        const float v563 = v560 + v562;
-        const float v570 = v558 / t454[0];
-        const float v565 = v563 / t457[0];
-        const float v566 = v565 + 1e-16f;
-        const float v567 = sqrtf(v566);
-        const float v568 = v567 + 1e-08f;
-        const float v571 = v570 / v568;
-        const float v573 = v571 * in_lr_teacher[0];
-        const float v574 = in_teacher_dense4_bias[i] - v573;
-        in_teacher_momentum_m_dense4_bias[i] = v558;
-        in_teacher_momentum_v_dense4_bias[i] = v563;
-        in_teacher_dense4_bias[i] = v574;
+        const float v540 = in_teacher_momentum_m_dense4_bias[i] * 0.9f;
+        const float v541 = t400[i] * 0.1f;
+        const float v542 = v540 + v541;
+        const float v544 = in_teacher_momentum_v_dense4_bias[i] * 0.999f;
+        const float v545 = t400[i] * t400[i];
+        const float v546 = v545 * 0.001f;
+        const float v547 = v544 + v546;
+        const float v554 = v542 / t438[0];
+        const float v549 = v547 / t441[0];
+        const float v550 = v549 + 1e-16f;
+        const float v551 = sqrtf(v550);
+        const float v552 = v551 + 1e-08f;
+        const float v555 = v554 / v552;
+        const float v557 = v555 * in_lr_teacher[0];
+        const float v558 = in_teacher_dense4_bias[i] - v557;
+        in_teacher_momentum_m_dense4_bias[i] = v542;
+        in_teacher_momentum_v_dense4_bias[i] = v547;
+        in_teacher_dense4_bias[i] = v558;
     }
 }
 
 /* reduce_sum [2,8] axes=[0, 1]
- * %575 = mul %346, %346 : [2,8]  // teacher/gradient fwd
- * %576 = reduce_sum axes=[0, 1] %575 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t576, const float *restrict t346) {
+ * %559 = mul %346, %346 : [2,8]  // teacher/gradient fwd
+ * %560 = reduce_sum axes=[0, 1] %559 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t560, const float *restrict t346) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v575 = t346[i0 * 8 + i1] * t346[i0 * 8 + i1];
-            sum += v575;
+            const float v559 = t346[i0 * 8 + i1] * t346[i0 * 8 + i1];
+            sum += v559;
         }
     }
-    t576[0] = (float)sum;
+    t560[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %577 = mul %345, %345 : [8]  // teacher/gradient fwd
- * %578 = reduce_sum axes=[0] %577 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t578, const float *restrict t345) {
+ * %561 = mul %345, %345 : [8]  // teacher/gradient fwd
+ * %562 = reduce_sum axes=[0] %561 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t562, const float *restrict t345) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v577 = t345[i0] * t345[i0];
-        sum += v577;
+        const float v561 = t345[i0] * t345[i0];
+        sum += v561;
     }
-    t578[0] = (float)sum;
+    t562[0] = (float)sum;
 }
 
 /* reduce_sum [8,8] axes=[0, 1]
- * %580 = mul %341, %341 : [8,8]  // teacher/gradient fwd
- * %581 = reduce_sum axes=[0, 1] %580 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t581, const float *restrict t341) {
+ * %564 = mul %341, %341 : [8,8]  // teacher/gradient fwd
+ * %565 = reduce_sum axes=[0, 1] %564 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t565, const float *restrict t341) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v580 = t341[i0 * 8 + i1] * t341[i0 * 8 + i1];
-            sum += v580;
+            const float v564 = t341[i0 * 8 + i1] * t341[i0 * 8 + i1];
+            sum += v564;
         }
     }
-    t581[0] = (float)sum;
+    t565[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %583 = mul %339, %339 : [8]  // teacher/gradient fwd
- * %584 = reduce_sum axes=[0] %583 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t584, const float *restrict t339) {
+ * %567 = mul %339, %339 : [8]  // teacher/gradient fwd
+ * %568 = reduce_sum axes=[0] %567 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t568, const float *restrict t339) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v583 = t339[i0] * t339[i0];
-        sum += v583;
+        const float v567 = t339[i0] * t339[i0];
+        sum += v567;
     }
-    t584[0] = (float)sum;
+    t568[0] = (float)sum;
 }
 
 /* reduce_sum [8,2] axes=[0, 1]
- * %586 = mul %334, %334 : [8,2]  // teacher/gradient fwd
- * %587 = reduce_sum axes=[0, 1] %586 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t587, const float *restrict t334) {
+ * %570 = mul %334, %334 : [8,2]  // teacher/gradient fwd
+ * %571 = reduce_sum axes=[0, 1] %570 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t571, const float *restrict t334) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v586 = t334[i0 * 2 + i1] * t334[i0 * 2 + i1];
-            sum += v586;
+            const float v570 = t334[i0 * 2 + i1] * t334[i0 * 2 + i1];
+            sum += v570;
         }
     }
-    t587[0] = (float)sum;
+    t571[0] = (float)sum;
 }
 
 /* reduce_sum [2] axes=[0]
- * %589 = mul %332, %332 : [2]  // teacher/gradient fwd
- * %590 = reduce_sum axes=[0] %589 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t590, const float *restrict t332) {
+ * %573 = mul %332, %332 : [2]  // teacher/gradient fwd
+ * %574 = reduce_sum axes=[0] %573 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t574, const float *restrict t332) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
-        const float v589 = t332[i0] * t332[i0];
-        sum += v589;
+        const float v573 = t332[i0] * t332[i0];
+        sum += v573;
     }
-    t590[0] = (float)sum;
+    t574[0] = (float)sum;
 }
 
 /* loop []
- * %579 = add %576, %578 : []  // teacher/gradient fwd
- * %582 = add %579, %581 : []  // teacher/gradient fwd
- * %585 = add %582, %584 : []  // teacher/gradient fwd
- * %588 = add %585, %587 : []  // teacher/gradient fwd
- * %591 = add %588, %590 : []  // teacher/gradient fwd
- * %592 = sqrt %591 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t592, const float *restrict t576, const float *restrict t578, const float *restrict t581, const float *restrict t584, const float *restrict t587, const float *restrict t590) {
+ * %563 = add %560, %562 : []  // teacher/gradient fwd
+ * %566 = add %563, %565 : []  // teacher/gradient fwd
+ * %569 = add %566, %568 : []  // teacher/gradient fwd
+ * %572 = add %569, %571 : []  // teacher/gradient fwd
+ * %575 = add %572, %574 : []  // teacher/gradient fwd
+ * %576 = sqrt %575 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t576, const float *restrict t560, const float *restrict t562, const float *restrict t565, const float *restrict t568, const float *restrict t571, const float *restrict t574) {
     for (size_t i = 0; i < 1; i++) {
-        const float v579 = t576[0] + t578[0];
-        const float v582 = v579 + t581[0];
-        const float v585 = v582 + t584[0];
-        const float v588 = v585 + t587[0];
-        const float v591 = v588 + t590[0];
-        const float v592 = sqrtf(v591);
-        t592[i] = v592;
+        const float v563 = t560[0] + t562[0];
+        const float v566 = v563 + t565[0];
+        const float v569 = v566 + t568[0];
+        const float v572 = v569 + t571[0];
+        const float v575 = v572 + t574[0];
+        const float v576 = sqrtf(v575);
+        t576[i] = v576;
     }
 }
 
 /* reduce_sum [2,8] axes=[0, 1]
- * %593 = reduce_sum axes=[0, 1] %143 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t593, const float *restrict t143) {
+ * %577 = reduce_sum axes=[0, 1] %143 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t577, const float *restrict t143) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
             sum += t143[i0 * 8 + i1];
         }
     }
-    t593[0] = (float)sum;
+    t577[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %594 = reduce_sum axes=[0] %174 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_15(float *restrict t594, const float *restrict t174) {
+ * %578 = reduce_sum axes=[0] %174 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t578, const float *restrict t174) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         sum += t174[i0];
     }
-    t594[0] = (float)sum;
+    t578[0] = (float)sum;
 }
 
 /* reduce_sum [8,8] axes=[0, 1]
- * %596 = reduce_sum axes=[0, 1] %202 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_16(float *restrict t596, const float *restrict t202) {
+ * %580 = reduce_sum axes=[0, 1] %202 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t580, const float *restrict t202) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
             sum += t202[i0 * 8 + i1];
         }
     }
-    t596[0] = (float)sum;
+    t580[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %598 = reduce_sum axes=[0] %230 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_17(float *restrict t598, const float *restrict t230) {
+ * %582 = reduce_sum axes=[0] %230 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t582, const float *restrict t230) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         sum += t230[i0];
     }
-    t598[0] = (float)sum;
+    t582[0] = (float)sum;
 }
 
 /* reduce_sum [8,2] axes=[0, 1]
- * %600 = reduce_sum axes=[0, 1] %252 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_18(float *restrict t600, const float *restrict t252) {
+ * %584 = reduce_sum axes=[0, 1] %252 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t584, const float *restrict t252) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
             sum += t252[i0 * 2 + i1];
         }
     }
-    t600[0] = (float)sum;
+    t584[0] = (float)sum;
 }
 
 /* reduce_sum [2] axes=[0]
- * %602 = reduce_sum axes=[0] %283 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_19(float *restrict t602, const float *restrict t283) {
+ * %586 = reduce_sum axes=[0] %283 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t586, const float *restrict t283) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
         sum += t283[i0];
     }
-    t602[0] = (float)sum;
+    t586[0] = (float)sum;
 }
 
 /* loop []
- * %595 = add %593, %594 : []  // teacher/gradient fwd
- * %597 = add %595, %596 : []  // teacher/gradient fwd
- * %599 = add %597, %598 : []  // teacher/gradient fwd
- * %601 = add %599, %600 : []  // teacher/gradient fwd
- * %603 = add %601, %602 : []  // teacher/gradient fwd
- * %604 = sqrt %603 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_20(float *restrict t604, const float *restrict t593, const float *restrict t594, const float *restrict t596, const float *restrict t598, const float *restrict t600, const float *restrict t602) {
+ * %579 = add %577, %578 : []  // teacher/gradient fwd
+ * %581 = add %579, %580 : []  // teacher/gradient fwd
+ * %583 = add %581, %582 : []  // teacher/gradient fwd
+ * %585 = add %583, %584 : []  // teacher/gradient fwd
+ * %587 = add %585, %586 : []  // teacher/gradient fwd
+ * %588 = sqrt %587 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t588, const float *restrict t577, const float *restrict t578, const float *restrict t580, const float *restrict t582, const float *restrict t584, const float *restrict t586) {
     for (size_t i = 0; i < 1; i++) {
-        const float v595 = t593[0] + t594[0];
-        const float v597 = v595 + t596[0];
-        const float v599 = v597 + t598[0];
-        const float v601 = v599 + t600[0];
-        const float v603 = v601 + t602[0];
-        const float v604 = sqrtf(v603);
-        t604[i] = v604;
+        const float v579 = t577[0] + t578[0];
+        const float v581 = v579 + t580[0];
+        const float v583 = v581 + t582[0];
+        const float v585 = v583 + t584[0];
+        const float v587 = v585 + t586[0];
+        const float v588 = sqrtf(v587);
+        t588[i] = v588;
     }
 }
 
 /* reduce_sum [2,8] axes=[0, 1]
- * %605 = mul %346, %123 : [2,8]  // teacher/gradient fwd
- * %606 = reduce_sum axes=[0, 1] %605 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_21(float *restrict t606, const float *restrict t346, const float *restrict t123) {
+ * %589 = mul %346, %123 : [2,8]  // teacher/gradient fwd
+ * %590 = reduce_sum axes=[0, 1] %589 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_15(float *restrict t590, const float *restrict t346, const float *restrict t123) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v605 = t346[i0 * 8 + i1] * t123[i0 * 8 + i1];
-            sum += v605;
+            const float v589 = t346[i0 * 8 + i1] * t123[i0 * 8 + i1];
+            sum += v589;
         }
     }
-    t606[0] = (float)sum;
+    t590[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %607 = mul %345, %122 : [8]  // teacher/gradient fwd
- * %608 = reduce_sum axes=[0] %607 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_22(float *restrict t608, const float *restrict t345, const float *restrict t122) {
+ * %591 = mul %345, %122 : [8]  // teacher/gradient fwd
+ * %592 = reduce_sum axes=[0] %591 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_16(float *restrict t592, const float *restrict t345, const float *restrict t122) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v607 = t345[i0] * t122[i0];
-        sum += v607;
+        const float v591 = t345[i0] * t122[i0];
+        sum += v591;
     }
-    t608[0] = (float)sum;
+    t592[0] = (float)sum;
 }
 
 /* reduce_sum [8,8] axes=[0, 1]
- * %610 = mul %341, %118 : [8,8]  // teacher/gradient fwd
- * %611 = reduce_sum axes=[0, 1] %610 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_23(float *restrict t611, const float *restrict t341, const float *restrict t118) {
+ * %594 = mul %341, %118 : [8,8]  // teacher/gradient fwd
+ * %595 = reduce_sum axes=[0, 1] %594 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_17(float *restrict t595, const float *restrict t341, const float *restrict t118) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v610 = t341[i0 * 8 + i1] * t118[i0 * 8 + i1];
-            sum += v610;
+            const float v594 = t341[i0 * 8 + i1] * t118[i0 * 8 + i1];
+            sum += v594;
         }
     }
-    t611[0] = (float)sum;
+    t595[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %613 = mul %339, %116 : [8]  // teacher/gradient fwd
- * %614 = reduce_sum axes=[0] %613 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_24(float *restrict t614, const float *restrict t339, const float *restrict t116) {
+ * %597 = mul %339, %116 : [8]  // teacher/gradient fwd
+ * %598 = reduce_sum axes=[0] %597 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_18(float *restrict t598, const float *restrict t339, const float *restrict t116) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v613 = t339[i0] * t116[i0];
-        sum += v613;
+        const float v597 = t339[i0] * t116[i0];
+        sum += v597;
     }
-    t614[0] = (float)sum;
+    t598[0] = (float)sum;
 }
 
 /* reduce_sum [8,2] axes=[0, 1]
- * %616 = mul %334, %111 : [8,2]  // teacher/gradient fwd
- * %617 = reduce_sum axes=[0, 1] %616 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_25(float *restrict t617, const float *restrict t334, const float *restrict t111) {
+ * %600 = mul %334, %111 : [8,2]  // teacher/gradient fwd
+ * %601 = reduce_sum axes=[0, 1] %600 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_19(float *restrict t601, const float *restrict t334, const float *restrict t111) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v616 = t334[i0 * 2 + i1] * t111[i0 * 2 + i1];
-            sum += v616;
+            const float v600 = t334[i0 * 2 + i1] * t111[i0 * 2 + i1];
+            sum += v600;
         }
     }
-    t617[0] = (float)sum;
+    t601[0] = (float)sum;
 }
 
 /* reduce_sum [2] axes=[0]
- * %619 = mul %332, %109 : [2]  // teacher/gradient fwd
- * %620 = reduce_sum axes=[0] %619 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_26(float *restrict t620, const float *restrict t332, const float *restrict t109) {
+ * %603 = mul %332, %109 : [2]  // teacher/gradient fwd
+ * %604 = reduce_sum axes=[0] %603 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_20(float *restrict t604, const float *restrict t332, const float *restrict t109) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
-        const float v619 = t332[i0] * t109[i0];
-        sum += v619;
+        const float v603 = t332[i0] * t109[i0];
+        sum += v603;
     }
-    t620[0] = (float)sum;
+    t604[0] = (float)sum;
 }
 
 /* loop []
- * %609 = add %606, %608 : []  // teacher/gradient fwd
- * %612 = add %609, %611 : []  // teacher/gradient fwd
- * %615 = add %612, %614 : []  // teacher/gradient fwd
- * %618 = add %615, %617 : []  // teacher/gradient fwd
- * %621 = add %618, %620 : []  // teacher/gradient fwd
- * %622 = mul %592, %604 : []  // teacher/gradient fwd
- * %623 = constant 1e-30 : []  // teacher/gradient fwd
- * %624 = max %622, %623 : []  // teacher/gradient fwd
- * %625 = div %621, %624 : []  // teacher/gradient fwd
- * %626 = step %370 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_27(float *restrict t625, float *restrict t626, const float *restrict t606, const float *restrict t608, const float *restrict t611, const float *restrict t614, const float *restrict t617, const float *restrict t620, const float *restrict t592, const float *restrict t604, const float *restrict t370) {
+ * %593 = add %590, %592 : []  // teacher/gradient fwd
+ * %596 = add %593, %595 : []  // teacher/gradient fwd
+ * %599 = add %596, %598 : []  // teacher/gradient fwd
+ * %602 = add %599, %601 : []  // teacher/gradient fwd
+ * %605 = add %602, %604 : []  // teacher/gradient fwd
+ * %606 = mul %576, %588 : []  // teacher/gradient fwd
+ * %607 = constant 1e-30 : []  // teacher/gradient fwd
+ * %608 = max %606, %607 : []  // teacher/gradient fwd
+ * %609 = div %605, %608 : []  // teacher/gradient fwd
+ * %610 = step %370 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_21(float *restrict t609, float *restrict t610, const float *restrict t590, const float *restrict t592, const float *restrict t595, const float *restrict t598, const float *restrict t601, const float *restrict t604, const float *restrict t576, const float *restrict t588, const float *restrict t370) {
     for (size_t i = 0; i < 1; i++) {
-        const float v609 = t606[0] + t608[0];
-        const float v612 = v609 + t611[0];
-        const float v615 = v612 + t614[0];
-        const float v618 = v615 + t617[0];
-        const float v621 = v618 + t620[0];
-        const float v622 = t592[0] * t604[0];
-        const float v624 = v622 >= 1e-30f ? v622 : 1e-30f;
-        const float v625 = v621 / v624;
-        const float v626 = t370[0] > 0.0f ? 1.0f : 0.0f;
-        t625[i] = v625;
-        t626[i] = v626;
+        const float v593 = t590[0] + t592[0];
+        const float v596 = v593 + t595[0];
+        const float v599 = v596 + t598[0];
+        const float v602 = v599 + t601[0];
+        const float v605 = v602 + t604[0];
+        const float v606 = t576[0] * t588[0];
+        const float v608 = v606 >= 1e-30f ? v606 : 1e-30f;
+        const float v609 = v605 / v608;
+        const float v610 = t370[0] > 0.0f ? 1.0f : 0.0f;
+        t609[i] = v609;
+        t610[i] = v610;
     }
 }
 
-/* reduce_sum [2,8] axes=[0, 1]
- * %627 = mul %393, %393 : [2,8]  // teacher/gradient fwd
- * %628 = reduce_sum axes=[0, 1] %627 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_28(float *restrict t628, const float *restrict t393) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 2; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v627 = t393[i0 * 8 + i1] * t393[i0 * 8 + i1];
-            sum += v627;
-        }
-    }
-    t628[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %629 = mul %392, %392 : [8]  // teacher/gradient fwd
- * %630 = reduce_sum axes=[0] %629 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_29(float *restrict t630, const float *restrict t392) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v629 = t392[i0] * t392[i0];
-        sum += v629;
-    }
-    t630[0] = (float)sum;
-}
-
-/* reduce_sum [8,8] axes=[0, 1]
- * %632 = mul %387, %387 : [8,8]  // teacher/gradient fwd
- * %633 = reduce_sum axes=[0, 1] %632 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_30(float *restrict t633, const float *restrict t387) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v632 = t387[i0 * 8 + i1] * t387[i0 * 8 + i1];
-            sum += v632;
-        }
-    }
-    t633[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %635 = mul %384, %384 : [8]  // teacher/gradient fwd
- * %636 = reduce_sum axes=[0] %635 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_31(float *restrict t636, const float *restrict t384) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v635 = t384[i0] * t384[i0];
-        sum += v635;
-    }
-    t636[0] = (float)sum;
-}
-
-/* reduce_sum [8,2] axes=[0, 1]
- * %638 = mul %378, %378 : [8,2]  // teacher/gradient fwd
- * %639 = reduce_sum axes=[0, 1] %638 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_32(float *restrict t639, const float *restrict t378) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v638 = t378[i0 * 2 + i1] * t378[i0 * 2 + i1];
-            sum += v638;
-        }
-    }
-    t639[0] = (float)sum;
-}
-
-/* reduce_sum [2] axes=[0]
- * %641 = mul %375, %375 : [2]  // teacher/gradient fwd
- * %642 = reduce_sum axes=[0] %641 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_33(float *restrict t642, const float *restrict t375) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 2; i0++) {
-        const float v641 = t375[i0] * t375[i0];
-        sum += v641;
-    }
-    t642[0] = (float)sum;
-}
-
-/* loop []
- * %631 = add %628, %630 : []  // teacher/gradient fwd
- * %634 = add %631, %633 : []  // teacher/gradient fwd
- * %637 = add %634, %636 : []  // teacher/gradient fwd
- * %640 = add %637, %639 : []  // teacher/gradient fwd
- * %643 = add %640, %642 : []  // teacher/gradient fwd
- * %644 = sqrt %643 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_34(float *restrict t644, const float *restrict t628, const float *restrict t630, const float *restrict t633, const float *restrict t636, const float *restrict t639, const float *restrict t642) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v631 = t628[0] + t630[0];
-        const float v634 = v631 + t633[0];
-        const float v637 = v634 + t636[0];
-        const float v640 = v637 + t639[0];
-        const float v643 = v640 + t642[0];
-        const float v644 = sqrtf(v643);
-        t644[i] = v644;
-    }
-}
-
-/* reduce_sum [2,8] axes=[0, 1]
- * %645 = mul %419, %419 : [2,8]  // teacher/gradient fwd
- * %646 = reduce_sum axes=[0, 1] %645 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_35(float *restrict t646, const float *restrict t419) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 2; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v645 = t419[i0 * 8 + i1] * t419[i0 * 8 + i1];
-            sum += v645;
-        }
-    }
-    t646[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %647 = mul %418, %418 : [8]  // teacher/gradient fwd
- * %648 = reduce_sum axes=[0] %647 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_36(float *restrict t648, const float *restrict t418) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v647 = t418[i0] * t418[i0];
-        sum += v647;
-    }
-    t648[0] = (float)sum;
-}
-
-/* reduce_sum [8,8] axes=[0, 1]
- * %650 = mul %415, %415 : [8,8]  // teacher/gradient fwd
- * %651 = reduce_sum axes=[0, 1] %650 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_37(float *restrict t651, const float *restrict t415) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v650 = t415[i0 * 8 + i1] * t415[i0 * 8 + i1];
-            sum += v650;
-        }
-    }
-    t651[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %653 = mul %412, %412 : [8]  // teacher/gradient fwd
- * %654 = reduce_sum axes=[0] %653 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_38(float *restrict t654, const float *restrict t412) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v653 = t412[i0] * t412[i0];
-        sum += v653;
-    }
-    t654[0] = (float)sum;
-}
-
-/* reduce_sum [8,2] axes=[0, 1]
- * %656 = mul %409, %409 : [8,2]  // teacher/gradient fwd
- * %657 = reduce_sum axes=[0, 1] %656 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_39(float *restrict t657, const float *restrict t409) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v656 = t409[i0 * 2 + i1] * t409[i0 * 2 + i1];
-            sum += v656;
-        }
-    }
-    t657[0] = (float)sum;
-}
-
-/* reduce_sum [2] axes=[0]
- * %659 = mul %406, %406 : [2]  // teacher/gradient fwd
- * %660 = reduce_sum axes=[0] %659 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_40(float *restrict t660, const float *restrict t406) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 2; i0++) {
-        const float v659 = t406[i0] * t406[i0];
-        sum += v659;
-    }
-    t660[0] = (float)sum;
-}
-
-/* loop []
- * %649 = add %646, %648 : []  // teacher/gradient fwd
- * %652 = add %649, %651 : []  // teacher/gradient fwd
- * %655 = add %652, %654 : []  // teacher/gradient fwd
- * %658 = add %655, %657 : []  // teacher/gradient fwd
- * %661 = add %658, %660 : []  // teacher/gradient fwd
- * %662 = sqrt %661 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_41(float *restrict t662, const float *restrict t646, const float *restrict t648, const float *restrict t651, const float *restrict t654, const float *restrict t657, const float *restrict t660) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v649 = t646[0] + t648[0];
-        const float v652 = v649 + t651[0];
-        const float v655 = v652 + t654[0];
-        const float v658 = v655 + t657[0];
-        const float v661 = v658 + t660[0];
-        const float v662 = sqrtf(v661);
-        t662[i] = v662;
-    }
-}
-
-/* reduce_sum [2,8] axes=[0, 1]
- * %663 = mul %439, %439 : [2,8]  // teacher/gradient fwd
- * %664 = reduce_sum axes=[0, 1] %663 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_42(float *restrict t664, const float *restrict t439) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 2; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v663 = t439[i0 * 8 + i1] * t439[i0 * 8 + i1];
-            sum += v663;
-        }
-    }
-    t664[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %665 = mul %438, %438 : [8]  // teacher/gradient fwd
- * %666 = reduce_sum axes=[0] %665 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_43(float *restrict t666, const float *restrict t438) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v665 = t438[i0] * t438[i0];
-        sum += v665;
-    }
-    t666[0] = (float)sum;
-}
-
-/* reduce_sum [8,8] axes=[0, 1]
- * %668 = mul %436, %436 : [8,8]  // teacher/gradient fwd
- * %669 = reduce_sum axes=[0, 1] %668 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_44(float *restrict t669, const float *restrict t436) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v668 = t436[i0 * 8 + i1] * t436[i0 * 8 + i1];
-            sum += v668;
-        }
-    }
-    t669[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %671 = mul %434, %434 : [8]  // teacher/gradient fwd
- * %672 = reduce_sum axes=[0] %671 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_45(float *restrict t672, const float *restrict t434) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v671 = t434[i0] * t434[i0];
-        sum += v671;
-    }
-    t672[0] = (float)sum;
-}
-
-/* reduce_sum [8,2] axes=[0, 1]
- * %674 = mul %432, %432 : [8,2]  // teacher/gradient fwd
- * %675 = reduce_sum axes=[0, 1] %674 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_46(float *restrict t675, const float *restrict t432) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v674 = t432[i0 * 2 + i1] * t432[i0 * 2 + i1];
-            sum += v674;
-        }
-    }
-    t675[0] = (float)sum;
-}
-
-/* reduce_sum [2] axes=[0]
- * %677 = mul %430, %430 : [2]  // teacher/gradient fwd
- * %678 = reduce_sum axes=[0] %677 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_47(float *restrict t678, const float *restrict t430) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 2; i0++) {
-        const float v677 = t430[i0] * t430[i0];
-        sum += v677;
-    }
-    t678[0] = (float)sum;
-}
-
-/* loop []
- * %667 = add %664, %666 : []  // teacher/gradient fwd
- * %670 = add %667, %669 : []  // teacher/gradient fwd
- * %673 = add %670, %672 : []  // teacher/gradient fwd
- * %676 = add %673, %675 : []  // teacher/gradient fwd
- * %679 = add %676, %678 : []  // teacher/gradient fwd
- * %680 = sqrt %679 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_48(float *restrict t680, const float *restrict t664, const float *restrict t666, const float *restrict t669, const float *restrict t672, const float *restrict t675, const float *restrict t678) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v667 = t664[0] + t666[0];
-        const float v670 = v667 + t669[0];
-        const float v673 = v670 + t672[0];
-        const float v676 = v673 + t675[0];
-        const float v679 = v676 + t678[0];
-        const float v680 = sqrtf(v679);
-        t680[i] = v680;
-    }
-}
-
-/* 177 kernels; scratch high-water mark 9040 floats. */
+/* 141 kernels; scratch high-water mark 6496 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_dense0_fwd(scratch /* t21 */, io /* in_x */, state /* in_teacher_dense0_weight */, state + 16 /* in_teacher_dense0_bias */);
     step_teacher_dense2_fwd(scratch + 1584 /* t25 */, scratch /* t21 */, state + 32 /* in_teacher_dense2_weight */, state + 96 /* in_teacher_dense2_bias */);
     step_teacher_dense4_fwd(scratch + 3168 /* t28 */, scratch + 1584 /* t25 */, state + 112 /* in_teacher_dense4_weight */, state + 128 /* in_teacher_dense4_bias */);
     step_teacher_loss_sup_fwd(scratch + 3568 /* t32 */, scratch + 3168 /* t29 */);
-    step_teacher_loss_sup_fwd_2(scratch + 3584 /* t34 */, scratch + 7392 /* t35 */, scratch + 3168 /* t29 */, scratch + 3568 /* t32 */);
-    step_teacher_loss_sup_fwd_3(scratch + 7408 /* t36 */, scratch + 7392 /* t35 */);
-    step_teacher_loss_sup_fwd_4(scratch + 3568 /* t37 */, scratch + 7408 /* t36 */);
+    step_teacher_loss_sup_fwd_2(scratch + 3584 /* t34 */, scratch + 6432 /* t35 */, scratch + 3168 /* t29 */, scratch + 3568 /* t32 */);
+    step_teacher_loss_sup_fwd_3(scratch + 6448 /* t36 */, scratch + 6432 /* t35 */);
+    step_teacher_loss_sup_fwd_4(scratch + 3568 /* t37 */, scratch + 6448 /* t36 */);
     step_teacher_loss_sup_fwd_5(scratch + 3600 /* t41 */, scratch + 3584 /* t34 */, scratch + 3568 /* t37 */, io + 400 /* in_y */);
     step_teacher_loss_sup_fwd_6(io + 480 /* t43 */, scratch + 3600 /* t41 */);
     step_teacher_loss_uda_fwd(scratch + 3568 /* t45 */, scratch + 3180 /* t30 */);
@@ -2845,169 +2438,133 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_loss_uda_fwd_3(scratch + 3760 /* t48 */, scratch + 3568 /* t45 */, scratch + 3952 /* t46 */);
     step_teacher_loss_uda_fwd_4(scratch + 3568 /* t50 */, scratch + 3760 /* t48 */);
     step_teacher_loss_uda_fwd_5(scratch + 3664 /* t51 */, scratch + 3568 /* t50 */);
-    step_teacher_loss_uda_fwd_6(scratch + 6336 /* t54 */, scratch + 3760 /* t48 */, scratch + 3664 /* t51 */);
-    step_teacher_loss_uda_fwd_7(scratch + 3568 /* t55 */, scratch + 6336 /* t54 */);
-    step_teacher_loss_uda_fwd_8(scratch + 7104 /* t57 */, scratch + 3568 /* t55 */);
-    step_teacher_loss_uda_fwd_9(scratch + 6528 /* t58 */, scratch + 3372 /* t31 */);
-    step_teacher_loss_uda_fwd_10(scratch + 3568 /* t60 */, scratch + 7872 /* t61 */, scratch + 3372 /* t31 */, scratch + 6528 /* t58 */);
-    step_teacher_loss_uda_fwd_11(scratch + 8256 /* t62 */, scratch + 7872 /* t61 */);
-    step_teacher_loss_uda_fwd_12(scratch + 8064 /* t63 */, scratch + 8256 /* t62 */);
-    step_teacher_loss_uda_fwd_13(scratch + 8160 /* t67 */, scratch + 3568 /* t60 */, scratch + 8064 /* t63 */, scratch + 6336 /* t54 */);
-    step_teacher_loss_uda_fwd_14(scratch + 8064 /* t70 */, scratch + 8160 /* t67 */, scratch + 7104 /* t57 */);
-    step_teacher_loss_uda_fwd_15(io + 496 /* t72 */, scratch + 8064 /* t70 */);
-    step_teacher_loss_uda_fwd_16(scratch + 7200 /* t73 */, scratch + 7104 /* t57 */);
-    step_teacher_loss_uda_fwd_17(io + 512 /* t74 */, scratch + 7200 /* t73 */);
-    step_teacher_pseudo_labels_fwd(scratch + 8064 /* t75 */, scratch + 3372 /* t31 */);
+    step_teacher_loss_uda_fwd_6(scratch + 5472 /* t54 */, scratch + 3760 /* t48 */, scratch + 3664 /* t51 */);
+    step_teacher_loss_uda_fwd_7(scratch + 3568 /* t55 */, scratch + 5472 /* t54 */);
+    step_teacher_loss_uda_fwd_8(scratch + 6240 /* t57 */, scratch + 3568 /* t55 */);
+    step_teacher_loss_uda_fwd_9(scratch + 5856 /* t58 */, scratch + 3372 /* t31 */);
+    step_teacher_loss_uda_fwd_10(scratch + 3568 /* t60 */, scratch + 5664 /* t61 */, scratch + 3372 /* t31 */, scratch + 5856 /* t58 */);
+    step_teacher_loss_uda_fwd_11(scratch + 6336 /* t62 */, scratch + 5664 /* t61 */);
+    step_teacher_loss_uda_fwd_12(scratch + 5856 /* t63 */, scratch + 6336 /* t62 */);
+    step_teacher_loss_uda_fwd_13(scratch + 5952 /* t67 */, scratch + 3568 /* t60 */, scratch + 5856 /* t63 */, scratch + 5472 /* t54 */);
+    step_teacher_loss_uda_fwd_14(scratch + 5856 /* t70 */, scratch + 5952 /* t67 */, scratch + 6240 /* t57 */);
+    step_teacher_loss_uda_fwd_15(io + 496 /* t72 */, scratch + 5856 /* t70 */);
+    step_teacher_loss_uda_fwd_16(scratch + 5856 /* t73 */, scratch + 6240 /* t57 */);
+    step_teacher_loss_uda_fwd_17(io + 512 /* t74 */, scratch + 5856 /* t73 */);
+    step_teacher_pseudo_labels_fwd(scratch + 5856 /* t75 */, scratch + 3372 /* t31 */);
     step_student_dense0_fwd(scratch + 3168 /* t81 */, io + 204 /* t76 */, state + 144 /* in_student_dense0_weight */, state + 160 /* in_student_dense0_bias */);
     step_student_dense2_fwd(scratch + 3936 /* t85 */, scratch + 3168 /* t81 */, state + 176 /* in_student_dense2_weight */, state + 240 /* in_student_dense2_bias */);
-    step_student_dense4_fwd(scratch + 6528 /* t88 */, scratch + 3936 /* t85 */, state + 256 /* in_student_dense4_weight */, state + 272 /* in_student_dense4_bias */);
-    step_student_loss_u_fwd(scratch + 7200 /* t89 */, scratch + 6528 /* t88 */);
-    step_student_loss_u_fwd_2(scratch + 6720 /* t91 */, scratch + 6912 /* t92 */, scratch + 6528 /* t88 */, scratch + 7200 /* t89 */);
-    step_student_loss_u_fwd_3(scratch + 7200 /* t93 */, scratch + 6912 /* t92 */);
-    step_student_loss_u_fwd_4(scratch + 6528 /* t94 */, scratch + 7200 /* t93 */);
-    step_student_loss_u_fwd_5(scratch + 6624 /* t98 */, scratch + 6720 /* t91 */, scratch + 6528 /* t94 */, scratch + 8064 /* t75 */);
-    step_student_loss_u_fwd_6(io + 528 /* t100 */, scratch + 6624 /* t98 */);
-    step_student_loss_u_vjp(scratch + 6528 /* t102 */, scratch + 8064 /* t75 */);
-    step_student_loss_u_vjp_2(scratch + 6720 /* t104 */, scratch + 6528 /* t102 */);
-    step_student_loss_u_vjp_3(scratch + 7296 /* t105 */, scratch + 6720 /* t104 */, scratch + 7200 /* t93 */);
-    step_student_loss_u_vjp_4(scratch + 6720 /* t108 */, scratch + 7296 /* t105 */, scratch + 6912 /* t92 */, scratch + 6528 /* t102 */);
-    step_student_dense4_vjp(scratch + 8672 /* t109 */, scratch + 6720 /* t108 */);
-    step_student_dense4_vjp_2(scratch + 8688 /* t111 */, scratch + 3936 /* t85 */, scratch + 6720 /* t108 */);
-    step_student_dense4_vjp_3(scratch + 4704 /* t115 */, scratch + 6720 /* t108 */, state + 256 /* in_student_dense4_weight */, scratch + 3936 /* t85 */);
-    step_student_dense2_vjp(scratch + 8704 /* t116 */, scratch + 4704 /* t115 */);
-    step_student_dense2_vjp_2(scratch + 8352 /* t118 */, scratch + 3168 /* t81 */, scratch + 4704 /* t115 */);
+    step_student_dense4_fwd(scratch + 4704 /* t88 */, scratch + 3936 /* t85 */, state + 256 /* in_student_dense4_weight */, state + 272 /* in_student_dense4_bias */);
+    step_student_loss_u_fwd(scratch + 5280 /* t89 */, scratch + 4704 /* t88 */);
+    step_student_loss_u_fwd_2(scratch + 4896 /* t91 */, scratch + 5088 /* t92 */, scratch + 4704 /* t88 */, scratch + 5280 /* t89 */);
+    step_student_loss_u_fwd_3(scratch + 4704 /* t93 */, scratch + 5088 /* t92 */);
+    step_student_loss_u_fwd_4(scratch + 4800 /* t94 */, scratch + 4704 /* t93 */);
+    step_student_loss_u_fwd_5(scratch + 5280 /* t98 */, scratch + 4896 /* t91 */, scratch + 4800 /* t94 */, scratch + 5856 /* t75 */);
+    step_student_loss_u_fwd_6(io + 528 /* t100 */, scratch + 5280 /* t98 */);
+    step_student_loss_u_vjp(scratch + 5280 /* t102 */, scratch + 5856 /* t75 */);
+    step_student_loss_u_vjp_2(scratch + 6048 /* t104 */, scratch + 5280 /* t102 */);
+    step_student_loss_u_vjp_3(scratch + 4800 /* t105 */, scratch + 6048 /* t104 */, scratch + 4704 /* t93 */);
+    step_student_loss_u_vjp_4(scratch + 6048 /* t108 */, scratch + 4800 /* t105 */, scratch + 5088 /* t92 */, scratch + 5280 /* t102 */);
+    step_student_dense4_vjp(scratch + 6464 /* t109 */, scratch + 6048 /* t108 */);
+    step_student_dense4_vjp_2(scratch + 6480 /* t111 */, scratch + 3936 /* t85 */, scratch + 6048 /* t108 */);
+    step_student_dense4_vjp_3(scratch + 4704 /* t115 */, scratch + 6048 /* t108 */, state + 256 /* in_student_dense4_weight */, scratch + 3936 /* t85 */);
+    step_student_dense2_vjp(scratch + 6208 /* t116 */, scratch + 4704 /* t115 */);
+    step_student_dense2_vjp_2(scratch + 6144 /* t118 */, scratch + 3168 /* t81 */, scratch + 4704 /* t115 */);
     step_student_dense2_vjp_3(scratch + 3936 /* t121 */, scratch + 4704 /* t115 */, state + 176 /* in_student_dense2_weight */, scratch + 3168 /* t81 */);
-    step_student_dense0_vjp(scratch + 8720 /* t122 */, scratch + 3936 /* t121 */);
-    step_student_dense0_vjp_2(scratch + 8736 /* t123 */, io + 204 /* t76 */, scratch + 3936 /* t121 */);
+    step_student_dense0_vjp(scratch + 6224 /* t122 */, scratch + 3936 /* t121 */);
+    step_student_dense0_vjp_2(scratch + 4704 /* t123 */, io + 204 /* t76 */, scratch + 3936 /* t121 */);
     step_student_update(state + 896 /* in_student_momentum_m_correction */, state + 912 /* in_student_momentum_v_correction */);
-    step_student_dense0_update(state + 608 /* in_student_momentum_m_dense0_weight */, scratch + 8752 /* t143 */, state + 752 /* in_student_momentum_v_dense0_weight */, scratch + 8544 /* t153 */, state + 144 /* in_student_dense0_weight */, scratch + 8736 /* t123 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense0_update_2(state + 624 /* in_student_momentum_m_dense0_bias */, scratch + 8768 /* t174 */, state + 768 /* in_student_momentum_v_dense0_bias */, scratch + 8560 /* t184 */, state + 160 /* in_student_dense0_bias */, scratch + 8720 /* t122 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense2_update(state + 640 /* in_student_momentum_m_dense2_weight */, scratch + 8416 /* t202 */, state + 784 /* in_student_momentum_v_dense2_weight */, scratch + 6528 /* t212 */, state + 176 /* in_student_dense2_weight */, scratch + 8352 /* t118 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense2_update_2(state + 704 /* in_student_momentum_m_dense2_bias */, scratch + 8784 /* t230 */, state + 848 /* in_student_momentum_v_dense2_bias */, scratch + 8576 /* t236 */, state + 240 /* in_student_dense2_bias */, scratch + 8704 /* t116 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense4_update(state + 720 /* in_student_momentum_m_dense4_weight */, scratch + 8800 /* t252 */, state + 864 /* in_student_momentum_v_dense4_weight */, scratch + 8592 /* t262 */, state + 256 /* in_student_dense4_weight */, scratch + 8688 /* t111 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense4_update_2(state + 736 /* in_student_momentum_m_dense4_bias */, scratch + 8816 /* t283 */, state + 880 /* in_student_momentum_v_dense4_bias */, scratch + 8608 /* t293 */, state + 272 /* in_student_dense4_bias */, scratch + 8672 /* t109 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense0_fwd_2(scratch + 6592 /* t305 */, io /* in_x */, state + 144 /* t164 */, state + 160 /* t192 */);
-    step_student_dense2_fwd_2(scratch + 6640 /* t309 */, scratch + 6592 /* t305 */, state + 176 /* t223 */, state + 240 /* t242 */);
-    step_student_dense4_fwd_2(scratch + 8624 /* t312 */, scratch + 6640 /* t309 */, state + 256 /* t273 */, state + 272 /* t301 */);
-    step_student_loss_l_fwd(scratch + 8640 /* t313 */, scratch + 8624 /* t312 */);
-    step_student_loss_l_fwd_2(scratch + 8656 /* t315 */, scratch + 8480 /* t316 */, scratch + 8624 /* t312 */, scratch + 8640 /* t313 */);
-    step_student_loss_l_fwd_3(scratch + 8624 /* t317 */, scratch + 8480 /* t316 */);
-    step_student_loss_l_fwd_4(scratch + 8640 /* t318 */, scratch + 8624 /* t317 */);
-    step_student_loss_l_fwd_5(scratch + 8496 /* t322 */, scratch + 8656 /* t315 */, scratch + 8640 /* t318 */, io + 400 /* in_y */);
-    step_student_loss_l_fwd_6(io + 544 /* t323 */, scratch + 8496 /* t322 */);
-    step_student_loss_l_vjp(scratch + 8640 /* t325 */, io + 400 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 8656 /* t327 */, scratch + 8640 /* t325 */);
-    step_student_loss_l_vjp_3(scratch + 8496 /* t328 */, scratch + 8656 /* t327 */, scratch + 8624 /* t317 */);
-    step_student_loss_l_vjp_4(scratch + 8624 /* t331 */, scratch + 8496 /* t328 */, scratch + 8480 /* t316 */, scratch + 8640 /* t325 */);
-    step_student_dense4_vjp_4(scratch + 8832 /* t332 */, scratch + 8624 /* t331 */);
-    step_student_dense4_vjp_5(scratch + 8848 /* t334 */, scratch + 6640 /* t309 */, scratch + 8624 /* t331 */);
-    step_student_dense4_vjp_6(scratch + 6688 /* t338 */, scratch + 8624 /* t331 */, state + 256 /* t273 */, scratch + 6640 /* t309 */);
-    step_student_dense2_vjp_4(scratch + 8864 /* t339 */, scratch + 6688 /* t338 */);
-    step_student_dense2_vjp_5(scratch + 8480 /* t341 */, scratch + 6592 /* t305 */, scratch + 6688 /* t338 */);
-    step_student_dense2_vjp_6(scratch + 6640 /* t344 */, scratch + 6688 /* t338 */, state + 176 /* t223 */, scratch + 6592 /* t305 */);
-    step_student_dense0_vjp_3(scratch + 8880 /* t345 */, scratch + 6640 /* t344 */);
-    step_student_dense0_vjp_4(scratch + 8896 /* t346 */, io /* in_x */, scratch + 6640 /* t344 */);
-    step_teacher_feedback_fwd(scratch + 8624 /* t354 */, state + 896 /* t128 */, scratch + 8544 /* t153 */, scratch + 8736 /* t123 */, scratch + 8896 /* t346 */);
-    step_teacher_feedback_fwd_2(scratch + 8544 /* t356 */, state + 896 /* t128 */, scratch + 8560 /* t184 */, scratch + 8720 /* t122 */, scratch + 8880 /* t345 */);
-    step_teacher_feedback_fwd_3(scratch + 8560 /* t359 */, state + 896 /* t128 */, scratch + 6528 /* t212 */, scratch + 8352 /* t118 */, scratch + 8480 /* t341 */);
-    step_teacher_feedback_fwd_4(scratch + 7200 /* t362 */, state + 896 /* t128 */, scratch + 8576 /* t236 */, scratch + 8704 /* t116 */, scratch + 8864 /* t339 */);
-    step_teacher_feedback_fwd_5(scratch + 8576 /* t365 */, state + 896 /* t128 */, scratch + 8592 /* t262 */, scratch + 8688 /* t111 */, scratch + 8848 /* t334 */);
-    step_teacher_feedback_fwd_6(scratch + 8592 /* t368 */, state + 896 /* t128 */, scratch + 8608 /* t293 */, scratch + 8672 /* t109 */, scratch + 8832 /* t332 */);
-    step_teacher_feedback_fwd_7(io + 560 /* t370 */, scratch + 8624 /* t354 */, scratch + 8544 /* t356 */, scratch + 8560 /* t359 */, scratch + 7200 /* t362 */, scratch + 8576 /* t365 */, scratch + 8592 /* t368 */, io + 432 /* in_lr_student */);
-    step_teacher_loss_sup_vjp(scratch + 8544 /* t371 */, scratch + 8656 /* t327 */, scratch + 7408 /* t36 */);
-    step_teacher_loss_sup_vjp_2(scratch + 8656 /* t374 */, scratch + 8544 /* t371 */, scratch + 7392 /* t35 */, scratch + 8640 /* t325 */);
-    step_teacher_dense4_vjp(scratch + 8912 /* t375 */, scratch + 8656 /* t374 */);
-    step_teacher_dense4_vjp_2(scratch + 8928 /* t378 */, scratch + 1584 /* t377 */, scratch + 8656 /* t374 */);
-    step_teacher_sigmoid3_vjp(scratch + 3168 /* t381 */, scratch + 1584 /* t25 */);
-    step_teacher_dense4_vjp_3(scratch + 6528 /* t383 */, scratch + 8656 /* t374 */, state + 112 /* in_teacher_dense4_weight */, scratch + 3168 /* t382 */);
-    step_teacher_dense2_vjp(scratch + 8944 /* t384 */, scratch + 6528 /* t383 */);
-    step_teacher_dense2_vjp_2(scratch + 8544 /* t387 */, scratch /* t386 */, scratch + 6528 /* t383 */);
-    step_teacher_sigmoid1_vjp(scratch + 4752 /* t389 */, scratch /* t21 */);
-    step_teacher_dense2_vjp_3(scratch + 6576 /* t391 */, scratch + 6528 /* t383 */, state + 32 /* in_teacher_dense2_weight */, scratch + 4752 /* t390 */);
-    step_teacher_dense0_vjp(scratch + 8960 /* t392 */, scratch + 6576 /* t391 */);
-    step_teacher_dense0_vjp_2(scratch + 8976 /* t393 */, io /* in_x */, scratch + 6576 /* t391 */);
-    step_teacher_loss_uda_vjp(scratch + 8608 /* t394 */, io + 448 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 6720 /* t397 */, scratch + 8608 /* t394 */, scratch + 7104 /* t57 */);
-    step_teacher_loss_uda_vjp_3(scratch + 6528 /* t399 */, scratch + 6720 /* t397 */, scratch + 6336 /* t54 */);
-    step_teacher_loss_uda_vjp_4(scratch + 6336 /* t401 */, scratch + 6528 /* t399 */);
-    step_teacher_loss_uda_vjp_5(scratch + 6432 /* t402 */, scratch + 6336 /* t401 */, scratch + 8256 /* t62 */);
-    step_teacher_loss_uda_vjp_6(scratch + 7104 /* t405 */, scratch + 6432 /* t402 */, scratch + 7872 /* t61 */, scratch + 6528 /* t399 */);
-    step_teacher_dense4_vjp_4(scratch + 8992 /* t406 */, scratch + 7104 /* t405 */);
-    step_teacher_dense4_vjp_5(scratch + 9008 /* t409 */, scratch + 2400 /* t408 */, scratch + 7104 /* t405 */);
-    step_teacher_dense4_vjp_6(scratch + 6336 /* t411 */, scratch + 7104 /* t405 */, state + 112 /* in_teacher_dense4_weight */, scratch + 3984 /* t410 */);
-    step_teacher_dense2_vjp_4(scratch + 9024 /* t412 */, scratch + 6336 /* t411 */);
-    step_teacher_dense2_vjp_5(scratch + 8608 /* t415 */, scratch + 816 /* t414 */, scratch + 6336 /* t411 */);
-    step_teacher_dense2_vjp_6(scratch + 7104 /* t417 */, scratch + 6336 /* t411 */, state + 32 /* in_teacher_dense2_weight */, scratch + 5568 /* t416 */);
-    step_teacher_dense0_vjp_3(scratch + 6720 /* t418 */, scratch + 7104 /* t417 */);
-    step_teacher_dense0_vjp_4(scratch + 6736 /* t419 */, io + 204 /* t76 */, scratch + 7104 /* t417 */);
-    step_teacher_feedback_vjp(scratch + 6528 /* t421 */, io + 464 /* in_feedback_scale */, io + 560 /* t370 */);
-    step_teacher_feedback_vjp_2(scratch + 6336 /* t423 */, scratch + 6528 /* t421 */, scratch + 8064 /* t75 */);
-    step_teacher_feedback_vjp_3(scratch + 8064 /* t425 */, scratch + 6336 /* t423 */);
-    step_teacher_feedback_vjp_4(scratch + 8160 /* t426 */, scratch + 8064 /* t425 */, scratch + 8256 /* t62 */);
-    step_teacher_feedback_vjp_5(scratch + 6528 /* t429 */, scratch + 8160 /* t426 */, scratch + 7872 /* t61 */, scratch + 6336 /* t423 */);
-    step_teacher_dense4_vjp_7(scratch + 6464 /* t430 */, scratch + 6528 /* t429 */);
-    step_teacher_dense4_vjp_8(scratch + 6480 /* t432 */, scratch + 2400 /* t408 */, scratch + 6528 /* t429 */);
-    step_teacher_dense4_vjp_9(scratch + 1584 /* t433 */, scratch + 6528 /* t429 */, state + 112 /* in_teacher_dense4_weight */, scratch + 3984 /* t410 */);
-    step_teacher_dense2_vjp_7(scratch + 6496 /* t434 */, scratch + 1584 /* t433 */);
-    step_teacher_dense2_vjp_8(scratch + 6336 /* t436 */, scratch + 816 /* t414 */, scratch + 1584 /* t433 */);
-    step_teacher_dense2_vjp_9(scratch /* t437 */, scratch + 1584 /* t433 */, state + 32 /* in_teacher_dense2_weight */, scratch + 5568 /* t416 */);
-    step_teacher_dense0_vjp_5(scratch + 6512 /* t438 */, scratch /* t437 */);
-    step_teacher_dense0_vjp_6(scratch + 6528 /* t439 */, io + 204 /* t76 */, scratch /* t437 */);
-    step_teacher_gradient_fwd(scratch + 6544 /* t441 */, scratch + 8976 /* t393 */, scratch + 6736 /* t419 */, scratch + 6528 /* t439 */);
-    step_teacher_gradient_fwd_2(scratch + 6560 /* t443 */, scratch + 8960 /* t392 */, scratch + 6720 /* t418 */, scratch + 6512 /* t438 */);
-    step_teacher_gradient_fwd_3(scratch + 6400 /* t445 */, scratch + 8544 /* t387 */, scratch + 8608 /* t415 */, scratch + 6336 /* t436 */);
-    step_teacher_gradient_fwd_4(scratch + 6576 /* t447 */, scratch + 8944 /* t384 */, scratch + 9024 /* t412 */, scratch + 6496 /* t434 */);
-    step_teacher_gradient_fwd_5(scratch + 6592 /* t449 */, scratch + 8928 /* t378 */, scratch + 9008 /* t409 */, scratch + 6480 /* t432 */);
-    step_teacher_gradient_fwd_6(scratch + 6608 /* t451 */, scratch + 8912 /* t375 */, scratch + 8992 /* t406 */, scratch + 6464 /* t430 */);
+    step_student_dense0_update(state + 608 /* in_student_momentum_m_dense0_weight */, scratch + 4304 /* t143 */, state + 752 /* in_student_momentum_v_dense0_weight */, scratch + 6112 /* t153 */, state + 144 /* in_student_dense0_weight */, scratch + 4704 /* t123 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
+    step_student_dense0_update_2(state + 624 /* in_student_momentum_m_dense0_bias */, scratch + 4320 /* t174 */, state + 768 /* in_student_momentum_v_dense0_bias */, scratch + 6128 /* t184 */, state + 160 /* in_student_dense0_bias */, scratch + 6224 /* t122 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
+    step_student_dense2_update(state + 640 /* in_student_momentum_m_dense2_weight */, scratch + 4128 /* t202 */, state + 784 /* in_student_momentum_v_dense2_weight */, scratch + 6048 /* t212 */, state + 176 /* in_student_dense2_weight */, scratch + 6144 /* t118 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
+    step_student_dense2_update_2(state + 704 /* in_student_momentum_m_dense2_bias */, scratch + 4336 /* t230 */, state + 848 /* in_student_momentum_v_dense2_bias */, scratch + 4256 /* t236 */, state + 240 /* in_student_dense2_bias */, scratch + 6208 /* t116 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
+    step_student_dense4_update(state + 720 /* in_student_momentum_m_dense4_weight */, scratch + 4352 /* t252 */, state + 864 /* in_student_momentum_v_dense4_weight */, scratch + 4272 /* t262 */, state + 256 /* in_student_dense4_weight */, scratch + 6480 /* t111 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
+    step_student_dense4_update_2(state + 736 /* in_student_momentum_m_dense4_bias */, scratch + 4368 /* t283 */, state + 880 /* in_student_momentum_v_dense4_bias */, scratch + 4288 /* t293 */, state + 272 /* in_student_dense4_bias */, scratch + 6464 /* t109 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
+    step_student_dense0_fwd_2(scratch + 3168 /* t305 */, io /* in_x */, state + 144 /* t164 */, state + 160 /* t192 */);
+    step_student_dense2_fwd_2(scratch + 3216 /* t309 */, scratch + 3168 /* t305 */, state + 176 /* t223 */, state + 240 /* t242 */);
+    step_student_dense4_fwd_2(scratch + 4192 /* t312 */, scratch + 3216 /* t309 */, state + 256 /* t273 */, state + 272 /* t301 */);
+    step_student_loss_l_fwd(scratch + 4208 /* t313 */, scratch + 4192 /* t312 */);
+    step_student_loss_l_fwd_2(scratch + 4224 /* t315 */, scratch + 4240 /* t316 */, scratch + 4192 /* t312 */, scratch + 4208 /* t313 */);
+    step_student_loss_l_fwd_3(scratch + 4192 /* t317 */, scratch + 4240 /* t316 */);
+    step_student_loss_l_fwd_4(scratch + 4208 /* t318 */, scratch + 4192 /* t317 */);
+    step_student_loss_l_fwd_5(scratch + 4384 /* t322 */, scratch + 4224 /* t315 */, scratch + 4208 /* t318 */, io + 400 /* in_y */);
+    step_student_loss_l_fwd_6(io + 544 /* t323 */, scratch + 4384 /* t322 */);
+    step_student_loss_l_vjp(scratch + 4384 /* t325 */, io + 400 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 4400 /* t327 */, scratch + 4384 /* t325 */);
+    step_student_loss_l_vjp_3(scratch + 4208 /* t328 */, scratch + 4400 /* t327 */, scratch + 4192 /* t317 */);
+    step_student_loss_l_vjp_4(scratch + 4192 /* t331 */, scratch + 4208 /* t328 */, scratch + 4240 /* t316 */, scratch + 4384 /* t325 */);
+    step_student_dense4_vjp_4(scratch + 4416 /* t332 */, scratch + 4192 /* t331 */);
+    step_student_dense4_vjp_5(scratch + 4432 /* t334 */, scratch + 3216 /* t309 */, scratch + 4192 /* t331 */);
+    step_student_dense4_vjp_6(scratch + 3264 /* t338 */, scratch + 4192 /* t331 */, state + 256 /* t273 */, scratch + 3216 /* t309 */);
+    step_student_dense2_vjp_4(scratch + 4448 /* t339 */, scratch + 3264 /* t338 */);
+    step_student_dense2_vjp_5(scratch + 4192 /* t341 */, scratch + 3168 /* t305 */, scratch + 3264 /* t338 */);
+    step_student_dense2_vjp_6(scratch + 3216 /* t344 */, scratch + 3264 /* t338 */, state + 176 /* t223 */, scratch + 3168 /* t305 */);
+    step_student_dense0_vjp_3(scratch + 4464 /* t345 */, scratch + 3216 /* t344 */);
+    step_student_dense0_vjp_4(scratch + 4480 /* t346 */, io /* in_x */, scratch + 3216 /* t344 */);
+    step_teacher_feedback_fwd(scratch + 4496 /* t354 */, state + 896 /* t128 */, scratch + 6112 /* t153 */, scratch + 4704 /* t123 */, scratch + 4480 /* t346 */);
+    step_teacher_feedback_fwd_2(scratch + 6112 /* t356 */, state + 896 /* t128 */, scratch + 6128 /* t184 */, scratch + 6224 /* t122 */, scratch + 4464 /* t345 */);
+    step_teacher_feedback_fwd_3(scratch + 6128 /* t359 */, state + 896 /* t128 */, scratch + 6048 /* t212 */, scratch + 6144 /* t118 */, scratch + 4192 /* t341 */);
+    step_teacher_feedback_fwd_4(scratch + 6048 /* t362 */, state + 896 /* t128 */, scratch + 4256 /* t236 */, scratch + 6208 /* t116 */, scratch + 4448 /* t339 */);
+    step_teacher_feedback_fwd_5(scratch + 4256 /* t365 */, state + 896 /* t128 */, scratch + 4272 /* t262 */, scratch + 6480 /* t111 */, scratch + 4432 /* t334 */);
+    step_teacher_feedback_fwd_6(scratch + 4272 /* t368 */, state + 896 /* t128 */, scratch + 4288 /* t293 */, scratch + 6464 /* t109 */, scratch + 4416 /* t332 */);
+    step_teacher_feedback_fwd_7(io + 560 /* t370 */, scratch + 4288 /* t372 */, scratch + 4496 /* t354 */, scratch + 6112 /* t356 */, scratch + 6128 /* t359 */, scratch + 6048 /* t362 */, scratch + 4256 /* t365 */, scratch + 4272 /* t368 */, io + 432 /* in_lr_student */, io + 464 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 3168 /* t374 */, scratch + 4288 /* t372 */, scratch + 5856 /* t75 */);
+    step_teacher_feedback_vjp_2(scratch + 5856 /* t376 */, scratch + 3168 /* t374 */);
+    step_teacher_feedback_vjp_3(scratch + 5952 /* t377 */, scratch + 5856 /* t376 */, scratch + 6336 /* t62 */);
+    step_teacher_loss_uda_vjp(scratch + 4256 /* t381 */, io + 448 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 5856 /* t384 */, scratch + 4256 /* t381 */, scratch + 6240 /* t57 */);
+    step_teacher_loss_uda_vjp_3(scratch + 3360 /* t386 */, scratch + 5856 /* t384 */, scratch + 5472 /* t54 */);
+    step_teacher_loss_uda_vjp_4(scratch + 5856 /* t388 */, scratch + 3360 /* t386 */);
+    step_teacher_loss_uda_vjp_5(scratch + 6048 /* t389 */, scratch + 5856 /* t388 */, scratch + 6336 /* t62 */);
+    step_teacher_loss_uda_vjp_6(scratch + 3936 /* t393 */, scratch + 5952 /* t377 */, scratch + 5664 /* t61 */, scratch + 3168 /* t374 */, scratch + 6048 /* t389 */, scratch + 3360 /* t386 */);
+    step_teacher_loss_sup_vjp(scratch + 4256 /* t394 */, scratch + 4400 /* t327 */, scratch + 6448 /* t36 */);
+    step_teacher_loss_sup_vjp_2(scratch + 4400 /* t397 */, scratch + 4256 /* t394 */, scratch + 6432 /* t35 */, scratch + 4384 /* t325 */);
+    step_teacher_dense4_vjp(scratch + 4384 /* t398 */, scratch + 4400 /* t397 */);
+    step_teacher_dense4_vjp_2(scratch + 4256 /* t399 */, scratch + 3936 /* t393 */);
+    step_teacher_dense4_vjp_3(scratch + 4496 /* t400 */, scratch + 4384 /* t398 */, scratch + 4256 /* t399 */);
+    step_teacher_dense4_vjp_4(scratch + 4384 /* t406 */, scratch + 2400 /* t405 */, scratch + 3936 /* t393 */);
+    step_teacher_dense4_vjp_5(scratch + 4512 /* t407 */, scratch + 1584 /* t403 */, scratch + 4400 /* t397 */, scratch + 4384 /* t406 */);
+    step_teacher_dense4_vjp_6(scratch + 4256 /* t410 */, scratch + 4400 /* t397 */, state + 112 /* in_teacher_dense4_weight */, scratch + 1584 /* t403 */);
+    step_teacher_dense4_vjp_7(scratch + 3168 /* t413 */, scratch + 3936 /* t393 */, state + 112 /* in_teacher_dense4_weight */, scratch + 2400 /* t405 */);
+    step_teacher_dense2_vjp(scratch + 4384 /* t414 */, scratch + 4256 /* t410 */);
+    step_teacher_dense2_vjp_2(scratch + 4400 /* t415 */, scratch + 3168 /* t413 */);
+    step_teacher_dense2_vjp_3(scratch + 4064 /* t416 */, scratch + 4384 /* t414 */, scratch + 4400 /* t415 */);
+    step_teacher_dense2_vjp_4(scratch + 3936 /* t422 */, scratch + 816 /* t421 */, scratch + 3168 /* t413 */);
+    step_teacher_dense2_vjp_5(scratch + 4000 /* t423 */, scratch /* t419 */, scratch + 4256 /* t410 */, scratch + 3936 /* t422 */);
+    step_teacher_dense2_vjp_6(scratch + 3936 /* t426 */, scratch + 4256 /* t410 */, state + 32 /* in_teacher_dense2_weight */, scratch /* t419 */);
+    step_teacher_dense2_vjp_7(scratch + 1584 /* t429 */, scratch + 3168 /* t413 */, state + 32 /* in_teacher_dense2_weight */, scratch + 816 /* t421 */);
+    step_teacher_dense0_vjp(scratch + 3984 /* t430 */, scratch + 3936 /* t426 */);
+    step_teacher_dense0_vjp_2(scratch + 4384 /* t431 */, scratch + 1584 /* t429 */);
+    step_teacher_dense0_vjp_3(scratch + 4400 /* t432 */, scratch + 3984 /* t430 */, scratch + 4384 /* t431 */);
+    step_teacher_dense0_vjp_4(scratch + 3984 /* t434 */, io + 204 /* t76 */, scratch + 1584 /* t429 */);
+    step_teacher_dense0_vjp_5(scratch + 4384 /* t435 */, io /* in_x */, scratch + 3936 /* t426 */, scratch + 3984 /* t434 */);
     step_teacher_update(state + 576 /* in_teacher_momentum_m_correction */, state + 592 /* in_teacher_momentum_v_correction */);
-    step_teacher_dense0_update(state + 288 /* in_teacher_momentum_m_dense0_weight */, state + 432 /* in_teacher_momentum_v_dense0_weight */, state /* in_teacher_dense0_weight */, scratch + 6544 /* t441 */, state + 576 /* t454 */, state + 592 /* t457 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense0_update_2(state + 304 /* in_teacher_momentum_m_dense0_bias */, state + 448 /* in_teacher_momentum_v_dense0_bias */, state + 16 /* in_teacher_dense0_bias */, scratch + 6560 /* t443 */, state + 576 /* t454 */, state + 592 /* t457 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense2_update(state + 320 /* in_teacher_momentum_m_dense2_weight */, state + 464 /* in_teacher_momentum_v_dense2_weight */, state + 32 /* in_teacher_dense2_weight */, scratch + 6400 /* t445 */, state + 576 /* t454 */, state + 592 /* t457 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense2_update_2(state + 384 /* in_teacher_momentum_m_dense2_bias */, state + 528 /* in_teacher_momentum_v_dense2_bias */, state + 96 /* in_teacher_dense2_bias */, scratch + 6576 /* t447 */, state + 576 /* t454 */, state + 592 /* t457 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense4_update(state + 400 /* in_teacher_momentum_m_dense4_weight */, state + 544 /* in_teacher_momentum_v_dense4_weight */, state + 112 /* in_teacher_dense4_weight */, scratch + 6592 /* t449 */, state + 576 /* t454 */, state + 592 /* t457 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense4_update_2(state + 416 /* in_teacher_momentum_m_dense4_bias */, state + 560 /* in_teacher_momentum_v_dense4_bias */, state + 128 /* in_teacher_dense4_bias */, scratch + 6608 /* t451 */, state + 576 /* t454 */, state + 592 /* t457 */, io + 416 /* in_lr_teacher */);
-    step_teacher_gradient_fwd_7(scratch + 6400 /* t576 */, scratch + 8896 /* t346 */);
-    step_teacher_gradient_fwd_8(scratch + 6416 /* t578 */, scratch + 8880 /* t345 */);
-    step_teacher_gradient_fwd_9(scratch + 6432 /* t581 */, scratch + 8480 /* t341 */);
-    step_teacher_gradient_fwd_10(scratch + 6448 /* t584 */, scratch + 8864 /* t339 */);
-    step_teacher_gradient_fwd_11(scratch + 6544 /* t587 */, scratch + 8848 /* t334 */);
-    step_teacher_gradient_fwd_12(scratch + 6560 /* t590 */, scratch + 8832 /* t332 */);
-    step_teacher_gradient_fwd_13(io + 576 /* t592 */, scratch + 6400 /* t576 */, scratch + 6416 /* t578 */, scratch + 6432 /* t581 */, scratch + 6448 /* t584 */, scratch + 6544 /* t587 */, scratch + 6560 /* t590 */);
-    step_teacher_gradient_fwd_14(scratch + 6400 /* t593 */, scratch + 8752 /* t143 */);
-    step_teacher_gradient_fwd_15(scratch + 8752 /* t594 */, scratch + 8768 /* t174 */);
-    step_teacher_gradient_fwd_16(scratch + 8768 /* t596 */, scratch + 8416 /* t202 */);
-    step_teacher_gradient_fwd_17(scratch + 6416 /* t598 */, scratch + 8784 /* t230 */);
-    step_teacher_gradient_fwd_18(scratch + 8784 /* t600 */, scratch + 8800 /* t252 */);
-    step_teacher_gradient_fwd_19(scratch + 8800 /* t602 */, scratch + 8816 /* t283 */);
-    step_teacher_gradient_fwd_20(io + 592 /* t604 */, scratch + 6400 /* t593 */, scratch + 8752 /* t594 */, scratch + 8768 /* t596 */, scratch + 6416 /* t598 */, scratch + 8784 /* t600 */, scratch + 8800 /* t602 */);
-    step_teacher_gradient_fwd_21(scratch + 6400 /* t606 */, scratch + 8896 /* t346 */, scratch + 8736 /* t123 */);
-    step_teacher_gradient_fwd_22(scratch + 8896 /* t608 */, scratch + 8880 /* t345 */, scratch + 8720 /* t122 */);
-    step_teacher_gradient_fwd_23(scratch + 8880 /* t611 */, scratch + 8480 /* t341 */, scratch + 8352 /* t118 */);
-    step_teacher_gradient_fwd_24(scratch + 6416 /* t614 */, scratch + 8864 /* t339 */, scratch + 8704 /* t116 */);
-    step_teacher_gradient_fwd_25(scratch + 8864 /* t617 */, scratch + 8848 /* t334 */, scratch + 8688 /* t111 */);
-    step_teacher_gradient_fwd_26(scratch + 8848 /* t620 */, scratch + 8832 /* t332 */, scratch + 8672 /* t109 */);
-    step_teacher_gradient_fwd_27(io + 608 /* t625 */, io + 624 /* t626 */, scratch + 6400 /* t606 */, scratch + 8896 /* t608 */, scratch + 8880 /* t611 */, scratch + 6416 /* t614 */, scratch + 8864 /* t617 */, scratch + 8848 /* t620 */, io + 576 /* t592 */, io + 592 /* t604 */, io + 560 /* t370 */);
-    step_teacher_gradient_fwd_28(scratch + 6400 /* t628 */, scratch + 8976 /* t393 */);
-    step_teacher_gradient_fwd_29(scratch + 8976 /* t630 */, scratch + 8960 /* t392 */);
-    step_teacher_gradient_fwd_30(scratch + 8960 /* t633 */, scratch + 8544 /* t387 */);
-    step_teacher_gradient_fwd_31(scratch + 6416 /* t636 */, scratch + 8944 /* t384 */);
-    step_teacher_gradient_fwd_32(scratch + 8944 /* t639 */, scratch + 8928 /* t378 */);
-    step_teacher_gradient_fwd_33(scratch + 8928 /* t642 */, scratch + 8912 /* t375 */);
-    step_teacher_gradient_fwd_34(io + 640 /* t644 */, scratch + 6400 /* t628 */, scratch + 8976 /* t630 */, scratch + 8960 /* t633 */, scratch + 6416 /* t636 */, scratch + 8944 /* t639 */, scratch + 8928 /* t642 */);
-    step_teacher_gradient_fwd_35(scratch + 6400 /* t646 */, scratch + 6736 /* t419 */);
-    step_teacher_gradient_fwd_36(scratch + 6416 /* t648 */, scratch + 6720 /* t418 */);
-    step_teacher_gradient_fwd_37(scratch + 6432 /* t651 */, scratch + 8608 /* t415 */);
-    step_teacher_gradient_fwd_38(scratch + 6448 /* t654 */, scratch + 9024 /* t412 */);
-    step_teacher_gradient_fwd_39(scratch + 6544 /* t657 */, scratch + 9008 /* t409 */);
-    step_teacher_gradient_fwd_40(scratch + 6560 /* t660 */, scratch + 8992 /* t406 */);
-    step_teacher_gradient_fwd_41(io + 656 /* t662 */, scratch + 6400 /* t646 */, scratch + 6416 /* t648 */, scratch + 6432 /* t651 */, scratch + 6448 /* t654 */, scratch + 6544 /* t657 */, scratch + 6560 /* t660 */);
-    step_teacher_gradient_fwd_42(scratch + 6400 /* t664 */, scratch + 6528 /* t439 */);
-    step_teacher_gradient_fwd_43(scratch + 6416 /* t666 */, scratch + 6512 /* t438 */);
-    step_teacher_gradient_fwd_44(scratch + 6432 /* t669 */, scratch + 6336 /* t436 */);
-    step_teacher_gradient_fwd_45(scratch + 6448 /* t672 */, scratch + 6496 /* t434 */);
-    step_teacher_gradient_fwd_46(scratch /* t675 */, scratch + 6480 /* t432 */);
-    step_teacher_gradient_fwd_47(scratch + 16 /* t678 */, scratch + 6464 /* t430 */);
-    step_teacher_gradient_fwd_48(io + 672 /* t680 */, scratch + 6400 /* t664 */, scratch + 6416 /* t666 */, scratch + 6432 /* t669 */, scratch + 6448 /* t672 */, scratch /* t675 */, scratch + 16 /* t678 */);
+    step_teacher_dense0_update(state + 288 /* in_teacher_momentum_m_dense0_weight */, state + 432 /* in_teacher_momentum_v_dense0_weight */, state /* in_teacher_dense0_weight */, scratch + 4384 /* t435 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense0_update_2(state + 304 /* in_teacher_momentum_m_dense0_bias */, state + 448 /* in_teacher_momentum_v_dense0_bias */, state + 16 /* in_teacher_dense0_bias */, scratch + 4400 /* t432 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense2_update(state + 320 /* in_teacher_momentum_m_dense2_weight */, state + 464 /* in_teacher_momentum_v_dense2_weight */, state + 32 /* in_teacher_dense2_weight */, scratch + 4000 /* t423 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense2_update_2(state + 384 /* in_teacher_momentum_m_dense2_bias */, state + 528 /* in_teacher_momentum_v_dense2_bias */, state + 96 /* in_teacher_dense2_bias */, scratch + 4064 /* t416 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense4_update(state + 400 /* in_teacher_momentum_m_dense4_weight */, state + 544 /* in_teacher_momentum_v_dense4_weight */, state + 112 /* in_teacher_dense4_weight */, scratch + 4512 /* t407 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense4_update_2(state + 416 /* in_teacher_momentum_m_dense4_bias */, state + 560 /* in_teacher_momentum_v_dense4_bias */, state + 128 /* in_teacher_dense4_bias */, scratch + 4496 /* t400 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 4384 /* t560 */, scratch + 4480 /* t346 */);
+    step_teacher_gradient_fwd_2(scratch + 4400 /* t562 */, scratch + 4464 /* t345 */);
+    step_teacher_gradient_fwd_3(scratch + 4256 /* t565 */, scratch + 4192 /* t341 */);
+    step_teacher_gradient_fwd_4(scratch + 4272 /* t568 */, scratch + 4448 /* t339 */);
+    step_teacher_gradient_fwd_5(scratch + 4288 /* t571 */, scratch + 4432 /* t334 */);
+    step_teacher_gradient_fwd_6(scratch + 4496 /* t574 */, scratch + 4416 /* t332 */);
+    step_teacher_gradient_fwd_7(io + 576 /* t576 */, scratch + 4384 /* t560 */, scratch + 4400 /* t562 */, scratch + 4256 /* t565 */, scratch + 4272 /* t568 */, scratch + 4288 /* t571 */, scratch + 4496 /* t574 */);
+    step_teacher_gradient_fwd_8(scratch + 4384 /* t577 */, scratch + 4304 /* t143 */);
+    step_teacher_gradient_fwd_9(scratch + 4400 /* t578 */, scratch + 4320 /* t174 */);
+    step_teacher_gradient_fwd_10(scratch + 4256 /* t580 */, scratch + 4128 /* t202 */);
+    step_teacher_gradient_fwd_11(scratch + 4272 /* t582 */, scratch + 4336 /* t230 */);
+    step_teacher_gradient_fwd_12(scratch + 4288 /* t584 */, scratch + 4352 /* t252 */);
+    step_teacher_gradient_fwd_13(scratch + 4304 /* t586 */, scratch + 4368 /* t283 */);
+    step_teacher_gradient_fwd_14(io + 592 /* t588 */, scratch + 4384 /* t577 */, scratch + 4400 /* t578 */, scratch + 4256 /* t580 */, scratch + 4272 /* t582 */, scratch + 4288 /* t584 */, scratch + 4304 /* t586 */);
+    step_teacher_gradient_fwd_15(scratch + 4256 /* t590 */, scratch + 4480 /* t346 */, scratch + 4704 /* t123 */);
+    step_teacher_gradient_fwd_16(scratch + 4272 /* t592 */, scratch + 4464 /* t345 */, scratch + 6224 /* t122 */);
+    step_teacher_gradient_fwd_17(scratch + 4288 /* t595 */, scratch + 4192 /* t341 */, scratch + 6144 /* t118 */);
+    step_teacher_gradient_fwd_18(scratch + 4304 /* t598 */, scratch + 4448 /* t339 */, scratch + 6208 /* t116 */);
+    step_teacher_gradient_fwd_19(scratch + 4320 /* t601 */, scratch + 4432 /* t334 */, scratch + 6480 /* t111 */);
+    step_teacher_gradient_fwd_20(scratch + 4336 /* t604 */, scratch + 4416 /* t332 */, scratch + 6464 /* t109 */);
+    step_teacher_gradient_fwd_21(io + 608 /* t609 */, io + 624 /* t610 */, scratch + 4256 /* t590 */, scratch + 4272 /* t592 */, scratch + 4288 /* t595 */, scratch + 4304 /* t598 */, scratch + 4320 /* t601 */, scratch + 4336 /* t604 */, io + 576 /* t576 */, io + 592 /* t588 */, io + 560 /* t370 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

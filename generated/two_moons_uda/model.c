@@ -66,9 +66,6 @@ const mplc_tensor mplc_step_outputs[] = {
     { "g_u_norm", 0, {0, 0, 0, 0}, 592, 1, 0, 0, 0.0 },
     { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 608, 1, 0, 0, 0.0 },
     { "h_positive", 0, {0, 0, 0, 0}, 624, 1, 0, 0, 0.0 },
-    { "teacher_grad_sup_norm", 0, {0, 0, 0, 0}, 640, 1, 0, 0, 0.0 },
-    { "teacher_grad_uda_norm", 0, {0, 0, 0, 0}, 656, 1, 0, 0, 0.0 },
-    { "teacher_grad_feedback_norm", 0, {0, 0, 0, 0}, 672, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -1096,13 +1093,16 @@ static void step_teacher_feedback_fwd_6(float *restrict t201, const float *restr
 }
 
 /* loop []
+ * %99 = constant -0.010416666666666666 : []  // student/loss_u fwd
  * %190 = add %187, %189 : []  // teacher/feedback fwd
  * %193 = add %190, %192 : []  // teacher/feedback fwd
  * %196 = add %193, %195 : []  // teacher/feedback fwd
  * %199 = add %196, %198 : []  // teacher/feedback fwd
  * %202 = add %199, %201 : []  // teacher/feedback fwd
- * %203 = mul %15, %202 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_7(float *restrict t202, float *restrict t203, const float *restrict t187, const float *restrict t189, const float *restrict t192, const float *restrict t195, const float *restrict t198, const float *restrict t201, const float *restrict in_lr_student) {
+ * %203 = mul %15, %202 : []  // teacher/feedback fwd
+ * %204 = mul %17, %203 : []  // teacher/feedback vjp
+ * %205 = mul %204, %99 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_7(float *restrict t202, float *restrict t203, float *restrict t205, const float *restrict t187, const float *restrict t189, const float *restrict t192, const float *restrict t195, const float *restrict t198, const float *restrict t201, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
         const float v190 = t187[0] + t189[0];
         const float v193 = v190 + t192[0];
@@ -1110,1062 +1110,658 @@ static void step_teacher_feedback_fwd_7(float *restrict t202, float *restrict t2
         const float v199 = v196 + t198[0];
         const float v202 = v199 + t201[0];
         const float v203 = in_lr_student[0] * v202;
+        const float v204 = in_feedback_scale[0] * v203;
+        const float v205 = v204 * (-0.010416667f);
         t202[i] = v202;
         t203[i] = v203;
+        t205[i] = v205;
+    }
+}
+
+/* loop [96,2]
+ * %206 = broadcast axes=[] %205 : [96,2]  // teacher/feedback vjp
+ * %207 = mul %206, %75 : [96,2]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t207, const float *restrict t205, const float *restrict t75) {
+    for (size_t i = 0; i < 192; i++) {
+        const float v207 = t205[0] * t75[i];
+        t207[i] = v207;
+    }
+}
+
+/* reduce_sum [96,2] axes=[1]
+ * %208 = neg %207 : [96,2]  // teacher/feedback vjp
+ * %209 = reduce_sum axes=[1] %208 : [96]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t209, const float *restrict t207) {
+    for (size_t i0 = 0; i0 < 96; i0++) {
+        double sum = 0.0;
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v208 = -t207[i0 * 2 + i1];
+            sum += v208;
+        }
+        t209[i0] = (float)sum;
+    }
+}
+
+/* loop [96]
+ * %210 = div %209, %62 : [96]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t210, const float *restrict t209, const float *restrict t62) {
+    for (size_t i = 0; i < 96; i++) {
+        const float v210 = t209[i] / t62[i];
+        t210[i] = v210;
+    }
+}
+
+/* loop []
+ * %71 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
+ * %214 = mul %16, %71 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t214, const float *restrict in_uda_weight) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v214 = in_uda_weight[0] * 0.010416667f;
+        t214[i] = v214;
+    }
+}
+
+/* loop [96]
+ * %215 = broadcast axes=[] %214 : [96]  // teacher/loss_uda vjp
+ * %216 = mul %215, %57 : [96]  // teacher/loss_uda vjp
+ * %217 = neg %216 : [96]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t217, const float *restrict t214, const float *restrict t57) {
+    for (size_t i = 0; i < 96; i++) {
+        const float v216 = t214[0] * t57[i];
+        const float v217 = -v216;
+        t217[i] = v217;
+    }
+}
+
+/* loop [96,2]
+ * %218 = broadcast axes=[0] %217 : [96,2]  // teacher/loss_uda vjp
+ * %219 = mul %218, %54 : [96,2]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t219, const float *restrict t217, const float *restrict t54) {
+    for (size_t i0 = 0; i0 < 96; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v219 = t217[i0] * t54[i0 * 2 + i1];
+            t219[i0 * 2 + i1] = v219;
+        }
+    }
+}
+
+/* reduce_sum [96,2] axes=[1]
+ * %220 = neg %219 : [96,2]  // teacher/loss_uda vjp
+ * %221 = reduce_sum axes=[1] %220 : [96]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t221, const float *restrict t219) {
+    for (size_t i0 = 0; i0 < 96; i0++) {
+        double sum = 0.0;
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v220 = -t219[i0 * 2 + i1];
+            sum += v220;
+        }
+        t221[i0] = (float)sum;
+    }
+}
+
+/* loop [96]
+ * %222 = div %221, %62 : [96]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t222, const float *restrict t221, const float *restrict t62) {
+    for (size_t i = 0; i < 96; i++) {
+        const float v222 = t221[i] / t62[i];
+        t222[i] = v222;
+    }
+}
+
+/* loop [96,2]
+ * %211 = broadcast axes=[0] %210 : [96,2]  // teacher/feedback vjp
+ * %212 = mul %211, %61 : [96,2]  // teacher/feedback vjp
+ * %213 = add %207, %212 : [96,2]  // teacher/feedback vjp
+ * %223 = broadcast axes=[0] %222 : [96,2]  // teacher/loss_uda vjp
+ * %224 = mul %223, %61 : [96,2]  // teacher/loss_uda vjp
+ * %225 = add %219, %224 : [96,2]  // teacher/loss_uda vjp
+ * %226 = add %213, %225 : [96,2]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t226, const float *restrict t210, const float *restrict t61, const float *restrict t207, const float *restrict t222, const float *restrict t219) {
+    for (size_t i0 = 0; i0 < 96; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v212 = t210[i0] * t61[i0 * 2 + i1];
+            const float v213 = t207[i0 * 2 + i1] + v212;
+            const float v224 = t222[i0] * t61[i0 * 2 + i1];
+            const float v225 = t219[i0 * 2 + i1] + v224;
+            const float v226 = v213 + v225;
+            t226[i0 * 2 + i1] = v226;
+        }
     }
 }
 
 /* loop [6]
- * %204 = div %166, %36 : [6]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t204, const float *restrict t166, const float *restrict t36) {
+ * %227 = div %166, %36 : [6]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t227, const float *restrict t166, const float *restrict t36) {
     for (size_t i = 0; i < 6; i++) {
-        const float v204 = t166[i] / t36[i];
-        t204[i] = v204;
+        const float v227 = t166[i] / t36[i];
+        t227[i] = v227;
     }
 }
 
 /* loop [6,2]
- * %205 = broadcast axes=[0] %204 : [6,2]  // teacher/loss_sup vjp
- * %206 = mul %205, %35 : [6,2]  // teacher/loss_sup vjp
- * %207 = add %164, %206 : [6,2]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t207, const float *restrict t204, const float *restrict t35, const float *restrict t164) {
+ * %228 = broadcast axes=[0] %227 : [6,2]  // teacher/loss_sup vjp
+ * %229 = mul %228, %35 : [6,2]  // teacher/loss_sup vjp
+ * %230 = add %164, %229 : [6,2]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t230, const float *restrict t227, const float *restrict t35, const float *restrict t164) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v206 = t204[i0] * t35[i0 * 2 + i1];
-            const float v207 = t164[i0 * 2 + i1] + v206;
-            t207[i0 * 2 + i1] = v207;
+            const float v229 = t227[i0] * t35[i0 * 2 + i1];
+            const float v230 = t164[i0 * 2 + i1] + v229;
+            t230[i0 * 2 + i1] = v230;
         }
     }
 }
 
 /* reduce_sum [6,2] axes=[0]
- * %208 = reduce_sum axes=[0] %207 : [2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp(float *restrict t208, const float *restrict t207) {
-    for (size_t o = 0; o < 2; o++) t208[o] = 0.0f;
+ * %231 = reduce_sum axes=[0] %230 : [2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp(float *restrict t231, const float *restrict t230) {
+    for (size_t o = 0; o < 2; o++) t231[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            t208[i1] += t207[i0 * 2 + i1];
+            t231[i1] += t230[i0 * 2 + i1];
         }
+    }
+}
+
+/* reduce_sum [96,2] axes=[0]
+ * %232 = reduce_sum axes=[0] %226 : [2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_2(float *restrict t232, const float *restrict t226) {
+    for (size_t o = 0; o < 2; o++) t232[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 96; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            t232[i1] += t226[i0 * 2 + i1];
+        }
+    }
+}
+
+/* loop [2]
+ * %233 = add %231, %232 : [2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_3(float *restrict t233, const float *restrict t231, const float *restrict t232) {
+    for (size_t i = 0; i < 2; i++) {
+        const float v233 = t231[i] + t232[i];
+        t233[i] = v233;
     }
 }
 
 /* gemm blas m=8 n=2 k=6 tA
- * %211 = matmul tA %210, %207 : [8,2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_2(float *restrict t211, const float *restrict t210, const float *restrict t207) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 6, 1.0f, t210, 8, t207, 2, 0.0f, t211, 2);
+ * %237 = matmul tA %236, %230 : [8,2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_4(float *restrict t237, const float *restrict t236, const float *restrict t230) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 6, 1.0f, t236, 8, t230, 2, 0.0f, t237, 2);
 }
 
-/* loop [198,8]
- * %212 = constant 1 : [198,8]  // teacher/sigmoid3 vjp
- * %213 = sub %212, %25 : [198,8]  // teacher/sigmoid3 vjp
- * %214 = mul %25, %213 : [198,8]  // teacher/sigmoid3 vjp */
-static void step_teacher_sigmoid3_vjp(float *restrict t214, const float *restrict t25) {
-    for (size_t i = 0; i < 1584; i++) {
-        const float v213 = 1.0f - t25[i];
-        const float v214 = t25[i] * v213;
-        t214[i] = v214;
+/* gemm blas m=8 n=2 k=96 tA
+ * %239 = matmul tA %238, %226 : [8,2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_5(float *restrict t239, const float *restrict t238, const float *restrict t226) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t238, 8, t226, 2, 0.0f, t239, 2);
+}
+
+/* loop [8,2]
+ * %240 = add %237, %239 : [8,2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_6(float *restrict t240, const float *restrict t237, const float *restrict t239) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v240 = t237[i] + t239[i];
+        t240[i] = v240;
     }
 }
 
 /* gemm blas m=6 n=8 k=2 tB +epilogue
- * %209 = matmul tB %207, %4 : [6,8]  // teacher/dense4 vjp
- * %216 = mul %209, %215 : [6,8]  // teacher/sigmoid3 vjp */
-static void step_teacher_dense4_vjp_3(float *restrict t216, const float *restrict t207, const float *restrict in_teacher_dense4_weight, const float *restrict t215) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 2, 1.0f, t207, 2, in_teacher_dense4_weight, 2, 0.0f, t216, 8);
+ * %174 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %234 = matmul tB %230, %4 : [6,8]  // teacher/dense4 vjp
+ * %241 = sub %174, %236 : [6,8]  // teacher/sigmoid3 vjp
+ * %242 = mul %236, %241 : [6,8]  // teacher/sigmoid3 vjp
+ * %243 = mul %234, %242 : [6,8]  // teacher/sigmoid3 vjp */
+static void step_teacher_dense4_vjp_7(float *restrict t243, const float *restrict t230, const float *restrict in_teacher_dense4_weight, const float *restrict t236) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 2, 1.0f, t230, 2, in_teacher_dense4_weight, 2, 0.0f, t243, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 48; i++) {
-        const float v216 = t216[i] * t215[i];
-        t216[i] = v216;
+        const float v241 = 1.0f - t236[i];
+        const float v242 = t236[i] * v241;
+        const float v243 = t243[i] * v242;
+        t243[i] = v243;
+    }
+}
+
+/* gemm blas m=96 n=8 k=2 tB +epilogue
+ * %112 = constant 1 : [96,8]  // student/sigmoid3 vjp
+ * %235 = matmul tB %226, %4 : [96,8]  // teacher/dense4 vjp
+ * %244 = sub %112, %238 : [96,8]  // teacher/sigmoid3 vjp
+ * %245 = mul %238, %244 : [96,8]  // teacher/sigmoid3 vjp
+ * %246 = mul %235, %245 : [96,8]  // teacher/sigmoid3 vjp */
+static void step_teacher_dense4_vjp_8(float *restrict t246, const float *restrict t226, const float *restrict in_teacher_dense4_weight, const float *restrict t238) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t226, 2, in_teacher_dense4_weight, 2, 0.0f, t246, 8);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 768; i++) {
+        const float v244 = 1.0f - t238[i];
+        const float v245 = t238[i] * v244;
+        const float v246 = t246[i] * v245;
+        t246[i] = v246;
     }
 }
 
 /* reduce_sum [6,8] axes=[0]
- * %217 = reduce_sum axes=[0] %216 : [8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp(float *restrict t217, const float *restrict t216) {
-    for (size_t o = 0; o < 8; o++) t217[o] = 0.0f;
+ * %247 = reduce_sum axes=[0] %243 : [8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp(float *restrict t247, const float *restrict t243) {
+    for (size_t o = 0; o < 8; o++) t247[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t217[i1] += t216[i0 * 8 + i1];
+            t247[i1] += t243[i0 * 8 + i1];
         }
+    }
+}
+
+/* reduce_sum [96,8] axes=[0]
+ * %248 = reduce_sum axes=[0] %246 : [8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_2(float *restrict t248, const float *restrict t246) {
+    for (size_t o = 0; o < 8; o++) t248[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 96; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            t248[i1] += t246[i0 * 8 + i1];
+        }
+    }
+}
+
+/* loop [8]
+ * %249 = add %247, %248 : [8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_3(float *restrict t249, const float *restrict t247, const float *restrict t248) {
+    for (size_t i = 0; i < 8; i++) {
+        const float v249 = t247[i] + t248[i];
+        t249[i] = v249;
     }
 }
 
 /* gemm blas m=8 n=8 k=6 tA
- * %220 = matmul tA %219, %216 : [8,8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_2(float *restrict t220, const float *restrict t219, const float *restrict t216) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 6, 1.0f, t219, 8, t216, 8, 0.0f, t220, 8);
-}
-
-/* loop [198,8]
- * %212 = constant 1 : [198,8]  // teacher/sigmoid3 vjp
- * %221 = sub %212, %21 : [198,8]  // teacher/sigmoid1 vjp
- * %222 = mul %21, %221 : [198,8]  // teacher/sigmoid1 vjp */
-static void step_teacher_sigmoid1_vjp(float *restrict t222, const float *restrict t21) {
-    for (size_t i = 0; i < 1584; i++) {
-        const float v221 = 1.0f - t21[i];
-        const float v222 = t21[i] * v221;
-        t222[i] = v222;
-    }
-}
-
-/* gemm blas m=6 n=8 k=8 tB +epilogue
- * %218 = matmul tB %216, %2 : [6,8]  // teacher/dense2 vjp
- * %224 = mul %218, %223 : [6,8]  // teacher/sigmoid1 vjp */
-static void step_teacher_dense2_vjp_3(float *restrict t224, const float *restrict t216, const float *restrict in_teacher_dense2_weight, const float *restrict t223) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 8, 1.0f, t216, 8, in_teacher_dense2_weight, 8, 0.0f, t224, 8);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 48; i++) {
-        const float v224 = t224[i] * t223[i];
-        t224[i] = v224;
-    }
-}
-
-/* reduce_sum [6,8] axes=[0]
- * %225 = reduce_sum axes=[0] %224 : [8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp(float *restrict t225, const float *restrict t224) {
-    for (size_t o = 0; o < 8; o++) t225[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            t225[i1] += t224[i0 * 8 + i1];
-        }
-    }
-}
-
-/* gemm blas m=2 n=8 k=6 tA
- * %226 = matmul tA %77, %224 : [2,8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_2(float *restrict t226, const float *restrict in_x, const float *restrict t224) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 6, 1.0f, in_x, 2, t224, 8, 0.0f, t226, 8);
-}
-
-/* loop []
- * %71 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
- * %227 = mul %16, %71 : []  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp(float *restrict t227, const float *restrict in_uda_weight) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v227 = in_uda_weight[0] * 0.010416667f;
-        t227[i] = v227;
-    }
-}
-
-/* loop [96]
- * %228 = broadcast axes=[] %227 : [96]  // teacher/loss_uda vjp
- * %229 = mul %228, %57 : [96]  // teacher/loss_uda vjp
- * %230 = neg %229 : [96]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_2(float *restrict t230, const float *restrict t227, const float *restrict t57) {
-    for (size_t i = 0; i < 96; i++) {
-        const float v229 = t227[0] * t57[i];
-        const float v230 = -v229;
-        t230[i] = v230;
-    }
-}
-
-/* loop [96,2]
- * %231 = broadcast axes=[0] %230 : [96,2]  // teacher/loss_uda vjp
- * %232 = mul %231, %54 : [96,2]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_3(float *restrict t232, const float *restrict t230, const float *restrict t54) {
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v232 = t230[i0] * t54[i0 * 2 + i1];
-            t232[i0 * 2 + i1] = v232;
-        }
-    }
-}
-
-/* reduce_sum [96,2] axes=[1]
- * %233 = neg %232 : [96,2]  // teacher/loss_uda vjp
- * %234 = reduce_sum axes=[1] %233 : [96]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_4(float *restrict t234, const float *restrict t232) {
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        double sum = 0.0;
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v233 = -t232[i0 * 2 + i1];
-            sum += v233;
-        }
-        t234[i0] = (float)sum;
-    }
-}
-
-/* loop [96]
- * %235 = div %234, %62 : [96]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_5(float *restrict t235, const float *restrict t234, const float *restrict t62) {
-    for (size_t i = 0; i < 96; i++) {
-        const float v235 = t234[i] / t62[i];
-        t235[i] = v235;
-    }
-}
-
-/* loop [96,2]
- * %236 = broadcast axes=[0] %235 : [96,2]  // teacher/loss_uda vjp
- * %237 = mul %236, %61 : [96,2]  // teacher/loss_uda vjp
- * %238 = add %232, %237 : [96,2]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_6(float *restrict t238, const float *restrict t235, const float *restrict t61, const float *restrict t232) {
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v237 = t235[i0] * t61[i0 * 2 + i1];
-            const float v238 = t232[i0 * 2 + i1] + v237;
-            t238[i0 * 2 + i1] = v238;
-        }
-    }
-}
-
-/* reduce_sum [96,2] axes=[0]
- * %239 = reduce_sum axes=[0] %238 : [2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_4(float *restrict t239, const float *restrict t238) {
-    for (size_t o = 0; o < 2; o++) t239[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            t239[i1] += t238[i0 * 2 + i1];
-        }
-    }
-}
-
-/* gemm blas m=8 n=2 k=96 tA
- * %242 = matmul tA %241, %238 : [8,2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_5(float *restrict t242, const float *restrict t241, const float *restrict t238) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t241, 8, t238, 2, 0.0f, t242, 2);
-}
-
-/* gemm blas m=96 n=8 k=2 tB +epilogue
- * %240 = matmul tB %238, %4 : [96,8]  // teacher/dense4 vjp
- * %244 = mul %240, %243 : [96,8]  // teacher/sigmoid3 vjp */
-static void step_teacher_dense4_vjp_6(float *restrict t244, const float *restrict t238, const float *restrict in_teacher_dense4_weight, const float *restrict t243) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t238, 2, in_teacher_dense4_weight, 2, 0.0f, t244, 8);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 768; i++) {
-        const float v244 = t244[i] * t243[i];
-        t244[i] = v244;
-    }
-}
-
-/* reduce_sum [96,8] axes=[0]
- * %245 = reduce_sum axes=[0] %244 : [8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_4(float *restrict t245, const float *restrict t244) {
-    for (size_t o = 0; o < 8; o++) t245[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            t245[i1] += t244[i0 * 8 + i1];
-        }
-    }
+ * %253 = matmul tA %252, %243 : [8,8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_4(float *restrict t253, const float *restrict t252, const float *restrict t243) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 6, 1.0f, t252, 8, t243, 8, 0.0f, t253, 8);
 }
 
 /* gemm blas m=8 n=8 k=96 tA
- * %248 = matmul tA %247, %244 : [8,8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_5(float *restrict t248, const float *restrict t247, const float *restrict t244) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t247, 8, t244, 8, 0.0f, t248, 8);
+ * %255 = matmul tA %254, %246 : [8,8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_5(float *restrict t255, const float *restrict t254, const float *restrict t246) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t254, 8, t246, 8, 0.0f, t255, 8);
 }
 
-/* gemm blas m=96 n=8 k=8 tB +epilogue
- * %246 = matmul tB %244, %2 : [96,8]  // teacher/dense2 vjp
- * %250 = mul %246, %249 : [96,8]  // teacher/sigmoid1 vjp */
-static void step_teacher_dense2_vjp_6(float *restrict t250, const float *restrict t244, const float *restrict in_teacher_dense2_weight, const float *restrict t249) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t244, 8, in_teacher_dense2_weight, 8, 0.0f, t250, 8);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 768; i++) {
-        const float v250 = t250[i] * t249[i];
-        t250[i] = v250;
-    }
-}
-
-/* reduce_sum [96,8] axes=[0]
- * %251 = reduce_sum axes=[0] %250 : [8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_3(float *restrict t251, const float *restrict t250) {
-    for (size_t o = 0; o < 8; o++) t251[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            t251[i1] += t250[i0 * 8 + i1];
-        }
-    }
-}
-
-/* gemm blas m=2 n=8 k=96 tA
- * %252 = matmul tA %76, %250 : [2,8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_4(float *restrict t252, const float *restrict t76, const float *restrict t250) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t76, 2, t250, 8, 0.0f, t252, 8);
-}
-
-/* loop []
- * %99 = constant -0.010416666666666666 : []  // student/loss_u fwd
- * %253 = mul %17, %203 : []  // teacher/feedback vjp
- * %254 = mul %253, %99 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp(float *restrict t254, const float *restrict in_feedback_scale, const float *restrict t203) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v253 = in_feedback_scale[0] * t203[0];
-        const float v254 = v253 * (-0.010416667f);
-        t254[i] = v254;
-    }
-}
-
-/* loop [96,2]
- * %255 = broadcast axes=[] %254 : [96,2]  // teacher/feedback vjp
- * %256 = mul %255, %75 : [96,2]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_2(float *restrict t256, const float *restrict t254, const float *restrict t75) {
-    for (size_t i = 0; i < 192; i++) {
-        const float v256 = t254[0] * t75[i];
+/* loop [8,8]
+ * %256 = add %253, %255 : [8,8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_6(float *restrict t256, const float *restrict t253, const float *restrict t255) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v256 = t253[i] + t255[i];
         t256[i] = v256;
     }
 }
 
-/* reduce_sum [96,2] axes=[1]
- * %257 = neg %256 : [96,2]  // teacher/feedback vjp
- * %258 = reduce_sum axes=[1] %257 : [96]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_3(float *restrict t258, const float *restrict t256) {
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        double sum = 0.0;
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v257 = -t256[i0 * 2 + i1];
-            sum += v257;
-        }
-        t258[i0] = (float)sum;
-    }
-}
-
-/* loop [96]
- * %259 = div %258, %62 : [96]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_4(float *restrict t259, const float *restrict t258, const float *restrict t62) {
-    for (size_t i = 0; i < 96; i++) {
-        const float v259 = t258[i] / t62[i];
+/* gemm blas m=6 n=8 k=8 tB +epilogue
+ * %174 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %250 = matmul tB %243, %2 : [6,8]  // teacher/dense2 vjp
+ * %257 = sub %174, %252 : [6,8]  // teacher/sigmoid1 vjp
+ * %258 = mul %252, %257 : [6,8]  // teacher/sigmoid1 vjp
+ * %259 = mul %250, %258 : [6,8]  // teacher/sigmoid1 vjp */
+static void step_teacher_dense2_vjp_7(float *restrict t259, const float *restrict t243, const float *restrict in_teacher_dense2_weight, const float *restrict t252) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 8, 1.0f, t243, 8, in_teacher_dense2_weight, 8, 0.0f, t259, 8);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 48; i++) {
+        const float v257 = 1.0f - t252[i];
+        const float v258 = t252[i] * v257;
+        const float v259 = t259[i] * v258;
         t259[i] = v259;
     }
 }
 
-/* loop [96,2]
- * %260 = broadcast axes=[0] %259 : [96,2]  // teacher/feedback vjp
- * %261 = mul %260, %61 : [96,2]  // teacher/feedback vjp
- * %262 = add %256, %261 : [96,2]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_5(float *restrict t262, const float *restrict t259, const float *restrict t61, const float *restrict t256) {
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v261 = t259[i0] * t61[i0 * 2 + i1];
-            const float v262 = t256[i0 * 2 + i1] + v261;
-            t262[i0 * 2 + i1] = v262;
-        }
-    }
-}
-
-/* reduce_sum [96,2] axes=[0]
- * %263 = reduce_sum axes=[0] %262 : [2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_7(float *restrict t263, const float *restrict t262) {
-    for (size_t o = 0; o < 2; o++) t263[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            t263[i1] += t262[i0 * 2 + i1];
-        }
-    }
-}
-
-/* gemm blas m=8 n=2 k=96 tA
- * %265 = matmul tA %241, %262 : [8,2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_8(float *restrict t265, const float *restrict t241, const float *restrict t262) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t241, 8, t262, 2, 0.0f, t265, 2);
-}
-
-/* gemm blas m=96 n=8 k=2 tB +epilogue
- * %264 = matmul tB %262, %4 : [96,8]  // teacher/dense4 vjp
- * %266 = mul %264, %243 : [96,8]  // teacher/sigmoid3 vjp */
-static void step_teacher_dense4_vjp_9(float *restrict t266, const float *restrict t262, const float *restrict in_teacher_dense4_weight, const float *restrict t243) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t262, 2, in_teacher_dense4_weight, 2, 0.0f, t266, 8);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 768; i++) {
-        const float v266 = t266[i] * t243[i];
-        t266[i] = v266;
-    }
-}
-
-/* reduce_sum [96,8] axes=[0]
- * %267 = reduce_sum axes=[0] %266 : [8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_7(float *restrict t267, const float *restrict t266) {
-    for (size_t o = 0; o < 8; o++) t267[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            t267[i1] += t266[i0 * 8 + i1];
-        }
-    }
-}
-
-/* gemm blas m=8 n=8 k=96 tA
- * %269 = matmul tA %247, %266 : [8,8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_8(float *restrict t269, const float *restrict t247, const float *restrict t266) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t247, 8, t266, 8, 0.0f, t269, 8);
-}
-
 /* gemm blas m=96 n=8 k=8 tB +epilogue
- * %268 = matmul tB %266, %2 : [96,8]  // teacher/dense2 vjp
- * %270 = mul %268, %249 : [96,8]  // teacher/sigmoid1 vjp */
-static void step_teacher_dense2_vjp_9(float *restrict t270, const float *restrict t266, const float *restrict in_teacher_dense2_weight, const float *restrict t249) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t266, 8, in_teacher_dense2_weight, 8, 0.0f, t270, 8);
+ * %112 = constant 1 : [96,8]  // student/sigmoid3 vjp
+ * %251 = matmul tB %246, %2 : [96,8]  // teacher/dense2 vjp
+ * %260 = sub %112, %254 : [96,8]  // teacher/sigmoid1 vjp
+ * %261 = mul %254, %260 : [96,8]  // teacher/sigmoid1 vjp
+ * %262 = mul %251, %261 : [96,8]  // teacher/sigmoid1 vjp */
+static void step_teacher_dense2_vjp_8(float *restrict t262, const float *restrict t246, const float *restrict in_teacher_dense2_weight, const float *restrict t254) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t246, 8, in_teacher_dense2_weight, 8, 0.0f, t262, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 768; i++) {
-        const float v270 = t270[i] * t249[i];
-        t270[i] = v270;
+        const float v260 = 1.0f - t254[i];
+        const float v261 = t254[i] * v260;
+        const float v262 = t262[i] * v261;
+        t262[i] = v262;
+    }
+}
+
+/* reduce_sum [6,8] axes=[0]
+ * %263 = reduce_sum axes=[0] %259 : [8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp(float *restrict t263, const float *restrict t259) {
+    for (size_t o = 0; o < 8; o++) t263[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 6; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            t263[i1] += t259[i0 * 8 + i1];
+        }
     }
 }
 
 /* reduce_sum [96,8] axes=[0]
- * %271 = reduce_sum axes=[0] %270 : [8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_5(float *restrict t271, const float *restrict t270) {
-    for (size_t o = 0; o < 8; o++) t271[o] = 0.0f;
+ * %264 = reduce_sum axes=[0] %262 : [8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_2(float *restrict t264, const float *restrict t262) {
+    for (size_t o = 0; o < 8; o++) t264[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t271[i1] += t270[i0 * 8 + i1];
+            t264[i1] += t262[i0 * 8 + i1];
         }
     }
+}
+
+/* loop [8]
+ * %265 = add %263, %264 : [8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_3(float *restrict t265, const float *restrict t263, const float *restrict t264) {
+    for (size_t i = 0; i < 8; i++) {
+        const float v265 = t263[i] + t264[i];
+        t265[i] = v265;
+    }
+}
+
+/* gemm blas m=2 n=8 k=6 tA
+ * %266 = matmul tA %77, %259 : [2,8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_4(float *restrict t266, const float *restrict in_x, const float *restrict t259) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 6, 1.0f, in_x, 2, t259, 8, 0.0f, t266, 8);
 }
 
 /* gemm blas m=2 n=8 k=96 tA
- * %272 = matmul tA %76, %270 : [2,8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_6(float *restrict t272, const float *restrict t76, const float *restrict t270) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t76, 2, t270, 8, 0.0f, t272, 8);
+ * %267 = matmul tA %76, %262 : [2,8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_5(float *restrict t267, const float *restrict t76, const float *restrict t262) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t76, 2, t262, 8, 0.0f, t267, 8);
 }
 
 /* loop [2,8]
- * %273 = add %226, %252 : [2,8]  // teacher/gradient fwd
- * %274 = add %273, %272 : [2,8]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t274, const float *restrict t226, const float *restrict t252, const float *restrict t272) {
-    for (size_t i = 0; i < 16; i++) {
-        const float v273 = t226[i] + t252[i];
-        const float v274 = v273 + t272[i];
-        t274[i] = v274;
-    }
-}
-
-/* loop [8]
- * %275 = add %225, %251 : [8]  // teacher/gradient fwd
- * %276 = add %275, %271 : [8]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t276, const float *restrict t225, const float *restrict t251, const float *restrict t271) {
-    for (size_t i = 0; i < 8; i++) {
-        const float v275 = t225[i] + t251[i];
-        const float v276 = v275 + t271[i];
-        t276[i] = v276;
-    }
-}
-
-/* loop [8,8]
- * %277 = add %220, %248 : [8,8]  // teacher/gradient fwd
- * %278 = add %277, %269 : [8,8]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t278, const float *restrict t220, const float *restrict t248, const float *restrict t269) {
-    for (size_t i = 0; i < 64; i++) {
-        const float v277 = t220[i] + t248[i];
-        const float v278 = v277 + t269[i];
-        t278[i] = v278;
-    }
-}
-
-/* loop [8]
- * %279 = add %217, %245 : [8]  // teacher/gradient fwd
- * %280 = add %279, %267 : [8]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t280, const float *restrict t217, const float *restrict t245, const float *restrict t267) {
-    for (size_t i = 0; i < 8; i++) {
-        const float v279 = t217[i] + t245[i];
-        const float v280 = v279 + t267[i];
-        t280[i] = v280;
-    }
-}
-
-/* loop [8,2]
- * %281 = add %211, %242 : [8,2]  // teacher/gradient fwd
- * %282 = add %281, %265 : [8,2]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t282, const float *restrict t211, const float *restrict t242, const float *restrict t265) {
-    for (size_t i = 0; i < 16; i++) {
-        const float v281 = t211[i] + t242[i];
-        const float v282 = v281 + t265[i];
-        t282[i] = v282;
-    }
-}
-
-/* loop [2]
- * %283 = add %208, %239 : [2]  // teacher/gradient fwd
- * %284 = add %283, %263 : [2]  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t284, const float *restrict t208, const float *restrict t239, const float *restrict t263) {
-    for (size_t i = 0; i < 2; i++) {
-        const float v283 = t208[i] + t239[i];
-        const float v284 = v283 + t263[i];
-        t284[i] = v284;
-    }
-}
-
-/* loop [2,8]
- * %285 = broadcast axes=[] %14 : [2,8]  // teacher/dense0 update
- * %286 = mul %274, %285 : [2,8]  // teacher/dense0 update
- * %287 = sub %0, %286 : [2,8]  // teacher/dense0 update
+ * %268 = add %266, %267 : [2,8]  // teacher/dense0 vjp
+ * %269 = broadcast axes=[] %14 : [2,8]  // teacher/dense0 update
+ * %270 = mul %268, %269 : [2,8]  // teacher/dense0 update
+ * %271 = sub %0, %270 : [2,8]  // teacher/dense0 update
  * in_teacher_dense0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense0_update(float *restrict in_teacher_dense0_weight, const float *restrict t274, const float *restrict in_lr_teacher) {
+static void step_teacher_dense0_vjp_6(float *restrict t268, float *restrict in_teacher_dense0_weight, const float *restrict t266, const float *restrict t267, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
-        const float v286 = t274[i] * in_lr_teacher[0];
-        const float v287 = in_teacher_dense0_weight[i] - v286;
-        in_teacher_dense0_weight[i] = v287;
+        const float v268 = t266[i] + t267[i];
+        const float v270 = v268 * in_lr_teacher[0];
+        const float v271 = in_teacher_dense0_weight[i] - v270;
+        t268[i] = v268;
+        in_teacher_dense0_weight[i] = v271;
     }
 }
 
 /* loop [8]
- * %288 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
- * %289 = mul %276, %288 : [8]  // teacher/dense0 update
- * %290 = sub %1, %289 : [8]  // teacher/dense0 update
+ * %272 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
+ * %273 = mul %265, %272 : [8]  // teacher/dense0 update
+ * %274 = sub %1, %273 : [8]  // teacher/dense0 update
  * in_teacher_dense0_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense0_update_2(float *restrict in_teacher_dense0_bias, const float *restrict t276, const float *restrict in_lr_teacher) {
+static void step_teacher_dense0_update(float *restrict in_teacher_dense0_bias, const float *restrict t265, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 8; i++) {
-        const float v289 = t276[i] * in_lr_teacher[0];
-        const float v290 = in_teacher_dense0_bias[i] - v289;
-        in_teacher_dense0_bias[i] = v290;
+        const float v273 = t265[i] * in_lr_teacher[0];
+        const float v274 = in_teacher_dense0_bias[i] - v273;
+        in_teacher_dense0_bias[i] = v274;
     }
 }
 
 /* loop [8,8]
- * %291 = broadcast axes=[] %14 : [8,8]  // teacher/dense2 update
- * %292 = mul %278, %291 : [8,8]  // teacher/dense2 update
- * %293 = sub %2, %292 : [8,8]  // teacher/dense2 update
+ * %275 = broadcast axes=[] %14 : [8,8]  // teacher/dense2 update
+ * %276 = mul %256, %275 : [8,8]  // teacher/dense2 update
+ * %277 = sub %2, %276 : [8,8]  // teacher/dense2 update
  * in_teacher_dense2_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense2_update(float *restrict in_teacher_dense2_weight, const float *restrict t278, const float *restrict in_lr_teacher) {
+static void step_teacher_dense2_update(float *restrict in_teacher_dense2_weight, const float *restrict t256, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
-        const float v292 = t278[i] * in_lr_teacher[0];
-        const float v293 = in_teacher_dense2_weight[i] - v292;
-        in_teacher_dense2_weight[i] = v293;
+        const float v276 = t256[i] * in_lr_teacher[0];
+        const float v277 = in_teacher_dense2_weight[i] - v276;
+        in_teacher_dense2_weight[i] = v277;
     }
 }
 
 /* loop [8]
- * %288 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
- * %294 = mul %280, %288 : [8]  // teacher/dense2 update
- * %295 = sub %3, %294 : [8]  // teacher/dense2 update
+ * %272 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
+ * %278 = mul %249, %272 : [8]  // teacher/dense2 update
+ * %279 = sub %3, %278 : [8]  // teacher/dense2 update
  * in_teacher_dense2_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense2_update_2(float *restrict in_teacher_dense2_bias, const float *restrict t280, const float *restrict in_lr_teacher) {
+static void step_teacher_dense2_update_2(float *restrict in_teacher_dense2_bias, const float *restrict t249, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 8; i++) {
-        const float v294 = t280[i] * in_lr_teacher[0];
-        const float v295 = in_teacher_dense2_bias[i] - v294;
-        in_teacher_dense2_bias[i] = v295;
+        const float v278 = t249[i] * in_lr_teacher[0];
+        const float v279 = in_teacher_dense2_bias[i] - v278;
+        in_teacher_dense2_bias[i] = v279;
     }
 }
 
 /* loop [8,2]
- * %296 = broadcast axes=[] %14 : [8,2]  // teacher/dense4 update
- * %297 = mul %282, %296 : [8,2]  // teacher/dense4 update
- * %298 = sub %4, %297 : [8,2]  // teacher/dense4 update
+ * %280 = broadcast axes=[] %14 : [8,2]  // teacher/dense4 update
+ * %281 = mul %240, %280 : [8,2]  // teacher/dense4 update
+ * %282 = sub %4, %281 : [8,2]  // teacher/dense4 update
  * in_teacher_dense4_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense4_update(float *restrict in_teacher_dense4_weight, const float *restrict t282, const float *restrict in_lr_teacher) {
+static void step_teacher_dense4_update(float *restrict in_teacher_dense4_weight, const float *restrict t240, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
-        const float v297 = t282[i] * in_lr_teacher[0];
-        const float v298 = in_teacher_dense4_weight[i] - v297;
-        in_teacher_dense4_weight[i] = v298;
+        const float v281 = t240[i] * in_lr_teacher[0];
+        const float v282 = in_teacher_dense4_weight[i] - v281;
+        in_teacher_dense4_weight[i] = v282;
     }
 }
 
 /* loop [2]
- * %299 = broadcast axes=[] %14 : [2]  // teacher/dense4 update
- * %300 = mul %284, %299 : [2]  // teacher/dense4 update
- * %301 = sub %5, %300 : [2]  // teacher/dense4 update
+ * %283 = broadcast axes=[] %14 : [2]  // teacher/dense4 update
+ * %284 = mul %233, %283 : [2]  // teacher/dense4 update
+ * %285 = sub %5, %284 : [2]  // teacher/dense4 update
  * in_teacher_dense4_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense4_update_2(float *restrict in_teacher_dense4_bias, const float *restrict t284, const float *restrict in_lr_teacher) {
+static void step_teacher_dense4_update_2(float *restrict in_teacher_dense4_bias, const float *restrict t233, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 2; i++) {
-        const float v300 = t284[i] * in_lr_teacher[0];
-        const float v301 = in_teacher_dense4_bias[i] - v300;
-        in_teacher_dense4_bias[i] = v301;
+        const float v284 = t233[i] * in_lr_teacher[0];
+        const float v285 = in_teacher_dense4_bias[i] - v284;
+        in_teacher_dense4_bias[i] = v285;
     }
 }
 
 /* reduce_sum [2,8] axes=[0, 1]
- * %302 = mul %185, %185 : [2,8]  // teacher/gradient fwd
- * %303 = reduce_sum axes=[0, 1] %302 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t303, const float *restrict t185) {
+ * %286 = mul %185, %185 : [2,8]  // teacher/gradient fwd
+ * %287 = reduce_sum axes=[0, 1] %286 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t287, const float *restrict t185) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v302 = t185[i0 * 8 + i1] * t185[i0 * 8 + i1];
-            sum += v302;
+            const float v286 = t185[i0 * 8 + i1] * t185[i0 * 8 + i1];
+            sum += v286;
         }
     }
-    t303[0] = (float)sum;
+    t287[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %304 = mul %184, %184 : [8]  // teacher/gradient fwd
- * %305 = reduce_sum axes=[0] %304 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t305, const float *restrict t184) {
+ * %288 = mul %184, %184 : [8]  // teacher/gradient fwd
+ * %289 = reduce_sum axes=[0] %288 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t289, const float *restrict t184) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v304 = t184[i0] * t184[i0];
-        sum += v304;
+        const float v288 = t184[i0] * t184[i0];
+        sum += v288;
+    }
+    t289[0] = (float)sum;
+}
+
+/* reduce_sum [8,8] axes=[0, 1]
+ * %291 = mul %180, %180 : [8,8]  // teacher/gradient fwd
+ * %292 = reduce_sum axes=[0, 1] %291 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t292, const float *restrict t180) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v291 = t180[i0 * 8 + i1] * t180[i0 * 8 + i1];
+            sum += v291;
+        }
+    }
+    t292[0] = (float)sum;
+}
+
+/* reduce_sum [8] axes=[0]
+ * %294 = mul %178, %178 : [8]  // teacher/gradient fwd
+ * %295 = reduce_sum axes=[0] %294 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t295, const float *restrict t178) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v294 = t178[i0] * t178[i0];
+        sum += v294;
+    }
+    t295[0] = (float)sum;
+}
+
+/* reduce_sum [8,2] axes=[0, 1]
+ * %297 = mul %173, %173 : [8,2]  // teacher/gradient fwd
+ * %298 = reduce_sum axes=[0, 1] %297 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t298, const float *restrict t173) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v297 = t173[i0 * 2 + i1] * t173[i0 * 2 + i1];
+            sum += v297;
+        }
+    }
+    t298[0] = (float)sum;
+}
+
+/* reduce_sum [2] axes=[0]
+ * %300 = mul %171, %171 : [2]  // teacher/gradient fwd
+ * %301 = reduce_sum axes=[0] %300 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t301, const float *restrict t171) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        const float v300 = t171[i0] * t171[i0];
+        sum += v300;
+    }
+    t301[0] = (float)sum;
+}
+
+/* loop []
+ * %290 = add %287, %289 : []  // teacher/gradient fwd
+ * %293 = add %290, %292 : []  // teacher/gradient fwd
+ * %296 = add %293, %295 : []  // teacher/gradient fwd
+ * %299 = add %296, %298 : []  // teacher/gradient fwd
+ * %302 = add %299, %301 : []  // teacher/gradient fwd
+ * %303 = sqrt %302 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t303, const float *restrict t287, const float *restrict t289, const float *restrict t292, const float *restrict t295, const float *restrict t298, const float *restrict t301) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v290 = t287[0] + t289[0];
+        const float v293 = v290 + t292[0];
+        const float v296 = v293 + t295[0];
+        const float v299 = v296 + t298[0];
+        const float v302 = v299 + t301[0];
+        const float v303 = sqrtf(v302);
+        t303[i] = v303;
+    }
+}
+
+/* reduce_sum [2,8] axes=[0, 1]
+ * %304 = mul %123, %123 : [2,8]  // teacher/gradient fwd
+ * %305 = reduce_sum axes=[0, 1] %304 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t305, const float *restrict t123) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v304 = t123[i0 * 8 + i1] * t123[i0 * 8 + i1];
+            sum += v304;
+        }
     }
     t305[0] = (float)sum;
 }
 
-/* reduce_sum [8,8] axes=[0, 1]
- * %307 = mul %180, %180 : [8,8]  // teacher/gradient fwd
- * %308 = reduce_sum axes=[0, 1] %307 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t308, const float *restrict t180) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v307 = t180[i0 * 8 + i1] * t180[i0 * 8 + i1];
-            sum += v307;
-        }
-    }
-    t308[0] = (float)sum;
-}
-
 /* reduce_sum [8] axes=[0]
- * %310 = mul %178, %178 : [8]  // teacher/gradient fwd
- * %311 = reduce_sum axes=[0] %310 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t311, const float *restrict t178) {
+ * %306 = mul %122, %122 : [8]  // teacher/gradient fwd
+ * %307 = reduce_sum axes=[0] %306 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t307, const float *restrict t122) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v310 = t178[i0] * t178[i0];
-        sum += v310;
+        const float v306 = t122[i0] * t122[i0];
+        sum += v306;
     }
-    t311[0] = (float)sum;
-}
-
-/* reduce_sum [8,2] axes=[0, 1]
- * %313 = mul %173, %173 : [8,2]  // teacher/gradient fwd
- * %314 = reduce_sum axes=[0, 1] %313 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t314, const float *restrict t173) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v313 = t173[i0 * 2 + i1] * t173[i0 * 2 + i1];
-            sum += v313;
-        }
-    }
-    t314[0] = (float)sum;
-}
-
-/* reduce_sum [2] axes=[0]
- * %316 = mul %171, %171 : [2]  // teacher/gradient fwd
- * %317 = reduce_sum axes=[0] %316 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t317, const float *restrict t171) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 2; i0++) {
-        const float v316 = t171[i0] * t171[i0];
-        sum += v316;
-    }
-    t317[0] = (float)sum;
-}
-
-/* loop []
- * %306 = add %303, %305 : []  // teacher/gradient fwd
- * %309 = add %306, %308 : []  // teacher/gradient fwd
- * %312 = add %309, %311 : []  // teacher/gradient fwd
- * %315 = add %312, %314 : []  // teacher/gradient fwd
- * %318 = add %315, %317 : []  // teacher/gradient fwd
- * %319 = sqrt %318 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t319, const float *restrict t303, const float *restrict t305, const float *restrict t308, const float *restrict t311, const float *restrict t314, const float *restrict t317) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v306 = t303[0] + t305[0];
-        const float v309 = v306 + t308[0];
-        const float v312 = v309 + t311[0];
-        const float v315 = v312 + t314[0];
-        const float v318 = v315 + t317[0];
-        const float v319 = sqrtf(v318);
-        t319[i] = v319;
-    }
-}
-
-/* reduce_sum [2,8] axes=[0, 1]
- * %320 = mul %123, %123 : [2,8]  // teacher/gradient fwd
- * %321 = reduce_sum axes=[0, 1] %320 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t321, const float *restrict t123) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 2; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v320 = t123[i0 * 8 + i1] * t123[i0 * 8 + i1];
-            sum += v320;
-        }
-    }
-    t321[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %322 = mul %122, %122 : [8]  // teacher/gradient fwd
- * %323 = reduce_sum axes=[0] %322 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_15(float *restrict t323, const float *restrict t122) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v322 = t122[i0] * t122[i0];
-        sum += v322;
-    }
-    t323[0] = (float)sum;
+    t307[0] = (float)sum;
 }
 
 /* reduce_sum [8,8] axes=[0, 1]
- * %325 = mul %118, %118 : [8,8]  // teacher/gradient fwd
- * %326 = reduce_sum axes=[0, 1] %325 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_16(float *restrict t326, const float *restrict t118) {
+ * %309 = mul %118, %118 : [8,8]  // teacher/gradient fwd
+ * %310 = reduce_sum axes=[0, 1] %309 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t310, const float *restrict t118) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v325 = t118[i0 * 8 + i1] * t118[i0 * 8 + i1];
-            sum += v325;
+            const float v309 = t118[i0 * 8 + i1] * t118[i0 * 8 + i1];
+            sum += v309;
         }
     }
-    t326[0] = (float)sum;
+    t310[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %328 = mul %116, %116 : [8]  // teacher/gradient fwd
- * %329 = reduce_sum axes=[0] %328 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_17(float *restrict t329, const float *restrict t116) {
+ * %312 = mul %116, %116 : [8]  // teacher/gradient fwd
+ * %313 = reduce_sum axes=[0] %312 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t313, const float *restrict t116) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v328 = t116[i0] * t116[i0];
-        sum += v328;
+        const float v312 = t116[i0] * t116[i0];
+        sum += v312;
     }
-    t329[0] = (float)sum;
+    t313[0] = (float)sum;
 }
 
 /* reduce_sum [8,2] axes=[0, 1]
- * %331 = mul %111, %111 : [8,2]  // teacher/gradient fwd
- * %332 = reduce_sum axes=[0, 1] %331 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_18(float *restrict t332, const float *restrict t111) {
+ * %315 = mul %111, %111 : [8,2]  // teacher/gradient fwd
+ * %316 = reduce_sum axes=[0, 1] %315 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t316, const float *restrict t111) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v331 = t111[i0 * 2 + i1] * t111[i0 * 2 + i1];
-            sum += v331;
+            const float v315 = t111[i0 * 2 + i1] * t111[i0 * 2 + i1];
+            sum += v315;
         }
     }
-    t332[0] = (float)sum;
+    t316[0] = (float)sum;
 }
 
 /* reduce_sum [2] axes=[0]
- * %334 = mul %109, %109 : [2]  // teacher/gradient fwd
- * %335 = reduce_sum axes=[0] %334 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_19(float *restrict t335, const float *restrict t109) {
+ * %318 = mul %109, %109 : [2]  // teacher/gradient fwd
+ * %319 = reduce_sum axes=[0] %318 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t319, const float *restrict t109) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
-        const float v334 = t109[i0] * t109[i0];
-        sum += v334;
+        const float v318 = t109[i0] * t109[i0];
+        sum += v318;
     }
-    t335[0] = (float)sum;
+    t319[0] = (float)sum;
 }
 
 /* loop []
- * %324 = add %321, %323 : []  // teacher/gradient fwd
- * %327 = add %324, %326 : []  // teacher/gradient fwd
- * %330 = add %327, %329 : []  // teacher/gradient fwd
- * %333 = add %330, %332 : []  // teacher/gradient fwd
- * %336 = add %333, %335 : []  // teacher/gradient fwd
- * %337 = sqrt %336 : []  // teacher/gradient fwd
- * %338 = mul %319, %337 : []  // teacher/gradient fwd
- * %339 = constant 1e-30 : []  // teacher/gradient fwd
- * %340 = max %338, %339 : []  // teacher/gradient fwd
- * %341 = div %202, %340 : []  // teacher/gradient fwd
- * %342 = step %203 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_20(float *restrict t337, float *restrict t341, float *restrict t342, const float *restrict t321, const float *restrict t323, const float *restrict t326, const float *restrict t329, const float *restrict t332, const float *restrict t335, const float *restrict t319, const float *restrict t202, const float *restrict t203) {
+ * %308 = add %305, %307 : []  // teacher/gradient fwd
+ * %311 = add %308, %310 : []  // teacher/gradient fwd
+ * %314 = add %311, %313 : []  // teacher/gradient fwd
+ * %317 = add %314, %316 : []  // teacher/gradient fwd
+ * %320 = add %317, %319 : []  // teacher/gradient fwd
+ * %321 = sqrt %320 : []  // teacher/gradient fwd
+ * %322 = mul %303, %321 : []  // teacher/gradient fwd
+ * %323 = constant 1e-30 : []  // teacher/gradient fwd
+ * %324 = max %322, %323 : []  // teacher/gradient fwd
+ * %325 = div %202, %324 : []  // teacher/gradient fwd
+ * %326 = step %203 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t321, float *restrict t325, float *restrict t326, const float *restrict t305, const float *restrict t307, const float *restrict t310, const float *restrict t313, const float *restrict t316, const float *restrict t319, const float *restrict t303, const float *restrict t202, const float *restrict t203) {
     for (size_t i = 0; i < 1; i++) {
-        const float v324 = t321[0] + t323[0];
-        const float v327 = v324 + t326[0];
-        const float v330 = v327 + t329[0];
-        const float v333 = v330 + t332[0];
-        const float v336 = v333 + t335[0];
-        const float v337 = sqrtf(v336);
-        const float v338 = t319[0] * v337;
-        const float v340 = v338 >= 1e-30f ? v338 : 1e-30f;
-        const float v341 = t202[0] / v340;
-        const float v342 = t203[0] > 0.0f ? 1.0f : 0.0f;
-        t337[i] = v337;
-        t341[i] = v341;
-        t342[i] = v342;
+        const float v308 = t305[0] + t307[0];
+        const float v311 = v308 + t310[0];
+        const float v314 = v311 + t313[0];
+        const float v317 = v314 + t316[0];
+        const float v320 = v317 + t319[0];
+        const float v321 = sqrtf(v320);
+        const float v322 = t303[0] * v321;
+        const float v324 = v322 >= 1e-30f ? v322 : 1e-30f;
+        const float v325 = t202[0] / v324;
+        const float v326 = t203[0] > 0.0f ? 1.0f : 0.0f;
+        t321[i] = v321;
+        t325[i] = v325;
+        t326[i] = v326;
     }
 }
 
-/* reduce_sum [2,8] axes=[0, 1]
- * %343 = mul %226, %226 : [2,8]  // teacher/gradient fwd
- * %344 = reduce_sum axes=[0, 1] %343 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_21(float *restrict t344, const float *restrict t226) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 2; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v343 = t226[i0 * 8 + i1] * t226[i0 * 8 + i1];
-            sum += v343;
-        }
-    }
-    t344[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %345 = mul %225, %225 : [8]  // teacher/gradient fwd
- * %346 = reduce_sum axes=[0] %345 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_22(float *restrict t346, const float *restrict t225) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v345 = t225[i0] * t225[i0];
-        sum += v345;
-    }
-    t346[0] = (float)sum;
-}
-
-/* reduce_sum [8,8] axes=[0, 1]
- * %348 = mul %220, %220 : [8,8]  // teacher/gradient fwd
- * %349 = reduce_sum axes=[0, 1] %348 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_23(float *restrict t349, const float *restrict t220) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v348 = t220[i0 * 8 + i1] * t220[i0 * 8 + i1];
-            sum += v348;
-        }
-    }
-    t349[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %351 = mul %217, %217 : [8]  // teacher/gradient fwd
- * %352 = reduce_sum axes=[0] %351 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_24(float *restrict t352, const float *restrict t217) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v351 = t217[i0] * t217[i0];
-        sum += v351;
-    }
-    t352[0] = (float)sum;
-}
-
-/* reduce_sum [8,2] axes=[0, 1]
- * %354 = mul %211, %211 : [8,2]  // teacher/gradient fwd
- * %355 = reduce_sum axes=[0, 1] %354 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_25(float *restrict t355, const float *restrict t211) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v354 = t211[i0 * 2 + i1] * t211[i0 * 2 + i1];
-            sum += v354;
-        }
-    }
-    t355[0] = (float)sum;
-}
-
-/* reduce_sum [2] axes=[0]
- * %357 = mul %208, %208 : [2]  // teacher/gradient fwd
- * %358 = reduce_sum axes=[0] %357 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_26(float *restrict t358, const float *restrict t208) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 2; i0++) {
-        const float v357 = t208[i0] * t208[i0];
-        sum += v357;
-    }
-    t358[0] = (float)sum;
-}
-
-/* loop []
- * %347 = add %344, %346 : []  // teacher/gradient fwd
- * %350 = add %347, %349 : []  // teacher/gradient fwd
- * %353 = add %350, %352 : []  // teacher/gradient fwd
- * %356 = add %353, %355 : []  // teacher/gradient fwd
- * %359 = add %356, %358 : []  // teacher/gradient fwd
- * %360 = sqrt %359 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_27(float *restrict t360, const float *restrict t344, const float *restrict t346, const float *restrict t349, const float *restrict t352, const float *restrict t355, const float *restrict t358) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v347 = t344[0] + t346[0];
-        const float v350 = v347 + t349[0];
-        const float v353 = v350 + t352[0];
-        const float v356 = v353 + t355[0];
-        const float v359 = v356 + t358[0];
-        const float v360 = sqrtf(v359);
-        t360[i] = v360;
-    }
-}
-
-/* reduce_sum [2,8] axes=[0, 1]
- * %361 = mul %252, %252 : [2,8]  // teacher/gradient fwd
- * %362 = reduce_sum axes=[0, 1] %361 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_28(float *restrict t362, const float *restrict t252) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 2; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v361 = t252[i0 * 8 + i1] * t252[i0 * 8 + i1];
-            sum += v361;
-        }
-    }
-    t362[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %363 = mul %251, %251 : [8]  // teacher/gradient fwd
- * %364 = reduce_sum axes=[0] %363 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_29(float *restrict t364, const float *restrict t251) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v363 = t251[i0] * t251[i0];
-        sum += v363;
-    }
-    t364[0] = (float)sum;
-}
-
-/* reduce_sum [8,8] axes=[0, 1]
- * %366 = mul %248, %248 : [8,8]  // teacher/gradient fwd
- * %367 = reduce_sum axes=[0, 1] %366 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_30(float *restrict t367, const float *restrict t248) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v366 = t248[i0 * 8 + i1] * t248[i0 * 8 + i1];
-            sum += v366;
-        }
-    }
-    t367[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %369 = mul %245, %245 : [8]  // teacher/gradient fwd
- * %370 = reduce_sum axes=[0] %369 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_31(float *restrict t370, const float *restrict t245) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v369 = t245[i0] * t245[i0];
-        sum += v369;
-    }
-    t370[0] = (float)sum;
-}
-
-/* reduce_sum [8,2] axes=[0, 1]
- * %372 = mul %242, %242 : [8,2]  // teacher/gradient fwd
- * %373 = reduce_sum axes=[0, 1] %372 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_32(float *restrict t373, const float *restrict t242) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v372 = t242[i0 * 2 + i1] * t242[i0 * 2 + i1];
-            sum += v372;
-        }
-    }
-    t373[0] = (float)sum;
-}
-
-/* reduce_sum [2] axes=[0]
- * %375 = mul %239, %239 : [2]  // teacher/gradient fwd
- * %376 = reduce_sum axes=[0] %375 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_33(float *restrict t376, const float *restrict t239) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 2; i0++) {
-        const float v375 = t239[i0] * t239[i0];
-        sum += v375;
-    }
-    t376[0] = (float)sum;
-}
-
-/* loop []
- * %365 = add %362, %364 : []  // teacher/gradient fwd
- * %368 = add %365, %367 : []  // teacher/gradient fwd
- * %371 = add %368, %370 : []  // teacher/gradient fwd
- * %374 = add %371, %373 : []  // teacher/gradient fwd
- * %377 = add %374, %376 : []  // teacher/gradient fwd
- * %378 = sqrt %377 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_34(float *restrict t378, const float *restrict t362, const float *restrict t364, const float *restrict t367, const float *restrict t370, const float *restrict t373, const float *restrict t376) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v365 = t362[0] + t364[0];
-        const float v368 = v365 + t367[0];
-        const float v371 = v368 + t370[0];
-        const float v374 = v371 + t373[0];
-        const float v377 = v374 + t376[0];
-        const float v378 = sqrtf(v377);
-        t378[i] = v378;
-    }
-}
-
-/* reduce_sum [2,8] axes=[0, 1]
- * %379 = mul %272, %272 : [2,8]  // teacher/gradient fwd
- * %380 = reduce_sum axes=[0, 1] %379 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_35(float *restrict t380, const float *restrict t272) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 2; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v379 = t272[i0 * 8 + i1] * t272[i0 * 8 + i1];
-            sum += v379;
-        }
-    }
-    t380[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %381 = mul %271, %271 : [8]  // teacher/gradient fwd
- * %382 = reduce_sum axes=[0] %381 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_36(float *restrict t382, const float *restrict t271) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v381 = t271[i0] * t271[i0];
-        sum += v381;
-    }
-    t382[0] = (float)sum;
-}
-
-/* reduce_sum [8,8] axes=[0, 1]
- * %384 = mul %269, %269 : [8,8]  // teacher/gradient fwd
- * %385 = reduce_sum axes=[0, 1] %384 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_37(float *restrict t385, const float *restrict t269) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v384 = t269[i0 * 8 + i1] * t269[i0 * 8 + i1];
-            sum += v384;
-        }
-    }
-    t385[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %387 = mul %267, %267 : [8]  // teacher/gradient fwd
- * %388 = reduce_sum axes=[0] %387 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_38(float *restrict t388, const float *restrict t267) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v387 = t267[i0] * t267[i0];
-        sum += v387;
-    }
-    t388[0] = (float)sum;
-}
-
-/* reduce_sum [8,2] axes=[0, 1]
- * %390 = mul %265, %265 : [8,2]  // teacher/gradient fwd
- * %391 = reduce_sum axes=[0, 1] %390 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_39(float *restrict t391, const float *restrict t265) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v390 = t265[i0 * 2 + i1] * t265[i0 * 2 + i1];
-            sum += v390;
-        }
-    }
-    t391[0] = (float)sum;
-}
-
-/* reduce_sum [2] axes=[0]
- * %393 = mul %263, %263 : [2]  // teacher/gradient fwd
- * %394 = reduce_sum axes=[0] %393 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_40(float *restrict t394, const float *restrict t263) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 2; i0++) {
-        const float v393 = t263[i0] * t263[i0];
-        sum += v393;
-    }
-    t394[0] = (float)sum;
-}
-
-/* loop []
- * %383 = add %380, %382 : []  // teacher/gradient fwd
- * %386 = add %383, %385 : []  // teacher/gradient fwd
- * %389 = add %386, %388 : []  // teacher/gradient fwd
- * %392 = add %389, %391 : []  // teacher/gradient fwd
- * %395 = add %392, %394 : []  // teacher/gradient fwd
- * %396 = sqrt %395 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_41(float *restrict t396, const float *restrict t380, const float *restrict t382, const float *restrict t385, const float *restrict t388, const float *restrict t391, const float *restrict t394) {
-    for (size_t i = 0; i < 1; i++) {
-        const float v383 = t380[0] + t382[0];
-        const float v386 = v383 + t385[0];
-        const float v389 = v386 + t388[0];
-        const float v392 = v389 + t391[0];
-        const float v395 = v392 + t394[0];
-        const float v396 = sqrtf(v395);
-        t396[i] = v396;
-    }
-}
-
-/* 168 kernels; scratch high-water mark 8768 floats. */
+/* 134 kernels; scratch high-water mark 6464 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_dense0_fwd(scratch /* t21 */, io /* in_x */, state /* in_teacher_dense0_weight */, state + 16 /* in_teacher_dense0_bias */);
     step_teacher_dense2_fwd(scratch + 1584 /* t25 */, scratch /* t21 */, state + 32 /* in_teacher_dense2_weight */, state + 96 /* in_teacher_dense2_bias */);
     step_teacher_dense4_fwd(scratch + 3168 /* t28 */, scratch + 1584 /* t25 */, state + 112 /* in_teacher_dense4_weight */, state + 128 /* in_teacher_dense4_bias */);
     step_teacher_loss_sup_fwd(scratch + 3568 /* t32 */, scratch + 3168 /* t29 */);
-    step_teacher_loss_sup_fwd_2(scratch + 3584 /* t34 */, scratch + 7392 /* t35 */, scratch + 3168 /* t29 */, scratch + 3568 /* t32 */);
-    step_teacher_loss_sup_fwd_3(scratch + 7408 /* t36 */, scratch + 7392 /* t35 */);
-    step_teacher_loss_sup_fwd_4(scratch + 3568 /* t37 */, scratch + 7408 /* t36 */);
+    step_teacher_loss_sup_fwd_2(scratch + 3584 /* t34 */, scratch + 6432 /* t35 */, scratch + 3168 /* t29 */, scratch + 3568 /* t32 */);
+    step_teacher_loss_sup_fwd_3(scratch + 6448 /* t36 */, scratch + 6432 /* t35 */);
+    step_teacher_loss_sup_fwd_4(scratch + 3568 /* t37 */, scratch + 6448 /* t36 */);
     step_teacher_loss_sup_fwd_5(scratch + 3600 /* t41 */, scratch + 3584 /* t34 */, scratch + 3568 /* t37 */, io + 400 /* in_y */);
     step_teacher_loss_sup_fwd_6(io + 480 /* t43 */, scratch + 3600 /* t41 */);
     step_teacher_loss_uda_fwd(scratch + 3568 /* t45 */, scratch + 3180 /* t30 */);
@@ -2173,35 +1769,35 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_loss_uda_fwd_3(scratch + 3760 /* t48 */, scratch + 3568 /* t45 */, scratch + 3952 /* t46 */);
     step_teacher_loss_uda_fwd_4(scratch + 3568 /* t50 */, scratch + 3760 /* t48 */);
     step_teacher_loss_uda_fwd_5(scratch + 3664 /* t51 */, scratch + 3568 /* t50 */);
-    step_teacher_loss_uda_fwd_6(scratch + 6336 /* t54 */, scratch + 3760 /* t48 */, scratch + 3664 /* t51 */);
-    step_teacher_loss_uda_fwd_7(scratch + 3568 /* t55 */, scratch + 6336 /* t54 */);
-    step_teacher_loss_uda_fwd_8(scratch + 7104 /* t57 */, scratch + 3568 /* t55 */);
-    step_teacher_loss_uda_fwd_9(scratch + 6528 /* t58 */, scratch + 3372 /* t31 */);
-    step_teacher_loss_uda_fwd_10(scratch + 3568 /* t60 */, scratch + 7872 /* t61 */, scratch + 3372 /* t31 */, scratch + 6528 /* t58 */);
-    step_teacher_loss_uda_fwd_11(scratch + 8256 /* t62 */, scratch + 7872 /* t61 */);
-    step_teacher_loss_uda_fwd_12(scratch + 8064 /* t63 */, scratch + 8256 /* t62 */);
-    step_teacher_loss_uda_fwd_13(scratch + 8160 /* t67 */, scratch + 3568 /* t60 */, scratch + 8064 /* t63 */, scratch + 6336 /* t54 */);
-    step_teacher_loss_uda_fwd_14(scratch + 8064 /* t70 */, scratch + 8160 /* t67 */, scratch + 7104 /* t57 */);
-    step_teacher_loss_uda_fwd_15(io + 496 /* t72 */, scratch + 8064 /* t70 */);
-    step_teacher_loss_uda_fwd_16(scratch + 7200 /* t73 */, scratch + 7104 /* t57 */);
-    step_teacher_loss_uda_fwd_17(io + 512 /* t74 */, scratch + 7200 /* t73 */);
-    step_teacher_pseudo_labels_fwd(scratch + 8064 /* t75 */, scratch + 3372 /* t31 */);
+    step_teacher_loss_uda_fwd_6(scratch + 5472 /* t54 */, scratch + 3760 /* t48 */, scratch + 3664 /* t51 */);
+    step_teacher_loss_uda_fwd_7(scratch + 3568 /* t55 */, scratch + 5472 /* t54 */);
+    step_teacher_loss_uda_fwd_8(scratch + 6240 /* t57 */, scratch + 3568 /* t55 */);
+    step_teacher_loss_uda_fwd_9(scratch + 5856 /* t58 */, scratch + 3372 /* t31 */);
+    step_teacher_loss_uda_fwd_10(scratch + 3568 /* t60 */, scratch + 5664 /* t61 */, scratch + 3372 /* t31 */, scratch + 5856 /* t58 */);
+    step_teacher_loss_uda_fwd_11(scratch + 6336 /* t62 */, scratch + 5664 /* t61 */);
+    step_teacher_loss_uda_fwd_12(scratch + 5856 /* t63 */, scratch + 6336 /* t62 */);
+    step_teacher_loss_uda_fwd_13(scratch + 5952 /* t67 */, scratch + 3568 /* t60 */, scratch + 5856 /* t63 */, scratch + 5472 /* t54 */);
+    step_teacher_loss_uda_fwd_14(scratch + 5856 /* t70 */, scratch + 5952 /* t67 */, scratch + 6240 /* t57 */);
+    step_teacher_loss_uda_fwd_15(io + 496 /* t72 */, scratch + 5856 /* t70 */);
+    step_teacher_loss_uda_fwd_16(scratch + 5856 /* t73 */, scratch + 6240 /* t57 */);
+    step_teacher_loss_uda_fwd_17(io + 512 /* t74 */, scratch + 5856 /* t73 */);
+    step_teacher_pseudo_labels_fwd(scratch + 5856 /* t75 */, scratch + 3372 /* t31 */);
     step_student_dense0_fwd(scratch + 3168 /* t81 */, io + 204 /* t76 */, state + 144 /* in_student_dense0_weight */, state + 160 /* in_student_dense0_bias */);
     step_student_dense2_fwd(scratch + 3936 /* t85 */, scratch + 3168 /* t81 */, state + 176 /* in_student_dense2_weight */, state + 240 /* in_student_dense2_bias */);
-    step_student_dense4_fwd(scratch + 6528 /* t88 */, scratch + 3936 /* t85 */, state + 256 /* in_student_dense4_weight */, state + 272 /* in_student_dense4_bias */);
-    step_student_loss_u_fwd(scratch + 7200 /* t89 */, scratch + 6528 /* t88 */);
-    step_student_loss_u_fwd_2(scratch + 6720 /* t91 */, scratch + 6912 /* t92 */, scratch + 6528 /* t88 */, scratch + 7200 /* t89 */);
-    step_student_loss_u_fwd_3(scratch + 7200 /* t93 */, scratch + 6912 /* t92 */);
-    step_student_loss_u_fwd_4(scratch + 6528 /* t94 */, scratch + 7200 /* t93 */);
-    step_student_loss_u_fwd_5(scratch + 6624 /* t98 */, scratch + 6720 /* t91 */, scratch + 6528 /* t94 */, scratch + 8064 /* t75 */);
-    step_student_loss_u_fwd_6(io + 528 /* t100 */, scratch + 6624 /* t98 */);
-    step_student_loss_u_vjp(scratch + 6528 /* t102 */, scratch + 8064 /* t75 */);
-    step_student_loss_u_vjp_2(scratch + 6720 /* t104 */, scratch + 6528 /* t102 */);
-    step_student_loss_u_vjp_3(scratch + 7296 /* t105 */, scratch + 6720 /* t104 */, scratch + 7200 /* t93 */);
-    step_student_loss_u_vjp_4(scratch + 6720 /* t108 */, scratch + 7296 /* t105 */, scratch + 6912 /* t92 */, scratch + 6528 /* t102 */);
-    step_student_dense4_vjp(state + 560 /* t109 */, scratch + 6720 /* t108 */);
-    step_student_dense4_vjp_2(state + 544 /* t111 */, scratch + 3936 /* t85 */, scratch + 6720 /* t108 */);
-    step_student_dense4_vjp_3(scratch + 4704 /* t115 */, scratch + 6720 /* t108 */, state + 256 /* in_student_dense4_weight */, scratch + 3936 /* t85 */);
+    step_student_dense4_fwd(scratch + 4704 /* t88 */, scratch + 3936 /* t85 */, state + 256 /* in_student_dense4_weight */, state + 272 /* in_student_dense4_bias */);
+    step_student_loss_u_fwd(scratch + 5280 /* t89 */, scratch + 4704 /* t88 */);
+    step_student_loss_u_fwd_2(scratch + 4896 /* t91 */, scratch + 5088 /* t92 */, scratch + 4704 /* t88 */, scratch + 5280 /* t89 */);
+    step_student_loss_u_fwd_3(scratch + 4704 /* t93 */, scratch + 5088 /* t92 */);
+    step_student_loss_u_fwd_4(scratch + 4800 /* t94 */, scratch + 4704 /* t93 */);
+    step_student_loss_u_fwd_5(scratch + 5280 /* t98 */, scratch + 4896 /* t91 */, scratch + 4800 /* t94 */, scratch + 5856 /* t75 */);
+    step_student_loss_u_fwd_6(io + 528 /* t100 */, scratch + 5280 /* t98 */);
+    step_student_loss_u_vjp(scratch + 5280 /* t102 */, scratch + 5856 /* t75 */);
+    step_student_loss_u_vjp_2(scratch + 6048 /* t104 */, scratch + 5280 /* t102 */);
+    step_student_loss_u_vjp_3(scratch + 4800 /* t105 */, scratch + 6048 /* t104 */, scratch + 4704 /* t93 */);
+    step_student_loss_u_vjp_4(scratch + 6048 /* t108 */, scratch + 4800 /* t105 */, scratch + 5088 /* t92 */, scratch + 5280 /* t102 */);
+    step_student_dense4_vjp(state + 560 /* t109 */, scratch + 6048 /* t108 */);
+    step_student_dense4_vjp_2(state + 544 /* t111 */, scratch + 3936 /* t85 */, scratch + 6048 /* t108 */);
+    step_student_dense4_vjp_3(scratch + 4704 /* t115 */, scratch + 6048 /* t108 */, state + 256 /* in_student_dense4_weight */, scratch + 3936 /* t85 */);
     step_student_dense2_vjp(state + 528 /* t116 */, scratch + 4704 /* t115 */);
     step_student_dense2_vjp_2(state + 464 /* t118 */, scratch + 3168 /* t81 */, scratch + 4704 /* t115 */);
     step_student_dense2_vjp_3(scratch + 3936 /* t121 */, scratch + 4704 /* t115 */, state + 176 /* in_student_dense2_weight */, scratch + 3168 /* t81 */);
@@ -2213,120 +1809,86 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense2_update_2(state + 240 /* in_student_dense2_bias */, state + 528 /* t116 */, io + 432 /* in_lr_student */);
     step_student_dense4_update(state + 256 /* in_student_dense4_weight */, state + 544 /* t111 */, io + 432 /* in_lr_student */);
     step_student_dense4_update_2(state + 272 /* in_student_dense4_bias */, state + 560 /* t109 */, io + 432 /* in_lr_student */);
-    step_student_dense0_fwd_2(scratch + 6528 /* t144 */, io /* in_x */, state + 144 /* t126 */, state + 160 /* t129 */);
-    step_student_dense2_fwd_2(scratch + 6576 /* t148 */, scratch + 6528 /* t144 */, state + 176 /* t132 */, state + 240 /* t134 */);
-    step_student_dense4_fwd_2(scratch + 7200 /* t151 */, scratch + 6576 /* t148 */, state + 256 /* t137 */, state + 272 /* t140 */);
-    step_student_loss_l_fwd(scratch + 7216 /* t152 */, scratch + 7200 /* t151 */);
-    step_student_loss_l_fwd_2(scratch + 7232 /* t154 */, scratch + 7248 /* t155 */, scratch + 7200 /* t151 */, scratch + 7216 /* t152 */);
-    step_student_loss_l_fwd_3(scratch + 7200 /* t156 */, scratch + 7248 /* t155 */);
-    step_student_loss_l_fwd_4(scratch + 7216 /* t157 */, scratch + 7200 /* t156 */);
-    step_student_loss_l_fwd_5(scratch + 7264 /* t161 */, scratch + 7232 /* t154 */, scratch + 7216 /* t157 */, io + 400 /* in_y */);
-    step_student_loss_l_fwd_6(io + 544 /* t162 */, scratch + 7264 /* t161 */);
-    step_student_loss_l_vjp(scratch + 7216 /* t164 */, io + 400 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 7232 /* t166 */, scratch + 7216 /* t164 */);
-    step_student_loss_l_vjp_3(scratch + 7264 /* t167 */, scratch + 7232 /* t166 */, scratch + 7200 /* t156 */);
-    step_student_loss_l_vjp_4(scratch + 7200 /* t170 */, scratch + 7264 /* t167 */, scratch + 7248 /* t155 */, scratch + 7216 /* t164 */);
-    step_student_dense4_vjp_4(scratch + 8544 /* t171 */, scratch + 7200 /* t170 */);
-    step_student_dense4_vjp_5(scratch + 8560 /* t173 */, scratch + 6576 /* t148 */, scratch + 7200 /* t170 */);
-    step_student_dense4_vjp_6(scratch + 6624 /* t177 */, scratch + 7200 /* t170 */, state + 256 /* t137 */, scratch + 6576 /* t148 */);
-    step_student_dense2_vjp_4(scratch + 8576 /* t178 */, scratch + 6624 /* t177 */);
-    step_student_dense2_vjp_5(scratch + 8352 /* t180 */, scratch + 6528 /* t144 */, scratch + 6624 /* t177 */);
-    step_student_dense2_vjp_6(scratch + 6576 /* t183 */, scratch + 6624 /* t177 */, state + 176 /* t132 */, scratch + 6528 /* t144 */);
-    step_student_dense0_vjp_3(scratch + 8592 /* t184 */, scratch + 6576 /* t183 */);
-    step_student_dense0_vjp_4(scratch + 8608 /* t185 */, io /* in_x */, scratch + 6576 /* t183 */);
-    step_teacher_feedback_fwd(scratch + 7200 /* t187 */, scratch + 8608 /* t185 */, state + 432 /* t123 */);
-    step_teacher_feedback_fwd_2(scratch + 8416 /* t189 */, scratch + 8592 /* t184 */, state + 448 /* t122 */);
-    step_teacher_feedback_fwd_3(scratch + 8432 /* t192 */, scratch + 8352 /* t180 */, state + 464 /* t118 */);
-    step_teacher_feedback_fwd_4(scratch + 8448 /* t195 */, scratch + 8576 /* t178 */, state + 528 /* t116 */);
-    step_teacher_feedback_fwd_5(scratch + 8464 /* t198 */, scratch + 8560 /* t173 */, state + 544 /* t111 */);
-    step_teacher_feedback_fwd_6(scratch + 8480 /* t201 */, scratch + 8544 /* t171 */, state + 560 /* t109 */);
-    step_teacher_feedback_fwd_7(scratch + 8624 /* t202 */, io + 560 /* t203 */, scratch + 7200 /* t187 */, scratch + 8416 /* t189 */, scratch + 8432 /* t192 */, scratch + 8448 /* t195 */, scratch + 8464 /* t198 */, scratch + 8480 /* t201 */, io + 432 /* in_lr_student */);
-    step_teacher_loss_sup_vjp(scratch + 7200 /* t204 */, scratch + 7232 /* t166 */, scratch + 7408 /* t36 */);
-    step_teacher_loss_sup_vjp_2(scratch + 8416 /* t207 */, scratch + 7200 /* t204 */, scratch + 7392 /* t35 */, scratch + 7216 /* t164 */);
-    step_teacher_dense4_vjp(scratch + 8640 /* t208 */, scratch + 8416 /* t207 */);
-    step_teacher_dense4_vjp_2(scratch + 8656 /* t211 */, scratch + 1584 /* t210 */, scratch + 8416 /* t207 */);
-    step_teacher_sigmoid3_vjp(scratch + 3168 /* t214 */, scratch + 1584 /* t25 */);
-    step_teacher_dense4_vjp_3(scratch + 6528 /* t216 */, scratch + 8416 /* t207 */, state + 112 /* in_teacher_dense4_weight */, scratch + 3168 /* t215 */);
-    step_teacher_dense2_vjp(scratch + 8672 /* t217 */, scratch + 6528 /* t216 */);
-    step_teacher_dense2_vjp_2(scratch + 8416 /* t220 */, scratch /* t219 */, scratch + 6528 /* t216 */);
-    step_teacher_sigmoid1_vjp(scratch + 4752 /* t222 */, scratch /* t21 */);
-    step_teacher_dense2_vjp_3(scratch + 6576 /* t224 */, scratch + 6528 /* t216 */, state + 32 /* in_teacher_dense2_weight */, scratch + 4752 /* t223 */);
-    step_teacher_dense0_vjp(scratch + 8688 /* t225 */, scratch + 6576 /* t224 */);
-    step_teacher_dense0_vjp_2(scratch + 8704 /* t226 */, io /* in_x */, scratch + 6576 /* t224 */);
-    step_teacher_loss_uda_vjp(scratch + 8480 /* t227 */, io + 448 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 6720 /* t230 */, scratch + 8480 /* t227 */, scratch + 7104 /* t57 */);
-    step_teacher_loss_uda_vjp_3(scratch + 6528 /* t232 */, scratch + 6720 /* t230 */, scratch + 6336 /* t54 */);
-    step_teacher_loss_uda_vjp_4(scratch + 6336 /* t234 */, scratch + 6528 /* t232 */);
-    step_teacher_loss_uda_vjp_5(scratch + 6432 /* t235 */, scratch + 6336 /* t234 */, scratch + 8256 /* t62 */);
-    step_teacher_loss_uda_vjp_6(scratch + 7104 /* t238 */, scratch + 6432 /* t235 */, scratch + 7872 /* t61 */, scratch + 6528 /* t232 */);
-    step_teacher_dense4_vjp_4(scratch + 8720 /* t239 */, scratch + 7104 /* t238 */);
-    step_teacher_dense4_vjp_5(scratch + 8736 /* t242 */, scratch + 2400 /* t241 */, scratch + 7104 /* t238 */);
-    step_teacher_dense4_vjp_6(scratch + 6336 /* t244 */, scratch + 7104 /* t238 */, state + 112 /* in_teacher_dense4_weight */, scratch + 3984 /* t243 */);
-    step_teacher_dense2_vjp_4(scratch + 8752 /* t245 */, scratch + 6336 /* t244 */);
-    step_teacher_dense2_vjp_5(scratch + 8480 /* t248 */, scratch + 816 /* t247 */, scratch + 6336 /* t244 */);
-    step_teacher_dense2_vjp_6(scratch + 7104 /* t250 */, scratch + 6336 /* t244 */, state + 32 /* in_teacher_dense2_weight */, scratch + 5568 /* t249 */);
-    step_teacher_dense0_vjp_3(scratch + 6720 /* t251 */, scratch + 7104 /* t250 */);
-    step_teacher_dense0_vjp_4(scratch + 6736 /* t252 */, io + 204 /* t76 */, scratch + 7104 /* t250 */);
-    step_teacher_feedback_vjp(scratch + 6528 /* t254 */, io + 464 /* in_feedback_scale */, io + 560 /* t203 */);
-    step_teacher_feedback_vjp_2(scratch + 6336 /* t256 */, scratch + 6528 /* t254 */, scratch + 8064 /* t75 */);
-    step_teacher_feedback_vjp_3(scratch + 8064 /* t258 */, scratch + 6336 /* t256 */);
-    step_teacher_feedback_vjp_4(scratch + 8160 /* t259 */, scratch + 8064 /* t258 */, scratch + 8256 /* t62 */);
-    step_teacher_feedback_vjp_5(scratch + 6528 /* t262 */, scratch + 8160 /* t259 */, scratch + 7872 /* t61 */, scratch + 6336 /* t256 */);
-    step_teacher_dense4_vjp_7(scratch + 6400 /* t263 */, scratch + 6528 /* t262 */);
-    step_teacher_dense4_vjp_8(scratch + 6416 /* t265 */, scratch + 2400 /* t241 */, scratch + 6528 /* t262 */);
-    step_teacher_dense4_vjp_9(scratch + 1584 /* t266 */, scratch + 6528 /* t262 */, state + 112 /* in_teacher_dense4_weight */, scratch + 3984 /* t243 */);
-    step_teacher_dense2_vjp_7(scratch + 6432 /* t267 */, scratch + 1584 /* t266 */);
-    step_teacher_dense2_vjp_8(scratch + 6336 /* t269 */, scratch + 816 /* t247 */, scratch + 1584 /* t266 */);
-    step_teacher_dense2_vjp_9(scratch /* t270 */, scratch + 1584 /* t266 */, state + 32 /* in_teacher_dense2_weight */, scratch + 5568 /* t249 */);
-    step_teacher_dense0_vjp_5(scratch + 6448 /* t271 */, scratch /* t270 */);
-    step_teacher_dense0_vjp_6(scratch + 6464 /* t272 */, io + 204 /* t76 */, scratch /* t270 */);
-    step_teacher_gradient_fwd(state + 288 /* t274 */, scratch + 8704 /* t226 */, scratch + 6736 /* t252 */, scratch + 6464 /* t272 */);
-    step_teacher_gradient_fwd_2(state + 304 /* t276 */, scratch + 8688 /* t225 */, scratch + 6720 /* t251 */, scratch + 6448 /* t271 */);
-    step_teacher_gradient_fwd_3(state + 320 /* t278 */, scratch + 8416 /* t220 */, scratch + 8480 /* t248 */, scratch + 6336 /* t269 */);
-    step_teacher_gradient_fwd_4(state + 384 /* t280 */, scratch + 8672 /* t217 */, scratch + 8752 /* t245 */, scratch + 6432 /* t267 */);
-    step_teacher_gradient_fwd_5(state + 400 /* t282 */, scratch + 8656 /* t211 */, scratch + 8736 /* t242 */, scratch + 6416 /* t265 */);
-    step_teacher_gradient_fwd_6(state + 416 /* t284 */, scratch + 8640 /* t208 */, scratch + 8720 /* t239 */, scratch + 6400 /* t263 */);
-    step_teacher_dense0_update(state /* in_teacher_dense0_weight */, state + 288 /* t274 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense0_update_2(state + 16 /* in_teacher_dense0_bias */, state + 304 /* t276 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense2_update(state + 32 /* in_teacher_dense2_weight */, state + 320 /* t278 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense2_update_2(state + 96 /* in_teacher_dense2_bias */, state + 384 /* t280 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense4_update(state + 112 /* in_teacher_dense4_weight */, state + 400 /* t282 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense4_update_2(state + 128 /* in_teacher_dense4_bias */, state + 416 /* t284 */, io + 416 /* in_lr_teacher */);
-    step_teacher_gradient_fwd_7(scratch + 6480 /* t303 */, scratch + 8608 /* t185 */);
-    step_teacher_gradient_fwd_8(scratch + 8608 /* t305 */, scratch + 8592 /* t184 */);
-    step_teacher_gradient_fwd_9(scratch + 8592 /* t308 */, scratch + 8352 /* t180 */);
-    step_teacher_gradient_fwd_10(scratch + 6496 /* t311 */, scratch + 8576 /* t178 */);
-    step_teacher_gradient_fwd_11(scratch + 8576 /* t314 */, scratch + 8560 /* t173 */);
-    step_teacher_gradient_fwd_12(scratch + 8560 /* t317 */, scratch + 8544 /* t171 */);
-    step_teacher_gradient_fwd_13(io + 576 /* t319 */, scratch + 6480 /* t303 */, scratch + 8608 /* t305 */, scratch + 8592 /* t308 */, scratch + 6496 /* t311 */, scratch + 8576 /* t314 */, scratch + 8560 /* t317 */);
-    step_teacher_gradient_fwd_14(scratch + 8544 /* t321 */, state + 432 /* t123 */);
-    step_teacher_gradient_fwd_15(scratch + 8560 /* t323 */, state + 448 /* t122 */);
-    step_teacher_gradient_fwd_16(scratch + 8576 /* t326 */, state + 464 /* t118 */);
-    step_teacher_gradient_fwd_17(scratch + 8592 /* t329 */, state + 528 /* t116 */);
-    step_teacher_gradient_fwd_18(scratch + 8608 /* t332 */, state + 544 /* t111 */);
-    step_teacher_gradient_fwd_19(scratch + 6480 /* t335 */, state + 560 /* t109 */);
-    step_teacher_gradient_fwd_20(io + 592 /* t337 */, io + 608 /* t341 */, io + 624 /* t342 */, scratch + 8544 /* t321 */, scratch + 8560 /* t323 */, scratch + 8576 /* t326 */, scratch + 8592 /* t329 */, scratch + 8608 /* t332 */, scratch + 6480 /* t335 */, io + 576 /* t319 */, scratch + 8624 /* t202 */, io + 560 /* t203 */);
-    step_teacher_gradient_fwd_21(scratch + 8544 /* t344 */, scratch + 8704 /* t226 */);
-    step_teacher_gradient_fwd_22(scratch + 8704 /* t346 */, scratch + 8688 /* t225 */);
-    step_teacher_gradient_fwd_23(scratch + 8688 /* t349 */, scratch + 8416 /* t220 */);
-    step_teacher_gradient_fwd_24(scratch + 8560 /* t352 */, scratch + 8672 /* t217 */);
-    step_teacher_gradient_fwd_25(scratch + 8672 /* t355 */, scratch + 8656 /* t211 */);
-    step_teacher_gradient_fwd_26(scratch + 8656 /* t358 */, scratch + 8640 /* t208 */);
-    step_teacher_gradient_fwd_27(io + 640 /* t360 */, scratch + 8544 /* t344 */, scratch + 8704 /* t346 */, scratch + 8688 /* t349 */, scratch + 8560 /* t352 */, scratch + 8672 /* t355 */, scratch + 8656 /* t358 */);
-    step_teacher_gradient_fwd_28(scratch + 8544 /* t362 */, scratch + 6736 /* t252 */);
-    step_teacher_gradient_fwd_29(scratch + 8560 /* t364 */, scratch + 6720 /* t251 */);
-    step_teacher_gradient_fwd_30(scratch + 8576 /* t367 */, scratch + 8480 /* t248 */);
-    step_teacher_gradient_fwd_31(scratch + 8592 /* t370 */, scratch + 8752 /* t245 */);
-    step_teacher_gradient_fwd_32(scratch + 8608 /* t373 */, scratch + 8736 /* t242 */);
-    step_teacher_gradient_fwd_33(scratch + 8624 /* t376 */, scratch + 8720 /* t239 */);
-    step_teacher_gradient_fwd_34(io + 656 /* t378 */, scratch + 8544 /* t362 */, scratch + 8560 /* t364 */, scratch + 8576 /* t367 */, scratch + 8592 /* t370 */, scratch + 8608 /* t373 */, scratch + 8624 /* t376 */);
-    step_teacher_gradient_fwd_35(scratch /* t380 */, scratch + 6464 /* t272 */);
-    step_teacher_gradient_fwd_36(scratch + 16 /* t382 */, scratch + 6448 /* t271 */);
-    step_teacher_gradient_fwd_37(scratch + 32 /* t385 */, scratch + 6336 /* t269 */);
-    step_teacher_gradient_fwd_38(scratch + 48 /* t388 */, scratch + 6432 /* t267 */);
-    step_teacher_gradient_fwd_39(scratch + 64 /* t391 */, scratch + 6416 /* t265 */);
-    step_teacher_gradient_fwd_40(scratch + 80 /* t394 */, scratch + 6400 /* t263 */);
-    step_teacher_gradient_fwd_41(io + 672 /* t396 */, scratch /* t380 */, scratch + 16 /* t382 */, scratch + 32 /* t385 */, scratch + 48 /* t388 */, scratch + 64 /* t391 */, scratch + 80 /* t394 */);
+    step_student_dense0_fwd_2(scratch + 6048 /* t144 */, io /* in_x */, state + 144 /* t126 */, state + 160 /* t129 */);
+    step_student_dense2_fwd_2(scratch + 6096 /* t148 */, scratch + 6048 /* t144 */, state + 176 /* t132 */, state + 240 /* t134 */);
+    step_student_dense4_fwd_2(scratch + 6144 /* t151 */, scratch + 6096 /* t148 */, state + 256 /* t137 */, state + 272 /* t140 */);
+    step_student_loss_l_fwd(scratch + 6160 /* t152 */, scratch + 6144 /* t151 */);
+    step_student_loss_l_fwd_2(scratch + 6176 /* t154 */, scratch + 6192 /* t155 */, scratch + 6144 /* t151 */, scratch + 6160 /* t152 */);
+    step_student_loss_l_fwd_3(scratch + 6144 /* t156 */, scratch + 6192 /* t155 */);
+    step_student_loss_l_fwd_4(scratch + 6160 /* t157 */, scratch + 6144 /* t156 */);
+    step_student_loss_l_fwd_5(scratch + 6208 /* t161 */, scratch + 6176 /* t154 */, scratch + 6160 /* t157 */, io + 400 /* in_y */);
+    step_student_loss_l_fwd_6(io + 544 /* t162 */, scratch + 6208 /* t161 */);
+    step_student_loss_l_vjp(scratch + 6208 /* t164 */, io + 400 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 6224 /* t166 */, scratch + 6208 /* t164 */);
+    step_student_loss_l_vjp_3(scratch + 6160 /* t167 */, scratch + 6224 /* t166 */, scratch + 6144 /* t156 */);
+    step_student_loss_l_vjp_4(scratch + 6144 /* t170 */, scratch + 6160 /* t167 */, scratch + 6192 /* t155 */, scratch + 6208 /* t164 */);
+    step_student_dense4_vjp_4(scratch + 4176 /* t171 */, scratch + 6144 /* t170 */);
+    step_student_dense4_vjp_5(scratch + 4192 /* t173 */, scratch + 6096 /* t148 */, scratch + 6144 /* t170 */);
+    step_student_dense4_vjp_6(scratch + 3168 /* t177 */, scratch + 6144 /* t170 */, state + 256 /* t137 */, scratch + 6096 /* t148 */);
+    step_student_dense2_vjp_4(scratch + 4208 /* t178 */, scratch + 3168 /* t177 */);
+    step_student_dense2_vjp_5(scratch + 6144 /* t180 */, scratch + 6048 /* t144 */, scratch + 3168 /* t177 */);
+    step_student_dense2_vjp_6(scratch + 6096 /* t183 */, scratch + 3168 /* t177 */, state + 176 /* t132 */, scratch + 6048 /* t144 */);
+    step_student_dense0_vjp_3(scratch + 4224 /* t184 */, scratch + 6096 /* t183 */);
+    step_student_dense0_vjp_4(scratch + 4240 /* t185 */, io /* in_x */, scratch + 6096 /* t183 */);
+    step_teacher_feedback_fwd(scratch + 6048 /* t187 */, scratch + 4240 /* t185 */, state + 432 /* t123 */);
+    step_teacher_feedback_fwd_2(scratch + 6064 /* t189 */, scratch + 4224 /* t184 */, state + 448 /* t122 */);
+    step_teacher_feedback_fwd_3(scratch + 6080 /* t192 */, scratch + 6144 /* t180 */, state + 464 /* t118 */);
+    step_teacher_feedback_fwd_4(scratch + 6096 /* t195 */, scratch + 4208 /* t178 */, state + 528 /* t116 */);
+    step_teacher_feedback_fwd_5(scratch + 6112 /* t198 */, scratch + 4192 /* t173 */, state + 544 /* t111 */);
+    step_teacher_feedback_fwd_6(scratch + 6128 /* t201 */, scratch + 4176 /* t171 */, state + 560 /* t109 */);
+    step_teacher_feedback_fwd_7(scratch + 4256 /* t202 */, io + 560 /* t203 */, scratch + 3360 /* t205 */, scratch + 6048 /* t187 */, scratch + 6064 /* t189 */, scratch + 6080 /* t192 */, scratch + 6096 /* t195 */, scratch + 6112 /* t198 */, scratch + 6128 /* t201 */, io + 432 /* in_lr_student */, io + 464 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 3168 /* t207 */, scratch + 3360 /* t205 */, scratch + 5856 /* t75 */);
+    step_teacher_feedback_vjp_2(scratch + 5856 /* t209 */, scratch + 3168 /* t207 */);
+    step_teacher_feedback_vjp_3(scratch + 5952 /* t210 */, scratch + 5856 /* t209 */, scratch + 6336 /* t62 */);
+    step_teacher_loss_uda_vjp(scratch + 6048 /* t214 */, io + 448 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 5856 /* t217 */, scratch + 6048 /* t214 */, scratch + 6240 /* t57 */);
+    step_teacher_loss_uda_vjp_3(scratch + 3360 /* t219 */, scratch + 5856 /* t217 */, scratch + 5472 /* t54 */);
+    step_teacher_loss_uda_vjp_4(scratch + 5856 /* t221 */, scratch + 3360 /* t219 */);
+    step_teacher_loss_uda_vjp_5(scratch + 6048 /* t222 */, scratch + 5856 /* t221 */, scratch + 6336 /* t62 */);
+    step_teacher_loss_uda_vjp_6(scratch + 3936 /* t226 */, scratch + 5952 /* t210 */, scratch + 5664 /* t61 */, scratch + 3168 /* t207 */, scratch + 6048 /* t222 */, scratch + 3360 /* t219 */);
+    step_teacher_loss_sup_vjp(scratch + 4128 /* t227 */, scratch + 6224 /* t166 */, scratch + 6448 /* t36 */);
+    step_teacher_loss_sup_vjp_2(scratch + 6224 /* t230 */, scratch + 4128 /* t227 */, scratch + 6432 /* t35 */, scratch + 6208 /* t164 */);
+    step_teacher_dense4_vjp(scratch + 6208 /* t231 */, scratch + 6224 /* t230 */);
+    step_teacher_dense4_vjp_2(scratch + 4128 /* t232 */, scratch + 3936 /* t226 */);
+    step_teacher_dense4_vjp_3(state + 416 /* t233 */, scratch + 6208 /* t231 */, scratch + 4128 /* t232 */);
+    step_teacher_dense4_vjp_4(scratch + 6208 /* t237 */, scratch + 1584 /* t236 */, scratch + 6224 /* t230 */);
+    step_teacher_dense4_vjp_5(scratch + 4128 /* t239 */, scratch + 2400 /* t238 */, scratch + 3936 /* t226 */);
+    step_teacher_dense4_vjp_6(state + 400 /* t240 */, scratch + 6208 /* t237 */, scratch + 4128 /* t239 */);
+    step_teacher_dense4_vjp_7(scratch + 4128 /* t243 */, scratch + 6224 /* t230 */, state + 112 /* in_teacher_dense4_weight */, scratch + 1584 /* t236 */);
+    step_teacher_dense4_vjp_8(scratch + 3168 /* t246 */, scratch + 3936 /* t226 */, state + 112 /* in_teacher_dense4_weight */, scratch + 2400 /* t238 */);
+    step_teacher_dense2_vjp(scratch + 3936 /* t247 */, scratch + 4128 /* t243 */);
+    step_teacher_dense2_vjp_2(scratch + 3952 /* t248 */, scratch + 3168 /* t246 */);
+    step_teacher_dense2_vjp_3(state + 384 /* t249 */, scratch + 3936 /* t247 */, scratch + 3952 /* t248 */);
+    step_teacher_dense2_vjp_4(scratch + 1584 /* t253 */, scratch /* t252 */, scratch + 4128 /* t243 */);
+    step_teacher_dense2_vjp_5(scratch + 1648 /* t255 */, scratch + 816 /* t254 */, scratch + 3168 /* t246 */);
+    step_teacher_dense2_vjp_6(state + 320 /* t256 */, scratch + 1584 /* t253 */, scratch + 1648 /* t255 */);
+    step_teacher_dense2_vjp_7(scratch + 3936 /* t259 */, scratch + 4128 /* t243 */, state + 32 /* in_teacher_dense2_weight */, scratch /* t252 */);
+    step_teacher_dense2_vjp_8(scratch + 1584 /* t262 */, scratch + 3168 /* t246 */, state + 32 /* in_teacher_dense2_weight */, scratch + 816 /* t254 */);
+    step_teacher_dense0_vjp(scratch + 3984 /* t263 */, scratch + 3936 /* t259 */);
+    step_teacher_dense0_vjp_2(scratch + 4000 /* t264 */, scratch + 1584 /* t262 */);
+    step_teacher_dense0_vjp_3(state + 304 /* t265 */, scratch + 3984 /* t263 */, scratch + 4000 /* t264 */);
+    step_teacher_dense0_vjp_4(scratch + 3984 /* t266 */, io /* in_x */, scratch + 3936 /* t259 */);
+    step_teacher_dense0_vjp_5(scratch + 4000 /* t267 */, io + 204 /* t76 */, scratch + 1584 /* t262 */);
+    step_teacher_dense0_vjp_6(state + 288 /* t268 */, state /* in_teacher_dense0_weight */, scratch + 3984 /* t266 */, scratch + 4000 /* t267 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense0_update(state + 16 /* in_teacher_dense0_bias */, state + 304 /* t265 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense2_update(state + 32 /* in_teacher_dense2_weight */, state + 320 /* t256 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense2_update_2(state + 96 /* in_teacher_dense2_bias */, state + 384 /* t249 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense4_update(state + 112 /* in_teacher_dense4_weight */, state + 400 /* t240 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense4_update_2(state + 128 /* in_teacher_dense4_bias */, state + 416 /* t233 */, io + 416 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 4272 /* t287 */, scratch + 4240 /* t185 */);
+    step_teacher_gradient_fwd_2(scratch + 4240 /* t289 */, scratch + 4224 /* t184 */);
+    step_teacher_gradient_fwd_3(scratch + 4224 /* t292 */, scratch + 6144 /* t180 */);
+    step_teacher_gradient_fwd_4(scratch /* t295 */, scratch + 4208 /* t178 */);
+    step_teacher_gradient_fwd_5(scratch + 4208 /* t298 */, scratch + 4192 /* t173 */);
+    step_teacher_gradient_fwd_6(scratch + 4192 /* t301 */, scratch + 4176 /* t171 */);
+    step_teacher_gradient_fwd_7(io + 576 /* t303 */, scratch + 4272 /* t287 */, scratch + 4240 /* t289 */, scratch + 4224 /* t292 */, scratch /* t295 */, scratch + 4208 /* t298 */, scratch + 4192 /* t301 */);
+    step_teacher_gradient_fwd_8(scratch /* t305 */, state + 432 /* t123 */);
+    step_teacher_gradient_fwd_9(scratch + 16 /* t307 */, state + 448 /* t122 */);
+    step_teacher_gradient_fwd_10(scratch + 32 /* t310 */, state + 464 /* t118 */);
+    step_teacher_gradient_fwd_11(scratch + 48 /* t313 */, state + 528 /* t116 */);
+    step_teacher_gradient_fwd_12(scratch + 64 /* t316 */, state + 544 /* t111 */);
+    step_teacher_gradient_fwd_13(scratch + 80 /* t319 */, state + 560 /* t109 */);
+    step_teacher_gradient_fwd_14(io + 592 /* t321 */, io + 608 /* t325 */, io + 624 /* t326 */, scratch /* t305 */, scratch + 16 /* t307 */, scratch + 32 /* t310 */, scratch + 48 /* t313 */, scratch + 64 /* t316 */, scratch + 80 /* t319 */, io + 576 /* t303 */, scratch + 4256 /* t202 */, io + 560 /* t203 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
