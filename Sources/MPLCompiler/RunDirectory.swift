@@ -39,8 +39,12 @@ public struct RunDirectory {
         var model = try Compiler.load(path: modelFile).get()
         let recipe = try String(contentsOfFile: recipeFile, encoding: .utf8)
         let lines = recipe.split(separator: "\n").map(String.init)
+        // With soft pseudo labels the step descends the exact meta-gradient whatever `feedback` says, and
+        // `mplc train --feedback` refuses a hard rule beside them: the line is then left to the comparison below.
+        let pseudoLabels = Self.override(lines, "pseudoLabels")
         try RecipeOverrides.apply(
-            pseudoLabels: Self.override(lines, "pseudoLabels"), feedback: Self.override(lines, "feedback"), to: &model)
+            pseudoLabels: pseudoLabels,
+            feedback: pseudoLabels?.hasPrefix("soft") == true ? nil : Self.override(lines, "feedback"), to: &model)
         if let differ = zip(lines, model.recipe.resolvedLines).first(where: { $0 != $1 })
             ?? (lines.count == model.recipe.resolvedLines.count ? nil : ("(\(lines.count) lines)", ""))
         {
