@@ -17,12 +17,7 @@ struct Eval: ParsableCommand {
               mplc eval Examples/fashion_cnn.swiftdsl --checkpoint runs/fashion_cnn-mpl-seed0/checkpoint.safetensors
             """)
 
-    @Argument(help: "The run directory, or with --checkpoint the model file (.swiftdsl) the run trained.")
-    var runOrModel: String
-    @Option(help: ArgumentHelp("A checkpoint of the model file.", valueName: "FILE.safetensors"))
-    var checkpoint: String?
-    @Flag(help: "The run directory's best.safetensors (the best validation accuracy) instead of its last checkpoint.")
-    var best = false
+    @OptionGroup var source: TrainedModelArguments
     @Flag(help: "The EMA of the student (the checkpoint's ema/ tensors) instead of the student.")
     var ema = false
     @Flag(help: "The teacher instead of the student.")
@@ -45,7 +40,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            let trained = try TrainedModel(runOrModel, checkpoint: checkpoint, best: best)
+            let trained = try source.load()
             var arguments = [
                 "eval", "--checkpoint", trained.checkpoint,
                 "--threads", String(threads ?? ProcessInfo.processInfo.activeProcessorCount),

@@ -21,12 +21,7 @@ struct Export: ParsableCommand {
               mplc export Examples/fashion_cnn.swiftdsl --checkpoint runs/fashion_cnn-mpl-seed0/checkpoint.safetensors -o export
             """)
 
-    @Argument(help: "The run directory, or with --checkpoint the model file (.swiftdsl) the run trained.")
-    var runOrModel: String
-    @Option(help: ArgumentHelp("A checkpoint of the model file.", valueName: "FILE.safetensors"))
-    var checkpoint: String?
-    @Flag(help: "The run directory's best.safetensors (the best validation accuracy) instead of its last checkpoint.")
-    var best = false
+    @OptionGroup var source: TrainedModelArguments
     @Flag(help: "Export the EMA of the student (the checkpoint's ema/ tensors) instead of the student.")
     var ema = false
     @Option(
@@ -41,7 +36,7 @@ struct Export: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            let trained = try TrainedModel(runOrModel, checkpoint: checkpoint, best: best)
+            let trained = try source.load()
             let model = try trained.compiled?.model ?? Compiler.load(path: trained.modelPath).get()
             let checkpoint = trained.checkpoint
             if format == .onnx {
@@ -55,8 +50,8 @@ struct Export: ParsableCommand {
                 return
             }
             let command =
-                "mplc export \(runOrModel)" + (self.checkpoint.map { " --checkpoint \($0)" } ?? "")
-                + (best ? " --best" : "")
+                "mplc export \(source.runOrModel)" + (source.checkpoint.map { " --checkpoint \($0)" } ?? "")
+                + (source.best ? " --best" : "")
                 + (ema ? " --ema" : "")
                 + (batch == 1 ? "" : " --batch \(batch)") + " -o \(output)"
             let library = try Compiler.export(

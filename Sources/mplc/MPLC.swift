@@ -404,6 +404,18 @@ func trainerOutput(_ trained: TrainedModel, _ arguments: [String]) throws -> Str
     return output
 }
 
+/// The first argument of eval, predict and export, and how it is read (TrainedModel).
+struct TrainedModelArguments: ParsableArguments {
+    @Argument(help: "The run directory, or with --checkpoint the model file (.swiftdsl) the run trained.")
+    var runOrModel: String
+    @Option(help: ArgumentHelp("A checkpoint of the model file.", valueName: "FILE.safetensors"))
+    var checkpoint: String?
+    @Flag(help: "The run directory's best.safetensors (the best validation accuracy) instead of its last checkpoint.")
+    var best = false
+
+    func load() throws -> TrainedModel { try TrainedModel(runOrModel, checkpoint: checkpoint, best: best) }
+}
+
 /// What eval, predict and export read from their first argument: a run directory (its copy of the model file, and
 /// its checkpoint.safetensors or, with --best, best.safetensors), or a model file with --checkpoint.
 struct TrainedModel {

@@ -21,14 +21,9 @@ struct Predict: ParsableCommand {
               mplc predict Examples/fashion_cnn.swiftdsl --checkpoint runs/fashion_cnn-mpl-seed0/checkpoint.safetensors shirt.png
             """)
 
-    @Argument(help: "The run directory, or with --checkpoint the model file (.swiftdsl) the run trained.")
-    var runOrModel: String
+    @OptionGroup var source: TrainedModelArguments
     @Argument(help: "Image, IDX, NPY or CSV files.")
     var files: [String]
-    @Option(help: ArgumentHelp("A checkpoint of the model file.", valueName: "FILE.safetensors"))
-    var checkpoint: String?
-    @Flag(help: "The run directory's best.safetensors (the best validation accuracy) instead of its last checkpoint.")
-    var best = false
     @Flag(help: "The EMA of the student (the checkpoint's ema/ tensors) instead of the student.")
     var ema = false
     @Option(help: "The training data whose normalisation the pixels get: fashion-mnist, cifar10 or svhn.")
@@ -45,7 +40,7 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            let trained = try TrainedModel(runOrModel, checkpoint: checkpoint, best: best)
+            let trained = try source.load()
             var arguments = ["predict", "--checkpoint", trained.checkpoint]
             if ema { arguments.append("--ema") }
             if let normalise { arguments += ["--normalise", normalise] }
