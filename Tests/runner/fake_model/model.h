@@ -94,7 +94,7 @@
     "teacher_warmup_steps=20;teacher_cosine=1;student_lr=0.01;student_momentum=0.9;student_nesterov=1;"          \
     "student_weight_decay=5e-4;student_warmup_steps=20;student_cosine=1;uda_weight=1.0;uda_ramp_steps=100;"       \
     "finetune_steps=50;finetune_lr=0.005;ema_decay=0.995;init_uniform=0;init_bound=0.1;pseudo_labels=hard-argmax;" \
-    "feedback=dot-product;teacher_reads_predictions=0;uda_temperature=0.7;uda_threshold=0.6;label_smoothing=0.1"
+    "feedback=dot-product;teacher_objective=uda;teacher_reads_predictions=0;uda_temperature=0.7;uda_threshold=0.6;label_smoothing=0.1"
 #if defined(FAKE_MODEL_HASH)
 #define MPLC_MODEL_HASH FAKE_MODEL_HASH
 #elif defined(FAKE_RGB32)
