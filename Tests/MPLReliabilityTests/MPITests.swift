@@ -174,7 +174,7 @@ struct MPITests {
         "2 and 4 ranks replay the global batches as one process: hard dot-product, hard loss-difference, soft; BatchNorm",
         arguments: [
             ["--feedback", "dot-product"], ["--feedback", "loss-difference"],
-            ["--pseudo-labels", "soft:2", "--feedback", "loss-difference"],
+            ["--pseudo-labels", "soft:2", "--feedback", "soft"],
         ])
     func mplStep(overrides: [String]) throws {
         let work = try temporaryDirectory("mpi-step")
