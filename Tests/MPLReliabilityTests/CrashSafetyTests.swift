@@ -46,7 +46,10 @@ struct CrashSafetyTests {
         var rng = SplitMix64(seed: 20_261_129)
         let targets = [
             Int.random(in: 5..<150, using: &rng), Int.random(in: 150..<mainSteps - every, using: &rng),
-            Int.random(in: mainSteps..<mainSteps + finetuneSteps - every, using: &rng),
+            // Two checkpoint intervals before the end: the kill comes up to one interval's time (measured on the
+            // reference run) after the target's checkpoint, and a machine that got faster since then must not let
+            // the run finish first (it did, in a loaded CI run, with one interval to spare).
+            Int.random(in: mainSteps..<mainSteps + finetuneSteps - 2 * every, using: &rng),
         ]
         let directory = work + "/interrupted"
         let checkpoint = directory + "/checkpoint.safetensors"
