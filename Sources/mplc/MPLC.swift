@@ -450,6 +450,7 @@ struct TrainedModel {
                 exitCode: 2)
         }
         let run = try RunDirectory(path: argument, best: best, memoryLimit: ResourceLimits.memoryLimit())
+        if let note = run.note { FileHandle.standardError.write(Data((note + "\n").utf8)) }
         (modelPath, self.checkpoint, compiled, metadata) = (run.modelFile, run.checkpoint, run.compiled, run.metadata)
     }
 }

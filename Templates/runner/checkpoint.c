@@ -56,6 +56,10 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     meta_set(m, "model", "%s", MPLC_MODEL_NAME);
     /* What the runner was built from: --resume refuses a runner built from anything else. */
     meta_set(m, "model_hash", "%s", MPLC_MODEL_HASH);
+    /* The bytes of the model file (the run directory's copy of it): `mplc eval RUN_DIR` takes the copy for the
+     * model the checkpoint was trained from only if it still has them, whatever mplc build compiles it. */
+    if (T->model_source)
+        meta_set(m, "model_file_hash", "fnv1a64:%016" PRIx64, fnv1a64(T->model_source, T->model_source_len));
     /* The rank count is compiled into the model (and its hash): `mplc eval RUN_DIR` compiles it back with it. */
     meta_set(m, "ranks", "%d", MPLC_RANKS);
     meta_set(m, "recipe", "%s", MPLC_RECIPE);
