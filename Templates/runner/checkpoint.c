@@ -90,12 +90,9 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     char classes[DATASET_CLASS_NAMES_MAX + 8];
     dataset_classes_json(&T->data, classes, sizeof classes);
     if (classes[0]) meta_set(m, "classes", "%s", classes);
-    if (T->data.norm_mean) { /* the normalisation the inputs need: x = (p/255 - mean)/std per channel */
-        char mean[256] = "", std[256] = "";
-        for (int c = 0, n = 0, k = 0; c < MPLC_INPUT_CHANNELS; c++) {
-            n += snprintf(mean + n, sizeof mean - (size_t)n, c ? ",%.9g" : "%.9g", (double)T->data.norm_mean[c]);
-            k += snprintf(std + k, sizeof std - (size_t)k, c ? ",%.9g" : "%.9g", (double)T->data.norm_std[c]);
-        }
+    char mean[DATASET_NORM_TEXT], std[DATASET_NORM_TEXT]; /* the inputs' x = (p/255 - mean)/std per channel */
+    dataset_norm_text(&T->data, mean, std);
+    if (mean[0]) {
         meta_set(m, "norm_mean", "%s", mean);
         meta_set(m, "norm_std", "%s", std);
     }

@@ -136,9 +136,10 @@ struct PredictTests {
     )
     func recordedNormalisation() throws {
         let work = try temporaryDirectory("predict-images")
+        let folder = try Self.brightFolder()
         let train = try run(
             [
-                mplcBinary, "train", exampleMLP, "--data", try Self.brightFolder(), "--mode", "supervised", "--steps",
+                mplcBinary, "train", exampleMLP, "--data", folder, "--mode", "supervised", "--steps",
                 "100", "--finetune-steps", "0", "--eval-every", "50", "--threads", "2", "--out", "run", "--quiet",
             ], directory: work)
         try #require(train.status == 0, "\(train.output)")
@@ -184,6 +185,25 @@ struct PredictTests {
                 && refused.output.contains(
                     "--normalise fashion-mnist: run/checkpoint.safetensors records the normalisation of the images"),
             "\(refused.output)")
+
+        // eval computes the statistics again from the data's training images: the run's data passes; its test/
+        // alone (statistics of the test images) or Fashion-MNIST IDX files (fixed statistics) would normalise
+        // otherwise than in training: refused. Before, both were evaluated so.
+        let testOnly = work + "/test-only"
+        try FileManager.default.createDirectory(atPath: testOnly, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: folder + "/test", toPath: testOnly + "/test")
+        let cases: [(data: [String], status: Int32, message: String)] = [
+            ([], 0, "accuracy"),
+            (["--data", testOnly], 1, "eval normalises as in training: give the run's data directory"),
+            (
+                ["--data", try SmallData.directory(testImages: 10)], 1,
+                "idx data has fixed statistics, but run/checkpoint.safetensors was trained on image folders"
+            ),
+        ]
+        for c in cases {
+            let eval = try run([mplcBinary, "eval", "run"] + c.data, directory: work)
+            #expect(eval.status == c.status && eval.output.contains(c.message), "\(c.data): \(eval.output)")
+        }
     }
 
     /// A run directory `name` in `work` beside run/: its recipe.txt, `model` as the copy, and run/'s checkpoint with
@@ -219,9 +239,7 @@ struct PredictTests {
         let (work, _) = try EvalCommandTests.trained.get()
         let metadata = try Checkpoint(path: work + "/run/checkpoint.safetensors").metadata
         let hash = try #require(metadata["model_hash"])
-        let fileHash = try #require(metadata["model_file_hash"], "the runner records its model file's hash")
         let source = try String(contentsOfFile: exampleMLP, encoding: .utf8)
-        #expect(fileHash == Self.fnv1a64(source))
         let otherHash = (
             "\"model_hash\":\"\(hash)\"", "\"model_hash\":\"\(String(repeating: "0", count: hash.count))\""
         )
@@ -246,6 +264,9 @@ struct PredictTests {
             let result = try run([mplcBinary] + command, directory: work)
             #expect(result.status == 0 && result.output.contains("another mplc build"), "\(command): \(result.output)")
         }
+
+        let fileHash = try #require(metadata["model_file_hash"], "the runner records its model file's hash")
+        #expect(fileHash == Self.fnv1a64(source))
 
         // A copy whose student has another width, its bytes' hash recorded (as if trained so): the tensors do not
         // fit, named.
