@@ -116,13 +116,13 @@ static int same_normalisation(const StMeta *m, const char *checkpoint, const Dat
     if (!mean || (strcmp(mean, now_mean) == 0 && std && strcmp(std, now_std) == 0)) return 0;
     if (!now_mean[0])
         return err_set(e,
-                       "%s: %s data has fixed statistics, but %s was trained on image folders normalised with mean %.64s, "
-                       "std %.64s: give the run's data directory",
+                       "%s: %s data has fixed statistics, but %s was trained on image folders normalised with "
+                       "mean %.64s, std %.64s: give the run's data directory",
                        dir, d->format, checkpoint, mean, std ? std : "(none)");
     return err_set(e,
-                   "%s: its training images give the normalisation mean %s, std %s, but %s was trained with mean %.64s, "
-                   "std %.64s; eval normalises as in training: give the run's data directory (the same labeled/ and "
-                   "unlabeled/ images beside test/)",
+                   "%s: its training images give the normalisation mean %s, std %s, but %s was trained with "
+                   "mean %.64s, std %.64s; eval normalises as in training: give the run's data directory (the same "
+                   "labeled/ and unlabeled/ images beside test/)",
                    dir, now_mean, now_std, checkpoint, mean, std ? std : "(none)");
 }
 
