@@ -66,9 +66,10 @@ public struct Evaluation: Codable, Equatable {
         return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
     }
 
-    /// The accuracy line, the per-class table and the confusion matrix, for a terminal.
-    public var text: String {
-        let names = Evaluation.classNames(count: confusion.count)
+    /// The accuracy line, the per-class table and the confusion matrix, for a terminal; the classes named by
+    /// `classNames` (the run's), else Fashion-MNIST's for 10 classes.
+    public func text(classNames: [String]?) -> String {
+        let names = classNames ?? Evaluation.classNames(count: confusion.count)
         var lines = [
             "\(model) \(network.replacingOccurrences(of: "_", with: " ")), \(checkpoint): accuracy "
                 + percent(accuracy) + " (\(correct) of \(testExamples) test images)",
@@ -89,6 +90,19 @@ public struct Evaluation: Codable, Equatable {
             lines.append(pad(label(k, names), 18) + row.map { lpad("\($0)", width) }.joined())
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The class names a checkpoint's metadata records ("classes", a JSON array: an image-folder run's), nil when
+    /// it records none; a list that is not `count` strings fails naming the checkpoint.
+    public static func classNames(metadata: [String: String], checkpoint: String, count: Int) throws -> [String]? {
+        guard let text = metadata["classes"] else { return nil }
+        guard let names = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String], names.count == count
+        else {
+            throw CompileFailure(
+                "error: \(checkpoint): its metadata \"classes\" is not a JSON array of the model's \(count) class names"
+            )
+        }
+        return names
     }
 
     /// Fashion-MNIST's class names for a 10-class model (the default data), else none.
@@ -131,19 +145,6 @@ public struct Prediction: Codable, Equatable {
         file + (index.map { "[\($0)]" } ?? "") + ": class "
             + label(self.class, classNames ?? Evaluation.classNames(count: probabilities.count))
             + String(format: ", probability %.4f", probability)
-    }
-
-    /// The class names a checkpoint's metadata records ("classes", a JSON array: an image-folder run's), nil when
-    /// it records none; a list that is not `count` strings fails naming the checkpoint.
-    public static func classNames(metadata: [String: String], checkpoint: String, count: Int) throws -> [String]? {
-        guard let text = metadata["classes"] else { return nil }
-        guard let names = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String], names.count == count
-        else {
-            throw CompileFailure(
-                "error: \(checkpoint): its metadata \"classes\" is not a JSON array of the model's \(count) class names"
-            )
-        }
-        return names
     }
 
     /// The formats of `mplc predict --output FILE`, by FILE's extension.

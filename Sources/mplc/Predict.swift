@@ -70,11 +70,7 @@ struct Predict: ParsableCommand {
             // "--" first: a file named like a flag stays a file.
             let runnerOutput = try trainerOutput(trained, arguments + ["--"] + files)
             let predictions = try Prediction.parse(runnerOutput: runnerOutput)
-            // The run's class names (an image-folder run's); a model file's checkpoint has its own metadata.
-            let metadata =
-                trained.compiled == nil ? try CheckpointFile(path: trained.checkpoint).metadata : trained.metadata
-            let names = try Prediction.classNames(
-                metadata: metadata, checkpoint: trained.checkpoint, count: predictions.first?.probabilities.count ?? 0)
+            let names = try trained.classNames(count: predictions.first?.probabilities.count ?? 0)
             guard let path = output, let format = Prediction.FileFormat(path: path) else {
                 print(predictions.map { json ? $0.json : $0.text(classNames: names) }.joined(separator: "\n"))
                 return

@@ -186,14 +186,15 @@ struct PredictTests {
                     "--normalise fashion-mnist: run/checkpoint.safetensors records the normalisation of the images"),
             "\(refused.output)")
 
-        // eval computes the statistics again from the data's training images: the run's data passes; its test/
-        // alone (statistics of the test images) or Fashion-MNIST IDX files (fixed statistics) would normalise
-        // otherwise than in training: refused. Before, both were evaluated so.
+        // eval computes the statistics again from the data's training images: the run's data passes (its table
+        // names the run's classes; before, Fashion-MNIST's); its test/ alone (statistics of the test images) or
+        // Fashion-MNIST IDX files (fixed statistics) would normalise otherwise than in training: refused. Before,
+        // both were evaluated so.
         let testOnly = work + "/test-only"
         try FileManager.default.createDirectory(atPath: testOnly, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: folder + "/test", toPath: testOnly + "/test")
         let cases: [(data: [String], status: Int32, message: String)] = [
-            ([], 0, "accuracy"),
+            ([], 0, "\n0 (\(Self.classNames[0]))  "),  // the table names the run's classes
             (["--data", testOnly], 1, "eval normalises as in training: give the run's data directory"),
             (
                 ["--data", try SmallData.directory(testImages: 10)], 1,
