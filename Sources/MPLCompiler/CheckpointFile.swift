@@ -115,6 +115,32 @@ public final class CheckpointFile {
         return values
     }
 
+    /// The first way the file's tensors differ from the model's state table `state` as the runner's loader reads
+    /// them (safetensors.c): every state tensor present, F32, with the table's shape; nothing else but
+    /// `ema/student/...` beside its student tensor's shape. nil when they fit: the weights mean what the model says.
+    public func layoutDifference(from state: [TensorInfo]) -> String? {
+        func difference(_ name: String, _ info: TensorInfo) -> String? {
+            guard let entry = entries[name] as? [String: Any] else { return "it has no tensor \(name)" }
+            guard let dtype = entry["dtype"] as? String, dtype == "F32" else {
+                return "its tensor \(name) has dtype \(describe(entry["dtype"])), not F32"
+            }
+            guard let shape = entry["shape"] as? [Int], shape == info.shape.dims else {
+                return "its tensor \(name) has shape \(describe(entry["shape"])), the model's is \(info.shape.dims)"
+            }
+            return nil
+        }
+        // The model's tensors in its order first: the first difference named is the first layer that differs.
+        if let first = state.lazy.compactMap({ difference($0.name, $0) }).first { return first }
+        let table = Dictionary(state.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for name in entries.keys.sorted() where table[name] == nil {
+            guard name.hasPrefix("ema/"), let info = table[String(name.dropFirst("ema/".count))],
+                info.name.hasPrefix("student/")
+            else { return "its tensor \(CSyntax.commentText(name)) is not one of the model's" }
+            if let differs = difference(name, info) { return differs }
+        }
+        return nil
+    }
+
     /// A header value in a message: a string or a list of integers as such, anything else by its kind.
     private func describe(_ value: Any?) -> String {
         switch value {

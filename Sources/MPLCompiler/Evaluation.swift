@@ -66,9 +66,10 @@ public struct Evaluation: Codable, Equatable {
         return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
     }
 
-    /// The accuracy line, the per-class table and the confusion matrix, for a terminal.
-    public var text: String {
-        let names = Evaluation.classNames(count: confusion.count)
+    /// The accuracy line, the per-class table and the confusion matrix, for a terminal; the classes named by
+    /// `classNames` (the run's), else Fashion-MNIST's for 10 classes.
+    public func text(classNames: [String]?) -> String {
+        let names = classNames ?? Evaluation.classNames(count: confusion.count)
         var lines = [
             "\(model) \(network.replacingOccurrences(of: "_", with: " ")), \(checkpoint): accuracy "
                 + percent(accuracy) + " (\(correct) of \(testExamples) test images)",
@@ -89,6 +90,19 @@ public struct Evaluation: Codable, Equatable {
             lines.append(pad(label(k, names), 18) + row.map { lpad("\($0)", width) }.joined())
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The class names a checkpoint's metadata records ("classes", a JSON array: an image-folder run's), nil when
+    /// it records none; a list that is not `count` strings fails naming the checkpoint.
+    public static func classNames(metadata: [String: String], checkpoint: String, count: Int) throws -> [String]? {
+        guard let text = metadata["classes"] else { return nil }
+        guard let names = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String], names.count == count
+        else {
+            throw CompileFailure(
+                "error: \(checkpoint): its metadata \"classes\" is not a JSON array of the model's \(count) class names"
+            )
+        }
+        return names
     }
 
     /// Fashion-MNIST's class names for a 10-class model (the default data), else none.
@@ -125,12 +139,48 @@ public struct Prediction: Codable, Equatable {
         return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
     }
 
-    /// "FILE: class K (name), probability P" ("FILE[I]: ..." for row I of a file), the way `mplc predict` prints it.
-    public var text: String {
+    /// "FILE: class K (name), probability P" ("FILE[I]: ..." for row I of a file), the way `mplc predict` prints it;
+    /// the names are the run's (`classNames`), else Fashion-MNIST's for 10 classes.
+    public func text(classNames: [String]?) -> String {
         file + (index.map { "[\($0)]" } ?? "") + ": class "
-            + label(self.class, Evaluation.classNames(count: probabilities.count))
+            + label(self.class, classNames ?? Evaluation.classNames(count: probabilities.count))
             + String(format: ", probability %.4f", probability)
     }
+
+    /// The formats of `mplc predict --output FILE`, by FILE's extension.
+    public enum FileFormat: String, CaseIterable {
+        case csv, json
+
+        /// The format FILE's extension names (case ignored), or nil.
+        public init?(path: String) {
+            self.init(rawValue: URL(fileURLWithPath: path).pathExtension.lowercased())
+        }
+    }
+
+    /// The whole file `mplc predict --output` writes: CSV, a header `file,index,class,probability,p_<class>,...`
+    /// and a row per example (the class by its name when the run names its classes, else its index; index empty
+    /// for an image file), or JSON, an array of the objects `--json` prints.
+    public static func file(_ predictions: [Prediction], format: FileFormat, classNames: [String]?) -> String {
+        switch format {
+        case .json:  // one object a line
+            return predictions.isEmpty ? "[]\n" : "[\n" + predictions.map(\.json).joined(separator: ",\n") + "\n]\n"
+        case .csv:
+            let count = predictions.first?.probabilities.count ?? classNames?.count ?? 0
+            let name = { (k: Int) in classNames?[k] ?? String(k) }
+            let header = ["file", "index", "class", "probability"] + (0..<count).map { "p_" + name($0) }
+            let rows = predictions.map { p in
+                [p.file, p.index.map(String.init) ?? "", name(p.class), "\(p.probability)"]
+                    + p.probabilities.map { "\($0)" }
+            }
+            return ([header] + rows).map { $0.map(csvField).joined(separator: ",") + "\n" }.joined()
+        }
+    }
+}
+
+/// A CSV field (RFC 4180): quoted, its quotes doubled, when it holds a comma, a quote or a line break.
+private func csvField(_ s: String) -> String {
+    s.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline })
+        ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
 }
 
 private func label(_ k: Int, _ names: [String]?) -> String {

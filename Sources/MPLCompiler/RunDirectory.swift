@@ -1,9 +1,14 @@
 // A run directory as `mplc eval`, `mplc predict` and `mplc export` read it (docs/RUNNER.md, "Run directory"): the
 // checkpoint (or best.safetensors), the copy of the model file under the model's name and recipe.txt, the recipe it
-// trained with. The copy must be the model the checkpoint was trained from: compiled with the run's recipe overrides
-// it has the checkpoint's model hash, or the directory is refused naming the file that does not fit.
+// trained with. The copy must be the model the checkpoint was trained from: it has recipe.txt's recipe and the bytes
+// whose hash the checkpoint records, and compiled with the run's recipe overrides its state table has the
+// checkpoint's tensors (names, shapes, dtypes); else the directory is refused naming the file that does not fit.
+// The generated code's hash (MPLC_MODEL_HASH) may differ: a newer mplc generates other C for the same model (a
+// faster kernel), and the weights still mean the same (a note on stderr says so). A checkpoint of an older runner
+// records no hash of the model file: then the model hash must match, as it cannot tell an edit from a new mplc.
 
 import Foundation
+import MPLEmitC
 import MPLModel
 
 public struct RunDirectory {
@@ -15,6 +20,8 @@ public struct RunDirectory {
     public var compiled: CompiledModel
     /// The checkpoint's metadata: where the run's data ("data") and teacher cache ("teacher_cache") are.
     public var metadata: [String: String]
+    /// A line for stderr when the run was trained by another mplc build (another model hash), else nil.
+    public var note: String?
 
     public init(path: String, best: Bool, memoryLimit: ResourceLimits.Limit = ResourceLimits.unlimited) throws {
         checkpoint = path + "/" + (best ? "best.safetensors" : "checkpoint.safetensors")
@@ -22,7 +29,8 @@ public struct RunDirectory {
             throw CompileFailure(
                 "error: \(checkpoint): missing: --best needs a run trained with --validation N")
         }
-        metadata = try CheckpointFile(path: checkpoint).metadata
+        let file = try CheckpointFile(path: checkpoint)
+        metadata = file.metadata
         // The name comes from a file: only a plain identifier may become a path.
         guard let name = metadata["model"], let first = name.unicodeScalars.first,
             name.unicodeScalars.count <= 128, first == "_" || CharacterSet.letters.contains(first),
@@ -52,6 +60,17 @@ public struct RunDirectory {
                 "error: \(recipeFile) does not match \(modelFile): '\(differ.0)' where the model file has "
                     + "'\(differ.1)'; was one of them edited after the run?")
         }
+        // Newer runners record the hash of the model file's bytes: an edit of the copy that keeps every tensor's
+        // shape (ReLU to GELU) would pass the layout check below. Older checkpoints need the same model hash instead.
+        let fileHash = metadata["model_file_hash"]
+        let copyHash = Self.fnv1a64(FileManager.default.contents(atPath: modelFile) ?? Data())
+        if let fileHash, fileHash != copyHash {
+            throw CompileFailure(
+                "error: \(modelFile) is not the model \(checkpoint) was trained from (the copy's bytes have hash "
+                    + "\(copyHash), the checkpoint records \(CSyntax.commentText(String(fileHash.prefix(32))))): was "
+                    + "the copy edited after the run? Give the model file the run trained, with --checkpoint "
+                    + "\(checkpoint)")
+        }
         // A data-parallel run's model was compiled for its rank count (part of the hash); older checkpoints have none.
         guard let ranks = Int(metadata["ranks"] ?? "1"), (1...65536).contains(ranks) else {
             throw CompileFailure("error: \(checkpoint): its metadata \"ranks\" is not a rank count")
@@ -59,17 +78,32 @@ public struct RunDirectory {
         compiled = try Compiler.compile(
             model, regenerateCommand: "mplc train \(modelFile)", memoryLimit: memoryLimit, ranks: ranks,
             modelFile: modelFile)
+        if let difference = file.layoutDifference(from: compiled.kernels.state.tensors.map(\.info)) {
+            throw CompileFailure(
+                "error: \(modelFile) is not the model \(checkpoint) was trained from (\(difference)): was the copy "
+                    + "edited after the run? Give the model file the run trained, with --checkpoint \(checkpoint)")
+        }
         let header = compiled.files.first { $0.fileName == "model.h" }?.contents ?? ""
         let hash = header.split(separator: "\n").first { $0.hasPrefix("#define MPLC_MODEL_HASH ") }
             .map { $0.dropFirst("#define MPLC_MODEL_HASH ".count).trimmingCharacters(in: ["\""]) }
-        guard let stored = metadata["model_hash"], stored == hash else {
+        guard metadata["model_hash"] != hash else { return }
+        let hashes =
+            "model hash \(metadata["model_hash"].map { CSyntax.commentText(String($0.prefix(16))) } ?? "none") in "
+            + "the checkpoint, \(hash.map { String($0.prefix(16)) } ?? "none") compiled now"
+        guard fileHash != nil else {
             throw CompileFailure(
-                "error: \(modelFile) is not the model \(checkpoint) was trained from (model hash "
-                    + "\(metadata["model_hash"].map { String($0.prefix(16)) } ?? "none") in the checkpoint, "
-                    + "\(hash.map { String($0.prefix(16)) } ?? "none") compiled now): the copy was edited, or mplc "
-                    + "changed since the run; to use the weights anyway give a model file and --checkpoint \(checkpoint)"
-            )
+                "error: \(modelFile) is not the model \(checkpoint) was trained from (\(hashes)): the copy was edited, or "
+                    + "mplc changed since the run (whose checkpoint records no hash of its model file to tell which); "
+                    + "to use the weights anyway give a model file and --checkpoint \(checkpoint)")
         }
+        note = "mplc: note: \(checkpoint) was trained by another mplc build (\(hashes)); its model file and tensors fit"
+    }
+
+    /// FNV-1a, 64 bits, as the runner writes it ("fnv1a64:" and 16 hex digits; util.c).
+    static func fnv1a64(_ bytes: Data) -> String {
+        let hash = bytes.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
+        let hex = String(hash, radix: 16)
+        return "fnv1a64:" + String(repeating: "0", count: 16 - hex.count) + hex
     }
 
     /// The `mplc train` override that gives recipe.txt's line `key VALUE` ("pseudoLabels .soft(temperature: 2.0)"),

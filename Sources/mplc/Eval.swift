@@ -53,7 +53,10 @@ struct Eval: ParsableCommand {
             let output = try trainerOutput(trained, arguments)
             let evaluation = try Evaluation(
                 runnerOutput: output, network: ema ? "student_ema" : teacher ? "teacher" : "student")
-            print(json ? evaluation.json : evaluation.text)
+            print(
+                json
+                    ? evaluation.json
+                    : evaluation.text(classNames: try trained.classNames(count: evaluation.confusion.count)))
         }
     }
 }

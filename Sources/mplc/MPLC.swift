@@ -450,7 +450,15 @@ struct TrainedModel {
                 exitCode: 2)
         }
         let run = try RunDirectory(path: argument, best: best, memoryLimit: ResourceLimits.memoryLimit())
+        if let note = run.note { FileHandle.standardError.write(Data((note + "\n").utf8)) }
         (modelPath, self.checkpoint, compiled, metadata) = (run.modelFile, run.checkpoint, run.compiled, run.metadata)
+    }
+
+    /// The class names the checkpoint records (an image-folder run's), nil if none; a model file's checkpoint is
+    /// read for them.
+    func classNames(count: Int) throws -> [String]? {
+        let metadata = compiled == nil ? try CheckpointFile(path: checkpoint).metadata : metadata
+        return try Evaluation.classNames(metadata: metadata, checkpoint: checkpoint, count: count)
     }
 }
 

@@ -56,6 +56,10 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     meta_set(m, "model", "%s", MPLC_MODEL_NAME);
     /* What the runner was built from: --resume refuses a runner built from anything else. */
     meta_set(m, "model_hash", "%s", MPLC_MODEL_HASH);
+    /* The bytes of the model file (the run directory's copy of it): `mplc eval RUN_DIR` takes the copy for the
+     * model the checkpoint was trained from only if it still has them, whatever mplc build compiles it. */
+    if (T->model_source)
+        meta_set(m, "model_file_hash", "fnv1a64:%016" PRIx64, fnv1a64(T->model_source, T->model_source_len));
     /* The rank count is compiled into the model (and its hash): `mplc eval RUN_DIR` compiles it back with it. */
     meta_set(m, "ranks", "%d", MPLC_RANKS);
     meta_set(m, "recipe", "%s", MPLC_RECIPE);
@@ -86,12 +90,9 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     char classes[DATASET_CLASS_NAMES_MAX + 8];
     dataset_classes_json(&T->data, classes, sizeof classes);
     if (classes[0]) meta_set(m, "classes", "%s", classes);
-    if (T->data.norm_mean) { /* the normalisation the inputs need: x = (p/255 - mean)/std per channel */
-        char mean[256] = "", std[256] = "";
-        for (int c = 0, n = 0, k = 0; c < MPLC_INPUT_CHANNELS; c++) {
-            n += snprintf(mean + n, sizeof mean - (size_t)n, c ? ",%.9g" : "%.9g", (double)T->data.norm_mean[c]);
-            k += snprintf(std + k, sizeof std - (size_t)k, c ? ",%.9g" : "%.9g", (double)T->data.norm_std[c]);
-        }
+    char mean[DATASET_NORM_TEXT], std[DATASET_NORM_TEXT]; /* the inputs' x = (p/255 - mean)/std per channel */
+    dataset_norm_text(&T->data, mean, std);
+    if (mean[0]) {
         meta_set(m, "norm_mean", "%s", mean);
         meta_set(m, "norm_std", "%s", std);
     }

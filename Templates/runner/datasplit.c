@@ -84,6 +84,14 @@ void dataset_classes_json(const Dataset *d, char *out, size_t cap) {
     fclose(fp);
 }
 
+void dataset_norm_text(const Dataset *d, char *mean, char *std) {
+    mean[0] = std[0] = '\0';
+    for (int c = 0, n = 0, k = 0; d->norm_mean && c < MPLC_INPUT_CHANNELS; c++) {
+        n += snprintf(mean + n, DATASET_NORM_TEXT - (size_t)n, c ? ",%.9g" : "%.9g", (double)d->norm_mean[c]);
+        k += snprintf(std + k, DATASET_NORM_TEXT - (size_t)k, c ? ",%.9g" : "%.9g", (double)d->norm_std[c]);
+    }
+}
+
 int dataset_pick_labeled(const DataSplit *train, long labels, uint64_t seed, uint32_t **out, Err *e) {
     if (labels <= 0 || labels % MPLC_CLASSES != 0)
         return err_set(e, "--labels %ld must be a positive multiple of the %d classes (a class-balanced split)", labels,

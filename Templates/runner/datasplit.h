@@ -55,6 +55,10 @@ void dataset_free(Dataset *d);
 /* The class names as a JSON array, ["T-shirt","Trouser",...], into out[cap] (at least DATASET_CLASS_NAMES_MAX + 8
  * bytes); "" when the data has none. */
 void dataset_classes_json(const Dataset *d, char *out, size_t cap);
+/* The normalisation the data computed (norm_mean, norm_std) as the checkpoint records it, one "%.9g" per channel,
+ * comma-separated, into mean and std (DATASET_NORM_TEXT bytes each); both "" when the data has fixed statistics. */
+#define DATASET_NORM_TEXT 256
+void dataset_norm_text(const Dataset *d, char *mean, char *std);
 
 /* The class-balanced labeled subset: labels/K examples per class, the first ones met in a seeded
  * shuffle of the training set. Writes `labels` indices into the training set. */

@@ -105,6 +105,27 @@ static void print_eval(const char *checkpoint, const Dataset *d, int has_ema, co
     printf("}\n");
 }
 
+/* An image-folder run trained on inputs normalised with its training images' statistics, which eval computes again
+ * from DIR's labeled/ and unlabeled/ images (its test/ images without them): data other than the run's would feed
+ * the networks inputs normalised otherwise, a silently wrong accuracy. Refused unless the statistics are the ones
+ * the checkpoint records (a checkpoint without them: a run on data of fixed statistics, or an older one). */
+static int same_normalisation(const StMeta *m, const char *checkpoint, const Dataset *d, const char *dir, Err *e) {
+    const char *mean = meta_get(m, "norm_mean"), *std = meta_get(m, "norm_std");
+    char now_mean[DATASET_NORM_TEXT], now_std[DATASET_NORM_TEXT];
+    dataset_norm_text(d, now_mean, now_std);
+    if (!mean || (strcmp(mean, now_mean) == 0 && std && strcmp(std, now_std) == 0)) return 0;
+    if (!now_mean[0])
+        return err_set(e,
+                       "%s: %s data has fixed statistics, but %s was trained on image folders normalised with "
+                       "mean %.64s, std %.64s: give the run's data directory",
+                       dir, d->format, checkpoint, mean, std ? std : "(none)");
+    return err_set(e,
+                   "%s: its training images give the normalisation mean %s, std %s, but %s was trained with "
+                   "mean %.64s, std %.64s; eval normalises as in training: give the run's data directory (the same "
+                   "labeled/ and unlabeled/ images beside test/)",
+                   dir, now_mean, now_std, checkpoint, mean, std ? std : "(none)");
+}
+
 /* eval of a Reduced MPL model: the cache is checked against the whole data set, so the training set is
  * loaded too (only its size is used). */
 int eval_command(const char *checkpoint, const char *data_dir, const char *teacher_cache) {
@@ -122,8 +143,10 @@ int eval_command(const char *checkpoint, const char *data_dir, const char *teach
     /* An EMA with no update yet (the student was still waiting) holds zeros, not a model: leave it out. */
     const char *updates = meta_get(meta, "ema_updates");
     if (updates && strcmp(updates, "0") == 0) has_ema = 0;
+    if (dataset_load(data_dir, teacher_cache != NULL, &data, &e) != 0 ||
+        same_normalisation(meta, checkpoint, &data, data_dir, &e) != 0)
+        die_err(&e, EXIT_BAD_INPUT);
     free(meta);
-    if (dataset_load(data_dir, teacher_cache != NULL, &data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (teacher_cache && teacher_cache_load(teacher_cache, &data, &cache, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     float *scratch = arena_alloc(MPLC_SCRATCH_FLOATS);
     float *x = arena_alloc(EVAL_INPUT_FLOATS);

@@ -66,7 +66,8 @@ static void usage(FILE *fp) {
             "cache: writes the teacher's class distributions of every training, then test image (NPY float32 [N, K])\n"
             "predict: one JSON line per example of the files (PNG or JPEG images; *.npy, *.csv, *idx3-ubyte or *.idx files\n"
             "  of examples): class and probabilities by the student (--ema: its EMA); 8-bit pixels normalised as the\n"
-            "  named data set's (default fashion-mnist for grey models, none for RGB)\n"
+            "  checkpoint records (an image-folder run's statistics; --normalise is then refused), else as the named\n"
+            "  data set's (default fashion-mnist for grey models, none for RGB)\n"
             "SIGINT or SIGTERM: the run finishes its step, writes a checkpoint and exits 130 or 143 (continue with --resume)\n"
             "exit codes: 0 ok, 1 bad input or I/O error, 2 usage error, 3 NaN/Inf in a step output or the state,\n"
             "  130/143 stopped by SIGINT/SIGTERM\n",
@@ -352,7 +353,7 @@ static int cache_main(int argc, char **argv) {
 }
 
 static int predict_main(int argc, char **argv) {
-    const char *ckpt = NULL, *normalise = MPLC_INPUT_CHANNELS == 1 ? "fashion-mnist" : NULL;
+    const char *ckpt = NULL, *normalise = NULL; /* predict.c: the checkpoint's, or fashion-mnist for grey models */
     int threads = 1, use_ema = 0, i = 0;
     /* flags first, then the images (a file name may start with "--" after a lone "--") */
     while (i < argc && strncmp(argv[i], "--", 2) == 0) {

@@ -22,6 +22,13 @@
 #include "train.h"
 #include "trainer.h"
 
+/* How 8-bit pixels become the model's inputs, x = (p/255 - mean[c])/std[c]; known = 0 when nothing says (an RGB
+ * model's checkpoint without statistics and no --normalise): 8-bit data is then refused. */
+typedef struct {
+    int known;
+    double mean[3], std[3];
+} Pixels;
+
 /* Per channel mean and std of p/255 for --normalise (docs/RUNNER.md, "predict"). */
 static int normalisation(const char *name, double mean[3], double std[3], Err *e) {
     if (strcmp(name, "fashion-mnist") == 0) {
@@ -91,19 +98,17 @@ static float *next_row(Batch *b, const char *file, long index) {
 
 static int is_features_model(void) { return MPLC_INPUT_HEIGHT == 1 && MPLC_INPUT_WIDTH == 1; }
 
-/* 8-bit pixels need the normalisation of the data the model trained on: --normalise (its default for grey
- * models is fashion-mnist; RGB models have none). */
-static int pixel_stats(const char *path, const char *normalise, double mean[3], double std[3], Err *e) {
-    if (!normalise)
-        return err_set(e,
-                       "%s: 8-bit pixels and model %s reads RGB images: give --normalise cifar10 or svhn, the data it "
-                       "was trained on",
-                       path, MPLC_MODEL_NAME);
-    return normalisation(normalise, mean, std, e);
+/* 8-bit pixels need the normalisation of the data the model trained on. */
+static int pixels_known(const char *path, const Pixels *px, Err *e) {
+    if (px->known) return 0;
+    return err_set(e,
+                   "%s: 8-bit pixels and model %s reads RGB images: give --normalise cifar10 or svhn, the data it was "
+                   "trained on",
+                   path, MPLC_MODEL_NAME);
 }
 
-static float pixel(uint8_t p, int c, const double mean[3], const double std[3]) {
-    return (float)(((double)p / 255.0 - mean[c]) / std[c]);
+static float pixel(uint8_t p, int c, const Pixels *px) {
+    return (float)(((double)p / 255.0 - px->mean[c]) / px->std[c]);
 }
 
 static int has_suffix(const char *s, const char *suffix) {
@@ -113,30 +118,28 @@ static int has_suffix(const char *s, const char *suffix) {
 
 /* An image file (PNG or JPEG, image.c), one example, decoded at the model's size and normalised as the trainer
  * normalises 8-bit data: ((double)p / 255 - mean) / std, rounded to float once. */
-static int predict_image(Batch *b, const char *path, const char *normalise, Err *e) {
-    double mean[3], std[3];
+static int predict_image(Batch *b, const char *path, const Pixels *px, Err *e) {
     if (is_features_model())
         return err_set(e, "%s: model %s reads %d features per example, not images: give a CSV or NPY file", path,
                        MPLC_MODEL_NAME, MPLC_INPUT_SIZE);
     if (MPLC_INPUT_CHANNELS != 1 && MPLC_INPUT_CHANNELS != 3)
         return err_set(e, "%s: model %s reads images of %d channels; predict reads grey or RGB image files", path,
                        MPLC_MODEL_NAME, MPLC_INPUT_CHANNELS);
-    if (pixel_stats(path, normalise, mean, std, e) != 0) return -1;
+    if (pixels_known(path, px, e) != 0) return -1;
     uint8_t *pixels = xmalloc(MPLC_INPUT_SIZE);
     int got_w, got_h;
     int rc = image_read(path, MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, pixels, &got_w, &got_h, e);
     float *x = rc == 0 ? next_row(b, path, -1) : NULL;
     for (size_t i = 0; x && i < (size_t)MPLC_INPUT_SIZE; i++)
-        x[i] = pixel(pixels[i], (int)(i % MPLC_INPUT_CHANNELS), mean, std);
+        x[i] = pixel(pixels[i], (int)(i % MPLC_INPUT_CHANNELS), px);
     free(pixels);
     return rc == 0 ? 0 : -1;
 }
 
 /* An IDX image file (train-images-idx3-ubyte and the like, gzip or not): N grey images of the model's size. */
-static int predict_idx(Batch *b, const char *path, const char *normalise, Err *e) {
-    double mean[3], std[3];
+static int predict_idx(Batch *b, const char *path, const Pixels *px, Err *e) {
     IdxArray a;
-    if (pixel_stats(path, normalise, mean, std, e) != 0 || idx_read(path, IDX_MAGIC_IMAGES, &a, e) != 0) return -1;
+    if (pixels_known(path, px, e) != 0 || idx_read(path, IDX_MAGIC_IMAGES, &a, e) != 0) return -1;
     int rc = 0;
     if (a.dims[1] != MPLC_INPUT_HEIGHT || a.dims[2] != MPLC_INPUT_WIDTH || MPLC_INPUT_CHANNELS != 1)
         rc = err_set(e, "%s: images are %ux%u with 1 channel, model %s takes %dx%d with %d channel(s)", path, a.dims[1],
@@ -144,7 +147,7 @@ static int predict_idx(Batch *b, const char *path, const char *normalise, Err *e
     for (size_t n = 0; rc == 0 && n < a.dims[0]; n++) {
         float *x = next_row(b, path, (long)n);
         for (size_t i = 0; i < (size_t)MPLC_INPUT_SIZE; i++)
-            x[i] = pixel(a.data[n * MPLC_INPUT_SIZE + i], 0, mean, std);
+            x[i] = pixel(a.data[n * MPLC_INPUT_SIZE + i], 0, px);
     }
     idx_free(&a);
     return rc;
@@ -152,9 +155,8 @@ static int predict_idx(Batch *b, const char *path, const char *normalise, Err *e
 
 /* An NPY file of examples: (N, H, W, C), (N, H, W) for one channel or (N, H·W·C); '|u1' pixels normalised as
  * images are, '<f4' values used as is (as the trainer uses float data). */
-static int predict_npy(Batch *b, const char *path, const char *normalise, Err *e) {
+static int predict_npy(Batch *b, const char *path, const Pixels *px, Err *e) {
     const size_t D = MPLC_INPUT_SIZE;
-    double mean[3] = {0}, std[3] = {1, 1, 1};
     NpyArray a;
     if (npy_read(path, &a, e) != 0) return -1;
     int rc = 0;
@@ -174,7 +176,7 @@ static int predict_npy(Batch *b, const char *path, const char *normalise, Err *e
                      path, shape, MPLC_MODEL_NAME, MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS,
                      MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, D);
     else if (a.type == NPY_U1 && (MPLC_INPUT_CHANNELS == 1 || MPLC_INPUT_CHANNELS == 3))
-        rc = pixel_stats(path, normalise, mean, std, e);
+        rc = pixels_known(path, px, e);
     else if (a.type == NPY_U1)
         rc = err_set(e, "%s: 8-bit values for model %s, which reads %d channels: give float32 ('<f4') values", path,
                      MPLC_MODEL_NAME, MPLC_INPUT_CHANNELS);
@@ -182,7 +184,7 @@ static int predict_npy(Batch *b, const char *path, const char *normalise, Err *e
         float *x = next_row(b, path, (long)n);
         for (size_t i = 0; rc == 0 && i < D; i++) {
             if (a.type == NPY_U1) {
-                x[i] = pixel(((const uint8_t *)a.data)[n * D + i], (int)(i % MPLC_INPUT_CHANNELS), mean, std);
+                x[i] = pixel(((const uint8_t *)a.data)[n * D + i], (int)(i % MPLC_INPUT_CHANNELS), px);
                 continue;
             }
             x[i] = ((const float *)a.data)[n * D + i];
@@ -214,19 +216,63 @@ static int predict_csv(Batch *b, const char *path, Err *e) {
 
 /* The format by the file's name: *.npy (NPY), *.csv (CSV), *idx3-ubyte or *.idx (IDX), each also with .gz for NPY
  * and IDX; anything else an image file (PNG or JPEG). */
-static int predict_file(Batch *b, const char *path, const char *normalise, Err *e) {
-    if (has_suffix(path, ".npy") || has_suffix(path, ".npy.gz")) return predict_npy(b, path, normalise, e);
+static int predict_file(Batch *b, const char *path, const Pixels *px, Err *e) {
+    if (has_suffix(path, ".npy") || has_suffix(path, ".npy.gz")) return predict_npy(b, path, px, e);
     if (has_suffix(path, ".csv")) return predict_csv(b, path, e);
     if (has_suffix(path, "idx3-ubyte") || has_suffix(path, "idx3-ubyte.gz") || has_suffix(path, ".idx") ||
         has_suffix(path, ".idx.gz"))
-        return predict_idx(b, path, normalise, e);
-    return predict_image(b, path, normalise, e);
+        return predict_idx(b, path, px, e);
+    return predict_image(b, path, px, e);
+}
+
+/* One value per channel of model's input, "0.25,0.5,0.75" (as checkpoint.c writes them): the count, or -1. */
+static int channel_values(const char *text, double v[3]) {
+    int n = 0;
+    for (const char *p = text; n < 3; p++) {
+        char *end;
+        v[n++] = strtod(p, &end);
+        if (end == p || !isfinite(v[n - 1])) return -1;
+        if (*end == '\0') return n;
+        if (*end != ',') return -1;
+        p = end;
+    }
+    return -1;
+}
+
+/* The pixels' normalisation: the one the checkpoint records (an image-folder run's, computed from its training
+ * images: metadata norm_mean and norm_std), else --normalise, else Fashion-MNIST's for a grey model. A
+ * --normalise beside recorded statistics would silently feed the student other inputs than it trained on:
+ * refused. */
+static int pixel_normalisation(const StMeta *m, const char *checkpoint, const char *normalise, Pixels *px, Err *e) {
+    const char *mean = meta_get(m, "norm_mean"), *std = meta_get(m, "norm_std");
+    *px = (Pixels){0};
+    if (!mean && !std) {
+        if (!normalise && MPLC_INPUT_CHANNELS == 1) normalise = "fashion-mnist";
+        px->known = normalise != NULL;
+        return normalise ? normalisation(normalise, px->mean, px->std, e) : 0;
+    }
+    const int C = MPLC_INPUT_CHANNELS;
+    if (!mean || !std || channel_values(mean, px->mean) != C || channel_values(std, px->std) != C)
+        return err_set(e,
+                       "%s: metadata norm_mean '%.64s' and norm_std '%.64s' are not one value per channel of model %s "
+                       "(%d)",
+                       checkpoint, mean ? mean : "(none)", std ? std : "(none)", MPLC_MODEL_NAME, C);
+    for (int c = 0; c < C; c++)
+        if (!(px->std[c] > 0))
+            return err_set(e, "%s: metadata norm_std '%.64s' has a value that is not positive", checkpoint, std);
+    if (normalise)
+        return err_set(e,
+                       "--normalise %s: %s records the normalisation of the images it was trained on (mean %s, std "
+                       "%s), which predict uses; drop --normalise",
+                       normalise, checkpoint, mean, std);
+    px->known = 1;
+    return 0;
 }
 
 int predict_command(const char *checkpoint, int use_ema, const char *normalise, char **files, int nfiles) {
     Err e;
-    double mean[3], std[3];
-    if (normalise && normalisation(normalise, mean, std, &e) != 0) die_err(&e, EXIT_USAGE);
+    Pixels px; /* a --normalise that names no data set is a usage error, before the checkpoint is read */
+    if (normalise && normalisation(normalise, px.mean, px.std, &e) != 0) die_err(&e, EXIT_USAGE);
     if (arenas_fit_in_memory(1, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     float *state = arena_alloc(MPLC_STATE_FLOATS), *ema = use_ema ? arena_alloc(MPLC_STATE_FLOATS) : NULL;
     int has_ema = 0;
@@ -237,6 +283,7 @@ int predict_command(const char *checkpoint, int use_ema, const char *normalise, 
         die(EXIT_BAD_INPUT, "%s: --ema: the checkpoint has no EMA (the run had --ema-decay 0)", checkpoint);
     if (use_ema && updates && strcmp(updates, "0") == 0)
         die(EXIT_BAD_INPUT, "%s: --ema: the EMA has no update yet (the student was still waiting)", checkpoint);
+    if (pixel_normalisation(meta, checkpoint, normalise, &px, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     free(meta);
     Batch *b = xmalloc(sizeof *b);
     *b = (Batch){.state = use_ema ? ema : state,
@@ -244,7 +291,7 @@ int predict_command(const char *checkpoint, int use_ema, const char *normalise, 
                  .logits = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_CLASSES),
                  .scratch = arena_alloc(MPLC_SCRATCH_FLOATS)};
     for (int f = 0; f < nfiles; f++)
-        if (predict_file(b, files[f], normalise, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+        if (predict_file(b, files[f], &px, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     flush(b);
     free(b->x);
     free(b->logits);

@@ -16,13 +16,6 @@
 
 /* ---- reading */
 
-static uint64_t fnv1a(const void *data, size_t bytes) {
-    const unsigned char *p = data;
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < bytes; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
 static int check_shape(const NpyArray *a, const char *path, const Dataset *d, Err *e) {
     size_t want = d->train.n + d->test.n;
     char shape[128];
@@ -93,7 +86,7 @@ int teacher_cache_load(const char *path, const Dataset *d, TeacherCache *c, Err 
     c->rows = a.data; /* the cache owns the array from here */
     c->n_train = d->train.n;
     c->n_test = d->test.n;
-    c->hash = fnv1a(c->rows, a.count * sizeof(float));
+    c->hash = fnv1a64(c->rows, a.count * sizeof(float));
     c->test_correct = teacher_cache_correct(teacher_cache_test_rows(c), &d->test);
     return 0;
 }

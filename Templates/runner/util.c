@@ -242,3 +242,10 @@ int parse_u64(const char *s, uint64_t *out) {
     *out = (uint64_t)v;
     return 0;
 }
+
+uint64_t fnv1a64(const void *data, size_t bytes) {
+    const unsigned char *p = data;
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < bytes; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}

@@ -94,4 +94,7 @@ uint64_t memory_limit(const char **source);
 int parse_long(const char *s, long lo, long hi, long *out);
 int parse_u64(const char *s, uint64_t *out);
 
+/* FNV-1a, 64 bits, of the bytes: names contents (a teacher cache's rows, a model file) to notice a change. */
+uint64_t fnv1a64(const void *data, size_t bytes);
+
 #endif
