@@ -122,8 +122,9 @@ int eval_command(const char *checkpoint, const char *data_dir, const char *teach
     /* An EMA with no update yet (the student was still waiting) holds zeros, not a model: leave it out. */
     const char *updates = meta_get(meta, "ema_updates");
     if (updates && strcmp(updates, "0") == 0) has_ema = 0;
+    const int resize = checkpoint_resizes(meta);
     free(meta);
-    if (dataset_load(data_dir, teacher_cache != NULL, &data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (dataset_load(data_dir, teacher_cache != NULL, resize, &data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (teacher_cache && teacher_cache_load(teacher_cache, &data, &cache, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     float *scratch = arena_alloc(MPLC_SCRATCH_FLOATS);
     float *x = arena_alloc(EVAL_INPUT_FLOATS);
