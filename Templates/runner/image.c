@@ -14,6 +14,14 @@
 #define STBI_ONLY_JPEG
 #define STBI_NO_STDIO /* the file is read here, size-checked and budgeted, and decoded from memory */
 #define STBI_MAX_DIMENSIONS IMAGE_MAX_SIDE
+/* Zeroed memory: stb_image 2.27 reads parts of its JPEG decoder's state (malloc'ed, not cleared) that a corrupt
+ * file leaves unset, so what it makes of such a file depends on what the heap held: decoded twice in one process,
+ * a file once succeeded and once failed, another ended in stb's assertion on its Huffman tables, an abort (found
+ * by Tests/Fuzz/fuzz_image.c once it decoded each file twice, for --resize; with glibc's MALLOC_PERTURB_ the second
+ * one's error changes with the fill byte). With calloc the same bytes always decode the same way. */
+#define STBI_MALLOC(size) calloc(1, (size))
+#define STBI_REALLOC(p, size) realloc((p), (size))
+#define STBI_FREE(p) free(p)
 #include <stb/stb_image.h>
 
 /* stb_image_resize allocates its work buffer through these (one STBIR_MALLOC and one STBIR_FREE per resize). */
