@@ -358,6 +358,8 @@ sed 's/"mode": "uda"/"mode": "fixmatch"/' "$WORK/options.good" >"$WORK/opt-moden
 hostile modename "\"mode\" is 'fixmatch', not one of the values --mode accepts"
 sed 's/"ema_decay": 0.9/"ema_decay": 1/' "$WORK/options.good" >"$WORK/opt-ema.json"
 hostile ema '"ema_decay" is not a number D with 0 <= D < 1'
+sed 's/"resize": "no"/"resize": "maybe"/' "$WORK/options.good" >"$WORK/opt-resize.json"
+hostile resize "\"resize\" is 'maybe', not yes or no"
 sed 's/"format"/"rm -rf"/' "$WORK/options.good" >"$WORK/opt-unknown.json"
 hostile unknown '"rm -rf" is not an option of mplc-run'
 sed 's/"model": "fake_linear"/"model": "other"/' "$WORK/options.good" >"$WORK/opt-model.json"
@@ -646,7 +648,7 @@ expect "images of another size: exit 1, counted, the first named, --resize sugge
 orig=$(ls "$D"/test/Bag/*.png | head -n 1)
 "$T" upscale "$orig" "$D/test/Bag/zz-big.png"
 RS="$WORK/resize-run"
-if out=$("$RUN" train --data "$D" --steps 30 --resize --out "$RS" 2>&1) &&
+if out=$("$RUN" train --data "$D" --steps 30 --finetune-steps 0 --resize --out "$RS" 2>&1) &&
     grep -q "badimg-size: 3 images of another size resized to 28x28 (--resize)" <<<"$out" &&
     grep -q '"resize": "yes"' "$RS/options.json" && [ "$("$T" st-meta "$RS/checkpoint.safetensors" resize)" = yes ]; then
     pass "--resize: images of 32x32, 28x30 (RGB) and 56x56 resized, said once; options.json and the checkpoint record it"
@@ -663,7 +665,7 @@ expect "predict by a run without --resize: a 56x56 file is refused, --resize nam
     "$RUN" predict --checkpoint "$WORK/img-run/checkpoint.safetensors" "$D/test/Bag/zz-big.png"
 expect "predict --resize by a run without it: resized" 0 '"class":' -- \
     "$RUN" predict --checkpoint "$WORK/img-run/checkpoint.safetensors" --resize "$D/test/Bag/zz-big.png"
-"$RUN" train --data "$D" --steps 30 --resize --stop-at 10 --out "$WORK/resize-resume" --quiet >/dev/null 2>&1
+"$RUN" train --data "$D" --steps 30 --finetune-steps 0 --resize --stop-at 10 --out "$WORK/resize-resume" --quiet >/dev/null 2>&1
 expect "--resize: --resume without the flag keeps it" 0 "student" -- "$RUN" train --resume --out "$WORK/resize-resume" --quiet
 if "$T" st-equal "$RS/checkpoint.safetensors" "$WORK/resize-resume/checkpoint.safetensors"; then
     pass "--resize: the resumed run's checkpoint is identical to the uninterrupted run's"
