@@ -104,9 +104,9 @@ static int read_whole(const char *path, unsigned char **out, size_t *len, Err *e
     return 0;
 }
 
-/* px (iw x ih, c channels) resized to out (w x h), stretched: the aspect ratio is not kept. A training tool's
- * folder reader does the same by default (Keras's image_dataset_from_directory, torchvision's Resize((h, w))), and
- * nothing of the picture is cut off: an object at the edge of a photo stays in it. Each axis is filtered by its
+/* px (iw x ih, c channels) resized to out (w x h), stretched: the aspect ratio is not kept. Keras's folder reader
+ * (image_dataset_from_directory) does the same by default, as does torchvision's Resize((h, w)), and nothing of
+ * the picture is cut off: an object at the edge of a photo stays in it. Each axis is filtered by its
  * direction: shrinking averages the pixels each output pixel covers (stb's box filter, exact for whole ratios:
  * no aliasing of fine patterns, no ringing), enlarging interpolates linearly (its triangle filter, bilinear: no
  * overshoot). The 8-bit values are filtered as they are (no sRGB linearisation), as other image libraries do,
