@@ -196,6 +196,11 @@ struct Train: ParsableCommand {
     var emaDecay: Double?
     @Option(help: "Random horizontal flips of the training images: auto (on for CIFAR-10 only), yes or no.")
     var flip: String?
+    @Flag(
+        help: ArgumentHelp(
+            "Image folders: resize images of another size than the model's to it (stretched, not cropped) instead of "
+                + "refusing them; the run records it, so eval, predict and --resume read images as training did."))
+    var resize = false
     @Flag(help: "Only a summary line at the end.")
     var quiet = false
 
@@ -296,6 +301,7 @@ struct Train: ParsableCommand {
         add("--validation", validation)
         add("--patience", patience)
         if overwrite { args.append("--overwrite") }
+        if resize { args.append("--resize") }
         if quiet { args.append("--quiet") }
         return args
     }

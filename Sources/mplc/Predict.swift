@@ -13,10 +13,11 @@ struct Predict: ParsableCommand {
             Files by name: *.npy (N×H×W×C, N×H×W for one channel, or N×(H·W·C); uint8 or float32), *.csv (rows of \
             the model's features, optionally followed by a label, for Features models), *idx3-ubyte or *.idx \
             (IDX images; NPY and IDX also gzip-compressed, *.gz), anything else a PNG or JPEG image. Images must \
-            have the model's size; they are converted to its channels. 8-bit pixels are normalised as in training: \
-            with the statistics the checkpoint records (an image-folder run's, from its training images; --normalise \
-            is then refused), else as the trainer normalises the data set named by --normalise (default \
-            fashion-mnist for grey models; RGB models need it); float32 values and CSV values are used as they are.
+            have the model's size, or are resized to it with --resize or when the run trained with --resize; they \
+            are converted to its channels. 8-bit pixels are normalised as in training: with the statistics the \
+            checkpoint records (an image-folder run's, from its training images; --normalise is then refused), else \
+            as the trainer normalises the data set named by --normalise (default fashion-mnist for grey models; RGB \
+            models need it); float32 values and CSV values are used as they are.
             --output FILE.csv or FILE.json writes the predictions to FILE (replaced if it exists; written whole or \
             not at all) instead of the terminal.
             Examples:
@@ -35,6 +36,11 @@ struct Predict: ParsableCommand {
             "The training data whose normalisation the pixels get: fashion-mnist, cifar10 or svhn (not for a "
                 + "checkpoint that records its own)."))
     var normalise: String?
+    @Flag(
+        help: ArgumentHelp(
+            "Resize image files of another size than the model's to it, as `mplc train --resize` does (the default "
+                + "when the checkpoint's run trained with --resize)."))
+    var resize = false
     @Flag(
         help: ArgumentHelp(
             "Print one JSON object per example (file, index for a row of a file, class, probability, probabilities) "
@@ -66,6 +72,7 @@ struct Predict: ParsableCommand {
             let trained = try source.load()
             var arguments = ["predict", "--checkpoint", trained.checkpoint]
             if ema { arguments.append("--ema") }
+            if resize { arguments.append("--resize") }
             if let normalise { arguments += ["--normalise", normalise] }
             // "--" first: a file named like a flag stays a file.
             let runnerOutput = try trainerOutput(trained, arguments + ["--"] + files)

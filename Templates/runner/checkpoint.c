@@ -105,6 +105,7 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     meta_set(m, "metrics_bytes", "%ld", rs->metrics_bytes);
     /* %.17g reads back as the same double, so a resumed run compares --ema-decay exactly. */
     meta_set(m, "flip", "%d", T->cfg.flip);
+    meta_set(m, "resize", "%s", T->cfg.resize ? "yes" : "no");
     meta_set(m, "ema_decay", "%.17g", T->cfg.ema_decay);
     meta_set(m, "ema_updates", "%ld", rs->ema_updates);
     meta_set(m, "acc_ema", "%ld,%ld,%ld", rs->acc_ema_last, rs->acc_ema_before, rs->acc_ema_after);
@@ -512,9 +513,26 @@ static int feedback_parse_int(const char *s, int *v) {
     return feedback_parse(s, &f) != 0 ? -1 : (*v = (int)f, 0);
 }
 
+/* --resize changes the images the run reads, so a resumed run keeps the run's setting. Checkpoints written before
+ * --resize existed have no "resize": their runs refused images of another size. */
+static int adopt_resize(Trainer *T, const StMeta *m, const char *path, Err *e) {
+    const char *v = meta_get(m, "resize");
+    if (!v) return 0;
+    if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+        return err_set(e, "%s: metadata \"resize\" is not yes or no: '%.40s'", path, v);
+    const int stored = v[0] == 'y';
+    if (T->cfg.given_resize && !stored)
+        return err_set(e, "%s was written without --resize, but this command says --resize (drop the flag or start a "
+                          "new run)",
+                       path);
+    T->cfg.resize = stored;
+    return 0;
+}
+
 int checkpoint_data_dir(Trainer *T, Err *e) {
     StMeta *m = xmalloc(sizeof *m);
     int has_ema, rc = checkpoint_load(T, m, &has_ema, e) != 0 || adopt_data_dir(T, m, T->ckpt_path, e) != 0 ||
+                              adopt_resize(T, m, T->ckpt_path, e) != 0 ||
                               adopt_teacher_cache(T, m, T->ckpt_path, e) != 0
                           ? -1
                           : 0;

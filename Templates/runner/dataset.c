@@ -33,8 +33,9 @@ static int no_data_set(const char *dir, int want_train, Err *e) {
                    dir, idx, idx, formats);
 }
 
-int dataset_load(const char *dir, int want_train, Dataset *d, Err *e) {
+int dataset_load(const char *dir, int want_train, int resize, Dataset *d, Err *e) {
     memset(d, 0, sizeof *d);
+    d->resize = resize;
     char root[4096];
     for (int i = 0; i < DATA_FORMAT_COUNT; i++) {
         const DataFormat *f = &DATA_FORMATS[i];

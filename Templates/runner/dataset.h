@@ -21,7 +21,8 @@ extern const DataFormat DATA_FORMATS[];
 extern const int DATA_FORMAT_COUNT;
 
 /* Loads DIR in the first format of the table whose find accepts it (docs/RUNNER.md, Data).
- * want_train = 0 loads only the test set (for `mplc-run eval`). */
-int dataset_load(const char *dir, int want_train, Dataset *d, Err *e);
+ * want_train = 0 loads only the test set (for `mplc-run eval`). resize: image files of another size than the
+ * model's are resized (--resize; the formats of arrays have the model's size or are refused). */
+int dataset_load(const char *dir, int want_train, int resize, Dataset *d, Err *e);
 
 #endif

@@ -151,9 +151,9 @@ static int add_classes(Files *f, const char *dir, const Names *classes, Err *e) 
 }
 
 /* The images of f, decoded into *out (f->paths.n x the model's input, bytes), taken from the budget (returned
- * by the caller). Images of another size do not stop the reading: one message names the first of them and
- * counts them all. */
-static int decode(const Files *f, const char *dir, uint8_t **out, uint64_t *planned, Err *e) {
+ * by the caller). Images of another size are resized with d->resize (and counted in d->resized); without it they
+ * do not stop the reading: one message names the first of them and counts them all. */
+static int decode(const Files *f, const char *dir, Dataset *d, uint8_t **out, uint64_t *planned, Err *e) {
     const size_t n = f->paths.n, each = (size_t)IMG_H * IMG_W * IMG_C;
     size_t bytes;
     if (n == 0) return err_set(e, "%s: no images", dir);
@@ -164,14 +164,16 @@ static int decode(const Files *f, const char *dir, uint8_t **out, uint64_t *plan
     char first[PATH_CAP] = "";
     int first_w = 0, first_h = 0;
     for (size_t i = 0; i < n; i++) {
-        int w, h, rc = image_read(f->paths.v[i], IMG_H, IMG_W, IMG_C, *out + i * each, &w, &h, e);
+        int w, h, rc = image_read(f->paths.v[i], IMG_H, IMG_W, IMG_C, d->resize, *out + i * each, &w, &h, e);
         if (rc < 0) return -1;
-        if (rc == 1 && wrong++ == 0) snprintf(first, sizeof first, "%s", f->paths.v[i]), first_w = w, first_h = h;
+        if ((w != IMG_W || h != IMG_H) && wrong++ == 0)
+            snprintf(first, sizeof first, "%s", f->paths.v[i]), first_w = w, first_h = h;
     }
-    if (wrong)
+    if (wrong && !d->resize)
         return err_set(e, "%s: %zu of its %zu images are not %dx%d pixels, the size model %s takes; the first is %s "
-                          "(%dx%d); resize them first",
+                          "(%dx%d); resize them first, or give --resize to have them resized",
                        dir, wrong, n, IMG_W, IMG_H, MPLC_MODEL_NAME, first, first_w, first_h);
+    d->resized += wrong;
     return 0;
 }
 
@@ -236,11 +238,11 @@ int images_load(const char *dir, int want_train, Dataset *d, Err *e) {
     if (class_folders(have_train ? labeled : test, &classes, e) != 0) goto done;
     if (have_train && (class_folders(test, &test_classes, e) != 0 ||
                        same_classes(labeled, &classes, test, &test_classes, e) != 0 ||
-                       add_classes(&ftrain, labeled, &classes, e) != 0 || decode(&ftrain, labeled, &btrain, &planned[0], e) != 0))
+                       add_classes(&ftrain, labeled, &classes, e) != 0 || decode(&ftrain, labeled, d, &btrain, &planned[0], e) != 0))
         goto done;
-    if (have_unlabeled && (add_folder(&funl, unlabeled, -1, e) != 0 || decode(&funl, unlabeled, &bunl, &planned[1], e) != 0))
+    if (have_unlabeled && (add_folder(&funl, unlabeled, -1, e) != 0 || decode(&funl, unlabeled, d, &bunl, &planned[1], e) != 0))
         goto done;
-    if (add_classes(&ftest, test, &classes, e) != 0 || decode(&ftest, test, &btest, &planned[2], e) != 0) goto done;
+    if (add_classes(&ftest, test, &classes, e) != 0 || decode(&ftest, test, d, &btest, &planned[2], e) != 0) goto done;
     double mean[IMG_C], std[IMG_C];
     const uint8_t *sets[2] = {have_train ? btrain : btest, bunl};
     const size_t counts[2] = {have_train ? ftrain.paths.n : ftest.paths.n, funl.paths.n};

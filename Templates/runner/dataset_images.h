@@ -2,7 +2,8 @@
  *   DIR/labeled/<class>/<image>      the labeled set, used as is (no split); classes are the folder names, sorted
  *   DIR/unlabeled/<image>            unlabeled images (optional: without it the labeled images serve)
  *   DIR/test/<class>/<image>         the test set, with the same class folders
- * An image is a PNG or JPEG file (image.h) of the model's height and width, converted to the model's channels.
+ * An image is a PNG or JPEG file (image.h) of the model's height and width (another size is refused, or resized
+ * with Dataset.resize, --resize), converted to the model's channels.
  * Pixels are normalised per channel with the mean and standard deviation of the training images (labeled and
  * unlabeled), which the run records. Names starting with '.' are skipped. */
 #ifndef RUNNER_DATASET_IMAGES_H

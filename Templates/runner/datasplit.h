@@ -39,6 +39,8 @@ typedef struct {
      * channel; the other formats have the same values in every channel. */
     float *lo, *hi, *mean;
     char format[16]; /* the format's name in the table of dataset.c: "idx", "npy", "cifar10", "svhn", "images", "csv"... */
+    int resize;      /* set by dataset_load before the format loads: resize images of another size (--resize) */
+    size_t resized;  /* how many images the format resized */
 } Dataset;
 
 /* x = (p/255 - FMNIST_MEAN)/FMNIST_STD: how 8-bit data without statistics of its own is normalised. */

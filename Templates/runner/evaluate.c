@@ -143,7 +143,7 @@ int eval_command(const char *checkpoint, const char *data_dir, const char *teach
     /* An EMA with no update yet (the student was still waiting) holds zeros, not a model: leave it out. */
     const char *updates = meta_get(meta, "ema_updates");
     if (updates && strcmp(updates, "0") == 0) has_ema = 0;
-    if (dataset_load(data_dir, teacher_cache != NULL, &data, &e) != 0 ||
+    if (dataset_load(data_dir, teacher_cache != NULL, checkpoint_resizes(meta), &data, &e) != 0 ||
         same_normalisation(meta, checkpoint, &data, data_dir, &e) != 0)
         die_err(&e, EXIT_BAD_INPUT);
     free(meta);

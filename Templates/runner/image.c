@@ -1,5 +1,6 @@
 /* stb_image is compiled here, with only its PNG and JPEG decoders (no other format is accepted from a data
- * directory, so no other decoder is reachable from its bytes) and its own limit on the sides. */
+ * directory, so no other decoder is reachable from its bytes) and its own limit on the sides; and
+ * stb_image_resize (--resize), whose one work buffer per call is taken from the memory budget. */
 #include "image.h"
 
 #include <stdlib.h>
@@ -13,7 +14,45 @@
 #define STBI_ONLY_JPEG
 #define STBI_NO_STDIO /* the file is read here, size-checked and budgeted, and decoded from memory */
 #define STBI_MAX_DIMENSIONS IMAGE_MAX_SIDE
+/* Zeroed memory: stb_image 2.27 reads parts of its JPEG decoder's state (malloc'ed, not cleared) that a corrupt
+ * file leaves unset, so what it makes of such a file depends on what the heap held: decoded twice in one process,
+ * a file once succeeded and once failed, another ended in stb's assertion on its Huffman tables, an abort (found
+ * by Tests/Fuzz/fuzz_image.c once it decoded each file twice, for --resize; with glibc's MALLOC_PERTURB_ the second
+ * one's error changes with the fill byte). With calloc the same bytes always decode the same way. */
+#define STBI_MALLOC(size) calloc(1, (size))
+#define STBI_REALLOC(p, size) realloc((p), (size))
+#define STBI_FREE(p) free(p)
 #include <stb/stb_image.h>
+
+/* stb_image_resize allocates its work buffer through these (one STBIR_MALLOC and one STBIR_FREE per resize). */
+typedef struct {
+    const char *path;
+    Err *e;
+    uint64_t taken;
+} ResizeBudget;
+
+static void *resize_alloc(size_t size, ResizeBudget *b) {
+    if (budget_take((uint64_t)size, b->path, "the buffers of the resize", b->e) != 0) return NULL;
+    void *p = malloc(size);
+    if (!p) {
+        budget_return((uint64_t)size);
+        err_set(b->e, "%s: out of memory resizing the image", b->path);
+        return NULL;
+    }
+    b->taken = size;
+    return p;
+}
+
+static void resize_free(void *p, ResizeBudget *b) {
+    free(p);
+    budget_return(b->taken);
+    b->taken = 0;
+}
+
+#define STB_IMAGE_RESIZE_IMPLEMENTATION
+#define STBIR_MALLOC(size, context) resize_alloc((size), (ResizeBudget *)(context))
+#define STBIR_FREE(ptr, context) resize_free((ptr), (ResizeBudget *)(context))
+#include <stb/stb_image_resize.h>
 
 /* stb_image 2.27 (Debian's) trusts the sizes of a JPEG's Huffman tables: a table of more than 256 codes makes
  * stbi__build_huffman write past its arrays (found by Tests/Fuzz/fuzz_image.c; upstream checks it from 2.28).
@@ -65,7 +104,25 @@ static int read_whole(const char *path, unsigned char **out, size_t *len, Err *e
     return 0;
 }
 
-int image_read(const char *path, int h, int w, int c, uint8_t *out, int *got_w, int *got_h, Err *e) {
+/* px (iw x ih, c channels) resized to out (w x h), stretched: the aspect ratio is not kept. Keras's folder reader
+ * (image_dataset_from_directory) does the same by default, as does torchvision's Resize((h, w)), and nothing of
+ * the picture is cut off: an object at the edge of a photo stays in it. Each axis is filtered by its
+ * direction: shrinking averages the pixels each output pixel covers (stb's box filter, exact for whole ratios:
+ * no aliasing of fine patterns, no ringing), enlarging interpolates linearly (its triangle filter, bilinear: no
+ * overshoot). The 8-bit values are filtered as they are (no sRGB linearisation), as other image libraries do,
+ * and the edges are clamped. */
+static int resize(const uint8_t *px, int iw, int ih, uint8_t *out, int w, int h, int c, const char *path, Err *e) {
+    ResizeBudget b = {path, e, 0};
+    const stbir_filter fw = iw > w ? STBIR_FILTER_BOX : STBIR_FILTER_TRIANGLE,
+                       fh = ih > h ? STBIR_FILTER_BOX : STBIR_FILTER_TRIANGLE;
+    e->msg[0] = '\0';
+    if (stbir_resize(px, iw, ih, 0, out, w, h, 0, STBIR_TYPE_UINT8, c, STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
+                     STBIR_EDGE_CLAMP, fw, fh, STBIR_COLORSPACE_LINEAR, &b))
+        return 0;
+    return e->msg[0] ? -1 : err_set(e, "%s: cannot resize the image from %dx%d to %dx%d", path, iw, ih, w, h);
+}
+
+int image_read(const char *path, int h, int w, int c, int resize_it, uint8_t *out, int *got_w, int *got_h, Err *e) {
     unsigned char *bytes = NULL;
     size_t len = 0;
     if (read_whole(path, &bytes, &len, e) != 0) return -1;
@@ -83,28 +140,30 @@ int image_read(const char *path, int h, int w, int c, uint8_t *out, int *got_w, 
         goto done;
     }
     *got_w = iw, *got_h = ih;
-    if (iw != w || ih != h) {
-        err_set(e, "%s: %dx%d pixels, the model takes %dx%d", path, iw, ih, w, h);
+    if ((iw != w || ih != h) && !resize_it) {
+        err_set(e, "%s: %dx%d pixels, the model takes %dx%d (--resize resizes images of another size)", path, iw, ih,
+                w, h);
         rc = 1;
         goto done;
     }
-    /* stb_image holds the decoded pixels of the file's channels and of c (16 bits each at most) at once. */
+    /* stb_image holds the decoded pixels of the file's channels and of c (16 bits each at most) at once; the
+     * budget stays taken while the decoded image is resized. */
     const uint64_t decode = (uint64_t)iw * (uint64_t)ih * 2u * (uint64_t)(ic + c);
     if (budget_take(decode, path, "the decoded image", e) != 0) goto done;
     int dw, dh, dc;
     unsigned char *px = stbi_load_from_memory(bytes, (int)len, &dw, &dh, &dc, c);
-    budget_return(decode);
     if (!px) {
         err_set(e, "%s: corrupt or unsupported image (%s)", path, stbi_failure_reason());
-        goto done;
-    }
-    if (dw == w && dh == h) {
+    } else if (dw != iw || dh != ih) { /* the header said otherwise: refuse, whatever stb made of it */
+        err_set(e, "%s: corrupt image (its header and its data disagree on the size)", path);
+    } else if (iw == w && ih == h) {
         memcpy(out, px, (size_t)w * (size_t)h * (size_t)c);
         rc = 0;
-    } else { /* the header said otherwise: refuse, whatever stb made of it */
-        err_set(e, "%s: corrupt image (its header and its data disagree on the size)", path);
+    } else {
+        rc = resize(px, iw, ih, out, w, h, c, path, e);
     }
     stbi_image_free(px);
+    budget_return(decode);
 done:
     free(bytes);
     budget_return(len);

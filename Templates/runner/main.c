@@ -32,13 +32,13 @@ static void usage(FILE *fp) {
             "                 [--checkpoint-every N] [--stop-at N] [--ema-decay D] [--flip auto|yes|no] [--quiet]\n"
             "                 [--teacher-cache FILE.npy] [--init-from FILE.safetensors]\n"
             "                 [--validation N [--patience P]] [--model-file FILE.swiftdsl] [--recipe TEXT]\n"
-            "                 [--pseudo-labels P] [--feedback F]\n"
+            "                 [--pseudo-labels P] [--feedback F] [--resize]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
             "                  --losses LOSSES.jsonl [--supervised] [--threads T]\n"
             "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T] [--teacher-cache FILE.npy]\n"
             "  mplc-run cache --checkpoint C.safetensors --out FILE.npy [--data DIR] [--threads T]\n"
             "  mplc-run predict --checkpoint C.safetensors [--ema] [--normalise fashion-mnist|cifar10|svhn]\n"
-            "                   [--threads T] FILE...\n"
+            "                   [--resize] [--threads T] FILE...\n"
             "  mplc-run --help\n"
             "\n"
             "train defaults: --data %s --labels 1000 --steps %ld --seed %llu --threads 1 --mode mpl\n"
@@ -63,11 +63,14 @@ static void usage(FILE *fp) {
             "  --model-file, --recipe (mplc train gives them): copied into RUN_DIR as <model>.swiftdsl, recipe.txt;\n"
             "  --pseudo-labels, --feedback (mplc train gives them): the overrides this runner was compiled with, recorded\n"
             "  --resume: every option not given comes from RUN_DIR/options.json (the run's resolved options)\n"
+            "  --resize: image folders' images of another size than the model's are resized to it (stretched, not\n"
+            "  cropped), not refused; the checkpoint records it, so eval and predict resize as training did\n"
             "cache: writes the teacher's class distributions of every training, then test image (NPY float32 [N, K])\n"
             "predict: one JSON line per example of the files (PNG or JPEG images; *.npy, *.csv, *idx3-ubyte or *.idx files\n"
             "  of examples): class and probabilities by the student (--ema: its EMA); 8-bit pixels normalised as the\n"
             "  checkpoint records (an image-folder run's statistics; --normalise is then refused), else as the named\n"
-            "  data set's (default fashion-mnist for grey models, none for RGB)\n"
+            "  data set's (default fashion-mnist for grey models, none for RGB); image files of another size are\n"
+            "  resized with --resize or when the checkpoint's run was trained with it\n"
             "SIGINT or SIGTERM: the run finishes its step, writes a checkpoint and exits 130 or 143 (continue with --resume)\n"
             "exit codes: 0 ok, 1 bad input or I/O error, 2 usage error, 3 NaN/Inf in a step output or the state,\n"
             "  130/143 stopped by SIGINT/SIGTERM\n",
@@ -236,6 +239,7 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--resume")) no_value(&a), c.resume = 1;
         else if (is(&a, "--overwrite")) no_value(&a), c.overwrite = 1;
         else if (is(&a, "--quiet")) no_value(&a), c.quiet = 1;
+        else if (is(&a, "--resize")) no_value(&a), c.resize = c.given_resize = 1;
         else if (is(&a, "--seed")) {
             const char *v = value(&a);
             if (parse_u64(v, &c.seed) != 0) usage_error("%s needs a non-negative integer, got '%s'", a.flag, v);
@@ -354,7 +358,7 @@ static int cache_main(int argc, char **argv) {
 
 static int predict_main(int argc, char **argv) {
     const char *ckpt = NULL, *normalise = NULL; /* predict.c: the checkpoint's, or fashion-mnist for grey models */
-    int threads = 1, use_ema = 0, i = 0;
+    int threads = 1, use_ema = 0, resize = 0, i = 0;
     /* flags first, then the images (a file name may start with "--" after a lone "--") */
     while (i < argc && strncmp(argv[i], "--", 2) == 0) {
         Args a = {argc, i, argv, NULL, {0}, NULL};
@@ -365,6 +369,7 @@ static int predict_main(int argc, char **argv) {
         }
         if (is(&a, "--checkpoint")) ckpt = value(&a);
         else if (is(&a, "--ema")) no_value(&a), use_ema = 1;
+        else if (is(&a, "--resize")) no_value(&a), resize = 1;
         else if (is(&a, "--normalise")) normalise = value(&a);
         else if (is(&a, "--threads")) threads = threads_value(&a);
         else if (is(&a, "--help") || is(&a, "-h")) {
@@ -377,7 +382,7 @@ static int predict_main(int argc, char **argv) {
     if (i >= argc) usage_error("predict needs at least one file");
     mplc_set_threads(threads);
     ranks_require_one("predict");
-    return predict_command(ckpt, use_ema, normalise, argv + i, argc - i);
+    return predict_command(ckpt, use_ema, normalise, resize, argv + i, argc - i);
 }
 
 static int command(int argc, char **argv) {

@@ -60,6 +60,7 @@ int run_options_write(const Trainer *T, Err *e) {
     fprintf(fp, ",\n  \"ema_decay\": ");
     json_write_double(fp, c->ema_decay);
     write_string(fp, "flip", c->flip ? "yes" : "no");
+    write_string(fp, "resize", c->resize ? "yes" : "no");
     write_string(fp, "teacher_cache", T->cache.rows ? T->cache.path : NULL);
     write_string(fp, "init_from", T->init_from[0] ? T->init_from : NULL);
     write_string(fp, "pseudo_labels", c->pseudo_labels);
@@ -141,7 +142,7 @@ static int adopt_choice(const Reader *r, const char *key, const char *flag, cons
 static const char *const KEYS[] = {"format",   "model",      "data",       "mode",          "seed",
                                    "labels",   "steps",      "finetune_steps", "eval_every", "checkpoint_every",
                                    "validation", "patience", "threads",    "ema_decay",     "flip",
-                                   "teacher_cache", "init_from", "pseudo_labels", "feedback"};
+                                   "teacher_cache", "init_from", "pseudo_labels", "feedback", "resize"};
 
 static int adopt_all(Trainer *T, const Reader *r, Err *e) {
     TrainConfig *c = &T->cfg;
@@ -210,6 +211,15 @@ static int adopt_all(Trainer *T, const Reader *r, Err *e) {
     int flip = c->flip < 0 ? 2 : c->flip;
     if (adopt_choice(r, "flip", "--flip", flips, 2, c->given_flip ? flips[flip] : NULL, &flip, e) != 0) return -1;
     c->flip = flip == 2 ? -1 : flip;
+    /* --resize is a switch: not given, the run's setting; given, the run must have had it. */
+    if (member(r, "resize", JSON_STRING, 0, &v, e) != 0) return -1;
+    if (v && strcmp(v->string, "yes") != 0 && strcmp(v->string, "no") != 0)
+        return err_set(e, "%s: \"resize\" is '%.40s', not yes or no", r->path, v->string);
+    if (v && c->given_resize && v->string[0] == 'n')
+        return err_set(e, "%s: the run was started without --resize, but this command says --resize (drop the flag, "
+                          "or start a new run; " MAY_CHANGE ")",
+                       r->path);
+    if (v) c->resize = v->string[0] == 'y';
     /* A --teacher-cache given again may name another file: the checkpoint checks that its rows are the run's. */
     if (member(r, "teacher_cache", JSON_STRING, 1, &v, e) != 0) return -1;
     if (v && !c->teacher_cache) {

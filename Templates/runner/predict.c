@@ -116,9 +116,10 @@ static int has_suffix(const char *s, const char *suffix) {
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-/* An image file (PNG or JPEG, image.c), one example, decoded at the model's size and normalised as the trainer
- * normalises 8-bit data: ((double)p / 255 - mean) / std, rounded to float once. */
-static int predict_image(Batch *b, const char *path, const Pixels *px, Err *e) {
+/* An image file (PNG or JPEG, image.c), one example, decoded at the model's size (resized to it with resize, as
+ * the image folders of a run with --resize are) and normalised as the trainer normalises 8-bit data:
+ * ((double)p / 255 - mean) / std, rounded to float once. */
+static int predict_image(Batch *b, const char *path, const Pixels *px, int resize, Err *e) {
     if (is_features_model())
         return err_set(e, "%s: model %s reads %d features per example, not images: give a CSV or NPY file", path,
                        MPLC_MODEL_NAME, MPLC_INPUT_SIZE);
@@ -128,7 +129,8 @@ static int predict_image(Batch *b, const char *path, const Pixels *px, Err *e) {
     if (pixels_known(path, px, e) != 0) return -1;
     uint8_t *pixels = xmalloc(MPLC_INPUT_SIZE);
     int got_w, got_h;
-    int rc = image_read(path, MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, pixels, &got_w, &got_h, e);
+    int rc = image_read(path, MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, resize, pixels, &got_w, &got_h,
+                        e);
     float *x = rc == 0 ? next_row(b, path, -1) : NULL;
     for (size_t i = 0; x && i < (size_t)MPLC_INPUT_SIZE; i++)
         x[i] = pixel(pixels[i], (int)(i % MPLC_INPUT_CHANNELS), px);
@@ -216,13 +218,13 @@ static int predict_csv(Batch *b, const char *path, Err *e) {
 
 /* The format by the file's name: *.npy (NPY), *.csv (CSV), *idx3-ubyte or *.idx (IDX), each also with .gz for NPY
  * and IDX; anything else an image file (PNG or JPEG). */
-static int predict_file(Batch *b, const char *path, const Pixels *px, Err *e) {
+static int predict_file(Batch *b, const char *path, const Pixels *px, int resize, Err *e) {
     if (has_suffix(path, ".npy") || has_suffix(path, ".npy.gz")) return predict_npy(b, path, px, e);
     if (has_suffix(path, ".csv")) return predict_csv(b, path, e);
     if (has_suffix(path, "idx3-ubyte") || has_suffix(path, "idx3-ubyte.gz") || has_suffix(path, ".idx") ||
         has_suffix(path, ".idx.gz"))
         return predict_idx(b, path, px, e);
-    return predict_image(b, path, px, e);
+    return predict_image(b, path, px, resize, e);
 }
 
 /* One value per channel of model's input, "0.25,0.5,0.75" (as checkpoint.c writes them): the count, or -1. */
@@ -269,7 +271,7 @@ static int pixel_normalisation(const StMeta *m, const char *checkpoint, const ch
     return 0;
 }
 
-int predict_command(const char *checkpoint, int use_ema, const char *normalise, char **files, int nfiles) {
+int predict_command(const char *checkpoint, int use_ema, const char *normalise, int resize, char **files, int nfiles) {
     Err e;
     Pixels px; /* a --normalise that names no data set is a usage error, before the checkpoint is read */
     if (normalise && normalisation(normalise, px.mean, px.std, &e) != 0) die_err(&e, EXIT_USAGE);
@@ -284,6 +286,7 @@ int predict_command(const char *checkpoint, int use_ema, const char *normalise, 
     if (use_ema && updates && strcmp(updates, "0") == 0)
         die(EXIT_BAD_INPUT, "%s: --ema: the EMA has no update yet (the student was still waiting)", checkpoint);
     if (pixel_normalisation(meta, checkpoint, normalise, &px, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    resize = resize || checkpoint_resizes(meta); /* the images as its training saw them */
     free(meta);
     Batch *b = xmalloc(sizeof *b);
     *b = (Batch){.state = use_ema ? ema : state,
@@ -291,7 +294,7 @@ int predict_command(const char *checkpoint, int use_ema, const char *normalise, 
                  .logits = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_CLASSES),
                  .scratch = arena_alloc(MPLC_SCRATCH_FLOATS)};
     for (int f = 0; f < nfiles; f++)
-        if (predict_file(b, files[f], &px, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+        if (predict_file(b, files[f], &px, resize, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     flush(b);
     free(b->x);
     free(b->logits);

@@ -147,8 +147,11 @@ int cache_command(const char *checkpoint, const char *out, const char *data_dir)
     Dataset data;
     if (locate_inputs(&in, &sup, &e) != 0 || arenas_fit_in_memory(0, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     float *state = arena_alloc(MPLC_STATE_FLOATS);
-    if (st_load(checkpoint, state, NULL, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    if (dataset_load(data_dir, 1, &data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    StMeta *meta = xmalloc(sizeof *meta);
+    if (st_load(checkpoint, state, meta, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    const int resize = checkpoint_resizes(meta);
+    free(meta);
+    if (dataset_load(data_dir, 1, resize, &data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     const size_t n = data.train.n + data.test.n;
     float *rows = xcalloc(n, sizeof(float) * K); /* calloc checks n x K for overflow */
     float *scratch = arena_alloc(MPLC_SCRATCH_FLOATS), *x = arena_alloc(EVAL_INPUT_FLOATS),

@@ -363,7 +363,14 @@ AugSpec aug_spec(const Dataset *d, int flip) {
 
 int trainer_load_data(Trainer *T, Err *e) {
     TrainConfig *c = &T->cfg;
-    if (dataset_load(c->data_dir, 1, &T->data, e) != 0) return -1;
+    if (dataset_load(c->data_dir, 1, c->resize, &T->data, e) != 0) return -1;
+    if (c->resize && strcmp(T->data.format, "images") != 0)
+        return err_set(e, "--resize resizes the images of image folders; %s holds %s data, whose examples have the "
+                          "model's size or are refused",
+                       c->data_dir, T->data.format);
+    if (T->data.resized && !c->quiet && rank_leader())
+        fprintf(stderr, "mplc-run: %s: %zu images of another size resized to %dx%d (--resize)\n", c->data_dir,
+                T->data.resized, MPLC_INPUT_WIDTH, MPLC_INPUT_HEIGHT);
     T->unl = T->data.unlabeled.n ? &T->data.unlabeled : &T->data.train;
     if (T->data.labeled_as_is && !c->given_labels) c->labels = (long)T->data.train.n; /* the whole labeled set */
     /* A cache holds rows for the training and test images only (teacher_cache.h). */

@@ -41,9 +41,11 @@ typedef struct {
     int overwrite;   /* --overwrite: a new run replaces the run in out_dir */
     int default_out; /* out_dir is the default name (no --out): a new run takes the first free of it, -2, -3, ... */
     int flip; /* random horizontal flips: 1 on, 0 off, -1 auto (on for CIFAR-10), resolved once the data is loaded */
+    int resize; /* --resize: image files of another size than the model's are resized, not refused */
     /* Which settings came from the command line: on --resume they must agree with the checkpoint. */
     int given_data, given_labels, given_steps, given_finetune, given_eval, given_checkpoint, given_ema_decay, given_flip;
     int given_validation, given_patience, given_mode, given_seed, given_threads, given_objective, given_feedback;
+    int given_resize;
 } TrainConfig;
 
 /* A seeded data order: epoch e of a set of n items is a Fisher-Yates permutation drawn from
@@ -211,7 +213,8 @@ void checkpoint_save_to(Trainer *T, const char *path); /* the same, to path (bes
  * recipe settings differ, and every stored value outside what the run can have reached. The data is loaded. */
 int checkpoint_resume(Trainer *T, Err *e);
 /* Before the data is loaded: the run's data directory (metadata "data") becomes cfg.data_dir, unless the
- * checkpoint has none (an older one: cfg.data_dir stays); a --data that resolves elsewhere is refused. Without
+ * checkpoint has none (an older one: cfg.data_dir stays); a --data that resolves elsewhere is refused; so does
+ * its "resize" become cfg.resize (a --resize given to a run without it is refused). Without
  * --teacher-cache, a Reduced MPL run's cache (metadata "teacher_cache") becomes cfg.teacher_cache. */
 int checkpoint_data_dir(Trainer *T, Err *e);
 /* --init-from: teacher/ and student/ tensors from cfg.init_from, by name and shape; the rest as init_state. */

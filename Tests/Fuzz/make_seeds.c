@@ -275,7 +275,8 @@ static void mat_seeds(void) {
     put("mat", "big-endian", f.b, f.n);
 }
 
-/* ---- image files (fuzz_image): a selector byte (bit 0: the model's channels, 1 or 3), then a PNG or JPEG ---- */
+/* ---- image files (fuzz_image): a selector byte (bit 0: the model's channels, 1 or 3; bits 1-3 and 4-6: the width
+ * and height to resize to, 1 + 9 k pixels), then a PNG or JPEG ---- */
 
 typedef struct {
     unsigned char b[65536];
@@ -313,6 +314,10 @@ static void image_seeds(void) {
     image_seed("jpeg-rgb-16x16", 1, 1, 16, 16, 3, 0);
     image_seed("jpeg-rgb-33x7-to-gray", 0, 1, 33, 7, 3, 0);
     image_seed("jpeg-truncated", 1, 1, 16, 16, 3, 200);
+    image_seed("png-gray-20x28-resize-to-28x28", 0x36, 0, 20, 28, 1, 0);  /* 1 + 9 * 3 = 28: enlarged in width */
+    image_seed("png-rgb-56x56-resize-to-28x28", 0x37, 0, 56, 56, 3, 0);   /* shrunk by 2 */
+    image_seed("jpeg-rgb-33x7-resize-to-64x10", 0x1F, 1, 33, 7, 3, 0);    /* enlarged */
+    image_seed("png-rgba-64x64-resize-to-10x55", 0x63, 0, 64, 64, 4, 0);  /* shrunk by odd ratios */
 }
 
 /* ---- CSV feature vectors (fuzz_csv) ---- */

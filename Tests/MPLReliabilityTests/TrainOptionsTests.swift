@@ -5,11 +5,11 @@ import Testing
 /// them; docs/RUNNER.md).
 @Suite("mplc train options")
 struct TrainOptionsTests {
-    @Test("--overwrite and --init-from FILE reach mplc-run, not an mplc usage error")
+    @Test("--overwrite, --init-from FILE and --resize reach mplc-run, not an mplc usage error")
     func runDirectoryOptionsArePassedOn() throws {
         let work = try temporaryDirectory("train-options")
         defer { try? FileManager.default.removeItem(atPath: work) }
-        for extra in [["--overwrite"], ["--init-from", work + "/other.safetensors"]] {
+        for extra in [["--overwrite"], ["--init-from", work + "/other.safetensors"], ["--resize"]] {
             // A missing data directory makes the trainer stop at once, whatever it does with the option.
             let result = try run(
                 [

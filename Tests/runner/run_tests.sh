@@ -358,6 +358,8 @@ sed 's/"mode": "uda"/"mode": "fixmatch"/' "$WORK/options.good" >"$WORK/opt-moden
 hostile modename "\"mode\" is 'fixmatch', not one of the values --mode accepts"
 sed 's/"ema_decay": 0.9/"ema_decay": 1/' "$WORK/options.good" >"$WORK/opt-ema.json"
 hostile ema '"ema_decay" is not a number D with 0 <= D < 1'
+sed 's/"resize": "no"/"resize": "maybe"/' "$WORK/options.good" >"$WORK/opt-resize.json"
+hostile resize "\"resize\" is 'maybe', not yes or no"
 sed 's/"format"/"rm -rf"/' "$WORK/options.good" >"$WORK/opt-unknown.json"
 hostile unknown '"rm -rf" is not an option of mplc-run'
 sed 's/"model": "fake_linear"/"model": "other"/' "$WORK/options.good" >"$WORK/opt-model.json"
@@ -637,9 +639,41 @@ D=$(bad_images truncated); f=$(ls "$D"/unlabeled/*.png | head -n 1); head -c 200
 expect "a truncated PNG: exit 1 naming it" 1 "badimg-truncated/unlabeled/[0-9]*.png: corrupt or unsupported image" -- \
     "$RUN" train --data "$D" --steps 30 --out "$WORK/badimg-run" --quiet
 D=$(bad_images size); "$T" write-image "$D/test/Coat/big.png" 32 32 1; "$T" write-image "$D/test/Dress/big.png" 28 30 3
-expect "images of another size: exit 1, counted, the first named" 1 \
-    "badimg-size/test: 2 of its 22 images are not 28x28 pixels, the size model fake_linear takes; the first is .*/test/Coat/big.png \(32x32\)" -- \
+expect "images of another size: exit 1, counted, the first named, --resize suggested" 1 \
+    "badimg-size/test: 2 of its 22 images are not 28x28 pixels, the size model fake_linear takes; the first is .*/test/Coat/big.png \(32x32\); resize them first, or give --resize to have them resized" -- \
     "$RUN" train --data "$D" --steps 30 --out "$WORK/badimg-run" --quiet
+# --resize: the same folder, and a test image as a 56x56 file of 2x2 blocks, which the box filter shrinks back to
+# the image exactly. The run records --resize (options.json, the checkpoint): eval, predict and --resume read the
+# images as training did.
+orig=$(ls "$D"/test/Bag/*.png | head -n 1)
+"$T" upscale "$orig" "$D/test/Bag/zz-big.png"
+RS="$WORK/resize-run"
+if out=$("$RUN" train --data "$D" --steps 30 --finetune-steps 0 --resize --out "$RS" 2>&1) &&
+    grep -q "badimg-size: 3 images of another size resized to 28x28 (--resize)" <<<"$out" &&
+    grep -q '"resize": "yes"' "$RS/options.json" && [ "$("$T" st-meta "$RS/checkpoint.safetensors" resize)" = yes ]; then
+    pass "--resize: images of 32x32, 28x30 (RGB) and 56x56 resized, said once; options.json and the checkpoint record it"
+else fail "--resize: training failed, or said nothing, or did not record it" "$out"; fi
+expect "--resize: eval of the run reads the test images resized (the checkpoint says so)" 0 '"acc_student":' -- \
+    "$RUN" eval --checkpoint "$RS/checkpoint.safetensors" --data "$D"
+p_small=$("$RUN" predict --checkpoint "$RS/checkpoint.safetensors" "$orig" 2>&1 | sed 's/^{"file":"[^"]*",//')
+p_big=$("$RUN" predict --checkpoint "$RS/checkpoint.safetensors" "$D/test/Bag/zz-big.png" 2>&1 | sed 's/^{"file":"[^"]*",//')
+if [[ "$p_small" == '"class":'* ]] && [ "$p_small" = "$p_big" ]; then
+    pass "--resize: predict by the run's checkpoint on the 56x56 file: the class and probabilities of the 28x28 image"
+else fail "--resize: predict on the resized file differs from the original" "$p_small"$'\n'"$p_big"; fi
+expect "predict by a run without --resize: a 56x56 file is refused, --resize named" 1 \
+    "zz-big.png: 56x56 pixels, the model takes 28x28 \(--resize resizes images of another size\)" -- \
+    "$RUN" predict --checkpoint "$WORK/img-run/checkpoint.safetensors" "$D/test/Bag/zz-big.png"
+expect "predict --resize by a run without it: resized" 0 '"class":' -- \
+    "$RUN" predict --checkpoint "$WORK/img-run/checkpoint.safetensors" --resize "$D/test/Bag/zz-big.png"
+"$RUN" train --data "$D" --steps 30 --finetune-steps 0 --resize --stop-at 10 --out "$WORK/resize-resume" --quiet >/dev/null 2>&1
+expect "--resize: --resume without the flag keeps it" 0 "student" -- "$RUN" train --resume --out "$WORK/resize-resume" --quiet
+if "$T" st-equal "$RS/checkpoint.safetensors" "$WORK/resize-resume/checkpoint.safetensors"; then
+    pass "--resize: the resumed run's checkpoint is identical to the uninterrupted run's"
+else fail "--resize: the resumed run differs"; fi
+expect "--resume --resize of a run without it: exit 1" 1 "the run was started without --resize, but this command says --resize" -- \
+    "$RUN" train --resume --out "$WORK/img-resume" --resize --quiet
+expect "--resize with IDX data: exit 1" 1 "--resize resizes the images of image folders; .* holds idx data" -- \
+    "$RUN" train --data "$FAST" --steps 30 --resize --out "$WORK/resize-idx" --quiet
 D=$(bad_images classes); rm -rf "$D/labeled/Bag" "$D/test/Bag"
 expect "9 class folders for a 10-class model: exit 1" 1 "badimg-classes/labeled: 9 class folders, but model fake_linear has 10 classes" -- \
     "$RUN" train --data "$D" --steps 30 --out "$WORK/badimg-run" --quiet

@@ -432,7 +432,7 @@ static void test_mat(void) {
 static int dump(const char *dir, const char *out) {
     Dataset d;
     Err e;
-    if (dataset_load(dir, 1, &d, &e) != 0) die_err(&e, 1);
+    if (dataset_load(dir, 1, 0, &d, &e) != 0) die_err(&e, 1);
     mkdir(out, 0777);
     char path[4096];
     const DataSplit *splits[2] = {&d.train, &d.test};

@@ -826,7 +826,7 @@ static void test_dataset(void) {
     for (int k = 0; k < 2; k++) {
         const char *dir = tpath(kinds[k]);
         write_dataset(dir, kinds[k], 200, 50);
-        int rc = dataset_load(dir, 1, &d, &e);
+        int rc = dataset_load(dir, 1, 0, &d, &e);
         CHECK(rc == 0, "%s: %s", kinds[k], e.msg);
         if (rc != 0) continue;
         CHECK(d.train.n == 200 && d.test.n == 50 && d.train.y[13] == 3, "%s sizes", kinds[k]);
@@ -859,10 +859,10 @@ static void test_dataset(void) {
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         const char *dir = tpath(bad[k][0]);
         write_dataset(dir, bad[k][0], 100, 20);
-        CHECK_FAILS(dataset_load(dir, 1, &d, &e), e, bad[k][1]);
+        CHECK_FAILS(dataset_load(dir, 1, 0, &d, &e), e, bad[k][1]);
         CHECK(strstr(e.msg, bad[k][0]) != NULL, "message does not name the file: %s", e.msg);
     }
-    CHECK_FAILS(dataset_load(tpath("no-such-dir"), 1, &d, &e), e, "missing file");
+    CHECK_FAILS(dataset_load(tpath("no-such-dir"), 1, 0, &d, &e), e, "missing file");
 }
 
 /* ---------------------------------------------------------------- memory budget of the data */
@@ -933,12 +933,12 @@ static void test_data_budget(void) {
     setenv("MPLC_MEMORY_LIMIT", "400000", 1);
     Dataset d;
     write_dataset(tpath("budget-idx"), "idx", 200, 50);
-    CHECK_FAILS(dataset_load(tpath("budget-idx"), 1, &d, &e), e,
+    CHECK_FAILS(dataset_load(tpath("budget-idx"), 1, 0, &d, &e), e,
                 "train-images-idx3-ubyte.gz: 200 examples as float32 (the model's 784 inputs each, and a label) need "
                 "628000 bytes");
     unsetenv("MPLC_MEMORY_LIMIT");
     /* what is taken is returned: loading and freeing a data set leaves the total as it was */
-    CHECK(dataset_load(tpath("budget-idx"), 1, &d, &e) == 0, "load: %s", e.msg);
+    CHECK(dataset_load(tpath("budget-idx"), 1, 0, &d, &e) == 0, "load: %s", e.msg);
     CHECK(budget_planned() > before, "a loaded data set plans nothing");
     dataset_free(&d);
     CHECK(budget_planned() == before, "%llu bytes planned after freeing everything, %llu before",
@@ -1424,6 +1424,8 @@ static int ema_main(int argc, char **argv) {
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
 
+#include "image.h"
+
 /* Fashion-MNIST's class names: sorted, they are not in label order, so a run that mixed up folder order and
  * label numbers would test at chance. One has a space. */
 static const char *const FASHION_CLASSES[10] = {"T-shirt", "Trouser", "Pullover", "Dress", "Coat",
@@ -1480,13 +1482,92 @@ static int make_images(const char *fm, const char *out, long per_class, long unl
     return 0;
 }
 
-/* write-image PATH W H C: a W x H image of C channels (PNG), a gradient. */
-static int write_test_image(const char *path, int w, int h, int c) {
+/* write-image PATH W H C [V]: a W x H image of C channels (PNG), a gradient, or every byte V. */
+static int write_test_image(const char *path, int w, int h, int c, int value) {
     uint8_t *px = xcalloc((size_t)w * h * c, 1);
-    for (int i = 0; i < w * h * c; i++) px[i] = (uint8_t)(i * 7);
+    for (int i = 0; i < w * h * c; i++) px[i] = (uint8_t)(value >= 0 ? value : i * 7);
     int ok = stbi_write_png(path, w, h, c, px, w * c);
     free(px);
     return ok ? 0 : 1;
+}
+
+/* upscale IN OUT: the 28x28 grey image IN (as the runner reads it) as a 56x56 PNG OUT of 2x2 blocks, which
+ * --resize shrinks back to IN exactly (its box filter averages each block). */
+static int upscale_image(const char *in, const char *out) {
+    uint8_t small[28 * 28], big[56 * 56];
+    int w, h;
+    Err e;
+    if (image_read(in, 28, 28, 1, 0, small, &w, &h, &e) != 0) die_err(&e, 1);
+    for (int y = 0; y < 56; y++)
+        for (int x = 0; x < 56; x++) big[y * 56 + x] = small[(y / 2) * 28 + x / 2];
+    return stbi_write_png(out, 56, 56, 1, big, 56) ? 0 : 1;
+}
+
+/* --resize (image.c, dataset_images.c): a 56x56 image of 2x2 blocks becomes its 28x28 pattern again, a constant
+ * image of another size (shrunk or enlarged, RGB read as grey) stays that constant, and in an image folder those
+ * rows of the decoded tensor are those of the same images at 28x28; without --resize the folder is refused with
+ * a message that names the first file and the option. The memory budget is back to 0 after each. */
+static void test_resize(void) {
+    current = "resize";
+    Err e;
+    uint8_t pattern[28 * 28], big[56 * 56], out[28 * 28 * 3];
+    for (int i = 0; i < 28 * 28; i++) pattern[i] = (uint8_t)(i * 37 + i / 5);
+    for (int y = 0; y < 56; y++)
+        for (int x = 0; x < 56; x++) big[y * 56 + x] = pattern[(y / 2) * 28 + x / 2];
+    const char *blocks = tpath("resize-blocks.png"), *small = tpath("resize-small.png");
+    CHECK(stbi_write_png(blocks, 56, 56, 1, big, 56) && stbi_write_png(small, 28, 28, 1, pattern, 28), "write");
+    int w, h;
+    CHECK(image_read(blocks, 28, 28, 1, 1, out, &w, &h, &e) == 0, "%s", e.msg);
+    CHECK(w == 56 && h == 56, "the file's size: %dx%d", w, h);
+    int worst = 0;
+    for (int i = 0; i < 28 * 28; i++) worst = abs(out[i] - pattern[i]) > worst ? abs(out[i] - pattern[i]) : worst;
+    CHECK(worst == 0, "56x56 of 2x2 blocks resized to 28x28 differs from the pattern by up to %d", worst);
+    CHECK(image_read(blocks, 28, 28, 1, 0, out, &w, &h, &e) == 1 && strstr(e.msg, "--resize"),
+          "without resize: refused, naming --resize: %s", e.msg);
+    const int sizes[][3] = {{40, 33, 3}, {20, 28, 1}, {5, 90, 3}};
+    for (int k = 0; k < 3; k++) {
+        const char *path = tpath("resize-constant.png");
+        write_test_image(path, sizes[k][0], sizes[k][1], sizes[k][2], 173);
+        for (int c = 1; c <= 3; c += 2) {
+            int rc = image_read(path, 28, 28, c, 1, out, &w, &h, &e), off = 0;
+            for (int i = 0; i < 28 * 28 * c; i++) off += out[i] != 173;
+            CHECK(rc == 0 && off == 0, "%dx%d constant 173 resized to 28x28x%d: rc %d, %d bytes differ (%s)",
+                  sizes[k][0], sizes[k][1], c, rc, off, rc ? e.msg : "");
+        }
+    }
+    CHECK(budget_planned() == 0, "the budget is not back to 0: %llu", (unsigned long long)budget_planned());
+
+    /* An image folder: class c<k> holds one labeled and one test image; test/c0 has the pattern at 56x56 and
+     * labeled/c0 at 28x28, test/c1 a constant image of 20x28, labeled/c1 the constant at 28x28. */
+    char path[PATH_CAP];
+    uint8_t constant[28 * 28], other[28 * 28];
+    memset(constant, 200, sizeof constant);
+    for (int k = 0; k < MPLC_CLASSES; k++)
+        for (int s = 0; s < 2; s++) {
+            snprintf(path, sizeof path, "%s/%s/c%d", tpath("resize-folder"), s ? "test" : "labeled", k);
+            if (make_dirs(path, &e) != 0) die_err(&e, 1);
+            snprintf(path, sizeof path, "%s/%s/c%d/a.png", tpath("resize-folder"), s ? "test" : "labeled", k);
+            if (k == 0 && s) stbi_write_png(path, 56, 56, 1, big, 56);
+            else if (k == 1 && s) write_test_image(path, 20, 28, 1, 200);
+            else {
+                for (int i = 0; i < 28 * 28; i++) other[i] = pattern[(i + k) % (28 * 28)];
+                stbi_write_png(path, 28, 28, 1, k == 0 ? pattern : k == 1 ? constant : other, 28);
+            }
+        }
+    Dataset d;
+    CHECK_FAILS(dataset_load(tpath("resize-folder"), 1, 0, &d, &e), e,
+                "resize-folder/test: 2 of its 10 images are not 28x28 pixels");
+    CHECK(strstr(e.msg, "test/c0/a.png (56x56)") && strstr(e.msg, "give --resize"), "%s", e.msg);
+    if (dataset_load(tpath("resize-folder"), 1, 1, &d, &e) != 0) {
+        CHECK(0, "with resize: %s", e.msg);
+        return;
+    }
+    const size_t D = MPLC_INPUT_SIZE;
+    CHECK(d.resized == 2, "%zu images resized, not 2", d.resized);
+    CHECK(memcmp(d.test.x, d.train.x, D * sizeof(float)) == 0, "the resized pattern's row is not the 28x28 one's");
+    CHECK(memcmp(d.test.x + D, d.train.x + D, D * sizeof(float)) == 0, "the resized constant's row is not 200's");
+    dataset_free(&d);
+    CHECK(budget_planned() == 0, "the budget is not back to 0 after the folder");
 }
 
 /* make-csv FASHION_DIR OUT LABELED UNLABELED TEST: CSV feature vectors from Fashion-MNIST (pixels / 255, the
@@ -1534,18 +1615,19 @@ int main(int argc, char **argv) {
         return make_images(argv[2], argv[3], atol(argv[4]), atol(argv[5]), atol(argv[6]));
     if (argc == 7 && strcmp(argv[1], "make-csv") == 0)
         return make_csv(argv[2], argv[3], atol(argv[4]), atol(argv[5]), atol(argv[6]));
-    if (argc == 6 && strcmp(argv[1], "write-image") == 0)
-        return write_test_image(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
+    if ((argc == 6 || argc == 7) && strcmp(argv[1], "write-image") == 0)
+        return write_test_image(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argc == 7 ? atoi(argv[6]) : -1);
+    if (argc == 4 && strcmp(argv[1], "upscale") == 0) return upscale_image(argv[2], argv[3]);
     if (argc >= 2 && strcmp(argv[1], "unit") == 0) {
         snprintf(tmpdir, sizeof tmpdir, "%s", argc >= 3 ? argv[2] : "/tmp/mplc-runner-unit");
         mkdir(tmpdir, 0777);
         void (*tests[])(void) = {test_rng,         test_order,  test_schedule, test_progress, test_idx,
                                  test_npy,         test_json,   test_safetensors, test_checkpoint_integrity,
                                  test_recipe_identity, test_init, test_augment, test_dataset, test_data_budget,
-                                 test_fake_model, test_teacher_views};
+                                 test_fake_model, test_teacher_views, test_resize};
         const char *names[] = {"rng",  "order",   "schedule", "progress", "idx",     "npy",          "json",
                                "safetensors", "checkpoint integrity", "recipe identity", "init", "augment", "dataset",
-                               "data budget", "fake model", "teacher objective views"};
+                               "data budget", "fake model", "teacher objective views", "image resize"};
         for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
             int before = failures;
             tests[i]();
