@@ -187,8 +187,7 @@ struct MPITests {
     /// One checkpoint and one set of trainers (1, 2 and 4 ranks) per feedback rule; the model of the default rule
     /// also replays the supervised step (finetuning, the supervised baseline), so that its trainers are built once.
     @Test(
-        "2 and 4 ranks replay the global batches as one process: hard dot-product (and the supervised step), hard "
-            + "loss-difference, soft; BatchNorm",
+        "2 and 4 ranks replay one process's step: dot-product (and the supervised step), loss-difference, soft; BatchNorm",
         arguments: [
             ["--feedback", "dot-product"], ["--feedback", "loss-difference"],
             ["--pseudo-labels", "soft:2", "--feedback", "soft"],

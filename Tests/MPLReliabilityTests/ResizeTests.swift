@@ -28,10 +28,13 @@ struct ResizeTests {
             for i in 0..<count {
                 let image = Array(images[16 + i * 784..<16 + (i + 1) * 784])
                 let big = (split == "labeled" && i % 5 == 0) || (split == "test" && i == 0)
-                let bytes = big ? png(grey: Self.doubled(image), width: 56, height: 56) : png(grey: image, width: 28, height: 28)
+                let bytes =
+                    big
+                    ? png(grey: Self.doubled(image), width: 56, height: 56) : png(grey: image, width: 28, height: 28)
                 try Data(bytes).write(to: URL(fileURLWithPath: "\(folder)/\(split)/class\(labels[8 + i])/\(i).png"))
                 if split == "test" && i == 0 {
-                    try Data(png(grey: image, width: 28, height: 28)).write(to: URL(fileURLWithPath: work + "/small.png"))
+                    try Data(png(grey: image, width: 28, height: 28)).write(
+                        to: URL(fileURLWithPath: work + "/small.png"))
                     try Data(bytes).write(to: URL(fileURLWithPath: work + "/big.png"))
                 }
             }
@@ -74,6 +77,8 @@ struct ResizeTests {
         // --resume extends the run without --resize given: the run's options keep it (else the data is refused).
         let resumed = try run([mplcBinary, "train", "--resume", work + "/run", "--steps", "110"], directory: "/")
         #expect(resumed.status == 0, "\(resumed.output)")
-        #expect(resumed.output.contains("photos: 61 images of another size resized to 28x28 (--resize)"), "\(resumed.output)")
+        #expect(
+            resumed.output.contains("photos: 61 images of another size resized to 28x28 (--resize)"),
+            "\(resumed.output)")
     }
 }
