@@ -9,8 +9,9 @@ Layouts: state tensors keep the ABI layouts (Dense W [in, out], Conv2D W [kh, kw
 Internally images run as NCHW tensors: the input is permuted once, conv weights are permuted to OIHW inside the
 graph (so gradients come back in HWIO), and Flatten permutes back to NHWC before reshaping, which keeps the
 row-major (H, W, C) flattening of the ABI. The permuted input keeps its NHWC memory, so by default torch runs
-channels-last (oneDNN's blocked kernels); --layout nchw makes it contiguous NCHW instead. Measured once on
-W3 (load ~2.5, 1 thread): channels-last is the faster, so the benchmark uses it (docs/PERFORMANCE.md).
+channels-last; --layout nchw makes it contiguous NCHW instead. Measured once (W3, 1 thread, eager, CPU seconds
+per step at load 5.6-11): wrn_28_2 4.2-4.6 channels-last against 5.2-5.5 NCHW, fashion_wrn the same in both;
+so the benchmark runs channels-last (docs/PERFORMANCE.md, "W3: the first run").
 Hard labels: autograd for g_u, g_l and the teacher; soft labels: the unrolled student update is built with
 create_graph=True and the teacher is differentiated through it. BatchNorm: F.batch_norm in training mode in
 every pass; the teacher's pass and the student's pass over x_us move copies of the running averages, the
