@@ -522,6 +522,8 @@ def main() -> int:
     import common
     entries = []
     for workload in workloads:
+        if not any(m in common.modes(workload) for m in modes):
+            log(f"bench: {workload} runs in {' and '.join(common.modes(workload))} mode only: skipped")
         for mode in (m for m in modes if m in common.modes(workload)):
             log(f"bench: {workload} {mode}: emit and compile")
             build = build_workload(tools, workload, mode, args.work)
