@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
-"""Benchmarks/run: one MPL training step of mplc's generated C against jax.jit and PyTorch eager.
+"""Benchmarks/run: one MPL training step of mplc's generated C against jax.jit, PyTorch eager and (W3)
+torch.compile.
 
-For each workload (W1 MLP, W2 CNN; Benchmarks/peers/common.py) and mode (hard, soft):
-  1. emit: `mplc Examples/bench_wN_*.swiftdsl --pseudo-labels P -o DIR` (timed), then `cc` of model.c (timed, the
+For each workload (W1 MLP, W2 CNN, W3 the WRN family with BatchNorm: W3-fashion_wrn and W3-wrn_28_2;
+Benchmarks/peers/common.py) and mode (hard, soft; W3 hard only):
+  1. emit: `mplc MODEL_FILE --pseudo-labels P -o DIR` (timed), then `cc` of model.c (timed, the
      flags of Sources/MPLCompiler/RunnerBuild.swift) and links of the runner (mplc-run) and of
      Benchmarks/step_timer.c;
-  2. check, before any timing: one step from the same random checkpoint and batch (common.make_example) by
-     mplc (`mplc-run replay`), JAX and PyTorch (their --check mode) and the float64 JAX reference; mplc's
+  2. check, before any timing: the compiler's model.json must be the peers' spec (the same layers, shapes,
+     parameter count and recipe); then one step from the same random checkpoint and batch (common.make_example)
+     by mplc (`mplc-run replay`), each peer (its --check mode) and the float64 JAX reference; mplc's
      state updates and outputs must be as close to float64 as the peers' (see check());
-  3. time, for each thread count: mplc (step_timer --serve), JAX and PyTorch (peer_server.py) run as three
-     live processes after their warm-up steps; each round runs two steps of each back to back, in rotating
-     order, and one pass of sgemm_peak over the workload's GEMM shapes, so all four see the same machine load.
+  3. time, for each thread count: mplc (step_timer --serve) and each peer (peer_server.py) run as live
+     processes after their warm-up steps; each round runs two steps of each back to back, in rotating
+     order, and one pass of sgemm_peak over the workload's GEMM shapes, so all of them see the same machine load.
      A round's time is the second step's: a training loop's steady state, with the caches warm again after
-     the other processes' turns. The first steps' median is in the JSON (`first_step_median_s`).
+     the other processes' turns. The first steps' median is in the JSON (`first_step_median_s`). The table
+     also gives each implementation's 2-thread time over its 1-thread time ("T2/T1") when both ran.
 
 FLOPs are counted analytically from the shapes (GEMM work only; element-wise work is not counted), for the
 minimal computation of docs/STEP.md: with R = B_l + 2·B_u rows,
@@ -21,7 +25,7 @@ minimal computation of docs/STEP.md: with R = B_l + 2·B_u rows,
     soft mode adds the student's forward-mode JVP (tangent g_l) on the B_u rows.
 Per layer and N rows, Dense(in→out): forward 2·N·in·out, backward 2·N·in·out for ∂W plus 2·N·in·out for ∂x
 (not for the first layer); Conv2D(k, C→F) on OH×OW outputs: the same with N·OH·OW rows and in = k·k·C,
-out = F (im2col GEMMs). The JVP costs, per layer, 2·N·in·out for W_t·x plus 2·N·in·out for W·x_t (not for
+out = F (im2col GEMMs); a residual block's projection shortcut is a 1×1 Conv2D (BatchNorm is not counted). The JVP costs, per layer, 2·N·in·out for W_t·x plus 2·N·in·out for W·x_t (not for
 the first layer, whose input has no tangent).
 The sgemm peak is Σ FLOPs / Σ time of cblas_sgemm alone at exactly these GEMM shapes, each timed the way
 the step is: one sample per shape and round after a warm call of the same shape (sgemm_peak's "first"),
@@ -54,11 +58,24 @@ ROOT = os.path.dirname(HERE)
 PEERS = os.path.join(HERE, "peers")
 sys.path.insert(0, PEERS)
 
-MODEL_FILES = {"W1": "Examples/bench_w1_mlp.swiftdsl", "W2": "Examples/bench_w2_cnn.swiftdsl"}
+MODEL_FILES = {"W1": "Examples/bench_w1_mlp.swiftdsl", "W2": "Examples/bench_w2_cnn.swiftdsl",
+               "W3-fashion_wrn": "Examples/fashion_wrn.swiftdsl", "W3-wrn_28_2": "Examples/bench_w3_wrn_28_2.swiftdsl"}
+GROUPS = {"W1": ("W1",), "W2": ("W2",), "W3": ("W3-fashion_wrn", "W3-wrn_28_2")}
 PSEUDO_LABELS = {"hard": "hard-argmax", "soft": "soft"}
 CC_FLAGS = ["-std=c11", "-O3", "-march=native", "-Wall", "-Wextra", "-Werror"]   # RunnerBuild.baseFlags
 CHECK_TOL = 1e-4
-IMPLS = ("mplc", "jax", "torch")
+
+
+def impls(workload: str) -> tuple:
+    """mplc and the peers of a workload; torch.compile on W3 (the hard mode, see torch_step.py)."""
+    return ("mplc", "jax", "torch") + (("torch_compile",) if workload.startswith("W3") else ())
+
+
+def peer_script(peer: str) -> list[str]:
+    """The --check command line of a peer (torch_compile is torch_step.py --compile)."""
+    if peer == "torch_compile":
+        return [os.path.join(PEERS, "torch_step.py"), "--compile"]
+    return [os.path.join(PEERS, f"{peer}_step.py")]
 
 
 def log(*parts) -> None:
@@ -89,6 +106,7 @@ def timed(cmd, **kw) -> tuple[float, subprocess.CompletedProcess]:
 # ----------------------------------------------------------------------------------------------------------
 
 def ensure_python_deps(install: bool) -> None:
+    # torch.compile needs nothing more than torch: its inductor backend compiles C++ with the system's g++.
     wanted = [("numpy", "numpy"), ("jax", "jax"), ("torch", "torch==2.13.0+cpu")]
     missing = [pip for module, pip in wanted if importlib.util.find_spec(module) is None]
     if not missing:
@@ -166,13 +184,18 @@ def gemm_shapes(workload: str, mode: str) -> list[tuple[str, str, int, int, int]
 
     def layers(net):
         out = []
-        for layer in spec.network(net):
+        for layer in mpl_io.walk(spec.network(net)):
             if layer.kind == "dense":
                 out.append((1, layer.in_shape[0], layer.attr("units")))
             elif layer.kind == "conv2d":
                 oh, ow, _ = layer.out_shape
                 k = layer.attr("kernel")
                 out.append((oh * ow, k * k * layer.in_shape[2], layer.attr("filters")))
+            elif layer.kind == "residual" and layer.attr("shortcut") == "conv":
+                oh, ow, f = layer.out_shape
+                out.append((oh * ow, layer.in_shape[2], f))
+            elif layer.kind == "residual" and layer.attr("shortcut") == "matrix":
+                out.append((1, layer.in_shape[0], layer.out_shape[0]))
         return out   # (rows per example, in, out)
 
     shapes = []
@@ -211,33 +234,59 @@ def flops_of(shapes) -> float:
 # Check: one step of all three from the same checkpoint and batch
 # ----------------------------------------------------------------------------------------------------------
 
-def check(workload: str, mode: str, build: dict, work: str) -> dict:
-    """One step of mplc, JAX and PyTorch (float32) and of the JAX reference in float64 (Tests/reference/mpl_jax.py
-    --x64), all from the same checkpoint and batch. Errors are norm-wise relative errors of each state tensor's
-    update (new − old, as in Tests/reference/test_peers.py) and relative errors of the outputs. At this batch
-    size a float32 step meets ReLU, argmax and mask decisions within rounding of their threshold (a million
-    pre-activations), which flip differently in different libraries and move a few gradients by ~1e-3; so
-    mplc passes if its error against float64 is within CHECK_TOL or at most twice the farther peer's."""
+def same_model(workload: str, mode: str, build: dict) -> tuple[list[str], int]:
+    """(differences between the compiler's model.json and the peers' spec, the number of state floats). The peers
+    write their networks by hand (common.py); this makes sure they time the network that mplc compiled."""
     import common
     import mpl_io
     import numpy as np
+    with open(os.path.join(build["dir"], "model.json")) as f:
+        compiled = mpl_io.parse_spec(json.load(f))
+    peers = mpl_io.parse_spec(common.spec_raw(workload, mode))
+    differences = [f"{part}: mplc's model.json differs from the peers' spec" for part in
+                   ("input_shape", "classes", "teacher", "student", "recipe")
+                   if getattr(compiled, part) != getattr(peers, part)]
+    count = lambda spec: sum(int(np.prod(shape)) for shape in mpl_io.state_shapes(spec).values())
+    if count(compiled) != count(peers):
+        differences.append(f"state floats: mplc {count(compiled)}, peers {count(peers)}")
+    if 4 * count(peers) > build["state_bytes"]:
+        differences.append(f"the peers' state ({4 * count(peers)} bytes) does not fit mplc's ({build['state_bytes']})")
+    return differences, count(peers)
+
+
+def check(workload: str, mode: str, build: dict, work: str) -> dict:
+    """One step of mplc and of each peer (float32) and of the JAX reference in float64 (Tests/reference/mpl_jax.py
+    --x64), all from the same checkpoint and batch, after same_model. Errors are norm-wise relative errors of each
+    state tensor's update (new − old, as in Tests/reference/test_peers.py; BatchNorm's running averages
+    included) and relative errors of the outputs the peers compute (common.OUTPUTS). At this batch size a
+    float32 step meets ReLU, argmax and mask decisions within rounding of their threshold (a million
+    pre-activations), which flip differently in different libraries and move a few gradients by ~1e-3; so
+    mplc passes if its error against float64 is within CHECK_TOL or at most twice the farthest peer's."""
+    import common
+    import mpl_io
+    import numpy as np
+    differences, state_floats = same_model(workload, mode, build)
+    if differences:
+        return {"tolerance": CHECK_TOL, "pairs": {}, "failures": differences, "outputs": {},
+                "state_floats": state_floats}
+    peers = impls(workload)[1:]
     d = os.path.join(work, f"check-{workload}-{mode}")
     shutil.rmtree(d, ignore_errors=True)
     common.make_example(workload, mode, d, seed=1)
     init = os.path.join(d, "init.safetensors")
     run([build["runner"], "replay", "--checkpoint", init, "--batches", d, "--steps", "1",
          "--out", os.path.join(d, "out_mplc.safetensors"), "--losses", os.path.join(d, "losses_mplc.jsonl"), "--threads", "1"])
-    for peer in ("jax", "torch"):
-        run([sys.executable, os.path.join(PEERS, f"{peer}_step.py"), "--workload", workload, "--mode", mode,
-             "--threads", "1", "--check", d])
+    for peer in peers:
+        run([sys.executable] + peer_script(peer) + ["--workload", workload, "--mode", mode, "--threads", "1",
+                                                    "--check", d])
     reference = os.path.join(ROOT, "Tests", "reference", "mpl_jax.py")
     run([sys.executable, reference, "--spec", os.path.join(d, "spec.json"), "--checkpoint", init, "--batches", d,
          "--steps", "1", "--out", os.path.join(d, "out_f64.safetensors"), "--losses", os.path.join(d, "losses_f64.jsonl"),
          "--x64"])
     old = mpl_io.read_safetensors(init)
-    names = ("f64",) + IMPLS
+    names = ("f64",) + impls(workload)
     states = {p: mpl_io.read_safetensors(os.path.join(d, f"out_{p}.safetensors")) for p in names}
-    outputs = {p: json.load(open(os.path.join(d, f"outputs_{p}.json"))) for p in ("jax", "torch")}
+    outputs = {p: json.load(open(os.path.join(d, f"outputs_{p}.json"))) for p in peers}
     for p in ("mplc", "f64"):
         with open(os.path.join(d, f"losses_{p}.jsonl")) as f:
             outputs[p] = {k: v for k, v in json.loads(f.readline()).items() if k != "step"}
@@ -248,20 +297,22 @@ def check(workload: str, mode: str, build: dict, work: str) -> dict:
 
     def compare(a, b) -> dict:
         state_err = {k: update_error(states[a][k], states[b][k], old[k].astype(np.float64)) for k in old}
-        out_err = {k: abs(outputs[a][k] - outputs[b][k]) / max(abs(outputs[b][k]), 1e-6) for k in mpl_io.OUTPUT_NAMES}
+        out_err = {k: abs(outputs[a][k] - outputs[b][k]) / max(abs(outputs[b][k]), 1e-6) for k in common.OUTPUTS}
         worst_state = max(state_err, key=state_err.get)
         worst_out = max(out_err, key=out_err.get)
         return {"state_update": state_err[worst_state], "state_tensor": worst_state,
                 "output": out_err[worst_out], "output_name": worst_out}
 
-    pairs = {f"{a}-{b}": compare(a, b) for a, b in
-             (("mplc", "f64"), ("jax", "f64"), ("torch", "f64"), ("mplc", "jax"), ("mplc", "torch"), ("jax", "torch"))}
+    pairs = {f"{a}-f64": compare(a, "f64") for a in impls(workload)}
+    pairs.update({f"mplc-{p}": compare("mplc", p) for p in peers})
+    pairs["jax-torch"] = compare("jax", "torch")
     failures = []
     for key in ("state_update", "output"):
-        bound = max(CHECK_TOL, 2 * max(pairs["jax-f64"][key], pairs["torch-f64"][key]))
+        bound = max(CHECK_TOL, 2 * max(pairs[f"{p}-f64"][key] for p in peers))
         if pairs["mplc-f64"][key] > bound:
             failures.append(f"mplc {key} error against float64 {pairs['mplc-f64'][key]:.2e} > {bound:.2e}")
-    return {"tolerance": CHECK_TOL, "pairs": pairs, "failures": failures, "outputs": outputs}
+    return {"tolerance": CHECK_TOL, "pairs": pairs, "failures": failures, "outputs": outputs,
+            "state_floats": state_floats}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -326,13 +377,14 @@ def time_threads(tools: dict, build: dict, workload: str, mode: str, threads: in
                  shapes) -> dict:
     common_args = ["--workload", workload, "--mode", mode, "--threads", str(threads), "--warmup", str(warmup)]
     servers = [Server("mplc", [build["timer"], "--threads", str(threads), "--warmup", str(warmup), "--serve"])]
-    servers += [Server(p, [sys.executable, os.path.join(HERE, "peer_server.py"), p] + common_args) for p in ("jax", "torch")]
+    servers += [Server(p, [sys.executable, os.path.join(HERE, "peer_server.py"), p] + common_args)
+                for p in impls(workload)[1:]]
     for s in servers:
         s.wait_ready()
     load = [os.getloadavg()[0]]
     sgemm_times, sgemm_best_of_2, sgemm_best = [], [], []
     for r in range(steps):
-        order = servers[r % 3:] + servers[:r % 3]
+        order = servers[r % len(servers):] + servers[:r % len(servers)]
         for s in order:
             s.step()
         seconds, best_of_2, best = sgemm_round(tools, threads, shapes)
@@ -354,13 +406,13 @@ def time_threads(tools: dict, build: dict, workload: str, mode: str, threads: in
 # Report
 # ----------------------------------------------------------------------------------------------------------
 
-def summarise(result: dict, flops: float) -> None:
+def summarise(result: dict, flops: float, workload: str) -> None:
     """Adds medians, ratios, GFLOP/s and % of peak to one thread count's result, in place."""
     peak = flops / result["sgemm_seconds"] / 1e9
     result["sgemm_peak_gflops"] = peak
     result["sgemm_best_of_2_gflops"] = flops / result["sgemm_best_of_2_seconds"] / 1e9
     mplc_median = statistics.median(result["mplc"]["times"])
-    for impl in IMPLS:
+    for impl in impls(workload):
         r = result[impl]
         r["median_s"] = statistics.median(r["times"])
         r["min_s"], r["max_s"] = min(r["times"]), max(r["times"])
@@ -383,19 +435,25 @@ def print_table(entry: dict) -> None:
           f"{mib(entry['arena_bytes'])} MiB vs naive sum {mib(entry['naive_scratch_bytes'])} MiB "
           f"({100 * entry['arena_bytes'] / max(entry['naive_scratch_bytes'] or 1, 1):.0f} %); state {mib(entry['state_bytes'])} MiB")
     pairs = entry["check"]["pairs"]
-    print("  check (1 step, same weights and batch; worst relative state-update / output error): "
+    print(f"  check (model.json = the peers' spec, {entry['check']['state_floats']:,} state floats; 1 step, same "
+          "weights and batch; worst relative state-update / output error): "
           + ", ".join(f"{k} {v['state_update']:.1e}/{v['output']:.1e}" for k, v in pairs.items())
           + f": {'ok' if not entry['check']['failures'] else 'FAILED'}")
     if not entry["threads"]:
         return
-    print(f"  {'T':>2} {'impl':<6} {'median ms':>10} {'min-max ms':>17} {'peer/mplc':>9} {'GFLOP/s':>8} "
-          f"{'% sgemm':>8} {'% best':>7} {'peak RSS MiB':>12} {'CPU s/step':>10}")
+    both = "1" in entry["threads"] and "2" in entry["threads"]
+    print(f"  {'T':>2} {'impl':<13} {'median ms':>10} {'min-max ms':>17} {'peer/mplc':>9} {'GFLOP/s':>8} "
+          f"{'% sgemm':>8} {'% best':>7} {'peak RSS MiB':>12} {'CPU s/step':>10}" + (f" {'T2/T1':>6}" if both else ""))
     for t, result in entry["threads"].items():
-        for impl in IMPLS:
+        for impl in impls(entry["workload"]):
             r = result[impl]
-            print(f"  {t:>2} {impl:<6} {1e3 * r['median_s']:>10.1f} {1e3 * r['min_s']:>8.1f}-{1e3 * r['max_s']:<8.1f} "
+            scaling = ""
+            if both:
+                scaling = f" {r['median_s'] / entry['threads']['1'][impl]['median_s']:>6.2f}" if t == "2" else f" {'':>6}"
+            print(f"  {t:>2} {impl:<13} {1e3 * r['median_s']:>10.1f} {1e3 * r['min_s']:>8.1f}-{1e3 * r['max_s']:<8.1f} "
                   f"{r['ratio_to_mplc']:>9.2f} {r['gflops']:>8.1f} {100 * r['fraction_of_peak']:>7.0f}% "
-                  f"{100 * r['fraction_of_best_shape']:>6.0f}% {mib(r['peak_rss_bytes']):>12} {r['median_cpu_s']:>10.3f}")
+                  f"{100 * r['fraction_of_best_shape']:>6.0f}% {mib(r['peak_rss_bytes']):>12} {r['median_cpu_s']:>10.3f}"
+                  + scaling)
         print(f"  {t:>2} sgemm at these shapes: {result['sgemm_peak_gflops']:.1f} GFLOP/s over the step's GEMMs "
               f"(% sgemm; {result['sgemm_best_of_2_gflops']:.1f} with the best of 2 calls per shape), "
               f"{result['sgemm_best_shape_gflops']:.1f} GFLOP/s at its best shape (% best); "
@@ -403,13 +461,19 @@ def print_table(entry: dict) -> None:
 
 
 def targets(entries: list[dict]) -> dict:
-    """The issue's targets at 2 threads (None when the run did not measure it)."""
+    """The issues' targets at 2 threads (W3: issue 20's, at every thread count measured); a workload that was not
+    timed at 2 threads has none."""
     out = {}
     for e in entries:
         r = e["threads"].get("2")
         if not r:
             continue
         key = f"{e['workload']}-{e['mode']}"
+        if e["workload"].startswith("W3"):
+            out[key] = {f"best_peer_over_mplc_at_least_1.5_at_{t}_threads":
+                        min(result[p]["ratio_to_mplc"] for p in impls(e["workload"])[1:]) >= 1.5
+                        for t, result in e["threads"].items()}
+            continue
         t = {"rss_at_most_third_of_jax": r["mplc"]["peak_rss_bytes"] <= r["jax"]["peak_rss_bytes"] / 3,
              "arena_at_most_60pct_of_naive": e["arena_bytes"] <= 0.6 * (e["naive_scratch_bytes"] or 0)}
         if e["workload"] == "W1":
@@ -426,20 +490,26 @@ def targets(entries: list[dict]) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description="mplc's MPL step against JAX and PyTorch (docs/PERFORMANCE.md)")
-    ap.add_argument("--workload", choices=("W1", "W2", "all"), default="all")
+    ap.add_argument("--workload", choices=tuple(GROUPS) + GROUPS["W3"] + ("all",), default="all",
+                    help="W3 is W3-fashion_wrn and W3-wrn_28_2 (hard mode only); all is W1, W2 and W3")
     ap.add_argument("--mode", choices=("hard", "soft", "all"), default="all")
-    ap.add_argument("--steps", type=int, default=None, help="timed steps (rounds) per thread count (default 10, --quick 3)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="timed steps (rounds) per thread count (default 10, W3 4; --quick 3, W3 2)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    ap.add_argument("--quick", action="store_true", help="3 rounds, 1 warm-up step")
+    ap.add_argument("--quick", action="store_true", help="3 rounds (W3 2), 1 warm-up step")
     ap.add_argument("--check-only", action="store_true", help="build and check, no timing")
     ap.add_argument("--no-install", action="store_true", help="fail instead of installing missing Python packages")
     ap.add_argument("--work", default=os.path.join(ROOT, ".build-bench"), help="build and check directory")
     args = ap.parse_args()
-    steps = args.steps or (3 if args.quick else 10)
+    # W3's steps take seconds (wrn_28_2 ~5-9 s for each of four implementations, two per round): fewer rounds.
+    rounds = lambda workload: args.steps or {(False, False): 10, (False, True): 4, (True, False): 3,
+                                             (True, True): 2}[(args.quick, workload.startswith("W3"))]
+    steps = rounds("W1")
     warmup = 1 if args.quick and args.warmup == 2 else args.warmup
     thread_counts = [int(t) for t in args.threads.split(",")]
-    workloads = ("W1", "W2") if args.workload == "all" else (args.workload,)
+    groups = tuple(GROUPS) if args.workload == "all" else (args.workload,)
+    workloads = [w for g in groups for w in GROUPS.get(g, (g,))]
     modes = ("hard", "soft") if args.mode == "all" else (args.mode,)
 
     ensure_python_deps(not args.no_install)
@@ -448,10 +518,13 @@ def main() -> int:
     started = datetime.datetime.now().astimezone()
     print(f"Benchmarks/run {' '.join(sys.argv[1:])}".rstrip())
     print(f"{started:%Y-%m-%d %H:%M %Z}; {os.cpu_count()} CPUs; load average at start {os.getloadavg()[0]:.1f}; "
-          f"{steps} interleaved rounds after {warmup} warm-up steps")
+          f"{steps} interleaved rounds (W3 {rounds('W3')}) after {warmup} warm-up steps")
+    import common
     entries = []
     for workload in workloads:
-        for mode in modes:
+        if not any(m in common.modes(workload) for m in modes):
+            log(f"bench: {workload} runs in {' and '.join(common.modes(workload))} mode only: skipped")
+        for mode in (m for m in modes if m in common.modes(workload)):
             log(f"bench: {workload} {mode}: emit and compile")
             build = build_workload(tools, workload, mode, args.work)
             log(f"bench: {workload} {mode}: check one step against JAX and PyTorch")
@@ -464,9 +537,9 @@ def main() -> int:
                      **{k: v for k, v in build.items() if k not in ("dir", "runner", "timer")}, "threads": {}}
             if not checked["failures"] and not args.check_only:
                 for t in thread_counts:
-                    log(f"bench: {workload} {mode}: timing at {t} thread(s), {steps} rounds")
-                    result = time_threads(tools, build, workload, mode, t, steps, warmup, shapes)
-                    summarise(result, flops)
+                    log(f"bench: {workload} {mode}: timing at {t} thread(s), {rounds(workload)} rounds")
+                    result = time_threads(tools, build, workload, mode, t, rounds(workload), warmup, shapes)
+                    summarise(result, flops, workload)
                     entry["threads"][str(t)] = result
             print_table(entry)
             entries.append(entry)
@@ -476,7 +549,8 @@ def main() -> int:
         for key, t in met.items():
             print(f"  {key}: " + ", ".join(f"{name} {'met' if ok else 'NOT met'}" for name, ok in t.items()))
     summary = {"date": started.isoformat(timespec="seconds"), "command": "Benchmarks/run " + " ".join(sys.argv[1:]),
-               "cpus": os.cpu_count(), "load_average_end": os.getloadavg()[0], "steps": steps, "warmup": warmup,
+               "cpus": os.cpu_count(), "load_average_end": os.getloadavg()[0], "steps": steps,
+               "w3_steps": rounds("W3"), "warmup": warmup,
                "results": entries, "targets": met}
     print(json.dumps(summary, separators=(",", ":")))
     failed = any(e["check"]["failures"] for e in entries)

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Serves one benchmark peer's steps on demand, so that Benchmarks/run can interleave them with mplc's.
 
-    peer_server.py jax|torch --workload W1|W2 --mode hard|soft --threads T [--warmup W] [--seed S]
+    peer_server.py jax|torch|torch_compile --workload WORKLOAD --mode hard|soft --threads T [--warmup W] [--seed S]
 
 Uses the peers' own functions (Benchmarks/peers/jax_step.py and torch_step.py: thread setup, jitted step,
-torch step) and common.example's random state and batch, exactly as their timing mode does. After W untimed
+torch step, eager or under torch.compile) and common.example's random state and batch, exactly as their timing mode does. After W untimed
 steps it prints {"ready": true}; then each line on stdin is a command: "K" runs K steps (each on the state the
 previous one produced) and prints {"times": [...], "cpu_times": [...]}; "rss" prints {"peak_rss_bytes": ...}.
 End of input exits.
@@ -51,7 +51,7 @@ def torch_stepper(args):
     import torch_step
     torch_step.configure_threads(args.threads)
     spec, state, batch = common.example(args.workload, args.mode, args.seed)
-    runner = torch_step.Runner(spec)
+    runner = torch_step.Runner(spec, compile=args.peer == "torch_compile")
     parts, inp = runner.inputs(state, batch)
     holder = [parts]
 
@@ -62,7 +62,7 @@ def torch_stepper(args):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("peer", choices=("jax", "torch"))
+    ap.add_argument("peer", choices=("jax", "torch", "torch_compile"))
     ap.add_argument("--workload", choices=common.WORKLOADS, required=True)
     ap.add_argument("--mode", choices=common.MODES, required=True)
     ap.add_argument("--threads", type=int, default=1)

@@ -31,11 +31,12 @@ def configure_threads(threads: int) -> None:
 
 
 def make_step(spec):
-    """The jitted float32 step: (state, batch) of jax arrays -> (state, outputs); the state is donated."""
+    """The jitted float32 step: (state, batch) of jax arrays -> (state, outputs); the state is donated. Without
+    the teacher_grad_*_norm outputs (three more teacher VJPs that mplc's step does not compute by default)."""
     import functools
     import jax
     import mpl_jax  # found through common's path to Tests/reference
-    return jax.jit(functools.partial(mpl_jax.mpl_step, spec=spec), donate_argnums=0)
+    return jax.jit(functools.partial(mpl_jax.mpl_step, spec=spec, gradient_parts=False), donate_argnums=0)
 
 
 def to_device(state: dict, batch: dict):

@@ -20,7 +20,10 @@ struct JAXCrossCheckTests {
                 CrossCheckCase(file: file, pseudoLabels: .hardArgmax, feedback: .lossDifference),
                 CrossCheckCase(file: file, pseudoLabels: .soft(temperature: 1), feedback: .dotProduct),
             ]
-        })
+        } + [
+            // BatchNorm (its running averages included) and residual blocks with projection shortcuts.
+            CrossCheckCase(file: "fashion_wrn.swiftdsl", pseudoLabels: .hardArgmax, feedback: .dotProduct)
+        ])
     func oneStep(testCase: CrossCheckCase) throws {
         var model = try Compiler.load(path: repositoryRoot + "/Examples/" + testCase.file).get()
         model.recipe.pseudoLabels = testCase.pseudoLabels

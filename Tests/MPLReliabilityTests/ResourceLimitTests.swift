@@ -110,7 +110,7 @@ struct ResourceLimitTests {
     @Test("The estimate before lowering is a lower bound of the exact arenas, for every example")
     func estimateIsALowerBound() throws {
         let examples = try FileManager.default.contentsOfDirectory(atPath: repositoryRoot + "/Examples")
-            .filter { $0.hasSuffix(".swiftdsl") && $0 != "wrn_28_2.swiftdsl" }  // wrn_28_2: 10 s to lower in debug
+            .filter { $0.hasSuffix(".swiftdsl") && !$0.hasSuffix("wrn_28_2.swiftdsl") }  // WRN-28-2: 10 s to lower in debug
         #expect(examples.count >= 8)
         for file in examples {
             let model = try Compiler.load(path: repositoryRoot + "/Examples/" + file).get()

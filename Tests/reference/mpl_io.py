@@ -21,36 +21,54 @@ import numpy as np
 _KIND_PREFIX = {
     "dense": "dense", "conv2d": "conv", "maxpool": "maxpool", "avgpool": "avgpool",
     "globalavgpool": "globalavgpool", "flatten": "flatten", "relu": "relu", "leakyrelu": "leakyrelu",
-    "tanh": "tanh", "sigmoid": "sigmoid", "gelu": "gelu", "dropout": "dropout",
+    "tanh": "tanh", "sigmoid": "sigmoid", "gelu": "gelu", "dropout": "dropout", "batchnorm": "bn",
+    "residual": "res",
 }
-_ALIASES = {"maxpool2d": "maxpool", "avgpool2d": "avgpool", "conv": "conv2d", "leaky_relu": "leakyrelu"}
+_ALIASES = {"maxpool2d": "maxpool", "avgpool2d": "avgpool", "conv": "conv2d", "leaky_relu": "leakyrelu",
+            "batch_norm": "batchnorm"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Layer:
     """One layer of a Sequential, with its input and output feature shapes (no batch dimension)."""
     kind: str                 # canonical kind: dense, conv2d, maxpool, ...
-    name: str                 # kind prefix + index in the Sequential: "dense3", "conv0"
-    attrs: tuple              # sorted (key, value) pairs: units, filters, kernel, stride, padding, size, alpha, rate
+    name: str                 # kind prefix + index in the Sequential: "dense3", "conv0"; inside a residual
+                              # block scoped by it: "res3/conv0"
+    attrs: tuple              # sorted (key, value) pairs: units, filters, kernel, stride, padding, size, alpha, rate,
+                              # momentum, epsilon; a residual's shortcut ("identity", "conv" or "matrix") and stride
     in_shape: tuple
     out_shape: tuple
+    body: tuple = ()          # a residual block's layers
 
     def attr(self, key: str) -> Any:
         return dict(self.attrs)[key]
 
     @property
     def param_shapes(self) -> dict[str, tuple]:
-        """Parameter shapes by suffix ("weight", "bias"), in the ABI order (weight first)."""
+        """Trained tensors' shapes by suffix, in the ABI order (weight first); a residual block's own tensor is
+        its projection shortcut (its body's layers have their own)."""
         if self.kind == "dense":
             return {"weight": (self.in_shape[0], self.attr("units")), "bias": (self.attr("units"),)}
         if self.kind == "conv2d":
             k, f = self.attr("kernel"), self.attr("filters")
             return {"weight": (k, k, self.in_shape[2], f), "bias": (f,)}
+        if self.kind == "batchnorm":
+            return {"scale": (self.in_shape[-1],), "offset": (self.in_shape[-1],)}
+        if self.kind == "residual" and self.attr("shortcut") == "conv":
+            return {"shortcut/weight": (1, 1, self.in_shape[2], self.out_shape[2])}
+        if self.kind == "residual" and self.attr("shortcut") == "matrix":
+            return {"shortcut/weight": (self.in_shape[0], self.out_shape[0])}
         return {}
 
     @property
-    def fan_in(self) -> int:
-        w = self.param_shapes["weight"]
+    def statistic_shapes(self) -> dict[str, tuple]:
+        """BatchNorm's running averages: state that the forward passes update but no optimiser trains."""
+        if self.kind == "batchnorm":
+            return {"running_mean": (self.in_shape[-1],), "running_var": (self.in_shape[-1],)}
+        return {}
+
+    def fan_in(self, suffix: str = "weight") -> int:
+        w = self.param_shapes[suffix]
         return int(np.prod(w[:-1]))
 
 
@@ -92,6 +110,29 @@ class Spec:
         return {"teacher": self.teacher, "student": self.student}[net]
 
 
+def walk(layers: tuple):
+    """Every layer, residual blocks' bodies included, in the order of their state tensors (a block's body, then
+    the block itself for its shortcut)."""
+    for layer in layers:
+        yield from walk(layer.body)
+        yield layer
+
+
+def residual_shortcut(in_shape: tuple, out_shape: tuple) -> tuple[str, int]:
+    """(kind, stride) of a residual block's shortcut (docs/DSL.md): x itself when the body keeps the shape, else
+    a bias-free 1x1 convolution whose stride maps the input's height and width onto the output's, or a matrix."""
+    if in_shape == out_shape:
+        return "identity", 1
+    if len(in_shape) == 1 and len(out_shape) == 1:
+        return "matrix", 1
+    if len(in_shape) == 3 and len(out_shape) == 3:
+        (h, w, _), (oh, ow, _) = in_shape, out_shape
+        for s in range(1, max(h, w) + 1):
+            if (h - 1) // s + 1 == oh and (w - 1) // s + 1 == ow:
+                return "conv", s
+    raise ValueError(f"residual body maps {in_shape} to {out_shape}, which no shortcut matches")
+
+
 def _layer_out_shape(kind: str, a: dict, shape: tuple) -> tuple:
     image = len(shape) == 3
     if kind == "dense":
@@ -119,7 +160,7 @@ def _layer_out_shape(kind: str, a: dict, shape: tuple) -> tuple:
     return shape
 
 
-def _parse_layer(raw: dict, index: int, in_shape: tuple) -> Layer:
+def _parse_layer(raw: dict, index: int, in_shape: tuple, scope: str = "") -> Layer:
     kind = str(raw["layer"]).lower()
     kind = _ALIASES.get(kind, kind)
     if kind not in _KIND_PREFIX:
@@ -137,16 +178,32 @@ def _parse_layer(raw: dict, index: int, in_shape: tuple) -> Layer:
         a["alpha"] = float(raw["alpha"])
     elif kind == "dropout":
         a["rate"] = float(raw["rate"])
+    elif kind == "batchnorm":
+        a.update(momentum=float(raw.get("momentum", 0.01)), epsilon=float(raw.get("epsilon", 0.001)))
+    name = f"{scope}{_KIND_PREFIX[kind]}{index}"
+    if kind == "residual":
+        body = _parse_layers(raw["body"], in_shape, name + "/")
+        if not body:
+            raise ValueError(f"residual block {name} has no layers")
+        out_shape = body[-1].out_shape
+        a["shortcut"], a["stride"] = residual_shortcut(in_shape, out_shape)
+        return Layer(kind, name, tuple(sorted(a.items())), in_shape, out_shape, body)
     out_shape = _layer_out_shape(kind, a, in_shape)
-    return Layer(kind, f"{_KIND_PREFIX[kind]}{index}", tuple(sorted(a.items())), in_shape, out_shape)
+    return Layer(kind, name, tuple(sorted(a.items())), in_shape, out_shape)
+
+
+def _parse_layers(raw_layers: list, input_shape: tuple, scope: str = "") -> tuple:
+    layers, shape = [], input_shape
+    for i, raw in enumerate(raw_layers):
+        layer = _parse_layer(raw, i, shape, scope)
+        layers.append(layer)
+        shape = layer.out_shape
+    return tuple(layers)
 
 
 def _parse_network(raw_layers: list, input_shape: tuple, classes: int, net: str) -> tuple:
-    layers, shape = [], input_shape
-    for i, raw in enumerate(raw_layers):
-        layer = _parse_layer(raw, i, shape)
-        layers.append(layer)
-        shape = layer.out_shape
+    layers = _parse_layers(raw_layers, input_shape)
+    shape = layers[-1].out_shape if layers else input_shape
     if shape != (classes,):
         raise ValueError(f"{net} ends with shape {shape}, expected ({classes},) logits")
     return tuple(layers)
@@ -192,19 +249,29 @@ def load_spec(path: str) -> Spec:
 
 
 def state_shapes(spec: Spec) -> dict[str, tuple]:
-    """Every state tensor's name and shape, in the ABI order."""
+    """Every state tensor's name and shape, in the ABI order: trained tensors, their momenta, then BatchNorm's
+    running averages."""
     out: dict[str, tuple] = {}
     for prefix, net in (("teacher", "teacher"), ("student", "student"),
                         ("teacher_momentum", "teacher"), ("student_momentum", "student")):
-        for layer in spec.network(net):
+        for layer in walk(spec.network(net)):
             for suffix, shape in layer.param_shapes.items():
                 out[f"{prefix}/{layer.name}/{suffix}"] = shape
+    for net in ("teacher", "student"):
+        for layer in walk(spec.network(net)):
+            for suffix, shape in layer.statistic_shapes.items():
+                out[f"{net}/{layer.name}/{suffix}"] = shape
     return out
 
 
 def is_weight(name: str) -> bool:
-    """Weight decay applies to weights only (ABI `is_weight`), never to biases."""
+    """Weight decay applies to weights only (ABI `is_weight`), never to biases or BatchNorm's scale and offset."""
     return name.endswith("/weight")
+
+
+def is_statistic(name: str) -> bool:
+    """BatchNorm's running averages: in the state, but not trained."""
+    return name.endswith("/running_mean") or name.endswith("/running_var")
 
 
 def dropout_inputs(spec: Spec) -> dict[str, tuple]:
@@ -214,7 +281,7 @@ def dropout_inputs(spec: Spec) -> dict[str, tuple]:
             "student": {"u": rl.unlabeled_batch, "l": rl.labeled_batch}}
     out = {}
     for net, passes in rows.items():
-        for layer in spec.network(net):
+        for layer in walk(spec.network(net)):
             if layer.kind == "dropout":
                 for p, n in passes.items():
                     out[f"dropout/{net}/{p}/{layer.name}"] = (n, int(np.prod(layer.in_shape)))
@@ -329,19 +396,29 @@ def check_state(spec: Spec, state: dict) -> None:
 
 def random_state(spec: Spec, rng: np.random.Generator, momentum_scale: float = 0.01,
                  bias_scale: float = 0.1) -> dict[str, np.ndarray]:
-    """He-uniform weights (bound sqrt(6/fan_in)), U(-bias_scale, bias_scale) biases, and small random momenta
-    so that the bias and momentum paths are exercised."""
+    """He-uniform weights (bound sqrt(6/fan_in)), U(-bias_scale, bias_scale) biases and BatchNorm offsets,
+    BatchNorm scales 1 ± bias_scale, small random momenta, and running averages near (0, 1), so that every
+    tensor's path is exercised."""
     state = {}
     for net in ("teacher", "student"):
-        for layer in spec.network(net):
+        for layer in walk(spec.network(net)):
             for suffix, shape in layer.param_shapes.items():
-                bound = math.sqrt(6.0 / layer.fan_in) if suffix == "weight" else bias_scale
-                state[f"{net}/{layer.name}/{suffix}"] = rng.uniform(-bound, bound, shape).astype(np.float32)
+                if suffix.split("/")[-1] == "weight":
+                    bound = math.sqrt(6.0 / layer.fan_in(suffix))
+                    value = rng.uniform(-bound, bound, shape)
+                else:
+                    value = rng.uniform(-bias_scale, bias_scale, shape) + (1.0 if suffix == "scale" else 0.0)
+                state[f"{net}/{layer.name}/{suffix}"] = value.astype(np.float32)
     for net in ("teacher", "student"):
-        for layer in spec.network(net):
+        for layer in walk(spec.network(net)):
             for suffix, shape in layer.param_shapes.items():
                 state[f"{net}_momentum/{layer.name}/{suffix}"] = (
                     rng.uniform(-momentum_scale, momentum_scale, shape).astype(np.float32))
+    for net in ("teacher", "student"):
+        for layer in walk(spec.network(net)):
+            for suffix, shape in layer.statistic_shapes.items():
+                value = rng.uniform(-bias_scale, bias_scale, shape) + (1.0 if suffix == "running_var" else 0.0)
+                state[f"{net}/{layer.name}/{suffix}"] = value.astype(np.float32)
     return state
 
 
@@ -380,8 +457,8 @@ def random_batch(spec: Spec, rng: np.random.Generator, scalars: tuple = (0.05, 0
 
 
 def _dropout_rate(spec: Spec, mask_name: str) -> float:
-    _, net, _, layer_name = mask_name.split("/")
-    return next(l.attr("rate") for l in spec.network(net) if l.name == layer_name)
+    _, net, _, layer_name = mask_name.split("/", 3)
+    return next(l.attr("rate") for l in walk(spec.network(net)) if l.name == layer_name)
 
 
 def make_example(outdir: str, spec_raw: dict, seed: int, steps: int = 1,

@@ -37,15 +37,19 @@ LAYER is one of (defaults in brackets; other keys are ignored, so the compiler m
     {"layer": "gelu"}                                       (x·Φ(x), the erf form)
     {"layer": "leakyrelu", "alpha": A}
     {"layer": "dropout", "rate": R}
+    {"layer": "batchnorm", "momentum": [0.01], "epsilon": [0.001]}
+    {"layer": "residual", "body": [LAYER, ...]}             (body(x) + shortcut(x), docs/DSL.md)
 
 Learning rates, the UDA weight and the feedback scale are not in the spec: they are per-step scalars.
 
 Names and layouts (docs/ABI.md)
 ===============================
 Every layer is named by its kind and its index in its Sequential: "dense3", "conv0", "dropout5", ... (kinds:
-dense, conv, maxpool, avgpool, globalavgpool, flatten, relu, leakyrelu, tanh, sigmoid, gelu, dropout). State
-tensors: teacher/<layer>/weight|bias, student/<layer>/weight|bias, teacher_momentum/..., student_momentum/...,
-in that order, layers in Sequential order. Dense W is [in, out], Conv2D W is [kh, kw, c_in, c_out] (HWIO);
+dense, conv, maxpool, avgpool, globalavgpool, flatten, relu, leakyrelu, tanh, sigmoid, gelu, dropout, bn, res);
+layers inside a residual block are scoped by it ("res3/conv0"), its projection is "res3/shortcut/weight". State
+tensors: teacher/<layer>/weight|bias|scale|offset, student/..., teacher_momentum/..., student_momentum/..., then
+BatchNorm's running averages teacher/<layer>/running_mean|running_var and student/..., in that order, layers in
+Sequential order (a block's body before its shortcut). Dense W is [in, out], Conv2D W is [kh, kw, c_in, c_out] (HWIO);
 images are channels-last [N, H, W, C]; Flatten is row-major over (H, W, C).
 
 Step inputs (a dict "batch" keyed by the ABI names): x [B_l+2B_u, H, W, C] (rows: labeled, weak, strong),
@@ -69,6 +73,9 @@ soft labels, g_u and the actual SGD step: jax.value_and_grad in the teacher's lo
 `unrolled_student_labeled_loss` is the same objective as a function of theta_T). docs/STEP.md writes it as -f*eta_eff*grad F with F = <g_l, grad_S CE(softmax(z_us/tau), S(x_us))>
 (a VJP of a JVP); `soft_feedback_gradient_jvp` computes that form and the tests check both agree. The output h
 is eta_eff <g_l, g_u> in every mode (STEP.md 8: "for information" with soft labels).
+BatchNorm: every pass of the step is a training pass (batch mean and biased variance, differentiated through);
+the running averages move once per network and step, from the teacher's pass over all rows and from the
+student's pass over x_us (avg <- (1-m) avg + m stop_gradient(stat), the variance unbiased), as STEP.md says.
 
 CLI
 ===
@@ -101,18 +108,19 @@ from jax import lax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mpl_io import (  # noqa: E402,F401  (re-exported: the spec, names, safetensors, replay layout, examples)
-    OUTPUT_NAMES, SCALAR_NAMES, Layer, Optim, Recipe, Spec, check_state, dropout_inputs, is_weight, load_batch,
-    load_spec, make_example, parse_spec, random_batch, random_state, read_safetensors, save_batch, state_shapes,
-    step_dir, write_safetensors)
+    OUTPUT_NAMES, SCALAR_NAMES, Layer, Optim, Recipe, Spec, check_state, dropout_inputs, is_statistic, is_weight,
+    load_batch, load_spec, make_example, parse_spec, random_batch, random_state, read_safetensors, save_batch,
+    state_shapes, step_dir, walk, write_safetensors)
 
 __all__ = [
     # from mpl_io
     "OUTPUT_NAMES", "SCALAR_NAMES", "Layer", "Optim", "Recipe", "Spec", "check_state", "dropout_inputs", "is_weight",
-    "load_batch", "load_spec", "make_example", "parse_spec", "random_batch", "random_state", "read_safetensors",
-    "save_batch", "state_shapes", "step_dir", "write_safetensors",
+    "is_statistic", "load_batch", "load_spec", "make_example", "parse_spec", "random_batch", "random_state",
+    "read_safetensors", "save_batch", "state_shapes", "step_dir", "walk", "write_safetensors",
     # the step
-    "dense", "conv2d", "max_pool", "avg_pool", "leaky_relu", "apply_layer", "forward", "cross_entropy", "smooth",
-    "uda_loss", "hard_pseudo_labels", "sgd_update", "tree_vdot", "split_state", "join_state", "make_context",
+    "dense", "conv2d", "max_pool", "avg_pool", "leaky_relu", "batch_norm", "apply_layer", "forward", "cross_entropy",
+    "smooth", "uda_loss", "hard_pseudo_labels", "sgd_update", "tree_vdot", "split_state", "split_statistics",
+    "join_state", "update_statistics", "make_context",
     "unrolled_student_labeled_loss", "soft_feedback_gradient_jvp", "mpl_step", "enable_x64", "replay",
 ]
 
@@ -148,7 +156,17 @@ def leaky_relu(x, alpha: float):
     return jnp.where(x > 0, x, alpha * x)
 
 
-def apply_layer(layer: Layer, params: dict, x, mask=None):
+def batch_norm(x, scale, offset, epsilon: float):
+    """Training-mode BatchNorm over the last axis: (normalised x, batch mean, biased batch variance)."""
+    axes = tuple(range(x.ndim - 1))
+    mean = jnp.mean(x, axis=axes)
+    var = jnp.mean(jnp.square(x - mean), axis=axes)
+    return (x - mean) * scale * lax.rsqrt(var + epsilon) + offset, mean, var
+
+
+def apply_layer(layer: Layer, params: dict, x, mask=None, masks: dict | None = None, stats: dict | None = None):
+    """One layer. masks: every dropout mask of the pass (a residual block's body needs its own); stats, if a
+    dict, receives each BatchNorm's (batch mean, unbiased batch variance), as constants."""
     k = layer.kind
     if k == "dense":
         return dense(x, params[f"{layer.name}/weight"], params[f"{layer.name}/bias"])
@@ -175,14 +193,31 @@ def apply_layer(layer: Layer, params: dict, x, mask=None):
         return jax.nn.gelu(x, approximate=False)  # the erf form, as mplc computes it
     if k == "dropout":
         return x if mask is None else x * mask.reshape(x.shape)
+    if k == "batchnorm":
+        y, mean, var = batch_norm(x, params[f"{layer.name}/scale"], params[f"{layer.name}/offset"],
+                                  layer.attr("epsilon"))
+        if stats is not None:
+            count = x.size // x.shape[-1]
+            unbiased = count / (count - 1) if count > 1 else 1.0
+            stats[layer.name] = (lax.stop_gradient(mean), lax.stop_gradient(var) * unbiased)
+        return y
+    if k == "residual":
+        body = forward(layer.body, params, x, masks, stats)
+        shortcut = layer.attr("shortcut")
+        if shortcut == "conv":
+            return body + conv2d(x, params[f"{layer.name}/shortcut/weight"], 0.0, layer.attr("stride"), 0)
+        if shortcut == "matrix":
+            return body + jnp.matmul(x, params[f"{layer.name}/shortcut/weight"], precision=_HI)
+        return body + x
     raise AssertionError(k)
 
 
-def forward(layers: tuple, params: dict, x, masks: dict | None = None):
-    """Logits of a Sequential. masks: layer name -> [rows, features] dropout mask (missing: no dropout)."""
+def forward(layers: tuple, params: dict, x, masks: dict | None = None, stats: dict | None = None):
+    """Logits of a Sequential. masks: layer name -> [rows, features] dropout mask (missing: no dropout);
+    stats: see apply_layer."""
     masks = masks or {}
     for layer in layers:
-        x = apply_layer(layer, params, x, masks.get(layer.name))
+        x = apply_layer(layer, params, x, masks.get(layer.name), masks, stats)
     return x
 
 
@@ -240,19 +275,45 @@ def tree_vdot(a: dict, b: dict):
 # ----------------------------------------------------------------------------------------------------------
 
 def split_state(state: dict) -> tuple[dict, dict, dict, dict]:
-    """(teacher params, student params, teacher momenta, student momenta), keyed "<layer>/<suffix>"."""
+    """(teacher params, student params, teacher momenta, student momenta), keyed "<layer>/<suffix>"; the trained
+    tensors only (split_statistics has BatchNorm's running averages)."""
     parts: dict[str, dict] = {"teacher": {}, "student": {}, "teacher_momentum": {}, "student_momentum": {}}
     for name, value in state.items():
-        prefix, rest = name.split("/", 1)
-        parts[prefix][rest] = value
+        if not is_statistic(name):
+            prefix, rest = name.split("/", 1)
+            parts[prefix][rest] = value
     return parts["teacher"], parts["student"], parts["teacher_momentum"], parts["student_momentum"]
 
 
-def join_state(tp: dict, sp: dict, tm: dict, sm: dict) -> dict:
+def split_statistics(state: dict) -> tuple[dict, dict]:
+    """(teacher's, student's) BatchNorm running averages, keyed "<layer>/running_mean|running_var"."""
+    parts: dict[str, dict] = {"teacher": {}, "student": {}}
+    for name, value in state.items():
+        if is_statistic(name):
+            prefix, rest = name.split("/", 1)
+            parts[prefix][rest] = value
+    return parts["teacher"], parts["student"]
+
+
+def join_state(tp: dict, sp: dict, tm: dict, sm: dict, t_stats: dict | None = None,
+               s_stats: dict | None = None) -> dict:
     out = {}
-    for prefix, part in (("teacher", tp), ("student", sp), ("teacher_momentum", tm), ("student_momentum", sm)):
+    for prefix, part in (("teacher", tp), ("student", sp), ("teacher_momentum", tm), ("student_momentum", sm),
+                         ("teacher", t_stats or {}), ("student", s_stats or {})):
         for rest, value in part.items():
             out[f"{prefix}/{rest}"] = value
+    return out
+
+
+def update_statistics(layers: tuple, running: dict, batch: dict) -> dict:
+    """The running averages after one pass: avg <- (1 - m) avg + m stat for each BatchNorm that saw a batch."""
+    out = dict(running)
+    for layer in walk(layers):
+        if layer.kind == "batchnorm" and layer.name in batch:
+            m = layer.attr("momentum")
+            for suffix, stat in zip(("running_mean", "running_var"), batch[layer.name]):
+                key = f"{layer.name}/{suffix}"
+                out[key] = (1 - m) * running[key] + m * stat
     return out
 
 
@@ -302,11 +363,17 @@ def _context(spec: Spec, batch: dict, dtype) -> _Ctx:
                 masks_u=cast(_masks(batch, "student", "u")), masks_l=cast(_masks(batch, "student", "l")), **scal)
 
 
+def _teacher_forward(c: _Ctx, tp: dict):
+    """((z_l, z_uw, z_us), BatchNorm batch statistics) from one teacher pass over all rows."""
+    bl, bu = c.spec.recipe.labeled_batch, c.spec.recipe.unlabeled_batch
+    stats: dict = {}
+    z = forward(c.spec.teacher, tp, c.x, c.masks_t, stats)
+    return (z[:bl], z[bl:bl + bu], z[bl + bu:]), stats
+
+
 def _teacher_logits(c: _Ctx, tp: dict):
     """(z_l, z_uw, z_us) from one teacher pass over all rows."""
-    bl, bu = c.spec.recipe.labeled_batch, c.spec.recipe.unlabeled_batch
-    z = forward(c.spec.teacher, tp, c.x, c.masks_t)
-    return z[:bl], z[bl:bl + bu], z[bl + bu:]
+    return _teacher_forward(c, tp)[0]
 
 
 def _teacher_losses(c: _Ctx, z_l, z_uw, z_us):
@@ -316,8 +383,14 @@ def _teacher_losses(c: _Ctx, z_l, z_uw, z_us):
     return loss_sup, loss_uda, mask_rate
 
 
+def _student_loss_u_stats(c: _Ctx, sp: dict, yhat):
+    """(loss_student_u, the pass's BatchNorm batch statistics): the pass that moves the student's averages."""
+    stats: dict = {}
+    return cross_entropy(yhat, forward(c.spec.student, sp, c.x_us, c.masks_u, stats)), stats
+
+
 def _student_loss_u(c: _Ctx, sp: dict, yhat):
-    return cross_entropy(yhat, forward(c.spec.student, sp, c.x_us, c.masks_u))
+    return _student_loss_u_stats(c, sp, yhat)[0]
 
 
 def _student_loss_l(c: _Ctx, sp: dict):
@@ -325,10 +398,11 @@ def _student_loss_l(c: _Ctx, sp: dict):
 
 
 def _student_step(c: _Ctx, sp: dict, sm: dict, yhat):
-    """Steps 5-6: the student's loss on the pseudo labels, its gradient g_u and the updated student."""
-    loss_u, g_u = jax.value_and_grad(_student_loss_u, argnums=1)(c, sp, yhat)
+    """Steps 5-6: the student's loss on the pseudo labels, its gradient g_u, the updated student and the pass's
+    BatchNorm batch statistics."""
+    (loss_u, stats), g_u = jax.value_and_grad(_student_loss_u_stats, argnums=1, has_aux=True)(c, sp, yhat)
     new_sp, new_sm = sgd_update(sp, sm, g_u, c.lr_student, c.spec.recipe.student)
-    return loss_u, g_u, new_sp, new_sm
+    return loss_u, g_u, new_sp, new_sm, stats
 
 
 def _eta_eff(c: _Ctx):
@@ -341,8 +415,8 @@ def _soft_labels(c: _Ctx, z_us):
 
 def _unrolled_from_logits(c: _Ctx, z_us, sp: dict, sm: dict):
     """z_us -> loss_student_l(theta'_S) through soft labels, g_u and the actual SGD update. (value, aux)."""
-    loss_u, g_u, new_sp, new_sm = _student_step(c, sp, sm, _soft_labels(c, z_us))
-    return _student_loss_l(c, new_sp), (loss_u, g_u, new_sp, new_sm)
+    loss_u, g_u, new_sp, new_sm, stats = _student_step(c, sp, sm, _soft_labels(c, z_us))
+    return _student_loss_l(c, new_sp), (loss_u, g_u, new_sp, new_sm, stats)
 
 
 def unrolled_student_labeled_loss(c: _Ctx, tp: dict, sp: dict, sm: dict):
@@ -386,14 +460,14 @@ def _soft_step(c: _Ctx, z, sp: dict, sm: dict):
         return j, (loss_sup, loss_uda, mask_rate, loss_l, student)
 
     (_, aux), dz = jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True)(*z)
-    loss_sup, loss_uda, mask_rate, loss_l, (loss_u, g_u, new_sp, new_sm) = aux
+    loss_sup, loss_uda, mask_rate, loss_l, (loss_u, g_u, new_sp, new_sm, s_stats) = aux
     g_l = jax.grad(_student_loss_l, argnums=1)(c, new_sp)
     h = _eta_eff(c) * tree_vdot(g_l, g_u)
 
     def parts(z_l, z_uw, z_us):
         loss_sup, loss_uda, _ = _teacher_losses(c, z_l, z_uw, z_us)
         return loss_sup, c.uda_weight * loss_uda, c.feedback_scale * _unrolled_from_logits(c, z_us, sp, sm)[0]
-    return dz, _part_cotangents(parts, z), new_sp, new_sm, dict(loss_sup=loss_sup, loss_uda=loss_uda, mask_rate=mask_rate,
+    return dz, parts, new_sp, new_sm, s_stats, dict(loss_sup=loss_sup, loss_uda=loss_uda, mask_rate=mask_rate,
                                     loss_student_u=loss_u, loss_student_l=loss_l, h=h, **_diagnostics(g_l, g_u, h))
 
 
@@ -402,7 +476,7 @@ def _hard_step(c: _Ctx, z, sp: dict, sm: dict):
     J = loss_sup + lambda*loss_uda + f*h*CE(yhat, z_us) with h and yhat constant."""
     r = c.spec.recipe
     yhat = hard_pseudo_labels(z[2], r.pseudo_labels, c.uniform)
-    loss_u, g_u, new_sp, new_sm = _student_step(c, sp, sm, yhat)
+    loss_u, g_u, new_sp, new_sm, s_stats = _student_step(c, sp, sm, yhat)
     loss_l, g_l = jax.value_and_grad(_student_loss_l, argnums=1)(c, new_sp)
     if r.feedback == "dot-product":
         h = _eta_eff(c) * tree_vdot(g_l, g_u)
@@ -420,30 +494,36 @@ def _hard_step(c: _Ctx, z, sp: dict, sm: dict):
     def parts(z_l, z_uw, z_us):
         loss_sup, loss_uda, _ = _teacher_losses(c, z_l, z_uw, z_us)
         return loss_sup, c.uda_weight * loss_uda, c.feedback_scale * h * cross_entropy(yhat, z_us)
-    return dz, _part_cotangents(parts, z), new_sp, new_sm, dict(loss_sup=loss_sup, loss_uda=loss_uda, mask_rate=mask_rate,
+    return dz, parts, new_sp, new_sm, s_stats, dict(loss_sup=loss_sup, loss_uda=loss_uda, mask_rate=mask_rate,
                                     loss_student_u=loss_u, loss_student_l=loss_l, h=h, **_diagnostics(g_l, g_u, h))
 
 
-def mpl_step(state: dict, batch: dict, spec: Spec):
+def mpl_step(state: dict, batch: dict, spec: Spec, gradient_parts: bool = True):
     """One MPL step (docs/STEP.md). state: ABI name -> array; batch: ABI step-input name -> array.
     Returns (new_state, outputs); pure, so `jax.jit(functools.partial(mpl_step, spec=spec))` works.
     The dtype of the state (float32 or float64) is the computation's dtype.
 
     The teacher runs forward once over all rows; every teacher term is a function of its logits, and
-    g_T is the teacher's VJP of dJ/dz (one backward pass)."""
+    g_T is the teacher's VJP of dJ/dz (one backward pass). gradient_parts=False leaves out the outputs
+    teacher_grad_*_norm and the three more teacher VJPs they cost (mplc computes them only with
+    teacherGradientParts(true); the benchmark's JAX peer does without)."""
     tp, sp, tm, sm = split_state(state)
+    t_stats, s_stats = split_statistics(state)
     dtype = next(iter(tp.values())).dtype
     c = _context(spec, batch, dtype)
-    z, teacher_vjp = jax.vjp(lambda p: _teacher_logits(c, p), tp)
+    z, teacher_vjp, t_batch = jax.vjp(lambda p: _teacher_forward(c, p), tp, has_aux=True)
     step = _soft_step if spec.recipe.pseudo_labels == "soft" else _hard_step
-    dz, dz_parts, new_sp, new_sm, outputs = step(c, z, sp, sm)
+    dz, parts, new_sp, new_sm, s_batch, outputs = step(c, z, sp, sm)
     (g_t,) = teacher_vjp(dz)
-    # The three parts each through the teacher's VJP; g_t above is the VJP of their sum, as one pass.
-    for name, d in zip(("teacher_grad_sup_norm", "teacher_grad_uda_norm", "teacher_grad_feedback_norm"), dz_parts):
-        (g,) = teacher_vjp(d)
-        outputs[name] = jnp.sqrt(tree_vdot(g, g))
+    if gradient_parts:
+        # The three parts each through the teacher's VJP; g_t above is the VJP of their sum, as one pass.
+        names = ("teacher_grad_sup_norm", "teacher_grad_uda_norm", "teacher_grad_feedback_norm")
+        for name, d in zip(names, _part_cotangents(parts, z)):
+            (g,) = teacher_vjp(d)
+            outputs[name] = jnp.sqrt(tree_vdot(g, g))
     new_tp, new_tm = sgd_update(tp, tm, g_t, c.lr_teacher, spec.recipe.teacher)
-    return join_state(new_tp, new_sp, new_tm, new_sm), outputs
+    return join_state(new_tp, new_sp, new_tm, new_sm, update_statistics(spec.teacher, t_stats, t_batch),
+                      update_statistics(spec.student, s_stats, s_batch)), outputs
 
 
 def make_context(spec: Spec, batch: dict, dtype=jnp.float64) -> _Ctx:

@@ -50,8 +50,38 @@ SPEC_RAW = {
 }
 
 
-def spec_with(**recipe):
-    raw = json.loads(json.dumps(SPEC_RAW))
+# BatchNorm and residual blocks of every shortcut kind (a strided 1x1 projection, identity, a matrix), a dropout
+# inside a block (mask named dropout/teacher/all/res4/dropout3) and a BatchNorm on vectors.
+SPEC_BN_RAW = {
+    "input": {"height": 8, "width": 8, "channels": 2},
+    "classes": 5,
+    "teacher": [
+        {"layer": "conv2d", "filters": 4, "kernel": 3, "stride": 1, "padding": 1},
+        {"layer": "batchnorm"}, {"layer": "leakyrelu", "alpha": 0.1},
+        {"layer": "residual", "body": [
+            {"layer": "conv2d", "filters": 6, "kernel": 3, "stride": 2, "padding": 1},
+            {"layer": "batchnorm", "momentum": 0.1, "epsilon": 1e-3}, {"layer": "relu"},
+            {"layer": "conv2d", "filters": 6, "kernel": 3, "stride": 1, "padding": 1}]},
+        {"layer": "residual", "body": [
+            {"layer": "batchnorm"}, {"layer": "relu"},
+            {"layer": "conv2d", "filters": 6, "kernel": 3, "stride": 1, "padding": 1},
+            {"layer": "dropout", "rate": 0.25}]},
+        {"layer": "globalavgpool"},
+        {"layer": "residual", "body": [{"layer": "dense", "units": 7}, {"layer": "batchnorm"}, {"layer": "tanh"}]},
+        {"layer": "dense", "units": 5},
+    ],
+    "student": [
+        {"layer": "conv2d", "filters": 3, "kernel": 3, "padding": 1}, {"layer": "batchnorm", "momentum": 0.2},
+        {"layer": "relu"},
+        {"layer": "residual", "body": [{"layer": "conv2d", "filters": 3, "kernel": 3, "padding": 1}]},
+        {"layer": "globalavgpool"}, {"layer": "dense", "units": 5},
+    ],
+    "recipe": SPEC_RAW["recipe"],
+}
+
+
+def spec_with(base=SPEC_RAW, **recipe):
+    raw = json.loads(json.dumps(base))
     for k, v in recipe.items():
         raw["recipe"][k] = v
     return raw
@@ -174,10 +204,13 @@ def test_hard_dot_product_h_matches_loss_difference(pseudo="hard-argmax"):
     assert gap(1e-4) < 0.2 * gap(1e-3)
 
 
-def test_hard_teacher_gradient_matches_finite_differences():
+@pytest.mark.parametrize("base", ["plain", "batchnorm"])
+def test_hard_teacher_gradient_matches_finite_differences(base):
     """With hard labels g_T = grad(loss_sup + lambda loss_uda + f h CE(yhat, z_us)), h, yhat, q and the mask
-    constant: checked against FD of that objective written out independently from the step's pieces."""
-    raw = spec_with(pseudo_labels="hard-argmax", feedback="dot-product", uda_threshold=0.6)
+    constant: checked against FD of that objective written out independently from the step's pieces (with
+    BatchNorm: through the batch statistics of the teacher's pass over all rows)."""
+    raw = spec_with({"plain": SPEC_RAW, "batchnorm": SPEC_BN_RAW}[base], pseudo_labels="hard-argmax",
+                    feedback="dot-product", uda_threshold=0.6)
     spec, state, batch = example(raw, 7, scalars=(0.3, 0.4, 0.7, 1.0))
     tp, sp, tm, sm = M.split_state(state)
     c = M.make_context(spec, batch)
@@ -302,7 +335,8 @@ def np_flatten(x):
     return out
 
 
-def np_forward(layers, params, x, masks):
+def np_forward(layers, params, x, masks, stats=None):
+    """stats, if a dict, receives each BatchNorm's (batch mean, unbiased batch variance)."""
     for layer in layers:
         k, a = layer.kind, dict(layer.attrs)
         if k == "dense":
@@ -329,6 +363,21 @@ def np_forward(layers, params, x, masks):
             x = x * 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
         elif k == "dropout" and layer.name in masks:
             x = x * masks[layer.name].reshape(x.shape)
+        elif k == "batchnorm":
+            rows = x.reshape(-1, x.shape[-1])
+            mean = rows.sum(axis=0) / len(rows)
+            var = ((rows - mean) ** 2).sum(axis=0) / len(rows)
+            if stats is not None:
+                stats[layer.name] = (mean, var * len(rows) / (len(rows) - 1))
+            x = (x - mean) / np.sqrt(var + a["epsilon"]) * params[layer.name + "/scale"] + params[layer.name + "/offset"]
+        elif k == "residual":
+            body = np_forward(layer.body, params, x, masks, stats)
+            if a["shortcut"] == "conv":
+                w = params[layer.name + "/shortcut/weight"]
+                x = np_conv2d(x, w, np.zeros(w.shape[-1]), a["stride"], 0)
+            elif a["shortcut"] == "matrix":
+                x = x @ params[layer.name + "/shortcut/weight"]
+            x = body + x
     return x
 
 
@@ -360,6 +409,68 @@ def test_networks_match_naive_numpy(net):
     want = np_forward(spec.network(net), {k: np.asarray(v) for k, v in params.items()}, np.asarray(x),
                       {k: np.asarray(v) for k, v in masks.items()})
     np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-12)
+
+
+def test_batchnorm_and_residual_state_names():
+    """The ABI's names, shapes and order (docs/ABI.md): trained tensors (a block's body before its projection),
+    momenta, then the running averages; scale, offset and the averages have no weight decay."""
+    names = M.state_shapes(M.parse_spec(SPEC_BN_RAW))
+    teacher = [k for k in names if k.startswith("teacher/")]
+    assert teacher[:8] == ["teacher/conv0/weight", "teacher/conv0/bias", "teacher/bn1/scale", "teacher/bn1/offset",
+                           "teacher/res3/conv0/weight", "teacher/res3/conv0/bias", "teacher/res3/bn1/scale",
+                           "teacher/res3/bn1/offset"]
+    assert names["teacher/res3/shortcut/weight"] == (1, 1, 4, 6)
+    assert names["teacher/res6/shortcut/weight"] == (6, 7)
+    assert "teacher/res4/shortcut/weight" not in names                      # identity shortcut
+    assert list(names)[-2:] == ["student/bn1/running_mean", "student/bn1/running_var"]
+    assert list(names).index("student_momentum/dense5/bias") < list(names).index("teacher/bn1/running_mean")
+    assert [k for k in M.dropout_inputs(M.parse_spec(SPEC_BN_RAW))] == [
+        "dropout/teacher/all/res4/dropout3"]
+    assert not any(M.is_weight(k) for k in names if "/bn" in k)
+
+
+@pytest.mark.parametrize("net", ["teacher", "student"])
+def test_batchnorm_and_residual_networks_match_naive_numpy(net):
+    """Training-mode BatchNorm (batch mean, biased variance; the unbiased variance for the averages), residual
+    blocks with each kind of shortcut, and a dropout mask inside a block, against numpy."""
+    spec, state, batch = example(SPEC_BN_RAW, 2)
+    tp, sp, _, _ = M.split_state(state)
+    params = tp if net == "teacher" else sp
+    c = M.make_context(spec, batch)
+    masks = c.masks_t if net == "teacher" else c.masks_u
+    assert net == "student" or "res4/dropout3" in masks
+    x = c.x if net == "teacher" else c.x_us
+    got_stats, want_stats = {}, {}
+    got = np.asarray(M.forward(spec.network(net), params, x, masks, got_stats))
+    want = np_forward(spec.network(net), {k: np.asarray(v) for k, v in params.items()}, np.asarray(x),
+                      {k: np.asarray(v) for k, v in masks.items()}, want_stats)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-11)
+    assert set(got_stats) == set(want_stats) == {l.name for l in M.walk(spec.network(net)) if l.kind == "batchnorm"}
+    for name, (mean, var) in want_stats.items():
+        np.testing.assert_allclose(np.asarray(got_stats[name][0]), mean, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(got_stats[name][1]), var, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("pseudo", ["hard-argmax", "soft"])
+def test_batchnorm_running_averages_move_once_per_network(pseudo):
+    """docs/STEP.md: the teacher's averages move towards the statistics of its pass over all B_l + 2 B_u rows, the
+    student's towards those of its pass over x_us with theta_S (step 5), not of the x_l pass (step 7)."""
+    spec, state, batch = example(spec_with(SPEC_BN_RAW, pseudo_labels=pseudo), 3)
+    c = M.make_context(spec, batch)
+    tp, sp, _, _ = M.split_state(state)
+    new, _ = step(spec, state, batch)
+    numpy = lambda d: {k: np.asarray(v) for k, v in d.items()}
+    for net, params, x, masks in (("teacher", tp, c.x, c.masks_t), ("student", sp, c.x_us, c.masks_u)):
+        stats = {}
+        np_forward(spec.network(net), numpy(params), np.asarray(x), numpy(masks), stats)
+        for layer in M.walk(spec.network(net)):
+            if layer.kind != "batchnorm":
+                continue
+            m = layer.attr("momentum")
+            for suffix, stat in zip(("running_mean", "running_var"), stats[layer.name]):
+                key = f"{net}/{layer.name}/{suffix}"
+                want = (1 - m) * np.asarray(state[key]) + m * stat
+                np.testing.assert_allclose(np.asarray(new[key]), want, rtol=1e-10, atol=1e-12, err_msg=key)
 
 
 def test_losses_match_numpy():

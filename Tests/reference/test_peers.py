@@ -1,8 +1,13 @@
 """The two benchmark peers (Benchmarks/peers/jax_step.py and torch_step.py) agree on one float32 step of each
 workload and mode within 1e-4 relative: every output, and every state tensor's *update* (new - old, a stricter
-test than the new state itself). The networks are the workloads'; the batch is shrunk from (64, 448) to
-(16, 48) rows to keep the test quick (the code paths do not depend on it; set MPLC_PEER_FULL_BATCH=1 for the
-benchmark's batch). Skipped, with a message saying so, when torch is not installed.
+test than the new state itself). The networks are the workloads'; the batch is shrunk from the benchmark's
+(common.BATCHES) to (16, 48) rows, (8, 24) for W3, to keep the test quick (the code paths do not depend on it;
+set MPLC_PEER_FULL_BATCH=1 for the benchmark's batch). W3 (BatchNorm): the updates of BatchNorm offsets
+that feed a convolution and another BatchNorm are sums that nearly cancel (the next BatchNorm removes a
+per-channel shift), and PyTorch eager's BatchNorm backward lands ~1e-2 from float64 on them where JAX and
+mplc land ~5e-4 from it (Benchmarks/run's check); so W3's state updates agree within 2e-2, which still
+catches any difference in which batch a BatchNorm normalises with (errors of order 1). Skipped, with a
+message saying so, when torch is not installed.
 """
 
 import json
@@ -27,7 +32,8 @@ import jax_step  # noqa: E402
 import torch_step  # noqa: E402
 
 TOL = 1e-4
-BATCHES = (64, 448) if os.environ.get("MPLC_PEER_FULL_BATCH") == "1" else (16, 48)
+STATE_TOL = {"W3-fashion_wrn": 2e-2}
+FULL = os.environ.get("MPLC_PEER_FULL_BATCH") == "1"
 
 
 def update_error(new_a, new_b, old):
@@ -36,19 +42,21 @@ def update_error(new_a, new_b, old):
     return float(np.linalg.norm(da - db) / max(np.linalg.norm(db), 1e-30))
 
 
-@pytest.mark.parametrize("workload,mode", [("W1", "hard"), ("W1", "soft"), ("W2", "hard"), ("W2", "soft")])
+@pytest.mark.parametrize("workload,mode", [("W1", "hard"), ("W1", "soft"), ("W2", "hard"), ("W2", "soft"),
+                                           ("W3-fashion_wrn", "hard")])
 def test_jax_and_torch_peers_agree(workload, mode):
-    spec, state, batch = common.example(workload, mode, seed=0, batches=BATCHES)
+    batches = None if FULL else (8, 24) if workload.startswith("W3") else (16, 48)
+    spec, state, batch = common.example(workload, mode, seed=0, batches=batches)
     new_j, out_j = jax_step.run_one_step(spec, state, batch)
     new_t, out_t = torch_step.Runner(spec).run_one_step(state, batch)
     out_err = {k: abs(out_j[k] - out_t[k]) / max(abs(out_t[k]), 1e-6) for k in out_t}
     state_err = {k: update_error(new_j[k], new_t[k], state[k].astype(np.float64)) for k in state}
     worst = max(state_err, key=state_err.get)
-    print(f"\n{workload} {mode} (B_l, B_u) = {BATCHES}: max output rel err {max(out_err.values()):.1e} "
+    print(f"\n{workload} {mode} (B_l, B_u) = {batches or common.BATCHES[workload]}: max output rel err {max(out_err.values()):.1e} "
           f"({max(out_err, key=out_err.get)}), max state-update rel err {state_err[worst]:.1e} ({worst})")
     assert set(new_j) == set(new_t) == set(state)
     assert max(out_err.values()) <= TOL, out_err
-    assert state_err[worst] <= TOL, state_err
+    assert state_err[worst] <= STATE_TOL.get(workload, TOL), state_err
 
 
 def test_peer_command_lines(tmp_path):
