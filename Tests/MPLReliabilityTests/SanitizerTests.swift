@@ -80,15 +80,16 @@ struct SanitizerTests {
     }
 
     @Test(
-        "Tests/runner/run_tests.sh built with -fsanitize=address,undefined -fno-sanitize-recover=all: all pass, no report"
-    )
-    func runnerSuite() throws {
+        "Tests/runner/run_tests.sh built with -fsanitize=address,undefined -fno-sanitize-recover=all: all pass, no report",
+        arguments: ["1", "2"])
+    func runnerSuite(part: String) throws {
         // test_runner's helper commands (st-meta, st-equal...) exit without freeing what they read; that is the
         // test tool, not the runner, so its leaks are suppressed by module name. mplc-run is checked for leaks.
         let suppressions = try temporaryDirectory("lsan") + "/test_runner.supp"
         try "leak:test_runner\n".write(toFile: suppressions, atomically: true, encoding: .utf8)
         var environment = sanitizerEnvironment
         environment["LSAN_OPTIONS"] = "suppressions=" + suppressions
+        environment["PART"] = part  // the suite's two halves, side by side (run_tests.sh's header)
         // stb_image (image.c) and the suite's stb_image_write (make-images) shift into the sign bit and overflow
         // signed ints on valid images (`left shift of 16646144 by 8 places` in stbiw__jpg_writeBits): undefined in
         // C, harmless as compiled. gcc has no per-file ignore list and the suite builds every file in one command,
@@ -98,7 +99,7 @@ struct SanitizerTests {
             + "-fno-omit-frame-pointer"
         let result = try run([repositoryRoot + "/Tests/runner/run_tests.sh"], environment: environment)
         let summary = result.output.split(separator: "\n").last.map(String.init) ?? ""
-        print("runner suite under sanitizers: \(summary)")
+        print("runner suite part \(part) under sanitizers: \(summary)")
         #expect(result.status == 0 && summary.hasSuffix(" 0 failed"), "\(result.output)")
         #expect(sanitizerReports(result.output).isEmpty, "\(sanitizerReports(result.output).joined(separator: "\n"))")
     }

@@ -103,7 +103,10 @@ expect "SVHN with a 28x28x1 model: exit 1 with the numbers" 1 \
     "$RUN" train --data "$D/svhn" --labels 40 --out "$WORK/bad-rgb" --quiet
 if [ -e "$WORK/bad-rgb" ]; then fail "bad CIFAR-10/SVHN data left a run directory behind"
 else pass "bad CIFAR-10/SVHN data creates no run directory"; fi
-# --init-from a checkpoint of the 28x28 model (run_tests.sh's step-30 run): every name and shape is checked.
+# --init-from a checkpoint of the 28x28 model (a 21-step run of its own: this file runs apart from run_tests.sh's
+# own tests under PART=2): every name and shape is checked.
+"$RUN" train --data "$FAST" --steps 21 --finetune-steps 0 --labels 100 --eval-every 1000 --out "$WORK/grey-28" --quiet \
+    >/dev/null 2>&1 || fail "the 28x28 run for --init-from"
 expect "--init-from a checkpoint of another architecture: exit 1 naming the tensor and both shapes" 1 \
-    "--init-from: .*intact/checkpoint.safetensors: tensor \"teacher/dense2/weight\" has shape \[784,10\], model fake_linear_rgb expects \[3072,10\]" -- \
-    "$RGB" train --data "$D/cifar" --labels 40 --init-from "$WORK/intact/checkpoint.safetensors" --out "$WORK/init-rgb" --quiet
+    "--init-from: .*grey-28/checkpoint.safetensors: tensor \"teacher/dense2/weight\" has shape \[784,10\], model fake_linear_rgb expects \[3072,10\]" -- \
+    "$RGB" train --data "$D/cifar" --labels 40 --init-from "$WORK/grey-28/checkpoint.safetensors" --out "$WORK/init-rgb" --quiet

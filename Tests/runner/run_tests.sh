@@ -2,6 +2,8 @@
 # Builds mplc-run with the fake model (Tests/runner/fake_model) and runs the runner's tests:
 # unit tests (test_runner.c), then end-to-end tests of the binary. Exits non-zero on any failure.
 #   Tests/runner/run_tests.sh   (KEEP=1 keeps the work directory; EXTRA_CFLAGS="-fsanitize=address,undefined" adds flags)
+#   PART=1 runs this file's own tests, PART=2 the suites it sources at the end (run directories, RGB, Reduced MPL,
+#   MPI); both build first. The Swift tests run the two parts side by side, which halves the suite's wall time.
 # Needs: cc, OpenBLAS, zlib, and Fashion-MNIST in $MPLC_TEST_DATA (default /usr/share/datasets/fashion-mnist).
 set -u
 
@@ -59,6 +61,24 @@ build "test_runner" "$HERE/test_runner.c" $(ls "$RUNNER"/*.c | grep -v '/main\.c
     -o test_runner
 RUN="$WORK/mplc-run"
 T="$WORK/test_runner"
+
+PART=${PART:-all}
+case "$PART" in 1 | 2 | all) ;; *) echo "PART must be 1, 2 or all, not '$PART'"; exit 2 ;; esac
+
+# ---------------------------------------------------------------- Fashion-MNIST
+if [ ! -f "$DATA/train-images-idx3-ubyte.gz" ] && [ ! -f "$DATA/train-images-idx3-ubyte" ]; then
+    fail "Fashion-MNIST not found in $DATA (set MPLC_TEST_DATA)"
+    echo "$PASSED passed, $FAILED failed"
+    exit 1
+fi
+# The main run reads the (gzip) files in $DATA; later runs read an uncompressed copy, which loads faster.
+FAST="$WORK/fashion-mnist"
+mkdir -p "$FAST"
+for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+    if [ -f "$DATA/$f.gz" ]; then gzip -dc "$DATA/$f.gz" >"$FAST/$f"; else cp "$DATA/$f" "$FAST/$f"; fi
+done
+
+if [ "$PART" != 2 ]; then
 
 # ---------------------------------------------------------------- structure (issue 16)
 # No two runner files call each other, directly or round a loop: file A depends on file B when A's object
@@ -129,17 +149,6 @@ expect "--labels larger than the training set: exit 1" 1 "--labels 70000 is larg
 if [ -e "$WORK/bad" ]; then fail "bad input left a run directory behind"; else pass "bad input creates no run directory"; fi
 
 # ---------------------------------------------------------------- training on Fashion-MNIST
-if [ ! -f "$DATA/train-images-idx3-ubyte.gz" ] && [ ! -f "$DATA/train-images-idx3-ubyte" ]; then
-    fail "Fashion-MNIST not found in $DATA (set MPLC_TEST_DATA)"
-    echo "$PASSED passed, $FAILED failed"
-    exit 1
-fi
-# The main run reads the (gzip) files in $DATA; later runs read an uncompressed copy, which loads faster.
-FAST="$WORK/fashion-mnist"
-mkdir -p "$FAST"
-for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
-    if [ -f "$DATA/$f.gz" ]; then gzip -dc "$DATA/$f.gz" >"$FAST/$f"; else cp "$DATA/$f" "$FAST/$f"; fi
-done
 if out=$("$RUN" train --data "$DATA" --steps 200 --labels 100 --out "$WORK/mpl" 2>"$WORK/mpl.err"); then
     acc=$(json_number "$WORK/mpl/summary.json" student_after_finetune)
     before=$(json_number "$WORK/mpl/summary.json" student_before_finetune)
@@ -828,6 +837,9 @@ expect "--labels + --validation beyond the training set: exit 1" 1 "\(--labels 1
     "$RUN" "${VFLAGS[@]}" --validation 60000 --out "$V-bad"
 if [ ! -e "$V-bad" ]; then pass "refused --validation settings create no run directory"; else fail "a refused --validation run created $V-bad"; fi
 
+fi # PART 1
+
+if [ "$PART" != 1 ]; then
 # ---------------------------------------------------------------- run directory, checked writes, signals
 source "$HERE/rundir_tests.sh"
 
@@ -839,6 +851,7 @@ source "$HERE/reduced_tests.sh"
 
 # ---------------------------------------------------------------- under MPI (ranks)
 source "$HERE/mpi_tests.sh"
+fi # PART 2
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
