@@ -1,11 +1,12 @@
-# CIFAR-10 and SVHN: sourced by run_tests.sh (it uses build, pass, fail, expect, json_number, $WORK,
+# CIFAR-10 and SVHN: sourced by run_tests.sh (it uses build, runner_objects, pass, fail, expect, json_number, $WORK,
 # $RUNNER, $FAKE, $HERE, $RUN). The fake model is built again for 3x32x32 images (-DFAKE_RGB32);
 # Tests/runner/rgb_data.py (python3 + numpy) writes small data sets in the published formats, good and broken.
 
-build "mplc-run for 3x32x32 images (fake model -DFAKE_RGB32)" "$RUNNER"/*.c "$FAKE/model.c" -I"$FAKE" -DFAKE_RGB32 \
-    -o mplc-run-rgb
-build "test_rgb" "$HERE/test_rgb.c" $(ls "$RUNNER"/*.c | grep -v '/main\.c$') "$FAKE/model.c" -I"$RUNNER" -I"$FAKE" \
-    -DFAKE_RGB32 -o test_rgb
+runner_objects "$WORK/objects-rgb" -I"$FAKE" -DFAKE_RGB32
+RGB_OBJ=$(ls "$WORK"/objects-rgb/*.o | grep -v '/main\.o$')
+build "mplc-run for 3x32x32 images (fake model -DFAKE_RGB32)" $RGB_OBJ "$WORK/objects-rgb/main.o" "$FAKE/model.c" \
+    -I"$FAKE" -DFAKE_RGB32 -o mplc-run-rgb
+build "test_rgb" "$HERE/test_rgb.c" $RGB_OBJ "$FAKE/model.c" -I"$RUNNER" -I"$FAKE" -DFAKE_RGB32 -o test_rgb
 RGB="$WORK/mplc-run-rgb"
 TR="$WORK/test_rgb"
 D="$WORK/rgb"

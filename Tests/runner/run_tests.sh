@@ -45,6 +45,9 @@ json_number() { # json_number FILE KEY: the first number after "KEY":
     sed -n "s/.*\"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -n 1
 }
 
+PART=${PART:-all}
+case "$PART" in 1 | 2 | all) ;; *) echo "PART must be 1, 2 or all, not '$PART'"; exit 2 ;; esac
+
 # ---------------------------------------------------------------- build
 cd "$WORK" || exit 1
 build() { # build NAME EXTRA-FLAGS...
@@ -52,18 +55,35 @@ build() { # build NAME EXTRA-FLAGS...
     shift
     if out=$(cc $CFLAGS "$@" $LIBS 2>&1); then pass "build $name"; else fail "build $name" "$out"; echo "cannot continue"; exit 1; fi
 }
-build "mplc-run (runner/*.c + fake model.c, as the compiler will)" "$RUNNER"/*.c "$FAKE/model.c" -I"$FAKE" -o mplc-run
-build "mplc-run with a diverging teacher (-DFAKE_TEACHER_LR=1e30)" "$RUNNER"/*.c "$FAKE/model.c" -I"$FAKE" \
-    -DFAKE_TEACHER_LR=1e30 -o mplc-run-nan
-build "mplc-run compiled again from the same recipe (-DFAKE_MODEL_HASH)" "$RUNNER"/*.c "$FAKE/model.c" -I"$FAKE" \
-    -DFAKE_MODEL_HASH='"fa4e000000000000000000000000000000000000000000000000000000000099"' -o mplc-run-rehash
-build "test_runner" "$HERE/test_runner.c" $(ls "$RUNNER"/*.c | grep -v '/main\.c$') "$FAKE/model.c" -I"$RUNNER" -I"$FAKE" \
-    -o test_runner
+# runner_objects DIR FLAGS...: the runner's files compiled once into DIR/*.o with the model's flags, which the
+# binaries of one model and one set of defines then link (mplc-run with main.o, a test program without it): before,
+# each binary compiled the whole runner again, and those compiles were the largest part of this suite's CPU time.
+runner_objects() {
+    local dir=$1 src out
+    shift
+    mkdir -p "$dir"
+    for src in "$RUNNER"/*.c; do
+        if ! out=$(cc $CFLAGS "$@" -c "$src" -o "$dir/$(basename "$src" .c).o" 2>&1); then
+            fail "build the runner's $(basename "$src") into $dir" "$out"
+            echo "cannot continue"
+            exit 1
+        fi
+    done
+}
+runner_objects "$WORK/objects" -I"$FAKE"
+OBJ=$(ls "$WORK"/objects/*.o | grep -v '/main\.o$')
+build "mplc-run (runner/*.c + fake model.c, as the compiler will)" $OBJ "$WORK/objects/main.o" "$FAKE/model.c" -I"$FAKE" \
+    -o mplc-run
+build "test_runner" "$HERE/test_runner.c" $OBJ "$FAKE/model.c" -I"$RUNNER" -I"$FAKE" -o test_runner
+if [ "$PART" != 2 ]; then # the other defines change model.h, which the runner's files read: their own objects
+    build "mplc-run with a diverging teacher (-DFAKE_TEACHER_LR=1e30)" "$RUNNER"/*.c "$FAKE/model.c" -I"$FAKE" \
+        -DFAKE_TEACHER_LR=1e30 -o mplc-run-nan
+    build "mplc-run compiled again from the same recipe (-DFAKE_MODEL_HASH)" "$RUNNER"/*.c "$FAKE/model.c" -I"$FAKE" \
+        -DFAKE_MODEL_HASH='"fa4e000000000000000000000000000000000000000000000000000000000099"' -o mplc-run-rehash
+fi
 RUN="$WORK/mplc-run"
 T="$WORK/test_runner"
 
-PART=${PART:-all}
-case "$PART" in 1 | 2 | all) ;; *) echo "PART must be 1, 2 or all, not '$PART'"; exit 2 ;; esac
 
 # ---------------------------------------------------------------- Fashion-MNIST
 if [ ! -f "$DATA/train-images-idx3-ubyte.gz" ] && [ ! -f "$DATA/train-images-idx3-ubyte" ]; then
@@ -83,9 +103,7 @@ if [ "$PART" != 2 ]; then
 # ---------------------------------------------------------------- structure (issue 16)
 # No two runner files call each other, directly or round a loop: file A depends on file B when A's object
 # uses a symbol B's defines. tsort(1) fails on a loop and names its files.
-call_graph() {
-    mkdir -p objects
-    for src in "$RUNNER"/*.c; do cc -std=c11 -O0 -Wall -Wextra -Werror ${EXTRA_CFLAGS:-} -c "$src" -I"$FAKE" -o "objects/$(basename "$src" .c).o" || return 1; done
+call_graph() { # over the runner's objects built above
     for o in objects/*.o; do nm --defined-only -g "$o" | awk -v f="$(basename "$o" .o)" '{print $3, f}'; done | sort >defined
     for o in objects/*.o; do nm -u "$o" | awk -v f="$(basename "$o" .o)" '{print $2, f}'; done | sort >used
     join defined used | awk '$2 != $3 {print $3, $2}' | sort -u
