@@ -72,6 +72,24 @@ struct RematerialiseTests {
         #expect(after * 2 < before, "\(after) floats with the recomputation, \(before) without")
     }
 
+    @Test(
+        "Without BatchNorm nothing is worth recomputing: ReLU activations stay kept and the arena does not grow",
+        arguments: ["fashion_mlp.swiftdsl", "fashion_cnn.swiftdsl"])
+    func reluNetworksKeepTheirActivations(file: String) throws {
+        let model = try Compiler.load(path: repositoryRoot + "/Examples/" + file).get()
+        let kept = try Self.compile(model, rematerialise: false)
+        let recomputed = try Self.compile(model, rematerialise: true)
+        #expect(recomputed.kernels.scratchFloats <= kept.kernels.scratchFloats)
+        // relu(x) alone, recomputed from x, would keep x instead: the same memory for more work.
+        for function in recomputed.kernels.entryPoints {
+            let copiedActivations = function.graph.values.filter {
+                guard case .unary(.relu, _) = function.graph.op(of: $0) else { return false }
+                return function.graph.origin(of: $0)?.pass == .vjp
+            }
+            #expect(copiedActivations.isEmpty, "\(function.name)")
+        }
+    }
+
     @Test("The plan never lets two live buffers overlap, and the report's peak is the live buffers' sum")
     func planIsSound() throws {
         let compiled = try Self.compile(try shrunkExample("fashion_wrn.swiftdsl"), rematerialise: true)
