@@ -39,6 +39,61 @@ public struct CompiledModel {
     }
 }
 
+extension CompiledModel {
+    /// Where the scratch arena goes (`mplc --memory-report`): for each entry point, the kernel at which the most
+    /// scratch is live, and the `top` largest buffers live there with what they hold and how long they live.
+    public func memoryReport(top: Int = 15) -> String {
+        var lines: [String] = []
+        for function in kernels.entryPoints {
+            let plan = function.plan
+            let live = plan.liveFloatsByKernel(kernelCount: function.kernels.count)
+            guard let peak = live.indices.max(by: { (live[$0], $1) < (live[$1], $0) }), live[peak] > 0 else {
+                continue
+            }
+            func kernelName(_ index: Int) -> String {
+                index < function.kernels.count ? function.kernels[index].name : "final copies"
+            }
+            lines.append(
+                "\(function.name): \(function.kernels.count) kernels, scratch arena \(bytes(plan.scratchFloats * 4)) "
+                    + "(naive sum \(bytes(plan.naiveScratchFloats * 4))); most live at once: \(bytes(live[peak] * 4)) "
+                    + "during kernel \(peak) \(kernelName(peak))")
+            let buffers = plan.buffersLive(atKernel: peak)
+            // What is live at the peak, by the pass that computed it: forward values kept for the backward pass
+            // show up as `fwd`.
+            var byKind: [String: (floats: Int, count: Int)] = [:]
+            for buffer in buffers {
+                let kind =
+                    buffer.temporaryOf != nil
+                    ? "kernel temporaries"
+                    : buffer.value.flatMap { function.graph.origin(of: $0)?.pass.rawValue } ?? "staging"
+                byKind[kind, default: (0, 0)].floats += buffer.floats
+                byKind[kind, default: (0, 0)].count += 1
+            }
+            lines.append(
+                "  live there, by pass: "
+                    + byKind.sorted { ($0.value.floats, $0.key) > ($1.value.floats, $1.key) }.map {
+                        "\($0.key) \(bytes($0.value.floats * 4)) in \($0.value.count)"
+                    }.joined(separator: ", "))
+            lines.append("  the \(min(top, buffers.count)) largest of its \(buffers.count) buffers:")
+            for buffer in buffers.prefix(top) {
+                let what: String
+                if let value = buffer.value {
+                    let origin = function.graph.origin(of: value).map { "  \($0)" } ?? ""
+                    what =
+                        "\(value) = \(function.graph.op(of: value).mnemonic) \(function.graph.shape(of: value))\(origin)"
+                } else {
+                    what = buffer.label
+                }
+                lines.append(
+                    "    \(bytes(buffer.floats * 4).padding(toLength: 10, withPad: " ", startingAt: 0)) \(what); "
+                        + "kernels \(buffer.firstKernel) \(kernelName(buffer.firstKernel)) to \(buffer.lastKernel) "
+                        + kernelName(buffer.lastKernel))
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
 func bytes(_ n: Int) -> String {
     if n >= 1 << 20 { return String(format: "%.1f MiB", Double(n) / Double(1 << 20)) }
     if n >= 1 << 10 { return String(format: "%.1f KiB", Double(n) / Double(1 << 10)) }

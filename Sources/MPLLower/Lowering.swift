@@ -21,6 +21,9 @@ public struct LoweringOptions: Sendable {
     public var poolInConvolutions: Bool
     /// Run streamed 3×3 stride-1 convolutions (forward, ∂x and ∂W) as Winograd's F(2×2, 3×3) (off: im2col + sgemm).
     public var winogradConvolutions: Bool
+    /// Give each backward reader of a cheap forward activation its own recomputation of it (`rematerialise`),
+    /// so that only the value it starts from is kept across the step (off: the activations themselves are kept).
+    public var rematerialise: Bool
     /// Floats per chunk of a streamed convolution (see `streamChunkFloats`); tests make it small.
     public var streamChunkFloats: Int
     /// Kernels with less work than this (floats, or GEMM multiply-adds / 32) run on one thread; tests make it 0.
@@ -34,7 +37,7 @@ public struct LoweringOptions: Sendable {
     public init(
         fuseElementwise: Bool = true, foldGEMMEpilogues: Bool = true, mergeSiblingLoops: Bool = true,
         reuseScratch: Bool = true, streamConvolutions: Bool = true, poolInConvolutions: Bool = true,
-        winogradConvolutions: Bool = true,
+        winogradConvolutions: Bool = true, rematerialise: Bool = true,
         streamChunkFloats: Int = MPLLower.streamChunkFloats, parallelFloats: Int = MPLLower.parallelFloats,
         splitBetweenThreads: Bool = true, verifyAfterEachPass: Bool = true
     ) {
@@ -45,6 +48,7 @@ public struct LoweringOptions: Sendable {
         self.streamConvolutions = streamConvolutions
         self.poolInConvolutions = poolInConvolutions
         self.winogradConvolutions = winogradConvolutions
+        self.rematerialise = rematerialise
         self.streamChunkFloats = streamChunkFloats
         self.parallelFloats = parallelFloats
         self.splitBetweenThreads = splitBetweenThreads
@@ -86,6 +90,7 @@ public enum Lowering {
         .graph("skip-zero-rows", skipZeroRows),  // backward passes on the rows a loss reaches
         .graph("eliminate-common-subexpressions", eliminateCommonSubexpressions),
         .graph("eliminate-dead-code", eliminateDeadCode),  // keep what the results need
+        Pass(name: "rematerialise", run: rematerialise, rewritesGraph: true),  // backward reads recompute activations
         .kernels("form-kernels", formKernels),  // fuse element-wise chains into loops
         .kernels("stream-convolutions", streamConvolutions),  // im2col/col2im a chunk at a time in the GEMMs
         .kernels("fold-gemm-epilogues", foldGEMMEpilogues),  // bias + activation right after sgemm

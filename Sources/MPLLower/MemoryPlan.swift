@@ -57,6 +57,28 @@ public struct MemoryPlan: Hashable, Sendable {
     public var inPlaceStateResults: [String] = []
 
     public func location(of value: Value) -> Location? { locations[value.id] }
+
+    /// Floats of scratch live while each kernel runs (index `kernels.count`: the copies after the last kernel).
+    /// Their largest is the least any arena could be; `scratchFloats` exceeds it by what best fit leaves unused.
+    public func liveFloatsByKernel(kernelCount: Int) -> [Int] {
+        var change = [Int](repeating: 0, count: kernelCount + 2)
+        for buffer in scratchBuffers {
+            change[buffer.firstKernel] += buffer.floats
+            change[buffer.lastKernel + 1] -= buffer.floats
+        }
+        var live = 0
+        return (0...kernelCount).map { index in
+            live += change[index]
+            return live
+        }
+    }
+
+    /// The buffers live while kernel `kernel` runs, largest first.
+    public func buffersLive(atKernel kernel: Int) -> [ScratchBuffer] {
+        scratchBuffers.filter { $0.firstKernel <= kernel && kernel <= $0.lastKernel }.sorted {
+            ($0.floats, -$0.firstKernel) > ($1.floats, -$1.firstKernel)
+        }
+    }
 }
 
 @Sendable func planMemory(_ function: LoweredFunction, _ options: LoweringOptions) -> LoweredFunction {

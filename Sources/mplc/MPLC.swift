@@ -54,6 +54,8 @@ struct Emit: ParsableCommand {
     @Option(
         help: "Processes (MPI ranks) that share each batch of the recipe; every batch must divide by it (default 1).")
     var ranks: Int = 1
+    @Flag(help: "Also print where the scratch arena goes: the largest buffers live when the most scratch is.")
+    var memoryReport = false
 
     func run() throws {
         try reportingFailures {
@@ -70,6 +72,7 @@ struct Emit: ParsableCommand {
             try Compiler.write(compiled.files, to: directory)
             print("wrote \(directory)/{\(compiled.files.map(\.fileName).joined(separator: ","))}")
             print("memory plan: \(compiled.memorySummary)")
+            if memoryReport { print(compiled.memoryReport()) }
         }
     }
 }

@@ -188,22 +188,9 @@ static void step_teacher_dense5_fwd(float *restrict t29, const float *restrict t
     mplc_parallel(step_teacher_dense5_fwd_part, &(step_teacher_dense5_fwd_pointers){t29, t26, in_teacher_dense5_weight, in_teacher_dense5_bias});
 }
 
-/* loop [64,10]
- * %33 = constant 0.9 : [64,10]  // teacher/loss_sup fwd
- * %34 = mul %13, %33 : [64,10]  // teacher/loss_sup fwd
- * %35 = constant 0.01 : [64,10]  // teacher/loss_sup fwd
- * %36 = add %34, %35 : [64,10]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd(float *restrict t36, const float *restrict in_y) {
-    for (size_t i = 0; i < 640; i++) {
-        const float v34 = in_y[i] * 0.9f;
-        const float v36 = v34 + 0.01f;
-        t36[i] = v36;
-    }
-}
-
 /* reduce_max [64,10] axes=[1]
  * %37 = reduce_max axes=[1] %30 : [64]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_2(float *restrict t37, const float *restrict t30) {
+static void step_teacher_loss_sup_fwd(float *restrict t37, const float *restrict t30) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -217,7 +204,7 @@ static void step_teacher_loss_sup_fwd_2(float *restrict t37, const float *restri
  * %38 = broadcast axes=[0] %37 : [64,10]  // teacher/loss_sup fwd
  * %39 = sub %30, %38 : [64,10]  // teacher/loss_sup fwd
  * %40 = exp %39 : [64,10]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_3(float *restrict t39, float *restrict t40, const float *restrict t30, const float *restrict t37) {
+static void step_teacher_loss_sup_fwd_2(float *restrict t39, float *restrict t40, const float *restrict t30, const float *restrict t37) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v39 = t30[i0 * 10 + i1] - t37[i0];
@@ -230,7 +217,7 @@ static void step_teacher_loss_sup_fwd_3(float *restrict t39, float *restrict t40
 
 /* reduce_sum [64,10] axes=[1]
  * %41 = reduce_sum axes=[1] %40 : [64]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_4(float *restrict t41, const float *restrict t40) {
+static void step_teacher_loss_sup_fwd_3(float *restrict t41, const float *restrict t40) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -242,7 +229,7 @@ static void step_teacher_loss_sup_fwd_4(float *restrict t41, const float *restri
 
 /* loop [64]
  * %42 = log %41 : [64]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_5(float *restrict t42, const float *restrict t41) {
+static void step_teacher_loss_sup_fwd_4(float *restrict t42, const float *restrict t41) {
     for (size_t i = 0; i < 64; i++) {
         const float v42 = logf(t41[i]);
         t42[i] = v42;
@@ -250,16 +237,22 @@ static void step_teacher_loss_sup_fwd_5(float *restrict t42, const float *restri
 }
 
 /* reduce_sum [64,10] axes=[0, 1]
+ * %33 = constant 0.9 : [64,10]  // teacher/loss_sup fwd
+ * %34 = mul %13, %33 : [64,10]  // teacher/loss_sup fwd
+ * %35 = constant 0.01 : [64,10]  // teacher/loss_sup fwd
+ * %36 = add %34, %35 : [64,10]  // teacher/loss_sup fwd
  * %43 = broadcast axes=[0] %42 : [64,10]  // teacher/loss_sup fwd
  * %44 = sub %39, %43 : [64,10]  // teacher/loss_sup fwd
  * %45 = mul %36, %44 : [64,10]  // teacher/loss_sup fwd
  * %46 = reduce_sum axes=[0, 1] %45 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_6(float *restrict t46, const float *restrict t39, const float *restrict t42, const float *restrict t36) {
+static void step_teacher_loss_sup_fwd_5(float *restrict t46, const float *restrict in_y, const float *restrict t39, const float *restrict t42) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v34 = in_y[i0 * 10 + i1] * 0.9f;
+            const float v36 = v34 + 0.01f;
             const float v44 = t39[i0 * 10 + i1] - t42[i0];
-            const float v45 = t36[i0 * 10 + i1] * v44;
+            const float v45 = v36 * v44;
             sum += v45;
         }
     }
@@ -269,7 +262,7 @@ static void step_teacher_loss_sup_fwd_6(float *restrict t46, const float *restri
 /* loop []
  * %47 = constant -0.015625 : []  // teacher/loss_sup fwd
  * %48 = mul %46, %47 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_7(float *restrict t48, const float *restrict t46) {
+static void step_teacher_loss_sup_fwd_6(float *restrict t48, const float *restrict t46) {
     for (size_t i = 0; i < 1; i++) {
         const float v48 = t46[0] * (-0.015625f);
         t48[i] = v48;
@@ -1779,158 +1772,164 @@ static void step_teacher_loss_uda_vjp_6(float *restrict t273, const float *restr
 }
 
 /* loop [64,10]
+ * %33 = constant 0.9 : [64,10]  // teacher/loss_sup fwd
+ * %35 = constant 0.01 : [64,10]  // teacher/loss_sup fwd
  * %213 = constant -0.015625 : [64,10]  // student/loss_l vjp
- * %274 = mul %213, %36 : [64,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t274, const float *restrict t36) {
+ * %274 = mul %13, %33 : [64,10]  // teacher/loss_sup vjp
+ * %275 = add %274, %35 : [64,10]  // teacher/loss_sup vjp
+ * %276 = mul %213, %275 : [64,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t276, const float *restrict in_y) {
     for (size_t i = 0; i < 640; i++) {
-        const float v274 = (-0.015625f) * t36[i];
-        t274[i] = v274;
+        const float v274 = in_y[i] * 0.9f;
+        const float v275 = v274 + 0.01f;
+        const float v276 = (-0.015625f) * v275;
+        t276[i] = v276;
     }
 }
 
 /* reduce_sum [64,10] axes=[1]
- * %275 = neg %274 : [64,10]  // teacher/loss_sup vjp
- * %276 = reduce_sum axes=[1] %275 : [64]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t276, const float *restrict t274) {
+ * %277 = neg %276 : [64,10]  // teacher/loss_sup vjp
+ * %278 = reduce_sum axes=[1] %277 : [64]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t278, const float *restrict t276) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v275 = -t274[i0 * 10 + i1];
-            sum += v275;
+            const float v277 = -t276[i0 * 10 + i1];
+            sum += v277;
         }
-        t276[i0] = (float)sum;
+        t278[i0] = (float)sum;
     }
 }
 
 /* loop [64]
- * %277 = div %276, %41 : [64]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_3(float *restrict t277, const float *restrict t276, const float *restrict t41) {
+ * %279 = div %278, %41 : [64]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t279, const float *restrict t278, const float *restrict t41) {
     for (size_t i = 0; i < 64; i++) {
-        const float v277 = t276[i] / t41[i];
-        t277[i] = v277;
+        const float v279 = t278[i] / t41[i];
+        t279[i] = v279;
     }
 }
 
 /* loop [64,10]
- * %278 = broadcast axes=[0] %277 : [64,10]  // teacher/loss_sup vjp
- * %279 = mul %278, %40 : [64,10]  // teacher/loss_sup vjp
- * %280 = add %274, %279 : [64,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_4(float *restrict t280, const float *restrict t277, const float *restrict t40, const float *restrict t274) {
+ * %280 = broadcast axes=[0] %279 : [64,10]  // teacher/loss_sup vjp
+ * %281 = mul %280, %40 : [64,10]  // teacher/loss_sup vjp
+ * %282 = add %276, %281 : [64,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t282, const float *restrict t279, const float *restrict t40, const float *restrict t276) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v279 = t277[i0] * t40[i0 * 10 + i1];
-            const float v280 = t274[i0 * 10 + i1] + v279;
-            t280[i0 * 10 + i1] = v280;
+            const float v281 = t279[i0] * t40[i0 * 10 + i1];
+            const float v282 = t276[i0 * 10 + i1] + v281;
+            t282[i0 * 10 + i1] = v282;
         }
     }
 }
 
 /* reduce_sum [64,10] axes=[0]
- * %281 = reduce_sum axes=[0] %280 : [10]  // teacher/dense5 vjp */
-static void step_teacher_dense5_vjp(float *restrict t281, const float *restrict t280) {
-    for (size_t o = 0; o < 10; o++) t281[o] = 0.0f;
+ * %283 = reduce_sum axes=[0] %282 : [10]  // teacher/dense5 vjp */
+static void step_teacher_dense5_vjp(float *restrict t283, const float *restrict t282) {
+    for (size_t o = 0; o < 10; o++) t283[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t281[i1] += t280[i0 * 10 + i1];
+            t283[i1] += t282[i0 * 10 + i1];
         }
     }
 }
 
 /* reduce_sum [448,10] axes=[0]
- * %282 = reduce_sum axes=[0] %273 : [10]  // teacher/dense5 vjp */
-static void step_teacher_dense5_vjp_2(float *restrict t282, const float *restrict t273) {
-    for (size_t o = 0; o < 10; o++) t282[o] = 0.0f;
+ * %284 = reduce_sum axes=[0] %273 : [10]  // teacher/dense5 vjp */
+static void step_teacher_dense5_vjp_2(float *restrict t284, const float *restrict t273) {
+    for (size_t o = 0; o < 10; o++) t284[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t282[i1] += t273[i0 * 10 + i1];
+            t284[i1] += t273[i0 * 10 + i1];
         }
     }
 }
 
 /* loop [10]
- * %283 = add %281, %282 : [10]  // teacher/dense5 vjp */
-static void step_teacher_dense5_vjp_3(float *restrict t283, const float *restrict t281, const float *restrict t282) {
+ * %285 = add %283, %284 : [10]  // teacher/dense5 vjp */
+static void step_teacher_dense5_vjp_3(float *restrict t285, const float *restrict t283, const float *restrict t284) {
     for (size_t i = 0; i < 10; i++) {
-        const float v283 = t281[i] + t282[i];
-        t283[i] = v283;
+        const float v285 = t283[i] + t284[i];
+        t285[i] = v285;
     }
 }
 
 /* gemm blas m=1024 n=10 k=448 tA split
- * %289 = matmul tA %288, %273 : [1024,10]  // teacher/dense5 vjp */
+ * %291 = matmul tA %290, %273 : [1024,10]  // teacher/dense5 vjp */
 typedef struct {
-    float *t289;
-    const float *t288;
+    float *t291;
+    const float *t290;
     const float *t273;
 } step_teacher_dense5_vjp_4_pointers;
 
 static void step_teacher_dense5_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_dense5_vjp_4_pointers *p = context;
-    float *restrict t289 = p->t289;
-    const float *restrict t288 = p->t288;
+    float *restrict t291 = p->t291;
+    const float *restrict t290 = p->t290;
     const float *restrict t273 = p->t273;
     size_t lo, hi;
     mplc_part(1024, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 10, 448, 1.0f, t288 + lo, 1024, t273, 10, 0.0f, t289 + lo * 10, 10);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 10, 448, 1.0f, t290 + lo, 1024, t273, 10, 0.0f, t291 + lo * 10, 10);
 }
 
-static void step_teacher_dense5_vjp_4(float *restrict t289, const float *restrict t288, const float *restrict t273) {
-    mplc_parallel(step_teacher_dense5_vjp_4_part, &(step_teacher_dense5_vjp_4_pointers){t289, t288, t273});
+static void step_teacher_dense5_vjp_4(float *restrict t291, const float *restrict t290, const float *restrict t273) {
+    mplc_parallel(step_teacher_dense5_vjp_4_part, &(step_teacher_dense5_vjp_4_pointers){t291, t290, t273});
 }
 
 /* gemm blas m=64 n=1024 k=10 tB +epilogue
- * %284 = matmul tB %280, %4 : [64,1024]  // teacher/dense5 vjp
- * %291 = step %286 : [64,1024]  // teacher/relu4 vjp
- * %292 = mul %284, %291 : [64,1024]  // teacher/relu4 vjp */
-static void step_teacher_dense5_vjp_5(float *restrict t292, const float *restrict t280, const float *restrict in_teacher_dense5_weight, const float *restrict t286) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1024, 10, 1.0f, t280, 10, in_teacher_dense5_weight, 10, 0.0f, t292, 1024);
+ * %286 = matmul tB %282, %4 : [64,1024]  // teacher/dense5 vjp
+ * %293 = step %288 : [64,1024]  // teacher/relu4 vjp
+ * %294 = mul %286, %293 : [64,1024]  // teacher/relu4 vjp */
+static void step_teacher_dense5_vjp_5(float *restrict t294, const float *restrict t282, const float *restrict in_teacher_dense5_weight, const float *restrict t288) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1024, 10, 1.0f, t282, 10, in_teacher_dense5_weight, 10, 0.0f, t294, 1024);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 65536; i++) {
-        const float v291 = t286[i] > 0.0f ? 1.0f : 0.0f;
-        const float v292 = t292[i] * v291;
-        t292[i] = v292;
-    }
-}
-
-/* gemm blas m=448 n=1024 k=10 tB +epilogue split
- * %285 = matmul tB %273, %4 : [448,1024]  // teacher/dense5 vjp
- * %293 = step %288 : [448,1024]  // teacher/relu4 vjp
- * %294 = mul %285, %293 : [448,1024]  // teacher/relu4 vjp */
-typedef struct {
-    float *t294;
-    const float *t273;
-    const float *in_teacher_dense5_weight;
-    const float *t288;
-} step_teacher_dense5_vjp_6_pointers;
-
-static void step_teacher_dense5_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_dense5_vjp_6_pointers *p = context;
-    float *restrict t294 = p->t294;
-    const float *restrict t273 = p->t273;
-    const float *restrict in_teacher_dense5_weight = p->in_teacher_dense5_weight;
-    const float *restrict t288 = p->t288;
-    size_t lo, hi;
-    mplc_part(448, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 10, 1.0f, t273 + lo * 10, 10, in_teacher_dense5_weight, 10, 0.0f, t294 + lo * 1024, 1024);
-    /* epilogue, in place on the product */
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v293 = t288[i] > 0.0f ? 1.0f : 0.0f;
         const float v294 = t294[i] * v293;
         t294[i] = v294;
     }
 }
 
-static void step_teacher_dense5_vjp_6(float *restrict t294, const float *restrict t273, const float *restrict in_teacher_dense5_weight, const float *restrict t288) {
-    mplc_parallel(step_teacher_dense5_vjp_6_part, &(step_teacher_dense5_vjp_6_pointers){t294, t273, in_teacher_dense5_weight, t288});
+/* gemm blas m=448 n=1024 k=10 tB +epilogue split
+ * %287 = matmul tB %273, %4 : [448,1024]  // teacher/dense5 vjp
+ * %295 = step %290 : [448,1024]  // teacher/relu4 vjp
+ * %296 = mul %287, %295 : [448,1024]  // teacher/relu4 vjp */
+typedef struct {
+    float *t296;
+    const float *t273;
+    const float *in_teacher_dense5_weight;
+    const float *t290;
+} step_teacher_dense5_vjp_6_pointers;
+
+static void step_teacher_dense5_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_dense5_vjp_6_pointers *p = context;
+    float *restrict t296 = p->t296;
+    const float *restrict t273 = p->t273;
+    const float *restrict in_teacher_dense5_weight = p->in_teacher_dense5_weight;
+    const float *restrict t290 = p->t290;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 10, 1.0f, t273 + lo * 10, 10, in_teacher_dense5_weight, 10, 0.0f, t296 + lo * 1024, 1024);
+    /* epilogue, in place on the product */
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+        const float v295 = t290[i] > 0.0f ? 1.0f : 0.0f;
+        const float v296 = t296[i] * v295;
+        t296[i] = v296;
+    }
+}
+
+static void step_teacher_dense5_vjp_6(float *restrict t296, const float *restrict t273, const float *restrict in_teacher_dense5_weight, const float *restrict t290) {
+    mplc_parallel(step_teacher_dense5_vjp_6_part, &(step_teacher_dense5_vjp_6_pointers){t296, t273, in_teacher_dense5_weight, t290});
 }
 
 /* reduce_sum [64,1024] axes=[0] split
- * %295 = reduce_sum axes=[0] %292 : [1024]  // teacher/dense3 vjp */
+ * %297 = reduce_sum axes=[0] %294 : [1024]  // teacher/dense3 vjp */
 typedef struct {
-    float *t295;
-    const float *t292;
+    float *t297;
+    const float *t294;
     float *chunk;
 } step_teacher_dense3_vjp_pointers;
 
@@ -1938,50 +1937,12 @@ static void step_teacher_dense3_vjp_part(void *context, int part, int parts) {
     const step_teacher_dense3_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t295 = p->t295; (void)t295; /* used after the parts */
-    const float *restrict t292 = p->t292;
+    float *restrict t297 = p->t297; (void)t297; /* used after the parts */
+    const float *restrict t294 = p->t294;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
         float *restrict partial = chunk + lo / 4 * 1024;
-        float sums[1024];
-        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 1024; i1++) {
-                sums[i1] += t292[i0 * 1024 + i1];
-            }
-        }
-        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_dense3_vjp(float *restrict t295, const float *restrict t292, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense3_vjp_part, &(step_teacher_dense3_vjp_pointers){t295, t292, chunk});
-    for (size_t o = 0; o < 1024; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t295[o] = total;
-    }
-}
-
-/* reduce_sum [448,1024] axes=[0] split
- * %296 = reduce_sum axes=[0] %294 : [1024]  // teacher/dense3 vjp */
-typedef struct {
-    float *t296;
-    const float *t294;
-    float *chunk;
-} step_teacher_dense3_vjp_2_pointers;
-
-static void step_teacher_dense3_vjp_2_part(void *context, int part, int parts) {
-    const step_teacher_dense3_vjp_2_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t296 = p->t296; (void)t296; /* used after the parts */
-    const float *restrict t294 = p->t294;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(448, 28, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 28 * 1024;
         float sums[1024];
         for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
@@ -1993,99 +1954,104 @@ static void step_teacher_dense3_vjp_2_part(void *context, int part, int parts) {
     }
 }
 
-static void step_teacher_dense3_vjp_2(float *restrict t296, const float *restrict t294, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense3_vjp_2_part, &(step_teacher_dense3_vjp_2_pointers){t296, t294, chunk});
+static void step_teacher_dense3_vjp(float *restrict t297, const float *restrict t294, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense3_vjp_part, &(step_teacher_dense3_vjp_pointers){t297, t294, chunk});
     for (size_t o = 0; o < 1024; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t296[o] = total;
+        t297[o] = total;
+    }
+}
+
+/* reduce_sum [448,1024] axes=[0] split
+ * %298 = reduce_sum axes=[0] %296 : [1024]  // teacher/dense3 vjp */
+typedef struct {
+    float *t298;
+    const float *t296;
+    float *chunk;
+} step_teacher_dense3_vjp_2_pointers;
+
+static void step_teacher_dense3_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_dense3_vjp_2_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t298 = p->t298; (void)t298; /* used after the parts */
+    const float *restrict t296 = p->t296;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
+    size_t lo, hi;
+    while (mplc_claim(448, 28, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 28 * 1024;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 1024; i1++) {
+                sums[i1] += t296[i0 * 1024 + i1];
+            }
+        }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
+    }
+}
+
+static void step_teacher_dense3_vjp_2(float *restrict t298, const float *restrict t296, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense3_vjp_2_part, &(step_teacher_dense3_vjp_2_pointers){t298, t296, chunk});
+    for (size_t o = 0; o < 1024; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
+        t298[o] = total;
     }
 }
 
 /* loop [1024]
- * %297 = add %295, %296 : [1024]  // teacher/dense3 vjp */
-static void step_teacher_dense3_vjp_3(float *restrict t297, const float *restrict t295, const float *restrict t296) {
+ * %299 = add %297, %298 : [1024]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp_3(float *restrict t299, const float *restrict t297, const float *restrict t298) {
     for (size_t i = 0; i < 1024; i++) {
-        const float v297 = t295[i] + t296[i];
-        t297[i] = v297;
+        const float v299 = t297[i] + t298[i];
+        t299[i] = v299;
     }
 }
 
 /* gemm blas m=1024 n=1024 k=448 tA split
- * %303 = matmul tA %302, %294 : [1024,1024]  // teacher/dense3 vjp */
+ * %305 = matmul tA %304, %296 : [1024,1024]  // teacher/dense3 vjp */
 typedef struct {
-    float *t303;
-    const float *t302;
-    const float *t294;
+    float *t305;
+    const float *t304;
+    const float *t296;
 } step_teacher_dense3_vjp_4_pointers;
 
 static void step_teacher_dense3_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_dense3_vjp_4_pointers *p = context;
-    float *restrict t303 = p->t303;
-    const float *restrict t302 = p->t302;
-    const float *restrict t294 = p->t294;
+    float *restrict t305 = p->t305;
+    const float *restrict t304 = p->t304;
+    const float *restrict t296 = p->t296;
     size_t lo, hi;
     mplc_part(1024, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t302 + lo, 1024, t294, 1024, 0.0f, t303 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t304 + lo, 1024, t296, 1024, 0.0f, t305 + lo * 1024, 1024);
 }
 
-static void step_teacher_dense3_vjp_4(float *restrict t303, const float *restrict t302, const float *restrict t294) {
-    mplc_parallel(step_teacher_dense3_vjp_4_part, &(step_teacher_dense3_vjp_4_pointers){t303, t302, t294});
+static void step_teacher_dense3_vjp_4(float *restrict t305, const float *restrict t304, const float *restrict t296) {
+    mplc_parallel(step_teacher_dense3_vjp_4_part, &(step_teacher_dense3_vjp_4_pointers){t305, t304, t296});
 }
 
 /* gemm blas m=64 n=1024 k=1024 tB +epilogue split
- * %298 = matmul tB %292, %2 : [64,1024]  // teacher/dense3 vjp
- * %305 = step %300 : [64,1024]  // teacher/relu2 vjp
- * %306 = mul %298, %305 : [64,1024]  // teacher/relu2 vjp */
-typedef struct {
-    float *t306;
-    const float *t292;
-    const float *in_teacher_dense3_weight;
-    const float *t300;
-} step_teacher_dense3_vjp_5_pointers;
-
-static void step_teacher_dense3_vjp_5_part(void *context, int part, int parts) {
-    const step_teacher_dense3_vjp_5_pointers *p = context;
-    float *restrict t306 = p->t306;
-    const float *restrict t292 = p->t292;
-    const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
-    const float *restrict t300 = p->t300;
-    size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t292 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t306 + lo * 1024, 1024);
-    /* epilogue, in place on the product */
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v305 = t300[i] > 0.0f ? 1.0f : 0.0f;
-        const float v306 = t306[i] * v305;
-        t306[i] = v306;
-    }
-}
-
-static void step_teacher_dense3_vjp_5(float *restrict t306, const float *restrict t292, const float *restrict in_teacher_dense3_weight, const float *restrict t300) {
-    mplc_parallel(step_teacher_dense3_vjp_5_part, &(step_teacher_dense3_vjp_5_pointers){t306, t292, in_teacher_dense3_weight, t300});
-}
-
-/* gemm blas m=448 n=1024 k=1024 tB +epilogue split
- * %299 = matmul tB %294, %2 : [448,1024]  // teacher/dense3 vjp
- * %307 = step %302 : [448,1024]  // teacher/relu2 vjp
- * %308 = mul %299, %307 : [448,1024]  // teacher/relu2 vjp */
+ * %300 = matmul tB %294, %2 : [64,1024]  // teacher/dense3 vjp
+ * %307 = step %302 : [64,1024]  // teacher/relu2 vjp
+ * %308 = mul %300, %307 : [64,1024]  // teacher/relu2 vjp */
 typedef struct {
     float *t308;
     const float *t294;
     const float *in_teacher_dense3_weight;
     const float *t302;
-} step_teacher_dense3_vjp_6_pointers;
+} step_teacher_dense3_vjp_5_pointers;
 
-static void step_teacher_dense3_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_dense3_vjp_6_pointers *p = context;
+static void step_teacher_dense3_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_dense3_vjp_5_pointers *p = context;
     float *restrict t308 = p->t308;
     const float *restrict t294 = p->t294;
     const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
     const float *restrict t302 = p->t302;
     size_t lo, hi;
-    mplc_part(448, 16, part, parts, &lo, &hi);
+    mplc_part(64, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t294 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t308 + lo * 1024, 1024);
     /* epilogue, in place on the product */
@@ -2096,15 +2062,48 @@ static void step_teacher_dense3_vjp_6_part(void *context, int part, int parts) {
     }
 }
 
-static void step_teacher_dense3_vjp_6(float *restrict t308, const float *restrict t294, const float *restrict in_teacher_dense3_weight, const float *restrict t302) {
-    mplc_parallel(step_teacher_dense3_vjp_6_part, &(step_teacher_dense3_vjp_6_pointers){t308, t294, in_teacher_dense3_weight, t302});
+static void step_teacher_dense3_vjp_5(float *restrict t308, const float *restrict t294, const float *restrict in_teacher_dense3_weight, const float *restrict t302) {
+    mplc_parallel(step_teacher_dense3_vjp_5_part, &(step_teacher_dense3_vjp_5_pointers){t308, t294, in_teacher_dense3_weight, t302});
+}
+
+/* gemm blas m=448 n=1024 k=1024 tB +epilogue split
+ * %301 = matmul tB %296, %2 : [448,1024]  // teacher/dense3 vjp
+ * %309 = step %304 : [448,1024]  // teacher/relu2 vjp
+ * %310 = mul %301, %309 : [448,1024]  // teacher/relu2 vjp */
+typedef struct {
+    float *t310;
+    const float *t296;
+    const float *in_teacher_dense3_weight;
+    const float *t304;
+} step_teacher_dense3_vjp_6_pointers;
+
+static void step_teacher_dense3_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_dense3_vjp_6_pointers *p = context;
+    float *restrict t310 = p->t310;
+    const float *restrict t296 = p->t296;
+    const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
+    const float *restrict t304 = p->t304;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t296 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t310 + lo * 1024, 1024);
+    /* epilogue, in place on the product */
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+        const float v309 = t304[i] > 0.0f ? 1.0f : 0.0f;
+        const float v310 = t310[i] * v309;
+        t310[i] = v310;
+    }
+}
+
+static void step_teacher_dense3_vjp_6(float *restrict t310, const float *restrict t296, const float *restrict in_teacher_dense3_weight, const float *restrict t304) {
+    mplc_parallel(step_teacher_dense3_vjp_6_part, &(step_teacher_dense3_vjp_6_pointers){t310, t296, in_teacher_dense3_weight, t304});
 }
 
 /* reduce_sum [64,1024] axes=[0] split
- * %309 = reduce_sum axes=[0] %306 : [1024]  // teacher/dense1 vjp */
+ * %311 = reduce_sum axes=[0] %308 : [1024]  // teacher/dense1 vjp */
 typedef struct {
-    float *t309;
-    const float *t306;
+    float *t311;
+    const float *t308;
     float *chunk;
 } step_teacher_dense1_vjp_pointers;
 
@@ -2112,50 +2111,12 @@ static void step_teacher_dense1_vjp_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t309 = p->t309; (void)t309; /* used after the parts */
-    const float *restrict t306 = p->t306;
+    float *restrict t311 = p->t311; (void)t311; /* used after the parts */
+    const float *restrict t308 = p->t308;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
         float *restrict partial = chunk + lo / 4 * 1024;
-        float sums[1024];
-        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 1024; i1++) {
-                sums[i1] += t306[i0 * 1024 + i1];
-            }
-        }
-        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_dense1_vjp(float *restrict t309, const float *restrict t306, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense1_vjp_part, &(step_teacher_dense1_vjp_pointers){t309, t306, chunk});
-    for (size_t o = 0; o < 1024; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t309[o] = total;
-    }
-}
-
-/* reduce_sum [448,1024] axes=[0] split
- * %310 = reduce_sum axes=[0] %308 : [1024]  // teacher/dense1 vjp */
-typedef struct {
-    float *t310;
-    const float *t308;
-    float *chunk;
-} step_teacher_dense1_vjp_2_pointers;
-
-static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
-    const step_teacher_dense1_vjp_2_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t310 = p->t310; (void)t310; /* used after the parts */
-    const float *restrict t308 = p->t308;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(448, 28, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 28 * 1024;
         float sums[1024];
         for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
@@ -2167,303 +2128,324 @@ static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
     }
 }
 
-static void step_teacher_dense1_vjp_2(float *restrict t310, const float *restrict t308, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t310, t308, chunk});
+static void step_teacher_dense1_vjp(float *restrict t311, const float *restrict t308, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense1_vjp_part, &(step_teacher_dense1_vjp_pointers){t311, t308, chunk});
     for (size_t o = 0; o < 1024; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t310[o] = total;
+        t311[o] = total;
+    }
+}
+
+/* reduce_sum [448,1024] axes=[0] split
+ * %312 = reduce_sum axes=[0] %310 : [1024]  // teacher/dense1 vjp */
+typedef struct {
+    float *t312;
+    const float *t310;
+    float *chunk;
+} step_teacher_dense1_vjp_2_pointers;
+
+static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_dense1_vjp_2_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t312 = p->t312; (void)t312; /* used after the parts */
+    const float *restrict t310 = p->t310;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
+    size_t lo, hi;
+    while (mplc_claim(448, 28, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 28 * 1024;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 1024; i1++) {
+                sums[i1] += t310[i0 * 1024 + i1];
+            }
+        }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
+    }
+}
+
+static void step_teacher_dense1_vjp_2(float *restrict t312, const float *restrict t310, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t312, t310, chunk});
+    for (size_t o = 0; o < 1024; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
+        t312[o] = total;
     }
 }
 
 /* loop [1024]
- * %311 = add %309, %310 : [1024]  // teacher/dense1 vjp */
-static void step_teacher_dense1_vjp_3(float *restrict t311, const float *restrict t309, const float *restrict t310) {
+ * %313 = add %311, %312 : [1024]  // teacher/dense1 vjp */
+static void step_teacher_dense1_vjp_3(float *restrict t313, const float *restrict t311, const float *restrict t312) {
     for (size_t i = 0; i < 1024; i++) {
-        const float v311 = t309[i] + t310[i];
-        t311[i] = v311;
+        const float v313 = t311[i] + t312[i];
+        t313[i] = v313;
     }
 }
 
 /* gemm blas m=784 n=1024 k=448 tA split
- * %313 = matmul tA %83, %308 : [784,1024]  // teacher/dense1 vjp */
+ * %315 = matmul tA %83, %310 : [784,1024]  // teacher/dense1 vjp */
 typedef struct {
-    float *t313;
+    float *t315;
     const float *t83;
-    const float *t308;
+    const float *t310;
 } step_teacher_dense1_vjp_4_pointers;
 
 static void step_teacher_dense1_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_4_pointers *p = context;
-    float *restrict t313 = p->t313;
+    float *restrict t315 = p->t315;
     const float *restrict t83 = p->t83;
-    const float *restrict t308 = p->t308;
+    const float *restrict t310 = p->t310;
     size_t lo, hi;
     mplc_part(784, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t83 + lo, 784, t308, 1024, 0.0f, t313 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t83 + lo, 784, t310, 1024, 0.0f, t315 + lo * 1024, 1024);
 }
 
-static void step_teacher_dense1_vjp_4(float *restrict t313, const float *restrict t83, const float *restrict t308) {
-    mplc_parallel(step_teacher_dense1_vjp_4_part, &(step_teacher_dense1_vjp_4_pointers){t313, t83, t308});
+static void step_teacher_dense1_vjp_4(float *restrict t315, const float *restrict t83, const float *restrict t310) {
+    mplc_parallel(step_teacher_dense1_vjp_4_part, &(step_teacher_dense1_vjp_4_pointers){t315, t83, t310});
 }
 
 /* gemm blas m=784 n=1024 k=64 tA +epilogue split
  * %128 = constant 0.0005 : [784,1024]  // student/dense1 update
  * %131 = constant 0.9 : [784,1024]  // student/dense1 update
- * %312 = matmul tA %190, %306 : [784,1024]  // teacher/dense1 vjp
- * %314 = add %312, %313 : [784,1024]  // teacher/dense1 vjp
- * %316 = mul %0, %128 : [784,1024]  // teacher/dense1 update
- * %317 = add %314, %316 : [784,1024]  // teacher/dense1 update
- * %318 = mul %315, %131 : [784,1024]  // teacher/dense1 update
- * %319 = add %318, %317 : [784,1024]  // teacher/dense1 update
- * %320 = mul %319, %131 : [784,1024]  // teacher/dense1 update
- * %321 = add %317, %320 : [784,1024]  // teacher/dense1 update
- * %322 = broadcast axes=[] %14 : [784,1024]  // teacher/dense1 update
- * %323 = mul %321, %322 : [784,1024]  // teacher/dense1 update
- * %324 = sub %0, %323 : [784,1024]  // teacher/dense1 update
+ * %314 = matmul tA %190, %308 : [784,1024]  // teacher/dense1 vjp
+ * %316 = add %314, %315 : [784,1024]  // teacher/dense1 vjp
+ * %318 = mul %0, %128 : [784,1024]  // teacher/dense1 update
+ * %319 = add %316, %318 : [784,1024]  // teacher/dense1 update
+ * %320 = mul %317, %131 : [784,1024]  // teacher/dense1 update
+ * %321 = add %320, %319 : [784,1024]  // teacher/dense1 update
+ * %322 = mul %321, %131 : [784,1024]  // teacher/dense1 update
+ * %323 = add %319, %322 : [784,1024]  // teacher/dense1 update
+ * %324 = broadcast axes=[] %14 : [784,1024]  // teacher/dense1 update
+ * %325 = mul %323, %324 : [784,1024]  // teacher/dense1 update
+ * %326 = sub %0, %325 : [784,1024]  // teacher/dense1 update
  * in_teacher_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
-    float *t317;
+    float *t319;
     float *in_teacher_momentum_dense1_weight;
     float *in_teacher_dense1_weight;
     const float *in_x;
-    const float *t306;
-    const float *t313;
+    const float *t308;
+    const float *t315;
     const float *in_lr_teacher;
 } step_teacher_dense1_vjp_5_pointers;
 
 static void step_teacher_dense1_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_5_pointers *p = context;
-    float *restrict t317 = p->t317;
+    float *restrict t319 = p->t319;
     float *restrict in_teacher_momentum_dense1_weight = p->in_teacher_momentum_dense1_weight;
     float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
     const float *restrict in_x = p->in_x;
-    const float *restrict t306 = p->t306;
-    const float *restrict t313 = p->t313;
+    const float *restrict t308 = p->t308;
+    const float *restrict t315 = p->t315;
     const float *restrict in_lr_teacher = p->in_lr_teacher;
     size_t lo, hi;
     mplc_part(784, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, in_x + lo, 784, t306, 1024, 0.0f, t317 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, in_x + lo, 784, t308, 1024, 0.0f, t319 + lo * 1024, 1024);
     /* epilogue, in place on the product */
     for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v314 = t317[i] + t313[i];
-        const float v316 = in_teacher_dense1_weight[i] * 0.0005f;
-        const float v317 = v314 + v316;
-        const float v318 = in_teacher_momentum_dense1_weight[i] * 0.9f;
-        const float v319 = v318 + v317;
-        const float v320 = v319 * 0.9f;
-        const float v321 = v317 + v320;
-        const float v323 = v321 * in_lr_teacher[0];
-        const float v324 = in_teacher_dense1_weight[i] - v323;
-        t317[i] = v317;
-        in_teacher_momentum_dense1_weight[i] = v319;
-        in_teacher_dense1_weight[i] = v324;
+        const float v316 = t319[i] + t315[i];
+        const float v318 = in_teacher_dense1_weight[i] * 0.0005f;
+        const float v319 = v316 + v318;
+        const float v320 = in_teacher_momentum_dense1_weight[i] * 0.9f;
+        const float v321 = v320 + v319;
+        const float v322 = v321 * 0.9f;
+        const float v323 = v319 + v322;
+        const float v325 = v323 * in_lr_teacher[0];
+        const float v326 = in_teacher_dense1_weight[i] - v325;
+        t319[i] = v319;
+        in_teacher_momentum_dense1_weight[i] = v321;
+        in_teacher_dense1_weight[i] = v326;
     }
 }
 
-static void step_teacher_dense1_vjp_5(float *restrict t317, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t306, const float *restrict t313, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_teacher_dense1_vjp_5_part, &(step_teacher_dense1_vjp_5_pointers){t317, in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, in_x, t306, t313, in_lr_teacher});
+static void step_teacher_dense1_vjp_5(float *restrict t319, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t308, const float *restrict t315, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense1_vjp_5_part, &(step_teacher_dense1_vjp_5_pointers){t319, in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, in_x, t308, t315, in_lr_teacher});
 }
 
 /* loop [1024]
  * %140 = constant 0.9 : [1024]  // student/dense1 update
- * %326 = mul %325, %140 : [1024]  // teacher/dense1 update
- * %327 = add %326, %311 : [1024]  // teacher/dense1 update
  * %328 = mul %327, %140 : [1024]  // teacher/dense1 update
- * %329 = add %311, %328 : [1024]  // teacher/dense1 update
- * %330 = broadcast axes=[] %14 : [1024]  // teacher/dense1 update
- * %331 = mul %329, %330 : [1024]  // teacher/dense1 update
- * %332 = sub %1, %331 : [1024]  // teacher/dense1 update
+ * %329 = add %328, %313 : [1024]  // teacher/dense1 update
+ * %330 = mul %329, %140 : [1024]  // teacher/dense1 update
+ * %331 = add %313, %330 : [1024]  // teacher/dense1 update
+ * %332 = broadcast axes=[] %14 : [1024]  // teacher/dense1 update
+ * %333 = mul %331, %332 : [1024]  // teacher/dense1 update
+ * %334 = sub %1, %333 : [1024]  // teacher/dense1 update
  * in_teacher_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense1_update(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t311, const float *restrict in_lr_teacher) {
+static void step_teacher_dense1_update(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t313, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 1024; i++) {
-        const float v326 = in_teacher_momentum_dense1_bias[i] * 0.9f;
-        const float v327 = v326 + t311[i];
-        const float v328 = v327 * 0.9f;
-        const float v329 = t311[i] + v328;
-        const float v331 = v329 * in_lr_teacher[0];
-        const float v332 = in_teacher_dense1_bias[i] - v331;
-        in_teacher_momentum_dense1_bias[i] = v327;
-        in_teacher_dense1_bias[i] = v332;
+        const float v328 = in_teacher_momentum_dense1_bias[i] * 0.9f;
+        const float v329 = v328 + t313[i];
+        const float v330 = v329 * 0.9f;
+        const float v331 = t313[i] + v330;
+        const float v333 = v331 * in_lr_teacher[0];
+        const float v334 = in_teacher_dense1_bias[i] - v333;
+        in_teacher_momentum_dense1_bias[i] = v329;
+        in_teacher_dense1_bias[i] = v334;
     }
 }
 
 /* gemm blas m=1024 n=1024 k=64 tA +epilogue split
  * %149 = constant 0.0005 : [1024,1024]  // student/dense3 update
  * %152 = constant 0.9 : [1024,1024]  // student/dense3 update
- * %301 = matmul tA %300, %292 : [1024,1024]  // teacher/dense3 vjp
- * %304 = add %301, %303 : [1024,1024]  // teacher/dense3 vjp
- * %334 = mul %2, %149 : [1024,1024]  // teacher/dense3 update
- * %335 = add %304, %334 : [1024,1024]  // teacher/dense3 update
- * %336 = mul %333, %152 : [1024,1024]  // teacher/dense3 update
- * %337 = add %336, %335 : [1024,1024]  // teacher/dense3 update
- * %338 = mul %337, %152 : [1024,1024]  // teacher/dense3 update
- * %339 = add %335, %338 : [1024,1024]  // teacher/dense3 update
- * %340 = broadcast axes=[] %14 : [1024,1024]  // teacher/dense3 update
- * %341 = mul %339, %340 : [1024,1024]  // teacher/dense3 update
- * %342 = sub %2, %341 : [1024,1024]  // teacher/dense3 update
+ * %303 = matmul tA %302, %294 : [1024,1024]  // teacher/dense3 vjp
+ * %306 = add %303, %305 : [1024,1024]  // teacher/dense3 vjp
+ * %336 = mul %2, %149 : [1024,1024]  // teacher/dense3 update
+ * %337 = add %306, %336 : [1024,1024]  // teacher/dense3 update
+ * %338 = mul %335, %152 : [1024,1024]  // teacher/dense3 update
+ * %339 = add %338, %337 : [1024,1024]  // teacher/dense3 update
+ * %340 = mul %339, %152 : [1024,1024]  // teacher/dense3 update
+ * %341 = add %337, %340 : [1024,1024]  // teacher/dense3 update
+ * %342 = broadcast axes=[] %14 : [1024,1024]  // teacher/dense3 update
+ * %343 = mul %341, %342 : [1024,1024]  // teacher/dense3 update
+ * %344 = sub %2, %343 : [1024,1024]  // teacher/dense3 update
  * in_teacher_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
-    float *t335;
+    float *t337;
     float *in_teacher_momentum_dense3_weight;
     float *in_teacher_dense3_weight;
-    const float *t300;
-    const float *t292;
-    const float *t303;
+    const float *t302;
+    const float *t294;
+    const float *t305;
     const float *in_lr_teacher;
 } step_teacher_dense3_vjp_7_pointers;
 
 static void step_teacher_dense3_vjp_7_part(void *context, int part, int parts) {
     const step_teacher_dense3_vjp_7_pointers *p = context;
-    float *restrict t335 = p->t335;
+    float *restrict t337 = p->t337;
     float *restrict in_teacher_momentum_dense3_weight = p->in_teacher_momentum_dense3_weight;
     float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
-    const float *restrict t300 = p->t300;
-    const float *restrict t292 = p->t292;
-    const float *restrict t303 = p->t303;
+    const float *restrict t302 = p->t302;
+    const float *restrict t294 = p->t294;
+    const float *restrict t305 = p->t305;
     const float *restrict in_lr_teacher = p->in_lr_teacher;
     size_t lo, hi;
     mplc_part(1024, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, t300 + lo, 1024, t292, 1024, 0.0f, t335 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, t302 + lo, 1024, t294, 1024, 0.0f, t337 + lo * 1024, 1024);
     /* epilogue, in place on the product */
     for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v304 = t335[i] + t303[i];
-        const float v334 = in_teacher_dense3_weight[i] * 0.0005f;
-        const float v335 = v304 + v334;
-        const float v336 = in_teacher_momentum_dense3_weight[i] * 0.9f;
-        const float v337 = v336 + v335;
-        const float v338 = v337 * 0.9f;
-        const float v339 = v335 + v338;
-        const float v341 = v339 * in_lr_teacher[0];
-        const float v342 = in_teacher_dense3_weight[i] - v341;
-        t335[i] = v335;
-        in_teacher_momentum_dense3_weight[i] = v337;
-        in_teacher_dense3_weight[i] = v342;
+        const float v306 = t337[i] + t305[i];
+        const float v336 = in_teacher_dense3_weight[i] * 0.0005f;
+        const float v337 = v306 + v336;
+        const float v338 = in_teacher_momentum_dense3_weight[i] * 0.9f;
+        const float v339 = v338 + v337;
+        const float v340 = v339 * 0.9f;
+        const float v341 = v337 + v340;
+        const float v343 = v341 * in_lr_teacher[0];
+        const float v344 = in_teacher_dense3_weight[i] - v343;
+        t337[i] = v337;
+        in_teacher_momentum_dense3_weight[i] = v339;
+        in_teacher_dense3_weight[i] = v344;
     }
 }
 
-static void step_teacher_dense3_vjp_7(float *restrict t335, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t300, const float *restrict t292, const float *restrict t303, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_teacher_dense3_vjp_7_part, &(step_teacher_dense3_vjp_7_pointers){t335, in_teacher_momentum_dense3_weight, in_teacher_dense3_weight, t300, t292, t303, in_lr_teacher});
+static void step_teacher_dense3_vjp_7(float *restrict t337, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t302, const float *restrict t294, const float *restrict t305, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense3_vjp_7_part, &(step_teacher_dense3_vjp_7_pointers){t337, in_teacher_momentum_dense3_weight, in_teacher_dense3_weight, t302, t294, t305, in_lr_teacher});
 }
 
 /* loop [1024]
  * %140 = constant 0.9 : [1024]  // student/dense1 update
- * %330 = broadcast axes=[] %14 : [1024]  // teacher/dense1 update
- * %344 = mul %343, %140 : [1024]  // teacher/dense3 update
- * %345 = add %344, %297 : [1024]  // teacher/dense3 update
+ * %332 = broadcast axes=[] %14 : [1024]  // teacher/dense1 update
  * %346 = mul %345, %140 : [1024]  // teacher/dense3 update
- * %347 = add %297, %346 : [1024]  // teacher/dense3 update
- * %348 = mul %347, %330 : [1024]  // teacher/dense3 update
- * %349 = sub %3, %348 : [1024]  // teacher/dense3 update
+ * %347 = add %346, %299 : [1024]  // teacher/dense3 update
+ * %348 = mul %347, %140 : [1024]  // teacher/dense3 update
+ * %349 = add %299, %348 : [1024]  // teacher/dense3 update
+ * %350 = mul %349, %332 : [1024]  // teacher/dense3 update
+ * %351 = sub %3, %350 : [1024]  // teacher/dense3 update
  * in_teacher_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense3_update(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t297, const float *restrict in_lr_teacher) {
+static void step_teacher_dense3_update(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t299, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 1024; i++) {
-        const float v344 = in_teacher_momentum_dense3_bias[i] * 0.9f;
-        const float v345 = v344 + t297[i];
-        const float v346 = v345 * 0.9f;
-        const float v347 = t297[i] + v346;
-        const float v348 = v347 * in_lr_teacher[0];
-        const float v349 = in_teacher_dense3_bias[i] - v348;
-        in_teacher_momentum_dense3_bias[i] = v345;
-        in_teacher_dense3_bias[i] = v349;
+        const float v346 = in_teacher_momentum_dense3_bias[i] * 0.9f;
+        const float v347 = v346 + t299[i];
+        const float v348 = v347 * 0.9f;
+        const float v349 = t299[i] + v348;
+        const float v350 = v349 * in_lr_teacher[0];
+        const float v351 = in_teacher_dense3_bias[i] - v350;
+        in_teacher_momentum_dense3_bias[i] = v347;
+        in_teacher_dense3_bias[i] = v351;
     }
 }
 
 /* gemm blas m=1024 n=10 k=64 tA +epilogue
  * %168 = constant 0.0005 : [1024,10]  // student/dense5 update
  * %171 = constant 0.9 : [1024,10]  // student/dense5 update
- * %287 = matmul tA %286, %280 : [1024,10]  // teacher/dense5 vjp
- * %290 = add %287, %289 : [1024,10]  // teacher/dense5 vjp
- * %351 = mul %4, %168 : [1024,10]  // teacher/dense5 update
- * %352 = add %290, %351 : [1024,10]  // teacher/dense5 update
- * %353 = mul %350, %171 : [1024,10]  // teacher/dense5 update
- * %354 = add %353, %352 : [1024,10]  // teacher/dense5 update
- * %355 = mul %354, %171 : [1024,10]  // teacher/dense5 update
- * %356 = add %352, %355 : [1024,10]  // teacher/dense5 update
- * %357 = broadcast axes=[] %14 : [1024,10]  // teacher/dense5 update
- * %358 = mul %356, %357 : [1024,10]  // teacher/dense5 update
- * %359 = sub %4, %358 : [1024,10]  // teacher/dense5 update
+ * %289 = matmul tA %288, %282 : [1024,10]  // teacher/dense5 vjp
+ * %292 = add %289, %291 : [1024,10]  // teacher/dense5 vjp
+ * %353 = mul %4, %168 : [1024,10]  // teacher/dense5 update
+ * %354 = add %292, %353 : [1024,10]  // teacher/dense5 update
+ * %355 = mul %352, %171 : [1024,10]  // teacher/dense5 update
+ * %356 = add %355, %354 : [1024,10]  // teacher/dense5 update
+ * %357 = mul %356, %171 : [1024,10]  // teacher/dense5 update
+ * %358 = add %354, %357 : [1024,10]  // teacher/dense5 update
+ * %359 = broadcast axes=[] %14 : [1024,10]  // teacher/dense5 update
+ * %360 = mul %358, %359 : [1024,10]  // teacher/dense5 update
+ * %361 = sub %4, %360 : [1024,10]  // teacher/dense5 update
  * in_teacher_momentum_dense5_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense5_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense5_vjp_7(float *restrict t352, float *restrict in_teacher_momentum_dense5_weight, float *restrict in_teacher_dense5_weight, const float *restrict t286, const float *restrict t280, const float *restrict t289, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 10, 64, 1.0f, t286, 1024, t280, 10, 0.0f, t352, 10);
+static void step_teacher_dense5_vjp_7(float *restrict t354, float *restrict in_teacher_momentum_dense5_weight, float *restrict in_teacher_dense5_weight, const float *restrict t288, const float *restrict t282, const float *restrict t291, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 10, 64, 1.0f, t288, 1024, t282, 10, 0.0f, t354, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 10240; i++) {
-        const float v290 = t352[i] + t289[i];
-        const float v351 = in_teacher_dense5_weight[i] * 0.0005f;
-        const float v352 = v290 + v351;
-        const float v353 = in_teacher_momentum_dense5_weight[i] * 0.9f;
-        const float v354 = v353 + v352;
-        const float v355 = v354 * 0.9f;
-        const float v356 = v352 + v355;
-        const float v358 = v356 * in_lr_teacher[0];
-        const float v359 = in_teacher_dense5_weight[i] - v358;
-        t352[i] = v352;
-        in_teacher_momentum_dense5_weight[i] = v354;
-        in_teacher_dense5_weight[i] = v359;
+        const float v292 = t354[i] + t291[i];
+        const float v353 = in_teacher_dense5_weight[i] * 0.0005f;
+        const float v354 = v292 + v353;
+        const float v355 = in_teacher_momentum_dense5_weight[i] * 0.9f;
+        const float v356 = v355 + v354;
+        const float v357 = v356 * 0.9f;
+        const float v358 = v354 + v357;
+        const float v360 = v358 * in_lr_teacher[0];
+        const float v361 = in_teacher_dense5_weight[i] - v360;
+        t354[i] = v354;
+        in_teacher_momentum_dense5_weight[i] = v356;
+        in_teacher_dense5_weight[i] = v361;
     }
 }
 
 /* loop [10]
  * %180 = constant 0.9 : [10]  // student/dense5 update
- * %361 = mul %360, %180 : [10]  // teacher/dense5 update
- * %362 = add %361, %283 : [10]  // teacher/dense5 update
  * %363 = mul %362, %180 : [10]  // teacher/dense5 update
- * %364 = add %283, %363 : [10]  // teacher/dense5 update
- * %365 = broadcast axes=[] %14 : [10]  // teacher/dense5 update
- * %366 = mul %364, %365 : [10]  // teacher/dense5 update
- * %367 = sub %5, %366 : [10]  // teacher/dense5 update
+ * %364 = add %363, %285 : [10]  // teacher/dense5 update
+ * %365 = mul %364, %180 : [10]  // teacher/dense5 update
+ * %366 = add %285, %365 : [10]  // teacher/dense5 update
+ * %367 = broadcast axes=[] %14 : [10]  // teacher/dense5 update
+ * %368 = mul %366, %367 : [10]  // teacher/dense5 update
+ * %369 = sub %5, %368 : [10]  // teacher/dense5 update
  * in_teacher_momentum_dense5_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense5_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense5_update(float *restrict in_teacher_momentum_dense5_bias, float *restrict in_teacher_dense5_bias, const float *restrict t283, const float *restrict in_lr_teacher) {
+static void step_teacher_dense5_update(float *restrict in_teacher_momentum_dense5_bias, float *restrict in_teacher_dense5_bias, const float *restrict t285, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v361 = in_teacher_momentum_dense5_bias[i] * 0.9f;
-        const float v362 = v361 + t283[i];
-        const float v363 = v362 * 0.9f;
-        const float v364 = t283[i] + v363;
-        const float v366 = v364 * in_lr_teacher[0];
-        const float v367 = in_teacher_dense5_bias[i] - v366;
-        in_teacher_momentum_dense5_bias[i] = v362;
-        in_teacher_dense5_bias[i] = v367;
+        const float v363 = in_teacher_momentum_dense5_bias[i] * 0.9f;
+        const float v364 = v363 + t285[i];
+        const float v365 = v364 * 0.9f;
+        const float v366 = t285[i] + v365;
+        const float v368 = v366 * in_lr_teacher[0];
+        const float v369 = in_teacher_dense5_bias[i] - v368;
+        in_teacher_momentum_dense5_bias[i] = v364;
+        in_teacher_dense5_bias[i] = v369;
     }
 }
 
 /* reduce_sum [784,1024] axes=[0, 1]
- * %368 = mul %232, %232 : [784,1024]  // teacher/gradient fwd
- * %369 = reduce_sum axes=[0, 1] %368 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t369, const float *restrict t232) {
+ * %370 = mul %232, %232 : [784,1024]  // teacher/gradient fwd
+ * %371 = reduce_sum axes=[0, 1] %370 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t371, const float *restrict t232) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
         for (size_t i1s = 0; i1s < 1024; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v368 = t232[i0 * 1024 + i1] * t232[i0 * 1024 + i1];
-                sums[lane] += v368;
+                const float v370 = t232[i0 * 1024 + i1] * t232[i0 * 1024 + i1];
+                sums[lane] += v370;
             }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t369[0] = (float)sum;
-}
-
-/* reduce_sum [1024] axes=[0]
- * %370 = mul %231, %231 : [1024]  // teacher/gradient fwd
- * %371 = reduce_sum axes=[0] %370 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t371, const float *restrict t231) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v370 = t231[i0] * t231[i0];
-            sums[lane] += v370;
         }
     }
     double sum = 0.0;
@@ -2471,116 +2453,116 @@ static void step_teacher_gradient_fwd_2(float *restrict t371, const float *restr
     t371[0] = (float)sum;
 }
 
+/* reduce_sum [1024] axes=[0]
+ * %372 = mul %231, %231 : [1024]  // teacher/gradient fwd
+ * %373 = reduce_sum axes=[0] %372 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t373, const float *restrict t231) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v372 = t231[i0] * t231[i0];
+            sums[lane] += v372;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t373[0] = (float)sum;
+}
+
 /* reduce_sum [1024,1024] axes=[0, 1]
- * %373 = mul %228, %228 : [1024,1024]  // teacher/gradient fwd
- * %374 = reduce_sum axes=[0, 1] %373 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t374, const float *restrict t228) {
+ * %375 = mul %228, %228 : [1024,1024]  // teacher/gradient fwd
+ * %376 = reduce_sum axes=[0, 1] %375 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t376, const float *restrict t228) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1024; i0++) {
         for (size_t i1s = 0; i1s < 1024; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v373 = t228[i0 * 1024 + i1] * t228[i0 * 1024 + i1];
-                sums[lane] += v373;
+                const float v375 = t228[i0 * 1024 + i1] * t228[i0 * 1024 + i1];
+                sums[lane] += v375;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t374[0] = (float)sum;
+    t376[0] = (float)sum;
 }
 
 /* reduce_sum [1024] axes=[0]
- * %376 = mul %226, %226 : [1024]  // teacher/gradient fwd
- * %377 = reduce_sum axes=[0] %376 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t377, const float *restrict t226) {
+ * %378 = mul %226, %226 : [1024]  // teacher/gradient fwd
+ * %379 = reduce_sum axes=[0] %378 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t379, const float *restrict t226) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 1024; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v376 = t226[i0] * t226[i0];
-            sums[lane] += v376;
+            const float v378 = t226[i0] * t226[i0];
+            sums[lane] += v378;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t377[0] = (float)sum;
+    t379[0] = (float)sum;
 }
 
 /* reduce_sum [1024,10] axes=[0, 1]
- * %379 = mul %223, %223 : [1024,10]  // teacher/gradient fwd
- * %380 = reduce_sum axes=[0, 1] %379 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t380, const float *restrict t223) {
+ * %381 = mul %223, %223 : [1024,10]  // teacher/gradient fwd
+ * %382 = reduce_sum axes=[0, 1] %381 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t382, const float *restrict t223) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 1024; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v379 = t223[i0 * 10 + i1] * t223[i0 * 10 + i1];
-            sum += v379;
+            const float v381 = t223[i0 * 10 + i1] * t223[i0 * 10 + i1];
+            sum += v381;
         }
     }
-    t380[0] = (float)sum;
+    t382[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %382 = mul %221, %221 : [10]  // teacher/gradient fwd
- * %383 = reduce_sum axes=[0] %382 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t383, const float *restrict t221) {
+ * %384 = mul %221, %221 : [10]  // teacher/gradient fwd
+ * %385 = reduce_sum axes=[0] %384 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t385, const float *restrict t221) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v382 = t221[i0] * t221[i0];
-        sum += v382;
+        const float v384 = t221[i0] * t221[i0];
+        sum += v384;
     }
-    t383[0] = (float)sum;
+    t385[0] = (float)sum;
 }
 
 /* loop []
- * %372 = add %369, %371 : []  // teacher/gradient fwd
- * %375 = add %372, %374 : []  // teacher/gradient fwd
- * %378 = add %375, %377 : []  // teacher/gradient fwd
- * %381 = add %378, %380 : []  // teacher/gradient fwd
- * %384 = add %381, %383 : []  // teacher/gradient fwd
- * %385 = sqrt %384 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t385, const float *restrict t369, const float *restrict t371, const float *restrict t374, const float *restrict t377, const float *restrict t380, const float *restrict t383) {
+ * %374 = add %371, %373 : []  // teacher/gradient fwd
+ * %377 = add %374, %376 : []  // teacher/gradient fwd
+ * %380 = add %377, %379 : []  // teacher/gradient fwd
+ * %383 = add %380, %382 : []  // teacher/gradient fwd
+ * %386 = add %383, %385 : []  // teacher/gradient fwd
+ * %387 = sqrt %386 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t387, const float *restrict t371, const float *restrict t373, const float *restrict t376, const float *restrict t379, const float *restrict t382, const float *restrict t385) {
     for (size_t i = 0; i < 1; i++) {
-        const float v372 = t369[0] + t371[0];
-        const float v375 = v372 + t374[0];
-        const float v378 = v375 + t377[0];
-        const float v381 = v378 + t380[0];
-        const float v384 = v381 + t383[0];
-        const float v385 = sqrtf(v384);
-        t385[i] = v385;
+        const float v374 = t371[0] + t373[0];
+        const float v377 = v374 + t376[0];
+        const float v380 = v377 + t379[0];
+        const float v383 = v380 + t382[0];
+        const float v386 = v383 + t385[0];
+        const float v387 = sqrtf(v386);
+        t387[i] = v387;
     }
 }
 
 /* reduce_sum [784,1024] axes=[0, 1]
- * %386 = mul %126, %126 : [784,1024]  // teacher/gradient fwd
- * %387 = reduce_sum axes=[0, 1] %386 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t387, const float *restrict t126) {
+ * %388 = mul %126, %126 : [784,1024]  // teacher/gradient fwd
+ * %389 = reduce_sum axes=[0, 1] %388 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t389, const float *restrict t126) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
         for (size_t i1s = 0; i1s < 1024; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v386 = t126[i0 * 1024 + i1] * t126[i0 * 1024 + i1];
-                sums[lane] += v386;
+                const float v388 = t126[i0 * 1024 + i1] * t126[i0 * 1024 + i1];
+                sums[lane] += v388;
             }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t387[0] = (float)sum;
-}
-
-/* reduce_sum [1024] axes=[0]
- * %388 = mul %125, %125 : [1024]  // teacher/gradient fwd
- * %389 = reduce_sum axes=[0] %388 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t389, const float *restrict t125) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v388 = t125[i0] * t125[i0];
-            sums[lane] += v388;
         }
     }
     double sum = 0.0;
@@ -2588,110 +2570,126 @@ static void step_teacher_gradient_fwd_9(float *restrict t389, const float *restr
     t389[0] = (float)sum;
 }
 
+/* reduce_sum [1024] axes=[0]
+ * %390 = mul %125, %125 : [1024]  // teacher/gradient fwd
+ * %391 = reduce_sum axes=[0] %390 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t391, const float *restrict t125) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v390 = t125[i0] * t125[i0];
+            sums[lane] += v390;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t391[0] = (float)sum;
+}
+
 /* reduce_sum [1024,1024] axes=[0, 1]
- * %391 = mul %122, %122 : [1024,1024]  // teacher/gradient fwd
- * %392 = reduce_sum axes=[0, 1] %391 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t392, const float *restrict t122) {
+ * %393 = mul %122, %122 : [1024,1024]  // teacher/gradient fwd
+ * %394 = reduce_sum axes=[0, 1] %393 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t394, const float *restrict t122) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1024; i0++) {
         for (size_t i1s = 0; i1s < 1024; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v391 = t122[i0 * 1024 + i1] * t122[i0 * 1024 + i1];
-                sums[lane] += v391;
+                const float v393 = t122[i0 * 1024 + i1] * t122[i0 * 1024 + i1];
+                sums[lane] += v393;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t392[0] = (float)sum;
+    t394[0] = (float)sum;
 }
 
 /* reduce_sum [1024] axes=[0]
- * %394 = mul %120, %120 : [1024]  // teacher/gradient fwd
- * %395 = reduce_sum axes=[0] %394 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t395, const float *restrict t120) {
+ * %396 = mul %120, %120 : [1024]  // teacher/gradient fwd
+ * %397 = reduce_sum axes=[0] %396 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t397, const float *restrict t120) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 1024; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v394 = t120[i0] * t120[i0];
-            sums[lane] += v394;
+            const float v396 = t120[i0] * t120[i0];
+            sums[lane] += v396;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t395[0] = (float)sum;
+    t397[0] = (float)sum;
 }
 
 /* reduce_sum [1024,10] axes=[0, 1]
- * %397 = mul %117, %117 : [1024,10]  // teacher/gradient fwd
- * %398 = reduce_sum axes=[0, 1] %397 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t398, const float *restrict t117) {
+ * %399 = mul %117, %117 : [1024,10]  // teacher/gradient fwd
+ * %400 = reduce_sum axes=[0, 1] %399 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t400, const float *restrict t117) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 1024; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v397 = t117[i0 * 10 + i1] * t117[i0 * 10 + i1];
-            sum += v397;
+            const float v399 = t117[i0 * 10 + i1] * t117[i0 * 10 + i1];
+            sum += v399;
         }
     }
-    t398[0] = (float)sum;
+    t400[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %400 = mul %115, %115 : [10]  // teacher/gradient fwd
- * %401 = reduce_sum axes=[0] %400 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t401, const float *restrict t115) {
+ * %402 = mul %115, %115 : [10]  // teacher/gradient fwd
+ * %403 = reduce_sum axes=[0] %402 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t403, const float *restrict t115) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v400 = t115[i0] * t115[i0];
-        sum += v400;
+        const float v402 = t115[i0] * t115[i0];
+        sum += v402;
     }
-    t401[0] = (float)sum;
+    t403[0] = (float)sum;
 }
 
 /* loop []
- * %390 = add %387, %389 : []  // teacher/gradient fwd
- * %393 = add %390, %392 : []  // teacher/gradient fwd
- * %396 = add %393, %395 : []  // teacher/gradient fwd
- * %399 = add %396, %398 : []  // teacher/gradient fwd
- * %402 = add %399, %401 : []  // teacher/gradient fwd
- * %403 = sqrt %402 : []  // teacher/gradient fwd
- * %404 = mul %385, %403 : []  // teacher/gradient fwd
- * %405 = constant 1e-30 : []  // teacher/gradient fwd
- * %406 = max %404, %405 : []  // teacher/gradient fwd
- * %407 = div %249, %406 : []  // teacher/gradient fwd
- * %408 = step %250 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t403, float *restrict t407, float *restrict t408, const float *restrict t387, const float *restrict t389, const float *restrict t392, const float *restrict t395, const float *restrict t398, const float *restrict t401, const float *restrict t385, const float *restrict t249, const float *restrict t250) {
+ * %392 = add %389, %391 : []  // teacher/gradient fwd
+ * %395 = add %392, %394 : []  // teacher/gradient fwd
+ * %398 = add %395, %397 : []  // teacher/gradient fwd
+ * %401 = add %398, %400 : []  // teacher/gradient fwd
+ * %404 = add %401, %403 : []  // teacher/gradient fwd
+ * %405 = sqrt %404 : []  // teacher/gradient fwd
+ * %406 = mul %387, %405 : []  // teacher/gradient fwd
+ * %407 = constant 1e-30 : []  // teacher/gradient fwd
+ * %408 = max %406, %407 : []  // teacher/gradient fwd
+ * %409 = div %249, %408 : []  // teacher/gradient fwd
+ * %410 = step %250 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t405, float *restrict t409, float *restrict t410, const float *restrict t389, const float *restrict t391, const float *restrict t394, const float *restrict t397, const float *restrict t400, const float *restrict t403, const float *restrict t387, const float *restrict t249, const float *restrict t250) {
     for (size_t i = 0; i < 1; i++) {
-        const float v390 = t387[0] + t389[0];
-        const float v393 = v390 + t392[0];
-        const float v396 = v393 + t395[0];
-        const float v399 = v396 + t398[0];
-        const float v402 = v399 + t401[0];
-        const float v403 = sqrtf(v402);
-        const float v404 = t385[0] * v403;
-        const float v406 = v404 >= 1e-30f ? v404 : 1e-30f;
-        const float v407 = t249[0] / v406;
-        const float v408 = t250[0] > 0.0f ? 1.0f : 0.0f;
-        t403[i] = v403;
-        t407[i] = v407;
-        t408[i] = v408;
+        const float v392 = t389[0] + t391[0];
+        const float v395 = v392 + t394[0];
+        const float v398 = v395 + t397[0];
+        const float v401 = v398 + t400[0];
+        const float v404 = v401 + t403[0];
+        const float v405 = sqrtf(v404);
+        const float v406 = t387[0] * v405;
+        const float v408 = v406 >= 1e-30f ? v406 : 1e-30f;
+        const float v409 = t249[0] / v408;
+        const float v410 = t250[0] > 0.0f ? 1.0f : 0.0f;
+        t405[i] = v405;
+        t409[i] = v409;
+        t410[i] = v410;
     }
 }
 
-/* 132 kernels; scratch high-water mark 8670912 floats. */
+/* 131 kernels; scratch high-water mark 8670912 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_dense1_fwd(scratch + 4194304 /* t22 */, io /* in_x */, state /* in_teacher_dense1_weight */, state + 802816 /* in_teacher_dense1_bias */);
     step_teacher_dense3_fwd(scratch + 5177344 /* t26 */, scratch + 4194304 /* t22 */, state + 803840 /* in_teacher_dense3_weight */, state + 1852416 /* in_teacher_dense3_bias */);
     step_teacher_dense5_fwd(scratch /* t29 */, scratch + 5177344 /* t26 */, state + 1853440 /* in_teacher_dense5_weight */, state + 1863680 /* in_teacher_dense5_bias */);
-    step_teacher_loss_sup_fwd(scratch + 8654848 /* t36 */, io + 752640 /* in_y */);
-    step_teacher_loss_sup_fwd_2(scratch + 6161024 /* t37 */, scratch /* t30 */);
-    step_teacher_loss_sup_fwd_3(scratch + 6160384 /* t39 */, scratch + 8655488 /* t40 */, scratch /* t30 */, scratch + 6161024 /* t37 */);
-    step_teacher_loss_sup_fwd_4(scratch + 8658944 /* t41 */, scratch + 8655488 /* t40 */);
-    step_teacher_loss_sup_fwd_5(scratch + 8656128 /* t42 */, scratch + 8658944 /* t41 */);
-    step_teacher_loss_sup_fwd_6(scratch + 8656192 /* t46 */, scratch + 6160384 /* t39 */, scratch + 8656128 /* t42 */, scratch + 8654848 /* t36 */);
-    step_teacher_loss_sup_fwd_7(io + 753344 /* t48 */, scratch + 8656192 /* t46 */);
+    step_teacher_loss_sup_fwd(scratch + 6160384 /* t37 */, scratch /* t30 */);
+    step_teacher_loss_sup_fwd_2(scratch + 9600 /* t39 */, scratch + 8654848 /* t40 */, scratch /* t30 */, scratch + 6160384 /* t37 */);
+    step_teacher_loss_sup_fwd_3(scratch + 8658304 /* t41 */, scratch + 8654848 /* t40 */);
+    step_teacher_loss_sup_fwd_4(scratch + 8655488 /* t42 */, scratch + 8658304 /* t41 */);
+    step_teacher_loss_sup_fwd_5(scratch + 8655552 /* t46 */, io + 752640 /* in_y */, scratch + 9600 /* t39 */, scratch + 8655488 /* t42 */);
+    step_teacher_loss_sup_fwd_6(io + 753344 /* t48 */, scratch + 8655552 /* t46 */);
     step_teacher_loss_uda_fwd(scratch + 9600 /* t50 */, scratch + 640 /* t31 */);
     step_teacher_loss_uda_fwd_2(scratch + 6160384 /* t51 */, scratch + 9600 /* t50 */);
     step_teacher_loss_uda_fwd_3(scratch + 14080 /* t53 */, scratch + 9600 /* t50 */, scratch + 6160384 /* t51 */);
@@ -2699,30 +2697,30 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_loss_uda_fwd_5(scratch + 10048 /* t56 */, scratch + 9600 /* t55 */);
     step_teacher_loss_uda_fwd_6(scratch + 7766016 /* t59 */, scratch + 14080 /* t53 */, scratch + 10048 /* t56 */);
     step_teacher_loss_uda_fwd_7(scratch + 7770496 /* t60 */, scratch + 7766016 /* t59 */);
-    step_teacher_loss_uda_fwd_8(scratch + 8658048 /* t62 */, scratch + 7770496 /* t60 */);
-    step_teacher_loss_uda_fwd_9(scratch + 8656128 /* t63 */, scratch + 5120 /* t32 */);
-    step_teacher_loss_uda_fwd_10(scratch + 6160384 /* t65 */, scratch + 7770496 /* t66 */, scratch + 5120 /* t32 */, scratch + 8656128 /* t63 */);
-    step_teacher_loss_uda_fwd_11(scratch + 8658496 /* t67 */, scratch + 7770496 /* t66 */);
-    step_teacher_loss_uda_fwd_12(scratch + 8656128 /* t68 */, scratch + 8658496 /* t67 */);
-    step_teacher_loss_uda_fwd_13(scratch + 8656576 /* t72 */, scratch + 6160384 /* t65 */, scratch + 8656128 /* t68 */, scratch + 7766016 /* t59 */);
-    step_teacher_loss_uda_fwd_14(scratch + 8656128 /* t75 */, scratch + 8656576 /* t72 */, scratch + 8658048 /* t62 */);
-    step_teacher_loss_uda_fwd_15(io + 753360 /* t77 */, scratch + 8656128 /* t75 */);
-    step_teacher_loss_uda_fwd_16(scratch + 8656128 /* t78 */, scratch + 8658048 /* t62 */);
-    step_teacher_loss_uda_fwd_17(io + 753376 /* t79 */, scratch + 8656128 /* t78 */);
+    step_teacher_loss_uda_fwd_8(scratch + 8657408 /* t62 */, scratch + 7770496 /* t60 */);
+    step_teacher_loss_uda_fwd_9(scratch + 8655488 /* t63 */, scratch + 5120 /* t32 */);
+    step_teacher_loss_uda_fwd_10(scratch + 6160384 /* t65 */, scratch + 7770496 /* t66 */, scratch + 5120 /* t32 */, scratch + 8655488 /* t63 */);
+    step_teacher_loss_uda_fwd_11(scratch + 8657856 /* t67 */, scratch + 7770496 /* t66 */);
+    step_teacher_loss_uda_fwd_12(scratch + 8655488 /* t68 */, scratch + 8657856 /* t67 */);
+    step_teacher_loss_uda_fwd_13(scratch + 8655936 /* t72 */, scratch + 6160384 /* t65 */, scratch + 8655488 /* t68 */, scratch + 7766016 /* t59 */);
+    step_teacher_loss_uda_fwd_14(scratch + 8655488 /* t75 */, scratch + 8655936 /* t72 */, scratch + 8657408 /* t62 */);
+    step_teacher_loss_uda_fwd_15(io + 753360 /* t77 */, scratch + 8655488 /* t75 */);
+    step_teacher_loss_uda_fwd_16(scratch + 8655488 /* t78 */, scratch + 8657408 /* t62 */);
+    step_teacher_loss_uda_fwd_17(io + 753376 /* t79 */, scratch + 8655488 /* t78 */);
     step_teacher_pseudo_labels_fwd(scratch + 7774976 /* t80 */, scratch + 5120 /* t32 */);
     step_student_dense1_fwd(scratch + 1048576 /* t87 */, io + 401408 /* t83 */, state + 1863696 /* in_student_dense1_weight */, state + 2666512 /* in_student_dense1_bias */);
     step_student_dense3_fwd(scratch /* t91 */, scratch + 1048576 /* t87 */, state + 2667536 /* in_student_dense3_weight */, state + 3716112 /* in_student_dense3_bias */);
     step_student_dense5_fwd(scratch + 458752 /* t94 */, scratch /* t91 */, state + 3717136 /* in_student_dense5_weight */, state + 3727376 /* in_student_dense5_bias */);
-    step_student_loss_u_fwd(scratch + 8656128 /* t95 */, scratch + 458752 /* t94 */);
-    step_student_loss_u_fwd_2(scratch + 463232 /* t97 */, scratch + 467712 /* t98 */, scratch + 458752 /* t94 */, scratch + 8656128 /* t95 */);
-    step_student_loss_u_fwd_3(scratch + 8656128 /* t99 */, scratch + 467712 /* t98 */);
-    step_student_loss_u_fwd_4(scratch + 8656576 /* t100 */, scratch + 8656128 /* t99 */);
-    step_student_loss_u_fwd_5(scratch + 8657024 /* t104 */, scratch + 463232 /* t97 */, scratch + 8656576 /* t100 */, scratch + 7774976 /* t80 */);
-    step_student_loss_u_fwd_6(io + 753392 /* t106 */, scratch + 8657024 /* t104 */);
+    step_student_loss_u_fwd(scratch + 8655488 /* t95 */, scratch + 458752 /* t94 */);
+    step_student_loss_u_fwd_2(scratch + 463232 /* t97 */, scratch + 467712 /* t98 */, scratch + 458752 /* t94 */, scratch + 8655488 /* t95 */);
+    step_student_loss_u_fwd_3(scratch + 8655488 /* t99 */, scratch + 467712 /* t98 */);
+    step_student_loss_u_fwd_4(scratch + 8655936 /* t100 */, scratch + 8655488 /* t99 */);
+    step_student_loss_u_fwd_5(scratch + 8656384 /* t104 */, scratch + 463232 /* t97 */, scratch + 8655936 /* t100 */, scratch + 7774976 /* t80 */);
+    step_student_loss_u_fwd_6(io + 753392 /* t106 */, scratch + 8656384 /* t104 */);
     step_student_loss_u_vjp(scratch + 458752 /* t108 */, scratch + 7774976 /* t80 */);
-    step_student_loss_u_vjp_2(scratch + 8656576 /* t110 */, scratch + 458752 /* t108 */);
-    step_student_loss_u_vjp_3(scratch + 8657024 /* t111 */, scratch + 8656576 /* t110 */, scratch + 8656128 /* t99 */);
-    step_student_loss_u_vjp_4(scratch + 463232 /* t114 */, scratch + 8657024 /* t111 */, scratch + 467712 /* t98 */, scratch + 458752 /* t108 */);
+    step_student_loss_u_vjp_2(scratch + 8655936 /* t110 */, scratch + 458752 /* t108 */);
+    step_student_loss_u_vjp_3(scratch + 8656384 /* t111 */, scratch + 8655936 /* t110 */, scratch + 8655488 /* t99 */);
+    step_student_loss_u_vjp_4(scratch + 463232 /* t114 */, scratch + 8656384 /* t111 */, scratch + 467712 /* t98 */, scratch + 458752 /* t108 */);
     step_student_dense5_vjp(scratch + 8670848 /* t115 */, scratch + 463232 /* t114 */);
     step_student_dense5_vjp_2(scratch + 8634368 /* t117 */, scratch /* t91 */, scratch + 463232 /* t114 */);
     step_student_dense5_vjp_3(scratch + 1507328 /* t119 */, scratch + 463232 /* t114 */, state + 3717136 /* in_student_dense5_weight */, scratch /* t91 */);
@@ -2739,20 +2737,20 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense5_update_2(state + 7454768 /* in_student_momentum_dense5_bias */, state + 3727376 /* in_student_dense5_bias */, scratch + 8670848 /* t115 */, io + 753296 /* in_lr_student */);
     step_student_dense1_fwd_2(scratch + 2097152 /* t194 */, io /* in_x */, state + 1863696 /* t138 */, state + 2666512 /* t147 */);
     step_student_dense3_fwd_2(scratch + 1048576 /* t198 */, scratch + 2097152 /* t194 */, state + 2667536 /* t159 */, state + 3716112 /* t166 */);
-    step_student_dense5_fwd_2(scratch + 8656128 /* t201 */, scratch + 1048576 /* t198 */, state + 3717136 /* t178 */, state + 3727376 /* t187 */);
-    step_student_loss_l_fwd(scratch + 8659008 /* t202 */, scratch + 8656128 /* t201 */);
-    step_student_loss_l_fwd_2(scratch + 8656768 /* t204 */, scratch + 8657408 /* t205 */, scratch + 8656128 /* t201 */, scratch + 8659008 /* t202 */);
-    step_student_loss_l_fwd_3(scratch + 8659008 /* t206 */, scratch + 8657408 /* t205 */);
-    step_student_loss_l_fwd_4(scratch + 8656128 /* t207 */, scratch + 8659008 /* t206 */);
-    step_student_loss_l_fwd_5(scratch + 8656192 /* t211 */, scratch + 8656768 /* t204 */, scratch + 8656128 /* t207 */, io + 752640 /* in_y */);
-    step_student_loss_l_fwd_6(io + 753408 /* t212 */, scratch + 8656192 /* t211 */);
-    step_student_loss_l_vjp(scratch + 8656128 /* t214 */, io + 752640 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 8656768 /* t216 */, scratch + 8656128 /* t214 */);
-    step_student_loss_l_vjp_3(scratch + 8659072 /* t217 */, scratch + 8656768 /* t216 */, scratch + 8659008 /* t206 */);
-    step_student_loss_l_vjp_4(scratch + 8656768 /* t220 */, scratch + 8659072 /* t217 */, scratch + 8657408 /* t205 */, scratch + 8656128 /* t214 */);
-    step_student_dense5_vjp_4(scratch + 8670864 /* t221 */, scratch + 8656768 /* t220 */);
-    step_student_dense5_vjp_5(scratch + 8644608 /* t223 */, scratch + 1048576 /* t198 */, scratch + 8656768 /* t220 */);
-    step_student_dense5_vjp_6(scratch + 2162688 /* t225 */, scratch + 8656768 /* t220 */, state + 3717136 /* t178 */, scratch + 1048576 /* t198 */);
+    step_student_dense5_fwd_2(scratch + 8655488 /* t201 */, scratch + 1048576 /* t198 */, state + 3717136 /* t178 */, state + 3727376 /* t187 */);
+    step_student_loss_l_fwd(scratch + 8658368 /* t202 */, scratch + 8655488 /* t201 */);
+    step_student_loss_l_fwd_2(scratch + 8656128 /* t204 */, scratch + 8656768 /* t205 */, scratch + 8655488 /* t201 */, scratch + 8658368 /* t202 */);
+    step_student_loss_l_fwd_3(scratch + 8658368 /* t206 */, scratch + 8656768 /* t205 */);
+    step_student_loss_l_fwd_4(scratch + 8655488 /* t207 */, scratch + 8658368 /* t206 */);
+    step_student_loss_l_fwd_5(scratch + 8655552 /* t211 */, scratch + 8656128 /* t204 */, scratch + 8655488 /* t207 */, io + 752640 /* in_y */);
+    step_student_loss_l_fwd_6(io + 753408 /* t212 */, scratch + 8655552 /* t211 */);
+    step_student_loss_l_vjp(scratch + 8655488 /* t214 */, io + 752640 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 8656128 /* t216 */, scratch + 8655488 /* t214 */);
+    step_student_loss_l_vjp_3(scratch + 8658432 /* t217 */, scratch + 8656128 /* t216 */, scratch + 8658368 /* t206 */);
+    step_student_loss_l_vjp_4(scratch + 8656128 /* t220 */, scratch + 8658432 /* t217 */, scratch + 8656768 /* t205 */, scratch + 8655488 /* t214 */);
+    step_student_dense5_vjp_4(scratch + 8670864 /* t221 */, scratch + 8656128 /* t220 */);
+    step_student_dense5_vjp_5(scratch + 8644608 /* t223 */, scratch + 1048576 /* t198 */, scratch + 8656128 /* t220 */);
+    step_student_dense5_vjp_6(scratch + 2162688 /* t225 */, scratch + 8656128 /* t220 */, state + 3717136 /* t178 */, scratch + 1048576 /* t198 */);
     step_student_dense3_vjp_4(scratch + 8667136 /* t226 */, scratch + 2162688 /* t225 */, scratch + 1048576 /* chunk */);
     step_student_dense3_vjp_5(scratch + 1048576 /* t228 */, scratch + 2097152 /* t194 */, scratch + 2162688 /* t225 */);
     step_student_dense3_vjp_6(scratch + 2228224 /* t230 */, scratch + 2162688 /* t225 */, state + 2667536 /* t159 */, scratch + 2097152 /* t194 */);
@@ -2766,54 +2764,54 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_feedback_fwd_6(scratch + 8669264 /* t248 */, scratch + 8670864 /* t221 */, scratch + 8670848 /* t115 */);
     step_teacher_feedback_fwd_7(scratch + 8670880 /* t249 */, io + 753424 /* t250 */, scratch + 8669280 /* t252 */, scratch + 8669184 /* t234 */, scratch + 8669200 /* t236 */, scratch + 8669216 /* t239 */, scratch + 8669232 /* t242 */, scratch + 8669248 /* t245 */, scratch + 8669264 /* t248 */, io + 753296 /* in_lr_student */, io + 753328 /* in_feedback_scale */);
     step_teacher_feedback_vjp(scratch + 7779456 /* t254 */, scratch + 8669280 /* t252 */, scratch + 7774976 /* t80 */);
-    step_teacher_feedback_vjp_2(scratch + 8656128 /* t256 */, scratch + 7779456 /* t254 */);
-    step_teacher_feedback_vjp_3(scratch + 8656576 /* t257 */, scratch + 8656128 /* t256 */, scratch + 8658496 /* t67 */);
-    step_teacher_loss_uda_vjp(scratch + 8657024 /* t261 */, io + 753312 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 8656128 /* t264 */, scratch + 8657024 /* t261 */, scratch + 8658048 /* t62 */);
-    step_teacher_loss_uda_vjp_3(scratch + 7774976 /* t266 */, scratch + 8656128 /* t264 */, scratch + 7766016 /* t59 */);
-    step_teacher_loss_uda_vjp_4(scratch + 8656128 /* t268 */, scratch + 7774976 /* t266 */);
-    step_teacher_loss_uda_vjp_5(scratch + 8657024 /* t269 */, scratch + 8656128 /* t268 */, scratch + 8658496 /* t67 */);
-    step_teacher_loss_uda_vjp_6(scratch + 7766016 /* t273 */, scratch + 8656576 /* t257 */, scratch + 7770496 /* t66 */, scratch + 7779456 /* t254 */, scratch + 8657024 /* t269 */, scratch + 7774976 /* t266 */);
-    step_teacher_loss_sup_vjp(scratch + 8656128 /* t274 */, scratch + 8654848 /* t36 */);
-    step_teacher_loss_sup_vjp_2(scratch + 8654848 /* t276 */, scratch + 8656128 /* t274 */);
-    step_teacher_loss_sup_vjp_3(scratch + 8654912 /* t277 */, scratch + 8654848 /* t276 */, scratch + 8658944 /* t41 */);
-    step_teacher_loss_sup_vjp_4(scratch + 8670208 /* t280 */, scratch + 8654912 /* t277 */, scratch + 8655488 /* t40 */, scratch + 8656128 /* t274 */);
-    step_teacher_dense5_vjp(scratch + 8669184 /* t281 */, scratch + 8670208 /* t280 */);
-    step_teacher_dense5_vjp_2(scratch + 8669200 /* t282 */, scratch + 7766016 /* t273 */);
-    step_teacher_dense5_vjp_3(scratch + 8670896 /* t283 */, scratch + 8669184 /* t281 */, scratch + 8669200 /* t282 */);
-    step_teacher_dense5_vjp_4(scratch + 8654848 /* t289 */, scratch + 5701632 /* t288 */, scratch + 7766016 /* t273 */);
-    step_teacher_dense5_vjp_5(scratch + 8568832 /* t292 */, scratch + 8670208 /* t280 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5177344 /* t286 */);
-    step_teacher_dense5_vjp_6(scratch + 3145728 /* t294 */, scratch + 7766016 /* t273 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5701632 /* t288 */);
-    step_teacher_dense3_vjp(scratch + 3620864 /* t295 */, scratch + 8568832 /* t292 */, scratch + 3604480 /* chunk */);
-    step_teacher_dense3_vjp_2(scratch + 3621888 /* t296 */, scratch + 3145728 /* t294 */, scratch + 3604480 /* chunk */);
-    step_teacher_dense3_vjp_3(scratch + 8669184 /* t297 */, scratch + 3620864 /* t295 */, scratch + 3621888 /* t296 */);
-    step_teacher_dense3_vjp_4(scratch + 2097152 /* t303 */, scratch + 4718592 /* t302 */, scratch + 3145728 /* t294 */);
-    step_teacher_dense3_vjp_5(scratch + 3948544 /* t306 */, scratch + 8568832 /* t292 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4194304 /* t300 */);
-    step_teacher_dense3_vjp_6(scratch + 7766016 /* t308 */, scratch + 3145728 /* t294 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4718592 /* t302 */);
-    step_teacher_dense1_vjp(scratch + 4030464 /* t309 */, scratch + 3948544 /* t306 */, scratch + 4014080 /* chunk */);
-    step_teacher_dense1_vjp_2(scratch + 4031488 /* t310 */, scratch + 7766016 /* t308 */, scratch + 4014080 /* chunk */);
-    step_teacher_dense1_vjp_3(scratch + 4014080 /* t311 */, scratch + 4030464 /* t309 */, scratch + 4031488 /* t310 */);
-    step_teacher_dense1_vjp_4(scratch + 3145728 /* t313 */, io + 401408 /* t83 */, scratch + 7766016 /* t308 */);
-    step_teacher_dense1_vjp_5(scratch + 7766016 /* t317 */, state + 3727392 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 3948544 /* t306 */, scratch + 3145728 /* t313 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense1_update(state + 4530208 /* in_teacher_momentum_dense1_bias */, state + 802816 /* in_teacher_dense1_bias */, scratch + 4014080 /* t311 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense3_vjp_7(scratch + 3145728 /* t335 */, state + 4531232 /* in_teacher_momentum_dense3_weight */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4194304 /* t300 */, scratch + 8568832 /* t292 */, scratch + 2097152 /* t303 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense3_update(state + 5579808 /* in_teacher_momentum_dense3_bias */, state + 1852416 /* in_teacher_dense3_bias */, scratch + 8669184 /* t297 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense5_vjp_7(scratch + 7766016 /* t352 */, state + 5580832 /* in_teacher_momentum_dense5_weight */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5177344 /* t286 */, scratch + 8670208 /* t280 */, scratch + 8654848 /* t289 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense5_update(state + 5591072 /* in_teacher_momentum_dense5_bias */, state + 1863680 /* in_teacher_dense5_bias */, scratch + 8670896 /* t283 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 8669184 /* t369 */, scratch + 6963200 /* t232 */);
-    step_teacher_gradient_fwd_2(scratch + 8669200 /* t371 */, scratch + 8668160 /* t231 */);
-    step_teacher_gradient_fwd_3(scratch + 8668160 /* t374 */, scratch + 1048576 /* t228 */);
-    step_teacher_gradient_fwd_4(scratch + 8668176 /* t377 */, scratch + 8667136 /* t226 */);
-    step_teacher_gradient_fwd_5(scratch + 8668192 /* t380 */, scratch + 8644608 /* t223 */);
-    step_teacher_gradient_fwd_6(scratch + 8668208 /* t383 */, scratch + 8670864 /* t221 */);
-    step_teacher_gradient_fwd_7(io + 753440 /* t385 */, scratch + 8669184 /* t369 */, scratch + 8669200 /* t371 */, scratch + 8668160 /* t374 */, scratch + 8668176 /* t377 */, scratch + 8668192 /* t380 */, scratch + 8668208 /* t383 */);
-    step_teacher_gradient_fwd_8(scratch + 8670864 /* t387 */, scratch + 6160384 /* t126 */);
-    step_teacher_gradient_fwd_9(scratch + 8667136 /* t389 */, scratch + 8666112 /* t125 */);
-    step_teacher_gradient_fwd_10(scratch + 8666112 /* t392 */, scratch /* t122 */);
-    step_teacher_gradient_fwd_11(scratch + 8666128 /* t395 */, scratch + 8665088 /* t120 */);
-    step_teacher_gradient_fwd_12(scratch + 8666144 /* t398 */, scratch + 8634368 /* t117 */);
-    step_teacher_gradient_fwd_13(scratch + 8666160 /* t401 */, scratch + 8670848 /* t115 */);
-    step_teacher_gradient_fwd_14(io + 753456 /* t403 */, io + 753472 /* t407 */, io + 753488 /* t408 */, scratch + 8670864 /* t387 */, scratch + 8667136 /* t389 */, scratch + 8666112 /* t392 */, scratch + 8666128 /* t395 */, scratch + 8666144 /* t398 */, scratch + 8666160 /* t401 */, io + 753440 /* t385 */, scratch + 8670880 /* t249 */, io + 753424 /* t250 */);
+    step_teacher_feedback_vjp_2(scratch + 8655488 /* t256 */, scratch + 7779456 /* t254 */);
+    step_teacher_feedback_vjp_3(scratch + 8655936 /* t257 */, scratch + 8655488 /* t256 */, scratch + 8657856 /* t67 */);
+    step_teacher_loss_uda_vjp(scratch + 8656384 /* t261 */, io + 753312 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 8655488 /* t264 */, scratch + 8656384 /* t261 */, scratch + 8657408 /* t62 */);
+    step_teacher_loss_uda_vjp_3(scratch + 7774976 /* t266 */, scratch + 8655488 /* t264 */, scratch + 7766016 /* t59 */);
+    step_teacher_loss_uda_vjp_4(scratch + 8655488 /* t268 */, scratch + 7774976 /* t266 */);
+    step_teacher_loss_uda_vjp_5(scratch + 8656384 /* t269 */, scratch + 8655488 /* t268 */, scratch + 8657856 /* t67 */);
+    step_teacher_loss_uda_vjp_6(scratch + 7766016 /* t273 */, scratch + 8655936 /* t257 */, scratch + 7770496 /* t66 */, scratch + 7779456 /* t254 */, scratch + 8656384 /* t269 */, scratch + 7774976 /* t266 */);
+    step_teacher_loss_sup_vjp(scratch + 8655488 /* t276 */, io + 752640 /* in_y */);
+    step_teacher_loss_sup_vjp_2(scratch + 8656128 /* t278 */, scratch + 8655488 /* t276 */);
+    step_teacher_loss_sup_vjp_3(scratch + 8669184 /* t279 */, scratch + 8656128 /* t278 */, scratch + 8658304 /* t41 */);
+    step_teacher_loss_sup_vjp_4(scratch + 8670208 /* t282 */, scratch + 8669184 /* t279 */, scratch + 8654848 /* t40 */, scratch + 8655488 /* t276 */);
+    step_teacher_dense5_vjp(scratch + 8669184 /* t283 */, scratch + 8670208 /* t282 */);
+    step_teacher_dense5_vjp_2(scratch + 8669200 /* t284 */, scratch + 7766016 /* t273 */);
+    step_teacher_dense5_vjp_3(scratch + 8670896 /* t285 */, scratch + 8669184 /* t283 */, scratch + 8669200 /* t284 */);
+    step_teacher_dense5_vjp_4(scratch + 8654848 /* t291 */, scratch + 5701632 /* t290 */, scratch + 7766016 /* t273 */);
+    step_teacher_dense5_vjp_5(scratch + 8568832 /* t294 */, scratch + 8670208 /* t282 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5177344 /* t288 */);
+    step_teacher_dense5_vjp_6(scratch + 3145728 /* t296 */, scratch + 7766016 /* t273 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5701632 /* t290 */);
+    step_teacher_dense3_vjp(scratch + 3620864 /* t297 */, scratch + 8568832 /* t294 */, scratch + 3604480 /* chunk */);
+    step_teacher_dense3_vjp_2(scratch + 3621888 /* t298 */, scratch + 3145728 /* t296 */, scratch + 3604480 /* chunk */);
+    step_teacher_dense3_vjp_3(scratch + 8669184 /* t299 */, scratch + 3620864 /* t297 */, scratch + 3621888 /* t298 */);
+    step_teacher_dense3_vjp_4(scratch + 2097152 /* t305 */, scratch + 4718592 /* t304 */, scratch + 3145728 /* t296 */);
+    step_teacher_dense3_vjp_5(scratch + 3948544 /* t308 */, scratch + 8568832 /* t294 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4194304 /* t302 */);
+    step_teacher_dense3_vjp_6(scratch + 7766016 /* t310 */, scratch + 3145728 /* t296 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4718592 /* t304 */);
+    step_teacher_dense1_vjp(scratch + 4030464 /* t311 */, scratch + 3948544 /* t308 */, scratch + 4014080 /* chunk */);
+    step_teacher_dense1_vjp_2(scratch + 4031488 /* t312 */, scratch + 7766016 /* t310 */, scratch + 4014080 /* chunk */);
+    step_teacher_dense1_vjp_3(scratch + 4014080 /* t313 */, scratch + 4030464 /* t311 */, scratch + 4031488 /* t312 */);
+    step_teacher_dense1_vjp_4(scratch + 3145728 /* t315 */, io + 401408 /* t83 */, scratch + 7766016 /* t310 */);
+    step_teacher_dense1_vjp_5(scratch + 7766016 /* t319 */, state + 3727392 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 3948544 /* t308 */, scratch + 3145728 /* t315 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense1_update(state + 4530208 /* in_teacher_momentum_dense1_bias */, state + 802816 /* in_teacher_dense1_bias */, scratch + 4014080 /* t313 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense3_vjp_7(scratch + 3145728 /* t337 */, state + 4531232 /* in_teacher_momentum_dense3_weight */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4194304 /* t302 */, scratch + 8568832 /* t294 */, scratch + 2097152 /* t305 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense3_update(state + 5579808 /* in_teacher_momentum_dense3_bias */, state + 1852416 /* in_teacher_dense3_bias */, scratch + 8669184 /* t299 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense5_vjp_7(scratch + 7766016 /* t354 */, state + 5580832 /* in_teacher_momentum_dense5_weight */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5177344 /* t288 */, scratch + 8670208 /* t282 */, scratch + 8654848 /* t291 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense5_update(state + 5591072 /* in_teacher_momentum_dense5_bias */, state + 1863680 /* in_teacher_dense5_bias */, scratch + 8670896 /* t285 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 8669184 /* t371 */, scratch + 6963200 /* t232 */);
+    step_teacher_gradient_fwd_2(scratch + 8669200 /* t373 */, scratch + 8668160 /* t231 */);
+    step_teacher_gradient_fwd_3(scratch + 8668160 /* t376 */, scratch + 1048576 /* t228 */);
+    step_teacher_gradient_fwd_4(scratch + 8668176 /* t379 */, scratch + 8667136 /* t226 */);
+    step_teacher_gradient_fwd_5(scratch + 8668192 /* t382 */, scratch + 8644608 /* t223 */);
+    step_teacher_gradient_fwd_6(scratch + 8668208 /* t385 */, scratch + 8670864 /* t221 */);
+    step_teacher_gradient_fwd_7(io + 753440 /* t387 */, scratch + 8669184 /* t371 */, scratch + 8669200 /* t373 */, scratch + 8668160 /* t376 */, scratch + 8668176 /* t379 */, scratch + 8668192 /* t382 */, scratch + 8668208 /* t385 */);
+    step_teacher_gradient_fwd_8(scratch + 8670864 /* t389 */, scratch + 6160384 /* t126 */);
+    step_teacher_gradient_fwd_9(scratch + 8667136 /* t391 */, scratch + 8666112 /* t125 */);
+    step_teacher_gradient_fwd_10(scratch + 8666112 /* t394 */, scratch /* t122 */);
+    step_teacher_gradient_fwd_11(scratch + 8666128 /* t397 */, scratch + 8665088 /* t120 */);
+    step_teacher_gradient_fwd_12(scratch + 8666144 /* t400 */, scratch + 8634368 /* t117 */);
+    step_teacher_gradient_fwd_13(scratch + 8666160 /* t403 */, scratch + 8670848 /* t115 */);
+    step_teacher_gradient_fwd_14(io + 753456 /* t405 */, io + 753472 /* t409 */, io + 753488 /* t410 */, scratch + 8670864 /* t389 */, scratch + 8667136 /* t391 */, scratch + 8666112 /* t394 */, scratch + 8666128 /* t397 */, scratch + 8666144 /* t400 */, scratch + 8666160 /* t403 */, io + 753440 /* t387 */, scratch + 8670880 /* t249 */, io + 753424 /* t250 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

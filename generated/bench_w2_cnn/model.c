@@ -271,22 +271,9 @@ static void step_teacher_dense9_fwd(float *restrict t45, const float *restrict t
     mplc_parallel(step_teacher_dense9_fwd_part, &(step_teacher_dense9_fwd_pointers){t45, t42, in_teacher_dense9_weight, in_teacher_dense9_bias});
 }
 
-/* loop [64,10]
- * %49 = constant 0.9 : [64,10]  // teacher/loss_sup fwd
- * %50 = mul %17, %49 : [64,10]  // teacher/loss_sup fwd
- * %51 = constant 0.01 : [64,10]  // teacher/loss_sup fwd
- * %52 = add %50, %51 : [64,10]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd(float *restrict t52, const float *restrict in_y) {
-    for (size_t i = 0; i < 640; i++) {
-        const float v50 = in_y[i] * 0.9f;
-        const float v52 = v50 + 0.01f;
-        t52[i] = v52;
-    }
-}
-
 /* reduce_max [64,10] axes=[1]
  * %53 = reduce_max axes=[1] %46 : [64]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_2(float *restrict t53, const float *restrict t46) {
+static void step_teacher_loss_sup_fwd(float *restrict t53, const float *restrict t46) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -300,7 +287,7 @@ static void step_teacher_loss_sup_fwd_2(float *restrict t53, const float *restri
  * %54 = broadcast axes=[0] %53 : [64,10]  // teacher/loss_sup fwd
  * %55 = sub %46, %54 : [64,10]  // teacher/loss_sup fwd
  * %56 = exp %55 : [64,10]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_3(float *restrict t55, float *restrict t56, const float *restrict t46, const float *restrict t53) {
+static void step_teacher_loss_sup_fwd_2(float *restrict t55, float *restrict t56, const float *restrict t46, const float *restrict t53) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v55 = t46[i0 * 10 + i1] - t53[i0];
@@ -313,7 +300,7 @@ static void step_teacher_loss_sup_fwd_3(float *restrict t55, float *restrict t56
 
 /* reduce_sum [64,10] axes=[1]
  * %57 = reduce_sum axes=[1] %56 : [64]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_4(float *restrict t57, const float *restrict t56) {
+static void step_teacher_loss_sup_fwd_3(float *restrict t57, const float *restrict t56) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -325,7 +312,7 @@ static void step_teacher_loss_sup_fwd_4(float *restrict t57, const float *restri
 
 /* loop [64]
  * %58 = log %57 : [64]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_5(float *restrict t58, const float *restrict t57) {
+static void step_teacher_loss_sup_fwd_4(float *restrict t58, const float *restrict t57) {
     for (size_t i = 0; i < 64; i++) {
         const float v58 = logf(t57[i]);
         t58[i] = v58;
@@ -333,16 +320,22 @@ static void step_teacher_loss_sup_fwd_5(float *restrict t58, const float *restri
 }
 
 /* reduce_sum [64,10] axes=[0, 1]
+ * %49 = constant 0.9 : [64,10]  // teacher/loss_sup fwd
+ * %50 = mul %17, %49 : [64,10]  // teacher/loss_sup fwd
+ * %51 = constant 0.01 : [64,10]  // teacher/loss_sup fwd
+ * %52 = add %50, %51 : [64,10]  // teacher/loss_sup fwd
  * %59 = broadcast axes=[0] %58 : [64,10]  // teacher/loss_sup fwd
  * %60 = sub %55, %59 : [64,10]  // teacher/loss_sup fwd
  * %61 = mul %52, %60 : [64,10]  // teacher/loss_sup fwd
  * %62 = reduce_sum axes=[0, 1] %61 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_6(float *restrict t62, const float *restrict t55, const float *restrict t58, const float *restrict t52) {
+static void step_teacher_loss_sup_fwd_5(float *restrict t62, const float *restrict in_y, const float *restrict t55, const float *restrict t58) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v50 = in_y[i0 * 10 + i1] * 0.9f;
+            const float v52 = v50 + 0.01f;
             const float v60 = t55[i0 * 10 + i1] - t58[i0];
-            const float v61 = t52[i0 * 10 + i1] * v60;
+            const float v61 = v52 * v60;
             sum += v61;
         }
     }
@@ -352,7 +345,7 @@ static void step_teacher_loss_sup_fwd_6(float *restrict t62, const float *restri
 /* loop []
  * %63 = constant -0.015625 : []  // teacher/loss_sup fwd
  * %64 = mul %62, %63 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_7(float *restrict t64, const float *restrict t62) {
+static void step_teacher_loss_sup_fwd_6(float *restrict t64, const float *restrict t62) {
     for (size_t i = 0; i < 1; i++) {
         const float v64 = t62[0] * (-0.015625f);
         t64[i] = v64;
@@ -2474,133 +2467,139 @@ static void step_teacher_loss_uda_vjp_6(float *restrict t368, const float *restr
 }
 
 /* loop [64,10]
+ * %49 = constant 0.9 : [64,10]  // teacher/loss_sup fwd
+ * %51 = constant 0.01 : [64,10]  // teacher/loss_sup fwd
  * %289 = constant -0.015625 : [64,10]  // student/loss_l vjp
- * %369 = mul %289, %52 : [64,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t369, const float *restrict t52) {
+ * %369 = mul %17, %49 : [64,10]  // teacher/loss_sup vjp
+ * %370 = add %369, %51 : [64,10]  // teacher/loss_sup vjp
+ * %371 = mul %289, %370 : [64,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t371, const float *restrict in_y) {
     for (size_t i = 0; i < 640; i++) {
-        const float v369 = (-0.015625f) * t52[i];
-        t369[i] = v369;
+        const float v369 = in_y[i] * 0.9f;
+        const float v370 = v369 + 0.01f;
+        const float v371 = (-0.015625f) * v370;
+        t371[i] = v371;
     }
 }
 
 /* reduce_sum [64,10] axes=[1]
- * %370 = neg %369 : [64,10]  // teacher/loss_sup vjp
- * %371 = reduce_sum axes=[1] %370 : [64]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t371, const float *restrict t369) {
+ * %372 = neg %371 : [64,10]  // teacher/loss_sup vjp
+ * %373 = reduce_sum axes=[1] %372 : [64]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t373, const float *restrict t371) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v370 = -t369[i0 * 10 + i1];
-            sum += v370;
+            const float v372 = -t371[i0 * 10 + i1];
+            sum += v372;
         }
-        t371[i0] = (float)sum;
+        t373[i0] = (float)sum;
     }
 }
 
 /* loop [64]
- * %372 = div %371, %57 : [64]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_3(float *restrict t372, const float *restrict t371, const float *restrict t57) {
+ * %374 = div %373, %57 : [64]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t374, const float *restrict t373, const float *restrict t57) {
     for (size_t i = 0; i < 64; i++) {
-        const float v372 = t371[i] / t57[i];
-        t372[i] = v372;
+        const float v374 = t373[i] / t57[i];
+        t374[i] = v374;
     }
 }
 
 /* loop [64,10]
- * %373 = broadcast axes=[0] %372 : [64,10]  // teacher/loss_sup vjp
- * %374 = mul %373, %56 : [64,10]  // teacher/loss_sup vjp
- * %375 = add %369, %374 : [64,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_4(float *restrict t375, const float *restrict t372, const float *restrict t56, const float *restrict t369) {
+ * %375 = broadcast axes=[0] %374 : [64,10]  // teacher/loss_sup vjp
+ * %376 = mul %375, %56 : [64,10]  // teacher/loss_sup vjp
+ * %377 = add %371, %376 : [64,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t377, const float *restrict t374, const float *restrict t56, const float *restrict t371) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v374 = t372[i0] * t56[i0 * 10 + i1];
-            const float v375 = t369[i0 * 10 + i1] + v374;
-            t375[i0 * 10 + i1] = v375;
+            const float v376 = t374[i0] * t56[i0 * 10 + i1];
+            const float v377 = t371[i0 * 10 + i1] + v376;
+            t377[i0 * 10 + i1] = v377;
         }
     }
 }
 
 /* reduce_sum [64,10] axes=[0]
- * %376 = reduce_sum axes=[0] %375 : [10]  // teacher/dense9 vjp */
-static void step_teacher_dense9_vjp(float *restrict t376, const float *restrict t375) {
-    for (size_t o = 0; o < 10; o++) t376[o] = 0.0f;
+ * %378 = reduce_sum axes=[0] %377 : [10]  // teacher/dense9 vjp */
+static void step_teacher_dense9_vjp(float *restrict t378, const float *restrict t377) {
+    for (size_t o = 0; o < 10; o++) t378[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t376[i1] += t375[i0 * 10 + i1];
+            t378[i1] += t377[i0 * 10 + i1];
         }
     }
 }
 
 /* reduce_sum [448,10] axes=[0]
- * %377 = reduce_sum axes=[0] %368 : [10]  // teacher/dense9 vjp */
-static void step_teacher_dense9_vjp_2(float *restrict t377, const float *restrict t368) {
-    for (size_t o = 0; o < 10; o++) t377[o] = 0.0f;
+ * %379 = reduce_sum axes=[0] %368 : [10]  // teacher/dense9 vjp */
+static void step_teacher_dense9_vjp_2(float *restrict t379, const float *restrict t368) {
+    for (size_t o = 0; o < 10; o++) t379[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t377[i1] += t368[i0 * 10 + i1];
+            t379[i1] += t368[i0 * 10 + i1];
         }
     }
 }
 
 /* loop [10]
- * %378 = add %376, %377 : [10]  // teacher/dense9 vjp */
-static void step_teacher_dense9_vjp_3(float *restrict t378, const float *restrict t376, const float *restrict t377) {
+ * %380 = add %378, %379 : [10]  // teacher/dense9 vjp */
+static void step_teacher_dense9_vjp_3(float *restrict t380, const float *restrict t378, const float *restrict t379) {
     for (size_t i = 0; i < 10; i++) {
-        const float v378 = t376[i] + t377[i];
-        t378[i] = v378;
+        const float v380 = t378[i] + t379[i];
+        t380[i] = v380;
     }
 }
 
 /* gemm blas m=128 n=10 k=448 tA
- * %384 = matmul tA %383, %368 : [128,10]  // teacher/dense9 vjp */
-static void step_teacher_dense9_vjp_4(float *restrict t384, const float *restrict t383, const float *restrict t368) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 448, 1.0f, t383, 128, t368, 10, 0.0f, t384, 10);
+ * %386 = matmul tA %385, %368 : [128,10]  // teacher/dense9 vjp */
+static void step_teacher_dense9_vjp_4(float *restrict t386, const float *restrict t385, const float *restrict t368) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 448, 1.0f, t385, 128, t368, 10, 0.0f, t386, 10);
 }
 
 /* gemm blas m=64 n=128 k=10 tB +epilogue
- * %379 = matmul tB %375, %6 : [64,128]  // teacher/dense9 vjp
- * %386 = step %381 : [64,128]  // teacher/relu8 vjp
- * %387 = mul %379, %386 : [64,128]  // teacher/relu8 vjp */
-static void step_teacher_dense9_vjp_5(float *restrict t387, const float *restrict t375, const float *restrict in_teacher_dense9_weight, const float *restrict t381) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 128, 10, 1.0f, t375, 10, in_teacher_dense9_weight, 10, 0.0f, t387, 128);
+ * %381 = matmul tB %377, %6 : [64,128]  // teacher/dense9 vjp
+ * %388 = step %383 : [64,128]  // teacher/relu8 vjp
+ * %389 = mul %381, %388 : [64,128]  // teacher/relu8 vjp */
+static void step_teacher_dense9_vjp_5(float *restrict t389, const float *restrict t377, const float *restrict in_teacher_dense9_weight, const float *restrict t383) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 128, 10, 1.0f, t377, 10, in_teacher_dense9_weight, 10, 0.0f, t389, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
-        const float v386 = t381[i] > 0.0f ? 1.0f : 0.0f;
-        const float v387 = t387[i] * v386;
-        t387[i] = v387;
-    }
-}
-
-/* gemm blas m=448 n=128 k=10 tB +epilogue
- * %380 = matmul tB %368, %6 : [448,128]  // teacher/dense9 vjp
- * %388 = step %383 : [448,128]  // teacher/relu8 vjp
- * %389 = mul %380, %388 : [448,128]  // teacher/relu8 vjp */
-static void step_teacher_dense9_vjp_6(float *restrict t389, const float *restrict t368, const float *restrict in_teacher_dense9_weight, const float *restrict t383) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 128, 10, 1.0f, t368, 10, in_teacher_dense9_weight, 10, 0.0f, t389, 128);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 57344; i++) {
         const float v388 = t383[i] > 0.0f ? 1.0f : 0.0f;
         const float v389 = t389[i] * v388;
         t389[i] = v389;
     }
 }
 
+/* gemm blas m=448 n=128 k=10 tB +epilogue
+ * %382 = matmul tB %368, %6 : [448,128]  // teacher/dense9 vjp
+ * %390 = step %385 : [448,128]  // teacher/relu8 vjp
+ * %391 = mul %382, %390 : [448,128]  // teacher/relu8 vjp */
+static void step_teacher_dense9_vjp_6(float *restrict t391, const float *restrict t368, const float *restrict in_teacher_dense9_weight, const float *restrict t385) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 128, 10, 1.0f, t368, 10, in_teacher_dense9_weight, 10, 0.0f, t391, 128);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 57344; i++) {
+        const float v390 = t385[i] > 0.0f ? 1.0f : 0.0f;
+        const float v391 = t391[i] * v390;
+        t391[i] = v391;
+    }
+}
+
 /* reduce_sum [64,128] axes=[0]
- * %390 = reduce_sum axes=[0] %387 : [128]  // teacher/dense7 vjp */
-static void step_teacher_dense7_vjp(float *restrict t390, const float *restrict t387) {
-    for (size_t o = 0; o < 128; o++) t390[o] = 0.0f;
+ * %392 = reduce_sum axes=[0] %389 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp(float *restrict t392, const float *restrict t389) {
+    for (size_t o = 0; o < 128; o++) t392[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t390[i1] += t387[i0 * 128 + i1];
+            t392[i1] += t389[i0 * 128 + i1];
         }
     }
 }
 
 /* reduce_sum [448,128] axes=[0] split
- * %391 = reduce_sum axes=[0] %389 : [128]  // teacher/dense7 vjp */
+ * %393 = reduce_sum axes=[0] %391 : [128]  // teacher/dense7 vjp */
 typedef struct {
-    float *t391;
-    const float *t389;
+    float *t393;
+    const float *t391;
     float *chunk;
 } step_teacher_dense7_vjp_2_pointers;
 
@@ -2608,8 +2607,8 @@ static void step_teacher_dense7_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t391 = p->t391; (void)t391; /* used after the parts */
-    const float *restrict t389 = p->t389;
+    float *restrict t393 = p->t393; (void)t393; /* used after the parts */
+    const float *restrict t391 = p->t391;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(448, 28, &lo, &hi)) {
@@ -2618,215 +2617,215 @@ static void step_teacher_dense7_vjp_2_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 128; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 128; i1++) {
-                sums[i1] += t389[i0 * 128 + i1];
+                sums[i1] += t391[i0 * 128 + i1];
             }
         }
         for (size_t o = 0; o < 128; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_dense7_vjp_2(float *restrict t391, const float *restrict t389, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense7_vjp_2_part, &(step_teacher_dense7_vjp_2_pointers){t391, t389, chunk});
+static void step_teacher_dense7_vjp_2(float *restrict t393, const float *restrict t391, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense7_vjp_2_part, &(step_teacher_dense7_vjp_2_pointers){t393, t391, chunk});
     for (size_t o = 0; o < 128; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 128 + o];
-        t391[o] = total;
+        t393[o] = total;
     }
 }
 
 /* loop [128]
- * %392 = add %390, %391 : [128]  // teacher/dense7 vjp */
-static void step_teacher_dense7_vjp_3(float *restrict t392, const float *restrict t390, const float *restrict t391) {
+ * %394 = add %392, %393 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp_3(float *restrict t394, const float *restrict t392, const float *restrict t393) {
     for (size_t i = 0; i < 128; i++) {
-        const float v392 = t390[i] + t391[i];
-        t392[i] = v392;
+        const float v394 = t392[i] + t393[i];
+        t394[i] = v394;
     }
 }
 
 /* gemm blas m=64 n=3136 k=128 tB split
- * %393 = matmul tB %387, %4 : [64,3136]  // teacher/dense7 vjp */
+ * %395 = matmul tB %389, %4 : [64,3136]  // teacher/dense7 vjp */
 typedef struct {
-    float *t393;
-    const float *t387;
+    float *t395;
+    const float *t389;
     const float *in_teacher_dense7_weight;
 } step_teacher_dense7_vjp_4_pointers;
 
 static void step_teacher_dense7_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_4_pointers *p = context;
-    float *restrict t393 = p->t393;
-    const float *restrict t387 = p->t387;
+    float *restrict t395 = p->t395;
+    const float *restrict t389 = p->t389;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t387 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t393 + lo * 3136, 3136);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t389 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t395 + lo * 3136, 3136);
 }
 
-static void step_teacher_dense7_vjp_4(float *restrict t393, const float *restrict t387, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_teacher_dense7_vjp_4_part, &(step_teacher_dense7_vjp_4_pointers){t393, t387, in_teacher_dense7_weight});
+static void step_teacher_dense7_vjp_4(float *restrict t395, const float *restrict t389, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_teacher_dense7_vjp_4_part, &(step_teacher_dense7_vjp_4_pointers){t395, t389, in_teacher_dense7_weight});
 }
 
 /* gemm blas m=448 n=3136 k=128 tB split
- * %394 = matmul tB %389, %4 : [448,3136]  // teacher/dense7 vjp */
+ * %396 = matmul tB %391, %4 : [448,3136]  // teacher/dense7 vjp */
 typedef struct {
-    float *t394;
-    const float *t389;
+    float *t396;
+    const float *t391;
     const float *in_teacher_dense7_weight;
 } step_teacher_dense7_vjp_5_pointers;
 
 static void step_teacher_dense7_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_5_pointers *p = context;
-    float *restrict t394 = p->t394;
-    const float *restrict t389 = p->t389;
+    float *restrict t396 = p->t396;
+    const float *restrict t391 = p->t391;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
     size_t lo, hi;
     mplc_part(448, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t389 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t394 + lo * 3136, 3136);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t391 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t396 + lo * 3136, 3136);
 }
 
-static void step_teacher_dense7_vjp_5(float *restrict t394, const float *restrict t389, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_teacher_dense7_vjp_5_part, &(step_teacher_dense7_vjp_5_pointers){t394, t389, in_teacher_dense7_weight});
+static void step_teacher_dense7_vjp_5(float *restrict t396, const float *restrict t391, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_teacher_dense7_vjp_5_part, &(step_teacher_dense7_vjp_5_pointers){t396, t391, in_teacher_dense7_weight});
 }
 
 /* gemm blas m=3136 n=128 k=448 tA split
- * %400 = matmul tA %399, %389 : [3136,128]  // teacher/dense7 vjp */
+ * %402 = matmul tA %401, %391 : [3136,128]  // teacher/dense7 vjp */
 typedef struct {
-    float *t400;
-    const float *t399;
-    const float *t389;
+    float *t402;
+    const float *t401;
+    const float *t391;
 } step_teacher_dense7_vjp_6_pointers;
 
 static void step_teacher_dense7_vjp_6_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_6_pointers *p = context;
-    float *restrict t400 = p->t400;
-    const float *restrict t399 = p->t399;
-    const float *restrict t389 = p->t389;
+    float *restrict t402 = p->t402;
+    const float *restrict t401 = p->t401;
+    const float *restrict t391 = p->t391;
     size_t lo, hi;
     mplc_part(3136, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 448, 1.0f, t399 + lo, 3136, t389, 128, 0.0f, t400 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 448, 1.0f, t401 + lo, 3136, t391, 128, 0.0f, t402 + lo * 128, 128);
 }
 
-static void step_teacher_dense7_vjp_6(float *restrict t400, const float *restrict t399, const float *restrict t389) {
-    mplc_parallel(step_teacher_dense7_vjp_6_part, &(step_teacher_dense7_vjp_6_pointers){t400, t399, t389});
+static void step_teacher_dense7_vjp_6(float *restrict t402, const float *restrict t401, const float *restrict t391) {
+    mplc_parallel(step_teacher_dense7_vjp_6_part, &(step_teacher_dense7_vjp_6_pointers){t402, t401, t391});
 }
 
 /* loop [64,7,7,64] split
- * %408 = step %395 : [64,7,7,64]  // teacher/relu4 vjp
- * %409 = mul %402, %408 : [64,7,7,64]  // teacher/relu4 vjp */
+ * %410 = step %397 : [64,7,7,64]  // teacher/relu4 vjp
+ * %411 = mul %404, %410 : [64,7,7,64]  // teacher/relu4 vjp */
 typedef struct {
-    float *t409;
-    const float *t395;
-    const float *t402;
+    float *t411;
+    const float *t397;
+    const float *t404;
 } step_teacher_relu4_vjp_pointers;
 
 static void step_teacher_relu4_vjp_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t409 = p->t409;
-    const float *restrict t395 = p->t395;
-    const float *restrict t402 = p->t402;
+    float *restrict t411 = p->t411;
+    const float *restrict t397 = p->t397;
+    const float *restrict t404 = p->t404;
     size_t lo, hi;
     while (mplc_claim(64, 2, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v408 = t395[i] > 0.0f ? 1.0f : 0.0f;
-            const float v409 = t402[i] * v408;
-            t409[i] = v409;
+            const float v410 = t397[i] > 0.0f ? 1.0f : 0.0f;
+            const float v411 = t404[i] * v410;
+            t411[i] = v411;
         }
     }
 }
 
-static void step_teacher_relu4_vjp(float *restrict t409, const float *restrict t395, const float *restrict t402) {
-    mplc_parallel(step_teacher_relu4_vjp_part, &(step_teacher_relu4_vjp_pointers){t409, t395, t402});
+static void step_teacher_relu4_vjp(float *restrict t411, const float *restrict t397, const float *restrict t404) {
+    mplc_parallel(step_teacher_relu4_vjp_part, &(step_teacher_relu4_vjp_pointers){t411, t397, t404});
 }
 
 /* loop [448,7,7,64] split
- * %410 = step %398 : [448,7,7,64]  // teacher/relu4 vjp
- * %411 = mul %403, %410 : [448,7,7,64]  // teacher/relu4 vjp */
+ * %412 = step %400 : [448,7,7,64]  // teacher/relu4 vjp
+ * %413 = mul %405, %412 : [448,7,7,64]  // teacher/relu4 vjp */
 typedef struct {
-    float *t411;
-    const float *t398;
-    const float *t403;
+    float *t413;
+    const float *t400;
+    const float *t405;
 } step_teacher_relu4_vjp_2_pointers;
 
 static void step_teacher_relu4_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t411 = p->t411;
-    const float *restrict t398 = p->t398;
-    const float *restrict t403 = p->t403;
+    float *restrict t413 = p->t413;
+    const float *restrict t400 = p->t400;
+    const float *restrict t405 = p->t405;
     size_t lo, hi;
     while (mplc_claim(448, 14, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v410 = t398[i] > 0.0f ? 1.0f : 0.0f;
-            const float v411 = t403[i] * v410;
-            t411[i] = v411;
+            const float v412 = t400[i] > 0.0f ? 1.0f : 0.0f;
+            const float v413 = t405[i] * v412;
+            t413[i] = v413;
         }
     }
 }
 
-static void step_teacher_relu4_vjp_2(float *restrict t411, const float *restrict t398, const float *restrict t403) {
-    mplc_parallel(step_teacher_relu4_vjp_2_part, &(step_teacher_relu4_vjp_2_pointers){t411, t398, t403});
+static void step_teacher_relu4_vjp_2(float *restrict t413, const float *restrict t400, const float *restrict t405) {
+    mplc_parallel(step_teacher_relu4_vjp_2_part, &(step_teacher_relu4_vjp_2_pointers){t413, t400, t405});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %412 = max_pool_scatter k2 s2 p0 %405, %409 : [64,14,14,64]  // teacher/relu4 vjp */
+ * %414 = max_pool_scatter k2 s2 p0 %407, %411 : [64,14,14,64]  // teacher/relu4 vjp */
 typedef struct {
-    float *t412;
-    const float *t405;
-    const float *t409;
+    float *t414;
+    const float *t407;
+    const float *t411;
 } step_teacher_relu4_vjp_3_pointers;
 
 static void step_teacher_relu4_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t412 = p->t412;
-    const float *restrict t405 = p->t405;
-    const float *restrict t409 = p->t409;
+    float *restrict t414 = p->t414;
+    const float *restrict t407 = p->t407;
+    const float *restrict t411 = p->t411;
     size_t lo, hi;
     while (mplc_claim(64, 2, &lo, &hi)) {
-        mplc_max_pool_scatter(t412 + lo * 12544, t405 + lo * 12544, t409 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+        mplc_max_pool_scatter(t414 + lo * 12544, t407 + lo * 12544, t411 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu4_vjp_3(float *restrict t412, const float *restrict t405, const float *restrict t409) {
-    mplc_parallel(step_teacher_relu4_vjp_3_part, &(step_teacher_relu4_vjp_3_pointers){t412, t405, t409});
+static void step_teacher_relu4_vjp_3(float *restrict t414, const float *restrict t407, const float *restrict t411) {
+    mplc_parallel(step_teacher_relu4_vjp_3_part, &(step_teacher_relu4_vjp_3_pointers){t414, t407, t411});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %413 = max_pool_scatter k2 s2 p0 %407, %411 : [448,14,14,64]  // teacher/relu4 vjp */
+ * %415 = max_pool_scatter k2 s2 p0 %409, %413 : [448,14,14,64]  // teacher/relu4 vjp */
 typedef struct {
-    float *t413;
-    const float *t407;
-    const float *t411;
+    float *t415;
+    const float *t409;
+    const float *t413;
 } step_teacher_relu4_vjp_4_pointers;
 
 static void step_teacher_relu4_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t413 = p->t413;
-    const float *restrict t407 = p->t407;
-    const float *restrict t411 = p->t411;
+    float *restrict t415 = p->t415;
+    const float *restrict t409 = p->t409;
+    const float *restrict t413 = p->t413;
     size_t lo, hi;
     while (mplc_claim(448, 14, &lo, &hi)) {
-        mplc_max_pool_scatter(t413 + lo * 12544, t407 + lo * 12544, t411 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+        mplc_max_pool_scatter(t415 + lo * 12544, t409 + lo * 12544, t413 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu4_vjp_4(float *restrict t413, const float *restrict t407, const float *restrict t411) {
-    mplc_parallel(step_teacher_relu4_vjp_4_part, &(step_teacher_relu4_vjp_4_pointers){t413, t407, t411});
+static void step_teacher_relu4_vjp_4(float *restrict t415, const float *restrict t409, const float *restrict t413) {
+    mplc_parallel(step_teacher_relu4_vjp_4_part, &(step_teacher_relu4_vjp_4_pointers){t415, t409, t413});
 }
 
 /* reduce_sum [12544,64] axes=[0] split
- * %416 = reduce_sum axes=[0] %414 : [64]  // teacher/conv3 vjp */
+ * %418 = reduce_sum axes=[0] %416 : [64]  // teacher/conv3 vjp */
 typedef struct {
-    float *t416;
-    const float *t414;
+    float *t418;
+    const float *t416;
     float *chunk;
 } step_teacher_conv3_vjp_pointers;
 
@@ -2834,8 +2833,8 @@ static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t416 = p->t416; (void)t416; /* used after the parts */
-    const float *restrict t414 = p->t414;
+    float *restrict t418 = p->t418; (void)t418; /* used after the parts */
+    const float *restrict t416 = p->t416;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
@@ -2844,27 +2843,27 @@ static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                sums[i1] += t414[i0 * 64 + i1];
+                sums[i1] += t416[i0 * 64 + i1];
             }
         }
         for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv3_vjp(float *restrict t416, const float *restrict t414, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t416, t414, chunk});
+static void step_teacher_conv3_vjp(float *restrict t418, const float *restrict t416, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t418, t416, chunk});
     for (size_t o = 0; o < 64; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
-        t416[o] = total;
+        t418[o] = total;
     }
 }
 
 /* reduce_sum [87808,64] axes=[0] split
- * %417 = reduce_sum axes=[0] %415 : [64]  // teacher/conv3 vjp */
+ * %419 = reduce_sum axes=[0] %417 : [64]  // teacher/conv3 vjp */
 typedef struct {
-    float *t417;
-    const float *t415;
+    float *t419;
+    const float *t417;
     float *chunk;
 } step_teacher_conv3_vjp_2_pointers;
 
@@ -2872,8 +2871,8 @@ static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t417 = p->t417; (void)t417; /* used after the parts */
-    const float *restrict t415 = p->t415;
+    float *restrict t419 = p->t419; (void)t419; /* used after the parts */
+    const float *restrict t417 = p->t417;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(87808, 5488, &lo, &hi)) {
@@ -2882,37 +2881,37 @@ static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                sums[i1] += t415[i0 * 64 + i1];
+                sums[i1] += t417[i0 * 64 + i1];
             }
         }
         for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv3_vjp_2(float *restrict t417, const float *restrict t415, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t417, t415, chunk});
+static void step_teacher_conv3_vjp_2(float *restrict t419, const float *restrict t417, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t419, t417, chunk});
     for (size_t o = 0; o < 64; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
-        t417[o] = total;
+        t419[o] = total;
     }
 }
 
 /* loop [64]
- * %418 = add %416, %417 : [64]  // teacher/conv3 vjp */
-static void step_teacher_conv3_vjp_3(float *restrict t418, const float *restrict t416, const float *restrict t417) {
+ * %420 = add %418, %419 : [64]  // teacher/conv3 vjp */
+static void step_teacher_conv3_vjp_3(float *restrict t420, const float *restrict t418, const float *restrict t419) {
     for (size_t i = 0; i < 64; i++) {
-        const float v418 = t416[i] + t417[i];
-        t418[i] = v418;
+        const float v420 = t418[i] + t419[i];
+        t420[i] = v420;
     }
 }
 
 /* gemm winograd m=12544 n=288 k=64 tB chunk=4 split
- * %419 = matmul tB %414, %31 : [12544,288]  // teacher/conv3 vjp
- * %429 = col2im k3 s1 p1 %419 : [64,14,14,32]  // teacher/conv3 vjp */
+ * %421 = matmul tB %416, %31 : [12544,288]  // teacher/conv3 vjp
+ * %431 = col2im k3 s1 p1 %421 : [64,14,14,32]  // teacher/conv3 vjp */
 typedef struct {
-    float *t429;
-    const float *t414;
+    float *t431;
+    const float *t416;
     const float *in_teacher_conv3_weight;
     float *chunk;
 } step_teacher_conv3_vjp_4_pointers;
@@ -2920,8 +2919,8 @@ typedef struct {
 static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_4_pointers *p = context;
     (void)parts;
-    float *restrict t429 = p->t429;
-    const float *restrict t414 = p->t414;
+    float *restrict t431 = p->t431;
+    const float *restrict t416 = p->t416;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 334976; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
@@ -2931,21 +2930,21 @@ static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
     while (mplc_claim(64, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t429 + (size_t)n0 * 6272, t414 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 334848, chunk + 334944, 12544, 6272});
+            mplc_winograd_conv3x3(t431 + (size_t)n0 * 6272, t416 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 334848, chunk + 334944, 12544, 6272});
         }
     }
 }
 
-static void step_teacher_conv3_vjp_4(float *restrict t429, const float *restrict t414, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_4_part, &(step_teacher_conv3_vjp_4_pointers){t429, t414, in_teacher_conv3_weight, chunk});
+static void step_teacher_conv3_vjp_4(float *restrict t431, const float *restrict t416, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_4_part, &(step_teacher_conv3_vjp_4_pointers){t431, t416, in_teacher_conv3_weight, chunk});
 }
 
 /* gemm winograd m=87808 n=288 k=64 tB chunk=4 split
- * %420 = matmul tB %415, %31 : [87808,288]  // teacher/conv3 vjp
- * %430 = col2im k3 s1 p1 %420 : [448,14,14,32]  // teacher/conv3 vjp */
+ * %422 = matmul tB %417, %31 : [87808,288]  // teacher/conv3 vjp
+ * %432 = col2im k3 s1 p1 %422 : [448,14,14,32]  // teacher/conv3 vjp */
 typedef struct {
-    float *t430;
-    const float *t415;
+    float *t432;
+    const float *t417;
     const float *in_teacher_conv3_weight;
     float *chunk;
 } step_teacher_conv3_vjp_5_pointers;
@@ -2953,8 +2952,8 @@ typedef struct {
 static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_5_pointers *p = context;
     (void)parts;
-    float *restrict t430 = p->t430;
-    const float *restrict t415 = p->t415;
+    float *restrict t432 = p->t432;
+    const float *restrict t417 = p->t417;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 334976; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
@@ -2964,212 +2963,212 @@ static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
     while (mplc_claim(448, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t430 + (size_t)n0 * 6272, t415 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 334848, chunk + 334944, 12544, 6272});
+            mplc_winograd_conv3x3(t432 + (size_t)n0 * 6272, t417 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 334848, chunk + 334944, 12544, 6272});
         }
     }
 }
 
-static void step_teacher_conv3_vjp_5(float *restrict t430, const float *restrict t415, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_5_part, &(step_teacher_conv3_vjp_5_pointers){t430, t415, in_teacher_conv3_weight, chunk});
+static void step_teacher_conv3_vjp_5(float *restrict t432, const float *restrict t417, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_5_part, &(step_teacher_conv3_vjp_5_pointers){t432, t417, in_teacher_conv3_weight, chunk});
 }
 
 /* gemm winograd m=288 n=64 k=87808 tA chunk=4 split
- * %425 = im2col k3 s1 p1 %424 : [87808,288]  // teacher/conv3 vjp
- * %426 = matmul tA %425, %415 : [288,64]  // teacher/conv3 vjp */
+ * %427 = im2col k3 s1 p1 %426 : [87808,288]  // teacher/conv3 vjp
+ * %428 = matmul tA %427, %417 : [288,64]  // teacher/conv3 vjp */
 typedef struct {
-    float *t426;
-    const float *t424;
-    const float *t415;
+    float *t428;
+    const float *t426;
+    const float *t417;
     float *chunk;
 } step_teacher_conv3_vjp_6_pointers;
 
 static void step_teacher_conv3_vjp_6_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_6_pointers *p = context;
-    float *restrict t426 = p->t426;
-    const float *restrict t424 = p->t424;
-    const float *restrict t415 = p->t415;
+    float *restrict t428 = p->t428;
+    const float *restrict t426 = p->t426;
+    const float *restrict t417 = p->t417;
     float *restrict chunk = p->chunk + (size_t)part * 352928; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(448, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t426 : chunk + 334496;
+    float *sum = part == 0 ? t428 : chunk + 334496;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_winograd_filter_gradient(filters, t424 + (size_t)n0 * 6272, t415 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
+        mplc_winograd_filter_gradient(filters, t426 + (size_t)n0 * 6272, t417 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
-static void step_teacher_conv3_vjp_6(float *restrict t426, const float *restrict t424, const float *restrict t415, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_6_part, &(step_teacher_conv3_vjp_6_pointers){t426, t424, t415, chunk});
+static void step_teacher_conv3_vjp_6(float *restrict t428, const float *restrict t426, const float *restrict t417, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_6_part, &(step_teacher_conv3_vjp_6_pointers){t428, t426, t417, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 352928 + 334496;
-        for (int i = 0; i < 18432; i++) t426[i] += partial[i];
+        for (int i = 0; i < 18432; i++) t428[i] += partial[i];
     }
 }
 
 /* gemm winograd m=288 n=64 k=12544 tA chunk=4 +epilogue split
- * %422 = im2col k3 s1 p1 %421 : [12544,288]  // teacher/conv3 vjp
- * %423 = matmul tA %422, %414 : [288,64]  // teacher/conv3 vjp
- * %427 = add %423, %426 : [288,64]  // teacher/conv3 vjp */
+ * %424 = im2col k3 s1 p1 %423 : [12544,288]  // teacher/conv3 vjp
+ * %425 = matmul tA %424, %416 : [288,64]  // teacher/conv3 vjp
+ * %429 = add %425, %428 : [288,64]  // teacher/conv3 vjp */
 typedef struct {
-    float *t427;
-    const float *t421;
-    const float *t414;
-    const float *t426;
+    float *t429;
+    const float *t423;
+    const float *t416;
+    const float *t428;
     float *chunk;
 } step_teacher_conv3_vjp_7_pointers;
 
 static void step_teacher_conv3_vjp_7_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_7_pointers *p = context;
-    float *restrict t427 = p->t427;
-    const float *restrict t421 = p->t421;
-    const float *restrict t414 = p->t414;
-    const float *restrict t426 = p->t426; (void)t426; /* used after the parts */
+    float *restrict t429 = p->t429;
+    const float *restrict t423 = p->t423;
+    const float *restrict t416 = p->t416;
+    const float *restrict t428 = p->t428; (void)t428; /* used after the parts */
     float *restrict chunk = p->chunk + (size_t)part * 352928; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(64, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t427 : chunk + 334496;
+    float *sum = part == 0 ? t429 : chunk + 334496;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_winograd_filter_gradient(filters, t421 + (size_t)n0 * 6272, t414 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
+        mplc_winograd_filter_gradient(filters, t423 + (size_t)n0 * 6272, t416 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
-static void step_teacher_conv3_vjp_7(float *restrict t427, const float *restrict t421, const float *restrict t414, const float *restrict t426, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_7_part, &(step_teacher_conv3_vjp_7_pointers){t427, t421, t414, t426, chunk});
+static void step_teacher_conv3_vjp_7(float *restrict t429, const float *restrict t423, const float *restrict t416, const float *restrict t428, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_7_part, &(step_teacher_conv3_vjp_7_pointers){t429, t423, t416, t428, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 352928 + 334496;
-        for (int i = 0; i < 18432; i++) t427[i] += partial[i];
+        for (int i = 0; i < 18432; i++) t429[i] += partial[i];
     }
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 18432; i++) {
-        const float v427 = t427[i] + t426[i];
-        t427[i] = v427;
+        const float v429 = t429[i] + t428[i];
+        t429[i] = v429;
     }
 }
 
 /* loop [64,14,14,32] split
- * %435 = step %421 : [64,14,14,32]  // teacher/relu1 vjp
- * %436 = mul %429, %435 : [64,14,14,32]  // teacher/relu1 vjp */
+ * %437 = step %423 : [64,14,14,32]  // teacher/relu1 vjp
+ * %438 = mul %431, %437 : [64,14,14,32]  // teacher/relu1 vjp */
 typedef struct {
-    float *t436;
-    const float *t421;
-    const float *t429;
+    float *t438;
+    const float *t423;
+    const float *t431;
 } step_teacher_relu1_vjp_pointers;
 
 static void step_teacher_relu1_vjp_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t436 = p->t436;
-    const float *restrict t421 = p->t421;
-    const float *restrict t429 = p->t429;
+    float *restrict t438 = p->t438;
+    const float *restrict t423 = p->t423;
+    const float *restrict t431 = p->t431;
     size_t lo, hi;
     while (mplc_claim(64, 2, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-            const float v435 = t421[i] > 0.0f ? 1.0f : 0.0f;
-            const float v436 = t429[i] * v435;
-            t436[i] = v436;
+            const float v437 = t423[i] > 0.0f ? 1.0f : 0.0f;
+            const float v438 = t431[i] * v437;
+            t438[i] = v438;
         }
     }
 }
 
-static void step_teacher_relu1_vjp(float *restrict t436, const float *restrict t421, const float *restrict t429) {
-    mplc_parallel(step_teacher_relu1_vjp_part, &(step_teacher_relu1_vjp_pointers){t436, t421, t429});
+static void step_teacher_relu1_vjp(float *restrict t438, const float *restrict t423, const float *restrict t431) {
+    mplc_parallel(step_teacher_relu1_vjp_part, &(step_teacher_relu1_vjp_pointers){t438, t423, t431});
 }
 
 /* loop [448,14,14,32] split
- * %437 = step %424 : [448,14,14,32]  // teacher/relu1 vjp
- * %438 = mul %430, %437 : [448,14,14,32]  // teacher/relu1 vjp */
+ * %439 = step %426 : [448,14,14,32]  // teacher/relu1 vjp
+ * %440 = mul %432, %439 : [448,14,14,32]  // teacher/relu1 vjp */
 typedef struct {
-    float *t438;
-    const float *t424;
-    const float *t430;
+    float *t440;
+    const float *t426;
+    const float *t432;
 } step_teacher_relu1_vjp_2_pointers;
 
 static void step_teacher_relu1_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t438 = p->t438;
-    const float *restrict t424 = p->t424;
-    const float *restrict t430 = p->t430;
+    float *restrict t440 = p->t440;
+    const float *restrict t426 = p->t426;
+    const float *restrict t432 = p->t432;
     size_t lo, hi;
     while (mplc_claim(448, 14, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-            const float v437 = t424[i] > 0.0f ? 1.0f : 0.0f;
-            const float v438 = t430[i] * v437;
-            t438[i] = v438;
+            const float v439 = t426[i] > 0.0f ? 1.0f : 0.0f;
+            const float v440 = t432[i] * v439;
+            t440[i] = v440;
         }
     }
 }
 
-static void step_teacher_relu1_vjp_2(float *restrict t438, const float *restrict t424, const float *restrict t430) {
-    mplc_parallel(step_teacher_relu1_vjp_2_part, &(step_teacher_relu1_vjp_2_pointers){t438, t424, t430});
+static void step_teacher_relu1_vjp_2(float *restrict t440, const float *restrict t426, const float *restrict t432) {
+    mplc_parallel(step_teacher_relu1_vjp_2_part, &(step_teacher_relu1_vjp_2_pointers){t440, t426, t432});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %439 = max_pool_scatter k2 s2 p0 %432, %436 : [64,28,28,32]  // teacher/relu1 vjp */
+ * %441 = max_pool_scatter k2 s2 p0 %434, %438 : [64,28,28,32]  // teacher/relu1 vjp */
 typedef struct {
-    float *t439;
-    const float *t432;
-    const float *t436;
+    float *t441;
+    const float *t434;
+    const float *t438;
 } step_teacher_relu1_vjp_3_pointers;
 
 static void step_teacher_relu1_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t439 = p->t439;
-    const float *restrict t432 = p->t432;
-    const float *restrict t436 = p->t436;
+    float *restrict t441 = p->t441;
+    const float *restrict t434 = p->t434;
+    const float *restrict t438 = p->t438;
     size_t lo, hi;
     while (mplc_claim(64, 2, &lo, &hi)) {
-        mplc_max_pool_scatter(t439 + lo * 25088, t432 + lo * 25088, t436 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+        mplc_max_pool_scatter(t441 + lo * 25088, t434 + lo * 25088, t438 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu1_vjp_3(float *restrict t439, const float *restrict t432, const float *restrict t436) {
-    mplc_parallel(step_teacher_relu1_vjp_3_part, &(step_teacher_relu1_vjp_3_pointers){t439, t432, t436});
+static void step_teacher_relu1_vjp_3(float *restrict t441, const float *restrict t434, const float *restrict t438) {
+    mplc_parallel(step_teacher_relu1_vjp_3_part, &(step_teacher_relu1_vjp_3_pointers){t441, t434, t438});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %440 = max_pool_scatter k2 s2 p0 %434, %438 : [448,28,28,32]  // teacher/relu1 vjp */
+ * %442 = max_pool_scatter k2 s2 p0 %436, %440 : [448,28,28,32]  // teacher/relu1 vjp */
 typedef struct {
-    float *t440;
-    const float *t434;
-    const float *t438;
+    float *t442;
+    const float *t436;
+    const float *t440;
 } step_teacher_relu1_vjp_4_pointers;
 
 static void step_teacher_relu1_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t440 = p->t440;
-    const float *restrict t434 = p->t434;
-    const float *restrict t438 = p->t438;
+    float *restrict t442 = p->t442;
+    const float *restrict t436 = p->t436;
+    const float *restrict t440 = p->t440;
     size_t lo, hi;
     while (mplc_claim(448, 14, &lo, &hi)) {
-        mplc_max_pool_scatter(t440 + lo * 25088, t434 + lo * 25088, t438 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+        mplc_max_pool_scatter(t442 + lo * 25088, t436 + lo * 25088, t440 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu1_vjp_4(float *restrict t440, const float *restrict t434, const float *restrict t438) {
-    mplc_parallel(step_teacher_relu1_vjp_4_part, &(step_teacher_relu1_vjp_4_pointers){t440, t434, t438});
+static void step_teacher_relu1_vjp_4(float *restrict t442, const float *restrict t436, const float *restrict t440) {
+    mplc_parallel(step_teacher_relu1_vjp_4_part, &(step_teacher_relu1_vjp_4_pointers){t442, t436, t440});
 }
 
 /* reduce_sum [50176,32] axes=[0] split
- * %443 = reduce_sum axes=[0] %441 : [32]  // teacher/conv0 vjp */
+ * %445 = reduce_sum axes=[0] %443 : [32]  // teacher/conv0 vjp */
 typedef struct {
-    float *t443;
-    const float *t441;
+    float *t445;
+    const float *t443;
     float *chunk;
 } step_teacher_conv0_vjp_pointers;
 
@@ -3177,8 +3176,8 @@ static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t443 = p->t443; (void)t443; /* used after the parts */
-    const float *restrict t441 = p->t441;
+    float *restrict t445 = p->t445; (void)t445; /* used after the parts */
+    const float *restrict t443 = p->t443;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
@@ -3187,27 +3186,27 @@ static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t441[i0 * 32 + i1];
+                sums[i1] += t443[i0 * 32 + i1];
             }
         }
         for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv0_vjp(float *restrict t443, const float *restrict t441, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t443, t441, chunk});
+static void step_teacher_conv0_vjp(float *restrict t445, const float *restrict t443, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t445, t443, chunk});
     for (size_t o = 0; o < 32; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t443[o] = total;
+        t445[o] = total;
     }
 }
 
 /* reduce_sum [351232,32] axes=[0] split
- * %444 = reduce_sum axes=[0] %442 : [32]  // teacher/conv0 vjp */
+ * %446 = reduce_sum axes=[0] %444 : [32]  // teacher/conv0 vjp */
 typedef struct {
-    float *t444;
-    const float *t442;
+    float *t446;
+    const float *t444;
     float *chunk;
 } step_teacher_conv0_vjp_2_pointers;
 
@@ -3215,8 +3214,8 @@ static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t444 = p->t444; (void)t444; /* used after the parts */
-    const float *restrict t442 = p->t442;
+    float *restrict t446 = p->t446; (void)t446; /* used after the parts */
+    const float *restrict t444 = p->t444;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(351232, 21952, &lo, &hi)) {
@@ -3225,51 +3224,51 @@ static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t442[i0 * 32 + i1];
+                sums[i1] += t444[i0 * 32 + i1];
             }
         }
         for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv0_vjp_2(float *restrict t444, const float *restrict t442, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t444, t442, chunk});
+static void step_teacher_conv0_vjp_2(float *restrict t446, const float *restrict t444, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t446, t444, chunk});
     for (size_t o = 0; o < 32; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t444[o] = total;
+        t446[o] = total;
     }
 }
 
 /* loop [32]
- * %445 = add %443, %444 : [32]  // teacher/conv0 vjp */
-static void step_teacher_conv0_vjp_3(float *restrict t445, const float *restrict t443, const float *restrict t444) {
+ * %447 = add %445, %446 : [32]  // teacher/conv0 vjp */
+static void step_teacher_conv0_vjp_3(float *restrict t447, const float *restrict t445, const float *restrict t446) {
     for (size_t i = 0; i < 32; i++) {
-        const float v445 = t443[i] + t444[i];
-        t445[i] = v445;
+        const float v447 = t445[i] + t446[i];
+        t447[i] = v447;
     }
 }
 
 /* gemm small-outer-products m=9 n=32 k=351232 tA chunk=10 split
  * %99 = im2col k3 s1 p1 %97 : [351232,9]  // student/conv0 fwd
- * %447 = matmul tA %99, %442 : [9,32]  // teacher/conv0 vjp */
+ * %449 = matmul tA %99, %444 : [9,32]  // teacher/conv0 vjp */
 typedef struct {
-    float *t447;
+    float *t449;
     const float *t97;
-    const float *t442;
+    const float *t444;
     float *chunk;
 } step_teacher_conv0_vjp_4_pointers;
 
 static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_4_pointers *p = context;
-    float *restrict t447 = p->t447;
+    float *restrict t449 = p->t449;
     const float *restrict t97 = p->t97;
-    const float *restrict t442 = p->t442;
+    const float *restrict t444 = p->t444;
     float *restrict chunk = p->chunk + (size_t)part * 70848; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(448, 10, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t447 : chunk + 70560;
+    float *sum = part == 0 ? t449 : chunk + 70560;
     if (lo == hi) for (int i = 0; i < 288; i++) sum[i] = 0.0f;
     float total[288];
     for (int i = 0; i < 288; i++) total[i] = 0.0f;
@@ -3282,7 +3281,7 @@ static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
             float block_sum[288];
             for (int i = 0; i < 288; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t442 + ((size_t)n0 * 784 + r) * 32;
+                const float *dy = t444 + ((size_t)n0 * 784 + r) * 32;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
@@ -3294,37 +3293,37 @@ static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void step_teacher_conv0_vjp_4(float *restrict t447, const float *restrict t97, const float *restrict t442, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_4_part, &(step_teacher_conv0_vjp_4_pointers){t447, t97, t442, chunk});
+static void step_teacher_conv0_vjp_4(float *restrict t449, const float *restrict t97, const float *restrict t444, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_4_part, &(step_teacher_conv0_vjp_4_pointers){t449, t97, t444, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
-        for (int i = 0; i < 288; i++) t447[i] += partial[i];
+        for (int i = 0; i < 288; i++) t449[i] += partial[i];
     }
 }
 
 /* gemm small-outer-products m=9 n=32 k=50176 tA chunk=10 +epilogue split
  * %254 = im2col k3 s1 p1 %98 : [50176,9]  // student/conv0 fwd
- * %446 = matmul tA %254, %441 : [9,32]  // teacher/conv0 vjp
- * %448 = add %446, %447 : [9,32]  // teacher/conv0 vjp */
+ * %448 = matmul tA %254, %443 : [9,32]  // teacher/conv0 vjp
+ * %450 = add %448, %449 : [9,32]  // teacher/conv0 vjp */
 typedef struct {
-    float *t448;
+    float *t450;
     const float *in_x;
-    const float *t441;
-    const float *t447;
+    const float *t443;
+    const float *t449;
     float *chunk;
 } step_teacher_conv0_vjp_5_pointers;
 
 static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_5_pointers *p = context;
-    float *restrict t448 = p->t448;
+    float *restrict t450 = p->t450;
     const float *restrict in_x = p->in_x;
-    const float *restrict t441 = p->t441;
-    const float *restrict t447 = p->t447; (void)t447; /* used after the parts */
+    const float *restrict t443 = p->t443;
+    const float *restrict t449 = p->t449; (void)t449; /* used after the parts */
     float *restrict chunk = p->chunk + (size_t)part * 70848; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(64, 10, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t448 : chunk + 70560;
+    float *sum = part == 0 ? t450 : chunk + 70560;
     if (lo == hi) for (int i = 0; i < 288; i++) sum[i] = 0.0f;
     float total[288];
     for (int i = 0; i < 288; i++) total[i] = 0.0f;
@@ -3337,7 +3336,7 @@ static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
             float block_sum[288];
             for (int i = 0; i < 288; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t441 + ((size_t)n0 * 784 + r) * 32;
+                const float *dy = t443 + ((size_t)n0 * 784 + r) * 32;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
@@ -3349,302 +3348,302 @@ static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void step_teacher_conv0_vjp_5(float *restrict t448, const float *restrict in_x, const float *restrict t441, const float *restrict t447, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_5_part, &(step_teacher_conv0_vjp_5_pointers){t448, in_x, t441, t447, chunk});
+static void step_teacher_conv0_vjp_5(float *restrict t450, const float *restrict in_x, const float *restrict t443, const float *restrict t449, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_5_part, &(step_teacher_conv0_vjp_5_pointers){t450, in_x, t443, t449, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
-        for (int i = 0; i < 288; i++) t448[i] += partial[i];
+        for (int i = 0; i < 288; i++) t450[i] += partial[i];
     }
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 288; i++) {
-        const float v448 = t448[i] + t447[i];
-        t448[i] = v448;
+        const float v450 = t450[i] + t449[i];
+        t450[i] = v450;
     }
 }
 
 /* loop [3,3,1,32]
  * %169 = constant 0.0005 : [3,3,1,32]  // student/conv0 update
  * %172 = constant 0.9 : [3,3,1,32]  // student/conv0 update
- * %451 = mul %0, %169 : [3,3,1,32]  // teacher/conv0 update
- * %452 = add %449, %451 : [3,3,1,32]  // teacher/conv0 update
- * %453 = mul %450, %172 : [3,3,1,32]  // teacher/conv0 update
- * %454 = add %453, %452 : [3,3,1,32]  // teacher/conv0 update
- * %455 = mul %454, %172 : [3,3,1,32]  // teacher/conv0 update
- * %456 = add %452, %455 : [3,3,1,32]  // teacher/conv0 update
- * %457 = broadcast axes=[] %18 : [3,3,1,32]  // teacher/conv0 update
- * %458 = mul %456, %457 : [3,3,1,32]  // teacher/conv0 update
- * %459 = sub %0, %458 : [3,3,1,32]  // teacher/conv0 update
+ * %453 = mul %0, %169 : [3,3,1,32]  // teacher/conv0 update
+ * %454 = add %451, %453 : [3,3,1,32]  // teacher/conv0 update
+ * %455 = mul %452, %172 : [3,3,1,32]  // teacher/conv0 update
+ * %456 = add %455, %454 : [3,3,1,32]  // teacher/conv0 update
+ * %457 = mul %456, %172 : [3,3,1,32]  // teacher/conv0 update
+ * %458 = add %454, %457 : [3,3,1,32]  // teacher/conv0 update
+ * %459 = broadcast axes=[] %18 : [3,3,1,32]  // teacher/conv0 update
+ * %460 = mul %458, %459 : [3,3,1,32]  // teacher/conv0 update
+ * %461 = sub %0, %460 : [3,3,1,32]  // teacher/conv0 update
  * in_teacher_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv0_update(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t449, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t451, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 288; i++) {
-        const float v451 = in_teacher_conv0_weight[i] * 0.0005f;
-        const float v452 = t449[i] + v451;
-        const float v453 = in_teacher_momentum_conv0_weight[i] * 0.9f;
-        const float v454 = v453 + v452;
-        const float v455 = v454 * 0.9f;
-        const float v456 = v452 + v455;
-        const float v458 = v456 * in_lr_teacher[0];
-        const float v459 = in_teacher_conv0_weight[i] - v458;
-        in_teacher_momentum_conv0_weight[i] = v454;
-        in_teacher_conv0_weight[i] = v459;
+        const float v453 = in_teacher_conv0_weight[i] * 0.0005f;
+        const float v454 = t451[i] + v453;
+        const float v455 = in_teacher_momentum_conv0_weight[i] * 0.9f;
+        const float v456 = v455 + v454;
+        const float v457 = v456 * 0.9f;
+        const float v458 = v454 + v457;
+        const float v460 = v458 * in_lr_teacher[0];
+        const float v461 = in_teacher_conv0_weight[i] - v460;
+        in_teacher_momentum_conv0_weight[i] = v456;
+        in_teacher_conv0_weight[i] = v461;
     }
 }
 
 /* loop [32]
  * %181 = constant 0.9 : [32]  // student/conv0 update
- * %461 = mul %460, %181 : [32]  // teacher/conv0 update
- * %462 = add %461, %445 : [32]  // teacher/conv0 update
  * %463 = mul %462, %181 : [32]  // teacher/conv0 update
- * %464 = add %445, %463 : [32]  // teacher/conv0 update
- * %465 = broadcast axes=[] %18 : [32]  // teacher/conv0 update
- * %466 = mul %464, %465 : [32]  // teacher/conv0 update
- * %467 = sub %1, %466 : [32]  // teacher/conv0 update
+ * %464 = add %463, %447 : [32]  // teacher/conv0 update
+ * %465 = mul %464, %181 : [32]  // teacher/conv0 update
+ * %466 = add %447, %465 : [32]  // teacher/conv0 update
+ * %467 = broadcast axes=[] %18 : [32]  // teacher/conv0 update
+ * %468 = mul %466, %467 : [32]  // teacher/conv0 update
+ * %469 = sub %1, %468 : [32]  // teacher/conv0 update
  * in_teacher_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv0_update_2(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t445, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update_2(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t447, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 32; i++) {
-        const float v461 = in_teacher_momentum_conv0_bias[i] * 0.9f;
-        const float v462 = v461 + t445[i];
-        const float v463 = v462 * 0.9f;
-        const float v464 = t445[i] + v463;
-        const float v466 = v464 * in_lr_teacher[0];
-        const float v467 = in_teacher_conv0_bias[i] - v466;
-        in_teacher_momentum_conv0_bias[i] = v462;
-        in_teacher_conv0_bias[i] = v467;
+        const float v463 = in_teacher_momentum_conv0_bias[i] * 0.9f;
+        const float v464 = v463 + t447[i];
+        const float v465 = v464 * 0.9f;
+        const float v466 = t447[i] + v465;
+        const float v468 = v466 * in_lr_teacher[0];
+        const float v469 = in_teacher_conv0_bias[i] - v468;
+        in_teacher_momentum_conv0_bias[i] = v464;
+        in_teacher_conv0_bias[i] = v469;
     }
 }
 
 /* loop [3,3,32,64]
  * %190 = constant 0.0005 : [3,3,32,64]  // student/conv3 update
  * %193 = constant 0.9 : [3,3,32,64]  // student/conv3 update
- * %469 = mul %2, %190 : [3,3,32,64]  // teacher/conv3 update
- * %470 = add %428, %469 : [3,3,32,64]  // teacher/conv3 update
- * %471 = mul %468, %193 : [3,3,32,64]  // teacher/conv3 update
- * %472 = add %471, %470 : [3,3,32,64]  // teacher/conv3 update
- * %473 = mul %472, %193 : [3,3,32,64]  // teacher/conv3 update
- * %474 = add %470, %473 : [3,3,32,64]  // teacher/conv3 update
- * %475 = broadcast axes=[] %18 : [3,3,32,64]  // teacher/conv3 update
- * %476 = mul %474, %475 : [3,3,32,64]  // teacher/conv3 update
- * %477 = sub %2, %476 : [3,3,32,64]  // teacher/conv3 update
+ * %471 = mul %2, %190 : [3,3,32,64]  // teacher/conv3 update
+ * %472 = add %430, %471 : [3,3,32,64]  // teacher/conv3 update
+ * %473 = mul %470, %193 : [3,3,32,64]  // teacher/conv3 update
+ * %474 = add %473, %472 : [3,3,32,64]  // teacher/conv3 update
+ * %475 = mul %474, %193 : [3,3,32,64]  // teacher/conv3 update
+ * %476 = add %472, %475 : [3,3,32,64]  // teacher/conv3 update
+ * %477 = broadcast axes=[] %18 : [3,3,32,64]  // teacher/conv3 update
+ * %478 = mul %476, %477 : [3,3,32,64]  // teacher/conv3 update
+ * %479 = sub %2, %478 : [3,3,32,64]  // teacher/conv3 update
  * in_teacher_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv3_update(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t428, const float *restrict in_lr_teacher) {
+static void step_teacher_conv3_update(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t430, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 18432; i++) {
-        const float v469 = in_teacher_conv3_weight[i] * 0.0005f;
-        const float v470 = t428[i] + v469;
-        const float v471 = in_teacher_momentum_conv3_weight[i] * 0.9f;
-        const float v472 = v471 + v470;
-        const float v473 = v472 * 0.9f;
-        const float v474 = v470 + v473;
-        const float v476 = v474 * in_lr_teacher[0];
-        const float v477 = in_teacher_conv3_weight[i] - v476;
-        in_teacher_momentum_conv3_weight[i] = v472;
-        in_teacher_conv3_weight[i] = v477;
+        const float v471 = in_teacher_conv3_weight[i] * 0.0005f;
+        const float v472 = t430[i] + v471;
+        const float v473 = in_teacher_momentum_conv3_weight[i] * 0.9f;
+        const float v474 = v473 + v472;
+        const float v475 = v474 * 0.9f;
+        const float v476 = v472 + v475;
+        const float v478 = v476 * in_lr_teacher[0];
+        const float v479 = in_teacher_conv3_weight[i] - v478;
+        in_teacher_momentum_conv3_weight[i] = v474;
+        in_teacher_conv3_weight[i] = v479;
     }
 }
 
 /* loop [64]
  * %202 = constant 0.9 : [64]  // student/conv3 update
- * %479 = mul %478, %202 : [64]  // teacher/conv3 update
- * %480 = add %479, %418 : [64]  // teacher/conv3 update
  * %481 = mul %480, %202 : [64]  // teacher/conv3 update
- * %482 = add %418, %481 : [64]  // teacher/conv3 update
- * %483 = broadcast axes=[] %18 : [64]  // teacher/conv3 update
- * %484 = mul %482, %483 : [64]  // teacher/conv3 update
- * %485 = sub %3, %484 : [64]  // teacher/conv3 update
+ * %482 = add %481, %420 : [64]  // teacher/conv3 update
+ * %483 = mul %482, %202 : [64]  // teacher/conv3 update
+ * %484 = add %420, %483 : [64]  // teacher/conv3 update
+ * %485 = broadcast axes=[] %18 : [64]  // teacher/conv3 update
+ * %486 = mul %484, %485 : [64]  // teacher/conv3 update
+ * %487 = sub %3, %486 : [64]  // teacher/conv3 update
  * in_teacher_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv3_update_2(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t418, const float *restrict in_lr_teacher) {
+static void step_teacher_conv3_update_2(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t420, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
-        const float v479 = in_teacher_momentum_conv3_bias[i] * 0.9f;
-        const float v480 = v479 + t418[i];
-        const float v481 = v480 * 0.9f;
-        const float v482 = t418[i] + v481;
-        const float v484 = v482 * in_lr_teacher[0];
-        const float v485 = in_teacher_conv3_bias[i] - v484;
-        in_teacher_momentum_conv3_bias[i] = v480;
-        in_teacher_conv3_bias[i] = v485;
+        const float v481 = in_teacher_momentum_conv3_bias[i] * 0.9f;
+        const float v482 = v481 + t420[i];
+        const float v483 = v482 * 0.9f;
+        const float v484 = t420[i] + v483;
+        const float v486 = v484 * in_lr_teacher[0];
+        const float v487 = in_teacher_conv3_bias[i] - v486;
+        in_teacher_momentum_conv3_bias[i] = v482;
+        in_teacher_conv3_bias[i] = v487;
     }
 }
 
 /* gemm blas m=3136 n=128 k=64 tA +epilogue split
  * %211 = constant 0.0005 : [3136,128]  // student/dense7 update
  * %214 = constant 0.9 : [3136,128]  // student/dense7 update
- * %397 = matmul tA %396, %387 : [3136,128]  // teacher/dense7 vjp
- * %401 = add %397, %400 : [3136,128]  // teacher/dense7 vjp
- * %487 = mul %4, %211 : [3136,128]  // teacher/dense7 update
- * %488 = add %401, %487 : [3136,128]  // teacher/dense7 update
- * %489 = mul %486, %214 : [3136,128]  // teacher/dense7 update
- * %490 = add %489, %488 : [3136,128]  // teacher/dense7 update
- * %491 = mul %490, %214 : [3136,128]  // teacher/dense7 update
- * %492 = add %488, %491 : [3136,128]  // teacher/dense7 update
- * %493 = broadcast axes=[] %18 : [3136,128]  // teacher/dense7 update
- * %494 = mul %492, %493 : [3136,128]  // teacher/dense7 update
- * %495 = sub %4, %494 : [3136,128]  // teacher/dense7 update
+ * %399 = matmul tA %398, %389 : [3136,128]  // teacher/dense7 vjp
+ * %403 = add %399, %402 : [3136,128]  // teacher/dense7 vjp
+ * %489 = mul %4, %211 : [3136,128]  // teacher/dense7 update
+ * %490 = add %403, %489 : [3136,128]  // teacher/dense7 update
+ * %491 = mul %488, %214 : [3136,128]  // teacher/dense7 update
+ * %492 = add %491, %490 : [3136,128]  // teacher/dense7 update
+ * %493 = mul %492, %214 : [3136,128]  // teacher/dense7 update
+ * %494 = add %490, %493 : [3136,128]  // teacher/dense7 update
+ * %495 = broadcast axes=[] %18 : [3136,128]  // teacher/dense7 update
+ * %496 = mul %494, %495 : [3136,128]  // teacher/dense7 update
+ * %497 = sub %4, %496 : [3136,128]  // teacher/dense7 update
  * in_teacher_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
-    float *t488;
+    float *t490;
     float *in_teacher_momentum_dense7_weight;
     float *in_teacher_dense7_weight;
-    const float *t396;
-    const float *t387;
-    const float *t400;
+    const float *t398;
+    const float *t389;
+    const float *t402;
     const float *in_lr_teacher;
 } step_teacher_dense7_vjp_7_pointers;
 
 static void step_teacher_dense7_vjp_7_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_7_pointers *p = context;
-    float *restrict t488 = p->t488;
+    float *restrict t490 = p->t490;
     float *restrict in_teacher_momentum_dense7_weight = p->in_teacher_momentum_dense7_weight;
     float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
-    const float *restrict t396 = p->t396;
-    const float *restrict t387 = p->t387;
-    const float *restrict t400 = p->t400;
+    const float *restrict t398 = p->t398;
+    const float *restrict t389 = p->t389;
+    const float *restrict t402 = p->t402;
     const float *restrict in_lr_teacher = p->in_lr_teacher;
     size_t lo, hi;
     mplc_part(3136, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 64, 1.0f, t396 + lo, 3136, t387, 128, 0.0f, t488 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 64, 1.0f, t398 + lo, 3136, t389, 128, 0.0f, t490 + lo * 128, 128);
     /* epilogue, in place on the product */
     for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
-        const float v401 = t488[i] + t400[i];
-        const float v487 = in_teacher_dense7_weight[i] * 0.0005f;
-        const float v488 = v401 + v487;
-        const float v489 = in_teacher_momentum_dense7_weight[i] * 0.9f;
-        const float v490 = v489 + v488;
-        const float v491 = v490 * 0.9f;
-        const float v492 = v488 + v491;
-        const float v494 = v492 * in_lr_teacher[0];
-        const float v495 = in_teacher_dense7_weight[i] - v494;
-        t488[i] = v488;
-        in_teacher_momentum_dense7_weight[i] = v490;
-        in_teacher_dense7_weight[i] = v495;
+        const float v403 = t490[i] + t402[i];
+        const float v489 = in_teacher_dense7_weight[i] * 0.0005f;
+        const float v490 = v403 + v489;
+        const float v491 = in_teacher_momentum_dense7_weight[i] * 0.9f;
+        const float v492 = v491 + v490;
+        const float v493 = v492 * 0.9f;
+        const float v494 = v490 + v493;
+        const float v496 = v494 * in_lr_teacher[0];
+        const float v497 = in_teacher_dense7_weight[i] - v496;
+        t490[i] = v490;
+        in_teacher_momentum_dense7_weight[i] = v492;
+        in_teacher_dense7_weight[i] = v497;
     }
 }
 
-static void step_teacher_dense7_vjp_7(float *restrict t488, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t396, const float *restrict t387, const float *restrict t400, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_teacher_dense7_vjp_7_part, &(step_teacher_dense7_vjp_7_pointers){t488, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t396, t387, t400, in_lr_teacher});
+static void step_teacher_dense7_vjp_7(float *restrict t490, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t398, const float *restrict t389, const float *restrict t402, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense7_vjp_7_part, &(step_teacher_dense7_vjp_7_pointers){t490, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t398, t389, t402, in_lr_teacher});
 }
 
 /* loop [128]
  * %223 = constant 0.9 : [128]  // student/dense7 update
- * %497 = mul %496, %223 : [128]  // teacher/dense7 update
- * %498 = add %497, %392 : [128]  // teacher/dense7 update
  * %499 = mul %498, %223 : [128]  // teacher/dense7 update
- * %500 = add %392, %499 : [128]  // teacher/dense7 update
- * %501 = broadcast axes=[] %18 : [128]  // teacher/dense7 update
- * %502 = mul %500, %501 : [128]  // teacher/dense7 update
- * %503 = sub %5, %502 : [128]  // teacher/dense7 update
+ * %500 = add %499, %394 : [128]  // teacher/dense7 update
+ * %501 = mul %500, %223 : [128]  // teacher/dense7 update
+ * %502 = add %394, %501 : [128]  // teacher/dense7 update
+ * %503 = broadcast axes=[] %18 : [128]  // teacher/dense7 update
+ * %504 = mul %502, %503 : [128]  // teacher/dense7 update
+ * %505 = sub %5, %504 : [128]  // teacher/dense7 update
  * in_teacher_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense7_update(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t392, const float *restrict in_lr_teacher) {
+static void step_teacher_dense7_update(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t394, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 128; i++) {
-        const float v497 = in_teacher_momentum_dense7_bias[i] * 0.9f;
-        const float v498 = v497 + t392[i];
-        const float v499 = v498 * 0.9f;
-        const float v500 = t392[i] + v499;
-        const float v502 = v500 * in_lr_teacher[0];
-        const float v503 = in_teacher_dense7_bias[i] - v502;
-        in_teacher_momentum_dense7_bias[i] = v498;
-        in_teacher_dense7_bias[i] = v503;
+        const float v499 = in_teacher_momentum_dense7_bias[i] * 0.9f;
+        const float v500 = v499 + t394[i];
+        const float v501 = v500 * 0.9f;
+        const float v502 = t394[i] + v501;
+        const float v504 = v502 * in_lr_teacher[0];
+        const float v505 = in_teacher_dense7_bias[i] - v504;
+        in_teacher_momentum_dense7_bias[i] = v500;
+        in_teacher_dense7_bias[i] = v505;
     }
 }
 
 /* gemm blas m=128 n=10 k=64 tA +epilogue
  * %232 = constant 0.0005 : [128,10]  // student/dense9 update
  * %235 = constant 0.9 : [128,10]  // student/dense9 update
- * %382 = matmul tA %381, %375 : [128,10]  // teacher/dense9 vjp
- * %385 = add %382, %384 : [128,10]  // teacher/dense9 vjp
- * %505 = mul %6, %232 : [128,10]  // teacher/dense9 update
- * %506 = add %385, %505 : [128,10]  // teacher/dense9 update
- * %507 = mul %504, %235 : [128,10]  // teacher/dense9 update
- * %508 = add %507, %506 : [128,10]  // teacher/dense9 update
- * %509 = mul %508, %235 : [128,10]  // teacher/dense9 update
- * %510 = add %506, %509 : [128,10]  // teacher/dense9 update
- * %511 = broadcast axes=[] %18 : [128,10]  // teacher/dense9 update
- * %512 = mul %510, %511 : [128,10]  // teacher/dense9 update
- * %513 = sub %6, %512 : [128,10]  // teacher/dense9 update
+ * %384 = matmul tA %383, %377 : [128,10]  // teacher/dense9 vjp
+ * %387 = add %384, %386 : [128,10]  // teacher/dense9 vjp
+ * %507 = mul %6, %232 : [128,10]  // teacher/dense9 update
+ * %508 = add %387, %507 : [128,10]  // teacher/dense9 update
+ * %509 = mul %506, %235 : [128,10]  // teacher/dense9 update
+ * %510 = add %509, %508 : [128,10]  // teacher/dense9 update
+ * %511 = mul %510, %235 : [128,10]  // teacher/dense9 update
+ * %512 = add %508, %511 : [128,10]  // teacher/dense9 update
+ * %513 = broadcast axes=[] %18 : [128,10]  // teacher/dense9 update
+ * %514 = mul %512, %513 : [128,10]  // teacher/dense9 update
+ * %515 = sub %6, %514 : [128,10]  // teacher/dense9 update
  * in_teacher_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense9_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense9_vjp_7(float *restrict t506, float *restrict in_teacher_momentum_dense9_weight, float *restrict in_teacher_dense9_weight, const float *restrict t381, const float *restrict t375, const float *restrict t384, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 64, 1.0f, t381, 128, t375, 10, 0.0f, t506, 10);
+static void step_teacher_dense9_vjp_7(float *restrict t508, float *restrict in_teacher_momentum_dense9_weight, float *restrict in_teacher_dense9_weight, const float *restrict t383, const float *restrict t377, const float *restrict t386, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 64, 1.0f, t383, 128, t377, 10, 0.0f, t508, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
-        const float v385 = t506[i] + t384[i];
-        const float v505 = in_teacher_dense9_weight[i] * 0.0005f;
-        const float v506 = v385 + v505;
-        const float v507 = in_teacher_momentum_dense9_weight[i] * 0.9f;
-        const float v508 = v507 + v506;
-        const float v509 = v508 * 0.9f;
-        const float v510 = v506 + v509;
-        const float v512 = v510 * in_lr_teacher[0];
-        const float v513 = in_teacher_dense9_weight[i] - v512;
-        t506[i] = v506;
-        in_teacher_momentum_dense9_weight[i] = v508;
-        in_teacher_dense9_weight[i] = v513;
+        const float v387 = t508[i] + t386[i];
+        const float v507 = in_teacher_dense9_weight[i] * 0.0005f;
+        const float v508 = v387 + v507;
+        const float v509 = in_teacher_momentum_dense9_weight[i] * 0.9f;
+        const float v510 = v509 + v508;
+        const float v511 = v510 * 0.9f;
+        const float v512 = v508 + v511;
+        const float v514 = v512 * in_lr_teacher[0];
+        const float v515 = in_teacher_dense9_weight[i] - v514;
+        t508[i] = v508;
+        in_teacher_momentum_dense9_weight[i] = v510;
+        in_teacher_dense9_weight[i] = v515;
     }
 }
 
 /* loop [10]
  * %244 = constant 0.9 : [10]  // student/dense9 update
- * %515 = mul %514, %244 : [10]  // teacher/dense9 update
- * %516 = add %515, %378 : [10]  // teacher/dense9 update
  * %517 = mul %516, %244 : [10]  // teacher/dense9 update
- * %518 = add %378, %517 : [10]  // teacher/dense9 update
- * %519 = broadcast axes=[] %18 : [10]  // teacher/dense9 update
- * %520 = mul %518, %519 : [10]  // teacher/dense9 update
- * %521 = sub %7, %520 : [10]  // teacher/dense9 update
+ * %518 = add %517, %380 : [10]  // teacher/dense9 update
+ * %519 = mul %518, %244 : [10]  // teacher/dense9 update
+ * %520 = add %380, %519 : [10]  // teacher/dense9 update
+ * %521 = broadcast axes=[] %18 : [10]  // teacher/dense9 update
+ * %522 = mul %520, %521 : [10]  // teacher/dense9 update
+ * %523 = sub %7, %522 : [10]  // teacher/dense9 update
  * in_teacher_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense9_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense9_update(float *restrict in_teacher_momentum_dense9_bias, float *restrict in_teacher_dense9_bias, const float *restrict t378, const float *restrict in_lr_teacher) {
+static void step_teacher_dense9_update(float *restrict in_teacher_momentum_dense9_bias, float *restrict in_teacher_dense9_bias, const float *restrict t380, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v515 = in_teacher_momentum_dense9_bias[i] * 0.9f;
-        const float v516 = v515 + t378[i];
-        const float v517 = v516 * 0.9f;
-        const float v518 = t378[i] + v517;
-        const float v520 = v518 * in_lr_teacher[0];
-        const float v521 = in_teacher_dense9_bias[i] - v520;
-        in_teacher_momentum_dense9_bias[i] = v516;
-        in_teacher_dense9_bias[i] = v521;
+        const float v517 = in_teacher_momentum_dense9_bias[i] * 0.9f;
+        const float v518 = v517 + t380[i];
+        const float v519 = v518 * 0.9f;
+        const float v520 = t380[i] + v519;
+        const float v522 = v520 * in_lr_teacher[0];
+        const float v523 = in_teacher_dense9_bias[i] - v522;
+        in_teacher_momentum_dense9_bias[i] = v518;
+        in_teacher_dense9_bias[i] = v523;
     }
 }
 
 /* reduce_sum [3,3,1,32] axes=[0, 1, 2, 3]
- * %522 = mul %321, %321 : [3,3,1,32]  // teacher/gradient fwd
- * %523 = reduce_sum axes=[0, 1, 2, 3] %522 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t523, const float *restrict t321) {
+ * %524 = mul %321, %321 : [3,3,1,32]  // teacher/gradient fwd
+ * %525 = reduce_sum axes=[0, 1, 2, 3] %524 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t525, const float *restrict t321) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v522 = t321[i0 * 96 + i1 * 32 + i3] * t321[i0 * 96 + i1 * 32 + i3];
-                    sum += v522;
+                    const float v524 = t321[i0 * 96 + i1 * 32 + i3] * t321[i0 * 96 + i1 * 32 + i3];
+                    sum += v524;
                 }
             }
         }
-    }
-    t523[0] = (float)sum;
-}
-
-/* reduce_sum [32] axes=[0]
- * %524 = mul %319, %319 : [32]  // teacher/gradient fwd
- * %525 = reduce_sum axes=[0] %524 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t525, const float *restrict t319) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v524 = t319[i0] * t319[i0];
-        sum += v524;
     }
     t525[0] = (float)sum;
 }
 
+/* reduce_sum [32] axes=[0]
+ * %526 = mul %319, %319 : [32]  // teacher/gradient fwd
+ * %527 = reduce_sum axes=[0] %526 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t527, const float *restrict t319) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v526 = t319[i0] * t319[i0];
+        sum += v526;
+    }
+    t527[0] = (float)sum;
+}
+
 /* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
- * %527 = mul %313, %313 : [3,3,32,64]  // teacher/gradient fwd
- * %528 = reduce_sum axes=[0, 1, 2, 3] %527 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t528, const float *restrict t313) {
+ * %529 = mul %313, %313 : [3,3,32,64]  // teacher/gradient fwd
+ * %530 = reduce_sum axes=[0, 1, 2, 3] %529 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t530, const float *restrict t313) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -3652,8 +3651,8 @@ static void step_teacher_gradient_fwd_3(float *restrict t528, const float *restr
                 for (size_t i3s = 0; i3s < 64; i3s += 8) {
                     for (size_t lane = 0; lane < 8; lane++) {
                         const size_t i3 = i3s + lane;
-                        const float v527 = t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
-                        sums[lane] += v527;
+                        const float v529 = t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v529;
                     }
                 }
             }
@@ -3661,145 +3660,145 @@ static void step_teacher_gradient_fwd_3(float *restrict t528, const float *restr
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t528[0] = (float)sum;
+    t530[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %530 = mul %310, %310 : [64]  // teacher/gradient fwd
- * %531 = reduce_sum axes=[0] %530 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t531, const float *restrict t310) {
+ * %532 = mul %310, %310 : [64]  // teacher/gradient fwd
+ * %533 = reduce_sum axes=[0] %532 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t533, const float *restrict t310) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v530 = t310[i0] * t310[i0];
-            sums[lane] += v530;
+            const float v532 = t310[i0] * t310[i0];
+            sums[lane] += v532;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t531[0] = (float)sum;
+    t533[0] = (float)sum;
 }
 
 /* reduce_sum [3136,128] axes=[0, 1]
- * %533 = mul %304, %304 : [3136,128]  // teacher/gradient fwd
- * %534 = reduce_sum axes=[0, 1] %533 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t534, const float *restrict t304) {
+ * %535 = mul %304, %304 : [3136,128]  // teacher/gradient fwd
+ * %536 = reduce_sum axes=[0, 1] %535 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t536, const float *restrict t304) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3136; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v533 = t304[i0 * 128 + i1] * t304[i0 * 128 + i1];
-                sums[lane] += v533;
+                const float v535 = t304[i0 * 128 + i1] * t304[i0 * 128 + i1];
+                sums[lane] += v535;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t534[0] = (float)sum;
+    t536[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %536 = mul %302, %302 : [128]  // teacher/gradient fwd
- * %537 = reduce_sum axes=[0] %536 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t537, const float *restrict t302) {
+ * %538 = mul %302, %302 : [128]  // teacher/gradient fwd
+ * %539 = reduce_sum axes=[0] %538 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t539, const float *restrict t302) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v536 = t302[i0] * t302[i0];
-            sums[lane] += v536;
+            const float v538 = t302[i0] * t302[i0];
+            sums[lane] += v538;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t537[0] = (float)sum;
+    t539[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %539 = mul %299, %299 : [128,10]  // teacher/gradient fwd
- * %540 = reduce_sum axes=[0, 1] %539 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t540, const float *restrict t299) {
+ * %541 = mul %299, %299 : [128,10]  // teacher/gradient fwd
+ * %542 = reduce_sum axes=[0, 1] %541 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t542, const float *restrict t299) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v539 = t299[i0 * 10 + i1] * t299[i0 * 10 + i1];
-            sum += v539;
+            const float v541 = t299[i0 * 10 + i1] * t299[i0 * 10 + i1];
+            sum += v541;
         }
     }
-    t540[0] = (float)sum;
+    t542[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %542 = mul %297, %297 : [10]  // teacher/gradient fwd
- * %543 = reduce_sum axes=[0] %542 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t543, const float *restrict t297) {
+ * %544 = mul %297, %297 : [10]  // teacher/gradient fwd
+ * %545 = reduce_sum axes=[0] %544 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t545, const float *restrict t297) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v542 = t297[i0] * t297[i0];
-        sum += v542;
+        const float v544 = t297[i0] * t297[i0];
+        sum += v544;
     }
-    t543[0] = (float)sum;
+    t545[0] = (float)sum;
 }
 
 /* loop []
- * %526 = add %523, %525 : []  // teacher/gradient fwd
- * %529 = add %526, %528 : []  // teacher/gradient fwd
- * %532 = add %529, %531 : []  // teacher/gradient fwd
- * %535 = add %532, %534 : []  // teacher/gradient fwd
- * %538 = add %535, %537 : []  // teacher/gradient fwd
- * %541 = add %538, %540 : []  // teacher/gradient fwd
- * %544 = add %541, %543 : []  // teacher/gradient fwd
- * %545 = sqrt %544 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t545, const float *restrict t523, const float *restrict t525, const float *restrict t528, const float *restrict t531, const float *restrict t534, const float *restrict t537, const float *restrict t540, const float *restrict t543) {
+ * %528 = add %525, %527 : []  // teacher/gradient fwd
+ * %531 = add %528, %530 : []  // teacher/gradient fwd
+ * %534 = add %531, %533 : []  // teacher/gradient fwd
+ * %537 = add %534, %536 : []  // teacher/gradient fwd
+ * %540 = add %537, %539 : []  // teacher/gradient fwd
+ * %543 = add %540, %542 : []  // teacher/gradient fwd
+ * %546 = add %543, %545 : []  // teacher/gradient fwd
+ * %547 = sqrt %546 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t547, const float *restrict t525, const float *restrict t527, const float *restrict t530, const float *restrict t533, const float *restrict t536, const float *restrict t539, const float *restrict t542, const float *restrict t545) {
     for (size_t i = 0; i < 1; i++) {
-        const float v526 = t523[0] + t525[0];
-        const float v529 = v526 + t528[0];
-        const float v532 = v529 + t531[0];
-        const float v535 = v532 + t534[0];
-        const float v538 = v535 + t537[0];
-        const float v541 = v538 + t540[0];
-        const float v544 = v541 + t543[0];
-        const float v545 = sqrtf(v544);
-        t545[i] = v545;
+        const float v528 = t525[0] + t527[0];
+        const float v531 = v528 + t530[0];
+        const float v534 = v531 + t533[0];
+        const float v537 = v534 + t536[0];
+        const float v540 = v537 + t539[0];
+        const float v543 = v540 + t542[0];
+        const float v546 = v543 + t545[0];
+        const float v547 = sqrtf(v546);
+        t547[i] = v547;
     }
 }
 
 /* reduce_sum [3,3,1,32] axes=[0, 1, 2, 3]
- * %546 = mul %167, %167 : [3,3,1,32]  // teacher/gradient fwd
- * %547 = reduce_sum axes=[0, 1, 2, 3] %546 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t547, const float *restrict t167) {
+ * %548 = mul %167, %167 : [3,3,1,32]  // teacher/gradient fwd
+ * %549 = reduce_sum axes=[0, 1, 2, 3] %548 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t549, const float *restrict t167) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v546 = t167[i0 * 96 + i1 * 32 + i3] * t167[i0 * 96 + i1 * 32 + i3];
-                    sum += v546;
+                    const float v548 = t167[i0 * 96 + i1 * 32 + i3] * t167[i0 * 96 + i1 * 32 + i3];
+                    sum += v548;
                 }
             }
         }
     }
-    t547[0] = (float)sum;
-}
-
-/* reduce_sum [32] axes=[0]
- * %548 = mul %165, %165 : [32]  // teacher/gradient fwd
- * %549 = reduce_sum axes=[0] %548 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t549, const float *restrict t165) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v548 = t165[i0] * t165[i0];
-        sum += v548;
-    }
     t549[0] = (float)sum;
 }
 
+/* reduce_sum [32] axes=[0]
+ * %550 = mul %165, %165 : [32]  // teacher/gradient fwd
+ * %551 = reduce_sum axes=[0] %550 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t551, const float *restrict t165) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v550 = t165[i0] * t165[i0];
+        sum += v550;
+    }
+    t551[0] = (float)sum;
+}
+
 /* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
- * %551 = mul %159, %159 : [3,3,32,64]  // teacher/gradient fwd
- * %552 = reduce_sum axes=[0, 1, 2, 3] %551 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t552, const float *restrict t159) {
+ * %553 = mul %159, %159 : [3,3,32,64]  // teacher/gradient fwd
+ * %554 = reduce_sum axes=[0, 1, 2, 3] %553 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t554, const float *restrict t159) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -3807,8 +3806,8 @@ static void step_teacher_gradient_fwd_12(float *restrict t552, const float *rest
                 for (size_t i3s = 0; i3s < 64; i3s += 8) {
                     for (size_t lane = 0; lane < 8; lane++) {
                         const size_t i3 = i3s + lane;
-                        const float v551 = t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
-                        sums[lane] += v551;
+                        const float v553 = t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v553;
                     }
                 }
             }
@@ -3816,135 +3815,134 @@ static void step_teacher_gradient_fwd_12(float *restrict t552, const float *rest
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t552[0] = (float)sum;
+    t554[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %554 = mul %156, %156 : [64]  // teacher/gradient fwd
- * %555 = reduce_sum axes=[0] %554 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t555, const float *restrict t156) {
+ * %556 = mul %156, %156 : [64]  // teacher/gradient fwd
+ * %557 = reduce_sum axes=[0] %556 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t557, const float *restrict t156) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v554 = t156[i0] * t156[i0];
-            sums[lane] += v554;
+            const float v556 = t156[i0] * t156[i0];
+            sums[lane] += v556;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t555[0] = (float)sum;
+    t557[0] = (float)sum;
 }
 
 /* reduce_sum [3136,128] axes=[0, 1]
- * %557 = mul %150, %150 : [3136,128]  // teacher/gradient fwd
- * %558 = reduce_sum axes=[0, 1] %557 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t558, const float *restrict t150) {
+ * %559 = mul %150, %150 : [3136,128]  // teacher/gradient fwd
+ * %560 = reduce_sum axes=[0, 1] %559 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t560, const float *restrict t150) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3136; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v557 = t150[i0 * 128 + i1] * t150[i0 * 128 + i1];
-                sums[lane] += v557;
+                const float v559 = t150[i0 * 128 + i1] * t150[i0 * 128 + i1];
+                sums[lane] += v559;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t558[0] = (float)sum;
+    t560[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %560 = mul %148, %148 : [128]  // teacher/gradient fwd
- * %561 = reduce_sum axes=[0] %560 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_15(float *restrict t561, const float *restrict t148) {
+ * %562 = mul %148, %148 : [128]  // teacher/gradient fwd
+ * %563 = reduce_sum axes=[0] %562 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_15(float *restrict t563, const float *restrict t148) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v560 = t148[i0] * t148[i0];
-            sums[lane] += v560;
+            const float v562 = t148[i0] * t148[i0];
+            sums[lane] += v562;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t561[0] = (float)sum;
+    t563[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %563 = mul %145, %145 : [128,10]  // teacher/gradient fwd
- * %564 = reduce_sum axes=[0, 1] %563 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_16(float *restrict t564, const float *restrict t145) {
+ * %565 = mul %145, %145 : [128,10]  // teacher/gradient fwd
+ * %566 = reduce_sum axes=[0, 1] %565 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_16(float *restrict t566, const float *restrict t145) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v563 = t145[i0 * 10 + i1] * t145[i0 * 10 + i1];
-            sum += v563;
+            const float v565 = t145[i0 * 10 + i1] * t145[i0 * 10 + i1];
+            sum += v565;
         }
     }
-    t564[0] = (float)sum;
+    t566[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %566 = mul %143, %143 : [10]  // teacher/gradient fwd
- * %567 = reduce_sum axes=[0] %566 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_17(float *restrict t567, const float *restrict t143) {
+ * %568 = mul %143, %143 : [10]  // teacher/gradient fwd
+ * %569 = reduce_sum axes=[0] %568 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_17(float *restrict t569, const float *restrict t143) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v566 = t143[i0] * t143[i0];
-        sum += v566;
+        const float v568 = t143[i0] * t143[i0];
+        sum += v568;
     }
-    t567[0] = (float)sum;
+    t569[0] = (float)sum;
 }
 
 /* loop []
- * %550 = add %547, %549 : []  // teacher/gradient fwd
- * %553 = add %550, %552 : []  // teacher/gradient fwd
- * %556 = add %553, %555 : []  // teacher/gradient fwd
- * %559 = add %556, %558 : []  // teacher/gradient fwd
- * %562 = add %559, %561 : []  // teacher/gradient fwd
- * %565 = add %562, %564 : []  // teacher/gradient fwd
- * %568 = add %565, %567 : []  // teacher/gradient fwd
- * %569 = sqrt %568 : []  // teacher/gradient fwd
- * %570 = mul %545, %569 : []  // teacher/gradient fwd
- * %571 = constant 1e-30 : []  // teacher/gradient fwd
- * %572 = max %570, %571 : []  // teacher/gradient fwd
- * %573 = div %344, %572 : []  // teacher/gradient fwd
- * %574 = step %345 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_18(float *restrict t569, float *restrict t573, float *restrict t574, const float *restrict t547, const float *restrict t549, const float *restrict t552, const float *restrict t555, const float *restrict t558, const float *restrict t561, const float *restrict t564, const float *restrict t567, const float *restrict t545, const float *restrict t344, const float *restrict t345) {
+ * %552 = add %549, %551 : []  // teacher/gradient fwd
+ * %555 = add %552, %554 : []  // teacher/gradient fwd
+ * %558 = add %555, %557 : []  // teacher/gradient fwd
+ * %561 = add %558, %560 : []  // teacher/gradient fwd
+ * %564 = add %561, %563 : []  // teacher/gradient fwd
+ * %567 = add %564, %566 : []  // teacher/gradient fwd
+ * %570 = add %567, %569 : []  // teacher/gradient fwd
+ * %571 = sqrt %570 : []  // teacher/gradient fwd
+ * %572 = mul %547, %571 : []  // teacher/gradient fwd
+ * %573 = constant 1e-30 : []  // teacher/gradient fwd
+ * %574 = max %572, %573 : []  // teacher/gradient fwd
+ * %575 = div %344, %574 : []  // teacher/gradient fwd
+ * %576 = step %345 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_18(float *restrict t571, float *restrict t575, float *restrict t576, const float *restrict t549, const float *restrict t551, const float *restrict t554, const float *restrict t557, const float *restrict t560, const float *restrict t563, const float *restrict t566, const float *restrict t569, const float *restrict t547, const float *restrict t344, const float *restrict t345) {
     for (size_t i = 0; i < 1; i++) {
-        const float v550 = t547[0] + t549[0];
-        const float v553 = v550 + t552[0];
-        const float v556 = v553 + t555[0];
-        const float v559 = v556 + t558[0];
-        const float v562 = v559 + t561[0];
-        const float v565 = v562 + t564[0];
-        const float v568 = v565 + t567[0];
-        const float v569 = sqrtf(v568);
-        const float v570 = t545[0] * v569;
-        const float v572 = v570 >= 1e-30f ? v570 : 1e-30f;
-        const float v573 = t344[0] / v572;
-        const float v574 = t345[0] > 0.0f ? 1.0f : 0.0f;
-        t569[i] = v569;
-        t573[i] = v573;
-        t574[i] = v574;
+        const float v552 = t549[0] + t551[0];
+        const float v555 = v552 + t554[0];
+        const float v558 = v555 + t557[0];
+        const float v561 = v558 + t560[0];
+        const float v564 = v561 + t563[0];
+        const float v567 = v564 + t566[0];
+        const float v570 = v567 + t569[0];
+        const float v571 = sqrtf(v570);
+        const float v572 = t547[0] * v571;
+        const float v574 = v572 >= 1e-30f ? v572 : 1e-30f;
+        const float v575 = t344[0] / v574;
+        const float v576 = t345[0] > 0.0f ? 1.0f : 0.0f;
+        t571[i] = v571;
+        t575[i] = v575;
+        t576[i] = v576;
     }
 }
 
-/* 175 kernels; scratch high-water mark 76626704 floats. */
+/* 174 kernels; scratch high-water mark 76626064 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_conv0_fwd(scratch /* t27 */, scratch + 58605568 /* t29 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 288 /* in_teacher_conv0_bias */, scratch + 24084480 /* chunk */);
     step_teacher_conv3_fwd(scratch + 24084480 /* t35 */, scratch + 64626688 /* t37 */, scratch + 58605568 /* t29 */, state + 320 /* in_teacher_conv3_weight */, state + 18752 /* in_teacher_conv3_bias */, scratch + 36126720 /* chunk */);
     step_teacher_dense7_fwd(scratch + 76468224 /* t42 */, scratch + 64626688 /* t38 */, state + 18816 /* in_teacher_dense7_weight */, state + 420224 /* in_teacher_dense7_bias */);
     step_teacher_dense9_fwd(scratch + 67637248 /* t45 */, scratch + 76468224 /* t42 */, state + 420352 /* in_teacher_dense9_weight */, state + 421632 /* in_teacher_dense9_bias */);
-    step_teacher_loss_sup_fwd(scratch + 76624256 /* t52 */, io + 752640 /* in_y */);
-    step_teacher_loss_sup_fwd_2(scratch + 76591744 /* t53 */, scratch + 67637248 /* t46 */);
-    step_teacher_loss_sup_fwd_3(scratch + 76591104 /* t55 */, scratch + 76624896 /* t56 */, scratch + 67637248 /* t46 */, scratch + 76591744 /* t53 */);
-    step_teacher_loss_sup_fwd_4(scratch + 76626560 /* t57 */, scratch + 76624896 /* t56 */);
-    step_teacher_loss_sup_fwd_5(scratch + 76625536 /* t58 */, scratch + 76626560 /* t57 */);
-    step_teacher_loss_sup_fwd_6(scratch + 76625600 /* t62 */, scratch + 76591104 /* t55 */, scratch + 76625536 /* t58 */, scratch + 76624256 /* t52 */);
-    step_teacher_loss_sup_fwd_7(io + 753344 /* t64 */, scratch + 76625600 /* t62 */);
+    step_teacher_loss_sup_fwd(scratch + 76591104 /* t53 */, scratch + 67637248 /* t46 */);
+    step_teacher_loss_sup_fwd_2(scratch + 67646848 /* t55 */, scratch + 76624256 /* t56 */, scratch + 67637248 /* t46 */, scratch + 76591104 /* t53 */);
+    step_teacher_loss_sup_fwd_3(scratch + 76625920 /* t57 */, scratch + 76624256 /* t56 */);
+    step_teacher_loss_sup_fwd_4(scratch + 76624896 /* t58 */, scratch + 76625920 /* t57 */);
+    step_teacher_loss_sup_fwd_5(scratch + 76624960 /* t62 */, io + 752640 /* in_y */, scratch + 67646848 /* t55 */, scratch + 76624896 /* t58 */);
+    step_teacher_loss_sup_fwd_6(io + 753344 /* t64 */, scratch + 76624960 /* t62 */);
     step_teacher_loss_uda_fwd(scratch + 67646848 /* t66 */, scratch + 67637888 /* t47 */);
     step_teacher_loss_uda_fwd_2(scratch + 76591104 /* t67 */, scratch + 67646848 /* t66 */);
     step_teacher_loss_uda_fwd_3(scratch + 67651328 /* t69 */, scratch + 67646848 /* t66 */, scratch + 76591104 /* t67 */);
@@ -3952,16 +3950,16 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_loss_uda_fwd_5(scratch + 67647296 /* t72 */, scratch + 67646848 /* t71 */);
     step_teacher_loss_uda_fwd_6(scratch + 76609536 /* t75 */, scratch + 67651328 /* t69 */, scratch + 67647296 /* t72 */);
     step_teacher_loss_uda_fwd_7(scratch + 76614016 /* t76 */, scratch + 76609536 /* t75 */);
-    step_teacher_loss_uda_fwd_8(scratch + 76625536 /* t78 */, scratch + 76614016 /* t76 */);
+    step_teacher_loss_uda_fwd_8(scratch + 76624896 /* t78 */, scratch + 76614016 /* t76 */);
     step_teacher_loss_uda_fwd_9(scratch + 76618496 /* t79 */, scratch + 67642368 /* t48 */);
     step_teacher_loss_uda_fwd_10(scratch + 76591104 /* t81 */, scratch + 76614016 /* t82 */, scratch + 67642368 /* t48 */, scratch + 76618496 /* t79 */);
-    step_teacher_loss_uda_fwd_11(scratch + 76625984 /* t83 */, scratch + 76614016 /* t82 */);
-    step_teacher_loss_uda_fwd_12(scratch + 76618496 /* t84 */, scratch + 76625984 /* t83 */);
+    step_teacher_loss_uda_fwd_11(scratch + 76625344 /* t83 */, scratch + 76614016 /* t82 */);
+    step_teacher_loss_uda_fwd_12(scratch + 76618496 /* t84 */, scratch + 76625344 /* t83 */);
     step_teacher_loss_uda_fwd_13(scratch + 76618944 /* t88 */, scratch + 76591104 /* t81 */, scratch + 76618496 /* t84 */, scratch + 76609536 /* t75 */);
-    step_teacher_loss_uda_fwd_14(scratch + 76626432 /* t91 */, scratch + 76618944 /* t88 */, scratch + 76625536 /* t78 */);
-    step_teacher_loss_uda_fwd_15(io + 753360 /* t93 */, scratch + 76626432 /* t91 */);
-    step_teacher_loss_uda_fwd_16(scratch + 76626432 /* t94 */, scratch + 76625536 /* t78 */);
-    step_teacher_loss_uda_fwd_17(io + 753376 /* t95 */, scratch + 76626432 /* t94 */);
+    step_teacher_loss_uda_fwd_14(scratch + 76625792 /* t91 */, scratch + 76618944 /* t88 */, scratch + 76624896 /* t78 */);
+    step_teacher_loss_uda_fwd_15(io + 753360 /* t93 */, scratch + 76625792 /* t91 */);
+    step_teacher_loss_uda_fwd_16(scratch + 76625792 /* t94 */, scratch + 76624896 /* t78 */);
+    step_teacher_loss_uda_fwd_17(io + 753376 /* t95 */, scratch + 76625792 /* t94 */);
     step_teacher_pseudo_labels_fwd(scratch + 76618496 /* t96 */, scratch + 67642368 /* t48 */);
     step_student_conv0_fwd(scratch + 36126720 /* t104 */, scratch + 67637248 /* t106 */, io + 401408 /* t97 */, state + 421648 /* in_student_conv0_weight */, state + 421936 /* in_student_conv0_bias */, scratch + 47366144 /* chunk */);
     step_student_conv3_fwd(scratch + 47366144 /* t112 */, scratch + 55661824 /* t114 */, scratch + 67637248 /* t106 */, state + 421968 /* in_student_conv3_weight */, state + 440400 /* in_student_conv3_bias */, scratch + 52985856 /* chunk */);
@@ -3977,15 +3975,15 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_loss_u_vjp_2(scratch + 76622976 /* t138 */, scratch + 76604544 /* t136 */);
     step_student_loss_u_vjp_3(scratch + 76623424 /* t139 */, scratch + 76622976 /* t138 */, scratch + 76609024 /* t127 */);
     step_student_loss_u_vjp_4(scratch + 76591104 /* t142 */, scratch + 76623424 /* t139 */, scratch + 76600064 /* t126 */, scratch + 76604544 /* t136 */);
-    step_student_dense9_vjp(scratch + 76626688 /* t143 */, scratch + 76591104 /* t142 */);
+    step_student_dense9_vjp(scratch + 76626048 /* t143 */, scratch + 76591104 /* t142 */);
     step_student_dense9_vjp_2(scratch + 76622976 /* t145 */, scratch + 57066752 /* t119 */, scratch + 76591104 /* t142 */);
     step_student_dense9_vjp_3(scratch + 58471680 /* t147 */, scratch + 76591104 /* t142 */, state + 842000 /* in_student_dense9_weight */, scratch + 57066752 /* t119 */);
-    step_student_dense7_vjp(scratch + 76626432 /* t148 */, scratch + 58471680 /* t147 */, scratch + 76591104 /* chunk */);
+    step_student_dense7_vjp(scratch + 76625792 /* t148 */, scratch + 58471680 /* t147 */, scratch + 76591104 /* chunk */);
     step_student_dense7_vjp_2(scratch + 57066752 /* t149 */, scratch + 58471680 /* t147 */, state + 440464 /* in_student_dense7_weight */);
     step_student_dense7_vjp_3(scratch + 76066816 /* t150 */, scratch + 55661824 /* t115 */, scratch + 58471680 /* t147 */);
     step_student_relu4_vjp(scratch + 70447104 /* t153 */, scratch + 55661824 /* t114 */, scratch + 57066752 /* t151 */);
     step_student_relu4_vjp_2(scratch + 52985856 /* t154 */, scratch + 47366144 /* t113 */, scratch + 70447104 /* t153 */);
-    step_student_conv3_vjp(scratch + 76626624 /* t156 */, scratch + 52985856 /* t155 */, scratch + 76591104 /* chunk */);
+    step_student_conv3_vjp(scratch + 76625984 /* t156 */, scratch + 52985856 /* t155 */, scratch + 76591104 /* chunk */);
     step_student_conv3_vjp_2(scratch + 70447104 /* t160 */, scratch + 52985856 /* t155 */, state + 421968 /* in_student_conv3_weight */, scratch + 47366144 /* chunk */);
     step_student_conv3_vjp_3(scratch + 76591104 /* t158 */, scratch + 67637248 /* t106 */, scratch + 52985856 /* t155 */, scratch + 47366144 /* chunk */);
     step_student_relu1_vjp(scratch + 73256960 /* t162 */, scratch + 67637248 /* t106 */, scratch + 70447104 /* t160 */);
@@ -3995,11 +3993,11 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_conv0_update(state + 1264944 /* in_student_momentum_conv0_weight */, state + 421648 /* in_student_conv0_weight */, scratch + 43954176 /* t167 */, io + 753296 /* in_lr_student */);
     step_student_conv0_update_2(state + 1265232 /* in_student_momentum_conv0_bias */, state + 421936 /* in_student_conv0_bias */, scratch + 43954464 /* t165 */, io + 753296 /* in_lr_student */);
     step_student_conv3_update(state + 1265264 /* in_student_momentum_conv3_weight */, state + 421968 /* in_student_conv3_weight */, scratch + 76591104 /* t159 */, io + 753296 /* in_lr_student */);
-    step_student_conv3_update_2(state + 1283696 /* in_student_momentum_conv3_bias */, state + 440400 /* in_student_conv3_bias */, scratch + 76626624 /* t156 */, io + 753296 /* in_lr_student */);
+    step_student_conv3_update_2(state + 1283696 /* in_student_momentum_conv3_bias */, state + 440400 /* in_student_conv3_bias */, scratch + 76625984 /* t156 */, io + 753296 /* in_lr_student */);
     step_student_dense7_update(state + 1283760 /* in_student_momentum_dense7_weight */, state + 440464 /* in_student_dense7_weight */, scratch + 76066816 /* t150 */, io + 753296 /* in_lr_student */);
-    step_student_dense7_update_2(state + 1685168 /* in_student_momentum_dense7_bias */, state + 841872 /* in_student_dense7_bias */, scratch + 76626432 /* t148 */, io + 753296 /* in_lr_student */);
+    step_student_dense7_update_2(state + 1685168 /* in_student_momentum_dense7_bias */, state + 841872 /* in_student_dense7_bias */, scratch + 76625792 /* t148 */, io + 753296 /* in_lr_student */);
     step_student_dense9_update(state + 1685296 /* in_student_momentum_dense9_weight */, state + 842000 /* in_student_dense9_weight */, scratch + 76622976 /* t145 */, io + 753296 /* in_lr_student */);
-    step_student_dense9_update_2(state + 1686576 /* in_student_momentum_dense9_bias */, state + 843280 /* in_student_dense9_bias */, scratch + 76626688 /* t143 */, io + 753296 /* in_lr_student */);
+    step_student_dense9_update_2(state + 1686576 /* in_student_momentum_dense9_bias */, state + 843280 /* in_student_dense9_bias */, scratch + 76626048 /* t143 */, io + 753296 /* in_lr_student */);
     step_student_conv0_fwd_2(scratch + 38950144 /* t259 */, scratch + 67637248 /* t261 */, io /* in_x */, state + 421648 /* t255 */, state + 421936 /* t188 */, scratch + 36126720 /* chunk */);
     step_student_conv3_fwd_2(scratch + 40555776 /* t267 */, scratch + 68440064 /* t269 */, scratch + 67637248 /* t261 */, state + 421968 /* t263 */, state + 440400 /* t209 */, scratch + 36126720 /* chunk */);
     step_student_dense7_fwd_2(scratch + 68038656 /* t274 */, scratch + 68440064 /* t270 */, state + 440464 /* t221 */, state + 841872 /* t230 */);
@@ -4032,83 +4030,83 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_feedback_fwd(scratch + 68859904 /* t323 */, scratch + 68869376 /* t321 */, scratch + 43954176 /* t167 */);
     step_teacher_feedback_fwd_2(scratch + 68859920 /* t325 */, scratch + 68869856 /* t319 */, scratch + 43954464 /* t165 */);
     step_teacher_feedback_fwd_3(scratch + 68859936 /* t328 */, scratch + 68841472 /* t313 */, scratch + 76591104 /* t159 */);
-    step_teacher_feedback_fwd_4(scratch + 68859952 /* t331 */, scratch + 68869792 /* t310 */, scratch + 76626624 /* t156 */);
+    step_teacher_feedback_fwd_4(scratch + 68859952 /* t331 */, scratch + 68869792 /* t310 */, scratch + 76625984 /* t156 */);
     step_teacher_feedback_fwd_5(scratch + 68859968 /* t334 */, scratch + 68038656 /* t304 */, scratch + 76066816 /* t150 */);
-    step_teacher_feedback_fwd_6(scratch + 68859984 /* t337 */, scratch + 68869664 /* t302 */, scratch + 76626432 /* t148 */);
+    step_teacher_feedback_fwd_6(scratch + 68859984 /* t337 */, scratch + 68869664 /* t302 */, scratch + 76625792 /* t148 */);
     step_teacher_feedback_fwd_7(scratch + 68860000 /* t340 */, scratch + 68868096 /* t299 */, scratch + 76622976 /* t145 */);
-    step_teacher_feedback_fwd_8(scratch + 68860016 /* t343 */, scratch + 68869888 /* t297 */, scratch + 76626688 /* t143 */);
+    step_teacher_feedback_fwd_8(scratch + 68860016 /* t343 */, scratch + 68869888 /* t297 */, scratch + 76626048 /* t143 */);
     step_teacher_feedback_fwd_9(scratch + 68869904 /* t344 */, io + 753424 /* t345 */, scratch + 68860032 /* t347 */, scratch + 68859904 /* t323 */, scratch + 68859920 /* t325 */, scratch + 68859936 /* t328 */, scratch + 68859952 /* t331 */, scratch + 68859968 /* t334 */, scratch + 68859984 /* t337 */, scratch + 68860000 /* t340 */, scratch + 68860016 /* t343 */, io + 753296 /* in_lr_student */, io + 753328 /* in_feedback_scale */);
     step_teacher_feedback_vjp(scratch + 67637248 /* t349 */, scratch + 68860032 /* t347 */, scratch + 76618496 /* t96 */);
     step_teacher_feedback_vjp_2(scratch + 76618496 /* t351 */, scratch + 67637248 /* t349 */);
-    step_teacher_feedback_vjp_3(scratch + 76618944 /* t352 */, scratch + 76618496 /* t351 */, scratch + 76625984 /* t83 */);
+    step_teacher_feedback_vjp_3(scratch + 76618944 /* t352 */, scratch + 76618496 /* t351 */, scratch + 76625344 /* t83 */);
     step_teacher_loss_uda_vjp(scratch + 76619392 /* t356 */, io + 753312 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 76618496 /* t359 */, scratch + 76619392 /* t356 */, scratch + 76625536 /* t78 */);
+    step_teacher_loss_uda_vjp_2(scratch + 76618496 /* t359 */, scratch + 76619392 /* t356 */, scratch + 76624896 /* t78 */);
     step_teacher_loss_uda_vjp_3(scratch + 67641728 /* t361 */, scratch + 76618496 /* t359 */, scratch + 76609536 /* t75 */);
     step_teacher_loss_uda_vjp_4(scratch + 76618496 /* t363 */, scratch + 67641728 /* t361 */);
-    step_teacher_loss_uda_vjp_5(scratch + 76625536 /* t364 */, scratch + 76618496 /* t363 */, scratch + 76625984 /* t83 */);
-    step_teacher_loss_uda_vjp_6(scratch + 76609536 /* t368 */, scratch + 76618944 /* t352 */, scratch + 76614016 /* t82 */, scratch + 67637248 /* t349 */, scratch + 76625536 /* t364 */, scratch + 67641728 /* t361 */);
-    step_teacher_loss_sup_vjp(scratch + 68859904 /* t369 */, scratch + 76624256 /* t52 */);
-    step_teacher_loss_sup_vjp_2(scratch + 76624256 /* t371 */, scratch + 68859904 /* t369 */);
-    step_teacher_loss_sup_vjp_3(scratch + 76625536 /* t372 */, scratch + 76624256 /* t371 */, scratch + 76626560 /* t57 */);
-    step_teacher_loss_sup_vjp_4(scratch + 76624256 /* t375 */, scratch + 76625536 /* t372 */, scratch + 76624896 /* t56 */, scratch + 68859904 /* t369 */);
-    step_teacher_dense9_vjp(scratch + 76626560 /* t376 */, scratch + 76624256 /* t375 */);
-    step_teacher_dense9_vjp_2(scratch + 76626576 /* t377 */, scratch + 76609536 /* t368 */);
-    step_teacher_dense9_vjp_3(scratch + 76625280 /* t378 */, scratch + 76626560 /* t376 */, scratch + 76626576 /* t377 */);
-    step_teacher_dense9_vjp_4(scratch + 76614016 /* t384 */, scratch + 76533760 /* t383 */, scratch + 76609536 /* t368 */);
-    step_teacher_dense9_vjp_5(scratch + 68859904 /* t387 */, scratch + 76624256 /* t375 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t381 */);
-    step_teacher_dense9_vjp_6(scratch + 68640768 /* t389 */, scratch + 76609536 /* t368 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76533760 /* t383 */);
-    step_teacher_dense7_vjp(scratch + 76624896 /* t390 */, scratch + 68859904 /* t387 */);
-    step_teacher_dense7_vjp_2(scratch + 76625024 /* t391 */, scratch + 68640768 /* t389 */, scratch + 68698112 /* chunk */);
-    step_teacher_dense7_vjp_3(scratch + 76625152 /* t392 */, scratch + 76624896 /* t390 */, scratch + 76625024 /* t391 */);
-    step_teacher_dense7_vjp_4(scratch + 68440064 /* t393 */, scratch + 68859904 /* t387 */, state + 18816 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_5(scratch + 36126720 /* t394 */, scratch + 68640768 /* t389 */, state + 18816 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_6(scratch + 67637248 /* t400 */, scratch + 66232320 /* t399 */, scratch + 68640768 /* t389 */);
-    step_teacher_relu4_vjp(scratch + 37531648 /* t409 */, scratch + 64626688 /* t395 */, scratch + 68440064 /* t402 */);
-    step_teacher_relu4_vjp_2(scratch + 41746432 /* t411 */, scratch + 66232320 /* t398 */, scratch + 36126720 /* t403 */);
-    step_teacher_relu4_vjp_3(scratch + 43151360 /* t412 */, scratch + 24084480 /* t405 */, scratch + 37531648 /* t409 */);
-    step_teacher_relu4_vjp_4(scratch + 36126720 /* t413 */, scratch + 30507008 /* t407 */, scratch + 41746432 /* t411 */);
-    step_teacher_conv3_vjp(scratch + 76626560 /* t416 */, scratch + 43151360 /* t414 */, scratch + 76609536 /* chunk */);
-    step_teacher_conv3_vjp_2(scratch + 76624896 /* t417 */, scratch + 36126720 /* t415 */, scratch + 76609536 /* chunk */);
-    step_teacher_conv3_vjp_3(scratch + 76624960 /* t418 */, scratch + 76626560 /* t416 */, scratch + 76624896 /* t417 */);
-    step_teacher_conv3_vjp_4(scratch + 41746432 /* t429 */, scratch + 43151360 /* t414 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
-    step_teacher_conv3_vjp_5(scratch + 26907904 /* t430 */, scratch + 36126720 /* t415 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
-    step_teacher_conv3_vjp_6(scratch + 68440064 /* t426 */, scratch + 61816832 /* t424 */, scratch + 36126720 /* t415 */, scratch + 24084480 /* chunk */);
-    step_teacher_conv3_vjp_7(scratch + 68458496 /* t427 */, scratch + 58605568 /* t421 */, scratch + 43151360 /* t414 */, scratch + 68440064 /* t426 */, scratch + 24084480 /* chunk */);
-    step_teacher_relu1_vjp(scratch + 39739392 /* t436 */, scratch + 58605568 /* t421 */, scratch + 41746432 /* t429 */);
-    step_teacher_relu1_vjp_2(scratch + 35323904 /* t438 */, scratch + 61816832 /* t424 */, scratch + 26907904 /* t430 */);
-    step_teacher_relu1_vjp_3(scratch + 38133760 /* t439 */, scratch /* t432 */, scratch + 39739392 /* t436 */);
-    step_teacher_relu1_vjp_4(scratch + 24084480 /* t440 */, scratch + 12845056 /* t434 */, scratch + 35323904 /* t438 */);
-    step_teacher_conv0_vjp(scratch + 76624896 /* t443 */, scratch + 38133760 /* t441 */, scratch + 76609536 /* chunk */);
-    step_teacher_conv0_vjp_2(scratch + 76624928 /* t444 */, scratch + 24084480 /* t442 */, scratch + 76609536 /* chunk */);
-    step_teacher_conv0_vjp_3(scratch + 76626560 /* t445 */, scratch + 76624896 /* t443 */, scratch + 76624928 /* t444 */);
-    step_teacher_conv0_vjp_4(scratch + 76609536 /* t447 */, io + 401408 /* t97 */, scratch + 24084480 /* t442 */, scratch + 35323904 /* chunk */);
-    step_teacher_conv0_vjp_5(scratch + 76609824 /* t448 */, io /* in_x */, scratch + 38133760 /* t441 */, scratch + 76609536 /* t447 */, scratch + 39739392 /* chunk */);
-    step_teacher_conv0_update(state + 843296 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 76609824 /* t449 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_conv0_update_2(state + 843584 /* in_teacher_momentum_conv0_bias */, state + 288 /* in_teacher_conv0_bias */, scratch + 76626560 /* t445 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_conv3_update(state + 843616 /* in_teacher_momentum_conv3_weight */, state + 320 /* in_teacher_conv3_weight */, scratch + 68458496 /* t428 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_conv3_update_2(state + 862048 /* in_teacher_momentum_conv3_bias */, state + 18752 /* in_teacher_conv3_bias */, scratch + 76624960 /* t418 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense7_vjp_7(scratch + 68440064 /* t488 */, state + 862112 /* in_teacher_momentum_dense7_weight */, state + 18816 /* in_teacher_dense7_weight */, scratch + 64626688 /* t396 */, scratch + 68859904 /* t387 */, scratch + 67637248 /* t400 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense7_update(state + 1263520 /* in_teacher_momentum_dense7_bias */, state + 420224 /* in_teacher_dense7_bias */, scratch + 76625152 /* t392 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense9_vjp_7(scratch + 76609536 /* t506 */, state + 1263648 /* in_teacher_momentum_dense9_weight */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t381 */, scratch + 76624256 /* t375 */, scratch + 76614016 /* t384 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense9_update(state + 1264928 /* in_teacher_momentum_dense9_bias */, state + 421632 /* in_teacher_dense9_bias */, scratch + 76625280 /* t378 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 76626560 /* t523 */, scratch + 68869376 /* t321 */);
-    step_teacher_gradient_fwd_2(scratch + 76626576 /* t525 */, scratch + 68869856 /* t319 */);
-    step_teacher_gradient_fwd_3(scratch + 68869856 /* t528 */, scratch + 68841472 /* t313 */);
-    step_teacher_gradient_fwd_4(scratch + 68869872 /* t531 */, scratch + 68869792 /* t310 */);
-    step_teacher_gradient_fwd_5(scratch + 76626592 /* t534 */, scratch + 68038656 /* t304 */);
-    step_teacher_gradient_fwd_6(scratch + 76626608 /* t537 */, scratch + 68869664 /* t302 */);
-    step_teacher_gradient_fwd_7(scratch + 68869376 /* t540 */, scratch + 68868096 /* t299 */);
-    step_teacher_gradient_fwd_8(scratch + 68869392 /* t543 */, scratch + 68869888 /* t297 */);
-    step_teacher_gradient_fwd_9(io + 753440 /* t545 */, scratch + 76626560 /* t523 */, scratch + 76626576 /* t525 */, scratch + 68869856 /* t528 */, scratch + 68869872 /* t531 */, scratch + 76626592 /* t534 */, scratch + 76626608 /* t537 */, scratch + 68869376 /* t540 */, scratch + 68869392 /* t543 */);
-    step_teacher_gradient_fwd_10(scratch + 76626560 /* t547 */, scratch + 43954176 /* t167 */);
-    step_teacher_gradient_fwd_11(scratch + 76626576 /* t549 */, scratch + 43954464 /* t165 */);
-    step_teacher_gradient_fwd_12(scratch + 76626592 /* t552 */, scratch + 76591104 /* t159 */);
-    step_teacher_gradient_fwd_13(scratch + 76626608 /* t555 */, scratch + 76626624 /* t156 */);
-    step_teacher_gradient_fwd_14(scratch + 76626624 /* t558 */, scratch + 76066816 /* t150 */);
-    step_teacher_gradient_fwd_15(scratch + 76626640 /* t561 */, scratch + 76626432 /* t148 */);
-    step_teacher_gradient_fwd_16(scratch + 76626656 /* t564 */, scratch + 76622976 /* t145 */);
-    step_teacher_gradient_fwd_17(scratch + 76626672 /* t567 */, scratch + 76626688 /* t143 */);
-    step_teacher_gradient_fwd_18(io + 753456 /* t569 */, io + 753472 /* t573 */, io + 753488 /* t574 */, scratch + 76626560 /* t547 */, scratch + 76626576 /* t549 */, scratch + 76626592 /* t552 */, scratch + 76626608 /* t555 */, scratch + 76626624 /* t558 */, scratch + 76626640 /* t561 */, scratch + 76626656 /* t564 */, scratch + 76626672 /* t567 */, io + 753440 /* t545 */, scratch + 68869904 /* t344 */, io + 753424 /* t345 */);
+    step_teacher_loss_uda_vjp_5(scratch + 76624896 /* t364 */, scratch + 76618496 /* t363 */, scratch + 76625344 /* t83 */);
+    step_teacher_loss_uda_vjp_6(scratch + 76609536 /* t368 */, scratch + 76618944 /* t352 */, scratch + 76614016 /* t82 */, scratch + 67637248 /* t349 */, scratch + 76624896 /* t364 */, scratch + 67641728 /* t361 */);
+    step_teacher_loss_sup_vjp(scratch + 68859904 /* t371 */, io + 752640 /* in_y */);
+    step_teacher_loss_sup_vjp_2(scratch + 76624896 /* t373 */, scratch + 68859904 /* t371 */);
+    step_teacher_loss_sup_vjp_3(scratch + 76624960 /* t374 */, scratch + 76624896 /* t373 */, scratch + 76625920 /* t57 */);
+    step_teacher_loss_sup_vjp_4(scratch + 76615296 /* t377 */, scratch + 76624960 /* t374 */, scratch + 76624256 /* t56 */, scratch + 68859904 /* t371 */);
+    step_teacher_dense9_vjp(scratch + 76625920 /* t378 */, scratch + 76615296 /* t377 */);
+    step_teacher_dense9_vjp_2(scratch + 76625936 /* t379 */, scratch + 76609536 /* t368 */);
+    step_teacher_dense9_vjp_3(scratch + 76624640 /* t380 */, scratch + 76625920 /* t378 */, scratch + 76625936 /* t379 */);
+    step_teacher_dense9_vjp_4(scratch + 76614016 /* t386 */, scratch + 76533760 /* t385 */, scratch + 76609536 /* t368 */);
+    step_teacher_dense9_vjp_5(scratch + 68859904 /* t389 */, scratch + 76615296 /* t377 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t383 */);
+    step_teacher_dense9_vjp_6(scratch + 68640768 /* t391 */, scratch + 76609536 /* t368 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76533760 /* t385 */);
+    step_teacher_dense7_vjp(scratch + 76624256 /* t392 */, scratch + 68859904 /* t389 */);
+    step_teacher_dense7_vjp_2(scratch + 76624384 /* t393 */, scratch + 68640768 /* t391 */, scratch + 68698112 /* chunk */);
+    step_teacher_dense7_vjp_3(scratch + 76624512 /* t394 */, scratch + 76624256 /* t392 */, scratch + 76624384 /* t393 */);
+    step_teacher_dense7_vjp_4(scratch + 68440064 /* t395 */, scratch + 68859904 /* t389 */, state + 18816 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_5(scratch + 36126720 /* t396 */, scratch + 68640768 /* t391 */, state + 18816 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_6(scratch + 67637248 /* t402 */, scratch + 66232320 /* t401 */, scratch + 68640768 /* t391 */);
+    step_teacher_relu4_vjp(scratch + 37531648 /* t411 */, scratch + 64626688 /* t397 */, scratch + 68440064 /* t404 */);
+    step_teacher_relu4_vjp_2(scratch + 41746432 /* t413 */, scratch + 66232320 /* t400 */, scratch + 36126720 /* t405 */);
+    step_teacher_relu4_vjp_3(scratch + 43151360 /* t414 */, scratch + 24084480 /* t407 */, scratch + 37531648 /* t411 */);
+    step_teacher_relu4_vjp_4(scratch + 36126720 /* t415 */, scratch + 30507008 /* t409 */, scratch + 41746432 /* t413 */);
+    step_teacher_conv3_vjp(scratch + 76625920 /* t418 */, scratch + 43151360 /* t416 */, scratch + 76609536 /* chunk */);
+    step_teacher_conv3_vjp_2(scratch + 76624256 /* t419 */, scratch + 36126720 /* t417 */, scratch + 76609536 /* chunk */);
+    step_teacher_conv3_vjp_3(scratch + 76624320 /* t420 */, scratch + 76625920 /* t418 */, scratch + 76624256 /* t419 */);
+    step_teacher_conv3_vjp_4(scratch + 41746432 /* t431 */, scratch + 43151360 /* t416 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
+    step_teacher_conv3_vjp_5(scratch + 26907904 /* t432 */, scratch + 36126720 /* t417 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
+    step_teacher_conv3_vjp_6(scratch + 68440064 /* t428 */, scratch + 61816832 /* t426 */, scratch + 36126720 /* t417 */, scratch + 24084480 /* chunk */);
+    step_teacher_conv3_vjp_7(scratch + 68458496 /* t429 */, scratch + 58605568 /* t423 */, scratch + 43151360 /* t416 */, scratch + 68440064 /* t428 */, scratch + 24084480 /* chunk */);
+    step_teacher_relu1_vjp(scratch + 39739392 /* t438 */, scratch + 58605568 /* t423 */, scratch + 41746432 /* t431 */);
+    step_teacher_relu1_vjp_2(scratch + 35323904 /* t440 */, scratch + 61816832 /* t426 */, scratch + 26907904 /* t432 */);
+    step_teacher_relu1_vjp_3(scratch + 38133760 /* t441 */, scratch /* t434 */, scratch + 39739392 /* t438 */);
+    step_teacher_relu1_vjp_4(scratch + 24084480 /* t442 */, scratch + 12845056 /* t436 */, scratch + 35323904 /* t440 */);
+    step_teacher_conv0_vjp(scratch + 76624256 /* t445 */, scratch + 38133760 /* t443 */, scratch + 76609536 /* chunk */);
+    step_teacher_conv0_vjp_2(scratch + 76624288 /* t446 */, scratch + 24084480 /* t444 */, scratch + 76609536 /* chunk */);
+    step_teacher_conv0_vjp_3(scratch + 76625920 /* t447 */, scratch + 76624256 /* t445 */, scratch + 76624288 /* t446 */);
+    step_teacher_conv0_vjp_4(scratch + 76609536 /* t449 */, io + 401408 /* t97 */, scratch + 24084480 /* t444 */, scratch + 35323904 /* chunk */);
+    step_teacher_conv0_vjp_5(scratch + 76609824 /* t450 */, io /* in_x */, scratch + 38133760 /* t443 */, scratch + 76609536 /* t449 */, scratch + 39739392 /* chunk */);
+    step_teacher_conv0_update(state + 843296 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 76609824 /* t451 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 843584 /* in_teacher_momentum_conv0_bias */, state + 288 /* in_teacher_conv0_bias */, scratch + 76625920 /* t447 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_conv3_update(state + 843616 /* in_teacher_momentum_conv3_weight */, state + 320 /* in_teacher_conv3_weight */, scratch + 68458496 /* t430 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_conv3_update_2(state + 862048 /* in_teacher_momentum_conv3_bias */, state + 18752 /* in_teacher_conv3_bias */, scratch + 76624320 /* t420 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense7_vjp_7(scratch + 68440064 /* t490 */, state + 862112 /* in_teacher_momentum_dense7_weight */, state + 18816 /* in_teacher_dense7_weight */, scratch + 64626688 /* t398 */, scratch + 68859904 /* t389 */, scratch + 67637248 /* t402 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense7_update(state + 1263520 /* in_teacher_momentum_dense7_bias */, state + 420224 /* in_teacher_dense7_bias */, scratch + 76624512 /* t394 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense9_vjp_7(scratch + 76609536 /* t508 */, state + 1263648 /* in_teacher_momentum_dense9_weight */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t383 */, scratch + 76615296 /* t377 */, scratch + 76614016 /* t386 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense9_update(state + 1264928 /* in_teacher_momentum_dense9_bias */, state + 421632 /* in_teacher_dense9_bias */, scratch + 76624640 /* t380 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 76625920 /* t525 */, scratch + 68869376 /* t321 */);
+    step_teacher_gradient_fwd_2(scratch + 76625936 /* t527 */, scratch + 68869856 /* t319 */);
+    step_teacher_gradient_fwd_3(scratch + 68869856 /* t530 */, scratch + 68841472 /* t313 */);
+    step_teacher_gradient_fwd_4(scratch + 68869872 /* t533 */, scratch + 68869792 /* t310 */);
+    step_teacher_gradient_fwd_5(scratch + 76625952 /* t536 */, scratch + 68038656 /* t304 */);
+    step_teacher_gradient_fwd_6(scratch + 76625968 /* t539 */, scratch + 68869664 /* t302 */);
+    step_teacher_gradient_fwd_7(scratch + 68869376 /* t542 */, scratch + 68868096 /* t299 */);
+    step_teacher_gradient_fwd_8(scratch + 68869392 /* t545 */, scratch + 68869888 /* t297 */);
+    step_teacher_gradient_fwd_9(io + 753440 /* t547 */, scratch + 76625920 /* t525 */, scratch + 76625936 /* t527 */, scratch + 68869856 /* t530 */, scratch + 68869872 /* t533 */, scratch + 76625952 /* t536 */, scratch + 76625968 /* t539 */, scratch + 68869376 /* t542 */, scratch + 68869392 /* t545 */);
+    step_teacher_gradient_fwd_10(scratch + 76625920 /* t549 */, scratch + 43954176 /* t167 */);
+    step_teacher_gradient_fwd_11(scratch + 76625936 /* t551 */, scratch + 43954464 /* t165 */);
+    step_teacher_gradient_fwd_12(scratch + 76625952 /* t554 */, scratch + 76591104 /* t159 */);
+    step_teacher_gradient_fwd_13(scratch + 76625968 /* t557 */, scratch + 76625984 /* t156 */);
+    step_teacher_gradient_fwd_14(scratch + 76625984 /* t560 */, scratch + 76066816 /* t150 */);
+    step_teacher_gradient_fwd_15(scratch + 76626000 /* t563 */, scratch + 76625792 /* t148 */);
+    step_teacher_gradient_fwd_16(scratch + 76626016 /* t566 */, scratch + 76622976 /* t145 */);
+    step_teacher_gradient_fwd_17(scratch + 76626032 /* t569 */, scratch + 76626048 /* t143 */);
+    step_teacher_gradient_fwd_18(io + 753456 /* t571 */, io + 753472 /* t575 */, io + 753488 /* t576 */, scratch + 76625920 /* t549 */, scratch + 76625936 /* t551 */, scratch + 76625952 /* t554 */, scratch + 76625968 /* t557 */, scratch + 76625984 /* t560 */, scratch + 76626000 /* t563 */, scratch + 76626016 /* t566 */, scratch + 76626032 /* t569 */, io + 753440 /* t547 */, scratch + 68869904 /* t344 */, io + 753424 /* t345 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ typedef struct {
 #define MPLC_STATE_FLOATS 5884928
 #define MPLC_STEP_IO_FLOATS 784768
 #define MPLC_SUPERVISED_IO_FLOATS 1643552
-#define MPLC_SCRATCH_FLOATS 978021952
+#define MPLC_SCRATCH_FLOATS 260415936
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 520
@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "6c5cc03abb75380c87676435c36eff3acb8b0703fa16b7851c03754dad60aea1"
+#define MPLC_MODEL_HASH "4ad49a46bb23e0e2a16a1ceb976bfbebd501fbd6c03f59d776b11e492d08b66b"
 #define MPLC_MODEL_NAME "bench_w3_wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32

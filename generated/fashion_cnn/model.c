@@ -260,22 +260,9 @@ static void step_teacher_dense10_fwd(float *restrict t47, const float *restrict 
     }
 }
 
-/* loop [32,10]
- * %51 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
- * %52 = mul %17, %51 : [32,10]  // teacher/loss_sup fwd
- * %53 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
- * %54 = add %52, %53 : [32,10]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd(float *restrict t54, const float *restrict in_y) {
-    for (size_t i = 0; i < 320; i++) {
-        const float v52 = in_y[i] * 0.9f;
-        const float v54 = v52 + 0.01f;
-        t54[i] = v54;
-    }
-}
-
 /* reduce_max [32,10] axes=[1]
  * %55 = reduce_max axes=[1] %48 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_2(float *restrict t55, const float *restrict t48) {
+static void step_teacher_loss_sup_fwd(float *restrict t55, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -289,7 +276,7 @@ static void step_teacher_loss_sup_fwd_2(float *restrict t55, const float *restri
  * %56 = broadcast axes=[0] %55 : [32,10]  // teacher/loss_sup fwd
  * %57 = sub %48, %56 : [32,10]  // teacher/loss_sup fwd
  * %58 = exp %57 : [32,10]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_3(float *restrict t57, float *restrict t58, const float *restrict t48, const float *restrict t55) {
+static void step_teacher_loss_sup_fwd_2(float *restrict t57, float *restrict t58, const float *restrict t48, const float *restrict t55) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v57 = t48[i0 * 10 + i1] - t55[i0];
@@ -302,7 +289,7 @@ static void step_teacher_loss_sup_fwd_3(float *restrict t57, float *restrict t58
 
 /* reduce_sum [32,10] axes=[1]
  * %59 = reduce_sum axes=[1] %58 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_4(float *restrict t59, const float *restrict t58) {
+static void step_teacher_loss_sup_fwd_3(float *restrict t59, const float *restrict t58) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -314,7 +301,7 @@ static void step_teacher_loss_sup_fwd_4(float *restrict t59, const float *restri
 
 /* loop [32]
  * %60 = log %59 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_5(float *restrict t60, const float *restrict t59) {
+static void step_teacher_loss_sup_fwd_4(float *restrict t60, const float *restrict t59) {
     for (size_t i = 0; i < 32; i++) {
         const float v60 = logf(t59[i]);
         t60[i] = v60;
@@ -322,16 +309,22 @@ static void step_teacher_loss_sup_fwd_5(float *restrict t60, const float *restri
 }
 
 /* reduce_sum [32,10] axes=[0, 1]
+ * %51 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
+ * %52 = mul %17, %51 : [32,10]  // teacher/loss_sup fwd
+ * %53 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
+ * %54 = add %52, %53 : [32,10]  // teacher/loss_sup fwd
  * %61 = broadcast axes=[0] %60 : [32,10]  // teacher/loss_sup fwd
  * %62 = sub %57, %61 : [32,10]  // teacher/loss_sup fwd
  * %63 = mul %54, %62 : [32,10]  // teacher/loss_sup fwd
  * %64 = reduce_sum axes=[0, 1] %63 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_6(float *restrict t64, const float *restrict t57, const float *restrict t60, const float *restrict t54) {
+static void step_teacher_loss_sup_fwd_5(float *restrict t64, const float *restrict in_y, const float *restrict t57, const float *restrict t60) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v52 = in_y[i0 * 10 + i1] * 0.9f;
+            const float v54 = v52 + 0.01f;
             const float v62 = t57[i0 * 10 + i1] - t60[i0];
-            const float v63 = t54[i0 * 10 + i1] * v62;
+            const float v63 = v54 * v62;
             sum += v63;
         }
     }
@@ -341,7 +334,7 @@ static void step_teacher_loss_sup_fwd_6(float *restrict t64, const float *restri
 /* loop []
  * %65 = constant -0.03125 : []  // teacher/loss_sup fwd
  * %66 = mul %64, %65 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_7(float *restrict t66, const float *restrict t64) {
+static void step_teacher_loss_sup_fwd_6(float *restrict t66, const float *restrict t64) {
     for (size_t i = 0; i < 1; i++) {
         const float v66 = t64[0] * (-0.03125f);
         t66[i] = v66;
@@ -2426,336 +2419,342 @@ static void step_teacher_loss_uda_vjp_6(float *restrict t370, const float *restr
 }
 
 /* loop [32,10]
+ * %51 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
+ * %53 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
  * %291 = constant -0.03125 : [32,10]  // student/loss_l vjp
- * %371 = mul %291, %54 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t371, const float *restrict t54) {
+ * %371 = mul %17, %51 : [32,10]  // teacher/loss_sup vjp
+ * %372 = add %371, %53 : [32,10]  // teacher/loss_sup vjp
+ * %373 = mul %291, %372 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t373, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
-        const float v371 = (-0.03125f) * t54[i];
-        t371[i] = v371;
+        const float v371 = in_y[i] * 0.9f;
+        const float v372 = v371 + 0.01f;
+        const float v373 = (-0.03125f) * v372;
+        t373[i] = v373;
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %372 = neg %371 : [32,10]  // teacher/loss_sup vjp
- * %373 = reduce_sum axes=[1] %372 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t373, const float *restrict t371) {
+ * %374 = neg %373 : [32,10]  // teacher/loss_sup vjp
+ * %375 = reduce_sum axes=[1] %374 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t375, const float *restrict t373) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v372 = -t371[i0 * 10 + i1];
-            sum += v372;
+            const float v374 = -t373[i0 * 10 + i1];
+            sum += v374;
         }
-        t373[i0] = (float)sum;
+        t375[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %374 = div %373, %59 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_3(float *restrict t374, const float *restrict t373, const float *restrict t59) {
+ * %376 = div %375, %59 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t376, const float *restrict t375, const float *restrict t59) {
     for (size_t i = 0; i < 32; i++) {
-        const float v374 = t373[i] / t59[i];
-        t374[i] = v374;
+        const float v376 = t375[i] / t59[i];
+        t376[i] = v376;
     }
 }
 
 /* loop [32,10]
- * %375 = broadcast axes=[0] %374 : [32,10]  // teacher/loss_sup vjp
- * %376 = mul %375, %58 : [32,10]  // teacher/loss_sup vjp
- * %377 = add %371, %376 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_4(float *restrict t377, const float *restrict t374, const float *restrict t58, const float *restrict t371) {
+ * %377 = broadcast axes=[0] %376 : [32,10]  // teacher/loss_sup vjp
+ * %378 = mul %377, %58 : [32,10]  // teacher/loss_sup vjp
+ * %379 = add %373, %378 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t379, const float *restrict t376, const float *restrict t58, const float *restrict t373) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v376 = t374[i0] * t58[i0 * 10 + i1];
-            const float v377 = t371[i0 * 10 + i1] + v376;
-            t377[i0 * 10 + i1] = v377;
+            const float v378 = t376[i0] * t58[i0 * 10 + i1];
+            const float v379 = t373[i0 * 10 + i1] + v378;
+            t379[i0 * 10 + i1] = v379;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[0]
- * %378 = reduce_sum axes=[0] %377 : [10]  // teacher/dense10 vjp */
-static void step_teacher_dense10_vjp(float *restrict t378, const float *restrict t377) {
-    for (size_t o = 0; o < 10; o++) t378[o] = 0.0f;
+ * %380 = reduce_sum axes=[0] %379 : [10]  // teacher/dense10 vjp */
+static void step_teacher_dense10_vjp(float *restrict t380, const float *restrict t379) {
+    for (size_t o = 0; o < 10; o++) t380[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t378[i1] += t377[i0 * 10 + i1];
+            t380[i1] += t379[i0 * 10 + i1];
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[0]
- * %379 = reduce_sum axes=[0] %370 : [10]  // teacher/dense10 vjp */
-static void step_teacher_dense10_vjp_2(float *restrict t379, const float *restrict t370) {
-    for (size_t o = 0; o < 10; o++) t379[o] = 0.0f;
+ * %381 = reduce_sum axes=[0] %370 : [10]  // teacher/dense10 vjp */
+static void step_teacher_dense10_vjp_2(float *restrict t381, const float *restrict t370) {
+    for (size_t o = 0; o < 10; o++) t381[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t379[i1] += t370[i0 * 10 + i1];
+            t381[i1] += t370[i0 * 10 + i1];
         }
     }
 }
 
 /* loop [10]
- * %380 = add %378, %379 : [10]  // teacher/dense10 vjp */
-static void step_teacher_dense10_vjp_3(float *restrict t380, const float *restrict t378, const float *restrict t379) {
+ * %382 = add %380, %381 : [10]  // teacher/dense10 vjp */
+static void step_teacher_dense10_vjp_3(float *restrict t382, const float *restrict t380, const float *restrict t381) {
     for (size_t i = 0; i < 10; i++) {
-        const float v380 = t378[i] + t379[i];
-        t380[i] = v380;
+        const float v382 = t380[i] + t381[i];
+        t382[i] = v382;
     }
 }
 
 /* gemm blas m=128 n=10 k=128 tA
- * %386 = matmul tA %385, %370 : [128,10]  // teacher/dense10 vjp */
-static void step_teacher_dense10_vjp_4(float *restrict t386, const float *restrict t385, const float *restrict t370) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t385, 128, t370, 10, 0.0f, t386, 10);
+ * %388 = matmul tA %387, %370 : [128,10]  // teacher/dense10 vjp */
+static void step_teacher_dense10_vjp_4(float *restrict t388, const float *restrict t387, const float *restrict t370) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t387, 128, t370, 10, 0.0f, t388, 10);
 }
 
 /* gemm blas m=32 n=128 k=10 tB +epilogue
- * %381 = matmul tB %377, %6 : [32,128]  // teacher/dense10 vjp
- * %389 = mul %381, %388 : [32,128]  // teacher/dropout9 vjp
- * %394 = step %392 : [32,128]  // teacher/relu8 vjp
- * %395 = mul %389, %394 : [32,128]  // teacher/relu8 vjp */
-static void step_teacher_dense10_vjp_5(float *restrict t395, const float *restrict t377, const float *restrict in_teacher_dense10_weight, const float *restrict in_dropout_teacher_all_dropout9, const float *restrict t392) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t377, 10, in_teacher_dense10_weight, 10, 0.0f, t395, 128);
+ * %383 = matmul tB %379, %6 : [32,128]  // teacher/dense10 vjp
+ * %391 = mul %383, %390 : [32,128]  // teacher/dropout9 vjp
+ * %396 = step %394 : [32,128]  // teacher/relu8 vjp
+ * %397 = mul %391, %396 : [32,128]  // teacher/relu8 vjp */
+static void step_teacher_dense10_vjp_5(float *restrict t397, const float *restrict t379, const float *restrict in_teacher_dense10_weight, const float *restrict in_dropout_teacher_all_dropout9, const float *restrict t394) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t379, 10, in_teacher_dense10_weight, 10, 0.0f, t397, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4096; i++) {
-        const float v389 = t395[i] * in_dropout_teacher_all_dropout9[i];
-        const float v394 = t392[i] > 0.0f ? 1.0f : 0.0f;
-        const float v395 = v389 * v394;
-        t395[i] = v395;
-    }
-}
-
-/* gemm blas m=128 n=128 k=10 tB +epilogue
- * %382 = matmul tB %370, %6 : [128,128]  // teacher/dense10 vjp
- * %391 = mul %382, %390 : [128,128]  // teacher/dropout9 vjp
- * %396 = step %393 : [128,128]  // teacher/relu8 vjp
- * %397 = mul %391, %396 : [128,128]  // teacher/relu8 vjp */
-static void step_teacher_dense10_vjp_6(float *restrict t397, const float *restrict t370, const float *restrict in_teacher_dense10_weight, const float *restrict t390, const float *restrict t393) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t370, 10, in_teacher_dense10_weight, 10, 0.0f, t397, 128);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 16384; i++) {
-        const float v391 = t397[i] * t390[i];
-        const float v396 = t393[i] > 0.0f ? 1.0f : 0.0f;
+        const float v391 = t397[i] * in_dropout_teacher_all_dropout9[i];
+        const float v396 = t394[i] > 0.0f ? 1.0f : 0.0f;
         const float v397 = v391 * v396;
         t397[i] = v397;
     }
 }
 
+/* gemm blas m=128 n=128 k=10 tB +epilogue
+ * %384 = matmul tB %370, %6 : [128,128]  // teacher/dense10 vjp
+ * %393 = mul %384, %392 : [128,128]  // teacher/dropout9 vjp
+ * %398 = step %395 : [128,128]  // teacher/relu8 vjp
+ * %399 = mul %393, %398 : [128,128]  // teacher/relu8 vjp */
+static void step_teacher_dense10_vjp_6(float *restrict t399, const float *restrict t370, const float *restrict in_teacher_dense10_weight, const float *restrict t392, const float *restrict t395) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t370, 10, in_teacher_dense10_weight, 10, 0.0f, t399, 128);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 16384; i++) {
+        const float v393 = t399[i] * t392[i];
+        const float v398 = t395[i] > 0.0f ? 1.0f : 0.0f;
+        const float v399 = v393 * v398;
+        t399[i] = v399;
+    }
+}
+
 /* reduce_sum [32,128] axes=[0]
- * %398 = reduce_sum axes=[0] %395 : [128]  // teacher/dense7 vjp */
-static void step_teacher_dense7_vjp(float *restrict t398, const float *restrict t395) {
-    for (size_t o = 0; o < 128; o++) t398[o] = 0.0f;
+ * %400 = reduce_sum axes=[0] %397 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp(float *restrict t400, const float *restrict t397) {
+    for (size_t o = 0; o < 128; o++) t400[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t398[i1] += t395[i0 * 128 + i1];
+            t400[i1] += t397[i0 * 128 + i1];
         }
     }
 }
 
 /* reduce_sum [128,128] axes=[0]
- * %399 = reduce_sum axes=[0] %397 : [128]  // teacher/dense7 vjp */
-static void step_teacher_dense7_vjp_2(float *restrict t399, const float *restrict t397) {
-    for (size_t o = 0; o < 128; o++) t399[o] = 0.0f;
+ * %401 = reduce_sum axes=[0] %399 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp_2(float *restrict t401, const float *restrict t399) {
+    for (size_t o = 0; o < 128; o++) t401[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t399[i1] += t397[i0 * 128 + i1];
+            t401[i1] += t399[i0 * 128 + i1];
         }
     }
 }
 
 /* loop [128]
- * %400 = add %398, %399 : [128]  // teacher/dense7 vjp */
-static void step_teacher_dense7_vjp_3(float *restrict t400, const float *restrict t398, const float *restrict t399) {
+ * %402 = add %400, %401 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp_3(float *restrict t402, const float *restrict t400, const float *restrict t401) {
     for (size_t i = 0; i < 128; i++) {
-        const float v400 = t398[i] + t399[i];
-        t400[i] = v400;
+        const float v402 = t400[i] + t401[i];
+        t402[i] = v402;
     }
 }
 
 /* gemm blas m=32 n=1568 k=128 tB split
- * %401 = matmul tB %395, %4 : [32,1568]  // teacher/dense7 vjp */
+ * %403 = matmul tB %397, %4 : [32,1568]  // teacher/dense7 vjp */
 typedef struct {
-    float *t401;
-    const float *t395;
+    float *t403;
+    const float *t397;
     const float *in_teacher_dense7_weight;
 } step_teacher_dense7_vjp_4_pointers;
 
 static void step_teacher_dense7_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_4_pointers *p = context;
-    float *restrict t401 = p->t401;
-    const float *restrict t395 = p->t395;
+    float *restrict t403 = p->t403;
+    const float *restrict t397 = p->t397;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t395 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t401 + lo * 1568, 1568);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t397 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t403 + lo * 1568, 1568);
 }
 
-static void step_teacher_dense7_vjp_4(float *restrict t401, const float *restrict t395, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_teacher_dense7_vjp_4_part, &(step_teacher_dense7_vjp_4_pointers){t401, t395, in_teacher_dense7_weight});
+static void step_teacher_dense7_vjp_4(float *restrict t403, const float *restrict t397, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_teacher_dense7_vjp_4_part, &(step_teacher_dense7_vjp_4_pointers){t403, t397, in_teacher_dense7_weight});
 }
 
 /* gemm blas m=128 n=1568 k=128 tB split
- * %402 = matmul tB %397, %4 : [128,1568]  // teacher/dense7 vjp */
+ * %404 = matmul tB %399, %4 : [128,1568]  // teacher/dense7 vjp */
 typedef struct {
-    float *t402;
-    const float *t397;
+    float *t404;
+    const float *t399;
     const float *in_teacher_dense7_weight;
 } step_teacher_dense7_vjp_5_pointers;
 
 static void step_teacher_dense7_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_5_pointers *p = context;
-    float *restrict t402 = p->t402;
-    const float *restrict t397 = p->t397;
+    float *restrict t404 = p->t404;
+    const float *restrict t399 = p->t399;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
     size_t lo, hi;
     mplc_part(128, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t397 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t402 + lo * 1568, 1568);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t399 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t404 + lo * 1568, 1568);
 }
 
-static void step_teacher_dense7_vjp_5(float *restrict t402, const float *restrict t397, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_teacher_dense7_vjp_5_part, &(step_teacher_dense7_vjp_5_pointers){t402, t397, in_teacher_dense7_weight});
+static void step_teacher_dense7_vjp_5(float *restrict t404, const float *restrict t399, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_teacher_dense7_vjp_5_part, &(step_teacher_dense7_vjp_5_pointers){t404, t399, in_teacher_dense7_weight});
 }
 
 /* gemm blas m=1568 n=128 k=128 tA split
- * %408 = matmul tA %407, %397 : [1568,128]  // teacher/dense7 vjp */
+ * %410 = matmul tA %409, %399 : [1568,128]  // teacher/dense7 vjp */
 typedef struct {
-    float *t408;
-    const float *t407;
-    const float *t397;
+    float *t410;
+    const float *t409;
+    const float *t399;
 } step_teacher_dense7_vjp_6_pointers;
 
 static void step_teacher_dense7_vjp_6_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_6_pointers *p = context;
-    float *restrict t408 = p->t408;
-    const float *restrict t407 = p->t407;
-    const float *restrict t397 = p->t397;
+    float *restrict t410 = p->t410;
+    const float *restrict t409 = p->t409;
+    const float *restrict t399 = p->t399;
     size_t lo, hi;
     mplc_part(1568, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t407 + lo, 1568, t397, 128, 0.0f, t408 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t409 + lo, 1568, t399, 128, 0.0f, t410 + lo * 128, 128);
 }
 
-static void step_teacher_dense7_vjp_6(float *restrict t408, const float *restrict t407, const float *restrict t397) {
-    mplc_parallel(step_teacher_dense7_vjp_6_part, &(step_teacher_dense7_vjp_6_pointers){t408, t407, t397});
+static void step_teacher_dense7_vjp_6(float *restrict t410, const float *restrict t409, const float *restrict t399) {
+    mplc_parallel(step_teacher_dense7_vjp_6_part, &(step_teacher_dense7_vjp_6_pointers){t410, t409, t399});
 }
 
 /* loop [32,7,7,32] split
- * %416 = step %403 : [32,7,7,32]  // teacher/relu4 vjp
- * %417 = mul %410, %416 : [32,7,7,32]  // teacher/relu4 vjp */
+ * %418 = step %405 : [32,7,7,32]  // teacher/relu4 vjp
+ * %419 = mul %412, %418 : [32,7,7,32]  // teacher/relu4 vjp */
 typedef struct {
-    float *t417;
-    const float *t403;
-    const float *t410;
+    float *t419;
+    const float *t405;
+    const float *t412;
 } step_teacher_relu4_vjp_pointers;
 
 static void step_teacher_relu4_vjp_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t417 = p->t417;
-    const float *restrict t403 = p->t403;
-    const float *restrict t410 = p->t410;
+    float *restrict t419 = p->t419;
+    const float *restrict t405 = p->t405;
+    const float *restrict t412 = p->t412;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-            const float v416 = t403[i] > 0.0f ? 1.0f : 0.0f;
-            const float v417 = t410[i] * v416;
-            t417[i] = v417;
+            const float v418 = t405[i] > 0.0f ? 1.0f : 0.0f;
+            const float v419 = t412[i] * v418;
+            t419[i] = v419;
         }
     }
 }
 
-static void step_teacher_relu4_vjp(float *restrict t417, const float *restrict t403, const float *restrict t410) {
-    mplc_parallel(step_teacher_relu4_vjp_part, &(step_teacher_relu4_vjp_pointers){t417, t403, t410});
+static void step_teacher_relu4_vjp(float *restrict t419, const float *restrict t405, const float *restrict t412) {
+    mplc_parallel(step_teacher_relu4_vjp_part, &(step_teacher_relu4_vjp_pointers){t419, t405, t412});
 }
 
 /* loop [128,7,7,32] split
- * %418 = step %406 : [128,7,7,32]  // teacher/relu4 vjp
- * %419 = mul %411, %418 : [128,7,7,32]  // teacher/relu4 vjp */
+ * %420 = step %408 : [128,7,7,32]  // teacher/relu4 vjp
+ * %421 = mul %413, %420 : [128,7,7,32]  // teacher/relu4 vjp */
 typedef struct {
-    float *t419;
-    const float *t406;
-    const float *t411;
+    float *t421;
+    const float *t408;
+    const float *t413;
 } step_teacher_relu4_vjp_2_pointers;
 
 static void step_teacher_relu4_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t419 = p->t419;
-    const float *restrict t406 = p->t406;
-    const float *restrict t411 = p->t411;
+    float *restrict t421 = p->t421;
+    const float *restrict t408 = p->t408;
+    const float *restrict t413 = p->t413;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-            const float v418 = t406[i] > 0.0f ? 1.0f : 0.0f;
-            const float v419 = t411[i] * v418;
-            t419[i] = v419;
+            const float v420 = t408[i] > 0.0f ? 1.0f : 0.0f;
+            const float v421 = t413[i] * v420;
+            t421[i] = v421;
         }
     }
 }
 
-static void step_teacher_relu4_vjp_2(float *restrict t419, const float *restrict t406, const float *restrict t411) {
-    mplc_parallel(step_teacher_relu4_vjp_2_part, &(step_teacher_relu4_vjp_2_pointers){t419, t406, t411});
+static void step_teacher_relu4_vjp_2(float *restrict t421, const float *restrict t408, const float *restrict t413) {
+    mplc_parallel(step_teacher_relu4_vjp_2_part, &(step_teacher_relu4_vjp_2_pointers){t421, t408, t413});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %420 = max_pool_scatter k2 s2 p0 %413, %417 : [32,14,14,32]  // teacher/relu4 vjp */
+ * %422 = max_pool_scatter k2 s2 p0 %415, %419 : [32,14,14,32]  // teacher/relu4 vjp */
 typedef struct {
-    float *t420;
-    const float *t413;
-    const float *t417;
+    float *t422;
+    const float *t415;
+    const float *t419;
 } step_teacher_relu4_vjp_3_pointers;
 
 static void step_teacher_relu4_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t420 = p->t420;
-    const float *restrict t413 = p->t413;
-    const float *restrict t417 = p->t417;
+    float *restrict t422 = p->t422;
+    const float *restrict t415 = p->t415;
+    const float *restrict t419 = p->t419;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
-        mplc_max_pool_scatter(t420 + lo * 6272, t413 + lo * 6272, t417 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+        mplc_max_pool_scatter(t422 + lo * 6272, t415 + lo * 6272, t419 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu4_vjp_3(float *restrict t420, const float *restrict t413, const float *restrict t417) {
-    mplc_parallel(step_teacher_relu4_vjp_3_part, &(step_teacher_relu4_vjp_3_pointers){t420, t413, t417});
+static void step_teacher_relu4_vjp_3(float *restrict t422, const float *restrict t415, const float *restrict t419) {
+    mplc_parallel(step_teacher_relu4_vjp_3_part, &(step_teacher_relu4_vjp_3_pointers){t422, t415, t419});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %421 = max_pool_scatter k2 s2 p0 %415, %419 : [128,14,14,32]  // teacher/relu4 vjp */
+ * %423 = max_pool_scatter k2 s2 p0 %417, %421 : [128,14,14,32]  // teacher/relu4 vjp */
 typedef struct {
-    float *t421;
-    const float *t415;
-    const float *t419;
+    float *t423;
+    const float *t417;
+    const float *t421;
 } step_teacher_relu4_vjp_4_pointers;
 
 static void step_teacher_relu4_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t421 = p->t421;
-    const float *restrict t415 = p->t415;
-    const float *restrict t419 = p->t419;
+    float *restrict t423 = p->t423;
+    const float *restrict t417 = p->t417;
+    const float *restrict t421 = p->t421;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
-        mplc_max_pool_scatter(t421 + lo * 6272, t415 + lo * 6272, t419 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+        mplc_max_pool_scatter(t423 + lo * 6272, t417 + lo * 6272, t421 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu4_vjp_4(float *restrict t421, const float *restrict t415, const float *restrict t419) {
-    mplc_parallel(step_teacher_relu4_vjp_4_part, &(step_teacher_relu4_vjp_4_pointers){t421, t415, t419});
+static void step_teacher_relu4_vjp_4(float *restrict t423, const float *restrict t417, const float *restrict t421) {
+    mplc_parallel(step_teacher_relu4_vjp_4_part, &(step_teacher_relu4_vjp_4_pointers){t423, t417, t421});
 }
 
 /* reduce_sum [6272,32] axes=[0] split
- * %424 = reduce_sum axes=[0] %422 : [32]  // teacher/conv3 vjp */
+ * %426 = reduce_sum axes=[0] %424 : [32]  // teacher/conv3 vjp */
 typedef struct {
-    float *t424;
-    const float *t422;
+    float *t426;
+    const float *t424;
     float *chunk;
 } step_teacher_conv3_vjp_pointers;
 
@@ -2763,8 +2762,8 @@ static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t424 = p->t424; (void)t424; /* used after the parts */
-    const float *restrict t422 = p->t422;
+    float *restrict t426 = p->t426; (void)t426; /* used after the parts */
+    const float *restrict t424 = p->t424;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
@@ -2773,27 +2772,27 @@ static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t422[i0 * 32 + i1];
+                sums[i1] += t424[i0 * 32 + i1];
             }
         }
         for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv3_vjp(float *restrict t424, const float *restrict t422, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t424, t422, chunk});
+static void step_teacher_conv3_vjp(float *restrict t426, const float *restrict t424, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t426, t424, chunk});
     for (size_t o = 0; o < 32; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t424[o] = total;
+        t426[o] = total;
     }
 }
 
 /* reduce_sum [25088,32] axes=[0] split
- * %425 = reduce_sum axes=[0] %423 : [32]  // teacher/conv3 vjp */
+ * %427 = reduce_sum axes=[0] %425 : [32]  // teacher/conv3 vjp */
 typedef struct {
-    float *t425;
-    const float *t423;
+    float *t427;
+    const float *t425;
     float *chunk;
 } step_teacher_conv3_vjp_2_pointers;
 
@@ -2801,8 +2800,8 @@ static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t425 = p->t425; (void)t425; /* used after the parts */
-    const float *restrict t423 = p->t423;
+    float *restrict t427 = p->t427; (void)t427; /* used after the parts */
+    const float *restrict t425 = p->t425;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
@@ -2811,37 +2810,37 @@ static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t423[i0 * 32 + i1];
+                sums[i1] += t425[i0 * 32 + i1];
             }
         }
         for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv3_vjp_2(float *restrict t425, const float *restrict t423, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t425, t423, chunk});
+static void step_teacher_conv3_vjp_2(float *restrict t427, const float *restrict t425, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t427, t425, chunk});
     for (size_t o = 0; o < 32; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t425[o] = total;
+        t427[o] = total;
     }
 }
 
 /* loop [32]
- * %426 = add %424, %425 : [32]  // teacher/conv3 vjp */
-static void step_teacher_conv3_vjp_3(float *restrict t426, const float *restrict t424, const float *restrict t425) {
+ * %428 = add %426, %427 : [32]  // teacher/conv3 vjp */
+static void step_teacher_conv3_vjp_3(float *restrict t428, const float *restrict t426, const float *restrict t427) {
     for (size_t i = 0; i < 32; i++) {
-        const float v426 = t424[i] + t425[i];
-        t426[i] = v426;
+        const float v428 = t426[i] + t427[i];
+        t428[i] = v428;
     }
 }
 
 /* gemm winograd m=6272 n=144 k=32 tB chunk=9 split
- * %427 = matmul tB %422, %31 : [6272,144]  // teacher/conv3 vjp
- * %437 = col2im k3 s1 p1 %427 : [32,14,14,16]  // teacher/conv3 vjp */
+ * %429 = matmul tB %424, %31 : [6272,144]  // teacher/conv3 vjp
+ * %439 = col2im k3 s1 p1 %429 : [32,14,14,16]  // teacher/conv3 vjp */
 typedef struct {
-    float *t437;
-    const float *t422;
+    float *t439;
+    const float *t424;
     const float *in_teacher_conv3_weight;
     float *chunk;
 } step_teacher_conv3_vjp_4_pointers;
@@ -2849,8 +2848,8 @@ typedef struct {
 static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_4_pointers *p = context;
     (void)parts;
-    float *restrict t437 = p->t437;
-    const float *restrict t422 = p->t422;
+    float *restrict t439 = p->t439;
+    const float *restrict t424 = p->t424;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
@@ -2860,21 +2859,21 @@ static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t437 + (size_t)n0 * 3136, t422 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
+            mplc_winograd_conv3x3(t439 + (size_t)n0 * 3136, t424 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
         }
     }
 }
 
-static void step_teacher_conv3_vjp_4(float *restrict t437, const float *restrict t422, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_4_part, &(step_teacher_conv3_vjp_4_pointers){t437, t422, in_teacher_conv3_weight, chunk});
+static void step_teacher_conv3_vjp_4(float *restrict t439, const float *restrict t424, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_4_part, &(step_teacher_conv3_vjp_4_pointers){t439, t424, in_teacher_conv3_weight, chunk});
 }
 
 /* gemm winograd m=25088 n=144 k=32 tB chunk=9 split
- * %428 = matmul tB %423, %31 : [25088,144]  // teacher/conv3 vjp
- * %438 = col2im k3 s1 p1 %428 : [128,14,14,16]  // teacher/conv3 vjp */
+ * %430 = matmul tB %425, %31 : [25088,144]  // teacher/conv3 vjp
+ * %440 = col2im k3 s1 p1 %430 : [128,14,14,16]  // teacher/conv3 vjp */
 typedef struct {
-    float *t438;
-    const float *t423;
+    float *t440;
+    const float *t425;
     const float *in_teacher_conv3_weight;
     float *chunk;
 } step_teacher_conv3_vjp_5_pointers;
@@ -2882,8 +2881,8 @@ typedef struct {
 static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_5_pointers *p = context;
     (void)parts;
-    float *restrict t438 = p->t438;
-    const float *restrict t423 = p->t423;
+    float *restrict t440 = p->t440;
+    const float *restrict t425 = p->t425;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
@@ -2893,212 +2892,212 @@ static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t438 + (size_t)n0 * 3136, t423 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
+            mplc_winograd_conv3x3(t440 + (size_t)n0 * 3136, t425 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
         }
     }
 }
 
-static void step_teacher_conv3_vjp_5(float *restrict t438, const float *restrict t423, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_5_part, &(step_teacher_conv3_vjp_5_pointers){t438, t423, in_teacher_conv3_weight, chunk});
+static void step_teacher_conv3_vjp_5(float *restrict t440, const float *restrict t425, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_5_part, &(step_teacher_conv3_vjp_5_pointers){t440, t425, in_teacher_conv3_weight, chunk});
 }
 
 /* gemm winograd m=144 n=32 k=25088 tA chunk=9 split
- * %433 = im2col k3 s1 p1 %432 : [25088,144]  // teacher/conv3 vjp
- * %434 = matmul tA %433, %423 : [144,32]  // teacher/conv3 vjp */
+ * %435 = im2col k3 s1 p1 %434 : [25088,144]  // teacher/conv3 vjp
+ * %436 = matmul tA %435, %425 : [144,32]  // teacher/conv3 vjp */
 typedef struct {
-    float *t434;
-    const float *t432;
-    const float *t423;
+    float *t436;
+    const float *t434;
+    const float *t425;
     float *chunk;
 } step_teacher_conv3_vjp_6_pointers;
 
 static void step_teacher_conv3_vjp_6_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_6_pointers *p = context;
-    float *restrict t434 = p->t434;
-    const float *restrict t432 = p->t432;
-    const float *restrict t423 = p->t423;
+    float *restrict t436 = p->t436;
+    const float *restrict t434 = p->t434;
+    const float *restrict t425 = p->t425;
     float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t434 : chunk + 347216;
+    float *sum = part == 0 ? t436 : chunk + 347216;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t432 + (size_t)n0 * 3136, t423 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t434 + (size_t)n0 * 3136, t425 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void step_teacher_conv3_vjp_6(float *restrict t434, const float *restrict t432, const float *restrict t423, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_6_part, &(step_teacher_conv3_vjp_6_pointers){t434, t432, t423, chunk});
+static void step_teacher_conv3_vjp_6(float *restrict t436, const float *restrict t434, const float *restrict t425, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_6_part, &(step_teacher_conv3_vjp_6_pointers){t436, t434, t425, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351824 + 347216;
-        for (int i = 0; i < 4608; i++) t434[i] += partial[i];
+        for (int i = 0; i < 4608; i++) t436[i] += partial[i];
     }
 }
 
 /* gemm winograd m=144 n=32 k=6272 tA chunk=9 +epilogue split
- * %430 = im2col k3 s1 p1 %429 : [6272,144]  // teacher/conv3 vjp
- * %431 = matmul tA %430, %422 : [144,32]  // teacher/conv3 vjp
- * %435 = add %431, %434 : [144,32]  // teacher/conv3 vjp */
+ * %432 = im2col k3 s1 p1 %431 : [6272,144]  // teacher/conv3 vjp
+ * %433 = matmul tA %432, %424 : [144,32]  // teacher/conv3 vjp
+ * %437 = add %433, %436 : [144,32]  // teacher/conv3 vjp */
 typedef struct {
-    float *t435;
-    const float *t429;
-    const float *t422;
-    const float *t434;
+    float *t437;
+    const float *t431;
+    const float *t424;
+    const float *t436;
     float *chunk;
 } step_teacher_conv3_vjp_7_pointers;
 
 static void step_teacher_conv3_vjp_7_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_7_pointers *p = context;
-    float *restrict t435 = p->t435;
-    const float *restrict t429 = p->t429;
-    const float *restrict t422 = p->t422;
-    const float *restrict t434 = p->t434; (void)t434; /* used after the parts */
+    float *restrict t437 = p->t437;
+    const float *restrict t431 = p->t431;
+    const float *restrict t424 = p->t424;
+    const float *restrict t436 = p->t436; (void)t436; /* used after the parts */
     float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t435 : chunk + 347216;
+    float *sum = part == 0 ? t437 : chunk + 347216;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t429 + (size_t)n0 * 3136, t422 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t431 + (size_t)n0 * 3136, t424 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void step_teacher_conv3_vjp_7(float *restrict t435, const float *restrict t429, const float *restrict t422, const float *restrict t434, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_7_part, &(step_teacher_conv3_vjp_7_pointers){t435, t429, t422, t434, chunk});
+static void step_teacher_conv3_vjp_7(float *restrict t437, const float *restrict t431, const float *restrict t424, const float *restrict t436, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_7_part, &(step_teacher_conv3_vjp_7_pointers){t437, t431, t424, t436, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351824 + 347216;
-        for (int i = 0; i < 4608; i++) t435[i] += partial[i];
+        for (int i = 0; i < 4608; i++) t437[i] += partial[i];
     }
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4608; i++) {
-        const float v435 = t435[i] + t434[i];
-        t435[i] = v435;
+        const float v437 = t437[i] + t436[i];
+        t437[i] = v437;
     }
 }
 
 /* loop [32,14,14,16] split
- * %443 = step %429 : [32,14,14,16]  // teacher/relu1 vjp
- * %444 = mul %437, %443 : [32,14,14,16]  // teacher/relu1 vjp */
+ * %445 = step %431 : [32,14,14,16]  // teacher/relu1 vjp
+ * %446 = mul %439, %445 : [32,14,14,16]  // teacher/relu1 vjp */
 typedef struct {
-    float *t444;
-    const float *t429;
-    const float *t437;
+    float *t446;
+    const float *t431;
+    const float *t439;
 } step_teacher_relu1_vjp_pointers;
 
 static void step_teacher_relu1_vjp_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t444 = p->t444;
-    const float *restrict t429 = p->t429;
-    const float *restrict t437 = p->t437;
+    float *restrict t446 = p->t446;
+    const float *restrict t431 = p->t431;
+    const float *restrict t439 = p->t439;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v443 = t429[i] > 0.0f ? 1.0f : 0.0f;
-            const float v444 = t437[i] * v443;
-            t444[i] = v444;
+            const float v445 = t431[i] > 0.0f ? 1.0f : 0.0f;
+            const float v446 = t439[i] * v445;
+            t446[i] = v446;
         }
     }
 }
 
-static void step_teacher_relu1_vjp(float *restrict t444, const float *restrict t429, const float *restrict t437) {
-    mplc_parallel(step_teacher_relu1_vjp_part, &(step_teacher_relu1_vjp_pointers){t444, t429, t437});
+static void step_teacher_relu1_vjp(float *restrict t446, const float *restrict t431, const float *restrict t439) {
+    mplc_parallel(step_teacher_relu1_vjp_part, &(step_teacher_relu1_vjp_pointers){t446, t431, t439});
 }
 
 /* loop [128,14,14,16] split
- * %445 = step %432 : [128,14,14,16]  // teacher/relu1 vjp
- * %446 = mul %438, %445 : [128,14,14,16]  // teacher/relu1 vjp */
+ * %447 = step %434 : [128,14,14,16]  // teacher/relu1 vjp
+ * %448 = mul %440, %447 : [128,14,14,16]  // teacher/relu1 vjp */
 typedef struct {
-    float *t446;
-    const float *t432;
-    const float *t438;
+    float *t448;
+    const float *t434;
+    const float *t440;
 } step_teacher_relu1_vjp_2_pointers;
 
 static void step_teacher_relu1_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t446 = p->t446;
-    const float *restrict t432 = p->t432;
-    const float *restrict t438 = p->t438;
+    float *restrict t448 = p->t448;
+    const float *restrict t434 = p->t434;
+    const float *restrict t440 = p->t440;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v445 = t432[i] > 0.0f ? 1.0f : 0.0f;
-            const float v446 = t438[i] * v445;
-            t446[i] = v446;
+            const float v447 = t434[i] > 0.0f ? 1.0f : 0.0f;
+            const float v448 = t440[i] * v447;
+            t448[i] = v448;
         }
     }
 }
 
-static void step_teacher_relu1_vjp_2(float *restrict t446, const float *restrict t432, const float *restrict t438) {
-    mplc_parallel(step_teacher_relu1_vjp_2_part, &(step_teacher_relu1_vjp_2_pointers){t446, t432, t438});
+static void step_teacher_relu1_vjp_2(float *restrict t448, const float *restrict t434, const float *restrict t440) {
+    mplc_parallel(step_teacher_relu1_vjp_2_part, &(step_teacher_relu1_vjp_2_pointers){t448, t434, t440});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %447 = max_pool_scatter k2 s2 p0 %440, %444 : [32,28,28,16]  // teacher/relu1 vjp */
+ * %449 = max_pool_scatter k2 s2 p0 %442, %446 : [32,28,28,16]  // teacher/relu1 vjp */
 typedef struct {
-    float *t447;
-    const float *t440;
-    const float *t444;
+    float *t449;
+    const float *t442;
+    const float *t446;
 } step_teacher_relu1_vjp_3_pointers;
 
 static void step_teacher_relu1_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t447 = p->t447;
-    const float *restrict t440 = p->t440;
-    const float *restrict t444 = p->t444;
+    float *restrict t449 = p->t449;
+    const float *restrict t442 = p->t442;
+    const float *restrict t446 = p->t446;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
-        mplc_max_pool_scatter(t447 + lo * 12544, t440 + lo * 12544, t444 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+        mplc_max_pool_scatter(t449 + lo * 12544, t442 + lo * 12544, t446 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu1_vjp_3(float *restrict t447, const float *restrict t440, const float *restrict t444) {
-    mplc_parallel(step_teacher_relu1_vjp_3_part, &(step_teacher_relu1_vjp_3_pointers){t447, t440, t444});
+static void step_teacher_relu1_vjp_3(float *restrict t449, const float *restrict t442, const float *restrict t446) {
+    mplc_parallel(step_teacher_relu1_vjp_3_part, &(step_teacher_relu1_vjp_3_pointers){t449, t442, t446});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %448 = max_pool_scatter k2 s2 p0 %442, %446 : [128,28,28,16]  // teacher/relu1 vjp */
+ * %450 = max_pool_scatter k2 s2 p0 %444, %448 : [128,28,28,16]  // teacher/relu1 vjp */
 typedef struct {
-    float *t448;
-    const float *t442;
-    const float *t446;
+    float *t450;
+    const float *t444;
+    const float *t448;
 } step_teacher_relu1_vjp_4_pointers;
 
 static void step_teacher_relu1_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t448 = p->t448;
-    const float *restrict t442 = p->t442;
-    const float *restrict t446 = p->t446;
+    float *restrict t450 = p->t450;
+    const float *restrict t444 = p->t444;
+    const float *restrict t448 = p->t448;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
-        mplc_max_pool_scatter(t448 + lo * 12544, t442 + lo * 12544, t446 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+        mplc_max_pool_scatter(t450 + lo * 12544, t444 + lo * 12544, t448 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu1_vjp_4(float *restrict t448, const float *restrict t442, const float *restrict t446) {
-    mplc_parallel(step_teacher_relu1_vjp_4_part, &(step_teacher_relu1_vjp_4_pointers){t448, t442, t446});
+static void step_teacher_relu1_vjp_4(float *restrict t450, const float *restrict t444, const float *restrict t448) {
+    mplc_parallel(step_teacher_relu1_vjp_4_part, &(step_teacher_relu1_vjp_4_pointers){t450, t444, t448});
 }
 
 /* reduce_sum [25088,16] axes=[0] split
- * %451 = reduce_sum axes=[0] %449 : [16]  // teacher/conv0 vjp */
+ * %453 = reduce_sum axes=[0] %451 : [16]  // teacher/conv0 vjp */
 typedef struct {
-    float *t451;
-    const float *t449;
+    float *t453;
+    const float *t451;
     float *chunk;
 } step_teacher_conv0_vjp_pointers;
 
@@ -3106,8 +3105,8 @@ static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t451 = p->t451; (void)t451; /* used after the parts */
-    const float *restrict t449 = p->t449;
+    float *restrict t453 = p->t453; (void)t453; /* used after the parts */
+    const float *restrict t451 = p->t451;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
@@ -3116,27 +3115,27 @@ static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                sums[i1] += t449[i0 * 16 + i1];
+                sums[i1] += t451[i0 * 16 + i1];
             }
         }
         for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv0_vjp(float *restrict t451, const float *restrict t449, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t451, t449, chunk});
+static void step_teacher_conv0_vjp(float *restrict t453, const float *restrict t451, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t453, t451, chunk});
     for (size_t o = 0; o < 16; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
-        t451[o] = total;
+        t453[o] = total;
     }
 }
 
 /* reduce_sum [100352,16] axes=[0] split
- * %452 = reduce_sum axes=[0] %450 : [16]  // teacher/conv0 vjp */
+ * %454 = reduce_sum axes=[0] %452 : [16]  // teacher/conv0 vjp */
 typedef struct {
-    float *t452;
-    const float *t450;
+    float *t454;
+    const float *t452;
     float *chunk;
 } step_teacher_conv0_vjp_2_pointers;
 
@@ -3144,8 +3143,8 @@ static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t452 = p->t452; (void)t452; /* used after the parts */
-    const float *restrict t450 = p->t450;
+    float *restrict t454 = p->t454; (void)t454; /* used after the parts */
+    const float *restrict t452 = p->t452;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(100352, 6272, &lo, &hi)) {
@@ -3154,51 +3153,51 @@ static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                sums[i1] += t450[i0 * 16 + i1];
+                sums[i1] += t452[i0 * 16 + i1];
             }
         }
         for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv0_vjp_2(float *restrict t452, const float *restrict t450, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t452, t450, chunk});
+static void step_teacher_conv0_vjp_2(float *restrict t454, const float *restrict t452, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t454, t452, chunk});
     for (size_t o = 0; o < 16; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
-        t452[o] = total;
+        t454[o] = total;
     }
 }
 
 /* loop [16]
- * %453 = add %451, %452 : [16]  // teacher/conv0 vjp */
-static void step_teacher_conv0_vjp_3(float *restrict t453, const float *restrict t451, const float *restrict t452) {
+ * %455 = add %453, %454 : [16]  // teacher/conv0 vjp */
+static void step_teacher_conv0_vjp_3(float *restrict t455, const float *restrict t453, const float *restrict t454) {
     for (size_t i = 0; i < 16; i++) {
-        const float v453 = t451[i] + t452[i];
-        t453[i] = v453;
+        const float v455 = t453[i] + t454[i];
+        t455[i] = v455;
     }
 }
 
 /* gemm small-outer-products m=9 n=16 k=100352 tA chunk=20 split
  * %101 = im2col k3 s1 p1 %99 : [100352,9]  // student/conv0 fwd
- * %455 = matmul tA %101, %450 : [9,16]  // teacher/conv0 vjp */
+ * %457 = matmul tA %101, %452 : [9,16]  // teacher/conv0 vjp */
 typedef struct {
-    float *t455;
+    float *t457;
     const float *t99;
-    const float *t450;
+    const float *t452;
     float *chunk;
 } step_teacher_conv0_vjp_4_pointers;
 
 static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_4_pointers *p = context;
-    float *restrict t455 = p->t455;
+    float *restrict t457 = p->t457;
     const float *restrict t99 = p->t99;
-    const float *restrict t450 = p->t450;
+    const float *restrict t452 = p->t452;
     float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(128, 20, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t455 : chunk + 141120;
+    float *sum = part == 0 ? t457 : chunk + 141120;
     if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
@@ -3211,7 +3210,7 @@ static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
             float block_sum[144];
             for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t450 + ((size_t)n0 * 784 + r) * 16;
+                const float *dy = t452 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
@@ -3223,37 +3222,37 @@ static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_teacher_conv0_vjp_4(float *restrict t455, const float *restrict t99, const float *restrict t450, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_4_part, &(step_teacher_conv0_vjp_4_pointers){t455, t99, t450, chunk});
+static void step_teacher_conv0_vjp_4(float *restrict t457, const float *restrict t99, const float *restrict t452, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_4_part, &(step_teacher_conv0_vjp_4_pointers){t457, t99, t452, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
-        for (int i = 0; i < 144; i++) t455[i] += partial[i];
+        for (int i = 0; i < 144; i++) t457[i] += partial[i];
     }
 }
 
 /* gemm small-outer-products m=9 n=16 k=25088 tA chunk=20 +epilogue split
  * %256 = im2col k3 s1 p1 %100 : [25088,9]  // student/conv0 fwd
- * %454 = matmul tA %256, %449 : [9,16]  // teacher/conv0 vjp
- * %456 = add %454, %455 : [9,16]  // teacher/conv0 vjp */
+ * %456 = matmul tA %256, %451 : [9,16]  // teacher/conv0 vjp
+ * %458 = add %456, %457 : [9,16]  // teacher/conv0 vjp */
 typedef struct {
-    float *t456;
+    float *t458;
     const float *in_x;
-    const float *t449;
-    const float *t455;
+    const float *t451;
+    const float *t457;
     float *chunk;
 } step_teacher_conv0_vjp_5_pointers;
 
 static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_5_pointers *p = context;
-    float *restrict t456 = p->t456;
+    float *restrict t458 = p->t458;
     const float *restrict in_x = p->in_x;
-    const float *restrict t449 = p->t449;
-    const float *restrict t455 = p->t455; (void)t455; /* used after the parts */
+    const float *restrict t451 = p->t451;
+    const float *restrict t457 = p->t457; (void)t457; /* used after the parts */
     float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(32, 20, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t456 : chunk + 141120;
+    float *sum = part == 0 ? t458 : chunk + 141120;
     if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
@@ -3266,7 +3265,7 @@ static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
             float block_sum[144];
             for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t449 + ((size_t)n0 * 784 + r) * 16;
+                const float *dy = t451 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
@@ -3278,582 +3277,581 @@ static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_teacher_conv0_vjp_5(float *restrict t456, const float *restrict in_x, const float *restrict t449, const float *restrict t455, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_5_part, &(step_teacher_conv0_vjp_5_pointers){t456, in_x, t449, t455, chunk});
+static void step_teacher_conv0_vjp_5(float *restrict t458, const float *restrict in_x, const float *restrict t451, const float *restrict t457, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_5_part, &(step_teacher_conv0_vjp_5_pointers){t458, in_x, t451, t457, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
-        for (int i = 0; i < 144; i++) t456[i] += partial[i];
+        for (int i = 0; i < 144; i++) t458[i] += partial[i];
     }
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 144; i++) {
-        const float v456 = t456[i] + t455[i];
-        t456[i] = v456;
+        const float v458 = t458[i] + t457[i];
+        t458[i] = v458;
     }
 }
 
 /* loop [3,3,1,16]
  * %171 = constant 0.0005 : [3,3,1,16]  // student/conv0 update
  * %174 = constant 0.9 : [3,3,1,16]  // student/conv0 update
- * %459 = mul %0, %171 : [3,3,1,16]  // teacher/conv0 update
- * %460 = add %457, %459 : [3,3,1,16]  // teacher/conv0 update
- * %461 = mul %458, %174 : [3,3,1,16]  // teacher/conv0 update
- * %462 = add %461, %460 : [3,3,1,16]  // teacher/conv0 update
- * %463 = mul %462, %174 : [3,3,1,16]  // teacher/conv0 update
- * %464 = add %460, %463 : [3,3,1,16]  // teacher/conv0 update
- * %465 = broadcast axes=[] %18 : [3,3,1,16]  // teacher/conv0 update
- * %466 = mul %464, %465 : [3,3,1,16]  // teacher/conv0 update
- * %467 = sub %0, %466 : [3,3,1,16]  // teacher/conv0 update
+ * %461 = mul %0, %171 : [3,3,1,16]  // teacher/conv0 update
+ * %462 = add %459, %461 : [3,3,1,16]  // teacher/conv0 update
+ * %463 = mul %460, %174 : [3,3,1,16]  // teacher/conv0 update
+ * %464 = add %463, %462 : [3,3,1,16]  // teacher/conv0 update
+ * %465 = mul %464, %174 : [3,3,1,16]  // teacher/conv0 update
+ * %466 = add %462, %465 : [3,3,1,16]  // teacher/conv0 update
+ * %467 = broadcast axes=[] %18 : [3,3,1,16]  // teacher/conv0 update
+ * %468 = mul %466, %467 : [3,3,1,16]  // teacher/conv0 update
+ * %469 = sub %0, %468 : [3,3,1,16]  // teacher/conv0 update
  * in_teacher_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv0_update(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t457, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t459, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 144; i++) {
-        const float v459 = in_teacher_conv0_weight[i] * 0.0005f;
-        const float v460 = t457[i] + v459;
-        const float v461 = in_teacher_momentum_conv0_weight[i] * 0.9f;
-        const float v462 = v461 + v460;
-        const float v463 = v462 * 0.9f;
-        const float v464 = v460 + v463;
-        const float v466 = v464 * in_lr_teacher[0];
-        const float v467 = in_teacher_conv0_weight[i] - v466;
-        in_teacher_momentum_conv0_weight[i] = v462;
-        in_teacher_conv0_weight[i] = v467;
+        const float v461 = in_teacher_conv0_weight[i] * 0.0005f;
+        const float v462 = t459[i] + v461;
+        const float v463 = in_teacher_momentum_conv0_weight[i] * 0.9f;
+        const float v464 = v463 + v462;
+        const float v465 = v464 * 0.9f;
+        const float v466 = v462 + v465;
+        const float v468 = v466 * in_lr_teacher[0];
+        const float v469 = in_teacher_conv0_weight[i] - v468;
+        in_teacher_momentum_conv0_weight[i] = v464;
+        in_teacher_conv0_weight[i] = v469;
     }
 }
 
 /* loop [16]
  * %183 = constant 0.9 : [16]  // student/conv0 update
- * %469 = mul %468, %183 : [16]  // teacher/conv0 update
- * %470 = add %469, %453 : [16]  // teacher/conv0 update
  * %471 = mul %470, %183 : [16]  // teacher/conv0 update
- * %472 = add %453, %471 : [16]  // teacher/conv0 update
- * %473 = broadcast axes=[] %18 : [16]  // teacher/conv0 update
- * %474 = mul %472, %473 : [16]  // teacher/conv0 update
- * %475 = sub %1, %474 : [16]  // teacher/conv0 update
+ * %472 = add %471, %455 : [16]  // teacher/conv0 update
+ * %473 = mul %472, %183 : [16]  // teacher/conv0 update
+ * %474 = add %455, %473 : [16]  // teacher/conv0 update
+ * %475 = broadcast axes=[] %18 : [16]  // teacher/conv0 update
+ * %476 = mul %474, %475 : [16]  // teacher/conv0 update
+ * %477 = sub %1, %476 : [16]  // teacher/conv0 update
  * in_teacher_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv0_update_2(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t453, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update_2(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t455, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
-        const float v469 = in_teacher_momentum_conv0_bias[i] * 0.9f;
-        const float v470 = v469 + t453[i];
-        const float v471 = v470 * 0.9f;
-        const float v472 = t453[i] + v471;
-        const float v474 = v472 * in_lr_teacher[0];
-        const float v475 = in_teacher_conv0_bias[i] - v474;
-        in_teacher_momentum_conv0_bias[i] = v470;
-        in_teacher_conv0_bias[i] = v475;
+        const float v471 = in_teacher_momentum_conv0_bias[i] * 0.9f;
+        const float v472 = v471 + t455[i];
+        const float v473 = v472 * 0.9f;
+        const float v474 = t455[i] + v473;
+        const float v476 = v474 * in_lr_teacher[0];
+        const float v477 = in_teacher_conv0_bias[i] - v476;
+        in_teacher_momentum_conv0_bias[i] = v472;
+        in_teacher_conv0_bias[i] = v477;
     }
 }
 
 /* loop [3,3,16,32]
  * %192 = constant 0.0005 : [3,3,16,32]  // student/conv3 update
  * %195 = constant 0.9 : [3,3,16,32]  // student/conv3 update
- * %477 = mul %2, %192 : [3,3,16,32]  // teacher/conv3 update
- * %478 = add %436, %477 : [3,3,16,32]  // teacher/conv3 update
- * %479 = mul %476, %195 : [3,3,16,32]  // teacher/conv3 update
- * %480 = add %479, %478 : [3,3,16,32]  // teacher/conv3 update
- * %481 = mul %480, %195 : [3,3,16,32]  // teacher/conv3 update
- * %482 = add %478, %481 : [3,3,16,32]  // teacher/conv3 update
- * %483 = broadcast axes=[] %18 : [3,3,16,32]  // teacher/conv3 update
- * %484 = mul %482, %483 : [3,3,16,32]  // teacher/conv3 update
- * %485 = sub %2, %484 : [3,3,16,32]  // teacher/conv3 update
+ * %479 = mul %2, %192 : [3,3,16,32]  // teacher/conv3 update
+ * %480 = add %438, %479 : [3,3,16,32]  // teacher/conv3 update
+ * %481 = mul %478, %195 : [3,3,16,32]  // teacher/conv3 update
+ * %482 = add %481, %480 : [3,3,16,32]  // teacher/conv3 update
+ * %483 = mul %482, %195 : [3,3,16,32]  // teacher/conv3 update
+ * %484 = add %480, %483 : [3,3,16,32]  // teacher/conv3 update
+ * %485 = broadcast axes=[] %18 : [3,3,16,32]  // teacher/conv3 update
+ * %486 = mul %484, %485 : [3,3,16,32]  // teacher/conv3 update
+ * %487 = sub %2, %486 : [3,3,16,32]  // teacher/conv3 update
  * in_teacher_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv3_update(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t436, const float *restrict in_lr_teacher) {
+static void step_teacher_conv3_update(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t438, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 4608; i++) {
-        const float v477 = in_teacher_conv3_weight[i] * 0.0005f;
-        const float v478 = t436[i] + v477;
-        const float v479 = in_teacher_momentum_conv3_weight[i] * 0.9f;
-        const float v480 = v479 + v478;
-        const float v481 = v480 * 0.9f;
-        const float v482 = v478 + v481;
-        const float v484 = v482 * in_lr_teacher[0];
-        const float v485 = in_teacher_conv3_weight[i] - v484;
-        in_teacher_momentum_conv3_weight[i] = v480;
-        in_teacher_conv3_weight[i] = v485;
+        const float v479 = in_teacher_conv3_weight[i] * 0.0005f;
+        const float v480 = t438[i] + v479;
+        const float v481 = in_teacher_momentum_conv3_weight[i] * 0.9f;
+        const float v482 = v481 + v480;
+        const float v483 = v482 * 0.9f;
+        const float v484 = v480 + v483;
+        const float v486 = v484 * in_lr_teacher[0];
+        const float v487 = in_teacher_conv3_weight[i] - v486;
+        in_teacher_momentum_conv3_weight[i] = v482;
+        in_teacher_conv3_weight[i] = v487;
     }
 }
 
 /* loop [32]
  * %204 = constant 0.9 : [32]  // student/conv3 update
- * %487 = mul %486, %204 : [32]  // teacher/conv3 update
- * %488 = add %487, %426 : [32]  // teacher/conv3 update
  * %489 = mul %488, %204 : [32]  // teacher/conv3 update
- * %490 = add %426, %489 : [32]  // teacher/conv3 update
- * %491 = broadcast axes=[] %18 : [32]  // teacher/conv3 update
- * %492 = mul %490, %491 : [32]  // teacher/conv3 update
- * %493 = sub %3, %492 : [32]  // teacher/conv3 update
+ * %490 = add %489, %428 : [32]  // teacher/conv3 update
+ * %491 = mul %490, %204 : [32]  // teacher/conv3 update
+ * %492 = add %428, %491 : [32]  // teacher/conv3 update
+ * %493 = broadcast axes=[] %18 : [32]  // teacher/conv3 update
+ * %494 = mul %492, %493 : [32]  // teacher/conv3 update
+ * %495 = sub %3, %494 : [32]  // teacher/conv3 update
  * in_teacher_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv3_update_2(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t426, const float *restrict in_lr_teacher) {
+static void step_teacher_conv3_update_2(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t428, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 32; i++) {
-        const float v487 = in_teacher_momentum_conv3_bias[i] * 0.9f;
-        const float v488 = v487 + t426[i];
-        const float v489 = v488 * 0.9f;
-        const float v490 = t426[i] + v489;
-        const float v492 = v490 * in_lr_teacher[0];
-        const float v493 = in_teacher_conv3_bias[i] - v492;
-        in_teacher_momentum_conv3_bias[i] = v488;
-        in_teacher_conv3_bias[i] = v493;
+        const float v489 = in_teacher_momentum_conv3_bias[i] * 0.9f;
+        const float v490 = v489 + t428[i];
+        const float v491 = v490 * 0.9f;
+        const float v492 = t428[i] + v491;
+        const float v494 = v492 * in_lr_teacher[0];
+        const float v495 = in_teacher_conv3_bias[i] - v494;
+        in_teacher_momentum_conv3_bias[i] = v490;
+        in_teacher_conv3_bias[i] = v495;
     }
 }
 
 /* gemm blas m=1568 n=128 k=32 tA +epilogue split
  * %213 = constant 0.0005 : [1568,128]  // student/dense7 update
  * %216 = constant 0.9 : [1568,128]  // student/dense7 update
- * %405 = matmul tA %404, %395 : [1568,128]  // teacher/dense7 vjp
- * %409 = add %405, %408 : [1568,128]  // teacher/dense7 vjp
- * %495 = mul %4, %213 : [1568,128]  // teacher/dense7 update
- * %496 = add %409, %495 : [1568,128]  // teacher/dense7 update
- * %497 = mul %494, %216 : [1568,128]  // teacher/dense7 update
- * %498 = add %497, %496 : [1568,128]  // teacher/dense7 update
- * %499 = mul %498, %216 : [1568,128]  // teacher/dense7 update
- * %500 = add %496, %499 : [1568,128]  // teacher/dense7 update
- * %501 = broadcast axes=[] %18 : [1568,128]  // teacher/dense7 update
- * %502 = mul %500, %501 : [1568,128]  // teacher/dense7 update
- * %503 = sub %4, %502 : [1568,128]  // teacher/dense7 update
+ * %407 = matmul tA %406, %397 : [1568,128]  // teacher/dense7 vjp
+ * %411 = add %407, %410 : [1568,128]  // teacher/dense7 vjp
+ * %497 = mul %4, %213 : [1568,128]  // teacher/dense7 update
+ * %498 = add %411, %497 : [1568,128]  // teacher/dense7 update
+ * %499 = mul %496, %216 : [1568,128]  // teacher/dense7 update
+ * %500 = add %499, %498 : [1568,128]  // teacher/dense7 update
+ * %501 = mul %500, %216 : [1568,128]  // teacher/dense7 update
+ * %502 = add %498, %501 : [1568,128]  // teacher/dense7 update
+ * %503 = broadcast axes=[] %18 : [1568,128]  // teacher/dense7 update
+ * %504 = mul %502, %503 : [1568,128]  // teacher/dense7 update
+ * %505 = sub %4, %504 : [1568,128]  // teacher/dense7 update
  * in_teacher_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
-    float *t496;
+    float *t498;
     float *in_teacher_momentum_dense7_weight;
     float *in_teacher_dense7_weight;
-    const float *t404;
-    const float *t395;
-    const float *t408;
+    const float *t406;
+    const float *t397;
+    const float *t410;
     const float *in_lr_teacher;
 } step_teacher_dense7_vjp_7_pointers;
 
 static void step_teacher_dense7_vjp_7_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_7_pointers *p = context;
-    float *restrict t496 = p->t496;
+    float *restrict t498 = p->t498;
     float *restrict in_teacher_momentum_dense7_weight = p->in_teacher_momentum_dense7_weight;
     float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
-    const float *restrict t404 = p->t404;
-    const float *restrict t395 = p->t395;
-    const float *restrict t408 = p->t408;
+    const float *restrict t406 = p->t406;
+    const float *restrict t397 = p->t397;
+    const float *restrict t410 = p->t410;
     const float *restrict in_lr_teacher = p->in_lr_teacher;
     size_t lo, hi;
     mplc_part(1568, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t404 + lo, 1568, t395, 128, 0.0f, t496 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t406 + lo, 1568, t397, 128, 0.0f, t498 + lo * 128, 128);
     /* epilogue, in place on the product */
     for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
-        const float v409 = t496[i] + t408[i];
-        const float v495 = in_teacher_dense7_weight[i] * 0.0005f;
-        const float v496 = v409 + v495;
-        const float v497 = in_teacher_momentum_dense7_weight[i] * 0.9f;
-        const float v498 = v497 + v496;
-        const float v499 = v498 * 0.9f;
-        const float v500 = v496 + v499;
-        const float v502 = v500 * in_lr_teacher[0];
-        const float v503 = in_teacher_dense7_weight[i] - v502;
-        t496[i] = v496;
-        in_teacher_momentum_dense7_weight[i] = v498;
-        in_teacher_dense7_weight[i] = v503;
+        const float v411 = t498[i] + t410[i];
+        const float v497 = in_teacher_dense7_weight[i] * 0.0005f;
+        const float v498 = v411 + v497;
+        const float v499 = in_teacher_momentum_dense7_weight[i] * 0.9f;
+        const float v500 = v499 + v498;
+        const float v501 = v500 * 0.9f;
+        const float v502 = v498 + v501;
+        const float v504 = v502 * in_lr_teacher[0];
+        const float v505 = in_teacher_dense7_weight[i] - v504;
+        t498[i] = v498;
+        in_teacher_momentum_dense7_weight[i] = v500;
+        in_teacher_dense7_weight[i] = v505;
     }
 }
 
-static void step_teacher_dense7_vjp_7(float *restrict t496, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t404, const float *restrict t395, const float *restrict t408, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_teacher_dense7_vjp_7_part, &(step_teacher_dense7_vjp_7_pointers){t496, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t404, t395, t408, in_lr_teacher});
+static void step_teacher_dense7_vjp_7(float *restrict t498, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t406, const float *restrict t397, const float *restrict t410, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense7_vjp_7_part, &(step_teacher_dense7_vjp_7_pointers){t498, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t406, t397, t410, in_lr_teacher});
 }
 
 /* loop [128]
  * %225 = constant 0.9 : [128]  // student/dense7 update
- * %505 = mul %504, %225 : [128]  // teacher/dense7 update
- * %506 = add %505, %400 : [128]  // teacher/dense7 update
  * %507 = mul %506, %225 : [128]  // teacher/dense7 update
- * %508 = add %400, %507 : [128]  // teacher/dense7 update
- * %509 = broadcast axes=[] %18 : [128]  // teacher/dense7 update
- * %510 = mul %508, %509 : [128]  // teacher/dense7 update
- * %511 = sub %5, %510 : [128]  // teacher/dense7 update
+ * %508 = add %507, %402 : [128]  // teacher/dense7 update
+ * %509 = mul %508, %225 : [128]  // teacher/dense7 update
+ * %510 = add %402, %509 : [128]  // teacher/dense7 update
+ * %511 = broadcast axes=[] %18 : [128]  // teacher/dense7 update
+ * %512 = mul %510, %511 : [128]  // teacher/dense7 update
+ * %513 = sub %5, %512 : [128]  // teacher/dense7 update
  * in_teacher_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense7_update(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t400, const float *restrict in_lr_teacher) {
+static void step_teacher_dense7_update(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t402, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 128; i++) {
-        const float v505 = in_teacher_momentum_dense7_bias[i] * 0.9f;
-        const float v506 = v505 + t400[i];
-        const float v507 = v506 * 0.9f;
-        const float v508 = t400[i] + v507;
-        const float v510 = v508 * in_lr_teacher[0];
-        const float v511 = in_teacher_dense7_bias[i] - v510;
-        in_teacher_momentum_dense7_bias[i] = v506;
-        in_teacher_dense7_bias[i] = v511;
+        const float v507 = in_teacher_momentum_dense7_bias[i] * 0.9f;
+        const float v508 = v507 + t402[i];
+        const float v509 = v508 * 0.9f;
+        const float v510 = t402[i] + v509;
+        const float v512 = v510 * in_lr_teacher[0];
+        const float v513 = in_teacher_dense7_bias[i] - v512;
+        in_teacher_momentum_dense7_bias[i] = v508;
+        in_teacher_dense7_bias[i] = v513;
     }
 }
 
 /* gemm blas m=128 n=10 k=32 tA +epilogue
  * %234 = constant 0.0005 : [128,10]  // student/dense9 update
  * %237 = constant 0.9 : [128,10]  // student/dense9 update
- * %384 = matmul tA %383, %377 : [128,10]  // teacher/dense10 vjp
- * %387 = add %384, %386 : [128,10]  // teacher/dense10 vjp
- * %513 = mul %6, %234 : [128,10]  // teacher/dense10 update
- * %514 = add %387, %513 : [128,10]  // teacher/dense10 update
- * %515 = mul %512, %237 : [128,10]  // teacher/dense10 update
- * %516 = add %515, %514 : [128,10]  // teacher/dense10 update
- * %517 = mul %516, %237 : [128,10]  // teacher/dense10 update
- * %518 = add %514, %517 : [128,10]  // teacher/dense10 update
- * %519 = broadcast axes=[] %18 : [128,10]  // teacher/dense10 update
- * %520 = mul %518, %519 : [128,10]  // teacher/dense10 update
- * %521 = sub %6, %520 : [128,10]  // teacher/dense10 update
+ * %386 = matmul tA %385, %379 : [128,10]  // teacher/dense10 vjp
+ * %389 = add %386, %388 : [128,10]  // teacher/dense10 vjp
+ * %515 = mul %6, %234 : [128,10]  // teacher/dense10 update
+ * %516 = add %389, %515 : [128,10]  // teacher/dense10 update
+ * %517 = mul %514, %237 : [128,10]  // teacher/dense10 update
+ * %518 = add %517, %516 : [128,10]  // teacher/dense10 update
+ * %519 = mul %518, %237 : [128,10]  // teacher/dense10 update
+ * %520 = add %516, %519 : [128,10]  // teacher/dense10 update
+ * %521 = broadcast axes=[] %18 : [128,10]  // teacher/dense10 update
+ * %522 = mul %520, %521 : [128,10]  // teacher/dense10 update
+ * %523 = sub %6, %522 : [128,10]  // teacher/dense10 update
  * in_teacher_momentum_dense10_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense10_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense10_vjp_7(float *restrict t514, float *restrict in_teacher_momentum_dense10_weight, float *restrict in_teacher_dense10_weight, const float *restrict t383, const float *restrict t377, const float *restrict t386, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t383, 128, t377, 10, 0.0f, t514, 10);
+static void step_teacher_dense10_vjp_7(float *restrict t516, float *restrict in_teacher_momentum_dense10_weight, float *restrict in_teacher_dense10_weight, const float *restrict t385, const float *restrict t379, const float *restrict t388, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t385, 128, t379, 10, 0.0f, t516, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
-        const float v387 = t514[i] + t386[i];
-        const float v513 = in_teacher_dense10_weight[i] * 0.0005f;
-        const float v514 = v387 + v513;
-        const float v515 = in_teacher_momentum_dense10_weight[i] * 0.9f;
-        const float v516 = v515 + v514;
-        const float v517 = v516 * 0.9f;
-        const float v518 = v514 + v517;
-        const float v520 = v518 * in_lr_teacher[0];
-        const float v521 = in_teacher_dense10_weight[i] - v520;
-        t514[i] = v514;
-        in_teacher_momentum_dense10_weight[i] = v516;
-        in_teacher_dense10_weight[i] = v521;
+        const float v389 = t516[i] + t388[i];
+        const float v515 = in_teacher_dense10_weight[i] * 0.0005f;
+        const float v516 = v389 + v515;
+        const float v517 = in_teacher_momentum_dense10_weight[i] * 0.9f;
+        const float v518 = v517 + v516;
+        const float v519 = v518 * 0.9f;
+        const float v520 = v516 + v519;
+        const float v522 = v520 * in_lr_teacher[0];
+        const float v523 = in_teacher_dense10_weight[i] - v522;
+        t516[i] = v516;
+        in_teacher_momentum_dense10_weight[i] = v518;
+        in_teacher_dense10_weight[i] = v523;
     }
 }
 
 /* loop [10]
  * %246 = constant 0.9 : [10]  // student/dense9 update
- * %523 = mul %522, %246 : [10]  // teacher/dense10 update
- * %524 = add %523, %380 : [10]  // teacher/dense10 update
  * %525 = mul %524, %246 : [10]  // teacher/dense10 update
- * %526 = add %380, %525 : [10]  // teacher/dense10 update
- * %527 = broadcast axes=[] %18 : [10]  // teacher/dense10 update
- * %528 = mul %526, %527 : [10]  // teacher/dense10 update
- * %529 = sub %7, %528 : [10]  // teacher/dense10 update
+ * %526 = add %525, %382 : [10]  // teacher/dense10 update
+ * %527 = mul %526, %246 : [10]  // teacher/dense10 update
+ * %528 = add %382, %527 : [10]  // teacher/dense10 update
+ * %529 = broadcast axes=[] %18 : [10]  // teacher/dense10 update
+ * %530 = mul %528, %529 : [10]  // teacher/dense10 update
+ * %531 = sub %7, %530 : [10]  // teacher/dense10 update
  * in_teacher_momentum_dense10_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense10_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense10_update(float *restrict in_teacher_momentum_dense10_bias, float *restrict in_teacher_dense10_bias, const float *restrict t380, const float *restrict in_lr_teacher) {
+static void step_teacher_dense10_update(float *restrict in_teacher_momentum_dense10_bias, float *restrict in_teacher_dense10_bias, const float *restrict t382, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v523 = in_teacher_momentum_dense10_bias[i] * 0.9f;
-        const float v524 = v523 + t380[i];
-        const float v525 = v524 * 0.9f;
-        const float v526 = t380[i] + v525;
-        const float v528 = v526 * in_lr_teacher[0];
-        const float v529 = in_teacher_dense10_bias[i] - v528;
-        in_teacher_momentum_dense10_bias[i] = v524;
-        in_teacher_dense10_bias[i] = v529;
+        const float v525 = in_teacher_momentum_dense10_bias[i] * 0.9f;
+        const float v526 = v525 + t382[i];
+        const float v527 = v526 * 0.9f;
+        const float v528 = t382[i] + v527;
+        const float v530 = v528 * in_lr_teacher[0];
+        const float v531 = in_teacher_dense10_bias[i] - v530;
+        in_teacher_momentum_dense10_bias[i] = v526;
+        in_teacher_dense10_bias[i] = v531;
     }
 }
 
 /* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %530 = mul %323, %323 : [3,3,1,16]  // teacher/gradient fwd
- * %531 = reduce_sum axes=[0, 1, 2, 3] %530 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t531, const float *restrict t323) {
+ * %532 = mul %323, %323 : [3,3,1,16]  // teacher/gradient fwd
+ * %533 = reduce_sum axes=[0, 1, 2, 3] %532 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t533, const float *restrict t323) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v530 = t323[i0 * 48 + i1 * 16 + i3] * t323[i0 * 48 + i1 * 16 + i3];
-                    sum += v530;
+                    const float v532 = t323[i0 * 48 + i1 * 16 + i3] * t323[i0 * 48 + i1 * 16 + i3];
+                    sum += v532;
                 }
             }
         }
-    }
-    t531[0] = (float)sum;
-}
-
-/* reduce_sum [16] axes=[0]
- * %532 = mul %321, %321 : [16]  // teacher/gradient fwd
- * %533 = reduce_sum axes=[0] %532 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t533, const float *restrict t321) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v532 = t321[i0] * t321[i0];
-        sum += v532;
     }
     t533[0] = (float)sum;
 }
 
+/* reduce_sum [16] axes=[0]
+ * %534 = mul %321, %321 : [16]  // teacher/gradient fwd
+ * %535 = reduce_sum axes=[0] %534 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t535, const float *restrict t321) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v534 = t321[i0] * t321[i0];
+        sum += v534;
+    }
+    t535[0] = (float)sum;
+}
+
 /* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %535 = mul %315, %315 : [3,3,16,32]  // teacher/gradient fwd
- * %536 = reduce_sum axes=[0, 1, 2, 3] %535 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t536, const float *restrict t315) {
+ * %537 = mul %315, %315 : [3,3,16,32]  // teacher/gradient fwd
+ * %538 = reduce_sum axes=[0, 1, 2, 3] %537 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t538, const float *restrict t315) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v535 = t315[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t315[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v535;
+                    const float v537 = t315[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t315[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v537;
                 }
             }
         }
     }
-    t536[0] = (float)sum;
+    t538[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %538 = mul %312, %312 : [32]  // teacher/gradient fwd
- * %539 = reduce_sum axes=[0] %538 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t539, const float *restrict t312) {
+ * %540 = mul %312, %312 : [32]  // teacher/gradient fwd
+ * %541 = reduce_sum axes=[0] %540 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t541, const float *restrict t312) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v538 = t312[i0] * t312[i0];
-        sum += v538;
+        const float v540 = t312[i0] * t312[i0];
+        sum += v540;
     }
-    t539[0] = (float)sum;
+    t541[0] = (float)sum;
 }
 
 /* reduce_sum [1568,128] axes=[0, 1]
- * %541 = mul %306, %306 : [1568,128]  // teacher/gradient fwd
- * %542 = reduce_sum axes=[0, 1] %541 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t542, const float *restrict t306) {
+ * %543 = mul %306, %306 : [1568,128]  // teacher/gradient fwd
+ * %544 = reduce_sum axes=[0, 1] %543 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t544, const float *restrict t306) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v541 = t306[i0 * 128 + i1] * t306[i0 * 128 + i1];
-                sums[lane] += v541;
+                const float v543 = t306[i0 * 128 + i1] * t306[i0 * 128 + i1];
+                sums[lane] += v543;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t542[0] = (float)sum;
+    t544[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %544 = mul %304, %304 : [128]  // teacher/gradient fwd
- * %545 = reduce_sum axes=[0] %544 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t545, const float *restrict t304) {
+ * %546 = mul %304, %304 : [128]  // teacher/gradient fwd
+ * %547 = reduce_sum axes=[0] %546 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t547, const float *restrict t304) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v544 = t304[i0] * t304[i0];
-            sums[lane] += v544;
+            const float v546 = t304[i0] * t304[i0];
+            sums[lane] += v546;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t545[0] = (float)sum;
+    t547[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %547 = mul %301, %301 : [128,10]  // teacher/gradient fwd
- * %548 = reduce_sum axes=[0, 1] %547 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t548, const float *restrict t301) {
+ * %549 = mul %301, %301 : [128,10]  // teacher/gradient fwd
+ * %550 = reduce_sum axes=[0, 1] %549 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t550, const float *restrict t301) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v547 = t301[i0 * 10 + i1] * t301[i0 * 10 + i1];
-            sum += v547;
+            const float v549 = t301[i0 * 10 + i1] * t301[i0 * 10 + i1];
+            sum += v549;
         }
     }
-    t548[0] = (float)sum;
+    t550[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %550 = mul %299, %299 : [10]  // teacher/gradient fwd
- * %551 = reduce_sum axes=[0] %550 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t551, const float *restrict t299) {
+ * %552 = mul %299, %299 : [10]  // teacher/gradient fwd
+ * %553 = reduce_sum axes=[0] %552 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t553, const float *restrict t299) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v550 = t299[i0] * t299[i0];
-        sum += v550;
+        const float v552 = t299[i0] * t299[i0];
+        sum += v552;
     }
-    t551[0] = (float)sum;
+    t553[0] = (float)sum;
 }
 
 /* loop []
- * %534 = add %531, %533 : []  // teacher/gradient fwd
- * %537 = add %534, %536 : []  // teacher/gradient fwd
- * %540 = add %537, %539 : []  // teacher/gradient fwd
- * %543 = add %540, %542 : []  // teacher/gradient fwd
- * %546 = add %543, %545 : []  // teacher/gradient fwd
- * %549 = add %546, %548 : []  // teacher/gradient fwd
- * %552 = add %549, %551 : []  // teacher/gradient fwd
- * %553 = sqrt %552 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t553, const float *restrict t531, const float *restrict t533, const float *restrict t536, const float *restrict t539, const float *restrict t542, const float *restrict t545, const float *restrict t548, const float *restrict t551) {
+ * %536 = add %533, %535 : []  // teacher/gradient fwd
+ * %539 = add %536, %538 : []  // teacher/gradient fwd
+ * %542 = add %539, %541 : []  // teacher/gradient fwd
+ * %545 = add %542, %544 : []  // teacher/gradient fwd
+ * %548 = add %545, %547 : []  // teacher/gradient fwd
+ * %551 = add %548, %550 : []  // teacher/gradient fwd
+ * %554 = add %551, %553 : []  // teacher/gradient fwd
+ * %555 = sqrt %554 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t555, const float *restrict t533, const float *restrict t535, const float *restrict t538, const float *restrict t541, const float *restrict t544, const float *restrict t547, const float *restrict t550, const float *restrict t553) {
     for (size_t i = 0; i < 1; i++) {
-        const float v534 = t531[0] + t533[0];
-        const float v537 = v534 + t536[0];
-        const float v540 = v537 + t539[0];
-        const float v543 = v540 + t542[0];
-        const float v546 = v543 + t545[0];
-        const float v549 = v546 + t548[0];
-        const float v552 = v549 + t551[0];
-        const float v553 = sqrtf(v552);
-        t553[i] = v553;
+        const float v536 = t533[0] + t535[0];
+        const float v539 = v536 + t538[0];
+        const float v542 = v539 + t541[0];
+        const float v545 = v542 + t544[0];
+        const float v548 = v545 + t547[0];
+        const float v551 = v548 + t550[0];
+        const float v554 = v551 + t553[0];
+        const float v555 = sqrtf(v554);
+        t555[i] = v555;
     }
 }
 
 /* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %554 = mul %169, %169 : [3,3,1,16]  // teacher/gradient fwd
- * %555 = reduce_sum axes=[0, 1, 2, 3] %554 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t555, const float *restrict t169) {
+ * %556 = mul %169, %169 : [3,3,1,16]  // teacher/gradient fwd
+ * %557 = reduce_sum axes=[0, 1, 2, 3] %556 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t557, const float *restrict t169) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v554 = t169[i0 * 48 + i1 * 16 + i3] * t169[i0 * 48 + i1 * 16 + i3];
-                    sum += v554;
+                    const float v556 = t169[i0 * 48 + i1 * 16 + i3] * t169[i0 * 48 + i1 * 16 + i3];
+                    sum += v556;
                 }
             }
         }
     }
-    t555[0] = (float)sum;
-}
-
-/* reduce_sum [16] axes=[0]
- * %556 = mul %167, %167 : [16]  // teacher/gradient fwd
- * %557 = reduce_sum axes=[0] %556 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t557, const float *restrict t167) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v556 = t167[i0] * t167[i0];
-        sum += v556;
-    }
     t557[0] = (float)sum;
 }
 
+/* reduce_sum [16] axes=[0]
+ * %558 = mul %167, %167 : [16]  // teacher/gradient fwd
+ * %559 = reduce_sum axes=[0] %558 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t559, const float *restrict t167) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v558 = t167[i0] * t167[i0];
+        sum += v558;
+    }
+    t559[0] = (float)sum;
+}
+
 /* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %559 = mul %161, %161 : [3,3,16,32]  // teacher/gradient fwd
- * %560 = reduce_sum axes=[0, 1, 2, 3] %559 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t560, const float *restrict t161) {
+ * %561 = mul %161, %161 : [3,3,16,32]  // teacher/gradient fwd
+ * %562 = reduce_sum axes=[0, 1, 2, 3] %561 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t562, const float *restrict t161) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v559 = t161[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t161[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v559;
+                    const float v561 = t161[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t161[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v561;
                 }
             }
         }
     }
-    t560[0] = (float)sum;
+    t562[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %562 = mul %158, %158 : [32]  // teacher/gradient fwd
- * %563 = reduce_sum axes=[0] %562 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t563, const float *restrict t158) {
+ * %564 = mul %158, %158 : [32]  // teacher/gradient fwd
+ * %565 = reduce_sum axes=[0] %564 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t565, const float *restrict t158) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v562 = t158[i0] * t158[i0];
-        sum += v562;
+        const float v564 = t158[i0] * t158[i0];
+        sum += v564;
     }
-    t563[0] = (float)sum;
+    t565[0] = (float)sum;
 }
 
 /* reduce_sum [1568,128] axes=[0, 1]
- * %565 = mul %152, %152 : [1568,128]  // teacher/gradient fwd
- * %566 = reduce_sum axes=[0, 1] %565 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t566, const float *restrict t152) {
+ * %567 = mul %152, %152 : [1568,128]  // teacher/gradient fwd
+ * %568 = reduce_sum axes=[0, 1] %567 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t568, const float *restrict t152) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v565 = t152[i0 * 128 + i1] * t152[i0 * 128 + i1];
-                sums[lane] += v565;
+                const float v567 = t152[i0 * 128 + i1] * t152[i0 * 128 + i1];
+                sums[lane] += v567;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t566[0] = (float)sum;
+    t568[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %568 = mul %150, %150 : [128]  // teacher/gradient fwd
- * %569 = reduce_sum axes=[0] %568 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_15(float *restrict t569, const float *restrict t150) {
+ * %570 = mul %150, %150 : [128]  // teacher/gradient fwd
+ * %571 = reduce_sum axes=[0] %570 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_15(float *restrict t571, const float *restrict t150) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v568 = t150[i0] * t150[i0];
-            sums[lane] += v568;
+            const float v570 = t150[i0] * t150[i0];
+            sums[lane] += v570;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t569[0] = (float)sum;
+    t571[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %571 = mul %147, %147 : [128,10]  // teacher/gradient fwd
- * %572 = reduce_sum axes=[0, 1] %571 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_16(float *restrict t572, const float *restrict t147) {
+ * %573 = mul %147, %147 : [128,10]  // teacher/gradient fwd
+ * %574 = reduce_sum axes=[0, 1] %573 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_16(float *restrict t574, const float *restrict t147) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v571 = t147[i0 * 10 + i1] * t147[i0 * 10 + i1];
-            sum += v571;
+            const float v573 = t147[i0 * 10 + i1] * t147[i0 * 10 + i1];
+            sum += v573;
         }
     }
-    t572[0] = (float)sum;
+    t574[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %574 = mul %145, %145 : [10]  // teacher/gradient fwd
- * %575 = reduce_sum axes=[0] %574 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_17(float *restrict t575, const float *restrict t145) {
+ * %576 = mul %145, %145 : [10]  // teacher/gradient fwd
+ * %577 = reduce_sum axes=[0] %576 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_17(float *restrict t577, const float *restrict t145) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v574 = t145[i0] * t145[i0];
-        sum += v574;
+        const float v576 = t145[i0] * t145[i0];
+        sum += v576;
     }
-    t575[0] = (float)sum;
+    t577[0] = (float)sum;
 }
 
 /* loop []
- * %558 = add %555, %557 : []  // teacher/gradient fwd
- * %561 = add %558, %560 : []  // teacher/gradient fwd
- * %564 = add %561, %563 : []  // teacher/gradient fwd
- * %567 = add %564, %566 : []  // teacher/gradient fwd
- * %570 = add %567, %569 : []  // teacher/gradient fwd
- * %573 = add %570, %572 : []  // teacher/gradient fwd
- * %576 = add %573, %575 : []  // teacher/gradient fwd
- * %577 = sqrt %576 : []  // teacher/gradient fwd
- * %578 = mul %553, %577 : []  // teacher/gradient fwd
- * %579 = constant 1e-30 : []  // teacher/gradient fwd
- * %580 = max %578, %579 : []  // teacher/gradient fwd
- * %581 = div %346, %580 : []  // teacher/gradient fwd
- * %582 = step %347 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_18(float *restrict t577, float *restrict t581, float *restrict t582, const float *restrict t555, const float *restrict t557, const float *restrict t560, const float *restrict t563, const float *restrict t566, const float *restrict t569, const float *restrict t572, const float *restrict t575, const float *restrict t553, const float *restrict t346, const float *restrict t347) {
+ * %560 = add %557, %559 : []  // teacher/gradient fwd
+ * %563 = add %560, %562 : []  // teacher/gradient fwd
+ * %566 = add %563, %565 : []  // teacher/gradient fwd
+ * %569 = add %566, %568 : []  // teacher/gradient fwd
+ * %572 = add %569, %571 : []  // teacher/gradient fwd
+ * %575 = add %572, %574 : []  // teacher/gradient fwd
+ * %578 = add %575, %577 : []  // teacher/gradient fwd
+ * %579 = sqrt %578 : []  // teacher/gradient fwd
+ * %580 = mul %555, %579 : []  // teacher/gradient fwd
+ * %581 = constant 1e-30 : []  // teacher/gradient fwd
+ * %582 = max %580, %581 : []  // teacher/gradient fwd
+ * %583 = div %346, %582 : []  // teacher/gradient fwd
+ * %584 = step %347 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_18(float *restrict t579, float *restrict t583, float *restrict t584, const float *restrict t557, const float *restrict t559, const float *restrict t562, const float *restrict t565, const float *restrict t568, const float *restrict t571, const float *restrict t574, const float *restrict t577, const float *restrict t555, const float *restrict t346, const float *restrict t347) {
     for (size_t i = 0; i < 1; i++) {
-        const float v558 = t555[0] + t557[0];
-        const float v561 = v558 + t560[0];
-        const float v564 = v561 + t563[0];
-        const float v567 = v564 + t566[0];
-        const float v570 = v567 + t569[0];
-        const float v573 = v570 + t572[0];
-        const float v576 = v573 + t575[0];
-        const float v577 = sqrtf(v576);
-        const float v578 = t553[0] * v577;
-        const float v580 = v578 >= 1e-30f ? v578 : 1e-30f;
-        const float v581 = t346[0] / v580;
-        const float v582 = t347[0] > 0.0f ? 1.0f : 0.0f;
-        t577[i] = v577;
-        t581[i] = v581;
-        t582[i] = v582;
+        const float v560 = t557[0] + t559[0];
+        const float v563 = v560 + t562[0];
+        const float v566 = v563 + t565[0];
+        const float v569 = v566 + t568[0];
+        const float v572 = v569 + t571[0];
+        const float v575 = v572 + t574[0];
+        const float v578 = v575 + t577[0];
+        const float v579 = sqrtf(v578);
+        const float v580 = t555[0] * v579;
+        const float v582 = v580 >= 1e-30f ? v580 : 1e-30f;
+        const float v583 = t346[0] / v582;
+        const float v584 = t347[0] > 0.0f ? 1.0f : 0.0f;
+        t579[i] = v579;
+        t583[i] = v583;
+        t584[i] = v584;
     }
 }
 
-/* 175 kernels; scratch high-water mark 13486288 floats. */
+/* 174 kernels; scratch high-water mark 13485968 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_conv0_fwd(scratch /* t27 */, scratch + 9839232 /* t29 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch + 3612672 /* chunk */);
     step_teacher_conv3_fwd(scratch + 6427264 /* t35 */, scratch + 12348032 /* t37 */, scratch + 9839232 /* t29 */, state + 160 /* in_teacher_conv3_weight */, state + 4768 /* in_teacher_conv3_bias */, scratch + 3612672 /* chunk */);
     step_teacher_dense7_fwd(scratch + 13401728 /* t42 */, scratch + 13438592 /* t44 */, scratch + 12348032 /* t38 */, state + 4800 /* in_teacher_dense7_weight */, state + 205504 /* in_teacher_dense7_bias */, io + 226176 /* in_dropout_teacher_all_dropout9 */);
     step_teacher_dense10_fwd(scratch + 12799616 /* t47 */, scratch + 13438592 /* t44 */, state + 205632 /* in_teacher_dense10_weight */, state + 206912 /* in_teacher_dense10_bias */);
-    step_teacher_loss_sup_fwd(scratch + 13485184 /* t54 */, io + 225792 /* in_y */);
-    step_teacher_loss_sup_fwd_2(scratch + 13475776 /* t55 */, scratch + 12799616 /* t48 */);
-    step_teacher_loss_sup_fwd_3(scratch + 13475456 /* t57 */, scratch + 13485504 /* t58 */, scratch + 12799616 /* t48 */, scratch + 13475776 /* t55 */);
-    step_teacher_loss_sup_fwd_4(scratch + 13486208 /* t59 */, scratch + 13485504 /* t58 */);
-    step_teacher_loss_sup_fwd_5(scratch + 13485824 /* t60 */, scratch + 13486208 /* t59 */);
-    step_teacher_loss_sup_fwd_6(scratch + 13485856 /* t64 */, scratch + 13475456 /* t57 */, scratch + 13485824 /* t60 */, scratch + 13485184 /* t54 */);
-    step_teacher_loss_sup_fwd_7(io + 263040 /* t66 */, scratch + 13485856 /* t64 */);
+    step_teacher_loss_sup_fwd(scratch + 13475456 /* t55 */, scratch + 12799616 /* t48 */);
+    step_teacher_loss_sup_fwd_2(scratch + 12802496 /* t57 */, scratch + 13485184 /* t58 */, scratch + 12799616 /* t48 */, scratch + 13475456 /* t55 */);
+    step_teacher_loss_sup_fwd_3(scratch + 13485888 /* t59 */, scratch + 13485184 /* t58 */);
+    step_teacher_loss_sup_fwd_4(scratch + 13485504 /* t60 */, scratch + 13485888 /* t59 */);
+    step_teacher_loss_sup_fwd_5(scratch + 13485536 /* t64 */, io + 225792 /* in_y */, scratch + 12802496 /* t57 */, scratch + 13485504 /* t60 */);
+    step_teacher_loss_sup_fwd_6(io + 263040 /* t66 */, scratch + 13485536 /* t64 */);
     step_teacher_loss_uda_fwd(scratch + 12802496 /* t68 */, scratch + 12799936 /* t49 */);
     step_teacher_loss_uda_fwd_2(scratch + 13475456 /* t69 */, scratch + 12802496 /* t68 */);
     step_teacher_loss_uda_fwd_3(scratch + 12803776 /* t71 */, scratch + 12802496 /* t68 */, scratch + 13475456 /* t69 */);
@@ -3861,16 +3859,16 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_loss_uda_fwd_5(scratch + 12802624 /* t74 */, scratch + 12802496 /* t73 */);
     step_teacher_loss_uda_fwd_6(scratch + 13480064 /* t77 */, scratch + 12803776 /* t71 */, scratch + 12802624 /* t74 */);
     step_teacher_loss_uda_fwd_7(scratch + 13481344 /* t78 */, scratch + 13480064 /* t77 */);
-    step_teacher_loss_uda_fwd_8(scratch + 13485824 /* t80 */, scratch + 13481344 /* t78 */);
+    step_teacher_loss_uda_fwd_8(scratch + 13485504 /* t80 */, scratch + 13481344 /* t78 */);
     step_teacher_loss_uda_fwd_9(scratch + 13482624 /* t81 */, scratch + 12801216 /* t50 */);
     step_teacher_loss_uda_fwd_10(scratch + 13475456 /* t83 */, scratch + 13481344 /* t84 */, scratch + 12801216 /* t50 */, scratch + 13482624 /* t81 */);
-    step_teacher_loss_uda_fwd_11(scratch + 13485952 /* t85 */, scratch + 13481344 /* t84 */);
-    step_teacher_loss_uda_fwd_12(scratch + 13482624 /* t86 */, scratch + 13485952 /* t85 */);
+    step_teacher_loss_uda_fwd_11(scratch + 13485632 /* t85 */, scratch + 13481344 /* t84 */);
+    step_teacher_loss_uda_fwd_12(scratch + 13482624 /* t86 */, scratch + 13485632 /* t85 */);
     step_teacher_loss_uda_fwd_13(scratch + 13482752 /* t90 */, scratch + 13475456 /* t83 */, scratch + 13482624 /* t86 */, scratch + 13480064 /* t77 */);
-    step_teacher_loss_uda_fwd_14(scratch + 13482624 /* t93 */, scratch + 13482752 /* t90 */, scratch + 13485824 /* t80 */);
+    step_teacher_loss_uda_fwd_14(scratch + 13482624 /* t93 */, scratch + 13482752 /* t90 */, scratch + 13485504 /* t80 */);
     step_teacher_loss_uda_fwd_15(io + 263056 /* t95 */, scratch + 13482624 /* t93 */);
-    step_teacher_loss_uda_fwd_16(scratch + 13486080 /* t96 */, scratch + 13485824 /* t80 */);
-    step_teacher_loss_uda_fwd_17(io + 263072 /* t97 */, scratch + 13486080 /* t96 */);
+    step_teacher_loss_uda_fwd_16(scratch + 13485760 /* t96 */, scratch + 13485504 /* t80 */);
+    step_teacher_loss_uda_fwd_17(io + 263072 /* t97 */, scratch + 13485760 /* t96 */);
     step_teacher_pseudo_labels_fwd(scratch + 13482624 /* t98 */, scratch + 12801216 /* t50 */);
     step_student_conv0_fwd(scratch + 8233600 /* t106 */, scratch + 12799616 /* t108 */, io + 125440 /* t99 */, state + 206928 /* in_student_conv0_weight */, state + 207072 /* in_student_conv0_bias */, scratch + 3612672 /* chunk */);
     step_student_conv3_fwd(scratch + 10742400 /* t114 */, scratch + 11545216 /* t116 */, scratch + 12799616 /* t108 */, state + 207088 /* in_student_conv3_weight */, state + 211696 /* in_student_conv3_bias */, scratch + 3612672 /* chunk */);
@@ -3880,21 +3878,21 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_loss_u_fwd_2(scratch + 13476736 /* t127 */, scratch + 13478016 /* t128 */, scratch + 13475456 /* t124 */, scratch + 13479296 /* t125 */);
     step_student_loss_u_fwd_3(scratch + 13479296 /* t129 */, scratch + 13478016 /* t128 */);
     step_student_loss_u_fwd_4(scratch + 13479424 /* t130 */, scratch + 13479296 /* t129 */);
-    step_student_loss_u_fwd_5(scratch + 13486080 /* t134 */, scratch + 13476736 /* t127 */, scratch + 13479424 /* t130 */, scratch + 13482624 /* t98 */);
-    step_student_loss_u_fwd_6(io + 263088 /* t136 */, scratch + 13486080 /* t134 */);
+    step_student_loss_u_fwd_5(scratch + 13485760 /* t134 */, scratch + 13476736 /* t127 */, scratch + 13479424 /* t130 */, scratch + 13482624 /* t98 */);
+    step_student_loss_u_fwd_6(io + 263088 /* t136 */, scratch + 13485760 /* t134 */);
     step_student_loss_u_vjp(scratch + 13475456 /* t138 */, scratch + 13482624 /* t98 */);
     step_student_loss_u_vjp_2(scratch + 13479424 /* t140 */, scratch + 13475456 /* t138 */);
     step_student_loss_u_vjp_3(scratch + 13479552 /* t141 */, scratch + 13479424 /* t140 */, scratch + 13479296 /* t129 */);
     step_student_loss_u_vjp_4(scratch + 13476736 /* t144 */, scratch + 13479552 /* t141 */, scratch + 13478016 /* t128 */, scratch + 13475456 /* t138 */);
-    step_student_dense9_vjp(scratch + 13486272 /* t145 */, scratch + 13476736 /* t144 */);
+    step_student_dense9_vjp(scratch + 13485952 /* t145 */, scratch + 13476736 /* t144 */);
     step_student_dense9_vjp_2(scratch + 13483904 /* t147 */, scratch + 13201024 /* t121 */, scratch + 13476736 /* t144 */);
     step_student_dense9_vjp_3(scratch + 11946624 /* t149 */, scratch + 13476736 /* t144 */, state + 412560 /* in_student_dense9_weight */, scratch + 13201024 /* t121 */);
-    step_student_dense7_vjp(scratch + 13486080 /* t150 */, scratch + 11946624 /* t149 */);
+    step_student_dense7_vjp(scratch + 13485760 /* t150 */, scratch + 11946624 /* t149 */);
     step_student_dense7_vjp_2(scratch + 11745920 /* t151 */, scratch + 11946624 /* t149 */, state + 211728 /* in_student_dense7_weight */);
     step_student_dense7_vjp_3(scratch + 13201024 /* t152 */, scratch + 11545216 /* t117 */, scratch + 11946624 /* t149 */);
     step_student_relu4_vjp(scratch + 3612672 /* t155 */, scratch + 11545216 /* t116 */, scratch + 11745920 /* t153 */);
     step_student_relu4_vjp_2(scratch + 11545216 /* t156 */, scratch + 10742400 /* t115 */, scratch + 3612672 /* t155 */);
-    step_student_conv3_vjp(scratch + 13486240 /* t158 */, scratch + 11545216 /* t157 */, scratch + 13475456 /* chunk */);
+    step_student_conv3_vjp(scratch + 13485920 /* t158 */, scratch + 11545216 /* t157 */, scratch + 13475456 /* chunk */);
     step_student_conv3_vjp_2(scratch + 10742400 /* t162 */, scratch + 11545216 /* t157 */, state + 207088 /* in_student_conv3_weight */, scratch + 3612672 /* chunk */);
     step_student_conv3_vjp_3(scratch + 13475456 /* t160 */, scratch + 12799616 /* t108 */, scratch + 11545216 /* t157 */, scratch + 3612672 /* chunk */);
     step_student_relu1_vjp(scratch + 11143808 /* t164 */, scratch + 12799616 /* t108 */, scratch + 10742400 /* t162 */);
@@ -3904,11 +3902,11 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_conv0_update(state + 620784 /* in_student_momentum_conv0_weight */, state + 206928 /* in_student_conv0_weight */, scratch + 11019648 /* t169 */, io + 226128 /* in_lr_student */);
     step_student_conv0_update_2(state + 620928 /* in_student_momentum_conv0_bias */, state + 207072 /* in_student_conv0_bias */, scratch + 11020096 /* t167 */, io + 226128 /* in_lr_student */);
     step_student_conv3_update(state + 620944 /* in_student_momentum_conv3_weight */, state + 207088 /* in_student_conv3_weight */, scratch + 13475456 /* t161 */, io + 226128 /* in_lr_student */);
-    step_student_conv3_update_2(state + 625552 /* in_student_momentum_conv3_bias */, state + 211696 /* in_student_conv3_bias */, scratch + 13486240 /* t158 */, io + 226128 /* in_lr_student */);
+    step_student_conv3_update_2(state + 625552 /* in_student_momentum_conv3_bias */, state + 211696 /* in_student_conv3_bias */, scratch + 13485920 /* t158 */, io + 226128 /* in_lr_student */);
     step_student_dense7_update(state + 625584 /* in_student_momentum_dense7_weight */, state + 211728 /* in_student_dense7_weight */, scratch + 13201024 /* t152 */, io + 226128 /* in_lr_student */);
-    step_student_dense7_update_2(state + 826288 /* in_student_momentum_dense7_bias */, state + 412432 /* in_student_dense7_bias */, scratch + 13486080 /* t150 */, io + 226128 /* in_lr_student */);
+    step_student_dense7_update_2(state + 826288 /* in_student_momentum_dense7_bias */, state + 412432 /* in_student_dense7_bias */, scratch + 13485760 /* t150 */, io + 226128 /* in_lr_student */);
     step_student_dense9_update(state + 826416 /* in_student_momentum_dense9_weight */, state + 412560 /* in_student_dense9_weight */, scratch + 13483904 /* t147 */, io + 226128 /* in_lr_student */);
-    step_student_dense9_update_2(state + 827696 /* in_student_momentum_dense9_bias */, state + 413840 /* in_student_dense9_bias */, scratch + 13486272 /* t145 */, io + 226128 /* in_lr_student */);
+    step_student_dense9_update_2(state + 827696 /* in_student_momentum_dense9_bias */, state + 413840 /* in_student_dense9_bias */, scratch + 13485952 /* t145 */, io + 226128 /* in_lr_student */);
     step_student_conv0_fwd_2(scratch + 8233600 /* t261 */, scratch + 8835712 /* t263 */, io /* in_x */, state + 206928 /* t257 */, state + 207072 /* t190 */, scratch + 3612672 /* chunk */);
     step_student_conv3_fwd_2(scratch + 12799616 /* t269 */, scratch + 8635008 /* t271 */, scratch + 8835712 /* t263 */, state + 207088 /* t265 */, state + 211696 /* t211 */, scratch + 3612672 /* chunk */);
     step_student_dense7_fwd_2(scratch + 8685184 /* t276 */, scratch + 8635008 /* t272 */, state + 211728 /* t223 */, state + 412432 /* t232 */);
@@ -3941,83 +3939,83 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_feedback_fwd(scratch + 11014272 /* t325 */, scratch + 11019792 /* t323 */, scratch + 11019648 /* t169 */);
     step_teacher_feedback_fwd_2(scratch + 11014288 /* t327 */, scratch + 11020128 /* t321 */, scratch + 11020096 /* t167 */);
     step_teacher_feedback_fwd_3(scratch + 11014304 /* t330 */, scratch + 11009664 /* t315 */, scratch + 13475456 /* t161 */);
-    step_teacher_feedback_fwd_4(scratch + 11014320 /* t333 */, scratch + 11020064 /* t312 */, scratch + 13486240 /* t158 */);
+    step_teacher_feedback_fwd_4(scratch + 11014320 /* t333 */, scratch + 11020064 /* t312 */, scratch + 13485920 /* t158 */);
     step_teacher_feedback_fwd_5(scratch + 11014336 /* t336 */, scratch + 13000320 /* t306 */, scratch + 13201024 /* t152 */);
-    step_teacher_feedback_fwd_6(scratch + 11014352 /* t339 */, scratch + 11019936 /* t304 */, scratch + 13486080 /* t150 */);
+    step_teacher_feedback_fwd_6(scratch + 11014352 /* t339 */, scratch + 11019936 /* t304 */, scratch + 13485760 /* t150 */);
     step_teacher_feedback_fwd_7(scratch + 11014368 /* t342 */, scratch + 11018368 /* t301 */, scratch + 13483904 /* t147 */);
-    step_teacher_feedback_fwd_8(scratch + 11014384 /* t345 */, scratch + 11020112 /* t299 */, scratch + 13486272 /* t145 */);
+    step_teacher_feedback_fwd_8(scratch + 11014384 /* t345 */, scratch + 11020112 /* t299 */, scratch + 13485952 /* t145 */);
     step_teacher_feedback_fwd_9(scratch + 11020144 /* t346 */, io + 263120 /* t347 */, scratch + 11015552 /* t349 */, scratch + 11014272 /* t325 */, scratch + 11014288 /* t327 */, scratch + 11014304 /* t330 */, scratch + 11014320 /* t333 */, scratch + 11014336 /* t336 */, scratch + 11014352 /* t339 */, scratch + 11014368 /* t342 */, scratch + 11014384 /* t345 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
     step_teacher_feedback_vjp(scratch + 11014272 /* t351 */, scratch + 11015552 /* t349 */, scratch + 13482624 /* t98 */);
     step_teacher_feedback_vjp_2(scratch + 13482624 /* t353 */, scratch + 11014272 /* t351 */);
-    step_teacher_feedback_vjp_3(scratch + 11015552 /* t354 */, scratch + 13482624 /* t353 */, scratch + 13485952 /* t85 */);
+    step_teacher_feedback_vjp_3(scratch + 11015552 /* t354 */, scratch + 13482624 /* t353 */, scratch + 13485632 /* t85 */);
     step_teacher_loss_uda_vjp(scratch + 13482624 /* t358 */, io + 226144 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 11015680 /* t361 */, scratch + 13482624 /* t358 */, scratch + 13485824 /* t80 */);
+    step_teacher_loss_uda_vjp_2(scratch + 11015680 /* t361 */, scratch + 13482624 /* t358 */, scratch + 13485504 /* t80 */);
     step_teacher_loss_uda_vjp_3(scratch + 13482624 /* t363 */, scratch + 11015680 /* t361 */, scratch + 13480064 /* t77 */);
-    step_teacher_loss_uda_vjp_4(scratch + 13485824 /* t365 */, scratch + 13482624 /* t363 */);
-    step_teacher_loss_uda_vjp_5(scratch + 11015680 /* t366 */, scratch + 13485824 /* t365 */, scratch + 13485952 /* t85 */);
+    step_teacher_loss_uda_vjp_4(scratch + 13485504 /* t365 */, scratch + 13482624 /* t363 */);
+    step_teacher_loss_uda_vjp_5(scratch + 11015680 /* t366 */, scratch + 13485504 /* t365 */, scratch + 13485632 /* t85 */);
     step_teacher_loss_uda_vjp_6(scratch + 13480064 /* t370 */, scratch + 11015552 /* t354 */, scratch + 13481344 /* t84 */, scratch + 11014272 /* t351 */, scratch + 11015680 /* t366 */, scratch + 13482624 /* t363 */);
-    step_teacher_loss_sup_vjp(scratch + 13481344 /* t371 */, scratch + 13485184 /* t54 */);
-    step_teacher_loss_sup_vjp_2(scratch + 13485824 /* t373 */, scratch + 13481344 /* t371 */);
-    step_teacher_loss_sup_vjp_3(scratch + 13485856 /* t374 */, scratch + 13485824 /* t373 */, scratch + 13486208 /* t59 */);
-    step_teacher_loss_sup_vjp_4(scratch + 13485184 /* t377 */, scratch + 13485856 /* t374 */, scratch + 13485504 /* t58 */, scratch + 13481344 /* t371 */);
-    step_teacher_dense10_vjp(scratch + 13486208 /* t378 */, scratch + 13485184 /* t377 */);
-    step_teacher_dense10_vjp_2(scratch + 13486224 /* t379 */, scratch + 13480064 /* t370 */);
-    step_teacher_dense10_vjp_3(scratch + 13485952 /* t380 */, scratch + 13486208 /* t378 */, scratch + 13486224 /* t379 */);
-    step_teacher_dense10_vjp_4(scratch + 13481344 /* t386 */, scratch + 13459072 /* t385 */, scratch + 13480064 /* t370 */);
-    step_teacher_dense10_vjp_5(scratch + 11014272 /* t395 */, scratch + 13485184 /* t377 */, state + 205632 /* in_teacher_dense10_weight */, io + 226176 /* in_dropout_teacher_all_dropout9 */, scratch + 13401728 /* t392 */);
-    step_teacher_dense10_vjp_6(scratch + 10993280 /* t397 */, scratch + 13480064 /* t370 */, state + 205632 /* in_teacher_dense10_weight */, io + 246656 /* t390 */, scratch + 13422208 /* t393 */);
-    step_teacher_dense7_vjp(scratch + 13485504 /* t398 */, scratch + 11014272 /* t395 */);
-    step_teacher_dense7_vjp_2(scratch + 13485632 /* t399 */, scratch + 10993280 /* t397 */);
-    step_teacher_dense7_vjp_3(scratch + 13485760 /* t400 */, scratch + 13485504 /* t398 */, scratch + 13485632 /* t399 */);
-    step_teacher_dense7_vjp_4(scratch + 10943104 /* t401 */, scratch + 11014272 /* t395 */, state + 4800 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_5(scratch + 12799616 /* t402 */, scratch + 10993280 /* t397 */, state + 4800 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_6(scratch + 10742400 /* t408 */, scratch + 12598912 /* t407 */, scratch + 10993280 /* t397 */);
-    step_teacher_relu4_vjp(scratch + 9237120 /* t417 */, scratch + 12348032 /* t403 */, scratch + 10943104 /* t410 */);
-    step_teacher_relu4_vjp_2(scratch + 9036416 /* t419 */, scratch + 12598912 /* t406 */, scratch + 12799616 /* t411 */);
-    step_teacher_relu4_vjp_3(scratch + 12799616 /* t420 */, scratch + 6427264 /* t413 */, scratch + 9237120 /* t417 */);
-    step_teacher_relu4_vjp_4(scratch + 8233600 /* t421 */, scratch + 7430784 /* t415 */, scratch + 9036416 /* t419 */);
-    step_teacher_conv3_vjp(scratch + 13486208 /* t424 */, scratch + 12799616 /* t422 */, scratch + 13480064 /* chunk */);
-    step_teacher_conv3_vjp_2(scratch + 13485888 /* t425 */, scratch + 8233600 /* t423 */, scratch + 13480064 /* chunk */);
-    step_teacher_conv3_vjp_3(scratch + 13485920 /* t426 */, scratch + 13486208 /* t424 */, scratch + 13485888 /* t425 */);
-    step_teacher_conv3_vjp_4(scratch + 9437824 /* t437 */, scratch + 12799616 /* t422 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
-    step_teacher_conv3_vjp_5(scratch + 9036416 /* t438 */, scratch + 8233600 /* t423 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
-    step_teacher_conv3_vjp_6(scratch + 13401728 /* t434 */, scratch + 10340992 /* t432 */, scratch + 8233600 /* t423 */, scratch + 3612672 /* chunk */);
-    step_teacher_conv3_vjp_7(scratch + 13406336 /* t435 */, scratch + 9839232 /* t429 */, scratch + 12799616 /* t422 */, scratch + 13401728 /* t434 */, scratch + 3612672 /* chunk */);
-    step_teacher_relu1_vjp(scratch + 12799616 /* t444 */, scratch + 9839232 /* t429 */, scratch + 9437824 /* t437 */);
-    step_teacher_relu1_vjp_2(scratch + 9437824 /* t446 */, scratch + 10340992 /* t432 */, scratch + 9036416 /* t438 */);
-    step_teacher_relu1_vjp_3(scratch + 9839232 /* t447 */, scratch /* t440 */, scratch + 12799616 /* t444 */);
-    step_teacher_relu1_vjp_4(scratch + 3612672 /* t448 */, scratch + 2007040 /* t442 */, scratch + 9437824 /* t446 */);
-    step_teacher_conv0_vjp(scratch + 13485888 /* t451 */, scratch + 9839232 /* t449 */, scratch + 13480064 /* chunk */);
-    step_teacher_conv0_vjp_2(scratch + 13485904 /* t452 */, scratch + 3612672 /* t450 */, scratch + 13480064 /* chunk */);
-    step_teacher_conv0_vjp_3(scratch + 13486208 /* t453 */, scratch + 13485888 /* t451 */, scratch + 13485904 /* t452 */);
-    step_teacher_conv0_vjp_4(scratch + 13480064 /* t455 */, io + 125440 /* t99 */, scratch + 3612672 /* t450 */, scratch /* chunk */);
-    step_teacher_conv0_vjp_5(scratch + 13480208 /* t456 */, io /* in_x */, scratch + 9839232 /* t449 */, scratch + 13480064 /* t455 */, scratch /* chunk */);
-    step_teacher_conv0_update(state + 413856 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 13480208 /* t457 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv0_update_2(state + 414000 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, scratch + 13486208 /* t453 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv3_update(state + 414016 /* in_teacher_momentum_conv3_weight */, state + 160 /* in_teacher_conv3_weight */, scratch + 13406336 /* t436 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv3_update_2(state + 418624 /* in_teacher_momentum_conv3_bias */, state + 4768 /* in_teacher_conv3_bias */, scratch + 13485920 /* t426 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense7_vjp_7(scratch + 12799616 /* t496 */, state + 418656 /* in_teacher_momentum_dense7_weight */, state + 4800 /* in_teacher_dense7_weight */, scratch + 12348032 /* t404 */, scratch + 11014272 /* t395 */, scratch + 10742400 /* t408 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense7_update(state + 619360 /* in_teacher_momentum_dense7_bias */, state + 205504 /* in_teacher_dense7_bias */, scratch + 13485760 /* t400 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense10_vjp_7(scratch + 13480064 /* t514 */, state + 619488 /* in_teacher_momentum_dense10_weight */, state + 205632 /* in_teacher_dense10_weight */, scratch + 13438592 /* t383 */, scratch + 13485184 /* t377 */, scratch + 13481344 /* t386 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense10_update(state + 620768 /* in_teacher_momentum_dense10_bias */, state + 206912 /* in_teacher_dense10_bias */, scratch + 13485952 /* t380 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 13486208 /* t531 */, scratch + 11019792 /* t323 */);
-    step_teacher_gradient_fwd_2(scratch + 13486224 /* t533 */, scratch + 11020128 /* t321 */);
-    step_teacher_gradient_fwd_3(scratch + 11020128 /* t536 */, scratch + 11009664 /* t315 */);
-    step_teacher_gradient_fwd_4(scratch + 11019792 /* t539 */, scratch + 11020064 /* t312 */);
-    step_teacher_gradient_fwd_5(scratch + 11020064 /* t542 */, scratch + 13000320 /* t306 */);
-    step_teacher_gradient_fwd_6(scratch + 11020080 /* t545 */, scratch + 11019936 /* t304 */);
-    step_teacher_gradient_fwd_7(scratch + 11019808 /* t548 */, scratch + 11018368 /* t301 */);
-    step_teacher_gradient_fwd_8(scratch + 11019824 /* t551 */, scratch + 11020112 /* t299 */);
-    step_teacher_gradient_fwd_9(io + 263136 /* t553 */, scratch + 13486208 /* t531 */, scratch + 13486224 /* t533 */, scratch + 11020128 /* t536 */, scratch + 11019792 /* t539 */, scratch + 11020064 /* t542 */, scratch + 11020080 /* t545 */, scratch + 11019808 /* t548 */, scratch + 11019824 /* t551 */);
-    step_teacher_gradient_fwd_10(scratch + 11020112 /* t555 */, scratch + 11019648 /* t169 */);
-    step_teacher_gradient_fwd_11(scratch + 11020128 /* t557 */, scratch + 11020096 /* t167 */);
-    step_teacher_gradient_fwd_12(scratch + 13486208 /* t560 */, scratch + 13475456 /* t161 */);
-    step_teacher_gradient_fwd_13(scratch + 13486224 /* t563 */, scratch + 13486240 /* t158 */);
-    step_teacher_gradient_fwd_14(scratch + 13486240 /* t566 */, scratch + 13201024 /* t152 */);
-    step_teacher_gradient_fwd_15(scratch + 13486256 /* t569 */, scratch + 13486080 /* t150 */);
-    step_teacher_gradient_fwd_16(scratch + 13485184 /* t572 */, scratch + 13483904 /* t147 */);
-    step_teacher_gradient_fwd_17(scratch + 13485200 /* t575 */, scratch + 13486272 /* t145 */);
-    step_teacher_gradient_fwd_18(io + 263152 /* t577 */, io + 263168 /* t581 */, io + 263184 /* t582 */, scratch + 11020112 /* t555 */, scratch + 11020128 /* t557 */, scratch + 13486208 /* t560 */, scratch + 13486224 /* t563 */, scratch + 13486240 /* t566 */, scratch + 13486256 /* t569 */, scratch + 13485184 /* t572 */, scratch + 13485200 /* t575 */, io + 263136 /* t553 */, scratch + 11020144 /* t346 */, io + 263120 /* t347 */);
+    step_teacher_loss_sup_vjp(scratch + 13481344 /* t373 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_vjp_2(scratch + 13485504 /* t375 */, scratch + 13481344 /* t373 */);
+    step_teacher_loss_sup_vjp_3(scratch + 13485536 /* t376 */, scratch + 13485504 /* t375 */, scratch + 13485888 /* t59 */);
+    step_teacher_loss_sup_vjp_4(scratch + 13482624 /* t379 */, scratch + 13485536 /* t376 */, scratch + 13485184 /* t58 */, scratch + 13481344 /* t373 */);
+    step_teacher_dense10_vjp(scratch + 13485888 /* t380 */, scratch + 13482624 /* t379 */);
+    step_teacher_dense10_vjp_2(scratch + 13485904 /* t381 */, scratch + 13480064 /* t370 */);
+    step_teacher_dense10_vjp_3(scratch + 13485632 /* t382 */, scratch + 13485888 /* t380 */, scratch + 13485904 /* t381 */);
+    step_teacher_dense10_vjp_4(scratch + 13481344 /* t388 */, scratch + 13459072 /* t387 */, scratch + 13480064 /* t370 */);
+    step_teacher_dense10_vjp_5(scratch + 11014272 /* t397 */, scratch + 13482624 /* t379 */, state + 205632 /* in_teacher_dense10_weight */, io + 226176 /* in_dropout_teacher_all_dropout9 */, scratch + 13401728 /* t394 */);
+    step_teacher_dense10_vjp_6(scratch + 10993280 /* t399 */, scratch + 13480064 /* t370 */, state + 205632 /* in_teacher_dense10_weight */, io + 246656 /* t392 */, scratch + 13422208 /* t395 */);
+    step_teacher_dense7_vjp(scratch + 13485184 /* t400 */, scratch + 11014272 /* t397 */);
+    step_teacher_dense7_vjp_2(scratch + 13485312 /* t401 */, scratch + 10993280 /* t399 */);
+    step_teacher_dense7_vjp_3(scratch + 13485440 /* t402 */, scratch + 13485184 /* t400 */, scratch + 13485312 /* t401 */);
+    step_teacher_dense7_vjp_4(scratch + 10943104 /* t403 */, scratch + 11014272 /* t397 */, state + 4800 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_5(scratch + 12799616 /* t404 */, scratch + 10993280 /* t399 */, state + 4800 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_6(scratch + 10742400 /* t410 */, scratch + 12598912 /* t409 */, scratch + 10993280 /* t399 */);
+    step_teacher_relu4_vjp(scratch + 9237120 /* t419 */, scratch + 12348032 /* t405 */, scratch + 10943104 /* t412 */);
+    step_teacher_relu4_vjp_2(scratch + 9036416 /* t421 */, scratch + 12598912 /* t408 */, scratch + 12799616 /* t413 */);
+    step_teacher_relu4_vjp_3(scratch + 12799616 /* t422 */, scratch + 6427264 /* t415 */, scratch + 9237120 /* t419 */);
+    step_teacher_relu4_vjp_4(scratch + 8233600 /* t423 */, scratch + 7430784 /* t417 */, scratch + 9036416 /* t421 */);
+    step_teacher_conv3_vjp(scratch + 13485888 /* t426 */, scratch + 12799616 /* t424 */, scratch + 13480064 /* chunk */);
+    step_teacher_conv3_vjp_2(scratch + 13485568 /* t427 */, scratch + 8233600 /* t425 */, scratch + 13480064 /* chunk */);
+    step_teacher_conv3_vjp_3(scratch + 13485600 /* t428 */, scratch + 13485888 /* t426 */, scratch + 13485568 /* t427 */);
+    step_teacher_conv3_vjp_4(scratch + 9437824 /* t439 */, scratch + 12799616 /* t424 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp_5(scratch + 9036416 /* t440 */, scratch + 8233600 /* t425 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp_6(scratch + 13401728 /* t436 */, scratch + 10340992 /* t434 */, scratch + 8233600 /* t425 */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp_7(scratch + 13406336 /* t437 */, scratch + 9839232 /* t431 */, scratch + 12799616 /* t424 */, scratch + 13401728 /* t436 */, scratch + 3612672 /* chunk */);
+    step_teacher_relu1_vjp(scratch + 12799616 /* t446 */, scratch + 9839232 /* t431 */, scratch + 9437824 /* t439 */);
+    step_teacher_relu1_vjp_2(scratch + 9437824 /* t448 */, scratch + 10340992 /* t434 */, scratch + 9036416 /* t440 */);
+    step_teacher_relu1_vjp_3(scratch + 9839232 /* t449 */, scratch /* t442 */, scratch + 12799616 /* t446 */);
+    step_teacher_relu1_vjp_4(scratch + 3612672 /* t450 */, scratch + 2007040 /* t444 */, scratch + 9437824 /* t448 */);
+    step_teacher_conv0_vjp(scratch + 13485568 /* t453 */, scratch + 9839232 /* t451 */, scratch + 13482944 /* chunk */);
+    step_teacher_conv0_vjp_2(scratch + 13485584 /* t454 */, scratch + 3612672 /* t452 */, scratch + 13482944 /* chunk */);
+    step_teacher_conv0_vjp_3(scratch + 13485888 /* t455 */, scratch + 13485568 /* t453 */, scratch + 13485584 /* t454 */);
+    step_teacher_conv0_vjp_4(scratch + 13482944 /* t457 */, io + 125440 /* t99 */, scratch + 3612672 /* t452 */, scratch /* chunk */);
+    step_teacher_conv0_vjp_5(scratch + 13483088 /* t458 */, io /* in_x */, scratch + 9839232 /* t451 */, scratch + 13482944 /* t457 */, scratch /* chunk */);
+    step_teacher_conv0_update(state + 413856 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 13483088 /* t459 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 414000 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, scratch + 13485888 /* t455 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv3_update(state + 414016 /* in_teacher_momentum_conv3_weight */, state + 160 /* in_teacher_conv3_weight */, scratch + 13406336 /* t438 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv3_update_2(state + 418624 /* in_teacher_momentum_conv3_bias */, state + 4768 /* in_teacher_conv3_bias */, scratch + 13485600 /* t428 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense7_vjp_7(scratch + 12799616 /* t498 */, state + 418656 /* in_teacher_momentum_dense7_weight */, state + 4800 /* in_teacher_dense7_weight */, scratch + 12348032 /* t406 */, scratch + 11014272 /* t397 */, scratch + 10742400 /* t410 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense7_update(state + 619360 /* in_teacher_momentum_dense7_bias */, state + 205504 /* in_teacher_dense7_bias */, scratch + 13485440 /* t402 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense10_vjp_7(scratch + 13480064 /* t516 */, state + 619488 /* in_teacher_momentum_dense10_weight */, state + 205632 /* in_teacher_dense10_weight */, scratch + 13438592 /* t385 */, scratch + 13482624 /* t379 */, scratch + 13481344 /* t388 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense10_update(state + 620768 /* in_teacher_momentum_dense10_bias */, state + 206912 /* in_teacher_dense10_bias */, scratch + 13485632 /* t382 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 13485888 /* t533 */, scratch + 11019792 /* t323 */);
+    step_teacher_gradient_fwd_2(scratch + 13485904 /* t535 */, scratch + 11020128 /* t321 */);
+    step_teacher_gradient_fwd_3(scratch + 11020128 /* t538 */, scratch + 11009664 /* t315 */);
+    step_teacher_gradient_fwd_4(scratch + 11019792 /* t541 */, scratch + 11020064 /* t312 */);
+    step_teacher_gradient_fwd_5(scratch + 11020064 /* t544 */, scratch + 13000320 /* t306 */);
+    step_teacher_gradient_fwd_6(scratch + 11020080 /* t547 */, scratch + 11019936 /* t304 */);
+    step_teacher_gradient_fwd_7(scratch + 11019808 /* t550 */, scratch + 11018368 /* t301 */);
+    step_teacher_gradient_fwd_8(scratch + 11019824 /* t553 */, scratch + 11020112 /* t299 */);
+    step_teacher_gradient_fwd_9(io + 263136 /* t555 */, scratch + 13485888 /* t533 */, scratch + 13485904 /* t535 */, scratch + 11020128 /* t538 */, scratch + 11019792 /* t541 */, scratch + 11020064 /* t544 */, scratch + 11020080 /* t547 */, scratch + 11019808 /* t550 */, scratch + 11019824 /* t553 */);
+    step_teacher_gradient_fwd_10(scratch + 11020112 /* t557 */, scratch + 11019648 /* t169 */);
+    step_teacher_gradient_fwd_11(scratch + 11020128 /* t559 */, scratch + 11020096 /* t167 */);
+    step_teacher_gradient_fwd_12(scratch + 13485888 /* t562 */, scratch + 13475456 /* t161 */);
+    step_teacher_gradient_fwd_13(scratch + 13485904 /* t565 */, scratch + 13485920 /* t158 */);
+    step_teacher_gradient_fwd_14(scratch + 13485920 /* t568 */, scratch + 13201024 /* t152 */);
+    step_teacher_gradient_fwd_15(scratch + 13485936 /* t571 */, scratch + 13485760 /* t150 */);
+    step_teacher_gradient_fwd_16(scratch + 13485184 /* t574 */, scratch + 13483904 /* t147 */);
+    step_teacher_gradient_fwd_17(scratch + 13485200 /* t577 */, scratch + 13485952 /* t145 */);
+    step_teacher_gradient_fwd_18(io + 263152 /* t579 */, io + 263168 /* t583 */, io + 263184 /* t584 */, scratch + 11020112 /* t557 */, scratch + 11020128 /* t559 */, scratch + 13485888 /* t562 */, scratch + 13485904 /* t565 */, scratch + 13485920 /* t568 */, scratch + 13485936 /* t571 */, scratch + 13485184 /* t574 */, scratch + 13485200 /* t577 */, io + 263136 /* t555 */, scratch + 11020144 /* t346 */, io + 263120 /* t347 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

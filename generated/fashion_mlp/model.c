@@ -125,22 +125,9 @@ static void step_teacher_dense3_fwd(float *restrict t21, const float *restrict t
     }
 }
 
-/* loop [32,10]
- * %25 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
- * %26 = mul %9, %25 : [32,10]  // teacher/loss_sup fwd
- * %27 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
- * %28 = add %26, %27 : [32,10]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd(float *restrict t28, const float *restrict in_y) {
-    for (size_t i = 0; i < 320; i++) {
-        const float v26 = in_y[i] * 0.9f;
-        const float v28 = v26 + 0.01f;
-        t28[i] = v28;
-    }
-}
-
 /* reduce_max [32,10] axes=[1]
  * %29 = reduce_max axes=[1] %22 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_2(float *restrict t29, const float *restrict t22) {
+static void step_teacher_loss_sup_fwd(float *restrict t29, const float *restrict t22) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -154,7 +141,7 @@ static void step_teacher_loss_sup_fwd_2(float *restrict t29, const float *restri
  * %30 = broadcast axes=[0] %29 : [32,10]  // teacher/loss_sup fwd
  * %31 = sub %22, %30 : [32,10]  // teacher/loss_sup fwd
  * %32 = exp %31 : [32,10]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_3(float *restrict t31, float *restrict t32, const float *restrict t22, const float *restrict t29) {
+static void step_teacher_loss_sup_fwd_2(float *restrict t31, float *restrict t32, const float *restrict t22, const float *restrict t29) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v31 = t22[i0 * 10 + i1] - t29[i0];
@@ -167,7 +154,7 @@ static void step_teacher_loss_sup_fwd_3(float *restrict t31, float *restrict t32
 
 /* reduce_sum [32,10] axes=[1]
  * %33 = reduce_sum axes=[1] %32 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_4(float *restrict t33, const float *restrict t32) {
+static void step_teacher_loss_sup_fwd_3(float *restrict t33, const float *restrict t32) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -179,7 +166,7 @@ static void step_teacher_loss_sup_fwd_4(float *restrict t33, const float *restri
 
 /* loop [32]
  * %34 = log %33 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_5(float *restrict t34, const float *restrict t33) {
+static void step_teacher_loss_sup_fwd_4(float *restrict t34, const float *restrict t33) {
     for (size_t i = 0; i < 32; i++) {
         const float v34 = logf(t33[i]);
         t34[i] = v34;
@@ -187,16 +174,22 @@ static void step_teacher_loss_sup_fwd_5(float *restrict t34, const float *restri
 }
 
 /* reduce_sum [32,10] axes=[0, 1]
+ * %25 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
+ * %26 = mul %9, %25 : [32,10]  // teacher/loss_sup fwd
+ * %27 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
+ * %28 = add %26, %27 : [32,10]  // teacher/loss_sup fwd
  * %35 = broadcast axes=[0] %34 : [32,10]  // teacher/loss_sup fwd
  * %36 = sub %31, %35 : [32,10]  // teacher/loss_sup fwd
  * %37 = mul %28, %36 : [32,10]  // teacher/loss_sup fwd
  * %38 = reduce_sum axes=[0, 1] %37 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_6(float *restrict t38, const float *restrict t31, const float *restrict t34, const float *restrict t28) {
+static void step_teacher_loss_sup_fwd_5(float *restrict t38, const float *restrict in_y, const float *restrict t31, const float *restrict t34) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v26 = in_y[i0 * 10 + i1] * 0.9f;
+            const float v28 = v26 + 0.01f;
             const float v36 = t31[i0 * 10 + i1] - t34[i0];
-            const float v37 = t28[i0 * 10 + i1] * v36;
+            const float v37 = v28 * v36;
             sum += v37;
         }
     }
@@ -206,7 +199,7 @@ static void step_teacher_loss_sup_fwd_6(float *restrict t38, const float *restri
 /* loop []
  * %39 = constant -0.03125 : []  // teacher/loss_sup fwd
  * %40 = mul %38, %39 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_7(float *restrict t40, const float *restrict t38) {
+static void step_teacher_loss_sup_fwd_6(float *restrict t40, const float *restrict t38) {
     for (size_t i = 0; i < 1; i++) {
         const float v40 = t38[0] * (-0.03125f);
         t40[i] = v40;
@@ -1260,133 +1253,139 @@ static void step_teacher_loss_uda_vjp_6(float *restrict t222, const float *restr
 }
 
 /* loop [32,10]
+ * %25 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
+ * %27 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
  * %173 = constant -0.03125 : [32,10]  // student/loss_l vjp
- * %223 = mul %173, %28 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t223, const float *restrict t28) {
+ * %223 = mul %9, %25 : [32,10]  // teacher/loss_sup vjp
+ * %224 = add %223, %27 : [32,10]  // teacher/loss_sup vjp
+ * %225 = mul %173, %224 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t225, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
-        const float v223 = (-0.03125f) * t28[i];
-        t223[i] = v223;
+        const float v223 = in_y[i] * 0.9f;
+        const float v224 = v223 + 0.01f;
+        const float v225 = (-0.03125f) * v224;
+        t225[i] = v225;
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %224 = neg %223 : [32,10]  // teacher/loss_sup vjp
- * %225 = reduce_sum axes=[1] %224 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t225, const float *restrict t223) {
+ * %226 = neg %225 : [32,10]  // teacher/loss_sup vjp
+ * %227 = reduce_sum axes=[1] %226 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t227, const float *restrict t225) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v224 = -t223[i0 * 10 + i1];
-            sum += v224;
+            const float v226 = -t225[i0 * 10 + i1];
+            sum += v226;
         }
-        t225[i0] = (float)sum;
+        t227[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %226 = div %225, %33 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_3(float *restrict t226, const float *restrict t225, const float *restrict t33) {
+ * %228 = div %227, %33 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t228, const float *restrict t227, const float *restrict t33) {
     for (size_t i = 0; i < 32; i++) {
-        const float v226 = t225[i] / t33[i];
-        t226[i] = v226;
+        const float v228 = t227[i] / t33[i];
+        t228[i] = v228;
     }
 }
 
 /* loop [32,10]
- * %227 = broadcast axes=[0] %226 : [32,10]  // teacher/loss_sup vjp
- * %228 = mul %227, %32 : [32,10]  // teacher/loss_sup vjp
- * %229 = add %223, %228 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_4(float *restrict t229, const float *restrict t226, const float *restrict t32, const float *restrict t223) {
+ * %229 = broadcast axes=[0] %228 : [32,10]  // teacher/loss_sup vjp
+ * %230 = mul %229, %32 : [32,10]  // teacher/loss_sup vjp
+ * %231 = add %225, %230 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t231, const float *restrict t228, const float *restrict t32, const float *restrict t225) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v228 = t226[i0] * t32[i0 * 10 + i1];
-            const float v229 = t223[i0 * 10 + i1] + v228;
-            t229[i0 * 10 + i1] = v229;
+            const float v230 = t228[i0] * t32[i0 * 10 + i1];
+            const float v231 = t225[i0 * 10 + i1] + v230;
+            t231[i0 * 10 + i1] = v231;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[0]
- * %230 = reduce_sum axes=[0] %229 : [10]  // teacher/dense3 vjp */
-static void step_teacher_dense3_vjp(float *restrict t230, const float *restrict t229) {
-    for (size_t o = 0; o < 10; o++) t230[o] = 0.0f;
+ * %232 = reduce_sum axes=[0] %231 : [10]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp(float *restrict t232, const float *restrict t231) {
+    for (size_t o = 0; o < 10; o++) t232[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t230[i1] += t229[i0 * 10 + i1];
+            t232[i1] += t231[i0 * 10 + i1];
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[0]
- * %231 = reduce_sum axes=[0] %222 : [10]  // teacher/dense3 vjp */
-static void step_teacher_dense3_vjp_2(float *restrict t231, const float *restrict t222) {
-    for (size_t o = 0; o < 10; o++) t231[o] = 0.0f;
+ * %233 = reduce_sum axes=[0] %222 : [10]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp_2(float *restrict t233, const float *restrict t222) {
+    for (size_t o = 0; o < 10; o++) t233[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t231[i1] += t222[i0 * 10 + i1];
+            t233[i1] += t222[i0 * 10 + i1];
         }
     }
 }
 
 /* loop [10]
- * %232 = add %230, %231 : [10]  // teacher/dense3 vjp */
-static void step_teacher_dense3_vjp_3(float *restrict t232, const float *restrict t230, const float *restrict t231) {
+ * %234 = add %232, %233 : [10]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp_3(float *restrict t234, const float *restrict t232, const float *restrict t233) {
     for (size_t i = 0; i < 10; i++) {
-        const float v232 = t230[i] + t231[i];
-        t232[i] = v232;
+        const float v234 = t232[i] + t233[i];
+        t234[i] = v234;
     }
 }
 
 /* gemm blas m=256 n=10 k=128 tA
- * %238 = matmul tA %237, %222 : [256,10]  // teacher/dense3 vjp */
-static void step_teacher_dense3_vjp_4(float *restrict t238, const float *restrict t237, const float *restrict t222) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 128, 1.0f, t237, 256, t222, 10, 0.0f, t238, 10);
+ * %240 = matmul tA %239, %222 : [256,10]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp_4(float *restrict t240, const float *restrict t239, const float *restrict t222) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 128, 1.0f, t239, 256, t222, 10, 0.0f, t240, 10);
 }
 
 /* gemm blas m=32 n=256 k=10 tB +epilogue
- * %233 = matmul tB %229, %2 : [32,256]  // teacher/dense3 vjp
- * %240 = step %235 : [32,256]  // teacher/relu2 vjp
- * %241 = mul %233, %240 : [32,256]  // teacher/relu2 vjp */
-static void step_teacher_dense3_vjp_5(float *restrict t241, const float *restrict t229, const float *restrict in_teacher_dense3_weight, const float *restrict t235) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10, 1.0f, t229, 10, in_teacher_dense3_weight, 10, 0.0f, t241, 256);
+ * %235 = matmul tB %231, %2 : [32,256]  // teacher/dense3 vjp
+ * %242 = step %237 : [32,256]  // teacher/relu2 vjp
+ * %243 = mul %235, %242 : [32,256]  // teacher/relu2 vjp */
+static void step_teacher_dense3_vjp_5(float *restrict t243, const float *restrict t231, const float *restrict in_teacher_dense3_weight, const float *restrict t237) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10, 1.0f, t231, 10, in_teacher_dense3_weight, 10, 0.0f, t243, 256);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
-        const float v240 = t235[i] > 0.0f ? 1.0f : 0.0f;
-        const float v241 = t241[i] * v240;
-        t241[i] = v241;
-    }
-}
-
-/* gemm blas m=128 n=256 k=10 tB +epilogue
- * %234 = matmul tB %222, %2 : [128,256]  // teacher/dense3 vjp
- * %242 = step %237 : [128,256]  // teacher/relu2 vjp
- * %243 = mul %234, %242 : [128,256]  // teacher/relu2 vjp */
-static void step_teacher_dense3_vjp_6(float *restrict t243, const float *restrict t222, const float *restrict in_teacher_dense3_weight, const float *restrict t237) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 256, 10, 1.0f, t222, 10, in_teacher_dense3_weight, 10, 0.0f, t243, 256);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 32768; i++) {
         const float v242 = t237[i] > 0.0f ? 1.0f : 0.0f;
         const float v243 = t243[i] * v242;
         t243[i] = v243;
     }
 }
 
+/* gemm blas m=128 n=256 k=10 tB +epilogue
+ * %236 = matmul tB %222, %2 : [128,256]  // teacher/dense3 vjp
+ * %244 = step %239 : [128,256]  // teacher/relu2 vjp
+ * %245 = mul %236, %244 : [128,256]  // teacher/relu2 vjp */
+static void step_teacher_dense3_vjp_6(float *restrict t245, const float *restrict t222, const float *restrict in_teacher_dense3_weight, const float *restrict t239) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 256, 10, 1.0f, t222, 10, in_teacher_dense3_weight, 10, 0.0f, t245, 256);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 32768; i++) {
+        const float v244 = t239[i] > 0.0f ? 1.0f : 0.0f;
+        const float v245 = t245[i] * v244;
+        t245[i] = v245;
+    }
+}
+
 /* reduce_sum [32,256] axes=[0]
- * %244 = reduce_sum axes=[0] %241 : [256]  // teacher/dense1 vjp */
-static void step_teacher_dense1_vjp(float *restrict t244, const float *restrict t241) {
-    for (size_t o = 0; o < 256; o++) t244[o] = 0.0f;
+ * %246 = reduce_sum axes=[0] %243 : [256]  // teacher/dense1 vjp */
+static void step_teacher_dense1_vjp(float *restrict t246, const float *restrict t243) {
+    for (size_t o = 0; o < 256; o++) t246[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
-            t244[i1] += t241[i0 * 256 + i1];
+            t246[i1] += t243[i0 * 256 + i1];
         }
     }
 }
 
 /* reduce_sum [128,256] axes=[0] split
- * %245 = reduce_sum axes=[0] %243 : [256]  // teacher/dense1 vjp */
+ * %247 = reduce_sum axes=[0] %245 : [256]  // teacher/dense1 vjp */
 typedef struct {
-    float *t245;
-    const float *t243;
+    float *t247;
+    const float *t245;
     float *chunk;
 } step_teacher_dense1_vjp_2_pointers;
 
@@ -1394,8 +1393,8 @@ static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t245 = p->t245; (void)t245; /* used after the parts */
-    const float *restrict t243 = p->t243;
+    float *restrict t247 = p->t247; (void)t247; /* used after the parts */
+    const float *restrict t245 = p->t245;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(128, 8, &lo, &hi)) {
@@ -1404,226 +1403,209 @@ static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 256; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 256; i1++) {
-                sums[i1] += t243[i0 * 256 + i1];
+                sums[i1] += t245[i0 * 256 + i1];
             }
         }
         for (size_t o = 0; o < 256; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_dense1_vjp_2(float *restrict t245, const float *restrict t243, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t245, t243, chunk});
+static void step_teacher_dense1_vjp_2(float *restrict t247, const float *restrict t245, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t247, t245, chunk});
     for (size_t o = 0; o < 256; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 256 + o];
-        t245[o] = total;
+        t247[o] = total;
     }
 }
 
 /* loop [256]
- * %246 = add %244, %245 : [256]  // teacher/dense1 vjp */
-static void step_teacher_dense1_vjp_3(float *restrict t246, const float *restrict t244, const float *restrict t245) {
+ * %248 = add %246, %247 : [256]  // teacher/dense1 vjp */
+static void step_teacher_dense1_vjp_3(float *restrict t248, const float *restrict t246, const float *restrict t247) {
     for (size_t i = 0; i < 256; i++) {
-        const float v246 = t244[i] + t245[i];
-        t246[i] = v246;
+        const float v248 = t246[i] + t247[i];
+        t248[i] = v248;
     }
 }
 
 /* gemm blas m=784 n=256 k=128 tA split
- * %248 = matmul tA %75, %243 : [784,256]  // teacher/dense1 vjp */
+ * %250 = matmul tA %75, %245 : [784,256]  // teacher/dense1 vjp */
 typedef struct {
-    float *t248;
+    float *t250;
     const float *t75;
-    const float *t243;
+    const float *t245;
 } step_teacher_dense1_vjp_4_pointers;
 
 static void step_teacher_dense1_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_4_pointers *p = context;
-    float *restrict t248 = p->t248;
+    float *restrict t250 = p->t250;
     const float *restrict t75 = p->t75;
-    const float *restrict t243 = p->t243;
+    const float *restrict t245 = p->t245;
     size_t lo, hi;
     mplc_part(784, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 128, 1.0f, t75 + lo, 784, t243, 256, 0.0f, t248 + lo * 256, 256);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 128, 1.0f, t75 + lo, 784, t245, 256, 0.0f, t250 + lo * 256, 256);
 }
 
-static void step_teacher_dense1_vjp_4(float *restrict t248, const float *restrict t75, const float *restrict t243) {
-    mplc_parallel(step_teacher_dense1_vjp_4_part, &(step_teacher_dense1_vjp_4_pointers){t248, t75, t243});
+static void step_teacher_dense1_vjp_4(float *restrict t250, const float *restrict t75, const float *restrict t245) {
+    mplc_parallel(step_teacher_dense1_vjp_4_part, &(step_teacher_dense1_vjp_4_pointers){t250, t75, t245});
 }
 
 /* gemm blas m=784 n=256 k=32 tA +epilogue split
  * %111 = constant 0.0005 : [784,256]  // student/dense1 update
  * %114 = constant 0.9 : [784,256]  // student/dense1 update
- * %247 = matmul tA %154, %241 : [784,256]  // teacher/dense1 vjp
- * %249 = add %247, %248 : [784,256]  // teacher/dense1 vjp
- * %251 = mul %0, %111 : [784,256]  // teacher/dense1 update
- * %252 = add %249, %251 : [784,256]  // teacher/dense1 update
- * %253 = mul %250, %114 : [784,256]  // teacher/dense1 update
- * %254 = add %253, %252 : [784,256]  // teacher/dense1 update
- * %255 = mul %254, %114 : [784,256]  // teacher/dense1 update
- * %256 = add %252, %255 : [784,256]  // teacher/dense1 update
- * %257 = broadcast axes=[] %10 : [784,256]  // teacher/dense1 update
- * %258 = mul %256, %257 : [784,256]  // teacher/dense1 update
- * %259 = sub %0, %258 : [784,256]  // teacher/dense1 update
+ * %249 = matmul tA %154, %243 : [784,256]  // teacher/dense1 vjp
+ * %251 = add %249, %250 : [784,256]  // teacher/dense1 vjp
+ * %253 = mul %0, %111 : [784,256]  // teacher/dense1 update
+ * %254 = add %251, %253 : [784,256]  // teacher/dense1 update
+ * %255 = mul %252, %114 : [784,256]  // teacher/dense1 update
+ * %256 = add %255, %254 : [784,256]  // teacher/dense1 update
+ * %257 = mul %256, %114 : [784,256]  // teacher/dense1 update
+ * %258 = add %254, %257 : [784,256]  // teacher/dense1 update
+ * %259 = broadcast axes=[] %10 : [784,256]  // teacher/dense1 update
+ * %260 = mul %258, %259 : [784,256]  // teacher/dense1 update
+ * %261 = sub %0, %260 : [784,256]  // teacher/dense1 update
  * in_teacher_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
-    float *t252;
+    float *t254;
     float *in_teacher_momentum_dense1_weight;
     float *in_teacher_dense1_weight;
     const float *in_x;
-    const float *t241;
-    const float *t248;
+    const float *t243;
+    const float *t250;
     const float *in_lr_teacher;
 } step_teacher_dense1_vjp_5_pointers;
 
 static void step_teacher_dense1_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_5_pointers *p = context;
-    float *restrict t252 = p->t252;
+    float *restrict t254 = p->t254;
     float *restrict in_teacher_momentum_dense1_weight = p->in_teacher_momentum_dense1_weight;
     float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
     const float *restrict in_x = p->in_x;
-    const float *restrict t241 = p->t241;
-    const float *restrict t248 = p->t248;
+    const float *restrict t243 = p->t243;
+    const float *restrict t250 = p->t250;
     const float *restrict in_lr_teacher = p->in_lr_teacher;
     size_t lo, hi;
     mplc_part(784, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 32, 1.0f, in_x + lo, 784, t241, 256, 0.0f, t252 + lo * 256, 256);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 32, 1.0f, in_x + lo, 784, t243, 256, 0.0f, t254 + lo * 256, 256);
     /* epilogue, in place on the product */
     for (size_t i = (size_t)(lo) * 256; i < (size_t)(hi) * 256; i++) {
-        const float v249 = t252[i] + t248[i];
-        const float v251 = in_teacher_dense1_weight[i] * 0.0005f;
-        const float v252 = v249 + v251;
-        const float v253 = in_teacher_momentum_dense1_weight[i] * 0.9f;
-        const float v254 = v253 + v252;
-        const float v255 = v254 * 0.9f;
-        const float v256 = v252 + v255;
-        const float v258 = v256 * in_lr_teacher[0];
-        const float v259 = in_teacher_dense1_weight[i] - v258;
-        t252[i] = v252;
-        in_teacher_momentum_dense1_weight[i] = v254;
-        in_teacher_dense1_weight[i] = v259;
+        const float v251 = t254[i] + t250[i];
+        const float v253 = in_teacher_dense1_weight[i] * 0.0005f;
+        const float v254 = v251 + v253;
+        const float v255 = in_teacher_momentum_dense1_weight[i] * 0.9f;
+        const float v256 = v255 + v254;
+        const float v257 = v256 * 0.9f;
+        const float v258 = v254 + v257;
+        const float v260 = v258 * in_lr_teacher[0];
+        const float v261 = in_teacher_dense1_weight[i] - v260;
+        t254[i] = v254;
+        in_teacher_momentum_dense1_weight[i] = v256;
+        in_teacher_dense1_weight[i] = v261;
     }
 }
 
-static void step_teacher_dense1_vjp_5(float *restrict t252, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t241, const float *restrict t248, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_teacher_dense1_vjp_5_part, &(step_teacher_dense1_vjp_5_pointers){t252, in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, in_x, t241, t248, in_lr_teacher});
+static void step_teacher_dense1_vjp_5(float *restrict t254, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t243, const float *restrict t250, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense1_vjp_5_part, &(step_teacher_dense1_vjp_5_pointers){t254, in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, in_x, t243, t250, in_lr_teacher});
 }
 
 /* loop [256]
  * %123 = constant 0.9 : [256]  // student/dense1 update
- * %261 = mul %260, %123 : [256]  // teacher/dense1 update
- * %262 = add %261, %246 : [256]  // teacher/dense1 update
  * %263 = mul %262, %123 : [256]  // teacher/dense1 update
- * %264 = add %246, %263 : [256]  // teacher/dense1 update
- * %265 = broadcast axes=[] %10 : [256]  // teacher/dense1 update
- * %266 = mul %264, %265 : [256]  // teacher/dense1 update
- * %267 = sub %1, %266 : [256]  // teacher/dense1 update
+ * %264 = add %263, %248 : [256]  // teacher/dense1 update
+ * %265 = mul %264, %123 : [256]  // teacher/dense1 update
+ * %266 = add %248, %265 : [256]  // teacher/dense1 update
+ * %267 = broadcast axes=[] %10 : [256]  // teacher/dense1 update
+ * %268 = mul %266, %267 : [256]  // teacher/dense1 update
+ * %269 = sub %1, %268 : [256]  // teacher/dense1 update
  * in_teacher_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense1_update(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t246, const float *restrict in_lr_teacher) {
+static void step_teacher_dense1_update(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t248, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 256; i++) {
-        const float v261 = in_teacher_momentum_dense1_bias[i] * 0.9f;
-        const float v262 = v261 + t246[i];
-        const float v263 = v262 * 0.9f;
-        const float v264 = t246[i] + v263;
-        const float v266 = v264 * in_lr_teacher[0];
-        const float v267 = in_teacher_dense1_bias[i] - v266;
-        in_teacher_momentum_dense1_bias[i] = v262;
-        in_teacher_dense1_bias[i] = v267;
+        const float v263 = in_teacher_momentum_dense1_bias[i] * 0.9f;
+        const float v264 = v263 + t248[i];
+        const float v265 = v264 * 0.9f;
+        const float v266 = t248[i] + v265;
+        const float v268 = v266 * in_lr_teacher[0];
+        const float v269 = in_teacher_dense1_bias[i] - v268;
+        in_teacher_momentum_dense1_bias[i] = v264;
+        in_teacher_dense1_bias[i] = v269;
     }
 }
 
 /* gemm blas m=256 n=10 k=32 tA +epilogue
  * %132 = constant 0.0005 : [256,10]  // student/dense3 update
  * %135 = constant 0.9 : [256,10]  // student/dense3 update
- * %236 = matmul tA %235, %229 : [256,10]  // teacher/dense3 vjp
- * %239 = add %236, %238 : [256,10]  // teacher/dense3 vjp
- * %269 = mul %2, %132 : [256,10]  // teacher/dense3 update
- * %270 = add %239, %269 : [256,10]  // teacher/dense3 update
- * %271 = mul %268, %135 : [256,10]  // teacher/dense3 update
- * %272 = add %271, %270 : [256,10]  // teacher/dense3 update
- * %273 = mul %272, %135 : [256,10]  // teacher/dense3 update
- * %274 = add %270, %273 : [256,10]  // teacher/dense3 update
- * %275 = broadcast axes=[] %10 : [256,10]  // teacher/dense3 update
- * %276 = mul %274, %275 : [256,10]  // teacher/dense3 update
- * %277 = sub %2, %276 : [256,10]  // teacher/dense3 update
+ * %238 = matmul tA %237, %231 : [256,10]  // teacher/dense3 vjp
+ * %241 = add %238, %240 : [256,10]  // teacher/dense3 vjp
+ * %271 = mul %2, %132 : [256,10]  // teacher/dense3 update
+ * %272 = add %241, %271 : [256,10]  // teacher/dense3 update
+ * %273 = mul %270, %135 : [256,10]  // teacher/dense3 update
+ * %274 = add %273, %272 : [256,10]  // teacher/dense3 update
+ * %275 = mul %274, %135 : [256,10]  // teacher/dense3 update
+ * %276 = add %272, %275 : [256,10]  // teacher/dense3 update
+ * %277 = broadcast axes=[] %10 : [256,10]  // teacher/dense3 update
+ * %278 = mul %276, %277 : [256,10]  // teacher/dense3 update
+ * %279 = sub %2, %278 : [256,10]  // teacher/dense3 update
  * in_teacher_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense3_vjp_7(float *restrict t270, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t235, const float *restrict t229, const float *restrict t238, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32, 1.0f, t235, 256, t229, 10, 0.0f, t270, 10);
+static void step_teacher_dense3_vjp_7(float *restrict t272, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t237, const float *restrict t231, const float *restrict t240, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32, 1.0f, t237, 256, t231, 10, 0.0f, t272, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 2560; i++) {
-        const float v239 = t270[i] + t238[i];
-        const float v269 = in_teacher_dense3_weight[i] * 0.0005f;
-        const float v270 = v239 + v269;
-        const float v271 = in_teacher_momentum_dense3_weight[i] * 0.9f;
-        const float v272 = v271 + v270;
-        const float v273 = v272 * 0.9f;
-        const float v274 = v270 + v273;
-        const float v276 = v274 * in_lr_teacher[0];
-        const float v277 = in_teacher_dense3_weight[i] - v276;
-        t270[i] = v270;
-        in_teacher_momentum_dense3_weight[i] = v272;
-        in_teacher_dense3_weight[i] = v277;
+        const float v241 = t272[i] + t240[i];
+        const float v271 = in_teacher_dense3_weight[i] * 0.0005f;
+        const float v272 = v241 + v271;
+        const float v273 = in_teacher_momentum_dense3_weight[i] * 0.9f;
+        const float v274 = v273 + v272;
+        const float v275 = v274 * 0.9f;
+        const float v276 = v272 + v275;
+        const float v278 = v276 * in_lr_teacher[0];
+        const float v279 = in_teacher_dense3_weight[i] - v278;
+        t272[i] = v272;
+        in_teacher_momentum_dense3_weight[i] = v274;
+        in_teacher_dense3_weight[i] = v279;
     }
 }
 
 /* loop [10]
  * %144 = constant 0.9 : [10]  // student/dense3 update
- * %279 = mul %278, %144 : [10]  // teacher/dense3 update
- * %280 = add %279, %232 : [10]  // teacher/dense3 update
  * %281 = mul %280, %144 : [10]  // teacher/dense3 update
- * %282 = add %232, %281 : [10]  // teacher/dense3 update
- * %283 = broadcast axes=[] %10 : [10]  // teacher/dense3 update
- * %284 = mul %282, %283 : [10]  // teacher/dense3 update
- * %285 = sub %3, %284 : [10]  // teacher/dense3 update
+ * %282 = add %281, %234 : [10]  // teacher/dense3 update
+ * %283 = mul %282, %144 : [10]  // teacher/dense3 update
+ * %284 = add %234, %283 : [10]  // teacher/dense3 update
+ * %285 = broadcast axes=[] %10 : [10]  // teacher/dense3 update
+ * %286 = mul %284, %285 : [10]  // teacher/dense3 update
+ * %287 = sub %3, %286 : [10]  // teacher/dense3 update
  * in_teacher_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense3_update(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t232, const float *restrict in_lr_teacher) {
+static void step_teacher_dense3_update(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t234, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v279 = in_teacher_momentum_dense3_bias[i] * 0.9f;
-        const float v280 = v279 + t232[i];
-        const float v281 = v280 * 0.9f;
-        const float v282 = t232[i] + v281;
-        const float v284 = v282 * in_lr_teacher[0];
-        const float v285 = in_teacher_dense3_bias[i] - v284;
-        in_teacher_momentum_dense3_bias[i] = v280;
-        in_teacher_dense3_bias[i] = v285;
+        const float v281 = in_teacher_momentum_dense3_bias[i] * 0.9f;
+        const float v282 = v281 + t234[i];
+        const float v283 = v282 * 0.9f;
+        const float v284 = t234[i] + v283;
+        const float v286 = v284 * in_lr_teacher[0];
+        const float v287 = in_teacher_dense3_bias[i] - v286;
+        in_teacher_momentum_dense3_bias[i] = v282;
+        in_teacher_dense3_bias[i] = v287;
     }
 }
 
 /* reduce_sum [784,256] axes=[0, 1]
- * %286 = mul %187, %187 : [784,256]  // teacher/gradient fwd
- * %287 = reduce_sum axes=[0, 1] %286 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t287, const float *restrict t187) {
+ * %288 = mul %187, %187 : [784,256]  // teacher/gradient fwd
+ * %289 = reduce_sum axes=[0, 1] %288 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t289, const float *restrict t187) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
         for (size_t i1s = 0; i1s < 256; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v286 = t187[i0 * 256 + i1] * t187[i0 * 256 + i1];
-                sums[lane] += v286;
+                const float v288 = t187[i0 * 256 + i1] * t187[i0 * 256 + i1];
+                sums[lane] += v288;
             }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t287[0] = (float)sum;
-}
-
-/* reduce_sum [256] axes=[0]
- * %288 = mul %186, %186 : [256]  // teacher/gradient fwd
- * %289 = reduce_sum axes=[0] %288 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t289, const float *restrict t186) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 256; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v288 = t186[i0] * t186[i0];
-            sums[lane] += v288;
         }
     }
     double sum = 0.0;
@@ -1631,76 +1613,76 @@ static void step_teacher_gradient_fwd_2(float *restrict t289, const float *restr
     t289[0] = (float)sum;
 }
 
+/* reduce_sum [256] axes=[0]
+ * %290 = mul %186, %186 : [256]  // teacher/gradient fwd
+ * %291 = reduce_sum axes=[0] %290 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t291, const float *restrict t186) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 256; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v290 = t186[i0] * t186[i0];
+            sums[lane] += v290;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t291[0] = (float)sum;
+}
+
 /* reduce_sum [256,10] axes=[0, 1]
- * %291 = mul %183, %183 : [256,10]  // teacher/gradient fwd
- * %292 = reduce_sum axes=[0, 1] %291 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t292, const float *restrict t183) {
+ * %293 = mul %183, %183 : [256,10]  // teacher/gradient fwd
+ * %294 = reduce_sum axes=[0, 1] %293 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t294, const float *restrict t183) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v291 = t183[i0 * 10 + i1] * t183[i0 * 10 + i1];
-            sum += v291;
+            const float v293 = t183[i0 * 10 + i1] * t183[i0 * 10 + i1];
+            sum += v293;
         }
     }
-    t292[0] = (float)sum;
+    t294[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %294 = mul %181, %181 : [10]  // teacher/gradient fwd
- * %295 = reduce_sum axes=[0] %294 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t295, const float *restrict t181) {
+ * %296 = mul %181, %181 : [10]  // teacher/gradient fwd
+ * %297 = reduce_sum axes=[0] %296 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t297, const float *restrict t181) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v294 = t181[i0] * t181[i0];
-        sum += v294;
+        const float v296 = t181[i0] * t181[i0];
+        sum += v296;
     }
-    t295[0] = (float)sum;
+    t297[0] = (float)sum;
 }
 
 /* loop []
- * %290 = add %287, %289 : []  // teacher/gradient fwd
- * %293 = add %290, %292 : []  // teacher/gradient fwd
- * %296 = add %293, %295 : []  // teacher/gradient fwd
- * %297 = sqrt %296 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t297, const float *restrict t287, const float *restrict t289, const float *restrict t292, const float *restrict t295) {
+ * %292 = add %289, %291 : []  // teacher/gradient fwd
+ * %295 = add %292, %294 : []  // teacher/gradient fwd
+ * %298 = add %295, %297 : []  // teacher/gradient fwd
+ * %299 = sqrt %298 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t299, const float *restrict t289, const float *restrict t291, const float *restrict t294, const float *restrict t297) {
     for (size_t i = 0; i < 1; i++) {
-        const float v290 = t287[0] + t289[0];
-        const float v293 = v290 + t292[0];
-        const float v296 = v293 + t295[0];
-        const float v297 = sqrtf(v296);
-        t297[i] = v297;
+        const float v292 = t289[0] + t291[0];
+        const float v295 = v292 + t294[0];
+        const float v298 = v295 + t297[0];
+        const float v299 = sqrtf(v298);
+        t299[i] = v299;
     }
 }
 
 /* reduce_sum [784,256] axes=[0, 1]
- * %298 = mul %109, %109 : [784,256]  // teacher/gradient fwd
- * %299 = reduce_sum axes=[0, 1] %298 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t299, const float *restrict t109) {
+ * %300 = mul %109, %109 : [784,256]  // teacher/gradient fwd
+ * %301 = reduce_sum axes=[0, 1] %300 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t301, const float *restrict t109) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
         for (size_t i1s = 0; i1s < 256; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v298 = t109[i0 * 256 + i1] * t109[i0 * 256 + i1];
-                sums[lane] += v298;
+                const float v300 = t109[i0 * 256 + i1] * t109[i0 * 256 + i1];
+                sums[lane] += v300;
             }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t299[0] = (float)sum;
-}
-
-/* reduce_sum [256] axes=[0]
- * %300 = mul %108, %108 : [256]  // teacher/gradient fwd
- * %301 = reduce_sum axes=[0] %300 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t301, const float *restrict t108) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 256; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v300 = t108[i0] * t108[i0];
-            sums[lane] += v300;
         }
     }
     double sum = 0.0;
@@ -1708,69 +1690,85 @@ static void step_teacher_gradient_fwd_7(float *restrict t301, const float *restr
     t301[0] = (float)sum;
 }
 
+/* reduce_sum [256] axes=[0]
+ * %302 = mul %108, %108 : [256]  // teacher/gradient fwd
+ * %303 = reduce_sum axes=[0] %302 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t303, const float *restrict t108) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 256; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v302 = t108[i0] * t108[i0];
+            sums[lane] += v302;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t303[0] = (float)sum;
+}
+
 /* reduce_sum [256,10] axes=[0, 1]
- * %303 = mul %105, %105 : [256,10]  // teacher/gradient fwd
- * %304 = reduce_sum axes=[0, 1] %303 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t304, const float *restrict t105) {
+ * %305 = mul %105, %105 : [256,10]  // teacher/gradient fwd
+ * %306 = reduce_sum axes=[0, 1] %305 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t306, const float *restrict t105) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v303 = t105[i0 * 10 + i1] * t105[i0 * 10 + i1];
-            sum += v303;
+            const float v305 = t105[i0 * 10 + i1] * t105[i0 * 10 + i1];
+            sum += v305;
         }
     }
-    t304[0] = (float)sum;
+    t306[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %306 = mul %103, %103 : [10]  // teacher/gradient fwd
- * %307 = reduce_sum axes=[0] %306 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t307, const float *restrict t103) {
+ * %308 = mul %103, %103 : [10]  // teacher/gradient fwd
+ * %309 = reduce_sum axes=[0] %308 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t309, const float *restrict t103) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v306 = t103[i0] * t103[i0];
-        sum += v306;
+        const float v308 = t103[i0] * t103[i0];
+        sum += v308;
     }
-    t307[0] = (float)sum;
+    t309[0] = (float)sum;
 }
 
 /* loop []
- * %302 = add %299, %301 : []  // teacher/gradient fwd
- * %305 = add %302, %304 : []  // teacher/gradient fwd
- * %308 = add %305, %307 : []  // teacher/gradient fwd
- * %309 = sqrt %308 : []  // teacher/gradient fwd
- * %310 = mul %297, %309 : []  // teacher/gradient fwd
- * %311 = constant 1e-30 : []  // teacher/gradient fwd
- * %312 = max %310, %311 : []  // teacher/gradient fwd
- * %313 = div %198, %312 : []  // teacher/gradient fwd
- * %314 = step %199 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t309, float *restrict t313, float *restrict t314, const float *restrict t299, const float *restrict t301, const float *restrict t304, const float *restrict t307, const float *restrict t297, const float *restrict t198, const float *restrict t199) {
+ * %304 = add %301, %303 : []  // teacher/gradient fwd
+ * %307 = add %304, %306 : []  // teacher/gradient fwd
+ * %310 = add %307, %309 : []  // teacher/gradient fwd
+ * %311 = sqrt %310 : []  // teacher/gradient fwd
+ * %312 = mul %299, %311 : []  // teacher/gradient fwd
+ * %313 = constant 1e-30 : []  // teacher/gradient fwd
+ * %314 = max %312, %313 : []  // teacher/gradient fwd
+ * %315 = div %198, %314 : []  // teacher/gradient fwd
+ * %316 = step %199 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t311, float *restrict t315, float *restrict t316, const float *restrict t301, const float *restrict t303, const float *restrict t306, const float *restrict t309, const float *restrict t299, const float *restrict t198, const float *restrict t199) {
     for (size_t i = 0; i < 1; i++) {
-        const float v302 = t299[0] + t301[0];
-        const float v305 = v302 + t304[0];
-        const float v308 = v305 + t307[0];
-        const float v309 = sqrtf(v308);
-        const float v310 = t297[0] * v309;
-        const float v312 = v310 >= 1e-30f ? v310 : 1e-30f;
-        const float v313 = t198[0] / v312;
-        const float v314 = t199[0] > 0.0f ? 1.0f : 0.0f;
-        t309[i] = v309;
-        t313[i] = v313;
-        t314[i] = v314;
+        const float v304 = t301[0] + t303[0];
+        const float v307 = v304 + t306[0];
+        const float v310 = v307 + t309[0];
+        const float v311 = sqrtf(v310);
+        const float v312 = t299[0] * v311;
+        const float v314 = v312 >= 1e-30f ? v312 : 1e-30f;
+        const float v315 = t198[0] / v314;
+        const float v316 = t199[0] > 0.0f ? 1.0f : 0.0f;
+        t311[i] = v311;
+        t315[i] = v315;
+        t316[i] = v316;
     }
 }
 
-/* 107 kernels; scratch high-water mark 893568 floats. */
+/* 106 kernels; scratch high-water mark 893568 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_dense1_fwd(scratch + 802816 /* t18 */, io /* in_x */, state /* in_teacher_dense1_weight */, state + 200704 /* in_teacher_dense1_bias */);
     step_teacher_dense3_fwd(scratch /* t21 */, scratch + 802816 /* t18 */, state + 200960 /* in_teacher_dense3_weight */, state + 203520 /* in_teacher_dense3_bias */);
-    step_teacher_loss_sup_fwd(scratch + 881664 /* t28 */, io + 225792 /* in_y */);
-    step_teacher_loss_sup_fwd_2(scratch + 876864 /* t29 */, scratch /* t22 */);
-    step_teacher_loss_sup_fwd_3(scratch + 876544 /* t31 */, scratch + 881984 /* t32 */, scratch /* t22 */, scratch + 876864 /* t29 */);
-    step_teacher_loss_sup_fwd_4(scratch + 882816 /* t33 */, scratch + 881984 /* t32 */);
-    step_teacher_loss_sup_fwd_5(scratch + 882304 /* t34 */, scratch + 882816 /* t33 */);
-    step_teacher_loss_sup_fwd_6(scratch + 882336 /* t38 */, scratch + 876544 /* t31 */, scratch + 882304 /* t34 */, scratch + 881664 /* t28 */);
-    step_teacher_loss_sup_fwd_7(io + 226176 /* t40 */, scratch + 882336 /* t38 */);
+    step_teacher_loss_sup_fwd(scratch + 876544 /* t29 */, scratch /* t22 */);
+    step_teacher_loss_sup_fwd_2(scratch + 2880 /* t31 */, scratch + 881664 /* t32 */, scratch /* t22 */, scratch + 876544 /* t29 */);
+    step_teacher_loss_sup_fwd_3(scratch + 882496 /* t33 */, scratch + 881664 /* t32 */);
+    step_teacher_loss_sup_fwd_4(scratch + 881984 /* t34 */, scratch + 882496 /* t33 */);
+    step_teacher_loss_sup_fwd_5(scratch + 882016 /* t38 */, io + 225792 /* in_y */, scratch + 2880 /* t31 */, scratch + 881984 /* t34 */);
+    step_teacher_loss_sup_fwd_6(io + 226176 /* t40 */, scratch + 882016 /* t38 */);
     step_teacher_loss_uda_fwd(scratch + 2880 /* t42 */, scratch + 320 /* t23 */);
     step_teacher_loss_uda_fwd_2(scratch + 876544 /* t43 */, scratch + 2880 /* t42 */);
     step_teacher_loss_uda_fwd_3(scratch + 4160 /* t45 */, scratch + 2880 /* t42 */, scratch + 876544 /* t43 */);
@@ -1778,16 +1776,16 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_loss_uda_fwd_5(scratch + 3008 /* t48 */, scratch + 2880 /* t47 */);
     step_teacher_loss_uda_fwd_6(scratch + 876544 /* t51 */, scratch + 4160 /* t45 */, scratch + 3008 /* t48 */);
     step_teacher_loss_uda_fwd_7(scratch + 877824 /* t52 */, scratch + 876544 /* t51 */);
-    step_teacher_loss_uda_fwd_8(scratch + 882304 /* t54 */, scratch + 877824 /* t52 */);
+    step_teacher_loss_uda_fwd_8(scratch + 881984 /* t54 */, scratch + 877824 /* t52 */);
     step_teacher_loss_uda_fwd_9(scratch + 879104 /* t55 */, scratch + 1600 /* t24 */);
     step_teacher_loss_uda_fwd_10(scratch + 2880 /* t57 */, scratch + 877824 /* t58 */, scratch + 1600 /* t24 */, scratch + 879104 /* t55 */);
-    step_teacher_loss_uda_fwd_11(scratch + 882432 /* t59 */, scratch + 877824 /* t58 */);
-    step_teacher_loss_uda_fwd_12(scratch + 879104 /* t60 */, scratch + 882432 /* t59 */);
+    step_teacher_loss_uda_fwd_11(scratch + 882112 /* t59 */, scratch + 877824 /* t58 */);
+    step_teacher_loss_uda_fwd_12(scratch + 879104 /* t60 */, scratch + 882112 /* t59 */);
     step_teacher_loss_uda_fwd_13(scratch + 879232 /* t64 */, scratch + 2880 /* t57 */, scratch + 879104 /* t60 */, scratch + 876544 /* t51 */);
-    step_teacher_loss_uda_fwd_14(scratch + 879104 /* t67 */, scratch + 879232 /* t64 */, scratch + 882304 /* t54 */);
+    step_teacher_loss_uda_fwd_14(scratch + 879104 /* t67 */, scratch + 879232 /* t64 */, scratch + 881984 /* t54 */);
     step_teacher_loss_uda_fwd_15(io + 226192 /* t69 */, scratch + 879104 /* t67 */);
-    step_teacher_loss_uda_fwd_16(scratch + 882560 /* t70 */, scratch + 882304 /* t54 */);
-    step_teacher_loss_uda_fwd_17(io + 226208 /* t71 */, scratch + 882560 /* t70 */);
+    step_teacher_loss_uda_fwd_16(scratch + 882240 /* t70 */, scratch + 881984 /* t54 */);
+    step_teacher_loss_uda_fwd_17(io + 226208 /* t71 */, scratch + 882240 /* t70 */);
     step_teacher_pseudo_labels_fwd(scratch + 879104 /* t72 */, scratch + 1600 /* t24 */);
     step_student_dense1_fwd(scratch /* t79 */, io + 125440 /* t75 */, state + 203536 /* in_student_dense1_weight */, state + 404240 /* in_student_dense1_bias */);
     step_student_dense3_fwd(scratch + 32768 /* t82 */, scratch /* t79 */, state + 404496 /* in_student_dense3_weight */, state + 407056 /* in_student_dense3_bias */);
@@ -1795,8 +1793,8 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_loss_u_fwd_2(scratch + 34048 /* t85 */, scratch + 35328 /* t86 */, scratch + 32768 /* t82 */, scratch + 880384 /* t83 */);
     step_student_loss_u_fwd_3(scratch + 880384 /* t87 */, scratch + 35328 /* t86 */);
     step_student_loss_u_fwd_4(scratch + 880512 /* t88 */, scratch + 880384 /* t87 */);
-    step_student_loss_u_fwd_5(scratch + 882560 /* t92 */, scratch + 34048 /* t85 */, scratch + 880512 /* t88 */, scratch + 879104 /* t72 */);
-    step_student_loss_u_fwd_6(io + 226224 /* t94 */, scratch + 882560 /* t92 */);
+    step_student_loss_u_fwd_5(scratch + 882240 /* t92 */, scratch + 34048 /* t85 */, scratch + 880512 /* t88 */, scratch + 879104 /* t72 */);
+    step_student_loss_u_fwd_6(io + 226224 /* t94 */, scratch + 882240 /* t92 */);
     step_student_loss_u_vjp(scratch + 32768 /* t96 */, scratch + 879104 /* t72 */);
     step_student_loss_u_vjp_2(scratch + 880512 /* t98 */, scratch + 32768 /* t96 */);
     step_student_loss_u_vjp_3(scratch + 880640 /* t99 */, scratch + 880512 /* t98 */, scratch + 880384 /* t87 */);
@@ -1812,63 +1810,63 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense3_update_2(state + 814128 /* in_student_momentum_dense3_bias */, state + 407056 /* in_student_dense3_bias */, scratch + 893504 /* t103 */, io + 226128 /* in_lr_student */);
     step_student_dense1_fwd_2(scratch + 200704 /* t158 */, io /* in_x */, state + 203536 /* t121 */, state + 404240 /* t130 */);
     step_student_dense3_fwd_2(scratch + 880384 /* t161 */, scratch + 200704 /* t158 */, state + 404496 /* t142 */, state + 407056 /* t151 */);
-    step_student_loss_l_fwd(scratch + 882560 /* t162 */, scratch + 880384 /* t161 */);
-    step_student_loss_l_fwd_2(scratch + 880704 /* t164 */, scratch + 881024 /* t165 */, scratch + 880384 /* t161 */, scratch + 882560 /* t162 */);
-    step_student_loss_l_fwd_3(scratch + 882560 /* t166 */, scratch + 881024 /* t165 */);
-    step_student_loss_l_fwd_4(scratch + 882592 /* t167 */, scratch + 882560 /* t166 */);
-    step_student_loss_l_fwd_5(scratch + 882624 /* t171 */, scratch + 880704 /* t164 */, scratch + 882592 /* t167 */, io + 225792 /* in_y */);
-    step_student_loss_l_fwd_6(io + 226240 /* t172 */, scratch + 882624 /* t171 */);
+    step_student_loss_l_fwd(scratch + 882240 /* t162 */, scratch + 880384 /* t161 */);
+    step_student_loss_l_fwd_2(scratch + 880704 /* t164 */, scratch + 881024 /* t165 */, scratch + 880384 /* t161 */, scratch + 882240 /* t162 */);
+    step_student_loss_l_fwd_3(scratch + 882240 /* t166 */, scratch + 881024 /* t165 */);
+    step_student_loss_l_fwd_4(scratch + 882272 /* t167 */, scratch + 882240 /* t166 */);
+    step_student_loss_l_fwd_5(scratch + 882304 /* t171 */, scratch + 880704 /* t164 */, scratch + 882272 /* t167 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 226240 /* t172 */, scratch + 882304 /* t171 */);
     step_student_loss_l_vjp(scratch + 881344 /* t174 */, io + 225792 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 882592 /* t176 */, scratch + 881344 /* t174 */);
-    step_student_loss_l_vjp_3(scratch + 882624 /* t177 */, scratch + 882592 /* t176 */, scratch + 882560 /* t166 */);
-    step_student_loss_l_vjp_4(scratch + 880384 /* t180 */, scratch + 882624 /* t177 */, scratch + 881024 /* t165 */, scratch + 881344 /* t174 */);
+    step_student_loss_l_vjp_2(scratch + 882272 /* t176 */, scratch + 881344 /* t174 */);
+    step_student_loss_l_vjp_3(scratch + 882304 /* t177 */, scratch + 882272 /* t176 */, scratch + 882240 /* t166 */);
+    step_student_loss_l_vjp_4(scratch + 880384 /* t180 */, scratch + 882304 /* t177 */, scratch + 881024 /* t165 */, scratch + 881344 /* t174 */);
     step_student_dense3_vjp_4(scratch + 893520 /* t181 */, scratch + 880384 /* t180 */);
     step_student_dense3_vjp_5(scratch + 887296 /* t183 */, scratch + 200704 /* t158 */, scratch + 880384 /* t180 */);
     step_student_dense3_vjp_6(scratch + 401408 /* t185 */, scratch + 880384 /* t180 */, state + 404496 /* t142 */, scratch + 200704 /* t158 */);
     step_student_dense1_vjp_3(scratch + 892992 /* t186 */, scratch + 401408 /* t185 */);
     step_student_dense1_vjp_4(scratch + 200704 /* t187 */, io /* in_x */, scratch + 401408 /* t185 */);
-    step_teacher_feedback_fwd(scratch + 882560 /* t189 */, scratch + 200704 /* t187 */, scratch /* t109 */);
-    step_teacher_feedback_fwd_2(scratch + 882576 /* t191 */, scratch + 892992 /* t186 */, scratch + 892736 /* t108 */);
-    step_teacher_feedback_fwd_3(scratch + 882592 /* t194 */, scratch + 887296 /* t183 */, scratch + 884736 /* t105 */);
-    step_teacher_feedback_fwd_4(scratch + 882608 /* t197 */, scratch + 893520 /* t181 */, scratch + 893504 /* t103 */);
-    step_teacher_feedback_fwd_5(scratch + 893536 /* t198 */, io + 226256 /* t199 */, scratch + 882624 /* t201 */, scratch + 882560 /* t189 */, scratch + 882576 /* t191 */, scratch + 882592 /* t194 */, scratch + 882608 /* t197 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 880384 /* t203 */, scratch + 882624 /* t201 */, scratch + 879104 /* t72 */);
+    step_teacher_feedback_fwd(scratch + 882240 /* t189 */, scratch + 200704 /* t187 */, scratch /* t109 */);
+    step_teacher_feedback_fwd_2(scratch + 882256 /* t191 */, scratch + 892992 /* t186 */, scratch + 892736 /* t108 */);
+    step_teacher_feedback_fwd_3(scratch + 882272 /* t194 */, scratch + 887296 /* t183 */, scratch + 884736 /* t105 */);
+    step_teacher_feedback_fwd_4(scratch + 882288 /* t197 */, scratch + 893520 /* t181 */, scratch + 893504 /* t103 */);
+    step_teacher_feedback_fwd_5(scratch + 893536 /* t198 */, io + 226256 /* t199 */, scratch + 882304 /* t201 */, scratch + 882240 /* t189 */, scratch + 882256 /* t191 */, scratch + 882272 /* t194 */, scratch + 882288 /* t197 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 880384 /* t203 */, scratch + 882304 /* t201 */, scratch + 879104 /* t72 */);
     step_teacher_feedback_vjp_2(scratch + 879104 /* t205 */, scratch + 880384 /* t203 */);
-    step_teacher_feedback_vjp_3(scratch + 882560 /* t206 */, scratch + 879104 /* t205 */, scratch + 882432 /* t59 */);
+    step_teacher_feedback_vjp_3(scratch + 882240 /* t206 */, scratch + 879104 /* t205 */, scratch + 882112 /* t59 */);
     step_teacher_loss_uda_vjp(scratch + 893248 /* t210 */, io + 226144 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 882688 /* t213 */, scratch + 893248 /* t210 */, scratch + 882304 /* t54 */);
-    step_teacher_loss_uda_vjp_3(scratch + 879104 /* t215 */, scratch + 882688 /* t213 */, scratch + 876544 /* t51 */);
-    step_teacher_loss_uda_vjp_4(scratch + 882304 /* t217 */, scratch + 879104 /* t215 */);
-    step_teacher_loss_uda_vjp_5(scratch + 876544 /* t218 */, scratch + 882304 /* t217 */, scratch + 882432 /* t59 */);
-    step_teacher_loss_uda_vjp_6(scratch + 634880 /* t222 */, scratch + 882560 /* t206 */, scratch + 877824 /* t58 */, scratch + 880384 /* t203 */, scratch + 876544 /* t218 */, scratch + 879104 /* t215 */);
-    step_teacher_loss_sup_vjp(scratch + 882304 /* t223 */, scratch + 881664 /* t28 */);
-    step_teacher_loss_sup_vjp_2(scratch + 882624 /* t225 */, scratch + 882304 /* t223 */);
-    step_teacher_loss_sup_vjp_3(scratch + 882656 /* t226 */, scratch + 882624 /* t225 */, scratch + 882816 /* t33 */);
-    step_teacher_loss_sup_vjp_4(scratch + 892416 /* t229 */, scratch + 882656 /* t226 */, scratch + 881984 /* t32 */, scratch + 882304 /* t223 */);
-    step_teacher_dense3_vjp(scratch + 893248 /* t230 */, scratch + 892416 /* t229 */);
-    step_teacher_dense3_vjp_2(scratch + 893264 /* t231 */, scratch + 634880 /* t222 */);
-    step_teacher_dense3_vjp_3(scratch + 893552 /* t232 */, scratch + 893248 /* t230 */, scratch + 893264 /* t231 */);
-    step_teacher_dense3_vjp_4(scratch + 889856 /* t238 */, scratch + 843776 /* t237 */, scratch + 634880 /* t222 */);
-    step_teacher_dense3_vjp_5(scratch + 876544 /* t241 */, scratch + 892416 /* t229 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 802816 /* t235 */);
-    step_teacher_dense3_vjp_6(scratch + 602112 /* t243 */, scratch + 634880 /* t222 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 843776 /* t237 */);
-    step_teacher_dense1_vjp(scratch + 638976 /* t244 */, scratch + 876544 /* t241 */);
-    step_teacher_dense1_vjp_2(scratch + 639232 /* t245 */, scratch + 602112 /* t243 */, scratch + 634880 /* chunk */);
-    step_teacher_dense1_vjp_3(scratch + 893248 /* t246 */, scratch + 638976 /* t244 */, scratch + 639232 /* t245 */);
-    step_teacher_dense1_vjp_4(scratch + 401408 /* t248 */, io + 125440 /* t75 */, scratch + 602112 /* t243 */);
-    step_teacher_dense1_vjp_5(scratch + 602112 /* t252 */, state + 407072 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 876544 /* t241 */, scratch + 401408 /* t248 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense1_update(state + 607776 /* in_teacher_momentum_dense1_bias */, state + 200704 /* in_teacher_dense1_bias */, scratch + 893248 /* t246 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense3_vjp_7(scratch + 876544 /* t270 */, state + 608032 /* in_teacher_momentum_dense3_weight */, state + 200960 /* in_teacher_dense3_weight */, scratch + 802816 /* t235 */, scratch + 892416 /* t229 */, scratch + 889856 /* t238 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense3_update(state + 610592 /* in_teacher_momentum_dense3_bias */, state + 203520 /* in_teacher_dense3_bias */, scratch + 893552 /* t232 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 893248 /* t287 */, scratch + 200704 /* t187 */);
-    step_teacher_gradient_fwd_2(scratch + 893264 /* t289 */, scratch + 892992 /* t186 */);
-    step_teacher_gradient_fwd_3(scratch + 893280 /* t292 */, scratch + 887296 /* t183 */);
-    step_teacher_gradient_fwd_4(scratch + 893296 /* t295 */, scratch + 893520 /* t181 */);
-    step_teacher_gradient_fwd_5(io + 226272 /* t297 */, scratch + 893248 /* t287 */, scratch + 893264 /* t289 */, scratch + 893280 /* t292 */, scratch + 893296 /* t295 */);
-    step_teacher_gradient_fwd_6(scratch + 893520 /* t299 */, scratch /* t109 */);
-    step_teacher_gradient_fwd_7(scratch + 892992 /* t301 */, scratch + 892736 /* t108 */);
-    step_teacher_gradient_fwd_8(scratch + 893008 /* t304 */, scratch + 884736 /* t105 */);
-    step_teacher_gradient_fwd_9(scratch + 893024 /* t307 */, scratch + 893504 /* t103 */);
-    step_teacher_gradient_fwd_10(io + 226288 /* t309 */, io + 226304 /* t313 */, io + 226320 /* t314 */, scratch + 893520 /* t299 */, scratch + 892992 /* t301 */, scratch + 893008 /* t304 */, scratch + 893024 /* t307 */, io + 226272 /* t297 */, scratch + 893536 /* t198 */, io + 226256 /* t199 */);
+    step_teacher_loss_uda_vjp_2(scratch + 882368 /* t213 */, scratch + 893248 /* t210 */, scratch + 881984 /* t54 */);
+    step_teacher_loss_uda_vjp_3(scratch + 879104 /* t215 */, scratch + 882368 /* t213 */, scratch + 876544 /* t51 */);
+    step_teacher_loss_uda_vjp_4(scratch + 881984 /* t217 */, scratch + 879104 /* t215 */);
+    step_teacher_loss_uda_vjp_5(scratch + 876544 /* t218 */, scratch + 881984 /* t217 */, scratch + 882112 /* t59 */);
+    step_teacher_loss_uda_vjp_6(scratch + 634880 /* t222 */, scratch + 882240 /* t206 */, scratch + 877824 /* t58 */, scratch + 880384 /* t203 */, scratch + 876544 /* t218 */, scratch + 879104 /* t215 */);
+    step_teacher_loss_sup_vjp(scratch + 881984 /* t225 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_vjp_2(scratch + 882304 /* t227 */, scratch + 881984 /* t225 */);
+    step_teacher_loss_sup_vjp_3(scratch + 882336 /* t228 */, scratch + 882304 /* t227 */, scratch + 882496 /* t33 */);
+    step_teacher_loss_sup_vjp_4(scratch + 892416 /* t231 */, scratch + 882336 /* t228 */, scratch + 881664 /* t32 */, scratch + 881984 /* t225 */);
+    step_teacher_dense3_vjp(scratch + 893248 /* t232 */, scratch + 892416 /* t231 */);
+    step_teacher_dense3_vjp_2(scratch + 893264 /* t233 */, scratch + 634880 /* t222 */);
+    step_teacher_dense3_vjp_3(scratch + 893552 /* t234 */, scratch + 893248 /* t232 */, scratch + 893264 /* t233 */);
+    step_teacher_dense3_vjp_4(scratch + 889856 /* t240 */, scratch + 843776 /* t239 */, scratch + 634880 /* t222 */);
+    step_teacher_dense3_vjp_5(scratch + 876544 /* t243 */, scratch + 892416 /* t231 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 802816 /* t237 */);
+    step_teacher_dense3_vjp_6(scratch + 602112 /* t245 */, scratch + 634880 /* t222 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 843776 /* t239 */);
+    step_teacher_dense1_vjp(scratch + 638976 /* t246 */, scratch + 876544 /* t243 */);
+    step_teacher_dense1_vjp_2(scratch + 639232 /* t247 */, scratch + 602112 /* t245 */, scratch + 634880 /* chunk */);
+    step_teacher_dense1_vjp_3(scratch + 893248 /* t248 */, scratch + 638976 /* t246 */, scratch + 639232 /* t247 */);
+    step_teacher_dense1_vjp_4(scratch + 401408 /* t250 */, io + 125440 /* t75 */, scratch + 602112 /* t245 */);
+    step_teacher_dense1_vjp_5(scratch + 602112 /* t254 */, state + 407072 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 876544 /* t243 */, scratch + 401408 /* t250 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense1_update(state + 607776 /* in_teacher_momentum_dense1_bias */, state + 200704 /* in_teacher_dense1_bias */, scratch + 893248 /* t248 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense3_vjp_7(scratch + 876544 /* t272 */, state + 608032 /* in_teacher_momentum_dense3_weight */, state + 200960 /* in_teacher_dense3_weight */, scratch + 802816 /* t237 */, scratch + 892416 /* t231 */, scratch + 889856 /* t240 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense3_update(state + 610592 /* in_teacher_momentum_dense3_bias */, state + 203520 /* in_teacher_dense3_bias */, scratch + 893552 /* t234 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 893248 /* t289 */, scratch + 200704 /* t187 */);
+    step_teacher_gradient_fwd_2(scratch + 893264 /* t291 */, scratch + 892992 /* t186 */);
+    step_teacher_gradient_fwd_3(scratch + 893280 /* t294 */, scratch + 887296 /* t183 */);
+    step_teacher_gradient_fwd_4(scratch + 893296 /* t297 */, scratch + 893520 /* t181 */);
+    step_teacher_gradient_fwd_5(io + 226272 /* t299 */, scratch + 893248 /* t289 */, scratch + 893264 /* t291 */, scratch + 893280 /* t294 */, scratch + 893296 /* t297 */);
+    step_teacher_gradient_fwd_6(scratch + 893520 /* t301 */, scratch /* t109 */);
+    step_teacher_gradient_fwd_7(scratch + 892992 /* t303 */, scratch + 892736 /* t108 */);
+    step_teacher_gradient_fwd_8(scratch + 893008 /* t306 */, scratch + 884736 /* t105 */);
+    step_teacher_gradient_fwd_9(scratch + 893024 /* t309 */, scratch + 893504 /* t103 */);
+    step_teacher_gradient_fwd_10(io + 226288 /* t311 */, io + 226304 /* t315 */, io + 226320 /* t316 */, scratch + 893520 /* t301 */, scratch + 892992 /* t303 */, scratch + 893008 /* t306 */, scratch + 893024 /* t309 */, io + 226272 /* t299 */, scratch + 893536 /* t198 */, io + 226256 /* t199 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

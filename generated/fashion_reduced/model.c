@@ -115,22 +115,9 @@ static void step_teacher_dense2_fwd(float *restrict t24, const float *restrict t
     }
 }
 
-/* loop [32,10]
- * %27 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
- * %28 = mul %13, %27 : [32,10]  // teacher/loss_sup fwd
- * %29 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
- * %30 = add %28, %29 : [32,10]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd(float *restrict t30, const float *restrict in_y) {
-    for (size_t i = 0; i < 320; i++) {
-        const float v28 = in_y[i] * 0.9f;
-        const float v30 = v28 + 0.01f;
-        t30[i] = v30;
-    }
-}
-
 /* reduce_max [32,10] axes=[1]
  * %31 = reduce_max axes=[1] %25 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_2(float *restrict t31, const float *restrict t25) {
+static void step_teacher_loss_sup_fwd(float *restrict t31, const float *restrict t25) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -144,7 +131,7 @@ static void step_teacher_loss_sup_fwd_2(float *restrict t31, const float *restri
  * %32 = broadcast axes=[0] %31 : [32,10]  // teacher/loss_sup fwd
  * %33 = sub %25, %32 : [32,10]  // teacher/loss_sup fwd
  * %34 = exp %33 : [32,10]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_3(float *restrict t33, float *restrict t34, const float *restrict t25, const float *restrict t31) {
+static void step_teacher_loss_sup_fwd_2(float *restrict t33, float *restrict t34, const float *restrict t25, const float *restrict t31) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v33 = t25[i0 * 10 + i1] - t31[i0];
@@ -157,7 +144,7 @@ static void step_teacher_loss_sup_fwd_3(float *restrict t33, float *restrict t34
 
 /* reduce_sum [32,10] axes=[1]
  * %35 = reduce_sum axes=[1] %34 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_4(float *restrict t35, const float *restrict t34) {
+static void step_teacher_loss_sup_fwd_3(float *restrict t35, const float *restrict t34) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -169,7 +156,7 @@ static void step_teacher_loss_sup_fwd_4(float *restrict t35, const float *restri
 
 /* loop [32]
  * %36 = log %35 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_5(float *restrict t36, const float *restrict t35) {
+static void step_teacher_loss_sup_fwd_4(float *restrict t36, const float *restrict t35) {
     for (size_t i = 0; i < 32; i++) {
         const float v36 = logf(t35[i]);
         t36[i] = v36;
@@ -177,16 +164,22 @@ static void step_teacher_loss_sup_fwd_5(float *restrict t36, const float *restri
 }
 
 /* reduce_sum [32,10] axes=[0, 1]
+ * %27 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
+ * %28 = mul %13, %27 : [32,10]  // teacher/loss_sup fwd
+ * %29 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
+ * %30 = add %28, %29 : [32,10]  // teacher/loss_sup fwd
  * %37 = broadcast axes=[0] %36 : [32,10]  // teacher/loss_sup fwd
  * %38 = sub %33, %37 : [32,10]  // teacher/loss_sup fwd
  * %39 = mul %30, %38 : [32,10]  // teacher/loss_sup fwd
  * %40 = reduce_sum axes=[0, 1] %39 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_6(float *restrict t40, const float *restrict t33, const float *restrict t36, const float *restrict t30) {
+static void step_teacher_loss_sup_fwd_5(float *restrict t40, const float *restrict in_y, const float *restrict t33, const float *restrict t36) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v28 = in_y[i0 * 10 + i1] * 0.9f;
+            const float v30 = v28 + 0.01f;
             const float v38 = t33[i0 * 10 + i1] - t36[i0];
-            const float v39 = t30[i0 * 10 + i1] * v38;
+            const float v39 = v30 * v38;
             sum += v39;
         }
     }
@@ -197,7 +190,7 @@ static void step_teacher_loss_sup_fwd_6(float *restrict t40, const float *restri
  * %41 = constant -0.03125 : []  // teacher/loss_sup fwd
  * %42 = mul %40, %41 : []  // teacher/loss_sup fwd
  * %43 = constant 0 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_sup_fwd_7(float *restrict t42, float *restrict t43, const float *restrict t40) {
+static void step_teacher_loss_sup_fwd_6(float *restrict t42, float *restrict t43, const float *restrict t40) {
     for (size_t i = 0; i < 1; i++) {
         const float v42 = t40[0] * (-0.03125f);
         const float v43 = 0.0f;
@@ -2052,584 +2045,589 @@ static void step_teacher_feedback_vjp_5(float *restrict t308, const float *restr
 }
 
 /* loop [32,10]
+ * %27 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
+ * %29 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
  * %237 = constant -0.03125 : [32,10]  // student/loss_l vjp
- * %309 = mul %237, %30 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t309, const float *restrict t30) {
+ * %309 = mul %13, %27 : [32,10]  // teacher/loss_sup vjp
+ * %310 = add %309, %29 : [32,10]  // teacher/loss_sup vjp
+ * %311 = mul %237, %310 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t311, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
-        const float v309 = (-0.03125f) * t30[i];
-        t309[i] = v309;
+        const float v309 = in_y[i] * 0.9f;
+        const float v310 = v309 + 0.01f;
+        const float v311 = (-0.03125f) * v310;
+        t311[i] = v311;
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %310 = neg %309 : [32,10]  // teacher/loss_sup vjp
- * %311 = reduce_sum axes=[1] %310 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t311, const float *restrict t309) {
+ * %312 = neg %311 : [32,10]  // teacher/loss_sup vjp
+ * %313 = reduce_sum axes=[1] %312 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t313, const float *restrict t311) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v310 = -t309[i0 * 10 + i1];
-            sum += v310;
+            const float v312 = -t311[i0 * 10 + i1];
+            sum += v312;
         }
-        t311[i0] = (float)sum;
+        t313[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %312 = div %311, %35 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_3(float *restrict t312, const float *restrict t311, const float *restrict t35) {
+ * %314 = div %313, %35 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t314, const float *restrict t313, const float *restrict t35) {
     for (size_t i = 0; i < 32; i++) {
-        const float v312 = t311[i] / t35[i];
-        t312[i] = v312;
+        const float v314 = t313[i] / t35[i];
+        t314[i] = v314;
     }
 }
 
 /* loop [32,10]
- * %313 = broadcast axes=[0] %312 : [32,10]  // teacher/loss_sup vjp
- * %314 = mul %313, %34 : [32,10]  // teacher/loss_sup vjp
- * %315 = add %309, %314 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_4(float *restrict t315, const float *restrict t312, const float *restrict t34, const float *restrict t309) {
+ * %315 = broadcast axes=[0] %314 : [32,10]  // teacher/loss_sup vjp
+ * %316 = mul %315, %34 : [32,10]  // teacher/loss_sup vjp
+ * %317 = add %311, %316 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t317, const float *restrict t314, const float *restrict t34, const float *restrict t311) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v314 = t312[i0] * t34[i0 * 10 + i1];
-            const float v315 = t309[i0 * 10 + i1] + v314;
-            t315[i0 * 10 + i1] = v315;
+            const float v316 = t314[i0] * t34[i0 * 10 + i1];
+            const float v317 = t311[i0 * 10 + i1] + v316;
+            t317[i0 * 10 + i1] = v317;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[0]
- * %316 = reduce_sum axes=[0] %315 : [10]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp(float *restrict t316, const float *restrict t315) {
-    for (size_t o = 0; o < 10; o++) t316[o] = 0.0f;
+ * %318 = reduce_sum axes=[0] %317 : [10]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp(float *restrict t318, const float *restrict t317) {
+    for (size_t o = 0; o < 10; o++) t318[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t316[i1] += t315[i0 * 10 + i1];
+            t318[i1] += t317[i0 * 10 + i1];
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[0]
- * %317 = reduce_sum axes=[0] %308 : [10]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_2(float *restrict t317, const float *restrict t308) {
-    for (size_t o = 0; o < 10; o++) t317[o] = 0.0f;
+ * %319 = reduce_sum axes=[0] %308 : [10]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_2(float *restrict t319, const float *restrict t308) {
+    for (size_t o = 0; o < 10; o++) t319[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t317[i1] += t308[i0 * 10 + i1];
+            t319[i1] += t308[i0 * 10 + i1];
         }
     }
 }
 
 /* loop [10]
- * %318 = add %316, %317 : [10]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_3(float *restrict t318, const float *restrict t316, const float *restrict t317) {
+ * %320 = add %318, %319 : [10]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_3(float *restrict t320, const float *restrict t318, const float *restrict t319) {
     for (size_t i = 0; i < 10; i++) {
-        const float v318 = t316[i] + t317[i];
-        t318[i] = v318;
+        const float v320 = t318[i] + t319[i];
+        t320[i] = v320;
     }
 }
 
 /* gemm blas m=64 n=10 k=128 tA
- * %324 = matmul tA %323, %308 : [64,10]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_4(float *restrict t324, const float *restrict t323, const float *restrict t308) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 128, 1.0f, t323, 64, t308, 10, 0.0f, t324, 10);
+ * %326 = matmul tA %325, %308 : [64,10]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_4(float *restrict t326, const float *restrict t325, const float *restrict t308) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 128, 1.0f, t325, 64, t308, 10, 0.0f, t326, 10);
 }
 
 /* gemm blas m=32 n=64 k=10 tB +epilogue
- * %319 = matmul tB %315, %2 : [32,64]  // teacher/dense2 vjp
- * %326 = step %321 : [32,64]  // teacher/relu1 vjp
- * %327 = mul %319, %326 : [32,64]  // teacher/relu1 vjp */
-static void step_teacher_dense2_vjp_5(float *restrict t327, const float *restrict t315, const float *restrict in_teacher_dense2_weight, const float *restrict t321) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 64, 10, 1.0f, t315, 10, in_teacher_dense2_weight, 10, 0.0f, t327, 64);
+ * %321 = matmul tB %317, %2 : [32,64]  // teacher/dense2 vjp
+ * %328 = step %323 : [32,64]  // teacher/relu1 vjp
+ * %329 = mul %321, %328 : [32,64]  // teacher/relu1 vjp */
+static void step_teacher_dense2_vjp_5(float *restrict t329, const float *restrict t317, const float *restrict in_teacher_dense2_weight, const float *restrict t323) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 64, 10, 1.0f, t317, 10, in_teacher_dense2_weight, 10, 0.0f, t329, 64);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 2048; i++) {
-        const float v326 = t321[i] > 0.0f ? 1.0f : 0.0f;
-        const float v327 = t327[i] * v326;
-        t327[i] = v327;
-    }
-}
-
-/* gemm blas m=128 n=64 k=10 tB +epilogue
- * %320 = matmul tB %308, %2 : [128,64]  // teacher/dense2 vjp
- * %328 = step %323 : [128,64]  // teacher/relu1 vjp
- * %329 = mul %320, %328 : [128,64]  // teacher/relu1 vjp */
-static void step_teacher_dense2_vjp_6(float *restrict t329, const float *restrict t308, const float *restrict in_teacher_dense2_weight, const float *restrict t323) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 64, 10, 1.0f, t308, 10, in_teacher_dense2_weight, 10, 0.0f, t329, 64);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 8192; i++) {
         const float v328 = t323[i] > 0.0f ? 1.0f : 0.0f;
         const float v329 = t329[i] * v328;
         t329[i] = v329;
     }
 }
 
+/* gemm blas m=128 n=64 k=10 tB +epilogue
+ * %322 = matmul tB %308, %2 : [128,64]  // teacher/dense2 vjp
+ * %330 = step %325 : [128,64]  // teacher/relu1 vjp
+ * %331 = mul %322, %330 : [128,64]  // teacher/relu1 vjp */
+static void step_teacher_dense2_vjp_6(float *restrict t331, const float *restrict t308, const float *restrict in_teacher_dense2_weight, const float *restrict t325) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 64, 10, 1.0f, t308, 10, in_teacher_dense2_weight, 10, 0.0f, t331, 64);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 8192; i++) {
+        const float v330 = t325[i] > 0.0f ? 1.0f : 0.0f;
+        const float v331 = t331[i] * v330;
+        t331[i] = v331;
+    }
+}
+
 /* reduce_sum [32,64] axes=[0]
- * %330 = reduce_sum axes=[0] %327 : [64]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp(float *restrict t330, const float *restrict t327) {
-    for (size_t o = 0; o < 64; o++) t330[o] = 0.0f;
+ * %332 = reduce_sum axes=[0] %329 : [64]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp(float *restrict t332, const float *restrict t329) {
+    for (size_t o = 0; o < 64; o++) t332[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
-            t330[i1] += t327[i0 * 64 + i1];
+            t332[i1] += t329[i0 * 64 + i1];
         }
     }
 }
 
 /* reduce_sum [128,64] axes=[0]
- * %331 = reduce_sum axes=[0] %329 : [64]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_2(float *restrict t331, const float *restrict t329) {
-    for (size_t o = 0; o < 64; o++) t331[o] = 0.0f;
+ * %333 = reduce_sum axes=[0] %331 : [64]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_2(float *restrict t333, const float *restrict t331) {
+    for (size_t o = 0; o < 64; o++) t333[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
-            t331[i1] += t329[i0 * 64 + i1];
+            t333[i1] += t331[i0 * 64 + i1];
         }
     }
 }
 
 /* loop [64]
- * %332 = add %330, %331 : [64]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_3(float *restrict t332, const float *restrict t330, const float *restrict t331) {
+ * %334 = add %332, %333 : [64]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_3(float *restrict t334, const float *restrict t332, const float *restrict t333) {
     for (size_t i = 0; i < 64; i++) {
-        const float v332 = t330[i] + t331[i];
-        t332[i] = v332;
+        const float v334 = t332[i] + t333[i];
+        t334[i] = v334;
     }
 }
 
 /* gemm blas m=10 n=64 k=128 tA
- * %336 = matmul tA %335, %329 : [10,64]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_4(float *restrict t336, const float *restrict t335, const float *restrict t329) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 128, 1.0f, t335, 10, t329, 64, 0.0f, t336, 64);
+ * %338 = matmul tA %337, %331 : [10,64]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_4(float *restrict t338, const float *restrict t337, const float *restrict t331) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 128, 1.0f, t337, 10, t331, 64, 0.0f, t338, 64);
 }
 
 /* gemm blas m=10 n=64 k=32 tA +epilogue
- * %334 = matmul tA %333, %327 : [10,64]  // teacher/dense0 vjp
- * %337 = add %334, %336 : [10,64]  // teacher/dense0 vjp
- * %339 = constant 0.0005 : [10,64]  // teacher/dense0 update
- * %340 = mul %0, %339 : [10,64]  // teacher/dense0 update
- * %341 = add %337, %340 : [10,64]  // teacher/dense0 update
- * %342 = constant 0.9 : [10,64]  // teacher/dense0 update
- * %343 = mul %338, %342 : [10,64]  // teacher/dense0 update
- * %344 = add %343, %341 : [10,64]  // teacher/dense0 update
- * %345 = mul %344, %342 : [10,64]  // teacher/dense0 update
- * %346 = add %341, %345 : [10,64]  // teacher/dense0 update
- * %347 = broadcast axes=[] %14 : [10,64]  // teacher/dense0 update
- * %348 = mul %346, %347 : [10,64]  // teacher/dense0 update
- * %349 = sub %0, %348 : [10,64]  // teacher/dense0 update
+ * %336 = matmul tA %335, %329 : [10,64]  // teacher/dense0 vjp
+ * %339 = add %336, %338 : [10,64]  // teacher/dense0 vjp
+ * %341 = constant 0.0005 : [10,64]  // teacher/dense0 update
+ * %342 = mul %0, %341 : [10,64]  // teacher/dense0 update
+ * %343 = add %339, %342 : [10,64]  // teacher/dense0 update
+ * %344 = constant 0.9 : [10,64]  // teacher/dense0 update
+ * %345 = mul %340, %344 : [10,64]  // teacher/dense0 update
+ * %346 = add %345, %343 : [10,64]  // teacher/dense0 update
+ * %347 = mul %346, %344 : [10,64]  // teacher/dense0 update
+ * %348 = add %343, %347 : [10,64]  // teacher/dense0 update
+ * %349 = broadcast axes=[] %14 : [10,64]  // teacher/dense0 update
+ * %350 = mul %348, %349 : [10,64]  // teacher/dense0 update
+ * %351 = sub %0, %350 : [10,64]  // teacher/dense0 update
  * in_teacher_momentum_dense0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense0_vjp_5(float *restrict t341, float *restrict in_teacher_momentum_dense0_weight, float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_x, const float *restrict t327, const float *restrict t336, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 32, 1.0f, in_teacher_x, 10, t327, 64, 0.0f, t341, 64);
+static void step_teacher_dense0_vjp_5(float *restrict t343, float *restrict in_teacher_momentum_dense0_weight, float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_x, const float *restrict t329, const float *restrict t338, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 32, 1.0f, in_teacher_x, 10, t329, 64, 0.0f, t343, 64);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 640; i++) {
-        const float v337 = t341[i] + t336[i];
-        const float v340 = in_teacher_dense0_weight[i] * 0.0005f;
-        const float v341 = v337 + v340;
-        const float v343 = in_teacher_momentum_dense0_weight[i] * 0.9f;
-        const float v344 = v343 + v341;
-        const float v345 = v344 * 0.9f;
-        const float v346 = v341 + v345;
-        const float v348 = v346 * in_lr_teacher[0];
-        const float v349 = in_teacher_dense0_weight[i] - v348;
-        t341[i] = v341;
-        in_teacher_momentum_dense0_weight[i] = v344;
-        in_teacher_dense0_weight[i] = v349;
+        const float v339 = t343[i] + t338[i];
+        const float v342 = in_teacher_dense0_weight[i] * 0.0005f;
+        const float v343 = v339 + v342;
+        const float v345 = in_teacher_momentum_dense0_weight[i] * 0.9f;
+        const float v346 = v345 + v343;
+        const float v347 = v346 * 0.9f;
+        const float v348 = v343 + v347;
+        const float v350 = v348 * in_lr_teacher[0];
+        const float v351 = in_teacher_dense0_weight[i] - v350;
+        t343[i] = v343;
+        in_teacher_momentum_dense0_weight[i] = v346;
+        in_teacher_dense0_weight[i] = v351;
     }
 }
 
 /* loop [64]
- * %351 = constant 0.9 : [64]  // teacher/dense0 update
- * %352 = mul %350, %351 : [64]  // teacher/dense0 update
- * %353 = add %352, %332 : [64]  // teacher/dense0 update
- * %354 = mul %353, %351 : [64]  // teacher/dense0 update
- * %355 = add %332, %354 : [64]  // teacher/dense0 update
- * %356 = broadcast axes=[] %14 : [64]  // teacher/dense0 update
- * %357 = mul %355, %356 : [64]  // teacher/dense0 update
- * %358 = sub %1, %357 : [64]  // teacher/dense0 update
+ * %353 = constant 0.9 : [64]  // teacher/dense0 update
+ * %354 = mul %352, %353 : [64]  // teacher/dense0 update
+ * %355 = add %354, %334 : [64]  // teacher/dense0 update
+ * %356 = mul %355, %353 : [64]  // teacher/dense0 update
+ * %357 = add %334, %356 : [64]  // teacher/dense0 update
+ * %358 = broadcast axes=[] %14 : [64]  // teacher/dense0 update
+ * %359 = mul %357, %358 : [64]  // teacher/dense0 update
+ * %360 = sub %1, %359 : [64]  // teacher/dense0 update
  * in_teacher_momentum_dense0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense0_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense0_update(float *restrict in_teacher_momentum_dense0_bias, float *restrict in_teacher_dense0_bias, const float *restrict t332, const float *restrict in_lr_teacher) {
+static void step_teacher_dense0_update(float *restrict in_teacher_momentum_dense0_bias, float *restrict in_teacher_dense0_bias, const float *restrict t334, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
-        const float v352 = in_teacher_momentum_dense0_bias[i] * 0.9f;
-        const float v353 = v352 + t332[i];
-        const float v354 = v353 * 0.9f;
-        const float v355 = t332[i] + v354;
-        const float v357 = v355 * in_lr_teacher[0];
-        const float v358 = in_teacher_dense0_bias[i] - v357;
-        in_teacher_momentum_dense0_bias[i] = v353;
-        in_teacher_dense0_bias[i] = v358;
+        const float v354 = in_teacher_momentum_dense0_bias[i] * 0.9f;
+        const float v355 = v354 + t334[i];
+        const float v356 = v355 * 0.9f;
+        const float v357 = t334[i] + v356;
+        const float v359 = v357 * in_lr_teacher[0];
+        const float v360 = in_teacher_dense0_bias[i] - v359;
+        in_teacher_momentum_dense0_bias[i] = v355;
+        in_teacher_dense0_bias[i] = v360;
     }
 }
 
 /* gemm blas m=64 n=10 k=32 tA +epilogue
- * %322 = matmul tA %321, %315 : [64,10]  // teacher/dense2 vjp
- * %325 = add %322, %324 : [64,10]  // teacher/dense2 vjp
- * %360 = constant 0.0005 : [64,10]  // teacher/dense2 update
- * %361 = mul %2, %360 : [64,10]  // teacher/dense2 update
- * %362 = add %325, %361 : [64,10]  // teacher/dense2 update
- * %363 = constant 0.9 : [64,10]  // teacher/dense2 update
- * %364 = mul %359, %363 : [64,10]  // teacher/dense2 update
- * %365 = add %364, %362 : [64,10]  // teacher/dense2 update
- * %366 = mul %365, %363 : [64,10]  // teacher/dense2 update
- * %367 = add %362, %366 : [64,10]  // teacher/dense2 update
- * %368 = broadcast axes=[] %14 : [64,10]  // teacher/dense2 update
- * %369 = mul %367, %368 : [64,10]  // teacher/dense2 update
- * %370 = sub %2, %369 : [64,10]  // teacher/dense2 update
+ * %324 = matmul tA %323, %317 : [64,10]  // teacher/dense2 vjp
+ * %327 = add %324, %326 : [64,10]  // teacher/dense2 vjp
+ * %362 = constant 0.0005 : [64,10]  // teacher/dense2 update
+ * %363 = mul %2, %362 : [64,10]  // teacher/dense2 update
+ * %364 = add %327, %363 : [64,10]  // teacher/dense2 update
+ * %365 = constant 0.9 : [64,10]  // teacher/dense2 update
+ * %366 = mul %361, %365 : [64,10]  // teacher/dense2 update
+ * %367 = add %366, %364 : [64,10]  // teacher/dense2 update
+ * %368 = mul %367, %365 : [64,10]  // teacher/dense2 update
+ * %369 = add %364, %368 : [64,10]  // teacher/dense2 update
+ * %370 = broadcast axes=[] %14 : [64,10]  // teacher/dense2 update
+ * %371 = mul %369, %370 : [64,10]  // teacher/dense2 update
+ * %372 = sub %2, %371 : [64,10]  // teacher/dense2 update
  * in_teacher_momentum_dense2_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense2_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense2_vjp_7(float *restrict t362, float *restrict in_teacher_momentum_dense2_weight, float *restrict in_teacher_dense2_weight, const float *restrict t321, const float *restrict t315, const float *restrict t324, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 32, 1.0f, t321, 64, t315, 10, 0.0f, t362, 10);
+static void step_teacher_dense2_vjp_7(float *restrict t364, float *restrict in_teacher_momentum_dense2_weight, float *restrict in_teacher_dense2_weight, const float *restrict t323, const float *restrict t317, const float *restrict t326, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 32, 1.0f, t323, 64, t317, 10, 0.0f, t364, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 640; i++) {
-        const float v325 = t362[i] + t324[i];
-        const float v361 = in_teacher_dense2_weight[i] * 0.0005f;
-        const float v362 = v325 + v361;
-        const float v364 = in_teacher_momentum_dense2_weight[i] * 0.9f;
-        const float v365 = v364 + v362;
-        const float v366 = v365 * 0.9f;
-        const float v367 = v362 + v366;
-        const float v369 = v367 * in_lr_teacher[0];
-        const float v370 = in_teacher_dense2_weight[i] - v369;
-        t362[i] = v362;
-        in_teacher_momentum_dense2_weight[i] = v365;
-        in_teacher_dense2_weight[i] = v370;
+        const float v327 = t364[i] + t326[i];
+        const float v363 = in_teacher_dense2_weight[i] * 0.0005f;
+        const float v364 = v327 + v363;
+        const float v366 = in_teacher_momentum_dense2_weight[i] * 0.9f;
+        const float v367 = v366 + v364;
+        const float v368 = v367 * 0.9f;
+        const float v369 = v364 + v368;
+        const float v371 = v369 * in_lr_teacher[0];
+        const float v372 = in_teacher_dense2_weight[i] - v371;
+        t364[i] = v364;
+        in_teacher_momentum_dense2_weight[i] = v367;
+        in_teacher_dense2_weight[i] = v372;
     }
 }
 
 /* loop [10]
  * %192 = constant 0.9 : [10]  // student/dense9 update
- * %372 = mul %371, %192 : [10]  // teacher/dense2 update
- * %373 = add %372, %318 : [10]  // teacher/dense2 update
  * %374 = mul %373, %192 : [10]  // teacher/dense2 update
- * %375 = add %318, %374 : [10]  // teacher/dense2 update
- * %376 = broadcast axes=[] %14 : [10]  // teacher/dense2 update
- * %377 = mul %375, %376 : [10]  // teacher/dense2 update
- * %378 = sub %3, %377 : [10]  // teacher/dense2 update
+ * %375 = add %374, %320 : [10]  // teacher/dense2 update
+ * %376 = mul %375, %192 : [10]  // teacher/dense2 update
+ * %377 = add %320, %376 : [10]  // teacher/dense2 update
+ * %378 = broadcast axes=[] %14 : [10]  // teacher/dense2 update
+ * %379 = mul %377, %378 : [10]  // teacher/dense2 update
+ * %380 = sub %3, %379 : [10]  // teacher/dense2 update
  * in_teacher_momentum_dense2_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense2_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense2_update(float *restrict in_teacher_momentum_dense2_bias, float *restrict in_teacher_dense2_bias, const float *restrict t318, const float *restrict in_lr_teacher) {
+static void step_teacher_dense2_update(float *restrict in_teacher_momentum_dense2_bias, float *restrict in_teacher_dense2_bias, const float *restrict t320, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v372 = in_teacher_momentum_dense2_bias[i] * 0.9f;
-        const float v373 = v372 + t318[i];
-        const float v374 = v373 * 0.9f;
-        const float v375 = t318[i] + v374;
-        const float v377 = v375 * in_lr_teacher[0];
-        const float v378 = in_teacher_dense2_bias[i] - v377;
-        in_teacher_momentum_dense2_bias[i] = v373;
-        in_teacher_dense2_bias[i] = v378;
+        const float v374 = in_teacher_momentum_dense2_bias[i] * 0.9f;
+        const float v375 = v374 + t320[i];
+        const float v376 = v375 * 0.9f;
+        const float v377 = t320[i] + v376;
+        const float v379 = v377 * in_lr_teacher[0];
+        const float v380 = in_teacher_dense2_bias[i] - v379;
+        in_teacher_momentum_dense2_bias[i] = v375;
+        in_teacher_dense2_bias[i] = v380;
     }
 }
 
 /* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %379 = mul %269, %269 : [3,3,1,16]  // teacher/gradient fwd
- * %380 = reduce_sum axes=[0, 1, 2, 3] %379 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t380, const float *restrict t269) {
+ * %381 = mul %269, %269 : [3,3,1,16]  // teacher/gradient fwd
+ * %382 = reduce_sum axes=[0, 1, 2, 3] %381 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t382, const float *restrict t269) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v379 = t269[i0 * 48 + i1 * 16 + i3] * t269[i0 * 48 + i1 * 16 + i3];
-                    sum += v379;
+                    const float v381 = t269[i0 * 48 + i1 * 16 + i3] * t269[i0 * 48 + i1 * 16 + i3];
+                    sum += v381;
                 }
             }
         }
-    }
-    t380[0] = (float)sum;
-}
-
-/* reduce_sum [16] axes=[0]
- * %381 = mul %267, %267 : [16]  // teacher/gradient fwd
- * %382 = reduce_sum axes=[0] %381 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t382, const float *restrict t267) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v381 = t267[i0] * t267[i0];
-        sum += v381;
     }
     t382[0] = (float)sum;
 }
 
+/* reduce_sum [16] axes=[0]
+ * %383 = mul %267, %267 : [16]  // teacher/gradient fwd
+ * %384 = reduce_sum axes=[0] %383 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t384, const float *restrict t267) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v383 = t267[i0] * t267[i0];
+        sum += v383;
+    }
+    t384[0] = (float)sum;
+}
+
 /* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %384 = mul %261, %261 : [3,3,16,32]  // teacher/gradient fwd
- * %385 = reduce_sum axes=[0, 1, 2, 3] %384 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t385, const float *restrict t261) {
+ * %386 = mul %261, %261 : [3,3,16,32]  // teacher/gradient fwd
+ * %387 = reduce_sum axes=[0, 1, 2, 3] %386 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t387, const float *restrict t261) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v384 = t261[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t261[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v384;
+                    const float v386 = t261[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t261[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v386;
                 }
             }
         }
     }
-    t385[0] = (float)sum;
+    t387[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %387 = mul %258, %258 : [32]  // teacher/gradient fwd
- * %388 = reduce_sum axes=[0] %387 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t388, const float *restrict t258) {
+ * %389 = mul %258, %258 : [32]  // teacher/gradient fwd
+ * %390 = reduce_sum axes=[0] %389 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t390, const float *restrict t258) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v387 = t258[i0] * t258[i0];
-        sum += v387;
+        const float v389 = t258[i0] * t258[i0];
+        sum += v389;
     }
-    t388[0] = (float)sum;
+    t390[0] = (float)sum;
 }
 
 /* reduce_sum [1568,128] axes=[0, 1]
- * %390 = mul %252, %252 : [1568,128]  // teacher/gradient fwd
- * %391 = reduce_sum axes=[0, 1] %390 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t391, const float *restrict t252) {
+ * %392 = mul %252, %252 : [1568,128]  // teacher/gradient fwd
+ * %393 = reduce_sum axes=[0, 1] %392 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t393, const float *restrict t252) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v390 = t252[i0 * 128 + i1] * t252[i0 * 128 + i1];
-                sums[lane] += v390;
+                const float v392 = t252[i0 * 128 + i1] * t252[i0 * 128 + i1];
+                sums[lane] += v392;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t391[0] = (float)sum;
+    t393[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %393 = mul %250, %250 : [128]  // teacher/gradient fwd
- * %394 = reduce_sum axes=[0] %393 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t394, const float *restrict t250) {
+ * %395 = mul %250, %250 : [128]  // teacher/gradient fwd
+ * %396 = reduce_sum axes=[0] %395 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t396, const float *restrict t250) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v393 = t250[i0] * t250[i0];
-            sums[lane] += v393;
+            const float v395 = t250[i0] * t250[i0];
+            sums[lane] += v395;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t394[0] = (float)sum;
+    t396[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %396 = mul %247, %247 : [128,10]  // teacher/gradient fwd
- * %397 = reduce_sum axes=[0, 1] %396 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t397, const float *restrict t247) {
+ * %398 = mul %247, %247 : [128,10]  // teacher/gradient fwd
+ * %399 = reduce_sum axes=[0, 1] %398 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t399, const float *restrict t247) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v396 = t247[i0 * 10 + i1] * t247[i0 * 10 + i1];
-            sum += v396;
+            const float v398 = t247[i0 * 10 + i1] * t247[i0 * 10 + i1];
+            sum += v398;
         }
     }
-    t397[0] = (float)sum;
+    t399[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %399 = mul %245, %245 : [10]  // teacher/gradient fwd
- * %400 = reduce_sum axes=[0] %399 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t400, const float *restrict t245) {
+ * %401 = mul %245, %245 : [10]  // teacher/gradient fwd
+ * %402 = reduce_sum axes=[0] %401 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t402, const float *restrict t245) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v399 = t245[i0] * t245[i0];
-        sum += v399;
+        const float v401 = t245[i0] * t245[i0];
+        sum += v401;
     }
-    t400[0] = (float)sum;
+    t402[0] = (float)sum;
 }
 
 /* loop []
- * %383 = add %380, %382 : []  // teacher/gradient fwd
- * %386 = add %383, %385 : []  // teacher/gradient fwd
- * %389 = add %386, %388 : []  // teacher/gradient fwd
- * %392 = add %389, %391 : []  // teacher/gradient fwd
- * %395 = add %392, %394 : []  // teacher/gradient fwd
- * %398 = add %395, %397 : []  // teacher/gradient fwd
- * %401 = add %398, %400 : []  // teacher/gradient fwd
- * %402 = sqrt %401 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t402, const float *restrict t380, const float *restrict t382, const float *restrict t385, const float *restrict t388, const float *restrict t391, const float *restrict t394, const float *restrict t397, const float *restrict t400) {
+ * %385 = add %382, %384 : []  // teacher/gradient fwd
+ * %388 = add %385, %387 : []  // teacher/gradient fwd
+ * %391 = add %388, %390 : []  // teacher/gradient fwd
+ * %394 = add %391, %393 : []  // teacher/gradient fwd
+ * %397 = add %394, %396 : []  // teacher/gradient fwd
+ * %400 = add %397, %399 : []  // teacher/gradient fwd
+ * %403 = add %400, %402 : []  // teacher/gradient fwd
+ * %404 = sqrt %403 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t404, const float *restrict t382, const float *restrict t384, const float *restrict t387, const float *restrict t390, const float *restrict t393, const float *restrict t396, const float *restrict t399, const float *restrict t402) {
     for (size_t i = 0; i < 1; i++) {
-        const float v383 = t380[0] + t382[0];
-        const float v386 = v383 + t385[0];
-        const float v389 = v386 + t388[0];
-        const float v392 = v389 + t391[0];
-        const float v395 = v392 + t394[0];
-        const float v398 = v395 + t397[0];
-        const float v401 = v398 + t400[0];
-        const float v402 = sqrtf(v401);
-        t402[i] = v402;
+        const float v385 = t382[0] + t384[0];
+        const float v388 = v385 + t387[0];
+        const float v391 = v388 + t390[0];
+        const float v394 = v391 + t393[0];
+        const float v397 = v394 + t396[0];
+        const float v400 = v397 + t399[0];
+        const float v403 = v400 + t402[0];
+        const float v404 = sqrtf(v403);
+        t404[i] = v404;
     }
 }
 
 /* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %403 = mul %115, %115 : [3,3,1,16]  // teacher/gradient fwd
- * %404 = reduce_sum axes=[0, 1, 2, 3] %403 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t404, const float *restrict t115) {
+ * %405 = mul %115, %115 : [3,3,1,16]  // teacher/gradient fwd
+ * %406 = reduce_sum axes=[0, 1, 2, 3] %405 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t406, const float *restrict t115) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v403 = t115[i0 * 48 + i1 * 16 + i3] * t115[i0 * 48 + i1 * 16 + i3];
-                    sum += v403;
+                    const float v405 = t115[i0 * 48 + i1 * 16 + i3] * t115[i0 * 48 + i1 * 16 + i3];
+                    sum += v405;
                 }
             }
         }
     }
-    t404[0] = (float)sum;
-}
-
-/* reduce_sum [16] axes=[0]
- * %405 = mul %113, %113 : [16]  // teacher/gradient fwd
- * %406 = reduce_sum axes=[0] %405 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t406, const float *restrict t113) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v405 = t113[i0] * t113[i0];
-        sum += v405;
-    }
     t406[0] = (float)sum;
 }
 
+/* reduce_sum [16] axes=[0]
+ * %407 = mul %113, %113 : [16]  // teacher/gradient fwd
+ * %408 = reduce_sum axes=[0] %407 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t408, const float *restrict t113) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v407 = t113[i0] * t113[i0];
+        sum += v407;
+    }
+    t408[0] = (float)sum;
+}
+
 /* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %408 = mul %107, %107 : [3,3,16,32]  // teacher/gradient fwd
- * %409 = reduce_sum axes=[0, 1, 2, 3] %408 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t409, const float *restrict t107) {
+ * %410 = mul %107, %107 : [3,3,16,32]  // teacher/gradient fwd
+ * %411 = reduce_sum axes=[0, 1, 2, 3] %410 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t411, const float *restrict t107) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v408 = t107[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t107[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v408;
+                    const float v410 = t107[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t107[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v410;
                 }
             }
         }
     }
-    t409[0] = (float)sum;
+    t411[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %411 = mul %104, %104 : [32]  // teacher/gradient fwd
- * %412 = reduce_sum axes=[0] %411 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t412, const float *restrict t104) {
+ * %413 = mul %104, %104 : [32]  // teacher/gradient fwd
+ * %414 = reduce_sum axes=[0] %413 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t414, const float *restrict t104) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v411 = t104[i0] * t104[i0];
-        sum += v411;
+        const float v413 = t104[i0] * t104[i0];
+        sum += v413;
     }
-    t412[0] = (float)sum;
+    t414[0] = (float)sum;
 }
 
 /* reduce_sum [1568,128] axes=[0, 1]
- * %414 = mul %98, %98 : [1568,128]  // teacher/gradient fwd
- * %415 = reduce_sum axes=[0, 1] %414 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t415, const float *restrict t98) {
+ * %416 = mul %98, %98 : [1568,128]  // teacher/gradient fwd
+ * %417 = reduce_sum axes=[0, 1] %416 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t417, const float *restrict t98) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v414 = t98[i0 * 128 + i1] * t98[i0 * 128 + i1];
-                sums[lane] += v414;
+                const float v416 = t98[i0 * 128 + i1] * t98[i0 * 128 + i1];
+                sums[lane] += v416;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t415[0] = (float)sum;
+    t417[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %417 = mul %96, %96 : [128]  // teacher/gradient fwd
- * %418 = reduce_sum axes=[0] %417 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_15(float *restrict t418, const float *restrict t96) {
+ * %419 = mul %96, %96 : [128]  // teacher/gradient fwd
+ * %420 = reduce_sum axes=[0] %419 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_15(float *restrict t420, const float *restrict t96) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v417 = t96[i0] * t96[i0];
-            sums[lane] += v417;
+            const float v419 = t96[i0] * t96[i0];
+            sums[lane] += v419;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t418[0] = (float)sum;
+    t420[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %420 = mul %93, %93 : [128,10]  // teacher/gradient fwd
- * %421 = reduce_sum axes=[0, 1] %420 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_16(float *restrict t421, const float *restrict t93) {
+ * %422 = mul %93, %93 : [128,10]  // teacher/gradient fwd
+ * %423 = reduce_sum axes=[0, 1] %422 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_16(float *restrict t423, const float *restrict t93) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v420 = t93[i0 * 10 + i1] * t93[i0 * 10 + i1];
-            sum += v420;
+            const float v422 = t93[i0 * 10 + i1] * t93[i0 * 10 + i1];
+            sum += v422;
         }
     }
-    t421[0] = (float)sum;
+    t423[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %423 = mul %91, %91 : [10]  // teacher/gradient fwd
- * %424 = reduce_sum axes=[0] %423 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_17(float *restrict t424, const float *restrict t91) {
+ * %425 = mul %91, %91 : [10]  // teacher/gradient fwd
+ * %426 = reduce_sum axes=[0] %425 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_17(float *restrict t426, const float *restrict t91) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v423 = t91[i0] * t91[i0];
-        sum += v423;
+        const float v425 = t91[i0] * t91[i0];
+        sum += v425;
     }
-    t424[0] = (float)sum;
+    t426[0] = (float)sum;
 }
 
 /* loop []
- * %407 = add %404, %406 : []  // teacher/gradient fwd
- * %410 = add %407, %409 : []  // teacher/gradient fwd
- * %413 = add %410, %412 : []  // teacher/gradient fwd
- * %416 = add %413, %415 : []  // teacher/gradient fwd
- * %419 = add %416, %418 : []  // teacher/gradient fwd
- * %422 = add %419, %421 : []  // teacher/gradient fwd
- * %425 = add %422, %424 : []  // teacher/gradient fwd
- * %426 = sqrt %425 : []  // teacher/gradient fwd
- * %427 = mul %402, %426 : []  // teacher/gradient fwd
- * %428 = constant 1e-30 : []  // teacher/gradient fwd
- * %429 = max %427, %428 : []  // teacher/gradient fwd
- * %430 = div %292, %429 : []  // teacher/gradient fwd
- * %431 = step %293 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_18(float *restrict t426, float *restrict t430, float *restrict t431, const float *restrict t404, const float *restrict t406, const float *restrict t409, const float *restrict t412, const float *restrict t415, const float *restrict t418, const float *restrict t421, const float *restrict t424, const float *restrict t402, const float *restrict t292, const float *restrict t293) {
+ * %409 = add %406, %408 : []  // teacher/gradient fwd
+ * %412 = add %409, %411 : []  // teacher/gradient fwd
+ * %415 = add %412, %414 : []  // teacher/gradient fwd
+ * %418 = add %415, %417 : []  // teacher/gradient fwd
+ * %421 = add %418, %420 : []  // teacher/gradient fwd
+ * %424 = add %421, %423 : []  // teacher/gradient fwd
+ * %427 = add %424, %426 : []  // teacher/gradient fwd
+ * %428 = sqrt %427 : []  // teacher/gradient fwd
+ * %429 = mul %404, %428 : []  // teacher/gradient fwd
+ * %430 = constant 1e-30 : []  // teacher/gradient fwd
+ * %431 = max %429, %430 : []  // teacher/gradient fwd
+ * %432 = div %292, %431 : []  // teacher/gradient fwd
+ * %433 = step %293 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_18(float *restrict t428, float *restrict t432, float *restrict t433, const float *restrict t406, const float *restrict t408, const float *restrict t411, const float *restrict t414, const float *restrict t417, const float *restrict t420, const float *restrict t423, const float *restrict t426, const float *restrict t404, const float *restrict t292, const float *restrict t293) {
     for (size_t i = 0; i < 1; i++) {
-        const float v407 = t404[0] + t406[0];
-        const float v410 = v407 + t409[0];
-        const float v413 = v410 + t412[0];
-        const float v416 = v413 + t415[0];
-        const float v419 = v416 + t418[0];
-        const float v422 = v419 + t421[0];
-        const float v425 = v422 + t424[0];
-        const float v426 = sqrtf(v425);
-        const float v427 = t402[0] * v426;
-        const float v429 = v427 >= 1e-30f ? v427 : 1e-30f;
-        const float v430 = t292[0] / v429;
-        const float v431 = t293[0] > 0.0f ? 1.0f : 0.0f;
-        t426[i] = v426;
-        t430[i] = v430;
-        t431[i] = v431;
+        const float v409 = t406[0] + t408[0];
+        const float v412 = v409 + t411[0];
+        const float v415 = v412 + t414[0];
+        const float v418 = v415 + t417[0];
+        const float v421 = v418 + t420[0];
+        const float v424 = v421 + t423[0];
+        const float v427 = v424 + t426[0];
+        const float v428 = sqrtf(v427);
+        const float v429 = t404[0] * v428;
+        const float v431 = v429 >= 1e-30f ? v429 : 1e-30f;
+        const float v432 = t292[0] / v431;
+        const float v433 = t293[0] > 0.0f ? 1.0f : 0.0f;
+        t428[i] = v428;
+        t432[i] = v432;
+        t433[i] = v433;
     }
 }
 
-/* 129 kernels; scratch high-water mark 6647824 floats. */
+/* 128 kernels; scratch high-water mark 6647504 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_dense0_fwd(scratch + 6627968 /* t21 */, io + 226176 /* in_teacher_x */, state /* in_teacher_dense0_weight */, state + 640 /* in_teacher_dense0_bias */);
     step_teacher_dense2_fwd(scratch + 6642816 /* t24 */, scratch + 6627968 /* t21 */, state + 704 /* in_teacher_dense2_weight */, state + 1344 /* in_teacher_dense2_bias */);
-    step_teacher_loss_sup_fwd(scratch + 6646976 /* t30 */, io + 225792 /* in_y */);
-    step_teacher_loss_sup_fwd_2(scratch + 6644736 /* t31 */, scratch + 6642816 /* t25 */);
-    step_teacher_loss_sup_fwd_3(scratch + 6644416 /* t33 */, scratch + 6647296 /* t34 */, scratch + 6642816 /* t25 */, scratch + 6644736 /* t31 */);
-    step_teacher_loss_sup_fwd_4(scratch + 6647744 /* t35 */, scratch + 6647296 /* t34 */);
-    step_teacher_loss_sup_fwd_5(scratch + 6647616 /* t36 */, scratch + 6647744 /* t35 */);
-    step_teacher_loss_sup_fwd_6(scratch + 6647648 /* t40 */, scratch + 6644416 /* t33 */, scratch + 6647616 /* t36 */, scratch + 6646976 /* t30 */);
-    step_teacher_loss_sup_fwd_7(io + 227776 /* t42 */, io + 227792 /* t43 */, scratch + 6647648 /* t40 */);
+    step_teacher_loss_sup_fwd(scratch + 6644416 /* t31 */, scratch + 6642816 /* t25 */);
+    step_teacher_loss_sup_fwd_2(scratch + 6638208 /* t33 */, scratch + 6646976 /* t34 */, scratch + 6642816 /* t25 */, scratch + 6644416 /* t31 */);
+    step_teacher_loss_sup_fwd_3(scratch + 6647424 /* t35 */, scratch + 6646976 /* t34 */);
+    step_teacher_loss_sup_fwd_4(scratch + 6647296 /* t36 */, scratch + 6647424 /* t35 */);
+    step_teacher_loss_sup_fwd_5(scratch + 6647328 /* t40 */, io + 225792 /* in_y */, scratch + 6638208 /* t33 */, scratch + 6647296 /* t36 */);
+    step_teacher_loss_sup_fwd_6(io + 227776 /* t42 */, io + 227792 /* t43 */, scratch + 6647328 /* t40 */);
     step_teacher_pseudo_labels_fwd(scratch + 6644416 /* t44 */, scratch + 6643136 /* t26 */);
     step_student_conv0_fwd(scratch + 2814592 /* t52 */, scratch + 6025856 /* t54 */, io + 125440 /* t45 */, state + 1360 /* in_student_conv0_weight */, state + 1504 /* in_student_conv0_bias */, scratch /* chunk */);
     step_student_conv3_fwd(scratch + 4420224 /* t60 */, scratch + 5223040 /* t62 */, scratch + 6025856 /* t54 */, state + 1520 /* in_student_conv3_weight */, state + 6128 /* in_student_conv3_bias */, scratch /* chunk */);
@@ -2639,21 +2637,21 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_loss_u_fwd_2(scratch + 6639488 /* t73 */, scratch + 6640768 /* t74 */, scratch + 6638208 /* t70 */, scratch + 6642048 /* t71 */);
     step_student_loss_u_fwd_3(scratch + 6642048 /* t75 */, scratch + 6640768 /* t74 */);
     step_student_loss_u_fwd_4(scratch + 6642176 /* t76 */, scratch + 6642048 /* t75 */);
-    step_student_loss_u_fwd_5(scratch + 6647616 /* t80 */, scratch + 6639488 /* t73 */, scratch + 6642176 /* t76 */, scratch + 6644416 /* t44 */);
-    step_student_loss_u_fwd_6(io + 227824 /* t82 */, scratch + 6647616 /* t80 */);
+    step_student_loss_u_fwd_5(scratch + 6647296 /* t80 */, scratch + 6639488 /* t73 */, scratch + 6642176 /* t76 */, scratch + 6644416 /* t44 */);
+    step_student_loss_u_fwd_6(io + 227824 /* t82 */, scratch + 6647296 /* t80 */);
     step_student_loss_u_vjp(scratch + 6638208 /* t84 */, scratch + 6644416 /* t44 */);
     step_student_loss_u_vjp_2(scratch + 6642176 /* t86 */, scratch + 6638208 /* t84 */);
     step_student_loss_u_vjp_3(scratch + 6642304 /* t87 */, scratch + 6642176 /* t86 */, scratch + 6642048 /* t75 */);
     step_student_loss_u_vjp_4(scratch + 6639488 /* t90 */, scratch + 6642304 /* t87 */, scratch + 6640768 /* t74 */, scratch + 6638208 /* t84 */);
-    step_student_dense9_vjp(scratch + 6647808 /* t91 */, scratch + 6639488 /* t90 */);
+    step_student_dense9_vjp(scratch + 6647488 /* t91 */, scratch + 6639488 /* t90 */);
     step_student_dense9_vjp_2(scratch + 6645696 /* t93 */, scratch + 5423744 /* t67 */, scratch + 6639488 /* t90 */);
     step_student_dense9_vjp_3(scratch + 5624448 /* t95 */, scratch + 6639488 /* t90 */, state + 206992 /* in_student_dense9_weight */, scratch + 5423744 /* t67 */);
-    step_student_dense7_vjp(scratch + 6647616 /* t96 */, scratch + 5624448 /* t95 */);
+    step_student_dense7_vjp(scratch + 6647296 /* t96 */, scratch + 5624448 /* t95 */);
     step_student_dense7_vjp_2(scratch + 5423744 /* t97 */, scratch + 5624448 /* t95 */, state + 6160 /* in_student_dense7_weight */);
     step_student_dense7_vjp_3(scratch + 6427264 /* t98 */, scratch + 5223040 /* t63 */, scratch + 5624448 /* t95 */);
     step_student_relu4_vjp(scratch /* t101 */, scratch + 5223040 /* t62 */, scratch + 5423744 /* t99 */);
     step_student_relu4_vjp_2(scratch + 5223040 /* t102 */, scratch + 4420224 /* t61 */, scratch /* t101 */);
-    step_student_conv3_vjp(scratch + 6647776 /* t104 */, scratch + 5223040 /* t103 */, scratch + 6638208 /* chunk */);
+    step_student_conv3_vjp(scratch + 6647456 /* t104 */, scratch + 5223040 /* t103 */, scratch + 6638208 /* chunk */);
     step_student_conv3_vjp_2(scratch + 4420224 /* t108 */, scratch + 5223040 /* t103 */, state + 1520 /* in_student_conv3_weight */, scratch /* chunk */);
     step_student_conv3_vjp_3(scratch + 6638208 /* t106 */, scratch + 6025856 /* t54 */, scratch + 5223040 /* t103 */, scratch /* chunk */);
     step_student_relu1_vjp(scratch + 4821632 /* t110 */, scratch + 6025856 /* t54 */, scratch + 4420224 /* t108 */);
@@ -2663,11 +2661,11 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_conv0_update(state + 209648 /* in_student_momentum_conv0_weight */, state + 1360 /* in_student_conv0_weight */, scratch + 3969920 /* t115 */, io + 226128 /* in_lr_student */);
     step_student_conv0_update_2(state + 209792 /* in_student_momentum_conv0_bias */, state + 1504 /* in_student_conv0_bias */, scratch + 3970192 /* t113 */, io + 226128 /* in_lr_student */);
     step_student_conv3_update(state + 209808 /* in_student_momentum_conv3_weight */, state + 1520 /* in_student_conv3_weight */, scratch + 6638208 /* t107 */, io + 226128 /* in_lr_student */);
-    step_student_conv3_update_2(state + 214416 /* in_student_momentum_conv3_bias */, state + 6128 /* in_student_conv3_bias */, scratch + 6647776 /* t104 */, io + 226128 /* in_lr_student */);
+    step_student_conv3_update_2(state + 214416 /* in_student_momentum_conv3_bias */, state + 6128 /* in_student_conv3_bias */, scratch + 6647456 /* t104 */, io + 226128 /* in_lr_student */);
     step_student_dense7_update(state + 214448 /* in_student_momentum_dense7_weight */, state + 6160 /* in_student_dense7_weight */, scratch + 6427264 /* t98 */, io + 226128 /* in_lr_student */);
-    step_student_dense7_update_2(state + 415152 /* in_student_momentum_dense7_bias */, state + 206864 /* in_student_dense7_bias */, scratch + 6647616 /* t96 */, io + 226128 /* in_lr_student */);
+    step_student_dense7_update_2(state + 415152 /* in_student_momentum_dense7_bias */, state + 206864 /* in_student_dense7_bias */, scratch + 6647296 /* t96 */, io + 226128 /* in_lr_student */);
     step_student_dense9_update(state + 415280 /* in_student_momentum_dense9_weight */, state + 206992 /* in_student_dense9_weight */, scratch + 6645696 /* t93 */, io + 226128 /* in_lr_student */);
-    step_student_dense9_update_2(state + 416560 /* in_student_momentum_dense9_bias */, state + 208272 /* in_student_dense9_bias */, scratch + 6647808 /* t91 */, io + 226128 /* in_lr_student */);
+    step_student_dense9_update_2(state + 416560 /* in_student_momentum_dense9_bias */, state + 208272 /* in_student_dense9_bias */, scratch + 6647488 /* t91 */, io + 226128 /* in_lr_student */);
     step_student_conv0_fwd_2(scratch + 2814592 /* t207 */, scratch + 3818112 /* t209 */, io /* in_x */, state + 1360 /* t203 */, state + 1504 /* t136 */, scratch /* chunk */);
     step_student_conv3_fwd_2(scratch + 3216000 /* t215 */, scratch + 3617408 /* t217 */, scratch + 3818112 /* t209 */, state + 1520 /* t211 */, state + 6128 /* t157 */, scratch /* chunk */);
     step_student_dense7_fwd_2(scratch + 3667584 /* t222 */, scratch + 3617408 /* t218 */, state + 6160 /* t169 */, state + 206864 /* t178 */);
@@ -2700,11 +2698,11 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_feedback_fwd(scratch + 3924496 /* t271 */, scratch + 3924352 /* t269 */, scratch + 3969920 /* t115 */);
     step_teacher_feedback_fwd_2(scratch + 3924512 /* t273 */, scratch + 3924656 /* t267 */, scratch + 3970192 /* t113 */);
     step_teacher_feedback_fwd_3(scratch + 3924528 /* t276 */, scratch + 3918464 /* t261 */, scratch + 6638208 /* t107 */);
-    step_teacher_feedback_fwd_4(scratch + 3924544 /* t279 */, scratch + 3924624 /* t258 */, scratch + 6647776 /* t104 */);
+    step_teacher_feedback_fwd_4(scratch + 3924544 /* t279 */, scratch + 3924624 /* t258 */, scratch + 6647456 /* t104 */);
     step_teacher_feedback_fwd_5(scratch + 3924560 /* t282 */, scratch + 3416704 /* t252 */, scratch + 6427264 /* t98 */);
-    step_teacher_feedback_fwd_6(scratch + 3924576 /* t285 */, scratch + 3970064 /* t250 */, scratch + 6647616 /* t96 */);
+    step_teacher_feedback_fwd_6(scratch + 3924576 /* t285 */, scratch + 3970064 /* t250 */, scratch + 6647296 /* t96 */);
     step_teacher_feedback_fwd_7(scratch + 3924592 /* t288 */, scratch + 3968640 /* t247 */, scratch + 6645696 /* t93 */);
-    step_teacher_feedback_fwd_8(scratch + 3924608 /* t291 */, scratch + 3970208 /* t245 */, scratch + 6647808 /* t91 */);
+    step_teacher_feedback_fwd_8(scratch + 3924608 /* t291 */, scratch + 3970208 /* t245 */, scratch + 6647488 /* t91 */);
     step_teacher_feedback_fwd_9(scratch + 3924672 /* t292 */, io + 227856 /* t293 */, scratch + 3924496 /* t271 */, scratch + 3924512 /* t273 */, scratch + 3924528 /* t276 */, scratch + 3924544 /* t279 */, scratch + 3924560 /* t282 */, scratch + 3924576 /* t285 */, scratch + 3924592 /* t288 */, scratch + 3924608 /* t291 */, io + 226128 /* in_lr_student */);
     step_teacher_feedback_fwd_10(scratch + 3924496 /* t294 */, scratch + 6643136 /* t26 */);
     step_teacher_feedback_fwd_11(scratch + 3923072 /* t297 */, scratch + 6643136 /* t26 */, scratch + 3924496 /* t294 */);
@@ -2714,42 +2712,42 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_feedback_vjp_3(scratch + 6644224 /* t304 */, scratch + 6642816 /* t302 */);
     step_teacher_feedback_vjp_4(scratch + 6645376 /* t305 */, scratch + 6644224 /* t304 */, scratch + 6644096 /* t298 */);
     step_teacher_feedback_vjp_5(scratch + 6644096 /* t308 */, scratch + 6645376 /* t305 */, scratch + 3923072 /* t297 */, scratch + 6642816 /* t302 */);
-    step_teacher_loss_sup_vjp(scratch + 6645376 /* t309 */, scratch + 6646976 /* t30 */);
-    step_teacher_loss_sup_vjp_2(scratch + 3924496 /* t311 */, scratch + 6645376 /* t309 */);
-    step_teacher_loss_sup_vjp_3(scratch + 3924528 /* t312 */, scratch + 3924496 /* t311 */, scratch + 6647744 /* t35 */);
-    step_teacher_loss_sup_vjp_4(scratch + 6646976 /* t315 */, scratch + 3924528 /* t312 */, scratch + 6647296 /* t34 */, scratch + 6645376 /* t309 */);
-    step_teacher_dense2_vjp(scratch + 6647744 /* t316 */, scratch + 6646976 /* t315 */);
-    step_teacher_dense2_vjp_2(scratch + 6647760 /* t317 */, scratch + 6644096 /* t308 */);
-    step_teacher_dense2_vjp_3(scratch + 3924496 /* t318 */, scratch + 6647744 /* t316 */, scratch + 6647760 /* t317 */);
-    step_teacher_dense2_vjp_4(scratch + 6642816 /* t324 */, scratch + 6630016 /* t323 */, scratch + 6644096 /* t308 */);
-    step_teacher_dense2_vjp_5(scratch + 3625600 /* t327 */, scratch + 6646976 /* t315 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t321 */);
-    step_teacher_dense2_vjp_6(scratch + 3617408 /* t329 */, scratch + 6644096 /* t308 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6630016 /* t323 */);
-    step_teacher_dense0_vjp(scratch + 6647296 /* t330 */, scratch + 3625600 /* t327 */);
-    step_teacher_dense0_vjp_2(scratch + 6647360 /* t331 */, scratch + 3617408 /* t329 */);
-    step_teacher_dense0_vjp_3(scratch + 6647424 /* t332 */, scratch + 6647296 /* t330 */, scratch + 6647360 /* t331 */);
-    step_teacher_dense0_vjp_4(scratch + 6643456 /* t336 */, io + 226496 /* t335 */, scratch + 3617408 /* t329 */);
-    step_teacher_dense0_vjp_5(scratch + 6644096 /* t341 */, state + 208288 /* in_teacher_momentum_dense0_weight */, state /* in_teacher_dense0_weight */, io + 226176 /* in_teacher_x */, scratch + 3625600 /* t327 */, scratch + 6643456 /* t336 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense0_update(state + 208928 /* in_teacher_momentum_dense0_bias */, state + 640 /* in_teacher_dense0_bias */, scratch + 6647424 /* t332 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense2_vjp_7(scratch + 6643456 /* t362 */, state + 208992 /* in_teacher_momentum_dense2_weight */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t321 */, scratch + 6646976 /* t315 */, scratch + 6642816 /* t324 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense2_update(state + 209632 /* in_teacher_momentum_dense2_bias */, state + 1344 /* in_teacher_dense2_bias */, scratch + 3924496 /* t318 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 6647744 /* t380 */, scratch + 3924352 /* t269 */);
-    step_teacher_gradient_fwd_2(scratch + 6647760 /* t382 */, scratch + 3924656 /* t267 */);
-    step_teacher_gradient_fwd_3(scratch + 3924656 /* t385 */, scratch + 3918464 /* t261 */);
-    step_teacher_gradient_fwd_4(scratch + 6646976 /* t388 */, scratch + 3924624 /* t258 */);
-    step_teacher_gradient_fwd_5(scratch + 6646992 /* t391 */, scratch + 3416704 /* t252 */);
-    step_teacher_gradient_fwd_6(scratch + 6647008 /* t394 */, scratch + 3970064 /* t250 */);
-    step_teacher_gradient_fwd_7(scratch + 3970064 /* t397 */, scratch + 3968640 /* t247 */);
-    step_teacher_gradient_fwd_8(scratch + 3970080 /* t400 */, scratch + 3970208 /* t245 */);
-    step_teacher_gradient_fwd_9(io + 227872 /* t402 */, scratch + 6647744 /* t380 */, scratch + 6647760 /* t382 */, scratch + 3924656 /* t385 */, scratch + 6646976 /* t388 */, scratch + 6646992 /* t391 */, scratch + 6647008 /* t394 */, scratch + 3970064 /* t397 */, scratch + 3970080 /* t400 */);
-    step_teacher_gradient_fwd_10(scratch + 6647744 /* t404 */, scratch + 3969920 /* t115 */);
-    step_teacher_gradient_fwd_11(scratch + 6647760 /* t406 */, scratch + 3970192 /* t113 */);
-    step_teacher_gradient_fwd_12(scratch + 6646976 /* t409 */, scratch + 6638208 /* t107 */);
-    step_teacher_gradient_fwd_13(scratch + 6646992 /* t412 */, scratch + 6647776 /* t104 */);
-    step_teacher_gradient_fwd_14(scratch + 6647776 /* t415 */, scratch + 6427264 /* t98 */);
-    step_teacher_gradient_fwd_15(scratch + 6647792 /* t418 */, scratch + 6647616 /* t96 */);
-    step_teacher_gradient_fwd_16(scratch + 6647008 /* t421 */, scratch + 6645696 /* t93 */);
-    step_teacher_gradient_fwd_17(scratch + 6647024 /* t424 */, scratch + 6647808 /* t91 */);
-    step_teacher_gradient_fwd_18(io + 227888 /* t426 */, io + 227904 /* t430 */, io + 227920 /* t431 */, scratch + 6647744 /* t404 */, scratch + 6647760 /* t406 */, scratch + 6646976 /* t409 */, scratch + 6646992 /* t412 */, scratch + 6647776 /* t415 */, scratch + 6647792 /* t418 */, scratch + 6647008 /* t421 */, scratch + 6647024 /* t424 */, io + 227872 /* t402 */, scratch + 3924672 /* t292 */, io + 227856 /* t293 */);
+    step_teacher_loss_sup_vjp(scratch + 6645376 /* t311 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_vjp_2(scratch + 3924496 /* t313 */, scratch + 6645376 /* t311 */);
+    step_teacher_loss_sup_vjp_3(scratch + 3924528 /* t314 */, scratch + 3924496 /* t313 */, scratch + 6647424 /* t35 */);
+    step_teacher_loss_sup_vjp_4(scratch + 3923072 /* t317 */, scratch + 3924528 /* t314 */, scratch + 6646976 /* t34 */, scratch + 6645376 /* t311 */);
+    step_teacher_dense2_vjp(scratch + 6647424 /* t318 */, scratch + 3923072 /* t317 */);
+    step_teacher_dense2_vjp_2(scratch + 6647440 /* t319 */, scratch + 6644096 /* t308 */);
+    step_teacher_dense2_vjp_3(scratch + 3924496 /* t320 */, scratch + 6647424 /* t318 */, scratch + 6647440 /* t319 */);
+    step_teacher_dense2_vjp_4(scratch + 6642816 /* t326 */, scratch + 6630016 /* t325 */, scratch + 6644096 /* t308 */);
+    step_teacher_dense2_vjp_5(scratch + 3625600 /* t329 */, scratch + 3923072 /* t317 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t323 */);
+    step_teacher_dense2_vjp_6(scratch + 3617408 /* t331 */, scratch + 6644096 /* t308 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6630016 /* t325 */);
+    step_teacher_dense0_vjp(scratch + 6646976 /* t332 */, scratch + 3625600 /* t329 */);
+    step_teacher_dense0_vjp_2(scratch + 6647040 /* t333 */, scratch + 3617408 /* t331 */);
+    step_teacher_dense0_vjp_3(scratch + 6647104 /* t334 */, scratch + 6646976 /* t332 */, scratch + 6647040 /* t333 */);
+    step_teacher_dense0_vjp_4(scratch + 6643456 /* t338 */, io + 226496 /* t337 */, scratch + 3617408 /* t331 */);
+    step_teacher_dense0_vjp_5(scratch + 6644096 /* t343 */, state + 208288 /* in_teacher_momentum_dense0_weight */, state /* in_teacher_dense0_weight */, io + 226176 /* in_teacher_x */, scratch + 3625600 /* t329 */, scratch + 6643456 /* t338 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense0_update(state + 208928 /* in_teacher_momentum_dense0_bias */, state + 640 /* in_teacher_dense0_bias */, scratch + 6647104 /* t334 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense2_vjp_7(scratch + 6643456 /* t364 */, state + 208992 /* in_teacher_momentum_dense2_weight */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t323 */, scratch + 3923072 /* t317 */, scratch + 6642816 /* t326 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense2_update(state + 209632 /* in_teacher_momentum_dense2_bias */, state + 1344 /* in_teacher_dense2_bias */, scratch + 3924496 /* t320 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 6647424 /* t382 */, scratch + 3924352 /* t269 */);
+    step_teacher_gradient_fwd_2(scratch + 6647440 /* t384 */, scratch + 3924656 /* t267 */);
+    step_teacher_gradient_fwd_3(scratch + 3924656 /* t387 */, scratch + 3918464 /* t261 */);
+    step_teacher_gradient_fwd_4(scratch + 6646976 /* t390 */, scratch + 3924624 /* t258 */);
+    step_teacher_gradient_fwd_5(scratch + 6646992 /* t393 */, scratch + 3416704 /* t252 */);
+    step_teacher_gradient_fwd_6(scratch + 6647008 /* t396 */, scratch + 3970064 /* t250 */);
+    step_teacher_gradient_fwd_7(scratch + 3970064 /* t399 */, scratch + 3968640 /* t247 */);
+    step_teacher_gradient_fwd_8(scratch + 3970080 /* t402 */, scratch + 3970208 /* t245 */);
+    step_teacher_gradient_fwd_9(io + 227872 /* t404 */, scratch + 6647424 /* t382 */, scratch + 6647440 /* t384 */, scratch + 3924656 /* t387 */, scratch + 6646976 /* t390 */, scratch + 6646992 /* t393 */, scratch + 6647008 /* t396 */, scratch + 3970064 /* t399 */, scratch + 3970080 /* t402 */);
+    step_teacher_gradient_fwd_10(scratch + 6647424 /* t406 */, scratch + 3969920 /* t115 */);
+    step_teacher_gradient_fwd_11(scratch + 6647440 /* t408 */, scratch + 3970192 /* t113 */);
+    step_teacher_gradient_fwd_12(scratch + 6646976 /* t411 */, scratch + 6638208 /* t107 */);
+    step_teacher_gradient_fwd_13(scratch + 6646992 /* t414 */, scratch + 6647456 /* t104 */);
+    step_teacher_gradient_fwd_14(scratch + 6647456 /* t417 */, scratch + 6427264 /* t98 */);
+    step_teacher_gradient_fwd_15(scratch + 6647472 /* t420 */, scratch + 6647296 /* t96 */);
+    step_teacher_gradient_fwd_16(scratch + 6647008 /* t423 */, scratch + 6645696 /* t93 */);
+    step_teacher_gradient_fwd_17(scratch + 6647024 /* t426 */, scratch + 6647488 /* t91 */);
+    step_teacher_gradient_fwd_18(io + 227888 /* t428 */, io + 227904 /* t432 */, io + 227920 /* t433 */, scratch + 6647424 /* t406 */, scratch + 6647440 /* t408 */, scratch + 6646976 /* t411 */, scratch + 6646992 /* t414 */, scratch + 6647456 /* t417 */, scratch + 6647472 /* t420 */, scratch + 6647008 /* t423 */, scratch + 6647024 /* t426 */, io + 227872 /* t404 */, scratch + 3924672 /* t292 */, io + 227856 /* t293 */);
     /* Results computed elsewhere (in scratch, or shared with another result), copied into place. */
     memcpy(io + 227808, io + 227792, 1 * sizeof(float)); /* result "mask_rate" */
 }
