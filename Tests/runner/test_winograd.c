@@ -107,6 +107,9 @@ int main(void) {
     check_shape(3, 6, 4, 17, 33);  /* 17 and 33: partial tiles of rows and columns */
     check_shape(2, 14, 14, 32, 64); /* W2's second convolution */
     check_shape(1, 7, 7, 64, 32);  /* and its transpose's shape */
+    check_shape(2, 32, 32, 32, 32); /* WRN-28-2's layers: many blocks of tiles, ∂W summed over them */
+    check_shape(3, 8, 8, 128, 128);
+    check_shape(2, 9, 11, 16, 48);  /* a block that ends inside an image, odd sides */
     printf("%d checks, %d failures\n", checks, failures);
     return failures != 0;
 }
