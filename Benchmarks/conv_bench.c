@@ -2,13 +2,14 @@
  * conv_bench.c: the runtime's 3x3 stride-1 pad-1 convolution kernels (Templates/runtime/mplc_runtime.h), timed
  * per shape as a generated step calls them (Benchmarks/conv_bench.py drives it against PyTorch).
  *
- *   conv_bench OP N H W IN OUT CHUNK REPS       OP = fwd | dx | dw
+ *   conv_bench OP N H W IN OUT CHUNK REPS THREADS       OP = fwd | dx | dw
  *
  * fwd: the filter transform once, then mplc_winograd_conv3x3 on CHUNK images at a time (the generated
  * forward convolution without its epilogue); dx: the same with the flipped filters of the convolution OUT -> IN
  * (the transposed convolution: ∂y has IN channels here, ∂x OUT); dw: mplc_winograd_filter_gradient over the
- * chunks, then mplc_winograd_filters_transpose. One untimed call, then REPS timed calls on one thread; prints
- * one JSON line {"op", "n", "h", "w", "in", "out", "chunk", "median_s", "min_s"}.
+ * chunks, then mplc_winograd_filters_transpose; split between THREADS threads of the runtime's pool as a step
+ * splits them. One untimed call, then REPS timed calls; prints one JSON line {"op", "n", "h", "w", "in", "out",
+ * "chunk", "threads", "median_s", "min_s"}.
  */
 #define _POSIX_C_SOURCE 199309L
 #define MPLC_MAX_THREADS 8
@@ -43,55 +44,88 @@ static float *filled(size_t n) {
     return p;
 }
 
+typedef struct {
+    int dw, dx, n, h, w, in, out, cin, cout, chunk;
+    const float *src, *dst_in, *weights;
+    float *dst, *filters[MPLC_MAX_THREADS], *dweights[MPLC_MAX_THREADS];
+    mplc_winograd_scratch s[MPLC_MAX_THREADS];
+} bench;
+
+/* One part of the kernel, as the generated code splits it: the forward and ∂x claim pieces of CHUNK images, each
+ * part with its own transformed filters; ∂W sums a contiguous range of images into the part's own partial sum
+ * (the parts' sums are added after, as in the step). */
+static void run_part(void *context, int part, int parts) {
+    bench *b = context;
+    const mplc_window whole = {b->chunk, b->h, b->w, b->cin, 3, 1, 1};
+    const size_t image_in = (size_t)b->h * b->w * b->cin, image_out = (size_t)b->h * b->w * b->cout;
+    if (b->dw) {
+        size_t lo, hi;
+        mplc_part((size_t)b->n, (size_t)b->chunk, part, parts, &lo, &hi);
+        for (size_t n0 = lo; n0 < hi; n0 += (size_t)b->chunk) {
+            mplc_window g = whole;
+            g.batch = hi - n0 < (size_t)b->chunk ? (int)(hi - n0) : b->chunk;
+            mplc_winograd_filter_gradient(b->filters[part], b->src + n0 * image_in, b->dst_in + n0 * image_out, g, b->out,
+                                          n0 != lo, b->s[part]);
+        }
+        if (lo < hi) mplc_winograd_filters_transpose(b->dweights[part], b->filters[part], b->in, b->out);
+        return;
+    }
+    mplc_winograd_filters(b->filters[part], b->weights, b->cin, b->cout, b->dx);
+    size_t lo, hi;
+    while (mplc_claim((size_t)b->n, (size_t)b->chunk, &lo, &hi)) {
+        mplc_window g = whole;
+        g.batch = (int)(hi - lo);
+        mplc_winograd_conv3x3(b->dst + lo * image_out, b->src + lo * image_in, b->filters[part], g, b->cout, b->s[part]);
+    }
+}
+
 int main(int argc, char **argv) {
-    if (argc != 9) {
-        fprintf(stderr, "usage: conv_bench fwd|dx|dw N H W IN OUT CHUNK REPS\n");
+    if (argc != 10) {
+        fprintf(stderr, "usage: conv_bench fwd|dx|dw N H W IN OUT CHUNK REPS THREADS\n");
         return 2;
     }
     const char *op = argv[1];
     const int n = atoi(argv[2]), h = atoi(argv[3]), w = atoi(argv[4]), in = atoi(argv[5]), out = atoi(argv[6]);
-    const int chunk = atoi(argv[7]), reps = atoi(argv[8]);
+    const int chunk = atoi(argv[7]), reps = atoi(argv[8]), threads = atoi(argv[9]);
     const int fwd = !strcmp(op, "fwd"), dx = !strcmp(op, "dx"), dw = !strcmp(op, "dw");
-    if (!(fwd || dx || dw) || n < 1 || h < 1 || w < 1 || in < 1 || out < 1 || chunk < 1 || reps < 1) {
+    if (!(fwd || dx || dw) || n < 1 || h < 1 || w < 1 || in < 1 || out < 1 || chunk < 1 || reps < 1 || threads < 1 ||
+        threads > MPLC_MAX_THREADS) {
         fprintf(stderr, "conv_bench: bad arguments\n");
         return 2;
     }
-    mplc_pool_resize(1); /* and OpenBLAS on one thread, as in a step */
+    if (mplc_pool_resize(threads) != threads) { /* and OpenBLAS on one thread, as in a step */
+        fprintf(stderr, "conv_bench: cannot start %d threads\n", threads);
+        return 1;
+    }
     const size_t pixels = (size_t)n * h * w;
-    /* the convolution computed: from `cin` channels of `src` to `cout` channels */
-    const int cin = dx ? out : in, cout = dx ? in : out;
-    float *src = filled(pixels * cin), *dst = filled(pixels * cout), *weights = filled(9 * (size_t)in * out);
-    float *filters = filled(16 * (size_t)in * out), *dweights = filled(9 * (size_t)in * out);
-    const mplc_window whole = {chunk, h, w, cin, 3, 1, 1};
+    /* the convolution computed: from `cin` channels of `src` to `cout` channels (∂x: ∂y's OUT to ∂x's IN) */
+    bench b = {dw, dx, n, h, w, in, out, dx ? out : in, dx ? in : out, chunk, NULL, NULL, NULL, NULL, {0}, {0}, {{0}}};
+    b.src = filled(pixels * b.cin);
+    b.dst = filled(pixels * b.cout);
+    b.dst_in = b.dst;
+    b.weights = filled(9 * (size_t)in * out);
+    const mplc_window whole = {chunk, h, w, b.cin, 3, 1, 1};
     const size_t tiles = mplc_winograd_tiles(whole);
-    mplc_winograd_scratch s = {filled(16 * tiles * cin), filled(16 * tiles * cout), filled(16 * (size_t)cin),
-                               filled((size_t)cin + cout), filled((size_t)cout), tiles * cin, tiles * cout};
+    for (int t = 0; t < threads; t++) {
+        b.filters[t] = filled(16 * (size_t)in * out);
+        b.dweights[t] = filled(9 * (size_t)in * out);
+        b.s[t] = (mplc_winograd_scratch){filled(16 * tiles * b.cin), filled(16 * tiles * b.cout), filled(16 * (size_t)b.cin),
+                                         filled((size_t)b.cin + b.cout), filled((size_t)b.cout), tiles * b.cin, tiles * b.cout};
+    }
     double *times = malloc(sizeof(double) * (size_t)reps);
     for (int rep = -1; rep < reps; rep++) {
         const double start = now();
-        if (dw) {
-            for (int n0 = 0; n0 < n; n0 += chunk) {
-                mplc_window g = whole;
-                g.batch = n - n0 < chunk ? n - n0 : chunk;
-                mplc_winograd_filter_gradient(filters, src + (size_t)n0 * h * w * in, dst + (size_t)n0 * h * w * out, g,
-                                              out, n0 != 0, s);
-            }
-            mplc_winograd_filters_transpose(dweights, filters, in, out);
-        } else {
-            mplc_winograd_filters(filters, weights, cin, cout, dx);
-            for (int n0 = 0; n0 < n; n0 += chunk) {
-                mplc_window g = whole;
-                g.batch = n - n0 < chunk ? n - n0 : chunk;
-                mplc_winograd_conv3x3(dst + (size_t)n0 * h * w * cout, src + (size_t)n0 * h * w * cin, filters, g, cout, s);
-            }
-        }
+        mplc_parallel(run_part, &b);
+        if (dw)
+            for (int t = 1; t < threads; t++)
+                for (size_t i = 0; i < 9 * (size_t)in * out; i++) b.dweights[0][i] += b.dweights[t][i];
         if (rep >= 0) times[rep] = now() - start;
     }
     double best = times[0];
     for (int i = 1; i < reps; i++) best = times[i] < best ? times[i] : best;
     qsort(times, (size_t)reps, sizeof(double), compare);
-    printf("{\"op\": \"%s\", \"n\": %d, \"h\": %d, \"w\": %d, \"in\": %d, \"out\": %d, \"chunk\": %d, \"median_s\": %.6g, "
-           "\"min_s\": %.6g, \"check\": %.6g}\n",
-           op, n, h, w, in, out, chunk, times[reps / 2], best, (double)(dw ? dweights[7] : dst[pixels * cout / 2]));
+    printf("{\"op\": \"%s\", \"n\": %d, \"h\": %d, \"w\": %d, \"in\": %d, \"out\": %d, \"chunk\": %d, \"threads\": %d, "
+           "\"median_s\": %.6g, \"min_s\": %.6g}\n",
+           op, n, h, w, in, out, chunk, threads, times[reps / 2], best);
     return 0;
 }

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "902c4712730ee234d41ec4806eec55a6215468ffa7a567625a59c34d70d0f6b3"
+#define MPLC_MODEL_HASH "922551d90a73b9197815494d291e61ccac36d3bdf897e3a64a826bdc918980fc"
 #define MPLC_MODEL_NAME "bench_w1_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

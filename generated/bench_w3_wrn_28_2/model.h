@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "6c5cc03abb75380c87676435c36eff3acb8b0703fa16b7851c03754dad60aea1"
+#define MPLC_MODEL_HASH "275300a76ca79b6a64fcee55addbda5870512bcd6be08ef7b7182d0b6380922f"
 #define MPLC_MODEL_NAME "bench_w3_wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "30d06455c5222a38053acf6238eaeca11402e53fdd54c846c9ed1281a5a3e701"
+#define MPLC_MODEL_HASH "08ac8888769fa95da73a6ad69cede887e7ee56bf461e8f344e9a4916870dac70"
 #define MPLC_MODEL_NAME "fashion_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "309f259bd8ceef2f6522b29569c7d7fa02ad1694c20ed9ce62c7da49519a9f08"
+#define MPLC_MODEL_HASH "5074634ef5ae01840899e9d52f1ff328cadccd5428de53b970044f0aaa81919e"
 #define MPLC_MODEL_NAME "fashion_reduced"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

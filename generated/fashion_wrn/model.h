@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "a57b44e53af9cd6cffd13a150e58106b6141cbaec0739f906b9f34e045f14808"
+#define MPLC_MODEL_HASH "1f1adbbef746315fe167542824329b154725336d3d7f8affb3843b5dfdd64902"
 #define MPLC_MODEL_NAME "fashion_wrn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28
