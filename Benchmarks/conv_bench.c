@@ -109,7 +109,7 @@ int main(int argc, char **argv) {
     for (int t = 0; t < threads; t++) {
         b.filters[t] = filled(16 * (size_t)in * out);
         b.dweights[t] = filled(9 * (size_t)in * out);
-        b.s[t] = (mplc_winograd_scratch){filled(16 * tiles * b.cin), filled(16 * tiles * b.cout), filled(16 * (size_t)b.cin),
+        b.s[t] = (mplc_winograd_scratch){filled(16 * tiles * b.cin), filled(16 * tiles * b.cout),
                                          filled((size_t)b.cin + b.cout), filled((size_t)b.cout), tiles * b.cin, tiles * b.cout};
     }
     double *times = malloc(sizeof(double) * (size_t)reps);

@@ -374,11 +374,10 @@ MPLC_HELPER size_t mplc_winograd_tiles(mplc_window g) {
 /* The scratch of mplc_winograd_conv3x3 and mplc_winograd_filter_gradient, laid out by the caller (the generated
  * code's offsets come from GEMM.winogradScratch in Sources/MPLLower/Kernels.swift, the layout's one home): room
  * for the transformed input tiles v[16][tiles][in] and the products or output gradients m[16][tiles][out] (v_plane
- * >= tiles x in, m_plane >= tiles x out floats); 16 x in floats (unused since the kernels went by blocks of tiles);
- * a row of in + out floats that the helpers zero, read for the padding; and a row of out floats that takes the
+ * >= tiles x in, m_plane >= tiles x out floats); a row of in + out floats that the helpers zero, read for the padding; and a row of out floats that takes the
  * outputs past an odd edge. The kernels use the front of v and m for one block of tiles at a time. */
 typedef struct {
-    float *v, *m, *bd, *zeros, *dropped;
+    float *v, *m, *zeros, *dropped;
     size_t v_plane, m_plane;
 } mplc_winograd_scratch;
 

@@ -38,12 +38,12 @@ static double relative_error(const float *got, const double *want, size_t n) {
 static mplc_winograd_scratch scratch_for(mplc_window g, int out) {
     const size_t tiles = mplc_winograd_tiles(g), in = (size_t)g.channels;
     mplc_winograd_scratch s = {malloc(16 * tiles * in * sizeof(float)), malloc(16 * tiles * (size_t)out * sizeof(float)),
-                               malloc(16 * in * sizeof(float)), malloc((in + (size_t)out) * sizeof(float)),
+                               malloc((in + (size_t)out) * sizeof(float)),
                                malloc((size_t)out * sizeof(float)), tiles * in, tiles * (size_t)out};
     return s;
 }
 
-static void free_scratch(mplc_winograd_scratch s) { free(s.v), free(s.m), free(s.bd), free(s.zeros), free(s.dropped); }
+static void free_scratch(mplc_winograd_scratch s) { free(s.v), free(s.m), free(s.zeros), free(s.dropped); }
 
 static void check_shape(int batch, int height, int width, int in, int out) {
     const mplc_window g = {batch, height, width, in, 3, 1, 1}, gy = {batch, height, width, out, 3, 1, 1};

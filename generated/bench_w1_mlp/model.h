@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "922551d90a73b9197815494d291e61ccac36d3bdf897e3a64a826bdc918980fc"
+#define MPLC_MODEL_HASH "c9b71d52e128847f24b1d3f20509b5770272741d507b2b3a7df5cd34645166ee"
 #define MPLC_MODEL_NAME "bench_w1_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

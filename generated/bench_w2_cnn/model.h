@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "7b376816a78fcf7c7f42b0533c2ed54c59b611e7f99740e1b6a76246afb52107"
+#define MPLC_MODEL_HASH "59ab7e9a3ddc2412a2ba6f15f11250c34e68970267c5b7ce8c54d791ecd7e4c6"
 #define MPLC_MODEL_NAME "bench_w2_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

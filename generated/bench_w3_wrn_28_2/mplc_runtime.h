@@ -374,11 +374,10 @@ MPLC_HELPER size_t mplc_winograd_tiles(mplc_window g) {
 /* The scratch of mplc_winograd_conv3x3 and mplc_winograd_filter_gradient, laid out by the caller (the generated
  * code's offsets come from GEMM.winogradScratch in Sources/MPLLower/Kernels.swift, the layout's one home): room
  * for the transformed input tiles v[16][tiles][in] and the products or output gradients m[16][tiles][out] (v_plane
- * >= tiles x in, m_plane >= tiles x out floats); 16 x in floats (unused since the kernels went by blocks of tiles);
- * a row of in + out floats that the helpers zero, read for the padding; and a row of out floats that takes the
+ * >= tiles x in, m_plane >= tiles x out floats); a row of in + out floats that the helpers zero, read for the padding; and a row of out floats that takes the
  * outputs past an odd edge. The kernels use the front of v and m for one block of tiles at a time. */
 typedef struct {
-    float *v, *m, *bd, *zeros, *dropped;
+    float *v, *m, *zeros, *dropped;
     size_t v_plane, m_plane;
 } mplc_winograd_scratch;
 
@@ -496,8 +495,38 @@ MPLC_HELPER void mplc_gemm_tile_8x32(float *c, size_t ldc, const float *a, size_
 #undef MPLC_Z_ROWS
 #undef MPLC_Z_ROW
 
+/* 8 rows x 16 columns, for products at most 16 wide (fashion_wrn's 16-channel layers, the ∂x of WRN-28-2's
+ * 16 -> 32 convolution), where half of an 8 x 32 tile's multiply-adds would be masked off. Eight accumulators
+ * cover the FMA's latency on Zen 4 (one 512-bit FMA a cycle, 4 cycles). */
+#define MPLC_Z16_ROW(r) c##r = _mm512_fmadd_ps(_mm512_set1_ps(a##r[p * a_step]), b0, c##r);
+MPLC_HELPER void mplc_gemm_tile_8x16(float *c, size_t ldc, const float *a, size_t a_row, size_t a_step, const float *b,
+                                     size_t ldb, int rows, int cols, int k, int accumulate) {
+    const float *a0 = a, *a1 = a + (rows > 1) * a_row, *a2 = a + (rows > 2) * 2 * a_row, *a3 = a + (rows > 3) * 3 * a_row;
+    const float *a4 = a + (rows > 4) * 4 * a_row, *a5 = a + (rows > 5) * 5 * a_row, *a6 = a + (rows > 6) * 6 * a_row;
+    const float *a7 = a + (rows > 7) * 7 * a_row;
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, b0;
+    const __mmask16 mask = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+    for (size_t p = 0; p < (size_t)k; p++, b += ldb) {
+        b0 = _mm512_maskz_loadu_ps(mask, b);
+        MPLC_Z16_ROW(0) MPLC_Z16_ROW(1) MPLC_Z16_ROW(2) MPLC_Z16_ROW(3) MPLC_Z16_ROW(4) MPLC_Z16_ROW(5) MPLC_Z16_ROW(6)
+        MPLC_Z16_ROW(7)
+    }
+    const __m512 tile[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
+    for (int r = 0; r < rows; r++, c += ldc) {
+        const __m512 t = accumulate ? _mm512_add_ps(tile[r], _mm512_maskz_loadu_ps(mask, c)) : tile[r];
+        _mm512_mask_storeu_ps(c, mask, t);
+    }
+}
+#undef MPLC_Z16_ROW
+
 MPLC_HELPER void mplc_winograd_gemm(float *c, size_t ldc, const float *a, size_t a_row, size_t a_step, const float *b,
                                     size_t ldb, int m, int n, int k, int accumulate) {
+    if (n <= 16) {
+        for (int i = 0; i < m; i += 8)
+            mplc_gemm_tile_8x16(c + (size_t)i * ldc, ldc, a + (size_t)i * a_row, a_row, a_step, b, ldb,
+                                m - i < 8 ? m - i : 8, n, k, accumulate);
+        return;
+    }
     for (int j = 0; j < n; j += 32) /* B's panel of 32 columns stays in L1 while the rows go by */
         for (int i = 0; i < m; i += 8)
             mplc_gemm_tile_8x32(c + (size_t)i * ldc + j, ldc, a + (size_t)i * a_row, a_row, a_step, b + j, ldb,
@@ -594,7 +623,11 @@ MPLC_HELPER void mplc_winograd_filter_gradient(float *restrict du, const float *
                                                mplc_window g, int out, int accumulate, mplc_winograd_scratch s) {
     const int in = g.channels;
     memset(s.zeros, 0, (size_t)(in + out) * sizeof(float));
+#if defined(__AVX512F__)
     const size_t tiles = mplc_winograd_tiles(g), block = mplc_winograd_block(tiles, in, out, 2 * MPLC_WINOGRAD_BLOCK_BYTES);
+#else /* sgemm, which wants the long contraction of the whole chunk more than the cache */
+    const size_t tiles = mplc_winograd_tiles(g), block = tiles;
+#endif
     mplc_window output = g; /* dy's pixels */
     output.channels = out;
     for (size_t t0 = 0; t0 < tiles; t0 += block) {

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "d115a65ad3e3cc961f25aecfe82e48a77611c8116ceee61c830af995da86f8a1"
+#define MPLC_MODEL_HASH "74e660126cc2cf116d9a385bb9771a6fdc944cca5580499c69e0725575a38ea2"
 #define MPLC_MODEL_NAME "fashion_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -518,7 +518,7 @@ static void step_teacher_res3_conv0_fwd_part(void *context, int part, int parts)
     const float *restrict t134 = p->t134;
     const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
     const float *restrict in_teacher_res3_conv0_bias = p->in_teacher_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 0);
@@ -526,7 +526,7 @@ static void step_teacher_res3_conv0_fwd_part(void *context, int part, int parts)
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t139 + (size_t)n0 * 3136, t134 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t139 + (size_t)n0 * 3136, t134 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -792,7 +792,7 @@ static void step_teacher_res3_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t164 = p->t164;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
     const float *restrict in_teacher_res3_conv3_bias = p->in_teacher_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 0);
@@ -800,7 +800,7 @@ static void step_teacher_res3_conv3_fwd_part(void *context, int part, int parts)
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t169 + (size_t)n0 * 3136, t164 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t169 + (size_t)n0 * 3136, t164 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -1367,7 +1367,7 @@ static void step_teacher_res6_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t234 = p->t234;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
     const float *restrict in_teacher_res6_conv3_bias = p->in_teacher_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 0);
@@ -1375,7 +1375,7 @@ static void step_teacher_res6_conv3_fwd_part(void *context, int part, int parts)
     while (mplc_claim(288, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t239 + (size_t)n0 * 1568, t234 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t239 + (size_t)n0 * 1568, t234 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1984,7 +1984,7 @@ static void step_teacher_res9_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t308 = p->t308;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
     const float *restrict in_teacher_res9_conv3_bias = p->in_teacher_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 0);
@@ -1992,7 +1992,7 @@ static void step_teacher_res9_conv3_fwd_part(void *context, int part, int parts)
     while (mplc_claim(288, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t313 + (size_t)n0 * 1024, t308 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t313 + (size_t)n0 * 1024, t308 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -2947,7 +2947,7 @@ static void step_student_res3_conv0_fwd_part(void *context, int part, int parts)
     const float *restrict t440 = p->t440;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
     const float *restrict in_student_res3_conv0_bias = p->in_student_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
@@ -2955,7 +2955,7 @@ static void step_student_res3_conv0_fwd_part(void *context, int part, int parts)
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t445 + (size_t)n0 * 3136, t440 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t445 + (size_t)n0 * 3136, t440 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -3221,7 +3221,7 @@ static void step_student_res3_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t470 = p->t470;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
@@ -3229,7 +3229,7 @@ static void step_student_res3_conv3_fwd_part(void *context, int part, int parts)
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t475 + (size_t)n0 * 3136, t470 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t475 + (size_t)n0 * 3136, t470 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -3796,7 +3796,7 @@ static void step_student_res6_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t536 = p->t536;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
@@ -3804,7 +3804,7 @@ static void step_student_res6_conv3_fwd_part(void *context, int part, int parts)
     while (mplc_claim(128, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t541 + (size_t)n0 * 1568, t536 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t541 + (size_t)n0 * 1568, t536 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -4413,7 +4413,7 @@ static void step_student_res9_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t606 = p->t606;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
@@ -4421,7 +4421,7 @@ static void step_student_res9_conv3_fwd_part(void *context, int part, int parts)
     while (mplc_claim(128, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t611 + (size_t)n0 * 1024, t606 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t611 + (size_t)n0 * 1024, t606 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -5410,7 +5410,7 @@ static void step_student_res9_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t715 = p->t715;
     const float *restrict t706 = p->t706;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 1);
@@ -5418,7 +5418,7 @@ static void step_student_res9_conv3_vjp_2_part(void *context, int part, int part
     while (mplc_claim(128, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t715 + (size_t)n0 * 1024, t706 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t715 + (size_t)n0 * 1024, t706 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
         }
     }
 }
@@ -5442,16 +5442,16 @@ static void step_student_res9_conv3_vjp_3_part(void *context, int part, int part
     float *restrict t713 = p->t713;
     const float *restrict t606 = p->t606;
     const float *restrict t706 = p->t706;
-    float *restrict chunk = p->chunk + (size_t)part * 332992; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 331968; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 28 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 28, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t713 : chunk + 296128;
+    float *sum = part == 0 ? t713 : chunk + 295104;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
         const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_winograd_filter_gradient(filters, t606 + (size_t)n0 * 1024, t706 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+        mplc_winograd_filter_gradient(filters, t606 + (size_t)n0 * 1024, t706 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
@@ -5459,7 +5459,7 @@ static void step_student_res9_conv3_vjp_3_part(void *context, int part, int part
 static void step_student_res9_conv3_vjp_3(float *restrict t713, const float *restrict t606, const float *restrict t706, float *restrict chunk) {
     mplc_parallel(step_student_res9_conv3_vjp_3_part, &(step_student_res9_conv3_vjp_3_pointers){t713, t606, t706, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 332992 + 296128;
+        const float *partial = chunk + (size_t)q * 331968 + 295104;
         for (int i = 0; i < 36864; i++) t713[i] += partial[i];
     }
 }
@@ -6394,7 +6394,7 @@ static void step_student_res6_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t789 = p->t789;
     const float *restrict t780 = p->t780;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 1);
@@ -6402,7 +6402,7 @@ static void step_student_res6_conv3_vjp_2_part(void *context, int part, int part
     while (mplc_claim(128, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t789 + (size_t)n0 * 1568, t780 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t789 + (size_t)n0 * 1568, t780 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
         }
     }
 }
@@ -6426,16 +6426,16 @@ static void step_student_res6_conv3_vjp_3_part(void *context, int part, int part
     float *restrict t787 = p->t787;
     const float *restrict t536 = p->t536;
     const float *restrict t780 = p->t780;
-    float *restrict chunk = p->chunk + (size_t)part * 321120; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 320608; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 18 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 18, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t787 : chunk + 311904;
+    float *sum = part == 0 ? t787 : chunk + 311392;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
         const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_winograd_filter_gradient(filters, t536 + (size_t)n0 * 1568, t780 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+        mplc_winograd_filter_gradient(filters, t536 + (size_t)n0 * 1568, t780 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
@@ -6443,7 +6443,7 @@ static void step_student_res6_conv3_vjp_3_part(void *context, int part, int part
 static void step_student_res6_conv3_vjp_3(float *restrict t787, const float *restrict t536, const float *restrict t780, float *restrict chunk) {
     mplc_parallel(step_student_res6_conv3_vjp_3_part, &(step_student_res6_conv3_vjp_3_pointers){t787, t536, t780, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 321120 + 311904;
+        const float *partial = chunk + (size_t)q * 320608 + 311392;
         for (int i = 0; i < 9216; i++) t787[i] += partial[i];
     }
 }
@@ -7294,7 +7294,7 @@ static void step_student_res3_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t860 = p->t860;
     const float *restrict t854 = p->t854;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 1);
@@ -7302,7 +7302,7 @@ static void step_student_res3_conv3_vjp_2_part(void *context, int part, int part
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t860 + (size_t)n0 * 3136, t854 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t860 + (size_t)n0 * 3136, t854 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
         }
     }
 }
@@ -7326,16 +7326,16 @@ static void step_student_res3_conv3_vjp_3_part(void *context, int part, int part
     float *restrict t858 = p->t858;
     const float *restrict t470 = p->t470;
     const float *restrict t854 = p->t854;
-    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 232240; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t858 : chunk + 230192;
+    float *sum = part == 0 ? t858 : chunk + 229936;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t470 + (size_t)n0 * 3136, t854 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t470 + (size_t)n0 * 3136, t854 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
@@ -7343,7 +7343,7 @@ static void step_student_res3_conv3_vjp_3_part(void *context, int part, int part
 static void step_student_res3_conv3_vjp_3(float *restrict t858, const float *restrict t470, const float *restrict t854, float *restrict chunk) {
     mplc_parallel(step_student_res3_conv3_vjp_3_part, &(step_student_res3_conv3_vjp_3_pointers){t858, t470, t854, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        const float *partial = chunk + (size_t)q * 232240 + 229936;
         for (int i = 0; i < 2304; i++) t858[i] += partial[i];
     }
 }
@@ -7743,7 +7743,7 @@ static void step_student_res3_conv0_vjp_2_part(void *context, int part, int part
     float *restrict t894 = p->t894;
     const float *restrict t889 = p->t889;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 1);
@@ -7751,7 +7751,7 @@ static void step_student_res3_conv0_vjp_2_part(void *context, int part, int part
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t894 + (size_t)n0 * 3136, t889 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t894 + (size_t)n0 * 3136, t889 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
         }
     }
 }
@@ -7775,16 +7775,16 @@ static void step_student_res3_conv0_vjp_3_part(void *context, int part, int part
     float *restrict t892 = p->t892;
     const float *restrict t440 = p->t440;
     const float *restrict t889 = p->t889;
-    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 232240; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t892 : chunk + 230192;
+    float *sum = part == 0 ? t892 : chunk + 229936;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t440 + (size_t)n0 * 3136, t889 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t440 + (size_t)n0 * 3136, t889 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
@@ -7792,7 +7792,7 @@ static void step_student_res3_conv0_vjp_3_part(void *context, int part, int part
 static void step_student_res3_conv0_vjp_3(float *restrict t892, const float *restrict t440, const float *restrict t889, float *restrict chunk) {
     mplc_parallel(step_student_res3_conv0_vjp_3_part, &(step_student_res3_conv0_vjp_3_pointers){t892, t440, t889, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        const float *partial = chunk + (size_t)q * 232240 + 229936;
         for (int i = 0; i < 2304; i++) t892[i] += partial[i];
     }
 }
@@ -9259,7 +9259,7 @@ static void step_student_res3_conv0_fwd_2_part(void *context, int part, int part
     const float *restrict t1234 = p->t1234;
     const float *restrict t1236 = p->t1236;
     const float *restrict t981 = p->t981;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t1236, 16, 16, 0);
@@ -9267,7 +9267,7 @@ static void step_student_res3_conv0_fwd_2_part(void *context, int part, int part
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t1239 + (size_t)n0 * 3136, t1234 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t1239 + (size_t)n0 * 3136, t1234 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -9514,7 +9514,7 @@ static void step_student_res3_conv3_fwd_2_part(void *context, int part, int part
     const float *restrict t1258 = p->t1258;
     const float *restrict t1260 = p->t1260;
     const float *restrict t1011 = p->t1011;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t1260, 16, 16, 0);
@@ -9522,7 +9522,7 @@ static void step_student_res3_conv3_fwd_2_part(void *context, int part, int part
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t1263 + (size_t)n0 * 3136, t1258 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t1263 + (size_t)n0 * 3136, t1258 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -10051,7 +10051,7 @@ static void step_student_res6_conv3_fwd_2_part(void *context, int part, int part
     const float *restrict t1311 = p->t1311;
     const float *restrict t1313 = p->t1313;
     const float *restrict t1079 = p->t1079;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t1313, 32, 32, 0);
@@ -10059,7 +10059,7 @@ static void step_student_res6_conv3_fwd_2_part(void *context, int part, int part
     while (mplc_claim(32, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t1316 + (size_t)n0 * 1568, t1311 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t1316 + (size_t)n0 * 1568, t1311 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -10630,7 +10630,7 @@ static void step_student_res9_conv3_fwd_2_part(void *context, int part, int part
     const float *restrict t1368 = p->t1368;
     const float *restrict t1370 = p->t1370;
     const float *restrict t1159 = p->t1159;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t1370, 64, 64, 0);
@@ -10638,7 +10638,7 @@ static void step_student_res9_conv3_fwd_2_part(void *context, int part, int part
     while (mplc_claim(32, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t1373 + (size_t)n0 * 1024, t1368 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t1373 + (size_t)n0 * 1024, t1368 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -11608,7 +11608,7 @@ static void step_student_res9_conv3_vjp_5_part(void *context, int part, int part
     float *restrict t1470 = p->t1470;
     const float *restrict t1461 = p->t1461;
     const float *restrict t1370 = p->t1370;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t1370, 64, 64, 1);
@@ -11616,7 +11616,7 @@ static void step_student_res9_conv3_vjp_5_part(void *context, int part, int part
     while (mplc_claim(32, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t1470 + (size_t)n0 * 1024, t1461 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t1470 + (size_t)n0 * 1024, t1461 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
         }
     }
 }
@@ -11640,16 +11640,16 @@ static void step_student_res9_conv3_vjp_6_part(void *context, int part, int part
     float *restrict t1468 = p->t1468;
     const float *restrict t1368 = p->t1368;
     const float *restrict t1461 = p->t1461;
-    float *restrict chunk = p->chunk + (size_t)part * 332992; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 331968; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 28 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 28, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1468 : chunk + 296128;
+    float *sum = part == 0 ? t1468 : chunk + 295104;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
         const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_winograd_filter_gradient(filters, t1368 + (size_t)n0 * 1024, t1461 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+        mplc_winograd_filter_gradient(filters, t1368 + (size_t)n0 * 1024, t1461 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
@@ -11657,7 +11657,7 @@ static void step_student_res9_conv3_vjp_6_part(void *context, int part, int part
 static void step_student_res9_conv3_vjp_6(float *restrict t1468, const float *restrict t1368, const float *restrict t1461, float *restrict chunk) {
     mplc_parallel(step_student_res9_conv3_vjp_6_part, &(step_student_res9_conv3_vjp_6_pointers){t1468, t1368, t1461, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 332992 + 296128;
+        const float *partial = chunk + (size_t)q * 331968 + 295104;
         for (int i = 0; i < 36864; i++) t1468[i] += partial[i];
     }
 }
@@ -12592,7 +12592,7 @@ static void step_student_res6_conv3_vjp_5_part(void *context, int part, int part
     float *restrict t1544 = p->t1544;
     const float *restrict t1535 = p->t1535;
     const float *restrict t1313 = p->t1313;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t1313, 32, 32, 1);
@@ -12600,7 +12600,7 @@ static void step_student_res6_conv3_vjp_5_part(void *context, int part, int part
     while (mplc_claim(32, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t1544 + (size_t)n0 * 1568, t1535 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t1544 + (size_t)n0 * 1568, t1535 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
         }
     }
 }
@@ -12624,16 +12624,16 @@ static void step_student_res6_conv3_vjp_6_part(void *context, int part, int part
     float *restrict t1542 = p->t1542;
     const float *restrict t1311 = p->t1311;
     const float *restrict t1535 = p->t1535;
-    float *restrict chunk = p->chunk + (size_t)part * 321120; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 320608; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 18 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 18, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1542 : chunk + 311904;
+    float *sum = part == 0 ? t1542 : chunk + 311392;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
         const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_winograd_filter_gradient(filters, t1311 + (size_t)n0 * 1568, t1535 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+        mplc_winograd_filter_gradient(filters, t1311 + (size_t)n0 * 1568, t1535 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
@@ -12641,7 +12641,7 @@ static void step_student_res6_conv3_vjp_6_part(void *context, int part, int part
 static void step_student_res6_conv3_vjp_6(float *restrict t1542, const float *restrict t1311, const float *restrict t1535, float *restrict chunk) {
     mplc_parallel(step_student_res6_conv3_vjp_6_part, &(step_student_res6_conv3_vjp_6_pointers){t1542, t1311, t1535, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 321120 + 311904;
+        const float *partial = chunk + (size_t)q * 320608 + 311392;
         for (int i = 0; i < 9216; i++) t1542[i] += partial[i];
     }
 }
@@ -13492,7 +13492,7 @@ static void step_student_res3_conv3_vjp_5_part(void *context, int part, int part
     float *restrict t1615 = p->t1615;
     const float *restrict t1609 = p->t1609;
     const float *restrict t1260 = p->t1260;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t1260, 16, 16, 1);
@@ -13500,7 +13500,7 @@ static void step_student_res3_conv3_vjp_5_part(void *context, int part, int part
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t1615 + (size_t)n0 * 3136, t1609 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t1615 + (size_t)n0 * 3136, t1609 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
         }
     }
 }
@@ -13524,16 +13524,16 @@ static void step_student_res3_conv3_vjp_6_part(void *context, int part, int part
     float *restrict t1613 = p->t1613;
     const float *restrict t1258 = p->t1258;
     const float *restrict t1609 = p->t1609;
-    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 232240; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1613 : chunk + 230192;
+    float *sum = part == 0 ? t1613 : chunk + 229936;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t1258 + (size_t)n0 * 3136, t1609 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t1258 + (size_t)n0 * 3136, t1609 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
@@ -13541,7 +13541,7 @@ static void step_student_res3_conv3_vjp_6_part(void *context, int part, int part
 static void step_student_res3_conv3_vjp_6(float *restrict t1613, const float *restrict t1258, const float *restrict t1609, float *restrict chunk) {
     mplc_parallel(step_student_res3_conv3_vjp_6_part, &(step_student_res3_conv3_vjp_6_pointers){t1613, t1258, t1609, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        const float *partial = chunk + (size_t)q * 232240 + 229936;
         for (int i = 0; i < 2304; i++) t1613[i] += partial[i];
     }
 }
@@ -13941,7 +13941,7 @@ static void step_student_res3_conv0_vjp_5_part(void *context, int part, int part
     float *restrict t1649 = p->t1649;
     const float *restrict t1644 = p->t1644;
     const float *restrict t1236 = p->t1236;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t1236, 16, 16, 1);
@@ -13949,7 +13949,7 @@ static void step_student_res3_conv0_vjp_5_part(void *context, int part, int part
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t1649 + (size_t)n0 * 3136, t1644 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t1649 + (size_t)n0 * 3136, t1644 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
         }
     }
 }
@@ -13973,16 +13973,16 @@ static void step_student_res3_conv0_vjp_6_part(void *context, int part, int part
     float *restrict t1647 = p->t1647;
     const float *restrict t1234 = p->t1234;
     const float *restrict t1644 = p->t1644;
-    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 232240; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1647 : chunk + 230192;
+    float *sum = part == 0 ? t1647 : chunk + 229936;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t1234 + (size_t)n0 * 3136, t1644 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t1234 + (size_t)n0 * 3136, t1644 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
@@ -13990,7 +13990,7 @@ static void step_student_res3_conv0_vjp_6_part(void *context, int part, int part
 static void step_student_res3_conv0_vjp_6(float *restrict t1647, const float *restrict t1234, const float *restrict t1644, float *restrict chunk) {
     mplc_parallel(step_student_res3_conv0_vjp_6_part, &(step_student_res3_conv0_vjp_6_pointers){t1647, t1234, t1644, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        const float *partial = chunk + (size_t)q * 232240 + 229936;
         for (int i = 0; i < 2304; i++) t1647[i] += partial[i];
     }
 }
@@ -15987,7 +15987,7 @@ static void step_teacher_res9_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t1891 = p->t1891;
     const float *restrict t1882 = p->t1882;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 1);
@@ -15995,7 +15995,7 @@ static void step_teacher_res9_conv3_vjp_2_part(void *context, int part, int part
     while (mplc_claim(288, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t1891 + (size_t)n0 * 1024, t1882 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t1891 + (size_t)n0 * 1024, t1882 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
         }
     }
 }
@@ -16019,16 +16019,16 @@ static void step_teacher_res9_conv3_vjp_3_part(void *context, int part, int part
     float *restrict t1889 = p->t1889;
     const float *restrict t308 = p->t308;
     const float *restrict t1882 = p->t1882;
-    float *restrict chunk = p->chunk + (size_t)part * 332992; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 331968; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 28 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(288, 28, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1889 : chunk + 296128;
+    float *sum = part == 0 ? t1889 : chunk + 295104;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
         const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_winograd_filter_gradient(filters, t308 + (size_t)n0 * 1024, t1882 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+        mplc_winograd_filter_gradient(filters, t308 + (size_t)n0 * 1024, t1882 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
@@ -16036,7 +16036,7 @@ static void step_teacher_res9_conv3_vjp_3_part(void *context, int part, int part
 static void step_teacher_res9_conv3_vjp_3(float *restrict t1889, const float *restrict t308, const float *restrict t1882, float *restrict chunk) {
     mplc_parallel(step_teacher_res9_conv3_vjp_3_part, &(step_teacher_res9_conv3_vjp_3_pointers){t1889, t308, t1882, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 332992 + 296128;
+        const float *partial = chunk + (size_t)q * 331968 + 295104;
         for (int i = 0; i < 36864; i++) t1889[i] += partial[i];
     }
 }
@@ -16971,7 +16971,7 @@ static void step_teacher_res6_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t1965 = p->t1965;
     const float *restrict t1956 = p->t1956;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 1);
@@ -16979,7 +16979,7 @@ static void step_teacher_res6_conv3_vjp_2_part(void *context, int part, int part
     while (mplc_claim(288, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t1965 + (size_t)n0 * 1568, t1956 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t1965 + (size_t)n0 * 1568, t1956 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
         }
     }
 }
@@ -17003,16 +17003,16 @@ static void step_teacher_res6_conv3_vjp_3_part(void *context, int part, int part
     float *restrict t1963 = p->t1963;
     const float *restrict t234 = p->t234;
     const float *restrict t1956 = p->t1956;
-    float *restrict chunk = p->chunk + (size_t)part * 321120; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 320608; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 18 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(288, 18, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1963 : chunk + 311904;
+    float *sum = part == 0 ? t1963 : chunk + 311392;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
         const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_winograd_filter_gradient(filters, t234 + (size_t)n0 * 1568, t1956 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+        mplc_winograd_filter_gradient(filters, t234 + (size_t)n0 * 1568, t1956 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
@@ -17020,7 +17020,7 @@ static void step_teacher_res6_conv3_vjp_3_part(void *context, int part, int part
 static void step_teacher_res6_conv3_vjp_3(float *restrict t1963, const float *restrict t234, const float *restrict t1956, float *restrict chunk) {
     mplc_parallel(step_teacher_res6_conv3_vjp_3_part, &(step_teacher_res6_conv3_vjp_3_pointers){t1963, t234, t1956, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 321120 + 311904;
+        const float *partial = chunk + (size_t)q * 320608 + 311392;
         for (int i = 0; i < 9216; i++) t1963[i] += partial[i];
     }
 }
@@ -17871,7 +17871,7 @@ static void step_teacher_res3_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t2036 = p->t2036;
     const float *restrict t2030 = p->t2030;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 1);
@@ -17879,7 +17879,7 @@ static void step_teacher_res3_conv3_vjp_2_part(void *context, int part, int part
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t2036 + (size_t)n0 * 3136, t2030 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t2036 + (size_t)n0 * 3136, t2030 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
         }
     }
 }
@@ -17903,16 +17903,16 @@ static void step_teacher_res3_conv3_vjp_3_part(void *context, int part, int part
     float *restrict t2034 = p->t2034;
     const float *restrict t164 = p->t164;
     const float *restrict t2030 = p->t2030;
-    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 232240; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(288, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2034 : chunk + 230192;
+    float *sum = part == 0 ? t2034 : chunk + 229936;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t164 + (size_t)n0 * 3136, t2030 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t164 + (size_t)n0 * 3136, t2030 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
@@ -17920,7 +17920,7 @@ static void step_teacher_res3_conv3_vjp_3_part(void *context, int part, int part
 static void step_teacher_res3_conv3_vjp_3(float *restrict t2034, const float *restrict t164, const float *restrict t2030, float *restrict chunk) {
     mplc_parallel(step_teacher_res3_conv3_vjp_3_part, &(step_teacher_res3_conv3_vjp_3_pointers){t2034, t164, t2030, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        const float *partial = chunk + (size_t)q * 232240 + 229936;
         for (int i = 0; i < 2304; i++) t2034[i] += partial[i];
     }
 }
@@ -18320,7 +18320,7 @@ static void step_teacher_res3_conv0_vjp_2_part(void *context, int part, int part
     float *restrict t2070 = p->t2070;
     const float *restrict t2065 = p->t2065;
     const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 1);
@@ -18328,7 +18328,7 @@ static void step_teacher_res3_conv0_vjp_2_part(void *context, int part, int part
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t2070 + (size_t)n0 * 3136, t2065 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t2070 + (size_t)n0 * 3136, t2065 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
         }
     }
 }
@@ -18352,16 +18352,16 @@ static void step_teacher_res3_conv0_vjp_3_part(void *context, int part, int part
     float *restrict t2068 = p->t2068;
     const float *restrict t134 = p->t134;
     const float *restrict t2065 = p->t2065;
-    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 232240; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(288, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2068 : chunk + 230192;
+    float *sum = part == 0 ? t2068 : chunk + 229936;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t134 + (size_t)n0 * 3136, t2065 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t134 + (size_t)n0 * 3136, t2065 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
@@ -18369,7 +18369,7 @@ static void step_teacher_res3_conv0_vjp_3_part(void *context, int part, int part
 static void step_teacher_res3_conv0_vjp_3(float *restrict t2068, const float *restrict t134, const float *restrict t2065, float *restrict chunk) {
     mplc_parallel(step_teacher_res3_conv0_vjp_3_part, &(step_teacher_res3_conv0_vjp_3_pointers){t2068, t134, t2065, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        const float *partial = chunk + (size_t)q * 232240 + 229936;
         for (int i = 0; i < 2304; i++) t2068[i] += partial[i];
     }
 }
@@ -20681,725 +20681,725 @@ static void step_teacher_gradient_fwd_66(float *restrict t2552, float *restrict 
     }
 }
 
-/* 717 kernels; scratch high-water mark 26652880 floats. */
+/* 717 kernels; scratch high-water mark 26644688 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_conv0_fwd(scratch + 1171328 /* t102 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch /* chunk */);
     step_teacher_bn1_fwd(scratch + 256 /* t103 */, scratch + 1171328 /* t102 */, scratch /* chunk */);
     step_teacher_bn1_fwd_2(scratch + 2074496 /* t105 */, scratch + 256 /* t103 */);
-    step_teacher_bn1_fwd_3(scratch + 2663936 /* t107 */, scratch + 1171328 /* t102 */, scratch + 2074496 /* t105 */);
-    step_teacher_bn1_fwd_4(scratch + 2074512 /* t109 */, scratch + 2663936 /* t107 */, scratch /* chunk */);
-    step_teacher_bn1_fwd_5(state + 311232 /* in_teacher_bn1_running_mean */, state + 311248 /* in_teacher_bn1_running_var */, scratch + 26652576 /* t121 */, scratch + 26652592 /* t125 */, scratch + 26652608 /* t126 */, scratch + 2074512 /* t109 */, scratch + 2074496 /* t105 */, state + 160 /* in_teacher_bn1_scale */);
-    step_teacher_bn1_fwd_6(scratch + 3567104 /* t130 */, scratch + 2663936 /* t107 */, scratch + 26652608 /* t126 */, state + 176 /* in_teacher_bn1_offset */);
-    step_teacher_leaky_relu2_fwd(scratch + 4470272 /* t133 */, scratch + 5373440 /* t134 */, scratch + 3567104 /* t131 */);
-    step_teacher_res3_conv0_fwd(scratch + 6276608 /* t139 */, scratch + 5373440 /* t134 */, state + 192 /* in_teacher_res3_conv0_weight */, state + 2496 /* in_teacher_res3_conv0_bias */, scratch /* chunk */);
-    step_teacher_res3_bn1_fwd(scratch + 256 /* t140 */, scratch + 6276608 /* t139 */, scratch /* chunk */);
+    step_teacher_bn1_fwd_3(scratch + 2655744 /* t107 */, scratch + 1171328 /* t102 */, scratch + 2074496 /* t105 */);
+    step_teacher_bn1_fwd_4(scratch + 2074512 /* t109 */, scratch + 2655744 /* t107 */, scratch /* chunk */);
+    step_teacher_bn1_fwd_5(state + 311232 /* in_teacher_bn1_running_mean */, state + 311248 /* in_teacher_bn1_running_var */, scratch + 26644384 /* t121 */, scratch + 26644400 /* t125 */, scratch + 26644416 /* t126 */, scratch + 2074512 /* t109 */, scratch + 2074496 /* t105 */, state + 160 /* in_teacher_bn1_scale */);
+    step_teacher_bn1_fwd_6(scratch + 3558912 /* t130 */, scratch + 2655744 /* t107 */, scratch + 26644416 /* t126 */, state + 176 /* in_teacher_bn1_offset */);
+    step_teacher_leaky_relu2_fwd(scratch + 4462080 /* t133 */, scratch + 5365248 /* t134 */, scratch + 3558912 /* t131 */);
+    step_teacher_res3_conv0_fwd(scratch + 6268416 /* t139 */, scratch + 5365248 /* t134 */, state + 192 /* in_teacher_res3_conv0_weight */, state + 2496 /* in_teacher_res3_conv0_bias */, scratch /* chunk */);
+    step_teacher_res3_bn1_fwd(scratch + 256 /* t140 */, scratch + 6268416 /* t139 */, scratch /* chunk */);
     step_teacher_res3_bn1_fwd_2(scratch /* t141 */, scratch + 256 /* t140 */);
-    step_teacher_res3_bn1_fwd_3(scratch + 7179776 /* t143 */, scratch + 6276608 /* t139 */, scratch /* t141 */);
-    step_teacher_res3_bn1_fwd_4(scratch + 6276864 /* t145 */, scratch + 7179776 /* t143 */, scratch + 6276608 /* chunk */);
-    step_teacher_res3_bn1_fwd_5(state + 311264 /* in_teacher_res3_bn1_running_mean */, state + 311280 /* in_teacher_res3_bn1_running_var */, scratch + 26652624 /* t153 */, scratch + 26652640 /* t156 */, scratch + 26652656 /* t157 */, scratch + 6276864 /* t145 */, scratch /* t141 */, state + 2512 /* in_teacher_res3_bn1_scale */);
-    step_teacher_res3_bn1_fwd_6(scratch + 6276608 /* t161 */, scratch + 7179776 /* t143 */, scratch + 26652656 /* t157 */, state + 2528 /* in_teacher_res3_bn1_offset */);
-    step_teacher_res3_leaky_relu2_fwd(scratch + 8082944 /* t163 */, scratch + 8986112 /* t164 */, scratch + 6276608 /* t162 */);
-    step_teacher_res3_conv3_fwd(scratch + 9889280 /* t169 */, scratch + 8986112 /* t164 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch /* chunk */);
-    step_teacher_res3_fwd(scratch /* t171 */, scratch + 9889280 /* t170 */, scratch + 5373440 /* t134 */);
+    step_teacher_res3_bn1_fwd_3(scratch + 7171584 /* t143 */, scratch + 6268416 /* t139 */, scratch /* t141 */);
+    step_teacher_res3_bn1_fwd_4(scratch + 6268672 /* t145 */, scratch + 7171584 /* t143 */, scratch + 6268416 /* chunk */);
+    step_teacher_res3_bn1_fwd_5(state + 311264 /* in_teacher_res3_bn1_running_mean */, state + 311280 /* in_teacher_res3_bn1_running_var */, scratch + 26644432 /* t153 */, scratch + 26644448 /* t156 */, scratch + 26644464 /* t157 */, scratch + 6268672 /* t145 */, scratch /* t141 */, state + 2512 /* in_teacher_res3_bn1_scale */);
+    step_teacher_res3_bn1_fwd_6(scratch + 6268416 /* t161 */, scratch + 7171584 /* t143 */, scratch + 26644464 /* t157 */, state + 2528 /* in_teacher_res3_bn1_offset */);
+    step_teacher_res3_leaky_relu2_fwd(scratch + 8074752 /* t163 */, scratch + 8977920 /* t164 */, scratch + 6268416 /* t162 */);
+    step_teacher_res3_conv3_fwd(scratch + 9881088 /* t169 */, scratch + 8977920 /* t164 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch /* chunk */);
+    step_teacher_res3_fwd(scratch /* t171 */, scratch + 9881088 /* t170 */, scratch + 5365248 /* t134 */);
     step_teacher_bn4_fwd(scratch + 903424 /* t173 */, scratch /* t172 */, scratch + 903168 /* chunk */);
     step_teacher_bn4_fwd_2(scratch + 903168 /* t174 */, scratch + 903424 /* t173 */);
-    step_teacher_bn4_fwd_3(scratch + 9889280 /* t176 */, scratch /* t172 */, scratch + 903168 /* t174 */);
-    step_teacher_bn4_fwd_4(scratch + 256 /* t178 */, scratch + 9889280 /* t176 */, scratch /* chunk */);
-    step_teacher_bn4_fwd_5(state + 311296 /* in_teacher_bn4_running_mean */, state + 311312 /* in_teacher_bn4_running_var */, scratch + 26652672 /* t186 */, scratch + 26652688 /* t189 */, scratch + 26652704 /* t190 */, scratch + 256 /* t178 */, scratch + 903168 /* t174 */, state + 4864 /* in_teacher_bn4_scale */);
-    step_teacher_bn4_fwd_6(scratch + 10792448 /* t194 */, scratch + 9889280 /* t176 */, scratch + 26652704 /* t190 */, state + 4880 /* in_teacher_bn4_offset */);
-    step_teacher_leaky_relu5_fwd(scratch + 11695616 /* t196 */, scratch + 12598784 /* t197 */, scratch + 10792448 /* t195 */);
-    step_teacher_res6_conv0_fwd(scratch + 2088576 /* t202 */, scratch + 12598784 /* t197 */, state + 4896 /* in_teacher_res6_conv0_weight */, state + 9504 /* in_teacher_res6_conv0_bias */, scratch /* chunk */);
+    step_teacher_bn4_fwd_3(scratch + 9881088 /* t176 */, scratch /* t172 */, scratch + 903168 /* t174 */);
+    step_teacher_bn4_fwd_4(scratch + 256 /* t178 */, scratch + 9881088 /* t176 */, scratch /* chunk */);
+    step_teacher_bn4_fwd_5(state + 311296 /* in_teacher_bn4_running_mean */, state + 311312 /* in_teacher_bn4_running_var */, scratch + 26644480 /* t186 */, scratch + 26644496 /* t189 */, scratch + 26644512 /* t190 */, scratch + 256 /* t178 */, scratch + 903168 /* t174 */, state + 4864 /* in_teacher_bn4_scale */);
+    step_teacher_bn4_fwd_6(scratch + 10784256 /* t194 */, scratch + 9881088 /* t176 */, scratch + 26644512 /* t190 */, state + 4880 /* in_teacher_bn4_offset */);
+    step_teacher_leaky_relu5_fwd(scratch + 11687424 /* t196 */, scratch + 12590592 /* t197 */, scratch + 10784256 /* t195 */);
+    step_teacher_res6_conv0_fwd(scratch + 2088576 /* t202 */, scratch + 12590592 /* t197 */, state + 4896 /* in_teacher_res6_conv0_weight */, state + 9504 /* in_teacher_res6_conv0_bias */, scratch /* chunk */);
     step_teacher_res6_bn1_fwd(scratch + 2540672 /* t203 */, scratch + 2088576 /* t202 */, scratch + 2540160 /* chunk */);
     step_teacher_res6_bn1_fwd_2(scratch + 2540160 /* t205 */, scratch + 2540672 /* t203 */);
-    step_teacher_res6_bn1_fwd_3(scratch + 14405120 /* t207 */, scratch + 2088576 /* t202 */, scratch + 2540160 /* t205 */);
-    step_teacher_res6_bn1_fwd_4(scratch + 2540192 /* t209 */, scratch + 14405120 /* t207 */, scratch + 13501952 /* chunk */);
-    step_teacher_res6_bn1_fwd_5(state + 311328 /* in_teacher_res6_bn1_running_mean */, state + 311360 /* in_teacher_res6_bn1_running_var */, scratch + 26652160 /* t221 */, scratch + 26652192 /* t225 */, scratch + 26652224 /* t226 */, scratch + 2540192 /* t209 */, scratch + 2540160 /* t205 */, state + 9536 /* in_teacher_res6_bn1_scale */);
-    step_teacher_res6_bn1_fwd_6(scratch + 14856704 /* t230 */, scratch + 14405120 /* t207 */, scratch + 26652224 /* t226 */, state + 9568 /* in_teacher_res6_bn1_offset */);
-    step_teacher_res6_leaky_relu2_fwd(scratch + 15308288 /* t233 */, scratch + 15759872 /* t234 */, scratch + 14856704 /* t231 */);
-    step_teacher_res6_conv3_fwd(scratch + 13501952 /* t239 */, scratch + 15759872 /* t234 */, state + 9600 /* in_teacher_res6_conv3_weight */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch /* chunk */);
-    step_teacher_res6_fwd(scratch + 13953536 /* t243 */, scratch + 12598784 /* t197 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
-    step_teacher_res6_fwd_2(scratch /* t245 */, scratch + 13501952 /* t240 */, scratch + 13953536 /* t244 */);
-    step_teacher_bn7_fwd(scratch + 13502464 /* t247 */, scratch /* t246 */, scratch + 13501952 /* chunk */);
-    step_teacher_bn7_fwd_2(scratch + 13954048 /* t248 */, scratch + 13502464 /* t247 */);
-    step_teacher_bn7_fwd_3(scratch + 13501952 /* t250 */, scratch /* t246 */, scratch + 13954048 /* t248 */);
-    step_teacher_bn7_fwd_4(scratch + 13954080 /* t252 */, scratch + 13501952 /* t250 */, scratch + 13953536 /* chunk */);
-    step_teacher_bn7_fwd_5(state + 311392 /* in_teacher_bn7_running_mean */, state + 311424 /* in_teacher_bn7_running_var */, scratch + 26652256 /* t260 */, scratch + 26652288 /* t263 */, scratch + 26652320 /* t264 */, scratch + 13954080 /* t252 */, scratch + 13954048 /* t248 */, state + 19360 /* in_teacher_bn7_scale */);
-    step_teacher_bn7_fwd_6(scratch + 13953536 /* t268 */, scratch + 13501952 /* t250 */, scratch + 26652320 /* t264 */, state + 19392 /* in_teacher_bn7_offset */);
-    step_teacher_leaky_relu8_fwd(scratch + 16211456 /* t270 */, scratch + 16663040 /* t271 */, scratch + 13953536 /* t269 */);
-    step_teacher_res9_conv0_fwd(scratch + 2064384 /* t276 */, scratch + 16663040 /* t271 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, scratch /* chunk */);
+    step_teacher_res6_bn1_fwd_3(scratch + 14396928 /* t207 */, scratch + 2088576 /* t202 */, scratch + 2540160 /* t205 */);
+    step_teacher_res6_bn1_fwd_4(scratch + 2540192 /* t209 */, scratch + 14396928 /* t207 */, scratch + 13493760 /* chunk */);
+    step_teacher_res6_bn1_fwd_5(state + 311328 /* in_teacher_res6_bn1_running_mean */, state + 311360 /* in_teacher_res6_bn1_running_var */, scratch + 26643968 /* t221 */, scratch + 26644000 /* t225 */, scratch + 26644032 /* t226 */, scratch + 2540192 /* t209 */, scratch + 2540160 /* t205 */, state + 9536 /* in_teacher_res6_bn1_scale */);
+    step_teacher_res6_bn1_fwd_6(scratch + 14848512 /* t230 */, scratch + 14396928 /* t207 */, scratch + 26644032 /* t226 */, state + 9568 /* in_teacher_res6_bn1_offset */);
+    step_teacher_res6_leaky_relu2_fwd(scratch + 15300096 /* t233 */, scratch + 15751680 /* t234 */, scratch + 14848512 /* t231 */);
+    step_teacher_res6_conv3_fwd(scratch + 13493760 /* t239 */, scratch + 15751680 /* t234 */, state + 9600 /* in_teacher_res6_conv3_weight */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch /* chunk */);
+    step_teacher_res6_fwd(scratch + 13945344 /* t243 */, scratch + 12590592 /* t197 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res6_fwd_2(scratch /* t245 */, scratch + 13493760 /* t240 */, scratch + 13945344 /* t244 */);
+    step_teacher_bn7_fwd(scratch + 13494272 /* t247 */, scratch /* t246 */, scratch + 13493760 /* chunk */);
+    step_teacher_bn7_fwd_2(scratch + 13945856 /* t248 */, scratch + 13494272 /* t247 */);
+    step_teacher_bn7_fwd_3(scratch + 13493760 /* t250 */, scratch /* t246 */, scratch + 13945856 /* t248 */);
+    step_teacher_bn7_fwd_4(scratch + 13945888 /* t252 */, scratch + 13493760 /* t250 */, scratch + 13945344 /* chunk */);
+    step_teacher_bn7_fwd_5(state + 311392 /* in_teacher_bn7_running_mean */, state + 311424 /* in_teacher_bn7_running_var */, scratch + 26644064 /* t260 */, scratch + 26644096 /* t263 */, scratch + 26644128 /* t264 */, scratch + 13945888 /* t252 */, scratch + 13945856 /* t248 */, state + 19360 /* in_teacher_bn7_scale */);
+    step_teacher_bn7_fwd_6(scratch + 13945344 /* t268 */, scratch + 13493760 /* t250 */, scratch + 26644128 /* t264 */, state + 19392 /* in_teacher_bn7_offset */);
+    step_teacher_leaky_relu8_fwd(scratch + 16203264 /* t270 */, scratch + 16654848 /* t271 */, scratch + 13945344 /* t269 */);
+    step_teacher_res9_conv0_fwd(scratch + 2064384 /* t276 */, scratch + 16654848 /* t271 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, scratch /* chunk */);
     step_teacher_res9_bn1_fwd(scratch + 2360320 /* t277 */, scratch + 2064384 /* t276 */, scratch + 2359296 /* chunk */);
     step_teacher_res9_bn1_fwd_2(scratch + 2359296 /* t279 */, scratch + 2360320 /* t277 */);
-    step_teacher_res9_bn1_fwd_3(scratch + 22332928 /* t281 */, scratch + 2064384 /* t276 */, scratch + 2359296 /* t279 */);
-    step_teacher_res9_bn1_fwd_4(scratch + 2359360 /* t283 */, scratch + 22332928 /* t281 */, scratch /* chunk */);
-    step_teacher_res9_bn1_fwd_5(state + 311456 /* in_teacher_res9_bn1_running_mean */, state + 311520 /* in_teacher_res9_bn1_running_var */, scratch + 26651392 /* t295 */, scratch + 26651456 /* t299 */, scratch + 26651520 /* t300 */, scratch + 2359360 /* t283 */, scratch + 2359296 /* t279 */, state + 37920 /* in_teacher_res9_bn1_scale */);
-    step_teacher_res9_bn1_fwd_6(scratch + 22627840 /* t304 */, scratch + 22332928 /* t281 */, scratch + 26651520 /* t300 */, state + 37984 /* in_teacher_res9_bn1_offset */);
-    step_teacher_res9_leaky_relu2_fwd(scratch + 22922752 /* t307 */, scratch + 23217664 /* t308 */, scratch + 22627840 /* t305 */);
-    step_teacher_res9_conv3_fwd(scratch + 2369024 /* t313 */, scratch + 23217664 /* t308 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
-    step_teacher_res9_fwd(scratch + 1048576 /* t317 */, scratch + 16663040 /* t271 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
-    step_teacher_res9_fwd_2(scratch + 1343488 /* t319 */, scratch + 2369024 /* t314 */, scratch + 1048576 /* t318 */);
+    step_teacher_res9_bn1_fwd_3(scratch + 22324736 /* t281 */, scratch + 2064384 /* t276 */, scratch + 2359296 /* t279 */);
+    step_teacher_res9_bn1_fwd_4(scratch + 2359360 /* t283 */, scratch + 22324736 /* t281 */, scratch /* chunk */);
+    step_teacher_res9_bn1_fwd_5(state + 311456 /* in_teacher_res9_bn1_running_mean */, state + 311520 /* in_teacher_res9_bn1_running_var */, scratch + 26643200 /* t295 */, scratch + 26643264 /* t299 */, scratch + 26643328 /* t300 */, scratch + 2359360 /* t283 */, scratch + 2359296 /* t279 */, state + 37920 /* in_teacher_res9_bn1_scale */);
+    step_teacher_res9_bn1_fwd_6(scratch + 22619648 /* t304 */, scratch + 22324736 /* t281 */, scratch + 26643328 /* t300 */, state + 37984 /* in_teacher_res9_bn1_offset */);
+    step_teacher_res9_leaky_relu2_fwd(scratch + 22914560 /* t307 */, scratch + 23209472 /* t308 */, scratch + 22619648 /* t305 */);
+    step_teacher_res9_conv3_fwd(scratch + 2360832 /* t313 */, scratch + 23209472 /* t308 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
+    step_teacher_res9_fwd(scratch + 1048576 /* t317 */, scratch + 16654848 /* t271 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res9_fwd_2(scratch + 1343488 /* t319 */, scratch + 2360832 /* t314 */, scratch + 1048576 /* t318 */);
     step_teacher_bn10_fwd(scratch + 1639424 /* t321 */, scratch + 1343488 /* t320 */, scratch + 1638400 /* chunk */);
     step_teacher_bn10_fwd_2(scratch + 1638400 /* t322 */, scratch + 1639424 /* t321 */);
-    step_teacher_bn10_fwd_3(scratch + 23512576 /* t324 */, scratch + 1343488 /* t320 */, scratch + 1638400 /* t322 */);
-    step_teacher_bn10_fwd_4(scratch + 1638464 /* t326 */, scratch + 23512576 /* t324 */, scratch /* chunk */);
-    step_teacher_bn10_fwd_5(state + 311584 /* in_teacher_bn10_running_mean */, state + 311648 /* in_teacher_bn10_running_var */, scratch + 26651584 /* t334 */, scratch + 26651648 /* t337 */, scratch + 26651712 /* t338 */, scratch + 1638464 /* t326 */, scratch + 1638400 /* t322 */, state + 77024 /* in_teacher_bn10_scale */);
-    step_teacher_bn10_fwd_6(scratch + 23807488 /* t342 */, scratch + 23512576 /* t324 */, scratch + 26651712 /* t338 */, state + 77088 /* in_teacher_bn10_offset */);
-    step_teacher_leaky_relu11_fwd(scratch + 24102400 /* t344 */, scratch /* t345 */, scratch + 23807488 /* t343 */);
+    step_teacher_bn10_fwd_3(scratch + 23504384 /* t324 */, scratch + 1343488 /* t320 */, scratch + 1638400 /* t322 */);
+    step_teacher_bn10_fwd_4(scratch + 1638464 /* t326 */, scratch + 23504384 /* t324 */, scratch /* chunk */);
+    step_teacher_bn10_fwd_5(state + 311584 /* in_teacher_bn10_running_mean */, state + 311648 /* in_teacher_bn10_running_var */, scratch + 26643392 /* t334 */, scratch + 26643456 /* t337 */, scratch + 26643520 /* t338 */, scratch + 1638464 /* t326 */, scratch + 1638400 /* t322 */, state + 77024 /* in_teacher_bn10_scale */);
+    step_teacher_bn10_fwd_6(scratch + 23799296 /* t342 */, scratch + 23504384 /* t324 */, scratch + 26643520 /* t338 */, state + 77088 /* in_teacher_bn10_offset */);
+    step_teacher_leaky_relu11_fwd(scratch + 24094208 /* t344 */, scratch /* t345 */, scratch + 23799296 /* t343 */);
     step_teacher_global_avg_pool12_fwd(scratch + 294912 /* t347 */, scratch /* t346 */);
-    step_teacher_dropout13_fwd(scratch + 26625536 /* t351 */, scratch + 294912 /* t347 */, io + 226176 /* in_dropout_teacher_all_dropout13 */);
-    step_teacher_dense14_fwd(scratch + 24397312 /* t354 */, scratch + 26625536 /* t351 */, state + 77152 /* in_teacher_dense14_weight */, state + 77792 /* in_teacher_dense14_bias */);
-    step_teacher_loss_sup_fwd(scratch + 26650496 /* t361 */, io + 225792 /* in_y */);
-    step_teacher_loss_sup_fwd_2(scratch + 26651136 /* t362 */, scratch + 24397312 /* t355 */);
-    step_teacher_loss_sup_fwd_3(scratch + 26643968 /* t364 */, scratch + 26650816 /* t365 */, scratch + 24397312 /* t355 */, scratch + 26651136 /* t362 */);
-    step_teacher_loss_sup_fwd_4(scratch + 26652352 /* t366 */, scratch + 26650816 /* t365 */);
-    step_teacher_loss_sup_fwd_5(scratch + 26651136 /* t367 */, scratch + 26652352 /* t366 */);
-    step_teacher_loss_sup_fwd_6(scratch + 26652384 /* t371 */, scratch + 26643968 /* t364 */, scratch + 26651136 /* t367 */, scratch + 26650496 /* t361 */);
-    step_teacher_loss_sup_fwd_7(io + 244608 /* t373 */, scratch + 26652384 /* t371 */);
-    step_teacher_loss_uda_fwd(scratch + 24400192 /* t375 */, scratch + 24397632 /* t356 */);
-    step_teacher_loss_uda_fwd_2(scratch + 26643968 /* t376 */, scratch + 24400192 /* t375 */);
-    step_teacher_loss_uda_fwd_3(scratch + 24401472 /* t378 */, scratch + 24400192 /* t375 */, scratch + 26643968 /* t376 */);
-    step_teacher_loss_uda_fwd_4(scratch + 24400192 /* t380 */, scratch + 24401472 /* t378 */);
-    step_teacher_loss_uda_fwd_5(scratch + 24400320 /* t381 */, scratch + 24400192 /* t380 */);
-    step_teacher_loss_uda_fwd_6(scratch + 26646016 /* t384 */, scratch + 24401472 /* t378 */, scratch + 24400320 /* t381 */);
-    step_teacher_loss_uda_fwd_7(scratch + 26643968 /* t385 */, scratch + 26646016 /* t384 */);
-    step_teacher_loss_uda_fwd_8(scratch + 26651136 /* t387 */, scratch + 26643968 /* t385 */);
-    step_teacher_loss_uda_fwd_9(scratch + 26645248 /* t388 */, scratch + 24398912 /* t357 */);
-    step_teacher_loss_uda_fwd_10(scratch + 26643968 /* t390 */, scratch + 26647296 /* t391 */, scratch + 24398912 /* t357 */, scratch + 26645248 /* t388 */);
-    step_teacher_loss_uda_fwd_11(scratch + 26651264 /* t392 */, scratch + 26647296 /* t391 */);
-    step_teacher_loss_uda_fwd_12(scratch + 26645248 /* t393 */, scratch + 26651264 /* t392 */);
-    step_teacher_loss_uda_fwd_13(scratch + 26645376 /* t397 */, scratch + 26643968 /* t390 */, scratch + 26645248 /* t393 */, scratch + 26646016 /* t384 */);
-    step_teacher_loss_uda_fwd_14(scratch + 26652384 /* t400 */, scratch + 26645376 /* t397 */, scratch + 26651136 /* t387 */);
-    step_teacher_loss_uda_fwd_15(io + 244624 /* t402 */, scratch + 26652384 /* t400 */);
-    step_teacher_loss_uda_fwd_16(scratch + 26652384 /* t403 */, scratch + 26651136 /* t387 */);
-    step_teacher_loss_uda_fwd_17(io + 244640 /* t404 */, scratch + 26652384 /* t403 */);
-    step_teacher_pseudo_labels_fwd(scratch + 26648576 /* t405 */, scratch + 24398912 /* t357 */);
+    step_teacher_dropout13_fwd(scratch + 26617344 /* t351 */, scratch + 294912 /* t347 */, io + 226176 /* in_dropout_teacher_all_dropout13 */);
+    step_teacher_dense14_fwd(scratch + 24389120 /* t354 */, scratch + 26617344 /* t351 */, state + 77152 /* in_teacher_dense14_weight */, state + 77792 /* in_teacher_dense14_bias */);
+    step_teacher_loss_sup_fwd(scratch + 26642304 /* t361 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_fwd_2(scratch + 26642944 /* t362 */, scratch + 24389120 /* t355 */);
+    step_teacher_loss_sup_fwd_3(scratch + 26635776 /* t364 */, scratch + 26642624 /* t365 */, scratch + 24389120 /* t355 */, scratch + 26642944 /* t362 */);
+    step_teacher_loss_sup_fwd_4(scratch + 26644160 /* t366 */, scratch + 26642624 /* t365 */);
+    step_teacher_loss_sup_fwd_5(scratch + 26642944 /* t367 */, scratch + 26644160 /* t366 */);
+    step_teacher_loss_sup_fwd_6(scratch + 26644192 /* t371 */, scratch + 26635776 /* t364 */, scratch + 26642944 /* t367 */, scratch + 26642304 /* t361 */);
+    step_teacher_loss_sup_fwd_7(io + 244608 /* t373 */, scratch + 26644192 /* t371 */);
+    step_teacher_loss_uda_fwd(scratch + 24392000 /* t375 */, scratch + 24389440 /* t356 */);
+    step_teacher_loss_uda_fwd_2(scratch + 26635776 /* t376 */, scratch + 24392000 /* t375 */);
+    step_teacher_loss_uda_fwd_3(scratch + 24393280 /* t378 */, scratch + 24392000 /* t375 */, scratch + 26635776 /* t376 */);
+    step_teacher_loss_uda_fwd_4(scratch + 24392000 /* t380 */, scratch + 24393280 /* t378 */);
+    step_teacher_loss_uda_fwd_5(scratch + 24392128 /* t381 */, scratch + 24392000 /* t380 */);
+    step_teacher_loss_uda_fwd_6(scratch + 26637824 /* t384 */, scratch + 24393280 /* t378 */, scratch + 24392128 /* t381 */);
+    step_teacher_loss_uda_fwd_7(scratch + 26635776 /* t385 */, scratch + 26637824 /* t384 */);
+    step_teacher_loss_uda_fwd_8(scratch + 26642944 /* t387 */, scratch + 26635776 /* t385 */);
+    step_teacher_loss_uda_fwd_9(scratch + 26637056 /* t388 */, scratch + 24390720 /* t357 */);
+    step_teacher_loss_uda_fwd_10(scratch + 26635776 /* t390 */, scratch + 26639104 /* t391 */, scratch + 24390720 /* t357 */, scratch + 26637056 /* t388 */);
+    step_teacher_loss_uda_fwd_11(scratch + 26643072 /* t392 */, scratch + 26639104 /* t391 */);
+    step_teacher_loss_uda_fwd_12(scratch + 26637056 /* t393 */, scratch + 26643072 /* t392 */);
+    step_teacher_loss_uda_fwd_13(scratch + 26637184 /* t397 */, scratch + 26635776 /* t390 */, scratch + 26637056 /* t393 */, scratch + 26637824 /* t384 */);
+    step_teacher_loss_uda_fwd_14(scratch + 26644192 /* t400 */, scratch + 26637184 /* t397 */, scratch + 26642944 /* t387 */);
+    step_teacher_loss_uda_fwd_15(io + 244624 /* t402 */, scratch + 26644192 /* t400 */);
+    step_teacher_loss_uda_fwd_16(scratch + 26644192 /* t403 */, scratch + 26642944 /* t387 */);
+    step_teacher_loss_uda_fwd_17(io + 244640 /* t404 */, scratch + 26644192 /* t403 */);
+    step_teacher_pseudo_labels_fwd(scratch + 26640384 /* t405 */, scratch + 24390720 /* t357 */);
     step_student_conv0_fwd(scratch + 1171328 /* t412 */, io + 125440 /* t406 */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, scratch /* chunk */);
-    step_student_bn1_fwd(scratch + 26652384 /* t413 */, scratch + 1171328 /* t412 */, scratch + 26649856 /* chunk */);
-    step_student_bn1_fwd_2(scratch + 26652400 /* t415 */, scratch + 26652384 /* t413 */);
-    step_student_bn1_fwd_3(scratch + 17114624 /* t417 */, scratch + 1171328 /* t412 */, scratch + 26652400 /* t415 */);
-    step_student_bn1_fwd_4(scratch + 26652384 /* t419 */, scratch + 17114624 /* t417 */, scratch + 26649856 /* chunk */);
-    step_student_bn1_fwd_5(state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 26652720 /* t428 */, scratch + 26652736 /* t431 */, scratch + 26652752 /* t432 */, scratch + 26652384 /* t419 */, scratch + 26652400 /* t415 */, state + 77968 /* in_student_bn1_scale */);
-    step_student_bn1_fwd_6(scratch + 17516032 /* t436 */, scratch + 17114624 /* t417 */, scratch + 26652752 /* t432 */, state + 77984 /* in_student_bn1_offset */);
-    step_student_leaky_relu2_fwd(scratch + 17917440 /* t439 */, scratch + 18318848 /* t440 */, scratch + 17516032 /* t437 */);
-    step_student_res3_conv0_fwd(scratch + 1841536 /* t445 */, scratch + 18318848 /* t440 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
-    step_student_res3_bn1_fwd(scratch + 26652384 /* t446 */, scratch + 1841536 /* t445 */, scratch + 26649856 /* chunk */);
-    step_student_res3_bn1_fwd_2(scratch + 26652400 /* t447 */, scratch + 26652384 /* t446 */);
-    step_student_res3_bn1_fwd_3(scratch + 18720256 /* t449 */, scratch + 1841536 /* t445 */, scratch + 26652400 /* t447 */);
-    step_student_res3_bn1_fwd_4(scratch + 26652384 /* t451 */, scratch + 18720256 /* t449 */, scratch + 26649856 /* chunk */);
-    step_student_res3_bn1_fwd_5(state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 26652768 /* t459 */, scratch + 26652784 /* t462 */, scratch + 26652800 /* t463 */, scratch + 26652384 /* t451 */, scratch + 26652400 /* t447 */, state + 80320 /* in_student_res3_bn1_scale */);
-    step_student_res3_bn1_fwd_6(scratch + 19121664 /* t467 */, scratch + 18720256 /* t449 */, scratch + 26652800 /* t463 */, state + 80336 /* in_student_res3_bn1_offset */);
-    step_student_res3_leaky_relu2_fwd(scratch + 19523072 /* t469 */, scratch + 19924480 /* t470 */, scratch + 19121664 /* t468 */);
-    step_student_res3_conv3_fwd(scratch + 1841536 /* t475 */, scratch + 19924480 /* t470 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
-    step_student_res3_fwd(scratch + 2242944 /* t477 */, scratch + 1841536 /* t476 */, scratch + 18318848 /* t440 */);
-    step_student_bn4_fwd(scratch + 26652384 /* t479 */, scratch + 2242944 /* t478 */, scratch + 26649856 /* chunk */);
-    step_student_bn4_fwd_2(scratch + 26652400 /* t480 */, scratch + 26652384 /* t479 */);
-    step_student_bn4_fwd_3(scratch + 20325888 /* t482 */, scratch + 2242944 /* t478 */, scratch + 26652400 /* t480 */);
-    step_student_bn4_fwd_4(scratch + 26652384 /* t484 */, scratch + 20325888 /* t482 */, scratch + 26649856 /* chunk */);
-    step_student_bn4_fwd_5(state + 311776 /* in_student_bn4_running_mean */, state + 311792 /* in_student_bn4_running_var */, scratch + 26652816 /* t492 */, scratch + 26652832 /* t495 */, scratch + 26652848 /* t496 */, scratch + 26652384 /* t484 */, scratch + 26652400 /* t480 */, state + 82672 /* in_student_bn4_scale */);
-    step_student_bn4_fwd_6(scratch + 20727296 /* t500 */, scratch + 20325888 /* t482 */, scratch + 26652848 /* t496 */, state + 82688 /* in_student_bn4_offset */);
-    step_student_leaky_relu5_fwd(scratch + 21128704 /* t502 */, scratch + 21530112 /* t503 */, scratch + 20727296 /* t501 */);
-    step_student_res6_conv0_fwd(scratch + 21931520 /* t508 */, scratch + 21530112 /* t503 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, scratch /* chunk */);
-    step_student_res6_bn1_fwd(scratch + 26651776 /* t509 */, scratch + 21931520 /* t508 */, scratch + 26643968 /* chunk */);
-    step_student_res6_bn1_fwd_2(scratch + 26651808 /* t511 */, scratch + 26651776 /* t509 */);
-    step_student_res6_bn1_fwd_3(scratch + 24397312 /* t513 */, scratch + 21931520 /* t508 */, scratch + 26651808 /* t511 */);
-    step_student_res6_bn1_fwd_4(scratch + 26651776 /* t515 */, scratch + 24397312 /* t513 */, scratch + 26643968 /* chunk */);
-    step_student_res6_bn1_fwd_5(state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 26652384 /* t524 */, scratch + 26652416 /* t527 */, scratch + 26652448 /* t528 */, scratch + 26651776 /* t515 */, scratch + 26651808 /* t511 */, state + 87344 /* in_student_res6_bn1_scale */);
-    step_student_res6_bn1_fwd_6(scratch + 24598016 /* t532 */, scratch + 24397312 /* t513 */, scratch + 26652448 /* t528 */, state + 87376 /* in_student_res6_bn1_offset */);
-    step_student_res6_leaky_relu2_fwd(scratch + 24798720 /* t535 */, scratch + 24999424 /* t536 */, scratch + 24598016 /* t533 */);
-    step_student_res6_conv3_fwd(scratch + 21931520 /* t541 */, scratch + 24999424 /* t536 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
-    step_student_res6_fwd(scratch + 22132224 /* t545 */, scratch + 21530112 /* t503 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
-    step_student_res6_fwd_2(scratch /* t547 */, scratch + 21931520 /* t542 */, scratch + 22132224 /* t546 */);
-    step_student_bn7_fwd(scratch + 26651776 /* t549 */, scratch /* t548 */, scratch + 26643968 /* chunk */);
-    step_student_bn7_fwd_2(scratch + 26651808 /* t550 */, scratch + 26651776 /* t549 */);
-    step_student_bn7_fwd_3(scratch + 21931520 /* t552 */, scratch /* t548 */, scratch + 26651808 /* t550 */);
-    step_student_bn7_fwd_4(scratch + 26651776 /* t554 */, scratch + 21931520 /* t552 */, scratch + 26643968 /* chunk */);
-    step_student_bn7_fwd_5(state + 311872 /* in_student_bn7_running_mean */, state + 311904 /* in_student_bn7_running_var */, scratch + 26652480 /* t562 */, scratch + 26652512 /* t565 */, scratch + 26652544 /* t566 */, scratch + 26651776 /* t554 */, scratch + 26651808 /* t550 */, state + 97168 /* in_student_bn7_scale */);
-    step_student_bn7_fwd_6(scratch + 22132224 /* t570 */, scratch + 21931520 /* t552 */, scratch + 26652544 /* t566 */, state + 97200 /* in_student_bn7_offset */);
-    step_student_leaky_relu8_fwd(scratch + 25200128 /* t572 */, scratch + 25400832 /* t573 */, scratch + 22132224 /* t571 */);
-    step_student_res9_conv0_fwd(scratch + 2064384 /* t578 */, scratch + 25400832 /* t573 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, scratch /* chunk */);
-    step_student_res9_bn1_fwd(scratch + 26649856 /* t579 */, scratch + 2064384 /* t578 */, scratch + 26643968 /* chunk */);
-    step_student_res9_bn1_fwd_2(scratch + 26649920 /* t581 */, scratch + 26649856 /* t579 */);
-    step_student_res9_bn1_fwd_3(scratch + 25802240 /* t583 */, scratch + 2064384 /* t578 */, scratch + 26649920 /* t581 */);
-    step_student_res9_bn1_fwd_4(scratch + 26649856 /* t585 */, scratch + 25802240 /* t583 */, scratch + 26643968 /* chunk */);
-    step_student_res9_bn1_fwd_5(state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 26651776 /* t594 */, scratch + 26651840 /* t597 */, scratch + 26651904 /* t598 */, scratch + 26649856 /* t585 */, scratch + 26649920 /* t581 */, state + 115728 /* in_student_res9_bn1_scale */);
-    step_student_res9_bn1_fwd_6(scratch + 25933312 /* t602 */, scratch + 25802240 /* t583 */, scratch + 26651904 /* t598 */, state + 115792 /* in_student_res9_bn1_offset */);
-    step_student_res9_leaky_relu2_fwd(scratch + 26064384 /* t605 */, scratch + 26195456 /* t606 */, scratch + 25933312 /* t603 */);
-    step_student_res9_conv3_fwd(scratch + 25601536 /* t611 */, scratch + 26195456 /* t606 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
-    step_student_res9_fwd(scratch + 524288 /* t615 */, scratch + 25400832 /* t573 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
-    step_student_res9_fwd_2(scratch /* t617 */, scratch + 25601536 /* t612 */, scratch + 524288 /* t616 */);
-    step_student_bn10_fwd(scratch + 26649856 /* t619 */, scratch /* t618 */, scratch + 26643968 /* chunk */);
-    step_student_bn10_fwd_2(scratch + 26649920 /* t620 */, scratch + 26649856 /* t619 */);
-    step_student_bn10_fwd_3(scratch + 25601536 /* t622 */, scratch /* t618 */, scratch + 26649920 /* t620 */);
-    step_student_bn10_fwd_4(scratch + 26649856 /* t624 */, scratch + 25601536 /* t622 */, scratch + 26643968 /* chunk */);
-    step_student_bn10_fwd_5(state + 312064 /* in_student_bn10_running_mean */, state + 312128 /* in_student_bn10_running_var */, scratch + 26645248 /* t632 */, scratch + 26645312 /* t635 */, scratch + 26645376 /* t636 */, scratch + 26649856 /* t624 */, scratch + 26649920 /* t620 */, state + 154832 /* in_student_bn10_scale */);
-    step_student_bn10_fwd_6(scratch /* t640 */, scratch + 25601536 /* t622 */, scratch + 26645376 /* t636 */, state + 154896 /* in_student_bn10_offset */);
+    step_student_bn1_fwd(scratch + 26644192 /* t413 */, scratch + 1171328 /* t412 */, scratch + 26641664 /* chunk */);
+    step_student_bn1_fwd_2(scratch + 26644208 /* t415 */, scratch + 26644192 /* t413 */);
+    step_student_bn1_fwd_3(scratch + 17106432 /* t417 */, scratch + 1171328 /* t412 */, scratch + 26644208 /* t415 */);
+    step_student_bn1_fwd_4(scratch + 26644192 /* t419 */, scratch + 17106432 /* t417 */, scratch + 26641664 /* chunk */);
+    step_student_bn1_fwd_5(state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 26644528 /* t428 */, scratch + 26644544 /* t431 */, scratch + 26644560 /* t432 */, scratch + 26644192 /* t419 */, scratch + 26644208 /* t415 */, state + 77968 /* in_student_bn1_scale */);
+    step_student_bn1_fwd_6(scratch + 17507840 /* t436 */, scratch + 17106432 /* t417 */, scratch + 26644560 /* t432 */, state + 77984 /* in_student_bn1_offset */);
+    step_student_leaky_relu2_fwd(scratch + 17909248 /* t439 */, scratch + 18310656 /* t440 */, scratch + 17507840 /* t437 */);
+    step_student_res3_conv0_fwd(scratch + 1839488 /* t445 */, scratch + 18310656 /* t440 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
+    step_student_res3_bn1_fwd(scratch + 26644192 /* t446 */, scratch + 1839488 /* t445 */, scratch + 26641664 /* chunk */);
+    step_student_res3_bn1_fwd_2(scratch + 26644208 /* t447 */, scratch + 26644192 /* t446 */);
+    step_student_res3_bn1_fwd_3(scratch + 18712064 /* t449 */, scratch + 1839488 /* t445 */, scratch + 26644208 /* t447 */);
+    step_student_res3_bn1_fwd_4(scratch + 26644192 /* t451 */, scratch + 18712064 /* t449 */, scratch + 26641664 /* chunk */);
+    step_student_res3_bn1_fwd_5(state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 26644576 /* t459 */, scratch + 26644592 /* t462 */, scratch + 26644608 /* t463 */, scratch + 26644192 /* t451 */, scratch + 26644208 /* t447 */, state + 80320 /* in_student_res3_bn1_scale */);
+    step_student_res3_bn1_fwd_6(scratch + 19113472 /* t467 */, scratch + 18712064 /* t449 */, scratch + 26644608 /* t463 */, state + 80336 /* in_student_res3_bn1_offset */);
+    step_student_res3_leaky_relu2_fwd(scratch + 19514880 /* t469 */, scratch + 19916288 /* t470 */, scratch + 19113472 /* t468 */);
+    step_student_res3_conv3_fwd(scratch + 1839488 /* t475 */, scratch + 19916288 /* t470 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
+    step_student_res3_fwd(scratch + 2240896 /* t477 */, scratch + 1839488 /* t476 */, scratch + 18310656 /* t440 */);
+    step_student_bn4_fwd(scratch + 26644192 /* t479 */, scratch + 2240896 /* t478 */, scratch + 26641664 /* chunk */);
+    step_student_bn4_fwd_2(scratch + 26644208 /* t480 */, scratch + 26644192 /* t479 */);
+    step_student_bn4_fwd_3(scratch + 20317696 /* t482 */, scratch + 2240896 /* t478 */, scratch + 26644208 /* t480 */);
+    step_student_bn4_fwd_4(scratch + 26644192 /* t484 */, scratch + 20317696 /* t482 */, scratch + 26641664 /* chunk */);
+    step_student_bn4_fwd_5(state + 311776 /* in_student_bn4_running_mean */, state + 311792 /* in_student_bn4_running_var */, scratch + 26644624 /* t492 */, scratch + 26644640 /* t495 */, scratch + 26644656 /* t496 */, scratch + 26644192 /* t484 */, scratch + 26644208 /* t480 */, state + 82672 /* in_student_bn4_scale */);
+    step_student_bn4_fwd_6(scratch + 20719104 /* t500 */, scratch + 20317696 /* t482 */, scratch + 26644656 /* t496 */, state + 82688 /* in_student_bn4_offset */);
+    step_student_leaky_relu5_fwd(scratch + 21120512 /* t502 */, scratch + 21521920 /* t503 */, scratch + 20719104 /* t501 */);
+    step_student_res6_conv0_fwd(scratch + 21923328 /* t508 */, scratch + 21521920 /* t503 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, scratch /* chunk */);
+    step_student_res6_bn1_fwd(scratch + 26643584 /* t509 */, scratch + 21923328 /* t508 */, scratch + 26635776 /* chunk */);
+    step_student_res6_bn1_fwd_2(scratch + 26643616 /* t511 */, scratch + 26643584 /* t509 */);
+    step_student_res6_bn1_fwd_3(scratch + 24389120 /* t513 */, scratch + 21923328 /* t508 */, scratch + 26643616 /* t511 */);
+    step_student_res6_bn1_fwd_4(scratch + 26643584 /* t515 */, scratch + 24389120 /* t513 */, scratch + 26635776 /* chunk */);
+    step_student_res6_bn1_fwd_5(state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 26644192 /* t524 */, scratch + 26644224 /* t527 */, scratch + 26644256 /* t528 */, scratch + 26643584 /* t515 */, scratch + 26643616 /* t511 */, state + 87344 /* in_student_res6_bn1_scale */);
+    step_student_res6_bn1_fwd_6(scratch + 24589824 /* t532 */, scratch + 24389120 /* t513 */, scratch + 26644256 /* t528 */, state + 87376 /* in_student_res6_bn1_offset */);
+    step_student_res6_leaky_relu2_fwd(scratch + 24790528 /* t535 */, scratch + 24991232 /* t536 */, scratch + 24589824 /* t533 */);
+    step_student_res6_conv3_fwd(scratch + 21923328 /* t541 */, scratch + 24991232 /* t536 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
+    step_student_res6_fwd(scratch + 22124032 /* t545 */, scratch + 21521920 /* t503 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
+    step_student_res6_fwd_2(scratch /* t547 */, scratch + 21923328 /* t542 */, scratch + 22124032 /* t546 */);
+    step_student_bn7_fwd(scratch + 26643584 /* t549 */, scratch /* t548 */, scratch + 26635776 /* chunk */);
+    step_student_bn7_fwd_2(scratch + 26643616 /* t550 */, scratch + 26643584 /* t549 */);
+    step_student_bn7_fwd_3(scratch + 21923328 /* t552 */, scratch /* t548 */, scratch + 26643616 /* t550 */);
+    step_student_bn7_fwd_4(scratch + 26643584 /* t554 */, scratch + 21923328 /* t552 */, scratch + 26635776 /* chunk */);
+    step_student_bn7_fwd_5(state + 311872 /* in_student_bn7_running_mean */, state + 311904 /* in_student_bn7_running_var */, scratch + 26644288 /* t562 */, scratch + 26644320 /* t565 */, scratch + 26644352 /* t566 */, scratch + 26643584 /* t554 */, scratch + 26643616 /* t550 */, state + 97168 /* in_student_bn7_scale */);
+    step_student_bn7_fwd_6(scratch + 22124032 /* t570 */, scratch + 21923328 /* t552 */, scratch + 26644352 /* t566 */, state + 97200 /* in_student_bn7_offset */);
+    step_student_leaky_relu8_fwd(scratch + 25191936 /* t572 */, scratch + 25392640 /* t573 */, scratch + 22124032 /* t571 */);
+    step_student_res9_conv0_fwd(scratch + 2064384 /* t578 */, scratch + 25392640 /* t573 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, scratch /* chunk */);
+    step_student_res9_bn1_fwd(scratch + 26641664 /* t579 */, scratch + 2064384 /* t578 */, scratch + 26635776 /* chunk */);
+    step_student_res9_bn1_fwd_2(scratch + 26641728 /* t581 */, scratch + 26641664 /* t579 */);
+    step_student_res9_bn1_fwd_3(scratch + 25794048 /* t583 */, scratch + 2064384 /* t578 */, scratch + 26641728 /* t581 */);
+    step_student_res9_bn1_fwd_4(scratch + 26641664 /* t585 */, scratch + 25794048 /* t583 */, scratch + 26635776 /* chunk */);
+    step_student_res9_bn1_fwd_5(state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 26643584 /* t594 */, scratch + 26643648 /* t597 */, scratch + 26643712 /* t598 */, scratch + 26641664 /* t585 */, scratch + 26641728 /* t581 */, state + 115728 /* in_student_res9_bn1_scale */);
+    step_student_res9_bn1_fwd_6(scratch + 25925120 /* t602 */, scratch + 25794048 /* t583 */, scratch + 26643712 /* t598 */, state + 115792 /* in_student_res9_bn1_offset */);
+    step_student_res9_leaky_relu2_fwd(scratch + 26056192 /* t605 */, scratch + 26187264 /* t606 */, scratch + 25925120 /* t603 */);
+    step_student_res9_conv3_fwd(scratch + 25593344 /* t611 */, scratch + 26187264 /* t606 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
+    step_student_res9_fwd(scratch + 524288 /* t615 */, scratch + 25392640 /* t573 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
+    step_student_res9_fwd_2(scratch /* t617 */, scratch + 25593344 /* t612 */, scratch + 524288 /* t616 */);
+    step_student_bn10_fwd(scratch + 26641664 /* t619 */, scratch /* t618 */, scratch + 26635776 /* chunk */);
+    step_student_bn10_fwd_2(scratch + 26641728 /* t620 */, scratch + 26641664 /* t619 */);
+    step_student_bn10_fwd_3(scratch + 25593344 /* t622 */, scratch /* t618 */, scratch + 26641728 /* t620 */);
+    step_student_bn10_fwd_4(scratch + 26641664 /* t624 */, scratch + 25593344 /* t622 */, scratch + 26635776 /* chunk */);
+    step_student_bn10_fwd_5(state + 312064 /* in_student_bn10_running_mean */, state + 312128 /* in_student_bn10_running_var */, scratch + 26637056 /* t632 */, scratch + 26637120 /* t635 */, scratch + 26637184 /* t636 */, scratch + 26641664 /* t624 */, scratch + 26641728 /* t620 */, state + 154832 /* in_student_bn10_scale */);
+    step_student_bn10_fwd_6(scratch /* t640 */, scratch + 25593344 /* t622 */, scratch + 26637184 /* t636 */, state + 154896 /* in_student_bn10_offset */);
     step_student_leaky_relu11_fwd(scratch + 131072 /* t642 */, scratch + 262144 /* t643 */, scratch /* t641 */);
-    step_student_global_avg_pool12_fwd(scratch + 25732608 /* t645 */, scratch + 262144 /* t644 */);
-    step_student_global_avg_pool12_fwd_2(scratch + 25740800 /* t647 */, scratch + 25732608 /* t645 */);
-    step_student_dense13_fwd(scratch + 26643968 /* t650 */, scratch + 25740800 /* t647 */, state + 154960 /* in_student_dense13_weight */, state + 155600 /* in_student_dense13_bias */);
-    step_student_loss_u_fwd(scratch + 26649856 /* t651 */, scratch + 26643968 /* t650 */);
-    step_student_loss_u_fwd_2(scratch + 25732608 /* t653 */, scratch + 25733888 /* t654 */, scratch + 26643968 /* t650 */, scratch + 26649856 /* t651 */);
-    step_student_loss_u_fwd_3(scratch + 26649856 /* t655 */, scratch + 25733888 /* t654 */);
-    step_student_loss_u_fwd_4(scratch + 26649984 /* t656 */, scratch + 26649856 /* t655 */);
-    step_student_loss_u_fwd_5(scratch + 26651968 /* t660 */, scratch + 25732608 /* t653 */, scratch + 26649984 /* t656 */, scratch + 26648576 /* t405 */);
-    step_student_loss_u_fwd_6(io + 244656 /* t662 */, scratch + 26651968 /* t660 */);
-    step_student_loss_u_vjp(scratch + 25732608 /* t664 */, scratch + 26648576 /* t405 */);
-    step_student_loss_u_vjp_2(scratch + 26649984 /* t666 */, scratch + 25732608 /* t664 */);
-    step_student_loss_u_vjp_3(scratch + 26650112 /* t667 */, scratch + 26649984 /* t666 */, scratch + 26649856 /* t655 */);
-    step_student_loss_u_vjp_4(scratch + 26643968 /* t670 */, scratch + 26650112 /* t667 */, scratch + 25733888 /* t654 */, scratch + 25732608 /* t664 */);
-    step_student_dense13_vjp(scratch + 26652864 /* t671 */, scratch + 26643968 /* t670 */);
-    step_student_dense13_vjp_2(scratch + 26649856 /* t673 */, scratch + 25740800 /* t647 */, scratch + 26643968 /* t670 */);
-    step_student_dense13_vjp_3(scratch + 25732608 /* t674 */, scratch + 26643968 /* t670 */, state + 154960 /* in_student_dense13_weight */);
-    step_student_global_avg_pool12_vjp(scratch + 262144 /* t675 */, scratch + 25732608 /* t674 */);
+    step_student_global_avg_pool12_fwd(scratch + 25724416 /* t645 */, scratch + 262144 /* t644 */);
+    step_student_global_avg_pool12_fwd_2(scratch + 25732608 /* t647 */, scratch + 25724416 /* t645 */);
+    step_student_dense13_fwd(scratch + 26635776 /* t650 */, scratch + 25732608 /* t647 */, state + 154960 /* in_student_dense13_weight */, state + 155600 /* in_student_dense13_bias */);
+    step_student_loss_u_fwd(scratch + 26641664 /* t651 */, scratch + 26635776 /* t650 */);
+    step_student_loss_u_fwd_2(scratch + 25724416 /* t653 */, scratch + 25725696 /* t654 */, scratch + 26635776 /* t650 */, scratch + 26641664 /* t651 */);
+    step_student_loss_u_fwd_3(scratch + 26641664 /* t655 */, scratch + 25725696 /* t654 */);
+    step_student_loss_u_fwd_4(scratch + 26641792 /* t656 */, scratch + 26641664 /* t655 */);
+    step_student_loss_u_fwd_5(scratch + 26643776 /* t660 */, scratch + 25724416 /* t653 */, scratch + 26641792 /* t656 */, scratch + 26640384 /* t405 */);
+    step_student_loss_u_fwd_6(io + 244656 /* t662 */, scratch + 26643776 /* t660 */);
+    step_student_loss_u_vjp(scratch + 25724416 /* t664 */, scratch + 26640384 /* t405 */);
+    step_student_loss_u_vjp_2(scratch + 26641792 /* t666 */, scratch + 25724416 /* t664 */);
+    step_student_loss_u_vjp_3(scratch + 26641920 /* t667 */, scratch + 26641792 /* t666 */, scratch + 26641664 /* t655 */);
+    step_student_loss_u_vjp_4(scratch + 26635776 /* t670 */, scratch + 26641920 /* t667 */, scratch + 25725696 /* t654 */, scratch + 25724416 /* t664 */);
+    step_student_dense13_vjp(scratch + 26644672 /* t671 */, scratch + 26635776 /* t670 */);
+    step_student_dense13_vjp_2(scratch + 26641664 /* t673 */, scratch + 25732608 /* t647 */, scratch + 26635776 /* t670 */);
+    step_student_dense13_vjp_3(scratch + 25724416 /* t674 */, scratch + 26635776 /* t670 */, state + 154960 /* in_student_dense13_weight */);
+    step_student_global_avg_pool12_vjp(scratch + 262144 /* t675 */, scratch + 25724416 /* t674 */);
     step_student_leaky_relu11_vjp(scratch + 393216 /* t683 */, scratch /* t641 */, scratch + 131072 /* t642 */, scratch + 262144 /* t676 */);
-    step_student_bn10_vjp(scratch + 26651968 /* t685 */, scratch + 393216 /* t684 */, scratch + 26643968 /* chunk */);
-    step_student_bn10_vjp_2(scratch /* t686 */, scratch + 393216 /* t684 */, scratch + 26645376 /* t636 */);
-    step_student_bn10_vjp_3(scratch + 26644992 /* t688 */, scratch + 393216 /* t684 */, scratch + 25601536 /* t622 */, scratch + 26643968 /* chunk */);
-    step_student_bn10_vjp_4(scratch + 26652032 /* t690 */, scratch + 26644992 /* t688 */, scratch + 26645312 /* t635 */);
-    step_student_bn10_vjp_5(scratch + 26645056 /* t692 */, scratch /* t686 */, scratch + 26643968 /* chunk */);
-    step_student_bn10_vjp_6(scratch + 26645120 /* t696 */, scratch + 26644992 /* t688 */, state + 154832 /* in_student_bn10_scale */, scratch + 26645312 /* t635 */, scratch + 26645248 /* t632 */);
-    step_student_bn10_vjp_7(scratch + 131072 /* t699 */, scratch + 26645120 /* t696 */, scratch + 25601536 /* t622 */);
-    step_student_bn10_vjp_8(scratch + 26644992 /* t702 */, scratch + 131072 /* t699 */, scratch + 26643968 /* chunk */);
-    step_student_bn10_vjp_9(scratch + 26645120 /* t704 */, scratch + 26645056 /* t692 */, scratch + 26644992 /* t702 */);
-    step_student_bn10_vjp_10(scratch + 26326528 /* t706 */, scratch /* t686 */, scratch + 131072 /* t699 */, scratch + 26645120 /* t704 */);
-    step_student_res9_vjp(scratch + 25601536 /* t710 */, scratch + 26326528 /* t706 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
-    step_student_res9_vjp_2(scratch + 26643968 /* t708 */, scratch + 25400832 /* t573 */, scratch + 26326528 /* t706 */, scratch /* chunk */);
-    step_student_res9_conv3_vjp(scratch + 26652096 /* t711 */, scratch + 26326528 /* t706 */, scratch + 26457600 /* chunk */);
-    step_student_res9_conv3_vjp_2(scratch + 26457600 /* t715 */, scratch + 26326528 /* t706 */, state + 115856 /* in_student_res9_conv3_weight */, scratch /* chunk */);
-    step_student_res9_conv3_vjp_3(scratch + 26588672 /* t713 */, scratch + 26195456 /* t606 */, scratch + 26326528 /* t706 */, scratch /* chunk */);
-    step_student_res9_leaky_relu2_vjp(scratch + 26195456 /* t721 */, scratch + 25933312 /* t603 */, scratch + 26064384 /* t605 */, scratch + 26457600 /* t715 */);
-    step_student_res9_bn1_vjp(scratch + 26065408 /* t723 */, scratch + 26195456 /* t722 */, scratch + 25933312 /* chunk */);
-    step_student_res9_bn1_vjp_2(scratch + 25933312 /* t724 */, scratch + 26195456 /* t722 */, scratch + 26651904 /* t598 */);
-    step_student_res9_bn1_vjp_3(scratch + 26651904 /* t726 */, scratch + 26195456 /* t722 */, scratch + 25802240 /* t583 */, scratch + 26064384 /* chunk */);
-    step_student_res9_bn1_vjp_4(scratch + 26065472 /* t728 */, scratch + 26651904 /* t726 */, scratch + 26651840 /* t597 */);
-    step_student_res9_bn1_vjp_5(scratch + 26065536 /* t730 */, scratch + 25933312 /* t724 */, scratch + 26064384 /* chunk */);
-    step_student_res9_bn1_vjp_6(scratch + 26064384 /* t734 */, scratch + 26651904 /* t726 */, state + 115728 /* in_student_res9_bn1_scale */, scratch + 26651840 /* t597 */, scratch + 26651776 /* t594 */);
-    step_student_res9_bn1_vjp_7(scratch /* t737 */, scratch + 26064384 /* t734 */, scratch + 25802240 /* t583 */);
-    step_student_res9_bn1_vjp_8(scratch + 26651776 /* t740 */, scratch /* t737 */, scratch + 25802240 /* chunk */);
-    step_student_res9_bn1_vjp_9(scratch + 26651840 /* t742 */, scratch + 26065536 /* t730 */, scratch + 26651776 /* t740 */);
-    step_student_res9_bn1_vjp_10(scratch + 25802240 /* t744 */, scratch + 25933312 /* t724 */, scratch /* t737 */, scratch + 26651840 /* t742 */);
-    step_student_res9_conv0_vjp(scratch + 26651776 /* t745 */, scratch + 25802240 /* t744 */, scratch + 25933312 /* chunk */);
-    step_student_res9_conv0_vjp_2(scratch + 2211840 /* t749 */, scratch + 25802240 /* t744 */, state + 97232 /* in_student_res9_conv0_weight */, scratch /* chunk */);
-    step_student_res9_conv0_vjp_3(scratch + 25933312 /* t747 */, scratch + 25400832 /* t573 */, scratch + 25802240 /* t744 */, scratch /* chunk */);
-    step_student_leaky_relu8_vjp(scratch + 25400832 /* t757 */, scratch + 25601536 /* t710 */, scratch + 2211840 /* t749 */, scratch + 22132224 /* t571 */, scratch + 25200128 /* t572 */);
-    step_student_bn7_vjp(scratch + 25988864 /* t759 */, scratch + 25400832 /* t758 */, scratch + 22132224 /* chunk */);
-    step_student_bn7_vjp_2(scratch + 22132224 /* t760 */, scratch + 25400832 /* t758 */, scratch + 26652544 /* t566 */);
-    step_student_bn7_vjp_3(scratch + 26651840 /* t762 */, scratch + 25400832 /* t758 */, scratch + 21931520 /* t552 */, scratch + 25200128 /* chunk */);
-    step_student_bn7_vjp_4(scratch + 25988896 /* t764 */, scratch + 26651840 /* t762 */, scratch + 26652512 /* t565 */);
-    step_student_bn7_vjp_5(scratch + 26651872 /* t766 */, scratch + 22132224 /* t760 */, scratch + 25951744 /* chunk */);
-    step_student_bn7_vjp_6(scratch + 26651904 /* t770 */, scratch + 26651840 /* t762 */, state + 97168 /* in_student_bn7_scale */, scratch + 26652512 /* t565 */, scratch + 26652480 /* t562 */);
-    step_student_bn7_vjp_7(scratch /* t773 */, scratch + 26651904 /* t770 */, scratch + 21931520 /* t552 */);
-    step_student_bn7_vjp_8(scratch + 26651840 /* t776 */, scratch /* t773 */, scratch + 21931520 /* chunk */);
-    step_student_bn7_vjp_9(scratch + 26651904 /* t778 */, scratch + 26651872 /* t766 */, scratch + 26651840 /* t776 */);
-    step_student_bn7_vjp_10(scratch + 25200128 /* t780 */, scratch + 22132224 /* t760 */, scratch /* t773 */, scratch + 26651904 /* t778 */);
-    step_student_res6_vjp(scratch + 21931520 /* t784 */, scratch + 25200128 /* t780 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
-    step_student_res6_vjp_2(scratch + 25644160 /* t782 */, scratch + 21530112 /* t503 */, scratch + 25200128 /* t780 */, scratch /* chunk */);
-    step_student_res6_conv3_vjp(scratch + 25988928 /* t785 */, scratch + 25200128 /* t780 */, scratch + 25400832 /* chunk */);
-    step_student_res6_conv3_vjp_2(scratch + 25400832 /* t789 */, scratch + 25200128 /* t780 */, state + 87408 /* in_student_res6_conv3_weight */, scratch /* chunk */);
-    step_student_res6_conv3_vjp_3(scratch + 25601536 /* t787 */, scratch + 24999424 /* t536 */, scratch + 25200128 /* t780 */, scratch /* chunk */);
-    step_student_res6_leaky_relu2_vjp(scratch + 24999424 /* t795 */, scratch + 24598016 /* t533 */, scratch + 24798720 /* t535 */, scratch + 25400832 /* t789 */);
-    step_student_res6_bn1_vjp(scratch + 25988960 /* t797 */, scratch + 24999424 /* t796 */, scratch + 25610752 /* chunk */);
-    step_student_res6_bn1_vjp_2(scratch + 24598016 /* t798 */, scratch + 24999424 /* t796 */, scratch + 26652448 /* t528 */);
-    step_student_res6_bn1_vjp_3(scratch + 26651840 /* t800 */, scratch + 24999424 /* t796 */, scratch + 24397312 /* t513 */, scratch + 25610752 /* chunk */);
-    step_student_res6_bn1_vjp_4(scratch + 25988992 /* t802 */, scratch + 26651840 /* t800 */, scratch + 26652416 /* t527 */);
-    step_student_res6_bn1_vjp_5(scratch + 26651872 /* t804 */, scratch + 24598016 /* t798 */, scratch + 25610752 /* chunk */);
-    step_student_res6_bn1_vjp_6(scratch + 26651904 /* t808 */, scratch + 26651840 /* t800 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 26652416 /* t527 */, scratch + 26652384 /* t524 */);
-    step_student_res6_bn1_vjp_7(scratch /* t811 */, scratch + 26651904 /* t808 */, scratch + 24397312 /* t513 */);
-    step_student_res6_bn1_vjp_8(scratch + 26651840 /* t814 */, scratch /* t811 */, scratch + 25610752 /* chunk */);
-    step_student_res6_bn1_vjp_9(scratch + 26651904 /* t816 */, scratch + 26651872 /* t804 */, scratch + 26651840 /* t814 */);
-    step_student_res6_bn1_vjp_10(scratch + 24397312 /* t818 */, scratch + 24598016 /* t798 */, scratch /* t811 */, scratch + 26651904 /* t816 */);
-    step_student_res6_conv0_vjp(scratch + 25989024 /* t819 */, scratch + 24397312 /* t818 */, scratch + 25610752 /* chunk */);
-    step_student_res6_conv0_vjp_2(scratch + 2125440 /* t823 */, scratch + 24397312 /* t818 */, state + 82704 /* in_student_res6_conv0_weight */, scratch /* chunk */);
-    step_student_res6_conv0_vjp_3(scratch + 25619968 /* t821 */, scratch + 21530112 /* t503 */, scratch + 24397312 /* t818 */, scratch /* chunk */);
-    step_student_leaky_relu5_vjp(scratch + 21530112 /* t831 */, scratch + 21931520 /* t784 */, scratch + 2125440 /* t823 */, scratch + 20727296 /* t501 */, scratch + 21128704 /* t502 */);
-    step_student_bn4_vjp(scratch + 26652384 /* t833 */, scratch + 21530112 /* t832 */, scratch + 25610752 /* chunk */);
-    step_student_bn4_vjp_2(scratch + 20727296 /* t834 */, scratch + 21530112 /* t832 */, scratch + 26652848 /* t496 */);
-    step_student_bn4_vjp_3(scratch + 26652848 /* t836 */, scratch + 21530112 /* t832 */, scratch + 20325888 /* t482 */, scratch + 25610752 /* chunk */);
-    step_student_bn4_vjp_4(scratch + 26652400 /* t838 */, scratch + 26652848 /* t836 */, scratch + 26652832 /* t495 */);
-    step_student_bn4_vjp_5(scratch + 26651840 /* t840 */, scratch + 20727296 /* t834 */, scratch + 25610752 /* chunk */);
-    step_student_bn4_vjp_6(scratch + 26651856 /* t844 */, scratch + 26652848 /* t836 */, state + 82672 /* in_student_bn4_scale */, scratch + 26652832 /* t495 */, scratch + 26652816 /* t492 */);
-    step_student_bn4_vjp_7(scratch /* t847 */, scratch + 26651856 /* t844 */, scratch + 20325888 /* t482 */);
-    step_student_bn4_vjp_8(scratch + 26652816 /* t850 */, scratch /* t847 */, scratch + 25610752 /* chunk */);
-    step_student_bn4_vjp_9(scratch + 26652832 /* t852 */, scratch + 26651840 /* t840 */, scratch + 26652816 /* t850 */);
-    step_student_bn4_vjp_10(scratch + 20325888 /* t854 */, scratch + 20727296 /* t834 */, scratch /* t847 */, scratch + 26652832 /* t852 */);
-    step_student_res3_conv3_vjp(scratch + 26652816 /* t856 */, scratch + 20325888 /* t854 */, scratch + 25610752 /* chunk */);
-    step_student_res3_conv3_vjp_2(scratch + 1859968 /* t860 */, scratch + 20325888 /* t854 */, state + 80352 /* in_student_res3_conv3_weight */, scratch /* chunk */);
-    step_student_res3_conv3_vjp_3(scratch + 25629184 /* t858 */, scratch + 19924480 /* t470 */, scratch + 20325888 /* t854 */, scratch /* chunk */);
-    step_student_res3_leaky_relu2_vjp(scratch + 19924480 /* t866 */, scratch + 19121664 /* t468 */, scratch + 19523072 /* t469 */, scratch + 1859968 /* t860 */);
-    step_student_res3_bn1_vjp(scratch + 26652832 /* t868 */, scratch + 19924480 /* t867 */, scratch + 25624576 /* chunk */);
-    step_student_res3_bn1_vjp_2(scratch + 19121664 /* t869 */, scratch + 19924480 /* t867 */, scratch + 26652800 /* t463 */);
-    step_student_res3_bn1_vjp_3(scratch + 26652800 /* t871 */, scratch + 19924480 /* t867 */, scratch + 18720256 /* t449 */, scratch + 25624576 /* chunk */);
-    step_student_res3_bn1_vjp_4(scratch + 26652848 /* t873 */, scratch + 26652800 /* t871 */, scratch + 26652784 /* t462 */);
-    step_student_res3_bn1_vjp_5(scratch + 26651840 /* t875 */, scratch + 19121664 /* t869 */, scratch + 25624576 /* chunk */);
-    step_student_res3_bn1_vjp_6(scratch + 26651856 /* t879 */, scratch + 26652800 /* t871 */, state + 80320 /* in_student_res3_bn1_scale */, scratch + 26652784 /* t462 */, scratch + 26652768 /* t459 */);
-    step_student_res3_bn1_vjp_7(scratch + 19523072 /* t882 */, scratch + 26651856 /* t879 */, scratch + 18720256 /* t449 */);
-    step_student_res3_bn1_vjp_8(scratch + 26652768 /* t885 */, scratch + 19523072 /* t882 */, scratch + 25624576 /* chunk */);
-    step_student_res3_bn1_vjp_9(scratch + 26652784 /* t887 */, scratch + 26651840 /* t875 */, scratch + 26652768 /* t885 */);
-    step_student_res3_bn1_vjp_10(scratch + 18720256 /* t889 */, scratch + 19121664 /* t869 */, scratch + 19523072 /* t882 */, scratch + 26652784 /* t887 */);
-    step_student_res3_conv0_vjp(scratch + 26652768 /* t890 */, scratch + 18720256 /* t889 */, scratch + 25624576 /* chunk */);
-    step_student_res3_conv0_vjp_2(scratch + 1859968 /* t894 */, scratch + 18720256 /* t889 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
-    step_student_res3_conv0_vjp_3(scratch + 25631488 /* t892 */, scratch + 18318848 /* t440 */, scratch + 18720256 /* t889 */, scratch /* chunk */);
-    step_student_leaky_relu2_vjp(scratch + 2261376 /* t901 */, scratch + 20325888 /* t855 */, scratch + 1859968 /* t894 */, scratch + 17516032 /* t437 */, scratch + 17917440 /* t439 */);
-    step_student_bn1_vjp(scratch + 26652784 /* t903 */, scratch + 2261376 /* t902 */, scratch + 2662784 /* chunk */);
-    step_student_bn1_vjp_2(scratch /* t904 */, scratch + 2261376 /* t902 */, scratch + 26652752 /* t432 */);
-    step_student_bn1_vjp_3(scratch + 26652752 /* t906 */, scratch + 2261376 /* t902 */, scratch + 17114624 /* t417 */, scratch + 2662784 /* chunk */);
-    step_student_bn1_vjp_4(scratch + 26652800 /* t908 */, scratch + 26652752 /* t906 */, scratch + 26652736 /* t431 */);
-    step_student_bn1_vjp_5(scratch + 26651840 /* t910 */, scratch /* t904 */, scratch + 25624576 /* chunk */);
-    step_student_bn1_vjp_6(scratch + 26651856 /* t914 */, scratch + 26652752 /* t906 */, state + 77968 /* in_student_bn1_scale */, scratch + 26652736 /* t431 */, scratch + 26652720 /* t428 */);
-    step_student_bn1_vjp_7(scratch + 401408 /* t917 */, scratch + 26651856 /* t914 */, scratch + 17114624 /* t417 */);
-    step_student_bn1_vjp_8(scratch + 26652720 /* t920 */, scratch + 401408 /* t917 */, scratch + 25624576 /* chunk */);
-    step_student_bn1_vjp_9(scratch + 26652736 /* t922 */, scratch + 26651840 /* t910 */, scratch + 26652720 /* t920 */);
-    step_student_bn1_vjp_10(scratch + 1172480 /* t924 */, scratch /* t904 */, scratch + 401408 /* t917 */, scratch + 26652736 /* t922 */);
-    step_student_conv0_vjp(scratch + 26652720 /* t925 */, scratch + 1172480 /* t924 */, scratch + 25624576 /* chunk */);
-    step_student_conv0_vjp_2(scratch + 25645184 /* t926 */, io + 125440 /* t406 */, scratch + 1172480 /* t924 */, scratch /* chunk */);
-    step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 25645184 /* t927 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_update_2(state + 233568 /* in_student_momentum_conv0_bias */, state + 77952 /* in_student_conv0_bias */, state + 233584 /* in_student_momentum_bn1_scale */, state + 77968 /* in_student_bn1_scale */, state + 233600 /* in_student_momentum_bn1_offset */, state + 77984 /* in_student_bn1_offset */, scratch + 26652720 /* t925 */, io + 226128 /* in_lr_student */, scratch + 26652800 /* t908 */, scratch + 26652784 /* t903 */);
-    step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 25631488 /* t893 */, io + 226128 /* in_lr_student */);
-    step_student_res3_conv0_update_2(state + 235920 /* in_student_momentum_res3_conv0_bias */, state + 80304 /* in_student_res3_conv0_bias */, state + 235936 /* in_student_momentum_res3_bn1_scale */, state + 80320 /* in_student_res3_bn1_scale */, state + 235952 /* in_student_momentum_res3_bn1_offset */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 26652768 /* t890 */, io + 226128 /* in_lr_student */, scratch + 26652848 /* t873 */, scratch + 26652832 /* t868 */);
-    step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 25629184 /* t859 */, io + 226128 /* in_lr_student */);
-    step_student_res3_conv3_update_2(state + 238272 /* in_student_momentum_res3_conv3_bias */, state + 82656 /* in_student_res3_conv3_bias */, state + 238288 /* in_student_momentum_bn4_scale */, state + 82672 /* in_student_bn4_scale */, state + 238304 /* in_student_momentum_bn4_offset */, state + 82688 /* in_student_bn4_offset */, scratch + 26652816 /* t856 */, io + 226128 /* in_lr_student */, scratch + 26652400 /* t838 */, scratch + 26652384 /* t833 */);
-    step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 25619968 /* t822 */, io + 226128 /* in_lr_student */);
-    step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 25989024 /* t819 */, io + 226128 /* in_lr_student */, scratch + 25988992 /* t802 */, scratch + 25988960 /* t797 */);
-    step_student_res6_conv3_update(state + 243024 /* in_student_momentum_res6_conv3_weight */, state + 87408 /* in_student_res6_conv3_weight */, scratch + 25601536 /* t788 */, io + 226128 /* in_lr_student */);
-    step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 25988928 /* t785 */, io + 226128 /* in_lr_student */);
-    step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 25644160 /* t783 */, io + 226128 /* in_lr_student */);
-    step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 25988896 /* t764 */, io + 226128 /* in_lr_student */, scratch + 25988864 /* t759 */);
-    step_student_res9_conv0_update(state + 252848 /* in_student_momentum_res9_conv0_weight */, state + 97232 /* in_student_res9_conv0_weight */, scratch + 25933312 /* t748 */, io + 226128 /* in_lr_student */);
-    step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 26651776 /* t745 */, io + 226128 /* in_lr_student */, scratch + 26065472 /* t728 */, scratch + 26065408 /* t723 */);
-    step_student_res9_conv3_update(state + 271472 /* in_student_momentum_res9_conv3_weight */, state + 115856 /* in_student_res9_conv3_weight */, scratch + 26588672 /* t714 */, io + 226128 /* in_lr_student */);
-    step_student_res9_conv3_update_2(state + 308336 /* in_student_momentum_res9_conv3_bias */, state + 152720 /* in_student_res9_conv3_bias */, scratch + 26652096 /* t711 */, io + 226128 /* in_lr_student */);
-    step_student_res9_shortcut_update(state + 308400 /* in_student_momentum_res9_shortcut_weight */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 26643968 /* t709 */, io + 226128 /* in_lr_student */);
-    step_student_bn10_update(state + 310448 /* in_student_momentum_bn10_scale */, state + 154832 /* in_student_bn10_scale */, state + 310512 /* in_student_momentum_bn10_offset */, state + 154896 /* in_student_bn10_offset */, scratch + 26652032 /* t690 */, io + 226128 /* in_lr_student */, scratch + 26651968 /* t685 */);
-    step_student_dense13_update(state + 310576 /* in_student_momentum_dense13_weight */, state + 154960 /* in_student_dense13_weight */, scratch + 26649856 /* t673 */, io + 226128 /* in_lr_student */);
-    step_student_dense13_update_2(state + 311216 /* in_student_momentum_dense13_bias */, state + 155600 /* in_student_dense13_bias */, scratch + 26652864 /* t671 */, io + 226128 /* in_lr_student */);
+    step_student_bn10_vjp(scratch + 26643776 /* t685 */, scratch + 393216 /* t684 */, scratch + 26635776 /* chunk */);
+    step_student_bn10_vjp_2(scratch /* t686 */, scratch + 393216 /* t684 */, scratch + 26637184 /* t636 */);
+    step_student_bn10_vjp_3(scratch + 26636800 /* t688 */, scratch + 393216 /* t684 */, scratch + 25593344 /* t622 */, scratch + 26635776 /* chunk */);
+    step_student_bn10_vjp_4(scratch + 26643840 /* t690 */, scratch + 26636800 /* t688 */, scratch + 26637120 /* t635 */);
+    step_student_bn10_vjp_5(scratch + 26636864 /* t692 */, scratch /* t686 */, scratch + 26635776 /* chunk */);
+    step_student_bn10_vjp_6(scratch + 26636928 /* t696 */, scratch + 26636800 /* t688 */, state + 154832 /* in_student_bn10_scale */, scratch + 26637120 /* t635 */, scratch + 26637056 /* t632 */);
+    step_student_bn10_vjp_7(scratch + 131072 /* t699 */, scratch + 26636928 /* t696 */, scratch + 25593344 /* t622 */);
+    step_student_bn10_vjp_8(scratch + 26636800 /* t702 */, scratch + 131072 /* t699 */, scratch + 26635776 /* chunk */);
+    step_student_bn10_vjp_9(scratch + 26636928 /* t704 */, scratch + 26636864 /* t692 */, scratch + 26636800 /* t702 */);
+    step_student_bn10_vjp_10(scratch + 26318336 /* t706 */, scratch /* t686 */, scratch + 131072 /* t699 */, scratch + 26636928 /* t704 */);
+    step_student_res9_vjp(scratch + 25593344 /* t710 */, scratch + 26318336 /* t706 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
+    step_student_res9_vjp_2(scratch + 26635776 /* t708 */, scratch + 25392640 /* t573 */, scratch + 26318336 /* t706 */, scratch /* chunk */);
+    step_student_res9_conv3_vjp(scratch + 26643904 /* t711 */, scratch + 26318336 /* t706 */, scratch + 26449408 /* chunk */);
+    step_student_res9_conv3_vjp_2(scratch + 26449408 /* t715 */, scratch + 26318336 /* t706 */, state + 115856 /* in_student_res9_conv3_weight */, scratch /* chunk */);
+    step_student_res9_conv3_vjp_3(scratch + 26580480 /* t713 */, scratch + 26187264 /* t606 */, scratch + 26318336 /* t706 */, scratch /* chunk */);
+    step_student_res9_leaky_relu2_vjp(scratch + 26187264 /* t721 */, scratch + 25925120 /* t603 */, scratch + 26056192 /* t605 */, scratch + 26449408 /* t715 */);
+    step_student_res9_bn1_vjp(scratch + 26057216 /* t723 */, scratch + 26187264 /* t722 */, scratch + 25925120 /* chunk */);
+    step_student_res9_bn1_vjp_2(scratch + 25925120 /* t724 */, scratch + 26187264 /* t722 */, scratch + 26643712 /* t598 */);
+    step_student_res9_bn1_vjp_3(scratch + 26643712 /* t726 */, scratch + 26187264 /* t722 */, scratch + 25794048 /* t583 */, scratch + 26056192 /* chunk */);
+    step_student_res9_bn1_vjp_4(scratch + 26057280 /* t728 */, scratch + 26643712 /* t726 */, scratch + 26643648 /* t597 */);
+    step_student_res9_bn1_vjp_5(scratch + 26057344 /* t730 */, scratch + 25925120 /* t724 */, scratch + 26056192 /* chunk */);
+    step_student_res9_bn1_vjp_6(scratch + 26056192 /* t734 */, scratch + 26643712 /* t726 */, state + 115728 /* in_student_res9_bn1_scale */, scratch + 26643648 /* t597 */, scratch + 26643584 /* t594 */);
+    step_student_res9_bn1_vjp_7(scratch /* t737 */, scratch + 26056192 /* t734 */, scratch + 25794048 /* t583 */);
+    step_student_res9_bn1_vjp_8(scratch + 26643584 /* t740 */, scratch /* t737 */, scratch + 25794048 /* chunk */);
+    step_student_res9_bn1_vjp_9(scratch + 26643648 /* t742 */, scratch + 26057344 /* t730 */, scratch + 26643584 /* t740 */);
+    step_student_res9_bn1_vjp_10(scratch + 25794048 /* t744 */, scratch + 25925120 /* t724 */, scratch /* t737 */, scratch + 26643648 /* t742 */);
+    step_student_res9_conv0_vjp(scratch + 26643584 /* t745 */, scratch + 25794048 /* t744 */, scratch + 25925120 /* chunk */);
+    step_student_res9_conv0_vjp_2(scratch + 2211840 /* t749 */, scratch + 25794048 /* t744 */, state + 97232 /* in_student_res9_conv0_weight */, scratch /* chunk */);
+    step_student_res9_conv0_vjp_3(scratch + 25925120 /* t747 */, scratch + 25392640 /* t573 */, scratch + 25794048 /* t744 */, scratch /* chunk */);
+    step_student_leaky_relu8_vjp(scratch + 25392640 /* t757 */, scratch + 25593344 /* t710 */, scratch + 2211840 /* t749 */, scratch + 22124032 /* t571 */, scratch + 25191936 /* t572 */);
+    step_student_bn7_vjp(scratch + 25962240 /* t759 */, scratch + 25392640 /* t758 */, scratch + 22124032 /* chunk */);
+    step_student_bn7_vjp_2(scratch + 22124032 /* t760 */, scratch + 25392640 /* t758 */, scratch + 26644352 /* t566 */);
+    step_student_bn7_vjp_3(scratch + 26643648 /* t762 */, scratch + 25392640 /* t758 */, scratch + 21923328 /* t552 */, scratch + 25191936 /* chunk */);
+    step_student_bn7_vjp_4(scratch + 25962272 /* t764 */, scratch + 26643648 /* t762 */, scratch + 26644320 /* t565 */);
+    step_student_bn7_vjp_5(scratch + 26643680 /* t766 */, scratch + 22124032 /* t760 */, scratch + 25943552 /* chunk */);
+    step_student_bn7_vjp_6(scratch + 26643712 /* t770 */, scratch + 26643648 /* t762 */, state + 97168 /* in_student_bn7_scale */, scratch + 26644320 /* t565 */, scratch + 26644288 /* t562 */);
+    step_student_bn7_vjp_7(scratch /* t773 */, scratch + 26643712 /* t770 */, scratch + 21923328 /* t552 */);
+    step_student_bn7_vjp_8(scratch + 26643648 /* t776 */, scratch /* t773 */, scratch + 21923328 /* chunk */);
+    step_student_bn7_vjp_9(scratch + 26643712 /* t778 */, scratch + 26643680 /* t766 */, scratch + 26643648 /* t776 */);
+    step_student_bn7_vjp_10(scratch + 25191936 /* t780 */, scratch + 22124032 /* t760 */, scratch /* t773 */, scratch + 26643712 /* t778 */);
+    step_student_res6_vjp(scratch + 21923328 /* t784 */, scratch + 25191936 /* t780 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
+    step_student_res6_vjp_2(scratch + 25635968 /* t782 */, scratch + 21521920 /* t503 */, scratch + 25191936 /* t780 */, scratch /* chunk */);
+    step_student_res6_conv3_vjp(scratch + 25962304 /* t785 */, scratch + 25191936 /* t780 */, scratch + 25392640 /* chunk */);
+    step_student_res6_conv3_vjp_2(scratch + 25392640 /* t789 */, scratch + 25191936 /* t780 */, state + 87408 /* in_student_res6_conv3_weight */, scratch /* chunk */);
+    step_student_res6_conv3_vjp_3(scratch + 25593344 /* t787 */, scratch + 24991232 /* t536 */, scratch + 25191936 /* t780 */, scratch /* chunk */);
+    step_student_res6_leaky_relu2_vjp(scratch + 24991232 /* t795 */, scratch + 24589824 /* t533 */, scratch + 24790528 /* t535 */, scratch + 25392640 /* t789 */);
+    step_student_res6_bn1_vjp(scratch + 25962336 /* t797 */, scratch + 24991232 /* t796 */, scratch + 25602560 /* chunk */);
+    step_student_res6_bn1_vjp_2(scratch + 24589824 /* t798 */, scratch + 24991232 /* t796 */, scratch + 26644256 /* t528 */);
+    step_student_res6_bn1_vjp_3(scratch + 26643648 /* t800 */, scratch + 24991232 /* t796 */, scratch + 24389120 /* t513 */, scratch + 25602560 /* chunk */);
+    step_student_res6_bn1_vjp_4(scratch + 25962368 /* t802 */, scratch + 26643648 /* t800 */, scratch + 26644224 /* t527 */);
+    step_student_res6_bn1_vjp_5(scratch + 26643680 /* t804 */, scratch + 24589824 /* t798 */, scratch + 25602560 /* chunk */);
+    step_student_res6_bn1_vjp_6(scratch + 26643712 /* t808 */, scratch + 26643648 /* t800 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 26644224 /* t527 */, scratch + 26644192 /* t524 */);
+    step_student_res6_bn1_vjp_7(scratch /* t811 */, scratch + 26643712 /* t808 */, scratch + 24389120 /* t513 */);
+    step_student_res6_bn1_vjp_8(scratch + 26643648 /* t814 */, scratch /* t811 */, scratch + 25602560 /* chunk */);
+    step_student_res6_bn1_vjp_9(scratch + 26643712 /* t816 */, scratch + 26643680 /* t804 */, scratch + 26643648 /* t814 */);
+    step_student_res6_bn1_vjp_10(scratch + 24389120 /* t818 */, scratch + 24589824 /* t798 */, scratch /* t811 */, scratch + 26643712 /* t816 */);
+    step_student_res6_conv0_vjp(scratch + 25962400 /* t819 */, scratch + 24389120 /* t818 */, scratch + 25602560 /* chunk */);
+    step_student_res6_conv0_vjp_2(scratch + 2125440 /* t823 */, scratch + 24389120 /* t818 */, state + 82704 /* in_student_res6_conv0_weight */, scratch /* chunk */);
+    step_student_res6_conv0_vjp_3(scratch + 25611776 /* t821 */, scratch + 21521920 /* t503 */, scratch + 24389120 /* t818 */, scratch /* chunk */);
+    step_student_leaky_relu5_vjp(scratch + 21521920 /* t831 */, scratch + 21923328 /* t784 */, scratch + 2125440 /* t823 */, scratch + 20719104 /* t501 */, scratch + 21120512 /* t502 */);
+    step_student_bn4_vjp(scratch + 26644192 /* t833 */, scratch + 21521920 /* t832 */, scratch + 25602560 /* chunk */);
+    step_student_bn4_vjp_2(scratch + 20719104 /* t834 */, scratch + 21521920 /* t832 */, scratch + 26644656 /* t496 */);
+    step_student_bn4_vjp_3(scratch + 26644656 /* t836 */, scratch + 21521920 /* t832 */, scratch + 20317696 /* t482 */, scratch + 25602560 /* chunk */);
+    step_student_bn4_vjp_4(scratch + 26644208 /* t838 */, scratch + 26644656 /* t836 */, scratch + 26644640 /* t495 */);
+    step_student_bn4_vjp_5(scratch + 26643648 /* t840 */, scratch + 20719104 /* t834 */, scratch + 25602560 /* chunk */);
+    step_student_bn4_vjp_6(scratch + 26643664 /* t844 */, scratch + 26644656 /* t836 */, state + 82672 /* in_student_bn4_scale */, scratch + 26644640 /* t495 */, scratch + 26644624 /* t492 */);
+    step_student_bn4_vjp_7(scratch /* t847 */, scratch + 26643664 /* t844 */, scratch + 20317696 /* t482 */);
+    step_student_bn4_vjp_8(scratch + 26644624 /* t850 */, scratch /* t847 */, scratch + 25602560 /* chunk */);
+    step_student_bn4_vjp_9(scratch + 26644640 /* t852 */, scratch + 26643648 /* t840 */, scratch + 26644624 /* t850 */);
+    step_student_bn4_vjp_10(scratch + 20317696 /* t854 */, scratch + 20719104 /* t834 */, scratch /* t847 */, scratch + 26644640 /* t852 */);
+    step_student_res3_conv3_vjp(scratch + 26644624 /* t856 */, scratch + 20317696 /* t854 */, scratch + 25602560 /* chunk */);
+    step_student_res3_conv3_vjp_2(scratch + 1857920 /* t860 */, scratch + 20317696 /* t854 */, state + 80352 /* in_student_res3_conv3_weight */, scratch /* chunk */);
+    step_student_res3_conv3_vjp_3(scratch + 25620992 /* t858 */, scratch + 19916288 /* t470 */, scratch + 20317696 /* t854 */, scratch /* chunk */);
+    step_student_res3_leaky_relu2_vjp(scratch + 19916288 /* t866 */, scratch + 19113472 /* t468 */, scratch + 19514880 /* t469 */, scratch + 1857920 /* t860 */);
+    step_student_res3_bn1_vjp(scratch + 26644640 /* t868 */, scratch + 19916288 /* t867 */, scratch + 25616384 /* chunk */);
+    step_student_res3_bn1_vjp_2(scratch + 19113472 /* t869 */, scratch + 19916288 /* t867 */, scratch + 26644608 /* t463 */);
+    step_student_res3_bn1_vjp_3(scratch + 26644608 /* t871 */, scratch + 19916288 /* t867 */, scratch + 18712064 /* t449 */, scratch + 25616384 /* chunk */);
+    step_student_res3_bn1_vjp_4(scratch + 26644656 /* t873 */, scratch + 26644608 /* t871 */, scratch + 26644592 /* t462 */);
+    step_student_res3_bn1_vjp_5(scratch + 26643648 /* t875 */, scratch + 19113472 /* t869 */, scratch + 25616384 /* chunk */);
+    step_student_res3_bn1_vjp_6(scratch + 26643664 /* t879 */, scratch + 26644608 /* t871 */, state + 80320 /* in_student_res3_bn1_scale */, scratch + 26644592 /* t462 */, scratch + 26644576 /* t459 */);
+    step_student_res3_bn1_vjp_7(scratch + 19514880 /* t882 */, scratch + 26643664 /* t879 */, scratch + 18712064 /* t449 */);
+    step_student_res3_bn1_vjp_8(scratch + 26644576 /* t885 */, scratch + 19514880 /* t882 */, scratch + 25616384 /* chunk */);
+    step_student_res3_bn1_vjp_9(scratch + 26644592 /* t887 */, scratch + 26643648 /* t875 */, scratch + 26644576 /* t885 */);
+    step_student_res3_bn1_vjp_10(scratch + 18712064 /* t889 */, scratch + 19113472 /* t869 */, scratch + 19514880 /* t882 */, scratch + 26644592 /* t887 */);
+    step_student_res3_conv0_vjp(scratch + 26644576 /* t890 */, scratch + 18712064 /* t889 */, scratch + 25616384 /* chunk */);
+    step_student_res3_conv0_vjp_2(scratch + 1857920 /* t894 */, scratch + 18712064 /* t889 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
+    step_student_res3_conv0_vjp_3(scratch + 25623296 /* t892 */, scratch + 18310656 /* t440 */, scratch + 18712064 /* t889 */, scratch /* chunk */);
+    step_student_leaky_relu2_vjp(scratch /* t901 */, scratch + 20317696 /* t855 */, scratch + 1857920 /* t894 */, scratch + 17507840 /* t437 */, scratch + 17909248 /* t439 */);
+    step_student_bn1_vjp(scratch + 26644592 /* t903 */, scratch /* t902 */, scratch + 25616384 /* chunk */);
+    step_student_bn1_vjp_2(scratch + 401408 /* t904 */, scratch /* t902 */, scratch + 26644560 /* t432 */);
+    step_student_bn1_vjp_3(scratch + 26644560 /* t906 */, scratch /* t902 */, scratch + 17106432 /* t417 */, scratch + 25616384 /* chunk */);
+    step_student_bn1_vjp_4(scratch + 26644608 /* t908 */, scratch + 26644560 /* t906 */, scratch + 26644544 /* t431 */);
+    step_student_bn1_vjp_5(scratch + 26643648 /* t910 */, scratch + 401408 /* t904 */, scratch + 25616384 /* chunk */);
+    step_student_bn1_vjp_6(scratch + 26643664 /* t914 */, scratch + 26644560 /* t906 */, state + 77968 /* in_student_bn1_scale */, scratch + 26644544 /* t431 */, scratch + 26644528 /* t428 */);
+    step_student_bn1_vjp_7(scratch /* t917 */, scratch + 26643664 /* t914 */, scratch + 17106432 /* t417 */);
+    step_student_bn1_vjp_8(scratch + 26644528 /* t920 */, scratch /* t917 */, scratch + 25616384 /* chunk */);
+    step_student_bn1_vjp_9(scratch + 26644544 /* t922 */, scratch + 26643648 /* t910 */, scratch + 26644528 /* t920 */);
+    step_student_bn1_vjp_10(scratch + 1172480 /* t924 */, scratch + 401408 /* t904 */, scratch /* t917 */, scratch + 26644544 /* t922 */);
+    step_student_conv0_vjp(scratch + 26644528 /* t925 */, scratch + 1172480 /* t924 */, scratch + 25616384 /* chunk */);
+    step_student_conv0_vjp_2(scratch + 25636992 /* t926 */, io + 125440 /* t406 */, scratch + 1172480 /* t924 */, scratch /* chunk */);
+    step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 25636992 /* t927 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_update_2(state + 233568 /* in_student_momentum_conv0_bias */, state + 77952 /* in_student_conv0_bias */, state + 233584 /* in_student_momentum_bn1_scale */, state + 77968 /* in_student_bn1_scale */, state + 233600 /* in_student_momentum_bn1_offset */, state + 77984 /* in_student_bn1_offset */, scratch + 26644528 /* t925 */, io + 226128 /* in_lr_student */, scratch + 26644608 /* t908 */, scratch + 26644592 /* t903 */);
+    step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 25623296 /* t893 */, io + 226128 /* in_lr_student */);
+    step_student_res3_conv0_update_2(state + 235920 /* in_student_momentum_res3_conv0_bias */, state + 80304 /* in_student_res3_conv0_bias */, state + 235936 /* in_student_momentum_res3_bn1_scale */, state + 80320 /* in_student_res3_bn1_scale */, state + 235952 /* in_student_momentum_res3_bn1_offset */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 26644576 /* t890 */, io + 226128 /* in_lr_student */, scratch + 26644656 /* t873 */, scratch + 26644640 /* t868 */);
+    step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 25620992 /* t859 */, io + 226128 /* in_lr_student */);
+    step_student_res3_conv3_update_2(state + 238272 /* in_student_momentum_res3_conv3_bias */, state + 82656 /* in_student_res3_conv3_bias */, state + 238288 /* in_student_momentum_bn4_scale */, state + 82672 /* in_student_bn4_scale */, state + 238304 /* in_student_momentum_bn4_offset */, state + 82688 /* in_student_bn4_offset */, scratch + 26644624 /* t856 */, io + 226128 /* in_lr_student */, scratch + 26644208 /* t838 */, scratch + 26644192 /* t833 */);
+    step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 25611776 /* t822 */, io + 226128 /* in_lr_student */);
+    step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 25962400 /* t819 */, io + 226128 /* in_lr_student */, scratch + 25962368 /* t802 */, scratch + 25962336 /* t797 */);
+    step_student_res6_conv3_update(state + 243024 /* in_student_momentum_res6_conv3_weight */, state + 87408 /* in_student_res6_conv3_weight */, scratch + 25593344 /* t788 */, io + 226128 /* in_lr_student */);
+    step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 25962304 /* t785 */, io + 226128 /* in_lr_student */);
+    step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 25635968 /* t783 */, io + 226128 /* in_lr_student */);
+    step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 25962272 /* t764 */, io + 226128 /* in_lr_student */, scratch + 25962240 /* t759 */);
+    step_student_res9_conv0_update(state + 252848 /* in_student_momentum_res9_conv0_weight */, state + 97232 /* in_student_res9_conv0_weight */, scratch + 25925120 /* t748 */, io + 226128 /* in_lr_student */);
+    step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 26643584 /* t745 */, io + 226128 /* in_lr_student */, scratch + 26057280 /* t728 */, scratch + 26057216 /* t723 */);
+    step_student_res9_conv3_update(state + 271472 /* in_student_momentum_res9_conv3_weight */, state + 115856 /* in_student_res9_conv3_weight */, scratch + 26580480 /* t714 */, io + 226128 /* in_lr_student */);
+    step_student_res9_conv3_update_2(state + 308336 /* in_student_momentum_res9_conv3_bias */, state + 152720 /* in_student_res9_conv3_bias */, scratch + 26643904 /* t711 */, io + 226128 /* in_lr_student */);
+    step_student_res9_shortcut_update(state + 308400 /* in_student_momentum_res9_shortcut_weight */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 26635776 /* t709 */, io + 226128 /* in_lr_student */);
+    step_student_bn10_update(state + 310448 /* in_student_momentum_bn10_scale */, state + 154832 /* in_student_bn10_scale */, state + 310512 /* in_student_momentum_bn10_offset */, state + 154896 /* in_student_bn10_offset */, scratch + 26643840 /* t690 */, io + 226128 /* in_lr_student */, scratch + 26643776 /* t685 */);
+    step_student_dense13_update(state + 310576 /* in_student_momentum_dense13_weight */, state + 154960 /* in_student_dense13_weight */, scratch + 26641664 /* t673 */, io + 226128 /* in_lr_student */);
+    step_student_dense13_update_2(state + 311216 /* in_student_momentum_dense13_bias */, state + 155600 /* in_student_dense13_bias */, scratch + 26644672 /* t671 */, io + 226128 /* in_lr_student */);
     step_student_conv0_fwd_2(scratch + 451584 /* t1213 */, io /* in_x */, state + 77808 /* t1210 */, state + 77952 /* t948 */, scratch /* chunk */);
-    step_student_bn1_fwd_7(scratch + 26652736 /* t1214 */, scratch + 451584 /* t1213 */, scratch + 25624576 /* chunk */);
-    step_student_bn1_fwd_8(scratch + 26652752 /* t1216 */, scratch + 26652736 /* t1214 */);
-    step_student_bn1_fwd_9(scratch + 17114624 /* t1218 */, scratch + 451584 /* t1213 */, scratch + 26652752 /* t1216 */);
-    step_student_bn1_fwd_10(scratch + 26652736 /* t1220 */, scratch + 17114624 /* t1218 */, scratch + 25624576 /* chunk */);
-    step_student_bn1_fwd_11(scratch + 26652752 /* t1222 */, scratch + 26652416 /* t1225 */, scratch + 26652432 /* t1226 */, scratch + 26652736 /* t1220 */, state + 77968 /* t955 */);
-    step_student_bn1_fwd_12(scratch + 17214976 /* t1230 */, scratch + 17114624 /* t1218 */, scratch + 26652432 /* t1226 */, state + 77984 /* t962 */);
-    step_student_leaky_relu2_fwd_2(scratch + 17315328 /* t1233 */, scratch + 17415680 /* t1234 */, scratch + 17214976 /* t1231 */);
-    step_student_res3_conv0_fwd_2(scratch + 1841536 /* t1239 */, scratch + 17415680 /* t1234 */, state + 78000 /* t1236 */, state + 80304 /* t981 */, scratch /* chunk */);
-    step_student_res3_bn1_fwd_7(scratch + 26652736 /* t1240 */, scratch + 1841536 /* t1239 */, scratch + 25624576 /* chunk */);
-    step_student_res3_bn1_fwd_8(scratch + 26651840 /* t1241 */, scratch + 26652736 /* t1240 */);
-    step_student_res3_bn1_fwd_9(scratch + 17516032 /* t1243 */, scratch + 1841536 /* t1239 */, scratch + 26651840 /* t1241 */);
-    step_student_res3_bn1_fwd_10(scratch + 26652736 /* t1245 */, scratch + 17516032 /* t1243 */, scratch + 25624576 /* chunk */);
-    step_student_res3_bn1_fwd_11(scratch + 26652448 /* t1247 */, scratch + 26652464 /* t1250 */, scratch + 26652480 /* t1251 */, scratch + 26652736 /* t1245 */, state + 80320 /* t988 */);
-    step_student_res3_bn1_fwd_12(scratch + 17616384 /* t1255 */, scratch + 17516032 /* t1243 */, scratch + 26652480 /* t1251 */, state + 80336 /* t995 */);
-    step_student_res3_leaky_relu2_fwd_2(scratch + 17716736 /* t1257 */, scratch + 17817088 /* t1258 */, scratch + 17616384 /* t1256 */);
-    step_student_res3_conv3_fwd_2(scratch + 1841536 /* t1263 */, scratch + 17817088 /* t1258 */, state + 80352 /* t1260 */, state + 82656 /* t1011 */, scratch /* chunk */);
-    step_student_res3_fwd_2(scratch + 1941888 /* t1265 */, scratch + 1841536 /* t1264 */, scratch + 17415680 /* t1234 */);
-    step_student_bn4_fwd_7(scratch + 26652736 /* t1267 */, scratch + 1941888 /* t1266 */, scratch + 25624576 /* chunk */);
-    step_student_bn4_fwd_8(scratch + 26652496 /* t1268 */, scratch + 26652736 /* t1267 */);
-    step_student_bn4_fwd_9(scratch + 17917440 /* t1270 */, scratch + 1941888 /* t1266 */, scratch + 26652496 /* t1268 */);
-    step_student_bn4_fwd_10(scratch + 26652736 /* t1272 */, scratch + 17917440 /* t1270 */, scratch + 25624576 /* chunk */);
-    step_student_bn4_fwd_11(scratch + 26652496 /* t1274 */, scratch + 26652512 /* t1277 */, scratch + 26652528 /* t1278 */, scratch + 26652736 /* t1272 */, state + 82672 /* t1018 */);
-    step_student_bn4_fwd_12(scratch + 18017792 /* t1282 */, scratch + 17917440 /* t1270 */, scratch + 26652528 /* t1278 */, state + 82688 /* t1025 */);
-    step_student_leaky_relu5_fwd_2(scratch + 18118144 /* t1284 */, scratch + 18218496 /* t1285 */, scratch + 18017792 /* t1283 */);
-    step_student_res6_conv0_fwd_2(scratch + 1806336 /* t1290 */, scratch + 18218496 /* t1285 */, state + 82704 /* t1287 */, state + 87312 /* t1046 */, scratch /* chunk */);
-    step_student_res6_bn1_fwd_7(scratch + 26651840 /* t1291 */, scratch + 1806336 /* t1290 */, scratch + 25624576 /* chunk */);
-    step_student_res6_bn1_fwd_8(scratch + 26651872 /* t1293 */, scratch + 26651840 /* t1291 */);
-    step_student_res6_bn1_fwd_9(scratch + 18419200 /* t1295 */, scratch + 1806336 /* t1290 */, scratch + 26651872 /* t1293 */);
-    step_student_res6_bn1_fwd_10(scratch + 26651840 /* t1297 */, scratch + 18419200 /* t1295 */, scratch + 25624576 /* chunk */);
-    step_student_res6_bn1_fwd_11(scratch + 25640960 /* t1299 */, scratch + 25640992 /* t1302 */, scratch + 25641024 /* t1303 */, scratch + 26651840 /* t1297 */, state + 87344 /* t1053 */);
-    step_student_res6_bn1_fwd_12(scratch + 18469376 /* t1307 */, scratch + 18419200 /* t1295 */, scratch + 25641024 /* t1303 */, state + 87376 /* t1060 */);
-    step_student_res6_leaky_relu2_fwd_2(scratch + 18519552 /* t1310 */, scratch + 18569728 /* t1311 */, scratch + 18469376 /* t1308 */);
-    step_student_res6_conv3_fwd_2(scratch + 18318848 /* t1316 */, scratch + 18569728 /* t1311 */, state + 87408 /* t1313 */, state + 96624 /* t1079 */, scratch /* chunk */);
-    step_student_res6_fwd_3(scratch + 18369024 /* t1320 */, scratch + 18218496 /* t1285 */, state + 96656 /* t1319 */, scratch /* chunk */);
-    step_student_res6_fwd_4(scratch /* t1322 */, scratch + 18318848 /* t1317 */, scratch + 18369024 /* t1321 */);
-    step_student_bn7_fwd_7(scratch + 26651840 /* t1324 */, scratch /* t1323 */, scratch + 25624576 /* chunk */);
-    step_student_bn7_fwd_8(scratch + 26651872 /* t1325 */, scratch + 26651840 /* t1324 */);
-    step_student_bn7_fwd_9(scratch + 18318848 /* t1327 */, scratch /* t1323 */, scratch + 26651872 /* t1325 */);
-    step_student_bn7_fwd_10(scratch + 26651840 /* t1329 */, scratch + 18318848 /* t1327 */, scratch + 25624576 /* chunk */);
-    step_student_bn7_fwd_11(scratch + 25641056 /* t1331 */, scratch + 25641088 /* t1334 */, scratch + 25641120 /* t1335 */, scratch + 26651840 /* t1329 */, state + 97168 /* t1098 */);
-    step_student_bn7_fwd_12(scratch + 18369024 /* t1339 */, scratch + 18318848 /* t1327 */, scratch + 25641120 /* t1335 */, state + 97200 /* t1105 */);
-    step_student_leaky_relu8_fwd_2(scratch + 18619904 /* t1341 */, scratch + 18670080 /* t1342 */, scratch + 18369024 /* t1340 */);
-    step_student_res9_conv0_fwd_2(scratch + 1179648 /* t1347 */, scratch + 18670080 /* t1342 */, state + 97232 /* t1344 */, state + 115664 /* t1126 */, scratch /* chunk */);
-    step_student_res9_bn1_fwd_7(scratch + 26651840 /* t1348 */, scratch + 1179648 /* t1347 */, scratch + 25624576 /* chunk */);
-    step_student_res9_bn1_fwd_8(scratch + 26651904 /* t1350 */, scratch + 26651840 /* t1348 */);
-    step_student_res9_bn1_fwd_9(scratch + 24434176 /* t1352 */, scratch + 1179648 /* t1347 */, scratch + 26651904 /* t1350 */);
-    step_student_res9_bn1_fwd_10(scratch + 26651840 /* t1354 */, scratch + 24434176 /* t1352 */, scratch + 25624576 /* chunk */);
-    step_student_res9_bn1_fwd_11(scratch + 26651904 /* t1356 */, scratch + 25644672 /* t1359 */, scratch + 25644736 /* t1360 */, scratch + 26651840 /* t1354 */, state + 115728 /* t1133 */);
-    step_student_res9_bn1_fwd_12(scratch + 24466944 /* t1364 */, scratch + 24434176 /* t1352 */, scratch + 25644736 /* t1360 */, state + 115792 /* t1140 */);
-    step_student_res9_leaky_relu2_fwd_2(scratch + 24499712 /* t1367 */, scratch + 24532480 /* t1368 */, scratch + 24466944 /* t1365 */);
-    step_student_res9_conv3_fwd_2(scratch + 24397312 /* t1373 */, scratch + 24532480 /* t1368 */, state + 115856 /* t1370 */, state + 152720 /* t1159 */, scratch /* chunk */);
-    step_student_res9_fwd_3(scratch + 24565248 /* t1377 */, scratch + 18670080 /* t1342 */, state + 152784 /* t1376 */, scratch /* chunk */);
-    step_student_res9_fwd_4(scratch + 24598016 /* t1379 */, scratch + 24397312 /* t1374 */, scratch + 24565248 /* t1378 */);
-    step_student_bn10_fwd_7(scratch + 26651840 /* t1381 */, scratch + 24598016 /* t1380 */, scratch + 25624576 /* chunk */);
-    step_student_bn10_fwd_8(scratch + 25644800 /* t1382 */, scratch + 26651840 /* t1381 */);
-    step_student_bn10_fwd_9(scratch + 24565248 /* t1384 */, scratch + 24598016 /* t1380 */, scratch + 25644800 /* t1382 */);
-    step_student_bn10_fwd_10(scratch + 26651840 /* t1386 */, scratch + 24565248 /* t1384 */, scratch + 25624576 /* chunk */);
-    step_student_bn10_fwd_11(scratch + 25644800 /* t1388 */, scratch + 25644864 /* t1391 */, scratch + 25644928 /* t1392 */, scratch + 26651840 /* t1386 */, state + 154832 /* t1178 */);
-    step_student_bn10_fwd_12(scratch + 24397312 /* t1396 */, scratch + 24565248 /* t1384 */, scratch + 25644928 /* t1392 */, state + 154896 /* t1185 */);
-    step_student_leaky_relu11_fwd_2(scratch + 24598016 /* t1398 */, scratch + 24630784 /* t1399 */, scratch + 24397312 /* t1397 */);
-    step_student_global_avg_pool12_fwd_3(scratch + 24430080 /* t1401 */, scratch + 24630784 /* t1400 */);
-    step_student_global_avg_pool12_fwd_4(scratch + 24432128 /* t1403 */, scratch + 24430080 /* t1401 */);
-    step_student_dense13_fwd_2(scratch + 24430080 /* t1406 */, scratch + 24432128 /* t1403 */, state + 154960 /* t1197 */, state + 155600 /* t1206 */);
-    step_student_loss_l_fwd(scratch + 26651840 /* t1407 */, scratch + 24430080 /* t1406 */);
-    step_student_loss_l_fwd_2(scratch + 24430400 /* t1409 */, scratch + 24430720 /* t1410 */, scratch + 24430080 /* t1406 */, scratch + 26651840 /* t1407 */);
-    step_student_loss_l_fwd_3(scratch + 26651840 /* t1411 */, scratch + 24430720 /* t1410 */);
-    step_student_loss_l_fwd_4(scratch + 26651872 /* t1412 */, scratch + 26651840 /* t1411 */);
-    step_student_loss_l_fwd_5(scratch + 26652736 /* t1416 */, scratch + 24430400 /* t1409 */, scratch + 26651872 /* t1412 */, io + 225792 /* in_y */);
-    step_student_loss_l_fwd_6(io + 244672 /* t1417 */, scratch + 26652736 /* t1416 */);
-    step_student_loss_l_vjp(scratch + 24430080 /* t1419 */, io + 225792 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 26651872 /* t1421 */, scratch + 24430080 /* t1419 */);
-    step_student_loss_l_vjp_3(scratch + 25644992 /* t1422 */, scratch + 26651872 /* t1421 */, scratch + 26651840 /* t1411 */);
-    step_student_loss_l_vjp_4(scratch + 25624576 /* t1425 */, scratch + 25644992 /* t1422 */, scratch + 24430720 /* t1410 */, scratch + 24430080 /* t1419 */);
-    step_student_dense13_vjp_4(scratch + 26652736 /* t1426 */, scratch + 25624576 /* t1425 */);
-    step_student_dense13_vjp_5(scratch + 25643520 /* t1428 */, scratch + 24432128 /* t1403 */, scratch + 25624576 /* t1425 */);
-    step_student_dense13_vjp_6(scratch + 24430080 /* t1429 */, scratch + 25624576 /* t1425 */, state + 154960 /* t1197 */);
-    step_student_global_avg_pool12_vjp_2(scratch + 24630784 /* t1430 */, scratch + 24430080 /* t1429 */);
-    step_student_leaky_relu11_vjp_2(scratch + 24663552 /* t1438 */, scratch + 24397312 /* t1397 */, scratch + 24598016 /* t1398 */, scratch + 24630784 /* t1431 */);
-    step_student_bn10_vjp_11(scratch + 26651840 /* t1440 */, scratch + 24663552 /* t1439 */, scratch + 25624576 /* chunk */);
-    step_student_bn10_vjp_12(scratch + 24397312 /* t1441 */, scratch + 24663552 /* t1439 */, scratch + 25644928 /* t1392 */);
-    step_student_bn10_vjp_13(scratch + 25644928 /* t1443 */, scratch + 24663552 /* t1439 */, scratch + 24565248 /* t1384 */, scratch + 24430080 /* chunk */);
-    step_student_bn10_vjp_14(scratch + 25988608 /* t1445 */, scratch + 25644928 /* t1443 */, scratch + 25644864 /* t1391 */);
-    step_student_bn10_vjp_15(scratch + 25644992 /* t1447 */, scratch + 24397312 /* t1441 */, scratch + 24430080 /* chunk */);
-    step_student_bn10_vjp_16(scratch + 25645056 /* t1451 */, scratch + 25644928 /* t1443 */, state + 154832 /* t1178 */, scratch + 25644864 /* t1391 */, scratch + 25644800 /* t1388 */);
-    step_student_bn10_vjp_17(scratch + 24598016 /* t1454 */, scratch + 25645056 /* t1451 */, scratch + 24565248 /* t1384 */);
-    step_student_bn10_vjp_18(scratch + 25645056 /* t1457 */, scratch + 24598016 /* t1454 */, scratch + 24430080 /* chunk */);
-    step_student_bn10_vjp_19(scratch + 25645120 /* t1459 */, scratch + 25644992 /* t1447 */, scratch + 25645056 /* t1457 */);
-    step_student_bn10_vjp_20(scratch + 24565248 /* t1461 */, scratch + 24397312 /* t1441 */, scratch + 24598016 /* t1454 */, scratch + 25645120 /* t1459 */);
-    step_student_res9_vjp_3(scratch + 18720256 /* t1465 */, scratch + 24565248 /* t1461 */, state + 152784 /* t1376 */, scratch /* chunk */);
-    step_student_res9_vjp_4(scratch + 25638400 /* t1463 */, scratch + 18670080 /* t1342 */, scratch + 24565248 /* t1461 */, scratch /* chunk */);
-    step_student_res9_conv3_vjp_4(scratch + 25988672 /* t1466 */, scratch + 24565248 /* t1461 */, scratch + 25624576 /* chunk */);
-    step_student_res9_conv3_vjp_5(scratch + 24598016 /* t1470 */, scratch + 24565248 /* t1461 */, state + 115856 /* t1370 */, scratch /* chunk */);
-    step_student_res9_conv3_vjp_6(scratch + 24397312 /* t1468 */, scratch + 24532480 /* t1368 */, scratch + 24565248 /* t1461 */, scratch /* chunk */);
-    step_student_res9_leaky_relu2_vjp_2(scratch + 24532480 /* t1476 */, scratch + 24466944 /* t1365 */, scratch + 24499712 /* t1367 */, scratch + 24598016 /* t1470 */);
-    step_student_res9_bn1_vjp_11(scratch + 25988736 /* t1478 */, scratch + 24532480 /* t1477 */, scratch + 25624576 /* chunk */);
-    step_student_res9_bn1_vjp_12(scratch + 24466944 /* t1479 */, scratch + 24532480 /* t1477 */, scratch + 25644736 /* t1360 */);
-    step_student_res9_bn1_vjp_13(scratch + 25644736 /* t1481 */, scratch + 24532480 /* t1477 */, scratch + 24434176 /* t1352 */, scratch + 25624576 /* chunk */);
-    step_student_res9_bn1_vjp_14(scratch + 25988800 /* t1483 */, scratch + 25644736 /* t1481 */, scratch + 25644672 /* t1359 */);
-    step_student_res9_bn1_vjp_15(scratch + 25644800 /* t1485 */, scratch + 24466944 /* t1479 */, scratch + 25624576 /* chunk */);
-    step_student_res9_bn1_vjp_16(scratch + 25644864 /* t1489 */, scratch + 25644736 /* t1481 */, state + 115728 /* t1133 */, scratch + 25644672 /* t1359 */, scratch + 26651904 /* t1356 */);
-    step_student_res9_bn1_vjp_17(scratch + 24499712 /* t1492 */, scratch + 25644864 /* t1489 */, scratch + 24434176 /* t1352 */);
-    step_student_res9_bn1_vjp_18(scratch + 26651904 /* t1495 */, scratch + 24499712 /* t1492 */, scratch + 25624576 /* chunk */);
-    step_student_res9_bn1_vjp_19(scratch + 25644672 /* t1497 */, scratch + 25644800 /* t1485 */, scratch + 26651904 /* t1495 */);
-    step_student_res9_bn1_vjp_20(scratch + 24434176 /* t1499 */, scratch + 24466944 /* t1479 */, scratch + 24499712 /* t1492 */, scratch + 25644672 /* t1497 */);
-    step_student_res9_conv0_vjp_4(scratch + 26651904 /* t1500 */, scratch + 24434176 /* t1499 */, scratch + 25624576 /* chunk */);
-    step_student_res9_conv0_vjp_5(scratch + 1327104 /* t1504 */, scratch + 24434176 /* t1499 */, state + 97232 /* t1344 */, scratch /* chunk */);
-    step_student_res9_conv0_vjp_6(scratch + 25951744 /* t1502 */, scratch + 18670080 /* t1342 */, scratch + 24434176 /* t1499 */, scratch /* chunk */);
-    step_student_leaky_relu8_vjp_2(scratch + 18670080 /* t1512 */, scratch + 18720256 /* t1465 */, scratch + 1327104 /* t1504 */, scratch + 18369024 /* t1340 */, scratch + 18619904 /* t1341 */);
-    step_student_bn7_vjp_11(scratch + 25989056 /* t1514 */, scratch + 18670080 /* t1513 */, scratch + 25640448 /* chunk */);
-    step_student_bn7_vjp_12(scratch + 18369024 /* t1515 */, scratch + 18670080 /* t1513 */, scratch + 25641120 /* t1335 */);
-    step_student_bn7_vjp_13(scratch + 25644672 /* t1517 */, scratch + 18670080 /* t1513 */, scratch + 18318848 /* t1327 */, scratch + 25640448 /* chunk */);
-    step_student_bn7_vjp_14(scratch + 25989088 /* t1519 */, scratch + 25644672 /* t1517 */, scratch + 25641088 /* t1334 */);
-    step_student_bn7_vjp_15(scratch + 25644704 /* t1521 */, scratch + 18369024 /* t1515 */, scratch + 25640448 /* chunk */);
-    step_student_bn7_vjp_16(scratch + 25644736 /* t1525 */, scratch + 25644672 /* t1517 */, state + 97168 /* t1098 */, scratch + 25641088 /* t1334 */, scratch + 25641056 /* t1331 */);
-    step_student_bn7_vjp_17(scratch /* t1528 */, scratch + 25644736 /* t1525 */, scratch + 18318848 /* t1327 */);
-    step_student_bn7_vjp_18(scratch + 25644672 /* t1531 */, scratch /* t1528 */, scratch + 25640448 /* chunk */);
-    step_student_bn7_vjp_19(scratch + 25644736 /* t1533 */, scratch + 25644704 /* t1521 */, scratch + 25644672 /* t1531 */);
-    step_student_bn7_vjp_20(scratch + 2568960 /* t1535 */, scratch + 18369024 /* t1515 */, scratch /* t1528 */, scratch + 25644736 /* t1533 */);
-    step_student_res6_vjp_3(scratch + 18318848 /* t1539 */, scratch + 2568960 /* t1535 */, state + 96656 /* t1319 */, scratch /* chunk */);
-    step_student_res6_vjp_4(scratch + 25644672 /* t1537 */, scratch + 18218496 /* t1285 */, scratch + 2568960 /* t1535 */, scratch /* chunk */);
-    step_student_res6_conv3_vjp_4(scratch + 25989120 /* t1540 */, scratch + 2568960 /* t1535 */, scratch + 25640448 /* chunk */);
-    step_student_res6_conv3_vjp_5(scratch + 18619904 /* t1544 */, scratch + 2568960 /* t1535 */, state + 87408 /* t1313 */, scratch /* chunk */);
-    step_student_res6_conv3_vjp_6(scratch + 25610752 /* t1542 */, scratch + 18569728 /* t1311 */, scratch + 2568960 /* t1535 */, scratch /* chunk */);
-    step_student_res6_leaky_relu2_vjp_2(scratch + 18569728 /* t1550 */, scratch + 18469376 /* t1308 */, scratch + 18519552 /* t1310 */, scratch + 18619904 /* t1544 */);
-    step_student_res6_bn1_vjp_11(scratch + 18519552 /* t1552 */, scratch + 18569728 /* t1551 */, scratch + 25640448 /* chunk */);
-    step_student_res6_bn1_vjp_12(scratch + 18469376 /* t1553 */, scratch + 18569728 /* t1551 */, scratch + 25641024 /* t1303 */);
-    step_student_res6_bn1_vjp_13(scratch + 25641024 /* t1555 */, scratch + 18569728 /* t1551 */, scratch + 18419200 /* t1295 */, scratch + 25640448 /* chunk */);
-    step_student_res6_bn1_vjp_14(scratch + 25989152 /* t1557 */, scratch + 25641024 /* t1555 */, scratch + 25640992 /* t1302 */);
-    step_student_res6_bn1_vjp_15(scratch + 25641056 /* t1559 */, scratch + 18469376 /* t1553 */, scratch + 25640448 /* chunk */);
-    step_student_res6_bn1_vjp_16(scratch + 25640448 /* t1563 */, scratch + 25641024 /* t1555 */, state + 87344 /* t1053 */, scratch + 25640992 /* t1302 */, scratch + 25640960 /* t1299 */);
-    step_student_res6_bn1_vjp_17(scratch /* t1566 */, scratch + 25640448 /* t1563 */, scratch + 18419200 /* t1295 */);
-    step_student_res6_bn1_vjp_18(scratch + 25640960 /* t1569 */, scratch /* t1566 */, scratch + 25640448 /* chunk */);
-    step_student_res6_bn1_vjp_19(scratch + 25640992 /* t1571 */, scratch + 25641056 /* t1559 */, scratch + 25640960 /* t1569 */);
-    step_student_res6_bn1_vjp_20(scratch + 18419200 /* t1573 */, scratch + 18469376 /* t1553 */, scratch /* t1566 */, scratch + 25640992 /* t1571 */);
-    step_student_res6_conv0_vjp_4(scratch + 18469376 /* t1574 */, scratch + 18419200 /* t1573 */, scratch + 25640448 /* chunk */);
-    step_student_res6_conv0_vjp_5(scratch + 1843200 /* t1578 */, scratch + 18419200 /* t1573 */, state + 82704 /* t1287 */, scratch /* chunk */);
-    step_student_res6_conv0_vjp_6(scratch + 25624576 /* t1576 */, scratch + 18218496 /* t1285 */, scratch + 18419200 /* t1573 */, scratch /* chunk */);
-    step_student_leaky_relu5_vjp_2(scratch + 18218496 /* t1586 */, scratch + 18318848 /* t1539 */, scratch + 1843200 /* t1578 */, scratch + 18017792 /* t1283 */, scratch + 18118144 /* t1284 */);
-    step_student_bn4_vjp_11(scratch + 26652544 /* t1588 */, scratch + 18218496 /* t1587 */, scratch + 25640448 /* chunk */);
-    step_student_bn4_vjp_12(scratch + 18017792 /* t1589 */, scratch + 18218496 /* t1587 */, scratch + 26652528 /* t1278 */);
-    step_student_bn4_vjp_13(scratch + 26652528 /* t1591 */, scratch + 18218496 /* t1587 */, scratch + 17917440 /* t1270 */, scratch + 25640448 /* chunk */);
-    step_student_bn4_vjp_14(scratch + 26652560 /* t1593 */, scratch + 26652528 /* t1591 */, scratch + 26652512 /* t1277 */);
-    step_student_bn4_vjp_15(scratch + 25640704 /* t1595 */, scratch + 18017792 /* t1589 */, scratch + 25640448 /* chunk */);
-    step_student_bn4_vjp_16(scratch + 25640448 /* t1599 */, scratch + 26652528 /* t1591 */, state + 82672 /* t1018 */, scratch + 26652512 /* t1277 */, scratch + 26652496 /* t1274 */);
-    step_student_bn4_vjp_17(scratch /* t1602 */, scratch + 25640448 /* t1599 */, scratch + 17917440 /* t1270 */);
-    step_student_bn4_vjp_18(scratch + 26652496 /* t1605 */, scratch /* t1602 */, scratch + 25640448 /* chunk */);
-    step_student_bn4_vjp_19(scratch + 26652512 /* t1607 */, scratch + 25640704 /* t1595 */, scratch + 26652496 /* t1605 */);
-    step_student_bn4_vjp_20(scratch + 17917440 /* t1609 */, scratch + 18017792 /* t1589 */, scratch /* t1602 */, scratch + 26652512 /* t1607 */);
-    step_student_res3_conv3_vjp_4(scratch + 26652496 /* t1611 */, scratch + 17917440 /* t1609 */, scratch + 25640448 /* chunk */);
-    step_student_res3_conv3_vjp_5(scratch + 1859968 /* t1615 */, scratch + 17917440 /* t1609 */, state + 80352 /* t1260 */, scratch /* chunk */);
-    step_student_res3_conv3_vjp_6(scratch + 25633792 /* t1613 */, scratch + 17817088 /* t1258 */, scratch + 17917440 /* t1609 */, scratch /* chunk */);
-    step_student_res3_leaky_relu2_vjp_2(scratch + 17817088 /* t1621 */, scratch + 17616384 /* t1256 */, scratch + 17716736 /* t1257 */, scratch + 1859968 /* t1615 */);
-    step_student_res3_bn1_vjp_11(scratch + 26652512 /* t1623 */, scratch + 17817088 /* t1622 */, scratch + 25636096 /* chunk */);
-    step_student_res3_bn1_vjp_12(scratch + 17616384 /* t1624 */, scratch + 17817088 /* t1622 */, scratch + 26652480 /* t1251 */);
-    step_student_res3_bn1_vjp_13(scratch + 26652480 /* t1626 */, scratch + 17817088 /* t1622 */, scratch + 17516032 /* t1243 */, scratch + 25636096 /* chunk */);
-    step_student_res3_bn1_vjp_14(scratch + 26652528 /* t1628 */, scratch + 26652480 /* t1626 */, scratch + 26652464 /* t1250 */);
-    step_student_res3_bn1_vjp_15(scratch + 25636352 /* t1630 */, scratch + 17616384 /* t1624 */, scratch + 25636096 /* chunk */);
-    step_student_res3_bn1_vjp_16(scratch + 25636096 /* t1634 */, scratch + 26652480 /* t1626 */, state + 80320 /* t988 */, scratch + 26652464 /* t1250 */, scratch + 26652448 /* t1247 */);
-    step_student_res3_bn1_vjp_17(scratch + 17716736 /* t1637 */, scratch + 25636096 /* t1634 */, scratch + 17516032 /* t1243 */);
-    step_student_res3_bn1_vjp_18(scratch + 26652448 /* t1640 */, scratch + 17716736 /* t1637 */, scratch + 25636096 /* chunk */);
-    step_student_res3_bn1_vjp_19(scratch + 26652464 /* t1642 */, scratch + 25636352 /* t1630 */, scratch + 26652448 /* t1640 */);
-    step_student_res3_bn1_vjp_20(scratch + 17516032 /* t1644 */, scratch + 17616384 /* t1624 */, scratch + 17716736 /* t1637 */, scratch + 26652464 /* t1642 */);
-    step_student_res3_conv0_vjp_4(scratch + 26652448 /* t1645 */, scratch + 17516032 /* t1644 */, scratch + 25636096 /* chunk */);
-    step_student_res3_conv0_vjp_5(scratch + 17616384 /* t1649 */, scratch + 17516032 /* t1644 */, state + 78000 /* t1236 */, scratch /* chunk */);
-    step_student_res3_conv0_vjp_6(scratch + 25636096 /* t1647 */, scratch + 17415680 /* t1234 */, scratch + 17516032 /* t1644 */, scratch /* chunk */);
-    step_student_leaky_relu2_vjp_2(scratch + 17415680 /* t1656 */, scratch + 17917440 /* t1610 */, scratch + 17616384 /* t1649 */, scratch + 17214976 /* t1231 */, scratch + 17315328 /* t1233 */);
-    step_student_bn1_vjp_11(scratch + 26652464 /* t1658 */, scratch + 17415680 /* t1657 */, scratch + 25640448 /* chunk */);
-    step_student_bn1_vjp_12(scratch + 17214976 /* t1659 */, scratch + 17415680 /* t1657 */, scratch + 26652432 /* t1226 */);
-    step_student_bn1_vjp_13(scratch + 26652432 /* t1661 */, scratch + 17415680 /* t1657 */, scratch + 17114624 /* t1218 */, scratch + 25640448 /* chunk */);
-    step_student_bn1_vjp_14(scratch + 26652480 /* t1663 */, scratch + 26652432 /* t1661 */, scratch + 26652416 /* t1225 */);
-    step_student_bn1_vjp_15(scratch + 25640704 /* t1665 */, scratch + 17214976 /* t1659 */, scratch + 25640448 /* chunk */);
-    step_student_bn1_vjp_16(scratch + 25640448 /* t1669 */, scratch + 26652432 /* t1661 */, state + 77968 /* t955 */, scratch + 26652416 /* t1225 */, scratch + 26652752 /* t1222 */);
-    step_student_bn1_vjp_17(scratch /* t1672 */, scratch + 25640448 /* t1669 */, scratch + 17114624 /* t1218 */);
-    step_student_bn1_vjp_18(scratch + 26652752 /* t1675 */, scratch /* t1672 */, scratch + 25640448 /* chunk */);
-    step_student_bn1_vjp_19(scratch + 26652416 /* t1677 */, scratch + 25640704 /* t1665 */, scratch + 26652752 /* t1675 */);
-    step_student_bn1_vjp_20(scratch + 17114624 /* t1679 */, scratch + 17214976 /* t1659 */, scratch /* t1672 */, scratch + 26652416 /* t1677 */);
-    step_student_conv0_vjp_3(scratch + 26652752 /* t1680 */, scratch + 17114624 /* t1679 */, scratch + 25640448 /* chunk */);
-    step_student_conv0_vjp_4(scratch + 25645328 /* t1681 */, io /* in_x */, scratch + 17114624 /* t1679 */, scratch /* chunk */);
-    step_teacher_feedback_fwd(scratch + 26652416 /* t1684 */, scratch + 25645328 /* t1682 */, scratch + 25645184 /* t927 */);
-    step_teacher_feedback_fwd_2(scratch + 26652432 /* t1686 */, scratch + 26652752 /* t1680 */, scratch + 26652720 /* t925 */);
-    step_teacher_feedback_fwd_3(scratch + 25640448 /* t1689 */, scratch + 26652480 /* t1663 */, scratch + 26652800 /* t908 */);
-    step_teacher_feedback_fwd_4(scratch + 25640464 /* t1692 */, scratch + 26652464 /* t1658 */, scratch + 26652784 /* t903 */);
-    step_teacher_feedback_fwd_5(scratch + 25640480 /* t1695 */, scratch + 25636096 /* t1648 */, scratch + 25631488 /* t893 */);
-    step_teacher_feedback_fwd_6(scratch + 25640496 /* t1698 */, scratch + 26652448 /* t1645 */, scratch + 26652768 /* t890 */);
-    step_teacher_feedback_fwd_7(scratch + 25640512 /* t1701 */, scratch + 26652528 /* t1628 */, scratch + 26652848 /* t873 */);
-    step_teacher_feedback_fwd_8(scratch + 25640528 /* t1704 */, scratch + 26652512 /* t1623 */, scratch + 26652832 /* t868 */);
-    step_teacher_feedback_fwd_9(scratch + 25640544 /* t1707 */, scratch + 25633792 /* t1614 */, scratch + 25629184 /* t859 */);
-    step_teacher_feedback_fwd_10(scratch + 25640560 /* t1710 */, scratch + 26652496 /* t1611 */, scratch + 26652816 /* t856 */);
-    step_teacher_feedback_fwd_11(scratch + 25640576 /* t1713 */, scratch + 26652560 /* t1593 */, scratch + 26652400 /* t838 */);
-    step_teacher_feedback_fwd_12(scratch + 25640592 /* t1716 */, scratch + 26652544 /* t1588 */, scratch + 26652384 /* t833 */);
-    step_teacher_feedback_fwd_13(scratch + 25640608 /* t1719 */, scratch + 25624576 /* t1577 */, scratch + 25619968 /* t822 */);
-    step_teacher_feedback_fwd_14(scratch + 25640624 /* t1722 */, scratch + 18469376 /* t1574 */, scratch + 25989024 /* t819 */);
-    step_teacher_feedback_fwd_15(scratch + 25640640 /* t1725 */, scratch + 25989152 /* t1557 */, scratch + 25988992 /* t802 */);
-    step_teacher_feedback_fwd_16(scratch + 25640656 /* t1728 */, scratch + 18519552 /* t1552 */, scratch + 25988960 /* t797 */);
-    step_teacher_feedback_fwd_17(scratch + 25640672 /* t1731 */, scratch + 25610752 /* t1543 */, scratch + 25601536 /* t788 */);
-    step_teacher_feedback_fwd_18(scratch + 25640688 /* t1734 */, scratch + 25989120 /* t1540 */, scratch + 25988928 /* t785 */);
-    step_teacher_feedback_fwd_19(scratch + 25640704 /* t1737 */, scratch + 25644672 /* t1538 */, scratch + 25644160 /* t783 */);
-    step_teacher_feedback_fwd_20(scratch + 25640720 /* t1740 */, scratch + 25989088 /* t1519 */, scratch + 25988896 /* t764 */);
-    step_teacher_feedback_fwd_21(scratch + 25640736 /* t1743 */, scratch + 25989056 /* t1514 */, scratch + 25988864 /* t759 */);
-    step_teacher_feedback_fwd_22(scratch + 25640752 /* t1746 */, scratch + 25951744 /* t1503 */, scratch + 25933312 /* t748 */);
-    step_teacher_feedback_fwd_23(scratch + 25640768 /* t1749 */, scratch + 26651904 /* t1500 */, scratch + 26651776 /* t745 */);
-    step_teacher_feedback_fwd_24(scratch + 25640784 /* t1752 */, scratch + 25988800 /* t1483 */, scratch + 26065472 /* t728 */);
-    step_teacher_feedback_fwd_25(scratch + 25640800 /* t1755 */, scratch + 25988736 /* t1478 */, scratch + 26065408 /* t723 */);
-    step_teacher_feedback_fwd_26(scratch + 25640816 /* t1758 */, scratch + 24397312 /* t1469 */, scratch + 26588672 /* t714 */);
-    step_teacher_feedback_fwd_27(scratch + 25640832 /* t1761 */, scratch + 25988672 /* t1466 */, scratch + 26652096 /* t711 */);
-    step_teacher_feedback_fwd_28(scratch + 25640848 /* t1764 */, scratch + 25638400 /* t1464 */, scratch + 26643968 /* t709 */);
-    step_teacher_feedback_fwd_29(scratch + 25640864 /* t1767 */, scratch + 25988608 /* t1445 */, scratch + 26652032 /* t690 */);
-    step_teacher_feedback_fwd_30(scratch + 25640880 /* t1770 */, scratch + 26651840 /* t1440 */, scratch + 26651968 /* t685 */);
-    step_teacher_feedback_fwd_31(scratch + 25640896 /* t1773 */, scratch + 25643520 /* t1428 */, scratch + 26649856 /* t673 */);
-    step_teacher_feedback_fwd_32(scratch + 25640912 /* t1776 */, scratch + 26652736 /* t1426 */, scratch + 26652864 /* t671 */);
-    step_teacher_feedback_fwd_33(scratch + 18469408 /* t1777 */, io + 244688 /* t1778 */, scratch + 25641728 /* t1780 */, scratch + 26652416 /* t1684 */, scratch + 26652432 /* t1686 */, scratch + 25640448 /* t1689 */, scratch + 25640464 /* t1692 */, scratch + 25640480 /* t1695 */, scratch + 25640496 /* t1698 */, scratch + 25640512 /* t1701 */, scratch + 25640528 /* t1704 */, scratch + 25640544 /* t1707 */, scratch + 25640560 /* t1710 */, scratch + 25640576 /* t1713 */, scratch + 25640592 /* t1716 */, scratch + 25640608 /* t1719 */, scratch + 25640624 /* t1722 */, scratch + 25640640 /* t1725 */, scratch + 25640656 /* t1728 */, scratch + 25640672 /* t1731 */, scratch + 25640688 /* t1734 */, scratch + 25640704 /* t1737 */, scratch + 25640720 /* t1740 */, scratch + 25640736 /* t1743 */, scratch + 25640752 /* t1746 */, scratch + 25640768 /* t1749 */, scratch + 25640784 /* t1752 */, scratch + 25640800 /* t1755 */, scratch + 25640816 /* t1758 */, scratch + 25640832 /* t1761 */, scratch + 25640848 /* t1764 */, scratch + 25640864 /* t1767 */, scratch + 25640880 /* t1770 */, scratch + 25640896 /* t1773 */, scratch + 25640912 /* t1776 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 25640448 /* t1782 */, scratch + 25641728 /* t1780 */, scratch + 26648576 /* t405 */);
-    step_teacher_feedback_vjp_2(scratch + 26648576 /* t1784 */, scratch + 25640448 /* t1782 */);
-    step_teacher_feedback_vjp_3(scratch + 25643008 /* t1785 */, scratch + 26648576 /* t1784 */, scratch + 26651264 /* t392 */);
-    step_teacher_loss_uda_vjp(scratch + 26652416 /* t1789 */, io + 226144 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 25643136 /* t1792 */, scratch + 26652416 /* t1789 */, scratch + 26651136 /* t387 */);
-    step_teacher_loss_uda_vjp_3(scratch + 25641728 /* t1794 */, scratch + 25643136 /* t1792 */, scratch + 26646016 /* t384 */);
-    step_teacher_loss_uda_vjp_4(scratch + 26651136 /* t1796 */, scratch + 25641728 /* t1794 */);
-    step_teacher_loss_uda_vjp_5(scratch + 25643136 /* t1797 */, scratch + 26651136 /* t1796 */, scratch + 26651264 /* t392 */);
-    step_teacher_loss_uda_vjp_6(scratch + 26646016 /* t1801 */, scratch + 25643008 /* t1785 */, scratch + 26647296 /* t391 */, scratch + 25640448 /* t1782 */, scratch + 25643136 /* t1797 */, scratch + 25641728 /* t1794 */);
-    step_teacher_loss_sup_vjp(scratch + 26647296 /* t1802 */, scratch + 26650496 /* t361 */);
-    step_teacher_loss_sup_vjp_2(scratch + 26651136 /* t1804 */, scratch + 26647296 /* t1802 */);
-    step_teacher_loss_sup_vjp_3(scratch + 26651168 /* t1805 */, scratch + 26651136 /* t1804 */, scratch + 26652352 /* t366 */);
-    step_teacher_loss_sup_vjp_4(scratch + 26650496 /* t1808 */, scratch + 26651168 /* t1805 */, scratch + 26650816 /* t365 */, scratch + 26647296 /* t1802 */);
-    step_teacher_dense14_vjp(scratch + 26652352 /* t1809 */, scratch + 26650496 /* t1808 */);
-    step_teacher_dense14_vjp_2(scratch + 26652368 /* t1810 */, scratch + 26646016 /* t1801 */);
-    step_teacher_dense14_vjp_3(scratch + 26652416 /* t1811 */, scratch + 26652352 /* t1809 */, scratch + 26652368 /* t1810 */);
-    step_teacher_dense14_vjp_4(scratch + 26647296 /* t1817 */, scratch + 26635776 /* t1816 */, scratch + 26646016 /* t1801 */);
-    step_teacher_dense14_vjp_5(scratch + 25640448 /* t1823 */, scratch + 26650496 /* t1808 */, state + 77152 /* in_teacher_dense14_weight */, io + 226176 /* in_dropout_teacher_all_dropout13 */);
-    step_teacher_dense14_vjp_6(scratch /* t1824 */, scratch + 26646016 /* t1801 */, state + 77152 /* in_teacher_dense14_weight */, io + 236416 /* t1821 */);
-    step_teacher_global_avg_pool12_vjp(scratch + 24434176 /* t1825 */, scratch + 25640448 /* t1823 */);
+    step_student_bn1_fwd_7(scratch + 26644544 /* t1214 */, scratch + 451584 /* t1213 */, scratch + 25616384 /* chunk */);
+    step_student_bn1_fwd_8(scratch + 26644560 /* t1216 */, scratch + 26644544 /* t1214 */);
+    step_student_bn1_fwd_9(scratch + 17106432 /* t1218 */, scratch + 451584 /* t1213 */, scratch + 26644560 /* t1216 */);
+    step_student_bn1_fwd_10(scratch + 26644544 /* t1220 */, scratch + 17106432 /* t1218 */, scratch + 25616384 /* chunk */);
+    step_student_bn1_fwd_11(scratch + 26644560 /* t1222 */, scratch + 26644224 /* t1225 */, scratch + 26644240 /* t1226 */, scratch + 26644544 /* t1220 */, state + 77968 /* t955 */);
+    step_student_bn1_fwd_12(scratch + 17206784 /* t1230 */, scratch + 17106432 /* t1218 */, scratch + 26644240 /* t1226 */, state + 77984 /* t962 */);
+    step_student_leaky_relu2_fwd_2(scratch + 17307136 /* t1233 */, scratch + 17407488 /* t1234 */, scratch + 17206784 /* t1231 */);
+    step_student_res3_conv0_fwd_2(scratch + 1839488 /* t1239 */, scratch + 17407488 /* t1234 */, state + 78000 /* t1236 */, state + 80304 /* t981 */, scratch /* chunk */);
+    step_student_res3_bn1_fwd_7(scratch + 26644544 /* t1240 */, scratch + 1839488 /* t1239 */, scratch + 25616384 /* chunk */);
+    step_student_res3_bn1_fwd_8(scratch + 26643648 /* t1241 */, scratch + 26644544 /* t1240 */);
+    step_student_res3_bn1_fwd_9(scratch + 17507840 /* t1243 */, scratch + 1839488 /* t1239 */, scratch + 26643648 /* t1241 */);
+    step_student_res3_bn1_fwd_10(scratch + 26644544 /* t1245 */, scratch + 17507840 /* t1243 */, scratch + 25616384 /* chunk */);
+    step_student_res3_bn1_fwd_11(scratch + 26644256 /* t1247 */, scratch + 26644272 /* t1250 */, scratch + 26644288 /* t1251 */, scratch + 26644544 /* t1245 */, state + 80320 /* t988 */);
+    step_student_res3_bn1_fwd_12(scratch + 17608192 /* t1255 */, scratch + 17507840 /* t1243 */, scratch + 26644288 /* t1251 */, state + 80336 /* t995 */);
+    step_student_res3_leaky_relu2_fwd_2(scratch + 17708544 /* t1257 */, scratch + 17808896 /* t1258 */, scratch + 17608192 /* t1256 */);
+    step_student_res3_conv3_fwd_2(scratch + 1839488 /* t1263 */, scratch + 17808896 /* t1258 */, state + 80352 /* t1260 */, state + 82656 /* t1011 */, scratch /* chunk */);
+    step_student_res3_fwd_2(scratch + 1939840 /* t1265 */, scratch + 1839488 /* t1264 */, scratch + 17407488 /* t1234 */);
+    step_student_bn4_fwd_7(scratch + 26644544 /* t1267 */, scratch + 1939840 /* t1266 */, scratch + 25616384 /* chunk */);
+    step_student_bn4_fwd_8(scratch + 26644304 /* t1268 */, scratch + 26644544 /* t1267 */);
+    step_student_bn4_fwd_9(scratch + 17909248 /* t1270 */, scratch + 1939840 /* t1266 */, scratch + 26644304 /* t1268 */);
+    step_student_bn4_fwd_10(scratch + 26644544 /* t1272 */, scratch + 17909248 /* t1270 */, scratch + 25616384 /* chunk */);
+    step_student_bn4_fwd_11(scratch + 26644304 /* t1274 */, scratch + 26644320 /* t1277 */, scratch + 26644336 /* t1278 */, scratch + 26644544 /* t1272 */, state + 82672 /* t1018 */);
+    step_student_bn4_fwd_12(scratch + 18009600 /* t1282 */, scratch + 17909248 /* t1270 */, scratch + 26644336 /* t1278 */, state + 82688 /* t1025 */);
+    step_student_leaky_relu5_fwd_2(scratch + 18109952 /* t1284 */, scratch + 18210304 /* t1285 */, scratch + 18009600 /* t1283 */);
+    step_student_res6_conv0_fwd_2(scratch + 1806336 /* t1290 */, scratch + 18210304 /* t1285 */, state + 82704 /* t1287 */, state + 87312 /* t1046 */, scratch /* chunk */);
+    step_student_res6_bn1_fwd_7(scratch + 26643648 /* t1291 */, scratch + 1806336 /* t1290 */, scratch + 25616384 /* chunk */);
+    step_student_res6_bn1_fwd_8(scratch + 26643680 /* t1293 */, scratch + 26643648 /* t1291 */);
+    step_student_res6_bn1_fwd_9(scratch + 18411008 /* t1295 */, scratch + 1806336 /* t1290 */, scratch + 26643680 /* t1293 */);
+    step_student_res6_bn1_fwd_10(scratch + 26643648 /* t1297 */, scratch + 18411008 /* t1295 */, scratch + 25616384 /* chunk */);
+    step_student_res6_bn1_fwd_11(scratch + 25632768 /* t1299 */, scratch + 25632800 /* t1302 */, scratch + 25632832 /* t1303 */, scratch + 26643648 /* t1297 */, state + 87344 /* t1053 */);
+    step_student_res6_bn1_fwd_12(scratch + 18461184 /* t1307 */, scratch + 18411008 /* t1295 */, scratch + 25632832 /* t1303 */, state + 87376 /* t1060 */);
+    step_student_res6_leaky_relu2_fwd_2(scratch + 18511360 /* t1310 */, scratch + 18561536 /* t1311 */, scratch + 18461184 /* t1308 */);
+    step_student_res6_conv3_fwd_2(scratch + 18310656 /* t1316 */, scratch + 18561536 /* t1311 */, state + 87408 /* t1313 */, state + 96624 /* t1079 */, scratch /* chunk */);
+    step_student_res6_fwd_3(scratch + 18360832 /* t1320 */, scratch + 18210304 /* t1285 */, state + 96656 /* t1319 */, scratch /* chunk */);
+    step_student_res6_fwd_4(scratch /* t1322 */, scratch + 18310656 /* t1317 */, scratch + 18360832 /* t1321 */);
+    step_student_bn7_fwd_7(scratch + 26643648 /* t1324 */, scratch /* t1323 */, scratch + 25616384 /* chunk */);
+    step_student_bn7_fwd_8(scratch + 26643680 /* t1325 */, scratch + 26643648 /* t1324 */);
+    step_student_bn7_fwd_9(scratch + 18310656 /* t1327 */, scratch /* t1323 */, scratch + 26643680 /* t1325 */);
+    step_student_bn7_fwd_10(scratch + 26643648 /* t1329 */, scratch + 18310656 /* t1327 */, scratch + 25616384 /* chunk */);
+    step_student_bn7_fwd_11(scratch + 25632864 /* t1331 */, scratch + 25632896 /* t1334 */, scratch + 25632928 /* t1335 */, scratch + 26643648 /* t1329 */, state + 97168 /* t1098 */);
+    step_student_bn7_fwd_12(scratch + 18360832 /* t1339 */, scratch + 18310656 /* t1327 */, scratch + 25632928 /* t1335 */, state + 97200 /* t1105 */);
+    step_student_leaky_relu8_fwd_2(scratch + 18611712 /* t1341 */, scratch + 18661888 /* t1342 */, scratch + 18360832 /* t1340 */);
+    step_student_res9_conv0_fwd_2(scratch + 1179648 /* t1347 */, scratch + 18661888 /* t1342 */, state + 97232 /* t1344 */, state + 115664 /* t1126 */, scratch /* chunk */);
+    step_student_res9_bn1_fwd_7(scratch + 26643648 /* t1348 */, scratch + 1179648 /* t1347 */, scratch + 25616384 /* chunk */);
+    step_student_res9_bn1_fwd_8(scratch + 26643712 /* t1350 */, scratch + 26643648 /* t1348 */);
+    step_student_res9_bn1_fwd_9(scratch + 24425984 /* t1352 */, scratch + 1179648 /* t1347 */, scratch + 26643712 /* t1350 */);
+    step_student_res9_bn1_fwd_10(scratch + 26643648 /* t1354 */, scratch + 24425984 /* t1352 */, scratch + 25616384 /* chunk */);
+    step_student_res9_bn1_fwd_11(scratch + 26643712 /* t1356 */, scratch + 25636480 /* t1359 */, scratch + 25636544 /* t1360 */, scratch + 26643648 /* t1354 */, state + 115728 /* t1133 */);
+    step_student_res9_bn1_fwd_12(scratch + 24458752 /* t1364 */, scratch + 24425984 /* t1352 */, scratch + 25636544 /* t1360 */, state + 115792 /* t1140 */);
+    step_student_res9_leaky_relu2_fwd_2(scratch + 24491520 /* t1367 */, scratch + 24524288 /* t1368 */, scratch + 24458752 /* t1365 */);
+    step_student_res9_conv3_fwd_2(scratch + 24389120 /* t1373 */, scratch + 24524288 /* t1368 */, state + 115856 /* t1370 */, state + 152720 /* t1159 */, scratch /* chunk */);
+    step_student_res9_fwd_3(scratch + 24557056 /* t1377 */, scratch + 18661888 /* t1342 */, state + 152784 /* t1376 */, scratch /* chunk */);
+    step_student_res9_fwd_4(scratch + 24589824 /* t1379 */, scratch + 24389120 /* t1374 */, scratch + 24557056 /* t1378 */);
+    step_student_bn10_fwd_7(scratch + 26643648 /* t1381 */, scratch + 24589824 /* t1380 */, scratch + 25616384 /* chunk */);
+    step_student_bn10_fwd_8(scratch + 25636608 /* t1382 */, scratch + 26643648 /* t1381 */);
+    step_student_bn10_fwd_9(scratch + 24557056 /* t1384 */, scratch + 24589824 /* t1380 */, scratch + 25636608 /* t1382 */);
+    step_student_bn10_fwd_10(scratch + 26643648 /* t1386 */, scratch + 24557056 /* t1384 */, scratch + 25616384 /* chunk */);
+    step_student_bn10_fwd_11(scratch + 25636608 /* t1388 */, scratch + 25636672 /* t1391 */, scratch + 25636736 /* t1392 */, scratch + 26643648 /* t1386 */, state + 154832 /* t1178 */);
+    step_student_bn10_fwd_12(scratch + 24389120 /* t1396 */, scratch + 24557056 /* t1384 */, scratch + 25636736 /* t1392 */, state + 154896 /* t1185 */);
+    step_student_leaky_relu11_fwd_2(scratch + 24589824 /* t1398 */, scratch + 24622592 /* t1399 */, scratch + 24389120 /* t1397 */);
+    step_student_global_avg_pool12_fwd_3(scratch + 24421888 /* t1401 */, scratch + 24622592 /* t1400 */);
+    step_student_global_avg_pool12_fwd_4(scratch + 24423936 /* t1403 */, scratch + 24421888 /* t1401 */);
+    step_student_dense13_fwd_2(scratch + 24421888 /* t1406 */, scratch + 24423936 /* t1403 */, state + 154960 /* t1197 */, state + 155600 /* t1206 */);
+    step_student_loss_l_fwd(scratch + 26643648 /* t1407 */, scratch + 24421888 /* t1406 */);
+    step_student_loss_l_fwd_2(scratch + 24422208 /* t1409 */, scratch + 24422528 /* t1410 */, scratch + 24421888 /* t1406 */, scratch + 26643648 /* t1407 */);
+    step_student_loss_l_fwd_3(scratch + 26643648 /* t1411 */, scratch + 24422528 /* t1410 */);
+    step_student_loss_l_fwd_4(scratch + 26643680 /* t1412 */, scratch + 26643648 /* t1411 */);
+    step_student_loss_l_fwd_5(scratch + 26644544 /* t1416 */, scratch + 24422208 /* t1409 */, scratch + 26643680 /* t1412 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 244672 /* t1417 */, scratch + 26644544 /* t1416 */);
+    step_student_loss_l_vjp(scratch + 24421888 /* t1419 */, io + 225792 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 26643680 /* t1421 */, scratch + 24421888 /* t1419 */);
+    step_student_loss_l_vjp_3(scratch + 25636800 /* t1422 */, scratch + 26643680 /* t1421 */, scratch + 26643648 /* t1411 */);
+    step_student_loss_l_vjp_4(scratch + 25616384 /* t1425 */, scratch + 25636800 /* t1422 */, scratch + 24422528 /* t1410 */, scratch + 24421888 /* t1419 */);
+    step_student_dense13_vjp_4(scratch + 26644544 /* t1426 */, scratch + 25616384 /* t1425 */);
+    step_student_dense13_vjp_5(scratch + 25635328 /* t1428 */, scratch + 24423936 /* t1403 */, scratch + 25616384 /* t1425 */);
+    step_student_dense13_vjp_6(scratch + 24421888 /* t1429 */, scratch + 25616384 /* t1425 */, state + 154960 /* t1197 */);
+    step_student_global_avg_pool12_vjp_2(scratch + 24622592 /* t1430 */, scratch + 24421888 /* t1429 */);
+    step_student_leaky_relu11_vjp_2(scratch + 24655360 /* t1438 */, scratch + 24389120 /* t1397 */, scratch + 24589824 /* t1398 */, scratch + 24622592 /* t1431 */);
+    step_student_bn10_vjp_11(scratch + 26643648 /* t1440 */, scratch + 24655360 /* t1439 */, scratch + 25616384 /* chunk */);
+    step_student_bn10_vjp_12(scratch + 24389120 /* t1441 */, scratch + 24655360 /* t1439 */, scratch + 25636736 /* t1392 */);
+    step_student_bn10_vjp_13(scratch + 25636736 /* t1443 */, scratch + 24655360 /* t1439 */, scratch + 24557056 /* t1384 */, scratch + 24421888 /* chunk */);
+    step_student_bn10_vjp_14(scratch + 25961984 /* t1445 */, scratch + 25636736 /* t1443 */, scratch + 25636672 /* t1391 */);
+    step_student_bn10_vjp_15(scratch + 25636800 /* t1447 */, scratch + 24389120 /* t1441 */, scratch + 24421888 /* chunk */);
+    step_student_bn10_vjp_16(scratch + 25636864 /* t1451 */, scratch + 25636736 /* t1443 */, state + 154832 /* t1178 */, scratch + 25636672 /* t1391 */, scratch + 25636608 /* t1388 */);
+    step_student_bn10_vjp_17(scratch + 24589824 /* t1454 */, scratch + 25636864 /* t1451 */, scratch + 24557056 /* t1384 */);
+    step_student_bn10_vjp_18(scratch + 25636864 /* t1457 */, scratch + 24589824 /* t1454 */, scratch + 24421888 /* chunk */);
+    step_student_bn10_vjp_19(scratch + 25636928 /* t1459 */, scratch + 25636800 /* t1447 */, scratch + 25636864 /* t1457 */);
+    step_student_bn10_vjp_20(scratch + 24557056 /* t1461 */, scratch + 24389120 /* t1441 */, scratch + 24589824 /* t1454 */, scratch + 25636928 /* t1459 */);
+    step_student_res9_vjp_3(scratch + 18712064 /* t1465 */, scratch + 24557056 /* t1461 */, state + 152784 /* t1376 */, scratch /* chunk */);
+    step_student_res9_vjp_4(scratch + 25630208 /* t1463 */, scratch + 18661888 /* t1342 */, scratch + 24557056 /* t1461 */, scratch /* chunk */);
+    step_student_res9_conv3_vjp_4(scratch + 25962048 /* t1466 */, scratch + 24557056 /* t1461 */, scratch + 25616384 /* chunk */);
+    step_student_res9_conv3_vjp_5(scratch + 24589824 /* t1470 */, scratch + 24557056 /* t1461 */, state + 115856 /* t1370 */, scratch /* chunk */);
+    step_student_res9_conv3_vjp_6(scratch + 24389120 /* t1468 */, scratch + 24524288 /* t1368 */, scratch + 24557056 /* t1461 */, scratch /* chunk */);
+    step_student_res9_leaky_relu2_vjp_2(scratch + 24524288 /* t1476 */, scratch + 24458752 /* t1365 */, scratch + 24491520 /* t1367 */, scratch + 24589824 /* t1470 */);
+    step_student_res9_bn1_vjp_11(scratch + 25962112 /* t1478 */, scratch + 24524288 /* t1477 */, scratch + 25616384 /* chunk */);
+    step_student_res9_bn1_vjp_12(scratch + 24458752 /* t1479 */, scratch + 24524288 /* t1477 */, scratch + 25636544 /* t1360 */);
+    step_student_res9_bn1_vjp_13(scratch + 25636544 /* t1481 */, scratch + 24524288 /* t1477 */, scratch + 24425984 /* t1352 */, scratch + 25616384 /* chunk */);
+    step_student_res9_bn1_vjp_14(scratch + 25962176 /* t1483 */, scratch + 25636544 /* t1481 */, scratch + 25636480 /* t1359 */);
+    step_student_res9_bn1_vjp_15(scratch + 25636608 /* t1485 */, scratch + 24458752 /* t1479 */, scratch + 25616384 /* chunk */);
+    step_student_res9_bn1_vjp_16(scratch + 25636672 /* t1489 */, scratch + 25636544 /* t1481 */, state + 115728 /* t1133 */, scratch + 25636480 /* t1359 */, scratch + 26643712 /* t1356 */);
+    step_student_res9_bn1_vjp_17(scratch + 24491520 /* t1492 */, scratch + 25636672 /* t1489 */, scratch + 24425984 /* t1352 */);
+    step_student_res9_bn1_vjp_18(scratch + 26643712 /* t1495 */, scratch + 24491520 /* t1492 */, scratch + 25616384 /* chunk */);
+    step_student_res9_bn1_vjp_19(scratch + 25636480 /* t1497 */, scratch + 25636608 /* t1485 */, scratch + 26643712 /* t1495 */);
+    step_student_res9_bn1_vjp_20(scratch + 24425984 /* t1499 */, scratch + 24458752 /* t1479 */, scratch + 24491520 /* t1492 */, scratch + 25636480 /* t1497 */);
+    step_student_res9_conv0_vjp_4(scratch + 26643712 /* t1500 */, scratch + 24425984 /* t1499 */, scratch + 25616384 /* chunk */);
+    step_student_res9_conv0_vjp_5(scratch + 1327104 /* t1504 */, scratch + 24425984 /* t1499 */, state + 97232 /* t1344 */, scratch /* chunk */);
+    step_student_res9_conv0_vjp_6(scratch + 25943552 /* t1502 */, scratch + 18661888 /* t1342 */, scratch + 24425984 /* t1499 */, scratch /* chunk */);
+    step_student_leaky_relu8_vjp_2(scratch + 18661888 /* t1512 */, scratch + 18712064 /* t1465 */, scratch + 1327104 /* t1504 */, scratch + 18360832 /* t1340 */, scratch + 18611712 /* t1341 */);
+    step_student_bn7_vjp_11(scratch + 25962432 /* t1514 */, scratch + 18661888 /* t1513 */, scratch + 25632256 /* chunk */);
+    step_student_bn7_vjp_12(scratch + 18360832 /* t1515 */, scratch + 18661888 /* t1513 */, scratch + 25632928 /* t1335 */);
+    step_student_bn7_vjp_13(scratch + 25636480 /* t1517 */, scratch + 18661888 /* t1513 */, scratch + 18310656 /* t1327 */, scratch + 25632256 /* chunk */);
+    step_student_bn7_vjp_14(scratch + 25962464 /* t1519 */, scratch + 25636480 /* t1517 */, scratch + 25632896 /* t1334 */);
+    step_student_bn7_vjp_15(scratch + 25636512 /* t1521 */, scratch + 18360832 /* t1515 */, scratch + 25632256 /* chunk */);
+    step_student_bn7_vjp_16(scratch + 25636544 /* t1525 */, scratch + 25636480 /* t1517 */, state + 97168 /* t1098 */, scratch + 25632896 /* t1334 */, scratch + 25632864 /* t1331 */);
+    step_student_bn7_vjp_17(scratch /* t1528 */, scratch + 25636544 /* t1525 */, scratch + 18310656 /* t1327 */);
+    step_student_bn7_vjp_18(scratch + 25636480 /* t1531 */, scratch /* t1528 */, scratch + 25632256 /* chunk */);
+    step_student_bn7_vjp_19(scratch + 25636544 /* t1533 */, scratch + 25636512 /* t1521 */, scratch + 25636480 /* t1531 */);
+    step_student_bn7_vjp_20(scratch + 2564864 /* t1535 */, scratch + 18360832 /* t1515 */, scratch /* t1528 */, scratch + 25636544 /* t1533 */);
+    step_student_res6_vjp_3(scratch + 18310656 /* t1539 */, scratch + 2564864 /* t1535 */, state + 96656 /* t1319 */, scratch /* chunk */);
+    step_student_res6_vjp_4(scratch + 25636480 /* t1537 */, scratch + 18210304 /* t1285 */, scratch + 2564864 /* t1535 */, scratch /* chunk */);
+    step_student_res6_conv3_vjp_4(scratch + 25962496 /* t1540 */, scratch + 2564864 /* t1535 */, scratch + 25632256 /* chunk */);
+    step_student_res6_conv3_vjp_5(scratch + 18611712 /* t1544 */, scratch + 2564864 /* t1535 */, state + 87408 /* t1313 */, scratch /* chunk */);
+    step_student_res6_conv3_vjp_6(scratch + 25602560 /* t1542 */, scratch + 18561536 /* t1311 */, scratch + 2564864 /* t1535 */, scratch /* chunk */);
+    step_student_res6_leaky_relu2_vjp_2(scratch + 18561536 /* t1550 */, scratch + 18461184 /* t1308 */, scratch + 18511360 /* t1310 */, scratch + 18611712 /* t1544 */);
+    step_student_res6_bn1_vjp_11(scratch + 18511360 /* t1552 */, scratch + 18561536 /* t1551 */, scratch + 25632256 /* chunk */);
+    step_student_res6_bn1_vjp_12(scratch + 18461184 /* t1553 */, scratch + 18561536 /* t1551 */, scratch + 25632832 /* t1303 */);
+    step_student_res6_bn1_vjp_13(scratch + 25632832 /* t1555 */, scratch + 18561536 /* t1551 */, scratch + 18411008 /* t1295 */, scratch + 25632256 /* chunk */);
+    step_student_res6_bn1_vjp_14(scratch + 25962528 /* t1557 */, scratch + 25632832 /* t1555 */, scratch + 25632800 /* t1302 */);
+    step_student_res6_bn1_vjp_15(scratch + 25632864 /* t1559 */, scratch + 18461184 /* t1553 */, scratch + 25632256 /* chunk */);
+    step_student_res6_bn1_vjp_16(scratch + 25632256 /* t1563 */, scratch + 25632832 /* t1555 */, state + 87344 /* t1053 */, scratch + 25632800 /* t1302 */, scratch + 25632768 /* t1299 */);
+    step_student_res6_bn1_vjp_17(scratch /* t1566 */, scratch + 25632256 /* t1563 */, scratch + 18411008 /* t1295 */);
+    step_student_res6_bn1_vjp_18(scratch + 25632768 /* t1569 */, scratch /* t1566 */, scratch + 25632256 /* chunk */);
+    step_student_res6_bn1_vjp_19(scratch + 25632800 /* t1571 */, scratch + 25632864 /* t1559 */, scratch + 25632768 /* t1569 */);
+    step_student_res6_bn1_vjp_20(scratch + 18411008 /* t1573 */, scratch + 18461184 /* t1553 */, scratch /* t1566 */, scratch + 25632800 /* t1571 */);
+    step_student_res6_conv0_vjp_4(scratch + 18461184 /* t1574 */, scratch + 18411008 /* t1573 */, scratch + 25632256 /* chunk */);
+    step_student_res6_conv0_vjp_5(scratch + 1843200 /* t1578 */, scratch + 18411008 /* t1573 */, state + 82704 /* t1287 */, scratch /* chunk */);
+    step_student_res6_conv0_vjp_6(scratch + 25616384 /* t1576 */, scratch + 18210304 /* t1285 */, scratch + 18411008 /* t1573 */, scratch /* chunk */);
+    step_student_leaky_relu5_vjp_2(scratch + 18210304 /* t1586 */, scratch + 18310656 /* t1539 */, scratch + 1843200 /* t1578 */, scratch + 18009600 /* t1283 */, scratch + 18109952 /* t1284 */);
+    step_student_bn4_vjp_11(scratch + 26644352 /* t1588 */, scratch + 18210304 /* t1587 */, scratch + 25632256 /* chunk */);
+    step_student_bn4_vjp_12(scratch + 18009600 /* t1589 */, scratch + 18210304 /* t1587 */, scratch + 26644336 /* t1278 */);
+    step_student_bn4_vjp_13(scratch + 26644336 /* t1591 */, scratch + 18210304 /* t1587 */, scratch + 17909248 /* t1270 */, scratch + 25632256 /* chunk */);
+    step_student_bn4_vjp_14(scratch + 26644368 /* t1593 */, scratch + 26644336 /* t1591 */, scratch + 26644320 /* t1277 */);
+    step_student_bn4_vjp_15(scratch + 25632512 /* t1595 */, scratch + 18009600 /* t1589 */, scratch + 25632256 /* chunk */);
+    step_student_bn4_vjp_16(scratch + 25632256 /* t1599 */, scratch + 26644336 /* t1591 */, state + 82672 /* t1018 */, scratch + 26644320 /* t1277 */, scratch + 26644304 /* t1274 */);
+    step_student_bn4_vjp_17(scratch /* t1602 */, scratch + 25632256 /* t1599 */, scratch + 17909248 /* t1270 */);
+    step_student_bn4_vjp_18(scratch + 26644304 /* t1605 */, scratch /* t1602 */, scratch + 25632256 /* chunk */);
+    step_student_bn4_vjp_19(scratch + 26644320 /* t1607 */, scratch + 25632512 /* t1595 */, scratch + 26644304 /* t1605 */);
+    step_student_bn4_vjp_20(scratch + 17909248 /* t1609 */, scratch + 18009600 /* t1589 */, scratch /* t1602 */, scratch + 26644320 /* t1607 */);
+    step_student_res3_conv3_vjp_4(scratch + 26644304 /* t1611 */, scratch + 17909248 /* t1609 */, scratch + 25632256 /* chunk */);
+    step_student_res3_conv3_vjp_5(scratch + 1857920 /* t1615 */, scratch + 17909248 /* t1609 */, state + 80352 /* t1260 */, scratch /* chunk */);
+    step_student_res3_conv3_vjp_6(scratch + 25625600 /* t1613 */, scratch + 17808896 /* t1258 */, scratch + 17909248 /* t1609 */, scratch /* chunk */);
+    step_student_res3_leaky_relu2_vjp_2(scratch + 17808896 /* t1621 */, scratch + 17608192 /* t1256 */, scratch + 17708544 /* t1257 */, scratch + 1857920 /* t1615 */);
+    step_student_res3_bn1_vjp_11(scratch + 26644320 /* t1623 */, scratch + 17808896 /* t1622 */, scratch + 25627904 /* chunk */);
+    step_student_res3_bn1_vjp_12(scratch + 17608192 /* t1624 */, scratch + 17808896 /* t1622 */, scratch + 26644288 /* t1251 */);
+    step_student_res3_bn1_vjp_13(scratch + 26644288 /* t1626 */, scratch + 17808896 /* t1622 */, scratch + 17507840 /* t1243 */, scratch + 25627904 /* chunk */);
+    step_student_res3_bn1_vjp_14(scratch + 26644336 /* t1628 */, scratch + 26644288 /* t1626 */, scratch + 26644272 /* t1250 */);
+    step_student_res3_bn1_vjp_15(scratch + 25628160 /* t1630 */, scratch + 17608192 /* t1624 */, scratch + 25627904 /* chunk */);
+    step_student_res3_bn1_vjp_16(scratch + 25627904 /* t1634 */, scratch + 26644288 /* t1626 */, state + 80320 /* t988 */, scratch + 26644272 /* t1250 */, scratch + 26644256 /* t1247 */);
+    step_student_res3_bn1_vjp_17(scratch + 17708544 /* t1637 */, scratch + 25627904 /* t1634 */, scratch + 17507840 /* t1243 */);
+    step_student_res3_bn1_vjp_18(scratch + 26644256 /* t1640 */, scratch + 17708544 /* t1637 */, scratch + 25627904 /* chunk */);
+    step_student_res3_bn1_vjp_19(scratch + 26644272 /* t1642 */, scratch + 25628160 /* t1630 */, scratch + 26644256 /* t1640 */);
+    step_student_res3_bn1_vjp_20(scratch + 17507840 /* t1644 */, scratch + 17608192 /* t1624 */, scratch + 17708544 /* t1637 */, scratch + 26644272 /* t1642 */);
+    step_student_res3_conv0_vjp_4(scratch + 26644256 /* t1645 */, scratch + 17507840 /* t1644 */, scratch + 25627904 /* chunk */);
+    step_student_res3_conv0_vjp_5(scratch + 17608192 /* t1649 */, scratch + 17507840 /* t1644 */, state + 78000 /* t1236 */, scratch /* chunk */);
+    step_student_res3_conv0_vjp_6(scratch + 25627904 /* t1647 */, scratch + 17407488 /* t1234 */, scratch + 17507840 /* t1644 */, scratch /* chunk */);
+    step_student_leaky_relu2_vjp_2(scratch + 17407488 /* t1656 */, scratch + 17909248 /* t1610 */, scratch + 17608192 /* t1649 */, scratch + 17206784 /* t1231 */, scratch + 17307136 /* t1233 */);
+    step_student_bn1_vjp_11(scratch + 26644272 /* t1658 */, scratch + 17407488 /* t1657 */, scratch + 25632256 /* chunk */);
+    step_student_bn1_vjp_12(scratch + 17206784 /* t1659 */, scratch + 17407488 /* t1657 */, scratch + 26644240 /* t1226 */);
+    step_student_bn1_vjp_13(scratch + 26644240 /* t1661 */, scratch + 17407488 /* t1657 */, scratch + 17106432 /* t1218 */, scratch + 25632256 /* chunk */);
+    step_student_bn1_vjp_14(scratch + 26644288 /* t1663 */, scratch + 26644240 /* t1661 */, scratch + 26644224 /* t1225 */);
+    step_student_bn1_vjp_15(scratch + 25632512 /* t1665 */, scratch + 17206784 /* t1659 */, scratch + 25632256 /* chunk */);
+    step_student_bn1_vjp_16(scratch + 25632256 /* t1669 */, scratch + 26644240 /* t1661 */, state + 77968 /* t955 */, scratch + 26644224 /* t1225 */, scratch + 26644560 /* t1222 */);
+    step_student_bn1_vjp_17(scratch /* t1672 */, scratch + 25632256 /* t1669 */, scratch + 17106432 /* t1218 */);
+    step_student_bn1_vjp_18(scratch + 26644560 /* t1675 */, scratch /* t1672 */, scratch + 25632256 /* chunk */);
+    step_student_bn1_vjp_19(scratch + 26644224 /* t1677 */, scratch + 25632512 /* t1665 */, scratch + 26644560 /* t1675 */);
+    step_student_bn1_vjp_20(scratch + 17106432 /* t1679 */, scratch + 17206784 /* t1659 */, scratch /* t1672 */, scratch + 26644224 /* t1677 */);
+    step_student_conv0_vjp_3(scratch + 26644560 /* t1680 */, scratch + 17106432 /* t1679 */, scratch + 25632256 /* chunk */);
+    step_student_conv0_vjp_4(scratch + 25637136 /* t1681 */, io /* in_x */, scratch + 17106432 /* t1679 */, scratch /* chunk */);
+    step_teacher_feedback_fwd(scratch + 26644224 /* t1684 */, scratch + 25637136 /* t1682 */, scratch + 25636992 /* t927 */);
+    step_teacher_feedback_fwd_2(scratch + 26644240 /* t1686 */, scratch + 26644560 /* t1680 */, scratch + 26644528 /* t925 */);
+    step_teacher_feedback_fwd_3(scratch + 25632256 /* t1689 */, scratch + 26644288 /* t1663 */, scratch + 26644608 /* t908 */);
+    step_teacher_feedback_fwd_4(scratch + 25632272 /* t1692 */, scratch + 26644272 /* t1658 */, scratch + 26644592 /* t903 */);
+    step_teacher_feedback_fwd_5(scratch + 25632288 /* t1695 */, scratch + 25627904 /* t1648 */, scratch + 25623296 /* t893 */);
+    step_teacher_feedback_fwd_6(scratch + 25632304 /* t1698 */, scratch + 26644256 /* t1645 */, scratch + 26644576 /* t890 */);
+    step_teacher_feedback_fwd_7(scratch + 25632320 /* t1701 */, scratch + 26644336 /* t1628 */, scratch + 26644656 /* t873 */);
+    step_teacher_feedback_fwd_8(scratch + 25632336 /* t1704 */, scratch + 26644320 /* t1623 */, scratch + 26644640 /* t868 */);
+    step_teacher_feedback_fwd_9(scratch + 25632352 /* t1707 */, scratch + 25625600 /* t1614 */, scratch + 25620992 /* t859 */);
+    step_teacher_feedback_fwd_10(scratch + 25632368 /* t1710 */, scratch + 26644304 /* t1611 */, scratch + 26644624 /* t856 */);
+    step_teacher_feedback_fwd_11(scratch + 25632384 /* t1713 */, scratch + 26644368 /* t1593 */, scratch + 26644208 /* t838 */);
+    step_teacher_feedback_fwd_12(scratch + 25632400 /* t1716 */, scratch + 26644352 /* t1588 */, scratch + 26644192 /* t833 */);
+    step_teacher_feedback_fwd_13(scratch + 25632416 /* t1719 */, scratch + 25616384 /* t1577 */, scratch + 25611776 /* t822 */);
+    step_teacher_feedback_fwd_14(scratch + 25632432 /* t1722 */, scratch + 18461184 /* t1574 */, scratch + 25962400 /* t819 */);
+    step_teacher_feedback_fwd_15(scratch + 25632448 /* t1725 */, scratch + 25962528 /* t1557 */, scratch + 25962368 /* t802 */);
+    step_teacher_feedback_fwd_16(scratch + 25632464 /* t1728 */, scratch + 18511360 /* t1552 */, scratch + 25962336 /* t797 */);
+    step_teacher_feedback_fwd_17(scratch + 25632480 /* t1731 */, scratch + 25602560 /* t1543 */, scratch + 25593344 /* t788 */);
+    step_teacher_feedback_fwd_18(scratch + 25632496 /* t1734 */, scratch + 25962496 /* t1540 */, scratch + 25962304 /* t785 */);
+    step_teacher_feedback_fwd_19(scratch + 25632512 /* t1737 */, scratch + 25636480 /* t1538 */, scratch + 25635968 /* t783 */);
+    step_teacher_feedback_fwd_20(scratch + 25632528 /* t1740 */, scratch + 25962464 /* t1519 */, scratch + 25962272 /* t764 */);
+    step_teacher_feedback_fwd_21(scratch + 25632544 /* t1743 */, scratch + 25962432 /* t1514 */, scratch + 25962240 /* t759 */);
+    step_teacher_feedback_fwd_22(scratch + 25632560 /* t1746 */, scratch + 25943552 /* t1503 */, scratch + 25925120 /* t748 */);
+    step_teacher_feedback_fwd_23(scratch + 25632576 /* t1749 */, scratch + 26643712 /* t1500 */, scratch + 26643584 /* t745 */);
+    step_teacher_feedback_fwd_24(scratch + 25632592 /* t1752 */, scratch + 25962176 /* t1483 */, scratch + 26057280 /* t728 */);
+    step_teacher_feedback_fwd_25(scratch + 25632608 /* t1755 */, scratch + 25962112 /* t1478 */, scratch + 26057216 /* t723 */);
+    step_teacher_feedback_fwd_26(scratch + 25632624 /* t1758 */, scratch + 24389120 /* t1469 */, scratch + 26580480 /* t714 */);
+    step_teacher_feedback_fwd_27(scratch + 25632640 /* t1761 */, scratch + 25962048 /* t1466 */, scratch + 26643904 /* t711 */);
+    step_teacher_feedback_fwd_28(scratch + 25632656 /* t1764 */, scratch + 25630208 /* t1464 */, scratch + 26635776 /* t709 */);
+    step_teacher_feedback_fwd_29(scratch + 25632672 /* t1767 */, scratch + 25961984 /* t1445 */, scratch + 26643840 /* t690 */);
+    step_teacher_feedback_fwd_30(scratch + 25632688 /* t1770 */, scratch + 26643648 /* t1440 */, scratch + 26643776 /* t685 */);
+    step_teacher_feedback_fwd_31(scratch + 25632704 /* t1773 */, scratch + 25635328 /* t1428 */, scratch + 26641664 /* t673 */);
+    step_teacher_feedback_fwd_32(scratch + 25632720 /* t1776 */, scratch + 26644544 /* t1426 */, scratch + 26644672 /* t671 */);
+    step_teacher_feedback_fwd_33(scratch + 18461216 /* t1777 */, io + 244688 /* t1778 */, scratch + 25633536 /* t1780 */, scratch + 26644224 /* t1684 */, scratch + 26644240 /* t1686 */, scratch + 25632256 /* t1689 */, scratch + 25632272 /* t1692 */, scratch + 25632288 /* t1695 */, scratch + 25632304 /* t1698 */, scratch + 25632320 /* t1701 */, scratch + 25632336 /* t1704 */, scratch + 25632352 /* t1707 */, scratch + 25632368 /* t1710 */, scratch + 25632384 /* t1713 */, scratch + 25632400 /* t1716 */, scratch + 25632416 /* t1719 */, scratch + 25632432 /* t1722 */, scratch + 25632448 /* t1725 */, scratch + 25632464 /* t1728 */, scratch + 25632480 /* t1731 */, scratch + 25632496 /* t1734 */, scratch + 25632512 /* t1737 */, scratch + 25632528 /* t1740 */, scratch + 25632544 /* t1743 */, scratch + 25632560 /* t1746 */, scratch + 25632576 /* t1749 */, scratch + 25632592 /* t1752 */, scratch + 25632608 /* t1755 */, scratch + 25632624 /* t1758 */, scratch + 25632640 /* t1761 */, scratch + 25632656 /* t1764 */, scratch + 25632672 /* t1767 */, scratch + 25632688 /* t1770 */, scratch + 25632704 /* t1773 */, scratch + 25632720 /* t1776 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 25632256 /* t1782 */, scratch + 25633536 /* t1780 */, scratch + 26640384 /* t405 */);
+    step_teacher_feedback_vjp_2(scratch + 26640384 /* t1784 */, scratch + 25632256 /* t1782 */);
+    step_teacher_feedback_vjp_3(scratch + 25634816 /* t1785 */, scratch + 26640384 /* t1784 */, scratch + 26643072 /* t392 */);
+    step_teacher_loss_uda_vjp(scratch + 26644224 /* t1789 */, io + 226144 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 25634944 /* t1792 */, scratch + 26644224 /* t1789 */, scratch + 26642944 /* t387 */);
+    step_teacher_loss_uda_vjp_3(scratch + 25633536 /* t1794 */, scratch + 25634944 /* t1792 */, scratch + 26637824 /* t384 */);
+    step_teacher_loss_uda_vjp_4(scratch + 26642944 /* t1796 */, scratch + 25633536 /* t1794 */);
+    step_teacher_loss_uda_vjp_5(scratch + 25634944 /* t1797 */, scratch + 26642944 /* t1796 */, scratch + 26643072 /* t392 */);
+    step_teacher_loss_uda_vjp_6(scratch + 26637824 /* t1801 */, scratch + 25634816 /* t1785 */, scratch + 26639104 /* t391 */, scratch + 25632256 /* t1782 */, scratch + 25634944 /* t1797 */, scratch + 25633536 /* t1794 */);
+    step_teacher_loss_sup_vjp(scratch + 26639104 /* t1802 */, scratch + 26642304 /* t361 */);
+    step_teacher_loss_sup_vjp_2(scratch + 26642944 /* t1804 */, scratch + 26639104 /* t1802 */);
+    step_teacher_loss_sup_vjp_3(scratch + 26642976 /* t1805 */, scratch + 26642944 /* t1804 */, scratch + 26644160 /* t366 */);
+    step_teacher_loss_sup_vjp_4(scratch + 26642304 /* t1808 */, scratch + 26642976 /* t1805 */, scratch + 26642624 /* t365 */, scratch + 26639104 /* t1802 */);
+    step_teacher_dense14_vjp(scratch + 26644160 /* t1809 */, scratch + 26642304 /* t1808 */);
+    step_teacher_dense14_vjp_2(scratch + 26644176 /* t1810 */, scratch + 26637824 /* t1801 */);
+    step_teacher_dense14_vjp_3(scratch + 26644224 /* t1811 */, scratch + 26644160 /* t1809 */, scratch + 26644176 /* t1810 */);
+    step_teacher_dense14_vjp_4(scratch + 26639104 /* t1817 */, scratch + 26627584 /* t1816 */, scratch + 26637824 /* t1801 */);
+    step_teacher_dense14_vjp_5(scratch + 25632256 /* t1823 */, scratch + 26642304 /* t1808 */, state + 77152 /* in_teacher_dense14_weight */, io + 226176 /* in_dropout_teacher_all_dropout13 */);
+    step_teacher_dense14_vjp_6(scratch /* t1824 */, scratch + 26637824 /* t1801 */, state + 77152 /* in_teacher_dense14_weight */, io + 236416 /* t1821 */);
+    step_teacher_global_avg_pool12_vjp(scratch + 24425984 /* t1825 */, scratch + 25632256 /* t1823 */);
     step_teacher_global_avg_pool12_vjp_2(scratch + 294912 /* t1826 */, scratch /* t1824 */);
-    step_teacher_leaky_relu11_vjp(scratch /* t1829 */, scratch + 23807488 /* t343 */, scratch + 24102400 /* t344 */);
-    step_teacher_leaky_relu11_vjp_2(scratch + 557056 /* t1841 */, scratch + 24434176 /* t1827 */, scratch /* t1831 */);
+    step_teacher_leaky_relu11_vjp(scratch /* t1829 */, scratch + 23799296 /* t343 */, scratch + 24094208 /* t344 */);
+    step_teacher_leaky_relu11_vjp_2(scratch + 557056 /* t1841 */, scratch + 24425984 /* t1827 */, scratch /* t1831 */);
     step_teacher_leaky_relu11_vjp_3(scratch + 425984 /* t1842 */, scratch + 294912 /* t1828 */, scratch + 163840 /* t1833 */);
-    step_teacher_bn10_vjp(scratch + 26650816 /* t1845 */, scratch + 557056 /* t1843 */, scratch + 25640448 /* chunk */);
-    step_teacher_bn10_vjp_2(scratch + 26650880 /* t1846 */, scratch + 425984 /* t1844 */, scratch + 25640448 /* chunk */);
-    step_teacher_bn10_vjp_3(scratch + 26650944 /* t1847 */, scratch + 26650816 /* t1845 */, scratch + 26650880 /* t1846 */);
-    step_teacher_bn10_vjp_4(scratch + 589824 /* t1849 */, scratch + 557056 /* t1843 */, scratch + 26651712 /* t338 */);
-    step_teacher_bn10_vjp_5(scratch + 884736 /* t1851 */, scratch + 425984 /* t1844 */, scratch + 26651712 /* t338 */);
-    step_teacher_bn10_vjp_6(scratch + 26651712 /* t1856 */, scratch + 557056 /* t1843 */, scratch + 23512576 /* t1852 */, scratch + 622592 /* chunk */);
-    step_teacher_bn10_vjp_7(scratch + 26650816 /* t1857 */, scratch + 425984 /* t1844 */, scratch + 23676416 /* t1854 */, scratch + 557056 /* chunk */);
-    step_teacher_bn10_vjp_8(scratch + 26650880 /* t1858 */, scratch + 26651008 /* t1860 */, scratch + 26651712 /* t1856 */, scratch + 26650816 /* t1857 */, scratch + 26651648 /* t337 */);
-    step_teacher_bn10_vjp_9(scratch + 26650816 /* t1863 */, scratch + 589824 /* t1849 */, scratch + 622592 /* chunk */);
-    step_teacher_bn10_vjp_10(scratch + 26651712 /* t1864 */, scratch + 884736 /* t1851 */, scratch + 622592 /* chunk */);
-    step_teacher_bn10_vjp_11(scratch + 26651072 /* t1869 */, scratch + 26650880 /* t1858 */, state + 77024 /* in_teacher_bn10_scale */, scratch + 26651648 /* t337 */, scratch + 26651584 /* t334 */);
-    step_teacher_bn10_vjp_12(scratch /* t1872 */, scratch + 26651072 /* t1869 */, scratch + 23512576 /* t324 */);
+    step_teacher_bn10_vjp(scratch + 26642624 /* t1845 */, scratch + 557056 /* t1843 */, scratch + 25632256 /* chunk */);
+    step_teacher_bn10_vjp_2(scratch + 26642688 /* t1846 */, scratch + 425984 /* t1844 */, scratch + 25632256 /* chunk */);
+    step_teacher_bn10_vjp_3(scratch + 26642752 /* t1847 */, scratch + 26642624 /* t1845 */, scratch + 26642688 /* t1846 */);
+    step_teacher_bn10_vjp_4(scratch + 589824 /* t1849 */, scratch + 557056 /* t1843 */, scratch + 26643520 /* t338 */);
+    step_teacher_bn10_vjp_5(scratch + 884736 /* t1851 */, scratch + 425984 /* t1844 */, scratch + 26643520 /* t338 */);
+    step_teacher_bn10_vjp_6(scratch + 26643520 /* t1856 */, scratch + 557056 /* t1843 */, scratch + 23504384 /* t1852 */, scratch + 622592 /* chunk */);
+    step_teacher_bn10_vjp_7(scratch + 26642624 /* t1857 */, scratch + 425984 /* t1844 */, scratch + 23668224 /* t1854 */, scratch + 557056 /* chunk */);
+    step_teacher_bn10_vjp_8(scratch + 26642688 /* t1858 */, scratch + 26642816 /* t1860 */, scratch + 26643520 /* t1856 */, scratch + 26642624 /* t1857 */, scratch + 26643456 /* t337 */);
+    step_teacher_bn10_vjp_9(scratch + 26642624 /* t1863 */, scratch + 589824 /* t1849 */, scratch + 622592 /* chunk */);
+    step_teacher_bn10_vjp_10(scratch + 26643520 /* t1864 */, scratch + 884736 /* t1851 */, scratch + 622592 /* chunk */);
+    step_teacher_bn10_vjp_11(scratch + 26642880 /* t1869 */, scratch + 26642688 /* t1858 */, state + 77024 /* in_teacher_bn10_scale */, scratch + 26643456 /* t337 */, scratch + 26643392 /* t334 */);
+    step_teacher_bn10_vjp_12(scratch /* t1872 */, scratch + 26642880 /* t1869 */, scratch + 23504384 /* t324 */);
     step_teacher_bn10_vjp_13(scratch + 294912 /* t1874 */, scratch + 589824 /* t1849 */);
     step_teacher_bn10_vjp_14(scratch + 589824 /* t1875 */, scratch + 884736 /* t1851 */);
-    step_teacher_bn10_vjp_15(scratch + 26650880 /* t1878 */, scratch /* t1872 */, scratch + 25640448 /* chunk */);
-    step_teacher_bn10_vjp_16(scratch + 26651584 /* t1880 */, scratch + 26650816 /* t1863 */, scratch + 26651712 /* t1864 */, scratch + 26650880 /* t1878 */);
-    step_teacher_bn10_vjp_17(scratch + 17566208 /* t1882 */, scratch + 294912 /* t1874 */, scratch + 589824 /* t1875 */, scratch /* t1872 */, scratch + 26651584 /* t1880 */);
-    step_teacher_res9_vjp(scratch + 17114624 /* t1886 */, scratch + 17566208 /* t1882 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
-    step_teacher_res9_vjp_2(scratch + 25640448 /* t1884 */, scratch + 16663040 /* t271 */, scratch + 17566208 /* t1882 */, scratch /* chunk */);
-    step_teacher_res9_conv3_vjp(scratch + 26650816 /* t1887 */, scratch + 17566208 /* t1882 */, scratch + 25642496 /* chunk */);
-    step_teacher_res9_conv3_vjp_2(scratch + 17861120 /* t1891 */, scratch + 17566208 /* t1882 */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch /* chunk */);
-    step_teacher_res9_conv3_vjp_3(scratch + 23512576 /* t1889 */, scratch + 23217664 /* t308 */, scratch + 17566208 /* t1882 */, scratch /* chunk */);
-    step_teacher_res9_leaky_relu2_vjp(scratch + 17566208 /* t1897 */, scratch + 22627840 /* t305 */, scratch + 22922752 /* t307 */, scratch + 17861120 /* t1891 */);
-    step_teacher_res9_bn1_vjp(scratch + 26650880 /* t1899 */, scratch + 17566208 /* t1898 */, scratch + 25642496 /* chunk */);
-    step_teacher_res9_bn1_vjp_2(scratch /* t1900 */, scratch + 17566208 /* t1898 */, scratch + 26651520 /* t300 */);
-    step_teacher_res9_bn1_vjp_3(scratch + 26651520 /* t1902 */, scratch + 17566208 /* t1898 */, scratch + 22332928 /* t281 */, scratch + 25642496 /* chunk */);
-    step_teacher_res9_bn1_vjp_4(scratch + 26651584 /* t1904 */, scratch + 26651520 /* t1902 */, scratch + 26651456 /* t299 */);
-    step_teacher_res9_bn1_vjp_5(scratch + 26651648 /* t1906 */, scratch /* t1900 */, scratch + 25642496 /* chunk */);
-    step_teacher_res9_bn1_vjp_6(scratch + 26651712 /* t1910 */, scratch + 26651520 /* t1902 */, state + 37920 /* in_teacher_res9_bn1_scale */, scratch + 26651456 /* t299 */, scratch + 26651392 /* t295 */);
-    step_teacher_res9_bn1_vjp_7(scratch + 294912 /* t1913 */, scratch + 26651712 /* t1910 */, scratch + 22332928 /* t281 */);
-    step_teacher_res9_bn1_vjp_8(scratch + 26651712 /* t1916 */, scratch + 294912 /* t1913 */, scratch + 25642496 /* chunk */);
-    step_teacher_res9_bn1_vjp_9(scratch + 26651072 /* t1918 */, scratch + 26651648 /* t1906 */, scratch + 26651712 /* t1916 */);
-    step_teacher_res9_bn1_vjp_10(scratch + 17566208 /* t1920 */, scratch /* t1900 */, scratch + 294912 /* t1913 */, scratch + 26651072 /* t1918 */);
-    step_teacher_res9_conv0_vjp(scratch + 26651648 /* t1921 */, scratch + 17566208 /* t1920 */, scratch + 25642496 /* chunk */);
-    step_teacher_res9_conv0_vjp_2(scratch + 2211840 /* t1925 */, scratch + 17566208 /* t1920 */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch /* chunk */);
-    step_teacher_res9_conv0_vjp_3(scratch + 25970176 /* t1923 */, scratch + 16663040 /* t271 */, scratch + 17566208 /* t1920 */, scratch /* chunk */);
-    step_teacher_leaky_relu8_vjp(scratch + 16663040 /* t1933 */, scratch + 17114624 /* t1886 */, scratch + 2211840 /* t1925 */, scratch + 13953536 /* t269 */, scratch + 16211456 /* t270 */);
-    step_teacher_bn7_vjp(scratch + 26651712 /* t1935 */, scratch + 16663040 /* t1934 */, scratch + 25642496 /* chunk */);
-    step_teacher_bn7_vjp_2(scratch + 13953536 /* t1936 */, scratch + 16663040 /* t1934 */, scratch + 26652320 /* t264 */);
-    step_teacher_bn7_vjp_3(scratch + 26651744 /* t1938 */, scratch + 16663040 /* t1934 */, scratch + 13501952 /* t250 */, scratch + 25642496 /* chunk */);
-    step_teacher_bn7_vjp_4(scratch + 26651072 /* t1940 */, scratch + 26651744 /* t1938 */, scratch + 26652288 /* t263 */);
-    step_teacher_bn7_vjp_5(scratch + 26651104 /* t1942 */, scratch + 13953536 /* t1936 */, scratch + 25642496 /* chunk */);
-    step_teacher_bn7_vjp_6(scratch + 26651136 /* t1946 */, scratch + 26651744 /* t1938 */, state + 19360 /* in_teacher_bn7_scale */, scratch + 26652288 /* t263 */, scratch + 26652256 /* t260 */);
-    step_teacher_bn7_vjp_7(scratch /* t1949 */, scratch + 26651136 /* t1946 */, scratch + 13501952 /* t250 */);
-    step_teacher_bn7_vjp_8(scratch + 26651744 /* t1952 */, scratch /* t1949 */, scratch + 25642496 /* chunk */);
-    step_teacher_bn7_vjp_9(scratch + 26651136 /* t1954 */, scratch + 26651104 /* t1942 */, scratch + 26651744 /* t1952 */);
-    step_teacher_bn7_vjp_10(scratch + 16211456 /* t1956 */, scratch + 13953536 /* t1936 */, scratch /* t1949 */, scratch + 26651136 /* t1954 */);
-    step_teacher_res6_vjp(scratch + 13501952 /* t1960 */, scratch + 16211456 /* t1956 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
-    step_teacher_res6_vjp_2(scratch + 25642496 /* t1958 */, scratch + 12598784 /* t197 */, scratch + 16211456 /* t1956 */, scratch /* chunk */);
-    step_teacher_res6_conv3_vjp(scratch + 26651744 /* t1961 */, scratch + 16211456 /* t1956 */, scratch + 25643008 /* chunk */);
-    step_teacher_res6_conv3_vjp_2(scratch + 16663040 /* t1965 */, scratch + 16211456 /* t1956 */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch /* chunk */);
-    step_teacher_res6_conv3_vjp_3(scratch + 2577024 /* t1963 */, scratch + 15759872 /* t234 */, scratch + 16211456 /* t1956 */, scratch /* chunk */);
-    step_teacher_res6_leaky_relu2_vjp(scratch + 15759872 /* t1971 */, scratch + 14856704 /* t231 */, scratch + 15308288 /* t233 */, scratch + 16663040 /* t1965 */);
-    step_teacher_res6_bn1_vjp(scratch + 26651104 /* t1973 */, scratch + 15759872 /* t1972 */, scratch + 25643008 /* chunk */);
-    step_teacher_res6_bn1_vjp_2(scratch + 14856704 /* t1974 */, scratch + 15759872 /* t1972 */, scratch + 26652224 /* t226 */);
-    step_teacher_res6_bn1_vjp_3(scratch + 26651136 /* t1976 */, scratch + 15759872 /* t1972 */, scratch + 14405120 /* t207 */, scratch + 25643008 /* chunk */);
-    step_teacher_res6_bn1_vjp_4(scratch + 26651168 /* t1978 */, scratch + 26651136 /* t1976 */, scratch + 26652192 /* t225 */);
-    step_teacher_res6_bn1_vjp_5(scratch + 26651200 /* t1980 */, scratch + 14856704 /* t1974 */, scratch + 25643008 /* chunk */);
-    step_teacher_res6_bn1_vjp_6(scratch + 26651232 /* t1984 */, scratch + 26651136 /* t1976 */, state + 9536 /* in_teacher_res6_bn1_scale */, scratch + 26652192 /* t225 */, scratch + 26652160 /* t221 */);
-    step_teacher_res6_bn1_vjp_7(scratch /* t1987 */, scratch + 26651232 /* t1984 */, scratch + 14405120 /* t207 */);
-    step_teacher_res6_bn1_vjp_8(scratch + 26651136 /* t1990 */, scratch /* t1987 */, scratch + 25643008 /* chunk */);
-    step_teacher_res6_bn1_vjp_9(scratch + 26651232 /* t1992 */, scratch + 26651200 /* t1980 */, scratch + 26651136 /* t1990 */);
-    step_teacher_res6_bn1_vjp_10(scratch + 2125440 /* t1994 */, scratch + 14856704 /* t1974 */, scratch /* t1987 */, scratch + 26651232 /* t1992 */);
-    step_teacher_res6_conv0_vjp(scratch + 26651136 /* t1995 */, scratch + 2125440 /* t1994 */, scratch + 25643008 /* chunk */);
-    step_teacher_res6_conv0_vjp_2(scratch + 14405120 /* t1999 */, scratch + 2125440 /* t1994 */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch /* chunk */);
-    step_teacher_res6_conv0_vjp_3(scratch + 2586240 /* t1997 */, scratch + 12598784 /* t197 */, scratch + 2125440 /* t1994 */, scratch /* chunk */);
-    step_teacher_leaky_relu5_vjp(scratch + 12598784 /* t2007 */, scratch + 13501952 /* t1960 */, scratch + 14405120 /* t1999 */, scratch + 10792448 /* t195 */, scratch + 11695616 /* t196 */);
-    step_teacher_bn4_vjp(scratch + 26652432 /* t2009 */, scratch + 12598784 /* t2008 */, scratch + 25643008 /* chunk */);
-    step_teacher_bn4_vjp_2(scratch + 10792448 /* t2010 */, scratch + 12598784 /* t2008 */, scratch + 26652704 /* t190 */);
-    step_teacher_bn4_vjp_3(scratch + 26652704 /* t2012 */, scratch + 12598784 /* t2008 */, scratch + 9889280 /* t176 */, scratch + 25643008 /* chunk */);
-    step_teacher_bn4_vjp_4(scratch + 26652160 /* t2014 */, scratch + 26652704 /* t2012 */, scratch + 26652688 /* t189 */);
-    step_teacher_bn4_vjp_5(scratch + 26652176 /* t2016 */, scratch + 10792448 /* t2010 */, scratch + 25643008 /* chunk */);
-    step_teacher_bn4_vjp_6(scratch + 26652192 /* t2020 */, scratch + 26652704 /* t2012 */, state + 4864 /* in_teacher_bn4_scale */, scratch + 26652688 /* t189 */, scratch + 26652672 /* t186 */);
-    step_teacher_bn4_vjp_7(scratch /* t2023 */, scratch + 26652192 /* t2020 */, scratch + 9889280 /* t176 */);
-    step_teacher_bn4_vjp_8(scratch + 26652672 /* t2026 */, scratch /* t2023 */, scratch + 25643008 /* chunk */);
-    step_teacher_bn4_vjp_9(scratch + 26652688 /* t2028 */, scratch + 26652176 /* t2016 */, scratch + 26652672 /* t2026 */);
-    step_teacher_bn4_vjp_10(scratch + 9889280 /* t2030 */, scratch + 10792448 /* t2010 */, scratch /* t2023 */, scratch + 26652688 /* t2028 */);
-    step_teacher_res3_conv3_vjp(scratch + 26652672 /* t2032 */, scratch + 9889280 /* t2030 */, scratch + 25643008 /* chunk */);
-    step_teacher_res3_conv3_vjp_2(scratch + 10792448 /* t2036 */, scratch + 9889280 /* t2030 */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch /* chunk */);
-    step_teacher_res3_conv3_vjp_3(scratch + 2590848 /* t2034 */, scratch + 8986112 /* t164 */, scratch + 9889280 /* t2030 */, scratch /* chunk */);
-    step_teacher_res3_leaky_relu2_vjp(scratch + 8986112 /* t2042 */, scratch + 6276608 /* t162 */, scratch + 8082944 /* t163 */, scratch + 10792448 /* t2036 */);
-    step_teacher_res3_bn1_vjp(scratch + 26652688 /* t2044 */, scratch + 8986112 /* t2043 */, scratch + 25643008 /* chunk */);
-    step_teacher_res3_bn1_vjp_2(scratch + 6276608 /* t2045 */, scratch + 8986112 /* t2043 */, scratch + 26652656 /* t157 */);
-    step_teacher_res3_bn1_vjp_3(scratch + 26652656 /* t2047 */, scratch + 8986112 /* t2043 */, scratch + 7179776 /* t143 */, scratch + 25643008 /* chunk */);
-    step_teacher_res3_bn1_vjp_4(scratch + 26652704 /* t2049 */, scratch + 26652656 /* t2047 */, scratch + 26652640 /* t156 */);
-    step_teacher_res3_bn1_vjp_5(scratch + 26652176 /* t2051 */, scratch + 6276608 /* t2045 */, scratch + 25643008 /* chunk */);
-    step_teacher_res3_bn1_vjp_6(scratch + 26652192 /* t2055 */, scratch + 26652656 /* t2047 */, state + 2512 /* in_teacher_res3_bn1_scale */, scratch + 26652640 /* t156 */, scratch + 26652624 /* t153 */);
-    step_teacher_res3_bn1_vjp_7(scratch + 8082944 /* t2058 */, scratch + 26652192 /* t2055 */, scratch + 7179776 /* t143 */);
-    step_teacher_res3_bn1_vjp_8(scratch + 26652624 /* t2061 */, scratch + 8082944 /* t2058 */, scratch + 25643008 /* chunk */);
-    step_teacher_res3_bn1_vjp_9(scratch + 26652640 /* t2063 */, scratch + 26652176 /* t2051 */, scratch + 26652624 /* t2061 */);
-    step_teacher_res3_bn1_vjp_10(scratch + 7179776 /* t2065 */, scratch + 6276608 /* t2045 */, scratch + 8082944 /* t2058 */, scratch + 26652640 /* t2063 */);
-    step_teacher_res3_conv0_vjp(scratch + 26652624 /* t2066 */, scratch + 7179776 /* t2065 */, scratch + 25643008 /* chunk */);
-    step_teacher_res3_conv0_vjp_2(scratch + 6276608 /* t2070 */, scratch + 7179776 /* t2065 */, state + 192 /* in_teacher_res3_conv0_weight */, scratch /* chunk */);
-    step_teacher_res3_conv0_vjp_3(scratch + 2593152 /* t2068 */, scratch + 5373440 /* t134 */, scratch + 7179776 /* t2065 */, scratch /* chunk */);
-    step_teacher_leaky_relu2_vjp(scratch + 5373440 /* t2077 */, scratch + 9889280 /* t2031 */, scratch + 6276608 /* t2070 */, scratch + 3567104 /* t131 */, scratch + 4470272 /* t133 */);
-    step_teacher_bn1_vjp(scratch + 26652640 /* t2079 */, scratch + 5373440 /* t2078 */, scratch + 25643008 /* chunk */);
-    step_teacher_bn1_vjp_2(scratch + 3567104 /* t2080 */, scratch + 5373440 /* t2078 */, scratch + 26652608 /* t126 */);
-    step_teacher_bn1_vjp_3(scratch + 26652608 /* t2082 */, scratch + 5373440 /* t2078 */, scratch + 2663936 /* t107 */, scratch + 25643008 /* chunk */);
-    step_teacher_bn1_vjp_4(scratch + 26652656 /* t2084 */, scratch + 26652608 /* t2082 */, scratch + 26652592 /* t125 */);
-    step_teacher_bn1_vjp_5(scratch + 26652176 /* t2086 */, scratch + 3567104 /* t2080 */, scratch + 25643008 /* chunk */);
-    step_teacher_bn1_vjp_6(scratch + 26652192 /* t2090 */, scratch + 26652608 /* t2082 */, state + 160 /* in_teacher_bn1_scale */, scratch + 26652592 /* t125 */, scratch + 26652576 /* t121 */);
-    step_teacher_bn1_vjp_7(scratch /* t2093 */, scratch + 26652192 /* t2090 */, scratch + 2663936 /* t107 */);
-    step_teacher_bn1_vjp_8(scratch + 26652576 /* t2096 */, scratch /* t2093 */, scratch + 25643008 /* chunk */);
-    step_teacher_bn1_vjp_9(scratch + 26652592 /* t2098 */, scratch + 26652176 /* t2086 */, scratch + 26652576 /* t2096 */);
-    step_teacher_bn1_vjp_10(scratch + 1172480 /* t2100 */, scratch + 3567104 /* t2080 */, scratch /* t2093 */, scratch + 26652592 /* t2098 */);
-    step_teacher_conv0_vjp(scratch + 26652576 /* t2101 */, scratch + 1172480 /* t2100 */, scratch + 25643008 /* chunk */);
-    step_teacher_conv0_vjp_2(scratch + 25643008 /* t2102 */, io /* in_x */, scratch + 1172480 /* t2100 */, scratch /* chunk */);
-    step_teacher_conv0_update(state + 155616 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 25643008 /* t2103 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv0_update_2(state + 155760 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, state + 155776 /* in_teacher_momentum_bn1_scale */, state + 160 /* in_teacher_bn1_scale */, state + 155792 /* in_teacher_momentum_bn1_offset */, state + 176 /* in_teacher_bn1_offset */, scratch + 26652576 /* t2101 */, io + 226112 /* in_lr_teacher */, scratch + 26652656 /* t2084 */, scratch + 26652640 /* t2079 */);
-    step_teacher_res3_conv0_update(state + 155808 /* in_teacher_momentum_res3_conv0_weight */, state + 192 /* in_teacher_res3_conv0_weight */, scratch + 2593152 /* t2069 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res3_conv0_update_2(state + 158112 /* in_teacher_momentum_res3_conv0_bias */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 158128 /* in_teacher_momentum_res3_bn1_scale */, state + 2512 /* in_teacher_res3_bn1_scale */, state + 158144 /* in_teacher_momentum_res3_bn1_offset */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 26652624 /* t2066 */, io + 226112 /* in_lr_teacher */, scratch + 26652704 /* t2049 */, scratch + 26652688 /* t2044 */);
-    step_teacher_res3_conv3_update(state + 158160 /* in_teacher_momentum_res3_conv3_weight */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch + 2590848 /* t2035 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res3_conv3_update_2(state + 160464 /* in_teacher_momentum_res3_conv3_bias */, state + 4848 /* in_teacher_res3_conv3_bias */, state + 160480 /* in_teacher_momentum_bn4_scale */, state + 4864 /* in_teacher_bn4_scale */, state + 160496 /* in_teacher_momentum_bn4_offset */, state + 4880 /* in_teacher_bn4_offset */, scratch + 26652672 /* t2032 */, io + 226112 /* in_lr_teacher */, scratch + 26652160 /* t2014 */, scratch + 26652432 /* t2009 */);
-    step_teacher_res6_conv0_update(state + 160512 /* in_teacher_momentum_res6_conv0_weight */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch + 2586240 /* t1998 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_conv0_update_2(state + 165120 /* in_teacher_momentum_res6_conv0_bias */, state + 9504 /* in_teacher_res6_conv0_bias */, state + 165152 /* in_teacher_momentum_res6_bn1_scale */, state + 9536 /* in_teacher_res6_bn1_scale */, state + 165184 /* in_teacher_momentum_res6_bn1_offset */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 26651136 /* t1995 */, io + 226112 /* in_lr_teacher */, scratch + 26651168 /* t1978 */, scratch + 26651104 /* t1973 */);
-    step_teacher_res6_conv3_update(state + 165216 /* in_teacher_momentum_res6_conv3_weight */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch + 2577024 /* t1964 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_conv3_update_2(state + 174432 /* in_teacher_momentum_res6_conv3_bias */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch + 26651744 /* t1961 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_shortcut_update(state + 174464 /* in_teacher_momentum_res6_shortcut_weight */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch + 25642496 /* t1959 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_bn7_update(state + 174976 /* in_teacher_momentum_bn7_scale */, state + 19360 /* in_teacher_bn7_scale */, state + 175008 /* in_teacher_momentum_bn7_offset */, state + 19392 /* in_teacher_bn7_offset */, scratch + 26651072 /* t1940 */, io + 226112 /* in_lr_teacher */, scratch + 26651712 /* t1935 */);
-    step_teacher_res9_conv0_update(state + 175040 /* in_teacher_momentum_res9_conv0_weight */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch + 25970176 /* t1924 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_conv0_update_2(state + 193472 /* in_teacher_momentum_res9_conv0_bias */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 193536 /* in_teacher_momentum_res9_bn1_scale */, state + 37920 /* in_teacher_res9_bn1_scale */, state + 193600 /* in_teacher_momentum_res9_bn1_offset */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 26651648 /* t1921 */, io + 226112 /* in_lr_teacher */, scratch + 26651584 /* t1904 */, scratch + 26650880 /* t1899 */);
-    step_teacher_res9_conv3_update(state + 193664 /* in_teacher_momentum_res9_conv3_weight */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch + 23512576 /* t1890 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_conv3_update_2(state + 230528 /* in_teacher_momentum_res9_conv3_bias */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch + 26650816 /* t1887 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_shortcut_update(state + 230592 /* in_teacher_momentum_res9_shortcut_weight */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch + 25640448 /* t1885 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_bn10_update(state + 232640 /* in_teacher_momentum_bn10_scale */, state + 77024 /* in_teacher_bn10_scale */, state + 232704 /* in_teacher_momentum_bn10_offset */, state + 77088 /* in_teacher_bn10_offset */, scratch + 26651008 /* t1860 */, io + 226112 /* in_lr_teacher */, scratch + 26650944 /* t1847 */);
-    step_teacher_dense14_vjp_7(scratch + 26646016 /* t2345 */, state + 232768 /* in_teacher_momentum_dense14_weight */, state + 77152 /* in_teacher_dense14_weight */, scratch + 26625536 /* t1814 */, scratch + 26650496 /* t1808 */, scratch + 26647296 /* t1817 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense14_update(state + 233408 /* in_teacher_momentum_dense14_bias */, state + 77792 /* in_teacher_dense14_bias */, scratch + 26652416 /* t1811 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 26652416 /* t2362 */, scratch + 25645328 /* t1682 */);
-    step_teacher_gradient_fwd_2(scratch + 26652432 /* t2364 */, scratch + 26652752 /* t1680 */);
-    step_teacher_gradient_fwd_3(scratch + 26652752 /* t2367 */, scratch + 26652480 /* t1663 */);
-    step_teacher_gradient_fwd_4(scratch + 26652480 /* t2370 */, scratch + 26652464 /* t1658 */);
-    step_teacher_gradient_fwd_5(scratch + 26652464 /* t2373 */, scratch + 25636096 /* t1648 */);
-    step_teacher_gradient_fwd_6(scratch + 26652576 /* t2376 */, scratch + 26652448 /* t1645 */);
-    step_teacher_gradient_fwd_7(scratch + 26652448 /* t2379 */, scratch + 26652528 /* t1628 */);
-    step_teacher_gradient_fwd_8(scratch + 26652528 /* t2382 */, scratch + 26652512 /* t1623 */);
-    step_teacher_gradient_fwd_9(scratch + 26652512 /* t2385 */, scratch + 25633792 /* t1614 */);
-    step_teacher_gradient_fwd_10(scratch + 26652592 /* t2388 */, scratch + 26652496 /* t1611 */);
-    step_teacher_gradient_fwd_11(scratch + 26652496 /* t2391 */, scratch + 26652560 /* t1593 */);
-    step_teacher_gradient_fwd_12(scratch + 26652560 /* t2394 */, scratch + 26652544 /* t1588 */);
-    step_teacher_gradient_fwd_13(scratch + 26652544 /* t2397 */, scratch + 25624576 /* t1577 */);
-    step_teacher_gradient_fwd_14(scratch + 26652608 /* t2400 */, scratch + 18469376 /* t1574 */);
-    step_teacher_gradient_fwd_15(scratch + 26652624 /* t2403 */, scratch + 25989152 /* t1557 */);
-    step_teacher_gradient_fwd_16(scratch + 26652640 /* t2406 */, scratch + 18519552 /* t1552 */);
-    step_teacher_gradient_fwd_17(scratch + 26652656 /* t2409 */, scratch + 25610752 /* t1543 */);
-    step_teacher_gradient_fwd_18(scratch + 26652672 /* t2412 */, scratch + 25989120 /* t1540 */);
-    step_teacher_gradient_fwd_19(scratch + 26652688 /* t2415 */, scratch + 25644672 /* t1538 */);
-    step_teacher_gradient_fwd_20(scratch + 26652704 /* t2418 */, scratch + 25989088 /* t1519 */);
-    step_teacher_gradient_fwd_21(scratch + 26652160 /* t2421 */, scratch + 25989056 /* t1514 */);
-    step_teacher_gradient_fwd_22(scratch + 26652176 /* t2424 */, scratch + 25951744 /* t1503 */);
-    step_teacher_gradient_fwd_23(scratch + 26652192 /* t2427 */, scratch + 26651904 /* t1500 */);
-    step_teacher_gradient_fwd_24(scratch + 26651904 /* t2430 */, scratch + 25988800 /* t1483 */);
-    step_teacher_gradient_fwd_25(scratch + 26651920 /* t2433 */, scratch + 25988736 /* t1478 */);
-    step_teacher_gradient_fwd_26(scratch + 26651936 /* t2436 */, scratch + 24397312 /* t1469 */);
-    step_teacher_gradient_fwd_27(scratch + 26651952 /* t2439 */, scratch + 25988672 /* t1466 */);
-    step_teacher_gradient_fwd_28(scratch + 26652208 /* t2442 */, scratch + 25638400 /* t1464 */);
-    step_teacher_gradient_fwd_29(scratch + 26652224 /* t2445 */, scratch + 25988608 /* t1445 */);
-    step_teacher_gradient_fwd_30(scratch + 26652240 /* t2448 */, scratch + 26651840 /* t1440 */);
-    step_teacher_gradient_fwd_31(scratch + 26651840 /* t2451 */, scratch + 25643520 /* t1428 */);
-    step_teacher_gradient_fwd_32(scratch + 26651856 /* t2454 */, scratch + 26652736 /* t1426 */);
-    step_teacher_gradient_fwd_33(io + 244704 /* t2456 */, scratch + 26652416 /* t2362 */, scratch + 26652432 /* t2364 */, scratch + 26652752 /* t2367 */, scratch + 26652480 /* t2370 */, scratch + 26652464 /* t2373 */, scratch + 26652576 /* t2376 */, scratch + 26652448 /* t2379 */, scratch + 26652528 /* t2382 */, scratch + 26652512 /* t2385 */, scratch + 26652592 /* t2388 */, scratch + 26652496 /* t2391 */, scratch + 26652560 /* t2394 */, scratch + 26652544 /* t2397 */, scratch + 26652608 /* t2400 */, scratch + 26652624 /* t2403 */, scratch + 26652640 /* t2406 */, scratch + 26652656 /* t2409 */, scratch + 26652672 /* t2412 */, scratch + 26652688 /* t2415 */, scratch + 26652704 /* t2418 */, scratch + 26652160 /* t2421 */, scratch + 26652176 /* t2424 */, scratch + 26652192 /* t2427 */, scratch + 26651904 /* t2430 */, scratch + 26651920 /* t2433 */, scratch + 26651936 /* t2436 */, scratch + 26651952 /* t2439 */, scratch + 26652208 /* t2442 */, scratch + 26652224 /* t2445 */, scratch + 26652240 /* t2448 */, scratch + 26651840 /* t2451 */, scratch + 26651856 /* t2454 */);
-    step_teacher_gradient_fwd_34(scratch + 26652736 /* t2458 */, scratch + 25645184 /* t927 */);
-    step_teacher_gradient_fwd_35(scratch + 26652752 /* t2460 */, scratch + 26652720 /* t925 */);
-    step_teacher_gradient_fwd_36(scratch + 26651840 /* t2463 */, scratch + 26652800 /* t908 */);
-    step_teacher_gradient_fwd_37(scratch + 26652800 /* t2466 */, scratch + 26652784 /* t903 */);
-    step_teacher_gradient_fwd_38(scratch + 26652784 /* t2469 */, scratch + 25631488 /* t893 */);
-    step_teacher_gradient_fwd_39(scratch + 26651856 /* t2472 */, scratch + 26652768 /* t890 */);
-    step_teacher_gradient_fwd_40(scratch + 26652768 /* t2475 */, scratch + 26652848 /* t873 */);
-    step_teacher_gradient_fwd_41(scratch + 26652848 /* t2478 */, scratch + 26652832 /* t868 */);
-    step_teacher_gradient_fwd_42(scratch + 26652832 /* t2481 */, scratch + 25629184 /* t859 */);
-    step_teacher_gradient_fwd_43(scratch + 26651872 /* t2484 */, scratch + 26652816 /* t856 */);
-    step_teacher_gradient_fwd_44(scratch + 26652816 /* t2487 */, scratch + 26652400 /* t838 */);
-    step_teacher_gradient_fwd_45(scratch + 26651888 /* t2490 */, scratch + 26652384 /* t833 */);
-    step_teacher_gradient_fwd_46(scratch + 26651904 /* t2493 */, scratch + 25619968 /* t822 */);
-    step_teacher_gradient_fwd_47(scratch + 26651920 /* t2496 */, scratch + 25989024 /* t819 */);
-    step_teacher_gradient_fwd_48(scratch + 26651936 /* t2499 */, scratch + 25988992 /* t802 */);
-    step_teacher_gradient_fwd_49(scratch + 26651952 /* t2502 */, scratch + 25988960 /* t797 */);
-    step_teacher_gradient_fwd_50(scratch + 26652160 /* t2505 */, scratch + 25601536 /* t788 */);
-    step_teacher_gradient_fwd_51(scratch + 26652176 /* t2508 */, scratch + 25988928 /* t785 */);
-    step_teacher_gradient_fwd_52(scratch + 26652192 /* t2511 */, scratch + 25644160 /* t783 */);
-    step_teacher_gradient_fwd_53(scratch + 26652208 /* t2514 */, scratch + 25988896 /* t764 */);
-    step_teacher_gradient_fwd_54(scratch + 26652224 /* t2517 */, scratch + 25988864 /* t759 */);
-    step_teacher_gradient_fwd_55(scratch + 26652240 /* t2520 */, scratch + 25933312 /* t748 */);
-    step_teacher_gradient_fwd_56(scratch + 26652256 /* t2523 */, scratch + 26651776 /* t745 */);
-    step_teacher_gradient_fwd_57(scratch + 26652272 /* t2526 */, scratch + 26065472 /* t728 */);
-    step_teacher_gradient_fwd_58(scratch + 26652288 /* t2529 */, scratch + 26065408 /* t723 */);
-    step_teacher_gradient_fwd_59(scratch + 26652304 /* t2532 */, scratch + 26588672 /* t714 */);
-    step_teacher_gradient_fwd_60(scratch + 26652320 /* t2535 */, scratch + 26652096 /* t711 */);
-    step_teacher_gradient_fwd_61(scratch + 26652096 /* t2538 */, scratch + 26643968 /* t709 */);
-    step_teacher_gradient_fwd_62(scratch + 26652112 /* t2541 */, scratch + 26652032 /* t690 */);
-    step_teacher_gradient_fwd_63(scratch + 26652128 /* t2544 */, scratch + 26651968 /* t685 */);
-    step_teacher_gradient_fwd_64(scratch + 26652144 /* t2547 */, scratch + 26649856 /* t673 */);
-    step_teacher_gradient_fwd_65(scratch + 26651968 /* t2550 */, scratch + 26652864 /* t671 */);
-    step_teacher_gradient_fwd_66(io + 244720 /* t2552 */, io + 244736 /* t2556 */, io + 244752 /* t2557 */, scratch + 26652736 /* t2458 */, scratch + 26652752 /* t2460 */, scratch + 26651840 /* t2463 */, scratch + 26652800 /* t2466 */, scratch + 26652784 /* t2469 */, scratch + 26651856 /* t2472 */, scratch + 26652768 /* t2475 */, scratch + 26652848 /* t2478 */, scratch + 26652832 /* t2481 */, scratch + 26651872 /* t2484 */, scratch + 26652816 /* t2487 */, scratch + 26651888 /* t2490 */, scratch + 26651904 /* t2493 */, scratch + 26651920 /* t2496 */, scratch + 26651936 /* t2499 */, scratch + 26651952 /* t2502 */, scratch + 26652160 /* t2505 */, scratch + 26652176 /* t2508 */, scratch + 26652192 /* t2511 */, scratch + 26652208 /* t2514 */, scratch + 26652224 /* t2517 */, scratch + 26652240 /* t2520 */, scratch + 26652256 /* t2523 */, scratch + 26652272 /* t2526 */, scratch + 26652288 /* t2529 */, scratch + 26652304 /* t2532 */, scratch + 26652320 /* t2535 */, scratch + 26652096 /* t2538 */, scratch + 26652112 /* t2541 */, scratch + 26652128 /* t2544 */, scratch + 26652144 /* t2547 */, scratch + 26651968 /* t2550 */, io + 244704 /* t2456 */, scratch + 18469408 /* t1777 */, io + 244688 /* t1778 */);
+    step_teacher_bn10_vjp_15(scratch + 26642688 /* t1878 */, scratch /* t1872 */, scratch + 25632256 /* chunk */);
+    step_teacher_bn10_vjp_16(scratch + 26643392 /* t1880 */, scratch + 26642624 /* t1863 */, scratch + 26643520 /* t1864 */, scratch + 26642688 /* t1878 */);
+    step_teacher_bn10_vjp_17(scratch + 17558016 /* t1882 */, scratch + 294912 /* t1874 */, scratch + 589824 /* t1875 */, scratch /* t1872 */, scratch + 26643392 /* t1880 */);
+    step_teacher_res9_vjp(scratch + 17106432 /* t1886 */, scratch + 17558016 /* t1882 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res9_vjp_2(scratch + 25632256 /* t1884 */, scratch + 16654848 /* t271 */, scratch + 17558016 /* t1882 */, scratch /* chunk */);
+    step_teacher_res9_conv3_vjp(scratch + 26642624 /* t1887 */, scratch + 17558016 /* t1882 */, scratch + 25634304 /* chunk */);
+    step_teacher_res9_conv3_vjp_2(scratch + 17852928 /* t1891 */, scratch + 17558016 /* t1882 */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch /* chunk */);
+    step_teacher_res9_conv3_vjp_3(scratch + 23504384 /* t1889 */, scratch + 23209472 /* t308 */, scratch + 17558016 /* t1882 */, scratch /* chunk */);
+    step_teacher_res9_leaky_relu2_vjp(scratch + 17558016 /* t1897 */, scratch + 22619648 /* t305 */, scratch + 22914560 /* t307 */, scratch + 17852928 /* t1891 */);
+    step_teacher_res9_bn1_vjp(scratch + 26642688 /* t1899 */, scratch + 17558016 /* t1898 */, scratch + 25634304 /* chunk */);
+    step_teacher_res9_bn1_vjp_2(scratch /* t1900 */, scratch + 17558016 /* t1898 */, scratch + 26643328 /* t300 */);
+    step_teacher_res9_bn1_vjp_3(scratch + 26643328 /* t1902 */, scratch + 17558016 /* t1898 */, scratch + 22324736 /* t281 */, scratch + 25634304 /* chunk */);
+    step_teacher_res9_bn1_vjp_4(scratch + 26643392 /* t1904 */, scratch + 26643328 /* t1902 */, scratch + 26643264 /* t299 */);
+    step_teacher_res9_bn1_vjp_5(scratch + 26643456 /* t1906 */, scratch /* t1900 */, scratch + 25634304 /* chunk */);
+    step_teacher_res9_bn1_vjp_6(scratch + 26643520 /* t1910 */, scratch + 26643328 /* t1902 */, state + 37920 /* in_teacher_res9_bn1_scale */, scratch + 26643264 /* t299 */, scratch + 26643200 /* t295 */);
+    step_teacher_res9_bn1_vjp_7(scratch + 294912 /* t1913 */, scratch + 26643520 /* t1910 */, scratch + 22324736 /* t281 */);
+    step_teacher_res9_bn1_vjp_8(scratch + 26643520 /* t1916 */, scratch + 294912 /* t1913 */, scratch + 25634304 /* chunk */);
+    step_teacher_res9_bn1_vjp_9(scratch + 26642880 /* t1918 */, scratch + 26643456 /* t1906 */, scratch + 26643520 /* t1916 */);
+    step_teacher_res9_bn1_vjp_10(scratch + 2211840 /* t1920 */, scratch /* t1900 */, scratch + 294912 /* t1913 */, scratch + 26642880 /* t1918 */);
+    step_teacher_res9_conv0_vjp(scratch + 26643456 /* t1921 */, scratch + 2211840 /* t1920 */, scratch + 2506752 /* chunk */);
+    step_teacher_res9_conv0_vjp_2(scratch + 17558016 /* t1925 */, scratch + 2211840 /* t1920 */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch /* chunk */);
+    step_teacher_res9_conv0_vjp_3(scratch + 2577024 /* t1923 */, scratch + 16654848 /* t271 */, scratch + 2211840 /* t1920 */, scratch /* chunk */);
+    step_teacher_leaky_relu8_vjp(scratch + 16654848 /* t1933 */, scratch + 17106432 /* t1886 */, scratch + 17558016 /* t1925 */, scratch + 13945344 /* t269 */, scratch + 16203264 /* t270 */);
+    step_teacher_bn7_vjp(scratch + 26643520 /* t1935 */, scratch + 16654848 /* t1934 */, scratch + 25634304 /* chunk */);
+    step_teacher_bn7_vjp_2(scratch + 13945344 /* t1936 */, scratch + 16654848 /* t1934 */, scratch + 26644128 /* t264 */);
+    step_teacher_bn7_vjp_3(scratch + 26643552 /* t1938 */, scratch + 16654848 /* t1934 */, scratch + 13493760 /* t250 */, scratch + 25634304 /* chunk */);
+    step_teacher_bn7_vjp_4(scratch + 26642880 /* t1940 */, scratch + 26643552 /* t1938 */, scratch + 26644096 /* t263 */);
+    step_teacher_bn7_vjp_5(scratch + 26642912 /* t1942 */, scratch + 13945344 /* t1936 */, scratch + 25634304 /* chunk */);
+    step_teacher_bn7_vjp_6(scratch + 26642944 /* t1946 */, scratch + 26643552 /* t1938 */, state + 19360 /* in_teacher_bn7_scale */, scratch + 26644096 /* t263 */, scratch + 26644064 /* t260 */);
+    step_teacher_bn7_vjp_7(scratch /* t1949 */, scratch + 26642944 /* t1946 */, scratch + 13493760 /* t250 */);
+    step_teacher_bn7_vjp_8(scratch + 26643552 /* t1952 */, scratch /* t1949 */, scratch + 25634304 /* chunk */);
+    step_teacher_bn7_vjp_9(scratch + 26642944 /* t1954 */, scratch + 26642912 /* t1942 */, scratch + 26643552 /* t1952 */);
+    step_teacher_bn7_vjp_10(scratch + 16203264 /* t1956 */, scratch + 13945344 /* t1936 */, scratch /* t1949 */, scratch + 26642944 /* t1954 */);
+    step_teacher_res6_vjp(scratch + 13493760 /* t1960 */, scratch + 16203264 /* t1956 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res6_vjp_2(scratch + 25634304 /* t1958 */, scratch + 12590592 /* t197 */, scratch + 16203264 /* t1956 */, scratch /* chunk */);
+    step_teacher_res6_conv3_vjp(scratch + 26643552 /* t1961 */, scratch + 16203264 /* t1956 */, scratch + 25634816 /* chunk */);
+    step_teacher_res6_conv3_vjp_2(scratch + 16654848 /* t1965 */, scratch + 16203264 /* t1956 */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch /* chunk */);
+    step_teacher_res6_conv3_vjp_3(scratch + 2595456 /* t1963 */, scratch + 15751680 /* t234 */, scratch + 16203264 /* t1956 */, scratch /* chunk */);
+    step_teacher_res6_leaky_relu2_vjp(scratch + 15751680 /* t1971 */, scratch + 14848512 /* t231 */, scratch + 15300096 /* t233 */, scratch + 16654848 /* t1965 */);
+    step_teacher_res6_bn1_vjp(scratch + 26642912 /* t1973 */, scratch + 15751680 /* t1972 */, scratch + 25634816 /* chunk */);
+    step_teacher_res6_bn1_vjp_2(scratch + 14848512 /* t1974 */, scratch + 15751680 /* t1972 */, scratch + 26644032 /* t226 */);
+    step_teacher_res6_bn1_vjp_3(scratch + 26642944 /* t1976 */, scratch + 15751680 /* t1972 */, scratch + 14396928 /* t207 */, scratch + 25634816 /* chunk */);
+    step_teacher_res6_bn1_vjp_4(scratch + 26642976 /* t1978 */, scratch + 26642944 /* t1976 */, scratch + 26644000 /* t225 */);
+    step_teacher_res6_bn1_vjp_5(scratch + 26643008 /* t1980 */, scratch + 14848512 /* t1974 */, scratch + 25634816 /* chunk */);
+    step_teacher_res6_bn1_vjp_6(scratch + 26643040 /* t1984 */, scratch + 26642944 /* t1976 */, state + 9536 /* in_teacher_res6_bn1_scale */, scratch + 26644000 /* t225 */, scratch + 26643968 /* t221 */);
+    step_teacher_res6_bn1_vjp_7(scratch /* t1987 */, scratch + 26643040 /* t1984 */, scratch + 14396928 /* t207 */);
+    step_teacher_res6_bn1_vjp_8(scratch + 26642944 /* t1990 */, scratch /* t1987 */, scratch + 25634816 /* chunk */);
+    step_teacher_res6_bn1_vjp_9(scratch + 26643040 /* t1992 */, scratch + 26643008 /* t1980 */, scratch + 26642944 /* t1990 */);
+    step_teacher_res6_bn1_vjp_10(scratch + 2125440 /* t1994 */, scratch + 14848512 /* t1974 */, scratch /* t1987 */, scratch + 26643040 /* t1992 */);
+    step_teacher_res6_conv0_vjp(scratch + 26642944 /* t1995 */, scratch + 2125440 /* t1994 */, scratch + 25634816 /* chunk */);
+    step_teacher_res6_conv0_vjp_2(scratch + 14396928 /* t1999 */, scratch + 2125440 /* t1994 */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch /* chunk */);
+    step_teacher_res6_conv0_vjp_3(scratch + 2604672 /* t1997 */, scratch + 12590592 /* t197 */, scratch + 2125440 /* t1994 */, scratch /* chunk */);
+    step_teacher_leaky_relu5_vjp(scratch + 12590592 /* t2007 */, scratch + 13493760 /* t1960 */, scratch + 14396928 /* t1999 */, scratch + 10784256 /* t195 */, scratch + 11687424 /* t196 */);
+    step_teacher_bn4_vjp(scratch + 26644240 /* t2009 */, scratch + 12590592 /* t2008 */, scratch + 25634816 /* chunk */);
+    step_teacher_bn4_vjp_2(scratch + 10784256 /* t2010 */, scratch + 12590592 /* t2008 */, scratch + 26644512 /* t190 */);
+    step_teacher_bn4_vjp_3(scratch + 26644512 /* t2012 */, scratch + 12590592 /* t2008 */, scratch + 9881088 /* t176 */, scratch + 25634816 /* chunk */);
+    step_teacher_bn4_vjp_4(scratch + 26643968 /* t2014 */, scratch + 26644512 /* t2012 */, scratch + 26644496 /* t189 */);
+    step_teacher_bn4_vjp_5(scratch + 26643984 /* t2016 */, scratch + 10784256 /* t2010 */, scratch + 25634816 /* chunk */);
+    step_teacher_bn4_vjp_6(scratch + 26644000 /* t2020 */, scratch + 26644512 /* t2012 */, state + 4864 /* in_teacher_bn4_scale */, scratch + 26644496 /* t189 */, scratch + 26644480 /* t186 */);
+    step_teacher_bn4_vjp_7(scratch /* t2023 */, scratch + 26644000 /* t2020 */, scratch + 9881088 /* t176 */);
+    step_teacher_bn4_vjp_8(scratch + 26644480 /* t2026 */, scratch /* t2023 */, scratch + 25634816 /* chunk */);
+    step_teacher_bn4_vjp_9(scratch + 26644496 /* t2028 */, scratch + 26643984 /* t2016 */, scratch + 26644480 /* t2026 */);
+    step_teacher_bn4_vjp_10(scratch + 9881088 /* t2030 */, scratch + 10784256 /* t2010 */, scratch /* t2023 */, scratch + 26644496 /* t2028 */);
+    step_teacher_res3_conv3_vjp(scratch + 26644480 /* t2032 */, scratch + 9881088 /* t2030 */, scratch + 25634816 /* chunk */);
+    step_teacher_res3_conv3_vjp_2(scratch + 10784256 /* t2036 */, scratch + 9881088 /* t2030 */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch /* chunk */);
+    step_teacher_res3_conv3_vjp_3(scratch + 2609280 /* t2034 */, scratch + 8977920 /* t164 */, scratch + 9881088 /* t2030 */, scratch /* chunk */);
+    step_teacher_res3_leaky_relu2_vjp(scratch + 8977920 /* t2042 */, scratch + 6268416 /* t162 */, scratch + 8074752 /* t163 */, scratch + 10784256 /* t2036 */);
+    step_teacher_res3_bn1_vjp(scratch + 26644496 /* t2044 */, scratch + 8977920 /* t2043 */, scratch + 25634816 /* chunk */);
+    step_teacher_res3_bn1_vjp_2(scratch + 6268416 /* t2045 */, scratch + 8977920 /* t2043 */, scratch + 26644464 /* t157 */);
+    step_teacher_res3_bn1_vjp_3(scratch + 26644464 /* t2047 */, scratch + 8977920 /* t2043 */, scratch + 7171584 /* t143 */, scratch + 25634816 /* chunk */);
+    step_teacher_res3_bn1_vjp_4(scratch + 26644512 /* t2049 */, scratch + 26644464 /* t2047 */, scratch + 26644448 /* t156 */);
+    step_teacher_res3_bn1_vjp_5(scratch + 26643984 /* t2051 */, scratch + 6268416 /* t2045 */, scratch + 25634816 /* chunk */);
+    step_teacher_res3_bn1_vjp_6(scratch + 26644000 /* t2055 */, scratch + 26644464 /* t2047 */, state + 2512 /* in_teacher_res3_bn1_scale */, scratch + 26644448 /* t156 */, scratch + 26644432 /* t153 */);
+    step_teacher_res3_bn1_vjp_7(scratch + 8074752 /* t2058 */, scratch + 26644000 /* t2055 */, scratch + 7171584 /* t143 */);
+    step_teacher_res3_bn1_vjp_8(scratch + 26644432 /* t2061 */, scratch + 8074752 /* t2058 */, scratch + 25634816 /* chunk */);
+    step_teacher_res3_bn1_vjp_9(scratch + 26644448 /* t2063 */, scratch + 26643984 /* t2051 */, scratch + 26644432 /* t2061 */);
+    step_teacher_res3_bn1_vjp_10(scratch + 7171584 /* t2065 */, scratch + 6268416 /* t2045 */, scratch + 8074752 /* t2058 */, scratch + 26644448 /* t2063 */);
+    step_teacher_res3_conv0_vjp(scratch + 26644432 /* t2066 */, scratch + 7171584 /* t2065 */, scratch + 25634816 /* chunk */);
+    step_teacher_res3_conv0_vjp_2(scratch + 6268416 /* t2070 */, scratch + 7171584 /* t2065 */, state + 192 /* in_teacher_res3_conv0_weight */, scratch /* chunk */);
+    step_teacher_res3_conv0_vjp_3(scratch + 2611584 /* t2068 */, scratch + 5365248 /* t134 */, scratch + 7171584 /* t2065 */, scratch /* chunk */);
+    step_teacher_leaky_relu2_vjp(scratch + 5365248 /* t2077 */, scratch + 9881088 /* t2031 */, scratch + 6268416 /* t2070 */, scratch + 3558912 /* t131 */, scratch + 4462080 /* t133 */);
+    step_teacher_bn1_vjp(scratch + 26644448 /* t2079 */, scratch + 5365248 /* t2078 */, scratch + 25634816 /* chunk */);
+    step_teacher_bn1_vjp_2(scratch + 3558912 /* t2080 */, scratch + 5365248 /* t2078 */, scratch + 26644416 /* t126 */);
+    step_teacher_bn1_vjp_3(scratch + 26644416 /* t2082 */, scratch + 5365248 /* t2078 */, scratch + 2655744 /* t107 */, scratch + 25634816 /* chunk */);
+    step_teacher_bn1_vjp_4(scratch + 26644464 /* t2084 */, scratch + 26644416 /* t2082 */, scratch + 26644400 /* t125 */);
+    step_teacher_bn1_vjp_5(scratch + 26643984 /* t2086 */, scratch + 3558912 /* t2080 */, scratch + 25634816 /* chunk */);
+    step_teacher_bn1_vjp_6(scratch + 26644000 /* t2090 */, scratch + 26644416 /* t2082 */, state + 160 /* in_teacher_bn1_scale */, scratch + 26644400 /* t125 */, scratch + 26644384 /* t121 */);
+    step_teacher_bn1_vjp_7(scratch /* t2093 */, scratch + 26644000 /* t2090 */, scratch + 2655744 /* t107 */);
+    step_teacher_bn1_vjp_8(scratch + 26644384 /* t2096 */, scratch /* t2093 */, scratch + 25634816 /* chunk */);
+    step_teacher_bn1_vjp_9(scratch + 26644400 /* t2098 */, scratch + 26643984 /* t2086 */, scratch + 26644384 /* t2096 */);
+    step_teacher_bn1_vjp_10(scratch + 1172480 /* t2100 */, scratch + 3558912 /* t2080 */, scratch /* t2093 */, scratch + 26644400 /* t2098 */);
+    step_teacher_conv0_vjp(scratch + 26644384 /* t2101 */, scratch + 1172480 /* t2100 */, scratch + 25634816 /* chunk */);
+    step_teacher_conv0_vjp_2(scratch + 25634816 /* t2102 */, io /* in_x */, scratch + 1172480 /* t2100 */, scratch /* chunk */);
+    step_teacher_conv0_update(state + 155616 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 25634816 /* t2103 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 155760 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, state + 155776 /* in_teacher_momentum_bn1_scale */, state + 160 /* in_teacher_bn1_scale */, state + 155792 /* in_teacher_momentum_bn1_offset */, state + 176 /* in_teacher_bn1_offset */, scratch + 26644384 /* t2101 */, io + 226112 /* in_lr_teacher */, scratch + 26644464 /* t2084 */, scratch + 26644448 /* t2079 */);
+    step_teacher_res3_conv0_update(state + 155808 /* in_teacher_momentum_res3_conv0_weight */, state + 192 /* in_teacher_res3_conv0_weight */, scratch + 2611584 /* t2069 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res3_conv0_update_2(state + 158112 /* in_teacher_momentum_res3_conv0_bias */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 158128 /* in_teacher_momentum_res3_bn1_scale */, state + 2512 /* in_teacher_res3_bn1_scale */, state + 158144 /* in_teacher_momentum_res3_bn1_offset */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 26644432 /* t2066 */, io + 226112 /* in_lr_teacher */, scratch + 26644512 /* t2049 */, scratch + 26644496 /* t2044 */);
+    step_teacher_res3_conv3_update(state + 158160 /* in_teacher_momentum_res3_conv3_weight */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch + 2609280 /* t2035 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res3_conv3_update_2(state + 160464 /* in_teacher_momentum_res3_conv3_bias */, state + 4848 /* in_teacher_res3_conv3_bias */, state + 160480 /* in_teacher_momentum_bn4_scale */, state + 4864 /* in_teacher_bn4_scale */, state + 160496 /* in_teacher_momentum_bn4_offset */, state + 4880 /* in_teacher_bn4_offset */, scratch + 26644480 /* t2032 */, io + 226112 /* in_lr_teacher */, scratch + 26643968 /* t2014 */, scratch + 26644240 /* t2009 */);
+    step_teacher_res6_conv0_update(state + 160512 /* in_teacher_momentum_res6_conv0_weight */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch + 2604672 /* t1998 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_conv0_update_2(state + 165120 /* in_teacher_momentum_res6_conv0_bias */, state + 9504 /* in_teacher_res6_conv0_bias */, state + 165152 /* in_teacher_momentum_res6_bn1_scale */, state + 9536 /* in_teacher_res6_bn1_scale */, state + 165184 /* in_teacher_momentum_res6_bn1_offset */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 26642944 /* t1995 */, io + 226112 /* in_lr_teacher */, scratch + 26642976 /* t1978 */, scratch + 26642912 /* t1973 */);
+    step_teacher_res6_conv3_update(state + 165216 /* in_teacher_momentum_res6_conv3_weight */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch + 2595456 /* t1964 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_conv3_update_2(state + 174432 /* in_teacher_momentum_res6_conv3_bias */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch + 26643552 /* t1961 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_shortcut_update(state + 174464 /* in_teacher_momentum_res6_shortcut_weight */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch + 25634304 /* t1959 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_bn7_update(state + 174976 /* in_teacher_momentum_bn7_scale */, state + 19360 /* in_teacher_bn7_scale */, state + 175008 /* in_teacher_momentum_bn7_offset */, state + 19392 /* in_teacher_bn7_offset */, scratch + 26642880 /* t1940 */, io + 226112 /* in_lr_teacher */, scratch + 26643520 /* t1935 */);
+    step_teacher_res9_conv0_update(state + 175040 /* in_teacher_momentum_res9_conv0_weight */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch + 2577024 /* t1924 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_conv0_update_2(state + 193472 /* in_teacher_momentum_res9_conv0_bias */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 193536 /* in_teacher_momentum_res9_bn1_scale */, state + 37920 /* in_teacher_res9_bn1_scale */, state + 193600 /* in_teacher_momentum_res9_bn1_offset */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 26643456 /* t1921 */, io + 226112 /* in_lr_teacher */, scratch + 26643392 /* t1904 */, scratch + 26642688 /* t1899 */);
+    step_teacher_res9_conv3_update(state + 193664 /* in_teacher_momentum_res9_conv3_weight */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch + 23504384 /* t1890 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_conv3_update_2(state + 230528 /* in_teacher_momentum_res9_conv3_bias */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch + 26642624 /* t1887 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_shortcut_update(state + 230592 /* in_teacher_momentum_res9_shortcut_weight */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch + 25632256 /* t1885 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_bn10_update(state + 232640 /* in_teacher_momentum_bn10_scale */, state + 77024 /* in_teacher_bn10_scale */, state + 232704 /* in_teacher_momentum_bn10_offset */, state + 77088 /* in_teacher_bn10_offset */, scratch + 26642816 /* t1860 */, io + 226112 /* in_lr_teacher */, scratch + 26642752 /* t1847 */);
+    step_teacher_dense14_vjp_7(scratch + 26637824 /* t2345 */, state + 232768 /* in_teacher_momentum_dense14_weight */, state + 77152 /* in_teacher_dense14_weight */, scratch + 26617344 /* t1814 */, scratch + 26642304 /* t1808 */, scratch + 26639104 /* t1817 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense14_update(state + 233408 /* in_teacher_momentum_dense14_bias */, state + 77792 /* in_teacher_dense14_bias */, scratch + 26644224 /* t1811 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 26644224 /* t2362 */, scratch + 25637136 /* t1682 */);
+    step_teacher_gradient_fwd_2(scratch + 26644240 /* t2364 */, scratch + 26644560 /* t1680 */);
+    step_teacher_gradient_fwd_3(scratch + 26644560 /* t2367 */, scratch + 26644288 /* t1663 */);
+    step_teacher_gradient_fwd_4(scratch + 26644288 /* t2370 */, scratch + 26644272 /* t1658 */);
+    step_teacher_gradient_fwd_5(scratch + 26644272 /* t2373 */, scratch + 25627904 /* t1648 */);
+    step_teacher_gradient_fwd_6(scratch + 26644384 /* t2376 */, scratch + 26644256 /* t1645 */);
+    step_teacher_gradient_fwd_7(scratch + 26644256 /* t2379 */, scratch + 26644336 /* t1628 */);
+    step_teacher_gradient_fwd_8(scratch + 26644336 /* t2382 */, scratch + 26644320 /* t1623 */);
+    step_teacher_gradient_fwd_9(scratch + 26644320 /* t2385 */, scratch + 25625600 /* t1614 */);
+    step_teacher_gradient_fwd_10(scratch + 26644400 /* t2388 */, scratch + 26644304 /* t1611 */);
+    step_teacher_gradient_fwd_11(scratch + 26644304 /* t2391 */, scratch + 26644368 /* t1593 */);
+    step_teacher_gradient_fwd_12(scratch + 26644368 /* t2394 */, scratch + 26644352 /* t1588 */);
+    step_teacher_gradient_fwd_13(scratch + 26644352 /* t2397 */, scratch + 25616384 /* t1577 */);
+    step_teacher_gradient_fwd_14(scratch + 26644416 /* t2400 */, scratch + 18461184 /* t1574 */);
+    step_teacher_gradient_fwd_15(scratch + 26644432 /* t2403 */, scratch + 25962528 /* t1557 */);
+    step_teacher_gradient_fwd_16(scratch + 26644448 /* t2406 */, scratch + 18511360 /* t1552 */);
+    step_teacher_gradient_fwd_17(scratch + 26644464 /* t2409 */, scratch + 25602560 /* t1543 */);
+    step_teacher_gradient_fwd_18(scratch + 26644480 /* t2412 */, scratch + 25962496 /* t1540 */);
+    step_teacher_gradient_fwd_19(scratch + 26644496 /* t2415 */, scratch + 25636480 /* t1538 */);
+    step_teacher_gradient_fwd_20(scratch + 26644512 /* t2418 */, scratch + 25962464 /* t1519 */);
+    step_teacher_gradient_fwd_21(scratch + 26643968 /* t2421 */, scratch + 25962432 /* t1514 */);
+    step_teacher_gradient_fwd_22(scratch + 26643984 /* t2424 */, scratch + 25943552 /* t1503 */);
+    step_teacher_gradient_fwd_23(scratch + 26644000 /* t2427 */, scratch + 26643712 /* t1500 */);
+    step_teacher_gradient_fwd_24(scratch + 26643712 /* t2430 */, scratch + 25962176 /* t1483 */);
+    step_teacher_gradient_fwd_25(scratch + 26643728 /* t2433 */, scratch + 25962112 /* t1478 */);
+    step_teacher_gradient_fwd_26(scratch + 26643744 /* t2436 */, scratch + 24389120 /* t1469 */);
+    step_teacher_gradient_fwd_27(scratch + 26643760 /* t2439 */, scratch + 25962048 /* t1466 */);
+    step_teacher_gradient_fwd_28(scratch + 26644016 /* t2442 */, scratch + 25630208 /* t1464 */);
+    step_teacher_gradient_fwd_29(scratch + 26644032 /* t2445 */, scratch + 25961984 /* t1445 */);
+    step_teacher_gradient_fwd_30(scratch + 26644048 /* t2448 */, scratch + 26643648 /* t1440 */);
+    step_teacher_gradient_fwd_31(scratch + 26643648 /* t2451 */, scratch + 25635328 /* t1428 */);
+    step_teacher_gradient_fwd_32(scratch + 26643664 /* t2454 */, scratch + 26644544 /* t1426 */);
+    step_teacher_gradient_fwd_33(io + 244704 /* t2456 */, scratch + 26644224 /* t2362 */, scratch + 26644240 /* t2364 */, scratch + 26644560 /* t2367 */, scratch + 26644288 /* t2370 */, scratch + 26644272 /* t2373 */, scratch + 26644384 /* t2376 */, scratch + 26644256 /* t2379 */, scratch + 26644336 /* t2382 */, scratch + 26644320 /* t2385 */, scratch + 26644400 /* t2388 */, scratch + 26644304 /* t2391 */, scratch + 26644368 /* t2394 */, scratch + 26644352 /* t2397 */, scratch + 26644416 /* t2400 */, scratch + 26644432 /* t2403 */, scratch + 26644448 /* t2406 */, scratch + 26644464 /* t2409 */, scratch + 26644480 /* t2412 */, scratch + 26644496 /* t2415 */, scratch + 26644512 /* t2418 */, scratch + 26643968 /* t2421 */, scratch + 26643984 /* t2424 */, scratch + 26644000 /* t2427 */, scratch + 26643712 /* t2430 */, scratch + 26643728 /* t2433 */, scratch + 26643744 /* t2436 */, scratch + 26643760 /* t2439 */, scratch + 26644016 /* t2442 */, scratch + 26644032 /* t2445 */, scratch + 26644048 /* t2448 */, scratch + 26643648 /* t2451 */, scratch + 26643664 /* t2454 */);
+    step_teacher_gradient_fwd_34(scratch + 26644544 /* t2458 */, scratch + 25636992 /* t927 */);
+    step_teacher_gradient_fwd_35(scratch + 26644560 /* t2460 */, scratch + 26644528 /* t925 */);
+    step_teacher_gradient_fwd_36(scratch + 26643648 /* t2463 */, scratch + 26644608 /* t908 */);
+    step_teacher_gradient_fwd_37(scratch + 26644608 /* t2466 */, scratch + 26644592 /* t903 */);
+    step_teacher_gradient_fwd_38(scratch + 26644592 /* t2469 */, scratch + 25623296 /* t893 */);
+    step_teacher_gradient_fwd_39(scratch + 26643664 /* t2472 */, scratch + 26644576 /* t890 */);
+    step_teacher_gradient_fwd_40(scratch + 26644576 /* t2475 */, scratch + 26644656 /* t873 */);
+    step_teacher_gradient_fwd_41(scratch + 26644656 /* t2478 */, scratch + 26644640 /* t868 */);
+    step_teacher_gradient_fwd_42(scratch + 26644640 /* t2481 */, scratch + 25620992 /* t859 */);
+    step_teacher_gradient_fwd_43(scratch + 26643680 /* t2484 */, scratch + 26644624 /* t856 */);
+    step_teacher_gradient_fwd_44(scratch + 26644624 /* t2487 */, scratch + 26644208 /* t838 */);
+    step_teacher_gradient_fwd_45(scratch + 26643696 /* t2490 */, scratch + 26644192 /* t833 */);
+    step_teacher_gradient_fwd_46(scratch + 26643712 /* t2493 */, scratch + 25611776 /* t822 */);
+    step_teacher_gradient_fwd_47(scratch + 26643728 /* t2496 */, scratch + 25962400 /* t819 */);
+    step_teacher_gradient_fwd_48(scratch + 26643744 /* t2499 */, scratch + 25962368 /* t802 */);
+    step_teacher_gradient_fwd_49(scratch + 26643760 /* t2502 */, scratch + 25962336 /* t797 */);
+    step_teacher_gradient_fwd_50(scratch + 26643968 /* t2505 */, scratch + 25593344 /* t788 */);
+    step_teacher_gradient_fwd_51(scratch + 26643984 /* t2508 */, scratch + 25962304 /* t785 */);
+    step_teacher_gradient_fwd_52(scratch + 26644000 /* t2511 */, scratch + 25635968 /* t783 */);
+    step_teacher_gradient_fwd_53(scratch + 26644016 /* t2514 */, scratch + 25962272 /* t764 */);
+    step_teacher_gradient_fwd_54(scratch + 26644032 /* t2517 */, scratch + 25962240 /* t759 */);
+    step_teacher_gradient_fwd_55(scratch + 26644048 /* t2520 */, scratch + 25925120 /* t748 */);
+    step_teacher_gradient_fwd_56(scratch + 26644064 /* t2523 */, scratch + 26643584 /* t745 */);
+    step_teacher_gradient_fwd_57(scratch + 26644080 /* t2526 */, scratch + 26057280 /* t728 */);
+    step_teacher_gradient_fwd_58(scratch + 26644096 /* t2529 */, scratch + 26057216 /* t723 */);
+    step_teacher_gradient_fwd_59(scratch + 26644112 /* t2532 */, scratch + 26580480 /* t714 */);
+    step_teacher_gradient_fwd_60(scratch + 26644128 /* t2535 */, scratch + 26643904 /* t711 */);
+    step_teacher_gradient_fwd_61(scratch + 26643904 /* t2538 */, scratch + 26635776 /* t709 */);
+    step_teacher_gradient_fwd_62(scratch + 26643920 /* t2541 */, scratch + 26643840 /* t690 */);
+    step_teacher_gradient_fwd_63(scratch + 26643936 /* t2544 */, scratch + 26643776 /* t685 */);
+    step_teacher_gradient_fwd_64(scratch + 26643952 /* t2547 */, scratch + 26641664 /* t673 */);
+    step_teacher_gradient_fwd_65(scratch + 26643776 /* t2550 */, scratch + 26644672 /* t671 */);
+    step_teacher_gradient_fwd_66(io + 244720 /* t2552 */, io + 244736 /* t2556 */, io + 244752 /* t2557 */, scratch + 26644544 /* t2458 */, scratch + 26644560 /* t2460 */, scratch + 26643648 /* t2463 */, scratch + 26644608 /* t2466 */, scratch + 26644592 /* t2469 */, scratch + 26643664 /* t2472 */, scratch + 26644576 /* t2475 */, scratch + 26644656 /* t2478 */, scratch + 26644640 /* t2481 */, scratch + 26643680 /* t2484 */, scratch + 26644624 /* t2487 */, scratch + 26643696 /* t2490 */, scratch + 26643712 /* t2493 */, scratch + 26643728 /* t2496 */, scratch + 26643744 /* t2499 */, scratch + 26643760 /* t2502 */, scratch + 26643968 /* t2505 */, scratch + 26643984 /* t2508 */, scratch + 26644000 /* t2511 */, scratch + 26644016 /* t2514 */, scratch + 26644032 /* t2517 */, scratch + 26644048 /* t2520 */, scratch + 26644064 /* t2523 */, scratch + 26644080 /* t2526 */, scratch + 26644096 /* t2529 */, scratch + 26644112 /* t2532 */, scratch + 26644128 /* t2535 */, scratch + 26643904 /* t2538 */, scratch + 26643920 /* t2541 */, scratch + 26643936 /* t2544 */, scratch + 26643952 /* t2547 */, scratch + 26643776 /* t2550 */, io + 244704 /* t2456 */, scratch + 18461216 /* t1777 */, io + 244688 /* t1778 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -21709,7 +21709,7 @@ static void supervised_step_student_res3_conv0_fwd_part(void *context, int part,
     const float *restrict t85 = p->t85;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
     const float *restrict in_student_res3_conv0_bias = p->in_student_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
@@ -21717,7 +21717,7 @@ static void supervised_step_student_res3_conv0_fwd_part(void *context, int part,
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t90 + (size_t)n0 * 3136, t85 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t90 + (size_t)n0 * 3136, t85 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -21983,7 +21983,7 @@ static void supervised_step_student_res3_conv3_fwd_part(void *context, int part,
     const float *restrict t115 = p->t115;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
@@ -21991,7 +21991,7 @@ static void supervised_step_student_res3_conv3_fwd_part(void *context, int part,
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t120 + (size_t)n0 * 3136, t115 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t120 + (size_t)n0 * 3136, t115 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -22558,7 +22558,7 @@ static void supervised_step_student_res6_conv3_fwd_part(void *context, int part,
     const float *restrict t185 = p->t185;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
@@ -22566,7 +22566,7 @@ static void supervised_step_student_res6_conv3_fwd_part(void *context, int part,
     while (mplc_claim(256, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t190 + (size_t)n0 * 1568, t185 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t190 + (size_t)n0 * 1568, t185 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -23175,7 +23175,7 @@ static void supervised_step_student_res9_conv3_fwd_part(void *context, int part,
     const float *restrict t259 = p->t259;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
@@ -23183,7 +23183,7 @@ static void supervised_step_student_res9_conv3_fwd_part(void *context, int part,
     while (mplc_claim(256, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t264 + (size_t)n0 * 1024, t259 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t264 + (size_t)n0 * 1024, t259 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -24166,7 +24166,7 @@ static void supervised_step_student_res9_conv3_vjp_2_part(void *context, int par
     float *restrict t368 = p->t368;
     const float *restrict t359 = p->t359;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 1);
@@ -24174,7 +24174,7 @@ static void supervised_step_student_res9_conv3_vjp_2_part(void *context, int par
     while (mplc_claim(256, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t368 + (size_t)n0 * 1024, t359 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t368 + (size_t)n0 * 1024, t359 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
         }
     }
 }
@@ -24198,16 +24198,16 @@ static void supervised_step_student_res9_conv3_vjp_3_part(void *context, int par
     float *restrict t366 = p->t366;
     const float *restrict t259 = p->t259;
     const float *restrict t359 = p->t359;
-    float *restrict chunk = p->chunk + (size_t)part * 332992; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 331968; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 28 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(256, 28, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t366 : chunk + 296128;
+    float *sum = part == 0 ? t366 : chunk + 295104;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
         const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_winograd_filter_gradient(filters, t259 + (size_t)n0 * 1024, t359 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+        mplc_winograd_filter_gradient(filters, t259 + (size_t)n0 * 1024, t359 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
@@ -24215,7 +24215,7 @@ static void supervised_step_student_res9_conv3_vjp_3_part(void *context, int par
 static void supervised_step_student_res9_conv3_vjp_3(float *restrict t366, const float *restrict t259, const float *restrict t359, float *restrict chunk) {
     mplc_parallel(supervised_step_student_res9_conv3_vjp_3_part, &(supervised_step_student_res9_conv3_vjp_3_pointers){t366, t259, t359, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 332992 + 296128;
+        const float *partial = chunk + (size_t)q * 331968 + 295104;
         for (int i = 0; i < 36864; i++) t366[i] += partial[i];
     }
 }
@@ -25150,7 +25150,7 @@ static void supervised_step_student_res6_conv3_vjp_2_part(void *context, int par
     float *restrict t442 = p->t442;
     const float *restrict t433 = p->t433;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 1);
@@ -25158,7 +25158,7 @@ static void supervised_step_student_res6_conv3_vjp_2_part(void *context, int par
     while (mplc_claim(256, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t442 + (size_t)n0 * 1568, t433 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t442 + (size_t)n0 * 1568, t433 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
         }
     }
 }
@@ -25182,16 +25182,16 @@ static void supervised_step_student_res6_conv3_vjp_3_part(void *context, int par
     float *restrict t440 = p->t440;
     const float *restrict t185 = p->t185;
     const float *restrict t433 = p->t433;
-    float *restrict chunk = p->chunk + (size_t)part * 321120; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 320608; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 18 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(256, 18, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t440 : chunk + 311904;
+    float *sum = part == 0 ? t440 : chunk + 311392;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
         const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_winograd_filter_gradient(filters, t185 + (size_t)n0 * 1568, t433 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+        mplc_winograd_filter_gradient(filters, t185 + (size_t)n0 * 1568, t433 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
@@ -25199,7 +25199,7 @@ static void supervised_step_student_res6_conv3_vjp_3_part(void *context, int par
 static void supervised_step_student_res6_conv3_vjp_3(float *restrict t440, const float *restrict t185, const float *restrict t433, float *restrict chunk) {
     mplc_parallel(supervised_step_student_res6_conv3_vjp_3_part, &(supervised_step_student_res6_conv3_vjp_3_pointers){t440, t185, t433, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 321120 + 311904;
+        const float *partial = chunk + (size_t)q * 320608 + 311392;
         for (int i = 0; i < 9216; i++) t440[i] += partial[i];
     }
 }
@@ -26050,7 +26050,7 @@ static void supervised_step_student_res3_conv3_vjp_2_part(void *context, int par
     float *restrict t513 = p->t513;
     const float *restrict t507 = p->t507;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 1);
@@ -26058,7 +26058,7 @@ static void supervised_step_student_res3_conv3_vjp_2_part(void *context, int par
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t513 + (size_t)n0 * 3136, t507 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t513 + (size_t)n0 * 3136, t507 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
         }
     }
 }
@@ -26082,16 +26082,16 @@ static void supervised_step_student_res3_conv3_vjp_3_part(void *context, int par
     float *restrict t511 = p->t511;
     const float *restrict t115 = p->t115;
     const float *restrict t507 = p->t507;
-    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 232240; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(256, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t511 : chunk + 230192;
+    float *sum = part == 0 ? t511 : chunk + 229936;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t115 + (size_t)n0 * 3136, t507 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t115 + (size_t)n0 * 3136, t507 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
@@ -26099,7 +26099,7 @@ static void supervised_step_student_res3_conv3_vjp_3_part(void *context, int par
 static void supervised_step_student_res3_conv3_vjp_3(float *restrict t511, const float *restrict t115, const float *restrict t507, float *restrict chunk) {
     mplc_parallel(supervised_step_student_res3_conv3_vjp_3_part, &(supervised_step_student_res3_conv3_vjp_3_pointers){t511, t115, t507, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        const float *partial = chunk + (size_t)q * 232240 + 229936;
         for (int i = 0; i < 2304; i++) t511[i] += partial[i];
     }
 }
@@ -26499,7 +26499,7 @@ static void supervised_step_student_res3_conv0_vjp_2_part(void *context, int par
     float *restrict t547 = p->t547;
     const float *restrict t542 = p->t542;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 1);
@@ -26507,7 +26507,7 @@ static void supervised_step_student_res3_conv0_vjp_2_part(void *context, int par
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t547 + (size_t)n0 * 3136, t542 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t547 + (size_t)n0 * 3136, t542 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
         }
     }
 }
@@ -26531,16 +26531,16 @@ static void supervised_step_student_res3_conv0_vjp_3_part(void *context, int par
     float *restrict t545 = p->t545;
     const float *restrict t85 = p->t85;
     const float *restrict t542 = p->t542;
-    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 232240; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(256, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t545 : chunk + 230192;
+    float *sum = part == 0 ? t545 : chunk + 229936;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t85 + (size_t)n0 * 3136, t542 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t85 + (size_t)n0 * 3136, t542 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
@@ -26548,7 +26548,7 @@ static void supervised_step_student_res3_conv0_vjp_3_part(void *context, int par
 static void supervised_step_student_res3_conv0_vjp_3(float *restrict t545, const float *restrict t85, const float *restrict t542, float *restrict chunk) {
     mplc_parallel(supervised_step_student_res3_conv0_vjp_3_part, &(supervised_step_student_res3_conv0_vjp_3_pointers){t545, t85, t542, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        const float *partial = chunk + (size_t)q * 232240 + 229936;
         for (int i = 0; i < 2304; i++) t545[i] += partial[i];
     }
 }
@@ -27735,206 +27735,206 @@ static void supervised_step_student_dense13_update(float *restrict in_student_mo
     }
 }
 
-/* 198 kernels; scratch high-water mark 17541856 floats. */
+/* 198 kernels; scratch high-water mark 17533664 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_student_conv0_fwd(scratch + 1171328 /* t53 */, io /* in_x */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, scratch /* chunk */);
     supervised_step_student_bn1_fwd(scratch + 256 /* t54 */, scratch + 1171328 /* t53 */, scratch /* chunk */);
     supervised_step_student_bn1_fwd_2(scratch + 1974144 /* t56 */, scratch + 256 /* t54 */);
-    supervised_step_student_bn1_fwd_3(scratch + 2663936 /* t58 */, scratch + 1171328 /* t53 */, scratch + 1974144 /* t56 */);
-    supervised_step_student_bn1_fwd_4(scratch + 1974160 /* t60 */, scratch + 2663936 /* t58 */, scratch /* chunk */);
-    supervised_step_student_bn1_fwd_5(state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 17541696 /* t72 */, scratch + 17541712 /* t76 */, scratch + 17541728 /* t77 */, scratch + 1974160 /* t60 */, scratch + 1974144 /* t56 */, state + 77968 /* in_student_bn1_scale */);
-    supervised_step_student_bn1_fwd_6(scratch + 3466752 /* t81 */, scratch + 2663936 /* t58 */, scratch + 17541728 /* t77 */, state + 77984 /* in_student_bn1_offset */);
-    supervised_step_student_leaky_relu2_fwd(scratch + 4269568 /* t84 */, scratch + 5072384 /* t85 */, scratch + 3466752 /* t82 */);
-    supervised_step_student_res3_conv0_fwd(scratch + 1841536 /* t90 */, scratch + 5072384 /* t85 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
-    supervised_step_student_res3_bn1_fwd(scratch + 2644608 /* t91 */, scratch + 1841536 /* t90 */, scratch + 2644352 /* chunk */);
-    supervised_step_student_res3_bn1_fwd_2(scratch + 2644352 /* t92 */, scratch + 2644608 /* t91 */);
-    supervised_step_student_res3_bn1_fwd_3(scratch + 5875200 /* t94 */, scratch + 1841536 /* t90 */, scratch + 2644352 /* t92 */);
-    supervised_step_student_res3_bn1_fwd_4(scratch + 2644368 /* t96 */, scratch + 5875200 /* t94 */, scratch /* chunk */);
-    supervised_step_student_res3_bn1_fwd_5(state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 17541744 /* t104 */, scratch + 17541760 /* t107 */, scratch + 17541776 /* t108 */, scratch + 2644368 /* t96 */, scratch + 2644352 /* t92 */, state + 80320 /* in_student_res3_bn1_scale */);
-    supervised_step_student_res3_bn1_fwd_6(scratch + 6678016 /* t112 */, scratch + 5875200 /* t94 */, scratch + 17541776 /* t108 */, state + 80336 /* in_student_res3_bn1_offset */);
-    supervised_step_student_res3_leaky_relu2_fwd(scratch + 7480832 /* t114 */, scratch + 8283648 /* t115 */, scratch + 6678016 /* t113 */);
-    supervised_step_student_res3_conv3_fwd(scratch + 1841536 /* t120 */, scratch + 8283648 /* t115 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
-    supervised_step_student_res3_fwd(scratch /* t122 */, scratch + 1841536 /* t121 */, scratch + 5072384 /* t85 */);
+    supervised_step_student_bn1_fwd_3(scratch + 2655744 /* t58 */, scratch + 1171328 /* t53 */, scratch + 1974144 /* t56 */);
+    supervised_step_student_bn1_fwd_4(scratch + 1974160 /* t60 */, scratch + 2655744 /* t58 */, scratch /* chunk */);
+    supervised_step_student_bn1_fwd_5(state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 17533504 /* t72 */, scratch + 17533520 /* t76 */, scratch + 17533536 /* t77 */, scratch + 1974160 /* t60 */, scratch + 1974144 /* t56 */, state + 77968 /* in_student_bn1_scale */);
+    supervised_step_student_bn1_fwd_6(scratch + 3458560 /* t81 */, scratch + 2655744 /* t58 */, scratch + 17533536 /* t77 */, state + 77984 /* in_student_bn1_offset */);
+    supervised_step_student_leaky_relu2_fwd(scratch + 4261376 /* t84 */, scratch + 5064192 /* t85 */, scratch + 3458560 /* t82 */);
+    supervised_step_student_res3_conv0_fwd(scratch + 1839488 /* t90 */, scratch + 5064192 /* t85 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
+    supervised_step_student_res3_bn1_fwd(scratch + 2642560 /* t91 */, scratch + 1839488 /* t90 */, scratch + 2642304 /* chunk */);
+    supervised_step_student_res3_bn1_fwd_2(scratch + 2642304 /* t92 */, scratch + 2642560 /* t91 */);
+    supervised_step_student_res3_bn1_fwd_3(scratch + 5867008 /* t94 */, scratch + 1839488 /* t90 */, scratch + 2642304 /* t92 */);
+    supervised_step_student_res3_bn1_fwd_4(scratch + 2642320 /* t96 */, scratch + 5867008 /* t94 */, scratch /* chunk */);
+    supervised_step_student_res3_bn1_fwd_5(state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 17533552 /* t104 */, scratch + 17533568 /* t107 */, scratch + 17533584 /* t108 */, scratch + 2642320 /* t96 */, scratch + 2642304 /* t92 */, state + 80320 /* in_student_res3_bn1_scale */);
+    supervised_step_student_res3_bn1_fwd_6(scratch + 6669824 /* t112 */, scratch + 5867008 /* t94 */, scratch + 17533584 /* t108 */, state + 80336 /* in_student_res3_bn1_offset */);
+    supervised_step_student_res3_leaky_relu2_fwd(scratch + 7472640 /* t114 */, scratch + 8275456 /* t115 */, scratch + 6669824 /* t113 */);
+    supervised_step_student_res3_conv3_fwd(scratch + 1839488 /* t120 */, scratch + 8275456 /* t115 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
+    supervised_step_student_res3_fwd(scratch /* t122 */, scratch + 1839488 /* t121 */, scratch + 5064192 /* t85 */);
     supervised_step_student_bn4_fwd(scratch + 803072 /* t124 */, scratch /* t123 */, scratch + 802816 /* chunk */);
     supervised_step_student_bn4_fwd_2(scratch + 802816 /* t125 */, scratch + 803072 /* t124 */);
-    supervised_step_student_bn4_fwd_3(scratch + 9086464 /* t127 */, scratch /* t123 */, scratch + 802816 /* t125 */);
-    supervised_step_student_bn4_fwd_4(scratch + 256 /* t129 */, scratch + 9086464 /* t127 */, scratch /* chunk */);
-    supervised_step_student_bn4_fwd_5(state + 311776 /* in_student_bn4_running_mean */, state + 311792 /* in_student_bn4_running_var */, scratch + 17541792 /* t137 */, scratch + 17541808 /* t140 */, scratch + 17541824 /* t141 */, scratch + 256 /* t129 */, scratch + 802816 /* t125 */, state + 82672 /* in_student_bn4_scale */);
-    supervised_step_student_bn4_fwd_6(scratch + 9889280 /* t145 */, scratch + 9086464 /* t127 */, scratch + 17541824 /* t141 */, state + 82688 /* in_student_bn4_offset */);
-    supervised_step_student_leaky_relu5_fwd(scratch + 10692096 /* t147 */, scratch + 11494912 /* t148 */, scratch + 9889280 /* t146 */);
-    supervised_step_student_res6_conv0_fwd(scratch + 2088576 /* t153 */, scratch + 11494912 /* t148 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, scratch /* chunk */);
+    supervised_step_student_bn4_fwd_3(scratch + 9078272 /* t127 */, scratch /* t123 */, scratch + 802816 /* t125 */);
+    supervised_step_student_bn4_fwd_4(scratch + 256 /* t129 */, scratch + 9078272 /* t127 */, scratch /* chunk */);
+    supervised_step_student_bn4_fwd_5(state + 311776 /* in_student_bn4_running_mean */, state + 311792 /* in_student_bn4_running_var */, scratch + 17533600 /* t137 */, scratch + 17533616 /* t140 */, scratch + 17533632 /* t141 */, scratch + 256 /* t129 */, scratch + 802816 /* t125 */, state + 82672 /* in_student_bn4_scale */);
+    supervised_step_student_bn4_fwd_6(scratch + 9881088 /* t145 */, scratch + 9078272 /* t127 */, scratch + 17533632 /* t141 */, state + 82688 /* in_student_bn4_offset */);
+    supervised_step_student_leaky_relu5_fwd(scratch + 10683904 /* t147 */, scratch + 11486720 /* t148 */, scratch + 9881088 /* t146 */);
+    supervised_step_student_res6_conv0_fwd(scratch + 2088576 /* t153 */, scratch + 11486720 /* t148 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, scratch /* chunk */);
     supervised_step_student_res6_bn1_fwd(scratch + 2490496 /* t154 */, scratch + 2088576 /* t153 */, scratch + 2489984 /* chunk */);
     supervised_step_student_res6_bn1_fwd_2(scratch + 2489984 /* t156 */, scratch + 2490496 /* t154 */);
-    supervised_step_student_res6_bn1_fwd_3(scratch + 13100544 /* t158 */, scratch + 2088576 /* t153 */, scratch + 2489984 /* t156 */);
-    supervised_step_student_res6_bn1_fwd_4(scratch + 2490016 /* t160 */, scratch + 13100544 /* t158 */, scratch + 12297728 /* chunk */);
-    supervised_step_student_res6_bn1_fwd_5(state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 17541504 /* t172 */, scratch + 17541536 /* t176 */, scratch + 17541568 /* t177 */, scratch + 2490016 /* t160 */, scratch + 2489984 /* t156 */, state + 87344 /* in_student_res6_bn1_scale */);
-    supervised_step_student_res6_bn1_fwd_6(scratch + 13501952 /* t181 */, scratch + 13100544 /* t158 */, scratch + 17541568 /* t177 */, state + 87376 /* in_student_res6_bn1_offset */);
-    supervised_step_student_res6_leaky_relu2_fwd(scratch + 13903360 /* t184 */, scratch + 14304768 /* t185 */, scratch + 13501952 /* t182 */);
-    supervised_step_student_res6_conv3_fwd(scratch + 12297728 /* t190 */, scratch + 14304768 /* t185 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
-    supervised_step_student_res6_fwd(scratch + 12699136 /* t194 */, scratch + 11494912 /* t148 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
-    supervised_step_student_res6_fwd_2(scratch /* t196 */, scratch + 12297728 /* t191 */, scratch + 12699136 /* t195 */);
-    supervised_step_student_bn7_fwd(scratch + 12298240 /* t198 */, scratch /* t197 */, scratch + 12297728 /* chunk */);
-    supervised_step_student_bn7_fwd_2(scratch + 12699648 /* t199 */, scratch + 12298240 /* t198 */);
-    supervised_step_student_bn7_fwd_3(scratch + 12297728 /* t201 */, scratch /* t197 */, scratch + 12699648 /* t199 */);
-    supervised_step_student_bn7_fwd_4(scratch + 12699680 /* t203 */, scratch + 12297728 /* t201 */, scratch + 12699136 /* chunk */);
-    supervised_step_student_bn7_fwd_5(state + 311872 /* in_student_bn7_running_mean */, state + 311904 /* in_student_bn7_running_var */, scratch + 17541600 /* t211 */, scratch + 17541632 /* t214 */, scratch + 17541664 /* t215 */, scratch + 12699680 /* t203 */, scratch + 12699648 /* t199 */, state + 97168 /* in_student_bn7_scale */);
-    supervised_step_student_bn7_fwd_6(scratch + 12699136 /* t219 */, scratch + 12297728 /* t201 */, scratch + 17541664 /* t215 */, state + 97200 /* in_student_bn7_offset */);
-    supervised_step_student_leaky_relu8_fwd(scratch + 14706176 /* t221 */, scratch + 15107584 /* t222 */, scratch + 12699136 /* t220 */);
-    supervised_step_student_res9_conv0_fwd(scratch + 2064384 /* t227 */, scratch + 15107584 /* t222 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, scratch /* chunk */);
+    supervised_step_student_res6_bn1_fwd_3(scratch + 13092352 /* t158 */, scratch + 2088576 /* t153 */, scratch + 2489984 /* t156 */);
+    supervised_step_student_res6_bn1_fwd_4(scratch + 2490016 /* t160 */, scratch + 13092352 /* t158 */, scratch + 12289536 /* chunk */);
+    supervised_step_student_res6_bn1_fwd_5(state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 17533312 /* t172 */, scratch + 17533344 /* t176 */, scratch + 17533376 /* t177 */, scratch + 2490016 /* t160 */, scratch + 2489984 /* t156 */, state + 87344 /* in_student_res6_bn1_scale */);
+    supervised_step_student_res6_bn1_fwd_6(scratch + 13493760 /* t181 */, scratch + 13092352 /* t158 */, scratch + 17533376 /* t177 */, state + 87376 /* in_student_res6_bn1_offset */);
+    supervised_step_student_res6_leaky_relu2_fwd(scratch + 13895168 /* t184 */, scratch + 14296576 /* t185 */, scratch + 13493760 /* t182 */);
+    supervised_step_student_res6_conv3_fwd(scratch + 12289536 /* t190 */, scratch + 14296576 /* t185 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
+    supervised_step_student_res6_fwd(scratch + 12690944 /* t194 */, scratch + 11486720 /* t148 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
+    supervised_step_student_res6_fwd_2(scratch /* t196 */, scratch + 12289536 /* t191 */, scratch + 12690944 /* t195 */);
+    supervised_step_student_bn7_fwd(scratch + 12290048 /* t198 */, scratch /* t197 */, scratch + 12289536 /* chunk */);
+    supervised_step_student_bn7_fwd_2(scratch + 12691456 /* t199 */, scratch + 12290048 /* t198 */);
+    supervised_step_student_bn7_fwd_3(scratch + 12289536 /* t201 */, scratch /* t197 */, scratch + 12691456 /* t199 */);
+    supervised_step_student_bn7_fwd_4(scratch + 12691488 /* t203 */, scratch + 12289536 /* t201 */, scratch + 12690944 /* chunk */);
+    supervised_step_student_bn7_fwd_5(state + 311872 /* in_student_bn7_running_mean */, state + 311904 /* in_student_bn7_running_var */, scratch + 17533408 /* t211 */, scratch + 17533440 /* t214 */, scratch + 17533472 /* t215 */, scratch + 12691488 /* t203 */, scratch + 12691456 /* t199 */, state + 97168 /* in_student_bn7_scale */);
+    supervised_step_student_bn7_fwd_6(scratch + 12690944 /* t219 */, scratch + 12289536 /* t201 */, scratch + 17533472 /* t215 */, state + 97200 /* in_student_bn7_offset */);
+    supervised_step_student_leaky_relu8_fwd(scratch + 14697984 /* t221 */, scratch + 15099392 /* t222 */, scratch + 12690944 /* t220 */);
+    supervised_step_student_res9_conv0_fwd(scratch + 2064384 /* t227 */, scratch + 15099392 /* t222 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, scratch /* chunk */);
     supervised_step_student_res9_bn1_fwd(scratch + 2327552 /* t228 */, scratch + 2064384 /* t227 */, scratch + 2326528 /* chunk */);
     supervised_step_student_res9_bn1_fwd_2(scratch + 2326528 /* t230 */, scratch + 2327552 /* t228 */);
-    supervised_step_student_res9_bn1_fwd_3(scratch + 15910400 /* t232 */, scratch + 2064384 /* t227 */, scratch + 2326528 /* t230 */);
-    supervised_step_student_res9_bn1_fwd_4(scratch + 2326592 /* t234 */, scratch + 15910400 /* t232 */, scratch + 15508992 /* chunk */);
-    supervised_step_student_res9_bn1_fwd_5(state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 17541120 /* t246 */, scratch + 17541184 /* t250 */, scratch + 17541248 /* t251 */, scratch + 2326592 /* t234 */, scratch + 2326528 /* t230 */, state + 115728 /* in_student_res9_bn1_scale */);
-    supervised_step_student_res9_bn1_fwd_6(scratch + 16172544 /* t255 */, scratch + 15910400 /* t232 */, scratch + 17541248 /* t251 */, state + 115792 /* in_student_res9_bn1_offset */);
-    supervised_step_student_res9_leaky_relu2_fwd(scratch + 16434688 /* t258 */, scratch + 16696832 /* t259 */, scratch + 16172544 /* t256 */);
-    supervised_step_student_res9_conv3_fwd(scratch + 2369024 /* t264 */, scratch + 16696832 /* t259 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
-    supervised_step_student_res9_fwd(scratch + 15508992 /* t268 */, scratch + 15107584 /* t222 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
-    supervised_step_student_res9_fwd_2(scratch /* t270 */, scratch + 2369024 /* t265 */, scratch + 15508992 /* t269 */);
-    supervised_step_student_bn10_fwd(scratch + 15510016 /* t272 */, scratch /* t271 */, scratch + 15508992 /* chunk */);
-    supervised_step_student_bn10_fwd_2(scratch + 15772160 /* t273 */, scratch + 15510016 /* t272 */);
-    supervised_step_student_bn10_fwd_3(scratch + 15508992 /* t275 */, scratch /* t271 */, scratch + 15772160 /* t273 */);
-    supervised_step_student_bn10_fwd_4(scratch + 15772224 /* t277 */, scratch + 15508992 /* t275 */, scratch + 15771136 /* chunk */);
-    supervised_step_student_bn10_fwd_5(state + 312064 /* in_student_bn10_running_mean */, state + 312128 /* in_student_bn10_running_var */, scratch + 17539072 /* t285 */, scratch + 17539136 /* t288 */, scratch + 17539200 /* t289 */, scratch + 15772224 /* t277 */, scratch + 15772160 /* t273 */, state + 154832 /* in_student_bn10_scale */);
-    supervised_step_student_bn10_fwd_6(scratch /* t293 */, scratch + 15508992 /* t275 */, scratch + 17539200 /* t289 */, state + 154896 /* in_student_bn10_offset */);
+    supervised_step_student_res9_bn1_fwd_3(scratch + 15902208 /* t232 */, scratch + 2064384 /* t227 */, scratch + 2326528 /* t230 */);
+    supervised_step_student_res9_bn1_fwd_4(scratch + 2326592 /* t234 */, scratch + 15902208 /* t232 */, scratch + 15500800 /* chunk */);
+    supervised_step_student_res9_bn1_fwd_5(state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 17532928 /* t246 */, scratch + 17532992 /* t250 */, scratch + 17533056 /* t251 */, scratch + 2326592 /* t234 */, scratch + 2326528 /* t230 */, state + 115728 /* in_student_res9_bn1_scale */);
+    supervised_step_student_res9_bn1_fwd_6(scratch + 16164352 /* t255 */, scratch + 15902208 /* t232 */, scratch + 17533056 /* t251 */, state + 115792 /* in_student_res9_bn1_offset */);
+    supervised_step_student_res9_leaky_relu2_fwd(scratch + 16426496 /* t258 */, scratch + 16688640 /* t259 */, scratch + 16164352 /* t256 */);
+    supervised_step_student_res9_conv3_fwd(scratch + 2360832 /* t264 */, scratch + 16688640 /* t259 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
+    supervised_step_student_res9_fwd(scratch + 15500800 /* t268 */, scratch + 15099392 /* t222 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
+    supervised_step_student_res9_fwd_2(scratch /* t270 */, scratch + 2360832 /* t265 */, scratch + 15500800 /* t269 */);
+    supervised_step_student_bn10_fwd(scratch + 15501824 /* t272 */, scratch /* t271 */, scratch + 15500800 /* chunk */);
+    supervised_step_student_bn10_fwd_2(scratch + 15763968 /* t273 */, scratch + 15501824 /* t272 */);
+    supervised_step_student_bn10_fwd_3(scratch + 15500800 /* t275 */, scratch /* t271 */, scratch + 15763968 /* t273 */);
+    supervised_step_student_bn10_fwd_4(scratch + 15764032 /* t277 */, scratch + 15500800 /* t275 */, scratch + 15762944 /* chunk */);
+    supervised_step_student_bn10_fwd_5(state + 312064 /* in_student_bn10_running_mean */, state + 312128 /* in_student_bn10_running_var */, scratch + 17530880 /* t285 */, scratch + 17530944 /* t288 */, scratch + 17531008 /* t289 */, scratch + 15764032 /* t277 */, scratch + 15763968 /* t273 */, state + 154832 /* in_student_bn10_scale */);
+    supervised_step_student_bn10_fwd_6(scratch /* t293 */, scratch + 15500800 /* t275 */, scratch + 17531008 /* t289 */, state + 154896 /* in_student_bn10_offset */);
     supervised_step_student_leaky_relu11_fwd(scratch + 262144 /* t295 */, scratch + 524288 /* t296 */, scratch /* t294 */);
-    supervised_step_student_global_avg_pool12_fwd(scratch + 15771136 /* t298 */, scratch + 524288 /* t297 */);
-    supervised_step_student_global_avg_pool12_fwd_2(scratch + 17520128 /* t300 */, scratch + 15771136 /* t298 */);
-    supervised_step_student_dense13_fwd(scratch + 15771136 /* t303 */, scratch + 17520128 /* t300 */, state + 154960 /* in_student_dense13_weight */, state + 155600 /* in_student_dense13_bias */);
-    supervised_step_student_loss_fwd(scratch + 15778816 /* t304 */, scratch + 15771136 /* t303 */);
-    supervised_step_student_loss_fwd_2(scratch + 15773696 /* t306 */, scratch + 15776256 /* t307 */, scratch + 15771136 /* t303 */, scratch + 15778816 /* t304 */);
-    supervised_step_student_loss_fwd_3(scratch + 15778816 /* t308 */, scratch + 15776256 /* t307 */);
-    supervised_step_student_loss_fwd_4(scratch + 15771136 /* t309 */, scratch + 15778816 /* t308 */);
-    supervised_step_student_loss_fwd_5(scratch + 17541312 /* t313 */, scratch + 15773696 /* t306 */, scratch + 15771136 /* t309 */, io + 200704 /* in_y */);
-    supervised_step_student_loss_fwd_6(io + 203280 /* t315 */, scratch + 17541312 /* t313 */);
-    supervised_step_student_loss_vjp(scratch + 15771136 /* t317 */, io + 200704 /* in_y */);
-    supervised_step_student_loss_vjp_2(scratch + 15773696 /* t319 */, scratch + 15771136 /* t317 */);
-    supervised_step_student_loss_vjp_3(scratch + 15773952 /* t320 */, scratch + 15773696 /* t319 */, scratch + 15778816 /* t308 */);
-    supervised_step_student_loss_vjp_4(scratch + 17536512 /* t323 */, scratch + 15773952 /* t320 */, scratch + 15776256 /* t307 */, scratch + 15771136 /* t317 */);
-    supervised_step_student_dense13_vjp(scratch + 17541840 /* t324 */, scratch + 17536512 /* t323 */);
-    supervised_step_student_dense13_vjp_2(scratch + 15771136 /* t327 */, scratch + 17536512 /* t323 */, state + 154960 /* in_student_dense13_weight */);
-    supervised_step_student_global_avg_pool12_vjp(scratch + 524288 /* t328 */, scratch + 15771136 /* t327 */);
+    supervised_step_student_global_avg_pool12_fwd(scratch + 15762944 /* t298 */, scratch + 524288 /* t297 */);
+    supervised_step_student_global_avg_pool12_fwd_2(scratch + 17511936 /* t300 */, scratch + 15762944 /* t298 */);
+    supervised_step_student_dense13_fwd(scratch + 15762944 /* t303 */, scratch + 17511936 /* t300 */, state + 154960 /* in_student_dense13_weight */, state + 155600 /* in_student_dense13_bias */);
+    supervised_step_student_loss_fwd(scratch + 15770624 /* t304 */, scratch + 15762944 /* t303 */);
+    supervised_step_student_loss_fwd_2(scratch + 15765504 /* t306 */, scratch + 15768064 /* t307 */, scratch + 15762944 /* t303 */, scratch + 15770624 /* t304 */);
+    supervised_step_student_loss_fwd_3(scratch + 15770624 /* t308 */, scratch + 15768064 /* t307 */);
+    supervised_step_student_loss_fwd_4(scratch + 15762944 /* t309 */, scratch + 15770624 /* t308 */);
+    supervised_step_student_loss_fwd_5(scratch + 17533120 /* t313 */, scratch + 15765504 /* t306 */, scratch + 15762944 /* t309 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_fwd_6(io + 203280 /* t315 */, scratch + 17533120 /* t313 */);
+    supervised_step_student_loss_vjp(scratch + 15762944 /* t317 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_vjp_2(scratch + 15765504 /* t319 */, scratch + 15762944 /* t317 */);
+    supervised_step_student_loss_vjp_3(scratch + 15765760 /* t320 */, scratch + 15765504 /* t319 */, scratch + 15770624 /* t308 */);
+    supervised_step_student_loss_vjp_4(scratch + 17528320 /* t323 */, scratch + 15765760 /* t320 */, scratch + 15768064 /* t307 */, scratch + 15762944 /* t317 */);
+    supervised_step_student_dense13_vjp(scratch + 17533648 /* t324 */, scratch + 17528320 /* t323 */);
+    supervised_step_student_dense13_vjp_2(scratch + 15762944 /* t327 */, scratch + 17528320 /* t323 */, state + 154960 /* in_student_dense13_weight */);
+    supervised_step_student_global_avg_pool12_vjp(scratch + 524288 /* t328 */, scratch + 15762944 /* t327 */);
     supervised_step_student_leaky_relu11_vjp(scratch + 786432 /* t336 */, scratch /* t294 */, scratch + 262144 /* t295 */, scratch + 524288 /* t329 */);
-    supervised_step_student_bn10_vjp(scratch + 17541312 /* t338 */, scratch + 786432 /* t337 */, scratch + 15771136 /* chunk */);
-    supervised_step_student_bn10_vjp_2(scratch /* t339 */, scratch + 786432 /* t337 */, scratch + 17539200 /* t289 */);
-    supervised_step_student_bn10_vjp_3(scratch + 17539200 /* t341 */, scratch + 786432 /* t337 */, scratch + 15508992 /* t275 */, scratch + 15771136 /* chunk */);
-    supervised_step_student_bn10_vjp_4(scratch + 17541376 /* t343 */, scratch + 17539200 /* t341 */, scratch + 17539136 /* t288 */);
-    supervised_step_student_bn10_vjp_5(scratch + 17539264 /* t345 */, scratch /* t339 */, scratch + 15771136 /* chunk */);
-    supervised_step_student_bn10_vjp_6(scratch + 17539328 /* t349 */, scratch + 17539200 /* t341 */, state + 154832 /* in_student_bn10_scale */, scratch + 17539136 /* t288 */, scratch + 17539072 /* t285 */);
-    supervised_step_student_bn10_vjp_7(scratch + 262144 /* t352 */, scratch + 17539328 /* t349 */, scratch + 15508992 /* t275 */);
-    supervised_step_student_bn10_vjp_8(scratch + 17539072 /* t355 */, scratch + 262144 /* t352 */, scratch + 15508992 /* chunk */);
-    supervised_step_student_bn10_vjp_9(scratch + 17539136 /* t357 */, scratch + 17539264 /* t345 */, scratch + 17539072 /* t355 */);
-    supervised_step_student_bn10_vjp_10(scratch + 16958976 /* t359 */, scratch /* t339 */, scratch + 262144 /* t352 */, scratch + 17539136 /* t357 */);
-    supervised_step_student_res9_vjp(scratch + 15508992 /* t363 */, scratch + 16958976 /* t359 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
-    supervised_step_student_res9_vjp_2(scratch + 17539072 /* t361 */, scratch + 15107584 /* t222 */, scratch + 16958976 /* t359 */, scratch /* chunk */);
-    supervised_step_student_res9_conv3_vjp(scratch + 17541440 /* t364 */, scratch + 16958976 /* t359 */, scratch + 17221120 /* chunk */);
-    supervised_step_student_res9_conv3_vjp_2(scratch + 17221120 /* t368 */, scratch + 16958976 /* t359 */, state + 115856 /* in_student_res9_conv3_weight */, scratch /* chunk */);
-    supervised_step_student_res9_conv3_vjp_3(scratch + 17483264 /* t366 */, scratch + 16696832 /* t259 */, scratch + 16958976 /* t359 */, scratch /* chunk */);
-    supervised_step_student_res9_leaky_relu2_vjp(scratch + 16696832 /* t374 */, scratch + 16172544 /* t256 */, scratch + 16434688 /* t258 */, scratch + 17221120 /* t368 */);
-    supervised_step_student_res9_bn1_vjp(scratch + 2663808 /* t376 */, scratch + 16696832 /* t375 */, scratch + 16172544 /* chunk */);
-    supervised_step_student_res9_bn1_vjp_2(scratch + 16172544 /* t377 */, scratch + 16696832 /* t375 */, scratch + 17541248 /* t251 */);
-    supervised_step_student_res9_bn1_vjp_3(scratch + 2663872 /* t379 */, scratch + 16696832 /* t375 */, scratch + 15910400 /* t232 */, scratch + 16434688 /* chunk */);
-    supervised_step_student_res9_bn1_vjp_4(scratch + 17541248 /* t381 */, scratch + 2663872 /* t379 */, scratch + 17541184 /* t250 */);
-    supervised_step_student_res9_bn1_vjp_5(scratch + 16435712 /* t383 */, scratch + 16172544 /* t377 */, scratch + 16434688 /* chunk */);
-    supervised_step_student_res9_bn1_vjp_6(scratch + 16434688 /* t387 */, scratch + 2663872 /* t379 */, state + 115728 /* in_student_res9_bn1_scale */, scratch + 17541184 /* t250 */, scratch + 17541120 /* t246 */);
-    supervised_step_student_res9_bn1_vjp_7(scratch /* t390 */, scratch + 16434688 /* t387 */, scratch + 15910400 /* t232 */);
-    supervised_step_student_res9_bn1_vjp_8(scratch + 2663872 /* t393 */, scratch /* t390 */, scratch + 15910400 /* chunk */);
-    supervised_step_student_res9_bn1_vjp_9(scratch + 17541120 /* t395 */, scratch + 16435712 /* t383 */, scratch + 2663872 /* t393 */);
-    supervised_step_student_res9_bn1_vjp_10(scratch + 15910400 /* t397 */, scratch + 16172544 /* t377 */, scratch /* t390 */, scratch + 17541120 /* t395 */);
-    supervised_step_student_res9_conv0_vjp(scratch + 2663872 /* t398 */, scratch + 15910400 /* t397 */, scratch + 16172544 /* chunk */);
-    supervised_step_student_res9_conv0_vjp_2(scratch + 2211840 /* t402 */, scratch + 15910400 /* t397 */, state + 97232 /* in_student_res9_conv0_weight */, scratch /* chunk */);
-    supervised_step_student_res9_conv0_vjp_3(scratch + 16172544 /* t400 */, scratch + 15107584 /* t222 */, scratch + 15910400 /* t397 */, scratch /* chunk */);
-    supervised_step_student_leaky_relu8_vjp(scratch + 15107584 /* t410 */, scratch + 15508992 /* t363 */, scratch + 2211840 /* t402 */, scratch + 12699136 /* t220 */, scratch + 14706176 /* t221 */);
-    supervised_step_student_bn7_vjp(scratch + 17541120 /* t412 */, scratch + 15107584 /* t411 */, scratch + 12699136 /* chunk */);
-    supervised_step_student_bn7_vjp_2(scratch + 12699136 /* t413 */, scratch + 15107584 /* t411 */, scratch + 17541664 /* t215 */);
-    supervised_step_student_bn7_vjp_3(scratch + 17541152 /* t415 */, scratch + 15107584 /* t411 */, scratch + 12297728 /* t201 */, scratch + 14706176 /* chunk */);
-    supervised_step_student_bn7_vjp_4(scratch + 17541184 /* t417 */, scratch + 17541152 /* t415 */, scratch + 17541632 /* t214 */);
-    supervised_step_student_bn7_vjp_5(scratch + 17541216 /* t419 */, scratch + 12699136 /* t413 */, scratch + 16190976 /* chunk */);
-    supervised_step_student_bn7_vjp_6(scratch + 16190976 /* t423 */, scratch + 17541152 /* t415 */, state + 97168 /* in_student_bn7_scale */, scratch + 17541632 /* t214 */, scratch + 17541600 /* t211 */);
-    supervised_step_student_bn7_vjp_7(scratch /* t426 */, scratch + 16190976 /* t423 */, scratch + 12297728 /* t201 */);
-    supervised_step_student_bn7_vjp_8(scratch + 17541152 /* t429 */, scratch /* t426 */, scratch + 12297728 /* chunk */);
-    supervised_step_student_bn7_vjp_9(scratch + 12297728 /* t431 */, scratch + 17541216 /* t419 */, scratch + 17541152 /* t429 */);
-    supervised_step_student_bn7_vjp_10(scratch + 14706176 /* t433 */, scratch + 12699136 /* t413 */, scratch /* t426 */, scratch + 12297728 /* t431 */);
-    supervised_step_student_res6_vjp(scratch + 12297728 /* t437 */, scratch + 14706176 /* t433 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
-    supervised_step_student_res6_vjp_2(scratch + 2662784 /* t435 */, scratch + 11494912 /* t148 */, scratch + 14706176 /* t433 */, scratch /* chunk */);
-    supervised_step_student_res6_conv3_vjp(scratch + 17541152 /* t438 */, scratch + 14706176 /* t433 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res6_conv3_vjp_2(scratch + 15107584 /* t442 */, scratch + 14706176 /* t433 */, state + 87408 /* in_student_res6_conv3_weight */, scratch /* chunk */);
-    supervised_step_student_res6_conv3_vjp_3(scratch + 15508992 /* t440 */, scratch + 14304768 /* t185 */, scratch + 14706176 /* t433 */, scratch /* chunk */);
-    supervised_step_student_res6_leaky_relu2_vjp(scratch + 14304768 /* t448 */, scratch + 13501952 /* t182 */, scratch + 13903360 /* t184 */, scratch + 15107584 /* t442 */);
-    supervised_step_student_res6_bn1_vjp(scratch + 17541216 /* t450 */, scratch + 14304768 /* t449 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res6_bn1_vjp_2(scratch + 13501952 /* t451 */, scratch + 14304768 /* t449 */, scratch + 17541568 /* t177 */);
-    supervised_step_student_res6_bn1_vjp_3(scratch + 13903360 /* t453 */, scratch + 14304768 /* t449 */, scratch + 13100544 /* t158 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res6_bn1_vjp_4(scratch + 15527680 /* t455 */, scratch + 13903360 /* t453 */, scratch + 17541536 /* t176 */);
-    supervised_step_student_res6_bn1_vjp_5(scratch + 15518208 /* t457 */, scratch + 13501952 /* t451 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res6_bn1_vjp_6(scratch + 2663296 /* t461 */, scratch + 13903360 /* t453 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 17541536 /* t176 */, scratch + 17541504 /* t172 */);
-    supervised_step_student_res6_bn1_vjp_7(scratch /* t464 */, scratch + 2663296 /* t461 */, scratch + 13100544 /* t158 */);
-    supervised_step_student_res6_bn1_vjp_8(scratch + 15518240 /* t467 */, scratch /* t464 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res6_bn1_vjp_9(scratch + 2663296 /* t469 */, scratch + 15518208 /* t457 */, scratch + 15518240 /* t467 */);
-    supervised_step_student_res6_bn1_vjp_10(scratch + 2125440 /* t471 */, scratch + 13501952 /* t451 */, scratch /* t464 */, scratch + 2663296 /* t469 */);
-    supervised_step_student_res6_conv0_vjp(scratch + 15527712 /* t472 */, scratch + 2125440 /* t471 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res6_conv0_vjp_2(scratch + 13100544 /* t476 */, scratch + 2125440 /* t471 */, state + 82704 /* in_student_res6_conv0_weight */, scratch /* chunk */);
-    supervised_step_student_res6_conv0_vjp_3(scratch + 15518208 /* t474 */, scratch + 11494912 /* t148 */, scratch + 2125440 /* t471 */, scratch /* chunk */);
-    supervised_step_student_leaky_relu5_vjp(scratch + 11494912 /* t484 */, scratch + 12297728 /* t437 */, scratch + 13100544 /* t476 */, scratch + 9889280 /* t146 */, scratch + 10692096 /* t147 */);
-    supervised_step_student_bn4_vjp(scratch + 17541504 /* t486 */, scratch + 11494912 /* t485 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_bn4_vjp_2(scratch + 9889280 /* t487 */, scratch + 11494912 /* t485 */, scratch + 17541824 /* t141 */);
-    supervised_step_student_bn4_vjp_3(scratch + 17541824 /* t489 */, scratch + 11494912 /* t485 */, scratch + 9086464 /* t127 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_bn4_vjp_4(scratch + 17541520 /* t491 */, scratch + 17541824 /* t489 */, scratch + 17541808 /* t140 */);
-    supervised_step_student_bn4_vjp_5(scratch + 17541536 /* t493 */, scratch + 9889280 /* t487 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_bn4_vjp_6(scratch + 17541552 /* t497 */, scratch + 17541824 /* t489 */, state + 82672 /* in_student_bn4_scale */, scratch + 17541808 /* t140 */, scratch + 17541792 /* t137 */);
-    supervised_step_student_bn4_vjp_7(scratch /* t500 */, scratch + 17541552 /* t497 */, scratch + 9086464 /* t127 */);
-    supervised_step_student_bn4_vjp_8(scratch + 17541792 /* t503 */, scratch /* t500 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_bn4_vjp_9(scratch + 17541808 /* t505 */, scratch + 17541536 /* t493 */, scratch + 17541792 /* t503 */);
-    supervised_step_student_bn4_vjp_10(scratch + 9086464 /* t507 */, scratch + 9889280 /* t487 */, scratch /* t500 */, scratch + 17541808 /* t505 */);
-    supervised_step_student_res3_conv3_vjp(scratch + 17541792 /* t509 */, scratch + 9086464 /* t507 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res3_conv3_vjp_2(scratch + 1859968 /* t513 */, scratch + 9086464 /* t507 */, state + 80352 /* in_student_res3_conv3_weight */, scratch /* chunk */);
-    supervised_step_student_res3_conv3_vjp_3(scratch + 15522816 /* t511 */, scratch + 8283648 /* t115 */, scratch + 9086464 /* t507 */, scratch /* chunk */);
-    supervised_step_student_res3_leaky_relu2_vjp(scratch + 8283648 /* t519 */, scratch + 6678016 /* t113 */, scratch + 7480832 /* t114 */, scratch + 1859968 /* t513 */);
-    supervised_step_student_res3_bn1_vjp(scratch + 17541808 /* t521 */, scratch + 8283648 /* t520 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res3_bn1_vjp_2(scratch + 6678016 /* t522 */, scratch + 8283648 /* t520 */, scratch + 17541776 /* t108 */);
-    supervised_step_student_res3_bn1_vjp_3(scratch + 17541776 /* t524 */, scratch + 8283648 /* t520 */, scratch + 5875200 /* t94 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res3_bn1_vjp_4(scratch + 17541824 /* t526 */, scratch + 17541776 /* t524 */, scratch + 17541760 /* t107 */);
-    supervised_step_student_res3_bn1_vjp_5(scratch + 17541536 /* t528 */, scratch + 6678016 /* t522 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res3_bn1_vjp_6(scratch + 17541552 /* t532 */, scratch + 17541776 /* t524 */, state + 80320 /* in_student_res3_bn1_scale */, scratch + 17541760 /* t107 */, scratch + 17541744 /* t104 */);
-    supervised_step_student_res3_bn1_vjp_7(scratch + 7480832 /* t535 */, scratch + 17541552 /* t532 */, scratch + 5875200 /* t94 */);
-    supervised_step_student_res3_bn1_vjp_8(scratch + 17541744 /* t538 */, scratch + 7480832 /* t535 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res3_bn1_vjp_9(scratch + 17541760 /* t540 */, scratch + 17541536 /* t528 */, scratch + 17541744 /* t538 */);
-    supervised_step_student_res3_bn1_vjp_10(scratch + 5875200 /* t542 */, scratch + 6678016 /* t522 */, scratch + 7480832 /* t535 */, scratch + 17541760 /* t540 */);
-    supervised_step_student_res3_conv0_vjp(scratch + 17541744 /* t543 */, scratch + 5875200 /* t542 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res3_conv0_vjp_2(scratch + 1859968 /* t547 */, scratch + 5875200 /* t542 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
-    supervised_step_student_res3_conv0_vjp_3(scratch + 15525120 /* t545 */, scratch + 5072384 /* t85 */, scratch + 5875200 /* t542 */, scratch /* chunk */);
-    supervised_step_student_leaky_relu2_vjp(scratch /* t554 */, scratch + 9086464 /* t508 */, scratch + 1859968 /* t547 */, scratch + 3466752 /* t82 */, scratch + 4269568 /* t84 */);
-    supervised_step_student_bn1_vjp(scratch + 17541760 /* t556 */, scratch /* t555 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_bn1_vjp_2(scratch + 802816 /* t557 */, scratch /* t555 */, scratch + 17541728 /* t77 */);
-    supervised_step_student_bn1_vjp_3(scratch + 17541728 /* t559 */, scratch /* t555 */, scratch + 2663936 /* t58 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_bn1_vjp_4(scratch + 17541776 /* t561 */, scratch + 17541728 /* t559 */, scratch + 17541712 /* t76 */);
-    supervised_step_student_bn1_vjp_5(scratch + 17541536 /* t563 */, scratch + 802816 /* t557 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_bn1_vjp_6(scratch + 17541552 /* t567 */, scratch + 17541728 /* t559 */, state + 77968 /* in_student_bn1_scale */, scratch + 17541712 /* t76 */, scratch + 17541696 /* t72 */);
-    supervised_step_student_bn1_vjp_7(scratch /* t570 */, scratch + 17541552 /* t567 */, scratch + 2663936 /* t58 */);
-    supervised_step_student_bn1_vjp_8(scratch + 17541552 /* t573 */, scratch /* t570 */, scratch + 15527424 /* chunk */);
-    supervised_step_student_bn1_vjp_9(scratch + 17541568 /* t575 */, scratch + 17541536 /* t563 */, scratch + 17541552 /* t573 */);
-    supervised_step_student_bn1_vjp_10(scratch + 1605632 /* t577 */, scratch + 802816 /* t557 */, scratch /* t570 */, scratch + 17541568 /* t575 */);
-    supervised_step_student_conv0_vjp(scratch + 17541536 /* t578 */, scratch + 1605632 /* t577 */, scratch + 2408448 /* chunk */);
-    supervised_step_student_conv0_vjp_2(scratch + 2408448 /* t579 */, io /* in_x */, scratch + 1605632 /* t577 */, scratch /* chunk */);
-    supervised_step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 2408448 /* t580 */, io + 203264 /* in_lr */);
-    supervised_step_student_conv0_update_2(state + 233568 /* in_student_momentum_conv0_bias */, state + 77952 /* in_student_conv0_bias */, state + 233584 /* in_student_momentum_bn1_scale */, state + 77968 /* in_student_bn1_scale */, state + 233600 /* in_student_momentum_bn1_offset */, state + 77984 /* in_student_bn1_offset */, scratch + 17541536 /* t578 */, io + 203264 /* in_lr */, scratch + 17541776 /* t561 */, scratch + 17541760 /* t556 */);
-    supervised_step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 15525120 /* t546 */, io + 203264 /* in_lr */);
-    supervised_step_student_res3_conv0_update_2(state + 235920 /* in_student_momentum_res3_conv0_bias */, state + 80304 /* in_student_res3_conv0_bias */, state + 235936 /* in_student_momentum_res3_bn1_scale */, state + 80320 /* in_student_res3_bn1_scale */, state + 235952 /* in_student_momentum_res3_bn1_offset */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 17541744 /* t543 */, io + 203264 /* in_lr */, scratch + 17541824 /* t526 */, scratch + 17541808 /* t521 */);
-    supervised_step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 15522816 /* t512 */, io + 203264 /* in_lr */);
-    supervised_step_student_res3_conv3_update_2(state + 238272 /* in_student_momentum_res3_conv3_bias */, state + 82656 /* in_student_res3_conv3_bias */, state + 238288 /* in_student_momentum_bn4_scale */, state + 82672 /* in_student_bn4_scale */, state + 238304 /* in_student_momentum_bn4_offset */, state + 82688 /* in_student_bn4_offset */, scratch + 17541792 /* t509 */, io + 203264 /* in_lr */, scratch + 17541520 /* t491 */, scratch + 17541504 /* t486 */);
-    supervised_step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 15518208 /* t475 */, io + 203264 /* in_lr */);
-    supervised_step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 15527712 /* t472 */, io + 203264 /* in_lr */, scratch + 15527680 /* t455 */, scratch + 17541216 /* t450 */);
-    supervised_step_student_res6_conv3_update(state + 243024 /* in_student_momentum_res6_conv3_weight */, state + 87408 /* in_student_res6_conv3_weight */, scratch + 15508992 /* t441 */, io + 203264 /* in_lr */);
-    supervised_step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 17541152 /* t438 */, io + 203264 /* in_lr */);
-    supervised_step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 2662784 /* t436 */, io + 203264 /* in_lr */);
-    supervised_step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 17541184 /* t417 */, io + 203264 /* in_lr */, scratch + 17541120 /* t412 */);
-    supervised_step_student_res9_conv0_update(state + 252848 /* in_student_momentum_res9_conv0_weight */, state + 97232 /* in_student_res9_conv0_weight */, scratch + 16172544 /* t401 */, io + 203264 /* in_lr */);
-    supervised_step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 2663872 /* t398 */, io + 203264 /* in_lr */, scratch + 17541248 /* t381 */, scratch + 2663808 /* t376 */);
-    supervised_step_student_res9_conv3_update(state + 271472 /* in_student_momentum_res9_conv3_weight */, state + 115856 /* in_student_res9_conv3_weight */, scratch + 17483264 /* t367 */, io + 203264 /* in_lr */);
-    supervised_step_student_res9_conv3_update_2(state + 308336 /* in_student_momentum_res9_conv3_bias */, state + 152720 /* in_student_res9_conv3_bias */, scratch + 17541440 /* t364 */, io + 203264 /* in_lr */);
-    supervised_step_student_res9_shortcut_update(state + 308400 /* in_student_momentum_res9_shortcut_weight */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 17539072 /* t362 */, io + 203264 /* in_lr */);
-    supervised_step_student_bn10_update(state + 310448 /* in_student_momentum_bn10_scale */, state + 154832 /* in_student_bn10_scale */, state + 310512 /* in_student_momentum_bn10_offset */, state + 154896 /* in_student_bn10_offset */, scratch + 17541376 /* t343 */, io + 203264 /* in_lr */, scratch + 17541312 /* t338 */);
-    supervised_step_student_dense13_vjp_3(scratch /* t842 */, state + 310576 /* in_student_momentum_dense13_weight */, state + 154960 /* in_student_dense13_weight */, scratch + 17520128 /* t300 */, scratch + 17536512 /* t323 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense13_update(state + 311216 /* in_student_momentum_dense13_bias */, state + 155600 /* in_student_dense13_bias */, scratch + 17541840 /* t324 */, io + 203264 /* in_lr */);
+    supervised_step_student_bn10_vjp(scratch + 17533120 /* t338 */, scratch + 786432 /* t337 */, scratch + 15762944 /* chunk */);
+    supervised_step_student_bn10_vjp_2(scratch /* t339 */, scratch + 786432 /* t337 */, scratch + 17531008 /* t289 */);
+    supervised_step_student_bn10_vjp_3(scratch + 17531008 /* t341 */, scratch + 786432 /* t337 */, scratch + 15500800 /* t275 */, scratch + 15762944 /* chunk */);
+    supervised_step_student_bn10_vjp_4(scratch + 17533184 /* t343 */, scratch + 17531008 /* t341 */, scratch + 17530944 /* t288 */);
+    supervised_step_student_bn10_vjp_5(scratch + 17531072 /* t345 */, scratch /* t339 */, scratch + 15762944 /* chunk */);
+    supervised_step_student_bn10_vjp_6(scratch + 17531136 /* t349 */, scratch + 17531008 /* t341 */, state + 154832 /* in_student_bn10_scale */, scratch + 17530944 /* t288 */, scratch + 17530880 /* t285 */);
+    supervised_step_student_bn10_vjp_7(scratch + 262144 /* t352 */, scratch + 17531136 /* t349 */, scratch + 15500800 /* t275 */);
+    supervised_step_student_bn10_vjp_8(scratch + 17530880 /* t355 */, scratch + 262144 /* t352 */, scratch + 15500800 /* chunk */);
+    supervised_step_student_bn10_vjp_9(scratch + 17530944 /* t357 */, scratch + 17531072 /* t345 */, scratch + 17530880 /* t355 */);
+    supervised_step_student_bn10_vjp_10(scratch + 16950784 /* t359 */, scratch /* t339 */, scratch + 262144 /* t352 */, scratch + 17530944 /* t357 */);
+    supervised_step_student_res9_vjp(scratch + 15500800 /* t363 */, scratch + 16950784 /* t359 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
+    supervised_step_student_res9_vjp_2(scratch + 17530880 /* t361 */, scratch + 15099392 /* t222 */, scratch + 16950784 /* t359 */, scratch /* chunk */);
+    supervised_step_student_res9_conv3_vjp(scratch + 17533248 /* t364 */, scratch + 16950784 /* t359 */, scratch + 17212928 /* chunk */);
+    supervised_step_student_res9_conv3_vjp_2(scratch + 17212928 /* t368 */, scratch + 16950784 /* t359 */, state + 115856 /* in_student_res9_conv3_weight */, scratch /* chunk */);
+    supervised_step_student_res9_conv3_vjp_3(scratch + 17475072 /* t366 */, scratch + 16688640 /* t259 */, scratch + 16950784 /* t359 */, scratch /* chunk */);
+    supervised_step_student_res9_leaky_relu2_vjp(scratch + 16688640 /* t374 */, scratch + 16164352 /* t256 */, scratch + 16426496 /* t258 */, scratch + 17212928 /* t368 */);
+    supervised_step_student_res9_bn1_vjp(scratch + 2651136 /* t376 */, scratch + 16688640 /* t375 */, scratch + 16164352 /* chunk */);
+    supervised_step_student_res9_bn1_vjp_2(scratch + 16164352 /* t377 */, scratch + 16688640 /* t375 */, scratch + 17533056 /* t251 */);
+    supervised_step_student_res9_bn1_vjp_3(scratch + 17533056 /* t379 */, scratch + 16688640 /* t375 */, scratch + 15902208 /* t232 */, scratch + 16426496 /* chunk */);
+    supervised_step_student_res9_bn1_vjp_4(scratch + 2651200 /* t381 */, scratch + 17533056 /* t379 */, scratch + 17532992 /* t250 */);
+    supervised_step_student_res9_bn1_vjp_5(scratch + 2651264 /* t383 */, scratch + 16164352 /* t377 */, scratch + 16426496 /* chunk */);
+    supervised_step_student_res9_bn1_vjp_6(scratch + 2651328 /* t387 */, scratch + 17533056 /* t379 */, state + 115728 /* in_student_res9_bn1_scale */, scratch + 17532992 /* t250 */, scratch + 17532928 /* t246 */);
+    supervised_step_student_res9_bn1_vjp_7(scratch /* t390 */, scratch + 2651328 /* t387 */, scratch + 15902208 /* t232 */);
+    supervised_step_student_res9_bn1_vjp_8(scratch + 17532928 /* t393 */, scratch /* t390 */, scratch + 15902208 /* chunk */);
+    supervised_step_student_res9_bn1_vjp_9(scratch + 17532992 /* t395 */, scratch + 2651264 /* t383 */, scratch + 17532928 /* t393 */);
+    supervised_step_student_res9_bn1_vjp_10(scratch + 15902208 /* t397 */, scratch + 16164352 /* t377 */, scratch /* t390 */, scratch + 17532992 /* t395 */);
+    supervised_step_student_res9_conv0_vjp(scratch + 17532928 /* t398 */, scratch + 15902208 /* t397 */, scratch + 16164352 /* chunk */);
+    supervised_step_student_res9_conv0_vjp_2(scratch + 2211840 /* t402 */, scratch + 15902208 /* t397 */, state + 97232 /* in_student_res9_conv0_weight */, scratch /* chunk */);
+    supervised_step_student_res9_conv0_vjp_3(scratch + 2613248 /* t400 */, scratch + 15099392 /* t222 */, scratch + 15902208 /* t397 */, scratch /* chunk */);
+    supervised_step_student_leaky_relu8_vjp(scratch + 15099392 /* t410 */, scratch + 15500800 /* t363 */, scratch + 2211840 /* t402 */, scratch + 12690944 /* t220 */, scratch + 14697984 /* t221 */);
+    supervised_step_student_bn7_vjp(scratch + 17532992 /* t412 */, scratch + 15099392 /* t411 */, scratch + 2631680 /* chunk */);
+    supervised_step_student_bn7_vjp_2(scratch + 12690944 /* t413 */, scratch + 15099392 /* t411 */, scratch + 17533472 /* t215 */);
+    supervised_step_student_bn7_vjp_3(scratch + 17533024 /* t415 */, scratch + 15099392 /* t411 */, scratch + 12289536 /* t201 */, scratch + 2631680 /* chunk */);
+    supervised_step_student_bn7_vjp_4(scratch + 17533056 /* t417 */, scratch + 17533024 /* t415 */, scratch + 17533440 /* t214 */);
+    supervised_step_student_bn7_vjp_5(scratch + 17533088 /* t419 */, scratch + 12690944 /* t413 */, scratch + 2631680 /* chunk */);
+    supervised_step_student_bn7_vjp_6(scratch + 2651264 /* t423 */, scratch + 17533024 /* t415 */, state + 97168 /* in_student_bn7_scale */, scratch + 17533440 /* t214 */, scratch + 17533408 /* t211 */);
+    supervised_step_student_bn7_vjp_7(scratch /* t426 */, scratch + 2651264 /* t423 */, scratch + 12289536 /* t201 */);
+    supervised_step_student_bn7_vjp_8(scratch + 17533024 /* t429 */, scratch /* t426 */, scratch + 2631680 /* chunk */);
+    supervised_step_student_bn7_vjp_9(scratch + 2651264 /* t431 */, scratch + 17533088 /* t419 */, scratch + 17533024 /* t429 */);
+    supervised_step_student_bn7_vjp_10(scratch + 14697984 /* t433 */, scratch + 12690944 /* t413 */, scratch /* t426 */, scratch + 2651264 /* t431 */);
+    supervised_step_student_res6_vjp(scratch + 12289536 /* t437 */, scratch + 14697984 /* t433 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
+    supervised_step_student_res6_vjp_2(scratch + 2650112 /* t435 */, scratch + 11486720 /* t148 */, scratch + 14697984 /* t433 */, scratch /* chunk */);
+    supervised_step_student_res6_conv3_vjp(scratch + 17533024 /* t438 */, scratch + 14697984 /* t433 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_res6_conv3_vjp_2(scratch + 15099392 /* t442 */, scratch + 14697984 /* t433 */, state + 87408 /* in_student_res6_conv3_weight */, scratch /* chunk */);
+    supervised_step_student_res6_conv3_vjp_3(scratch + 2631680 /* t440 */, scratch + 14296576 /* t185 */, scratch + 14697984 /* t433 */, scratch /* chunk */);
+    supervised_step_student_res6_leaky_relu2_vjp(scratch + 14296576 /* t448 */, scratch + 13493760 /* t182 */, scratch + 13895168 /* t184 */, scratch + 15099392 /* t442 */);
+    supervised_step_student_res6_bn1_vjp(scratch + 17533088 /* t450 */, scratch + 14296576 /* t449 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_res6_bn1_vjp_2(scratch + 13493760 /* t451 */, scratch + 14296576 /* t449 */, scratch + 17533376 /* t177 */);
+    supervised_step_student_res6_bn1_vjp_3(scratch + 2651264 /* t453 */, scratch + 14296576 /* t449 */, scratch + 13092352 /* t158 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_res6_bn1_vjp_4(scratch + 2651296 /* t455 */, scratch + 2651264 /* t453 */, scratch + 17533344 /* t176 */);
+    supervised_step_student_res6_bn1_vjp_5(scratch + 2651328 /* t457 */, scratch + 13493760 /* t451 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_res6_bn1_vjp_6(scratch + 2650624 /* t461 */, scratch + 2651264 /* t453 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 17533344 /* t176 */, scratch + 17533312 /* t172 */);
+    supervised_step_student_res6_bn1_vjp_7(scratch /* t464 */, scratch + 2650624 /* t461 */, scratch + 13092352 /* t158 */);
+    supervised_step_student_res6_bn1_vjp_8(scratch + 2651264 /* t467 */, scratch /* t464 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_res6_bn1_vjp_9(scratch + 2650624 /* t469 */, scratch + 2651328 /* t457 */, scratch + 2651264 /* t467 */);
+    supervised_step_student_res6_bn1_vjp_10(scratch + 2125440 /* t471 */, scratch + 13493760 /* t451 */, scratch /* t464 */, scratch + 2650624 /* t469 */);
+    supervised_step_student_res6_conv0_vjp(scratch + 2651264 /* t472 */, scratch + 2125440 /* t471 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_res6_conv0_vjp_2(scratch + 13092352 /* t476 */, scratch + 2125440 /* t471 */, state + 82704 /* in_student_res6_conv0_weight */, scratch /* chunk */);
+    supervised_step_student_res6_conv0_vjp_3(scratch + 2640896 /* t474 */, scratch + 11486720 /* t148 */, scratch + 2125440 /* t471 */, scratch /* chunk */);
+    supervised_step_student_leaky_relu5_vjp(scratch + 11486720 /* t484 */, scratch + 12289536 /* t437 */, scratch + 13092352 /* t476 */, scratch + 9881088 /* t146 */, scratch + 10683904 /* t147 */);
+    supervised_step_student_bn4_vjp(scratch + 17533312 /* t486 */, scratch + 11486720 /* t485 */, scratch + 2645504 /* chunk */);
+    supervised_step_student_bn4_vjp_2(scratch + 9881088 /* t487 */, scratch + 11486720 /* t485 */, scratch + 17533632 /* t141 */);
+    supervised_step_student_bn4_vjp_3(scratch + 17533632 /* t489 */, scratch + 11486720 /* t485 */, scratch + 9078272 /* t127 */, scratch + 2645504 /* chunk */);
+    supervised_step_student_bn4_vjp_4(scratch + 17533328 /* t491 */, scratch + 17533632 /* t489 */, scratch + 17533616 /* t140 */);
+    supervised_step_student_bn4_vjp_5(scratch + 17533344 /* t493 */, scratch + 9881088 /* t487 */, scratch + 2645504 /* chunk */);
+    supervised_step_student_bn4_vjp_6(scratch + 17533360 /* t497 */, scratch + 17533632 /* t489 */, state + 82672 /* in_student_bn4_scale */, scratch + 17533616 /* t140 */, scratch + 17533600 /* t137 */);
+    supervised_step_student_bn4_vjp_7(scratch /* t500 */, scratch + 17533360 /* t497 */, scratch + 9078272 /* t127 */);
+    supervised_step_student_bn4_vjp_8(scratch + 17533600 /* t503 */, scratch /* t500 */, scratch + 2645504 /* chunk */);
+    supervised_step_student_bn4_vjp_9(scratch + 17533616 /* t505 */, scratch + 17533344 /* t493 */, scratch + 17533600 /* t503 */);
+    supervised_step_student_bn4_vjp_10(scratch + 9078272 /* t507 */, scratch + 9881088 /* t487 */, scratch /* t500 */, scratch + 17533616 /* t505 */);
+    supervised_step_student_res3_conv3_vjp(scratch + 17533600 /* t509 */, scratch + 9078272 /* t507 */, scratch + 2645504 /* chunk */);
+    supervised_step_student_res3_conv3_vjp_2(scratch + 9881088 /* t513 */, scratch + 9078272 /* t507 */, state + 80352 /* in_student_res3_conv3_weight */, scratch /* chunk */);
+    supervised_step_student_res3_conv3_vjp_3(scratch + 2645504 /* t511 */, scratch + 8275456 /* t115 */, scratch + 9078272 /* t507 */, scratch /* chunk */);
+    supervised_step_student_res3_leaky_relu2_vjp(scratch + 8275456 /* t519 */, scratch + 6669824 /* t113 */, scratch + 7472640 /* t114 */, scratch + 9881088 /* t513 */);
+    supervised_step_student_res3_bn1_vjp(scratch + 17533616 /* t521 */, scratch + 8275456 /* t520 */, scratch + 2647808 /* chunk */);
+    supervised_step_student_res3_bn1_vjp_2(scratch + 6669824 /* t522 */, scratch + 8275456 /* t520 */, scratch + 17533584 /* t108 */);
+    supervised_step_student_res3_bn1_vjp_3(scratch + 17533584 /* t524 */, scratch + 8275456 /* t520 */, scratch + 5867008 /* t94 */, scratch + 2647808 /* chunk */);
+    supervised_step_student_res3_bn1_vjp_4(scratch + 17533632 /* t526 */, scratch + 17533584 /* t524 */, scratch + 17533568 /* t107 */);
+    supervised_step_student_res3_bn1_vjp_5(scratch + 17533344 /* t528 */, scratch + 6669824 /* t522 */, scratch + 2647808 /* chunk */);
+    supervised_step_student_res3_bn1_vjp_6(scratch + 17533360 /* t532 */, scratch + 17533584 /* t524 */, state + 80320 /* in_student_res3_bn1_scale */, scratch + 17533568 /* t107 */, scratch + 17533552 /* t104 */);
+    supervised_step_student_res3_bn1_vjp_7(scratch + 7472640 /* t535 */, scratch + 17533360 /* t532 */, scratch + 5867008 /* t94 */);
+    supervised_step_student_res3_bn1_vjp_8(scratch + 17533552 /* t538 */, scratch + 7472640 /* t535 */, scratch + 2647808 /* chunk */);
+    supervised_step_student_res3_bn1_vjp_9(scratch + 17533568 /* t540 */, scratch + 17533344 /* t528 */, scratch + 17533552 /* t538 */);
+    supervised_step_student_res3_bn1_vjp_10(scratch + 5867008 /* t542 */, scratch + 6669824 /* t522 */, scratch + 7472640 /* t535 */, scratch + 17533568 /* t540 */);
+    supervised_step_student_res3_conv0_vjp(scratch + 17533552 /* t543 */, scratch + 5867008 /* t542 */, scratch + 2647808 /* chunk */);
+    supervised_step_student_res3_conv0_vjp_2(scratch + 6669824 /* t547 */, scratch + 5867008 /* t542 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
+    supervised_step_student_res3_conv0_vjp_3(scratch + 2647808 /* t545 */, scratch + 5064192 /* t85 */, scratch + 5867008 /* t542 */, scratch /* chunk */);
+    supervised_step_student_leaky_relu2_vjp(scratch + 5064192 /* t554 */, scratch + 9078272 /* t508 */, scratch + 6669824 /* t547 */, scratch + 3458560 /* t82 */, scratch + 4261376 /* t84 */);
+    supervised_step_student_bn1_vjp(scratch + 17533568 /* t556 */, scratch + 5064192 /* t555 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_bn1_vjp_2(scratch + 3458560 /* t557 */, scratch + 5064192 /* t555 */, scratch + 17533536 /* t77 */);
+    supervised_step_student_bn1_vjp_3(scratch + 17533536 /* t559 */, scratch + 5064192 /* t555 */, scratch + 2655744 /* t58 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_bn1_vjp_4(scratch + 17533584 /* t561 */, scratch + 17533536 /* t559 */, scratch + 17533520 /* t76 */);
+    supervised_step_student_bn1_vjp_5(scratch + 17533344 /* t563 */, scratch + 3458560 /* t557 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_bn1_vjp_6(scratch + 17533360 /* t567 */, scratch + 17533536 /* t559 */, state + 77968 /* in_student_bn1_scale */, scratch + 17533520 /* t76 */, scratch + 17533504 /* t72 */);
+    supervised_step_student_bn1_vjp_7(scratch /* t570 */, scratch + 17533360 /* t567 */, scratch + 2655744 /* t58 */);
+    supervised_step_student_bn1_vjp_8(scratch + 17533360 /* t573 */, scratch /* t570 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_bn1_vjp_9(scratch + 17533376 /* t575 */, scratch + 17533344 /* t563 */, scratch + 17533360 /* t573 */);
+    supervised_step_student_bn1_vjp_10(scratch + 1172480 /* t577 */, scratch + 3458560 /* t557 */, scratch /* t570 */, scratch + 17533376 /* t575 */);
+    supervised_step_student_conv0_vjp(scratch + 17533344 /* t578 */, scratch + 1172480 /* t577 */, scratch + 1975296 /* chunk */);
+    supervised_step_student_conv0_vjp_2(scratch + 1975296 /* t579 */, io /* in_x */, scratch + 1172480 /* t577 */, scratch /* chunk */);
+    supervised_step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 1975296 /* t580 */, io + 203264 /* in_lr */);
+    supervised_step_student_conv0_update_2(state + 233568 /* in_student_momentum_conv0_bias */, state + 77952 /* in_student_conv0_bias */, state + 233584 /* in_student_momentum_bn1_scale */, state + 77968 /* in_student_bn1_scale */, state + 233600 /* in_student_momentum_bn1_offset */, state + 77984 /* in_student_bn1_offset */, scratch + 17533344 /* t578 */, io + 203264 /* in_lr */, scratch + 17533584 /* t561 */, scratch + 17533568 /* t556 */);
+    supervised_step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 2647808 /* t546 */, io + 203264 /* in_lr */);
+    supervised_step_student_res3_conv0_update_2(state + 235920 /* in_student_momentum_res3_conv0_bias */, state + 80304 /* in_student_res3_conv0_bias */, state + 235936 /* in_student_momentum_res3_bn1_scale */, state + 80320 /* in_student_res3_bn1_scale */, state + 235952 /* in_student_momentum_res3_bn1_offset */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 17533552 /* t543 */, io + 203264 /* in_lr */, scratch + 17533632 /* t526 */, scratch + 17533616 /* t521 */);
+    supervised_step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 2645504 /* t512 */, io + 203264 /* in_lr */);
+    supervised_step_student_res3_conv3_update_2(state + 238272 /* in_student_momentum_res3_conv3_bias */, state + 82656 /* in_student_res3_conv3_bias */, state + 238288 /* in_student_momentum_bn4_scale */, state + 82672 /* in_student_bn4_scale */, state + 238304 /* in_student_momentum_bn4_offset */, state + 82688 /* in_student_bn4_offset */, scratch + 17533600 /* t509 */, io + 203264 /* in_lr */, scratch + 17533328 /* t491 */, scratch + 17533312 /* t486 */);
+    supervised_step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 2640896 /* t475 */, io + 203264 /* in_lr */);
+    supervised_step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 2651264 /* t472 */, io + 203264 /* in_lr */, scratch + 2651296 /* t455 */, scratch + 17533088 /* t450 */);
+    supervised_step_student_res6_conv3_update(state + 243024 /* in_student_momentum_res6_conv3_weight */, state + 87408 /* in_student_res6_conv3_weight */, scratch + 2631680 /* t441 */, io + 203264 /* in_lr */);
+    supervised_step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 17533024 /* t438 */, io + 203264 /* in_lr */);
+    supervised_step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 2650112 /* t436 */, io + 203264 /* in_lr */);
+    supervised_step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 17533056 /* t417 */, io + 203264 /* in_lr */, scratch + 17532992 /* t412 */);
+    supervised_step_student_res9_conv0_update(state + 252848 /* in_student_momentum_res9_conv0_weight */, state + 97232 /* in_student_res9_conv0_weight */, scratch + 2613248 /* t401 */, io + 203264 /* in_lr */);
+    supervised_step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 17532928 /* t398 */, io + 203264 /* in_lr */, scratch + 2651200 /* t381 */, scratch + 2651136 /* t376 */);
+    supervised_step_student_res9_conv3_update(state + 271472 /* in_student_momentum_res9_conv3_weight */, state + 115856 /* in_student_res9_conv3_weight */, scratch + 17475072 /* t367 */, io + 203264 /* in_lr */);
+    supervised_step_student_res9_conv3_update_2(state + 308336 /* in_student_momentum_res9_conv3_bias */, state + 152720 /* in_student_res9_conv3_bias */, scratch + 17533248 /* t364 */, io + 203264 /* in_lr */);
+    supervised_step_student_res9_shortcut_update(state + 308400 /* in_student_momentum_res9_shortcut_weight */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 17530880 /* t362 */, io + 203264 /* in_lr */);
+    supervised_step_student_bn10_update(state + 310448 /* in_student_momentum_bn10_scale */, state + 154832 /* in_student_bn10_scale */, state + 310512 /* in_student_momentum_bn10_offset */, state + 154896 /* in_student_bn10_offset */, scratch + 17533184 /* t343 */, io + 203264 /* in_lr */, scratch + 17533120 /* t338 */);
+    supervised_step_student_dense13_vjp_3(scratch /* t842 */, state + 310576 /* in_student_momentum_dense13_weight */, state + 154960 /* in_student_dense13_weight */, scratch + 17511936 /* t300 */, scratch + 17528320 /* t323 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense13_update(state + 311216 /* in_student_momentum_dense13_bias */, state + 155600 /* in_student_dense13_bias */, scratch + 17533648 /* t324 */, io + 203264 /* in_lr */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -28108,7 +28108,7 @@ static void predict_teacher_teacher_res3_conv0_fwd_part(void *context, int part,
     const float *restrict in_teacher_res3_bn1_running_mean = p->in_teacher_res3_bn1_running_mean;
     const float *restrict t80 = p->t80;
     const float *restrict in_teacher_res3_bn1_offset = p->in_teacher_res3_bn1_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 0);
@@ -28116,7 +28116,7 @@ static void predict_teacher_teacher_res3_conv0_fwd_part(void *context, int part,
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -28184,7 +28184,7 @@ static void predict_teacher_teacher_res3_conv3_fwd_part(void *context, int part,
     const float *restrict t87 = p->t87;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
     const float *restrict in_teacher_res3_conv3_bias = p->in_teacher_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 0);
@@ -28192,7 +28192,7 @@ static void predict_teacher_teacher_res3_conv3_fwd_part(void *context, int part,
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -28451,7 +28451,7 @@ static void predict_teacher_teacher_res6_conv3_fwd_part(void *context, int part,
     const float *restrict t131 = p->t131;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
     const float *restrict in_teacher_res6_conv3_bias = p->in_teacher_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 0);
@@ -28459,7 +28459,7 @@ static void predict_teacher_teacher_res6_conv3_fwd_part(void *context, int part,
     while (mplc_claim(500, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -28760,7 +28760,7 @@ static void predict_teacher_teacher_res9_conv3_fwd_part(void *context, int part,
     const float *restrict t179 = p->t179;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
     const float *restrict in_teacher_res9_conv3_bias = p->in_teacher_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 0);
@@ -28768,7 +28768,7 @@ static void predict_teacher_teacher_res9_conv3_fwd_part(void *context, int part,
     while (mplc_claim(500, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -28971,16 +28971,16 @@ static void predict_teacher_teacher_dense14_fwd(float *restrict t212, const floa
     }
 }
 
-/* 32 kernels; scratch high-water mark 6545536 floats. */
+/* 32 kernels; scratch high-water mark 6543488 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
     predict_teacher_teacher_bn1_fwd(scratch + 2739328 /* t60 */, state + 311248 /* in_teacher_bn1_running_var */, state + 160 /* in_teacher_bn1_scale */);
     predict_teacher_teacher_conv0_fwd(scratch /* t64 */, x /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, state + 311232 /* in_teacher_bn1_running_mean */, scratch + 2739328 /* t60 */, state + 176 /* in_teacher_bn1_offset */, scratch + 1568000 /* chunk */);
-    predict_teacher_teacher_leaky_relu2_fwd(scratch + 1841536 /* t68 */, scratch /* t65 */);
-    predict_teacher_teacher_res3_bn1_fwd(scratch + 4977536 /* t80 */, state + 311280 /* in_teacher_res3_bn1_running_var */, state + 2512 /* in_teacher_res3_bn1_scale */);
-    predict_teacher_teacher_res3_conv0_fwd(scratch + 3409536 /* t84 */, scratch + 1841536 /* t68 */, state + 192 /* in_teacher_res3_conv0_weight */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 311264 /* in_teacher_res3_bn1_running_mean */, scratch + 4977536 /* t80 */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch /* chunk */);
-    predict_teacher_teacher_res3_leaky_relu2_fwd(scratch + 4977536 /* t87 */, scratch + 3409536 /* t85 */);
-    predict_teacher_teacher_res3_conv3_fwd(scratch + 3409536 /* t92 */, scratch + 4977536 /* t87 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch /* chunk */);
-    predict_teacher_teacher_res3_fwd(scratch /* t94 */, scratch + 3409536 /* t93 */, scratch + 1841536 /* t68 */);
+    predict_teacher_teacher_leaky_relu2_fwd(scratch + 1839488 /* t68 */, scratch /* t65 */);
+    predict_teacher_teacher_res3_bn1_fwd(scratch + 4975488 /* t80 */, state + 311280 /* in_teacher_res3_bn1_running_var */, state + 2512 /* in_teacher_res3_bn1_scale */);
+    predict_teacher_teacher_res3_conv0_fwd(scratch + 3407488 /* t84 */, scratch + 1839488 /* t68 */, state + 192 /* in_teacher_res3_conv0_weight */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 311264 /* in_teacher_res3_bn1_running_mean */, scratch + 4975488 /* t80 */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch /* chunk */);
+    predict_teacher_teacher_res3_leaky_relu2_fwd(scratch + 4975488 /* t87 */, scratch + 3407488 /* t85 */);
+    predict_teacher_teacher_res3_conv3_fwd(scratch + 3407488 /* t92 */, scratch + 4975488 /* t87 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch /* chunk */);
+    predict_teacher_teacher_res3_fwd(scratch /* t94 */, scratch + 3407488 /* t93 */, scratch + 1839488 /* t68 */);
     predict_teacher_teacher_bn4_fwd(scratch + 3136000 /* t102 */, state + 311312 /* in_teacher_bn4_running_var */, state + 4864 /* in_teacher_bn4_scale */);
     predict_teacher_teacher_bn4_fwd_2(scratch + 1568000 /* t106 */, scratch /* t95 */, state + 311296 /* in_teacher_bn4_running_mean */, scratch + 3136000 /* t102 */, state + 4880 /* in_teacher_bn4_offset */);
     predict_teacher_teacher_leaky_relu5_fwd(scratch + 3136000 /* t109 */, scratch + 1568000 /* t107 */);
@@ -28992,13 +28992,13 @@ void mplc_predict_teacher(const float *state, const float *x, float *logits, flo
     predict_teacher_teacher_res6_fwd_2(scratch /* t142 */, scratch + 5488000 /* t137 */, scratch + 4704000 /* t141 */);
     predict_teacher_teacher_bn7_fwd(scratch + 1568000 /* t150 */, state + 311424 /* in_teacher_bn7_running_var */, state + 19360 /* in_teacher_bn7_scale */);
     predict_teacher_teacher_bn7_fwd_2(scratch + 784000 /* t154 */, scratch /* t143 */, state + 311392 /* in_teacher_bn7_running_mean */, scratch + 1568000 /* t150 */, state + 19392 /* in_teacher_bn7_offset */);
-    predict_teacher_teacher_leaky_relu8_fwd(scratch + 2369024 /* t157 */, scratch + 784000 /* t155 */);
+    predict_teacher_teacher_leaky_relu8_fwd(scratch + 2360832 /* t157 */, scratch + 784000 /* t155 */);
     predict_teacher_teacher_res9_bn1_fwd(scratch + 2064384 /* t171 */, state + 311520 /* in_teacher_res9_bn1_running_var */, state + 37920 /* in_teacher_res9_bn1_scale */);
-    predict_teacher_teacher_res9_conv0_fwd(scratch + 3153024 /* t175 */, scratch + 2369024 /* t157 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 311456 /* in_teacher_res9_bn1_running_mean */, scratch + 2064384 /* t171 */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch /* chunk */);
-    predict_teacher_teacher_res9_leaky_relu2_fwd(scratch + 3665024 /* t179 */, scratch + 3153024 /* t176 */);
-    predict_teacher_teacher_res9_conv3_fwd(scratch + 3153024 /* t184 */, scratch + 3665024 /* t179 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
-    predict_teacher_teacher_res9_fwd(scratch + 1048576 /* t188 */, scratch + 2369024 /* t157 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
-    predict_teacher_teacher_res9_fwd_2(scratch /* t190 */, scratch + 3153024 /* t185 */, scratch + 1048576 /* t189 */);
+    predict_teacher_teacher_res9_conv0_fwd(scratch + 3144832 /* t175 */, scratch + 2360832 /* t157 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 311456 /* in_teacher_res9_bn1_running_mean */, scratch + 2064384 /* t171 */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch /* chunk */);
+    predict_teacher_teacher_res9_leaky_relu2_fwd(scratch + 3656832 /* t179 */, scratch + 3144832 /* t176 */);
+    predict_teacher_teacher_res9_conv3_fwd(scratch + 3144832 /* t184 */, scratch + 3656832 /* t179 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
+    predict_teacher_teacher_res9_fwd(scratch + 1048576 /* t188 */, scratch + 2360832 /* t157 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
+    predict_teacher_teacher_res9_fwd_2(scratch /* t190 */, scratch + 3144832 /* t185 */, scratch + 1048576 /* t189 */);
     predict_teacher_teacher_bn10_fwd(scratch + 1024000 /* t198 */, state + 311648 /* in_teacher_bn10_running_var */, state + 77024 /* in_teacher_bn10_scale */);
     predict_teacher_teacher_bn10_fwd_2(scratch + 512000 /* t202 */, scratch /* t191 */, state + 311584 /* in_teacher_bn10_running_mean */, scratch + 1024000 /* t198 */, state + 77088 /* in_teacher_bn10_offset */);
     predict_teacher_teacher_leaky_relu11_fwd(scratch /* t205 */, scratch + 512000 /* t203 */);
@@ -29178,7 +29178,7 @@ static void predict_student_student_res3_conv0_fwd_part(void *context, int part,
     const float *restrict in_student_res3_bn1_running_mean = p->in_student_res3_bn1_running_mean;
     const float *restrict t80 = p->t80;
     const float *restrict in_student_res3_bn1_offset = p->in_student_res3_bn1_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
@@ -29186,7 +29186,7 @@ static void predict_student_student_res3_conv0_fwd_part(void *context, int part,
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -29254,7 +29254,7 @@ static void predict_student_student_res3_conv3_fwd_part(void *context, int part,
     const float *restrict t87 = p->t87;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
@@ -29262,7 +29262,7 @@ static void predict_student_student_res3_conv3_fwd_part(void *context, int part,
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -29521,7 +29521,7 @@ static void predict_student_student_res6_conv3_fwd_part(void *context, int part,
     const float *restrict t131 = p->t131;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
@@ -29529,7 +29529,7 @@ static void predict_student_student_res6_conv3_fwd_part(void *context, int part,
     while (mplc_claim(500, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -29830,7 +29830,7 @@ static void predict_student_student_res9_conv3_fwd_part(void *context, int part,
     const float *restrict t179 = p->t179;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
@@ -29838,7 +29838,7 @@ static void predict_student_student_res9_conv3_fwd_part(void *context, int part,
     while (mplc_claim(500, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -30041,16 +30041,16 @@ static void predict_student_student_dense13_fwd(float *restrict t212, const floa
     }
 }
 
-/* 32 kernels; scratch high-water mark 6545536 floats. */
+/* 32 kernels; scratch high-water mark 6543488 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
     predict_student_student_bn1_fwd(scratch + 2739328 /* t60 */, state + 311728 /* in_student_bn1_running_var */, state + 77968 /* in_student_bn1_scale */);
     predict_student_student_conv0_fwd(scratch /* t64 */, x /* in_x */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, state + 311712 /* in_student_bn1_running_mean */, scratch + 2739328 /* t60 */, state + 77984 /* in_student_bn1_offset */, scratch + 1568000 /* chunk */);
-    predict_student_student_leaky_relu2_fwd(scratch + 1841536 /* t68 */, scratch /* t65 */);
-    predict_student_student_res3_bn1_fwd(scratch + 4977536 /* t80 */, state + 311760 /* in_student_res3_bn1_running_var */, state + 80320 /* in_student_res3_bn1_scale */);
-    predict_student_student_res3_conv0_fwd(scratch + 3409536 /* t84 */, scratch + 1841536 /* t68 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, state + 311744 /* in_student_res3_bn1_running_mean */, scratch + 4977536 /* t80 */, state + 80336 /* in_student_res3_bn1_offset */, scratch /* chunk */);
-    predict_student_student_res3_leaky_relu2_fwd(scratch + 4977536 /* t87 */, scratch + 3409536 /* t85 */);
-    predict_student_student_res3_conv3_fwd(scratch + 3409536 /* t92 */, scratch + 4977536 /* t87 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
-    predict_student_student_res3_fwd(scratch /* t94 */, scratch + 3409536 /* t93 */, scratch + 1841536 /* t68 */);
+    predict_student_student_leaky_relu2_fwd(scratch + 1839488 /* t68 */, scratch /* t65 */);
+    predict_student_student_res3_bn1_fwd(scratch + 4975488 /* t80 */, state + 311760 /* in_student_res3_bn1_running_var */, state + 80320 /* in_student_res3_bn1_scale */);
+    predict_student_student_res3_conv0_fwd(scratch + 3407488 /* t84 */, scratch + 1839488 /* t68 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, state + 311744 /* in_student_res3_bn1_running_mean */, scratch + 4975488 /* t80 */, state + 80336 /* in_student_res3_bn1_offset */, scratch /* chunk */);
+    predict_student_student_res3_leaky_relu2_fwd(scratch + 4975488 /* t87 */, scratch + 3407488 /* t85 */);
+    predict_student_student_res3_conv3_fwd(scratch + 3407488 /* t92 */, scratch + 4975488 /* t87 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
+    predict_student_student_res3_fwd(scratch /* t94 */, scratch + 3407488 /* t93 */, scratch + 1839488 /* t68 */);
     predict_student_student_bn4_fwd(scratch + 3136000 /* t102 */, state + 311792 /* in_student_bn4_running_var */, state + 82672 /* in_student_bn4_scale */);
     predict_student_student_bn4_fwd_2(scratch + 1568000 /* t106 */, scratch /* t95 */, state + 311776 /* in_student_bn4_running_mean */, scratch + 3136000 /* t102 */, state + 82688 /* in_student_bn4_offset */);
     predict_student_student_leaky_relu5_fwd(scratch + 3136000 /* t109 */, scratch + 1568000 /* t107 */);
@@ -30062,13 +30062,13 @@ void mplc_predict_student(const float *state, const float *x, float *logits, flo
     predict_student_student_res6_fwd_2(scratch /* t142 */, scratch + 5488000 /* t137 */, scratch + 4704000 /* t141 */);
     predict_student_student_bn7_fwd(scratch + 1568000 /* t150 */, state + 311904 /* in_student_bn7_running_var */, state + 97168 /* in_student_bn7_scale */);
     predict_student_student_bn7_fwd_2(scratch + 784000 /* t154 */, scratch /* t143 */, state + 311872 /* in_student_bn7_running_mean */, scratch + 1568000 /* t150 */, state + 97200 /* in_student_bn7_offset */);
-    predict_student_student_leaky_relu8_fwd(scratch + 2369024 /* t157 */, scratch + 784000 /* t155 */);
+    predict_student_student_leaky_relu8_fwd(scratch + 2360832 /* t157 */, scratch + 784000 /* t155 */);
     predict_student_student_res9_bn1_fwd(scratch + 2064384 /* t171 */, state + 312000 /* in_student_res9_bn1_running_var */, state + 115728 /* in_student_res9_bn1_scale */);
-    predict_student_student_res9_conv0_fwd(scratch + 3153024 /* t175 */, scratch + 2369024 /* t157 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, state + 311936 /* in_student_res9_bn1_running_mean */, scratch + 2064384 /* t171 */, state + 115792 /* in_student_res9_bn1_offset */, scratch /* chunk */);
-    predict_student_student_res9_leaky_relu2_fwd(scratch + 3665024 /* t179 */, scratch + 3153024 /* t176 */);
-    predict_student_student_res9_conv3_fwd(scratch + 3153024 /* t184 */, scratch + 3665024 /* t179 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
-    predict_student_student_res9_fwd(scratch + 1048576 /* t188 */, scratch + 2369024 /* t157 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
-    predict_student_student_res9_fwd_2(scratch /* t190 */, scratch + 3153024 /* t185 */, scratch + 1048576 /* t189 */);
+    predict_student_student_res9_conv0_fwd(scratch + 3144832 /* t175 */, scratch + 2360832 /* t157 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, state + 311936 /* in_student_res9_bn1_running_mean */, scratch + 2064384 /* t171 */, state + 115792 /* in_student_res9_bn1_offset */, scratch /* chunk */);
+    predict_student_student_res9_leaky_relu2_fwd(scratch + 3656832 /* t179 */, scratch + 3144832 /* t176 */);
+    predict_student_student_res9_conv3_fwd(scratch + 3144832 /* t184 */, scratch + 3656832 /* t179 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
+    predict_student_student_res9_fwd(scratch + 1048576 /* t188 */, scratch + 2360832 /* t157 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
+    predict_student_student_res9_fwd_2(scratch /* t190 */, scratch + 3144832 /* t185 */, scratch + 1048576 /* t189 */);
     predict_student_student_bn10_fwd(scratch + 1024000 /* t198 */, state + 312128 /* in_student_bn10_running_var */, state + 154832 /* in_student_bn10_scale */);
     predict_student_student_bn10_fwd_2(scratch + 512000 /* t202 */, scratch /* t191 */, state + 312064 /* in_student_bn10_running_mean */, scratch + 1024000 /* t198 */, state + 154896 /* in_student_bn10_offset */);
     predict_student_student_leaky_relu11_fwd(scratch /* t205 */, scratch + 512000 /* t203 */);

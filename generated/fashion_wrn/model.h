@@ -28,7 +28,7 @@ typedef struct {
 #define MPLC_STATE_FLOATS 312192
 #define MPLC_STEP_IO_FLOATS 244768
 #define MPLC_SUPERVISED_IO_FLOATS 203296
-#define MPLC_SCRATCH_FLOATS 26652880
+#define MPLC_SCRATCH_FLOATS 26644688
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 156
@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "1f1adbbef746315fe167542824329b154725336d3d7f8affb3843b5dfdd64902"
+#define MPLC_MODEL_HASH "5f1fa5797421883202b1d2557f3ddd39ebbaf567e26cb04b5501f7f6dfa1db5d"
 #define MPLC_MODEL_NAME "fashion_wrn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

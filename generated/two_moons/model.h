@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "78296365438a61836611289555c39a8ff09d8ae79e1b049b38f2bd8231b52741"
+#define MPLC_MODEL_HASH "2288a1c427774d47823602bdc9ae36f02cb221350491e6cac50dcf380aad1ae4"
 #define MPLC_MODEL_NAME "two_moons"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "e71bc6eb2bc088cbca9c425e45fd6094f2ce2afba44e2fd5a4b19e5a556c8721"
+#define MPLC_MODEL_HASH "20d336d1ff1bbc42590d734dad7501837bab783a1495c1adb2a0882871c424ce"
 #define MPLC_MODEL_NAME "two_moons_adam"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

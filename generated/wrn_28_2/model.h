@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "5e8cc11924d8399f0c231699b689197489febd817ba81b1b47ef99eb45b63956"
+#define MPLC_MODEL_HASH "99ca8b9d6f05e332390623da6ac9bc0f1824cfd6b3f3097d9a8661a47c8ab617"
 #define MPLC_MODEL_NAME "wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32
