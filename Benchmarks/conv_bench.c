@@ -109,8 +109,12 @@ int main(int argc, char **argv) {
     for (int t = 0; t < threads; t++) {
         b.filters[t] = filled(16 * (size_t)in * out);
         b.dweights[t] = filled(9 * (size_t)in * out);
-        b.s[t] = (mplc_winograd_scratch){filled(16 * tiles * b.cin), filled(16 * tiles * b.cout),
-                                         filled((size_t)b.cin + b.cout), filled((size_t)b.cout), tiles * b.cin, tiles * b.cout};
+        b.s[t] = (mplc_winograd_scratch){.v = filled(16 * tiles * b.cin), .m = filled(16 * tiles * b.cout),
+                                         .zeros = filled((size_t)b.cin + b.cout), .dropped = filled((size_t)b.cout),
+                                         .v_plane = tiles * b.cin, .m_plane = tiles * b.cout};
+#ifndef MPLC_WINOGRAD_BLOCK_BYTES /* a runtime from before the blocks of tiles (--baseline): one tile's Bᵀ d */
+        b.s[t].bd = filled(16 * (size_t)b.cin);
+#endif
     }
     double *times = malloc(sizeof(double) * (size_t)reps);
     for (int rep = -1; rep < reps; rep++) {
