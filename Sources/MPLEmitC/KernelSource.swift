@@ -776,7 +776,7 @@ private struct KernelBodyWriter {
     /// The chunk's scratch in this part's temporary, as the runtime's `mplc_winograd_scratch` (GEMM.winogradScratch).
     private func winogradScratch(_ g: GEMM) -> String {
         guard let s = g.winogradScratch else { preconditionFailure("a Winograd GEMM without a convolution") }
-        return "(mplc_winograd_scratch){chunk + \(s.v), chunk + \(s.m), chunk + \(s.bd), chunk + \(s.zeros), "
+        return "(mplc_winograd_scratch){chunk + \(s.v), chunk + \(s.m), chunk + \(s.zeros), "
             + "chunk + \(s.dropped), \(s.vPlane), \(s.mPlane)}"
     }
 

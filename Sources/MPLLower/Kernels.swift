@@ -177,18 +177,18 @@ public struct GEMM: Hashable, Sendable {
 }
 
 /// Where the parts of a Winograd GEMM's scratch are, in floats from the start of a thread's part: the transformed
-/// input tiles v[16][tiles][in], the products or output gradients m[16][tiles][out] (16 planes each), one tile's
-/// Bᵀ d (16·in), a row of zeros for the padding (in + out) and a row for the outputs past an odd edge (out).
+/// input tiles v[16][tiles][in], the products or output gradients m[16][tiles][out] (16 planes each; the runtime
+/// uses their front for one block of tiles at a time), a row of zeros for the padding (in + out) and a row for
+/// the outputs past an odd edge (out).
 public struct WinogradScratch: Hashable, Sendable {
-    public var v, m, bd, zeros, dropped, end: Int
+    public var v, m, zeros, dropped, end: Int
     public var vPlane, mPlane: Int
 
     init(start: Int, tiles: Int, in: Int, out: Int) {
         (vPlane, mPlane) = (tiles * `in`, tiles * out)
         v = start
         m = v + 16 * vPlane
-        bd = m + 16 * mPlane
-        zeros = bd + 16 * `in`
+        zeros = m + 16 * mPlane
         dropped = zeros + `in` + out
         end = dropped + out
     }

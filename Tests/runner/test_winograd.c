@@ -38,12 +38,12 @@ static double relative_error(const float *got, const double *want, size_t n) {
 static mplc_winograd_scratch scratch_for(mplc_window g, int out) {
     const size_t tiles = mplc_winograd_tiles(g), in = (size_t)g.channels;
     mplc_winograd_scratch s = {malloc(16 * tiles * in * sizeof(float)), malloc(16 * tiles * (size_t)out * sizeof(float)),
-                               malloc(16 * in * sizeof(float)), malloc((in + (size_t)out) * sizeof(float)),
+                               malloc((in + (size_t)out) * sizeof(float)),
                                malloc((size_t)out * sizeof(float)), tiles * in, tiles * (size_t)out};
     return s;
 }
 
-static void free_scratch(mplc_winograd_scratch s) { free(s.v), free(s.m), free(s.bd), free(s.zeros), free(s.dropped); }
+static void free_scratch(mplc_winograd_scratch s) { free(s.v), free(s.m), free(s.zeros), free(s.dropped); }
 
 static void check_shape(int batch, int height, int width, int in, int out) {
     const mplc_window g = {batch, height, width, in, 3, 1, 1}, gy = {batch, height, width, out, 3, 1, 1};
@@ -107,6 +107,9 @@ int main(void) {
     check_shape(3, 6, 4, 17, 33);  /* 17 and 33: partial tiles of rows and columns */
     check_shape(2, 14, 14, 32, 64); /* W2's second convolution */
     check_shape(1, 7, 7, 64, 32);  /* and its transpose's shape */
+    check_shape(2, 32, 32, 32, 32); /* WRN-28-2's layers: many blocks of tiles, ∂W summed over them */
+    check_shape(3, 8, 8, 128, 128);
+    check_shape(2, 9, 11, 16, 48);  /* a block that ends inside an image, odd sides */
     printf("%d checks, %d failures\n", checks, failures);
     return failures != 0;
 }

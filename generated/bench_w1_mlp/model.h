@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "da9c6085a911fc179653cf98e06ba4e11c35fc90f52e84e550912a806e421e81"
+#define MPLC_MODEL_HASH "2bb2d0ba4f7f5f973f5144e8bda7021075359fad928aca6f31c05f236dc4dd68"
 #define MPLC_MODEL_NAME "bench_w1_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -174,7 +174,7 @@ static void step_teacher_conv3_fwd_part(void *context, int part, int parts) {
     const float *restrict t29 = p->t29;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 334496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 333984; /* this thread's part */
     /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_conv3_weight, 32, 64, 0);
@@ -182,7 +182,7 @@ static void step_teacher_conv3_fwd_part(void *context, int part, int parts) {
     while (mplc_claim(960, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t35 + (size_t)n0 * 12544, t29 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
+            mplc_winograd_conv3x3(t35 + (size_t)n0 * 12544, t29 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -654,7 +654,7 @@ static void step_student_conv3_fwd_part(void *context, int part, int parts) {
     const float *restrict t106 = p->t106;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 334496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 333984; /* this thread's part */
     /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_conv3_weight, 32, 64, 0);
@@ -662,7 +662,7 @@ static void step_student_conv3_fwd_part(void *context, int part, int parts) {
     while (mplc_claim(448, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t112 + (size_t)n0 * 12544, t106 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
+            mplc_winograd_conv3x3(t112 + (size_t)n0 * 12544, t106 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -1078,7 +1078,7 @@ static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
     float *restrict t160 = p->t160;
     const float *restrict t155 = p->t155;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 334976; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 333952; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_conv3_weight, 64, 32, 1);
@@ -1086,7 +1086,7 @@ static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
     while (mplc_claim(448, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t160 + (size_t)n0 * 6272, t155 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 334848, chunk + 334944, 12544, 6272});
+            mplc_winograd_conv3x3(t160 + (size_t)n0 * 6272, t155 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
         }
     }
 }
@@ -1110,16 +1110,16 @@ static void step_student_conv3_vjp_3_part(void *context, int part, int parts) {
     float *restrict t158 = p->t158;
     const float *restrict t106 = p->t106;
     const float *restrict t155 = p->t155;
-    float *restrict chunk = p->chunk + (size_t)part * 352928; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 352416; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(448, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t158 : chunk + 334496;
+    float *sum = part == 0 ? t158 : chunk + 333984;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_winograd_filter_gradient(filters, t106 + (size_t)n0 * 6272, t155 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
+        mplc_winograd_filter_gradient(filters, t106 + (size_t)n0 * 6272, t155 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
@@ -1127,7 +1127,7 @@ static void step_student_conv3_vjp_3_part(void *context, int part, int parts) {
 static void step_student_conv3_vjp_3(float *restrict t158, const float *restrict t106, const float *restrict t155, float *restrict chunk) {
     mplc_parallel(step_student_conv3_vjp_3_part, &(step_student_conv3_vjp_3_pointers){t158, t106, t155, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 352928 + 334496;
+        const float *partial = chunk + (size_t)q * 352416 + 333984;
         for (int i = 0; i < 18432; i++) t158[i] += partial[i];
     }
 }
@@ -1594,7 +1594,7 @@ static void step_student_conv3_fwd_2_part(void *context, int part, int parts) {
     const float *restrict t261 = p->t261;
     const float *restrict t263 = p->t263;
     const float *restrict t209 = p->t209;
-    float *restrict chunk = p->chunk + (size_t)part * 334496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 333984; /* this thread's part */
     /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t263, 32, 64, 0);
@@ -1602,7 +1602,7 @@ static void step_student_conv3_fwd_2_part(void *context, int part, int parts) {
     while (mplc_claim(64, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t267 + (size_t)n0 * 12544, t261 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
+            mplc_winograd_conv3x3(t267 + (size_t)n0 * 12544, t261 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -1991,7 +1991,7 @@ static void step_student_conv3_vjp_5_part(void *context, int part, int parts) {
     float *restrict t314 = p->t314;
     const float *restrict t309 = p->t309;
     const float *restrict t263 = p->t263;
-    float *restrict chunk = p->chunk + (size_t)part * 334976; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 333952; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t263, 64, 32, 1);
@@ -1999,7 +1999,7 @@ static void step_student_conv3_vjp_5_part(void *context, int part, int parts) {
     while (mplc_claim(64, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t314 + (size_t)n0 * 6272, t309 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 334848, chunk + 334944, 12544, 6272});
+            mplc_winograd_conv3x3(t314 + (size_t)n0 * 6272, t309 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
         }
     }
 }
@@ -2023,16 +2023,16 @@ static void step_student_conv3_vjp_6_part(void *context, int part, int parts) {
     float *restrict t312 = p->t312;
     const float *restrict t261 = p->t261;
     const float *restrict t309 = p->t309;
-    float *restrict chunk = p->chunk + (size_t)part * 352928; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 352416; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(64, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t312 : chunk + 334496;
+    float *sum = part == 0 ? t312 : chunk + 333984;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_winograd_filter_gradient(filters, t261 + (size_t)n0 * 6272, t309 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
+        mplc_winograd_filter_gradient(filters, t261 + (size_t)n0 * 6272, t309 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
@@ -2040,7 +2040,7 @@ static void step_student_conv3_vjp_6_part(void *context, int part, int parts) {
 static void step_student_conv3_vjp_6(float *restrict t312, const float *restrict t261, const float *restrict t309, float *restrict chunk) {
     mplc_parallel(step_student_conv3_vjp_6_part, &(step_student_conv3_vjp_6_pointers){t312, t261, t309, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 352928 + 334496;
+        const float *partial = chunk + (size_t)q * 352416 + 333984;
         for (int i = 0; i < 18432; i++) t312[i] += partial[i];
     }
 }
@@ -2922,7 +2922,7 @@ static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
     float *restrict t431 = p->t431;
     const float *restrict t416 = p->t416;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 334976; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 333952; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_conv3_weight, 64, 32, 1);
@@ -2930,7 +2930,7 @@ static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
     while (mplc_claim(64, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t431 + (size_t)n0 * 6272, t416 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 334848, chunk + 334944, 12544, 6272});
+            mplc_winograd_conv3x3(t431 + (size_t)n0 * 6272, t416 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
         }
     }
 }
@@ -2955,7 +2955,7 @@ static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
     float *restrict t432 = p->t432;
     const float *restrict t417 = p->t417;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 334976; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 333952; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_conv3_weight, 64, 32, 1);
@@ -2963,7 +2963,7 @@ static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
     while (mplc_claim(448, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t432 + (size_t)n0 * 6272, t417 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 334848, chunk + 334944, 12544, 6272});
+            mplc_winograd_conv3x3(t432 + (size_t)n0 * 6272, t417 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
         }
     }
 }
@@ -2987,16 +2987,16 @@ static void step_teacher_conv3_vjp_6_part(void *context, int part, int parts) {
     float *restrict t428 = p->t428;
     const float *restrict t426 = p->t426;
     const float *restrict t417 = p->t417;
-    float *restrict chunk = p->chunk + (size_t)part * 352928; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 352416; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(448, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t428 : chunk + 334496;
+    float *sum = part == 0 ? t428 : chunk + 333984;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_winograd_filter_gradient(filters, t426 + (size_t)n0 * 6272, t417 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
+        mplc_winograd_filter_gradient(filters, t426 + (size_t)n0 * 6272, t417 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
@@ -3004,7 +3004,7 @@ static void step_teacher_conv3_vjp_6_part(void *context, int part, int parts) {
 static void step_teacher_conv3_vjp_6(float *restrict t428, const float *restrict t426, const float *restrict t417, float *restrict chunk) {
     mplc_parallel(step_teacher_conv3_vjp_6_part, &(step_teacher_conv3_vjp_6_pointers){t428, t426, t417, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 352928 + 334496;
+        const float *partial = chunk + (size_t)q * 352416 + 333984;
         for (int i = 0; i < 18432; i++) t428[i] += partial[i];
     }
 }
@@ -3027,16 +3027,16 @@ static void step_teacher_conv3_vjp_7_part(void *context, int part, int parts) {
     const float *restrict t423 = p->t423;
     const float *restrict t416 = p->t416;
     const float *restrict t428 = p->t428; (void)t428; /* used after the parts */
-    float *restrict chunk = p->chunk + (size_t)part * 352928; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 352416; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(64, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t429 : chunk + 334496;
+    float *sum = part == 0 ? t429 : chunk + 333984;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_winograd_filter_gradient(filters, t423 + (size_t)n0 * 6272, t416 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
+        mplc_winograd_filter_gradient(filters, t423 + (size_t)n0 * 6272, t416 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
@@ -3044,7 +3044,7 @@ static void step_teacher_conv3_vjp_7_part(void *context, int part, int parts) {
 static void step_teacher_conv3_vjp_7(float *restrict t429, const float *restrict t423, const float *restrict t416, const float *restrict t428, float *restrict chunk) {
     mplc_parallel(step_teacher_conv3_vjp_7_part, &(step_teacher_conv3_vjp_7_pointers){t429, t423, t416, t428, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 352928 + 334496;
+        const float *partial = chunk + (size_t)q * 352416 + 333984;
         for (int i = 0; i < 18432; i++) t429[i] += partial[i];
     }
     /* epilogue, in place on the product */
@@ -3962,9 +3962,9 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_loss_uda_fwd_17(io + 753376 /* t95 */, scratch + 76625792 /* t94 */);
     step_teacher_pseudo_labels_fwd(scratch + 76618496 /* t96 */, scratch + 67642368 /* t48 */);
     step_student_conv0_fwd(scratch + 36126720 /* t104 */, scratch + 67637248 /* t106 */, io + 401408 /* t97 */, state + 421648 /* in_student_conv0_weight */, state + 421936 /* in_student_conv0_bias */, scratch + 47366144 /* chunk */);
-    step_student_conv3_fwd(scratch + 47366144 /* t112 */, scratch + 55661824 /* t114 */, scratch + 67637248 /* t106 */, state + 421968 /* in_student_conv3_weight */, state + 440400 /* in_student_conv3_bias */, scratch + 52985856 /* chunk */);
-    step_student_dense7_fwd(scratch + 57066752 /* t119 */, scratch + 55661824 /* t115 */, state + 440464 /* in_student_dense7_weight */, state + 841872 /* in_student_dense7_bias */);
-    step_student_dense9_fwd(scratch + 76591104 /* t122 */, scratch + 57066752 /* t119 */, state + 842000 /* in_student_dense9_weight */, state + 843280 /* in_student_dense9_bias */);
+    step_student_conv3_fwd(scratch + 47366144 /* t112 */, scratch + 55657728 /* t114 */, scratch + 67637248 /* t106 */, state + 421968 /* in_student_conv3_weight */, state + 440400 /* in_student_conv3_bias */, scratch + 52985856 /* chunk */);
+    step_student_dense7_fwd(scratch + 57062656 /* t119 */, scratch + 55657728 /* t115 */, state + 440464 /* in_student_dense7_weight */, state + 841872 /* in_student_dense7_bias */);
+    step_student_dense9_fwd(scratch + 76591104 /* t122 */, scratch + 57062656 /* t119 */, state + 842000 /* in_student_dense9_weight */, state + 843280 /* in_student_dense9_bias */);
     step_student_loss_u_fwd(scratch + 76622976 /* t123 */, scratch + 76591104 /* t122 */);
     step_student_loss_u_fwd_2(scratch + 76595584 /* t125 */, scratch + 76600064 /* t126 */, scratch + 76591104 /* t122 */, scratch + 76622976 /* t123 */);
     step_student_loss_u_fwd_3(scratch + 76609024 /* t127 */, scratch + 76600064 /* t126 */);
@@ -3976,12 +3976,12 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_loss_u_vjp_3(scratch + 76623424 /* t139 */, scratch + 76622976 /* t138 */, scratch + 76609024 /* t127 */);
     step_student_loss_u_vjp_4(scratch + 76591104 /* t142 */, scratch + 76623424 /* t139 */, scratch + 76600064 /* t126 */, scratch + 76604544 /* t136 */);
     step_student_dense9_vjp(scratch + 76626048 /* t143 */, scratch + 76591104 /* t142 */);
-    step_student_dense9_vjp_2(scratch + 76622976 /* t145 */, scratch + 57066752 /* t119 */, scratch + 76591104 /* t142 */);
-    step_student_dense9_vjp_3(scratch + 58471680 /* t147 */, scratch + 76591104 /* t142 */, state + 842000 /* in_student_dense9_weight */, scratch + 57066752 /* t119 */);
-    step_student_dense7_vjp(scratch + 76625792 /* t148 */, scratch + 58471680 /* t147 */, scratch + 76591104 /* chunk */);
-    step_student_dense7_vjp_2(scratch + 57066752 /* t149 */, scratch + 58471680 /* t147 */, state + 440464 /* in_student_dense7_weight */);
-    step_student_dense7_vjp_3(scratch + 76066816 /* t150 */, scratch + 55661824 /* t115 */, scratch + 58471680 /* t147 */);
-    step_student_relu4_vjp(scratch + 70447104 /* t153 */, scratch + 55661824 /* t114 */, scratch + 57066752 /* t151 */);
+    step_student_dense9_vjp_2(scratch + 76622976 /* t145 */, scratch + 57062656 /* t119 */, scratch + 76591104 /* t142 */);
+    step_student_dense9_vjp_3(scratch + 58467584 /* t147 */, scratch + 76591104 /* t142 */, state + 842000 /* in_student_dense9_weight */, scratch + 57062656 /* t119 */);
+    step_student_dense7_vjp(scratch + 76625792 /* t148 */, scratch + 58467584 /* t147 */, scratch + 76591104 /* chunk */);
+    step_student_dense7_vjp_2(scratch + 57062656 /* t149 */, scratch + 58467584 /* t147 */, state + 440464 /* in_student_dense7_weight */);
+    step_student_dense7_vjp_3(scratch + 76066816 /* t150 */, scratch + 55657728 /* t115 */, scratch + 58467584 /* t147 */);
+    step_student_relu4_vjp(scratch + 70447104 /* t153 */, scratch + 55657728 /* t114 */, scratch + 57062656 /* t151 */);
     step_student_relu4_vjp_2(scratch + 52985856 /* t154 */, scratch + 47366144 /* t113 */, scratch + 70447104 /* t153 */);
     step_student_conv3_vjp(scratch + 76625984 /* t156 */, scratch + 52985856 /* t155 */, scratch + 76591104 /* chunk */);
     step_student_conv3_vjp_2(scratch + 70447104 /* t160 */, scratch + 52985856 /* t155 */, state + 421968 /* in_student_conv3_weight */, scratch + 47366144 /* chunk */);
@@ -3998,8 +3998,8 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense7_update_2(state + 1685168 /* in_student_momentum_dense7_bias */, state + 841872 /* in_student_dense7_bias */, scratch + 76625792 /* t148 */, io + 753296 /* in_lr_student */);
     step_student_dense9_update(state + 1685296 /* in_student_momentum_dense9_weight */, state + 842000 /* in_student_dense9_weight */, scratch + 76622976 /* t145 */, io + 753296 /* in_lr_student */);
     step_student_dense9_update_2(state + 1686576 /* in_student_momentum_dense9_bias */, state + 843280 /* in_student_dense9_bias */, scratch + 76626048 /* t143 */, io + 753296 /* in_lr_student */);
-    step_student_conv0_fwd_2(scratch + 38950144 /* t259 */, scratch + 67637248 /* t261 */, io /* in_x */, state + 421648 /* t255 */, state + 421936 /* t188 */, scratch + 36126720 /* chunk */);
-    step_student_conv3_fwd_2(scratch + 40555776 /* t267 */, scratch + 68440064 /* t269 */, scratch + 67637248 /* t261 */, state + 421968 /* t263 */, state + 440400 /* t209 */, scratch + 36126720 /* chunk */);
+    step_student_conv0_fwd_2(scratch + 38946048 /* t259 */, scratch + 67637248 /* t261 */, io /* in_x */, state + 421648 /* t255 */, state + 421936 /* t188 */, scratch + 36126720 /* chunk */);
+    step_student_conv3_fwd_2(scratch + 40551680 /* t267 */, scratch + 68440064 /* t269 */, scratch + 67637248 /* t261 */, state + 421968 /* t263 */, state + 440400 /* t209 */, scratch + 36126720 /* chunk */);
     step_student_dense7_fwd_2(scratch + 68038656 /* t274 */, scratch + 68440064 /* t270 */, state + 440464 /* t221 */, state + 841872 /* t230 */);
     step_student_dense9_fwd_2(scratch + 68046848 /* t277 */, scratch + 68038656 /* t274 */, state + 842000 /* t242 */, state + 843280 /* t251 */);
     step_student_loss_l_fwd(scratch + 68048768 /* t278 */, scratch + 68046848 /* t277 */);
@@ -4019,12 +4019,12 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense7_vjp_5(scratch + 36126720 /* t303 */, scratch + 36327424 /* t301 */, state + 440464 /* t221 */);
     step_student_dense7_vjp_6(scratch + 68038656 /* t304 */, scratch + 68440064 /* t270 */, scratch + 36327424 /* t301 */);
     step_student_relu4_vjp_3(scratch + 36327424 /* t307 */, scratch + 68440064 /* t269 */, scratch + 36126720 /* t305 */);
-    step_student_relu4_vjp_4(scratch + 41358592 /* t308 */, scratch + 40555776 /* t268 */, scratch + 36327424 /* t307 */);
-    step_student_conv3_vjp_4(scratch + 68869792 /* t310 */, scratch + 41358592 /* t309 */, scratch + 68440064 /* chunk */);
-    step_student_conv3_vjp_5(scratch + 40555776 /* t314 */, scratch + 41358592 /* t309 */, state + 421968 /* t263 */, scratch + 36126720 /* chunk */);
-    step_student_conv3_vjp_6(scratch + 68841472 /* t312 */, scratch + 67637248 /* t261 */, scratch + 41358592 /* t309 */, scratch + 36126720 /* chunk */);
-    step_student_relu1_vjp_3(scratch + 37732352 /* t316 */, scratch + 67637248 /* t261 */, scratch + 40555776 /* t314 */);
-    step_student_relu1_vjp_4(scratch + 36126720 /* t317 */, scratch + 38950144 /* t260 */, scratch + 37732352 /* t316 */);
+    step_student_relu4_vjp_4(scratch + 41354496 /* t308 */, scratch + 40551680 /* t268 */, scratch + 36327424 /* t307 */);
+    step_student_conv3_vjp_4(scratch + 68869792 /* t310 */, scratch + 41354496 /* t309 */, scratch + 68440064 /* chunk */);
+    step_student_conv3_vjp_5(scratch + 40551680 /* t314 */, scratch + 41354496 /* t309 */, state + 421968 /* t263 */, scratch + 36126720 /* chunk */);
+    step_student_conv3_vjp_6(scratch + 68841472 /* t312 */, scratch + 67637248 /* t261 */, scratch + 41354496 /* t309 */, scratch + 36126720 /* chunk */);
+    step_student_relu1_vjp_3(scratch + 37732352 /* t316 */, scratch + 67637248 /* t261 */, scratch + 40551680 /* t314 */);
+    step_student_relu1_vjp_4(scratch + 36126720 /* t317 */, scratch + 38946048 /* t260 */, scratch + 37732352 /* t316 */);
     step_student_conv0_vjp_3(scratch + 68869856 /* t319 */, scratch + 36126720 /* t318 */, scratch + 68859904 /* chunk */);
     step_student_conv0_vjp_4(scratch + 68869376 /* t320 */, io /* in_x */, scratch + 36126720 /* t318 */, scratch + 37732352 /* chunk */);
     step_teacher_feedback_fwd(scratch + 68859904 /* t323 */, scratch + 68869376 /* t321 */, scratch + 43954176 /* t167 */);
@@ -4069,11 +4069,11 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_conv3_vjp_2(scratch + 76624256 /* t419 */, scratch + 36126720 /* t417 */, scratch + 76609536 /* chunk */);
     step_teacher_conv3_vjp_3(scratch + 76624320 /* t420 */, scratch + 76625920 /* t418 */, scratch + 76624256 /* t419 */);
     step_teacher_conv3_vjp_4(scratch + 41746432 /* t431 */, scratch + 43151360 /* t416 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
-    step_teacher_conv3_vjp_5(scratch + 26907904 /* t432 */, scratch + 36126720 /* t417 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
+    step_teacher_conv3_vjp_5(scratch + 26903808 /* t432 */, scratch + 36126720 /* t417 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
     step_teacher_conv3_vjp_6(scratch + 68440064 /* t428 */, scratch + 61816832 /* t426 */, scratch + 36126720 /* t417 */, scratch + 24084480 /* chunk */);
     step_teacher_conv3_vjp_7(scratch + 68458496 /* t429 */, scratch + 58605568 /* t423 */, scratch + 43151360 /* t416 */, scratch + 68440064 /* t428 */, scratch + 24084480 /* chunk */);
     step_teacher_relu1_vjp(scratch + 39739392 /* t438 */, scratch + 58605568 /* t423 */, scratch + 41746432 /* t431 */);
-    step_teacher_relu1_vjp_2(scratch + 35323904 /* t440 */, scratch + 61816832 /* t426 */, scratch + 26907904 /* t432 */);
+    step_teacher_relu1_vjp_2(scratch + 35323904 /* t440 */, scratch + 61816832 /* t426 */, scratch + 26903808 /* t432 */);
     step_teacher_relu1_vjp_3(scratch + 38133760 /* t441 */, scratch /* t434 */, scratch + 39739392 /* t438 */);
     step_teacher_relu1_vjp_4(scratch + 24084480 /* t442 */, scratch + 12845056 /* t436 */, scratch + 35323904 /* t440 */);
     step_teacher_conv0_vjp(scratch + 76624256 /* t445 */, scratch + 38133760 /* t443 */, scratch + 76609536 /* chunk */);
@@ -4197,7 +4197,7 @@ static void supervised_step_student_conv3_fwd_part(void *context, int part, int 
     const float *restrict t18 = p->t18;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 334496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 333984; /* this thread's part */
     /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_conv3_weight, 32, 64, 0);
@@ -4205,7 +4205,7 @@ static void supervised_step_student_conv3_fwd_part(void *context, int part, int 
     while (mplc_claim(512, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t24 + (size_t)n0 * 12544, t18 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
+            mplc_winograd_conv3x3(t24 + (size_t)n0 * 12544, t18 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -4592,7 +4592,7 @@ static void supervised_step_student_conv3_vjp_2_part(void *context, int part, in
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 334976; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 333952; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_conv3_weight, 64, 32, 1);
@@ -4600,7 +4600,7 @@ static void supervised_step_student_conv3_vjp_2_part(void *context, int part, in
     while (mplc_claim(512, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t72 + (size_t)n0 * 6272, t67 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 334848, chunk + 334944, 12544, 6272});
+            mplc_winograd_conv3x3(t72 + (size_t)n0 * 6272, t67 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
         }
     }
 }
@@ -4624,16 +4624,16 @@ static void supervised_step_student_conv3_vjp_3_part(void *context, int part, in
     float *restrict t70 = p->t70;
     const float *restrict t18 = p->t18;
     const float *restrict t67 = p->t67;
-    float *restrict chunk = p->chunk + (size_t)part * 352928; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 352416; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t70 : chunk + 334496;
+    float *sum = part == 0 ? t70 : chunk + 333984;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_winograd_filter_gradient(filters, t18 + (size_t)n0 * 6272, t67 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
+        mplc_winograd_filter_gradient(filters, t18 + (size_t)n0 * 6272, t67 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
@@ -4641,7 +4641,7 @@ static void supervised_step_student_conv3_vjp_3_part(void *context, int part, in
 static void supervised_step_student_conv3_vjp_3(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
     mplc_parallel(supervised_step_student_conv3_vjp_3_part, &(supervised_step_student_conv3_vjp_3_pointers){t70, t18, t67, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 352928 + 334496;
+        const float *partial = chunk + (size_t)q * 352416 + 333984;
         for (int i = 0; i < 18432; i++) t70[i] += partial[i];
     }
 }
@@ -5161,7 +5161,7 @@ static void predict_teacher_teacher_conv3_fwd_part(void *context, int part, int 
     const float *restrict t16 = p->t16;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 334496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 333984; /* this thread's part */
     /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_conv3_weight, 32, 64, 0);
@@ -5169,7 +5169,7 @@ static void predict_teacher_teacher_conv3_fwd_part(void *context, int part, int 
     while (mplc_claim(500, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t22 + (size_t)n0 * 12544, t16 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
+            mplc_winograd_conv3x3(t22 + (size_t)n0 * 12544, t16 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -5242,8 +5242,8 @@ static void predict_teacher_teacher_dense9_fwd(float *restrict t32, const float 
 /* 4 kernels; scratch high-water mark 16244480 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
     predict_teacher_teacher_conv0_fwd(scratch /* t14 */, scratch + 12544000 /* t16 */, x /* in_x */, state /* in_teacher_conv0_weight */, state + 288 /* in_teacher_conv0_bias */, scratch + 15680000 /* chunk */);
-    predict_teacher_teacher_conv3_fwd(scratch /* t22 */, scratch + 8947968 /* t24 */, scratch + 12544000 /* t16 */, state + 320 /* in_teacher_conv3_weight */, state + 18752 /* in_teacher_conv3_bias */, scratch + 6272000 /* chunk */);
-    predict_teacher_teacher_dense7_fwd(scratch /* t29 */, scratch + 8947968 /* t25 */, state + 18816 /* in_teacher_dense7_weight */, state + 420224 /* in_teacher_dense7_bias */);
+    predict_teacher_teacher_conv3_fwd(scratch /* t22 */, scratch + 8943872 /* t24 */, scratch + 12544000 /* t16 */, state + 320 /* in_teacher_conv3_weight */, state + 18752 /* in_teacher_conv3_bias */, scratch + 6272000 /* chunk */);
+    predict_teacher_teacher_dense7_fwd(scratch /* t29 */, scratch + 8943872 /* t25 */, state + 18816 /* in_teacher_dense7_weight */, state + 420224 /* in_teacher_dense7_bias */);
     predict_teacher_teacher_dense9_fwd(logits /* t32 */, scratch /* t29 */, state + 420352 /* in_teacher_dense9_weight */, state + 421632 /* in_teacher_dense9_bias */);
 }
 
@@ -5335,7 +5335,7 @@ static void predict_student_student_conv3_fwd_part(void *context, int part, int 
     const float *restrict t16 = p->t16;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 334496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 333984; /* this thread's part */
     /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_conv3_weight, 32, 64, 0);
@@ -5343,7 +5343,7 @@ static void predict_student_student_conv3_fwd_part(void *context, int part, int 
     while (mplc_claim(500, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t22 + (size_t)n0 * 12544, t16 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 334336, chunk + 334432, 6272, 12544});
+            mplc_winograd_conv3x3(t22 + (size_t)n0 * 12544, t16 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -5416,7 +5416,7 @@ static void predict_student_student_dense9_fwd(float *restrict t32, const float 
 /* 4 kernels; scratch high-water mark 16244480 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
     predict_student_student_conv0_fwd(scratch /* t14 */, scratch + 12544000 /* t16 */, x /* in_x */, state + 421648 /* in_student_conv0_weight */, state + 421936 /* in_student_conv0_bias */, scratch + 15680000 /* chunk */);
-    predict_student_student_conv3_fwd(scratch /* t22 */, scratch + 8947968 /* t24 */, scratch + 12544000 /* t16 */, state + 421968 /* in_student_conv3_weight */, state + 440400 /* in_student_conv3_bias */, scratch + 6272000 /* chunk */);
-    predict_student_student_dense7_fwd(scratch /* t29 */, scratch + 8947968 /* t25 */, state + 440464 /* in_student_dense7_weight */, state + 841872 /* in_student_dense7_bias */);
+    predict_student_student_conv3_fwd(scratch /* t22 */, scratch + 8943872 /* t24 */, scratch + 12544000 /* t16 */, state + 421968 /* in_student_conv3_weight */, state + 440400 /* in_student_conv3_bias */, scratch + 6272000 /* chunk */);
+    predict_student_student_dense7_fwd(scratch /* t29 */, scratch + 8943872 /* t25 */, state + 440464 /* in_student_dense7_weight */, state + 841872 /* in_student_dense7_bias */);
     predict_student_student_dense9_fwd(logits /* t32 */, scratch /* t29 */, state + 842000 /* in_student_dense9_weight */, state + 843280 /* in_student_dense9_bias */);
 }

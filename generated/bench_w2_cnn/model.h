@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "dc5d854cd5d9a174dfec06a57031db0b4e7f2a0cd18f87ba866315ce10e6ebb6"
+#define MPLC_MODEL_HASH "3e5cab08de9111b8033e7f5ea065b3c78e19e01a14d32f71d9ce40a7446b6044"
 #define MPLC_MODEL_NAME "bench_w2_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -372,133 +372,290 @@ MPLC_HELPER size_t mplc_winograd_tiles(mplc_window g) {
 }
 
 /* The scratch of mplc_winograd_conv3x3 and mplc_winograd_filter_gradient, laid out by the caller (the generated
- * code's offsets come from GEMM.winogradScratch in Sources/MPLLower/Kernels.swift, the layout's one home): the
- * transformed input tiles v[16][tiles][in] and the products or output gradients m[16][tiles][out], each of the 16
- * matrices a plane of v_plane >= tiles x in (m_plane >= tiles x out) floats; one tile's Bᵀ d (16 x in); a row of
- * in + out floats that the helpers zero, read for the padding; and a row of out floats that takes the outputs
- * past an odd edge. */
+ * code's offsets come from GEMM.winogradScratch in Sources/MPLLower/Kernels.swift, the layout's one home): room
+ * for the transformed input tiles v[16][tiles][in] and the products or output gradients m[16][tiles][out] (v_plane
+ * >= tiles x in, m_plane >= tiles x out floats); a row of in + out floats that the helpers zero, read for the padding; and a row of out floats that takes the
+ * outputs past an odd edge. The kernels use the front of v and m for one block of tiles at a time. */
 typedef struct {
-    float *v, *m, *bd, *zeros, *dropped;
+    float *v, *m, *zeros, *dropped;
     size_t v_plane, m_plane;
 } mplc_winograd_scratch;
 
-/* s.v[16][tiles][in] = Bᵀ d B for every 4x4 input tile d of x (the tile of the outputs (2ty..2ty+1, 2tx..2tx+1)). */
-MPLC_HELPER void mplc_winograd_input_tiles(mplc_winograd_scratch s, const float *restrict x, mplc_window g) {
-    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
-    size_t t = 0;
-    for (int n = 0; n < g.batch; n++)
-        for (int ty = 0; ty < tile_rows; ty++)
-            for (int tx = 0; tx < tile_cols; tx++, t++) {
-                const float *d[4][4];
-                for (int a = 0; a < 4; a++)
-                    for (int b = 0; b < 4; b++) {
-                        const ptrdiff_t pixel = mplc_pixel(g, n, 2 * ty - 1 + a, 2 * tx - 1 + b);
-                        d[a][b] = pixel < 0 ? s.zeros : x + pixel;
-                    }
-                /* restrict rows, so that the channel loops vectorise */
-                for (int b = 0; b < 4; b++) { /* Bᵀ d, column b, into bd[b][a] */
-                    const float *restrict d0 = d[0][b], *restrict d1 = d[1][b], *restrict d2 = d[2][b], *restrict d3 = d[3][b];
-                    float *restrict column = s.bd + (size_t)(4 * b) * in;
-                    for (int c = 0; c < in; c++) {
-                        column[c] = d0[c] - d2[c];
-                        column[in + c] = d1[c] + d2[c];
-                        column[2 * in + c] = d2[c] - d1[c];
-                        column[3 * in + c] = d1[c] - d3[c];
-                    }
-                }
-                for (int a = 0; a < 4; a++) { /* (Bᵀ d) B, row a */
-                    const float *restrict s0 = s.bd + (size_t)a * in, *restrict s1 = s0 + 4 * in, *restrict s2 = s0 + 8 * in,
-                                          *restrict s3 = s0 + 12 * in;
-                    float *restrict v0 = s.v + (4 * a) * s.v_plane + t * in, *restrict v1 = v0 + s.v_plane,
-                                    *restrict v2 = v1 + s.v_plane, *restrict v3 = v2 + s.v_plane;
-                    for (int c = 0; c < in; c++) {
-                        v0[c] = s0[c] - s2[c];
-                        v1[c] = s1[c] + s2[c];
-                        v2[c] = s2[c] - s1[c];
-                        v3[c] = s1[c] - s3[c];
-                    }
-                }
-            }
+/* The kernels go through a chunk's tiles in blocks whose transformed inputs and products (64 (in + out) bytes a
+ * tile) stay in the core's L2 cache between the transform, the 16 products and the inverse transform; the whole
+ * chunk at once (1 MiB for one 32x32 image of 32 channels) went out to L3 and back. A multiple of 8 tiles (the
+ * rows of a register tile), at most the chunk's. */
+#ifndef MPLC_WINOGRAD_BLOCK_BYTES
+#define MPLC_WINOGRAD_BLOCK_BYTES (128 * 1024)
+#endif
+MPLC_HELPER size_t mplc_winograd_block(size_t tiles, int in, int out, size_t bytes) {
+    size_t block = bytes / (64 * (size_t)(in + out)) / 8 * 8;
+    if (block < 8) block = 8;
+    return block < tiles ? block : tiles;
+}
+
+/* The pixel pointers of tile t (outputs (2ty..2ty+1, 2tx..2tx+1) of image n): the 4x4 input tile around it, or
+ * `zeros` on the padding. */
+MPLC_HELPER void mplc_winograd_tile_inputs(const float *d[4][4], const float *x, const float *zeros, mplc_window g,
+                                           size_t t) {
+    const size_t tile_rows = (size_t)(g.height + 1) / 2, tile_cols = (size_t)(g.width + 1) / 2;
+    const int n = (int)(t / (tile_rows * tile_cols)), ty = (int)(t / tile_cols % tile_rows), tx = (int)(t % tile_cols);
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) {
+            const ptrdiff_t pixel = mplc_pixel(g, n, 2 * ty - 1 + a, 2 * tx - 1 + b);
+            d[a][b] = pixel < 0 ? zeros : x + pixel;
+        }
+}
+
+/* v[16][plane] at row `row` (of `in` floats) = Bᵀ d B for the channels [c, c + w) of one tile, w <= 16: on local
+ * arrays of 16 channels, which the compiler keeps in vector registers (pointers into v and x could alias). */
+MPLC_HELPER void mplc_winograd_transform_input(float *v, size_t plane, const float *d[4][4], int c, int w) {
+    float e[4][4][16] = {{{0}}}, bd[4][4][16], r[16][16];
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) memcpy(e[a][b], d[a][b] + c, (size_t)w * sizeof(float));
+    for (int b = 0; b < 4; b++) /* Bᵀ d, column b */
+        for (int l = 0; l < 16; l++) {
+            bd[0][b][l] = e[0][b][l] - e[2][b][l];
+            bd[1][b][l] = e[1][b][l] + e[2][b][l];
+            bd[2][b][l] = e[2][b][l] - e[1][b][l];
+            bd[3][b][l] = e[1][b][l] - e[3][b][l];
+        }
+    for (int a = 0; a < 4; a++) /* (Bᵀ d) B, row a */
+        for (int l = 0; l < 16; l++) {
+            r[4 * a][l] = bd[a][0][l] - bd[a][2][l];
+            r[4 * a + 1][l] = bd[a][1][l] + bd[a][2][l];
+            r[4 * a + 2][l] = bd[a][2][l] - bd[a][1][l];
+            r[4 * a + 3][l] = bd[a][1][l] - bd[a][3][l];
+        }
+    for (int xi = 0; xi < 16; xi++) memcpy(v + xi * plane + c, r[xi], (size_t)w * sizeof(float));
+}
+
+/* v[16][count][in] (planes of count x in floats) = Bᵀ d B for the tiles [t0, t0 + count) of x. */
+MPLC_HELPER void mplc_winograd_input_block(float *v, const float *x, const float *zeros, mplc_window g, size_t t0,
+                                           size_t count) {
+    const int in = g.channels;
+    const size_t plane = count * (size_t)in;
+    for (size_t j = 0; j < count; j++) {
+        const float *d[4][4];
+        mplc_winograd_tile_inputs(d, x, zeros, g, t0 + j);
+        float *row = v + j * (size_t)in;
+        int c = 0;
+        for (; c + 16 <= in; c += 16) mplc_winograd_transform_input(row, plane, d, c, 16);
+        if (c < in) mplc_winograd_transform_input(row, plane, d, c, in - c);
+    }
+}
+
+/* C[m, n] = A·B (with `accumulate`, C += A·B), A[i, p] = a[i * a_row + p * a_step], B [k, n] row-major with row
+ * stride ldb, C row-major with row stride ldc: the 16 products of a block of tiles (A = v_ξ, a_row = in,
+ * a_step = 1) and the filter gradient's (A = v_ξᵀ, a_row = 1, a_step = in). */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+/* Register tiles of 8 rows x 32 columns (16 accumulators, with 2 for B and 1 broadcast), columns masked at the
+ * right edge; rows past `rows` repeat row 0 (computed, not stored). On AMD's Zen 4 a 512-bit FMA is two 256-bit
+ * halves, so the gain over the AVX2 tiles is half the loads, broadcasts and loop overhead per multiply-add. */
+#define MPLC_Z_ROW(r)                               \
+    x = _mm512_set1_ps(a##r[p * a_step]);           \
+    c##r##0 = _mm512_fmadd_ps(x, b0, c##r##0);      \
+    c##r##1 = _mm512_fmadd_ps(x, b1, c##r##1);
+#define MPLC_Z_ROWS MPLC_Z_ROW(0) MPLC_Z_ROW(1) MPLC_Z_ROW(2) MPLC_Z_ROW(3) MPLC_Z_ROW(4) MPLC_Z_ROW(5) MPLC_Z_ROW(6) MPLC_Z_ROW(7)
+MPLC_HELPER void mplc_gemm_tile_8x32(float *c, size_t ldc, const float *a, size_t a_row, size_t a_step, const float *b,
+                                     size_t ldb, int rows, int cols, int k, int accumulate) {
+    const float *a0 = a, *a1 = a + (rows > 1) * a_row, *a2 = a + (rows > 2) * 2 * a_row, *a3 = a + (rows > 3) * 3 * a_row;
+    const float *a4 = a + (rows > 4) * 4 * a_row, *a5 = a + (rows > 5) * 5 * a_row, *a6 = a + (rows > 6) * 6 * a_row;
+    const float *a7 = a + (rows > 7) * 7 * a_row;
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00, x, b0, b1;
+    const __mmask16 mask0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+    const __mmask16 mask1 = cols >= 32 ? (__mmask16)0xFFFF : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
+    if (cols == 32) {
+        for (size_t p = 0; p < (size_t)k; p++, b += ldb) {
+            b0 = _mm512_loadu_ps(b);
+            b1 = _mm512_loadu_ps(b + 16);
+            MPLC_Z_ROWS
+        }
+    } else {
+        for (size_t p = 0; p < (size_t)k; p++, b += ldb) {
+            b0 = _mm512_maskz_loadu_ps(mask0, b);
+            b1 = _mm512_maskz_loadu_ps(mask1, b + 16);
+            MPLC_Z_ROWS
+        }
+    }
+    const __m512 tile[8][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
+                               {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
+    for (int r = 0; r < rows; r++, c += ldc) {
+        __m512 t0 = tile[r][0], t1 = tile[r][1];
+        if (accumulate) {
+            t0 = _mm512_add_ps(t0, _mm512_maskz_loadu_ps(mask0, c));
+            t1 = _mm512_add_ps(t1, _mm512_maskz_loadu_ps(mask1, c + 16));
+        }
+        _mm512_mask_storeu_ps(c, mask0, t0);
+        _mm512_mask_storeu_ps(c + 16, mask1, t1);
+    }
+}
+#undef MPLC_Z_ROWS
+#undef MPLC_Z_ROW
+
+/* 8 rows x 16 columns, for products at most 16 wide (fashion_wrn's 16-channel layers, the ∂x of WRN-28-2's
+ * 16 -> 32 convolution), where half of an 8 x 32 tile's multiply-adds would be masked off. Eight accumulators
+ * cover the FMA's latency on Zen 4 (one 512-bit FMA a cycle, 4 cycles). */
+#define MPLC_Z16_ROW(r) c##r = _mm512_fmadd_ps(_mm512_set1_ps(a##r[p * a_step]), b0, c##r);
+MPLC_HELPER void mplc_gemm_tile_8x16(float *c, size_t ldc, const float *a, size_t a_row, size_t a_step, const float *b,
+                                     size_t ldb, int rows, int cols, int k, int accumulate) {
+    const float *a0 = a, *a1 = a + (rows > 1) * a_row, *a2 = a + (rows > 2) * 2 * a_row, *a3 = a + (rows > 3) * 3 * a_row;
+    const float *a4 = a + (rows > 4) * 4 * a_row, *a5 = a + (rows > 5) * 5 * a_row, *a6 = a + (rows > 6) * 6 * a_row;
+    const float *a7 = a + (rows > 7) * 7 * a_row;
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, b0;
+    const __mmask16 mask = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+    for (size_t p = 0; p < (size_t)k; p++, b += ldb) {
+        b0 = _mm512_maskz_loadu_ps(mask, b);
+        MPLC_Z16_ROW(0) MPLC_Z16_ROW(1) MPLC_Z16_ROW(2) MPLC_Z16_ROW(3) MPLC_Z16_ROW(4) MPLC_Z16_ROW(5) MPLC_Z16_ROW(6)
+        MPLC_Z16_ROW(7)
+    }
+    const __m512 tile[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
+    for (int r = 0; r < rows; r++, c += ldc) {
+        const __m512 t = accumulate ? _mm512_add_ps(tile[r], _mm512_maskz_loadu_ps(mask, c)) : tile[r];
+        _mm512_mask_storeu_ps(c, mask, t);
+    }
+}
+#undef MPLC_Z16_ROW
+
+MPLC_HELPER void mplc_winograd_gemm(float *c, size_t ldc, const float *a, size_t a_row, size_t a_step, const float *b,
+                                    size_t ldb, int m, int n, int k, int accumulate) {
+    if (n <= 16) {
+        for (int i = 0; i < m; i += 8)
+            mplc_gemm_tile_8x16(c + (size_t)i * ldc, ldc, a + (size_t)i * a_row, a_row, a_step, b, ldb,
+                                m - i < 8 ? m - i : 8, n, k, accumulate);
+        return;
+    }
+    for (int j = 0; j < n; j += 32) /* B's panel of 32 columns stays in L1 while the rows go by */
+        for (int i = 0; i < m; i += 8)
+            mplc_gemm_tile_8x32(c + (size_t)i * ldc + j, ldc, a + (size_t)i * a_row, a_row, a_step, b + j, ldb,
+                                m - i < 8 ? m - i : 8, n - j < 32 ? n - j : 32, k, accumulate);
+}
+#endif
+
+/* y[2x2 tile] = Aᵀ m A for the channels [f, f + w) of one tile, w <= 16, m's 16 rows `plane` apart. */
+MPLC_HELPER void mplc_winograd_transform_output(float *o[2][2], const float *m, size_t plane, int f, int w) {
+    float e[16][16], am[2][4][16], r[2][2][16];
+    for (int xi = 0; xi < 16; xi++) memcpy(e[xi], m + xi * plane + f, (size_t)w * sizeof(float));
+    for (int b = 0; b < 4; b++)
+        for (int l = 0; l < 16; l++) {
+            am[0][b][l] = e[b][l] + e[4 + b][l] + e[8 + b][l];
+            am[1][b][l] = e[4 + b][l] - e[8 + b][l] - e[12 + b][l];
+        }
+    for (int a = 0; a < 2; a++)
+        for (int l = 0; l < 16; l++) {
+            r[a][0][l] = am[a][0][l] + am[a][1][l] + am[a][2][l];
+            r[a][1][l] = am[a][1][l] - am[a][2][l] - am[a][3][l];
+        }
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) memcpy(o[a][b] + f, r[a][b], (size_t)w * sizeof(float));
 }
 
 /* y[N, H, W, out] = the 3x3 stride-1 pad-1 convolution of x[N, H, W, in] (g: in = g.channels) with the
- * filters u of mplc_winograd_filters. */
+ * filters u of mplc_winograd_filters: by blocks of tiles, each transformed, multiplied and transformed back
+ * while it is in cache. */
 MPLC_HELPER void mplc_winograd_conv3x3(float *restrict y, const float *restrict x, const float *restrict u, mplc_window g,
                                       int out, mplc_winograd_scratch s) {
     const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
     memset(s.zeros, 0, (size_t)(in + out) * sizeof(float));
-    const size_t tiles = mplc_winograd_tiles(g);
+    const size_t tiles = mplc_winograd_tiles(g), block = mplc_winograd_block(tiles, in, out, MPLC_WINOGRAD_BLOCK_BYTES);
     mplc_window output = g; /* y's pixels */
     output.channels = out;
-    mplc_winograd_input_tiles(s, x, g);
-    for (int xi = 0; xi < 16; xi++) mplc_small_gemm(s.m + xi * s.m_plane, s.v + xi * s.v_plane, u + (size_t)xi * in * out, (int)tiles, out, in);
-    size_t t = 0;
-    for (int n = 0; n < g.batch; n++)
-        for (int ty = 0; ty < tile_rows; ty++)
-            for (int tx = 0; tx < tile_cols; tx++, t++) { /* y = Aᵀ m A */
-                float *o[2][2];
-                for (int a = 0; a < 2; a++)
-                    for (int b = 0; b < 2; b++) {
-                        const ptrdiff_t pixel = mplc_pixel(output, n, 2 * ty + a, 2 * tx + b);
-                        o[a][b] = pixel < 0 ? s.dropped : y + pixel;
-                    }
-                const float *mt = s.m + t * out;
-                for (int f = 0; f < out; f++) {
-                    float am[2][4];
-                    for (int b = 0; b < 4; b++) {
-                        const float m0 = mt[b * s.m_plane + f], m1 = mt[(4 + b) * s.m_plane + f];
-                        const float m2 = mt[(8 + b) * s.m_plane + f], m3 = mt[(12 + b) * s.m_plane + f];
-                        am[0][b] = m0 + m1 + m2;
-                        am[1][b] = m1 - m2 - m3;
-                    }
-                    for (int a = 0; a < 2; a++) {
-                        o[a][0][f] = am[a][0] + am[a][1] + am[a][2];
-                        o[a][1][f] = am[a][1] - am[a][2] - am[a][3];
-                    }
+    for (size_t t0 = 0; t0 < tiles; t0 += block) {
+        const size_t count = tiles - t0 < block ? tiles - t0 : block, v_plane = count * in, m_plane = count * out;
+        mplc_winograd_input_block(s.v, x, s.zeros, g, t0, count);
+        for (int xi = 0; xi < 16; xi++) {
+#if defined(__AVX512F__)
+            mplc_winograd_gemm(s.m + xi * m_plane, (size_t)out, s.v + xi * v_plane, (size_t)in, 1, u + (size_t)xi * in * out,
+                               (size_t)out, (int)count, out, in, 0);
+#else
+            mplc_small_gemm(s.m + xi * m_plane, s.v + xi * v_plane, u + (size_t)xi * in * out, (int)count, out, in);
+#endif
+        }
+        for (size_t j = 0; j < count; j++) { /* y = Aᵀ m A */
+            const size_t t = t0 + j;
+            const int n = (int)(t / ((size_t)tile_rows * tile_cols)), ty = (int)(t / tile_cols % tile_rows);
+            const int tx = (int)(t % tile_cols);
+            float *o[2][2];
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 2; b++) {
+                    const ptrdiff_t pixel = mplc_pixel(output, n, 2 * ty + a, 2 * tx + b);
+                    o[a][b] = pixel < 0 ? s.dropped : y + pixel;
                 }
-            }
+            const float *mt = s.m + j * out;
+            int f = 0;
+            for (; f + 16 <= out; f += 16) mplc_winograd_transform_output(o, mt, m_plane, f, 16);
+            if (f < out) mplc_winograd_transform_output(o, mt, m_plane, f, out - f);
+        }
+    }
+}
+
+/* m[16][plane] at row `row` = A ∂y Aᵀ for the channels [f, f + w) of one tile, w <= 16 (e: its 2x2 outputs'
+ * gradients, `zeros` past an odd edge). */
+MPLC_HELPER void mplc_winograd_transform_gradient(float *m, size_t plane, const float *e[2][2], int f, int w) {
+    float d[2][2][16] = {{{0}}}, row[4][2][16], r[16][16];
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) memcpy(d[a][b], e[a][b] + f, (size_t)w * sizeof(float));
+    for (int b = 0; b < 2; b++)
+        for (int l = 0; l < 16; l++) {
+            row[0][b][l] = d[0][b][l];
+            row[1][b][l] = d[0][b][l] + d[1][b][l];
+            row[2][b][l] = d[0][b][l] - d[1][b][l];
+            row[3][b][l] = -d[1][b][l];
+        }
+    for (int a = 0; a < 4; a++)
+        for (int l = 0; l < 16; l++) {
+            r[4 * a][l] = row[a][0][l];
+            r[4 * a + 1][l] = row[a][0][l] + row[a][1][l];
+            r[4 * a + 2][l] = row[a][0][l] - row[a][1][l];
+            r[4 * a + 3][l] = -row[a][1][l];
+        }
+    for (int xi = 0; xi < 16; xi++) memcpy(m + xi * plane + f, r[xi], (size_t)w * sizeof(float));
 }
 
 /* du[16][in][out] = Σ over tiles of V_t ⊗ (A ∂y_t Aᵀ) (with `accumulate`, added to du): the gradient with respect
  * to the transformed filters of mplc_winograd_conv3x3(y, x, ...) given ∂y = dy[N, H, W, out]; outputs past an
- * odd edge have no gradient. mplc_winograd_filters_transpose turns du into ∂W; in between, du can sum chunks. */
+ * odd edge have no gradient. mplc_winograd_filters_transpose turns du into ∂W; in between, du can sum chunks.
+ * By blocks of tiles, as the forward product; the blocks are larger (the products' contraction is the block's
+ * tiles, and each block reads and writes du once). */
 MPLC_HELPER void mplc_winograd_filter_gradient(float *restrict du, const float *restrict x, const float *restrict dy,
                                                mplc_window g, int out, int accumulate, mplc_winograd_scratch s) {
-    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
+    const int in = g.channels;
     memset(s.zeros, 0, (size_t)(in + out) * sizeof(float));
-    const size_t tiles = mplc_winograd_tiles(g);
+#if defined(__AVX512F__)
+    const size_t tiles = mplc_winograd_tiles(g), block = mplc_winograd_block(tiles, in, out, 2 * MPLC_WINOGRAD_BLOCK_BYTES);
+#else /* sgemm, which wants the long contraction of the whole chunk more than the cache */
+    const size_t tiles = mplc_winograd_tiles(g), block = tiles;
+#endif
     mplc_window output = g; /* dy's pixels */
     output.channels = out;
-    mplc_winograd_input_tiles(s, x, g);
-    size_t t = 0;
-    for (int n = 0; n < g.batch; n++)
-        for (int ty = 0; ty < tile_rows; ty++)
-            for (int tx = 0; tx < tile_cols; tx++, t++) { /* ∂m = A ∂y Aᵀ */
-                const float *e[2][2];
-                for (int a = 0; a < 2; a++)
-                    for (int b = 0; b < 2; b++) {
-                        const ptrdiff_t pixel = mplc_pixel(output, n, 2 * ty + a, 2 * tx + b);
-                        e[a][b] = pixel < 0 ? s.zeros : dy + pixel;
-                    }
-                float *restrict mt = s.m + t * out;
-                for (int f = 0; f < out; f++) {
-                    const float row[4][2] = {{e[0][0][f], e[0][1][f]},
-                                             {e[0][0][f] + e[1][0][f], e[0][1][f] + e[1][1][f]},
-                                             {e[0][0][f] - e[1][0][f], e[0][1][f] - e[1][1][f]},
-                                             {-e[1][0][f], -e[1][1][f]}};
-                    for (int a = 0; a < 4; a++) {
-                        mt[(4 * a) * s.m_plane + f] = row[a][0];
-                        mt[(4 * a + 1) * s.m_plane + f] = row[a][0] + row[a][1];
-                        mt[(4 * a + 2) * s.m_plane + f] = row[a][0] - row[a][1];
-                        mt[(4 * a + 3) * s.m_plane + f] = -row[a][1];
-                    }
-                }
-            }
-    /* ∂u_ξ (+)= v_ξᵀ ∂m_ξ: a long contraction (the tiles), where sgemm is the faster (72 against 117 ms for W2's ∂W
-     * at 960 images with mplc_small_gemm) and adds to du without a pass of its own (beta = 1) */
-    for (int xi = 0; xi < 16; xi++)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, (int)tiles, 1.0f, s.v + xi * s.v_plane, in,
-                    s.m + xi * s.m_plane, out, accumulate ? 1.0f : 0.0f, du + (size_t)xi * in * out, out);
+    for (size_t t0 = 0; t0 < tiles; t0 += block) {
+        const size_t count = tiles - t0 < block ? tiles - t0 : block, v_plane = count * in, m_plane = count * out;
+        mplc_winograd_input_block(s.v, x, s.zeros, g, t0, count);
+        for (size_t j = 0; j < count; j++) { /* ∂m = A ∂y Aᵀ */
+            const float *e[2][2];
+            const float *d[4][4]; /* the tile's output pixels are d[1..2][1..2] of the same walk over dy */
+            mplc_winograd_tile_inputs(d, dy, s.zeros, output, t0 + j);
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 2; b++) e[a][b] = d[1 + a][1 + b];
+            float *mt = s.m + j * out;
+            int f = 0;
+            for (; f + 16 <= out; f += 16) mplc_winograd_transform_gradient(mt, m_plane, e, f, 16);
+            if (f < out) mplc_winograd_transform_gradient(mt, m_plane, e, f, out - f);
+        }
+        const int add = accumulate || t0 > 0;
+        for (int xi = 0; xi < 16; xi++) {
+#if defined(__AVX512F__)
+            /* ∂u_ξ (+)= v_ξᵀ ∂m_ξ with the accumulators in registers over the block's tiles */
+            mplc_winograd_gemm(du + (size_t)xi * in * out, (size_t)out, s.v + xi * v_plane, 1, (size_t)in,
+                               s.m + xi * m_plane, (size_t)out, in, out, (int)count, add);
+#else
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, (int)count, 1.0f, s.v + xi * v_plane, in,
+                        s.m + xi * m_plane, out, add ? 1.0f : 0.0f, du + (size_t)xi * in * out, out);
+#endif
+        }
+    }
 }
 
 /* The pooled functions visit output element o = ((n*OH + oy)*OW + ox)*C + ch in order, o counting up. */

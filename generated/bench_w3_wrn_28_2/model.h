@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "4ad49a46bb23e0e2a16a1ceb976bfbebd501fbd6c03f59d776b11e492d08b66b"
+#define MPLC_MODEL_HASH "2cecee433fef2167fdca1c1102384f2cc013c6656362ca8748089f0e14407246"
 #define MPLC_MODEL_NAME "bench_w3_wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32

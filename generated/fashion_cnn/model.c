@@ -175,7 +175,7 @@ static void step_teacher_conv3_fwd_part(void *context, int part, int parts) {
     const float *restrict t29 = p->t29;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_conv3_weight, 16, 32, 0);
@@ -183,7 +183,7 @@ static void step_teacher_conv3_fwd_part(void *context, int part, int parts) {
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t35 + (size_t)n0 * 6272, t29 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+            mplc_winograd_conv3x3(t35 + (size_t)n0 * 6272, t29 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -643,7 +643,7 @@ static void step_student_conv3_fwd_part(void *context, int part, int parts) {
     const float *restrict t108 = p->t108;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
@@ -651,7 +651,7 @@ static void step_student_conv3_fwd_part(void *context, int part, int parts) {
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t114 + (size_t)n0 * 6272, t108 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+            mplc_winograd_conv3x3(t114 + (size_t)n0 * 6272, t108 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1040,7 +1040,7 @@ static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
     float *restrict t162 = p->t162;
     const float *restrict t157 = p->t157;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_conv3_weight, 32, 16, 1);
@@ -1048,7 +1048,7 @@ static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t162 + (size_t)n0 * 3136, t157 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
+            mplc_winograd_conv3x3(t162 + (size_t)n0 * 3136, t157 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
         }
     }
 }
@@ -1072,16 +1072,16 @@ static void step_student_conv3_vjp_3_part(void *context, int part, int parts) {
     float *restrict t160 = p->t160;
     const float *restrict t108 = p->t108;
     const float *restrict t157 = p->t157;
-    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 351568; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t160 : chunk + 347216;
+    float *sum = part == 0 ? t160 : chunk + 346960;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t108 + (size_t)n0 * 3136, t157 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t108 + (size_t)n0 * 3136, t157 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
@@ -1089,7 +1089,7 @@ static void step_student_conv3_vjp_3_part(void *context, int part, int parts) {
 static void step_student_conv3_vjp_3(float *restrict t160, const float *restrict t108, const float *restrict t157, float *restrict chunk) {
     mplc_parallel(step_student_conv3_vjp_3_part, &(step_student_conv3_vjp_3_pointers){t160, t108, t157, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 351824 + 347216;
+        const float *partial = chunk + (size_t)q * 351568 + 346960;
         for (int i = 0; i < 4608; i++) t160[i] += partial[i];
     }
 }
@@ -1556,7 +1556,7 @@ static void step_student_conv3_fwd_2_part(void *context, int part, int parts) {
     const float *restrict t263 = p->t263;
     const float *restrict t265 = p->t265;
     const float *restrict t211 = p->t211;
-    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t265, 16, 32, 0);
@@ -1564,7 +1564,7 @@ static void step_student_conv3_fwd_2_part(void *context, int part, int parts) {
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t269 + (size_t)n0 * 6272, t263 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+            mplc_winograd_conv3x3(t269 + (size_t)n0 * 6272, t263 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1953,7 +1953,7 @@ static void step_student_conv3_vjp_5_part(void *context, int part, int parts) {
     float *restrict t316 = p->t316;
     const float *restrict t311 = p->t311;
     const float *restrict t265 = p->t265;
-    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t265, 32, 16, 1);
@@ -1961,7 +1961,7 @@ static void step_student_conv3_vjp_5_part(void *context, int part, int parts) {
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t316 + (size_t)n0 * 3136, t311 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
+            mplc_winograd_conv3x3(t316 + (size_t)n0 * 3136, t311 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
         }
     }
 }
@@ -1985,16 +1985,16 @@ static void step_student_conv3_vjp_6_part(void *context, int part, int parts) {
     float *restrict t314 = p->t314;
     const float *restrict t263 = p->t263;
     const float *restrict t311 = p->t311;
-    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 351568; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t314 : chunk + 347216;
+    float *sum = part == 0 ? t314 : chunk + 346960;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t263 + (size_t)n0 * 3136, t311 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t263 + (size_t)n0 * 3136, t311 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
@@ -2002,7 +2002,7 @@ static void step_student_conv3_vjp_6_part(void *context, int part, int parts) {
 static void step_student_conv3_vjp_6(float *restrict t314, const float *restrict t263, const float *restrict t311, float *restrict chunk) {
     mplc_parallel(step_student_conv3_vjp_6_part, &(step_student_conv3_vjp_6_pointers){t314, t263, t311, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 351824 + 347216;
+        const float *partial = chunk + (size_t)q * 351568 + 346960;
         for (int i = 0; i < 4608; i++) t314[i] += partial[i];
     }
 }
@@ -2851,7 +2851,7 @@ static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
     float *restrict t439 = p->t439;
     const float *restrict t424 = p->t424;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_conv3_weight, 32, 16, 1);
@@ -2859,7 +2859,7 @@ static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t439 + (size_t)n0 * 3136, t424 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
+            mplc_winograd_conv3x3(t439 + (size_t)n0 * 3136, t424 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
         }
     }
 }
@@ -2884,7 +2884,7 @@ static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
     float *restrict t440 = p->t440;
     const float *restrict t425 = p->t425;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_conv3_weight, 32, 16, 1);
@@ -2892,7 +2892,7 @@ static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t440 + (size_t)n0 * 3136, t425 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
+            mplc_winograd_conv3x3(t440 + (size_t)n0 * 3136, t425 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
         }
     }
 }
@@ -2916,16 +2916,16 @@ static void step_teacher_conv3_vjp_6_part(void *context, int part, int parts) {
     float *restrict t436 = p->t436;
     const float *restrict t434 = p->t434;
     const float *restrict t425 = p->t425;
-    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 351568; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t436 : chunk + 347216;
+    float *sum = part == 0 ? t436 : chunk + 346960;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t434 + (size_t)n0 * 3136, t425 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t434 + (size_t)n0 * 3136, t425 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
@@ -2933,7 +2933,7 @@ static void step_teacher_conv3_vjp_6_part(void *context, int part, int parts) {
 static void step_teacher_conv3_vjp_6(float *restrict t436, const float *restrict t434, const float *restrict t425, float *restrict chunk) {
     mplc_parallel(step_teacher_conv3_vjp_6_part, &(step_teacher_conv3_vjp_6_pointers){t436, t434, t425, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 351824 + 347216;
+        const float *partial = chunk + (size_t)q * 351568 + 346960;
         for (int i = 0; i < 4608; i++) t436[i] += partial[i];
     }
 }
@@ -2956,16 +2956,16 @@ static void step_teacher_conv3_vjp_7_part(void *context, int part, int parts) {
     const float *restrict t431 = p->t431;
     const float *restrict t424 = p->t424;
     const float *restrict t436 = p->t436; (void)t436; /* used after the parts */
-    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 351568; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t437 : chunk + 347216;
+    float *sum = part == 0 ? t437 : chunk + 346960;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t431 + (size_t)n0 * 3136, t424 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t431 + (size_t)n0 * 3136, t424 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
@@ -2973,7 +2973,7 @@ static void step_teacher_conv3_vjp_7_part(void *context, int part, int parts) {
 static void step_teacher_conv3_vjp_7(float *restrict t437, const float *restrict t431, const float *restrict t424, const float *restrict t436, float *restrict chunk) {
     mplc_parallel(step_teacher_conv3_vjp_7_part, &(step_teacher_conv3_vjp_7_pointers){t437, t431, t424, t436, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 351824 + 347216;
+        const float *partial = chunk + (size_t)q * 351568 + 346960;
         for (int i = 0; i < 4608; i++) t437[i] += partial[i];
     }
     /* epilogue, in place on the product */
@@ -3840,182 +3840,182 @@ static void step_teacher_gradient_fwd_18(float *restrict t579, float *restrict t
     }
 }
 
-/* 174 kernels; scratch high-water mark 13485968 floats. */
+/* 174 kernels; scratch high-water mark 13483920 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_teacher_conv0_fwd(scratch /* t27 */, scratch + 9839232 /* t29 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch + 3612672 /* chunk */);
-    step_teacher_conv3_fwd(scratch + 6427264 /* t35 */, scratch + 12348032 /* t37 */, scratch + 9839232 /* t29 */, state + 160 /* in_teacher_conv3_weight */, state + 4768 /* in_teacher_conv3_bias */, scratch + 3612672 /* chunk */);
-    step_teacher_dense7_fwd(scratch + 13401728 /* t42 */, scratch + 13438592 /* t44 */, scratch + 12348032 /* t38 */, state + 4800 /* in_teacher_dense7_weight */, state + 205504 /* in_teacher_dense7_bias */, io + 226176 /* in_dropout_teacher_all_dropout9 */);
-    step_teacher_dense10_fwd(scratch + 12799616 /* t47 */, scratch + 13438592 /* t44 */, state + 205632 /* in_teacher_dense10_weight */, state + 206912 /* in_teacher_dense10_bias */);
-    step_teacher_loss_sup_fwd(scratch + 13475456 /* t55 */, scratch + 12799616 /* t48 */);
-    step_teacher_loss_sup_fwd_2(scratch + 12802496 /* t57 */, scratch + 13485184 /* t58 */, scratch + 12799616 /* t48 */, scratch + 13475456 /* t55 */);
-    step_teacher_loss_sup_fwd_3(scratch + 13485888 /* t59 */, scratch + 13485184 /* t58 */);
-    step_teacher_loss_sup_fwd_4(scratch + 13485504 /* t60 */, scratch + 13485888 /* t59 */);
-    step_teacher_loss_sup_fwd_5(scratch + 13485536 /* t64 */, io + 225792 /* in_y */, scratch + 12802496 /* t57 */, scratch + 13485504 /* t60 */);
-    step_teacher_loss_sup_fwd_6(io + 263040 /* t66 */, scratch + 13485536 /* t64 */);
-    step_teacher_loss_uda_fwd(scratch + 12802496 /* t68 */, scratch + 12799936 /* t49 */);
-    step_teacher_loss_uda_fwd_2(scratch + 13475456 /* t69 */, scratch + 12802496 /* t68 */);
-    step_teacher_loss_uda_fwd_3(scratch + 12803776 /* t71 */, scratch + 12802496 /* t68 */, scratch + 13475456 /* t69 */);
-    step_teacher_loss_uda_fwd_4(scratch + 12802496 /* t73 */, scratch + 12803776 /* t71 */);
-    step_teacher_loss_uda_fwd_5(scratch + 12802624 /* t74 */, scratch + 12802496 /* t73 */);
-    step_teacher_loss_uda_fwd_6(scratch + 13480064 /* t77 */, scratch + 12803776 /* t71 */, scratch + 12802624 /* t74 */);
-    step_teacher_loss_uda_fwd_7(scratch + 13481344 /* t78 */, scratch + 13480064 /* t77 */);
-    step_teacher_loss_uda_fwd_8(scratch + 13485504 /* t80 */, scratch + 13481344 /* t78 */);
-    step_teacher_loss_uda_fwd_9(scratch + 13482624 /* t81 */, scratch + 12801216 /* t50 */);
-    step_teacher_loss_uda_fwd_10(scratch + 13475456 /* t83 */, scratch + 13481344 /* t84 */, scratch + 12801216 /* t50 */, scratch + 13482624 /* t81 */);
-    step_teacher_loss_uda_fwd_11(scratch + 13485632 /* t85 */, scratch + 13481344 /* t84 */);
-    step_teacher_loss_uda_fwd_12(scratch + 13482624 /* t86 */, scratch + 13485632 /* t85 */);
-    step_teacher_loss_uda_fwd_13(scratch + 13482752 /* t90 */, scratch + 13475456 /* t83 */, scratch + 13482624 /* t86 */, scratch + 13480064 /* t77 */);
-    step_teacher_loss_uda_fwd_14(scratch + 13482624 /* t93 */, scratch + 13482752 /* t90 */, scratch + 13485504 /* t80 */);
-    step_teacher_loss_uda_fwd_15(io + 263056 /* t95 */, scratch + 13482624 /* t93 */);
-    step_teacher_loss_uda_fwd_16(scratch + 13485760 /* t96 */, scratch + 13485504 /* t80 */);
-    step_teacher_loss_uda_fwd_17(io + 263072 /* t97 */, scratch + 13485760 /* t96 */);
-    step_teacher_pseudo_labels_fwd(scratch + 13482624 /* t98 */, scratch + 12801216 /* t50 */);
-    step_student_conv0_fwd(scratch + 8233600 /* t106 */, scratch + 12799616 /* t108 */, io + 125440 /* t99 */, state + 206928 /* in_student_conv0_weight */, state + 207072 /* in_student_conv0_bias */, scratch + 3612672 /* chunk */);
-    step_student_conv3_fwd(scratch + 10742400 /* t114 */, scratch + 11545216 /* t116 */, scratch + 12799616 /* t108 */, state + 207088 /* in_student_conv3_weight */, state + 211696 /* in_student_conv3_bias */, scratch + 3612672 /* chunk */);
-    step_student_dense7_fwd(scratch + 13201024 /* t121 */, scratch + 11545216 /* t117 */, state + 211728 /* in_student_dense7_weight */, state + 412432 /* in_student_dense7_bias */);
-    step_student_dense9_fwd(scratch + 13475456 /* t124 */, scratch + 13201024 /* t121 */, state + 412560 /* in_student_dense9_weight */, state + 413840 /* in_student_dense9_bias */);
-    step_student_loss_u_fwd(scratch + 13479296 /* t125 */, scratch + 13475456 /* t124 */);
-    step_student_loss_u_fwd_2(scratch + 13476736 /* t127 */, scratch + 13478016 /* t128 */, scratch + 13475456 /* t124 */, scratch + 13479296 /* t125 */);
-    step_student_loss_u_fwd_3(scratch + 13479296 /* t129 */, scratch + 13478016 /* t128 */);
-    step_student_loss_u_fwd_4(scratch + 13479424 /* t130 */, scratch + 13479296 /* t129 */);
-    step_student_loss_u_fwd_5(scratch + 13485760 /* t134 */, scratch + 13476736 /* t127 */, scratch + 13479424 /* t130 */, scratch + 13482624 /* t98 */);
-    step_student_loss_u_fwd_6(io + 263088 /* t136 */, scratch + 13485760 /* t134 */);
-    step_student_loss_u_vjp(scratch + 13475456 /* t138 */, scratch + 13482624 /* t98 */);
-    step_student_loss_u_vjp_2(scratch + 13479424 /* t140 */, scratch + 13475456 /* t138 */);
-    step_student_loss_u_vjp_3(scratch + 13479552 /* t141 */, scratch + 13479424 /* t140 */, scratch + 13479296 /* t129 */);
-    step_student_loss_u_vjp_4(scratch + 13476736 /* t144 */, scratch + 13479552 /* t141 */, scratch + 13478016 /* t128 */, scratch + 13475456 /* t138 */);
-    step_student_dense9_vjp(scratch + 13485952 /* t145 */, scratch + 13476736 /* t144 */);
-    step_student_dense9_vjp_2(scratch + 13483904 /* t147 */, scratch + 13201024 /* t121 */, scratch + 13476736 /* t144 */);
-    step_student_dense9_vjp_3(scratch + 11946624 /* t149 */, scratch + 13476736 /* t144 */, state + 412560 /* in_student_dense9_weight */, scratch + 13201024 /* t121 */);
-    step_student_dense7_vjp(scratch + 13485760 /* t150 */, scratch + 11946624 /* t149 */);
-    step_student_dense7_vjp_2(scratch + 11745920 /* t151 */, scratch + 11946624 /* t149 */, state + 211728 /* in_student_dense7_weight */);
-    step_student_dense7_vjp_3(scratch + 13201024 /* t152 */, scratch + 11545216 /* t117 */, scratch + 11946624 /* t149 */);
-    step_student_relu4_vjp(scratch + 3612672 /* t155 */, scratch + 11545216 /* t116 */, scratch + 11745920 /* t153 */);
-    step_student_relu4_vjp_2(scratch + 11545216 /* t156 */, scratch + 10742400 /* t115 */, scratch + 3612672 /* t155 */);
-    step_student_conv3_vjp(scratch + 13485920 /* t158 */, scratch + 11545216 /* t157 */, scratch + 13475456 /* chunk */);
-    step_student_conv3_vjp_2(scratch + 10742400 /* t162 */, scratch + 11545216 /* t157 */, state + 207088 /* in_student_conv3_weight */, scratch + 3612672 /* chunk */);
-    step_student_conv3_vjp_3(scratch + 13475456 /* t160 */, scratch + 12799616 /* t108 */, scratch + 11545216 /* t157 */, scratch + 3612672 /* chunk */);
-    step_student_relu1_vjp(scratch + 11143808 /* t164 */, scratch + 12799616 /* t108 */, scratch + 10742400 /* t162 */);
-    step_student_relu1_vjp_2(scratch + 3612672 /* t165 */, scratch + 8233600 /* t107 */, scratch + 11143808 /* t164 */);
-    step_student_conv0_vjp(scratch + 11020096 /* t167 */, scratch + 3612672 /* t166 */, scratch + 12799616 /* chunk */);
-    step_student_conv0_vjp_2(scratch + 11019648 /* t168 */, io + 125440 /* t99 */, scratch + 3612672 /* t166 */, scratch + 5218304 /* chunk */);
-    step_student_conv0_update(state + 620784 /* in_student_momentum_conv0_weight */, state + 206928 /* in_student_conv0_weight */, scratch + 11019648 /* t169 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_update_2(state + 620928 /* in_student_momentum_conv0_bias */, state + 207072 /* in_student_conv0_bias */, scratch + 11020096 /* t167 */, io + 226128 /* in_lr_student */);
-    step_student_conv3_update(state + 620944 /* in_student_momentum_conv3_weight */, state + 207088 /* in_student_conv3_weight */, scratch + 13475456 /* t161 */, io + 226128 /* in_lr_student */);
-    step_student_conv3_update_2(state + 625552 /* in_student_momentum_conv3_bias */, state + 211696 /* in_student_conv3_bias */, scratch + 13485920 /* t158 */, io + 226128 /* in_lr_student */);
-    step_student_dense7_update(state + 625584 /* in_student_momentum_dense7_weight */, state + 211728 /* in_student_dense7_weight */, scratch + 13201024 /* t152 */, io + 226128 /* in_lr_student */);
-    step_student_dense7_update_2(state + 826288 /* in_student_momentum_dense7_bias */, state + 412432 /* in_student_dense7_bias */, scratch + 13485760 /* t150 */, io + 226128 /* in_lr_student */);
-    step_student_dense9_update(state + 826416 /* in_student_momentum_dense9_weight */, state + 412560 /* in_student_dense9_weight */, scratch + 13483904 /* t147 */, io + 226128 /* in_lr_student */);
-    step_student_dense9_update_2(state + 827696 /* in_student_momentum_dense9_bias */, state + 413840 /* in_student_dense9_bias */, scratch + 13485952 /* t145 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_fwd_2(scratch + 8233600 /* t261 */, scratch + 8835712 /* t263 */, io /* in_x */, state + 206928 /* t257 */, state + 207072 /* t190 */, scratch + 3612672 /* chunk */);
-    step_student_conv3_fwd_2(scratch + 12799616 /* t269 */, scratch + 8635008 /* t271 */, scratch + 8835712 /* t263 */, state + 207088 /* t265 */, state + 211696 /* t211 */, scratch + 3612672 /* chunk */);
-    step_student_dense7_fwd_2(scratch + 8685184 /* t276 */, scratch + 8635008 /* t272 */, state + 211728 /* t223 */, state + 412432 /* t232 */);
-    step_student_dense9_fwd_2(scratch + 8689280 /* t279 */, scratch + 8685184 /* t276 */, state + 412560 /* t244 */, state + 413840 /* t253 */);
-    step_student_loss_l_fwd(scratch + 8690240 /* t280 */, scratch + 8689280 /* t279 */);
-    step_student_loss_l_fwd_2(scratch + 8689600 /* t282 */, scratch + 8689920 /* t283 */, scratch + 8689280 /* t279 */, scratch + 8690240 /* t280 */);
-    step_student_loss_l_fwd_3(scratch + 8690240 /* t284 */, scratch + 8689920 /* t283 */);
-    step_student_loss_l_fwd_4(scratch + 8689280 /* t285 */, scratch + 8690240 /* t284 */);
-    step_student_loss_l_fwd_5(scratch + 8689312 /* t289 */, scratch + 8689600 /* t282 */, scratch + 8689280 /* t285 */, io + 225792 /* in_y */);
-    step_student_loss_l_fwd_6(io + 263104 /* t290 */, scratch + 8689312 /* t289 */);
-    step_student_loss_l_vjp(scratch + 8689280 /* t292 */, io + 225792 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 8689600 /* t294 */, scratch + 8689280 /* t292 */);
-    step_student_loss_l_vjp_3(scratch + 8690272 /* t295 */, scratch + 8689600 /* t294 */, scratch + 8690240 /* t284 */);
-    step_student_loss_l_vjp_4(scratch + 8689600 /* t298 */, scratch + 8690272 /* t295 */, scratch + 8689920 /* t283 */, scratch + 8689280 /* t292 */);
-    step_student_dense9_vjp_4(scratch + 11020112 /* t299 */, scratch + 8689600 /* t298 */);
-    step_student_dense9_vjp_5(scratch + 11018368 /* t301 */, scratch + 8685184 /* t276 */, scratch + 8689600 /* t298 */);
-    step_student_dense9_vjp_6(scratch + 8735360 /* t303 */, scratch + 8689600 /* t298 */, state + 412560 /* t244 */, scratch + 8685184 /* t276 */);
-    step_student_dense7_vjp_4(scratch + 11019936 /* t304 */, scratch + 8735360 /* t303 */);
-    step_student_dense7_vjp_5(scratch + 8685184 /* t305 */, scratch + 8735360 /* t303 */, state + 211728 /* t223 */);
-    step_student_dense7_vjp_6(scratch + 13000320 /* t306 */, scratch + 8635008 /* t272 */, scratch + 8735360 /* t303 */);
-    step_student_relu4_vjp_3(scratch + 8936064 /* t309 */, scratch + 8635008 /* t271 */, scratch + 8685184 /* t307 */);
-    step_student_relu4_vjp_4(scratch + 8635008 /* t310 */, scratch + 12799616 /* t270 */, scratch + 8936064 /* t309 */);
-    step_student_conv3_vjp_4(scratch + 11020064 /* t312 */, scratch + 8635008 /* t311 */, scratch + 12799616 /* chunk */);
-    step_student_conv3_vjp_5(scratch + 12799616 /* t316 */, scratch + 8635008 /* t311 */, state + 207088 /* t265 */, scratch + 3612672 /* chunk */);
-    step_student_conv3_vjp_6(scratch + 11009664 /* t314 */, scratch + 8835712 /* t263 */, scratch + 8635008 /* t311 */, scratch + 3612672 /* chunk */);
-    step_student_relu1_vjp_3(scratch + 12899968 /* t318 */, scratch + 8835712 /* t263 */, scratch + 12799616 /* t316 */);
-    step_student_relu1_vjp_4(scratch + 8635008 /* t319 */, scratch + 8233600 /* t262 */, scratch + 12899968 /* t318 */);
-    step_student_conv0_vjp_3(scratch + 11020128 /* t321 */, scratch + 8635008 /* t320 */, scratch + 11014272 /* chunk */);
-    step_student_conv0_vjp_4(scratch + 11019792 /* t322 */, io /* in_x */, scratch + 8635008 /* t320 */, scratch + 3612672 /* chunk */);
-    step_teacher_feedback_fwd(scratch + 11014272 /* t325 */, scratch + 11019792 /* t323 */, scratch + 11019648 /* t169 */);
-    step_teacher_feedback_fwd_2(scratch + 11014288 /* t327 */, scratch + 11020128 /* t321 */, scratch + 11020096 /* t167 */);
-    step_teacher_feedback_fwd_3(scratch + 11014304 /* t330 */, scratch + 11009664 /* t315 */, scratch + 13475456 /* t161 */);
-    step_teacher_feedback_fwd_4(scratch + 11014320 /* t333 */, scratch + 11020064 /* t312 */, scratch + 13485920 /* t158 */);
-    step_teacher_feedback_fwd_5(scratch + 11014336 /* t336 */, scratch + 13000320 /* t306 */, scratch + 13201024 /* t152 */);
-    step_teacher_feedback_fwd_6(scratch + 11014352 /* t339 */, scratch + 11019936 /* t304 */, scratch + 13485760 /* t150 */);
-    step_teacher_feedback_fwd_7(scratch + 11014368 /* t342 */, scratch + 11018368 /* t301 */, scratch + 13483904 /* t147 */);
-    step_teacher_feedback_fwd_8(scratch + 11014384 /* t345 */, scratch + 11020112 /* t299 */, scratch + 13485952 /* t145 */);
-    step_teacher_feedback_fwd_9(scratch + 11020144 /* t346 */, io + 263120 /* t347 */, scratch + 11015552 /* t349 */, scratch + 11014272 /* t325 */, scratch + 11014288 /* t327 */, scratch + 11014304 /* t330 */, scratch + 11014320 /* t333 */, scratch + 11014336 /* t336 */, scratch + 11014352 /* t339 */, scratch + 11014368 /* t342 */, scratch + 11014384 /* t345 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 11014272 /* t351 */, scratch + 11015552 /* t349 */, scratch + 13482624 /* t98 */);
-    step_teacher_feedback_vjp_2(scratch + 13482624 /* t353 */, scratch + 11014272 /* t351 */);
-    step_teacher_feedback_vjp_3(scratch + 11015552 /* t354 */, scratch + 13482624 /* t353 */, scratch + 13485632 /* t85 */);
-    step_teacher_loss_uda_vjp(scratch + 13482624 /* t358 */, io + 226144 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 11015680 /* t361 */, scratch + 13482624 /* t358 */, scratch + 13485504 /* t80 */);
-    step_teacher_loss_uda_vjp_3(scratch + 13482624 /* t363 */, scratch + 11015680 /* t361 */, scratch + 13480064 /* t77 */);
-    step_teacher_loss_uda_vjp_4(scratch + 13485504 /* t365 */, scratch + 13482624 /* t363 */);
-    step_teacher_loss_uda_vjp_5(scratch + 11015680 /* t366 */, scratch + 13485504 /* t365 */, scratch + 13485632 /* t85 */);
-    step_teacher_loss_uda_vjp_6(scratch + 13480064 /* t370 */, scratch + 11015552 /* t354 */, scratch + 13481344 /* t84 */, scratch + 11014272 /* t351 */, scratch + 11015680 /* t366 */, scratch + 13482624 /* t363 */);
-    step_teacher_loss_sup_vjp(scratch + 13481344 /* t373 */, io + 225792 /* in_y */);
-    step_teacher_loss_sup_vjp_2(scratch + 13485504 /* t375 */, scratch + 13481344 /* t373 */);
-    step_teacher_loss_sup_vjp_3(scratch + 13485536 /* t376 */, scratch + 13485504 /* t375 */, scratch + 13485888 /* t59 */);
-    step_teacher_loss_sup_vjp_4(scratch + 13482624 /* t379 */, scratch + 13485536 /* t376 */, scratch + 13485184 /* t58 */, scratch + 13481344 /* t373 */);
-    step_teacher_dense10_vjp(scratch + 13485888 /* t380 */, scratch + 13482624 /* t379 */);
-    step_teacher_dense10_vjp_2(scratch + 13485904 /* t381 */, scratch + 13480064 /* t370 */);
-    step_teacher_dense10_vjp_3(scratch + 13485632 /* t382 */, scratch + 13485888 /* t380 */, scratch + 13485904 /* t381 */);
-    step_teacher_dense10_vjp_4(scratch + 13481344 /* t388 */, scratch + 13459072 /* t387 */, scratch + 13480064 /* t370 */);
-    step_teacher_dense10_vjp_5(scratch + 11014272 /* t397 */, scratch + 13482624 /* t379 */, state + 205632 /* in_teacher_dense10_weight */, io + 226176 /* in_dropout_teacher_all_dropout9 */, scratch + 13401728 /* t394 */);
-    step_teacher_dense10_vjp_6(scratch + 10993280 /* t399 */, scratch + 13480064 /* t370 */, state + 205632 /* in_teacher_dense10_weight */, io + 246656 /* t392 */, scratch + 13422208 /* t395 */);
-    step_teacher_dense7_vjp(scratch + 13485184 /* t400 */, scratch + 11014272 /* t397 */);
-    step_teacher_dense7_vjp_2(scratch + 13485312 /* t401 */, scratch + 10993280 /* t399 */);
-    step_teacher_dense7_vjp_3(scratch + 13485440 /* t402 */, scratch + 13485184 /* t400 */, scratch + 13485312 /* t401 */);
-    step_teacher_dense7_vjp_4(scratch + 10943104 /* t403 */, scratch + 11014272 /* t397 */, state + 4800 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_5(scratch + 12799616 /* t404 */, scratch + 10993280 /* t399 */, state + 4800 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_6(scratch + 10742400 /* t410 */, scratch + 12598912 /* t409 */, scratch + 10993280 /* t399 */);
-    step_teacher_relu4_vjp(scratch + 9237120 /* t419 */, scratch + 12348032 /* t405 */, scratch + 10943104 /* t412 */);
-    step_teacher_relu4_vjp_2(scratch + 9036416 /* t421 */, scratch + 12598912 /* t408 */, scratch + 12799616 /* t413 */);
-    step_teacher_relu4_vjp_3(scratch + 12799616 /* t422 */, scratch + 6427264 /* t415 */, scratch + 9237120 /* t419 */);
-    step_teacher_relu4_vjp_4(scratch + 8233600 /* t423 */, scratch + 7430784 /* t417 */, scratch + 9036416 /* t421 */);
-    step_teacher_conv3_vjp(scratch + 13485888 /* t426 */, scratch + 12799616 /* t424 */, scratch + 13480064 /* chunk */);
-    step_teacher_conv3_vjp_2(scratch + 13485568 /* t427 */, scratch + 8233600 /* t425 */, scratch + 13480064 /* chunk */);
-    step_teacher_conv3_vjp_3(scratch + 13485600 /* t428 */, scratch + 13485888 /* t426 */, scratch + 13485568 /* t427 */);
-    step_teacher_conv3_vjp_4(scratch + 9437824 /* t439 */, scratch + 12799616 /* t424 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
-    step_teacher_conv3_vjp_5(scratch + 9036416 /* t440 */, scratch + 8233600 /* t425 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
-    step_teacher_conv3_vjp_6(scratch + 13401728 /* t436 */, scratch + 10340992 /* t434 */, scratch + 8233600 /* t425 */, scratch + 3612672 /* chunk */);
-    step_teacher_conv3_vjp_7(scratch + 13406336 /* t437 */, scratch + 9839232 /* t431 */, scratch + 12799616 /* t424 */, scratch + 13401728 /* t436 */, scratch + 3612672 /* chunk */);
-    step_teacher_relu1_vjp(scratch + 12799616 /* t446 */, scratch + 9839232 /* t431 */, scratch + 9437824 /* t439 */);
-    step_teacher_relu1_vjp_2(scratch + 9437824 /* t448 */, scratch + 10340992 /* t434 */, scratch + 9036416 /* t440 */);
-    step_teacher_relu1_vjp_3(scratch + 9839232 /* t449 */, scratch /* t442 */, scratch + 12799616 /* t446 */);
-    step_teacher_relu1_vjp_4(scratch + 3612672 /* t450 */, scratch + 2007040 /* t444 */, scratch + 9437824 /* t448 */);
-    step_teacher_conv0_vjp(scratch + 13485568 /* t453 */, scratch + 9839232 /* t451 */, scratch + 13482944 /* chunk */);
-    step_teacher_conv0_vjp_2(scratch + 13485584 /* t454 */, scratch + 3612672 /* t452 */, scratch + 13482944 /* chunk */);
-    step_teacher_conv0_vjp_3(scratch + 13485888 /* t455 */, scratch + 13485568 /* t453 */, scratch + 13485584 /* t454 */);
-    step_teacher_conv0_vjp_4(scratch + 13482944 /* t457 */, io + 125440 /* t99 */, scratch + 3612672 /* t452 */, scratch /* chunk */);
-    step_teacher_conv0_vjp_5(scratch + 13483088 /* t458 */, io /* in_x */, scratch + 9839232 /* t451 */, scratch + 13482944 /* t457 */, scratch /* chunk */);
-    step_teacher_conv0_update(state + 413856 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 13483088 /* t459 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv0_update_2(state + 414000 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, scratch + 13485888 /* t455 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv3_update(state + 414016 /* in_teacher_momentum_conv3_weight */, state + 160 /* in_teacher_conv3_weight */, scratch + 13406336 /* t438 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv3_update_2(state + 418624 /* in_teacher_momentum_conv3_bias */, state + 4768 /* in_teacher_conv3_bias */, scratch + 13485600 /* t428 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense7_vjp_7(scratch + 12799616 /* t498 */, state + 418656 /* in_teacher_momentum_dense7_weight */, state + 4800 /* in_teacher_dense7_weight */, scratch + 12348032 /* t406 */, scratch + 11014272 /* t397 */, scratch + 10742400 /* t410 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense7_update(state + 619360 /* in_teacher_momentum_dense7_bias */, state + 205504 /* in_teacher_dense7_bias */, scratch + 13485440 /* t402 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense10_vjp_7(scratch + 13480064 /* t516 */, state + 619488 /* in_teacher_momentum_dense10_weight */, state + 205632 /* in_teacher_dense10_weight */, scratch + 13438592 /* t385 */, scratch + 13482624 /* t379 */, scratch + 13481344 /* t388 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense10_update(state + 620768 /* in_teacher_momentum_dense10_bias */, state + 206912 /* in_teacher_dense10_bias */, scratch + 13485632 /* t382 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 13485888 /* t533 */, scratch + 11019792 /* t323 */);
-    step_teacher_gradient_fwd_2(scratch + 13485904 /* t535 */, scratch + 11020128 /* t321 */);
-    step_teacher_gradient_fwd_3(scratch + 11020128 /* t538 */, scratch + 11009664 /* t315 */);
-    step_teacher_gradient_fwd_4(scratch + 11019792 /* t541 */, scratch + 11020064 /* t312 */);
-    step_teacher_gradient_fwd_5(scratch + 11020064 /* t544 */, scratch + 13000320 /* t306 */);
-    step_teacher_gradient_fwd_6(scratch + 11020080 /* t547 */, scratch + 11019936 /* t304 */);
-    step_teacher_gradient_fwd_7(scratch + 11019808 /* t550 */, scratch + 11018368 /* t301 */);
-    step_teacher_gradient_fwd_8(scratch + 11019824 /* t553 */, scratch + 11020112 /* t299 */);
-    step_teacher_gradient_fwd_9(io + 263136 /* t555 */, scratch + 13485888 /* t533 */, scratch + 13485904 /* t535 */, scratch + 11020128 /* t538 */, scratch + 11019792 /* t541 */, scratch + 11020064 /* t544 */, scratch + 11020080 /* t547 */, scratch + 11019808 /* t550 */, scratch + 11019824 /* t553 */);
-    step_teacher_gradient_fwd_10(scratch + 11020112 /* t557 */, scratch + 11019648 /* t169 */);
-    step_teacher_gradient_fwd_11(scratch + 11020128 /* t559 */, scratch + 11020096 /* t167 */);
-    step_teacher_gradient_fwd_12(scratch + 13485888 /* t562 */, scratch + 13475456 /* t161 */);
-    step_teacher_gradient_fwd_13(scratch + 13485904 /* t565 */, scratch + 13485920 /* t158 */);
-    step_teacher_gradient_fwd_14(scratch + 13485920 /* t568 */, scratch + 13201024 /* t152 */);
-    step_teacher_gradient_fwd_15(scratch + 13485936 /* t571 */, scratch + 13485760 /* t150 */);
-    step_teacher_gradient_fwd_16(scratch + 13485184 /* t574 */, scratch + 13483904 /* t147 */);
-    step_teacher_gradient_fwd_17(scratch + 13485200 /* t577 */, scratch + 13485952 /* t145 */);
-    step_teacher_gradient_fwd_18(io + 263152 /* t579 */, io + 263168 /* t583 */, io + 263184 /* t584 */, scratch + 11020112 /* t557 */, scratch + 11020128 /* t559 */, scratch + 13485888 /* t562 */, scratch + 13485904 /* t565 */, scratch + 13485920 /* t568 */, scratch + 13485936 /* t571 */, scratch + 13485184 /* t574 */, scratch + 13485200 /* t577 */, io + 263136 /* t555 */, scratch + 11020144 /* t346 */, io + 263120 /* t347 */);
+    step_teacher_conv0_fwd(scratch /* t27 */, scratch + 9837184 /* t29 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_fwd(scratch + 6425216 /* t35 */, scratch + 12345984 /* t37 */, scratch + 9837184 /* t29 */, state + 160 /* in_teacher_conv3_weight */, state + 4768 /* in_teacher_conv3_bias */, scratch + 3612672 /* chunk */);
+    step_teacher_dense7_fwd(scratch + 13399680 /* t42 */, scratch + 13436544 /* t44 */, scratch + 12345984 /* t38 */, state + 4800 /* in_teacher_dense7_weight */, state + 205504 /* in_teacher_dense7_bias */, io + 226176 /* in_dropout_teacher_all_dropout9 */);
+    step_teacher_dense10_fwd(scratch + 12797568 /* t47 */, scratch + 13436544 /* t44 */, state + 205632 /* in_teacher_dense10_weight */, state + 206912 /* in_teacher_dense10_bias */);
+    step_teacher_loss_sup_fwd(scratch + 13473408 /* t55 */, scratch + 12797568 /* t48 */);
+    step_teacher_loss_sup_fwd_2(scratch + 12800448 /* t57 */, scratch + 13483136 /* t58 */, scratch + 12797568 /* t48 */, scratch + 13473408 /* t55 */);
+    step_teacher_loss_sup_fwd_3(scratch + 13483840 /* t59 */, scratch + 13483136 /* t58 */);
+    step_teacher_loss_sup_fwd_4(scratch + 13483456 /* t60 */, scratch + 13483840 /* t59 */);
+    step_teacher_loss_sup_fwd_5(scratch + 13483488 /* t64 */, io + 225792 /* in_y */, scratch + 12800448 /* t57 */, scratch + 13483456 /* t60 */);
+    step_teacher_loss_sup_fwd_6(io + 263040 /* t66 */, scratch + 13483488 /* t64 */);
+    step_teacher_loss_uda_fwd(scratch + 12800448 /* t68 */, scratch + 12797888 /* t49 */);
+    step_teacher_loss_uda_fwd_2(scratch + 13473408 /* t69 */, scratch + 12800448 /* t68 */);
+    step_teacher_loss_uda_fwd_3(scratch + 12801728 /* t71 */, scratch + 12800448 /* t68 */, scratch + 13473408 /* t69 */);
+    step_teacher_loss_uda_fwd_4(scratch + 12800448 /* t73 */, scratch + 12801728 /* t71 */);
+    step_teacher_loss_uda_fwd_5(scratch + 12800576 /* t74 */, scratch + 12800448 /* t73 */);
+    step_teacher_loss_uda_fwd_6(scratch + 13478016 /* t77 */, scratch + 12801728 /* t71 */, scratch + 12800576 /* t74 */);
+    step_teacher_loss_uda_fwd_7(scratch + 13479296 /* t78 */, scratch + 13478016 /* t77 */);
+    step_teacher_loss_uda_fwd_8(scratch + 13483456 /* t80 */, scratch + 13479296 /* t78 */);
+    step_teacher_loss_uda_fwd_9(scratch + 13480576 /* t81 */, scratch + 12799168 /* t50 */);
+    step_teacher_loss_uda_fwd_10(scratch + 13473408 /* t83 */, scratch + 13479296 /* t84 */, scratch + 12799168 /* t50 */, scratch + 13480576 /* t81 */);
+    step_teacher_loss_uda_fwd_11(scratch + 13483584 /* t85 */, scratch + 13479296 /* t84 */);
+    step_teacher_loss_uda_fwd_12(scratch + 13480576 /* t86 */, scratch + 13483584 /* t85 */);
+    step_teacher_loss_uda_fwd_13(scratch + 13480704 /* t90 */, scratch + 13473408 /* t83 */, scratch + 13480576 /* t86 */, scratch + 13478016 /* t77 */);
+    step_teacher_loss_uda_fwd_14(scratch + 13480576 /* t93 */, scratch + 13480704 /* t90 */, scratch + 13483456 /* t80 */);
+    step_teacher_loss_uda_fwd_15(io + 263056 /* t95 */, scratch + 13480576 /* t93 */);
+    step_teacher_loss_uda_fwd_16(scratch + 13483712 /* t96 */, scratch + 13483456 /* t80 */);
+    step_teacher_loss_uda_fwd_17(io + 263072 /* t97 */, scratch + 13483712 /* t96 */);
+    step_teacher_pseudo_labels_fwd(scratch + 13480576 /* t98 */, scratch + 12799168 /* t50 */);
+    step_student_conv0_fwd(scratch + 8231552 /* t106 */, scratch + 12797568 /* t108 */, io + 125440 /* t99 */, state + 206928 /* in_student_conv0_weight */, state + 207072 /* in_student_conv0_bias */, scratch + 3612672 /* chunk */);
+    step_student_conv3_fwd(scratch + 10740352 /* t114 */, scratch + 11543168 /* t116 */, scratch + 12797568 /* t108 */, state + 207088 /* in_student_conv3_weight */, state + 211696 /* in_student_conv3_bias */, scratch + 3612672 /* chunk */);
+    step_student_dense7_fwd(scratch + 13198976 /* t121 */, scratch + 11543168 /* t117 */, state + 211728 /* in_student_dense7_weight */, state + 412432 /* in_student_dense7_bias */);
+    step_student_dense9_fwd(scratch + 13473408 /* t124 */, scratch + 13198976 /* t121 */, state + 412560 /* in_student_dense9_weight */, state + 413840 /* in_student_dense9_bias */);
+    step_student_loss_u_fwd(scratch + 13477248 /* t125 */, scratch + 13473408 /* t124 */);
+    step_student_loss_u_fwd_2(scratch + 13474688 /* t127 */, scratch + 13475968 /* t128 */, scratch + 13473408 /* t124 */, scratch + 13477248 /* t125 */);
+    step_student_loss_u_fwd_3(scratch + 13477248 /* t129 */, scratch + 13475968 /* t128 */);
+    step_student_loss_u_fwd_4(scratch + 13477376 /* t130 */, scratch + 13477248 /* t129 */);
+    step_student_loss_u_fwd_5(scratch + 13483712 /* t134 */, scratch + 13474688 /* t127 */, scratch + 13477376 /* t130 */, scratch + 13480576 /* t98 */);
+    step_student_loss_u_fwd_6(io + 263088 /* t136 */, scratch + 13483712 /* t134 */);
+    step_student_loss_u_vjp(scratch + 13473408 /* t138 */, scratch + 13480576 /* t98 */);
+    step_student_loss_u_vjp_2(scratch + 13477376 /* t140 */, scratch + 13473408 /* t138 */);
+    step_student_loss_u_vjp_3(scratch + 13477504 /* t141 */, scratch + 13477376 /* t140 */, scratch + 13477248 /* t129 */);
+    step_student_loss_u_vjp_4(scratch + 13474688 /* t144 */, scratch + 13477504 /* t141 */, scratch + 13475968 /* t128 */, scratch + 13473408 /* t138 */);
+    step_student_dense9_vjp(scratch + 13483904 /* t145 */, scratch + 13474688 /* t144 */);
+    step_student_dense9_vjp_2(scratch + 13481856 /* t147 */, scratch + 13198976 /* t121 */, scratch + 13474688 /* t144 */);
+    step_student_dense9_vjp_3(scratch + 11944576 /* t149 */, scratch + 13474688 /* t144 */, state + 412560 /* in_student_dense9_weight */, scratch + 13198976 /* t121 */);
+    step_student_dense7_vjp(scratch + 13483712 /* t150 */, scratch + 11944576 /* t149 */);
+    step_student_dense7_vjp_2(scratch + 11743872 /* t151 */, scratch + 11944576 /* t149 */, state + 211728 /* in_student_dense7_weight */);
+    step_student_dense7_vjp_3(scratch + 13198976 /* t152 */, scratch + 11543168 /* t117 */, scratch + 11944576 /* t149 */);
+    step_student_relu4_vjp(scratch + 3612672 /* t155 */, scratch + 11543168 /* t116 */, scratch + 11743872 /* t153 */);
+    step_student_relu4_vjp_2(scratch + 11543168 /* t156 */, scratch + 10740352 /* t115 */, scratch + 3612672 /* t155 */);
+    step_student_conv3_vjp(scratch + 13483872 /* t158 */, scratch + 11543168 /* t157 */, scratch + 13473408 /* chunk */);
+    step_student_conv3_vjp_2(scratch + 10740352 /* t162 */, scratch + 11543168 /* t157 */, state + 207088 /* in_student_conv3_weight */, scratch + 3612672 /* chunk */);
+    step_student_conv3_vjp_3(scratch + 13473408 /* t160 */, scratch + 12797568 /* t108 */, scratch + 11543168 /* t157 */, scratch + 3612672 /* chunk */);
+    step_student_relu1_vjp(scratch + 11141760 /* t164 */, scratch + 12797568 /* t108 */, scratch + 10740352 /* t162 */);
+    step_student_relu1_vjp_2(scratch + 3612672 /* t165 */, scratch + 8231552 /* t107 */, scratch + 11141760 /* t164 */);
+    step_student_conv0_vjp(scratch + 11018048 /* t167 */, scratch + 3612672 /* t166 */, scratch + 12797568 /* chunk */);
+    step_student_conv0_vjp_2(scratch + 11017600 /* t168 */, io + 125440 /* t99 */, scratch + 3612672 /* t166 */, scratch + 5218304 /* chunk */);
+    step_student_conv0_update(state + 620784 /* in_student_momentum_conv0_weight */, state + 206928 /* in_student_conv0_weight */, scratch + 11017600 /* t169 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_update_2(state + 620928 /* in_student_momentum_conv0_bias */, state + 207072 /* in_student_conv0_bias */, scratch + 11018048 /* t167 */, io + 226128 /* in_lr_student */);
+    step_student_conv3_update(state + 620944 /* in_student_momentum_conv3_weight */, state + 207088 /* in_student_conv3_weight */, scratch + 13473408 /* t161 */, io + 226128 /* in_lr_student */);
+    step_student_conv3_update_2(state + 625552 /* in_student_momentum_conv3_bias */, state + 211696 /* in_student_conv3_bias */, scratch + 13483872 /* t158 */, io + 226128 /* in_lr_student */);
+    step_student_dense7_update(state + 625584 /* in_student_momentum_dense7_weight */, state + 211728 /* in_student_dense7_weight */, scratch + 13198976 /* t152 */, io + 226128 /* in_lr_student */);
+    step_student_dense7_update_2(state + 826288 /* in_student_momentum_dense7_bias */, state + 412432 /* in_student_dense7_bias */, scratch + 13483712 /* t150 */, io + 226128 /* in_lr_student */);
+    step_student_dense9_update(state + 826416 /* in_student_momentum_dense9_weight */, state + 412560 /* in_student_dense9_weight */, scratch + 13481856 /* t147 */, io + 226128 /* in_lr_student */);
+    step_student_dense9_update_2(state + 827696 /* in_student_momentum_dense9_bias */, state + 413840 /* in_student_dense9_bias */, scratch + 13483904 /* t145 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_fwd_2(scratch + 8231552 /* t261 */, scratch + 8833664 /* t263 */, io /* in_x */, state + 206928 /* t257 */, state + 207072 /* t190 */, scratch + 3612672 /* chunk */);
+    step_student_conv3_fwd_2(scratch + 12797568 /* t269 */, scratch + 8632960 /* t271 */, scratch + 8833664 /* t263 */, state + 207088 /* t265 */, state + 211696 /* t211 */, scratch + 3612672 /* chunk */);
+    step_student_dense7_fwd_2(scratch + 8683136 /* t276 */, scratch + 8632960 /* t272 */, state + 211728 /* t223 */, state + 412432 /* t232 */);
+    step_student_dense9_fwd_2(scratch + 8687232 /* t279 */, scratch + 8683136 /* t276 */, state + 412560 /* t244 */, state + 413840 /* t253 */);
+    step_student_loss_l_fwd(scratch + 8688192 /* t280 */, scratch + 8687232 /* t279 */);
+    step_student_loss_l_fwd_2(scratch + 8687552 /* t282 */, scratch + 8687872 /* t283 */, scratch + 8687232 /* t279 */, scratch + 8688192 /* t280 */);
+    step_student_loss_l_fwd_3(scratch + 8688192 /* t284 */, scratch + 8687872 /* t283 */);
+    step_student_loss_l_fwd_4(scratch + 8687232 /* t285 */, scratch + 8688192 /* t284 */);
+    step_student_loss_l_fwd_5(scratch + 8687264 /* t289 */, scratch + 8687552 /* t282 */, scratch + 8687232 /* t285 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 263104 /* t290 */, scratch + 8687264 /* t289 */);
+    step_student_loss_l_vjp(scratch + 8687232 /* t292 */, io + 225792 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 8687552 /* t294 */, scratch + 8687232 /* t292 */);
+    step_student_loss_l_vjp_3(scratch + 8688224 /* t295 */, scratch + 8687552 /* t294 */, scratch + 8688192 /* t284 */);
+    step_student_loss_l_vjp_4(scratch + 8687552 /* t298 */, scratch + 8688224 /* t295 */, scratch + 8687872 /* t283 */, scratch + 8687232 /* t292 */);
+    step_student_dense9_vjp_4(scratch + 11018064 /* t299 */, scratch + 8687552 /* t298 */);
+    step_student_dense9_vjp_5(scratch + 11016320 /* t301 */, scratch + 8683136 /* t276 */, scratch + 8687552 /* t298 */);
+    step_student_dense9_vjp_6(scratch + 8733312 /* t303 */, scratch + 8687552 /* t298 */, state + 412560 /* t244 */, scratch + 8683136 /* t276 */);
+    step_student_dense7_vjp_4(scratch + 11017888 /* t304 */, scratch + 8733312 /* t303 */);
+    step_student_dense7_vjp_5(scratch + 8683136 /* t305 */, scratch + 8733312 /* t303 */, state + 211728 /* t223 */);
+    step_student_dense7_vjp_6(scratch + 12998272 /* t306 */, scratch + 8632960 /* t272 */, scratch + 8733312 /* t303 */);
+    step_student_relu4_vjp_3(scratch + 8934016 /* t309 */, scratch + 8632960 /* t271 */, scratch + 8683136 /* t307 */);
+    step_student_relu4_vjp_4(scratch + 8632960 /* t310 */, scratch + 12797568 /* t270 */, scratch + 8934016 /* t309 */);
+    step_student_conv3_vjp_4(scratch + 11018016 /* t312 */, scratch + 8632960 /* t311 */, scratch + 12797568 /* chunk */);
+    step_student_conv3_vjp_5(scratch + 12797568 /* t316 */, scratch + 8632960 /* t311 */, state + 207088 /* t265 */, scratch + 3612672 /* chunk */);
+    step_student_conv3_vjp_6(scratch + 11007616 /* t314 */, scratch + 8833664 /* t263 */, scratch + 8632960 /* t311 */, scratch + 3612672 /* chunk */);
+    step_student_relu1_vjp_3(scratch + 12897920 /* t318 */, scratch + 8833664 /* t263 */, scratch + 12797568 /* t316 */);
+    step_student_relu1_vjp_4(scratch + 8632960 /* t319 */, scratch + 8231552 /* t262 */, scratch + 12897920 /* t318 */);
+    step_student_conv0_vjp_3(scratch + 11018080 /* t321 */, scratch + 8632960 /* t320 */, scratch + 11012224 /* chunk */);
+    step_student_conv0_vjp_4(scratch + 11017744 /* t322 */, io /* in_x */, scratch + 8632960 /* t320 */, scratch + 3612672 /* chunk */);
+    step_teacher_feedback_fwd(scratch + 11012224 /* t325 */, scratch + 11017744 /* t323 */, scratch + 11017600 /* t169 */);
+    step_teacher_feedback_fwd_2(scratch + 11012240 /* t327 */, scratch + 11018080 /* t321 */, scratch + 11018048 /* t167 */);
+    step_teacher_feedback_fwd_3(scratch + 11012256 /* t330 */, scratch + 11007616 /* t315 */, scratch + 13473408 /* t161 */);
+    step_teacher_feedback_fwd_4(scratch + 11012272 /* t333 */, scratch + 11018016 /* t312 */, scratch + 13483872 /* t158 */);
+    step_teacher_feedback_fwd_5(scratch + 11012288 /* t336 */, scratch + 12998272 /* t306 */, scratch + 13198976 /* t152 */);
+    step_teacher_feedback_fwd_6(scratch + 11012304 /* t339 */, scratch + 11017888 /* t304 */, scratch + 13483712 /* t150 */);
+    step_teacher_feedback_fwd_7(scratch + 11012320 /* t342 */, scratch + 11016320 /* t301 */, scratch + 13481856 /* t147 */);
+    step_teacher_feedback_fwd_8(scratch + 11012336 /* t345 */, scratch + 11018064 /* t299 */, scratch + 13483904 /* t145 */);
+    step_teacher_feedback_fwd_9(scratch + 11018096 /* t346 */, io + 263120 /* t347 */, scratch + 11013504 /* t349 */, scratch + 11012224 /* t325 */, scratch + 11012240 /* t327 */, scratch + 11012256 /* t330 */, scratch + 11012272 /* t333 */, scratch + 11012288 /* t336 */, scratch + 11012304 /* t339 */, scratch + 11012320 /* t342 */, scratch + 11012336 /* t345 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 11012224 /* t351 */, scratch + 11013504 /* t349 */, scratch + 13480576 /* t98 */);
+    step_teacher_feedback_vjp_2(scratch + 13480576 /* t353 */, scratch + 11012224 /* t351 */);
+    step_teacher_feedback_vjp_3(scratch + 11013504 /* t354 */, scratch + 13480576 /* t353 */, scratch + 13483584 /* t85 */);
+    step_teacher_loss_uda_vjp(scratch + 13480576 /* t358 */, io + 226144 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 11013632 /* t361 */, scratch + 13480576 /* t358 */, scratch + 13483456 /* t80 */);
+    step_teacher_loss_uda_vjp_3(scratch + 13480576 /* t363 */, scratch + 11013632 /* t361 */, scratch + 13478016 /* t77 */);
+    step_teacher_loss_uda_vjp_4(scratch + 13483456 /* t365 */, scratch + 13480576 /* t363 */);
+    step_teacher_loss_uda_vjp_5(scratch + 11013632 /* t366 */, scratch + 13483456 /* t365 */, scratch + 13483584 /* t85 */);
+    step_teacher_loss_uda_vjp_6(scratch + 13478016 /* t370 */, scratch + 11013504 /* t354 */, scratch + 13479296 /* t84 */, scratch + 11012224 /* t351 */, scratch + 11013632 /* t366 */, scratch + 13480576 /* t363 */);
+    step_teacher_loss_sup_vjp(scratch + 13479296 /* t373 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_vjp_2(scratch + 13483456 /* t375 */, scratch + 13479296 /* t373 */);
+    step_teacher_loss_sup_vjp_3(scratch + 13483488 /* t376 */, scratch + 13483456 /* t375 */, scratch + 13483840 /* t59 */);
+    step_teacher_loss_sup_vjp_4(scratch + 13480576 /* t379 */, scratch + 13483488 /* t376 */, scratch + 13483136 /* t58 */, scratch + 13479296 /* t373 */);
+    step_teacher_dense10_vjp(scratch + 13483840 /* t380 */, scratch + 13480576 /* t379 */);
+    step_teacher_dense10_vjp_2(scratch + 13483856 /* t381 */, scratch + 13478016 /* t370 */);
+    step_teacher_dense10_vjp_3(scratch + 13483584 /* t382 */, scratch + 13483840 /* t380 */, scratch + 13483856 /* t381 */);
+    step_teacher_dense10_vjp_4(scratch + 13479296 /* t388 */, scratch + 13457024 /* t387 */, scratch + 13478016 /* t370 */);
+    step_teacher_dense10_vjp_5(scratch + 11012224 /* t397 */, scratch + 13480576 /* t379 */, state + 205632 /* in_teacher_dense10_weight */, io + 226176 /* in_dropout_teacher_all_dropout9 */, scratch + 13399680 /* t394 */);
+    step_teacher_dense10_vjp_6(scratch + 10991232 /* t399 */, scratch + 13478016 /* t370 */, state + 205632 /* in_teacher_dense10_weight */, io + 246656 /* t392 */, scratch + 13420160 /* t395 */);
+    step_teacher_dense7_vjp(scratch + 13483136 /* t400 */, scratch + 11012224 /* t397 */);
+    step_teacher_dense7_vjp_2(scratch + 13483264 /* t401 */, scratch + 10991232 /* t399 */);
+    step_teacher_dense7_vjp_3(scratch + 13483392 /* t402 */, scratch + 13483136 /* t400 */, scratch + 13483264 /* t401 */);
+    step_teacher_dense7_vjp_4(scratch + 10941056 /* t403 */, scratch + 11012224 /* t397 */, state + 4800 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_5(scratch + 12797568 /* t404 */, scratch + 10991232 /* t399 */, state + 4800 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_6(scratch + 10740352 /* t410 */, scratch + 12596864 /* t409 */, scratch + 10991232 /* t399 */);
+    step_teacher_relu4_vjp(scratch + 9235072 /* t419 */, scratch + 12345984 /* t405 */, scratch + 10941056 /* t412 */);
+    step_teacher_relu4_vjp_2(scratch + 9034368 /* t421 */, scratch + 12596864 /* t408 */, scratch + 12797568 /* t413 */);
+    step_teacher_relu4_vjp_3(scratch + 12797568 /* t422 */, scratch + 6425216 /* t415 */, scratch + 9235072 /* t419 */);
+    step_teacher_relu4_vjp_4(scratch + 8231552 /* t423 */, scratch + 7428736 /* t417 */, scratch + 9034368 /* t421 */);
+    step_teacher_conv3_vjp(scratch + 13483840 /* t426 */, scratch + 12797568 /* t424 */, scratch + 13478016 /* chunk */);
+    step_teacher_conv3_vjp_2(scratch + 13483520 /* t427 */, scratch + 8231552 /* t425 */, scratch + 13478016 /* chunk */);
+    step_teacher_conv3_vjp_3(scratch + 13483552 /* t428 */, scratch + 13483840 /* t426 */, scratch + 13483520 /* t427 */);
+    step_teacher_conv3_vjp_4(scratch + 9435776 /* t439 */, scratch + 12797568 /* t424 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp_5(scratch + 9034368 /* t440 */, scratch + 8231552 /* t425 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp_6(scratch + 13399680 /* t436 */, scratch + 10338944 /* t434 */, scratch + 8231552 /* t425 */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp_7(scratch + 13404288 /* t437 */, scratch + 9837184 /* t431 */, scratch + 12797568 /* t424 */, scratch + 13399680 /* t436 */, scratch + 3612672 /* chunk */);
+    step_teacher_relu1_vjp(scratch + 12797568 /* t446 */, scratch + 9837184 /* t431 */, scratch + 9435776 /* t439 */);
+    step_teacher_relu1_vjp_2(scratch + 9435776 /* t448 */, scratch + 10338944 /* t434 */, scratch + 9034368 /* t440 */);
+    step_teacher_relu1_vjp_3(scratch + 9837184 /* t449 */, scratch /* t442 */, scratch + 12797568 /* t446 */);
+    step_teacher_relu1_vjp_4(scratch + 3612672 /* t450 */, scratch + 2007040 /* t444 */, scratch + 9435776 /* t448 */);
+    step_teacher_conv0_vjp(scratch + 13483520 /* t453 */, scratch + 9837184 /* t451 */, scratch + 13480896 /* chunk */);
+    step_teacher_conv0_vjp_2(scratch + 13483536 /* t454 */, scratch + 3612672 /* t452 */, scratch + 13480896 /* chunk */);
+    step_teacher_conv0_vjp_3(scratch + 13483840 /* t455 */, scratch + 13483520 /* t453 */, scratch + 13483536 /* t454 */);
+    step_teacher_conv0_vjp_4(scratch + 13480896 /* t457 */, io + 125440 /* t99 */, scratch + 3612672 /* t452 */, scratch /* chunk */);
+    step_teacher_conv0_vjp_5(scratch + 13481040 /* t458 */, io /* in_x */, scratch + 9837184 /* t451 */, scratch + 13480896 /* t457 */, scratch /* chunk */);
+    step_teacher_conv0_update(state + 413856 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 13481040 /* t459 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 414000 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, scratch + 13483840 /* t455 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv3_update(state + 414016 /* in_teacher_momentum_conv3_weight */, state + 160 /* in_teacher_conv3_weight */, scratch + 13404288 /* t438 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv3_update_2(state + 418624 /* in_teacher_momentum_conv3_bias */, state + 4768 /* in_teacher_conv3_bias */, scratch + 13483552 /* t428 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense7_vjp_7(scratch + 12797568 /* t498 */, state + 418656 /* in_teacher_momentum_dense7_weight */, state + 4800 /* in_teacher_dense7_weight */, scratch + 12345984 /* t406 */, scratch + 11012224 /* t397 */, scratch + 10740352 /* t410 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense7_update(state + 619360 /* in_teacher_momentum_dense7_bias */, state + 205504 /* in_teacher_dense7_bias */, scratch + 13483392 /* t402 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense10_vjp_7(scratch + 13478016 /* t516 */, state + 619488 /* in_teacher_momentum_dense10_weight */, state + 205632 /* in_teacher_dense10_weight */, scratch + 13436544 /* t385 */, scratch + 13480576 /* t379 */, scratch + 13479296 /* t388 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense10_update(state + 620768 /* in_teacher_momentum_dense10_bias */, state + 206912 /* in_teacher_dense10_bias */, scratch + 13483584 /* t382 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 13483840 /* t533 */, scratch + 11017744 /* t323 */);
+    step_teacher_gradient_fwd_2(scratch + 13483856 /* t535 */, scratch + 11018080 /* t321 */);
+    step_teacher_gradient_fwd_3(scratch + 11018080 /* t538 */, scratch + 11007616 /* t315 */);
+    step_teacher_gradient_fwd_4(scratch + 11017744 /* t541 */, scratch + 11018016 /* t312 */);
+    step_teacher_gradient_fwd_5(scratch + 11018016 /* t544 */, scratch + 12998272 /* t306 */);
+    step_teacher_gradient_fwd_6(scratch + 11018032 /* t547 */, scratch + 11017888 /* t304 */);
+    step_teacher_gradient_fwd_7(scratch + 11017760 /* t550 */, scratch + 11016320 /* t301 */);
+    step_teacher_gradient_fwd_8(scratch + 11017776 /* t553 */, scratch + 11018064 /* t299 */);
+    step_teacher_gradient_fwd_9(io + 263136 /* t555 */, scratch + 13483840 /* t533 */, scratch + 13483856 /* t535 */, scratch + 11018080 /* t538 */, scratch + 11017744 /* t541 */, scratch + 11018016 /* t544 */, scratch + 11018032 /* t547 */, scratch + 11017760 /* t550 */, scratch + 11017776 /* t553 */);
+    step_teacher_gradient_fwd_10(scratch + 11018064 /* t557 */, scratch + 11017600 /* t169 */);
+    step_teacher_gradient_fwd_11(scratch + 11018080 /* t559 */, scratch + 11018048 /* t167 */);
+    step_teacher_gradient_fwd_12(scratch + 13483840 /* t562 */, scratch + 13473408 /* t161 */);
+    step_teacher_gradient_fwd_13(scratch + 13483856 /* t565 */, scratch + 13483872 /* t158 */);
+    step_teacher_gradient_fwd_14(scratch + 13483872 /* t568 */, scratch + 13198976 /* t152 */);
+    step_teacher_gradient_fwd_15(scratch + 13483888 /* t571 */, scratch + 13483712 /* t150 */);
+    step_teacher_gradient_fwd_16(scratch + 13483136 /* t574 */, scratch + 13481856 /* t147 */);
+    step_teacher_gradient_fwd_17(scratch + 13483152 /* t577 */, scratch + 13483904 /* t145 */);
+    step_teacher_gradient_fwd_18(io + 263152 /* t579 */, io + 263168 /* t583 */, io + 263184 /* t584 */, scratch + 11018064 /* t557 */, scratch + 11018080 /* t559 */, scratch + 13483840 /* t562 */, scratch + 13483856 /* t565 */, scratch + 13483872 /* t568 */, scratch + 13483888 /* t571 */, scratch + 13483136 /* t574 */, scratch + 13483152 /* t577 */, io + 263136 /* t555 */, scratch + 11018096 /* t346 */, io + 263120 /* t347 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -4106,7 +4106,7 @@ static void supervised_step_student_conv3_fwd_part(void *context, int part, int 
     const float *restrict t18 = p->t18;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
@@ -4114,7 +4114,7 @@ static void supervised_step_student_conv3_fwd_part(void *context, int part, int 
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t24 + (size_t)n0 * 6272, t18 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+            mplc_winograd_conv3x3(t24 + (size_t)n0 * 6272, t18 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -4501,7 +4501,7 @@ static void supervised_step_student_conv3_vjp_2_part(void *context, int part, in
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_conv3_weight, 32, 16, 1);
@@ -4509,7 +4509,7 @@ static void supervised_step_student_conv3_vjp_2_part(void *context, int part, in
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t72 + (size_t)n0 * 3136, t67 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
+            mplc_winograd_conv3x3(t72 + (size_t)n0 * 3136, t67 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
         }
     }
 }
@@ -4533,16 +4533,16 @@ static void supervised_step_student_conv3_vjp_3_part(void *context, int part, in
     float *restrict t70 = p->t70;
     const float *restrict t18 = p->t18;
     const float *restrict t67 = p->t67;
-    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 351568; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(256, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t70 : chunk + 347216;
+    float *sum = part == 0 ? t70 : chunk + 346960;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t18 + (size_t)n0 * 3136, t67 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t18 + (size_t)n0 * 3136, t67 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
@@ -4550,7 +4550,7 @@ static void supervised_step_student_conv3_vjp_3_part(void *context, int part, in
 static void supervised_step_student_conv3_vjp_3(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
     mplc_parallel(supervised_step_student_conv3_vjp_3_part, &(supervised_step_student_conv3_vjp_3_pointers){t70, t18, t67, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 351824 + 347216;
+        const float *partial = chunk + (size_t)q * 351568 + 346960;
         for (int i = 0; i < 4608; i++) t70[i] += partial[i];
     }
 }
@@ -4943,43 +4943,43 @@ static void supervised_step_student_dense9_update(float *restrict in_student_mom
     }
 }
 
-/* 35 kernels; scratch high-water mark 10477360 floats. */
+/* 35 kernels; scratch high-water mark 10475312 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_student_conv0_fwd(scratch /* t16 */, scratch + 9200256 /* t18 */, io /* in_x */, state + 206928 /* in_student_conv0_weight */, state + 207072 /* in_student_conv0_bias */, scratch + 3211264 /* chunk */);
-    supervised_step_student_conv3_fwd(scratch + 5988992 /* t24 */, scratch + 10003072 /* t26 */, scratch + 9200256 /* t18 */, state + 207088 /* in_student_conv3_weight */, state + 211696 /* in_student_conv3_bias */, scratch + 3211264 /* chunk */);
-    supervised_step_student_dense7_fwd(scratch + 10404480 /* t31 */, scratch + 10003072 /* t27 */, state + 211728 /* in_student_dense7_weight */, state + 412432 /* in_student_dense7_bias */);
-    supervised_step_student_dense9_fwd(scratch + 7594624 /* t34 */, scratch + 10404480 /* t31 */, state + 412560 /* in_student_dense9_weight */, state + 413840 /* in_student_dense9_bias */);
-    supervised_step_student_loss_fwd(scratch + 7602304 /* t35 */, scratch + 7594624 /* t34 */);
-    supervised_step_student_loss_fwd_2(scratch + 7597184 /* t37 */, scratch + 7599744 /* t38 */, scratch + 7594624 /* t34 */, scratch + 7602304 /* t35 */);
-    supervised_step_student_loss_fwd_3(scratch + 7602304 /* t39 */, scratch + 7599744 /* t38 */);
-    supervised_step_student_loss_fwd_4(scratch + 7594624 /* t40 */, scratch + 7602304 /* t39 */);
-    supervised_step_student_loss_fwd_5(scratch + 7594880 /* t44 */, scratch + 7597184 /* t37 */, scratch + 7594624 /* t40 */, io + 200704 /* in_y */);
-    supervised_step_student_loss_fwd_6(io + 203280 /* t46 */, scratch + 7594880 /* t44 */);
-    supervised_step_student_loss_vjp(scratch + 7594624 /* t48 */, io + 200704 /* in_y */);
-    supervised_step_student_loss_vjp_2(scratch + 7597184 /* t50 */, scratch + 7594624 /* t48 */);
-    supervised_step_student_loss_vjp_3(scratch + 7597440 /* t51 */, scratch + 7597184 /* t50 */, scratch + 7602304 /* t39 */);
-    supervised_step_student_loss_vjp_4(scratch + 10474624 /* t54 */, scratch + 7597440 /* t51 */, scratch + 7599744 /* t38 */, scratch + 7594624 /* t48 */);
-    supervised_step_student_dense9_vjp(scratch + 10477344 /* t55 */, scratch + 10474624 /* t54 */);
-    supervised_step_student_dense9_vjp_2(scratch + 10437248 /* t59 */, scratch + 10474624 /* t54 */, state + 412560 /* in_student_dense9_weight */, scratch + 10404480 /* t31 */);
-    supervised_step_student_dense7_vjp(scratch + 10477184 /* t60 */, scratch + 10437248 /* t59 */, scratch + 10470016 /* chunk */);
-    supervised_step_student_dense7_vjp_2(scratch + 7594624 /* t61 */, scratch + 10437248 /* t59 */, state + 211728 /* in_student_dense7_weight */);
-    supervised_step_student_relu4_vjp(scratch + 3211264 /* t65 */, scratch + 10003072 /* t26 */, scratch + 7594624 /* t63 */);
-    supervised_step_student_relu4_vjp_2(scratch + 7594624 /* t66 */, scratch + 5988992 /* t25 */, scratch + 3211264 /* t65 */);
-    supervised_step_student_conv3_vjp(scratch + 10477312 /* t68 */, scratch + 7594624 /* t67 */, scratch + 10470016 /* chunk */);
-    supervised_step_student_conv3_vjp_2(scratch + 6025856 /* t72 */, scratch + 7594624 /* t67 */, state + 207088 /* in_student_conv3_weight */, scratch + 3211264 /* chunk */);
-    supervised_step_student_conv3_vjp_3(scratch + 10470016 /* t70 */, scratch + 9200256 /* t18 */, scratch + 7594624 /* t67 */, scratch + 3211264 /* chunk */);
-    supervised_step_student_relu1_vjp(scratch + 6828672 /* t74 */, scratch + 9200256 /* t18 */, scratch + 6025856 /* t72 */);
-    supervised_step_student_relu1_vjp_2(scratch + 3211264 /* t75 */, scratch /* t17 */, scratch + 6828672 /* t74 */);
+    supervised_step_student_conv0_fwd(scratch /* t16 */, scratch + 9198208 /* t18 */, io /* in_x */, state + 206928 /* in_student_conv0_weight */, state + 207072 /* in_student_conv0_bias */, scratch + 3211264 /* chunk */);
+    supervised_step_student_conv3_fwd(scratch + 5986944 /* t24 */, scratch + 10001024 /* t26 */, scratch + 9198208 /* t18 */, state + 207088 /* in_student_conv3_weight */, state + 211696 /* in_student_conv3_bias */, scratch + 3211264 /* chunk */);
+    supervised_step_student_dense7_fwd(scratch + 10402432 /* t31 */, scratch + 10001024 /* t27 */, state + 211728 /* in_student_dense7_weight */, state + 412432 /* in_student_dense7_bias */);
+    supervised_step_student_dense9_fwd(scratch + 7592576 /* t34 */, scratch + 10402432 /* t31 */, state + 412560 /* in_student_dense9_weight */, state + 413840 /* in_student_dense9_bias */);
+    supervised_step_student_loss_fwd(scratch + 7600256 /* t35 */, scratch + 7592576 /* t34 */);
+    supervised_step_student_loss_fwd_2(scratch + 7595136 /* t37 */, scratch + 7597696 /* t38 */, scratch + 7592576 /* t34 */, scratch + 7600256 /* t35 */);
+    supervised_step_student_loss_fwd_3(scratch + 7600256 /* t39 */, scratch + 7597696 /* t38 */);
+    supervised_step_student_loss_fwd_4(scratch + 7592576 /* t40 */, scratch + 7600256 /* t39 */);
+    supervised_step_student_loss_fwd_5(scratch + 7592832 /* t44 */, scratch + 7595136 /* t37 */, scratch + 7592576 /* t40 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_fwd_6(io + 203280 /* t46 */, scratch + 7592832 /* t44 */);
+    supervised_step_student_loss_vjp(scratch + 7592576 /* t48 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_vjp_2(scratch + 7595136 /* t50 */, scratch + 7592576 /* t48 */);
+    supervised_step_student_loss_vjp_3(scratch + 7595392 /* t51 */, scratch + 7595136 /* t50 */, scratch + 7600256 /* t39 */);
+    supervised_step_student_loss_vjp_4(scratch + 10472576 /* t54 */, scratch + 7595392 /* t51 */, scratch + 7597696 /* t38 */, scratch + 7592576 /* t48 */);
+    supervised_step_student_dense9_vjp(scratch + 10475296 /* t55 */, scratch + 10472576 /* t54 */);
+    supervised_step_student_dense9_vjp_2(scratch + 10435200 /* t59 */, scratch + 10472576 /* t54 */, state + 412560 /* in_student_dense9_weight */, scratch + 10402432 /* t31 */);
+    supervised_step_student_dense7_vjp(scratch + 10475136 /* t60 */, scratch + 10435200 /* t59 */, scratch + 10467968 /* chunk */);
+    supervised_step_student_dense7_vjp_2(scratch + 7592576 /* t61 */, scratch + 10435200 /* t59 */, state + 211728 /* in_student_dense7_weight */);
+    supervised_step_student_relu4_vjp(scratch + 3211264 /* t65 */, scratch + 10001024 /* t26 */, scratch + 7592576 /* t63 */);
+    supervised_step_student_relu4_vjp_2(scratch + 7592576 /* t66 */, scratch + 5986944 /* t25 */, scratch + 3211264 /* t65 */);
+    supervised_step_student_conv3_vjp(scratch + 10475264 /* t68 */, scratch + 7592576 /* t67 */, scratch + 10467968 /* chunk */);
+    supervised_step_student_conv3_vjp_2(scratch + 6023808 /* t72 */, scratch + 7592576 /* t67 */, state + 207088 /* in_student_conv3_weight */, scratch + 3211264 /* chunk */);
+    supervised_step_student_conv3_vjp_3(scratch + 10467968 /* t70 */, scratch + 9198208 /* t18 */, scratch + 7592576 /* t67 */, scratch + 3211264 /* chunk */);
+    supervised_step_student_relu1_vjp(scratch + 6826624 /* t74 */, scratch + 9198208 /* t18 */, scratch + 6023808 /* t72 */);
+    supervised_step_student_relu1_vjp_2(scratch + 3211264 /* t75 */, scratch /* t17 */, scratch + 6826624 /* t74 */);
     supervised_step_student_conv0_vjp(scratch + 1130256 /* t77 */, scratch + 3211264 /* t76 */, scratch /* chunk */);
     supervised_step_student_conv0_vjp_2(scratch + 1130112 /* t78 */, io /* in_x */, scratch + 3211264 /* t76 */, scratch /* chunk */);
     supervised_step_student_conv0_update(state + 620784 /* in_student_momentum_conv0_weight */, state + 206928 /* in_student_conv0_weight */, scratch + 1130112 /* t79 */, io + 203264 /* in_lr */);
     supervised_step_student_conv0_update_2(state + 620928 /* in_student_momentum_conv0_bias */, state + 207072 /* in_student_conv0_bias */, scratch + 1130256 /* t77 */, io + 203264 /* in_lr */);
-    supervised_step_student_conv3_update(state + 620944 /* in_student_momentum_conv3_weight */, state + 207088 /* in_student_conv3_weight */, scratch + 10470016 /* t71 */, io + 203264 /* in_lr */);
-    supervised_step_student_conv3_update_2(state + 625552 /* in_student_momentum_conv3_bias */, state + 211696 /* in_student_conv3_bias */, scratch + 10477312 /* t68 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense7_vjp_3(scratch /* t125 */, state + 625584 /* in_student_momentum_dense7_weight */, state + 211728 /* in_student_dense7_weight */, scratch + 10003072 /* t27 */, scratch + 10437248 /* t59 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense7_update(state + 826288 /* in_student_momentum_dense7_bias */, state + 412432 /* in_student_dense7_bias */, scratch + 10477184 /* t60 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense9_vjp_3(scratch + 10437248 /* t146 */, state + 826416 /* in_student_momentum_dense9_weight */, state + 412560 /* in_student_dense9_weight */, scratch + 10404480 /* t31 */, scratch + 10474624 /* t54 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense9_update(state + 827696 /* in_student_momentum_dense9_bias */, state + 413840 /* in_student_dense9_bias */, scratch + 10477344 /* t55 */, io + 203264 /* in_lr */);
+    supervised_step_student_conv3_update(state + 620944 /* in_student_momentum_conv3_weight */, state + 207088 /* in_student_conv3_weight */, scratch + 10467968 /* t71 */, io + 203264 /* in_lr */);
+    supervised_step_student_conv3_update_2(state + 625552 /* in_student_momentum_conv3_bias */, state + 211696 /* in_student_conv3_bias */, scratch + 10475264 /* t68 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense7_vjp_3(scratch /* t125 */, state + 625584 /* in_student_momentum_dense7_weight */, state + 211728 /* in_student_dense7_weight */, scratch + 10001024 /* t27 */, scratch + 10435200 /* t59 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense7_update(state + 826288 /* in_student_momentum_dense7_bias */, state + 412432 /* in_student_dense7_bias */, scratch + 10475136 /* t60 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense9_vjp_3(scratch + 10435200 /* t146 */, state + 826416 /* in_student_momentum_dense9_weight */, state + 412560 /* in_student_dense9_weight */, scratch + 10402432 /* t31 */, scratch + 10472576 /* t54 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense9_update(state + 827696 /* in_student_momentum_dense9_bias */, state + 413840 /* in_student_dense9_bias */, scratch + 10475296 /* t55 */, io + 203264 /* in_lr */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -5070,7 +5070,7 @@ static void predict_teacher_teacher_conv3_fwd_part(void *context, int part, int 
     const float *restrict t16 = p->t16;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_conv3_weight, 16, 32, 0);
@@ -5078,7 +5078,7 @@ static void predict_teacher_teacher_conv3_fwd_part(void *context, int part, int 
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t22 + (size_t)n0 * 6272, t16 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+            mplc_winograd_conv3x3(t22 + (size_t)n0 * 6272, t16 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -5244,7 +5244,7 @@ static void predict_student_student_conv3_fwd_part(void *context, int part, int 
     const float *restrict t16 = p->t16;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
@@ -5252,7 +5252,7 @@ static void predict_student_student_conv3_fwd_part(void *context, int part, int 
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t22 + (size_t)n0 * 6272, t16 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+            mplc_winograd_conv3x3(t22 + (size_t)n0 * 6272, t16 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {

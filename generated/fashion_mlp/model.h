@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "be023926db7cf8575df5e91c3db2343702546284f5e7112ad7520dc259676a3d"
+#define MPLC_MODEL_HASH "908aa764ad17919fd3f7fd14cff962c4cf0ff3e1e5cf6f9e5247839e3f7f34ee"
 #define MPLC_MODEL_NAME "fashion_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

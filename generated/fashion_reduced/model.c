@@ -289,7 +289,7 @@ static void step_student_conv3_fwd_part(void *context, int part, int parts) {
     const float *restrict t54 = p->t54;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
@@ -297,7 +297,7 @@ static void step_student_conv3_fwd_part(void *context, int part, int parts) {
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t60 + (size_t)n0 * 6272, t54 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+            mplc_winograd_conv3x3(t60 + (size_t)n0 * 6272, t54 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -686,7 +686,7 @@ static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
     float *restrict t108 = p->t108;
     const float *restrict t103 = p->t103;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_conv3_weight, 32, 16, 1);
@@ -694,7 +694,7 @@ static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t108 + (size_t)n0 * 3136, t103 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
+            mplc_winograd_conv3x3(t108 + (size_t)n0 * 3136, t103 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
         }
     }
 }
@@ -718,16 +718,16 @@ static void step_student_conv3_vjp_3_part(void *context, int part, int parts) {
     float *restrict t106 = p->t106;
     const float *restrict t54 = p->t54;
     const float *restrict t103 = p->t103;
-    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 351568; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t106 : chunk + 347216;
+    float *sum = part == 0 ? t106 : chunk + 346960;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t54 + (size_t)n0 * 3136, t103 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t54 + (size_t)n0 * 3136, t103 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
@@ -735,7 +735,7 @@ static void step_student_conv3_vjp_3_part(void *context, int part, int parts) {
 static void step_student_conv3_vjp_3(float *restrict t106, const float *restrict t54, const float *restrict t103, float *restrict chunk) {
     mplc_parallel(step_student_conv3_vjp_3_part, &(step_student_conv3_vjp_3_pointers){t106, t54, t103, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 351824 + 347216;
+        const float *partial = chunk + (size_t)q * 351568 + 346960;
         for (int i = 0; i < 4608; i++) t106[i] += partial[i];
     }
 }
@@ -1202,7 +1202,7 @@ static void step_student_conv3_fwd_2_part(void *context, int part, int parts) {
     const float *restrict t209 = p->t209;
     const float *restrict t211 = p->t211;
     const float *restrict t157 = p->t157;
-    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t211, 16, 32, 0);
@@ -1210,7 +1210,7 @@ static void step_student_conv3_fwd_2_part(void *context, int part, int parts) {
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t215 + (size_t)n0 * 6272, t209 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+            mplc_winograd_conv3x3(t215 + (size_t)n0 * 6272, t209 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1599,7 +1599,7 @@ static void step_student_conv3_vjp_5_part(void *context, int part, int parts) {
     float *restrict t262 = p->t262;
     const float *restrict t257 = p->t257;
     const float *restrict t211 = p->t211;
-    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t211, 32, 16, 1);
@@ -1607,7 +1607,7 @@ static void step_student_conv3_vjp_5_part(void *context, int part, int parts) {
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t262 + (size_t)n0 * 3136, t257 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
+            mplc_winograd_conv3x3(t262 + (size_t)n0 * 3136, t257 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
         }
     }
 }
@@ -1631,16 +1631,16 @@ static void step_student_conv3_vjp_6_part(void *context, int part, int parts) {
     float *restrict t260 = p->t260;
     const float *restrict t209 = p->t209;
     const float *restrict t257 = p->t257;
-    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 351568; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t260 : chunk + 347216;
+    float *sum = part == 0 ? t260 : chunk + 346960;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t209 + (size_t)n0 * 3136, t257 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t209 + (size_t)n0 * 3136, t257 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
@@ -1648,7 +1648,7 @@ static void step_student_conv3_vjp_6_part(void *context, int part, int parts) {
 static void step_student_conv3_vjp_6(float *restrict t260, const float *restrict t209, const float *restrict t257, float *restrict chunk) {
     mplc_parallel(step_student_conv3_vjp_6_part, &(step_student_conv3_vjp_6_pointers){t260, t209, t257, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 351824 + 347216;
+        const float *partial = chunk + (size_t)q * 351568 + 346960;
         for (int i = 0; i < 4608; i++) t260[i] += partial[i];
     }
 }
@@ -2618,136 +2618,136 @@ static void step_teacher_gradient_fwd_18(float *restrict t428, float *restrict t
     }
 }
 
-/* 128 kernels; scratch high-water mark 6647504 floats. */
+/* 128 kernels; scratch high-water mark 6645456 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_teacher_dense0_fwd(scratch + 6627968 /* t21 */, io + 226176 /* in_teacher_x */, state /* in_teacher_dense0_weight */, state + 640 /* in_teacher_dense0_bias */);
-    step_teacher_dense2_fwd(scratch + 6642816 /* t24 */, scratch + 6627968 /* t21 */, state + 704 /* in_teacher_dense2_weight */, state + 1344 /* in_teacher_dense2_bias */);
-    step_teacher_loss_sup_fwd(scratch + 6644416 /* t31 */, scratch + 6642816 /* t25 */);
-    step_teacher_loss_sup_fwd_2(scratch + 6638208 /* t33 */, scratch + 6646976 /* t34 */, scratch + 6642816 /* t25 */, scratch + 6644416 /* t31 */);
-    step_teacher_loss_sup_fwd_3(scratch + 6647424 /* t35 */, scratch + 6646976 /* t34 */);
-    step_teacher_loss_sup_fwd_4(scratch + 6647296 /* t36 */, scratch + 6647424 /* t35 */);
-    step_teacher_loss_sup_fwd_5(scratch + 6647328 /* t40 */, io + 225792 /* in_y */, scratch + 6638208 /* t33 */, scratch + 6647296 /* t36 */);
-    step_teacher_loss_sup_fwd_6(io + 227776 /* t42 */, io + 227792 /* t43 */, scratch + 6647328 /* t40 */);
-    step_teacher_pseudo_labels_fwd(scratch + 6644416 /* t44 */, scratch + 6643136 /* t26 */);
-    step_student_conv0_fwd(scratch + 2814592 /* t52 */, scratch + 6025856 /* t54 */, io + 125440 /* t45 */, state + 1360 /* in_student_conv0_weight */, state + 1504 /* in_student_conv0_bias */, scratch /* chunk */);
-    step_student_conv3_fwd(scratch + 4420224 /* t60 */, scratch + 5223040 /* t62 */, scratch + 6025856 /* t54 */, state + 1520 /* in_student_conv3_weight */, state + 6128 /* in_student_conv3_bias */, scratch /* chunk */);
-    step_student_dense7_fwd(scratch + 5423744 /* t67 */, scratch + 5223040 /* t63 */, state + 6160 /* in_student_dense7_weight */, state + 206864 /* in_student_dense7_bias */);
-    step_student_dense9_fwd(scratch + 6638208 /* t70 */, scratch + 5423744 /* t67 */, state + 206992 /* in_student_dense9_weight */, state + 208272 /* in_student_dense9_bias */);
-    step_student_loss_u_fwd(scratch + 6642048 /* t71 */, scratch + 6638208 /* t70 */);
-    step_student_loss_u_fwd_2(scratch + 6639488 /* t73 */, scratch + 6640768 /* t74 */, scratch + 6638208 /* t70 */, scratch + 6642048 /* t71 */);
-    step_student_loss_u_fwd_3(scratch + 6642048 /* t75 */, scratch + 6640768 /* t74 */);
-    step_student_loss_u_fwd_4(scratch + 6642176 /* t76 */, scratch + 6642048 /* t75 */);
-    step_student_loss_u_fwd_5(scratch + 6647296 /* t80 */, scratch + 6639488 /* t73 */, scratch + 6642176 /* t76 */, scratch + 6644416 /* t44 */);
-    step_student_loss_u_fwd_6(io + 227824 /* t82 */, scratch + 6647296 /* t80 */);
-    step_student_loss_u_vjp(scratch + 6638208 /* t84 */, scratch + 6644416 /* t44 */);
-    step_student_loss_u_vjp_2(scratch + 6642176 /* t86 */, scratch + 6638208 /* t84 */);
-    step_student_loss_u_vjp_3(scratch + 6642304 /* t87 */, scratch + 6642176 /* t86 */, scratch + 6642048 /* t75 */);
-    step_student_loss_u_vjp_4(scratch + 6639488 /* t90 */, scratch + 6642304 /* t87 */, scratch + 6640768 /* t74 */, scratch + 6638208 /* t84 */);
-    step_student_dense9_vjp(scratch + 6647488 /* t91 */, scratch + 6639488 /* t90 */);
-    step_student_dense9_vjp_2(scratch + 6645696 /* t93 */, scratch + 5423744 /* t67 */, scratch + 6639488 /* t90 */);
-    step_student_dense9_vjp_3(scratch + 5624448 /* t95 */, scratch + 6639488 /* t90 */, state + 206992 /* in_student_dense9_weight */, scratch + 5423744 /* t67 */);
-    step_student_dense7_vjp(scratch + 6647296 /* t96 */, scratch + 5624448 /* t95 */);
-    step_student_dense7_vjp_2(scratch + 5423744 /* t97 */, scratch + 5624448 /* t95 */, state + 6160 /* in_student_dense7_weight */);
-    step_student_dense7_vjp_3(scratch + 6427264 /* t98 */, scratch + 5223040 /* t63 */, scratch + 5624448 /* t95 */);
-    step_student_relu4_vjp(scratch /* t101 */, scratch + 5223040 /* t62 */, scratch + 5423744 /* t99 */);
-    step_student_relu4_vjp_2(scratch + 5223040 /* t102 */, scratch + 4420224 /* t61 */, scratch /* t101 */);
-    step_student_conv3_vjp(scratch + 6647456 /* t104 */, scratch + 5223040 /* t103 */, scratch + 6638208 /* chunk */);
-    step_student_conv3_vjp_2(scratch + 4420224 /* t108 */, scratch + 5223040 /* t103 */, state + 1520 /* in_student_conv3_weight */, scratch /* chunk */);
-    step_student_conv3_vjp_3(scratch + 6638208 /* t106 */, scratch + 6025856 /* t54 */, scratch + 5223040 /* t103 */, scratch /* chunk */);
-    step_student_relu1_vjp(scratch + 4821632 /* t110 */, scratch + 6025856 /* t54 */, scratch + 4420224 /* t108 */);
-    step_student_relu1_vjp_2(scratch /* t111 */, scratch + 2814592 /* t53 */, scratch + 4821632 /* t110 */);
-    step_student_conv0_vjp(scratch + 3970192 /* t113 */, scratch /* t112 */, scratch + 1605632 /* chunk */);
-    step_student_conv0_vjp_2(scratch + 3969920 /* t114 */, io + 125440 /* t45 */, scratch /* t112 */, scratch + 1605632 /* chunk */);
-    step_student_conv0_update(state + 209648 /* in_student_momentum_conv0_weight */, state + 1360 /* in_student_conv0_weight */, scratch + 3969920 /* t115 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_update_2(state + 209792 /* in_student_momentum_conv0_bias */, state + 1504 /* in_student_conv0_bias */, scratch + 3970192 /* t113 */, io + 226128 /* in_lr_student */);
-    step_student_conv3_update(state + 209808 /* in_student_momentum_conv3_weight */, state + 1520 /* in_student_conv3_weight */, scratch + 6638208 /* t107 */, io + 226128 /* in_lr_student */);
-    step_student_conv3_update_2(state + 214416 /* in_student_momentum_conv3_bias */, state + 6128 /* in_student_conv3_bias */, scratch + 6647456 /* t104 */, io + 226128 /* in_lr_student */);
-    step_student_dense7_update(state + 214448 /* in_student_momentum_dense7_weight */, state + 6160 /* in_student_dense7_weight */, scratch + 6427264 /* t98 */, io + 226128 /* in_lr_student */);
-    step_student_dense7_update_2(state + 415152 /* in_student_momentum_dense7_bias */, state + 206864 /* in_student_dense7_bias */, scratch + 6647296 /* t96 */, io + 226128 /* in_lr_student */);
-    step_student_dense9_update(state + 415280 /* in_student_momentum_dense9_weight */, state + 206992 /* in_student_dense9_weight */, scratch + 6645696 /* t93 */, io + 226128 /* in_lr_student */);
-    step_student_dense9_update_2(state + 416560 /* in_student_momentum_dense9_bias */, state + 208272 /* in_student_dense9_bias */, scratch + 6647488 /* t91 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_fwd_2(scratch + 2814592 /* t207 */, scratch + 3818112 /* t209 */, io /* in_x */, state + 1360 /* t203 */, state + 1504 /* t136 */, scratch /* chunk */);
-    step_student_conv3_fwd_2(scratch + 3216000 /* t215 */, scratch + 3617408 /* t217 */, scratch + 3818112 /* t209 */, state + 1520 /* t211 */, state + 6128 /* t157 */, scratch /* chunk */);
-    step_student_dense7_fwd_2(scratch + 3667584 /* t222 */, scratch + 3617408 /* t218 */, state + 6160 /* t169 */, state + 206864 /* t178 */);
-    step_student_dense9_fwd_2(scratch + 3671680 /* t225 */, scratch + 3667584 /* t222 */, state + 206992 /* t190 */, state + 208272 /* t199 */);
-    step_student_loss_l_fwd(scratch + 3918464 /* t226 */, scratch + 3671680 /* t225 */);
-    step_student_loss_l_fwd_2(scratch + 3672000 /* t228 */, scratch + 3672320 /* t229 */, scratch + 3671680 /* t225 */, scratch + 3918464 /* t226 */);
-    step_student_loss_l_fwd_3(scratch + 3918464 /* t230 */, scratch + 3672320 /* t229 */);
-    step_student_loss_l_fwd_4(scratch + 3671680 /* t231 */, scratch + 3918464 /* t230 */);
-    step_student_loss_l_fwd_5(scratch + 3970064 /* t235 */, scratch + 3672000 /* t228 */, scratch + 3671680 /* t231 */, io + 225792 /* in_y */);
-    step_student_loss_l_fwd_6(io + 227840 /* t236 */, scratch + 3970064 /* t235 */);
-    step_student_loss_l_vjp(scratch + 3671680 /* t238 */, io + 225792 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 3672000 /* t240 */, scratch + 3671680 /* t238 */);
-    step_student_loss_l_vjp_3(scratch + 3918496 /* t241 */, scratch + 3672000 /* t240 */, scratch + 3918464 /* t230 */);
-    step_student_loss_l_vjp_4(scratch + 3672000 /* t244 */, scratch + 3918496 /* t241 */, scratch + 3672320 /* t229 */, scratch + 3671680 /* t238 */);
-    step_student_dense9_vjp_4(scratch + 3970208 /* t245 */, scratch + 3672000 /* t244 */);
-    step_student_dense9_vjp_5(scratch + 3968640 /* t247 */, scratch + 3667584 /* t222 */, scratch + 3672000 /* t244 */);
-    step_student_dense9_vjp_6(scratch + 3717760 /* t249 */, scratch + 3672000 /* t244 */, state + 206992 /* t190 */, scratch + 3667584 /* t222 */);
-    step_student_dense7_vjp_4(scratch + 3970064 /* t250 */, scratch + 3717760 /* t249 */);
-    step_student_dense7_vjp_5(scratch + 3667584 /* t251 */, scratch + 3717760 /* t249 */, state + 6160 /* t169 */);
-    step_student_dense7_vjp_6(scratch + 3416704 /* t252 */, scratch + 3617408 /* t218 */, scratch + 3717760 /* t249 */);
-    step_student_relu4_vjp_3(scratch + 3918464 /* t255 */, scratch + 3617408 /* t217 */, scratch + 3667584 /* t253 */);
-    step_student_relu4_vjp_4(scratch + 3617408 /* t256 */, scratch + 3216000 /* t216 */, scratch + 3918464 /* t255 */);
-    step_student_conv3_vjp_4(scratch + 3924624 /* t258 */, scratch + 3617408 /* t257 */, scratch + 3918464 /* chunk */);
-    step_student_conv3_vjp_5(scratch + 3216000 /* t262 */, scratch + 3617408 /* t257 */, state + 1520 /* t211 */, scratch /* chunk */);
-    step_student_conv3_vjp_6(scratch + 3918464 /* t260 */, scratch + 3818112 /* t209 */, scratch + 3617408 /* t257 */, scratch /* chunk */);
-    step_student_relu1_vjp_3(scratch + 3316352 /* t264 */, scratch + 3818112 /* t209 */, scratch + 3216000 /* t262 */);
-    step_student_relu1_vjp_4(scratch + 1130112 /* t265 */, scratch + 2814592 /* t208 */, scratch + 3316352 /* t264 */);
-    step_student_conv0_vjp_3(scratch + 3924656 /* t267 */, scratch + 1130112 /* t266 */, scratch + 3923072 /* chunk */);
-    step_student_conv0_vjp_4(scratch + 3924352 /* t268 */, io /* in_x */, scratch + 1130112 /* t266 */, scratch /* chunk */);
-    step_teacher_feedback_fwd(scratch + 3924496 /* t271 */, scratch + 3924352 /* t269 */, scratch + 3969920 /* t115 */);
-    step_teacher_feedback_fwd_2(scratch + 3924512 /* t273 */, scratch + 3924656 /* t267 */, scratch + 3970192 /* t113 */);
-    step_teacher_feedback_fwd_3(scratch + 3924528 /* t276 */, scratch + 3918464 /* t261 */, scratch + 6638208 /* t107 */);
-    step_teacher_feedback_fwd_4(scratch + 3924544 /* t279 */, scratch + 3924624 /* t258 */, scratch + 6647456 /* t104 */);
-    step_teacher_feedback_fwd_5(scratch + 3924560 /* t282 */, scratch + 3416704 /* t252 */, scratch + 6427264 /* t98 */);
-    step_teacher_feedback_fwd_6(scratch + 3924576 /* t285 */, scratch + 3970064 /* t250 */, scratch + 6647296 /* t96 */);
-    step_teacher_feedback_fwd_7(scratch + 3924592 /* t288 */, scratch + 3968640 /* t247 */, scratch + 6645696 /* t93 */);
-    step_teacher_feedback_fwd_8(scratch + 3924608 /* t291 */, scratch + 3970208 /* t245 */, scratch + 6647488 /* t91 */);
-    step_teacher_feedback_fwd_9(scratch + 3924672 /* t292 */, io + 227856 /* t293 */, scratch + 3924496 /* t271 */, scratch + 3924512 /* t273 */, scratch + 3924528 /* t276 */, scratch + 3924544 /* t279 */, scratch + 3924560 /* t282 */, scratch + 3924576 /* t285 */, scratch + 3924592 /* t288 */, scratch + 3924608 /* t291 */, io + 226128 /* in_lr_student */);
-    step_teacher_feedback_fwd_10(scratch + 3924496 /* t294 */, scratch + 6643136 /* t26 */);
-    step_teacher_feedback_fwd_11(scratch + 3923072 /* t297 */, scratch + 6643136 /* t26 */, scratch + 3924496 /* t294 */);
-    step_teacher_feedback_fwd_12(scratch + 6644096 /* t298 */, scratch + 3923072 /* t297 */);
-    step_teacher_feedback_vjp(scratch + 3924496 /* t300 */, io + 226160 /* in_feedback_scale */, io + 227856 /* t293 */);
-    step_teacher_feedback_vjp_2(scratch + 6642816 /* t302 */, scratch + 3924496 /* t300 */, scratch + 6644416 /* t44 */);
-    step_teacher_feedback_vjp_3(scratch + 6644224 /* t304 */, scratch + 6642816 /* t302 */);
-    step_teacher_feedback_vjp_4(scratch + 6645376 /* t305 */, scratch + 6644224 /* t304 */, scratch + 6644096 /* t298 */);
-    step_teacher_feedback_vjp_5(scratch + 6644096 /* t308 */, scratch + 6645376 /* t305 */, scratch + 3923072 /* t297 */, scratch + 6642816 /* t302 */);
-    step_teacher_loss_sup_vjp(scratch + 6645376 /* t311 */, io + 225792 /* in_y */);
-    step_teacher_loss_sup_vjp_2(scratch + 3924496 /* t313 */, scratch + 6645376 /* t311 */);
-    step_teacher_loss_sup_vjp_3(scratch + 3924528 /* t314 */, scratch + 3924496 /* t313 */, scratch + 6647424 /* t35 */);
-    step_teacher_loss_sup_vjp_4(scratch + 3923072 /* t317 */, scratch + 3924528 /* t314 */, scratch + 6646976 /* t34 */, scratch + 6645376 /* t311 */);
-    step_teacher_dense2_vjp(scratch + 6647424 /* t318 */, scratch + 3923072 /* t317 */);
-    step_teacher_dense2_vjp_2(scratch + 6647440 /* t319 */, scratch + 6644096 /* t308 */);
-    step_teacher_dense2_vjp_3(scratch + 3924496 /* t320 */, scratch + 6647424 /* t318 */, scratch + 6647440 /* t319 */);
-    step_teacher_dense2_vjp_4(scratch + 6642816 /* t326 */, scratch + 6630016 /* t325 */, scratch + 6644096 /* t308 */);
-    step_teacher_dense2_vjp_5(scratch + 3625600 /* t329 */, scratch + 3923072 /* t317 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t323 */);
-    step_teacher_dense2_vjp_6(scratch + 3617408 /* t331 */, scratch + 6644096 /* t308 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6630016 /* t325 */);
-    step_teacher_dense0_vjp(scratch + 6646976 /* t332 */, scratch + 3625600 /* t329 */);
-    step_teacher_dense0_vjp_2(scratch + 6647040 /* t333 */, scratch + 3617408 /* t331 */);
-    step_teacher_dense0_vjp_3(scratch + 6647104 /* t334 */, scratch + 6646976 /* t332 */, scratch + 6647040 /* t333 */);
-    step_teacher_dense0_vjp_4(scratch + 6643456 /* t338 */, io + 226496 /* t337 */, scratch + 3617408 /* t331 */);
-    step_teacher_dense0_vjp_5(scratch + 6644096 /* t343 */, state + 208288 /* in_teacher_momentum_dense0_weight */, state /* in_teacher_dense0_weight */, io + 226176 /* in_teacher_x */, scratch + 3625600 /* t329 */, scratch + 6643456 /* t338 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense0_update(state + 208928 /* in_teacher_momentum_dense0_bias */, state + 640 /* in_teacher_dense0_bias */, scratch + 6647104 /* t334 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense2_vjp_7(scratch + 6643456 /* t364 */, state + 208992 /* in_teacher_momentum_dense2_weight */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t323 */, scratch + 3923072 /* t317 */, scratch + 6642816 /* t326 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense2_update(state + 209632 /* in_teacher_momentum_dense2_bias */, state + 1344 /* in_teacher_dense2_bias */, scratch + 3924496 /* t320 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 6647424 /* t382 */, scratch + 3924352 /* t269 */);
-    step_teacher_gradient_fwd_2(scratch + 6647440 /* t384 */, scratch + 3924656 /* t267 */);
-    step_teacher_gradient_fwd_3(scratch + 3924656 /* t387 */, scratch + 3918464 /* t261 */);
-    step_teacher_gradient_fwd_4(scratch + 6646976 /* t390 */, scratch + 3924624 /* t258 */);
-    step_teacher_gradient_fwd_5(scratch + 6646992 /* t393 */, scratch + 3416704 /* t252 */);
-    step_teacher_gradient_fwd_6(scratch + 6647008 /* t396 */, scratch + 3970064 /* t250 */);
-    step_teacher_gradient_fwd_7(scratch + 3970064 /* t399 */, scratch + 3968640 /* t247 */);
-    step_teacher_gradient_fwd_8(scratch + 3970080 /* t402 */, scratch + 3970208 /* t245 */);
-    step_teacher_gradient_fwd_9(io + 227872 /* t404 */, scratch + 6647424 /* t382 */, scratch + 6647440 /* t384 */, scratch + 3924656 /* t387 */, scratch + 6646976 /* t390 */, scratch + 6646992 /* t393 */, scratch + 6647008 /* t396 */, scratch + 3970064 /* t399 */, scratch + 3970080 /* t402 */);
-    step_teacher_gradient_fwd_10(scratch + 6647424 /* t406 */, scratch + 3969920 /* t115 */);
-    step_teacher_gradient_fwd_11(scratch + 6647440 /* t408 */, scratch + 3970192 /* t113 */);
-    step_teacher_gradient_fwd_12(scratch + 6646976 /* t411 */, scratch + 6638208 /* t107 */);
-    step_teacher_gradient_fwd_13(scratch + 6646992 /* t414 */, scratch + 6647456 /* t104 */);
-    step_teacher_gradient_fwd_14(scratch + 6647456 /* t417 */, scratch + 6427264 /* t98 */);
-    step_teacher_gradient_fwd_15(scratch + 6647472 /* t420 */, scratch + 6647296 /* t96 */);
-    step_teacher_gradient_fwd_16(scratch + 6647008 /* t423 */, scratch + 6645696 /* t93 */);
-    step_teacher_gradient_fwd_17(scratch + 6647024 /* t426 */, scratch + 6647488 /* t91 */);
-    step_teacher_gradient_fwd_18(io + 227888 /* t428 */, io + 227904 /* t432 */, io + 227920 /* t433 */, scratch + 6647424 /* t406 */, scratch + 6647440 /* t408 */, scratch + 6646976 /* t411 */, scratch + 6646992 /* t414 */, scratch + 6647456 /* t417 */, scratch + 6647472 /* t420 */, scratch + 6647008 /* t423 */, scratch + 6647024 /* t426 */, io + 227872 /* t404 */, scratch + 3924672 /* t292 */, io + 227856 /* t293 */);
+    step_teacher_dense0_fwd(scratch + 6625920 /* t21 */, io + 226176 /* in_teacher_x */, state /* in_teacher_dense0_weight */, state + 640 /* in_teacher_dense0_bias */);
+    step_teacher_dense2_fwd(scratch + 6640768 /* t24 */, scratch + 6625920 /* t21 */, state + 704 /* in_teacher_dense2_weight */, state + 1344 /* in_teacher_dense2_bias */);
+    step_teacher_loss_sup_fwd(scratch + 6642368 /* t31 */, scratch + 6640768 /* t25 */);
+    step_teacher_loss_sup_fwd_2(scratch + 6636160 /* t33 */, scratch + 6644928 /* t34 */, scratch + 6640768 /* t25 */, scratch + 6642368 /* t31 */);
+    step_teacher_loss_sup_fwd_3(scratch + 6645376 /* t35 */, scratch + 6644928 /* t34 */);
+    step_teacher_loss_sup_fwd_4(scratch + 6645248 /* t36 */, scratch + 6645376 /* t35 */);
+    step_teacher_loss_sup_fwd_5(scratch + 6645280 /* t40 */, io + 225792 /* in_y */, scratch + 6636160 /* t33 */, scratch + 6645248 /* t36 */);
+    step_teacher_loss_sup_fwd_6(io + 227776 /* t42 */, io + 227792 /* t43 */, scratch + 6645280 /* t40 */);
+    step_teacher_pseudo_labels_fwd(scratch + 6642368 /* t44 */, scratch + 6641088 /* t26 */);
+    step_student_conv0_fwd(scratch + 2812544 /* t52 */, scratch + 6023808 /* t54 */, io + 125440 /* t45 */, state + 1360 /* in_student_conv0_weight */, state + 1504 /* in_student_conv0_bias */, scratch /* chunk */);
+    step_student_conv3_fwd(scratch + 4418176 /* t60 */, scratch + 5220992 /* t62 */, scratch + 6023808 /* t54 */, state + 1520 /* in_student_conv3_weight */, state + 6128 /* in_student_conv3_bias */, scratch /* chunk */);
+    step_student_dense7_fwd(scratch + 5421696 /* t67 */, scratch + 5220992 /* t63 */, state + 6160 /* in_student_dense7_weight */, state + 206864 /* in_student_dense7_bias */);
+    step_student_dense9_fwd(scratch + 6636160 /* t70 */, scratch + 5421696 /* t67 */, state + 206992 /* in_student_dense9_weight */, state + 208272 /* in_student_dense9_bias */);
+    step_student_loss_u_fwd(scratch + 6640000 /* t71 */, scratch + 6636160 /* t70 */);
+    step_student_loss_u_fwd_2(scratch + 6637440 /* t73 */, scratch + 6638720 /* t74 */, scratch + 6636160 /* t70 */, scratch + 6640000 /* t71 */);
+    step_student_loss_u_fwd_3(scratch + 6640000 /* t75 */, scratch + 6638720 /* t74 */);
+    step_student_loss_u_fwd_4(scratch + 6640128 /* t76 */, scratch + 6640000 /* t75 */);
+    step_student_loss_u_fwd_5(scratch + 6645248 /* t80 */, scratch + 6637440 /* t73 */, scratch + 6640128 /* t76 */, scratch + 6642368 /* t44 */);
+    step_student_loss_u_fwd_6(io + 227824 /* t82 */, scratch + 6645248 /* t80 */);
+    step_student_loss_u_vjp(scratch + 6636160 /* t84 */, scratch + 6642368 /* t44 */);
+    step_student_loss_u_vjp_2(scratch + 6640128 /* t86 */, scratch + 6636160 /* t84 */);
+    step_student_loss_u_vjp_3(scratch + 6640256 /* t87 */, scratch + 6640128 /* t86 */, scratch + 6640000 /* t75 */);
+    step_student_loss_u_vjp_4(scratch + 6637440 /* t90 */, scratch + 6640256 /* t87 */, scratch + 6638720 /* t74 */, scratch + 6636160 /* t84 */);
+    step_student_dense9_vjp(scratch + 6645440 /* t91 */, scratch + 6637440 /* t90 */);
+    step_student_dense9_vjp_2(scratch + 6643648 /* t93 */, scratch + 5421696 /* t67 */, scratch + 6637440 /* t90 */);
+    step_student_dense9_vjp_3(scratch + 5622400 /* t95 */, scratch + 6637440 /* t90 */, state + 206992 /* in_student_dense9_weight */, scratch + 5421696 /* t67 */);
+    step_student_dense7_vjp(scratch + 6645248 /* t96 */, scratch + 5622400 /* t95 */);
+    step_student_dense7_vjp_2(scratch + 5421696 /* t97 */, scratch + 5622400 /* t95 */, state + 6160 /* in_student_dense7_weight */);
+    step_student_dense7_vjp_3(scratch + 6425216 /* t98 */, scratch + 5220992 /* t63 */, scratch + 5622400 /* t95 */);
+    step_student_relu4_vjp(scratch /* t101 */, scratch + 5220992 /* t62 */, scratch + 5421696 /* t99 */);
+    step_student_relu4_vjp_2(scratch + 5220992 /* t102 */, scratch + 4418176 /* t61 */, scratch /* t101 */);
+    step_student_conv3_vjp(scratch + 6645408 /* t104 */, scratch + 5220992 /* t103 */, scratch + 6636160 /* chunk */);
+    step_student_conv3_vjp_2(scratch + 4418176 /* t108 */, scratch + 5220992 /* t103 */, state + 1520 /* in_student_conv3_weight */, scratch /* chunk */);
+    step_student_conv3_vjp_3(scratch + 6636160 /* t106 */, scratch + 6023808 /* t54 */, scratch + 5220992 /* t103 */, scratch /* chunk */);
+    step_student_relu1_vjp(scratch + 4819584 /* t110 */, scratch + 6023808 /* t54 */, scratch + 4418176 /* t108 */);
+    step_student_relu1_vjp_2(scratch /* t111 */, scratch + 2812544 /* t53 */, scratch + 4819584 /* t110 */);
+    step_student_conv0_vjp(scratch + 3968144 /* t113 */, scratch /* t112 */, scratch + 1605632 /* chunk */);
+    step_student_conv0_vjp_2(scratch + 3967872 /* t114 */, io + 125440 /* t45 */, scratch /* t112 */, scratch + 1605632 /* chunk */);
+    step_student_conv0_update(state + 209648 /* in_student_momentum_conv0_weight */, state + 1360 /* in_student_conv0_weight */, scratch + 3967872 /* t115 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_update_2(state + 209792 /* in_student_momentum_conv0_bias */, state + 1504 /* in_student_conv0_bias */, scratch + 3968144 /* t113 */, io + 226128 /* in_lr_student */);
+    step_student_conv3_update(state + 209808 /* in_student_momentum_conv3_weight */, state + 1520 /* in_student_conv3_weight */, scratch + 6636160 /* t107 */, io + 226128 /* in_lr_student */);
+    step_student_conv3_update_2(state + 214416 /* in_student_momentum_conv3_bias */, state + 6128 /* in_student_conv3_bias */, scratch + 6645408 /* t104 */, io + 226128 /* in_lr_student */);
+    step_student_dense7_update(state + 214448 /* in_student_momentum_dense7_weight */, state + 6160 /* in_student_dense7_weight */, scratch + 6425216 /* t98 */, io + 226128 /* in_lr_student */);
+    step_student_dense7_update_2(state + 415152 /* in_student_momentum_dense7_bias */, state + 206864 /* in_student_dense7_bias */, scratch + 6645248 /* t96 */, io + 226128 /* in_lr_student */);
+    step_student_dense9_update(state + 415280 /* in_student_momentum_dense9_weight */, state + 206992 /* in_student_dense9_weight */, scratch + 6643648 /* t93 */, io + 226128 /* in_lr_student */);
+    step_student_dense9_update_2(state + 416560 /* in_student_momentum_dense9_bias */, state + 208272 /* in_student_dense9_bias */, scratch + 6645440 /* t91 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_fwd_2(scratch + 2812544 /* t207 */, scratch + 3816064 /* t209 */, io /* in_x */, state + 1360 /* t203 */, state + 1504 /* t136 */, scratch /* chunk */);
+    step_student_conv3_fwd_2(scratch + 3213952 /* t215 */, scratch + 3615360 /* t217 */, scratch + 3816064 /* t209 */, state + 1520 /* t211 */, state + 6128 /* t157 */, scratch /* chunk */);
+    step_student_dense7_fwd_2(scratch + 3665536 /* t222 */, scratch + 3615360 /* t218 */, state + 6160 /* t169 */, state + 206864 /* t178 */);
+    step_student_dense9_fwd_2(scratch + 3669632 /* t225 */, scratch + 3665536 /* t222 */, state + 206992 /* t190 */, state + 208272 /* t199 */);
+    step_student_loss_l_fwd(scratch + 3916416 /* t226 */, scratch + 3669632 /* t225 */);
+    step_student_loss_l_fwd_2(scratch + 3669952 /* t228 */, scratch + 3670272 /* t229 */, scratch + 3669632 /* t225 */, scratch + 3916416 /* t226 */);
+    step_student_loss_l_fwd_3(scratch + 3916416 /* t230 */, scratch + 3670272 /* t229 */);
+    step_student_loss_l_fwd_4(scratch + 3669632 /* t231 */, scratch + 3916416 /* t230 */);
+    step_student_loss_l_fwd_5(scratch + 3968016 /* t235 */, scratch + 3669952 /* t228 */, scratch + 3669632 /* t231 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 227840 /* t236 */, scratch + 3968016 /* t235 */);
+    step_student_loss_l_vjp(scratch + 3669632 /* t238 */, io + 225792 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 3669952 /* t240 */, scratch + 3669632 /* t238 */);
+    step_student_loss_l_vjp_3(scratch + 3916448 /* t241 */, scratch + 3669952 /* t240 */, scratch + 3916416 /* t230 */);
+    step_student_loss_l_vjp_4(scratch + 3669952 /* t244 */, scratch + 3916448 /* t241 */, scratch + 3670272 /* t229 */, scratch + 3669632 /* t238 */);
+    step_student_dense9_vjp_4(scratch + 3968160 /* t245 */, scratch + 3669952 /* t244 */);
+    step_student_dense9_vjp_5(scratch + 3966592 /* t247 */, scratch + 3665536 /* t222 */, scratch + 3669952 /* t244 */);
+    step_student_dense9_vjp_6(scratch + 3715712 /* t249 */, scratch + 3669952 /* t244 */, state + 206992 /* t190 */, scratch + 3665536 /* t222 */);
+    step_student_dense7_vjp_4(scratch + 3968016 /* t250 */, scratch + 3715712 /* t249 */);
+    step_student_dense7_vjp_5(scratch + 3665536 /* t251 */, scratch + 3715712 /* t249 */, state + 6160 /* t169 */);
+    step_student_dense7_vjp_6(scratch + 3414656 /* t252 */, scratch + 3615360 /* t218 */, scratch + 3715712 /* t249 */);
+    step_student_relu4_vjp_3(scratch + 3916416 /* t255 */, scratch + 3615360 /* t217 */, scratch + 3665536 /* t253 */);
+    step_student_relu4_vjp_4(scratch + 3615360 /* t256 */, scratch + 3213952 /* t216 */, scratch + 3916416 /* t255 */);
+    step_student_conv3_vjp_4(scratch + 3922576 /* t258 */, scratch + 3615360 /* t257 */, scratch + 3916416 /* chunk */);
+    step_student_conv3_vjp_5(scratch + 3213952 /* t262 */, scratch + 3615360 /* t257 */, state + 1520 /* t211 */, scratch /* chunk */);
+    step_student_conv3_vjp_6(scratch + 3916416 /* t260 */, scratch + 3816064 /* t209 */, scratch + 3615360 /* t257 */, scratch /* chunk */);
+    step_student_relu1_vjp_3(scratch + 3314304 /* t264 */, scratch + 3816064 /* t209 */, scratch + 3213952 /* t262 */);
+    step_student_relu1_vjp_4(scratch + 1130112 /* t265 */, scratch + 2812544 /* t208 */, scratch + 3314304 /* t264 */);
+    step_student_conv0_vjp_3(scratch + 3922608 /* t267 */, scratch + 1130112 /* t266 */, scratch + 3921024 /* chunk */);
+    step_student_conv0_vjp_4(scratch + 3922304 /* t268 */, io /* in_x */, scratch + 1130112 /* t266 */, scratch /* chunk */);
+    step_teacher_feedback_fwd(scratch + 3922448 /* t271 */, scratch + 3922304 /* t269 */, scratch + 3967872 /* t115 */);
+    step_teacher_feedback_fwd_2(scratch + 3922464 /* t273 */, scratch + 3922608 /* t267 */, scratch + 3968144 /* t113 */);
+    step_teacher_feedback_fwd_3(scratch + 3922480 /* t276 */, scratch + 3916416 /* t261 */, scratch + 6636160 /* t107 */);
+    step_teacher_feedback_fwd_4(scratch + 3922496 /* t279 */, scratch + 3922576 /* t258 */, scratch + 6645408 /* t104 */);
+    step_teacher_feedback_fwd_5(scratch + 3922512 /* t282 */, scratch + 3414656 /* t252 */, scratch + 6425216 /* t98 */);
+    step_teacher_feedback_fwd_6(scratch + 3922528 /* t285 */, scratch + 3968016 /* t250 */, scratch + 6645248 /* t96 */);
+    step_teacher_feedback_fwd_7(scratch + 3922544 /* t288 */, scratch + 3966592 /* t247 */, scratch + 6643648 /* t93 */);
+    step_teacher_feedback_fwd_8(scratch + 3922560 /* t291 */, scratch + 3968160 /* t245 */, scratch + 6645440 /* t91 */);
+    step_teacher_feedback_fwd_9(scratch + 3922624 /* t292 */, io + 227856 /* t293 */, scratch + 3922448 /* t271 */, scratch + 3922464 /* t273 */, scratch + 3922480 /* t276 */, scratch + 3922496 /* t279 */, scratch + 3922512 /* t282 */, scratch + 3922528 /* t285 */, scratch + 3922544 /* t288 */, scratch + 3922560 /* t291 */, io + 226128 /* in_lr_student */);
+    step_teacher_feedback_fwd_10(scratch + 3922448 /* t294 */, scratch + 6641088 /* t26 */);
+    step_teacher_feedback_fwd_11(scratch + 3921024 /* t297 */, scratch + 6641088 /* t26 */, scratch + 3922448 /* t294 */);
+    step_teacher_feedback_fwd_12(scratch + 6642048 /* t298 */, scratch + 3921024 /* t297 */);
+    step_teacher_feedback_vjp(scratch + 3922448 /* t300 */, io + 226160 /* in_feedback_scale */, io + 227856 /* t293 */);
+    step_teacher_feedback_vjp_2(scratch + 6640768 /* t302 */, scratch + 3922448 /* t300 */, scratch + 6642368 /* t44 */);
+    step_teacher_feedback_vjp_3(scratch + 6642176 /* t304 */, scratch + 6640768 /* t302 */);
+    step_teacher_feedback_vjp_4(scratch + 6643328 /* t305 */, scratch + 6642176 /* t304 */, scratch + 6642048 /* t298 */);
+    step_teacher_feedback_vjp_5(scratch + 6642048 /* t308 */, scratch + 6643328 /* t305 */, scratch + 3921024 /* t297 */, scratch + 6640768 /* t302 */);
+    step_teacher_loss_sup_vjp(scratch + 6643328 /* t311 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_vjp_2(scratch + 3922448 /* t313 */, scratch + 6643328 /* t311 */);
+    step_teacher_loss_sup_vjp_3(scratch + 3922480 /* t314 */, scratch + 3922448 /* t313 */, scratch + 6645376 /* t35 */);
+    step_teacher_loss_sup_vjp_4(scratch + 3921024 /* t317 */, scratch + 3922480 /* t314 */, scratch + 6644928 /* t34 */, scratch + 6643328 /* t311 */);
+    step_teacher_dense2_vjp(scratch + 6645376 /* t318 */, scratch + 3921024 /* t317 */);
+    step_teacher_dense2_vjp_2(scratch + 6645392 /* t319 */, scratch + 6642048 /* t308 */);
+    step_teacher_dense2_vjp_3(scratch + 3922448 /* t320 */, scratch + 6645376 /* t318 */, scratch + 6645392 /* t319 */);
+    step_teacher_dense2_vjp_4(scratch + 6640768 /* t326 */, scratch + 6627968 /* t325 */, scratch + 6642048 /* t308 */);
+    step_teacher_dense2_vjp_5(scratch + 3623552 /* t329 */, scratch + 3921024 /* t317 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6625920 /* t323 */);
+    step_teacher_dense2_vjp_6(scratch + 3615360 /* t331 */, scratch + 6642048 /* t308 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t325 */);
+    step_teacher_dense0_vjp(scratch + 6644928 /* t332 */, scratch + 3623552 /* t329 */);
+    step_teacher_dense0_vjp_2(scratch + 6644992 /* t333 */, scratch + 3615360 /* t331 */);
+    step_teacher_dense0_vjp_3(scratch + 6645056 /* t334 */, scratch + 6644928 /* t332 */, scratch + 6644992 /* t333 */);
+    step_teacher_dense0_vjp_4(scratch + 6641408 /* t338 */, io + 226496 /* t337 */, scratch + 3615360 /* t331 */);
+    step_teacher_dense0_vjp_5(scratch + 6642048 /* t343 */, state + 208288 /* in_teacher_momentum_dense0_weight */, state /* in_teacher_dense0_weight */, io + 226176 /* in_teacher_x */, scratch + 3623552 /* t329 */, scratch + 6641408 /* t338 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense0_update(state + 208928 /* in_teacher_momentum_dense0_bias */, state + 640 /* in_teacher_dense0_bias */, scratch + 6645056 /* t334 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense2_vjp_7(scratch + 6641408 /* t364 */, state + 208992 /* in_teacher_momentum_dense2_weight */, state + 704 /* in_teacher_dense2_weight */, scratch + 6625920 /* t323 */, scratch + 3921024 /* t317 */, scratch + 6640768 /* t326 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense2_update(state + 209632 /* in_teacher_momentum_dense2_bias */, state + 1344 /* in_teacher_dense2_bias */, scratch + 3922448 /* t320 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 6645376 /* t382 */, scratch + 3922304 /* t269 */);
+    step_teacher_gradient_fwd_2(scratch + 6645392 /* t384 */, scratch + 3922608 /* t267 */);
+    step_teacher_gradient_fwd_3(scratch + 3922608 /* t387 */, scratch + 3916416 /* t261 */);
+    step_teacher_gradient_fwd_4(scratch + 6644928 /* t390 */, scratch + 3922576 /* t258 */);
+    step_teacher_gradient_fwd_5(scratch + 6644944 /* t393 */, scratch + 3414656 /* t252 */);
+    step_teacher_gradient_fwd_6(scratch + 6644960 /* t396 */, scratch + 3968016 /* t250 */);
+    step_teacher_gradient_fwd_7(scratch + 3968016 /* t399 */, scratch + 3966592 /* t247 */);
+    step_teacher_gradient_fwd_8(scratch + 3968032 /* t402 */, scratch + 3968160 /* t245 */);
+    step_teacher_gradient_fwd_9(io + 227872 /* t404 */, scratch + 6645376 /* t382 */, scratch + 6645392 /* t384 */, scratch + 3922608 /* t387 */, scratch + 6644928 /* t390 */, scratch + 6644944 /* t393 */, scratch + 6644960 /* t396 */, scratch + 3968016 /* t399 */, scratch + 3968032 /* t402 */);
+    step_teacher_gradient_fwd_10(scratch + 6645376 /* t406 */, scratch + 3967872 /* t115 */);
+    step_teacher_gradient_fwd_11(scratch + 6645392 /* t408 */, scratch + 3968144 /* t113 */);
+    step_teacher_gradient_fwd_12(scratch + 6644928 /* t411 */, scratch + 6636160 /* t107 */);
+    step_teacher_gradient_fwd_13(scratch + 6644944 /* t414 */, scratch + 6645408 /* t104 */);
+    step_teacher_gradient_fwd_14(scratch + 6645408 /* t417 */, scratch + 6425216 /* t98 */);
+    step_teacher_gradient_fwd_15(scratch + 6645424 /* t420 */, scratch + 6645248 /* t96 */);
+    step_teacher_gradient_fwd_16(scratch + 6644960 /* t423 */, scratch + 6643648 /* t93 */);
+    step_teacher_gradient_fwd_17(scratch + 6644976 /* t426 */, scratch + 6645440 /* t91 */);
+    step_teacher_gradient_fwd_18(io + 227888 /* t428 */, io + 227904 /* t432 */, io + 227920 /* t433 */, scratch + 6645376 /* t406 */, scratch + 6645392 /* t408 */, scratch + 6644928 /* t411 */, scratch + 6644944 /* t414 */, scratch + 6645408 /* t417 */, scratch + 6645424 /* t420 */, scratch + 6644960 /* t423 */, scratch + 6644976 /* t426 */, io + 227872 /* t404 */, scratch + 3922624 /* t292 */, io + 227856 /* t293 */);
     /* Results computed elsewhere (in scratch, or shared with another result), copied into place. */
     memcpy(io + 227808, io + 227792, 1 * sizeof(float)); /* result "mask_rate" */
 }
@@ -2840,7 +2840,7 @@ static void supervised_step_student_conv3_fwd_part(void *context, int part, int 
     const float *restrict t18 = p->t18;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
@@ -2848,7 +2848,7 @@ static void supervised_step_student_conv3_fwd_part(void *context, int part, int 
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t24 + (size_t)n0 * 6272, t18 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+            mplc_winograd_conv3x3(t24 + (size_t)n0 * 6272, t18 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -3235,7 +3235,7 @@ static void supervised_step_student_conv3_vjp_2_part(void *context, int part, in
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_conv3_weight, 32, 16, 1);
@@ -3243,7 +3243,7 @@ static void supervised_step_student_conv3_vjp_2_part(void *context, int part, in
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t72 + (size_t)n0 * 3136, t67 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 347392, chunk + 347440, 14112, 7056});
+            mplc_winograd_conv3x3(t72 + (size_t)n0 * 3136, t67 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
         }
     }
 }
@@ -3267,16 +3267,16 @@ static void supervised_step_student_conv3_vjp_3_part(void *context, int part, in
     float *restrict t70 = p->t70;
     const float *restrict t18 = p->t18;
     const float *restrict t67 = p->t67;
-    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 351568; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(256, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t70 : chunk + 347216;
+    float *sum = part == 0 ? t70 : chunk + 346960;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t18 + (size_t)n0 * 3136, t67 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t18 + (size_t)n0 * 3136, t67 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
@@ -3284,7 +3284,7 @@ static void supervised_step_student_conv3_vjp_3_part(void *context, int part, in
 static void supervised_step_student_conv3_vjp_3(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
     mplc_parallel(supervised_step_student_conv3_vjp_3_part, &(supervised_step_student_conv3_vjp_3_pointers){t70, t18, t67, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 351824 + 347216;
+        const float *partial = chunk + (size_t)q * 351568 + 346960;
         for (int i = 0; i < 4608; i++) t70[i] += partial[i];
     }
 }
@@ -3677,43 +3677,43 @@ static void supervised_step_student_dense9_update(float *restrict in_student_mom
     }
 }
 
-/* 35 kernels; scratch high-water mark 10477360 floats. */
+/* 35 kernels; scratch high-water mark 10475312 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_student_conv0_fwd(scratch /* t16 */, scratch + 9200256 /* t18 */, io /* in_x */, state + 1360 /* in_student_conv0_weight */, state + 1504 /* in_student_conv0_bias */, scratch + 3211264 /* chunk */);
-    supervised_step_student_conv3_fwd(scratch + 5988992 /* t24 */, scratch + 10003072 /* t26 */, scratch + 9200256 /* t18 */, state + 1520 /* in_student_conv3_weight */, state + 6128 /* in_student_conv3_bias */, scratch + 3211264 /* chunk */);
-    supervised_step_student_dense7_fwd(scratch + 10404480 /* t31 */, scratch + 10003072 /* t27 */, state + 6160 /* in_student_dense7_weight */, state + 206864 /* in_student_dense7_bias */);
-    supervised_step_student_dense9_fwd(scratch + 7594624 /* t34 */, scratch + 10404480 /* t31 */, state + 206992 /* in_student_dense9_weight */, state + 208272 /* in_student_dense9_bias */);
-    supervised_step_student_loss_fwd(scratch + 7602304 /* t35 */, scratch + 7594624 /* t34 */);
-    supervised_step_student_loss_fwd_2(scratch + 7597184 /* t37 */, scratch + 7599744 /* t38 */, scratch + 7594624 /* t34 */, scratch + 7602304 /* t35 */);
-    supervised_step_student_loss_fwd_3(scratch + 7602304 /* t39 */, scratch + 7599744 /* t38 */);
-    supervised_step_student_loss_fwd_4(scratch + 7594624 /* t40 */, scratch + 7602304 /* t39 */);
-    supervised_step_student_loss_fwd_5(scratch + 7594880 /* t44 */, scratch + 7597184 /* t37 */, scratch + 7594624 /* t40 */, io + 200704 /* in_y */);
-    supervised_step_student_loss_fwd_6(io + 203280 /* t46 */, scratch + 7594880 /* t44 */);
-    supervised_step_student_loss_vjp(scratch + 7594624 /* t48 */, io + 200704 /* in_y */);
-    supervised_step_student_loss_vjp_2(scratch + 7597184 /* t50 */, scratch + 7594624 /* t48 */);
-    supervised_step_student_loss_vjp_3(scratch + 7597440 /* t51 */, scratch + 7597184 /* t50 */, scratch + 7602304 /* t39 */);
-    supervised_step_student_loss_vjp_4(scratch + 10474624 /* t54 */, scratch + 7597440 /* t51 */, scratch + 7599744 /* t38 */, scratch + 7594624 /* t48 */);
-    supervised_step_student_dense9_vjp(scratch + 10477344 /* t55 */, scratch + 10474624 /* t54 */);
-    supervised_step_student_dense9_vjp_2(scratch + 10437248 /* t59 */, scratch + 10474624 /* t54 */, state + 206992 /* in_student_dense9_weight */, scratch + 10404480 /* t31 */);
-    supervised_step_student_dense7_vjp(scratch + 10477184 /* t60 */, scratch + 10437248 /* t59 */, scratch + 10470016 /* chunk */);
-    supervised_step_student_dense7_vjp_2(scratch + 7594624 /* t61 */, scratch + 10437248 /* t59 */, state + 6160 /* in_student_dense7_weight */);
-    supervised_step_student_relu4_vjp(scratch + 3211264 /* t65 */, scratch + 10003072 /* t26 */, scratch + 7594624 /* t63 */);
-    supervised_step_student_relu4_vjp_2(scratch + 7594624 /* t66 */, scratch + 5988992 /* t25 */, scratch + 3211264 /* t65 */);
-    supervised_step_student_conv3_vjp(scratch + 10477312 /* t68 */, scratch + 7594624 /* t67 */, scratch + 10470016 /* chunk */);
-    supervised_step_student_conv3_vjp_2(scratch + 6025856 /* t72 */, scratch + 7594624 /* t67 */, state + 1520 /* in_student_conv3_weight */, scratch + 3211264 /* chunk */);
-    supervised_step_student_conv3_vjp_3(scratch + 10470016 /* t70 */, scratch + 9200256 /* t18 */, scratch + 7594624 /* t67 */, scratch + 3211264 /* chunk */);
-    supervised_step_student_relu1_vjp(scratch + 6828672 /* t74 */, scratch + 9200256 /* t18 */, scratch + 6025856 /* t72 */);
-    supervised_step_student_relu1_vjp_2(scratch + 3211264 /* t75 */, scratch /* t17 */, scratch + 6828672 /* t74 */);
+    supervised_step_student_conv0_fwd(scratch /* t16 */, scratch + 9198208 /* t18 */, io /* in_x */, state + 1360 /* in_student_conv0_weight */, state + 1504 /* in_student_conv0_bias */, scratch + 3211264 /* chunk */);
+    supervised_step_student_conv3_fwd(scratch + 5986944 /* t24 */, scratch + 10001024 /* t26 */, scratch + 9198208 /* t18 */, state + 1520 /* in_student_conv3_weight */, state + 6128 /* in_student_conv3_bias */, scratch + 3211264 /* chunk */);
+    supervised_step_student_dense7_fwd(scratch + 10402432 /* t31 */, scratch + 10001024 /* t27 */, state + 6160 /* in_student_dense7_weight */, state + 206864 /* in_student_dense7_bias */);
+    supervised_step_student_dense9_fwd(scratch + 7592576 /* t34 */, scratch + 10402432 /* t31 */, state + 206992 /* in_student_dense9_weight */, state + 208272 /* in_student_dense9_bias */);
+    supervised_step_student_loss_fwd(scratch + 7600256 /* t35 */, scratch + 7592576 /* t34 */);
+    supervised_step_student_loss_fwd_2(scratch + 7595136 /* t37 */, scratch + 7597696 /* t38 */, scratch + 7592576 /* t34 */, scratch + 7600256 /* t35 */);
+    supervised_step_student_loss_fwd_3(scratch + 7600256 /* t39 */, scratch + 7597696 /* t38 */);
+    supervised_step_student_loss_fwd_4(scratch + 7592576 /* t40 */, scratch + 7600256 /* t39 */);
+    supervised_step_student_loss_fwd_5(scratch + 7592832 /* t44 */, scratch + 7595136 /* t37 */, scratch + 7592576 /* t40 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_fwd_6(io + 203280 /* t46 */, scratch + 7592832 /* t44 */);
+    supervised_step_student_loss_vjp(scratch + 7592576 /* t48 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_vjp_2(scratch + 7595136 /* t50 */, scratch + 7592576 /* t48 */);
+    supervised_step_student_loss_vjp_3(scratch + 7595392 /* t51 */, scratch + 7595136 /* t50 */, scratch + 7600256 /* t39 */);
+    supervised_step_student_loss_vjp_4(scratch + 10472576 /* t54 */, scratch + 7595392 /* t51 */, scratch + 7597696 /* t38 */, scratch + 7592576 /* t48 */);
+    supervised_step_student_dense9_vjp(scratch + 10475296 /* t55 */, scratch + 10472576 /* t54 */);
+    supervised_step_student_dense9_vjp_2(scratch + 10435200 /* t59 */, scratch + 10472576 /* t54 */, state + 206992 /* in_student_dense9_weight */, scratch + 10402432 /* t31 */);
+    supervised_step_student_dense7_vjp(scratch + 10475136 /* t60 */, scratch + 10435200 /* t59 */, scratch + 10467968 /* chunk */);
+    supervised_step_student_dense7_vjp_2(scratch + 7592576 /* t61 */, scratch + 10435200 /* t59 */, state + 6160 /* in_student_dense7_weight */);
+    supervised_step_student_relu4_vjp(scratch + 3211264 /* t65 */, scratch + 10001024 /* t26 */, scratch + 7592576 /* t63 */);
+    supervised_step_student_relu4_vjp_2(scratch + 7592576 /* t66 */, scratch + 5986944 /* t25 */, scratch + 3211264 /* t65 */);
+    supervised_step_student_conv3_vjp(scratch + 10475264 /* t68 */, scratch + 7592576 /* t67 */, scratch + 10467968 /* chunk */);
+    supervised_step_student_conv3_vjp_2(scratch + 6023808 /* t72 */, scratch + 7592576 /* t67 */, state + 1520 /* in_student_conv3_weight */, scratch + 3211264 /* chunk */);
+    supervised_step_student_conv3_vjp_3(scratch + 10467968 /* t70 */, scratch + 9198208 /* t18 */, scratch + 7592576 /* t67 */, scratch + 3211264 /* chunk */);
+    supervised_step_student_relu1_vjp(scratch + 6826624 /* t74 */, scratch + 9198208 /* t18 */, scratch + 6023808 /* t72 */);
+    supervised_step_student_relu1_vjp_2(scratch + 3211264 /* t75 */, scratch /* t17 */, scratch + 6826624 /* t74 */);
     supervised_step_student_conv0_vjp(scratch + 1130256 /* t77 */, scratch + 3211264 /* t76 */, scratch /* chunk */);
     supervised_step_student_conv0_vjp_2(scratch + 1130112 /* t78 */, io /* in_x */, scratch + 3211264 /* t76 */, scratch /* chunk */);
     supervised_step_student_conv0_update(state + 209648 /* in_student_momentum_conv0_weight */, state + 1360 /* in_student_conv0_weight */, scratch + 1130112 /* t79 */, io + 203264 /* in_lr */);
     supervised_step_student_conv0_update_2(state + 209792 /* in_student_momentum_conv0_bias */, state + 1504 /* in_student_conv0_bias */, scratch + 1130256 /* t77 */, io + 203264 /* in_lr */);
-    supervised_step_student_conv3_update(state + 209808 /* in_student_momentum_conv3_weight */, state + 1520 /* in_student_conv3_weight */, scratch + 10470016 /* t71 */, io + 203264 /* in_lr */);
-    supervised_step_student_conv3_update_2(state + 214416 /* in_student_momentum_conv3_bias */, state + 6128 /* in_student_conv3_bias */, scratch + 10477312 /* t68 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense7_vjp_3(scratch /* t125 */, state + 214448 /* in_student_momentum_dense7_weight */, state + 6160 /* in_student_dense7_weight */, scratch + 10003072 /* t27 */, scratch + 10437248 /* t59 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense7_update(state + 415152 /* in_student_momentum_dense7_bias */, state + 206864 /* in_student_dense7_bias */, scratch + 10477184 /* t60 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense9_vjp_3(scratch + 10437248 /* t146 */, state + 415280 /* in_student_momentum_dense9_weight */, state + 206992 /* in_student_dense9_weight */, scratch + 10404480 /* t31 */, scratch + 10474624 /* t54 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense9_update(state + 416560 /* in_student_momentum_dense9_bias */, state + 208272 /* in_student_dense9_bias */, scratch + 10477344 /* t55 */, io + 203264 /* in_lr */);
+    supervised_step_student_conv3_update(state + 209808 /* in_student_momentum_conv3_weight */, state + 1520 /* in_student_conv3_weight */, scratch + 10467968 /* t71 */, io + 203264 /* in_lr */);
+    supervised_step_student_conv3_update_2(state + 214416 /* in_student_momentum_conv3_bias */, state + 6128 /* in_student_conv3_bias */, scratch + 10475264 /* t68 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense7_vjp_3(scratch /* t125 */, state + 214448 /* in_student_momentum_dense7_weight */, state + 6160 /* in_student_dense7_weight */, scratch + 10001024 /* t27 */, scratch + 10435200 /* t59 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense7_update(state + 415152 /* in_student_momentum_dense7_bias */, state + 206864 /* in_student_dense7_bias */, scratch + 10475136 /* t60 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense9_vjp_3(scratch + 10435200 /* t146 */, state + 415280 /* in_student_momentum_dense9_weight */, state + 206992 /* in_student_dense9_weight */, scratch + 10402432 /* t31 */, scratch + 10472576 /* t54 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense9_update(state + 416560 /* in_student_momentum_dense9_bias */, state + 208272 /* in_student_dense9_bias */, scratch + 10475296 /* t55 */, io + 203264 /* in_lr */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -3846,7 +3846,7 @@ static void predict_student_student_conv3_fwd_part(void *context, int part, int 
     const float *restrict t16 = p->t16;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
@@ -3854,7 +3854,7 @@ static void predict_student_student_conv3_fwd_part(void *context, int part, int 
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t22 + (size_t)n0 * 6272, t16 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 347136, chunk + 347184, 7056, 14112});
+            mplc_winograd_conv3x3(t22 + (size_t)n0 * 6272, t16 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {

@@ -514,7 +514,7 @@ static void step_teacher_res3_conv0_fwd_part(void *context, int part, int parts)
     const float *restrict t134 = p->t134;
     const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
     const float *restrict in_teacher_res3_conv0_bias = p->in_teacher_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 0);
@@ -522,7 +522,7 @@ static void step_teacher_res3_conv0_fwd_part(void *context, int part, int parts)
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t139 + (size_t)n0 * 3136, t134 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t139 + (size_t)n0 * 3136, t134 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -784,7 +784,7 @@ static void step_teacher_res3_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t164 = p->t164;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
     const float *restrict in_teacher_res3_conv3_bias = p->in_teacher_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 0);
@@ -792,7 +792,7 @@ static void step_teacher_res3_conv3_fwd_part(void *context, int part, int parts)
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t169 + (size_t)n0 * 3136, t164 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t169 + (size_t)n0 * 3136, t164 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -1351,7 +1351,7 @@ static void step_teacher_res6_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t234 = p->t234;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
     const float *restrict in_teacher_res6_conv3_bias = p->in_teacher_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 0);
@@ -1359,7 +1359,7 @@ static void step_teacher_res6_conv3_fwd_part(void *context, int part, int parts)
     while (mplc_claim(288, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t239 + (size_t)n0 * 1568, t234 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t239 + (size_t)n0 * 1568, t234 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1960,7 +1960,7 @@ static void step_teacher_res9_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t308 = p->t308;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
     const float *restrict in_teacher_res9_conv3_bias = p->in_teacher_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 0);
@@ -1968,7 +1968,7 @@ static void step_teacher_res9_conv3_fwd_part(void *context, int part, int parts)
     while (mplc_claim(288, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t313 + (size_t)n0 * 1024, t308 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t313 + (size_t)n0 * 1024, t308 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -2908,7 +2908,7 @@ static void step_student_res3_conv0_fwd_part(void *context, int part, int parts)
     const float *restrict t440 = p->t440;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
     const float *restrict in_student_res3_conv0_bias = p->in_student_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
@@ -2916,7 +2916,7 @@ static void step_student_res3_conv0_fwd_part(void *context, int part, int parts)
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t445 + (size_t)n0 * 3136, t440 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t445 + (size_t)n0 * 3136, t440 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -3178,7 +3178,7 @@ static void step_student_res3_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t470 = p->t470;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
@@ -3186,7 +3186,7 @@ static void step_student_res3_conv3_fwd_part(void *context, int part, int parts)
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t475 + (size_t)n0 * 3136, t470 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t475 + (size_t)n0 * 3136, t470 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -3745,7 +3745,7 @@ static void step_student_res6_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t536 = p->t536;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
@@ -3753,7 +3753,7 @@ static void step_student_res6_conv3_fwd_part(void *context, int part, int parts)
     while (mplc_claim(128, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t541 + (size_t)n0 * 1568, t536 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t541 + (size_t)n0 * 1568, t536 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -4354,7 +4354,7 @@ static void step_student_res9_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t606 = p->t606;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
@@ -4362,7 +4362,7 @@ static void step_student_res9_conv3_fwd_part(void *context, int part, int parts)
     while (mplc_claim(128, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t611 + (size_t)n0 * 1024, t606 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t611 + (size_t)n0 * 1024, t606 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -5467,7 +5467,7 @@ static void step_student_res9_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t773 = p->t773;
     const float *restrict t732 = p->t732;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 1);
@@ -5475,7 +5475,7 @@ static void step_student_res9_conv3_vjp_2_part(void *context, int part, int part
     while (mplc_claim(128, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t773 + (size_t)n0 * 1024, t732 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t773 + (size_t)n0 * 1024, t732 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
         }
     }
 }
@@ -5558,16 +5558,16 @@ static void step_student_res9_conv3_vjp_3_part(void *context, int part, int part
     float *restrict t771 = p->t771;
     const float *restrict t769 = p->t769;
     const float *restrict t732 = p->t732;
-    float *restrict chunk = p->chunk + (size_t)part * 332992; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 331968; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 28 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 28, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t771 : chunk + 296128;
+    float *sum = part == 0 ? t771 : chunk + 295104;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
         const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_winograd_filter_gradient(filters, t769 + (size_t)n0 * 1024, t732 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+        mplc_winograd_filter_gradient(filters, t769 + (size_t)n0 * 1024, t732 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
@@ -5575,7 +5575,7 @@ static void step_student_res9_conv3_vjp_3_part(void *context, int part, int part
 static void step_student_res9_conv3_vjp_3(float *restrict t771, const float *restrict t769, const float *restrict t732, float *restrict chunk) {
     mplc_parallel(step_student_res9_conv3_vjp_3_part, &(step_student_res9_conv3_vjp_3_pointers){t771, t769, t732, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 332992 + 296128;
+        const float *partial = chunk + (size_t)q * 331968 + 295104;
         for (int i = 0; i < 36864; i++) t771[i] += partial[i];
     }
 }
@@ -6750,7 +6750,7 @@ static void step_student_res6_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t946 = p->t946;
     const float *restrict t905 = p->t905;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 1);
@@ -6758,7 +6758,7 @@ static void step_student_res6_conv3_vjp_2_part(void *context, int part, int part
     while (mplc_claim(128, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t946 + (size_t)n0 * 1568, t905 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t946 + (size_t)n0 * 1568, t905 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
         }
     }
 }
@@ -6841,16 +6841,16 @@ static void step_student_res6_conv3_vjp_3_part(void *context, int part, int part
     float *restrict t944 = p->t944;
     const float *restrict t942 = p->t942;
     const float *restrict t905 = p->t905;
-    float *restrict chunk = p->chunk + (size_t)part * 321120; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 320608; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 18 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 18, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t944 : chunk + 311904;
+    float *sum = part == 0 ? t944 : chunk + 311392;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
         const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_winograd_filter_gradient(filters, t942 + (size_t)n0 * 1568, t905 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+        mplc_winograd_filter_gradient(filters, t942 + (size_t)n0 * 1568, t905 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
@@ -6858,7 +6858,7 @@ static void step_student_res6_conv3_vjp_3_part(void *context, int part, int part
 static void step_student_res6_conv3_vjp_3(float *restrict t944, const float *restrict t942, const float *restrict t905, float *restrict chunk) {
     mplc_parallel(step_student_res6_conv3_vjp_3_part, &(step_student_res6_conv3_vjp_3_pointers){t944, t942, t905, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 321120 + 311904;
+        const float *partial = chunk + (size_t)q * 320608 + 311392;
         for (int i = 0; i < 9216; i++) t944[i] += partial[i];
     }
 }
@@ -7890,7 +7890,7 @@ static void step_student_res3_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t1101 = p->t1101;
     const float *restrict t1078 = p->t1078;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 1);
@@ -7898,7 +7898,7 @@ static void step_student_res3_conv3_vjp_2_part(void *context, int part, int part
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t1101 + (size_t)n0 * 3136, t1078 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t1101 + (size_t)n0 * 3136, t1078 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
         }
     }
 }
@@ -7981,16 +7981,16 @@ static void step_student_res3_conv3_vjp_3_part(void *context, int part, int part
     float *restrict t1099 = p->t1099;
     const float *restrict t1097 = p->t1097;
     const float *restrict t1078 = p->t1078;
-    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 232240; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1099 : chunk + 230192;
+    float *sum = part == 0 ? t1099 : chunk + 229936;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t1097 + (size_t)n0 * 3136, t1078 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t1097 + (size_t)n0 * 3136, t1078 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
@@ -7998,7 +7998,7 @@ static void step_student_res3_conv3_vjp_3_part(void *context, int part, int part
 static void step_student_res3_conv3_vjp_3(float *restrict t1099, const float *restrict t1097, const float *restrict t1078, float *restrict chunk) {
     mplc_parallel(step_student_res3_conv3_vjp_3_part, &(step_student_res3_conv3_vjp_3_pointers){t1099, t1097, t1078, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        const float *partial = chunk + (size_t)q * 232240 + 229936;
         for (int i = 0; i < 2304; i++) t1099[i] += partial[i];
     }
 }
@@ -8459,7 +8459,7 @@ static void step_student_res3_conv0_vjp_2_part(void *context, int part, int part
     float *restrict t1178 = p->t1178;
     const float *restrict t1156 = p->t1156;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 1);
@@ -8467,7 +8467,7 @@ static void step_student_res3_conv0_vjp_2_part(void *context, int part, int part
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t1178 + (size_t)n0 * 3136, t1156 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t1178 + (size_t)n0 * 3136, t1156 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
         }
     }
 }
@@ -8550,16 +8550,16 @@ static void step_student_res3_conv0_vjp_3_part(void *context, int part, int part
     float *restrict t1176 = p->t1176;
     const float *restrict t1174 = p->t1174;
     const float *restrict t1156 = p->t1156;
-    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 232240; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1176 : chunk + 230192;
+    float *sum = part == 0 ? t1176 : chunk + 229936;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t1174 + (size_t)n0 * 3136, t1156 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t1174 + (size_t)n0 * 3136, t1156 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
@@ -8567,7 +8567,7 @@ static void step_student_res3_conv0_vjp_3_part(void *context, int part, int part
 static void step_student_res3_conv0_vjp_3(float *restrict t1176, const float *restrict t1174, const float *restrict t1156, float *restrict chunk) {
     mplc_parallel(step_student_res3_conv0_vjp_3_part, &(step_student_res3_conv0_vjp_3_pointers){t1176, t1174, t1156, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        const float *partial = chunk + (size_t)q * 232240 + 229936;
         for (int i = 0; i < 2304; i++) t1176[i] += partial[i];
     }
 }
@@ -10090,7 +10090,7 @@ static void step_student_res3_conv0_fwd_2_part(void *context, int part, int part
     const float *restrict t1544 = p->t1544;
     const float *restrict t1546 = p->t1546;
     const float *restrict t1291 = p->t1291;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t1546, 16, 16, 0);
@@ -10098,7 +10098,7 @@ static void step_student_res3_conv0_fwd_2_part(void *context, int part, int part
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t1549 + (size_t)n0 * 3136, t1544 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t1549 + (size_t)n0 * 3136, t1544 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -10340,7 +10340,7 @@ static void step_student_res3_conv3_fwd_2_part(void *context, int part, int part
     const float *restrict t1568 = p->t1568;
     const float *restrict t1570 = p->t1570;
     const float *restrict t1321 = p->t1321;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t1570, 16, 16, 0);
@@ -10348,7 +10348,7 @@ static void step_student_res3_conv3_fwd_2_part(void *context, int part, int part
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t1573 + (size_t)n0 * 3136, t1568 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t1573 + (size_t)n0 * 3136, t1568 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -10867,7 +10867,7 @@ static void step_student_res6_conv3_fwd_2_part(void *context, int part, int part
     const float *restrict t1621 = p->t1621;
     const float *restrict t1623 = p->t1623;
     const float *restrict t1389 = p->t1389;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t1623, 32, 32, 0);
@@ -10875,7 +10875,7 @@ static void step_student_res6_conv3_fwd_2_part(void *context, int part, int part
     while (mplc_claim(32, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t1626 + (size_t)n0 * 1568, t1621 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t1626 + (size_t)n0 * 1568, t1621 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -11436,7 +11436,7 @@ static void step_student_res9_conv3_fwd_2_part(void *context, int part, int part
     const float *restrict t1678 = p->t1678;
     const float *restrict t1680 = p->t1680;
     const float *restrict t1469 = p->t1469;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t1680, 64, 64, 0);
@@ -11444,7 +11444,7 @@ static void step_student_res9_conv3_fwd_2_part(void *context, int part, int part
     while (mplc_claim(32, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t1683 + (size_t)n0 * 1024, t1678 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t1683 + (size_t)n0 * 1024, t1678 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -12536,7 +12536,7 @@ static void step_student_res9_conv3_vjp_5_part(void *context, int part, int part
     float *restrict t1841 = p->t1841;
     const float *restrict t1800 = p->t1800;
     const float *restrict t1680 = p->t1680;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t1680, 64, 64, 1);
@@ -12544,7 +12544,7 @@ static void step_student_res9_conv3_vjp_5_part(void *context, int part, int part
     while (mplc_claim(32, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t1841 + (size_t)n0 * 1024, t1800 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t1841 + (size_t)n0 * 1024, t1800 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
         }
     }
 }
@@ -12627,16 +12627,16 @@ static void step_student_res9_conv3_vjp_6_part(void *context, int part, int part
     float *restrict t1839 = p->t1839;
     const float *restrict t1837 = p->t1837;
     const float *restrict t1800 = p->t1800;
-    float *restrict chunk = p->chunk + (size_t)part * 332992; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 331968; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 28 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 28, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1839 : chunk + 296128;
+    float *sum = part == 0 ? t1839 : chunk + 295104;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
         const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_winograd_filter_gradient(filters, t1837 + (size_t)n0 * 1024, t1800 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+        mplc_winograd_filter_gradient(filters, t1837 + (size_t)n0 * 1024, t1800 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
@@ -12644,7 +12644,7 @@ static void step_student_res9_conv3_vjp_6_part(void *context, int part, int part
 static void step_student_res9_conv3_vjp_6(float *restrict t1839, const float *restrict t1837, const float *restrict t1800, float *restrict chunk) {
     mplc_parallel(step_student_res9_conv3_vjp_6_part, &(step_student_res9_conv3_vjp_6_pointers){t1839, t1837, t1800, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 332992 + 296128;
+        const float *partial = chunk + (size_t)q * 331968 + 295104;
         for (int i = 0; i < 36864; i++) t1839[i] += partial[i];
     }
 }
@@ -13833,7 +13833,7 @@ static void step_student_res6_conv3_vjp_5_part(void *context, int part, int part
     float *restrict t2020 = p->t2020;
     const float *restrict t1979 = p->t1979;
     const float *restrict t1623 = p->t1623;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t1623, 32, 32, 1);
@@ -13841,7 +13841,7 @@ static void step_student_res6_conv3_vjp_5_part(void *context, int part, int part
     while (mplc_claim(32, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t2020 + (size_t)n0 * 1568, t1979 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t2020 + (size_t)n0 * 1568, t1979 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
         }
     }
 }
@@ -13924,16 +13924,16 @@ static void step_student_res6_conv3_vjp_6_part(void *context, int part, int part
     float *restrict t2018 = p->t2018;
     const float *restrict t2016 = p->t2016;
     const float *restrict t1979 = p->t1979;
-    float *restrict chunk = p->chunk + (size_t)part * 321120; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 320608; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 18 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 18, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2018 : chunk + 311904;
+    float *sum = part == 0 ? t2018 : chunk + 311392;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
         const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_winograd_filter_gradient(filters, t2016 + (size_t)n0 * 1568, t1979 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+        mplc_winograd_filter_gradient(filters, t2016 + (size_t)n0 * 1568, t1979 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
@@ -13941,7 +13941,7 @@ static void step_student_res6_conv3_vjp_6_part(void *context, int part, int part
 static void step_student_res6_conv3_vjp_6(float *restrict t2018, const float *restrict t2016, const float *restrict t1979, float *restrict chunk) {
     mplc_parallel(step_student_res6_conv3_vjp_6_part, &(step_student_res6_conv3_vjp_6_pointers){t2018, t2016, t1979, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 321120 + 311904;
+        const float *partial = chunk + (size_t)q * 320608 + 311392;
         for (int i = 0; i < 9216; i++) t2018[i] += partial[i];
     }
 }
@@ -14987,7 +14987,7 @@ static void step_student_res3_conv3_vjp_5_part(void *context, int part, int part
     float *restrict t2181 = p->t2181;
     const float *restrict t2158 = p->t2158;
     const float *restrict t1570 = p->t1570;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t1570, 16, 16, 1);
@@ -14995,7 +14995,7 @@ static void step_student_res3_conv3_vjp_5_part(void *context, int part, int part
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t2181 + (size_t)n0 * 3136, t2158 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t2181 + (size_t)n0 * 3136, t2158 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
         }
     }
 }
@@ -15078,16 +15078,16 @@ static void step_student_res3_conv3_vjp_6_part(void *context, int part, int part
     float *restrict t2179 = p->t2179;
     const float *restrict t2177 = p->t2177;
     const float *restrict t2158 = p->t2158;
-    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 232240; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2179 : chunk + 230192;
+    float *sum = part == 0 ? t2179 : chunk + 229936;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t2177 + (size_t)n0 * 3136, t2158 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t2177 + (size_t)n0 * 3136, t2158 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
@@ -15095,7 +15095,7 @@ static void step_student_res3_conv3_vjp_6_part(void *context, int part, int part
 static void step_student_res3_conv3_vjp_6(float *restrict t2179, const float *restrict t2177, const float *restrict t2158, float *restrict chunk) {
     mplc_parallel(step_student_res3_conv3_vjp_6_part, &(step_student_res3_conv3_vjp_6_pointers){t2179, t2177, t2158, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        const float *partial = chunk + (size_t)q * 232240 + 229936;
         for (int i = 0; i < 2304; i++) t2179[i] += partial[i];
     }
 }
@@ -15563,7 +15563,7 @@ static void step_student_res3_conv0_vjp_5_part(void *context, int part, int part
     float *restrict t2261 = p->t2261;
     const float *restrict t2239 = p->t2239;
     const float *restrict t1546 = p->t1546;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, t1546, 16, 16, 1);
@@ -15571,7 +15571,7 @@ static void step_student_res3_conv0_vjp_5_part(void *context, int part, int part
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t2261 + (size_t)n0 * 3136, t2239 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t2261 + (size_t)n0 * 3136, t2239 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
         }
     }
 }
@@ -15654,16 +15654,16 @@ static void step_student_res3_conv0_vjp_6_part(void *context, int part, int part
     float *restrict t2259 = p->t2259;
     const float *restrict t2257 = p->t2257;
     const float *restrict t2239 = p->t2239;
-    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 232240; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2259 : chunk + 230192;
+    float *sum = part == 0 ? t2259 : chunk + 229936;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t2257 + (size_t)n0 * 3136, t2239 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t2257 + (size_t)n0 * 3136, t2239 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
@@ -15671,7 +15671,7 @@ static void step_student_res3_conv0_vjp_6_part(void *context, int part, int part
 static void step_student_res3_conv0_vjp_6(float *restrict t2259, const float *restrict t2257, const float *restrict t2239, float *restrict chunk) {
     mplc_parallel(step_student_res3_conv0_vjp_6_part, &(step_student_res3_conv0_vjp_6_pointers){t2259, t2257, t2239, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        const float *partial = chunk + (size_t)q * 232240 + 229936;
         for (int i = 0; i < 2304; i++) t2259[i] += partial[i];
     }
 }
@@ -17894,7 +17894,7 @@ static void step_teacher_res9_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t2594 = p->t2594;
     const float *restrict t2553 = p->t2553;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 1);
@@ -17902,7 +17902,7 @@ static void step_teacher_res9_conv3_vjp_2_part(void *context, int part, int part
     while (mplc_claim(288, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t2594 + (size_t)n0 * 1024, t2553 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t2594 + (size_t)n0 * 1024, t2553 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
         }
     }
 }
@@ -17985,16 +17985,16 @@ static void step_teacher_res9_conv3_vjp_3_part(void *context, int part, int part
     float *restrict t2592 = p->t2592;
     const float *restrict t2590 = p->t2590;
     const float *restrict t2553 = p->t2553;
-    float *restrict chunk = p->chunk + (size_t)part * 332992; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 331968; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 28 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(288, 28, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2592 : chunk + 296128;
+    float *sum = part == 0 ? t2592 : chunk + 295104;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
         const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_winograd_filter_gradient(filters, t2590 + (size_t)n0 * 1024, t2553 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+        mplc_winograd_filter_gradient(filters, t2590 + (size_t)n0 * 1024, t2553 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
@@ -18002,7 +18002,7 @@ static void step_teacher_res9_conv3_vjp_3_part(void *context, int part, int part
 static void step_teacher_res9_conv3_vjp_3(float *restrict t2592, const float *restrict t2590, const float *restrict t2553, float *restrict chunk) {
     mplc_parallel(step_teacher_res9_conv3_vjp_3_part, &(step_teacher_res9_conv3_vjp_3_pointers){t2592, t2590, t2553, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 332992 + 296128;
+        const float *partial = chunk + (size_t)q * 331968 + 295104;
         for (int i = 0; i < 36864; i++) t2592[i] += partial[i];
     }
 }
@@ -19177,7 +19177,7 @@ static void step_teacher_res6_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t2767 = p->t2767;
     const float *restrict t2726 = p->t2726;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 1);
@@ -19185,7 +19185,7 @@ static void step_teacher_res6_conv3_vjp_2_part(void *context, int part, int part
     while (mplc_claim(288, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t2767 + (size_t)n0 * 1568, t2726 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t2767 + (size_t)n0 * 1568, t2726 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
         }
     }
 }
@@ -19268,16 +19268,16 @@ static void step_teacher_res6_conv3_vjp_3_part(void *context, int part, int part
     float *restrict t2765 = p->t2765;
     const float *restrict t2763 = p->t2763;
     const float *restrict t2726 = p->t2726;
-    float *restrict chunk = p->chunk + (size_t)part * 321120; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 320608; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 18 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(288, 18, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2765 : chunk + 311904;
+    float *sum = part == 0 ? t2765 : chunk + 311392;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
         const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_winograd_filter_gradient(filters, t2763 + (size_t)n0 * 1568, t2726 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+        mplc_winograd_filter_gradient(filters, t2763 + (size_t)n0 * 1568, t2726 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
@@ -19285,7 +19285,7 @@ static void step_teacher_res6_conv3_vjp_3_part(void *context, int part, int part
 static void step_teacher_res6_conv3_vjp_3(float *restrict t2765, const float *restrict t2763, const float *restrict t2726, float *restrict chunk) {
     mplc_parallel(step_teacher_res6_conv3_vjp_3_part, &(step_teacher_res6_conv3_vjp_3_pointers){t2765, t2763, t2726, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 321120 + 311904;
+        const float *partial = chunk + (size_t)q * 320608 + 311392;
         for (int i = 0; i < 9216; i++) t2765[i] += partial[i];
     }
 }
@@ -20317,7 +20317,7 @@ static void step_teacher_res3_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t2922 = p->t2922;
     const float *restrict t2899 = p->t2899;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 1);
@@ -20325,7 +20325,7 @@ static void step_teacher_res3_conv3_vjp_2_part(void *context, int part, int part
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t2922 + (size_t)n0 * 3136, t2899 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t2922 + (size_t)n0 * 3136, t2899 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
         }
     }
 }
@@ -20408,16 +20408,16 @@ static void step_teacher_res3_conv3_vjp_3_part(void *context, int part, int part
     float *restrict t2920 = p->t2920;
     const float *restrict t2918 = p->t2918;
     const float *restrict t2899 = p->t2899;
-    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 232240; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(288, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2920 : chunk + 230192;
+    float *sum = part == 0 ? t2920 : chunk + 229936;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t2918 + (size_t)n0 * 3136, t2899 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t2918 + (size_t)n0 * 3136, t2899 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
@@ -20425,7 +20425,7 @@ static void step_teacher_res3_conv3_vjp_3_part(void *context, int part, int part
 static void step_teacher_res3_conv3_vjp_3(float *restrict t2920, const float *restrict t2918, const float *restrict t2899, float *restrict chunk) {
     mplc_parallel(step_teacher_res3_conv3_vjp_3_part, &(step_teacher_res3_conv3_vjp_3_pointers){t2920, t2918, t2899, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        const float *partial = chunk + (size_t)q * 232240 + 229936;
         for (int i = 0; i < 2304; i++) t2920[i] += partial[i];
     }
 }
@@ -20886,7 +20886,7 @@ static void step_teacher_res3_conv0_vjp_2_part(void *context, int part, int part
     float *restrict t2999 = p->t2999;
     const float *restrict t2977 = p->t2977;
     const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 1);
@@ -20894,7 +20894,7 @@ static void step_teacher_res3_conv0_vjp_2_part(void *context, int part, int part
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t2999 + (size_t)n0 * 3136, t2977 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t2999 + (size_t)n0 * 3136, t2977 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
         }
     }
 }
@@ -20977,16 +20977,16 @@ static void step_teacher_res3_conv0_vjp_3_part(void *context, int part, int part
     float *restrict t2997 = p->t2997;
     const float *restrict t2995 = p->t2995;
     const float *restrict t2977 = p->t2977;
-    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 232240; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(288, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2997 : chunk + 230192;
+    float *sum = part == 0 ? t2997 : chunk + 229936;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t2995 + (size_t)n0 * 3136, t2977 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t2995 + (size_t)n0 * 3136, t2977 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
@@ -20994,7 +20994,7 @@ static void step_teacher_res3_conv0_vjp_3_part(void *context, int part, int part
 static void step_teacher_res3_conv0_vjp_3(float *restrict t2997, const float *restrict t2995, const float *restrict t2977, float *restrict chunk) {
     mplc_parallel(step_teacher_res3_conv0_vjp_3_part, &(step_teacher_res3_conv0_vjp_3_pointers){t2997, t2995, t2977, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        const float *partial = chunk + (size_t)q * 232240 + 229936;
         for (int i = 0; i < 2304; i++) t2997[i] += partial[i];
     }
 }
@@ -23367,749 +23367,749 @@ static void step_teacher_gradient_fwd_66(float *restrict t3507, float *restrict 
     }
 }
 
-/* 741 kernels; scratch high-water mark 9963968 floats. */
+/* 741 kernels; scratch high-water mark 9955776 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_teacher_conv0_fwd(scratch + 2663936 /* t102 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch /* chunk */);
-    step_teacher_bn1_fwd(scratch + 256 /* t103 */, scratch + 2663936 /* t102 */, scratch /* chunk */);
-    step_teacher_bn1_fwd_2(scratch + 9963808 /* t105 */, scratch + 256 /* t103 */);
-    step_teacher_bn1_fwd_3(scratch /* t107 */, scratch + 2663936 /* t102 */, scratch + 9963808 /* t105 */);
+    step_teacher_conv0_fwd(scratch + 2655744 /* t102 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch /* chunk */);
+    step_teacher_bn1_fwd(scratch + 256 /* t103 */, scratch + 2655744 /* t102 */, scratch /* chunk */);
+    step_teacher_bn1_fwd_2(scratch + 9955616 /* t105 */, scratch + 256 /* t103 */);
+    step_teacher_bn1_fwd_3(scratch /* t107 */, scratch + 2655744 /* t102 */, scratch + 9955616 /* t105 */);
     step_teacher_bn1_fwd_4(scratch + 903424 /* t109 */, scratch /* t107 */, scratch + 903168 /* chunk */);
-    step_teacher_bn1_fwd_5(scratch + 9963824 /* t110 */, state + 311232 /* in_teacher_bn1_running_mean */, state + 311248 /* in_teacher_bn1_running_var */, scratch + 9963840 /* t126 */, scratch + 903424 /* t109 */, scratch + 9963808 /* t105 */, state + 160 /* in_teacher_bn1_scale */);
-    step_teacher_bn1_fwd_6(scratch + 903168 /* t130 */, scratch /* t107 */, scratch + 9963840 /* t126 */, state + 176 /* in_teacher_bn1_offset */);
-    step_teacher_leaky_relu2_fwd(scratch + 3567104 /* t134 */, scratch + 903168 /* t131 */);
-    step_teacher_res3_conv0_fwd(scratch + 4470272 /* t139 */, scratch + 3567104 /* t134 */, state + 192 /* in_teacher_res3_conv0_weight */, state + 2496 /* in_teacher_res3_conv0_bias */, scratch /* chunk */);
-    step_teacher_res3_bn1_fwd(scratch + 256 /* t140 */, scratch + 4470272 /* t139 */, scratch /* chunk */);
-    step_teacher_res3_bn1_fwd_2(scratch + 9963856 /* t141 */, scratch + 256 /* t140 */);
-    step_teacher_res3_bn1_fwd_3(scratch /* t143 */, scratch + 4470272 /* t139 */, scratch + 9963856 /* t141 */);
+    step_teacher_bn1_fwd_5(scratch + 9955632 /* t110 */, state + 311232 /* in_teacher_bn1_running_mean */, state + 311248 /* in_teacher_bn1_running_var */, scratch + 9955648 /* t126 */, scratch + 903424 /* t109 */, scratch + 9955616 /* t105 */, state + 160 /* in_teacher_bn1_scale */);
+    step_teacher_bn1_fwd_6(scratch + 903168 /* t130 */, scratch /* t107 */, scratch + 9955648 /* t126 */, state + 176 /* in_teacher_bn1_offset */);
+    step_teacher_leaky_relu2_fwd(scratch + 3558912 /* t134 */, scratch + 903168 /* t131 */);
+    step_teacher_res3_conv0_fwd(scratch + 4462080 /* t139 */, scratch + 3558912 /* t134 */, state + 192 /* in_teacher_res3_conv0_weight */, state + 2496 /* in_teacher_res3_conv0_bias */, scratch /* chunk */);
+    step_teacher_res3_bn1_fwd(scratch + 256 /* t140 */, scratch + 4462080 /* t139 */, scratch /* chunk */);
+    step_teacher_res3_bn1_fwd_2(scratch + 9955664 /* t141 */, scratch + 256 /* t140 */);
+    step_teacher_res3_bn1_fwd_3(scratch /* t143 */, scratch + 4462080 /* t139 */, scratch + 9955664 /* t141 */);
     step_teacher_res3_bn1_fwd_4(scratch + 903424 /* t145 */, scratch /* t143 */, scratch + 903168 /* chunk */);
-    step_teacher_res3_bn1_fwd_5(scratch + 9963872 /* t146 */, state + 311264 /* in_teacher_res3_bn1_running_mean */, state + 311280 /* in_teacher_res3_bn1_running_var */, scratch + 9963888 /* t157 */, scratch + 903424 /* t145 */, scratch + 9963856 /* t141 */, state + 2512 /* in_teacher_res3_bn1_scale */);
-    step_teacher_res3_bn1_fwd_6(scratch + 903168 /* t161 */, scratch /* t143 */, scratch + 9963888 /* t157 */, state + 2528 /* in_teacher_res3_bn1_offset */);
-    step_teacher_res3_leaky_relu2_fwd(scratch + 5373440 /* t164 */, scratch + 903168 /* t162 */);
-    step_teacher_res3_conv3_fwd(scratch + 6276608 /* t169 */, scratch + 5373440 /* t164 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch /* chunk */);
-    step_teacher_res3_fwd(scratch + 5373440 /* t171 */, scratch + 6276608 /* t170 */, scratch + 3567104 /* t134 */);
-    step_teacher_bn4_fwd(scratch + 3567360 /* t173 */, scratch + 5373440 /* t172 */, scratch + 3567104 /* chunk */);
-    step_teacher_bn4_fwd_2(scratch + 9963904 /* t174 */, scratch + 3567360 /* t173 */);
-    step_teacher_bn4_fwd_3(scratch + 3567104 /* t176 */, scratch + 5373440 /* t172 */, scratch + 9963904 /* t174 */);
-    step_teacher_bn4_fwd_4(scratch + 256 /* t178 */, scratch + 3567104 /* t176 */, scratch /* chunk */);
-    step_teacher_bn4_fwd_5(scratch + 9963920 /* t179 */, state + 311296 /* in_teacher_bn4_running_mean */, state + 311312 /* in_teacher_bn4_running_var */, scratch + 9963936 /* t190 */, scratch + 256 /* t178 */, scratch + 9963904 /* t174 */, state + 4864 /* in_teacher_bn4_scale */);
-    step_teacher_bn4_fwd_6(scratch /* t194 */, scratch + 3567104 /* t176 */, scratch + 9963936 /* t190 */, state + 4880 /* in_teacher_bn4_offset */);
-    step_teacher_leaky_relu5_fwd(scratch + 3567104 /* t197 */, scratch /* t195 */);
-    step_teacher_res6_conv0_fwd(scratch + 6276608 /* t202 */, scratch + 3567104 /* t197 */, state + 4896 /* in_teacher_res6_conv0_weight */, state + 9504 /* in_teacher_res6_conv0_bias */, scratch /* chunk */);
-    step_teacher_res6_bn1_fwd(scratch + 512 /* t203 */, scratch + 6276608 /* t202 */, scratch /* chunk */);
-    step_teacher_res6_bn1_fwd_2(scratch + 9963520 /* t205 */, scratch + 512 /* t203 */);
-    step_teacher_res6_bn1_fwd_3(scratch /* t207 */, scratch + 6276608 /* t202 */, scratch + 9963520 /* t205 */);
+    step_teacher_res3_bn1_fwd_5(scratch + 9955680 /* t146 */, state + 311264 /* in_teacher_res3_bn1_running_mean */, state + 311280 /* in_teacher_res3_bn1_running_var */, scratch + 9955696 /* t157 */, scratch + 903424 /* t145 */, scratch + 9955664 /* t141 */, state + 2512 /* in_teacher_res3_bn1_scale */);
+    step_teacher_res3_bn1_fwd_6(scratch + 903168 /* t161 */, scratch /* t143 */, scratch + 9955696 /* t157 */, state + 2528 /* in_teacher_res3_bn1_offset */);
+    step_teacher_res3_leaky_relu2_fwd(scratch + 5365248 /* t164 */, scratch + 903168 /* t162 */);
+    step_teacher_res3_conv3_fwd(scratch + 6268416 /* t169 */, scratch + 5365248 /* t164 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch /* chunk */);
+    step_teacher_res3_fwd(scratch + 5365248 /* t171 */, scratch + 6268416 /* t170 */, scratch + 3558912 /* t134 */);
+    step_teacher_bn4_fwd(scratch + 3559168 /* t173 */, scratch + 5365248 /* t172 */, scratch + 3558912 /* chunk */);
+    step_teacher_bn4_fwd_2(scratch + 9955712 /* t174 */, scratch + 3559168 /* t173 */);
+    step_teacher_bn4_fwd_3(scratch + 3558912 /* t176 */, scratch + 5365248 /* t172 */, scratch + 9955712 /* t174 */);
+    step_teacher_bn4_fwd_4(scratch + 256 /* t178 */, scratch + 3558912 /* t176 */, scratch /* chunk */);
+    step_teacher_bn4_fwd_5(scratch + 9955728 /* t179 */, state + 311296 /* in_teacher_bn4_running_mean */, state + 311312 /* in_teacher_bn4_running_var */, scratch + 9955744 /* t190 */, scratch + 256 /* t178 */, scratch + 9955712 /* t174 */, state + 4864 /* in_teacher_bn4_scale */);
+    step_teacher_bn4_fwd_6(scratch /* t194 */, scratch + 3558912 /* t176 */, scratch + 9955744 /* t190 */, state + 4880 /* in_teacher_bn4_offset */);
+    step_teacher_leaky_relu5_fwd(scratch + 3558912 /* t197 */, scratch /* t195 */);
+    step_teacher_res6_conv0_fwd(scratch + 6268416 /* t202 */, scratch + 3558912 /* t197 */, state + 4896 /* in_teacher_res6_conv0_weight */, state + 9504 /* in_teacher_res6_conv0_bias */, scratch /* chunk */);
+    step_teacher_res6_bn1_fwd(scratch + 512 /* t203 */, scratch + 6268416 /* t202 */, scratch /* chunk */);
+    step_teacher_res6_bn1_fwd_2(scratch + 9955328 /* t205 */, scratch + 512 /* t203 */);
+    step_teacher_res6_bn1_fwd_3(scratch /* t207 */, scratch + 6268416 /* t202 */, scratch + 9955328 /* t205 */);
     step_teacher_res6_bn1_fwd_4(scratch + 452096 /* t209 */, scratch /* t207 */, scratch + 451584 /* chunk */);
-    step_teacher_res6_bn1_fwd_5(scratch + 9963552 /* t210 */, state + 311328 /* in_teacher_res6_bn1_running_mean */, state + 311360 /* in_teacher_res6_bn1_running_var */, scratch + 9963584 /* t226 */, scratch + 452096 /* t209 */, scratch + 9963520 /* t205 */, state + 9536 /* in_teacher_res6_bn1_scale */);
-    step_teacher_res6_bn1_fwd_6(scratch + 451584 /* t230 */, scratch /* t207 */, scratch + 9963584 /* t226 */, state + 9568 /* in_teacher_res6_bn1_offset */);
-    step_teacher_res6_leaky_relu2_fwd(scratch + 6728192 /* t234 */, scratch + 451584 /* t231 */);
-    step_teacher_res6_conv3_fwd(scratch + 7179776 /* t239 */, scratch + 6728192 /* t234 */, state + 9600 /* in_teacher_res6_conv3_weight */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch /* chunk */);
-    step_teacher_res6_fwd(scratch + 6728192 /* t243 */, scratch + 3567104 /* t197 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
-    step_teacher_res6_fwd_2(scratch + 7631360 /* t245 */, scratch + 7179776 /* t240 */, scratch + 6728192 /* t244 */);
-    step_teacher_bn7_fwd(scratch + 3567616 /* t247 */, scratch + 7631360 /* t246 */, scratch + 3567104 /* chunk */);
-    step_teacher_bn7_fwd_2(scratch + 9963616 /* t248 */, scratch + 3567616 /* t247 */);
-    step_teacher_bn7_fwd_3(scratch + 3567104 /* t250 */, scratch + 7631360 /* t246 */, scratch + 9963616 /* t248 */);
-    step_teacher_bn7_fwd_4(scratch + 4019200 /* t252 */, scratch + 3567104 /* t250 */, scratch + 4018688 /* chunk */);
-    step_teacher_bn7_fwd_5(scratch + 9963648 /* t253 */, state + 311392 /* in_teacher_bn7_running_mean */, state + 311424 /* in_teacher_bn7_running_var */, scratch + 9963680 /* t264 */, scratch + 4019200 /* t252 */, scratch + 9963616 /* t248 */, state + 19360 /* in_teacher_bn7_scale */);
-    step_teacher_bn7_fwd_6(scratch + 4018688 /* t268 */, scratch + 3567104 /* t250 */, scratch + 9963680 /* t264 */, state + 19392 /* in_teacher_bn7_offset */);
-    step_teacher_leaky_relu8_fwd(scratch + 3567104 /* t271 */, scratch + 4018688 /* t269 */);
-    step_teacher_res9_conv0_fwd(scratch + 8885760 /* t276 */, scratch + 3567104 /* t271 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, scratch /* chunk */);
-    step_teacher_res9_bn1_fwd(scratch + 4019712 /* t277 */, scratch + 8885760 /* t276 */, scratch + 4018688 /* chunk */);
-    step_teacher_res9_bn1_fwd_2(scratch + 7535936 /* t279 */, scratch + 4019712 /* t277 */);
-    step_teacher_res9_bn1_fwd_3(scratch + 4018688 /* t281 */, scratch + 8885760 /* t276 */, scratch + 7535936 /* t279 */);
-    step_teacher_res9_bn1_fwd_4(scratch + 7536000 /* t283 */, scratch + 4018688 /* t281 */, scratch + 4313600 /* chunk */);
-    step_teacher_res9_bn1_fwd_5(scratch + 7536064 /* t284 */, state + 311456 /* in_teacher_res9_bn1_running_mean */, state + 311520 /* in_teacher_res9_bn1_running_var */, scratch + 7536128 /* t300 */, scratch + 7536000 /* t283 */, scratch + 7535936 /* t279 */, state + 37920 /* in_teacher_res9_bn1_scale */);
-    step_teacher_res9_bn1_fwd_6(scratch + 8082944 /* t304 */, scratch + 4018688 /* t281 */, scratch + 7536128 /* t300 */, state + 37984 /* in_teacher_res9_bn1_offset */);
-    step_teacher_res9_leaky_relu2_fwd(scratch + 2369024 /* t308 */, scratch + 8082944 /* t305 */);
-    step_teacher_res9_conv3_fwd(scratch + 4018688 /* t313 */, scratch + 2369024 /* t308 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
-    step_teacher_res9_fwd(scratch + 8082944 /* t317 */, scratch + 3567104 /* t271 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
-    step_teacher_res9_fwd_2(scratch + 9180672 /* t319 */, scratch + 4018688 /* t314 */, scratch + 8082944 /* t318 */);
-    step_teacher_bn10_fwd(scratch + 7536000 /* t321 */, scratch + 9180672 /* t320 */, scratch + 8082944 /* chunk */);
-    step_teacher_bn10_fwd_2(scratch + 7536192 /* t322 */, scratch + 7536000 /* t321 */);
-    step_teacher_bn10_fwd_3(scratch + 8082944 /* t324 */, scratch + 9180672 /* t320 */, scratch + 7536192 /* t322 */);
-    step_teacher_bn10_fwd_4(scratch + 7536000 /* t326 */, scratch + 8082944 /* t324 */, scratch + 8377856 /* chunk */);
-    step_teacher_bn10_fwd_5(scratch + 7536256 /* t327 */, state + 311584 /* in_teacher_bn10_running_mean */, state + 311648 /* in_teacher_bn10_running_var */, scratch + 7536320 /* t338 */, scratch + 7536000 /* t326 */, scratch + 7536192 /* t322 */, state + 77024 /* in_teacher_bn10_scale */);
-    step_teacher_bn10_fwd_6(scratch + 8377856 /* t342 */, scratch + 8082944 /* t324 */, scratch + 7536320 /* t338 */, state + 77088 /* in_teacher_bn10_offset */);
-    step_teacher_leaky_relu11_fwd(scratch + 8082944 /* t345 */, scratch + 8377856 /* t343 */);
-    step_teacher_global_avg_pool12_fwd(scratch + 8377856 /* t347 */, scratch + 8082944 /* t346 */);
-    step_teacher_dropout13_fwd(scratch + 9913856 /* t351 */, scratch + 8377856 /* t347 */, io + 226176 /* in_dropout_teacher_all_dropout13 */);
-    step_teacher_dense14_fwd(scratch + 9475584 /* t354 */, scratch + 9913856 /* t351 */, state + 77152 /* in_teacher_dense14_weight */, state + 77792 /* in_teacher_dense14_bias */);
-    step_teacher_loss_sup_fwd(scratch + 7536000 /* t362 */, scratch + 9475584 /* t355 */);
-    step_teacher_loss_sup_fwd_2(scratch + 9478464 /* t364 */, scratch + 7535360 /* t365 */, scratch + 9475584 /* t355 */, scratch + 7536000 /* t362 */);
-    step_teacher_loss_sup_fwd_3(scratch + 7536384 /* t366 */, scratch + 7535360 /* t365 */);
-    step_teacher_loss_sup_fwd_4(scratch + 7536000 /* t367 */, scratch + 7536384 /* t366 */);
-    step_teacher_loss_sup_fwd_5(scratch + 7536032 /* t371 */, io + 225792 /* in_y */, scratch + 9478464 /* t364 */, scratch + 7536000 /* t367 */);
-    step_teacher_loss_sup_fwd_6(io + 244608 /* t373 */, scratch + 7536032 /* t371 */);
-    step_teacher_loss_uda_fwd(scratch + 9478464 /* t375 */, scratch + 9475904 /* t356 */);
-    step_teacher_loss_uda_fwd_2(scratch + 7535680 /* t376 */, scratch + 9478464 /* t375 */);
-    step_teacher_loss_uda_fwd_3(scratch + 9479744 /* t378 */, scratch + 9478464 /* t375 */, scratch + 7535680 /* t376 */);
-    step_teacher_loss_uda_fwd_4(scratch + 9478464 /* t380 */, scratch + 9479744 /* t378 */);
-    step_teacher_loss_uda_fwd_5(scratch + 9478592 /* t381 */, scratch + 9478464 /* t380 */);
-    step_teacher_loss_uda_fwd_6(scratch + 7531008 /* t384 */, scratch + 9479744 /* t378 */, scratch + 9478592 /* t381 */);
-    step_teacher_loss_uda_fwd_7(scratch + 7532288 /* t385 */, scratch + 7531008 /* t384 */);
-    step_teacher_loss_uda_fwd_8(scratch + 7535680 /* t387 */, scratch + 7532288 /* t385 */);
-    step_teacher_loss_uda_fwd_9(scratch + 7534848 /* t388 */, scratch + 9477184 /* t357 */);
-    step_teacher_loss_uda_fwd_10(scratch + 7532288 /* t390 */, scratch + 7533568 /* t391 */, scratch + 9477184 /* t357 */, scratch + 7534848 /* t388 */);
-    step_teacher_loss_uda_fwd_11(scratch + 7535808 /* t392 */, scratch + 7533568 /* t391 */);
-    step_teacher_loss_uda_fwd_12(scratch + 7534848 /* t393 */, scratch + 7535808 /* t392 */);
-    step_teacher_loss_uda_fwd_13(scratch + 7534976 /* t397 */, scratch + 7532288 /* t390 */, scratch + 7534848 /* t393 */, scratch + 7531008 /* t384 */);
-    step_teacher_loss_uda_fwd_14(scratch + 7536000 /* t400 */, scratch + 7534976 /* t397 */, scratch + 7535680 /* t387 */);
-    step_teacher_loss_uda_fwd_15(io + 244624 /* t402 */, scratch + 7536000 /* t400 */);
-    step_teacher_loss_uda_fwd_16(scratch + 7536000 /* t403 */, scratch + 7535680 /* t387 */);
-    step_teacher_loss_uda_fwd_17(io + 244640 /* t404 */, scratch + 7536000 /* t403 */);
-    step_teacher_pseudo_labels_fwd(scratch + 7532288 /* t405 */, scratch + 9477184 /* t357 */);
-    step_student_conv0_fwd(scratch + 6728192 /* t412 */, io + 125440 /* t406 */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, scratch /* chunk */);
-    step_student_bn1_fwd(scratch + 7536000 /* t413 */, scratch + 6728192 /* t412 */, scratch + 7534848 /* chunk */);
-    step_student_bn1_fwd_2(scratch + 4457376 /* t415 */, scratch + 7536000 /* t413 */);
-    step_student_bn1_fwd_3(scratch + 7129600 /* t417 */, scratch + 6728192 /* t412 */, scratch + 4457376 /* t415 */);
-    step_student_bn1_fwd_4(scratch + 7536000 /* t419 */, scratch + 7129600 /* t417 */, scratch + 7534848 /* chunk */);
-    step_student_bn1_fwd_5(scratch + 4457392 /* t420 */, state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 4457408 /* t432 */, scratch + 7536000 /* t419 */, scratch + 4457376 /* t415 */, state + 77968 /* in_student_bn1_scale */);
-    step_student_bn1_fwd_6(scratch + 3567104 /* t436 */, scratch + 7129600 /* t417 */, scratch + 4457408 /* t432 */, state + 77984 /* in_student_bn1_offset */);
-    step_student_leaky_relu2_fwd(scratch + 3968512 /* t440 */, scratch + 3567104 /* t437 */);
-    step_student_res3_conv0_fwd(scratch + 7129600 /* t445 */, scratch + 3968512 /* t440 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
-    step_student_res3_bn1_fwd(scratch + 7536000 /* t446 */, scratch + 7129600 /* t445 */, scratch + 7534848 /* chunk */);
-    step_student_res3_bn1_fwd_2(scratch + 4457424 /* t447 */, scratch + 7536000 /* t446 */);
-    step_student_res3_bn1_fwd_3(scratch + 3567104 /* t449 */, scratch + 7129600 /* t445 */, scratch + 4457424 /* t447 */);
-    step_student_res3_bn1_fwd_4(scratch + 7536000 /* t451 */, scratch + 3567104 /* t449 */, scratch + 7534848 /* chunk */);
-    step_student_res3_bn1_fwd_5(scratch + 4457440 /* t452 */, state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 4457456 /* t463 */, scratch + 7536000 /* t451 */, scratch + 4457424 /* t447 */, state + 80320 /* in_student_res3_bn1_scale */);
-    step_student_res3_bn1_fwd_6(scratch /* t467 */, scratch + 3567104 /* t449 */, scratch + 4457456 /* t463 */, state + 80336 /* in_student_res3_bn1_offset */);
-    step_student_res3_leaky_relu2_fwd(scratch + 3567104 /* t470 */, scratch /* t468 */);
-    step_student_res3_conv3_fwd(scratch + 1841536 /* t475 */, scratch + 3567104 /* t470 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
-    step_student_res3_fwd(scratch + 8082944 /* t477 */, scratch + 1841536 /* t476 */, scratch + 3968512 /* t440 */);
-    step_student_bn4_fwd(scratch + 7536000 /* t479 */, scratch + 8082944 /* t478 */, scratch + 7534848 /* chunk */);
-    step_student_bn4_fwd_2(scratch + 4457472 /* t480 */, scratch + 7536000 /* t479 */);
-    step_student_bn4_fwd_3(scratch + 3567104 /* t482 */, scratch + 8082944 /* t478 */, scratch + 4457472 /* t480 */);
-    step_student_bn4_fwd_4(scratch + 7536000 /* t484 */, scratch + 3567104 /* t482 */, scratch + 7534848 /* chunk */);
-    step_student_bn4_fwd_5(scratch + 4457488 /* t485 */, state + 311776 /* in_student_bn4_running_mean */, state + 311792 /* in_student_bn4_running_var */, scratch + 4457504 /* t496 */, scratch + 7536000 /* t484 */, scratch + 4457472 /* t480 */, state + 82672 /* in_student_bn4_scale */);
-    step_student_bn4_fwd_6(scratch + 3968512 /* t500 */, scratch + 3567104 /* t482 */, scratch + 4457504 /* t496 */, state + 82688 /* in_student_bn4_offset */);
-    step_student_leaky_relu5_fwd(scratch + 8484352 /* t503 */, scratch + 3968512 /* t501 */);
-    step_student_res6_conv0_fwd(scratch + 9475584 /* t508 */, scratch + 8484352 /* t503 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, scratch /* chunk */);
-    step_student_res6_bn1_fwd(scratch + 7536000 /* t509 */, scratch + 9475584 /* t508 */, scratch + 7534848 /* chunk */);
-    step_student_res6_bn1_fwd_2(scratch + 4457280 /* t511 */, scratch + 7536000 /* t509 */);
-    step_student_res6_bn1_fwd_3(scratch + 3567104 /* t513 */, scratch + 9475584 /* t508 */, scratch + 4457280 /* t511 */);
-    step_student_res6_bn1_fwd_4(scratch + 7536000 /* t515 */, scratch + 3567104 /* t513 */, scratch + 7534848 /* chunk */);
-    step_student_res6_bn1_fwd_5(scratch + 4457312 /* t516 */, state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 4457344 /* t528 */, scratch + 7536000 /* t515 */, scratch + 4457280 /* t511 */, state + 87344 /* in_student_res6_bn1_scale */);
-    step_student_res6_bn1_fwd_6(scratch + 3767808 /* t532 */, scratch + 3567104 /* t513 */, scratch + 4457344 /* t528 */, state + 87376 /* in_student_res6_bn1_offset */);
-    step_student_res6_leaky_relu2_fwd(scratch + 3567104 /* t536 */, scratch + 3767808 /* t533 */);
-    step_student_res6_conv3_fwd(scratch + 9676288 /* t541 */, scratch + 3567104 /* t536 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
-    step_student_res6_fwd(scratch /* t545 */, scratch + 8484352 /* t503 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 3567104 /* chunk */);
-    step_student_res6_fwd_2(scratch + 4107776 /* t547 */, scratch + 9676288 /* t542 */, scratch /* t546 */);
-    step_student_bn7_fwd(scratch + 7536000 /* t549 */, scratch + 4107776 /* t548 */, scratch + 7534848 /* chunk */);
-    step_student_bn7_fwd_2(scratch + 9962624 /* t550 */, scratch + 7536000 /* t549 */);
-    step_student_bn7_fwd_3(scratch + 8484352 /* t552 */, scratch + 4107776 /* t548 */, scratch + 9962624 /* t550 */);
-    step_student_bn7_fwd_4(scratch + 7536000 /* t554 */, scratch + 8484352 /* t552 */, scratch + 7534848 /* chunk */);
-    step_student_bn7_fwd_5(scratch + 9962656 /* t555 */, state + 311872 /* in_student_bn7_running_mean */, state + 311904 /* in_student_bn7_running_var */, scratch + 9962688 /* t566 */, scratch + 7536000 /* t554 */, scratch + 9962624 /* t550 */, state + 97168 /* in_student_bn7_scale */);
-    step_student_bn7_fwd_6(scratch + 8685056 /* t570 */, scratch + 8484352 /* t552 */, scratch + 9962688 /* t566 */, state + 97200 /* in_student_bn7_offset */);
-    step_student_leaky_relu8_fwd(scratch + 8484352 /* t573 */, scratch + 8685056 /* t571 */);
-    step_student_res9_conv0_fwd(scratch + 4308480 /* t578 */, scratch + 8484352 /* t573 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, scratch /* chunk */);
-    step_student_res9_bn1_fwd(scratch + 7536000 /* t579 */, scratch + 4308480 /* t578 */, scratch + 4439552 /* chunk */);
-    step_student_res9_bn1_fwd_2(scratch + 7535232 /* t581 */, scratch + 7536000 /* t579 */);
-    step_student_res9_bn1_fwd_3(scratch + 8685056 /* t583 */, scratch + 4308480 /* t578 */, scratch + 7535232 /* t581 */);
-    step_student_res9_bn1_fwd_4(scratch + 7535296 /* t585 */, scratch + 8685056 /* t583 */, scratch + 4439552 /* chunk */);
-    step_student_res9_bn1_fwd_5(scratch + 7536000 /* t586 */, state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 4457216 /* t598 */, scratch + 7535296 /* t585 */, scratch + 7535232 /* t581 */, state + 115728 /* in_student_res9_bn1_scale */);
-    step_student_res9_bn1_fwd_6(scratch + 3567104 /* t602 */, scratch + 8685056 /* t583 */, scratch + 4457216 /* t598 */, state + 115792 /* in_student_res9_bn1_offset */);
-    step_student_res9_leaky_relu2_fwd(scratch + 8685056 /* t606 */, scratch + 3567104 /* t603 */);
-    step_student_res9_conv3_fwd(scratch + 2369024 /* t611 */, scratch + 8685056 /* t606 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
-    step_student_res9_fwd(scratch + 2500096 /* t615 */, scratch + 8484352 /* t573 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 3567104 /* chunk */);
-    step_student_res9_fwd_2(scratch + 8484352 /* t617 */, scratch + 2369024 /* t612 */, scratch + 2500096 /* t616 */);
-    step_student_bn10_fwd(scratch + 7535296 /* t619 */, scratch + 8484352 /* t618 */, scratch + 4439552 /* chunk */);
-    step_student_bn10_fwd_2(scratch + 8878592 /* t620 */, scratch + 7535296 /* t619 */);
-    step_student_bn10_fwd_3(scratch + 8615424 /* t622 */, scratch + 8484352 /* t618 */, scratch + 8878592 /* t620 */);
-    step_student_bn10_fwd_4(scratch + 7535296 /* t624 */, scratch + 8615424 /* t622 */, scratch + 4439552 /* chunk */);
-    step_student_bn10_fwd_5(scratch + 8878656 /* t625 */, state + 312064 /* in_student_bn10_running_mean */, state + 312128 /* in_student_bn10_running_var */, scratch + 8878720 /* t636 */, scratch + 7535296 /* t624 */, scratch + 8878592 /* t620 */, state + 154832 /* in_student_bn10_scale */);
-    step_student_bn10_fwd_6(scratch + 8746496 /* t640 */, scratch + 8615424 /* t622 */, scratch + 8878720 /* t636 */, state + 154896 /* in_student_bn10_offset */);
-    step_student_leaky_relu11_fwd(scratch + 8615424 /* t643 */, scratch + 8746496 /* t641 */);
-    step_student_global_avg_pool12_fwd(scratch + 4439552 /* t645 */, scratch + 8615424 /* t644 */);
-    step_student_global_avg_pool12_fwd_2(scratch + 4447744 /* t647 */, scratch + 4439552 /* t645 */);
-    step_student_dense13_fwd(scratch + 4439552 /* t650 */, scratch + 4447744 /* t647 */, state + 154960 /* in_student_dense13_weight */, state + 155600 /* in_student_dense13_bias */);
-    step_student_loss_u_fwd(scratch + 7534848 /* t651 */, scratch + 4439552 /* t650 */);
-    step_student_loss_u_fwd_2(scratch + 4440832 /* t653 */, scratch + 4442112 /* t654 */, scratch + 4439552 /* t650 */, scratch + 7534848 /* t651 */);
-    step_student_loss_u_fwd_3(scratch + 7534848 /* t655 */, scratch + 4442112 /* t654 */);
-    step_student_loss_u_fwd_4(scratch + 7534976 /* t656 */, scratch + 7534848 /* t655 */);
-    step_student_loss_u_fwd_5(scratch + 7535296 /* t660 */, scratch + 4440832 /* t653 */, scratch + 7534976 /* t656 */, scratch + 7532288 /* t405 */);
-    step_student_loss_u_fwd_6(io + 244656 /* t662 */, scratch + 7535296 /* t660 */);
-    step_student_loss_u_vjp(scratch + 4439552 /* t664 */, scratch + 7532288 /* t405 */);
-    step_student_loss_u_vjp_2(scratch + 7534976 /* t666 */, scratch + 4439552 /* t664 */);
-    step_student_loss_u_vjp_3(scratch + 7535104 /* t667 */, scratch + 7534976 /* t666 */, scratch + 7534848 /* t655 */);
-    step_student_loss_u_vjp_4(scratch + 4455936 /* t670 */, scratch + 7535104 /* t667 */, scratch + 4442112 /* t654 */, scratch + 4439552 /* t664 */);
-    step_student_dense13_vjp(scratch + 9963952 /* t671 */, scratch + 4455936 /* t670 */);
-    step_student_dense13_vjp_2(scratch + 9961984 /* t673 */, scratch + 4447744 /* t647 */, scratch + 4455936 /* t670 */);
-    step_student_dense13_vjp_3(scratch + 4439552 /* t674 */, scratch + 4455936 /* t670 */, state + 154960 /* in_student_dense13_weight */);
-    step_student_global_avg_pool12_vjp(scratch + 8615424 /* t675 */, scratch + 4439552 /* t674 */);
-    step_student_leaky_relu11_vjp(scratch + 8746496 /* t696 */, scratch + 8484352 /* t617 */, scratch + 8878592 /* t620 */, scratch + 8878720 /* t636 */, state + 154896 /* in_student_bn10_offset */, scratch + 8615424 /* t676 */);
-    step_student_bn10_vjp(scratch + 9963136 /* t698 */, scratch + 8746496 /* t697 */, scratch + 8877568 /* chunk */);
-    step_student_bn10_vjp_2(scratch + 8615424 /* t699 */, scratch + 8746496 /* t697 */, scratch + 8878720 /* t636 */);
-    step_student_bn10_vjp_3(scratch + 7535296 /* t703 */, scratch + 8484352 /* t700 */, scratch + 8878592 /* t620 */, scratch + 8746496 /* t697 */, scratch + 8877568 /* chunk */);
-    step_student_bn10_vjp_4(scratch + 9963200 /* t709 */, scratch + 8878656 /* t625 */, scratch + 7535296 /* t703 */);
-    step_student_bn10_vjp_5(scratch + 7534848 /* t711 */, scratch + 8615424 /* t699 */, scratch + 4439552 /* chunk */);
-    step_student_bn10_vjp_6(scratch + 7534912 /* t720 */, scratch + 7535296 /* t703 */, state + 154832 /* in_student_bn10_scale */, scratch + 8878656 /* t625 */);
-    step_student_bn10_vjp_7(scratch + 8746496 /* t725 */, scratch + 8484352 /* t722 */, scratch + 8878592 /* t620 */, scratch + 7534912 /* t720 */);
-    step_student_bn10_vjp_8(scratch + 7535296 /* t728 */, scratch + 8746496 /* t725 */, scratch + 8877568 /* chunk */);
-    step_student_bn10_vjp_9(scratch + 7534912 /* t730 */, scratch + 7534848 /* t711 */, scratch + 7535296 /* t728 */);
-    step_student_bn10_vjp_10(scratch + 9676288 /* t732 */, scratch + 8615424 /* t699 */, scratch + 8746496 /* t725 */, scratch + 7534912 /* t730 */);
-    step_student_res9_vjp(scratch + 8484352 /* t751 */, scratch + 9676288 /* t732 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 3567104 /* chunk */);
-    step_student_leaky_relu8_vjp(scratch + 8685056 /* t747 */, scratch + 4107776 /* t547 */, scratch + 9962624 /* t550 */, scratch + 9962688 /* t566 */, state + 97200 /* in_student_bn7_offset */);
-    step_student_res9_vjp_2(scratch + 9959936 /* t749 */, scratch + 8685056 /* t747 */, scratch + 9676288 /* t732 */, scratch + 3567104 /* chunk */);
-    step_student_res9_conv3_vjp(scratch + 9963264 /* t752 */, scratch + 9676288 /* t732 */, scratch + 9932288 /* chunk */);
-    step_student_res9_conv3_vjp_2(scratch + 8685056 /* t773 */, scratch + 9676288 /* t732 */, state + 115856 /* in_student_res9_conv3_weight */, scratch /* chunk */);
-    step_student_res9_leaky_relu2_vjp(scratch + 3567104 /* t769 */, scratch + 4308480 /* t754 */, scratch + 7535232 /* t581 */, scratch + 4457216 /* t598 */, state + 115792 /* in_student_res9_bn1_offset */);
-    step_student_res9_conv3_vjp_3(scratch + 9876992 /* t771 */, scratch + 3567104 /* t769 */, scratch + 9676288 /* t732 */, scratch /* chunk */);
-    step_student_res9_leaky_relu2_vjp_2(scratch + 3567104 /* t794 */, scratch + 4308480 /* t774 */, scratch + 7535232 /* t581 */, scratch + 4457216 /* t598 */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 8685056 /* t773 */);
-    step_student_res9_bn1_vjp(scratch + 9963328 /* t796 */, scratch + 3567104 /* t795 */, scratch + 9932288 /* chunk */);
-    step_student_res9_bn1_vjp_2(scratch + 8685056 /* t797 */, scratch + 3567104 /* t795 */, scratch + 4457216 /* t598 */);
-    step_student_res9_bn1_vjp_3(scratch + 7535296 /* t800 */, scratch + 4308480 /* t578 */, scratch + 7535232 /* t581 */, scratch + 3567104 /* t795 */, scratch + 9932288 /* chunk */);
-    step_student_res9_bn1_vjp_4(scratch + 9963392 /* t806 */, scratch + 7536000 /* t586 */, scratch + 7535296 /* t800 */);
-    step_student_res9_bn1_vjp_5(scratch + 7534848 /* t808 */, scratch + 8685056 /* t797 */, scratch + 9932288 /* chunk */);
-    step_student_res9_bn1_vjp_6(scratch + 7534912 /* t817 */, scratch + 7535296 /* t800 */, state + 115728 /* in_student_res9_bn1_scale */, scratch + 7536000 /* t586 */);
-    step_student_res9_bn1_vjp_7(scratch + 3567104 /* t821 */, scratch + 4308480 /* t578 */, scratch + 7535232 /* t581 */, scratch + 7534912 /* t817 */);
-    step_student_res9_bn1_vjp_8(scratch + 7536000 /* t824 */, scratch + 3567104 /* t821 */, scratch + 9932288 /* chunk */);
-    step_student_res9_bn1_vjp_9(scratch + 7534912 /* t826 */, scratch + 7534848 /* t808 */, scratch + 7536000 /* t824 */);
-    step_student_res9_bn1_vjp_10(scratch + 4308480 /* t828 */, scratch + 8685056 /* t797 */, scratch + 3567104 /* t821 */, scratch + 7534912 /* t826 */);
-    step_student_res9_conv0_vjp(scratch + 9963456 /* t829 */, scratch + 4308480 /* t828 */, scratch + 9932288 /* chunk */);
-    step_student_res9_conv0_vjp_2(scratch + 8685056 /* t848 */, scratch + 4308480 /* t828 */, state + 97232 /* in_student_res9_conv0_weight */, scratch /* chunk */);
-    step_student_leaky_relu8_vjp_2(scratch + 2211840 /* t844 */, scratch + 4107776 /* t547 */, scratch + 9962624 /* t550 */, scratch + 9962688 /* t566 */, state + 97200 /* in_student_bn7_offset */);
-    step_student_res9_conv0_vjp_3(scratch + 9932288 /* t846 */, scratch + 2211840 /* t844 */, scratch + 4308480 /* t828 */, scratch /* chunk */);
-    step_student_leaky_relu8_vjp_3(scratch + 3567104 /* t869 */, scratch + 8484352 /* t751 */, scratch + 8685056 /* t848 */, scratch + 4107776 /* t547 */, scratch + 9962624 /* t550 */, scratch + 9962688 /* t566 */, state + 97200 /* in_student_bn7_offset */);
-    step_student_bn7_vjp(scratch + 9963712 /* t871 */, scratch + 3567104 /* t870 */, scratch + 9950720 /* chunk */);
-    step_student_bn7_vjp_2(scratch + 3767808 /* t872 */, scratch + 3567104 /* t870 */, scratch + 9962688 /* t566 */);
-    step_student_bn7_vjp_3(scratch + 7536000 /* t876 */, scratch + 4107776 /* t873 */, scratch + 9962624 /* t550 */, scratch + 3567104 /* t870 */, scratch + 9950720 /* chunk */);
-    step_student_bn7_vjp_4(scratch + 9963744 /* t882 */, scratch + 9962656 /* t555 */, scratch + 7536000 /* t876 */);
-    step_student_bn7_vjp_5(scratch + 7536032 /* t884 */, scratch + 3767808 /* t872 */, scratch + 9950720 /* chunk */);
-    step_student_bn7_vjp_6(scratch + 9962688 /* t893 */, scratch + 7536000 /* t876 */, state + 97168 /* in_student_bn7_scale */, scratch + 9962656 /* t555 */);
-    step_student_bn7_vjp_7(scratch + 3567104 /* t898 */, scratch + 4107776 /* t895 */, scratch + 9962624 /* t550 */, scratch + 9962688 /* t893 */);
-    step_student_bn7_vjp_8(scratch + 7536000 /* t901 */, scratch + 3567104 /* t898 */, scratch + 9950720 /* chunk */);
-    step_student_bn7_vjp_9(scratch + 7534848 /* t903 */, scratch + 7536032 /* t884 */, scratch + 7536000 /* t901 */);
-    step_student_bn7_vjp_10(scratch + 9676288 /* t905 */, scratch + 3767808 /* t872 */, scratch + 3567104 /* t898 */, scratch + 7534848 /* t903 */);
-    step_student_res6_vjp(scratch + 8484352 /* t924 */, scratch + 9676288 /* t905 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 3567104 /* chunk */);
-    step_student_leaky_relu5_vjp(scratch /* t920 */, scratch + 8082944 /* t477 */, scratch + 4457472 /* t480 */, scratch + 4457504 /* t496 */, state + 82688 /* in_student_bn4_offset */);
-    step_student_res6_vjp_2(scratch + 9962624 /* t922 */, scratch /* t920 */, scratch + 9676288 /* t905 */, scratch + 3567104 /* chunk */);
-    step_student_res6_conv3_vjp(scratch + 9963776 /* t925 */, scratch + 9676288 /* t905 */, scratch + 9950720 /* chunk */);
-    step_student_res6_conv3_vjp_2(scratch + 3567104 /* t946 */, scratch + 9676288 /* t905 */, state + 87408 /* in_student_res6_conv3_weight */, scratch /* chunk */);
-    step_student_res6_leaky_relu2_vjp(scratch + 3767808 /* t942 */, scratch + 9475584 /* t927 */, scratch + 4457280 /* t511 */, scratch + 4457344 /* t528 */, state + 87376 /* in_student_res6_bn1_offset */);
-    step_student_res6_conv3_vjp_3(scratch + 9950720 /* t944 */, scratch + 3767808 /* t942 */, scratch + 9676288 /* t905 */, scratch /* chunk */);
-    step_student_res6_leaky_relu2_vjp_2(scratch + 3767808 /* t967 */, scratch + 9475584 /* t947 */, scratch + 4457280 /* t511 */, scratch + 4457344 /* t528 */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 3567104 /* t946 */);
-    step_student_res6_bn1_vjp(scratch + 9676288 /* t969 */, scratch + 3767808 /* t968 */, scratch + 7534848 /* chunk */);
-    step_student_res6_bn1_vjp_2(scratch + 3567104 /* t970 */, scratch + 3767808 /* t968 */, scratch + 4457344 /* t528 */);
-    step_student_res6_bn1_vjp_3(scratch + 7536000 /* t973 */, scratch + 9475584 /* t508 */, scratch + 4457280 /* t511 */, scratch + 3767808 /* t968 */, scratch + 7534848 /* chunk */);
-    step_student_res6_bn1_vjp_4(scratch + 9676320 /* t979 */, scratch + 4457312 /* t516 */, scratch + 7536000 /* t973 */);
-    step_student_res6_bn1_vjp_5(scratch + 7536032 /* t981 */, scratch + 3567104 /* t970 */, scratch + 7534848 /* chunk */);
-    step_student_res6_bn1_vjp_6(scratch + 7534848 /* t990 */, scratch + 7536000 /* t973 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 4457312 /* t516 */);
-    step_student_res6_bn1_vjp_7(scratch + 3767808 /* t994 */, scratch + 9475584 /* t508 */, scratch + 4457280 /* t511 */, scratch + 7534848 /* t990 */);
-    step_student_res6_bn1_vjp_8(scratch + 7536000 /* t997 */, scratch + 3767808 /* t994 */, scratch + 7534848 /* chunk */);
-    step_student_res6_bn1_vjp_9(scratch + 7534848 /* t999 */, scratch + 7536032 /* t981 */, scratch + 7536000 /* t997 */);
-    step_student_res6_bn1_vjp_10(scratch + 3968512 /* t1001 */, scratch + 3567104 /* t970 */, scratch + 3767808 /* t994 */, scratch + 7534848 /* t999 */);
-    step_student_res6_conv0_vjp(scratch + 9583696 /* t1002 */, scratch + 3968512 /* t1001 */, scratch + 7534848 /* chunk */);
-    step_student_res6_conv0_vjp_2(scratch + 2125440 /* t1021 */, scratch + 3968512 /* t1001 */, state + 82704 /* in_student_res6_conv0_weight */, scratch /* chunk */);
-    step_student_leaky_relu5_vjp_2(scratch + 3567104 /* t1017 */, scratch + 8082944 /* t477 */, scratch + 4457472 /* t480 */, scratch + 4457504 /* t496 */, state + 82688 /* in_student_bn4_offset */);
-    step_student_res6_conv0_vjp_3(scratch + 9573888 /* t1019 */, scratch + 3567104 /* t1017 */, scratch + 3968512 /* t1001 */, scratch /* chunk */);
-    step_student_leaky_relu5_vjp_3(scratch + 3567104 /* t1042 */, scratch + 8484352 /* t924 */, scratch + 2125440 /* t1021 */, scratch + 8082944 /* t477 */, scratch + 4457472 /* t480 */, scratch + 4457504 /* t496 */, state + 82688 /* in_student_bn4_offset */);
-    step_student_bn4_vjp(scratch + 9583728 /* t1044 */, scratch + 3567104 /* t1043 */, scratch + 7534848 /* chunk */);
-    step_student_bn4_vjp_2(scratch + 3968512 /* t1045 */, scratch + 3567104 /* t1043 */, scratch + 4457504 /* t496 */);
-    step_student_bn4_vjp_3(scratch + 7536000 /* t1049 */, scratch + 8082944 /* t1046 */, scratch + 4457472 /* t480 */, scratch + 3567104 /* t1043 */, scratch + 7534848 /* chunk */);
-    step_student_bn4_vjp_4(scratch + 9583744 /* t1055 */, scratch + 4457488 /* t485 */, scratch + 7536000 /* t1049 */);
-    step_student_bn4_vjp_5(scratch + 7536016 /* t1057 */, scratch + 3968512 /* t1045 */, scratch + 7534848 /* chunk */);
-    step_student_bn4_vjp_6(scratch + 7536032 /* t1066 */, scratch + 7536000 /* t1049 */, state + 82672 /* in_student_bn4_scale */, scratch + 4457488 /* t485 */);
-    step_student_bn4_vjp_7(scratch + 3567104 /* t1071 */, scratch + 8082944 /* t1068 */, scratch + 4457472 /* t480 */, scratch + 7536032 /* t1066 */);
-    step_student_bn4_vjp_8(scratch + 7536000 /* t1074 */, scratch + 3567104 /* t1071 */, scratch + 7534848 /* chunk */);
-    step_student_bn4_vjp_9(scratch + 7536032 /* t1076 */, scratch + 7536016 /* t1057 */, scratch + 7536000 /* t1074 */);
-    step_student_bn4_vjp_10(scratch + 1859968 /* t1078 */, scratch + 3968512 /* t1045 */, scratch + 3567104 /* t1071 */, scratch + 7536032 /* t1076 */);
-    step_student_res3_conv3_vjp(scratch + 9583760 /* t1080 */, scratch + 1859968 /* t1078 */, scratch + 7534848 /* chunk */);
-    step_student_res3_conv3_vjp_2(scratch + 2261376 /* t1101 */, scratch + 1859968 /* t1078 */, state + 80352 /* in_student_res3_conv3_weight */, scratch /* chunk */);
-    step_student_res3_leaky_relu2_vjp(scratch + 3567104 /* t1097 */, scratch + 7129600 /* t1082 */, scratch + 4457424 /* t447 */, scratch + 4457456 /* t463 */, state + 80336 /* in_student_res3_bn1_offset */);
-    step_student_res3_conv3_vjp_3(scratch + 8881664 /* t1099 */, scratch + 3567104 /* t1097 */, scratch + 1859968 /* t1078 */, scratch /* chunk */);
-    step_student_res3_leaky_relu2_vjp_2(scratch + 3567104 /* t1122 */, scratch + 7129600 /* t1102 */, scratch + 4457424 /* t447 */, scratch + 4457456 /* t463 */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 2261376 /* t1101 */);
-    step_student_res3_bn1_vjp(scratch + 9583776 /* t1124 */, scratch + 3567104 /* t1123 */, scratch + 7534848 /* chunk */);
-    step_student_res3_bn1_vjp_2(scratch + 2261376 /* t1125 */, scratch + 3567104 /* t1123 */, scratch + 4457456 /* t463 */);
-    step_student_res3_bn1_vjp_3(scratch + 7536000 /* t1128 */, scratch + 7129600 /* t445 */, scratch + 4457424 /* t447 */, scratch + 3567104 /* t1123 */, scratch + 7534848 /* chunk */);
-    step_student_res3_bn1_vjp_4(scratch + 9583792 /* t1134 */, scratch + 4457440 /* t452 */, scratch + 7536000 /* t1128 */);
-    step_student_res3_bn1_vjp_5(scratch + 7536016 /* t1136 */, scratch + 2261376 /* t1125 */, scratch + 7534848 /* chunk */);
-    step_student_res3_bn1_vjp_6(scratch + 7536032 /* t1145 */, scratch + 7536000 /* t1128 */, state + 80320 /* in_student_res3_bn1_scale */, scratch + 4457440 /* t452 */);
-    step_student_res3_bn1_vjp_7(scratch + 3567104 /* t1149 */, scratch + 7129600 /* t445 */, scratch + 4457424 /* t447 */, scratch + 7536032 /* t1145 */);
-    step_student_res3_bn1_vjp_8(scratch + 7536000 /* t1152 */, scratch + 3567104 /* t1149 */, scratch + 7534848 /* chunk */);
-    step_student_res3_bn1_vjp_9(scratch + 7536032 /* t1154 */, scratch + 7536016 /* t1136 */, scratch + 7536000 /* t1152 */);
-    step_student_res3_bn1_vjp_10(scratch + 3968512 /* t1156 */, scratch + 2261376 /* t1125 */, scratch + 3567104 /* t1149 */, scratch + 7536032 /* t1154 */);
-    step_student_res3_conv0_vjp(scratch + 9583808 /* t1157 */, scratch + 3968512 /* t1156 */, scratch + 7534848 /* chunk */);
-    step_student_res3_conv0_vjp_2(scratch + 3567104 /* t1178 */, scratch + 3968512 /* t1156 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
-    step_student_leaky_relu2_vjp(scratch + 2261376 /* t1174 */, scratch + 6728192 /* t1159 */, scratch + 4457376 /* t415 */, scratch + 4457408 /* t432 */, state + 77984 /* in_student_bn1_offset */);
-    step_student_res3_conv0_vjp_3(scratch + 9578496 /* t1176 */, scratch + 2261376 /* t1174 */, scratch + 3968512 /* t1156 */, scratch /* chunk */);
-    step_student_leaky_relu2_vjp_2(scratch + 2261376 /* t1200 */, scratch + 1859968 /* t1079 */, scratch + 3567104 /* t1178 */, scratch + 6728192 /* t1180 */, scratch + 4457376 /* t415 */, scratch + 4457408 /* t432 */, state + 77984 /* in_student_bn1_offset */);
-    step_student_bn1_vjp(scratch + 9583824 /* t1202 */, scratch + 2261376 /* t1201 */, scratch + 7534848 /* chunk */);
-    step_student_bn1_vjp_2(scratch + 7129600 /* t1203 */, scratch + 2261376 /* t1201 */, scratch + 4457408 /* t432 */);
-    step_student_bn1_vjp_3(scratch + 7536000 /* t1206 */, scratch + 6728192 /* t412 */, scratch + 4457376 /* t415 */, scratch + 2261376 /* t1201 */, scratch + 7534848 /* chunk */);
-    step_student_bn1_vjp_4(scratch + 9583840 /* t1212 */, scratch + 4457392 /* t420 */, scratch + 7536000 /* t1206 */);
-    step_student_bn1_vjp_5(scratch + 7536016 /* t1214 */, scratch + 7129600 /* t1203 */, scratch + 7534848 /* chunk */);
-    step_student_bn1_vjp_6(scratch + 7536032 /* t1223 */, scratch + 7536000 /* t1206 */, state + 77968 /* in_student_bn1_scale */, scratch + 4457392 /* t420 */);
-    step_student_bn1_vjp_7(scratch + 3567104 /* t1227 */, scratch + 6728192 /* t412 */, scratch + 4457376 /* t415 */, scratch + 7536032 /* t1223 */);
-    step_student_bn1_vjp_8(scratch + 7536000 /* t1230 */, scratch + 3567104 /* t1227 */, scratch + 7534848 /* chunk */);
-    step_student_bn1_vjp_9(scratch + 7536032 /* t1232 */, scratch + 7536016 /* t1214 */, scratch + 7536000 /* t1230 */);
-    step_student_bn1_vjp_10(scratch + 6728192 /* t1234 */, scratch + 7129600 /* t1203 */, scratch + 3567104 /* t1227 */, scratch + 7536032 /* t1232 */);
-    step_student_conv0_vjp(scratch + 9583856 /* t1235 */, scratch + 6728192 /* t1234 */, scratch + 7534848 /* chunk */);
-    step_student_conv0_vjp_2(scratch + 9583488 /* t1236 */, io + 125440 /* t406 */, scratch + 6728192 /* t1234 */, scratch /* chunk */);
-    step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 9583488 /* t1237 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_update_2(state + 233568 /* in_student_momentum_conv0_bias */, state + 77952 /* in_student_conv0_bias */, state + 233584 /* in_student_momentum_bn1_scale */, state + 77968 /* in_student_bn1_scale */, state + 233600 /* in_student_momentum_bn1_offset */, state + 77984 /* in_student_bn1_offset */, scratch + 9583856 /* t1235 */, io + 226128 /* in_lr_student */, scratch + 9583840 /* t1212 */, scratch + 9583824 /* t1202 */);
-    step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 9578496 /* t1177 */, io + 226128 /* in_lr_student */);
-    step_student_res3_conv0_update_2(state + 235920 /* in_student_momentum_res3_conv0_bias */, state + 80304 /* in_student_res3_conv0_bias */, state + 235936 /* in_student_momentum_res3_bn1_scale */, state + 80320 /* in_student_res3_bn1_scale */, state + 235952 /* in_student_momentum_res3_bn1_offset */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 9583808 /* t1157 */, io + 226128 /* in_lr_student */, scratch + 9583792 /* t1134 */, scratch + 9583776 /* t1124 */);
-    step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 8881664 /* t1100 */, io + 226128 /* in_lr_student */);
-    step_student_res3_conv3_update_2(state + 238272 /* in_student_momentum_res3_conv3_bias */, state + 82656 /* in_student_res3_conv3_bias */, state + 238288 /* in_student_momentum_bn4_scale */, state + 82672 /* in_student_bn4_scale */, state + 238304 /* in_student_momentum_bn4_offset */, state + 82688 /* in_student_bn4_offset */, scratch + 9583760 /* t1080 */, io + 226128 /* in_lr_student */, scratch + 9583744 /* t1055 */, scratch + 9583728 /* t1044 */);
-    step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 9573888 /* t1020 */, io + 226128 /* in_lr_student */);
-    step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 9583696 /* t1002 */, io + 226128 /* in_lr_student */, scratch + 9676320 /* t979 */, scratch + 9676288 /* t969 */);
-    step_student_res6_conv3_update(state + 243024 /* in_student_momentum_res6_conv3_weight */, state + 87408 /* in_student_res6_conv3_weight */, scratch + 9950720 /* t945 */, io + 226128 /* in_lr_student */);
-    step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 9963776 /* t925 */, io + 226128 /* in_lr_student */);
-    step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 9962624 /* t923 */, io + 226128 /* in_lr_student */);
-    step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 9963744 /* t882 */, io + 226128 /* in_lr_student */, scratch + 9963712 /* t871 */);
-    step_student_res9_conv0_update(state + 252848 /* in_student_momentum_res9_conv0_weight */, state + 97232 /* in_student_res9_conv0_weight */, scratch + 9932288 /* t847 */, io + 226128 /* in_lr_student */);
-    step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 9963456 /* t829 */, io + 226128 /* in_lr_student */, scratch + 9963392 /* t806 */, scratch + 9963328 /* t796 */);
-    step_student_res9_conv3_update(state + 271472 /* in_student_momentum_res9_conv3_weight */, state + 115856 /* in_student_res9_conv3_weight */, scratch + 9876992 /* t772 */, io + 226128 /* in_lr_student */);
-    step_student_res9_conv3_update_2(state + 308336 /* in_student_momentum_res9_conv3_bias */, state + 152720 /* in_student_res9_conv3_bias */, scratch + 9963264 /* t752 */, io + 226128 /* in_lr_student */);
-    step_student_res9_shortcut_update(state + 308400 /* in_student_momentum_res9_shortcut_weight */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 9959936 /* t750 */, io + 226128 /* in_lr_student */);
-    step_student_bn10_update(state + 310448 /* in_student_momentum_bn10_scale */, state + 154832 /* in_student_bn10_scale */, state + 310512 /* in_student_momentum_bn10_offset */, state + 154896 /* in_student_bn10_offset */, scratch + 9963200 /* t709 */, io + 226128 /* in_lr_student */, scratch + 9963136 /* t698 */);
-    step_student_dense13_update(state + 310576 /* in_student_momentum_dense13_weight */, state + 154960 /* in_student_dense13_weight */, scratch + 9961984 /* t673 */, io + 226128 /* in_lr_student */);
-    step_student_dense13_update_2(state + 311216 /* in_student_momentum_dense13_bias */, state + 155600 /* in_student_dense13_bias */, scratch + 9963952 /* t671 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_fwd_2(scratch + 4018688 /* t1523 */, io /* in_x */, state + 77808 /* t1520 */, state + 77952 /* t1258 */, scratch + 3567104 /* chunk */);
-    step_student_bn1_fwd_7(scratch + 7536000 /* t1524 */, scratch + 4018688 /* t1523 */, scratch + 7534848 /* chunk */);
-    step_student_bn1_fwd_8(scratch + 8885312 /* t1526 */, scratch + 7536000 /* t1524 */);
-    step_student_bn1_fwd_9(scratch + 4119040 /* t1528 */, scratch + 4018688 /* t1523 */, scratch + 8885312 /* t1526 */);
-    step_student_bn1_fwd_10(scratch + 8885328 /* t1530 */, scratch + 4119040 /* t1528 */, scratch + 7534848 /* chunk */);
-    step_student_bn1_fwd_11(scratch + 8885344 /* t1536 */, scratch + 8885328 /* t1530 */, state + 77968 /* t1265 */);
-    step_student_bn1_fwd_12(scratch + 4219392 /* t1540 */, scratch + 4119040 /* t1528 */, scratch + 8885344 /* t1536 */, state + 77984 /* t1272 */);
-    step_student_leaky_relu2_fwd_2(scratch + 4119040 /* t1544 */, scratch + 4219392 /* t1541 */);
-    step_student_res3_conv0_fwd_2(scratch + 4219392 /* t1549 */, scratch + 4119040 /* t1544 */, state + 78000 /* t1546 */, state + 80304 /* t1291 */, scratch /* chunk */);
-    step_student_res3_bn1_fwd_7(scratch + 7536000 /* t1550 */, scratch + 4219392 /* t1549 */, scratch + 7534848 /* chunk */);
-    step_student_res3_bn1_fwd_8(scratch + 8885360 /* t1551 */, scratch + 7536000 /* t1550 */);
-    step_student_res3_bn1_fwd_9(scratch + 4319744 /* t1553 */, scratch + 4219392 /* t1549 */, scratch + 8885360 /* t1551 */);
-    step_student_res3_bn1_fwd_10(scratch + 8885376 /* t1555 */, scratch + 4319744 /* t1553 */, scratch + 7534848 /* chunk */);
-    step_student_res3_bn1_fwd_11(scratch + 8885392 /* t1561 */, scratch + 8885376 /* t1555 */, state + 80320 /* t1298 */);
-    step_student_res3_bn1_fwd_12(scratch + 3567104 /* t1565 */, scratch + 4319744 /* t1553 */, scratch + 8885392 /* t1561 */, state + 80336 /* t1305 */);
-    step_student_res3_leaky_relu2_fwd_2(scratch + 4319744 /* t1568 */, scratch + 3567104 /* t1566 */);
-    step_student_res3_conv3_fwd_2(scratch + 3567104 /* t1573 */, scratch + 4319744 /* t1568 */, state + 80352 /* t1570 */, state + 82656 /* t1321 */, scratch /* chunk */);
-    step_student_res3_fwd_2(scratch + 4319744 /* t1575 */, scratch + 3567104 /* t1574 */, scratch + 4119040 /* t1544 */);
-    step_student_bn4_fwd_7(scratch + 7536000 /* t1577 */, scratch + 4319744 /* t1576 */, scratch + 7534848 /* chunk */);
-    step_student_bn4_fwd_8(scratch + 8885408 /* t1578 */, scratch + 7536000 /* t1577 */);
-    step_student_bn4_fwd_9(scratch + 4119040 /* t1580 */, scratch + 4319744 /* t1576 */, scratch + 8885408 /* t1578 */);
-    step_student_bn4_fwd_10(scratch + 8885424 /* t1582 */, scratch + 4119040 /* t1580 */, scratch + 7534848 /* chunk */);
-    step_student_bn4_fwd_11(scratch + 8885440 /* t1588 */, scratch + 8885424 /* t1582 */, state + 82672 /* t1328 */);
-    step_student_bn4_fwd_12(scratch + 3567104 /* t1592 */, scratch + 4119040 /* t1580 */, scratch + 8885440 /* t1588 */, state + 82688 /* t1335 */);
-    step_student_leaky_relu5_fwd_2(scratch + 4119040 /* t1595 */, scratch + 3567104 /* t1593 */);
-    step_student_res6_conv0_fwd_2(scratch + 4420096 /* t1600 */, scratch + 4119040 /* t1595 */, state + 82704 /* t1597 */, state + 87312 /* t1356 */, scratch /* chunk */);
-    step_student_res6_bn1_fwd_7(scratch + 7536000 /* t1601 */, scratch + 4420096 /* t1600 */, scratch + 8883968 /* chunk */);
-    step_student_res6_bn1_fwd_8(scratch + 8885120 /* t1603 */, scratch + 7536000 /* t1601 */);
-    step_student_res6_bn1_fwd_9(scratch + 3567104 /* t1605 */, scratch + 4420096 /* t1600 */, scratch + 8885120 /* t1603 */);
-    step_student_res6_bn1_fwd_10(scratch + 8885152 /* t1607 */, scratch + 3567104 /* t1605 */, scratch + 8883968 /* chunk */);
-    step_student_res6_bn1_fwd_11(scratch + 8885184 /* t1613 */, scratch + 8885152 /* t1607 */, state + 87344 /* t1363 */);
-    step_student_res6_bn1_fwd_12(scratch + 3617280 /* t1617 */, scratch + 3567104 /* t1605 */, scratch + 8885184 /* t1613 */, state + 87376 /* t1370 */);
-    step_student_res6_leaky_relu2_fwd_2(scratch + 3567104 /* t1621 */, scratch + 3617280 /* t1618 */);
-    step_student_res6_conv3_fwd_2(scratch + 2495232 /* t1626 */, scratch + 3567104 /* t1621 */, state + 87408 /* t1623 */, state + 96624 /* t1389 */, scratch /* chunk */);
-    step_student_res6_fwd_3(scratch + 2545408 /* t1630 */, scratch + 4119040 /* t1595 */, state + 96656 /* t1629 */, scratch + 8082944 /* chunk */);
-    step_student_res6_fwd_4(scratch + 4119040 /* t1632 */, scratch + 2495232 /* t1627 */, scratch + 2545408 /* t1631 */);
-    step_student_bn7_fwd_7(scratch + 7536000 /* t1634 */, scratch + 4119040 /* t1633 */, scratch + 8883968 /* chunk */);
-    step_student_bn7_fwd_8(scratch + 8885216 /* t1635 */, scratch + 7536000 /* t1634 */);
-    step_student_bn7_fwd_9(scratch + 4169216 /* t1637 */, scratch + 4119040 /* t1633 */, scratch + 8885216 /* t1635 */);
-    step_student_bn7_fwd_10(scratch + 8885248 /* t1639 */, scratch + 4169216 /* t1637 */, scratch + 8883968 /* chunk */);
-    step_student_bn7_fwd_11(scratch + 8885280 /* t1645 */, scratch + 8885248 /* t1639 */, state + 97168 /* t1408 */);
-    step_student_bn7_fwd_12(scratch + 3567104 /* t1649 */, scratch + 4169216 /* t1637 */, scratch + 8885280 /* t1645 */, state + 97200 /* t1415 */);
-    step_student_leaky_relu8_fwd_2(scratch + 4169216 /* t1652 */, scratch + 3567104 /* t1650 */);
-    step_student_res9_conv0_fwd_2(scratch + 8840704 /* t1657 */, scratch + 4169216 /* t1652 */, state + 97232 /* t1654 */, state + 115664 /* t1436 */, scratch /* chunk */);
-    step_student_res9_bn1_fwd_7(scratch + 7536000 /* t1658 */, scratch + 8840704 /* t1657 */, scratch + 8883968 /* chunk */);
-    step_student_res9_bn1_fwd_8(scratch + 7535168 /* t1660 */, scratch + 7536000 /* t1658 */);
-    step_student_res9_bn1_fwd_9(scratch + 9475584 /* t1662 */, scratch + 8840704 /* t1657 */, scratch + 7535168 /* t1660 */);
-    step_student_res9_bn1_fwd_10(scratch + 7536000 /* t1664 */, scratch + 9475584 /* t1662 */, scratch + 8883968 /* chunk */);
-    step_student_res9_bn1_fwd_11(scratch + 7535232 /* t1670 */, scratch + 7536000 /* t1664 */, state + 115728 /* t1443 */);
-    step_student_res9_bn1_fwd_12(scratch + 9508352 /* t1674 */, scratch + 9475584 /* t1662 */, scratch + 7535232 /* t1670 */, state + 115792 /* t1450 */);
-    step_student_res9_leaky_relu2_fwd_2(scratch + 9475584 /* t1678 */, scratch + 9508352 /* t1675 */);
-    step_student_res9_conv3_fwd_2(scratch + 2369024 /* t1683 */, scratch + 9475584 /* t1678 */, state + 115856 /* t1680 */, state + 152720 /* t1469 */, scratch /* chunk */);
-    step_student_res9_fwd_3(scratch + 2401792 /* t1687 */, scratch + 4169216 /* t1652 */, state + 152784 /* t1686 */, scratch + 8082944 /* chunk */);
-    step_student_res9_fwd_4(scratch + 4169216 /* t1689 */, scratch + 2369024 /* t1684 */, scratch + 2401792 /* t1688 */);
-    step_student_bn10_fwd_7(scratch + 7535296 /* t1691 */, scratch + 4169216 /* t1690 */, scratch + 8883968 /* chunk */);
-    step_student_bn10_fwd_8(scratch + 8884992 /* t1692 */, scratch + 7535296 /* t1691 */);
-    step_student_bn10_fwd_9(scratch + 9475584 /* t1694 */, scratch + 4169216 /* t1690 */, scratch + 8884992 /* t1692 */);
-    step_student_bn10_fwd_10(scratch + 7535296 /* t1696 */, scratch + 9475584 /* t1694 */, scratch + 8883968 /* chunk */);
-    step_student_bn10_fwd_11(scratch + 8885056 /* t1702 */, scratch + 7535296 /* t1696 */, state + 154832 /* t1488 */);
-    step_student_bn10_fwd_12(scratch + 9508352 /* t1706 */, scratch + 9475584 /* t1694 */, scratch + 8885056 /* t1702 */, state + 154896 /* t1495 */);
-    step_student_leaky_relu11_fwd_2(scratch + 9475584 /* t1709 */, scratch + 9508352 /* t1707 */);
-    step_student_global_avg_pool12_fwd_3(scratch + 8873472 /* t1711 */, scratch + 9475584 /* t1710 */);
-    step_student_global_avg_pool12_fwd_4(scratch + 8875520 /* t1713 */, scratch + 8873472 /* t1711 */);
-    step_student_dense13_fwd_2(scratch + 7534848 /* t1716 */, scratch + 8875520 /* t1713 */, state + 154960 /* t1507 */, state + 155600 /* t1516 */);
-    step_student_loss_l_fwd(scratch + 9583632 /* t1717 */, scratch + 7534848 /* t1716 */);
-    step_student_loss_l_fwd_2(scratch + 8883968 /* t1719 */, scratch + 8884288 /* t1720 */, scratch + 7534848 /* t1716 */, scratch + 9583632 /* t1717 */);
-    step_student_loss_l_fwd_3(scratch + 9583632 /* t1721 */, scratch + 8884288 /* t1720 */);
-    step_student_loss_l_fwd_4(scratch + 9583664 /* t1722 */, scratch + 9583632 /* t1721 */);
-    step_student_loss_l_fwd_5(scratch + 8885456 /* t1726 */, scratch + 8883968 /* t1719 */, scratch + 9583664 /* t1722 */, io + 225792 /* in_y */);
-    step_student_loss_l_fwd_6(io + 244672 /* t1727 */, scratch + 8885456 /* t1726 */);
-    step_student_loss_l_vjp(scratch + 8883968 /* t1729 */, io + 225792 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 9583664 /* t1731 */, scratch + 8883968 /* t1729 */);
-    step_student_loss_l_vjp_3(scratch + 8884608 /* t1732 */, scratch + 9583664 /* t1731 */, scratch + 9583632 /* t1721 */);
-    step_student_loss_l_vjp_4(scratch + 7534848 /* t1735 */, scratch + 8884608 /* t1732 */, scratch + 8884288 /* t1720 */, scratch + 8883968 /* t1729 */);
-    step_student_dense13_vjp_4(scratch + 9583872 /* t1736 */, scratch + 7534848 /* t1735 */);
-    step_student_dense13_vjp_5(scratch + 9582848 /* t1738 */, scratch + 8875520 /* t1713 */, scratch + 7534848 /* t1735 */);
-    step_student_dense13_vjp_6(scratch + 8873472 /* t1739 */, scratch + 7534848 /* t1735 */, state + 154960 /* t1507 */);
-    step_student_global_avg_pool12_vjp_2(scratch + 9475584 /* t1740 */, scratch + 8873472 /* t1739 */);
-    step_student_leaky_relu11_vjp_2(scratch + 9508352 /* t1761 */, scratch + 4169216 /* t1689 */, scratch + 8884992 /* t1692 */, scratch + 8885056 /* t1702 */, state + 154896 /* t1495 */, scratch + 9475584 /* t1741 */);
-    step_student_bn10_vjp_11(scratch + 8885632 /* t1763 */, scratch + 9508352 /* t1762 */, scratch + 8883968 /* chunk */);
-    step_student_bn10_vjp_12(scratch + 9475584 /* t1764 */, scratch + 9508352 /* t1762 */, scratch + 8885056 /* t1702 */);
-    step_student_bn10_vjp_13(scratch + 8885696 /* t1768 */, scratch + 4169216 /* t1765 */, scratch + 8884992 /* t1692 */, scratch + 9508352 /* t1762 */, scratch + 8883968 /* chunk */);
-    step_student_bn10_vjp_14(scratch + 9583632 /* t1775 */, scratch + 7535296 /* t1696 */, scratch + 8885696 /* t1768 */);
-    step_student_bn10_vjp_15(scratch + 7534848 /* t1777 */, scratch + 9475584 /* t1764 */, scratch + 8883968 /* chunk */);
-    step_student_bn10_vjp_16(scratch + 7534912 /* t1788 */, scratch + 8885696 /* t1768 */, state + 154832 /* t1488 */, scratch + 7535296 /* t1696 */);
-    step_student_bn10_vjp_17(scratch + 9508352 /* t1793 */, scratch + 4169216 /* t1790 */, scratch + 8884992 /* t1692 */, scratch + 7534912 /* t1788 */);
-    step_student_bn10_vjp_18(scratch + 7535296 /* t1796 */, scratch + 9508352 /* t1793 */, scratch + 8883968 /* chunk */);
-    step_student_bn10_vjp_19(scratch + 8885696 /* t1798 */, scratch + 7534848 /* t1777 */, scratch + 7535296 /* t1796 */);
-    step_student_bn10_vjp_20(scratch + 9541120 /* t1800 */, scratch + 9475584 /* t1764 */, scratch + 9508352 /* t1793 */, scratch + 8885696 /* t1798 */);
-    step_student_res9_vjp_3(scratch + 4169216 /* t1819 */, scratch + 9541120 /* t1800 */, state + 152784 /* t1686 */, scratch + 8082944 /* chunk */);
-    step_student_leaky_relu8_vjp_4(scratch + 3567104 /* t1815 */, scratch + 4119040 /* t1632 */, scratch + 8885216 /* t1635 */, scratch + 8885280 /* t1645 */, state + 97200 /* t1415 */);
-    step_student_res9_vjp_4(scratch + 9580800 /* t1817 */, scratch + 3567104 /* t1815 */, scratch + 9541120 /* t1800 */, scratch + 8082944 /* chunk */);
-    step_student_res9_conv3_vjp_4(scratch + 8885696 /* t1820 */, scratch + 9541120 /* t1800 */, scratch + 8883968 /* chunk */);
-    step_student_res9_conv3_vjp_5(scratch + 9475584 /* t1841 */, scratch + 9541120 /* t1800 */, state + 115856 /* t1680 */, scratch /* chunk */);
-    step_student_res9_leaky_relu2_vjp_3(scratch + 9508352 /* t1837 */, scratch + 8840704 /* t1822 */, scratch + 7535168 /* t1660 */, scratch + 7535232 /* t1670 */, state + 115792 /* t1450 */);
-    step_student_res9_conv3_vjp_6(scratch + 8803840 /* t1839 */, scratch + 9508352 /* t1837 */, scratch + 9541120 /* t1800 */, scratch /* chunk */);
-    step_student_res9_leaky_relu2_vjp_4(scratch + 9508352 /* t1862 */, scratch + 8840704 /* t1842 */, scratch + 7535168 /* t1660 */, scratch + 7535232 /* t1670 */, state + 115792 /* t1450 */, scratch + 9475584 /* t1841 */);
-    step_student_res9_bn1_vjp_11(scratch + 9541120 /* t1864 */, scratch + 9508352 /* t1863 */, scratch + 8883968 /* chunk */);
-    step_student_res9_bn1_vjp_12(scratch + 9475584 /* t1865 */, scratch + 9508352 /* t1863 */, scratch + 7535232 /* t1670 */);
-    step_student_res9_bn1_vjp_13(scratch + 7535232 /* t1868 */, scratch + 8840704 /* t1657 */, scratch + 7535168 /* t1660 */, scratch + 9508352 /* t1863 */, scratch + 8883968 /* chunk */);
-    step_student_res9_bn1_vjp_14(scratch + 9541184 /* t1875 */, scratch + 7536000 /* t1664 */, scratch + 7535232 /* t1868 */);
-    step_student_res9_bn1_vjp_15(scratch + 7535296 /* t1877 */, scratch + 9475584 /* t1865 */, scratch + 8883968 /* chunk */);
-    step_student_res9_bn1_vjp_16(scratch + 7534848 /* t1888 */, scratch + 7535232 /* t1868 */, state + 115728 /* t1443 */, scratch + 7536000 /* t1664 */);
-    step_student_res9_bn1_vjp_17(scratch + 9508352 /* t1892 */, scratch + 8840704 /* t1657 */, scratch + 7535168 /* t1660 */, scratch + 7534848 /* t1888 */);
-    step_student_res9_bn1_vjp_18(scratch + 7536000 /* t1895 */, scratch + 9508352 /* t1892 */, scratch + 8883968 /* chunk */);
-    step_student_res9_bn1_vjp_19(scratch + 7534848 /* t1897 */, scratch + 7535296 /* t1877 */, scratch + 7536000 /* t1895 */);
-    step_student_res9_bn1_vjp_20(scratch + 8840704 /* t1899 */, scratch + 9475584 /* t1865 */, scratch + 9508352 /* t1892 */, scratch + 7534848 /* t1897 */);
-    step_student_res9_conv0_vjp_4(scratch + 9540816 /* t1900 */, scratch + 8840704 /* t1899 */, scratch + 8883968 /* chunk */);
-    step_student_res9_conv0_vjp_5(scratch + 3567104 /* t1919 */, scratch + 8840704 /* t1899 */, state + 97232 /* t1654 */, scratch /* chunk */);
-    step_student_leaky_relu8_vjp_5(scratch + 3617280 /* t1915 */, scratch + 4119040 /* t1632 */, scratch + 8885216 /* t1635 */, scratch + 8885280 /* t1645 */, state + 97200 /* t1415 */);
-    step_student_res9_conv0_vjp_6(scratch + 9475584 /* t1917 */, scratch + 3617280 /* t1915 */, scratch + 8840704 /* t1899 */, scratch /* chunk */);
-    step_student_leaky_relu8_vjp_6(scratch + 3617280 /* t1940 */, scratch + 4169216 /* t1819 */, scratch + 3567104 /* t1919 */, scratch + 4119040 /* t1632 */, scratch + 8885216 /* t1635 */, scratch + 8885280 /* t1645 */, state + 97200 /* t1415 */);
-    step_student_bn7_vjp_11(scratch + 9541072 /* t1942 */, scratch + 3617280 /* t1941 */, scratch + 8883968 /* chunk */);
-    step_student_bn7_vjp_12(scratch + 3567104 /* t1943 */, scratch + 3617280 /* t1941 */, scratch + 8885280 /* t1645 */);
-    step_student_bn7_vjp_13(scratch + 7536000 /* t1947 */, scratch + 4119040 /* t1944 */, scratch + 8885216 /* t1635 */, scratch + 3617280 /* t1941 */, scratch + 8883968 /* chunk */);
-    step_student_bn7_vjp_14(scratch + 9541248 /* t1954 */, scratch + 8885248 /* t1639 */, scratch + 7536000 /* t1947 */);
-    step_student_bn7_vjp_15(scratch + 7536032 /* t1956 */, scratch + 3567104 /* t1943 */, scratch + 8883968 /* chunk */);
-    step_student_bn7_vjp_16(scratch + 9540880 /* t1967 */, scratch + 7536000 /* t1947 */, state + 97168 /* t1408 */, scratch + 8885248 /* t1639 */);
-    step_student_bn7_vjp_17(scratch + 4169216 /* t1972 */, scratch + 4119040 /* t1969 */, scratch + 8885216 /* t1635 */, scratch + 9540880 /* t1967 */);
-    step_student_bn7_vjp_18(scratch + 7536000 /* t1975 */, scratch + 4169216 /* t1972 */, scratch + 8883968 /* chunk */);
-    step_student_bn7_vjp_19(scratch + 9540880 /* t1977 */, scratch + 7536032 /* t1956 */, scratch + 7536000 /* t1975 */);
-    step_student_bn7_vjp_20(scratch + 2568960 /* t1979 */, scratch + 3567104 /* t1943 */, scratch + 4169216 /* t1972 */, scratch + 9540880 /* t1977 */);
-    step_student_res6_vjp_3(scratch + 4119040 /* t1998 */, scratch + 2568960 /* t1979 */, state + 96656 /* t1629 */, scratch + 8082944 /* chunk */);
-    step_student_leaky_relu5_vjp_4(scratch + 3567104 /* t1994 */, scratch + 4319744 /* t1575 */, scratch + 8885408 /* t1578 */, scratch + 8885440 /* t1588 */, state + 82688 /* t1335 */);
-    step_student_res6_vjp_4(scratch + 9539840 /* t1996 */, scratch + 3567104 /* t1994 */, scratch + 2568960 /* t1979 */, scratch + 8082944 /* chunk */);
-    step_student_res6_conv3_vjp_4(scratch + 9541280 /* t1999 */, scratch + 2568960 /* t1979 */, scratch + 8883968 /* chunk */);
-    step_student_res6_conv3_vjp_5(scratch + 3567104 /* t2020 */, scratch + 2568960 /* t1979 */, state + 87408 /* t1623 */, scratch /* chunk */);
-    step_student_res6_leaky_relu2_vjp_3(scratch + 3617280 /* t2016 */, scratch + 4420096 /* t2001 */, scratch + 8885120 /* t1603 */, scratch + 8885184 /* t1613 */, state + 87376 /* t1370 */);
-    step_student_res6_conv3_vjp_6(scratch + 9512448 /* t2018 */, scratch + 3617280 /* t2016 */, scratch + 2568960 /* t1979 */, scratch /* chunk */);
-    step_student_res6_leaky_relu2_vjp_4(scratch + 3617280 /* t2041 */, scratch + 4420096 /* t2021 */, scratch + 8885120 /* t1603 */, scratch + 8885184 /* t1613 */, state + 87376 /* t1370 */, scratch + 3567104 /* t2020 */);
-    step_student_res6_bn1_vjp_11(scratch + 9541312 /* t2043 */, scratch + 3617280 /* t2042 */, scratch + 8883968 /* chunk */);
-    step_student_res6_bn1_vjp_12(scratch + 3567104 /* t2044 */, scratch + 3617280 /* t2042 */, scratch + 8885184 /* t1613 */);
-    step_student_res6_bn1_vjp_13(scratch + 7536000 /* t2047 */, scratch + 4420096 /* t1600 */, scratch + 8885120 /* t1603 */, scratch + 3617280 /* t2042 */, scratch + 8883968 /* chunk */);
-    step_student_res6_bn1_vjp_14(scratch + 9541344 /* t2054 */, scratch + 8885152 /* t1607 */, scratch + 7536000 /* t2047 */);
-    step_student_res6_bn1_vjp_15(scratch + 7536032 /* t2056 */, scratch + 3567104 /* t2044 */, scratch + 8883968 /* chunk */);
-    step_student_res6_bn1_vjp_16(scratch + 9540880 /* t2067 */, scratch + 7536000 /* t2047 */, state + 87344 /* t1363 */, scratch + 8885152 /* t1607 */);
-    step_student_res6_bn1_vjp_17(scratch + 3617280 /* t2071 */, scratch + 4420096 /* t1600 */, scratch + 8885120 /* t1603 */, scratch + 9540880 /* t2067 */);
-    step_student_res6_bn1_vjp_18(scratch + 7536000 /* t2074 */, scratch + 3617280 /* t2071 */, scratch + 8883968 /* chunk */);
-    step_student_res6_bn1_vjp_19(scratch + 9540880 /* t2076 */, scratch + 7536032 /* t2056 */, scratch + 7536000 /* t2074 */);
-    step_student_res6_bn1_vjp_20(scratch + 4420096 /* t2078 */, scratch + 3567104 /* t2044 */, scratch + 3617280 /* t2071 */, scratch + 9540880 /* t2076 */);
-    step_student_res6_conv0_vjp_4(scratch + 9541376 /* t2079 */, scratch + 4420096 /* t2078 */, scratch + 8883968 /* chunk */);
-    step_student_res6_conv0_vjp_5(scratch + 3567104 /* t2098 */, scratch + 4420096 /* t2078 */, state + 82704 /* t1597 */, scratch /* chunk */);
-    step_student_leaky_relu5_vjp_5(scratch + 3667456 /* t2094 */, scratch + 4319744 /* t1575 */, scratch + 8885408 /* t1578 */, scratch + 8885440 /* t1588 */, state + 82688 /* t1335 */);
-    step_student_res6_conv0_vjp_6(scratch + 9521664 /* t2096 */, scratch + 3667456 /* t2094 */, scratch + 4420096 /* t2078 */, scratch /* chunk */);
-    step_student_leaky_relu5_vjp_6(scratch + 3667456 /* t2119 */, scratch + 4119040 /* t1998 */, scratch + 3567104 /* t2098 */, scratch + 4319744 /* t1575 */, scratch + 8885408 /* t1578 */, scratch + 8885440 /* t1588 */, state + 82688 /* t1335 */);
-    step_student_bn4_vjp_11(scratch + 9541104 /* t2121 */, scratch + 3667456 /* t2120 */, scratch + 7534848 /* chunk */);
-    step_student_bn4_vjp_12(scratch + 3567104 /* t2122 */, scratch + 3667456 /* t2120 */, scratch + 8885440 /* t1588 */);
-    step_student_bn4_vjp_13(scratch + 7536000 /* t2126 */, scratch + 4319744 /* t2123 */, scratch + 8885408 /* t1578 */, scratch + 3667456 /* t2120 */, scratch + 7534848 /* chunk */);
-    step_student_bn4_vjp_14(scratch + 9541408 /* t2133 */, scratch + 8885424 /* t1582 */, scratch + 7536000 /* t2126 */);
-    step_student_bn4_vjp_15(scratch + 7536016 /* t2135 */, scratch + 3567104 /* t2122 */, scratch + 7534848 /* chunk */);
-    step_student_bn4_vjp_16(scratch + 7536032 /* t2146 */, scratch + 7536000 /* t2126 */, state + 82672 /* t1328 */, scratch + 8885424 /* t1582 */);
-    step_student_bn4_vjp_17(scratch + 4119040 /* t2151 */, scratch + 4319744 /* t2148 */, scratch + 8885408 /* t1578 */, scratch + 7536032 /* t2146 */);
-    step_student_bn4_vjp_18(scratch + 7536000 /* t2154 */, scratch + 4119040 /* t2151 */, scratch + 7534848 /* chunk */);
-    step_student_bn4_vjp_19(scratch + 7536032 /* t2156 */, scratch + 7536016 /* t2135 */, scratch + 7536000 /* t2154 */);
-    step_student_bn4_vjp_20(scratch + 4319744 /* t2158 */, scratch + 3567104 /* t2122 */, scratch + 4119040 /* t2151 */, scratch + 7536032 /* t2156 */);
-    step_student_res3_conv3_vjp_4(scratch + 9541424 /* t2160 */, scratch + 4319744 /* t2158 */, scratch + 7534848 /* chunk */);
-    step_student_res3_conv3_vjp_5(scratch + 4119040 /* t2181 */, scratch + 4319744 /* t2158 */, state + 80352 /* t1570 */, scratch /* chunk */);
-    step_student_res3_leaky_relu2_vjp_3(scratch + 3567104 /* t2177 */, scratch + 4219392 /* t2162 */, scratch + 8885360 /* t1551 */, scratch + 8885392 /* t1561 */, state + 80336 /* t1305 */);
-    step_student_res3_conv3_vjp_6(scratch + 9530880 /* t2179 */, scratch + 3567104 /* t2177 */, scratch + 4319744 /* t2158 */, scratch /* chunk */);
-    step_student_res3_leaky_relu2_vjp_4(scratch + 3567104 /* t2202 */, scratch + 4219392 /* t2182 */, scratch + 8885360 /* t1551 */, scratch + 8885392 /* t1561 */, state + 80336 /* t1305 */, scratch + 4119040 /* t2181 */);
-    step_student_res3_bn1_vjp_11(scratch + 9541440 /* t2204 */, scratch + 3567104 /* t2203 */, scratch + 7534848 /* chunk */);
-    step_student_res3_bn1_vjp_12(scratch + 4119040 /* t2205 */, scratch + 3567104 /* t2203 */, scratch + 8885392 /* t1561 */);
-    step_student_res3_bn1_vjp_13(scratch + 7536000 /* t2208 */, scratch + 4219392 /* t1549 */, scratch + 8885360 /* t1551 */, scratch + 3567104 /* t2203 */, scratch + 7534848 /* chunk */);
-    step_student_res3_bn1_vjp_14(scratch + 9541456 /* t2215 */, scratch + 8885376 /* t1555 */, scratch + 7536000 /* t2208 */);
-    step_student_res3_bn1_vjp_15(scratch + 7536016 /* t2217 */, scratch + 4119040 /* t2205 */, scratch + 7534848 /* chunk */);
-    step_student_res3_bn1_vjp_16(scratch + 7536032 /* t2228 */, scratch + 7536000 /* t2208 */, state + 80320 /* t1298 */, scratch + 8885376 /* t1555 */);
-    step_student_res3_bn1_vjp_17(scratch + 3567104 /* t2232 */, scratch + 4219392 /* t1549 */, scratch + 8885360 /* t1551 */, scratch + 7536032 /* t2228 */);
-    step_student_res3_bn1_vjp_18(scratch + 7536000 /* t2235 */, scratch + 3567104 /* t2232 */, scratch + 7534848 /* chunk */);
-    step_student_res3_bn1_vjp_19(scratch + 7536032 /* t2237 */, scratch + 7536016 /* t2217 */, scratch + 7536000 /* t2235 */);
-    step_student_res3_bn1_vjp_20(scratch + 4219392 /* t2239 */, scratch + 4119040 /* t2205 */, scratch + 3567104 /* t2232 */, scratch + 7536032 /* t2237 */);
-    step_student_res3_conv0_vjp_4(scratch + 9541472 /* t2240 */, scratch + 4219392 /* t2239 */, scratch + 7534848 /* chunk */);
-    step_student_res3_conv0_vjp_5(scratch + 4119040 /* t2261 */, scratch + 4219392 /* t2239 */, state + 78000 /* t1546 */, scratch /* chunk */);
-    step_student_leaky_relu2_vjp_3(scratch + 3567104 /* t2257 */, scratch + 4018688 /* t2242 */, scratch + 8885312 /* t1526 */, scratch + 8885344 /* t1536 */, state + 77984 /* t1272 */);
-    step_student_res3_conv0_vjp_6(scratch + 9533184 /* t2259 */, scratch + 3567104 /* t2257 */, scratch + 4219392 /* t2239 */, scratch /* chunk */);
-    step_student_leaky_relu2_vjp_4(scratch + 4219392 /* t2283 */, scratch + 4319744 /* t2159 */, scratch + 4119040 /* t2261 */, scratch + 4018688 /* t2263 */, scratch + 8885312 /* t1526 */, scratch + 8885344 /* t1536 */, state + 77984 /* t1272 */);
-    step_student_bn1_vjp_11(scratch + 9541488 /* t2285 */, scratch + 4219392 /* t2284 */, scratch + 7534848 /* chunk */);
-    step_student_bn1_vjp_12(scratch + 4119040 /* t2286 */, scratch + 4219392 /* t2284 */, scratch + 8885344 /* t1536 */);
-    step_student_bn1_vjp_13(scratch + 7536000 /* t2289 */, scratch + 4018688 /* t1523 */, scratch + 8885312 /* t1526 */, scratch + 4219392 /* t2284 */, scratch + 7534848 /* chunk */);
-    step_student_bn1_vjp_14(scratch + 9541504 /* t2296 */, scratch + 8885328 /* t1530 */, scratch + 7536000 /* t2289 */);
-    step_student_bn1_vjp_15(scratch + 7536016 /* t2298 */, scratch + 4119040 /* t2286 */, scratch + 7534848 /* chunk */);
-    step_student_bn1_vjp_16(scratch + 7536032 /* t2309 */, scratch + 7536000 /* t2289 */, state + 77968 /* t1265 */, scratch + 8885328 /* t1530 */);
-    step_student_bn1_vjp_17(scratch + 4219392 /* t2313 */, scratch + 4018688 /* t1523 */, scratch + 8885312 /* t1526 */, scratch + 7536032 /* t2309 */);
-    step_student_bn1_vjp_18(scratch + 7536000 /* t2316 */, scratch + 4219392 /* t2313 */, scratch + 7534848 /* chunk */);
-    step_student_bn1_vjp_19(scratch + 7536032 /* t2318 */, scratch + 7536016 /* t2298 */, scratch + 7536000 /* t2316 */);
-    step_student_bn1_vjp_20(scratch + 4319744 /* t2320 */, scratch + 4119040 /* t2286 */, scratch + 4219392 /* t2313 */, scratch + 7536032 /* t2318 */);
-    step_student_conv0_vjp_3(scratch + 9541520 /* t2321 */, scratch + 4319744 /* t2320 */, scratch + 7534848 /* chunk */);
-    step_student_conv0_vjp_4(scratch + 9540672 /* t2322 */, io /* in_x */, scratch + 4319744 /* t2320 */, scratch + 3567104 /* chunk */);
-    step_teacher_feedback_fwd(scratch + 7536000 /* t2325 */, scratch + 9540672 /* t2323 */, scratch + 9583488 /* t1237 */);
-    step_teacher_feedback_fwd_2(scratch + 7536016 /* t2327 */, scratch + 9541520 /* t2321 */, scratch + 9583856 /* t1235 */);
-    step_teacher_feedback_fwd_3(scratch + 7536032 /* t2330 */, scratch + 9541504 /* t2296 */, scratch + 9583840 /* t1212 */);
-    step_teacher_feedback_fwd_4(scratch + 7536048 /* t2333 */, scratch + 9541488 /* t2285 */, scratch + 9583824 /* t1202 */);
-    step_teacher_feedback_fwd_5(scratch + 9540880 /* t2336 */, scratch + 9533184 /* t2260 */, scratch + 9578496 /* t1177 */);
-    step_teacher_feedback_fwd_6(scratch + 9540896 /* t2339 */, scratch + 9541472 /* t2240 */, scratch + 9583808 /* t1157 */);
-    step_teacher_feedback_fwd_7(scratch + 9540912 /* t2342 */, scratch + 9541456 /* t2215 */, scratch + 9583792 /* t1134 */);
-    step_teacher_feedback_fwd_8(scratch + 9540928 /* t2345 */, scratch + 9541440 /* t2204 */, scratch + 9583776 /* t1124 */);
-    step_teacher_feedback_fwd_9(scratch + 9540944 /* t2348 */, scratch + 9530880 /* t2180 */, scratch + 8881664 /* t1100 */);
-    step_teacher_feedback_fwd_10(scratch + 9540960 /* t2351 */, scratch + 9541424 /* t2160 */, scratch + 9583760 /* t1080 */);
-    step_teacher_feedback_fwd_11(scratch + 9540976 /* t2354 */, scratch + 9541408 /* t2133 */, scratch + 9583744 /* t1055 */);
-    step_teacher_feedback_fwd_12(scratch + 9540992 /* t2357 */, scratch + 9541104 /* t2121 */, scratch + 9583728 /* t1044 */);
-    step_teacher_feedback_fwd_13(scratch + 9541008 /* t2360 */, scratch + 9521664 /* t2097 */, scratch + 9573888 /* t1020 */);
-    step_teacher_feedback_fwd_14(scratch + 9541024 /* t2363 */, scratch + 9541376 /* t2079 */, scratch + 9583696 /* t1002 */);
-    step_teacher_feedback_fwd_15(scratch + 9541040 /* t2366 */, scratch + 9541344 /* t2054 */, scratch + 9676320 /* t979 */);
-    step_teacher_feedback_fwd_16(scratch + 9541056 /* t2369 */, scratch + 9541312 /* t2043 */, scratch + 9676288 /* t969 */);
-    step_teacher_feedback_fwd_17(scratch + 9540352 /* t2372 */, scratch + 9512448 /* t2019 */, scratch + 9950720 /* t945 */);
-    step_teacher_feedback_fwd_18(scratch + 9540368 /* t2375 */, scratch + 9541280 /* t1999 */, scratch + 9963776 /* t925 */);
-    step_teacher_feedback_fwd_19(scratch + 9540384 /* t2378 */, scratch + 9539840 /* t1997 */, scratch + 9962624 /* t923 */);
-    step_teacher_feedback_fwd_20(scratch + 9540400 /* t2381 */, scratch + 9541248 /* t1954 */, scratch + 9963744 /* t882 */);
-    step_teacher_feedback_fwd_21(scratch + 9540416 /* t2384 */, scratch + 9541072 /* t1942 */, scratch + 9963712 /* t871 */);
-    step_teacher_feedback_fwd_22(scratch + 9540432 /* t2387 */, scratch + 9475584 /* t1918 */, scratch + 9932288 /* t847 */);
-    step_teacher_feedback_fwd_23(scratch + 9540448 /* t2390 */, scratch + 9540816 /* t1900 */, scratch + 9963456 /* t829 */);
-    step_teacher_feedback_fwd_24(scratch + 9540464 /* t2393 */, scratch + 9541184 /* t1875 */, scratch + 9963392 /* t806 */);
-    step_teacher_feedback_fwd_25(scratch + 9540480 /* t2396 */, scratch + 9541120 /* t1864 */, scratch + 9963328 /* t796 */);
-    step_teacher_feedback_fwd_26(scratch + 9540496 /* t2399 */, scratch + 8803840 /* t1840 */, scratch + 9876992 /* t772 */);
-    step_teacher_feedback_fwd_27(scratch + 9540512 /* t2402 */, scratch + 8885696 /* t1820 */, scratch + 9963264 /* t752 */);
-    step_teacher_feedback_fwd_28(scratch + 9540528 /* t2405 */, scratch + 9580800 /* t1818 */, scratch + 9959936 /* t750 */);
-    step_teacher_feedback_fwd_29(scratch + 9540544 /* t2408 */, scratch + 9583632 /* t1775 */, scratch + 9963200 /* t709 */);
-    step_teacher_feedback_fwd_30(scratch + 9540560 /* t2411 */, scratch + 8885632 /* t1763 */, scratch + 9963136 /* t698 */);
-    step_teacher_feedback_fwd_31(scratch + 9540576 /* t2414 */, scratch + 9582848 /* t1738 */, scratch + 9961984 /* t673 */);
-    step_teacher_feedback_fwd_32(scratch + 9540592 /* t2417 */, scratch + 9583872 /* t1736 */, scratch + 9963952 /* t671 */);
-    step_teacher_feedback_fwd_33(scratch + 9541536 /* t2418 */, io + 244688 /* t2419 */, scratch + 9540608 /* t2421 */, scratch + 7536000 /* t2325 */, scratch + 7536016 /* t2327 */, scratch + 7536032 /* t2330 */, scratch + 7536048 /* t2333 */, scratch + 9540880 /* t2336 */, scratch + 9540896 /* t2339 */, scratch + 9540912 /* t2342 */, scratch + 9540928 /* t2345 */, scratch + 9540944 /* t2348 */, scratch + 9540960 /* t2351 */, scratch + 9540976 /* t2354 */, scratch + 9540992 /* t2357 */, scratch + 9541008 /* t2360 */, scratch + 9541024 /* t2363 */, scratch + 9541040 /* t2366 */, scratch + 9541056 /* t2369 */, scratch + 9540352 /* t2372 */, scratch + 9540368 /* t2375 */, scratch + 9540384 /* t2378 */, scratch + 9540400 /* t2381 */, scratch + 9540416 /* t2384 */, scratch + 9540432 /* t2387 */, scratch + 9540448 /* t2390 */, scratch + 9540464 /* t2393 */, scratch + 9540480 /* t2396 */, scratch + 9540496 /* t2399 */, scratch + 9540512 /* t2402 */, scratch + 9540528 /* t2405 */, scratch + 9540544 /* t2408 */, scratch + 9540560 /* t2411 */, scratch + 9540576 /* t2414 */, scratch + 9540592 /* t2417 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 8883968 /* t2423 */, scratch + 9540608 /* t2421 */, scratch + 7532288 /* t405 */);
-    step_teacher_feedback_vjp_2(scratch + 9540352 /* t2425 */, scratch + 8883968 /* t2423 */);
-    step_teacher_feedback_vjp_3(scratch + 9540480 /* t2426 */, scratch + 9540352 /* t2425 */, scratch + 7535808 /* t392 */);
-    step_teacher_loss_uda_vjp(scratch + 7536000 /* t2430 */, io + 226144 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 9540352 /* t2433 */, scratch + 7536000 /* t2430 */, scratch + 7535680 /* t387 */);
-    step_teacher_loss_uda_vjp_3(scratch + 7532288 /* t2435 */, scratch + 9540352 /* t2433 */, scratch + 7531008 /* t384 */);
-    step_teacher_loss_uda_vjp_4(scratch + 7535680 /* t2437 */, scratch + 7532288 /* t2435 */);
-    step_teacher_loss_uda_vjp_5(scratch + 9540352 /* t2438 */, scratch + 7535680 /* t2437 */, scratch + 7535808 /* t392 */);
-    step_teacher_loss_uda_vjp_6(scratch + 9528320 /* t2442 */, scratch + 9540480 /* t2426 */, scratch + 7533568 /* t391 */, scratch + 8883968 /* t2423 */, scratch + 9540352 /* t2438 */, scratch + 7532288 /* t2435 */);
-    step_teacher_loss_sup_vjp(scratch + 9529600 /* t2445 */, io + 225792 /* in_y */);
-    step_teacher_loss_sup_vjp_2(scratch + 7536000 /* t2447 */, scratch + 9529600 /* t2445 */);
-    step_teacher_loss_sup_vjp_3(scratch + 7536032 /* t2448 */, scratch + 7536000 /* t2447 */, scratch + 7536384 /* t366 */);
-    step_teacher_loss_sup_vjp_4(scratch + 9540352 /* t2451 */, scratch + 7536032 /* t2448 */, scratch + 7535360 /* t365 */, scratch + 9529600 /* t2445 */);
-    step_teacher_dense14_vjp(scratch + 7536000 /* t2452 */, scratch + 9540352 /* t2451 */);
-    step_teacher_dense14_vjp_2(scratch + 7536016 /* t2453 */, scratch + 9528320 /* t2442 */);
-    step_teacher_dense14_vjp_3(scratch + 9541552 /* t2454 */, scratch + 7536000 /* t2452 */, scratch + 7536016 /* t2453 */);
-    step_teacher_dense14_vjp_4(scratch + 8884992 /* t2460 */, scratch + 9924096 /* t2459 */, scratch + 9528320 /* t2442 */);
-    step_teacher_dense14_vjp_5(scratch + 9526272 /* t2466 */, scratch + 9540352 /* t2451 */, state + 77152 /* in_teacher_dense14_weight */, io + 226176 /* in_dropout_teacher_all_dropout13 */);
-    step_teacher_dense14_vjp_6(scratch + 8873472 /* t2467 */, scratch + 9528320 /* t2442 */, state + 77152 /* in_teacher_dense14_weight */, io + 236416 /* t2464 */);
-    step_teacher_global_avg_pool12_vjp(scratch + 8840704 /* t2468 */, scratch + 9526272 /* t2466 */);
-    step_teacher_global_avg_pool12_vjp_2(scratch + 8377856 /* t2469 */, scratch + 8873472 /* t2467 */);
-    step_teacher_leaky_relu11_vjp(scratch + 8082944 /* t2485 */, scratch + 9180672 /* t319 */, scratch + 7536192 /* t322 */, scratch + 7536320 /* t338 */, state + 77088 /* in_teacher_bn10_offset */);
-    step_teacher_leaky_relu11_vjp_2(scratch + 3567104 /* t2497 */, scratch + 8840704 /* t2470 */, scratch + 8082944 /* t2487 */);
-    step_teacher_leaky_relu11_vjp_3(scratch + 8672768 /* t2498 */, scratch + 8377856 /* t2471 */, scratch + 8246784 /* t2489 */);
-    step_teacher_bn10_vjp(scratch + 7536000 /* t2501 */, scratch + 3567104 /* t2499 */, scratch + 8883968 /* chunk */);
-    step_teacher_bn10_vjp_2(scratch + 9540880 /* t2502 */, scratch + 8672768 /* t2500 */, scratch + 8883968 /* chunk */);
-    step_teacher_bn10_vjp_3(scratch + 9540944 /* t2503 */, scratch + 7536000 /* t2501 */, scratch + 9540880 /* t2502 */);
-    step_teacher_bn10_vjp_4(scratch + 8840704 /* t2505 */, scratch + 3567104 /* t2499 */, scratch + 7536320 /* t338 */);
-    step_teacher_bn10_vjp_5(scratch + 3862016 /* t2507 */, scratch + 8672768 /* t2500 */, scratch + 7536320 /* t338 */);
-    step_teacher_bn10_vjp_6(scratch + 8082944 /* t2509 */, scratch + 8377856 /* t2513 */, scratch + 9180672 /* t2508 */, scratch + 7536192 /* t322 */);
-    step_teacher_bn10_vjp_7(scratch + 7536000 /* t2516 */, scratch + 3567104 /* t2499 */, scratch + 8082944 /* t2510 */, scratch + 8883968 /* chunk */);
-    step_teacher_bn10_vjp_8(scratch + 9540880 /* t2517 */, scratch + 8672768 /* t2500 */, scratch + 8541696 /* t2514 */, scratch + 8883968 /* chunk */);
-    step_teacher_bn10_vjp_9(scratch + 9541008 /* t2518 */, scratch + 8879872 /* t2524 */, scratch + 7536000 /* t2516 */, scratch + 9540880 /* t2517 */, scratch + 7536256 /* t327 */);
-    step_teacher_bn10_vjp_10(scratch + 7536000 /* t2527 */, scratch + 8840704 /* t2505 */, scratch + 8883968 /* chunk */);
-    step_teacher_bn10_vjp_11(scratch + 9540880 /* t2528 */, scratch + 3862016 /* t2507 */, scratch + 8883968 /* chunk */);
-    step_teacher_bn10_vjp_12(scratch + 8883968 /* t2538 */, scratch + 9541008 /* t2518 */, state + 77024 /* in_teacher_bn10_scale */, scratch + 7536256 /* t327 */);
-    step_teacher_bn10_vjp_13(scratch + 8082944 /* t2543 */, scratch + 9180672 /* t2540 */, scratch + 7536192 /* t322 */, scratch + 8883968 /* t2538 */);
-    step_teacher_bn10_vjp_14(scratch + 8377856 /* t2545 */, scratch + 8840704 /* t2505 */);
-    step_teacher_bn10_vjp_15(scratch + 3567104 /* t2546 */, scratch + 3862016 /* t2507 */);
-    step_teacher_bn10_vjp_16(scratch + 9541008 /* t2549 */, scratch + 8082944 /* t2543 */, scratch + 8883968 /* chunk */);
-    step_teacher_bn10_vjp_17(scratch + 8883968 /* t2551 */, scratch + 7536000 /* t2527 */, scratch + 9540880 /* t2528 */, scratch + 9541008 /* t2549 */);
-    step_teacher_bn10_vjp_18(scratch + 6728192 /* t2553 */, scratch + 8377856 /* t2545 */, scratch + 3567104 /* t2546 */, scratch + 8082944 /* t2543 */, scratch + 8883968 /* t2551 */);
-    step_teacher_res9_vjp(scratch + 3567104 /* t2572 */, scratch + 6728192 /* t2553 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
-    step_teacher_leaky_relu8_vjp(scratch + 4018688 /* t2568 */, scratch + 7631360 /* t245 */, scratch + 9963616 /* t248 */, scratch + 9963680 /* t264 */, state + 19392 /* in_teacher_bn7_offset */);
-    step_teacher_res9_vjp_2(scratch + 9537792 /* t2570 */, scratch + 4018688 /* t2568 */, scratch + 6728192 /* t2553 */, scratch /* chunk */);
-    step_teacher_res9_conv3_vjp(scratch + 9540880 /* t2573 */, scratch + 6728192 /* t2553 */, scratch + 8883968 /* chunk */);
-    step_teacher_res9_conv3_vjp_2(scratch + 4018688 /* t2594 */, scratch + 6728192 /* t2553 */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch /* chunk */);
-    step_teacher_res9_leaky_relu2_vjp(scratch + 7023104 /* t2590 */, scratch + 8885760 /* t2575 */, scratch + 7535936 /* t279 */, scratch + 7536128 /* t300 */, state + 37984 /* in_teacher_res9_bn1_offset */);
-    step_teacher_res9_conv3_vjp_3(scratch + 8840704 /* t2592 */, scratch + 7023104 /* t2590 */, scratch + 6728192 /* t2553 */, scratch /* chunk */);
-    step_teacher_res9_leaky_relu2_vjp_2(scratch + 8082944 /* t2615 */, scratch + 8885760 /* t2595 */, scratch + 7535936 /* t279 */, scratch + 7536128 /* t300 */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 4018688 /* t2594 */);
-    step_teacher_res9_bn1_vjp(scratch + 9541008 /* t2617 */, scratch + 8082944 /* t2616 */, scratch + 8883968 /* chunk */);
-    step_teacher_res9_bn1_vjp_2(scratch + 4018688 /* t2618 */, scratch + 8082944 /* t2616 */, scratch + 7536128 /* t300 */);
-    step_teacher_res9_bn1_vjp_3(scratch + 7536000 /* t2621 */, scratch + 8885760 /* t276 */, scratch + 7535936 /* t279 */, scratch + 8082944 /* t2616 */, scratch + 8883968 /* chunk */);
-    step_teacher_res9_bn1_vjp_4(scratch + 2663424 /* t2627 */, scratch + 7536064 /* t284 */, scratch + 7536000 /* t2621 */);
-    step_teacher_res9_bn1_vjp_5(scratch + 2663488 /* t2629 */, scratch + 4018688 /* t2618 */, scratch + 8883968 /* chunk */);
-    step_teacher_res9_bn1_vjp_6(scratch + 2663552 /* t2638 */, scratch + 7536000 /* t2621 */, state + 37920 /* in_teacher_res9_bn1_scale */, scratch + 7536064 /* t284 */);
-    step_teacher_res9_bn1_vjp_7(scratch + 8082944 /* t2642 */, scratch + 8885760 /* t276 */, scratch + 7535936 /* t279 */, scratch + 2663552 /* t2638 */);
-    step_teacher_res9_bn1_vjp_8(scratch + 2663552 /* t2645 */, scratch + 8082944 /* t2642 */, scratch + 9535488 /* chunk */);
-    step_teacher_res9_bn1_vjp_9(scratch + 2663616 /* t2647 */, scratch + 2663488 /* t2629 */, scratch + 2663552 /* t2645 */);
-    step_teacher_res9_bn1_vjp_10(scratch + 6728192 /* t2649 */, scratch + 4018688 /* t2618 */, scratch + 8082944 /* t2642 */, scratch + 2663616 /* t2647 */);
-    step_teacher_res9_conv0_vjp(scratch + 2663488 /* t2650 */, scratch + 6728192 /* t2649 */, scratch + 9535488 /* chunk */);
-    step_teacher_res9_conv0_vjp_2(scratch + 4018688 /* t2669 */, scratch + 6728192 /* t2649 */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch /* chunk */);
-    step_teacher_leaky_relu8_vjp_2(scratch + 2211840 /* t2665 */, scratch + 7631360 /* t245 */, scratch + 9963616 /* t248 */, scratch + 9963680 /* t264 */, state + 19392 /* in_teacher_bn7_offset */);
-    step_teacher_res9_conv0_vjp_3(scratch + 9494016 /* t2667 */, scratch + 2211840 /* t2665 */, scratch + 6728192 /* t2649 */, scratch /* chunk */);
-    step_teacher_leaky_relu8_vjp_3(scratch + 6728192 /* t2690 */, scratch + 3567104 /* t2572 */, scratch + 4018688 /* t2669 */, scratch + 7631360 /* t245 */, scratch + 9963616 /* t248 */, scratch + 9963680 /* t264 */, state + 19392 /* in_teacher_bn7_offset */);
-    step_teacher_bn7_vjp(scratch + 2663552 /* t2692 */, scratch + 6728192 /* t2691 */, scratch + 8883968 /* chunk */);
-    step_teacher_bn7_vjp_2(scratch + 7179776 /* t2693 */, scratch + 6728192 /* t2691 */, scratch + 9963680 /* t264 */);
-    step_teacher_bn7_vjp_3(scratch + 9963680 /* t2697 */, scratch + 7631360 /* t2694 */, scratch + 9963616 /* t248 */, scratch + 6728192 /* t2691 */, scratch + 8883968 /* chunk */);
-    step_teacher_bn7_vjp_4(scratch + 2663584 /* t2703 */, scratch + 9963648 /* t253 */, scratch + 9963680 /* t2697 */);
-    step_teacher_bn7_vjp_5(scratch + 2663616 /* t2705 */, scratch + 7179776 /* t2693 */, scratch + 8883968 /* chunk */);
-    step_teacher_bn7_vjp_6(scratch + 2663648 /* t2714 */, scratch + 9963680 /* t2697 */, state + 19360 /* in_teacher_bn7_scale */, scratch + 9963648 /* t253 */);
-    step_teacher_bn7_vjp_7(scratch + 6728192 /* t2719 */, scratch + 7631360 /* t2716 */, scratch + 9963616 /* t248 */, scratch + 2663648 /* t2714 */);
-    step_teacher_bn7_vjp_8(scratch + 9963616 /* t2722 */, scratch + 6728192 /* t2719 */, scratch + 8883968 /* chunk */);
-    step_teacher_bn7_vjp_9(scratch + 9963648 /* t2724 */, scratch + 2663616 /* t2705 */, scratch + 9963616 /* t2722 */);
-    step_teacher_bn7_vjp_10(scratch + 7631360 /* t2726 */, scratch + 7179776 /* t2693 */, scratch + 6728192 /* t2719 */, scratch + 9963648 /* t2724 */);
-    step_teacher_res6_vjp(scratch + 3567104 /* t2745 */, scratch + 7631360 /* t2726 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
-    step_teacher_leaky_relu5_vjp(scratch + 1051520 /* t2741 */, scratch + 5373440 /* t171 */, scratch + 9963904 /* t174 */, scratch + 9963936 /* t190 */, state + 4880 /* in_teacher_bn4_offset */);
-    step_teacher_res6_vjp_2(scratch + 8883968 /* t2743 */, scratch + 1051520 /* t2741 */, scratch + 7631360 /* t2726 */, scratch /* chunk */);
-    step_teacher_res6_conv3_vjp(scratch + 9963616 /* t2746 */, scratch + 7631360 /* t2726 */, scratch + 8884480 /* chunk */);
-    step_teacher_res6_conv3_vjp_2(scratch + 6728192 /* t2767 */, scratch + 7631360 /* t2726 */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch /* chunk */);
-    step_teacher_res6_leaky_relu2_vjp(scratch + 7179776 /* t2763 */, scratch + 6276608 /* t2748 */, scratch + 9963520 /* t205 */, scratch + 9963584 /* t226 */, state + 9568 /* in_teacher_res6_bn1_offset */);
-    step_teacher_res6_conv3_vjp_3(scratch + 2577024 /* t2765 */, scratch + 7179776 /* t2763 */, scratch + 7631360 /* t2726 */, scratch /* chunk */);
-    step_teacher_res6_leaky_relu2_vjp_2(scratch /* t2788 */, scratch + 6276608 /* t2768 */, scratch + 9963520 /* t205 */, scratch + 9963584 /* t226 */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 6728192 /* t2767 */);
-    step_teacher_res6_bn1_vjp(scratch + 9963648 /* t2790 */, scratch /* t2789 */, scratch + 8884480 /* chunk */);
-    step_teacher_res6_bn1_vjp_2(scratch + 451584 /* t2791 */, scratch /* t2789 */, scratch + 9963584 /* t226 */);
-    step_teacher_res6_bn1_vjp_3(scratch + 9963584 /* t2794 */, scratch + 6276608 /* t202 */, scratch + 9963520 /* t205 */, scratch /* t2789 */, scratch + 8884480 /* chunk */);
-    step_teacher_res6_bn1_vjp_4(scratch + 9963680 /* t2800 */, scratch + 9963552 /* t210 */, scratch + 9963584 /* t2794 */);
-    step_teacher_res6_bn1_vjp_5(scratch + 2663616 /* t2802 */, scratch + 451584 /* t2791 */, scratch + 8884480 /* chunk */);
-    step_teacher_res6_bn1_vjp_6(scratch + 2663648 /* t2811 */, scratch + 9963584 /* t2794 */, state + 9536 /* in_teacher_res6_bn1_scale */, scratch + 9963552 /* t210 */);
-    step_teacher_res6_bn1_vjp_7(scratch /* t2815 */, scratch + 6276608 /* t202 */, scratch + 9963520 /* t205 */, scratch + 2663648 /* t2811 */);
-    step_teacher_res6_bn1_vjp_8(scratch + 9963520 /* t2818 */, scratch /* t2815 */, scratch + 8884480 /* chunk */);
-    step_teacher_res6_bn1_vjp_9(scratch + 9963552 /* t2820 */, scratch + 2663616 /* t2802 */, scratch + 9963520 /* t2818 */);
-    step_teacher_res6_bn1_vjp_10(scratch + 2125440 /* t2822 */, scratch + 451584 /* t2791 */, scratch /* t2815 */, scratch + 9963552 /* t2820 */);
-    step_teacher_res6_conv0_vjp(scratch + 9963520 /* t2823 */, scratch + 2125440 /* t2822 */, scratch + 8884480 /* chunk */);
-    step_teacher_res6_conv0_vjp_2(scratch + 6276608 /* t2842 */, scratch + 2125440 /* t2822 */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch /* chunk */);
-    step_teacher_leaky_relu5_vjp_2(scratch + 7179776 /* t2838 */, scratch + 5373440 /* t171 */, scratch + 9963904 /* t174 */, scratch + 9963936 /* t190 */, state + 4880 /* in_teacher_bn4_offset */);
-    step_teacher_res6_conv0_vjp_3(scratch + 9526272 /* t2840 */, scratch + 7179776 /* t2838 */, scratch + 2125440 /* t2822 */, scratch /* chunk */);
-    step_teacher_leaky_relu5_vjp_3(scratch /* t2863 */, scratch + 3567104 /* t2745 */, scratch + 6276608 /* t2842 */, scratch + 5373440 /* t171 */, scratch + 9963904 /* t174 */, scratch + 9963936 /* t190 */, state + 4880 /* in_teacher_bn4_offset */);
-    step_teacher_bn4_vjp(scratch + 9963552 /* t2865 */, scratch /* t2864 */, scratch + 8884480 /* chunk */);
-    step_teacher_bn4_vjp_2(scratch + 3567104 /* t2866 */, scratch /* t2864 */, scratch + 9963936 /* t190 */);
-    step_teacher_bn4_vjp_3(scratch + 9963936 /* t2870 */, scratch + 5373440 /* t2867 */, scratch + 9963904 /* t174 */, scratch /* t2864 */, scratch + 8884480 /* chunk */);
-    step_teacher_bn4_vjp_4(scratch + 9963568 /* t2876 */, scratch + 9963920 /* t179 */, scratch + 9963936 /* t2870 */);
-    step_teacher_bn4_vjp_5(scratch + 9963584 /* t2878 */, scratch + 3567104 /* t2866 */, scratch + 8884480 /* chunk */);
-    step_teacher_bn4_vjp_6(scratch + 9963600 /* t2887 */, scratch + 9963936 /* t2870 */, state + 4864 /* in_teacher_bn4_scale */, scratch + 9963920 /* t179 */);
-    step_teacher_bn4_vjp_7(scratch /* t2892 */, scratch + 5373440 /* t2889 */, scratch + 9963904 /* t174 */, scratch + 9963600 /* t2887 */);
-    step_teacher_bn4_vjp_8(scratch + 9963600 /* t2895 */, scratch /* t2892 */, scratch + 8884480 /* chunk */);
-    step_teacher_bn4_vjp_9(scratch + 9963904 /* t2897 */, scratch + 9963584 /* t2878 */, scratch + 9963600 /* t2895 */);
-    step_teacher_bn4_vjp_10(scratch + 5373440 /* t2899 */, scratch + 3567104 /* t2866 */, scratch /* t2892 */, scratch + 9963904 /* t2897 */);
-    step_teacher_res3_conv3_vjp(scratch + 9963584 /* t2901 */, scratch + 5373440 /* t2899 */, scratch + 8884480 /* chunk */);
-    step_teacher_res3_conv3_vjp_2(scratch + 3567104 /* t2922 */, scratch + 5373440 /* t2899 */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch /* chunk */);
-    step_teacher_res3_leaky_relu2_vjp(scratch + 6276608 /* t2918 */, scratch + 4470272 /* t2903 */, scratch + 9963856 /* t141 */, scratch + 9963888 /* t157 */, state + 2528 /* in_teacher_res3_bn1_offset */);
-    step_teacher_res3_conv3_vjp_3(scratch + 8877568 /* t2920 */, scratch + 6276608 /* t2918 */, scratch + 5373440 /* t2899 */, scratch /* chunk */);
-    step_teacher_res3_leaky_relu2_vjp_2(scratch /* t2943 */, scratch + 4470272 /* t2923 */, scratch + 9963856 /* t141 */, scratch + 9963888 /* t157 */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 3567104 /* t2922 */);
-    step_teacher_res3_bn1_vjp(scratch + 9963600 /* t2945 */, scratch /* t2944 */, scratch + 8884480 /* chunk */);
-    step_teacher_res3_bn1_vjp_2(scratch + 3567104 /* t2946 */, scratch /* t2944 */, scratch + 9963888 /* t157 */);
-    step_teacher_res3_bn1_vjp_3(scratch + 9963888 /* t2949 */, scratch + 4470272 /* t139 */, scratch + 9963856 /* t141 */, scratch /* t2944 */, scratch + 8884480 /* chunk */);
-    step_teacher_res3_bn1_vjp_4(scratch + 9963904 /* t2955 */, scratch + 9963872 /* t146 */, scratch + 9963888 /* t2949 */);
-    step_teacher_res3_bn1_vjp_5(scratch + 9963920 /* t2957 */, scratch + 3567104 /* t2946 */, scratch + 8884480 /* chunk */);
-    step_teacher_res3_bn1_vjp_6(scratch + 9963936 /* t2966 */, scratch + 9963888 /* t2949 */, state + 2512 /* in_teacher_res3_bn1_scale */, scratch + 9963872 /* t146 */);
-    step_teacher_res3_bn1_vjp_7(scratch /* t2970 */, scratch + 4470272 /* t139 */, scratch + 9963856 /* t141 */, scratch + 9963936 /* t2966 */);
-    step_teacher_res3_bn1_vjp_8(scratch + 9963936 /* t2973 */, scratch /* t2970 */, scratch + 8884480 /* chunk */);
-    step_teacher_res3_bn1_vjp_9(scratch + 9963856 /* t2975 */, scratch + 9963920 /* t2957 */, scratch + 9963936 /* t2973 */);
-    step_teacher_res3_bn1_vjp_10(scratch + 4470272 /* t2977 */, scratch + 3567104 /* t2946 */, scratch /* t2970 */, scratch + 9963856 /* t2975 */);
-    step_teacher_res3_conv0_vjp(scratch + 9963920 /* t2978 */, scratch + 4470272 /* t2977 */, scratch + 8884480 /* chunk */);
-    step_teacher_res3_conv0_vjp_2(scratch + 3567104 /* t2999 */, scratch + 4470272 /* t2977 */, state + 192 /* in_teacher_res3_conv0_weight */, scratch /* chunk */);
-    step_teacher_leaky_relu2_vjp(scratch + 6276608 /* t2995 */, scratch + 2663936 /* t2980 */, scratch + 9963808 /* t105 */, scratch + 9963840 /* t126 */, state + 176 /* in_teacher_bn1_offset */);
-    step_teacher_res3_conv0_vjp_3(scratch + 9535488 /* t2997 */, scratch + 6276608 /* t2995 */, scratch + 4470272 /* t2977 */, scratch /* chunk */);
-    step_teacher_leaky_relu2_vjp_2(scratch + 4470272 /* t3021 */, scratch + 5373440 /* t2900 */, scratch + 3567104 /* t2999 */, scratch + 2663936 /* t3001 */, scratch + 9963808 /* t105 */, scratch + 9963840 /* t126 */, state + 176 /* in_teacher_bn1_offset */);
-    step_teacher_bn1_vjp(scratch + 9963936 /* t3023 */, scratch + 4470272 /* t3022 */, scratch + 8884480 /* chunk */);
-    step_teacher_bn1_vjp_2(scratch + 3567104 /* t3024 */, scratch + 4470272 /* t3022 */, scratch + 9963840 /* t126 */);
-    step_teacher_bn1_vjp_3(scratch + 9963840 /* t3027 */, scratch + 2663936 /* t102 */, scratch + 9963808 /* t105 */, scratch + 4470272 /* t3022 */, scratch + 8884480 /* chunk */);
-    step_teacher_bn1_vjp_4(scratch + 9963856 /* t3033 */, scratch + 9963824 /* t110 */, scratch + 9963840 /* t3027 */);
-    step_teacher_bn1_vjp_5(scratch + 9963872 /* t3035 */, scratch + 3567104 /* t3024 */, scratch + 8884480 /* chunk */);
-    step_teacher_bn1_vjp_6(scratch + 9963888 /* t3044 */, scratch + 9963840 /* t3027 */, state + 160 /* in_teacher_bn1_scale */, scratch + 9963824 /* t110 */);
-    step_teacher_bn1_vjp_7(scratch /* t3048 */, scratch + 2663936 /* t102 */, scratch + 9963808 /* t105 */, scratch + 9963888 /* t3044 */);
-    step_teacher_bn1_vjp_8(scratch + 9963888 /* t3051 */, scratch /* t3048 */, scratch + 8884480 /* chunk */);
-    step_teacher_bn1_vjp_9(scratch + 9963808 /* t3053 */, scratch + 9963872 /* t3035 */, scratch + 9963888 /* t3051 */);
-    step_teacher_bn1_vjp_10(scratch + 1172480 /* t3055 */, scratch + 3567104 /* t3024 */, scratch /* t3048 */, scratch + 9963808 /* t3053 */);
-    step_teacher_conv0_vjp(scratch + 9963872 /* t3056 */, scratch + 1172480 /* t3055 */, scratch + 8884480 /* chunk */);
-    step_teacher_conv0_vjp_2(scratch + 8884480 /* t3057 */, io /* in_x */, scratch + 1172480 /* t3055 */, scratch /* chunk */);
-    step_teacher_conv0_update(state + 155616 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 8884480 /* t3058 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv0_update_2(state + 155760 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, state + 155776 /* in_teacher_momentum_bn1_scale */, state + 160 /* in_teacher_bn1_scale */, state + 155792 /* in_teacher_momentum_bn1_offset */, state + 176 /* in_teacher_bn1_offset */, scratch + 9963872 /* t3056 */, io + 226112 /* in_lr_teacher */, scratch + 9963856 /* t3033 */, scratch + 9963936 /* t3023 */);
-    step_teacher_res3_conv0_update(state + 155808 /* in_teacher_momentum_res3_conv0_weight */, state + 192 /* in_teacher_res3_conv0_weight */, scratch + 9535488 /* t2998 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res3_conv0_update_2(state + 158112 /* in_teacher_momentum_res3_conv0_bias */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 158128 /* in_teacher_momentum_res3_bn1_scale */, state + 2512 /* in_teacher_res3_bn1_scale */, state + 158144 /* in_teacher_momentum_res3_bn1_offset */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 9963920 /* t2978 */, io + 226112 /* in_lr_teacher */, scratch + 9963904 /* t2955 */, scratch + 9963600 /* t2945 */);
-    step_teacher_res3_conv3_update(state + 158160 /* in_teacher_momentum_res3_conv3_weight */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch + 8877568 /* t2921 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res3_conv3_update_2(state + 160464 /* in_teacher_momentum_res3_conv3_bias */, state + 4848 /* in_teacher_res3_conv3_bias */, state + 160480 /* in_teacher_momentum_bn4_scale */, state + 4864 /* in_teacher_bn4_scale */, state + 160496 /* in_teacher_momentum_bn4_offset */, state + 4880 /* in_teacher_bn4_offset */, scratch + 9963584 /* t2901 */, io + 226112 /* in_lr_teacher */, scratch + 9963568 /* t2876 */, scratch + 9963552 /* t2865 */);
-    step_teacher_res6_conv0_update(state + 160512 /* in_teacher_momentum_res6_conv0_weight */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch + 9526272 /* t2841 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_conv0_update_2(state + 165120 /* in_teacher_momentum_res6_conv0_bias */, state + 9504 /* in_teacher_res6_conv0_bias */, state + 165152 /* in_teacher_momentum_res6_bn1_scale */, state + 9536 /* in_teacher_res6_bn1_scale */, state + 165184 /* in_teacher_momentum_res6_bn1_offset */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 9963520 /* t2823 */, io + 226112 /* in_lr_teacher */, scratch + 9963680 /* t2800 */, scratch + 9963648 /* t2790 */);
-    step_teacher_res6_conv3_update(state + 165216 /* in_teacher_momentum_res6_conv3_weight */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch + 2577024 /* t2766 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_conv3_update_2(state + 174432 /* in_teacher_momentum_res6_conv3_bias */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch + 9963616 /* t2746 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_shortcut_update(state + 174464 /* in_teacher_momentum_res6_shortcut_weight */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch + 8883968 /* t2744 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_bn7_update(state + 174976 /* in_teacher_momentum_bn7_scale */, state + 19360 /* in_teacher_bn7_scale */, state + 175008 /* in_teacher_momentum_bn7_offset */, state + 19392 /* in_teacher_bn7_offset */, scratch + 2663584 /* t2703 */, io + 226112 /* in_lr_teacher */, scratch + 2663552 /* t2692 */);
-    step_teacher_res9_conv0_update(state + 175040 /* in_teacher_momentum_res9_conv0_weight */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch + 9494016 /* t2668 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_conv0_update_2(state + 193472 /* in_teacher_momentum_res9_conv0_bias */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 193536 /* in_teacher_momentum_res9_bn1_scale */, state + 37920 /* in_teacher_res9_bn1_scale */, state + 193600 /* in_teacher_momentum_res9_bn1_offset */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 2663488 /* t2650 */, io + 226112 /* in_lr_teacher */, scratch + 2663424 /* t2627 */, scratch + 9541008 /* t2617 */);
-    step_teacher_res9_conv3_update(state + 193664 /* in_teacher_momentum_res9_conv3_weight */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch + 8840704 /* t2593 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_conv3_update_2(state + 230528 /* in_teacher_momentum_res9_conv3_bias */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch + 9540880 /* t2573 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_shortcut_update(state + 230592 /* in_teacher_momentum_res9_shortcut_weight */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch + 9537792 /* t2571 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_bn10_update(state + 232640 /* in_teacher_momentum_bn10_scale */, state + 77024 /* in_teacher_bn10_scale */, state + 232704 /* in_teacher_momentum_bn10_offset */, state + 77088 /* in_teacher_bn10_offset */, scratch + 8879872 /* t2524 */, io + 226112 /* in_lr_teacher */, scratch + 9540944 /* t2503 */);
-    step_teacher_dense14_vjp_7(scratch + 8883968 /* t3300 */, state + 232768 /* in_teacher_momentum_dense14_weight */, state + 77152 /* in_teacher_dense14_weight */, scratch + 9913856 /* t2457 */, scratch + 9540352 /* t2451 */, scratch + 8884992 /* t2460 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense14_update(state + 233408 /* in_teacher_momentum_dense14_bias */, state + 77792 /* in_teacher_dense14_bias */, scratch + 9541552 /* t2454 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 9963808 /* t3317 */, scratch + 9540672 /* t2323 */);
-    step_teacher_gradient_fwd_2(scratch + 9963824 /* t3319 */, scratch + 9541520 /* t2321 */);
-    step_teacher_gradient_fwd_3(scratch + 9541520 /* t3322 */, scratch + 9541504 /* t2296 */);
-    step_teacher_gradient_fwd_4(scratch + 9541504 /* t3325 */, scratch + 9541488 /* t2285 */);
-    step_teacher_gradient_fwd_5(scratch + 9541488 /* t3328 */, scratch + 9533184 /* t2260 */);
-    step_teacher_gradient_fwd_6(scratch + 9963840 /* t3331 */, scratch + 9541472 /* t2240 */);
-    step_teacher_gradient_fwd_7(scratch + 9541472 /* t3334 */, scratch + 9541456 /* t2215 */);
-    step_teacher_gradient_fwd_8(scratch + 9541456 /* t3337 */, scratch + 9541440 /* t2204 */);
-    step_teacher_gradient_fwd_9(scratch + 9541440 /* t3340 */, scratch + 9530880 /* t2180 */);
-    step_teacher_gradient_fwd_10(scratch + 9963856 /* t3343 */, scratch + 9541424 /* t2160 */);
-    step_teacher_gradient_fwd_11(scratch + 9541424 /* t3346 */, scratch + 9541408 /* t2133 */);
-    step_teacher_gradient_fwd_12(scratch + 9541408 /* t3349 */, scratch + 9541104 /* t2121 */);
-    step_teacher_gradient_fwd_13(scratch + 9541104 /* t3352 */, scratch + 9521664 /* t2097 */);
-    step_teacher_gradient_fwd_14(scratch + 9963872 /* t3355 */, scratch + 9541376 /* t2079 */);
-    step_teacher_gradient_fwd_15(scratch + 9541376 /* t3358 */, scratch + 9541344 /* t2054 */);
-    step_teacher_gradient_fwd_16(scratch + 9541392 /* t3361 */, scratch + 9541312 /* t2043 */);
-    step_teacher_gradient_fwd_17(scratch + 9541312 /* t3364 */, scratch + 9512448 /* t2019 */);
-    step_teacher_gradient_fwd_18(scratch + 9541328 /* t3367 */, scratch + 9541280 /* t1999 */);
-    step_teacher_gradient_fwd_19(scratch + 9541280 /* t3370 */, scratch + 9539840 /* t1997 */);
-    step_teacher_gradient_fwd_20(scratch + 9541296 /* t3373 */, scratch + 9541248 /* t1954 */);
-    step_teacher_gradient_fwd_21(scratch + 9541248 /* t3376 */, scratch + 9541072 /* t1942 */);
-    step_teacher_gradient_fwd_22(scratch + 9541264 /* t3379 */, scratch + 9475584 /* t1918 */);
-    step_teacher_gradient_fwd_23(scratch + 9541344 /* t3382 */, scratch + 9540816 /* t1900 */);
-    step_teacher_gradient_fwd_24(scratch + 9541360 /* t3385 */, scratch + 9541184 /* t1875 */);
-    step_teacher_gradient_fwd_25(scratch + 9541184 /* t3388 */, scratch + 9541120 /* t1864 */);
-    step_teacher_gradient_fwd_26(scratch + 9541200 /* t3391 */, scratch + 8803840 /* t1840 */);
-    step_teacher_gradient_fwd_27(scratch + 9541216 /* t3394 */, scratch + 8885696 /* t1820 */);
-    step_teacher_gradient_fwd_28(scratch + 9541232 /* t3397 */, scratch + 9580800 /* t1818 */);
-    step_teacher_gradient_fwd_29(scratch + 9541120 /* t3400 */, scratch + 9583632 /* t1775 */);
-    step_teacher_gradient_fwd_30(scratch + 9541136 /* t3403 */, scratch + 8885632 /* t1763 */);
-    step_teacher_gradient_fwd_31(scratch + 9541152 /* t3406 */, scratch + 9582848 /* t1738 */);
-    step_teacher_gradient_fwd_32(scratch + 9541168 /* t3409 */, scratch + 9583872 /* t1736 */);
-    step_teacher_gradient_fwd_33(io + 244704 /* t3411 */, scratch + 9963808 /* t3317 */, scratch + 9963824 /* t3319 */, scratch + 9541520 /* t3322 */, scratch + 9541504 /* t3325 */, scratch + 9541488 /* t3328 */, scratch + 9963840 /* t3331 */, scratch + 9541472 /* t3334 */, scratch + 9541456 /* t3337 */, scratch + 9541440 /* t3340 */, scratch + 9963856 /* t3343 */, scratch + 9541424 /* t3346 */, scratch + 9541408 /* t3349 */, scratch + 9541104 /* t3352 */, scratch + 9963872 /* t3355 */, scratch + 9541376 /* t3358 */, scratch + 9541392 /* t3361 */, scratch + 9541312 /* t3364 */, scratch + 9541328 /* t3367 */, scratch + 9541280 /* t3370 */, scratch + 9541296 /* t3373 */, scratch + 9541248 /* t3376 */, scratch + 9541264 /* t3379 */, scratch + 9541344 /* t3382 */, scratch + 9541360 /* t3385 */, scratch + 9541184 /* t3388 */, scratch + 9541200 /* t3391 */, scratch + 9541216 /* t3394 */, scratch + 9541232 /* t3397 */, scratch + 9541120 /* t3400 */, scratch + 9541136 /* t3403 */, scratch + 9541152 /* t3406 */, scratch + 9541168 /* t3409 */);
-    step_teacher_gradient_fwd_34(scratch + 9583632 /* t3413 */, scratch + 9583488 /* t1237 */);
-    step_teacher_gradient_fwd_35(scratch + 9583648 /* t3415 */, scratch + 9583856 /* t1235 */);
-    step_teacher_gradient_fwd_36(scratch + 9583664 /* t3418 */, scratch + 9583840 /* t1212 */);
-    step_teacher_gradient_fwd_37(scratch + 9583680 /* t3421 */, scratch + 9583824 /* t1202 */);
-    step_teacher_gradient_fwd_38(scratch + 9963808 /* t3424 */, scratch + 9578496 /* t1177 */);
-    step_teacher_gradient_fwd_39(scratch + 9963824 /* t3427 */, scratch + 9583808 /* t1157 */);
-    step_teacher_gradient_fwd_40(scratch + 9963840 /* t3430 */, scratch + 9583792 /* t1134 */);
-    step_teacher_gradient_fwd_41(scratch + 9963856 /* t3433 */, scratch + 9583776 /* t1124 */);
-    step_teacher_gradient_fwd_42(scratch + 9963872 /* t3436 */, scratch + 8881664 /* t1100 */);
-    step_teacher_gradient_fwd_43(scratch + 9963888 /* t3439 */, scratch + 9583760 /* t1080 */);
-    step_teacher_gradient_fwd_44(scratch + 9963904 /* t3442 */, scratch + 9583744 /* t1055 */);
-    step_teacher_gradient_fwd_45(scratch + 9963920 /* t3445 */, scratch + 9583728 /* t1044 */);
-    step_teacher_gradient_fwd_46(scratch + 9963936 /* t3448 */, scratch + 9573888 /* t1020 */);
-    step_teacher_gradient_fwd_47(scratch + 9963520 /* t3451 */, scratch + 9583696 /* t1002 */);
-    step_teacher_gradient_fwd_48(scratch + 9963536 /* t3454 */, scratch + 9676320 /* t979 */);
-    step_teacher_gradient_fwd_49(scratch + 9963552 /* t3457 */, scratch + 9676288 /* t969 */);
-    step_teacher_gradient_fwd_50(scratch + 9963568 /* t3460 */, scratch + 9950720 /* t945 */);
-    step_teacher_gradient_fwd_51(scratch + 9963584 /* t3463 */, scratch + 9963776 /* t925 */);
-    step_teacher_gradient_fwd_52(scratch + 9963776 /* t3466 */, scratch + 9962624 /* t923 */);
-    step_teacher_gradient_fwd_53(scratch + 9963792 /* t3469 */, scratch + 9963744 /* t882 */);
-    step_teacher_gradient_fwd_54(scratch + 9963744 /* t3472 */, scratch + 9963712 /* t871 */);
-    step_teacher_gradient_fwd_55(scratch + 9963760 /* t3475 */, scratch + 9932288 /* t847 */);
-    step_teacher_gradient_fwd_56(scratch + 9963600 /* t3478 */, scratch + 9963456 /* t829 */);
-    step_teacher_gradient_fwd_57(scratch + 9963456 /* t3481 */, scratch + 9963392 /* t806 */);
-    step_teacher_gradient_fwd_58(scratch + 9963472 /* t3484 */, scratch + 9963328 /* t796 */);
-    step_teacher_gradient_fwd_59(scratch + 9963488 /* t3487 */, scratch + 9876992 /* t772 */);
-    step_teacher_gradient_fwd_60(scratch + 9963504 /* t3490 */, scratch + 9963264 /* t752 */);
-    step_teacher_gradient_fwd_61(scratch + 9963616 /* t3493 */, scratch + 9959936 /* t750 */);
-    step_teacher_gradient_fwd_62(scratch + 9963632 /* t3496 */, scratch + 9963200 /* t709 */);
-    step_teacher_gradient_fwd_63(scratch + 9963648 /* t3499 */, scratch + 9963136 /* t698 */);
-    step_teacher_gradient_fwd_64(scratch + 9963664 /* t3502 */, scratch + 9961984 /* t673 */);
-    step_teacher_gradient_fwd_65(scratch + 9963680 /* t3505 */, scratch + 9963952 /* t671 */);
-    step_teacher_gradient_fwd_66(io + 244720 /* t3507 */, io + 244736 /* t3511 */, io + 244752 /* t3512 */, scratch + 9583632 /* t3413 */, scratch + 9583648 /* t3415 */, scratch + 9583664 /* t3418 */, scratch + 9583680 /* t3421 */, scratch + 9963808 /* t3424 */, scratch + 9963824 /* t3427 */, scratch + 9963840 /* t3430 */, scratch + 9963856 /* t3433 */, scratch + 9963872 /* t3436 */, scratch + 9963888 /* t3439 */, scratch + 9963904 /* t3442 */, scratch + 9963920 /* t3445 */, scratch + 9963936 /* t3448 */, scratch + 9963520 /* t3451 */, scratch + 9963536 /* t3454 */, scratch + 9963552 /* t3457 */, scratch + 9963568 /* t3460 */, scratch + 9963584 /* t3463 */, scratch + 9963776 /* t3466 */, scratch + 9963792 /* t3469 */, scratch + 9963744 /* t3472 */, scratch + 9963760 /* t3475 */, scratch + 9963600 /* t3478 */, scratch + 9963456 /* t3481 */, scratch + 9963472 /* t3484 */, scratch + 9963488 /* t3487 */, scratch + 9963504 /* t3490 */, scratch + 9963616 /* t3493 */, scratch + 9963632 /* t3496 */, scratch + 9963648 /* t3499 */, scratch + 9963664 /* t3502 */, scratch + 9963680 /* t3505 */, io + 244704 /* t3411 */, scratch + 9541536 /* t2418 */, io + 244688 /* t2419 */);
+    step_teacher_res6_bn1_fwd_5(scratch + 9955360 /* t210 */, state + 311328 /* in_teacher_res6_bn1_running_mean */, state + 311360 /* in_teacher_res6_bn1_running_var */, scratch + 9955392 /* t226 */, scratch + 452096 /* t209 */, scratch + 9955328 /* t205 */, state + 9536 /* in_teacher_res6_bn1_scale */);
+    step_teacher_res6_bn1_fwd_6(scratch + 451584 /* t230 */, scratch /* t207 */, scratch + 9955392 /* t226 */, state + 9568 /* in_teacher_res6_bn1_offset */);
+    step_teacher_res6_leaky_relu2_fwd(scratch + 6720000 /* t234 */, scratch + 451584 /* t231 */);
+    step_teacher_res6_conv3_fwd(scratch + 7171584 /* t239 */, scratch + 6720000 /* t234 */, state + 9600 /* in_teacher_res6_conv3_weight */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch /* chunk */);
+    step_teacher_res6_fwd(scratch + 6720000 /* t243 */, scratch + 3558912 /* t197 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res6_fwd_2(scratch + 7623168 /* t245 */, scratch + 7171584 /* t240 */, scratch + 6720000 /* t244 */);
+    step_teacher_bn7_fwd(scratch + 3559424 /* t247 */, scratch + 7623168 /* t246 */, scratch + 3558912 /* chunk */);
+    step_teacher_bn7_fwd_2(scratch + 9955424 /* t248 */, scratch + 3559424 /* t247 */);
+    step_teacher_bn7_fwd_3(scratch + 3558912 /* t250 */, scratch + 7623168 /* t246 */, scratch + 9955424 /* t248 */);
+    step_teacher_bn7_fwd_4(scratch + 4011008 /* t252 */, scratch + 3558912 /* t250 */, scratch + 4010496 /* chunk */);
+    step_teacher_bn7_fwd_5(scratch + 9955456 /* t253 */, state + 311392 /* in_teacher_bn7_running_mean */, state + 311424 /* in_teacher_bn7_running_var */, scratch + 9955488 /* t264 */, scratch + 4011008 /* t252 */, scratch + 9955424 /* t248 */, state + 19360 /* in_teacher_bn7_scale */);
+    step_teacher_bn7_fwd_6(scratch + 4010496 /* t268 */, scratch + 3558912 /* t250 */, scratch + 9955488 /* t264 */, state + 19392 /* in_teacher_bn7_offset */);
+    step_teacher_leaky_relu8_fwd(scratch + 3558912 /* t271 */, scratch + 4010496 /* t269 */);
+    step_teacher_res9_conv0_fwd(scratch + 8877568 /* t276 */, scratch + 3558912 /* t271 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, scratch /* chunk */);
+    step_teacher_res9_bn1_fwd(scratch + 4011520 /* t277 */, scratch + 8877568 /* t276 */, scratch + 4010496 /* chunk */);
+    step_teacher_res9_bn1_fwd_2(scratch + 7527744 /* t279 */, scratch + 4011520 /* t277 */);
+    step_teacher_res9_bn1_fwd_3(scratch + 4010496 /* t281 */, scratch + 8877568 /* t276 */, scratch + 7527744 /* t279 */);
+    step_teacher_res9_bn1_fwd_4(scratch + 7527808 /* t283 */, scratch + 4010496 /* t281 */, scratch + 4305408 /* chunk */);
+    step_teacher_res9_bn1_fwd_5(scratch + 7527872 /* t284 */, state + 311456 /* in_teacher_res9_bn1_running_mean */, state + 311520 /* in_teacher_res9_bn1_running_var */, scratch + 7527936 /* t300 */, scratch + 7527808 /* t283 */, scratch + 7527744 /* t279 */, state + 37920 /* in_teacher_res9_bn1_scale */);
+    step_teacher_res9_bn1_fwd_6(scratch + 8074752 /* t304 */, scratch + 4010496 /* t281 */, scratch + 7527936 /* t300 */, state + 37984 /* in_teacher_res9_bn1_offset */);
+    step_teacher_res9_leaky_relu2_fwd(scratch + 2360832 /* t308 */, scratch + 8074752 /* t305 */);
+    step_teacher_res9_conv3_fwd(scratch + 4010496 /* t313 */, scratch + 2360832 /* t308 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
+    step_teacher_res9_fwd(scratch + 8074752 /* t317 */, scratch + 3558912 /* t271 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res9_fwd_2(scratch + 9172480 /* t319 */, scratch + 4010496 /* t314 */, scratch + 8074752 /* t318 */);
+    step_teacher_bn10_fwd(scratch + 7527808 /* t321 */, scratch + 9172480 /* t320 */, scratch + 8074752 /* chunk */);
+    step_teacher_bn10_fwd_2(scratch + 7528000 /* t322 */, scratch + 7527808 /* t321 */);
+    step_teacher_bn10_fwd_3(scratch + 8074752 /* t324 */, scratch + 9172480 /* t320 */, scratch + 7528000 /* t322 */);
+    step_teacher_bn10_fwd_4(scratch + 7527808 /* t326 */, scratch + 8074752 /* t324 */, scratch + 8369664 /* chunk */);
+    step_teacher_bn10_fwd_5(scratch + 7528064 /* t327 */, state + 311584 /* in_teacher_bn10_running_mean */, state + 311648 /* in_teacher_bn10_running_var */, scratch + 7528128 /* t338 */, scratch + 7527808 /* t326 */, scratch + 7528000 /* t322 */, state + 77024 /* in_teacher_bn10_scale */);
+    step_teacher_bn10_fwd_6(scratch + 8369664 /* t342 */, scratch + 8074752 /* t324 */, scratch + 7528128 /* t338 */, state + 77088 /* in_teacher_bn10_offset */);
+    step_teacher_leaky_relu11_fwd(scratch + 8074752 /* t345 */, scratch + 8369664 /* t343 */);
+    step_teacher_global_avg_pool12_fwd(scratch + 8369664 /* t347 */, scratch + 8074752 /* t346 */);
+    step_teacher_dropout13_fwd(scratch + 9905664 /* t351 */, scratch + 8369664 /* t347 */, io + 226176 /* in_dropout_teacher_all_dropout13 */);
+    step_teacher_dense14_fwd(scratch + 9467392 /* t354 */, scratch + 9905664 /* t351 */, state + 77152 /* in_teacher_dense14_weight */, state + 77792 /* in_teacher_dense14_bias */);
+    step_teacher_loss_sup_fwd(scratch + 7527808 /* t362 */, scratch + 9467392 /* t355 */);
+    step_teacher_loss_sup_fwd_2(scratch + 9470272 /* t364 */, scratch + 7527168 /* t365 */, scratch + 9467392 /* t355 */, scratch + 7527808 /* t362 */);
+    step_teacher_loss_sup_fwd_3(scratch + 7528192 /* t366 */, scratch + 7527168 /* t365 */);
+    step_teacher_loss_sup_fwd_4(scratch + 7527808 /* t367 */, scratch + 7528192 /* t366 */);
+    step_teacher_loss_sup_fwd_5(scratch + 7527840 /* t371 */, io + 225792 /* in_y */, scratch + 9470272 /* t364 */, scratch + 7527808 /* t367 */);
+    step_teacher_loss_sup_fwd_6(io + 244608 /* t373 */, scratch + 7527840 /* t371 */);
+    step_teacher_loss_uda_fwd(scratch + 9470272 /* t375 */, scratch + 9467712 /* t356 */);
+    step_teacher_loss_uda_fwd_2(scratch + 7527488 /* t376 */, scratch + 9470272 /* t375 */);
+    step_teacher_loss_uda_fwd_3(scratch + 9471552 /* t378 */, scratch + 9470272 /* t375 */, scratch + 7527488 /* t376 */);
+    step_teacher_loss_uda_fwd_4(scratch + 9470272 /* t380 */, scratch + 9471552 /* t378 */);
+    step_teacher_loss_uda_fwd_5(scratch + 9470400 /* t381 */, scratch + 9470272 /* t380 */);
+    step_teacher_loss_uda_fwd_6(scratch + 7522816 /* t384 */, scratch + 9471552 /* t378 */, scratch + 9470400 /* t381 */);
+    step_teacher_loss_uda_fwd_7(scratch + 7524096 /* t385 */, scratch + 7522816 /* t384 */);
+    step_teacher_loss_uda_fwd_8(scratch + 7527488 /* t387 */, scratch + 7524096 /* t385 */);
+    step_teacher_loss_uda_fwd_9(scratch + 7526656 /* t388 */, scratch + 9468992 /* t357 */);
+    step_teacher_loss_uda_fwd_10(scratch + 7524096 /* t390 */, scratch + 7525376 /* t391 */, scratch + 9468992 /* t357 */, scratch + 7526656 /* t388 */);
+    step_teacher_loss_uda_fwd_11(scratch + 7527616 /* t392 */, scratch + 7525376 /* t391 */);
+    step_teacher_loss_uda_fwd_12(scratch + 7526656 /* t393 */, scratch + 7527616 /* t392 */);
+    step_teacher_loss_uda_fwd_13(scratch + 7526784 /* t397 */, scratch + 7524096 /* t390 */, scratch + 7526656 /* t393 */, scratch + 7522816 /* t384 */);
+    step_teacher_loss_uda_fwd_14(scratch + 7527808 /* t400 */, scratch + 7526784 /* t397 */, scratch + 7527488 /* t387 */);
+    step_teacher_loss_uda_fwd_15(io + 244624 /* t402 */, scratch + 7527808 /* t400 */);
+    step_teacher_loss_uda_fwd_16(scratch + 7527808 /* t403 */, scratch + 7527488 /* t387 */);
+    step_teacher_loss_uda_fwd_17(io + 244640 /* t404 */, scratch + 7527808 /* t403 */);
+    step_teacher_pseudo_labels_fwd(scratch + 7524096 /* t405 */, scratch + 9468992 /* t357 */);
+    step_student_conv0_fwd(scratch + 6720000 /* t412 */, io + 125440 /* t406 */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, scratch /* chunk */);
+    step_student_bn1_fwd(scratch + 7527808 /* t413 */, scratch + 6720000 /* t412 */, scratch + 7526656 /* chunk */);
+    step_student_bn1_fwd_2(scratch + 4449184 /* t415 */, scratch + 7527808 /* t413 */);
+    step_student_bn1_fwd_3(scratch + 7121408 /* t417 */, scratch + 6720000 /* t412 */, scratch + 4449184 /* t415 */);
+    step_student_bn1_fwd_4(scratch + 7527808 /* t419 */, scratch + 7121408 /* t417 */, scratch + 7526656 /* chunk */);
+    step_student_bn1_fwd_5(scratch + 4449200 /* t420 */, state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 4449216 /* t432 */, scratch + 7527808 /* t419 */, scratch + 4449184 /* t415 */, state + 77968 /* in_student_bn1_scale */);
+    step_student_bn1_fwd_6(scratch + 3558912 /* t436 */, scratch + 7121408 /* t417 */, scratch + 4449216 /* t432 */, state + 77984 /* in_student_bn1_offset */);
+    step_student_leaky_relu2_fwd(scratch + 3960320 /* t440 */, scratch + 3558912 /* t437 */);
+    step_student_res3_conv0_fwd(scratch + 7121408 /* t445 */, scratch + 3960320 /* t440 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
+    step_student_res3_bn1_fwd(scratch + 7527808 /* t446 */, scratch + 7121408 /* t445 */, scratch + 7526656 /* chunk */);
+    step_student_res3_bn1_fwd_2(scratch + 4449232 /* t447 */, scratch + 7527808 /* t446 */);
+    step_student_res3_bn1_fwd_3(scratch + 3558912 /* t449 */, scratch + 7121408 /* t445 */, scratch + 4449232 /* t447 */);
+    step_student_res3_bn1_fwd_4(scratch + 7527808 /* t451 */, scratch + 3558912 /* t449 */, scratch + 7526656 /* chunk */);
+    step_student_res3_bn1_fwd_5(scratch + 4449248 /* t452 */, state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 4449264 /* t463 */, scratch + 7527808 /* t451 */, scratch + 4449232 /* t447 */, state + 80320 /* in_student_res3_bn1_scale */);
+    step_student_res3_bn1_fwd_6(scratch /* t467 */, scratch + 3558912 /* t449 */, scratch + 4449264 /* t463 */, state + 80336 /* in_student_res3_bn1_offset */);
+    step_student_res3_leaky_relu2_fwd(scratch + 3558912 /* t470 */, scratch /* t468 */);
+    step_student_res3_conv3_fwd(scratch + 1839488 /* t475 */, scratch + 3558912 /* t470 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
+    step_student_res3_fwd(scratch + 8074752 /* t477 */, scratch + 1839488 /* t476 */, scratch + 3960320 /* t440 */);
+    step_student_bn4_fwd(scratch + 7527808 /* t479 */, scratch + 8074752 /* t478 */, scratch + 7526656 /* chunk */);
+    step_student_bn4_fwd_2(scratch + 4449280 /* t480 */, scratch + 7527808 /* t479 */);
+    step_student_bn4_fwd_3(scratch + 3558912 /* t482 */, scratch + 8074752 /* t478 */, scratch + 4449280 /* t480 */);
+    step_student_bn4_fwd_4(scratch + 7527808 /* t484 */, scratch + 3558912 /* t482 */, scratch + 7526656 /* chunk */);
+    step_student_bn4_fwd_5(scratch + 4449296 /* t485 */, state + 311776 /* in_student_bn4_running_mean */, state + 311792 /* in_student_bn4_running_var */, scratch + 4449312 /* t496 */, scratch + 7527808 /* t484 */, scratch + 4449280 /* t480 */, state + 82672 /* in_student_bn4_scale */);
+    step_student_bn4_fwd_6(scratch + 3960320 /* t500 */, scratch + 3558912 /* t482 */, scratch + 4449312 /* t496 */, state + 82688 /* in_student_bn4_offset */);
+    step_student_leaky_relu5_fwd(scratch + 8476160 /* t503 */, scratch + 3960320 /* t501 */);
+    step_student_res6_conv0_fwd(scratch + 9467392 /* t508 */, scratch + 8476160 /* t503 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, scratch /* chunk */);
+    step_student_res6_bn1_fwd(scratch + 7527808 /* t509 */, scratch + 9467392 /* t508 */, scratch + 7526656 /* chunk */);
+    step_student_res6_bn1_fwd_2(scratch + 4449088 /* t511 */, scratch + 7527808 /* t509 */);
+    step_student_res6_bn1_fwd_3(scratch + 3558912 /* t513 */, scratch + 9467392 /* t508 */, scratch + 4449088 /* t511 */);
+    step_student_res6_bn1_fwd_4(scratch + 7527808 /* t515 */, scratch + 3558912 /* t513 */, scratch + 7526656 /* chunk */);
+    step_student_res6_bn1_fwd_5(scratch + 4449120 /* t516 */, state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 4449152 /* t528 */, scratch + 7527808 /* t515 */, scratch + 4449088 /* t511 */, state + 87344 /* in_student_res6_bn1_scale */);
+    step_student_res6_bn1_fwd_6(scratch + 3759616 /* t532 */, scratch + 3558912 /* t513 */, scratch + 4449152 /* t528 */, state + 87376 /* in_student_res6_bn1_offset */);
+    step_student_res6_leaky_relu2_fwd(scratch + 3558912 /* t536 */, scratch + 3759616 /* t533 */);
+    step_student_res6_conv3_fwd(scratch + 9668096 /* t541 */, scratch + 3558912 /* t536 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
+    step_student_res6_fwd(scratch /* t545 */, scratch + 8476160 /* t503 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 3558912 /* chunk */);
+    step_student_res6_fwd_2(scratch + 4099584 /* t547 */, scratch + 9668096 /* t542 */, scratch /* t546 */);
+    step_student_bn7_fwd(scratch + 7527808 /* t549 */, scratch + 4099584 /* t548 */, scratch + 7526656 /* chunk */);
+    step_student_bn7_fwd_2(scratch + 9954432 /* t550 */, scratch + 7527808 /* t549 */);
+    step_student_bn7_fwd_3(scratch + 8476160 /* t552 */, scratch + 4099584 /* t548 */, scratch + 9954432 /* t550 */);
+    step_student_bn7_fwd_4(scratch + 7527808 /* t554 */, scratch + 8476160 /* t552 */, scratch + 7526656 /* chunk */);
+    step_student_bn7_fwd_5(scratch + 9954464 /* t555 */, state + 311872 /* in_student_bn7_running_mean */, state + 311904 /* in_student_bn7_running_var */, scratch + 9954496 /* t566 */, scratch + 7527808 /* t554 */, scratch + 9954432 /* t550 */, state + 97168 /* in_student_bn7_scale */);
+    step_student_bn7_fwd_6(scratch + 8676864 /* t570 */, scratch + 8476160 /* t552 */, scratch + 9954496 /* t566 */, state + 97200 /* in_student_bn7_offset */);
+    step_student_leaky_relu8_fwd(scratch + 8476160 /* t573 */, scratch + 8676864 /* t571 */);
+    step_student_res9_conv0_fwd(scratch + 4300288 /* t578 */, scratch + 8476160 /* t573 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, scratch /* chunk */);
+    step_student_res9_bn1_fwd(scratch + 7527808 /* t579 */, scratch + 4300288 /* t578 */, scratch + 4431360 /* chunk */);
+    step_student_res9_bn1_fwd_2(scratch + 7527040 /* t581 */, scratch + 7527808 /* t579 */);
+    step_student_res9_bn1_fwd_3(scratch + 8676864 /* t583 */, scratch + 4300288 /* t578 */, scratch + 7527040 /* t581 */);
+    step_student_res9_bn1_fwd_4(scratch + 7527104 /* t585 */, scratch + 8676864 /* t583 */, scratch + 4431360 /* chunk */);
+    step_student_res9_bn1_fwd_5(scratch + 7527808 /* t586 */, state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 4449024 /* t598 */, scratch + 7527104 /* t585 */, scratch + 7527040 /* t581 */, state + 115728 /* in_student_res9_bn1_scale */);
+    step_student_res9_bn1_fwd_6(scratch + 3558912 /* t602 */, scratch + 8676864 /* t583 */, scratch + 4449024 /* t598 */, state + 115792 /* in_student_res9_bn1_offset */);
+    step_student_res9_leaky_relu2_fwd(scratch + 8676864 /* t606 */, scratch + 3558912 /* t603 */);
+    step_student_res9_conv3_fwd(scratch + 2360832 /* t611 */, scratch + 8676864 /* t606 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
+    step_student_res9_fwd(scratch + 2491904 /* t615 */, scratch + 8476160 /* t573 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 3558912 /* chunk */);
+    step_student_res9_fwd_2(scratch + 8476160 /* t617 */, scratch + 2360832 /* t612 */, scratch + 2491904 /* t616 */);
+    step_student_bn10_fwd(scratch + 7527104 /* t619 */, scratch + 8476160 /* t618 */, scratch + 4431360 /* chunk */);
+    step_student_bn10_fwd_2(scratch + 8870400 /* t620 */, scratch + 7527104 /* t619 */);
+    step_student_bn10_fwd_3(scratch + 8607232 /* t622 */, scratch + 8476160 /* t618 */, scratch + 8870400 /* t620 */);
+    step_student_bn10_fwd_4(scratch + 7527104 /* t624 */, scratch + 8607232 /* t622 */, scratch + 4431360 /* chunk */);
+    step_student_bn10_fwd_5(scratch + 8870464 /* t625 */, state + 312064 /* in_student_bn10_running_mean */, state + 312128 /* in_student_bn10_running_var */, scratch + 8870528 /* t636 */, scratch + 7527104 /* t624 */, scratch + 8870400 /* t620 */, state + 154832 /* in_student_bn10_scale */);
+    step_student_bn10_fwd_6(scratch + 8738304 /* t640 */, scratch + 8607232 /* t622 */, scratch + 8870528 /* t636 */, state + 154896 /* in_student_bn10_offset */);
+    step_student_leaky_relu11_fwd(scratch + 8607232 /* t643 */, scratch + 8738304 /* t641 */);
+    step_student_global_avg_pool12_fwd(scratch + 4431360 /* t645 */, scratch + 8607232 /* t644 */);
+    step_student_global_avg_pool12_fwd_2(scratch + 4439552 /* t647 */, scratch + 4431360 /* t645 */);
+    step_student_dense13_fwd(scratch + 4431360 /* t650 */, scratch + 4439552 /* t647 */, state + 154960 /* in_student_dense13_weight */, state + 155600 /* in_student_dense13_bias */);
+    step_student_loss_u_fwd(scratch + 7526656 /* t651 */, scratch + 4431360 /* t650 */);
+    step_student_loss_u_fwd_2(scratch + 4432640 /* t653 */, scratch + 4433920 /* t654 */, scratch + 4431360 /* t650 */, scratch + 7526656 /* t651 */);
+    step_student_loss_u_fwd_3(scratch + 7526656 /* t655 */, scratch + 4433920 /* t654 */);
+    step_student_loss_u_fwd_4(scratch + 7526784 /* t656 */, scratch + 7526656 /* t655 */);
+    step_student_loss_u_fwd_5(scratch + 7527104 /* t660 */, scratch + 4432640 /* t653 */, scratch + 7526784 /* t656 */, scratch + 7524096 /* t405 */);
+    step_student_loss_u_fwd_6(io + 244656 /* t662 */, scratch + 7527104 /* t660 */);
+    step_student_loss_u_vjp(scratch + 4431360 /* t664 */, scratch + 7524096 /* t405 */);
+    step_student_loss_u_vjp_2(scratch + 7526784 /* t666 */, scratch + 4431360 /* t664 */);
+    step_student_loss_u_vjp_3(scratch + 7526912 /* t667 */, scratch + 7526784 /* t666 */, scratch + 7526656 /* t655 */);
+    step_student_loss_u_vjp_4(scratch + 4447744 /* t670 */, scratch + 7526912 /* t667 */, scratch + 4433920 /* t654 */, scratch + 4431360 /* t664 */);
+    step_student_dense13_vjp(scratch + 9955760 /* t671 */, scratch + 4447744 /* t670 */);
+    step_student_dense13_vjp_2(scratch + 9953792 /* t673 */, scratch + 4439552 /* t647 */, scratch + 4447744 /* t670 */);
+    step_student_dense13_vjp_3(scratch + 4431360 /* t674 */, scratch + 4447744 /* t670 */, state + 154960 /* in_student_dense13_weight */);
+    step_student_global_avg_pool12_vjp(scratch + 8607232 /* t675 */, scratch + 4431360 /* t674 */);
+    step_student_leaky_relu11_vjp(scratch + 8738304 /* t696 */, scratch + 8476160 /* t617 */, scratch + 8870400 /* t620 */, scratch + 8870528 /* t636 */, state + 154896 /* in_student_bn10_offset */, scratch + 8607232 /* t676 */);
+    step_student_bn10_vjp(scratch + 9954944 /* t698 */, scratch + 8738304 /* t697 */, scratch + 8869376 /* chunk */);
+    step_student_bn10_vjp_2(scratch + 8607232 /* t699 */, scratch + 8738304 /* t697 */, scratch + 8870528 /* t636 */);
+    step_student_bn10_vjp_3(scratch + 7527104 /* t703 */, scratch + 8476160 /* t700 */, scratch + 8870400 /* t620 */, scratch + 8738304 /* t697 */, scratch + 8869376 /* chunk */);
+    step_student_bn10_vjp_4(scratch + 9955008 /* t709 */, scratch + 8870464 /* t625 */, scratch + 7527104 /* t703 */);
+    step_student_bn10_vjp_5(scratch + 7526656 /* t711 */, scratch + 8607232 /* t699 */, scratch + 4431360 /* chunk */);
+    step_student_bn10_vjp_6(scratch + 7526720 /* t720 */, scratch + 7527104 /* t703 */, state + 154832 /* in_student_bn10_scale */, scratch + 8870464 /* t625 */);
+    step_student_bn10_vjp_7(scratch + 8738304 /* t725 */, scratch + 8476160 /* t722 */, scratch + 8870400 /* t620 */, scratch + 7526720 /* t720 */);
+    step_student_bn10_vjp_8(scratch + 7527104 /* t728 */, scratch + 8738304 /* t725 */, scratch + 8869376 /* chunk */);
+    step_student_bn10_vjp_9(scratch + 7526720 /* t730 */, scratch + 7526656 /* t711 */, scratch + 7527104 /* t728 */);
+    step_student_bn10_vjp_10(scratch + 9668096 /* t732 */, scratch + 8607232 /* t699 */, scratch + 8738304 /* t725 */, scratch + 7526720 /* t730 */);
+    step_student_res9_vjp(scratch + 8476160 /* t751 */, scratch + 9668096 /* t732 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 3558912 /* chunk */);
+    step_student_leaky_relu8_vjp(scratch + 8676864 /* t747 */, scratch + 4099584 /* t547 */, scratch + 9954432 /* t550 */, scratch + 9954496 /* t566 */, state + 97200 /* in_student_bn7_offset */);
+    step_student_res9_vjp_2(scratch + 9951744 /* t749 */, scratch + 8676864 /* t747 */, scratch + 9668096 /* t732 */, scratch + 3558912 /* chunk */);
+    step_student_res9_conv3_vjp(scratch + 9955072 /* t752 */, scratch + 9668096 /* t732 */, scratch + 9924096 /* chunk */);
+    step_student_res9_conv3_vjp_2(scratch + 8676864 /* t773 */, scratch + 9668096 /* t732 */, state + 115856 /* in_student_res9_conv3_weight */, scratch /* chunk */);
+    step_student_res9_leaky_relu2_vjp(scratch + 3558912 /* t769 */, scratch + 4300288 /* t754 */, scratch + 7527040 /* t581 */, scratch + 4449024 /* t598 */, state + 115792 /* in_student_res9_bn1_offset */);
+    step_student_res9_conv3_vjp_3(scratch + 9868800 /* t771 */, scratch + 3558912 /* t769 */, scratch + 9668096 /* t732 */, scratch /* chunk */);
+    step_student_res9_leaky_relu2_vjp_2(scratch + 3558912 /* t794 */, scratch + 4300288 /* t774 */, scratch + 7527040 /* t581 */, scratch + 4449024 /* t598 */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 8676864 /* t773 */);
+    step_student_res9_bn1_vjp(scratch + 9955136 /* t796 */, scratch + 3558912 /* t795 */, scratch + 9924096 /* chunk */);
+    step_student_res9_bn1_vjp_2(scratch + 8676864 /* t797 */, scratch + 3558912 /* t795 */, scratch + 4449024 /* t598 */);
+    step_student_res9_bn1_vjp_3(scratch + 7527104 /* t800 */, scratch + 4300288 /* t578 */, scratch + 7527040 /* t581 */, scratch + 3558912 /* t795 */, scratch + 9924096 /* chunk */);
+    step_student_res9_bn1_vjp_4(scratch + 9955200 /* t806 */, scratch + 7527808 /* t586 */, scratch + 7527104 /* t800 */);
+    step_student_res9_bn1_vjp_5(scratch + 7526656 /* t808 */, scratch + 8676864 /* t797 */, scratch + 9924096 /* chunk */);
+    step_student_res9_bn1_vjp_6(scratch + 7526720 /* t817 */, scratch + 7527104 /* t800 */, state + 115728 /* in_student_res9_bn1_scale */, scratch + 7527808 /* t586 */);
+    step_student_res9_bn1_vjp_7(scratch + 3558912 /* t821 */, scratch + 4300288 /* t578 */, scratch + 7527040 /* t581 */, scratch + 7526720 /* t817 */);
+    step_student_res9_bn1_vjp_8(scratch + 7527808 /* t824 */, scratch + 3558912 /* t821 */, scratch + 9924096 /* chunk */);
+    step_student_res9_bn1_vjp_9(scratch + 7526720 /* t826 */, scratch + 7526656 /* t808 */, scratch + 7527808 /* t824 */);
+    step_student_res9_bn1_vjp_10(scratch + 4300288 /* t828 */, scratch + 8676864 /* t797 */, scratch + 3558912 /* t821 */, scratch + 7526720 /* t826 */);
+    step_student_res9_conv0_vjp(scratch + 9955264 /* t829 */, scratch + 4300288 /* t828 */, scratch + 9924096 /* chunk */);
+    step_student_res9_conv0_vjp_2(scratch + 8676864 /* t848 */, scratch + 4300288 /* t828 */, state + 97232 /* in_student_res9_conv0_weight */, scratch /* chunk */);
+    step_student_leaky_relu8_vjp_2(scratch + 2211840 /* t844 */, scratch + 4099584 /* t547 */, scratch + 9954432 /* t550 */, scratch + 9954496 /* t566 */, state + 97200 /* in_student_bn7_offset */);
+    step_student_res9_conv0_vjp_3(scratch + 9924096 /* t846 */, scratch + 2211840 /* t844 */, scratch + 4300288 /* t828 */, scratch /* chunk */);
+    step_student_leaky_relu8_vjp_3(scratch + 3558912 /* t869 */, scratch + 8476160 /* t751 */, scratch + 8676864 /* t848 */, scratch + 4099584 /* t547 */, scratch + 9954432 /* t550 */, scratch + 9954496 /* t566 */, state + 97200 /* in_student_bn7_offset */);
+    step_student_bn7_vjp(scratch + 9955520 /* t871 */, scratch + 3558912 /* t870 */, scratch + 9942528 /* chunk */);
+    step_student_bn7_vjp_2(scratch + 3759616 /* t872 */, scratch + 3558912 /* t870 */, scratch + 9954496 /* t566 */);
+    step_student_bn7_vjp_3(scratch + 7527808 /* t876 */, scratch + 4099584 /* t873 */, scratch + 9954432 /* t550 */, scratch + 3558912 /* t870 */, scratch + 9942528 /* chunk */);
+    step_student_bn7_vjp_4(scratch + 9955552 /* t882 */, scratch + 9954464 /* t555 */, scratch + 7527808 /* t876 */);
+    step_student_bn7_vjp_5(scratch + 7527840 /* t884 */, scratch + 3759616 /* t872 */, scratch + 9942528 /* chunk */);
+    step_student_bn7_vjp_6(scratch + 9954496 /* t893 */, scratch + 7527808 /* t876 */, state + 97168 /* in_student_bn7_scale */, scratch + 9954464 /* t555 */);
+    step_student_bn7_vjp_7(scratch + 3558912 /* t898 */, scratch + 4099584 /* t895 */, scratch + 9954432 /* t550 */, scratch + 9954496 /* t893 */);
+    step_student_bn7_vjp_8(scratch + 7527808 /* t901 */, scratch + 3558912 /* t898 */, scratch + 9942528 /* chunk */);
+    step_student_bn7_vjp_9(scratch + 7526656 /* t903 */, scratch + 7527840 /* t884 */, scratch + 7527808 /* t901 */);
+    step_student_bn7_vjp_10(scratch + 9668096 /* t905 */, scratch + 3759616 /* t872 */, scratch + 3558912 /* t898 */, scratch + 7526656 /* t903 */);
+    step_student_res6_vjp(scratch + 8476160 /* t924 */, scratch + 9668096 /* t905 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 3558912 /* chunk */);
+    step_student_leaky_relu5_vjp(scratch /* t920 */, scratch + 8074752 /* t477 */, scratch + 4449280 /* t480 */, scratch + 4449312 /* t496 */, state + 82688 /* in_student_bn4_offset */);
+    step_student_res6_vjp_2(scratch + 9954432 /* t922 */, scratch /* t920 */, scratch + 9668096 /* t905 */, scratch + 3558912 /* chunk */);
+    step_student_res6_conv3_vjp(scratch + 9955584 /* t925 */, scratch + 9668096 /* t905 */, scratch + 9942528 /* chunk */);
+    step_student_res6_conv3_vjp_2(scratch + 3558912 /* t946 */, scratch + 9668096 /* t905 */, state + 87408 /* in_student_res6_conv3_weight */, scratch /* chunk */);
+    step_student_res6_leaky_relu2_vjp(scratch + 3759616 /* t942 */, scratch + 9467392 /* t927 */, scratch + 4449088 /* t511 */, scratch + 4449152 /* t528 */, state + 87376 /* in_student_res6_bn1_offset */);
+    step_student_res6_conv3_vjp_3(scratch + 9942528 /* t944 */, scratch + 3759616 /* t942 */, scratch + 9668096 /* t905 */, scratch /* chunk */);
+    step_student_res6_leaky_relu2_vjp_2(scratch + 3759616 /* t967 */, scratch + 9467392 /* t947 */, scratch + 4449088 /* t511 */, scratch + 4449152 /* t528 */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 3558912 /* t946 */);
+    step_student_res6_bn1_vjp(scratch + 9668096 /* t969 */, scratch + 3759616 /* t968 */, scratch + 7526656 /* chunk */);
+    step_student_res6_bn1_vjp_2(scratch + 3558912 /* t970 */, scratch + 3759616 /* t968 */, scratch + 4449152 /* t528 */);
+    step_student_res6_bn1_vjp_3(scratch + 7527808 /* t973 */, scratch + 9467392 /* t508 */, scratch + 4449088 /* t511 */, scratch + 3759616 /* t968 */, scratch + 7526656 /* chunk */);
+    step_student_res6_bn1_vjp_4(scratch + 9668128 /* t979 */, scratch + 4449120 /* t516 */, scratch + 7527808 /* t973 */);
+    step_student_res6_bn1_vjp_5(scratch + 7527840 /* t981 */, scratch + 3558912 /* t970 */, scratch + 7526656 /* chunk */);
+    step_student_res6_bn1_vjp_6(scratch + 7526656 /* t990 */, scratch + 7527808 /* t973 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 4449120 /* t516 */);
+    step_student_res6_bn1_vjp_7(scratch + 3759616 /* t994 */, scratch + 9467392 /* t508 */, scratch + 4449088 /* t511 */, scratch + 7526656 /* t990 */);
+    step_student_res6_bn1_vjp_8(scratch + 7527808 /* t997 */, scratch + 3759616 /* t994 */, scratch + 7526656 /* chunk */);
+    step_student_res6_bn1_vjp_9(scratch + 7526656 /* t999 */, scratch + 7527840 /* t981 */, scratch + 7527808 /* t997 */);
+    step_student_res6_bn1_vjp_10(scratch + 3960320 /* t1001 */, scratch + 3558912 /* t970 */, scratch + 3759616 /* t994 */, scratch + 7526656 /* t999 */);
+    step_student_res6_conv0_vjp(scratch + 9575504 /* t1002 */, scratch + 3960320 /* t1001 */, scratch + 7526656 /* chunk */);
+    step_student_res6_conv0_vjp_2(scratch + 2125440 /* t1021 */, scratch + 3960320 /* t1001 */, state + 82704 /* in_student_res6_conv0_weight */, scratch /* chunk */);
+    step_student_leaky_relu5_vjp_2(scratch + 3558912 /* t1017 */, scratch + 8074752 /* t477 */, scratch + 4449280 /* t480 */, scratch + 4449312 /* t496 */, state + 82688 /* in_student_bn4_offset */);
+    step_student_res6_conv0_vjp_3(scratch + 9565696 /* t1019 */, scratch + 3558912 /* t1017 */, scratch + 3960320 /* t1001 */, scratch /* chunk */);
+    step_student_leaky_relu5_vjp_3(scratch + 3558912 /* t1042 */, scratch + 8476160 /* t924 */, scratch + 2125440 /* t1021 */, scratch + 8074752 /* t477 */, scratch + 4449280 /* t480 */, scratch + 4449312 /* t496 */, state + 82688 /* in_student_bn4_offset */);
+    step_student_bn4_vjp(scratch + 9575536 /* t1044 */, scratch + 3558912 /* t1043 */, scratch + 7526656 /* chunk */);
+    step_student_bn4_vjp_2(scratch + 3960320 /* t1045 */, scratch + 3558912 /* t1043 */, scratch + 4449312 /* t496 */);
+    step_student_bn4_vjp_3(scratch + 7527808 /* t1049 */, scratch + 8074752 /* t1046 */, scratch + 4449280 /* t480 */, scratch + 3558912 /* t1043 */, scratch + 7526656 /* chunk */);
+    step_student_bn4_vjp_4(scratch + 9575552 /* t1055 */, scratch + 4449296 /* t485 */, scratch + 7527808 /* t1049 */);
+    step_student_bn4_vjp_5(scratch + 7527824 /* t1057 */, scratch + 3960320 /* t1045 */, scratch + 7526656 /* chunk */);
+    step_student_bn4_vjp_6(scratch + 7527840 /* t1066 */, scratch + 7527808 /* t1049 */, state + 82672 /* in_student_bn4_scale */, scratch + 4449296 /* t485 */);
+    step_student_bn4_vjp_7(scratch + 3558912 /* t1071 */, scratch + 8074752 /* t1068 */, scratch + 4449280 /* t480 */, scratch + 7527840 /* t1066 */);
+    step_student_bn4_vjp_8(scratch + 7527808 /* t1074 */, scratch + 3558912 /* t1071 */, scratch + 7526656 /* chunk */);
+    step_student_bn4_vjp_9(scratch + 7527840 /* t1076 */, scratch + 7527824 /* t1057 */, scratch + 7527808 /* t1074 */);
+    step_student_bn4_vjp_10(scratch + 1857920 /* t1078 */, scratch + 3960320 /* t1045 */, scratch + 3558912 /* t1071 */, scratch + 7527840 /* t1076 */);
+    step_student_res3_conv3_vjp(scratch + 9575568 /* t1080 */, scratch + 1857920 /* t1078 */, scratch + 7526656 /* chunk */);
+    step_student_res3_conv3_vjp_2(scratch + 3558912 /* t1101 */, scratch + 1857920 /* t1078 */, state + 80352 /* in_student_res3_conv3_weight */, scratch /* chunk */);
+    step_student_res3_leaky_relu2_vjp(scratch + 3960320 /* t1097 */, scratch + 7121408 /* t1082 */, scratch + 4449232 /* t447 */, scratch + 4449264 /* t463 */, state + 80336 /* in_student_res3_bn1_offset */);
+    step_student_res3_conv3_vjp_3(scratch + 8873472 /* t1099 */, scratch + 3960320 /* t1097 */, scratch + 1857920 /* t1078 */, scratch /* chunk */);
+    step_student_res3_leaky_relu2_vjp_2(scratch + 3960320 /* t1122 */, scratch + 7121408 /* t1102 */, scratch + 4449232 /* t447 */, scratch + 4449264 /* t463 */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 3558912 /* t1101 */);
+    step_student_res3_bn1_vjp(scratch + 9575584 /* t1124 */, scratch + 3960320 /* t1123 */, scratch + 7526656 /* chunk */);
+    step_student_res3_bn1_vjp_2(scratch + 3558912 /* t1125 */, scratch + 3960320 /* t1123 */, scratch + 4449264 /* t463 */);
+    step_student_res3_bn1_vjp_3(scratch + 7527808 /* t1128 */, scratch + 7121408 /* t445 */, scratch + 4449232 /* t447 */, scratch + 3960320 /* t1123 */, scratch + 7526656 /* chunk */);
+    step_student_res3_bn1_vjp_4(scratch + 9575600 /* t1134 */, scratch + 4449248 /* t452 */, scratch + 7527808 /* t1128 */);
+    step_student_res3_bn1_vjp_5(scratch + 7527824 /* t1136 */, scratch + 3558912 /* t1125 */, scratch + 7526656 /* chunk */);
+    step_student_res3_bn1_vjp_6(scratch + 7527840 /* t1145 */, scratch + 7527808 /* t1128 */, state + 80320 /* in_student_res3_bn1_scale */, scratch + 4449248 /* t452 */);
+    step_student_res3_bn1_vjp_7(scratch + 3960320 /* t1149 */, scratch + 7121408 /* t445 */, scratch + 4449232 /* t447 */, scratch + 7527840 /* t1145 */);
+    step_student_res3_bn1_vjp_8(scratch + 7527808 /* t1152 */, scratch + 3960320 /* t1149 */, scratch + 7526656 /* chunk */);
+    step_student_res3_bn1_vjp_9(scratch + 7527840 /* t1154 */, scratch + 7527824 /* t1136 */, scratch + 7527808 /* t1152 */);
+    step_student_res3_bn1_vjp_10(scratch + 7121408 /* t1156 */, scratch + 3558912 /* t1125 */, scratch + 3960320 /* t1149 */, scratch + 7527840 /* t1154 */);
+    step_student_res3_conv0_vjp(scratch + 9575616 /* t1157 */, scratch + 7121408 /* t1156 */, scratch + 7526656 /* chunk */);
+    step_student_res3_conv0_vjp_2(scratch + 3558912 /* t1178 */, scratch + 7121408 /* t1156 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
+    step_student_leaky_relu2_vjp(scratch + 3960320 /* t1174 */, scratch + 6720000 /* t1159 */, scratch + 4449184 /* t415 */, scratch + 4449216 /* t432 */, state + 77984 /* in_student_bn1_offset */);
+    step_student_res3_conv0_vjp_3(scratch + 9570304 /* t1176 */, scratch + 3960320 /* t1174 */, scratch + 7121408 /* t1156 */, scratch /* chunk */);
+    step_student_leaky_relu2_vjp_2(scratch + 3960320 /* t1200 */, scratch + 1857920 /* t1079 */, scratch + 3558912 /* t1178 */, scratch + 6720000 /* t1180 */, scratch + 4449184 /* t415 */, scratch + 4449216 /* t432 */, state + 77984 /* in_student_bn1_offset */);
+    step_student_bn1_vjp(scratch + 9575632 /* t1202 */, scratch + 3960320 /* t1201 */, scratch + 7526656 /* chunk */);
+    step_student_bn1_vjp_2(scratch + 3558912 /* t1203 */, scratch + 3960320 /* t1201 */, scratch + 4449216 /* t432 */);
+    step_student_bn1_vjp_3(scratch + 7527808 /* t1206 */, scratch + 6720000 /* t412 */, scratch + 4449184 /* t415 */, scratch + 3960320 /* t1201 */, scratch + 7526656 /* chunk */);
+    step_student_bn1_vjp_4(scratch + 9575648 /* t1212 */, scratch + 4449200 /* t420 */, scratch + 7527808 /* t1206 */);
+    step_student_bn1_vjp_5(scratch + 7527824 /* t1214 */, scratch + 3558912 /* t1203 */, scratch + 7526656 /* chunk */);
+    step_student_bn1_vjp_6(scratch + 7527840 /* t1223 */, scratch + 7527808 /* t1206 */, state + 77968 /* in_student_bn1_scale */, scratch + 4449200 /* t420 */);
+    step_student_bn1_vjp_7(scratch + 3960320 /* t1227 */, scratch + 6720000 /* t412 */, scratch + 4449184 /* t415 */, scratch + 7527840 /* t1223 */);
+    step_student_bn1_vjp_8(scratch + 7527808 /* t1230 */, scratch + 3960320 /* t1227 */, scratch + 7526656 /* chunk */);
+    step_student_bn1_vjp_9(scratch + 7527840 /* t1232 */, scratch + 7527824 /* t1214 */, scratch + 7527808 /* t1230 */);
+    step_student_bn1_vjp_10(scratch + 6720000 /* t1234 */, scratch + 3558912 /* t1203 */, scratch + 3960320 /* t1227 */, scratch + 7527840 /* t1232 */);
+    step_student_conv0_vjp(scratch + 9575664 /* t1235 */, scratch + 6720000 /* t1234 */, scratch + 7526656 /* chunk */);
+    step_student_conv0_vjp_2(scratch + 9575296 /* t1236 */, io + 125440 /* t406 */, scratch + 6720000 /* t1234 */, scratch /* chunk */);
+    step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 9575296 /* t1237 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_update_2(state + 233568 /* in_student_momentum_conv0_bias */, state + 77952 /* in_student_conv0_bias */, state + 233584 /* in_student_momentum_bn1_scale */, state + 77968 /* in_student_bn1_scale */, state + 233600 /* in_student_momentum_bn1_offset */, state + 77984 /* in_student_bn1_offset */, scratch + 9575664 /* t1235 */, io + 226128 /* in_lr_student */, scratch + 9575648 /* t1212 */, scratch + 9575632 /* t1202 */);
+    step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 9570304 /* t1177 */, io + 226128 /* in_lr_student */);
+    step_student_res3_conv0_update_2(state + 235920 /* in_student_momentum_res3_conv0_bias */, state + 80304 /* in_student_res3_conv0_bias */, state + 235936 /* in_student_momentum_res3_bn1_scale */, state + 80320 /* in_student_res3_bn1_scale */, state + 235952 /* in_student_momentum_res3_bn1_offset */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 9575616 /* t1157 */, io + 226128 /* in_lr_student */, scratch + 9575600 /* t1134 */, scratch + 9575584 /* t1124 */);
+    step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 8873472 /* t1100 */, io + 226128 /* in_lr_student */);
+    step_student_res3_conv3_update_2(state + 238272 /* in_student_momentum_res3_conv3_bias */, state + 82656 /* in_student_res3_conv3_bias */, state + 238288 /* in_student_momentum_bn4_scale */, state + 82672 /* in_student_bn4_scale */, state + 238304 /* in_student_momentum_bn4_offset */, state + 82688 /* in_student_bn4_offset */, scratch + 9575568 /* t1080 */, io + 226128 /* in_lr_student */, scratch + 9575552 /* t1055 */, scratch + 9575536 /* t1044 */);
+    step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 9565696 /* t1020 */, io + 226128 /* in_lr_student */);
+    step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 9575504 /* t1002 */, io + 226128 /* in_lr_student */, scratch + 9668128 /* t979 */, scratch + 9668096 /* t969 */);
+    step_student_res6_conv3_update(state + 243024 /* in_student_momentum_res6_conv3_weight */, state + 87408 /* in_student_res6_conv3_weight */, scratch + 9942528 /* t945 */, io + 226128 /* in_lr_student */);
+    step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 9955584 /* t925 */, io + 226128 /* in_lr_student */);
+    step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 9954432 /* t923 */, io + 226128 /* in_lr_student */);
+    step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 9955552 /* t882 */, io + 226128 /* in_lr_student */, scratch + 9955520 /* t871 */);
+    step_student_res9_conv0_update(state + 252848 /* in_student_momentum_res9_conv0_weight */, state + 97232 /* in_student_res9_conv0_weight */, scratch + 9924096 /* t847 */, io + 226128 /* in_lr_student */);
+    step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 9955264 /* t829 */, io + 226128 /* in_lr_student */, scratch + 9955200 /* t806 */, scratch + 9955136 /* t796 */);
+    step_student_res9_conv3_update(state + 271472 /* in_student_momentum_res9_conv3_weight */, state + 115856 /* in_student_res9_conv3_weight */, scratch + 9868800 /* t772 */, io + 226128 /* in_lr_student */);
+    step_student_res9_conv3_update_2(state + 308336 /* in_student_momentum_res9_conv3_bias */, state + 152720 /* in_student_res9_conv3_bias */, scratch + 9955072 /* t752 */, io + 226128 /* in_lr_student */);
+    step_student_res9_shortcut_update(state + 308400 /* in_student_momentum_res9_shortcut_weight */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 9951744 /* t750 */, io + 226128 /* in_lr_student */);
+    step_student_bn10_update(state + 310448 /* in_student_momentum_bn10_scale */, state + 154832 /* in_student_bn10_scale */, state + 310512 /* in_student_momentum_bn10_offset */, state + 154896 /* in_student_bn10_offset */, scratch + 9955008 /* t709 */, io + 226128 /* in_lr_student */, scratch + 9954944 /* t698 */);
+    step_student_dense13_update(state + 310576 /* in_student_momentum_dense13_weight */, state + 154960 /* in_student_dense13_weight */, scratch + 9953792 /* t673 */, io + 226128 /* in_lr_student */);
+    step_student_dense13_update_2(state + 311216 /* in_student_momentum_dense13_bias */, state + 155600 /* in_student_dense13_bias */, scratch + 9955760 /* t671 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_fwd_2(scratch + 4010496 /* t1523 */, io /* in_x */, state + 77808 /* t1520 */, state + 77952 /* t1258 */, scratch + 3558912 /* chunk */);
+    step_student_bn1_fwd_7(scratch + 7527808 /* t1524 */, scratch + 4010496 /* t1523 */, scratch + 7526656 /* chunk */);
+    step_student_bn1_fwd_8(scratch + 8877120 /* t1526 */, scratch + 7527808 /* t1524 */);
+    step_student_bn1_fwd_9(scratch + 4110848 /* t1528 */, scratch + 4010496 /* t1523 */, scratch + 8877120 /* t1526 */);
+    step_student_bn1_fwd_10(scratch + 8877136 /* t1530 */, scratch + 4110848 /* t1528 */, scratch + 7526656 /* chunk */);
+    step_student_bn1_fwd_11(scratch + 8877152 /* t1536 */, scratch + 8877136 /* t1530 */, state + 77968 /* t1265 */);
+    step_student_bn1_fwd_12(scratch + 4211200 /* t1540 */, scratch + 4110848 /* t1528 */, scratch + 8877152 /* t1536 */, state + 77984 /* t1272 */);
+    step_student_leaky_relu2_fwd_2(scratch + 4110848 /* t1544 */, scratch + 4211200 /* t1541 */);
+    step_student_res3_conv0_fwd_2(scratch + 4211200 /* t1549 */, scratch + 4110848 /* t1544 */, state + 78000 /* t1546 */, state + 80304 /* t1291 */, scratch /* chunk */);
+    step_student_res3_bn1_fwd_7(scratch + 7527808 /* t1550 */, scratch + 4211200 /* t1549 */, scratch + 7526656 /* chunk */);
+    step_student_res3_bn1_fwd_8(scratch + 8877168 /* t1551 */, scratch + 7527808 /* t1550 */);
+    step_student_res3_bn1_fwd_9(scratch + 4311552 /* t1553 */, scratch + 4211200 /* t1549 */, scratch + 8877168 /* t1551 */);
+    step_student_res3_bn1_fwd_10(scratch + 8877184 /* t1555 */, scratch + 4311552 /* t1553 */, scratch + 7526656 /* chunk */);
+    step_student_res3_bn1_fwd_11(scratch + 8877200 /* t1561 */, scratch + 8877184 /* t1555 */, state + 80320 /* t1298 */);
+    step_student_res3_bn1_fwd_12(scratch + 3558912 /* t1565 */, scratch + 4311552 /* t1553 */, scratch + 8877200 /* t1561 */, state + 80336 /* t1305 */);
+    step_student_res3_leaky_relu2_fwd_2(scratch + 4311552 /* t1568 */, scratch + 3558912 /* t1566 */);
+    step_student_res3_conv3_fwd_2(scratch + 3558912 /* t1573 */, scratch + 4311552 /* t1568 */, state + 80352 /* t1570 */, state + 82656 /* t1321 */, scratch /* chunk */);
+    step_student_res3_fwd_2(scratch + 4311552 /* t1575 */, scratch + 3558912 /* t1574 */, scratch + 4110848 /* t1544 */);
+    step_student_bn4_fwd_7(scratch + 7527808 /* t1577 */, scratch + 4311552 /* t1576 */, scratch + 7526656 /* chunk */);
+    step_student_bn4_fwd_8(scratch + 8877216 /* t1578 */, scratch + 7527808 /* t1577 */);
+    step_student_bn4_fwd_9(scratch + 4110848 /* t1580 */, scratch + 4311552 /* t1576 */, scratch + 8877216 /* t1578 */);
+    step_student_bn4_fwd_10(scratch + 8877232 /* t1582 */, scratch + 4110848 /* t1580 */, scratch + 7526656 /* chunk */);
+    step_student_bn4_fwd_11(scratch + 8877248 /* t1588 */, scratch + 8877232 /* t1582 */, state + 82672 /* t1328 */);
+    step_student_bn4_fwd_12(scratch + 3558912 /* t1592 */, scratch + 4110848 /* t1580 */, scratch + 8877248 /* t1588 */, state + 82688 /* t1335 */);
+    step_student_leaky_relu5_fwd_2(scratch + 4110848 /* t1595 */, scratch + 3558912 /* t1593 */);
+    step_student_res6_conv0_fwd_2(scratch + 4411904 /* t1600 */, scratch + 4110848 /* t1595 */, state + 82704 /* t1597 */, state + 87312 /* t1356 */, scratch /* chunk */);
+    step_student_res6_bn1_fwd_7(scratch + 7527808 /* t1601 */, scratch + 4411904 /* t1600 */, scratch + 8875776 /* chunk */);
+    step_student_res6_bn1_fwd_8(scratch + 8876928 /* t1603 */, scratch + 7527808 /* t1601 */);
+    step_student_res6_bn1_fwd_9(scratch + 3558912 /* t1605 */, scratch + 4411904 /* t1600 */, scratch + 8876928 /* t1603 */);
+    step_student_res6_bn1_fwd_10(scratch + 8876960 /* t1607 */, scratch + 3558912 /* t1605 */, scratch + 8875776 /* chunk */);
+    step_student_res6_bn1_fwd_11(scratch + 8876992 /* t1613 */, scratch + 8876960 /* t1607 */, state + 87344 /* t1363 */);
+    step_student_res6_bn1_fwd_12(scratch + 3609088 /* t1617 */, scratch + 3558912 /* t1605 */, scratch + 8876992 /* t1613 */, state + 87376 /* t1370 */);
+    step_student_res6_leaky_relu2_fwd_2(scratch + 3558912 /* t1621 */, scratch + 3609088 /* t1618 */);
+    step_student_res6_conv3_fwd_2(scratch + 2491136 /* t1626 */, scratch + 3558912 /* t1621 */, state + 87408 /* t1623 */, state + 96624 /* t1389 */, scratch /* chunk */);
+    step_student_res6_fwd_3(scratch + 2541312 /* t1630 */, scratch + 4110848 /* t1595 */, state + 96656 /* t1629 */, scratch + 8074752 /* chunk */);
+    step_student_res6_fwd_4(scratch + 4110848 /* t1632 */, scratch + 2491136 /* t1627 */, scratch + 2541312 /* t1631 */);
+    step_student_bn7_fwd_7(scratch + 7527808 /* t1634 */, scratch + 4110848 /* t1633 */, scratch + 8875776 /* chunk */);
+    step_student_bn7_fwd_8(scratch + 8877024 /* t1635 */, scratch + 7527808 /* t1634 */);
+    step_student_bn7_fwd_9(scratch + 4161024 /* t1637 */, scratch + 4110848 /* t1633 */, scratch + 8877024 /* t1635 */);
+    step_student_bn7_fwd_10(scratch + 8877056 /* t1639 */, scratch + 4161024 /* t1637 */, scratch + 8875776 /* chunk */);
+    step_student_bn7_fwd_11(scratch + 8877088 /* t1645 */, scratch + 8877056 /* t1639 */, state + 97168 /* t1408 */);
+    step_student_bn7_fwd_12(scratch + 3558912 /* t1649 */, scratch + 4161024 /* t1637 */, scratch + 8877088 /* t1645 */, state + 97200 /* t1415 */);
+    step_student_leaky_relu8_fwd_2(scratch + 4161024 /* t1652 */, scratch + 3558912 /* t1650 */);
+    step_student_res9_conv0_fwd_2(scratch + 8832512 /* t1657 */, scratch + 4161024 /* t1652 */, state + 97232 /* t1654 */, state + 115664 /* t1436 */, scratch /* chunk */);
+    step_student_res9_bn1_fwd_7(scratch + 7527808 /* t1658 */, scratch + 8832512 /* t1657 */, scratch + 8875776 /* chunk */);
+    step_student_res9_bn1_fwd_8(scratch + 7526976 /* t1660 */, scratch + 7527808 /* t1658 */);
+    step_student_res9_bn1_fwd_9(scratch + 9467392 /* t1662 */, scratch + 8832512 /* t1657 */, scratch + 7526976 /* t1660 */);
+    step_student_res9_bn1_fwd_10(scratch + 7527808 /* t1664 */, scratch + 9467392 /* t1662 */, scratch + 8875776 /* chunk */);
+    step_student_res9_bn1_fwd_11(scratch + 7527040 /* t1670 */, scratch + 7527808 /* t1664 */, state + 115728 /* t1443 */);
+    step_student_res9_bn1_fwd_12(scratch + 9500160 /* t1674 */, scratch + 9467392 /* t1662 */, scratch + 7527040 /* t1670 */, state + 115792 /* t1450 */);
+    step_student_res9_leaky_relu2_fwd_2(scratch + 9467392 /* t1678 */, scratch + 9500160 /* t1675 */);
+    step_student_res9_conv3_fwd_2(scratch + 2360832 /* t1683 */, scratch + 9467392 /* t1678 */, state + 115856 /* t1680 */, state + 152720 /* t1469 */, scratch /* chunk */);
+    step_student_res9_fwd_3(scratch + 2393600 /* t1687 */, scratch + 4161024 /* t1652 */, state + 152784 /* t1686 */, scratch + 8074752 /* chunk */);
+    step_student_res9_fwd_4(scratch + 4161024 /* t1689 */, scratch + 2360832 /* t1684 */, scratch + 2393600 /* t1688 */);
+    step_student_bn10_fwd_7(scratch + 7527104 /* t1691 */, scratch + 4161024 /* t1690 */, scratch + 8875776 /* chunk */);
+    step_student_bn10_fwd_8(scratch + 8876800 /* t1692 */, scratch + 7527104 /* t1691 */);
+    step_student_bn10_fwd_9(scratch + 9467392 /* t1694 */, scratch + 4161024 /* t1690 */, scratch + 8876800 /* t1692 */);
+    step_student_bn10_fwd_10(scratch + 7527104 /* t1696 */, scratch + 9467392 /* t1694 */, scratch + 8875776 /* chunk */);
+    step_student_bn10_fwd_11(scratch + 8876864 /* t1702 */, scratch + 7527104 /* t1696 */, state + 154832 /* t1488 */);
+    step_student_bn10_fwd_12(scratch + 9500160 /* t1706 */, scratch + 9467392 /* t1694 */, scratch + 8876864 /* t1702 */, state + 154896 /* t1495 */);
+    step_student_leaky_relu11_fwd_2(scratch + 9467392 /* t1709 */, scratch + 9500160 /* t1707 */);
+    step_student_global_avg_pool12_fwd_3(scratch + 8865280 /* t1711 */, scratch + 9467392 /* t1710 */);
+    step_student_global_avg_pool12_fwd_4(scratch + 8867328 /* t1713 */, scratch + 8865280 /* t1711 */);
+    step_student_dense13_fwd_2(scratch + 7526656 /* t1716 */, scratch + 8867328 /* t1713 */, state + 154960 /* t1507 */, state + 155600 /* t1516 */);
+    step_student_loss_l_fwd(scratch + 9575440 /* t1717 */, scratch + 7526656 /* t1716 */);
+    step_student_loss_l_fwd_2(scratch + 8875776 /* t1719 */, scratch + 8876096 /* t1720 */, scratch + 7526656 /* t1716 */, scratch + 9575440 /* t1717 */);
+    step_student_loss_l_fwd_3(scratch + 9575440 /* t1721 */, scratch + 8876096 /* t1720 */);
+    step_student_loss_l_fwd_4(scratch + 9575472 /* t1722 */, scratch + 9575440 /* t1721 */);
+    step_student_loss_l_fwd_5(scratch + 8877264 /* t1726 */, scratch + 8875776 /* t1719 */, scratch + 9575472 /* t1722 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 244672 /* t1727 */, scratch + 8877264 /* t1726 */);
+    step_student_loss_l_vjp(scratch + 8875776 /* t1729 */, io + 225792 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 9575472 /* t1731 */, scratch + 8875776 /* t1729 */);
+    step_student_loss_l_vjp_3(scratch + 8876416 /* t1732 */, scratch + 9575472 /* t1731 */, scratch + 9575440 /* t1721 */);
+    step_student_loss_l_vjp_4(scratch + 7526656 /* t1735 */, scratch + 8876416 /* t1732 */, scratch + 8876096 /* t1720 */, scratch + 8875776 /* t1729 */);
+    step_student_dense13_vjp_4(scratch + 9575680 /* t1736 */, scratch + 7526656 /* t1735 */);
+    step_student_dense13_vjp_5(scratch + 9574656 /* t1738 */, scratch + 8867328 /* t1713 */, scratch + 7526656 /* t1735 */);
+    step_student_dense13_vjp_6(scratch + 8865280 /* t1739 */, scratch + 7526656 /* t1735 */, state + 154960 /* t1507 */);
+    step_student_global_avg_pool12_vjp_2(scratch + 9467392 /* t1740 */, scratch + 8865280 /* t1739 */);
+    step_student_leaky_relu11_vjp_2(scratch + 9500160 /* t1761 */, scratch + 4161024 /* t1689 */, scratch + 8876800 /* t1692 */, scratch + 8876864 /* t1702 */, state + 154896 /* t1495 */, scratch + 9467392 /* t1741 */);
+    step_student_bn10_vjp_11(scratch + 8877440 /* t1763 */, scratch + 9500160 /* t1762 */, scratch + 8875776 /* chunk */);
+    step_student_bn10_vjp_12(scratch + 9467392 /* t1764 */, scratch + 9500160 /* t1762 */, scratch + 8876864 /* t1702 */);
+    step_student_bn10_vjp_13(scratch + 8877504 /* t1768 */, scratch + 4161024 /* t1765 */, scratch + 8876800 /* t1692 */, scratch + 9500160 /* t1762 */, scratch + 8875776 /* chunk */);
+    step_student_bn10_vjp_14(scratch + 9575440 /* t1775 */, scratch + 7527104 /* t1696 */, scratch + 8877504 /* t1768 */);
+    step_student_bn10_vjp_15(scratch + 7526656 /* t1777 */, scratch + 9467392 /* t1764 */, scratch + 8875776 /* chunk */);
+    step_student_bn10_vjp_16(scratch + 7526720 /* t1788 */, scratch + 8877504 /* t1768 */, state + 154832 /* t1488 */, scratch + 7527104 /* t1696 */);
+    step_student_bn10_vjp_17(scratch + 9500160 /* t1793 */, scratch + 4161024 /* t1790 */, scratch + 8876800 /* t1692 */, scratch + 7526720 /* t1788 */);
+    step_student_bn10_vjp_18(scratch + 7527104 /* t1796 */, scratch + 9500160 /* t1793 */, scratch + 8875776 /* chunk */);
+    step_student_bn10_vjp_19(scratch + 8877504 /* t1798 */, scratch + 7526656 /* t1777 */, scratch + 7527104 /* t1796 */);
+    step_student_bn10_vjp_20(scratch + 9532928 /* t1800 */, scratch + 9467392 /* t1764 */, scratch + 9500160 /* t1793 */, scratch + 8877504 /* t1798 */);
+    step_student_res9_vjp_3(scratch + 4161024 /* t1819 */, scratch + 9532928 /* t1800 */, state + 152784 /* t1686 */, scratch + 8074752 /* chunk */);
+    step_student_leaky_relu8_vjp_4(scratch + 3558912 /* t1815 */, scratch + 4110848 /* t1632 */, scratch + 8877024 /* t1635 */, scratch + 8877088 /* t1645 */, state + 97200 /* t1415 */);
+    step_student_res9_vjp_4(scratch + 9572608 /* t1817 */, scratch + 3558912 /* t1815 */, scratch + 9532928 /* t1800 */, scratch + 8074752 /* chunk */);
+    step_student_res9_conv3_vjp_4(scratch + 8877504 /* t1820 */, scratch + 9532928 /* t1800 */, scratch + 8875776 /* chunk */);
+    step_student_res9_conv3_vjp_5(scratch + 9467392 /* t1841 */, scratch + 9532928 /* t1800 */, state + 115856 /* t1680 */, scratch /* chunk */);
+    step_student_res9_leaky_relu2_vjp_3(scratch + 9500160 /* t1837 */, scratch + 8832512 /* t1822 */, scratch + 7526976 /* t1660 */, scratch + 7527040 /* t1670 */, state + 115792 /* t1450 */);
+    step_student_res9_conv3_vjp_6(scratch + 8795648 /* t1839 */, scratch + 9500160 /* t1837 */, scratch + 9532928 /* t1800 */, scratch /* chunk */);
+    step_student_res9_leaky_relu2_vjp_4(scratch + 9500160 /* t1862 */, scratch + 8832512 /* t1842 */, scratch + 7526976 /* t1660 */, scratch + 7527040 /* t1670 */, state + 115792 /* t1450 */, scratch + 9467392 /* t1841 */);
+    step_student_res9_bn1_vjp_11(scratch + 9532928 /* t1864 */, scratch + 9500160 /* t1863 */, scratch + 8875776 /* chunk */);
+    step_student_res9_bn1_vjp_12(scratch + 9467392 /* t1865 */, scratch + 9500160 /* t1863 */, scratch + 7527040 /* t1670 */);
+    step_student_res9_bn1_vjp_13(scratch + 7527040 /* t1868 */, scratch + 8832512 /* t1657 */, scratch + 7526976 /* t1660 */, scratch + 9500160 /* t1863 */, scratch + 8875776 /* chunk */);
+    step_student_res9_bn1_vjp_14(scratch + 9532992 /* t1875 */, scratch + 7527808 /* t1664 */, scratch + 7527040 /* t1868 */);
+    step_student_res9_bn1_vjp_15(scratch + 7527104 /* t1877 */, scratch + 9467392 /* t1865 */, scratch + 8875776 /* chunk */);
+    step_student_res9_bn1_vjp_16(scratch + 7526656 /* t1888 */, scratch + 7527040 /* t1868 */, state + 115728 /* t1443 */, scratch + 7527808 /* t1664 */);
+    step_student_res9_bn1_vjp_17(scratch + 9500160 /* t1892 */, scratch + 8832512 /* t1657 */, scratch + 7526976 /* t1660 */, scratch + 7526656 /* t1888 */);
+    step_student_res9_bn1_vjp_18(scratch + 7527808 /* t1895 */, scratch + 9500160 /* t1892 */, scratch + 8875776 /* chunk */);
+    step_student_res9_bn1_vjp_19(scratch + 7526656 /* t1897 */, scratch + 7527104 /* t1877 */, scratch + 7527808 /* t1895 */);
+    step_student_res9_bn1_vjp_20(scratch + 8832512 /* t1899 */, scratch + 9467392 /* t1865 */, scratch + 9500160 /* t1892 */, scratch + 7526656 /* t1897 */);
+    step_student_res9_conv0_vjp_4(scratch + 9507280 /* t1900 */, scratch + 8832512 /* t1899 */, scratch + 8875776 /* chunk */);
+    step_student_res9_conv0_vjp_5(scratch + 3558912 /* t1919 */, scratch + 8832512 /* t1899 */, state + 97232 /* t1654 */, scratch /* chunk */);
+    step_student_leaky_relu8_vjp_5(scratch + 3609088 /* t1915 */, scratch + 4110848 /* t1632 */, scratch + 8877024 /* t1635 */, scratch + 8877088 /* t1645 */, state + 97200 /* t1415 */);
+    step_student_res9_conv0_vjp_6(scratch + 9467392 /* t1917 */, scratch + 3609088 /* t1915 */, scratch + 8832512 /* t1899 */, scratch /* chunk */);
+    step_student_leaky_relu8_vjp_6(scratch + 3609088 /* t1940 */, scratch + 4161024 /* t1819 */, scratch + 3558912 /* t1919 */, scratch + 4110848 /* t1632 */, scratch + 8877024 /* t1635 */, scratch + 8877088 /* t1645 */, state + 97200 /* t1415 */);
+    step_student_bn7_vjp_11(scratch + 9507344 /* t1942 */, scratch + 3609088 /* t1941 */, scratch + 8875776 /* chunk */);
+    step_student_bn7_vjp_12(scratch + 3558912 /* t1943 */, scratch + 3609088 /* t1941 */, scratch + 8877088 /* t1645 */);
+    step_student_bn7_vjp_13(scratch + 7527808 /* t1947 */, scratch + 4110848 /* t1944 */, scratch + 8877024 /* t1635 */, scratch + 3609088 /* t1941 */, scratch + 8875776 /* chunk */);
+    step_student_bn7_vjp_14(scratch + 9507376 /* t1954 */, scratch + 8877056 /* t1639 */, scratch + 7527808 /* t1947 */);
+    step_student_bn7_vjp_15(scratch + 7527840 /* t1956 */, scratch + 3558912 /* t1943 */, scratch + 8875776 /* chunk */);
+    step_student_bn7_vjp_16(scratch + 8877088 /* t1967 */, scratch + 7527808 /* t1947 */, state + 97168 /* t1408 */, scratch + 8877056 /* t1639 */);
+    step_student_bn7_vjp_17(scratch + 4161024 /* t1972 */, scratch + 4110848 /* t1969 */, scratch + 8877024 /* t1635 */, scratch + 8877088 /* t1967 */);
+    step_student_bn7_vjp_18(scratch + 7527808 /* t1975 */, scratch + 4161024 /* t1972 */, scratch + 8875776 /* chunk */);
+    step_student_bn7_vjp_19(scratch + 8877024 /* t1977 */, scratch + 7527840 /* t1956 */, scratch + 7527808 /* t1975 */);
+    step_student_bn7_vjp_20(scratch + 2564864 /* t1979 */, scratch + 3558912 /* t1943 */, scratch + 4161024 /* t1972 */, scratch + 8877024 /* t1977 */);
+    step_student_res6_vjp_3(scratch + 4110848 /* t1998 */, scratch + 2564864 /* t1979 */, state + 96656 /* t1629 */, scratch + 8074752 /* chunk */);
+    step_student_leaky_relu5_vjp_4(scratch + 3558912 /* t1994 */, scratch + 4311552 /* t1575 */, scratch + 8877216 /* t1578 */, scratch + 8877248 /* t1588 */, state + 82688 /* t1335 */);
+    step_student_res6_vjp_4(scratch + 9506304 /* t1996 */, scratch + 3558912 /* t1994 */, scratch + 2564864 /* t1979 */, scratch + 8074752 /* chunk */);
+    step_student_res6_conv3_vjp_4(scratch + 9507408 /* t1999 */, scratch + 2564864 /* t1979 */, scratch + 8875776 /* chunk */);
+    step_student_res6_conv3_vjp_5(scratch + 3558912 /* t2020 */, scratch + 2564864 /* t1979 */, state + 87408 /* t1623 */, scratch /* chunk */);
+    step_student_res6_leaky_relu2_vjp_3(scratch + 3609088 /* t2016 */, scratch + 4411904 /* t2001 */, scratch + 8876928 /* t1603 */, scratch + 8876992 /* t1613 */, state + 87376 /* t1370 */);
+    step_student_res6_conv3_vjp_6(scratch + 9485824 /* t2018 */, scratch + 3609088 /* t2016 */, scratch + 2564864 /* t1979 */, scratch /* chunk */);
+    step_student_res6_leaky_relu2_vjp_4(scratch + 3609088 /* t2041 */, scratch + 4411904 /* t2021 */, scratch + 8876928 /* t1603 */, scratch + 8876992 /* t1613 */, state + 87376 /* t1370 */, scratch + 3558912 /* t2020 */);
+    step_student_res6_bn1_vjp_11(scratch + 9507440 /* t2043 */, scratch + 3609088 /* t2042 */, scratch + 8875776 /* chunk */);
+    step_student_res6_bn1_vjp_12(scratch + 3558912 /* t2044 */, scratch + 3609088 /* t2042 */, scratch + 8876992 /* t1613 */);
+    step_student_res6_bn1_vjp_13(scratch + 7527808 /* t2047 */, scratch + 4411904 /* t1600 */, scratch + 8876928 /* t1603 */, scratch + 3609088 /* t2042 */, scratch + 8875776 /* chunk */);
+    step_student_res6_bn1_vjp_14(scratch + 9507472 /* t2054 */, scratch + 8876960 /* t1607 */, scratch + 7527808 /* t2047 */);
+    step_student_res6_bn1_vjp_15(scratch + 7527840 /* t2056 */, scratch + 3558912 /* t2044 */, scratch + 8875776 /* chunk */);
+    step_student_res6_bn1_vjp_16(scratch + 8876992 /* t2067 */, scratch + 7527808 /* t2047 */, state + 87344 /* t1363 */, scratch + 8876960 /* t1607 */);
+    step_student_res6_bn1_vjp_17(scratch + 3609088 /* t2071 */, scratch + 4411904 /* t1600 */, scratch + 8876928 /* t1603 */, scratch + 8876992 /* t2067 */);
+    step_student_res6_bn1_vjp_18(scratch + 7527808 /* t2074 */, scratch + 3609088 /* t2071 */, scratch + 8875776 /* chunk */);
+    step_student_res6_bn1_vjp_19(scratch + 9506816 /* t2076 */, scratch + 7527840 /* t2056 */, scratch + 7527808 /* t2074 */);
+    step_student_res6_bn1_vjp_20(scratch + 4411904 /* t2078 */, scratch + 3558912 /* t2044 */, scratch + 3609088 /* t2071 */, scratch + 9506816 /* t2076 */);
+    step_student_res6_conv0_vjp_4(scratch + 9507504 /* t2079 */, scratch + 4411904 /* t2078 */, scratch + 8875776 /* chunk */);
+    step_student_res6_conv0_vjp_5(scratch + 3558912 /* t2098 */, scratch + 4411904 /* t2078 */, state + 82704 /* t1597 */, scratch /* chunk */);
+    step_student_leaky_relu5_vjp_5(scratch + 3659264 /* t2094 */, scratch + 4311552 /* t1575 */, scratch + 8877216 /* t1578 */, scratch + 8877248 /* t1588 */, state + 82688 /* t1335 */);
+    step_student_res6_conv0_vjp_6(scratch + 9495040 /* t2096 */, scratch + 3659264 /* t2094 */, scratch + 4411904 /* t2078 */, scratch /* chunk */);
+    step_student_leaky_relu5_vjp_6(scratch + 3659264 /* t2119 */, scratch + 4110848 /* t1998 */, scratch + 3558912 /* t2098 */, scratch + 4311552 /* t1575 */, scratch + 8877216 /* t1578 */, scratch + 8877248 /* t1588 */, state + 82688 /* t1335 */);
+    step_student_bn4_vjp_11(scratch + 9507536 /* t2121 */, scratch + 3659264 /* t2120 */, scratch + 7526656 /* chunk */);
+    step_student_bn4_vjp_12(scratch + 3558912 /* t2122 */, scratch + 3659264 /* t2120 */, scratch + 8877248 /* t1588 */);
+    step_student_bn4_vjp_13(scratch + 7527808 /* t2126 */, scratch + 4311552 /* t2123 */, scratch + 8877216 /* t1578 */, scratch + 3659264 /* t2120 */, scratch + 7526656 /* chunk */);
+    step_student_bn4_vjp_14(scratch + 9507552 /* t2133 */, scratch + 8877232 /* t1582 */, scratch + 7527808 /* t2126 */);
+    step_student_bn4_vjp_15(scratch + 7527824 /* t2135 */, scratch + 3558912 /* t2122 */, scratch + 7526656 /* chunk */);
+    step_student_bn4_vjp_16(scratch + 7527840 /* t2146 */, scratch + 7527808 /* t2126 */, state + 82672 /* t1328 */, scratch + 8877232 /* t1582 */);
+    step_student_bn4_vjp_17(scratch + 4110848 /* t2151 */, scratch + 4311552 /* t2148 */, scratch + 8877216 /* t1578 */, scratch + 7527840 /* t2146 */);
+    step_student_bn4_vjp_18(scratch + 7527808 /* t2154 */, scratch + 4110848 /* t2151 */, scratch + 7526656 /* chunk */);
+    step_student_bn4_vjp_19(scratch + 7527840 /* t2156 */, scratch + 7527824 /* t2135 */, scratch + 7527808 /* t2154 */);
+    step_student_bn4_vjp_20(scratch + 4311552 /* t2158 */, scratch + 3558912 /* t2122 */, scratch + 4110848 /* t2151 */, scratch + 7527840 /* t2156 */);
+    step_student_res3_conv3_vjp_4(scratch + 9507568 /* t2160 */, scratch + 4311552 /* t2158 */, scratch + 7526656 /* chunk */);
+    step_student_res3_conv3_vjp_5(scratch + 4110848 /* t2181 */, scratch + 4311552 /* t2158 */, state + 80352 /* t1570 */, scratch /* chunk */);
+    step_student_res3_leaky_relu2_vjp_3(scratch + 3558912 /* t2177 */, scratch + 4211200 /* t2162 */, scratch + 8877168 /* t1551 */, scratch + 8877200 /* t1561 */, state + 80336 /* t1305 */);
+    step_student_res3_conv3_vjp_6(scratch + 9499648 /* t2179 */, scratch + 3558912 /* t2177 */, scratch + 4311552 /* t2158 */, scratch /* chunk */);
+    step_student_res3_leaky_relu2_vjp_4(scratch + 3558912 /* t2202 */, scratch + 4211200 /* t2182 */, scratch + 8877168 /* t1551 */, scratch + 8877200 /* t1561 */, state + 80336 /* t1305 */, scratch + 4110848 /* t2181 */);
+    step_student_res3_bn1_vjp_11(scratch + 9507584 /* t2204 */, scratch + 3558912 /* t2203 */, scratch + 7526656 /* chunk */);
+    step_student_res3_bn1_vjp_12(scratch + 4110848 /* t2205 */, scratch + 3558912 /* t2203 */, scratch + 8877200 /* t1561 */);
+    step_student_res3_bn1_vjp_13(scratch + 7527808 /* t2208 */, scratch + 4211200 /* t1549 */, scratch + 8877168 /* t1551 */, scratch + 3558912 /* t2203 */, scratch + 7526656 /* chunk */);
+    step_student_res3_bn1_vjp_14(scratch + 9507600 /* t2215 */, scratch + 8877184 /* t1555 */, scratch + 7527808 /* t2208 */);
+    step_student_res3_bn1_vjp_15(scratch + 7527824 /* t2217 */, scratch + 4110848 /* t2205 */, scratch + 7526656 /* chunk */);
+    step_student_res3_bn1_vjp_16(scratch + 7527840 /* t2228 */, scratch + 7527808 /* t2208 */, state + 80320 /* t1298 */, scratch + 8877184 /* t1555 */);
+    step_student_res3_bn1_vjp_17(scratch + 3558912 /* t2232 */, scratch + 4211200 /* t1549 */, scratch + 8877168 /* t1551 */, scratch + 7527840 /* t2228 */);
+    step_student_res3_bn1_vjp_18(scratch + 7527808 /* t2235 */, scratch + 3558912 /* t2232 */, scratch + 7526656 /* chunk */);
+    step_student_res3_bn1_vjp_19(scratch + 7527840 /* t2237 */, scratch + 7527824 /* t2217 */, scratch + 7527808 /* t2235 */);
+    step_student_res3_bn1_vjp_20(scratch + 4211200 /* t2239 */, scratch + 4110848 /* t2205 */, scratch + 3558912 /* t2232 */, scratch + 7527840 /* t2237 */);
+    step_student_res3_conv0_vjp_4(scratch + 9507616 /* t2240 */, scratch + 4211200 /* t2239 */, scratch + 7526656 /* chunk */);
+    step_student_res3_conv0_vjp_5(scratch + 4110848 /* t2261 */, scratch + 4211200 /* t2239 */, state + 78000 /* t1546 */, scratch /* chunk */);
+    step_student_leaky_relu2_vjp_3(scratch + 3558912 /* t2257 */, scratch + 4010496 /* t2242 */, scratch + 8877120 /* t1526 */, scratch + 8877152 /* t1536 */, state + 77984 /* t1272 */);
+    step_student_res3_conv0_vjp_6(scratch + 9501952 /* t2259 */, scratch + 3558912 /* t2257 */, scratch + 4211200 /* t2239 */, scratch /* chunk */);
+    step_student_leaky_relu2_vjp_4(scratch + 4211200 /* t2283 */, scratch + 4311552 /* t2159 */, scratch + 4110848 /* t2261 */, scratch + 4010496 /* t2263 */, scratch + 8877120 /* t1526 */, scratch + 8877152 /* t1536 */, state + 77984 /* t1272 */);
+    step_student_bn1_vjp_11(scratch + 9507632 /* t2285 */, scratch + 4211200 /* t2284 */, scratch + 7526656 /* chunk */);
+    step_student_bn1_vjp_12(scratch + 4110848 /* t2286 */, scratch + 4211200 /* t2284 */, scratch + 8877152 /* t1536 */);
+    step_student_bn1_vjp_13(scratch + 7527808 /* t2289 */, scratch + 4010496 /* t1523 */, scratch + 8877120 /* t1526 */, scratch + 4211200 /* t2284 */, scratch + 7526656 /* chunk */);
+    step_student_bn1_vjp_14(scratch + 9507648 /* t2296 */, scratch + 8877136 /* t1530 */, scratch + 7527808 /* t2289 */);
+    step_student_bn1_vjp_15(scratch + 7527824 /* t2298 */, scratch + 4110848 /* t2286 */, scratch + 7526656 /* chunk */);
+    step_student_bn1_vjp_16(scratch + 7527840 /* t2309 */, scratch + 7527808 /* t2289 */, state + 77968 /* t1265 */, scratch + 8877136 /* t1530 */);
+    step_student_bn1_vjp_17(scratch + 4211200 /* t2313 */, scratch + 4010496 /* t1523 */, scratch + 8877120 /* t1526 */, scratch + 7527840 /* t2309 */);
+    step_student_bn1_vjp_18(scratch + 7527808 /* t2316 */, scratch + 4211200 /* t2313 */, scratch + 7526656 /* chunk */);
+    step_student_bn1_vjp_19(scratch + 7527840 /* t2318 */, scratch + 7527824 /* t2298 */, scratch + 7527808 /* t2316 */);
+    step_student_bn1_vjp_20(scratch + 4311552 /* t2320 */, scratch + 4110848 /* t2286 */, scratch + 4211200 /* t2313 */, scratch + 7527840 /* t2318 */);
+    step_student_conv0_vjp_3(scratch + 9507664 /* t2321 */, scratch + 4311552 /* t2320 */, scratch + 7526656 /* chunk */);
+    step_student_conv0_vjp_4(scratch + 9507136 /* t2322 */, io /* in_x */, scratch + 4311552 /* t2320 */, scratch + 3558912 /* chunk */);
+    step_teacher_feedback_fwd(scratch + 7527808 /* t2325 */, scratch + 9507136 /* t2323 */, scratch + 9575296 /* t1237 */);
+    step_teacher_feedback_fwd_2(scratch + 7527824 /* t2327 */, scratch + 9507664 /* t2321 */, scratch + 9575664 /* t1235 */);
+    step_teacher_feedback_fwd_3(scratch + 7527840 /* t2330 */, scratch + 9507648 /* t2296 */, scratch + 9575648 /* t1212 */);
+    step_teacher_feedback_fwd_4(scratch + 7527856 /* t2333 */, scratch + 9507632 /* t2285 */, scratch + 9575632 /* t1202 */);
+    step_teacher_feedback_fwd_5(scratch + 9506816 /* t2336 */, scratch + 9501952 /* t2260 */, scratch + 9570304 /* t1177 */);
+    step_teacher_feedback_fwd_6(scratch + 9506832 /* t2339 */, scratch + 9507616 /* t2240 */, scratch + 9575616 /* t1157 */);
+    step_teacher_feedback_fwd_7(scratch + 9506848 /* t2342 */, scratch + 9507600 /* t2215 */, scratch + 9575600 /* t1134 */);
+    step_teacher_feedback_fwd_8(scratch + 9506864 /* t2345 */, scratch + 9507584 /* t2204 */, scratch + 9575584 /* t1124 */);
+    step_teacher_feedback_fwd_9(scratch + 9506880 /* t2348 */, scratch + 9499648 /* t2180 */, scratch + 8873472 /* t1100 */);
+    step_teacher_feedback_fwd_10(scratch + 9506896 /* t2351 */, scratch + 9507568 /* t2160 */, scratch + 9575568 /* t1080 */);
+    step_teacher_feedback_fwd_11(scratch + 9506912 /* t2354 */, scratch + 9507552 /* t2133 */, scratch + 9575552 /* t1055 */);
+    step_teacher_feedback_fwd_12(scratch + 9506928 /* t2357 */, scratch + 9507536 /* t2121 */, scratch + 9575536 /* t1044 */);
+    step_teacher_feedback_fwd_13(scratch + 9506944 /* t2360 */, scratch + 9495040 /* t2097 */, scratch + 9565696 /* t1020 */);
+    step_teacher_feedback_fwd_14(scratch + 9506960 /* t2363 */, scratch + 9507504 /* t2079 */, scratch + 9575504 /* t1002 */);
+    step_teacher_feedback_fwd_15(scratch + 9506976 /* t2366 */, scratch + 9507472 /* t2054 */, scratch + 9668128 /* t979 */);
+    step_teacher_feedback_fwd_16(scratch + 9506992 /* t2369 */, scratch + 9507440 /* t2043 */, scratch + 9668096 /* t969 */);
+    step_teacher_feedback_fwd_17(scratch + 9507008 /* t2372 */, scratch + 9485824 /* t2019 */, scratch + 9942528 /* t945 */);
+    step_teacher_feedback_fwd_18(scratch + 9507024 /* t2375 */, scratch + 9507408 /* t1999 */, scratch + 9955584 /* t925 */);
+    step_teacher_feedback_fwd_19(scratch + 9507040 /* t2378 */, scratch + 9506304 /* t1997 */, scratch + 9954432 /* t923 */);
+    step_teacher_feedback_fwd_20(scratch + 9507056 /* t2381 */, scratch + 9507376 /* t1954 */, scratch + 9955552 /* t882 */);
+    step_teacher_feedback_fwd_21(scratch + 9507072 /* t2384 */, scratch + 9507344 /* t1942 */, scratch + 9955520 /* t871 */);
+    step_teacher_feedback_fwd_22(scratch + 9507088 /* t2387 */, scratch + 9467392 /* t1918 */, scratch + 9924096 /* t847 */);
+    step_teacher_feedback_fwd_23(scratch + 9507104 /* t2390 */, scratch + 9507280 /* t1900 */, scratch + 9955264 /* t829 */);
+    step_teacher_feedback_fwd_24(scratch + 9507120 /* t2393 */, scratch + 9532992 /* t1875 */, scratch + 9955200 /* t806 */);
+    step_teacher_feedback_fwd_25(scratch + 7526656 /* t2396 */, scratch + 9532928 /* t1864 */, scratch + 9955136 /* t796 */);
+    step_teacher_feedback_fwd_26(scratch + 7526672 /* t2399 */, scratch + 8795648 /* t1840 */, scratch + 9868800 /* t772 */);
+    step_teacher_feedback_fwd_27(scratch + 7526688 /* t2402 */, scratch + 8877504 /* t1820 */, scratch + 9955072 /* t752 */);
+    step_teacher_feedback_fwd_28(scratch + 7526704 /* t2405 */, scratch + 9572608 /* t1818 */, scratch + 9951744 /* t750 */);
+    step_teacher_feedback_fwd_29(scratch + 7526720 /* t2408 */, scratch + 9575440 /* t1775 */, scratch + 9955008 /* t709 */);
+    step_teacher_feedback_fwd_30(scratch + 7526736 /* t2411 */, scratch + 8877440 /* t1763 */, scratch + 9954944 /* t698 */);
+    step_teacher_feedback_fwd_31(scratch + 7526752 /* t2414 */, scratch + 9574656 /* t1738 */, scratch + 9953792 /* t673 */);
+    step_teacher_feedback_fwd_32(scratch + 7526768 /* t2417 */, scratch + 9575680 /* t1736 */, scratch + 9955760 /* t671 */);
+    step_teacher_feedback_fwd_33(scratch + 9507680 /* t2418 */, io + 244688 /* t2419 */, scratch + 7526784 /* t2421 */, scratch + 7527808 /* t2325 */, scratch + 7527824 /* t2327 */, scratch + 7527840 /* t2330 */, scratch + 7527856 /* t2333 */, scratch + 9506816 /* t2336 */, scratch + 9506832 /* t2339 */, scratch + 9506848 /* t2342 */, scratch + 9506864 /* t2345 */, scratch + 9506880 /* t2348 */, scratch + 9506896 /* t2351 */, scratch + 9506912 /* t2354 */, scratch + 9506928 /* t2357 */, scratch + 9506944 /* t2360 */, scratch + 9506960 /* t2363 */, scratch + 9506976 /* t2366 */, scratch + 9506992 /* t2369 */, scratch + 9507008 /* t2372 */, scratch + 9507024 /* t2375 */, scratch + 9507040 /* t2378 */, scratch + 9507056 /* t2381 */, scratch + 9507072 /* t2384 */, scratch + 9507088 /* t2387 */, scratch + 9507104 /* t2390 */, scratch + 9507120 /* t2393 */, scratch + 7526656 /* t2396 */, scratch + 7526672 /* t2399 */, scratch + 7526688 /* t2402 */, scratch + 7526704 /* t2405 */, scratch + 7526720 /* t2408 */, scratch + 7526736 /* t2411 */, scratch + 7526752 /* t2414 */, scratch + 7526768 /* t2417 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 8875776 /* t2423 */, scratch + 7526784 /* t2421 */, scratch + 7524096 /* t405 */);
+    step_teacher_feedback_vjp_2(scratch + 9506816 /* t2425 */, scratch + 8875776 /* t2423 */);
+    step_teacher_feedback_vjp_3(scratch + 9506944 /* t2426 */, scratch + 9506816 /* t2425 */, scratch + 7527616 /* t392 */);
+    step_teacher_loss_uda_vjp(scratch + 7527808 /* t2430 */, io + 226144 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 9506816 /* t2433 */, scratch + 7527808 /* t2430 */, scratch + 7527488 /* t387 */);
+    step_teacher_loss_uda_vjp_3(scratch + 7524096 /* t2435 */, scratch + 9506816 /* t2433 */, scratch + 7522816 /* t384 */);
+    step_teacher_loss_uda_vjp_4(scratch + 7527488 /* t2437 */, scratch + 7524096 /* t2435 */);
+    step_teacher_loss_uda_vjp_5(scratch + 9506816 /* t2438 */, scratch + 7527488 /* t2437 */, scratch + 7527616 /* t392 */);
+    step_teacher_loss_uda_vjp_6(scratch + 8832512 /* t2442 */, scratch + 9506944 /* t2426 */, scratch + 7525376 /* t391 */, scratch + 8875776 /* t2423 */, scratch + 9506816 /* t2438 */, scratch + 7524096 /* t2435 */);
+    step_teacher_loss_sup_vjp(scratch + 8875776 /* t2445 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_vjp_2(scratch + 7527808 /* t2447 */, scratch + 8875776 /* t2445 */);
+    step_teacher_loss_sup_vjp_3(scratch + 7527840 /* t2448 */, scratch + 7527808 /* t2447 */, scratch + 7528192 /* t366 */);
+    step_teacher_loss_sup_vjp_4(scratch + 9506816 /* t2451 */, scratch + 7527840 /* t2448 */, scratch + 7527168 /* t365 */, scratch + 8875776 /* t2445 */);
+    step_teacher_dense14_vjp(scratch + 7527808 /* t2452 */, scratch + 9506816 /* t2451 */);
+    step_teacher_dense14_vjp_2(scratch + 7527824 /* t2453 */, scratch + 8832512 /* t2442 */);
+    step_teacher_dense14_vjp_3(scratch + 9507696 /* t2454 */, scratch + 7527808 /* t2452 */, scratch + 7527824 /* t2453 */);
+    step_teacher_dense14_vjp_4(scratch + 8876800 /* t2460 */, scratch + 9915904 /* t2459 */, scratch + 8832512 /* t2442 */);
+    step_teacher_dense14_vjp_5(scratch + 9504256 /* t2466 */, scratch + 9506816 /* t2451 */, state + 77152 /* in_teacher_dense14_weight */, io + 226176 /* in_dropout_teacher_all_dropout13 */);
+    step_teacher_dense14_vjp_6(scratch + 8865280 /* t2467 */, scratch + 8832512 /* t2442 */, state + 77152 /* in_teacher_dense14_weight */, io + 236416 /* t2464 */);
+    step_teacher_global_avg_pool12_vjp(scratch + 8832512 /* t2468 */, scratch + 9504256 /* t2466 */);
+    step_teacher_global_avg_pool12_vjp_2(scratch + 8369664 /* t2469 */, scratch + 8865280 /* t2467 */);
+    step_teacher_leaky_relu11_vjp(scratch + 8074752 /* t2485 */, scratch + 9172480 /* t319 */, scratch + 7528000 /* t322 */, scratch + 7528128 /* t338 */, state + 77088 /* in_teacher_bn10_offset */);
+    step_teacher_leaky_relu11_vjp_2(scratch + 3558912 /* t2497 */, scratch + 8832512 /* t2470 */, scratch + 8074752 /* t2487 */);
+    step_teacher_leaky_relu11_vjp_3(scratch + 8664576 /* t2498 */, scratch + 8369664 /* t2471 */, scratch + 8238592 /* t2489 */);
+    step_teacher_bn10_vjp(scratch + 7527808 /* t2501 */, scratch + 3558912 /* t2499 */, scratch + 8875776 /* chunk */);
+    step_teacher_bn10_vjp_2(scratch + 9504256 /* t2502 */, scratch + 8664576 /* t2500 */, scratch + 8875776 /* chunk */);
+    step_teacher_bn10_vjp_3(scratch + 8871680 /* t2503 */, scratch + 7527808 /* t2501 */, scratch + 9504256 /* t2502 */);
+    step_teacher_bn10_vjp_4(scratch + 8832512 /* t2505 */, scratch + 3558912 /* t2499 */, scratch + 7528128 /* t338 */);
+    step_teacher_bn10_vjp_5(scratch + 3853824 /* t2507 */, scratch + 8664576 /* t2500 */, scratch + 7528128 /* t338 */);
+    step_teacher_bn10_vjp_6(scratch + 8074752 /* t2509 */, scratch + 8369664 /* t2513 */, scratch + 9172480 /* t2508 */, scratch + 7528000 /* t322 */);
+    step_teacher_bn10_vjp_7(scratch + 7527808 /* t2516 */, scratch + 3558912 /* t2499 */, scratch + 8074752 /* t2510 */, scratch + 8875776 /* chunk */);
+    step_teacher_bn10_vjp_8(scratch + 8871744 /* t2517 */, scratch + 8664576 /* t2500 */, scratch + 8533504 /* t2514 */, scratch + 8875776 /* chunk */);
+    step_teacher_bn10_vjp_9(scratch + 8871808 /* t2518 */, scratch + 8871872 /* t2524 */, scratch + 7527808 /* t2516 */, scratch + 8871744 /* t2517 */, scratch + 7528064 /* t327 */);
+    step_teacher_bn10_vjp_10(scratch + 7527808 /* t2527 */, scratch + 8832512 /* t2505 */, scratch + 8875776 /* chunk */);
+    step_teacher_bn10_vjp_11(scratch + 8871744 /* t2528 */, scratch + 3853824 /* t2507 */, scratch + 8875776 /* chunk */);
+    step_teacher_bn10_vjp_12(scratch + 8875776 /* t2538 */, scratch + 8871808 /* t2518 */, state + 77024 /* in_teacher_bn10_scale */, scratch + 7528064 /* t327 */);
+    step_teacher_bn10_vjp_13(scratch + 8074752 /* t2543 */, scratch + 9172480 /* t2540 */, scratch + 7528000 /* t322 */, scratch + 8875776 /* t2538 */);
+    step_teacher_bn10_vjp_14(scratch + 8369664 /* t2545 */, scratch + 8832512 /* t2505 */);
+    step_teacher_bn10_vjp_15(scratch + 3558912 /* t2546 */, scratch + 3853824 /* t2507 */);
+    step_teacher_bn10_vjp_16(scratch + 8871808 /* t2549 */, scratch + 8074752 /* t2543 */, scratch + 8875776 /* chunk */);
+    step_teacher_bn10_vjp_17(scratch + 8875776 /* t2551 */, scratch + 7527808 /* t2527 */, scratch + 8871744 /* t2528 */, scratch + 8871808 /* t2549 */);
+    step_teacher_bn10_vjp_18(scratch + 6720000 /* t2553 */, scratch + 8369664 /* t2545 */, scratch + 3558912 /* t2546 */, scratch + 8074752 /* t2543 */, scratch + 8875776 /* t2551 */);
+    step_teacher_res9_vjp(scratch + 3558912 /* t2572 */, scratch + 6720000 /* t2553 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
+    step_teacher_leaky_relu8_vjp(scratch + 4010496 /* t2568 */, scratch + 7623168 /* t245 */, scratch + 9955424 /* t248 */, scratch + 9955488 /* t264 */, state + 19392 /* in_teacher_bn7_offset */);
+    step_teacher_res9_vjp_2(scratch + 9504256 /* t2570 */, scratch + 4010496 /* t2568 */, scratch + 6720000 /* t2553 */, scratch /* chunk */);
+    step_teacher_res9_conv3_vjp(scratch + 8871744 /* t2573 */, scratch + 6720000 /* t2553 */, scratch + 8875776 /* chunk */);
+    step_teacher_res9_conv3_vjp_2(scratch + 4010496 /* t2594 */, scratch + 6720000 /* t2553 */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch /* chunk */);
+    step_teacher_res9_leaky_relu2_vjp(scratch + 7014912 /* t2590 */, scratch + 8877568 /* t2575 */, scratch + 7527744 /* t279 */, scratch + 7527936 /* t300 */, state + 37984 /* in_teacher_res9_bn1_offset */);
+    step_teacher_res9_conv3_vjp_3(scratch + 8832512 /* t2592 */, scratch + 7014912 /* t2590 */, scratch + 6720000 /* t2553 */, scratch /* chunk */);
+    step_teacher_res9_leaky_relu2_vjp_2(scratch + 8074752 /* t2615 */, scratch + 8877568 /* t2595 */, scratch + 7527744 /* t279 */, scratch + 7527936 /* t300 */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 4010496 /* t2594 */);
+    step_teacher_res9_bn1_vjp(scratch + 8871808 /* t2617 */, scratch + 8074752 /* t2616 */, scratch + 8875776 /* chunk */);
+    step_teacher_res9_bn1_vjp_2(scratch + 4010496 /* t2618 */, scratch + 8074752 /* t2616 */, scratch + 7527936 /* t300 */);
+    step_teacher_res9_bn1_vjp_3(scratch + 7527808 /* t2621 */, scratch + 8877568 /* t276 */, scratch + 7527744 /* t279 */, scratch + 8074752 /* t2616 */, scratch + 8875776 /* chunk */);
+    step_teacher_res9_bn1_vjp_4(scratch + 8871936 /* t2627 */, scratch + 7527872 /* t284 */, scratch + 7527808 /* t2621 */);
+    step_teacher_res9_bn1_vjp_5(scratch + 8870400 /* t2629 */, scratch + 4010496 /* t2618 */, scratch + 8875776 /* chunk */);
+    step_teacher_res9_bn1_vjp_6(scratch + 8869376 /* t2638 */, scratch + 7527808 /* t2621 */, state + 37920 /* in_teacher_res9_bn1_scale */, scratch + 7527872 /* t284 */);
+    step_teacher_res9_bn1_vjp_7(scratch + 8074752 /* t2642 */, scratch + 8877568 /* t276 */, scratch + 7527744 /* t279 */, scratch + 8869376 /* t2638 */);
+    step_teacher_res9_bn1_vjp_8(scratch + 8875776 /* t2645 */, scratch + 8074752 /* t2642 */, scratch + 8869376 /* chunk */);
+    step_teacher_res9_bn1_vjp_9(scratch + 8875840 /* t2647 */, scratch + 8870400 /* t2629 */, scratch + 8875776 /* t2645 */);
+    step_teacher_res9_bn1_vjp_10(scratch + 2211840 /* t2649 */, scratch + 4010496 /* t2618 */, scratch + 8074752 /* t2642 */, scratch + 8875840 /* t2647 */);
+    step_teacher_res9_conv0_vjp(scratch + 8872000 /* t2650 */, scratch + 2211840 /* t2649 */, scratch + 8869376 /* chunk */);
+    step_teacher_res9_conv0_vjp_2(scratch + 4010496 /* t2669 */, scratch + 2211840 /* t2649 */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch /* chunk */);
+    step_teacher_leaky_relu8_vjp_2(scratch + 6720000 /* t2665 */, scratch + 7623168 /* t245 */, scratch + 9955424 /* t248 */, scratch + 9955488 /* t264 */, state + 19392 /* in_teacher_bn7_offset */);
+    step_teacher_res9_conv0_vjp_3(scratch + 2577024 /* t2667 */, scratch + 6720000 /* t2665 */, scratch + 2211840 /* t2649 */, scratch /* chunk */);
+    step_teacher_leaky_relu8_vjp_3(scratch + 6720000 /* t2690 */, scratch + 3558912 /* t2572 */, scratch + 4010496 /* t2669 */, scratch + 7623168 /* t245 */, scratch + 9955424 /* t248 */, scratch + 9955488 /* t264 */, state + 19392 /* in_teacher_bn7_offset */);
+    step_teacher_bn7_vjp(scratch + 8872064 /* t2692 */, scratch + 6720000 /* t2691 */, scratch + 8875776 /* chunk */);
+    step_teacher_bn7_vjp_2(scratch + 7171584 /* t2693 */, scratch + 6720000 /* t2691 */, scratch + 9955488 /* t264 */);
+    step_teacher_bn7_vjp_3(scratch + 9955488 /* t2697 */, scratch + 7623168 /* t2694 */, scratch + 9955424 /* t248 */, scratch + 6720000 /* t2691 */, scratch + 8875776 /* chunk */);
+    step_teacher_bn7_vjp_4(scratch + 8872096 /* t2703 */, scratch + 9955456 /* t253 */, scratch + 9955488 /* t2697 */);
+    step_teacher_bn7_vjp_5(scratch + 8876288 /* t2705 */, scratch + 7171584 /* t2693 */, scratch + 8875776 /* chunk */);
+    step_teacher_bn7_vjp_6(scratch + 8876320 /* t2714 */, scratch + 9955488 /* t2697 */, state + 19360 /* in_teacher_bn7_scale */, scratch + 9955456 /* t253 */);
+    step_teacher_bn7_vjp_7(scratch + 6720000 /* t2719 */, scratch + 7623168 /* t2716 */, scratch + 9955424 /* t248 */, scratch + 8876320 /* t2714 */);
+    step_teacher_bn7_vjp_8(scratch + 9955424 /* t2722 */, scratch + 6720000 /* t2719 */, scratch + 8875776 /* chunk */);
+    step_teacher_bn7_vjp_9(scratch + 9955456 /* t2724 */, scratch + 8876288 /* t2705 */, scratch + 9955424 /* t2722 */);
+    step_teacher_bn7_vjp_10(scratch + 7623168 /* t2726 */, scratch + 7171584 /* t2693 */, scratch + 6720000 /* t2719 */, scratch + 9955456 /* t2724 */);
+    step_teacher_res6_vjp(scratch + 3558912 /* t2745 */, scratch + 7623168 /* t2726 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
+    step_teacher_leaky_relu5_vjp(scratch + 1051520 /* t2741 */, scratch + 5365248 /* t171 */, scratch + 9955712 /* t174 */, scratch + 9955744 /* t190 */, state + 4880 /* in_teacher_bn4_offset */);
+    step_teacher_res6_vjp_2(scratch + 8875776 /* t2743 */, scratch + 1051520 /* t2741 */, scratch + 7623168 /* t2726 */, scratch /* chunk */);
+    step_teacher_res6_conv3_vjp(scratch + 9955424 /* t2746 */, scratch + 7623168 /* t2726 */, scratch + 8876288 /* chunk */);
+    step_teacher_res6_conv3_vjp_2(scratch + 6720000 /* t2767 */, scratch + 7623168 /* t2726 */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch /* chunk */);
+    step_teacher_res6_leaky_relu2_vjp(scratch + 7171584 /* t2763 */, scratch + 6268416 /* t2748 */, scratch + 9955328 /* t205 */, scratch + 9955392 /* t226 */, state + 9568 /* in_teacher_res6_bn1_offset */);
+    step_teacher_res6_conv3_vjp_3(scratch + 2595456 /* t2765 */, scratch + 7171584 /* t2763 */, scratch + 7623168 /* t2726 */, scratch /* chunk */);
+    step_teacher_res6_leaky_relu2_vjp_2(scratch /* t2788 */, scratch + 6268416 /* t2768 */, scratch + 9955328 /* t205 */, scratch + 9955392 /* t226 */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 6720000 /* t2767 */);
+    step_teacher_res6_bn1_vjp(scratch + 9955456 /* t2790 */, scratch /* t2789 */, scratch + 8876288 /* chunk */);
+    step_teacher_res6_bn1_vjp_2(scratch + 451584 /* t2791 */, scratch /* t2789 */, scratch + 9955392 /* t226 */);
+    step_teacher_res6_bn1_vjp_3(scratch + 9955392 /* t2794 */, scratch + 6268416 /* t202 */, scratch + 9955328 /* t205 */, scratch /* t2789 */, scratch + 8876288 /* chunk */);
+    step_teacher_res6_bn1_vjp_4(scratch + 9955488 /* t2800 */, scratch + 9955360 /* t210 */, scratch + 9955392 /* t2794 */);
+    step_teacher_res6_bn1_vjp_5(scratch + 8872128 /* t2802 */, scratch + 451584 /* t2791 */, scratch + 8876288 /* chunk */);
+    step_teacher_res6_bn1_vjp_6(scratch + 8876288 /* t2811 */, scratch + 9955392 /* t2794 */, state + 9536 /* in_teacher_res6_bn1_scale */, scratch + 9955360 /* t210 */);
+    step_teacher_res6_bn1_vjp_7(scratch /* t2815 */, scratch + 6268416 /* t202 */, scratch + 9955328 /* t205 */, scratch + 8876288 /* t2811 */);
+    step_teacher_res6_bn1_vjp_8(scratch + 9955328 /* t2818 */, scratch /* t2815 */, scratch + 8876288 /* chunk */);
+    step_teacher_res6_bn1_vjp_9(scratch + 9955360 /* t2820 */, scratch + 8872128 /* t2802 */, scratch + 9955328 /* t2818 */);
+    step_teacher_res6_bn1_vjp_10(scratch + 2125440 /* t2822 */, scratch + 451584 /* t2791 */, scratch /* t2815 */, scratch + 9955360 /* t2820 */);
+    step_teacher_res6_conv0_vjp(scratch + 9955328 /* t2823 */, scratch + 2125440 /* t2822 */, scratch + 8876288 /* chunk */);
+    step_teacher_res6_conv0_vjp_2(scratch + 6268416 /* t2842 */, scratch + 2125440 /* t2822 */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch /* chunk */);
+    step_teacher_leaky_relu5_vjp_2(scratch + 7171584 /* t2838 */, scratch + 5365248 /* t171 */, scratch + 9955712 /* t174 */, scratch + 9955744 /* t190 */, state + 4880 /* in_teacher_bn4_offset */);
+    step_teacher_res6_conv0_vjp_3(scratch + 2604672 /* t2840 */, scratch + 7171584 /* t2838 */, scratch + 2125440 /* t2822 */, scratch /* chunk */);
+    step_teacher_leaky_relu5_vjp_3(scratch /* t2863 */, scratch + 3558912 /* t2745 */, scratch + 6268416 /* t2842 */, scratch + 5365248 /* t171 */, scratch + 9955712 /* t174 */, scratch + 9955744 /* t190 */, state + 4880 /* in_teacher_bn4_offset */);
+    step_teacher_bn4_vjp(scratch + 9955360 /* t2865 */, scratch /* t2864 */, scratch + 8876288 /* chunk */);
+    step_teacher_bn4_vjp_2(scratch + 3558912 /* t2866 */, scratch /* t2864 */, scratch + 9955744 /* t190 */);
+    step_teacher_bn4_vjp_3(scratch + 9955744 /* t2870 */, scratch + 5365248 /* t2867 */, scratch + 9955712 /* t174 */, scratch /* t2864 */, scratch + 8876288 /* chunk */);
+    step_teacher_bn4_vjp_4(scratch + 9955376 /* t2876 */, scratch + 9955728 /* t179 */, scratch + 9955744 /* t2870 */);
+    step_teacher_bn4_vjp_5(scratch + 9955392 /* t2878 */, scratch + 3558912 /* t2866 */, scratch + 8876288 /* chunk */);
+    step_teacher_bn4_vjp_6(scratch + 9955408 /* t2887 */, scratch + 9955744 /* t2870 */, state + 4864 /* in_teacher_bn4_scale */, scratch + 9955728 /* t179 */);
+    step_teacher_bn4_vjp_7(scratch /* t2892 */, scratch + 5365248 /* t2889 */, scratch + 9955712 /* t174 */, scratch + 9955408 /* t2887 */);
+    step_teacher_bn4_vjp_8(scratch + 9955408 /* t2895 */, scratch /* t2892 */, scratch + 8876288 /* chunk */);
+    step_teacher_bn4_vjp_9(scratch + 9955712 /* t2897 */, scratch + 9955392 /* t2878 */, scratch + 9955408 /* t2895 */);
+    step_teacher_bn4_vjp_10(scratch + 5365248 /* t2899 */, scratch + 3558912 /* t2866 */, scratch /* t2892 */, scratch + 9955712 /* t2897 */);
+    step_teacher_res3_conv3_vjp(scratch + 9955392 /* t2901 */, scratch + 5365248 /* t2899 */, scratch + 8876288 /* chunk */);
+    step_teacher_res3_conv3_vjp_2(scratch + 3558912 /* t2922 */, scratch + 5365248 /* t2899 */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch /* chunk */);
+    step_teacher_res3_leaky_relu2_vjp(scratch + 6268416 /* t2918 */, scratch + 4462080 /* t2903 */, scratch + 9955664 /* t141 */, scratch + 9955696 /* t157 */, state + 2528 /* in_teacher_res3_bn1_offset */);
+    step_teacher_res3_conv3_vjp_3(scratch + 8869376 /* t2920 */, scratch + 6268416 /* t2918 */, scratch + 5365248 /* t2899 */, scratch /* chunk */);
+    step_teacher_res3_leaky_relu2_vjp_2(scratch /* t2943 */, scratch + 4462080 /* t2923 */, scratch + 9955664 /* t141 */, scratch + 9955696 /* t157 */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 3558912 /* t2922 */);
+    step_teacher_res3_bn1_vjp(scratch + 9955408 /* t2945 */, scratch /* t2944 */, scratch + 8876288 /* chunk */);
+    step_teacher_res3_bn1_vjp_2(scratch + 3558912 /* t2946 */, scratch /* t2944 */, scratch + 9955696 /* t157 */);
+    step_teacher_res3_bn1_vjp_3(scratch + 9955696 /* t2949 */, scratch + 4462080 /* t139 */, scratch + 9955664 /* t141 */, scratch /* t2944 */, scratch + 8876288 /* chunk */);
+    step_teacher_res3_bn1_vjp_4(scratch + 9955712 /* t2955 */, scratch + 9955680 /* t146 */, scratch + 9955696 /* t2949 */);
+    step_teacher_res3_bn1_vjp_5(scratch + 9955728 /* t2957 */, scratch + 3558912 /* t2946 */, scratch + 8876288 /* chunk */);
+    step_teacher_res3_bn1_vjp_6(scratch + 9955744 /* t2966 */, scratch + 9955696 /* t2949 */, state + 2512 /* in_teacher_res3_bn1_scale */, scratch + 9955680 /* t146 */);
+    step_teacher_res3_bn1_vjp_7(scratch /* t2970 */, scratch + 4462080 /* t139 */, scratch + 9955664 /* t141 */, scratch + 9955744 /* t2966 */);
+    step_teacher_res3_bn1_vjp_8(scratch + 9955744 /* t2973 */, scratch /* t2970 */, scratch + 8876288 /* chunk */);
+    step_teacher_res3_bn1_vjp_9(scratch + 9955664 /* t2975 */, scratch + 9955728 /* t2957 */, scratch + 9955744 /* t2973 */);
+    step_teacher_res3_bn1_vjp_10(scratch + 4462080 /* t2977 */, scratch + 3558912 /* t2946 */, scratch /* t2970 */, scratch + 9955664 /* t2975 */);
+    step_teacher_res3_conv0_vjp(scratch + 9955728 /* t2978 */, scratch + 4462080 /* t2977 */, scratch + 8876288 /* chunk */);
+    step_teacher_res3_conv0_vjp_2(scratch + 3558912 /* t2999 */, scratch + 4462080 /* t2977 */, state + 192 /* in_teacher_res3_conv0_weight */, scratch /* chunk */);
+    step_teacher_leaky_relu2_vjp(scratch + 6268416 /* t2995 */, scratch + 2655744 /* t2980 */, scratch + 9955616 /* t105 */, scratch + 9955648 /* t126 */, state + 176 /* in_teacher_bn1_offset */);
+    step_teacher_res3_conv0_vjp_3(scratch + 2609280 /* t2997 */, scratch + 6268416 /* t2995 */, scratch + 4462080 /* t2977 */, scratch /* chunk */);
+    step_teacher_leaky_relu2_vjp_2(scratch + 4462080 /* t3021 */, scratch + 5365248 /* t2900 */, scratch + 3558912 /* t2999 */, scratch + 2655744 /* t3001 */, scratch + 9955616 /* t105 */, scratch + 9955648 /* t126 */, state + 176 /* in_teacher_bn1_offset */);
+    step_teacher_bn1_vjp(scratch + 9955744 /* t3023 */, scratch + 4462080 /* t3022 */, scratch + 8876288 /* chunk */);
+    step_teacher_bn1_vjp_2(scratch + 3558912 /* t3024 */, scratch + 4462080 /* t3022 */, scratch + 9955648 /* t126 */);
+    step_teacher_bn1_vjp_3(scratch + 9955648 /* t3027 */, scratch + 2655744 /* t102 */, scratch + 9955616 /* t105 */, scratch + 4462080 /* t3022 */, scratch + 8876288 /* chunk */);
+    step_teacher_bn1_vjp_4(scratch + 9955664 /* t3033 */, scratch + 9955632 /* t110 */, scratch + 9955648 /* t3027 */);
+    step_teacher_bn1_vjp_5(scratch + 9955680 /* t3035 */, scratch + 3558912 /* t3024 */, scratch + 8876288 /* chunk */);
+    step_teacher_bn1_vjp_6(scratch + 9955696 /* t3044 */, scratch + 9955648 /* t3027 */, state + 160 /* in_teacher_bn1_scale */, scratch + 9955632 /* t110 */);
+    step_teacher_bn1_vjp_7(scratch /* t3048 */, scratch + 2655744 /* t102 */, scratch + 9955616 /* t105 */, scratch + 9955696 /* t3044 */);
+    step_teacher_bn1_vjp_8(scratch + 9955696 /* t3051 */, scratch /* t3048 */, scratch + 8876288 /* chunk */);
+    step_teacher_bn1_vjp_9(scratch + 9955616 /* t3053 */, scratch + 9955680 /* t3035 */, scratch + 9955696 /* t3051 */);
+    step_teacher_bn1_vjp_10(scratch + 1172480 /* t3055 */, scratch + 3558912 /* t3024 */, scratch /* t3048 */, scratch + 9955616 /* t3053 */);
+    step_teacher_conv0_vjp(scratch + 9955680 /* t3056 */, scratch + 1172480 /* t3055 */, scratch + 8876288 /* chunk */);
+    step_teacher_conv0_vjp_2(scratch + 8876288 /* t3057 */, io /* in_x */, scratch + 1172480 /* t3055 */, scratch /* chunk */);
+    step_teacher_conv0_update(state + 155616 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 8876288 /* t3058 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 155760 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, state + 155776 /* in_teacher_momentum_bn1_scale */, state + 160 /* in_teacher_bn1_scale */, state + 155792 /* in_teacher_momentum_bn1_offset */, state + 176 /* in_teacher_bn1_offset */, scratch + 9955680 /* t3056 */, io + 226112 /* in_lr_teacher */, scratch + 9955664 /* t3033 */, scratch + 9955744 /* t3023 */);
+    step_teacher_res3_conv0_update(state + 155808 /* in_teacher_momentum_res3_conv0_weight */, state + 192 /* in_teacher_res3_conv0_weight */, scratch + 2609280 /* t2998 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res3_conv0_update_2(state + 158112 /* in_teacher_momentum_res3_conv0_bias */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 158128 /* in_teacher_momentum_res3_bn1_scale */, state + 2512 /* in_teacher_res3_bn1_scale */, state + 158144 /* in_teacher_momentum_res3_bn1_offset */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 9955728 /* t2978 */, io + 226112 /* in_lr_teacher */, scratch + 9955712 /* t2955 */, scratch + 9955408 /* t2945 */);
+    step_teacher_res3_conv3_update(state + 158160 /* in_teacher_momentum_res3_conv3_weight */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch + 8869376 /* t2921 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res3_conv3_update_2(state + 160464 /* in_teacher_momentum_res3_conv3_bias */, state + 4848 /* in_teacher_res3_conv3_bias */, state + 160480 /* in_teacher_momentum_bn4_scale */, state + 4864 /* in_teacher_bn4_scale */, state + 160496 /* in_teacher_momentum_bn4_offset */, state + 4880 /* in_teacher_bn4_offset */, scratch + 9955392 /* t2901 */, io + 226112 /* in_lr_teacher */, scratch + 9955376 /* t2876 */, scratch + 9955360 /* t2865 */);
+    step_teacher_res6_conv0_update(state + 160512 /* in_teacher_momentum_res6_conv0_weight */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch + 2604672 /* t2841 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_conv0_update_2(state + 165120 /* in_teacher_momentum_res6_conv0_bias */, state + 9504 /* in_teacher_res6_conv0_bias */, state + 165152 /* in_teacher_momentum_res6_bn1_scale */, state + 9536 /* in_teacher_res6_bn1_scale */, state + 165184 /* in_teacher_momentum_res6_bn1_offset */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 9955328 /* t2823 */, io + 226112 /* in_lr_teacher */, scratch + 9955488 /* t2800 */, scratch + 9955456 /* t2790 */);
+    step_teacher_res6_conv3_update(state + 165216 /* in_teacher_momentum_res6_conv3_weight */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch + 2595456 /* t2766 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_conv3_update_2(state + 174432 /* in_teacher_momentum_res6_conv3_bias */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch + 9955424 /* t2746 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_shortcut_update(state + 174464 /* in_teacher_momentum_res6_shortcut_weight */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch + 8875776 /* t2744 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_bn7_update(state + 174976 /* in_teacher_momentum_bn7_scale */, state + 19360 /* in_teacher_bn7_scale */, state + 175008 /* in_teacher_momentum_bn7_offset */, state + 19392 /* in_teacher_bn7_offset */, scratch + 8872096 /* t2703 */, io + 226112 /* in_lr_teacher */, scratch + 8872064 /* t2692 */);
+    step_teacher_res9_conv0_update(state + 175040 /* in_teacher_momentum_res9_conv0_weight */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch + 2577024 /* t2668 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_conv0_update_2(state + 193472 /* in_teacher_momentum_res9_conv0_bias */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 193536 /* in_teacher_momentum_res9_bn1_scale */, state + 37920 /* in_teacher_res9_bn1_scale */, state + 193600 /* in_teacher_momentum_res9_bn1_offset */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 8872000 /* t2650 */, io + 226112 /* in_lr_teacher */, scratch + 8871936 /* t2627 */, scratch + 8871808 /* t2617 */);
+    step_teacher_res9_conv3_update(state + 193664 /* in_teacher_momentum_res9_conv3_weight */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch + 8832512 /* t2593 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_conv3_update_2(state + 230528 /* in_teacher_momentum_res9_conv3_bias */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch + 8871744 /* t2573 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_shortcut_update(state + 230592 /* in_teacher_momentum_res9_shortcut_weight */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch + 9504256 /* t2571 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_bn10_update(state + 232640 /* in_teacher_momentum_bn10_scale */, state + 77024 /* in_teacher_bn10_scale */, state + 232704 /* in_teacher_momentum_bn10_offset */, state + 77088 /* in_teacher_bn10_offset */, scratch + 8871872 /* t2524 */, io + 226112 /* in_lr_teacher */, scratch + 8871680 /* t2503 */);
+    step_teacher_dense14_vjp_7(scratch + 8875776 /* t3300 */, state + 232768 /* in_teacher_momentum_dense14_weight */, state + 77152 /* in_teacher_dense14_weight */, scratch + 9905664 /* t2457 */, scratch + 9506816 /* t2451 */, scratch + 8876800 /* t2460 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense14_update(state + 233408 /* in_teacher_momentum_dense14_bias */, state + 77792 /* in_teacher_dense14_bias */, scratch + 9507696 /* t2454 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 9955616 /* t3317 */, scratch + 9507136 /* t2323 */);
+    step_teacher_gradient_fwd_2(scratch + 9955632 /* t3319 */, scratch + 9507664 /* t2321 */);
+    step_teacher_gradient_fwd_3(scratch + 9507664 /* t3322 */, scratch + 9507648 /* t2296 */);
+    step_teacher_gradient_fwd_4(scratch + 9507648 /* t3325 */, scratch + 9507632 /* t2285 */);
+    step_teacher_gradient_fwd_5(scratch + 9507632 /* t3328 */, scratch + 9501952 /* t2260 */);
+    step_teacher_gradient_fwd_6(scratch + 9955648 /* t3331 */, scratch + 9507616 /* t2240 */);
+    step_teacher_gradient_fwd_7(scratch + 9507616 /* t3334 */, scratch + 9507600 /* t2215 */);
+    step_teacher_gradient_fwd_8(scratch + 9507600 /* t3337 */, scratch + 9507584 /* t2204 */);
+    step_teacher_gradient_fwd_9(scratch + 9507584 /* t3340 */, scratch + 9499648 /* t2180 */);
+    step_teacher_gradient_fwd_10(scratch + 9955664 /* t3343 */, scratch + 9507568 /* t2160 */);
+    step_teacher_gradient_fwd_11(scratch + 9507568 /* t3346 */, scratch + 9507552 /* t2133 */);
+    step_teacher_gradient_fwd_12(scratch + 9507552 /* t3349 */, scratch + 9507536 /* t2121 */);
+    step_teacher_gradient_fwd_13(scratch + 9507536 /* t3352 */, scratch + 9495040 /* t2097 */);
+    step_teacher_gradient_fwd_14(scratch + 9955680 /* t3355 */, scratch + 9507504 /* t2079 */);
+    step_teacher_gradient_fwd_15(scratch + 9507504 /* t3358 */, scratch + 9507472 /* t2054 */);
+    step_teacher_gradient_fwd_16(scratch + 9507520 /* t3361 */, scratch + 9507440 /* t2043 */);
+    step_teacher_gradient_fwd_17(scratch + 9507440 /* t3364 */, scratch + 9485824 /* t2019 */);
+    step_teacher_gradient_fwd_18(scratch + 9507456 /* t3367 */, scratch + 9507408 /* t1999 */);
+    step_teacher_gradient_fwd_19(scratch + 9507408 /* t3370 */, scratch + 9506304 /* t1997 */);
+    step_teacher_gradient_fwd_20(scratch + 9507424 /* t3373 */, scratch + 9507376 /* t1954 */);
+    step_teacher_gradient_fwd_21(scratch + 9507376 /* t3376 */, scratch + 9507344 /* t1942 */);
+    step_teacher_gradient_fwd_22(scratch + 9507392 /* t3379 */, scratch + 9467392 /* t1918 */);
+    step_teacher_gradient_fwd_23(scratch + 9507344 /* t3382 */, scratch + 9507280 /* t1900 */);
+    step_teacher_gradient_fwd_24(scratch + 9507360 /* t3385 */, scratch + 9532992 /* t1875 */);
+    step_teacher_gradient_fwd_25(scratch + 9507472 /* t3388 */, scratch + 9532928 /* t1864 */);
+    step_teacher_gradient_fwd_26(scratch + 9507488 /* t3391 */, scratch + 8795648 /* t1840 */);
+    step_teacher_gradient_fwd_27(scratch + 9955696 /* t3394 */, scratch + 8877504 /* t1820 */);
+    step_teacher_gradient_fwd_28(scratch + 9955712 /* t3397 */, scratch + 9572608 /* t1818 */);
+    step_teacher_gradient_fwd_29(scratch + 9955728 /* t3400 */, scratch + 9575440 /* t1775 */);
+    step_teacher_gradient_fwd_30(scratch + 9955744 /* t3403 */, scratch + 8877440 /* t1763 */);
+    step_teacher_gradient_fwd_31(scratch + 9575440 /* t3406 */, scratch + 9574656 /* t1738 */);
+    step_teacher_gradient_fwd_32(scratch + 9575456 /* t3409 */, scratch + 9575680 /* t1736 */);
+    step_teacher_gradient_fwd_33(io + 244704 /* t3411 */, scratch + 9955616 /* t3317 */, scratch + 9955632 /* t3319 */, scratch + 9507664 /* t3322 */, scratch + 9507648 /* t3325 */, scratch + 9507632 /* t3328 */, scratch + 9955648 /* t3331 */, scratch + 9507616 /* t3334 */, scratch + 9507600 /* t3337 */, scratch + 9507584 /* t3340 */, scratch + 9955664 /* t3343 */, scratch + 9507568 /* t3346 */, scratch + 9507552 /* t3349 */, scratch + 9507536 /* t3352 */, scratch + 9955680 /* t3355 */, scratch + 9507504 /* t3358 */, scratch + 9507520 /* t3361 */, scratch + 9507440 /* t3364 */, scratch + 9507456 /* t3367 */, scratch + 9507408 /* t3370 */, scratch + 9507424 /* t3373 */, scratch + 9507376 /* t3376 */, scratch + 9507392 /* t3379 */, scratch + 9507344 /* t3382 */, scratch + 9507360 /* t3385 */, scratch + 9507472 /* t3388 */, scratch + 9507488 /* t3391 */, scratch + 9955696 /* t3394 */, scratch + 9955712 /* t3397 */, scratch + 9955728 /* t3400 */, scratch + 9955744 /* t3403 */, scratch + 9575440 /* t3406 */, scratch + 9575456 /* t3409 */);
+    step_teacher_gradient_fwd_34(scratch + 9575440 /* t3413 */, scratch + 9575296 /* t1237 */);
+    step_teacher_gradient_fwd_35(scratch + 9575456 /* t3415 */, scratch + 9575664 /* t1235 */);
+    step_teacher_gradient_fwd_36(scratch + 9575472 /* t3418 */, scratch + 9575648 /* t1212 */);
+    step_teacher_gradient_fwd_37(scratch + 9575488 /* t3421 */, scratch + 9575632 /* t1202 */);
+    step_teacher_gradient_fwd_38(scratch + 9955616 /* t3424 */, scratch + 9570304 /* t1177 */);
+    step_teacher_gradient_fwd_39(scratch + 9955632 /* t3427 */, scratch + 9575616 /* t1157 */);
+    step_teacher_gradient_fwd_40(scratch + 9955648 /* t3430 */, scratch + 9575600 /* t1134 */);
+    step_teacher_gradient_fwd_41(scratch + 9955664 /* t3433 */, scratch + 9575584 /* t1124 */);
+    step_teacher_gradient_fwd_42(scratch + 9955680 /* t3436 */, scratch + 8873472 /* t1100 */);
+    step_teacher_gradient_fwd_43(scratch + 9955696 /* t3439 */, scratch + 9575568 /* t1080 */);
+    step_teacher_gradient_fwd_44(scratch + 9955712 /* t3442 */, scratch + 9575552 /* t1055 */);
+    step_teacher_gradient_fwd_45(scratch + 9955728 /* t3445 */, scratch + 9575536 /* t1044 */);
+    step_teacher_gradient_fwd_46(scratch + 9955744 /* t3448 */, scratch + 9565696 /* t1020 */);
+    step_teacher_gradient_fwd_47(scratch + 9955328 /* t3451 */, scratch + 9575504 /* t1002 */);
+    step_teacher_gradient_fwd_48(scratch + 9955344 /* t3454 */, scratch + 9668128 /* t979 */);
+    step_teacher_gradient_fwd_49(scratch + 9955360 /* t3457 */, scratch + 9668096 /* t969 */);
+    step_teacher_gradient_fwd_50(scratch + 9955376 /* t3460 */, scratch + 9942528 /* t945 */);
+    step_teacher_gradient_fwd_51(scratch + 9955392 /* t3463 */, scratch + 9955584 /* t925 */);
+    step_teacher_gradient_fwd_52(scratch + 9955584 /* t3466 */, scratch + 9954432 /* t923 */);
+    step_teacher_gradient_fwd_53(scratch + 9955600 /* t3469 */, scratch + 9955552 /* t882 */);
+    step_teacher_gradient_fwd_54(scratch + 9955552 /* t3472 */, scratch + 9955520 /* t871 */);
+    step_teacher_gradient_fwd_55(scratch + 9955568 /* t3475 */, scratch + 9924096 /* t847 */);
+    step_teacher_gradient_fwd_56(scratch + 9955408 /* t3478 */, scratch + 9955264 /* t829 */);
+    step_teacher_gradient_fwd_57(scratch + 9955264 /* t3481 */, scratch + 9955200 /* t806 */);
+    step_teacher_gradient_fwd_58(scratch + 9955280 /* t3484 */, scratch + 9955136 /* t796 */);
+    step_teacher_gradient_fwd_59(scratch + 9955296 /* t3487 */, scratch + 9868800 /* t772 */);
+    step_teacher_gradient_fwd_60(scratch + 9955312 /* t3490 */, scratch + 9955072 /* t752 */);
+    step_teacher_gradient_fwd_61(scratch + 9955424 /* t3493 */, scratch + 9951744 /* t750 */);
+    step_teacher_gradient_fwd_62(scratch + 9955440 /* t3496 */, scratch + 9955008 /* t709 */);
+    step_teacher_gradient_fwd_63(scratch + 9955456 /* t3499 */, scratch + 9954944 /* t698 */);
+    step_teacher_gradient_fwd_64(scratch + 9955472 /* t3502 */, scratch + 9953792 /* t673 */);
+    step_teacher_gradient_fwd_65(scratch + 9955488 /* t3505 */, scratch + 9955760 /* t671 */);
+    step_teacher_gradient_fwd_66(io + 244720 /* t3507 */, io + 244736 /* t3511 */, io + 244752 /* t3512 */, scratch + 9575440 /* t3413 */, scratch + 9575456 /* t3415 */, scratch + 9575472 /* t3418 */, scratch + 9575488 /* t3421 */, scratch + 9955616 /* t3424 */, scratch + 9955632 /* t3427 */, scratch + 9955648 /* t3430 */, scratch + 9955664 /* t3433 */, scratch + 9955680 /* t3436 */, scratch + 9955696 /* t3439 */, scratch + 9955712 /* t3442 */, scratch + 9955728 /* t3445 */, scratch + 9955744 /* t3448 */, scratch + 9955328 /* t3451 */, scratch + 9955344 /* t3454 */, scratch + 9955360 /* t3457 */, scratch + 9955376 /* t3460 */, scratch + 9955392 /* t3463 */, scratch + 9955584 /* t3466 */, scratch + 9955600 /* t3469 */, scratch + 9955552 /* t3472 */, scratch + 9955568 /* t3475 */, scratch + 9955408 /* t3478 */, scratch + 9955264 /* t3481 */, scratch + 9955280 /* t3484 */, scratch + 9955296 /* t3487 */, scratch + 9955312 /* t3490 */, scratch + 9955424 /* t3493 */, scratch + 9955440 /* t3496 */, scratch + 9955456 /* t3499 */, scratch + 9955472 /* t3502 */, scratch + 9955488 /* t3505 */, io + 244704 /* t3411 */, scratch + 9507680 /* t2418 */, io + 244688 /* t2419 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -24415,7 +24415,7 @@ static void supervised_step_student_res3_conv0_fwd_part(void *context, int part,
     const float *restrict t85 = p->t85;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
     const float *restrict in_student_res3_conv0_bias = p->in_student_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
@@ -24423,7 +24423,7 @@ static void supervised_step_student_res3_conv0_fwd_part(void *context, int part,
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t90 + (size_t)n0 * 3136, t85 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t90 + (size_t)n0 * 3136, t85 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -24685,7 +24685,7 @@ static void supervised_step_student_res3_conv3_fwd_part(void *context, int part,
     const float *restrict t115 = p->t115;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
@@ -24693,7 +24693,7 @@ static void supervised_step_student_res3_conv3_fwd_part(void *context, int part,
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t120 + (size_t)n0 * 3136, t115 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t120 + (size_t)n0 * 3136, t115 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -25252,7 +25252,7 @@ static void supervised_step_student_res6_conv3_fwd_part(void *context, int part,
     const float *restrict t185 = p->t185;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
@@ -25260,7 +25260,7 @@ static void supervised_step_student_res6_conv3_fwd_part(void *context, int part,
     while (mplc_claim(256, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t190 + (size_t)n0 * 1568, t185 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t190 + (size_t)n0 * 1568, t185 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -25861,7 +25861,7 @@ static void supervised_step_student_res9_conv3_fwd_part(void *context, int part,
     const float *restrict t259 = p->t259;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
@@ -25869,7 +25869,7 @@ static void supervised_step_student_res9_conv3_fwd_part(void *context, int part,
     while (mplc_claim(256, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t264 + (size_t)n0 * 1024, t259 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t264 + (size_t)n0 * 1024, t259 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -26968,7 +26968,7 @@ static void supervised_step_student_res9_conv3_vjp_2_part(void *context, int par
     float *restrict t426 = p->t426;
     const float *restrict t385 = p->t385;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 1);
@@ -26976,7 +26976,7 @@ static void supervised_step_student_res9_conv3_vjp_2_part(void *context, int par
     while (mplc_claim(256, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t426 + (size_t)n0 * 1024, t385 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t426 + (size_t)n0 * 1024, t385 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
         }
     }
 }
@@ -27059,16 +27059,16 @@ static void supervised_step_student_res9_conv3_vjp_3_part(void *context, int par
     float *restrict t424 = p->t424;
     const float *restrict t422 = p->t422;
     const float *restrict t385 = p->t385;
-    float *restrict chunk = p->chunk + (size_t)part * 332992; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 331968; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 28 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(256, 28, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t424 : chunk + 296128;
+    float *sum = part == 0 ? t424 : chunk + 295104;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
         const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_winograd_filter_gradient(filters, t422 + (size_t)n0 * 1024, t385 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+        mplc_winograd_filter_gradient(filters, t422 + (size_t)n0 * 1024, t385 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
@@ -27076,7 +27076,7 @@ static void supervised_step_student_res9_conv3_vjp_3_part(void *context, int par
 static void supervised_step_student_res9_conv3_vjp_3(float *restrict t424, const float *restrict t422, const float *restrict t385, float *restrict chunk) {
     mplc_parallel(supervised_step_student_res9_conv3_vjp_3_part, &(supervised_step_student_res9_conv3_vjp_3_pointers){t424, t422, t385, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 332992 + 296128;
+        const float *partial = chunk + (size_t)q * 331968 + 295104;
         for (int i = 0; i < 36864; i++) t424[i] += partial[i];
     }
 }
@@ -28251,7 +28251,7 @@ static void supervised_step_student_res6_conv3_vjp_2_part(void *context, int par
     float *restrict t599 = p->t599;
     const float *restrict t558 = p->t558;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 1);
@@ -28259,7 +28259,7 @@ static void supervised_step_student_res6_conv3_vjp_2_part(void *context, int par
     while (mplc_claim(256, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t599 + (size_t)n0 * 1568, t558 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t599 + (size_t)n0 * 1568, t558 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
         }
     }
 }
@@ -28342,16 +28342,16 @@ static void supervised_step_student_res6_conv3_vjp_3_part(void *context, int par
     float *restrict t597 = p->t597;
     const float *restrict t595 = p->t595;
     const float *restrict t558 = p->t558;
-    float *restrict chunk = p->chunk + (size_t)part * 321120; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 320608; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 18 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(256, 18, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t597 : chunk + 311904;
+    float *sum = part == 0 ? t597 : chunk + 311392;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
         const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_winograd_filter_gradient(filters, t595 + (size_t)n0 * 1568, t558 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+        mplc_winograd_filter_gradient(filters, t595 + (size_t)n0 * 1568, t558 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
@@ -28359,7 +28359,7 @@ static void supervised_step_student_res6_conv3_vjp_3_part(void *context, int par
 static void supervised_step_student_res6_conv3_vjp_3(float *restrict t597, const float *restrict t595, const float *restrict t558, float *restrict chunk) {
     mplc_parallel(supervised_step_student_res6_conv3_vjp_3_part, &(supervised_step_student_res6_conv3_vjp_3_pointers){t597, t595, t558, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 321120 + 311904;
+        const float *partial = chunk + (size_t)q * 320608 + 311392;
         for (int i = 0; i < 9216; i++) t597[i] += partial[i];
     }
 }
@@ -29391,7 +29391,7 @@ static void supervised_step_student_res3_conv3_vjp_2_part(void *context, int par
     float *restrict t754 = p->t754;
     const float *restrict t731 = p->t731;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 1);
@@ -29399,7 +29399,7 @@ static void supervised_step_student_res3_conv3_vjp_2_part(void *context, int par
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t754 + (size_t)n0 * 3136, t731 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t754 + (size_t)n0 * 3136, t731 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
         }
     }
 }
@@ -29482,16 +29482,16 @@ static void supervised_step_student_res3_conv3_vjp_3_part(void *context, int par
     float *restrict t752 = p->t752;
     const float *restrict t750 = p->t750;
     const float *restrict t731 = p->t731;
-    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 232240; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(256, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t752 : chunk + 230192;
+    float *sum = part == 0 ? t752 : chunk + 229936;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t750 + (size_t)n0 * 3136, t731 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t750 + (size_t)n0 * 3136, t731 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
@@ -29499,7 +29499,7 @@ static void supervised_step_student_res3_conv3_vjp_3_part(void *context, int par
 static void supervised_step_student_res3_conv3_vjp_3(float *restrict t752, const float *restrict t750, const float *restrict t731, float *restrict chunk) {
     mplc_parallel(supervised_step_student_res3_conv3_vjp_3_part, &(supervised_step_student_res3_conv3_vjp_3_pointers){t752, t750, t731, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        const float *partial = chunk + (size_t)q * 232240 + 229936;
         for (int i = 0; i < 2304; i++) t752[i] += partial[i];
     }
 }
@@ -29960,7 +29960,7 @@ static void supervised_step_student_res3_conv0_vjp_2_part(void *context, int par
     float *restrict t831 = p->t831;
     const float *restrict t809 = p->t809;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 1);
@@ -29968,7 +29968,7 @@ static void supervised_step_student_res3_conv0_vjp_2_part(void *context, int par
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t831 + (size_t)n0 * 3136, t809 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t831 + (size_t)n0 * 3136, t809 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
         }
     }
 }
@@ -30051,16 +30051,16 @@ static void supervised_step_student_res3_conv0_vjp_3_part(void *context, int par
     float *restrict t829 = p->t829;
     const float *restrict t827 = p->t827;
     const float *restrict t809 = p->t809;
-    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 232240; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(256, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t829 : chunk + 230192;
+    float *sum = part == 0 ? t829 : chunk + 229936;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t827 + (size_t)n0 * 3136, t809 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+        mplc_winograd_filter_gradient(filters, t827 + (size_t)n0 * 3136, t809 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
@@ -30068,7 +30068,7 @@ static void supervised_step_student_res3_conv0_vjp_3_part(void *context, int par
 static void supervised_step_student_res3_conv0_vjp_3(float *restrict t829, const float *restrict t827, const float *restrict t809, float *restrict chunk) {
     mplc_parallel(supervised_step_student_res3_conv0_vjp_3_part, &(supervised_step_student_res3_conv0_vjp_3_pointers){t829, t827, t809, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 232496 + 230192;
+        const float *partial = chunk + (size_t)q * 232240 + 229936;
         for (int i = 0; i < 2304; i++) t829[i] += partial[i];
     }
 }
@@ -31316,214 +31316,214 @@ static void supervised_step_student_dense13_update(float *restrict in_student_mo
     }
 }
 
-/* 206 kernels; scratch high-water mark 7571552 floats. */
+/* 206 kernels; scratch high-water mark 7530944 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_student_conv0_fwd(scratch + 2663936 /* t53 */, io /* in_x */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, scratch /* chunk */);
-    supervised_step_student_bn1_fwd(scratch + 256 /* t54 */, scratch + 2663936 /* t53 */, scratch /* chunk */);
-    supervised_step_student_bn1_fwd_2(scratch + 7571392 /* t56 */, scratch + 256 /* t54 */);
-    supervised_step_student_bn1_fwd_3(scratch /* t58 */, scratch + 2663936 /* t53 */, scratch + 7571392 /* t56 */);
+    supervised_step_student_conv0_fwd(scratch + 2655744 /* t53 */, io /* in_x */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, scratch /* chunk */);
+    supervised_step_student_bn1_fwd(scratch + 256 /* t54 */, scratch + 2655744 /* t53 */, scratch /* chunk */);
+    supervised_step_student_bn1_fwd_2(scratch + 7530784 /* t56 */, scratch + 256 /* t54 */);
+    supervised_step_student_bn1_fwd_3(scratch /* t58 */, scratch + 2655744 /* t53 */, scratch + 7530784 /* t56 */);
     supervised_step_student_bn1_fwd_4(scratch + 803072 /* t60 */, scratch /* t58 */, scratch + 802816 /* chunk */);
-    supervised_step_student_bn1_fwd_5(scratch + 7571408 /* t61 */, state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 7571424 /* t77 */, scratch + 803072 /* t60 */, scratch + 7571392 /* t56 */, state + 77968 /* in_student_bn1_scale */);
-    supervised_step_student_bn1_fwd_6(scratch + 802816 /* t81 */, scratch /* t58 */, scratch + 7571424 /* t77 */, state + 77984 /* in_student_bn1_offset */);
-    supervised_step_student_leaky_relu2_fwd(scratch + 1841536 /* t85 */, scratch + 802816 /* t82 */);
-    supervised_step_student_res3_conv0_fwd(scratch + 3466752 /* t90 */, scratch + 1841536 /* t85 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
-    supervised_step_student_res3_bn1_fwd(scratch + 2644608 /* t91 */, scratch + 3466752 /* t90 */, scratch + 2644352 /* chunk */);
-    supervised_step_student_res3_bn1_fwd_2(scratch + 7571440 /* t92 */, scratch + 2644608 /* t91 */);
-    supervised_step_student_res3_bn1_fwd_3(scratch /* t94 */, scratch + 3466752 /* t90 */, scratch + 7571440 /* t92 */);
-    supervised_step_student_res3_bn1_fwd_4(scratch + 2644608 /* t96 */, scratch /* t94 */, scratch + 2644352 /* chunk */);
-    supervised_step_student_res3_bn1_fwd_5(scratch + 7571456 /* t97 */, state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 7571472 /* t108 */, scratch + 2644608 /* t96 */, scratch + 7571440 /* t92 */, state + 80320 /* in_student_res3_bn1_scale */);
-    supervised_step_student_res3_bn1_fwd_6(scratch + 802816 /* t112 */, scratch /* t94 */, scratch + 7571472 /* t108 */, state + 80336 /* in_student_res3_bn1_offset */);
-    supervised_step_student_res3_leaky_relu2_fwd(scratch + 4269568 /* t115 */, scratch + 802816 /* t113 */);
-    supervised_step_student_res3_conv3_fwd(scratch + 5072384 /* t120 */, scratch + 4269568 /* t115 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
-    supervised_step_student_res3_fwd(scratch + 4269568 /* t122 */, scratch + 5072384 /* t121 */, scratch + 1841536 /* t85 */);
-    supervised_step_student_bn4_fwd(scratch + 5072384 /* t124 */, scratch + 4269568 /* t123 */, scratch /* chunk */);
-    supervised_step_student_bn4_fwd_2(scratch + 7571488 /* t125 */, scratch + 5072384 /* t124 */);
-    supervised_step_student_bn4_fwd_3(scratch /* t127 */, scratch + 4269568 /* t123 */, scratch + 7571488 /* t125 */);
+    supervised_step_student_bn1_fwd_5(scratch + 7530800 /* t61 */, state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 7530816 /* t77 */, scratch + 803072 /* t60 */, scratch + 7530784 /* t56 */, state + 77968 /* in_student_bn1_scale */);
+    supervised_step_student_bn1_fwd_6(scratch + 802816 /* t81 */, scratch /* t58 */, scratch + 7530816 /* t77 */, state + 77984 /* in_student_bn1_offset */);
+    supervised_step_student_leaky_relu2_fwd(scratch + 1839488 /* t85 */, scratch + 802816 /* t82 */);
+    supervised_step_student_res3_conv0_fwd(scratch + 3458560 /* t90 */, scratch + 1839488 /* t85 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
+    supervised_step_student_res3_bn1_fwd(scratch + 2642560 /* t91 */, scratch + 3458560 /* t90 */, scratch + 2642304 /* chunk */);
+    supervised_step_student_res3_bn1_fwd_2(scratch + 7530832 /* t92 */, scratch + 2642560 /* t91 */);
+    supervised_step_student_res3_bn1_fwd_3(scratch /* t94 */, scratch + 3458560 /* t90 */, scratch + 7530832 /* t92 */);
+    supervised_step_student_res3_bn1_fwd_4(scratch + 2642560 /* t96 */, scratch /* t94 */, scratch + 2642304 /* chunk */);
+    supervised_step_student_res3_bn1_fwd_5(scratch + 7530848 /* t97 */, state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 7530864 /* t108 */, scratch + 2642560 /* t96 */, scratch + 7530832 /* t92 */, state + 80320 /* in_student_res3_bn1_scale */);
+    supervised_step_student_res3_bn1_fwd_6(scratch + 802816 /* t112 */, scratch /* t94 */, scratch + 7530864 /* t108 */, state + 80336 /* in_student_res3_bn1_offset */);
+    supervised_step_student_res3_leaky_relu2_fwd(scratch + 4261376 /* t115 */, scratch + 802816 /* t113 */);
+    supervised_step_student_res3_conv3_fwd(scratch + 5064192 /* t120 */, scratch + 4261376 /* t115 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
+    supervised_step_student_res3_fwd(scratch + 4261376 /* t122 */, scratch + 5064192 /* t121 */, scratch + 1839488 /* t85 */);
+    supervised_step_student_bn4_fwd(scratch + 5064192 /* t124 */, scratch + 4261376 /* t123 */, scratch /* chunk */);
+    supervised_step_student_bn4_fwd_2(scratch + 7530880 /* t125 */, scratch + 5064192 /* t124 */);
+    supervised_step_student_bn4_fwd_3(scratch /* t127 */, scratch + 4261376 /* t123 */, scratch + 7530880 /* t125 */);
     supervised_step_student_bn4_fwd_4(scratch + 803072 /* t129 */, scratch /* t127 */, scratch + 802816 /* chunk */);
-    supervised_step_student_bn4_fwd_5(scratch + 7571504 /* t130 */, state + 311776 /* in_student_bn4_running_mean */, state + 311792 /* in_student_bn4_running_var */, scratch + 7571520 /* t141 */, scratch + 803072 /* t129 */, scratch + 7571488 /* t125 */, state + 82672 /* in_student_bn4_scale */);
-    supervised_step_student_bn4_fwd_6(scratch + 802816 /* t145 */, scratch /* t127 */, scratch + 7571520 /* t141 */, state + 82688 /* in_student_bn4_offset */);
-    supervised_step_student_leaky_relu5_fwd(scratch + 5072384 /* t148 */, scratch + 802816 /* t146 */);
-    supervised_step_student_res6_conv0_fwd(scratch + 5875200 /* t153 */, scratch + 5072384 /* t148 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, scratch /* chunk */);
-    supervised_step_student_res6_bn1_fwd(scratch + 512 /* t154 */, scratch + 5875200 /* t153 */, scratch /* chunk */);
-    supervised_step_student_res6_bn1_fwd_2(scratch + 7561728 /* t156 */, scratch + 512 /* t154 */);
-    supervised_step_student_res6_bn1_fwd_3(scratch /* t158 */, scratch + 5875200 /* t153 */, scratch + 7561728 /* t156 */);
-    supervised_step_student_res6_bn1_fwd_4(scratch + 6276608 /* t160 */, scratch /* t158 */, scratch + 401408 /* chunk */);
-    supervised_step_student_res6_bn1_fwd_5(scratch + 7561760 /* t161 */, state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 7561792 /* t177 */, scratch + 6276608 /* t160 */, scratch + 7561728 /* t156 */, state + 87344 /* in_student_res6_bn1_scale */);
-    supervised_step_student_res6_bn1_fwd_6(scratch + 401408 /* t181 */, scratch /* t158 */, scratch + 7561792 /* t177 */, state + 87376 /* in_student_res6_bn1_offset */);
-    supervised_step_student_res6_leaky_relu2_fwd(scratch + 6276608 /* t185 */, scratch + 401408 /* t182 */);
-    supervised_step_student_res6_conv3_fwd(scratch + 6678016 /* t190 */, scratch + 6276608 /* t185 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
-    supervised_step_student_res6_fwd(scratch + 6276608 /* t194 */, scratch + 5072384 /* t148 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
-    supervised_step_student_res6_fwd_2(scratch + 5072384 /* t196 */, scratch + 6678016 /* t191 */, scratch + 6276608 /* t195 */);
-    supervised_step_student_bn7_fwd(scratch + 5474304 /* t198 */, scratch + 5072384 /* t197 */, scratch + 5473792 /* chunk */);
-    supervised_step_student_bn7_fwd_2(scratch + 7561824 /* t199 */, scratch + 5474304 /* t198 */);
-    supervised_step_student_bn7_fwd_3(scratch + 5473792 /* t201 */, scratch + 5072384 /* t197 */, scratch + 7561824 /* t199 */);
-    supervised_step_student_bn7_fwd_4(scratch + 6276608 /* t203 */, scratch + 5473792 /* t201 */, scratch /* chunk */);
-    supervised_step_student_bn7_fwd_5(scratch + 7561856 /* t204 */, state + 311872 /* in_student_bn7_running_mean */, state + 311904 /* in_student_bn7_running_var */, scratch + 7561888 /* t215 */, scratch + 6276608 /* t203 */, scratch + 7561824 /* t199 */, state + 97168 /* in_student_bn7_scale */);
-    supervised_step_student_bn7_fwd_6(scratch /* t219 */, scratch + 5473792 /* t201 */, scratch + 7561888 /* t215 */, state + 97200 /* in_student_bn7_offset */);
-    supervised_step_student_leaky_relu8_fwd(scratch + 5473792 /* t222 */, scratch /* t220 */);
-    supervised_step_student_res9_conv0_fwd(scratch + 6276608 /* t227 */, scratch + 5473792 /* t222 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, scratch /* chunk */);
-    supervised_step_student_res9_bn1_fwd(scratch + 1024 /* t228 */, scratch + 6276608 /* t227 */, scratch /* chunk */);
-    supervised_step_student_res9_bn1_fwd_2(scratch + 7553536 /* t230 */, scratch + 1024 /* t228 */);
-    supervised_step_student_res9_bn1_fwd_3(scratch /* t232 */, scratch + 6276608 /* t227 */, scratch + 7553536 /* t230 */);
-    supervised_step_student_res9_bn1_fwd_4(scratch + 6538752 /* t234 */, scratch /* t232 */, scratch + 262144 /* chunk */);
-    supervised_step_student_res9_bn1_fwd_5(scratch + 7553600 /* t235 */, state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 7553664 /* t251 */, scratch + 6538752 /* t234 */, scratch + 7553536 /* t230 */, state + 115728 /* in_student_res9_bn1_scale */);
-    supervised_step_student_res9_bn1_fwd_6(scratch + 262144 /* t255 */, scratch /* t232 */, scratch + 7553664 /* t251 */, state + 115792 /* in_student_res9_bn1_offset */);
-    supervised_step_student_res9_leaky_relu2_fwd(scratch + 2369024 /* t259 */, scratch + 262144 /* t256 */);
-    supervised_step_student_res9_conv3_fwd(scratch + 6538752 /* t264 */, scratch + 2369024 /* t259 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
-    supervised_step_student_res9_fwd(scratch + 1048576 /* t268 */, scratch + 5473792 /* t222 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
-    supervised_step_student_res9_fwd_2(scratch + 5473792 /* t270 */, scratch + 6538752 /* t265 */, scratch + 1048576 /* t269 */);
-    supervised_step_student_bn10_fwd(scratch + 5736960 /* t272 */, scratch + 5473792 /* t271 */, scratch + 5735936 /* chunk */);
-    supervised_step_student_bn10_fwd_2(scratch + 7553728 /* t273 */, scratch + 5736960 /* t272 */);
-    supervised_step_student_bn10_fwd_3(scratch /* t275 */, scratch + 5473792 /* t271 */, scratch + 7553728 /* t273 */);
-    supervised_step_student_bn10_fwd_4(scratch + 5736960 /* t277 */, scratch /* t275 */, scratch + 5735936 /* chunk */);
-    supervised_step_student_bn10_fwd_5(scratch + 7553792 /* t278 */, state + 312064 /* in_student_bn10_running_mean */, state + 312128 /* in_student_bn10_running_var */, scratch + 7553856 /* t289 */, scratch + 5736960 /* t277 */, scratch + 7553728 /* t273 */, state + 154832 /* in_student_bn10_scale */);
-    supervised_step_student_bn10_fwd_6(scratch + 262144 /* t293 */, scratch /* t275 */, scratch + 7553856 /* t289 */, state + 154896 /* in_student_bn10_offset */);
+    supervised_step_student_bn4_fwd_5(scratch + 7530896 /* t130 */, state + 311776 /* in_student_bn4_running_mean */, state + 311792 /* in_student_bn4_running_var */, scratch + 7530912 /* t141 */, scratch + 803072 /* t129 */, scratch + 7530880 /* t125 */, state + 82672 /* in_student_bn4_scale */);
+    supervised_step_student_bn4_fwd_6(scratch + 802816 /* t145 */, scratch /* t127 */, scratch + 7530912 /* t141 */, state + 82688 /* in_student_bn4_offset */);
+    supervised_step_student_leaky_relu5_fwd(scratch + 5064192 /* t148 */, scratch + 802816 /* t146 */);
+    supervised_step_student_res6_conv0_fwd(scratch + 5867008 /* t153 */, scratch + 5064192 /* t148 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, scratch /* chunk */);
+    supervised_step_student_res6_bn1_fwd(scratch + 512 /* t154 */, scratch + 5867008 /* t153 */, scratch /* chunk */);
+    supervised_step_student_res6_bn1_fwd_2(scratch + 7530688 /* t156 */, scratch + 512 /* t154 */);
+    supervised_step_student_res6_bn1_fwd_3(scratch /* t158 */, scratch + 5867008 /* t153 */, scratch + 7530688 /* t156 */);
+    supervised_step_student_res6_bn1_fwd_4(scratch + 6268416 /* t160 */, scratch /* t158 */, scratch + 401408 /* chunk */);
+    supervised_step_student_res6_bn1_fwd_5(scratch + 7530720 /* t161 */, state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 7530752 /* t177 */, scratch + 6268416 /* t160 */, scratch + 7530688 /* t156 */, state + 87344 /* in_student_res6_bn1_scale */);
+    supervised_step_student_res6_bn1_fwd_6(scratch + 401408 /* t181 */, scratch /* t158 */, scratch + 7530752 /* t177 */, state + 87376 /* in_student_res6_bn1_offset */);
+    supervised_step_student_res6_leaky_relu2_fwd(scratch + 6268416 /* t185 */, scratch + 401408 /* t182 */);
+    supervised_step_student_res6_conv3_fwd(scratch + 6669824 /* t190 */, scratch + 6268416 /* t185 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
+    supervised_step_student_res6_fwd(scratch + 6268416 /* t194 */, scratch + 5064192 /* t148 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
+    supervised_step_student_res6_fwd_2(scratch + 5064192 /* t196 */, scratch + 6669824 /* t191 */, scratch + 6268416 /* t195 */);
+    supervised_step_student_bn7_fwd(scratch + 5466112 /* t198 */, scratch + 5064192 /* t197 */, scratch + 5465600 /* chunk */);
+    supervised_step_student_bn7_fwd_2(scratch + 7317184 /* t199 */, scratch + 5466112 /* t198 */);
+    supervised_step_student_bn7_fwd_3(scratch + 5465600 /* t201 */, scratch + 5064192 /* t197 */, scratch + 7317184 /* t199 */);
+    supervised_step_student_bn7_fwd_4(scratch + 7317216 /* t203 */, scratch + 5465600 /* t201 */, scratch /* chunk */);
+    supervised_step_student_bn7_fwd_5(scratch + 7317248 /* t204 */, state + 311872 /* in_student_bn7_running_mean */, state + 311904 /* in_student_bn7_running_var */, scratch + 7317280 /* t215 */, scratch + 7317216 /* t203 */, scratch + 7317184 /* t199 */, state + 97168 /* in_student_bn7_scale */);
+    supervised_step_student_bn7_fwd_6(scratch /* t219 */, scratch + 5465600 /* t201 */, scratch + 7317280 /* t215 */, state + 97200 /* in_student_bn7_offset */);
+    supervised_step_student_leaky_relu8_fwd(scratch + 5465600 /* t222 */, scratch /* t220 */);
+    supervised_step_student_res9_conv0_fwd(scratch + 6268416 /* t227 */, scratch + 5465600 /* t222 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, scratch /* chunk */);
+    supervised_step_student_res9_bn1_fwd(scratch + 1024 /* t228 */, scratch + 6268416 /* t227 */, scratch /* chunk */);
+    supervised_step_student_res9_bn1_fwd_2(scratch + 7316992 /* t230 */, scratch + 1024 /* t228 */);
+    supervised_step_student_res9_bn1_fwd_3(scratch /* t232 */, scratch + 6268416 /* t227 */, scratch + 7316992 /* t230 */);
+    supervised_step_student_res9_bn1_fwd_4(scratch + 6530560 /* t234 */, scratch /* t232 */, scratch + 262144 /* chunk */);
+    supervised_step_student_res9_bn1_fwd_5(scratch + 7317056 /* t235 */, state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 7317120 /* t251 */, scratch + 6530560 /* t234 */, scratch + 7316992 /* t230 */, state + 115728 /* in_student_res9_bn1_scale */);
+    supervised_step_student_res9_bn1_fwd_6(scratch + 262144 /* t255 */, scratch /* t232 */, scratch + 7317120 /* t251 */, state + 115792 /* in_student_res9_bn1_offset */);
+    supervised_step_student_res9_leaky_relu2_fwd(scratch + 2360832 /* t259 */, scratch + 262144 /* t256 */);
+    supervised_step_student_res9_conv3_fwd(scratch + 6530560 /* t264 */, scratch + 2360832 /* t259 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
+    supervised_step_student_res9_fwd(scratch + 1048576 /* t268 */, scratch + 5465600 /* t222 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
+    supervised_step_student_res9_fwd_2(scratch + 5465600 /* t270 */, scratch + 6530560 /* t265 */, scratch + 1048576 /* t269 */);
+    supervised_step_student_bn10_fwd(scratch + 5728768 /* t272 */, scratch + 5465600 /* t271 */, scratch + 5727744 /* chunk */);
+    supervised_step_student_bn10_fwd_2(scratch + 5744128 /* t273 */, scratch + 5728768 /* t272 */);
+    supervised_step_student_bn10_fwd_3(scratch /* t275 */, scratch + 5465600 /* t271 */, scratch + 5744128 /* t273 */);
+    supervised_step_student_bn10_fwd_4(scratch + 5728768 /* t277 */, scratch /* t275 */, scratch + 5727744 /* chunk */);
+    supervised_step_student_bn10_fwd_5(scratch + 5744192 /* t278 */, state + 312064 /* in_student_bn10_running_mean */, state + 312128 /* in_student_bn10_running_var */, scratch + 5744256 /* t289 */, scratch + 5728768 /* t277 */, scratch + 5744128 /* t273 */, state + 154832 /* in_student_bn10_scale */);
+    supervised_step_student_bn10_fwd_6(scratch + 262144 /* t293 */, scratch /* t275 */, scratch + 5744256 /* t289 */, state + 154896 /* in_student_bn10_offset */);
     supervised_step_student_leaky_relu11_fwd(scratch /* t296 */, scratch + 262144 /* t294 */);
-    supervised_step_student_global_avg_pool12_fwd(scratch + 5735936 /* t298 */, scratch /* t297 */);
-    supervised_step_student_global_avg_pool12_fwd_2(scratch + 7536128 /* t300 */, scratch + 5735936 /* t298 */);
-    supervised_step_student_dense13_fwd(scratch + 5735936 /* t303 */, scratch + 7536128 /* t300 */, state + 154960 /* in_student_dense13_weight */, state + 155600 /* in_student_dense13_bias */);
-    supervised_step_student_loss_fwd(scratch + 5743616 /* t304 */, scratch + 5735936 /* t303 */);
-    supervised_step_student_loss_fwd_2(scratch + 5738496 /* t306 */, scratch + 5741056 /* t307 */, scratch + 5735936 /* t303 */, scratch + 5743616 /* t304 */);
-    supervised_step_student_loss_fwd_3(scratch + 5743616 /* t308 */, scratch + 5741056 /* t307 */);
-    supervised_step_student_loss_fwd_4(scratch + 5735936 /* t309 */, scratch + 5743616 /* t308 */);
-    supervised_step_student_loss_fwd_5(scratch + 7552512 /* t313 */, scratch + 5738496 /* t306 */, scratch + 5735936 /* t309 */, io + 200704 /* in_y */);
-    supervised_step_student_loss_fwd_6(io + 203280 /* t315 */, scratch + 7552512 /* t313 */);
-    supervised_step_student_loss_vjp(scratch + 5735936 /* t317 */, io + 200704 /* in_y */);
-    supervised_step_student_loss_vjp_2(scratch + 5738496 /* t319 */, scratch + 5735936 /* t317 */);
-    supervised_step_student_loss_vjp_3(scratch + 5738752 /* t320 */, scratch + 5738496 /* t319 */, scratch + 5743616 /* t308 */);
-    supervised_step_student_loss_vjp_4(scratch + 7566336 /* t323 */, scratch + 5738752 /* t320 */, scratch + 5741056 /* t307 */, scratch + 5735936 /* t317 */);
-    supervised_step_student_dense13_vjp(scratch + 7571536 /* t324 */, scratch + 7566336 /* t323 */);
-    supervised_step_student_dense13_vjp_2(scratch + 5735936 /* t327 */, scratch + 7566336 /* t323 */, state + 154960 /* in_student_dense13_weight */);
-    supervised_step_student_global_avg_pool12_vjp(scratch /* t328 */, scratch + 5735936 /* t327 */);
-    supervised_step_student_leaky_relu11_vjp(scratch + 262144 /* t349 */, scratch + 5473792 /* t270 */, scratch + 7553728 /* t273 */, scratch + 7553856 /* t289 */, state + 154896 /* in_student_bn10_offset */, scratch /* t329 */);
-    supervised_step_student_bn10_vjp(scratch + 7570944 /* t351 */, scratch + 262144 /* t350 */, scratch + 7552512 /* chunk */);
-    supervised_step_student_bn10_vjp_2(scratch /* t352 */, scratch + 262144 /* t350 */, scratch + 7553856 /* t289 */);
-    supervised_step_student_bn10_vjp_3(scratch + 7568896 /* t356 */, scratch + 5473792 /* t353 */, scratch + 7553728 /* t273 */, scratch + 262144 /* t350 */, scratch + 7552512 /* chunk */);
-    supervised_step_student_bn10_vjp_4(scratch + 7571008 /* t362 */, scratch + 7553792 /* t278 */, scratch + 7568896 /* t356 */);
-    supervised_step_student_bn10_vjp_5(scratch + 7568960 /* t364 */, scratch /* t352 */, scratch + 7552512 /* chunk */);
-    supervised_step_student_bn10_vjp_6(scratch + 7552512 /* t373 */, scratch + 7568896 /* t356 */, state + 154832 /* in_student_bn10_scale */, scratch + 7553792 /* t278 */);
-    supervised_step_student_bn10_vjp_7(scratch + 262144 /* t378 */, scratch + 5473792 /* t375 */, scratch + 7553728 /* t273 */, scratch + 7552512 /* t373 */);
-    supervised_step_student_bn10_vjp_8(scratch + 7568896 /* t381 */, scratch + 262144 /* t378 */, scratch + 7552512 /* chunk */);
-    supervised_step_student_bn10_vjp_9(scratch + 7552512 /* t383 */, scratch + 7568960 /* t364 */, scratch + 7568896 /* t381 */);
-    supervised_step_student_bn10_vjp_10(scratch + 6538752 /* t385 */, scratch /* t352 */, scratch + 262144 /* t378 */, scratch + 7552512 /* t383 */);
-    supervised_step_student_res9_vjp(scratch + 5473792 /* t404 */, scratch + 6538752 /* t385 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
-    supervised_step_student_leaky_relu8_vjp(scratch + 1064960 /* t400 */, scratch + 5072384 /* t196 */, scratch + 7561824 /* t199 */, scratch + 7561888 /* t215 */, state + 97200 /* in_student_bn7_offset */);
-    supervised_step_student_res9_vjp_2(scratch + 7568896 /* t402 */, scratch + 1064960 /* t400 */, scratch + 6538752 /* t385 */, scratch /* chunk */);
-    supervised_step_student_res9_conv3_vjp(scratch + 7571072 /* t405 */, scratch + 6538752 /* t385 */, scratch + 7552512 /* chunk */);
-    supervised_step_student_res9_conv3_vjp_2(scratch + 6800896 /* t426 */, scratch + 6538752 /* t385 */, state + 115856 /* in_student_res9_conv3_weight */, scratch /* chunk */);
-    supervised_step_student_res9_leaky_relu2_vjp(scratch + 7063040 /* t422 */, scratch + 6276608 /* t407 */, scratch + 7553536 /* t230 */, scratch + 7553664 /* t251 */, state + 115792 /* in_student_res9_bn1_offset */);
-    supervised_step_student_res9_conv3_vjp_3(scratch + 7480832 /* t424 */, scratch + 7063040 /* t422 */, scratch + 6538752 /* t385 */, scratch /* chunk */);
-    supervised_step_student_res9_leaky_relu2_vjp_2(scratch + 6538752 /* t447 */, scratch + 6276608 /* t427 */, scratch + 7553536 /* t230 */, scratch + 7553664 /* t251 */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 6800896 /* t426 */);
-    supervised_step_student_res9_bn1_vjp(scratch + 2663808 /* t449 */, scratch + 6538752 /* t448 */, scratch + 7552512 /* chunk */);
-    supervised_step_student_res9_bn1_vjp_2(scratch /* t450 */, scratch + 6538752 /* t448 */, scratch + 7553664 /* t251 */);
-    supervised_step_student_res9_bn1_vjp_3(scratch + 2663872 /* t453 */, scratch + 6276608 /* t227 */, scratch + 7553536 /* t230 */, scratch + 6538752 /* t448 */, scratch + 7552512 /* chunk */);
-    supervised_step_student_res9_bn1_vjp_4(scratch + 7571136 /* t459 */, scratch + 7553600 /* t235 */, scratch + 2663872 /* t453 */);
-    supervised_step_student_res9_bn1_vjp_5(scratch + 7553664 /* t461 */, scratch /* t450 */, scratch + 7552512 /* chunk */);
-    supervised_step_student_res9_bn1_vjp_6(scratch + 7552512 /* t470 */, scratch + 2663872 /* t453 */, state + 115728 /* in_student_res9_bn1_scale */, scratch + 7553600 /* t235 */);
-    supervised_step_student_res9_bn1_vjp_7(scratch + 262144 /* t474 */, scratch + 6276608 /* t227 */, scratch + 7553536 /* t230 */, scratch + 7552512 /* t470 */);
-    supervised_step_student_res9_bn1_vjp_8(scratch + 2663872 /* t477 */, scratch + 262144 /* t474 */, scratch + 7552512 /* chunk */);
-    supervised_step_student_res9_bn1_vjp_9(scratch + 7552512 /* t479 */, scratch + 7553664 /* t461 */, scratch + 2663872 /* t477 */);
-    supervised_step_student_res9_bn1_vjp_10(scratch + 6678016 /* t481 */, scratch /* t450 */, scratch + 262144 /* t474 */, scratch + 7552512 /* t479 */);
-    supervised_step_student_res9_conv0_vjp(scratch + 2663872 /* t482 */, scratch + 6678016 /* t481 */, scratch + 7552512 /* chunk */);
-    supervised_step_student_res9_conv0_vjp_2(scratch + 2211840 /* t501 */, scratch + 6678016 /* t481 */, state + 97232 /* in_student_res9_conv0_weight */, scratch /* chunk */);
-    supervised_step_student_leaky_relu8_vjp_2(scratch + 6276608 /* t497 */, scratch + 5072384 /* t196 */, scratch + 7561824 /* t199 */, scratch + 7561888 /* t215 */, state + 97200 /* in_student_bn7_offset */);
-    supervised_step_student_res9_conv0_vjp_3(scratch + 7517696 /* t499 */, scratch + 6276608 /* t497 */, scratch + 6678016 /* t481 */, scratch /* chunk */);
-    supervised_step_student_leaky_relu8_vjp_3(scratch /* t522 */, scratch + 5473792 /* t404 */, scratch + 2211840 /* t501 */, scratch + 5072384 /* t196 */, scratch + 7561824 /* t199 */, scratch + 7561888 /* t215 */, state + 97200 /* in_student_bn7_offset */);
-    supervised_step_student_bn7_vjp(scratch + 7571200 /* t524 */, scratch /* t523 */, scratch + 7552512 /* chunk */);
-    supervised_step_student_bn7_vjp_2(scratch + 5473792 /* t525 */, scratch /* t523 */, scratch + 7561888 /* t215 */);
-    supervised_step_student_bn7_vjp_3(scratch + 7561888 /* t529 */, scratch + 5072384 /* t526 */, scratch + 7561824 /* t199 */, scratch /* t523 */, scratch + 7552512 /* chunk */);
-    supervised_step_student_bn7_vjp_4(scratch + 7571232 /* t535 */, scratch + 7561856 /* t204 */, scratch + 7561888 /* t529 */);
-    supervised_step_student_bn7_vjp_5(scratch + 7561920 /* t537 */, scratch + 5473792 /* t525 */, scratch + 7552512 /* chunk */);
-    supervised_step_student_bn7_vjp_6(scratch + 7561952 /* t546 */, scratch + 7561888 /* t529 */, state + 97168 /* in_student_bn7_scale */, scratch + 7561856 /* t204 */);
-    supervised_step_student_bn7_vjp_7(scratch /* t551 */, scratch + 5072384 /* t548 */, scratch + 7561824 /* t199 */, scratch + 7561952 /* t546 */);
-    supervised_step_student_bn7_vjp_8(scratch + 7561824 /* t554 */, scratch /* t551 */, scratch + 7552512 /* chunk */);
-    supervised_step_student_bn7_vjp_9(scratch + 7561856 /* t556 */, scratch + 7561920 /* t537 */, scratch + 7561824 /* t554 */);
-    supervised_step_student_bn7_vjp_10(scratch + 6276608 /* t558 */, scratch + 5473792 /* t525 */, scratch /* t551 */, scratch + 7561856 /* t556 */);
-    supervised_step_student_res6_vjp(scratch + 5072384 /* t577 */, scratch + 6276608 /* t558 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
-    supervised_step_student_leaky_relu5_vjp(scratch + 1051520 /* t573 */, scratch + 4269568 /* t122 */, scratch + 7571488 /* t125 */, scratch + 7571520 /* t141 */, state + 82688 /* in_student_bn4_offset */);
-    supervised_step_student_res6_vjp_2(scratch + 2662784 /* t575 */, scratch + 1051520 /* t573 */, scratch + 6276608 /* t558 */, scratch /* chunk */);
-    supervised_step_student_res6_conv3_vjp(scratch + 7571264 /* t578 */, scratch + 6276608 /* t558 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res6_conv3_vjp_2(scratch + 6678016 /* t599 */, scratch + 6276608 /* t558 */, state + 87408 /* in_student_res6_conv3_weight */, scratch /* chunk */);
-    supervised_step_student_res6_leaky_relu2_vjp(scratch + 7079424 /* t595 */, scratch + 5875200 /* t580 */, scratch + 7561728 /* t156 */, scratch + 7561792 /* t177 */, state + 87376 /* in_student_res6_bn1_offset */);
-    supervised_step_student_res6_conv3_vjp_3(scratch + 7552512 /* t597 */, scratch + 7079424 /* t595 */, scratch + 6276608 /* t558 */, scratch /* chunk */);
-    supervised_step_student_res6_leaky_relu2_vjp_2(scratch + 6276608 /* t620 */, scratch + 5875200 /* t600 */, scratch + 7561728 /* t156 */, scratch + 7561792 /* t177 */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 6678016 /* t599 */);
-    supervised_step_student_res6_bn1_vjp(scratch + 7571296 /* t622 */, scratch + 6276608 /* t621 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res6_bn1_vjp_2(scratch /* t623 */, scratch + 6276608 /* t621 */, scratch + 7561792 /* t177 */);
-    supervised_step_student_res6_bn1_vjp_3(scratch + 7561792 /* t626 */, scratch + 5875200 /* t153 */, scratch + 7561728 /* t156 */, scratch + 6276608 /* t621 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res6_bn1_vjp_4(scratch + 7571328 /* t632 */, scratch + 7561760 /* t161 */, scratch + 7561792 /* t626 */);
-    supervised_step_student_res6_bn1_vjp_5(scratch + 7561824 /* t634 */, scratch /* t623 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res6_bn1_vjp_6(scratch + 2663296 /* t643 */, scratch + 7561792 /* t626 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 7561760 /* t161 */);
-    supervised_step_student_res6_bn1_vjp_7(scratch + 401408 /* t647 */, scratch + 5875200 /* t153 */, scratch + 7561728 /* t156 */, scratch + 2663296 /* t643 */);
-    supervised_step_student_res6_bn1_vjp_8(scratch + 7561728 /* t650 */, scratch + 401408 /* t647 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res6_bn1_vjp_9(scratch + 7561760 /* t652 */, scratch + 7561824 /* t634 */, scratch + 7561728 /* t650 */);
-    supervised_step_student_res6_bn1_vjp_10(scratch + 2125440 /* t654 */, scratch /* t623 */, scratch + 401408 /* t647 */, scratch + 7561760 /* t652 */);
-    supervised_step_student_res6_conv0_vjp(scratch + 7571360 /* t655 */, scratch + 2125440 /* t654 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res6_conv0_vjp_2(scratch + 5875200 /* t674 */, scratch + 2125440 /* t654 */, state + 82704 /* in_student_res6_conv0_weight */, scratch /* chunk */);
-    supervised_step_student_leaky_relu5_vjp_2(scratch + 6678016 /* t670 */, scratch + 4269568 /* t122 */, scratch + 7571488 /* t125 */, scratch + 7571520 /* t141 */, state + 82688 /* in_student_bn4_offset */);
-    supervised_step_student_res6_conv0_vjp_3(scratch + 7561728 /* t672 */, scratch + 6678016 /* t670 */, scratch + 2125440 /* t654 */, scratch /* chunk */);
-    supervised_step_student_leaky_relu5_vjp_3(scratch /* t695 */, scratch + 5072384 /* t577 */, scratch + 5875200 /* t674 */, scratch + 4269568 /* t122 */, scratch + 7571488 /* t125 */, scratch + 7571520 /* t141 */, state + 82688 /* in_student_bn4_offset */);
-    supervised_step_student_bn4_vjp(scratch + 2663552 /* t697 */, scratch /* t696 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_bn4_vjp_2(scratch + 802816 /* t698 */, scratch /* t696 */, scratch + 7571520 /* t141 */);
-    supervised_step_student_bn4_vjp_3(scratch + 7571520 /* t702 */, scratch + 4269568 /* t699 */, scratch + 7571488 /* t125 */, scratch /* t696 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_bn4_vjp_4(scratch + 2663568 /* t708 */, scratch + 7571504 /* t130 */, scratch + 7571520 /* t702 */);
-    supervised_step_student_bn4_vjp_5(scratch + 2663584 /* t710 */, scratch + 802816 /* t698 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_bn4_vjp_6(scratch + 2663600 /* t719 */, scratch + 7571520 /* t702 */, state + 82672 /* in_student_bn4_scale */, scratch + 7571504 /* t130 */);
-    supervised_step_student_bn4_vjp_7(scratch /* t724 */, scratch + 4269568 /* t721 */, scratch + 7571488 /* t125 */, scratch + 2663600 /* t719 */);
-    supervised_step_student_bn4_vjp_8(scratch + 7571488 /* t727 */, scratch /* t724 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_bn4_vjp_9(scratch + 7571504 /* t729 */, scratch + 2663584 /* t710 */, scratch + 7571488 /* t727 */);
-    supervised_step_student_bn4_vjp_10(scratch + 1859968 /* t731 */, scratch + 802816 /* t698 */, scratch /* t724 */, scratch + 7571504 /* t729 */);
-    supervised_step_student_res3_conv3_vjp(scratch + 7571488 /* t733 */, scratch + 1859968 /* t731 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res3_conv3_vjp_2(scratch + 4269568 /* t754 */, scratch + 1859968 /* t731 */, state + 80352 /* in_student_res3_conv3_weight */, scratch /* chunk */);
-    supervised_step_student_res3_leaky_relu2_vjp(scratch + 5072384 /* t750 */, scratch + 3466752 /* t735 */, scratch + 7571440 /* t92 */, scratch + 7571472 /* t108 */, state + 80336 /* in_student_res3_bn1_offset */);
-    supervised_step_student_res3_conv3_vjp_3(scratch + 5875200 /* t752 */, scratch + 5072384 /* t750 */, scratch + 1859968 /* t731 */, scratch /* chunk */);
-    supervised_step_student_res3_leaky_relu2_vjp_2(scratch /* t775 */, scratch + 3466752 /* t755 */, scratch + 7571440 /* t92 */, scratch + 7571472 /* t108 */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 4269568 /* t754 */);
-    supervised_step_student_res3_bn1_vjp(scratch + 7571504 /* t777 */, scratch /* t776 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res3_bn1_vjp_2(scratch + 802816 /* t778 */, scratch /* t776 */, scratch + 7571472 /* t108 */);
-    supervised_step_student_res3_bn1_vjp_3(scratch + 7571472 /* t781 */, scratch + 3466752 /* t90 */, scratch + 7571440 /* t92 */, scratch /* t776 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res3_bn1_vjp_4(scratch + 7571520 /* t787 */, scratch + 7571456 /* t97 */, scratch + 7571472 /* t781 */);
-    supervised_step_student_res3_bn1_vjp_5(scratch + 2663584 /* t789 */, scratch + 802816 /* t778 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res3_bn1_vjp_6(scratch + 2663600 /* t798 */, scratch + 7571472 /* t781 */, state + 80320 /* in_student_res3_bn1_scale */, scratch + 7571456 /* t97 */);
-    supervised_step_student_res3_bn1_vjp_7(scratch /* t802 */, scratch + 3466752 /* t90 */, scratch + 7571440 /* t92 */, scratch + 2663600 /* t798 */);
-    supervised_step_student_res3_bn1_vjp_8(scratch + 7571440 /* t805 */, scratch /* t802 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res3_bn1_vjp_9(scratch + 7571456 /* t807 */, scratch + 2663584 /* t789 */, scratch + 7571440 /* t805 */);
-    supervised_step_student_res3_bn1_vjp_10(scratch + 3466752 /* t809 */, scratch + 802816 /* t778 */, scratch /* t802 */, scratch + 7571456 /* t807 */);
-    supervised_step_student_res3_conv0_vjp(scratch + 7571440 /* t810 */, scratch + 3466752 /* t809 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_res3_conv0_vjp_2(scratch + 4269568 /* t831 */, scratch + 3466752 /* t809 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
-    supervised_step_student_leaky_relu2_vjp(scratch + 5072384 /* t827 */, scratch + 2663936 /* t812 */, scratch + 7571392 /* t56 */, scratch + 7571424 /* t77 */, state + 77984 /* in_student_bn1_offset */);
-    supervised_step_student_res3_conv0_vjp_3(scratch + 5877504 /* t829 */, scratch + 5072384 /* t827 */, scratch + 3466752 /* t809 */, scratch /* chunk */);
-    supervised_step_student_leaky_relu2_vjp_2(scratch + 3466752 /* t853 */, scratch + 1859968 /* t732 */, scratch + 4269568 /* t831 */, scratch + 2663936 /* t833 */, scratch + 7571392 /* t56 */, scratch + 7571424 /* t77 */, state + 77984 /* in_student_bn1_offset */);
-    supervised_step_student_bn1_vjp(scratch + 7571456 /* t855 */, scratch + 3466752 /* t854 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_bn1_vjp_2(scratch /* t856 */, scratch + 3466752 /* t854 */, scratch + 7571424 /* t77 */);
-    supervised_step_student_bn1_vjp_3(scratch + 7571424 /* t859 */, scratch + 2663936 /* t53 */, scratch + 7571392 /* t56 */, scratch + 3466752 /* t854 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_bn1_vjp_4(scratch + 7571472 /* t865 */, scratch + 7571408 /* t61 */, scratch + 7571424 /* t859 */);
-    supervised_step_student_bn1_vjp_5(scratch + 2663584 /* t867 */, scratch /* t856 */, scratch + 2663296 /* chunk */);
-    supervised_step_student_bn1_vjp_6(scratch + 2663600 /* t876 */, scratch + 7571424 /* t859 */, state + 77968 /* in_student_bn1_scale */, scratch + 7571408 /* t61 */);
-    supervised_step_student_bn1_vjp_7(scratch + 802816 /* t880 */, scratch + 2663936 /* t53 */, scratch + 7571392 /* t56 */, scratch + 2663600 /* t876 */);
-    supervised_step_student_bn1_vjp_8(scratch + 7571392 /* t883 */, scratch + 802816 /* t880 */, scratch + 1605632 /* chunk */);
-    supervised_step_student_bn1_vjp_9(scratch + 7571408 /* t885 */, scratch + 2663584 /* t867 */, scratch + 7571392 /* t883 */);
-    supervised_step_student_bn1_vjp_10(scratch + 1605632 /* t887 */, scratch /* t856 */, scratch + 802816 /* t880 */, scratch + 7571408 /* t885 */);
-    supervised_step_student_conv0_vjp(scratch + 7571392 /* t888 */, scratch + 1605632 /* t887 */, scratch + 2408448 /* chunk */);
+    supervised_step_student_global_avg_pool12_fwd(scratch + 5727744 /* t298 */, scratch /* t297 */);
+    supervised_step_student_global_avg_pool12_fwd_2(scratch + 7509504 /* t300 */, scratch + 5727744 /* t298 */);
+    supervised_step_student_dense13_fwd(scratch + 5727744 /* t303 */, scratch + 7509504 /* t300 */, state + 154960 /* in_student_dense13_weight */, state + 155600 /* in_student_dense13_bias */);
+    supervised_step_student_loss_fwd(scratch + 5735424 /* t304 */, scratch + 5727744 /* t303 */);
+    supervised_step_student_loss_fwd_2(scratch + 5730304 /* t306 */, scratch + 5732864 /* t307 */, scratch + 5727744 /* t303 */, scratch + 5735424 /* t304 */);
+    supervised_step_student_loss_fwd_3(scratch + 5735424 /* t308 */, scratch + 5732864 /* t307 */);
+    supervised_step_student_loss_fwd_4(scratch + 5727744 /* t309 */, scratch + 5735424 /* t308 */);
+    supervised_step_student_loss_fwd_5(scratch + 7317216 /* t313 */, scratch + 5730304 /* t306 */, scratch + 5727744 /* t309 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_fwd_6(io + 203280 /* t315 */, scratch + 7317216 /* t313 */);
+    supervised_step_student_loss_vjp(scratch + 5727744 /* t317 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_vjp_2(scratch + 5730304 /* t319 */, scratch + 5727744 /* t317 */);
+    supervised_step_student_loss_vjp_3(scratch + 5730560 /* t320 */, scratch + 5730304 /* t319 */, scratch + 5735424 /* t308 */);
+    supervised_step_student_loss_vjp_4(scratch + 7525888 /* t323 */, scratch + 5730560 /* t320 */, scratch + 5732864 /* t307 */, scratch + 5727744 /* t317 */);
+    supervised_step_student_dense13_vjp(scratch + 7530928 /* t324 */, scratch + 7525888 /* t323 */);
+    supervised_step_student_dense13_vjp_2(scratch + 5727744 /* t327 */, scratch + 7525888 /* t323 */, state + 154960 /* in_student_dense13_weight */);
+    supervised_step_student_global_avg_pool12_vjp(scratch /* t328 */, scratch + 5727744 /* t327 */);
+    supervised_step_student_leaky_relu11_vjp(scratch + 262144 /* t349 */, scratch + 5465600 /* t270 */, scratch + 5744128 /* t273 */, scratch + 5744256 /* t289 */, state + 154896 /* in_student_bn10_offset */, scratch /* t329 */);
+    supervised_step_student_bn10_vjp(scratch + 7530496 /* t351 */, scratch + 262144 /* t350 */, scratch + 5727744 /* chunk */);
+    supervised_step_student_bn10_vjp_2(scratch /* t352 */, scratch + 262144 /* t350 */, scratch + 5744256 /* t289 */);
+    supervised_step_student_bn10_vjp_3(scratch + 7528448 /* t356 */, scratch + 5465600 /* t353 */, scratch + 5744128 /* t273 */, scratch + 262144 /* t350 */, scratch + 5727744 /* chunk */);
+    supervised_step_student_bn10_vjp_4(scratch + 7530560 /* t362 */, scratch + 5744192 /* t278 */, scratch + 7528448 /* t356 */);
+    supervised_step_student_bn10_vjp_5(scratch + 7528512 /* t364 */, scratch /* t352 */, scratch + 5727744 /* chunk */);
+    supervised_step_student_bn10_vjp_6(scratch + 7528576 /* t373 */, scratch + 7528448 /* t356 */, state + 154832 /* in_student_bn10_scale */, scratch + 5744192 /* t278 */);
+    supervised_step_student_bn10_vjp_7(scratch + 262144 /* t378 */, scratch + 5465600 /* t375 */, scratch + 5744128 /* t273 */, scratch + 7528576 /* t373 */);
+    supervised_step_student_bn10_vjp_8(scratch + 7528448 /* t381 */, scratch + 262144 /* t378 */, scratch + 5465600 /* chunk */);
+    supervised_step_student_bn10_vjp_9(scratch + 7528576 /* t383 */, scratch + 7528512 /* t364 */, scratch + 7528448 /* t381 */);
+    supervised_step_student_bn10_vjp_10(scratch + 6530560 /* t385 */, scratch /* t352 */, scratch + 262144 /* t378 */, scratch + 7528576 /* t383 */);
+    supervised_step_student_res9_vjp(scratch + 5465600 /* t404 */, scratch + 6530560 /* t385 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
+    supervised_step_student_leaky_relu8_vjp(scratch + 1064960 /* t400 */, scratch + 5064192 /* t196 */, scratch + 7317184 /* t199 */, scratch + 7317280 /* t215 */, state + 97200 /* in_student_bn7_offset */);
+    supervised_step_student_res9_vjp_2(scratch + 7528448 /* t402 */, scratch + 1064960 /* t400 */, scratch + 6530560 /* t385 */, scratch /* chunk */);
+    supervised_step_student_res9_conv3_vjp(scratch + 7530624 /* t405 */, scratch + 6530560 /* t385 */, scratch + 6792704 /* chunk */);
+    supervised_step_student_res9_conv3_vjp_2(scratch + 6792704 /* t426 */, scratch + 6530560 /* t385 */, state + 115856 /* in_student_res9_conv3_weight */, scratch /* chunk */);
+    supervised_step_student_res9_leaky_relu2_vjp(scratch + 7054848 /* t422 */, scratch + 6268416 /* t407 */, scratch + 7316992 /* t230 */, scratch + 7317120 /* t251 */, state + 115792 /* in_student_res9_bn1_offset */);
+    supervised_step_student_res9_conv3_vjp_3(scratch + 7472640 /* t424 */, scratch + 7054848 /* t422 */, scratch + 6530560 /* t385 */, scratch /* chunk */);
+    supervised_step_student_res9_leaky_relu2_vjp_2(scratch + 6530560 /* t447 */, scratch + 6268416 /* t427 */, scratch + 7316992 /* t230 */, scratch + 7317120 /* t251 */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 6792704 /* t426 */);
+    supervised_step_student_res9_bn1_vjp(scratch + 2651136 /* t449 */, scratch + 6530560 /* t448 */, scratch + 6792704 /* chunk */);
+    supervised_step_student_res9_bn1_vjp_2(scratch /* t450 */, scratch + 6530560 /* t448 */, scratch + 7317120 /* t251 */);
+    supervised_step_student_res9_bn1_vjp_3(scratch + 2651200 /* t453 */, scratch + 6268416 /* t227 */, scratch + 7316992 /* t230 */, scratch + 6530560 /* t448 */, scratch + 6792704 /* chunk */);
+    supervised_step_student_res9_bn1_vjp_4(scratch + 2651264 /* t459 */, scratch + 7317056 /* t235 */, scratch + 2651200 /* t453 */);
+    supervised_step_student_res9_bn1_vjp_5(scratch + 2651328 /* t461 */, scratch /* t450 */, scratch + 6530560 /* chunk */);
+    supervised_step_student_res9_bn1_vjp_6(scratch + 2651392 /* t470 */, scratch + 2651200 /* t453 */, state + 115728 /* in_student_res9_bn1_scale */, scratch + 7317056 /* t235 */);
+    supervised_step_student_res9_bn1_vjp_7(scratch + 262144 /* t474 */, scratch + 6268416 /* t227 */, scratch + 7316992 /* t230 */, scratch + 2651392 /* t470 */);
+    supervised_step_student_res9_bn1_vjp_8(scratch + 2651200 /* t477 */, scratch + 262144 /* t474 */, scratch + 6268416 /* chunk */);
+    supervised_step_student_res9_bn1_vjp_9(scratch + 2651392 /* t479 */, scratch + 2651328 /* t461 */, scratch + 2651200 /* t477 */);
+    supervised_step_student_res9_bn1_vjp_10(scratch + 6669824 /* t481 */, scratch /* t450 */, scratch + 262144 /* t474 */, scratch + 2651392 /* t479 */);
+    supervised_step_student_res9_conv0_vjp(scratch + 2651200 /* t482 */, scratch + 6669824 /* t481 */, scratch + 6268416 /* chunk */);
+    supervised_step_student_res9_conv0_vjp_2(scratch + 2211840 /* t501 */, scratch + 6669824 /* t481 */, state + 97232 /* in_student_res9_conv0_weight */, scratch /* chunk */);
+    supervised_step_student_leaky_relu8_vjp_2(scratch + 6268416 /* t497 */, scratch + 5064192 /* t196 */, scratch + 7317184 /* t199 */, scratch + 7317280 /* t215 */, state + 97200 /* in_student_bn7_offset */);
+    supervised_step_student_res9_conv0_vjp_3(scratch + 2613248 /* t499 */, scratch + 6268416 /* t497 */, scratch + 6669824 /* t481 */, scratch /* chunk */);
+    supervised_step_student_leaky_relu8_vjp_3(scratch /* t522 */, scratch + 5465600 /* t404 */, scratch + 2211840 /* t501 */, scratch + 5064192 /* t196 */, scratch + 7317184 /* t199 */, scratch + 7317280 /* t215 */, state + 97200 /* in_student_bn7_offset */);
+    supervised_step_student_bn7_vjp(scratch + 2651328 /* t524 */, scratch /* t523 */, scratch + 2631680 /* chunk */);
+    supervised_step_student_bn7_vjp_2(scratch + 5465600 /* t525 */, scratch /* t523 */, scratch + 7317280 /* t215 */);
+    supervised_step_student_bn7_vjp_3(scratch + 7317216 /* t529 */, scratch + 5064192 /* t526 */, scratch + 7317184 /* t199 */, scratch /* t523 */, scratch + 2631680 /* chunk */);
+    supervised_step_student_bn7_vjp_4(scratch + 2651360 /* t535 */, scratch + 7317248 /* t204 */, scratch + 7317216 /* t529 */);
+    supervised_step_student_bn7_vjp_5(scratch + 2651392 /* t537 */, scratch + 5465600 /* t525 */, scratch + 2631680 /* chunk */);
+    supervised_step_student_bn7_vjp_6(scratch + 2651424 /* t546 */, scratch + 7317216 /* t529 */, state + 97168 /* in_student_bn7_scale */, scratch + 7317248 /* t204 */);
+    supervised_step_student_bn7_vjp_7(scratch /* t551 */, scratch + 5064192 /* t548 */, scratch + 7317184 /* t199 */, scratch + 2651424 /* t546 */);
+    supervised_step_student_bn7_vjp_8(scratch + 2651424 /* t554 */, scratch /* t551 */, scratch + 2631680 /* chunk */);
+    supervised_step_student_bn7_vjp_9(scratch + 2651456 /* t556 */, scratch + 2651392 /* t537 */, scratch + 2651424 /* t554 */);
+    supervised_step_student_bn7_vjp_10(scratch + 6268416 /* t558 */, scratch + 5465600 /* t525 */, scratch /* t551 */, scratch + 2651456 /* t556 */);
+    supervised_step_student_res6_vjp(scratch + 5064192 /* t577 */, scratch + 6268416 /* t558 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
+    supervised_step_student_leaky_relu5_vjp(scratch + 1051520 /* t573 */, scratch + 4261376 /* t122 */, scratch + 7530880 /* t125 */, scratch + 7530912 /* t141 */, state + 82688 /* in_student_bn4_offset */);
+    supervised_step_student_res6_vjp_2(scratch + 2650112 /* t575 */, scratch + 1051520 /* t573 */, scratch + 6268416 /* t558 */, scratch /* chunk */);
+    supervised_step_student_res6_conv3_vjp(scratch + 2651392 /* t578 */, scratch + 6268416 /* t558 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_res6_conv3_vjp_2(scratch + 6669824 /* t599 */, scratch + 6268416 /* t558 */, state + 87408 /* in_student_res6_conv3_weight */, scratch /* chunk */);
+    supervised_step_student_res6_leaky_relu2_vjp(scratch + 7071232 /* t595 */, scratch + 5867008 /* t580 */, scratch + 7530688 /* t156 */, scratch + 7530752 /* t177 */, state + 87376 /* in_student_res6_bn1_offset */);
+    supervised_step_student_res6_conv3_vjp_3(scratch + 2631680 /* t597 */, scratch + 7071232 /* t595 */, scratch + 6268416 /* t558 */, scratch /* chunk */);
+    supervised_step_student_res6_leaky_relu2_vjp_2(scratch + 6268416 /* t620 */, scratch + 5867008 /* t600 */, scratch + 7530688 /* t156 */, scratch + 7530752 /* t177 */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 6669824 /* t599 */);
+    supervised_step_student_res6_bn1_vjp(scratch + 2651424 /* t622 */, scratch + 6268416 /* t621 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_res6_bn1_vjp_2(scratch /* t623 */, scratch + 6268416 /* t621 */, scratch + 7530752 /* t177 */);
+    supervised_step_student_res6_bn1_vjp_3(scratch + 2651456 /* t626 */, scratch + 5867008 /* t153 */, scratch + 7530688 /* t156 */, scratch + 6268416 /* t621 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_res6_bn1_vjp_4(scratch + 2651488 /* t632 */, scratch + 7530720 /* t161 */, scratch + 2651456 /* t626 */);
+    supervised_step_student_res6_bn1_vjp_5(scratch + 2651520 /* t634 */, scratch /* t623 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_res6_bn1_vjp_6(scratch + 2650624 /* t643 */, scratch + 2651456 /* t626 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 7530720 /* t161 */);
+    supervised_step_student_res6_bn1_vjp_7(scratch + 401408 /* t647 */, scratch + 5867008 /* t153 */, scratch + 7530688 /* t156 */, scratch + 2650624 /* t643 */);
+    supervised_step_student_res6_bn1_vjp_8(scratch + 2651456 /* t650 */, scratch + 401408 /* t647 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_res6_bn1_vjp_9(scratch + 2650624 /* t652 */, scratch + 2651520 /* t634 */, scratch + 2651456 /* t650 */);
+    supervised_step_student_res6_bn1_vjp_10(scratch + 2125440 /* t654 */, scratch /* t623 */, scratch + 401408 /* t647 */, scratch + 2650624 /* t652 */);
+    supervised_step_student_res6_conv0_vjp(scratch + 2651456 /* t655 */, scratch + 2125440 /* t654 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_res6_conv0_vjp_2(scratch + 5867008 /* t674 */, scratch + 2125440 /* t654 */, state + 82704 /* in_student_res6_conv0_weight */, scratch /* chunk */);
+    supervised_step_student_leaky_relu5_vjp_2(scratch + 6669824 /* t670 */, scratch + 4261376 /* t122 */, scratch + 7530880 /* t125 */, scratch + 7530912 /* t141 */, state + 82688 /* in_student_bn4_offset */);
+    supervised_step_student_res6_conv0_vjp_3(scratch + 2640896 /* t672 */, scratch + 6669824 /* t670 */, scratch + 2125440 /* t654 */, scratch /* chunk */);
+    supervised_step_student_leaky_relu5_vjp_3(scratch /* t695 */, scratch + 5064192 /* t577 */, scratch + 5867008 /* t674 */, scratch + 4261376 /* t122 */, scratch + 7530880 /* t125 */, scratch + 7530912 /* t141 */, state + 82688 /* in_student_bn4_offset */);
+    supervised_step_student_bn4_vjp(scratch + 7530688 /* t697 */, scratch /* t696 */, scratch + 2645504 /* chunk */);
+    supervised_step_student_bn4_vjp_2(scratch + 802816 /* t698 */, scratch /* t696 */, scratch + 7530912 /* t141 */);
+    supervised_step_student_bn4_vjp_3(scratch + 7530912 /* t702 */, scratch + 4261376 /* t699 */, scratch + 7530880 /* t125 */, scratch /* t696 */, scratch + 2645504 /* chunk */);
+    supervised_step_student_bn4_vjp_4(scratch + 7530704 /* t708 */, scratch + 7530896 /* t130 */, scratch + 7530912 /* t702 */);
+    supervised_step_student_bn4_vjp_5(scratch + 7530720 /* t710 */, scratch + 802816 /* t698 */, scratch + 2645504 /* chunk */);
+    supervised_step_student_bn4_vjp_6(scratch + 7530736 /* t719 */, scratch + 7530912 /* t702 */, state + 82672 /* in_student_bn4_scale */, scratch + 7530896 /* t130 */);
+    supervised_step_student_bn4_vjp_7(scratch /* t724 */, scratch + 4261376 /* t721 */, scratch + 7530880 /* t125 */, scratch + 7530736 /* t719 */);
+    supervised_step_student_bn4_vjp_8(scratch + 7530736 /* t727 */, scratch /* t724 */, scratch + 2645504 /* chunk */);
+    supervised_step_student_bn4_vjp_9(scratch + 7530752 /* t729 */, scratch + 7530720 /* t710 */, scratch + 7530736 /* t727 */);
+    supervised_step_student_bn4_vjp_10(scratch + 4261376 /* t731 */, scratch + 802816 /* t698 */, scratch /* t724 */, scratch + 7530752 /* t729 */);
+    supervised_step_student_res3_conv3_vjp(scratch + 7530880 /* t733 */, scratch + 4261376 /* t731 */, scratch + 2645504 /* chunk */);
+    supervised_step_student_res3_conv3_vjp_2(scratch + 5064192 /* t754 */, scratch + 4261376 /* t731 */, state + 80352 /* in_student_res3_conv3_weight */, scratch /* chunk */);
+    supervised_step_student_res3_leaky_relu2_vjp(scratch + 5867008 /* t750 */, scratch + 3458560 /* t735 */, scratch + 7530832 /* t92 */, scratch + 7530864 /* t108 */, state + 80336 /* in_student_res3_bn1_offset */);
+    supervised_step_student_res3_conv3_vjp_3(scratch + 2645504 /* t752 */, scratch + 5867008 /* t750 */, scratch + 4261376 /* t731 */, scratch /* chunk */);
+    supervised_step_student_res3_leaky_relu2_vjp_2(scratch /* t775 */, scratch + 3458560 /* t755 */, scratch + 7530832 /* t92 */, scratch + 7530864 /* t108 */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 5064192 /* t754 */);
+    supervised_step_student_res3_bn1_vjp(scratch + 7530896 /* t777 */, scratch /* t776 */, scratch + 2647808 /* chunk */);
+    supervised_step_student_res3_bn1_vjp_2(scratch + 802816 /* t778 */, scratch /* t776 */, scratch + 7530864 /* t108 */);
+    supervised_step_student_res3_bn1_vjp_3(scratch + 7530864 /* t781 */, scratch + 3458560 /* t90 */, scratch + 7530832 /* t92 */, scratch /* t776 */, scratch + 2647808 /* chunk */);
+    supervised_step_student_res3_bn1_vjp_4(scratch + 7530912 /* t787 */, scratch + 7530848 /* t97 */, scratch + 7530864 /* t781 */);
+    supervised_step_student_res3_bn1_vjp_5(scratch + 7530720 /* t789 */, scratch + 802816 /* t778 */, scratch + 2647808 /* chunk */);
+    supervised_step_student_res3_bn1_vjp_6(scratch + 7530736 /* t798 */, scratch + 7530864 /* t781 */, state + 80320 /* in_student_res3_bn1_scale */, scratch + 7530848 /* t97 */);
+    supervised_step_student_res3_bn1_vjp_7(scratch /* t802 */, scratch + 3458560 /* t90 */, scratch + 7530832 /* t92 */, scratch + 7530736 /* t798 */);
+    supervised_step_student_res3_bn1_vjp_8(scratch + 7530736 /* t805 */, scratch /* t802 */, scratch + 2647808 /* chunk */);
+    supervised_step_student_res3_bn1_vjp_9(scratch + 7530752 /* t807 */, scratch + 7530720 /* t789 */, scratch + 7530736 /* t805 */);
+    supervised_step_student_res3_bn1_vjp_10(scratch + 3458560 /* t809 */, scratch + 802816 /* t778 */, scratch /* t802 */, scratch + 7530752 /* t807 */);
+    supervised_step_student_res3_conv0_vjp(scratch + 7530832 /* t810 */, scratch + 3458560 /* t809 */, scratch + 2647808 /* chunk */);
+    supervised_step_student_res3_conv0_vjp_2(scratch + 5064192 /* t831 */, scratch + 3458560 /* t809 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
+    supervised_step_student_leaky_relu2_vjp(scratch + 5867008 /* t827 */, scratch + 2655744 /* t812 */, scratch + 7530784 /* t56 */, scratch + 7530816 /* t77 */, state + 77984 /* in_student_bn1_offset */);
+    supervised_step_student_res3_conv0_vjp_3(scratch + 2647808 /* t829 */, scratch + 5867008 /* t827 */, scratch + 3458560 /* t809 */, scratch /* chunk */);
+    supervised_step_student_leaky_relu2_vjp_2(scratch + 3458560 /* t853 */, scratch + 4261376 /* t732 */, scratch + 5064192 /* t831 */, scratch + 2655744 /* t833 */, scratch + 7530784 /* t56 */, scratch + 7530816 /* t77 */, state + 77984 /* in_student_bn1_offset */);
+    supervised_step_student_bn1_vjp(scratch + 7530848 /* t855 */, scratch + 3458560 /* t854 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_bn1_vjp_2(scratch /* t856 */, scratch + 3458560 /* t854 */, scratch + 7530816 /* t77 */);
+    supervised_step_student_bn1_vjp_3(scratch + 7530816 /* t859 */, scratch + 2655744 /* t53 */, scratch + 7530784 /* t56 */, scratch + 3458560 /* t854 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_bn1_vjp_4(scratch + 7530864 /* t865 */, scratch + 7530800 /* t61 */, scratch + 7530816 /* t859 */);
+    supervised_step_student_bn1_vjp_5(scratch + 7530720 /* t867 */, scratch /* t856 */, scratch + 2650624 /* chunk */);
+    supervised_step_student_bn1_vjp_6(scratch + 7530736 /* t876 */, scratch + 7530816 /* t859 */, state + 77968 /* in_student_bn1_scale */, scratch + 7530800 /* t61 */);
+    supervised_step_student_bn1_vjp_7(scratch + 802816 /* t880 */, scratch + 2655744 /* t53 */, scratch + 7530784 /* t56 */, scratch + 7530736 /* t876 */);
+    supervised_step_student_bn1_vjp_8(scratch + 7530736 /* t883 */, scratch + 802816 /* t880 */, scratch + 1605632 /* chunk */);
+    supervised_step_student_bn1_vjp_9(scratch + 7530752 /* t885 */, scratch + 7530720 /* t867 */, scratch + 7530736 /* t883 */);
+    supervised_step_student_bn1_vjp_10(scratch + 1605632 /* t887 */, scratch /* t856 */, scratch + 802816 /* t880 */, scratch + 7530752 /* t885 */);
+    supervised_step_student_conv0_vjp(scratch + 7530720 /* t888 */, scratch + 1605632 /* t887 */, scratch + 2408448 /* chunk */);
     supervised_step_student_conv0_vjp_2(scratch + 2408448 /* t889 */, io /* in_x */, scratch + 1605632 /* t887 */, scratch /* chunk */);
     supervised_step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 2408448 /* t890 */, io + 203264 /* in_lr */);
-    supervised_step_student_conv0_update_2(state + 233568 /* in_student_momentum_conv0_bias */, state + 77952 /* in_student_conv0_bias */, state + 233584 /* in_student_momentum_bn1_scale */, state + 77968 /* in_student_bn1_scale */, state + 233600 /* in_student_momentum_bn1_offset */, state + 77984 /* in_student_bn1_offset */, scratch + 7571392 /* t888 */, io + 203264 /* in_lr */, scratch + 7571472 /* t865 */, scratch + 7571456 /* t855 */);
-    supervised_step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 5877504 /* t830 */, io + 203264 /* in_lr */);
-    supervised_step_student_res3_conv0_update_2(state + 235920 /* in_student_momentum_res3_conv0_bias */, state + 80304 /* in_student_res3_conv0_bias */, state + 235936 /* in_student_momentum_res3_bn1_scale */, state + 80320 /* in_student_res3_bn1_scale */, state + 235952 /* in_student_momentum_res3_bn1_offset */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 7571440 /* t810 */, io + 203264 /* in_lr */, scratch + 7571520 /* t787 */, scratch + 7571504 /* t777 */);
-    supervised_step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 5875200 /* t753 */, io + 203264 /* in_lr */);
-    supervised_step_student_res3_conv3_update_2(state + 238272 /* in_student_momentum_res3_conv3_bias */, state + 82656 /* in_student_res3_conv3_bias */, state + 238288 /* in_student_momentum_bn4_scale */, state + 82672 /* in_student_bn4_scale */, state + 238304 /* in_student_momentum_bn4_offset */, state + 82688 /* in_student_bn4_offset */, scratch + 7571488 /* t733 */, io + 203264 /* in_lr */, scratch + 2663568 /* t708 */, scratch + 2663552 /* t697 */);
-    supervised_step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 7561728 /* t673 */, io + 203264 /* in_lr */);
-    supervised_step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 7571360 /* t655 */, io + 203264 /* in_lr */, scratch + 7571328 /* t632 */, scratch + 7571296 /* t622 */);
-    supervised_step_student_res6_conv3_update(state + 243024 /* in_student_momentum_res6_conv3_weight */, state + 87408 /* in_student_res6_conv3_weight */, scratch + 7552512 /* t598 */, io + 203264 /* in_lr */);
-    supervised_step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 7571264 /* t578 */, io + 203264 /* in_lr */);
-    supervised_step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 2662784 /* t576 */, io + 203264 /* in_lr */);
-    supervised_step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 7571232 /* t535 */, io + 203264 /* in_lr */, scratch + 7571200 /* t524 */);
-    supervised_step_student_res9_conv0_update(state + 252848 /* in_student_momentum_res9_conv0_weight */, state + 97232 /* in_student_res9_conv0_weight */, scratch + 7517696 /* t500 */, io + 203264 /* in_lr */);
-    supervised_step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 2663872 /* t482 */, io + 203264 /* in_lr */, scratch + 7571136 /* t459 */, scratch + 2663808 /* t449 */);
-    supervised_step_student_res9_conv3_update(state + 271472 /* in_student_momentum_res9_conv3_weight */, state + 115856 /* in_student_res9_conv3_weight */, scratch + 7480832 /* t425 */, io + 203264 /* in_lr */);
-    supervised_step_student_res9_conv3_update_2(state + 308336 /* in_student_momentum_res9_conv3_bias */, state + 152720 /* in_student_res9_conv3_bias */, scratch + 7571072 /* t405 */, io + 203264 /* in_lr */);
-    supervised_step_student_res9_shortcut_update(state + 308400 /* in_student_momentum_res9_shortcut_weight */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 7568896 /* t403 */, io + 203264 /* in_lr */);
-    supervised_step_student_bn10_update(state + 310448 /* in_student_momentum_bn10_scale */, state + 154832 /* in_student_bn10_scale */, state + 310512 /* in_student_momentum_bn10_offset */, state + 154896 /* in_student_bn10_offset */, scratch + 7571008 /* t362 */, io + 203264 /* in_lr */, scratch + 7570944 /* t351 */);
-    supervised_step_student_dense13_vjp_3(scratch + 7552512 /* t1152 */, state + 310576 /* in_student_momentum_dense13_weight */, state + 154960 /* in_student_dense13_weight */, scratch + 7536128 /* t300 */, scratch + 7566336 /* t323 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense13_update(state + 311216 /* in_student_momentum_dense13_bias */, state + 155600 /* in_student_dense13_bias */, scratch + 7571536 /* t324 */, io + 203264 /* in_lr */);
+    supervised_step_student_conv0_update_2(state + 233568 /* in_student_momentum_conv0_bias */, state + 77952 /* in_student_conv0_bias */, state + 233584 /* in_student_momentum_bn1_scale */, state + 77968 /* in_student_bn1_scale */, state + 233600 /* in_student_momentum_bn1_offset */, state + 77984 /* in_student_bn1_offset */, scratch + 7530720 /* t888 */, io + 203264 /* in_lr */, scratch + 7530864 /* t865 */, scratch + 7530848 /* t855 */);
+    supervised_step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 2647808 /* t830 */, io + 203264 /* in_lr */);
+    supervised_step_student_res3_conv0_update_2(state + 235920 /* in_student_momentum_res3_conv0_bias */, state + 80304 /* in_student_res3_conv0_bias */, state + 235936 /* in_student_momentum_res3_bn1_scale */, state + 80320 /* in_student_res3_bn1_scale */, state + 235952 /* in_student_momentum_res3_bn1_offset */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 7530832 /* t810 */, io + 203264 /* in_lr */, scratch + 7530912 /* t787 */, scratch + 7530896 /* t777 */);
+    supervised_step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 2645504 /* t753 */, io + 203264 /* in_lr */);
+    supervised_step_student_res3_conv3_update_2(state + 238272 /* in_student_momentum_res3_conv3_bias */, state + 82656 /* in_student_res3_conv3_bias */, state + 238288 /* in_student_momentum_bn4_scale */, state + 82672 /* in_student_bn4_scale */, state + 238304 /* in_student_momentum_bn4_offset */, state + 82688 /* in_student_bn4_offset */, scratch + 7530880 /* t733 */, io + 203264 /* in_lr */, scratch + 7530704 /* t708 */, scratch + 7530688 /* t697 */);
+    supervised_step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 2640896 /* t673 */, io + 203264 /* in_lr */);
+    supervised_step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 2651456 /* t655 */, io + 203264 /* in_lr */, scratch + 2651488 /* t632 */, scratch + 2651424 /* t622 */);
+    supervised_step_student_res6_conv3_update(state + 243024 /* in_student_momentum_res6_conv3_weight */, state + 87408 /* in_student_res6_conv3_weight */, scratch + 2631680 /* t598 */, io + 203264 /* in_lr */);
+    supervised_step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 2651392 /* t578 */, io + 203264 /* in_lr */);
+    supervised_step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 2650112 /* t576 */, io + 203264 /* in_lr */);
+    supervised_step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 2651360 /* t535 */, io + 203264 /* in_lr */, scratch + 2651328 /* t524 */);
+    supervised_step_student_res9_conv0_update(state + 252848 /* in_student_momentum_res9_conv0_weight */, state + 97232 /* in_student_res9_conv0_weight */, scratch + 2613248 /* t500 */, io + 203264 /* in_lr */);
+    supervised_step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 2651200 /* t482 */, io + 203264 /* in_lr */, scratch + 2651264 /* t459 */, scratch + 2651136 /* t449 */);
+    supervised_step_student_res9_conv3_update(state + 271472 /* in_student_momentum_res9_conv3_weight */, state + 115856 /* in_student_res9_conv3_weight */, scratch + 7472640 /* t425 */, io + 203264 /* in_lr */);
+    supervised_step_student_res9_conv3_update_2(state + 308336 /* in_student_momentum_res9_conv3_bias */, state + 152720 /* in_student_res9_conv3_bias */, scratch + 7530624 /* t405 */, io + 203264 /* in_lr */);
+    supervised_step_student_res9_shortcut_update(state + 308400 /* in_student_momentum_res9_shortcut_weight */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 7528448 /* t403 */, io + 203264 /* in_lr */);
+    supervised_step_student_bn10_update(state + 310448 /* in_student_momentum_bn10_scale */, state + 154832 /* in_student_bn10_scale */, state + 310512 /* in_student_momentum_bn10_offset */, state + 154896 /* in_student_bn10_offset */, scratch + 7530560 /* t362 */, io + 203264 /* in_lr */, scratch + 7530496 /* t351 */);
+    supervised_step_student_dense13_vjp_3(scratch /* t1152 */, state + 310576 /* in_student_momentum_dense13_weight */, state + 154960 /* in_student_dense13_weight */, scratch + 7509504 /* t300 */, scratch + 7525888 /* t323 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense13_update(state + 311216 /* in_student_momentum_dense13_bias */, state + 155600 /* in_student_dense13_bias */, scratch + 7530928 /* t324 */, io + 203264 /* in_lr */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -31697,7 +31697,7 @@ static void predict_teacher_teacher_res3_conv0_fwd_part(void *context, int part,
     const float *restrict in_teacher_res3_bn1_running_mean = p->in_teacher_res3_bn1_running_mean;
     const float *restrict t80 = p->t80;
     const float *restrict in_teacher_res3_bn1_offset = p->in_teacher_res3_bn1_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 0);
@@ -31705,7 +31705,7 @@ static void predict_teacher_teacher_res3_conv0_fwd_part(void *context, int part,
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -31773,7 +31773,7 @@ static void predict_teacher_teacher_res3_conv3_fwd_part(void *context, int part,
     const float *restrict t87 = p->t87;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
     const float *restrict in_teacher_res3_conv3_bias = p->in_teacher_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 0);
@@ -31781,7 +31781,7 @@ static void predict_teacher_teacher_res3_conv3_fwd_part(void *context, int part,
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -32040,7 +32040,7 @@ static void predict_teacher_teacher_res6_conv3_fwd_part(void *context, int part,
     const float *restrict t131 = p->t131;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
     const float *restrict in_teacher_res6_conv3_bias = p->in_teacher_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 0);
@@ -32048,7 +32048,7 @@ static void predict_teacher_teacher_res6_conv3_fwd_part(void *context, int part,
     while (mplc_claim(500, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -32349,7 +32349,7 @@ static void predict_teacher_teacher_res9_conv3_fwd_part(void *context, int part,
     const float *restrict t179 = p->t179;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
     const float *restrict in_teacher_res9_conv3_bias = p->in_teacher_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 0);
@@ -32357,7 +32357,7 @@ static void predict_teacher_teacher_res9_conv3_fwd_part(void *context, int part,
     while (mplc_claim(500, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -32560,16 +32560,16 @@ static void predict_teacher_teacher_dense14_fwd(float *restrict t212, const floa
     }
 }
 
-/* 32 kernels; scratch high-water mark 6545536 floats. */
+/* 32 kernels; scratch high-water mark 6543488 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
     predict_teacher_teacher_bn1_fwd(scratch + 2739328 /* t60 */, state + 311248 /* in_teacher_bn1_running_var */, state + 160 /* in_teacher_bn1_scale */);
     predict_teacher_teacher_conv0_fwd(scratch /* t64 */, x /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, state + 311232 /* in_teacher_bn1_running_mean */, scratch + 2739328 /* t60 */, state + 176 /* in_teacher_bn1_offset */, scratch + 1568000 /* chunk */);
-    predict_teacher_teacher_leaky_relu2_fwd(scratch + 1841536 /* t68 */, scratch /* t65 */);
-    predict_teacher_teacher_res3_bn1_fwd(scratch + 4977536 /* t80 */, state + 311280 /* in_teacher_res3_bn1_running_var */, state + 2512 /* in_teacher_res3_bn1_scale */);
-    predict_teacher_teacher_res3_conv0_fwd(scratch + 3409536 /* t84 */, scratch + 1841536 /* t68 */, state + 192 /* in_teacher_res3_conv0_weight */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 311264 /* in_teacher_res3_bn1_running_mean */, scratch + 4977536 /* t80 */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch /* chunk */);
-    predict_teacher_teacher_res3_leaky_relu2_fwd(scratch + 4977536 /* t87 */, scratch + 3409536 /* t85 */);
-    predict_teacher_teacher_res3_conv3_fwd(scratch + 3409536 /* t92 */, scratch + 4977536 /* t87 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch /* chunk */);
-    predict_teacher_teacher_res3_fwd(scratch /* t94 */, scratch + 3409536 /* t93 */, scratch + 1841536 /* t68 */);
+    predict_teacher_teacher_leaky_relu2_fwd(scratch + 1839488 /* t68 */, scratch /* t65 */);
+    predict_teacher_teacher_res3_bn1_fwd(scratch + 4975488 /* t80 */, state + 311280 /* in_teacher_res3_bn1_running_var */, state + 2512 /* in_teacher_res3_bn1_scale */);
+    predict_teacher_teacher_res3_conv0_fwd(scratch + 3407488 /* t84 */, scratch + 1839488 /* t68 */, state + 192 /* in_teacher_res3_conv0_weight */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 311264 /* in_teacher_res3_bn1_running_mean */, scratch + 4975488 /* t80 */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch /* chunk */);
+    predict_teacher_teacher_res3_leaky_relu2_fwd(scratch + 4975488 /* t87 */, scratch + 3407488 /* t85 */);
+    predict_teacher_teacher_res3_conv3_fwd(scratch + 3407488 /* t92 */, scratch + 4975488 /* t87 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch /* chunk */);
+    predict_teacher_teacher_res3_fwd(scratch /* t94 */, scratch + 3407488 /* t93 */, scratch + 1839488 /* t68 */);
     predict_teacher_teacher_bn4_fwd(scratch + 3136000 /* t102 */, state + 311312 /* in_teacher_bn4_running_var */, state + 4864 /* in_teacher_bn4_scale */);
     predict_teacher_teacher_bn4_fwd_2(scratch + 1568000 /* t106 */, scratch /* t95 */, state + 311296 /* in_teacher_bn4_running_mean */, scratch + 3136000 /* t102 */, state + 4880 /* in_teacher_bn4_offset */);
     predict_teacher_teacher_leaky_relu5_fwd(scratch + 3136000 /* t109 */, scratch + 1568000 /* t107 */);
@@ -32581,13 +32581,13 @@ void mplc_predict_teacher(const float *state, const float *x, float *logits, flo
     predict_teacher_teacher_res6_fwd_2(scratch /* t142 */, scratch + 5488000 /* t137 */, scratch + 4704000 /* t141 */);
     predict_teacher_teacher_bn7_fwd(scratch + 1568000 /* t150 */, state + 311424 /* in_teacher_bn7_running_var */, state + 19360 /* in_teacher_bn7_scale */);
     predict_teacher_teacher_bn7_fwd_2(scratch + 784000 /* t154 */, scratch /* t143 */, state + 311392 /* in_teacher_bn7_running_mean */, scratch + 1568000 /* t150 */, state + 19392 /* in_teacher_bn7_offset */);
-    predict_teacher_teacher_leaky_relu8_fwd(scratch + 2369024 /* t157 */, scratch + 784000 /* t155 */);
+    predict_teacher_teacher_leaky_relu8_fwd(scratch + 2360832 /* t157 */, scratch + 784000 /* t155 */);
     predict_teacher_teacher_res9_bn1_fwd(scratch + 2064384 /* t171 */, state + 311520 /* in_teacher_res9_bn1_running_var */, state + 37920 /* in_teacher_res9_bn1_scale */);
-    predict_teacher_teacher_res9_conv0_fwd(scratch + 3153024 /* t175 */, scratch + 2369024 /* t157 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 311456 /* in_teacher_res9_bn1_running_mean */, scratch + 2064384 /* t171 */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch /* chunk */);
-    predict_teacher_teacher_res9_leaky_relu2_fwd(scratch + 3665024 /* t179 */, scratch + 3153024 /* t176 */);
-    predict_teacher_teacher_res9_conv3_fwd(scratch + 3153024 /* t184 */, scratch + 3665024 /* t179 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
-    predict_teacher_teacher_res9_fwd(scratch + 1048576 /* t188 */, scratch + 2369024 /* t157 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
-    predict_teacher_teacher_res9_fwd_2(scratch /* t190 */, scratch + 3153024 /* t185 */, scratch + 1048576 /* t189 */);
+    predict_teacher_teacher_res9_conv0_fwd(scratch + 3144832 /* t175 */, scratch + 2360832 /* t157 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 311456 /* in_teacher_res9_bn1_running_mean */, scratch + 2064384 /* t171 */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch /* chunk */);
+    predict_teacher_teacher_res9_leaky_relu2_fwd(scratch + 3656832 /* t179 */, scratch + 3144832 /* t176 */);
+    predict_teacher_teacher_res9_conv3_fwd(scratch + 3144832 /* t184 */, scratch + 3656832 /* t179 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
+    predict_teacher_teacher_res9_fwd(scratch + 1048576 /* t188 */, scratch + 2360832 /* t157 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
+    predict_teacher_teacher_res9_fwd_2(scratch /* t190 */, scratch + 3144832 /* t185 */, scratch + 1048576 /* t189 */);
     predict_teacher_teacher_bn10_fwd(scratch + 1024000 /* t198 */, state + 311648 /* in_teacher_bn10_running_var */, state + 77024 /* in_teacher_bn10_scale */);
     predict_teacher_teacher_bn10_fwd_2(scratch + 512000 /* t202 */, scratch /* t191 */, state + 311584 /* in_teacher_bn10_running_mean */, scratch + 1024000 /* t198 */, state + 77088 /* in_teacher_bn10_offset */);
     predict_teacher_teacher_leaky_relu11_fwd(scratch /* t205 */, scratch + 512000 /* t203 */);
@@ -32767,7 +32767,7 @@ static void predict_student_student_res3_conv0_fwd_part(void *context, int part,
     const float *restrict in_student_res3_bn1_running_mean = p->in_student_res3_bn1_running_mean;
     const float *restrict t80 = p->t80;
     const float *restrict in_student_res3_bn1_offset = p->in_student_res3_bn1_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
@@ -32775,7 +32775,7 @@ static void predict_student_student_res3_conv0_fwd_part(void *context, int part,
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -32843,7 +32843,7 @@ static void predict_student_student_res3_conv3_fwd_part(void *context, int part,
     const float *restrict t87 = p->t87;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
@@ -32851,7 +32851,7 @@ static void predict_student_student_res3_conv3_fwd_part(void *context, int part,
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 230144, chunk + 230176, 7056, 7056});
+            mplc_winograd_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -33110,7 +33110,7 @@ static void predict_student_student_res6_conv3_fwd_part(void *context, int part,
     const float *restrict t131 = p->t131;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
     /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
@@ -33118,7 +33118,7 @@ static void predict_student_student_res6_conv3_fwd_part(void *context, int part,
     while (mplc_claim(500, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311808, chunk + 311872, 9216, 9216});
+            mplc_winograd_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -33419,7 +33419,7 @@ static void predict_student_student_res9_conv3_fwd_part(void *context, int part,
     const float *restrict t179 = p->t179;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
     /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
     mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
@@ -33427,7 +33427,7 @@ static void predict_student_student_res9_conv3_fwd_part(void *context, int part,
     while (mplc_claim(500, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295936, chunk + 296064, 7168, 7168});
+            mplc_winograd_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -33630,16 +33630,16 @@ static void predict_student_student_dense13_fwd(float *restrict t212, const floa
     }
 }
 
-/* 32 kernels; scratch high-water mark 6545536 floats. */
+/* 32 kernels; scratch high-water mark 6543488 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
     predict_student_student_bn1_fwd(scratch + 2739328 /* t60 */, state + 311728 /* in_student_bn1_running_var */, state + 77968 /* in_student_bn1_scale */);
     predict_student_student_conv0_fwd(scratch /* t64 */, x /* in_x */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, state + 311712 /* in_student_bn1_running_mean */, scratch + 2739328 /* t60 */, state + 77984 /* in_student_bn1_offset */, scratch + 1568000 /* chunk */);
-    predict_student_student_leaky_relu2_fwd(scratch + 1841536 /* t68 */, scratch /* t65 */);
-    predict_student_student_res3_bn1_fwd(scratch + 4977536 /* t80 */, state + 311760 /* in_student_res3_bn1_running_var */, state + 80320 /* in_student_res3_bn1_scale */);
-    predict_student_student_res3_conv0_fwd(scratch + 3409536 /* t84 */, scratch + 1841536 /* t68 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, state + 311744 /* in_student_res3_bn1_running_mean */, scratch + 4977536 /* t80 */, state + 80336 /* in_student_res3_bn1_offset */, scratch /* chunk */);
-    predict_student_student_res3_leaky_relu2_fwd(scratch + 4977536 /* t87 */, scratch + 3409536 /* t85 */);
-    predict_student_student_res3_conv3_fwd(scratch + 3409536 /* t92 */, scratch + 4977536 /* t87 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
-    predict_student_student_res3_fwd(scratch /* t94 */, scratch + 3409536 /* t93 */, scratch + 1841536 /* t68 */);
+    predict_student_student_leaky_relu2_fwd(scratch + 1839488 /* t68 */, scratch /* t65 */);
+    predict_student_student_res3_bn1_fwd(scratch + 4975488 /* t80 */, state + 311760 /* in_student_res3_bn1_running_var */, state + 80320 /* in_student_res3_bn1_scale */);
+    predict_student_student_res3_conv0_fwd(scratch + 3407488 /* t84 */, scratch + 1839488 /* t68 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, state + 311744 /* in_student_res3_bn1_running_mean */, scratch + 4975488 /* t80 */, state + 80336 /* in_student_res3_bn1_offset */, scratch /* chunk */);
+    predict_student_student_res3_leaky_relu2_fwd(scratch + 4975488 /* t87 */, scratch + 3407488 /* t85 */);
+    predict_student_student_res3_conv3_fwd(scratch + 3407488 /* t92 */, scratch + 4975488 /* t87 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
+    predict_student_student_res3_fwd(scratch /* t94 */, scratch + 3407488 /* t93 */, scratch + 1839488 /* t68 */);
     predict_student_student_bn4_fwd(scratch + 3136000 /* t102 */, state + 311792 /* in_student_bn4_running_var */, state + 82672 /* in_student_bn4_scale */);
     predict_student_student_bn4_fwd_2(scratch + 1568000 /* t106 */, scratch /* t95 */, state + 311776 /* in_student_bn4_running_mean */, scratch + 3136000 /* t102 */, state + 82688 /* in_student_bn4_offset */);
     predict_student_student_leaky_relu5_fwd(scratch + 3136000 /* t109 */, scratch + 1568000 /* t107 */);
@@ -33651,13 +33651,13 @@ void mplc_predict_student(const float *state, const float *x, float *logits, flo
     predict_student_student_res6_fwd_2(scratch /* t142 */, scratch + 5488000 /* t137 */, scratch + 4704000 /* t141 */);
     predict_student_student_bn7_fwd(scratch + 1568000 /* t150 */, state + 311904 /* in_student_bn7_running_var */, state + 97168 /* in_student_bn7_scale */);
     predict_student_student_bn7_fwd_2(scratch + 784000 /* t154 */, scratch /* t143 */, state + 311872 /* in_student_bn7_running_mean */, scratch + 1568000 /* t150 */, state + 97200 /* in_student_bn7_offset */);
-    predict_student_student_leaky_relu8_fwd(scratch + 2369024 /* t157 */, scratch + 784000 /* t155 */);
+    predict_student_student_leaky_relu8_fwd(scratch + 2360832 /* t157 */, scratch + 784000 /* t155 */);
     predict_student_student_res9_bn1_fwd(scratch + 2064384 /* t171 */, state + 312000 /* in_student_res9_bn1_running_var */, state + 115728 /* in_student_res9_bn1_scale */);
-    predict_student_student_res9_conv0_fwd(scratch + 3153024 /* t175 */, scratch + 2369024 /* t157 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, state + 311936 /* in_student_res9_bn1_running_mean */, scratch + 2064384 /* t171 */, state + 115792 /* in_student_res9_bn1_offset */, scratch /* chunk */);
-    predict_student_student_res9_leaky_relu2_fwd(scratch + 3665024 /* t179 */, scratch + 3153024 /* t176 */);
-    predict_student_student_res9_conv3_fwd(scratch + 3153024 /* t184 */, scratch + 3665024 /* t179 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
-    predict_student_student_res9_fwd(scratch + 1048576 /* t188 */, scratch + 2369024 /* t157 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
-    predict_student_student_res9_fwd_2(scratch /* t190 */, scratch + 3153024 /* t185 */, scratch + 1048576 /* t189 */);
+    predict_student_student_res9_conv0_fwd(scratch + 3144832 /* t175 */, scratch + 2360832 /* t157 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, state + 311936 /* in_student_res9_bn1_running_mean */, scratch + 2064384 /* t171 */, state + 115792 /* in_student_res9_bn1_offset */, scratch /* chunk */);
+    predict_student_student_res9_leaky_relu2_fwd(scratch + 3656832 /* t179 */, scratch + 3144832 /* t176 */);
+    predict_student_student_res9_conv3_fwd(scratch + 3144832 /* t184 */, scratch + 3656832 /* t179 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
+    predict_student_student_res9_fwd(scratch + 1048576 /* t188 */, scratch + 2360832 /* t157 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
+    predict_student_student_res9_fwd_2(scratch /* t190 */, scratch + 3144832 /* t185 */, scratch + 1048576 /* t189 */);
     predict_student_student_bn10_fwd(scratch + 1024000 /* t198 */, state + 312128 /* in_student_bn10_running_var */, state + 154832 /* in_student_bn10_scale */);
     predict_student_student_bn10_fwd_2(scratch + 512000 /* t202 */, scratch /* t191 */, state + 312064 /* in_student_bn10_running_mean */, scratch + 1024000 /* t198 */, state + 154896 /* in_student_bn10_offset */);
     predict_student_student_leaky_relu11_fwd(scratch /* t205 */, scratch + 512000 /* t203 */);

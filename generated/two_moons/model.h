@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "3894dd5b6895a550ca736566a5b2f611f6de4407b6ca825ace11e765e99de352"
+#define MPLC_MODEL_HASH "2288a1c427774d47823602bdc9ae36f02cb221350491e6cac50dcf380aad1ae4"
 #define MPLC_MODEL_NAME "two_moons"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

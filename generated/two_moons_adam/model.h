@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "b99f34c7682df94f90dd0f5e2ccb657ecc1bd33ff0a0a15289dce2d7ad127bce"
+#define MPLC_MODEL_HASH "20d336d1ff1bbc42590d734dad7501837bab783a1495c1adb2a0882871c424ce"
 #define MPLC_MODEL_NAME "two_moons_adam"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "2b431a08a00be668f0baa03a0b22e088cc3b68076818e25ff27a7af27e22f760"
+#define MPLC_MODEL_HASH "7f281006fbccbdf8288c7d123cbac9abdcd890ae1d6f9986dc8ae827ee13682e"
 #define MPLC_MODEL_NAME "two_moons_uda"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

@@ -28,7 +28,7 @@ typedef struct {
 #define MPLC_STATE_FLOATS 5884928
 #define MPLC_STEP_IO_FLOATS 6276576
 #define MPLC_SUPERVISED_IO_FLOATS 1643552
-#define MPLC_SCRATCH_FLOATS 1358115056
+#define MPLC_SCRATCH_FLOATS 1358098672
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 520
@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "ca48f1317f899ad2e1835f8eac39077f930683d064abde94640b5b41c21ec1ad"
+#define MPLC_MODEL_HASH "654a329efd193f6e5782d0e8ef821bb6b73eb1a541d35f71797e0efa32121e13"
 #define MPLC_MODEL_NAME "wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32
