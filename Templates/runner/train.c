@@ -169,6 +169,46 @@ static void after_step(Trainer *T, const TensorTable *outs, long total) {
     ranks_finish(0);
 }
 
+/* The feedback variants (docs/RUNNER.md, "Feedback variants"): this step's feedback_scale and feedback_baseline.
+ * The paper's rule is scale 1, baseline 0: h itself weighs the teacher's pseudo labels. */
+int feedback_variant(const TrainConfig *c) {
+    return c->feedback_weight != 1 || c->feedback_baseline > 0 || c->feedback_normalise > 0;
+}
+
+void feedback_inputs(const Trainer *T, double *scale, double *baseline) {
+    const TrainConfig *c = &T->cfg;
+    const RunState *rs = &T->rs;
+    *scale = c->feedback_weight, *baseline = 0;
+    if (c->feedback_baseline > 0) {
+        /* The official code's order: the average m takes this step's h before it is subtracted, and
+         * h - m_t = d (h - m_{t-1}); the step gets m_{t-1} and the factor d, as h is only known inside it. */
+        *baseline = rs->fb_mean;
+        *scale *= c->feedback_baseline;
+    }
+    if (c->feedback_normalise > 0) {
+        /* By the bias-corrected average of the past steps' |coefficient| (this step's is known only after it); no
+         * feedback until there is one. */
+        const double avg = rs->fb_updates > 0 ? rs->fb_abs / (1 - pow(c->feedback_normalise, (double)rs->fb_updates)) : 0;
+        *scale = avg > 0 ? *scale / avg : 0;
+    }
+}
+
+/* After a step in which the student learned: the averages take the step's h. */
+void feedback_follow(Trainer *T, const float *io) {
+    const TrainConfig *c = &T->cfg;
+    RunState *rs = &T->rs;
+    const double h = io[T->out_h->offset];
+    double coefficient = h;
+    if (c->feedback_baseline > 0) {
+        rs->fb_mean = c->feedback_baseline * rs->fb_mean + (1 - c->feedback_baseline) * h;
+        coefficient = h - rs->fb_mean;
+    }
+    if (c->feedback_normalise > 0) {
+        rs->fb_abs = c->feedback_normalise * rs->fb_abs + (1 - c->feedback_normalise) * fabs(coefficient);
+        rs->fb_updates++;
+    }
+}
+
 static void run_main_phase(Trainer *T) {
     const int supervised = T->cfg.mode == MODE_SUPERVISED;
     const TensorTable *outs = supervised ? &TABLE_SUP_OUT : &TABLE_STEP_OUT;
@@ -186,11 +226,16 @@ static void run_main_phase(Trainer *T) {
             T->lr_teacher = sched_lr_teacher(t, total);
             T->lr_student = sched_lr_student(t, total, MPLC_STUDENT_WAIT_STEPS);
             T->uda_weight = T->cfg.objective == OBJECTIVE_UDA ? sched_uda_weight(t) : 0.0;
-            batch_fill_step(T, t, T->lr_teacher, T->lr_student, T->uda_weight, T->cfg.feedback != FEEDBACK_OFF);
+            T->feedback_scale = 0, T->feedback_baseline = 0;
+            if (T->cfg.feedback != FEEDBACK_OFF) feedback_inputs(T, &T->feedback_scale, &T->feedback_baseline);
+            batch_fill_step(T, t, T->lr_teacher, T->lr_student, T->uda_weight, T->feedback_scale, T->feedback_baseline);
             mplc_step(T->state, T->step_io, T->scratch);
             io = T->step_io;
         }
         check_outputs(T, outs, io, t + 1);
+        if (!supervised && T->cfg.feedback != FEEDBACK_OFF && t >= (long)(MPLC_STUDENT_WAIT_STEPS) &&
+            feedback_variant(&T->cfg))
+            feedback_follow(T, io);
         if (supervised || t >= (long)(MPLC_STUDENT_WAIT_STEPS)) update_ema(T);
         accumulate(T, outs, io);
         T->rs.step = t + 1;
@@ -494,6 +539,15 @@ static void setup(Trainer *T) {
     Err e;
     TrainConfig *c = &T->cfg;
     if (locate_inputs(&T->in, &T->sup, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    T->out_h = table_find(&TABLE_STEP_OUT, "h");
+    /* A step compiled before the baseline existed has no input for it (main.c refuses soft pseudo labels). */
+    if (c->feedback_baseline > 0 && !T->in.feedback_baseline)
+        die(EXIT_USAGE, "--feedback-baseline: model %s's step has no input feedback_baseline (compiled by an older "
+                        "mplc, or with soft pseudo labels); compile it again with mplc train",
+            MPLC_MODEL_NAME);
+    if (feedback_variant(c) && !T->out_h)
+        die(EXIT_USAGE, "--feedback-weight, --feedback-baseline, --feedback-normalise: model %s's step has no output h",
+            MPLC_MODEL_NAME);
     /* On --resume the checkpoint decides whether there is an EMA; count its arena until then. */
     const int may_need_ema = c->ema_decay > 0 || c->resume;
     if (arenas_fit_in_memory(may_need_ema, &e) != 0) die_err(&e, EXIT_BAD_INPUT);

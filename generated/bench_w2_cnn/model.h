@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 1686592
-#define MPLC_STEP_IO_FLOATS 753504
+#define MPLC_STEP_IO_FLOATS 753520
 #define MPLC_SUPERVISED_IO_FLOATS 406560
 #define MPLC_SCRATCH_FLOATS 76626704
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 32
-#define MPLC_NUM_STEP_INPUTS 6
+#define MPLC_NUM_STEP_INPUTS 7
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "7fbf1e9a15a4bd2265e984af4fc959f4515bc638f8e925edde064d5a9c904123"
+#define MPLC_MODEL_HASH "1e509141be3f6b15538af9b6ef69c70075961ca81d516a9566f75f18ab9c4610"
 #define MPLC_MODEL_NAME "bench_w2_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

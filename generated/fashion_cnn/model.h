@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 827712
-#define MPLC_STEP_IO_FLOATS 263200
+#define MPLC_STEP_IO_FLOATS 263216
 #define MPLC_SUPERVISED_IO_FLOATS 203296
 #define MPLC_SCRATCH_FLOATS 13486288
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 32
-#define MPLC_NUM_STEP_INPUTS 7
+#define MPLC_NUM_STEP_INPUTS 8
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "30d06455c5222a38053acf6238eaeca11402e53fdd54c846c9ed1281a5a3e701"
+#define MPLC_MODEL_HASH "cf80ad26fc1c5d7c3e25c228c649cd63d4233489979cb70b7812c4faf8c168d7"
 #define MPLC_MODEL_NAME "fashion_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

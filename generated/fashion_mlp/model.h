@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 814144
-#define MPLC_STEP_IO_FLOATS 226336
+#define MPLC_STEP_IO_FLOATS 226352
 #define MPLC_SUPERVISED_IO_FLOATS 203296
 #define MPLC_SCRATCH_FLOATS 893568
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 16
-#define MPLC_NUM_STEP_INPUTS 6
+#define MPLC_NUM_STEP_INPUTS 7
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "3d9cf6194bb6350d53a0fc32b2bcd4d50156cc6bba978f873fcd73ea9a779bcb"
+#define MPLC_MODEL_HASH "93a189b26bcdf3a1c9be4c1cc010ce32f1400b7fcd2b6d745f4524701fd60ce1"
 #define MPLC_MODEL_NAME "fashion_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

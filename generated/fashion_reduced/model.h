@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 416576
-#define MPLC_STEP_IO_FLOATS 227936
+#define MPLC_STEP_IO_FLOATS 227952
 #define MPLC_SUPERVISED_IO_FLOATS 203296
 #define MPLC_SCRATCH_FLOATS 10477360
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 24
-#define MPLC_NUM_STEP_INPUTS 7
+#define MPLC_NUM_STEP_INPUTS 8
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "309f259bd8ceef2f6522b29569c7d7fa02ad1694c20ed9ce62c7da49519a9f08"
+#define MPLC_MODEL_HASH "245766f64956b7f1bacb47bf26102d82652ce8f8fdc7e36752cb5f72aa2d5589"
 #define MPLC_MODEL_NAME "fashion_reduced"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 312192
-#define MPLC_STEP_IO_FLOATS 244768
+#define MPLC_STEP_IO_FLOATS 244784
 #define MPLC_SUPERVISED_IO_FLOATS 203296
 #define MPLC_SCRATCH_FLOATS 26652880
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 156
-#define MPLC_NUM_STEP_INPUTS 7
+#define MPLC_NUM_STEP_INPUTS 8
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "a57b44e53af9cd6cffd13a150e58106b6141cbaec0739f906b9f34e045f14808"
+#define MPLC_MODEL_HASH "25a0ec028f2f4fbfb7273d62cace5da413e5fcc5146535ddbbd5b8f3c6791989"
 #define MPLC_MODEL_NAME "fashion_wrn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

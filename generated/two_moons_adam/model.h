@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 928
-#define MPLC_STEP_IO_FLOATS 640
+#define MPLC_STEP_IO_FLOATS 656
 #define MPLC_SUPERVISED_IO_FLOATS 64
 #define MPLC_SCRATCH_FLOATS 6496
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 40
-#define MPLC_NUM_STEP_INPUTS 6
+#define MPLC_NUM_STEP_INPUTS 7
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "b99f34c7682df94f90dd0f5e2ccb657ecc1bd33ff0a0a15289dce2d7ad127bce"
+#define MPLC_MODEL_HASH "41162d5ba3d5761c9e479a7eebc8230cac1e569f8e7b4c2c10545751bdcfa1d7"
 #define MPLC_MODEL_NAME "two_moons_adam"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 5884928
-#define MPLC_STEP_IO_FLOATS 6276576
+#define MPLC_STEP_IO_FLOATS 6276592
 #define MPLC_SUPERVISED_IO_FLOATS 1643552
 #define MPLC_SCRATCH_FLOATS 5343832560
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 520
-#define MPLC_NUM_STEP_INPUTS 9
+#define MPLC_NUM_STEP_INPUTS 10
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 4
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "e6ff817bb7af0ddcc17b28c8aac34e15e6498d1c9a801dce88a9785bedca8ae5"
+#define MPLC_MODEL_HASH "a3ea3f12392ddd176231dc9339abaee8e42c64df0c1fca82b34039473bbd36f2"
 #define MPLC_MODEL_NAME "wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32
