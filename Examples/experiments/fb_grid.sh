@@ -12,7 +12,7 @@ flags() {
     dot) echo "" ;;                                   # the paper's rule (the model file's dot product)
     w20) echo "--feedback-weight 20" ;;               # feedback part ~ the UDA part's norm mid-run
     base) echo "--feedback-baseline 0.99" ;;          # the official code's moving-average baseline
-    norm) echo "--feedback-normalise 0.99 --feedback-weight ${NORM_WEIGHT:-0.25}" ;;
+    norm) echo "--feedback-normalise 0.99" ;;        # the coefficient in units of its usual size (W 1)
     esac
 }
 mkdir -p "$out"

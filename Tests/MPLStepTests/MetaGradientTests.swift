@@ -348,7 +348,9 @@ struct MetaGradientTests {
             }
             let without = try run(0, 0)
             func part(_ out: [String: [Double]]) -> [Double] {
-                builder.teacher.infos.flatMap { info in zip(without[info.name]!, out[info.name]!).map { ($0 - $1) / lr } }
+                builder.teacher.infos.flatMap { info in
+                    zip(without[info.name]!, out[info.name]!).map { ($0 - $1) / lr }
+                }
             }
             let plainOut = try run(1, 0)
             let h = plainOut["h"]![0]
@@ -361,7 +363,9 @@ struct MetaGradientTests {
                 let scale = (h - baseline) / h
                 let norm = paper.map { $0 * $0 }.reduce(0, +).squareRoot()
                 let error = zip(shifted, paper).map { ($0 - scale * $1) * ($0 - scale * $1) }.reduce(0, +).squareRoot()
-                #expect(norm > 1e-9 && error <= 1e-9 * norm * max(1, abs(scale)), "\(model.name) seed \(seed) b \(baseline)")
+                #expect(
+                    norm > 1e-9 && error <= 1e-9 * norm * max(1, abs(scale)), "\(model.name) seed \(seed) b \(baseline)"
+                )
             }
         }
     }

@@ -1025,7 +1025,7 @@ static void test_teacher_views(void) {
     const long t = 5;
     for (int o = 0; o < 2; o++) {
         T->cfg.objective = objectives[o];
-        batch_fill_step(T, t, 0, 0, 0, 0);
+        batch_fill_step(T, t, 0, 0, 0, 0, 0);
         const float *x = T->step_io + T->in.x->offset;
         views[o] = xmalloc(sizeof(float) * (size_t)(BL + 2 * BU) * D);
         memcpy(views[o], x, sizeof(float) * (size_t)(BL + 2 * BU) * D);
