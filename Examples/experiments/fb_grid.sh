@@ -18,6 +18,7 @@ flags() {
 mkdir -p "$out"
 echo "$(date -u +%FT%TZ) grid start: seeds $seeds, variants $variants, commit $(git rev-parse HEAD), trainer $TRAINER ($(sha256sum "$TRAINER" | cut -c1-16))" >>"$out/log.txt"
 for seed in $seeds; do
-    for v in $variants; do echo "$v-s$seed $seed $(flags "$v")"; done
+    # no trailing blank: xargs -L would join the next line to it
+    for v in $variants; do echo "$v-s$seed $seed $(flags "$v")" | sed 's/ *$//'; done
 done | xargs -P 2 -L 1 bash -c 'Examples/experiments/fb_run.sh "$0" "$1" "$2" --eval-every 1500 ${@:3}' "$out"
 echo "$(date -u +%FT%TZ) grid end" >>"$out/log.txt"
