@@ -7,7 +7,8 @@ set -u
 out=$1; name=$2; seed=$3; shift 3
 model=${MODEL_FILE:-Examples/fashion_cnn.swiftdsl}
 mkdir -p "$out"
-if [ -e "$out/$name/summary.json" ]; then echo "$(date -u +%FT%TZ) skip $name (done)" >>"$out/log.txt"; exit 0; fi
+# A run folder that exists is done or running (another driver's): left alone.
+if [ -e "$out/$name" ]; then echo "$(date -u +%FT%TZ) skip $name (exists)" >>"$out/log.txt"; exit 0; fi
 cmd="nice -n 19 $TRAINER train --model-file $model --seed $seed --threads 1 --out $out/$name --quiet $*"
 echo "$(date -u +%FT%TZ) start $name load $(cut -d' ' -f1-3 /proc/loadavg): $cmd" >>"$out/log.txt"
 $cmd >"$out/$name.stdout" 2>"$out/$name.stderr"
