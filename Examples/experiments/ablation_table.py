@@ -130,6 +130,12 @@ def main():
         print("|---|---|---|---|---|---|---|---|")
         print("\n".join(rows))
 
+    # A run folder without summary.json is still running, or stopped (e.g. exit 3 on a NaN): named, not counted.
+    unfinished = sorted(root for root, _, files in os.walk(args.runs_dir)
+                        if "options.json" in files and "summary.json" not in files)
+    if unfinished:
+        print("\nwithout summary.json (running, or stopped: see each run's stderr): " + ", ".join(
+            os.path.relpath(u, args.runs_dir) for u in unfinished))
     effects("feedback effect (column − off)", lambda c: None if c == "off" else "off")
     # A variant against the plain rule it changes (its column name's first word).
     effects("variant effect (column − its plain rule)",
