@@ -53,6 +53,11 @@ public struct StepBuilder {
         let lrStudent = g.input("lr_student", .scalar)
         let udaWeight = g.input("uda_weight", .scalar)
         let feedbackScale = g.input("feedback_scale", .scalar)
+        // Hard pseudo labels only: a baseline subtracted from h before it weighs the teacher's pseudo labels
+        // (REINFORCE's variance reduction; the runner's --feedback-baseline keeps a moving average of h in it).
+        // Soft labels descend the exact meta-gradient, which has no scalar coefficient to shift.
+        var feedbackBaseline: Value?
+        if case .soft = recipe.pseudoLabels {} else { feedbackBaseline = g.input("feedback_baseline", .scalar) }
 
         // 1-3. Teacher forward on [labeled; weak; strong], supervised and UDA losses. BatchNorm normalises over
         // all three views together, and its running averages follow this pass. With Reduced MPL the teacher
@@ -137,8 +142,10 @@ public struct StepBuilder {
                 g.origin = Origin("teacher/feedback", .forward)
                 h = globalMean(&g, g.sub(g.crossEntropy(targets: y, logits: sOld), lossStudentL), g.origin)
             }
-            // h·CE(ŷ, z_us) with h a constant: REINFORCE towards labels that helped the student.
-            let reinforce = g.mul(g.append(.stopGradient(h)), g.crossEntropy(targets: pseudo, logits: zus))
+            // (h − b)·CE(ŷ, z_us) with h and the baseline b constants: REINFORCE towards labels that helped the
+            // student more than b says a step usually does (b = 0: the paper's rule, h itself).
+            let coefficient = g.append(.stopGradient(g.sub(h, feedbackBaseline!)))
+            let reinforce = g.mul(coefficient, g.crossEntropy(targets: pseudo, logits: zus))
             feedbackPart = g.mul(feedbackScale, reinforce)
         case .soft:
             h = hDot

@@ -197,6 +197,13 @@ struct Train: ParsableCommand {
     @Option(
         help: "Decay of the student's EMA, evaluated next to the student (0 <= D < 1; 0: none; default: the recipe's).")
     var emaDecay: Double?
+    // The feedback variants (issue 21, docs/RUNNER.md "Feedback variants"): passed on as given, the trainer checks them.
+    @Option(help: "Multiply the teacher's feedback part by W > 0 (default 1: the paper's rule).")
+    var feedbackWeight: String?
+    @Option(help: "Subtract from h its moving average of decay 0 < D < 1 (the official code's 0.99; default none).")
+    var feedbackBaseline: String?
+    @Option(help: "Divide the feedback coefficient by the moving average (decay D) of its magnitude (default none).")
+    var feedbackNormalise: String?
     @Option(help: "Random horizontal flips of the training images: auto (on for CIFAR-10 only), yes or no.")
     var flip: String?
     @Flag(
@@ -299,6 +306,9 @@ struct Train: ParsableCommand {
         add("--finetune-steps", finetuneSteps)
         add("--teacher-cache", teacherCache)
         add("--ema-decay", emaDecay)
+        add("--feedback-weight", feedbackWeight)
+        add("--feedback-baseline", feedbackBaseline)
+        add("--feedback-normalise", feedbackNormalise)
         add("--flip", flip)
         add("--init-from", initFrom)
         add("--validation", validation)

@@ -76,7 +76,8 @@ static void fill_masks(const TensorTable *table, float *io, uint64_t seed, int s
     fill_dropout_masks(table, io, &rd);
 }
 
-void batch_fill_step(Trainer *T, long t, double lr_teacher, double lr_student, double uda_weight, double feedback) {
+void batch_fill_step(Trainer *T, long t, double lr_teacher, double lr_student, double uda_weight, double feedback,
+                     double baseline) {
     const long BL = MPLC_BATCH_LABELED, BU = MPLC_BATCH_UNLABELED; /* global */
     const int LBL = MPLC_LOCAL_BATCH_LABELED, LBU = MPLC_LOCAL_BATCH_UNLABELED; /* this rank's rows */
     const long gl = (long)rank_id() * LBL, gu = (long)rank_id() * LBU; /* global rows of this rank's first */
@@ -119,6 +120,7 @@ void batch_fill_step(Trainer *T, long t, double lr_teacher, double lr_student, d
     io[T->in.lr_student->offset] = (float)lr_student;
     io[T->in.uda_weight->offset] = (float)uda_weight;
     io[T->in.feedback_scale->offset] = (float)feedback;
+    if (T->in.feedback_baseline) io[T->in.feedback_baseline->offset] = (float)baseline;
 }
 
 void batch_fill_supervised(Trainer *T, long t, Order *o, const SupStreams *s, double lr) {

@@ -108,6 +108,10 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     meta_set(m, "resize", "%s", T->cfg.resize ? "yes" : "no");
     meta_set(m, "ema_decay", "%.17g", T->cfg.ema_decay);
     meta_set(m, "ema_updates", "%ld", rs->ema_updates);
+    /* The feedback variants and their averages (hex floats: they come back bit-exactly). */
+    meta_set(m, "feedback_variant", "%.17g,%.17g,%.17g", T->cfg.feedback_weight, T->cfg.feedback_baseline,
+             T->cfg.feedback_normalise);
+    meta_set(m, "feedback_averages", "%a,%a,%ld", rs->fb_mean, rs->fb_abs, rs->fb_updates);
     meta_set(m, "acc_ema", "%ld,%ld,%ld", rs->acc_ema_last, rs->acc_ema_before, rs->acc_ema_after);
     if (T->cfg.validation > 0) {
         meta_set(m, "validation", "%ld", T->cfg.validation);
@@ -361,6 +365,41 @@ static int resume_ema(Trainer *T, const StMeta *m, const char *path, int has_ema
     T->rs.acc_ema_last = acc[0];
     T->rs.acc_ema_before = acc[1];
     T->rs.acc_ema_after = acc[2];
+    return 0;
+}
+
+/* The feedback variants: a flag given again must have the run's value. Checkpoints written before they existed
+ * have none: their runs used the paper's rule, which a resume keeps. */
+static int resume_feedback_variant(Trainer *T, const StMeta *m, const char *path, Err *e) {
+    TrainConfig *c = &T->cfg;
+    RunState *rs = &T->rs;
+    const char *v = meta_get(m, "feedback_variant"), *a = meta_get(m, "feedback_averages");
+    double stored[3] = {1, 0, 0};
+    rs->fb_mean = rs->fb_abs = 0, rs->fb_updates = 0;
+    if (v) {
+        char *end = NULL;
+        const char *p = v;
+        for (int i = 0; i < 3; i++) {
+            stored[i] = strtod(p, &end);
+            if (end == p || *end != (i < 2 ? ',' : '\0') || !isfinite(stored[i]) ||
+                !(i == 0 ? stored[i] > 0 : stored[i] >= 0 && stored[i] < 1))
+                return err_set(e, "%s: metadata \"feedback_variant\" is not W,D,D (W > 0, 0 <= D < 1): '%.60s'", path, v);
+            p = end + 1;
+        }
+        if (!a || sscanf(a, "%la,%la,%ld", &rs->fb_mean, &rs->fb_abs, &rs->fb_updates) != 3 || !isfinite(rs->fb_mean) ||
+            !isfinite(rs->fb_abs) || rs->fb_abs < 0 || rs->fb_updates < 0)
+            return err_set(e, "%s: metadata \"feedback_averages\" is missing or malformed", path);
+    }
+    const char *flags[3] = {"--feedback-weight", "--feedback-baseline", "--feedback-normalise"};
+    double *values[3] = {&c->feedback_weight, &c->feedback_baseline, &c->feedback_normalise};
+    const int given[3] = {c->given_feedback_weight, c->given_feedback_baseline, c->given_feedback_normalise};
+    for (int i = 0; i < 3; i++) {
+        if (given[i] && stored[i] != *values[i])
+            return err_set(e, "%s was written with %s %.17g, but this command says %s %.17g (drop the flag or start a "
+                              "new run)",
+                           path, flags[i], stored[i], flags[i], *values[i]);
+        *values[i] = stored[i];
+    }
     return 0;
 }
 
@@ -636,6 +675,7 @@ int checkpoint_resume(Trainer *T, Err *e) {
     if (get_sums(m, path, "log_sums", rs->sums, e) != 0 || get_sums(m, path, "main_sums", rs->main_sums, e) != 0)
         goto done;
     if (resume_ema(T, m, path, has_ema, global, e) != 0 || resume_flip(T, m, path, e) != 0 ||
+        resume_feedback_variant(T, m, path, e) != 0 ||
         resume_teacher_cache(T, m, path, e) != 0 || resume_validation(T, m, path, global, e) != 0)
         goto done;
     if (resume_history(T, m, path, e) != 0 || (want_steps && extend_run(T, want_steps, e) != 0)) goto done;

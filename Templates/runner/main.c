@@ -4,6 +4,7 @@
 #endif
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ static void usage(FILE *fp) {
             "                 [--teacher-cache FILE.npy] [--init-from FILE.safetensors]\n"
             "                 [--validation N [--patience P]] [--model-file FILE.swiftdsl] [--recipe TEXT]\n"
             "                 [--pseudo-labels P] [--feedback F] [--resize]\n"
+            "                 [--feedback-weight W] [--feedback-baseline D] [--feedback-normalise D]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
             "                  --losses LOSSES.jsonl [--supervised] [--threads T]\n"
             "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T] [--teacher-cache FILE.npy]\n"
@@ -49,6 +51,10 @@ static void usage(FILE *fp) {
             "  the UDA weight to 0, randaugment gives the labeled images the strong augmentation. --feedback off sets\n"
             "  feedback_scale 0 (the teacher only distills); this model's step computes %s feedback, the only other\n"
             "  choice (another rule is chosen when compiling: mplc train --feedback dot|loss-difference|soft)\n"
+            "  feedback variants (mode mpl; default none, the paper's rule): --feedback-weight W multiplies the feedback\n"
+            "  part (W > 0, default 1); --feedback-baseline D subtracts from h its moving average of decay D (0 < D < 1,\n"
+            "  the official code's 0.99; hard pseudo labels); --feedback-normalise D divides the coefficient by the moving\n"
+            "  average of its magnitude (decay D; hard pseudo labels)\n"
             "  --overwrite: replace the run in RUN_DIR (a new run refuses a directory that holds one); --resume continues it\n"
             "  --ema-decay %g: decay of the exponential moving average of the student's weights, evaluated next to\n"
             "  the student (0 <= D < 1; 0 disables it)\n"
@@ -152,6 +158,45 @@ static double ema_decay_value(Args *a) {
     return d;
 }
 
+/* --feedback-weight: a positive finite factor (0 would be --feedback off, a negative one would push the teacher
+ * away from labels that helped). */
+static double feedback_weight_value(Args *a) {
+    const char *v = value(a);
+    char *end = NULL;
+    double w = strtod(v, &end);
+    if (end == v || *end != '\0' || !(w > 0 && isfinite(w)))
+        usage_error("%s needs a finite number W > 0 (1: the paper's rule; --feedback off for none), got '%s'", a->flag, v);
+    return w;
+}
+
+/* --feedback-baseline and --feedback-normalise: the decay D of a moving average, 0 < D < 1 (1 would never move). */
+static double feedback_decay_value(Args *a) {
+    const char *v = value(a);
+    char *end = NULL;
+    double d = strtod(v, &end);
+    if (end == v || *end != '\0' || !(d > 0 && d < 1))
+        usage_error("%s needs the decay D of a moving average, 0 < D < 1 (e.g. 0.99), got '%s'", a->flag, v);
+    return d;
+}
+
+/* The feedback variants change how the feedback weighs on the teacher: refused where there is none, and the
+ * baseline and the normaliser where the step has no scalar coefficient (soft pseudo labels: the exact
+ * meta-gradient). On --resume the run's feedback decides (checkpoint.c), as it was checked when the run started. */
+static void check_feedback_variants(const TrainConfig *c) {
+    const int given = c->given_feedback_weight || c->given_feedback_baseline || c->given_feedback_normalise;
+    if (!given || c->resume) return;
+    const char *which = c->given_feedback_weight     ? "--feedback-weight"
+                        : c->given_feedback_baseline ? "--feedback-baseline"
+                                                     : "--feedback-normalise";
+    if (c->mode != MODE_MPL || c->feedback == FEEDBACK_OFF)
+        usage_error("%s changes the teacher's feedback, which is off here (%s); use --mode mpl with a feedback rule",
+                    which, c->mode == MODE_SUPERVISED ? "--mode supervised" : c->mode == MODE_UDA ? "--mode uda" : "--feedback off");
+    if (c->feedback == FEEDBACK_SOFT && (c->given_feedback_baseline || c->given_feedback_normalise))
+        usage_error("%s: with soft pseudo labels the teacher descends the exact meta-gradient, which has no scalar "
+                    "coefficient h to shift or normalise; --feedback-weight applies",
+                    c->given_feedback_baseline ? "--feedback-baseline" : "--feedback-normalise");
+}
+
 static int flip_value(Args *a) {
     const char *v = value(a);
     if (strcmp(v, "auto") == 0) return -1;
@@ -213,6 +258,7 @@ static int train_main(int argc, char **argv) {
     c.threads = 1;
     c.flip = -1;
     c.ema_decay = (double)(MPLC_EMA_DECAY);
+    c.feedback_weight = 1;
     const char *out = NULL, *objective = NULL, *feedback = NULL;
     Args a = {argc, 0, argv, NULL, {0}, NULL};
     while (next_flag(&a)) {
@@ -225,6 +271,11 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--stop-at")) c.stop_at = long_value(&a, 1);
         else if (is(&a, "--ema-decay")) c.ema_decay = ema_decay_value(&a), c.given_ema_decay = 1;
         else if (is(&a, "--flip")) c.flip = flip_value(&a), c.given_flip = 1;
+        else if (is(&a, "--feedback-weight")) c.feedback_weight = feedback_weight_value(&a), c.given_feedback_weight = 1;
+        else if (is(&a, "--feedback-baseline"))
+            c.feedback_baseline = feedback_decay_value(&a), c.given_feedback_baseline = 1;
+        else if (is(&a, "--feedback-normalise"))
+            c.feedback_normalise = feedback_decay_value(&a), c.given_feedback_normalise = 1;
         else if (is(&a, "--teacher-cache")) c.teacher_cache = value(&a);
         else if (is(&a, "--init-from")) c.init_from = value(&a);
         else if (is(&a, "--validation")) c.validation = long_value(&a, 0), c.given_validation = 1;
@@ -259,6 +310,7 @@ static int train_main(int argc, char **argv) {
         }
     }
     resolve_teacher(&c, objective, feedback);
+    check_feedback_variants(&c);
     if (c.resume && c.overwrite) usage_error("--resume continues the run in RUN_DIR, --overwrite replaces it: give one");
     check_teacher_cache_flag("train", c.teacher_cache, c.resume);
     if (c.patience > 0 && c.validation == 0 && !c.resume)

@@ -65,6 +65,12 @@ int run_options_write(const Trainer *T, Err *e) {
     write_string(fp, "init_from", T->init_from[0] ? T->init_from : NULL);
     write_string(fp, "pseudo_labels", c->pseudo_labels);
     write_string(fp, "feedback", c->feedback_text);
+    fprintf(fp, ",\n  \"feedback_weight\": ");
+    json_write_double(fp, c->feedback_weight);
+    fprintf(fp, ",\n  \"feedback_baseline\": ");
+    json_write_double(fp, c->feedback_baseline);
+    fprintf(fp, ",\n  \"feedback_normalise\": ");
+    json_write_double(fp, c->feedback_normalise);
     fprintf(fp, "\n}\n");
     return atomic_commit(&out, e);
 }
@@ -142,7 +148,24 @@ static int adopt_choice(const Reader *r, const char *key, const char *flag, cons
 static const char *const KEYS[] = {"format",   "model",      "data",       "mode",          "seed",
                                    "labels",   "steps",      "finetune_steps", "eval_every", "checkpoint_every",
                                    "validation", "patience", "threads",    "ema_decay",     "flip",
-                                   "teacher_cache", "init_from", "pseudo_labels", "feedback", "resize"};
+                                   "teacher_cache", "init_from", "pseudo_labels", "feedback", "resize",
+                                   "feedback_weight", "feedback_baseline", "feedback_normalise"};
+
+/* A feedback variant's number (main.c's ranges: the weight > 0, a decay in [0, 1) with 0 for none). */
+static int adopt_feedback_number(const Reader *r, const char *key, const char *flag, int given, int is_weight,
+                                 double *value, Err *e) {
+    const JsonValue *v;
+    if (member(r, key, JSON_NUMBER, 0, &v, e) != 0) return -1;
+    if (!v) return 0;
+    if (is_weight ? !(v->number > 0) : !(v->number >= 0 && v->number < 1))
+        return err_set(e, "%s: \"%s\" is not %s", r->path, key, is_weight ? "a number W > 0" : "a number D with 0 <= D < 1");
+    if (given && v->number != *value)
+        return err_set(e, "%s: the run was started with %s %.17g, but this command says %s %.17g (drop the flag, or "
+                          "start a new run; " MAY_CHANGE ")",
+                       r->path, flag, v->number, flag, *value);
+    *value = v->number;
+    return 0;
+}
 
 static int adopt_all(Trainer *T, const Reader *r, Err *e) {
     TrainConfig *c = &T->cfg;
@@ -207,6 +230,13 @@ static int adopt_all(Trainer *T, const Reader *r, Err *e) {
                           "(drop the flag, or start a new run; " MAY_CHANGE ")",
                        r->path, v->number, c->ema_decay);
     if (v) c->ema_decay = v->number;
+    if (adopt_feedback_number(r, "feedback_weight", "--feedback-weight", c->given_feedback_weight, 1,
+                              &c->feedback_weight, e) ||
+        adopt_feedback_number(r, "feedback_baseline", "--feedback-baseline", c->given_feedback_baseline, 0,
+                              &c->feedback_baseline, e) ||
+        adopt_feedback_number(r, "feedback_normalise", "--feedback-normalise", c->given_feedback_normalise, 0,
+                              &c->feedback_normalise, e))
+        return -1;
     static const char *const flips[] = {"no", "yes", "auto"};
     int flip = c->flip < 0 ? 2 : c->flip;
     if (adopt_choice(r, "flip", "--flip", flips, 2, c->given_flip ? flips[flip] : NULL, &flip, e) != 0) return -1;

@@ -230,6 +230,8 @@ int replay_command(const char *checkpoint, const char *batches, long steps, cons
         char dir[PATH_CAP];
         if (path_join(dir, sizeof dir, &e, "%s/step_%06ld", batches, i) != 0) die_err(&e, EXIT_BAD_INPUT);
         read_step(dir, en, &in, io);
+        /* scalars.npy holds the four scalars of the plain rule: no baseline (docs/RUNNER.md). */
+        if (!supervised && in.feedback_baseline) io[in.feedback_baseline->offset] = 0.0f;
         if (supervised) mplc_supervised_step(state, io, scratch);
         else mplc_step(state, io, scratch);
         for (int k = 0; k < outs->count; k++) {

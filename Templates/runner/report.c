@@ -127,6 +127,12 @@ void metrics_log(Trainer *T, const TensorTable *outs) {
         json_write_float(T->metrics, (float)T->lr_student);
         fputs(",\"uda_weight\":", T->metrics);
         json_write_float(T->metrics, (float)T->uda_weight);
+        if (feedback_variant(&T->cfg) && T->cfg.feedback != FEEDBACK_OFF) { /* the last step's, as the rates */
+            fputs(",\"feedback_scale\":", T->metrics);
+            json_write_float(T->metrics, (float)T->feedback_scale);
+            fputs(",\"feedback_baseline\":", T->metrics);
+            json_write_float(T->metrics, (float)T->feedback_baseline);
+        }
     } else {
         fputs(",\"lr\":", T->metrics);
         json_write_float(T->metrics, (float)T->lr_student);
@@ -340,6 +346,17 @@ int summary_write(Trainer *T, double wall, Err *e) {
     if (T->cfg.mode != MODE_SUPERVISED)
         fprintf(fp, "  \"teacher_objective\": \"%s\",\n  \"feedback\": \"%s\",\n", objective_name(T->cfg.objective),
                 feedback_name(T->cfg.feedback));
+    if (T->cfg.mode == MODE_MPL && feedback_variant(&T->cfg)) { /* only then: the paper's rule writes what it did */
+        fputs("  \"feedback_variant\": {\"weight\": ", fp);
+        json_write_double(fp, T->cfg.feedback_weight);
+        fputs(", \"baseline_decay\": ", fp);
+        json_write_double(fp, T->cfg.feedback_baseline);
+        fputs(", \"normalise_decay\": ", fp);
+        json_write_double(fp, T->cfg.feedback_normalise);
+        fputs(", \"baseline\": ", fp);
+        json_write_double(fp, T->rs.fb_mean);
+        fputs("},\n", fp);
+    }
     fputs("  \"data\": ", fp);
     json_write_string(fp, T->cfg.data_dir);
     fprintf(fp, ",\n  \"data_format\": \"%s\",\n  \"flip\": %s", T->data.format, T->cfg.flip ? "true" : "false");

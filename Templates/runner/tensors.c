@@ -142,6 +142,7 @@ int locate_inputs(StepInputs *step, SupInputs *sup, Err *e) {
         return -1;
     step->uniform = table_find(&TABLE_STEP_IN, "uniform");
     step->teacher_x = table_find(&TABLE_STEP_IN, "teacher_x");
+    step->feedback_baseline = table_find(&TABLE_STEP_IN, "feedback_baseline");
     /* The macro decides whether the runner loads a teacher cache, the table where the rows go: they must agree. */
     if (!step->teacher_x != !MPLC_TEACHER_READS_PREDICTIONS)
         return err_set(e, "model.h: MPLC_TEACHER_READS_PREDICTIONS is %d but the step %s an input 'teacher_x'",
@@ -154,12 +155,14 @@ int locate_inputs(StepInputs *step, SupInputs *sup, Err *e) {
         check_count(&TABLE_STEP_IN, step->lr_student, 1, "a scalar", e) ||
         check_count(&TABLE_STEP_IN, step->uda_weight, 1, "a scalar", e) ||
         check_count(&TABLE_STEP_IN, step->feedback_scale, 1, "a scalar", e) ||
+        (step->feedback_baseline && check_count(&TABLE_STEP_IN, step->feedback_baseline, 1, "a scalar", e)) ||
         check_count(&TABLE_SUP_IN, sup->x, F * D, "finetune batch x H x W x C", e) ||
         check_count(&TABLE_SUP_IN, sup->y, F * K, "finetune batch x classes", e) ||
         check_count(&TABLE_SUP_IN, sup->lr, 1, "a scalar", e))
         return -1;
     static const char *const known_step[] = {"x",          "y",          "uniform",        "lr_teacher",
-                                             "lr_student", "uda_weight", "feedback_scale", "teacher_x"};
+                                             "lr_student", "uda_weight", "feedback_scale", "teacher_x",
+                                             "feedback_baseline"};
     for (int i = 0; i < MPLC_NUM_STEP_INPUTS; i++) {
         const char *name = mplc_step_inputs[i].name;
         int ok = starts_with(name, "dropout/");

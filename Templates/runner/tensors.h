@@ -42,9 +42,11 @@ long first_nonfinite(const float *arena, const mplc_tensor *t);
 
 /* The inputs of mplc_step and mplc_supervised_step that the runner fills, located by name in the
  * tables (dropout masks are filled by name prefix). uniform is NULL when the model has none; teacher_x
- * (Reduced MPL) is NULL unless MPLC_TEACHER_READS_PREDICTIONS is 1. */
+ * (Reduced MPL) is NULL unless MPLC_TEACHER_READS_PREDICTIONS is 1; feedback_baseline is NULL with soft pseudo
+ * labels (and for steps compiled before it existed): then --feedback-baseline is refused. */
 typedef struct {
     const mplc_tensor *x, *y, *uniform, *lr_teacher, *lr_student, *uda_weight, *feedback_scale, *teacher_x;
+    const mplc_tensor *feedback_baseline;
 } StepInputs;
 
 typedef struct {

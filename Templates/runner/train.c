@@ -186,11 +186,16 @@ static void run_main_phase(Trainer *T) {
             T->lr_teacher = sched_lr_teacher(t, total);
             T->lr_student = sched_lr_student(t, total, MPLC_STUDENT_WAIT_STEPS);
             T->uda_weight = T->cfg.objective == OBJECTIVE_UDA ? sched_uda_weight(t) : 0.0;
-            batch_fill_step(T, t, T->lr_teacher, T->lr_student, T->uda_weight, T->cfg.feedback != FEEDBACK_OFF);
+            T->feedback_scale = 0, T->feedback_baseline = 0;
+            if (T->cfg.feedback != FEEDBACK_OFF) feedback_inputs(T, &T->feedback_scale, &T->feedback_baseline);
+            batch_fill_step(T, t, T->lr_teacher, T->lr_student, T->uda_weight, T->feedback_scale, T->feedback_baseline);
             mplc_step(T->state, T->step_io, T->scratch);
             io = T->step_io;
         }
         check_outputs(T, outs, io, t + 1);
+        if (!supervised && T->cfg.feedback != FEEDBACK_OFF && t >= (long)(MPLC_STUDENT_WAIT_STEPS) &&
+            feedback_variant(&T->cfg))
+            feedback_follow(T, io);
         if (supervised || t >= (long)(MPLC_STUDENT_WAIT_STEPS)) update_ema(T);
         accumulate(T, outs, io);
         T->rs.step = t + 1;
@@ -494,6 +499,15 @@ static void setup(Trainer *T) {
     Err e;
     TrainConfig *c = &T->cfg;
     if (locate_inputs(&T->in, &T->sup, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    T->out_h = table_find(&TABLE_STEP_OUT, "h");
+    /* A step compiled before the baseline existed has no input for it (main.c refuses soft pseudo labels). */
+    if (c->feedback_baseline > 0 && !T->in.feedback_baseline)
+        die(EXIT_USAGE, "--feedback-baseline: model %s's step has no input feedback_baseline (compiled by an older "
+                        "mplc, or with soft pseudo labels); compile it again with mplc train",
+            MPLC_MODEL_NAME);
+    if (feedback_variant(c) && !T->out_h)
+        die(EXIT_USAGE, "--feedback-weight, --feedback-baseline, --feedback-normalise: model %s's step has no output h",
+            MPLC_MODEL_NAME);
     /* On --resume the checkpoint decides whether there is an EMA; count its arena until then. */
     const int may_need_ema = c->ema_decay > 0 || c->resume;
     if (arenas_fit_in_memory(may_need_ema, &e) != 0) die_err(&e, EXIT_BAD_INPUT);

@@ -46,6 +46,12 @@ typedef struct {
     int given_data, given_labels, given_steps, given_finetune, given_eval, given_checkpoint, given_ema_decay, given_flip;
     int given_validation, given_patience, given_mode, given_seed, given_threads, given_objective, given_feedback;
     int given_resize;
+    /* The feedback variants (docs/RUNNER.md, "Feedback variants"), all off by default (the paper's rule):
+     * --feedback-weight W multiplies the feedback part (1); --feedback-baseline D subtracts a moving average of h
+     * with decay D from h (0: none); --feedback-normalise D divides the coefficient by a moving average of its
+     * magnitude with decay D (0: none). */
+    double feedback_weight, feedback_baseline, feedback_normalise;
+    int given_feedback_weight, given_feedback_baseline, given_feedback_normalise;
 } TrainConfig;
 
 /* A seeded data order: epoch e of a set of n items is a Fisher-Yates permutation drawn from
@@ -85,6 +91,11 @@ typedef struct {
      * the EMA before and after (-1: none). */
     long history[HISTORY_MAX][HISTORY_FIELDS];
     int n_history;
+    /* The feedback variants' moving averages, updated in the steps where the student learns: fb_mean of h
+     * (--feedback-baseline), fb_abs of |h - baseline| (--feedback-normalise) and fb_updates, its count (for the
+     * bias correction of an average that starts at 0). */
+    double fb_mean, fb_abs;
+    long fb_updates;
 } RunState;
 
 /* The recent step rate, for the ETA: a few (time, global step) samples at least a second apart, so that a slow
@@ -136,6 +147,8 @@ typedef struct {
     long start_global; /* global step (main + finetune) when this process started */
     /* values of the schedules at the last step, for the metrics lines */
     double lr_teacher, lr_student, uda_weight;
+    double feedback_scale, feedback_baseline; /* the step inputs of the last step (feedback variants) */
+    const mplc_tensor *out_h;                 /* the step output h, which the feedback variants follow */
 } Trainer;
 
 /* rundir.c: writes RUN_DIR/<model name>.swiftdsl and RUN_DIR/recipe.txt (atomically) when mplc train gave them,
@@ -162,7 +175,15 @@ void order_init(Order *o, size_t n, uint64_t seed, int stream);
 void order_free(Order *o);
 uint32_t order_at(Order *o, uint64_t pos);
 /* Fills the mplc_step arena for step t of the main phase (x, y, uniform, dropout, scalars). */
-void batch_fill_step(Trainer *T, long t, double lr_teacher, double lr_student, double uda_weight, double feedback);
+/* 1 if a feedback variant is on (train.c), i.e. not the paper's rule. */
+int feedback_variant(const TrainConfig *c);
+/* The next step's feedback_scale and feedback_baseline from the variants' averages (train.c). */
+void feedback_inputs(const Trainer *T, double *scale, double *baseline);
+/* After a step in which the student learned: the averages take the step's output h (io: the step's I/O arena). */
+void feedback_follow(Trainer *T, const float *io);
+/* feedback: the step's feedback_scale; baseline: its feedback_baseline (0 unless --feedback-baseline). */
+void batch_fill_step(Trainer *T, long t, double lr_teacher, double lr_student, double uda_weight, double feedback,
+                     double baseline);
 /* The random streams of a labeled stream (rng.h): per step, and per row and per rank with ranks. */
 typedef struct {
     int augment, dropout, augment_row, dropout_rank;

@@ -321,6 +321,56 @@ struct MetaGradientTests {
     }
 
     @Test(
+        "Hard labels: the feedback baseline b turns the teacher's feedback part into (h − b)/h times the paper's",
+        arguments: [
+            TinyModels.mlp(.hardArgmax), TinyModels.mlp(.hardArgmax, feedback: .lossDifference),
+            TinyModels.cnn(.hardArgmax), TinyModels.reduced(.hardArgmax),
+        ])
+    func feedbackBaseline(model: Model) throws {
+        // With plain SGD for the teacher, (θ'_T(f=0) − θ'_T(f, b))/lr is the feedback part f·(h − b)·∇CE(ŷ, z_us),
+        // and h does not depend on b or f: so the part with baseline b is (h − b)/h times the part with b = 0.
+        var model = model
+        var plain = SGD()
+        (plain.momentum, plain.nesterov, plain.weightDecay) = (0, false, 0)
+        model.recipe.teacherOptimizer.rule = .sgd(plain)
+        let builder = StepBuilder(model: model)
+        let step = builder.mplStep()
+        #expect(step.graph.inputs.contains { $0.name == "feedback_baseline" })
+        let lr = 0.5
+        for seed: UInt64 in [1, 2, 3] {
+            let env = TinyModels.inputs(
+                for: step, seed: seed,
+                scalars: ["lr_teacher": lr, "lr_student": 0.3, "uda_weight": 0.7, "feedback_scale": 1])
+            func run(_ scale: Double, _ baseline: Double) throws -> [String: [Double]] {
+                var e = env
+                (e["feedback_scale"], e["feedback_baseline"]) = ([scale], [baseline])
+                return try Interpreter.results(step.graph, inputs: e)
+            }
+            let without = try run(0, 0)
+            func part(_ out: [String: [Double]]) -> [Double] {
+                builder.teacher.infos.flatMap { info in
+                    zip(without[info.name]!, out[info.name]!).map { ($0 - $1) / lr }
+                }
+            }
+            let plainOut = try run(1, 0)
+            let h = plainOut["h"]![0]
+            #expect(abs(h) > 1e-9, "the check must see a real h")
+            let paper = part(plainOut)
+            for baseline in [h / 2, -3 * h, 2 * h] {
+                let out = try run(1, baseline)
+                #expect(out["h"]![0] == h, "the baseline only weighs h, it does not change it")
+                let shifted = part(out)
+                let scale = (h - baseline) / h
+                let norm = paper.map { $0 * $0 }.reduce(0, +).squareRoot()
+                let error = zip(shifted, paper).map { ($0 - scale * $1) * ($0 - scale * $1) }.reduce(0, +).squareRoot()
+                #expect(
+                    norm > 1e-9 && error <= 1e-9 * norm * max(1, abs(scale)), "\(model.name) seed \(seed) b \(baseline)"
+                )
+            }
+        }
+    }
+
+    @Test(
         "The teacher's gradient is the sum of its supervised, UDA and feedback parts; each part's norm is its own gradient's",
         arguments: [
             TinyModels.mlp(.hardArgmax), TinyModels.mlp(.hardArgmax, feedback: .lossDifference),

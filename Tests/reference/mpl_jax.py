@@ -54,6 +54,7 @@ images are channels-last [N, H, W, C]; Flatten is row-major over (H, W, C).
 
 Step inputs (a dict "batch" keyed by the ABI names): x [B_l+2B_u, H, W, C] (rows: labeled, weak, strong),
 y [B_l] int labels or [B_l, K] one-hot, lr_teacher, lr_student, uda_weight, feedback_scale (scalars),
+feedback_baseline (scalar, hard pseudo labels; optional, default 0),
 uniform [B_u] (hard-sampled only), dropout/teacher/all/<layer> [B_l+2B_u, F], dropout/student/u/<layer> [B_u, F],
 dropout/student/l/<layer> [B_l, F] (F = features entering the Dropout, flattened row-major; a missing mask
 means no dropout). Outputs: loss_sup, loss_uda, mask_rate, loss_student_u, loss_student_l, h, g_l_norm, g_u_norm,
@@ -335,6 +336,7 @@ class _Ctx:
     lr_student: Any
     uda_weight: Any
     feedback_scale: Any
+    feedback_baseline: Any   # subtracted from h (hard pseudo labels; 0 when the batch has none: the paper's rule)
     masks_t: dict
     masks_u: dict
     masks_l: dict
@@ -358,6 +360,7 @@ def _context(spec: Spec, batch: dict, dtype) -> _Ctx:
         uniform = jnp.asarray(uniform, dtype)
     scal = {k: jnp.asarray(batch[k], dtype).reshape(()) for k in
             ("lr_teacher", "lr_student", "uda_weight", "feedback_scale")}
+    scal["feedback_baseline"] = jnp.asarray(batch.get("feedback_baseline", 0.0), dtype).reshape(())
     cast = lambda d: {k: jnp.asarray(v, dtype) for k, v in d.items()}
     return _Ctx(spec, x[:bl], x[bl + bu:], x, y, uniform, masks_t=cast(_masks(batch, "teacher", "all")),
                 masks_u=cast(_masks(batch, "student", "u")), masks_l=cast(_masks(batch, "student", "l")), **scal)
@@ -473,7 +476,7 @@ def _soft_step(c: _Ctx, z, sp: dict, sm: dict):
 
 def _hard_step(c: _Ctx, z, sp: dict, sm: dict):
     """Student step on constant hard labels, the feedback h, then dJ/dz of
-    J = loss_sup + lambda*loss_uda + f*h*CE(yhat, z_us) with h and yhat constant."""
+    J = loss_sup + lambda*loss_uda + f*(h - b)*CE(yhat, z_us) with h, the baseline b and yhat constant."""
     r = c.spec.recipe
     yhat = hard_pseudo_labels(z[2], r.pseudo_labels, c.uniform)
     loss_u, g_u, new_sp, new_sm, s_stats = _student_step(c, sp, sm, yhat)
@@ -486,14 +489,14 @@ def _hard_step(c: _Ctx, z, sp: dict, sm: dict):
 
     def objective(z_l, z_uw, z_us):
         loss_sup, loss_uda, mask_rate = _teacher_losses(c, z_l, z_uw, z_us)
-        j = loss_sup + c.uda_weight * loss_uda + c.feedback_scale * h * cross_entropy(yhat, z_us)
+        j = loss_sup + c.uda_weight * loss_uda + c.feedback_scale * (h - c.feedback_baseline) * cross_entropy(yhat, z_us)
         return j, (loss_sup, loss_uda, mask_rate)
 
     (_, (loss_sup, loss_uda, mask_rate)), dz = jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True)(*z)
 
     def parts(z_l, z_uw, z_us):
         loss_sup, loss_uda, _ = _teacher_losses(c, z_l, z_uw, z_us)
-        return loss_sup, c.uda_weight * loss_uda, c.feedback_scale * h * cross_entropy(yhat, z_us)
+        return loss_sup, c.uda_weight * loss_uda, c.feedback_scale * (h - c.feedback_baseline) * cross_entropy(yhat, z_us)
     return dz, parts, new_sp, new_sm, s_stats, dict(loss_sup=loss_sup, loss_uda=loss_uda, mask_rate=mask_rate,
                                     loss_student_u=loss_u, loss_student_l=loss_l, h=h, **_diagnostics(g_l, g_u, h))
 

@@ -249,6 +249,57 @@ if "$RUN" train --data "$FAST" --quiet --resume --out "$WORK/tf-rs" >/dev/null 2
     pass "--resume without the flags continues a randaugment run exactly"
 else fail "randaugment run resumed differs"; fi
 
+# ---------------------------------------------------------------- feedback variants (docs/RUNNER.md, "Feedback variants")
+# The fake model's step computes f*(h - b)*CE like the generated one (its student learns from step 20 on).
+"$RUN" "${TF[@]}" --feedback-weight 1 --out "$WORK/fv-w1" >/dev/null 2>"$WORK/fv-w1.err" || fail "variants: --feedback-weight 1" "$(cat "$WORK/fv-w1.err")"
+if "$T" st-equal "$WORK/tf-dot/checkpoint.safetensors" "$WORK/fv-w1/checkpoint.safetensors" &&
+    same_metrics "$WORK/tf-dot/metrics.jsonl" "$WORK/fv-w1/metrics.jsonl" && ! grep -q feedback_variant "$WORK/tf-dot/summary.json" &&
+    [ "$("$T" st-meta "$WORK/tf-dot/checkpoint.safetensors" feedback_variant)" = "1,0,0" ]; then
+    pass "--feedback-weight 1 is the paper's rule: the same weights and metrics as the default run"
+else fail "--feedback-weight 1 differs from the default run"; fi
+for v in "w3 --feedback-weight 3" "base --feedback-baseline 0.9" "norm --feedback-normalise 0.9"; do
+    set -- $v
+    name=$1
+    shift
+    "$RUN" "${TF[@]}" "$@" --out "$WORK/fv-$name" >/dev/null 2>"$WORK/fv-$name.err" || fail "variants: run $*" "$(cat "$WORK/fv-$name.err")"
+done
+if ! "$T" st-equal "$WORK/fv-w3/checkpoint.safetensors" "$WORK/tf-dot/checkpoint.safetensors" 2>/dev/null &&
+    ! "$T" st-equal "$WORK/fv-base/checkpoint.safetensors" "$WORK/tf-dot/checkpoint.safetensors" 2>/dev/null &&
+    ! "$T" st-equal "$WORK/fv-norm/checkpoint.safetensors" "$WORK/tf-dot/checkpoint.safetensors" 2>/dev/null; then
+    pass "the feedback weight, the baseline and the normaliser each change the trained weights"
+else fail "a feedback variant changed nothing"; fi
+# The weight is the step's feedback_scale in every learning step; the baseline follows h (0 before the student learns).
+if grep '"mean_over_steps"' "$WORK/fv-w3/metrics.jsonl" | grep '"phase":"mpl"' | grep -qv '"feedback_scale":3,' ||
+    ! grep -q '"feedback_variant": {"weight": 3, "baseline_decay": 0, "normalise_decay": 0' "$WORK/fv-w3/summary.json"; then
+    fail "--feedback-weight 3: not the step's feedback_scale or not in summary.json" "$(grep feedback "$WORK/fv-w3/summary.json")"
+elif [ "$(grep '"phase":"mpl"' "$WORK/fv-base/metrics.jsonl" | grep -c '"feedback_baseline":0,')" -lt 1 ] ||
+    ! grep '"phase":"mpl"' "$WORK/fv-base/metrics.jsonl" | grep '"mean_over_steps"' | tail -1 | grep -q '"feedback_scale":0\.\(9\|89999\)[0-9]*,"feedback_baseline":-\?[0-9.e-]*[1-9]'; then
+    fail "--feedback-baseline 0.9: the step's inputs are not logged as documented" "$(grep '"phase":"mpl"' "$WORK/fv-base/metrics.jsonl" | tail -2)"
+else pass "metrics.jsonl and summary.json show the variants' step inputs (scale W·D, a moving baseline)"; fi
+expect "--feedback-weight 0: refused" 2 "needs a finite number W > 0" -- "$RUN" "${TF[@]}" --feedback-weight 0 --out "$WORK/fv-x"
+expect "--feedback-weight nan: refused" 2 "needs a finite number W > 0" -- "$RUN" "${TF[@]}" --feedback-weight nan --out "$WORK/fv-x"
+expect "--feedback-baseline 1: refused" 2 "needs the decay D of a moving average, 0 < D < 1" -- \
+    "$RUN" "${TF[@]}" --feedback-baseline 1 --out "$WORK/fv-x"
+expect "--feedback-normalise -0.5: refused" 2 "needs the decay D of a moving average" -- \
+    "$RUN" "${TF[@]}" --feedback-normalise -0.5 --out "$WORK/fv-x"
+expect "--feedback-weight with --mode uda: refused" 2 "changes the teacher's feedback, which is off here \(--mode uda\)" -- \
+    "$RUN" "${TF[@]}" --mode uda --feedback-weight 2 --out "$WORK/fv-x"
+expect "--feedback-baseline with --feedback off: refused" 2 "which is off here \(--feedback off\)" -- \
+    "$RUN" "${TF[@]}" --feedback off --feedback-baseline 0.9 --out "$WORK/fv-x"
+[ -e "$WORK/fv-x" ] && fail "a refused feedback variant left a run directory"
+# Resume with the baseline and the normaliser: bit-exact, and a different value is refused.
+FV=(train --data "$FAST" --steps 40 --finetune-steps 5 --labels 100 --quiet --checkpoint-every 3 --feedback-baseline 0.9 --feedback-normalise 0.8 --feedback-weight 2)
+"$RUN" "${FV[@]}" --out "$WORK/fv-full" >/dev/null 2>&1 || fail "variants: uninterrupted run"
+"$RUN" "${FV[@]}" --out "$WORK/fv-rs" --stop-at 31 >/dev/null 2>&1
+expect "--resume of a baseline run with another --feedback-baseline: refused" 1 \
+    'started with --feedback-baseline 0.9.*, but this command says --feedback-baseline 0.5' -- \
+    "$RUN" train --data "$FAST" --quiet --resume --out "$WORK/fv-rs" --feedback-baseline 0.5
+if "$RUN" train --data "$FAST" --quiet --resume --out "$WORK/fv-rs" >/dev/null 2>&1 &&
+    cmp -s "$WORK/fv-full/checkpoint.safetensors" "$WORK/fv-rs/checkpoint.safetensors" &&
+    same_metrics "$WORK/fv-full/metrics.jsonl" "$WORK/fv-rs/metrics.jsonl"; then
+    pass "--resume with --feedback-baseline and --feedback-normalise is bit-exact (the averages are in the checkpoint)"
+else fail "a run with feedback variants resumed differs"; fi
+
 # ---------------------------------------------------------------- resume is bit-exact
 FLAGS=(train --data "$FAST" --steps 60 --finetune-steps 20 --labels 100 --eval-every 15 --checkpoint-every 7 --quiet)
 "$RUN" "${FLAGS[@]}" --out "$WORK/full" >/dev/null 2>&1 || fail "resume: uninterrupted run"

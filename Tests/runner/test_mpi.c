@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
     if (rank_leader() && !out) die(1, "%s: cannot create", argv[2]);
     long checks = 0;
     for (long t = 0; t < 6; t++) {
-        batch_fill_step(T, t, 0.1, 0.1, 0, 1);
+        batch_fill_step(T, t, 0.1, 0.1, 0, 1, 0);
         MPI_Gather(T->step_io + T->in.x->offset, (int)local_floats, MPI_FLOAT, all_x, (int)local_floats, MPI_FLOAT, 0,
                    MPI_COMM_WORLD);
         MPI_Gather(T->step_io + T->in.y->offset, (int)local_y, MPI_FLOAT, all_y, (int)local_y, MPI_FLOAT, 0,

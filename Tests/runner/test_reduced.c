@@ -63,7 +63,7 @@ static void check_batches(Trainer *T) {
     const int BL = MPLC_BATCH_LABELED, BU = MPLC_BATCH_UNLABELED;
     long rows = 0, bad = 0, wrong_label = 0;
     for (long t = 0; t < 10; t++) {
-        batch_fill_step(T, t, 0.1, 0.1, 0, 1);
+        batch_fill_step(T, t, 0.1, 0.1, 0, 1, 0);
         const float *x = T->step_io + T->in.x->offset, *tx = T->step_io + T->in.teacher_x->offset,
                     *y = T->step_io + T->in.y->offset;
         for (int r = 0; r < BL + BU; r++, rows++) {

@@ -1025,7 +1025,7 @@ static void test_teacher_views(void) {
     const long t = 5;
     for (int o = 0; o < 2; o++) {
         T->cfg.objective = objectives[o];
-        batch_fill_step(T, t, 0, 0, 0, 0);
+        batch_fill_step(T, t, 0, 0, 0, 0, 0);
         const float *x = T->step_io + T->in.x->offset;
         views[o] = xmalloc(sizeof(float) * (size_t)(BL + 2 * BU) * D);
         memcpy(views[o], x, sizeof(float) * (size_t)(BL + 2 * BU) * D);
@@ -1105,6 +1105,7 @@ static int gen_replay(const char *dir, long steps) {
         io[in.lr_student->offset] = sc[1];
         io[in.uda_weight->offset] = sc[2];
         io[in.feedback_scale->offset] = sc[3];
+        if (in.feedback_baseline) io[in.feedback_baseline->offset] = 0; /* replay's: the plain rule */
         for (int k = 0; k < MPLC_NUM_STEP_INPUTS; k++) {
             const mplc_tensor *t = &mplc_step_inputs[k];
             if (!starts_with(t->name, "dropout/")) continue;
@@ -1307,6 +1308,52 @@ static void test_ema_formula(void) {
     free(ema);
     free(want);
     free(closed);
+}
+
+/* The feedback variants (docs/RUNNER.md): the inputs the runner gives the step against the documented formulas,
+ * step by step over a sequence of h. */
+static void test_feedback_variants(void) {
+    Trainer *T = xcalloc(1, sizeof *T);
+    T->out_h = table_find(&TABLE_STEP_OUT, "h");
+    float *io = xcalloc(MPLC_STEP_IO_FLOATS, sizeof(float));
+    CHECK(T->out_h != NULL, "the fake step has no output h");
+    const double hs[] = {0.02, -0.01, 0.03, 0.005, -0.002, 0.04, 0.0, 0.01};
+    const int n = (int)(sizeof hs / sizeof *hs);
+    double scale, baseline;
+    /* The paper's rule: scale 1, baseline 0, whatever h was. */
+    T->cfg.feedback_weight = 1;
+    CHECK(!feedback_variant(&T->cfg), "weight 1 without a baseline or normaliser is a variant");
+    feedback_inputs(T, &scale, &baseline);
+    CHECK(scale == 1 && baseline == 0, "the plain rule gives scale %g baseline %g", scale, baseline);
+    /* Weight W and baseline D: the coefficient scale (h - baseline) is W (h - m_t), m_t = D m_{t-1} + (1 - D) h_t. */
+    T->cfg.feedback_weight = 2, T->cfg.feedback_baseline = 0.9;
+    CHECK(feedback_variant(&T->cfg), "a baseline is not a variant");
+    double m = 0;
+    for (int t = 0; t < n; t++) {
+        feedback_inputs(T, &scale, &baseline);
+        const double want_m = 0.9 * m + 0.1 * hs[t], got = scale * (hs[t] - baseline), want = 2 * (hs[t] - want_m);
+        CHECK(fabs(got - want) <= 1e-12 * (fabs(want) + 1e-12), "step %d: coefficient %.17g, want %.17g", t, got, want);
+        io[T->out_h->offset] = (float)hs[t];
+        feedback_follow(T, io);
+        m = 0.9 * m + 0.1 * (double)(float)hs[t];
+        CHECK(fabs(T->rs.fb_mean - m) <= 1e-15, "step %d: average %.17g, want %.17g", t, T->rs.fb_mean, m);
+    }
+    /* The normaliser (weight 0.5, no baseline): no feedback before the first average, then 0.5 over the
+     * bias-corrected average of |h| of the steps before. */
+    memset(&T->rs, 0, sizeof T->rs);
+    T->cfg.feedback_weight = 0.5, T->cfg.feedback_baseline = 0, T->cfg.feedback_normalise = 0.8;
+    double a = 0;
+    for (int t = 0; t < n; t++) {
+        feedback_inputs(T, &scale, &baseline);
+        const double want = t == 0 ? 0 : 0.5 / (a / (1 - pow(0.8, t)));
+        CHECK(baseline == 0 && fabs(scale - want) <= 1e-12 * want, "step %d: scale %.17g, want %.17g", t, scale, want);
+        io[T->out_h->offset] = (float)hs[t];
+        feedback_follow(T, io);
+        a = 0.8 * a + 0.2 * fabs((double)(float)hs[t]);
+    }
+    CHECK(T->rs.fb_updates == n, "%ld updates of the normaliser, want %d", T->rs.fb_updates, n);
+    free(io);
+    free(T);
 }
 
 /* Appends one entry to a header made by fake_header (which ends with '}'). */
@@ -1624,10 +1671,11 @@ int main(int argc, char **argv) {
         void (*tests[])(void) = {test_rng,         test_order,  test_schedule, test_progress, test_idx,
                                  test_npy,         test_json,   test_safetensors, test_checkpoint_integrity,
                                  test_recipe_identity, test_init, test_augment, test_dataset, test_data_budget,
-                                 test_fake_model, test_teacher_views, test_resize};
+                                 test_fake_model, test_teacher_views, test_resize, test_feedback_variants};
         const char *names[] = {"rng",  "order",   "schedule", "progress", "idx",     "npy",          "json",
                                "safetensors", "checkpoint integrity", "recipe identity", "init", "augment", "dataset",
-                               "data budget", "fake model", "teacher objective views", "image resize"};
+                               "data budget", "fake model", "teacher objective views", "image resize",
+                               "feedback variants"};
         for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
             int before = failures;
             tests[i]();

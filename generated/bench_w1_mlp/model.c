@@ -53,19 +53,20 @@ const mplc_tensor mplc_step_inputs[] = {
     { "lr_student", 0, {0, 0, 0, 0}, 753296, 1, 0, 0, 0.0 },
     { "uda_weight", 0, {0, 0, 0, 0}, 753312, 1, 0, 0, 0.0 },
     { "feedback_scale", 0, {0, 0, 0, 0}, 753328, 1, 0, 0, 0.0 },
+    { "feedback_baseline", 0, {0, 0, 0, 0}, 753344, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_step_outputs[] = {
-    { "loss_sup", 0, {0, 0, 0, 0}, 753344, 1, 0, 0, 0.0 },
-    { "loss_uda", 0, {0, 0, 0, 0}, 753360, 1, 0, 0, 0.0 },
-    { "mask_rate", 0, {0, 0, 0, 0}, 753376, 1, 0, 0, 0.0 },
-    { "loss_student_u", 0, {0, 0, 0, 0}, 753392, 1, 0, 0, 0.0 },
-    { "loss_student_l", 0, {0, 0, 0, 0}, 753408, 1, 0, 0, 0.0 },
-    { "h", 0, {0, 0, 0, 0}, 753424, 1, 0, 0, 0.0 },
-    { "g_l_norm", 0, {0, 0, 0, 0}, 753440, 1, 0, 0, 0.0 },
-    { "g_u_norm", 0, {0, 0, 0, 0}, 753456, 1, 0, 0, 0.0 },
-    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 753472, 1, 0, 0, 0.0 },
-    { "h_positive", 0, {0, 0, 0, 0}, 753488, 1, 0, 0, 0.0 },
+    { "loss_sup", 0, {0, 0, 0, 0}, 753360, 1, 0, 0, 0.0 },
+    { "loss_uda", 0, {0, 0, 0, 0}, 753376, 1, 0, 0, 0.0 },
+    { "mask_rate", 0, {0, 0, 0, 0}, 753392, 1, 0, 0, 0.0 },
+    { "loss_student_u", 0, {0, 0, 0, 0}, 753408, 1, 0, 0, 0.0 },
+    { "loss_student_l", 0, {0, 0, 0, 0}, 753424, 1, 0, 0, 0.0 },
+    { "h", 0, {0, 0, 0, 0}, 753440, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 753456, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 753472, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 753488, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 753504, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -83,12 +84,12 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * --------------------------------------------------------------------------------------------------------- */
 
 /* gemm blas m=960 n=1024 k=784 +epilogue split
- * %19 = matmul %18, %0 : [960,1024]  // teacher/dense1 fwd
- * %20 = broadcast axes=[1] %1 : [960,1024]  // teacher/dense1 fwd
- * %21 = add %19, %20 : [960,1024]  // teacher/dense1 fwd
- * %22 = relu %21 : [960,1024]  // teacher/relu2 fwd */
+ * %20 = matmul %19, %0 : [960,1024]  // teacher/dense1 fwd
+ * %21 = broadcast axes=[1] %1 : [960,1024]  // teacher/dense1 fwd
+ * %22 = add %20, %21 : [960,1024]  // teacher/dense1 fwd
+ * %23 = relu %22 : [960,1024]  // teacher/relu2 fwd */
 typedef struct {
-    float *t22;
+    float *t23;
     const float *in_x;
     const float *in_teacher_dense1_weight;
     const float *in_teacher_dense1_bias;
@@ -96,697 +97,697 @@ typedef struct {
 
 static void step_teacher_dense1_fwd_part(void *context, int part, int parts) {
     const step_teacher_dense1_fwd_pointers *p = context;
-    float *restrict t22 = p->t22;
+    float *restrict t23 = p->t23;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
     const float *restrict in_teacher_dense1_bias = p->in_teacher_dense1_bias;
     size_t lo, hi;
     mplc_part(960, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 784, 1.0f, in_x + lo * 784, 784, in_teacher_dense1_weight, 1024, 0.0f, t22 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 784, 1.0f, in_x + lo * 784, 784, in_teacher_dense1_weight, 1024, 0.0f, t23 + lo * 1024, 1024);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
-            const float v21 = t22[i0 * 1024 + i1] + in_teacher_dense1_bias[i1];
-            const float v22 = v21 > 0.0f ? v21 : 0.0f;
-            t22[i0 * 1024 + i1] = v22;
+            const float v22 = t23[i0 * 1024 + i1] + in_teacher_dense1_bias[i1];
+            const float v23 = v22 > 0.0f ? v22 : 0.0f;
+            t23[i0 * 1024 + i1] = v23;
         }
     }
 }
 
-static void step_teacher_dense1_fwd(float *restrict t22, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
-    mplc_parallel(step_teacher_dense1_fwd_part, &(step_teacher_dense1_fwd_pointers){t22, in_x, in_teacher_dense1_weight, in_teacher_dense1_bias});
+static void step_teacher_dense1_fwd(float *restrict t23, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
+    mplc_parallel(step_teacher_dense1_fwd_part, &(step_teacher_dense1_fwd_pointers){t23, in_x, in_teacher_dense1_weight, in_teacher_dense1_bias});
 }
 
 /* gemm blas m=960 n=1024 k=1024 +epilogue split
- * %23 = matmul %22, %2 : [960,1024]  // teacher/dense3 fwd
- * %24 = broadcast axes=[1] %3 : [960,1024]  // teacher/dense3 fwd
- * %25 = add %23, %24 : [960,1024]  // teacher/dense3 fwd
- * %26 = relu %25 : [960,1024]  // teacher/relu4 fwd */
+ * %24 = matmul %23, %2 : [960,1024]  // teacher/dense3 fwd
+ * %25 = broadcast axes=[1] %3 : [960,1024]  // teacher/dense3 fwd
+ * %26 = add %24, %25 : [960,1024]  // teacher/dense3 fwd
+ * %27 = relu %26 : [960,1024]  // teacher/relu4 fwd */
 typedef struct {
-    float *t26;
-    const float *t22;
+    float *t27;
+    const float *t23;
     const float *in_teacher_dense3_weight;
     const float *in_teacher_dense3_bias;
 } step_teacher_dense3_fwd_pointers;
 
 static void step_teacher_dense3_fwd_part(void *context, int part, int parts) {
     const step_teacher_dense3_fwd_pointers *p = context;
-    float *restrict t26 = p->t26;
-    const float *restrict t22 = p->t22;
+    float *restrict t27 = p->t27;
+    const float *restrict t23 = p->t23;
     const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
     const float *restrict in_teacher_dense3_bias = p->in_teacher_dense3_bias;
     size_t lo, hi;
     mplc_part(960, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 1024, 1.0f, t22 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t26 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 1024, 1.0f, t23 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t27 + lo * 1024, 1024);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
-            const float v25 = t26[i0 * 1024 + i1] + in_teacher_dense3_bias[i1];
-            const float v26 = v25 > 0.0f ? v25 : 0.0f;
-            t26[i0 * 1024 + i1] = v26;
+            const float v26 = t27[i0 * 1024 + i1] + in_teacher_dense3_bias[i1];
+            const float v27 = v26 > 0.0f ? v26 : 0.0f;
+            t27[i0 * 1024 + i1] = v27;
         }
     }
 }
 
-static void step_teacher_dense3_fwd(float *restrict t26, const float *restrict t22, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
-    mplc_parallel(step_teacher_dense3_fwd_part, &(step_teacher_dense3_fwd_pointers){t26, t22, in_teacher_dense3_weight, in_teacher_dense3_bias});
+static void step_teacher_dense3_fwd(float *restrict t27, const float *restrict t23, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
+    mplc_parallel(step_teacher_dense3_fwd_part, &(step_teacher_dense3_fwd_pointers){t27, t23, in_teacher_dense3_weight, in_teacher_dense3_bias});
 }
 
 /* gemm blas m=960 n=10 k=1024 +epilogue split
- * %27 = matmul %26, %4 : [960,10]  // teacher/dense5 fwd
- * %28 = broadcast axes=[1] %5 : [960,10]  // teacher/dense5 fwd
- * %29 = add %27, %28 : [960,10]  // teacher/dense5 fwd */
+ * %28 = matmul %27, %4 : [960,10]  // teacher/dense5 fwd
+ * %29 = broadcast axes=[1] %5 : [960,10]  // teacher/dense5 fwd
+ * %30 = add %28, %29 : [960,10]  // teacher/dense5 fwd */
 typedef struct {
-    float *t29;
-    const float *t26;
+    float *t30;
+    const float *t27;
     const float *in_teacher_dense5_weight;
     const float *in_teacher_dense5_bias;
 } step_teacher_dense5_fwd_pointers;
 
 static void step_teacher_dense5_fwd_part(void *context, int part, int parts) {
     const step_teacher_dense5_fwd_pointers *p = context;
-    float *restrict t29 = p->t29;
-    const float *restrict t26 = p->t26;
+    float *restrict t30 = p->t30;
+    const float *restrict t27 = p->t27;
     const float *restrict in_teacher_dense5_weight = p->in_teacher_dense5_weight;
     const float *restrict in_teacher_dense5_bias = p->in_teacher_dense5_bias;
     size_t lo, hi;
     mplc_part(960, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 10, 1024, 1.0f, t26 + lo * 1024, 1024, in_teacher_dense5_weight, 10, 0.0f, t29 + lo * 10, 10);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 10, 1024, 1.0f, t27 + lo * 1024, 1024, in_teacher_dense5_weight, 10, 0.0f, t30 + lo * 10, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v29 = t29[i0 * 10 + i1] + in_teacher_dense5_bias[i1];
-            t29[i0 * 10 + i1] = v29;
+            const float v30 = t30[i0 * 10 + i1] + in_teacher_dense5_bias[i1];
+            t30[i0 * 10 + i1] = v30;
         }
     }
 }
 
-static void step_teacher_dense5_fwd(float *restrict t29, const float *restrict t26, const float *restrict in_teacher_dense5_weight, const float *restrict in_teacher_dense5_bias) {
-    mplc_parallel(step_teacher_dense5_fwd_part, &(step_teacher_dense5_fwd_pointers){t29, t26, in_teacher_dense5_weight, in_teacher_dense5_bias});
+static void step_teacher_dense5_fwd(float *restrict t30, const float *restrict t27, const float *restrict in_teacher_dense5_weight, const float *restrict in_teacher_dense5_bias) {
+    mplc_parallel(step_teacher_dense5_fwd_part, &(step_teacher_dense5_fwd_pointers){t30, t27, in_teacher_dense5_weight, in_teacher_dense5_bias});
 }
 
 /* reduce_max [64,10] axes=[1]
- * %37 = reduce_max axes=[1] %30 : [64]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd(float *restrict t37, const float *restrict t30) {
+ * %38 = reduce_max axes=[1] %31 : [64]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd(float *restrict t38, const float *restrict t31) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t30[i0 * 10 + i1] > best ? t30[i0 * 10 + i1] : best;
+            best = t31[i0 * 10 + i1] > best ? t31[i0 * 10 + i1] : best;
         }
-        t37[i0] = best;
+        t38[i0] = best;
     }
 }
 
 /* loop [64,10]
- * %38 = broadcast axes=[0] %37 : [64,10]  // teacher/loss_sup fwd
- * %39 = sub %30, %38 : [64,10]  // teacher/loss_sup fwd
- * %40 = exp %39 : [64,10]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_2(float *restrict t39, float *restrict t40, const float *restrict t30, const float *restrict t37) {
+ * %39 = broadcast axes=[0] %38 : [64,10]  // teacher/loss_sup fwd
+ * %40 = sub %31, %39 : [64,10]  // teacher/loss_sup fwd
+ * %41 = exp %40 : [64,10]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_2(float *restrict t40, float *restrict t41, const float *restrict t31, const float *restrict t38) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v39 = t30[i0 * 10 + i1] - t37[i0];
-            const float v40 = expf(v39);
-            t39[i0 * 10 + i1] = v39;
+            const float v40 = t31[i0 * 10 + i1] - t38[i0];
+            const float v41 = expf(v40);
             t40[i0 * 10 + i1] = v40;
+            t41[i0 * 10 + i1] = v41;
         }
     }
 }
 
 /* reduce_sum [64,10] axes=[1]
- * %41 = reduce_sum axes=[1] %40 : [64]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_3(float *restrict t41, const float *restrict t40) {
+ * %42 = reduce_sum axes=[1] %41 : [64]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_3(float *restrict t42, const float *restrict t41) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t40[i0 * 10 + i1];
+            sum += t41[i0 * 10 + i1];
         }
-        t41[i0] = (float)sum;
+        t42[i0] = (float)sum;
     }
 }
 
 /* loop [64]
- * %42 = log %41 : [64]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_4(float *restrict t42, const float *restrict t41) {
+ * %43 = log %42 : [64]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_4(float *restrict t43, const float *restrict t42) {
     for (size_t i = 0; i < 64; i++) {
-        const float v42 = logf(t41[i]);
-        t42[i] = v42;
+        const float v43 = logf(t42[i]);
+        t43[i] = v43;
     }
 }
 
 /* reduce_sum [64,10] axes=[0, 1]
- * %33 = constant 0.9 : [64,10]  // teacher/loss_sup fwd
- * %34 = mul %13, %33 : [64,10]  // teacher/loss_sup fwd
- * %35 = constant 0.01 : [64,10]  // teacher/loss_sup fwd
- * %36 = add %34, %35 : [64,10]  // teacher/loss_sup fwd
- * %43 = broadcast axes=[0] %42 : [64,10]  // teacher/loss_sup fwd
- * %44 = sub %39, %43 : [64,10]  // teacher/loss_sup fwd
- * %45 = mul %36, %44 : [64,10]  // teacher/loss_sup fwd
- * %46 = reduce_sum axes=[0, 1] %45 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_5(float *restrict t46, const float *restrict in_y, const float *restrict t39, const float *restrict t42) {
+ * %34 = constant 0.9 : [64,10]  // teacher/loss_sup fwd
+ * %35 = mul %13, %34 : [64,10]  // teacher/loss_sup fwd
+ * %36 = constant 0.01 : [64,10]  // teacher/loss_sup fwd
+ * %37 = add %35, %36 : [64,10]  // teacher/loss_sup fwd
+ * %44 = broadcast axes=[0] %43 : [64,10]  // teacher/loss_sup fwd
+ * %45 = sub %40, %44 : [64,10]  // teacher/loss_sup fwd
+ * %46 = mul %37, %45 : [64,10]  // teacher/loss_sup fwd
+ * %47 = reduce_sum axes=[0, 1] %46 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_5(float *restrict t47, const float *restrict in_y, const float *restrict t40, const float *restrict t43) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v34 = in_y[i0 * 10 + i1] * 0.9f;
-            const float v36 = v34 + 0.01f;
-            const float v44 = t39[i0 * 10 + i1] - t42[i0];
-            const float v45 = v36 * v44;
-            sum += v45;
+            const float v35 = in_y[i0 * 10 + i1] * 0.9f;
+            const float v37 = v35 + 0.01f;
+            const float v45 = t40[i0 * 10 + i1] - t43[i0];
+            const float v46 = v37 * v45;
+            sum += v46;
         }
     }
-    t46[0] = (float)sum;
+    t47[0] = (float)sum;
 }
 
 /* loop []
- * %47 = constant -0.015625 : []  // teacher/loss_sup fwd
- * %48 = mul %46, %47 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_6(float *restrict t48, const float *restrict t46) {
+ * %48 = constant -0.015625 : []  // teacher/loss_sup fwd
+ * %49 = mul %47, %48 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_6(float *restrict t49, const float *restrict t47) {
     for (size_t i = 0; i < 1; i++) {
-        const float v48 = t46[0] * (-0.015625f);
-        t48[i] = v48;
+        const float v49 = t47[0] * (-0.015625f);
+        t49[i] = v49;
     }
 }
 
 /* loop [448,10]
- * %49 = constant 1.4285714285714286 : [448,10]  // teacher/loss_uda fwd
- * %50 = mul %31, %49 : [448,10]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd(float *restrict t50, const float *restrict t31) {
+ * %50 = constant 1.4285714285714286 : [448,10]  // teacher/loss_uda fwd
+ * %51 = mul %32, %50 : [448,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd(float *restrict t51, const float *restrict t32) {
     for (size_t i = 0; i < 4480; i++) {
-        const float v50 = t31[i] * 1.4285715f;
-        t50[i] = v50;
+        const float v51 = t32[i] * 1.4285715f;
+        t51[i] = v51;
     }
 }
 
 /* reduce_max [448,10] axes=[1]
- * %51 = reduce_max axes=[1] %50 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_2(float *restrict t51, const float *restrict t50) {
+ * %52 = reduce_max axes=[1] %51 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_2(float *restrict t52, const float *restrict t51) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t50[i0 * 10 + i1] > best ? t50[i0 * 10 + i1] : best;
+            best = t51[i0 * 10 + i1] > best ? t51[i0 * 10 + i1] : best;
         }
-        t51[i0] = best;
+        t52[i0] = best;
     }
 }
 
 /* loop [448,10]
- * %52 = broadcast axes=[0] %51 : [448,10]  // teacher/loss_uda fwd
- * %53 = sub %50, %52 : [448,10]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_3(float *restrict t53, const float *restrict t50, const float *restrict t51) {
+ * %53 = broadcast axes=[0] %52 : [448,10]  // teacher/loss_uda fwd
+ * %54 = sub %51, %53 : [448,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_3(float *restrict t54, const float *restrict t51, const float *restrict t52) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v53 = t50[i0 * 10 + i1] - t51[i0];
-            t53[i0 * 10 + i1] = v53;
+            const float v54 = t51[i0 * 10 + i1] - t52[i0];
+            t54[i0 * 10 + i1] = v54;
         }
     }
 }
 
 /* reduce_sum [448,10] axes=[1]
- * %54 = exp %53 : [448,10]  // teacher/loss_uda fwd
- * %55 = reduce_sum axes=[1] %54 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_4(float *restrict t55, const float *restrict t53) {
+ * %55 = exp %54 : [448,10]  // teacher/loss_uda fwd
+ * %56 = reduce_sum axes=[1] %55 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_4(float *restrict t56, const float *restrict t54) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v54 = expf(t53[i0 * 10 + i1]);
-            sum += v54;
+            const float v55 = expf(t54[i0 * 10 + i1]);
+            sum += v55;
         }
-        t55[i0] = (float)sum;
+        t56[i0] = (float)sum;
     }
 }
 
 /* loop [448]
- * %56 = log %55 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_5(float *restrict t56, const float *restrict t55) {
+ * %57 = log %56 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_5(float *restrict t57, const float *restrict t56) {
     for (size_t i = 0; i < 448; i++) {
-        const float v56 = logf(t55[i]);
-        t56[i] = v56;
+        const float v57 = logf(t56[i]);
+        t57[i] = v57;
     }
 }
 
 /* loop [448,10]
- * %57 = broadcast axes=[0] %56 : [448,10]  // teacher/loss_uda fwd
- * %58 = sub %53, %57 : [448,10]  // teacher/loss_uda fwd
- * %59 = exp %58 : [448,10]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_6(float *restrict t59, const float *restrict t53, const float *restrict t56) {
+ * %58 = broadcast axes=[0] %57 : [448,10]  // teacher/loss_uda fwd
+ * %59 = sub %54, %58 : [448,10]  // teacher/loss_uda fwd
+ * %60 = exp %59 : [448,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_6(float *restrict t60, const float *restrict t54, const float *restrict t57) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v58 = t53[i0 * 10 + i1] - t56[i0];
-            const float v59 = expf(v58);
-            t59[i0 * 10 + i1] = v59;
+            const float v59 = t54[i0 * 10 + i1] - t57[i0];
+            const float v60 = expf(v59);
+            t60[i0 * 10 + i1] = v60;
         }
     }
 }
 
 /* reduce_max [448,10] axes=[1]
- * %60 = reduce_max axes=[1] %59 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_7(float *restrict t60, const float *restrict t59) {
+ * %61 = reduce_max axes=[1] %60 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_7(float *restrict t61, const float *restrict t60) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t59[i0 * 10 + i1] > best ? t59[i0 * 10 + i1] : best;
+            best = t60[i0 * 10 + i1] > best ? t60[i0 * 10 + i1] : best;
         }
-        t60[i0] = best;
+        t61[i0] = best;
     }
 }
 
 /* loop [448]
- * %61 = constant 0.6 : [448]  // teacher/loss_uda fwd
- * %62 = greaterEqual %60, %61 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_8(float *restrict t62, const float *restrict t60) {
+ * %62 = constant 0.6 : [448]  // teacher/loss_uda fwd
+ * %63 = greaterEqual %61, %62 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_8(float *restrict t63, const float *restrict t61) {
     for (size_t i = 0; i < 448; i++) {
-        const float v62 = t60[i] >= 0.6f ? 1.0f : 0.0f;
-        t62[i] = v62;
+        const float v63 = t61[i] >= 0.6f ? 1.0f : 0.0f;
+        t63[i] = v63;
     }
 }
 
 /* reduce_max [448,10] axes=[1]
- * %63 = reduce_max axes=[1] %32 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_9(float *restrict t63, const float *restrict t32) {
+ * %64 = reduce_max axes=[1] %33 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_9(float *restrict t64, const float *restrict t33) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t32[i0 * 10 + i1] > best ? t32[i0 * 10 + i1] : best;
+            best = t33[i0 * 10 + i1] > best ? t33[i0 * 10 + i1] : best;
         }
-        t63[i0] = best;
+        t64[i0] = best;
     }
 }
 
 /* loop [448,10]
- * %64 = broadcast axes=[0] %63 : [448,10]  // teacher/loss_uda fwd
- * %65 = sub %32, %64 : [448,10]  // teacher/loss_uda fwd
- * %66 = exp %65 : [448,10]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_10(float *restrict t65, float *restrict t66, const float *restrict t32, const float *restrict t63) {
+ * %65 = broadcast axes=[0] %64 : [448,10]  // teacher/loss_uda fwd
+ * %66 = sub %33, %65 : [448,10]  // teacher/loss_uda fwd
+ * %67 = exp %66 : [448,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_10(float *restrict t66, float *restrict t67, const float *restrict t33, const float *restrict t64) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v65 = t32[i0 * 10 + i1] - t63[i0];
-            const float v66 = expf(v65);
-            t65[i0 * 10 + i1] = v65;
+            const float v66 = t33[i0 * 10 + i1] - t64[i0];
+            const float v67 = expf(v66);
             t66[i0 * 10 + i1] = v66;
+            t67[i0 * 10 + i1] = v67;
         }
     }
 }
 
 /* reduce_sum [448,10] axes=[1]
- * %67 = reduce_sum axes=[1] %66 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_11(float *restrict t67, const float *restrict t66) {
+ * %68 = reduce_sum axes=[1] %67 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_11(float *restrict t68, const float *restrict t67) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t66[i0 * 10 + i1];
+            sum += t67[i0 * 10 + i1];
         }
-        t67[i0] = (float)sum;
+        t68[i0] = (float)sum;
     }
 }
 
 /* loop [448]
- * %68 = log %67 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_12(float *restrict t68, const float *restrict t67) {
+ * %69 = log %68 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_12(float *restrict t69, const float *restrict t68) {
     for (size_t i = 0; i < 448; i++) {
-        const float v68 = logf(t67[i]);
-        t68[i] = v68;
+        const float v69 = logf(t68[i]);
+        t69[i] = v69;
     }
 }
 
 /* reduce_sum [448,10] axes=[1]
- * %69 = broadcast axes=[0] %68 : [448,10]  // teacher/loss_uda fwd
- * %70 = sub %65, %69 : [448,10]  // teacher/loss_uda fwd
- * %71 = mul %59, %70 : [448,10]  // teacher/loss_uda fwd
- * %72 = reduce_sum axes=[1] %71 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_13(float *restrict t72, const float *restrict t65, const float *restrict t68, const float *restrict t59) {
+ * %70 = broadcast axes=[0] %69 : [448,10]  // teacher/loss_uda fwd
+ * %71 = sub %66, %70 : [448,10]  // teacher/loss_uda fwd
+ * %72 = mul %60, %71 : [448,10]  // teacher/loss_uda fwd
+ * %73 = reduce_sum axes=[1] %72 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_13(float *restrict t73, const float *restrict t66, const float *restrict t69, const float *restrict t60) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v70 = t65[i0 * 10 + i1] - t68[i0];
-            const float v71 = t59[i0 * 10 + i1] * v70;
-            sum += v71;
+            const float v71 = t66[i0 * 10 + i1] - t69[i0];
+            const float v72 = t60[i0 * 10 + i1] * v71;
+            sum += v72;
         }
-        t72[i0] = (float)sum;
+        t73[i0] = (float)sum;
     }
 }
 
 /* reduce_sum [448] axes=[0]
- * %73 = neg %72 : [448]  // teacher/loss_uda fwd
- * %74 = mul %62, %73 : [448]  // teacher/loss_uda fwd
- * %75 = reduce_sum axes=[0] %74 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_14(float *restrict t75, const float *restrict t72, const float *restrict t62) {
+ * %74 = neg %73 : [448]  // teacher/loss_uda fwd
+ * %75 = mul %63, %74 : [448]  // teacher/loss_uda fwd
+ * %76 = reduce_sum axes=[0] %75 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_14(float *restrict t76, const float *restrict t73, const float *restrict t63) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 448; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v73 = -t72[i0];
-            const float v74 = t62[i0] * v73;
-            sums[lane] += v74;
+            const float v74 = -t73[i0];
+            const float v75 = t63[i0] * v74;
+            sums[lane] += v75;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t75[0] = (float)sum;
+    t76[0] = (float)sum;
 }
 
 /* loop []
- * %76 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
- * %77 = mul %75, %76 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_15(float *restrict t77, const float *restrict t75) {
+ * %77 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
+ * %78 = mul %76, %77 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_15(float *restrict t78, const float *restrict t76) {
     for (size_t i = 0; i < 1; i++) {
-        const float v77 = t75[0] * 0.002232143f;
-        t77[i] = v77;
+        const float v78 = t76[0] * 0.002232143f;
+        t78[i] = v78;
     }
 }
 
 /* reduce_sum [448] axes=[0]
- * %78 = reduce_sum axes=[0] %62 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_16(float *restrict t78, const float *restrict t62) {
+ * %79 = reduce_sum axes=[0] %63 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_16(float *restrict t79, const float *restrict t63) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 448; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            sums[lane] += t62[i0];
+            sums[lane] += t63[i0];
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t78[0] = (float)sum;
+    t79[0] = (float)sum;
 }
 
 /* loop []
- * %76 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
- * %79 = mul %78, %76 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_17(float *restrict t79, const float *restrict t78) {
+ * %77 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
+ * %80 = mul %79, %77 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_17(float *restrict t80, const float *restrict t79) {
     for (size_t i = 0; i < 1; i++) {
-        const float v79 = t78[0] * 0.002232143f;
-        t79[i] = v79;
+        const float v80 = t79[0] * 0.002232143f;
+        t80[i] = v80;
     }
 }
 
 /* one_hot_argmax
- * %80 = one_hot_argmax %32 : [448,10]  // teacher/pseudo_labels fwd */
-static void step_teacher_pseudo_labels_fwd(float *restrict t80, const float *restrict t32) {
-    mplc_one_hot_argmax(t80, t32, 448, 10);
+ * %81 = one_hot_argmax %33 : [448,10]  // teacher/pseudo_labels fwd */
+static void step_teacher_pseudo_labels_fwd(float *restrict t81, const float *restrict t33) {
+    mplc_one_hot_argmax(t81, t33, 448, 10);
 }
 
 /* gemm blas m=448 n=1024 k=784 +epilogue split
- * %84 = matmul %83, %6 : [448,1024]  // student/dense1 fwd
- * %85 = broadcast axes=[1] %7 : [448,1024]  // student/dense1 fwd
- * %86 = add %84, %85 : [448,1024]  // student/dense1 fwd
- * %87 = relu %86 : [448,1024]  // student/relu2 fwd */
+ * %85 = matmul %84, %6 : [448,1024]  // student/dense1 fwd
+ * %86 = broadcast axes=[1] %7 : [448,1024]  // student/dense1 fwd
+ * %87 = add %85, %86 : [448,1024]  // student/dense1 fwd
+ * %88 = relu %87 : [448,1024]  // student/relu2 fwd */
 typedef struct {
-    float *t87;
-    const float *t83;
+    float *t88;
+    const float *t84;
     const float *in_student_dense1_weight;
     const float *in_student_dense1_bias;
 } step_student_dense1_fwd_pointers;
 
 static void step_student_dense1_fwd_part(void *context, int part, int parts) {
     const step_student_dense1_fwd_pointers *p = context;
-    float *restrict t87 = p->t87;
-    const float *restrict t83 = p->t83;
+    float *restrict t88 = p->t88;
+    const float *restrict t84 = p->t84;
     const float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
     const float *restrict in_student_dense1_bias = p->in_student_dense1_bias;
     size_t lo, hi;
     mplc_part(448, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 784, 1.0f, t83 + lo * 784, 784, in_student_dense1_weight, 1024, 0.0f, t87 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 784, 1.0f, t84 + lo * 784, 784, in_student_dense1_weight, 1024, 0.0f, t88 + lo * 1024, 1024);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
-            const float v86 = t87[i0 * 1024 + i1] + in_student_dense1_bias[i1];
-            const float v87 = v86 > 0.0f ? v86 : 0.0f;
-            t87[i0 * 1024 + i1] = v87;
+            const float v87 = t88[i0 * 1024 + i1] + in_student_dense1_bias[i1];
+            const float v88 = v87 > 0.0f ? v87 : 0.0f;
+            t88[i0 * 1024 + i1] = v88;
         }
     }
 }
 
-static void step_student_dense1_fwd(float *restrict t87, const float *restrict t83, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
-    mplc_parallel(step_student_dense1_fwd_part, &(step_student_dense1_fwd_pointers){t87, t83, in_student_dense1_weight, in_student_dense1_bias});
+static void step_student_dense1_fwd(float *restrict t88, const float *restrict t84, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
+    mplc_parallel(step_student_dense1_fwd_part, &(step_student_dense1_fwd_pointers){t88, t84, in_student_dense1_weight, in_student_dense1_bias});
 }
 
 /* gemm blas m=448 n=1024 k=1024 +epilogue split
- * %88 = matmul %87, %8 : [448,1024]  // student/dense3 fwd
- * %89 = broadcast axes=[1] %9 : [448,1024]  // student/dense3 fwd
- * %90 = add %88, %89 : [448,1024]  // student/dense3 fwd
- * %91 = relu %90 : [448,1024]  // student/relu4 fwd */
+ * %89 = matmul %88, %8 : [448,1024]  // student/dense3 fwd
+ * %90 = broadcast axes=[1] %9 : [448,1024]  // student/dense3 fwd
+ * %91 = add %89, %90 : [448,1024]  // student/dense3 fwd
+ * %92 = relu %91 : [448,1024]  // student/relu4 fwd */
 typedef struct {
-    float *t91;
-    const float *t87;
+    float *t92;
+    const float *t88;
     const float *in_student_dense3_weight;
     const float *in_student_dense3_bias;
 } step_student_dense3_fwd_pointers;
 
 static void step_student_dense3_fwd_part(void *context, int part, int parts) {
     const step_student_dense3_fwd_pointers *p = context;
-    float *restrict t91 = p->t91;
-    const float *restrict t87 = p->t87;
+    float *restrict t92 = p->t92;
+    const float *restrict t88 = p->t88;
     const float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
     const float *restrict in_student_dense3_bias = p->in_student_dense3_bias;
     size_t lo, hi;
     mplc_part(448, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 1024, 1.0f, t87 + lo * 1024, 1024, in_student_dense3_weight, 1024, 0.0f, t91 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 1024, 1.0f, t88 + lo * 1024, 1024, in_student_dense3_weight, 1024, 0.0f, t92 + lo * 1024, 1024);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
-            const float v90 = t91[i0 * 1024 + i1] + in_student_dense3_bias[i1];
-            const float v91 = v90 > 0.0f ? v90 : 0.0f;
-            t91[i0 * 1024 + i1] = v91;
+            const float v91 = t92[i0 * 1024 + i1] + in_student_dense3_bias[i1];
+            const float v92 = v91 > 0.0f ? v91 : 0.0f;
+            t92[i0 * 1024 + i1] = v92;
         }
     }
 }
 
-static void step_student_dense3_fwd(float *restrict t91, const float *restrict t87, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
-    mplc_parallel(step_student_dense3_fwd_part, &(step_student_dense3_fwd_pointers){t91, t87, in_student_dense3_weight, in_student_dense3_bias});
+static void step_student_dense3_fwd(float *restrict t92, const float *restrict t88, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
+    mplc_parallel(step_student_dense3_fwd_part, &(step_student_dense3_fwd_pointers){t92, t88, in_student_dense3_weight, in_student_dense3_bias});
 }
 
 /* gemm blas m=448 n=10 k=1024 +epilogue split
- * %92 = matmul %91, %10 : [448,10]  // student/dense5 fwd
- * %93 = broadcast axes=[1] %11 : [448,10]  // student/dense5 fwd
- * %94 = add %92, %93 : [448,10]  // student/dense5 fwd */
+ * %93 = matmul %92, %10 : [448,10]  // student/dense5 fwd
+ * %94 = broadcast axes=[1] %11 : [448,10]  // student/dense5 fwd
+ * %95 = add %93, %94 : [448,10]  // student/dense5 fwd */
 typedef struct {
-    float *t94;
-    const float *t91;
+    float *t95;
+    const float *t92;
     const float *in_student_dense5_weight;
     const float *in_student_dense5_bias;
 } step_student_dense5_fwd_pointers;
 
 static void step_student_dense5_fwd_part(void *context, int part, int parts) {
     const step_student_dense5_fwd_pointers *p = context;
-    float *restrict t94 = p->t94;
-    const float *restrict t91 = p->t91;
+    float *restrict t95 = p->t95;
+    const float *restrict t92 = p->t92;
     const float *restrict in_student_dense5_weight = p->in_student_dense5_weight;
     const float *restrict in_student_dense5_bias = p->in_student_dense5_bias;
     size_t lo, hi;
     mplc_part(448, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 10, 1024, 1.0f, t91 + lo * 1024, 1024, in_student_dense5_weight, 10, 0.0f, t94 + lo * 10, 10);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 10, 1024, 1.0f, t92 + lo * 1024, 1024, in_student_dense5_weight, 10, 0.0f, t95 + lo * 10, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v94 = t94[i0 * 10 + i1] + in_student_dense5_bias[i1];
-            t94[i0 * 10 + i1] = v94;
+            const float v95 = t95[i0 * 10 + i1] + in_student_dense5_bias[i1];
+            t95[i0 * 10 + i1] = v95;
         }
     }
 }
 
-static void step_student_dense5_fwd(float *restrict t94, const float *restrict t91, const float *restrict in_student_dense5_weight, const float *restrict in_student_dense5_bias) {
-    mplc_parallel(step_student_dense5_fwd_part, &(step_student_dense5_fwd_pointers){t94, t91, in_student_dense5_weight, in_student_dense5_bias});
+static void step_student_dense5_fwd(float *restrict t95, const float *restrict t92, const float *restrict in_student_dense5_weight, const float *restrict in_student_dense5_bias) {
+    mplc_parallel(step_student_dense5_fwd_part, &(step_student_dense5_fwd_pointers){t95, t92, in_student_dense5_weight, in_student_dense5_bias});
 }
 
 /* reduce_max [448,10] axes=[1]
- * %95 = reduce_max axes=[1] %94 : [448]  // student/loss_u fwd */
-static void step_student_loss_u_fwd(float *restrict t95, const float *restrict t94) {
+ * %96 = reduce_max axes=[1] %95 : [448]  // student/loss_u fwd */
+static void step_student_loss_u_fwd(float *restrict t96, const float *restrict t95) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t94[i0 * 10 + i1] > best ? t94[i0 * 10 + i1] : best;
+            best = t95[i0 * 10 + i1] > best ? t95[i0 * 10 + i1] : best;
         }
-        t95[i0] = best;
+        t96[i0] = best;
     }
 }
 
 /* loop [448,10]
- * %96 = broadcast axes=[0] %95 : [448,10]  // student/loss_u fwd
- * %97 = sub %94, %96 : [448,10]  // student/loss_u fwd
- * %98 = exp %97 : [448,10]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_2(float *restrict t97, float *restrict t98, const float *restrict t94, const float *restrict t95) {
+ * %97 = broadcast axes=[0] %96 : [448,10]  // student/loss_u fwd
+ * %98 = sub %95, %97 : [448,10]  // student/loss_u fwd
+ * %99 = exp %98 : [448,10]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_2(float *restrict t98, float *restrict t99, const float *restrict t95, const float *restrict t96) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v97 = t94[i0 * 10 + i1] - t95[i0];
-            const float v98 = expf(v97);
-            t97[i0 * 10 + i1] = v97;
+            const float v98 = t95[i0 * 10 + i1] - t96[i0];
+            const float v99 = expf(v98);
             t98[i0 * 10 + i1] = v98;
+            t99[i0 * 10 + i1] = v99;
         }
     }
 }
 
 /* reduce_sum [448,10] axes=[1]
- * %99 = reduce_sum axes=[1] %98 : [448]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_3(float *restrict t99, const float *restrict t98) {
+ * %100 = reduce_sum axes=[1] %99 : [448]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_3(float *restrict t100, const float *restrict t99) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t98[i0 * 10 + i1];
+            sum += t99[i0 * 10 + i1];
         }
-        t99[i0] = (float)sum;
+        t100[i0] = (float)sum;
     }
 }
 
 /* loop [448]
- * %100 = log %99 : [448]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_4(float *restrict t100, const float *restrict t99) {
+ * %101 = log %100 : [448]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_4(float *restrict t101, const float *restrict t100) {
     for (size_t i = 0; i < 448; i++) {
-        const float v100 = logf(t99[i]);
-        t100[i] = v100;
+        const float v101 = logf(t100[i]);
+        t101[i] = v101;
     }
 }
 
 /* reduce_sum [448,10] axes=[0, 1]
- * %101 = broadcast axes=[0] %100 : [448,10]  // student/loss_u fwd
- * %102 = sub %97, %101 : [448,10]  // student/loss_u fwd
- * %103 = mul %80, %102 : [448,10]  // student/loss_u fwd
- * %104 = reduce_sum axes=[0, 1] %103 : []  // student/loss_u fwd */
-static void step_student_loss_u_fwd_5(float *restrict t104, const float *restrict t97, const float *restrict t100, const float *restrict t80) {
+ * %102 = broadcast axes=[0] %101 : [448,10]  // student/loss_u fwd
+ * %103 = sub %98, %102 : [448,10]  // student/loss_u fwd
+ * %104 = mul %81, %103 : [448,10]  // student/loss_u fwd
+ * %105 = reduce_sum axes=[0, 1] %104 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_5(float *restrict t105, const float *restrict t98, const float *restrict t101, const float *restrict t81) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v102 = t97[i0 * 10 + i1] - t100[i0];
-            const float v103 = t80[i0 * 10 + i1] * v102;
-            sum += v103;
+            const float v103 = t98[i0 * 10 + i1] - t101[i0];
+            const float v104 = t81[i0 * 10 + i1] * v103;
+            sum += v104;
         }
     }
-    t104[0] = (float)sum;
+    t105[0] = (float)sum;
 }
 
 /* loop []
- * %105 = constant -0.002232142857142857 : []  // student/loss_u fwd
- * %106 = mul %104, %105 : []  // student/loss_u fwd */
-static void step_student_loss_u_fwd_6(float *restrict t106, const float *restrict t104) {
+ * %106 = constant -0.002232142857142857 : []  // student/loss_u fwd
+ * %107 = mul %105, %106 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_6(float *restrict t107, const float *restrict t105) {
     for (size_t i = 0; i < 1; i++) {
-        const float v106 = t104[0] * (-0.002232143f);
-        t106[i] = v106;
+        const float v107 = t105[0] * (-0.002232143f);
+        t107[i] = v107;
     }
 }
 
 /* loop [448,10]
- * %107 = constant -0.002232142857142857 : [448,10]  // student/loss_u vjp
- * %108 = mul %107, %80 : [448,10]  // student/loss_u vjp */
-static void step_student_loss_u_vjp(float *restrict t108, const float *restrict t80) {
+ * %108 = constant -0.002232142857142857 : [448,10]  // student/loss_u vjp
+ * %109 = mul %108, %81 : [448,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp(float *restrict t109, const float *restrict t81) {
     for (size_t i = 0; i < 4480; i++) {
-        const float v108 = (-0.002232143f) * t80[i];
-        t108[i] = v108;
+        const float v109 = (-0.002232143f) * t81[i];
+        t109[i] = v109;
     }
 }
 
 /* reduce_sum [448,10] axes=[1]
- * %109 = neg %108 : [448,10]  // student/loss_u vjp
- * %110 = reduce_sum axes=[1] %109 : [448]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_2(float *restrict t110, const float *restrict t108) {
+ * %110 = neg %109 : [448,10]  // student/loss_u vjp
+ * %111 = reduce_sum axes=[1] %110 : [448]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_2(float *restrict t111, const float *restrict t109) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v109 = -t108[i0 * 10 + i1];
-            sum += v109;
+            const float v110 = -t109[i0 * 10 + i1];
+            sum += v110;
         }
-        t110[i0] = (float)sum;
+        t111[i0] = (float)sum;
     }
 }
 
 /* loop [448]
- * %111 = div %110, %99 : [448]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_3(float *restrict t111, const float *restrict t110, const float *restrict t99) {
+ * %112 = div %111, %100 : [448]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_3(float *restrict t112, const float *restrict t111, const float *restrict t100) {
     for (size_t i = 0; i < 448; i++) {
-        const float v111 = t110[i] / t99[i];
-        t111[i] = v111;
+        const float v112 = t111[i] / t100[i];
+        t112[i] = v112;
     }
 }
 
 /* loop [448,10]
- * %112 = broadcast axes=[0] %111 : [448,10]  // student/loss_u vjp
- * %113 = mul %112, %98 : [448,10]  // student/loss_u vjp
- * %114 = add %108, %113 : [448,10]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_4(float *restrict t114, const float *restrict t111, const float *restrict t98, const float *restrict t108) {
+ * %113 = broadcast axes=[0] %112 : [448,10]  // student/loss_u vjp
+ * %114 = mul %113, %99 : [448,10]  // student/loss_u vjp
+ * %115 = add %109, %114 : [448,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_4(float *restrict t115, const float *restrict t112, const float *restrict t99, const float *restrict t109) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v113 = t111[i0] * t98[i0 * 10 + i1];
-            const float v114 = t108[i0 * 10 + i1] + v113;
-            t114[i0 * 10 + i1] = v114;
+            const float v114 = t112[i0] * t99[i0 * 10 + i1];
+            const float v115 = t109[i0 * 10 + i1] + v114;
+            t115[i0 * 10 + i1] = v115;
         }
     }
 }
 
 /* reduce_sum [448,10] axes=[0]
- * %115 = reduce_sum axes=[0] %114 : [10]  // student/dense5 vjp */
-static void step_student_dense5_vjp(float *restrict t115, const float *restrict t114) {
-    for (size_t o = 0; o < 10; o++) t115[o] = 0.0f;
+ * %116 = reduce_sum axes=[0] %115 : [10]  // student/dense5 vjp */
+static void step_student_dense5_vjp(float *restrict t116, const float *restrict t115) {
+    for (size_t o = 0; o < 10; o++) t116[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t115[i1] += t114[i0 * 10 + i1];
+            t116[i1] += t115[i0 * 10 + i1];
         }
     }
 }
 
 /* gemm blas m=1024 n=10 k=448 tA split
- * %117 = matmul tA %91, %114 : [1024,10]  // student/dense5 vjp */
+ * %118 = matmul tA %92, %115 : [1024,10]  // student/dense5 vjp */
 typedef struct {
-    float *t117;
-    const float *t91;
-    const float *t114;
+    float *t118;
+    const float *t92;
+    const float *t115;
 } step_student_dense5_vjp_2_pointers;
 
 static void step_student_dense5_vjp_2_part(void *context, int part, int parts) {
     const step_student_dense5_vjp_2_pointers *p = context;
-    float *restrict t117 = p->t117;
-    const float *restrict t91 = p->t91;
-    const float *restrict t114 = p->t114;
+    float *restrict t118 = p->t118;
+    const float *restrict t92 = p->t92;
+    const float *restrict t115 = p->t115;
     size_t lo, hi;
     mplc_part(1024, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 10, 448, 1.0f, t91 + lo, 1024, t114, 10, 0.0f, t117 + lo * 10, 10);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 10, 448, 1.0f, t92 + lo, 1024, t115, 10, 0.0f, t118 + lo * 10, 10);
 }
 
-static void step_student_dense5_vjp_2(float *restrict t117, const float *restrict t91, const float *restrict t114) {
-    mplc_parallel(step_student_dense5_vjp_2_part, &(step_student_dense5_vjp_2_pointers){t117, t91, t114});
+static void step_student_dense5_vjp_2(float *restrict t118, const float *restrict t92, const float *restrict t115) {
+    mplc_parallel(step_student_dense5_vjp_2_part, &(step_student_dense5_vjp_2_pointers){t118, t92, t115});
 }
 
 /* gemm blas m=448 n=1024 k=10 tB +epilogue split
- * %116 = matmul tB %114, %10 : [448,1024]  // student/dense5 vjp
- * %118 = step %91 : [448,1024]  // student/relu4 vjp
- * %119 = mul %116, %118 : [448,1024]  // student/relu4 vjp */
+ * %117 = matmul tB %115, %10 : [448,1024]  // student/dense5 vjp
+ * %119 = step %92 : [448,1024]  // student/relu4 vjp
+ * %120 = mul %117, %119 : [448,1024]  // student/relu4 vjp */
 typedef struct {
-    float *t119;
-    const float *t114;
+    float *t120;
+    const float *t115;
     const float *in_student_dense5_weight;
-    const float *t91;
+    const float *t92;
 } step_student_dense5_vjp_3_pointers;
 
 static void step_student_dense5_vjp_3_part(void *context, int part, int parts) {
     const step_student_dense5_vjp_3_pointers *p = context;
-    float *restrict t119 = p->t119;
-    const float *restrict t114 = p->t114;
+    float *restrict t120 = p->t120;
+    const float *restrict t115 = p->t115;
     const float *restrict in_student_dense5_weight = p->in_student_dense5_weight;
-    const float *restrict t91 = p->t91;
+    const float *restrict t92 = p->t92;
     size_t lo, hi;
     mplc_part(448, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 10, 1.0f, t114 + lo * 10, 10, in_student_dense5_weight, 10, 0.0f, t119 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 10, 1.0f, t115 + lo * 10, 10, in_student_dense5_weight, 10, 0.0f, t120 + lo * 1024, 1024);
     /* epilogue, in place on the product */
     for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v118 = t91[i] > 0.0f ? 1.0f : 0.0f;
-        const float v119 = t119[i] * v118;
-        t119[i] = v119;
+        const float v119 = t92[i] > 0.0f ? 1.0f : 0.0f;
+        const float v120 = t120[i] * v119;
+        t120[i] = v120;
     }
 }
 
-static void step_student_dense5_vjp_3(float *restrict t119, const float *restrict t114, const float *restrict in_student_dense5_weight, const float *restrict t91) {
-    mplc_parallel(step_student_dense5_vjp_3_part, &(step_student_dense5_vjp_3_pointers){t119, t114, in_student_dense5_weight, t91});
+static void step_student_dense5_vjp_3(float *restrict t120, const float *restrict t115, const float *restrict in_student_dense5_weight, const float *restrict t92) {
+    mplc_parallel(step_student_dense5_vjp_3_part, &(step_student_dense5_vjp_3_pointers){t120, t115, in_student_dense5_weight, t92});
 }
 
 /* reduce_sum [448,1024] axes=[0] split
- * %120 = reduce_sum axes=[0] %119 : [1024]  // student/dense3 vjp */
+ * %121 = reduce_sum axes=[0] %120 : [1024]  // student/dense3 vjp */
 typedef struct {
-    float *t120;
-    const float *t119;
+    float *t121;
+    const float *t120;
     float *chunk;
 } step_student_dense3_vjp_pointers;
 
@@ -794,8 +795,8 @@ static void step_student_dense3_vjp_part(void *context, int part, int parts) {
     const step_student_dense3_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t120 = p->t120; (void)t120; /* used after the parts */
-    const float *restrict t119 = p->t119;
+    float *restrict t121 = p->t121; (void)t121; /* used after the parts */
+    const float *restrict t120 = p->t120;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(448, 28, &lo, &hi)) {
@@ -804,83 +805,83 @@ static void step_student_dense3_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                sums[i1] += t119[i0 * 1024 + i1];
+                sums[i1] += t120[i0 * 1024 + i1];
             }
         }
         for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_dense3_vjp(float *restrict t120, const float *restrict t119, float *restrict chunk) {
-    mplc_parallel(step_student_dense3_vjp_part, &(step_student_dense3_vjp_pointers){t120, t119, chunk});
+static void step_student_dense3_vjp(float *restrict t121, const float *restrict t120, float *restrict chunk) {
+    mplc_parallel(step_student_dense3_vjp_part, &(step_student_dense3_vjp_pointers){t121, t120, chunk});
     for (size_t o = 0; o < 1024; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t120[o] = total;
+        t121[o] = total;
     }
 }
 
 /* gemm blas m=1024 n=1024 k=448 tA split
- * %122 = matmul tA %87, %119 : [1024,1024]  // student/dense3 vjp */
+ * %123 = matmul tA %88, %120 : [1024,1024]  // student/dense3 vjp */
 typedef struct {
-    float *t122;
-    const float *t87;
-    const float *t119;
+    float *t123;
+    const float *t88;
+    const float *t120;
 } step_student_dense3_vjp_2_pointers;
 
 static void step_student_dense3_vjp_2_part(void *context, int part, int parts) {
     const step_student_dense3_vjp_2_pointers *p = context;
-    float *restrict t122 = p->t122;
-    const float *restrict t87 = p->t87;
-    const float *restrict t119 = p->t119;
+    float *restrict t123 = p->t123;
+    const float *restrict t88 = p->t88;
+    const float *restrict t120 = p->t120;
     size_t lo, hi;
     mplc_part(1024, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t87 + lo, 1024, t119, 1024, 0.0f, t122 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t88 + lo, 1024, t120, 1024, 0.0f, t123 + lo * 1024, 1024);
 }
 
-static void step_student_dense3_vjp_2(float *restrict t122, const float *restrict t87, const float *restrict t119) {
-    mplc_parallel(step_student_dense3_vjp_2_part, &(step_student_dense3_vjp_2_pointers){t122, t87, t119});
+static void step_student_dense3_vjp_2(float *restrict t123, const float *restrict t88, const float *restrict t120) {
+    mplc_parallel(step_student_dense3_vjp_2_part, &(step_student_dense3_vjp_2_pointers){t123, t88, t120});
 }
 
 /* gemm blas m=448 n=1024 k=1024 tB +epilogue split
- * %121 = matmul tB %119, %8 : [448,1024]  // student/dense3 vjp
- * %123 = step %87 : [448,1024]  // student/relu2 vjp
- * %124 = mul %121, %123 : [448,1024]  // student/relu2 vjp */
+ * %122 = matmul tB %120, %8 : [448,1024]  // student/dense3 vjp
+ * %124 = step %88 : [448,1024]  // student/relu2 vjp
+ * %125 = mul %122, %124 : [448,1024]  // student/relu2 vjp */
 typedef struct {
-    float *t124;
-    const float *t119;
+    float *t125;
+    const float *t120;
     const float *in_student_dense3_weight;
-    const float *t87;
+    const float *t88;
 } step_student_dense3_vjp_3_pointers;
 
 static void step_student_dense3_vjp_3_part(void *context, int part, int parts) {
     const step_student_dense3_vjp_3_pointers *p = context;
-    float *restrict t124 = p->t124;
-    const float *restrict t119 = p->t119;
+    float *restrict t125 = p->t125;
+    const float *restrict t120 = p->t120;
     const float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
-    const float *restrict t87 = p->t87;
+    const float *restrict t88 = p->t88;
     size_t lo, hi;
     mplc_part(448, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t119 + lo * 1024, 1024, in_student_dense3_weight, 1024, 0.0f, t124 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t120 + lo * 1024, 1024, in_student_dense3_weight, 1024, 0.0f, t125 + lo * 1024, 1024);
     /* epilogue, in place on the product */
     for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v123 = t87[i] > 0.0f ? 1.0f : 0.0f;
-        const float v124 = t124[i] * v123;
-        t124[i] = v124;
+        const float v124 = t88[i] > 0.0f ? 1.0f : 0.0f;
+        const float v125 = t125[i] * v124;
+        t125[i] = v125;
     }
 }
 
-static void step_student_dense3_vjp_3(float *restrict t124, const float *restrict t119, const float *restrict in_student_dense3_weight, const float *restrict t87) {
-    mplc_parallel(step_student_dense3_vjp_3_part, &(step_student_dense3_vjp_3_pointers){t124, t119, in_student_dense3_weight, t87});
+static void step_student_dense3_vjp_3(float *restrict t125, const float *restrict t120, const float *restrict in_student_dense3_weight, const float *restrict t88) {
+    mplc_parallel(step_student_dense3_vjp_3_part, &(step_student_dense3_vjp_3_pointers){t125, t120, in_student_dense3_weight, t88});
 }
 
 /* reduce_sum [448,1024] axes=[0] split
- * %125 = reduce_sum axes=[0] %124 : [1024]  // student/dense1 vjp */
+ * %126 = reduce_sum axes=[0] %125 : [1024]  // student/dense1 vjp */
 typedef struct {
-    float *t125;
-    const float *t124;
+    float *t126;
+    const float *t125;
     float *chunk;
 } step_student_dense1_vjp_pointers;
 
@@ -888,8 +889,8 @@ static void step_student_dense1_vjp_part(void *context, int part, int parts) {
     const step_student_dense1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t125 = p->t125; (void)t125; /* used after the parts */
-    const float *restrict t124 = p->t124;
+    float *restrict t126 = p->t126; (void)t126; /* used after the parts */
+    const float *restrict t125 = p->t125;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(448, 28, &lo, &hi)) {
@@ -898,63 +899,63 @@ static void step_student_dense1_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                sums[i1] += t124[i0 * 1024 + i1];
+                sums[i1] += t125[i0 * 1024 + i1];
             }
         }
         for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_dense1_vjp(float *restrict t125, const float *restrict t124, float *restrict chunk) {
-    mplc_parallel(step_student_dense1_vjp_part, &(step_student_dense1_vjp_pointers){t125, t124, chunk});
+static void step_student_dense1_vjp(float *restrict t126, const float *restrict t125, float *restrict chunk) {
+    mplc_parallel(step_student_dense1_vjp_part, &(step_student_dense1_vjp_pointers){t126, t125, chunk});
     for (size_t o = 0; o < 1024; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t125[o] = total;
+        t126[o] = total;
     }
 }
 
 /* gemm blas m=784 n=1024 k=448 tA split
- * %126 = matmul tA %83, %124 : [784,1024]  // student/dense1 vjp */
+ * %127 = matmul tA %84, %125 : [784,1024]  // student/dense1 vjp */
 typedef struct {
-    float *t126;
-    const float *t83;
-    const float *t124;
+    float *t127;
+    const float *t84;
+    const float *t125;
 } step_student_dense1_vjp_2_pointers;
 
 static void step_student_dense1_vjp_2_part(void *context, int part, int parts) {
     const step_student_dense1_vjp_2_pointers *p = context;
-    float *restrict t126 = p->t126;
-    const float *restrict t83 = p->t83;
-    const float *restrict t124 = p->t124;
+    float *restrict t127 = p->t127;
+    const float *restrict t84 = p->t84;
+    const float *restrict t125 = p->t125;
     size_t lo, hi;
     mplc_part(784, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t83 + lo, 784, t124, 1024, 0.0f, t126 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t84 + lo, 784, t125, 1024, 0.0f, t127 + lo * 1024, 1024);
 }
 
-static void step_student_dense1_vjp_2(float *restrict t126, const float *restrict t83, const float *restrict t124) {
-    mplc_parallel(step_student_dense1_vjp_2_part, &(step_student_dense1_vjp_2_pointers){t126, t83, t124});
+static void step_student_dense1_vjp_2(float *restrict t127, const float *restrict t84, const float *restrict t125) {
+    mplc_parallel(step_student_dense1_vjp_2_part, &(step_student_dense1_vjp_2_pointers){t127, t84, t125});
 }
 
 /* loop [784,1024] split
- * %128 = constant 0.0005 : [784,1024]  // student/dense1 update
- * %129 = mul %6, %128 : [784,1024]  // student/dense1 update
- * %130 = add %126, %129 : [784,1024]  // student/dense1 update
- * %131 = constant 0.9 : [784,1024]  // student/dense1 update
- * %132 = mul %127, %131 : [784,1024]  // student/dense1 update
- * %133 = add %132, %130 : [784,1024]  // student/dense1 update
- * %134 = mul %133, %131 : [784,1024]  // student/dense1 update
- * %135 = add %130, %134 : [784,1024]  // student/dense1 update
- * %136 = broadcast axes=[] %15 : [784,1024]  // student/dense1 update
- * %137 = mul %135, %136 : [784,1024]  // student/dense1 update
- * %138 = sub %6, %137 : [784,1024]  // student/dense1 update
+ * %129 = constant 0.0005 : [784,1024]  // student/dense1 update
+ * %130 = mul %6, %129 : [784,1024]  // student/dense1 update
+ * %131 = add %127, %130 : [784,1024]  // student/dense1 update
+ * %132 = constant 0.9 : [784,1024]  // student/dense1 update
+ * %133 = mul %128, %132 : [784,1024]  // student/dense1 update
+ * %134 = add %133, %131 : [784,1024]  // student/dense1 update
+ * %135 = mul %134, %132 : [784,1024]  // student/dense1 update
+ * %136 = add %131, %135 : [784,1024]  // student/dense1 update
+ * %137 = broadcast axes=[] %15 : [784,1024]  // student/dense1 update
+ * %138 = mul %136, %137 : [784,1024]  // student/dense1 update
+ * %139 = sub %6, %138 : [784,1024]  // student/dense1 update
  * in_student_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_student_dense1_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
     float *in_student_momentum_dense1_weight;
     float *in_student_dense1_weight;
-    const float *t126;
+    const float *t127;
     const float *in_lr_student;
 } step_student_dense1_update_pointers;
 
@@ -964,71 +965,71 @@ static void step_student_dense1_update_part(void *context, int part, int parts) 
     (void)parts;
     float *restrict in_student_momentum_dense1_weight = p->in_student_momentum_dense1_weight;
     float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
-    const float *restrict t126 = p->t126;
+    const float *restrict t127 = p->t127;
     const float *restrict in_lr_student = p->in_lr_student;
     size_t lo, hi;
     while (mplc_claim(784, 25, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-            const float v129 = in_student_dense1_weight[i] * 0.0005f;
-            const float v130 = t126[i] + v129;
-            const float v132 = in_student_momentum_dense1_weight[i] * 0.9f;
-            const float v133 = v132 + v130;
-            const float v134 = v133 * 0.9f;
-            const float v135 = v130 + v134;
-            const float v137 = v135 * in_lr_student[0];
-            const float v138 = in_student_dense1_weight[i] - v137;
-            in_student_momentum_dense1_weight[i] = v133;
-            in_student_dense1_weight[i] = v138;
+            const float v130 = in_student_dense1_weight[i] * 0.0005f;
+            const float v131 = t127[i] + v130;
+            const float v133 = in_student_momentum_dense1_weight[i] * 0.9f;
+            const float v134 = v133 + v131;
+            const float v135 = v134 * 0.9f;
+            const float v136 = v131 + v135;
+            const float v138 = v136 * in_lr_student[0];
+            const float v139 = in_student_dense1_weight[i] - v138;
+            in_student_momentum_dense1_weight[i] = v134;
+            in_student_dense1_weight[i] = v139;
         }
     }
 }
 
-static void step_student_dense1_update(float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict t126, const float *restrict in_lr_student) {
-    mplc_parallel(step_student_dense1_update_part, &(step_student_dense1_update_pointers){in_student_momentum_dense1_weight, in_student_dense1_weight, t126, in_lr_student});
+static void step_student_dense1_update(float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict t127, const float *restrict in_lr_student) {
+    mplc_parallel(step_student_dense1_update_part, &(step_student_dense1_update_pointers){in_student_momentum_dense1_weight, in_student_dense1_weight, t127, in_lr_student});
 }
 
 /* loop [1024]
- * %140 = constant 0.9 : [1024]  // student/dense1 update
- * %141 = mul %139, %140 : [1024]  // student/dense1 update
- * %142 = add %141, %125 : [1024]  // student/dense1 update
- * %143 = mul %142, %140 : [1024]  // student/dense1 update
- * %144 = add %125, %143 : [1024]  // student/dense1 update
- * %145 = broadcast axes=[] %15 : [1024]  // student/dense1 update
- * %146 = mul %144, %145 : [1024]  // student/dense1 update
- * %147 = sub %7, %146 : [1024]  // student/dense1 update
+ * %141 = constant 0.9 : [1024]  // student/dense1 update
+ * %142 = mul %140, %141 : [1024]  // student/dense1 update
+ * %143 = add %142, %126 : [1024]  // student/dense1 update
+ * %144 = mul %143, %141 : [1024]  // student/dense1 update
+ * %145 = add %126, %144 : [1024]  // student/dense1 update
+ * %146 = broadcast axes=[] %15 : [1024]  // student/dense1 update
+ * %147 = mul %145, %146 : [1024]  // student/dense1 update
+ * %148 = sub %7, %147 : [1024]  // student/dense1 update
  * in_student_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_student_dense1_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense1_update_2(float *restrict in_student_momentum_dense1_bias, float *restrict in_student_dense1_bias, const float *restrict t125, const float *restrict in_lr_student) {
+static void step_student_dense1_update_2(float *restrict in_student_momentum_dense1_bias, float *restrict in_student_dense1_bias, const float *restrict t126, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1024; i++) {
-        const float v141 = in_student_momentum_dense1_bias[i] * 0.9f;
-        const float v142 = v141 + t125[i];
-        const float v143 = v142 * 0.9f;
-        const float v144 = t125[i] + v143;
-        const float v146 = v144 * in_lr_student[0];
-        const float v147 = in_student_dense1_bias[i] - v146;
-        in_student_momentum_dense1_bias[i] = v142;
-        in_student_dense1_bias[i] = v147;
+        const float v142 = in_student_momentum_dense1_bias[i] * 0.9f;
+        const float v143 = v142 + t126[i];
+        const float v144 = v143 * 0.9f;
+        const float v145 = t126[i] + v144;
+        const float v147 = v145 * in_lr_student[0];
+        const float v148 = in_student_dense1_bias[i] - v147;
+        in_student_momentum_dense1_bias[i] = v143;
+        in_student_dense1_bias[i] = v148;
     }
 }
 
 /* loop [1024,1024] split
- * %149 = constant 0.0005 : [1024,1024]  // student/dense3 update
- * %150 = mul %8, %149 : [1024,1024]  // student/dense3 update
- * %151 = add %122, %150 : [1024,1024]  // student/dense3 update
- * %152 = constant 0.9 : [1024,1024]  // student/dense3 update
- * %153 = mul %148, %152 : [1024,1024]  // student/dense3 update
- * %154 = add %153, %151 : [1024,1024]  // student/dense3 update
- * %155 = mul %154, %152 : [1024,1024]  // student/dense3 update
- * %156 = add %151, %155 : [1024,1024]  // student/dense3 update
- * %157 = broadcast axes=[] %15 : [1024,1024]  // student/dense3 update
- * %158 = mul %156, %157 : [1024,1024]  // student/dense3 update
- * %159 = sub %8, %158 : [1024,1024]  // student/dense3 update
+ * %150 = constant 0.0005 : [1024,1024]  // student/dense3 update
+ * %151 = mul %8, %150 : [1024,1024]  // student/dense3 update
+ * %152 = add %123, %151 : [1024,1024]  // student/dense3 update
+ * %153 = constant 0.9 : [1024,1024]  // student/dense3 update
+ * %154 = mul %149, %153 : [1024,1024]  // student/dense3 update
+ * %155 = add %154, %152 : [1024,1024]  // student/dense3 update
+ * %156 = mul %155, %153 : [1024,1024]  // student/dense3 update
+ * %157 = add %152, %156 : [1024,1024]  // student/dense3 update
+ * %158 = broadcast axes=[] %15 : [1024,1024]  // student/dense3 update
+ * %159 = mul %157, %158 : [1024,1024]  // student/dense3 update
+ * %160 = sub %8, %159 : [1024,1024]  // student/dense3 update
  * in_student_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_student_dense3_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
     float *in_student_momentum_dense3_weight;
     float *in_student_dense3_weight;
-    const float *t122;
+    const float *t123;
     const float *in_lr_student;
 } step_student_dense3_update_pointers;
 
@@ -1038,351 +1039,351 @@ static void step_student_dense3_update_part(void *context, int part, int parts) 
     (void)parts;
     float *restrict in_student_momentum_dense3_weight = p->in_student_momentum_dense3_weight;
     float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
-    const float *restrict t122 = p->t122;
+    const float *restrict t123 = p->t123;
     const float *restrict in_lr_student = p->in_lr_student;
     size_t lo, hi;
     while (mplc_claim(1024, 32, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-            const float v150 = in_student_dense3_weight[i] * 0.0005f;
-            const float v151 = t122[i] + v150;
-            const float v153 = in_student_momentum_dense3_weight[i] * 0.9f;
-            const float v154 = v153 + v151;
-            const float v155 = v154 * 0.9f;
-            const float v156 = v151 + v155;
-            const float v158 = v156 * in_lr_student[0];
-            const float v159 = in_student_dense3_weight[i] - v158;
-            in_student_momentum_dense3_weight[i] = v154;
-            in_student_dense3_weight[i] = v159;
+            const float v151 = in_student_dense3_weight[i] * 0.0005f;
+            const float v152 = t123[i] + v151;
+            const float v154 = in_student_momentum_dense3_weight[i] * 0.9f;
+            const float v155 = v154 + v152;
+            const float v156 = v155 * 0.9f;
+            const float v157 = v152 + v156;
+            const float v159 = v157 * in_lr_student[0];
+            const float v160 = in_student_dense3_weight[i] - v159;
+            in_student_momentum_dense3_weight[i] = v155;
+            in_student_dense3_weight[i] = v160;
         }
     }
 }
 
-static void step_student_dense3_update(float *restrict in_student_momentum_dense3_weight, float *restrict in_student_dense3_weight, const float *restrict t122, const float *restrict in_lr_student) {
-    mplc_parallel(step_student_dense3_update_part, &(step_student_dense3_update_pointers){in_student_momentum_dense3_weight, in_student_dense3_weight, t122, in_lr_student});
+static void step_student_dense3_update(float *restrict in_student_momentum_dense3_weight, float *restrict in_student_dense3_weight, const float *restrict t123, const float *restrict in_lr_student) {
+    mplc_parallel(step_student_dense3_update_part, &(step_student_dense3_update_pointers){in_student_momentum_dense3_weight, in_student_dense3_weight, t123, in_lr_student});
 }
 
 /* loop [1024]
- * %140 = constant 0.9 : [1024]  // student/dense1 update
- * %145 = broadcast axes=[] %15 : [1024]  // student/dense1 update
- * %161 = mul %160, %140 : [1024]  // student/dense3 update
- * %162 = add %161, %120 : [1024]  // student/dense3 update
- * %163 = mul %162, %140 : [1024]  // student/dense3 update
- * %164 = add %120, %163 : [1024]  // student/dense3 update
- * %165 = mul %164, %145 : [1024]  // student/dense3 update
- * %166 = sub %9, %165 : [1024]  // student/dense3 update
+ * %141 = constant 0.9 : [1024]  // student/dense1 update
+ * %146 = broadcast axes=[] %15 : [1024]  // student/dense1 update
+ * %162 = mul %161, %141 : [1024]  // student/dense3 update
+ * %163 = add %162, %121 : [1024]  // student/dense3 update
+ * %164 = mul %163, %141 : [1024]  // student/dense3 update
+ * %165 = add %121, %164 : [1024]  // student/dense3 update
+ * %166 = mul %165, %146 : [1024]  // student/dense3 update
+ * %167 = sub %9, %166 : [1024]  // student/dense3 update
  * in_student_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_student_dense3_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense3_update_2(float *restrict in_student_momentum_dense3_bias, float *restrict in_student_dense3_bias, const float *restrict t120, const float *restrict in_lr_student) {
+static void step_student_dense3_update_2(float *restrict in_student_momentum_dense3_bias, float *restrict in_student_dense3_bias, const float *restrict t121, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1024; i++) {
-        const float v161 = in_student_momentum_dense3_bias[i] * 0.9f;
-        const float v162 = v161 + t120[i];
-        const float v163 = v162 * 0.9f;
-        const float v164 = t120[i] + v163;
-        const float v165 = v164 * in_lr_student[0];
-        const float v166 = in_student_dense3_bias[i] - v165;
-        in_student_momentum_dense3_bias[i] = v162;
-        in_student_dense3_bias[i] = v166;
+        const float v162 = in_student_momentum_dense3_bias[i] * 0.9f;
+        const float v163 = v162 + t121[i];
+        const float v164 = v163 * 0.9f;
+        const float v165 = t121[i] + v164;
+        const float v166 = v165 * in_lr_student[0];
+        const float v167 = in_student_dense3_bias[i] - v166;
+        in_student_momentum_dense3_bias[i] = v163;
+        in_student_dense3_bias[i] = v167;
     }
 }
 
 /* loop [1024,10]
- * %168 = constant 0.0005 : [1024,10]  // student/dense5 update
- * %169 = mul %10, %168 : [1024,10]  // student/dense5 update
- * %170 = add %117, %169 : [1024,10]  // student/dense5 update
- * %171 = constant 0.9 : [1024,10]  // student/dense5 update
- * %172 = mul %167, %171 : [1024,10]  // student/dense5 update
- * %173 = add %172, %170 : [1024,10]  // student/dense5 update
- * %174 = mul %173, %171 : [1024,10]  // student/dense5 update
- * %175 = add %170, %174 : [1024,10]  // student/dense5 update
- * %176 = broadcast axes=[] %15 : [1024,10]  // student/dense5 update
- * %177 = mul %175, %176 : [1024,10]  // student/dense5 update
- * %178 = sub %10, %177 : [1024,10]  // student/dense5 update
+ * %169 = constant 0.0005 : [1024,10]  // student/dense5 update
+ * %170 = mul %10, %169 : [1024,10]  // student/dense5 update
+ * %171 = add %118, %170 : [1024,10]  // student/dense5 update
+ * %172 = constant 0.9 : [1024,10]  // student/dense5 update
+ * %173 = mul %168, %172 : [1024,10]  // student/dense5 update
+ * %174 = add %173, %171 : [1024,10]  // student/dense5 update
+ * %175 = mul %174, %172 : [1024,10]  // student/dense5 update
+ * %176 = add %171, %175 : [1024,10]  // student/dense5 update
+ * %177 = broadcast axes=[] %15 : [1024,10]  // student/dense5 update
+ * %178 = mul %176, %177 : [1024,10]  // student/dense5 update
+ * %179 = sub %10, %178 : [1024,10]  // student/dense5 update
  * in_student_momentum_dense5_weight is updated in place: each element is read before it is overwritten
  * in_student_dense5_weight is updated in place: each element is read before it is overwritten */
-static void step_student_dense5_update(float *restrict in_student_momentum_dense5_weight, float *restrict in_student_dense5_weight, const float *restrict t117, const float *restrict in_lr_student) {
+static void step_student_dense5_update(float *restrict in_student_momentum_dense5_weight, float *restrict in_student_dense5_weight, const float *restrict t118, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 10240; i++) {
-        const float v169 = in_student_dense5_weight[i] * 0.0005f;
-        const float v170 = t117[i] + v169;
-        const float v172 = in_student_momentum_dense5_weight[i] * 0.9f;
-        const float v173 = v172 + v170;
-        const float v174 = v173 * 0.9f;
-        const float v175 = v170 + v174;
-        const float v177 = v175 * in_lr_student[0];
-        const float v178 = in_student_dense5_weight[i] - v177;
-        in_student_momentum_dense5_weight[i] = v173;
-        in_student_dense5_weight[i] = v178;
+        const float v170 = in_student_dense5_weight[i] * 0.0005f;
+        const float v171 = t118[i] + v170;
+        const float v173 = in_student_momentum_dense5_weight[i] * 0.9f;
+        const float v174 = v173 + v171;
+        const float v175 = v174 * 0.9f;
+        const float v176 = v171 + v175;
+        const float v178 = v176 * in_lr_student[0];
+        const float v179 = in_student_dense5_weight[i] - v178;
+        in_student_momentum_dense5_weight[i] = v174;
+        in_student_dense5_weight[i] = v179;
     }
 }
 
 /* loop [10]
- * %180 = constant 0.9 : [10]  // student/dense5 update
- * %181 = mul %179, %180 : [10]  // student/dense5 update
- * %182 = add %181, %115 : [10]  // student/dense5 update
- * %183 = mul %182, %180 : [10]  // student/dense5 update
- * %184 = add %115, %183 : [10]  // student/dense5 update
- * %185 = broadcast axes=[] %15 : [10]  // student/dense5 update
- * %186 = mul %184, %185 : [10]  // student/dense5 update
- * %187 = sub %11, %186 : [10]  // student/dense5 update
+ * %181 = constant 0.9 : [10]  // student/dense5 update
+ * %182 = mul %180, %181 : [10]  // student/dense5 update
+ * %183 = add %182, %116 : [10]  // student/dense5 update
+ * %184 = mul %183, %181 : [10]  // student/dense5 update
+ * %185 = add %116, %184 : [10]  // student/dense5 update
+ * %186 = broadcast axes=[] %15 : [10]  // student/dense5 update
+ * %187 = mul %185, %186 : [10]  // student/dense5 update
+ * %188 = sub %11, %187 : [10]  // student/dense5 update
  * in_student_momentum_dense5_bias is updated in place: each element is read before it is overwritten
  * in_student_dense5_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense5_update_2(float *restrict in_student_momentum_dense5_bias, float *restrict in_student_dense5_bias, const float *restrict t115, const float *restrict in_lr_student) {
+static void step_student_dense5_update_2(float *restrict in_student_momentum_dense5_bias, float *restrict in_student_dense5_bias, const float *restrict t116, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 10; i++) {
-        const float v181 = in_student_momentum_dense5_bias[i] * 0.9f;
-        const float v182 = v181 + t115[i];
-        const float v183 = v182 * 0.9f;
-        const float v184 = t115[i] + v183;
-        const float v186 = v184 * in_lr_student[0];
-        const float v187 = in_student_dense5_bias[i] - v186;
-        in_student_momentum_dense5_bias[i] = v182;
-        in_student_dense5_bias[i] = v187;
+        const float v182 = in_student_momentum_dense5_bias[i] * 0.9f;
+        const float v183 = v182 + t116[i];
+        const float v184 = v183 * 0.9f;
+        const float v185 = t116[i] + v184;
+        const float v187 = v185 * in_lr_student[0];
+        const float v188 = in_student_dense5_bias[i] - v187;
+        in_student_momentum_dense5_bias[i] = v183;
+        in_student_dense5_bias[i] = v188;
     }
 }
 
 /* gemm blas m=64 n=1024 k=784 +epilogue split
- * %191 = matmul %190, %138 : [64,1024]  // student/dense1 fwd
- * %192 = broadcast axes=[1] %147 : [64,1024]  // student/dense1 fwd
- * %193 = add %191, %192 : [64,1024]  // student/dense1 fwd
- * %194 = relu %193 : [64,1024]  // student/relu2 fwd */
+ * %192 = matmul %191, %139 : [64,1024]  // student/dense1 fwd
+ * %193 = broadcast axes=[1] %148 : [64,1024]  // student/dense1 fwd
+ * %194 = add %192, %193 : [64,1024]  // student/dense1 fwd
+ * %195 = relu %194 : [64,1024]  // student/relu2 fwd */
 typedef struct {
-    float *t194;
+    float *t195;
     const float *in_x;
-    const float *t138;
-    const float *t147;
+    const float *t139;
+    const float *t148;
 } step_student_dense1_fwd_2_pointers;
 
 static void step_student_dense1_fwd_2_part(void *context, int part, int parts) {
     const step_student_dense1_fwd_2_pointers *p = context;
-    float *restrict t194 = p->t194;
+    float *restrict t195 = p->t195;
     const float *restrict in_x = p->in_x;
-    const float *restrict t138 = p->t138;
-    const float *restrict t147 = p->t147;
+    const float *restrict t139 = p->t139;
+    const float *restrict t148 = p->t148;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 784, 1.0f, in_x + lo * 784, 784, t138, 1024, 0.0f, t194 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 784, 1.0f, in_x + lo * 784, 784, t139, 1024, 0.0f, t195 + lo * 1024, 1024);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
-            const float v193 = t194[i0 * 1024 + i1] + t147[i1];
-            const float v194 = v193 > 0.0f ? v193 : 0.0f;
-            t194[i0 * 1024 + i1] = v194;
+            const float v194 = t195[i0 * 1024 + i1] + t148[i1];
+            const float v195 = v194 > 0.0f ? v194 : 0.0f;
+            t195[i0 * 1024 + i1] = v195;
         }
     }
 }
 
-static void step_student_dense1_fwd_2(float *restrict t194, const float *restrict in_x, const float *restrict t138, const float *restrict t147) {
-    mplc_parallel(step_student_dense1_fwd_2_part, &(step_student_dense1_fwd_2_pointers){t194, in_x, t138, t147});
+static void step_student_dense1_fwd_2(float *restrict t195, const float *restrict in_x, const float *restrict t139, const float *restrict t148) {
+    mplc_parallel(step_student_dense1_fwd_2_part, &(step_student_dense1_fwd_2_pointers){t195, in_x, t139, t148});
 }
 
 /* gemm blas m=64 n=1024 k=1024 +epilogue split
- * %195 = matmul %194, %159 : [64,1024]  // student/dense3 fwd
- * %196 = broadcast axes=[1] %166 : [64,1024]  // student/dense3 fwd
- * %197 = add %195, %196 : [64,1024]  // student/dense3 fwd
- * %198 = relu %197 : [64,1024]  // student/relu4 fwd */
+ * %196 = matmul %195, %160 : [64,1024]  // student/dense3 fwd
+ * %197 = broadcast axes=[1] %167 : [64,1024]  // student/dense3 fwd
+ * %198 = add %196, %197 : [64,1024]  // student/dense3 fwd
+ * %199 = relu %198 : [64,1024]  // student/relu4 fwd */
 typedef struct {
-    float *t198;
-    const float *t194;
-    const float *t159;
-    const float *t166;
+    float *t199;
+    const float *t195;
+    const float *t160;
+    const float *t167;
 } step_student_dense3_fwd_2_pointers;
 
 static void step_student_dense3_fwd_2_part(void *context, int part, int parts) {
     const step_student_dense3_fwd_2_pointers *p = context;
-    float *restrict t198 = p->t198;
-    const float *restrict t194 = p->t194;
-    const float *restrict t159 = p->t159;
-    const float *restrict t166 = p->t166;
+    float *restrict t199 = p->t199;
+    const float *restrict t195 = p->t195;
+    const float *restrict t160 = p->t160;
+    const float *restrict t167 = p->t167;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 1024, 1.0f, t194 + lo * 1024, 1024, t159, 1024, 0.0f, t198 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 1024, 1.0f, t195 + lo * 1024, 1024, t160, 1024, 0.0f, t199 + lo * 1024, 1024);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
-            const float v197 = t198[i0 * 1024 + i1] + t166[i1];
-            const float v198 = v197 > 0.0f ? v197 : 0.0f;
-            t198[i0 * 1024 + i1] = v198;
+            const float v198 = t199[i0 * 1024 + i1] + t167[i1];
+            const float v199 = v198 > 0.0f ? v198 : 0.0f;
+            t199[i0 * 1024 + i1] = v199;
         }
     }
 }
 
-static void step_student_dense3_fwd_2(float *restrict t198, const float *restrict t194, const float *restrict t159, const float *restrict t166) {
-    mplc_parallel(step_student_dense3_fwd_2_part, &(step_student_dense3_fwd_2_pointers){t198, t194, t159, t166});
+static void step_student_dense3_fwd_2(float *restrict t199, const float *restrict t195, const float *restrict t160, const float *restrict t167) {
+    mplc_parallel(step_student_dense3_fwd_2_part, &(step_student_dense3_fwd_2_pointers){t199, t195, t160, t167});
 }
 
 /* gemm blas m=64 n=10 k=1024 +epilogue
- * %199 = matmul %198, %178 : [64,10]  // student/dense5 fwd
- * %200 = broadcast axes=[1] %187 : [64,10]  // student/dense5 fwd
- * %201 = add %199, %200 : [64,10]  // student/dense5 fwd */
-static void step_student_dense5_fwd_2(float *restrict t201, const float *restrict t198, const float *restrict t178, const float *restrict t187) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 10, 1024, 1.0f, t198, 1024, t178, 10, 0.0f, t201, 10);
+ * %200 = matmul %199, %179 : [64,10]  // student/dense5 fwd
+ * %201 = broadcast axes=[1] %188 : [64,10]  // student/dense5 fwd
+ * %202 = add %200, %201 : [64,10]  // student/dense5 fwd */
+static void step_student_dense5_fwd_2(float *restrict t202, const float *restrict t199, const float *restrict t179, const float *restrict t188) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 10, 1024, 1.0f, t199, 1024, t179, 10, 0.0f, t202, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v201 = t201[i0 * 10 + i1] + t187[i1];
-            t201[i0 * 10 + i1] = v201;
+            const float v202 = t202[i0 * 10 + i1] + t188[i1];
+            t202[i0 * 10 + i1] = v202;
         }
     }
 }
 
 /* reduce_max [64,10] axes=[1]
- * %202 = reduce_max axes=[1] %201 : [64]  // student/loss_l fwd */
-static void step_student_loss_l_fwd(float *restrict t202, const float *restrict t201) {
+ * %203 = reduce_max axes=[1] %202 : [64]  // student/loss_l fwd */
+static void step_student_loss_l_fwd(float *restrict t203, const float *restrict t202) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t201[i0 * 10 + i1] > best ? t201[i0 * 10 + i1] : best;
+            best = t202[i0 * 10 + i1] > best ? t202[i0 * 10 + i1] : best;
         }
-        t202[i0] = best;
+        t203[i0] = best;
     }
 }
 
 /* loop [64,10]
- * %203 = broadcast axes=[0] %202 : [64,10]  // student/loss_l fwd
- * %204 = sub %201, %203 : [64,10]  // student/loss_l fwd
- * %205 = exp %204 : [64,10]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_2(float *restrict t204, float *restrict t205, const float *restrict t201, const float *restrict t202) {
+ * %204 = broadcast axes=[0] %203 : [64,10]  // student/loss_l fwd
+ * %205 = sub %202, %204 : [64,10]  // student/loss_l fwd
+ * %206 = exp %205 : [64,10]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_2(float *restrict t205, float *restrict t206, const float *restrict t202, const float *restrict t203) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v204 = t201[i0 * 10 + i1] - t202[i0];
-            const float v205 = expf(v204);
-            t204[i0 * 10 + i1] = v204;
+            const float v205 = t202[i0 * 10 + i1] - t203[i0];
+            const float v206 = expf(v205);
             t205[i0 * 10 + i1] = v205;
+            t206[i0 * 10 + i1] = v206;
         }
     }
 }
 
 /* reduce_sum [64,10] axes=[1]
- * %206 = reduce_sum axes=[1] %205 : [64]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_3(float *restrict t206, const float *restrict t205) {
+ * %207 = reduce_sum axes=[1] %206 : [64]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_3(float *restrict t207, const float *restrict t206) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t205[i0 * 10 + i1];
+            sum += t206[i0 * 10 + i1];
         }
-        t206[i0] = (float)sum;
+        t207[i0] = (float)sum;
     }
 }
 
 /* loop [64]
- * %207 = log %206 : [64]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_4(float *restrict t207, const float *restrict t206) {
+ * %208 = log %207 : [64]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_4(float *restrict t208, const float *restrict t207) {
     for (size_t i = 0; i < 64; i++) {
-        const float v207 = logf(t206[i]);
-        t207[i] = v207;
+        const float v208 = logf(t207[i]);
+        t208[i] = v208;
     }
 }
 
 /* reduce_sum [64,10] axes=[0, 1]
- * %208 = broadcast axes=[0] %207 : [64,10]  // student/loss_l fwd
- * %209 = sub %204, %208 : [64,10]  // student/loss_l fwd
- * %210 = mul %13, %209 : [64,10]  // student/loss_l fwd
- * %211 = reduce_sum axes=[0, 1] %210 : []  // student/loss_l fwd */
-static void step_student_loss_l_fwd_5(float *restrict t211, const float *restrict t204, const float *restrict t207, const float *restrict in_y) {
+ * %209 = broadcast axes=[0] %208 : [64,10]  // student/loss_l fwd
+ * %210 = sub %205, %209 : [64,10]  // student/loss_l fwd
+ * %211 = mul %13, %210 : [64,10]  // student/loss_l fwd
+ * %212 = reduce_sum axes=[0, 1] %211 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_5(float *restrict t212, const float *restrict t205, const float *restrict t208, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v209 = t204[i0 * 10 + i1] - t207[i0];
-            const float v210 = in_y[i0 * 10 + i1] * v209;
-            sum += v210;
+            const float v210 = t205[i0 * 10 + i1] - t208[i0];
+            const float v211 = in_y[i0 * 10 + i1] * v210;
+            sum += v211;
         }
     }
-    t211[0] = (float)sum;
+    t212[0] = (float)sum;
 }
 
 /* loop []
- * %47 = constant -0.015625 : []  // teacher/loss_sup fwd
- * %212 = mul %211, %47 : []  // student/loss_l fwd */
-static void step_student_loss_l_fwd_6(float *restrict t212, const float *restrict t211) {
+ * %48 = constant -0.015625 : []  // teacher/loss_sup fwd
+ * %213 = mul %212, %48 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_6(float *restrict t213, const float *restrict t212) {
     for (size_t i = 0; i < 1; i++) {
-        const float v212 = t211[0] * (-0.015625f);
-        t212[i] = v212;
+        const float v213 = t212[0] * (-0.015625f);
+        t213[i] = v213;
     }
 }
 
 /* loop [64,10]
- * %213 = constant -0.015625 : [64,10]  // student/loss_l vjp
- * %214 = mul %213, %13 : [64,10]  // student/loss_l vjp */
-static void step_student_loss_l_vjp(float *restrict t214, const float *restrict in_y) {
+ * %214 = constant -0.015625 : [64,10]  // student/loss_l vjp
+ * %215 = mul %214, %13 : [64,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp(float *restrict t215, const float *restrict in_y) {
     for (size_t i = 0; i < 640; i++) {
-        const float v214 = (-0.015625f) * in_y[i];
-        t214[i] = v214;
+        const float v215 = (-0.015625f) * in_y[i];
+        t215[i] = v215;
     }
 }
 
 /* reduce_sum [64,10] axes=[1]
- * %215 = neg %214 : [64,10]  // student/loss_l vjp
- * %216 = reduce_sum axes=[1] %215 : [64]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_2(float *restrict t216, const float *restrict t214) {
+ * %216 = neg %215 : [64,10]  // student/loss_l vjp
+ * %217 = reduce_sum axes=[1] %216 : [64]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_2(float *restrict t217, const float *restrict t215) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v215 = -t214[i0 * 10 + i1];
-            sum += v215;
+            const float v216 = -t215[i0 * 10 + i1];
+            sum += v216;
         }
-        t216[i0] = (float)sum;
+        t217[i0] = (float)sum;
     }
 }
 
 /* loop [64]
- * %217 = div %216, %206 : [64]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_3(float *restrict t217, const float *restrict t216, const float *restrict t206) {
+ * %218 = div %217, %207 : [64]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_3(float *restrict t218, const float *restrict t217, const float *restrict t207) {
     for (size_t i = 0; i < 64; i++) {
-        const float v217 = t216[i] / t206[i];
-        t217[i] = v217;
+        const float v218 = t217[i] / t207[i];
+        t218[i] = v218;
     }
 }
 
 /* loop [64,10]
- * %218 = broadcast axes=[0] %217 : [64,10]  // student/loss_l vjp
- * %219 = mul %218, %205 : [64,10]  // student/loss_l vjp
- * %220 = add %214, %219 : [64,10]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_4(float *restrict t220, const float *restrict t217, const float *restrict t205, const float *restrict t214) {
+ * %219 = broadcast axes=[0] %218 : [64,10]  // student/loss_l vjp
+ * %220 = mul %219, %206 : [64,10]  // student/loss_l vjp
+ * %221 = add %215, %220 : [64,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_4(float *restrict t221, const float *restrict t218, const float *restrict t206, const float *restrict t215) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v219 = t217[i0] * t205[i0 * 10 + i1];
-            const float v220 = t214[i0 * 10 + i1] + v219;
-            t220[i0 * 10 + i1] = v220;
+            const float v220 = t218[i0] * t206[i0 * 10 + i1];
+            const float v221 = t215[i0 * 10 + i1] + v220;
+            t221[i0 * 10 + i1] = v221;
         }
     }
 }
 
 /* reduce_sum [64,10] axes=[0]
- * %221 = reduce_sum axes=[0] %220 : [10]  // student/dense5 vjp */
-static void step_student_dense5_vjp_4(float *restrict t221, const float *restrict t220) {
-    for (size_t o = 0; o < 10; o++) t221[o] = 0.0f;
+ * %222 = reduce_sum axes=[0] %221 : [10]  // student/dense5 vjp */
+static void step_student_dense5_vjp_4(float *restrict t222, const float *restrict t221) {
+    for (size_t o = 0; o < 10; o++) t222[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t221[i1] += t220[i0 * 10 + i1];
+            t222[i1] += t221[i0 * 10 + i1];
         }
     }
 }
 
 /* gemm blas m=1024 n=10 k=64 tA
- * %223 = matmul tA %198, %220 : [1024,10]  // student/dense5 vjp */
-static void step_student_dense5_vjp_5(float *restrict t223, const float *restrict t198, const float *restrict t220) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 10, 64, 1.0f, t198, 1024, t220, 10, 0.0f, t223, 10);
+ * %224 = matmul tA %199, %221 : [1024,10]  // student/dense5 vjp */
+static void step_student_dense5_vjp_5(float *restrict t224, const float *restrict t199, const float *restrict t221) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 10, 64, 1.0f, t199, 1024, t221, 10, 0.0f, t224, 10);
 }
 
 /* gemm blas m=64 n=1024 k=10 tB +epilogue
- * %222 = matmul tB %220, %178 : [64,1024]  // student/dense5 vjp
- * %224 = step %198 : [64,1024]  // student/relu4 vjp
- * %225 = mul %222, %224 : [64,1024]  // student/relu4 vjp */
-static void step_student_dense5_vjp_6(float *restrict t225, const float *restrict t220, const float *restrict t178, const float *restrict t198) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1024, 10, 1.0f, t220, 10, t178, 10, 0.0f, t225, 1024);
+ * %223 = matmul tB %221, %179 : [64,1024]  // student/dense5 vjp
+ * %225 = step %199 : [64,1024]  // student/relu4 vjp
+ * %226 = mul %223, %225 : [64,1024]  // student/relu4 vjp */
+static void step_student_dense5_vjp_6(float *restrict t226, const float *restrict t221, const float *restrict t179, const float *restrict t199) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1024, 10, 1.0f, t221, 10, t179, 10, 0.0f, t226, 1024);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 65536; i++) {
-        const float v224 = t198[i] > 0.0f ? 1.0f : 0.0f;
-        const float v225 = t225[i] * v224;
-        t225[i] = v225;
+        const float v225 = t199[i] > 0.0f ? 1.0f : 0.0f;
+        const float v226 = t226[i] * v225;
+        t226[i] = v226;
     }
 }
 
 /* reduce_sum [64,1024] axes=[0] split
- * %226 = reduce_sum axes=[0] %225 : [1024]  // student/dense3 vjp */
+ * %227 = reduce_sum axes=[0] %226 : [1024]  // student/dense3 vjp */
 typedef struct {
-    float *t226;
-    const float *t225;
+    float *t227;
+    const float *t226;
     float *chunk;
 } step_student_dense3_vjp_4_pointers;
 
@@ -1390,8 +1391,8 @@ static void step_student_dense3_vjp_4_part(void *context, int part, int parts) {
     const step_student_dense3_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t226 = p->t226; (void)t226; /* used after the parts */
-    const float *restrict t225 = p->t225;
+    float *restrict t227 = p->t227; (void)t227; /* used after the parts */
+    const float *restrict t226 = p->t226;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
@@ -1400,83 +1401,83 @@ static void step_student_dense3_vjp_4_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                sums[i1] += t225[i0 * 1024 + i1];
+                sums[i1] += t226[i0 * 1024 + i1];
             }
         }
         for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_dense3_vjp_4(float *restrict t226, const float *restrict t225, float *restrict chunk) {
-    mplc_parallel(step_student_dense3_vjp_4_part, &(step_student_dense3_vjp_4_pointers){t226, t225, chunk});
+static void step_student_dense3_vjp_4(float *restrict t227, const float *restrict t226, float *restrict chunk) {
+    mplc_parallel(step_student_dense3_vjp_4_part, &(step_student_dense3_vjp_4_pointers){t227, t226, chunk});
     for (size_t o = 0; o < 1024; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t226[o] = total;
+        t227[o] = total;
     }
 }
 
 /* gemm blas m=1024 n=1024 k=64 tA split
- * %228 = matmul tA %194, %225 : [1024,1024]  // student/dense3 vjp */
+ * %229 = matmul tA %195, %226 : [1024,1024]  // student/dense3 vjp */
 typedef struct {
-    float *t228;
-    const float *t194;
-    const float *t225;
+    float *t229;
+    const float *t195;
+    const float *t226;
 } step_student_dense3_vjp_5_pointers;
 
 static void step_student_dense3_vjp_5_part(void *context, int part, int parts) {
     const step_student_dense3_vjp_5_pointers *p = context;
-    float *restrict t228 = p->t228;
-    const float *restrict t194 = p->t194;
-    const float *restrict t225 = p->t225;
+    float *restrict t229 = p->t229;
+    const float *restrict t195 = p->t195;
+    const float *restrict t226 = p->t226;
     size_t lo, hi;
     mplc_part(1024, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, t194 + lo, 1024, t225, 1024, 0.0f, t228 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, t195 + lo, 1024, t226, 1024, 0.0f, t229 + lo * 1024, 1024);
 }
 
-static void step_student_dense3_vjp_5(float *restrict t228, const float *restrict t194, const float *restrict t225) {
-    mplc_parallel(step_student_dense3_vjp_5_part, &(step_student_dense3_vjp_5_pointers){t228, t194, t225});
+static void step_student_dense3_vjp_5(float *restrict t229, const float *restrict t195, const float *restrict t226) {
+    mplc_parallel(step_student_dense3_vjp_5_part, &(step_student_dense3_vjp_5_pointers){t229, t195, t226});
 }
 
 /* gemm blas m=64 n=1024 k=1024 tB +epilogue split
- * %227 = matmul tB %225, %159 : [64,1024]  // student/dense3 vjp
- * %229 = step %194 : [64,1024]  // student/relu2 vjp
- * %230 = mul %227, %229 : [64,1024]  // student/relu2 vjp */
+ * %228 = matmul tB %226, %160 : [64,1024]  // student/dense3 vjp
+ * %230 = step %195 : [64,1024]  // student/relu2 vjp
+ * %231 = mul %228, %230 : [64,1024]  // student/relu2 vjp */
 typedef struct {
-    float *t230;
-    const float *t225;
-    const float *t159;
-    const float *t194;
+    float *t231;
+    const float *t226;
+    const float *t160;
+    const float *t195;
 } step_student_dense3_vjp_6_pointers;
 
 static void step_student_dense3_vjp_6_part(void *context, int part, int parts) {
     const step_student_dense3_vjp_6_pointers *p = context;
-    float *restrict t230 = p->t230;
-    const float *restrict t225 = p->t225;
-    const float *restrict t159 = p->t159;
-    const float *restrict t194 = p->t194;
+    float *restrict t231 = p->t231;
+    const float *restrict t226 = p->t226;
+    const float *restrict t160 = p->t160;
+    const float *restrict t195 = p->t195;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t225 + lo * 1024, 1024, t159, 1024, 0.0f, t230 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t226 + lo * 1024, 1024, t160, 1024, 0.0f, t231 + lo * 1024, 1024);
     /* epilogue, in place on the product */
     for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v229 = t194[i] > 0.0f ? 1.0f : 0.0f;
-        const float v230 = t230[i] * v229;
-        t230[i] = v230;
+        const float v230 = t195[i] > 0.0f ? 1.0f : 0.0f;
+        const float v231 = t231[i] * v230;
+        t231[i] = v231;
     }
 }
 
-static void step_student_dense3_vjp_6(float *restrict t230, const float *restrict t225, const float *restrict t159, const float *restrict t194) {
-    mplc_parallel(step_student_dense3_vjp_6_part, &(step_student_dense3_vjp_6_pointers){t230, t225, t159, t194});
+static void step_student_dense3_vjp_6(float *restrict t231, const float *restrict t226, const float *restrict t160, const float *restrict t195) {
+    mplc_parallel(step_student_dense3_vjp_6_part, &(step_student_dense3_vjp_6_pointers){t231, t226, t160, t195});
 }
 
 /* reduce_sum [64,1024] axes=[0] split
- * %231 = reduce_sum axes=[0] %230 : [1024]  // student/dense1 vjp */
+ * %232 = reduce_sum axes=[0] %231 : [1024]  // student/dense1 vjp */
 typedef struct {
-    float *t231;
-    const float *t230;
+    float *t232;
+    const float *t231;
     float *chunk;
 } step_student_dense1_vjp_3_pointers;
 
@@ -1484,8 +1485,8 @@ static void step_student_dense1_vjp_3_part(void *context, int part, int parts) {
     const step_student_dense1_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t231 = p->t231; (void)t231; /* used after the parts */
-    const float *restrict t230 = p->t230;
+    float *restrict t232 = p->t232; (void)t232; /* used after the parts */
+    const float *restrict t231 = p->t231;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
@@ -1494,442 +1495,444 @@ static void step_student_dense1_vjp_3_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 1024; i1++) {
-                sums[i1] += t230[i0 * 1024 + i1];
+                sums[i1] += t231[i0 * 1024 + i1];
             }
         }
         for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_dense1_vjp_3(float *restrict t231, const float *restrict t230, float *restrict chunk) {
-    mplc_parallel(step_student_dense1_vjp_3_part, &(step_student_dense1_vjp_3_pointers){t231, t230, chunk});
+static void step_student_dense1_vjp_3(float *restrict t232, const float *restrict t231, float *restrict chunk) {
+    mplc_parallel(step_student_dense1_vjp_3_part, &(step_student_dense1_vjp_3_pointers){t232, t231, chunk});
     for (size_t o = 0; o < 1024; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t231[o] = total;
+        t232[o] = total;
     }
 }
 
 /* gemm blas m=784 n=1024 k=64 tA split
- * %232 = matmul tA %190, %230 : [784,1024]  // student/dense1 vjp */
+ * %233 = matmul tA %191, %231 : [784,1024]  // student/dense1 vjp */
 typedef struct {
-    float *t232;
+    float *t233;
     const float *in_x;
-    const float *t230;
+    const float *t231;
 } step_student_dense1_vjp_4_pointers;
 
 static void step_student_dense1_vjp_4_part(void *context, int part, int parts) {
     const step_student_dense1_vjp_4_pointers *p = context;
-    float *restrict t232 = p->t232;
+    float *restrict t233 = p->t233;
     const float *restrict in_x = p->in_x;
-    const float *restrict t230 = p->t230;
+    const float *restrict t231 = p->t231;
     size_t lo, hi;
     mplc_part(784, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, in_x + lo, 784, t230, 1024, 0.0f, t232 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, in_x + lo, 784, t231, 1024, 0.0f, t233 + lo * 1024, 1024);
 }
 
-static void step_student_dense1_vjp_4(float *restrict t232, const float *restrict in_x, const float *restrict t230) {
-    mplc_parallel(step_student_dense1_vjp_4_part, &(step_student_dense1_vjp_4_pointers){t232, in_x, t230});
+static void step_student_dense1_vjp_4(float *restrict t233, const float *restrict in_x, const float *restrict t231) {
+    mplc_parallel(step_student_dense1_vjp_4_part, &(step_student_dense1_vjp_4_pointers){t233, in_x, t231});
 }
 
 /* reduce_sum [784,1024] axes=[0, 1]
- * %233 = mul %232, %126 : [784,1024]  // teacher/feedback fwd
- * %234 = reduce_sum axes=[0, 1] %233 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd(float *restrict t234, const float *restrict t232, const float *restrict t126) {
+ * %234 = mul %233, %127 : [784,1024]  // teacher/feedback fwd
+ * %235 = reduce_sum axes=[0, 1] %234 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd(float *restrict t235, const float *restrict t233, const float *restrict t127) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
         for (size_t i1s = 0; i1s < 1024; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v233 = t232[i0 * 1024 + i1] * t126[i0 * 1024 + i1];
-                sums[lane] += v233;
+                const float v234 = t233[i0 * 1024 + i1] * t127[i0 * 1024 + i1];
+                sums[lane] += v234;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t234[0] = (float)sum;
+    t235[0] = (float)sum;
 }
 
 /* reduce_sum [1024] axes=[0]
- * %235 = mul %231, %125 : [1024]  // teacher/feedback fwd
- * %236 = reduce_sum axes=[0] %235 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_2(float *restrict t236, const float *restrict t231, const float *restrict t125) {
+ * %236 = mul %232, %126 : [1024]  // teacher/feedback fwd
+ * %237 = reduce_sum axes=[0] %236 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_2(float *restrict t237, const float *restrict t232, const float *restrict t126) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 1024; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v235 = t231[i0] * t125[i0];
-            sums[lane] += v235;
+            const float v236 = t232[i0] * t126[i0];
+            sums[lane] += v236;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t236[0] = (float)sum;
+    t237[0] = (float)sum;
 }
 
 /* reduce_sum [1024,1024] axes=[0, 1]
- * %238 = mul %228, %122 : [1024,1024]  // teacher/feedback fwd
- * %239 = reduce_sum axes=[0, 1] %238 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_3(float *restrict t239, const float *restrict t228, const float *restrict t122) {
+ * %239 = mul %229, %123 : [1024,1024]  // teacher/feedback fwd
+ * %240 = reduce_sum axes=[0, 1] %239 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_3(float *restrict t240, const float *restrict t229, const float *restrict t123) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1024; i0++) {
         for (size_t i1s = 0; i1s < 1024; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v238 = t228[i0 * 1024 + i1] * t122[i0 * 1024 + i1];
-                sums[lane] += v238;
+                const float v239 = t229[i0 * 1024 + i1] * t123[i0 * 1024 + i1];
+                sums[lane] += v239;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t239[0] = (float)sum;
+    t240[0] = (float)sum;
 }
 
 /* reduce_sum [1024] axes=[0]
- * %241 = mul %226, %120 : [1024]  // teacher/feedback fwd
- * %242 = reduce_sum axes=[0] %241 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_4(float *restrict t242, const float *restrict t226, const float *restrict t120) {
+ * %242 = mul %227, %121 : [1024]  // teacher/feedback fwd
+ * %243 = reduce_sum axes=[0] %242 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_4(float *restrict t243, const float *restrict t227, const float *restrict t121) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 1024; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v241 = t226[i0] * t120[i0];
-            sums[lane] += v241;
+            const float v242 = t227[i0] * t121[i0];
+            sums[lane] += v242;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t242[0] = (float)sum;
+    t243[0] = (float)sum;
 }
 
 /* reduce_sum [1024,10] axes=[0, 1]
- * %244 = mul %223, %117 : [1024,10]  // teacher/feedback fwd
- * %245 = reduce_sum axes=[0, 1] %244 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_5(float *restrict t245, const float *restrict t223, const float *restrict t117) {
+ * %245 = mul %224, %118 : [1024,10]  // teacher/feedback fwd
+ * %246 = reduce_sum axes=[0, 1] %245 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_5(float *restrict t246, const float *restrict t224, const float *restrict t118) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 1024; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v244 = t223[i0 * 10 + i1] * t117[i0 * 10 + i1];
-            sum += v244;
+            const float v245 = t224[i0 * 10 + i1] * t118[i0 * 10 + i1];
+            sum += v245;
         }
     }
-    t245[0] = (float)sum;
+    t246[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %247 = mul %221, %115 : [10]  // teacher/feedback fwd
- * %248 = reduce_sum axes=[0] %247 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_6(float *restrict t248, const float *restrict t221, const float *restrict t115) {
+ * %248 = mul %222, %116 : [10]  // teacher/feedback fwd
+ * %249 = reduce_sum axes=[0] %248 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_6(float *restrict t249, const float *restrict t222, const float *restrict t116) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v247 = t221[i0] * t115[i0];
-        sum += v247;
+        const float v248 = t222[i0] * t116[i0];
+        sum += v248;
     }
-    t248[0] = (float)sum;
+    t249[0] = (float)sum;
 }
 
 /* loop []
- * %105 = constant -0.002232142857142857 : []  // student/loss_u fwd
- * %188 = constant 1.9 : []  // teacher/feedback fwd
- * %189 = mul %15, %188 : []  // teacher/feedback fwd
- * %237 = add %234, %236 : []  // teacher/feedback fwd
- * %240 = add %237, %239 : []  // teacher/feedback fwd
- * %243 = add %240, %242 : []  // teacher/feedback fwd
- * %246 = add %243, %245 : []  // teacher/feedback fwd
- * %249 = add %246, %248 : []  // teacher/feedback fwd
- * %250 = mul %189, %249 : []  // teacher/feedback fwd
- * %251 = mul %17, %250 : []  // teacher/feedback vjp
- * %252 = mul %251, %105 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_fwd_7(float *restrict t249, float *restrict t250, float *restrict t252, const float *restrict t234, const float *restrict t236, const float *restrict t239, const float *restrict t242, const float *restrict t245, const float *restrict t248, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
+ * %106 = constant -0.002232142857142857 : []  // student/loss_u fwd
+ * %189 = constant 1.9 : []  // teacher/feedback fwd
+ * %190 = mul %15, %189 : []  // teacher/feedback fwd
+ * %238 = add %235, %237 : []  // teacher/feedback fwd
+ * %241 = add %238, %240 : []  // teacher/feedback fwd
+ * %244 = add %241, %243 : []  // teacher/feedback fwd
+ * %247 = add %244, %246 : []  // teacher/feedback fwd
+ * %250 = add %247, %249 : []  // teacher/feedback fwd
+ * %251 = mul %190, %250 : []  // teacher/feedback fwd
+ * %252 = sub %251, %18 : []  // teacher/feedback fwd
+ * %253 = mul %17, %252 : []  // teacher/feedback vjp
+ * %254 = mul %253, %106 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_7(float *restrict t250, float *restrict t251, float *restrict t254, const float *restrict t235, const float *restrict t237, const float *restrict t240, const float *restrict t243, const float *restrict t246, const float *restrict t249, const float *restrict in_lr_student, const float *restrict in_feedback_baseline, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v237 = t234[0] + t236[0];
-        const float v240 = v237 + t239[0];
-        const float v243 = v240 + t242[0];
-        const float v246 = v243 + t245[0];
-        const float v249 = v246 + t248[0];
-        const float v189 = in_lr_student[0] * 1.9f;
-        const float v250 = v189 * v249;
-        const float v251 = in_feedback_scale[0] * v250;
-        const float v252 = v251 * (-0.002232143f);
-        t249[i] = v249;
+        const float v238 = t235[0] + t237[0];
+        const float v241 = v238 + t240[0];
+        const float v244 = v241 + t243[0];
+        const float v247 = v244 + t246[0];
+        const float v250 = v247 + t249[0];
+        const float v190 = in_lr_student[0] * 1.9f;
+        const float v251 = v190 * v250;
+        const float v252 = v251 - in_feedback_baseline[0];
+        const float v253 = in_feedback_scale[0] * v252;
+        const float v254 = v253 * (-0.002232143f);
         t250[i] = v250;
-        t252[i] = v252;
-    }
-}
-
-/* loop [448,10]
- * %253 = broadcast axes=[] %252 : [448,10]  // teacher/feedback vjp
- * %254 = mul %253, %80 : [448,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp(float *restrict t254, const float *restrict t252, const float *restrict t80) {
-    for (size_t i = 0; i < 4480; i++) {
-        const float v254 = t252[0] * t80[i];
+        t251[i] = v251;
         t254[i] = v254;
     }
 }
 
+/* loop [448,10]
+ * %255 = broadcast axes=[] %254 : [448,10]  // teacher/feedback vjp
+ * %256 = mul %255, %81 : [448,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t256, const float *restrict t254, const float *restrict t81) {
+    for (size_t i = 0; i < 4480; i++) {
+        const float v256 = t254[0] * t81[i];
+        t256[i] = v256;
+    }
+}
+
 /* reduce_sum [448,10] axes=[1]
- * %255 = neg %254 : [448,10]  // teacher/feedback vjp
- * %256 = reduce_sum axes=[1] %255 : [448]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_2(float *restrict t256, const float *restrict t254) {
+ * %257 = neg %256 : [448,10]  // teacher/feedback vjp
+ * %258 = reduce_sum axes=[1] %257 : [448]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t258, const float *restrict t256) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v255 = -t254[i0 * 10 + i1];
-            sum += v255;
+            const float v257 = -t256[i0 * 10 + i1];
+            sum += v257;
         }
-        t256[i0] = (float)sum;
+        t258[i0] = (float)sum;
     }
 }
 
 /* loop [448]
- * %257 = div %256, %67 : [448]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_3(float *restrict t257, const float *restrict t256, const float *restrict t67) {
+ * %259 = div %258, %68 : [448]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t259, const float *restrict t258, const float *restrict t68) {
     for (size_t i = 0; i < 448; i++) {
-        const float v257 = t256[i] / t67[i];
-        t257[i] = v257;
+        const float v259 = t258[i] / t68[i];
+        t259[i] = v259;
     }
 }
 
 /* loop []
- * %76 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
- * %261 = mul %16, %76 : []  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp(float *restrict t261, const float *restrict in_uda_weight) {
+ * %77 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
+ * %263 = mul %16, %77 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t263, const float *restrict in_uda_weight) {
     for (size_t i = 0; i < 1; i++) {
-        const float v261 = in_uda_weight[0] * 0.002232143f;
-        t261[i] = v261;
+        const float v263 = in_uda_weight[0] * 0.002232143f;
+        t263[i] = v263;
     }
 }
 
 /* loop [448]
- * %262 = broadcast axes=[] %261 : [448]  // teacher/loss_uda vjp
- * %263 = mul %262, %62 : [448]  // teacher/loss_uda vjp
- * %264 = neg %263 : [448]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_2(float *restrict t264, const float *restrict t261, const float *restrict t62) {
+ * %264 = broadcast axes=[] %263 : [448]  // teacher/loss_uda vjp
+ * %265 = mul %264, %63 : [448]  // teacher/loss_uda vjp
+ * %266 = neg %265 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t266, const float *restrict t263, const float *restrict t63) {
     for (size_t i = 0; i < 448; i++) {
-        const float v263 = t261[0] * t62[i];
-        const float v264 = -v263;
-        t264[i] = v264;
+        const float v265 = t263[0] * t63[i];
+        const float v266 = -v265;
+        t266[i] = v266;
     }
 }
 
 /* loop [448,10]
- * %265 = broadcast axes=[0] %264 : [448,10]  // teacher/loss_uda vjp
- * %266 = mul %265, %59 : [448,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_3(float *restrict t266, const float *restrict t264, const float *restrict t59) {
+ * %267 = broadcast axes=[0] %266 : [448,10]  // teacher/loss_uda vjp
+ * %268 = mul %267, %60 : [448,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t268, const float *restrict t266, const float *restrict t60) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v266 = t264[i0] * t59[i0 * 10 + i1];
-            t266[i0 * 10 + i1] = v266;
+            const float v268 = t266[i0] * t60[i0 * 10 + i1];
+            t268[i0 * 10 + i1] = v268;
         }
     }
 }
 
 /* reduce_sum [448,10] axes=[1]
- * %267 = neg %266 : [448,10]  // teacher/loss_uda vjp
- * %268 = reduce_sum axes=[1] %267 : [448]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_4(float *restrict t268, const float *restrict t266) {
+ * %269 = neg %268 : [448,10]  // teacher/loss_uda vjp
+ * %270 = reduce_sum axes=[1] %269 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t270, const float *restrict t268) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v267 = -t266[i0 * 10 + i1];
-            sum += v267;
+            const float v269 = -t268[i0 * 10 + i1];
+            sum += v269;
         }
-        t268[i0] = (float)sum;
+        t270[i0] = (float)sum;
     }
 }
 
 /* loop [448]
- * %269 = div %268, %67 : [448]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_5(float *restrict t269, const float *restrict t268, const float *restrict t67) {
+ * %271 = div %270, %68 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t271, const float *restrict t270, const float *restrict t68) {
     for (size_t i = 0; i < 448; i++) {
-        const float v269 = t268[i] / t67[i];
-        t269[i] = v269;
+        const float v271 = t270[i] / t68[i];
+        t271[i] = v271;
     }
 }
 
 /* loop [448,10]
- * %258 = broadcast axes=[0] %257 : [448,10]  // teacher/feedback vjp
- * %259 = mul %258, %66 : [448,10]  // teacher/feedback vjp
- * %260 = add %254, %259 : [448,10]  // teacher/feedback vjp
- * %270 = broadcast axes=[0] %269 : [448,10]  // teacher/loss_uda vjp
- * %271 = mul %270, %66 : [448,10]  // teacher/loss_uda vjp
- * %272 = add %266, %271 : [448,10]  // teacher/loss_uda vjp
- * %273 = add %260, %272 : [448,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_6(float *restrict t273, const float *restrict t257, const float *restrict t66, const float *restrict t254, const float *restrict t269, const float *restrict t266) {
+ * %260 = broadcast axes=[0] %259 : [448,10]  // teacher/feedback vjp
+ * %261 = mul %260, %67 : [448,10]  // teacher/feedback vjp
+ * %262 = add %256, %261 : [448,10]  // teacher/feedback vjp
+ * %272 = broadcast axes=[0] %271 : [448,10]  // teacher/loss_uda vjp
+ * %273 = mul %272, %67 : [448,10]  // teacher/loss_uda vjp
+ * %274 = add %268, %273 : [448,10]  // teacher/loss_uda vjp
+ * %275 = add %262, %274 : [448,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t275, const float *restrict t259, const float *restrict t67, const float *restrict t256, const float *restrict t271, const float *restrict t268) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v259 = t257[i0] * t66[i0 * 10 + i1];
-            const float v260 = t254[i0 * 10 + i1] + v259;
-            const float v271 = t269[i0] * t66[i0 * 10 + i1];
-            const float v272 = t266[i0 * 10 + i1] + v271;
-            const float v273 = v260 + v272;
-            t273[i0 * 10 + i1] = v273;
+            const float v261 = t259[i0] * t67[i0 * 10 + i1];
+            const float v262 = t256[i0 * 10 + i1] + v261;
+            const float v273 = t271[i0] * t67[i0 * 10 + i1];
+            const float v274 = t268[i0 * 10 + i1] + v273;
+            const float v275 = v262 + v274;
+            t275[i0 * 10 + i1] = v275;
         }
     }
 }
 
 /* loop [64,10]
- * %33 = constant 0.9 : [64,10]  // teacher/loss_sup fwd
- * %35 = constant 0.01 : [64,10]  // teacher/loss_sup fwd
- * %213 = constant -0.015625 : [64,10]  // student/loss_l vjp
- * %274 = mul %13, %33 : [64,10]  // teacher/loss_sup vjp
- * %275 = add %274, %35 : [64,10]  // teacher/loss_sup vjp
- * %276 = mul %213, %275 : [64,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t276, const float *restrict in_y) {
+ * %34 = constant 0.9 : [64,10]  // teacher/loss_sup fwd
+ * %36 = constant 0.01 : [64,10]  // teacher/loss_sup fwd
+ * %214 = constant -0.015625 : [64,10]  // student/loss_l vjp
+ * %276 = mul %13, %34 : [64,10]  // teacher/loss_sup vjp
+ * %277 = add %276, %36 : [64,10]  // teacher/loss_sup vjp
+ * %278 = mul %214, %277 : [64,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t278, const float *restrict in_y) {
     for (size_t i = 0; i < 640; i++) {
-        const float v274 = in_y[i] * 0.9f;
-        const float v275 = v274 + 0.01f;
-        const float v276 = (-0.015625f) * v275;
-        t276[i] = v276;
+        const float v276 = in_y[i] * 0.9f;
+        const float v277 = v276 + 0.01f;
+        const float v278 = (-0.015625f) * v277;
+        t278[i] = v278;
     }
 }
 
 /* reduce_sum [64,10] axes=[1]
- * %277 = neg %276 : [64,10]  // teacher/loss_sup vjp
- * %278 = reduce_sum axes=[1] %277 : [64]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t278, const float *restrict t276) {
+ * %279 = neg %278 : [64,10]  // teacher/loss_sup vjp
+ * %280 = reduce_sum axes=[1] %279 : [64]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t280, const float *restrict t278) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v277 = -t276[i0 * 10 + i1];
-            sum += v277;
+            const float v279 = -t278[i0 * 10 + i1];
+            sum += v279;
         }
-        t278[i0] = (float)sum;
+        t280[i0] = (float)sum;
     }
 }
 
 /* loop [64]
- * %279 = div %278, %41 : [64]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_3(float *restrict t279, const float *restrict t278, const float *restrict t41) {
+ * %281 = div %280, %42 : [64]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t281, const float *restrict t280, const float *restrict t42) {
     for (size_t i = 0; i < 64; i++) {
-        const float v279 = t278[i] / t41[i];
-        t279[i] = v279;
+        const float v281 = t280[i] / t42[i];
+        t281[i] = v281;
     }
 }
 
 /* loop [64,10]
- * %280 = broadcast axes=[0] %279 : [64,10]  // teacher/loss_sup vjp
- * %281 = mul %280, %40 : [64,10]  // teacher/loss_sup vjp
- * %282 = add %276, %281 : [64,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_4(float *restrict t282, const float *restrict t279, const float *restrict t40, const float *restrict t276) {
+ * %282 = broadcast axes=[0] %281 : [64,10]  // teacher/loss_sup vjp
+ * %283 = mul %282, %41 : [64,10]  // teacher/loss_sup vjp
+ * %284 = add %278, %283 : [64,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t284, const float *restrict t281, const float *restrict t41, const float *restrict t278) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v281 = t279[i0] * t40[i0 * 10 + i1];
-            const float v282 = t276[i0 * 10 + i1] + v281;
-            t282[i0 * 10 + i1] = v282;
+            const float v283 = t281[i0] * t41[i0 * 10 + i1];
+            const float v284 = t278[i0 * 10 + i1] + v283;
+            t284[i0 * 10 + i1] = v284;
         }
     }
 }
 
 /* reduce_sum [64,10] axes=[0]
- * %283 = reduce_sum axes=[0] %282 : [10]  // teacher/dense5 vjp */
-static void step_teacher_dense5_vjp(float *restrict t283, const float *restrict t282) {
-    for (size_t o = 0; o < 10; o++) t283[o] = 0.0f;
+ * %285 = reduce_sum axes=[0] %284 : [10]  // teacher/dense5 vjp */
+static void step_teacher_dense5_vjp(float *restrict t285, const float *restrict t284) {
+    for (size_t o = 0; o < 10; o++) t285[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t283[i1] += t282[i0 * 10 + i1];
+            t285[i1] += t284[i0 * 10 + i1];
         }
     }
 }
 
 /* reduce_sum [448,10] axes=[0]
- * %284 = reduce_sum axes=[0] %273 : [10]  // teacher/dense5 vjp */
-static void step_teacher_dense5_vjp_2(float *restrict t284, const float *restrict t273) {
-    for (size_t o = 0; o < 10; o++) t284[o] = 0.0f;
+ * %286 = reduce_sum axes=[0] %275 : [10]  // teacher/dense5 vjp */
+static void step_teacher_dense5_vjp_2(float *restrict t286, const float *restrict t275) {
+    for (size_t o = 0; o < 10; o++) t286[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t284[i1] += t273[i0 * 10 + i1];
+            t286[i1] += t275[i0 * 10 + i1];
         }
     }
 }
 
 /* loop [10]
- * %285 = add %283, %284 : [10]  // teacher/dense5 vjp */
-static void step_teacher_dense5_vjp_3(float *restrict t285, const float *restrict t283, const float *restrict t284) {
+ * %287 = add %285, %286 : [10]  // teacher/dense5 vjp */
+static void step_teacher_dense5_vjp_3(float *restrict t287, const float *restrict t285, const float *restrict t286) {
     for (size_t i = 0; i < 10; i++) {
-        const float v285 = t283[i] + t284[i];
-        t285[i] = v285;
+        const float v287 = t285[i] + t286[i];
+        t287[i] = v287;
     }
 }
 
 /* gemm blas m=1024 n=10 k=448 tA split
- * %291 = matmul tA %290, %273 : [1024,10]  // teacher/dense5 vjp */
+ * %293 = matmul tA %292, %275 : [1024,10]  // teacher/dense5 vjp */
 typedef struct {
-    float *t291;
-    const float *t290;
-    const float *t273;
+    float *t293;
+    const float *t292;
+    const float *t275;
 } step_teacher_dense5_vjp_4_pointers;
 
 static void step_teacher_dense5_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_dense5_vjp_4_pointers *p = context;
-    float *restrict t291 = p->t291;
-    const float *restrict t290 = p->t290;
-    const float *restrict t273 = p->t273;
+    float *restrict t293 = p->t293;
+    const float *restrict t292 = p->t292;
+    const float *restrict t275 = p->t275;
     size_t lo, hi;
     mplc_part(1024, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 10, 448, 1.0f, t290 + lo, 1024, t273, 10, 0.0f, t291 + lo * 10, 10);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 10, 448, 1.0f, t292 + lo, 1024, t275, 10, 0.0f, t293 + lo * 10, 10);
 }
 
-static void step_teacher_dense5_vjp_4(float *restrict t291, const float *restrict t290, const float *restrict t273) {
-    mplc_parallel(step_teacher_dense5_vjp_4_part, &(step_teacher_dense5_vjp_4_pointers){t291, t290, t273});
+static void step_teacher_dense5_vjp_4(float *restrict t293, const float *restrict t292, const float *restrict t275) {
+    mplc_parallel(step_teacher_dense5_vjp_4_part, &(step_teacher_dense5_vjp_4_pointers){t293, t292, t275});
 }
 
 /* gemm blas m=64 n=1024 k=10 tB +epilogue
- * %286 = matmul tB %282, %4 : [64,1024]  // teacher/dense5 vjp
- * %293 = step %288 : [64,1024]  // teacher/relu4 vjp
- * %294 = mul %286, %293 : [64,1024]  // teacher/relu4 vjp */
-static void step_teacher_dense5_vjp_5(float *restrict t294, const float *restrict t282, const float *restrict in_teacher_dense5_weight, const float *restrict t288) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1024, 10, 1.0f, t282, 10, in_teacher_dense5_weight, 10, 0.0f, t294, 1024);
+ * %288 = matmul tB %284, %4 : [64,1024]  // teacher/dense5 vjp
+ * %295 = step %290 : [64,1024]  // teacher/relu4 vjp
+ * %296 = mul %288, %295 : [64,1024]  // teacher/relu4 vjp */
+static void step_teacher_dense5_vjp_5(float *restrict t296, const float *restrict t284, const float *restrict in_teacher_dense5_weight, const float *restrict t290) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1024, 10, 1.0f, t284, 10, in_teacher_dense5_weight, 10, 0.0f, t296, 1024);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 65536; i++) {
-        const float v293 = t288[i] > 0.0f ? 1.0f : 0.0f;
-        const float v294 = t294[i] * v293;
-        t294[i] = v294;
-    }
-}
-
-/* gemm blas m=448 n=1024 k=10 tB +epilogue split
- * %287 = matmul tB %273, %4 : [448,1024]  // teacher/dense5 vjp
- * %295 = step %290 : [448,1024]  // teacher/relu4 vjp
- * %296 = mul %287, %295 : [448,1024]  // teacher/relu4 vjp */
-typedef struct {
-    float *t296;
-    const float *t273;
-    const float *in_teacher_dense5_weight;
-    const float *t290;
-} step_teacher_dense5_vjp_6_pointers;
-
-static void step_teacher_dense5_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_dense5_vjp_6_pointers *p = context;
-    float *restrict t296 = p->t296;
-    const float *restrict t273 = p->t273;
-    const float *restrict in_teacher_dense5_weight = p->in_teacher_dense5_weight;
-    const float *restrict t290 = p->t290;
-    size_t lo, hi;
-    mplc_part(448, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 10, 1.0f, t273 + lo * 10, 10, in_teacher_dense5_weight, 10, 0.0f, t296 + lo * 1024, 1024);
-    /* epilogue, in place on the product */
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v295 = t290[i] > 0.0f ? 1.0f : 0.0f;
         const float v296 = t296[i] * v295;
         t296[i] = v296;
     }
 }
 
-static void step_teacher_dense5_vjp_6(float *restrict t296, const float *restrict t273, const float *restrict in_teacher_dense5_weight, const float *restrict t290) {
-    mplc_parallel(step_teacher_dense5_vjp_6_part, &(step_teacher_dense5_vjp_6_pointers){t296, t273, in_teacher_dense5_weight, t290});
+/* gemm blas m=448 n=1024 k=10 tB +epilogue split
+ * %289 = matmul tB %275, %4 : [448,1024]  // teacher/dense5 vjp
+ * %297 = step %292 : [448,1024]  // teacher/relu4 vjp
+ * %298 = mul %289, %297 : [448,1024]  // teacher/relu4 vjp */
+typedef struct {
+    float *t298;
+    const float *t275;
+    const float *in_teacher_dense5_weight;
+    const float *t292;
+} step_teacher_dense5_vjp_6_pointers;
+
+static void step_teacher_dense5_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_dense5_vjp_6_pointers *p = context;
+    float *restrict t298 = p->t298;
+    const float *restrict t275 = p->t275;
+    const float *restrict in_teacher_dense5_weight = p->in_teacher_dense5_weight;
+    const float *restrict t292 = p->t292;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 10, 1.0f, t275 + lo * 10, 10, in_teacher_dense5_weight, 10, 0.0f, t298 + lo * 1024, 1024);
+    /* epilogue, in place on the product */
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+        const float v297 = t292[i] > 0.0f ? 1.0f : 0.0f;
+        const float v298 = t298[i] * v297;
+        t298[i] = v298;
+    }
+}
+
+static void step_teacher_dense5_vjp_6(float *restrict t298, const float *restrict t275, const float *restrict in_teacher_dense5_weight, const float *restrict t292) {
+    mplc_parallel(step_teacher_dense5_vjp_6_part, &(step_teacher_dense5_vjp_6_pointers){t298, t275, in_teacher_dense5_weight, t292});
 }
 
 /* reduce_sum [64,1024] axes=[0] split
- * %297 = reduce_sum axes=[0] %294 : [1024]  // teacher/dense3 vjp */
+ * %299 = reduce_sum axes=[0] %296 : [1024]  // teacher/dense3 vjp */
 typedef struct {
-    float *t297;
-    const float *t294;
+    float *t299;
+    const float *t296;
     float *chunk;
 } step_teacher_dense3_vjp_pointers;
 
@@ -1937,50 +1940,12 @@ static void step_teacher_dense3_vjp_part(void *context, int part, int parts) {
     const step_teacher_dense3_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t297 = p->t297; (void)t297; /* used after the parts */
-    const float *restrict t294 = p->t294;
+    float *restrict t299 = p->t299; (void)t299; /* used after the parts */
+    const float *restrict t296 = p->t296;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
         float *restrict partial = chunk + lo / 4 * 1024;
-        float sums[1024];
-        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 1024; i1++) {
-                sums[i1] += t294[i0 * 1024 + i1];
-            }
-        }
-        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_dense3_vjp(float *restrict t297, const float *restrict t294, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense3_vjp_part, &(step_teacher_dense3_vjp_pointers){t297, t294, chunk});
-    for (size_t o = 0; o < 1024; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t297[o] = total;
-    }
-}
-
-/* reduce_sum [448,1024] axes=[0] split
- * %298 = reduce_sum axes=[0] %296 : [1024]  // teacher/dense3 vjp */
-typedef struct {
-    float *t298;
-    const float *t296;
-    float *chunk;
-} step_teacher_dense3_vjp_2_pointers;
-
-static void step_teacher_dense3_vjp_2_part(void *context, int part, int parts) {
-    const step_teacher_dense3_vjp_2_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t298 = p->t298; (void)t298; /* used after the parts */
-    const float *restrict t296 = p->t296;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(448, 28, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 28 * 1024;
         float sums[1024];
         for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
@@ -1992,99 +1957,104 @@ static void step_teacher_dense3_vjp_2_part(void *context, int part, int parts) {
     }
 }
 
-static void step_teacher_dense3_vjp_2(float *restrict t298, const float *restrict t296, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense3_vjp_2_part, &(step_teacher_dense3_vjp_2_pointers){t298, t296, chunk});
+static void step_teacher_dense3_vjp(float *restrict t299, const float *restrict t296, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense3_vjp_part, &(step_teacher_dense3_vjp_pointers){t299, t296, chunk});
     for (size_t o = 0; o < 1024; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t298[o] = total;
+        t299[o] = total;
+    }
+}
+
+/* reduce_sum [448,1024] axes=[0] split
+ * %300 = reduce_sum axes=[0] %298 : [1024]  // teacher/dense3 vjp */
+typedef struct {
+    float *t300;
+    const float *t298;
+    float *chunk;
+} step_teacher_dense3_vjp_2_pointers;
+
+static void step_teacher_dense3_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_dense3_vjp_2_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t300 = p->t300; (void)t300; /* used after the parts */
+    const float *restrict t298 = p->t298;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
+    size_t lo, hi;
+    while (mplc_claim(448, 28, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 28 * 1024;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 1024; i1++) {
+                sums[i1] += t298[i0 * 1024 + i1];
+            }
+        }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
+    }
+}
+
+static void step_teacher_dense3_vjp_2(float *restrict t300, const float *restrict t298, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense3_vjp_2_part, &(step_teacher_dense3_vjp_2_pointers){t300, t298, chunk});
+    for (size_t o = 0; o < 1024; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
+        t300[o] = total;
     }
 }
 
 /* loop [1024]
- * %299 = add %297, %298 : [1024]  // teacher/dense3 vjp */
-static void step_teacher_dense3_vjp_3(float *restrict t299, const float *restrict t297, const float *restrict t298) {
+ * %301 = add %299, %300 : [1024]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp_3(float *restrict t301, const float *restrict t299, const float *restrict t300) {
     for (size_t i = 0; i < 1024; i++) {
-        const float v299 = t297[i] + t298[i];
-        t299[i] = v299;
+        const float v301 = t299[i] + t300[i];
+        t301[i] = v301;
     }
 }
 
 /* gemm blas m=1024 n=1024 k=448 tA split
- * %305 = matmul tA %304, %296 : [1024,1024]  // teacher/dense3 vjp */
+ * %307 = matmul tA %306, %298 : [1024,1024]  // teacher/dense3 vjp */
 typedef struct {
-    float *t305;
-    const float *t304;
-    const float *t296;
+    float *t307;
+    const float *t306;
+    const float *t298;
 } step_teacher_dense3_vjp_4_pointers;
 
 static void step_teacher_dense3_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_dense3_vjp_4_pointers *p = context;
-    float *restrict t305 = p->t305;
-    const float *restrict t304 = p->t304;
-    const float *restrict t296 = p->t296;
+    float *restrict t307 = p->t307;
+    const float *restrict t306 = p->t306;
+    const float *restrict t298 = p->t298;
     size_t lo, hi;
     mplc_part(1024, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t304 + lo, 1024, t296, 1024, 0.0f, t305 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t306 + lo, 1024, t298, 1024, 0.0f, t307 + lo * 1024, 1024);
 }
 
-static void step_teacher_dense3_vjp_4(float *restrict t305, const float *restrict t304, const float *restrict t296) {
-    mplc_parallel(step_teacher_dense3_vjp_4_part, &(step_teacher_dense3_vjp_4_pointers){t305, t304, t296});
+static void step_teacher_dense3_vjp_4(float *restrict t307, const float *restrict t306, const float *restrict t298) {
+    mplc_parallel(step_teacher_dense3_vjp_4_part, &(step_teacher_dense3_vjp_4_pointers){t307, t306, t298});
 }
 
 /* gemm blas m=64 n=1024 k=1024 tB +epilogue split
- * %300 = matmul tB %294, %2 : [64,1024]  // teacher/dense3 vjp
- * %307 = step %302 : [64,1024]  // teacher/relu2 vjp
- * %308 = mul %300, %307 : [64,1024]  // teacher/relu2 vjp */
-typedef struct {
-    float *t308;
-    const float *t294;
-    const float *in_teacher_dense3_weight;
-    const float *t302;
-} step_teacher_dense3_vjp_5_pointers;
-
-static void step_teacher_dense3_vjp_5_part(void *context, int part, int parts) {
-    const step_teacher_dense3_vjp_5_pointers *p = context;
-    float *restrict t308 = p->t308;
-    const float *restrict t294 = p->t294;
-    const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
-    const float *restrict t302 = p->t302;
-    size_t lo, hi;
-    mplc_part(64, 16, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t294 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t308 + lo * 1024, 1024);
-    /* epilogue, in place on the product */
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v307 = t302[i] > 0.0f ? 1.0f : 0.0f;
-        const float v308 = t308[i] * v307;
-        t308[i] = v308;
-    }
-}
-
-static void step_teacher_dense3_vjp_5(float *restrict t308, const float *restrict t294, const float *restrict in_teacher_dense3_weight, const float *restrict t302) {
-    mplc_parallel(step_teacher_dense3_vjp_5_part, &(step_teacher_dense3_vjp_5_pointers){t308, t294, in_teacher_dense3_weight, t302});
-}
-
-/* gemm blas m=448 n=1024 k=1024 tB +epilogue split
- * %301 = matmul tB %296, %2 : [448,1024]  // teacher/dense3 vjp
- * %309 = step %304 : [448,1024]  // teacher/relu2 vjp
- * %310 = mul %301, %309 : [448,1024]  // teacher/relu2 vjp */
+ * %302 = matmul tB %296, %2 : [64,1024]  // teacher/dense3 vjp
+ * %309 = step %304 : [64,1024]  // teacher/relu2 vjp
+ * %310 = mul %302, %309 : [64,1024]  // teacher/relu2 vjp */
 typedef struct {
     float *t310;
     const float *t296;
     const float *in_teacher_dense3_weight;
     const float *t304;
-} step_teacher_dense3_vjp_6_pointers;
+} step_teacher_dense3_vjp_5_pointers;
 
-static void step_teacher_dense3_vjp_6_part(void *context, int part, int parts) {
-    const step_teacher_dense3_vjp_6_pointers *p = context;
+static void step_teacher_dense3_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_dense3_vjp_5_pointers *p = context;
     float *restrict t310 = p->t310;
     const float *restrict t296 = p->t296;
     const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
     const float *restrict t304 = p->t304;
     size_t lo, hi;
-    mplc_part(448, 16, part, parts, &lo, &hi);
+    mplc_part(64, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t296 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t310 + lo * 1024, 1024);
     /* epilogue, in place on the product */
@@ -2095,15 +2065,48 @@ static void step_teacher_dense3_vjp_6_part(void *context, int part, int parts) {
     }
 }
 
-static void step_teacher_dense3_vjp_6(float *restrict t310, const float *restrict t296, const float *restrict in_teacher_dense3_weight, const float *restrict t304) {
-    mplc_parallel(step_teacher_dense3_vjp_6_part, &(step_teacher_dense3_vjp_6_pointers){t310, t296, in_teacher_dense3_weight, t304});
+static void step_teacher_dense3_vjp_5(float *restrict t310, const float *restrict t296, const float *restrict in_teacher_dense3_weight, const float *restrict t304) {
+    mplc_parallel(step_teacher_dense3_vjp_5_part, &(step_teacher_dense3_vjp_5_pointers){t310, t296, in_teacher_dense3_weight, t304});
+}
+
+/* gemm blas m=448 n=1024 k=1024 tB +epilogue split
+ * %303 = matmul tB %298, %2 : [448,1024]  // teacher/dense3 vjp
+ * %311 = step %306 : [448,1024]  // teacher/relu2 vjp
+ * %312 = mul %303, %311 : [448,1024]  // teacher/relu2 vjp */
+typedef struct {
+    float *t312;
+    const float *t298;
+    const float *in_teacher_dense3_weight;
+    const float *t306;
+} step_teacher_dense3_vjp_6_pointers;
+
+static void step_teacher_dense3_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_dense3_vjp_6_pointers *p = context;
+    float *restrict t312 = p->t312;
+    const float *restrict t298 = p->t298;
+    const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
+    const float *restrict t306 = p->t306;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t298 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t312 + lo * 1024, 1024);
+    /* epilogue, in place on the product */
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+        const float v311 = t306[i] > 0.0f ? 1.0f : 0.0f;
+        const float v312 = t312[i] * v311;
+        t312[i] = v312;
+    }
+}
+
+static void step_teacher_dense3_vjp_6(float *restrict t312, const float *restrict t298, const float *restrict in_teacher_dense3_weight, const float *restrict t306) {
+    mplc_parallel(step_teacher_dense3_vjp_6_part, &(step_teacher_dense3_vjp_6_pointers){t312, t298, in_teacher_dense3_weight, t306});
 }
 
 /* reduce_sum [64,1024] axes=[0] split
- * %311 = reduce_sum axes=[0] %308 : [1024]  // teacher/dense1 vjp */
+ * %313 = reduce_sum axes=[0] %310 : [1024]  // teacher/dense1 vjp */
 typedef struct {
-    float *t311;
-    const float *t308;
+    float *t313;
+    const float *t310;
     float *chunk;
 } step_teacher_dense1_vjp_pointers;
 
@@ -2111,50 +2114,12 @@ static void step_teacher_dense1_vjp_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t311 = p->t311; (void)t311; /* used after the parts */
-    const float *restrict t308 = p->t308;
+    float *restrict t313 = p->t313; (void)t313; /* used after the parts */
+    const float *restrict t310 = p->t310;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
         float *restrict partial = chunk + lo / 4 * 1024;
-        float sums[1024];
-        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
-        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-            for (size_t i1 = 0; i1 < 1024; i1++) {
-                sums[i1] += t308[i0 * 1024 + i1];
-            }
-        }
-        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
-    }
-}
-
-static void step_teacher_dense1_vjp(float *restrict t311, const float *restrict t308, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense1_vjp_part, &(step_teacher_dense1_vjp_pointers){t311, t308, chunk});
-    for (size_t o = 0; o < 1024; o++) {
-        float total = chunk[o];
-        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t311[o] = total;
-    }
-}
-
-/* reduce_sum [448,1024] axes=[0] split
- * %312 = reduce_sum axes=[0] %310 : [1024]  // teacher/dense1 vjp */
-typedef struct {
-    float *t312;
-    const float *t310;
-    float *chunk;
-} step_teacher_dense1_vjp_2_pointers;
-
-static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
-    const step_teacher_dense1_vjp_2_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t312 = p->t312; (void)t312; /* used after the parts */
-    const float *restrict t310 = p->t310;
-    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
-    size_t lo, hi;
-    while (mplc_claim(448, 28, &lo, &hi)) {
-        float *restrict partial = chunk + lo / 28 * 1024;
         float sums[1024];
         for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
@@ -2166,303 +2131,324 @@ static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
     }
 }
 
-static void step_teacher_dense1_vjp_2(float *restrict t312, const float *restrict t310, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t312, t310, chunk});
+static void step_teacher_dense1_vjp(float *restrict t313, const float *restrict t310, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense1_vjp_part, &(step_teacher_dense1_vjp_pointers){t313, t310, chunk});
     for (size_t o = 0; o < 1024; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
-        t312[o] = total;
+        t313[o] = total;
+    }
+}
+
+/* reduce_sum [448,1024] axes=[0] split
+ * %314 = reduce_sum axes=[0] %312 : [1024]  // teacher/dense1 vjp */
+typedef struct {
+    float *t314;
+    const float *t312;
+    float *chunk;
+} step_teacher_dense1_vjp_2_pointers;
+
+static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_dense1_vjp_2_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t314 = p->t314; (void)t314; /* used after the parts */
+    const float *restrict t312 = p->t312;
+    float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
+    size_t lo, hi;
+    while (mplc_claim(448, 28, &lo, &hi)) {
+        float *restrict partial = chunk + lo / 28 * 1024;
+        float sums[1024];
+        for (size_t o = 0; o < 1024; o++) sums[o] = 0.0f;
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 1024; i1++) {
+                sums[i1] += t312[i0 * 1024 + i1];
+            }
+        }
+        for (size_t o = 0; o < 1024; o++) partial[o] = sums[o];
+    }
+}
+
+static void step_teacher_dense1_vjp_2(float *restrict t314, const float *restrict t312, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t314, t312, chunk});
+    for (size_t o = 0; o < 1024; o++) {
+        float total = chunk[o];
+        for (size_t b = 1; b < 16; b++) total += chunk[b * 1024 + o];
+        t314[o] = total;
     }
 }
 
 /* loop [1024]
- * %313 = add %311, %312 : [1024]  // teacher/dense1 vjp */
-static void step_teacher_dense1_vjp_3(float *restrict t313, const float *restrict t311, const float *restrict t312) {
+ * %315 = add %313, %314 : [1024]  // teacher/dense1 vjp */
+static void step_teacher_dense1_vjp_3(float *restrict t315, const float *restrict t313, const float *restrict t314) {
     for (size_t i = 0; i < 1024; i++) {
-        const float v313 = t311[i] + t312[i];
-        t313[i] = v313;
+        const float v315 = t313[i] + t314[i];
+        t315[i] = v315;
     }
 }
 
 /* gemm blas m=784 n=1024 k=448 tA split
- * %315 = matmul tA %83, %310 : [784,1024]  // teacher/dense1 vjp */
+ * %317 = matmul tA %84, %312 : [784,1024]  // teacher/dense1 vjp */
 typedef struct {
-    float *t315;
-    const float *t83;
-    const float *t310;
+    float *t317;
+    const float *t84;
+    const float *t312;
 } step_teacher_dense1_vjp_4_pointers;
 
 static void step_teacher_dense1_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_4_pointers *p = context;
-    float *restrict t315 = p->t315;
-    const float *restrict t83 = p->t83;
-    const float *restrict t310 = p->t310;
+    float *restrict t317 = p->t317;
+    const float *restrict t84 = p->t84;
+    const float *restrict t312 = p->t312;
     size_t lo, hi;
     mplc_part(784, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t83 + lo, 784, t310, 1024, 0.0f, t315 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t84 + lo, 784, t312, 1024, 0.0f, t317 + lo * 1024, 1024);
 }
 
-static void step_teacher_dense1_vjp_4(float *restrict t315, const float *restrict t83, const float *restrict t310) {
-    mplc_parallel(step_teacher_dense1_vjp_4_part, &(step_teacher_dense1_vjp_4_pointers){t315, t83, t310});
+static void step_teacher_dense1_vjp_4(float *restrict t317, const float *restrict t84, const float *restrict t312) {
+    mplc_parallel(step_teacher_dense1_vjp_4_part, &(step_teacher_dense1_vjp_4_pointers){t317, t84, t312});
 }
 
 /* gemm blas m=784 n=1024 k=64 tA +epilogue split
- * %128 = constant 0.0005 : [784,1024]  // student/dense1 update
- * %131 = constant 0.9 : [784,1024]  // student/dense1 update
- * %314 = matmul tA %190, %308 : [784,1024]  // teacher/dense1 vjp
- * %316 = add %314, %315 : [784,1024]  // teacher/dense1 vjp
- * %318 = mul %0, %128 : [784,1024]  // teacher/dense1 update
- * %319 = add %316, %318 : [784,1024]  // teacher/dense1 update
- * %320 = mul %317, %131 : [784,1024]  // teacher/dense1 update
- * %321 = add %320, %319 : [784,1024]  // teacher/dense1 update
- * %322 = mul %321, %131 : [784,1024]  // teacher/dense1 update
- * %323 = add %319, %322 : [784,1024]  // teacher/dense1 update
- * %324 = broadcast axes=[] %14 : [784,1024]  // teacher/dense1 update
- * %325 = mul %323, %324 : [784,1024]  // teacher/dense1 update
- * %326 = sub %0, %325 : [784,1024]  // teacher/dense1 update
+ * %129 = constant 0.0005 : [784,1024]  // student/dense1 update
+ * %132 = constant 0.9 : [784,1024]  // student/dense1 update
+ * %316 = matmul tA %191, %310 : [784,1024]  // teacher/dense1 vjp
+ * %318 = add %316, %317 : [784,1024]  // teacher/dense1 vjp
+ * %320 = mul %0, %129 : [784,1024]  // teacher/dense1 update
+ * %321 = add %318, %320 : [784,1024]  // teacher/dense1 update
+ * %322 = mul %319, %132 : [784,1024]  // teacher/dense1 update
+ * %323 = add %322, %321 : [784,1024]  // teacher/dense1 update
+ * %324 = mul %323, %132 : [784,1024]  // teacher/dense1 update
+ * %325 = add %321, %324 : [784,1024]  // teacher/dense1 update
+ * %326 = broadcast axes=[] %14 : [784,1024]  // teacher/dense1 update
+ * %327 = mul %325, %326 : [784,1024]  // teacher/dense1 update
+ * %328 = sub %0, %327 : [784,1024]  // teacher/dense1 update
  * in_teacher_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
-    float *t319;
+    float *t321;
     float *in_teacher_momentum_dense1_weight;
     float *in_teacher_dense1_weight;
     const float *in_x;
-    const float *t308;
-    const float *t315;
+    const float *t310;
+    const float *t317;
     const float *in_lr_teacher;
 } step_teacher_dense1_vjp_5_pointers;
 
 static void step_teacher_dense1_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_5_pointers *p = context;
-    float *restrict t319 = p->t319;
+    float *restrict t321 = p->t321;
     float *restrict in_teacher_momentum_dense1_weight = p->in_teacher_momentum_dense1_weight;
     float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
     const float *restrict in_x = p->in_x;
-    const float *restrict t308 = p->t308;
-    const float *restrict t315 = p->t315;
+    const float *restrict t310 = p->t310;
+    const float *restrict t317 = p->t317;
     const float *restrict in_lr_teacher = p->in_lr_teacher;
     size_t lo, hi;
     mplc_part(784, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, in_x + lo, 784, t308, 1024, 0.0f, t319 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, in_x + lo, 784, t310, 1024, 0.0f, t321 + lo * 1024, 1024);
     /* epilogue, in place on the product */
     for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v316 = t319[i] + t315[i];
-        const float v318 = in_teacher_dense1_weight[i] * 0.0005f;
-        const float v319 = v316 + v318;
-        const float v320 = in_teacher_momentum_dense1_weight[i] * 0.9f;
-        const float v321 = v320 + v319;
-        const float v322 = v321 * 0.9f;
-        const float v323 = v319 + v322;
-        const float v325 = v323 * in_lr_teacher[0];
-        const float v326 = in_teacher_dense1_weight[i] - v325;
-        t319[i] = v319;
-        in_teacher_momentum_dense1_weight[i] = v321;
-        in_teacher_dense1_weight[i] = v326;
+        const float v318 = t321[i] + t317[i];
+        const float v320 = in_teacher_dense1_weight[i] * 0.0005f;
+        const float v321 = v318 + v320;
+        const float v322 = in_teacher_momentum_dense1_weight[i] * 0.9f;
+        const float v323 = v322 + v321;
+        const float v324 = v323 * 0.9f;
+        const float v325 = v321 + v324;
+        const float v327 = v325 * in_lr_teacher[0];
+        const float v328 = in_teacher_dense1_weight[i] - v327;
+        t321[i] = v321;
+        in_teacher_momentum_dense1_weight[i] = v323;
+        in_teacher_dense1_weight[i] = v328;
     }
 }
 
-static void step_teacher_dense1_vjp_5(float *restrict t319, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t308, const float *restrict t315, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_teacher_dense1_vjp_5_part, &(step_teacher_dense1_vjp_5_pointers){t319, in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, in_x, t308, t315, in_lr_teacher});
+static void step_teacher_dense1_vjp_5(float *restrict t321, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t310, const float *restrict t317, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense1_vjp_5_part, &(step_teacher_dense1_vjp_5_pointers){t321, in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, in_x, t310, t317, in_lr_teacher});
 }
 
 /* loop [1024]
- * %140 = constant 0.9 : [1024]  // student/dense1 update
- * %328 = mul %327, %140 : [1024]  // teacher/dense1 update
- * %329 = add %328, %313 : [1024]  // teacher/dense1 update
- * %330 = mul %329, %140 : [1024]  // teacher/dense1 update
- * %331 = add %313, %330 : [1024]  // teacher/dense1 update
- * %332 = broadcast axes=[] %14 : [1024]  // teacher/dense1 update
- * %333 = mul %331, %332 : [1024]  // teacher/dense1 update
- * %334 = sub %1, %333 : [1024]  // teacher/dense1 update
+ * %141 = constant 0.9 : [1024]  // student/dense1 update
+ * %330 = mul %329, %141 : [1024]  // teacher/dense1 update
+ * %331 = add %330, %315 : [1024]  // teacher/dense1 update
+ * %332 = mul %331, %141 : [1024]  // teacher/dense1 update
+ * %333 = add %315, %332 : [1024]  // teacher/dense1 update
+ * %334 = broadcast axes=[] %14 : [1024]  // teacher/dense1 update
+ * %335 = mul %333, %334 : [1024]  // teacher/dense1 update
+ * %336 = sub %1, %335 : [1024]  // teacher/dense1 update
  * in_teacher_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense1_update(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t313, const float *restrict in_lr_teacher) {
+static void step_teacher_dense1_update(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t315, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 1024; i++) {
-        const float v328 = in_teacher_momentum_dense1_bias[i] * 0.9f;
-        const float v329 = v328 + t313[i];
-        const float v330 = v329 * 0.9f;
-        const float v331 = t313[i] + v330;
-        const float v333 = v331 * in_lr_teacher[0];
-        const float v334 = in_teacher_dense1_bias[i] - v333;
-        in_teacher_momentum_dense1_bias[i] = v329;
-        in_teacher_dense1_bias[i] = v334;
+        const float v330 = in_teacher_momentum_dense1_bias[i] * 0.9f;
+        const float v331 = v330 + t315[i];
+        const float v332 = v331 * 0.9f;
+        const float v333 = t315[i] + v332;
+        const float v335 = v333 * in_lr_teacher[0];
+        const float v336 = in_teacher_dense1_bias[i] - v335;
+        in_teacher_momentum_dense1_bias[i] = v331;
+        in_teacher_dense1_bias[i] = v336;
     }
 }
 
 /* gemm blas m=1024 n=1024 k=64 tA +epilogue split
- * %149 = constant 0.0005 : [1024,1024]  // student/dense3 update
- * %152 = constant 0.9 : [1024,1024]  // student/dense3 update
- * %303 = matmul tA %302, %294 : [1024,1024]  // teacher/dense3 vjp
- * %306 = add %303, %305 : [1024,1024]  // teacher/dense3 vjp
- * %336 = mul %2, %149 : [1024,1024]  // teacher/dense3 update
- * %337 = add %306, %336 : [1024,1024]  // teacher/dense3 update
- * %338 = mul %335, %152 : [1024,1024]  // teacher/dense3 update
- * %339 = add %338, %337 : [1024,1024]  // teacher/dense3 update
- * %340 = mul %339, %152 : [1024,1024]  // teacher/dense3 update
- * %341 = add %337, %340 : [1024,1024]  // teacher/dense3 update
- * %342 = broadcast axes=[] %14 : [1024,1024]  // teacher/dense3 update
- * %343 = mul %341, %342 : [1024,1024]  // teacher/dense3 update
- * %344 = sub %2, %343 : [1024,1024]  // teacher/dense3 update
+ * %150 = constant 0.0005 : [1024,1024]  // student/dense3 update
+ * %153 = constant 0.9 : [1024,1024]  // student/dense3 update
+ * %305 = matmul tA %304, %296 : [1024,1024]  // teacher/dense3 vjp
+ * %308 = add %305, %307 : [1024,1024]  // teacher/dense3 vjp
+ * %338 = mul %2, %150 : [1024,1024]  // teacher/dense3 update
+ * %339 = add %308, %338 : [1024,1024]  // teacher/dense3 update
+ * %340 = mul %337, %153 : [1024,1024]  // teacher/dense3 update
+ * %341 = add %340, %339 : [1024,1024]  // teacher/dense3 update
+ * %342 = mul %341, %153 : [1024,1024]  // teacher/dense3 update
+ * %343 = add %339, %342 : [1024,1024]  // teacher/dense3 update
+ * %344 = broadcast axes=[] %14 : [1024,1024]  // teacher/dense3 update
+ * %345 = mul %343, %344 : [1024,1024]  // teacher/dense3 update
+ * %346 = sub %2, %345 : [1024,1024]  // teacher/dense3 update
  * in_teacher_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
-    float *t337;
+    float *t339;
     float *in_teacher_momentum_dense3_weight;
     float *in_teacher_dense3_weight;
-    const float *t302;
-    const float *t294;
-    const float *t305;
+    const float *t304;
+    const float *t296;
+    const float *t307;
     const float *in_lr_teacher;
 } step_teacher_dense3_vjp_7_pointers;
 
 static void step_teacher_dense3_vjp_7_part(void *context, int part, int parts) {
     const step_teacher_dense3_vjp_7_pointers *p = context;
-    float *restrict t337 = p->t337;
+    float *restrict t339 = p->t339;
     float *restrict in_teacher_momentum_dense3_weight = p->in_teacher_momentum_dense3_weight;
     float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
-    const float *restrict t302 = p->t302;
-    const float *restrict t294 = p->t294;
-    const float *restrict t305 = p->t305;
+    const float *restrict t304 = p->t304;
+    const float *restrict t296 = p->t296;
+    const float *restrict t307 = p->t307;
     const float *restrict in_lr_teacher = p->in_lr_teacher;
     size_t lo, hi;
     mplc_part(1024, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, t302 + lo, 1024, t294, 1024, 0.0f, t337 + lo * 1024, 1024);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, t304 + lo, 1024, t296, 1024, 0.0f, t339 + lo * 1024, 1024);
     /* epilogue, in place on the product */
     for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v306 = t337[i] + t305[i];
-        const float v336 = in_teacher_dense3_weight[i] * 0.0005f;
-        const float v337 = v306 + v336;
-        const float v338 = in_teacher_momentum_dense3_weight[i] * 0.9f;
-        const float v339 = v338 + v337;
-        const float v340 = v339 * 0.9f;
-        const float v341 = v337 + v340;
-        const float v343 = v341 * in_lr_teacher[0];
-        const float v344 = in_teacher_dense3_weight[i] - v343;
-        t337[i] = v337;
-        in_teacher_momentum_dense3_weight[i] = v339;
-        in_teacher_dense3_weight[i] = v344;
+        const float v308 = t339[i] + t307[i];
+        const float v338 = in_teacher_dense3_weight[i] * 0.0005f;
+        const float v339 = v308 + v338;
+        const float v340 = in_teacher_momentum_dense3_weight[i] * 0.9f;
+        const float v341 = v340 + v339;
+        const float v342 = v341 * 0.9f;
+        const float v343 = v339 + v342;
+        const float v345 = v343 * in_lr_teacher[0];
+        const float v346 = in_teacher_dense3_weight[i] - v345;
+        t339[i] = v339;
+        in_teacher_momentum_dense3_weight[i] = v341;
+        in_teacher_dense3_weight[i] = v346;
     }
 }
 
-static void step_teacher_dense3_vjp_7(float *restrict t337, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t302, const float *restrict t294, const float *restrict t305, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_teacher_dense3_vjp_7_part, &(step_teacher_dense3_vjp_7_pointers){t337, in_teacher_momentum_dense3_weight, in_teacher_dense3_weight, t302, t294, t305, in_lr_teacher});
+static void step_teacher_dense3_vjp_7(float *restrict t339, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t304, const float *restrict t296, const float *restrict t307, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense3_vjp_7_part, &(step_teacher_dense3_vjp_7_pointers){t339, in_teacher_momentum_dense3_weight, in_teacher_dense3_weight, t304, t296, t307, in_lr_teacher});
 }
 
 /* loop [1024]
- * %140 = constant 0.9 : [1024]  // student/dense1 update
- * %332 = broadcast axes=[] %14 : [1024]  // teacher/dense1 update
- * %346 = mul %345, %140 : [1024]  // teacher/dense3 update
- * %347 = add %346, %299 : [1024]  // teacher/dense3 update
- * %348 = mul %347, %140 : [1024]  // teacher/dense3 update
- * %349 = add %299, %348 : [1024]  // teacher/dense3 update
- * %350 = mul %349, %332 : [1024]  // teacher/dense3 update
- * %351 = sub %3, %350 : [1024]  // teacher/dense3 update
+ * %141 = constant 0.9 : [1024]  // student/dense1 update
+ * %334 = broadcast axes=[] %14 : [1024]  // teacher/dense1 update
+ * %348 = mul %347, %141 : [1024]  // teacher/dense3 update
+ * %349 = add %348, %301 : [1024]  // teacher/dense3 update
+ * %350 = mul %349, %141 : [1024]  // teacher/dense3 update
+ * %351 = add %301, %350 : [1024]  // teacher/dense3 update
+ * %352 = mul %351, %334 : [1024]  // teacher/dense3 update
+ * %353 = sub %3, %352 : [1024]  // teacher/dense3 update
  * in_teacher_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense3_update(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t299, const float *restrict in_lr_teacher) {
+static void step_teacher_dense3_update(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t301, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 1024; i++) {
-        const float v346 = in_teacher_momentum_dense3_bias[i] * 0.9f;
-        const float v347 = v346 + t299[i];
-        const float v348 = v347 * 0.9f;
-        const float v349 = t299[i] + v348;
-        const float v350 = v349 * in_lr_teacher[0];
-        const float v351 = in_teacher_dense3_bias[i] - v350;
-        in_teacher_momentum_dense3_bias[i] = v347;
-        in_teacher_dense3_bias[i] = v351;
+        const float v348 = in_teacher_momentum_dense3_bias[i] * 0.9f;
+        const float v349 = v348 + t301[i];
+        const float v350 = v349 * 0.9f;
+        const float v351 = t301[i] + v350;
+        const float v352 = v351 * in_lr_teacher[0];
+        const float v353 = in_teacher_dense3_bias[i] - v352;
+        in_teacher_momentum_dense3_bias[i] = v349;
+        in_teacher_dense3_bias[i] = v353;
     }
 }
 
 /* gemm blas m=1024 n=10 k=64 tA +epilogue
- * %168 = constant 0.0005 : [1024,10]  // student/dense5 update
- * %171 = constant 0.9 : [1024,10]  // student/dense5 update
- * %289 = matmul tA %288, %282 : [1024,10]  // teacher/dense5 vjp
- * %292 = add %289, %291 : [1024,10]  // teacher/dense5 vjp
- * %353 = mul %4, %168 : [1024,10]  // teacher/dense5 update
- * %354 = add %292, %353 : [1024,10]  // teacher/dense5 update
- * %355 = mul %352, %171 : [1024,10]  // teacher/dense5 update
- * %356 = add %355, %354 : [1024,10]  // teacher/dense5 update
- * %357 = mul %356, %171 : [1024,10]  // teacher/dense5 update
- * %358 = add %354, %357 : [1024,10]  // teacher/dense5 update
- * %359 = broadcast axes=[] %14 : [1024,10]  // teacher/dense5 update
- * %360 = mul %358, %359 : [1024,10]  // teacher/dense5 update
- * %361 = sub %4, %360 : [1024,10]  // teacher/dense5 update
+ * %169 = constant 0.0005 : [1024,10]  // student/dense5 update
+ * %172 = constant 0.9 : [1024,10]  // student/dense5 update
+ * %291 = matmul tA %290, %284 : [1024,10]  // teacher/dense5 vjp
+ * %294 = add %291, %293 : [1024,10]  // teacher/dense5 vjp
+ * %355 = mul %4, %169 : [1024,10]  // teacher/dense5 update
+ * %356 = add %294, %355 : [1024,10]  // teacher/dense5 update
+ * %357 = mul %354, %172 : [1024,10]  // teacher/dense5 update
+ * %358 = add %357, %356 : [1024,10]  // teacher/dense5 update
+ * %359 = mul %358, %172 : [1024,10]  // teacher/dense5 update
+ * %360 = add %356, %359 : [1024,10]  // teacher/dense5 update
+ * %361 = broadcast axes=[] %14 : [1024,10]  // teacher/dense5 update
+ * %362 = mul %360, %361 : [1024,10]  // teacher/dense5 update
+ * %363 = sub %4, %362 : [1024,10]  // teacher/dense5 update
  * in_teacher_momentum_dense5_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense5_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense5_vjp_7(float *restrict t354, float *restrict in_teacher_momentum_dense5_weight, float *restrict in_teacher_dense5_weight, const float *restrict t288, const float *restrict t282, const float *restrict t291, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 10, 64, 1.0f, t288, 1024, t282, 10, 0.0f, t354, 10);
+static void step_teacher_dense5_vjp_7(float *restrict t356, float *restrict in_teacher_momentum_dense5_weight, float *restrict in_teacher_dense5_weight, const float *restrict t290, const float *restrict t284, const float *restrict t293, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 10, 64, 1.0f, t290, 1024, t284, 10, 0.0f, t356, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 10240; i++) {
-        const float v292 = t354[i] + t291[i];
-        const float v353 = in_teacher_dense5_weight[i] * 0.0005f;
-        const float v354 = v292 + v353;
-        const float v355 = in_teacher_momentum_dense5_weight[i] * 0.9f;
-        const float v356 = v355 + v354;
-        const float v357 = v356 * 0.9f;
-        const float v358 = v354 + v357;
-        const float v360 = v358 * in_lr_teacher[0];
-        const float v361 = in_teacher_dense5_weight[i] - v360;
-        t354[i] = v354;
-        in_teacher_momentum_dense5_weight[i] = v356;
-        in_teacher_dense5_weight[i] = v361;
+        const float v294 = t356[i] + t293[i];
+        const float v355 = in_teacher_dense5_weight[i] * 0.0005f;
+        const float v356 = v294 + v355;
+        const float v357 = in_teacher_momentum_dense5_weight[i] * 0.9f;
+        const float v358 = v357 + v356;
+        const float v359 = v358 * 0.9f;
+        const float v360 = v356 + v359;
+        const float v362 = v360 * in_lr_teacher[0];
+        const float v363 = in_teacher_dense5_weight[i] - v362;
+        t356[i] = v356;
+        in_teacher_momentum_dense5_weight[i] = v358;
+        in_teacher_dense5_weight[i] = v363;
     }
 }
 
 /* loop [10]
- * %180 = constant 0.9 : [10]  // student/dense5 update
- * %363 = mul %362, %180 : [10]  // teacher/dense5 update
- * %364 = add %363, %285 : [10]  // teacher/dense5 update
- * %365 = mul %364, %180 : [10]  // teacher/dense5 update
- * %366 = add %285, %365 : [10]  // teacher/dense5 update
- * %367 = broadcast axes=[] %14 : [10]  // teacher/dense5 update
- * %368 = mul %366, %367 : [10]  // teacher/dense5 update
- * %369 = sub %5, %368 : [10]  // teacher/dense5 update
+ * %181 = constant 0.9 : [10]  // student/dense5 update
+ * %365 = mul %364, %181 : [10]  // teacher/dense5 update
+ * %366 = add %365, %287 : [10]  // teacher/dense5 update
+ * %367 = mul %366, %181 : [10]  // teacher/dense5 update
+ * %368 = add %287, %367 : [10]  // teacher/dense5 update
+ * %369 = broadcast axes=[] %14 : [10]  // teacher/dense5 update
+ * %370 = mul %368, %369 : [10]  // teacher/dense5 update
+ * %371 = sub %5, %370 : [10]  // teacher/dense5 update
  * in_teacher_momentum_dense5_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense5_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense5_update(float *restrict in_teacher_momentum_dense5_bias, float *restrict in_teacher_dense5_bias, const float *restrict t285, const float *restrict in_lr_teacher) {
+static void step_teacher_dense5_update(float *restrict in_teacher_momentum_dense5_bias, float *restrict in_teacher_dense5_bias, const float *restrict t287, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v363 = in_teacher_momentum_dense5_bias[i] * 0.9f;
-        const float v364 = v363 + t285[i];
-        const float v365 = v364 * 0.9f;
-        const float v366 = t285[i] + v365;
-        const float v368 = v366 * in_lr_teacher[0];
-        const float v369 = in_teacher_dense5_bias[i] - v368;
-        in_teacher_momentum_dense5_bias[i] = v364;
-        in_teacher_dense5_bias[i] = v369;
+        const float v365 = in_teacher_momentum_dense5_bias[i] * 0.9f;
+        const float v366 = v365 + t287[i];
+        const float v367 = v366 * 0.9f;
+        const float v368 = t287[i] + v367;
+        const float v370 = v368 * in_lr_teacher[0];
+        const float v371 = in_teacher_dense5_bias[i] - v370;
+        in_teacher_momentum_dense5_bias[i] = v366;
+        in_teacher_dense5_bias[i] = v371;
     }
 }
 
 /* reduce_sum [784,1024] axes=[0, 1]
- * %370 = mul %232, %232 : [784,1024]  // teacher/gradient fwd
- * %371 = reduce_sum axes=[0, 1] %370 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t371, const float *restrict t232) {
+ * %372 = mul %233, %233 : [784,1024]  // teacher/gradient fwd
+ * %373 = reduce_sum axes=[0, 1] %372 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t373, const float *restrict t233) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
         for (size_t i1s = 0; i1s < 1024; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v370 = t232[i0 * 1024 + i1] * t232[i0 * 1024 + i1];
-                sums[lane] += v370;
+                const float v372 = t233[i0 * 1024 + i1] * t233[i0 * 1024 + i1];
+                sums[lane] += v372;
             }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t371[0] = (float)sum;
-}
-
-/* reduce_sum [1024] axes=[0]
- * %372 = mul %231, %231 : [1024]  // teacher/gradient fwd
- * %373 = reduce_sum axes=[0] %372 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t373, const float *restrict t231) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v372 = t231[i0] * t231[i0];
-            sums[lane] += v372;
         }
     }
     double sum = 0.0;
@@ -2470,116 +2456,116 @@ static void step_teacher_gradient_fwd_2(float *restrict t373, const float *restr
     t373[0] = (float)sum;
 }
 
+/* reduce_sum [1024] axes=[0]
+ * %374 = mul %232, %232 : [1024]  // teacher/gradient fwd
+ * %375 = reduce_sum axes=[0] %374 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t375, const float *restrict t232) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v374 = t232[i0] * t232[i0];
+            sums[lane] += v374;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t375[0] = (float)sum;
+}
+
 /* reduce_sum [1024,1024] axes=[0, 1]
- * %375 = mul %228, %228 : [1024,1024]  // teacher/gradient fwd
- * %376 = reduce_sum axes=[0, 1] %375 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t376, const float *restrict t228) {
+ * %377 = mul %229, %229 : [1024,1024]  // teacher/gradient fwd
+ * %378 = reduce_sum axes=[0, 1] %377 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t378, const float *restrict t229) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1024; i0++) {
         for (size_t i1s = 0; i1s < 1024; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v375 = t228[i0 * 1024 + i1] * t228[i0 * 1024 + i1];
-                sums[lane] += v375;
+                const float v377 = t229[i0 * 1024 + i1] * t229[i0 * 1024 + i1];
+                sums[lane] += v377;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t376[0] = (float)sum;
+    t378[0] = (float)sum;
 }
 
 /* reduce_sum [1024] axes=[0]
- * %378 = mul %226, %226 : [1024]  // teacher/gradient fwd
- * %379 = reduce_sum axes=[0] %378 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t379, const float *restrict t226) {
+ * %380 = mul %227, %227 : [1024]  // teacher/gradient fwd
+ * %381 = reduce_sum axes=[0] %380 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t381, const float *restrict t227) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 1024; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v378 = t226[i0] * t226[i0];
-            sums[lane] += v378;
+            const float v380 = t227[i0] * t227[i0];
+            sums[lane] += v380;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t379[0] = (float)sum;
+    t381[0] = (float)sum;
 }
 
 /* reduce_sum [1024,10] axes=[0, 1]
- * %381 = mul %223, %223 : [1024,10]  // teacher/gradient fwd
- * %382 = reduce_sum axes=[0, 1] %381 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t382, const float *restrict t223) {
+ * %383 = mul %224, %224 : [1024,10]  // teacher/gradient fwd
+ * %384 = reduce_sum axes=[0, 1] %383 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t384, const float *restrict t224) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 1024; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v381 = t223[i0 * 10 + i1] * t223[i0 * 10 + i1];
-            sum += v381;
+            const float v383 = t224[i0 * 10 + i1] * t224[i0 * 10 + i1];
+            sum += v383;
         }
     }
-    t382[0] = (float)sum;
+    t384[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %384 = mul %221, %221 : [10]  // teacher/gradient fwd
- * %385 = reduce_sum axes=[0] %384 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t385, const float *restrict t221) {
+ * %386 = mul %222, %222 : [10]  // teacher/gradient fwd
+ * %387 = reduce_sum axes=[0] %386 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t387, const float *restrict t222) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v384 = t221[i0] * t221[i0];
-        sum += v384;
+        const float v386 = t222[i0] * t222[i0];
+        sum += v386;
     }
-    t385[0] = (float)sum;
+    t387[0] = (float)sum;
 }
 
 /* loop []
- * %374 = add %371, %373 : []  // teacher/gradient fwd
- * %377 = add %374, %376 : []  // teacher/gradient fwd
- * %380 = add %377, %379 : []  // teacher/gradient fwd
- * %383 = add %380, %382 : []  // teacher/gradient fwd
- * %386 = add %383, %385 : []  // teacher/gradient fwd
- * %387 = sqrt %386 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t387, const float *restrict t371, const float *restrict t373, const float *restrict t376, const float *restrict t379, const float *restrict t382, const float *restrict t385) {
+ * %376 = add %373, %375 : []  // teacher/gradient fwd
+ * %379 = add %376, %378 : []  // teacher/gradient fwd
+ * %382 = add %379, %381 : []  // teacher/gradient fwd
+ * %385 = add %382, %384 : []  // teacher/gradient fwd
+ * %388 = add %385, %387 : []  // teacher/gradient fwd
+ * %389 = sqrt %388 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t389, const float *restrict t373, const float *restrict t375, const float *restrict t378, const float *restrict t381, const float *restrict t384, const float *restrict t387) {
     for (size_t i = 0; i < 1; i++) {
-        const float v374 = t371[0] + t373[0];
-        const float v377 = v374 + t376[0];
-        const float v380 = v377 + t379[0];
-        const float v383 = v380 + t382[0];
-        const float v386 = v383 + t385[0];
-        const float v387 = sqrtf(v386);
-        t387[i] = v387;
+        const float v376 = t373[0] + t375[0];
+        const float v379 = v376 + t378[0];
+        const float v382 = v379 + t381[0];
+        const float v385 = v382 + t384[0];
+        const float v388 = v385 + t387[0];
+        const float v389 = sqrtf(v388);
+        t389[i] = v389;
     }
 }
 
 /* reduce_sum [784,1024] axes=[0, 1]
- * %388 = mul %126, %126 : [784,1024]  // teacher/gradient fwd
- * %389 = reduce_sum axes=[0, 1] %388 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t389, const float *restrict t126) {
+ * %390 = mul %127, %127 : [784,1024]  // teacher/gradient fwd
+ * %391 = reduce_sum axes=[0, 1] %390 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t391, const float *restrict t127) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
         for (size_t i1s = 0; i1s < 1024; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v388 = t126[i0 * 1024 + i1] * t126[i0 * 1024 + i1];
-                sums[lane] += v388;
+                const float v390 = t127[i0 * 1024 + i1] * t127[i0 * 1024 + i1];
+                sums[lane] += v390;
             }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t389[0] = (float)sum;
-}
-
-/* reduce_sum [1024] axes=[0]
- * %390 = mul %125, %125 : [1024]  // teacher/gradient fwd
- * %391 = reduce_sum axes=[0] %390 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t391, const float *restrict t125) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v390 = t125[i0] * t125[i0];
-            sums[lane] += v390;
         }
     }
     double sum = 0.0;
@@ -2587,231 +2573,248 @@ static void step_teacher_gradient_fwd_9(float *restrict t391, const float *restr
     t391[0] = (float)sum;
 }
 
+/* reduce_sum [1024] axes=[0]
+ * %392 = mul %126, %126 : [1024]  // teacher/gradient fwd
+ * %393 = reduce_sum axes=[0] %392 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t393, const float *restrict t126) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v392 = t126[i0] * t126[i0];
+            sums[lane] += v392;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t393[0] = (float)sum;
+}
+
 /* reduce_sum [1024,1024] axes=[0, 1]
- * %393 = mul %122, %122 : [1024,1024]  // teacher/gradient fwd
- * %394 = reduce_sum axes=[0, 1] %393 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t394, const float *restrict t122) {
+ * %395 = mul %123, %123 : [1024,1024]  // teacher/gradient fwd
+ * %396 = reduce_sum axes=[0, 1] %395 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t396, const float *restrict t123) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1024; i0++) {
         for (size_t i1s = 0; i1s < 1024; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v393 = t122[i0 * 1024 + i1] * t122[i0 * 1024 + i1];
-                sums[lane] += v393;
+                const float v395 = t123[i0 * 1024 + i1] * t123[i0 * 1024 + i1];
+                sums[lane] += v395;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t394[0] = (float)sum;
+    t396[0] = (float)sum;
 }
 
 /* reduce_sum [1024] axes=[0]
- * %396 = mul %120, %120 : [1024]  // teacher/gradient fwd
- * %397 = reduce_sum axes=[0] %396 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t397, const float *restrict t120) {
+ * %398 = mul %121, %121 : [1024]  // teacher/gradient fwd
+ * %399 = reduce_sum axes=[0] %398 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t399, const float *restrict t121) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 1024; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v396 = t120[i0] * t120[i0];
-            sums[lane] += v396;
+            const float v398 = t121[i0] * t121[i0];
+            sums[lane] += v398;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t397[0] = (float)sum;
+    t399[0] = (float)sum;
 }
 
 /* reduce_sum [1024,10] axes=[0, 1]
- * %399 = mul %117, %117 : [1024,10]  // teacher/gradient fwd
- * %400 = reduce_sum axes=[0, 1] %399 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t400, const float *restrict t117) {
+ * %401 = mul %118, %118 : [1024,10]  // teacher/gradient fwd
+ * %402 = reduce_sum axes=[0, 1] %401 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t402, const float *restrict t118) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 1024; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v399 = t117[i0 * 10 + i1] * t117[i0 * 10 + i1];
-            sum += v399;
+            const float v401 = t118[i0 * 10 + i1] * t118[i0 * 10 + i1];
+            sum += v401;
         }
     }
-    t400[0] = (float)sum;
+    t402[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %402 = mul %115, %115 : [10]  // teacher/gradient fwd
- * %403 = reduce_sum axes=[0] %402 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t403, const float *restrict t115) {
+ * %404 = mul %116, %116 : [10]  // teacher/gradient fwd
+ * %405 = reduce_sum axes=[0] %404 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t405, const float *restrict t116) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v402 = t115[i0] * t115[i0];
-        sum += v402;
+        const float v404 = t116[i0] * t116[i0];
+        sum += v404;
     }
-    t403[0] = (float)sum;
+    t405[0] = (float)sum;
 }
 
 /* loop []
- * %392 = add %389, %391 : []  // teacher/gradient fwd
- * %395 = add %392, %394 : []  // teacher/gradient fwd
- * %398 = add %395, %397 : []  // teacher/gradient fwd
- * %401 = add %398, %400 : []  // teacher/gradient fwd
- * %404 = add %401, %403 : []  // teacher/gradient fwd
- * %405 = sqrt %404 : []  // teacher/gradient fwd
- * %406 = mul %387, %405 : []  // teacher/gradient fwd
- * %407 = constant 1e-30 : []  // teacher/gradient fwd
- * %408 = max %406, %407 : []  // teacher/gradient fwd
- * %409 = div %249, %408 : []  // teacher/gradient fwd
- * %410 = step %250 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t405, float *restrict t409, float *restrict t410, const float *restrict t389, const float *restrict t391, const float *restrict t394, const float *restrict t397, const float *restrict t400, const float *restrict t403, const float *restrict t387, const float *restrict t249, const float *restrict t250) {
+ * %394 = add %391, %393 : []  // teacher/gradient fwd
+ * %397 = add %394, %396 : []  // teacher/gradient fwd
+ * %400 = add %397, %399 : []  // teacher/gradient fwd
+ * %403 = add %400, %402 : []  // teacher/gradient fwd
+ * %406 = add %403, %405 : []  // teacher/gradient fwd
+ * %407 = sqrt %406 : []  // teacher/gradient fwd
+ * %408 = mul %389, %407 : []  // teacher/gradient fwd
+ * %409 = constant 1e-30 : []  // teacher/gradient fwd
+ * %410 = max %408, %409 : []  // teacher/gradient fwd
+ * %411 = div %250, %410 : []  // teacher/gradient fwd
+ * %412 = step %251 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t407, float *restrict t411, float *restrict t412, const float *restrict t391, const float *restrict t393, const float *restrict t396, const float *restrict t399, const float *restrict t402, const float *restrict t405, const float *restrict t389, const float *restrict t250, const float *restrict t251) {
     for (size_t i = 0; i < 1; i++) {
-        const float v392 = t389[0] + t391[0];
-        const float v395 = v392 + t394[0];
-        const float v398 = v395 + t397[0];
-        const float v401 = v398 + t400[0];
-        const float v404 = v401 + t403[0];
-        const float v405 = sqrtf(v404);
-        const float v406 = t387[0] * v405;
-        const float v408 = v406 >= 1e-30f ? v406 : 1e-30f;
-        const float v409 = t249[0] / v408;
-        const float v410 = t250[0] > 0.0f ? 1.0f : 0.0f;
-        t405[i] = v405;
-        t409[i] = v409;
-        t410[i] = v410;
+        const float v394 = t391[0] + t393[0];
+        const float v397 = v394 + t396[0];
+        const float v400 = v397 + t399[0];
+        const float v403 = v400 + t402[0];
+        const float v406 = v403 + t405[0];
+        const float v407 = sqrtf(v406);
+        const float v408 = t389[0] * v407;
+        const float v410 = v408 >= 1e-30f ? v408 : 1e-30f;
+        const float v411 = t250[0] / v410;
+        const float v412 = t251[0] > 0.0f ? 1.0f : 0.0f;
+        t407[i] = v407;
+        t411[i] = v411;
+        t412[i] = v412;
     }
 }
 
 /* 131 kernels; scratch high-water mark 8670912 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_teacher_dense1_fwd(scratch + 4194304 /* t22 */, io /* in_x */, state /* in_teacher_dense1_weight */, state + 802816 /* in_teacher_dense1_bias */);
-    step_teacher_dense3_fwd(scratch + 5177344 /* t26 */, scratch + 4194304 /* t22 */, state + 803840 /* in_teacher_dense3_weight */, state + 1852416 /* in_teacher_dense3_bias */);
-    step_teacher_dense5_fwd(scratch /* t29 */, scratch + 5177344 /* t26 */, state + 1853440 /* in_teacher_dense5_weight */, state + 1863680 /* in_teacher_dense5_bias */);
-    step_teacher_loss_sup_fwd(scratch + 6160384 /* t37 */, scratch /* t30 */);
-    step_teacher_loss_sup_fwd_2(scratch + 9600 /* t39 */, scratch + 8654848 /* t40 */, scratch /* t30 */, scratch + 6160384 /* t37 */);
-    step_teacher_loss_sup_fwd_3(scratch + 8658304 /* t41 */, scratch + 8654848 /* t40 */);
-    step_teacher_loss_sup_fwd_4(scratch + 8655488 /* t42 */, scratch + 8658304 /* t41 */);
-    step_teacher_loss_sup_fwd_5(scratch + 8655552 /* t46 */, io + 752640 /* in_y */, scratch + 9600 /* t39 */, scratch + 8655488 /* t42 */);
-    step_teacher_loss_sup_fwd_6(io + 753344 /* t48 */, scratch + 8655552 /* t46 */);
-    step_teacher_loss_uda_fwd(scratch + 9600 /* t50 */, scratch + 640 /* t31 */);
-    step_teacher_loss_uda_fwd_2(scratch + 6160384 /* t51 */, scratch + 9600 /* t50 */);
-    step_teacher_loss_uda_fwd_3(scratch + 14080 /* t53 */, scratch + 9600 /* t50 */, scratch + 6160384 /* t51 */);
-    step_teacher_loss_uda_fwd_4(scratch + 9600 /* t55 */, scratch + 14080 /* t53 */);
-    step_teacher_loss_uda_fwd_5(scratch + 10048 /* t56 */, scratch + 9600 /* t55 */);
-    step_teacher_loss_uda_fwd_6(scratch + 7766016 /* t59 */, scratch + 14080 /* t53 */, scratch + 10048 /* t56 */);
-    step_teacher_loss_uda_fwd_7(scratch + 7770496 /* t60 */, scratch + 7766016 /* t59 */);
-    step_teacher_loss_uda_fwd_8(scratch + 8657408 /* t62 */, scratch + 7770496 /* t60 */);
-    step_teacher_loss_uda_fwd_9(scratch + 8655488 /* t63 */, scratch + 5120 /* t32 */);
-    step_teacher_loss_uda_fwd_10(scratch + 6160384 /* t65 */, scratch + 7770496 /* t66 */, scratch + 5120 /* t32 */, scratch + 8655488 /* t63 */);
-    step_teacher_loss_uda_fwd_11(scratch + 8657856 /* t67 */, scratch + 7770496 /* t66 */);
-    step_teacher_loss_uda_fwd_12(scratch + 8655488 /* t68 */, scratch + 8657856 /* t67 */);
-    step_teacher_loss_uda_fwd_13(scratch + 8655936 /* t72 */, scratch + 6160384 /* t65 */, scratch + 8655488 /* t68 */, scratch + 7766016 /* t59 */);
-    step_teacher_loss_uda_fwd_14(scratch + 8655488 /* t75 */, scratch + 8655936 /* t72 */, scratch + 8657408 /* t62 */);
-    step_teacher_loss_uda_fwd_15(io + 753360 /* t77 */, scratch + 8655488 /* t75 */);
-    step_teacher_loss_uda_fwd_16(scratch + 8655488 /* t78 */, scratch + 8657408 /* t62 */);
-    step_teacher_loss_uda_fwd_17(io + 753376 /* t79 */, scratch + 8655488 /* t78 */);
-    step_teacher_pseudo_labels_fwd(scratch + 7774976 /* t80 */, scratch + 5120 /* t32 */);
-    step_student_dense1_fwd(scratch + 1048576 /* t87 */, io + 401408 /* t83 */, state + 1863696 /* in_student_dense1_weight */, state + 2666512 /* in_student_dense1_bias */);
-    step_student_dense3_fwd(scratch /* t91 */, scratch + 1048576 /* t87 */, state + 2667536 /* in_student_dense3_weight */, state + 3716112 /* in_student_dense3_bias */);
-    step_student_dense5_fwd(scratch + 458752 /* t94 */, scratch /* t91 */, state + 3717136 /* in_student_dense5_weight */, state + 3727376 /* in_student_dense5_bias */);
-    step_student_loss_u_fwd(scratch + 8655488 /* t95 */, scratch + 458752 /* t94 */);
-    step_student_loss_u_fwd_2(scratch + 463232 /* t97 */, scratch + 467712 /* t98 */, scratch + 458752 /* t94 */, scratch + 8655488 /* t95 */);
-    step_student_loss_u_fwd_3(scratch + 8655488 /* t99 */, scratch + 467712 /* t98 */);
-    step_student_loss_u_fwd_4(scratch + 8655936 /* t100 */, scratch + 8655488 /* t99 */);
-    step_student_loss_u_fwd_5(scratch + 8656384 /* t104 */, scratch + 463232 /* t97 */, scratch + 8655936 /* t100 */, scratch + 7774976 /* t80 */);
-    step_student_loss_u_fwd_6(io + 753392 /* t106 */, scratch + 8656384 /* t104 */);
-    step_student_loss_u_vjp(scratch + 458752 /* t108 */, scratch + 7774976 /* t80 */);
-    step_student_loss_u_vjp_2(scratch + 8655936 /* t110 */, scratch + 458752 /* t108 */);
-    step_student_loss_u_vjp_3(scratch + 8656384 /* t111 */, scratch + 8655936 /* t110 */, scratch + 8655488 /* t99 */);
-    step_student_loss_u_vjp_4(scratch + 463232 /* t114 */, scratch + 8656384 /* t111 */, scratch + 467712 /* t98 */, scratch + 458752 /* t108 */);
-    step_student_dense5_vjp(scratch + 8670848 /* t115 */, scratch + 463232 /* t114 */);
-    step_student_dense5_vjp_2(scratch + 8634368 /* t117 */, scratch /* t91 */, scratch + 463232 /* t114 */);
-    step_student_dense5_vjp_3(scratch + 1507328 /* t119 */, scratch + 463232 /* t114 */, state + 3717136 /* in_student_dense5_weight */, scratch /* t91 */);
-    step_student_dense3_vjp(scratch + 8665088 /* t120 */, scratch + 1507328 /* t119 */, scratch /* chunk */);
-    step_student_dense3_vjp_2(scratch /* t122 */, scratch + 1048576 /* t87 */, scratch + 1507328 /* t119 */);
-    step_student_dense3_vjp_3(scratch + 1966080 /* t124 */, scratch + 1507328 /* t119 */, state + 2667536 /* in_student_dense3_weight */, scratch + 1048576 /* t87 */);
-    step_student_dense1_vjp(scratch + 8666112 /* t125 */, scratch + 1966080 /* t124 */, scratch + 1048576 /* chunk */);
-    step_student_dense1_vjp_2(scratch + 6160384 /* t126 */, io + 401408 /* t83 */, scratch + 1966080 /* t124 */);
-    step_student_dense1_update(state + 5591088 /* in_student_momentum_dense1_weight */, state + 1863696 /* in_student_dense1_weight */, scratch + 6160384 /* t126 */, io + 753296 /* in_lr_student */);
-    step_student_dense1_update_2(state + 6393904 /* in_student_momentum_dense1_bias */, state + 2666512 /* in_student_dense1_bias */, scratch + 8666112 /* t125 */, io + 753296 /* in_lr_student */);
-    step_student_dense3_update(state + 6394928 /* in_student_momentum_dense3_weight */, state + 2667536 /* in_student_dense3_weight */, scratch /* t122 */, io + 753296 /* in_lr_student */);
-    step_student_dense3_update_2(state + 7443504 /* in_student_momentum_dense3_bias */, state + 3716112 /* in_student_dense3_bias */, scratch + 8665088 /* t120 */, io + 753296 /* in_lr_student */);
-    step_student_dense5_update(state + 7444528 /* in_student_momentum_dense5_weight */, state + 3717136 /* in_student_dense5_weight */, scratch + 8634368 /* t117 */, io + 753296 /* in_lr_student */);
-    step_student_dense5_update_2(state + 7454768 /* in_student_momentum_dense5_bias */, state + 3727376 /* in_student_dense5_bias */, scratch + 8670848 /* t115 */, io + 753296 /* in_lr_student */);
-    step_student_dense1_fwd_2(scratch + 2097152 /* t194 */, io /* in_x */, state + 1863696 /* t138 */, state + 2666512 /* t147 */);
-    step_student_dense3_fwd_2(scratch + 1048576 /* t198 */, scratch + 2097152 /* t194 */, state + 2667536 /* t159 */, state + 3716112 /* t166 */);
-    step_student_dense5_fwd_2(scratch + 8655488 /* t201 */, scratch + 1048576 /* t198 */, state + 3717136 /* t178 */, state + 3727376 /* t187 */);
-    step_student_loss_l_fwd(scratch + 8658368 /* t202 */, scratch + 8655488 /* t201 */);
-    step_student_loss_l_fwd_2(scratch + 8656128 /* t204 */, scratch + 8656768 /* t205 */, scratch + 8655488 /* t201 */, scratch + 8658368 /* t202 */);
-    step_student_loss_l_fwd_3(scratch + 8658368 /* t206 */, scratch + 8656768 /* t205 */);
-    step_student_loss_l_fwd_4(scratch + 8655488 /* t207 */, scratch + 8658368 /* t206 */);
-    step_student_loss_l_fwd_5(scratch + 8655552 /* t211 */, scratch + 8656128 /* t204 */, scratch + 8655488 /* t207 */, io + 752640 /* in_y */);
-    step_student_loss_l_fwd_6(io + 753408 /* t212 */, scratch + 8655552 /* t211 */);
-    step_student_loss_l_vjp(scratch + 8655488 /* t214 */, io + 752640 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 8656128 /* t216 */, scratch + 8655488 /* t214 */);
-    step_student_loss_l_vjp_3(scratch + 8658432 /* t217 */, scratch + 8656128 /* t216 */, scratch + 8658368 /* t206 */);
-    step_student_loss_l_vjp_4(scratch + 8656128 /* t220 */, scratch + 8658432 /* t217 */, scratch + 8656768 /* t205 */, scratch + 8655488 /* t214 */);
-    step_student_dense5_vjp_4(scratch + 8670864 /* t221 */, scratch + 8656128 /* t220 */);
-    step_student_dense5_vjp_5(scratch + 8644608 /* t223 */, scratch + 1048576 /* t198 */, scratch + 8656128 /* t220 */);
-    step_student_dense5_vjp_6(scratch + 2162688 /* t225 */, scratch + 8656128 /* t220 */, state + 3717136 /* t178 */, scratch + 1048576 /* t198 */);
-    step_student_dense3_vjp_4(scratch + 8667136 /* t226 */, scratch + 2162688 /* t225 */, scratch + 1048576 /* chunk */);
-    step_student_dense3_vjp_5(scratch + 1048576 /* t228 */, scratch + 2097152 /* t194 */, scratch + 2162688 /* t225 */);
-    step_student_dense3_vjp_6(scratch + 2228224 /* t230 */, scratch + 2162688 /* t225 */, state + 2667536 /* t159 */, scratch + 2097152 /* t194 */);
-    step_student_dense1_vjp_3(scratch + 8668160 /* t231 */, scratch + 2228224 /* t230 */, scratch + 2097152 /* chunk */);
-    step_student_dense1_vjp_4(scratch + 6963200 /* t232 */, io /* in_x */, scratch + 2228224 /* t230 */);
-    step_teacher_feedback_fwd(scratch + 8669184 /* t234 */, scratch + 6963200 /* t232 */, scratch + 6160384 /* t126 */);
-    step_teacher_feedback_fwd_2(scratch + 8669200 /* t236 */, scratch + 8668160 /* t231 */, scratch + 8666112 /* t125 */);
-    step_teacher_feedback_fwd_3(scratch + 8669216 /* t239 */, scratch + 1048576 /* t228 */, scratch /* t122 */);
-    step_teacher_feedback_fwd_4(scratch + 8669232 /* t242 */, scratch + 8667136 /* t226 */, scratch + 8665088 /* t120 */);
-    step_teacher_feedback_fwd_5(scratch + 8669248 /* t245 */, scratch + 8644608 /* t223 */, scratch + 8634368 /* t117 */);
-    step_teacher_feedback_fwd_6(scratch + 8669264 /* t248 */, scratch + 8670864 /* t221 */, scratch + 8670848 /* t115 */);
-    step_teacher_feedback_fwd_7(scratch + 8670880 /* t249 */, io + 753424 /* t250 */, scratch + 8669280 /* t252 */, scratch + 8669184 /* t234 */, scratch + 8669200 /* t236 */, scratch + 8669216 /* t239 */, scratch + 8669232 /* t242 */, scratch + 8669248 /* t245 */, scratch + 8669264 /* t248 */, io + 753296 /* in_lr_student */, io + 753328 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 7779456 /* t254 */, scratch + 8669280 /* t252 */, scratch + 7774976 /* t80 */);
-    step_teacher_feedback_vjp_2(scratch + 8655488 /* t256 */, scratch + 7779456 /* t254 */);
-    step_teacher_feedback_vjp_3(scratch + 8655936 /* t257 */, scratch + 8655488 /* t256 */, scratch + 8657856 /* t67 */);
-    step_teacher_loss_uda_vjp(scratch + 8656384 /* t261 */, io + 753312 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 8655488 /* t264 */, scratch + 8656384 /* t261 */, scratch + 8657408 /* t62 */);
-    step_teacher_loss_uda_vjp_3(scratch + 7774976 /* t266 */, scratch + 8655488 /* t264 */, scratch + 7766016 /* t59 */);
-    step_teacher_loss_uda_vjp_4(scratch + 8655488 /* t268 */, scratch + 7774976 /* t266 */);
-    step_teacher_loss_uda_vjp_5(scratch + 8656384 /* t269 */, scratch + 8655488 /* t268 */, scratch + 8657856 /* t67 */);
-    step_teacher_loss_uda_vjp_6(scratch + 7766016 /* t273 */, scratch + 8655936 /* t257 */, scratch + 7770496 /* t66 */, scratch + 7779456 /* t254 */, scratch + 8656384 /* t269 */, scratch + 7774976 /* t266 */);
-    step_teacher_loss_sup_vjp(scratch + 8655488 /* t276 */, io + 752640 /* in_y */);
-    step_teacher_loss_sup_vjp_2(scratch + 8656128 /* t278 */, scratch + 8655488 /* t276 */);
-    step_teacher_loss_sup_vjp_3(scratch + 8669184 /* t279 */, scratch + 8656128 /* t278 */, scratch + 8658304 /* t41 */);
-    step_teacher_loss_sup_vjp_4(scratch + 8670208 /* t282 */, scratch + 8669184 /* t279 */, scratch + 8654848 /* t40 */, scratch + 8655488 /* t276 */);
-    step_teacher_dense5_vjp(scratch + 8669184 /* t283 */, scratch + 8670208 /* t282 */);
-    step_teacher_dense5_vjp_2(scratch + 8669200 /* t284 */, scratch + 7766016 /* t273 */);
-    step_teacher_dense5_vjp_3(scratch + 8670896 /* t285 */, scratch + 8669184 /* t283 */, scratch + 8669200 /* t284 */);
-    step_teacher_dense5_vjp_4(scratch + 8654848 /* t291 */, scratch + 5701632 /* t290 */, scratch + 7766016 /* t273 */);
-    step_teacher_dense5_vjp_5(scratch + 8568832 /* t294 */, scratch + 8670208 /* t282 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5177344 /* t288 */);
-    step_teacher_dense5_vjp_6(scratch + 3145728 /* t296 */, scratch + 7766016 /* t273 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5701632 /* t290 */);
-    step_teacher_dense3_vjp(scratch + 3620864 /* t297 */, scratch + 8568832 /* t294 */, scratch + 3604480 /* chunk */);
-    step_teacher_dense3_vjp_2(scratch + 3621888 /* t298 */, scratch + 3145728 /* t296 */, scratch + 3604480 /* chunk */);
-    step_teacher_dense3_vjp_3(scratch + 8669184 /* t299 */, scratch + 3620864 /* t297 */, scratch + 3621888 /* t298 */);
-    step_teacher_dense3_vjp_4(scratch + 2097152 /* t305 */, scratch + 4718592 /* t304 */, scratch + 3145728 /* t296 */);
-    step_teacher_dense3_vjp_5(scratch + 3948544 /* t308 */, scratch + 8568832 /* t294 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4194304 /* t302 */);
-    step_teacher_dense3_vjp_6(scratch + 7766016 /* t310 */, scratch + 3145728 /* t296 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4718592 /* t304 */);
-    step_teacher_dense1_vjp(scratch + 4030464 /* t311 */, scratch + 3948544 /* t308 */, scratch + 4014080 /* chunk */);
-    step_teacher_dense1_vjp_2(scratch + 4031488 /* t312 */, scratch + 7766016 /* t310 */, scratch + 4014080 /* chunk */);
-    step_teacher_dense1_vjp_3(scratch + 4014080 /* t313 */, scratch + 4030464 /* t311 */, scratch + 4031488 /* t312 */);
-    step_teacher_dense1_vjp_4(scratch + 3145728 /* t315 */, io + 401408 /* t83 */, scratch + 7766016 /* t310 */);
-    step_teacher_dense1_vjp_5(scratch + 7766016 /* t319 */, state + 3727392 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 3948544 /* t308 */, scratch + 3145728 /* t315 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense1_update(state + 4530208 /* in_teacher_momentum_dense1_bias */, state + 802816 /* in_teacher_dense1_bias */, scratch + 4014080 /* t313 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense3_vjp_7(scratch + 3145728 /* t337 */, state + 4531232 /* in_teacher_momentum_dense3_weight */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4194304 /* t302 */, scratch + 8568832 /* t294 */, scratch + 2097152 /* t305 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense3_update(state + 5579808 /* in_teacher_momentum_dense3_bias */, state + 1852416 /* in_teacher_dense3_bias */, scratch + 8669184 /* t299 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense5_vjp_7(scratch + 7766016 /* t354 */, state + 5580832 /* in_teacher_momentum_dense5_weight */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5177344 /* t288 */, scratch + 8670208 /* t282 */, scratch + 8654848 /* t291 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense5_update(state + 5591072 /* in_teacher_momentum_dense5_bias */, state + 1863680 /* in_teacher_dense5_bias */, scratch + 8670896 /* t285 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 8669184 /* t371 */, scratch + 6963200 /* t232 */);
-    step_teacher_gradient_fwd_2(scratch + 8669200 /* t373 */, scratch + 8668160 /* t231 */);
-    step_teacher_gradient_fwd_3(scratch + 8668160 /* t376 */, scratch + 1048576 /* t228 */);
-    step_teacher_gradient_fwd_4(scratch + 8668176 /* t379 */, scratch + 8667136 /* t226 */);
-    step_teacher_gradient_fwd_5(scratch + 8668192 /* t382 */, scratch + 8644608 /* t223 */);
-    step_teacher_gradient_fwd_6(scratch + 8668208 /* t385 */, scratch + 8670864 /* t221 */);
-    step_teacher_gradient_fwd_7(io + 753440 /* t387 */, scratch + 8669184 /* t371 */, scratch + 8669200 /* t373 */, scratch + 8668160 /* t376 */, scratch + 8668176 /* t379 */, scratch + 8668192 /* t382 */, scratch + 8668208 /* t385 */);
-    step_teacher_gradient_fwd_8(scratch + 8670864 /* t389 */, scratch + 6160384 /* t126 */);
-    step_teacher_gradient_fwd_9(scratch + 8667136 /* t391 */, scratch + 8666112 /* t125 */);
-    step_teacher_gradient_fwd_10(scratch + 8666112 /* t394 */, scratch /* t122 */);
-    step_teacher_gradient_fwd_11(scratch + 8666128 /* t397 */, scratch + 8665088 /* t120 */);
-    step_teacher_gradient_fwd_12(scratch + 8666144 /* t400 */, scratch + 8634368 /* t117 */);
-    step_teacher_gradient_fwd_13(scratch + 8666160 /* t403 */, scratch + 8670848 /* t115 */);
-    step_teacher_gradient_fwd_14(io + 753456 /* t405 */, io + 753472 /* t409 */, io + 753488 /* t410 */, scratch + 8670864 /* t389 */, scratch + 8667136 /* t391 */, scratch + 8666112 /* t394 */, scratch + 8666128 /* t397 */, scratch + 8666144 /* t400 */, scratch + 8666160 /* t403 */, io + 753440 /* t387 */, scratch + 8670880 /* t249 */, io + 753424 /* t250 */);
+    step_teacher_dense1_fwd(scratch + 4194304 /* t23 */, io /* in_x */, state /* in_teacher_dense1_weight */, state + 802816 /* in_teacher_dense1_bias */);
+    step_teacher_dense3_fwd(scratch + 5177344 /* t27 */, scratch + 4194304 /* t23 */, state + 803840 /* in_teacher_dense3_weight */, state + 1852416 /* in_teacher_dense3_bias */);
+    step_teacher_dense5_fwd(scratch /* t30 */, scratch + 5177344 /* t27 */, state + 1853440 /* in_teacher_dense5_weight */, state + 1863680 /* in_teacher_dense5_bias */);
+    step_teacher_loss_sup_fwd(scratch + 6160384 /* t38 */, scratch /* t31 */);
+    step_teacher_loss_sup_fwd_2(scratch + 9600 /* t40 */, scratch + 8654848 /* t41 */, scratch /* t31 */, scratch + 6160384 /* t38 */);
+    step_teacher_loss_sup_fwd_3(scratch + 8658304 /* t42 */, scratch + 8654848 /* t41 */);
+    step_teacher_loss_sup_fwd_4(scratch + 8655488 /* t43 */, scratch + 8658304 /* t42 */);
+    step_teacher_loss_sup_fwd_5(scratch + 8655552 /* t47 */, io + 752640 /* in_y */, scratch + 9600 /* t40 */, scratch + 8655488 /* t43 */);
+    step_teacher_loss_sup_fwd_6(io + 753360 /* t49 */, scratch + 8655552 /* t47 */);
+    step_teacher_loss_uda_fwd(scratch + 9600 /* t51 */, scratch + 640 /* t32 */);
+    step_teacher_loss_uda_fwd_2(scratch + 6160384 /* t52 */, scratch + 9600 /* t51 */);
+    step_teacher_loss_uda_fwd_3(scratch + 14080 /* t54 */, scratch + 9600 /* t51 */, scratch + 6160384 /* t52 */);
+    step_teacher_loss_uda_fwd_4(scratch + 9600 /* t56 */, scratch + 14080 /* t54 */);
+    step_teacher_loss_uda_fwd_5(scratch + 10048 /* t57 */, scratch + 9600 /* t56 */);
+    step_teacher_loss_uda_fwd_6(scratch + 7766016 /* t60 */, scratch + 14080 /* t54 */, scratch + 10048 /* t57 */);
+    step_teacher_loss_uda_fwd_7(scratch + 7770496 /* t61 */, scratch + 7766016 /* t60 */);
+    step_teacher_loss_uda_fwd_8(scratch + 8657408 /* t63 */, scratch + 7770496 /* t61 */);
+    step_teacher_loss_uda_fwd_9(scratch + 8655488 /* t64 */, scratch + 5120 /* t33 */);
+    step_teacher_loss_uda_fwd_10(scratch + 6160384 /* t66 */, scratch + 7770496 /* t67 */, scratch + 5120 /* t33 */, scratch + 8655488 /* t64 */);
+    step_teacher_loss_uda_fwd_11(scratch + 8657856 /* t68 */, scratch + 7770496 /* t67 */);
+    step_teacher_loss_uda_fwd_12(scratch + 8655488 /* t69 */, scratch + 8657856 /* t68 */);
+    step_teacher_loss_uda_fwd_13(scratch + 8655936 /* t73 */, scratch + 6160384 /* t66 */, scratch + 8655488 /* t69 */, scratch + 7766016 /* t60 */);
+    step_teacher_loss_uda_fwd_14(scratch + 8655488 /* t76 */, scratch + 8655936 /* t73 */, scratch + 8657408 /* t63 */);
+    step_teacher_loss_uda_fwd_15(io + 753376 /* t78 */, scratch + 8655488 /* t76 */);
+    step_teacher_loss_uda_fwd_16(scratch + 8655488 /* t79 */, scratch + 8657408 /* t63 */);
+    step_teacher_loss_uda_fwd_17(io + 753392 /* t80 */, scratch + 8655488 /* t79 */);
+    step_teacher_pseudo_labels_fwd(scratch + 7774976 /* t81 */, scratch + 5120 /* t33 */);
+    step_student_dense1_fwd(scratch + 1048576 /* t88 */, io + 401408 /* t84 */, state + 1863696 /* in_student_dense1_weight */, state + 2666512 /* in_student_dense1_bias */);
+    step_student_dense3_fwd(scratch /* t92 */, scratch + 1048576 /* t88 */, state + 2667536 /* in_student_dense3_weight */, state + 3716112 /* in_student_dense3_bias */);
+    step_student_dense5_fwd(scratch + 458752 /* t95 */, scratch /* t92 */, state + 3717136 /* in_student_dense5_weight */, state + 3727376 /* in_student_dense5_bias */);
+    step_student_loss_u_fwd(scratch + 8655488 /* t96 */, scratch + 458752 /* t95 */);
+    step_student_loss_u_fwd_2(scratch + 463232 /* t98 */, scratch + 467712 /* t99 */, scratch + 458752 /* t95 */, scratch + 8655488 /* t96 */);
+    step_student_loss_u_fwd_3(scratch + 8655488 /* t100 */, scratch + 467712 /* t99 */);
+    step_student_loss_u_fwd_4(scratch + 8655936 /* t101 */, scratch + 8655488 /* t100 */);
+    step_student_loss_u_fwd_5(scratch + 8656384 /* t105 */, scratch + 463232 /* t98 */, scratch + 8655936 /* t101 */, scratch + 7774976 /* t81 */);
+    step_student_loss_u_fwd_6(io + 753408 /* t107 */, scratch + 8656384 /* t105 */);
+    step_student_loss_u_vjp(scratch + 458752 /* t109 */, scratch + 7774976 /* t81 */);
+    step_student_loss_u_vjp_2(scratch + 8655936 /* t111 */, scratch + 458752 /* t109 */);
+    step_student_loss_u_vjp_3(scratch + 8656384 /* t112 */, scratch + 8655936 /* t111 */, scratch + 8655488 /* t100 */);
+    step_student_loss_u_vjp_4(scratch + 463232 /* t115 */, scratch + 8656384 /* t112 */, scratch + 467712 /* t99 */, scratch + 458752 /* t109 */);
+    step_student_dense5_vjp(scratch + 8670848 /* t116 */, scratch + 463232 /* t115 */);
+    step_student_dense5_vjp_2(scratch + 8634368 /* t118 */, scratch /* t92 */, scratch + 463232 /* t115 */);
+    step_student_dense5_vjp_3(scratch + 1507328 /* t120 */, scratch + 463232 /* t115 */, state + 3717136 /* in_student_dense5_weight */, scratch /* t92 */);
+    step_student_dense3_vjp(scratch + 8665088 /* t121 */, scratch + 1507328 /* t120 */, scratch /* chunk */);
+    step_student_dense3_vjp_2(scratch /* t123 */, scratch + 1048576 /* t88 */, scratch + 1507328 /* t120 */);
+    step_student_dense3_vjp_3(scratch + 1966080 /* t125 */, scratch + 1507328 /* t120 */, state + 2667536 /* in_student_dense3_weight */, scratch + 1048576 /* t88 */);
+    step_student_dense1_vjp(scratch + 8666112 /* t126 */, scratch + 1966080 /* t125 */, scratch + 1048576 /* chunk */);
+    step_student_dense1_vjp_2(scratch + 6160384 /* t127 */, io + 401408 /* t84 */, scratch + 1966080 /* t125 */);
+    step_student_dense1_update(state + 5591088 /* in_student_momentum_dense1_weight */, state + 1863696 /* in_student_dense1_weight */, scratch + 6160384 /* t127 */, io + 753296 /* in_lr_student */);
+    step_student_dense1_update_2(state + 6393904 /* in_student_momentum_dense1_bias */, state + 2666512 /* in_student_dense1_bias */, scratch + 8666112 /* t126 */, io + 753296 /* in_lr_student */);
+    step_student_dense3_update(state + 6394928 /* in_student_momentum_dense3_weight */, state + 2667536 /* in_student_dense3_weight */, scratch /* t123 */, io + 753296 /* in_lr_student */);
+    step_student_dense3_update_2(state + 7443504 /* in_student_momentum_dense3_bias */, state + 3716112 /* in_student_dense3_bias */, scratch + 8665088 /* t121 */, io + 753296 /* in_lr_student */);
+    step_student_dense5_update(state + 7444528 /* in_student_momentum_dense5_weight */, state + 3717136 /* in_student_dense5_weight */, scratch + 8634368 /* t118 */, io + 753296 /* in_lr_student */);
+    step_student_dense5_update_2(state + 7454768 /* in_student_momentum_dense5_bias */, state + 3727376 /* in_student_dense5_bias */, scratch + 8670848 /* t116 */, io + 753296 /* in_lr_student */);
+    step_student_dense1_fwd_2(scratch + 2097152 /* t195 */, io /* in_x */, state + 1863696 /* t139 */, state + 2666512 /* t148 */);
+    step_student_dense3_fwd_2(scratch + 1048576 /* t199 */, scratch + 2097152 /* t195 */, state + 2667536 /* t160 */, state + 3716112 /* t167 */);
+    step_student_dense5_fwd_2(scratch + 8655488 /* t202 */, scratch + 1048576 /* t199 */, state + 3717136 /* t179 */, state + 3727376 /* t188 */);
+    step_student_loss_l_fwd(scratch + 8658368 /* t203 */, scratch + 8655488 /* t202 */);
+    step_student_loss_l_fwd_2(scratch + 8656128 /* t205 */, scratch + 8656768 /* t206 */, scratch + 8655488 /* t202 */, scratch + 8658368 /* t203 */);
+    step_student_loss_l_fwd_3(scratch + 8658368 /* t207 */, scratch + 8656768 /* t206 */);
+    step_student_loss_l_fwd_4(scratch + 8655488 /* t208 */, scratch + 8658368 /* t207 */);
+    step_student_loss_l_fwd_5(scratch + 8655552 /* t212 */, scratch + 8656128 /* t205 */, scratch + 8655488 /* t208 */, io + 752640 /* in_y */);
+    step_student_loss_l_fwd_6(io + 753424 /* t213 */, scratch + 8655552 /* t212 */);
+    step_student_loss_l_vjp(scratch + 8655488 /* t215 */, io + 752640 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 8656128 /* t217 */, scratch + 8655488 /* t215 */);
+    step_student_loss_l_vjp_3(scratch + 8658432 /* t218 */, scratch + 8656128 /* t217 */, scratch + 8658368 /* t207 */);
+    step_student_loss_l_vjp_4(scratch + 8656128 /* t221 */, scratch + 8658432 /* t218 */, scratch + 8656768 /* t206 */, scratch + 8655488 /* t215 */);
+    step_student_dense5_vjp_4(scratch + 8670864 /* t222 */, scratch + 8656128 /* t221 */);
+    step_student_dense5_vjp_5(scratch + 8644608 /* t224 */, scratch + 1048576 /* t199 */, scratch + 8656128 /* t221 */);
+    step_student_dense5_vjp_6(scratch + 2162688 /* t226 */, scratch + 8656128 /* t221 */, state + 3717136 /* t179 */, scratch + 1048576 /* t199 */);
+    step_student_dense3_vjp_4(scratch + 8667136 /* t227 */, scratch + 2162688 /* t226 */, scratch + 1048576 /* chunk */);
+    step_student_dense3_vjp_5(scratch + 1048576 /* t229 */, scratch + 2097152 /* t195 */, scratch + 2162688 /* t226 */);
+    step_student_dense3_vjp_6(scratch + 2228224 /* t231 */, scratch + 2162688 /* t226 */, state + 2667536 /* t160 */, scratch + 2097152 /* t195 */);
+    step_student_dense1_vjp_3(scratch + 8668160 /* t232 */, scratch + 2228224 /* t231 */, scratch + 2097152 /* chunk */);
+    step_student_dense1_vjp_4(scratch + 6963200 /* t233 */, io /* in_x */, scratch + 2228224 /* t231 */);
+    step_teacher_feedback_fwd(scratch + 8669184 /* t235 */, scratch + 6963200 /* t233 */, scratch + 6160384 /* t127 */);
+    step_teacher_feedback_fwd_2(scratch + 8669200 /* t237 */, scratch + 8668160 /* t232 */, scratch + 8666112 /* t126 */);
+    step_teacher_feedback_fwd_3(scratch + 8669216 /* t240 */, scratch + 1048576 /* t229 */, scratch /* t123 */);
+    step_teacher_feedback_fwd_4(scratch + 8669232 /* t243 */, scratch + 8667136 /* t227 */, scratch + 8665088 /* t121 */);
+    step_teacher_feedback_fwd_5(scratch + 8669248 /* t246 */, scratch + 8644608 /* t224 */, scratch + 8634368 /* t118 */);
+    step_teacher_feedback_fwd_6(scratch + 8669264 /* t249 */, scratch + 8670864 /* t222 */, scratch + 8670848 /* t116 */);
+    step_teacher_feedback_fwd_7(scratch + 8670880 /* t250 */, io + 753440 /* t251 */, scratch + 8669280 /* t254 */, scratch + 8669184 /* t235 */, scratch + 8669200 /* t237 */, scratch + 8669216 /* t240 */, scratch + 8669232 /* t243 */, scratch + 8669248 /* t246 */, scratch + 8669264 /* t249 */, io + 753296 /* in_lr_student */, io + 753344 /* in_feedback_baseline */, io + 753328 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 7779456 /* t256 */, scratch + 8669280 /* t254 */, scratch + 7774976 /* t81 */);
+    step_teacher_feedback_vjp_2(scratch + 8655488 /* t258 */, scratch + 7779456 /* t256 */);
+    step_teacher_feedback_vjp_3(scratch + 8655936 /* t259 */, scratch + 8655488 /* t258 */, scratch + 8657856 /* t68 */);
+    step_teacher_loss_uda_vjp(scratch + 8656384 /* t263 */, io + 753312 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 8655488 /* t266 */, scratch + 8656384 /* t263 */, scratch + 8657408 /* t63 */);
+    step_teacher_loss_uda_vjp_3(scratch + 7774976 /* t268 */, scratch + 8655488 /* t266 */, scratch + 7766016 /* t60 */);
+    step_teacher_loss_uda_vjp_4(scratch + 8655488 /* t270 */, scratch + 7774976 /* t268 */);
+    step_teacher_loss_uda_vjp_5(scratch + 8656384 /* t271 */, scratch + 8655488 /* t270 */, scratch + 8657856 /* t68 */);
+    step_teacher_loss_uda_vjp_6(scratch + 7766016 /* t275 */, scratch + 8655936 /* t259 */, scratch + 7770496 /* t67 */, scratch + 7779456 /* t256 */, scratch + 8656384 /* t271 */, scratch + 7774976 /* t268 */);
+    step_teacher_loss_sup_vjp(scratch + 8655488 /* t278 */, io + 752640 /* in_y */);
+    step_teacher_loss_sup_vjp_2(scratch + 8656128 /* t280 */, scratch + 8655488 /* t278 */);
+    step_teacher_loss_sup_vjp_3(scratch + 8669184 /* t281 */, scratch + 8656128 /* t280 */, scratch + 8658304 /* t42 */);
+    step_teacher_loss_sup_vjp_4(scratch + 8670208 /* t284 */, scratch + 8669184 /* t281 */, scratch + 8654848 /* t41 */, scratch + 8655488 /* t278 */);
+    step_teacher_dense5_vjp(scratch + 8669184 /* t285 */, scratch + 8670208 /* t284 */);
+    step_teacher_dense5_vjp_2(scratch + 8669200 /* t286 */, scratch + 7766016 /* t275 */);
+    step_teacher_dense5_vjp_3(scratch + 8670896 /* t287 */, scratch + 8669184 /* t285 */, scratch + 8669200 /* t286 */);
+    step_teacher_dense5_vjp_4(scratch + 8654848 /* t293 */, scratch + 5701632 /* t292 */, scratch + 7766016 /* t275 */);
+    step_teacher_dense5_vjp_5(scratch + 8568832 /* t296 */, scratch + 8670208 /* t284 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5177344 /* t290 */);
+    step_teacher_dense5_vjp_6(scratch + 3145728 /* t298 */, scratch + 7766016 /* t275 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5701632 /* t292 */);
+    step_teacher_dense3_vjp(scratch + 3620864 /* t299 */, scratch + 8568832 /* t296 */, scratch + 3604480 /* chunk */);
+    step_teacher_dense3_vjp_2(scratch + 3621888 /* t300 */, scratch + 3145728 /* t298 */, scratch + 3604480 /* chunk */);
+    step_teacher_dense3_vjp_3(scratch + 8669184 /* t301 */, scratch + 3620864 /* t299 */, scratch + 3621888 /* t300 */);
+    step_teacher_dense3_vjp_4(scratch + 2097152 /* t307 */, scratch + 4718592 /* t306 */, scratch + 3145728 /* t298 */);
+    step_teacher_dense3_vjp_5(scratch + 3948544 /* t310 */, scratch + 8568832 /* t296 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4194304 /* t304 */);
+    step_teacher_dense3_vjp_6(scratch + 7766016 /* t312 */, scratch + 3145728 /* t298 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4718592 /* t306 */);
+    step_teacher_dense1_vjp(scratch + 4030464 /* t313 */, scratch + 3948544 /* t310 */, scratch + 4014080 /* chunk */);
+    step_teacher_dense1_vjp_2(scratch + 4031488 /* t314 */, scratch + 7766016 /* t312 */, scratch + 4014080 /* chunk */);
+    step_teacher_dense1_vjp_3(scratch + 4014080 /* t315 */, scratch + 4030464 /* t313 */, scratch + 4031488 /* t314 */);
+    step_teacher_dense1_vjp_4(scratch + 3145728 /* t317 */, io + 401408 /* t84 */, scratch + 7766016 /* t312 */);
+    step_teacher_dense1_vjp_5(scratch + 7766016 /* t321 */, state + 3727392 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 3948544 /* t310 */, scratch + 3145728 /* t317 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense1_update(state + 4530208 /* in_teacher_momentum_dense1_bias */, state + 802816 /* in_teacher_dense1_bias */, scratch + 4014080 /* t315 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense3_vjp_7(scratch + 3145728 /* t339 */, state + 4531232 /* in_teacher_momentum_dense3_weight */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4194304 /* t304 */, scratch + 8568832 /* t296 */, scratch + 2097152 /* t307 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense3_update(state + 5579808 /* in_teacher_momentum_dense3_bias */, state + 1852416 /* in_teacher_dense3_bias */, scratch + 8669184 /* t301 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense5_vjp_7(scratch + 7766016 /* t356 */, state + 5580832 /* in_teacher_momentum_dense5_weight */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5177344 /* t290 */, scratch + 8670208 /* t284 */, scratch + 8654848 /* t293 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense5_update(state + 5591072 /* in_teacher_momentum_dense5_bias */, state + 1863680 /* in_teacher_dense5_bias */, scratch + 8670896 /* t287 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 8669184 /* t373 */, scratch + 6963200 /* t233 */);
+    step_teacher_gradient_fwd_2(scratch + 8669200 /* t375 */, scratch + 8668160 /* t232 */);
+    step_teacher_gradient_fwd_3(scratch + 8668160 /* t378 */, scratch + 1048576 /* t229 */);
+    step_teacher_gradient_fwd_4(scratch + 8668176 /* t381 */, scratch + 8667136 /* t227 */);
+    step_teacher_gradient_fwd_5(scratch + 8668192 /* t384 */, scratch + 8644608 /* t224 */);
+    step_teacher_gradient_fwd_6(scratch + 8668208 /* t387 */, scratch + 8670864 /* t222 */);
+    step_teacher_gradient_fwd_7(io + 753456 /* t389 */, scratch + 8669184 /* t373 */, scratch + 8669200 /* t375 */, scratch + 8668160 /* t378 */, scratch + 8668176 /* t381 */, scratch + 8668192 /* t384 */, scratch + 8668208 /* t387 */);
+    step_teacher_gradient_fwd_8(scratch + 8670864 /* t391 */, scratch + 6160384 /* t127 */);
+    step_teacher_gradient_fwd_9(scratch + 8667136 /* t393 */, scratch + 8666112 /* t126 */);
+    step_teacher_gradient_fwd_10(scratch + 8666112 /* t396 */, scratch /* t123 */);
+    step_teacher_gradient_fwd_11(scratch + 8666128 /* t399 */, scratch + 8665088 /* t121 */);
+    step_teacher_gradient_fwd_12(scratch + 8666144 /* t402 */, scratch + 8634368 /* t118 */);
+    step_teacher_gradient_fwd_13(scratch + 8666160 /* t405 */, scratch + 8670848 /* t116 */);
+    step_teacher_gradient_fwd_14(io + 753472 /* t407 */, io + 753488 /* t411 */, io + 753504 /* t412 */, scratch + 8670864 /* t391 */, scratch + 8667136 /* t393 */, scratch + 8666112 /* t396 */, scratch + 8666128 /* t399 */, scratch + 8666144 /* t402 */, scratch + 8666160 /* t405 */, io + 753456 /* t389 */, scratch + 8670880 /* t250 */, io + 753440 /* t251 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 7454784
-#define MPLC_STEP_IO_FLOATS 753504
+#define MPLC_STEP_IO_FLOATS 753520
 #define MPLC_SUPERVISED_IO_FLOATS 406560
 #define MPLC_SCRATCH_FLOATS 8670912
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 24
-#define MPLC_NUM_STEP_INPUTS 6
+#define MPLC_NUM_STEP_INPUTS 7
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "2bb2d0ba4f7f5f973f5144e8bda7021075359fad928aca6f31c05f236dc4dd68"
+#define MPLC_MODEL_HASH "f5a2f63f07f45e4aaa25c92a4faeba036debbc69c5befacc99d4d346df543940"
 #define MPLC_MODEL_NAME "bench_w1_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

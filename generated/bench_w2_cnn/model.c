@@ -61,19 +61,20 @@ const mplc_tensor mplc_step_inputs[] = {
     { "lr_student", 0, {0, 0, 0, 0}, 753296, 1, 0, 0, 0.0 },
     { "uda_weight", 0, {0, 0, 0, 0}, 753312, 1, 0, 0, 0.0 },
     { "feedback_scale", 0, {0, 0, 0, 0}, 753328, 1, 0, 0, 0.0 },
+    { "feedback_baseline", 0, {0, 0, 0, 0}, 753344, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_step_outputs[] = {
-    { "loss_sup", 0, {0, 0, 0, 0}, 753344, 1, 0, 0, 0.0 },
-    { "loss_uda", 0, {0, 0, 0, 0}, 753360, 1, 0, 0, 0.0 },
-    { "mask_rate", 0, {0, 0, 0, 0}, 753376, 1, 0, 0, 0.0 },
-    { "loss_student_u", 0, {0, 0, 0, 0}, 753392, 1, 0, 0, 0.0 },
-    { "loss_student_l", 0, {0, 0, 0, 0}, 753408, 1, 0, 0, 0.0 },
-    { "h", 0, {0, 0, 0, 0}, 753424, 1, 0, 0, 0.0 },
-    { "g_l_norm", 0, {0, 0, 0, 0}, 753440, 1, 0, 0, 0.0 },
-    { "g_u_norm", 0, {0, 0, 0, 0}, 753456, 1, 0, 0, 0.0 },
-    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 753472, 1, 0, 0, 0.0 },
-    { "h_positive", 0, {0, 0, 0, 0}, 753488, 1, 0, 0, 0.0 },
+    { "loss_sup", 0, {0, 0, 0, 0}, 753360, 1, 0, 0, 0.0 },
+    { "loss_uda", 0, {0, 0, 0, 0}, 753376, 1, 0, 0, 0.0 },
+    { "mask_rate", 0, {0, 0, 0, 0}, 753392, 1, 0, 0, 0.0 },
+    { "loss_student_u", 0, {0, 0, 0, 0}, 753408, 1, 0, 0, 0.0 },
+    { "loss_student_l", 0, {0, 0, 0, 0}, 753424, 1, 0, 0, 0.0 },
+    { "h", 0, {0, 0, 0, 0}, 753440, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 753456, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 753472, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 753488, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 753504, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -91,15 +92,15 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * --------------------------------------------------------------------------------------------------------- */
 
 /* gemm small-gemm m=752640 n=32 k=9 chunk=10 +epilogue +pool split
- * %22 = im2col k3 s1 p1 %16 : [752640,9]  // teacher/conv0 fwd
- * %24 = matmul %22, %23 : [752640,32]  // teacher/conv0 fwd
- * %25 = broadcast axes=[1] %1 : [752640,32]  // teacher/conv0 fwd
- * %26 = add %24, %25 : [752640,32]  // teacher/conv0 fwd
- * %27 = relu %26 : [752640,32]  // teacher/relu1 fwd
- * %29 = max_pool k2 s2 p0 %28 : [960,14,14,32]  // teacher/max_pool2 fwd */
+ * %23 = im2col k3 s1 p1 %16 : [752640,9]  // teacher/conv0 fwd
+ * %25 = matmul %23, %24 : [752640,32]  // teacher/conv0 fwd
+ * %26 = broadcast axes=[1] %1 : [752640,32]  // teacher/conv0 fwd
+ * %27 = add %25, %26 : [752640,32]  // teacher/conv0 fwd
+ * %28 = relu %27 : [752640,32]  // teacher/relu1 fwd
+ * %30 = max_pool k2 s2 p0 %29 : [960,14,14,32]  // teacher/max_pool2 fwd */
 typedef struct {
-    float *t27;
-    float *t29;
+    float *t28;
+    float *t30;
     const float *in_x;
     const float *in_teacher_conv0_weight;
     const float *in_teacher_conv0_bias;
@@ -109,8 +110,8 @@ typedef struct {
 static void step_teacher_conv0_fwd_part(void *context, int part, int parts) {
     const step_teacher_conv0_fwd_pointers *p = context;
     (void)parts;
-    float *restrict t27 = p->t27;
-    float *restrict t29 = p->t29;
+    float *restrict t28 = p->t28;
+    float *restrict t30 = p->t30;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
     const float *restrict in_teacher_conv0_bias = p->in_teacher_conv0_bias;
@@ -129,38 +130,38 @@ static void step_teacher_conv0_fwd_part(void *context, int part, int parts) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 32 + j], acc[j]);
                 }
-                float *row = t27 + ((size_t)n0 * 784 + r) * 32;
+                float *row = t28 + ((size_t)n0 * 784 + r) * 32;
                 for (int j = 0; j < 32; j++) row[j] = acc[j];
             }
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
-                    const float v26 = t27[i0 * 32 + i1] + in_teacher_conv0_bias[i1];
-                    const float v27 = v26 > 0.0f ? v26 : 0.0f;
-                    t27[i0 * 32 + i1] = v27;
+                    const float v27 = t28[i0 * 32 + i1] + in_teacher_conv0_bias[i1];
+                    const float v28 = v27 > 0.0f ? v27 : 0.0f;
+                    t28[i0 * 32 + i1] = v28;
                 }
             }
             /* the pool of these images, while they are in cache */
-            mplc_max_pool(t29 + (size_t)n0 * 6272, t27 + (size_t)n0 * 25088, (mplc_window){nb, 28, 28, 32, 2, 2, 0});
+            mplc_max_pool(t30 + (size_t)n0 * 6272, t28 + (size_t)n0 * 25088, (mplc_window){nb, 28, 28, 32, 2, 2, 0});
         }
     }
 }
 
-static void step_teacher_conv0_fwd(float *restrict t27, float *restrict t29, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_fwd_part, &(step_teacher_conv0_fwd_pointers){t27, t29, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
+static void step_teacher_conv0_fwd(float *restrict t28, float *restrict t30, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_fwd_part, &(step_teacher_conv0_fwd_pointers){t28, t30, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
 }
 
 /* gemm winograd m=188160 n=64 k=288 chunk=4 +epilogue +pool split
- * %30 = im2col k3 s1 p1 %29 : [188160,288]  // teacher/conv3 fwd
- * %32 = matmul %30, %31 : [188160,64]  // teacher/conv3 fwd
- * %33 = broadcast axes=[1] %3 : [188160,64]  // teacher/conv3 fwd
- * %34 = add %32, %33 : [188160,64]  // teacher/conv3 fwd
- * %35 = relu %34 : [188160,64]  // teacher/relu4 fwd
- * %37 = max_pool k2 s2 p0 %36 : [960,7,7,64]  // teacher/max_pool5 fwd */
+ * %31 = im2col k3 s1 p1 %30 : [188160,288]  // teacher/conv3 fwd
+ * %33 = matmul %31, %32 : [188160,64]  // teacher/conv3 fwd
+ * %34 = broadcast axes=[1] %3 : [188160,64]  // teacher/conv3 fwd
+ * %35 = add %33, %34 : [188160,64]  // teacher/conv3 fwd
+ * %36 = relu %35 : [188160,64]  // teacher/relu4 fwd
+ * %38 = max_pool k2 s2 p0 %37 : [960,7,7,64]  // teacher/max_pool5 fwd */
 typedef struct {
-    float *t35;
-    float *t37;
-    const float *t29;
+    float *t36;
+    float *t38;
+    const float *t30;
     const float *in_teacher_conv3_weight;
     const float *in_teacher_conv3_bias;
     float *chunk;
@@ -169,9 +170,9 @@ typedef struct {
 static void step_teacher_conv3_fwd_part(void *context, int part, int parts) {
     const step_teacher_conv3_fwd_pointers *p = context;
     (void)parts;
-    float *restrict t35 = p->t35;
-    float *restrict t37 = p->t37;
-    const float *restrict t29 = p->t29;
+    float *restrict t36 = p->t36;
+    float *restrict t38 = p->t38;
+    const float *restrict t30 = p->t30;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
     float *restrict chunk = p->chunk + (size_t)part * 333984; /* this thread's part */
@@ -182,405 +183,405 @@ static void step_teacher_conv3_fwd_part(void *context, int part, int parts) {
     while (mplc_claim(960, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t35 + (size_t)n0 * 12544, t29 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
+            mplc_winograd_conv3x3(t36 + (size_t)n0 * 12544, t30 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
-                    const float v34 = t35[i0 * 64 + i1] + in_teacher_conv3_bias[i1];
-                    const float v35 = v34 > 0.0f ? v34 : 0.0f;
-                    t35[i0 * 64 + i1] = v35;
+                    const float v35 = t36[i0 * 64 + i1] + in_teacher_conv3_bias[i1];
+                    const float v36 = v35 > 0.0f ? v35 : 0.0f;
+                    t36[i0 * 64 + i1] = v36;
                 }
             }
             /* the pool of these images, while they are in cache */
-            mplc_max_pool(t37 + (size_t)n0 * 3136, t35 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 64, 2, 2, 0});
+            mplc_max_pool(t38 + (size_t)n0 * 3136, t36 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 64, 2, 2, 0});
         }
     }
 }
 
-static void step_teacher_conv3_fwd(float *restrict t35, float *restrict t37, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_fwd_part, &(step_teacher_conv3_fwd_pointers){t35, t37, t29, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
+static void step_teacher_conv3_fwd(float *restrict t36, float *restrict t38, const float *restrict t30, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_fwd_part, &(step_teacher_conv3_fwd_pointers){t36, t38, t30, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
 }
 
 /* gemm blas m=960 n=128 k=3136 +epilogue split
- * %39 = matmul %38, %4 : [960,128]  // teacher/dense7 fwd
- * %40 = broadcast axes=[1] %5 : [960,128]  // teacher/dense7 fwd
- * %41 = add %39, %40 : [960,128]  // teacher/dense7 fwd
- * %42 = relu %41 : [960,128]  // teacher/relu8 fwd */
+ * %40 = matmul %39, %4 : [960,128]  // teacher/dense7 fwd
+ * %41 = broadcast axes=[1] %5 : [960,128]  // teacher/dense7 fwd
+ * %42 = add %40, %41 : [960,128]  // teacher/dense7 fwd
+ * %43 = relu %42 : [960,128]  // teacher/relu8 fwd */
 typedef struct {
-    float *t42;
-    const float *t38;
+    float *t43;
+    const float *t39;
     const float *in_teacher_dense7_weight;
     const float *in_teacher_dense7_bias;
 } step_teacher_dense7_fwd_pointers;
 
 static void step_teacher_dense7_fwd_part(void *context, int part, int parts) {
     const step_teacher_dense7_fwd_pointers *p = context;
-    float *restrict t42 = p->t42;
-    const float *restrict t38 = p->t38;
+    float *restrict t43 = p->t43;
+    const float *restrict t39 = p->t39;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
     const float *restrict in_teacher_dense7_bias = p->in_teacher_dense7_bias;
     size_t lo, hi;
     mplc_part(960, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 3136, 1.0f, t38 + lo * 3136, 3136, in_teacher_dense7_weight, 128, 0.0f, t42 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 3136, 1.0f, t39 + lo * 3136, 3136, in_teacher_dense7_weight, 128, 0.0f, t43 + lo * 128, 128);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            const float v41 = t42[i0 * 128 + i1] + in_teacher_dense7_bias[i1];
-            const float v42 = v41 > 0.0f ? v41 : 0.0f;
-            t42[i0 * 128 + i1] = v42;
+            const float v42 = t43[i0 * 128 + i1] + in_teacher_dense7_bias[i1];
+            const float v43 = v42 > 0.0f ? v42 : 0.0f;
+            t43[i0 * 128 + i1] = v43;
         }
     }
 }
 
-static void step_teacher_dense7_fwd(float *restrict t42, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
-    mplc_parallel(step_teacher_dense7_fwd_part, &(step_teacher_dense7_fwd_pointers){t42, t38, in_teacher_dense7_weight, in_teacher_dense7_bias});
+static void step_teacher_dense7_fwd(float *restrict t43, const float *restrict t39, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
+    mplc_parallel(step_teacher_dense7_fwd_part, &(step_teacher_dense7_fwd_pointers){t43, t39, in_teacher_dense7_weight, in_teacher_dense7_bias});
 }
 
 /* gemm blas m=960 n=10 k=128 +epilogue split
- * %43 = matmul %42, %6 : [960,10]  // teacher/dense9 fwd
- * %44 = broadcast axes=[1] %7 : [960,10]  // teacher/dense9 fwd
- * %45 = add %43, %44 : [960,10]  // teacher/dense9 fwd */
+ * %44 = matmul %43, %6 : [960,10]  // teacher/dense9 fwd
+ * %45 = broadcast axes=[1] %7 : [960,10]  // teacher/dense9 fwd
+ * %46 = add %44, %45 : [960,10]  // teacher/dense9 fwd */
 typedef struct {
-    float *t45;
-    const float *t42;
+    float *t46;
+    const float *t43;
     const float *in_teacher_dense9_weight;
     const float *in_teacher_dense9_bias;
 } step_teacher_dense9_fwd_pointers;
 
 static void step_teacher_dense9_fwd_part(void *context, int part, int parts) {
     const step_teacher_dense9_fwd_pointers *p = context;
-    float *restrict t45 = p->t45;
-    const float *restrict t42 = p->t42;
+    float *restrict t46 = p->t46;
+    const float *restrict t43 = p->t43;
     const float *restrict in_teacher_dense9_weight = p->in_teacher_dense9_weight;
     const float *restrict in_teacher_dense9_bias = p->in_teacher_dense9_bias;
     size_t lo, hi;
     mplc_part(960, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 10, 128, 1.0f, t42 + lo * 128, 128, in_teacher_dense9_weight, 10, 0.0f, t45 + lo * 10, 10);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 10, 128, 1.0f, t43 + lo * 128, 128, in_teacher_dense9_weight, 10, 0.0f, t46 + lo * 10, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v45 = t45[i0 * 10 + i1] + in_teacher_dense9_bias[i1];
-            t45[i0 * 10 + i1] = v45;
+            const float v46 = t46[i0 * 10 + i1] + in_teacher_dense9_bias[i1];
+            t46[i0 * 10 + i1] = v46;
         }
     }
 }
 
-static void step_teacher_dense9_fwd(float *restrict t45, const float *restrict t42, const float *restrict in_teacher_dense9_weight, const float *restrict in_teacher_dense9_bias) {
-    mplc_parallel(step_teacher_dense9_fwd_part, &(step_teacher_dense9_fwd_pointers){t45, t42, in_teacher_dense9_weight, in_teacher_dense9_bias});
+static void step_teacher_dense9_fwd(float *restrict t46, const float *restrict t43, const float *restrict in_teacher_dense9_weight, const float *restrict in_teacher_dense9_bias) {
+    mplc_parallel(step_teacher_dense9_fwd_part, &(step_teacher_dense9_fwd_pointers){t46, t43, in_teacher_dense9_weight, in_teacher_dense9_bias});
 }
 
 /* reduce_max [64,10] axes=[1]
- * %53 = reduce_max axes=[1] %46 : [64]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd(float *restrict t53, const float *restrict t46) {
+ * %54 = reduce_max axes=[1] %47 : [64]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd(float *restrict t54, const float *restrict t47) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t46[i0 * 10 + i1] > best ? t46[i0 * 10 + i1] : best;
+            best = t47[i0 * 10 + i1] > best ? t47[i0 * 10 + i1] : best;
         }
-        t53[i0] = best;
+        t54[i0] = best;
     }
 }
 
 /* loop [64,10]
- * %54 = broadcast axes=[0] %53 : [64,10]  // teacher/loss_sup fwd
- * %55 = sub %46, %54 : [64,10]  // teacher/loss_sup fwd
- * %56 = exp %55 : [64,10]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_2(float *restrict t55, float *restrict t56, const float *restrict t46, const float *restrict t53) {
+ * %55 = broadcast axes=[0] %54 : [64,10]  // teacher/loss_sup fwd
+ * %56 = sub %47, %55 : [64,10]  // teacher/loss_sup fwd
+ * %57 = exp %56 : [64,10]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_2(float *restrict t56, float *restrict t57, const float *restrict t47, const float *restrict t54) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v55 = t46[i0 * 10 + i1] - t53[i0];
-            const float v56 = expf(v55);
-            t55[i0 * 10 + i1] = v55;
+            const float v56 = t47[i0 * 10 + i1] - t54[i0];
+            const float v57 = expf(v56);
             t56[i0 * 10 + i1] = v56;
+            t57[i0 * 10 + i1] = v57;
         }
     }
 }
 
 /* reduce_sum [64,10] axes=[1]
- * %57 = reduce_sum axes=[1] %56 : [64]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_3(float *restrict t57, const float *restrict t56) {
+ * %58 = reduce_sum axes=[1] %57 : [64]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_3(float *restrict t58, const float *restrict t57) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t56[i0 * 10 + i1];
+            sum += t57[i0 * 10 + i1];
         }
-        t57[i0] = (float)sum;
+        t58[i0] = (float)sum;
     }
 }
 
 /* loop [64]
- * %58 = log %57 : [64]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_4(float *restrict t58, const float *restrict t57) {
+ * %59 = log %58 : [64]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_4(float *restrict t59, const float *restrict t58) {
     for (size_t i = 0; i < 64; i++) {
-        const float v58 = logf(t57[i]);
-        t58[i] = v58;
+        const float v59 = logf(t58[i]);
+        t59[i] = v59;
     }
 }
 
 /* reduce_sum [64,10] axes=[0, 1]
- * %49 = constant 0.9 : [64,10]  // teacher/loss_sup fwd
- * %50 = mul %17, %49 : [64,10]  // teacher/loss_sup fwd
- * %51 = constant 0.01 : [64,10]  // teacher/loss_sup fwd
- * %52 = add %50, %51 : [64,10]  // teacher/loss_sup fwd
- * %59 = broadcast axes=[0] %58 : [64,10]  // teacher/loss_sup fwd
- * %60 = sub %55, %59 : [64,10]  // teacher/loss_sup fwd
- * %61 = mul %52, %60 : [64,10]  // teacher/loss_sup fwd
- * %62 = reduce_sum axes=[0, 1] %61 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_5(float *restrict t62, const float *restrict in_y, const float *restrict t55, const float *restrict t58) {
+ * %50 = constant 0.9 : [64,10]  // teacher/loss_sup fwd
+ * %51 = mul %17, %50 : [64,10]  // teacher/loss_sup fwd
+ * %52 = constant 0.01 : [64,10]  // teacher/loss_sup fwd
+ * %53 = add %51, %52 : [64,10]  // teacher/loss_sup fwd
+ * %60 = broadcast axes=[0] %59 : [64,10]  // teacher/loss_sup fwd
+ * %61 = sub %56, %60 : [64,10]  // teacher/loss_sup fwd
+ * %62 = mul %53, %61 : [64,10]  // teacher/loss_sup fwd
+ * %63 = reduce_sum axes=[0, 1] %62 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_5(float *restrict t63, const float *restrict in_y, const float *restrict t56, const float *restrict t59) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v50 = in_y[i0 * 10 + i1] * 0.9f;
-            const float v52 = v50 + 0.01f;
-            const float v60 = t55[i0 * 10 + i1] - t58[i0];
-            const float v61 = v52 * v60;
-            sum += v61;
+            const float v51 = in_y[i0 * 10 + i1] * 0.9f;
+            const float v53 = v51 + 0.01f;
+            const float v61 = t56[i0 * 10 + i1] - t59[i0];
+            const float v62 = v53 * v61;
+            sum += v62;
         }
     }
-    t62[0] = (float)sum;
+    t63[0] = (float)sum;
 }
 
 /* loop []
- * %63 = constant -0.015625 : []  // teacher/loss_sup fwd
- * %64 = mul %62, %63 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_6(float *restrict t64, const float *restrict t62) {
+ * %64 = constant -0.015625 : []  // teacher/loss_sup fwd
+ * %65 = mul %63, %64 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_6(float *restrict t65, const float *restrict t63) {
     for (size_t i = 0; i < 1; i++) {
-        const float v64 = t62[0] * (-0.015625f);
-        t64[i] = v64;
+        const float v65 = t63[0] * (-0.015625f);
+        t65[i] = v65;
     }
 }
 
 /* loop [448,10]
- * %65 = constant 1.4285714285714286 : [448,10]  // teacher/loss_uda fwd
- * %66 = mul %47, %65 : [448,10]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd(float *restrict t66, const float *restrict t47) {
+ * %66 = constant 1.4285714285714286 : [448,10]  // teacher/loss_uda fwd
+ * %67 = mul %48, %66 : [448,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd(float *restrict t67, const float *restrict t48) {
     for (size_t i = 0; i < 4480; i++) {
-        const float v66 = t47[i] * 1.4285715f;
-        t66[i] = v66;
+        const float v67 = t48[i] * 1.4285715f;
+        t67[i] = v67;
     }
 }
 
 /* reduce_max [448,10] axes=[1]
- * %67 = reduce_max axes=[1] %66 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_2(float *restrict t67, const float *restrict t66) {
+ * %68 = reduce_max axes=[1] %67 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_2(float *restrict t68, const float *restrict t67) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t66[i0 * 10 + i1] > best ? t66[i0 * 10 + i1] : best;
+            best = t67[i0 * 10 + i1] > best ? t67[i0 * 10 + i1] : best;
         }
-        t67[i0] = best;
+        t68[i0] = best;
     }
 }
 
 /* loop [448,10]
- * %68 = broadcast axes=[0] %67 : [448,10]  // teacher/loss_uda fwd
- * %69 = sub %66, %68 : [448,10]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_3(float *restrict t69, const float *restrict t66, const float *restrict t67) {
+ * %69 = broadcast axes=[0] %68 : [448,10]  // teacher/loss_uda fwd
+ * %70 = sub %67, %69 : [448,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_3(float *restrict t70, const float *restrict t67, const float *restrict t68) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v69 = t66[i0 * 10 + i1] - t67[i0];
-            t69[i0 * 10 + i1] = v69;
+            const float v70 = t67[i0 * 10 + i1] - t68[i0];
+            t70[i0 * 10 + i1] = v70;
         }
     }
 }
 
 /* reduce_sum [448,10] axes=[1]
- * %70 = exp %69 : [448,10]  // teacher/loss_uda fwd
- * %71 = reduce_sum axes=[1] %70 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_4(float *restrict t71, const float *restrict t69) {
+ * %71 = exp %70 : [448,10]  // teacher/loss_uda fwd
+ * %72 = reduce_sum axes=[1] %71 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_4(float *restrict t72, const float *restrict t70) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v70 = expf(t69[i0 * 10 + i1]);
-            sum += v70;
+            const float v71 = expf(t70[i0 * 10 + i1]);
+            sum += v71;
         }
-        t71[i0] = (float)sum;
+        t72[i0] = (float)sum;
     }
 }
 
 /* loop [448]
- * %72 = log %71 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_5(float *restrict t72, const float *restrict t71) {
+ * %73 = log %72 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_5(float *restrict t73, const float *restrict t72) {
     for (size_t i = 0; i < 448; i++) {
-        const float v72 = logf(t71[i]);
-        t72[i] = v72;
+        const float v73 = logf(t72[i]);
+        t73[i] = v73;
     }
 }
 
 /* loop [448,10]
- * %73 = broadcast axes=[0] %72 : [448,10]  // teacher/loss_uda fwd
- * %74 = sub %69, %73 : [448,10]  // teacher/loss_uda fwd
- * %75 = exp %74 : [448,10]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_6(float *restrict t75, const float *restrict t69, const float *restrict t72) {
+ * %74 = broadcast axes=[0] %73 : [448,10]  // teacher/loss_uda fwd
+ * %75 = sub %70, %74 : [448,10]  // teacher/loss_uda fwd
+ * %76 = exp %75 : [448,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_6(float *restrict t76, const float *restrict t70, const float *restrict t73) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v74 = t69[i0 * 10 + i1] - t72[i0];
-            const float v75 = expf(v74);
-            t75[i0 * 10 + i1] = v75;
+            const float v75 = t70[i0 * 10 + i1] - t73[i0];
+            const float v76 = expf(v75);
+            t76[i0 * 10 + i1] = v76;
         }
     }
 }
 
 /* reduce_max [448,10] axes=[1]
- * %76 = reduce_max axes=[1] %75 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_7(float *restrict t76, const float *restrict t75) {
+ * %77 = reduce_max axes=[1] %76 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_7(float *restrict t77, const float *restrict t76) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t75[i0 * 10 + i1] > best ? t75[i0 * 10 + i1] : best;
+            best = t76[i0 * 10 + i1] > best ? t76[i0 * 10 + i1] : best;
         }
-        t76[i0] = best;
+        t77[i0] = best;
     }
 }
 
 /* loop [448]
- * %77 = constant 0.6 : [448]  // teacher/loss_uda fwd
- * %78 = greaterEqual %76, %77 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_8(float *restrict t78, const float *restrict t76) {
+ * %78 = constant 0.6 : [448]  // teacher/loss_uda fwd
+ * %79 = greaterEqual %77, %78 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_8(float *restrict t79, const float *restrict t77) {
     for (size_t i = 0; i < 448; i++) {
-        const float v78 = t76[i] >= 0.6f ? 1.0f : 0.0f;
-        t78[i] = v78;
+        const float v79 = t77[i] >= 0.6f ? 1.0f : 0.0f;
+        t79[i] = v79;
     }
 }
 
 /* reduce_max [448,10] axes=[1]
- * %79 = reduce_max axes=[1] %48 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_9(float *restrict t79, const float *restrict t48) {
+ * %80 = reduce_max axes=[1] %49 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_9(float *restrict t80, const float *restrict t49) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t48[i0 * 10 + i1] > best ? t48[i0 * 10 + i1] : best;
+            best = t49[i0 * 10 + i1] > best ? t49[i0 * 10 + i1] : best;
         }
-        t79[i0] = best;
+        t80[i0] = best;
     }
 }
 
 /* loop [448,10]
- * %80 = broadcast axes=[0] %79 : [448,10]  // teacher/loss_uda fwd
- * %81 = sub %48, %80 : [448,10]  // teacher/loss_uda fwd
- * %82 = exp %81 : [448,10]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_10(float *restrict t81, float *restrict t82, const float *restrict t48, const float *restrict t79) {
+ * %81 = broadcast axes=[0] %80 : [448,10]  // teacher/loss_uda fwd
+ * %82 = sub %49, %81 : [448,10]  // teacher/loss_uda fwd
+ * %83 = exp %82 : [448,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_10(float *restrict t82, float *restrict t83, const float *restrict t49, const float *restrict t80) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v81 = t48[i0 * 10 + i1] - t79[i0];
-            const float v82 = expf(v81);
-            t81[i0 * 10 + i1] = v81;
+            const float v82 = t49[i0 * 10 + i1] - t80[i0];
+            const float v83 = expf(v82);
             t82[i0 * 10 + i1] = v82;
+            t83[i0 * 10 + i1] = v83;
         }
     }
 }
 
 /* reduce_sum [448,10] axes=[1]
- * %83 = reduce_sum axes=[1] %82 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_11(float *restrict t83, const float *restrict t82) {
+ * %84 = reduce_sum axes=[1] %83 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_11(float *restrict t84, const float *restrict t83) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t82[i0 * 10 + i1];
+            sum += t83[i0 * 10 + i1];
         }
-        t83[i0] = (float)sum;
+        t84[i0] = (float)sum;
     }
 }
 
 /* loop [448]
- * %84 = log %83 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_12(float *restrict t84, const float *restrict t83) {
+ * %85 = log %84 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_12(float *restrict t85, const float *restrict t84) {
     for (size_t i = 0; i < 448; i++) {
-        const float v84 = logf(t83[i]);
-        t84[i] = v84;
+        const float v85 = logf(t84[i]);
+        t85[i] = v85;
     }
 }
 
 /* reduce_sum [448,10] axes=[1]
- * %85 = broadcast axes=[0] %84 : [448,10]  // teacher/loss_uda fwd
- * %86 = sub %81, %85 : [448,10]  // teacher/loss_uda fwd
- * %87 = mul %75, %86 : [448,10]  // teacher/loss_uda fwd
- * %88 = reduce_sum axes=[1] %87 : [448]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_13(float *restrict t88, const float *restrict t81, const float *restrict t84, const float *restrict t75) {
+ * %86 = broadcast axes=[0] %85 : [448,10]  // teacher/loss_uda fwd
+ * %87 = sub %82, %86 : [448,10]  // teacher/loss_uda fwd
+ * %88 = mul %76, %87 : [448,10]  // teacher/loss_uda fwd
+ * %89 = reduce_sum axes=[1] %88 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_13(float *restrict t89, const float *restrict t82, const float *restrict t85, const float *restrict t76) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v86 = t81[i0 * 10 + i1] - t84[i0];
-            const float v87 = t75[i0 * 10 + i1] * v86;
-            sum += v87;
+            const float v87 = t82[i0 * 10 + i1] - t85[i0];
+            const float v88 = t76[i0 * 10 + i1] * v87;
+            sum += v88;
         }
-        t88[i0] = (float)sum;
+        t89[i0] = (float)sum;
     }
 }
 
 /* reduce_sum [448] axes=[0]
- * %89 = neg %88 : [448]  // teacher/loss_uda fwd
- * %90 = mul %78, %89 : [448]  // teacher/loss_uda fwd
- * %91 = reduce_sum axes=[0] %90 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_14(float *restrict t91, const float *restrict t88, const float *restrict t78) {
+ * %90 = neg %89 : [448]  // teacher/loss_uda fwd
+ * %91 = mul %79, %90 : [448]  // teacher/loss_uda fwd
+ * %92 = reduce_sum axes=[0] %91 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_14(float *restrict t92, const float *restrict t89, const float *restrict t79) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 448; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v89 = -t88[i0];
-            const float v90 = t78[i0] * v89;
-            sums[lane] += v90;
+            const float v90 = -t89[i0];
+            const float v91 = t79[i0] * v90;
+            sums[lane] += v91;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t91[0] = (float)sum;
+    t92[0] = (float)sum;
 }
 
 /* loop []
- * %92 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
- * %93 = mul %91, %92 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_15(float *restrict t93, const float *restrict t91) {
+ * %93 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
+ * %94 = mul %92, %93 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_15(float *restrict t94, const float *restrict t92) {
     for (size_t i = 0; i < 1; i++) {
-        const float v93 = t91[0] * 0.002232143f;
-        t93[i] = v93;
+        const float v94 = t92[0] * 0.002232143f;
+        t94[i] = v94;
     }
 }
 
 /* reduce_sum [448] axes=[0]
- * %94 = reduce_sum axes=[0] %78 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_16(float *restrict t94, const float *restrict t78) {
+ * %95 = reduce_sum axes=[0] %79 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_16(float *restrict t95, const float *restrict t79) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 448; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            sums[lane] += t78[i0];
+            sums[lane] += t79[i0];
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t94[0] = (float)sum;
+    t95[0] = (float)sum;
 }
 
 /* loop []
- * %92 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
- * %95 = mul %94, %92 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_17(float *restrict t95, const float *restrict t94) {
+ * %93 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
+ * %96 = mul %95, %93 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_17(float *restrict t96, const float *restrict t95) {
     for (size_t i = 0; i < 1; i++) {
-        const float v95 = t94[0] * 0.002232143f;
-        t95[i] = v95;
+        const float v96 = t95[0] * 0.002232143f;
+        t96[i] = v96;
     }
 }
 
 /* one_hot_argmax
- * %96 = one_hot_argmax %48 : [448,10]  // teacher/pseudo_labels fwd */
-static void step_teacher_pseudo_labels_fwd(float *restrict t96, const float *restrict t48) {
-    mplc_one_hot_argmax(t96, t48, 448, 10);
+ * %97 = one_hot_argmax %49 : [448,10]  // teacher/pseudo_labels fwd */
+static void step_teacher_pseudo_labels_fwd(float *restrict t97, const float *restrict t49) {
+    mplc_one_hot_argmax(t97, t49, 448, 10);
 }
 
 /* gemm small-gemm m=351232 n=32 k=9 chunk=10 +epilogue +pool split
- * %99 = im2col k3 s1 p1 %97 : [351232,9]  // student/conv0 fwd
- * %101 = matmul %99, %100 : [351232,32]  // student/conv0 fwd
- * %102 = broadcast axes=[1] %9 : [351232,32]  // student/conv0 fwd
- * %103 = add %101, %102 : [351232,32]  // student/conv0 fwd
- * %104 = relu %103 : [351232,32]  // student/relu1 fwd
- * %106 = max_pool k2 s2 p0 %105 : [448,14,14,32]  // student/max_pool2 fwd */
+ * %100 = im2col k3 s1 p1 %98 : [351232,9]  // student/conv0 fwd
+ * %102 = matmul %100, %101 : [351232,32]  // student/conv0 fwd
+ * %103 = broadcast axes=[1] %9 : [351232,32]  // student/conv0 fwd
+ * %104 = add %102, %103 : [351232,32]  // student/conv0 fwd
+ * %105 = relu %104 : [351232,32]  // student/relu1 fwd
+ * %107 = max_pool k2 s2 p0 %106 : [448,14,14,32]  // student/max_pool2 fwd */
 typedef struct {
-    float *t104;
-    float *t106;
-    const float *t97;
+    float *t105;
+    float *t107;
+    const float *t98;
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
     float *chunk;
@@ -589,9 +590,9 @@ typedef struct {
 static void step_student_conv0_fwd_part(void *context, int part, int parts) {
     const step_student_conv0_fwd_pointers *p = context;
     (void)parts;
-    float *restrict t104 = p->t104;
-    float *restrict t106 = p->t106;
-    const float *restrict t97 = p->t97;
+    float *restrict t105 = p->t105;
+    float *restrict t107 = p->t107;
+    const float *restrict t98 = p->t98;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
     const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
     float *restrict chunk = p->chunk + (size_t)part * 70560; /* this thread's part */
@@ -600,7 +601,7 @@ static void step_student_conv0_fwd_part(void *context, int part, int parts) {
     while (mplc_claim(448, 10, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
             const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
-            mplc_im2col(chunk, t97 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            mplc_im2col(chunk, t98 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
             /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
             for (size_t r = 0; r < (size_t)nb * 784; r++) {
                 float acc[32];
@@ -609,38 +610,38 @@ static void step_student_conv0_fwd_part(void *context, int part, int parts) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 32 + j], acc[j]);
                 }
-                float *row = t104 + ((size_t)n0 * 784 + r) * 32;
+                float *row = t105 + ((size_t)n0 * 784 + r) * 32;
                 for (int j = 0; j < 32; j++) row[j] = acc[j];
             }
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
-                    const float v103 = t104[i0 * 32 + i1] + in_student_conv0_bias[i1];
-                    const float v104 = v103 > 0.0f ? v103 : 0.0f;
-                    t104[i0 * 32 + i1] = v104;
+                    const float v104 = t105[i0 * 32 + i1] + in_student_conv0_bias[i1];
+                    const float v105 = v104 > 0.0f ? v104 : 0.0f;
+                    t105[i0 * 32 + i1] = v105;
                 }
             }
             /* the pool of these images, while they are in cache */
-            mplc_max_pool(t106 + (size_t)n0 * 6272, t104 + (size_t)n0 * 25088, (mplc_window){nb, 28, 28, 32, 2, 2, 0});
+            mplc_max_pool(t107 + (size_t)n0 * 6272, t105 + (size_t)n0 * 25088, (mplc_window){nb, 28, 28, 32, 2, 2, 0});
         }
     }
 }
 
-static void step_student_conv0_fwd(float *restrict t104, float *restrict t106, const float *restrict t97, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_fwd_part, &(step_student_conv0_fwd_pointers){t104, t106, t97, in_student_conv0_weight, in_student_conv0_bias, chunk});
+static void step_student_conv0_fwd(float *restrict t105, float *restrict t107, const float *restrict t98, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_fwd_part, &(step_student_conv0_fwd_pointers){t105, t107, t98, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
 /* gemm winograd m=87808 n=64 k=288 chunk=4 +epilogue +pool split
- * %107 = im2col k3 s1 p1 %106 : [87808,288]  // student/conv3 fwd
- * %109 = matmul %107, %108 : [87808,64]  // student/conv3 fwd
- * %110 = broadcast axes=[1] %11 : [87808,64]  // student/conv3 fwd
- * %111 = add %109, %110 : [87808,64]  // student/conv3 fwd
- * %112 = relu %111 : [87808,64]  // student/relu4 fwd
- * %114 = max_pool k2 s2 p0 %113 : [448,7,7,64]  // student/max_pool5 fwd */
+ * %108 = im2col k3 s1 p1 %107 : [87808,288]  // student/conv3 fwd
+ * %110 = matmul %108, %109 : [87808,64]  // student/conv3 fwd
+ * %111 = broadcast axes=[1] %11 : [87808,64]  // student/conv3 fwd
+ * %112 = add %110, %111 : [87808,64]  // student/conv3 fwd
+ * %113 = relu %112 : [87808,64]  // student/relu4 fwd
+ * %115 = max_pool k2 s2 p0 %114 : [448,7,7,64]  // student/max_pool5 fwd */
 typedef struct {
-    float *t112;
-    float *t114;
-    const float *t106;
+    float *t113;
+    float *t115;
+    const float *t107;
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
@@ -649,9 +650,9 @@ typedef struct {
 static void step_student_conv3_fwd_part(void *context, int part, int parts) {
     const step_student_conv3_fwd_pointers *p = context;
     (void)parts;
-    float *restrict t112 = p->t112;
-    float *restrict t114 = p->t114;
-    const float *restrict t106 = p->t106;
+    float *restrict t113 = p->t113;
+    float *restrict t115 = p->t115;
+    const float *restrict t107 = p->t107;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
     float *restrict chunk = p->chunk + (size_t)part * 333984; /* this thread's part */
@@ -662,234 +663,234 @@ static void step_student_conv3_fwd_part(void *context, int part, int parts) {
     while (mplc_claim(448, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t112 + (size_t)n0 * 12544, t106 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
+            mplc_winograd_conv3x3(t113 + (size_t)n0 * 12544, t107 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
-                    const float v111 = t112[i0 * 64 + i1] + in_student_conv3_bias[i1];
-                    const float v112 = v111 > 0.0f ? v111 : 0.0f;
-                    t112[i0 * 64 + i1] = v112;
+                    const float v112 = t113[i0 * 64 + i1] + in_student_conv3_bias[i1];
+                    const float v113 = v112 > 0.0f ? v112 : 0.0f;
+                    t113[i0 * 64 + i1] = v113;
                 }
             }
             /* the pool of these images, while they are in cache */
-            mplc_max_pool(t114 + (size_t)n0 * 3136, t112 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 64, 2, 2, 0});
+            mplc_max_pool(t115 + (size_t)n0 * 3136, t113 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 64, 2, 2, 0});
         }
     }
 }
 
-static void step_student_conv3_fwd(float *restrict t112, float *restrict t114, const float *restrict t106, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_fwd_part, &(step_student_conv3_fwd_pointers){t112, t114, t106, in_student_conv3_weight, in_student_conv3_bias, chunk});
+static void step_student_conv3_fwd(float *restrict t113, float *restrict t115, const float *restrict t107, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_fwd_part, &(step_student_conv3_fwd_pointers){t113, t115, t107, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
 /* gemm blas m=448 n=128 k=3136 +epilogue split
- * %116 = matmul %115, %12 : [448,128]  // student/dense7 fwd
- * %117 = broadcast axes=[1] %13 : [448,128]  // student/dense7 fwd
- * %118 = add %116, %117 : [448,128]  // student/dense7 fwd
- * %119 = relu %118 : [448,128]  // student/relu8 fwd */
+ * %117 = matmul %116, %12 : [448,128]  // student/dense7 fwd
+ * %118 = broadcast axes=[1] %13 : [448,128]  // student/dense7 fwd
+ * %119 = add %117, %118 : [448,128]  // student/dense7 fwd
+ * %120 = relu %119 : [448,128]  // student/relu8 fwd */
 typedef struct {
-    float *t119;
-    const float *t115;
+    float *t120;
+    const float *t116;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
 } step_student_dense7_fwd_pointers;
 
 static void step_student_dense7_fwd_part(void *context, int part, int parts) {
     const step_student_dense7_fwd_pointers *p = context;
-    float *restrict t119 = p->t119;
-    const float *restrict t115 = p->t115;
+    float *restrict t120 = p->t120;
+    const float *restrict t116 = p->t116;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
     const float *restrict in_student_dense7_bias = p->in_student_dense7_bias;
     size_t lo, hi;
     mplc_part(448, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 3136, 1.0f, t115 + lo * 3136, 3136, in_student_dense7_weight, 128, 0.0f, t119 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 3136, 1.0f, t116 + lo * 3136, 3136, in_student_dense7_weight, 128, 0.0f, t120 + lo * 128, 128);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            const float v118 = t119[i0 * 128 + i1] + in_student_dense7_bias[i1];
-            const float v119 = v118 > 0.0f ? v118 : 0.0f;
-            t119[i0 * 128 + i1] = v119;
+            const float v119 = t120[i0 * 128 + i1] + in_student_dense7_bias[i1];
+            const float v120 = v119 > 0.0f ? v119 : 0.0f;
+            t120[i0 * 128 + i1] = v120;
         }
     }
 }
 
-static void step_student_dense7_fwd(float *restrict t119, const float *restrict t115, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(step_student_dense7_fwd_part, &(step_student_dense7_fwd_pointers){t119, t115, in_student_dense7_weight, in_student_dense7_bias});
+static void step_student_dense7_fwd(float *restrict t120, const float *restrict t116, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(step_student_dense7_fwd_part, &(step_student_dense7_fwd_pointers){t120, t116, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* gemm blas m=448 n=10 k=128 +epilogue
- * %120 = matmul %119, %14 : [448,10]  // student/dense9 fwd
- * %121 = broadcast axes=[1] %15 : [448,10]  // student/dense9 fwd
- * %122 = add %120, %121 : [448,10]  // student/dense9 fwd */
-static void step_student_dense9_fwd(float *restrict t122, const float *restrict t119, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 448, 10, 128, 1.0f, t119, 128, in_student_dense9_weight, 10, 0.0f, t122, 10);
+ * %121 = matmul %120, %14 : [448,10]  // student/dense9 fwd
+ * %122 = broadcast axes=[1] %15 : [448,10]  // student/dense9 fwd
+ * %123 = add %121, %122 : [448,10]  // student/dense9 fwd */
+static void step_student_dense9_fwd(float *restrict t123, const float *restrict t120, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 448, 10, 128, 1.0f, t120, 128, in_student_dense9_weight, 10, 0.0f, t123, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v122 = t122[i0 * 10 + i1] + in_student_dense9_bias[i1];
-            t122[i0 * 10 + i1] = v122;
+            const float v123 = t123[i0 * 10 + i1] + in_student_dense9_bias[i1];
+            t123[i0 * 10 + i1] = v123;
         }
     }
 }
 
 /* reduce_max [448,10] axes=[1]
- * %123 = reduce_max axes=[1] %122 : [448]  // student/loss_u fwd */
-static void step_student_loss_u_fwd(float *restrict t123, const float *restrict t122) {
+ * %124 = reduce_max axes=[1] %123 : [448]  // student/loss_u fwd */
+static void step_student_loss_u_fwd(float *restrict t124, const float *restrict t123) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t122[i0 * 10 + i1] > best ? t122[i0 * 10 + i1] : best;
+            best = t123[i0 * 10 + i1] > best ? t123[i0 * 10 + i1] : best;
         }
-        t123[i0] = best;
+        t124[i0] = best;
     }
 }
 
 /* loop [448,10]
- * %124 = broadcast axes=[0] %123 : [448,10]  // student/loss_u fwd
- * %125 = sub %122, %124 : [448,10]  // student/loss_u fwd
- * %126 = exp %125 : [448,10]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_2(float *restrict t125, float *restrict t126, const float *restrict t122, const float *restrict t123) {
+ * %125 = broadcast axes=[0] %124 : [448,10]  // student/loss_u fwd
+ * %126 = sub %123, %125 : [448,10]  // student/loss_u fwd
+ * %127 = exp %126 : [448,10]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_2(float *restrict t126, float *restrict t127, const float *restrict t123, const float *restrict t124) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v125 = t122[i0 * 10 + i1] - t123[i0];
-            const float v126 = expf(v125);
-            t125[i0 * 10 + i1] = v125;
+            const float v126 = t123[i0 * 10 + i1] - t124[i0];
+            const float v127 = expf(v126);
             t126[i0 * 10 + i1] = v126;
+            t127[i0 * 10 + i1] = v127;
         }
     }
 }
 
 /* reduce_sum [448,10] axes=[1]
- * %127 = reduce_sum axes=[1] %126 : [448]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_3(float *restrict t127, const float *restrict t126) {
+ * %128 = reduce_sum axes=[1] %127 : [448]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_3(float *restrict t128, const float *restrict t127) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t126[i0 * 10 + i1];
+            sum += t127[i0 * 10 + i1];
         }
-        t127[i0] = (float)sum;
+        t128[i0] = (float)sum;
     }
 }
 
 /* loop [448]
- * %128 = log %127 : [448]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_4(float *restrict t128, const float *restrict t127) {
+ * %129 = log %128 : [448]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_4(float *restrict t129, const float *restrict t128) {
     for (size_t i = 0; i < 448; i++) {
-        const float v128 = logf(t127[i]);
-        t128[i] = v128;
+        const float v129 = logf(t128[i]);
+        t129[i] = v129;
     }
 }
 
 /* reduce_sum [448,10] axes=[0, 1]
- * %129 = broadcast axes=[0] %128 : [448,10]  // student/loss_u fwd
- * %130 = sub %125, %129 : [448,10]  // student/loss_u fwd
- * %131 = mul %96, %130 : [448,10]  // student/loss_u fwd
- * %132 = reduce_sum axes=[0, 1] %131 : []  // student/loss_u fwd */
-static void step_student_loss_u_fwd_5(float *restrict t132, const float *restrict t125, const float *restrict t128, const float *restrict t96) {
+ * %130 = broadcast axes=[0] %129 : [448,10]  // student/loss_u fwd
+ * %131 = sub %126, %130 : [448,10]  // student/loss_u fwd
+ * %132 = mul %97, %131 : [448,10]  // student/loss_u fwd
+ * %133 = reduce_sum axes=[0, 1] %132 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_5(float *restrict t133, const float *restrict t126, const float *restrict t129, const float *restrict t97) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v130 = t125[i0 * 10 + i1] - t128[i0];
-            const float v131 = t96[i0 * 10 + i1] * v130;
-            sum += v131;
+            const float v131 = t126[i0 * 10 + i1] - t129[i0];
+            const float v132 = t97[i0 * 10 + i1] * v131;
+            sum += v132;
         }
     }
-    t132[0] = (float)sum;
+    t133[0] = (float)sum;
 }
 
 /* loop []
- * %133 = constant -0.002232142857142857 : []  // student/loss_u fwd
- * %134 = mul %132, %133 : []  // student/loss_u fwd */
-static void step_student_loss_u_fwd_6(float *restrict t134, const float *restrict t132) {
+ * %134 = constant -0.002232142857142857 : []  // student/loss_u fwd
+ * %135 = mul %133, %134 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_6(float *restrict t135, const float *restrict t133) {
     for (size_t i = 0; i < 1; i++) {
-        const float v134 = t132[0] * (-0.002232143f);
-        t134[i] = v134;
+        const float v135 = t133[0] * (-0.002232143f);
+        t135[i] = v135;
     }
 }
 
 /* loop [448,10]
- * %135 = constant -0.002232142857142857 : [448,10]  // student/loss_u vjp
- * %136 = mul %135, %96 : [448,10]  // student/loss_u vjp */
-static void step_student_loss_u_vjp(float *restrict t136, const float *restrict t96) {
+ * %136 = constant -0.002232142857142857 : [448,10]  // student/loss_u vjp
+ * %137 = mul %136, %97 : [448,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp(float *restrict t137, const float *restrict t97) {
     for (size_t i = 0; i < 4480; i++) {
-        const float v136 = (-0.002232143f) * t96[i];
-        t136[i] = v136;
+        const float v137 = (-0.002232143f) * t97[i];
+        t137[i] = v137;
     }
 }
 
 /* reduce_sum [448,10] axes=[1]
- * %137 = neg %136 : [448,10]  // student/loss_u vjp
- * %138 = reduce_sum axes=[1] %137 : [448]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_2(float *restrict t138, const float *restrict t136) {
+ * %138 = neg %137 : [448,10]  // student/loss_u vjp
+ * %139 = reduce_sum axes=[1] %138 : [448]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_2(float *restrict t139, const float *restrict t137) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v137 = -t136[i0 * 10 + i1];
-            sum += v137;
+            const float v138 = -t137[i0 * 10 + i1];
+            sum += v138;
         }
-        t138[i0] = (float)sum;
+        t139[i0] = (float)sum;
     }
 }
 
 /* loop [448]
- * %139 = div %138, %127 : [448]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_3(float *restrict t139, const float *restrict t138, const float *restrict t127) {
+ * %140 = div %139, %128 : [448]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_3(float *restrict t140, const float *restrict t139, const float *restrict t128) {
     for (size_t i = 0; i < 448; i++) {
-        const float v139 = t138[i] / t127[i];
-        t139[i] = v139;
+        const float v140 = t139[i] / t128[i];
+        t140[i] = v140;
     }
 }
 
 /* loop [448,10]
- * %140 = broadcast axes=[0] %139 : [448,10]  // student/loss_u vjp
- * %141 = mul %140, %126 : [448,10]  // student/loss_u vjp
- * %142 = add %136, %141 : [448,10]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_4(float *restrict t142, const float *restrict t139, const float *restrict t126, const float *restrict t136) {
+ * %141 = broadcast axes=[0] %140 : [448,10]  // student/loss_u vjp
+ * %142 = mul %141, %127 : [448,10]  // student/loss_u vjp
+ * %143 = add %137, %142 : [448,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_4(float *restrict t143, const float *restrict t140, const float *restrict t127, const float *restrict t137) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v141 = t139[i0] * t126[i0 * 10 + i1];
-            const float v142 = t136[i0 * 10 + i1] + v141;
-            t142[i0 * 10 + i1] = v142;
+            const float v142 = t140[i0] * t127[i0 * 10 + i1];
+            const float v143 = t137[i0 * 10 + i1] + v142;
+            t143[i0 * 10 + i1] = v143;
         }
     }
 }
 
 /* reduce_sum [448,10] axes=[0]
- * %143 = reduce_sum axes=[0] %142 : [10]  // student/dense9 vjp */
-static void step_student_dense9_vjp(float *restrict t143, const float *restrict t142) {
-    for (size_t o = 0; o < 10; o++) t143[o] = 0.0f;
+ * %144 = reduce_sum axes=[0] %143 : [10]  // student/dense9 vjp */
+static void step_student_dense9_vjp(float *restrict t144, const float *restrict t143) {
+    for (size_t o = 0; o < 10; o++) t144[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t143[i1] += t142[i0 * 10 + i1];
+            t144[i1] += t143[i0 * 10 + i1];
         }
     }
 }
 
 /* gemm blas m=128 n=10 k=448 tA
- * %145 = matmul tA %119, %142 : [128,10]  // student/dense9 vjp */
-static void step_student_dense9_vjp_2(float *restrict t145, const float *restrict t119, const float *restrict t142) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 448, 1.0f, t119, 128, t142, 10, 0.0f, t145, 10);
+ * %146 = matmul tA %120, %143 : [128,10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_2(float *restrict t146, const float *restrict t120, const float *restrict t143) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 448, 1.0f, t120, 128, t143, 10, 0.0f, t146, 10);
 }
 
 /* gemm blas m=448 n=128 k=10 tB +epilogue
- * %144 = matmul tB %142, %14 : [448,128]  // student/dense9 vjp
- * %146 = step %119 : [448,128]  // student/relu8 vjp
- * %147 = mul %144, %146 : [448,128]  // student/relu8 vjp */
-static void step_student_dense9_vjp_3(float *restrict t147, const float *restrict t142, const float *restrict in_student_dense9_weight, const float *restrict t119) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 128, 10, 1.0f, t142, 10, in_student_dense9_weight, 10, 0.0f, t147, 128);
+ * %145 = matmul tB %143, %14 : [448,128]  // student/dense9 vjp
+ * %147 = step %120 : [448,128]  // student/relu8 vjp
+ * %148 = mul %145, %147 : [448,128]  // student/relu8 vjp */
+static void step_student_dense9_vjp_3(float *restrict t148, const float *restrict t143, const float *restrict in_student_dense9_weight, const float *restrict t120) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 128, 10, 1.0f, t143, 10, in_student_dense9_weight, 10, 0.0f, t148, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 57344; i++) {
-        const float v146 = t119[i] > 0.0f ? 1.0f : 0.0f;
-        const float v147 = t147[i] * v146;
-        t147[i] = v147;
+        const float v147 = t120[i] > 0.0f ? 1.0f : 0.0f;
+        const float v148 = t148[i] * v147;
+        t148[i] = v148;
     }
 }
 
 /* reduce_sum [448,128] axes=[0] split
- * %148 = reduce_sum axes=[0] %147 : [128]  // student/dense7 vjp */
+ * %149 = reduce_sum axes=[0] %148 : [128]  // student/dense7 vjp */
 typedef struct {
-    float *t148;
-    const float *t147;
+    float *t149;
+    const float *t148;
     float *chunk;
 } step_student_dense7_vjp_pointers;
 
@@ -897,8 +898,8 @@ static void step_student_dense7_vjp_part(void *context, int part, int parts) {
     const step_student_dense7_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t148 = p->t148; (void)t148; /* used after the parts */
-    const float *restrict t147 = p->t147;
+    float *restrict t149 = p->t149; (void)t149; /* used after the parts */
+    const float *restrict t148 = p->t148;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(448, 28, &lo, &hi)) {
@@ -907,128 +908,128 @@ static void step_student_dense7_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 128; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 128; i1++) {
-                sums[i1] += t147[i0 * 128 + i1];
+                sums[i1] += t148[i0 * 128 + i1];
             }
         }
         for (size_t o = 0; o < 128; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_dense7_vjp(float *restrict t148, const float *restrict t147, float *restrict chunk) {
-    mplc_parallel(step_student_dense7_vjp_part, &(step_student_dense7_vjp_pointers){t148, t147, chunk});
+static void step_student_dense7_vjp(float *restrict t149, const float *restrict t148, float *restrict chunk) {
+    mplc_parallel(step_student_dense7_vjp_part, &(step_student_dense7_vjp_pointers){t149, t148, chunk});
     for (size_t o = 0; o < 128; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 128 + o];
-        t148[o] = total;
+        t149[o] = total;
     }
 }
 
 /* gemm blas m=448 n=3136 k=128 tB split
- * %149 = matmul tB %147, %12 : [448,3136]  // student/dense7 vjp */
+ * %150 = matmul tB %148, %12 : [448,3136]  // student/dense7 vjp */
 typedef struct {
-    float *t149;
-    const float *t147;
+    float *t150;
+    const float *t148;
     const float *in_student_dense7_weight;
 } step_student_dense7_vjp_2_pointers;
 
 static void step_student_dense7_vjp_2_part(void *context, int part, int parts) {
     const step_student_dense7_vjp_2_pointers *p = context;
-    float *restrict t149 = p->t149;
-    const float *restrict t147 = p->t147;
+    float *restrict t150 = p->t150;
+    const float *restrict t148 = p->t148;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
     size_t lo, hi;
     mplc_part(448, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t147 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t149 + lo * 3136, 3136);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t148 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t150 + lo * 3136, 3136);
 }
 
-static void step_student_dense7_vjp_2(float *restrict t149, const float *restrict t147, const float *restrict in_student_dense7_weight) {
-    mplc_parallel(step_student_dense7_vjp_2_part, &(step_student_dense7_vjp_2_pointers){t149, t147, in_student_dense7_weight});
+static void step_student_dense7_vjp_2(float *restrict t150, const float *restrict t148, const float *restrict in_student_dense7_weight) {
+    mplc_parallel(step_student_dense7_vjp_2_part, &(step_student_dense7_vjp_2_pointers){t150, t148, in_student_dense7_weight});
 }
 
 /* gemm blas m=3136 n=128 k=448 tA split
- * %150 = matmul tA %115, %147 : [3136,128]  // student/dense7 vjp */
+ * %151 = matmul tA %116, %148 : [3136,128]  // student/dense7 vjp */
 typedef struct {
-    float *t150;
-    const float *t115;
-    const float *t147;
+    float *t151;
+    const float *t116;
+    const float *t148;
 } step_student_dense7_vjp_3_pointers;
 
 static void step_student_dense7_vjp_3_part(void *context, int part, int parts) {
     const step_student_dense7_vjp_3_pointers *p = context;
-    float *restrict t150 = p->t150;
-    const float *restrict t115 = p->t115;
-    const float *restrict t147 = p->t147;
+    float *restrict t151 = p->t151;
+    const float *restrict t116 = p->t116;
+    const float *restrict t148 = p->t148;
     size_t lo, hi;
     mplc_part(3136, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 448, 1.0f, t115 + lo, 3136, t147, 128, 0.0f, t150 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 448, 1.0f, t116 + lo, 3136, t148, 128, 0.0f, t151 + lo * 128, 128);
 }
 
-static void step_student_dense7_vjp_3(float *restrict t150, const float *restrict t115, const float *restrict t147) {
-    mplc_parallel(step_student_dense7_vjp_3_part, &(step_student_dense7_vjp_3_pointers){t150, t115, t147});
+static void step_student_dense7_vjp_3(float *restrict t151, const float *restrict t116, const float *restrict t148) {
+    mplc_parallel(step_student_dense7_vjp_3_part, &(step_student_dense7_vjp_3_pointers){t151, t116, t148});
 }
 
 /* loop [448,7,7,64] split
- * %152 = step %114 : [448,7,7,64]  // student/relu4 vjp
- * %153 = mul %151, %152 : [448,7,7,64]  // student/relu4 vjp */
+ * %153 = step %115 : [448,7,7,64]  // student/relu4 vjp
+ * %154 = mul %152, %153 : [448,7,7,64]  // student/relu4 vjp */
 typedef struct {
-    float *t153;
-    const float *t114;
-    const float *t151;
+    float *t154;
+    const float *t115;
+    const float *t152;
 } step_student_relu4_vjp_pointers;
 
 static void step_student_relu4_vjp_part(void *context, int part, int parts) {
     const step_student_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t153 = p->t153;
-    const float *restrict t114 = p->t114;
-    const float *restrict t151 = p->t151;
+    float *restrict t154 = p->t154;
+    const float *restrict t115 = p->t115;
+    const float *restrict t152 = p->t152;
     size_t lo, hi;
     while (mplc_claim(448, 14, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v152 = t114[i] > 0.0f ? 1.0f : 0.0f;
-            const float v153 = t151[i] * v152;
-            t153[i] = v153;
+            const float v153 = t115[i] > 0.0f ? 1.0f : 0.0f;
+            const float v154 = t152[i] * v153;
+            t154[i] = v154;
         }
     }
 }
 
-static void step_student_relu4_vjp(float *restrict t153, const float *restrict t114, const float *restrict t151) {
-    mplc_parallel(step_student_relu4_vjp_part, &(step_student_relu4_vjp_pointers){t153, t114, t151});
+static void step_student_relu4_vjp(float *restrict t154, const float *restrict t115, const float *restrict t152) {
+    mplc_parallel(step_student_relu4_vjp_part, &(step_student_relu4_vjp_pointers){t154, t115, t152});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %154 = max_pool_scatter k2 s2 p0 %113, %153 : [448,14,14,64]  // student/relu4 vjp */
+ * %155 = max_pool_scatter k2 s2 p0 %114, %154 : [448,14,14,64]  // student/relu4 vjp */
 typedef struct {
-    float *t154;
-    const float *t113;
-    const float *t153;
+    float *t155;
+    const float *t114;
+    const float *t154;
 } step_student_relu4_vjp_2_pointers;
 
 static void step_student_relu4_vjp_2_part(void *context, int part, int parts) {
     const step_student_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t154 = p->t154;
-    const float *restrict t113 = p->t113;
-    const float *restrict t153 = p->t153;
+    float *restrict t155 = p->t155;
+    const float *restrict t114 = p->t114;
+    const float *restrict t154 = p->t154;
     size_t lo, hi;
     while (mplc_claim(448, 14, &lo, &hi)) {
-        mplc_max_pool_scatter(t154 + lo * 12544, t113 + lo * 12544, t153 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+        mplc_max_pool_scatter(t155 + lo * 12544, t114 + lo * 12544, t154 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
     }
 }
 
-static void step_student_relu4_vjp_2(float *restrict t154, const float *restrict t113, const float *restrict t153) {
-    mplc_parallel(step_student_relu4_vjp_2_part, &(step_student_relu4_vjp_2_pointers){t154, t113, t153});
+static void step_student_relu4_vjp_2(float *restrict t155, const float *restrict t114, const float *restrict t154) {
+    mplc_parallel(step_student_relu4_vjp_2_part, &(step_student_relu4_vjp_2_pointers){t155, t114, t154});
 }
 
 /* reduce_sum [87808,64] axes=[0] split
- * %156 = reduce_sum axes=[0] %155 : [64]  // student/conv3 vjp */
+ * %157 = reduce_sum axes=[0] %156 : [64]  // student/conv3 vjp */
 typedef struct {
-    float *t156;
-    const float *t155;
+    float *t157;
+    const float *t156;
     float *chunk;
 } step_student_conv3_vjp_pointers;
 
@@ -1036,8 +1037,8 @@ static void step_student_conv3_vjp_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t156 = p->t156; (void)t156; /* used after the parts */
-    const float *restrict t155 = p->t155;
+    float *restrict t157 = p->t157; (void)t157; /* used after the parts */
+    const float *restrict t156 = p->t156;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(87808, 5488, &lo, &hi)) {
@@ -1046,28 +1047,28 @@ static void step_student_conv3_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                sums[i1] += t155[i0 * 64 + i1];
+                sums[i1] += t156[i0 * 64 + i1];
             }
         }
         for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv3_vjp(float *restrict t156, const float *restrict t155, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_part, &(step_student_conv3_vjp_pointers){t156, t155, chunk});
+static void step_student_conv3_vjp(float *restrict t157, const float *restrict t156, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_part, &(step_student_conv3_vjp_pointers){t157, t156, chunk});
     for (size_t o = 0; o < 64; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
-        t156[o] = total;
+        t157[o] = total;
     }
 }
 
 /* gemm winograd m=87808 n=288 k=64 tB chunk=4 split
- * %157 = matmul tB %155, %108 : [87808,288]  // student/conv3 vjp
- * %160 = col2im k3 s1 p1 %157 : [448,14,14,32]  // student/conv3 vjp */
+ * %158 = matmul tB %156, %109 : [87808,288]  // student/conv3 vjp
+ * %161 = col2im k3 s1 p1 %158 : [448,14,14,32]  // student/conv3 vjp */
 typedef struct {
-    float *t160;
-    const float *t155;
+    float *t161;
+    const float *t156;
     const float *in_student_conv3_weight;
     float *chunk;
 } step_student_conv3_vjp_2_pointers;
@@ -1075,8 +1076,8 @@ typedef struct {
 static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_2_pointers *p = context;
     (void)parts;
-    float *restrict t160 = p->t160;
-    const float *restrict t155 = p->t155;
+    float *restrict t161 = p->t161;
+    const float *restrict t156 = p->t156;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 333952; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
@@ -1086,112 +1087,112 @@ static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
     while (mplc_claim(448, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t160 + (size_t)n0 * 6272, t155 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
+            mplc_winograd_conv3x3(t161 + (size_t)n0 * 6272, t156 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
         }
     }
 }
 
-static void step_student_conv3_vjp_2(float *restrict t160, const float *restrict t155, const float *restrict in_student_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_2_part, &(step_student_conv3_vjp_2_pointers){t160, t155, in_student_conv3_weight, chunk});
+static void step_student_conv3_vjp_2(float *restrict t161, const float *restrict t156, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_2_part, &(step_student_conv3_vjp_2_pointers){t161, t156, in_student_conv3_weight, chunk});
 }
 
 /* gemm winograd m=288 n=64 k=87808 tA chunk=4 split
- * %107 = im2col k3 s1 p1 %106 : [87808,288]  // student/conv3 fwd
- * %158 = matmul tA %107, %155 : [288,64]  // student/conv3 vjp */
+ * %108 = im2col k3 s1 p1 %107 : [87808,288]  // student/conv3 fwd
+ * %159 = matmul tA %108, %156 : [288,64]  // student/conv3 vjp */
 typedef struct {
-    float *t158;
-    const float *t106;
-    const float *t155;
+    float *t159;
+    const float *t107;
+    const float *t156;
     float *chunk;
 } step_student_conv3_vjp_3_pointers;
 
 static void step_student_conv3_vjp_3_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_3_pointers *p = context;
-    float *restrict t158 = p->t158;
-    const float *restrict t106 = p->t106;
-    const float *restrict t155 = p->t155;
+    float *restrict t159 = p->t159;
+    const float *restrict t107 = p->t107;
+    const float *restrict t156 = p->t156;
     float *restrict chunk = p->chunk + (size_t)part * 352416; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(448, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t158 : chunk + 333984;
+    float *sum = part == 0 ? t159 : chunk + 333984;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_winograd_filter_gradient(filters, t106 + (size_t)n0 * 6272, t155 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
+        mplc_winograd_filter_gradient(filters, t107 + (size_t)n0 * 6272, t156 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
-static void step_student_conv3_vjp_3(float *restrict t158, const float *restrict t106, const float *restrict t155, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_3_part, &(step_student_conv3_vjp_3_pointers){t158, t106, t155, chunk});
+static void step_student_conv3_vjp_3(float *restrict t159, const float *restrict t107, const float *restrict t156, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_3_part, &(step_student_conv3_vjp_3_pointers){t159, t107, t156, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 352416 + 333984;
-        for (int i = 0; i < 18432; i++) t158[i] += partial[i];
+        for (int i = 0; i < 18432; i++) t159[i] += partial[i];
     }
 }
 
 /* loop [448,14,14,32] split
- * %161 = step %106 : [448,14,14,32]  // student/relu1 vjp
- * %162 = mul %160, %161 : [448,14,14,32]  // student/relu1 vjp */
+ * %162 = step %107 : [448,14,14,32]  // student/relu1 vjp
+ * %163 = mul %161, %162 : [448,14,14,32]  // student/relu1 vjp */
 typedef struct {
-    float *t162;
-    const float *t106;
-    const float *t160;
+    float *t163;
+    const float *t107;
+    const float *t161;
 } step_student_relu1_vjp_pointers;
 
 static void step_student_relu1_vjp_part(void *context, int part, int parts) {
     const step_student_relu1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t162 = p->t162;
-    const float *restrict t106 = p->t106;
-    const float *restrict t160 = p->t160;
+    float *restrict t163 = p->t163;
+    const float *restrict t107 = p->t107;
+    const float *restrict t161 = p->t161;
     size_t lo, hi;
     while (mplc_claim(448, 14, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-            const float v161 = t106[i] > 0.0f ? 1.0f : 0.0f;
-            const float v162 = t160[i] * v161;
-            t162[i] = v162;
+            const float v162 = t107[i] > 0.0f ? 1.0f : 0.0f;
+            const float v163 = t161[i] * v162;
+            t163[i] = v163;
         }
     }
 }
 
-static void step_student_relu1_vjp(float *restrict t162, const float *restrict t106, const float *restrict t160) {
-    mplc_parallel(step_student_relu1_vjp_part, &(step_student_relu1_vjp_pointers){t162, t106, t160});
+static void step_student_relu1_vjp(float *restrict t163, const float *restrict t107, const float *restrict t161) {
+    mplc_parallel(step_student_relu1_vjp_part, &(step_student_relu1_vjp_pointers){t163, t107, t161});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %163 = max_pool_scatter k2 s2 p0 %105, %162 : [448,28,28,32]  // student/relu1 vjp */
+ * %164 = max_pool_scatter k2 s2 p0 %106, %163 : [448,28,28,32]  // student/relu1 vjp */
 typedef struct {
-    float *t163;
-    const float *t105;
-    const float *t162;
+    float *t164;
+    const float *t106;
+    const float *t163;
 } step_student_relu1_vjp_2_pointers;
 
 static void step_student_relu1_vjp_2_part(void *context, int part, int parts) {
     const step_student_relu1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t163 = p->t163;
-    const float *restrict t105 = p->t105;
-    const float *restrict t162 = p->t162;
+    float *restrict t164 = p->t164;
+    const float *restrict t106 = p->t106;
+    const float *restrict t163 = p->t163;
     size_t lo, hi;
     while (mplc_claim(448, 14, &lo, &hi)) {
-        mplc_max_pool_scatter(t163 + lo * 25088, t105 + lo * 25088, t162 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+        mplc_max_pool_scatter(t164 + lo * 25088, t106 + lo * 25088, t163 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
     }
 }
 
-static void step_student_relu1_vjp_2(float *restrict t163, const float *restrict t105, const float *restrict t162) {
-    mplc_parallel(step_student_relu1_vjp_2_part, &(step_student_relu1_vjp_2_pointers){t163, t105, t162});
+static void step_student_relu1_vjp_2(float *restrict t164, const float *restrict t106, const float *restrict t163) {
+    mplc_parallel(step_student_relu1_vjp_2_part, &(step_student_relu1_vjp_2_pointers){t164, t106, t163});
 }
 
 /* reduce_sum [351232,32] axes=[0] split
- * %165 = reduce_sum axes=[0] %164 : [32]  // student/conv0 vjp */
+ * %166 = reduce_sum axes=[0] %165 : [32]  // student/conv0 vjp */
 typedef struct {
-    float *t165;
-    const float *t164;
+    float *t166;
+    const float *t165;
     float *chunk;
 } step_student_conv0_vjp_pointers;
 
@@ -1199,8 +1200,8 @@ static void step_student_conv0_vjp_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t165 = p->t165; (void)t165; /* used after the parts */
-    const float *restrict t164 = p->t164;
+    float *restrict t166 = p->t166; (void)t166; /* used after the parts */
+    const float *restrict t165 = p->t165;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(351232, 21952, &lo, &hi)) {
@@ -1209,55 +1210,55 @@ static void step_student_conv0_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t164[i0 * 32 + i1];
+                sums[i1] += t165[i0 * 32 + i1];
             }
         }
         for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv0_vjp(float *restrict t165, const float *restrict t164, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t165, t164, chunk});
+static void step_student_conv0_vjp(float *restrict t166, const float *restrict t165, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t166, t165, chunk});
     for (size_t o = 0; o < 32; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t165[o] = total;
+        t166[o] = total;
     }
 }
 
 /* gemm small-outer-products m=9 n=32 k=351232 tA chunk=10 split
- * %99 = im2col k3 s1 p1 %97 : [351232,9]  // student/conv0 fwd
- * %166 = matmul tA %99, %164 : [9,32]  // student/conv0 vjp */
+ * %100 = im2col k3 s1 p1 %98 : [351232,9]  // student/conv0 fwd
+ * %167 = matmul tA %100, %165 : [9,32]  // student/conv0 vjp */
 typedef struct {
-    float *t166;
-    const float *t97;
-    const float *t164;
+    float *t167;
+    const float *t98;
+    const float *t165;
     float *chunk;
 } step_student_conv0_vjp_2_pointers;
 
 static void step_student_conv0_vjp_2_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_2_pointers *p = context;
-    float *restrict t166 = p->t166;
-    const float *restrict t97 = p->t97;
-    const float *restrict t164 = p->t164;
+    float *restrict t167 = p->t167;
+    const float *restrict t98 = p->t98;
+    const float *restrict t165 = p->t165;
     float *restrict chunk = p->chunk + (size_t)part * 70848; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(448, 10, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t166 : chunk + 70560;
+    float *sum = part == 0 ? t167 : chunk + 70560;
     if (lo == hi) for (int i = 0; i < 288; i++) sum[i] = 0.0f;
     float total[288];
     for (int i = 0; i < 288; i++) total[i] = 0.0f;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
         const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
-        mplc_im2col(chunk, t97 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        mplc_im2col(chunk, t98 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
             float block_sum[288];
             for (int i = 0; i < 288; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t164 + ((size_t)n0 * 784 + r) * 32;
+                const float *dy = t165 + ((size_t)n0 * 784 + r) * 32;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
@@ -1269,138 +1270,138 @@ static void step_student_conv0_vjp_2_part(void *context, int part, int parts) {
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void step_student_conv0_vjp_2(float *restrict t166, const float *restrict t97, const float *restrict t164, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_vjp_2_part, &(step_student_conv0_vjp_2_pointers){t166, t97, t164, chunk});
+static void step_student_conv0_vjp_2(float *restrict t167, const float *restrict t98, const float *restrict t165, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_2_part, &(step_student_conv0_vjp_2_pointers){t167, t98, t165, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
-        for (int i = 0; i < 288; i++) t166[i] += partial[i];
+        for (int i = 0; i < 288; i++) t167[i] += partial[i];
     }
 }
 
 /* loop [3,3,1,32]
- * %169 = constant 0.0005 : [3,3,1,32]  // student/conv0 update
- * %170 = mul %8, %169 : [3,3,1,32]  // student/conv0 update
- * %171 = add %167, %170 : [3,3,1,32]  // student/conv0 update
- * %172 = constant 0.9 : [3,3,1,32]  // student/conv0 update
- * %173 = mul %168, %172 : [3,3,1,32]  // student/conv0 update
- * %174 = add %173, %171 : [3,3,1,32]  // student/conv0 update
- * %175 = mul %174, %172 : [3,3,1,32]  // student/conv0 update
- * %176 = add %171, %175 : [3,3,1,32]  // student/conv0 update
- * %177 = broadcast axes=[] %19 : [3,3,1,32]  // student/conv0 update
- * %178 = mul %176, %177 : [3,3,1,32]  // student/conv0 update
- * %179 = sub %8, %178 : [3,3,1,32]  // student/conv0 update
+ * %170 = constant 0.0005 : [3,3,1,32]  // student/conv0 update
+ * %171 = mul %8, %170 : [3,3,1,32]  // student/conv0 update
+ * %172 = add %168, %171 : [3,3,1,32]  // student/conv0 update
+ * %173 = constant 0.9 : [3,3,1,32]  // student/conv0 update
+ * %174 = mul %169, %173 : [3,3,1,32]  // student/conv0 update
+ * %175 = add %174, %172 : [3,3,1,32]  // student/conv0 update
+ * %176 = mul %175, %173 : [3,3,1,32]  // student/conv0 update
+ * %177 = add %172, %176 : [3,3,1,32]  // student/conv0 update
+ * %178 = broadcast axes=[] %19 : [3,3,1,32]  // student/conv0 update
+ * %179 = mul %177, %178 : [3,3,1,32]  // student/conv0 update
+ * %180 = sub %8, %179 : [3,3,1,32]  // student/conv0 update
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_student_conv0_update(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t167, const float *restrict in_lr_student) {
+static void step_student_conv0_update(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t168, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 288; i++) {
-        const float v170 = in_student_conv0_weight[i] * 0.0005f;
-        const float v171 = t167[i] + v170;
-        const float v173 = in_student_momentum_conv0_weight[i] * 0.9f;
-        const float v174 = v173 + v171;
-        const float v175 = v174 * 0.9f;
-        const float v176 = v171 + v175;
-        const float v178 = v176 * in_lr_student[0];
-        const float v179 = in_student_conv0_weight[i] - v178;
-        in_student_momentum_conv0_weight[i] = v174;
-        in_student_conv0_weight[i] = v179;
+        const float v171 = in_student_conv0_weight[i] * 0.0005f;
+        const float v172 = t168[i] + v171;
+        const float v174 = in_student_momentum_conv0_weight[i] * 0.9f;
+        const float v175 = v174 + v172;
+        const float v176 = v175 * 0.9f;
+        const float v177 = v172 + v176;
+        const float v179 = v177 * in_lr_student[0];
+        const float v180 = in_student_conv0_weight[i] - v179;
+        in_student_momentum_conv0_weight[i] = v175;
+        in_student_conv0_weight[i] = v180;
     }
 }
 
 /* loop [32]
- * %181 = constant 0.9 : [32]  // student/conv0 update
- * %182 = mul %180, %181 : [32]  // student/conv0 update
- * %183 = add %182, %165 : [32]  // student/conv0 update
- * %184 = mul %183, %181 : [32]  // student/conv0 update
- * %185 = add %165, %184 : [32]  // student/conv0 update
- * %186 = broadcast axes=[] %19 : [32]  // student/conv0 update
- * %187 = mul %185, %186 : [32]  // student/conv0 update
- * %188 = sub %9, %187 : [32]  // student/conv0 update
+ * %182 = constant 0.9 : [32]  // student/conv0 update
+ * %183 = mul %181, %182 : [32]  // student/conv0 update
+ * %184 = add %183, %166 : [32]  // student/conv0 update
+ * %185 = mul %184, %182 : [32]  // student/conv0 update
+ * %186 = add %166, %185 : [32]  // student/conv0 update
+ * %187 = broadcast axes=[] %19 : [32]  // student/conv0 update
+ * %188 = mul %186, %187 : [32]  // student/conv0 update
+ * %189 = sub %9, %188 : [32]  // student/conv0 update
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_student_conv0_update_2(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t165, const float *restrict in_lr_student) {
+static void step_student_conv0_update_2(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t166, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 32; i++) {
-        const float v182 = in_student_momentum_conv0_bias[i] * 0.9f;
-        const float v183 = v182 + t165[i];
-        const float v184 = v183 * 0.9f;
-        const float v185 = t165[i] + v184;
-        const float v187 = v185 * in_lr_student[0];
-        const float v188 = in_student_conv0_bias[i] - v187;
-        in_student_momentum_conv0_bias[i] = v183;
-        in_student_conv0_bias[i] = v188;
+        const float v183 = in_student_momentum_conv0_bias[i] * 0.9f;
+        const float v184 = v183 + t166[i];
+        const float v185 = v184 * 0.9f;
+        const float v186 = t166[i] + v185;
+        const float v188 = v186 * in_lr_student[0];
+        const float v189 = in_student_conv0_bias[i] - v188;
+        in_student_momentum_conv0_bias[i] = v184;
+        in_student_conv0_bias[i] = v189;
     }
 }
 
 /* loop [3,3,32,64]
- * %190 = constant 0.0005 : [3,3,32,64]  // student/conv3 update
- * %191 = mul %10, %190 : [3,3,32,64]  // student/conv3 update
- * %192 = add %159, %191 : [3,3,32,64]  // student/conv3 update
- * %193 = constant 0.9 : [3,3,32,64]  // student/conv3 update
- * %194 = mul %189, %193 : [3,3,32,64]  // student/conv3 update
- * %195 = add %194, %192 : [3,3,32,64]  // student/conv3 update
- * %196 = mul %195, %193 : [3,3,32,64]  // student/conv3 update
- * %197 = add %192, %196 : [3,3,32,64]  // student/conv3 update
- * %198 = broadcast axes=[] %19 : [3,3,32,64]  // student/conv3 update
- * %199 = mul %197, %198 : [3,3,32,64]  // student/conv3 update
- * %200 = sub %10, %199 : [3,3,32,64]  // student/conv3 update
+ * %191 = constant 0.0005 : [3,3,32,64]  // student/conv3 update
+ * %192 = mul %10, %191 : [3,3,32,64]  // student/conv3 update
+ * %193 = add %160, %192 : [3,3,32,64]  // student/conv3 update
+ * %194 = constant 0.9 : [3,3,32,64]  // student/conv3 update
+ * %195 = mul %190, %194 : [3,3,32,64]  // student/conv3 update
+ * %196 = add %195, %193 : [3,3,32,64]  // student/conv3 update
+ * %197 = mul %196, %194 : [3,3,32,64]  // student/conv3 update
+ * %198 = add %193, %197 : [3,3,32,64]  // student/conv3 update
+ * %199 = broadcast axes=[] %19 : [3,3,32,64]  // student/conv3 update
+ * %200 = mul %198, %199 : [3,3,32,64]  // student/conv3 update
+ * %201 = sub %10, %200 : [3,3,32,64]  // student/conv3 update
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_student_conv3_update(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t159, const float *restrict in_lr_student) {
+static void step_student_conv3_update(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t160, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 18432; i++) {
-        const float v191 = in_student_conv3_weight[i] * 0.0005f;
-        const float v192 = t159[i] + v191;
-        const float v194 = in_student_momentum_conv3_weight[i] * 0.9f;
-        const float v195 = v194 + v192;
-        const float v196 = v195 * 0.9f;
-        const float v197 = v192 + v196;
-        const float v199 = v197 * in_lr_student[0];
-        const float v200 = in_student_conv3_weight[i] - v199;
-        in_student_momentum_conv3_weight[i] = v195;
-        in_student_conv3_weight[i] = v200;
+        const float v192 = in_student_conv3_weight[i] * 0.0005f;
+        const float v193 = t160[i] + v192;
+        const float v195 = in_student_momentum_conv3_weight[i] * 0.9f;
+        const float v196 = v195 + v193;
+        const float v197 = v196 * 0.9f;
+        const float v198 = v193 + v197;
+        const float v200 = v198 * in_lr_student[0];
+        const float v201 = in_student_conv3_weight[i] - v200;
+        in_student_momentum_conv3_weight[i] = v196;
+        in_student_conv3_weight[i] = v201;
     }
 }
 
 /* loop [64]
- * %202 = constant 0.9 : [64]  // student/conv3 update
- * %203 = mul %201, %202 : [64]  // student/conv3 update
- * %204 = add %203, %156 : [64]  // student/conv3 update
- * %205 = mul %204, %202 : [64]  // student/conv3 update
- * %206 = add %156, %205 : [64]  // student/conv3 update
- * %207 = broadcast axes=[] %19 : [64]  // student/conv3 update
- * %208 = mul %206, %207 : [64]  // student/conv3 update
- * %209 = sub %11, %208 : [64]  // student/conv3 update
+ * %203 = constant 0.9 : [64]  // student/conv3 update
+ * %204 = mul %202, %203 : [64]  // student/conv3 update
+ * %205 = add %204, %157 : [64]  // student/conv3 update
+ * %206 = mul %205, %203 : [64]  // student/conv3 update
+ * %207 = add %157, %206 : [64]  // student/conv3 update
+ * %208 = broadcast axes=[] %19 : [64]  // student/conv3 update
+ * %209 = mul %207, %208 : [64]  // student/conv3 update
+ * %210 = sub %11, %209 : [64]  // student/conv3 update
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_student_conv3_update_2(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t156, const float *restrict in_lr_student) {
+static void step_student_conv3_update_2(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t157, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 64; i++) {
-        const float v203 = in_student_momentum_conv3_bias[i] * 0.9f;
-        const float v204 = v203 + t156[i];
-        const float v205 = v204 * 0.9f;
-        const float v206 = t156[i] + v205;
-        const float v208 = v206 * in_lr_student[0];
-        const float v209 = in_student_conv3_bias[i] - v208;
-        in_student_momentum_conv3_bias[i] = v204;
-        in_student_conv3_bias[i] = v209;
+        const float v204 = in_student_momentum_conv3_bias[i] * 0.9f;
+        const float v205 = v204 + t157[i];
+        const float v206 = v205 * 0.9f;
+        const float v207 = t157[i] + v206;
+        const float v209 = v207 * in_lr_student[0];
+        const float v210 = in_student_conv3_bias[i] - v209;
+        in_student_momentum_conv3_bias[i] = v205;
+        in_student_conv3_bias[i] = v210;
     }
 }
 
 /* loop [3136,128] split
- * %211 = constant 0.0005 : [3136,128]  // student/dense7 update
- * %212 = mul %12, %211 : [3136,128]  // student/dense7 update
- * %213 = add %150, %212 : [3136,128]  // student/dense7 update
- * %214 = constant 0.9 : [3136,128]  // student/dense7 update
- * %215 = mul %210, %214 : [3136,128]  // student/dense7 update
- * %216 = add %215, %213 : [3136,128]  // student/dense7 update
- * %217 = mul %216, %214 : [3136,128]  // student/dense7 update
- * %218 = add %213, %217 : [3136,128]  // student/dense7 update
- * %219 = broadcast axes=[] %19 : [3136,128]  // student/dense7 update
- * %220 = mul %218, %219 : [3136,128]  // student/dense7 update
- * %221 = sub %12, %220 : [3136,128]  // student/dense7 update
+ * %212 = constant 0.0005 : [3136,128]  // student/dense7 update
+ * %213 = mul %12, %212 : [3136,128]  // student/dense7 update
+ * %214 = add %151, %213 : [3136,128]  // student/dense7 update
+ * %215 = constant 0.9 : [3136,128]  // student/dense7 update
+ * %216 = mul %211, %215 : [3136,128]  // student/dense7 update
+ * %217 = add %216, %214 : [3136,128]  // student/dense7 update
+ * %218 = mul %217, %215 : [3136,128]  // student/dense7 update
+ * %219 = add %214, %218 : [3136,128]  // student/dense7 update
+ * %220 = broadcast axes=[] %19 : [3136,128]  // student/dense7 update
+ * %221 = mul %219, %220 : [3136,128]  // student/dense7 update
+ * %222 = sub %12, %221 : [3136,128]  // student/dense7 update
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
     float *in_student_momentum_dense7_weight;
     float *in_student_dense7_weight;
-    const float *t150;
+    const float *t151;
     const float *in_lr_student;
 } step_student_dense7_update_pointers;
 
@@ -1410,130 +1411,130 @@ static void step_student_dense7_update_part(void *context, int part, int parts) 
     (void)parts;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
     float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
-    const float *restrict t150 = p->t150;
+    const float *restrict t151 = p->t151;
     const float *restrict in_lr_student = p->in_lr_student;
     size_t lo, hi;
     while (mplc_claim(3136, 98, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
-            const float v212 = in_student_dense7_weight[i] * 0.0005f;
-            const float v213 = t150[i] + v212;
-            const float v215 = in_student_momentum_dense7_weight[i] * 0.9f;
-            const float v216 = v215 + v213;
-            const float v217 = v216 * 0.9f;
-            const float v218 = v213 + v217;
-            const float v220 = v218 * in_lr_student[0];
-            const float v221 = in_student_dense7_weight[i] - v220;
-            in_student_momentum_dense7_weight[i] = v216;
-            in_student_dense7_weight[i] = v221;
+            const float v213 = in_student_dense7_weight[i] * 0.0005f;
+            const float v214 = t151[i] + v213;
+            const float v216 = in_student_momentum_dense7_weight[i] * 0.9f;
+            const float v217 = v216 + v214;
+            const float v218 = v217 * 0.9f;
+            const float v219 = v214 + v218;
+            const float v221 = v219 * in_lr_student[0];
+            const float v222 = in_student_dense7_weight[i] - v221;
+            in_student_momentum_dense7_weight[i] = v217;
+            in_student_dense7_weight[i] = v222;
         }
     }
 }
 
-static void step_student_dense7_update(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t150, const float *restrict in_lr_student) {
-    mplc_parallel(step_student_dense7_update_part, &(step_student_dense7_update_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t150, in_lr_student});
+static void step_student_dense7_update(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t151, const float *restrict in_lr_student) {
+    mplc_parallel(step_student_dense7_update_part, &(step_student_dense7_update_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t151, in_lr_student});
 }
 
 /* loop [128]
- * %223 = constant 0.9 : [128]  // student/dense7 update
- * %224 = mul %222, %223 : [128]  // student/dense7 update
- * %225 = add %224, %148 : [128]  // student/dense7 update
- * %226 = mul %225, %223 : [128]  // student/dense7 update
- * %227 = add %148, %226 : [128]  // student/dense7 update
- * %228 = broadcast axes=[] %19 : [128]  // student/dense7 update
- * %229 = mul %227, %228 : [128]  // student/dense7 update
- * %230 = sub %13, %229 : [128]  // student/dense7 update
+ * %224 = constant 0.9 : [128]  // student/dense7 update
+ * %225 = mul %223, %224 : [128]  // student/dense7 update
+ * %226 = add %225, %149 : [128]  // student/dense7 update
+ * %227 = mul %226, %224 : [128]  // student/dense7 update
+ * %228 = add %149, %227 : [128]  // student/dense7 update
+ * %229 = broadcast axes=[] %19 : [128]  // student/dense7 update
+ * %230 = mul %228, %229 : [128]  // student/dense7 update
+ * %231 = sub %13, %230 : [128]  // student/dense7 update
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense7_update_2(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t148, const float *restrict in_lr_student) {
+static void step_student_dense7_update_2(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t149, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 128; i++) {
-        const float v224 = in_student_momentum_dense7_bias[i] * 0.9f;
-        const float v225 = v224 + t148[i];
-        const float v226 = v225 * 0.9f;
-        const float v227 = t148[i] + v226;
-        const float v229 = v227 * in_lr_student[0];
-        const float v230 = in_student_dense7_bias[i] - v229;
-        in_student_momentum_dense7_bias[i] = v225;
-        in_student_dense7_bias[i] = v230;
+        const float v225 = in_student_momentum_dense7_bias[i] * 0.9f;
+        const float v226 = v225 + t149[i];
+        const float v227 = v226 * 0.9f;
+        const float v228 = t149[i] + v227;
+        const float v230 = v228 * in_lr_student[0];
+        const float v231 = in_student_dense7_bias[i] - v230;
+        in_student_momentum_dense7_bias[i] = v226;
+        in_student_dense7_bias[i] = v231;
     }
 }
 
 /* loop [128,10]
- * %232 = constant 0.0005 : [128,10]  // student/dense9 update
- * %233 = mul %14, %232 : [128,10]  // student/dense9 update
- * %234 = add %145, %233 : [128,10]  // student/dense9 update
- * %235 = constant 0.9 : [128,10]  // student/dense9 update
- * %236 = mul %231, %235 : [128,10]  // student/dense9 update
- * %237 = add %236, %234 : [128,10]  // student/dense9 update
- * %238 = mul %237, %235 : [128,10]  // student/dense9 update
- * %239 = add %234, %238 : [128,10]  // student/dense9 update
- * %240 = broadcast axes=[] %19 : [128,10]  // student/dense9 update
- * %241 = mul %239, %240 : [128,10]  // student/dense9 update
- * %242 = sub %14, %241 : [128,10]  // student/dense9 update
+ * %233 = constant 0.0005 : [128,10]  // student/dense9 update
+ * %234 = mul %14, %233 : [128,10]  // student/dense9 update
+ * %235 = add %146, %234 : [128,10]  // student/dense9 update
+ * %236 = constant 0.9 : [128,10]  // student/dense9 update
+ * %237 = mul %232, %236 : [128,10]  // student/dense9 update
+ * %238 = add %237, %235 : [128,10]  // student/dense9 update
+ * %239 = mul %238, %236 : [128,10]  // student/dense9 update
+ * %240 = add %235, %239 : [128,10]  // student/dense9 update
+ * %241 = broadcast axes=[] %19 : [128,10]  // student/dense9 update
+ * %242 = mul %240, %241 : [128,10]  // student/dense9 update
+ * %243 = sub %14, %242 : [128,10]  // student/dense9 update
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void step_student_dense9_update(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t145, const float *restrict in_lr_student) {
+static void step_student_dense9_update(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t146, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1280; i++) {
-        const float v233 = in_student_dense9_weight[i] * 0.0005f;
-        const float v234 = t145[i] + v233;
-        const float v236 = in_student_momentum_dense9_weight[i] * 0.9f;
-        const float v237 = v236 + v234;
-        const float v238 = v237 * 0.9f;
-        const float v239 = v234 + v238;
-        const float v241 = v239 * in_lr_student[0];
-        const float v242 = in_student_dense9_weight[i] - v241;
-        in_student_momentum_dense9_weight[i] = v237;
-        in_student_dense9_weight[i] = v242;
+        const float v234 = in_student_dense9_weight[i] * 0.0005f;
+        const float v235 = t146[i] + v234;
+        const float v237 = in_student_momentum_dense9_weight[i] * 0.9f;
+        const float v238 = v237 + v235;
+        const float v239 = v238 * 0.9f;
+        const float v240 = v235 + v239;
+        const float v242 = v240 * in_lr_student[0];
+        const float v243 = in_student_dense9_weight[i] - v242;
+        in_student_momentum_dense9_weight[i] = v238;
+        in_student_dense9_weight[i] = v243;
     }
 }
 
 /* loop [10]
- * %244 = constant 0.9 : [10]  // student/dense9 update
- * %245 = mul %243, %244 : [10]  // student/dense9 update
- * %246 = add %245, %143 : [10]  // student/dense9 update
- * %247 = mul %246, %244 : [10]  // student/dense9 update
- * %248 = add %143, %247 : [10]  // student/dense9 update
- * %249 = broadcast axes=[] %19 : [10]  // student/dense9 update
- * %250 = mul %248, %249 : [10]  // student/dense9 update
- * %251 = sub %15, %250 : [10]  // student/dense9 update
+ * %245 = constant 0.9 : [10]  // student/dense9 update
+ * %246 = mul %244, %245 : [10]  // student/dense9 update
+ * %247 = add %246, %144 : [10]  // student/dense9 update
+ * %248 = mul %247, %245 : [10]  // student/dense9 update
+ * %249 = add %144, %248 : [10]  // student/dense9 update
+ * %250 = broadcast axes=[] %19 : [10]  // student/dense9 update
+ * %251 = mul %249, %250 : [10]  // student/dense9 update
+ * %252 = sub %15, %251 : [10]  // student/dense9 update
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense9_update_2(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t143, const float *restrict in_lr_student) {
+static void step_student_dense9_update_2(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t144, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 10; i++) {
-        const float v245 = in_student_momentum_dense9_bias[i] * 0.9f;
-        const float v246 = v245 + t143[i];
-        const float v247 = v246 * 0.9f;
-        const float v248 = t143[i] + v247;
-        const float v250 = v248 * in_lr_student[0];
-        const float v251 = in_student_dense9_bias[i] - v250;
-        in_student_momentum_dense9_bias[i] = v246;
-        in_student_dense9_bias[i] = v251;
+        const float v246 = in_student_momentum_dense9_bias[i] * 0.9f;
+        const float v247 = v246 + t144[i];
+        const float v248 = v247 * 0.9f;
+        const float v249 = t144[i] + v248;
+        const float v251 = v249 * in_lr_student[0];
+        const float v252 = in_student_dense9_bias[i] - v251;
+        in_student_momentum_dense9_bias[i] = v247;
+        in_student_dense9_bias[i] = v252;
     }
 }
 
 /* gemm small-gemm m=50176 n=32 k=9 chunk=10 +epilogue +pool split
- * %254 = im2col k3 s1 p1 %98 : [50176,9]  // student/conv0 fwd
- * %256 = matmul %254, %255 : [50176,32]  // student/conv0 fwd
- * %257 = broadcast axes=[1] %188 : [50176,32]  // student/conv0 fwd
- * %258 = add %256, %257 : [50176,32]  // student/conv0 fwd
- * %259 = relu %258 : [50176,32]  // student/relu1 fwd
- * %261 = max_pool k2 s2 p0 %260 : [64,14,14,32]  // student/max_pool2 fwd */
+ * %255 = im2col k3 s1 p1 %99 : [50176,9]  // student/conv0 fwd
+ * %257 = matmul %255, %256 : [50176,32]  // student/conv0 fwd
+ * %258 = broadcast axes=[1] %189 : [50176,32]  // student/conv0 fwd
+ * %259 = add %257, %258 : [50176,32]  // student/conv0 fwd
+ * %260 = relu %259 : [50176,32]  // student/relu1 fwd
+ * %262 = max_pool k2 s2 p0 %261 : [64,14,14,32]  // student/max_pool2 fwd */
 typedef struct {
-    float *t259;
-    float *t261;
+    float *t260;
+    float *t262;
     const float *in_x;
-    const float *t255;
-    const float *t188;
+    const float *t256;
+    const float *t189;
     float *chunk;
 } step_student_conv0_fwd_2_pointers;
 
 static void step_student_conv0_fwd_2_part(void *context, int part, int parts) {
     const step_student_conv0_fwd_2_pointers *p = context;
     (void)parts;
-    float *restrict t259 = p->t259;
-    float *restrict t261 = p->t261;
+    float *restrict t260 = p->t260;
+    float *restrict t262 = p->t262;
     const float *restrict in_x = p->in_x;
-    const float *restrict t255 = p->t255;
-    const float *restrict t188 = p->t188;
+    const float *restrict t256 = p->t256;
+    const float *restrict t189 = p->t189;
     float *restrict chunk = p->chunk + (size_t)part * 70560; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
     size_t lo, hi;
@@ -1547,401 +1548,401 @@ static void step_student_conv0_fwd_2_part(void *context, int part, int parts) {
                 for (int j = 0; j < 32; j++) acc[j] = 0.0f;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 32; j++) acc[j] = fmaf(x, t255[p * 32 + j], acc[j]);
+                    for (int j = 0; j < 32; j++) acc[j] = fmaf(x, t256[p * 32 + j], acc[j]);
                 }
-                float *row = t259 + ((size_t)n0 * 784 + r) * 32;
+                float *row = t260 + ((size_t)n0 * 784 + r) * 32;
                 for (int j = 0; j < 32; j++) row[j] = acc[j];
             }
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
-                    const float v258 = t259[i0 * 32 + i1] + t188[i1];
-                    const float v259 = v258 > 0.0f ? v258 : 0.0f;
-                    t259[i0 * 32 + i1] = v259;
+                    const float v259 = t260[i0 * 32 + i1] + t189[i1];
+                    const float v260 = v259 > 0.0f ? v259 : 0.0f;
+                    t260[i0 * 32 + i1] = v260;
                 }
             }
             /* the pool of these images, while they are in cache */
-            mplc_max_pool(t261 + (size_t)n0 * 6272, t259 + (size_t)n0 * 25088, (mplc_window){nb, 28, 28, 32, 2, 2, 0});
+            mplc_max_pool(t262 + (size_t)n0 * 6272, t260 + (size_t)n0 * 25088, (mplc_window){nb, 28, 28, 32, 2, 2, 0});
         }
     }
 }
 
-static void step_student_conv0_fwd_2(float *restrict t259, float *restrict t261, const float *restrict in_x, const float *restrict t255, const float *restrict t188, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_fwd_2_part, &(step_student_conv0_fwd_2_pointers){t259, t261, in_x, t255, t188, chunk});
+static void step_student_conv0_fwd_2(float *restrict t260, float *restrict t262, const float *restrict in_x, const float *restrict t256, const float *restrict t189, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_fwd_2_part, &(step_student_conv0_fwd_2_pointers){t260, t262, in_x, t256, t189, chunk});
 }
 
 /* gemm winograd m=12544 n=64 k=288 chunk=4 +epilogue +pool split
- * %262 = im2col k3 s1 p1 %261 : [12544,288]  // student/conv3 fwd
- * %264 = matmul %262, %263 : [12544,64]  // student/conv3 fwd
- * %265 = broadcast axes=[1] %209 : [12544,64]  // student/conv3 fwd
- * %266 = add %264, %265 : [12544,64]  // student/conv3 fwd
- * %267 = relu %266 : [12544,64]  // student/relu4 fwd
- * %269 = max_pool k2 s2 p0 %268 : [64,7,7,64]  // student/max_pool5 fwd */
+ * %263 = im2col k3 s1 p1 %262 : [12544,288]  // student/conv3 fwd
+ * %265 = matmul %263, %264 : [12544,64]  // student/conv3 fwd
+ * %266 = broadcast axes=[1] %210 : [12544,64]  // student/conv3 fwd
+ * %267 = add %265, %266 : [12544,64]  // student/conv3 fwd
+ * %268 = relu %267 : [12544,64]  // student/relu4 fwd
+ * %270 = max_pool k2 s2 p0 %269 : [64,7,7,64]  // student/max_pool5 fwd */
 typedef struct {
-    float *t267;
-    float *t269;
-    const float *t261;
-    const float *t263;
-    const float *t209;
+    float *t268;
+    float *t270;
+    const float *t262;
+    const float *t264;
+    const float *t210;
     float *chunk;
 } step_student_conv3_fwd_2_pointers;
 
 static void step_student_conv3_fwd_2_part(void *context, int part, int parts) {
     const step_student_conv3_fwd_2_pointers *p = context;
     (void)parts;
-    float *restrict t267 = p->t267;
-    float *restrict t269 = p->t269;
-    const float *restrict t261 = p->t261;
-    const float *restrict t263 = p->t263;
-    const float *restrict t209 = p->t209;
+    float *restrict t268 = p->t268;
+    float *restrict t270 = p->t270;
+    const float *restrict t262 = p->t262;
+    const float *restrict t264 = p->t264;
+    const float *restrict t210 = p->t210;
     float *restrict chunk = p->chunk + (size_t)part * 333984; /* this thread's part */
     /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t263, 32, 64, 0);
+    mplc_winograd_filters(filters, t264, 32, 64, 0);
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t267 + (size_t)n0 * 12544, t261 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
+            mplc_winograd_conv3x3(t268 + (size_t)n0 * 12544, t262 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
-                    const float v266 = t267[i0 * 64 + i1] + t209[i1];
-                    const float v267 = v266 > 0.0f ? v266 : 0.0f;
-                    t267[i0 * 64 + i1] = v267;
+                    const float v267 = t268[i0 * 64 + i1] + t210[i1];
+                    const float v268 = v267 > 0.0f ? v267 : 0.0f;
+                    t268[i0 * 64 + i1] = v268;
                 }
             }
             /* the pool of these images, while they are in cache */
-            mplc_max_pool(t269 + (size_t)n0 * 3136, t267 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 64, 2, 2, 0});
+            mplc_max_pool(t270 + (size_t)n0 * 3136, t268 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 64, 2, 2, 0});
         }
     }
 }
 
-static void step_student_conv3_fwd_2(float *restrict t267, float *restrict t269, const float *restrict t261, const float *restrict t263, const float *restrict t209, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_fwd_2_part, &(step_student_conv3_fwd_2_pointers){t267, t269, t261, t263, t209, chunk});
+static void step_student_conv3_fwd_2(float *restrict t268, float *restrict t270, const float *restrict t262, const float *restrict t264, const float *restrict t210, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_fwd_2_part, &(step_student_conv3_fwd_2_pointers){t268, t270, t262, t264, t210, chunk});
 }
 
 /* gemm blas m=64 n=128 k=3136 +epilogue split
- * %271 = matmul %270, %221 : [64,128]  // student/dense7 fwd
- * %272 = broadcast axes=[1] %230 : [64,128]  // student/dense7 fwd
- * %273 = add %271, %272 : [64,128]  // student/dense7 fwd
- * %274 = relu %273 : [64,128]  // student/relu8 fwd */
+ * %272 = matmul %271, %222 : [64,128]  // student/dense7 fwd
+ * %273 = broadcast axes=[1] %231 : [64,128]  // student/dense7 fwd
+ * %274 = add %272, %273 : [64,128]  // student/dense7 fwd
+ * %275 = relu %274 : [64,128]  // student/relu8 fwd */
 typedef struct {
-    float *t274;
-    const float *t270;
-    const float *t221;
-    const float *t230;
+    float *t275;
+    const float *t271;
+    const float *t222;
+    const float *t231;
 } step_student_dense7_fwd_2_pointers;
 
 static void step_student_dense7_fwd_2_part(void *context, int part, int parts) {
     const step_student_dense7_fwd_2_pointers *p = context;
-    float *restrict t274 = p->t274;
-    const float *restrict t270 = p->t270;
-    const float *restrict t221 = p->t221;
-    const float *restrict t230 = p->t230;
+    float *restrict t275 = p->t275;
+    const float *restrict t271 = p->t271;
+    const float *restrict t222 = p->t222;
+    const float *restrict t231 = p->t231;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 3136, 1.0f, t270 + lo * 3136, 3136, t221, 128, 0.0f, t274 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 3136, 1.0f, t271 + lo * 3136, 3136, t222, 128, 0.0f, t275 + lo * 128, 128);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            const float v273 = t274[i0 * 128 + i1] + t230[i1];
-            const float v274 = v273 > 0.0f ? v273 : 0.0f;
-            t274[i0 * 128 + i1] = v274;
+            const float v274 = t275[i0 * 128 + i1] + t231[i1];
+            const float v275 = v274 > 0.0f ? v274 : 0.0f;
+            t275[i0 * 128 + i1] = v275;
         }
     }
 }
 
-static void step_student_dense7_fwd_2(float *restrict t274, const float *restrict t270, const float *restrict t221, const float *restrict t230) {
-    mplc_parallel(step_student_dense7_fwd_2_part, &(step_student_dense7_fwd_2_pointers){t274, t270, t221, t230});
+static void step_student_dense7_fwd_2(float *restrict t275, const float *restrict t271, const float *restrict t222, const float *restrict t231) {
+    mplc_parallel(step_student_dense7_fwd_2_part, &(step_student_dense7_fwd_2_pointers){t275, t271, t222, t231});
 }
 
 /* gemm blas m=64 n=10 k=128 +epilogue
- * %275 = matmul %274, %242 : [64,10]  // student/dense9 fwd
- * %276 = broadcast axes=[1] %251 : [64,10]  // student/dense9 fwd
- * %277 = add %275, %276 : [64,10]  // student/dense9 fwd */
-static void step_student_dense9_fwd_2(float *restrict t277, const float *restrict t274, const float *restrict t242, const float *restrict t251) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 10, 128, 1.0f, t274, 128, t242, 10, 0.0f, t277, 10);
+ * %276 = matmul %275, %243 : [64,10]  // student/dense9 fwd
+ * %277 = broadcast axes=[1] %252 : [64,10]  // student/dense9 fwd
+ * %278 = add %276, %277 : [64,10]  // student/dense9 fwd */
+static void step_student_dense9_fwd_2(float *restrict t278, const float *restrict t275, const float *restrict t243, const float *restrict t252) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 10, 128, 1.0f, t275, 128, t243, 10, 0.0f, t278, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v277 = t277[i0 * 10 + i1] + t251[i1];
-            t277[i0 * 10 + i1] = v277;
+            const float v278 = t278[i0 * 10 + i1] + t252[i1];
+            t278[i0 * 10 + i1] = v278;
         }
     }
 }
 
 /* reduce_max [64,10] axes=[1]
- * %278 = reduce_max axes=[1] %277 : [64]  // student/loss_l fwd */
-static void step_student_loss_l_fwd(float *restrict t278, const float *restrict t277) {
+ * %279 = reduce_max axes=[1] %278 : [64]  // student/loss_l fwd */
+static void step_student_loss_l_fwd(float *restrict t279, const float *restrict t278) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t277[i0 * 10 + i1] > best ? t277[i0 * 10 + i1] : best;
+            best = t278[i0 * 10 + i1] > best ? t278[i0 * 10 + i1] : best;
         }
-        t278[i0] = best;
+        t279[i0] = best;
     }
 }
 
 /* loop [64,10]
- * %279 = broadcast axes=[0] %278 : [64,10]  // student/loss_l fwd
- * %280 = sub %277, %279 : [64,10]  // student/loss_l fwd
- * %281 = exp %280 : [64,10]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_2(float *restrict t280, float *restrict t281, const float *restrict t277, const float *restrict t278) {
+ * %280 = broadcast axes=[0] %279 : [64,10]  // student/loss_l fwd
+ * %281 = sub %278, %280 : [64,10]  // student/loss_l fwd
+ * %282 = exp %281 : [64,10]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_2(float *restrict t281, float *restrict t282, const float *restrict t278, const float *restrict t279) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v280 = t277[i0 * 10 + i1] - t278[i0];
-            const float v281 = expf(v280);
-            t280[i0 * 10 + i1] = v280;
+            const float v281 = t278[i0 * 10 + i1] - t279[i0];
+            const float v282 = expf(v281);
             t281[i0 * 10 + i1] = v281;
+            t282[i0 * 10 + i1] = v282;
         }
     }
 }
 
 /* reduce_sum [64,10] axes=[1]
- * %282 = reduce_sum axes=[1] %281 : [64]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_3(float *restrict t282, const float *restrict t281) {
+ * %283 = reduce_sum axes=[1] %282 : [64]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_3(float *restrict t283, const float *restrict t282) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t281[i0 * 10 + i1];
+            sum += t282[i0 * 10 + i1];
         }
-        t282[i0] = (float)sum;
+        t283[i0] = (float)sum;
     }
 }
 
 /* loop [64]
- * %283 = log %282 : [64]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_4(float *restrict t283, const float *restrict t282) {
+ * %284 = log %283 : [64]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_4(float *restrict t284, const float *restrict t283) {
     for (size_t i = 0; i < 64; i++) {
-        const float v283 = logf(t282[i]);
-        t283[i] = v283;
+        const float v284 = logf(t283[i]);
+        t284[i] = v284;
     }
 }
 
 /* reduce_sum [64,10] axes=[0, 1]
- * %284 = broadcast axes=[0] %283 : [64,10]  // student/loss_l fwd
- * %285 = sub %280, %284 : [64,10]  // student/loss_l fwd
- * %286 = mul %17, %285 : [64,10]  // student/loss_l fwd
- * %287 = reduce_sum axes=[0, 1] %286 : []  // student/loss_l fwd */
-static void step_student_loss_l_fwd_5(float *restrict t287, const float *restrict t280, const float *restrict t283, const float *restrict in_y) {
+ * %285 = broadcast axes=[0] %284 : [64,10]  // student/loss_l fwd
+ * %286 = sub %281, %285 : [64,10]  // student/loss_l fwd
+ * %287 = mul %17, %286 : [64,10]  // student/loss_l fwd
+ * %288 = reduce_sum axes=[0, 1] %287 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_5(float *restrict t288, const float *restrict t281, const float *restrict t284, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v285 = t280[i0 * 10 + i1] - t283[i0];
-            const float v286 = in_y[i0 * 10 + i1] * v285;
-            sum += v286;
+            const float v286 = t281[i0 * 10 + i1] - t284[i0];
+            const float v287 = in_y[i0 * 10 + i1] * v286;
+            sum += v287;
         }
     }
-    t287[0] = (float)sum;
+    t288[0] = (float)sum;
 }
 
 /* loop []
- * %63 = constant -0.015625 : []  // teacher/loss_sup fwd
- * %288 = mul %287, %63 : []  // student/loss_l fwd */
-static void step_student_loss_l_fwd_6(float *restrict t288, const float *restrict t287) {
+ * %64 = constant -0.015625 : []  // teacher/loss_sup fwd
+ * %289 = mul %288, %64 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_6(float *restrict t289, const float *restrict t288) {
     for (size_t i = 0; i < 1; i++) {
-        const float v288 = t287[0] * (-0.015625f);
-        t288[i] = v288;
+        const float v289 = t288[0] * (-0.015625f);
+        t289[i] = v289;
     }
 }
 
 /* loop [64,10]
- * %289 = constant -0.015625 : [64,10]  // student/loss_l vjp
- * %290 = mul %289, %17 : [64,10]  // student/loss_l vjp */
-static void step_student_loss_l_vjp(float *restrict t290, const float *restrict in_y) {
+ * %290 = constant -0.015625 : [64,10]  // student/loss_l vjp
+ * %291 = mul %290, %17 : [64,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp(float *restrict t291, const float *restrict in_y) {
     for (size_t i = 0; i < 640; i++) {
-        const float v290 = (-0.015625f) * in_y[i];
-        t290[i] = v290;
+        const float v291 = (-0.015625f) * in_y[i];
+        t291[i] = v291;
     }
 }
 
 /* reduce_sum [64,10] axes=[1]
- * %291 = neg %290 : [64,10]  // student/loss_l vjp
- * %292 = reduce_sum axes=[1] %291 : [64]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_2(float *restrict t292, const float *restrict t290) {
+ * %292 = neg %291 : [64,10]  // student/loss_l vjp
+ * %293 = reduce_sum axes=[1] %292 : [64]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_2(float *restrict t293, const float *restrict t291) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v291 = -t290[i0 * 10 + i1];
-            sum += v291;
+            const float v292 = -t291[i0 * 10 + i1];
+            sum += v292;
         }
-        t292[i0] = (float)sum;
+        t293[i0] = (float)sum;
     }
 }
 
 /* loop [64]
- * %293 = div %292, %282 : [64]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_3(float *restrict t293, const float *restrict t292, const float *restrict t282) {
+ * %294 = div %293, %283 : [64]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_3(float *restrict t294, const float *restrict t293, const float *restrict t283) {
     for (size_t i = 0; i < 64; i++) {
-        const float v293 = t292[i] / t282[i];
-        t293[i] = v293;
+        const float v294 = t293[i] / t283[i];
+        t294[i] = v294;
     }
 }
 
 /* loop [64,10]
- * %294 = broadcast axes=[0] %293 : [64,10]  // student/loss_l vjp
- * %295 = mul %294, %281 : [64,10]  // student/loss_l vjp
- * %296 = add %290, %295 : [64,10]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_4(float *restrict t296, const float *restrict t293, const float *restrict t281, const float *restrict t290) {
+ * %295 = broadcast axes=[0] %294 : [64,10]  // student/loss_l vjp
+ * %296 = mul %295, %282 : [64,10]  // student/loss_l vjp
+ * %297 = add %291, %296 : [64,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_4(float *restrict t297, const float *restrict t294, const float *restrict t282, const float *restrict t291) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v295 = t293[i0] * t281[i0 * 10 + i1];
-            const float v296 = t290[i0 * 10 + i1] + v295;
-            t296[i0 * 10 + i1] = v296;
+            const float v296 = t294[i0] * t282[i0 * 10 + i1];
+            const float v297 = t291[i0 * 10 + i1] + v296;
+            t297[i0 * 10 + i1] = v297;
         }
     }
 }
 
 /* reduce_sum [64,10] axes=[0]
- * %297 = reduce_sum axes=[0] %296 : [10]  // student/dense9 vjp */
-static void step_student_dense9_vjp_4(float *restrict t297, const float *restrict t296) {
-    for (size_t o = 0; o < 10; o++) t297[o] = 0.0f;
+ * %298 = reduce_sum axes=[0] %297 : [10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_4(float *restrict t298, const float *restrict t297) {
+    for (size_t o = 0; o < 10; o++) t298[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t297[i1] += t296[i0 * 10 + i1];
+            t298[i1] += t297[i0 * 10 + i1];
         }
     }
 }
 
 /* gemm blas m=128 n=10 k=64 tA
- * %299 = matmul tA %274, %296 : [128,10]  // student/dense9 vjp */
-static void step_student_dense9_vjp_5(float *restrict t299, const float *restrict t274, const float *restrict t296) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 64, 1.0f, t274, 128, t296, 10, 0.0f, t299, 10);
+ * %300 = matmul tA %275, %297 : [128,10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_5(float *restrict t300, const float *restrict t275, const float *restrict t297) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 64, 1.0f, t275, 128, t297, 10, 0.0f, t300, 10);
 }
 
 /* gemm blas m=64 n=128 k=10 tB +epilogue
- * %298 = matmul tB %296, %242 : [64,128]  // student/dense9 vjp
- * %300 = step %274 : [64,128]  // student/relu8 vjp
- * %301 = mul %298, %300 : [64,128]  // student/relu8 vjp */
-static void step_student_dense9_vjp_6(float *restrict t301, const float *restrict t296, const float *restrict t242, const float *restrict t274) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 128, 10, 1.0f, t296, 10, t242, 10, 0.0f, t301, 128);
+ * %299 = matmul tB %297, %243 : [64,128]  // student/dense9 vjp
+ * %301 = step %275 : [64,128]  // student/relu8 vjp
+ * %302 = mul %299, %301 : [64,128]  // student/relu8 vjp */
+static void step_student_dense9_vjp_6(float *restrict t302, const float *restrict t297, const float *restrict t243, const float *restrict t275) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 128, 10, 1.0f, t297, 10, t243, 10, 0.0f, t302, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
-        const float v300 = t274[i] > 0.0f ? 1.0f : 0.0f;
-        const float v301 = t301[i] * v300;
-        t301[i] = v301;
+        const float v301 = t275[i] > 0.0f ? 1.0f : 0.0f;
+        const float v302 = t302[i] * v301;
+        t302[i] = v302;
     }
 }
 
 /* reduce_sum [64,128] axes=[0]
- * %302 = reduce_sum axes=[0] %301 : [128]  // student/dense7 vjp */
-static void step_student_dense7_vjp_4(float *restrict t302, const float *restrict t301) {
-    for (size_t o = 0; o < 128; o++) t302[o] = 0.0f;
+ * %303 = reduce_sum axes=[0] %302 : [128]  // student/dense7 vjp */
+static void step_student_dense7_vjp_4(float *restrict t303, const float *restrict t302) {
+    for (size_t o = 0; o < 128; o++) t303[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t302[i1] += t301[i0 * 128 + i1];
+            t303[i1] += t302[i0 * 128 + i1];
         }
     }
 }
 
 /* gemm blas m=64 n=3136 k=128 tB split
- * %303 = matmul tB %301, %221 : [64,3136]  // student/dense7 vjp */
+ * %304 = matmul tB %302, %222 : [64,3136]  // student/dense7 vjp */
 typedef struct {
-    float *t303;
-    const float *t301;
-    const float *t221;
+    float *t304;
+    const float *t302;
+    const float *t222;
 } step_student_dense7_vjp_5_pointers;
 
 static void step_student_dense7_vjp_5_part(void *context, int part, int parts) {
     const step_student_dense7_vjp_5_pointers *p = context;
-    float *restrict t303 = p->t303;
-    const float *restrict t301 = p->t301;
-    const float *restrict t221 = p->t221;
+    float *restrict t304 = p->t304;
+    const float *restrict t302 = p->t302;
+    const float *restrict t222 = p->t222;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t301 + lo * 128, 128, t221, 128, 0.0f, t303 + lo * 3136, 3136);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t302 + lo * 128, 128, t222, 128, 0.0f, t304 + lo * 3136, 3136);
 }
 
-static void step_student_dense7_vjp_5(float *restrict t303, const float *restrict t301, const float *restrict t221) {
-    mplc_parallel(step_student_dense7_vjp_5_part, &(step_student_dense7_vjp_5_pointers){t303, t301, t221});
+static void step_student_dense7_vjp_5(float *restrict t304, const float *restrict t302, const float *restrict t222) {
+    mplc_parallel(step_student_dense7_vjp_5_part, &(step_student_dense7_vjp_5_pointers){t304, t302, t222});
 }
 
 /* gemm blas m=3136 n=128 k=64 tA split
- * %304 = matmul tA %270, %301 : [3136,128]  // student/dense7 vjp */
+ * %305 = matmul tA %271, %302 : [3136,128]  // student/dense7 vjp */
 typedef struct {
-    float *t304;
-    const float *t270;
-    const float *t301;
+    float *t305;
+    const float *t271;
+    const float *t302;
 } step_student_dense7_vjp_6_pointers;
 
 static void step_student_dense7_vjp_6_part(void *context, int part, int parts) {
     const step_student_dense7_vjp_6_pointers *p = context;
-    float *restrict t304 = p->t304;
-    const float *restrict t270 = p->t270;
-    const float *restrict t301 = p->t301;
+    float *restrict t305 = p->t305;
+    const float *restrict t271 = p->t271;
+    const float *restrict t302 = p->t302;
     size_t lo, hi;
     mplc_part(3136, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 64, 1.0f, t270 + lo, 3136, t301, 128, 0.0f, t304 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 64, 1.0f, t271 + lo, 3136, t302, 128, 0.0f, t305 + lo * 128, 128);
 }
 
-static void step_student_dense7_vjp_6(float *restrict t304, const float *restrict t270, const float *restrict t301) {
-    mplc_parallel(step_student_dense7_vjp_6_part, &(step_student_dense7_vjp_6_pointers){t304, t270, t301});
+static void step_student_dense7_vjp_6(float *restrict t305, const float *restrict t271, const float *restrict t302) {
+    mplc_parallel(step_student_dense7_vjp_6_part, &(step_student_dense7_vjp_6_pointers){t305, t271, t302});
 }
 
 /* loop [64,7,7,64] split
- * %306 = step %269 : [64,7,7,64]  // student/relu4 vjp
- * %307 = mul %305, %306 : [64,7,7,64]  // student/relu4 vjp */
+ * %307 = step %270 : [64,7,7,64]  // student/relu4 vjp
+ * %308 = mul %306, %307 : [64,7,7,64]  // student/relu4 vjp */
 typedef struct {
-    float *t307;
-    const float *t269;
-    const float *t305;
+    float *t308;
+    const float *t270;
+    const float *t306;
 } step_student_relu4_vjp_3_pointers;
 
 static void step_student_relu4_vjp_3_part(void *context, int part, int parts) {
     const step_student_relu4_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t307 = p->t307;
-    const float *restrict t269 = p->t269;
-    const float *restrict t305 = p->t305;
+    float *restrict t308 = p->t308;
+    const float *restrict t270 = p->t270;
+    const float *restrict t306 = p->t306;
     size_t lo, hi;
     while (mplc_claim(64, 2, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v306 = t269[i] > 0.0f ? 1.0f : 0.0f;
-            const float v307 = t305[i] * v306;
-            t307[i] = v307;
+            const float v307 = t270[i] > 0.0f ? 1.0f : 0.0f;
+            const float v308 = t306[i] * v307;
+            t308[i] = v308;
         }
     }
 }
 
-static void step_student_relu4_vjp_3(float *restrict t307, const float *restrict t269, const float *restrict t305) {
-    mplc_parallel(step_student_relu4_vjp_3_part, &(step_student_relu4_vjp_3_pointers){t307, t269, t305});
+static void step_student_relu4_vjp_3(float *restrict t308, const float *restrict t270, const float *restrict t306) {
+    mplc_parallel(step_student_relu4_vjp_3_part, &(step_student_relu4_vjp_3_pointers){t308, t270, t306});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %308 = max_pool_scatter k2 s2 p0 %268, %307 : [64,14,14,64]  // student/relu4 vjp */
+ * %309 = max_pool_scatter k2 s2 p0 %269, %308 : [64,14,14,64]  // student/relu4 vjp */
 typedef struct {
-    float *t308;
-    const float *t268;
-    const float *t307;
+    float *t309;
+    const float *t269;
+    const float *t308;
 } step_student_relu4_vjp_4_pointers;
 
 static void step_student_relu4_vjp_4_part(void *context, int part, int parts) {
     const step_student_relu4_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t308 = p->t308;
-    const float *restrict t268 = p->t268;
-    const float *restrict t307 = p->t307;
+    float *restrict t309 = p->t309;
+    const float *restrict t269 = p->t269;
+    const float *restrict t308 = p->t308;
     size_t lo, hi;
     while (mplc_claim(64, 2, &lo, &hi)) {
-        mplc_max_pool_scatter(t308 + lo * 12544, t268 + lo * 12544, t307 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+        mplc_max_pool_scatter(t309 + lo * 12544, t269 + lo * 12544, t308 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
     }
 }
 
-static void step_student_relu4_vjp_4(float *restrict t308, const float *restrict t268, const float *restrict t307) {
-    mplc_parallel(step_student_relu4_vjp_4_part, &(step_student_relu4_vjp_4_pointers){t308, t268, t307});
+static void step_student_relu4_vjp_4(float *restrict t309, const float *restrict t269, const float *restrict t308) {
+    mplc_parallel(step_student_relu4_vjp_4_part, &(step_student_relu4_vjp_4_pointers){t309, t269, t308});
 }
 
 /* reduce_sum [12544,64] axes=[0] split
- * %310 = reduce_sum axes=[0] %309 : [64]  // student/conv3 vjp */
+ * %311 = reduce_sum axes=[0] %310 : [64]  // student/conv3 vjp */
 typedef struct {
-    float *t310;
-    const float *t309;
+    float *t311;
+    const float *t310;
     float *chunk;
 } step_student_conv3_vjp_4_pointers;
 
@@ -1949,8 +1950,8 @@ static void step_student_conv3_vjp_4_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t310 = p->t310; (void)t310; /* used after the parts */
-    const float *restrict t309 = p->t309;
+    float *restrict t311 = p->t311; (void)t311; /* used after the parts */
+    const float *restrict t310 = p->t310;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
@@ -1959,152 +1960,152 @@ static void step_student_conv3_vjp_4_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                sums[i1] += t309[i0 * 64 + i1];
+                sums[i1] += t310[i0 * 64 + i1];
             }
         }
         for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv3_vjp_4(float *restrict t310, const float *restrict t309, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_4_part, &(step_student_conv3_vjp_4_pointers){t310, t309, chunk});
+static void step_student_conv3_vjp_4(float *restrict t311, const float *restrict t310, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_4_part, &(step_student_conv3_vjp_4_pointers){t311, t310, chunk});
     for (size_t o = 0; o < 64; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
-        t310[o] = total;
+        t311[o] = total;
     }
 }
 
 /* gemm winograd m=12544 n=288 k=64 tB chunk=4 split
- * %311 = matmul tB %309, %263 : [12544,288]  // student/conv3 vjp
- * %314 = col2im k3 s1 p1 %311 : [64,14,14,32]  // student/conv3 vjp */
+ * %312 = matmul tB %310, %264 : [12544,288]  // student/conv3 vjp
+ * %315 = col2im k3 s1 p1 %312 : [64,14,14,32]  // student/conv3 vjp */
 typedef struct {
-    float *t314;
-    const float *t309;
-    const float *t263;
+    float *t315;
+    const float *t310;
+    const float *t264;
     float *chunk;
 } step_student_conv3_vjp_5_pointers;
 
 static void step_student_conv3_vjp_5_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_5_pointers *p = context;
     (void)parts;
-    float *restrict t314 = p->t314;
-    const float *restrict t309 = p->t309;
-    const float *restrict t263 = p->t263;
+    float *restrict t315 = p->t315;
+    const float *restrict t310 = p->t310;
+    const float *restrict t264 = p->t264;
     float *restrict chunk = p->chunk + (size_t)part * 333952; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t263, 64, 32, 1);
+    mplc_winograd_filters(filters, t264, 64, 32, 1);
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t314 + (size_t)n0 * 6272, t309 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
+            mplc_winograd_conv3x3(t315 + (size_t)n0 * 6272, t310 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
         }
     }
 }
 
-static void step_student_conv3_vjp_5(float *restrict t314, const float *restrict t309, const float *restrict t263, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_5_part, &(step_student_conv3_vjp_5_pointers){t314, t309, t263, chunk});
+static void step_student_conv3_vjp_5(float *restrict t315, const float *restrict t310, const float *restrict t264, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_5_part, &(step_student_conv3_vjp_5_pointers){t315, t310, t264, chunk});
 }
 
 /* gemm winograd m=288 n=64 k=12544 tA chunk=4 split
- * %262 = im2col k3 s1 p1 %261 : [12544,288]  // student/conv3 fwd
- * %312 = matmul tA %262, %309 : [288,64]  // student/conv3 vjp */
+ * %263 = im2col k3 s1 p1 %262 : [12544,288]  // student/conv3 fwd
+ * %313 = matmul tA %263, %310 : [288,64]  // student/conv3 vjp */
 typedef struct {
-    float *t312;
-    const float *t261;
-    const float *t309;
+    float *t313;
+    const float *t262;
+    const float *t310;
     float *chunk;
 } step_student_conv3_vjp_6_pointers;
 
 static void step_student_conv3_vjp_6_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_6_pointers *p = context;
-    float *restrict t312 = p->t312;
-    const float *restrict t261 = p->t261;
-    const float *restrict t309 = p->t309;
+    float *restrict t313 = p->t313;
+    const float *restrict t262 = p->t262;
+    const float *restrict t310 = p->t310;
     float *restrict chunk = p->chunk + (size_t)part * 352416; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(64, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t312 : chunk + 333984;
+    float *sum = part == 0 ? t313 : chunk + 333984;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_winograd_filter_gradient(filters, t261 + (size_t)n0 * 6272, t309 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
+        mplc_winograd_filter_gradient(filters, t262 + (size_t)n0 * 6272, t310 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
-static void step_student_conv3_vjp_6(float *restrict t312, const float *restrict t261, const float *restrict t309, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_6_part, &(step_student_conv3_vjp_6_pointers){t312, t261, t309, chunk});
+static void step_student_conv3_vjp_6(float *restrict t313, const float *restrict t262, const float *restrict t310, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_6_part, &(step_student_conv3_vjp_6_pointers){t313, t262, t310, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 352416 + 333984;
-        for (int i = 0; i < 18432; i++) t312[i] += partial[i];
+        for (int i = 0; i < 18432; i++) t313[i] += partial[i];
     }
 }
 
 /* loop [64,14,14,32] split
- * %315 = step %261 : [64,14,14,32]  // student/relu1 vjp
- * %316 = mul %314, %315 : [64,14,14,32]  // student/relu1 vjp */
+ * %316 = step %262 : [64,14,14,32]  // student/relu1 vjp
+ * %317 = mul %315, %316 : [64,14,14,32]  // student/relu1 vjp */
 typedef struct {
-    float *t316;
-    const float *t261;
-    const float *t314;
+    float *t317;
+    const float *t262;
+    const float *t315;
 } step_student_relu1_vjp_3_pointers;
 
 static void step_student_relu1_vjp_3_part(void *context, int part, int parts) {
     const step_student_relu1_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t316 = p->t316;
-    const float *restrict t261 = p->t261;
-    const float *restrict t314 = p->t314;
+    float *restrict t317 = p->t317;
+    const float *restrict t262 = p->t262;
+    const float *restrict t315 = p->t315;
     size_t lo, hi;
     while (mplc_claim(64, 2, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-            const float v315 = t261[i] > 0.0f ? 1.0f : 0.0f;
-            const float v316 = t314[i] * v315;
-            t316[i] = v316;
+            const float v316 = t262[i] > 0.0f ? 1.0f : 0.0f;
+            const float v317 = t315[i] * v316;
+            t317[i] = v317;
         }
     }
 }
 
-static void step_student_relu1_vjp_3(float *restrict t316, const float *restrict t261, const float *restrict t314) {
-    mplc_parallel(step_student_relu1_vjp_3_part, &(step_student_relu1_vjp_3_pointers){t316, t261, t314});
+static void step_student_relu1_vjp_3(float *restrict t317, const float *restrict t262, const float *restrict t315) {
+    mplc_parallel(step_student_relu1_vjp_3_part, &(step_student_relu1_vjp_3_pointers){t317, t262, t315});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %317 = max_pool_scatter k2 s2 p0 %260, %316 : [64,28,28,32]  // student/relu1 vjp */
+ * %318 = max_pool_scatter k2 s2 p0 %261, %317 : [64,28,28,32]  // student/relu1 vjp */
 typedef struct {
-    float *t317;
-    const float *t260;
-    const float *t316;
+    float *t318;
+    const float *t261;
+    const float *t317;
 } step_student_relu1_vjp_4_pointers;
 
 static void step_student_relu1_vjp_4_part(void *context, int part, int parts) {
     const step_student_relu1_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t317 = p->t317;
-    const float *restrict t260 = p->t260;
-    const float *restrict t316 = p->t316;
+    float *restrict t318 = p->t318;
+    const float *restrict t261 = p->t261;
+    const float *restrict t317 = p->t317;
     size_t lo, hi;
     while (mplc_claim(64, 2, &lo, &hi)) {
-        mplc_max_pool_scatter(t317 + lo * 25088, t260 + lo * 25088, t316 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+        mplc_max_pool_scatter(t318 + lo * 25088, t261 + lo * 25088, t317 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
     }
 }
 
-static void step_student_relu1_vjp_4(float *restrict t317, const float *restrict t260, const float *restrict t316) {
-    mplc_parallel(step_student_relu1_vjp_4_part, &(step_student_relu1_vjp_4_pointers){t317, t260, t316});
+static void step_student_relu1_vjp_4(float *restrict t318, const float *restrict t261, const float *restrict t317) {
+    mplc_parallel(step_student_relu1_vjp_4_part, &(step_student_relu1_vjp_4_pointers){t318, t261, t317});
 }
 
 /* reduce_sum [50176,32] axes=[0] split
- * %319 = reduce_sum axes=[0] %318 : [32]  // student/conv0 vjp */
+ * %320 = reduce_sum axes=[0] %319 : [32]  // student/conv0 vjp */
 typedef struct {
-    float *t319;
-    const float *t318;
+    float *t320;
+    const float *t319;
     float *chunk;
 } step_student_conv0_vjp_3_pointers;
 
@@ -2112,8 +2113,8 @@ static void step_student_conv0_vjp_3_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t319 = p->t319; (void)t319; /* used after the parts */
-    const float *restrict t318 = p->t318;
+    float *restrict t320 = p->t320; (void)t320; /* used after the parts */
+    const float *restrict t319 = p->t319;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
@@ -2122,42 +2123,42 @@ static void step_student_conv0_vjp_3_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t318[i0 * 32 + i1];
+                sums[i1] += t319[i0 * 32 + i1];
             }
         }
         for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv0_vjp_3(float *restrict t319, const float *restrict t318, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t319, t318, chunk});
+static void step_student_conv0_vjp_3(float *restrict t320, const float *restrict t319, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t320, t319, chunk});
     for (size_t o = 0; o < 32; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t319[o] = total;
+        t320[o] = total;
     }
 }
 
 /* gemm small-outer-products m=9 n=32 k=50176 tA chunk=10 split
- * %254 = im2col k3 s1 p1 %98 : [50176,9]  // student/conv0 fwd
- * %320 = matmul tA %254, %318 : [9,32]  // student/conv0 vjp */
+ * %255 = im2col k3 s1 p1 %99 : [50176,9]  // student/conv0 fwd
+ * %321 = matmul tA %255, %319 : [9,32]  // student/conv0 vjp */
 typedef struct {
-    float *t320;
+    float *t321;
     const float *in_x;
-    const float *t318;
+    const float *t319;
     float *chunk;
 } step_student_conv0_vjp_4_pointers;
 
 static void step_student_conv0_vjp_4_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_4_pointers *p = context;
-    float *restrict t320 = p->t320;
+    float *restrict t321 = p->t321;
     const float *restrict in_x = p->in_x;
-    const float *restrict t318 = p->t318;
+    const float *restrict t319 = p->t319;
     float *restrict chunk = p->chunk + (size_t)part * 70848; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(64, 10, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t320 : chunk + 70560;
+    float *sum = part == 0 ? t321 : chunk + 70560;
     if (lo == hi) for (int i = 0; i < 288; i++) sum[i] = 0.0f;
     float total[288];
     for (int i = 0; i < 288; i++) total[i] = 0.0f;
@@ -2170,7 +2171,7 @@ static void step_student_conv0_vjp_4_part(void *context, int part, int parts) {
             float block_sum[288];
             for (int i = 0; i < 288; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t318 + ((size_t)n0 * 784 + r) * 32;
+                const float *dy = t319 + ((size_t)n0 * 784 + r) * 32;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
@@ -2182,48 +2183,48 @@ static void step_student_conv0_vjp_4_part(void *context, int part, int parts) {
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void step_student_conv0_vjp_4(float *restrict t320, const float *restrict in_x, const float *restrict t318, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_vjp_4_part, &(step_student_conv0_vjp_4_pointers){t320, in_x, t318, chunk});
+static void step_student_conv0_vjp_4(float *restrict t321, const float *restrict in_x, const float *restrict t319, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_4_part, &(step_student_conv0_vjp_4_pointers){t321, in_x, t319, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
-        for (int i = 0; i < 288; i++) t320[i] += partial[i];
+        for (int i = 0; i < 288; i++) t321[i] += partial[i];
     }
 }
 
 /* reduce_sum [3,3,1,32] axes=[0, 1, 2, 3]
- * %322 = mul %321, %167 : [3,3,1,32]  // teacher/feedback fwd
- * %323 = reduce_sum axes=[0, 1, 2, 3] %322 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd(float *restrict t323, const float *restrict t321, const float *restrict t167) {
+ * %323 = mul %322, %168 : [3,3,1,32]  // teacher/feedback fwd
+ * %324 = reduce_sum axes=[0, 1, 2, 3] %323 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd(float *restrict t324, const float *restrict t322, const float *restrict t168) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v322 = t321[i0 * 96 + i1 * 32 + i3] * t167[i0 * 96 + i1 * 32 + i3];
-                    sum += v322;
+                    const float v323 = t322[i0 * 96 + i1 * 32 + i3] * t168[i0 * 96 + i1 * 32 + i3];
+                    sum += v323;
                 }
             }
         }
     }
-    t323[0] = (float)sum;
+    t324[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %324 = mul %319, %165 : [32]  // teacher/feedback fwd
- * %325 = reduce_sum axes=[0] %324 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_2(float *restrict t325, const float *restrict t319, const float *restrict t165) {
+ * %325 = mul %320, %166 : [32]  // teacher/feedback fwd
+ * %326 = reduce_sum axes=[0] %325 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_2(float *restrict t326, const float *restrict t320, const float *restrict t166) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v324 = t319[i0] * t165[i0];
-        sum += v324;
+        const float v325 = t320[i0] * t166[i0];
+        sum += v325;
     }
-    t325[0] = (float)sum;
+    t326[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
- * %327 = mul %313, %159 : [3,3,32,64]  // teacher/feedback fwd
- * %328 = reduce_sum axes=[0, 1, 2, 3] %327 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_3(float *restrict t328, const float *restrict t313, const float *restrict t159) {
+ * %328 = mul %314, %160 : [3,3,32,64]  // teacher/feedback fwd
+ * %329 = reduce_sum axes=[0, 1, 2, 3] %328 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_3(float *restrict t329, const float *restrict t314, const float *restrict t160) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -2231,8 +2232,8 @@ static void step_teacher_feedback_fwd_3(float *restrict t328, const float *restr
                 for (size_t i3s = 0; i3s < 64; i3s += 8) {
                     for (size_t lane = 0; lane < 8; lane++) {
                         const size_t i3 = i3s + lane;
-                        const float v327 = t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
-                        sums[lane] += v327;
+                        const float v328 = t314[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t160[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v328;
                     }
                 }
             }
@@ -2240,366 +2241,368 @@ static void step_teacher_feedback_fwd_3(float *restrict t328, const float *restr
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t328[0] = (float)sum;
+    t329[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %330 = mul %310, %156 : [64]  // teacher/feedback fwd
- * %331 = reduce_sum axes=[0] %330 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_4(float *restrict t331, const float *restrict t310, const float *restrict t156) {
+ * %331 = mul %311, %157 : [64]  // teacher/feedback fwd
+ * %332 = reduce_sum axes=[0] %331 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_4(float *restrict t332, const float *restrict t311, const float *restrict t157) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v330 = t310[i0] * t156[i0];
-            sums[lane] += v330;
+            const float v331 = t311[i0] * t157[i0];
+            sums[lane] += v331;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t331[0] = (float)sum;
+    t332[0] = (float)sum;
 }
 
 /* reduce_sum [3136,128] axes=[0, 1]
- * %333 = mul %304, %150 : [3136,128]  // teacher/feedback fwd
- * %334 = reduce_sum axes=[0, 1] %333 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_5(float *restrict t334, const float *restrict t304, const float *restrict t150) {
+ * %334 = mul %305, %151 : [3136,128]  // teacher/feedback fwd
+ * %335 = reduce_sum axes=[0, 1] %334 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_5(float *restrict t335, const float *restrict t305, const float *restrict t151) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3136; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v333 = t304[i0 * 128 + i1] * t150[i0 * 128 + i1];
-                sums[lane] += v333;
+                const float v334 = t305[i0 * 128 + i1] * t151[i0 * 128 + i1];
+                sums[lane] += v334;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t334[0] = (float)sum;
+    t335[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %336 = mul %302, %148 : [128]  // teacher/feedback fwd
- * %337 = reduce_sum axes=[0] %336 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_6(float *restrict t337, const float *restrict t302, const float *restrict t148) {
+ * %337 = mul %303, %149 : [128]  // teacher/feedback fwd
+ * %338 = reduce_sum axes=[0] %337 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_6(float *restrict t338, const float *restrict t303, const float *restrict t149) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v336 = t302[i0] * t148[i0];
-            sums[lane] += v336;
+            const float v337 = t303[i0] * t149[i0];
+            sums[lane] += v337;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t337[0] = (float)sum;
+    t338[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %339 = mul %299, %145 : [128,10]  // teacher/feedback fwd
- * %340 = reduce_sum axes=[0, 1] %339 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_7(float *restrict t340, const float *restrict t299, const float *restrict t145) {
+ * %340 = mul %300, %146 : [128,10]  // teacher/feedback fwd
+ * %341 = reduce_sum axes=[0, 1] %340 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_7(float *restrict t341, const float *restrict t300, const float *restrict t146) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v339 = t299[i0 * 10 + i1] * t145[i0 * 10 + i1];
-            sum += v339;
+            const float v340 = t300[i0 * 10 + i1] * t146[i0 * 10 + i1];
+            sum += v340;
         }
     }
-    t340[0] = (float)sum;
+    t341[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %342 = mul %297, %143 : [10]  // teacher/feedback fwd
- * %343 = reduce_sum axes=[0] %342 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_8(float *restrict t343, const float *restrict t297, const float *restrict t143) {
+ * %343 = mul %298, %144 : [10]  // teacher/feedback fwd
+ * %344 = reduce_sum axes=[0] %343 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_8(float *restrict t344, const float *restrict t298, const float *restrict t144) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v342 = t297[i0] * t143[i0];
-        sum += v342;
+        const float v343 = t298[i0] * t144[i0];
+        sum += v343;
     }
-    t343[0] = (float)sum;
+    t344[0] = (float)sum;
 }
 
 /* loop []
- * %133 = constant -0.002232142857142857 : []  // student/loss_u fwd
- * %252 = constant 1.9 : []  // teacher/feedback fwd
- * %253 = mul %19, %252 : []  // teacher/feedback fwd
- * %326 = add %323, %325 : []  // teacher/feedback fwd
- * %329 = add %326, %328 : []  // teacher/feedback fwd
- * %332 = add %329, %331 : []  // teacher/feedback fwd
- * %335 = add %332, %334 : []  // teacher/feedback fwd
- * %338 = add %335, %337 : []  // teacher/feedback fwd
- * %341 = add %338, %340 : []  // teacher/feedback fwd
- * %344 = add %341, %343 : []  // teacher/feedback fwd
- * %345 = mul %253, %344 : []  // teacher/feedback fwd
- * %346 = mul %21, %345 : []  // teacher/feedback vjp
- * %347 = mul %346, %133 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_fwd_9(float *restrict t344, float *restrict t345, float *restrict t347, const float *restrict t323, const float *restrict t325, const float *restrict t328, const float *restrict t331, const float *restrict t334, const float *restrict t337, const float *restrict t340, const float *restrict t343, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
+ * %134 = constant -0.002232142857142857 : []  // student/loss_u fwd
+ * %253 = constant 1.9 : []  // teacher/feedback fwd
+ * %254 = mul %19, %253 : []  // teacher/feedback fwd
+ * %327 = add %324, %326 : []  // teacher/feedback fwd
+ * %330 = add %327, %329 : []  // teacher/feedback fwd
+ * %333 = add %330, %332 : []  // teacher/feedback fwd
+ * %336 = add %333, %335 : []  // teacher/feedback fwd
+ * %339 = add %336, %338 : []  // teacher/feedback fwd
+ * %342 = add %339, %341 : []  // teacher/feedback fwd
+ * %345 = add %342, %344 : []  // teacher/feedback fwd
+ * %346 = mul %254, %345 : []  // teacher/feedback fwd
+ * %347 = sub %346, %22 : []  // teacher/feedback fwd
+ * %348 = mul %21, %347 : []  // teacher/feedback vjp
+ * %349 = mul %348, %134 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_9(float *restrict t345, float *restrict t346, float *restrict t349, const float *restrict t324, const float *restrict t326, const float *restrict t329, const float *restrict t332, const float *restrict t335, const float *restrict t338, const float *restrict t341, const float *restrict t344, const float *restrict in_lr_student, const float *restrict in_feedback_baseline, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v326 = t323[0] + t325[0];
-        const float v329 = v326 + t328[0];
-        const float v332 = v329 + t331[0];
-        const float v335 = v332 + t334[0];
-        const float v338 = v335 + t337[0];
-        const float v341 = v338 + t340[0];
-        const float v344 = v341 + t343[0];
-        const float v253 = in_lr_student[0] * 1.9f;
-        const float v345 = v253 * v344;
-        const float v346 = in_feedback_scale[0] * v345;
-        const float v347 = v346 * (-0.002232143f);
-        t344[i] = v344;
+        const float v327 = t324[0] + t326[0];
+        const float v330 = v327 + t329[0];
+        const float v333 = v330 + t332[0];
+        const float v336 = v333 + t335[0];
+        const float v339 = v336 + t338[0];
+        const float v342 = v339 + t341[0];
+        const float v345 = v342 + t344[0];
+        const float v254 = in_lr_student[0] * 1.9f;
+        const float v346 = v254 * v345;
+        const float v347 = v346 - in_feedback_baseline[0];
+        const float v348 = in_feedback_scale[0] * v347;
+        const float v349 = v348 * (-0.002232143f);
         t345[i] = v345;
-        t347[i] = v347;
-    }
-}
-
-/* loop [448,10]
- * %348 = broadcast axes=[] %347 : [448,10]  // teacher/feedback vjp
- * %349 = mul %348, %96 : [448,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp(float *restrict t349, const float *restrict t347, const float *restrict t96) {
-    for (size_t i = 0; i < 4480; i++) {
-        const float v349 = t347[0] * t96[i];
+        t346[i] = v346;
         t349[i] = v349;
     }
 }
 
+/* loop [448,10]
+ * %350 = broadcast axes=[] %349 : [448,10]  // teacher/feedback vjp
+ * %351 = mul %350, %97 : [448,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t351, const float *restrict t349, const float *restrict t97) {
+    for (size_t i = 0; i < 4480; i++) {
+        const float v351 = t349[0] * t97[i];
+        t351[i] = v351;
+    }
+}
+
 /* reduce_sum [448,10] axes=[1]
- * %350 = neg %349 : [448,10]  // teacher/feedback vjp
- * %351 = reduce_sum axes=[1] %350 : [448]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_2(float *restrict t351, const float *restrict t349) {
+ * %352 = neg %351 : [448,10]  // teacher/feedback vjp
+ * %353 = reduce_sum axes=[1] %352 : [448]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t353, const float *restrict t351) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v350 = -t349[i0 * 10 + i1];
-            sum += v350;
+            const float v352 = -t351[i0 * 10 + i1];
+            sum += v352;
         }
-        t351[i0] = (float)sum;
+        t353[i0] = (float)sum;
     }
 }
 
 /* loop [448]
- * %352 = div %351, %83 : [448]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_3(float *restrict t352, const float *restrict t351, const float *restrict t83) {
+ * %354 = div %353, %84 : [448]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t354, const float *restrict t353, const float *restrict t84) {
     for (size_t i = 0; i < 448; i++) {
-        const float v352 = t351[i] / t83[i];
-        t352[i] = v352;
+        const float v354 = t353[i] / t84[i];
+        t354[i] = v354;
     }
 }
 
 /* loop []
- * %92 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
- * %356 = mul %20, %92 : []  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp(float *restrict t356, const float *restrict in_uda_weight) {
+ * %93 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
+ * %358 = mul %20, %93 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t358, const float *restrict in_uda_weight) {
     for (size_t i = 0; i < 1; i++) {
-        const float v356 = in_uda_weight[0] * 0.002232143f;
-        t356[i] = v356;
+        const float v358 = in_uda_weight[0] * 0.002232143f;
+        t358[i] = v358;
     }
 }
 
 /* loop [448]
- * %357 = broadcast axes=[] %356 : [448]  // teacher/loss_uda vjp
- * %358 = mul %357, %78 : [448]  // teacher/loss_uda vjp
- * %359 = neg %358 : [448]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_2(float *restrict t359, const float *restrict t356, const float *restrict t78) {
+ * %359 = broadcast axes=[] %358 : [448]  // teacher/loss_uda vjp
+ * %360 = mul %359, %79 : [448]  // teacher/loss_uda vjp
+ * %361 = neg %360 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t361, const float *restrict t358, const float *restrict t79) {
     for (size_t i = 0; i < 448; i++) {
-        const float v358 = t356[0] * t78[i];
-        const float v359 = -v358;
-        t359[i] = v359;
+        const float v360 = t358[0] * t79[i];
+        const float v361 = -v360;
+        t361[i] = v361;
     }
 }
 
 /* loop [448,10]
- * %360 = broadcast axes=[0] %359 : [448,10]  // teacher/loss_uda vjp
- * %361 = mul %360, %75 : [448,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_3(float *restrict t361, const float *restrict t359, const float *restrict t75) {
+ * %362 = broadcast axes=[0] %361 : [448,10]  // teacher/loss_uda vjp
+ * %363 = mul %362, %76 : [448,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t363, const float *restrict t361, const float *restrict t76) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v361 = t359[i0] * t75[i0 * 10 + i1];
-            t361[i0 * 10 + i1] = v361;
+            const float v363 = t361[i0] * t76[i0 * 10 + i1];
+            t363[i0 * 10 + i1] = v363;
         }
     }
 }
 
 /* reduce_sum [448,10] axes=[1]
- * %362 = neg %361 : [448,10]  // teacher/loss_uda vjp
- * %363 = reduce_sum axes=[1] %362 : [448]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_4(float *restrict t363, const float *restrict t361) {
+ * %364 = neg %363 : [448,10]  // teacher/loss_uda vjp
+ * %365 = reduce_sum axes=[1] %364 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t365, const float *restrict t363) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v362 = -t361[i0 * 10 + i1];
-            sum += v362;
+            const float v364 = -t363[i0 * 10 + i1];
+            sum += v364;
         }
-        t363[i0] = (float)sum;
+        t365[i0] = (float)sum;
     }
 }
 
 /* loop [448]
- * %364 = div %363, %83 : [448]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_5(float *restrict t364, const float *restrict t363, const float *restrict t83) {
+ * %366 = div %365, %84 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t366, const float *restrict t365, const float *restrict t84) {
     for (size_t i = 0; i < 448; i++) {
-        const float v364 = t363[i] / t83[i];
-        t364[i] = v364;
+        const float v366 = t365[i] / t84[i];
+        t366[i] = v366;
     }
 }
 
 /* loop [448,10]
- * %353 = broadcast axes=[0] %352 : [448,10]  // teacher/feedback vjp
- * %354 = mul %353, %82 : [448,10]  // teacher/feedback vjp
- * %355 = add %349, %354 : [448,10]  // teacher/feedback vjp
- * %365 = broadcast axes=[0] %364 : [448,10]  // teacher/loss_uda vjp
- * %366 = mul %365, %82 : [448,10]  // teacher/loss_uda vjp
- * %367 = add %361, %366 : [448,10]  // teacher/loss_uda vjp
- * %368 = add %355, %367 : [448,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_6(float *restrict t368, const float *restrict t352, const float *restrict t82, const float *restrict t349, const float *restrict t364, const float *restrict t361) {
+ * %355 = broadcast axes=[0] %354 : [448,10]  // teacher/feedback vjp
+ * %356 = mul %355, %83 : [448,10]  // teacher/feedback vjp
+ * %357 = add %351, %356 : [448,10]  // teacher/feedback vjp
+ * %367 = broadcast axes=[0] %366 : [448,10]  // teacher/loss_uda vjp
+ * %368 = mul %367, %83 : [448,10]  // teacher/loss_uda vjp
+ * %369 = add %363, %368 : [448,10]  // teacher/loss_uda vjp
+ * %370 = add %357, %369 : [448,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t370, const float *restrict t354, const float *restrict t83, const float *restrict t351, const float *restrict t366, const float *restrict t363) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v354 = t352[i0] * t82[i0 * 10 + i1];
-            const float v355 = t349[i0 * 10 + i1] + v354;
-            const float v366 = t364[i0] * t82[i0 * 10 + i1];
-            const float v367 = t361[i0 * 10 + i1] + v366;
-            const float v368 = v355 + v367;
-            t368[i0 * 10 + i1] = v368;
+            const float v356 = t354[i0] * t83[i0 * 10 + i1];
+            const float v357 = t351[i0 * 10 + i1] + v356;
+            const float v368 = t366[i0] * t83[i0 * 10 + i1];
+            const float v369 = t363[i0 * 10 + i1] + v368;
+            const float v370 = v357 + v369;
+            t370[i0 * 10 + i1] = v370;
         }
     }
 }
 
 /* loop [64,10]
- * %49 = constant 0.9 : [64,10]  // teacher/loss_sup fwd
- * %51 = constant 0.01 : [64,10]  // teacher/loss_sup fwd
- * %289 = constant -0.015625 : [64,10]  // student/loss_l vjp
- * %369 = mul %17, %49 : [64,10]  // teacher/loss_sup vjp
- * %370 = add %369, %51 : [64,10]  // teacher/loss_sup vjp
- * %371 = mul %289, %370 : [64,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t371, const float *restrict in_y) {
+ * %50 = constant 0.9 : [64,10]  // teacher/loss_sup fwd
+ * %52 = constant 0.01 : [64,10]  // teacher/loss_sup fwd
+ * %290 = constant -0.015625 : [64,10]  // student/loss_l vjp
+ * %371 = mul %17, %50 : [64,10]  // teacher/loss_sup vjp
+ * %372 = add %371, %52 : [64,10]  // teacher/loss_sup vjp
+ * %373 = mul %290, %372 : [64,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t373, const float *restrict in_y) {
     for (size_t i = 0; i < 640; i++) {
-        const float v369 = in_y[i] * 0.9f;
-        const float v370 = v369 + 0.01f;
-        const float v371 = (-0.015625f) * v370;
-        t371[i] = v371;
+        const float v371 = in_y[i] * 0.9f;
+        const float v372 = v371 + 0.01f;
+        const float v373 = (-0.015625f) * v372;
+        t373[i] = v373;
     }
 }
 
 /* reduce_sum [64,10] axes=[1]
- * %372 = neg %371 : [64,10]  // teacher/loss_sup vjp
- * %373 = reduce_sum axes=[1] %372 : [64]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t373, const float *restrict t371) {
+ * %374 = neg %373 : [64,10]  // teacher/loss_sup vjp
+ * %375 = reduce_sum axes=[1] %374 : [64]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t375, const float *restrict t373) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v372 = -t371[i0 * 10 + i1];
-            sum += v372;
+            const float v374 = -t373[i0 * 10 + i1];
+            sum += v374;
         }
-        t373[i0] = (float)sum;
+        t375[i0] = (float)sum;
     }
 }
 
 /* loop [64]
- * %374 = div %373, %57 : [64]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_3(float *restrict t374, const float *restrict t373, const float *restrict t57) {
+ * %376 = div %375, %58 : [64]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t376, const float *restrict t375, const float *restrict t58) {
     for (size_t i = 0; i < 64; i++) {
-        const float v374 = t373[i] / t57[i];
-        t374[i] = v374;
+        const float v376 = t375[i] / t58[i];
+        t376[i] = v376;
     }
 }
 
 /* loop [64,10]
- * %375 = broadcast axes=[0] %374 : [64,10]  // teacher/loss_sup vjp
- * %376 = mul %375, %56 : [64,10]  // teacher/loss_sup vjp
- * %377 = add %371, %376 : [64,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_4(float *restrict t377, const float *restrict t374, const float *restrict t56, const float *restrict t371) {
+ * %377 = broadcast axes=[0] %376 : [64,10]  // teacher/loss_sup vjp
+ * %378 = mul %377, %57 : [64,10]  // teacher/loss_sup vjp
+ * %379 = add %373, %378 : [64,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t379, const float *restrict t376, const float *restrict t57, const float *restrict t373) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v376 = t374[i0] * t56[i0 * 10 + i1];
-            const float v377 = t371[i0 * 10 + i1] + v376;
-            t377[i0 * 10 + i1] = v377;
+            const float v378 = t376[i0] * t57[i0 * 10 + i1];
+            const float v379 = t373[i0 * 10 + i1] + v378;
+            t379[i0 * 10 + i1] = v379;
         }
     }
 }
 
 /* reduce_sum [64,10] axes=[0]
- * %378 = reduce_sum axes=[0] %377 : [10]  // teacher/dense9 vjp */
-static void step_teacher_dense9_vjp(float *restrict t378, const float *restrict t377) {
-    for (size_t o = 0; o < 10; o++) t378[o] = 0.0f;
+ * %380 = reduce_sum axes=[0] %379 : [10]  // teacher/dense9 vjp */
+static void step_teacher_dense9_vjp(float *restrict t380, const float *restrict t379) {
+    for (size_t o = 0; o < 10; o++) t380[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t378[i1] += t377[i0 * 10 + i1];
+            t380[i1] += t379[i0 * 10 + i1];
         }
     }
 }
 
 /* reduce_sum [448,10] axes=[0]
- * %379 = reduce_sum axes=[0] %368 : [10]  // teacher/dense9 vjp */
-static void step_teacher_dense9_vjp_2(float *restrict t379, const float *restrict t368) {
-    for (size_t o = 0; o < 10; o++) t379[o] = 0.0f;
+ * %381 = reduce_sum axes=[0] %370 : [10]  // teacher/dense9 vjp */
+static void step_teacher_dense9_vjp_2(float *restrict t381, const float *restrict t370) {
+    for (size_t o = 0; o < 10; o++) t381[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t379[i1] += t368[i0 * 10 + i1];
+            t381[i1] += t370[i0 * 10 + i1];
         }
     }
 }
 
 /* loop [10]
- * %380 = add %378, %379 : [10]  // teacher/dense9 vjp */
-static void step_teacher_dense9_vjp_3(float *restrict t380, const float *restrict t378, const float *restrict t379) {
+ * %382 = add %380, %381 : [10]  // teacher/dense9 vjp */
+static void step_teacher_dense9_vjp_3(float *restrict t382, const float *restrict t380, const float *restrict t381) {
     for (size_t i = 0; i < 10; i++) {
-        const float v380 = t378[i] + t379[i];
-        t380[i] = v380;
+        const float v382 = t380[i] + t381[i];
+        t382[i] = v382;
     }
 }
 
 /* gemm blas m=128 n=10 k=448 tA
- * %386 = matmul tA %385, %368 : [128,10]  // teacher/dense9 vjp */
-static void step_teacher_dense9_vjp_4(float *restrict t386, const float *restrict t385, const float *restrict t368) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 448, 1.0f, t385, 128, t368, 10, 0.0f, t386, 10);
+ * %388 = matmul tA %387, %370 : [128,10]  // teacher/dense9 vjp */
+static void step_teacher_dense9_vjp_4(float *restrict t388, const float *restrict t387, const float *restrict t370) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 448, 1.0f, t387, 128, t370, 10, 0.0f, t388, 10);
 }
 
 /* gemm blas m=64 n=128 k=10 tB +epilogue
- * %381 = matmul tB %377, %6 : [64,128]  // teacher/dense9 vjp
- * %388 = step %383 : [64,128]  // teacher/relu8 vjp
- * %389 = mul %381, %388 : [64,128]  // teacher/relu8 vjp */
-static void step_teacher_dense9_vjp_5(float *restrict t389, const float *restrict t377, const float *restrict in_teacher_dense9_weight, const float *restrict t383) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 128, 10, 1.0f, t377, 10, in_teacher_dense9_weight, 10, 0.0f, t389, 128);
+ * %383 = matmul tB %379, %6 : [64,128]  // teacher/dense9 vjp
+ * %390 = step %385 : [64,128]  // teacher/relu8 vjp
+ * %391 = mul %383, %390 : [64,128]  // teacher/relu8 vjp */
+static void step_teacher_dense9_vjp_5(float *restrict t391, const float *restrict t379, const float *restrict in_teacher_dense9_weight, const float *restrict t385) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 128, 10, 1.0f, t379, 10, in_teacher_dense9_weight, 10, 0.0f, t391, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
-        const float v388 = t383[i] > 0.0f ? 1.0f : 0.0f;
-        const float v389 = t389[i] * v388;
-        t389[i] = v389;
-    }
-}
-
-/* gemm blas m=448 n=128 k=10 tB +epilogue
- * %382 = matmul tB %368, %6 : [448,128]  // teacher/dense9 vjp
- * %390 = step %385 : [448,128]  // teacher/relu8 vjp
- * %391 = mul %382, %390 : [448,128]  // teacher/relu8 vjp */
-static void step_teacher_dense9_vjp_6(float *restrict t391, const float *restrict t368, const float *restrict in_teacher_dense9_weight, const float *restrict t385) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 128, 10, 1.0f, t368, 10, in_teacher_dense9_weight, 10, 0.0f, t391, 128);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 57344; i++) {
         const float v390 = t385[i] > 0.0f ? 1.0f : 0.0f;
         const float v391 = t391[i] * v390;
         t391[i] = v391;
     }
 }
 
+/* gemm blas m=448 n=128 k=10 tB +epilogue
+ * %384 = matmul tB %370, %6 : [448,128]  // teacher/dense9 vjp
+ * %392 = step %387 : [448,128]  // teacher/relu8 vjp
+ * %393 = mul %384, %392 : [448,128]  // teacher/relu8 vjp */
+static void step_teacher_dense9_vjp_6(float *restrict t393, const float *restrict t370, const float *restrict in_teacher_dense9_weight, const float *restrict t387) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 128, 10, 1.0f, t370, 10, in_teacher_dense9_weight, 10, 0.0f, t393, 128);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 57344; i++) {
+        const float v392 = t387[i] > 0.0f ? 1.0f : 0.0f;
+        const float v393 = t393[i] * v392;
+        t393[i] = v393;
+    }
+}
+
 /* reduce_sum [64,128] axes=[0]
- * %392 = reduce_sum axes=[0] %389 : [128]  // teacher/dense7 vjp */
-static void step_teacher_dense7_vjp(float *restrict t392, const float *restrict t389) {
-    for (size_t o = 0; o < 128; o++) t392[o] = 0.0f;
+ * %394 = reduce_sum axes=[0] %391 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp(float *restrict t394, const float *restrict t391) {
+    for (size_t o = 0; o < 128; o++) t394[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t392[i1] += t389[i0 * 128 + i1];
+            t394[i1] += t391[i0 * 128 + i1];
         }
     }
 }
 
 /* reduce_sum [448,128] axes=[0] split
- * %393 = reduce_sum axes=[0] %391 : [128]  // teacher/dense7 vjp */
+ * %395 = reduce_sum axes=[0] %393 : [128]  // teacher/dense7 vjp */
 typedef struct {
-    float *t393;
-    const float *t391;
+    float *t395;
+    const float *t393;
     float *chunk;
 } step_teacher_dense7_vjp_2_pointers;
 
@@ -2607,8 +2610,8 @@ static void step_teacher_dense7_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t393 = p->t393; (void)t393; /* used after the parts */
-    const float *restrict t391 = p->t391;
+    float *restrict t395 = p->t395; (void)t395; /* used after the parts */
+    const float *restrict t393 = p->t393;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(448, 28, &lo, &hi)) {
@@ -2617,215 +2620,215 @@ static void step_teacher_dense7_vjp_2_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 128; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 128; i1++) {
-                sums[i1] += t391[i0 * 128 + i1];
+                sums[i1] += t393[i0 * 128 + i1];
             }
         }
         for (size_t o = 0; o < 128; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_dense7_vjp_2(float *restrict t393, const float *restrict t391, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense7_vjp_2_part, &(step_teacher_dense7_vjp_2_pointers){t393, t391, chunk});
+static void step_teacher_dense7_vjp_2(float *restrict t395, const float *restrict t393, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense7_vjp_2_part, &(step_teacher_dense7_vjp_2_pointers){t395, t393, chunk});
     for (size_t o = 0; o < 128; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 128 + o];
-        t393[o] = total;
+        t395[o] = total;
     }
 }
 
 /* loop [128]
- * %394 = add %392, %393 : [128]  // teacher/dense7 vjp */
-static void step_teacher_dense7_vjp_3(float *restrict t394, const float *restrict t392, const float *restrict t393) {
+ * %396 = add %394, %395 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp_3(float *restrict t396, const float *restrict t394, const float *restrict t395) {
     for (size_t i = 0; i < 128; i++) {
-        const float v394 = t392[i] + t393[i];
-        t394[i] = v394;
+        const float v396 = t394[i] + t395[i];
+        t396[i] = v396;
     }
 }
 
 /* gemm blas m=64 n=3136 k=128 tB split
- * %395 = matmul tB %389, %4 : [64,3136]  // teacher/dense7 vjp */
+ * %397 = matmul tB %391, %4 : [64,3136]  // teacher/dense7 vjp */
 typedef struct {
-    float *t395;
-    const float *t389;
+    float *t397;
+    const float *t391;
     const float *in_teacher_dense7_weight;
 } step_teacher_dense7_vjp_4_pointers;
 
 static void step_teacher_dense7_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_4_pointers *p = context;
-    float *restrict t395 = p->t395;
-    const float *restrict t389 = p->t389;
+    float *restrict t397 = p->t397;
+    const float *restrict t391 = p->t391;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
     size_t lo, hi;
     mplc_part(64, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t389 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t395 + lo * 3136, 3136);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t391 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t397 + lo * 3136, 3136);
 }
 
-static void step_teacher_dense7_vjp_4(float *restrict t395, const float *restrict t389, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_teacher_dense7_vjp_4_part, &(step_teacher_dense7_vjp_4_pointers){t395, t389, in_teacher_dense7_weight});
+static void step_teacher_dense7_vjp_4(float *restrict t397, const float *restrict t391, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_teacher_dense7_vjp_4_part, &(step_teacher_dense7_vjp_4_pointers){t397, t391, in_teacher_dense7_weight});
 }
 
 /* gemm blas m=448 n=3136 k=128 tB split
- * %396 = matmul tB %391, %4 : [448,3136]  // teacher/dense7 vjp */
+ * %398 = matmul tB %393, %4 : [448,3136]  // teacher/dense7 vjp */
 typedef struct {
-    float *t396;
-    const float *t391;
+    float *t398;
+    const float *t393;
     const float *in_teacher_dense7_weight;
 } step_teacher_dense7_vjp_5_pointers;
 
 static void step_teacher_dense7_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_5_pointers *p = context;
-    float *restrict t396 = p->t396;
-    const float *restrict t391 = p->t391;
+    float *restrict t398 = p->t398;
+    const float *restrict t393 = p->t393;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
     size_t lo, hi;
     mplc_part(448, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t391 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t396 + lo * 3136, 3136);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t393 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t398 + lo * 3136, 3136);
 }
 
-static void step_teacher_dense7_vjp_5(float *restrict t396, const float *restrict t391, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_teacher_dense7_vjp_5_part, &(step_teacher_dense7_vjp_5_pointers){t396, t391, in_teacher_dense7_weight});
+static void step_teacher_dense7_vjp_5(float *restrict t398, const float *restrict t393, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_teacher_dense7_vjp_5_part, &(step_teacher_dense7_vjp_5_pointers){t398, t393, in_teacher_dense7_weight});
 }
 
 /* gemm blas m=3136 n=128 k=448 tA split
- * %402 = matmul tA %401, %391 : [3136,128]  // teacher/dense7 vjp */
+ * %404 = matmul tA %403, %393 : [3136,128]  // teacher/dense7 vjp */
 typedef struct {
-    float *t402;
-    const float *t401;
-    const float *t391;
+    float *t404;
+    const float *t403;
+    const float *t393;
 } step_teacher_dense7_vjp_6_pointers;
 
 static void step_teacher_dense7_vjp_6_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_6_pointers *p = context;
-    float *restrict t402 = p->t402;
-    const float *restrict t401 = p->t401;
-    const float *restrict t391 = p->t391;
+    float *restrict t404 = p->t404;
+    const float *restrict t403 = p->t403;
+    const float *restrict t393 = p->t393;
     size_t lo, hi;
     mplc_part(3136, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 448, 1.0f, t401 + lo, 3136, t391, 128, 0.0f, t402 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 448, 1.0f, t403 + lo, 3136, t393, 128, 0.0f, t404 + lo * 128, 128);
 }
 
-static void step_teacher_dense7_vjp_6(float *restrict t402, const float *restrict t401, const float *restrict t391) {
-    mplc_parallel(step_teacher_dense7_vjp_6_part, &(step_teacher_dense7_vjp_6_pointers){t402, t401, t391});
+static void step_teacher_dense7_vjp_6(float *restrict t404, const float *restrict t403, const float *restrict t393) {
+    mplc_parallel(step_teacher_dense7_vjp_6_part, &(step_teacher_dense7_vjp_6_pointers){t404, t403, t393});
 }
 
 /* loop [64,7,7,64] split
- * %410 = step %397 : [64,7,7,64]  // teacher/relu4 vjp
- * %411 = mul %404, %410 : [64,7,7,64]  // teacher/relu4 vjp */
+ * %412 = step %399 : [64,7,7,64]  // teacher/relu4 vjp
+ * %413 = mul %406, %412 : [64,7,7,64]  // teacher/relu4 vjp */
 typedef struct {
-    float *t411;
-    const float *t397;
-    const float *t404;
+    float *t413;
+    const float *t399;
+    const float *t406;
 } step_teacher_relu4_vjp_pointers;
 
 static void step_teacher_relu4_vjp_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t411 = p->t411;
-    const float *restrict t397 = p->t397;
-    const float *restrict t404 = p->t404;
+    float *restrict t413 = p->t413;
+    const float *restrict t399 = p->t399;
+    const float *restrict t406 = p->t406;
     size_t lo, hi;
     while (mplc_claim(64, 2, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v410 = t397[i] > 0.0f ? 1.0f : 0.0f;
-            const float v411 = t404[i] * v410;
-            t411[i] = v411;
+            const float v412 = t399[i] > 0.0f ? 1.0f : 0.0f;
+            const float v413 = t406[i] * v412;
+            t413[i] = v413;
         }
     }
 }
 
-static void step_teacher_relu4_vjp(float *restrict t411, const float *restrict t397, const float *restrict t404) {
-    mplc_parallel(step_teacher_relu4_vjp_part, &(step_teacher_relu4_vjp_pointers){t411, t397, t404});
+static void step_teacher_relu4_vjp(float *restrict t413, const float *restrict t399, const float *restrict t406) {
+    mplc_parallel(step_teacher_relu4_vjp_part, &(step_teacher_relu4_vjp_pointers){t413, t399, t406});
 }
 
 /* loop [448,7,7,64] split
- * %412 = step %400 : [448,7,7,64]  // teacher/relu4 vjp
- * %413 = mul %405, %412 : [448,7,7,64]  // teacher/relu4 vjp */
+ * %414 = step %402 : [448,7,7,64]  // teacher/relu4 vjp
+ * %415 = mul %407, %414 : [448,7,7,64]  // teacher/relu4 vjp */
 typedef struct {
-    float *t413;
-    const float *t400;
-    const float *t405;
+    float *t415;
+    const float *t402;
+    const float *t407;
 } step_teacher_relu4_vjp_2_pointers;
 
 static void step_teacher_relu4_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t413 = p->t413;
-    const float *restrict t400 = p->t400;
-    const float *restrict t405 = p->t405;
+    float *restrict t415 = p->t415;
+    const float *restrict t402 = p->t402;
+    const float *restrict t407 = p->t407;
     size_t lo, hi;
     while (mplc_claim(448, 14, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v412 = t400[i] > 0.0f ? 1.0f : 0.0f;
-            const float v413 = t405[i] * v412;
-            t413[i] = v413;
+            const float v414 = t402[i] > 0.0f ? 1.0f : 0.0f;
+            const float v415 = t407[i] * v414;
+            t415[i] = v415;
         }
     }
 }
 
-static void step_teacher_relu4_vjp_2(float *restrict t413, const float *restrict t400, const float *restrict t405) {
-    mplc_parallel(step_teacher_relu4_vjp_2_part, &(step_teacher_relu4_vjp_2_pointers){t413, t400, t405});
+static void step_teacher_relu4_vjp_2(float *restrict t415, const float *restrict t402, const float *restrict t407) {
+    mplc_parallel(step_teacher_relu4_vjp_2_part, &(step_teacher_relu4_vjp_2_pointers){t415, t402, t407});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %414 = max_pool_scatter k2 s2 p0 %407, %411 : [64,14,14,64]  // teacher/relu4 vjp */
+ * %416 = max_pool_scatter k2 s2 p0 %409, %413 : [64,14,14,64]  // teacher/relu4 vjp */
 typedef struct {
-    float *t414;
-    const float *t407;
-    const float *t411;
+    float *t416;
+    const float *t409;
+    const float *t413;
 } step_teacher_relu4_vjp_3_pointers;
 
 static void step_teacher_relu4_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t414 = p->t414;
-    const float *restrict t407 = p->t407;
-    const float *restrict t411 = p->t411;
+    float *restrict t416 = p->t416;
+    const float *restrict t409 = p->t409;
+    const float *restrict t413 = p->t413;
     size_t lo, hi;
     while (mplc_claim(64, 2, &lo, &hi)) {
-        mplc_max_pool_scatter(t414 + lo * 12544, t407 + lo * 12544, t411 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+        mplc_max_pool_scatter(t416 + lo * 12544, t409 + lo * 12544, t413 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu4_vjp_3(float *restrict t414, const float *restrict t407, const float *restrict t411) {
-    mplc_parallel(step_teacher_relu4_vjp_3_part, &(step_teacher_relu4_vjp_3_pointers){t414, t407, t411});
+static void step_teacher_relu4_vjp_3(float *restrict t416, const float *restrict t409, const float *restrict t413) {
+    mplc_parallel(step_teacher_relu4_vjp_3_part, &(step_teacher_relu4_vjp_3_pointers){t416, t409, t413});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %415 = max_pool_scatter k2 s2 p0 %409, %413 : [448,14,14,64]  // teacher/relu4 vjp */
+ * %417 = max_pool_scatter k2 s2 p0 %411, %415 : [448,14,14,64]  // teacher/relu4 vjp */
 typedef struct {
-    float *t415;
-    const float *t409;
-    const float *t413;
+    float *t417;
+    const float *t411;
+    const float *t415;
 } step_teacher_relu4_vjp_4_pointers;
 
 static void step_teacher_relu4_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t415 = p->t415;
-    const float *restrict t409 = p->t409;
-    const float *restrict t413 = p->t413;
+    float *restrict t417 = p->t417;
+    const float *restrict t411 = p->t411;
+    const float *restrict t415 = p->t415;
     size_t lo, hi;
     while (mplc_claim(448, 14, &lo, &hi)) {
-        mplc_max_pool_scatter(t415 + lo * 12544, t409 + lo * 12544, t413 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+        mplc_max_pool_scatter(t417 + lo * 12544, t411 + lo * 12544, t415 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu4_vjp_4(float *restrict t415, const float *restrict t409, const float *restrict t413) {
-    mplc_parallel(step_teacher_relu4_vjp_4_part, &(step_teacher_relu4_vjp_4_pointers){t415, t409, t413});
+static void step_teacher_relu4_vjp_4(float *restrict t417, const float *restrict t411, const float *restrict t415) {
+    mplc_parallel(step_teacher_relu4_vjp_4_part, &(step_teacher_relu4_vjp_4_pointers){t417, t411, t415});
 }
 
 /* reduce_sum [12544,64] axes=[0] split
- * %418 = reduce_sum axes=[0] %416 : [64]  // teacher/conv3 vjp */
+ * %420 = reduce_sum axes=[0] %418 : [64]  // teacher/conv3 vjp */
 typedef struct {
-    float *t418;
-    const float *t416;
+    float *t420;
+    const float *t418;
     float *chunk;
 } step_teacher_conv3_vjp_pointers;
 
@@ -2833,8 +2836,8 @@ static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t418 = p->t418; (void)t418; /* used after the parts */
-    const float *restrict t416 = p->t416;
+    float *restrict t420 = p->t420; (void)t420; /* used after the parts */
+    const float *restrict t418 = p->t418;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(12544, 784, &lo, &hi)) {
@@ -2843,27 +2846,27 @@ static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                sums[i1] += t416[i0 * 64 + i1];
+                sums[i1] += t418[i0 * 64 + i1];
             }
         }
         for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv3_vjp(float *restrict t418, const float *restrict t416, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t418, t416, chunk});
+static void step_teacher_conv3_vjp(float *restrict t420, const float *restrict t418, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t420, t418, chunk});
     for (size_t o = 0; o < 64; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
-        t418[o] = total;
+        t420[o] = total;
     }
 }
 
 /* reduce_sum [87808,64] axes=[0] split
- * %419 = reduce_sum axes=[0] %417 : [64]  // teacher/conv3 vjp */
+ * %421 = reduce_sum axes=[0] %419 : [64]  // teacher/conv3 vjp */
 typedef struct {
-    float *t419;
-    const float *t417;
+    float *t421;
+    const float *t419;
     float *chunk;
 } step_teacher_conv3_vjp_2_pointers;
 
@@ -2871,8 +2874,8 @@ static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t419 = p->t419; (void)t419; /* used after the parts */
-    const float *restrict t417 = p->t417;
+    float *restrict t421 = p->t421; (void)t421; /* used after the parts */
+    const float *restrict t419 = p->t419;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(87808, 5488, &lo, &hi)) {
@@ -2881,37 +2884,37 @@ static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 64; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                sums[i1] += t417[i0 * 64 + i1];
+                sums[i1] += t419[i0 * 64 + i1];
             }
         }
         for (size_t o = 0; o < 64; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv3_vjp_2(float *restrict t419, const float *restrict t417, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t419, t417, chunk});
+static void step_teacher_conv3_vjp_2(float *restrict t421, const float *restrict t419, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t421, t419, chunk});
     for (size_t o = 0; o < 64; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 64 + o];
-        t419[o] = total;
+        t421[o] = total;
     }
 }
 
 /* loop [64]
- * %420 = add %418, %419 : [64]  // teacher/conv3 vjp */
-static void step_teacher_conv3_vjp_3(float *restrict t420, const float *restrict t418, const float *restrict t419) {
+ * %422 = add %420, %421 : [64]  // teacher/conv3 vjp */
+static void step_teacher_conv3_vjp_3(float *restrict t422, const float *restrict t420, const float *restrict t421) {
     for (size_t i = 0; i < 64; i++) {
-        const float v420 = t418[i] + t419[i];
-        t420[i] = v420;
+        const float v422 = t420[i] + t421[i];
+        t422[i] = v422;
     }
 }
 
 /* gemm winograd m=12544 n=288 k=64 tB chunk=4 split
- * %421 = matmul tB %416, %31 : [12544,288]  // teacher/conv3 vjp
- * %431 = col2im k3 s1 p1 %421 : [64,14,14,32]  // teacher/conv3 vjp */
+ * %423 = matmul tB %418, %32 : [12544,288]  // teacher/conv3 vjp
+ * %433 = col2im k3 s1 p1 %423 : [64,14,14,32]  // teacher/conv3 vjp */
 typedef struct {
-    float *t431;
-    const float *t416;
+    float *t433;
+    const float *t418;
     const float *in_teacher_conv3_weight;
     float *chunk;
 } step_teacher_conv3_vjp_4_pointers;
@@ -2919,8 +2922,8 @@ typedef struct {
 static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_4_pointers *p = context;
     (void)parts;
-    float *restrict t431 = p->t431;
-    const float *restrict t416 = p->t416;
+    float *restrict t433 = p->t433;
+    const float *restrict t418 = p->t418;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 333952; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
@@ -2930,21 +2933,21 @@ static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
     while (mplc_claim(64, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t431 + (size_t)n0 * 6272, t416 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
+            mplc_winograd_conv3x3(t433 + (size_t)n0 * 6272, t418 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
         }
     }
 }
 
-static void step_teacher_conv3_vjp_4(float *restrict t431, const float *restrict t416, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_4_part, &(step_teacher_conv3_vjp_4_pointers){t431, t416, in_teacher_conv3_weight, chunk});
+static void step_teacher_conv3_vjp_4(float *restrict t433, const float *restrict t418, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_4_part, &(step_teacher_conv3_vjp_4_pointers){t433, t418, in_teacher_conv3_weight, chunk});
 }
 
 /* gemm winograd m=87808 n=288 k=64 tB chunk=4 split
- * %422 = matmul tB %417, %31 : [87808,288]  // teacher/conv3 vjp
- * %432 = col2im k3 s1 p1 %422 : [448,14,14,32]  // teacher/conv3 vjp */
+ * %424 = matmul tB %419, %32 : [87808,288]  // teacher/conv3 vjp
+ * %434 = col2im k3 s1 p1 %424 : [448,14,14,32]  // teacher/conv3 vjp */
 typedef struct {
-    float *t432;
-    const float *t417;
+    float *t434;
+    const float *t419;
     const float *in_teacher_conv3_weight;
     float *chunk;
 } step_teacher_conv3_vjp_5_pointers;
@@ -2952,8 +2955,8 @@ typedef struct {
 static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_5_pointers *p = context;
     (void)parts;
-    float *restrict t432 = p->t432;
-    const float *restrict t417 = p->t417;
+    float *restrict t434 = p->t434;
+    const float *restrict t419 = p->t419;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 333952; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
@@ -2963,212 +2966,212 @@ static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
     while (mplc_claim(448, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t432 + (size_t)n0 * 6272, t417 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
+            mplc_winograd_conv3x3(t434 + (size_t)n0 * 6272, t419 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
         }
     }
 }
 
-static void step_teacher_conv3_vjp_5(float *restrict t432, const float *restrict t417, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_5_part, &(step_teacher_conv3_vjp_5_pointers){t432, t417, in_teacher_conv3_weight, chunk});
+static void step_teacher_conv3_vjp_5(float *restrict t434, const float *restrict t419, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_5_part, &(step_teacher_conv3_vjp_5_pointers){t434, t419, in_teacher_conv3_weight, chunk});
 }
 
 /* gemm winograd m=288 n=64 k=87808 tA chunk=4 split
- * %427 = im2col k3 s1 p1 %426 : [87808,288]  // teacher/conv3 vjp
- * %428 = matmul tA %427, %417 : [288,64]  // teacher/conv3 vjp */
+ * %429 = im2col k3 s1 p1 %428 : [87808,288]  // teacher/conv3 vjp
+ * %430 = matmul tA %429, %419 : [288,64]  // teacher/conv3 vjp */
 typedef struct {
-    float *t428;
-    const float *t426;
-    const float *t417;
+    float *t430;
+    const float *t428;
+    const float *t419;
     float *chunk;
 } step_teacher_conv3_vjp_6_pointers;
 
 static void step_teacher_conv3_vjp_6_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_6_pointers *p = context;
-    float *restrict t428 = p->t428;
-    const float *restrict t426 = p->t426;
-    const float *restrict t417 = p->t417;
+    float *restrict t430 = p->t430;
+    const float *restrict t428 = p->t428;
+    const float *restrict t419 = p->t419;
     float *restrict chunk = p->chunk + (size_t)part * 352416; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(448, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t428 : chunk + 333984;
+    float *sum = part == 0 ? t430 : chunk + 333984;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_winograd_filter_gradient(filters, t426 + (size_t)n0 * 6272, t417 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
+        mplc_winograd_filter_gradient(filters, t428 + (size_t)n0 * 6272, t419 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
-static void step_teacher_conv3_vjp_6(float *restrict t428, const float *restrict t426, const float *restrict t417, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_6_part, &(step_teacher_conv3_vjp_6_pointers){t428, t426, t417, chunk});
+static void step_teacher_conv3_vjp_6(float *restrict t430, const float *restrict t428, const float *restrict t419, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_6_part, &(step_teacher_conv3_vjp_6_pointers){t430, t428, t419, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 352416 + 333984;
-        for (int i = 0; i < 18432; i++) t428[i] += partial[i];
+        for (int i = 0; i < 18432; i++) t430[i] += partial[i];
     }
 }
 
 /* gemm winograd m=288 n=64 k=12544 tA chunk=4 +epilogue split
- * %424 = im2col k3 s1 p1 %423 : [12544,288]  // teacher/conv3 vjp
- * %425 = matmul tA %424, %416 : [288,64]  // teacher/conv3 vjp
- * %429 = add %425, %428 : [288,64]  // teacher/conv3 vjp */
+ * %426 = im2col k3 s1 p1 %425 : [12544,288]  // teacher/conv3 vjp
+ * %427 = matmul tA %426, %418 : [288,64]  // teacher/conv3 vjp
+ * %431 = add %427, %430 : [288,64]  // teacher/conv3 vjp */
 typedef struct {
-    float *t429;
-    const float *t423;
-    const float *t416;
-    const float *t428;
+    float *t431;
+    const float *t425;
+    const float *t418;
+    const float *t430;
     float *chunk;
 } step_teacher_conv3_vjp_7_pointers;
 
 static void step_teacher_conv3_vjp_7_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_7_pointers *p = context;
-    float *restrict t429 = p->t429;
-    const float *restrict t423 = p->t423;
-    const float *restrict t416 = p->t416;
-    const float *restrict t428 = p->t428; (void)t428; /* used after the parts */
+    float *restrict t431 = p->t431;
+    const float *restrict t425 = p->t425;
+    const float *restrict t418 = p->t418;
+    const float *restrict t430 = p->t430; (void)t430; /* used after the parts */
     float *restrict chunk = p->chunk + (size_t)part * 352416; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(64, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t429 : chunk + 333984;
+    float *sum = part == 0 ? t431 : chunk + 333984;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_winograd_filter_gradient(filters, t423 + (size_t)n0 * 6272, t416 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
+        mplc_winograd_filter_gradient(filters, t425 + (size_t)n0 * 6272, t418 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
-static void step_teacher_conv3_vjp_7(float *restrict t429, const float *restrict t423, const float *restrict t416, const float *restrict t428, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_7_part, &(step_teacher_conv3_vjp_7_pointers){t429, t423, t416, t428, chunk});
+static void step_teacher_conv3_vjp_7(float *restrict t431, const float *restrict t425, const float *restrict t418, const float *restrict t430, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_7_part, &(step_teacher_conv3_vjp_7_pointers){t431, t425, t418, t430, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 352416 + 333984;
-        for (int i = 0; i < 18432; i++) t429[i] += partial[i];
+        for (int i = 0; i < 18432; i++) t431[i] += partial[i];
     }
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 18432; i++) {
-        const float v429 = t429[i] + t428[i];
-        t429[i] = v429;
+        const float v431 = t431[i] + t430[i];
+        t431[i] = v431;
     }
 }
 
 /* loop [64,14,14,32] split
- * %437 = step %423 : [64,14,14,32]  // teacher/relu1 vjp
- * %438 = mul %431, %437 : [64,14,14,32]  // teacher/relu1 vjp */
+ * %439 = step %425 : [64,14,14,32]  // teacher/relu1 vjp
+ * %440 = mul %433, %439 : [64,14,14,32]  // teacher/relu1 vjp */
 typedef struct {
-    float *t438;
-    const float *t423;
-    const float *t431;
+    float *t440;
+    const float *t425;
+    const float *t433;
 } step_teacher_relu1_vjp_pointers;
 
 static void step_teacher_relu1_vjp_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t438 = p->t438;
-    const float *restrict t423 = p->t423;
-    const float *restrict t431 = p->t431;
+    float *restrict t440 = p->t440;
+    const float *restrict t425 = p->t425;
+    const float *restrict t433 = p->t433;
     size_t lo, hi;
     while (mplc_claim(64, 2, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-            const float v437 = t423[i] > 0.0f ? 1.0f : 0.0f;
-            const float v438 = t431[i] * v437;
-            t438[i] = v438;
+            const float v439 = t425[i] > 0.0f ? 1.0f : 0.0f;
+            const float v440 = t433[i] * v439;
+            t440[i] = v440;
         }
     }
 }
 
-static void step_teacher_relu1_vjp(float *restrict t438, const float *restrict t423, const float *restrict t431) {
-    mplc_parallel(step_teacher_relu1_vjp_part, &(step_teacher_relu1_vjp_pointers){t438, t423, t431});
+static void step_teacher_relu1_vjp(float *restrict t440, const float *restrict t425, const float *restrict t433) {
+    mplc_parallel(step_teacher_relu1_vjp_part, &(step_teacher_relu1_vjp_pointers){t440, t425, t433});
 }
 
 /* loop [448,14,14,32] split
- * %439 = step %426 : [448,14,14,32]  // teacher/relu1 vjp
- * %440 = mul %432, %439 : [448,14,14,32]  // teacher/relu1 vjp */
+ * %441 = step %428 : [448,14,14,32]  // teacher/relu1 vjp
+ * %442 = mul %434, %441 : [448,14,14,32]  // teacher/relu1 vjp */
 typedef struct {
-    float *t440;
-    const float *t426;
-    const float *t432;
+    float *t442;
+    const float *t428;
+    const float *t434;
 } step_teacher_relu1_vjp_2_pointers;
 
 static void step_teacher_relu1_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t440 = p->t440;
-    const float *restrict t426 = p->t426;
-    const float *restrict t432 = p->t432;
+    float *restrict t442 = p->t442;
+    const float *restrict t428 = p->t428;
+    const float *restrict t434 = p->t434;
     size_t lo, hi;
     while (mplc_claim(448, 14, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-            const float v439 = t426[i] > 0.0f ? 1.0f : 0.0f;
-            const float v440 = t432[i] * v439;
-            t440[i] = v440;
+            const float v441 = t428[i] > 0.0f ? 1.0f : 0.0f;
+            const float v442 = t434[i] * v441;
+            t442[i] = v442;
         }
     }
 }
 
-static void step_teacher_relu1_vjp_2(float *restrict t440, const float *restrict t426, const float *restrict t432) {
-    mplc_parallel(step_teacher_relu1_vjp_2_part, &(step_teacher_relu1_vjp_2_pointers){t440, t426, t432});
+static void step_teacher_relu1_vjp_2(float *restrict t442, const float *restrict t428, const float *restrict t434) {
+    mplc_parallel(step_teacher_relu1_vjp_2_part, &(step_teacher_relu1_vjp_2_pointers){t442, t428, t434});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %441 = max_pool_scatter k2 s2 p0 %434, %438 : [64,28,28,32]  // teacher/relu1 vjp */
+ * %443 = max_pool_scatter k2 s2 p0 %436, %440 : [64,28,28,32]  // teacher/relu1 vjp */
 typedef struct {
-    float *t441;
-    const float *t434;
-    const float *t438;
+    float *t443;
+    const float *t436;
+    const float *t440;
 } step_teacher_relu1_vjp_3_pointers;
 
 static void step_teacher_relu1_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t441 = p->t441;
-    const float *restrict t434 = p->t434;
-    const float *restrict t438 = p->t438;
+    float *restrict t443 = p->t443;
+    const float *restrict t436 = p->t436;
+    const float *restrict t440 = p->t440;
     size_t lo, hi;
     while (mplc_claim(64, 2, &lo, &hi)) {
-        mplc_max_pool_scatter(t441 + lo * 25088, t434 + lo * 25088, t438 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+        mplc_max_pool_scatter(t443 + lo * 25088, t436 + lo * 25088, t440 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu1_vjp_3(float *restrict t441, const float *restrict t434, const float *restrict t438) {
-    mplc_parallel(step_teacher_relu1_vjp_3_part, &(step_teacher_relu1_vjp_3_pointers){t441, t434, t438});
+static void step_teacher_relu1_vjp_3(float *restrict t443, const float *restrict t436, const float *restrict t440) {
+    mplc_parallel(step_teacher_relu1_vjp_3_part, &(step_teacher_relu1_vjp_3_pointers){t443, t436, t440});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %442 = max_pool_scatter k2 s2 p0 %436, %440 : [448,28,28,32]  // teacher/relu1 vjp */
+ * %444 = max_pool_scatter k2 s2 p0 %438, %442 : [448,28,28,32]  // teacher/relu1 vjp */
 typedef struct {
-    float *t442;
-    const float *t436;
-    const float *t440;
+    float *t444;
+    const float *t438;
+    const float *t442;
 } step_teacher_relu1_vjp_4_pointers;
 
 static void step_teacher_relu1_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t442 = p->t442;
-    const float *restrict t436 = p->t436;
-    const float *restrict t440 = p->t440;
+    float *restrict t444 = p->t444;
+    const float *restrict t438 = p->t438;
+    const float *restrict t442 = p->t442;
     size_t lo, hi;
     while (mplc_claim(448, 14, &lo, &hi)) {
-        mplc_max_pool_scatter(t442 + lo * 25088, t436 + lo * 25088, t440 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+        mplc_max_pool_scatter(t444 + lo * 25088, t438 + lo * 25088, t442 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu1_vjp_4(float *restrict t442, const float *restrict t436, const float *restrict t440) {
-    mplc_parallel(step_teacher_relu1_vjp_4_part, &(step_teacher_relu1_vjp_4_pointers){t442, t436, t440});
+static void step_teacher_relu1_vjp_4(float *restrict t444, const float *restrict t438, const float *restrict t442) {
+    mplc_parallel(step_teacher_relu1_vjp_4_part, &(step_teacher_relu1_vjp_4_pointers){t444, t438, t442});
 }
 
 /* reduce_sum [50176,32] axes=[0] split
- * %445 = reduce_sum axes=[0] %443 : [32]  // teacher/conv0 vjp */
+ * %447 = reduce_sum axes=[0] %445 : [32]  // teacher/conv0 vjp */
 typedef struct {
-    float *t445;
-    const float *t443;
+    float *t447;
+    const float *t445;
     float *chunk;
 } step_teacher_conv0_vjp_pointers;
 
@@ -3176,8 +3179,8 @@ static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t445 = p->t445; (void)t445; /* used after the parts */
-    const float *restrict t443 = p->t443;
+    float *restrict t447 = p->t447; (void)t447; /* used after the parts */
+    const float *restrict t445 = p->t445;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(50176, 3136, &lo, &hi)) {
@@ -3186,27 +3189,27 @@ static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t443[i0 * 32 + i1];
+                sums[i1] += t445[i0 * 32 + i1];
             }
         }
         for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv0_vjp(float *restrict t445, const float *restrict t443, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t445, t443, chunk});
+static void step_teacher_conv0_vjp(float *restrict t447, const float *restrict t445, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t447, t445, chunk});
     for (size_t o = 0; o < 32; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t445[o] = total;
+        t447[o] = total;
     }
 }
 
 /* reduce_sum [351232,32] axes=[0] split
- * %446 = reduce_sum axes=[0] %444 : [32]  // teacher/conv0 vjp */
+ * %448 = reduce_sum axes=[0] %446 : [32]  // teacher/conv0 vjp */
 typedef struct {
-    float *t446;
-    const float *t444;
+    float *t448;
+    const float *t446;
     float *chunk;
 } step_teacher_conv0_vjp_2_pointers;
 
@@ -3214,8 +3217,8 @@ static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t446 = p->t446; (void)t446; /* used after the parts */
-    const float *restrict t444 = p->t444;
+    float *restrict t448 = p->t448; (void)t448; /* used after the parts */
+    const float *restrict t446 = p->t446;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(351232, 21952, &lo, &hi)) {
@@ -3224,64 +3227,64 @@ static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t444[i0 * 32 + i1];
+                sums[i1] += t446[i0 * 32 + i1];
             }
         }
         for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv0_vjp_2(float *restrict t446, const float *restrict t444, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t446, t444, chunk});
+static void step_teacher_conv0_vjp_2(float *restrict t448, const float *restrict t446, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t448, t446, chunk});
     for (size_t o = 0; o < 32; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t446[o] = total;
+        t448[o] = total;
     }
 }
 
 /* loop [32]
- * %447 = add %445, %446 : [32]  // teacher/conv0 vjp */
-static void step_teacher_conv0_vjp_3(float *restrict t447, const float *restrict t445, const float *restrict t446) {
+ * %449 = add %447, %448 : [32]  // teacher/conv0 vjp */
+static void step_teacher_conv0_vjp_3(float *restrict t449, const float *restrict t447, const float *restrict t448) {
     for (size_t i = 0; i < 32; i++) {
-        const float v447 = t445[i] + t446[i];
-        t447[i] = v447;
+        const float v449 = t447[i] + t448[i];
+        t449[i] = v449;
     }
 }
 
 /* gemm small-outer-products m=9 n=32 k=351232 tA chunk=10 split
- * %99 = im2col k3 s1 p1 %97 : [351232,9]  // student/conv0 fwd
- * %449 = matmul tA %99, %444 : [9,32]  // teacher/conv0 vjp */
+ * %100 = im2col k3 s1 p1 %98 : [351232,9]  // student/conv0 fwd
+ * %451 = matmul tA %100, %446 : [9,32]  // teacher/conv0 vjp */
 typedef struct {
-    float *t449;
-    const float *t97;
-    const float *t444;
+    float *t451;
+    const float *t98;
+    const float *t446;
     float *chunk;
 } step_teacher_conv0_vjp_4_pointers;
 
 static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_4_pointers *p = context;
-    float *restrict t449 = p->t449;
-    const float *restrict t97 = p->t97;
-    const float *restrict t444 = p->t444;
+    float *restrict t451 = p->t451;
+    const float *restrict t98 = p->t98;
+    const float *restrict t446 = p->t446;
     float *restrict chunk = p->chunk + (size_t)part * 70848; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(448, 10, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t449 : chunk + 70560;
+    float *sum = part == 0 ? t451 : chunk + 70560;
     if (lo == hi) for (int i = 0; i < 288; i++) sum[i] = 0.0f;
     float total[288];
     for (int i = 0; i < 288; i++) total[i] = 0.0f;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
         const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
-        mplc_im2col(chunk, t97 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        mplc_im2col(chunk, t98 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
             float block_sum[288];
             for (int i = 0; i < 288; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t444 + ((size_t)n0 * 784 + r) * 32;
+                const float *dy = t446 + ((size_t)n0 * 784 + r) * 32;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
@@ -3293,37 +3296,37 @@ static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void step_teacher_conv0_vjp_4(float *restrict t449, const float *restrict t97, const float *restrict t444, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_4_part, &(step_teacher_conv0_vjp_4_pointers){t449, t97, t444, chunk});
+static void step_teacher_conv0_vjp_4(float *restrict t451, const float *restrict t98, const float *restrict t446, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_4_part, &(step_teacher_conv0_vjp_4_pointers){t451, t98, t446, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
-        for (int i = 0; i < 288; i++) t449[i] += partial[i];
+        for (int i = 0; i < 288; i++) t451[i] += partial[i];
     }
 }
 
 /* gemm small-outer-products m=9 n=32 k=50176 tA chunk=10 +epilogue split
- * %254 = im2col k3 s1 p1 %98 : [50176,9]  // student/conv0 fwd
- * %448 = matmul tA %254, %443 : [9,32]  // teacher/conv0 vjp
- * %450 = add %448, %449 : [9,32]  // teacher/conv0 vjp */
+ * %255 = im2col k3 s1 p1 %99 : [50176,9]  // student/conv0 fwd
+ * %450 = matmul tA %255, %445 : [9,32]  // teacher/conv0 vjp
+ * %452 = add %450, %451 : [9,32]  // teacher/conv0 vjp */
 typedef struct {
-    float *t450;
+    float *t452;
     const float *in_x;
-    const float *t443;
-    const float *t449;
+    const float *t445;
+    const float *t451;
     float *chunk;
 } step_teacher_conv0_vjp_5_pointers;
 
 static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_5_pointers *p = context;
-    float *restrict t450 = p->t450;
+    float *restrict t452 = p->t452;
     const float *restrict in_x = p->in_x;
-    const float *restrict t443 = p->t443;
-    const float *restrict t449 = p->t449; (void)t449; /* used after the parts */
+    const float *restrict t445 = p->t445;
+    const float *restrict t451 = p->t451; (void)t451; /* used after the parts */
     float *restrict chunk = p->chunk + (size_t)part * 70848; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(64, 10, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t450 : chunk + 70560;
+    float *sum = part == 0 ? t452 : chunk + 70560;
     if (lo == hi) for (int i = 0; i < 288; i++) sum[i] = 0.0f;
     float total[288];
     for (int i = 0; i < 288; i++) total[i] = 0.0f;
@@ -3336,7 +3339,7 @@ static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
             float block_sum[288];
             for (int i = 0; i < 288; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t443 + ((size_t)n0 * 784 + r) * 32;
+                const float *dy = t445 + ((size_t)n0 * 784 + r) * 32;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
@@ -3348,302 +3351,302 @@ static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void step_teacher_conv0_vjp_5(float *restrict t450, const float *restrict in_x, const float *restrict t443, const float *restrict t449, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_5_part, &(step_teacher_conv0_vjp_5_pointers){t450, in_x, t443, t449, chunk});
+static void step_teacher_conv0_vjp_5(float *restrict t452, const float *restrict in_x, const float *restrict t445, const float *restrict t451, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_5_part, &(step_teacher_conv0_vjp_5_pointers){t452, in_x, t445, t451, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
-        for (int i = 0; i < 288; i++) t450[i] += partial[i];
+        for (int i = 0; i < 288; i++) t452[i] += partial[i];
     }
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 288; i++) {
-        const float v450 = t450[i] + t449[i];
-        t450[i] = v450;
+        const float v452 = t452[i] + t451[i];
+        t452[i] = v452;
     }
 }
 
 /* loop [3,3,1,32]
- * %169 = constant 0.0005 : [3,3,1,32]  // student/conv0 update
- * %172 = constant 0.9 : [3,3,1,32]  // student/conv0 update
- * %453 = mul %0, %169 : [3,3,1,32]  // teacher/conv0 update
- * %454 = add %451, %453 : [3,3,1,32]  // teacher/conv0 update
- * %455 = mul %452, %172 : [3,3,1,32]  // teacher/conv0 update
- * %456 = add %455, %454 : [3,3,1,32]  // teacher/conv0 update
- * %457 = mul %456, %172 : [3,3,1,32]  // teacher/conv0 update
- * %458 = add %454, %457 : [3,3,1,32]  // teacher/conv0 update
- * %459 = broadcast axes=[] %18 : [3,3,1,32]  // teacher/conv0 update
- * %460 = mul %458, %459 : [3,3,1,32]  // teacher/conv0 update
- * %461 = sub %0, %460 : [3,3,1,32]  // teacher/conv0 update
+ * %170 = constant 0.0005 : [3,3,1,32]  // student/conv0 update
+ * %173 = constant 0.9 : [3,3,1,32]  // student/conv0 update
+ * %455 = mul %0, %170 : [3,3,1,32]  // teacher/conv0 update
+ * %456 = add %453, %455 : [3,3,1,32]  // teacher/conv0 update
+ * %457 = mul %454, %173 : [3,3,1,32]  // teacher/conv0 update
+ * %458 = add %457, %456 : [3,3,1,32]  // teacher/conv0 update
+ * %459 = mul %458, %173 : [3,3,1,32]  // teacher/conv0 update
+ * %460 = add %456, %459 : [3,3,1,32]  // teacher/conv0 update
+ * %461 = broadcast axes=[] %18 : [3,3,1,32]  // teacher/conv0 update
+ * %462 = mul %460, %461 : [3,3,1,32]  // teacher/conv0 update
+ * %463 = sub %0, %462 : [3,3,1,32]  // teacher/conv0 update
  * in_teacher_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv0_update(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t451, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t453, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 288; i++) {
-        const float v453 = in_teacher_conv0_weight[i] * 0.0005f;
-        const float v454 = t451[i] + v453;
-        const float v455 = in_teacher_momentum_conv0_weight[i] * 0.9f;
-        const float v456 = v455 + v454;
-        const float v457 = v456 * 0.9f;
-        const float v458 = v454 + v457;
-        const float v460 = v458 * in_lr_teacher[0];
-        const float v461 = in_teacher_conv0_weight[i] - v460;
-        in_teacher_momentum_conv0_weight[i] = v456;
-        in_teacher_conv0_weight[i] = v461;
+        const float v455 = in_teacher_conv0_weight[i] * 0.0005f;
+        const float v456 = t453[i] + v455;
+        const float v457 = in_teacher_momentum_conv0_weight[i] * 0.9f;
+        const float v458 = v457 + v456;
+        const float v459 = v458 * 0.9f;
+        const float v460 = v456 + v459;
+        const float v462 = v460 * in_lr_teacher[0];
+        const float v463 = in_teacher_conv0_weight[i] - v462;
+        in_teacher_momentum_conv0_weight[i] = v458;
+        in_teacher_conv0_weight[i] = v463;
     }
 }
 
 /* loop [32]
- * %181 = constant 0.9 : [32]  // student/conv0 update
- * %463 = mul %462, %181 : [32]  // teacher/conv0 update
- * %464 = add %463, %447 : [32]  // teacher/conv0 update
- * %465 = mul %464, %181 : [32]  // teacher/conv0 update
- * %466 = add %447, %465 : [32]  // teacher/conv0 update
- * %467 = broadcast axes=[] %18 : [32]  // teacher/conv0 update
- * %468 = mul %466, %467 : [32]  // teacher/conv0 update
- * %469 = sub %1, %468 : [32]  // teacher/conv0 update
+ * %182 = constant 0.9 : [32]  // student/conv0 update
+ * %465 = mul %464, %182 : [32]  // teacher/conv0 update
+ * %466 = add %465, %449 : [32]  // teacher/conv0 update
+ * %467 = mul %466, %182 : [32]  // teacher/conv0 update
+ * %468 = add %449, %467 : [32]  // teacher/conv0 update
+ * %469 = broadcast axes=[] %18 : [32]  // teacher/conv0 update
+ * %470 = mul %468, %469 : [32]  // teacher/conv0 update
+ * %471 = sub %1, %470 : [32]  // teacher/conv0 update
  * in_teacher_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv0_update_2(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t447, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update_2(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t449, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 32; i++) {
-        const float v463 = in_teacher_momentum_conv0_bias[i] * 0.9f;
-        const float v464 = v463 + t447[i];
-        const float v465 = v464 * 0.9f;
-        const float v466 = t447[i] + v465;
-        const float v468 = v466 * in_lr_teacher[0];
-        const float v469 = in_teacher_conv0_bias[i] - v468;
-        in_teacher_momentum_conv0_bias[i] = v464;
-        in_teacher_conv0_bias[i] = v469;
+        const float v465 = in_teacher_momentum_conv0_bias[i] * 0.9f;
+        const float v466 = v465 + t449[i];
+        const float v467 = v466 * 0.9f;
+        const float v468 = t449[i] + v467;
+        const float v470 = v468 * in_lr_teacher[0];
+        const float v471 = in_teacher_conv0_bias[i] - v470;
+        in_teacher_momentum_conv0_bias[i] = v466;
+        in_teacher_conv0_bias[i] = v471;
     }
 }
 
 /* loop [3,3,32,64]
- * %190 = constant 0.0005 : [3,3,32,64]  // student/conv3 update
- * %193 = constant 0.9 : [3,3,32,64]  // student/conv3 update
- * %471 = mul %2, %190 : [3,3,32,64]  // teacher/conv3 update
- * %472 = add %430, %471 : [3,3,32,64]  // teacher/conv3 update
- * %473 = mul %470, %193 : [3,3,32,64]  // teacher/conv3 update
- * %474 = add %473, %472 : [3,3,32,64]  // teacher/conv3 update
- * %475 = mul %474, %193 : [3,3,32,64]  // teacher/conv3 update
- * %476 = add %472, %475 : [3,3,32,64]  // teacher/conv3 update
- * %477 = broadcast axes=[] %18 : [3,3,32,64]  // teacher/conv3 update
- * %478 = mul %476, %477 : [3,3,32,64]  // teacher/conv3 update
- * %479 = sub %2, %478 : [3,3,32,64]  // teacher/conv3 update
+ * %191 = constant 0.0005 : [3,3,32,64]  // student/conv3 update
+ * %194 = constant 0.9 : [3,3,32,64]  // student/conv3 update
+ * %473 = mul %2, %191 : [3,3,32,64]  // teacher/conv3 update
+ * %474 = add %432, %473 : [3,3,32,64]  // teacher/conv3 update
+ * %475 = mul %472, %194 : [3,3,32,64]  // teacher/conv3 update
+ * %476 = add %475, %474 : [3,3,32,64]  // teacher/conv3 update
+ * %477 = mul %476, %194 : [3,3,32,64]  // teacher/conv3 update
+ * %478 = add %474, %477 : [3,3,32,64]  // teacher/conv3 update
+ * %479 = broadcast axes=[] %18 : [3,3,32,64]  // teacher/conv3 update
+ * %480 = mul %478, %479 : [3,3,32,64]  // teacher/conv3 update
+ * %481 = sub %2, %480 : [3,3,32,64]  // teacher/conv3 update
  * in_teacher_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv3_update(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t430, const float *restrict in_lr_teacher) {
+static void step_teacher_conv3_update(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t432, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 18432; i++) {
-        const float v471 = in_teacher_conv3_weight[i] * 0.0005f;
-        const float v472 = t430[i] + v471;
-        const float v473 = in_teacher_momentum_conv3_weight[i] * 0.9f;
-        const float v474 = v473 + v472;
-        const float v475 = v474 * 0.9f;
-        const float v476 = v472 + v475;
-        const float v478 = v476 * in_lr_teacher[0];
-        const float v479 = in_teacher_conv3_weight[i] - v478;
-        in_teacher_momentum_conv3_weight[i] = v474;
-        in_teacher_conv3_weight[i] = v479;
+        const float v473 = in_teacher_conv3_weight[i] * 0.0005f;
+        const float v474 = t432[i] + v473;
+        const float v475 = in_teacher_momentum_conv3_weight[i] * 0.9f;
+        const float v476 = v475 + v474;
+        const float v477 = v476 * 0.9f;
+        const float v478 = v474 + v477;
+        const float v480 = v478 * in_lr_teacher[0];
+        const float v481 = in_teacher_conv3_weight[i] - v480;
+        in_teacher_momentum_conv3_weight[i] = v476;
+        in_teacher_conv3_weight[i] = v481;
     }
 }
 
 /* loop [64]
- * %202 = constant 0.9 : [64]  // student/conv3 update
- * %481 = mul %480, %202 : [64]  // teacher/conv3 update
- * %482 = add %481, %420 : [64]  // teacher/conv3 update
- * %483 = mul %482, %202 : [64]  // teacher/conv3 update
- * %484 = add %420, %483 : [64]  // teacher/conv3 update
- * %485 = broadcast axes=[] %18 : [64]  // teacher/conv3 update
- * %486 = mul %484, %485 : [64]  // teacher/conv3 update
- * %487 = sub %3, %486 : [64]  // teacher/conv3 update
+ * %203 = constant 0.9 : [64]  // student/conv3 update
+ * %483 = mul %482, %203 : [64]  // teacher/conv3 update
+ * %484 = add %483, %422 : [64]  // teacher/conv3 update
+ * %485 = mul %484, %203 : [64]  // teacher/conv3 update
+ * %486 = add %422, %485 : [64]  // teacher/conv3 update
+ * %487 = broadcast axes=[] %18 : [64]  // teacher/conv3 update
+ * %488 = mul %486, %487 : [64]  // teacher/conv3 update
+ * %489 = sub %3, %488 : [64]  // teacher/conv3 update
  * in_teacher_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv3_update_2(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t420, const float *restrict in_lr_teacher) {
+static void step_teacher_conv3_update_2(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t422, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
-        const float v481 = in_teacher_momentum_conv3_bias[i] * 0.9f;
-        const float v482 = v481 + t420[i];
-        const float v483 = v482 * 0.9f;
-        const float v484 = t420[i] + v483;
-        const float v486 = v484 * in_lr_teacher[0];
-        const float v487 = in_teacher_conv3_bias[i] - v486;
-        in_teacher_momentum_conv3_bias[i] = v482;
-        in_teacher_conv3_bias[i] = v487;
+        const float v483 = in_teacher_momentum_conv3_bias[i] * 0.9f;
+        const float v484 = v483 + t422[i];
+        const float v485 = v484 * 0.9f;
+        const float v486 = t422[i] + v485;
+        const float v488 = v486 * in_lr_teacher[0];
+        const float v489 = in_teacher_conv3_bias[i] - v488;
+        in_teacher_momentum_conv3_bias[i] = v484;
+        in_teacher_conv3_bias[i] = v489;
     }
 }
 
 /* gemm blas m=3136 n=128 k=64 tA +epilogue split
- * %211 = constant 0.0005 : [3136,128]  // student/dense7 update
- * %214 = constant 0.9 : [3136,128]  // student/dense7 update
- * %399 = matmul tA %398, %389 : [3136,128]  // teacher/dense7 vjp
- * %403 = add %399, %402 : [3136,128]  // teacher/dense7 vjp
- * %489 = mul %4, %211 : [3136,128]  // teacher/dense7 update
- * %490 = add %403, %489 : [3136,128]  // teacher/dense7 update
- * %491 = mul %488, %214 : [3136,128]  // teacher/dense7 update
- * %492 = add %491, %490 : [3136,128]  // teacher/dense7 update
- * %493 = mul %492, %214 : [3136,128]  // teacher/dense7 update
- * %494 = add %490, %493 : [3136,128]  // teacher/dense7 update
- * %495 = broadcast axes=[] %18 : [3136,128]  // teacher/dense7 update
- * %496 = mul %494, %495 : [3136,128]  // teacher/dense7 update
- * %497 = sub %4, %496 : [3136,128]  // teacher/dense7 update
+ * %212 = constant 0.0005 : [3136,128]  // student/dense7 update
+ * %215 = constant 0.9 : [3136,128]  // student/dense7 update
+ * %401 = matmul tA %400, %391 : [3136,128]  // teacher/dense7 vjp
+ * %405 = add %401, %404 : [3136,128]  // teacher/dense7 vjp
+ * %491 = mul %4, %212 : [3136,128]  // teacher/dense7 update
+ * %492 = add %405, %491 : [3136,128]  // teacher/dense7 update
+ * %493 = mul %490, %215 : [3136,128]  // teacher/dense7 update
+ * %494 = add %493, %492 : [3136,128]  // teacher/dense7 update
+ * %495 = mul %494, %215 : [3136,128]  // teacher/dense7 update
+ * %496 = add %492, %495 : [3136,128]  // teacher/dense7 update
+ * %497 = broadcast axes=[] %18 : [3136,128]  // teacher/dense7 update
+ * %498 = mul %496, %497 : [3136,128]  // teacher/dense7 update
+ * %499 = sub %4, %498 : [3136,128]  // teacher/dense7 update
  * in_teacher_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
-    float *t490;
+    float *t492;
     float *in_teacher_momentum_dense7_weight;
     float *in_teacher_dense7_weight;
-    const float *t398;
-    const float *t389;
-    const float *t402;
+    const float *t400;
+    const float *t391;
+    const float *t404;
     const float *in_lr_teacher;
 } step_teacher_dense7_vjp_7_pointers;
 
 static void step_teacher_dense7_vjp_7_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_7_pointers *p = context;
-    float *restrict t490 = p->t490;
+    float *restrict t492 = p->t492;
     float *restrict in_teacher_momentum_dense7_weight = p->in_teacher_momentum_dense7_weight;
     float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
-    const float *restrict t398 = p->t398;
-    const float *restrict t389 = p->t389;
-    const float *restrict t402 = p->t402;
+    const float *restrict t400 = p->t400;
+    const float *restrict t391 = p->t391;
+    const float *restrict t404 = p->t404;
     const float *restrict in_lr_teacher = p->in_lr_teacher;
     size_t lo, hi;
     mplc_part(3136, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 64, 1.0f, t398 + lo, 3136, t389, 128, 0.0f, t490 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 64, 1.0f, t400 + lo, 3136, t391, 128, 0.0f, t492 + lo * 128, 128);
     /* epilogue, in place on the product */
     for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
-        const float v403 = t490[i] + t402[i];
-        const float v489 = in_teacher_dense7_weight[i] * 0.0005f;
-        const float v490 = v403 + v489;
-        const float v491 = in_teacher_momentum_dense7_weight[i] * 0.9f;
-        const float v492 = v491 + v490;
-        const float v493 = v492 * 0.9f;
-        const float v494 = v490 + v493;
-        const float v496 = v494 * in_lr_teacher[0];
-        const float v497 = in_teacher_dense7_weight[i] - v496;
-        t490[i] = v490;
-        in_teacher_momentum_dense7_weight[i] = v492;
-        in_teacher_dense7_weight[i] = v497;
+        const float v405 = t492[i] + t404[i];
+        const float v491 = in_teacher_dense7_weight[i] * 0.0005f;
+        const float v492 = v405 + v491;
+        const float v493 = in_teacher_momentum_dense7_weight[i] * 0.9f;
+        const float v494 = v493 + v492;
+        const float v495 = v494 * 0.9f;
+        const float v496 = v492 + v495;
+        const float v498 = v496 * in_lr_teacher[0];
+        const float v499 = in_teacher_dense7_weight[i] - v498;
+        t492[i] = v492;
+        in_teacher_momentum_dense7_weight[i] = v494;
+        in_teacher_dense7_weight[i] = v499;
     }
 }
 
-static void step_teacher_dense7_vjp_7(float *restrict t490, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t398, const float *restrict t389, const float *restrict t402, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_teacher_dense7_vjp_7_part, &(step_teacher_dense7_vjp_7_pointers){t490, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t398, t389, t402, in_lr_teacher});
+static void step_teacher_dense7_vjp_7(float *restrict t492, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t400, const float *restrict t391, const float *restrict t404, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense7_vjp_7_part, &(step_teacher_dense7_vjp_7_pointers){t492, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t400, t391, t404, in_lr_teacher});
 }
 
 /* loop [128]
- * %223 = constant 0.9 : [128]  // student/dense7 update
- * %499 = mul %498, %223 : [128]  // teacher/dense7 update
- * %500 = add %499, %394 : [128]  // teacher/dense7 update
- * %501 = mul %500, %223 : [128]  // teacher/dense7 update
- * %502 = add %394, %501 : [128]  // teacher/dense7 update
- * %503 = broadcast axes=[] %18 : [128]  // teacher/dense7 update
- * %504 = mul %502, %503 : [128]  // teacher/dense7 update
- * %505 = sub %5, %504 : [128]  // teacher/dense7 update
+ * %224 = constant 0.9 : [128]  // student/dense7 update
+ * %501 = mul %500, %224 : [128]  // teacher/dense7 update
+ * %502 = add %501, %396 : [128]  // teacher/dense7 update
+ * %503 = mul %502, %224 : [128]  // teacher/dense7 update
+ * %504 = add %396, %503 : [128]  // teacher/dense7 update
+ * %505 = broadcast axes=[] %18 : [128]  // teacher/dense7 update
+ * %506 = mul %504, %505 : [128]  // teacher/dense7 update
+ * %507 = sub %5, %506 : [128]  // teacher/dense7 update
  * in_teacher_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense7_update(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t394, const float *restrict in_lr_teacher) {
+static void step_teacher_dense7_update(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t396, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 128; i++) {
-        const float v499 = in_teacher_momentum_dense7_bias[i] * 0.9f;
-        const float v500 = v499 + t394[i];
-        const float v501 = v500 * 0.9f;
-        const float v502 = t394[i] + v501;
-        const float v504 = v502 * in_lr_teacher[0];
-        const float v505 = in_teacher_dense7_bias[i] - v504;
-        in_teacher_momentum_dense7_bias[i] = v500;
-        in_teacher_dense7_bias[i] = v505;
+        const float v501 = in_teacher_momentum_dense7_bias[i] * 0.9f;
+        const float v502 = v501 + t396[i];
+        const float v503 = v502 * 0.9f;
+        const float v504 = t396[i] + v503;
+        const float v506 = v504 * in_lr_teacher[0];
+        const float v507 = in_teacher_dense7_bias[i] - v506;
+        in_teacher_momentum_dense7_bias[i] = v502;
+        in_teacher_dense7_bias[i] = v507;
     }
 }
 
 /* gemm blas m=128 n=10 k=64 tA +epilogue
- * %232 = constant 0.0005 : [128,10]  // student/dense9 update
- * %235 = constant 0.9 : [128,10]  // student/dense9 update
- * %384 = matmul tA %383, %377 : [128,10]  // teacher/dense9 vjp
- * %387 = add %384, %386 : [128,10]  // teacher/dense9 vjp
- * %507 = mul %6, %232 : [128,10]  // teacher/dense9 update
- * %508 = add %387, %507 : [128,10]  // teacher/dense9 update
- * %509 = mul %506, %235 : [128,10]  // teacher/dense9 update
- * %510 = add %509, %508 : [128,10]  // teacher/dense9 update
- * %511 = mul %510, %235 : [128,10]  // teacher/dense9 update
- * %512 = add %508, %511 : [128,10]  // teacher/dense9 update
- * %513 = broadcast axes=[] %18 : [128,10]  // teacher/dense9 update
- * %514 = mul %512, %513 : [128,10]  // teacher/dense9 update
- * %515 = sub %6, %514 : [128,10]  // teacher/dense9 update
+ * %233 = constant 0.0005 : [128,10]  // student/dense9 update
+ * %236 = constant 0.9 : [128,10]  // student/dense9 update
+ * %386 = matmul tA %385, %379 : [128,10]  // teacher/dense9 vjp
+ * %389 = add %386, %388 : [128,10]  // teacher/dense9 vjp
+ * %509 = mul %6, %233 : [128,10]  // teacher/dense9 update
+ * %510 = add %389, %509 : [128,10]  // teacher/dense9 update
+ * %511 = mul %508, %236 : [128,10]  // teacher/dense9 update
+ * %512 = add %511, %510 : [128,10]  // teacher/dense9 update
+ * %513 = mul %512, %236 : [128,10]  // teacher/dense9 update
+ * %514 = add %510, %513 : [128,10]  // teacher/dense9 update
+ * %515 = broadcast axes=[] %18 : [128,10]  // teacher/dense9 update
+ * %516 = mul %514, %515 : [128,10]  // teacher/dense9 update
+ * %517 = sub %6, %516 : [128,10]  // teacher/dense9 update
  * in_teacher_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense9_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense9_vjp_7(float *restrict t508, float *restrict in_teacher_momentum_dense9_weight, float *restrict in_teacher_dense9_weight, const float *restrict t383, const float *restrict t377, const float *restrict t386, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 64, 1.0f, t383, 128, t377, 10, 0.0f, t508, 10);
+static void step_teacher_dense9_vjp_7(float *restrict t510, float *restrict in_teacher_momentum_dense9_weight, float *restrict in_teacher_dense9_weight, const float *restrict t385, const float *restrict t379, const float *restrict t388, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 64, 1.0f, t385, 128, t379, 10, 0.0f, t510, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
-        const float v387 = t508[i] + t386[i];
-        const float v507 = in_teacher_dense9_weight[i] * 0.0005f;
-        const float v508 = v387 + v507;
-        const float v509 = in_teacher_momentum_dense9_weight[i] * 0.9f;
-        const float v510 = v509 + v508;
-        const float v511 = v510 * 0.9f;
-        const float v512 = v508 + v511;
-        const float v514 = v512 * in_lr_teacher[0];
-        const float v515 = in_teacher_dense9_weight[i] - v514;
-        t508[i] = v508;
-        in_teacher_momentum_dense9_weight[i] = v510;
-        in_teacher_dense9_weight[i] = v515;
+        const float v389 = t510[i] + t388[i];
+        const float v509 = in_teacher_dense9_weight[i] * 0.0005f;
+        const float v510 = v389 + v509;
+        const float v511 = in_teacher_momentum_dense9_weight[i] * 0.9f;
+        const float v512 = v511 + v510;
+        const float v513 = v512 * 0.9f;
+        const float v514 = v510 + v513;
+        const float v516 = v514 * in_lr_teacher[0];
+        const float v517 = in_teacher_dense9_weight[i] - v516;
+        t510[i] = v510;
+        in_teacher_momentum_dense9_weight[i] = v512;
+        in_teacher_dense9_weight[i] = v517;
     }
 }
 
 /* loop [10]
- * %244 = constant 0.9 : [10]  // student/dense9 update
- * %517 = mul %516, %244 : [10]  // teacher/dense9 update
- * %518 = add %517, %380 : [10]  // teacher/dense9 update
- * %519 = mul %518, %244 : [10]  // teacher/dense9 update
- * %520 = add %380, %519 : [10]  // teacher/dense9 update
- * %521 = broadcast axes=[] %18 : [10]  // teacher/dense9 update
- * %522 = mul %520, %521 : [10]  // teacher/dense9 update
- * %523 = sub %7, %522 : [10]  // teacher/dense9 update
+ * %245 = constant 0.9 : [10]  // student/dense9 update
+ * %519 = mul %518, %245 : [10]  // teacher/dense9 update
+ * %520 = add %519, %382 : [10]  // teacher/dense9 update
+ * %521 = mul %520, %245 : [10]  // teacher/dense9 update
+ * %522 = add %382, %521 : [10]  // teacher/dense9 update
+ * %523 = broadcast axes=[] %18 : [10]  // teacher/dense9 update
+ * %524 = mul %522, %523 : [10]  // teacher/dense9 update
+ * %525 = sub %7, %524 : [10]  // teacher/dense9 update
  * in_teacher_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense9_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense9_update(float *restrict in_teacher_momentum_dense9_bias, float *restrict in_teacher_dense9_bias, const float *restrict t380, const float *restrict in_lr_teacher) {
+static void step_teacher_dense9_update(float *restrict in_teacher_momentum_dense9_bias, float *restrict in_teacher_dense9_bias, const float *restrict t382, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v517 = in_teacher_momentum_dense9_bias[i] * 0.9f;
-        const float v518 = v517 + t380[i];
-        const float v519 = v518 * 0.9f;
-        const float v520 = t380[i] + v519;
-        const float v522 = v520 * in_lr_teacher[0];
-        const float v523 = in_teacher_dense9_bias[i] - v522;
-        in_teacher_momentum_dense9_bias[i] = v518;
-        in_teacher_dense9_bias[i] = v523;
+        const float v519 = in_teacher_momentum_dense9_bias[i] * 0.9f;
+        const float v520 = v519 + t382[i];
+        const float v521 = v520 * 0.9f;
+        const float v522 = t382[i] + v521;
+        const float v524 = v522 * in_lr_teacher[0];
+        const float v525 = in_teacher_dense9_bias[i] - v524;
+        in_teacher_momentum_dense9_bias[i] = v520;
+        in_teacher_dense9_bias[i] = v525;
     }
 }
 
 /* reduce_sum [3,3,1,32] axes=[0, 1, 2, 3]
- * %524 = mul %321, %321 : [3,3,1,32]  // teacher/gradient fwd
- * %525 = reduce_sum axes=[0, 1, 2, 3] %524 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t525, const float *restrict t321) {
+ * %526 = mul %322, %322 : [3,3,1,32]  // teacher/gradient fwd
+ * %527 = reduce_sum axes=[0, 1, 2, 3] %526 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t527, const float *restrict t322) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v524 = t321[i0 * 96 + i1 * 32 + i3] * t321[i0 * 96 + i1 * 32 + i3];
-                    sum += v524;
+                    const float v526 = t322[i0 * 96 + i1 * 32 + i3] * t322[i0 * 96 + i1 * 32 + i3];
+                    sum += v526;
                 }
             }
         }
-    }
-    t525[0] = (float)sum;
-}
-
-/* reduce_sum [32] axes=[0]
- * %526 = mul %319, %319 : [32]  // teacher/gradient fwd
- * %527 = reduce_sum axes=[0] %526 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t527, const float *restrict t319) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v526 = t319[i0] * t319[i0];
-        sum += v526;
     }
     t527[0] = (float)sum;
 }
 
+/* reduce_sum [32] axes=[0]
+ * %528 = mul %320, %320 : [32]  // teacher/gradient fwd
+ * %529 = reduce_sum axes=[0] %528 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t529, const float *restrict t320) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v528 = t320[i0] * t320[i0];
+        sum += v528;
+    }
+    t529[0] = (float)sum;
+}
+
 /* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
- * %529 = mul %313, %313 : [3,3,32,64]  // teacher/gradient fwd
- * %530 = reduce_sum axes=[0, 1, 2, 3] %529 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t530, const float *restrict t313) {
+ * %531 = mul %314, %314 : [3,3,32,64]  // teacher/gradient fwd
+ * %532 = reduce_sum axes=[0, 1, 2, 3] %531 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t532, const float *restrict t314) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -3651,8 +3654,8 @@ static void step_teacher_gradient_fwd_3(float *restrict t530, const float *restr
                 for (size_t i3s = 0; i3s < 64; i3s += 8) {
                     for (size_t lane = 0; lane < 8; lane++) {
                         const size_t i3 = i3s + lane;
-                        const float v529 = t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
-                        sums[lane] += v529;
+                        const float v531 = t314[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t314[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v531;
                     }
                 }
             }
@@ -3660,145 +3663,145 @@ static void step_teacher_gradient_fwd_3(float *restrict t530, const float *restr
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t530[0] = (float)sum;
+    t532[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %532 = mul %310, %310 : [64]  // teacher/gradient fwd
- * %533 = reduce_sum axes=[0] %532 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t533, const float *restrict t310) {
+ * %534 = mul %311, %311 : [64]  // teacher/gradient fwd
+ * %535 = reduce_sum axes=[0] %534 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t535, const float *restrict t311) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v532 = t310[i0] * t310[i0];
-            sums[lane] += v532;
+            const float v534 = t311[i0] * t311[i0];
+            sums[lane] += v534;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t533[0] = (float)sum;
+    t535[0] = (float)sum;
 }
 
 /* reduce_sum [3136,128] axes=[0, 1]
- * %535 = mul %304, %304 : [3136,128]  // teacher/gradient fwd
- * %536 = reduce_sum axes=[0, 1] %535 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t536, const float *restrict t304) {
+ * %537 = mul %305, %305 : [3136,128]  // teacher/gradient fwd
+ * %538 = reduce_sum axes=[0, 1] %537 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t538, const float *restrict t305) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3136; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v535 = t304[i0 * 128 + i1] * t304[i0 * 128 + i1];
-                sums[lane] += v535;
+                const float v537 = t305[i0 * 128 + i1] * t305[i0 * 128 + i1];
+                sums[lane] += v537;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t536[0] = (float)sum;
+    t538[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %538 = mul %302, %302 : [128]  // teacher/gradient fwd
- * %539 = reduce_sum axes=[0] %538 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t539, const float *restrict t302) {
+ * %540 = mul %303, %303 : [128]  // teacher/gradient fwd
+ * %541 = reduce_sum axes=[0] %540 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t541, const float *restrict t303) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v538 = t302[i0] * t302[i0];
-            sums[lane] += v538;
+            const float v540 = t303[i0] * t303[i0];
+            sums[lane] += v540;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t539[0] = (float)sum;
+    t541[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %541 = mul %299, %299 : [128,10]  // teacher/gradient fwd
- * %542 = reduce_sum axes=[0, 1] %541 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t542, const float *restrict t299) {
+ * %543 = mul %300, %300 : [128,10]  // teacher/gradient fwd
+ * %544 = reduce_sum axes=[0, 1] %543 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t544, const float *restrict t300) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v541 = t299[i0 * 10 + i1] * t299[i0 * 10 + i1];
-            sum += v541;
+            const float v543 = t300[i0 * 10 + i1] * t300[i0 * 10 + i1];
+            sum += v543;
         }
     }
-    t542[0] = (float)sum;
+    t544[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %544 = mul %297, %297 : [10]  // teacher/gradient fwd
- * %545 = reduce_sum axes=[0] %544 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t545, const float *restrict t297) {
+ * %546 = mul %298, %298 : [10]  // teacher/gradient fwd
+ * %547 = reduce_sum axes=[0] %546 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t547, const float *restrict t298) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v544 = t297[i0] * t297[i0];
-        sum += v544;
+        const float v546 = t298[i0] * t298[i0];
+        sum += v546;
     }
-    t545[0] = (float)sum;
+    t547[0] = (float)sum;
 }
 
 /* loop []
- * %528 = add %525, %527 : []  // teacher/gradient fwd
- * %531 = add %528, %530 : []  // teacher/gradient fwd
- * %534 = add %531, %533 : []  // teacher/gradient fwd
- * %537 = add %534, %536 : []  // teacher/gradient fwd
- * %540 = add %537, %539 : []  // teacher/gradient fwd
- * %543 = add %540, %542 : []  // teacher/gradient fwd
- * %546 = add %543, %545 : []  // teacher/gradient fwd
- * %547 = sqrt %546 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t547, const float *restrict t525, const float *restrict t527, const float *restrict t530, const float *restrict t533, const float *restrict t536, const float *restrict t539, const float *restrict t542, const float *restrict t545) {
+ * %530 = add %527, %529 : []  // teacher/gradient fwd
+ * %533 = add %530, %532 : []  // teacher/gradient fwd
+ * %536 = add %533, %535 : []  // teacher/gradient fwd
+ * %539 = add %536, %538 : []  // teacher/gradient fwd
+ * %542 = add %539, %541 : []  // teacher/gradient fwd
+ * %545 = add %542, %544 : []  // teacher/gradient fwd
+ * %548 = add %545, %547 : []  // teacher/gradient fwd
+ * %549 = sqrt %548 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t549, const float *restrict t527, const float *restrict t529, const float *restrict t532, const float *restrict t535, const float *restrict t538, const float *restrict t541, const float *restrict t544, const float *restrict t547) {
     for (size_t i = 0; i < 1; i++) {
-        const float v528 = t525[0] + t527[0];
-        const float v531 = v528 + t530[0];
-        const float v534 = v531 + t533[0];
-        const float v537 = v534 + t536[0];
-        const float v540 = v537 + t539[0];
-        const float v543 = v540 + t542[0];
-        const float v546 = v543 + t545[0];
-        const float v547 = sqrtf(v546);
-        t547[i] = v547;
+        const float v530 = t527[0] + t529[0];
+        const float v533 = v530 + t532[0];
+        const float v536 = v533 + t535[0];
+        const float v539 = v536 + t538[0];
+        const float v542 = v539 + t541[0];
+        const float v545 = v542 + t544[0];
+        const float v548 = v545 + t547[0];
+        const float v549 = sqrtf(v548);
+        t549[i] = v549;
     }
 }
 
 /* reduce_sum [3,3,1,32] axes=[0, 1, 2, 3]
- * %548 = mul %167, %167 : [3,3,1,32]  // teacher/gradient fwd
- * %549 = reduce_sum axes=[0, 1, 2, 3] %548 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t549, const float *restrict t167) {
+ * %550 = mul %168, %168 : [3,3,1,32]  // teacher/gradient fwd
+ * %551 = reduce_sum axes=[0, 1, 2, 3] %550 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t551, const float *restrict t168) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v548 = t167[i0 * 96 + i1 * 32 + i3] * t167[i0 * 96 + i1 * 32 + i3];
-                    sum += v548;
+                    const float v550 = t168[i0 * 96 + i1 * 32 + i3] * t168[i0 * 96 + i1 * 32 + i3];
+                    sum += v550;
                 }
             }
         }
     }
-    t549[0] = (float)sum;
-}
-
-/* reduce_sum [32] axes=[0]
- * %550 = mul %165, %165 : [32]  // teacher/gradient fwd
- * %551 = reduce_sum axes=[0] %550 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t551, const float *restrict t165) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v550 = t165[i0] * t165[i0];
-        sum += v550;
-    }
     t551[0] = (float)sum;
 }
 
+/* reduce_sum [32] axes=[0]
+ * %552 = mul %166, %166 : [32]  // teacher/gradient fwd
+ * %553 = reduce_sum axes=[0] %552 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t553, const float *restrict t166) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v552 = t166[i0] * t166[i0];
+        sum += v552;
+    }
+    t553[0] = (float)sum;
+}
+
 /* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
- * %553 = mul %159, %159 : [3,3,32,64]  // teacher/gradient fwd
- * %554 = reduce_sum axes=[0, 1, 2, 3] %553 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t554, const float *restrict t159) {
+ * %555 = mul %160, %160 : [3,3,32,64]  // teacher/gradient fwd
+ * %556 = reduce_sum axes=[0, 1, 2, 3] %555 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t556, const float *restrict t160) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -3806,8 +3809,8 @@ static void step_teacher_gradient_fwd_12(float *restrict t554, const float *rest
                 for (size_t i3s = 0; i3s < 64; i3s += 8) {
                     for (size_t lane = 0; lane < 8; lane++) {
                         const size_t i3 = i3s + lane;
-                        const float v553 = t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
-                        sums[lane] += v553;
+                        const float v555 = t160[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t160[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v555;
                     }
                 }
             }
@@ -3815,298 +3818,298 @@ static void step_teacher_gradient_fwd_12(float *restrict t554, const float *rest
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t554[0] = (float)sum;
+    t556[0] = (float)sum;
 }
 
 /* reduce_sum [64] axes=[0]
- * %556 = mul %156, %156 : [64]  // teacher/gradient fwd
- * %557 = reduce_sum axes=[0] %556 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t557, const float *restrict t156) {
+ * %558 = mul %157, %157 : [64]  // teacher/gradient fwd
+ * %559 = reduce_sum axes=[0] %558 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t559, const float *restrict t157) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v556 = t156[i0] * t156[i0];
-            sums[lane] += v556;
+            const float v558 = t157[i0] * t157[i0];
+            sums[lane] += v558;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t557[0] = (float)sum;
+    t559[0] = (float)sum;
 }
 
 /* reduce_sum [3136,128] axes=[0, 1]
- * %559 = mul %150, %150 : [3136,128]  // teacher/gradient fwd
- * %560 = reduce_sum axes=[0, 1] %559 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t560, const float *restrict t150) {
+ * %561 = mul %151, %151 : [3136,128]  // teacher/gradient fwd
+ * %562 = reduce_sum axes=[0, 1] %561 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t562, const float *restrict t151) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3136; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v559 = t150[i0 * 128 + i1] * t150[i0 * 128 + i1];
-                sums[lane] += v559;
+                const float v561 = t151[i0 * 128 + i1] * t151[i0 * 128 + i1];
+                sums[lane] += v561;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t560[0] = (float)sum;
+    t562[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %562 = mul %148, %148 : [128]  // teacher/gradient fwd
- * %563 = reduce_sum axes=[0] %562 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_15(float *restrict t563, const float *restrict t148) {
+ * %564 = mul %149, %149 : [128]  // teacher/gradient fwd
+ * %565 = reduce_sum axes=[0] %564 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_15(float *restrict t565, const float *restrict t149) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v562 = t148[i0] * t148[i0];
-            sums[lane] += v562;
+            const float v564 = t149[i0] * t149[i0];
+            sums[lane] += v564;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t563[0] = (float)sum;
+    t565[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %565 = mul %145, %145 : [128,10]  // teacher/gradient fwd
- * %566 = reduce_sum axes=[0, 1] %565 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_16(float *restrict t566, const float *restrict t145) {
+ * %567 = mul %146, %146 : [128,10]  // teacher/gradient fwd
+ * %568 = reduce_sum axes=[0, 1] %567 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_16(float *restrict t568, const float *restrict t146) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v565 = t145[i0 * 10 + i1] * t145[i0 * 10 + i1];
-            sum += v565;
+            const float v567 = t146[i0 * 10 + i1] * t146[i0 * 10 + i1];
+            sum += v567;
         }
     }
-    t566[0] = (float)sum;
+    t568[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %568 = mul %143, %143 : [10]  // teacher/gradient fwd
- * %569 = reduce_sum axes=[0] %568 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_17(float *restrict t569, const float *restrict t143) {
+ * %570 = mul %144, %144 : [10]  // teacher/gradient fwd
+ * %571 = reduce_sum axes=[0] %570 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_17(float *restrict t571, const float *restrict t144) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v568 = t143[i0] * t143[i0];
-        sum += v568;
+        const float v570 = t144[i0] * t144[i0];
+        sum += v570;
     }
-    t569[0] = (float)sum;
+    t571[0] = (float)sum;
 }
 
 /* loop []
- * %552 = add %549, %551 : []  // teacher/gradient fwd
- * %555 = add %552, %554 : []  // teacher/gradient fwd
- * %558 = add %555, %557 : []  // teacher/gradient fwd
- * %561 = add %558, %560 : []  // teacher/gradient fwd
- * %564 = add %561, %563 : []  // teacher/gradient fwd
- * %567 = add %564, %566 : []  // teacher/gradient fwd
- * %570 = add %567, %569 : []  // teacher/gradient fwd
- * %571 = sqrt %570 : []  // teacher/gradient fwd
- * %572 = mul %547, %571 : []  // teacher/gradient fwd
- * %573 = constant 1e-30 : []  // teacher/gradient fwd
- * %574 = max %572, %573 : []  // teacher/gradient fwd
- * %575 = div %344, %574 : []  // teacher/gradient fwd
- * %576 = step %345 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_18(float *restrict t571, float *restrict t575, float *restrict t576, const float *restrict t549, const float *restrict t551, const float *restrict t554, const float *restrict t557, const float *restrict t560, const float *restrict t563, const float *restrict t566, const float *restrict t569, const float *restrict t547, const float *restrict t344, const float *restrict t345) {
+ * %554 = add %551, %553 : []  // teacher/gradient fwd
+ * %557 = add %554, %556 : []  // teacher/gradient fwd
+ * %560 = add %557, %559 : []  // teacher/gradient fwd
+ * %563 = add %560, %562 : []  // teacher/gradient fwd
+ * %566 = add %563, %565 : []  // teacher/gradient fwd
+ * %569 = add %566, %568 : []  // teacher/gradient fwd
+ * %572 = add %569, %571 : []  // teacher/gradient fwd
+ * %573 = sqrt %572 : []  // teacher/gradient fwd
+ * %574 = mul %549, %573 : []  // teacher/gradient fwd
+ * %575 = constant 1e-30 : []  // teacher/gradient fwd
+ * %576 = max %574, %575 : []  // teacher/gradient fwd
+ * %577 = div %345, %576 : []  // teacher/gradient fwd
+ * %578 = step %346 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_18(float *restrict t573, float *restrict t577, float *restrict t578, const float *restrict t551, const float *restrict t553, const float *restrict t556, const float *restrict t559, const float *restrict t562, const float *restrict t565, const float *restrict t568, const float *restrict t571, const float *restrict t549, const float *restrict t345, const float *restrict t346) {
     for (size_t i = 0; i < 1; i++) {
-        const float v552 = t549[0] + t551[0];
-        const float v555 = v552 + t554[0];
-        const float v558 = v555 + t557[0];
-        const float v561 = v558 + t560[0];
-        const float v564 = v561 + t563[0];
-        const float v567 = v564 + t566[0];
-        const float v570 = v567 + t569[0];
-        const float v571 = sqrtf(v570);
-        const float v572 = t547[0] * v571;
-        const float v574 = v572 >= 1e-30f ? v572 : 1e-30f;
-        const float v575 = t344[0] / v574;
-        const float v576 = t345[0] > 0.0f ? 1.0f : 0.0f;
-        t571[i] = v571;
-        t575[i] = v575;
-        t576[i] = v576;
+        const float v554 = t551[0] + t553[0];
+        const float v557 = v554 + t556[0];
+        const float v560 = v557 + t559[0];
+        const float v563 = v560 + t562[0];
+        const float v566 = v563 + t565[0];
+        const float v569 = v566 + t568[0];
+        const float v572 = v569 + t571[0];
+        const float v573 = sqrtf(v572);
+        const float v574 = t549[0] * v573;
+        const float v576 = v574 >= 1e-30f ? v574 : 1e-30f;
+        const float v577 = t345[0] / v576;
+        const float v578 = t346[0] > 0.0f ? 1.0f : 0.0f;
+        t573[i] = v573;
+        t577[i] = v577;
+        t578[i] = v578;
     }
 }
 
 /* 174 kernels; scratch high-water mark 76626064 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_teacher_conv0_fwd(scratch /* t27 */, scratch + 58605568 /* t29 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 288 /* in_teacher_conv0_bias */, scratch + 24084480 /* chunk */);
-    step_teacher_conv3_fwd(scratch + 24084480 /* t35 */, scratch + 64626688 /* t37 */, scratch + 58605568 /* t29 */, state + 320 /* in_teacher_conv3_weight */, state + 18752 /* in_teacher_conv3_bias */, scratch + 36126720 /* chunk */);
-    step_teacher_dense7_fwd(scratch + 76468224 /* t42 */, scratch + 64626688 /* t38 */, state + 18816 /* in_teacher_dense7_weight */, state + 420224 /* in_teacher_dense7_bias */);
-    step_teacher_dense9_fwd(scratch + 67637248 /* t45 */, scratch + 76468224 /* t42 */, state + 420352 /* in_teacher_dense9_weight */, state + 421632 /* in_teacher_dense9_bias */);
-    step_teacher_loss_sup_fwd(scratch + 76591104 /* t53 */, scratch + 67637248 /* t46 */);
-    step_teacher_loss_sup_fwd_2(scratch + 67646848 /* t55 */, scratch + 76624256 /* t56 */, scratch + 67637248 /* t46 */, scratch + 76591104 /* t53 */);
-    step_teacher_loss_sup_fwd_3(scratch + 76625920 /* t57 */, scratch + 76624256 /* t56 */);
-    step_teacher_loss_sup_fwd_4(scratch + 76624896 /* t58 */, scratch + 76625920 /* t57 */);
-    step_teacher_loss_sup_fwd_5(scratch + 76624960 /* t62 */, io + 752640 /* in_y */, scratch + 67646848 /* t55 */, scratch + 76624896 /* t58 */);
-    step_teacher_loss_sup_fwd_6(io + 753344 /* t64 */, scratch + 76624960 /* t62 */);
-    step_teacher_loss_uda_fwd(scratch + 67646848 /* t66 */, scratch + 67637888 /* t47 */);
-    step_teacher_loss_uda_fwd_2(scratch + 76591104 /* t67 */, scratch + 67646848 /* t66 */);
-    step_teacher_loss_uda_fwd_3(scratch + 67651328 /* t69 */, scratch + 67646848 /* t66 */, scratch + 76591104 /* t67 */);
-    step_teacher_loss_uda_fwd_4(scratch + 67646848 /* t71 */, scratch + 67651328 /* t69 */);
-    step_teacher_loss_uda_fwd_5(scratch + 67647296 /* t72 */, scratch + 67646848 /* t71 */);
-    step_teacher_loss_uda_fwd_6(scratch + 76609536 /* t75 */, scratch + 67651328 /* t69 */, scratch + 67647296 /* t72 */);
-    step_teacher_loss_uda_fwd_7(scratch + 76614016 /* t76 */, scratch + 76609536 /* t75 */);
-    step_teacher_loss_uda_fwd_8(scratch + 76624896 /* t78 */, scratch + 76614016 /* t76 */);
-    step_teacher_loss_uda_fwd_9(scratch + 76618496 /* t79 */, scratch + 67642368 /* t48 */);
-    step_teacher_loss_uda_fwd_10(scratch + 76591104 /* t81 */, scratch + 76614016 /* t82 */, scratch + 67642368 /* t48 */, scratch + 76618496 /* t79 */);
-    step_teacher_loss_uda_fwd_11(scratch + 76625344 /* t83 */, scratch + 76614016 /* t82 */);
-    step_teacher_loss_uda_fwd_12(scratch + 76618496 /* t84 */, scratch + 76625344 /* t83 */);
-    step_teacher_loss_uda_fwd_13(scratch + 76618944 /* t88 */, scratch + 76591104 /* t81 */, scratch + 76618496 /* t84 */, scratch + 76609536 /* t75 */);
-    step_teacher_loss_uda_fwd_14(scratch + 76625792 /* t91 */, scratch + 76618944 /* t88 */, scratch + 76624896 /* t78 */);
-    step_teacher_loss_uda_fwd_15(io + 753360 /* t93 */, scratch + 76625792 /* t91 */);
-    step_teacher_loss_uda_fwd_16(scratch + 76625792 /* t94 */, scratch + 76624896 /* t78 */);
-    step_teacher_loss_uda_fwd_17(io + 753376 /* t95 */, scratch + 76625792 /* t94 */);
-    step_teacher_pseudo_labels_fwd(scratch + 76618496 /* t96 */, scratch + 67642368 /* t48 */);
-    step_student_conv0_fwd(scratch + 36126720 /* t104 */, scratch + 67637248 /* t106 */, io + 401408 /* t97 */, state + 421648 /* in_student_conv0_weight */, state + 421936 /* in_student_conv0_bias */, scratch + 47366144 /* chunk */);
-    step_student_conv3_fwd(scratch + 47366144 /* t112 */, scratch + 55657728 /* t114 */, scratch + 67637248 /* t106 */, state + 421968 /* in_student_conv3_weight */, state + 440400 /* in_student_conv3_bias */, scratch + 52985856 /* chunk */);
-    step_student_dense7_fwd(scratch + 57062656 /* t119 */, scratch + 55657728 /* t115 */, state + 440464 /* in_student_dense7_weight */, state + 841872 /* in_student_dense7_bias */);
-    step_student_dense9_fwd(scratch + 76591104 /* t122 */, scratch + 57062656 /* t119 */, state + 842000 /* in_student_dense9_weight */, state + 843280 /* in_student_dense9_bias */);
-    step_student_loss_u_fwd(scratch + 76622976 /* t123 */, scratch + 76591104 /* t122 */);
-    step_student_loss_u_fwd_2(scratch + 76595584 /* t125 */, scratch + 76600064 /* t126 */, scratch + 76591104 /* t122 */, scratch + 76622976 /* t123 */);
-    step_student_loss_u_fwd_3(scratch + 76609024 /* t127 */, scratch + 76600064 /* t126 */);
-    step_student_loss_u_fwd_4(scratch + 76622976 /* t128 */, scratch + 76609024 /* t127 */);
-    step_student_loss_u_fwd_5(scratch + 76609472 /* t132 */, scratch + 76595584 /* t125 */, scratch + 76622976 /* t128 */, scratch + 76618496 /* t96 */);
-    step_student_loss_u_fwd_6(io + 753392 /* t134 */, scratch + 76609472 /* t132 */);
-    step_student_loss_u_vjp(scratch + 76604544 /* t136 */, scratch + 76618496 /* t96 */);
-    step_student_loss_u_vjp_2(scratch + 76622976 /* t138 */, scratch + 76604544 /* t136 */);
-    step_student_loss_u_vjp_3(scratch + 76623424 /* t139 */, scratch + 76622976 /* t138 */, scratch + 76609024 /* t127 */);
-    step_student_loss_u_vjp_4(scratch + 76591104 /* t142 */, scratch + 76623424 /* t139 */, scratch + 76600064 /* t126 */, scratch + 76604544 /* t136 */);
-    step_student_dense9_vjp(scratch + 76626048 /* t143 */, scratch + 76591104 /* t142 */);
-    step_student_dense9_vjp_2(scratch + 76622976 /* t145 */, scratch + 57062656 /* t119 */, scratch + 76591104 /* t142 */);
-    step_student_dense9_vjp_3(scratch + 58467584 /* t147 */, scratch + 76591104 /* t142 */, state + 842000 /* in_student_dense9_weight */, scratch + 57062656 /* t119 */);
-    step_student_dense7_vjp(scratch + 76625792 /* t148 */, scratch + 58467584 /* t147 */, scratch + 76591104 /* chunk */);
-    step_student_dense7_vjp_2(scratch + 57062656 /* t149 */, scratch + 58467584 /* t147 */, state + 440464 /* in_student_dense7_weight */);
-    step_student_dense7_vjp_3(scratch + 76066816 /* t150 */, scratch + 55657728 /* t115 */, scratch + 58467584 /* t147 */);
-    step_student_relu4_vjp(scratch + 70447104 /* t153 */, scratch + 55657728 /* t114 */, scratch + 57062656 /* t151 */);
-    step_student_relu4_vjp_2(scratch + 52985856 /* t154 */, scratch + 47366144 /* t113 */, scratch + 70447104 /* t153 */);
-    step_student_conv3_vjp(scratch + 76625984 /* t156 */, scratch + 52985856 /* t155 */, scratch + 76591104 /* chunk */);
-    step_student_conv3_vjp_2(scratch + 70447104 /* t160 */, scratch + 52985856 /* t155 */, state + 421968 /* in_student_conv3_weight */, scratch + 47366144 /* chunk */);
-    step_student_conv3_vjp_3(scratch + 76591104 /* t158 */, scratch + 67637248 /* t106 */, scratch + 52985856 /* t155 */, scratch + 47366144 /* chunk */);
-    step_student_relu1_vjp(scratch + 73256960 /* t162 */, scratch + 67637248 /* t106 */, scratch + 70447104 /* t160 */);
-    step_student_relu1_vjp_2(scratch + 47366144 /* t163 */, scratch + 36126720 /* t105 */, scratch + 73256960 /* t162 */);
-    step_student_conv0_vjp(scratch + 43954464 /* t165 */, scratch + 47366144 /* t164 */, scratch + 67637248 /* chunk */);
-    step_student_conv0_vjp_2(scratch + 43954176 /* t166 */, io + 401408 /* t97 */, scratch + 47366144 /* t164 */, scratch + 36126720 /* chunk */);
-    step_student_conv0_update(state + 1264944 /* in_student_momentum_conv0_weight */, state + 421648 /* in_student_conv0_weight */, scratch + 43954176 /* t167 */, io + 753296 /* in_lr_student */);
-    step_student_conv0_update_2(state + 1265232 /* in_student_momentum_conv0_bias */, state + 421936 /* in_student_conv0_bias */, scratch + 43954464 /* t165 */, io + 753296 /* in_lr_student */);
-    step_student_conv3_update(state + 1265264 /* in_student_momentum_conv3_weight */, state + 421968 /* in_student_conv3_weight */, scratch + 76591104 /* t159 */, io + 753296 /* in_lr_student */);
-    step_student_conv3_update_2(state + 1283696 /* in_student_momentum_conv3_bias */, state + 440400 /* in_student_conv3_bias */, scratch + 76625984 /* t156 */, io + 753296 /* in_lr_student */);
-    step_student_dense7_update(state + 1283760 /* in_student_momentum_dense7_weight */, state + 440464 /* in_student_dense7_weight */, scratch + 76066816 /* t150 */, io + 753296 /* in_lr_student */);
-    step_student_dense7_update_2(state + 1685168 /* in_student_momentum_dense7_bias */, state + 841872 /* in_student_dense7_bias */, scratch + 76625792 /* t148 */, io + 753296 /* in_lr_student */);
-    step_student_dense9_update(state + 1685296 /* in_student_momentum_dense9_weight */, state + 842000 /* in_student_dense9_weight */, scratch + 76622976 /* t145 */, io + 753296 /* in_lr_student */);
-    step_student_dense9_update_2(state + 1686576 /* in_student_momentum_dense9_bias */, state + 843280 /* in_student_dense9_bias */, scratch + 76626048 /* t143 */, io + 753296 /* in_lr_student */);
-    step_student_conv0_fwd_2(scratch + 38946048 /* t259 */, scratch + 67637248 /* t261 */, io /* in_x */, state + 421648 /* t255 */, state + 421936 /* t188 */, scratch + 36126720 /* chunk */);
-    step_student_conv3_fwd_2(scratch + 40551680 /* t267 */, scratch + 68440064 /* t269 */, scratch + 67637248 /* t261 */, state + 421968 /* t263 */, state + 440400 /* t209 */, scratch + 36126720 /* chunk */);
-    step_student_dense7_fwd_2(scratch + 68038656 /* t274 */, scratch + 68440064 /* t270 */, state + 440464 /* t221 */, state + 841872 /* t230 */);
-    step_student_dense9_fwd_2(scratch + 68046848 /* t277 */, scratch + 68038656 /* t274 */, state + 842000 /* t242 */, state + 843280 /* t251 */);
-    step_student_loss_l_fwd(scratch + 68048768 /* t278 */, scratch + 68046848 /* t277 */);
-    step_student_loss_l_fwd_2(scratch + 68047488 /* t280 */, scratch + 68048128 /* t281 */, scratch + 68046848 /* t277 */, scratch + 68048768 /* t278 */);
-    step_student_loss_l_fwd_3(scratch + 68048768 /* t282 */, scratch + 68048128 /* t281 */);
-    step_student_loss_l_fwd_4(scratch + 68046848 /* t283 */, scratch + 68048768 /* t282 */);
-    step_student_loss_l_fwd_5(scratch + 68046912 /* t287 */, scratch + 68047488 /* t280 */, scratch + 68046848 /* t283 */, io + 752640 /* in_y */);
-    step_student_loss_l_fwd_6(io + 753408 /* t288 */, scratch + 68046912 /* t287 */);
-    step_student_loss_l_vjp(scratch + 68046848 /* t290 */, io + 752640 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 68047488 /* t292 */, scratch + 68046848 /* t290 */);
-    step_student_loss_l_vjp_3(scratch + 68048832 /* t293 */, scratch + 68047488 /* t292 */, scratch + 68048768 /* t282 */);
-    step_student_loss_l_vjp_4(scratch + 68047488 /* t296 */, scratch + 68048832 /* t293 */, scratch + 68048128 /* t281 */, scratch + 68046848 /* t290 */);
-    step_student_dense9_vjp_4(scratch + 68869888 /* t297 */, scratch + 68047488 /* t296 */);
-    step_student_dense9_vjp_5(scratch + 68868096 /* t299 */, scratch + 68038656 /* t274 */, scratch + 68047488 /* t296 */);
-    step_student_dense9_vjp_6(scratch + 36327424 /* t301 */, scratch + 68047488 /* t296 */, state + 842000 /* t242 */, scratch + 68038656 /* t274 */);
-    step_student_dense7_vjp_4(scratch + 68869664 /* t302 */, scratch + 36327424 /* t301 */);
-    step_student_dense7_vjp_5(scratch + 36126720 /* t303 */, scratch + 36327424 /* t301 */, state + 440464 /* t221 */);
-    step_student_dense7_vjp_6(scratch + 68038656 /* t304 */, scratch + 68440064 /* t270 */, scratch + 36327424 /* t301 */);
-    step_student_relu4_vjp_3(scratch + 36327424 /* t307 */, scratch + 68440064 /* t269 */, scratch + 36126720 /* t305 */);
-    step_student_relu4_vjp_4(scratch + 41354496 /* t308 */, scratch + 40551680 /* t268 */, scratch + 36327424 /* t307 */);
-    step_student_conv3_vjp_4(scratch + 68869792 /* t310 */, scratch + 41354496 /* t309 */, scratch + 68440064 /* chunk */);
-    step_student_conv3_vjp_5(scratch + 40551680 /* t314 */, scratch + 41354496 /* t309 */, state + 421968 /* t263 */, scratch + 36126720 /* chunk */);
-    step_student_conv3_vjp_6(scratch + 68841472 /* t312 */, scratch + 67637248 /* t261 */, scratch + 41354496 /* t309 */, scratch + 36126720 /* chunk */);
-    step_student_relu1_vjp_3(scratch + 37732352 /* t316 */, scratch + 67637248 /* t261 */, scratch + 40551680 /* t314 */);
-    step_student_relu1_vjp_4(scratch + 36126720 /* t317 */, scratch + 38946048 /* t260 */, scratch + 37732352 /* t316 */);
-    step_student_conv0_vjp_3(scratch + 68869856 /* t319 */, scratch + 36126720 /* t318 */, scratch + 68859904 /* chunk */);
-    step_student_conv0_vjp_4(scratch + 68869376 /* t320 */, io /* in_x */, scratch + 36126720 /* t318 */, scratch + 37732352 /* chunk */);
-    step_teacher_feedback_fwd(scratch + 68859904 /* t323 */, scratch + 68869376 /* t321 */, scratch + 43954176 /* t167 */);
-    step_teacher_feedback_fwd_2(scratch + 68859920 /* t325 */, scratch + 68869856 /* t319 */, scratch + 43954464 /* t165 */);
-    step_teacher_feedback_fwd_3(scratch + 68859936 /* t328 */, scratch + 68841472 /* t313 */, scratch + 76591104 /* t159 */);
-    step_teacher_feedback_fwd_4(scratch + 68859952 /* t331 */, scratch + 68869792 /* t310 */, scratch + 76625984 /* t156 */);
-    step_teacher_feedback_fwd_5(scratch + 68859968 /* t334 */, scratch + 68038656 /* t304 */, scratch + 76066816 /* t150 */);
-    step_teacher_feedback_fwd_6(scratch + 68859984 /* t337 */, scratch + 68869664 /* t302 */, scratch + 76625792 /* t148 */);
-    step_teacher_feedback_fwd_7(scratch + 68860000 /* t340 */, scratch + 68868096 /* t299 */, scratch + 76622976 /* t145 */);
-    step_teacher_feedback_fwd_8(scratch + 68860016 /* t343 */, scratch + 68869888 /* t297 */, scratch + 76626048 /* t143 */);
-    step_teacher_feedback_fwd_9(scratch + 68869904 /* t344 */, io + 753424 /* t345 */, scratch + 68860032 /* t347 */, scratch + 68859904 /* t323 */, scratch + 68859920 /* t325 */, scratch + 68859936 /* t328 */, scratch + 68859952 /* t331 */, scratch + 68859968 /* t334 */, scratch + 68859984 /* t337 */, scratch + 68860000 /* t340 */, scratch + 68860016 /* t343 */, io + 753296 /* in_lr_student */, io + 753328 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 67637248 /* t349 */, scratch + 68860032 /* t347 */, scratch + 76618496 /* t96 */);
-    step_teacher_feedback_vjp_2(scratch + 76618496 /* t351 */, scratch + 67637248 /* t349 */);
-    step_teacher_feedback_vjp_3(scratch + 76618944 /* t352 */, scratch + 76618496 /* t351 */, scratch + 76625344 /* t83 */);
-    step_teacher_loss_uda_vjp(scratch + 76619392 /* t356 */, io + 753312 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 76618496 /* t359 */, scratch + 76619392 /* t356 */, scratch + 76624896 /* t78 */);
-    step_teacher_loss_uda_vjp_3(scratch + 67641728 /* t361 */, scratch + 76618496 /* t359 */, scratch + 76609536 /* t75 */);
-    step_teacher_loss_uda_vjp_4(scratch + 76618496 /* t363 */, scratch + 67641728 /* t361 */);
-    step_teacher_loss_uda_vjp_5(scratch + 76624896 /* t364 */, scratch + 76618496 /* t363 */, scratch + 76625344 /* t83 */);
-    step_teacher_loss_uda_vjp_6(scratch + 76609536 /* t368 */, scratch + 76618944 /* t352 */, scratch + 76614016 /* t82 */, scratch + 67637248 /* t349 */, scratch + 76624896 /* t364 */, scratch + 67641728 /* t361 */);
-    step_teacher_loss_sup_vjp(scratch + 68859904 /* t371 */, io + 752640 /* in_y */);
-    step_teacher_loss_sup_vjp_2(scratch + 76624896 /* t373 */, scratch + 68859904 /* t371 */);
-    step_teacher_loss_sup_vjp_3(scratch + 76624960 /* t374 */, scratch + 76624896 /* t373 */, scratch + 76625920 /* t57 */);
-    step_teacher_loss_sup_vjp_4(scratch + 76615296 /* t377 */, scratch + 76624960 /* t374 */, scratch + 76624256 /* t56 */, scratch + 68859904 /* t371 */);
-    step_teacher_dense9_vjp(scratch + 76625920 /* t378 */, scratch + 76615296 /* t377 */);
-    step_teacher_dense9_vjp_2(scratch + 76625936 /* t379 */, scratch + 76609536 /* t368 */);
-    step_teacher_dense9_vjp_3(scratch + 76624640 /* t380 */, scratch + 76625920 /* t378 */, scratch + 76625936 /* t379 */);
-    step_teacher_dense9_vjp_4(scratch + 76614016 /* t386 */, scratch + 76533760 /* t385 */, scratch + 76609536 /* t368 */);
-    step_teacher_dense9_vjp_5(scratch + 68859904 /* t389 */, scratch + 76615296 /* t377 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t383 */);
-    step_teacher_dense9_vjp_6(scratch + 68640768 /* t391 */, scratch + 76609536 /* t368 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76533760 /* t385 */);
-    step_teacher_dense7_vjp(scratch + 76624256 /* t392 */, scratch + 68859904 /* t389 */);
-    step_teacher_dense7_vjp_2(scratch + 76624384 /* t393 */, scratch + 68640768 /* t391 */, scratch + 68698112 /* chunk */);
-    step_teacher_dense7_vjp_3(scratch + 76624512 /* t394 */, scratch + 76624256 /* t392 */, scratch + 76624384 /* t393 */);
-    step_teacher_dense7_vjp_4(scratch + 68440064 /* t395 */, scratch + 68859904 /* t389 */, state + 18816 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_5(scratch + 36126720 /* t396 */, scratch + 68640768 /* t391 */, state + 18816 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_6(scratch + 67637248 /* t402 */, scratch + 66232320 /* t401 */, scratch + 68640768 /* t391 */);
-    step_teacher_relu4_vjp(scratch + 37531648 /* t411 */, scratch + 64626688 /* t397 */, scratch + 68440064 /* t404 */);
-    step_teacher_relu4_vjp_2(scratch + 41746432 /* t413 */, scratch + 66232320 /* t400 */, scratch + 36126720 /* t405 */);
-    step_teacher_relu4_vjp_3(scratch + 43151360 /* t414 */, scratch + 24084480 /* t407 */, scratch + 37531648 /* t411 */);
-    step_teacher_relu4_vjp_4(scratch + 36126720 /* t415 */, scratch + 30507008 /* t409 */, scratch + 41746432 /* t413 */);
-    step_teacher_conv3_vjp(scratch + 76625920 /* t418 */, scratch + 43151360 /* t416 */, scratch + 76609536 /* chunk */);
-    step_teacher_conv3_vjp_2(scratch + 76624256 /* t419 */, scratch + 36126720 /* t417 */, scratch + 76609536 /* chunk */);
-    step_teacher_conv3_vjp_3(scratch + 76624320 /* t420 */, scratch + 76625920 /* t418 */, scratch + 76624256 /* t419 */);
-    step_teacher_conv3_vjp_4(scratch + 41746432 /* t431 */, scratch + 43151360 /* t416 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
-    step_teacher_conv3_vjp_5(scratch + 26903808 /* t432 */, scratch + 36126720 /* t417 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
-    step_teacher_conv3_vjp_6(scratch + 68440064 /* t428 */, scratch + 61816832 /* t426 */, scratch + 36126720 /* t417 */, scratch + 24084480 /* chunk */);
-    step_teacher_conv3_vjp_7(scratch + 68458496 /* t429 */, scratch + 58605568 /* t423 */, scratch + 43151360 /* t416 */, scratch + 68440064 /* t428 */, scratch + 24084480 /* chunk */);
-    step_teacher_relu1_vjp(scratch + 39739392 /* t438 */, scratch + 58605568 /* t423 */, scratch + 41746432 /* t431 */);
-    step_teacher_relu1_vjp_2(scratch + 35323904 /* t440 */, scratch + 61816832 /* t426 */, scratch + 26903808 /* t432 */);
-    step_teacher_relu1_vjp_3(scratch + 38133760 /* t441 */, scratch /* t434 */, scratch + 39739392 /* t438 */);
-    step_teacher_relu1_vjp_4(scratch + 24084480 /* t442 */, scratch + 12845056 /* t436 */, scratch + 35323904 /* t440 */);
-    step_teacher_conv0_vjp(scratch + 76624256 /* t445 */, scratch + 38133760 /* t443 */, scratch + 76609536 /* chunk */);
-    step_teacher_conv0_vjp_2(scratch + 76624288 /* t446 */, scratch + 24084480 /* t444 */, scratch + 76609536 /* chunk */);
-    step_teacher_conv0_vjp_3(scratch + 76625920 /* t447 */, scratch + 76624256 /* t445 */, scratch + 76624288 /* t446 */);
-    step_teacher_conv0_vjp_4(scratch + 76609536 /* t449 */, io + 401408 /* t97 */, scratch + 24084480 /* t444 */, scratch + 35323904 /* chunk */);
-    step_teacher_conv0_vjp_5(scratch + 76609824 /* t450 */, io /* in_x */, scratch + 38133760 /* t443 */, scratch + 76609536 /* t449 */, scratch + 39739392 /* chunk */);
-    step_teacher_conv0_update(state + 843296 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 76609824 /* t451 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_conv0_update_2(state + 843584 /* in_teacher_momentum_conv0_bias */, state + 288 /* in_teacher_conv0_bias */, scratch + 76625920 /* t447 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_conv3_update(state + 843616 /* in_teacher_momentum_conv3_weight */, state + 320 /* in_teacher_conv3_weight */, scratch + 68458496 /* t430 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_conv3_update_2(state + 862048 /* in_teacher_momentum_conv3_bias */, state + 18752 /* in_teacher_conv3_bias */, scratch + 76624320 /* t420 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense7_vjp_7(scratch + 68440064 /* t490 */, state + 862112 /* in_teacher_momentum_dense7_weight */, state + 18816 /* in_teacher_dense7_weight */, scratch + 64626688 /* t398 */, scratch + 68859904 /* t389 */, scratch + 67637248 /* t402 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense7_update(state + 1263520 /* in_teacher_momentum_dense7_bias */, state + 420224 /* in_teacher_dense7_bias */, scratch + 76624512 /* t394 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense9_vjp_7(scratch + 76609536 /* t508 */, state + 1263648 /* in_teacher_momentum_dense9_weight */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t383 */, scratch + 76615296 /* t377 */, scratch + 76614016 /* t386 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense9_update(state + 1264928 /* in_teacher_momentum_dense9_bias */, state + 421632 /* in_teacher_dense9_bias */, scratch + 76624640 /* t380 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 76625920 /* t525 */, scratch + 68869376 /* t321 */);
-    step_teacher_gradient_fwd_2(scratch + 76625936 /* t527 */, scratch + 68869856 /* t319 */);
-    step_teacher_gradient_fwd_3(scratch + 68869856 /* t530 */, scratch + 68841472 /* t313 */);
-    step_teacher_gradient_fwd_4(scratch + 68869872 /* t533 */, scratch + 68869792 /* t310 */);
-    step_teacher_gradient_fwd_5(scratch + 76625952 /* t536 */, scratch + 68038656 /* t304 */);
-    step_teacher_gradient_fwd_6(scratch + 76625968 /* t539 */, scratch + 68869664 /* t302 */);
-    step_teacher_gradient_fwd_7(scratch + 68869376 /* t542 */, scratch + 68868096 /* t299 */);
-    step_teacher_gradient_fwd_8(scratch + 68869392 /* t545 */, scratch + 68869888 /* t297 */);
-    step_teacher_gradient_fwd_9(io + 753440 /* t547 */, scratch + 76625920 /* t525 */, scratch + 76625936 /* t527 */, scratch + 68869856 /* t530 */, scratch + 68869872 /* t533 */, scratch + 76625952 /* t536 */, scratch + 76625968 /* t539 */, scratch + 68869376 /* t542 */, scratch + 68869392 /* t545 */);
-    step_teacher_gradient_fwd_10(scratch + 76625920 /* t549 */, scratch + 43954176 /* t167 */);
-    step_teacher_gradient_fwd_11(scratch + 76625936 /* t551 */, scratch + 43954464 /* t165 */);
-    step_teacher_gradient_fwd_12(scratch + 76625952 /* t554 */, scratch + 76591104 /* t159 */);
-    step_teacher_gradient_fwd_13(scratch + 76625968 /* t557 */, scratch + 76625984 /* t156 */);
-    step_teacher_gradient_fwd_14(scratch + 76625984 /* t560 */, scratch + 76066816 /* t150 */);
-    step_teacher_gradient_fwd_15(scratch + 76626000 /* t563 */, scratch + 76625792 /* t148 */);
-    step_teacher_gradient_fwd_16(scratch + 76626016 /* t566 */, scratch + 76622976 /* t145 */);
-    step_teacher_gradient_fwd_17(scratch + 76626032 /* t569 */, scratch + 76626048 /* t143 */);
-    step_teacher_gradient_fwd_18(io + 753456 /* t571 */, io + 753472 /* t575 */, io + 753488 /* t576 */, scratch + 76625920 /* t549 */, scratch + 76625936 /* t551 */, scratch + 76625952 /* t554 */, scratch + 76625968 /* t557 */, scratch + 76625984 /* t560 */, scratch + 76626000 /* t563 */, scratch + 76626016 /* t566 */, scratch + 76626032 /* t569 */, io + 753440 /* t547 */, scratch + 68869904 /* t344 */, io + 753424 /* t345 */);
+    step_teacher_conv0_fwd(scratch /* t28 */, scratch + 58605568 /* t30 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 288 /* in_teacher_conv0_bias */, scratch + 24084480 /* chunk */);
+    step_teacher_conv3_fwd(scratch + 24084480 /* t36 */, scratch + 64626688 /* t38 */, scratch + 58605568 /* t30 */, state + 320 /* in_teacher_conv3_weight */, state + 18752 /* in_teacher_conv3_bias */, scratch + 36126720 /* chunk */);
+    step_teacher_dense7_fwd(scratch + 76468224 /* t43 */, scratch + 64626688 /* t39 */, state + 18816 /* in_teacher_dense7_weight */, state + 420224 /* in_teacher_dense7_bias */);
+    step_teacher_dense9_fwd(scratch + 67637248 /* t46 */, scratch + 76468224 /* t43 */, state + 420352 /* in_teacher_dense9_weight */, state + 421632 /* in_teacher_dense9_bias */);
+    step_teacher_loss_sup_fwd(scratch + 76591104 /* t54 */, scratch + 67637248 /* t47 */);
+    step_teacher_loss_sup_fwd_2(scratch + 67646848 /* t56 */, scratch + 76624256 /* t57 */, scratch + 67637248 /* t47 */, scratch + 76591104 /* t54 */);
+    step_teacher_loss_sup_fwd_3(scratch + 76625920 /* t58 */, scratch + 76624256 /* t57 */);
+    step_teacher_loss_sup_fwd_4(scratch + 76624896 /* t59 */, scratch + 76625920 /* t58 */);
+    step_teacher_loss_sup_fwd_5(scratch + 76624960 /* t63 */, io + 752640 /* in_y */, scratch + 67646848 /* t56 */, scratch + 76624896 /* t59 */);
+    step_teacher_loss_sup_fwd_6(io + 753360 /* t65 */, scratch + 76624960 /* t63 */);
+    step_teacher_loss_uda_fwd(scratch + 67646848 /* t67 */, scratch + 67637888 /* t48 */);
+    step_teacher_loss_uda_fwd_2(scratch + 76591104 /* t68 */, scratch + 67646848 /* t67 */);
+    step_teacher_loss_uda_fwd_3(scratch + 67651328 /* t70 */, scratch + 67646848 /* t67 */, scratch + 76591104 /* t68 */);
+    step_teacher_loss_uda_fwd_4(scratch + 67646848 /* t72 */, scratch + 67651328 /* t70 */);
+    step_teacher_loss_uda_fwd_5(scratch + 67647296 /* t73 */, scratch + 67646848 /* t72 */);
+    step_teacher_loss_uda_fwd_6(scratch + 76609536 /* t76 */, scratch + 67651328 /* t70 */, scratch + 67647296 /* t73 */);
+    step_teacher_loss_uda_fwd_7(scratch + 76614016 /* t77 */, scratch + 76609536 /* t76 */);
+    step_teacher_loss_uda_fwd_8(scratch + 76624896 /* t79 */, scratch + 76614016 /* t77 */);
+    step_teacher_loss_uda_fwd_9(scratch + 76618496 /* t80 */, scratch + 67642368 /* t49 */);
+    step_teacher_loss_uda_fwd_10(scratch + 76591104 /* t82 */, scratch + 76614016 /* t83 */, scratch + 67642368 /* t49 */, scratch + 76618496 /* t80 */);
+    step_teacher_loss_uda_fwd_11(scratch + 76625344 /* t84 */, scratch + 76614016 /* t83 */);
+    step_teacher_loss_uda_fwd_12(scratch + 76618496 /* t85 */, scratch + 76625344 /* t84 */);
+    step_teacher_loss_uda_fwd_13(scratch + 76618944 /* t89 */, scratch + 76591104 /* t82 */, scratch + 76618496 /* t85 */, scratch + 76609536 /* t76 */);
+    step_teacher_loss_uda_fwd_14(scratch + 76625792 /* t92 */, scratch + 76618944 /* t89 */, scratch + 76624896 /* t79 */);
+    step_teacher_loss_uda_fwd_15(io + 753376 /* t94 */, scratch + 76625792 /* t92 */);
+    step_teacher_loss_uda_fwd_16(scratch + 76625792 /* t95 */, scratch + 76624896 /* t79 */);
+    step_teacher_loss_uda_fwd_17(io + 753392 /* t96 */, scratch + 76625792 /* t95 */);
+    step_teacher_pseudo_labels_fwd(scratch + 76618496 /* t97 */, scratch + 67642368 /* t49 */);
+    step_student_conv0_fwd(scratch + 36126720 /* t105 */, scratch + 67637248 /* t107 */, io + 401408 /* t98 */, state + 421648 /* in_student_conv0_weight */, state + 421936 /* in_student_conv0_bias */, scratch + 47366144 /* chunk */);
+    step_student_conv3_fwd(scratch + 47366144 /* t113 */, scratch + 55657728 /* t115 */, scratch + 67637248 /* t107 */, state + 421968 /* in_student_conv3_weight */, state + 440400 /* in_student_conv3_bias */, scratch + 52985856 /* chunk */);
+    step_student_dense7_fwd(scratch + 57062656 /* t120 */, scratch + 55657728 /* t116 */, state + 440464 /* in_student_dense7_weight */, state + 841872 /* in_student_dense7_bias */);
+    step_student_dense9_fwd(scratch + 76591104 /* t123 */, scratch + 57062656 /* t120 */, state + 842000 /* in_student_dense9_weight */, state + 843280 /* in_student_dense9_bias */);
+    step_student_loss_u_fwd(scratch + 76622976 /* t124 */, scratch + 76591104 /* t123 */);
+    step_student_loss_u_fwd_2(scratch + 76595584 /* t126 */, scratch + 76600064 /* t127 */, scratch + 76591104 /* t123 */, scratch + 76622976 /* t124 */);
+    step_student_loss_u_fwd_3(scratch + 76609024 /* t128 */, scratch + 76600064 /* t127 */);
+    step_student_loss_u_fwd_4(scratch + 76622976 /* t129 */, scratch + 76609024 /* t128 */);
+    step_student_loss_u_fwd_5(scratch + 76609472 /* t133 */, scratch + 76595584 /* t126 */, scratch + 76622976 /* t129 */, scratch + 76618496 /* t97 */);
+    step_student_loss_u_fwd_6(io + 753408 /* t135 */, scratch + 76609472 /* t133 */);
+    step_student_loss_u_vjp(scratch + 76604544 /* t137 */, scratch + 76618496 /* t97 */);
+    step_student_loss_u_vjp_2(scratch + 76622976 /* t139 */, scratch + 76604544 /* t137 */);
+    step_student_loss_u_vjp_3(scratch + 76623424 /* t140 */, scratch + 76622976 /* t139 */, scratch + 76609024 /* t128 */);
+    step_student_loss_u_vjp_4(scratch + 76591104 /* t143 */, scratch + 76623424 /* t140 */, scratch + 76600064 /* t127 */, scratch + 76604544 /* t137 */);
+    step_student_dense9_vjp(scratch + 76626048 /* t144 */, scratch + 76591104 /* t143 */);
+    step_student_dense9_vjp_2(scratch + 76622976 /* t146 */, scratch + 57062656 /* t120 */, scratch + 76591104 /* t143 */);
+    step_student_dense9_vjp_3(scratch + 58467584 /* t148 */, scratch + 76591104 /* t143 */, state + 842000 /* in_student_dense9_weight */, scratch + 57062656 /* t120 */);
+    step_student_dense7_vjp(scratch + 76625792 /* t149 */, scratch + 58467584 /* t148 */, scratch + 76591104 /* chunk */);
+    step_student_dense7_vjp_2(scratch + 57062656 /* t150 */, scratch + 58467584 /* t148 */, state + 440464 /* in_student_dense7_weight */);
+    step_student_dense7_vjp_3(scratch + 76066816 /* t151 */, scratch + 55657728 /* t116 */, scratch + 58467584 /* t148 */);
+    step_student_relu4_vjp(scratch + 70447104 /* t154 */, scratch + 55657728 /* t115 */, scratch + 57062656 /* t152 */);
+    step_student_relu4_vjp_2(scratch + 52985856 /* t155 */, scratch + 47366144 /* t114 */, scratch + 70447104 /* t154 */);
+    step_student_conv3_vjp(scratch + 76625984 /* t157 */, scratch + 52985856 /* t156 */, scratch + 76591104 /* chunk */);
+    step_student_conv3_vjp_2(scratch + 70447104 /* t161 */, scratch + 52985856 /* t156 */, state + 421968 /* in_student_conv3_weight */, scratch + 47366144 /* chunk */);
+    step_student_conv3_vjp_3(scratch + 76591104 /* t159 */, scratch + 67637248 /* t107 */, scratch + 52985856 /* t156 */, scratch + 47366144 /* chunk */);
+    step_student_relu1_vjp(scratch + 73256960 /* t163 */, scratch + 67637248 /* t107 */, scratch + 70447104 /* t161 */);
+    step_student_relu1_vjp_2(scratch + 47366144 /* t164 */, scratch + 36126720 /* t106 */, scratch + 73256960 /* t163 */);
+    step_student_conv0_vjp(scratch + 43954464 /* t166 */, scratch + 47366144 /* t165 */, scratch + 67637248 /* chunk */);
+    step_student_conv0_vjp_2(scratch + 43954176 /* t167 */, io + 401408 /* t98 */, scratch + 47366144 /* t165 */, scratch + 36126720 /* chunk */);
+    step_student_conv0_update(state + 1264944 /* in_student_momentum_conv0_weight */, state + 421648 /* in_student_conv0_weight */, scratch + 43954176 /* t168 */, io + 753296 /* in_lr_student */);
+    step_student_conv0_update_2(state + 1265232 /* in_student_momentum_conv0_bias */, state + 421936 /* in_student_conv0_bias */, scratch + 43954464 /* t166 */, io + 753296 /* in_lr_student */);
+    step_student_conv3_update(state + 1265264 /* in_student_momentum_conv3_weight */, state + 421968 /* in_student_conv3_weight */, scratch + 76591104 /* t160 */, io + 753296 /* in_lr_student */);
+    step_student_conv3_update_2(state + 1283696 /* in_student_momentum_conv3_bias */, state + 440400 /* in_student_conv3_bias */, scratch + 76625984 /* t157 */, io + 753296 /* in_lr_student */);
+    step_student_dense7_update(state + 1283760 /* in_student_momentum_dense7_weight */, state + 440464 /* in_student_dense7_weight */, scratch + 76066816 /* t151 */, io + 753296 /* in_lr_student */);
+    step_student_dense7_update_2(state + 1685168 /* in_student_momentum_dense7_bias */, state + 841872 /* in_student_dense7_bias */, scratch + 76625792 /* t149 */, io + 753296 /* in_lr_student */);
+    step_student_dense9_update(state + 1685296 /* in_student_momentum_dense9_weight */, state + 842000 /* in_student_dense9_weight */, scratch + 76622976 /* t146 */, io + 753296 /* in_lr_student */);
+    step_student_dense9_update_2(state + 1686576 /* in_student_momentum_dense9_bias */, state + 843280 /* in_student_dense9_bias */, scratch + 76626048 /* t144 */, io + 753296 /* in_lr_student */);
+    step_student_conv0_fwd_2(scratch + 38946048 /* t260 */, scratch + 67637248 /* t262 */, io /* in_x */, state + 421648 /* t256 */, state + 421936 /* t189 */, scratch + 36126720 /* chunk */);
+    step_student_conv3_fwd_2(scratch + 40551680 /* t268 */, scratch + 68440064 /* t270 */, scratch + 67637248 /* t262 */, state + 421968 /* t264 */, state + 440400 /* t210 */, scratch + 36126720 /* chunk */);
+    step_student_dense7_fwd_2(scratch + 68038656 /* t275 */, scratch + 68440064 /* t271 */, state + 440464 /* t222 */, state + 841872 /* t231 */);
+    step_student_dense9_fwd_2(scratch + 68046848 /* t278 */, scratch + 68038656 /* t275 */, state + 842000 /* t243 */, state + 843280 /* t252 */);
+    step_student_loss_l_fwd(scratch + 68048768 /* t279 */, scratch + 68046848 /* t278 */);
+    step_student_loss_l_fwd_2(scratch + 68047488 /* t281 */, scratch + 68048128 /* t282 */, scratch + 68046848 /* t278 */, scratch + 68048768 /* t279 */);
+    step_student_loss_l_fwd_3(scratch + 68048768 /* t283 */, scratch + 68048128 /* t282 */);
+    step_student_loss_l_fwd_4(scratch + 68046848 /* t284 */, scratch + 68048768 /* t283 */);
+    step_student_loss_l_fwd_5(scratch + 68046912 /* t288 */, scratch + 68047488 /* t281 */, scratch + 68046848 /* t284 */, io + 752640 /* in_y */);
+    step_student_loss_l_fwd_6(io + 753424 /* t289 */, scratch + 68046912 /* t288 */);
+    step_student_loss_l_vjp(scratch + 68046848 /* t291 */, io + 752640 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 68047488 /* t293 */, scratch + 68046848 /* t291 */);
+    step_student_loss_l_vjp_3(scratch + 68048832 /* t294 */, scratch + 68047488 /* t293 */, scratch + 68048768 /* t283 */);
+    step_student_loss_l_vjp_4(scratch + 68047488 /* t297 */, scratch + 68048832 /* t294 */, scratch + 68048128 /* t282 */, scratch + 68046848 /* t291 */);
+    step_student_dense9_vjp_4(scratch + 68869888 /* t298 */, scratch + 68047488 /* t297 */);
+    step_student_dense9_vjp_5(scratch + 68868096 /* t300 */, scratch + 68038656 /* t275 */, scratch + 68047488 /* t297 */);
+    step_student_dense9_vjp_6(scratch + 36327424 /* t302 */, scratch + 68047488 /* t297 */, state + 842000 /* t243 */, scratch + 68038656 /* t275 */);
+    step_student_dense7_vjp_4(scratch + 68869664 /* t303 */, scratch + 36327424 /* t302 */);
+    step_student_dense7_vjp_5(scratch + 36126720 /* t304 */, scratch + 36327424 /* t302 */, state + 440464 /* t222 */);
+    step_student_dense7_vjp_6(scratch + 68038656 /* t305 */, scratch + 68440064 /* t271 */, scratch + 36327424 /* t302 */);
+    step_student_relu4_vjp_3(scratch + 36327424 /* t308 */, scratch + 68440064 /* t270 */, scratch + 36126720 /* t306 */);
+    step_student_relu4_vjp_4(scratch + 41354496 /* t309 */, scratch + 40551680 /* t269 */, scratch + 36327424 /* t308 */);
+    step_student_conv3_vjp_4(scratch + 68869792 /* t311 */, scratch + 41354496 /* t310 */, scratch + 68440064 /* chunk */);
+    step_student_conv3_vjp_5(scratch + 40551680 /* t315 */, scratch + 41354496 /* t310 */, state + 421968 /* t264 */, scratch + 36126720 /* chunk */);
+    step_student_conv3_vjp_6(scratch + 68841472 /* t313 */, scratch + 67637248 /* t262 */, scratch + 41354496 /* t310 */, scratch + 36126720 /* chunk */);
+    step_student_relu1_vjp_3(scratch + 37732352 /* t317 */, scratch + 67637248 /* t262 */, scratch + 40551680 /* t315 */);
+    step_student_relu1_vjp_4(scratch + 36126720 /* t318 */, scratch + 38946048 /* t261 */, scratch + 37732352 /* t317 */);
+    step_student_conv0_vjp_3(scratch + 68869856 /* t320 */, scratch + 36126720 /* t319 */, scratch + 68859904 /* chunk */);
+    step_student_conv0_vjp_4(scratch + 68869376 /* t321 */, io /* in_x */, scratch + 36126720 /* t319 */, scratch + 37732352 /* chunk */);
+    step_teacher_feedback_fwd(scratch + 68859904 /* t324 */, scratch + 68869376 /* t322 */, scratch + 43954176 /* t168 */);
+    step_teacher_feedback_fwd_2(scratch + 68859920 /* t326 */, scratch + 68869856 /* t320 */, scratch + 43954464 /* t166 */);
+    step_teacher_feedback_fwd_3(scratch + 68859936 /* t329 */, scratch + 68841472 /* t314 */, scratch + 76591104 /* t160 */);
+    step_teacher_feedback_fwd_4(scratch + 68859952 /* t332 */, scratch + 68869792 /* t311 */, scratch + 76625984 /* t157 */);
+    step_teacher_feedback_fwd_5(scratch + 68859968 /* t335 */, scratch + 68038656 /* t305 */, scratch + 76066816 /* t151 */);
+    step_teacher_feedback_fwd_6(scratch + 68859984 /* t338 */, scratch + 68869664 /* t303 */, scratch + 76625792 /* t149 */);
+    step_teacher_feedback_fwd_7(scratch + 68860000 /* t341 */, scratch + 68868096 /* t300 */, scratch + 76622976 /* t146 */);
+    step_teacher_feedback_fwd_8(scratch + 68860016 /* t344 */, scratch + 68869888 /* t298 */, scratch + 76626048 /* t144 */);
+    step_teacher_feedback_fwd_9(scratch + 68869904 /* t345 */, io + 753440 /* t346 */, scratch + 68860032 /* t349 */, scratch + 68859904 /* t324 */, scratch + 68859920 /* t326 */, scratch + 68859936 /* t329 */, scratch + 68859952 /* t332 */, scratch + 68859968 /* t335 */, scratch + 68859984 /* t338 */, scratch + 68860000 /* t341 */, scratch + 68860016 /* t344 */, io + 753296 /* in_lr_student */, io + 753344 /* in_feedback_baseline */, io + 753328 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 67637248 /* t351 */, scratch + 68860032 /* t349 */, scratch + 76618496 /* t97 */);
+    step_teacher_feedback_vjp_2(scratch + 76618496 /* t353 */, scratch + 67637248 /* t351 */);
+    step_teacher_feedback_vjp_3(scratch + 76618944 /* t354 */, scratch + 76618496 /* t353 */, scratch + 76625344 /* t84 */);
+    step_teacher_loss_uda_vjp(scratch + 76619392 /* t358 */, io + 753312 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 76618496 /* t361 */, scratch + 76619392 /* t358 */, scratch + 76624896 /* t79 */);
+    step_teacher_loss_uda_vjp_3(scratch + 67641728 /* t363 */, scratch + 76618496 /* t361 */, scratch + 76609536 /* t76 */);
+    step_teacher_loss_uda_vjp_4(scratch + 76618496 /* t365 */, scratch + 67641728 /* t363 */);
+    step_teacher_loss_uda_vjp_5(scratch + 76624896 /* t366 */, scratch + 76618496 /* t365 */, scratch + 76625344 /* t84 */);
+    step_teacher_loss_uda_vjp_6(scratch + 76609536 /* t370 */, scratch + 76618944 /* t354 */, scratch + 76614016 /* t83 */, scratch + 67637248 /* t351 */, scratch + 76624896 /* t366 */, scratch + 67641728 /* t363 */);
+    step_teacher_loss_sup_vjp(scratch + 68859904 /* t373 */, io + 752640 /* in_y */);
+    step_teacher_loss_sup_vjp_2(scratch + 76624896 /* t375 */, scratch + 68859904 /* t373 */);
+    step_teacher_loss_sup_vjp_3(scratch + 76624960 /* t376 */, scratch + 76624896 /* t375 */, scratch + 76625920 /* t58 */);
+    step_teacher_loss_sup_vjp_4(scratch + 76615296 /* t379 */, scratch + 76624960 /* t376 */, scratch + 76624256 /* t57 */, scratch + 68859904 /* t373 */);
+    step_teacher_dense9_vjp(scratch + 76625920 /* t380 */, scratch + 76615296 /* t379 */);
+    step_teacher_dense9_vjp_2(scratch + 76625936 /* t381 */, scratch + 76609536 /* t370 */);
+    step_teacher_dense9_vjp_3(scratch + 76624640 /* t382 */, scratch + 76625920 /* t380 */, scratch + 76625936 /* t381 */);
+    step_teacher_dense9_vjp_4(scratch + 76614016 /* t388 */, scratch + 76533760 /* t387 */, scratch + 76609536 /* t370 */);
+    step_teacher_dense9_vjp_5(scratch + 68859904 /* t391 */, scratch + 76615296 /* t379 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t385 */);
+    step_teacher_dense9_vjp_6(scratch + 68640768 /* t393 */, scratch + 76609536 /* t370 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76533760 /* t387 */);
+    step_teacher_dense7_vjp(scratch + 76624256 /* t394 */, scratch + 68859904 /* t391 */);
+    step_teacher_dense7_vjp_2(scratch + 76624384 /* t395 */, scratch + 68640768 /* t393 */, scratch + 68698112 /* chunk */);
+    step_teacher_dense7_vjp_3(scratch + 76624512 /* t396 */, scratch + 76624256 /* t394 */, scratch + 76624384 /* t395 */);
+    step_teacher_dense7_vjp_4(scratch + 68440064 /* t397 */, scratch + 68859904 /* t391 */, state + 18816 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_5(scratch + 36126720 /* t398 */, scratch + 68640768 /* t393 */, state + 18816 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_6(scratch + 67637248 /* t404 */, scratch + 66232320 /* t403 */, scratch + 68640768 /* t393 */);
+    step_teacher_relu4_vjp(scratch + 37531648 /* t413 */, scratch + 64626688 /* t399 */, scratch + 68440064 /* t406 */);
+    step_teacher_relu4_vjp_2(scratch + 41746432 /* t415 */, scratch + 66232320 /* t402 */, scratch + 36126720 /* t407 */);
+    step_teacher_relu4_vjp_3(scratch + 43151360 /* t416 */, scratch + 24084480 /* t409 */, scratch + 37531648 /* t413 */);
+    step_teacher_relu4_vjp_4(scratch + 36126720 /* t417 */, scratch + 30507008 /* t411 */, scratch + 41746432 /* t415 */);
+    step_teacher_conv3_vjp(scratch + 76625920 /* t420 */, scratch + 43151360 /* t418 */, scratch + 76609536 /* chunk */);
+    step_teacher_conv3_vjp_2(scratch + 76624256 /* t421 */, scratch + 36126720 /* t419 */, scratch + 76609536 /* chunk */);
+    step_teacher_conv3_vjp_3(scratch + 76624320 /* t422 */, scratch + 76625920 /* t420 */, scratch + 76624256 /* t421 */);
+    step_teacher_conv3_vjp_4(scratch + 41746432 /* t433 */, scratch + 43151360 /* t418 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
+    step_teacher_conv3_vjp_5(scratch + 26903808 /* t434 */, scratch + 36126720 /* t419 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
+    step_teacher_conv3_vjp_6(scratch + 68440064 /* t430 */, scratch + 61816832 /* t428 */, scratch + 36126720 /* t419 */, scratch + 24084480 /* chunk */);
+    step_teacher_conv3_vjp_7(scratch + 68458496 /* t431 */, scratch + 58605568 /* t425 */, scratch + 43151360 /* t418 */, scratch + 68440064 /* t430 */, scratch + 24084480 /* chunk */);
+    step_teacher_relu1_vjp(scratch + 39739392 /* t440 */, scratch + 58605568 /* t425 */, scratch + 41746432 /* t433 */);
+    step_teacher_relu1_vjp_2(scratch + 35323904 /* t442 */, scratch + 61816832 /* t428 */, scratch + 26903808 /* t434 */);
+    step_teacher_relu1_vjp_3(scratch + 38133760 /* t443 */, scratch /* t436 */, scratch + 39739392 /* t440 */);
+    step_teacher_relu1_vjp_4(scratch + 24084480 /* t444 */, scratch + 12845056 /* t438 */, scratch + 35323904 /* t442 */);
+    step_teacher_conv0_vjp(scratch + 76624256 /* t447 */, scratch + 38133760 /* t445 */, scratch + 76609536 /* chunk */);
+    step_teacher_conv0_vjp_2(scratch + 76624288 /* t448 */, scratch + 24084480 /* t446 */, scratch + 76609536 /* chunk */);
+    step_teacher_conv0_vjp_3(scratch + 76625920 /* t449 */, scratch + 76624256 /* t447 */, scratch + 76624288 /* t448 */);
+    step_teacher_conv0_vjp_4(scratch + 76609536 /* t451 */, io + 401408 /* t98 */, scratch + 24084480 /* t446 */, scratch + 35323904 /* chunk */);
+    step_teacher_conv0_vjp_5(scratch + 76609824 /* t452 */, io /* in_x */, scratch + 38133760 /* t445 */, scratch + 76609536 /* t451 */, scratch + 39739392 /* chunk */);
+    step_teacher_conv0_update(state + 843296 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 76609824 /* t453 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 843584 /* in_teacher_momentum_conv0_bias */, state + 288 /* in_teacher_conv0_bias */, scratch + 76625920 /* t449 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_conv3_update(state + 843616 /* in_teacher_momentum_conv3_weight */, state + 320 /* in_teacher_conv3_weight */, scratch + 68458496 /* t432 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_conv3_update_2(state + 862048 /* in_teacher_momentum_conv3_bias */, state + 18752 /* in_teacher_conv3_bias */, scratch + 76624320 /* t422 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense7_vjp_7(scratch + 68440064 /* t492 */, state + 862112 /* in_teacher_momentum_dense7_weight */, state + 18816 /* in_teacher_dense7_weight */, scratch + 64626688 /* t400 */, scratch + 68859904 /* t391 */, scratch + 67637248 /* t404 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense7_update(state + 1263520 /* in_teacher_momentum_dense7_bias */, state + 420224 /* in_teacher_dense7_bias */, scratch + 76624512 /* t396 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense9_vjp_7(scratch + 76609536 /* t510 */, state + 1263648 /* in_teacher_momentum_dense9_weight */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t385 */, scratch + 76615296 /* t379 */, scratch + 76614016 /* t388 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense9_update(state + 1264928 /* in_teacher_momentum_dense9_bias */, state + 421632 /* in_teacher_dense9_bias */, scratch + 76624640 /* t382 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 76625920 /* t527 */, scratch + 68869376 /* t322 */);
+    step_teacher_gradient_fwd_2(scratch + 76625936 /* t529 */, scratch + 68869856 /* t320 */);
+    step_teacher_gradient_fwd_3(scratch + 68869856 /* t532 */, scratch + 68841472 /* t314 */);
+    step_teacher_gradient_fwd_4(scratch + 68869872 /* t535 */, scratch + 68869792 /* t311 */);
+    step_teacher_gradient_fwd_5(scratch + 76625952 /* t538 */, scratch + 68038656 /* t305 */);
+    step_teacher_gradient_fwd_6(scratch + 76625968 /* t541 */, scratch + 68869664 /* t303 */);
+    step_teacher_gradient_fwd_7(scratch + 68869376 /* t544 */, scratch + 68868096 /* t300 */);
+    step_teacher_gradient_fwd_8(scratch + 68869392 /* t547 */, scratch + 68869888 /* t298 */);
+    step_teacher_gradient_fwd_9(io + 753456 /* t549 */, scratch + 76625920 /* t527 */, scratch + 76625936 /* t529 */, scratch + 68869856 /* t532 */, scratch + 68869872 /* t535 */, scratch + 76625952 /* t538 */, scratch + 76625968 /* t541 */, scratch + 68869376 /* t544 */, scratch + 68869392 /* t547 */);
+    step_teacher_gradient_fwd_10(scratch + 76625920 /* t551 */, scratch + 43954176 /* t168 */);
+    step_teacher_gradient_fwd_11(scratch + 76625936 /* t553 */, scratch + 43954464 /* t166 */);
+    step_teacher_gradient_fwd_12(scratch + 76625952 /* t556 */, scratch + 76591104 /* t160 */);
+    step_teacher_gradient_fwd_13(scratch + 76625968 /* t559 */, scratch + 76625984 /* t157 */);
+    step_teacher_gradient_fwd_14(scratch + 76625984 /* t562 */, scratch + 76066816 /* t151 */);
+    step_teacher_gradient_fwd_15(scratch + 76626000 /* t565 */, scratch + 76625792 /* t149 */);
+    step_teacher_gradient_fwd_16(scratch + 76626016 /* t568 */, scratch + 76622976 /* t146 */);
+    step_teacher_gradient_fwd_17(scratch + 76626032 /* t571 */, scratch + 76626048 /* t144 */);
+    step_teacher_gradient_fwd_18(io + 753472 /* t573 */, io + 753488 /* t577 */, io + 753504 /* t578 */, scratch + 76625920 /* t551 */, scratch + 76625936 /* t553 */, scratch + 76625952 /* t556 */, scratch + 76625968 /* t559 */, scratch + 76625984 /* t562 */, scratch + 76626000 /* t565 */, scratch + 76626016 /* t568 */, scratch + 76626032 /* t571 */, io + 753456 /* t549 */, scratch + 68869904 /* t345 */, io + 753440 /* t346 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 1686592
-#define MPLC_STEP_IO_FLOATS 753504
+#define MPLC_STEP_IO_FLOATS 753520
 #define MPLC_SUPERVISED_IO_FLOATS 406560
 #define MPLC_SCRATCH_FLOATS 76626064
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 32
-#define MPLC_NUM_STEP_INPUTS 6
+#define MPLC_NUM_STEP_INPUTS 7
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "3e5cab08de9111b8033e7f5ea065b3c78e19e01a14d32f71d9ce40a7446b6044"
+#define MPLC_MODEL_HASH "9cd85161fd2c43ead53c10268ed8d2ee2e2ea5bec9098a66b2613c99f0a653ea"
 #define MPLC_MODEL_NAME "bench_w2_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

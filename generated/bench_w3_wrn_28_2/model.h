@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 5884928
-#define MPLC_STEP_IO_FLOATS 784768
+#define MPLC_STEP_IO_FLOATS 784784
 #define MPLC_SUPERVISED_IO_FLOATS 1643552
 #define MPLC_SCRATCH_FLOATS 260415936
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 520
-#define MPLC_NUM_STEP_INPUTS 9
+#define MPLC_NUM_STEP_INPUTS 10
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 4
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "2cecee433fef2167fdca1c1102384f2cc013c6656362ca8748089f0e14407246"
+#define MPLC_MODEL_HASH "5973f6f69a5570c4a074f22a79b0aaca533b91dacc5edb65f151d0cf405586c6"
 #define MPLC_MODEL_NAME "bench_w3_wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32

@@ -61,20 +61,21 @@ const mplc_tensor mplc_step_inputs[] = {
     { "lr_student", 0, {0, 0, 0, 0}, 226128, 1, 0, 0, 0.0 },
     { "uda_weight", 0, {0, 0, 0, 0}, 226144, 1, 0, 0, 0.0 },
     { "feedback_scale", 0, {0, 0, 0, 0}, 226160, 1, 0, 0, 0.0 },
-    { "dropout/teacher/all/dropout9", 2, {288, 128, 0, 0}, 226176, 36864, 0, 0, 0.2 },
+    { "feedback_baseline", 0, {0, 0, 0, 0}, 226176, 1, 0, 0, 0.0 },
+    { "dropout/teacher/all/dropout9", 2, {288, 128, 0, 0}, 226192, 36864, 0, 0, 0.2 },
 };
 
 const mplc_tensor mplc_step_outputs[] = {
-    { "loss_sup", 0, {0, 0, 0, 0}, 263040, 1, 0, 0, 0.0 },
-    { "loss_uda", 0, {0, 0, 0, 0}, 263056, 1, 0, 0, 0.0 },
-    { "mask_rate", 0, {0, 0, 0, 0}, 263072, 1, 0, 0, 0.0 },
-    { "loss_student_u", 0, {0, 0, 0, 0}, 263088, 1, 0, 0, 0.0 },
-    { "loss_student_l", 0, {0, 0, 0, 0}, 263104, 1, 0, 0, 0.0 },
-    { "h", 0, {0, 0, 0, 0}, 263120, 1, 0, 0, 0.0 },
-    { "g_l_norm", 0, {0, 0, 0, 0}, 263136, 1, 0, 0, 0.0 },
-    { "g_u_norm", 0, {0, 0, 0, 0}, 263152, 1, 0, 0, 0.0 },
-    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 263168, 1, 0, 0, 0.0 },
-    { "h_positive", 0, {0, 0, 0, 0}, 263184, 1, 0, 0, 0.0 },
+    { "loss_sup", 0, {0, 0, 0, 0}, 263056, 1, 0, 0, 0.0 },
+    { "loss_uda", 0, {0, 0, 0, 0}, 263072, 1, 0, 0, 0.0 },
+    { "mask_rate", 0, {0, 0, 0, 0}, 263088, 1, 0, 0, 0.0 },
+    { "loss_student_u", 0, {0, 0, 0, 0}, 263104, 1, 0, 0, 0.0 },
+    { "loss_student_l", 0, {0, 0, 0, 0}, 263120, 1, 0, 0, 0.0 },
+    { "h", 0, {0, 0, 0, 0}, 263136, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 263152, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 263168, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 263184, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 263200, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -92,15 +93,15 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * --------------------------------------------------------------------------------------------------------- */
 
 /* gemm small-gemm m=225792 n=16 k=9 chunk=20 +epilogue +pool split
- * %22 = im2col k3 s1 p1 %16 : [225792,9]  // teacher/conv0 fwd
- * %24 = matmul %22, %23 : [225792,16]  // teacher/conv0 fwd
- * %25 = broadcast axes=[1] %1 : [225792,16]  // teacher/conv0 fwd
- * %26 = add %24, %25 : [225792,16]  // teacher/conv0 fwd
- * %27 = relu %26 : [225792,16]  // teacher/relu1 fwd
- * %29 = max_pool k2 s2 p0 %28 : [288,14,14,16]  // teacher/max_pool2 fwd */
+ * %23 = im2col k3 s1 p1 %16 : [225792,9]  // teacher/conv0 fwd
+ * %25 = matmul %23, %24 : [225792,16]  // teacher/conv0 fwd
+ * %26 = broadcast axes=[1] %1 : [225792,16]  // teacher/conv0 fwd
+ * %27 = add %25, %26 : [225792,16]  // teacher/conv0 fwd
+ * %28 = relu %27 : [225792,16]  // teacher/relu1 fwd
+ * %30 = max_pool k2 s2 p0 %29 : [288,14,14,16]  // teacher/max_pool2 fwd */
 typedef struct {
-    float *t27;
-    float *t29;
+    float *t28;
+    float *t30;
     const float *in_x;
     const float *in_teacher_conv0_weight;
     const float *in_teacher_conv0_bias;
@@ -110,8 +111,8 @@ typedef struct {
 static void step_teacher_conv0_fwd_part(void *context, int part, int parts) {
     const step_teacher_conv0_fwd_pointers *p = context;
     (void)parts;
-    float *restrict t27 = p->t27;
-    float *restrict t29 = p->t29;
+    float *restrict t28 = p->t28;
+    float *restrict t30 = p->t30;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
     const float *restrict in_teacher_conv0_bias = p->in_teacher_conv0_bias;
@@ -130,38 +131,38 @@ static void step_teacher_conv0_fwd_part(void *context, int part, int parts) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 16 + j], acc[j]);
                 }
-                float *row = t27 + ((size_t)n0 * 784 + r) * 16;
+                float *row = t28 + ((size_t)n0 * 784 + r) * 16;
                 for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
-                    const float v26 = t27[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
-                    const float v27 = v26 > 0.0f ? v26 : 0.0f;
-                    t27[i0 * 16 + i1] = v27;
+                    const float v27 = t28[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
+                    const float v28 = v27 > 0.0f ? v27 : 0.0f;
+                    t28[i0 * 16 + i1] = v28;
                 }
             }
             /* the pool of these images, while they are in cache */
-            mplc_max_pool(t29 + (size_t)n0 * 3136, t27 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
+            mplc_max_pool(t30 + (size_t)n0 * 3136, t28 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
         }
     }
 }
 
-static void step_teacher_conv0_fwd(float *restrict t27, float *restrict t29, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_fwd_part, &(step_teacher_conv0_fwd_pointers){t27, t29, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
+static void step_teacher_conv0_fwd(float *restrict t28, float *restrict t30, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_fwd_part, &(step_teacher_conv0_fwd_pointers){t28, t30, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
 }
 
 /* gemm winograd m=56448 n=32 k=144 chunk=9 +epilogue +pool split
- * %30 = im2col k3 s1 p1 %29 : [56448,144]  // teacher/conv3 fwd
- * %32 = matmul %30, %31 : [56448,32]  // teacher/conv3 fwd
- * %33 = broadcast axes=[1] %3 : [56448,32]  // teacher/conv3 fwd
- * %34 = add %32, %33 : [56448,32]  // teacher/conv3 fwd
- * %35 = relu %34 : [56448,32]  // teacher/relu4 fwd
- * %37 = max_pool k2 s2 p0 %36 : [288,7,7,32]  // teacher/max_pool5 fwd */
+ * %31 = im2col k3 s1 p1 %30 : [56448,144]  // teacher/conv3 fwd
+ * %33 = matmul %31, %32 : [56448,32]  // teacher/conv3 fwd
+ * %34 = broadcast axes=[1] %3 : [56448,32]  // teacher/conv3 fwd
+ * %35 = add %33, %34 : [56448,32]  // teacher/conv3 fwd
+ * %36 = relu %35 : [56448,32]  // teacher/relu4 fwd
+ * %38 = max_pool k2 s2 p0 %37 : [288,7,7,32]  // teacher/max_pool5 fwd */
 typedef struct {
-    float *t35;
-    float *t37;
-    const float *t29;
+    float *t36;
+    float *t38;
+    const float *t30;
     const float *in_teacher_conv3_weight;
     const float *in_teacher_conv3_bias;
     float *chunk;
@@ -170,9 +171,9 @@ typedef struct {
 static void step_teacher_conv3_fwd_part(void *context, int part, int parts) {
     const step_teacher_conv3_fwd_pointers *p = context;
     (void)parts;
-    float *restrict t35 = p->t35;
-    float *restrict t37 = p->t37;
-    const float *restrict t29 = p->t29;
+    float *restrict t36 = p->t36;
+    float *restrict t38 = p->t38;
+    const float *restrict t30 = p->t30;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
     float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
@@ -183,35 +184,35 @@ static void step_teacher_conv3_fwd_part(void *context, int part, int parts) {
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t35 + (size_t)n0 * 6272, t29 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+            mplc_winograd_conv3x3(t36 + (size_t)n0 * 6272, t30 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
-                    const float v34 = t35[i0 * 32 + i1] + in_teacher_conv3_bias[i1];
-                    const float v35 = v34 > 0.0f ? v34 : 0.0f;
-                    t35[i0 * 32 + i1] = v35;
+                    const float v35 = t36[i0 * 32 + i1] + in_teacher_conv3_bias[i1];
+                    const float v36 = v35 > 0.0f ? v35 : 0.0f;
+                    t36[i0 * 32 + i1] = v36;
                 }
             }
             /* the pool of these images, while they are in cache */
-            mplc_max_pool(t37 + (size_t)n0 * 1568, t35 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
+            mplc_max_pool(t38 + (size_t)n0 * 1568, t36 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
         }
     }
 }
 
-static void step_teacher_conv3_fwd(float *restrict t35, float *restrict t37, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_fwd_part, &(step_teacher_conv3_fwd_pointers){t35, t37, t29, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
+static void step_teacher_conv3_fwd(float *restrict t36, float *restrict t38, const float *restrict t30, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_fwd_part, &(step_teacher_conv3_fwd_pointers){t36, t38, t30, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
 }
 
 /* gemm blas m=288 n=128 k=1568 +epilogue split
- * %39 = matmul %38, %4 : [288,128]  // teacher/dense7 fwd
- * %40 = broadcast axes=[1] %5 : [288,128]  // teacher/dense7 fwd
- * %41 = add %39, %40 : [288,128]  // teacher/dense7 fwd
- * %42 = relu %41 : [288,128]  // teacher/relu8 fwd
- * %44 = mul %42, %43 : [288,128]  // teacher/dropout9 fwd */
+ * %40 = matmul %39, %4 : [288,128]  // teacher/dense7 fwd
+ * %41 = broadcast axes=[1] %5 : [288,128]  // teacher/dense7 fwd
+ * %42 = add %40, %41 : [288,128]  // teacher/dense7 fwd
+ * %43 = relu %42 : [288,128]  // teacher/relu8 fwd
+ * %45 = mul %43, %44 : [288,128]  // teacher/dropout9 fwd */
 typedef struct {
-    float *t42;
-    float *t44;
-    const float *t38;
+    float *t43;
+    float *t45;
+    const float *t39;
     const float *in_teacher_dense7_weight;
     const float *in_teacher_dense7_bias;
     const float *in_dropout_teacher_all_dropout9;
@@ -219,357 +220,357 @@ typedef struct {
 
 static void step_teacher_dense7_fwd_part(void *context, int part, int parts) {
     const step_teacher_dense7_fwd_pointers *p = context;
-    float *restrict t42 = p->t42;
-    float *restrict t44 = p->t44;
-    const float *restrict t38 = p->t38;
+    float *restrict t43 = p->t43;
+    float *restrict t45 = p->t45;
+    const float *restrict t39 = p->t39;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
     const float *restrict in_teacher_dense7_bias = p->in_teacher_dense7_bias;
     const float *restrict in_dropout_teacher_all_dropout9 = p->in_dropout_teacher_all_dropout9;
     size_t lo, hi;
     mplc_part(288, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t38 + lo * 1568, 1568, in_teacher_dense7_weight, 128, 0.0f, t42 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t39 + lo * 1568, 1568, in_teacher_dense7_weight, 128, 0.0f, t43 + lo * 128, 128);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            const float v41 = t42[i0 * 128 + i1] + in_teacher_dense7_bias[i1];
-            const float v42 = v41 > 0.0f ? v41 : 0.0f;
-            const float v44 = v42 * in_dropout_teacher_all_dropout9[i0 * 128 + i1];
-            t42[i0 * 128 + i1] = v42;
-            t44[i0 * 128 + i1] = v44;
+            const float v42 = t43[i0 * 128 + i1] + in_teacher_dense7_bias[i1];
+            const float v43 = v42 > 0.0f ? v42 : 0.0f;
+            const float v45 = v43 * in_dropout_teacher_all_dropout9[i0 * 128 + i1];
+            t43[i0 * 128 + i1] = v43;
+            t45[i0 * 128 + i1] = v45;
         }
     }
 }
 
-static void step_teacher_dense7_fwd(float *restrict t42, float *restrict t44, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias, const float *restrict in_dropout_teacher_all_dropout9) {
-    mplc_parallel(step_teacher_dense7_fwd_part, &(step_teacher_dense7_fwd_pointers){t42, t44, t38, in_teacher_dense7_weight, in_teacher_dense7_bias, in_dropout_teacher_all_dropout9});
+static void step_teacher_dense7_fwd(float *restrict t43, float *restrict t45, const float *restrict t39, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias, const float *restrict in_dropout_teacher_all_dropout9) {
+    mplc_parallel(step_teacher_dense7_fwd_part, &(step_teacher_dense7_fwd_pointers){t43, t45, t39, in_teacher_dense7_weight, in_teacher_dense7_bias, in_dropout_teacher_all_dropout9});
 }
 
 /* gemm blas m=288 n=10 k=128 +epilogue
- * %45 = matmul %44, %6 : [288,10]  // teacher/dense10 fwd
- * %46 = broadcast axes=[1] %7 : [288,10]  // teacher/dense10 fwd
- * %47 = add %45, %46 : [288,10]  // teacher/dense10 fwd */
-static void step_teacher_dense10_fwd(float *restrict t47, const float *restrict t44, const float *restrict in_teacher_dense10_weight, const float *restrict in_teacher_dense10_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 288, 10, 128, 1.0f, t44, 128, in_teacher_dense10_weight, 10, 0.0f, t47, 10);
+ * %46 = matmul %45, %6 : [288,10]  // teacher/dense10 fwd
+ * %47 = broadcast axes=[1] %7 : [288,10]  // teacher/dense10 fwd
+ * %48 = add %46, %47 : [288,10]  // teacher/dense10 fwd */
+static void step_teacher_dense10_fwd(float *restrict t48, const float *restrict t45, const float *restrict in_teacher_dense10_weight, const float *restrict in_teacher_dense10_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 288, 10, 128, 1.0f, t45, 128, in_teacher_dense10_weight, 10, 0.0f, t48, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 288; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v47 = t47[i0 * 10 + i1] + in_teacher_dense10_bias[i1];
-            t47[i0 * 10 + i1] = v47;
+            const float v48 = t48[i0 * 10 + i1] + in_teacher_dense10_bias[i1];
+            t48[i0 * 10 + i1] = v48;
         }
     }
 }
 
 /* reduce_max [32,10] axes=[1]
- * %55 = reduce_max axes=[1] %48 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd(float *restrict t55, const float *restrict t48) {
+ * %56 = reduce_max axes=[1] %49 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd(float *restrict t56, const float *restrict t49) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t48[i0 * 10 + i1] > best ? t48[i0 * 10 + i1] : best;
+            best = t49[i0 * 10 + i1] > best ? t49[i0 * 10 + i1] : best;
         }
-        t55[i0] = best;
+        t56[i0] = best;
     }
 }
 
 /* loop [32,10]
- * %56 = broadcast axes=[0] %55 : [32,10]  // teacher/loss_sup fwd
- * %57 = sub %48, %56 : [32,10]  // teacher/loss_sup fwd
- * %58 = exp %57 : [32,10]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_2(float *restrict t57, float *restrict t58, const float *restrict t48, const float *restrict t55) {
+ * %57 = broadcast axes=[0] %56 : [32,10]  // teacher/loss_sup fwd
+ * %58 = sub %49, %57 : [32,10]  // teacher/loss_sup fwd
+ * %59 = exp %58 : [32,10]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_2(float *restrict t58, float *restrict t59, const float *restrict t49, const float *restrict t56) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v57 = t48[i0 * 10 + i1] - t55[i0];
-            const float v58 = expf(v57);
-            t57[i0 * 10 + i1] = v57;
+            const float v58 = t49[i0 * 10 + i1] - t56[i0];
+            const float v59 = expf(v58);
             t58[i0 * 10 + i1] = v58;
+            t59[i0 * 10 + i1] = v59;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %59 = reduce_sum axes=[1] %58 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_3(float *restrict t59, const float *restrict t58) {
+ * %60 = reduce_sum axes=[1] %59 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_3(float *restrict t60, const float *restrict t59) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t58[i0 * 10 + i1];
+            sum += t59[i0 * 10 + i1];
         }
-        t59[i0] = (float)sum;
+        t60[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %60 = log %59 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_4(float *restrict t60, const float *restrict t59) {
+ * %61 = log %60 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_4(float *restrict t61, const float *restrict t60) {
     for (size_t i = 0; i < 32; i++) {
-        const float v60 = logf(t59[i]);
-        t60[i] = v60;
+        const float v61 = logf(t60[i]);
+        t61[i] = v61;
     }
 }
 
 /* reduce_sum [32,10] axes=[0, 1]
- * %51 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
- * %52 = mul %17, %51 : [32,10]  // teacher/loss_sup fwd
- * %53 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
- * %54 = add %52, %53 : [32,10]  // teacher/loss_sup fwd
- * %61 = broadcast axes=[0] %60 : [32,10]  // teacher/loss_sup fwd
- * %62 = sub %57, %61 : [32,10]  // teacher/loss_sup fwd
- * %63 = mul %54, %62 : [32,10]  // teacher/loss_sup fwd
- * %64 = reduce_sum axes=[0, 1] %63 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_5(float *restrict t64, const float *restrict in_y, const float *restrict t57, const float *restrict t60) {
+ * %52 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
+ * %53 = mul %17, %52 : [32,10]  // teacher/loss_sup fwd
+ * %54 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
+ * %55 = add %53, %54 : [32,10]  // teacher/loss_sup fwd
+ * %62 = broadcast axes=[0] %61 : [32,10]  // teacher/loss_sup fwd
+ * %63 = sub %58, %62 : [32,10]  // teacher/loss_sup fwd
+ * %64 = mul %55, %63 : [32,10]  // teacher/loss_sup fwd
+ * %65 = reduce_sum axes=[0, 1] %64 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_5(float *restrict t65, const float *restrict in_y, const float *restrict t58, const float *restrict t61) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v52 = in_y[i0 * 10 + i1] * 0.9f;
-            const float v54 = v52 + 0.01f;
-            const float v62 = t57[i0 * 10 + i1] - t60[i0];
-            const float v63 = v54 * v62;
-            sum += v63;
+            const float v53 = in_y[i0 * 10 + i1] * 0.9f;
+            const float v55 = v53 + 0.01f;
+            const float v63 = t58[i0 * 10 + i1] - t61[i0];
+            const float v64 = v55 * v63;
+            sum += v64;
         }
     }
-    t64[0] = (float)sum;
+    t65[0] = (float)sum;
 }
 
 /* loop []
- * %65 = constant -0.03125 : []  // teacher/loss_sup fwd
- * %66 = mul %64, %65 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_6(float *restrict t66, const float *restrict t64) {
+ * %66 = constant -0.03125 : []  // teacher/loss_sup fwd
+ * %67 = mul %65, %66 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_6(float *restrict t67, const float *restrict t65) {
     for (size_t i = 0; i < 1; i++) {
-        const float v66 = t64[0] * (-0.03125f);
-        t66[i] = v66;
+        const float v67 = t65[0] * (-0.03125f);
+        t67[i] = v67;
     }
 }
 
 /* loop [128,10]
- * %67 = constant 1.4285714285714286 : [128,10]  // teacher/loss_uda fwd
- * %68 = mul %49, %67 : [128,10]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd(float *restrict t68, const float *restrict t49) {
+ * %68 = constant 1.4285714285714286 : [128,10]  // teacher/loss_uda fwd
+ * %69 = mul %50, %68 : [128,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd(float *restrict t69, const float *restrict t50) {
     for (size_t i = 0; i < 1280; i++) {
-        const float v68 = t49[i] * 1.4285715f;
-        t68[i] = v68;
+        const float v69 = t50[i] * 1.4285715f;
+        t69[i] = v69;
     }
 }
 
 /* reduce_max [128,10] axes=[1]
- * %69 = reduce_max axes=[1] %68 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_2(float *restrict t69, const float *restrict t68) {
+ * %70 = reduce_max axes=[1] %69 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_2(float *restrict t70, const float *restrict t69) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t68[i0 * 10 + i1] > best ? t68[i0 * 10 + i1] : best;
+            best = t69[i0 * 10 + i1] > best ? t69[i0 * 10 + i1] : best;
         }
-        t69[i0] = best;
+        t70[i0] = best;
     }
 }
 
 /* loop [128,10]
- * %70 = broadcast axes=[0] %69 : [128,10]  // teacher/loss_uda fwd
- * %71 = sub %68, %70 : [128,10]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_3(float *restrict t71, const float *restrict t68, const float *restrict t69) {
+ * %71 = broadcast axes=[0] %70 : [128,10]  // teacher/loss_uda fwd
+ * %72 = sub %69, %71 : [128,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_3(float *restrict t72, const float *restrict t69, const float *restrict t70) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v71 = t68[i0 * 10 + i1] - t69[i0];
-            t71[i0 * 10 + i1] = v71;
+            const float v72 = t69[i0 * 10 + i1] - t70[i0];
+            t72[i0 * 10 + i1] = v72;
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[1]
- * %72 = exp %71 : [128,10]  // teacher/loss_uda fwd
- * %73 = reduce_sum axes=[1] %72 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_4(float *restrict t73, const float *restrict t71) {
+ * %73 = exp %72 : [128,10]  // teacher/loss_uda fwd
+ * %74 = reduce_sum axes=[1] %73 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_4(float *restrict t74, const float *restrict t72) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v72 = expf(t71[i0 * 10 + i1]);
-            sum += v72;
+            const float v73 = expf(t72[i0 * 10 + i1]);
+            sum += v73;
         }
-        t73[i0] = (float)sum;
+        t74[i0] = (float)sum;
     }
 }
 
 /* loop [128]
- * %74 = log %73 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_5(float *restrict t74, const float *restrict t73) {
+ * %75 = log %74 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_5(float *restrict t75, const float *restrict t74) {
     for (size_t i = 0; i < 128; i++) {
-        const float v74 = logf(t73[i]);
-        t74[i] = v74;
+        const float v75 = logf(t74[i]);
+        t75[i] = v75;
     }
 }
 
 /* loop [128,10]
- * %75 = broadcast axes=[0] %74 : [128,10]  // teacher/loss_uda fwd
- * %76 = sub %71, %75 : [128,10]  // teacher/loss_uda fwd
- * %77 = exp %76 : [128,10]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_6(float *restrict t77, const float *restrict t71, const float *restrict t74) {
+ * %76 = broadcast axes=[0] %75 : [128,10]  // teacher/loss_uda fwd
+ * %77 = sub %72, %76 : [128,10]  // teacher/loss_uda fwd
+ * %78 = exp %77 : [128,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_6(float *restrict t78, const float *restrict t72, const float *restrict t75) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v76 = t71[i0 * 10 + i1] - t74[i0];
-            const float v77 = expf(v76);
-            t77[i0 * 10 + i1] = v77;
+            const float v77 = t72[i0 * 10 + i1] - t75[i0];
+            const float v78 = expf(v77);
+            t78[i0 * 10 + i1] = v78;
         }
     }
 }
 
 /* reduce_max [128,10] axes=[1]
- * %78 = reduce_max axes=[1] %77 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_7(float *restrict t78, const float *restrict t77) {
+ * %79 = reduce_max axes=[1] %78 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_7(float *restrict t79, const float *restrict t78) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t77[i0 * 10 + i1] > best ? t77[i0 * 10 + i1] : best;
+            best = t78[i0 * 10 + i1] > best ? t78[i0 * 10 + i1] : best;
         }
-        t78[i0] = best;
+        t79[i0] = best;
     }
 }
 
 /* loop [128]
- * %79 = constant 0.6 : [128]  // teacher/loss_uda fwd
- * %80 = greaterEqual %78, %79 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_8(float *restrict t80, const float *restrict t78) {
+ * %80 = constant 0.6 : [128]  // teacher/loss_uda fwd
+ * %81 = greaterEqual %79, %80 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_8(float *restrict t81, const float *restrict t79) {
     for (size_t i = 0; i < 128; i++) {
-        const float v80 = t78[i] >= 0.6f ? 1.0f : 0.0f;
-        t80[i] = v80;
+        const float v81 = t79[i] >= 0.6f ? 1.0f : 0.0f;
+        t81[i] = v81;
     }
 }
 
 /* reduce_max [128,10] axes=[1]
- * %81 = reduce_max axes=[1] %50 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_9(float *restrict t81, const float *restrict t50) {
+ * %82 = reduce_max axes=[1] %51 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_9(float *restrict t82, const float *restrict t51) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t50[i0 * 10 + i1] > best ? t50[i0 * 10 + i1] : best;
+            best = t51[i0 * 10 + i1] > best ? t51[i0 * 10 + i1] : best;
         }
-        t81[i0] = best;
+        t82[i0] = best;
     }
 }
 
 /* loop [128,10]
- * %82 = broadcast axes=[0] %81 : [128,10]  // teacher/loss_uda fwd
- * %83 = sub %50, %82 : [128,10]  // teacher/loss_uda fwd
- * %84 = exp %83 : [128,10]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_10(float *restrict t83, float *restrict t84, const float *restrict t50, const float *restrict t81) {
+ * %83 = broadcast axes=[0] %82 : [128,10]  // teacher/loss_uda fwd
+ * %84 = sub %51, %83 : [128,10]  // teacher/loss_uda fwd
+ * %85 = exp %84 : [128,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_10(float *restrict t84, float *restrict t85, const float *restrict t51, const float *restrict t82) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v83 = t50[i0 * 10 + i1] - t81[i0];
-            const float v84 = expf(v83);
-            t83[i0 * 10 + i1] = v83;
+            const float v84 = t51[i0 * 10 + i1] - t82[i0];
+            const float v85 = expf(v84);
             t84[i0 * 10 + i1] = v84;
+            t85[i0 * 10 + i1] = v85;
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[1]
- * %85 = reduce_sum axes=[1] %84 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_11(float *restrict t85, const float *restrict t84) {
+ * %86 = reduce_sum axes=[1] %85 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_11(float *restrict t86, const float *restrict t85) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t84[i0 * 10 + i1];
+            sum += t85[i0 * 10 + i1];
         }
-        t85[i0] = (float)sum;
+        t86[i0] = (float)sum;
     }
 }
 
 /* loop [128]
- * %86 = log %85 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_12(float *restrict t86, const float *restrict t85) {
+ * %87 = log %86 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_12(float *restrict t87, const float *restrict t86) {
     for (size_t i = 0; i < 128; i++) {
-        const float v86 = logf(t85[i]);
-        t86[i] = v86;
+        const float v87 = logf(t86[i]);
+        t87[i] = v87;
     }
 }
 
 /* reduce_sum [128,10] axes=[1]
- * %87 = broadcast axes=[0] %86 : [128,10]  // teacher/loss_uda fwd
- * %88 = sub %83, %87 : [128,10]  // teacher/loss_uda fwd
- * %89 = mul %77, %88 : [128,10]  // teacher/loss_uda fwd
- * %90 = reduce_sum axes=[1] %89 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_13(float *restrict t90, const float *restrict t83, const float *restrict t86, const float *restrict t77) {
+ * %88 = broadcast axes=[0] %87 : [128,10]  // teacher/loss_uda fwd
+ * %89 = sub %84, %88 : [128,10]  // teacher/loss_uda fwd
+ * %90 = mul %78, %89 : [128,10]  // teacher/loss_uda fwd
+ * %91 = reduce_sum axes=[1] %90 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_13(float *restrict t91, const float *restrict t84, const float *restrict t87, const float *restrict t78) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v88 = t83[i0 * 10 + i1] - t86[i0];
-            const float v89 = t77[i0 * 10 + i1] * v88;
-            sum += v89;
+            const float v89 = t84[i0 * 10 + i1] - t87[i0];
+            const float v90 = t78[i0 * 10 + i1] * v89;
+            sum += v90;
         }
-        t90[i0] = (float)sum;
+        t91[i0] = (float)sum;
     }
 }
 
 /* reduce_sum [128] axes=[0]
- * %91 = neg %90 : [128]  // teacher/loss_uda fwd
- * %92 = mul %80, %91 : [128]  // teacher/loss_uda fwd
- * %93 = reduce_sum axes=[0] %92 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_14(float *restrict t93, const float *restrict t90, const float *restrict t80) {
+ * %92 = neg %91 : [128]  // teacher/loss_uda fwd
+ * %93 = mul %81, %92 : [128]  // teacher/loss_uda fwd
+ * %94 = reduce_sum axes=[0] %93 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_14(float *restrict t94, const float *restrict t91, const float *restrict t81) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v91 = -t90[i0];
-            const float v92 = t80[i0] * v91;
-            sums[lane] += v92;
+            const float v92 = -t91[i0];
+            const float v93 = t81[i0] * v92;
+            sums[lane] += v93;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t93[0] = (float)sum;
+    t94[0] = (float)sum;
 }
 
 /* loop []
- * %94 = constant 0.0078125 : []  // teacher/loss_uda fwd
- * %95 = mul %93, %94 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_15(float *restrict t95, const float *restrict t93) {
+ * %95 = constant 0.0078125 : []  // teacher/loss_uda fwd
+ * %96 = mul %94, %95 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_15(float *restrict t96, const float *restrict t94) {
     for (size_t i = 0; i < 1; i++) {
-        const float v95 = t93[0] * 0.0078125f;
-        t95[i] = v95;
+        const float v96 = t94[0] * 0.0078125f;
+        t96[i] = v96;
     }
 }
 
 /* reduce_sum [128] axes=[0]
- * %96 = reduce_sum axes=[0] %80 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_16(float *restrict t96, const float *restrict t80) {
+ * %97 = reduce_sum axes=[0] %81 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_16(float *restrict t97, const float *restrict t81) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            sums[lane] += t80[i0];
+            sums[lane] += t81[i0];
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t96[0] = (float)sum;
+    t97[0] = (float)sum;
 }
 
 /* loop []
- * %94 = constant 0.0078125 : []  // teacher/loss_uda fwd
- * %97 = mul %96, %94 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_17(float *restrict t97, const float *restrict t96) {
+ * %95 = constant 0.0078125 : []  // teacher/loss_uda fwd
+ * %98 = mul %97, %95 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_17(float *restrict t98, const float *restrict t97) {
     for (size_t i = 0; i < 1; i++) {
-        const float v97 = t96[0] * 0.0078125f;
-        t97[i] = v97;
+        const float v98 = t97[0] * 0.0078125f;
+        t98[i] = v98;
     }
 }
 
 /* one_hot_argmax
- * %98 = one_hot_argmax %50 : [128,10]  // teacher/pseudo_labels fwd */
-static void step_teacher_pseudo_labels_fwd(float *restrict t98, const float *restrict t50) {
-    mplc_one_hot_argmax(t98, t50, 128, 10);
+ * %99 = one_hot_argmax %51 : [128,10]  // teacher/pseudo_labels fwd */
+static void step_teacher_pseudo_labels_fwd(float *restrict t99, const float *restrict t51) {
+    mplc_one_hot_argmax(t99, t51, 128, 10);
 }
 
 /* gemm small-gemm m=100352 n=16 k=9 chunk=20 +epilogue +pool split
- * %101 = im2col k3 s1 p1 %99 : [100352,9]  // student/conv0 fwd
- * %103 = matmul %101, %102 : [100352,16]  // student/conv0 fwd
- * %104 = broadcast axes=[1] %9 : [100352,16]  // student/conv0 fwd
- * %105 = add %103, %104 : [100352,16]  // student/conv0 fwd
- * %106 = relu %105 : [100352,16]  // student/relu1 fwd
- * %108 = max_pool k2 s2 p0 %107 : [128,14,14,16]  // student/max_pool2 fwd */
+ * %102 = im2col k3 s1 p1 %100 : [100352,9]  // student/conv0 fwd
+ * %104 = matmul %102, %103 : [100352,16]  // student/conv0 fwd
+ * %105 = broadcast axes=[1] %9 : [100352,16]  // student/conv0 fwd
+ * %106 = add %104, %105 : [100352,16]  // student/conv0 fwd
+ * %107 = relu %106 : [100352,16]  // student/relu1 fwd
+ * %109 = max_pool k2 s2 p0 %108 : [128,14,14,16]  // student/max_pool2 fwd */
 typedef struct {
-    float *t106;
-    float *t108;
-    const float *t99;
+    float *t107;
+    float *t109;
+    const float *t100;
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
     float *chunk;
@@ -578,9 +579,9 @@ typedef struct {
 static void step_student_conv0_fwd_part(void *context, int part, int parts) {
     const step_student_conv0_fwd_pointers *p = context;
     (void)parts;
-    float *restrict t106 = p->t106;
-    float *restrict t108 = p->t108;
-    const float *restrict t99 = p->t99;
+    float *restrict t107 = p->t107;
+    float *restrict t109 = p->t109;
+    const float *restrict t100 = p->t100;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
     const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
     float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
@@ -589,7 +590,7 @@ static void step_student_conv0_fwd_part(void *context, int part, int parts) {
     while (mplc_claim(128, 20, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
             const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-            mplc_im2col(chunk, t99 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            mplc_im2col(chunk, t100 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
             /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
             for (size_t r = 0; r < (size_t)nb * 784; r++) {
                 float acc[16];
@@ -598,38 +599,38 @@ static void step_student_conv0_fwd_part(void *context, int part, int parts) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
                 }
-                float *row = t106 + ((size_t)n0 * 784 + r) * 16;
+                float *row = t107 + ((size_t)n0 * 784 + r) * 16;
                 for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
-                    const float v105 = t106[i0 * 16 + i1] + in_student_conv0_bias[i1];
-                    const float v106 = v105 > 0.0f ? v105 : 0.0f;
-                    t106[i0 * 16 + i1] = v106;
+                    const float v106 = t107[i0 * 16 + i1] + in_student_conv0_bias[i1];
+                    const float v107 = v106 > 0.0f ? v106 : 0.0f;
+                    t107[i0 * 16 + i1] = v107;
                 }
             }
             /* the pool of these images, while they are in cache */
-            mplc_max_pool(t108 + (size_t)n0 * 3136, t106 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
+            mplc_max_pool(t109 + (size_t)n0 * 3136, t107 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
         }
     }
 }
 
-static void step_student_conv0_fwd(float *restrict t106, float *restrict t108, const float *restrict t99, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_fwd_part, &(step_student_conv0_fwd_pointers){t106, t108, t99, in_student_conv0_weight, in_student_conv0_bias, chunk});
+static void step_student_conv0_fwd(float *restrict t107, float *restrict t109, const float *restrict t100, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_fwd_part, &(step_student_conv0_fwd_pointers){t107, t109, t100, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
 /* gemm winograd m=25088 n=32 k=144 chunk=9 +epilogue +pool split
- * %109 = im2col k3 s1 p1 %108 : [25088,144]  // student/conv3 fwd
- * %111 = matmul %109, %110 : [25088,32]  // student/conv3 fwd
- * %112 = broadcast axes=[1] %11 : [25088,32]  // student/conv3 fwd
- * %113 = add %111, %112 : [25088,32]  // student/conv3 fwd
- * %114 = relu %113 : [25088,32]  // student/relu4 fwd
- * %116 = max_pool k2 s2 p0 %115 : [128,7,7,32]  // student/max_pool5 fwd */
+ * %110 = im2col k3 s1 p1 %109 : [25088,144]  // student/conv3 fwd
+ * %112 = matmul %110, %111 : [25088,32]  // student/conv3 fwd
+ * %113 = broadcast axes=[1] %11 : [25088,32]  // student/conv3 fwd
+ * %114 = add %112, %113 : [25088,32]  // student/conv3 fwd
+ * %115 = relu %114 : [25088,32]  // student/relu4 fwd
+ * %117 = max_pool k2 s2 p0 %116 : [128,7,7,32]  // student/max_pool5 fwd */
 typedef struct {
-    float *t114;
-    float *t116;
-    const float *t108;
+    float *t115;
+    float *t117;
+    const float *t109;
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
@@ -638,9 +639,9 @@ typedef struct {
 static void step_student_conv3_fwd_part(void *context, int part, int parts) {
     const step_student_conv3_fwd_pointers *p = context;
     (void)parts;
-    float *restrict t114 = p->t114;
-    float *restrict t116 = p->t116;
-    const float *restrict t108 = p->t108;
+    float *restrict t115 = p->t115;
+    float *restrict t117 = p->t117;
+    const float *restrict t109 = p->t109;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
     float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
@@ -651,346 +652,346 @@ static void step_student_conv3_fwd_part(void *context, int part, int parts) {
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t114 + (size_t)n0 * 6272, t108 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+            mplc_winograd_conv3x3(t115 + (size_t)n0 * 6272, t109 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
-                    const float v113 = t114[i0 * 32 + i1] + in_student_conv3_bias[i1];
-                    const float v114 = v113 > 0.0f ? v113 : 0.0f;
-                    t114[i0 * 32 + i1] = v114;
+                    const float v114 = t115[i0 * 32 + i1] + in_student_conv3_bias[i1];
+                    const float v115 = v114 > 0.0f ? v114 : 0.0f;
+                    t115[i0 * 32 + i1] = v115;
                 }
             }
             /* the pool of these images, while they are in cache */
-            mplc_max_pool(t116 + (size_t)n0 * 1568, t114 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
+            mplc_max_pool(t117 + (size_t)n0 * 1568, t115 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
         }
     }
 }
 
-static void step_student_conv3_fwd(float *restrict t114, float *restrict t116, const float *restrict t108, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_fwd_part, &(step_student_conv3_fwd_pointers){t114, t116, t108, in_student_conv3_weight, in_student_conv3_bias, chunk});
+static void step_student_conv3_fwd(float *restrict t115, float *restrict t117, const float *restrict t109, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_fwd_part, &(step_student_conv3_fwd_pointers){t115, t117, t109, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
 /* gemm blas m=128 n=128 k=1568 +epilogue split
- * %118 = matmul %117, %12 : [128,128]  // student/dense7 fwd
- * %119 = broadcast axes=[1] %13 : [128,128]  // student/dense7 fwd
- * %120 = add %118, %119 : [128,128]  // student/dense7 fwd
- * %121 = relu %120 : [128,128]  // student/relu8 fwd */
+ * %119 = matmul %118, %12 : [128,128]  // student/dense7 fwd
+ * %120 = broadcast axes=[1] %13 : [128,128]  // student/dense7 fwd
+ * %121 = add %119, %120 : [128,128]  // student/dense7 fwd
+ * %122 = relu %121 : [128,128]  // student/relu8 fwd */
 typedef struct {
-    float *t121;
-    const float *t117;
+    float *t122;
+    const float *t118;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
 } step_student_dense7_fwd_pointers;
 
 static void step_student_dense7_fwd_part(void *context, int part, int parts) {
     const step_student_dense7_fwd_pointers *p = context;
-    float *restrict t121 = p->t121;
-    const float *restrict t117 = p->t117;
+    float *restrict t122 = p->t122;
+    const float *restrict t118 = p->t118;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
     const float *restrict in_student_dense7_bias = p->in_student_dense7_bias;
     size_t lo, hi;
     mplc_part(128, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t117 + lo * 1568, 1568, in_student_dense7_weight, 128, 0.0f, t121 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t118 + lo * 1568, 1568, in_student_dense7_weight, 128, 0.0f, t122 + lo * 128, 128);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            const float v120 = t121[i0 * 128 + i1] + in_student_dense7_bias[i1];
-            const float v121 = v120 > 0.0f ? v120 : 0.0f;
-            t121[i0 * 128 + i1] = v121;
+            const float v121 = t122[i0 * 128 + i1] + in_student_dense7_bias[i1];
+            const float v122 = v121 > 0.0f ? v121 : 0.0f;
+            t122[i0 * 128 + i1] = v122;
         }
     }
 }
 
-static void step_student_dense7_fwd(float *restrict t121, const float *restrict t117, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(step_student_dense7_fwd_part, &(step_student_dense7_fwd_pointers){t121, t117, in_student_dense7_weight, in_student_dense7_bias});
+static void step_student_dense7_fwd(float *restrict t122, const float *restrict t118, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(step_student_dense7_fwd_part, &(step_student_dense7_fwd_pointers){t122, t118, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* gemm blas m=128 n=10 k=128 +epilogue
- * %122 = matmul %121, %14 : [128,10]  // student/dense9 fwd
- * %123 = broadcast axes=[1] %15 : [128,10]  // student/dense9 fwd
- * %124 = add %122, %123 : [128,10]  // student/dense9 fwd */
-static void step_student_dense9_fwd(float *restrict t124, const float *restrict t121, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 10, 128, 1.0f, t121, 128, in_student_dense9_weight, 10, 0.0f, t124, 10);
+ * %123 = matmul %122, %14 : [128,10]  // student/dense9 fwd
+ * %124 = broadcast axes=[1] %15 : [128,10]  // student/dense9 fwd
+ * %125 = add %123, %124 : [128,10]  // student/dense9 fwd */
+static void step_student_dense9_fwd(float *restrict t125, const float *restrict t122, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 10, 128, 1.0f, t122, 128, in_student_dense9_weight, 10, 0.0f, t125, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v124 = t124[i0 * 10 + i1] + in_student_dense9_bias[i1];
-            t124[i0 * 10 + i1] = v124;
+            const float v125 = t125[i0 * 10 + i1] + in_student_dense9_bias[i1];
+            t125[i0 * 10 + i1] = v125;
         }
     }
 }
 
 /* reduce_max [128,10] axes=[1]
- * %125 = reduce_max axes=[1] %124 : [128]  // student/loss_u fwd */
-static void step_student_loss_u_fwd(float *restrict t125, const float *restrict t124) {
+ * %126 = reduce_max axes=[1] %125 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd(float *restrict t126, const float *restrict t125) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t124[i0 * 10 + i1] > best ? t124[i0 * 10 + i1] : best;
+            best = t125[i0 * 10 + i1] > best ? t125[i0 * 10 + i1] : best;
         }
-        t125[i0] = best;
+        t126[i0] = best;
     }
 }
 
 /* loop [128,10]
- * %126 = broadcast axes=[0] %125 : [128,10]  // student/loss_u fwd
- * %127 = sub %124, %126 : [128,10]  // student/loss_u fwd
- * %128 = exp %127 : [128,10]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_2(float *restrict t127, float *restrict t128, const float *restrict t124, const float *restrict t125) {
+ * %127 = broadcast axes=[0] %126 : [128,10]  // student/loss_u fwd
+ * %128 = sub %125, %127 : [128,10]  // student/loss_u fwd
+ * %129 = exp %128 : [128,10]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_2(float *restrict t128, float *restrict t129, const float *restrict t125, const float *restrict t126) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v127 = t124[i0 * 10 + i1] - t125[i0];
-            const float v128 = expf(v127);
-            t127[i0 * 10 + i1] = v127;
+            const float v128 = t125[i0 * 10 + i1] - t126[i0];
+            const float v129 = expf(v128);
             t128[i0 * 10 + i1] = v128;
+            t129[i0 * 10 + i1] = v129;
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[1]
- * %129 = reduce_sum axes=[1] %128 : [128]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_3(float *restrict t129, const float *restrict t128) {
+ * %130 = reduce_sum axes=[1] %129 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_3(float *restrict t130, const float *restrict t129) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t128[i0 * 10 + i1];
+            sum += t129[i0 * 10 + i1];
         }
-        t129[i0] = (float)sum;
+        t130[i0] = (float)sum;
     }
 }
 
 /* loop [128]
- * %130 = log %129 : [128]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_4(float *restrict t130, const float *restrict t129) {
+ * %131 = log %130 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_4(float *restrict t131, const float *restrict t130) {
     for (size_t i = 0; i < 128; i++) {
-        const float v130 = logf(t129[i]);
-        t130[i] = v130;
+        const float v131 = logf(t130[i]);
+        t131[i] = v131;
     }
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %131 = broadcast axes=[0] %130 : [128,10]  // student/loss_u fwd
- * %132 = sub %127, %131 : [128,10]  // student/loss_u fwd
- * %133 = mul %98, %132 : [128,10]  // student/loss_u fwd
- * %134 = reduce_sum axes=[0, 1] %133 : []  // student/loss_u fwd */
-static void step_student_loss_u_fwd_5(float *restrict t134, const float *restrict t127, const float *restrict t130, const float *restrict t98) {
+ * %132 = broadcast axes=[0] %131 : [128,10]  // student/loss_u fwd
+ * %133 = sub %128, %132 : [128,10]  // student/loss_u fwd
+ * %134 = mul %99, %133 : [128,10]  // student/loss_u fwd
+ * %135 = reduce_sum axes=[0, 1] %134 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_5(float *restrict t135, const float *restrict t128, const float *restrict t131, const float *restrict t99) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v132 = t127[i0 * 10 + i1] - t130[i0];
-            const float v133 = t98[i0 * 10 + i1] * v132;
-            sum += v133;
+            const float v133 = t128[i0 * 10 + i1] - t131[i0];
+            const float v134 = t99[i0 * 10 + i1] * v133;
+            sum += v134;
         }
     }
-    t134[0] = (float)sum;
+    t135[0] = (float)sum;
 }
 
 /* loop []
- * %135 = constant -0.0078125 : []  // student/loss_u fwd
- * %136 = mul %134, %135 : []  // student/loss_u fwd */
-static void step_student_loss_u_fwd_6(float *restrict t136, const float *restrict t134) {
+ * %136 = constant -0.0078125 : []  // student/loss_u fwd
+ * %137 = mul %135, %136 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_6(float *restrict t137, const float *restrict t135) {
     for (size_t i = 0; i < 1; i++) {
-        const float v136 = t134[0] * (-0.0078125f);
-        t136[i] = v136;
+        const float v137 = t135[0] * (-0.0078125f);
+        t137[i] = v137;
     }
 }
 
 /* loop [128,10]
- * %137 = constant -0.0078125 : [128,10]  // student/loss_u vjp
- * %138 = mul %137, %98 : [128,10]  // student/loss_u vjp */
-static void step_student_loss_u_vjp(float *restrict t138, const float *restrict t98) {
+ * %138 = constant -0.0078125 : [128,10]  // student/loss_u vjp
+ * %139 = mul %138, %99 : [128,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp(float *restrict t139, const float *restrict t99) {
     for (size_t i = 0; i < 1280; i++) {
-        const float v138 = (-0.0078125f) * t98[i];
-        t138[i] = v138;
+        const float v139 = (-0.0078125f) * t99[i];
+        t139[i] = v139;
     }
 }
 
 /* reduce_sum [128,10] axes=[1]
- * %139 = neg %138 : [128,10]  // student/loss_u vjp
- * %140 = reduce_sum axes=[1] %139 : [128]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_2(float *restrict t140, const float *restrict t138) {
+ * %140 = neg %139 : [128,10]  // student/loss_u vjp
+ * %141 = reduce_sum axes=[1] %140 : [128]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_2(float *restrict t141, const float *restrict t139) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v139 = -t138[i0 * 10 + i1];
-            sum += v139;
+            const float v140 = -t139[i0 * 10 + i1];
+            sum += v140;
         }
-        t140[i0] = (float)sum;
+        t141[i0] = (float)sum;
     }
 }
 
 /* loop [128]
- * %141 = div %140, %129 : [128]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_3(float *restrict t141, const float *restrict t140, const float *restrict t129) {
+ * %142 = div %141, %130 : [128]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_3(float *restrict t142, const float *restrict t141, const float *restrict t130) {
     for (size_t i = 0; i < 128; i++) {
-        const float v141 = t140[i] / t129[i];
-        t141[i] = v141;
+        const float v142 = t141[i] / t130[i];
+        t142[i] = v142;
     }
 }
 
 /* loop [128,10]
- * %142 = broadcast axes=[0] %141 : [128,10]  // student/loss_u vjp
- * %143 = mul %142, %128 : [128,10]  // student/loss_u vjp
- * %144 = add %138, %143 : [128,10]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_4(float *restrict t144, const float *restrict t141, const float *restrict t128, const float *restrict t138) {
+ * %143 = broadcast axes=[0] %142 : [128,10]  // student/loss_u vjp
+ * %144 = mul %143, %129 : [128,10]  // student/loss_u vjp
+ * %145 = add %139, %144 : [128,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_4(float *restrict t145, const float *restrict t142, const float *restrict t129, const float *restrict t139) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v143 = t141[i0] * t128[i0 * 10 + i1];
-            const float v144 = t138[i0 * 10 + i1] + v143;
-            t144[i0 * 10 + i1] = v144;
+            const float v144 = t142[i0] * t129[i0 * 10 + i1];
+            const float v145 = t139[i0 * 10 + i1] + v144;
+            t145[i0 * 10 + i1] = v145;
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[0]
- * %145 = reduce_sum axes=[0] %144 : [10]  // student/dense9 vjp */
-static void step_student_dense9_vjp(float *restrict t145, const float *restrict t144) {
-    for (size_t o = 0; o < 10; o++) t145[o] = 0.0f;
+ * %146 = reduce_sum axes=[0] %145 : [10]  // student/dense9 vjp */
+static void step_student_dense9_vjp(float *restrict t146, const float *restrict t145) {
+    for (size_t o = 0; o < 10; o++) t146[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t145[i1] += t144[i0 * 10 + i1];
+            t146[i1] += t145[i0 * 10 + i1];
         }
     }
 }
 
 /* gemm blas m=128 n=10 k=128 tA
- * %147 = matmul tA %121, %144 : [128,10]  // student/dense9 vjp */
-static void step_student_dense9_vjp_2(float *restrict t147, const float *restrict t121, const float *restrict t144) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t121, 128, t144, 10, 0.0f, t147, 10);
+ * %148 = matmul tA %122, %145 : [128,10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_2(float *restrict t148, const float *restrict t122, const float *restrict t145) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t122, 128, t145, 10, 0.0f, t148, 10);
 }
 
 /* gemm blas m=128 n=128 k=10 tB +epilogue
- * %146 = matmul tB %144, %14 : [128,128]  // student/dense9 vjp
- * %148 = step %121 : [128,128]  // student/relu8 vjp
- * %149 = mul %146, %148 : [128,128]  // student/relu8 vjp */
-static void step_student_dense9_vjp_3(float *restrict t149, const float *restrict t144, const float *restrict in_student_dense9_weight, const float *restrict t121) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t144, 10, in_student_dense9_weight, 10, 0.0f, t149, 128);
+ * %147 = matmul tB %145, %14 : [128,128]  // student/dense9 vjp
+ * %149 = step %122 : [128,128]  // student/relu8 vjp
+ * %150 = mul %147, %149 : [128,128]  // student/relu8 vjp */
+static void step_student_dense9_vjp_3(float *restrict t150, const float *restrict t145, const float *restrict in_student_dense9_weight, const float *restrict t122) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t145, 10, in_student_dense9_weight, 10, 0.0f, t150, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 16384; i++) {
-        const float v148 = t121[i] > 0.0f ? 1.0f : 0.0f;
-        const float v149 = t149[i] * v148;
-        t149[i] = v149;
+        const float v149 = t122[i] > 0.0f ? 1.0f : 0.0f;
+        const float v150 = t150[i] * v149;
+        t150[i] = v150;
     }
 }
 
 /* reduce_sum [128,128] axes=[0]
- * %150 = reduce_sum axes=[0] %149 : [128]  // student/dense7 vjp */
-static void step_student_dense7_vjp(float *restrict t150, const float *restrict t149) {
-    for (size_t o = 0; o < 128; o++) t150[o] = 0.0f;
+ * %151 = reduce_sum axes=[0] %150 : [128]  // student/dense7 vjp */
+static void step_student_dense7_vjp(float *restrict t151, const float *restrict t150) {
+    for (size_t o = 0; o < 128; o++) t151[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t150[i1] += t149[i0 * 128 + i1];
+            t151[i1] += t150[i0 * 128 + i1];
         }
     }
 }
 
 /* gemm blas m=128 n=1568 k=128 tB split
- * %151 = matmul tB %149, %12 : [128,1568]  // student/dense7 vjp */
+ * %152 = matmul tB %150, %12 : [128,1568]  // student/dense7 vjp */
 typedef struct {
-    float *t151;
-    const float *t149;
+    float *t152;
+    const float *t150;
     const float *in_student_dense7_weight;
 } step_student_dense7_vjp_2_pointers;
 
 static void step_student_dense7_vjp_2_part(void *context, int part, int parts) {
     const step_student_dense7_vjp_2_pointers *p = context;
-    float *restrict t151 = p->t151;
-    const float *restrict t149 = p->t149;
+    float *restrict t152 = p->t152;
+    const float *restrict t150 = p->t150;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
     size_t lo, hi;
     mplc_part(128, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t149 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t151 + lo * 1568, 1568);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t150 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t152 + lo * 1568, 1568);
 }
 
-static void step_student_dense7_vjp_2(float *restrict t151, const float *restrict t149, const float *restrict in_student_dense7_weight) {
-    mplc_parallel(step_student_dense7_vjp_2_part, &(step_student_dense7_vjp_2_pointers){t151, t149, in_student_dense7_weight});
+static void step_student_dense7_vjp_2(float *restrict t152, const float *restrict t150, const float *restrict in_student_dense7_weight) {
+    mplc_parallel(step_student_dense7_vjp_2_part, &(step_student_dense7_vjp_2_pointers){t152, t150, in_student_dense7_weight});
 }
 
 /* gemm blas m=1568 n=128 k=128 tA split
- * %152 = matmul tA %117, %149 : [1568,128]  // student/dense7 vjp */
+ * %153 = matmul tA %118, %150 : [1568,128]  // student/dense7 vjp */
 typedef struct {
-    float *t152;
-    const float *t117;
-    const float *t149;
+    float *t153;
+    const float *t118;
+    const float *t150;
 } step_student_dense7_vjp_3_pointers;
 
 static void step_student_dense7_vjp_3_part(void *context, int part, int parts) {
     const step_student_dense7_vjp_3_pointers *p = context;
-    float *restrict t152 = p->t152;
-    const float *restrict t117 = p->t117;
-    const float *restrict t149 = p->t149;
+    float *restrict t153 = p->t153;
+    const float *restrict t118 = p->t118;
+    const float *restrict t150 = p->t150;
     size_t lo, hi;
     mplc_part(1568, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t117 + lo, 1568, t149, 128, 0.0f, t152 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t118 + lo, 1568, t150, 128, 0.0f, t153 + lo * 128, 128);
 }
 
-static void step_student_dense7_vjp_3(float *restrict t152, const float *restrict t117, const float *restrict t149) {
-    mplc_parallel(step_student_dense7_vjp_3_part, &(step_student_dense7_vjp_3_pointers){t152, t117, t149});
+static void step_student_dense7_vjp_3(float *restrict t153, const float *restrict t118, const float *restrict t150) {
+    mplc_parallel(step_student_dense7_vjp_3_part, &(step_student_dense7_vjp_3_pointers){t153, t118, t150});
 }
 
 /* loop [128,7,7,32] split
- * %154 = step %116 : [128,7,7,32]  // student/relu4 vjp
- * %155 = mul %153, %154 : [128,7,7,32]  // student/relu4 vjp */
+ * %155 = step %117 : [128,7,7,32]  // student/relu4 vjp
+ * %156 = mul %154, %155 : [128,7,7,32]  // student/relu4 vjp */
 typedef struct {
-    float *t155;
-    const float *t116;
-    const float *t153;
+    float *t156;
+    const float *t117;
+    const float *t154;
 } step_student_relu4_vjp_pointers;
 
 static void step_student_relu4_vjp_part(void *context, int part, int parts) {
     const step_student_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t155 = p->t155;
-    const float *restrict t116 = p->t116;
-    const float *restrict t153 = p->t153;
+    float *restrict t156 = p->t156;
+    const float *restrict t117 = p->t117;
+    const float *restrict t154 = p->t154;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-            const float v154 = t116[i] > 0.0f ? 1.0f : 0.0f;
-            const float v155 = t153[i] * v154;
-            t155[i] = v155;
+            const float v155 = t117[i] > 0.0f ? 1.0f : 0.0f;
+            const float v156 = t154[i] * v155;
+            t156[i] = v156;
         }
     }
 }
 
-static void step_student_relu4_vjp(float *restrict t155, const float *restrict t116, const float *restrict t153) {
-    mplc_parallel(step_student_relu4_vjp_part, &(step_student_relu4_vjp_pointers){t155, t116, t153});
+static void step_student_relu4_vjp(float *restrict t156, const float *restrict t117, const float *restrict t154) {
+    mplc_parallel(step_student_relu4_vjp_part, &(step_student_relu4_vjp_pointers){t156, t117, t154});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %156 = max_pool_scatter k2 s2 p0 %115, %155 : [128,14,14,32]  // student/relu4 vjp */
+ * %157 = max_pool_scatter k2 s2 p0 %116, %156 : [128,14,14,32]  // student/relu4 vjp */
 typedef struct {
-    float *t156;
-    const float *t115;
-    const float *t155;
+    float *t157;
+    const float *t116;
+    const float *t156;
 } step_student_relu4_vjp_2_pointers;
 
 static void step_student_relu4_vjp_2_part(void *context, int part, int parts) {
     const step_student_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t156 = p->t156;
-    const float *restrict t115 = p->t115;
-    const float *restrict t155 = p->t155;
+    float *restrict t157 = p->t157;
+    const float *restrict t116 = p->t116;
+    const float *restrict t156 = p->t156;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
-        mplc_max_pool_scatter(t156 + lo * 6272, t115 + lo * 6272, t155 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+        mplc_max_pool_scatter(t157 + lo * 6272, t116 + lo * 6272, t156 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void step_student_relu4_vjp_2(float *restrict t156, const float *restrict t115, const float *restrict t155) {
-    mplc_parallel(step_student_relu4_vjp_2_part, &(step_student_relu4_vjp_2_pointers){t156, t115, t155});
+static void step_student_relu4_vjp_2(float *restrict t157, const float *restrict t116, const float *restrict t156) {
+    mplc_parallel(step_student_relu4_vjp_2_part, &(step_student_relu4_vjp_2_pointers){t157, t116, t156});
 }
 
 /* reduce_sum [25088,32] axes=[0] split
- * %158 = reduce_sum axes=[0] %157 : [32]  // student/conv3 vjp */
+ * %159 = reduce_sum axes=[0] %158 : [32]  // student/conv3 vjp */
 typedef struct {
-    float *t158;
-    const float *t157;
+    float *t159;
+    const float *t158;
     float *chunk;
 } step_student_conv3_vjp_pointers;
 
@@ -998,8 +999,8 @@ static void step_student_conv3_vjp_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t158 = p->t158; (void)t158; /* used after the parts */
-    const float *restrict t157 = p->t157;
+    float *restrict t159 = p->t159; (void)t159; /* used after the parts */
+    const float *restrict t158 = p->t158;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
@@ -1008,28 +1009,28 @@ static void step_student_conv3_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t157[i0 * 32 + i1];
+                sums[i1] += t158[i0 * 32 + i1];
             }
         }
         for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv3_vjp(float *restrict t158, const float *restrict t157, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_part, &(step_student_conv3_vjp_pointers){t158, t157, chunk});
+static void step_student_conv3_vjp(float *restrict t159, const float *restrict t158, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_part, &(step_student_conv3_vjp_pointers){t159, t158, chunk});
     for (size_t o = 0; o < 32; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t158[o] = total;
+        t159[o] = total;
     }
 }
 
 /* gemm winograd m=25088 n=144 k=32 tB chunk=9 split
- * %159 = matmul tB %157, %110 : [25088,144]  // student/conv3 vjp
- * %162 = col2im k3 s1 p1 %159 : [128,14,14,16]  // student/conv3 vjp */
+ * %160 = matmul tB %158, %111 : [25088,144]  // student/conv3 vjp
+ * %163 = col2im k3 s1 p1 %160 : [128,14,14,16]  // student/conv3 vjp */
 typedef struct {
-    float *t162;
-    const float *t157;
+    float *t163;
+    const float *t158;
     const float *in_student_conv3_weight;
     float *chunk;
 } step_student_conv3_vjp_2_pointers;
@@ -1037,8 +1038,8 @@ typedef struct {
 static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_2_pointers *p = context;
     (void)parts;
-    float *restrict t162 = p->t162;
-    const float *restrict t157 = p->t157;
+    float *restrict t163 = p->t163;
+    const float *restrict t158 = p->t158;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
@@ -1048,112 +1049,112 @@ static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t162 + (size_t)n0 * 3136, t157 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
+            mplc_winograd_conv3x3(t163 + (size_t)n0 * 3136, t158 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
         }
     }
 }
 
-static void step_student_conv3_vjp_2(float *restrict t162, const float *restrict t157, const float *restrict in_student_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_2_part, &(step_student_conv3_vjp_2_pointers){t162, t157, in_student_conv3_weight, chunk});
+static void step_student_conv3_vjp_2(float *restrict t163, const float *restrict t158, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_2_part, &(step_student_conv3_vjp_2_pointers){t163, t158, in_student_conv3_weight, chunk});
 }
 
 /* gemm winograd m=144 n=32 k=25088 tA chunk=9 split
- * %109 = im2col k3 s1 p1 %108 : [25088,144]  // student/conv3 fwd
- * %160 = matmul tA %109, %157 : [144,32]  // student/conv3 vjp */
+ * %110 = im2col k3 s1 p1 %109 : [25088,144]  // student/conv3 fwd
+ * %161 = matmul tA %110, %158 : [144,32]  // student/conv3 vjp */
 typedef struct {
-    float *t160;
-    const float *t108;
-    const float *t157;
+    float *t161;
+    const float *t109;
+    const float *t158;
     float *chunk;
 } step_student_conv3_vjp_3_pointers;
 
 static void step_student_conv3_vjp_3_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_3_pointers *p = context;
-    float *restrict t160 = p->t160;
-    const float *restrict t108 = p->t108;
-    const float *restrict t157 = p->t157;
+    float *restrict t161 = p->t161;
+    const float *restrict t109 = p->t109;
+    const float *restrict t158 = p->t158;
     float *restrict chunk = p->chunk + (size_t)part * 351568; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t160 : chunk + 346960;
+    float *sum = part == 0 ? t161 : chunk + 346960;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t108 + (size_t)n0 * 3136, t157 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t109 + (size_t)n0 * 3136, t158 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void step_student_conv3_vjp_3(float *restrict t160, const float *restrict t108, const float *restrict t157, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_3_part, &(step_student_conv3_vjp_3_pointers){t160, t108, t157, chunk});
+static void step_student_conv3_vjp_3(float *restrict t161, const float *restrict t109, const float *restrict t158, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_3_part, &(step_student_conv3_vjp_3_pointers){t161, t109, t158, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351568 + 346960;
-        for (int i = 0; i < 4608; i++) t160[i] += partial[i];
+        for (int i = 0; i < 4608; i++) t161[i] += partial[i];
     }
 }
 
 /* loop [128,14,14,16] split
- * %163 = step %108 : [128,14,14,16]  // student/relu1 vjp
- * %164 = mul %162, %163 : [128,14,14,16]  // student/relu1 vjp */
+ * %164 = step %109 : [128,14,14,16]  // student/relu1 vjp
+ * %165 = mul %163, %164 : [128,14,14,16]  // student/relu1 vjp */
 typedef struct {
-    float *t164;
-    const float *t108;
-    const float *t162;
+    float *t165;
+    const float *t109;
+    const float *t163;
 } step_student_relu1_vjp_pointers;
 
 static void step_student_relu1_vjp_part(void *context, int part, int parts) {
     const step_student_relu1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t164 = p->t164;
-    const float *restrict t108 = p->t108;
-    const float *restrict t162 = p->t162;
+    float *restrict t165 = p->t165;
+    const float *restrict t109 = p->t109;
+    const float *restrict t163 = p->t163;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v163 = t108[i] > 0.0f ? 1.0f : 0.0f;
-            const float v164 = t162[i] * v163;
-            t164[i] = v164;
+            const float v164 = t109[i] > 0.0f ? 1.0f : 0.0f;
+            const float v165 = t163[i] * v164;
+            t165[i] = v165;
         }
     }
 }
 
-static void step_student_relu1_vjp(float *restrict t164, const float *restrict t108, const float *restrict t162) {
-    mplc_parallel(step_student_relu1_vjp_part, &(step_student_relu1_vjp_pointers){t164, t108, t162});
+static void step_student_relu1_vjp(float *restrict t165, const float *restrict t109, const float *restrict t163) {
+    mplc_parallel(step_student_relu1_vjp_part, &(step_student_relu1_vjp_pointers){t165, t109, t163});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %165 = max_pool_scatter k2 s2 p0 %107, %164 : [128,28,28,16]  // student/relu1 vjp */
+ * %166 = max_pool_scatter k2 s2 p0 %108, %165 : [128,28,28,16]  // student/relu1 vjp */
 typedef struct {
-    float *t165;
-    const float *t107;
-    const float *t164;
+    float *t166;
+    const float *t108;
+    const float *t165;
 } step_student_relu1_vjp_2_pointers;
 
 static void step_student_relu1_vjp_2_part(void *context, int part, int parts) {
     const step_student_relu1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t165 = p->t165;
-    const float *restrict t107 = p->t107;
-    const float *restrict t164 = p->t164;
+    float *restrict t166 = p->t166;
+    const float *restrict t108 = p->t108;
+    const float *restrict t165 = p->t165;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
-        mplc_max_pool_scatter(t165 + lo * 12544, t107 + lo * 12544, t164 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+        mplc_max_pool_scatter(t166 + lo * 12544, t108 + lo * 12544, t165 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void step_student_relu1_vjp_2(float *restrict t165, const float *restrict t107, const float *restrict t164) {
-    mplc_parallel(step_student_relu1_vjp_2_part, &(step_student_relu1_vjp_2_pointers){t165, t107, t164});
+static void step_student_relu1_vjp_2(float *restrict t166, const float *restrict t108, const float *restrict t165) {
+    mplc_parallel(step_student_relu1_vjp_2_part, &(step_student_relu1_vjp_2_pointers){t166, t108, t165});
 }
 
 /* reduce_sum [100352,16] axes=[0] split
- * %167 = reduce_sum axes=[0] %166 : [16]  // student/conv0 vjp */
+ * %168 = reduce_sum axes=[0] %167 : [16]  // student/conv0 vjp */
 typedef struct {
-    float *t167;
-    const float *t166;
+    float *t168;
+    const float *t167;
     float *chunk;
 } step_student_conv0_vjp_pointers;
 
@@ -1161,8 +1162,8 @@ static void step_student_conv0_vjp_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t167 = p->t167; (void)t167; /* used after the parts */
-    const float *restrict t166 = p->t166;
+    float *restrict t168 = p->t168; (void)t168; /* used after the parts */
+    const float *restrict t167 = p->t167;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(100352, 6272, &lo, &hi)) {
@@ -1171,55 +1172,55 @@ static void step_student_conv0_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                sums[i1] += t166[i0 * 16 + i1];
+                sums[i1] += t167[i0 * 16 + i1];
             }
         }
         for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv0_vjp(float *restrict t167, const float *restrict t166, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t167, t166, chunk});
+static void step_student_conv0_vjp(float *restrict t168, const float *restrict t167, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t168, t167, chunk});
     for (size_t o = 0; o < 16; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
-        t167[o] = total;
+        t168[o] = total;
     }
 }
 
 /* gemm small-outer-products m=9 n=16 k=100352 tA chunk=20 split
- * %101 = im2col k3 s1 p1 %99 : [100352,9]  // student/conv0 fwd
- * %168 = matmul tA %101, %166 : [9,16]  // student/conv0 vjp */
+ * %102 = im2col k3 s1 p1 %100 : [100352,9]  // student/conv0 fwd
+ * %169 = matmul tA %102, %167 : [9,16]  // student/conv0 vjp */
 typedef struct {
-    float *t168;
-    const float *t99;
-    const float *t166;
+    float *t169;
+    const float *t100;
+    const float *t167;
     float *chunk;
 } step_student_conv0_vjp_2_pointers;
 
 static void step_student_conv0_vjp_2_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_2_pointers *p = context;
-    float *restrict t168 = p->t168;
-    const float *restrict t99 = p->t99;
-    const float *restrict t166 = p->t166;
+    float *restrict t169 = p->t169;
+    const float *restrict t100 = p->t100;
+    const float *restrict t167 = p->t167;
     float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(128, 20, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t168 : chunk + 141120;
+    float *sum = part == 0 ? t169 : chunk + 141120;
     if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
         const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-        mplc_im2col(chunk, t99 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        mplc_im2col(chunk, t100 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
             float block_sum[144];
             for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t166 + ((size_t)n0 * 784 + r) * 16;
+                const float *dy = t167 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
@@ -1231,138 +1232,138 @@ static void step_student_conv0_vjp_2_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_student_conv0_vjp_2(float *restrict t168, const float *restrict t99, const float *restrict t166, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_vjp_2_part, &(step_student_conv0_vjp_2_pointers){t168, t99, t166, chunk});
+static void step_student_conv0_vjp_2(float *restrict t169, const float *restrict t100, const float *restrict t167, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_2_part, &(step_student_conv0_vjp_2_pointers){t169, t100, t167, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
-        for (int i = 0; i < 144; i++) t168[i] += partial[i];
+        for (int i = 0; i < 144; i++) t169[i] += partial[i];
     }
 }
 
 /* loop [3,3,1,16]
- * %171 = constant 0.0005 : [3,3,1,16]  // student/conv0 update
- * %172 = mul %8, %171 : [3,3,1,16]  // student/conv0 update
- * %173 = add %169, %172 : [3,3,1,16]  // student/conv0 update
- * %174 = constant 0.9 : [3,3,1,16]  // student/conv0 update
- * %175 = mul %170, %174 : [3,3,1,16]  // student/conv0 update
- * %176 = add %175, %173 : [3,3,1,16]  // student/conv0 update
- * %177 = mul %176, %174 : [3,3,1,16]  // student/conv0 update
- * %178 = add %173, %177 : [3,3,1,16]  // student/conv0 update
- * %179 = broadcast axes=[] %19 : [3,3,1,16]  // student/conv0 update
- * %180 = mul %178, %179 : [3,3,1,16]  // student/conv0 update
- * %181 = sub %8, %180 : [3,3,1,16]  // student/conv0 update
+ * %172 = constant 0.0005 : [3,3,1,16]  // student/conv0 update
+ * %173 = mul %8, %172 : [3,3,1,16]  // student/conv0 update
+ * %174 = add %170, %173 : [3,3,1,16]  // student/conv0 update
+ * %175 = constant 0.9 : [3,3,1,16]  // student/conv0 update
+ * %176 = mul %171, %175 : [3,3,1,16]  // student/conv0 update
+ * %177 = add %176, %174 : [3,3,1,16]  // student/conv0 update
+ * %178 = mul %177, %175 : [3,3,1,16]  // student/conv0 update
+ * %179 = add %174, %178 : [3,3,1,16]  // student/conv0 update
+ * %180 = broadcast axes=[] %19 : [3,3,1,16]  // student/conv0 update
+ * %181 = mul %179, %180 : [3,3,1,16]  // student/conv0 update
+ * %182 = sub %8, %181 : [3,3,1,16]  // student/conv0 update
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_student_conv0_update(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t169, const float *restrict in_lr_student) {
+static void step_student_conv0_update(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t170, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 144; i++) {
-        const float v172 = in_student_conv0_weight[i] * 0.0005f;
-        const float v173 = t169[i] + v172;
-        const float v175 = in_student_momentum_conv0_weight[i] * 0.9f;
-        const float v176 = v175 + v173;
-        const float v177 = v176 * 0.9f;
-        const float v178 = v173 + v177;
-        const float v180 = v178 * in_lr_student[0];
-        const float v181 = in_student_conv0_weight[i] - v180;
-        in_student_momentum_conv0_weight[i] = v176;
-        in_student_conv0_weight[i] = v181;
+        const float v173 = in_student_conv0_weight[i] * 0.0005f;
+        const float v174 = t170[i] + v173;
+        const float v176 = in_student_momentum_conv0_weight[i] * 0.9f;
+        const float v177 = v176 + v174;
+        const float v178 = v177 * 0.9f;
+        const float v179 = v174 + v178;
+        const float v181 = v179 * in_lr_student[0];
+        const float v182 = in_student_conv0_weight[i] - v181;
+        in_student_momentum_conv0_weight[i] = v177;
+        in_student_conv0_weight[i] = v182;
     }
 }
 
 /* loop [16]
- * %183 = constant 0.9 : [16]  // student/conv0 update
- * %184 = mul %182, %183 : [16]  // student/conv0 update
- * %185 = add %184, %167 : [16]  // student/conv0 update
- * %186 = mul %185, %183 : [16]  // student/conv0 update
- * %187 = add %167, %186 : [16]  // student/conv0 update
- * %188 = broadcast axes=[] %19 : [16]  // student/conv0 update
- * %189 = mul %187, %188 : [16]  // student/conv0 update
- * %190 = sub %9, %189 : [16]  // student/conv0 update
+ * %184 = constant 0.9 : [16]  // student/conv0 update
+ * %185 = mul %183, %184 : [16]  // student/conv0 update
+ * %186 = add %185, %168 : [16]  // student/conv0 update
+ * %187 = mul %186, %184 : [16]  // student/conv0 update
+ * %188 = add %168, %187 : [16]  // student/conv0 update
+ * %189 = broadcast axes=[] %19 : [16]  // student/conv0 update
+ * %190 = mul %188, %189 : [16]  // student/conv0 update
+ * %191 = sub %9, %190 : [16]  // student/conv0 update
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_student_conv0_update_2(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t167, const float *restrict in_lr_student) {
+static void step_student_conv0_update_2(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t168, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
-        const float v184 = in_student_momentum_conv0_bias[i] * 0.9f;
-        const float v185 = v184 + t167[i];
-        const float v186 = v185 * 0.9f;
-        const float v187 = t167[i] + v186;
-        const float v189 = v187 * in_lr_student[0];
-        const float v190 = in_student_conv0_bias[i] - v189;
-        in_student_momentum_conv0_bias[i] = v185;
-        in_student_conv0_bias[i] = v190;
+        const float v185 = in_student_momentum_conv0_bias[i] * 0.9f;
+        const float v186 = v185 + t168[i];
+        const float v187 = v186 * 0.9f;
+        const float v188 = t168[i] + v187;
+        const float v190 = v188 * in_lr_student[0];
+        const float v191 = in_student_conv0_bias[i] - v190;
+        in_student_momentum_conv0_bias[i] = v186;
+        in_student_conv0_bias[i] = v191;
     }
 }
 
 /* loop [3,3,16,32]
- * %192 = constant 0.0005 : [3,3,16,32]  // student/conv3 update
- * %193 = mul %10, %192 : [3,3,16,32]  // student/conv3 update
- * %194 = add %161, %193 : [3,3,16,32]  // student/conv3 update
- * %195 = constant 0.9 : [3,3,16,32]  // student/conv3 update
- * %196 = mul %191, %195 : [3,3,16,32]  // student/conv3 update
- * %197 = add %196, %194 : [3,3,16,32]  // student/conv3 update
- * %198 = mul %197, %195 : [3,3,16,32]  // student/conv3 update
- * %199 = add %194, %198 : [3,3,16,32]  // student/conv3 update
- * %200 = broadcast axes=[] %19 : [3,3,16,32]  // student/conv3 update
- * %201 = mul %199, %200 : [3,3,16,32]  // student/conv3 update
- * %202 = sub %10, %201 : [3,3,16,32]  // student/conv3 update
+ * %193 = constant 0.0005 : [3,3,16,32]  // student/conv3 update
+ * %194 = mul %10, %193 : [3,3,16,32]  // student/conv3 update
+ * %195 = add %162, %194 : [3,3,16,32]  // student/conv3 update
+ * %196 = constant 0.9 : [3,3,16,32]  // student/conv3 update
+ * %197 = mul %192, %196 : [3,3,16,32]  // student/conv3 update
+ * %198 = add %197, %195 : [3,3,16,32]  // student/conv3 update
+ * %199 = mul %198, %196 : [3,3,16,32]  // student/conv3 update
+ * %200 = add %195, %199 : [3,3,16,32]  // student/conv3 update
+ * %201 = broadcast axes=[] %19 : [3,3,16,32]  // student/conv3 update
+ * %202 = mul %200, %201 : [3,3,16,32]  // student/conv3 update
+ * %203 = sub %10, %202 : [3,3,16,32]  // student/conv3 update
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_student_conv3_update(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t161, const float *restrict in_lr_student) {
+static void step_student_conv3_update(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t162, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 4608; i++) {
-        const float v193 = in_student_conv3_weight[i] * 0.0005f;
-        const float v194 = t161[i] + v193;
-        const float v196 = in_student_momentum_conv3_weight[i] * 0.9f;
-        const float v197 = v196 + v194;
-        const float v198 = v197 * 0.9f;
-        const float v199 = v194 + v198;
-        const float v201 = v199 * in_lr_student[0];
-        const float v202 = in_student_conv3_weight[i] - v201;
-        in_student_momentum_conv3_weight[i] = v197;
-        in_student_conv3_weight[i] = v202;
+        const float v194 = in_student_conv3_weight[i] * 0.0005f;
+        const float v195 = t162[i] + v194;
+        const float v197 = in_student_momentum_conv3_weight[i] * 0.9f;
+        const float v198 = v197 + v195;
+        const float v199 = v198 * 0.9f;
+        const float v200 = v195 + v199;
+        const float v202 = v200 * in_lr_student[0];
+        const float v203 = in_student_conv3_weight[i] - v202;
+        in_student_momentum_conv3_weight[i] = v198;
+        in_student_conv3_weight[i] = v203;
     }
 }
 
 /* loop [32]
- * %204 = constant 0.9 : [32]  // student/conv3 update
- * %205 = mul %203, %204 : [32]  // student/conv3 update
- * %206 = add %205, %158 : [32]  // student/conv3 update
- * %207 = mul %206, %204 : [32]  // student/conv3 update
- * %208 = add %158, %207 : [32]  // student/conv3 update
- * %209 = broadcast axes=[] %19 : [32]  // student/conv3 update
- * %210 = mul %208, %209 : [32]  // student/conv3 update
- * %211 = sub %11, %210 : [32]  // student/conv3 update
+ * %205 = constant 0.9 : [32]  // student/conv3 update
+ * %206 = mul %204, %205 : [32]  // student/conv3 update
+ * %207 = add %206, %159 : [32]  // student/conv3 update
+ * %208 = mul %207, %205 : [32]  // student/conv3 update
+ * %209 = add %159, %208 : [32]  // student/conv3 update
+ * %210 = broadcast axes=[] %19 : [32]  // student/conv3 update
+ * %211 = mul %209, %210 : [32]  // student/conv3 update
+ * %212 = sub %11, %211 : [32]  // student/conv3 update
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_student_conv3_update_2(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t158, const float *restrict in_lr_student) {
+static void step_student_conv3_update_2(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t159, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 32; i++) {
-        const float v205 = in_student_momentum_conv3_bias[i] * 0.9f;
-        const float v206 = v205 + t158[i];
-        const float v207 = v206 * 0.9f;
-        const float v208 = t158[i] + v207;
-        const float v210 = v208 * in_lr_student[0];
-        const float v211 = in_student_conv3_bias[i] - v210;
-        in_student_momentum_conv3_bias[i] = v206;
-        in_student_conv3_bias[i] = v211;
+        const float v206 = in_student_momentum_conv3_bias[i] * 0.9f;
+        const float v207 = v206 + t159[i];
+        const float v208 = v207 * 0.9f;
+        const float v209 = t159[i] + v208;
+        const float v211 = v209 * in_lr_student[0];
+        const float v212 = in_student_conv3_bias[i] - v211;
+        in_student_momentum_conv3_bias[i] = v207;
+        in_student_conv3_bias[i] = v212;
     }
 }
 
 /* loop [1568,128] split
- * %213 = constant 0.0005 : [1568,128]  // student/dense7 update
- * %214 = mul %12, %213 : [1568,128]  // student/dense7 update
- * %215 = add %152, %214 : [1568,128]  // student/dense7 update
- * %216 = constant 0.9 : [1568,128]  // student/dense7 update
- * %217 = mul %212, %216 : [1568,128]  // student/dense7 update
- * %218 = add %217, %215 : [1568,128]  // student/dense7 update
- * %219 = mul %218, %216 : [1568,128]  // student/dense7 update
- * %220 = add %215, %219 : [1568,128]  // student/dense7 update
- * %221 = broadcast axes=[] %19 : [1568,128]  // student/dense7 update
- * %222 = mul %220, %221 : [1568,128]  // student/dense7 update
- * %223 = sub %12, %222 : [1568,128]  // student/dense7 update
+ * %214 = constant 0.0005 : [1568,128]  // student/dense7 update
+ * %215 = mul %12, %214 : [1568,128]  // student/dense7 update
+ * %216 = add %153, %215 : [1568,128]  // student/dense7 update
+ * %217 = constant 0.9 : [1568,128]  // student/dense7 update
+ * %218 = mul %213, %217 : [1568,128]  // student/dense7 update
+ * %219 = add %218, %216 : [1568,128]  // student/dense7 update
+ * %220 = mul %219, %217 : [1568,128]  // student/dense7 update
+ * %221 = add %216, %220 : [1568,128]  // student/dense7 update
+ * %222 = broadcast axes=[] %19 : [1568,128]  // student/dense7 update
+ * %223 = mul %221, %222 : [1568,128]  // student/dense7 update
+ * %224 = sub %12, %223 : [1568,128]  // student/dense7 update
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
     float *in_student_momentum_dense7_weight;
     float *in_student_dense7_weight;
-    const float *t152;
+    const float *t153;
     const float *in_lr_student;
 } step_student_dense7_update_pointers;
 
@@ -1372,130 +1373,130 @@ static void step_student_dense7_update_part(void *context, int part, int parts) 
     (void)parts;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
     float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
-    const float *restrict t152 = p->t152;
+    const float *restrict t153 = p->t153;
     const float *restrict in_lr_student = p->in_lr_student;
     size_t lo, hi;
     while (mplc_claim(1568, 49, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
-            const float v214 = in_student_dense7_weight[i] * 0.0005f;
-            const float v215 = t152[i] + v214;
-            const float v217 = in_student_momentum_dense7_weight[i] * 0.9f;
-            const float v218 = v217 + v215;
-            const float v219 = v218 * 0.9f;
-            const float v220 = v215 + v219;
-            const float v222 = v220 * in_lr_student[0];
-            const float v223 = in_student_dense7_weight[i] - v222;
-            in_student_momentum_dense7_weight[i] = v218;
-            in_student_dense7_weight[i] = v223;
+            const float v215 = in_student_dense7_weight[i] * 0.0005f;
+            const float v216 = t153[i] + v215;
+            const float v218 = in_student_momentum_dense7_weight[i] * 0.9f;
+            const float v219 = v218 + v216;
+            const float v220 = v219 * 0.9f;
+            const float v221 = v216 + v220;
+            const float v223 = v221 * in_lr_student[0];
+            const float v224 = in_student_dense7_weight[i] - v223;
+            in_student_momentum_dense7_weight[i] = v219;
+            in_student_dense7_weight[i] = v224;
         }
     }
 }
 
-static void step_student_dense7_update(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t152, const float *restrict in_lr_student) {
-    mplc_parallel(step_student_dense7_update_part, &(step_student_dense7_update_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t152, in_lr_student});
+static void step_student_dense7_update(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t153, const float *restrict in_lr_student) {
+    mplc_parallel(step_student_dense7_update_part, &(step_student_dense7_update_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t153, in_lr_student});
 }
 
 /* loop [128]
- * %225 = constant 0.9 : [128]  // student/dense7 update
- * %226 = mul %224, %225 : [128]  // student/dense7 update
- * %227 = add %226, %150 : [128]  // student/dense7 update
- * %228 = mul %227, %225 : [128]  // student/dense7 update
- * %229 = add %150, %228 : [128]  // student/dense7 update
- * %230 = broadcast axes=[] %19 : [128]  // student/dense7 update
- * %231 = mul %229, %230 : [128]  // student/dense7 update
- * %232 = sub %13, %231 : [128]  // student/dense7 update
+ * %226 = constant 0.9 : [128]  // student/dense7 update
+ * %227 = mul %225, %226 : [128]  // student/dense7 update
+ * %228 = add %227, %151 : [128]  // student/dense7 update
+ * %229 = mul %228, %226 : [128]  // student/dense7 update
+ * %230 = add %151, %229 : [128]  // student/dense7 update
+ * %231 = broadcast axes=[] %19 : [128]  // student/dense7 update
+ * %232 = mul %230, %231 : [128]  // student/dense7 update
+ * %233 = sub %13, %232 : [128]  // student/dense7 update
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense7_update_2(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t150, const float *restrict in_lr_student) {
+static void step_student_dense7_update_2(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t151, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 128; i++) {
-        const float v226 = in_student_momentum_dense7_bias[i] * 0.9f;
-        const float v227 = v226 + t150[i];
-        const float v228 = v227 * 0.9f;
-        const float v229 = t150[i] + v228;
-        const float v231 = v229 * in_lr_student[0];
-        const float v232 = in_student_dense7_bias[i] - v231;
-        in_student_momentum_dense7_bias[i] = v227;
-        in_student_dense7_bias[i] = v232;
+        const float v227 = in_student_momentum_dense7_bias[i] * 0.9f;
+        const float v228 = v227 + t151[i];
+        const float v229 = v228 * 0.9f;
+        const float v230 = t151[i] + v229;
+        const float v232 = v230 * in_lr_student[0];
+        const float v233 = in_student_dense7_bias[i] - v232;
+        in_student_momentum_dense7_bias[i] = v228;
+        in_student_dense7_bias[i] = v233;
     }
 }
 
 /* loop [128,10]
- * %234 = constant 0.0005 : [128,10]  // student/dense9 update
- * %235 = mul %14, %234 : [128,10]  // student/dense9 update
- * %236 = add %147, %235 : [128,10]  // student/dense9 update
- * %237 = constant 0.9 : [128,10]  // student/dense9 update
- * %238 = mul %233, %237 : [128,10]  // student/dense9 update
- * %239 = add %238, %236 : [128,10]  // student/dense9 update
- * %240 = mul %239, %237 : [128,10]  // student/dense9 update
- * %241 = add %236, %240 : [128,10]  // student/dense9 update
- * %242 = broadcast axes=[] %19 : [128,10]  // student/dense9 update
- * %243 = mul %241, %242 : [128,10]  // student/dense9 update
- * %244 = sub %14, %243 : [128,10]  // student/dense9 update
+ * %235 = constant 0.0005 : [128,10]  // student/dense9 update
+ * %236 = mul %14, %235 : [128,10]  // student/dense9 update
+ * %237 = add %148, %236 : [128,10]  // student/dense9 update
+ * %238 = constant 0.9 : [128,10]  // student/dense9 update
+ * %239 = mul %234, %238 : [128,10]  // student/dense9 update
+ * %240 = add %239, %237 : [128,10]  // student/dense9 update
+ * %241 = mul %240, %238 : [128,10]  // student/dense9 update
+ * %242 = add %237, %241 : [128,10]  // student/dense9 update
+ * %243 = broadcast axes=[] %19 : [128,10]  // student/dense9 update
+ * %244 = mul %242, %243 : [128,10]  // student/dense9 update
+ * %245 = sub %14, %244 : [128,10]  // student/dense9 update
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void step_student_dense9_update(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t147, const float *restrict in_lr_student) {
+static void step_student_dense9_update(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t148, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1280; i++) {
-        const float v235 = in_student_dense9_weight[i] * 0.0005f;
-        const float v236 = t147[i] + v235;
-        const float v238 = in_student_momentum_dense9_weight[i] * 0.9f;
-        const float v239 = v238 + v236;
-        const float v240 = v239 * 0.9f;
-        const float v241 = v236 + v240;
-        const float v243 = v241 * in_lr_student[0];
-        const float v244 = in_student_dense9_weight[i] - v243;
-        in_student_momentum_dense9_weight[i] = v239;
-        in_student_dense9_weight[i] = v244;
+        const float v236 = in_student_dense9_weight[i] * 0.0005f;
+        const float v237 = t148[i] + v236;
+        const float v239 = in_student_momentum_dense9_weight[i] * 0.9f;
+        const float v240 = v239 + v237;
+        const float v241 = v240 * 0.9f;
+        const float v242 = v237 + v241;
+        const float v244 = v242 * in_lr_student[0];
+        const float v245 = in_student_dense9_weight[i] - v244;
+        in_student_momentum_dense9_weight[i] = v240;
+        in_student_dense9_weight[i] = v245;
     }
 }
 
 /* loop [10]
- * %246 = constant 0.9 : [10]  // student/dense9 update
- * %247 = mul %245, %246 : [10]  // student/dense9 update
- * %248 = add %247, %145 : [10]  // student/dense9 update
- * %249 = mul %248, %246 : [10]  // student/dense9 update
- * %250 = add %145, %249 : [10]  // student/dense9 update
- * %251 = broadcast axes=[] %19 : [10]  // student/dense9 update
- * %252 = mul %250, %251 : [10]  // student/dense9 update
- * %253 = sub %15, %252 : [10]  // student/dense9 update
+ * %247 = constant 0.9 : [10]  // student/dense9 update
+ * %248 = mul %246, %247 : [10]  // student/dense9 update
+ * %249 = add %248, %146 : [10]  // student/dense9 update
+ * %250 = mul %249, %247 : [10]  // student/dense9 update
+ * %251 = add %146, %250 : [10]  // student/dense9 update
+ * %252 = broadcast axes=[] %19 : [10]  // student/dense9 update
+ * %253 = mul %251, %252 : [10]  // student/dense9 update
+ * %254 = sub %15, %253 : [10]  // student/dense9 update
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense9_update_2(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t145, const float *restrict in_lr_student) {
+static void step_student_dense9_update_2(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t146, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 10; i++) {
-        const float v247 = in_student_momentum_dense9_bias[i] * 0.9f;
-        const float v248 = v247 + t145[i];
-        const float v249 = v248 * 0.9f;
-        const float v250 = t145[i] + v249;
-        const float v252 = v250 * in_lr_student[0];
-        const float v253 = in_student_dense9_bias[i] - v252;
-        in_student_momentum_dense9_bias[i] = v248;
-        in_student_dense9_bias[i] = v253;
+        const float v248 = in_student_momentum_dense9_bias[i] * 0.9f;
+        const float v249 = v248 + t146[i];
+        const float v250 = v249 * 0.9f;
+        const float v251 = t146[i] + v250;
+        const float v253 = v251 * in_lr_student[0];
+        const float v254 = in_student_dense9_bias[i] - v253;
+        in_student_momentum_dense9_bias[i] = v249;
+        in_student_dense9_bias[i] = v254;
     }
 }
 
 /* gemm small-gemm m=25088 n=16 k=9 chunk=20 +epilogue +pool split
- * %256 = im2col k3 s1 p1 %100 : [25088,9]  // student/conv0 fwd
- * %258 = matmul %256, %257 : [25088,16]  // student/conv0 fwd
- * %259 = broadcast axes=[1] %190 : [25088,16]  // student/conv0 fwd
- * %260 = add %258, %259 : [25088,16]  // student/conv0 fwd
- * %261 = relu %260 : [25088,16]  // student/relu1 fwd
- * %263 = max_pool k2 s2 p0 %262 : [32,14,14,16]  // student/max_pool2 fwd */
+ * %257 = im2col k3 s1 p1 %101 : [25088,9]  // student/conv0 fwd
+ * %259 = matmul %257, %258 : [25088,16]  // student/conv0 fwd
+ * %260 = broadcast axes=[1] %191 : [25088,16]  // student/conv0 fwd
+ * %261 = add %259, %260 : [25088,16]  // student/conv0 fwd
+ * %262 = relu %261 : [25088,16]  // student/relu1 fwd
+ * %264 = max_pool k2 s2 p0 %263 : [32,14,14,16]  // student/max_pool2 fwd */
 typedef struct {
-    float *t261;
-    float *t263;
+    float *t262;
+    float *t264;
     const float *in_x;
-    const float *t257;
-    const float *t190;
+    const float *t258;
+    const float *t191;
     float *chunk;
 } step_student_conv0_fwd_2_pointers;
 
 static void step_student_conv0_fwd_2_part(void *context, int part, int parts) {
     const step_student_conv0_fwd_2_pointers *p = context;
     (void)parts;
-    float *restrict t261 = p->t261;
-    float *restrict t263 = p->t263;
+    float *restrict t262 = p->t262;
+    float *restrict t264 = p->t264;
     const float *restrict in_x = p->in_x;
-    const float *restrict t257 = p->t257;
-    const float *restrict t190 = p->t190;
+    const float *restrict t258 = p->t258;
+    const float *restrict t191 = p->t191;
     float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
@@ -1509,401 +1510,401 @@ static void step_student_conv0_fwd_2_part(void *context, int part, int parts) {
                 for (int j = 0; j < 16; j++) acc[j] = 0.0f;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, t257[p * 16 + j], acc[j]);
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, t258[p * 16 + j], acc[j]);
                 }
-                float *row = t261 + ((size_t)n0 * 784 + r) * 16;
+                float *row = t262 + ((size_t)n0 * 784 + r) * 16;
                 for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
-                    const float v260 = t261[i0 * 16 + i1] + t190[i1];
-                    const float v261 = v260 > 0.0f ? v260 : 0.0f;
-                    t261[i0 * 16 + i1] = v261;
+                    const float v261 = t262[i0 * 16 + i1] + t191[i1];
+                    const float v262 = v261 > 0.0f ? v261 : 0.0f;
+                    t262[i0 * 16 + i1] = v262;
                 }
             }
             /* the pool of these images, while they are in cache */
-            mplc_max_pool(t263 + (size_t)n0 * 3136, t261 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
+            mplc_max_pool(t264 + (size_t)n0 * 3136, t262 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
         }
     }
 }
 
-static void step_student_conv0_fwd_2(float *restrict t261, float *restrict t263, const float *restrict in_x, const float *restrict t257, const float *restrict t190, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_fwd_2_part, &(step_student_conv0_fwd_2_pointers){t261, t263, in_x, t257, t190, chunk});
+static void step_student_conv0_fwd_2(float *restrict t262, float *restrict t264, const float *restrict in_x, const float *restrict t258, const float *restrict t191, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_fwd_2_part, &(step_student_conv0_fwd_2_pointers){t262, t264, in_x, t258, t191, chunk});
 }
 
 /* gemm winograd m=6272 n=32 k=144 chunk=9 +epilogue +pool split
- * %264 = im2col k3 s1 p1 %263 : [6272,144]  // student/conv3 fwd
- * %266 = matmul %264, %265 : [6272,32]  // student/conv3 fwd
- * %267 = broadcast axes=[1] %211 : [6272,32]  // student/conv3 fwd
- * %268 = add %266, %267 : [6272,32]  // student/conv3 fwd
- * %269 = relu %268 : [6272,32]  // student/relu4 fwd
- * %271 = max_pool k2 s2 p0 %270 : [32,7,7,32]  // student/max_pool5 fwd */
+ * %265 = im2col k3 s1 p1 %264 : [6272,144]  // student/conv3 fwd
+ * %267 = matmul %265, %266 : [6272,32]  // student/conv3 fwd
+ * %268 = broadcast axes=[1] %212 : [6272,32]  // student/conv3 fwd
+ * %269 = add %267, %268 : [6272,32]  // student/conv3 fwd
+ * %270 = relu %269 : [6272,32]  // student/relu4 fwd
+ * %272 = max_pool k2 s2 p0 %271 : [32,7,7,32]  // student/max_pool5 fwd */
 typedef struct {
-    float *t269;
-    float *t271;
-    const float *t263;
-    const float *t265;
-    const float *t211;
+    float *t270;
+    float *t272;
+    const float *t264;
+    const float *t266;
+    const float *t212;
     float *chunk;
 } step_student_conv3_fwd_2_pointers;
 
 static void step_student_conv3_fwd_2_part(void *context, int part, int parts) {
     const step_student_conv3_fwd_2_pointers *p = context;
     (void)parts;
-    float *restrict t269 = p->t269;
-    float *restrict t271 = p->t271;
-    const float *restrict t263 = p->t263;
-    const float *restrict t265 = p->t265;
-    const float *restrict t211 = p->t211;
+    float *restrict t270 = p->t270;
+    float *restrict t272 = p->t272;
+    const float *restrict t264 = p->t264;
+    const float *restrict t266 = p->t266;
+    const float *restrict t212 = p->t212;
     float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t265, 16, 32, 0);
+    mplc_winograd_filters(filters, t266, 16, 32, 0);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t269 + (size_t)n0 * 6272, t263 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+            mplc_winograd_conv3x3(t270 + (size_t)n0 * 6272, t264 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
-                    const float v268 = t269[i0 * 32 + i1] + t211[i1];
-                    const float v269 = v268 > 0.0f ? v268 : 0.0f;
-                    t269[i0 * 32 + i1] = v269;
+                    const float v269 = t270[i0 * 32 + i1] + t212[i1];
+                    const float v270 = v269 > 0.0f ? v269 : 0.0f;
+                    t270[i0 * 32 + i1] = v270;
                 }
             }
             /* the pool of these images, while they are in cache */
-            mplc_max_pool(t271 + (size_t)n0 * 1568, t269 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
+            mplc_max_pool(t272 + (size_t)n0 * 1568, t270 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
         }
     }
 }
 
-static void step_student_conv3_fwd_2(float *restrict t269, float *restrict t271, const float *restrict t263, const float *restrict t265, const float *restrict t211, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_fwd_2_part, &(step_student_conv3_fwd_2_pointers){t269, t271, t263, t265, t211, chunk});
+static void step_student_conv3_fwd_2(float *restrict t270, float *restrict t272, const float *restrict t264, const float *restrict t266, const float *restrict t212, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_fwd_2_part, &(step_student_conv3_fwd_2_pointers){t270, t272, t264, t266, t212, chunk});
 }
 
 /* gemm blas m=32 n=128 k=1568 +epilogue split
- * %273 = matmul %272, %223 : [32,128]  // student/dense7 fwd
- * %274 = broadcast axes=[1] %232 : [32,128]  // student/dense7 fwd
- * %275 = add %273, %274 : [32,128]  // student/dense7 fwd
- * %276 = relu %275 : [32,128]  // student/relu8 fwd */
+ * %274 = matmul %273, %224 : [32,128]  // student/dense7 fwd
+ * %275 = broadcast axes=[1] %233 : [32,128]  // student/dense7 fwd
+ * %276 = add %274, %275 : [32,128]  // student/dense7 fwd
+ * %277 = relu %276 : [32,128]  // student/relu8 fwd */
 typedef struct {
-    float *t276;
-    const float *t272;
-    const float *t223;
-    const float *t232;
+    float *t277;
+    const float *t273;
+    const float *t224;
+    const float *t233;
 } step_student_dense7_fwd_2_pointers;
 
 static void step_student_dense7_fwd_2_part(void *context, int part, int parts) {
     const step_student_dense7_fwd_2_pointers *p = context;
-    float *restrict t276 = p->t276;
-    const float *restrict t272 = p->t272;
-    const float *restrict t223 = p->t223;
-    const float *restrict t232 = p->t232;
+    float *restrict t277 = p->t277;
+    const float *restrict t273 = p->t273;
+    const float *restrict t224 = p->t224;
+    const float *restrict t233 = p->t233;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t272 + lo * 1568, 1568, t223, 128, 0.0f, t276 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t273 + lo * 1568, 1568, t224, 128, 0.0f, t277 + lo * 128, 128);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            const float v275 = t276[i0 * 128 + i1] + t232[i1];
-            const float v276 = v275 > 0.0f ? v275 : 0.0f;
-            t276[i0 * 128 + i1] = v276;
+            const float v276 = t277[i0 * 128 + i1] + t233[i1];
+            const float v277 = v276 > 0.0f ? v276 : 0.0f;
+            t277[i0 * 128 + i1] = v277;
         }
     }
 }
 
-static void step_student_dense7_fwd_2(float *restrict t276, const float *restrict t272, const float *restrict t223, const float *restrict t232) {
-    mplc_parallel(step_student_dense7_fwd_2_part, &(step_student_dense7_fwd_2_pointers){t276, t272, t223, t232});
+static void step_student_dense7_fwd_2(float *restrict t277, const float *restrict t273, const float *restrict t224, const float *restrict t233) {
+    mplc_parallel(step_student_dense7_fwd_2_part, &(step_student_dense7_fwd_2_pointers){t277, t273, t224, t233});
 }
 
 /* gemm blas m=32 n=10 k=128 +epilogue
- * %277 = matmul %276, %244 : [32,10]  // student/dense9 fwd
- * %278 = broadcast axes=[1] %253 : [32,10]  // student/dense9 fwd
- * %279 = add %277, %278 : [32,10]  // student/dense9 fwd */
-static void step_student_dense9_fwd_2(float *restrict t279, const float *restrict t276, const float *restrict t244, const float *restrict t253) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 128, 1.0f, t276, 128, t244, 10, 0.0f, t279, 10);
+ * %278 = matmul %277, %245 : [32,10]  // student/dense9 fwd
+ * %279 = broadcast axes=[1] %254 : [32,10]  // student/dense9 fwd
+ * %280 = add %278, %279 : [32,10]  // student/dense9 fwd */
+static void step_student_dense9_fwd_2(float *restrict t280, const float *restrict t277, const float *restrict t245, const float *restrict t254) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 128, 1.0f, t277, 128, t245, 10, 0.0f, t280, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v279 = t279[i0 * 10 + i1] + t253[i1];
-            t279[i0 * 10 + i1] = v279;
+            const float v280 = t280[i0 * 10 + i1] + t254[i1];
+            t280[i0 * 10 + i1] = v280;
         }
     }
 }
 
 /* reduce_max [32,10] axes=[1]
- * %280 = reduce_max axes=[1] %279 : [32]  // student/loss_l fwd */
-static void step_student_loss_l_fwd(float *restrict t280, const float *restrict t279) {
+ * %281 = reduce_max axes=[1] %280 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd(float *restrict t281, const float *restrict t280) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t279[i0 * 10 + i1] > best ? t279[i0 * 10 + i1] : best;
+            best = t280[i0 * 10 + i1] > best ? t280[i0 * 10 + i1] : best;
         }
-        t280[i0] = best;
+        t281[i0] = best;
     }
 }
 
 /* loop [32,10]
- * %281 = broadcast axes=[0] %280 : [32,10]  // student/loss_l fwd
- * %282 = sub %279, %281 : [32,10]  // student/loss_l fwd
- * %283 = exp %282 : [32,10]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_2(float *restrict t282, float *restrict t283, const float *restrict t279, const float *restrict t280) {
+ * %282 = broadcast axes=[0] %281 : [32,10]  // student/loss_l fwd
+ * %283 = sub %280, %282 : [32,10]  // student/loss_l fwd
+ * %284 = exp %283 : [32,10]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_2(float *restrict t283, float *restrict t284, const float *restrict t280, const float *restrict t281) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v282 = t279[i0 * 10 + i1] - t280[i0];
-            const float v283 = expf(v282);
-            t282[i0 * 10 + i1] = v282;
+            const float v283 = t280[i0 * 10 + i1] - t281[i0];
+            const float v284 = expf(v283);
             t283[i0 * 10 + i1] = v283;
+            t284[i0 * 10 + i1] = v284;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %284 = reduce_sum axes=[1] %283 : [32]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_3(float *restrict t284, const float *restrict t283) {
+ * %285 = reduce_sum axes=[1] %284 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_3(float *restrict t285, const float *restrict t284) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t283[i0 * 10 + i1];
+            sum += t284[i0 * 10 + i1];
         }
-        t284[i0] = (float)sum;
+        t285[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %285 = log %284 : [32]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_4(float *restrict t285, const float *restrict t284) {
+ * %286 = log %285 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_4(float *restrict t286, const float *restrict t285) {
     for (size_t i = 0; i < 32; i++) {
-        const float v285 = logf(t284[i]);
-        t285[i] = v285;
+        const float v286 = logf(t285[i]);
+        t286[i] = v286;
     }
 }
 
 /* reduce_sum [32,10] axes=[0, 1]
- * %286 = broadcast axes=[0] %285 : [32,10]  // student/loss_l fwd
- * %287 = sub %282, %286 : [32,10]  // student/loss_l fwd
- * %288 = mul %17, %287 : [32,10]  // student/loss_l fwd
- * %289 = reduce_sum axes=[0, 1] %288 : []  // student/loss_l fwd */
-static void step_student_loss_l_fwd_5(float *restrict t289, const float *restrict t282, const float *restrict t285, const float *restrict in_y) {
+ * %287 = broadcast axes=[0] %286 : [32,10]  // student/loss_l fwd
+ * %288 = sub %283, %287 : [32,10]  // student/loss_l fwd
+ * %289 = mul %17, %288 : [32,10]  // student/loss_l fwd
+ * %290 = reduce_sum axes=[0, 1] %289 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_5(float *restrict t290, const float *restrict t283, const float *restrict t286, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v287 = t282[i0 * 10 + i1] - t285[i0];
-            const float v288 = in_y[i0 * 10 + i1] * v287;
-            sum += v288;
+            const float v288 = t283[i0 * 10 + i1] - t286[i0];
+            const float v289 = in_y[i0 * 10 + i1] * v288;
+            sum += v289;
         }
     }
-    t289[0] = (float)sum;
+    t290[0] = (float)sum;
 }
 
 /* loop []
- * %65 = constant -0.03125 : []  // teacher/loss_sup fwd
- * %290 = mul %289, %65 : []  // student/loss_l fwd */
-static void step_student_loss_l_fwd_6(float *restrict t290, const float *restrict t289) {
+ * %66 = constant -0.03125 : []  // teacher/loss_sup fwd
+ * %291 = mul %290, %66 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_6(float *restrict t291, const float *restrict t290) {
     for (size_t i = 0; i < 1; i++) {
-        const float v290 = t289[0] * (-0.03125f);
-        t290[i] = v290;
+        const float v291 = t290[0] * (-0.03125f);
+        t291[i] = v291;
     }
 }
 
 /* loop [32,10]
- * %291 = constant -0.03125 : [32,10]  // student/loss_l vjp
- * %292 = mul %291, %17 : [32,10]  // student/loss_l vjp */
-static void step_student_loss_l_vjp(float *restrict t292, const float *restrict in_y) {
+ * %292 = constant -0.03125 : [32,10]  // student/loss_l vjp
+ * %293 = mul %292, %17 : [32,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp(float *restrict t293, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
-        const float v292 = (-0.03125f) * in_y[i];
-        t292[i] = v292;
+        const float v293 = (-0.03125f) * in_y[i];
+        t293[i] = v293;
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %293 = neg %292 : [32,10]  // student/loss_l vjp
- * %294 = reduce_sum axes=[1] %293 : [32]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_2(float *restrict t294, const float *restrict t292) {
+ * %294 = neg %293 : [32,10]  // student/loss_l vjp
+ * %295 = reduce_sum axes=[1] %294 : [32]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_2(float *restrict t295, const float *restrict t293) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v293 = -t292[i0 * 10 + i1];
-            sum += v293;
+            const float v294 = -t293[i0 * 10 + i1];
+            sum += v294;
         }
-        t294[i0] = (float)sum;
+        t295[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %295 = div %294, %284 : [32]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_3(float *restrict t295, const float *restrict t294, const float *restrict t284) {
+ * %296 = div %295, %285 : [32]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_3(float *restrict t296, const float *restrict t295, const float *restrict t285) {
     for (size_t i = 0; i < 32; i++) {
-        const float v295 = t294[i] / t284[i];
-        t295[i] = v295;
+        const float v296 = t295[i] / t285[i];
+        t296[i] = v296;
     }
 }
 
 /* loop [32,10]
- * %296 = broadcast axes=[0] %295 : [32,10]  // student/loss_l vjp
- * %297 = mul %296, %283 : [32,10]  // student/loss_l vjp
- * %298 = add %292, %297 : [32,10]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_4(float *restrict t298, const float *restrict t295, const float *restrict t283, const float *restrict t292) {
+ * %297 = broadcast axes=[0] %296 : [32,10]  // student/loss_l vjp
+ * %298 = mul %297, %284 : [32,10]  // student/loss_l vjp
+ * %299 = add %293, %298 : [32,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_4(float *restrict t299, const float *restrict t296, const float *restrict t284, const float *restrict t293) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v297 = t295[i0] * t283[i0 * 10 + i1];
-            const float v298 = t292[i0 * 10 + i1] + v297;
-            t298[i0 * 10 + i1] = v298;
+            const float v298 = t296[i0] * t284[i0 * 10 + i1];
+            const float v299 = t293[i0 * 10 + i1] + v298;
+            t299[i0 * 10 + i1] = v299;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[0]
- * %299 = reduce_sum axes=[0] %298 : [10]  // student/dense9 vjp */
-static void step_student_dense9_vjp_4(float *restrict t299, const float *restrict t298) {
-    for (size_t o = 0; o < 10; o++) t299[o] = 0.0f;
+ * %300 = reduce_sum axes=[0] %299 : [10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_4(float *restrict t300, const float *restrict t299) {
+    for (size_t o = 0; o < 10; o++) t300[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t299[i1] += t298[i0 * 10 + i1];
+            t300[i1] += t299[i0 * 10 + i1];
         }
     }
 }
 
 /* gemm blas m=128 n=10 k=32 tA
- * %301 = matmul tA %276, %298 : [128,10]  // student/dense9 vjp */
-static void step_student_dense9_vjp_5(float *restrict t301, const float *restrict t276, const float *restrict t298) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t276, 128, t298, 10, 0.0f, t301, 10);
+ * %302 = matmul tA %277, %299 : [128,10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_5(float *restrict t302, const float *restrict t277, const float *restrict t299) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t277, 128, t299, 10, 0.0f, t302, 10);
 }
 
 /* gemm blas m=32 n=128 k=10 tB +epilogue
- * %300 = matmul tB %298, %244 : [32,128]  // student/dense9 vjp
- * %302 = step %276 : [32,128]  // student/relu8 vjp
- * %303 = mul %300, %302 : [32,128]  // student/relu8 vjp */
-static void step_student_dense9_vjp_6(float *restrict t303, const float *restrict t298, const float *restrict t244, const float *restrict t276) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t298, 10, t244, 10, 0.0f, t303, 128);
+ * %301 = matmul tB %299, %245 : [32,128]  // student/dense9 vjp
+ * %303 = step %277 : [32,128]  // student/relu8 vjp
+ * %304 = mul %301, %303 : [32,128]  // student/relu8 vjp */
+static void step_student_dense9_vjp_6(float *restrict t304, const float *restrict t299, const float *restrict t245, const float *restrict t277) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t299, 10, t245, 10, 0.0f, t304, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4096; i++) {
-        const float v302 = t276[i] > 0.0f ? 1.0f : 0.0f;
-        const float v303 = t303[i] * v302;
-        t303[i] = v303;
+        const float v303 = t277[i] > 0.0f ? 1.0f : 0.0f;
+        const float v304 = t304[i] * v303;
+        t304[i] = v304;
     }
 }
 
 /* reduce_sum [32,128] axes=[0]
- * %304 = reduce_sum axes=[0] %303 : [128]  // student/dense7 vjp */
-static void step_student_dense7_vjp_4(float *restrict t304, const float *restrict t303) {
-    for (size_t o = 0; o < 128; o++) t304[o] = 0.0f;
+ * %305 = reduce_sum axes=[0] %304 : [128]  // student/dense7 vjp */
+static void step_student_dense7_vjp_4(float *restrict t305, const float *restrict t304) {
+    for (size_t o = 0; o < 128; o++) t305[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t304[i1] += t303[i0 * 128 + i1];
+            t305[i1] += t304[i0 * 128 + i1];
         }
     }
 }
 
 /* gemm blas m=32 n=1568 k=128 tB split
- * %305 = matmul tB %303, %223 : [32,1568]  // student/dense7 vjp */
+ * %306 = matmul tB %304, %224 : [32,1568]  // student/dense7 vjp */
 typedef struct {
-    float *t305;
-    const float *t303;
-    const float *t223;
+    float *t306;
+    const float *t304;
+    const float *t224;
 } step_student_dense7_vjp_5_pointers;
 
 static void step_student_dense7_vjp_5_part(void *context, int part, int parts) {
     const step_student_dense7_vjp_5_pointers *p = context;
-    float *restrict t305 = p->t305;
-    const float *restrict t303 = p->t303;
-    const float *restrict t223 = p->t223;
+    float *restrict t306 = p->t306;
+    const float *restrict t304 = p->t304;
+    const float *restrict t224 = p->t224;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t303 + lo * 128, 128, t223, 128, 0.0f, t305 + lo * 1568, 1568);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t304 + lo * 128, 128, t224, 128, 0.0f, t306 + lo * 1568, 1568);
 }
 
-static void step_student_dense7_vjp_5(float *restrict t305, const float *restrict t303, const float *restrict t223) {
-    mplc_parallel(step_student_dense7_vjp_5_part, &(step_student_dense7_vjp_5_pointers){t305, t303, t223});
+static void step_student_dense7_vjp_5(float *restrict t306, const float *restrict t304, const float *restrict t224) {
+    mplc_parallel(step_student_dense7_vjp_5_part, &(step_student_dense7_vjp_5_pointers){t306, t304, t224});
 }
 
 /* gemm blas m=1568 n=128 k=32 tA split
- * %306 = matmul tA %272, %303 : [1568,128]  // student/dense7 vjp */
+ * %307 = matmul tA %273, %304 : [1568,128]  // student/dense7 vjp */
 typedef struct {
-    float *t306;
-    const float *t272;
-    const float *t303;
+    float *t307;
+    const float *t273;
+    const float *t304;
 } step_student_dense7_vjp_6_pointers;
 
 static void step_student_dense7_vjp_6_part(void *context, int part, int parts) {
     const step_student_dense7_vjp_6_pointers *p = context;
-    float *restrict t306 = p->t306;
-    const float *restrict t272 = p->t272;
-    const float *restrict t303 = p->t303;
+    float *restrict t307 = p->t307;
+    const float *restrict t273 = p->t273;
+    const float *restrict t304 = p->t304;
     size_t lo, hi;
     mplc_part(1568, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t272 + lo, 1568, t303, 128, 0.0f, t306 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t273 + lo, 1568, t304, 128, 0.0f, t307 + lo * 128, 128);
 }
 
-static void step_student_dense7_vjp_6(float *restrict t306, const float *restrict t272, const float *restrict t303) {
-    mplc_parallel(step_student_dense7_vjp_6_part, &(step_student_dense7_vjp_6_pointers){t306, t272, t303});
+static void step_student_dense7_vjp_6(float *restrict t307, const float *restrict t273, const float *restrict t304) {
+    mplc_parallel(step_student_dense7_vjp_6_part, &(step_student_dense7_vjp_6_pointers){t307, t273, t304});
 }
 
 /* loop [32,7,7,32] split
- * %308 = step %271 : [32,7,7,32]  // student/relu4 vjp
- * %309 = mul %307, %308 : [32,7,7,32]  // student/relu4 vjp */
+ * %309 = step %272 : [32,7,7,32]  // student/relu4 vjp
+ * %310 = mul %308, %309 : [32,7,7,32]  // student/relu4 vjp */
 typedef struct {
-    float *t309;
-    const float *t271;
-    const float *t307;
+    float *t310;
+    const float *t272;
+    const float *t308;
 } step_student_relu4_vjp_3_pointers;
 
 static void step_student_relu4_vjp_3_part(void *context, int part, int parts) {
     const step_student_relu4_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t309 = p->t309;
-    const float *restrict t271 = p->t271;
-    const float *restrict t307 = p->t307;
+    float *restrict t310 = p->t310;
+    const float *restrict t272 = p->t272;
+    const float *restrict t308 = p->t308;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-            const float v308 = t271[i] > 0.0f ? 1.0f : 0.0f;
-            const float v309 = t307[i] * v308;
-            t309[i] = v309;
+            const float v309 = t272[i] > 0.0f ? 1.0f : 0.0f;
+            const float v310 = t308[i] * v309;
+            t310[i] = v310;
         }
     }
 }
 
-static void step_student_relu4_vjp_3(float *restrict t309, const float *restrict t271, const float *restrict t307) {
-    mplc_parallel(step_student_relu4_vjp_3_part, &(step_student_relu4_vjp_3_pointers){t309, t271, t307});
+static void step_student_relu4_vjp_3(float *restrict t310, const float *restrict t272, const float *restrict t308) {
+    mplc_parallel(step_student_relu4_vjp_3_part, &(step_student_relu4_vjp_3_pointers){t310, t272, t308});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %310 = max_pool_scatter k2 s2 p0 %270, %309 : [32,14,14,32]  // student/relu4 vjp */
+ * %311 = max_pool_scatter k2 s2 p0 %271, %310 : [32,14,14,32]  // student/relu4 vjp */
 typedef struct {
-    float *t310;
-    const float *t270;
-    const float *t309;
+    float *t311;
+    const float *t271;
+    const float *t310;
 } step_student_relu4_vjp_4_pointers;
 
 static void step_student_relu4_vjp_4_part(void *context, int part, int parts) {
     const step_student_relu4_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t310 = p->t310;
-    const float *restrict t270 = p->t270;
-    const float *restrict t309 = p->t309;
+    float *restrict t311 = p->t311;
+    const float *restrict t271 = p->t271;
+    const float *restrict t310 = p->t310;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
-        mplc_max_pool_scatter(t310 + lo * 6272, t270 + lo * 6272, t309 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+        mplc_max_pool_scatter(t311 + lo * 6272, t271 + lo * 6272, t310 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void step_student_relu4_vjp_4(float *restrict t310, const float *restrict t270, const float *restrict t309) {
-    mplc_parallel(step_student_relu4_vjp_4_part, &(step_student_relu4_vjp_4_pointers){t310, t270, t309});
+static void step_student_relu4_vjp_4(float *restrict t311, const float *restrict t271, const float *restrict t310) {
+    mplc_parallel(step_student_relu4_vjp_4_part, &(step_student_relu4_vjp_4_pointers){t311, t271, t310});
 }
 
 /* reduce_sum [6272,32] axes=[0] split
- * %312 = reduce_sum axes=[0] %311 : [32]  // student/conv3 vjp */
+ * %313 = reduce_sum axes=[0] %312 : [32]  // student/conv3 vjp */
 typedef struct {
-    float *t312;
-    const float *t311;
+    float *t313;
+    const float *t312;
     float *chunk;
 } step_student_conv3_vjp_4_pointers;
 
@@ -1911,8 +1912,8 @@ static void step_student_conv3_vjp_4_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t312 = p->t312; (void)t312; /* used after the parts */
-    const float *restrict t311 = p->t311;
+    float *restrict t313 = p->t313; (void)t313; /* used after the parts */
+    const float *restrict t312 = p->t312;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
@@ -1921,152 +1922,152 @@ static void step_student_conv3_vjp_4_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t311[i0 * 32 + i1];
+                sums[i1] += t312[i0 * 32 + i1];
             }
         }
         for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv3_vjp_4(float *restrict t312, const float *restrict t311, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_4_part, &(step_student_conv3_vjp_4_pointers){t312, t311, chunk});
+static void step_student_conv3_vjp_4(float *restrict t313, const float *restrict t312, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_4_part, &(step_student_conv3_vjp_4_pointers){t313, t312, chunk});
     for (size_t o = 0; o < 32; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t312[o] = total;
+        t313[o] = total;
     }
 }
 
 /* gemm winograd m=6272 n=144 k=32 tB chunk=9 split
- * %313 = matmul tB %311, %265 : [6272,144]  // student/conv3 vjp
- * %316 = col2im k3 s1 p1 %313 : [32,14,14,16]  // student/conv3 vjp */
+ * %314 = matmul tB %312, %266 : [6272,144]  // student/conv3 vjp
+ * %317 = col2im k3 s1 p1 %314 : [32,14,14,16]  // student/conv3 vjp */
 typedef struct {
-    float *t316;
-    const float *t311;
-    const float *t265;
+    float *t317;
+    const float *t312;
+    const float *t266;
     float *chunk;
 } step_student_conv3_vjp_5_pointers;
 
 static void step_student_conv3_vjp_5_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_5_pointers *p = context;
     (void)parts;
-    float *restrict t316 = p->t316;
-    const float *restrict t311 = p->t311;
-    const float *restrict t265 = p->t265;
+    float *restrict t317 = p->t317;
+    const float *restrict t312 = p->t312;
+    const float *restrict t266 = p->t266;
     float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t265, 32, 16, 1);
+    mplc_winograd_filters(filters, t266, 32, 16, 1);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t316 + (size_t)n0 * 3136, t311 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
+            mplc_winograd_conv3x3(t317 + (size_t)n0 * 3136, t312 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
         }
     }
 }
 
-static void step_student_conv3_vjp_5(float *restrict t316, const float *restrict t311, const float *restrict t265, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_5_part, &(step_student_conv3_vjp_5_pointers){t316, t311, t265, chunk});
+static void step_student_conv3_vjp_5(float *restrict t317, const float *restrict t312, const float *restrict t266, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_5_part, &(step_student_conv3_vjp_5_pointers){t317, t312, t266, chunk});
 }
 
 /* gemm winograd m=144 n=32 k=6272 tA chunk=9 split
- * %264 = im2col k3 s1 p1 %263 : [6272,144]  // student/conv3 fwd
- * %314 = matmul tA %264, %311 : [144,32]  // student/conv3 vjp */
+ * %265 = im2col k3 s1 p1 %264 : [6272,144]  // student/conv3 fwd
+ * %315 = matmul tA %265, %312 : [144,32]  // student/conv3 vjp */
 typedef struct {
-    float *t314;
-    const float *t263;
-    const float *t311;
+    float *t315;
+    const float *t264;
+    const float *t312;
     float *chunk;
 } step_student_conv3_vjp_6_pointers;
 
 static void step_student_conv3_vjp_6_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_6_pointers *p = context;
-    float *restrict t314 = p->t314;
-    const float *restrict t263 = p->t263;
-    const float *restrict t311 = p->t311;
+    float *restrict t315 = p->t315;
+    const float *restrict t264 = p->t264;
+    const float *restrict t312 = p->t312;
     float *restrict chunk = p->chunk + (size_t)part * 351568; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t314 : chunk + 346960;
+    float *sum = part == 0 ? t315 : chunk + 346960;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t263 + (size_t)n0 * 3136, t311 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t264 + (size_t)n0 * 3136, t312 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void step_student_conv3_vjp_6(float *restrict t314, const float *restrict t263, const float *restrict t311, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_6_part, &(step_student_conv3_vjp_6_pointers){t314, t263, t311, chunk});
+static void step_student_conv3_vjp_6(float *restrict t315, const float *restrict t264, const float *restrict t312, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_6_part, &(step_student_conv3_vjp_6_pointers){t315, t264, t312, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351568 + 346960;
-        for (int i = 0; i < 4608; i++) t314[i] += partial[i];
+        for (int i = 0; i < 4608; i++) t315[i] += partial[i];
     }
 }
 
 /* loop [32,14,14,16] split
- * %317 = step %263 : [32,14,14,16]  // student/relu1 vjp
- * %318 = mul %316, %317 : [32,14,14,16]  // student/relu1 vjp */
+ * %318 = step %264 : [32,14,14,16]  // student/relu1 vjp
+ * %319 = mul %317, %318 : [32,14,14,16]  // student/relu1 vjp */
 typedef struct {
-    float *t318;
-    const float *t263;
-    const float *t316;
+    float *t319;
+    const float *t264;
+    const float *t317;
 } step_student_relu1_vjp_3_pointers;
 
 static void step_student_relu1_vjp_3_part(void *context, int part, int parts) {
     const step_student_relu1_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t318 = p->t318;
-    const float *restrict t263 = p->t263;
-    const float *restrict t316 = p->t316;
+    float *restrict t319 = p->t319;
+    const float *restrict t264 = p->t264;
+    const float *restrict t317 = p->t317;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v317 = t263[i] > 0.0f ? 1.0f : 0.0f;
-            const float v318 = t316[i] * v317;
-            t318[i] = v318;
+            const float v318 = t264[i] > 0.0f ? 1.0f : 0.0f;
+            const float v319 = t317[i] * v318;
+            t319[i] = v319;
         }
     }
 }
 
-static void step_student_relu1_vjp_3(float *restrict t318, const float *restrict t263, const float *restrict t316) {
-    mplc_parallel(step_student_relu1_vjp_3_part, &(step_student_relu1_vjp_3_pointers){t318, t263, t316});
+static void step_student_relu1_vjp_3(float *restrict t319, const float *restrict t264, const float *restrict t317) {
+    mplc_parallel(step_student_relu1_vjp_3_part, &(step_student_relu1_vjp_3_pointers){t319, t264, t317});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %319 = max_pool_scatter k2 s2 p0 %262, %318 : [32,28,28,16]  // student/relu1 vjp */
+ * %320 = max_pool_scatter k2 s2 p0 %263, %319 : [32,28,28,16]  // student/relu1 vjp */
 typedef struct {
-    float *t319;
-    const float *t262;
-    const float *t318;
+    float *t320;
+    const float *t263;
+    const float *t319;
 } step_student_relu1_vjp_4_pointers;
 
 static void step_student_relu1_vjp_4_part(void *context, int part, int parts) {
     const step_student_relu1_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t319 = p->t319;
-    const float *restrict t262 = p->t262;
-    const float *restrict t318 = p->t318;
+    float *restrict t320 = p->t320;
+    const float *restrict t263 = p->t263;
+    const float *restrict t319 = p->t319;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
-        mplc_max_pool_scatter(t319 + lo * 12544, t262 + lo * 12544, t318 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+        mplc_max_pool_scatter(t320 + lo * 12544, t263 + lo * 12544, t319 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void step_student_relu1_vjp_4(float *restrict t319, const float *restrict t262, const float *restrict t318) {
-    mplc_parallel(step_student_relu1_vjp_4_part, &(step_student_relu1_vjp_4_pointers){t319, t262, t318});
+static void step_student_relu1_vjp_4(float *restrict t320, const float *restrict t263, const float *restrict t319) {
+    mplc_parallel(step_student_relu1_vjp_4_part, &(step_student_relu1_vjp_4_pointers){t320, t263, t319});
 }
 
 /* reduce_sum [25088,16] axes=[0] split
- * %321 = reduce_sum axes=[0] %320 : [16]  // student/conv0 vjp */
+ * %322 = reduce_sum axes=[0] %321 : [16]  // student/conv0 vjp */
 typedef struct {
-    float *t321;
-    const float *t320;
+    float *t322;
+    const float *t321;
     float *chunk;
 } step_student_conv0_vjp_3_pointers;
 
@@ -2074,8 +2075,8 @@ static void step_student_conv0_vjp_3_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t321 = p->t321; (void)t321; /* used after the parts */
-    const float *restrict t320 = p->t320;
+    float *restrict t322 = p->t322; (void)t322; /* used after the parts */
+    const float *restrict t321 = p->t321;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
@@ -2084,42 +2085,42 @@ static void step_student_conv0_vjp_3_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                sums[i1] += t320[i0 * 16 + i1];
+                sums[i1] += t321[i0 * 16 + i1];
             }
         }
         for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv0_vjp_3(float *restrict t321, const float *restrict t320, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t321, t320, chunk});
+static void step_student_conv0_vjp_3(float *restrict t322, const float *restrict t321, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t322, t321, chunk});
     for (size_t o = 0; o < 16; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
-        t321[o] = total;
+        t322[o] = total;
     }
 }
 
 /* gemm small-outer-products m=9 n=16 k=25088 tA chunk=20 split
- * %256 = im2col k3 s1 p1 %100 : [25088,9]  // student/conv0 fwd
- * %322 = matmul tA %256, %320 : [9,16]  // student/conv0 vjp */
+ * %257 = im2col k3 s1 p1 %101 : [25088,9]  // student/conv0 fwd
+ * %323 = matmul tA %257, %321 : [9,16]  // student/conv0 vjp */
 typedef struct {
-    float *t322;
+    float *t323;
     const float *in_x;
-    const float *t320;
+    const float *t321;
     float *chunk;
 } step_student_conv0_vjp_4_pointers;
 
 static void step_student_conv0_vjp_4_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_4_pointers *p = context;
-    float *restrict t322 = p->t322;
+    float *restrict t323 = p->t323;
     const float *restrict in_x = p->in_x;
-    const float *restrict t320 = p->t320;
+    const float *restrict t321 = p->t321;
     float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(32, 20, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t322 : chunk + 141120;
+    float *sum = part == 0 ? t323 : chunk + 141120;
     if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
@@ -2132,7 +2133,7 @@ static void step_student_conv0_vjp_4_part(void *context, int part, int parts) {
             float block_sum[144];
             for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t320 + ((size_t)n0 * 784 + r) * 16;
+                const float *dy = t321 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
@@ -2144,617 +2145,619 @@ static void step_student_conv0_vjp_4_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_student_conv0_vjp_4(float *restrict t322, const float *restrict in_x, const float *restrict t320, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_vjp_4_part, &(step_student_conv0_vjp_4_pointers){t322, in_x, t320, chunk});
+static void step_student_conv0_vjp_4(float *restrict t323, const float *restrict in_x, const float *restrict t321, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_4_part, &(step_student_conv0_vjp_4_pointers){t323, in_x, t321, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
-        for (int i = 0; i < 144; i++) t322[i] += partial[i];
+        for (int i = 0; i < 144; i++) t323[i] += partial[i];
     }
 }
 
 /* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %324 = mul %323, %169 : [3,3,1,16]  // teacher/feedback fwd
- * %325 = reduce_sum axes=[0, 1, 2, 3] %324 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd(float *restrict t325, const float *restrict t323, const float *restrict t169) {
+ * %325 = mul %324, %170 : [3,3,1,16]  // teacher/feedback fwd
+ * %326 = reduce_sum axes=[0, 1, 2, 3] %325 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd(float *restrict t326, const float *restrict t324, const float *restrict t170) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v324 = t323[i0 * 48 + i1 * 16 + i3] * t169[i0 * 48 + i1 * 16 + i3];
-                    sum += v324;
+                    const float v325 = t324[i0 * 48 + i1 * 16 + i3] * t170[i0 * 48 + i1 * 16 + i3];
+                    sum += v325;
                 }
             }
         }
     }
-    t325[0] = (float)sum;
+    t326[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %326 = mul %321, %167 : [16]  // teacher/feedback fwd
- * %327 = reduce_sum axes=[0] %326 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_2(float *restrict t327, const float *restrict t321, const float *restrict t167) {
+ * %327 = mul %322, %168 : [16]  // teacher/feedback fwd
+ * %328 = reduce_sum axes=[0] %327 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_2(float *restrict t328, const float *restrict t322, const float *restrict t168) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v326 = t321[i0] * t167[i0];
-        sum += v326;
+        const float v327 = t322[i0] * t168[i0];
+        sum += v327;
     }
-    t327[0] = (float)sum;
+    t328[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %329 = mul %315, %161 : [3,3,16,32]  // teacher/feedback fwd
- * %330 = reduce_sum axes=[0, 1, 2, 3] %329 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_3(float *restrict t330, const float *restrict t315, const float *restrict t161) {
+ * %330 = mul %316, %162 : [3,3,16,32]  // teacher/feedback fwd
+ * %331 = reduce_sum axes=[0, 1, 2, 3] %330 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_3(float *restrict t331, const float *restrict t316, const float *restrict t162) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v329 = t315[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t161[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v329;
+                    const float v330 = t316[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t162[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v330;
                 }
             }
         }
     }
-    t330[0] = (float)sum;
+    t331[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %332 = mul %312, %158 : [32]  // teacher/feedback fwd
- * %333 = reduce_sum axes=[0] %332 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_4(float *restrict t333, const float *restrict t312, const float *restrict t158) {
+ * %333 = mul %313, %159 : [32]  // teacher/feedback fwd
+ * %334 = reduce_sum axes=[0] %333 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_4(float *restrict t334, const float *restrict t313, const float *restrict t159) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v332 = t312[i0] * t158[i0];
-        sum += v332;
+        const float v333 = t313[i0] * t159[i0];
+        sum += v333;
     }
-    t333[0] = (float)sum;
+    t334[0] = (float)sum;
 }
 
 /* reduce_sum [1568,128] axes=[0, 1]
- * %335 = mul %306, %152 : [1568,128]  // teacher/feedback fwd
- * %336 = reduce_sum axes=[0, 1] %335 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_5(float *restrict t336, const float *restrict t306, const float *restrict t152) {
+ * %336 = mul %307, %153 : [1568,128]  // teacher/feedback fwd
+ * %337 = reduce_sum axes=[0, 1] %336 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_5(float *restrict t337, const float *restrict t307, const float *restrict t153) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v335 = t306[i0 * 128 + i1] * t152[i0 * 128 + i1];
-                sums[lane] += v335;
+                const float v336 = t307[i0 * 128 + i1] * t153[i0 * 128 + i1];
+                sums[lane] += v336;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t336[0] = (float)sum;
+    t337[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %338 = mul %304, %150 : [128]  // teacher/feedback fwd
- * %339 = reduce_sum axes=[0] %338 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_6(float *restrict t339, const float *restrict t304, const float *restrict t150) {
+ * %339 = mul %305, %151 : [128]  // teacher/feedback fwd
+ * %340 = reduce_sum axes=[0] %339 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_6(float *restrict t340, const float *restrict t305, const float *restrict t151) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v338 = t304[i0] * t150[i0];
-            sums[lane] += v338;
+            const float v339 = t305[i0] * t151[i0];
+            sums[lane] += v339;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t339[0] = (float)sum;
+    t340[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %341 = mul %301, %147 : [128,10]  // teacher/feedback fwd
- * %342 = reduce_sum axes=[0, 1] %341 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_7(float *restrict t342, const float *restrict t301, const float *restrict t147) {
+ * %342 = mul %302, %148 : [128,10]  // teacher/feedback fwd
+ * %343 = reduce_sum axes=[0, 1] %342 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_7(float *restrict t343, const float *restrict t302, const float *restrict t148) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v341 = t301[i0 * 10 + i1] * t147[i0 * 10 + i1];
-            sum += v341;
+            const float v342 = t302[i0 * 10 + i1] * t148[i0 * 10 + i1];
+            sum += v342;
         }
     }
-    t342[0] = (float)sum;
+    t343[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %344 = mul %299, %145 : [10]  // teacher/feedback fwd
- * %345 = reduce_sum axes=[0] %344 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_8(float *restrict t345, const float *restrict t299, const float *restrict t145) {
+ * %345 = mul %300, %146 : [10]  // teacher/feedback fwd
+ * %346 = reduce_sum axes=[0] %345 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_8(float *restrict t346, const float *restrict t300, const float *restrict t146) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v344 = t299[i0] * t145[i0];
-        sum += v344;
+        const float v345 = t300[i0] * t146[i0];
+        sum += v345;
     }
-    t345[0] = (float)sum;
+    t346[0] = (float)sum;
 }
 
 /* loop []
- * %135 = constant -0.0078125 : []  // student/loss_u fwd
- * %254 = constant 1.9 : []  // teacher/feedback fwd
- * %255 = mul %19, %254 : []  // teacher/feedback fwd
- * %328 = add %325, %327 : []  // teacher/feedback fwd
- * %331 = add %328, %330 : []  // teacher/feedback fwd
- * %334 = add %331, %333 : []  // teacher/feedback fwd
- * %337 = add %334, %336 : []  // teacher/feedback fwd
- * %340 = add %337, %339 : []  // teacher/feedback fwd
- * %343 = add %340, %342 : []  // teacher/feedback fwd
- * %346 = add %343, %345 : []  // teacher/feedback fwd
- * %347 = mul %255, %346 : []  // teacher/feedback fwd
- * %348 = mul %21, %347 : []  // teacher/feedback vjp
- * %349 = mul %348, %135 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_fwd_9(float *restrict t346, float *restrict t347, float *restrict t349, const float *restrict t325, const float *restrict t327, const float *restrict t330, const float *restrict t333, const float *restrict t336, const float *restrict t339, const float *restrict t342, const float *restrict t345, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
+ * %136 = constant -0.0078125 : []  // student/loss_u fwd
+ * %255 = constant 1.9 : []  // teacher/feedback fwd
+ * %256 = mul %19, %255 : []  // teacher/feedback fwd
+ * %329 = add %326, %328 : []  // teacher/feedback fwd
+ * %332 = add %329, %331 : []  // teacher/feedback fwd
+ * %335 = add %332, %334 : []  // teacher/feedback fwd
+ * %338 = add %335, %337 : []  // teacher/feedback fwd
+ * %341 = add %338, %340 : []  // teacher/feedback fwd
+ * %344 = add %341, %343 : []  // teacher/feedback fwd
+ * %347 = add %344, %346 : []  // teacher/feedback fwd
+ * %348 = mul %256, %347 : []  // teacher/feedback fwd
+ * %349 = sub %348, %22 : []  // teacher/feedback fwd
+ * %350 = mul %21, %349 : []  // teacher/feedback vjp
+ * %351 = mul %350, %136 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_9(float *restrict t347, float *restrict t348, float *restrict t351, const float *restrict t326, const float *restrict t328, const float *restrict t331, const float *restrict t334, const float *restrict t337, const float *restrict t340, const float *restrict t343, const float *restrict t346, const float *restrict in_lr_student, const float *restrict in_feedback_baseline, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v328 = t325[0] + t327[0];
-        const float v331 = v328 + t330[0];
-        const float v334 = v331 + t333[0];
-        const float v337 = v334 + t336[0];
-        const float v340 = v337 + t339[0];
-        const float v343 = v340 + t342[0];
-        const float v346 = v343 + t345[0];
-        const float v255 = in_lr_student[0] * 1.9f;
-        const float v347 = v255 * v346;
-        const float v348 = in_feedback_scale[0] * v347;
-        const float v349 = v348 * (-0.0078125f);
-        t346[i] = v346;
+        const float v329 = t326[0] + t328[0];
+        const float v332 = v329 + t331[0];
+        const float v335 = v332 + t334[0];
+        const float v338 = v335 + t337[0];
+        const float v341 = v338 + t340[0];
+        const float v344 = v341 + t343[0];
+        const float v347 = v344 + t346[0];
+        const float v256 = in_lr_student[0] * 1.9f;
+        const float v348 = v256 * v347;
+        const float v349 = v348 - in_feedback_baseline[0];
+        const float v350 = in_feedback_scale[0] * v349;
+        const float v351 = v350 * (-0.0078125f);
         t347[i] = v347;
-        t349[i] = v349;
-    }
-}
-
-/* loop [128,10]
- * %350 = broadcast axes=[] %349 : [128,10]  // teacher/feedback vjp
- * %351 = mul %350, %98 : [128,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp(float *restrict t351, const float *restrict t349, const float *restrict t98) {
-    for (size_t i = 0; i < 1280; i++) {
-        const float v351 = t349[0] * t98[i];
+        t348[i] = v348;
         t351[i] = v351;
     }
 }
 
+/* loop [128,10]
+ * %352 = broadcast axes=[] %351 : [128,10]  // teacher/feedback vjp
+ * %353 = mul %352, %99 : [128,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t353, const float *restrict t351, const float *restrict t99) {
+    for (size_t i = 0; i < 1280; i++) {
+        const float v353 = t351[0] * t99[i];
+        t353[i] = v353;
+    }
+}
+
 /* reduce_sum [128,10] axes=[1]
- * %352 = neg %351 : [128,10]  // teacher/feedback vjp
- * %353 = reduce_sum axes=[1] %352 : [128]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_2(float *restrict t353, const float *restrict t351) {
+ * %354 = neg %353 : [128,10]  // teacher/feedback vjp
+ * %355 = reduce_sum axes=[1] %354 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t355, const float *restrict t353) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v352 = -t351[i0 * 10 + i1];
-            sum += v352;
+            const float v354 = -t353[i0 * 10 + i1];
+            sum += v354;
         }
-        t353[i0] = (float)sum;
+        t355[i0] = (float)sum;
     }
 }
 
 /* loop [128]
- * %354 = div %353, %85 : [128]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_3(float *restrict t354, const float *restrict t353, const float *restrict t85) {
+ * %356 = div %355, %86 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t356, const float *restrict t355, const float *restrict t86) {
     for (size_t i = 0; i < 128; i++) {
-        const float v354 = t353[i] / t85[i];
-        t354[i] = v354;
+        const float v356 = t355[i] / t86[i];
+        t356[i] = v356;
     }
 }
 
 /* loop []
- * %94 = constant 0.0078125 : []  // teacher/loss_uda fwd
- * %358 = mul %20, %94 : []  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp(float *restrict t358, const float *restrict in_uda_weight) {
+ * %95 = constant 0.0078125 : []  // teacher/loss_uda fwd
+ * %360 = mul %20, %95 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t360, const float *restrict in_uda_weight) {
     for (size_t i = 0; i < 1; i++) {
-        const float v358 = in_uda_weight[0] * 0.0078125f;
-        t358[i] = v358;
+        const float v360 = in_uda_weight[0] * 0.0078125f;
+        t360[i] = v360;
     }
 }
 
 /* loop [128]
- * %359 = broadcast axes=[] %358 : [128]  // teacher/loss_uda vjp
- * %360 = mul %359, %80 : [128]  // teacher/loss_uda vjp
- * %361 = neg %360 : [128]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_2(float *restrict t361, const float *restrict t358, const float *restrict t80) {
+ * %361 = broadcast axes=[] %360 : [128]  // teacher/loss_uda vjp
+ * %362 = mul %361, %81 : [128]  // teacher/loss_uda vjp
+ * %363 = neg %362 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t363, const float *restrict t360, const float *restrict t81) {
     for (size_t i = 0; i < 128; i++) {
-        const float v360 = t358[0] * t80[i];
-        const float v361 = -v360;
-        t361[i] = v361;
+        const float v362 = t360[0] * t81[i];
+        const float v363 = -v362;
+        t363[i] = v363;
     }
 }
 
 /* loop [128,10]
- * %362 = broadcast axes=[0] %361 : [128,10]  // teacher/loss_uda vjp
- * %363 = mul %362, %77 : [128,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_3(float *restrict t363, const float *restrict t361, const float *restrict t77) {
+ * %364 = broadcast axes=[0] %363 : [128,10]  // teacher/loss_uda vjp
+ * %365 = mul %364, %78 : [128,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t365, const float *restrict t363, const float *restrict t78) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v363 = t361[i0] * t77[i0 * 10 + i1];
-            t363[i0 * 10 + i1] = v363;
+            const float v365 = t363[i0] * t78[i0 * 10 + i1];
+            t365[i0 * 10 + i1] = v365;
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[1]
- * %364 = neg %363 : [128,10]  // teacher/loss_uda vjp
- * %365 = reduce_sum axes=[1] %364 : [128]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_4(float *restrict t365, const float *restrict t363) {
+ * %366 = neg %365 : [128,10]  // teacher/loss_uda vjp
+ * %367 = reduce_sum axes=[1] %366 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t367, const float *restrict t365) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v364 = -t363[i0 * 10 + i1];
-            sum += v364;
+            const float v366 = -t365[i0 * 10 + i1];
+            sum += v366;
         }
-        t365[i0] = (float)sum;
+        t367[i0] = (float)sum;
     }
 }
 
 /* loop [128]
- * %366 = div %365, %85 : [128]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_5(float *restrict t366, const float *restrict t365, const float *restrict t85) {
+ * %368 = div %367, %86 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t368, const float *restrict t367, const float *restrict t86) {
     for (size_t i = 0; i < 128; i++) {
-        const float v366 = t365[i] / t85[i];
-        t366[i] = v366;
+        const float v368 = t367[i] / t86[i];
+        t368[i] = v368;
     }
 }
 
 /* loop [128,10]
- * %355 = broadcast axes=[0] %354 : [128,10]  // teacher/feedback vjp
- * %356 = mul %355, %84 : [128,10]  // teacher/feedback vjp
- * %357 = add %351, %356 : [128,10]  // teacher/feedback vjp
- * %367 = broadcast axes=[0] %366 : [128,10]  // teacher/loss_uda vjp
- * %368 = mul %367, %84 : [128,10]  // teacher/loss_uda vjp
- * %369 = add %363, %368 : [128,10]  // teacher/loss_uda vjp
- * %370 = add %357, %369 : [128,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_6(float *restrict t370, const float *restrict t354, const float *restrict t84, const float *restrict t351, const float *restrict t366, const float *restrict t363) {
+ * %357 = broadcast axes=[0] %356 : [128,10]  // teacher/feedback vjp
+ * %358 = mul %357, %85 : [128,10]  // teacher/feedback vjp
+ * %359 = add %353, %358 : [128,10]  // teacher/feedback vjp
+ * %369 = broadcast axes=[0] %368 : [128,10]  // teacher/loss_uda vjp
+ * %370 = mul %369, %85 : [128,10]  // teacher/loss_uda vjp
+ * %371 = add %365, %370 : [128,10]  // teacher/loss_uda vjp
+ * %372 = add %359, %371 : [128,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t372, const float *restrict t356, const float *restrict t85, const float *restrict t353, const float *restrict t368, const float *restrict t365) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v356 = t354[i0] * t84[i0 * 10 + i1];
-            const float v357 = t351[i0 * 10 + i1] + v356;
-            const float v368 = t366[i0] * t84[i0 * 10 + i1];
-            const float v369 = t363[i0 * 10 + i1] + v368;
-            const float v370 = v357 + v369;
-            t370[i0 * 10 + i1] = v370;
+            const float v358 = t356[i0] * t85[i0 * 10 + i1];
+            const float v359 = t353[i0 * 10 + i1] + v358;
+            const float v370 = t368[i0] * t85[i0 * 10 + i1];
+            const float v371 = t365[i0 * 10 + i1] + v370;
+            const float v372 = v359 + v371;
+            t372[i0 * 10 + i1] = v372;
         }
     }
 }
 
 /* loop [32,10]
- * %51 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
- * %53 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
- * %291 = constant -0.03125 : [32,10]  // student/loss_l vjp
- * %371 = mul %17, %51 : [32,10]  // teacher/loss_sup vjp
- * %372 = add %371, %53 : [32,10]  // teacher/loss_sup vjp
- * %373 = mul %291, %372 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t373, const float *restrict in_y) {
+ * %52 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
+ * %54 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
+ * %292 = constant -0.03125 : [32,10]  // student/loss_l vjp
+ * %373 = mul %17, %52 : [32,10]  // teacher/loss_sup vjp
+ * %374 = add %373, %54 : [32,10]  // teacher/loss_sup vjp
+ * %375 = mul %292, %374 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t375, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
-        const float v371 = in_y[i] * 0.9f;
-        const float v372 = v371 + 0.01f;
-        const float v373 = (-0.03125f) * v372;
-        t373[i] = v373;
+        const float v373 = in_y[i] * 0.9f;
+        const float v374 = v373 + 0.01f;
+        const float v375 = (-0.03125f) * v374;
+        t375[i] = v375;
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %374 = neg %373 : [32,10]  // teacher/loss_sup vjp
- * %375 = reduce_sum axes=[1] %374 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t375, const float *restrict t373) {
+ * %376 = neg %375 : [32,10]  // teacher/loss_sup vjp
+ * %377 = reduce_sum axes=[1] %376 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t377, const float *restrict t375) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v374 = -t373[i0 * 10 + i1];
-            sum += v374;
+            const float v376 = -t375[i0 * 10 + i1];
+            sum += v376;
         }
-        t375[i0] = (float)sum;
+        t377[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %376 = div %375, %59 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_3(float *restrict t376, const float *restrict t375, const float *restrict t59) {
+ * %378 = div %377, %60 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t378, const float *restrict t377, const float *restrict t60) {
     for (size_t i = 0; i < 32; i++) {
-        const float v376 = t375[i] / t59[i];
-        t376[i] = v376;
+        const float v378 = t377[i] / t60[i];
+        t378[i] = v378;
     }
 }
 
 /* loop [32,10]
- * %377 = broadcast axes=[0] %376 : [32,10]  // teacher/loss_sup vjp
- * %378 = mul %377, %58 : [32,10]  // teacher/loss_sup vjp
- * %379 = add %373, %378 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_4(float *restrict t379, const float *restrict t376, const float *restrict t58, const float *restrict t373) {
+ * %379 = broadcast axes=[0] %378 : [32,10]  // teacher/loss_sup vjp
+ * %380 = mul %379, %59 : [32,10]  // teacher/loss_sup vjp
+ * %381 = add %375, %380 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t381, const float *restrict t378, const float *restrict t59, const float *restrict t375) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v378 = t376[i0] * t58[i0 * 10 + i1];
-            const float v379 = t373[i0 * 10 + i1] + v378;
-            t379[i0 * 10 + i1] = v379;
+            const float v380 = t378[i0] * t59[i0 * 10 + i1];
+            const float v381 = t375[i0 * 10 + i1] + v380;
+            t381[i0 * 10 + i1] = v381;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[0]
- * %380 = reduce_sum axes=[0] %379 : [10]  // teacher/dense10 vjp */
-static void step_teacher_dense10_vjp(float *restrict t380, const float *restrict t379) {
-    for (size_t o = 0; o < 10; o++) t380[o] = 0.0f;
+ * %382 = reduce_sum axes=[0] %381 : [10]  // teacher/dense10 vjp */
+static void step_teacher_dense10_vjp(float *restrict t382, const float *restrict t381) {
+    for (size_t o = 0; o < 10; o++) t382[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t380[i1] += t379[i0 * 10 + i1];
+            t382[i1] += t381[i0 * 10 + i1];
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[0]
- * %381 = reduce_sum axes=[0] %370 : [10]  // teacher/dense10 vjp */
-static void step_teacher_dense10_vjp_2(float *restrict t381, const float *restrict t370) {
-    for (size_t o = 0; o < 10; o++) t381[o] = 0.0f;
+ * %383 = reduce_sum axes=[0] %372 : [10]  // teacher/dense10 vjp */
+static void step_teacher_dense10_vjp_2(float *restrict t383, const float *restrict t372) {
+    for (size_t o = 0; o < 10; o++) t383[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t381[i1] += t370[i0 * 10 + i1];
+            t383[i1] += t372[i0 * 10 + i1];
         }
     }
 }
 
 /* loop [10]
- * %382 = add %380, %381 : [10]  // teacher/dense10 vjp */
-static void step_teacher_dense10_vjp_3(float *restrict t382, const float *restrict t380, const float *restrict t381) {
+ * %384 = add %382, %383 : [10]  // teacher/dense10 vjp */
+static void step_teacher_dense10_vjp_3(float *restrict t384, const float *restrict t382, const float *restrict t383) {
     for (size_t i = 0; i < 10; i++) {
-        const float v382 = t380[i] + t381[i];
-        t382[i] = v382;
+        const float v384 = t382[i] + t383[i];
+        t384[i] = v384;
     }
 }
 
 /* gemm blas m=128 n=10 k=128 tA
- * %388 = matmul tA %387, %370 : [128,10]  // teacher/dense10 vjp */
-static void step_teacher_dense10_vjp_4(float *restrict t388, const float *restrict t387, const float *restrict t370) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t387, 128, t370, 10, 0.0f, t388, 10);
+ * %390 = matmul tA %389, %372 : [128,10]  // teacher/dense10 vjp */
+static void step_teacher_dense10_vjp_4(float *restrict t390, const float *restrict t389, const float *restrict t372) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t389, 128, t372, 10, 0.0f, t390, 10);
 }
 
 /* gemm blas m=32 n=128 k=10 tB +epilogue
- * %383 = matmul tB %379, %6 : [32,128]  // teacher/dense10 vjp
- * %391 = mul %383, %390 : [32,128]  // teacher/dropout9 vjp
- * %396 = step %394 : [32,128]  // teacher/relu8 vjp
- * %397 = mul %391, %396 : [32,128]  // teacher/relu8 vjp */
-static void step_teacher_dense10_vjp_5(float *restrict t397, const float *restrict t379, const float *restrict in_teacher_dense10_weight, const float *restrict in_dropout_teacher_all_dropout9, const float *restrict t394) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t379, 10, in_teacher_dense10_weight, 10, 0.0f, t397, 128);
+ * %385 = matmul tB %381, %6 : [32,128]  // teacher/dense10 vjp
+ * %393 = mul %385, %392 : [32,128]  // teacher/dropout9 vjp
+ * %398 = step %396 : [32,128]  // teacher/relu8 vjp
+ * %399 = mul %393, %398 : [32,128]  // teacher/relu8 vjp */
+static void step_teacher_dense10_vjp_5(float *restrict t399, const float *restrict t381, const float *restrict in_teacher_dense10_weight, const float *restrict in_dropout_teacher_all_dropout9, const float *restrict t396) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t381, 10, in_teacher_dense10_weight, 10, 0.0f, t399, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4096; i++) {
-        const float v391 = t397[i] * in_dropout_teacher_all_dropout9[i];
-        const float v396 = t394[i] > 0.0f ? 1.0f : 0.0f;
-        const float v397 = v391 * v396;
-        t397[i] = v397;
-    }
-}
-
-/* gemm blas m=128 n=128 k=10 tB +epilogue
- * %384 = matmul tB %370, %6 : [128,128]  // teacher/dense10 vjp
- * %393 = mul %384, %392 : [128,128]  // teacher/dropout9 vjp
- * %398 = step %395 : [128,128]  // teacher/relu8 vjp
- * %399 = mul %393, %398 : [128,128]  // teacher/relu8 vjp */
-static void step_teacher_dense10_vjp_6(float *restrict t399, const float *restrict t370, const float *restrict in_teacher_dense10_weight, const float *restrict t392, const float *restrict t395) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t370, 10, in_teacher_dense10_weight, 10, 0.0f, t399, 128);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 16384; i++) {
-        const float v393 = t399[i] * t392[i];
-        const float v398 = t395[i] > 0.0f ? 1.0f : 0.0f;
+        const float v393 = t399[i] * in_dropout_teacher_all_dropout9[i];
+        const float v398 = t396[i] > 0.0f ? 1.0f : 0.0f;
         const float v399 = v393 * v398;
         t399[i] = v399;
     }
 }
 
+/* gemm blas m=128 n=128 k=10 tB +epilogue
+ * %386 = matmul tB %372, %6 : [128,128]  // teacher/dense10 vjp
+ * %395 = mul %386, %394 : [128,128]  // teacher/dropout9 vjp
+ * %400 = step %397 : [128,128]  // teacher/relu8 vjp
+ * %401 = mul %395, %400 : [128,128]  // teacher/relu8 vjp */
+static void step_teacher_dense10_vjp_6(float *restrict t401, const float *restrict t372, const float *restrict in_teacher_dense10_weight, const float *restrict t394, const float *restrict t397) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t372, 10, in_teacher_dense10_weight, 10, 0.0f, t401, 128);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 16384; i++) {
+        const float v395 = t401[i] * t394[i];
+        const float v400 = t397[i] > 0.0f ? 1.0f : 0.0f;
+        const float v401 = v395 * v400;
+        t401[i] = v401;
+    }
+}
+
 /* reduce_sum [32,128] axes=[0]
- * %400 = reduce_sum axes=[0] %397 : [128]  // teacher/dense7 vjp */
-static void step_teacher_dense7_vjp(float *restrict t400, const float *restrict t397) {
-    for (size_t o = 0; o < 128; o++) t400[o] = 0.0f;
+ * %402 = reduce_sum axes=[0] %399 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp(float *restrict t402, const float *restrict t399) {
+    for (size_t o = 0; o < 128; o++) t402[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t400[i1] += t397[i0 * 128 + i1];
+            t402[i1] += t399[i0 * 128 + i1];
         }
     }
 }
 
 /* reduce_sum [128,128] axes=[0]
- * %401 = reduce_sum axes=[0] %399 : [128]  // teacher/dense7 vjp */
-static void step_teacher_dense7_vjp_2(float *restrict t401, const float *restrict t399) {
-    for (size_t o = 0; o < 128; o++) t401[o] = 0.0f;
+ * %403 = reduce_sum axes=[0] %401 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp_2(float *restrict t403, const float *restrict t401) {
+    for (size_t o = 0; o < 128; o++) t403[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t401[i1] += t399[i0 * 128 + i1];
+            t403[i1] += t401[i0 * 128 + i1];
         }
     }
 }
 
 /* loop [128]
- * %402 = add %400, %401 : [128]  // teacher/dense7 vjp */
-static void step_teacher_dense7_vjp_3(float *restrict t402, const float *restrict t400, const float *restrict t401) {
+ * %404 = add %402, %403 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp_3(float *restrict t404, const float *restrict t402, const float *restrict t403) {
     for (size_t i = 0; i < 128; i++) {
-        const float v402 = t400[i] + t401[i];
-        t402[i] = v402;
+        const float v404 = t402[i] + t403[i];
+        t404[i] = v404;
     }
 }
 
 /* gemm blas m=32 n=1568 k=128 tB split
- * %403 = matmul tB %397, %4 : [32,1568]  // teacher/dense7 vjp */
+ * %405 = matmul tB %399, %4 : [32,1568]  // teacher/dense7 vjp */
 typedef struct {
-    float *t403;
-    const float *t397;
+    float *t405;
+    const float *t399;
     const float *in_teacher_dense7_weight;
 } step_teacher_dense7_vjp_4_pointers;
 
 static void step_teacher_dense7_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_4_pointers *p = context;
-    float *restrict t403 = p->t403;
-    const float *restrict t397 = p->t397;
+    float *restrict t405 = p->t405;
+    const float *restrict t399 = p->t399;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t397 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t403 + lo * 1568, 1568);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t399 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t405 + lo * 1568, 1568);
 }
 
-static void step_teacher_dense7_vjp_4(float *restrict t403, const float *restrict t397, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_teacher_dense7_vjp_4_part, &(step_teacher_dense7_vjp_4_pointers){t403, t397, in_teacher_dense7_weight});
+static void step_teacher_dense7_vjp_4(float *restrict t405, const float *restrict t399, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_teacher_dense7_vjp_4_part, &(step_teacher_dense7_vjp_4_pointers){t405, t399, in_teacher_dense7_weight});
 }
 
 /* gemm blas m=128 n=1568 k=128 tB split
- * %404 = matmul tB %399, %4 : [128,1568]  // teacher/dense7 vjp */
+ * %406 = matmul tB %401, %4 : [128,1568]  // teacher/dense7 vjp */
 typedef struct {
-    float *t404;
-    const float *t399;
+    float *t406;
+    const float *t401;
     const float *in_teacher_dense7_weight;
 } step_teacher_dense7_vjp_5_pointers;
 
 static void step_teacher_dense7_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_5_pointers *p = context;
-    float *restrict t404 = p->t404;
-    const float *restrict t399 = p->t399;
+    float *restrict t406 = p->t406;
+    const float *restrict t401 = p->t401;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
     size_t lo, hi;
     mplc_part(128, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t399 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t404 + lo * 1568, 1568);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t401 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t406 + lo * 1568, 1568);
 }
 
-static void step_teacher_dense7_vjp_5(float *restrict t404, const float *restrict t399, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_teacher_dense7_vjp_5_part, &(step_teacher_dense7_vjp_5_pointers){t404, t399, in_teacher_dense7_weight});
+static void step_teacher_dense7_vjp_5(float *restrict t406, const float *restrict t401, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_teacher_dense7_vjp_5_part, &(step_teacher_dense7_vjp_5_pointers){t406, t401, in_teacher_dense7_weight});
 }
 
 /* gemm blas m=1568 n=128 k=128 tA split
- * %410 = matmul tA %409, %399 : [1568,128]  // teacher/dense7 vjp */
+ * %412 = matmul tA %411, %401 : [1568,128]  // teacher/dense7 vjp */
 typedef struct {
-    float *t410;
-    const float *t409;
-    const float *t399;
+    float *t412;
+    const float *t411;
+    const float *t401;
 } step_teacher_dense7_vjp_6_pointers;
 
 static void step_teacher_dense7_vjp_6_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_6_pointers *p = context;
-    float *restrict t410 = p->t410;
-    const float *restrict t409 = p->t409;
-    const float *restrict t399 = p->t399;
+    float *restrict t412 = p->t412;
+    const float *restrict t411 = p->t411;
+    const float *restrict t401 = p->t401;
     size_t lo, hi;
     mplc_part(1568, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t409 + lo, 1568, t399, 128, 0.0f, t410 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t411 + lo, 1568, t401, 128, 0.0f, t412 + lo * 128, 128);
 }
 
-static void step_teacher_dense7_vjp_6(float *restrict t410, const float *restrict t409, const float *restrict t399) {
-    mplc_parallel(step_teacher_dense7_vjp_6_part, &(step_teacher_dense7_vjp_6_pointers){t410, t409, t399});
+static void step_teacher_dense7_vjp_6(float *restrict t412, const float *restrict t411, const float *restrict t401) {
+    mplc_parallel(step_teacher_dense7_vjp_6_part, &(step_teacher_dense7_vjp_6_pointers){t412, t411, t401});
 }
 
 /* loop [32,7,7,32] split
- * %418 = step %405 : [32,7,7,32]  // teacher/relu4 vjp
- * %419 = mul %412, %418 : [32,7,7,32]  // teacher/relu4 vjp */
+ * %420 = step %407 : [32,7,7,32]  // teacher/relu4 vjp
+ * %421 = mul %414, %420 : [32,7,7,32]  // teacher/relu4 vjp */
 typedef struct {
-    float *t419;
-    const float *t405;
-    const float *t412;
+    float *t421;
+    const float *t407;
+    const float *t414;
 } step_teacher_relu4_vjp_pointers;
 
 static void step_teacher_relu4_vjp_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t419 = p->t419;
-    const float *restrict t405 = p->t405;
-    const float *restrict t412 = p->t412;
+    float *restrict t421 = p->t421;
+    const float *restrict t407 = p->t407;
+    const float *restrict t414 = p->t414;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-            const float v418 = t405[i] > 0.0f ? 1.0f : 0.0f;
-            const float v419 = t412[i] * v418;
-            t419[i] = v419;
+            const float v420 = t407[i] > 0.0f ? 1.0f : 0.0f;
+            const float v421 = t414[i] * v420;
+            t421[i] = v421;
         }
     }
 }
 
-static void step_teacher_relu4_vjp(float *restrict t419, const float *restrict t405, const float *restrict t412) {
-    mplc_parallel(step_teacher_relu4_vjp_part, &(step_teacher_relu4_vjp_pointers){t419, t405, t412});
+static void step_teacher_relu4_vjp(float *restrict t421, const float *restrict t407, const float *restrict t414) {
+    mplc_parallel(step_teacher_relu4_vjp_part, &(step_teacher_relu4_vjp_pointers){t421, t407, t414});
 }
 
 /* loop [128,7,7,32] split
- * %420 = step %408 : [128,7,7,32]  // teacher/relu4 vjp
- * %421 = mul %413, %420 : [128,7,7,32]  // teacher/relu4 vjp */
+ * %422 = step %410 : [128,7,7,32]  // teacher/relu4 vjp
+ * %423 = mul %415, %422 : [128,7,7,32]  // teacher/relu4 vjp */
 typedef struct {
-    float *t421;
-    const float *t408;
-    const float *t413;
+    float *t423;
+    const float *t410;
+    const float *t415;
 } step_teacher_relu4_vjp_2_pointers;
 
 static void step_teacher_relu4_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t421 = p->t421;
-    const float *restrict t408 = p->t408;
-    const float *restrict t413 = p->t413;
+    float *restrict t423 = p->t423;
+    const float *restrict t410 = p->t410;
+    const float *restrict t415 = p->t415;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-            const float v420 = t408[i] > 0.0f ? 1.0f : 0.0f;
-            const float v421 = t413[i] * v420;
-            t421[i] = v421;
+            const float v422 = t410[i] > 0.0f ? 1.0f : 0.0f;
+            const float v423 = t415[i] * v422;
+            t423[i] = v423;
         }
     }
 }
 
-static void step_teacher_relu4_vjp_2(float *restrict t421, const float *restrict t408, const float *restrict t413) {
-    mplc_parallel(step_teacher_relu4_vjp_2_part, &(step_teacher_relu4_vjp_2_pointers){t421, t408, t413});
+static void step_teacher_relu4_vjp_2(float *restrict t423, const float *restrict t410, const float *restrict t415) {
+    mplc_parallel(step_teacher_relu4_vjp_2_part, &(step_teacher_relu4_vjp_2_pointers){t423, t410, t415});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %422 = max_pool_scatter k2 s2 p0 %415, %419 : [32,14,14,32]  // teacher/relu4 vjp */
+ * %424 = max_pool_scatter k2 s2 p0 %417, %421 : [32,14,14,32]  // teacher/relu4 vjp */
 typedef struct {
-    float *t422;
-    const float *t415;
-    const float *t419;
+    float *t424;
+    const float *t417;
+    const float *t421;
 } step_teacher_relu4_vjp_3_pointers;
 
 static void step_teacher_relu4_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t422 = p->t422;
-    const float *restrict t415 = p->t415;
-    const float *restrict t419 = p->t419;
+    float *restrict t424 = p->t424;
+    const float *restrict t417 = p->t417;
+    const float *restrict t421 = p->t421;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
-        mplc_max_pool_scatter(t422 + lo * 6272, t415 + lo * 6272, t419 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+        mplc_max_pool_scatter(t424 + lo * 6272, t417 + lo * 6272, t421 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu4_vjp_3(float *restrict t422, const float *restrict t415, const float *restrict t419) {
-    mplc_parallel(step_teacher_relu4_vjp_3_part, &(step_teacher_relu4_vjp_3_pointers){t422, t415, t419});
+static void step_teacher_relu4_vjp_3(float *restrict t424, const float *restrict t417, const float *restrict t421) {
+    mplc_parallel(step_teacher_relu4_vjp_3_part, &(step_teacher_relu4_vjp_3_pointers){t424, t417, t421});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %423 = max_pool_scatter k2 s2 p0 %417, %421 : [128,14,14,32]  // teacher/relu4 vjp */
+ * %425 = max_pool_scatter k2 s2 p0 %419, %423 : [128,14,14,32]  // teacher/relu4 vjp */
 typedef struct {
-    float *t423;
-    const float *t417;
-    const float *t421;
+    float *t425;
+    const float *t419;
+    const float *t423;
 } step_teacher_relu4_vjp_4_pointers;
 
 static void step_teacher_relu4_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_relu4_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t423 = p->t423;
-    const float *restrict t417 = p->t417;
-    const float *restrict t421 = p->t421;
+    float *restrict t425 = p->t425;
+    const float *restrict t419 = p->t419;
+    const float *restrict t423 = p->t423;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
-        mplc_max_pool_scatter(t423 + lo * 6272, t417 + lo * 6272, t421 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+        mplc_max_pool_scatter(t425 + lo * 6272, t419 + lo * 6272, t423 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu4_vjp_4(float *restrict t423, const float *restrict t417, const float *restrict t421) {
-    mplc_parallel(step_teacher_relu4_vjp_4_part, &(step_teacher_relu4_vjp_4_pointers){t423, t417, t421});
+static void step_teacher_relu4_vjp_4(float *restrict t425, const float *restrict t419, const float *restrict t423) {
+    mplc_parallel(step_teacher_relu4_vjp_4_part, &(step_teacher_relu4_vjp_4_pointers){t425, t419, t423});
 }
 
 /* reduce_sum [6272,32] axes=[0] split
- * %426 = reduce_sum axes=[0] %424 : [32]  // teacher/conv3 vjp */
+ * %428 = reduce_sum axes=[0] %426 : [32]  // teacher/conv3 vjp */
 typedef struct {
-    float *t426;
-    const float *t424;
+    float *t428;
+    const float *t426;
     float *chunk;
 } step_teacher_conv3_vjp_pointers;
 
@@ -2762,8 +2765,8 @@ static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t426 = p->t426; (void)t426; /* used after the parts */
-    const float *restrict t424 = p->t424;
+    float *restrict t428 = p->t428; (void)t428; /* used after the parts */
+    const float *restrict t426 = p->t426;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
@@ -2772,27 +2775,27 @@ static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t424[i0 * 32 + i1];
+                sums[i1] += t426[i0 * 32 + i1];
             }
         }
         for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv3_vjp(float *restrict t426, const float *restrict t424, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t426, t424, chunk});
+static void step_teacher_conv3_vjp(float *restrict t428, const float *restrict t426, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t428, t426, chunk});
     for (size_t o = 0; o < 32; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t426[o] = total;
+        t428[o] = total;
     }
 }
 
 /* reduce_sum [25088,32] axes=[0] split
- * %427 = reduce_sum axes=[0] %425 : [32]  // teacher/conv3 vjp */
+ * %429 = reduce_sum axes=[0] %427 : [32]  // teacher/conv3 vjp */
 typedef struct {
-    float *t427;
-    const float *t425;
+    float *t429;
+    const float *t427;
     float *chunk;
 } step_teacher_conv3_vjp_2_pointers;
 
@@ -2800,8 +2803,8 @@ static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t427 = p->t427; (void)t427; /* used after the parts */
-    const float *restrict t425 = p->t425;
+    float *restrict t429 = p->t429; (void)t429; /* used after the parts */
+    const float *restrict t427 = p->t427;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
@@ -2810,37 +2813,37 @@ static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t425[i0 * 32 + i1];
+                sums[i1] += t427[i0 * 32 + i1];
             }
         }
         for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv3_vjp_2(float *restrict t427, const float *restrict t425, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t427, t425, chunk});
+static void step_teacher_conv3_vjp_2(float *restrict t429, const float *restrict t427, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t429, t427, chunk});
     for (size_t o = 0; o < 32; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t427[o] = total;
+        t429[o] = total;
     }
 }
 
 /* loop [32]
- * %428 = add %426, %427 : [32]  // teacher/conv3 vjp */
-static void step_teacher_conv3_vjp_3(float *restrict t428, const float *restrict t426, const float *restrict t427) {
+ * %430 = add %428, %429 : [32]  // teacher/conv3 vjp */
+static void step_teacher_conv3_vjp_3(float *restrict t430, const float *restrict t428, const float *restrict t429) {
     for (size_t i = 0; i < 32; i++) {
-        const float v428 = t426[i] + t427[i];
-        t428[i] = v428;
+        const float v430 = t428[i] + t429[i];
+        t430[i] = v430;
     }
 }
 
 /* gemm winograd m=6272 n=144 k=32 tB chunk=9 split
- * %429 = matmul tB %424, %31 : [6272,144]  // teacher/conv3 vjp
- * %439 = col2im k3 s1 p1 %429 : [32,14,14,16]  // teacher/conv3 vjp */
+ * %431 = matmul tB %426, %32 : [6272,144]  // teacher/conv3 vjp
+ * %441 = col2im k3 s1 p1 %431 : [32,14,14,16]  // teacher/conv3 vjp */
 typedef struct {
-    float *t439;
-    const float *t424;
+    float *t441;
+    const float *t426;
     const float *in_teacher_conv3_weight;
     float *chunk;
 } step_teacher_conv3_vjp_4_pointers;
@@ -2848,8 +2851,8 @@ typedef struct {
 static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_4_pointers *p = context;
     (void)parts;
-    float *restrict t439 = p->t439;
-    const float *restrict t424 = p->t424;
+    float *restrict t441 = p->t441;
+    const float *restrict t426 = p->t426;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
@@ -2859,21 +2862,21 @@ static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t439 + (size_t)n0 * 3136, t424 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
+            mplc_winograd_conv3x3(t441 + (size_t)n0 * 3136, t426 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
         }
     }
 }
 
-static void step_teacher_conv3_vjp_4(float *restrict t439, const float *restrict t424, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_4_part, &(step_teacher_conv3_vjp_4_pointers){t439, t424, in_teacher_conv3_weight, chunk});
+static void step_teacher_conv3_vjp_4(float *restrict t441, const float *restrict t426, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_4_part, &(step_teacher_conv3_vjp_4_pointers){t441, t426, in_teacher_conv3_weight, chunk});
 }
 
 /* gemm winograd m=25088 n=144 k=32 tB chunk=9 split
- * %430 = matmul tB %425, %31 : [25088,144]  // teacher/conv3 vjp
- * %440 = col2im k3 s1 p1 %430 : [128,14,14,16]  // teacher/conv3 vjp */
+ * %432 = matmul tB %427, %32 : [25088,144]  // teacher/conv3 vjp
+ * %442 = col2im k3 s1 p1 %432 : [128,14,14,16]  // teacher/conv3 vjp */
 typedef struct {
-    float *t440;
-    const float *t425;
+    float *t442;
+    const float *t427;
     const float *in_teacher_conv3_weight;
     float *chunk;
 } step_teacher_conv3_vjp_5_pointers;
@@ -2881,8 +2884,8 @@ typedef struct {
 static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_5_pointers *p = context;
     (void)parts;
-    float *restrict t440 = p->t440;
-    const float *restrict t425 = p->t425;
+    float *restrict t442 = p->t442;
+    const float *restrict t427 = p->t427;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
@@ -2892,212 +2895,212 @@ static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t440 + (size_t)n0 * 3136, t425 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
+            mplc_winograd_conv3x3(t442 + (size_t)n0 * 3136, t427 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
         }
     }
 }
 
-static void step_teacher_conv3_vjp_5(float *restrict t440, const float *restrict t425, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_5_part, &(step_teacher_conv3_vjp_5_pointers){t440, t425, in_teacher_conv3_weight, chunk});
+static void step_teacher_conv3_vjp_5(float *restrict t442, const float *restrict t427, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_5_part, &(step_teacher_conv3_vjp_5_pointers){t442, t427, in_teacher_conv3_weight, chunk});
 }
 
 /* gemm winograd m=144 n=32 k=25088 tA chunk=9 split
- * %435 = im2col k3 s1 p1 %434 : [25088,144]  // teacher/conv3 vjp
- * %436 = matmul tA %435, %425 : [144,32]  // teacher/conv3 vjp */
+ * %437 = im2col k3 s1 p1 %436 : [25088,144]  // teacher/conv3 vjp
+ * %438 = matmul tA %437, %427 : [144,32]  // teacher/conv3 vjp */
 typedef struct {
-    float *t436;
-    const float *t434;
-    const float *t425;
+    float *t438;
+    const float *t436;
+    const float *t427;
     float *chunk;
 } step_teacher_conv3_vjp_6_pointers;
 
 static void step_teacher_conv3_vjp_6_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_6_pointers *p = context;
-    float *restrict t436 = p->t436;
-    const float *restrict t434 = p->t434;
-    const float *restrict t425 = p->t425;
+    float *restrict t438 = p->t438;
+    const float *restrict t436 = p->t436;
+    const float *restrict t427 = p->t427;
     float *restrict chunk = p->chunk + (size_t)part * 351568; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t436 : chunk + 346960;
+    float *sum = part == 0 ? t438 : chunk + 346960;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t434 + (size_t)n0 * 3136, t425 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t436 + (size_t)n0 * 3136, t427 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void step_teacher_conv3_vjp_6(float *restrict t436, const float *restrict t434, const float *restrict t425, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_6_part, &(step_teacher_conv3_vjp_6_pointers){t436, t434, t425, chunk});
+static void step_teacher_conv3_vjp_6(float *restrict t438, const float *restrict t436, const float *restrict t427, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_6_part, &(step_teacher_conv3_vjp_6_pointers){t438, t436, t427, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351568 + 346960;
-        for (int i = 0; i < 4608; i++) t436[i] += partial[i];
+        for (int i = 0; i < 4608; i++) t438[i] += partial[i];
     }
 }
 
 /* gemm winograd m=144 n=32 k=6272 tA chunk=9 +epilogue split
- * %432 = im2col k3 s1 p1 %431 : [6272,144]  // teacher/conv3 vjp
- * %433 = matmul tA %432, %424 : [144,32]  // teacher/conv3 vjp
- * %437 = add %433, %436 : [144,32]  // teacher/conv3 vjp */
+ * %434 = im2col k3 s1 p1 %433 : [6272,144]  // teacher/conv3 vjp
+ * %435 = matmul tA %434, %426 : [144,32]  // teacher/conv3 vjp
+ * %439 = add %435, %438 : [144,32]  // teacher/conv3 vjp */
 typedef struct {
-    float *t437;
-    const float *t431;
-    const float *t424;
-    const float *t436;
+    float *t439;
+    const float *t433;
+    const float *t426;
+    const float *t438;
     float *chunk;
 } step_teacher_conv3_vjp_7_pointers;
 
 static void step_teacher_conv3_vjp_7_part(void *context, int part, int parts) {
     const step_teacher_conv3_vjp_7_pointers *p = context;
-    float *restrict t437 = p->t437;
-    const float *restrict t431 = p->t431;
-    const float *restrict t424 = p->t424;
-    const float *restrict t436 = p->t436; (void)t436; /* used after the parts */
+    float *restrict t439 = p->t439;
+    const float *restrict t433 = p->t433;
+    const float *restrict t426 = p->t426;
+    const float *restrict t438 = p->t438; (void)t438; /* used after the parts */
     float *restrict chunk = p->chunk + (size_t)part * 351568; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t437 : chunk + 346960;
+    float *sum = part == 0 ? t439 : chunk + 346960;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t431 + (size_t)n0 * 3136, t424 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t433 + (size_t)n0 * 3136, t426 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void step_teacher_conv3_vjp_7(float *restrict t437, const float *restrict t431, const float *restrict t424, const float *restrict t436, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv3_vjp_7_part, &(step_teacher_conv3_vjp_7_pointers){t437, t431, t424, t436, chunk});
+static void step_teacher_conv3_vjp_7(float *restrict t439, const float *restrict t433, const float *restrict t426, const float *restrict t438, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_7_part, &(step_teacher_conv3_vjp_7_pointers){t439, t433, t426, t438, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351568 + 346960;
-        for (int i = 0; i < 4608; i++) t437[i] += partial[i];
+        for (int i = 0; i < 4608; i++) t439[i] += partial[i];
     }
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4608; i++) {
-        const float v437 = t437[i] + t436[i];
-        t437[i] = v437;
+        const float v439 = t439[i] + t438[i];
+        t439[i] = v439;
     }
 }
 
 /* loop [32,14,14,16] split
- * %445 = step %431 : [32,14,14,16]  // teacher/relu1 vjp
- * %446 = mul %439, %445 : [32,14,14,16]  // teacher/relu1 vjp */
+ * %447 = step %433 : [32,14,14,16]  // teacher/relu1 vjp
+ * %448 = mul %441, %447 : [32,14,14,16]  // teacher/relu1 vjp */
 typedef struct {
-    float *t446;
-    const float *t431;
-    const float *t439;
+    float *t448;
+    const float *t433;
+    const float *t441;
 } step_teacher_relu1_vjp_pointers;
 
 static void step_teacher_relu1_vjp_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t446 = p->t446;
-    const float *restrict t431 = p->t431;
-    const float *restrict t439 = p->t439;
+    float *restrict t448 = p->t448;
+    const float *restrict t433 = p->t433;
+    const float *restrict t441 = p->t441;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v445 = t431[i] > 0.0f ? 1.0f : 0.0f;
-            const float v446 = t439[i] * v445;
-            t446[i] = v446;
+            const float v447 = t433[i] > 0.0f ? 1.0f : 0.0f;
+            const float v448 = t441[i] * v447;
+            t448[i] = v448;
         }
     }
 }
 
-static void step_teacher_relu1_vjp(float *restrict t446, const float *restrict t431, const float *restrict t439) {
-    mplc_parallel(step_teacher_relu1_vjp_part, &(step_teacher_relu1_vjp_pointers){t446, t431, t439});
+static void step_teacher_relu1_vjp(float *restrict t448, const float *restrict t433, const float *restrict t441) {
+    mplc_parallel(step_teacher_relu1_vjp_part, &(step_teacher_relu1_vjp_pointers){t448, t433, t441});
 }
 
 /* loop [128,14,14,16] split
- * %447 = step %434 : [128,14,14,16]  // teacher/relu1 vjp
- * %448 = mul %440, %447 : [128,14,14,16]  // teacher/relu1 vjp */
+ * %449 = step %436 : [128,14,14,16]  // teacher/relu1 vjp
+ * %450 = mul %442, %449 : [128,14,14,16]  // teacher/relu1 vjp */
 typedef struct {
-    float *t448;
-    const float *t434;
-    const float *t440;
+    float *t450;
+    const float *t436;
+    const float *t442;
 } step_teacher_relu1_vjp_2_pointers;
 
 static void step_teacher_relu1_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t448 = p->t448;
-    const float *restrict t434 = p->t434;
-    const float *restrict t440 = p->t440;
+    float *restrict t450 = p->t450;
+    const float *restrict t436 = p->t436;
+    const float *restrict t442 = p->t442;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v447 = t434[i] > 0.0f ? 1.0f : 0.0f;
-            const float v448 = t440[i] * v447;
-            t448[i] = v448;
+            const float v449 = t436[i] > 0.0f ? 1.0f : 0.0f;
+            const float v450 = t442[i] * v449;
+            t450[i] = v450;
         }
     }
 }
 
-static void step_teacher_relu1_vjp_2(float *restrict t448, const float *restrict t434, const float *restrict t440) {
-    mplc_parallel(step_teacher_relu1_vjp_2_part, &(step_teacher_relu1_vjp_2_pointers){t448, t434, t440});
+static void step_teacher_relu1_vjp_2(float *restrict t450, const float *restrict t436, const float *restrict t442) {
+    mplc_parallel(step_teacher_relu1_vjp_2_part, &(step_teacher_relu1_vjp_2_pointers){t450, t436, t442});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %449 = max_pool_scatter k2 s2 p0 %442, %446 : [32,28,28,16]  // teacher/relu1 vjp */
+ * %451 = max_pool_scatter k2 s2 p0 %444, %448 : [32,28,28,16]  // teacher/relu1 vjp */
 typedef struct {
-    float *t449;
-    const float *t442;
-    const float *t446;
+    float *t451;
+    const float *t444;
+    const float *t448;
 } step_teacher_relu1_vjp_3_pointers;
 
 static void step_teacher_relu1_vjp_3_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t449 = p->t449;
-    const float *restrict t442 = p->t442;
-    const float *restrict t446 = p->t446;
+    float *restrict t451 = p->t451;
+    const float *restrict t444 = p->t444;
+    const float *restrict t448 = p->t448;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
-        mplc_max_pool_scatter(t449 + lo * 12544, t442 + lo * 12544, t446 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+        mplc_max_pool_scatter(t451 + lo * 12544, t444 + lo * 12544, t448 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu1_vjp_3(float *restrict t449, const float *restrict t442, const float *restrict t446) {
-    mplc_parallel(step_teacher_relu1_vjp_3_part, &(step_teacher_relu1_vjp_3_pointers){t449, t442, t446});
+static void step_teacher_relu1_vjp_3(float *restrict t451, const float *restrict t444, const float *restrict t448) {
+    mplc_parallel(step_teacher_relu1_vjp_3_part, &(step_teacher_relu1_vjp_3_pointers){t451, t444, t448});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %450 = max_pool_scatter k2 s2 p0 %444, %448 : [128,28,28,16]  // teacher/relu1 vjp */
+ * %452 = max_pool_scatter k2 s2 p0 %446, %450 : [128,28,28,16]  // teacher/relu1 vjp */
 typedef struct {
-    float *t450;
-    const float *t444;
-    const float *t448;
+    float *t452;
+    const float *t446;
+    const float *t450;
 } step_teacher_relu1_vjp_4_pointers;
 
 static void step_teacher_relu1_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_relu1_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t450 = p->t450;
-    const float *restrict t444 = p->t444;
-    const float *restrict t448 = p->t448;
+    float *restrict t452 = p->t452;
+    const float *restrict t446 = p->t446;
+    const float *restrict t450 = p->t450;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
-        mplc_max_pool_scatter(t450 + lo * 12544, t444 + lo * 12544, t448 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+        mplc_max_pool_scatter(t452 + lo * 12544, t446 + lo * 12544, t450 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void step_teacher_relu1_vjp_4(float *restrict t450, const float *restrict t444, const float *restrict t448) {
-    mplc_parallel(step_teacher_relu1_vjp_4_part, &(step_teacher_relu1_vjp_4_pointers){t450, t444, t448});
+static void step_teacher_relu1_vjp_4(float *restrict t452, const float *restrict t446, const float *restrict t450) {
+    mplc_parallel(step_teacher_relu1_vjp_4_part, &(step_teacher_relu1_vjp_4_pointers){t452, t446, t450});
 }
 
 /* reduce_sum [25088,16] axes=[0] split
- * %453 = reduce_sum axes=[0] %451 : [16]  // teacher/conv0 vjp */
+ * %455 = reduce_sum axes=[0] %453 : [16]  // teacher/conv0 vjp */
 typedef struct {
-    float *t453;
-    const float *t451;
+    float *t455;
+    const float *t453;
     float *chunk;
 } step_teacher_conv0_vjp_pointers;
 
@@ -3105,8 +3108,8 @@ static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t453 = p->t453; (void)t453; /* used after the parts */
-    const float *restrict t451 = p->t451;
+    float *restrict t455 = p->t455; (void)t455; /* used after the parts */
+    const float *restrict t453 = p->t453;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
@@ -3115,27 +3118,27 @@ static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                sums[i1] += t451[i0 * 16 + i1];
+                sums[i1] += t453[i0 * 16 + i1];
             }
         }
         for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv0_vjp(float *restrict t453, const float *restrict t451, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t453, t451, chunk});
+static void step_teacher_conv0_vjp(float *restrict t455, const float *restrict t453, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t455, t453, chunk});
     for (size_t o = 0; o < 16; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
-        t453[o] = total;
+        t455[o] = total;
     }
 }
 
 /* reduce_sum [100352,16] axes=[0] split
- * %454 = reduce_sum axes=[0] %452 : [16]  // teacher/conv0 vjp */
+ * %456 = reduce_sum axes=[0] %454 : [16]  // teacher/conv0 vjp */
 typedef struct {
-    float *t454;
-    const float *t452;
+    float *t456;
+    const float *t454;
     float *chunk;
 } step_teacher_conv0_vjp_2_pointers;
 
@@ -3143,8 +3146,8 @@ static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t454 = p->t454; (void)t454; /* used after the parts */
-    const float *restrict t452 = p->t452;
+    float *restrict t456 = p->t456; (void)t456; /* used after the parts */
+    const float *restrict t454 = p->t454;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(100352, 6272, &lo, &hi)) {
@@ -3153,64 +3156,64 @@ static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                sums[i1] += t452[i0 * 16 + i1];
+                sums[i1] += t454[i0 * 16 + i1];
             }
         }
         for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_conv0_vjp_2(float *restrict t454, const float *restrict t452, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t454, t452, chunk});
+static void step_teacher_conv0_vjp_2(float *restrict t456, const float *restrict t454, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t456, t454, chunk});
     for (size_t o = 0; o < 16; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
-        t454[o] = total;
+        t456[o] = total;
     }
 }
 
 /* loop [16]
- * %455 = add %453, %454 : [16]  // teacher/conv0 vjp */
-static void step_teacher_conv0_vjp_3(float *restrict t455, const float *restrict t453, const float *restrict t454) {
+ * %457 = add %455, %456 : [16]  // teacher/conv0 vjp */
+static void step_teacher_conv0_vjp_3(float *restrict t457, const float *restrict t455, const float *restrict t456) {
     for (size_t i = 0; i < 16; i++) {
-        const float v455 = t453[i] + t454[i];
-        t455[i] = v455;
+        const float v457 = t455[i] + t456[i];
+        t457[i] = v457;
     }
 }
 
 /* gemm small-outer-products m=9 n=16 k=100352 tA chunk=20 split
- * %101 = im2col k3 s1 p1 %99 : [100352,9]  // student/conv0 fwd
- * %457 = matmul tA %101, %452 : [9,16]  // teacher/conv0 vjp */
+ * %102 = im2col k3 s1 p1 %100 : [100352,9]  // student/conv0 fwd
+ * %459 = matmul tA %102, %454 : [9,16]  // teacher/conv0 vjp */
 typedef struct {
-    float *t457;
-    const float *t99;
-    const float *t452;
+    float *t459;
+    const float *t100;
+    const float *t454;
     float *chunk;
 } step_teacher_conv0_vjp_4_pointers;
 
 static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_4_pointers *p = context;
-    float *restrict t457 = p->t457;
-    const float *restrict t99 = p->t99;
-    const float *restrict t452 = p->t452;
+    float *restrict t459 = p->t459;
+    const float *restrict t100 = p->t100;
+    const float *restrict t454 = p->t454;
     float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(128, 20, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t457 : chunk + 141120;
+    float *sum = part == 0 ? t459 : chunk + 141120;
     if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
         const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-        mplc_im2col(chunk, t99 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        mplc_im2col(chunk, t100 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
             float block_sum[144];
             for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t452 + ((size_t)n0 * 784 + r) * 16;
+                const float *dy = t454 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
@@ -3222,37 +3225,37 @@ static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_teacher_conv0_vjp_4(float *restrict t457, const float *restrict t99, const float *restrict t452, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_4_part, &(step_teacher_conv0_vjp_4_pointers){t457, t99, t452, chunk});
+static void step_teacher_conv0_vjp_4(float *restrict t459, const float *restrict t100, const float *restrict t454, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_4_part, &(step_teacher_conv0_vjp_4_pointers){t459, t100, t454, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
-        for (int i = 0; i < 144; i++) t457[i] += partial[i];
+        for (int i = 0; i < 144; i++) t459[i] += partial[i];
     }
 }
 
 /* gemm small-outer-products m=9 n=16 k=25088 tA chunk=20 +epilogue split
- * %256 = im2col k3 s1 p1 %100 : [25088,9]  // student/conv0 fwd
- * %456 = matmul tA %256, %451 : [9,16]  // teacher/conv0 vjp
- * %458 = add %456, %457 : [9,16]  // teacher/conv0 vjp */
+ * %257 = im2col k3 s1 p1 %101 : [25088,9]  // student/conv0 fwd
+ * %458 = matmul tA %257, %453 : [9,16]  // teacher/conv0 vjp
+ * %460 = add %458, %459 : [9,16]  // teacher/conv0 vjp */
 typedef struct {
-    float *t458;
+    float *t460;
     const float *in_x;
-    const float *t451;
-    const float *t457;
+    const float *t453;
+    const float *t459;
     float *chunk;
 } step_teacher_conv0_vjp_5_pointers;
 
 static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_conv0_vjp_5_pointers *p = context;
-    float *restrict t458 = p->t458;
+    float *restrict t460 = p->t460;
     const float *restrict in_x = p->in_x;
-    const float *restrict t451 = p->t451;
-    const float *restrict t457 = p->t457; (void)t457; /* used after the parts */
+    const float *restrict t453 = p->t453;
+    const float *restrict t459 = p->t459; (void)t459; /* used after the parts */
     float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(32, 20, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t458 : chunk + 141120;
+    float *sum = part == 0 ? t460 : chunk + 141120;
     if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
@@ -3265,7 +3268,7 @@ static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
             float block_sum[144];
             for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t451 + ((size_t)n0 * 784 + r) * 16;
+                const float *dy = t453 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
@@ -3277,745 +3280,745 @@ static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_teacher_conv0_vjp_5(float *restrict t458, const float *restrict in_x, const float *restrict t451, const float *restrict t457, float *restrict chunk) {
-    mplc_parallel(step_teacher_conv0_vjp_5_part, &(step_teacher_conv0_vjp_5_pointers){t458, in_x, t451, t457, chunk});
+static void step_teacher_conv0_vjp_5(float *restrict t460, const float *restrict in_x, const float *restrict t453, const float *restrict t459, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_5_part, &(step_teacher_conv0_vjp_5_pointers){t460, in_x, t453, t459, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
-        for (int i = 0; i < 144; i++) t458[i] += partial[i];
+        for (int i = 0; i < 144; i++) t460[i] += partial[i];
     }
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 144; i++) {
-        const float v458 = t458[i] + t457[i];
-        t458[i] = v458;
+        const float v460 = t460[i] + t459[i];
+        t460[i] = v460;
     }
 }
 
 /* loop [3,3,1,16]
- * %171 = constant 0.0005 : [3,3,1,16]  // student/conv0 update
- * %174 = constant 0.9 : [3,3,1,16]  // student/conv0 update
- * %461 = mul %0, %171 : [3,3,1,16]  // teacher/conv0 update
- * %462 = add %459, %461 : [3,3,1,16]  // teacher/conv0 update
- * %463 = mul %460, %174 : [3,3,1,16]  // teacher/conv0 update
- * %464 = add %463, %462 : [3,3,1,16]  // teacher/conv0 update
- * %465 = mul %464, %174 : [3,3,1,16]  // teacher/conv0 update
- * %466 = add %462, %465 : [3,3,1,16]  // teacher/conv0 update
- * %467 = broadcast axes=[] %18 : [3,3,1,16]  // teacher/conv0 update
- * %468 = mul %466, %467 : [3,3,1,16]  // teacher/conv0 update
- * %469 = sub %0, %468 : [3,3,1,16]  // teacher/conv0 update
+ * %172 = constant 0.0005 : [3,3,1,16]  // student/conv0 update
+ * %175 = constant 0.9 : [3,3,1,16]  // student/conv0 update
+ * %463 = mul %0, %172 : [3,3,1,16]  // teacher/conv0 update
+ * %464 = add %461, %463 : [3,3,1,16]  // teacher/conv0 update
+ * %465 = mul %462, %175 : [3,3,1,16]  // teacher/conv0 update
+ * %466 = add %465, %464 : [3,3,1,16]  // teacher/conv0 update
+ * %467 = mul %466, %175 : [3,3,1,16]  // teacher/conv0 update
+ * %468 = add %464, %467 : [3,3,1,16]  // teacher/conv0 update
+ * %469 = broadcast axes=[] %18 : [3,3,1,16]  // teacher/conv0 update
+ * %470 = mul %468, %469 : [3,3,1,16]  // teacher/conv0 update
+ * %471 = sub %0, %470 : [3,3,1,16]  // teacher/conv0 update
  * in_teacher_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv0_update(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t459, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t461, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 144; i++) {
-        const float v461 = in_teacher_conv0_weight[i] * 0.0005f;
-        const float v462 = t459[i] + v461;
-        const float v463 = in_teacher_momentum_conv0_weight[i] * 0.9f;
-        const float v464 = v463 + v462;
-        const float v465 = v464 * 0.9f;
-        const float v466 = v462 + v465;
-        const float v468 = v466 * in_lr_teacher[0];
-        const float v469 = in_teacher_conv0_weight[i] - v468;
-        in_teacher_momentum_conv0_weight[i] = v464;
-        in_teacher_conv0_weight[i] = v469;
+        const float v463 = in_teacher_conv0_weight[i] * 0.0005f;
+        const float v464 = t461[i] + v463;
+        const float v465 = in_teacher_momentum_conv0_weight[i] * 0.9f;
+        const float v466 = v465 + v464;
+        const float v467 = v466 * 0.9f;
+        const float v468 = v464 + v467;
+        const float v470 = v468 * in_lr_teacher[0];
+        const float v471 = in_teacher_conv0_weight[i] - v470;
+        in_teacher_momentum_conv0_weight[i] = v466;
+        in_teacher_conv0_weight[i] = v471;
     }
 }
 
 /* loop [16]
- * %183 = constant 0.9 : [16]  // student/conv0 update
- * %471 = mul %470, %183 : [16]  // teacher/conv0 update
- * %472 = add %471, %455 : [16]  // teacher/conv0 update
- * %473 = mul %472, %183 : [16]  // teacher/conv0 update
- * %474 = add %455, %473 : [16]  // teacher/conv0 update
- * %475 = broadcast axes=[] %18 : [16]  // teacher/conv0 update
- * %476 = mul %474, %475 : [16]  // teacher/conv0 update
- * %477 = sub %1, %476 : [16]  // teacher/conv0 update
+ * %184 = constant 0.9 : [16]  // student/conv0 update
+ * %473 = mul %472, %184 : [16]  // teacher/conv0 update
+ * %474 = add %473, %457 : [16]  // teacher/conv0 update
+ * %475 = mul %474, %184 : [16]  // teacher/conv0 update
+ * %476 = add %457, %475 : [16]  // teacher/conv0 update
+ * %477 = broadcast axes=[] %18 : [16]  // teacher/conv0 update
+ * %478 = mul %476, %477 : [16]  // teacher/conv0 update
+ * %479 = sub %1, %478 : [16]  // teacher/conv0 update
  * in_teacher_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv0_update_2(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t455, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update_2(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t457, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
-        const float v471 = in_teacher_momentum_conv0_bias[i] * 0.9f;
-        const float v472 = v471 + t455[i];
-        const float v473 = v472 * 0.9f;
-        const float v474 = t455[i] + v473;
-        const float v476 = v474 * in_lr_teacher[0];
-        const float v477 = in_teacher_conv0_bias[i] - v476;
-        in_teacher_momentum_conv0_bias[i] = v472;
-        in_teacher_conv0_bias[i] = v477;
+        const float v473 = in_teacher_momentum_conv0_bias[i] * 0.9f;
+        const float v474 = v473 + t457[i];
+        const float v475 = v474 * 0.9f;
+        const float v476 = t457[i] + v475;
+        const float v478 = v476 * in_lr_teacher[0];
+        const float v479 = in_teacher_conv0_bias[i] - v478;
+        in_teacher_momentum_conv0_bias[i] = v474;
+        in_teacher_conv0_bias[i] = v479;
     }
 }
 
 /* loop [3,3,16,32]
- * %192 = constant 0.0005 : [3,3,16,32]  // student/conv3 update
- * %195 = constant 0.9 : [3,3,16,32]  // student/conv3 update
- * %479 = mul %2, %192 : [3,3,16,32]  // teacher/conv3 update
- * %480 = add %438, %479 : [3,3,16,32]  // teacher/conv3 update
- * %481 = mul %478, %195 : [3,3,16,32]  // teacher/conv3 update
- * %482 = add %481, %480 : [3,3,16,32]  // teacher/conv3 update
- * %483 = mul %482, %195 : [3,3,16,32]  // teacher/conv3 update
- * %484 = add %480, %483 : [3,3,16,32]  // teacher/conv3 update
- * %485 = broadcast axes=[] %18 : [3,3,16,32]  // teacher/conv3 update
- * %486 = mul %484, %485 : [3,3,16,32]  // teacher/conv3 update
- * %487 = sub %2, %486 : [3,3,16,32]  // teacher/conv3 update
+ * %193 = constant 0.0005 : [3,3,16,32]  // student/conv3 update
+ * %196 = constant 0.9 : [3,3,16,32]  // student/conv3 update
+ * %481 = mul %2, %193 : [3,3,16,32]  // teacher/conv3 update
+ * %482 = add %440, %481 : [3,3,16,32]  // teacher/conv3 update
+ * %483 = mul %480, %196 : [3,3,16,32]  // teacher/conv3 update
+ * %484 = add %483, %482 : [3,3,16,32]  // teacher/conv3 update
+ * %485 = mul %484, %196 : [3,3,16,32]  // teacher/conv3 update
+ * %486 = add %482, %485 : [3,3,16,32]  // teacher/conv3 update
+ * %487 = broadcast axes=[] %18 : [3,3,16,32]  // teacher/conv3 update
+ * %488 = mul %486, %487 : [3,3,16,32]  // teacher/conv3 update
+ * %489 = sub %2, %488 : [3,3,16,32]  // teacher/conv3 update
  * in_teacher_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv3_update(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t438, const float *restrict in_lr_teacher) {
+static void step_teacher_conv3_update(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t440, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 4608; i++) {
-        const float v479 = in_teacher_conv3_weight[i] * 0.0005f;
-        const float v480 = t438[i] + v479;
-        const float v481 = in_teacher_momentum_conv3_weight[i] * 0.9f;
-        const float v482 = v481 + v480;
-        const float v483 = v482 * 0.9f;
-        const float v484 = v480 + v483;
-        const float v486 = v484 * in_lr_teacher[0];
-        const float v487 = in_teacher_conv3_weight[i] - v486;
-        in_teacher_momentum_conv3_weight[i] = v482;
-        in_teacher_conv3_weight[i] = v487;
+        const float v481 = in_teacher_conv3_weight[i] * 0.0005f;
+        const float v482 = t440[i] + v481;
+        const float v483 = in_teacher_momentum_conv3_weight[i] * 0.9f;
+        const float v484 = v483 + v482;
+        const float v485 = v484 * 0.9f;
+        const float v486 = v482 + v485;
+        const float v488 = v486 * in_lr_teacher[0];
+        const float v489 = in_teacher_conv3_weight[i] - v488;
+        in_teacher_momentum_conv3_weight[i] = v484;
+        in_teacher_conv3_weight[i] = v489;
     }
 }
 
 /* loop [32]
- * %204 = constant 0.9 : [32]  // student/conv3 update
- * %489 = mul %488, %204 : [32]  // teacher/conv3 update
- * %490 = add %489, %428 : [32]  // teacher/conv3 update
- * %491 = mul %490, %204 : [32]  // teacher/conv3 update
- * %492 = add %428, %491 : [32]  // teacher/conv3 update
- * %493 = broadcast axes=[] %18 : [32]  // teacher/conv3 update
- * %494 = mul %492, %493 : [32]  // teacher/conv3 update
- * %495 = sub %3, %494 : [32]  // teacher/conv3 update
+ * %205 = constant 0.9 : [32]  // student/conv3 update
+ * %491 = mul %490, %205 : [32]  // teacher/conv3 update
+ * %492 = add %491, %430 : [32]  // teacher/conv3 update
+ * %493 = mul %492, %205 : [32]  // teacher/conv3 update
+ * %494 = add %430, %493 : [32]  // teacher/conv3 update
+ * %495 = broadcast axes=[] %18 : [32]  // teacher/conv3 update
+ * %496 = mul %494, %495 : [32]  // teacher/conv3 update
+ * %497 = sub %3, %496 : [32]  // teacher/conv3 update
  * in_teacher_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_conv3_update_2(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t428, const float *restrict in_lr_teacher) {
+static void step_teacher_conv3_update_2(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t430, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 32; i++) {
-        const float v489 = in_teacher_momentum_conv3_bias[i] * 0.9f;
-        const float v490 = v489 + t428[i];
-        const float v491 = v490 * 0.9f;
-        const float v492 = t428[i] + v491;
-        const float v494 = v492 * in_lr_teacher[0];
-        const float v495 = in_teacher_conv3_bias[i] - v494;
-        in_teacher_momentum_conv3_bias[i] = v490;
-        in_teacher_conv3_bias[i] = v495;
+        const float v491 = in_teacher_momentum_conv3_bias[i] * 0.9f;
+        const float v492 = v491 + t430[i];
+        const float v493 = v492 * 0.9f;
+        const float v494 = t430[i] + v493;
+        const float v496 = v494 * in_lr_teacher[0];
+        const float v497 = in_teacher_conv3_bias[i] - v496;
+        in_teacher_momentum_conv3_bias[i] = v492;
+        in_teacher_conv3_bias[i] = v497;
     }
 }
 
 /* gemm blas m=1568 n=128 k=32 tA +epilogue split
- * %213 = constant 0.0005 : [1568,128]  // student/dense7 update
- * %216 = constant 0.9 : [1568,128]  // student/dense7 update
- * %407 = matmul tA %406, %397 : [1568,128]  // teacher/dense7 vjp
- * %411 = add %407, %410 : [1568,128]  // teacher/dense7 vjp
- * %497 = mul %4, %213 : [1568,128]  // teacher/dense7 update
- * %498 = add %411, %497 : [1568,128]  // teacher/dense7 update
- * %499 = mul %496, %216 : [1568,128]  // teacher/dense7 update
- * %500 = add %499, %498 : [1568,128]  // teacher/dense7 update
- * %501 = mul %500, %216 : [1568,128]  // teacher/dense7 update
- * %502 = add %498, %501 : [1568,128]  // teacher/dense7 update
- * %503 = broadcast axes=[] %18 : [1568,128]  // teacher/dense7 update
- * %504 = mul %502, %503 : [1568,128]  // teacher/dense7 update
- * %505 = sub %4, %504 : [1568,128]  // teacher/dense7 update
+ * %214 = constant 0.0005 : [1568,128]  // student/dense7 update
+ * %217 = constant 0.9 : [1568,128]  // student/dense7 update
+ * %409 = matmul tA %408, %399 : [1568,128]  // teacher/dense7 vjp
+ * %413 = add %409, %412 : [1568,128]  // teacher/dense7 vjp
+ * %499 = mul %4, %214 : [1568,128]  // teacher/dense7 update
+ * %500 = add %413, %499 : [1568,128]  // teacher/dense7 update
+ * %501 = mul %498, %217 : [1568,128]  // teacher/dense7 update
+ * %502 = add %501, %500 : [1568,128]  // teacher/dense7 update
+ * %503 = mul %502, %217 : [1568,128]  // teacher/dense7 update
+ * %504 = add %500, %503 : [1568,128]  // teacher/dense7 update
+ * %505 = broadcast axes=[] %18 : [1568,128]  // teacher/dense7 update
+ * %506 = mul %504, %505 : [1568,128]  // teacher/dense7 update
+ * %507 = sub %4, %506 : [1568,128]  // teacher/dense7 update
  * in_teacher_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
-    float *t498;
+    float *t500;
     float *in_teacher_momentum_dense7_weight;
     float *in_teacher_dense7_weight;
-    const float *t406;
-    const float *t397;
-    const float *t410;
+    const float *t408;
+    const float *t399;
+    const float *t412;
     const float *in_lr_teacher;
 } step_teacher_dense7_vjp_7_pointers;
 
 static void step_teacher_dense7_vjp_7_part(void *context, int part, int parts) {
     const step_teacher_dense7_vjp_7_pointers *p = context;
-    float *restrict t498 = p->t498;
+    float *restrict t500 = p->t500;
     float *restrict in_teacher_momentum_dense7_weight = p->in_teacher_momentum_dense7_weight;
     float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
-    const float *restrict t406 = p->t406;
-    const float *restrict t397 = p->t397;
-    const float *restrict t410 = p->t410;
+    const float *restrict t408 = p->t408;
+    const float *restrict t399 = p->t399;
+    const float *restrict t412 = p->t412;
     const float *restrict in_lr_teacher = p->in_lr_teacher;
     size_t lo, hi;
     mplc_part(1568, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t406 + lo, 1568, t397, 128, 0.0f, t498 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t408 + lo, 1568, t399, 128, 0.0f, t500 + lo * 128, 128);
     /* epilogue, in place on the product */
     for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
-        const float v411 = t498[i] + t410[i];
-        const float v497 = in_teacher_dense7_weight[i] * 0.0005f;
-        const float v498 = v411 + v497;
-        const float v499 = in_teacher_momentum_dense7_weight[i] * 0.9f;
-        const float v500 = v499 + v498;
-        const float v501 = v500 * 0.9f;
-        const float v502 = v498 + v501;
-        const float v504 = v502 * in_lr_teacher[0];
-        const float v505 = in_teacher_dense7_weight[i] - v504;
-        t498[i] = v498;
-        in_teacher_momentum_dense7_weight[i] = v500;
-        in_teacher_dense7_weight[i] = v505;
+        const float v413 = t500[i] + t412[i];
+        const float v499 = in_teacher_dense7_weight[i] * 0.0005f;
+        const float v500 = v413 + v499;
+        const float v501 = in_teacher_momentum_dense7_weight[i] * 0.9f;
+        const float v502 = v501 + v500;
+        const float v503 = v502 * 0.9f;
+        const float v504 = v500 + v503;
+        const float v506 = v504 * in_lr_teacher[0];
+        const float v507 = in_teacher_dense7_weight[i] - v506;
+        t500[i] = v500;
+        in_teacher_momentum_dense7_weight[i] = v502;
+        in_teacher_dense7_weight[i] = v507;
     }
 }
 
-static void step_teacher_dense7_vjp_7(float *restrict t498, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t406, const float *restrict t397, const float *restrict t410, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_teacher_dense7_vjp_7_part, &(step_teacher_dense7_vjp_7_pointers){t498, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t406, t397, t410, in_lr_teacher});
+static void step_teacher_dense7_vjp_7(float *restrict t500, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t408, const float *restrict t399, const float *restrict t412, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense7_vjp_7_part, &(step_teacher_dense7_vjp_7_pointers){t500, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t408, t399, t412, in_lr_teacher});
 }
 
 /* loop [128]
- * %225 = constant 0.9 : [128]  // student/dense7 update
- * %507 = mul %506, %225 : [128]  // teacher/dense7 update
- * %508 = add %507, %402 : [128]  // teacher/dense7 update
- * %509 = mul %508, %225 : [128]  // teacher/dense7 update
- * %510 = add %402, %509 : [128]  // teacher/dense7 update
- * %511 = broadcast axes=[] %18 : [128]  // teacher/dense7 update
- * %512 = mul %510, %511 : [128]  // teacher/dense7 update
- * %513 = sub %5, %512 : [128]  // teacher/dense7 update
+ * %226 = constant 0.9 : [128]  // student/dense7 update
+ * %509 = mul %508, %226 : [128]  // teacher/dense7 update
+ * %510 = add %509, %404 : [128]  // teacher/dense7 update
+ * %511 = mul %510, %226 : [128]  // teacher/dense7 update
+ * %512 = add %404, %511 : [128]  // teacher/dense7 update
+ * %513 = broadcast axes=[] %18 : [128]  // teacher/dense7 update
+ * %514 = mul %512, %513 : [128]  // teacher/dense7 update
+ * %515 = sub %5, %514 : [128]  // teacher/dense7 update
  * in_teacher_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense7_update(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t402, const float *restrict in_lr_teacher) {
+static void step_teacher_dense7_update(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t404, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 128; i++) {
-        const float v507 = in_teacher_momentum_dense7_bias[i] * 0.9f;
-        const float v508 = v507 + t402[i];
-        const float v509 = v508 * 0.9f;
-        const float v510 = t402[i] + v509;
-        const float v512 = v510 * in_lr_teacher[0];
-        const float v513 = in_teacher_dense7_bias[i] - v512;
-        in_teacher_momentum_dense7_bias[i] = v508;
-        in_teacher_dense7_bias[i] = v513;
+        const float v509 = in_teacher_momentum_dense7_bias[i] * 0.9f;
+        const float v510 = v509 + t404[i];
+        const float v511 = v510 * 0.9f;
+        const float v512 = t404[i] + v511;
+        const float v514 = v512 * in_lr_teacher[0];
+        const float v515 = in_teacher_dense7_bias[i] - v514;
+        in_teacher_momentum_dense7_bias[i] = v510;
+        in_teacher_dense7_bias[i] = v515;
     }
 }
 
 /* gemm blas m=128 n=10 k=32 tA +epilogue
- * %234 = constant 0.0005 : [128,10]  // student/dense9 update
- * %237 = constant 0.9 : [128,10]  // student/dense9 update
- * %386 = matmul tA %385, %379 : [128,10]  // teacher/dense10 vjp
- * %389 = add %386, %388 : [128,10]  // teacher/dense10 vjp
- * %515 = mul %6, %234 : [128,10]  // teacher/dense10 update
- * %516 = add %389, %515 : [128,10]  // teacher/dense10 update
- * %517 = mul %514, %237 : [128,10]  // teacher/dense10 update
- * %518 = add %517, %516 : [128,10]  // teacher/dense10 update
- * %519 = mul %518, %237 : [128,10]  // teacher/dense10 update
- * %520 = add %516, %519 : [128,10]  // teacher/dense10 update
- * %521 = broadcast axes=[] %18 : [128,10]  // teacher/dense10 update
- * %522 = mul %520, %521 : [128,10]  // teacher/dense10 update
- * %523 = sub %6, %522 : [128,10]  // teacher/dense10 update
+ * %235 = constant 0.0005 : [128,10]  // student/dense9 update
+ * %238 = constant 0.9 : [128,10]  // student/dense9 update
+ * %388 = matmul tA %387, %381 : [128,10]  // teacher/dense10 vjp
+ * %391 = add %388, %390 : [128,10]  // teacher/dense10 vjp
+ * %517 = mul %6, %235 : [128,10]  // teacher/dense10 update
+ * %518 = add %391, %517 : [128,10]  // teacher/dense10 update
+ * %519 = mul %516, %238 : [128,10]  // teacher/dense10 update
+ * %520 = add %519, %518 : [128,10]  // teacher/dense10 update
+ * %521 = mul %520, %238 : [128,10]  // teacher/dense10 update
+ * %522 = add %518, %521 : [128,10]  // teacher/dense10 update
+ * %523 = broadcast axes=[] %18 : [128,10]  // teacher/dense10 update
+ * %524 = mul %522, %523 : [128,10]  // teacher/dense10 update
+ * %525 = sub %6, %524 : [128,10]  // teacher/dense10 update
  * in_teacher_momentum_dense10_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense10_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense10_vjp_7(float *restrict t516, float *restrict in_teacher_momentum_dense10_weight, float *restrict in_teacher_dense10_weight, const float *restrict t385, const float *restrict t379, const float *restrict t388, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t385, 128, t379, 10, 0.0f, t516, 10);
+static void step_teacher_dense10_vjp_7(float *restrict t518, float *restrict in_teacher_momentum_dense10_weight, float *restrict in_teacher_dense10_weight, const float *restrict t387, const float *restrict t381, const float *restrict t390, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t387, 128, t381, 10, 0.0f, t518, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
-        const float v389 = t516[i] + t388[i];
-        const float v515 = in_teacher_dense10_weight[i] * 0.0005f;
-        const float v516 = v389 + v515;
-        const float v517 = in_teacher_momentum_dense10_weight[i] * 0.9f;
-        const float v518 = v517 + v516;
-        const float v519 = v518 * 0.9f;
-        const float v520 = v516 + v519;
-        const float v522 = v520 * in_lr_teacher[0];
-        const float v523 = in_teacher_dense10_weight[i] - v522;
-        t516[i] = v516;
-        in_teacher_momentum_dense10_weight[i] = v518;
-        in_teacher_dense10_weight[i] = v523;
+        const float v391 = t518[i] + t390[i];
+        const float v517 = in_teacher_dense10_weight[i] * 0.0005f;
+        const float v518 = v391 + v517;
+        const float v519 = in_teacher_momentum_dense10_weight[i] * 0.9f;
+        const float v520 = v519 + v518;
+        const float v521 = v520 * 0.9f;
+        const float v522 = v518 + v521;
+        const float v524 = v522 * in_lr_teacher[0];
+        const float v525 = in_teacher_dense10_weight[i] - v524;
+        t518[i] = v518;
+        in_teacher_momentum_dense10_weight[i] = v520;
+        in_teacher_dense10_weight[i] = v525;
     }
 }
 
 /* loop [10]
- * %246 = constant 0.9 : [10]  // student/dense9 update
- * %525 = mul %524, %246 : [10]  // teacher/dense10 update
- * %526 = add %525, %382 : [10]  // teacher/dense10 update
- * %527 = mul %526, %246 : [10]  // teacher/dense10 update
- * %528 = add %382, %527 : [10]  // teacher/dense10 update
- * %529 = broadcast axes=[] %18 : [10]  // teacher/dense10 update
- * %530 = mul %528, %529 : [10]  // teacher/dense10 update
- * %531 = sub %7, %530 : [10]  // teacher/dense10 update
+ * %247 = constant 0.9 : [10]  // student/dense9 update
+ * %527 = mul %526, %247 : [10]  // teacher/dense10 update
+ * %528 = add %527, %384 : [10]  // teacher/dense10 update
+ * %529 = mul %528, %247 : [10]  // teacher/dense10 update
+ * %530 = add %384, %529 : [10]  // teacher/dense10 update
+ * %531 = broadcast axes=[] %18 : [10]  // teacher/dense10 update
+ * %532 = mul %530, %531 : [10]  // teacher/dense10 update
+ * %533 = sub %7, %532 : [10]  // teacher/dense10 update
  * in_teacher_momentum_dense10_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense10_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense10_update(float *restrict in_teacher_momentum_dense10_bias, float *restrict in_teacher_dense10_bias, const float *restrict t382, const float *restrict in_lr_teacher) {
+static void step_teacher_dense10_update(float *restrict in_teacher_momentum_dense10_bias, float *restrict in_teacher_dense10_bias, const float *restrict t384, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v525 = in_teacher_momentum_dense10_bias[i] * 0.9f;
-        const float v526 = v525 + t382[i];
-        const float v527 = v526 * 0.9f;
-        const float v528 = t382[i] + v527;
-        const float v530 = v528 * in_lr_teacher[0];
-        const float v531 = in_teacher_dense10_bias[i] - v530;
-        in_teacher_momentum_dense10_bias[i] = v526;
-        in_teacher_dense10_bias[i] = v531;
+        const float v527 = in_teacher_momentum_dense10_bias[i] * 0.9f;
+        const float v528 = v527 + t384[i];
+        const float v529 = v528 * 0.9f;
+        const float v530 = t384[i] + v529;
+        const float v532 = v530 * in_lr_teacher[0];
+        const float v533 = in_teacher_dense10_bias[i] - v532;
+        in_teacher_momentum_dense10_bias[i] = v528;
+        in_teacher_dense10_bias[i] = v533;
     }
 }
 
 /* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %532 = mul %323, %323 : [3,3,1,16]  // teacher/gradient fwd
- * %533 = reduce_sum axes=[0, 1, 2, 3] %532 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t533, const float *restrict t323) {
+ * %534 = mul %324, %324 : [3,3,1,16]  // teacher/gradient fwd
+ * %535 = reduce_sum axes=[0, 1, 2, 3] %534 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t535, const float *restrict t324) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v532 = t323[i0 * 48 + i1 * 16 + i3] * t323[i0 * 48 + i1 * 16 + i3];
-                    sum += v532;
+                    const float v534 = t324[i0 * 48 + i1 * 16 + i3] * t324[i0 * 48 + i1 * 16 + i3];
+                    sum += v534;
                 }
             }
         }
-    }
-    t533[0] = (float)sum;
-}
-
-/* reduce_sum [16] axes=[0]
- * %534 = mul %321, %321 : [16]  // teacher/gradient fwd
- * %535 = reduce_sum axes=[0] %534 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t535, const float *restrict t321) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v534 = t321[i0] * t321[i0];
-        sum += v534;
     }
     t535[0] = (float)sum;
 }
 
+/* reduce_sum [16] axes=[0]
+ * %536 = mul %322, %322 : [16]  // teacher/gradient fwd
+ * %537 = reduce_sum axes=[0] %536 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t537, const float *restrict t322) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v536 = t322[i0] * t322[i0];
+        sum += v536;
+    }
+    t537[0] = (float)sum;
+}
+
 /* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %537 = mul %315, %315 : [3,3,16,32]  // teacher/gradient fwd
- * %538 = reduce_sum axes=[0, 1, 2, 3] %537 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t538, const float *restrict t315) {
+ * %539 = mul %316, %316 : [3,3,16,32]  // teacher/gradient fwd
+ * %540 = reduce_sum axes=[0, 1, 2, 3] %539 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t540, const float *restrict t316) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v537 = t315[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t315[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v537;
+                    const float v539 = t316[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t316[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v539;
                 }
             }
         }
     }
-    t538[0] = (float)sum;
+    t540[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %540 = mul %312, %312 : [32]  // teacher/gradient fwd
- * %541 = reduce_sum axes=[0] %540 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t541, const float *restrict t312) {
+ * %542 = mul %313, %313 : [32]  // teacher/gradient fwd
+ * %543 = reduce_sum axes=[0] %542 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t543, const float *restrict t313) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v540 = t312[i0] * t312[i0];
-        sum += v540;
+        const float v542 = t313[i0] * t313[i0];
+        sum += v542;
     }
-    t541[0] = (float)sum;
+    t543[0] = (float)sum;
 }
 
 /* reduce_sum [1568,128] axes=[0, 1]
- * %543 = mul %306, %306 : [1568,128]  // teacher/gradient fwd
- * %544 = reduce_sum axes=[0, 1] %543 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t544, const float *restrict t306) {
+ * %545 = mul %307, %307 : [1568,128]  // teacher/gradient fwd
+ * %546 = reduce_sum axes=[0, 1] %545 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t546, const float *restrict t307) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v543 = t306[i0 * 128 + i1] * t306[i0 * 128 + i1];
-                sums[lane] += v543;
+                const float v545 = t307[i0 * 128 + i1] * t307[i0 * 128 + i1];
+                sums[lane] += v545;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t544[0] = (float)sum;
+    t546[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %546 = mul %304, %304 : [128]  // teacher/gradient fwd
- * %547 = reduce_sum axes=[0] %546 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t547, const float *restrict t304) {
+ * %548 = mul %305, %305 : [128]  // teacher/gradient fwd
+ * %549 = reduce_sum axes=[0] %548 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t549, const float *restrict t305) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v546 = t304[i0] * t304[i0];
-            sums[lane] += v546;
+            const float v548 = t305[i0] * t305[i0];
+            sums[lane] += v548;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t547[0] = (float)sum;
+    t549[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %549 = mul %301, %301 : [128,10]  // teacher/gradient fwd
- * %550 = reduce_sum axes=[0, 1] %549 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t550, const float *restrict t301) {
+ * %551 = mul %302, %302 : [128,10]  // teacher/gradient fwd
+ * %552 = reduce_sum axes=[0, 1] %551 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t552, const float *restrict t302) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v549 = t301[i0 * 10 + i1] * t301[i0 * 10 + i1];
-            sum += v549;
+            const float v551 = t302[i0 * 10 + i1] * t302[i0 * 10 + i1];
+            sum += v551;
         }
     }
-    t550[0] = (float)sum;
+    t552[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %552 = mul %299, %299 : [10]  // teacher/gradient fwd
- * %553 = reduce_sum axes=[0] %552 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t553, const float *restrict t299) {
+ * %554 = mul %300, %300 : [10]  // teacher/gradient fwd
+ * %555 = reduce_sum axes=[0] %554 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t555, const float *restrict t300) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v552 = t299[i0] * t299[i0];
-        sum += v552;
+        const float v554 = t300[i0] * t300[i0];
+        sum += v554;
     }
-    t553[0] = (float)sum;
+    t555[0] = (float)sum;
 }
 
 /* loop []
- * %536 = add %533, %535 : []  // teacher/gradient fwd
- * %539 = add %536, %538 : []  // teacher/gradient fwd
- * %542 = add %539, %541 : []  // teacher/gradient fwd
- * %545 = add %542, %544 : []  // teacher/gradient fwd
- * %548 = add %545, %547 : []  // teacher/gradient fwd
- * %551 = add %548, %550 : []  // teacher/gradient fwd
- * %554 = add %551, %553 : []  // teacher/gradient fwd
- * %555 = sqrt %554 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t555, const float *restrict t533, const float *restrict t535, const float *restrict t538, const float *restrict t541, const float *restrict t544, const float *restrict t547, const float *restrict t550, const float *restrict t553) {
+ * %538 = add %535, %537 : []  // teacher/gradient fwd
+ * %541 = add %538, %540 : []  // teacher/gradient fwd
+ * %544 = add %541, %543 : []  // teacher/gradient fwd
+ * %547 = add %544, %546 : []  // teacher/gradient fwd
+ * %550 = add %547, %549 : []  // teacher/gradient fwd
+ * %553 = add %550, %552 : []  // teacher/gradient fwd
+ * %556 = add %553, %555 : []  // teacher/gradient fwd
+ * %557 = sqrt %556 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t557, const float *restrict t535, const float *restrict t537, const float *restrict t540, const float *restrict t543, const float *restrict t546, const float *restrict t549, const float *restrict t552, const float *restrict t555) {
     for (size_t i = 0; i < 1; i++) {
-        const float v536 = t533[0] + t535[0];
-        const float v539 = v536 + t538[0];
-        const float v542 = v539 + t541[0];
-        const float v545 = v542 + t544[0];
-        const float v548 = v545 + t547[0];
-        const float v551 = v548 + t550[0];
-        const float v554 = v551 + t553[0];
-        const float v555 = sqrtf(v554);
-        t555[i] = v555;
+        const float v538 = t535[0] + t537[0];
+        const float v541 = v538 + t540[0];
+        const float v544 = v541 + t543[0];
+        const float v547 = v544 + t546[0];
+        const float v550 = v547 + t549[0];
+        const float v553 = v550 + t552[0];
+        const float v556 = v553 + t555[0];
+        const float v557 = sqrtf(v556);
+        t557[i] = v557;
     }
 }
 
 /* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %556 = mul %169, %169 : [3,3,1,16]  // teacher/gradient fwd
- * %557 = reduce_sum axes=[0, 1, 2, 3] %556 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t557, const float *restrict t169) {
+ * %558 = mul %170, %170 : [3,3,1,16]  // teacher/gradient fwd
+ * %559 = reduce_sum axes=[0, 1, 2, 3] %558 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t559, const float *restrict t170) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v556 = t169[i0 * 48 + i1 * 16 + i3] * t169[i0 * 48 + i1 * 16 + i3];
-                    sum += v556;
+                    const float v558 = t170[i0 * 48 + i1 * 16 + i3] * t170[i0 * 48 + i1 * 16 + i3];
+                    sum += v558;
                 }
             }
         }
     }
-    t557[0] = (float)sum;
-}
-
-/* reduce_sum [16] axes=[0]
- * %558 = mul %167, %167 : [16]  // teacher/gradient fwd
- * %559 = reduce_sum axes=[0] %558 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t559, const float *restrict t167) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v558 = t167[i0] * t167[i0];
-        sum += v558;
-    }
     t559[0] = (float)sum;
 }
 
+/* reduce_sum [16] axes=[0]
+ * %560 = mul %168, %168 : [16]  // teacher/gradient fwd
+ * %561 = reduce_sum axes=[0] %560 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t561, const float *restrict t168) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v560 = t168[i0] * t168[i0];
+        sum += v560;
+    }
+    t561[0] = (float)sum;
+}
+
 /* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %561 = mul %161, %161 : [3,3,16,32]  // teacher/gradient fwd
- * %562 = reduce_sum axes=[0, 1, 2, 3] %561 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t562, const float *restrict t161) {
+ * %563 = mul %162, %162 : [3,3,16,32]  // teacher/gradient fwd
+ * %564 = reduce_sum axes=[0, 1, 2, 3] %563 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t564, const float *restrict t162) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v561 = t161[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t161[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v561;
+                    const float v563 = t162[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t162[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v563;
                 }
             }
         }
     }
-    t562[0] = (float)sum;
+    t564[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %564 = mul %158, %158 : [32]  // teacher/gradient fwd
- * %565 = reduce_sum axes=[0] %564 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t565, const float *restrict t158) {
+ * %566 = mul %159, %159 : [32]  // teacher/gradient fwd
+ * %567 = reduce_sum axes=[0] %566 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t567, const float *restrict t159) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v564 = t158[i0] * t158[i0];
-        sum += v564;
+        const float v566 = t159[i0] * t159[i0];
+        sum += v566;
     }
-    t565[0] = (float)sum;
+    t567[0] = (float)sum;
 }
 
 /* reduce_sum [1568,128] axes=[0, 1]
- * %567 = mul %152, %152 : [1568,128]  // teacher/gradient fwd
- * %568 = reduce_sum axes=[0, 1] %567 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t568, const float *restrict t152) {
+ * %569 = mul %153, %153 : [1568,128]  // teacher/gradient fwd
+ * %570 = reduce_sum axes=[0, 1] %569 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t570, const float *restrict t153) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v567 = t152[i0 * 128 + i1] * t152[i0 * 128 + i1];
-                sums[lane] += v567;
+                const float v569 = t153[i0 * 128 + i1] * t153[i0 * 128 + i1];
+                sums[lane] += v569;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t568[0] = (float)sum;
+    t570[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %570 = mul %150, %150 : [128]  // teacher/gradient fwd
- * %571 = reduce_sum axes=[0] %570 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_15(float *restrict t571, const float *restrict t150) {
+ * %572 = mul %151, %151 : [128]  // teacher/gradient fwd
+ * %573 = reduce_sum axes=[0] %572 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_15(float *restrict t573, const float *restrict t151) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v570 = t150[i0] * t150[i0];
-            sums[lane] += v570;
+            const float v572 = t151[i0] * t151[i0];
+            sums[lane] += v572;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t571[0] = (float)sum;
+    t573[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %573 = mul %147, %147 : [128,10]  // teacher/gradient fwd
- * %574 = reduce_sum axes=[0, 1] %573 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_16(float *restrict t574, const float *restrict t147) {
+ * %575 = mul %148, %148 : [128,10]  // teacher/gradient fwd
+ * %576 = reduce_sum axes=[0, 1] %575 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_16(float *restrict t576, const float *restrict t148) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v573 = t147[i0 * 10 + i1] * t147[i0 * 10 + i1];
-            sum += v573;
+            const float v575 = t148[i0 * 10 + i1] * t148[i0 * 10 + i1];
+            sum += v575;
         }
     }
-    t574[0] = (float)sum;
+    t576[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %576 = mul %145, %145 : [10]  // teacher/gradient fwd
- * %577 = reduce_sum axes=[0] %576 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_17(float *restrict t577, const float *restrict t145) {
+ * %578 = mul %146, %146 : [10]  // teacher/gradient fwd
+ * %579 = reduce_sum axes=[0] %578 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_17(float *restrict t579, const float *restrict t146) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v576 = t145[i0] * t145[i0];
-        sum += v576;
+        const float v578 = t146[i0] * t146[i0];
+        sum += v578;
     }
-    t577[0] = (float)sum;
+    t579[0] = (float)sum;
 }
 
 /* loop []
- * %560 = add %557, %559 : []  // teacher/gradient fwd
- * %563 = add %560, %562 : []  // teacher/gradient fwd
- * %566 = add %563, %565 : []  // teacher/gradient fwd
- * %569 = add %566, %568 : []  // teacher/gradient fwd
- * %572 = add %569, %571 : []  // teacher/gradient fwd
- * %575 = add %572, %574 : []  // teacher/gradient fwd
- * %578 = add %575, %577 : []  // teacher/gradient fwd
- * %579 = sqrt %578 : []  // teacher/gradient fwd
- * %580 = mul %555, %579 : []  // teacher/gradient fwd
- * %581 = constant 1e-30 : []  // teacher/gradient fwd
- * %582 = max %580, %581 : []  // teacher/gradient fwd
- * %583 = div %346, %582 : []  // teacher/gradient fwd
- * %584 = step %347 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_18(float *restrict t579, float *restrict t583, float *restrict t584, const float *restrict t557, const float *restrict t559, const float *restrict t562, const float *restrict t565, const float *restrict t568, const float *restrict t571, const float *restrict t574, const float *restrict t577, const float *restrict t555, const float *restrict t346, const float *restrict t347) {
+ * %562 = add %559, %561 : []  // teacher/gradient fwd
+ * %565 = add %562, %564 : []  // teacher/gradient fwd
+ * %568 = add %565, %567 : []  // teacher/gradient fwd
+ * %571 = add %568, %570 : []  // teacher/gradient fwd
+ * %574 = add %571, %573 : []  // teacher/gradient fwd
+ * %577 = add %574, %576 : []  // teacher/gradient fwd
+ * %580 = add %577, %579 : []  // teacher/gradient fwd
+ * %581 = sqrt %580 : []  // teacher/gradient fwd
+ * %582 = mul %557, %581 : []  // teacher/gradient fwd
+ * %583 = constant 1e-30 : []  // teacher/gradient fwd
+ * %584 = max %582, %583 : []  // teacher/gradient fwd
+ * %585 = div %347, %584 : []  // teacher/gradient fwd
+ * %586 = step %348 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_18(float *restrict t581, float *restrict t585, float *restrict t586, const float *restrict t559, const float *restrict t561, const float *restrict t564, const float *restrict t567, const float *restrict t570, const float *restrict t573, const float *restrict t576, const float *restrict t579, const float *restrict t557, const float *restrict t347, const float *restrict t348) {
     for (size_t i = 0; i < 1; i++) {
-        const float v560 = t557[0] + t559[0];
-        const float v563 = v560 + t562[0];
-        const float v566 = v563 + t565[0];
-        const float v569 = v566 + t568[0];
-        const float v572 = v569 + t571[0];
-        const float v575 = v572 + t574[0];
-        const float v578 = v575 + t577[0];
-        const float v579 = sqrtf(v578);
-        const float v580 = t555[0] * v579;
-        const float v582 = v580 >= 1e-30f ? v580 : 1e-30f;
-        const float v583 = t346[0] / v582;
-        const float v584 = t347[0] > 0.0f ? 1.0f : 0.0f;
-        t579[i] = v579;
-        t583[i] = v583;
-        t584[i] = v584;
+        const float v562 = t559[0] + t561[0];
+        const float v565 = v562 + t564[0];
+        const float v568 = v565 + t567[0];
+        const float v571 = v568 + t570[0];
+        const float v574 = v571 + t573[0];
+        const float v577 = v574 + t576[0];
+        const float v580 = v577 + t579[0];
+        const float v581 = sqrtf(v580);
+        const float v582 = t557[0] * v581;
+        const float v584 = v582 >= 1e-30f ? v582 : 1e-30f;
+        const float v585 = t347[0] / v584;
+        const float v586 = t348[0] > 0.0f ? 1.0f : 0.0f;
+        t581[i] = v581;
+        t585[i] = v585;
+        t586[i] = v586;
     }
 }
 
 /* 174 kernels; scratch high-water mark 13483920 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_teacher_conv0_fwd(scratch /* t27 */, scratch + 9837184 /* t29 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch + 3612672 /* chunk */);
-    step_teacher_conv3_fwd(scratch + 6425216 /* t35 */, scratch + 12345984 /* t37 */, scratch + 9837184 /* t29 */, state + 160 /* in_teacher_conv3_weight */, state + 4768 /* in_teacher_conv3_bias */, scratch + 3612672 /* chunk */);
-    step_teacher_dense7_fwd(scratch + 13399680 /* t42 */, scratch + 13436544 /* t44 */, scratch + 12345984 /* t38 */, state + 4800 /* in_teacher_dense7_weight */, state + 205504 /* in_teacher_dense7_bias */, io + 226176 /* in_dropout_teacher_all_dropout9 */);
-    step_teacher_dense10_fwd(scratch + 12797568 /* t47 */, scratch + 13436544 /* t44 */, state + 205632 /* in_teacher_dense10_weight */, state + 206912 /* in_teacher_dense10_bias */);
-    step_teacher_loss_sup_fwd(scratch + 13473408 /* t55 */, scratch + 12797568 /* t48 */);
-    step_teacher_loss_sup_fwd_2(scratch + 12800448 /* t57 */, scratch + 13483136 /* t58 */, scratch + 12797568 /* t48 */, scratch + 13473408 /* t55 */);
-    step_teacher_loss_sup_fwd_3(scratch + 13483840 /* t59 */, scratch + 13483136 /* t58 */);
-    step_teacher_loss_sup_fwd_4(scratch + 13483456 /* t60 */, scratch + 13483840 /* t59 */);
-    step_teacher_loss_sup_fwd_5(scratch + 13483488 /* t64 */, io + 225792 /* in_y */, scratch + 12800448 /* t57 */, scratch + 13483456 /* t60 */);
-    step_teacher_loss_sup_fwd_6(io + 263040 /* t66 */, scratch + 13483488 /* t64 */);
-    step_teacher_loss_uda_fwd(scratch + 12800448 /* t68 */, scratch + 12797888 /* t49 */);
-    step_teacher_loss_uda_fwd_2(scratch + 13473408 /* t69 */, scratch + 12800448 /* t68 */);
-    step_teacher_loss_uda_fwd_3(scratch + 12801728 /* t71 */, scratch + 12800448 /* t68 */, scratch + 13473408 /* t69 */);
-    step_teacher_loss_uda_fwd_4(scratch + 12800448 /* t73 */, scratch + 12801728 /* t71 */);
-    step_teacher_loss_uda_fwd_5(scratch + 12800576 /* t74 */, scratch + 12800448 /* t73 */);
-    step_teacher_loss_uda_fwd_6(scratch + 13478016 /* t77 */, scratch + 12801728 /* t71 */, scratch + 12800576 /* t74 */);
-    step_teacher_loss_uda_fwd_7(scratch + 13479296 /* t78 */, scratch + 13478016 /* t77 */);
-    step_teacher_loss_uda_fwd_8(scratch + 13483456 /* t80 */, scratch + 13479296 /* t78 */);
-    step_teacher_loss_uda_fwd_9(scratch + 13480576 /* t81 */, scratch + 12799168 /* t50 */);
-    step_teacher_loss_uda_fwd_10(scratch + 13473408 /* t83 */, scratch + 13479296 /* t84 */, scratch + 12799168 /* t50 */, scratch + 13480576 /* t81 */);
-    step_teacher_loss_uda_fwd_11(scratch + 13483584 /* t85 */, scratch + 13479296 /* t84 */);
-    step_teacher_loss_uda_fwd_12(scratch + 13480576 /* t86 */, scratch + 13483584 /* t85 */);
-    step_teacher_loss_uda_fwd_13(scratch + 13480704 /* t90 */, scratch + 13473408 /* t83 */, scratch + 13480576 /* t86 */, scratch + 13478016 /* t77 */);
-    step_teacher_loss_uda_fwd_14(scratch + 13480576 /* t93 */, scratch + 13480704 /* t90 */, scratch + 13483456 /* t80 */);
-    step_teacher_loss_uda_fwd_15(io + 263056 /* t95 */, scratch + 13480576 /* t93 */);
-    step_teacher_loss_uda_fwd_16(scratch + 13483712 /* t96 */, scratch + 13483456 /* t80 */);
-    step_teacher_loss_uda_fwd_17(io + 263072 /* t97 */, scratch + 13483712 /* t96 */);
-    step_teacher_pseudo_labels_fwd(scratch + 13480576 /* t98 */, scratch + 12799168 /* t50 */);
-    step_student_conv0_fwd(scratch + 8231552 /* t106 */, scratch + 12797568 /* t108 */, io + 125440 /* t99 */, state + 206928 /* in_student_conv0_weight */, state + 207072 /* in_student_conv0_bias */, scratch + 3612672 /* chunk */);
-    step_student_conv3_fwd(scratch + 10740352 /* t114 */, scratch + 11543168 /* t116 */, scratch + 12797568 /* t108 */, state + 207088 /* in_student_conv3_weight */, state + 211696 /* in_student_conv3_bias */, scratch + 3612672 /* chunk */);
-    step_student_dense7_fwd(scratch + 13198976 /* t121 */, scratch + 11543168 /* t117 */, state + 211728 /* in_student_dense7_weight */, state + 412432 /* in_student_dense7_bias */);
-    step_student_dense9_fwd(scratch + 13473408 /* t124 */, scratch + 13198976 /* t121 */, state + 412560 /* in_student_dense9_weight */, state + 413840 /* in_student_dense9_bias */);
-    step_student_loss_u_fwd(scratch + 13477248 /* t125 */, scratch + 13473408 /* t124 */);
-    step_student_loss_u_fwd_2(scratch + 13474688 /* t127 */, scratch + 13475968 /* t128 */, scratch + 13473408 /* t124 */, scratch + 13477248 /* t125 */);
-    step_student_loss_u_fwd_3(scratch + 13477248 /* t129 */, scratch + 13475968 /* t128 */);
-    step_student_loss_u_fwd_4(scratch + 13477376 /* t130 */, scratch + 13477248 /* t129 */);
-    step_student_loss_u_fwd_5(scratch + 13483712 /* t134 */, scratch + 13474688 /* t127 */, scratch + 13477376 /* t130 */, scratch + 13480576 /* t98 */);
-    step_student_loss_u_fwd_6(io + 263088 /* t136 */, scratch + 13483712 /* t134 */);
-    step_student_loss_u_vjp(scratch + 13473408 /* t138 */, scratch + 13480576 /* t98 */);
-    step_student_loss_u_vjp_2(scratch + 13477376 /* t140 */, scratch + 13473408 /* t138 */);
-    step_student_loss_u_vjp_3(scratch + 13477504 /* t141 */, scratch + 13477376 /* t140 */, scratch + 13477248 /* t129 */);
-    step_student_loss_u_vjp_4(scratch + 13474688 /* t144 */, scratch + 13477504 /* t141 */, scratch + 13475968 /* t128 */, scratch + 13473408 /* t138 */);
-    step_student_dense9_vjp(scratch + 13483904 /* t145 */, scratch + 13474688 /* t144 */);
-    step_student_dense9_vjp_2(scratch + 13481856 /* t147 */, scratch + 13198976 /* t121 */, scratch + 13474688 /* t144 */);
-    step_student_dense9_vjp_3(scratch + 11944576 /* t149 */, scratch + 13474688 /* t144 */, state + 412560 /* in_student_dense9_weight */, scratch + 13198976 /* t121 */);
-    step_student_dense7_vjp(scratch + 13483712 /* t150 */, scratch + 11944576 /* t149 */);
-    step_student_dense7_vjp_2(scratch + 11743872 /* t151 */, scratch + 11944576 /* t149 */, state + 211728 /* in_student_dense7_weight */);
-    step_student_dense7_vjp_3(scratch + 13198976 /* t152 */, scratch + 11543168 /* t117 */, scratch + 11944576 /* t149 */);
-    step_student_relu4_vjp(scratch + 3612672 /* t155 */, scratch + 11543168 /* t116 */, scratch + 11743872 /* t153 */);
-    step_student_relu4_vjp_2(scratch + 11543168 /* t156 */, scratch + 10740352 /* t115 */, scratch + 3612672 /* t155 */);
-    step_student_conv3_vjp(scratch + 13483872 /* t158 */, scratch + 11543168 /* t157 */, scratch + 13473408 /* chunk */);
-    step_student_conv3_vjp_2(scratch + 10740352 /* t162 */, scratch + 11543168 /* t157 */, state + 207088 /* in_student_conv3_weight */, scratch + 3612672 /* chunk */);
-    step_student_conv3_vjp_3(scratch + 13473408 /* t160 */, scratch + 12797568 /* t108 */, scratch + 11543168 /* t157 */, scratch + 3612672 /* chunk */);
-    step_student_relu1_vjp(scratch + 11141760 /* t164 */, scratch + 12797568 /* t108 */, scratch + 10740352 /* t162 */);
-    step_student_relu1_vjp_2(scratch + 3612672 /* t165 */, scratch + 8231552 /* t107 */, scratch + 11141760 /* t164 */);
-    step_student_conv0_vjp(scratch + 11018048 /* t167 */, scratch + 3612672 /* t166 */, scratch + 12797568 /* chunk */);
-    step_student_conv0_vjp_2(scratch + 11017600 /* t168 */, io + 125440 /* t99 */, scratch + 3612672 /* t166 */, scratch + 5218304 /* chunk */);
-    step_student_conv0_update(state + 620784 /* in_student_momentum_conv0_weight */, state + 206928 /* in_student_conv0_weight */, scratch + 11017600 /* t169 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_update_2(state + 620928 /* in_student_momentum_conv0_bias */, state + 207072 /* in_student_conv0_bias */, scratch + 11018048 /* t167 */, io + 226128 /* in_lr_student */);
-    step_student_conv3_update(state + 620944 /* in_student_momentum_conv3_weight */, state + 207088 /* in_student_conv3_weight */, scratch + 13473408 /* t161 */, io + 226128 /* in_lr_student */);
-    step_student_conv3_update_2(state + 625552 /* in_student_momentum_conv3_bias */, state + 211696 /* in_student_conv3_bias */, scratch + 13483872 /* t158 */, io + 226128 /* in_lr_student */);
-    step_student_dense7_update(state + 625584 /* in_student_momentum_dense7_weight */, state + 211728 /* in_student_dense7_weight */, scratch + 13198976 /* t152 */, io + 226128 /* in_lr_student */);
-    step_student_dense7_update_2(state + 826288 /* in_student_momentum_dense7_bias */, state + 412432 /* in_student_dense7_bias */, scratch + 13483712 /* t150 */, io + 226128 /* in_lr_student */);
-    step_student_dense9_update(state + 826416 /* in_student_momentum_dense9_weight */, state + 412560 /* in_student_dense9_weight */, scratch + 13481856 /* t147 */, io + 226128 /* in_lr_student */);
-    step_student_dense9_update_2(state + 827696 /* in_student_momentum_dense9_bias */, state + 413840 /* in_student_dense9_bias */, scratch + 13483904 /* t145 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_fwd_2(scratch + 8231552 /* t261 */, scratch + 8833664 /* t263 */, io /* in_x */, state + 206928 /* t257 */, state + 207072 /* t190 */, scratch + 3612672 /* chunk */);
-    step_student_conv3_fwd_2(scratch + 12797568 /* t269 */, scratch + 8632960 /* t271 */, scratch + 8833664 /* t263 */, state + 207088 /* t265 */, state + 211696 /* t211 */, scratch + 3612672 /* chunk */);
-    step_student_dense7_fwd_2(scratch + 8683136 /* t276 */, scratch + 8632960 /* t272 */, state + 211728 /* t223 */, state + 412432 /* t232 */);
-    step_student_dense9_fwd_2(scratch + 8687232 /* t279 */, scratch + 8683136 /* t276 */, state + 412560 /* t244 */, state + 413840 /* t253 */);
-    step_student_loss_l_fwd(scratch + 8688192 /* t280 */, scratch + 8687232 /* t279 */);
-    step_student_loss_l_fwd_2(scratch + 8687552 /* t282 */, scratch + 8687872 /* t283 */, scratch + 8687232 /* t279 */, scratch + 8688192 /* t280 */);
-    step_student_loss_l_fwd_3(scratch + 8688192 /* t284 */, scratch + 8687872 /* t283 */);
-    step_student_loss_l_fwd_4(scratch + 8687232 /* t285 */, scratch + 8688192 /* t284 */);
-    step_student_loss_l_fwd_5(scratch + 8687264 /* t289 */, scratch + 8687552 /* t282 */, scratch + 8687232 /* t285 */, io + 225792 /* in_y */);
-    step_student_loss_l_fwd_6(io + 263104 /* t290 */, scratch + 8687264 /* t289 */);
-    step_student_loss_l_vjp(scratch + 8687232 /* t292 */, io + 225792 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 8687552 /* t294 */, scratch + 8687232 /* t292 */);
-    step_student_loss_l_vjp_3(scratch + 8688224 /* t295 */, scratch + 8687552 /* t294 */, scratch + 8688192 /* t284 */);
-    step_student_loss_l_vjp_4(scratch + 8687552 /* t298 */, scratch + 8688224 /* t295 */, scratch + 8687872 /* t283 */, scratch + 8687232 /* t292 */);
-    step_student_dense9_vjp_4(scratch + 11018064 /* t299 */, scratch + 8687552 /* t298 */);
-    step_student_dense9_vjp_5(scratch + 11016320 /* t301 */, scratch + 8683136 /* t276 */, scratch + 8687552 /* t298 */);
-    step_student_dense9_vjp_6(scratch + 8733312 /* t303 */, scratch + 8687552 /* t298 */, state + 412560 /* t244 */, scratch + 8683136 /* t276 */);
-    step_student_dense7_vjp_4(scratch + 11017888 /* t304 */, scratch + 8733312 /* t303 */);
-    step_student_dense7_vjp_5(scratch + 8683136 /* t305 */, scratch + 8733312 /* t303 */, state + 211728 /* t223 */);
-    step_student_dense7_vjp_6(scratch + 12998272 /* t306 */, scratch + 8632960 /* t272 */, scratch + 8733312 /* t303 */);
-    step_student_relu4_vjp_3(scratch + 8934016 /* t309 */, scratch + 8632960 /* t271 */, scratch + 8683136 /* t307 */);
-    step_student_relu4_vjp_4(scratch + 8632960 /* t310 */, scratch + 12797568 /* t270 */, scratch + 8934016 /* t309 */);
-    step_student_conv3_vjp_4(scratch + 11018016 /* t312 */, scratch + 8632960 /* t311 */, scratch + 12797568 /* chunk */);
-    step_student_conv3_vjp_5(scratch + 12797568 /* t316 */, scratch + 8632960 /* t311 */, state + 207088 /* t265 */, scratch + 3612672 /* chunk */);
-    step_student_conv3_vjp_6(scratch + 11007616 /* t314 */, scratch + 8833664 /* t263 */, scratch + 8632960 /* t311 */, scratch + 3612672 /* chunk */);
-    step_student_relu1_vjp_3(scratch + 12897920 /* t318 */, scratch + 8833664 /* t263 */, scratch + 12797568 /* t316 */);
-    step_student_relu1_vjp_4(scratch + 8632960 /* t319 */, scratch + 8231552 /* t262 */, scratch + 12897920 /* t318 */);
-    step_student_conv0_vjp_3(scratch + 11018080 /* t321 */, scratch + 8632960 /* t320 */, scratch + 11012224 /* chunk */);
-    step_student_conv0_vjp_4(scratch + 11017744 /* t322 */, io /* in_x */, scratch + 8632960 /* t320 */, scratch + 3612672 /* chunk */);
-    step_teacher_feedback_fwd(scratch + 11012224 /* t325 */, scratch + 11017744 /* t323 */, scratch + 11017600 /* t169 */);
-    step_teacher_feedback_fwd_2(scratch + 11012240 /* t327 */, scratch + 11018080 /* t321 */, scratch + 11018048 /* t167 */);
-    step_teacher_feedback_fwd_3(scratch + 11012256 /* t330 */, scratch + 11007616 /* t315 */, scratch + 13473408 /* t161 */);
-    step_teacher_feedback_fwd_4(scratch + 11012272 /* t333 */, scratch + 11018016 /* t312 */, scratch + 13483872 /* t158 */);
-    step_teacher_feedback_fwd_5(scratch + 11012288 /* t336 */, scratch + 12998272 /* t306 */, scratch + 13198976 /* t152 */);
-    step_teacher_feedback_fwd_6(scratch + 11012304 /* t339 */, scratch + 11017888 /* t304 */, scratch + 13483712 /* t150 */);
-    step_teacher_feedback_fwd_7(scratch + 11012320 /* t342 */, scratch + 11016320 /* t301 */, scratch + 13481856 /* t147 */);
-    step_teacher_feedback_fwd_8(scratch + 11012336 /* t345 */, scratch + 11018064 /* t299 */, scratch + 13483904 /* t145 */);
-    step_teacher_feedback_fwd_9(scratch + 11018096 /* t346 */, io + 263120 /* t347 */, scratch + 11013504 /* t349 */, scratch + 11012224 /* t325 */, scratch + 11012240 /* t327 */, scratch + 11012256 /* t330 */, scratch + 11012272 /* t333 */, scratch + 11012288 /* t336 */, scratch + 11012304 /* t339 */, scratch + 11012320 /* t342 */, scratch + 11012336 /* t345 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 11012224 /* t351 */, scratch + 11013504 /* t349 */, scratch + 13480576 /* t98 */);
-    step_teacher_feedback_vjp_2(scratch + 13480576 /* t353 */, scratch + 11012224 /* t351 */);
-    step_teacher_feedback_vjp_3(scratch + 11013504 /* t354 */, scratch + 13480576 /* t353 */, scratch + 13483584 /* t85 */);
-    step_teacher_loss_uda_vjp(scratch + 13480576 /* t358 */, io + 226144 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 11013632 /* t361 */, scratch + 13480576 /* t358 */, scratch + 13483456 /* t80 */);
-    step_teacher_loss_uda_vjp_3(scratch + 13480576 /* t363 */, scratch + 11013632 /* t361 */, scratch + 13478016 /* t77 */);
-    step_teacher_loss_uda_vjp_4(scratch + 13483456 /* t365 */, scratch + 13480576 /* t363 */);
-    step_teacher_loss_uda_vjp_5(scratch + 11013632 /* t366 */, scratch + 13483456 /* t365 */, scratch + 13483584 /* t85 */);
-    step_teacher_loss_uda_vjp_6(scratch + 13478016 /* t370 */, scratch + 11013504 /* t354 */, scratch + 13479296 /* t84 */, scratch + 11012224 /* t351 */, scratch + 11013632 /* t366 */, scratch + 13480576 /* t363 */);
-    step_teacher_loss_sup_vjp(scratch + 13479296 /* t373 */, io + 225792 /* in_y */);
-    step_teacher_loss_sup_vjp_2(scratch + 13483456 /* t375 */, scratch + 13479296 /* t373 */);
-    step_teacher_loss_sup_vjp_3(scratch + 13483488 /* t376 */, scratch + 13483456 /* t375 */, scratch + 13483840 /* t59 */);
-    step_teacher_loss_sup_vjp_4(scratch + 13480576 /* t379 */, scratch + 13483488 /* t376 */, scratch + 13483136 /* t58 */, scratch + 13479296 /* t373 */);
-    step_teacher_dense10_vjp(scratch + 13483840 /* t380 */, scratch + 13480576 /* t379 */);
-    step_teacher_dense10_vjp_2(scratch + 13483856 /* t381 */, scratch + 13478016 /* t370 */);
-    step_teacher_dense10_vjp_3(scratch + 13483584 /* t382 */, scratch + 13483840 /* t380 */, scratch + 13483856 /* t381 */);
-    step_teacher_dense10_vjp_4(scratch + 13479296 /* t388 */, scratch + 13457024 /* t387 */, scratch + 13478016 /* t370 */);
-    step_teacher_dense10_vjp_5(scratch + 11012224 /* t397 */, scratch + 13480576 /* t379 */, state + 205632 /* in_teacher_dense10_weight */, io + 226176 /* in_dropout_teacher_all_dropout9 */, scratch + 13399680 /* t394 */);
-    step_teacher_dense10_vjp_6(scratch + 10991232 /* t399 */, scratch + 13478016 /* t370 */, state + 205632 /* in_teacher_dense10_weight */, io + 246656 /* t392 */, scratch + 13420160 /* t395 */);
-    step_teacher_dense7_vjp(scratch + 13483136 /* t400 */, scratch + 11012224 /* t397 */);
-    step_teacher_dense7_vjp_2(scratch + 13483264 /* t401 */, scratch + 10991232 /* t399 */);
-    step_teacher_dense7_vjp_3(scratch + 13483392 /* t402 */, scratch + 13483136 /* t400 */, scratch + 13483264 /* t401 */);
-    step_teacher_dense7_vjp_4(scratch + 10941056 /* t403 */, scratch + 11012224 /* t397 */, state + 4800 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_5(scratch + 12797568 /* t404 */, scratch + 10991232 /* t399 */, state + 4800 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_6(scratch + 10740352 /* t410 */, scratch + 12596864 /* t409 */, scratch + 10991232 /* t399 */);
-    step_teacher_relu4_vjp(scratch + 9235072 /* t419 */, scratch + 12345984 /* t405 */, scratch + 10941056 /* t412 */);
-    step_teacher_relu4_vjp_2(scratch + 9034368 /* t421 */, scratch + 12596864 /* t408 */, scratch + 12797568 /* t413 */);
-    step_teacher_relu4_vjp_3(scratch + 12797568 /* t422 */, scratch + 6425216 /* t415 */, scratch + 9235072 /* t419 */);
-    step_teacher_relu4_vjp_4(scratch + 8231552 /* t423 */, scratch + 7428736 /* t417 */, scratch + 9034368 /* t421 */);
-    step_teacher_conv3_vjp(scratch + 13483840 /* t426 */, scratch + 12797568 /* t424 */, scratch + 13478016 /* chunk */);
-    step_teacher_conv3_vjp_2(scratch + 13483520 /* t427 */, scratch + 8231552 /* t425 */, scratch + 13478016 /* chunk */);
-    step_teacher_conv3_vjp_3(scratch + 13483552 /* t428 */, scratch + 13483840 /* t426 */, scratch + 13483520 /* t427 */);
-    step_teacher_conv3_vjp_4(scratch + 9435776 /* t439 */, scratch + 12797568 /* t424 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
-    step_teacher_conv3_vjp_5(scratch + 9034368 /* t440 */, scratch + 8231552 /* t425 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
-    step_teacher_conv3_vjp_6(scratch + 13399680 /* t436 */, scratch + 10338944 /* t434 */, scratch + 8231552 /* t425 */, scratch + 3612672 /* chunk */);
-    step_teacher_conv3_vjp_7(scratch + 13404288 /* t437 */, scratch + 9837184 /* t431 */, scratch + 12797568 /* t424 */, scratch + 13399680 /* t436 */, scratch + 3612672 /* chunk */);
-    step_teacher_relu1_vjp(scratch + 12797568 /* t446 */, scratch + 9837184 /* t431 */, scratch + 9435776 /* t439 */);
-    step_teacher_relu1_vjp_2(scratch + 9435776 /* t448 */, scratch + 10338944 /* t434 */, scratch + 9034368 /* t440 */);
-    step_teacher_relu1_vjp_3(scratch + 9837184 /* t449 */, scratch /* t442 */, scratch + 12797568 /* t446 */);
-    step_teacher_relu1_vjp_4(scratch + 3612672 /* t450 */, scratch + 2007040 /* t444 */, scratch + 9435776 /* t448 */);
-    step_teacher_conv0_vjp(scratch + 13483520 /* t453 */, scratch + 9837184 /* t451 */, scratch + 13480896 /* chunk */);
-    step_teacher_conv0_vjp_2(scratch + 13483536 /* t454 */, scratch + 3612672 /* t452 */, scratch + 13480896 /* chunk */);
-    step_teacher_conv0_vjp_3(scratch + 13483840 /* t455 */, scratch + 13483520 /* t453 */, scratch + 13483536 /* t454 */);
-    step_teacher_conv0_vjp_4(scratch + 13480896 /* t457 */, io + 125440 /* t99 */, scratch + 3612672 /* t452 */, scratch /* chunk */);
-    step_teacher_conv0_vjp_5(scratch + 13481040 /* t458 */, io /* in_x */, scratch + 9837184 /* t451 */, scratch + 13480896 /* t457 */, scratch /* chunk */);
-    step_teacher_conv0_update(state + 413856 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 13481040 /* t459 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv0_update_2(state + 414000 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, scratch + 13483840 /* t455 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv3_update(state + 414016 /* in_teacher_momentum_conv3_weight */, state + 160 /* in_teacher_conv3_weight */, scratch + 13404288 /* t438 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv3_update_2(state + 418624 /* in_teacher_momentum_conv3_bias */, state + 4768 /* in_teacher_conv3_bias */, scratch + 13483552 /* t428 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense7_vjp_7(scratch + 12797568 /* t498 */, state + 418656 /* in_teacher_momentum_dense7_weight */, state + 4800 /* in_teacher_dense7_weight */, scratch + 12345984 /* t406 */, scratch + 11012224 /* t397 */, scratch + 10740352 /* t410 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense7_update(state + 619360 /* in_teacher_momentum_dense7_bias */, state + 205504 /* in_teacher_dense7_bias */, scratch + 13483392 /* t402 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense10_vjp_7(scratch + 13478016 /* t516 */, state + 619488 /* in_teacher_momentum_dense10_weight */, state + 205632 /* in_teacher_dense10_weight */, scratch + 13436544 /* t385 */, scratch + 13480576 /* t379 */, scratch + 13479296 /* t388 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense10_update(state + 620768 /* in_teacher_momentum_dense10_bias */, state + 206912 /* in_teacher_dense10_bias */, scratch + 13483584 /* t382 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 13483840 /* t533 */, scratch + 11017744 /* t323 */);
-    step_teacher_gradient_fwd_2(scratch + 13483856 /* t535 */, scratch + 11018080 /* t321 */);
-    step_teacher_gradient_fwd_3(scratch + 11018080 /* t538 */, scratch + 11007616 /* t315 */);
-    step_teacher_gradient_fwd_4(scratch + 11017744 /* t541 */, scratch + 11018016 /* t312 */);
-    step_teacher_gradient_fwd_5(scratch + 11018016 /* t544 */, scratch + 12998272 /* t306 */);
-    step_teacher_gradient_fwd_6(scratch + 11018032 /* t547 */, scratch + 11017888 /* t304 */);
-    step_teacher_gradient_fwd_7(scratch + 11017760 /* t550 */, scratch + 11016320 /* t301 */);
-    step_teacher_gradient_fwd_8(scratch + 11017776 /* t553 */, scratch + 11018064 /* t299 */);
-    step_teacher_gradient_fwd_9(io + 263136 /* t555 */, scratch + 13483840 /* t533 */, scratch + 13483856 /* t535 */, scratch + 11018080 /* t538 */, scratch + 11017744 /* t541 */, scratch + 11018016 /* t544 */, scratch + 11018032 /* t547 */, scratch + 11017760 /* t550 */, scratch + 11017776 /* t553 */);
-    step_teacher_gradient_fwd_10(scratch + 11018064 /* t557 */, scratch + 11017600 /* t169 */);
-    step_teacher_gradient_fwd_11(scratch + 11018080 /* t559 */, scratch + 11018048 /* t167 */);
-    step_teacher_gradient_fwd_12(scratch + 13483840 /* t562 */, scratch + 13473408 /* t161 */);
-    step_teacher_gradient_fwd_13(scratch + 13483856 /* t565 */, scratch + 13483872 /* t158 */);
-    step_teacher_gradient_fwd_14(scratch + 13483872 /* t568 */, scratch + 13198976 /* t152 */);
-    step_teacher_gradient_fwd_15(scratch + 13483888 /* t571 */, scratch + 13483712 /* t150 */);
-    step_teacher_gradient_fwd_16(scratch + 13483136 /* t574 */, scratch + 13481856 /* t147 */);
-    step_teacher_gradient_fwd_17(scratch + 13483152 /* t577 */, scratch + 13483904 /* t145 */);
-    step_teacher_gradient_fwd_18(io + 263152 /* t579 */, io + 263168 /* t583 */, io + 263184 /* t584 */, scratch + 11018064 /* t557 */, scratch + 11018080 /* t559 */, scratch + 13483840 /* t562 */, scratch + 13483856 /* t565 */, scratch + 13483872 /* t568 */, scratch + 13483888 /* t571 */, scratch + 13483136 /* t574 */, scratch + 13483152 /* t577 */, io + 263136 /* t555 */, scratch + 11018096 /* t346 */, io + 263120 /* t347 */);
+    step_teacher_conv0_fwd(scratch /* t28 */, scratch + 9837184 /* t30 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_fwd(scratch + 6425216 /* t36 */, scratch + 12345984 /* t38 */, scratch + 9837184 /* t30 */, state + 160 /* in_teacher_conv3_weight */, state + 4768 /* in_teacher_conv3_bias */, scratch + 3612672 /* chunk */);
+    step_teacher_dense7_fwd(scratch + 13399680 /* t43 */, scratch + 13436544 /* t45 */, scratch + 12345984 /* t39 */, state + 4800 /* in_teacher_dense7_weight */, state + 205504 /* in_teacher_dense7_bias */, io + 226192 /* in_dropout_teacher_all_dropout9 */);
+    step_teacher_dense10_fwd(scratch + 12797568 /* t48 */, scratch + 13436544 /* t45 */, state + 205632 /* in_teacher_dense10_weight */, state + 206912 /* in_teacher_dense10_bias */);
+    step_teacher_loss_sup_fwd(scratch + 13473408 /* t56 */, scratch + 12797568 /* t49 */);
+    step_teacher_loss_sup_fwd_2(scratch + 12800448 /* t58 */, scratch + 13483136 /* t59 */, scratch + 12797568 /* t49 */, scratch + 13473408 /* t56 */);
+    step_teacher_loss_sup_fwd_3(scratch + 13483840 /* t60 */, scratch + 13483136 /* t59 */);
+    step_teacher_loss_sup_fwd_4(scratch + 13483456 /* t61 */, scratch + 13483840 /* t60 */);
+    step_teacher_loss_sup_fwd_5(scratch + 13483488 /* t65 */, io + 225792 /* in_y */, scratch + 12800448 /* t58 */, scratch + 13483456 /* t61 */);
+    step_teacher_loss_sup_fwd_6(io + 263056 /* t67 */, scratch + 13483488 /* t65 */);
+    step_teacher_loss_uda_fwd(scratch + 12800448 /* t69 */, scratch + 12797888 /* t50 */);
+    step_teacher_loss_uda_fwd_2(scratch + 13473408 /* t70 */, scratch + 12800448 /* t69 */);
+    step_teacher_loss_uda_fwd_3(scratch + 12801728 /* t72 */, scratch + 12800448 /* t69 */, scratch + 13473408 /* t70 */);
+    step_teacher_loss_uda_fwd_4(scratch + 12800448 /* t74 */, scratch + 12801728 /* t72 */);
+    step_teacher_loss_uda_fwd_5(scratch + 12800576 /* t75 */, scratch + 12800448 /* t74 */);
+    step_teacher_loss_uda_fwd_6(scratch + 13478016 /* t78 */, scratch + 12801728 /* t72 */, scratch + 12800576 /* t75 */);
+    step_teacher_loss_uda_fwd_7(scratch + 13479296 /* t79 */, scratch + 13478016 /* t78 */);
+    step_teacher_loss_uda_fwd_8(scratch + 13483456 /* t81 */, scratch + 13479296 /* t79 */);
+    step_teacher_loss_uda_fwd_9(scratch + 13480576 /* t82 */, scratch + 12799168 /* t51 */);
+    step_teacher_loss_uda_fwd_10(scratch + 13473408 /* t84 */, scratch + 13479296 /* t85 */, scratch + 12799168 /* t51 */, scratch + 13480576 /* t82 */);
+    step_teacher_loss_uda_fwd_11(scratch + 13483584 /* t86 */, scratch + 13479296 /* t85 */);
+    step_teacher_loss_uda_fwd_12(scratch + 13480576 /* t87 */, scratch + 13483584 /* t86 */);
+    step_teacher_loss_uda_fwd_13(scratch + 13480704 /* t91 */, scratch + 13473408 /* t84 */, scratch + 13480576 /* t87 */, scratch + 13478016 /* t78 */);
+    step_teacher_loss_uda_fwd_14(scratch + 13480576 /* t94 */, scratch + 13480704 /* t91 */, scratch + 13483456 /* t81 */);
+    step_teacher_loss_uda_fwd_15(io + 263072 /* t96 */, scratch + 13480576 /* t94 */);
+    step_teacher_loss_uda_fwd_16(scratch + 13483712 /* t97 */, scratch + 13483456 /* t81 */);
+    step_teacher_loss_uda_fwd_17(io + 263088 /* t98 */, scratch + 13483712 /* t97 */);
+    step_teacher_pseudo_labels_fwd(scratch + 13480576 /* t99 */, scratch + 12799168 /* t51 */);
+    step_student_conv0_fwd(scratch + 8231552 /* t107 */, scratch + 12797568 /* t109 */, io + 125440 /* t100 */, state + 206928 /* in_student_conv0_weight */, state + 207072 /* in_student_conv0_bias */, scratch + 3612672 /* chunk */);
+    step_student_conv3_fwd(scratch + 10740352 /* t115 */, scratch + 11543168 /* t117 */, scratch + 12797568 /* t109 */, state + 207088 /* in_student_conv3_weight */, state + 211696 /* in_student_conv3_bias */, scratch + 3612672 /* chunk */);
+    step_student_dense7_fwd(scratch + 13198976 /* t122 */, scratch + 11543168 /* t118 */, state + 211728 /* in_student_dense7_weight */, state + 412432 /* in_student_dense7_bias */);
+    step_student_dense9_fwd(scratch + 13473408 /* t125 */, scratch + 13198976 /* t122 */, state + 412560 /* in_student_dense9_weight */, state + 413840 /* in_student_dense9_bias */);
+    step_student_loss_u_fwd(scratch + 13477248 /* t126 */, scratch + 13473408 /* t125 */);
+    step_student_loss_u_fwd_2(scratch + 13474688 /* t128 */, scratch + 13475968 /* t129 */, scratch + 13473408 /* t125 */, scratch + 13477248 /* t126 */);
+    step_student_loss_u_fwd_3(scratch + 13477248 /* t130 */, scratch + 13475968 /* t129 */);
+    step_student_loss_u_fwd_4(scratch + 13477376 /* t131 */, scratch + 13477248 /* t130 */);
+    step_student_loss_u_fwd_5(scratch + 13483712 /* t135 */, scratch + 13474688 /* t128 */, scratch + 13477376 /* t131 */, scratch + 13480576 /* t99 */);
+    step_student_loss_u_fwd_6(io + 263104 /* t137 */, scratch + 13483712 /* t135 */);
+    step_student_loss_u_vjp(scratch + 13473408 /* t139 */, scratch + 13480576 /* t99 */);
+    step_student_loss_u_vjp_2(scratch + 13477376 /* t141 */, scratch + 13473408 /* t139 */);
+    step_student_loss_u_vjp_3(scratch + 13477504 /* t142 */, scratch + 13477376 /* t141 */, scratch + 13477248 /* t130 */);
+    step_student_loss_u_vjp_4(scratch + 13474688 /* t145 */, scratch + 13477504 /* t142 */, scratch + 13475968 /* t129 */, scratch + 13473408 /* t139 */);
+    step_student_dense9_vjp(scratch + 13483904 /* t146 */, scratch + 13474688 /* t145 */);
+    step_student_dense9_vjp_2(scratch + 13481856 /* t148 */, scratch + 13198976 /* t122 */, scratch + 13474688 /* t145 */);
+    step_student_dense9_vjp_3(scratch + 11944576 /* t150 */, scratch + 13474688 /* t145 */, state + 412560 /* in_student_dense9_weight */, scratch + 13198976 /* t122 */);
+    step_student_dense7_vjp(scratch + 13483712 /* t151 */, scratch + 11944576 /* t150 */);
+    step_student_dense7_vjp_2(scratch + 11743872 /* t152 */, scratch + 11944576 /* t150 */, state + 211728 /* in_student_dense7_weight */);
+    step_student_dense7_vjp_3(scratch + 13198976 /* t153 */, scratch + 11543168 /* t118 */, scratch + 11944576 /* t150 */);
+    step_student_relu4_vjp(scratch + 3612672 /* t156 */, scratch + 11543168 /* t117 */, scratch + 11743872 /* t154 */);
+    step_student_relu4_vjp_2(scratch + 11543168 /* t157 */, scratch + 10740352 /* t116 */, scratch + 3612672 /* t156 */);
+    step_student_conv3_vjp(scratch + 13483872 /* t159 */, scratch + 11543168 /* t158 */, scratch + 13473408 /* chunk */);
+    step_student_conv3_vjp_2(scratch + 10740352 /* t163 */, scratch + 11543168 /* t158 */, state + 207088 /* in_student_conv3_weight */, scratch + 3612672 /* chunk */);
+    step_student_conv3_vjp_3(scratch + 13473408 /* t161 */, scratch + 12797568 /* t109 */, scratch + 11543168 /* t158 */, scratch + 3612672 /* chunk */);
+    step_student_relu1_vjp(scratch + 11141760 /* t165 */, scratch + 12797568 /* t109 */, scratch + 10740352 /* t163 */);
+    step_student_relu1_vjp_2(scratch + 3612672 /* t166 */, scratch + 8231552 /* t108 */, scratch + 11141760 /* t165 */);
+    step_student_conv0_vjp(scratch + 11018048 /* t168 */, scratch + 3612672 /* t167 */, scratch + 12797568 /* chunk */);
+    step_student_conv0_vjp_2(scratch + 11017600 /* t169 */, io + 125440 /* t100 */, scratch + 3612672 /* t167 */, scratch + 5218304 /* chunk */);
+    step_student_conv0_update(state + 620784 /* in_student_momentum_conv0_weight */, state + 206928 /* in_student_conv0_weight */, scratch + 11017600 /* t170 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_update_2(state + 620928 /* in_student_momentum_conv0_bias */, state + 207072 /* in_student_conv0_bias */, scratch + 11018048 /* t168 */, io + 226128 /* in_lr_student */);
+    step_student_conv3_update(state + 620944 /* in_student_momentum_conv3_weight */, state + 207088 /* in_student_conv3_weight */, scratch + 13473408 /* t162 */, io + 226128 /* in_lr_student */);
+    step_student_conv3_update_2(state + 625552 /* in_student_momentum_conv3_bias */, state + 211696 /* in_student_conv3_bias */, scratch + 13483872 /* t159 */, io + 226128 /* in_lr_student */);
+    step_student_dense7_update(state + 625584 /* in_student_momentum_dense7_weight */, state + 211728 /* in_student_dense7_weight */, scratch + 13198976 /* t153 */, io + 226128 /* in_lr_student */);
+    step_student_dense7_update_2(state + 826288 /* in_student_momentum_dense7_bias */, state + 412432 /* in_student_dense7_bias */, scratch + 13483712 /* t151 */, io + 226128 /* in_lr_student */);
+    step_student_dense9_update(state + 826416 /* in_student_momentum_dense9_weight */, state + 412560 /* in_student_dense9_weight */, scratch + 13481856 /* t148 */, io + 226128 /* in_lr_student */);
+    step_student_dense9_update_2(state + 827696 /* in_student_momentum_dense9_bias */, state + 413840 /* in_student_dense9_bias */, scratch + 13483904 /* t146 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_fwd_2(scratch + 8231552 /* t262 */, scratch + 8833664 /* t264 */, io /* in_x */, state + 206928 /* t258 */, state + 207072 /* t191 */, scratch + 3612672 /* chunk */);
+    step_student_conv3_fwd_2(scratch + 12797568 /* t270 */, scratch + 8632960 /* t272 */, scratch + 8833664 /* t264 */, state + 207088 /* t266 */, state + 211696 /* t212 */, scratch + 3612672 /* chunk */);
+    step_student_dense7_fwd_2(scratch + 8683136 /* t277 */, scratch + 8632960 /* t273 */, state + 211728 /* t224 */, state + 412432 /* t233 */);
+    step_student_dense9_fwd_2(scratch + 8687232 /* t280 */, scratch + 8683136 /* t277 */, state + 412560 /* t245 */, state + 413840 /* t254 */);
+    step_student_loss_l_fwd(scratch + 8688192 /* t281 */, scratch + 8687232 /* t280 */);
+    step_student_loss_l_fwd_2(scratch + 8687552 /* t283 */, scratch + 8687872 /* t284 */, scratch + 8687232 /* t280 */, scratch + 8688192 /* t281 */);
+    step_student_loss_l_fwd_3(scratch + 8688192 /* t285 */, scratch + 8687872 /* t284 */);
+    step_student_loss_l_fwd_4(scratch + 8687232 /* t286 */, scratch + 8688192 /* t285 */);
+    step_student_loss_l_fwd_5(scratch + 8687264 /* t290 */, scratch + 8687552 /* t283 */, scratch + 8687232 /* t286 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 263120 /* t291 */, scratch + 8687264 /* t290 */);
+    step_student_loss_l_vjp(scratch + 8687232 /* t293 */, io + 225792 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 8687552 /* t295 */, scratch + 8687232 /* t293 */);
+    step_student_loss_l_vjp_3(scratch + 8688224 /* t296 */, scratch + 8687552 /* t295 */, scratch + 8688192 /* t285 */);
+    step_student_loss_l_vjp_4(scratch + 8687552 /* t299 */, scratch + 8688224 /* t296 */, scratch + 8687872 /* t284 */, scratch + 8687232 /* t293 */);
+    step_student_dense9_vjp_4(scratch + 11018064 /* t300 */, scratch + 8687552 /* t299 */);
+    step_student_dense9_vjp_5(scratch + 11016320 /* t302 */, scratch + 8683136 /* t277 */, scratch + 8687552 /* t299 */);
+    step_student_dense9_vjp_6(scratch + 8733312 /* t304 */, scratch + 8687552 /* t299 */, state + 412560 /* t245 */, scratch + 8683136 /* t277 */);
+    step_student_dense7_vjp_4(scratch + 11017888 /* t305 */, scratch + 8733312 /* t304 */);
+    step_student_dense7_vjp_5(scratch + 8683136 /* t306 */, scratch + 8733312 /* t304 */, state + 211728 /* t224 */);
+    step_student_dense7_vjp_6(scratch + 12998272 /* t307 */, scratch + 8632960 /* t273 */, scratch + 8733312 /* t304 */);
+    step_student_relu4_vjp_3(scratch + 8934016 /* t310 */, scratch + 8632960 /* t272 */, scratch + 8683136 /* t308 */);
+    step_student_relu4_vjp_4(scratch + 8632960 /* t311 */, scratch + 12797568 /* t271 */, scratch + 8934016 /* t310 */);
+    step_student_conv3_vjp_4(scratch + 11018016 /* t313 */, scratch + 8632960 /* t312 */, scratch + 12797568 /* chunk */);
+    step_student_conv3_vjp_5(scratch + 12797568 /* t317 */, scratch + 8632960 /* t312 */, state + 207088 /* t266 */, scratch + 3612672 /* chunk */);
+    step_student_conv3_vjp_6(scratch + 11007616 /* t315 */, scratch + 8833664 /* t264 */, scratch + 8632960 /* t312 */, scratch + 3612672 /* chunk */);
+    step_student_relu1_vjp_3(scratch + 12897920 /* t319 */, scratch + 8833664 /* t264 */, scratch + 12797568 /* t317 */);
+    step_student_relu1_vjp_4(scratch + 8632960 /* t320 */, scratch + 8231552 /* t263 */, scratch + 12897920 /* t319 */);
+    step_student_conv0_vjp_3(scratch + 11018080 /* t322 */, scratch + 8632960 /* t321 */, scratch + 11012224 /* chunk */);
+    step_student_conv0_vjp_4(scratch + 11017744 /* t323 */, io /* in_x */, scratch + 8632960 /* t321 */, scratch + 3612672 /* chunk */);
+    step_teacher_feedback_fwd(scratch + 11012224 /* t326 */, scratch + 11017744 /* t324 */, scratch + 11017600 /* t170 */);
+    step_teacher_feedback_fwd_2(scratch + 11012240 /* t328 */, scratch + 11018080 /* t322 */, scratch + 11018048 /* t168 */);
+    step_teacher_feedback_fwd_3(scratch + 11012256 /* t331 */, scratch + 11007616 /* t316 */, scratch + 13473408 /* t162 */);
+    step_teacher_feedback_fwd_4(scratch + 11012272 /* t334 */, scratch + 11018016 /* t313 */, scratch + 13483872 /* t159 */);
+    step_teacher_feedback_fwd_5(scratch + 11012288 /* t337 */, scratch + 12998272 /* t307 */, scratch + 13198976 /* t153 */);
+    step_teacher_feedback_fwd_6(scratch + 11012304 /* t340 */, scratch + 11017888 /* t305 */, scratch + 13483712 /* t151 */);
+    step_teacher_feedback_fwd_7(scratch + 11012320 /* t343 */, scratch + 11016320 /* t302 */, scratch + 13481856 /* t148 */);
+    step_teacher_feedback_fwd_8(scratch + 11012336 /* t346 */, scratch + 11018064 /* t300 */, scratch + 13483904 /* t146 */);
+    step_teacher_feedback_fwd_9(scratch + 11018096 /* t347 */, io + 263136 /* t348 */, scratch + 11013504 /* t351 */, scratch + 11012224 /* t326 */, scratch + 11012240 /* t328 */, scratch + 11012256 /* t331 */, scratch + 11012272 /* t334 */, scratch + 11012288 /* t337 */, scratch + 11012304 /* t340 */, scratch + 11012320 /* t343 */, scratch + 11012336 /* t346 */, io + 226128 /* in_lr_student */, io + 226176 /* in_feedback_baseline */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 11012224 /* t353 */, scratch + 11013504 /* t351 */, scratch + 13480576 /* t99 */);
+    step_teacher_feedback_vjp_2(scratch + 13480576 /* t355 */, scratch + 11012224 /* t353 */);
+    step_teacher_feedback_vjp_3(scratch + 11013504 /* t356 */, scratch + 13480576 /* t355 */, scratch + 13483584 /* t86 */);
+    step_teacher_loss_uda_vjp(scratch + 13480576 /* t360 */, io + 226144 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 11013632 /* t363 */, scratch + 13480576 /* t360 */, scratch + 13483456 /* t81 */);
+    step_teacher_loss_uda_vjp_3(scratch + 13480576 /* t365 */, scratch + 11013632 /* t363 */, scratch + 13478016 /* t78 */);
+    step_teacher_loss_uda_vjp_4(scratch + 13483456 /* t367 */, scratch + 13480576 /* t365 */);
+    step_teacher_loss_uda_vjp_5(scratch + 11013632 /* t368 */, scratch + 13483456 /* t367 */, scratch + 13483584 /* t86 */);
+    step_teacher_loss_uda_vjp_6(scratch + 13478016 /* t372 */, scratch + 11013504 /* t356 */, scratch + 13479296 /* t85 */, scratch + 11012224 /* t353 */, scratch + 11013632 /* t368 */, scratch + 13480576 /* t365 */);
+    step_teacher_loss_sup_vjp(scratch + 13479296 /* t375 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_vjp_2(scratch + 13483456 /* t377 */, scratch + 13479296 /* t375 */);
+    step_teacher_loss_sup_vjp_3(scratch + 13483488 /* t378 */, scratch + 13483456 /* t377 */, scratch + 13483840 /* t60 */);
+    step_teacher_loss_sup_vjp_4(scratch + 13480576 /* t381 */, scratch + 13483488 /* t378 */, scratch + 13483136 /* t59 */, scratch + 13479296 /* t375 */);
+    step_teacher_dense10_vjp(scratch + 13483840 /* t382 */, scratch + 13480576 /* t381 */);
+    step_teacher_dense10_vjp_2(scratch + 13483856 /* t383 */, scratch + 13478016 /* t372 */);
+    step_teacher_dense10_vjp_3(scratch + 13483584 /* t384 */, scratch + 13483840 /* t382 */, scratch + 13483856 /* t383 */);
+    step_teacher_dense10_vjp_4(scratch + 13479296 /* t390 */, scratch + 13457024 /* t389 */, scratch + 13478016 /* t372 */);
+    step_teacher_dense10_vjp_5(scratch + 11012224 /* t399 */, scratch + 13480576 /* t381 */, state + 205632 /* in_teacher_dense10_weight */, io + 226192 /* in_dropout_teacher_all_dropout9 */, scratch + 13399680 /* t396 */);
+    step_teacher_dense10_vjp_6(scratch + 10991232 /* t401 */, scratch + 13478016 /* t372 */, state + 205632 /* in_teacher_dense10_weight */, io + 246672 /* t394 */, scratch + 13420160 /* t397 */);
+    step_teacher_dense7_vjp(scratch + 13483136 /* t402 */, scratch + 11012224 /* t399 */);
+    step_teacher_dense7_vjp_2(scratch + 13483264 /* t403 */, scratch + 10991232 /* t401 */);
+    step_teacher_dense7_vjp_3(scratch + 13483392 /* t404 */, scratch + 13483136 /* t402 */, scratch + 13483264 /* t403 */);
+    step_teacher_dense7_vjp_4(scratch + 10941056 /* t405 */, scratch + 11012224 /* t399 */, state + 4800 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_5(scratch + 12797568 /* t406 */, scratch + 10991232 /* t401 */, state + 4800 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_6(scratch + 10740352 /* t412 */, scratch + 12596864 /* t411 */, scratch + 10991232 /* t401 */);
+    step_teacher_relu4_vjp(scratch + 9235072 /* t421 */, scratch + 12345984 /* t407 */, scratch + 10941056 /* t414 */);
+    step_teacher_relu4_vjp_2(scratch + 9034368 /* t423 */, scratch + 12596864 /* t410 */, scratch + 12797568 /* t415 */);
+    step_teacher_relu4_vjp_3(scratch + 12797568 /* t424 */, scratch + 6425216 /* t417 */, scratch + 9235072 /* t421 */);
+    step_teacher_relu4_vjp_4(scratch + 8231552 /* t425 */, scratch + 7428736 /* t419 */, scratch + 9034368 /* t423 */);
+    step_teacher_conv3_vjp(scratch + 13483840 /* t428 */, scratch + 12797568 /* t426 */, scratch + 13478016 /* chunk */);
+    step_teacher_conv3_vjp_2(scratch + 13483520 /* t429 */, scratch + 8231552 /* t427 */, scratch + 13478016 /* chunk */);
+    step_teacher_conv3_vjp_3(scratch + 13483552 /* t430 */, scratch + 13483840 /* t428 */, scratch + 13483520 /* t429 */);
+    step_teacher_conv3_vjp_4(scratch + 9435776 /* t441 */, scratch + 12797568 /* t426 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp_5(scratch + 9034368 /* t442 */, scratch + 8231552 /* t427 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp_6(scratch + 13399680 /* t438 */, scratch + 10338944 /* t436 */, scratch + 8231552 /* t427 */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp_7(scratch + 13404288 /* t439 */, scratch + 9837184 /* t433 */, scratch + 12797568 /* t426 */, scratch + 13399680 /* t438 */, scratch + 3612672 /* chunk */);
+    step_teacher_relu1_vjp(scratch + 12797568 /* t448 */, scratch + 9837184 /* t433 */, scratch + 9435776 /* t441 */);
+    step_teacher_relu1_vjp_2(scratch + 9435776 /* t450 */, scratch + 10338944 /* t436 */, scratch + 9034368 /* t442 */);
+    step_teacher_relu1_vjp_3(scratch + 9837184 /* t451 */, scratch /* t444 */, scratch + 12797568 /* t448 */);
+    step_teacher_relu1_vjp_4(scratch + 3612672 /* t452 */, scratch + 2007040 /* t446 */, scratch + 9435776 /* t450 */);
+    step_teacher_conv0_vjp(scratch + 13483520 /* t455 */, scratch + 9837184 /* t453 */, scratch + 13480896 /* chunk */);
+    step_teacher_conv0_vjp_2(scratch + 13483536 /* t456 */, scratch + 3612672 /* t454 */, scratch + 13480896 /* chunk */);
+    step_teacher_conv0_vjp_3(scratch + 13483840 /* t457 */, scratch + 13483520 /* t455 */, scratch + 13483536 /* t456 */);
+    step_teacher_conv0_vjp_4(scratch + 13480896 /* t459 */, io + 125440 /* t100 */, scratch + 3612672 /* t454 */, scratch /* chunk */);
+    step_teacher_conv0_vjp_5(scratch + 13481040 /* t460 */, io /* in_x */, scratch + 9837184 /* t453 */, scratch + 13480896 /* t459 */, scratch /* chunk */);
+    step_teacher_conv0_update(state + 413856 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 13481040 /* t461 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 414000 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, scratch + 13483840 /* t457 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv3_update(state + 414016 /* in_teacher_momentum_conv3_weight */, state + 160 /* in_teacher_conv3_weight */, scratch + 13404288 /* t440 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv3_update_2(state + 418624 /* in_teacher_momentum_conv3_bias */, state + 4768 /* in_teacher_conv3_bias */, scratch + 13483552 /* t430 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense7_vjp_7(scratch + 12797568 /* t500 */, state + 418656 /* in_teacher_momentum_dense7_weight */, state + 4800 /* in_teacher_dense7_weight */, scratch + 12345984 /* t408 */, scratch + 11012224 /* t399 */, scratch + 10740352 /* t412 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense7_update(state + 619360 /* in_teacher_momentum_dense7_bias */, state + 205504 /* in_teacher_dense7_bias */, scratch + 13483392 /* t404 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense10_vjp_7(scratch + 13478016 /* t518 */, state + 619488 /* in_teacher_momentum_dense10_weight */, state + 205632 /* in_teacher_dense10_weight */, scratch + 13436544 /* t387 */, scratch + 13480576 /* t381 */, scratch + 13479296 /* t390 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense10_update(state + 620768 /* in_teacher_momentum_dense10_bias */, state + 206912 /* in_teacher_dense10_bias */, scratch + 13483584 /* t384 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 13483840 /* t535 */, scratch + 11017744 /* t324 */);
+    step_teacher_gradient_fwd_2(scratch + 13483856 /* t537 */, scratch + 11018080 /* t322 */);
+    step_teacher_gradient_fwd_3(scratch + 11018080 /* t540 */, scratch + 11007616 /* t316 */);
+    step_teacher_gradient_fwd_4(scratch + 11017744 /* t543 */, scratch + 11018016 /* t313 */);
+    step_teacher_gradient_fwd_5(scratch + 11018016 /* t546 */, scratch + 12998272 /* t307 */);
+    step_teacher_gradient_fwd_6(scratch + 11018032 /* t549 */, scratch + 11017888 /* t305 */);
+    step_teacher_gradient_fwd_7(scratch + 11017760 /* t552 */, scratch + 11016320 /* t302 */);
+    step_teacher_gradient_fwd_8(scratch + 11017776 /* t555 */, scratch + 11018064 /* t300 */);
+    step_teacher_gradient_fwd_9(io + 263152 /* t557 */, scratch + 13483840 /* t535 */, scratch + 13483856 /* t537 */, scratch + 11018080 /* t540 */, scratch + 11017744 /* t543 */, scratch + 11018016 /* t546 */, scratch + 11018032 /* t549 */, scratch + 11017760 /* t552 */, scratch + 11017776 /* t555 */);
+    step_teacher_gradient_fwd_10(scratch + 11018064 /* t559 */, scratch + 11017600 /* t170 */);
+    step_teacher_gradient_fwd_11(scratch + 11018080 /* t561 */, scratch + 11018048 /* t168 */);
+    step_teacher_gradient_fwd_12(scratch + 13483840 /* t564 */, scratch + 13473408 /* t162 */);
+    step_teacher_gradient_fwd_13(scratch + 13483856 /* t567 */, scratch + 13483872 /* t159 */);
+    step_teacher_gradient_fwd_14(scratch + 13483872 /* t570 */, scratch + 13198976 /* t153 */);
+    step_teacher_gradient_fwd_15(scratch + 13483888 /* t573 */, scratch + 13483712 /* t151 */);
+    step_teacher_gradient_fwd_16(scratch + 13483136 /* t576 */, scratch + 13481856 /* t148 */);
+    step_teacher_gradient_fwd_17(scratch + 13483152 /* t579 */, scratch + 13483904 /* t146 */);
+    step_teacher_gradient_fwd_18(io + 263168 /* t581 */, io + 263184 /* t585 */, io + 263200 /* t586 */, scratch + 11018064 /* t559 */, scratch + 11018080 /* t561 */, scratch + 13483840 /* t564 */, scratch + 13483856 /* t567 */, scratch + 13483872 /* t570 */, scratch + 13483888 /* t573 */, scratch + 13483136 /* t576 */, scratch + 13483152 /* t579 */, io + 263152 /* t557 */, scratch + 11018096 /* t347 */, io + 263136 /* t348 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 827712
-#define MPLC_STEP_IO_FLOATS 263200
+#define MPLC_STEP_IO_FLOATS 263216
 #define MPLC_SUPERVISED_IO_FLOATS 203296
 #define MPLC_SCRATCH_FLOATS 13483920
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 32
-#define MPLC_NUM_STEP_INPUTS 7
+#define MPLC_NUM_STEP_INPUTS 8
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "dcbc2c9ed36999ccc80c88520012adc5850a7fdfb50b6376523bccb98d6ee9bc"
+#define MPLC_MODEL_HASH "3b2e55006ff358c806a996f813d315fd6575b81ef52be77a2edf2855f5fe9cb8"
 #define MPLC_MODEL_NAME "fashion_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -45,19 +45,20 @@ const mplc_tensor mplc_step_inputs[] = {
     { "lr_student", 0, {0, 0, 0, 0}, 226128, 1, 0, 0, 0.0 },
     { "uda_weight", 0, {0, 0, 0, 0}, 226144, 1, 0, 0, 0.0 },
     { "feedback_scale", 0, {0, 0, 0, 0}, 226160, 1, 0, 0, 0.0 },
+    { "feedback_baseline", 0, {0, 0, 0, 0}, 226176, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_step_outputs[] = {
-    { "loss_sup", 0, {0, 0, 0, 0}, 226176, 1, 0, 0, 0.0 },
-    { "loss_uda", 0, {0, 0, 0, 0}, 226192, 1, 0, 0, 0.0 },
-    { "mask_rate", 0, {0, 0, 0, 0}, 226208, 1, 0, 0, 0.0 },
-    { "loss_student_u", 0, {0, 0, 0, 0}, 226224, 1, 0, 0, 0.0 },
-    { "loss_student_l", 0, {0, 0, 0, 0}, 226240, 1, 0, 0, 0.0 },
-    { "h", 0, {0, 0, 0, 0}, 226256, 1, 0, 0, 0.0 },
-    { "g_l_norm", 0, {0, 0, 0, 0}, 226272, 1, 0, 0, 0.0 },
-    { "g_u_norm", 0, {0, 0, 0, 0}, 226288, 1, 0, 0, 0.0 },
-    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 226304, 1, 0, 0, 0.0 },
-    { "h_positive", 0, {0, 0, 0, 0}, 226320, 1, 0, 0, 0.0 },
+    { "loss_sup", 0, {0, 0, 0, 0}, 226192, 1, 0, 0, 0.0 },
+    { "loss_uda", 0, {0, 0, 0, 0}, 226208, 1, 0, 0, 0.0 },
+    { "mask_rate", 0, {0, 0, 0, 0}, 226224, 1, 0, 0, 0.0 },
+    { "loss_student_u", 0, {0, 0, 0, 0}, 226240, 1, 0, 0, 0.0 },
+    { "loss_student_l", 0, {0, 0, 0, 0}, 226256, 1, 0, 0, 0.0 },
+    { "h", 0, {0, 0, 0, 0}, 226272, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 226288, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 226304, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 226320, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 226336, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -75,12 +76,12 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * --------------------------------------------------------------------------------------------------------- */
 
 /* gemm blas m=288 n=256 k=784 +epilogue split
- * %15 = matmul %14, %0 : [288,256]  // teacher/dense1 fwd
- * %16 = broadcast axes=[1] %1 : [288,256]  // teacher/dense1 fwd
- * %17 = add %15, %16 : [288,256]  // teacher/dense1 fwd
- * %18 = relu %17 : [288,256]  // teacher/relu2 fwd */
+ * %16 = matmul %15, %0 : [288,256]  // teacher/dense1 fwd
+ * %17 = broadcast axes=[1] %1 : [288,256]  // teacher/dense1 fwd
+ * %18 = add %16, %17 : [288,256]  // teacher/dense1 fwd
+ * %19 = relu %18 : [288,256]  // teacher/relu2 fwd */
 typedef struct {
-    float *t18;
+    float *t19;
     const float *in_x;
     const float *in_teacher_dense1_weight;
     const float *in_teacher_dense1_bias;
@@ -88,551 +89,551 @@ typedef struct {
 
 static void step_teacher_dense1_fwd_part(void *context, int part, int parts) {
     const step_teacher_dense1_fwd_pointers *p = context;
-    float *restrict t18 = p->t18;
+    float *restrict t19 = p->t19;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
     const float *restrict in_teacher_dense1_bias = p->in_teacher_dense1_bias;
     size_t lo, hi;
     mplc_part(288, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 256, 784, 1.0f, in_x + lo * 784, 784, in_teacher_dense1_weight, 256, 0.0f, t18 + lo * 256, 256);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 256, 784, 1.0f, in_x + lo * 784, 784, in_teacher_dense1_weight, 256, 0.0f, t19 + lo * 256, 256);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
-            const float v17 = t18[i0 * 256 + i1] + in_teacher_dense1_bias[i1];
-            const float v18 = v17 > 0.0f ? v17 : 0.0f;
-            t18[i0 * 256 + i1] = v18;
+            const float v18 = t19[i0 * 256 + i1] + in_teacher_dense1_bias[i1];
+            const float v19 = v18 > 0.0f ? v18 : 0.0f;
+            t19[i0 * 256 + i1] = v19;
         }
     }
 }
 
-static void step_teacher_dense1_fwd(float *restrict t18, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
-    mplc_parallel(step_teacher_dense1_fwd_part, &(step_teacher_dense1_fwd_pointers){t18, in_x, in_teacher_dense1_weight, in_teacher_dense1_bias});
+static void step_teacher_dense1_fwd(float *restrict t19, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
+    mplc_parallel(step_teacher_dense1_fwd_part, &(step_teacher_dense1_fwd_pointers){t19, in_x, in_teacher_dense1_weight, in_teacher_dense1_bias});
 }
 
 /* gemm blas m=288 n=10 k=256 +epilogue
- * %19 = matmul %18, %2 : [288,10]  // teacher/dense3 fwd
- * %20 = broadcast axes=[1] %3 : [288,10]  // teacher/dense3 fwd
- * %21 = add %19, %20 : [288,10]  // teacher/dense3 fwd */
-static void step_teacher_dense3_fwd(float *restrict t21, const float *restrict t18, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 288, 10, 256, 1.0f, t18, 256, in_teacher_dense3_weight, 10, 0.0f, t21, 10);
+ * %20 = matmul %19, %2 : [288,10]  // teacher/dense3 fwd
+ * %21 = broadcast axes=[1] %3 : [288,10]  // teacher/dense3 fwd
+ * %22 = add %20, %21 : [288,10]  // teacher/dense3 fwd */
+static void step_teacher_dense3_fwd(float *restrict t22, const float *restrict t19, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 288, 10, 256, 1.0f, t19, 256, in_teacher_dense3_weight, 10, 0.0f, t22, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 288; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v21 = t21[i0 * 10 + i1] + in_teacher_dense3_bias[i1];
-            t21[i0 * 10 + i1] = v21;
+            const float v22 = t22[i0 * 10 + i1] + in_teacher_dense3_bias[i1];
+            t22[i0 * 10 + i1] = v22;
         }
     }
 }
 
 /* reduce_max [32,10] axes=[1]
- * %29 = reduce_max axes=[1] %22 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd(float *restrict t29, const float *restrict t22) {
+ * %30 = reduce_max axes=[1] %23 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd(float *restrict t30, const float *restrict t23) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t22[i0 * 10 + i1] > best ? t22[i0 * 10 + i1] : best;
+            best = t23[i0 * 10 + i1] > best ? t23[i0 * 10 + i1] : best;
         }
-        t29[i0] = best;
+        t30[i0] = best;
     }
 }
 
 /* loop [32,10]
- * %30 = broadcast axes=[0] %29 : [32,10]  // teacher/loss_sup fwd
- * %31 = sub %22, %30 : [32,10]  // teacher/loss_sup fwd
- * %32 = exp %31 : [32,10]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_2(float *restrict t31, float *restrict t32, const float *restrict t22, const float *restrict t29) {
+ * %31 = broadcast axes=[0] %30 : [32,10]  // teacher/loss_sup fwd
+ * %32 = sub %23, %31 : [32,10]  // teacher/loss_sup fwd
+ * %33 = exp %32 : [32,10]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_2(float *restrict t32, float *restrict t33, const float *restrict t23, const float *restrict t30) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v31 = t22[i0 * 10 + i1] - t29[i0];
-            const float v32 = expf(v31);
-            t31[i0 * 10 + i1] = v31;
+            const float v32 = t23[i0 * 10 + i1] - t30[i0];
+            const float v33 = expf(v32);
             t32[i0 * 10 + i1] = v32;
+            t33[i0 * 10 + i1] = v33;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %33 = reduce_sum axes=[1] %32 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_3(float *restrict t33, const float *restrict t32) {
+ * %34 = reduce_sum axes=[1] %33 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_3(float *restrict t34, const float *restrict t33) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t32[i0 * 10 + i1];
+            sum += t33[i0 * 10 + i1];
         }
-        t33[i0] = (float)sum;
+        t34[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %34 = log %33 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_4(float *restrict t34, const float *restrict t33) {
+ * %35 = log %34 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_4(float *restrict t35, const float *restrict t34) {
     for (size_t i = 0; i < 32; i++) {
-        const float v34 = logf(t33[i]);
-        t34[i] = v34;
+        const float v35 = logf(t34[i]);
+        t35[i] = v35;
     }
 }
 
 /* reduce_sum [32,10] axes=[0, 1]
- * %25 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
- * %26 = mul %9, %25 : [32,10]  // teacher/loss_sup fwd
- * %27 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
- * %28 = add %26, %27 : [32,10]  // teacher/loss_sup fwd
- * %35 = broadcast axes=[0] %34 : [32,10]  // teacher/loss_sup fwd
- * %36 = sub %31, %35 : [32,10]  // teacher/loss_sup fwd
- * %37 = mul %28, %36 : [32,10]  // teacher/loss_sup fwd
- * %38 = reduce_sum axes=[0, 1] %37 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_5(float *restrict t38, const float *restrict in_y, const float *restrict t31, const float *restrict t34) {
+ * %26 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
+ * %27 = mul %9, %26 : [32,10]  // teacher/loss_sup fwd
+ * %28 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
+ * %29 = add %27, %28 : [32,10]  // teacher/loss_sup fwd
+ * %36 = broadcast axes=[0] %35 : [32,10]  // teacher/loss_sup fwd
+ * %37 = sub %32, %36 : [32,10]  // teacher/loss_sup fwd
+ * %38 = mul %29, %37 : [32,10]  // teacher/loss_sup fwd
+ * %39 = reduce_sum axes=[0, 1] %38 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_5(float *restrict t39, const float *restrict in_y, const float *restrict t32, const float *restrict t35) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v26 = in_y[i0 * 10 + i1] * 0.9f;
-            const float v28 = v26 + 0.01f;
-            const float v36 = t31[i0 * 10 + i1] - t34[i0];
-            const float v37 = v28 * v36;
-            sum += v37;
+            const float v27 = in_y[i0 * 10 + i1] * 0.9f;
+            const float v29 = v27 + 0.01f;
+            const float v37 = t32[i0 * 10 + i1] - t35[i0];
+            const float v38 = v29 * v37;
+            sum += v38;
         }
     }
-    t38[0] = (float)sum;
+    t39[0] = (float)sum;
 }
 
 /* loop []
- * %39 = constant -0.03125 : []  // teacher/loss_sup fwd
- * %40 = mul %38, %39 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_6(float *restrict t40, const float *restrict t38) {
+ * %40 = constant -0.03125 : []  // teacher/loss_sup fwd
+ * %41 = mul %39, %40 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_6(float *restrict t41, const float *restrict t39) {
     for (size_t i = 0; i < 1; i++) {
-        const float v40 = t38[0] * (-0.03125f);
-        t40[i] = v40;
+        const float v41 = t39[0] * (-0.03125f);
+        t41[i] = v41;
     }
 }
 
 /* loop [128,10]
- * %41 = constant 1.4285714285714286 : [128,10]  // teacher/loss_uda fwd
- * %42 = mul %23, %41 : [128,10]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd(float *restrict t42, const float *restrict t23) {
+ * %42 = constant 1.4285714285714286 : [128,10]  // teacher/loss_uda fwd
+ * %43 = mul %24, %42 : [128,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd(float *restrict t43, const float *restrict t24) {
     for (size_t i = 0; i < 1280; i++) {
-        const float v42 = t23[i] * 1.4285715f;
-        t42[i] = v42;
+        const float v43 = t24[i] * 1.4285715f;
+        t43[i] = v43;
     }
 }
 
 /* reduce_max [128,10] axes=[1]
- * %43 = reduce_max axes=[1] %42 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_2(float *restrict t43, const float *restrict t42) {
+ * %44 = reduce_max axes=[1] %43 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_2(float *restrict t44, const float *restrict t43) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t42[i0 * 10 + i1] > best ? t42[i0 * 10 + i1] : best;
+            best = t43[i0 * 10 + i1] > best ? t43[i0 * 10 + i1] : best;
         }
-        t43[i0] = best;
+        t44[i0] = best;
     }
 }
 
 /* loop [128,10]
- * %44 = broadcast axes=[0] %43 : [128,10]  // teacher/loss_uda fwd
- * %45 = sub %42, %44 : [128,10]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_3(float *restrict t45, const float *restrict t42, const float *restrict t43) {
+ * %45 = broadcast axes=[0] %44 : [128,10]  // teacher/loss_uda fwd
+ * %46 = sub %43, %45 : [128,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_3(float *restrict t46, const float *restrict t43, const float *restrict t44) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v45 = t42[i0 * 10 + i1] - t43[i0];
-            t45[i0 * 10 + i1] = v45;
+            const float v46 = t43[i0 * 10 + i1] - t44[i0];
+            t46[i0 * 10 + i1] = v46;
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[1]
- * %46 = exp %45 : [128,10]  // teacher/loss_uda fwd
- * %47 = reduce_sum axes=[1] %46 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_4(float *restrict t47, const float *restrict t45) {
+ * %47 = exp %46 : [128,10]  // teacher/loss_uda fwd
+ * %48 = reduce_sum axes=[1] %47 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_4(float *restrict t48, const float *restrict t46) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v46 = expf(t45[i0 * 10 + i1]);
-            sum += v46;
+            const float v47 = expf(t46[i0 * 10 + i1]);
+            sum += v47;
         }
-        t47[i0] = (float)sum;
+        t48[i0] = (float)sum;
     }
 }
 
 /* loop [128]
- * %48 = log %47 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_5(float *restrict t48, const float *restrict t47) {
+ * %49 = log %48 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_5(float *restrict t49, const float *restrict t48) {
     for (size_t i = 0; i < 128; i++) {
-        const float v48 = logf(t47[i]);
-        t48[i] = v48;
+        const float v49 = logf(t48[i]);
+        t49[i] = v49;
     }
 }
 
 /* loop [128,10]
- * %49 = broadcast axes=[0] %48 : [128,10]  // teacher/loss_uda fwd
- * %50 = sub %45, %49 : [128,10]  // teacher/loss_uda fwd
- * %51 = exp %50 : [128,10]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_6(float *restrict t51, const float *restrict t45, const float *restrict t48) {
+ * %50 = broadcast axes=[0] %49 : [128,10]  // teacher/loss_uda fwd
+ * %51 = sub %46, %50 : [128,10]  // teacher/loss_uda fwd
+ * %52 = exp %51 : [128,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_6(float *restrict t52, const float *restrict t46, const float *restrict t49) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v50 = t45[i0 * 10 + i1] - t48[i0];
-            const float v51 = expf(v50);
-            t51[i0 * 10 + i1] = v51;
+            const float v51 = t46[i0 * 10 + i1] - t49[i0];
+            const float v52 = expf(v51);
+            t52[i0 * 10 + i1] = v52;
         }
     }
 }
 
 /* reduce_max [128,10] axes=[1]
- * %52 = reduce_max axes=[1] %51 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_7(float *restrict t52, const float *restrict t51) {
+ * %53 = reduce_max axes=[1] %52 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_7(float *restrict t53, const float *restrict t52) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t51[i0 * 10 + i1] > best ? t51[i0 * 10 + i1] : best;
+            best = t52[i0 * 10 + i1] > best ? t52[i0 * 10 + i1] : best;
         }
-        t52[i0] = best;
+        t53[i0] = best;
     }
 }
 
 /* loop [128]
- * %53 = constant 0.6 : [128]  // teacher/loss_uda fwd
- * %54 = greaterEqual %52, %53 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_8(float *restrict t54, const float *restrict t52) {
+ * %54 = constant 0.6 : [128]  // teacher/loss_uda fwd
+ * %55 = greaterEqual %53, %54 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_8(float *restrict t55, const float *restrict t53) {
     for (size_t i = 0; i < 128; i++) {
-        const float v54 = t52[i] >= 0.6f ? 1.0f : 0.0f;
-        t54[i] = v54;
+        const float v55 = t53[i] >= 0.6f ? 1.0f : 0.0f;
+        t55[i] = v55;
     }
 }
 
 /* reduce_max [128,10] axes=[1]
- * %55 = reduce_max axes=[1] %24 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_9(float *restrict t55, const float *restrict t24) {
+ * %56 = reduce_max axes=[1] %25 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_9(float *restrict t56, const float *restrict t25) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t24[i0 * 10 + i1] > best ? t24[i0 * 10 + i1] : best;
+            best = t25[i0 * 10 + i1] > best ? t25[i0 * 10 + i1] : best;
         }
-        t55[i0] = best;
+        t56[i0] = best;
     }
 }
 
 /* loop [128,10]
- * %56 = broadcast axes=[0] %55 : [128,10]  // teacher/loss_uda fwd
- * %57 = sub %24, %56 : [128,10]  // teacher/loss_uda fwd
- * %58 = exp %57 : [128,10]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_10(float *restrict t57, float *restrict t58, const float *restrict t24, const float *restrict t55) {
+ * %57 = broadcast axes=[0] %56 : [128,10]  // teacher/loss_uda fwd
+ * %58 = sub %25, %57 : [128,10]  // teacher/loss_uda fwd
+ * %59 = exp %58 : [128,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_10(float *restrict t58, float *restrict t59, const float *restrict t25, const float *restrict t56) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v57 = t24[i0 * 10 + i1] - t55[i0];
-            const float v58 = expf(v57);
-            t57[i0 * 10 + i1] = v57;
+            const float v58 = t25[i0 * 10 + i1] - t56[i0];
+            const float v59 = expf(v58);
             t58[i0 * 10 + i1] = v58;
+            t59[i0 * 10 + i1] = v59;
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[1]
- * %59 = reduce_sum axes=[1] %58 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_11(float *restrict t59, const float *restrict t58) {
+ * %60 = reduce_sum axes=[1] %59 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_11(float *restrict t60, const float *restrict t59) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t58[i0 * 10 + i1];
+            sum += t59[i0 * 10 + i1];
         }
-        t59[i0] = (float)sum;
+        t60[i0] = (float)sum;
     }
 }
 
 /* loop [128]
- * %60 = log %59 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_12(float *restrict t60, const float *restrict t59) {
+ * %61 = log %60 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_12(float *restrict t61, const float *restrict t60) {
     for (size_t i = 0; i < 128; i++) {
-        const float v60 = logf(t59[i]);
-        t60[i] = v60;
+        const float v61 = logf(t60[i]);
+        t61[i] = v61;
     }
 }
 
 /* reduce_sum [128,10] axes=[1]
- * %61 = broadcast axes=[0] %60 : [128,10]  // teacher/loss_uda fwd
- * %62 = sub %57, %61 : [128,10]  // teacher/loss_uda fwd
- * %63 = mul %51, %62 : [128,10]  // teacher/loss_uda fwd
- * %64 = reduce_sum axes=[1] %63 : [128]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_13(float *restrict t64, const float *restrict t57, const float *restrict t60, const float *restrict t51) {
+ * %62 = broadcast axes=[0] %61 : [128,10]  // teacher/loss_uda fwd
+ * %63 = sub %58, %62 : [128,10]  // teacher/loss_uda fwd
+ * %64 = mul %52, %63 : [128,10]  // teacher/loss_uda fwd
+ * %65 = reduce_sum axes=[1] %64 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_13(float *restrict t65, const float *restrict t58, const float *restrict t61, const float *restrict t52) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v62 = t57[i0 * 10 + i1] - t60[i0];
-            const float v63 = t51[i0 * 10 + i1] * v62;
-            sum += v63;
+            const float v63 = t58[i0 * 10 + i1] - t61[i0];
+            const float v64 = t52[i0 * 10 + i1] * v63;
+            sum += v64;
         }
-        t64[i0] = (float)sum;
+        t65[i0] = (float)sum;
     }
 }
 
 /* reduce_sum [128] axes=[0]
- * %65 = neg %64 : [128]  // teacher/loss_uda fwd
- * %66 = mul %54, %65 : [128]  // teacher/loss_uda fwd
- * %67 = reduce_sum axes=[0] %66 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_14(float *restrict t67, const float *restrict t64, const float *restrict t54) {
+ * %66 = neg %65 : [128]  // teacher/loss_uda fwd
+ * %67 = mul %55, %66 : [128]  // teacher/loss_uda fwd
+ * %68 = reduce_sum axes=[0] %67 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_14(float *restrict t68, const float *restrict t65, const float *restrict t55) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v65 = -t64[i0];
-            const float v66 = t54[i0] * v65;
-            sums[lane] += v66;
+            const float v66 = -t65[i0];
+            const float v67 = t55[i0] * v66;
+            sums[lane] += v67;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t67[0] = (float)sum;
+    t68[0] = (float)sum;
 }
 
 /* loop []
- * %68 = constant 0.0078125 : []  // teacher/loss_uda fwd
- * %69 = mul %67, %68 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_15(float *restrict t69, const float *restrict t67) {
+ * %69 = constant 0.0078125 : []  // teacher/loss_uda fwd
+ * %70 = mul %68, %69 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_15(float *restrict t70, const float *restrict t68) {
     for (size_t i = 0; i < 1; i++) {
-        const float v69 = t67[0] * 0.0078125f;
-        t69[i] = v69;
+        const float v70 = t68[0] * 0.0078125f;
+        t70[i] = v70;
     }
 }
 
 /* reduce_sum [128] axes=[0]
- * %70 = reduce_sum axes=[0] %54 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_16(float *restrict t70, const float *restrict t54) {
+ * %71 = reduce_sum axes=[0] %55 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_16(float *restrict t71, const float *restrict t55) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            sums[lane] += t54[i0];
+            sums[lane] += t55[i0];
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t70[0] = (float)sum;
+    t71[0] = (float)sum;
 }
 
 /* loop []
- * %68 = constant 0.0078125 : []  // teacher/loss_uda fwd
- * %71 = mul %70, %68 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_17(float *restrict t71, const float *restrict t70) {
+ * %69 = constant 0.0078125 : []  // teacher/loss_uda fwd
+ * %72 = mul %71, %69 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_17(float *restrict t72, const float *restrict t71) {
     for (size_t i = 0; i < 1; i++) {
-        const float v71 = t70[0] * 0.0078125f;
-        t71[i] = v71;
+        const float v72 = t71[0] * 0.0078125f;
+        t72[i] = v72;
     }
 }
 
 /* one_hot_argmax
- * %72 = one_hot_argmax %24 : [128,10]  // teacher/pseudo_labels fwd */
-static void step_teacher_pseudo_labels_fwd(float *restrict t72, const float *restrict t24) {
-    mplc_one_hot_argmax(t72, t24, 128, 10);
+ * %73 = one_hot_argmax %25 : [128,10]  // teacher/pseudo_labels fwd */
+static void step_teacher_pseudo_labels_fwd(float *restrict t73, const float *restrict t25) {
+    mplc_one_hot_argmax(t73, t25, 128, 10);
 }
 
 /* gemm blas m=128 n=256 k=784 +epilogue split
- * %76 = matmul %75, %4 : [128,256]  // student/dense1 fwd
- * %77 = broadcast axes=[1] %5 : [128,256]  // student/dense1 fwd
- * %78 = add %76, %77 : [128,256]  // student/dense1 fwd
- * %79 = relu %78 : [128,256]  // student/relu2 fwd */
+ * %77 = matmul %76, %4 : [128,256]  // student/dense1 fwd
+ * %78 = broadcast axes=[1] %5 : [128,256]  // student/dense1 fwd
+ * %79 = add %77, %78 : [128,256]  // student/dense1 fwd
+ * %80 = relu %79 : [128,256]  // student/relu2 fwd */
 typedef struct {
-    float *t79;
-    const float *t75;
+    float *t80;
+    const float *t76;
     const float *in_student_dense1_weight;
     const float *in_student_dense1_bias;
 } step_student_dense1_fwd_pointers;
 
 static void step_student_dense1_fwd_part(void *context, int part, int parts) {
     const step_student_dense1_fwd_pointers *p = context;
-    float *restrict t79 = p->t79;
-    const float *restrict t75 = p->t75;
+    float *restrict t80 = p->t80;
+    const float *restrict t76 = p->t76;
     const float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
     const float *restrict in_student_dense1_bias = p->in_student_dense1_bias;
     size_t lo, hi;
     mplc_part(128, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 256, 784, 1.0f, t75 + lo * 784, 784, in_student_dense1_weight, 256, 0.0f, t79 + lo * 256, 256);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 256, 784, 1.0f, t76 + lo * 784, 784, in_student_dense1_weight, 256, 0.0f, t80 + lo * 256, 256);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
-            const float v78 = t79[i0 * 256 + i1] + in_student_dense1_bias[i1];
-            const float v79 = v78 > 0.0f ? v78 : 0.0f;
-            t79[i0 * 256 + i1] = v79;
+            const float v79 = t80[i0 * 256 + i1] + in_student_dense1_bias[i1];
+            const float v80 = v79 > 0.0f ? v79 : 0.0f;
+            t80[i0 * 256 + i1] = v80;
         }
     }
 }
 
-static void step_student_dense1_fwd(float *restrict t79, const float *restrict t75, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
-    mplc_parallel(step_student_dense1_fwd_part, &(step_student_dense1_fwd_pointers){t79, t75, in_student_dense1_weight, in_student_dense1_bias});
+static void step_student_dense1_fwd(float *restrict t80, const float *restrict t76, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
+    mplc_parallel(step_student_dense1_fwd_part, &(step_student_dense1_fwd_pointers){t80, t76, in_student_dense1_weight, in_student_dense1_bias});
 }
 
 /* gemm blas m=128 n=10 k=256 +epilogue
- * %80 = matmul %79, %6 : [128,10]  // student/dense3 fwd
- * %81 = broadcast axes=[1] %7 : [128,10]  // student/dense3 fwd
- * %82 = add %80, %81 : [128,10]  // student/dense3 fwd */
-static void step_student_dense3_fwd(float *restrict t82, const float *restrict t79, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 10, 256, 1.0f, t79, 256, in_student_dense3_weight, 10, 0.0f, t82, 10);
+ * %81 = matmul %80, %6 : [128,10]  // student/dense3 fwd
+ * %82 = broadcast axes=[1] %7 : [128,10]  // student/dense3 fwd
+ * %83 = add %81, %82 : [128,10]  // student/dense3 fwd */
+static void step_student_dense3_fwd(float *restrict t83, const float *restrict t80, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 10, 256, 1.0f, t80, 256, in_student_dense3_weight, 10, 0.0f, t83, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v82 = t82[i0 * 10 + i1] + in_student_dense3_bias[i1];
-            t82[i0 * 10 + i1] = v82;
+            const float v83 = t83[i0 * 10 + i1] + in_student_dense3_bias[i1];
+            t83[i0 * 10 + i1] = v83;
         }
     }
 }
 
 /* reduce_max [128,10] axes=[1]
- * %83 = reduce_max axes=[1] %82 : [128]  // student/loss_u fwd */
-static void step_student_loss_u_fwd(float *restrict t83, const float *restrict t82) {
+ * %84 = reduce_max axes=[1] %83 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd(float *restrict t84, const float *restrict t83) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t82[i0 * 10 + i1] > best ? t82[i0 * 10 + i1] : best;
+            best = t83[i0 * 10 + i1] > best ? t83[i0 * 10 + i1] : best;
         }
-        t83[i0] = best;
+        t84[i0] = best;
     }
 }
 
 /* loop [128,10]
- * %84 = broadcast axes=[0] %83 : [128,10]  // student/loss_u fwd
- * %85 = sub %82, %84 : [128,10]  // student/loss_u fwd
- * %86 = exp %85 : [128,10]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_2(float *restrict t85, float *restrict t86, const float *restrict t82, const float *restrict t83) {
+ * %85 = broadcast axes=[0] %84 : [128,10]  // student/loss_u fwd
+ * %86 = sub %83, %85 : [128,10]  // student/loss_u fwd
+ * %87 = exp %86 : [128,10]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_2(float *restrict t86, float *restrict t87, const float *restrict t83, const float *restrict t84) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v85 = t82[i0 * 10 + i1] - t83[i0];
-            const float v86 = expf(v85);
-            t85[i0 * 10 + i1] = v85;
+            const float v86 = t83[i0 * 10 + i1] - t84[i0];
+            const float v87 = expf(v86);
             t86[i0 * 10 + i1] = v86;
+            t87[i0 * 10 + i1] = v87;
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[1]
- * %87 = reduce_sum axes=[1] %86 : [128]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_3(float *restrict t87, const float *restrict t86) {
+ * %88 = reduce_sum axes=[1] %87 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_3(float *restrict t88, const float *restrict t87) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t86[i0 * 10 + i1];
+            sum += t87[i0 * 10 + i1];
         }
-        t87[i0] = (float)sum;
+        t88[i0] = (float)sum;
     }
 }
 
 /* loop [128]
- * %88 = log %87 : [128]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_4(float *restrict t88, const float *restrict t87) {
+ * %89 = log %88 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_4(float *restrict t89, const float *restrict t88) {
     for (size_t i = 0; i < 128; i++) {
-        const float v88 = logf(t87[i]);
-        t88[i] = v88;
+        const float v89 = logf(t88[i]);
+        t89[i] = v89;
     }
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %89 = broadcast axes=[0] %88 : [128,10]  // student/loss_u fwd
- * %90 = sub %85, %89 : [128,10]  // student/loss_u fwd
- * %91 = mul %72, %90 : [128,10]  // student/loss_u fwd
- * %92 = reduce_sum axes=[0, 1] %91 : []  // student/loss_u fwd */
-static void step_student_loss_u_fwd_5(float *restrict t92, const float *restrict t85, const float *restrict t88, const float *restrict t72) {
+ * %90 = broadcast axes=[0] %89 : [128,10]  // student/loss_u fwd
+ * %91 = sub %86, %90 : [128,10]  // student/loss_u fwd
+ * %92 = mul %73, %91 : [128,10]  // student/loss_u fwd
+ * %93 = reduce_sum axes=[0, 1] %92 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_5(float *restrict t93, const float *restrict t86, const float *restrict t89, const float *restrict t73) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v90 = t85[i0 * 10 + i1] - t88[i0];
-            const float v91 = t72[i0 * 10 + i1] * v90;
-            sum += v91;
+            const float v91 = t86[i0 * 10 + i1] - t89[i0];
+            const float v92 = t73[i0 * 10 + i1] * v91;
+            sum += v92;
         }
     }
-    t92[0] = (float)sum;
+    t93[0] = (float)sum;
 }
 
 /* loop []
- * %93 = constant -0.0078125 : []  // student/loss_u fwd
- * %94 = mul %92, %93 : []  // student/loss_u fwd */
-static void step_student_loss_u_fwd_6(float *restrict t94, const float *restrict t92) {
+ * %94 = constant -0.0078125 : []  // student/loss_u fwd
+ * %95 = mul %93, %94 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_6(float *restrict t95, const float *restrict t93) {
     for (size_t i = 0; i < 1; i++) {
-        const float v94 = t92[0] * (-0.0078125f);
-        t94[i] = v94;
+        const float v95 = t93[0] * (-0.0078125f);
+        t95[i] = v95;
     }
 }
 
 /* loop [128,10]
- * %95 = constant -0.0078125 : [128,10]  // student/loss_u vjp
- * %96 = mul %95, %72 : [128,10]  // student/loss_u vjp */
-static void step_student_loss_u_vjp(float *restrict t96, const float *restrict t72) {
+ * %96 = constant -0.0078125 : [128,10]  // student/loss_u vjp
+ * %97 = mul %96, %73 : [128,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp(float *restrict t97, const float *restrict t73) {
     for (size_t i = 0; i < 1280; i++) {
-        const float v96 = (-0.0078125f) * t72[i];
-        t96[i] = v96;
+        const float v97 = (-0.0078125f) * t73[i];
+        t97[i] = v97;
     }
 }
 
 /* reduce_sum [128,10] axes=[1]
- * %97 = neg %96 : [128,10]  // student/loss_u vjp
- * %98 = reduce_sum axes=[1] %97 : [128]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_2(float *restrict t98, const float *restrict t96) {
+ * %98 = neg %97 : [128,10]  // student/loss_u vjp
+ * %99 = reduce_sum axes=[1] %98 : [128]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_2(float *restrict t99, const float *restrict t97) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v97 = -t96[i0 * 10 + i1];
-            sum += v97;
+            const float v98 = -t97[i0 * 10 + i1];
+            sum += v98;
         }
-        t98[i0] = (float)sum;
+        t99[i0] = (float)sum;
     }
 }
 
 /* loop [128]
- * %99 = div %98, %87 : [128]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_3(float *restrict t99, const float *restrict t98, const float *restrict t87) {
+ * %100 = div %99, %88 : [128]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_3(float *restrict t100, const float *restrict t99, const float *restrict t88) {
     for (size_t i = 0; i < 128; i++) {
-        const float v99 = t98[i] / t87[i];
-        t99[i] = v99;
+        const float v100 = t99[i] / t88[i];
+        t100[i] = v100;
     }
 }
 
 /* loop [128,10]
- * %100 = broadcast axes=[0] %99 : [128,10]  // student/loss_u vjp
- * %101 = mul %100, %86 : [128,10]  // student/loss_u vjp
- * %102 = add %96, %101 : [128,10]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_4(float *restrict t102, const float *restrict t99, const float *restrict t86, const float *restrict t96) {
+ * %101 = broadcast axes=[0] %100 : [128,10]  // student/loss_u vjp
+ * %102 = mul %101, %87 : [128,10]  // student/loss_u vjp
+ * %103 = add %97, %102 : [128,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_4(float *restrict t103, const float *restrict t100, const float *restrict t87, const float *restrict t97) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v101 = t99[i0] * t86[i0 * 10 + i1];
-            const float v102 = t96[i0 * 10 + i1] + v101;
-            t102[i0 * 10 + i1] = v102;
+            const float v102 = t100[i0] * t87[i0 * 10 + i1];
+            const float v103 = t97[i0 * 10 + i1] + v102;
+            t103[i0 * 10 + i1] = v103;
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[0]
- * %103 = reduce_sum axes=[0] %102 : [10]  // student/dense3 vjp */
-static void step_student_dense3_vjp(float *restrict t103, const float *restrict t102) {
-    for (size_t o = 0; o < 10; o++) t103[o] = 0.0f;
+ * %104 = reduce_sum axes=[0] %103 : [10]  // student/dense3 vjp */
+static void step_student_dense3_vjp(float *restrict t104, const float *restrict t103) {
+    for (size_t o = 0; o < 10; o++) t104[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t103[i1] += t102[i0 * 10 + i1];
+            t104[i1] += t103[i0 * 10 + i1];
         }
     }
 }
 
 /* gemm blas m=256 n=10 k=128 tA
- * %105 = matmul tA %79, %102 : [256,10]  // student/dense3 vjp */
-static void step_student_dense3_vjp_2(float *restrict t105, const float *restrict t79, const float *restrict t102) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 128, 1.0f, t79, 256, t102, 10, 0.0f, t105, 10);
+ * %106 = matmul tA %80, %103 : [256,10]  // student/dense3 vjp */
+static void step_student_dense3_vjp_2(float *restrict t106, const float *restrict t80, const float *restrict t103) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 128, 1.0f, t80, 256, t103, 10, 0.0f, t106, 10);
 }
 
 /* gemm blas m=128 n=256 k=10 tB +epilogue
- * %104 = matmul tB %102, %6 : [128,256]  // student/dense3 vjp
- * %106 = step %79 : [128,256]  // student/relu2 vjp
- * %107 = mul %104, %106 : [128,256]  // student/relu2 vjp */
-static void step_student_dense3_vjp_3(float *restrict t107, const float *restrict t102, const float *restrict in_student_dense3_weight, const float *restrict t79) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 256, 10, 1.0f, t102, 10, in_student_dense3_weight, 10, 0.0f, t107, 256);
+ * %105 = matmul tB %103, %6 : [128,256]  // student/dense3 vjp
+ * %107 = step %80 : [128,256]  // student/relu2 vjp
+ * %108 = mul %105, %107 : [128,256]  // student/relu2 vjp */
+static void step_student_dense3_vjp_3(float *restrict t108, const float *restrict t103, const float *restrict in_student_dense3_weight, const float *restrict t80) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 256, 10, 1.0f, t103, 10, in_student_dense3_weight, 10, 0.0f, t108, 256);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 32768; i++) {
-        const float v106 = t79[i] > 0.0f ? 1.0f : 0.0f;
-        const float v107 = t107[i] * v106;
-        t107[i] = v107;
+        const float v107 = t80[i] > 0.0f ? 1.0f : 0.0f;
+        const float v108 = t108[i] * v107;
+        t108[i] = v108;
     }
 }
 
 /* reduce_sum [128,256] axes=[0] split
- * %108 = reduce_sum axes=[0] %107 : [256]  // student/dense1 vjp */
+ * %109 = reduce_sum axes=[0] %108 : [256]  // student/dense1 vjp */
 typedef struct {
-    float *t108;
-    const float *t107;
+    float *t109;
+    const float *t108;
     float *chunk;
 } step_student_dense1_vjp_pointers;
 
@@ -640,8 +641,8 @@ static void step_student_dense1_vjp_part(void *context, int part, int parts) {
     const step_student_dense1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t108 = p->t108; (void)t108; /* used after the parts */
-    const float *restrict t107 = p->t107;
+    float *restrict t109 = p->t109; (void)t109; /* used after the parts */
+    const float *restrict t108 = p->t108;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(128, 8, &lo, &hi)) {
@@ -650,63 +651,63 @@ static void step_student_dense1_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 256; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 256; i1++) {
-                sums[i1] += t107[i0 * 256 + i1];
+                sums[i1] += t108[i0 * 256 + i1];
             }
         }
         for (size_t o = 0; o < 256; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_dense1_vjp(float *restrict t108, const float *restrict t107, float *restrict chunk) {
-    mplc_parallel(step_student_dense1_vjp_part, &(step_student_dense1_vjp_pointers){t108, t107, chunk});
+static void step_student_dense1_vjp(float *restrict t109, const float *restrict t108, float *restrict chunk) {
+    mplc_parallel(step_student_dense1_vjp_part, &(step_student_dense1_vjp_pointers){t109, t108, chunk});
     for (size_t o = 0; o < 256; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 256 + o];
-        t108[o] = total;
+        t109[o] = total;
     }
 }
 
 /* gemm blas m=784 n=256 k=128 tA split
- * %109 = matmul tA %75, %107 : [784,256]  // student/dense1 vjp */
+ * %110 = matmul tA %76, %108 : [784,256]  // student/dense1 vjp */
 typedef struct {
-    float *t109;
-    const float *t75;
-    const float *t107;
+    float *t110;
+    const float *t76;
+    const float *t108;
 } step_student_dense1_vjp_2_pointers;
 
 static void step_student_dense1_vjp_2_part(void *context, int part, int parts) {
     const step_student_dense1_vjp_2_pointers *p = context;
-    float *restrict t109 = p->t109;
-    const float *restrict t75 = p->t75;
-    const float *restrict t107 = p->t107;
+    float *restrict t110 = p->t110;
+    const float *restrict t76 = p->t76;
+    const float *restrict t108 = p->t108;
     size_t lo, hi;
     mplc_part(784, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 128, 1.0f, t75 + lo, 784, t107, 256, 0.0f, t109 + lo * 256, 256);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 128, 1.0f, t76 + lo, 784, t108, 256, 0.0f, t110 + lo * 256, 256);
 }
 
-static void step_student_dense1_vjp_2(float *restrict t109, const float *restrict t75, const float *restrict t107) {
-    mplc_parallel(step_student_dense1_vjp_2_part, &(step_student_dense1_vjp_2_pointers){t109, t75, t107});
+static void step_student_dense1_vjp_2(float *restrict t110, const float *restrict t76, const float *restrict t108) {
+    mplc_parallel(step_student_dense1_vjp_2_part, &(step_student_dense1_vjp_2_pointers){t110, t76, t108});
 }
 
 /* loop [784,256] split
- * %111 = constant 0.0005 : [784,256]  // student/dense1 update
- * %112 = mul %4, %111 : [784,256]  // student/dense1 update
- * %113 = add %109, %112 : [784,256]  // student/dense1 update
- * %114 = constant 0.9 : [784,256]  // student/dense1 update
- * %115 = mul %110, %114 : [784,256]  // student/dense1 update
- * %116 = add %115, %113 : [784,256]  // student/dense1 update
- * %117 = mul %116, %114 : [784,256]  // student/dense1 update
- * %118 = add %113, %117 : [784,256]  // student/dense1 update
- * %119 = broadcast axes=[] %11 : [784,256]  // student/dense1 update
- * %120 = mul %118, %119 : [784,256]  // student/dense1 update
- * %121 = sub %4, %120 : [784,256]  // student/dense1 update
+ * %112 = constant 0.0005 : [784,256]  // student/dense1 update
+ * %113 = mul %4, %112 : [784,256]  // student/dense1 update
+ * %114 = add %110, %113 : [784,256]  // student/dense1 update
+ * %115 = constant 0.9 : [784,256]  // student/dense1 update
+ * %116 = mul %111, %115 : [784,256]  // student/dense1 update
+ * %117 = add %116, %114 : [784,256]  // student/dense1 update
+ * %118 = mul %117, %115 : [784,256]  // student/dense1 update
+ * %119 = add %114, %118 : [784,256]  // student/dense1 update
+ * %120 = broadcast axes=[] %11 : [784,256]  // student/dense1 update
+ * %121 = mul %119, %120 : [784,256]  // student/dense1 update
+ * %122 = sub %4, %121 : [784,256]  // student/dense1 update
  * in_student_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_student_dense1_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
     float *in_student_momentum_dense1_weight;
     float *in_student_dense1_weight;
-    const float *t109;
+    const float *t110;
     const float *in_lr_student;
 } step_student_dense1_update_pointers;
 
@@ -716,676 +717,678 @@ static void step_student_dense1_update_part(void *context, int part, int parts) 
     (void)parts;
     float *restrict in_student_momentum_dense1_weight = p->in_student_momentum_dense1_weight;
     float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
-    const float *restrict t109 = p->t109;
+    const float *restrict t110 = p->t110;
     const float *restrict in_lr_student = p->in_lr_student;
     size_t lo, hi;
     while (mplc_claim(784, 25, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 256; i < (size_t)(hi) * 256; i++) {
-            const float v112 = in_student_dense1_weight[i] * 0.0005f;
-            const float v113 = t109[i] + v112;
-            const float v115 = in_student_momentum_dense1_weight[i] * 0.9f;
-            const float v116 = v115 + v113;
-            const float v117 = v116 * 0.9f;
-            const float v118 = v113 + v117;
-            const float v120 = v118 * in_lr_student[0];
-            const float v121 = in_student_dense1_weight[i] - v120;
-            in_student_momentum_dense1_weight[i] = v116;
-            in_student_dense1_weight[i] = v121;
+            const float v113 = in_student_dense1_weight[i] * 0.0005f;
+            const float v114 = t110[i] + v113;
+            const float v116 = in_student_momentum_dense1_weight[i] * 0.9f;
+            const float v117 = v116 + v114;
+            const float v118 = v117 * 0.9f;
+            const float v119 = v114 + v118;
+            const float v121 = v119 * in_lr_student[0];
+            const float v122 = in_student_dense1_weight[i] - v121;
+            in_student_momentum_dense1_weight[i] = v117;
+            in_student_dense1_weight[i] = v122;
         }
     }
 }
 
-static void step_student_dense1_update(float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict t109, const float *restrict in_lr_student) {
-    mplc_parallel(step_student_dense1_update_part, &(step_student_dense1_update_pointers){in_student_momentum_dense1_weight, in_student_dense1_weight, t109, in_lr_student});
+static void step_student_dense1_update(float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict t110, const float *restrict in_lr_student) {
+    mplc_parallel(step_student_dense1_update_part, &(step_student_dense1_update_pointers){in_student_momentum_dense1_weight, in_student_dense1_weight, t110, in_lr_student});
 }
 
 /* loop [256]
- * %123 = constant 0.9 : [256]  // student/dense1 update
- * %124 = mul %122, %123 : [256]  // student/dense1 update
- * %125 = add %124, %108 : [256]  // student/dense1 update
- * %126 = mul %125, %123 : [256]  // student/dense1 update
- * %127 = add %108, %126 : [256]  // student/dense1 update
- * %128 = broadcast axes=[] %11 : [256]  // student/dense1 update
- * %129 = mul %127, %128 : [256]  // student/dense1 update
- * %130 = sub %5, %129 : [256]  // student/dense1 update
+ * %124 = constant 0.9 : [256]  // student/dense1 update
+ * %125 = mul %123, %124 : [256]  // student/dense1 update
+ * %126 = add %125, %109 : [256]  // student/dense1 update
+ * %127 = mul %126, %124 : [256]  // student/dense1 update
+ * %128 = add %109, %127 : [256]  // student/dense1 update
+ * %129 = broadcast axes=[] %11 : [256]  // student/dense1 update
+ * %130 = mul %128, %129 : [256]  // student/dense1 update
+ * %131 = sub %5, %130 : [256]  // student/dense1 update
  * in_student_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_student_dense1_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense1_update_2(float *restrict in_student_momentum_dense1_bias, float *restrict in_student_dense1_bias, const float *restrict t108, const float *restrict in_lr_student) {
+static void step_student_dense1_update_2(float *restrict in_student_momentum_dense1_bias, float *restrict in_student_dense1_bias, const float *restrict t109, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 256; i++) {
-        const float v124 = in_student_momentum_dense1_bias[i] * 0.9f;
-        const float v125 = v124 + t108[i];
-        const float v126 = v125 * 0.9f;
-        const float v127 = t108[i] + v126;
-        const float v129 = v127 * in_lr_student[0];
-        const float v130 = in_student_dense1_bias[i] - v129;
-        in_student_momentum_dense1_bias[i] = v125;
-        in_student_dense1_bias[i] = v130;
+        const float v125 = in_student_momentum_dense1_bias[i] * 0.9f;
+        const float v126 = v125 + t109[i];
+        const float v127 = v126 * 0.9f;
+        const float v128 = t109[i] + v127;
+        const float v130 = v128 * in_lr_student[0];
+        const float v131 = in_student_dense1_bias[i] - v130;
+        in_student_momentum_dense1_bias[i] = v126;
+        in_student_dense1_bias[i] = v131;
     }
 }
 
 /* loop [256,10]
- * %132 = constant 0.0005 : [256,10]  // student/dense3 update
- * %133 = mul %6, %132 : [256,10]  // student/dense3 update
- * %134 = add %105, %133 : [256,10]  // student/dense3 update
- * %135 = constant 0.9 : [256,10]  // student/dense3 update
- * %136 = mul %131, %135 : [256,10]  // student/dense3 update
- * %137 = add %136, %134 : [256,10]  // student/dense3 update
- * %138 = mul %137, %135 : [256,10]  // student/dense3 update
- * %139 = add %134, %138 : [256,10]  // student/dense3 update
- * %140 = broadcast axes=[] %11 : [256,10]  // student/dense3 update
- * %141 = mul %139, %140 : [256,10]  // student/dense3 update
- * %142 = sub %6, %141 : [256,10]  // student/dense3 update
+ * %133 = constant 0.0005 : [256,10]  // student/dense3 update
+ * %134 = mul %6, %133 : [256,10]  // student/dense3 update
+ * %135 = add %106, %134 : [256,10]  // student/dense3 update
+ * %136 = constant 0.9 : [256,10]  // student/dense3 update
+ * %137 = mul %132, %136 : [256,10]  // student/dense3 update
+ * %138 = add %137, %135 : [256,10]  // student/dense3 update
+ * %139 = mul %138, %136 : [256,10]  // student/dense3 update
+ * %140 = add %135, %139 : [256,10]  // student/dense3 update
+ * %141 = broadcast axes=[] %11 : [256,10]  // student/dense3 update
+ * %142 = mul %140, %141 : [256,10]  // student/dense3 update
+ * %143 = sub %6, %142 : [256,10]  // student/dense3 update
  * in_student_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_student_dense3_weight is updated in place: each element is read before it is overwritten */
-static void step_student_dense3_update(float *restrict in_student_momentum_dense3_weight, float *restrict in_student_dense3_weight, const float *restrict t105, const float *restrict in_lr_student) {
+static void step_student_dense3_update(float *restrict in_student_momentum_dense3_weight, float *restrict in_student_dense3_weight, const float *restrict t106, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 2560; i++) {
-        const float v133 = in_student_dense3_weight[i] * 0.0005f;
-        const float v134 = t105[i] + v133;
-        const float v136 = in_student_momentum_dense3_weight[i] * 0.9f;
-        const float v137 = v136 + v134;
-        const float v138 = v137 * 0.9f;
-        const float v139 = v134 + v138;
-        const float v141 = v139 * in_lr_student[0];
-        const float v142 = in_student_dense3_weight[i] - v141;
-        in_student_momentum_dense3_weight[i] = v137;
-        in_student_dense3_weight[i] = v142;
+        const float v134 = in_student_dense3_weight[i] * 0.0005f;
+        const float v135 = t106[i] + v134;
+        const float v137 = in_student_momentum_dense3_weight[i] * 0.9f;
+        const float v138 = v137 + v135;
+        const float v139 = v138 * 0.9f;
+        const float v140 = v135 + v139;
+        const float v142 = v140 * in_lr_student[0];
+        const float v143 = in_student_dense3_weight[i] - v142;
+        in_student_momentum_dense3_weight[i] = v138;
+        in_student_dense3_weight[i] = v143;
     }
 }
 
 /* loop [10]
- * %144 = constant 0.9 : [10]  // student/dense3 update
- * %145 = mul %143, %144 : [10]  // student/dense3 update
- * %146 = add %145, %103 : [10]  // student/dense3 update
- * %147 = mul %146, %144 : [10]  // student/dense3 update
- * %148 = add %103, %147 : [10]  // student/dense3 update
- * %149 = broadcast axes=[] %11 : [10]  // student/dense3 update
- * %150 = mul %148, %149 : [10]  // student/dense3 update
- * %151 = sub %7, %150 : [10]  // student/dense3 update
+ * %145 = constant 0.9 : [10]  // student/dense3 update
+ * %146 = mul %144, %145 : [10]  // student/dense3 update
+ * %147 = add %146, %104 : [10]  // student/dense3 update
+ * %148 = mul %147, %145 : [10]  // student/dense3 update
+ * %149 = add %104, %148 : [10]  // student/dense3 update
+ * %150 = broadcast axes=[] %11 : [10]  // student/dense3 update
+ * %151 = mul %149, %150 : [10]  // student/dense3 update
+ * %152 = sub %7, %151 : [10]  // student/dense3 update
  * in_student_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_student_dense3_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense3_update_2(float *restrict in_student_momentum_dense3_bias, float *restrict in_student_dense3_bias, const float *restrict t103, const float *restrict in_lr_student) {
+static void step_student_dense3_update_2(float *restrict in_student_momentum_dense3_bias, float *restrict in_student_dense3_bias, const float *restrict t104, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 10; i++) {
-        const float v145 = in_student_momentum_dense3_bias[i] * 0.9f;
-        const float v146 = v145 + t103[i];
-        const float v147 = v146 * 0.9f;
-        const float v148 = t103[i] + v147;
-        const float v150 = v148 * in_lr_student[0];
-        const float v151 = in_student_dense3_bias[i] - v150;
-        in_student_momentum_dense3_bias[i] = v146;
-        in_student_dense3_bias[i] = v151;
+        const float v146 = in_student_momentum_dense3_bias[i] * 0.9f;
+        const float v147 = v146 + t104[i];
+        const float v148 = v147 * 0.9f;
+        const float v149 = t104[i] + v148;
+        const float v151 = v149 * in_lr_student[0];
+        const float v152 = in_student_dense3_bias[i] - v151;
+        in_student_momentum_dense3_bias[i] = v147;
+        in_student_dense3_bias[i] = v152;
     }
 }
 
 /* gemm blas m=32 n=256 k=784 +epilogue split
- * %155 = matmul %154, %121 : [32,256]  // student/dense1 fwd
- * %156 = broadcast axes=[1] %130 : [32,256]  // student/dense1 fwd
- * %157 = add %155, %156 : [32,256]  // student/dense1 fwd
- * %158 = relu %157 : [32,256]  // student/relu2 fwd */
+ * %156 = matmul %155, %122 : [32,256]  // student/dense1 fwd
+ * %157 = broadcast axes=[1] %131 : [32,256]  // student/dense1 fwd
+ * %158 = add %156, %157 : [32,256]  // student/dense1 fwd
+ * %159 = relu %158 : [32,256]  // student/relu2 fwd */
 typedef struct {
-    float *t158;
+    float *t159;
     const float *in_x;
-    const float *t121;
-    const float *t130;
+    const float *t122;
+    const float *t131;
 } step_student_dense1_fwd_2_pointers;
 
 static void step_student_dense1_fwd_2_part(void *context, int part, int parts) {
     const step_student_dense1_fwd_2_pointers *p = context;
-    float *restrict t158 = p->t158;
+    float *restrict t159 = p->t159;
     const float *restrict in_x = p->in_x;
-    const float *restrict t121 = p->t121;
-    const float *restrict t130 = p->t130;
+    const float *restrict t122 = p->t122;
+    const float *restrict t131 = p->t131;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 256, 784, 1.0f, in_x + lo * 784, 784, t121, 256, 0.0f, t158 + lo * 256, 256);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 256, 784, 1.0f, in_x + lo * 784, 784, t122, 256, 0.0f, t159 + lo * 256, 256);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
-            const float v157 = t158[i0 * 256 + i1] + t130[i1];
-            const float v158 = v157 > 0.0f ? v157 : 0.0f;
-            t158[i0 * 256 + i1] = v158;
+            const float v158 = t159[i0 * 256 + i1] + t131[i1];
+            const float v159 = v158 > 0.0f ? v158 : 0.0f;
+            t159[i0 * 256 + i1] = v159;
         }
     }
 }
 
-static void step_student_dense1_fwd_2(float *restrict t158, const float *restrict in_x, const float *restrict t121, const float *restrict t130) {
-    mplc_parallel(step_student_dense1_fwd_2_part, &(step_student_dense1_fwd_2_pointers){t158, in_x, t121, t130});
+static void step_student_dense1_fwd_2(float *restrict t159, const float *restrict in_x, const float *restrict t122, const float *restrict t131) {
+    mplc_parallel(step_student_dense1_fwd_2_part, &(step_student_dense1_fwd_2_pointers){t159, in_x, t122, t131});
 }
 
 /* gemm blas m=32 n=10 k=256 +epilogue
- * %159 = matmul %158, %142 : [32,10]  // student/dense3 fwd
- * %160 = broadcast axes=[1] %151 : [32,10]  // student/dense3 fwd
- * %161 = add %159, %160 : [32,10]  // student/dense3 fwd */
-static void step_student_dense3_fwd_2(float *restrict t161, const float *restrict t158, const float *restrict t142, const float *restrict t151) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 256, 1.0f, t158, 256, t142, 10, 0.0f, t161, 10);
+ * %160 = matmul %159, %143 : [32,10]  // student/dense3 fwd
+ * %161 = broadcast axes=[1] %152 : [32,10]  // student/dense3 fwd
+ * %162 = add %160, %161 : [32,10]  // student/dense3 fwd */
+static void step_student_dense3_fwd_2(float *restrict t162, const float *restrict t159, const float *restrict t143, const float *restrict t152) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 256, 1.0f, t159, 256, t143, 10, 0.0f, t162, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v161 = t161[i0 * 10 + i1] + t151[i1];
-            t161[i0 * 10 + i1] = v161;
+            const float v162 = t162[i0 * 10 + i1] + t152[i1];
+            t162[i0 * 10 + i1] = v162;
         }
     }
 }
 
 /* reduce_max [32,10] axes=[1]
- * %162 = reduce_max axes=[1] %161 : [32]  // student/loss_l fwd */
-static void step_student_loss_l_fwd(float *restrict t162, const float *restrict t161) {
+ * %163 = reduce_max axes=[1] %162 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd(float *restrict t163, const float *restrict t162) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t161[i0 * 10 + i1] > best ? t161[i0 * 10 + i1] : best;
+            best = t162[i0 * 10 + i1] > best ? t162[i0 * 10 + i1] : best;
         }
-        t162[i0] = best;
+        t163[i0] = best;
     }
 }
 
 /* loop [32,10]
- * %163 = broadcast axes=[0] %162 : [32,10]  // student/loss_l fwd
- * %164 = sub %161, %163 : [32,10]  // student/loss_l fwd
- * %165 = exp %164 : [32,10]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_2(float *restrict t164, float *restrict t165, const float *restrict t161, const float *restrict t162) {
+ * %164 = broadcast axes=[0] %163 : [32,10]  // student/loss_l fwd
+ * %165 = sub %162, %164 : [32,10]  // student/loss_l fwd
+ * %166 = exp %165 : [32,10]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_2(float *restrict t165, float *restrict t166, const float *restrict t162, const float *restrict t163) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v164 = t161[i0 * 10 + i1] - t162[i0];
-            const float v165 = expf(v164);
-            t164[i0 * 10 + i1] = v164;
+            const float v165 = t162[i0 * 10 + i1] - t163[i0];
+            const float v166 = expf(v165);
             t165[i0 * 10 + i1] = v165;
+            t166[i0 * 10 + i1] = v166;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %166 = reduce_sum axes=[1] %165 : [32]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_3(float *restrict t166, const float *restrict t165) {
+ * %167 = reduce_sum axes=[1] %166 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_3(float *restrict t167, const float *restrict t166) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t165[i0 * 10 + i1];
+            sum += t166[i0 * 10 + i1];
         }
-        t166[i0] = (float)sum;
+        t167[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %167 = log %166 : [32]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_4(float *restrict t167, const float *restrict t166) {
+ * %168 = log %167 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_4(float *restrict t168, const float *restrict t167) {
     for (size_t i = 0; i < 32; i++) {
-        const float v167 = logf(t166[i]);
-        t167[i] = v167;
+        const float v168 = logf(t167[i]);
+        t168[i] = v168;
     }
 }
 
 /* reduce_sum [32,10] axes=[0, 1]
- * %168 = broadcast axes=[0] %167 : [32,10]  // student/loss_l fwd
- * %169 = sub %164, %168 : [32,10]  // student/loss_l fwd
- * %170 = mul %9, %169 : [32,10]  // student/loss_l fwd
- * %171 = reduce_sum axes=[0, 1] %170 : []  // student/loss_l fwd */
-static void step_student_loss_l_fwd_5(float *restrict t171, const float *restrict t164, const float *restrict t167, const float *restrict in_y) {
+ * %169 = broadcast axes=[0] %168 : [32,10]  // student/loss_l fwd
+ * %170 = sub %165, %169 : [32,10]  // student/loss_l fwd
+ * %171 = mul %9, %170 : [32,10]  // student/loss_l fwd
+ * %172 = reduce_sum axes=[0, 1] %171 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_5(float *restrict t172, const float *restrict t165, const float *restrict t168, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v169 = t164[i0 * 10 + i1] - t167[i0];
-            const float v170 = in_y[i0 * 10 + i1] * v169;
-            sum += v170;
+            const float v170 = t165[i0 * 10 + i1] - t168[i0];
+            const float v171 = in_y[i0 * 10 + i1] * v170;
+            sum += v171;
         }
     }
-    t171[0] = (float)sum;
+    t172[0] = (float)sum;
 }
 
 /* loop []
- * %39 = constant -0.03125 : []  // teacher/loss_sup fwd
- * %172 = mul %171, %39 : []  // student/loss_l fwd */
-static void step_student_loss_l_fwd_6(float *restrict t172, const float *restrict t171) {
+ * %40 = constant -0.03125 : []  // teacher/loss_sup fwd
+ * %173 = mul %172, %40 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_6(float *restrict t173, const float *restrict t172) {
     for (size_t i = 0; i < 1; i++) {
-        const float v172 = t171[0] * (-0.03125f);
-        t172[i] = v172;
+        const float v173 = t172[0] * (-0.03125f);
+        t173[i] = v173;
     }
 }
 
 /* loop [32,10]
- * %173 = constant -0.03125 : [32,10]  // student/loss_l vjp
- * %174 = mul %173, %9 : [32,10]  // student/loss_l vjp */
-static void step_student_loss_l_vjp(float *restrict t174, const float *restrict in_y) {
+ * %174 = constant -0.03125 : [32,10]  // student/loss_l vjp
+ * %175 = mul %174, %9 : [32,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp(float *restrict t175, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
-        const float v174 = (-0.03125f) * in_y[i];
-        t174[i] = v174;
+        const float v175 = (-0.03125f) * in_y[i];
+        t175[i] = v175;
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %175 = neg %174 : [32,10]  // student/loss_l vjp
- * %176 = reduce_sum axes=[1] %175 : [32]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_2(float *restrict t176, const float *restrict t174) {
+ * %176 = neg %175 : [32,10]  // student/loss_l vjp
+ * %177 = reduce_sum axes=[1] %176 : [32]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_2(float *restrict t177, const float *restrict t175) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v175 = -t174[i0 * 10 + i1];
-            sum += v175;
+            const float v176 = -t175[i0 * 10 + i1];
+            sum += v176;
         }
-        t176[i0] = (float)sum;
+        t177[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %177 = div %176, %166 : [32]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_3(float *restrict t177, const float *restrict t176, const float *restrict t166) {
+ * %178 = div %177, %167 : [32]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_3(float *restrict t178, const float *restrict t177, const float *restrict t167) {
     for (size_t i = 0; i < 32; i++) {
-        const float v177 = t176[i] / t166[i];
-        t177[i] = v177;
+        const float v178 = t177[i] / t167[i];
+        t178[i] = v178;
     }
 }
 
 /* loop [32,10]
- * %178 = broadcast axes=[0] %177 : [32,10]  // student/loss_l vjp
- * %179 = mul %178, %165 : [32,10]  // student/loss_l vjp
- * %180 = add %174, %179 : [32,10]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_4(float *restrict t180, const float *restrict t177, const float *restrict t165, const float *restrict t174) {
+ * %179 = broadcast axes=[0] %178 : [32,10]  // student/loss_l vjp
+ * %180 = mul %179, %166 : [32,10]  // student/loss_l vjp
+ * %181 = add %175, %180 : [32,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_4(float *restrict t181, const float *restrict t178, const float *restrict t166, const float *restrict t175) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v179 = t177[i0] * t165[i0 * 10 + i1];
-            const float v180 = t174[i0 * 10 + i1] + v179;
-            t180[i0 * 10 + i1] = v180;
+            const float v180 = t178[i0] * t166[i0 * 10 + i1];
+            const float v181 = t175[i0 * 10 + i1] + v180;
+            t181[i0 * 10 + i1] = v181;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[0]
- * %181 = reduce_sum axes=[0] %180 : [10]  // student/dense3 vjp */
-static void step_student_dense3_vjp_4(float *restrict t181, const float *restrict t180) {
-    for (size_t o = 0; o < 10; o++) t181[o] = 0.0f;
+ * %182 = reduce_sum axes=[0] %181 : [10]  // student/dense3 vjp */
+static void step_student_dense3_vjp_4(float *restrict t182, const float *restrict t181) {
+    for (size_t o = 0; o < 10; o++) t182[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t181[i1] += t180[i0 * 10 + i1];
+            t182[i1] += t181[i0 * 10 + i1];
         }
     }
 }
 
 /* gemm blas m=256 n=10 k=32 tA
- * %183 = matmul tA %158, %180 : [256,10]  // student/dense3 vjp */
-static void step_student_dense3_vjp_5(float *restrict t183, const float *restrict t158, const float *restrict t180) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32, 1.0f, t158, 256, t180, 10, 0.0f, t183, 10);
+ * %184 = matmul tA %159, %181 : [256,10]  // student/dense3 vjp */
+static void step_student_dense3_vjp_5(float *restrict t184, const float *restrict t159, const float *restrict t181) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32, 1.0f, t159, 256, t181, 10, 0.0f, t184, 10);
 }
 
 /* gemm blas m=32 n=256 k=10 tB +epilogue
- * %182 = matmul tB %180, %142 : [32,256]  // student/dense3 vjp
- * %184 = step %158 : [32,256]  // student/relu2 vjp
- * %185 = mul %182, %184 : [32,256]  // student/relu2 vjp */
-static void step_student_dense3_vjp_6(float *restrict t185, const float *restrict t180, const float *restrict t142, const float *restrict t158) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10, 1.0f, t180, 10, t142, 10, 0.0f, t185, 256);
+ * %183 = matmul tB %181, %143 : [32,256]  // student/dense3 vjp
+ * %185 = step %159 : [32,256]  // student/relu2 vjp
+ * %186 = mul %183, %185 : [32,256]  // student/relu2 vjp */
+static void step_student_dense3_vjp_6(float *restrict t186, const float *restrict t181, const float *restrict t143, const float *restrict t159) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10, 1.0f, t181, 10, t143, 10, 0.0f, t186, 256);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
-        const float v184 = t158[i] > 0.0f ? 1.0f : 0.0f;
-        const float v185 = t185[i] * v184;
-        t185[i] = v185;
+        const float v185 = t159[i] > 0.0f ? 1.0f : 0.0f;
+        const float v186 = t186[i] * v185;
+        t186[i] = v186;
     }
 }
 
 /* reduce_sum [32,256] axes=[0]
- * %186 = reduce_sum axes=[0] %185 : [256]  // student/dense1 vjp */
-static void step_student_dense1_vjp_3(float *restrict t186, const float *restrict t185) {
-    for (size_t o = 0; o < 256; o++) t186[o] = 0.0f;
+ * %187 = reduce_sum axes=[0] %186 : [256]  // student/dense1 vjp */
+static void step_student_dense1_vjp_3(float *restrict t187, const float *restrict t186) {
+    for (size_t o = 0; o < 256; o++) t187[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
-            t186[i1] += t185[i0 * 256 + i1];
+            t187[i1] += t186[i0 * 256 + i1];
         }
     }
 }
 
 /* gemm blas m=784 n=256 k=32 tA split
- * %187 = matmul tA %154, %185 : [784,256]  // student/dense1 vjp */
+ * %188 = matmul tA %155, %186 : [784,256]  // student/dense1 vjp */
 typedef struct {
-    float *t187;
+    float *t188;
     const float *in_x;
-    const float *t185;
+    const float *t186;
 } step_student_dense1_vjp_4_pointers;
 
 static void step_student_dense1_vjp_4_part(void *context, int part, int parts) {
     const step_student_dense1_vjp_4_pointers *p = context;
-    float *restrict t187 = p->t187;
+    float *restrict t188 = p->t188;
     const float *restrict in_x = p->in_x;
-    const float *restrict t185 = p->t185;
+    const float *restrict t186 = p->t186;
     size_t lo, hi;
     mplc_part(784, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 32, 1.0f, in_x + lo, 784, t185, 256, 0.0f, t187 + lo * 256, 256);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 32, 1.0f, in_x + lo, 784, t186, 256, 0.0f, t188 + lo * 256, 256);
 }
 
-static void step_student_dense1_vjp_4(float *restrict t187, const float *restrict in_x, const float *restrict t185) {
-    mplc_parallel(step_student_dense1_vjp_4_part, &(step_student_dense1_vjp_4_pointers){t187, in_x, t185});
+static void step_student_dense1_vjp_4(float *restrict t188, const float *restrict in_x, const float *restrict t186) {
+    mplc_parallel(step_student_dense1_vjp_4_part, &(step_student_dense1_vjp_4_pointers){t188, in_x, t186});
 }
 
 /* reduce_sum [784,256] axes=[0, 1]
- * %188 = mul %187, %109 : [784,256]  // teacher/feedback fwd
- * %189 = reduce_sum axes=[0, 1] %188 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd(float *restrict t189, const float *restrict t187, const float *restrict t109) {
+ * %189 = mul %188, %110 : [784,256]  // teacher/feedback fwd
+ * %190 = reduce_sum axes=[0, 1] %189 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd(float *restrict t190, const float *restrict t188, const float *restrict t110) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
         for (size_t i1s = 0; i1s < 256; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v188 = t187[i0 * 256 + i1] * t109[i0 * 256 + i1];
-                sums[lane] += v188;
+                const float v189 = t188[i0 * 256 + i1] * t110[i0 * 256 + i1];
+                sums[lane] += v189;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t189[0] = (float)sum;
+    t190[0] = (float)sum;
 }
 
 /* reduce_sum [256] axes=[0]
- * %190 = mul %186, %108 : [256]  // teacher/feedback fwd
- * %191 = reduce_sum axes=[0] %190 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_2(float *restrict t191, const float *restrict t186, const float *restrict t108) {
+ * %191 = mul %187, %109 : [256]  // teacher/feedback fwd
+ * %192 = reduce_sum axes=[0] %191 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_2(float *restrict t192, const float *restrict t187, const float *restrict t109) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 256; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v190 = t186[i0] * t108[i0];
-            sums[lane] += v190;
+            const float v191 = t187[i0] * t109[i0];
+            sums[lane] += v191;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t191[0] = (float)sum;
+    t192[0] = (float)sum;
 }
 
 /* reduce_sum [256,10] axes=[0, 1]
- * %193 = mul %183, %105 : [256,10]  // teacher/feedback fwd
- * %194 = reduce_sum axes=[0, 1] %193 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_3(float *restrict t194, const float *restrict t183, const float *restrict t105) {
+ * %194 = mul %184, %106 : [256,10]  // teacher/feedback fwd
+ * %195 = reduce_sum axes=[0, 1] %194 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_3(float *restrict t195, const float *restrict t184, const float *restrict t106) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v193 = t183[i0 * 10 + i1] * t105[i0 * 10 + i1];
-            sum += v193;
+            const float v194 = t184[i0 * 10 + i1] * t106[i0 * 10 + i1];
+            sum += v194;
         }
     }
-    t194[0] = (float)sum;
+    t195[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %196 = mul %181, %103 : [10]  // teacher/feedback fwd
- * %197 = reduce_sum axes=[0] %196 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_4(float *restrict t197, const float *restrict t181, const float *restrict t103) {
+ * %197 = mul %182, %104 : [10]  // teacher/feedback fwd
+ * %198 = reduce_sum axes=[0] %197 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_4(float *restrict t198, const float *restrict t182, const float *restrict t104) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v196 = t181[i0] * t103[i0];
-        sum += v196;
+        const float v197 = t182[i0] * t104[i0];
+        sum += v197;
     }
-    t197[0] = (float)sum;
+    t198[0] = (float)sum;
 }
 
 /* loop []
- * %93 = constant -0.0078125 : []  // student/loss_u fwd
- * %152 = constant 1.9 : []  // teacher/feedback fwd
- * %153 = mul %11, %152 : []  // teacher/feedback fwd
- * %192 = add %189, %191 : []  // teacher/feedback fwd
- * %195 = add %192, %194 : []  // teacher/feedback fwd
- * %198 = add %195, %197 : []  // teacher/feedback fwd
- * %199 = mul %153, %198 : []  // teacher/feedback fwd
- * %200 = mul %13, %199 : []  // teacher/feedback vjp
- * %201 = mul %200, %93 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_fwd_5(float *restrict t198, float *restrict t199, float *restrict t201, const float *restrict t189, const float *restrict t191, const float *restrict t194, const float *restrict t197, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
+ * %94 = constant -0.0078125 : []  // student/loss_u fwd
+ * %153 = constant 1.9 : []  // teacher/feedback fwd
+ * %154 = mul %11, %153 : []  // teacher/feedback fwd
+ * %193 = add %190, %192 : []  // teacher/feedback fwd
+ * %196 = add %193, %195 : []  // teacher/feedback fwd
+ * %199 = add %196, %198 : []  // teacher/feedback fwd
+ * %200 = mul %154, %199 : []  // teacher/feedback fwd
+ * %201 = sub %200, %14 : []  // teacher/feedback fwd
+ * %202 = mul %13, %201 : []  // teacher/feedback vjp
+ * %203 = mul %202, %94 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_5(float *restrict t199, float *restrict t200, float *restrict t203, const float *restrict t190, const float *restrict t192, const float *restrict t195, const float *restrict t198, const float *restrict in_lr_student, const float *restrict in_feedback_baseline, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v192 = t189[0] + t191[0];
-        const float v195 = v192 + t194[0];
-        const float v198 = v195 + t197[0];
-        const float v153 = in_lr_student[0] * 1.9f;
-        const float v199 = v153 * v198;
-        const float v200 = in_feedback_scale[0] * v199;
-        const float v201 = v200 * (-0.0078125f);
-        t198[i] = v198;
+        const float v193 = t190[0] + t192[0];
+        const float v196 = v193 + t195[0];
+        const float v199 = v196 + t198[0];
+        const float v154 = in_lr_student[0] * 1.9f;
+        const float v200 = v154 * v199;
+        const float v201 = v200 - in_feedback_baseline[0];
+        const float v202 = in_feedback_scale[0] * v201;
+        const float v203 = v202 * (-0.0078125f);
         t199[i] = v199;
-        t201[i] = v201;
-    }
-}
-
-/* loop [128,10]
- * %202 = broadcast axes=[] %201 : [128,10]  // teacher/feedback vjp
- * %203 = mul %202, %72 : [128,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp(float *restrict t203, const float *restrict t201, const float *restrict t72) {
-    for (size_t i = 0; i < 1280; i++) {
-        const float v203 = t201[0] * t72[i];
+        t200[i] = v200;
         t203[i] = v203;
     }
 }
 
+/* loop [128,10]
+ * %204 = broadcast axes=[] %203 : [128,10]  // teacher/feedback vjp
+ * %205 = mul %204, %73 : [128,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t205, const float *restrict t203, const float *restrict t73) {
+    for (size_t i = 0; i < 1280; i++) {
+        const float v205 = t203[0] * t73[i];
+        t205[i] = v205;
+    }
+}
+
 /* reduce_sum [128,10] axes=[1]
- * %204 = neg %203 : [128,10]  // teacher/feedback vjp
- * %205 = reduce_sum axes=[1] %204 : [128]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_2(float *restrict t205, const float *restrict t203) {
+ * %206 = neg %205 : [128,10]  // teacher/feedback vjp
+ * %207 = reduce_sum axes=[1] %206 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t207, const float *restrict t205) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v204 = -t203[i0 * 10 + i1];
-            sum += v204;
+            const float v206 = -t205[i0 * 10 + i1];
+            sum += v206;
         }
-        t205[i0] = (float)sum;
+        t207[i0] = (float)sum;
     }
 }
 
 /* loop [128]
- * %206 = div %205, %59 : [128]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_3(float *restrict t206, const float *restrict t205, const float *restrict t59) {
+ * %208 = div %207, %60 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t208, const float *restrict t207, const float *restrict t60) {
     for (size_t i = 0; i < 128; i++) {
-        const float v206 = t205[i] / t59[i];
-        t206[i] = v206;
+        const float v208 = t207[i] / t60[i];
+        t208[i] = v208;
     }
 }
 
 /* loop []
- * %68 = constant 0.0078125 : []  // teacher/loss_uda fwd
- * %210 = mul %12, %68 : []  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp(float *restrict t210, const float *restrict in_uda_weight) {
+ * %69 = constant 0.0078125 : []  // teacher/loss_uda fwd
+ * %212 = mul %12, %69 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t212, const float *restrict in_uda_weight) {
     for (size_t i = 0; i < 1; i++) {
-        const float v210 = in_uda_weight[0] * 0.0078125f;
-        t210[i] = v210;
+        const float v212 = in_uda_weight[0] * 0.0078125f;
+        t212[i] = v212;
     }
 }
 
 /* loop [128]
- * %211 = broadcast axes=[] %210 : [128]  // teacher/loss_uda vjp
- * %212 = mul %211, %54 : [128]  // teacher/loss_uda vjp
- * %213 = neg %212 : [128]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_2(float *restrict t213, const float *restrict t210, const float *restrict t54) {
+ * %213 = broadcast axes=[] %212 : [128]  // teacher/loss_uda vjp
+ * %214 = mul %213, %55 : [128]  // teacher/loss_uda vjp
+ * %215 = neg %214 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t215, const float *restrict t212, const float *restrict t55) {
     for (size_t i = 0; i < 128; i++) {
-        const float v212 = t210[0] * t54[i];
-        const float v213 = -v212;
-        t213[i] = v213;
+        const float v214 = t212[0] * t55[i];
+        const float v215 = -v214;
+        t215[i] = v215;
     }
 }
 
 /* loop [128,10]
- * %214 = broadcast axes=[0] %213 : [128,10]  // teacher/loss_uda vjp
- * %215 = mul %214, %51 : [128,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_3(float *restrict t215, const float *restrict t213, const float *restrict t51) {
+ * %216 = broadcast axes=[0] %215 : [128,10]  // teacher/loss_uda vjp
+ * %217 = mul %216, %52 : [128,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t217, const float *restrict t215, const float *restrict t52) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v215 = t213[i0] * t51[i0 * 10 + i1];
-            t215[i0 * 10 + i1] = v215;
+            const float v217 = t215[i0] * t52[i0 * 10 + i1];
+            t217[i0 * 10 + i1] = v217;
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[1]
- * %216 = neg %215 : [128,10]  // teacher/loss_uda vjp
- * %217 = reduce_sum axes=[1] %216 : [128]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_4(float *restrict t217, const float *restrict t215) {
+ * %218 = neg %217 : [128,10]  // teacher/loss_uda vjp
+ * %219 = reduce_sum axes=[1] %218 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t219, const float *restrict t217) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v216 = -t215[i0 * 10 + i1];
-            sum += v216;
+            const float v218 = -t217[i0 * 10 + i1];
+            sum += v218;
         }
-        t217[i0] = (float)sum;
+        t219[i0] = (float)sum;
     }
 }
 
 /* loop [128]
- * %218 = div %217, %59 : [128]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_5(float *restrict t218, const float *restrict t217, const float *restrict t59) {
+ * %220 = div %219, %60 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t220, const float *restrict t219, const float *restrict t60) {
     for (size_t i = 0; i < 128; i++) {
-        const float v218 = t217[i] / t59[i];
-        t218[i] = v218;
+        const float v220 = t219[i] / t60[i];
+        t220[i] = v220;
     }
 }
 
 /* loop [128,10]
- * %207 = broadcast axes=[0] %206 : [128,10]  // teacher/feedback vjp
- * %208 = mul %207, %58 : [128,10]  // teacher/feedback vjp
- * %209 = add %203, %208 : [128,10]  // teacher/feedback vjp
- * %219 = broadcast axes=[0] %218 : [128,10]  // teacher/loss_uda vjp
- * %220 = mul %219, %58 : [128,10]  // teacher/loss_uda vjp
- * %221 = add %215, %220 : [128,10]  // teacher/loss_uda vjp
- * %222 = add %209, %221 : [128,10]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_6(float *restrict t222, const float *restrict t206, const float *restrict t58, const float *restrict t203, const float *restrict t218, const float *restrict t215) {
+ * %209 = broadcast axes=[0] %208 : [128,10]  // teacher/feedback vjp
+ * %210 = mul %209, %59 : [128,10]  // teacher/feedback vjp
+ * %211 = add %205, %210 : [128,10]  // teacher/feedback vjp
+ * %221 = broadcast axes=[0] %220 : [128,10]  // teacher/loss_uda vjp
+ * %222 = mul %221, %59 : [128,10]  // teacher/loss_uda vjp
+ * %223 = add %217, %222 : [128,10]  // teacher/loss_uda vjp
+ * %224 = add %211, %223 : [128,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t224, const float *restrict t208, const float *restrict t59, const float *restrict t205, const float *restrict t220, const float *restrict t217) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v208 = t206[i0] * t58[i0 * 10 + i1];
-            const float v209 = t203[i0 * 10 + i1] + v208;
-            const float v220 = t218[i0] * t58[i0 * 10 + i1];
-            const float v221 = t215[i0 * 10 + i1] + v220;
-            const float v222 = v209 + v221;
-            t222[i0 * 10 + i1] = v222;
+            const float v210 = t208[i0] * t59[i0 * 10 + i1];
+            const float v211 = t205[i0 * 10 + i1] + v210;
+            const float v222 = t220[i0] * t59[i0 * 10 + i1];
+            const float v223 = t217[i0 * 10 + i1] + v222;
+            const float v224 = v211 + v223;
+            t224[i0 * 10 + i1] = v224;
         }
     }
 }
 
 /* loop [32,10]
- * %25 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
- * %27 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
- * %173 = constant -0.03125 : [32,10]  // student/loss_l vjp
- * %223 = mul %9, %25 : [32,10]  // teacher/loss_sup vjp
- * %224 = add %223, %27 : [32,10]  // teacher/loss_sup vjp
- * %225 = mul %173, %224 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t225, const float *restrict in_y) {
+ * %26 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
+ * %28 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
+ * %174 = constant -0.03125 : [32,10]  // student/loss_l vjp
+ * %225 = mul %9, %26 : [32,10]  // teacher/loss_sup vjp
+ * %226 = add %225, %28 : [32,10]  // teacher/loss_sup vjp
+ * %227 = mul %174, %226 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t227, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
-        const float v223 = in_y[i] * 0.9f;
-        const float v224 = v223 + 0.01f;
-        const float v225 = (-0.03125f) * v224;
-        t225[i] = v225;
+        const float v225 = in_y[i] * 0.9f;
+        const float v226 = v225 + 0.01f;
+        const float v227 = (-0.03125f) * v226;
+        t227[i] = v227;
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %226 = neg %225 : [32,10]  // teacher/loss_sup vjp
- * %227 = reduce_sum axes=[1] %226 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t227, const float *restrict t225) {
+ * %228 = neg %227 : [32,10]  // teacher/loss_sup vjp
+ * %229 = reduce_sum axes=[1] %228 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t229, const float *restrict t227) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v226 = -t225[i0 * 10 + i1];
-            sum += v226;
+            const float v228 = -t227[i0 * 10 + i1];
+            sum += v228;
         }
-        t227[i0] = (float)sum;
+        t229[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %228 = div %227, %33 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_3(float *restrict t228, const float *restrict t227, const float *restrict t33) {
+ * %230 = div %229, %34 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t230, const float *restrict t229, const float *restrict t34) {
     for (size_t i = 0; i < 32; i++) {
-        const float v228 = t227[i] / t33[i];
-        t228[i] = v228;
+        const float v230 = t229[i] / t34[i];
+        t230[i] = v230;
     }
 }
 
 /* loop [32,10]
- * %229 = broadcast axes=[0] %228 : [32,10]  // teacher/loss_sup vjp
- * %230 = mul %229, %32 : [32,10]  // teacher/loss_sup vjp
- * %231 = add %225, %230 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_4(float *restrict t231, const float *restrict t228, const float *restrict t32, const float *restrict t225) {
+ * %231 = broadcast axes=[0] %230 : [32,10]  // teacher/loss_sup vjp
+ * %232 = mul %231, %33 : [32,10]  // teacher/loss_sup vjp
+ * %233 = add %227, %232 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t233, const float *restrict t230, const float *restrict t33, const float *restrict t227) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v230 = t228[i0] * t32[i0 * 10 + i1];
-            const float v231 = t225[i0 * 10 + i1] + v230;
-            t231[i0 * 10 + i1] = v231;
+            const float v232 = t230[i0] * t33[i0 * 10 + i1];
+            const float v233 = t227[i0 * 10 + i1] + v232;
+            t233[i0 * 10 + i1] = v233;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[0]
- * %232 = reduce_sum axes=[0] %231 : [10]  // teacher/dense3 vjp */
-static void step_teacher_dense3_vjp(float *restrict t232, const float *restrict t231) {
-    for (size_t o = 0; o < 10; o++) t232[o] = 0.0f;
+ * %234 = reduce_sum axes=[0] %233 : [10]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp(float *restrict t234, const float *restrict t233) {
+    for (size_t o = 0; o < 10; o++) t234[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t232[i1] += t231[i0 * 10 + i1];
+            t234[i1] += t233[i0 * 10 + i1];
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[0]
- * %233 = reduce_sum axes=[0] %222 : [10]  // teacher/dense3 vjp */
-static void step_teacher_dense3_vjp_2(float *restrict t233, const float *restrict t222) {
-    for (size_t o = 0; o < 10; o++) t233[o] = 0.0f;
+ * %235 = reduce_sum axes=[0] %224 : [10]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp_2(float *restrict t235, const float *restrict t224) {
+    for (size_t o = 0; o < 10; o++) t235[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t233[i1] += t222[i0 * 10 + i1];
+            t235[i1] += t224[i0 * 10 + i1];
         }
     }
 }
 
 /* loop [10]
- * %234 = add %232, %233 : [10]  // teacher/dense3 vjp */
-static void step_teacher_dense3_vjp_3(float *restrict t234, const float *restrict t232, const float *restrict t233) {
+ * %236 = add %234, %235 : [10]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp_3(float *restrict t236, const float *restrict t234, const float *restrict t235) {
     for (size_t i = 0; i < 10; i++) {
-        const float v234 = t232[i] + t233[i];
-        t234[i] = v234;
+        const float v236 = t234[i] + t235[i];
+        t236[i] = v236;
     }
 }
 
 /* gemm blas m=256 n=10 k=128 tA
- * %240 = matmul tA %239, %222 : [256,10]  // teacher/dense3 vjp */
-static void step_teacher_dense3_vjp_4(float *restrict t240, const float *restrict t239, const float *restrict t222) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 128, 1.0f, t239, 256, t222, 10, 0.0f, t240, 10);
+ * %242 = matmul tA %241, %224 : [256,10]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp_4(float *restrict t242, const float *restrict t241, const float *restrict t224) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 128, 1.0f, t241, 256, t224, 10, 0.0f, t242, 10);
 }
 
 /* gemm blas m=32 n=256 k=10 tB +epilogue
- * %235 = matmul tB %231, %2 : [32,256]  // teacher/dense3 vjp
- * %242 = step %237 : [32,256]  // teacher/relu2 vjp
- * %243 = mul %235, %242 : [32,256]  // teacher/relu2 vjp */
-static void step_teacher_dense3_vjp_5(float *restrict t243, const float *restrict t231, const float *restrict in_teacher_dense3_weight, const float *restrict t237) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10, 1.0f, t231, 10, in_teacher_dense3_weight, 10, 0.0f, t243, 256);
+ * %237 = matmul tB %233, %2 : [32,256]  // teacher/dense3 vjp
+ * %244 = step %239 : [32,256]  // teacher/relu2 vjp
+ * %245 = mul %237, %244 : [32,256]  // teacher/relu2 vjp */
+static void step_teacher_dense3_vjp_5(float *restrict t245, const float *restrict t233, const float *restrict in_teacher_dense3_weight, const float *restrict t239) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10, 1.0f, t233, 10, in_teacher_dense3_weight, 10, 0.0f, t245, 256);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
-        const float v242 = t237[i] > 0.0f ? 1.0f : 0.0f;
-        const float v243 = t243[i] * v242;
-        t243[i] = v243;
-    }
-}
-
-/* gemm blas m=128 n=256 k=10 tB +epilogue
- * %236 = matmul tB %222, %2 : [128,256]  // teacher/dense3 vjp
- * %244 = step %239 : [128,256]  // teacher/relu2 vjp
- * %245 = mul %236, %244 : [128,256]  // teacher/relu2 vjp */
-static void step_teacher_dense3_vjp_6(float *restrict t245, const float *restrict t222, const float *restrict in_teacher_dense3_weight, const float *restrict t239) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 256, 10, 1.0f, t222, 10, in_teacher_dense3_weight, 10, 0.0f, t245, 256);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 32768; i++) {
         const float v244 = t239[i] > 0.0f ? 1.0f : 0.0f;
         const float v245 = t245[i] * v244;
         t245[i] = v245;
     }
 }
 
+/* gemm blas m=128 n=256 k=10 tB +epilogue
+ * %238 = matmul tB %224, %2 : [128,256]  // teacher/dense3 vjp
+ * %246 = step %241 : [128,256]  // teacher/relu2 vjp
+ * %247 = mul %238, %246 : [128,256]  // teacher/relu2 vjp */
+static void step_teacher_dense3_vjp_6(float *restrict t247, const float *restrict t224, const float *restrict in_teacher_dense3_weight, const float *restrict t241) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 256, 10, 1.0f, t224, 10, in_teacher_dense3_weight, 10, 0.0f, t247, 256);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 32768; i++) {
+        const float v246 = t241[i] > 0.0f ? 1.0f : 0.0f;
+        const float v247 = t247[i] * v246;
+        t247[i] = v247;
+    }
+}
+
 /* reduce_sum [32,256] axes=[0]
- * %246 = reduce_sum axes=[0] %243 : [256]  // teacher/dense1 vjp */
-static void step_teacher_dense1_vjp(float *restrict t246, const float *restrict t243) {
-    for (size_t o = 0; o < 256; o++) t246[o] = 0.0f;
+ * %248 = reduce_sum axes=[0] %245 : [256]  // teacher/dense1 vjp */
+static void step_teacher_dense1_vjp(float *restrict t248, const float *restrict t245) {
+    for (size_t o = 0; o < 256; o++) t248[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
-            t246[i1] += t243[i0 * 256 + i1];
+            t248[i1] += t245[i0 * 256 + i1];
         }
     }
 }
 
 /* reduce_sum [128,256] axes=[0] split
- * %247 = reduce_sum axes=[0] %245 : [256]  // teacher/dense1 vjp */
+ * %249 = reduce_sum axes=[0] %247 : [256]  // teacher/dense1 vjp */
 typedef struct {
-    float *t247;
-    const float *t245;
+    float *t249;
+    const float *t247;
     float *chunk;
 } step_teacher_dense1_vjp_2_pointers;
 
@@ -1393,8 +1396,8 @@ static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t247 = p->t247; (void)t247; /* used after the parts */
-    const float *restrict t245 = p->t245;
+    float *restrict t249 = p->t249; (void)t249; /* used after the parts */
+    const float *restrict t247 = p->t247;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(128, 8, &lo, &hi)) {
@@ -1403,226 +1406,209 @@ static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 256; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 256; i1++) {
-                sums[i1] += t245[i0 * 256 + i1];
+                sums[i1] += t247[i0 * 256 + i1];
             }
         }
         for (size_t o = 0; o < 256; o++) partial[o] = sums[o];
     }
 }
 
-static void step_teacher_dense1_vjp_2(float *restrict t247, const float *restrict t245, float *restrict chunk) {
-    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t247, t245, chunk});
+static void step_teacher_dense1_vjp_2(float *restrict t249, const float *restrict t247, float *restrict chunk) {
+    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t249, t247, chunk});
     for (size_t o = 0; o < 256; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 256 + o];
-        t247[o] = total;
+        t249[o] = total;
     }
 }
 
 /* loop [256]
- * %248 = add %246, %247 : [256]  // teacher/dense1 vjp */
-static void step_teacher_dense1_vjp_3(float *restrict t248, const float *restrict t246, const float *restrict t247) {
+ * %250 = add %248, %249 : [256]  // teacher/dense1 vjp */
+static void step_teacher_dense1_vjp_3(float *restrict t250, const float *restrict t248, const float *restrict t249) {
     for (size_t i = 0; i < 256; i++) {
-        const float v248 = t246[i] + t247[i];
-        t248[i] = v248;
+        const float v250 = t248[i] + t249[i];
+        t250[i] = v250;
     }
 }
 
 /* gemm blas m=784 n=256 k=128 tA split
- * %250 = matmul tA %75, %245 : [784,256]  // teacher/dense1 vjp */
+ * %252 = matmul tA %76, %247 : [784,256]  // teacher/dense1 vjp */
 typedef struct {
-    float *t250;
-    const float *t75;
-    const float *t245;
+    float *t252;
+    const float *t76;
+    const float *t247;
 } step_teacher_dense1_vjp_4_pointers;
 
 static void step_teacher_dense1_vjp_4_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_4_pointers *p = context;
-    float *restrict t250 = p->t250;
-    const float *restrict t75 = p->t75;
-    const float *restrict t245 = p->t245;
+    float *restrict t252 = p->t252;
+    const float *restrict t76 = p->t76;
+    const float *restrict t247 = p->t247;
     size_t lo, hi;
     mplc_part(784, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 128, 1.0f, t75 + lo, 784, t245, 256, 0.0f, t250 + lo * 256, 256);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 128, 1.0f, t76 + lo, 784, t247, 256, 0.0f, t252 + lo * 256, 256);
 }
 
-static void step_teacher_dense1_vjp_4(float *restrict t250, const float *restrict t75, const float *restrict t245) {
-    mplc_parallel(step_teacher_dense1_vjp_4_part, &(step_teacher_dense1_vjp_4_pointers){t250, t75, t245});
+static void step_teacher_dense1_vjp_4(float *restrict t252, const float *restrict t76, const float *restrict t247) {
+    mplc_parallel(step_teacher_dense1_vjp_4_part, &(step_teacher_dense1_vjp_4_pointers){t252, t76, t247});
 }
 
 /* gemm blas m=784 n=256 k=32 tA +epilogue split
- * %111 = constant 0.0005 : [784,256]  // student/dense1 update
- * %114 = constant 0.9 : [784,256]  // student/dense1 update
- * %249 = matmul tA %154, %243 : [784,256]  // teacher/dense1 vjp
- * %251 = add %249, %250 : [784,256]  // teacher/dense1 vjp
- * %253 = mul %0, %111 : [784,256]  // teacher/dense1 update
- * %254 = add %251, %253 : [784,256]  // teacher/dense1 update
- * %255 = mul %252, %114 : [784,256]  // teacher/dense1 update
- * %256 = add %255, %254 : [784,256]  // teacher/dense1 update
- * %257 = mul %256, %114 : [784,256]  // teacher/dense1 update
- * %258 = add %254, %257 : [784,256]  // teacher/dense1 update
- * %259 = broadcast axes=[] %10 : [784,256]  // teacher/dense1 update
- * %260 = mul %258, %259 : [784,256]  // teacher/dense1 update
- * %261 = sub %0, %260 : [784,256]  // teacher/dense1 update
+ * %112 = constant 0.0005 : [784,256]  // student/dense1 update
+ * %115 = constant 0.9 : [784,256]  // student/dense1 update
+ * %251 = matmul tA %155, %245 : [784,256]  // teacher/dense1 vjp
+ * %253 = add %251, %252 : [784,256]  // teacher/dense1 vjp
+ * %255 = mul %0, %112 : [784,256]  // teacher/dense1 update
+ * %256 = add %253, %255 : [784,256]  // teacher/dense1 update
+ * %257 = mul %254, %115 : [784,256]  // teacher/dense1 update
+ * %258 = add %257, %256 : [784,256]  // teacher/dense1 update
+ * %259 = mul %258, %115 : [784,256]  // teacher/dense1 update
+ * %260 = add %256, %259 : [784,256]  // teacher/dense1 update
+ * %261 = broadcast axes=[] %10 : [784,256]  // teacher/dense1 update
+ * %262 = mul %260, %261 : [784,256]  // teacher/dense1 update
+ * %263 = sub %0, %262 : [784,256]  // teacher/dense1 update
  * in_teacher_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
-    float *t254;
+    float *t256;
     float *in_teacher_momentum_dense1_weight;
     float *in_teacher_dense1_weight;
     const float *in_x;
-    const float *t243;
-    const float *t250;
+    const float *t245;
+    const float *t252;
     const float *in_lr_teacher;
 } step_teacher_dense1_vjp_5_pointers;
 
 static void step_teacher_dense1_vjp_5_part(void *context, int part, int parts) {
     const step_teacher_dense1_vjp_5_pointers *p = context;
-    float *restrict t254 = p->t254;
+    float *restrict t256 = p->t256;
     float *restrict in_teacher_momentum_dense1_weight = p->in_teacher_momentum_dense1_weight;
     float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
     const float *restrict in_x = p->in_x;
-    const float *restrict t243 = p->t243;
-    const float *restrict t250 = p->t250;
+    const float *restrict t245 = p->t245;
+    const float *restrict t252 = p->t252;
     const float *restrict in_lr_teacher = p->in_lr_teacher;
     size_t lo, hi;
     mplc_part(784, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 32, 1.0f, in_x + lo, 784, t243, 256, 0.0f, t254 + lo * 256, 256);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 32, 1.0f, in_x + lo, 784, t245, 256, 0.0f, t256 + lo * 256, 256);
     /* epilogue, in place on the product */
     for (size_t i = (size_t)(lo) * 256; i < (size_t)(hi) * 256; i++) {
-        const float v251 = t254[i] + t250[i];
-        const float v253 = in_teacher_dense1_weight[i] * 0.0005f;
-        const float v254 = v251 + v253;
-        const float v255 = in_teacher_momentum_dense1_weight[i] * 0.9f;
-        const float v256 = v255 + v254;
-        const float v257 = v256 * 0.9f;
-        const float v258 = v254 + v257;
-        const float v260 = v258 * in_lr_teacher[0];
-        const float v261 = in_teacher_dense1_weight[i] - v260;
-        t254[i] = v254;
-        in_teacher_momentum_dense1_weight[i] = v256;
-        in_teacher_dense1_weight[i] = v261;
+        const float v253 = t256[i] + t252[i];
+        const float v255 = in_teacher_dense1_weight[i] * 0.0005f;
+        const float v256 = v253 + v255;
+        const float v257 = in_teacher_momentum_dense1_weight[i] * 0.9f;
+        const float v258 = v257 + v256;
+        const float v259 = v258 * 0.9f;
+        const float v260 = v256 + v259;
+        const float v262 = v260 * in_lr_teacher[0];
+        const float v263 = in_teacher_dense1_weight[i] - v262;
+        t256[i] = v256;
+        in_teacher_momentum_dense1_weight[i] = v258;
+        in_teacher_dense1_weight[i] = v263;
     }
 }
 
-static void step_teacher_dense1_vjp_5(float *restrict t254, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t243, const float *restrict t250, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_teacher_dense1_vjp_5_part, &(step_teacher_dense1_vjp_5_pointers){t254, in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, in_x, t243, t250, in_lr_teacher});
+static void step_teacher_dense1_vjp_5(float *restrict t256, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t245, const float *restrict t252, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense1_vjp_5_part, &(step_teacher_dense1_vjp_5_pointers){t256, in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, in_x, t245, t252, in_lr_teacher});
 }
 
 /* loop [256]
- * %123 = constant 0.9 : [256]  // student/dense1 update
- * %263 = mul %262, %123 : [256]  // teacher/dense1 update
- * %264 = add %263, %248 : [256]  // teacher/dense1 update
- * %265 = mul %264, %123 : [256]  // teacher/dense1 update
- * %266 = add %248, %265 : [256]  // teacher/dense1 update
- * %267 = broadcast axes=[] %10 : [256]  // teacher/dense1 update
- * %268 = mul %266, %267 : [256]  // teacher/dense1 update
- * %269 = sub %1, %268 : [256]  // teacher/dense1 update
+ * %124 = constant 0.9 : [256]  // student/dense1 update
+ * %265 = mul %264, %124 : [256]  // teacher/dense1 update
+ * %266 = add %265, %250 : [256]  // teacher/dense1 update
+ * %267 = mul %266, %124 : [256]  // teacher/dense1 update
+ * %268 = add %250, %267 : [256]  // teacher/dense1 update
+ * %269 = broadcast axes=[] %10 : [256]  // teacher/dense1 update
+ * %270 = mul %268, %269 : [256]  // teacher/dense1 update
+ * %271 = sub %1, %270 : [256]  // teacher/dense1 update
  * in_teacher_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense1_update(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t248, const float *restrict in_lr_teacher) {
+static void step_teacher_dense1_update(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t250, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 256; i++) {
-        const float v263 = in_teacher_momentum_dense1_bias[i] * 0.9f;
-        const float v264 = v263 + t248[i];
-        const float v265 = v264 * 0.9f;
-        const float v266 = t248[i] + v265;
-        const float v268 = v266 * in_lr_teacher[0];
-        const float v269 = in_teacher_dense1_bias[i] - v268;
-        in_teacher_momentum_dense1_bias[i] = v264;
-        in_teacher_dense1_bias[i] = v269;
+        const float v265 = in_teacher_momentum_dense1_bias[i] * 0.9f;
+        const float v266 = v265 + t250[i];
+        const float v267 = v266 * 0.9f;
+        const float v268 = t250[i] + v267;
+        const float v270 = v268 * in_lr_teacher[0];
+        const float v271 = in_teacher_dense1_bias[i] - v270;
+        in_teacher_momentum_dense1_bias[i] = v266;
+        in_teacher_dense1_bias[i] = v271;
     }
 }
 
 /* gemm blas m=256 n=10 k=32 tA +epilogue
- * %132 = constant 0.0005 : [256,10]  // student/dense3 update
- * %135 = constant 0.9 : [256,10]  // student/dense3 update
- * %238 = matmul tA %237, %231 : [256,10]  // teacher/dense3 vjp
- * %241 = add %238, %240 : [256,10]  // teacher/dense3 vjp
- * %271 = mul %2, %132 : [256,10]  // teacher/dense3 update
- * %272 = add %241, %271 : [256,10]  // teacher/dense3 update
- * %273 = mul %270, %135 : [256,10]  // teacher/dense3 update
- * %274 = add %273, %272 : [256,10]  // teacher/dense3 update
- * %275 = mul %274, %135 : [256,10]  // teacher/dense3 update
- * %276 = add %272, %275 : [256,10]  // teacher/dense3 update
- * %277 = broadcast axes=[] %10 : [256,10]  // teacher/dense3 update
- * %278 = mul %276, %277 : [256,10]  // teacher/dense3 update
- * %279 = sub %2, %278 : [256,10]  // teacher/dense3 update
+ * %133 = constant 0.0005 : [256,10]  // student/dense3 update
+ * %136 = constant 0.9 : [256,10]  // student/dense3 update
+ * %240 = matmul tA %239, %233 : [256,10]  // teacher/dense3 vjp
+ * %243 = add %240, %242 : [256,10]  // teacher/dense3 vjp
+ * %273 = mul %2, %133 : [256,10]  // teacher/dense3 update
+ * %274 = add %243, %273 : [256,10]  // teacher/dense3 update
+ * %275 = mul %272, %136 : [256,10]  // teacher/dense3 update
+ * %276 = add %275, %274 : [256,10]  // teacher/dense3 update
+ * %277 = mul %276, %136 : [256,10]  // teacher/dense3 update
+ * %278 = add %274, %277 : [256,10]  // teacher/dense3 update
+ * %279 = broadcast axes=[] %10 : [256,10]  // teacher/dense3 update
+ * %280 = mul %278, %279 : [256,10]  // teacher/dense3 update
+ * %281 = sub %2, %280 : [256,10]  // teacher/dense3 update
  * in_teacher_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense3_vjp_7(float *restrict t272, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t237, const float *restrict t231, const float *restrict t240, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32, 1.0f, t237, 256, t231, 10, 0.0f, t272, 10);
+static void step_teacher_dense3_vjp_7(float *restrict t274, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t239, const float *restrict t233, const float *restrict t242, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32, 1.0f, t239, 256, t233, 10, 0.0f, t274, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 2560; i++) {
-        const float v241 = t272[i] + t240[i];
-        const float v271 = in_teacher_dense3_weight[i] * 0.0005f;
-        const float v272 = v241 + v271;
-        const float v273 = in_teacher_momentum_dense3_weight[i] * 0.9f;
-        const float v274 = v273 + v272;
-        const float v275 = v274 * 0.9f;
-        const float v276 = v272 + v275;
-        const float v278 = v276 * in_lr_teacher[0];
-        const float v279 = in_teacher_dense3_weight[i] - v278;
-        t272[i] = v272;
-        in_teacher_momentum_dense3_weight[i] = v274;
-        in_teacher_dense3_weight[i] = v279;
+        const float v243 = t274[i] + t242[i];
+        const float v273 = in_teacher_dense3_weight[i] * 0.0005f;
+        const float v274 = v243 + v273;
+        const float v275 = in_teacher_momentum_dense3_weight[i] * 0.9f;
+        const float v276 = v275 + v274;
+        const float v277 = v276 * 0.9f;
+        const float v278 = v274 + v277;
+        const float v280 = v278 * in_lr_teacher[0];
+        const float v281 = in_teacher_dense3_weight[i] - v280;
+        t274[i] = v274;
+        in_teacher_momentum_dense3_weight[i] = v276;
+        in_teacher_dense3_weight[i] = v281;
     }
 }
 
 /* loop [10]
- * %144 = constant 0.9 : [10]  // student/dense3 update
- * %281 = mul %280, %144 : [10]  // teacher/dense3 update
- * %282 = add %281, %234 : [10]  // teacher/dense3 update
- * %283 = mul %282, %144 : [10]  // teacher/dense3 update
- * %284 = add %234, %283 : [10]  // teacher/dense3 update
- * %285 = broadcast axes=[] %10 : [10]  // teacher/dense3 update
- * %286 = mul %284, %285 : [10]  // teacher/dense3 update
- * %287 = sub %3, %286 : [10]  // teacher/dense3 update
+ * %145 = constant 0.9 : [10]  // student/dense3 update
+ * %283 = mul %282, %145 : [10]  // teacher/dense3 update
+ * %284 = add %283, %236 : [10]  // teacher/dense3 update
+ * %285 = mul %284, %145 : [10]  // teacher/dense3 update
+ * %286 = add %236, %285 : [10]  // teacher/dense3 update
+ * %287 = broadcast axes=[] %10 : [10]  // teacher/dense3 update
+ * %288 = mul %286, %287 : [10]  // teacher/dense3 update
+ * %289 = sub %3, %288 : [10]  // teacher/dense3 update
  * in_teacher_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense3_update(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t234, const float *restrict in_lr_teacher) {
+static void step_teacher_dense3_update(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t236, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v281 = in_teacher_momentum_dense3_bias[i] * 0.9f;
-        const float v282 = v281 + t234[i];
-        const float v283 = v282 * 0.9f;
-        const float v284 = t234[i] + v283;
-        const float v286 = v284 * in_lr_teacher[0];
-        const float v287 = in_teacher_dense3_bias[i] - v286;
-        in_teacher_momentum_dense3_bias[i] = v282;
-        in_teacher_dense3_bias[i] = v287;
+        const float v283 = in_teacher_momentum_dense3_bias[i] * 0.9f;
+        const float v284 = v283 + t236[i];
+        const float v285 = v284 * 0.9f;
+        const float v286 = t236[i] + v285;
+        const float v288 = v286 * in_lr_teacher[0];
+        const float v289 = in_teacher_dense3_bias[i] - v288;
+        in_teacher_momentum_dense3_bias[i] = v284;
+        in_teacher_dense3_bias[i] = v289;
     }
 }
 
 /* reduce_sum [784,256] axes=[0, 1]
- * %288 = mul %187, %187 : [784,256]  // teacher/gradient fwd
- * %289 = reduce_sum axes=[0, 1] %288 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t289, const float *restrict t187) {
+ * %290 = mul %188, %188 : [784,256]  // teacher/gradient fwd
+ * %291 = reduce_sum axes=[0, 1] %290 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t291, const float *restrict t188) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
         for (size_t i1s = 0; i1s < 256; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v288 = t187[i0 * 256 + i1] * t187[i0 * 256 + i1];
-                sums[lane] += v288;
+                const float v290 = t188[i0 * 256 + i1] * t188[i0 * 256 + i1];
+                sums[lane] += v290;
             }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t289[0] = (float)sum;
-}
-
-/* reduce_sum [256] axes=[0]
- * %290 = mul %186, %186 : [256]  // teacher/gradient fwd
- * %291 = reduce_sum axes=[0] %290 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t291, const float *restrict t186) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 256; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v290 = t186[i0] * t186[i0];
-            sums[lane] += v290;
         }
     }
     double sum = 0.0;
@@ -1630,76 +1616,76 @@ static void step_teacher_gradient_fwd_2(float *restrict t291, const float *restr
     t291[0] = (float)sum;
 }
 
+/* reduce_sum [256] axes=[0]
+ * %292 = mul %187, %187 : [256]  // teacher/gradient fwd
+ * %293 = reduce_sum axes=[0] %292 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t293, const float *restrict t187) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 256; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v292 = t187[i0] * t187[i0];
+            sums[lane] += v292;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t293[0] = (float)sum;
+}
+
 /* reduce_sum [256,10] axes=[0, 1]
- * %293 = mul %183, %183 : [256,10]  // teacher/gradient fwd
- * %294 = reduce_sum axes=[0, 1] %293 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t294, const float *restrict t183) {
+ * %295 = mul %184, %184 : [256,10]  // teacher/gradient fwd
+ * %296 = reduce_sum axes=[0, 1] %295 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t296, const float *restrict t184) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v293 = t183[i0 * 10 + i1] * t183[i0 * 10 + i1];
-            sum += v293;
+            const float v295 = t184[i0 * 10 + i1] * t184[i0 * 10 + i1];
+            sum += v295;
         }
     }
-    t294[0] = (float)sum;
+    t296[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %296 = mul %181, %181 : [10]  // teacher/gradient fwd
- * %297 = reduce_sum axes=[0] %296 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t297, const float *restrict t181) {
+ * %298 = mul %182, %182 : [10]  // teacher/gradient fwd
+ * %299 = reduce_sum axes=[0] %298 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t299, const float *restrict t182) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v296 = t181[i0] * t181[i0];
-        sum += v296;
+        const float v298 = t182[i0] * t182[i0];
+        sum += v298;
     }
-    t297[0] = (float)sum;
+    t299[0] = (float)sum;
 }
 
 /* loop []
- * %292 = add %289, %291 : []  // teacher/gradient fwd
- * %295 = add %292, %294 : []  // teacher/gradient fwd
- * %298 = add %295, %297 : []  // teacher/gradient fwd
- * %299 = sqrt %298 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t299, const float *restrict t289, const float *restrict t291, const float *restrict t294, const float *restrict t297) {
+ * %294 = add %291, %293 : []  // teacher/gradient fwd
+ * %297 = add %294, %296 : []  // teacher/gradient fwd
+ * %300 = add %297, %299 : []  // teacher/gradient fwd
+ * %301 = sqrt %300 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t301, const float *restrict t291, const float *restrict t293, const float *restrict t296, const float *restrict t299) {
     for (size_t i = 0; i < 1; i++) {
-        const float v292 = t289[0] + t291[0];
-        const float v295 = v292 + t294[0];
-        const float v298 = v295 + t297[0];
-        const float v299 = sqrtf(v298);
-        t299[i] = v299;
+        const float v294 = t291[0] + t293[0];
+        const float v297 = v294 + t296[0];
+        const float v300 = v297 + t299[0];
+        const float v301 = sqrtf(v300);
+        t301[i] = v301;
     }
 }
 
 /* reduce_sum [784,256] axes=[0, 1]
- * %300 = mul %109, %109 : [784,256]  // teacher/gradient fwd
- * %301 = reduce_sum axes=[0, 1] %300 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t301, const float *restrict t109) {
+ * %302 = mul %110, %110 : [784,256]  // teacher/gradient fwd
+ * %303 = reduce_sum axes=[0, 1] %302 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t303, const float *restrict t110) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
         for (size_t i1s = 0; i1s < 256; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v300 = t109[i0 * 256 + i1] * t109[i0 * 256 + i1];
-                sums[lane] += v300;
+                const float v302 = t110[i0 * 256 + i1] * t110[i0 * 256 + i1];
+                sums[lane] += v302;
             }
-        }
-    }
-    double sum = 0.0;
-    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t301[0] = (float)sum;
-}
-
-/* reduce_sum [256] axes=[0]
- * %302 = mul %108, %108 : [256]  // teacher/gradient fwd
- * %303 = reduce_sum axes=[0] %302 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t303, const float *restrict t108) {
-    double sums[8] = {0.0};
-    for (size_t i0s = 0; i0s < 256; i0s += 8) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            const size_t i0 = i0s + lane;
-            const float v302 = t108[i0] * t108[i0];
-            sums[lane] += v302;
         }
     }
     double sum = 0.0;
@@ -1707,166 +1693,183 @@ static void step_teacher_gradient_fwd_7(float *restrict t303, const float *restr
     t303[0] = (float)sum;
 }
 
+/* reduce_sum [256] axes=[0]
+ * %304 = mul %109, %109 : [256]  // teacher/gradient fwd
+ * %305 = reduce_sum axes=[0] %304 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t305, const float *restrict t109) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 256; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v304 = t109[i0] * t109[i0];
+            sums[lane] += v304;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t305[0] = (float)sum;
+}
+
 /* reduce_sum [256,10] axes=[0, 1]
- * %305 = mul %105, %105 : [256,10]  // teacher/gradient fwd
- * %306 = reduce_sum axes=[0, 1] %305 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t306, const float *restrict t105) {
+ * %307 = mul %106, %106 : [256,10]  // teacher/gradient fwd
+ * %308 = reduce_sum axes=[0, 1] %307 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t308, const float *restrict t106) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v305 = t105[i0 * 10 + i1] * t105[i0 * 10 + i1];
-            sum += v305;
+            const float v307 = t106[i0 * 10 + i1] * t106[i0 * 10 + i1];
+            sum += v307;
         }
     }
-    t306[0] = (float)sum;
+    t308[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %308 = mul %103, %103 : [10]  // teacher/gradient fwd
- * %309 = reduce_sum axes=[0] %308 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t309, const float *restrict t103) {
+ * %310 = mul %104, %104 : [10]  // teacher/gradient fwd
+ * %311 = reduce_sum axes=[0] %310 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t311, const float *restrict t104) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v308 = t103[i0] * t103[i0];
-        sum += v308;
+        const float v310 = t104[i0] * t104[i0];
+        sum += v310;
     }
-    t309[0] = (float)sum;
+    t311[0] = (float)sum;
 }
 
 /* loop []
- * %304 = add %301, %303 : []  // teacher/gradient fwd
- * %307 = add %304, %306 : []  // teacher/gradient fwd
- * %310 = add %307, %309 : []  // teacher/gradient fwd
- * %311 = sqrt %310 : []  // teacher/gradient fwd
- * %312 = mul %299, %311 : []  // teacher/gradient fwd
- * %313 = constant 1e-30 : []  // teacher/gradient fwd
- * %314 = max %312, %313 : []  // teacher/gradient fwd
- * %315 = div %198, %314 : []  // teacher/gradient fwd
- * %316 = step %199 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t311, float *restrict t315, float *restrict t316, const float *restrict t301, const float *restrict t303, const float *restrict t306, const float *restrict t309, const float *restrict t299, const float *restrict t198, const float *restrict t199) {
+ * %306 = add %303, %305 : []  // teacher/gradient fwd
+ * %309 = add %306, %308 : []  // teacher/gradient fwd
+ * %312 = add %309, %311 : []  // teacher/gradient fwd
+ * %313 = sqrt %312 : []  // teacher/gradient fwd
+ * %314 = mul %301, %313 : []  // teacher/gradient fwd
+ * %315 = constant 1e-30 : []  // teacher/gradient fwd
+ * %316 = max %314, %315 : []  // teacher/gradient fwd
+ * %317 = div %199, %316 : []  // teacher/gradient fwd
+ * %318 = step %200 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t313, float *restrict t317, float *restrict t318, const float *restrict t303, const float *restrict t305, const float *restrict t308, const float *restrict t311, const float *restrict t301, const float *restrict t199, const float *restrict t200) {
     for (size_t i = 0; i < 1; i++) {
-        const float v304 = t301[0] + t303[0];
-        const float v307 = v304 + t306[0];
-        const float v310 = v307 + t309[0];
-        const float v311 = sqrtf(v310);
-        const float v312 = t299[0] * v311;
-        const float v314 = v312 >= 1e-30f ? v312 : 1e-30f;
-        const float v315 = t198[0] / v314;
-        const float v316 = t199[0] > 0.0f ? 1.0f : 0.0f;
-        t311[i] = v311;
-        t315[i] = v315;
-        t316[i] = v316;
+        const float v306 = t303[0] + t305[0];
+        const float v309 = v306 + t308[0];
+        const float v312 = v309 + t311[0];
+        const float v313 = sqrtf(v312);
+        const float v314 = t301[0] * v313;
+        const float v316 = v314 >= 1e-30f ? v314 : 1e-30f;
+        const float v317 = t199[0] / v316;
+        const float v318 = t200[0] > 0.0f ? 1.0f : 0.0f;
+        t313[i] = v313;
+        t317[i] = v317;
+        t318[i] = v318;
     }
 }
 
 /* 106 kernels; scratch high-water mark 893568 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_teacher_dense1_fwd(scratch + 802816 /* t18 */, io /* in_x */, state /* in_teacher_dense1_weight */, state + 200704 /* in_teacher_dense1_bias */);
-    step_teacher_dense3_fwd(scratch /* t21 */, scratch + 802816 /* t18 */, state + 200960 /* in_teacher_dense3_weight */, state + 203520 /* in_teacher_dense3_bias */);
-    step_teacher_loss_sup_fwd(scratch + 876544 /* t29 */, scratch /* t22 */);
-    step_teacher_loss_sup_fwd_2(scratch + 2880 /* t31 */, scratch + 881664 /* t32 */, scratch /* t22 */, scratch + 876544 /* t29 */);
-    step_teacher_loss_sup_fwd_3(scratch + 882496 /* t33 */, scratch + 881664 /* t32 */);
-    step_teacher_loss_sup_fwd_4(scratch + 881984 /* t34 */, scratch + 882496 /* t33 */);
-    step_teacher_loss_sup_fwd_5(scratch + 882016 /* t38 */, io + 225792 /* in_y */, scratch + 2880 /* t31 */, scratch + 881984 /* t34 */);
-    step_teacher_loss_sup_fwd_6(io + 226176 /* t40 */, scratch + 882016 /* t38 */);
-    step_teacher_loss_uda_fwd(scratch + 2880 /* t42 */, scratch + 320 /* t23 */);
-    step_teacher_loss_uda_fwd_2(scratch + 876544 /* t43 */, scratch + 2880 /* t42 */);
-    step_teacher_loss_uda_fwd_3(scratch + 4160 /* t45 */, scratch + 2880 /* t42 */, scratch + 876544 /* t43 */);
-    step_teacher_loss_uda_fwd_4(scratch + 2880 /* t47 */, scratch + 4160 /* t45 */);
-    step_teacher_loss_uda_fwd_5(scratch + 3008 /* t48 */, scratch + 2880 /* t47 */);
-    step_teacher_loss_uda_fwd_6(scratch + 876544 /* t51 */, scratch + 4160 /* t45 */, scratch + 3008 /* t48 */);
-    step_teacher_loss_uda_fwd_7(scratch + 877824 /* t52 */, scratch + 876544 /* t51 */);
-    step_teacher_loss_uda_fwd_8(scratch + 881984 /* t54 */, scratch + 877824 /* t52 */);
-    step_teacher_loss_uda_fwd_9(scratch + 879104 /* t55 */, scratch + 1600 /* t24 */);
-    step_teacher_loss_uda_fwd_10(scratch + 2880 /* t57 */, scratch + 877824 /* t58 */, scratch + 1600 /* t24 */, scratch + 879104 /* t55 */);
-    step_teacher_loss_uda_fwd_11(scratch + 882112 /* t59 */, scratch + 877824 /* t58 */);
-    step_teacher_loss_uda_fwd_12(scratch + 879104 /* t60 */, scratch + 882112 /* t59 */);
-    step_teacher_loss_uda_fwd_13(scratch + 879232 /* t64 */, scratch + 2880 /* t57 */, scratch + 879104 /* t60 */, scratch + 876544 /* t51 */);
-    step_teacher_loss_uda_fwd_14(scratch + 879104 /* t67 */, scratch + 879232 /* t64 */, scratch + 881984 /* t54 */);
-    step_teacher_loss_uda_fwd_15(io + 226192 /* t69 */, scratch + 879104 /* t67 */);
-    step_teacher_loss_uda_fwd_16(scratch + 882240 /* t70 */, scratch + 881984 /* t54 */);
-    step_teacher_loss_uda_fwd_17(io + 226208 /* t71 */, scratch + 882240 /* t70 */);
-    step_teacher_pseudo_labels_fwd(scratch + 879104 /* t72 */, scratch + 1600 /* t24 */);
-    step_student_dense1_fwd(scratch /* t79 */, io + 125440 /* t75 */, state + 203536 /* in_student_dense1_weight */, state + 404240 /* in_student_dense1_bias */);
-    step_student_dense3_fwd(scratch + 32768 /* t82 */, scratch /* t79 */, state + 404496 /* in_student_dense3_weight */, state + 407056 /* in_student_dense3_bias */);
-    step_student_loss_u_fwd(scratch + 880384 /* t83 */, scratch + 32768 /* t82 */);
-    step_student_loss_u_fwd_2(scratch + 34048 /* t85 */, scratch + 35328 /* t86 */, scratch + 32768 /* t82 */, scratch + 880384 /* t83 */);
-    step_student_loss_u_fwd_3(scratch + 880384 /* t87 */, scratch + 35328 /* t86 */);
-    step_student_loss_u_fwd_4(scratch + 880512 /* t88 */, scratch + 880384 /* t87 */);
-    step_student_loss_u_fwd_5(scratch + 882240 /* t92 */, scratch + 34048 /* t85 */, scratch + 880512 /* t88 */, scratch + 879104 /* t72 */);
-    step_student_loss_u_fwd_6(io + 226224 /* t94 */, scratch + 882240 /* t92 */);
-    step_student_loss_u_vjp(scratch + 32768 /* t96 */, scratch + 879104 /* t72 */);
-    step_student_loss_u_vjp_2(scratch + 880512 /* t98 */, scratch + 32768 /* t96 */);
-    step_student_loss_u_vjp_3(scratch + 880640 /* t99 */, scratch + 880512 /* t98 */, scratch + 880384 /* t87 */);
-    step_student_loss_u_vjp_4(scratch + 34048 /* t102 */, scratch + 880640 /* t99 */, scratch + 35328 /* t86 */, scratch + 32768 /* t96 */);
-    step_student_dense3_vjp(scratch + 893504 /* t103 */, scratch + 34048 /* t102 */);
-    step_student_dense3_vjp_2(scratch + 884736 /* t105 */, scratch /* t79 */, scratch + 34048 /* t102 */);
-    step_student_dense3_vjp_3(scratch + 200704 /* t107 */, scratch + 34048 /* t102 */, state + 404496 /* in_student_dense3_weight */, scratch /* t79 */);
-    step_student_dense1_vjp(scratch + 892736 /* t108 */, scratch + 200704 /* t107 */, scratch /* chunk */);
-    step_student_dense1_vjp_2(scratch /* t109 */, io + 125440 /* t75 */, scratch + 200704 /* t107 */);
-    step_student_dense1_update(state + 610608 /* in_student_momentum_dense1_weight */, state + 203536 /* in_student_dense1_weight */, scratch /* t109 */, io + 226128 /* in_lr_student */);
-    step_student_dense1_update_2(state + 811312 /* in_student_momentum_dense1_bias */, state + 404240 /* in_student_dense1_bias */, scratch + 892736 /* t108 */, io + 226128 /* in_lr_student */);
-    step_student_dense3_update(state + 811568 /* in_student_momentum_dense3_weight */, state + 404496 /* in_student_dense3_weight */, scratch + 884736 /* t105 */, io + 226128 /* in_lr_student */);
-    step_student_dense3_update_2(state + 814128 /* in_student_momentum_dense3_bias */, state + 407056 /* in_student_dense3_bias */, scratch + 893504 /* t103 */, io + 226128 /* in_lr_student */);
-    step_student_dense1_fwd_2(scratch + 200704 /* t158 */, io /* in_x */, state + 203536 /* t121 */, state + 404240 /* t130 */);
-    step_student_dense3_fwd_2(scratch + 880384 /* t161 */, scratch + 200704 /* t158 */, state + 404496 /* t142 */, state + 407056 /* t151 */);
-    step_student_loss_l_fwd(scratch + 882240 /* t162 */, scratch + 880384 /* t161 */);
-    step_student_loss_l_fwd_2(scratch + 880704 /* t164 */, scratch + 881024 /* t165 */, scratch + 880384 /* t161 */, scratch + 882240 /* t162 */);
-    step_student_loss_l_fwd_3(scratch + 882240 /* t166 */, scratch + 881024 /* t165 */);
-    step_student_loss_l_fwd_4(scratch + 882272 /* t167 */, scratch + 882240 /* t166 */);
-    step_student_loss_l_fwd_5(scratch + 882304 /* t171 */, scratch + 880704 /* t164 */, scratch + 882272 /* t167 */, io + 225792 /* in_y */);
-    step_student_loss_l_fwd_6(io + 226240 /* t172 */, scratch + 882304 /* t171 */);
-    step_student_loss_l_vjp(scratch + 881344 /* t174 */, io + 225792 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 882272 /* t176 */, scratch + 881344 /* t174 */);
-    step_student_loss_l_vjp_3(scratch + 882304 /* t177 */, scratch + 882272 /* t176 */, scratch + 882240 /* t166 */);
-    step_student_loss_l_vjp_4(scratch + 880384 /* t180 */, scratch + 882304 /* t177 */, scratch + 881024 /* t165 */, scratch + 881344 /* t174 */);
-    step_student_dense3_vjp_4(scratch + 893520 /* t181 */, scratch + 880384 /* t180 */);
-    step_student_dense3_vjp_5(scratch + 887296 /* t183 */, scratch + 200704 /* t158 */, scratch + 880384 /* t180 */);
-    step_student_dense3_vjp_6(scratch + 401408 /* t185 */, scratch + 880384 /* t180 */, state + 404496 /* t142 */, scratch + 200704 /* t158 */);
-    step_student_dense1_vjp_3(scratch + 892992 /* t186 */, scratch + 401408 /* t185 */);
-    step_student_dense1_vjp_4(scratch + 200704 /* t187 */, io /* in_x */, scratch + 401408 /* t185 */);
-    step_teacher_feedback_fwd(scratch + 882240 /* t189 */, scratch + 200704 /* t187 */, scratch /* t109 */);
-    step_teacher_feedback_fwd_2(scratch + 882256 /* t191 */, scratch + 892992 /* t186 */, scratch + 892736 /* t108 */);
-    step_teacher_feedback_fwd_3(scratch + 882272 /* t194 */, scratch + 887296 /* t183 */, scratch + 884736 /* t105 */);
-    step_teacher_feedback_fwd_4(scratch + 882288 /* t197 */, scratch + 893520 /* t181 */, scratch + 893504 /* t103 */);
-    step_teacher_feedback_fwd_5(scratch + 893536 /* t198 */, io + 226256 /* t199 */, scratch + 882304 /* t201 */, scratch + 882240 /* t189 */, scratch + 882256 /* t191 */, scratch + 882272 /* t194 */, scratch + 882288 /* t197 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 880384 /* t203 */, scratch + 882304 /* t201 */, scratch + 879104 /* t72 */);
-    step_teacher_feedback_vjp_2(scratch + 879104 /* t205 */, scratch + 880384 /* t203 */);
-    step_teacher_feedback_vjp_3(scratch + 882240 /* t206 */, scratch + 879104 /* t205 */, scratch + 882112 /* t59 */);
-    step_teacher_loss_uda_vjp(scratch + 893248 /* t210 */, io + 226144 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 882368 /* t213 */, scratch + 893248 /* t210 */, scratch + 881984 /* t54 */);
-    step_teacher_loss_uda_vjp_3(scratch + 879104 /* t215 */, scratch + 882368 /* t213 */, scratch + 876544 /* t51 */);
-    step_teacher_loss_uda_vjp_4(scratch + 881984 /* t217 */, scratch + 879104 /* t215 */);
-    step_teacher_loss_uda_vjp_5(scratch + 876544 /* t218 */, scratch + 881984 /* t217 */, scratch + 882112 /* t59 */);
-    step_teacher_loss_uda_vjp_6(scratch + 634880 /* t222 */, scratch + 882240 /* t206 */, scratch + 877824 /* t58 */, scratch + 880384 /* t203 */, scratch + 876544 /* t218 */, scratch + 879104 /* t215 */);
-    step_teacher_loss_sup_vjp(scratch + 881984 /* t225 */, io + 225792 /* in_y */);
-    step_teacher_loss_sup_vjp_2(scratch + 882304 /* t227 */, scratch + 881984 /* t225 */);
-    step_teacher_loss_sup_vjp_3(scratch + 882336 /* t228 */, scratch + 882304 /* t227 */, scratch + 882496 /* t33 */);
-    step_teacher_loss_sup_vjp_4(scratch + 892416 /* t231 */, scratch + 882336 /* t228 */, scratch + 881664 /* t32 */, scratch + 881984 /* t225 */);
-    step_teacher_dense3_vjp(scratch + 893248 /* t232 */, scratch + 892416 /* t231 */);
-    step_teacher_dense3_vjp_2(scratch + 893264 /* t233 */, scratch + 634880 /* t222 */);
-    step_teacher_dense3_vjp_3(scratch + 893552 /* t234 */, scratch + 893248 /* t232 */, scratch + 893264 /* t233 */);
-    step_teacher_dense3_vjp_4(scratch + 889856 /* t240 */, scratch + 843776 /* t239 */, scratch + 634880 /* t222 */);
-    step_teacher_dense3_vjp_5(scratch + 876544 /* t243 */, scratch + 892416 /* t231 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 802816 /* t237 */);
-    step_teacher_dense3_vjp_6(scratch + 602112 /* t245 */, scratch + 634880 /* t222 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 843776 /* t239 */);
-    step_teacher_dense1_vjp(scratch + 638976 /* t246 */, scratch + 876544 /* t243 */);
-    step_teacher_dense1_vjp_2(scratch + 639232 /* t247 */, scratch + 602112 /* t245 */, scratch + 634880 /* chunk */);
-    step_teacher_dense1_vjp_3(scratch + 893248 /* t248 */, scratch + 638976 /* t246 */, scratch + 639232 /* t247 */);
-    step_teacher_dense1_vjp_4(scratch + 401408 /* t250 */, io + 125440 /* t75 */, scratch + 602112 /* t245 */);
-    step_teacher_dense1_vjp_5(scratch + 602112 /* t254 */, state + 407072 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 876544 /* t243 */, scratch + 401408 /* t250 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense1_update(state + 607776 /* in_teacher_momentum_dense1_bias */, state + 200704 /* in_teacher_dense1_bias */, scratch + 893248 /* t248 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense3_vjp_7(scratch + 876544 /* t272 */, state + 608032 /* in_teacher_momentum_dense3_weight */, state + 200960 /* in_teacher_dense3_weight */, scratch + 802816 /* t237 */, scratch + 892416 /* t231 */, scratch + 889856 /* t240 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense3_update(state + 610592 /* in_teacher_momentum_dense3_bias */, state + 203520 /* in_teacher_dense3_bias */, scratch + 893552 /* t234 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 893248 /* t289 */, scratch + 200704 /* t187 */);
-    step_teacher_gradient_fwd_2(scratch + 893264 /* t291 */, scratch + 892992 /* t186 */);
-    step_teacher_gradient_fwd_3(scratch + 893280 /* t294 */, scratch + 887296 /* t183 */);
-    step_teacher_gradient_fwd_4(scratch + 893296 /* t297 */, scratch + 893520 /* t181 */);
-    step_teacher_gradient_fwd_5(io + 226272 /* t299 */, scratch + 893248 /* t289 */, scratch + 893264 /* t291 */, scratch + 893280 /* t294 */, scratch + 893296 /* t297 */);
-    step_teacher_gradient_fwd_6(scratch + 893520 /* t301 */, scratch /* t109 */);
-    step_teacher_gradient_fwd_7(scratch + 892992 /* t303 */, scratch + 892736 /* t108 */);
-    step_teacher_gradient_fwd_8(scratch + 893008 /* t306 */, scratch + 884736 /* t105 */);
-    step_teacher_gradient_fwd_9(scratch + 893024 /* t309 */, scratch + 893504 /* t103 */);
-    step_teacher_gradient_fwd_10(io + 226288 /* t311 */, io + 226304 /* t315 */, io + 226320 /* t316 */, scratch + 893520 /* t301 */, scratch + 892992 /* t303 */, scratch + 893008 /* t306 */, scratch + 893024 /* t309 */, io + 226272 /* t299 */, scratch + 893536 /* t198 */, io + 226256 /* t199 */);
+    step_teacher_dense1_fwd(scratch + 802816 /* t19 */, io /* in_x */, state /* in_teacher_dense1_weight */, state + 200704 /* in_teacher_dense1_bias */);
+    step_teacher_dense3_fwd(scratch /* t22 */, scratch + 802816 /* t19 */, state + 200960 /* in_teacher_dense3_weight */, state + 203520 /* in_teacher_dense3_bias */);
+    step_teacher_loss_sup_fwd(scratch + 876544 /* t30 */, scratch /* t23 */);
+    step_teacher_loss_sup_fwd_2(scratch + 2880 /* t32 */, scratch + 881664 /* t33 */, scratch /* t23 */, scratch + 876544 /* t30 */);
+    step_teacher_loss_sup_fwd_3(scratch + 882496 /* t34 */, scratch + 881664 /* t33 */);
+    step_teacher_loss_sup_fwd_4(scratch + 881984 /* t35 */, scratch + 882496 /* t34 */);
+    step_teacher_loss_sup_fwd_5(scratch + 882016 /* t39 */, io + 225792 /* in_y */, scratch + 2880 /* t32 */, scratch + 881984 /* t35 */);
+    step_teacher_loss_sup_fwd_6(io + 226192 /* t41 */, scratch + 882016 /* t39 */);
+    step_teacher_loss_uda_fwd(scratch + 2880 /* t43 */, scratch + 320 /* t24 */);
+    step_teacher_loss_uda_fwd_2(scratch + 876544 /* t44 */, scratch + 2880 /* t43 */);
+    step_teacher_loss_uda_fwd_3(scratch + 4160 /* t46 */, scratch + 2880 /* t43 */, scratch + 876544 /* t44 */);
+    step_teacher_loss_uda_fwd_4(scratch + 2880 /* t48 */, scratch + 4160 /* t46 */);
+    step_teacher_loss_uda_fwd_5(scratch + 3008 /* t49 */, scratch + 2880 /* t48 */);
+    step_teacher_loss_uda_fwd_6(scratch + 876544 /* t52 */, scratch + 4160 /* t46 */, scratch + 3008 /* t49 */);
+    step_teacher_loss_uda_fwd_7(scratch + 877824 /* t53 */, scratch + 876544 /* t52 */);
+    step_teacher_loss_uda_fwd_8(scratch + 881984 /* t55 */, scratch + 877824 /* t53 */);
+    step_teacher_loss_uda_fwd_9(scratch + 879104 /* t56 */, scratch + 1600 /* t25 */);
+    step_teacher_loss_uda_fwd_10(scratch + 2880 /* t58 */, scratch + 877824 /* t59 */, scratch + 1600 /* t25 */, scratch + 879104 /* t56 */);
+    step_teacher_loss_uda_fwd_11(scratch + 882112 /* t60 */, scratch + 877824 /* t59 */);
+    step_teacher_loss_uda_fwd_12(scratch + 879104 /* t61 */, scratch + 882112 /* t60 */);
+    step_teacher_loss_uda_fwd_13(scratch + 879232 /* t65 */, scratch + 2880 /* t58 */, scratch + 879104 /* t61 */, scratch + 876544 /* t52 */);
+    step_teacher_loss_uda_fwd_14(scratch + 879104 /* t68 */, scratch + 879232 /* t65 */, scratch + 881984 /* t55 */);
+    step_teacher_loss_uda_fwd_15(io + 226208 /* t70 */, scratch + 879104 /* t68 */);
+    step_teacher_loss_uda_fwd_16(scratch + 882240 /* t71 */, scratch + 881984 /* t55 */);
+    step_teacher_loss_uda_fwd_17(io + 226224 /* t72 */, scratch + 882240 /* t71 */);
+    step_teacher_pseudo_labels_fwd(scratch + 879104 /* t73 */, scratch + 1600 /* t25 */);
+    step_student_dense1_fwd(scratch /* t80 */, io + 125440 /* t76 */, state + 203536 /* in_student_dense1_weight */, state + 404240 /* in_student_dense1_bias */);
+    step_student_dense3_fwd(scratch + 32768 /* t83 */, scratch /* t80 */, state + 404496 /* in_student_dense3_weight */, state + 407056 /* in_student_dense3_bias */);
+    step_student_loss_u_fwd(scratch + 880384 /* t84 */, scratch + 32768 /* t83 */);
+    step_student_loss_u_fwd_2(scratch + 34048 /* t86 */, scratch + 35328 /* t87 */, scratch + 32768 /* t83 */, scratch + 880384 /* t84 */);
+    step_student_loss_u_fwd_3(scratch + 880384 /* t88 */, scratch + 35328 /* t87 */);
+    step_student_loss_u_fwd_4(scratch + 880512 /* t89 */, scratch + 880384 /* t88 */);
+    step_student_loss_u_fwd_5(scratch + 882240 /* t93 */, scratch + 34048 /* t86 */, scratch + 880512 /* t89 */, scratch + 879104 /* t73 */);
+    step_student_loss_u_fwd_6(io + 226240 /* t95 */, scratch + 882240 /* t93 */);
+    step_student_loss_u_vjp(scratch + 32768 /* t97 */, scratch + 879104 /* t73 */);
+    step_student_loss_u_vjp_2(scratch + 880512 /* t99 */, scratch + 32768 /* t97 */);
+    step_student_loss_u_vjp_3(scratch + 880640 /* t100 */, scratch + 880512 /* t99 */, scratch + 880384 /* t88 */);
+    step_student_loss_u_vjp_4(scratch + 34048 /* t103 */, scratch + 880640 /* t100 */, scratch + 35328 /* t87 */, scratch + 32768 /* t97 */);
+    step_student_dense3_vjp(scratch + 893504 /* t104 */, scratch + 34048 /* t103 */);
+    step_student_dense3_vjp_2(scratch + 884736 /* t106 */, scratch /* t80 */, scratch + 34048 /* t103 */);
+    step_student_dense3_vjp_3(scratch + 200704 /* t108 */, scratch + 34048 /* t103 */, state + 404496 /* in_student_dense3_weight */, scratch /* t80 */);
+    step_student_dense1_vjp(scratch + 892736 /* t109 */, scratch + 200704 /* t108 */, scratch /* chunk */);
+    step_student_dense1_vjp_2(scratch /* t110 */, io + 125440 /* t76 */, scratch + 200704 /* t108 */);
+    step_student_dense1_update(state + 610608 /* in_student_momentum_dense1_weight */, state + 203536 /* in_student_dense1_weight */, scratch /* t110 */, io + 226128 /* in_lr_student */);
+    step_student_dense1_update_2(state + 811312 /* in_student_momentum_dense1_bias */, state + 404240 /* in_student_dense1_bias */, scratch + 892736 /* t109 */, io + 226128 /* in_lr_student */);
+    step_student_dense3_update(state + 811568 /* in_student_momentum_dense3_weight */, state + 404496 /* in_student_dense3_weight */, scratch + 884736 /* t106 */, io + 226128 /* in_lr_student */);
+    step_student_dense3_update_2(state + 814128 /* in_student_momentum_dense3_bias */, state + 407056 /* in_student_dense3_bias */, scratch + 893504 /* t104 */, io + 226128 /* in_lr_student */);
+    step_student_dense1_fwd_2(scratch + 200704 /* t159 */, io /* in_x */, state + 203536 /* t122 */, state + 404240 /* t131 */);
+    step_student_dense3_fwd_2(scratch + 880384 /* t162 */, scratch + 200704 /* t159 */, state + 404496 /* t143 */, state + 407056 /* t152 */);
+    step_student_loss_l_fwd(scratch + 882240 /* t163 */, scratch + 880384 /* t162 */);
+    step_student_loss_l_fwd_2(scratch + 880704 /* t165 */, scratch + 881024 /* t166 */, scratch + 880384 /* t162 */, scratch + 882240 /* t163 */);
+    step_student_loss_l_fwd_3(scratch + 882240 /* t167 */, scratch + 881024 /* t166 */);
+    step_student_loss_l_fwd_4(scratch + 882272 /* t168 */, scratch + 882240 /* t167 */);
+    step_student_loss_l_fwd_5(scratch + 882304 /* t172 */, scratch + 880704 /* t165 */, scratch + 882272 /* t168 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 226256 /* t173 */, scratch + 882304 /* t172 */);
+    step_student_loss_l_vjp(scratch + 881344 /* t175 */, io + 225792 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 882272 /* t177 */, scratch + 881344 /* t175 */);
+    step_student_loss_l_vjp_3(scratch + 882304 /* t178 */, scratch + 882272 /* t177 */, scratch + 882240 /* t167 */);
+    step_student_loss_l_vjp_4(scratch + 880384 /* t181 */, scratch + 882304 /* t178 */, scratch + 881024 /* t166 */, scratch + 881344 /* t175 */);
+    step_student_dense3_vjp_4(scratch + 893520 /* t182 */, scratch + 880384 /* t181 */);
+    step_student_dense3_vjp_5(scratch + 887296 /* t184 */, scratch + 200704 /* t159 */, scratch + 880384 /* t181 */);
+    step_student_dense3_vjp_6(scratch + 401408 /* t186 */, scratch + 880384 /* t181 */, state + 404496 /* t143 */, scratch + 200704 /* t159 */);
+    step_student_dense1_vjp_3(scratch + 892992 /* t187 */, scratch + 401408 /* t186 */);
+    step_student_dense1_vjp_4(scratch + 200704 /* t188 */, io /* in_x */, scratch + 401408 /* t186 */);
+    step_teacher_feedback_fwd(scratch + 882240 /* t190 */, scratch + 200704 /* t188 */, scratch /* t110 */);
+    step_teacher_feedback_fwd_2(scratch + 882256 /* t192 */, scratch + 892992 /* t187 */, scratch + 892736 /* t109 */);
+    step_teacher_feedback_fwd_3(scratch + 882272 /* t195 */, scratch + 887296 /* t184 */, scratch + 884736 /* t106 */);
+    step_teacher_feedback_fwd_4(scratch + 882288 /* t198 */, scratch + 893520 /* t182 */, scratch + 893504 /* t104 */);
+    step_teacher_feedback_fwd_5(scratch + 893536 /* t199 */, io + 226272 /* t200 */, scratch + 882304 /* t203 */, scratch + 882240 /* t190 */, scratch + 882256 /* t192 */, scratch + 882272 /* t195 */, scratch + 882288 /* t198 */, io + 226128 /* in_lr_student */, io + 226176 /* in_feedback_baseline */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 880384 /* t205 */, scratch + 882304 /* t203 */, scratch + 879104 /* t73 */);
+    step_teacher_feedback_vjp_2(scratch + 879104 /* t207 */, scratch + 880384 /* t205 */);
+    step_teacher_feedback_vjp_3(scratch + 882240 /* t208 */, scratch + 879104 /* t207 */, scratch + 882112 /* t60 */);
+    step_teacher_loss_uda_vjp(scratch + 893248 /* t212 */, io + 226144 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 882368 /* t215 */, scratch + 893248 /* t212 */, scratch + 881984 /* t55 */);
+    step_teacher_loss_uda_vjp_3(scratch + 879104 /* t217 */, scratch + 882368 /* t215 */, scratch + 876544 /* t52 */);
+    step_teacher_loss_uda_vjp_4(scratch + 881984 /* t219 */, scratch + 879104 /* t217 */);
+    step_teacher_loss_uda_vjp_5(scratch + 876544 /* t220 */, scratch + 881984 /* t219 */, scratch + 882112 /* t60 */);
+    step_teacher_loss_uda_vjp_6(scratch + 634880 /* t224 */, scratch + 882240 /* t208 */, scratch + 877824 /* t59 */, scratch + 880384 /* t205 */, scratch + 876544 /* t220 */, scratch + 879104 /* t217 */);
+    step_teacher_loss_sup_vjp(scratch + 881984 /* t227 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_vjp_2(scratch + 882304 /* t229 */, scratch + 881984 /* t227 */);
+    step_teacher_loss_sup_vjp_3(scratch + 882336 /* t230 */, scratch + 882304 /* t229 */, scratch + 882496 /* t34 */);
+    step_teacher_loss_sup_vjp_4(scratch + 892416 /* t233 */, scratch + 882336 /* t230 */, scratch + 881664 /* t33 */, scratch + 881984 /* t227 */);
+    step_teacher_dense3_vjp(scratch + 893248 /* t234 */, scratch + 892416 /* t233 */);
+    step_teacher_dense3_vjp_2(scratch + 893264 /* t235 */, scratch + 634880 /* t224 */);
+    step_teacher_dense3_vjp_3(scratch + 893552 /* t236 */, scratch + 893248 /* t234 */, scratch + 893264 /* t235 */);
+    step_teacher_dense3_vjp_4(scratch + 889856 /* t242 */, scratch + 843776 /* t241 */, scratch + 634880 /* t224 */);
+    step_teacher_dense3_vjp_5(scratch + 876544 /* t245 */, scratch + 892416 /* t233 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 802816 /* t239 */);
+    step_teacher_dense3_vjp_6(scratch + 602112 /* t247 */, scratch + 634880 /* t224 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 843776 /* t241 */);
+    step_teacher_dense1_vjp(scratch + 638976 /* t248 */, scratch + 876544 /* t245 */);
+    step_teacher_dense1_vjp_2(scratch + 639232 /* t249 */, scratch + 602112 /* t247 */, scratch + 634880 /* chunk */);
+    step_teacher_dense1_vjp_3(scratch + 893248 /* t250 */, scratch + 638976 /* t248 */, scratch + 639232 /* t249 */);
+    step_teacher_dense1_vjp_4(scratch + 401408 /* t252 */, io + 125440 /* t76 */, scratch + 602112 /* t247 */);
+    step_teacher_dense1_vjp_5(scratch + 602112 /* t256 */, state + 407072 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 876544 /* t245 */, scratch + 401408 /* t252 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense1_update(state + 607776 /* in_teacher_momentum_dense1_bias */, state + 200704 /* in_teacher_dense1_bias */, scratch + 893248 /* t250 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense3_vjp_7(scratch + 876544 /* t274 */, state + 608032 /* in_teacher_momentum_dense3_weight */, state + 200960 /* in_teacher_dense3_weight */, scratch + 802816 /* t239 */, scratch + 892416 /* t233 */, scratch + 889856 /* t242 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense3_update(state + 610592 /* in_teacher_momentum_dense3_bias */, state + 203520 /* in_teacher_dense3_bias */, scratch + 893552 /* t236 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 893248 /* t291 */, scratch + 200704 /* t188 */);
+    step_teacher_gradient_fwd_2(scratch + 893264 /* t293 */, scratch + 892992 /* t187 */);
+    step_teacher_gradient_fwd_3(scratch + 893280 /* t296 */, scratch + 887296 /* t184 */);
+    step_teacher_gradient_fwd_4(scratch + 893296 /* t299 */, scratch + 893520 /* t182 */);
+    step_teacher_gradient_fwd_5(io + 226288 /* t301 */, scratch + 893248 /* t291 */, scratch + 893264 /* t293 */, scratch + 893280 /* t296 */, scratch + 893296 /* t299 */);
+    step_teacher_gradient_fwd_6(scratch + 893520 /* t303 */, scratch /* t110 */);
+    step_teacher_gradient_fwd_7(scratch + 892992 /* t305 */, scratch + 892736 /* t109 */);
+    step_teacher_gradient_fwd_8(scratch + 893008 /* t308 */, scratch + 884736 /* t106 */);
+    step_teacher_gradient_fwd_9(scratch + 893024 /* t311 */, scratch + 893504 /* t104 */);
+    step_teacher_gradient_fwd_10(io + 226304 /* t313 */, io + 226320 /* t317 */, io + 226336 /* t318 */, scratch + 893520 /* t303 */, scratch + 892992 /* t305 */, scratch + 893008 /* t308 */, scratch + 893024 /* t311 */, io + 226288 /* t301 */, scratch + 893536 /* t199 */, io + 226272 /* t200 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 814144
-#define MPLC_STEP_IO_FLOATS 226336
+#define MPLC_STEP_IO_FLOATS 226352
 #define MPLC_SUPERVISED_IO_FLOATS 203296
 #define MPLC_SCRATCH_FLOATS 893568
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 16
-#define MPLC_NUM_STEP_INPUTS 6
+#define MPLC_NUM_STEP_INPUTS 7
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "908aa764ad17919fd3f7fd14cff962c4cf0ff3e1e5cf6f9e5247839e3f7f34ee"
+#define MPLC_MODEL_HASH "25b2c79377efcb42e17207e3863ae72f58951c9667268e8f8d960f5d15fc3475"
 #define MPLC_MODEL_NAME "fashion_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -53,20 +53,21 @@ const mplc_tensor mplc_step_inputs[] = {
     { "lr_student", 0, {0, 0, 0, 0}, 226128, 1, 0, 0, 0.0 },
     { "uda_weight", 0, {0, 0, 0, 0}, 226144, 1, 0, 0, 0.0 },
     { "feedback_scale", 0, {0, 0, 0, 0}, 226160, 1, 0, 0, 0.0 },
-    { "teacher_x", 2, {160, 10, 0, 0}, 226176, 1600, 0, 0, 0.0 },
+    { "feedback_baseline", 0, {0, 0, 0, 0}, 226176, 1, 0, 0, 0.0 },
+    { "teacher_x", 2, {160, 10, 0, 0}, 226192, 1600, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_step_outputs[] = {
-    { "loss_sup", 0, {0, 0, 0, 0}, 227776, 1, 0, 0, 0.0 },
-    { "loss_uda", 0, {0, 0, 0, 0}, 227792, 1, 0, 0, 0.0 },
-    { "mask_rate", 0, {0, 0, 0, 0}, 227808, 1, 0, 0, 0.0 },
-    { "loss_student_u", 0, {0, 0, 0, 0}, 227824, 1, 0, 0, 0.0 },
-    { "loss_student_l", 0, {0, 0, 0, 0}, 227840, 1, 0, 0, 0.0 },
-    { "h", 0, {0, 0, 0, 0}, 227856, 1, 0, 0, 0.0 },
-    { "g_l_norm", 0, {0, 0, 0, 0}, 227872, 1, 0, 0, 0.0 },
-    { "g_u_norm", 0, {0, 0, 0, 0}, 227888, 1, 0, 0, 0.0 },
-    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 227904, 1, 0, 0, 0.0 },
-    { "h_positive", 0, {0, 0, 0, 0}, 227920, 1, 0, 0, 0.0 },
+    { "loss_sup", 0, {0, 0, 0, 0}, 227792, 1, 0, 0, 0.0 },
+    { "loss_uda", 0, {0, 0, 0, 0}, 227808, 1, 0, 0, 0.0 },
+    { "mask_rate", 0, {0, 0, 0, 0}, 227824, 1, 0, 0, 0.0 },
+    { "loss_student_u", 0, {0, 0, 0, 0}, 227840, 1, 0, 0, 0.0 },
+    { "loss_student_l", 0, {0, 0, 0, 0}, 227856, 1, 0, 0, 0.0 },
+    { "h", 0, {0, 0, 0, 0}, 227872, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 227888, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 227904, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 227920, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 227936, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -84,138 +85,138 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * --------------------------------------------------------------------------------------------------------- */
 
 /* gemm blas m=160 n=64 k=10 +epilogue
- * %18 = matmul %17, %0 : [160,64]  // teacher/dense0 fwd
- * %19 = broadcast axes=[1] %1 : [160,64]  // teacher/dense0 fwd
- * %20 = add %18, %19 : [160,64]  // teacher/dense0 fwd
- * %21 = relu %20 : [160,64]  // teacher/relu1 fwd */
-static void step_teacher_dense0_fwd(float *restrict t21, const float *restrict in_teacher_x, const float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_dense0_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 160, 64, 10, 1.0f, in_teacher_x, 10, in_teacher_dense0_weight, 64, 0.0f, t21, 64);
+ * %19 = matmul %18, %0 : [160,64]  // teacher/dense0 fwd
+ * %20 = broadcast axes=[1] %1 : [160,64]  // teacher/dense0 fwd
+ * %21 = add %19, %20 : [160,64]  // teacher/dense0 fwd
+ * %22 = relu %21 : [160,64]  // teacher/relu1 fwd */
+static void step_teacher_dense0_fwd(float *restrict t22, const float *restrict in_teacher_x, const float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_dense0_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 160, 64, 10, 1.0f, in_teacher_x, 10, in_teacher_dense0_weight, 64, 0.0f, t22, 64);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 160; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v20 = t21[i0 * 64 + i1] + in_teacher_dense0_bias[i1];
-            const float v21 = v20 > 0.0f ? v20 : 0.0f;
-            t21[i0 * 64 + i1] = v21;
+            const float v21 = t22[i0 * 64 + i1] + in_teacher_dense0_bias[i1];
+            const float v22 = v21 > 0.0f ? v21 : 0.0f;
+            t22[i0 * 64 + i1] = v22;
         }
     }
 }
 
 /* gemm blas m=160 n=10 k=64 +epilogue
- * %22 = matmul %21, %2 : [160,10]  // teacher/dense2 fwd
- * %23 = broadcast axes=[1] %3 : [160,10]  // teacher/dense2 fwd
- * %24 = add %22, %23 : [160,10]  // teacher/dense2 fwd */
-static void step_teacher_dense2_fwd(float *restrict t24, const float *restrict t21, const float *restrict in_teacher_dense2_weight, const float *restrict in_teacher_dense2_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 160, 10, 64, 1.0f, t21, 64, in_teacher_dense2_weight, 10, 0.0f, t24, 10);
+ * %23 = matmul %22, %2 : [160,10]  // teacher/dense2 fwd
+ * %24 = broadcast axes=[1] %3 : [160,10]  // teacher/dense2 fwd
+ * %25 = add %23, %24 : [160,10]  // teacher/dense2 fwd */
+static void step_teacher_dense2_fwd(float *restrict t25, const float *restrict t22, const float *restrict in_teacher_dense2_weight, const float *restrict in_teacher_dense2_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 160, 10, 64, 1.0f, t22, 64, in_teacher_dense2_weight, 10, 0.0f, t25, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 160; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v24 = t24[i0 * 10 + i1] + in_teacher_dense2_bias[i1];
-            t24[i0 * 10 + i1] = v24;
+            const float v25 = t25[i0 * 10 + i1] + in_teacher_dense2_bias[i1];
+            t25[i0 * 10 + i1] = v25;
         }
     }
 }
 
 /* reduce_max [32,10] axes=[1]
- * %31 = reduce_max axes=[1] %25 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd(float *restrict t31, const float *restrict t25) {
+ * %32 = reduce_max axes=[1] %26 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd(float *restrict t32, const float *restrict t26) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t25[i0 * 10 + i1] > best ? t25[i0 * 10 + i1] : best;
+            best = t26[i0 * 10 + i1] > best ? t26[i0 * 10 + i1] : best;
         }
-        t31[i0] = best;
+        t32[i0] = best;
     }
 }
 
 /* loop [32,10]
- * %32 = broadcast axes=[0] %31 : [32,10]  // teacher/loss_sup fwd
- * %33 = sub %25, %32 : [32,10]  // teacher/loss_sup fwd
- * %34 = exp %33 : [32,10]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_2(float *restrict t33, float *restrict t34, const float *restrict t25, const float *restrict t31) {
+ * %33 = broadcast axes=[0] %32 : [32,10]  // teacher/loss_sup fwd
+ * %34 = sub %26, %33 : [32,10]  // teacher/loss_sup fwd
+ * %35 = exp %34 : [32,10]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_2(float *restrict t34, float *restrict t35, const float *restrict t26, const float *restrict t32) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v33 = t25[i0 * 10 + i1] - t31[i0];
-            const float v34 = expf(v33);
-            t33[i0 * 10 + i1] = v33;
+            const float v34 = t26[i0 * 10 + i1] - t32[i0];
+            const float v35 = expf(v34);
             t34[i0 * 10 + i1] = v34;
+            t35[i0 * 10 + i1] = v35;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %35 = reduce_sum axes=[1] %34 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_3(float *restrict t35, const float *restrict t34) {
+ * %36 = reduce_sum axes=[1] %35 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_3(float *restrict t36, const float *restrict t35) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t34[i0 * 10 + i1];
+            sum += t35[i0 * 10 + i1];
         }
-        t35[i0] = (float)sum;
+        t36[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %36 = log %35 : [32]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_4(float *restrict t36, const float *restrict t35) {
+ * %37 = log %36 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_4(float *restrict t37, const float *restrict t36) {
     for (size_t i = 0; i < 32; i++) {
-        const float v36 = logf(t35[i]);
-        t36[i] = v36;
+        const float v37 = logf(t36[i]);
+        t37[i] = v37;
     }
 }
 
 /* reduce_sum [32,10] axes=[0, 1]
- * %27 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
- * %28 = mul %13, %27 : [32,10]  // teacher/loss_sup fwd
- * %29 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
- * %30 = add %28, %29 : [32,10]  // teacher/loss_sup fwd
- * %37 = broadcast axes=[0] %36 : [32,10]  // teacher/loss_sup fwd
- * %38 = sub %33, %37 : [32,10]  // teacher/loss_sup fwd
- * %39 = mul %30, %38 : [32,10]  // teacher/loss_sup fwd
- * %40 = reduce_sum axes=[0, 1] %39 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_5(float *restrict t40, const float *restrict in_y, const float *restrict t33, const float *restrict t36) {
+ * %28 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
+ * %29 = mul %13, %28 : [32,10]  // teacher/loss_sup fwd
+ * %30 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
+ * %31 = add %29, %30 : [32,10]  // teacher/loss_sup fwd
+ * %38 = broadcast axes=[0] %37 : [32,10]  // teacher/loss_sup fwd
+ * %39 = sub %34, %38 : [32,10]  // teacher/loss_sup fwd
+ * %40 = mul %31, %39 : [32,10]  // teacher/loss_sup fwd
+ * %41 = reduce_sum axes=[0, 1] %40 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_5(float *restrict t41, const float *restrict in_y, const float *restrict t34, const float *restrict t37) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v28 = in_y[i0 * 10 + i1] * 0.9f;
-            const float v30 = v28 + 0.01f;
-            const float v38 = t33[i0 * 10 + i1] - t36[i0];
-            const float v39 = v30 * v38;
-            sum += v39;
+            const float v29 = in_y[i0 * 10 + i1] * 0.9f;
+            const float v31 = v29 + 0.01f;
+            const float v39 = t34[i0 * 10 + i1] - t37[i0];
+            const float v40 = v31 * v39;
+            sum += v40;
         }
     }
-    t40[0] = (float)sum;
+    t41[0] = (float)sum;
 }
 
 /* loop []
- * %41 = constant -0.03125 : []  // teacher/loss_sup fwd
- * %42 = mul %40, %41 : []  // teacher/loss_sup fwd
- * %43 = constant 0 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_sup_fwd_6(float *restrict t42, float *restrict t43, const float *restrict t40) {
+ * %42 = constant -0.03125 : []  // teacher/loss_sup fwd
+ * %43 = mul %41, %42 : []  // teacher/loss_sup fwd
+ * %44 = constant 0 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_sup_fwd_6(float *restrict t43, float *restrict t44, const float *restrict t41) {
     for (size_t i = 0; i < 1; i++) {
-        const float v42 = t40[0] * (-0.03125f);
-        const float v43 = 0.0f;
-        t42[i] = v42;
+        const float v43 = t41[0] * (-0.03125f);
+        const float v44 = 0.0f;
         t43[i] = v43;
+        t44[i] = v44;
     }
 }
 
 /* one_hot_argmax
- * %44 = one_hot_argmax %26 : [128,10]  // teacher/pseudo_labels fwd */
-static void step_teacher_pseudo_labels_fwd(float *restrict t44, const float *restrict t26) {
-    mplc_one_hot_argmax(t44, t26, 128, 10);
+ * %45 = one_hot_argmax %27 : [128,10]  // teacher/pseudo_labels fwd */
+static void step_teacher_pseudo_labels_fwd(float *restrict t45, const float *restrict t27) {
+    mplc_one_hot_argmax(t45, t27, 128, 10);
 }
 
 /* gemm small-gemm m=100352 n=16 k=9 chunk=20 +epilogue +pool split
- * %47 = im2col k3 s1 p1 %45 : [100352,9]  // student/conv0 fwd
- * %49 = matmul %47, %48 : [100352,16]  // student/conv0 fwd
- * %50 = broadcast axes=[1] %5 : [100352,16]  // student/conv0 fwd
- * %51 = add %49, %50 : [100352,16]  // student/conv0 fwd
- * %52 = relu %51 : [100352,16]  // student/relu1 fwd
- * %54 = max_pool k2 s2 p0 %53 : [128,14,14,16]  // student/max_pool2 fwd */
+ * %48 = im2col k3 s1 p1 %46 : [100352,9]  // student/conv0 fwd
+ * %50 = matmul %48, %49 : [100352,16]  // student/conv0 fwd
+ * %51 = broadcast axes=[1] %5 : [100352,16]  // student/conv0 fwd
+ * %52 = add %50, %51 : [100352,16]  // student/conv0 fwd
+ * %53 = relu %52 : [100352,16]  // student/relu1 fwd
+ * %55 = max_pool k2 s2 p0 %54 : [128,14,14,16]  // student/max_pool2 fwd */
 typedef struct {
-    float *t52;
-    float *t54;
-    const float *t45;
+    float *t53;
+    float *t55;
+    const float *t46;
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
     float *chunk;
@@ -224,9 +225,9 @@ typedef struct {
 static void step_student_conv0_fwd_part(void *context, int part, int parts) {
     const step_student_conv0_fwd_pointers *p = context;
     (void)parts;
-    float *restrict t52 = p->t52;
-    float *restrict t54 = p->t54;
-    const float *restrict t45 = p->t45;
+    float *restrict t53 = p->t53;
+    float *restrict t55 = p->t55;
+    const float *restrict t46 = p->t46;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
     const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
     float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
@@ -235,7 +236,7 @@ static void step_student_conv0_fwd_part(void *context, int part, int parts) {
     while (mplc_claim(128, 20, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
             const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-            mplc_im2col(chunk, t45 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            mplc_im2col(chunk, t46 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
             /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
             for (size_t r = 0; r < (size_t)nb * 784; r++) {
                 float acc[16];
@@ -244,38 +245,38 @@ static void step_student_conv0_fwd_part(void *context, int part, int parts) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
                 }
-                float *row = t52 + ((size_t)n0 * 784 + r) * 16;
+                float *row = t53 + ((size_t)n0 * 784 + r) * 16;
                 for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
-                    const float v51 = t52[i0 * 16 + i1] + in_student_conv0_bias[i1];
-                    const float v52 = v51 > 0.0f ? v51 : 0.0f;
-                    t52[i0 * 16 + i1] = v52;
+                    const float v52 = t53[i0 * 16 + i1] + in_student_conv0_bias[i1];
+                    const float v53 = v52 > 0.0f ? v52 : 0.0f;
+                    t53[i0 * 16 + i1] = v53;
                 }
             }
             /* the pool of these images, while they are in cache */
-            mplc_max_pool(t54 + (size_t)n0 * 3136, t52 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
+            mplc_max_pool(t55 + (size_t)n0 * 3136, t53 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
         }
     }
 }
 
-static void step_student_conv0_fwd(float *restrict t52, float *restrict t54, const float *restrict t45, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_fwd_part, &(step_student_conv0_fwd_pointers){t52, t54, t45, in_student_conv0_weight, in_student_conv0_bias, chunk});
+static void step_student_conv0_fwd(float *restrict t53, float *restrict t55, const float *restrict t46, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_fwd_part, &(step_student_conv0_fwd_pointers){t53, t55, t46, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
 /* gemm winograd m=25088 n=32 k=144 chunk=9 +epilogue +pool split
- * %55 = im2col k3 s1 p1 %54 : [25088,144]  // student/conv3 fwd
- * %57 = matmul %55, %56 : [25088,32]  // student/conv3 fwd
- * %58 = broadcast axes=[1] %7 : [25088,32]  // student/conv3 fwd
- * %59 = add %57, %58 : [25088,32]  // student/conv3 fwd
- * %60 = relu %59 : [25088,32]  // student/relu4 fwd
- * %62 = max_pool k2 s2 p0 %61 : [128,7,7,32]  // student/max_pool5 fwd */
+ * %56 = im2col k3 s1 p1 %55 : [25088,144]  // student/conv3 fwd
+ * %58 = matmul %56, %57 : [25088,32]  // student/conv3 fwd
+ * %59 = broadcast axes=[1] %7 : [25088,32]  // student/conv3 fwd
+ * %60 = add %58, %59 : [25088,32]  // student/conv3 fwd
+ * %61 = relu %60 : [25088,32]  // student/relu4 fwd
+ * %63 = max_pool k2 s2 p0 %62 : [128,7,7,32]  // student/max_pool5 fwd */
 typedef struct {
-    float *t60;
-    float *t62;
-    const float *t54;
+    float *t61;
+    float *t63;
+    const float *t55;
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
@@ -284,9 +285,9 @@ typedef struct {
 static void step_student_conv3_fwd_part(void *context, int part, int parts) {
     const step_student_conv3_fwd_pointers *p = context;
     (void)parts;
-    float *restrict t60 = p->t60;
-    float *restrict t62 = p->t62;
-    const float *restrict t54 = p->t54;
+    float *restrict t61 = p->t61;
+    float *restrict t63 = p->t63;
+    const float *restrict t55 = p->t55;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
     float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
@@ -297,346 +298,346 @@ static void step_student_conv3_fwd_part(void *context, int part, int parts) {
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t60 + (size_t)n0 * 6272, t54 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+            mplc_winograd_conv3x3(t61 + (size_t)n0 * 6272, t55 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
-                    const float v59 = t60[i0 * 32 + i1] + in_student_conv3_bias[i1];
-                    const float v60 = v59 > 0.0f ? v59 : 0.0f;
-                    t60[i0 * 32 + i1] = v60;
+                    const float v60 = t61[i0 * 32 + i1] + in_student_conv3_bias[i1];
+                    const float v61 = v60 > 0.0f ? v60 : 0.0f;
+                    t61[i0 * 32 + i1] = v61;
                 }
             }
             /* the pool of these images, while they are in cache */
-            mplc_max_pool(t62 + (size_t)n0 * 1568, t60 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
+            mplc_max_pool(t63 + (size_t)n0 * 1568, t61 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
         }
     }
 }
 
-static void step_student_conv3_fwd(float *restrict t60, float *restrict t62, const float *restrict t54, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_fwd_part, &(step_student_conv3_fwd_pointers){t60, t62, t54, in_student_conv3_weight, in_student_conv3_bias, chunk});
+static void step_student_conv3_fwd(float *restrict t61, float *restrict t63, const float *restrict t55, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_fwd_part, &(step_student_conv3_fwd_pointers){t61, t63, t55, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
 /* gemm blas m=128 n=128 k=1568 +epilogue split
- * %64 = matmul %63, %8 : [128,128]  // student/dense7 fwd
- * %65 = broadcast axes=[1] %9 : [128,128]  // student/dense7 fwd
- * %66 = add %64, %65 : [128,128]  // student/dense7 fwd
- * %67 = relu %66 : [128,128]  // student/relu8 fwd */
+ * %65 = matmul %64, %8 : [128,128]  // student/dense7 fwd
+ * %66 = broadcast axes=[1] %9 : [128,128]  // student/dense7 fwd
+ * %67 = add %65, %66 : [128,128]  // student/dense7 fwd
+ * %68 = relu %67 : [128,128]  // student/relu8 fwd */
 typedef struct {
-    float *t67;
-    const float *t63;
+    float *t68;
+    const float *t64;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
 } step_student_dense7_fwd_pointers;
 
 static void step_student_dense7_fwd_part(void *context, int part, int parts) {
     const step_student_dense7_fwd_pointers *p = context;
-    float *restrict t67 = p->t67;
-    const float *restrict t63 = p->t63;
+    float *restrict t68 = p->t68;
+    const float *restrict t64 = p->t64;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
     const float *restrict in_student_dense7_bias = p->in_student_dense7_bias;
     size_t lo, hi;
     mplc_part(128, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t63 + lo * 1568, 1568, in_student_dense7_weight, 128, 0.0f, t67 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t64 + lo * 1568, 1568, in_student_dense7_weight, 128, 0.0f, t68 + lo * 128, 128);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            const float v66 = t67[i0 * 128 + i1] + in_student_dense7_bias[i1];
-            const float v67 = v66 > 0.0f ? v66 : 0.0f;
-            t67[i0 * 128 + i1] = v67;
+            const float v67 = t68[i0 * 128 + i1] + in_student_dense7_bias[i1];
+            const float v68 = v67 > 0.0f ? v67 : 0.0f;
+            t68[i0 * 128 + i1] = v68;
         }
     }
 }
 
-static void step_student_dense7_fwd(float *restrict t67, const float *restrict t63, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(step_student_dense7_fwd_part, &(step_student_dense7_fwd_pointers){t67, t63, in_student_dense7_weight, in_student_dense7_bias});
+static void step_student_dense7_fwd(float *restrict t68, const float *restrict t64, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(step_student_dense7_fwd_part, &(step_student_dense7_fwd_pointers){t68, t64, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* gemm blas m=128 n=10 k=128 +epilogue
- * %68 = matmul %67, %10 : [128,10]  // student/dense9 fwd
- * %69 = broadcast axes=[1] %11 : [128,10]  // student/dense9 fwd
- * %70 = add %68, %69 : [128,10]  // student/dense9 fwd */
-static void step_student_dense9_fwd(float *restrict t70, const float *restrict t67, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 10, 128, 1.0f, t67, 128, in_student_dense9_weight, 10, 0.0f, t70, 10);
+ * %69 = matmul %68, %10 : [128,10]  // student/dense9 fwd
+ * %70 = broadcast axes=[1] %11 : [128,10]  // student/dense9 fwd
+ * %71 = add %69, %70 : [128,10]  // student/dense9 fwd */
+static void step_student_dense9_fwd(float *restrict t71, const float *restrict t68, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 10, 128, 1.0f, t68, 128, in_student_dense9_weight, 10, 0.0f, t71, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v70 = t70[i0 * 10 + i1] + in_student_dense9_bias[i1];
-            t70[i0 * 10 + i1] = v70;
+            const float v71 = t71[i0 * 10 + i1] + in_student_dense9_bias[i1];
+            t71[i0 * 10 + i1] = v71;
         }
     }
 }
 
 /* reduce_max [128,10] axes=[1]
- * %71 = reduce_max axes=[1] %70 : [128]  // student/loss_u fwd */
-static void step_student_loss_u_fwd(float *restrict t71, const float *restrict t70) {
+ * %72 = reduce_max axes=[1] %71 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd(float *restrict t72, const float *restrict t71) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t70[i0 * 10 + i1] > best ? t70[i0 * 10 + i1] : best;
+            best = t71[i0 * 10 + i1] > best ? t71[i0 * 10 + i1] : best;
         }
-        t71[i0] = best;
+        t72[i0] = best;
     }
 }
 
 /* loop [128,10]
- * %72 = broadcast axes=[0] %71 : [128,10]  // student/loss_u fwd
- * %73 = sub %70, %72 : [128,10]  // student/loss_u fwd
- * %74 = exp %73 : [128,10]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_2(float *restrict t73, float *restrict t74, const float *restrict t70, const float *restrict t71) {
+ * %73 = broadcast axes=[0] %72 : [128,10]  // student/loss_u fwd
+ * %74 = sub %71, %73 : [128,10]  // student/loss_u fwd
+ * %75 = exp %74 : [128,10]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_2(float *restrict t74, float *restrict t75, const float *restrict t71, const float *restrict t72) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v73 = t70[i0 * 10 + i1] - t71[i0];
-            const float v74 = expf(v73);
-            t73[i0 * 10 + i1] = v73;
+            const float v74 = t71[i0 * 10 + i1] - t72[i0];
+            const float v75 = expf(v74);
             t74[i0 * 10 + i1] = v74;
+            t75[i0 * 10 + i1] = v75;
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[1]
- * %75 = reduce_sum axes=[1] %74 : [128]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_3(float *restrict t75, const float *restrict t74) {
+ * %76 = reduce_sum axes=[1] %75 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_3(float *restrict t76, const float *restrict t75) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t74[i0 * 10 + i1];
+            sum += t75[i0 * 10 + i1];
         }
-        t75[i0] = (float)sum;
+        t76[i0] = (float)sum;
     }
 }
 
 /* loop [128]
- * %76 = log %75 : [128]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_4(float *restrict t76, const float *restrict t75) {
+ * %77 = log %76 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_4(float *restrict t77, const float *restrict t76) {
     for (size_t i = 0; i < 128; i++) {
-        const float v76 = logf(t75[i]);
-        t76[i] = v76;
+        const float v77 = logf(t76[i]);
+        t77[i] = v77;
     }
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %77 = broadcast axes=[0] %76 : [128,10]  // student/loss_u fwd
- * %78 = sub %73, %77 : [128,10]  // student/loss_u fwd
- * %79 = mul %44, %78 : [128,10]  // student/loss_u fwd
- * %80 = reduce_sum axes=[0, 1] %79 : []  // student/loss_u fwd */
-static void step_student_loss_u_fwd_5(float *restrict t80, const float *restrict t73, const float *restrict t76, const float *restrict t44) {
+ * %78 = broadcast axes=[0] %77 : [128,10]  // student/loss_u fwd
+ * %79 = sub %74, %78 : [128,10]  // student/loss_u fwd
+ * %80 = mul %45, %79 : [128,10]  // student/loss_u fwd
+ * %81 = reduce_sum axes=[0, 1] %80 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_5(float *restrict t81, const float *restrict t74, const float *restrict t77, const float *restrict t45) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v78 = t73[i0 * 10 + i1] - t76[i0];
-            const float v79 = t44[i0 * 10 + i1] * v78;
-            sum += v79;
+            const float v79 = t74[i0 * 10 + i1] - t77[i0];
+            const float v80 = t45[i0 * 10 + i1] * v79;
+            sum += v80;
         }
     }
-    t80[0] = (float)sum;
+    t81[0] = (float)sum;
 }
 
 /* loop []
- * %81 = constant -0.0078125 : []  // student/loss_u fwd
- * %82 = mul %80, %81 : []  // student/loss_u fwd */
-static void step_student_loss_u_fwd_6(float *restrict t82, const float *restrict t80) {
+ * %82 = constant -0.0078125 : []  // student/loss_u fwd
+ * %83 = mul %81, %82 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_6(float *restrict t83, const float *restrict t81) {
     for (size_t i = 0; i < 1; i++) {
-        const float v82 = t80[0] * (-0.0078125f);
-        t82[i] = v82;
+        const float v83 = t81[0] * (-0.0078125f);
+        t83[i] = v83;
     }
 }
 
 /* loop [128,10]
- * %83 = constant -0.0078125 : [128,10]  // student/loss_u vjp
- * %84 = mul %83, %44 : [128,10]  // student/loss_u vjp */
-static void step_student_loss_u_vjp(float *restrict t84, const float *restrict t44) {
+ * %84 = constant -0.0078125 : [128,10]  // student/loss_u vjp
+ * %85 = mul %84, %45 : [128,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp(float *restrict t85, const float *restrict t45) {
     for (size_t i = 0; i < 1280; i++) {
-        const float v84 = (-0.0078125f) * t44[i];
-        t84[i] = v84;
+        const float v85 = (-0.0078125f) * t45[i];
+        t85[i] = v85;
     }
 }
 
 /* reduce_sum [128,10] axes=[1]
- * %85 = neg %84 : [128,10]  // student/loss_u vjp
- * %86 = reduce_sum axes=[1] %85 : [128]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_2(float *restrict t86, const float *restrict t84) {
+ * %86 = neg %85 : [128,10]  // student/loss_u vjp
+ * %87 = reduce_sum axes=[1] %86 : [128]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_2(float *restrict t87, const float *restrict t85) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v85 = -t84[i0 * 10 + i1];
-            sum += v85;
+            const float v86 = -t85[i0 * 10 + i1];
+            sum += v86;
         }
-        t86[i0] = (float)sum;
+        t87[i0] = (float)sum;
     }
 }
 
 /* loop [128]
- * %87 = div %86, %75 : [128]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_3(float *restrict t87, const float *restrict t86, const float *restrict t75) {
+ * %88 = div %87, %76 : [128]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_3(float *restrict t88, const float *restrict t87, const float *restrict t76) {
     for (size_t i = 0; i < 128; i++) {
-        const float v87 = t86[i] / t75[i];
-        t87[i] = v87;
+        const float v88 = t87[i] / t76[i];
+        t88[i] = v88;
     }
 }
 
 /* loop [128,10]
- * %88 = broadcast axes=[0] %87 : [128,10]  // student/loss_u vjp
- * %89 = mul %88, %74 : [128,10]  // student/loss_u vjp
- * %90 = add %84, %89 : [128,10]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_4(float *restrict t90, const float *restrict t87, const float *restrict t74, const float *restrict t84) {
+ * %89 = broadcast axes=[0] %88 : [128,10]  // student/loss_u vjp
+ * %90 = mul %89, %75 : [128,10]  // student/loss_u vjp
+ * %91 = add %85, %90 : [128,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_4(float *restrict t91, const float *restrict t88, const float *restrict t75, const float *restrict t85) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v89 = t87[i0] * t74[i0 * 10 + i1];
-            const float v90 = t84[i0 * 10 + i1] + v89;
-            t90[i0 * 10 + i1] = v90;
+            const float v90 = t88[i0] * t75[i0 * 10 + i1];
+            const float v91 = t85[i0 * 10 + i1] + v90;
+            t91[i0 * 10 + i1] = v91;
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[0]
- * %91 = reduce_sum axes=[0] %90 : [10]  // student/dense9 vjp */
-static void step_student_dense9_vjp(float *restrict t91, const float *restrict t90) {
-    for (size_t o = 0; o < 10; o++) t91[o] = 0.0f;
+ * %92 = reduce_sum axes=[0] %91 : [10]  // student/dense9 vjp */
+static void step_student_dense9_vjp(float *restrict t92, const float *restrict t91) {
+    for (size_t o = 0; o < 10; o++) t92[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t91[i1] += t90[i0 * 10 + i1];
+            t92[i1] += t91[i0 * 10 + i1];
         }
     }
 }
 
 /* gemm blas m=128 n=10 k=128 tA
- * %93 = matmul tA %67, %90 : [128,10]  // student/dense9 vjp */
-static void step_student_dense9_vjp_2(float *restrict t93, const float *restrict t67, const float *restrict t90) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t67, 128, t90, 10, 0.0f, t93, 10);
+ * %94 = matmul tA %68, %91 : [128,10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_2(float *restrict t94, const float *restrict t68, const float *restrict t91) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t68, 128, t91, 10, 0.0f, t94, 10);
 }
 
 /* gemm blas m=128 n=128 k=10 tB +epilogue
- * %92 = matmul tB %90, %10 : [128,128]  // student/dense9 vjp
- * %94 = step %67 : [128,128]  // student/relu8 vjp
- * %95 = mul %92, %94 : [128,128]  // student/relu8 vjp */
-static void step_student_dense9_vjp_3(float *restrict t95, const float *restrict t90, const float *restrict in_student_dense9_weight, const float *restrict t67) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t90, 10, in_student_dense9_weight, 10, 0.0f, t95, 128);
+ * %93 = matmul tB %91, %10 : [128,128]  // student/dense9 vjp
+ * %95 = step %68 : [128,128]  // student/relu8 vjp
+ * %96 = mul %93, %95 : [128,128]  // student/relu8 vjp */
+static void step_student_dense9_vjp_3(float *restrict t96, const float *restrict t91, const float *restrict in_student_dense9_weight, const float *restrict t68) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t91, 10, in_student_dense9_weight, 10, 0.0f, t96, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 16384; i++) {
-        const float v94 = t67[i] > 0.0f ? 1.0f : 0.0f;
-        const float v95 = t95[i] * v94;
-        t95[i] = v95;
+        const float v95 = t68[i] > 0.0f ? 1.0f : 0.0f;
+        const float v96 = t96[i] * v95;
+        t96[i] = v96;
     }
 }
 
 /* reduce_sum [128,128] axes=[0]
- * %96 = reduce_sum axes=[0] %95 : [128]  // student/dense7 vjp */
-static void step_student_dense7_vjp(float *restrict t96, const float *restrict t95) {
-    for (size_t o = 0; o < 128; o++) t96[o] = 0.0f;
+ * %97 = reduce_sum axes=[0] %96 : [128]  // student/dense7 vjp */
+static void step_student_dense7_vjp(float *restrict t97, const float *restrict t96) {
+    for (size_t o = 0; o < 128; o++) t97[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t96[i1] += t95[i0 * 128 + i1];
+            t97[i1] += t96[i0 * 128 + i1];
         }
     }
 }
 
 /* gemm blas m=128 n=1568 k=128 tB split
- * %97 = matmul tB %95, %8 : [128,1568]  // student/dense7 vjp */
+ * %98 = matmul tB %96, %8 : [128,1568]  // student/dense7 vjp */
 typedef struct {
-    float *t97;
-    const float *t95;
+    float *t98;
+    const float *t96;
     const float *in_student_dense7_weight;
 } step_student_dense7_vjp_2_pointers;
 
 static void step_student_dense7_vjp_2_part(void *context, int part, int parts) {
     const step_student_dense7_vjp_2_pointers *p = context;
-    float *restrict t97 = p->t97;
-    const float *restrict t95 = p->t95;
+    float *restrict t98 = p->t98;
+    const float *restrict t96 = p->t96;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
     size_t lo, hi;
     mplc_part(128, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t95 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t97 + lo * 1568, 1568);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t96 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t98 + lo * 1568, 1568);
 }
 
-static void step_student_dense7_vjp_2(float *restrict t97, const float *restrict t95, const float *restrict in_student_dense7_weight) {
-    mplc_parallel(step_student_dense7_vjp_2_part, &(step_student_dense7_vjp_2_pointers){t97, t95, in_student_dense7_weight});
+static void step_student_dense7_vjp_2(float *restrict t98, const float *restrict t96, const float *restrict in_student_dense7_weight) {
+    mplc_parallel(step_student_dense7_vjp_2_part, &(step_student_dense7_vjp_2_pointers){t98, t96, in_student_dense7_weight});
 }
 
 /* gemm blas m=1568 n=128 k=128 tA split
- * %98 = matmul tA %63, %95 : [1568,128]  // student/dense7 vjp */
+ * %99 = matmul tA %64, %96 : [1568,128]  // student/dense7 vjp */
 typedef struct {
-    float *t98;
-    const float *t63;
-    const float *t95;
+    float *t99;
+    const float *t64;
+    const float *t96;
 } step_student_dense7_vjp_3_pointers;
 
 static void step_student_dense7_vjp_3_part(void *context, int part, int parts) {
     const step_student_dense7_vjp_3_pointers *p = context;
-    float *restrict t98 = p->t98;
-    const float *restrict t63 = p->t63;
-    const float *restrict t95 = p->t95;
+    float *restrict t99 = p->t99;
+    const float *restrict t64 = p->t64;
+    const float *restrict t96 = p->t96;
     size_t lo, hi;
     mplc_part(1568, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t63 + lo, 1568, t95, 128, 0.0f, t98 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t64 + lo, 1568, t96, 128, 0.0f, t99 + lo * 128, 128);
 }
 
-static void step_student_dense7_vjp_3(float *restrict t98, const float *restrict t63, const float *restrict t95) {
-    mplc_parallel(step_student_dense7_vjp_3_part, &(step_student_dense7_vjp_3_pointers){t98, t63, t95});
+static void step_student_dense7_vjp_3(float *restrict t99, const float *restrict t64, const float *restrict t96) {
+    mplc_parallel(step_student_dense7_vjp_3_part, &(step_student_dense7_vjp_3_pointers){t99, t64, t96});
 }
 
 /* loop [128,7,7,32] split
- * %100 = step %62 : [128,7,7,32]  // student/relu4 vjp
- * %101 = mul %99, %100 : [128,7,7,32]  // student/relu4 vjp */
+ * %101 = step %63 : [128,7,7,32]  // student/relu4 vjp
+ * %102 = mul %100, %101 : [128,7,7,32]  // student/relu4 vjp */
 typedef struct {
-    float *t101;
-    const float *t62;
-    const float *t99;
+    float *t102;
+    const float *t63;
+    const float *t100;
 } step_student_relu4_vjp_pointers;
 
 static void step_student_relu4_vjp_part(void *context, int part, int parts) {
     const step_student_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t101 = p->t101;
-    const float *restrict t62 = p->t62;
-    const float *restrict t99 = p->t99;
+    float *restrict t102 = p->t102;
+    const float *restrict t63 = p->t63;
+    const float *restrict t100 = p->t100;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-            const float v100 = t62[i] > 0.0f ? 1.0f : 0.0f;
-            const float v101 = t99[i] * v100;
-            t101[i] = v101;
+            const float v101 = t63[i] > 0.0f ? 1.0f : 0.0f;
+            const float v102 = t100[i] * v101;
+            t102[i] = v102;
         }
     }
 }
 
-static void step_student_relu4_vjp(float *restrict t101, const float *restrict t62, const float *restrict t99) {
-    mplc_parallel(step_student_relu4_vjp_part, &(step_student_relu4_vjp_pointers){t101, t62, t99});
+static void step_student_relu4_vjp(float *restrict t102, const float *restrict t63, const float *restrict t100) {
+    mplc_parallel(step_student_relu4_vjp_part, &(step_student_relu4_vjp_pointers){t102, t63, t100});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %102 = max_pool_scatter k2 s2 p0 %61, %101 : [128,14,14,32]  // student/relu4 vjp */
+ * %103 = max_pool_scatter k2 s2 p0 %62, %102 : [128,14,14,32]  // student/relu4 vjp */
 typedef struct {
-    float *t102;
-    const float *t61;
-    const float *t101;
+    float *t103;
+    const float *t62;
+    const float *t102;
 } step_student_relu4_vjp_2_pointers;
 
 static void step_student_relu4_vjp_2_part(void *context, int part, int parts) {
     const step_student_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t102 = p->t102;
-    const float *restrict t61 = p->t61;
-    const float *restrict t101 = p->t101;
+    float *restrict t103 = p->t103;
+    const float *restrict t62 = p->t62;
+    const float *restrict t102 = p->t102;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
-        mplc_max_pool_scatter(t102 + lo * 6272, t61 + lo * 6272, t101 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+        mplc_max_pool_scatter(t103 + lo * 6272, t62 + lo * 6272, t102 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void step_student_relu4_vjp_2(float *restrict t102, const float *restrict t61, const float *restrict t101) {
-    mplc_parallel(step_student_relu4_vjp_2_part, &(step_student_relu4_vjp_2_pointers){t102, t61, t101});
+static void step_student_relu4_vjp_2(float *restrict t103, const float *restrict t62, const float *restrict t102) {
+    mplc_parallel(step_student_relu4_vjp_2_part, &(step_student_relu4_vjp_2_pointers){t103, t62, t102});
 }
 
 /* reduce_sum [25088,32] axes=[0] split
- * %104 = reduce_sum axes=[0] %103 : [32]  // student/conv3 vjp */
+ * %105 = reduce_sum axes=[0] %104 : [32]  // student/conv3 vjp */
 typedef struct {
-    float *t104;
-    const float *t103;
+    float *t105;
+    const float *t104;
     float *chunk;
 } step_student_conv3_vjp_pointers;
 
@@ -644,8 +645,8 @@ static void step_student_conv3_vjp_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t104 = p->t104; (void)t104; /* used after the parts */
-    const float *restrict t103 = p->t103;
+    float *restrict t105 = p->t105; (void)t105; /* used after the parts */
+    const float *restrict t104 = p->t104;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
@@ -654,28 +655,28 @@ static void step_student_conv3_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t103[i0 * 32 + i1];
+                sums[i1] += t104[i0 * 32 + i1];
             }
         }
         for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv3_vjp(float *restrict t104, const float *restrict t103, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_part, &(step_student_conv3_vjp_pointers){t104, t103, chunk});
+static void step_student_conv3_vjp(float *restrict t105, const float *restrict t104, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_part, &(step_student_conv3_vjp_pointers){t105, t104, chunk});
     for (size_t o = 0; o < 32; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t104[o] = total;
+        t105[o] = total;
     }
 }
 
 /* gemm winograd m=25088 n=144 k=32 tB chunk=9 split
- * %105 = matmul tB %103, %56 : [25088,144]  // student/conv3 vjp
- * %108 = col2im k3 s1 p1 %105 : [128,14,14,16]  // student/conv3 vjp */
+ * %106 = matmul tB %104, %57 : [25088,144]  // student/conv3 vjp
+ * %109 = col2im k3 s1 p1 %106 : [128,14,14,16]  // student/conv3 vjp */
 typedef struct {
-    float *t108;
-    const float *t103;
+    float *t109;
+    const float *t104;
     const float *in_student_conv3_weight;
     float *chunk;
 } step_student_conv3_vjp_2_pointers;
@@ -683,8 +684,8 @@ typedef struct {
 static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_2_pointers *p = context;
     (void)parts;
-    float *restrict t108 = p->t108;
-    const float *restrict t103 = p->t103;
+    float *restrict t109 = p->t109;
+    const float *restrict t104 = p->t104;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
@@ -694,112 +695,112 @@ static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t108 + (size_t)n0 * 3136, t103 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
+            mplc_winograd_conv3x3(t109 + (size_t)n0 * 3136, t104 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
         }
     }
 }
 
-static void step_student_conv3_vjp_2(float *restrict t108, const float *restrict t103, const float *restrict in_student_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_2_part, &(step_student_conv3_vjp_2_pointers){t108, t103, in_student_conv3_weight, chunk});
+static void step_student_conv3_vjp_2(float *restrict t109, const float *restrict t104, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_2_part, &(step_student_conv3_vjp_2_pointers){t109, t104, in_student_conv3_weight, chunk});
 }
 
 /* gemm winograd m=144 n=32 k=25088 tA chunk=9 split
- * %55 = im2col k3 s1 p1 %54 : [25088,144]  // student/conv3 fwd
- * %106 = matmul tA %55, %103 : [144,32]  // student/conv3 vjp */
+ * %56 = im2col k3 s1 p1 %55 : [25088,144]  // student/conv3 fwd
+ * %107 = matmul tA %56, %104 : [144,32]  // student/conv3 vjp */
 typedef struct {
-    float *t106;
-    const float *t54;
-    const float *t103;
+    float *t107;
+    const float *t55;
+    const float *t104;
     float *chunk;
 } step_student_conv3_vjp_3_pointers;
 
 static void step_student_conv3_vjp_3_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_3_pointers *p = context;
-    float *restrict t106 = p->t106;
-    const float *restrict t54 = p->t54;
-    const float *restrict t103 = p->t103;
+    float *restrict t107 = p->t107;
+    const float *restrict t55 = p->t55;
+    const float *restrict t104 = p->t104;
     float *restrict chunk = p->chunk + (size_t)part * 351568; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t106 : chunk + 346960;
+    float *sum = part == 0 ? t107 : chunk + 346960;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t54 + (size_t)n0 * 3136, t103 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t55 + (size_t)n0 * 3136, t104 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void step_student_conv3_vjp_3(float *restrict t106, const float *restrict t54, const float *restrict t103, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_3_part, &(step_student_conv3_vjp_3_pointers){t106, t54, t103, chunk});
+static void step_student_conv3_vjp_3(float *restrict t107, const float *restrict t55, const float *restrict t104, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_3_part, &(step_student_conv3_vjp_3_pointers){t107, t55, t104, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351568 + 346960;
-        for (int i = 0; i < 4608; i++) t106[i] += partial[i];
+        for (int i = 0; i < 4608; i++) t107[i] += partial[i];
     }
 }
 
 /* loop [128,14,14,16] split
- * %109 = step %54 : [128,14,14,16]  // student/relu1 vjp
- * %110 = mul %108, %109 : [128,14,14,16]  // student/relu1 vjp */
+ * %110 = step %55 : [128,14,14,16]  // student/relu1 vjp
+ * %111 = mul %109, %110 : [128,14,14,16]  // student/relu1 vjp */
 typedef struct {
-    float *t110;
-    const float *t54;
-    const float *t108;
+    float *t111;
+    const float *t55;
+    const float *t109;
 } step_student_relu1_vjp_pointers;
 
 static void step_student_relu1_vjp_part(void *context, int part, int parts) {
     const step_student_relu1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t110 = p->t110;
-    const float *restrict t54 = p->t54;
-    const float *restrict t108 = p->t108;
+    float *restrict t111 = p->t111;
+    const float *restrict t55 = p->t55;
+    const float *restrict t109 = p->t109;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v109 = t54[i] > 0.0f ? 1.0f : 0.0f;
-            const float v110 = t108[i] * v109;
-            t110[i] = v110;
+            const float v110 = t55[i] > 0.0f ? 1.0f : 0.0f;
+            const float v111 = t109[i] * v110;
+            t111[i] = v111;
         }
     }
 }
 
-static void step_student_relu1_vjp(float *restrict t110, const float *restrict t54, const float *restrict t108) {
-    mplc_parallel(step_student_relu1_vjp_part, &(step_student_relu1_vjp_pointers){t110, t54, t108});
+static void step_student_relu1_vjp(float *restrict t111, const float *restrict t55, const float *restrict t109) {
+    mplc_parallel(step_student_relu1_vjp_part, &(step_student_relu1_vjp_pointers){t111, t55, t109});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %111 = max_pool_scatter k2 s2 p0 %53, %110 : [128,28,28,16]  // student/relu1 vjp */
+ * %112 = max_pool_scatter k2 s2 p0 %54, %111 : [128,28,28,16]  // student/relu1 vjp */
 typedef struct {
-    float *t111;
-    const float *t53;
-    const float *t110;
+    float *t112;
+    const float *t54;
+    const float *t111;
 } step_student_relu1_vjp_2_pointers;
 
 static void step_student_relu1_vjp_2_part(void *context, int part, int parts) {
     const step_student_relu1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t111 = p->t111;
-    const float *restrict t53 = p->t53;
-    const float *restrict t110 = p->t110;
+    float *restrict t112 = p->t112;
+    const float *restrict t54 = p->t54;
+    const float *restrict t111 = p->t111;
     size_t lo, hi;
     while (mplc_claim(128, 4, &lo, &hi)) {
-        mplc_max_pool_scatter(t111 + lo * 12544, t53 + lo * 12544, t110 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+        mplc_max_pool_scatter(t112 + lo * 12544, t54 + lo * 12544, t111 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void step_student_relu1_vjp_2(float *restrict t111, const float *restrict t53, const float *restrict t110) {
-    mplc_parallel(step_student_relu1_vjp_2_part, &(step_student_relu1_vjp_2_pointers){t111, t53, t110});
+static void step_student_relu1_vjp_2(float *restrict t112, const float *restrict t54, const float *restrict t111) {
+    mplc_parallel(step_student_relu1_vjp_2_part, &(step_student_relu1_vjp_2_pointers){t112, t54, t111});
 }
 
 /* reduce_sum [100352,16] axes=[0] split
- * %113 = reduce_sum axes=[0] %112 : [16]  // student/conv0 vjp */
+ * %114 = reduce_sum axes=[0] %113 : [16]  // student/conv0 vjp */
 typedef struct {
-    float *t113;
-    const float *t112;
+    float *t114;
+    const float *t113;
     float *chunk;
 } step_student_conv0_vjp_pointers;
 
@@ -807,8 +808,8 @@ static void step_student_conv0_vjp_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t113 = p->t113; (void)t113; /* used after the parts */
-    const float *restrict t112 = p->t112;
+    float *restrict t114 = p->t114; (void)t114; /* used after the parts */
+    const float *restrict t113 = p->t113;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(100352, 6272, &lo, &hi)) {
@@ -817,55 +818,55 @@ static void step_student_conv0_vjp_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                sums[i1] += t112[i0 * 16 + i1];
+                sums[i1] += t113[i0 * 16 + i1];
             }
         }
         for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv0_vjp(float *restrict t113, const float *restrict t112, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t113, t112, chunk});
+static void step_student_conv0_vjp(float *restrict t114, const float *restrict t113, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t114, t113, chunk});
     for (size_t o = 0; o < 16; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
-        t113[o] = total;
+        t114[o] = total;
     }
 }
 
 /* gemm small-outer-products m=9 n=16 k=100352 tA chunk=20 split
- * %47 = im2col k3 s1 p1 %45 : [100352,9]  // student/conv0 fwd
- * %114 = matmul tA %47, %112 : [9,16]  // student/conv0 vjp */
+ * %48 = im2col k3 s1 p1 %46 : [100352,9]  // student/conv0 fwd
+ * %115 = matmul tA %48, %113 : [9,16]  // student/conv0 vjp */
 typedef struct {
-    float *t114;
-    const float *t45;
-    const float *t112;
+    float *t115;
+    const float *t46;
+    const float *t113;
     float *chunk;
 } step_student_conv0_vjp_2_pointers;
 
 static void step_student_conv0_vjp_2_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_2_pointers *p = context;
-    float *restrict t114 = p->t114;
-    const float *restrict t45 = p->t45;
-    const float *restrict t112 = p->t112;
+    float *restrict t115 = p->t115;
+    const float *restrict t46 = p->t46;
+    const float *restrict t113 = p->t113;
     float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(128, 20, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t114 : chunk + 141120;
+    float *sum = part == 0 ? t115 : chunk + 141120;
     if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
         const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-        mplc_im2col(chunk, t45 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        mplc_im2col(chunk, t46 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
             float block_sum[144];
             for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t112 + ((size_t)n0 * 784 + r) * 16;
+                const float *dy = t113 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
@@ -877,138 +878,138 @@ static void step_student_conv0_vjp_2_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_student_conv0_vjp_2(float *restrict t114, const float *restrict t45, const float *restrict t112, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_vjp_2_part, &(step_student_conv0_vjp_2_pointers){t114, t45, t112, chunk});
+static void step_student_conv0_vjp_2(float *restrict t115, const float *restrict t46, const float *restrict t113, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_2_part, &(step_student_conv0_vjp_2_pointers){t115, t46, t113, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
-        for (int i = 0; i < 144; i++) t114[i] += partial[i];
+        for (int i = 0; i < 144; i++) t115[i] += partial[i];
     }
 }
 
 /* loop [3,3,1,16]
- * %117 = constant 0.0005 : [3,3,1,16]  // student/conv0 update
- * %118 = mul %4, %117 : [3,3,1,16]  // student/conv0 update
- * %119 = add %115, %118 : [3,3,1,16]  // student/conv0 update
- * %120 = constant 0.9 : [3,3,1,16]  // student/conv0 update
- * %121 = mul %116, %120 : [3,3,1,16]  // student/conv0 update
- * %122 = add %121, %119 : [3,3,1,16]  // student/conv0 update
- * %123 = mul %122, %120 : [3,3,1,16]  // student/conv0 update
- * %124 = add %119, %123 : [3,3,1,16]  // student/conv0 update
- * %125 = broadcast axes=[] %15 : [3,3,1,16]  // student/conv0 update
- * %126 = mul %124, %125 : [3,3,1,16]  // student/conv0 update
- * %127 = sub %4, %126 : [3,3,1,16]  // student/conv0 update
+ * %118 = constant 0.0005 : [3,3,1,16]  // student/conv0 update
+ * %119 = mul %4, %118 : [3,3,1,16]  // student/conv0 update
+ * %120 = add %116, %119 : [3,3,1,16]  // student/conv0 update
+ * %121 = constant 0.9 : [3,3,1,16]  // student/conv0 update
+ * %122 = mul %117, %121 : [3,3,1,16]  // student/conv0 update
+ * %123 = add %122, %120 : [3,3,1,16]  // student/conv0 update
+ * %124 = mul %123, %121 : [3,3,1,16]  // student/conv0 update
+ * %125 = add %120, %124 : [3,3,1,16]  // student/conv0 update
+ * %126 = broadcast axes=[] %15 : [3,3,1,16]  // student/conv0 update
+ * %127 = mul %125, %126 : [3,3,1,16]  // student/conv0 update
+ * %128 = sub %4, %127 : [3,3,1,16]  // student/conv0 update
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_student_conv0_update(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t115, const float *restrict in_lr_student) {
+static void step_student_conv0_update(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t116, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 144; i++) {
-        const float v118 = in_student_conv0_weight[i] * 0.0005f;
-        const float v119 = t115[i] + v118;
-        const float v121 = in_student_momentum_conv0_weight[i] * 0.9f;
-        const float v122 = v121 + v119;
-        const float v123 = v122 * 0.9f;
-        const float v124 = v119 + v123;
-        const float v126 = v124 * in_lr_student[0];
-        const float v127 = in_student_conv0_weight[i] - v126;
-        in_student_momentum_conv0_weight[i] = v122;
-        in_student_conv0_weight[i] = v127;
+        const float v119 = in_student_conv0_weight[i] * 0.0005f;
+        const float v120 = t116[i] + v119;
+        const float v122 = in_student_momentum_conv0_weight[i] * 0.9f;
+        const float v123 = v122 + v120;
+        const float v124 = v123 * 0.9f;
+        const float v125 = v120 + v124;
+        const float v127 = v125 * in_lr_student[0];
+        const float v128 = in_student_conv0_weight[i] - v127;
+        in_student_momentum_conv0_weight[i] = v123;
+        in_student_conv0_weight[i] = v128;
     }
 }
 
 /* loop [16]
- * %129 = constant 0.9 : [16]  // student/conv0 update
- * %130 = mul %128, %129 : [16]  // student/conv0 update
- * %131 = add %130, %113 : [16]  // student/conv0 update
- * %132 = mul %131, %129 : [16]  // student/conv0 update
- * %133 = add %113, %132 : [16]  // student/conv0 update
- * %134 = broadcast axes=[] %15 : [16]  // student/conv0 update
- * %135 = mul %133, %134 : [16]  // student/conv0 update
- * %136 = sub %5, %135 : [16]  // student/conv0 update
+ * %130 = constant 0.9 : [16]  // student/conv0 update
+ * %131 = mul %129, %130 : [16]  // student/conv0 update
+ * %132 = add %131, %114 : [16]  // student/conv0 update
+ * %133 = mul %132, %130 : [16]  // student/conv0 update
+ * %134 = add %114, %133 : [16]  // student/conv0 update
+ * %135 = broadcast axes=[] %15 : [16]  // student/conv0 update
+ * %136 = mul %134, %135 : [16]  // student/conv0 update
+ * %137 = sub %5, %136 : [16]  // student/conv0 update
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_student_conv0_update_2(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t113, const float *restrict in_lr_student) {
+static void step_student_conv0_update_2(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t114, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
-        const float v130 = in_student_momentum_conv0_bias[i] * 0.9f;
-        const float v131 = v130 + t113[i];
-        const float v132 = v131 * 0.9f;
-        const float v133 = t113[i] + v132;
-        const float v135 = v133 * in_lr_student[0];
-        const float v136 = in_student_conv0_bias[i] - v135;
-        in_student_momentum_conv0_bias[i] = v131;
-        in_student_conv0_bias[i] = v136;
+        const float v131 = in_student_momentum_conv0_bias[i] * 0.9f;
+        const float v132 = v131 + t114[i];
+        const float v133 = v132 * 0.9f;
+        const float v134 = t114[i] + v133;
+        const float v136 = v134 * in_lr_student[0];
+        const float v137 = in_student_conv0_bias[i] - v136;
+        in_student_momentum_conv0_bias[i] = v132;
+        in_student_conv0_bias[i] = v137;
     }
 }
 
 /* loop [3,3,16,32]
- * %138 = constant 0.0005 : [3,3,16,32]  // student/conv3 update
- * %139 = mul %6, %138 : [3,3,16,32]  // student/conv3 update
- * %140 = add %107, %139 : [3,3,16,32]  // student/conv3 update
- * %141 = constant 0.9 : [3,3,16,32]  // student/conv3 update
- * %142 = mul %137, %141 : [3,3,16,32]  // student/conv3 update
- * %143 = add %142, %140 : [3,3,16,32]  // student/conv3 update
- * %144 = mul %143, %141 : [3,3,16,32]  // student/conv3 update
- * %145 = add %140, %144 : [3,3,16,32]  // student/conv3 update
- * %146 = broadcast axes=[] %15 : [3,3,16,32]  // student/conv3 update
- * %147 = mul %145, %146 : [3,3,16,32]  // student/conv3 update
- * %148 = sub %6, %147 : [3,3,16,32]  // student/conv3 update
+ * %139 = constant 0.0005 : [3,3,16,32]  // student/conv3 update
+ * %140 = mul %6, %139 : [3,3,16,32]  // student/conv3 update
+ * %141 = add %108, %140 : [3,3,16,32]  // student/conv3 update
+ * %142 = constant 0.9 : [3,3,16,32]  // student/conv3 update
+ * %143 = mul %138, %142 : [3,3,16,32]  // student/conv3 update
+ * %144 = add %143, %141 : [3,3,16,32]  // student/conv3 update
+ * %145 = mul %144, %142 : [3,3,16,32]  // student/conv3 update
+ * %146 = add %141, %145 : [3,3,16,32]  // student/conv3 update
+ * %147 = broadcast axes=[] %15 : [3,3,16,32]  // student/conv3 update
+ * %148 = mul %146, %147 : [3,3,16,32]  // student/conv3 update
+ * %149 = sub %6, %148 : [3,3,16,32]  // student/conv3 update
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_student_conv3_update(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t107, const float *restrict in_lr_student) {
+static void step_student_conv3_update(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t108, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 4608; i++) {
-        const float v139 = in_student_conv3_weight[i] * 0.0005f;
-        const float v140 = t107[i] + v139;
-        const float v142 = in_student_momentum_conv3_weight[i] * 0.9f;
-        const float v143 = v142 + v140;
-        const float v144 = v143 * 0.9f;
-        const float v145 = v140 + v144;
-        const float v147 = v145 * in_lr_student[0];
-        const float v148 = in_student_conv3_weight[i] - v147;
-        in_student_momentum_conv3_weight[i] = v143;
-        in_student_conv3_weight[i] = v148;
+        const float v140 = in_student_conv3_weight[i] * 0.0005f;
+        const float v141 = t108[i] + v140;
+        const float v143 = in_student_momentum_conv3_weight[i] * 0.9f;
+        const float v144 = v143 + v141;
+        const float v145 = v144 * 0.9f;
+        const float v146 = v141 + v145;
+        const float v148 = v146 * in_lr_student[0];
+        const float v149 = in_student_conv3_weight[i] - v148;
+        in_student_momentum_conv3_weight[i] = v144;
+        in_student_conv3_weight[i] = v149;
     }
 }
 
 /* loop [32]
- * %150 = constant 0.9 : [32]  // student/conv3 update
- * %151 = mul %149, %150 : [32]  // student/conv3 update
- * %152 = add %151, %104 : [32]  // student/conv3 update
- * %153 = mul %152, %150 : [32]  // student/conv3 update
- * %154 = add %104, %153 : [32]  // student/conv3 update
- * %155 = broadcast axes=[] %15 : [32]  // student/conv3 update
- * %156 = mul %154, %155 : [32]  // student/conv3 update
- * %157 = sub %7, %156 : [32]  // student/conv3 update
+ * %151 = constant 0.9 : [32]  // student/conv3 update
+ * %152 = mul %150, %151 : [32]  // student/conv3 update
+ * %153 = add %152, %105 : [32]  // student/conv3 update
+ * %154 = mul %153, %151 : [32]  // student/conv3 update
+ * %155 = add %105, %154 : [32]  // student/conv3 update
+ * %156 = broadcast axes=[] %15 : [32]  // student/conv3 update
+ * %157 = mul %155, %156 : [32]  // student/conv3 update
+ * %158 = sub %7, %157 : [32]  // student/conv3 update
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_student_conv3_update_2(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t104, const float *restrict in_lr_student) {
+static void step_student_conv3_update_2(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t105, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 32; i++) {
-        const float v151 = in_student_momentum_conv3_bias[i] * 0.9f;
-        const float v152 = v151 + t104[i];
-        const float v153 = v152 * 0.9f;
-        const float v154 = t104[i] + v153;
-        const float v156 = v154 * in_lr_student[0];
-        const float v157 = in_student_conv3_bias[i] - v156;
-        in_student_momentum_conv3_bias[i] = v152;
-        in_student_conv3_bias[i] = v157;
+        const float v152 = in_student_momentum_conv3_bias[i] * 0.9f;
+        const float v153 = v152 + t105[i];
+        const float v154 = v153 * 0.9f;
+        const float v155 = t105[i] + v154;
+        const float v157 = v155 * in_lr_student[0];
+        const float v158 = in_student_conv3_bias[i] - v157;
+        in_student_momentum_conv3_bias[i] = v153;
+        in_student_conv3_bias[i] = v158;
     }
 }
 
 /* loop [1568,128] split
- * %159 = constant 0.0005 : [1568,128]  // student/dense7 update
- * %160 = mul %8, %159 : [1568,128]  // student/dense7 update
- * %161 = add %98, %160 : [1568,128]  // student/dense7 update
- * %162 = constant 0.9 : [1568,128]  // student/dense7 update
- * %163 = mul %158, %162 : [1568,128]  // student/dense7 update
- * %164 = add %163, %161 : [1568,128]  // student/dense7 update
- * %165 = mul %164, %162 : [1568,128]  // student/dense7 update
- * %166 = add %161, %165 : [1568,128]  // student/dense7 update
- * %167 = broadcast axes=[] %15 : [1568,128]  // student/dense7 update
- * %168 = mul %166, %167 : [1568,128]  // student/dense7 update
- * %169 = sub %8, %168 : [1568,128]  // student/dense7 update
+ * %160 = constant 0.0005 : [1568,128]  // student/dense7 update
+ * %161 = mul %8, %160 : [1568,128]  // student/dense7 update
+ * %162 = add %99, %161 : [1568,128]  // student/dense7 update
+ * %163 = constant 0.9 : [1568,128]  // student/dense7 update
+ * %164 = mul %159, %163 : [1568,128]  // student/dense7 update
+ * %165 = add %164, %162 : [1568,128]  // student/dense7 update
+ * %166 = mul %165, %163 : [1568,128]  // student/dense7 update
+ * %167 = add %162, %166 : [1568,128]  // student/dense7 update
+ * %168 = broadcast axes=[] %15 : [1568,128]  // student/dense7 update
+ * %169 = mul %167, %168 : [1568,128]  // student/dense7 update
+ * %170 = sub %8, %169 : [1568,128]  // student/dense7 update
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
     float *in_student_momentum_dense7_weight;
     float *in_student_dense7_weight;
-    const float *t98;
+    const float *t99;
     const float *in_lr_student;
 } step_student_dense7_update_pointers;
 
@@ -1018,130 +1019,130 @@ static void step_student_dense7_update_part(void *context, int part, int parts) 
     (void)parts;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
     float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
-    const float *restrict t98 = p->t98;
+    const float *restrict t99 = p->t99;
     const float *restrict in_lr_student = p->in_lr_student;
     size_t lo, hi;
     while (mplc_claim(1568, 49, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
-            const float v160 = in_student_dense7_weight[i] * 0.0005f;
-            const float v161 = t98[i] + v160;
-            const float v163 = in_student_momentum_dense7_weight[i] * 0.9f;
-            const float v164 = v163 + v161;
-            const float v165 = v164 * 0.9f;
-            const float v166 = v161 + v165;
-            const float v168 = v166 * in_lr_student[0];
-            const float v169 = in_student_dense7_weight[i] - v168;
-            in_student_momentum_dense7_weight[i] = v164;
-            in_student_dense7_weight[i] = v169;
+            const float v161 = in_student_dense7_weight[i] * 0.0005f;
+            const float v162 = t99[i] + v161;
+            const float v164 = in_student_momentum_dense7_weight[i] * 0.9f;
+            const float v165 = v164 + v162;
+            const float v166 = v165 * 0.9f;
+            const float v167 = v162 + v166;
+            const float v169 = v167 * in_lr_student[0];
+            const float v170 = in_student_dense7_weight[i] - v169;
+            in_student_momentum_dense7_weight[i] = v165;
+            in_student_dense7_weight[i] = v170;
         }
     }
 }
 
-static void step_student_dense7_update(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t98, const float *restrict in_lr_student) {
-    mplc_parallel(step_student_dense7_update_part, &(step_student_dense7_update_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t98, in_lr_student});
+static void step_student_dense7_update(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t99, const float *restrict in_lr_student) {
+    mplc_parallel(step_student_dense7_update_part, &(step_student_dense7_update_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t99, in_lr_student});
 }
 
 /* loop [128]
- * %171 = constant 0.9 : [128]  // student/dense7 update
- * %172 = mul %170, %171 : [128]  // student/dense7 update
- * %173 = add %172, %96 : [128]  // student/dense7 update
- * %174 = mul %173, %171 : [128]  // student/dense7 update
- * %175 = add %96, %174 : [128]  // student/dense7 update
- * %176 = broadcast axes=[] %15 : [128]  // student/dense7 update
- * %177 = mul %175, %176 : [128]  // student/dense7 update
- * %178 = sub %9, %177 : [128]  // student/dense7 update
+ * %172 = constant 0.9 : [128]  // student/dense7 update
+ * %173 = mul %171, %172 : [128]  // student/dense7 update
+ * %174 = add %173, %97 : [128]  // student/dense7 update
+ * %175 = mul %174, %172 : [128]  // student/dense7 update
+ * %176 = add %97, %175 : [128]  // student/dense7 update
+ * %177 = broadcast axes=[] %15 : [128]  // student/dense7 update
+ * %178 = mul %176, %177 : [128]  // student/dense7 update
+ * %179 = sub %9, %178 : [128]  // student/dense7 update
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense7_update_2(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t96, const float *restrict in_lr_student) {
+static void step_student_dense7_update_2(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t97, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 128; i++) {
-        const float v172 = in_student_momentum_dense7_bias[i] * 0.9f;
-        const float v173 = v172 + t96[i];
-        const float v174 = v173 * 0.9f;
-        const float v175 = t96[i] + v174;
-        const float v177 = v175 * in_lr_student[0];
-        const float v178 = in_student_dense7_bias[i] - v177;
-        in_student_momentum_dense7_bias[i] = v173;
-        in_student_dense7_bias[i] = v178;
+        const float v173 = in_student_momentum_dense7_bias[i] * 0.9f;
+        const float v174 = v173 + t97[i];
+        const float v175 = v174 * 0.9f;
+        const float v176 = t97[i] + v175;
+        const float v178 = v176 * in_lr_student[0];
+        const float v179 = in_student_dense7_bias[i] - v178;
+        in_student_momentum_dense7_bias[i] = v174;
+        in_student_dense7_bias[i] = v179;
     }
 }
 
 /* loop [128,10]
- * %180 = constant 0.0005 : [128,10]  // student/dense9 update
- * %181 = mul %10, %180 : [128,10]  // student/dense9 update
- * %182 = add %93, %181 : [128,10]  // student/dense9 update
- * %183 = constant 0.9 : [128,10]  // student/dense9 update
- * %184 = mul %179, %183 : [128,10]  // student/dense9 update
- * %185 = add %184, %182 : [128,10]  // student/dense9 update
- * %186 = mul %185, %183 : [128,10]  // student/dense9 update
- * %187 = add %182, %186 : [128,10]  // student/dense9 update
- * %188 = broadcast axes=[] %15 : [128,10]  // student/dense9 update
- * %189 = mul %187, %188 : [128,10]  // student/dense9 update
- * %190 = sub %10, %189 : [128,10]  // student/dense9 update
+ * %181 = constant 0.0005 : [128,10]  // student/dense9 update
+ * %182 = mul %10, %181 : [128,10]  // student/dense9 update
+ * %183 = add %94, %182 : [128,10]  // student/dense9 update
+ * %184 = constant 0.9 : [128,10]  // student/dense9 update
+ * %185 = mul %180, %184 : [128,10]  // student/dense9 update
+ * %186 = add %185, %183 : [128,10]  // student/dense9 update
+ * %187 = mul %186, %184 : [128,10]  // student/dense9 update
+ * %188 = add %183, %187 : [128,10]  // student/dense9 update
+ * %189 = broadcast axes=[] %15 : [128,10]  // student/dense9 update
+ * %190 = mul %188, %189 : [128,10]  // student/dense9 update
+ * %191 = sub %10, %190 : [128,10]  // student/dense9 update
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void step_student_dense9_update(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t93, const float *restrict in_lr_student) {
+static void step_student_dense9_update(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t94, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1280; i++) {
-        const float v181 = in_student_dense9_weight[i] * 0.0005f;
-        const float v182 = t93[i] + v181;
-        const float v184 = in_student_momentum_dense9_weight[i] * 0.9f;
-        const float v185 = v184 + v182;
-        const float v186 = v185 * 0.9f;
-        const float v187 = v182 + v186;
-        const float v189 = v187 * in_lr_student[0];
-        const float v190 = in_student_dense9_weight[i] - v189;
-        in_student_momentum_dense9_weight[i] = v185;
-        in_student_dense9_weight[i] = v190;
+        const float v182 = in_student_dense9_weight[i] * 0.0005f;
+        const float v183 = t94[i] + v182;
+        const float v185 = in_student_momentum_dense9_weight[i] * 0.9f;
+        const float v186 = v185 + v183;
+        const float v187 = v186 * 0.9f;
+        const float v188 = v183 + v187;
+        const float v190 = v188 * in_lr_student[0];
+        const float v191 = in_student_dense9_weight[i] - v190;
+        in_student_momentum_dense9_weight[i] = v186;
+        in_student_dense9_weight[i] = v191;
     }
 }
 
 /* loop [10]
- * %192 = constant 0.9 : [10]  // student/dense9 update
- * %193 = mul %191, %192 : [10]  // student/dense9 update
- * %194 = add %193, %91 : [10]  // student/dense9 update
- * %195 = mul %194, %192 : [10]  // student/dense9 update
- * %196 = add %91, %195 : [10]  // student/dense9 update
- * %197 = broadcast axes=[] %15 : [10]  // student/dense9 update
- * %198 = mul %196, %197 : [10]  // student/dense9 update
- * %199 = sub %11, %198 : [10]  // student/dense9 update
+ * %193 = constant 0.9 : [10]  // student/dense9 update
+ * %194 = mul %192, %193 : [10]  // student/dense9 update
+ * %195 = add %194, %92 : [10]  // student/dense9 update
+ * %196 = mul %195, %193 : [10]  // student/dense9 update
+ * %197 = add %92, %196 : [10]  // student/dense9 update
+ * %198 = broadcast axes=[] %15 : [10]  // student/dense9 update
+ * %199 = mul %197, %198 : [10]  // student/dense9 update
+ * %200 = sub %11, %199 : [10]  // student/dense9 update
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense9_update_2(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t91, const float *restrict in_lr_student) {
+static void step_student_dense9_update_2(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t92, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 10; i++) {
-        const float v193 = in_student_momentum_dense9_bias[i] * 0.9f;
-        const float v194 = v193 + t91[i];
-        const float v195 = v194 * 0.9f;
-        const float v196 = t91[i] + v195;
-        const float v198 = v196 * in_lr_student[0];
-        const float v199 = in_student_dense9_bias[i] - v198;
-        in_student_momentum_dense9_bias[i] = v194;
-        in_student_dense9_bias[i] = v199;
+        const float v194 = in_student_momentum_dense9_bias[i] * 0.9f;
+        const float v195 = v194 + t92[i];
+        const float v196 = v195 * 0.9f;
+        const float v197 = t92[i] + v196;
+        const float v199 = v197 * in_lr_student[0];
+        const float v200 = in_student_dense9_bias[i] - v199;
+        in_student_momentum_dense9_bias[i] = v195;
+        in_student_dense9_bias[i] = v200;
     }
 }
 
 /* gemm small-gemm m=25088 n=16 k=9 chunk=20 +epilogue +pool split
- * %202 = im2col k3 s1 p1 %46 : [25088,9]  // student/conv0 fwd
- * %204 = matmul %202, %203 : [25088,16]  // student/conv0 fwd
- * %205 = broadcast axes=[1] %136 : [25088,16]  // student/conv0 fwd
- * %206 = add %204, %205 : [25088,16]  // student/conv0 fwd
- * %207 = relu %206 : [25088,16]  // student/relu1 fwd
- * %209 = max_pool k2 s2 p0 %208 : [32,14,14,16]  // student/max_pool2 fwd */
+ * %203 = im2col k3 s1 p1 %47 : [25088,9]  // student/conv0 fwd
+ * %205 = matmul %203, %204 : [25088,16]  // student/conv0 fwd
+ * %206 = broadcast axes=[1] %137 : [25088,16]  // student/conv0 fwd
+ * %207 = add %205, %206 : [25088,16]  // student/conv0 fwd
+ * %208 = relu %207 : [25088,16]  // student/relu1 fwd
+ * %210 = max_pool k2 s2 p0 %209 : [32,14,14,16]  // student/max_pool2 fwd */
 typedef struct {
-    float *t207;
-    float *t209;
+    float *t208;
+    float *t210;
     const float *in_x;
-    const float *t203;
-    const float *t136;
+    const float *t204;
+    const float *t137;
     float *chunk;
 } step_student_conv0_fwd_2_pointers;
 
 static void step_student_conv0_fwd_2_part(void *context, int part, int parts) {
     const step_student_conv0_fwd_2_pointers *p = context;
     (void)parts;
-    float *restrict t207 = p->t207;
-    float *restrict t209 = p->t209;
+    float *restrict t208 = p->t208;
+    float *restrict t210 = p->t210;
     const float *restrict in_x = p->in_x;
-    const float *restrict t203 = p->t203;
-    const float *restrict t136 = p->t136;
+    const float *restrict t204 = p->t204;
+    const float *restrict t137 = p->t137;
     float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
@@ -1155,401 +1156,401 @@ static void step_student_conv0_fwd_2_part(void *context, int part, int parts) {
                 for (int j = 0; j < 16; j++) acc[j] = 0.0f;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, t203[p * 16 + j], acc[j]);
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, t204[p * 16 + j], acc[j]);
                 }
-                float *row = t207 + ((size_t)n0 * 784 + r) * 16;
+                float *row = t208 + ((size_t)n0 * 784 + r) * 16;
                 for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
-                    const float v206 = t207[i0 * 16 + i1] + t136[i1];
-                    const float v207 = v206 > 0.0f ? v206 : 0.0f;
-                    t207[i0 * 16 + i1] = v207;
+                    const float v207 = t208[i0 * 16 + i1] + t137[i1];
+                    const float v208 = v207 > 0.0f ? v207 : 0.0f;
+                    t208[i0 * 16 + i1] = v208;
                 }
             }
             /* the pool of these images, while they are in cache */
-            mplc_max_pool(t209 + (size_t)n0 * 3136, t207 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
+            mplc_max_pool(t210 + (size_t)n0 * 3136, t208 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
         }
     }
 }
 
-static void step_student_conv0_fwd_2(float *restrict t207, float *restrict t209, const float *restrict in_x, const float *restrict t203, const float *restrict t136, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_fwd_2_part, &(step_student_conv0_fwd_2_pointers){t207, t209, in_x, t203, t136, chunk});
+static void step_student_conv0_fwd_2(float *restrict t208, float *restrict t210, const float *restrict in_x, const float *restrict t204, const float *restrict t137, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_fwd_2_part, &(step_student_conv0_fwd_2_pointers){t208, t210, in_x, t204, t137, chunk});
 }
 
 /* gemm winograd m=6272 n=32 k=144 chunk=9 +epilogue +pool split
- * %210 = im2col k3 s1 p1 %209 : [6272,144]  // student/conv3 fwd
- * %212 = matmul %210, %211 : [6272,32]  // student/conv3 fwd
- * %213 = broadcast axes=[1] %157 : [6272,32]  // student/conv3 fwd
- * %214 = add %212, %213 : [6272,32]  // student/conv3 fwd
- * %215 = relu %214 : [6272,32]  // student/relu4 fwd
- * %217 = max_pool k2 s2 p0 %216 : [32,7,7,32]  // student/max_pool5 fwd */
+ * %211 = im2col k3 s1 p1 %210 : [6272,144]  // student/conv3 fwd
+ * %213 = matmul %211, %212 : [6272,32]  // student/conv3 fwd
+ * %214 = broadcast axes=[1] %158 : [6272,32]  // student/conv3 fwd
+ * %215 = add %213, %214 : [6272,32]  // student/conv3 fwd
+ * %216 = relu %215 : [6272,32]  // student/relu4 fwd
+ * %218 = max_pool k2 s2 p0 %217 : [32,7,7,32]  // student/max_pool5 fwd */
 typedef struct {
-    float *t215;
-    float *t217;
-    const float *t209;
-    const float *t211;
-    const float *t157;
+    float *t216;
+    float *t218;
+    const float *t210;
+    const float *t212;
+    const float *t158;
     float *chunk;
 } step_student_conv3_fwd_2_pointers;
 
 static void step_student_conv3_fwd_2_part(void *context, int part, int parts) {
     const step_student_conv3_fwd_2_pointers *p = context;
     (void)parts;
-    float *restrict t215 = p->t215;
-    float *restrict t217 = p->t217;
-    const float *restrict t209 = p->t209;
-    const float *restrict t211 = p->t211;
-    const float *restrict t157 = p->t157;
+    float *restrict t216 = p->t216;
+    float *restrict t218 = p->t218;
+    const float *restrict t210 = p->t210;
+    const float *restrict t212 = p->t212;
+    const float *restrict t158 = p->t158;
     float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
     /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t211, 16, 32, 0);
+    mplc_winograd_filters(filters, t212, 16, 32, 0);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t215 + (size_t)n0 * 6272, t209 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+            mplc_winograd_conv3x3(t216 + (size_t)n0 * 6272, t210 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
-                    const float v214 = t215[i0 * 32 + i1] + t157[i1];
-                    const float v215 = v214 > 0.0f ? v214 : 0.0f;
-                    t215[i0 * 32 + i1] = v215;
+                    const float v215 = t216[i0 * 32 + i1] + t158[i1];
+                    const float v216 = v215 > 0.0f ? v215 : 0.0f;
+                    t216[i0 * 32 + i1] = v216;
                 }
             }
             /* the pool of these images, while they are in cache */
-            mplc_max_pool(t217 + (size_t)n0 * 1568, t215 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
+            mplc_max_pool(t218 + (size_t)n0 * 1568, t216 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
         }
     }
 }
 
-static void step_student_conv3_fwd_2(float *restrict t215, float *restrict t217, const float *restrict t209, const float *restrict t211, const float *restrict t157, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_fwd_2_part, &(step_student_conv3_fwd_2_pointers){t215, t217, t209, t211, t157, chunk});
+static void step_student_conv3_fwd_2(float *restrict t216, float *restrict t218, const float *restrict t210, const float *restrict t212, const float *restrict t158, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_fwd_2_part, &(step_student_conv3_fwd_2_pointers){t216, t218, t210, t212, t158, chunk});
 }
 
 /* gemm blas m=32 n=128 k=1568 +epilogue split
- * %219 = matmul %218, %169 : [32,128]  // student/dense7 fwd
- * %220 = broadcast axes=[1] %178 : [32,128]  // student/dense7 fwd
- * %221 = add %219, %220 : [32,128]  // student/dense7 fwd
- * %222 = relu %221 : [32,128]  // student/relu8 fwd */
+ * %220 = matmul %219, %170 : [32,128]  // student/dense7 fwd
+ * %221 = broadcast axes=[1] %179 : [32,128]  // student/dense7 fwd
+ * %222 = add %220, %221 : [32,128]  // student/dense7 fwd
+ * %223 = relu %222 : [32,128]  // student/relu8 fwd */
 typedef struct {
-    float *t222;
-    const float *t218;
-    const float *t169;
-    const float *t178;
+    float *t223;
+    const float *t219;
+    const float *t170;
+    const float *t179;
 } step_student_dense7_fwd_2_pointers;
 
 static void step_student_dense7_fwd_2_part(void *context, int part, int parts) {
     const step_student_dense7_fwd_2_pointers *p = context;
-    float *restrict t222 = p->t222;
-    const float *restrict t218 = p->t218;
-    const float *restrict t169 = p->t169;
-    const float *restrict t178 = p->t178;
+    float *restrict t223 = p->t223;
+    const float *restrict t219 = p->t219;
+    const float *restrict t170 = p->t170;
+    const float *restrict t179 = p->t179;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t218 + lo * 1568, 1568, t169, 128, 0.0f, t222 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t219 + lo * 1568, 1568, t170, 128, 0.0f, t223 + lo * 128, 128);
     /* epilogue, in place on the product */
     for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            const float v221 = t222[i0 * 128 + i1] + t178[i1];
-            const float v222 = v221 > 0.0f ? v221 : 0.0f;
-            t222[i0 * 128 + i1] = v222;
+            const float v222 = t223[i0 * 128 + i1] + t179[i1];
+            const float v223 = v222 > 0.0f ? v222 : 0.0f;
+            t223[i0 * 128 + i1] = v223;
         }
     }
 }
 
-static void step_student_dense7_fwd_2(float *restrict t222, const float *restrict t218, const float *restrict t169, const float *restrict t178) {
-    mplc_parallel(step_student_dense7_fwd_2_part, &(step_student_dense7_fwd_2_pointers){t222, t218, t169, t178});
+static void step_student_dense7_fwd_2(float *restrict t223, const float *restrict t219, const float *restrict t170, const float *restrict t179) {
+    mplc_parallel(step_student_dense7_fwd_2_part, &(step_student_dense7_fwd_2_pointers){t223, t219, t170, t179});
 }
 
 /* gemm blas m=32 n=10 k=128 +epilogue
- * %223 = matmul %222, %190 : [32,10]  // student/dense9 fwd
- * %224 = broadcast axes=[1] %199 : [32,10]  // student/dense9 fwd
- * %225 = add %223, %224 : [32,10]  // student/dense9 fwd */
-static void step_student_dense9_fwd_2(float *restrict t225, const float *restrict t222, const float *restrict t190, const float *restrict t199) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 128, 1.0f, t222, 128, t190, 10, 0.0f, t225, 10);
+ * %224 = matmul %223, %191 : [32,10]  // student/dense9 fwd
+ * %225 = broadcast axes=[1] %200 : [32,10]  // student/dense9 fwd
+ * %226 = add %224, %225 : [32,10]  // student/dense9 fwd */
+static void step_student_dense9_fwd_2(float *restrict t226, const float *restrict t223, const float *restrict t191, const float *restrict t200) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 128, 1.0f, t223, 128, t191, 10, 0.0f, t226, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v225 = t225[i0 * 10 + i1] + t199[i1];
-            t225[i0 * 10 + i1] = v225;
+            const float v226 = t226[i0 * 10 + i1] + t200[i1];
+            t226[i0 * 10 + i1] = v226;
         }
     }
 }
 
 /* reduce_max [32,10] axes=[1]
- * %226 = reduce_max axes=[1] %225 : [32]  // student/loss_l fwd */
-static void step_student_loss_l_fwd(float *restrict t226, const float *restrict t225) {
+ * %227 = reduce_max axes=[1] %226 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd(float *restrict t227, const float *restrict t226) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t225[i0 * 10 + i1] > best ? t225[i0 * 10 + i1] : best;
+            best = t226[i0 * 10 + i1] > best ? t226[i0 * 10 + i1] : best;
         }
-        t226[i0] = best;
+        t227[i0] = best;
     }
 }
 
 /* loop [32,10]
- * %227 = broadcast axes=[0] %226 : [32,10]  // student/loss_l fwd
- * %228 = sub %225, %227 : [32,10]  // student/loss_l fwd
- * %229 = exp %228 : [32,10]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_2(float *restrict t228, float *restrict t229, const float *restrict t225, const float *restrict t226) {
+ * %228 = broadcast axes=[0] %227 : [32,10]  // student/loss_l fwd
+ * %229 = sub %226, %228 : [32,10]  // student/loss_l fwd
+ * %230 = exp %229 : [32,10]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_2(float *restrict t229, float *restrict t230, const float *restrict t226, const float *restrict t227) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v228 = t225[i0 * 10 + i1] - t226[i0];
-            const float v229 = expf(v228);
-            t228[i0 * 10 + i1] = v228;
+            const float v229 = t226[i0 * 10 + i1] - t227[i0];
+            const float v230 = expf(v229);
             t229[i0 * 10 + i1] = v229;
+            t230[i0 * 10 + i1] = v230;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %230 = reduce_sum axes=[1] %229 : [32]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_3(float *restrict t230, const float *restrict t229) {
+ * %231 = reduce_sum axes=[1] %230 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_3(float *restrict t231, const float *restrict t230) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t229[i0 * 10 + i1];
+            sum += t230[i0 * 10 + i1];
         }
-        t230[i0] = (float)sum;
+        t231[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %231 = log %230 : [32]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_4(float *restrict t231, const float *restrict t230) {
+ * %232 = log %231 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_4(float *restrict t232, const float *restrict t231) {
     for (size_t i = 0; i < 32; i++) {
-        const float v231 = logf(t230[i]);
-        t231[i] = v231;
+        const float v232 = logf(t231[i]);
+        t232[i] = v232;
     }
 }
 
 /* reduce_sum [32,10] axes=[0, 1]
- * %232 = broadcast axes=[0] %231 : [32,10]  // student/loss_l fwd
- * %233 = sub %228, %232 : [32,10]  // student/loss_l fwd
- * %234 = mul %13, %233 : [32,10]  // student/loss_l fwd
- * %235 = reduce_sum axes=[0, 1] %234 : []  // student/loss_l fwd */
-static void step_student_loss_l_fwd_5(float *restrict t235, const float *restrict t228, const float *restrict t231, const float *restrict in_y) {
+ * %233 = broadcast axes=[0] %232 : [32,10]  // student/loss_l fwd
+ * %234 = sub %229, %233 : [32,10]  // student/loss_l fwd
+ * %235 = mul %13, %234 : [32,10]  // student/loss_l fwd
+ * %236 = reduce_sum axes=[0, 1] %235 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_5(float *restrict t236, const float *restrict t229, const float *restrict t232, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v233 = t228[i0 * 10 + i1] - t231[i0];
-            const float v234 = in_y[i0 * 10 + i1] * v233;
-            sum += v234;
+            const float v234 = t229[i0 * 10 + i1] - t232[i0];
+            const float v235 = in_y[i0 * 10 + i1] * v234;
+            sum += v235;
         }
     }
-    t235[0] = (float)sum;
+    t236[0] = (float)sum;
 }
 
 /* loop []
- * %41 = constant -0.03125 : []  // teacher/loss_sup fwd
- * %236 = mul %235, %41 : []  // student/loss_l fwd */
-static void step_student_loss_l_fwd_6(float *restrict t236, const float *restrict t235) {
+ * %42 = constant -0.03125 : []  // teacher/loss_sup fwd
+ * %237 = mul %236, %42 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_6(float *restrict t237, const float *restrict t236) {
     for (size_t i = 0; i < 1; i++) {
-        const float v236 = t235[0] * (-0.03125f);
-        t236[i] = v236;
+        const float v237 = t236[0] * (-0.03125f);
+        t237[i] = v237;
     }
 }
 
 /* loop [32,10]
- * %237 = constant -0.03125 : [32,10]  // student/loss_l vjp
- * %238 = mul %237, %13 : [32,10]  // student/loss_l vjp */
-static void step_student_loss_l_vjp(float *restrict t238, const float *restrict in_y) {
+ * %238 = constant -0.03125 : [32,10]  // student/loss_l vjp
+ * %239 = mul %238, %13 : [32,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp(float *restrict t239, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
-        const float v238 = (-0.03125f) * in_y[i];
-        t238[i] = v238;
+        const float v239 = (-0.03125f) * in_y[i];
+        t239[i] = v239;
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %239 = neg %238 : [32,10]  // student/loss_l vjp
- * %240 = reduce_sum axes=[1] %239 : [32]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_2(float *restrict t240, const float *restrict t238) {
+ * %240 = neg %239 : [32,10]  // student/loss_l vjp
+ * %241 = reduce_sum axes=[1] %240 : [32]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_2(float *restrict t241, const float *restrict t239) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v239 = -t238[i0 * 10 + i1];
-            sum += v239;
+            const float v240 = -t239[i0 * 10 + i1];
+            sum += v240;
         }
-        t240[i0] = (float)sum;
+        t241[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %241 = div %240, %230 : [32]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_3(float *restrict t241, const float *restrict t240, const float *restrict t230) {
+ * %242 = div %241, %231 : [32]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_3(float *restrict t242, const float *restrict t241, const float *restrict t231) {
     for (size_t i = 0; i < 32; i++) {
-        const float v241 = t240[i] / t230[i];
-        t241[i] = v241;
+        const float v242 = t241[i] / t231[i];
+        t242[i] = v242;
     }
 }
 
 /* loop [32,10]
- * %242 = broadcast axes=[0] %241 : [32,10]  // student/loss_l vjp
- * %243 = mul %242, %229 : [32,10]  // student/loss_l vjp
- * %244 = add %238, %243 : [32,10]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_4(float *restrict t244, const float *restrict t241, const float *restrict t229, const float *restrict t238) {
+ * %243 = broadcast axes=[0] %242 : [32,10]  // student/loss_l vjp
+ * %244 = mul %243, %230 : [32,10]  // student/loss_l vjp
+ * %245 = add %239, %244 : [32,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_4(float *restrict t245, const float *restrict t242, const float *restrict t230, const float *restrict t239) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v243 = t241[i0] * t229[i0 * 10 + i1];
-            const float v244 = t238[i0 * 10 + i1] + v243;
-            t244[i0 * 10 + i1] = v244;
+            const float v244 = t242[i0] * t230[i0 * 10 + i1];
+            const float v245 = t239[i0 * 10 + i1] + v244;
+            t245[i0 * 10 + i1] = v245;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[0]
- * %245 = reduce_sum axes=[0] %244 : [10]  // student/dense9 vjp */
-static void step_student_dense9_vjp_4(float *restrict t245, const float *restrict t244) {
-    for (size_t o = 0; o < 10; o++) t245[o] = 0.0f;
+ * %246 = reduce_sum axes=[0] %245 : [10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_4(float *restrict t246, const float *restrict t245) {
+    for (size_t o = 0; o < 10; o++) t246[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t245[i1] += t244[i0 * 10 + i1];
+            t246[i1] += t245[i0 * 10 + i1];
         }
     }
 }
 
 /* gemm blas m=128 n=10 k=32 tA
- * %247 = matmul tA %222, %244 : [128,10]  // student/dense9 vjp */
-static void step_student_dense9_vjp_5(float *restrict t247, const float *restrict t222, const float *restrict t244) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t222, 128, t244, 10, 0.0f, t247, 10);
+ * %248 = matmul tA %223, %245 : [128,10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_5(float *restrict t248, const float *restrict t223, const float *restrict t245) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t223, 128, t245, 10, 0.0f, t248, 10);
 }
 
 /* gemm blas m=32 n=128 k=10 tB +epilogue
- * %246 = matmul tB %244, %190 : [32,128]  // student/dense9 vjp
- * %248 = step %222 : [32,128]  // student/relu8 vjp
- * %249 = mul %246, %248 : [32,128]  // student/relu8 vjp */
-static void step_student_dense9_vjp_6(float *restrict t249, const float *restrict t244, const float *restrict t190, const float *restrict t222) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t244, 10, t190, 10, 0.0f, t249, 128);
+ * %247 = matmul tB %245, %191 : [32,128]  // student/dense9 vjp
+ * %249 = step %223 : [32,128]  // student/relu8 vjp
+ * %250 = mul %247, %249 : [32,128]  // student/relu8 vjp */
+static void step_student_dense9_vjp_6(float *restrict t250, const float *restrict t245, const float *restrict t191, const float *restrict t223) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t245, 10, t191, 10, 0.0f, t250, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4096; i++) {
-        const float v248 = t222[i] > 0.0f ? 1.0f : 0.0f;
-        const float v249 = t249[i] * v248;
-        t249[i] = v249;
+        const float v249 = t223[i] > 0.0f ? 1.0f : 0.0f;
+        const float v250 = t250[i] * v249;
+        t250[i] = v250;
     }
 }
 
 /* reduce_sum [32,128] axes=[0]
- * %250 = reduce_sum axes=[0] %249 : [128]  // student/dense7 vjp */
-static void step_student_dense7_vjp_4(float *restrict t250, const float *restrict t249) {
-    for (size_t o = 0; o < 128; o++) t250[o] = 0.0f;
+ * %251 = reduce_sum axes=[0] %250 : [128]  // student/dense7 vjp */
+static void step_student_dense7_vjp_4(float *restrict t251, const float *restrict t250) {
+    for (size_t o = 0; o < 128; o++) t251[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t250[i1] += t249[i0 * 128 + i1];
+            t251[i1] += t250[i0 * 128 + i1];
         }
     }
 }
 
 /* gemm blas m=32 n=1568 k=128 tB split
- * %251 = matmul tB %249, %169 : [32,1568]  // student/dense7 vjp */
+ * %252 = matmul tB %250, %170 : [32,1568]  // student/dense7 vjp */
 typedef struct {
-    float *t251;
-    const float *t249;
-    const float *t169;
+    float *t252;
+    const float *t250;
+    const float *t170;
 } step_student_dense7_vjp_5_pointers;
 
 static void step_student_dense7_vjp_5_part(void *context, int part, int parts) {
     const step_student_dense7_vjp_5_pointers *p = context;
-    float *restrict t251 = p->t251;
-    const float *restrict t249 = p->t249;
-    const float *restrict t169 = p->t169;
+    float *restrict t252 = p->t252;
+    const float *restrict t250 = p->t250;
+    const float *restrict t170 = p->t170;
     size_t lo, hi;
     mplc_part(32, 1, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t249 + lo * 128, 128, t169, 128, 0.0f, t251 + lo * 1568, 1568);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t250 + lo * 128, 128, t170, 128, 0.0f, t252 + lo * 1568, 1568);
 }
 
-static void step_student_dense7_vjp_5(float *restrict t251, const float *restrict t249, const float *restrict t169) {
-    mplc_parallel(step_student_dense7_vjp_5_part, &(step_student_dense7_vjp_5_pointers){t251, t249, t169});
+static void step_student_dense7_vjp_5(float *restrict t252, const float *restrict t250, const float *restrict t170) {
+    mplc_parallel(step_student_dense7_vjp_5_part, &(step_student_dense7_vjp_5_pointers){t252, t250, t170});
 }
 
 /* gemm blas m=1568 n=128 k=32 tA split
- * %252 = matmul tA %218, %249 : [1568,128]  // student/dense7 vjp */
+ * %253 = matmul tA %219, %250 : [1568,128]  // student/dense7 vjp */
 typedef struct {
-    float *t252;
-    const float *t218;
-    const float *t249;
+    float *t253;
+    const float *t219;
+    const float *t250;
 } step_student_dense7_vjp_6_pointers;
 
 static void step_student_dense7_vjp_6_part(void *context, int part, int parts) {
     const step_student_dense7_vjp_6_pointers *p = context;
-    float *restrict t252 = p->t252;
-    const float *restrict t218 = p->t218;
-    const float *restrict t249 = p->t249;
+    float *restrict t253 = p->t253;
+    const float *restrict t219 = p->t219;
+    const float *restrict t250 = p->t250;
     size_t lo, hi;
     mplc_part(1568, 16, part, parts, &lo, &hi);
     if (lo == hi) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t218 + lo, 1568, t249, 128, 0.0f, t252 + lo * 128, 128);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t219 + lo, 1568, t250, 128, 0.0f, t253 + lo * 128, 128);
 }
 
-static void step_student_dense7_vjp_6(float *restrict t252, const float *restrict t218, const float *restrict t249) {
-    mplc_parallel(step_student_dense7_vjp_6_part, &(step_student_dense7_vjp_6_pointers){t252, t218, t249});
+static void step_student_dense7_vjp_6(float *restrict t253, const float *restrict t219, const float *restrict t250) {
+    mplc_parallel(step_student_dense7_vjp_6_part, &(step_student_dense7_vjp_6_pointers){t253, t219, t250});
 }
 
 /* loop [32,7,7,32] split
- * %254 = step %217 : [32,7,7,32]  // student/relu4 vjp
- * %255 = mul %253, %254 : [32,7,7,32]  // student/relu4 vjp */
+ * %255 = step %218 : [32,7,7,32]  // student/relu4 vjp
+ * %256 = mul %254, %255 : [32,7,7,32]  // student/relu4 vjp */
 typedef struct {
-    float *t255;
-    const float *t217;
-    const float *t253;
+    float *t256;
+    const float *t218;
+    const float *t254;
 } step_student_relu4_vjp_3_pointers;
 
 static void step_student_relu4_vjp_3_part(void *context, int part, int parts) {
     const step_student_relu4_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t255 = p->t255;
-    const float *restrict t217 = p->t217;
-    const float *restrict t253 = p->t253;
+    float *restrict t256 = p->t256;
+    const float *restrict t218 = p->t218;
+    const float *restrict t254 = p->t254;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-            const float v254 = t217[i] > 0.0f ? 1.0f : 0.0f;
-            const float v255 = t253[i] * v254;
-            t255[i] = v255;
+            const float v255 = t218[i] > 0.0f ? 1.0f : 0.0f;
+            const float v256 = t254[i] * v255;
+            t256[i] = v256;
         }
     }
 }
 
-static void step_student_relu4_vjp_3(float *restrict t255, const float *restrict t217, const float *restrict t253) {
-    mplc_parallel(step_student_relu4_vjp_3_part, &(step_student_relu4_vjp_3_pointers){t255, t217, t253});
+static void step_student_relu4_vjp_3(float *restrict t256, const float *restrict t218, const float *restrict t254) {
+    mplc_parallel(step_student_relu4_vjp_3_part, &(step_student_relu4_vjp_3_pointers){t256, t218, t254});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %256 = max_pool_scatter k2 s2 p0 %216, %255 : [32,14,14,32]  // student/relu4 vjp */
+ * %257 = max_pool_scatter k2 s2 p0 %217, %256 : [32,14,14,32]  // student/relu4 vjp */
 typedef struct {
-    float *t256;
-    const float *t216;
-    const float *t255;
+    float *t257;
+    const float *t217;
+    const float *t256;
 } step_student_relu4_vjp_4_pointers;
 
 static void step_student_relu4_vjp_4_part(void *context, int part, int parts) {
     const step_student_relu4_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t256 = p->t256;
-    const float *restrict t216 = p->t216;
-    const float *restrict t255 = p->t255;
+    float *restrict t257 = p->t257;
+    const float *restrict t217 = p->t217;
+    const float *restrict t256 = p->t256;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
-        mplc_max_pool_scatter(t256 + lo * 6272, t216 + lo * 6272, t255 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+        mplc_max_pool_scatter(t257 + lo * 6272, t217 + lo * 6272, t256 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void step_student_relu4_vjp_4(float *restrict t256, const float *restrict t216, const float *restrict t255) {
-    mplc_parallel(step_student_relu4_vjp_4_part, &(step_student_relu4_vjp_4_pointers){t256, t216, t255});
+static void step_student_relu4_vjp_4(float *restrict t257, const float *restrict t217, const float *restrict t256) {
+    mplc_parallel(step_student_relu4_vjp_4_part, &(step_student_relu4_vjp_4_pointers){t257, t217, t256});
 }
 
 /* reduce_sum [6272,32] axes=[0] split
- * %258 = reduce_sum axes=[0] %257 : [32]  // student/conv3 vjp */
+ * %259 = reduce_sum axes=[0] %258 : [32]  // student/conv3 vjp */
 typedef struct {
-    float *t258;
-    const float *t257;
+    float *t259;
+    const float *t258;
     float *chunk;
 } step_student_conv3_vjp_4_pointers;
 
@@ -1557,8 +1558,8 @@ static void step_student_conv3_vjp_4_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t258 = p->t258; (void)t258; /* used after the parts */
-    const float *restrict t257 = p->t257;
+    float *restrict t259 = p->t259; (void)t259; /* used after the parts */
+    const float *restrict t258 = p->t258;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(6272, 392, &lo, &hi)) {
@@ -1567,152 +1568,152 @@ static void step_student_conv3_vjp_4_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 32; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                sums[i1] += t257[i0 * 32 + i1];
+                sums[i1] += t258[i0 * 32 + i1];
             }
         }
         for (size_t o = 0; o < 32; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv3_vjp_4(float *restrict t258, const float *restrict t257, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_4_part, &(step_student_conv3_vjp_4_pointers){t258, t257, chunk});
+static void step_student_conv3_vjp_4(float *restrict t259, const float *restrict t258, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_4_part, &(step_student_conv3_vjp_4_pointers){t259, t258, chunk});
     for (size_t o = 0; o < 32; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 32 + o];
-        t258[o] = total;
+        t259[o] = total;
     }
 }
 
 /* gemm winograd m=6272 n=144 k=32 tB chunk=9 split
- * %259 = matmul tB %257, %211 : [6272,144]  // student/conv3 vjp
- * %262 = col2im k3 s1 p1 %259 : [32,14,14,16]  // student/conv3 vjp */
+ * %260 = matmul tB %258, %212 : [6272,144]  // student/conv3 vjp
+ * %263 = col2im k3 s1 p1 %260 : [32,14,14,16]  // student/conv3 vjp */
 typedef struct {
-    float *t262;
-    const float *t257;
-    const float *t211;
+    float *t263;
+    const float *t258;
+    const float *t212;
     float *chunk;
 } step_student_conv3_vjp_5_pointers;
 
 static void step_student_conv3_vjp_5_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_5_pointers *p = context;
     (void)parts;
-    float *restrict t262 = p->t262;
-    const float *restrict t257 = p->t257;
-    const float *restrict t211 = p->t211;
+    float *restrict t263 = p->t263;
+    const float *restrict t258 = p->t258;
+    const float *restrict t212 = p->t212;
     float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
     /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t211, 32, 16, 1);
+    mplc_winograd_filters(filters, t212, 32, 16, 1);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t262 + (size_t)n0 * 3136, t257 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
+            mplc_winograd_conv3x3(t263 + (size_t)n0 * 3136, t258 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
         }
     }
 }
 
-static void step_student_conv3_vjp_5(float *restrict t262, const float *restrict t257, const float *restrict t211, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_5_part, &(step_student_conv3_vjp_5_pointers){t262, t257, t211, chunk});
+static void step_student_conv3_vjp_5(float *restrict t263, const float *restrict t258, const float *restrict t212, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_5_part, &(step_student_conv3_vjp_5_pointers){t263, t258, t212, chunk});
 }
 
 /* gemm winograd m=144 n=32 k=6272 tA chunk=9 split
- * %210 = im2col k3 s1 p1 %209 : [6272,144]  // student/conv3 fwd
- * %260 = matmul tA %210, %257 : [144,32]  // student/conv3 vjp */
+ * %211 = im2col k3 s1 p1 %210 : [6272,144]  // student/conv3 fwd
+ * %261 = matmul tA %211, %258 : [144,32]  // student/conv3 vjp */
 typedef struct {
-    float *t260;
-    const float *t209;
-    const float *t257;
+    float *t261;
+    const float *t210;
+    const float *t258;
     float *chunk;
 } step_student_conv3_vjp_6_pointers;
 
 static void step_student_conv3_vjp_6_part(void *context, int part, int parts) {
     const step_student_conv3_vjp_6_pointers *p = context;
-    float *restrict t260 = p->t260;
-    const float *restrict t209 = p->t209;
-    const float *restrict t257 = p->t257;
+    float *restrict t261 = p->t261;
+    const float *restrict t210 = p->t210;
+    const float *restrict t258 = p->t258;
     float *restrict chunk = p->chunk + (size_t)part * 351568; /* this thread's part */
     /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t260 : chunk + 346960;
+    float *sum = part == 0 ? t261 : chunk + 346960;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
     float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_winograd_filter_gradient(filters, t209 + (size_t)n0 * 3136, t257 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+        mplc_winograd_filter_gradient(filters, t210 + (size_t)n0 * 3136, t258 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
     }
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void step_student_conv3_vjp_6(float *restrict t260, const float *restrict t209, const float *restrict t257, float *restrict chunk) {
-    mplc_parallel(step_student_conv3_vjp_6_part, &(step_student_conv3_vjp_6_pointers){t260, t209, t257, chunk});
+static void step_student_conv3_vjp_6(float *restrict t261, const float *restrict t210, const float *restrict t258, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_6_part, &(step_student_conv3_vjp_6_pointers){t261, t210, t258, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351568 + 346960;
-        for (int i = 0; i < 4608; i++) t260[i] += partial[i];
+        for (int i = 0; i < 4608; i++) t261[i] += partial[i];
     }
 }
 
 /* loop [32,14,14,16] split
- * %263 = step %209 : [32,14,14,16]  // student/relu1 vjp
- * %264 = mul %262, %263 : [32,14,14,16]  // student/relu1 vjp */
+ * %264 = step %210 : [32,14,14,16]  // student/relu1 vjp
+ * %265 = mul %263, %264 : [32,14,14,16]  // student/relu1 vjp */
 typedef struct {
-    float *t264;
-    const float *t209;
-    const float *t262;
+    float *t265;
+    const float *t210;
+    const float *t263;
 } step_student_relu1_vjp_3_pointers;
 
 static void step_student_relu1_vjp_3_part(void *context, int part, int parts) {
     const step_student_relu1_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t264 = p->t264;
-    const float *restrict t209 = p->t209;
-    const float *restrict t262 = p->t262;
+    float *restrict t265 = p->t265;
+    const float *restrict t210 = p->t210;
+    const float *restrict t263 = p->t263;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
         for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-            const float v263 = t209[i] > 0.0f ? 1.0f : 0.0f;
-            const float v264 = t262[i] * v263;
-            t264[i] = v264;
+            const float v264 = t210[i] > 0.0f ? 1.0f : 0.0f;
+            const float v265 = t263[i] * v264;
+            t265[i] = v265;
         }
     }
 }
 
-static void step_student_relu1_vjp_3(float *restrict t264, const float *restrict t209, const float *restrict t262) {
-    mplc_parallel(step_student_relu1_vjp_3_part, &(step_student_relu1_vjp_3_pointers){t264, t209, t262});
+static void step_student_relu1_vjp_3(float *restrict t265, const float *restrict t210, const float *restrict t263) {
+    mplc_parallel(step_student_relu1_vjp_3_part, &(step_student_relu1_vjp_3_pointers){t265, t210, t263});
 }
 
 /* window maxPoolScatter k2 s2 p0 split
- * %265 = max_pool_scatter k2 s2 p0 %208, %264 : [32,28,28,16]  // student/relu1 vjp */
+ * %266 = max_pool_scatter k2 s2 p0 %209, %265 : [32,28,28,16]  // student/relu1 vjp */
 typedef struct {
-    float *t265;
-    const float *t208;
-    const float *t264;
+    float *t266;
+    const float *t209;
+    const float *t265;
 } step_student_relu1_vjp_4_pointers;
 
 static void step_student_relu1_vjp_4_part(void *context, int part, int parts) {
     const step_student_relu1_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t265 = p->t265;
-    const float *restrict t208 = p->t208;
-    const float *restrict t264 = p->t264;
+    float *restrict t266 = p->t266;
+    const float *restrict t209 = p->t209;
+    const float *restrict t265 = p->t265;
     size_t lo, hi;
     while (mplc_claim(32, 1, &lo, &hi)) {
-        mplc_max_pool_scatter(t265 + lo * 12544, t208 + lo * 12544, t264 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+        mplc_max_pool_scatter(t266 + lo * 12544, t209 + lo * 12544, t265 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void step_student_relu1_vjp_4(float *restrict t265, const float *restrict t208, const float *restrict t264) {
-    mplc_parallel(step_student_relu1_vjp_4_part, &(step_student_relu1_vjp_4_pointers){t265, t208, t264});
+static void step_student_relu1_vjp_4(float *restrict t266, const float *restrict t209, const float *restrict t265) {
+    mplc_parallel(step_student_relu1_vjp_4_part, &(step_student_relu1_vjp_4_pointers){t266, t209, t265});
 }
 
 /* reduce_sum [25088,16] axes=[0] split
- * %267 = reduce_sum axes=[0] %266 : [16]  // student/conv0 vjp */
+ * %268 = reduce_sum axes=[0] %267 : [16]  // student/conv0 vjp */
 typedef struct {
-    float *t267;
-    const float *t266;
+    float *t268;
+    const float *t267;
     float *chunk;
 } step_student_conv0_vjp_3_pointers;
 
@@ -1720,8 +1721,8 @@ static void step_student_conv0_vjp_3_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
-    float *restrict t267 = p->t267; (void)t267; /* used after the parts */
-    const float *restrict t266 = p->t266;
+    float *restrict t268 = p->t268; (void)t268; /* used after the parts */
+    const float *restrict t267 = p->t267;
     float *restrict chunk = p->chunk; /* shared: each piece of work has its own place in it */
     size_t lo, hi;
     while (mplc_claim(25088, 1568, &lo, &hi)) {
@@ -1730,42 +1731,42 @@ static void step_student_conv0_vjp_3_part(void *context, int part, int parts) {
         for (size_t o = 0; o < 16; o++) sums[o] = 0.0f;
         for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                sums[i1] += t266[i0 * 16 + i1];
+                sums[i1] += t267[i0 * 16 + i1];
             }
         }
         for (size_t o = 0; o < 16; o++) partial[o] = sums[o];
     }
 }
 
-static void step_student_conv0_vjp_3(float *restrict t267, const float *restrict t266, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t267, t266, chunk});
+static void step_student_conv0_vjp_3(float *restrict t268, const float *restrict t267, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t268, t267, chunk});
     for (size_t o = 0; o < 16; o++) {
         float total = chunk[o];
         for (size_t b = 1; b < 16; b++) total += chunk[b * 16 + o];
-        t267[o] = total;
+        t268[o] = total;
     }
 }
 
 /* gemm small-outer-products m=9 n=16 k=25088 tA chunk=20 split
- * %202 = im2col k3 s1 p1 %46 : [25088,9]  // student/conv0 fwd
- * %268 = matmul tA %202, %266 : [9,16]  // student/conv0 vjp */
+ * %203 = im2col k3 s1 p1 %47 : [25088,9]  // student/conv0 fwd
+ * %269 = matmul tA %203, %267 : [9,16]  // student/conv0 vjp */
 typedef struct {
-    float *t268;
+    float *t269;
     const float *in_x;
-    const float *t266;
+    const float *t267;
     float *chunk;
 } step_student_conv0_vjp_4_pointers;
 
 static void step_student_conv0_vjp_4_part(void *context, int part, int parts) {
     const step_student_conv0_vjp_4_pointers *p = context;
-    float *restrict t268 = p->t268;
+    float *restrict t269 = p->t269;
     const float *restrict in_x = p->in_x;
-    const float *restrict t266 = p->t266;
+    const float *restrict t267 = p->t267;
     float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
     mplc_part(32, 20, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t268 : chunk + 141120;
+    float *sum = part == 0 ? t269 : chunk + 141120;
     if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
@@ -1778,7 +1779,7 @@ static void step_student_conv0_vjp_4_part(void *context, int part, int parts) {
             float block_sum[144];
             for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t266 + ((size_t)n0 * 784 + r) * 16;
+                const float *dy = t267 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
@@ -1790,966 +1791,968 @@ static void step_student_conv0_vjp_4_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_student_conv0_vjp_4(float *restrict t268, const float *restrict in_x, const float *restrict t266, float *restrict chunk) {
-    mplc_parallel(step_student_conv0_vjp_4_part, &(step_student_conv0_vjp_4_pointers){t268, in_x, t266, chunk});
+static void step_student_conv0_vjp_4(float *restrict t269, const float *restrict in_x, const float *restrict t267, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_4_part, &(step_student_conv0_vjp_4_pointers){t269, in_x, t267, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
-        for (int i = 0; i < 144; i++) t268[i] += partial[i];
+        for (int i = 0; i < 144; i++) t269[i] += partial[i];
     }
 }
 
 /* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %270 = mul %269, %115 : [3,3,1,16]  // teacher/feedback fwd
- * %271 = reduce_sum axes=[0, 1, 2, 3] %270 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd(float *restrict t271, const float *restrict t269, const float *restrict t115) {
+ * %271 = mul %270, %116 : [3,3,1,16]  // teacher/feedback fwd
+ * %272 = reduce_sum axes=[0, 1, 2, 3] %271 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd(float *restrict t272, const float *restrict t270, const float *restrict t116) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v270 = t269[i0 * 48 + i1 * 16 + i3] * t115[i0 * 48 + i1 * 16 + i3];
-                    sum += v270;
+                    const float v271 = t270[i0 * 48 + i1 * 16 + i3] * t116[i0 * 48 + i1 * 16 + i3];
+                    sum += v271;
                 }
             }
         }
     }
-    t271[0] = (float)sum;
+    t272[0] = (float)sum;
 }
 
 /* reduce_sum [16] axes=[0]
- * %272 = mul %267, %113 : [16]  // teacher/feedback fwd
- * %273 = reduce_sum axes=[0] %272 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_2(float *restrict t273, const float *restrict t267, const float *restrict t113) {
+ * %273 = mul %268, %114 : [16]  // teacher/feedback fwd
+ * %274 = reduce_sum axes=[0] %273 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_2(float *restrict t274, const float *restrict t268, const float *restrict t114) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v272 = t267[i0] * t113[i0];
-        sum += v272;
+        const float v273 = t268[i0] * t114[i0];
+        sum += v273;
     }
-    t273[0] = (float)sum;
+    t274[0] = (float)sum;
 }
 
 /* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %275 = mul %261, %107 : [3,3,16,32]  // teacher/feedback fwd
- * %276 = reduce_sum axes=[0, 1, 2, 3] %275 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_3(float *restrict t276, const float *restrict t261, const float *restrict t107) {
+ * %276 = mul %262, %108 : [3,3,16,32]  // teacher/feedback fwd
+ * %277 = reduce_sum axes=[0, 1, 2, 3] %276 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_3(float *restrict t277, const float *restrict t262, const float *restrict t108) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v275 = t261[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t107[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v275;
+                    const float v276 = t262[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t108[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v276;
                 }
             }
         }
     }
-    t276[0] = (float)sum;
+    t277[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %278 = mul %258, %104 : [32]  // teacher/feedback fwd
- * %279 = reduce_sum axes=[0] %278 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_4(float *restrict t279, const float *restrict t258, const float *restrict t104) {
+ * %279 = mul %259, %105 : [32]  // teacher/feedback fwd
+ * %280 = reduce_sum axes=[0] %279 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_4(float *restrict t280, const float *restrict t259, const float *restrict t105) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v278 = t258[i0] * t104[i0];
-        sum += v278;
+        const float v279 = t259[i0] * t105[i0];
+        sum += v279;
     }
-    t279[0] = (float)sum;
+    t280[0] = (float)sum;
 }
 
 /* reduce_sum [1568,128] axes=[0, 1]
- * %281 = mul %252, %98 : [1568,128]  // teacher/feedback fwd
- * %282 = reduce_sum axes=[0, 1] %281 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_5(float *restrict t282, const float *restrict t252, const float *restrict t98) {
+ * %282 = mul %253, %99 : [1568,128]  // teacher/feedback fwd
+ * %283 = reduce_sum axes=[0, 1] %282 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_5(float *restrict t283, const float *restrict t253, const float *restrict t99) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v281 = t252[i0 * 128 + i1] * t98[i0 * 128 + i1];
-                sums[lane] += v281;
+                const float v282 = t253[i0 * 128 + i1] * t99[i0 * 128 + i1];
+                sums[lane] += v282;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t282[0] = (float)sum;
+    t283[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %284 = mul %250, %96 : [128]  // teacher/feedback fwd
- * %285 = reduce_sum axes=[0] %284 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_6(float *restrict t285, const float *restrict t250, const float *restrict t96) {
+ * %285 = mul %251, %97 : [128]  // teacher/feedback fwd
+ * %286 = reduce_sum axes=[0] %285 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_6(float *restrict t286, const float *restrict t251, const float *restrict t97) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v284 = t250[i0] * t96[i0];
-            sums[lane] += v284;
+            const float v285 = t251[i0] * t97[i0];
+            sums[lane] += v285;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t285[0] = (float)sum;
+    t286[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %287 = mul %247, %93 : [128,10]  // teacher/feedback fwd
- * %288 = reduce_sum axes=[0, 1] %287 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_7(float *restrict t288, const float *restrict t247, const float *restrict t93) {
+ * %288 = mul %248, %94 : [128,10]  // teacher/feedback fwd
+ * %289 = reduce_sum axes=[0, 1] %288 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_7(float *restrict t289, const float *restrict t248, const float *restrict t94) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v287 = t247[i0 * 10 + i1] * t93[i0 * 10 + i1];
-            sum += v287;
+            const float v288 = t248[i0 * 10 + i1] * t94[i0 * 10 + i1];
+            sum += v288;
         }
     }
-    t288[0] = (float)sum;
+    t289[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %290 = mul %245, %91 : [10]  // teacher/feedback fwd
- * %291 = reduce_sum axes=[0] %290 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_8(float *restrict t291, const float *restrict t245, const float *restrict t91) {
+ * %291 = mul %246, %92 : [10]  // teacher/feedback fwd
+ * %292 = reduce_sum axes=[0] %291 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_8(float *restrict t292, const float *restrict t246, const float *restrict t92) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v290 = t245[i0] * t91[i0];
-        sum += v290;
+        const float v291 = t246[i0] * t92[i0];
+        sum += v291;
     }
-    t291[0] = (float)sum;
+    t292[0] = (float)sum;
 }
 
 /* loop []
- * %200 = constant 1.9 : []  // teacher/feedback fwd
- * %201 = mul %15, %200 : []  // teacher/feedback fwd
- * %274 = add %271, %273 : []  // teacher/feedback fwd
- * %277 = add %274, %276 : []  // teacher/feedback fwd
- * %280 = add %277, %279 : []  // teacher/feedback fwd
- * %283 = add %280, %282 : []  // teacher/feedback fwd
- * %286 = add %283, %285 : []  // teacher/feedback fwd
- * %289 = add %286, %288 : []  // teacher/feedback fwd
- * %292 = add %289, %291 : []  // teacher/feedback fwd
- * %293 = mul %201, %292 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_9(float *restrict t292, float *restrict t293, const float *restrict t271, const float *restrict t273, const float *restrict t276, const float *restrict t279, const float *restrict t282, const float *restrict t285, const float *restrict t288, const float *restrict t291, const float *restrict in_lr_student) {
+ * %201 = constant 1.9 : []  // teacher/feedback fwd
+ * %202 = mul %15, %201 : []  // teacher/feedback fwd
+ * %275 = add %272, %274 : []  // teacher/feedback fwd
+ * %278 = add %275, %277 : []  // teacher/feedback fwd
+ * %281 = add %278, %280 : []  // teacher/feedback fwd
+ * %284 = add %281, %283 : []  // teacher/feedback fwd
+ * %287 = add %284, %286 : []  // teacher/feedback fwd
+ * %290 = add %287, %289 : []  // teacher/feedback fwd
+ * %293 = add %290, %292 : []  // teacher/feedback fwd
+ * %294 = mul %202, %293 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_9(float *restrict t293, float *restrict t294, const float *restrict t272, const float *restrict t274, const float *restrict t277, const float *restrict t280, const float *restrict t283, const float *restrict t286, const float *restrict t289, const float *restrict t292, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1; i++) {
-        const float v274 = t271[0] + t273[0];
-        const float v277 = v274 + t276[0];
-        const float v280 = v277 + t279[0];
-        const float v283 = v280 + t282[0];
-        const float v286 = v283 + t285[0];
-        const float v289 = v286 + t288[0];
-        const float v292 = v289 + t291[0];
-        const float v201 = in_lr_student[0] * 1.9f;
-        const float v293 = v201 * v292;
-        t292[i] = v292;
+        const float v275 = t272[0] + t274[0];
+        const float v278 = v275 + t277[0];
+        const float v281 = v278 + t280[0];
+        const float v284 = v281 + t283[0];
+        const float v287 = v284 + t286[0];
+        const float v290 = v287 + t289[0];
+        const float v293 = v290 + t292[0];
+        const float v202 = in_lr_student[0] * 1.9f;
+        const float v294 = v202 * v293;
         t293[i] = v293;
+        t294[i] = v294;
     }
 }
 
 /* reduce_max [128,10] axes=[1]
- * %294 = reduce_max axes=[1] %26 : [128]  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_10(float *restrict t294, const float *restrict t26) {
+ * %296 = reduce_max axes=[1] %27 : [128]  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_10(float *restrict t296, const float *restrict t27) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            best = t26[i0 * 10 + i1] > best ? t26[i0 * 10 + i1] : best;
+            best = t27[i0 * 10 + i1] > best ? t27[i0 * 10 + i1] : best;
         }
-        t294[i0] = best;
+        t296[i0] = best;
     }
 }
 
 /* loop [128,10]
- * %295 = broadcast axes=[0] %294 : [128,10]  // teacher/feedback fwd
- * %296 = sub %26, %295 : [128,10]  // teacher/feedback fwd
- * %297 = exp %296 : [128,10]  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_11(float *restrict t297, const float *restrict t26, const float *restrict t294) {
+ * %297 = broadcast axes=[0] %296 : [128,10]  // teacher/feedback fwd
+ * %298 = sub %27, %297 : [128,10]  // teacher/feedback fwd
+ * %299 = exp %298 : [128,10]  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_11(float *restrict t299, const float *restrict t27, const float *restrict t296) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v296 = t26[i0 * 10 + i1] - t294[i0];
-            const float v297 = expf(v296);
-            t297[i0 * 10 + i1] = v297;
+            const float v298 = t27[i0 * 10 + i1] - t296[i0];
+            const float v299 = expf(v298);
+            t299[i0 * 10 + i1] = v299;
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[1]
- * %298 = reduce_sum axes=[1] %297 : [128]  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_12(float *restrict t298, const float *restrict t297) {
+ * %300 = reduce_sum axes=[1] %299 : [128]  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_12(float *restrict t300, const float *restrict t299) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            sum += t297[i0 * 10 + i1];
+            sum += t299[i0 * 10 + i1];
         }
-        t298[i0] = (float)sum;
+        t300[i0] = (float)sum;
     }
 }
 
 /* loop []
- * %81 = constant -0.0078125 : []  // student/loss_u fwd
- * %299 = mul %16, %293 : []  // teacher/feedback vjp
- * %300 = mul %299, %81 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp(float *restrict t300, const float *restrict in_feedback_scale, const float *restrict t293) {
+ * %82 = constant -0.0078125 : []  // student/loss_u fwd
+ * %295 = sub %294, %17 : []  // teacher/feedback fwd
+ * %301 = mul %16, %295 : []  // teacher/feedback vjp
+ * %302 = mul %301, %82 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t302, const float *restrict t294, const float *restrict in_feedback_baseline, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v299 = in_feedback_scale[0] * t293[0];
-        const float v300 = v299 * (-0.0078125f);
-        t300[i] = v300;
-    }
-}
-
-/* loop [128,10]
- * %301 = broadcast axes=[] %300 : [128,10]  // teacher/feedback vjp
- * %302 = mul %301, %44 : [128,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_2(float *restrict t302, const float *restrict t300, const float *restrict t44) {
-    for (size_t i = 0; i < 1280; i++) {
-        const float v302 = t300[0] * t44[i];
+        const float v295 = t294[0] - in_feedback_baseline[0];
+        const float v301 = in_feedback_scale[0] * v295;
+        const float v302 = v301 * (-0.0078125f);
         t302[i] = v302;
     }
 }
 
+/* loop [128,10]
+ * %303 = broadcast axes=[] %302 : [128,10]  // teacher/feedback vjp
+ * %304 = mul %303, %45 : [128,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t304, const float *restrict t302, const float *restrict t45) {
+    for (size_t i = 0; i < 1280; i++) {
+        const float v304 = t302[0] * t45[i];
+        t304[i] = v304;
+    }
+}
+
 /* reduce_sum [128,10] axes=[1]
- * %303 = neg %302 : [128,10]  // teacher/feedback vjp
- * %304 = reduce_sum axes=[1] %303 : [128]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_3(float *restrict t304, const float *restrict t302) {
+ * %305 = neg %304 : [128,10]  // teacher/feedback vjp
+ * %306 = reduce_sum axes=[1] %305 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t306, const float *restrict t304) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v303 = -t302[i0 * 10 + i1];
-            sum += v303;
+            const float v305 = -t304[i0 * 10 + i1];
+            sum += v305;
         }
-        t304[i0] = (float)sum;
+        t306[i0] = (float)sum;
     }
 }
 
 /* loop [128]
- * %305 = div %304, %298 : [128]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_4(float *restrict t305, const float *restrict t304, const float *restrict t298) {
+ * %307 = div %306, %300 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_4(float *restrict t307, const float *restrict t306, const float *restrict t300) {
     for (size_t i = 0; i < 128; i++) {
-        const float v305 = t304[i] / t298[i];
-        t305[i] = v305;
+        const float v307 = t306[i] / t300[i];
+        t307[i] = v307;
     }
 }
 
 /* loop [128,10]
- * %306 = broadcast axes=[0] %305 : [128,10]  // teacher/feedback vjp
- * %307 = mul %306, %297 : [128,10]  // teacher/feedback vjp
- * %308 = add %302, %307 : [128,10]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_5(float *restrict t308, const float *restrict t305, const float *restrict t297, const float *restrict t302) {
+ * %308 = broadcast axes=[0] %307 : [128,10]  // teacher/feedback vjp
+ * %309 = mul %308, %299 : [128,10]  // teacher/feedback vjp
+ * %310 = add %304, %309 : [128,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_5(float *restrict t310, const float *restrict t307, const float *restrict t299, const float *restrict t304) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v307 = t305[i0] * t297[i0 * 10 + i1];
-            const float v308 = t302[i0 * 10 + i1] + v307;
-            t308[i0 * 10 + i1] = v308;
+            const float v309 = t307[i0] * t299[i0 * 10 + i1];
+            const float v310 = t304[i0 * 10 + i1] + v309;
+            t310[i0 * 10 + i1] = v310;
         }
     }
 }
 
 /* loop [32,10]
- * %27 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
- * %29 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
- * %237 = constant -0.03125 : [32,10]  // student/loss_l vjp
- * %309 = mul %13, %27 : [32,10]  // teacher/loss_sup vjp
- * %310 = add %309, %29 : [32,10]  // teacher/loss_sup vjp
- * %311 = mul %237, %310 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t311, const float *restrict in_y) {
+ * %28 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
+ * %30 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
+ * %238 = constant -0.03125 : [32,10]  // student/loss_l vjp
+ * %311 = mul %13, %28 : [32,10]  // teacher/loss_sup vjp
+ * %312 = add %311, %30 : [32,10]  // teacher/loss_sup vjp
+ * %313 = mul %238, %312 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t313, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
-        const float v309 = in_y[i] * 0.9f;
-        const float v310 = v309 + 0.01f;
-        const float v311 = (-0.03125f) * v310;
-        t311[i] = v311;
+        const float v311 = in_y[i] * 0.9f;
+        const float v312 = v311 + 0.01f;
+        const float v313 = (-0.03125f) * v312;
+        t313[i] = v313;
     }
 }
 
 /* reduce_sum [32,10] axes=[1]
- * %312 = neg %311 : [32,10]  // teacher/loss_sup vjp
- * %313 = reduce_sum axes=[1] %312 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t313, const float *restrict t311) {
+ * %314 = neg %313 : [32,10]  // teacher/loss_sup vjp
+ * %315 = reduce_sum axes=[1] %314 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t315, const float *restrict t313) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v312 = -t311[i0 * 10 + i1];
-            sum += v312;
+            const float v314 = -t313[i0 * 10 + i1];
+            sum += v314;
         }
-        t313[i0] = (float)sum;
+        t315[i0] = (float)sum;
     }
 }
 
 /* loop [32]
- * %314 = div %313, %35 : [32]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_3(float *restrict t314, const float *restrict t313, const float *restrict t35) {
+ * %316 = div %315, %36 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t316, const float *restrict t315, const float *restrict t36) {
     for (size_t i = 0; i < 32; i++) {
-        const float v314 = t313[i] / t35[i];
-        t314[i] = v314;
+        const float v316 = t315[i] / t36[i];
+        t316[i] = v316;
     }
 }
 
 /* loop [32,10]
- * %315 = broadcast axes=[0] %314 : [32,10]  // teacher/loss_sup vjp
- * %316 = mul %315, %34 : [32,10]  // teacher/loss_sup vjp
- * %317 = add %311, %316 : [32,10]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_4(float *restrict t317, const float *restrict t314, const float *restrict t34, const float *restrict t311) {
+ * %317 = broadcast axes=[0] %316 : [32,10]  // teacher/loss_sup vjp
+ * %318 = mul %317, %35 : [32,10]  // teacher/loss_sup vjp
+ * %319 = add %313, %318 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t319, const float *restrict t316, const float *restrict t35, const float *restrict t313) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v316 = t314[i0] * t34[i0 * 10 + i1];
-            const float v317 = t311[i0 * 10 + i1] + v316;
-            t317[i0 * 10 + i1] = v317;
+            const float v318 = t316[i0] * t35[i0 * 10 + i1];
+            const float v319 = t313[i0 * 10 + i1] + v318;
+            t319[i0 * 10 + i1] = v319;
         }
     }
 }
 
 /* reduce_sum [32,10] axes=[0]
- * %318 = reduce_sum axes=[0] %317 : [10]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp(float *restrict t318, const float *restrict t317) {
-    for (size_t o = 0; o < 10; o++) t318[o] = 0.0f;
+ * %320 = reduce_sum axes=[0] %319 : [10]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp(float *restrict t320, const float *restrict t319) {
+    for (size_t o = 0; o < 10; o++) t320[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t318[i1] += t317[i0 * 10 + i1];
+            t320[i1] += t319[i0 * 10 + i1];
         }
     }
 }
 
 /* reduce_sum [128,10] axes=[0]
- * %319 = reduce_sum axes=[0] %308 : [10]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_2(float *restrict t319, const float *restrict t308) {
-    for (size_t o = 0; o < 10; o++) t319[o] = 0.0f;
+ * %321 = reduce_sum axes=[0] %310 : [10]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_2(float *restrict t321, const float *restrict t310) {
+    for (size_t o = 0; o < 10; o++) t321[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            t319[i1] += t308[i0 * 10 + i1];
+            t321[i1] += t310[i0 * 10 + i1];
         }
     }
 }
 
 /* loop [10]
- * %320 = add %318, %319 : [10]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_3(float *restrict t320, const float *restrict t318, const float *restrict t319) {
+ * %322 = add %320, %321 : [10]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_3(float *restrict t322, const float *restrict t320, const float *restrict t321) {
     for (size_t i = 0; i < 10; i++) {
-        const float v320 = t318[i] + t319[i];
-        t320[i] = v320;
+        const float v322 = t320[i] + t321[i];
+        t322[i] = v322;
     }
 }
 
 /* gemm blas m=64 n=10 k=128 tA
- * %326 = matmul tA %325, %308 : [64,10]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_4(float *restrict t326, const float *restrict t325, const float *restrict t308) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 128, 1.0f, t325, 64, t308, 10, 0.0f, t326, 10);
+ * %328 = matmul tA %327, %310 : [64,10]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_4(float *restrict t328, const float *restrict t327, const float *restrict t310) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 128, 1.0f, t327, 64, t310, 10, 0.0f, t328, 10);
 }
 
 /* gemm blas m=32 n=64 k=10 tB +epilogue
- * %321 = matmul tB %317, %2 : [32,64]  // teacher/dense2 vjp
- * %328 = step %323 : [32,64]  // teacher/relu1 vjp
- * %329 = mul %321, %328 : [32,64]  // teacher/relu1 vjp */
-static void step_teacher_dense2_vjp_5(float *restrict t329, const float *restrict t317, const float *restrict in_teacher_dense2_weight, const float *restrict t323) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 64, 10, 1.0f, t317, 10, in_teacher_dense2_weight, 10, 0.0f, t329, 64);
+ * %323 = matmul tB %319, %2 : [32,64]  // teacher/dense2 vjp
+ * %330 = step %325 : [32,64]  // teacher/relu1 vjp
+ * %331 = mul %323, %330 : [32,64]  // teacher/relu1 vjp */
+static void step_teacher_dense2_vjp_5(float *restrict t331, const float *restrict t319, const float *restrict in_teacher_dense2_weight, const float *restrict t325) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 64, 10, 1.0f, t319, 10, in_teacher_dense2_weight, 10, 0.0f, t331, 64);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 2048; i++) {
-        const float v328 = t323[i] > 0.0f ? 1.0f : 0.0f;
-        const float v329 = t329[i] * v328;
-        t329[i] = v329;
-    }
-}
-
-/* gemm blas m=128 n=64 k=10 tB +epilogue
- * %322 = matmul tB %308, %2 : [128,64]  // teacher/dense2 vjp
- * %330 = step %325 : [128,64]  // teacher/relu1 vjp
- * %331 = mul %322, %330 : [128,64]  // teacher/relu1 vjp */
-static void step_teacher_dense2_vjp_6(float *restrict t331, const float *restrict t308, const float *restrict in_teacher_dense2_weight, const float *restrict t325) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 64, 10, 1.0f, t308, 10, in_teacher_dense2_weight, 10, 0.0f, t331, 64);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 8192; i++) {
         const float v330 = t325[i] > 0.0f ? 1.0f : 0.0f;
         const float v331 = t331[i] * v330;
         t331[i] = v331;
     }
 }
 
+/* gemm blas m=128 n=64 k=10 tB +epilogue
+ * %324 = matmul tB %310, %2 : [128,64]  // teacher/dense2 vjp
+ * %332 = step %327 : [128,64]  // teacher/relu1 vjp
+ * %333 = mul %324, %332 : [128,64]  // teacher/relu1 vjp */
+static void step_teacher_dense2_vjp_6(float *restrict t333, const float *restrict t310, const float *restrict in_teacher_dense2_weight, const float *restrict t327) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 64, 10, 1.0f, t310, 10, in_teacher_dense2_weight, 10, 0.0f, t333, 64);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 8192; i++) {
+        const float v332 = t327[i] > 0.0f ? 1.0f : 0.0f;
+        const float v333 = t333[i] * v332;
+        t333[i] = v333;
+    }
+}
+
 /* reduce_sum [32,64] axes=[0]
- * %332 = reduce_sum axes=[0] %329 : [64]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp(float *restrict t332, const float *restrict t329) {
-    for (size_t o = 0; o < 64; o++) t332[o] = 0.0f;
+ * %334 = reduce_sum axes=[0] %331 : [64]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp(float *restrict t334, const float *restrict t331) {
+    for (size_t o = 0; o < 64; o++) t334[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
-            t332[i1] += t329[i0 * 64 + i1];
+            t334[i1] += t331[i0 * 64 + i1];
         }
     }
 }
 
 /* reduce_sum [128,64] axes=[0]
- * %333 = reduce_sum axes=[0] %331 : [64]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_2(float *restrict t333, const float *restrict t331) {
-    for (size_t o = 0; o < 64; o++) t333[o] = 0.0f;
+ * %335 = reduce_sum axes=[0] %333 : [64]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_2(float *restrict t335, const float *restrict t333) {
+    for (size_t o = 0; o < 64; o++) t335[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
-            t333[i1] += t331[i0 * 64 + i1];
+            t335[i1] += t333[i0 * 64 + i1];
         }
     }
 }
 
 /* loop [64]
- * %334 = add %332, %333 : [64]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_3(float *restrict t334, const float *restrict t332, const float *restrict t333) {
+ * %336 = add %334, %335 : [64]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_3(float *restrict t336, const float *restrict t334, const float *restrict t335) {
     for (size_t i = 0; i < 64; i++) {
-        const float v334 = t332[i] + t333[i];
-        t334[i] = v334;
+        const float v336 = t334[i] + t335[i];
+        t336[i] = v336;
     }
 }
 
 /* gemm blas m=10 n=64 k=128 tA
- * %338 = matmul tA %337, %331 : [10,64]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_4(float *restrict t338, const float *restrict t337, const float *restrict t331) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 128, 1.0f, t337, 10, t331, 64, 0.0f, t338, 64);
+ * %340 = matmul tA %339, %333 : [10,64]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_4(float *restrict t340, const float *restrict t339, const float *restrict t333) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 128, 1.0f, t339, 10, t333, 64, 0.0f, t340, 64);
 }
 
 /* gemm blas m=10 n=64 k=32 tA +epilogue
- * %336 = matmul tA %335, %329 : [10,64]  // teacher/dense0 vjp
- * %339 = add %336, %338 : [10,64]  // teacher/dense0 vjp
- * %341 = constant 0.0005 : [10,64]  // teacher/dense0 update
- * %342 = mul %0, %341 : [10,64]  // teacher/dense0 update
- * %343 = add %339, %342 : [10,64]  // teacher/dense0 update
- * %344 = constant 0.9 : [10,64]  // teacher/dense0 update
- * %345 = mul %340, %344 : [10,64]  // teacher/dense0 update
- * %346 = add %345, %343 : [10,64]  // teacher/dense0 update
- * %347 = mul %346, %344 : [10,64]  // teacher/dense0 update
- * %348 = add %343, %347 : [10,64]  // teacher/dense0 update
- * %349 = broadcast axes=[] %14 : [10,64]  // teacher/dense0 update
- * %350 = mul %348, %349 : [10,64]  // teacher/dense0 update
- * %351 = sub %0, %350 : [10,64]  // teacher/dense0 update
+ * %338 = matmul tA %337, %331 : [10,64]  // teacher/dense0 vjp
+ * %341 = add %338, %340 : [10,64]  // teacher/dense0 vjp
+ * %343 = constant 0.0005 : [10,64]  // teacher/dense0 update
+ * %344 = mul %0, %343 : [10,64]  // teacher/dense0 update
+ * %345 = add %341, %344 : [10,64]  // teacher/dense0 update
+ * %346 = constant 0.9 : [10,64]  // teacher/dense0 update
+ * %347 = mul %342, %346 : [10,64]  // teacher/dense0 update
+ * %348 = add %347, %345 : [10,64]  // teacher/dense0 update
+ * %349 = mul %348, %346 : [10,64]  // teacher/dense0 update
+ * %350 = add %345, %349 : [10,64]  // teacher/dense0 update
+ * %351 = broadcast axes=[] %14 : [10,64]  // teacher/dense0 update
+ * %352 = mul %350, %351 : [10,64]  // teacher/dense0 update
+ * %353 = sub %0, %352 : [10,64]  // teacher/dense0 update
  * in_teacher_momentum_dense0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense0_vjp_5(float *restrict t343, float *restrict in_teacher_momentum_dense0_weight, float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_x, const float *restrict t329, const float *restrict t338, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 32, 1.0f, in_teacher_x, 10, t329, 64, 0.0f, t343, 64);
+static void step_teacher_dense0_vjp_5(float *restrict t345, float *restrict in_teacher_momentum_dense0_weight, float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_x, const float *restrict t331, const float *restrict t340, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 32, 1.0f, in_teacher_x, 10, t331, 64, 0.0f, t345, 64);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 640; i++) {
-        const float v339 = t343[i] + t338[i];
-        const float v342 = in_teacher_dense0_weight[i] * 0.0005f;
-        const float v343 = v339 + v342;
-        const float v345 = in_teacher_momentum_dense0_weight[i] * 0.9f;
-        const float v346 = v345 + v343;
-        const float v347 = v346 * 0.9f;
-        const float v348 = v343 + v347;
-        const float v350 = v348 * in_lr_teacher[0];
-        const float v351 = in_teacher_dense0_weight[i] - v350;
-        t343[i] = v343;
-        in_teacher_momentum_dense0_weight[i] = v346;
-        in_teacher_dense0_weight[i] = v351;
+        const float v341 = t345[i] + t340[i];
+        const float v344 = in_teacher_dense0_weight[i] * 0.0005f;
+        const float v345 = v341 + v344;
+        const float v347 = in_teacher_momentum_dense0_weight[i] * 0.9f;
+        const float v348 = v347 + v345;
+        const float v349 = v348 * 0.9f;
+        const float v350 = v345 + v349;
+        const float v352 = v350 * in_lr_teacher[0];
+        const float v353 = in_teacher_dense0_weight[i] - v352;
+        t345[i] = v345;
+        in_teacher_momentum_dense0_weight[i] = v348;
+        in_teacher_dense0_weight[i] = v353;
     }
 }
 
 /* loop [64]
- * %353 = constant 0.9 : [64]  // teacher/dense0 update
- * %354 = mul %352, %353 : [64]  // teacher/dense0 update
- * %355 = add %354, %334 : [64]  // teacher/dense0 update
- * %356 = mul %355, %353 : [64]  // teacher/dense0 update
- * %357 = add %334, %356 : [64]  // teacher/dense0 update
- * %358 = broadcast axes=[] %14 : [64]  // teacher/dense0 update
- * %359 = mul %357, %358 : [64]  // teacher/dense0 update
- * %360 = sub %1, %359 : [64]  // teacher/dense0 update
+ * %355 = constant 0.9 : [64]  // teacher/dense0 update
+ * %356 = mul %354, %355 : [64]  // teacher/dense0 update
+ * %357 = add %356, %336 : [64]  // teacher/dense0 update
+ * %358 = mul %357, %355 : [64]  // teacher/dense0 update
+ * %359 = add %336, %358 : [64]  // teacher/dense0 update
+ * %360 = broadcast axes=[] %14 : [64]  // teacher/dense0 update
+ * %361 = mul %359, %360 : [64]  // teacher/dense0 update
+ * %362 = sub %1, %361 : [64]  // teacher/dense0 update
  * in_teacher_momentum_dense0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense0_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense0_update(float *restrict in_teacher_momentum_dense0_bias, float *restrict in_teacher_dense0_bias, const float *restrict t334, const float *restrict in_lr_teacher) {
+static void step_teacher_dense0_update(float *restrict in_teacher_momentum_dense0_bias, float *restrict in_teacher_dense0_bias, const float *restrict t336, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
-        const float v354 = in_teacher_momentum_dense0_bias[i] * 0.9f;
-        const float v355 = v354 + t334[i];
-        const float v356 = v355 * 0.9f;
-        const float v357 = t334[i] + v356;
-        const float v359 = v357 * in_lr_teacher[0];
-        const float v360 = in_teacher_dense0_bias[i] - v359;
-        in_teacher_momentum_dense0_bias[i] = v355;
-        in_teacher_dense0_bias[i] = v360;
+        const float v356 = in_teacher_momentum_dense0_bias[i] * 0.9f;
+        const float v357 = v356 + t336[i];
+        const float v358 = v357 * 0.9f;
+        const float v359 = t336[i] + v358;
+        const float v361 = v359 * in_lr_teacher[0];
+        const float v362 = in_teacher_dense0_bias[i] - v361;
+        in_teacher_momentum_dense0_bias[i] = v357;
+        in_teacher_dense0_bias[i] = v362;
     }
 }
 
 /* gemm blas m=64 n=10 k=32 tA +epilogue
- * %324 = matmul tA %323, %317 : [64,10]  // teacher/dense2 vjp
- * %327 = add %324, %326 : [64,10]  // teacher/dense2 vjp
- * %362 = constant 0.0005 : [64,10]  // teacher/dense2 update
- * %363 = mul %2, %362 : [64,10]  // teacher/dense2 update
- * %364 = add %327, %363 : [64,10]  // teacher/dense2 update
- * %365 = constant 0.9 : [64,10]  // teacher/dense2 update
- * %366 = mul %361, %365 : [64,10]  // teacher/dense2 update
- * %367 = add %366, %364 : [64,10]  // teacher/dense2 update
- * %368 = mul %367, %365 : [64,10]  // teacher/dense2 update
- * %369 = add %364, %368 : [64,10]  // teacher/dense2 update
- * %370 = broadcast axes=[] %14 : [64,10]  // teacher/dense2 update
- * %371 = mul %369, %370 : [64,10]  // teacher/dense2 update
- * %372 = sub %2, %371 : [64,10]  // teacher/dense2 update
+ * %326 = matmul tA %325, %319 : [64,10]  // teacher/dense2 vjp
+ * %329 = add %326, %328 : [64,10]  // teacher/dense2 vjp
+ * %364 = constant 0.0005 : [64,10]  // teacher/dense2 update
+ * %365 = mul %2, %364 : [64,10]  // teacher/dense2 update
+ * %366 = add %329, %365 : [64,10]  // teacher/dense2 update
+ * %367 = constant 0.9 : [64,10]  // teacher/dense2 update
+ * %368 = mul %363, %367 : [64,10]  // teacher/dense2 update
+ * %369 = add %368, %366 : [64,10]  // teacher/dense2 update
+ * %370 = mul %369, %367 : [64,10]  // teacher/dense2 update
+ * %371 = add %366, %370 : [64,10]  // teacher/dense2 update
+ * %372 = broadcast axes=[] %14 : [64,10]  // teacher/dense2 update
+ * %373 = mul %371, %372 : [64,10]  // teacher/dense2 update
+ * %374 = sub %2, %373 : [64,10]  // teacher/dense2 update
  * in_teacher_momentum_dense2_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense2_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense2_vjp_7(float *restrict t364, float *restrict in_teacher_momentum_dense2_weight, float *restrict in_teacher_dense2_weight, const float *restrict t323, const float *restrict t317, const float *restrict t326, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 32, 1.0f, t323, 64, t317, 10, 0.0f, t364, 10);
+static void step_teacher_dense2_vjp_7(float *restrict t366, float *restrict in_teacher_momentum_dense2_weight, float *restrict in_teacher_dense2_weight, const float *restrict t325, const float *restrict t319, const float *restrict t328, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 32, 1.0f, t325, 64, t319, 10, 0.0f, t366, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 640; i++) {
-        const float v327 = t364[i] + t326[i];
-        const float v363 = in_teacher_dense2_weight[i] * 0.0005f;
-        const float v364 = v327 + v363;
-        const float v366 = in_teacher_momentum_dense2_weight[i] * 0.9f;
-        const float v367 = v366 + v364;
-        const float v368 = v367 * 0.9f;
-        const float v369 = v364 + v368;
-        const float v371 = v369 * in_lr_teacher[0];
-        const float v372 = in_teacher_dense2_weight[i] - v371;
-        t364[i] = v364;
-        in_teacher_momentum_dense2_weight[i] = v367;
-        in_teacher_dense2_weight[i] = v372;
+        const float v329 = t366[i] + t328[i];
+        const float v365 = in_teacher_dense2_weight[i] * 0.0005f;
+        const float v366 = v329 + v365;
+        const float v368 = in_teacher_momentum_dense2_weight[i] * 0.9f;
+        const float v369 = v368 + v366;
+        const float v370 = v369 * 0.9f;
+        const float v371 = v366 + v370;
+        const float v373 = v371 * in_lr_teacher[0];
+        const float v374 = in_teacher_dense2_weight[i] - v373;
+        t366[i] = v366;
+        in_teacher_momentum_dense2_weight[i] = v369;
+        in_teacher_dense2_weight[i] = v374;
     }
 }
 
 /* loop [10]
- * %192 = constant 0.9 : [10]  // student/dense9 update
- * %374 = mul %373, %192 : [10]  // teacher/dense2 update
- * %375 = add %374, %320 : [10]  // teacher/dense2 update
- * %376 = mul %375, %192 : [10]  // teacher/dense2 update
- * %377 = add %320, %376 : [10]  // teacher/dense2 update
- * %378 = broadcast axes=[] %14 : [10]  // teacher/dense2 update
- * %379 = mul %377, %378 : [10]  // teacher/dense2 update
- * %380 = sub %3, %379 : [10]  // teacher/dense2 update
+ * %193 = constant 0.9 : [10]  // student/dense9 update
+ * %376 = mul %375, %193 : [10]  // teacher/dense2 update
+ * %377 = add %376, %322 : [10]  // teacher/dense2 update
+ * %378 = mul %377, %193 : [10]  // teacher/dense2 update
+ * %379 = add %322, %378 : [10]  // teacher/dense2 update
+ * %380 = broadcast axes=[] %14 : [10]  // teacher/dense2 update
+ * %381 = mul %379, %380 : [10]  // teacher/dense2 update
+ * %382 = sub %3, %381 : [10]  // teacher/dense2 update
  * in_teacher_momentum_dense2_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense2_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense2_update(float *restrict in_teacher_momentum_dense2_bias, float *restrict in_teacher_dense2_bias, const float *restrict t320, const float *restrict in_lr_teacher) {
+static void step_teacher_dense2_update(float *restrict in_teacher_momentum_dense2_bias, float *restrict in_teacher_dense2_bias, const float *restrict t322, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v374 = in_teacher_momentum_dense2_bias[i] * 0.9f;
-        const float v375 = v374 + t320[i];
-        const float v376 = v375 * 0.9f;
-        const float v377 = t320[i] + v376;
-        const float v379 = v377 * in_lr_teacher[0];
-        const float v380 = in_teacher_dense2_bias[i] - v379;
-        in_teacher_momentum_dense2_bias[i] = v375;
-        in_teacher_dense2_bias[i] = v380;
+        const float v376 = in_teacher_momentum_dense2_bias[i] * 0.9f;
+        const float v377 = v376 + t322[i];
+        const float v378 = v377 * 0.9f;
+        const float v379 = t322[i] + v378;
+        const float v381 = v379 * in_lr_teacher[0];
+        const float v382 = in_teacher_dense2_bias[i] - v381;
+        in_teacher_momentum_dense2_bias[i] = v377;
+        in_teacher_dense2_bias[i] = v382;
     }
 }
 
 /* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %381 = mul %269, %269 : [3,3,1,16]  // teacher/gradient fwd
- * %382 = reduce_sum axes=[0, 1, 2, 3] %381 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t382, const float *restrict t269) {
+ * %383 = mul %270, %270 : [3,3,1,16]  // teacher/gradient fwd
+ * %384 = reduce_sum axes=[0, 1, 2, 3] %383 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t384, const float *restrict t270) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v381 = t269[i0 * 48 + i1 * 16 + i3] * t269[i0 * 48 + i1 * 16 + i3];
-                    sum += v381;
+                    const float v383 = t270[i0 * 48 + i1 * 16 + i3] * t270[i0 * 48 + i1 * 16 + i3];
+                    sum += v383;
                 }
             }
         }
-    }
-    t382[0] = (float)sum;
-}
-
-/* reduce_sum [16] axes=[0]
- * %383 = mul %267, %267 : [16]  // teacher/gradient fwd
- * %384 = reduce_sum axes=[0] %383 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t384, const float *restrict t267) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v383 = t267[i0] * t267[i0];
-        sum += v383;
     }
     t384[0] = (float)sum;
 }
 
+/* reduce_sum [16] axes=[0]
+ * %385 = mul %268, %268 : [16]  // teacher/gradient fwd
+ * %386 = reduce_sum axes=[0] %385 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t386, const float *restrict t268) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v385 = t268[i0] * t268[i0];
+        sum += v385;
+    }
+    t386[0] = (float)sum;
+}
+
 /* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %386 = mul %261, %261 : [3,3,16,32]  // teacher/gradient fwd
- * %387 = reduce_sum axes=[0, 1, 2, 3] %386 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t387, const float *restrict t261) {
+ * %388 = mul %262, %262 : [3,3,16,32]  // teacher/gradient fwd
+ * %389 = reduce_sum axes=[0, 1, 2, 3] %388 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t389, const float *restrict t262) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v386 = t261[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t261[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v386;
+                    const float v388 = t262[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t262[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v388;
                 }
             }
         }
     }
-    t387[0] = (float)sum;
+    t389[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %389 = mul %258, %258 : [32]  // teacher/gradient fwd
- * %390 = reduce_sum axes=[0] %389 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t390, const float *restrict t258) {
+ * %391 = mul %259, %259 : [32]  // teacher/gradient fwd
+ * %392 = reduce_sum axes=[0] %391 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t392, const float *restrict t259) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v389 = t258[i0] * t258[i0];
-        sum += v389;
+        const float v391 = t259[i0] * t259[i0];
+        sum += v391;
     }
-    t390[0] = (float)sum;
+    t392[0] = (float)sum;
 }
 
 /* reduce_sum [1568,128] axes=[0, 1]
- * %392 = mul %252, %252 : [1568,128]  // teacher/gradient fwd
- * %393 = reduce_sum axes=[0, 1] %392 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t393, const float *restrict t252) {
+ * %394 = mul %253, %253 : [1568,128]  // teacher/gradient fwd
+ * %395 = reduce_sum axes=[0, 1] %394 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t395, const float *restrict t253) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v392 = t252[i0 * 128 + i1] * t252[i0 * 128 + i1];
-                sums[lane] += v392;
+                const float v394 = t253[i0 * 128 + i1] * t253[i0 * 128 + i1];
+                sums[lane] += v394;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t393[0] = (float)sum;
+    t395[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %395 = mul %250, %250 : [128]  // teacher/gradient fwd
- * %396 = reduce_sum axes=[0] %395 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t396, const float *restrict t250) {
+ * %397 = mul %251, %251 : [128]  // teacher/gradient fwd
+ * %398 = reduce_sum axes=[0] %397 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t398, const float *restrict t251) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v395 = t250[i0] * t250[i0];
-            sums[lane] += v395;
+            const float v397 = t251[i0] * t251[i0];
+            sums[lane] += v397;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t396[0] = (float)sum;
+    t398[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %398 = mul %247, %247 : [128,10]  // teacher/gradient fwd
- * %399 = reduce_sum axes=[0, 1] %398 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t399, const float *restrict t247) {
+ * %400 = mul %248, %248 : [128,10]  // teacher/gradient fwd
+ * %401 = reduce_sum axes=[0, 1] %400 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t401, const float *restrict t248) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v398 = t247[i0 * 10 + i1] * t247[i0 * 10 + i1];
-            sum += v398;
+            const float v400 = t248[i0 * 10 + i1] * t248[i0 * 10 + i1];
+            sum += v400;
         }
     }
-    t399[0] = (float)sum;
+    t401[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %401 = mul %245, %245 : [10]  // teacher/gradient fwd
- * %402 = reduce_sum axes=[0] %401 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t402, const float *restrict t245) {
+ * %403 = mul %246, %246 : [10]  // teacher/gradient fwd
+ * %404 = reduce_sum axes=[0] %403 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t404, const float *restrict t246) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v401 = t245[i0] * t245[i0];
-        sum += v401;
+        const float v403 = t246[i0] * t246[i0];
+        sum += v403;
     }
-    t402[0] = (float)sum;
+    t404[0] = (float)sum;
 }
 
 /* loop []
- * %385 = add %382, %384 : []  // teacher/gradient fwd
- * %388 = add %385, %387 : []  // teacher/gradient fwd
- * %391 = add %388, %390 : []  // teacher/gradient fwd
- * %394 = add %391, %393 : []  // teacher/gradient fwd
- * %397 = add %394, %396 : []  // teacher/gradient fwd
- * %400 = add %397, %399 : []  // teacher/gradient fwd
- * %403 = add %400, %402 : []  // teacher/gradient fwd
- * %404 = sqrt %403 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t404, const float *restrict t382, const float *restrict t384, const float *restrict t387, const float *restrict t390, const float *restrict t393, const float *restrict t396, const float *restrict t399, const float *restrict t402) {
+ * %387 = add %384, %386 : []  // teacher/gradient fwd
+ * %390 = add %387, %389 : []  // teacher/gradient fwd
+ * %393 = add %390, %392 : []  // teacher/gradient fwd
+ * %396 = add %393, %395 : []  // teacher/gradient fwd
+ * %399 = add %396, %398 : []  // teacher/gradient fwd
+ * %402 = add %399, %401 : []  // teacher/gradient fwd
+ * %405 = add %402, %404 : []  // teacher/gradient fwd
+ * %406 = sqrt %405 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t406, const float *restrict t384, const float *restrict t386, const float *restrict t389, const float *restrict t392, const float *restrict t395, const float *restrict t398, const float *restrict t401, const float *restrict t404) {
     for (size_t i = 0; i < 1; i++) {
-        const float v385 = t382[0] + t384[0];
-        const float v388 = v385 + t387[0];
-        const float v391 = v388 + t390[0];
-        const float v394 = v391 + t393[0];
-        const float v397 = v394 + t396[0];
-        const float v400 = v397 + t399[0];
-        const float v403 = v400 + t402[0];
-        const float v404 = sqrtf(v403);
-        t404[i] = v404;
+        const float v387 = t384[0] + t386[0];
+        const float v390 = v387 + t389[0];
+        const float v393 = v390 + t392[0];
+        const float v396 = v393 + t395[0];
+        const float v399 = v396 + t398[0];
+        const float v402 = v399 + t401[0];
+        const float v405 = v402 + t404[0];
+        const float v406 = sqrtf(v405);
+        t406[i] = v406;
     }
 }
 
 /* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
- * %405 = mul %115, %115 : [3,3,1,16]  // teacher/gradient fwd
- * %406 = reduce_sum axes=[0, 1, 2, 3] %405 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t406, const float *restrict t115) {
+ * %407 = mul %116, %116 : [3,3,1,16]  // teacher/gradient fwd
+ * %408 = reduce_sum axes=[0, 1, 2, 3] %407 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t408, const float *restrict t116) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 1; i2++) {
                 for (size_t i3 = 0; i3 < 16; i3++) {
-                    const float v405 = t115[i0 * 48 + i1 * 16 + i3] * t115[i0 * 48 + i1 * 16 + i3];
-                    sum += v405;
+                    const float v407 = t116[i0 * 48 + i1 * 16 + i3] * t116[i0 * 48 + i1 * 16 + i3];
+                    sum += v407;
                 }
             }
         }
     }
-    t406[0] = (float)sum;
-}
-
-/* reduce_sum [16] axes=[0]
- * %407 = mul %113, %113 : [16]  // teacher/gradient fwd
- * %408 = reduce_sum axes=[0] %407 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t408, const float *restrict t113) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v407 = t113[i0] * t113[i0];
-        sum += v407;
-    }
     t408[0] = (float)sum;
 }
 
+/* reduce_sum [16] axes=[0]
+ * %409 = mul %114, %114 : [16]  // teacher/gradient fwd
+ * %410 = reduce_sum axes=[0] %409 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t410, const float *restrict t114) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v409 = t114[i0] * t114[i0];
+        sum += v409;
+    }
+    t410[0] = (float)sum;
+}
+
 /* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
- * %410 = mul %107, %107 : [3,3,16,32]  // teacher/gradient fwd
- * %411 = reduce_sum axes=[0, 1, 2, 3] %410 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t411, const float *restrict t107) {
+ * %412 = mul %108, %108 : [3,3,16,32]  // teacher/gradient fwd
+ * %413 = reduce_sum axes=[0, 1, 2, 3] %412 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t413, const float *restrict t108) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 16; i2++) {
                 for (size_t i3 = 0; i3 < 32; i3++) {
-                    const float v410 = t107[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t107[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
-                    sum += v410;
+                    const float v412 = t108[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t108[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v412;
                 }
             }
         }
     }
-    t411[0] = (float)sum;
+    t413[0] = (float)sum;
 }
 
 /* reduce_sum [32] axes=[0]
- * %413 = mul %104, %104 : [32]  // teacher/gradient fwd
- * %414 = reduce_sum axes=[0] %413 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t414, const float *restrict t104) {
+ * %415 = mul %105, %105 : [32]  // teacher/gradient fwd
+ * %416 = reduce_sum axes=[0] %415 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t416, const float *restrict t105) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v413 = t104[i0] * t104[i0];
-        sum += v413;
+        const float v415 = t105[i0] * t105[i0];
+        sum += v415;
     }
-    t414[0] = (float)sum;
+    t416[0] = (float)sum;
 }
 
 /* reduce_sum [1568,128] axes=[0, 1]
- * %416 = mul %98, %98 : [1568,128]  // teacher/gradient fwd
- * %417 = reduce_sum axes=[0, 1] %416 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t417, const float *restrict t98) {
+ * %418 = mul %99, %99 : [1568,128]  // teacher/gradient fwd
+ * %419 = reduce_sum axes=[0, 1] %418 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t419, const float *restrict t99) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
             for (size_t lane = 0; lane < 8; lane++) {
                 const size_t i1 = i1s + lane;
-                const float v416 = t98[i0 * 128 + i1] * t98[i0 * 128 + i1];
-                sums[lane] += v416;
+                const float v418 = t99[i0 * 128 + i1] * t99[i0 * 128 + i1];
+                sums[lane] += v418;
             }
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t417[0] = (float)sum;
+    t419[0] = (float)sum;
 }
 
 /* reduce_sum [128] axes=[0]
- * %419 = mul %96, %96 : [128]  // teacher/gradient fwd
- * %420 = reduce_sum axes=[0] %419 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_15(float *restrict t420, const float *restrict t96) {
+ * %421 = mul %97, %97 : [128]  // teacher/gradient fwd
+ * %422 = reduce_sum axes=[0] %421 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_15(float *restrict t422, const float *restrict t97) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v419 = t96[i0] * t96[i0];
-            sums[lane] += v419;
+            const float v421 = t97[i0] * t97[i0];
+            sums[lane] += v421;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t420[0] = (float)sum;
+    t422[0] = (float)sum;
 }
 
 /* reduce_sum [128,10] axes=[0, 1]
- * %422 = mul %93, %93 : [128,10]  // teacher/gradient fwd
- * %423 = reduce_sum axes=[0, 1] %422 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_16(float *restrict t423, const float *restrict t93) {
+ * %424 = mul %94, %94 : [128,10]  // teacher/gradient fwd
+ * %425 = reduce_sum axes=[0, 1] %424 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_16(float *restrict t425, const float *restrict t94) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
-            const float v422 = t93[i0 * 10 + i1] * t93[i0 * 10 + i1];
-            sum += v422;
+            const float v424 = t94[i0 * 10 + i1] * t94[i0 * 10 + i1];
+            sum += v424;
         }
     }
-    t423[0] = (float)sum;
+    t425[0] = (float)sum;
 }
 
 /* reduce_sum [10] axes=[0]
- * %425 = mul %91, %91 : [10]  // teacher/gradient fwd
- * %426 = reduce_sum axes=[0] %425 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_17(float *restrict t426, const float *restrict t91) {
+ * %427 = mul %92, %92 : [10]  // teacher/gradient fwd
+ * %428 = reduce_sum axes=[0] %427 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_17(float *restrict t428, const float *restrict t92) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
-        const float v425 = t91[i0] * t91[i0];
-        sum += v425;
+        const float v427 = t92[i0] * t92[i0];
+        sum += v427;
     }
-    t426[0] = (float)sum;
+    t428[0] = (float)sum;
 }
 
 /* loop []
- * %409 = add %406, %408 : []  // teacher/gradient fwd
- * %412 = add %409, %411 : []  // teacher/gradient fwd
- * %415 = add %412, %414 : []  // teacher/gradient fwd
- * %418 = add %415, %417 : []  // teacher/gradient fwd
- * %421 = add %418, %420 : []  // teacher/gradient fwd
- * %424 = add %421, %423 : []  // teacher/gradient fwd
- * %427 = add %424, %426 : []  // teacher/gradient fwd
- * %428 = sqrt %427 : []  // teacher/gradient fwd
- * %429 = mul %404, %428 : []  // teacher/gradient fwd
- * %430 = constant 1e-30 : []  // teacher/gradient fwd
- * %431 = max %429, %430 : []  // teacher/gradient fwd
- * %432 = div %292, %431 : []  // teacher/gradient fwd
- * %433 = step %293 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_18(float *restrict t428, float *restrict t432, float *restrict t433, const float *restrict t406, const float *restrict t408, const float *restrict t411, const float *restrict t414, const float *restrict t417, const float *restrict t420, const float *restrict t423, const float *restrict t426, const float *restrict t404, const float *restrict t292, const float *restrict t293) {
+ * %411 = add %408, %410 : []  // teacher/gradient fwd
+ * %414 = add %411, %413 : []  // teacher/gradient fwd
+ * %417 = add %414, %416 : []  // teacher/gradient fwd
+ * %420 = add %417, %419 : []  // teacher/gradient fwd
+ * %423 = add %420, %422 : []  // teacher/gradient fwd
+ * %426 = add %423, %425 : []  // teacher/gradient fwd
+ * %429 = add %426, %428 : []  // teacher/gradient fwd
+ * %430 = sqrt %429 : []  // teacher/gradient fwd
+ * %431 = mul %406, %430 : []  // teacher/gradient fwd
+ * %432 = constant 1e-30 : []  // teacher/gradient fwd
+ * %433 = max %431, %432 : []  // teacher/gradient fwd
+ * %434 = div %293, %433 : []  // teacher/gradient fwd
+ * %435 = step %294 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_18(float *restrict t430, float *restrict t434, float *restrict t435, const float *restrict t408, const float *restrict t410, const float *restrict t413, const float *restrict t416, const float *restrict t419, const float *restrict t422, const float *restrict t425, const float *restrict t428, const float *restrict t406, const float *restrict t293, const float *restrict t294) {
     for (size_t i = 0; i < 1; i++) {
-        const float v409 = t406[0] + t408[0];
-        const float v412 = v409 + t411[0];
-        const float v415 = v412 + t414[0];
-        const float v418 = v415 + t417[0];
-        const float v421 = v418 + t420[0];
-        const float v424 = v421 + t423[0];
-        const float v427 = v424 + t426[0];
-        const float v428 = sqrtf(v427);
-        const float v429 = t404[0] * v428;
-        const float v431 = v429 >= 1e-30f ? v429 : 1e-30f;
-        const float v432 = t292[0] / v431;
-        const float v433 = t293[0] > 0.0f ? 1.0f : 0.0f;
-        t428[i] = v428;
-        t432[i] = v432;
-        t433[i] = v433;
+        const float v411 = t408[0] + t410[0];
+        const float v414 = v411 + t413[0];
+        const float v417 = v414 + t416[0];
+        const float v420 = v417 + t419[0];
+        const float v423 = v420 + t422[0];
+        const float v426 = v423 + t425[0];
+        const float v429 = v426 + t428[0];
+        const float v430 = sqrtf(v429);
+        const float v431 = t406[0] * v430;
+        const float v433 = v431 >= 1e-30f ? v431 : 1e-30f;
+        const float v434 = t293[0] / v433;
+        const float v435 = t294[0] > 0.0f ? 1.0f : 0.0f;
+        t430[i] = v430;
+        t434[i] = v434;
+        t435[i] = v435;
     }
 }
 
 /* 128 kernels; scratch high-water mark 6645456 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_teacher_dense0_fwd(scratch + 6625920 /* t21 */, io + 226176 /* in_teacher_x */, state /* in_teacher_dense0_weight */, state + 640 /* in_teacher_dense0_bias */);
-    step_teacher_dense2_fwd(scratch + 6640768 /* t24 */, scratch + 6625920 /* t21 */, state + 704 /* in_teacher_dense2_weight */, state + 1344 /* in_teacher_dense2_bias */);
-    step_teacher_loss_sup_fwd(scratch + 6642368 /* t31 */, scratch + 6640768 /* t25 */);
-    step_teacher_loss_sup_fwd_2(scratch + 6636160 /* t33 */, scratch + 6644928 /* t34 */, scratch + 6640768 /* t25 */, scratch + 6642368 /* t31 */);
-    step_teacher_loss_sup_fwd_3(scratch + 6645376 /* t35 */, scratch + 6644928 /* t34 */);
-    step_teacher_loss_sup_fwd_4(scratch + 6645248 /* t36 */, scratch + 6645376 /* t35 */);
-    step_teacher_loss_sup_fwd_5(scratch + 6645280 /* t40 */, io + 225792 /* in_y */, scratch + 6636160 /* t33 */, scratch + 6645248 /* t36 */);
-    step_teacher_loss_sup_fwd_6(io + 227776 /* t42 */, io + 227792 /* t43 */, scratch + 6645280 /* t40 */);
-    step_teacher_pseudo_labels_fwd(scratch + 6642368 /* t44 */, scratch + 6641088 /* t26 */);
-    step_student_conv0_fwd(scratch + 2812544 /* t52 */, scratch + 6023808 /* t54 */, io + 125440 /* t45 */, state + 1360 /* in_student_conv0_weight */, state + 1504 /* in_student_conv0_bias */, scratch /* chunk */);
-    step_student_conv3_fwd(scratch + 4418176 /* t60 */, scratch + 5220992 /* t62 */, scratch + 6023808 /* t54 */, state + 1520 /* in_student_conv3_weight */, state + 6128 /* in_student_conv3_bias */, scratch /* chunk */);
-    step_student_dense7_fwd(scratch + 5421696 /* t67 */, scratch + 5220992 /* t63 */, state + 6160 /* in_student_dense7_weight */, state + 206864 /* in_student_dense7_bias */);
-    step_student_dense9_fwd(scratch + 6636160 /* t70 */, scratch + 5421696 /* t67 */, state + 206992 /* in_student_dense9_weight */, state + 208272 /* in_student_dense9_bias */);
-    step_student_loss_u_fwd(scratch + 6640000 /* t71 */, scratch + 6636160 /* t70 */);
-    step_student_loss_u_fwd_2(scratch + 6637440 /* t73 */, scratch + 6638720 /* t74 */, scratch + 6636160 /* t70 */, scratch + 6640000 /* t71 */);
-    step_student_loss_u_fwd_3(scratch + 6640000 /* t75 */, scratch + 6638720 /* t74 */);
-    step_student_loss_u_fwd_4(scratch + 6640128 /* t76 */, scratch + 6640000 /* t75 */);
-    step_student_loss_u_fwd_5(scratch + 6645248 /* t80 */, scratch + 6637440 /* t73 */, scratch + 6640128 /* t76 */, scratch + 6642368 /* t44 */);
-    step_student_loss_u_fwd_6(io + 227824 /* t82 */, scratch + 6645248 /* t80 */);
-    step_student_loss_u_vjp(scratch + 6636160 /* t84 */, scratch + 6642368 /* t44 */);
-    step_student_loss_u_vjp_2(scratch + 6640128 /* t86 */, scratch + 6636160 /* t84 */);
-    step_student_loss_u_vjp_3(scratch + 6640256 /* t87 */, scratch + 6640128 /* t86 */, scratch + 6640000 /* t75 */);
-    step_student_loss_u_vjp_4(scratch + 6637440 /* t90 */, scratch + 6640256 /* t87 */, scratch + 6638720 /* t74 */, scratch + 6636160 /* t84 */);
-    step_student_dense9_vjp(scratch + 6645440 /* t91 */, scratch + 6637440 /* t90 */);
-    step_student_dense9_vjp_2(scratch + 6643648 /* t93 */, scratch + 5421696 /* t67 */, scratch + 6637440 /* t90 */);
-    step_student_dense9_vjp_3(scratch + 5622400 /* t95 */, scratch + 6637440 /* t90 */, state + 206992 /* in_student_dense9_weight */, scratch + 5421696 /* t67 */);
-    step_student_dense7_vjp(scratch + 6645248 /* t96 */, scratch + 5622400 /* t95 */);
-    step_student_dense7_vjp_2(scratch + 5421696 /* t97 */, scratch + 5622400 /* t95 */, state + 6160 /* in_student_dense7_weight */);
-    step_student_dense7_vjp_3(scratch + 6425216 /* t98 */, scratch + 5220992 /* t63 */, scratch + 5622400 /* t95 */);
-    step_student_relu4_vjp(scratch /* t101 */, scratch + 5220992 /* t62 */, scratch + 5421696 /* t99 */);
-    step_student_relu4_vjp_2(scratch + 5220992 /* t102 */, scratch + 4418176 /* t61 */, scratch /* t101 */);
-    step_student_conv3_vjp(scratch + 6645408 /* t104 */, scratch + 5220992 /* t103 */, scratch + 6636160 /* chunk */);
-    step_student_conv3_vjp_2(scratch + 4418176 /* t108 */, scratch + 5220992 /* t103 */, state + 1520 /* in_student_conv3_weight */, scratch /* chunk */);
-    step_student_conv3_vjp_3(scratch + 6636160 /* t106 */, scratch + 6023808 /* t54 */, scratch + 5220992 /* t103 */, scratch /* chunk */);
-    step_student_relu1_vjp(scratch + 4819584 /* t110 */, scratch + 6023808 /* t54 */, scratch + 4418176 /* t108 */);
-    step_student_relu1_vjp_2(scratch /* t111 */, scratch + 2812544 /* t53 */, scratch + 4819584 /* t110 */);
-    step_student_conv0_vjp(scratch + 3968144 /* t113 */, scratch /* t112 */, scratch + 1605632 /* chunk */);
-    step_student_conv0_vjp_2(scratch + 3967872 /* t114 */, io + 125440 /* t45 */, scratch /* t112 */, scratch + 1605632 /* chunk */);
-    step_student_conv0_update(state + 209648 /* in_student_momentum_conv0_weight */, state + 1360 /* in_student_conv0_weight */, scratch + 3967872 /* t115 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_update_2(state + 209792 /* in_student_momentum_conv0_bias */, state + 1504 /* in_student_conv0_bias */, scratch + 3968144 /* t113 */, io + 226128 /* in_lr_student */);
-    step_student_conv3_update(state + 209808 /* in_student_momentum_conv3_weight */, state + 1520 /* in_student_conv3_weight */, scratch + 6636160 /* t107 */, io + 226128 /* in_lr_student */);
-    step_student_conv3_update_2(state + 214416 /* in_student_momentum_conv3_bias */, state + 6128 /* in_student_conv3_bias */, scratch + 6645408 /* t104 */, io + 226128 /* in_lr_student */);
-    step_student_dense7_update(state + 214448 /* in_student_momentum_dense7_weight */, state + 6160 /* in_student_dense7_weight */, scratch + 6425216 /* t98 */, io + 226128 /* in_lr_student */);
-    step_student_dense7_update_2(state + 415152 /* in_student_momentum_dense7_bias */, state + 206864 /* in_student_dense7_bias */, scratch + 6645248 /* t96 */, io + 226128 /* in_lr_student */);
-    step_student_dense9_update(state + 415280 /* in_student_momentum_dense9_weight */, state + 206992 /* in_student_dense9_weight */, scratch + 6643648 /* t93 */, io + 226128 /* in_lr_student */);
-    step_student_dense9_update_2(state + 416560 /* in_student_momentum_dense9_bias */, state + 208272 /* in_student_dense9_bias */, scratch + 6645440 /* t91 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_fwd_2(scratch + 2812544 /* t207 */, scratch + 3816064 /* t209 */, io /* in_x */, state + 1360 /* t203 */, state + 1504 /* t136 */, scratch /* chunk */);
-    step_student_conv3_fwd_2(scratch + 3213952 /* t215 */, scratch + 3615360 /* t217 */, scratch + 3816064 /* t209 */, state + 1520 /* t211 */, state + 6128 /* t157 */, scratch /* chunk */);
-    step_student_dense7_fwd_2(scratch + 3665536 /* t222 */, scratch + 3615360 /* t218 */, state + 6160 /* t169 */, state + 206864 /* t178 */);
-    step_student_dense9_fwd_2(scratch + 3669632 /* t225 */, scratch + 3665536 /* t222 */, state + 206992 /* t190 */, state + 208272 /* t199 */);
-    step_student_loss_l_fwd(scratch + 3916416 /* t226 */, scratch + 3669632 /* t225 */);
-    step_student_loss_l_fwd_2(scratch + 3669952 /* t228 */, scratch + 3670272 /* t229 */, scratch + 3669632 /* t225 */, scratch + 3916416 /* t226 */);
-    step_student_loss_l_fwd_3(scratch + 3916416 /* t230 */, scratch + 3670272 /* t229 */);
-    step_student_loss_l_fwd_4(scratch + 3669632 /* t231 */, scratch + 3916416 /* t230 */);
-    step_student_loss_l_fwd_5(scratch + 3968016 /* t235 */, scratch + 3669952 /* t228 */, scratch + 3669632 /* t231 */, io + 225792 /* in_y */);
-    step_student_loss_l_fwd_6(io + 227840 /* t236 */, scratch + 3968016 /* t235 */);
-    step_student_loss_l_vjp(scratch + 3669632 /* t238 */, io + 225792 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 3669952 /* t240 */, scratch + 3669632 /* t238 */);
-    step_student_loss_l_vjp_3(scratch + 3916448 /* t241 */, scratch + 3669952 /* t240 */, scratch + 3916416 /* t230 */);
-    step_student_loss_l_vjp_4(scratch + 3669952 /* t244 */, scratch + 3916448 /* t241 */, scratch + 3670272 /* t229 */, scratch + 3669632 /* t238 */);
-    step_student_dense9_vjp_4(scratch + 3968160 /* t245 */, scratch + 3669952 /* t244 */);
-    step_student_dense9_vjp_5(scratch + 3966592 /* t247 */, scratch + 3665536 /* t222 */, scratch + 3669952 /* t244 */);
-    step_student_dense9_vjp_6(scratch + 3715712 /* t249 */, scratch + 3669952 /* t244 */, state + 206992 /* t190 */, scratch + 3665536 /* t222 */);
-    step_student_dense7_vjp_4(scratch + 3968016 /* t250 */, scratch + 3715712 /* t249 */);
-    step_student_dense7_vjp_5(scratch + 3665536 /* t251 */, scratch + 3715712 /* t249 */, state + 6160 /* t169 */);
-    step_student_dense7_vjp_6(scratch + 3414656 /* t252 */, scratch + 3615360 /* t218 */, scratch + 3715712 /* t249 */);
-    step_student_relu4_vjp_3(scratch + 3916416 /* t255 */, scratch + 3615360 /* t217 */, scratch + 3665536 /* t253 */);
-    step_student_relu4_vjp_4(scratch + 3615360 /* t256 */, scratch + 3213952 /* t216 */, scratch + 3916416 /* t255 */);
-    step_student_conv3_vjp_4(scratch + 3922576 /* t258 */, scratch + 3615360 /* t257 */, scratch + 3916416 /* chunk */);
-    step_student_conv3_vjp_5(scratch + 3213952 /* t262 */, scratch + 3615360 /* t257 */, state + 1520 /* t211 */, scratch /* chunk */);
-    step_student_conv3_vjp_6(scratch + 3916416 /* t260 */, scratch + 3816064 /* t209 */, scratch + 3615360 /* t257 */, scratch /* chunk */);
-    step_student_relu1_vjp_3(scratch + 3314304 /* t264 */, scratch + 3816064 /* t209 */, scratch + 3213952 /* t262 */);
-    step_student_relu1_vjp_4(scratch + 1130112 /* t265 */, scratch + 2812544 /* t208 */, scratch + 3314304 /* t264 */);
-    step_student_conv0_vjp_3(scratch + 3922608 /* t267 */, scratch + 1130112 /* t266 */, scratch + 3921024 /* chunk */);
-    step_student_conv0_vjp_4(scratch + 3922304 /* t268 */, io /* in_x */, scratch + 1130112 /* t266 */, scratch /* chunk */);
-    step_teacher_feedback_fwd(scratch + 3922448 /* t271 */, scratch + 3922304 /* t269 */, scratch + 3967872 /* t115 */);
-    step_teacher_feedback_fwd_2(scratch + 3922464 /* t273 */, scratch + 3922608 /* t267 */, scratch + 3968144 /* t113 */);
-    step_teacher_feedback_fwd_3(scratch + 3922480 /* t276 */, scratch + 3916416 /* t261 */, scratch + 6636160 /* t107 */);
-    step_teacher_feedback_fwd_4(scratch + 3922496 /* t279 */, scratch + 3922576 /* t258 */, scratch + 6645408 /* t104 */);
-    step_teacher_feedback_fwd_5(scratch + 3922512 /* t282 */, scratch + 3414656 /* t252 */, scratch + 6425216 /* t98 */);
-    step_teacher_feedback_fwd_6(scratch + 3922528 /* t285 */, scratch + 3968016 /* t250 */, scratch + 6645248 /* t96 */);
-    step_teacher_feedback_fwd_7(scratch + 3922544 /* t288 */, scratch + 3966592 /* t247 */, scratch + 6643648 /* t93 */);
-    step_teacher_feedback_fwd_8(scratch + 3922560 /* t291 */, scratch + 3968160 /* t245 */, scratch + 6645440 /* t91 */);
-    step_teacher_feedback_fwd_9(scratch + 3922624 /* t292 */, io + 227856 /* t293 */, scratch + 3922448 /* t271 */, scratch + 3922464 /* t273 */, scratch + 3922480 /* t276 */, scratch + 3922496 /* t279 */, scratch + 3922512 /* t282 */, scratch + 3922528 /* t285 */, scratch + 3922544 /* t288 */, scratch + 3922560 /* t291 */, io + 226128 /* in_lr_student */);
-    step_teacher_feedback_fwd_10(scratch + 3922448 /* t294 */, scratch + 6641088 /* t26 */);
-    step_teacher_feedback_fwd_11(scratch + 3921024 /* t297 */, scratch + 6641088 /* t26 */, scratch + 3922448 /* t294 */);
-    step_teacher_feedback_fwd_12(scratch + 6642048 /* t298 */, scratch + 3921024 /* t297 */);
-    step_teacher_feedback_vjp(scratch + 3922448 /* t300 */, io + 226160 /* in_feedback_scale */, io + 227856 /* t293 */);
-    step_teacher_feedback_vjp_2(scratch + 6640768 /* t302 */, scratch + 3922448 /* t300 */, scratch + 6642368 /* t44 */);
-    step_teacher_feedback_vjp_3(scratch + 6642176 /* t304 */, scratch + 6640768 /* t302 */);
-    step_teacher_feedback_vjp_4(scratch + 6643328 /* t305 */, scratch + 6642176 /* t304 */, scratch + 6642048 /* t298 */);
-    step_teacher_feedback_vjp_5(scratch + 6642048 /* t308 */, scratch + 6643328 /* t305 */, scratch + 3921024 /* t297 */, scratch + 6640768 /* t302 */);
-    step_teacher_loss_sup_vjp(scratch + 6643328 /* t311 */, io + 225792 /* in_y */);
-    step_teacher_loss_sup_vjp_2(scratch + 3922448 /* t313 */, scratch + 6643328 /* t311 */);
-    step_teacher_loss_sup_vjp_3(scratch + 3922480 /* t314 */, scratch + 3922448 /* t313 */, scratch + 6645376 /* t35 */);
-    step_teacher_loss_sup_vjp_4(scratch + 3921024 /* t317 */, scratch + 3922480 /* t314 */, scratch + 6644928 /* t34 */, scratch + 6643328 /* t311 */);
-    step_teacher_dense2_vjp(scratch + 6645376 /* t318 */, scratch + 3921024 /* t317 */);
-    step_teacher_dense2_vjp_2(scratch + 6645392 /* t319 */, scratch + 6642048 /* t308 */);
-    step_teacher_dense2_vjp_3(scratch + 3922448 /* t320 */, scratch + 6645376 /* t318 */, scratch + 6645392 /* t319 */);
-    step_teacher_dense2_vjp_4(scratch + 6640768 /* t326 */, scratch + 6627968 /* t325 */, scratch + 6642048 /* t308 */);
-    step_teacher_dense2_vjp_5(scratch + 3623552 /* t329 */, scratch + 3921024 /* t317 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6625920 /* t323 */);
-    step_teacher_dense2_vjp_6(scratch + 3615360 /* t331 */, scratch + 6642048 /* t308 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t325 */);
-    step_teacher_dense0_vjp(scratch + 6644928 /* t332 */, scratch + 3623552 /* t329 */);
-    step_teacher_dense0_vjp_2(scratch + 6644992 /* t333 */, scratch + 3615360 /* t331 */);
-    step_teacher_dense0_vjp_3(scratch + 6645056 /* t334 */, scratch + 6644928 /* t332 */, scratch + 6644992 /* t333 */);
-    step_teacher_dense0_vjp_4(scratch + 6641408 /* t338 */, io + 226496 /* t337 */, scratch + 3615360 /* t331 */);
-    step_teacher_dense0_vjp_5(scratch + 6642048 /* t343 */, state + 208288 /* in_teacher_momentum_dense0_weight */, state /* in_teacher_dense0_weight */, io + 226176 /* in_teacher_x */, scratch + 3623552 /* t329 */, scratch + 6641408 /* t338 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense0_update(state + 208928 /* in_teacher_momentum_dense0_bias */, state + 640 /* in_teacher_dense0_bias */, scratch + 6645056 /* t334 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense2_vjp_7(scratch + 6641408 /* t364 */, state + 208992 /* in_teacher_momentum_dense2_weight */, state + 704 /* in_teacher_dense2_weight */, scratch + 6625920 /* t323 */, scratch + 3921024 /* t317 */, scratch + 6640768 /* t326 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense2_update(state + 209632 /* in_teacher_momentum_dense2_bias */, state + 1344 /* in_teacher_dense2_bias */, scratch + 3922448 /* t320 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 6645376 /* t382 */, scratch + 3922304 /* t269 */);
-    step_teacher_gradient_fwd_2(scratch + 6645392 /* t384 */, scratch + 3922608 /* t267 */);
-    step_teacher_gradient_fwd_3(scratch + 3922608 /* t387 */, scratch + 3916416 /* t261 */);
-    step_teacher_gradient_fwd_4(scratch + 6644928 /* t390 */, scratch + 3922576 /* t258 */);
-    step_teacher_gradient_fwd_5(scratch + 6644944 /* t393 */, scratch + 3414656 /* t252 */);
-    step_teacher_gradient_fwd_6(scratch + 6644960 /* t396 */, scratch + 3968016 /* t250 */);
-    step_teacher_gradient_fwd_7(scratch + 3968016 /* t399 */, scratch + 3966592 /* t247 */);
-    step_teacher_gradient_fwd_8(scratch + 3968032 /* t402 */, scratch + 3968160 /* t245 */);
-    step_teacher_gradient_fwd_9(io + 227872 /* t404 */, scratch + 6645376 /* t382 */, scratch + 6645392 /* t384 */, scratch + 3922608 /* t387 */, scratch + 6644928 /* t390 */, scratch + 6644944 /* t393 */, scratch + 6644960 /* t396 */, scratch + 3968016 /* t399 */, scratch + 3968032 /* t402 */);
-    step_teacher_gradient_fwd_10(scratch + 6645376 /* t406 */, scratch + 3967872 /* t115 */);
-    step_teacher_gradient_fwd_11(scratch + 6645392 /* t408 */, scratch + 3968144 /* t113 */);
-    step_teacher_gradient_fwd_12(scratch + 6644928 /* t411 */, scratch + 6636160 /* t107 */);
-    step_teacher_gradient_fwd_13(scratch + 6644944 /* t414 */, scratch + 6645408 /* t104 */);
-    step_teacher_gradient_fwd_14(scratch + 6645408 /* t417 */, scratch + 6425216 /* t98 */);
-    step_teacher_gradient_fwd_15(scratch + 6645424 /* t420 */, scratch + 6645248 /* t96 */);
-    step_teacher_gradient_fwd_16(scratch + 6644960 /* t423 */, scratch + 6643648 /* t93 */);
-    step_teacher_gradient_fwd_17(scratch + 6644976 /* t426 */, scratch + 6645440 /* t91 */);
-    step_teacher_gradient_fwd_18(io + 227888 /* t428 */, io + 227904 /* t432 */, io + 227920 /* t433 */, scratch + 6645376 /* t406 */, scratch + 6645392 /* t408 */, scratch + 6644928 /* t411 */, scratch + 6644944 /* t414 */, scratch + 6645408 /* t417 */, scratch + 6645424 /* t420 */, scratch + 6644960 /* t423 */, scratch + 6644976 /* t426 */, io + 227872 /* t404 */, scratch + 3922624 /* t292 */, io + 227856 /* t293 */);
+    step_teacher_dense0_fwd(scratch + 6625920 /* t22 */, io + 226192 /* in_teacher_x */, state /* in_teacher_dense0_weight */, state + 640 /* in_teacher_dense0_bias */);
+    step_teacher_dense2_fwd(scratch + 6640768 /* t25 */, scratch + 6625920 /* t22 */, state + 704 /* in_teacher_dense2_weight */, state + 1344 /* in_teacher_dense2_bias */);
+    step_teacher_loss_sup_fwd(scratch + 6642368 /* t32 */, scratch + 6640768 /* t26 */);
+    step_teacher_loss_sup_fwd_2(scratch + 6636160 /* t34 */, scratch + 6644928 /* t35 */, scratch + 6640768 /* t26 */, scratch + 6642368 /* t32 */);
+    step_teacher_loss_sup_fwd_3(scratch + 6645376 /* t36 */, scratch + 6644928 /* t35 */);
+    step_teacher_loss_sup_fwd_4(scratch + 6645248 /* t37 */, scratch + 6645376 /* t36 */);
+    step_teacher_loss_sup_fwd_5(scratch + 6645280 /* t41 */, io + 225792 /* in_y */, scratch + 6636160 /* t34 */, scratch + 6645248 /* t37 */);
+    step_teacher_loss_sup_fwd_6(io + 227792 /* t43 */, io + 227808 /* t44 */, scratch + 6645280 /* t41 */);
+    step_teacher_pseudo_labels_fwd(scratch + 6642368 /* t45 */, scratch + 6641088 /* t27 */);
+    step_student_conv0_fwd(scratch + 2812544 /* t53 */, scratch + 6023808 /* t55 */, io + 125440 /* t46 */, state + 1360 /* in_student_conv0_weight */, state + 1504 /* in_student_conv0_bias */, scratch /* chunk */);
+    step_student_conv3_fwd(scratch + 4418176 /* t61 */, scratch + 5220992 /* t63 */, scratch + 6023808 /* t55 */, state + 1520 /* in_student_conv3_weight */, state + 6128 /* in_student_conv3_bias */, scratch /* chunk */);
+    step_student_dense7_fwd(scratch + 5421696 /* t68 */, scratch + 5220992 /* t64 */, state + 6160 /* in_student_dense7_weight */, state + 206864 /* in_student_dense7_bias */);
+    step_student_dense9_fwd(scratch + 6636160 /* t71 */, scratch + 5421696 /* t68 */, state + 206992 /* in_student_dense9_weight */, state + 208272 /* in_student_dense9_bias */);
+    step_student_loss_u_fwd(scratch + 6640000 /* t72 */, scratch + 6636160 /* t71 */);
+    step_student_loss_u_fwd_2(scratch + 6637440 /* t74 */, scratch + 6638720 /* t75 */, scratch + 6636160 /* t71 */, scratch + 6640000 /* t72 */);
+    step_student_loss_u_fwd_3(scratch + 6640000 /* t76 */, scratch + 6638720 /* t75 */);
+    step_student_loss_u_fwd_4(scratch + 6640128 /* t77 */, scratch + 6640000 /* t76 */);
+    step_student_loss_u_fwd_5(scratch + 6645248 /* t81 */, scratch + 6637440 /* t74 */, scratch + 6640128 /* t77 */, scratch + 6642368 /* t45 */);
+    step_student_loss_u_fwd_6(io + 227840 /* t83 */, scratch + 6645248 /* t81 */);
+    step_student_loss_u_vjp(scratch + 6636160 /* t85 */, scratch + 6642368 /* t45 */);
+    step_student_loss_u_vjp_2(scratch + 6640128 /* t87 */, scratch + 6636160 /* t85 */);
+    step_student_loss_u_vjp_3(scratch + 6640256 /* t88 */, scratch + 6640128 /* t87 */, scratch + 6640000 /* t76 */);
+    step_student_loss_u_vjp_4(scratch + 6637440 /* t91 */, scratch + 6640256 /* t88 */, scratch + 6638720 /* t75 */, scratch + 6636160 /* t85 */);
+    step_student_dense9_vjp(scratch + 6645440 /* t92 */, scratch + 6637440 /* t91 */);
+    step_student_dense9_vjp_2(scratch + 6643648 /* t94 */, scratch + 5421696 /* t68 */, scratch + 6637440 /* t91 */);
+    step_student_dense9_vjp_3(scratch + 5622400 /* t96 */, scratch + 6637440 /* t91 */, state + 206992 /* in_student_dense9_weight */, scratch + 5421696 /* t68 */);
+    step_student_dense7_vjp(scratch + 6645248 /* t97 */, scratch + 5622400 /* t96 */);
+    step_student_dense7_vjp_2(scratch + 5421696 /* t98 */, scratch + 5622400 /* t96 */, state + 6160 /* in_student_dense7_weight */);
+    step_student_dense7_vjp_3(scratch + 6425216 /* t99 */, scratch + 5220992 /* t64 */, scratch + 5622400 /* t96 */);
+    step_student_relu4_vjp(scratch /* t102 */, scratch + 5220992 /* t63 */, scratch + 5421696 /* t100 */);
+    step_student_relu4_vjp_2(scratch + 5220992 /* t103 */, scratch + 4418176 /* t62 */, scratch /* t102 */);
+    step_student_conv3_vjp(scratch + 6645408 /* t105 */, scratch + 5220992 /* t104 */, scratch + 6636160 /* chunk */);
+    step_student_conv3_vjp_2(scratch + 4418176 /* t109 */, scratch + 5220992 /* t104 */, state + 1520 /* in_student_conv3_weight */, scratch /* chunk */);
+    step_student_conv3_vjp_3(scratch + 6636160 /* t107 */, scratch + 6023808 /* t55 */, scratch + 5220992 /* t104 */, scratch /* chunk */);
+    step_student_relu1_vjp(scratch + 4819584 /* t111 */, scratch + 6023808 /* t55 */, scratch + 4418176 /* t109 */);
+    step_student_relu1_vjp_2(scratch /* t112 */, scratch + 2812544 /* t54 */, scratch + 4819584 /* t111 */);
+    step_student_conv0_vjp(scratch + 3968144 /* t114 */, scratch /* t113 */, scratch + 1605632 /* chunk */);
+    step_student_conv0_vjp_2(scratch + 3967872 /* t115 */, io + 125440 /* t46 */, scratch /* t113 */, scratch + 1605632 /* chunk */);
+    step_student_conv0_update(state + 209648 /* in_student_momentum_conv0_weight */, state + 1360 /* in_student_conv0_weight */, scratch + 3967872 /* t116 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_update_2(state + 209792 /* in_student_momentum_conv0_bias */, state + 1504 /* in_student_conv0_bias */, scratch + 3968144 /* t114 */, io + 226128 /* in_lr_student */);
+    step_student_conv3_update(state + 209808 /* in_student_momentum_conv3_weight */, state + 1520 /* in_student_conv3_weight */, scratch + 6636160 /* t108 */, io + 226128 /* in_lr_student */);
+    step_student_conv3_update_2(state + 214416 /* in_student_momentum_conv3_bias */, state + 6128 /* in_student_conv3_bias */, scratch + 6645408 /* t105 */, io + 226128 /* in_lr_student */);
+    step_student_dense7_update(state + 214448 /* in_student_momentum_dense7_weight */, state + 6160 /* in_student_dense7_weight */, scratch + 6425216 /* t99 */, io + 226128 /* in_lr_student */);
+    step_student_dense7_update_2(state + 415152 /* in_student_momentum_dense7_bias */, state + 206864 /* in_student_dense7_bias */, scratch + 6645248 /* t97 */, io + 226128 /* in_lr_student */);
+    step_student_dense9_update(state + 415280 /* in_student_momentum_dense9_weight */, state + 206992 /* in_student_dense9_weight */, scratch + 6643648 /* t94 */, io + 226128 /* in_lr_student */);
+    step_student_dense9_update_2(state + 416560 /* in_student_momentum_dense9_bias */, state + 208272 /* in_student_dense9_bias */, scratch + 6645440 /* t92 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_fwd_2(scratch + 2812544 /* t208 */, scratch + 3816064 /* t210 */, io /* in_x */, state + 1360 /* t204 */, state + 1504 /* t137 */, scratch /* chunk */);
+    step_student_conv3_fwd_2(scratch + 3213952 /* t216 */, scratch + 3615360 /* t218 */, scratch + 3816064 /* t210 */, state + 1520 /* t212 */, state + 6128 /* t158 */, scratch /* chunk */);
+    step_student_dense7_fwd_2(scratch + 3665536 /* t223 */, scratch + 3615360 /* t219 */, state + 6160 /* t170 */, state + 206864 /* t179 */);
+    step_student_dense9_fwd_2(scratch + 3669632 /* t226 */, scratch + 3665536 /* t223 */, state + 206992 /* t191 */, state + 208272 /* t200 */);
+    step_student_loss_l_fwd(scratch + 3916416 /* t227 */, scratch + 3669632 /* t226 */);
+    step_student_loss_l_fwd_2(scratch + 3669952 /* t229 */, scratch + 3670272 /* t230 */, scratch + 3669632 /* t226 */, scratch + 3916416 /* t227 */);
+    step_student_loss_l_fwd_3(scratch + 3916416 /* t231 */, scratch + 3670272 /* t230 */);
+    step_student_loss_l_fwd_4(scratch + 3669632 /* t232 */, scratch + 3916416 /* t231 */);
+    step_student_loss_l_fwd_5(scratch + 3968016 /* t236 */, scratch + 3669952 /* t229 */, scratch + 3669632 /* t232 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 227856 /* t237 */, scratch + 3968016 /* t236 */);
+    step_student_loss_l_vjp(scratch + 3669632 /* t239 */, io + 225792 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 3669952 /* t241 */, scratch + 3669632 /* t239 */);
+    step_student_loss_l_vjp_3(scratch + 3916448 /* t242 */, scratch + 3669952 /* t241 */, scratch + 3916416 /* t231 */);
+    step_student_loss_l_vjp_4(scratch + 3669952 /* t245 */, scratch + 3916448 /* t242 */, scratch + 3670272 /* t230 */, scratch + 3669632 /* t239 */);
+    step_student_dense9_vjp_4(scratch + 3968160 /* t246 */, scratch + 3669952 /* t245 */);
+    step_student_dense9_vjp_5(scratch + 3966592 /* t248 */, scratch + 3665536 /* t223 */, scratch + 3669952 /* t245 */);
+    step_student_dense9_vjp_6(scratch + 3715712 /* t250 */, scratch + 3669952 /* t245 */, state + 206992 /* t191 */, scratch + 3665536 /* t223 */);
+    step_student_dense7_vjp_4(scratch + 3968016 /* t251 */, scratch + 3715712 /* t250 */);
+    step_student_dense7_vjp_5(scratch + 3665536 /* t252 */, scratch + 3715712 /* t250 */, state + 6160 /* t170 */);
+    step_student_dense7_vjp_6(scratch + 3414656 /* t253 */, scratch + 3615360 /* t219 */, scratch + 3715712 /* t250 */);
+    step_student_relu4_vjp_3(scratch + 3916416 /* t256 */, scratch + 3615360 /* t218 */, scratch + 3665536 /* t254 */);
+    step_student_relu4_vjp_4(scratch + 3615360 /* t257 */, scratch + 3213952 /* t217 */, scratch + 3916416 /* t256 */);
+    step_student_conv3_vjp_4(scratch + 3922576 /* t259 */, scratch + 3615360 /* t258 */, scratch + 3916416 /* chunk */);
+    step_student_conv3_vjp_5(scratch + 3213952 /* t263 */, scratch + 3615360 /* t258 */, state + 1520 /* t212 */, scratch /* chunk */);
+    step_student_conv3_vjp_6(scratch + 3916416 /* t261 */, scratch + 3816064 /* t210 */, scratch + 3615360 /* t258 */, scratch /* chunk */);
+    step_student_relu1_vjp_3(scratch + 3314304 /* t265 */, scratch + 3816064 /* t210 */, scratch + 3213952 /* t263 */);
+    step_student_relu1_vjp_4(scratch + 1130112 /* t266 */, scratch + 2812544 /* t209 */, scratch + 3314304 /* t265 */);
+    step_student_conv0_vjp_3(scratch + 3922608 /* t268 */, scratch + 1130112 /* t267 */, scratch + 3921024 /* chunk */);
+    step_student_conv0_vjp_4(scratch + 3922304 /* t269 */, io /* in_x */, scratch + 1130112 /* t267 */, scratch /* chunk */);
+    step_teacher_feedback_fwd(scratch + 3922448 /* t272 */, scratch + 3922304 /* t270 */, scratch + 3967872 /* t116 */);
+    step_teacher_feedback_fwd_2(scratch + 3922464 /* t274 */, scratch + 3922608 /* t268 */, scratch + 3968144 /* t114 */);
+    step_teacher_feedback_fwd_3(scratch + 3922480 /* t277 */, scratch + 3916416 /* t262 */, scratch + 6636160 /* t108 */);
+    step_teacher_feedback_fwd_4(scratch + 3922496 /* t280 */, scratch + 3922576 /* t259 */, scratch + 6645408 /* t105 */);
+    step_teacher_feedback_fwd_5(scratch + 3922512 /* t283 */, scratch + 3414656 /* t253 */, scratch + 6425216 /* t99 */);
+    step_teacher_feedback_fwd_6(scratch + 3922528 /* t286 */, scratch + 3968016 /* t251 */, scratch + 6645248 /* t97 */);
+    step_teacher_feedback_fwd_7(scratch + 3922544 /* t289 */, scratch + 3966592 /* t248 */, scratch + 6643648 /* t94 */);
+    step_teacher_feedback_fwd_8(scratch + 3922560 /* t292 */, scratch + 3968160 /* t246 */, scratch + 6645440 /* t92 */);
+    step_teacher_feedback_fwd_9(scratch + 3922624 /* t293 */, io + 227872 /* t294 */, scratch + 3922448 /* t272 */, scratch + 3922464 /* t274 */, scratch + 3922480 /* t277 */, scratch + 3922496 /* t280 */, scratch + 3922512 /* t283 */, scratch + 3922528 /* t286 */, scratch + 3922544 /* t289 */, scratch + 3922560 /* t292 */, io + 226128 /* in_lr_student */);
+    step_teacher_feedback_fwd_10(scratch + 3922448 /* t296 */, scratch + 6641088 /* t27 */);
+    step_teacher_feedback_fwd_11(scratch + 3921024 /* t299 */, scratch + 6641088 /* t27 */, scratch + 3922448 /* t296 */);
+    step_teacher_feedback_fwd_12(scratch + 6642048 /* t300 */, scratch + 3921024 /* t299 */);
+    step_teacher_feedback_vjp(scratch + 3922448 /* t302 */, io + 227872 /* t294 */, io + 226176 /* in_feedback_baseline */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp_2(scratch + 6640768 /* t304 */, scratch + 3922448 /* t302 */, scratch + 6642368 /* t45 */);
+    step_teacher_feedback_vjp_3(scratch + 6642176 /* t306 */, scratch + 6640768 /* t304 */);
+    step_teacher_feedback_vjp_4(scratch + 6643328 /* t307 */, scratch + 6642176 /* t306 */, scratch + 6642048 /* t300 */);
+    step_teacher_feedback_vjp_5(scratch + 6642048 /* t310 */, scratch + 6643328 /* t307 */, scratch + 3921024 /* t299 */, scratch + 6640768 /* t304 */);
+    step_teacher_loss_sup_vjp(scratch + 6643328 /* t313 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_vjp_2(scratch + 3922448 /* t315 */, scratch + 6643328 /* t313 */);
+    step_teacher_loss_sup_vjp_3(scratch + 3922480 /* t316 */, scratch + 3922448 /* t315 */, scratch + 6645376 /* t36 */);
+    step_teacher_loss_sup_vjp_4(scratch + 3921024 /* t319 */, scratch + 3922480 /* t316 */, scratch + 6644928 /* t35 */, scratch + 6643328 /* t313 */);
+    step_teacher_dense2_vjp(scratch + 6645376 /* t320 */, scratch + 3921024 /* t319 */);
+    step_teacher_dense2_vjp_2(scratch + 6645392 /* t321 */, scratch + 6642048 /* t310 */);
+    step_teacher_dense2_vjp_3(scratch + 3922448 /* t322 */, scratch + 6645376 /* t320 */, scratch + 6645392 /* t321 */);
+    step_teacher_dense2_vjp_4(scratch + 6640768 /* t328 */, scratch + 6627968 /* t327 */, scratch + 6642048 /* t310 */);
+    step_teacher_dense2_vjp_5(scratch + 3623552 /* t331 */, scratch + 3921024 /* t319 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6625920 /* t325 */);
+    step_teacher_dense2_vjp_6(scratch + 3615360 /* t333 */, scratch + 6642048 /* t310 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t327 */);
+    step_teacher_dense0_vjp(scratch + 6644928 /* t334 */, scratch + 3623552 /* t331 */);
+    step_teacher_dense0_vjp_2(scratch + 6644992 /* t335 */, scratch + 3615360 /* t333 */);
+    step_teacher_dense0_vjp_3(scratch + 6645056 /* t336 */, scratch + 6644928 /* t334 */, scratch + 6644992 /* t335 */);
+    step_teacher_dense0_vjp_4(scratch + 6641408 /* t340 */, io + 226512 /* t339 */, scratch + 3615360 /* t333 */);
+    step_teacher_dense0_vjp_5(scratch + 6642048 /* t345 */, state + 208288 /* in_teacher_momentum_dense0_weight */, state /* in_teacher_dense0_weight */, io + 226192 /* in_teacher_x */, scratch + 3623552 /* t331 */, scratch + 6641408 /* t340 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense0_update(state + 208928 /* in_teacher_momentum_dense0_bias */, state + 640 /* in_teacher_dense0_bias */, scratch + 6645056 /* t336 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense2_vjp_7(scratch + 6641408 /* t366 */, state + 208992 /* in_teacher_momentum_dense2_weight */, state + 704 /* in_teacher_dense2_weight */, scratch + 6625920 /* t325 */, scratch + 3921024 /* t319 */, scratch + 6640768 /* t328 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense2_update(state + 209632 /* in_teacher_momentum_dense2_bias */, state + 1344 /* in_teacher_dense2_bias */, scratch + 3922448 /* t322 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 6645376 /* t384 */, scratch + 3922304 /* t270 */);
+    step_teacher_gradient_fwd_2(scratch + 6645392 /* t386 */, scratch + 3922608 /* t268 */);
+    step_teacher_gradient_fwd_3(scratch + 3922608 /* t389 */, scratch + 3916416 /* t262 */);
+    step_teacher_gradient_fwd_4(scratch + 6644928 /* t392 */, scratch + 3922576 /* t259 */);
+    step_teacher_gradient_fwd_5(scratch + 6644944 /* t395 */, scratch + 3414656 /* t253 */);
+    step_teacher_gradient_fwd_6(scratch + 6644960 /* t398 */, scratch + 3968016 /* t251 */);
+    step_teacher_gradient_fwd_7(scratch + 3968016 /* t401 */, scratch + 3966592 /* t248 */);
+    step_teacher_gradient_fwd_8(scratch + 3968032 /* t404 */, scratch + 3968160 /* t246 */);
+    step_teacher_gradient_fwd_9(io + 227888 /* t406 */, scratch + 6645376 /* t384 */, scratch + 6645392 /* t386 */, scratch + 3922608 /* t389 */, scratch + 6644928 /* t392 */, scratch + 6644944 /* t395 */, scratch + 6644960 /* t398 */, scratch + 3968016 /* t401 */, scratch + 3968032 /* t404 */);
+    step_teacher_gradient_fwd_10(scratch + 6645376 /* t408 */, scratch + 3967872 /* t116 */);
+    step_teacher_gradient_fwd_11(scratch + 6645392 /* t410 */, scratch + 3968144 /* t114 */);
+    step_teacher_gradient_fwd_12(scratch + 6644928 /* t413 */, scratch + 6636160 /* t108 */);
+    step_teacher_gradient_fwd_13(scratch + 6644944 /* t416 */, scratch + 6645408 /* t105 */);
+    step_teacher_gradient_fwd_14(scratch + 6645408 /* t419 */, scratch + 6425216 /* t99 */);
+    step_teacher_gradient_fwd_15(scratch + 6645424 /* t422 */, scratch + 6645248 /* t97 */);
+    step_teacher_gradient_fwd_16(scratch + 6644960 /* t425 */, scratch + 6643648 /* t94 */);
+    step_teacher_gradient_fwd_17(scratch + 6644976 /* t428 */, scratch + 6645440 /* t92 */);
+    step_teacher_gradient_fwd_18(io + 227904 /* t430 */, io + 227920 /* t434 */, io + 227936 /* t435 */, scratch + 6645376 /* t408 */, scratch + 6645392 /* t410 */, scratch + 6644928 /* t413 */, scratch + 6644944 /* t416 */, scratch + 6645408 /* t419 */, scratch + 6645424 /* t422 */, scratch + 6644960 /* t425 */, scratch + 6644976 /* t428 */, io + 227888 /* t406 */, scratch + 3922624 /* t293 */, io + 227872 /* t294 */);
     /* Results computed elsewhere (in scratch, or shared with another result), copied into place. */
-    memcpy(io + 227808, io + 227792, 1 * sizeof(float)); /* result "mask_rate" */
+    memcpy(io + 227824, io + 227808, 1 * sizeof(float)); /* result "mask_rate" */
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 416576
-#define MPLC_STEP_IO_FLOATS 227936
+#define MPLC_STEP_IO_FLOATS 227952
 #define MPLC_SUPERVISED_IO_FLOATS 203296
 #define MPLC_SCRATCH_FLOATS 10475312
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 24
-#define MPLC_NUM_STEP_INPUTS 7
+#define MPLC_NUM_STEP_INPUTS 8
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "d333fe789936a44d18f31bb136cf96f4f13ccdd535d399a57f3482ca63206ced"
+#define MPLC_MODEL_HASH "1215f05b3c73cda38fcd72c9ce08faf3593b10a29a25929f4680221a9916cf78"
 #define MPLC_MODEL_NAME "fashion_reduced"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

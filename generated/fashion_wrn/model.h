@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 312192
-#define MPLC_STEP_IO_FLOATS 244768
+#define MPLC_STEP_IO_FLOATS 244784
 #define MPLC_SUPERVISED_IO_FLOATS 203296
 #define MPLC_SCRATCH_FLOATS 9955776
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 156
-#define MPLC_NUM_STEP_INPUTS 7
+#define MPLC_NUM_STEP_INPUTS 8
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "d01746acf703f424ad0c93e7919472ff070a40b22819ae90cd93274d57bbe384"
+#define MPLC_MODEL_HASH "59dd9aad4f8ee32dc2a8d49d4caf0fb4f0c263ea153b3b53ff23c65fa2093d82"
 #define MPLC_MODEL_NAME "fashion_wrn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -53,19 +53,20 @@ const mplc_tensor mplc_step_inputs[] = {
     { "lr_student", 0, {0, 0, 0, 0}, 432, 1, 0, 0, 0.0 },
     { "uda_weight", 0, {0, 0, 0, 0}, 448, 1, 0, 0, 0.0 },
     { "feedback_scale", 0, {0, 0, 0, 0}, 464, 1, 0, 0, 0.0 },
+    { "feedback_baseline", 0, {0, 0, 0, 0}, 480, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_step_outputs[] = {
-    { "loss_sup", 0, {0, 0, 0, 0}, 480, 1, 0, 0, 0.0 },
-    { "loss_uda", 0, {0, 0, 0, 0}, 496, 1, 0, 0, 0.0 },
-    { "mask_rate", 0, {0, 0, 0, 0}, 512, 1, 0, 0, 0.0 },
-    { "loss_student_u", 0, {0, 0, 0, 0}, 528, 1, 0, 0, 0.0 },
-    { "loss_student_l", 0, {0, 0, 0, 0}, 544, 1, 0, 0, 0.0 },
-    { "h", 0, {0, 0, 0, 0}, 560, 1, 0, 0, 0.0 },
-    { "g_l_norm", 0, {0, 0, 0, 0}, 576, 1, 0, 0, 0.0 },
-    { "g_u_norm", 0, {0, 0, 0, 0}, 592, 1, 0, 0, 0.0 },
-    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 608, 1, 0, 0, 0.0 },
-    { "h_positive", 0, {0, 0, 0, 0}, 624, 1, 0, 0, 0.0 },
+    { "loss_sup", 0, {0, 0, 0, 0}, 496, 1, 0, 0, 0.0 },
+    { "loss_uda", 0, {0, 0, 0, 0}, 512, 1, 0, 0, 0.0 },
+    { "mask_rate", 0, {0, 0, 0, 0}, 528, 1, 0, 0, 0.0 },
+    { "loss_student_u", 0, {0, 0, 0, 0}, 544, 1, 0, 0, 0.0 },
+    { "loss_student_l", 0, {0, 0, 0, 0}, 560, 1, 0, 0, 0.0 },
+    { "h", 0, {0, 0, 0, 0}, 576, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 592, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 608, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 624, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 640, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -83,1812 +84,1814 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * --------------------------------------------------------------------------------------------------------- */
 
 /* gemm blas m=198 n=8 k=2 +epilogue
- * %18 = matmul %12, %0 : [198,8]  // teacher/dense0 fwd
- * %19 = broadcast axes=[1] %1 : [198,8]  // teacher/dense0 fwd
- * %20 = add %18, %19 : [198,8]  // teacher/dense0 fwd
- * %21 = sigmoid %20 : [198,8]  // teacher/sigmoid1 fwd */
-static void step_teacher_dense0_fwd(float *restrict t21, const float *restrict in_x, const float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_dense0_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 198, 8, 2, 1.0f, in_x, 2, in_teacher_dense0_weight, 8, 0.0f, t21, 8);
+ * %19 = matmul %12, %0 : [198,8]  // teacher/dense0 fwd
+ * %20 = broadcast axes=[1] %1 : [198,8]  // teacher/dense0 fwd
+ * %21 = add %19, %20 : [198,8]  // teacher/dense0 fwd
+ * %22 = sigmoid %21 : [198,8]  // teacher/sigmoid1 fwd */
+static void step_teacher_dense0_fwd(float *restrict t22, const float *restrict in_x, const float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_dense0_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 198, 8, 2, 1.0f, in_x, 2, in_teacher_dense0_weight, 8, 0.0f, t22, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 198; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v20 = t21[i0 * 8 + i1] + in_teacher_dense0_bias[i1];
-            const float v21 = 1.0f / (1.0f + expf(-v20));
-            t21[i0 * 8 + i1] = v21;
+            const float v21 = t22[i0 * 8 + i1] + in_teacher_dense0_bias[i1];
+            const float v22 = 1.0f / (1.0f + expf(-v21));
+            t22[i0 * 8 + i1] = v22;
         }
     }
 }
 
 /* gemm blas m=198 n=8 k=8 +epilogue
- * %22 = matmul %21, %2 : [198,8]  // teacher/dense2 fwd
- * %23 = broadcast axes=[1] %3 : [198,8]  // teacher/dense2 fwd
- * %24 = add %22, %23 : [198,8]  // teacher/dense2 fwd
- * %25 = sigmoid %24 : [198,8]  // teacher/sigmoid3 fwd */
-static void step_teacher_dense2_fwd(float *restrict t25, const float *restrict t21, const float *restrict in_teacher_dense2_weight, const float *restrict in_teacher_dense2_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 198, 8, 8, 1.0f, t21, 8, in_teacher_dense2_weight, 8, 0.0f, t25, 8);
+ * %23 = matmul %22, %2 : [198,8]  // teacher/dense2 fwd
+ * %24 = broadcast axes=[1] %3 : [198,8]  // teacher/dense2 fwd
+ * %25 = add %23, %24 : [198,8]  // teacher/dense2 fwd
+ * %26 = sigmoid %25 : [198,8]  // teacher/sigmoid3 fwd */
+static void step_teacher_dense2_fwd(float *restrict t26, const float *restrict t22, const float *restrict in_teacher_dense2_weight, const float *restrict in_teacher_dense2_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 198, 8, 8, 1.0f, t22, 8, in_teacher_dense2_weight, 8, 0.0f, t26, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 198; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v24 = t25[i0 * 8 + i1] + in_teacher_dense2_bias[i1];
-            const float v25 = 1.0f / (1.0f + expf(-v24));
-            t25[i0 * 8 + i1] = v25;
+            const float v25 = t26[i0 * 8 + i1] + in_teacher_dense2_bias[i1];
+            const float v26 = 1.0f / (1.0f + expf(-v25));
+            t26[i0 * 8 + i1] = v26;
         }
     }
 }
 
 /* gemm blas m=198 n=2 k=8 +epilogue
- * %26 = matmul %25, %4 : [198,2]  // teacher/dense4 fwd
- * %27 = broadcast axes=[1] %5 : [198,2]  // teacher/dense4 fwd
- * %28 = add %26, %27 : [198,2]  // teacher/dense4 fwd */
-static void step_teacher_dense4_fwd(float *restrict t28, const float *restrict t25, const float *restrict in_teacher_dense4_weight, const float *restrict in_teacher_dense4_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 198, 2, 8, 1.0f, t25, 8, in_teacher_dense4_weight, 2, 0.0f, t28, 2);
+ * %27 = matmul %26, %4 : [198,2]  // teacher/dense4 fwd
+ * %28 = broadcast axes=[1] %5 : [198,2]  // teacher/dense4 fwd
+ * %29 = add %27, %28 : [198,2]  // teacher/dense4 fwd */
+static void step_teacher_dense4_fwd(float *restrict t29, const float *restrict t26, const float *restrict in_teacher_dense4_weight, const float *restrict in_teacher_dense4_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 198, 2, 8, 1.0f, t26, 8, in_teacher_dense4_weight, 2, 0.0f, t29, 2);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 198; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v28 = t28[i0 * 2 + i1] + in_teacher_dense4_bias[i1];
-            t28[i0 * 2 + i1] = v28;
+            const float v29 = t29[i0 * 2 + i1] + in_teacher_dense4_bias[i1];
+            t29[i0 * 2 + i1] = v29;
         }
     }
 }
 
 /* reduce_max [6,2] axes=[1]
- * %32 = reduce_max axes=[1] %29 : [6]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd(float *restrict t32, const float *restrict t29) {
+ * %33 = reduce_max axes=[1] %30 : [6]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd(float *restrict t33, const float *restrict t30) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            best = t29[i0 * 2 + i1] > best ? t29[i0 * 2 + i1] : best;
+            best = t30[i0 * 2 + i1] > best ? t30[i0 * 2 + i1] : best;
         }
-        t32[i0] = best;
+        t33[i0] = best;
     }
 }
 
 /* loop [6,2]
- * %33 = broadcast axes=[0] %32 : [6,2]  // teacher/loss_sup fwd
- * %34 = sub %29, %33 : [6,2]  // teacher/loss_sup fwd
- * %35 = exp %34 : [6,2]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_2(float *restrict t34, float *restrict t35, const float *restrict t29, const float *restrict t32) {
+ * %34 = broadcast axes=[0] %33 : [6,2]  // teacher/loss_sup fwd
+ * %35 = sub %30, %34 : [6,2]  // teacher/loss_sup fwd
+ * %36 = exp %35 : [6,2]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_2(float *restrict t35, float *restrict t36, const float *restrict t30, const float *restrict t33) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v34 = t29[i0 * 2 + i1] - t32[i0];
-            const float v35 = expf(v34);
-            t34[i0 * 2 + i1] = v34;
+            const float v35 = t30[i0 * 2 + i1] - t33[i0];
+            const float v36 = expf(v35);
             t35[i0 * 2 + i1] = v35;
+            t36[i0 * 2 + i1] = v36;
         }
     }
 }
 
 /* reduce_sum [6,2] axes=[1]
- * %36 = reduce_sum axes=[1] %35 : [6]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_3(float *restrict t36, const float *restrict t35) {
+ * %37 = reduce_sum axes=[1] %36 : [6]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_3(float *restrict t37, const float *restrict t36) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            sum += t35[i0 * 2 + i1];
+            sum += t36[i0 * 2 + i1];
         }
-        t36[i0] = (float)sum;
+        t37[i0] = (float)sum;
     }
 }
 
 /* loop [6]
- * %37 = log %36 : [6]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_4(float *restrict t37, const float *restrict t36) {
+ * %38 = log %37 : [6]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_4(float *restrict t38, const float *restrict t37) {
     for (size_t i = 0; i < 6; i++) {
-        const float v37 = logf(t36[i]);
-        t37[i] = v37;
+        const float v38 = logf(t37[i]);
+        t38[i] = v38;
     }
 }
 
 /* reduce_sum [6,2] axes=[0, 1]
- * %38 = broadcast axes=[0] %37 : [6,2]  // teacher/loss_sup fwd
- * %39 = sub %34, %38 : [6,2]  // teacher/loss_sup fwd
- * %40 = mul %13, %39 : [6,2]  // teacher/loss_sup fwd
- * %41 = reduce_sum axes=[0, 1] %40 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_5(float *restrict t41, const float *restrict t34, const float *restrict t37, const float *restrict in_y) {
+ * %39 = broadcast axes=[0] %38 : [6,2]  // teacher/loss_sup fwd
+ * %40 = sub %35, %39 : [6,2]  // teacher/loss_sup fwd
+ * %41 = mul %13, %40 : [6,2]  // teacher/loss_sup fwd
+ * %42 = reduce_sum axes=[0, 1] %41 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_5(float *restrict t42, const float *restrict t35, const float *restrict t38, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v39 = t34[i0 * 2 + i1] - t37[i0];
-            const float v40 = in_y[i0 * 2 + i1] * v39;
-            sum += v40;
+            const float v40 = t35[i0 * 2 + i1] - t38[i0];
+            const float v41 = in_y[i0 * 2 + i1] * v40;
+            sum += v41;
         }
     }
-    t41[0] = (float)sum;
+    t42[0] = (float)sum;
 }
 
 /* loop []
- * %42 = constant -0.16666666666666666 : []  // teacher/loss_sup fwd
- * %43 = mul %41, %42 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_6(float *restrict t43, const float *restrict t41) {
+ * %43 = constant -0.16666666666666666 : []  // teacher/loss_sup fwd
+ * %44 = mul %42, %43 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_6(float *restrict t44, const float *restrict t42) {
     for (size_t i = 0; i < 1; i++) {
-        const float v43 = t41[0] * (-0.16666667f);
-        t43[i] = v43;
+        const float v44 = t42[0] * (-0.16666667f);
+        t44[i] = v44;
     }
 }
 
 /* loop [96,2]
- * %44 = constant 1.4285714285714286 : [96,2]  // teacher/loss_uda fwd
- * %45 = mul %30, %44 : [96,2]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd(float *restrict t45, const float *restrict t30) {
+ * %45 = constant 1.4285714285714286 : [96,2]  // teacher/loss_uda fwd
+ * %46 = mul %31, %45 : [96,2]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd(float *restrict t46, const float *restrict t31) {
     for (size_t i = 0; i < 192; i++) {
-        const float v45 = t30[i] * 1.4285715f;
-        t45[i] = v45;
+        const float v46 = t31[i] * 1.4285715f;
+        t46[i] = v46;
     }
 }
 
 /* reduce_max [96,2] axes=[1]
- * %46 = reduce_max axes=[1] %45 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_2(float *restrict t46, const float *restrict t45) {
+ * %47 = reduce_max axes=[1] %46 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_2(float *restrict t47, const float *restrict t46) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            best = t45[i0 * 2 + i1] > best ? t45[i0 * 2 + i1] : best;
+            best = t46[i0 * 2 + i1] > best ? t46[i0 * 2 + i1] : best;
         }
-        t46[i0] = best;
+        t47[i0] = best;
     }
 }
 
 /* loop [96,2]
- * %47 = broadcast axes=[0] %46 : [96,2]  // teacher/loss_uda fwd
- * %48 = sub %45, %47 : [96,2]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_3(float *restrict t48, const float *restrict t45, const float *restrict t46) {
+ * %48 = broadcast axes=[0] %47 : [96,2]  // teacher/loss_uda fwd
+ * %49 = sub %46, %48 : [96,2]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_3(float *restrict t49, const float *restrict t46, const float *restrict t47) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v48 = t45[i0 * 2 + i1] - t46[i0];
-            t48[i0 * 2 + i1] = v48;
+            const float v49 = t46[i0 * 2 + i1] - t47[i0];
+            t49[i0 * 2 + i1] = v49;
         }
     }
 }
 
 /* reduce_sum [96,2] axes=[1]
- * %49 = exp %48 : [96,2]  // teacher/loss_uda fwd
- * %50 = reduce_sum axes=[1] %49 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_4(float *restrict t50, const float *restrict t48) {
+ * %50 = exp %49 : [96,2]  // teacher/loss_uda fwd
+ * %51 = reduce_sum axes=[1] %50 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_4(float *restrict t51, const float *restrict t49) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v49 = expf(t48[i0 * 2 + i1]);
-            sum += v49;
+            const float v50 = expf(t49[i0 * 2 + i1]);
+            sum += v50;
         }
-        t50[i0] = (float)sum;
+        t51[i0] = (float)sum;
     }
 }
 
 /* loop [96]
- * %51 = log %50 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_5(float *restrict t51, const float *restrict t50) {
+ * %52 = log %51 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_5(float *restrict t52, const float *restrict t51) {
     for (size_t i = 0; i < 96; i++) {
-        const float v51 = logf(t50[i]);
-        t51[i] = v51;
+        const float v52 = logf(t51[i]);
+        t52[i] = v52;
     }
 }
 
 /* loop [96,2]
- * %52 = broadcast axes=[0] %51 : [96,2]  // teacher/loss_uda fwd
- * %53 = sub %48, %52 : [96,2]  // teacher/loss_uda fwd
- * %54 = exp %53 : [96,2]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_6(float *restrict t54, const float *restrict t48, const float *restrict t51) {
+ * %53 = broadcast axes=[0] %52 : [96,2]  // teacher/loss_uda fwd
+ * %54 = sub %49, %53 : [96,2]  // teacher/loss_uda fwd
+ * %55 = exp %54 : [96,2]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_6(float *restrict t55, const float *restrict t49, const float *restrict t52) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v53 = t48[i0 * 2 + i1] - t51[i0];
-            const float v54 = expf(v53);
-            t54[i0 * 2 + i1] = v54;
+            const float v54 = t49[i0 * 2 + i1] - t52[i0];
+            const float v55 = expf(v54);
+            t55[i0 * 2 + i1] = v55;
         }
     }
 }
 
 /* reduce_max [96,2] axes=[1]
- * %55 = reduce_max axes=[1] %54 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_7(float *restrict t55, const float *restrict t54) {
+ * %56 = reduce_max axes=[1] %55 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_7(float *restrict t56, const float *restrict t55) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            best = t54[i0 * 2 + i1] > best ? t54[i0 * 2 + i1] : best;
+            best = t55[i0 * 2 + i1] > best ? t55[i0 * 2 + i1] : best;
         }
-        t55[i0] = best;
+        t56[i0] = best;
     }
 }
 
 /* loop [96]
- * %56 = constant 0.6 : [96]  // teacher/loss_uda fwd
- * %57 = greaterEqual %55, %56 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_8(float *restrict t57, const float *restrict t55) {
+ * %57 = constant 0.6 : [96]  // teacher/loss_uda fwd
+ * %58 = greaterEqual %56, %57 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_8(float *restrict t58, const float *restrict t56) {
     for (size_t i = 0; i < 96; i++) {
-        const float v57 = t55[i] >= 0.6f ? 1.0f : 0.0f;
-        t57[i] = v57;
+        const float v58 = t56[i] >= 0.6f ? 1.0f : 0.0f;
+        t58[i] = v58;
     }
 }
 
 /* reduce_max [96,2] axes=[1]
- * %58 = reduce_max axes=[1] %31 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_9(float *restrict t58, const float *restrict t31) {
+ * %59 = reduce_max axes=[1] %32 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_9(float *restrict t59, const float *restrict t32) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            best = t31[i0 * 2 + i1] > best ? t31[i0 * 2 + i1] : best;
+            best = t32[i0 * 2 + i1] > best ? t32[i0 * 2 + i1] : best;
         }
-        t58[i0] = best;
+        t59[i0] = best;
     }
 }
 
 /* loop [96,2]
- * %59 = broadcast axes=[0] %58 : [96,2]  // teacher/loss_uda fwd
- * %60 = sub %31, %59 : [96,2]  // teacher/loss_uda fwd
- * %61 = exp %60 : [96,2]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_10(float *restrict t60, float *restrict t61, const float *restrict t31, const float *restrict t58) {
+ * %60 = broadcast axes=[0] %59 : [96,2]  // teacher/loss_uda fwd
+ * %61 = sub %32, %60 : [96,2]  // teacher/loss_uda fwd
+ * %62 = exp %61 : [96,2]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_10(float *restrict t61, float *restrict t62, const float *restrict t32, const float *restrict t59) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v60 = t31[i0 * 2 + i1] - t58[i0];
-            const float v61 = expf(v60);
-            t60[i0 * 2 + i1] = v60;
+            const float v61 = t32[i0 * 2 + i1] - t59[i0];
+            const float v62 = expf(v61);
             t61[i0 * 2 + i1] = v61;
+            t62[i0 * 2 + i1] = v62;
         }
     }
 }
 
 /* reduce_sum [96,2] axes=[1]
- * %62 = reduce_sum axes=[1] %61 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_11(float *restrict t62, const float *restrict t61) {
+ * %63 = reduce_sum axes=[1] %62 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_11(float *restrict t63, const float *restrict t62) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            sum += t61[i0 * 2 + i1];
+            sum += t62[i0 * 2 + i1];
         }
-        t62[i0] = (float)sum;
+        t63[i0] = (float)sum;
     }
 }
 
 /* loop [96]
- * %63 = log %62 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_12(float *restrict t63, const float *restrict t62) {
+ * %64 = log %63 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_12(float *restrict t64, const float *restrict t63) {
     for (size_t i = 0; i < 96; i++) {
-        const float v63 = logf(t62[i]);
-        t63[i] = v63;
+        const float v64 = logf(t63[i]);
+        t64[i] = v64;
     }
 }
 
 /* reduce_sum [96,2] axes=[1]
- * %64 = broadcast axes=[0] %63 : [96,2]  // teacher/loss_uda fwd
- * %65 = sub %60, %64 : [96,2]  // teacher/loss_uda fwd
- * %66 = mul %54, %65 : [96,2]  // teacher/loss_uda fwd
- * %67 = reduce_sum axes=[1] %66 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_13(float *restrict t67, const float *restrict t60, const float *restrict t63, const float *restrict t54) {
+ * %65 = broadcast axes=[0] %64 : [96,2]  // teacher/loss_uda fwd
+ * %66 = sub %61, %65 : [96,2]  // teacher/loss_uda fwd
+ * %67 = mul %55, %66 : [96,2]  // teacher/loss_uda fwd
+ * %68 = reduce_sum axes=[1] %67 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_13(float *restrict t68, const float *restrict t61, const float *restrict t64, const float *restrict t55) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v65 = t60[i0 * 2 + i1] - t63[i0];
-            const float v66 = t54[i0 * 2 + i1] * v65;
-            sum += v66;
+            const float v66 = t61[i0 * 2 + i1] - t64[i0];
+            const float v67 = t55[i0 * 2 + i1] * v66;
+            sum += v67;
         }
-        t67[i0] = (float)sum;
+        t68[i0] = (float)sum;
     }
 }
 
 /* reduce_sum [96] axes=[0]
- * %68 = neg %67 : [96]  // teacher/loss_uda fwd
- * %69 = mul %57, %68 : [96]  // teacher/loss_uda fwd
- * %70 = reduce_sum axes=[0] %69 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_14(float *restrict t70, const float *restrict t67, const float *restrict t57) {
+ * %69 = neg %68 : [96]  // teacher/loss_uda fwd
+ * %70 = mul %58, %69 : [96]  // teacher/loss_uda fwd
+ * %71 = reduce_sum axes=[0] %70 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_14(float *restrict t71, const float *restrict t68, const float *restrict t58) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 96; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v68 = -t67[i0];
-            const float v69 = t57[i0] * v68;
-            sums[lane] += v69;
+            const float v69 = -t68[i0];
+            const float v70 = t58[i0] * v69;
+            sums[lane] += v70;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t70[0] = (float)sum;
+    t71[0] = (float)sum;
 }
 
 /* loop []
- * %71 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
- * %72 = mul %70, %71 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_15(float *restrict t72, const float *restrict t70) {
+ * %72 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
+ * %73 = mul %71, %72 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_15(float *restrict t73, const float *restrict t71) {
     for (size_t i = 0; i < 1; i++) {
-        const float v72 = t70[0] * 0.010416667f;
-        t72[i] = v72;
+        const float v73 = t71[0] * 0.010416667f;
+        t73[i] = v73;
     }
 }
 
 /* reduce_sum [96] axes=[0]
- * %73 = reduce_sum axes=[0] %57 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_16(float *restrict t73, const float *restrict t57) {
+ * %74 = reduce_sum axes=[0] %58 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_16(float *restrict t74, const float *restrict t58) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 96; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            sums[lane] += t57[i0];
+            sums[lane] += t58[i0];
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t73[0] = (float)sum;
+    t74[0] = (float)sum;
 }
 
 /* loop []
- * %71 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
- * %74 = mul %73, %71 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_17(float *restrict t74, const float *restrict t73) {
+ * %72 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
+ * %75 = mul %74, %72 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_17(float *restrict t75, const float *restrict t74) {
     for (size_t i = 0; i < 1; i++) {
-        const float v74 = t73[0] * 0.010416667f;
-        t74[i] = v74;
+        const float v75 = t74[0] * 0.010416667f;
+        t75[i] = v75;
     }
 }
 
 /* one_hot_argmax
- * %75 = one_hot_argmax %31 : [96,2]  // teacher/pseudo_labels fwd */
-static void step_teacher_pseudo_labels_fwd(float *restrict t75, const float *restrict t31) {
-    mplc_one_hot_argmax(t75, t31, 96, 2);
+ * %76 = one_hot_argmax %32 : [96,2]  // teacher/pseudo_labels fwd */
+static void step_teacher_pseudo_labels_fwd(float *restrict t76, const float *restrict t32) {
+    mplc_one_hot_argmax(t76, t32, 96, 2);
 }
 
 /* gemm blas m=96 n=8 k=2 +epilogue
- * %78 = matmul %76, %6 : [96,8]  // student/dense0 fwd
- * %79 = broadcast axes=[1] %7 : [96,8]  // student/dense0 fwd
- * %80 = add %78, %79 : [96,8]  // student/dense0 fwd
- * %81 = sigmoid %80 : [96,8]  // student/sigmoid1 fwd */
-static void step_student_dense0_fwd(float *restrict t81, const float *restrict t76, const float *restrict in_student_dense0_weight, const float *restrict in_student_dense0_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 96, 8, 2, 1.0f, t76, 2, in_student_dense0_weight, 8, 0.0f, t81, 8);
+ * %79 = matmul %77, %6 : [96,8]  // student/dense0 fwd
+ * %80 = broadcast axes=[1] %7 : [96,8]  // student/dense0 fwd
+ * %81 = add %79, %80 : [96,8]  // student/dense0 fwd
+ * %82 = sigmoid %81 : [96,8]  // student/sigmoid1 fwd */
+static void step_student_dense0_fwd(float *restrict t82, const float *restrict t77, const float *restrict in_student_dense0_weight, const float *restrict in_student_dense0_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 96, 8, 2, 1.0f, t77, 2, in_student_dense0_weight, 8, 0.0f, t82, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v80 = t81[i0 * 8 + i1] + in_student_dense0_bias[i1];
-            const float v81 = 1.0f / (1.0f + expf(-v80));
-            t81[i0 * 8 + i1] = v81;
+            const float v81 = t82[i0 * 8 + i1] + in_student_dense0_bias[i1];
+            const float v82 = 1.0f / (1.0f + expf(-v81));
+            t82[i0 * 8 + i1] = v82;
         }
     }
 }
 
 /* gemm blas m=96 n=8 k=8 +epilogue
- * %82 = matmul %81, %8 : [96,8]  // student/dense2 fwd
- * %83 = broadcast axes=[1] %9 : [96,8]  // student/dense2 fwd
- * %84 = add %82, %83 : [96,8]  // student/dense2 fwd
- * %85 = sigmoid %84 : [96,8]  // student/sigmoid3 fwd */
-static void step_student_dense2_fwd(float *restrict t85, const float *restrict t81, const float *restrict in_student_dense2_weight, const float *restrict in_student_dense2_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 96, 8, 8, 1.0f, t81, 8, in_student_dense2_weight, 8, 0.0f, t85, 8);
+ * %83 = matmul %82, %8 : [96,8]  // student/dense2 fwd
+ * %84 = broadcast axes=[1] %9 : [96,8]  // student/dense2 fwd
+ * %85 = add %83, %84 : [96,8]  // student/dense2 fwd
+ * %86 = sigmoid %85 : [96,8]  // student/sigmoid3 fwd */
+static void step_student_dense2_fwd(float *restrict t86, const float *restrict t82, const float *restrict in_student_dense2_weight, const float *restrict in_student_dense2_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 96, 8, 8, 1.0f, t82, 8, in_student_dense2_weight, 8, 0.0f, t86, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v84 = t85[i0 * 8 + i1] + in_student_dense2_bias[i1];
-            const float v85 = 1.0f / (1.0f + expf(-v84));
-            t85[i0 * 8 + i1] = v85;
+            const float v85 = t86[i0 * 8 + i1] + in_student_dense2_bias[i1];
+            const float v86 = 1.0f / (1.0f + expf(-v85));
+            t86[i0 * 8 + i1] = v86;
         }
     }
 }
 
 /* gemm blas m=96 n=2 k=8 +epilogue
- * %86 = matmul %85, %10 : [96,2]  // student/dense4 fwd
- * %87 = broadcast axes=[1] %11 : [96,2]  // student/dense4 fwd
- * %88 = add %86, %87 : [96,2]  // student/dense4 fwd */
-static void step_student_dense4_fwd(float *restrict t88, const float *restrict t85, const float *restrict in_student_dense4_weight, const float *restrict in_student_dense4_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 96, 2, 8, 1.0f, t85, 8, in_student_dense4_weight, 2, 0.0f, t88, 2);
+ * %87 = matmul %86, %10 : [96,2]  // student/dense4 fwd
+ * %88 = broadcast axes=[1] %11 : [96,2]  // student/dense4 fwd
+ * %89 = add %87, %88 : [96,2]  // student/dense4 fwd */
+static void step_student_dense4_fwd(float *restrict t89, const float *restrict t86, const float *restrict in_student_dense4_weight, const float *restrict in_student_dense4_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 96, 2, 8, 1.0f, t86, 8, in_student_dense4_weight, 2, 0.0f, t89, 2);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v88 = t88[i0 * 2 + i1] + in_student_dense4_bias[i1];
-            t88[i0 * 2 + i1] = v88;
+            const float v89 = t89[i0 * 2 + i1] + in_student_dense4_bias[i1];
+            t89[i0 * 2 + i1] = v89;
         }
     }
 }
 
 /* reduce_max [96,2] axes=[1]
- * %89 = reduce_max axes=[1] %88 : [96]  // student/loss_u fwd */
-static void step_student_loss_u_fwd(float *restrict t89, const float *restrict t88) {
+ * %90 = reduce_max axes=[1] %89 : [96]  // student/loss_u fwd */
+static void step_student_loss_u_fwd(float *restrict t90, const float *restrict t89) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            best = t88[i0 * 2 + i1] > best ? t88[i0 * 2 + i1] : best;
+            best = t89[i0 * 2 + i1] > best ? t89[i0 * 2 + i1] : best;
         }
-        t89[i0] = best;
+        t90[i0] = best;
     }
 }
 
 /* loop [96,2]
- * %90 = broadcast axes=[0] %89 : [96,2]  // student/loss_u fwd
- * %91 = sub %88, %90 : [96,2]  // student/loss_u fwd
- * %92 = exp %91 : [96,2]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_2(float *restrict t91, float *restrict t92, const float *restrict t88, const float *restrict t89) {
+ * %91 = broadcast axes=[0] %90 : [96,2]  // student/loss_u fwd
+ * %92 = sub %89, %91 : [96,2]  // student/loss_u fwd
+ * %93 = exp %92 : [96,2]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_2(float *restrict t92, float *restrict t93, const float *restrict t89, const float *restrict t90) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v91 = t88[i0 * 2 + i1] - t89[i0];
-            const float v92 = expf(v91);
-            t91[i0 * 2 + i1] = v91;
+            const float v92 = t89[i0 * 2 + i1] - t90[i0];
+            const float v93 = expf(v92);
             t92[i0 * 2 + i1] = v92;
+            t93[i0 * 2 + i1] = v93;
         }
     }
 }
 
 /* reduce_sum [96,2] axes=[1]
- * %93 = reduce_sum axes=[1] %92 : [96]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_3(float *restrict t93, const float *restrict t92) {
+ * %94 = reduce_sum axes=[1] %93 : [96]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_3(float *restrict t94, const float *restrict t93) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            sum += t92[i0 * 2 + i1];
+            sum += t93[i0 * 2 + i1];
         }
-        t93[i0] = (float)sum;
+        t94[i0] = (float)sum;
     }
 }
 
 /* loop [96]
- * %94 = log %93 : [96]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_4(float *restrict t94, const float *restrict t93) {
+ * %95 = log %94 : [96]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_4(float *restrict t95, const float *restrict t94) {
     for (size_t i = 0; i < 96; i++) {
-        const float v94 = logf(t93[i]);
-        t94[i] = v94;
+        const float v95 = logf(t94[i]);
+        t95[i] = v95;
     }
 }
 
 /* reduce_sum [96,2] axes=[0, 1]
- * %95 = broadcast axes=[0] %94 : [96,2]  // student/loss_u fwd
- * %96 = sub %91, %95 : [96,2]  // student/loss_u fwd
- * %97 = mul %75, %96 : [96,2]  // student/loss_u fwd
- * %98 = reduce_sum axes=[0, 1] %97 : []  // student/loss_u fwd */
-static void step_student_loss_u_fwd_5(float *restrict t98, const float *restrict t91, const float *restrict t94, const float *restrict t75) {
+ * %96 = broadcast axes=[0] %95 : [96,2]  // student/loss_u fwd
+ * %97 = sub %92, %96 : [96,2]  // student/loss_u fwd
+ * %98 = mul %76, %97 : [96,2]  // student/loss_u fwd
+ * %99 = reduce_sum axes=[0, 1] %98 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_5(float *restrict t99, const float *restrict t92, const float *restrict t95, const float *restrict t76) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v96 = t91[i0 * 2 + i1] - t94[i0];
-            const float v97 = t75[i0 * 2 + i1] * v96;
-            sum += v97;
+            const float v97 = t92[i0 * 2 + i1] - t95[i0];
+            const float v98 = t76[i0 * 2 + i1] * v97;
+            sum += v98;
         }
     }
-    t98[0] = (float)sum;
+    t99[0] = (float)sum;
 }
 
 /* loop []
- * %99 = constant -0.010416666666666666 : []  // student/loss_u fwd
- * %100 = mul %98, %99 : []  // student/loss_u fwd */
-static void step_student_loss_u_fwd_6(float *restrict t100, const float *restrict t98) {
+ * %100 = constant -0.010416666666666666 : []  // student/loss_u fwd
+ * %101 = mul %99, %100 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_6(float *restrict t101, const float *restrict t99) {
     for (size_t i = 0; i < 1; i++) {
-        const float v100 = t98[0] * (-0.010416667f);
-        t100[i] = v100;
+        const float v101 = t99[0] * (-0.010416667f);
+        t101[i] = v101;
     }
 }
 
 /* loop [96,2]
- * %101 = constant -0.010416666666666666 : [96,2]  // student/loss_u vjp
- * %102 = mul %101, %75 : [96,2]  // student/loss_u vjp */
-static void step_student_loss_u_vjp(float *restrict t102, const float *restrict t75) {
+ * %102 = constant -0.010416666666666666 : [96,2]  // student/loss_u vjp
+ * %103 = mul %102, %76 : [96,2]  // student/loss_u vjp */
+static void step_student_loss_u_vjp(float *restrict t103, const float *restrict t76) {
     for (size_t i = 0; i < 192; i++) {
-        const float v102 = (-0.010416667f) * t75[i];
-        t102[i] = v102;
+        const float v103 = (-0.010416667f) * t76[i];
+        t103[i] = v103;
     }
 }
 
 /* reduce_sum [96,2] axes=[1]
- * %103 = neg %102 : [96,2]  // student/loss_u vjp
- * %104 = reduce_sum axes=[1] %103 : [96]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_2(float *restrict t104, const float *restrict t102) {
+ * %104 = neg %103 : [96,2]  // student/loss_u vjp
+ * %105 = reduce_sum axes=[1] %104 : [96]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_2(float *restrict t105, const float *restrict t103) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v103 = -t102[i0 * 2 + i1];
-            sum += v103;
+            const float v104 = -t103[i0 * 2 + i1];
+            sum += v104;
         }
-        t104[i0] = (float)sum;
+        t105[i0] = (float)sum;
     }
 }
 
 /* loop [96]
- * %105 = div %104, %93 : [96]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_3(float *restrict t105, const float *restrict t104, const float *restrict t93) {
+ * %106 = div %105, %94 : [96]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_3(float *restrict t106, const float *restrict t105, const float *restrict t94) {
     for (size_t i = 0; i < 96; i++) {
-        const float v105 = t104[i] / t93[i];
-        t105[i] = v105;
+        const float v106 = t105[i] / t94[i];
+        t106[i] = v106;
     }
 }
 
 /* loop [96,2]
- * %106 = broadcast axes=[0] %105 : [96,2]  // student/loss_u vjp
- * %107 = mul %106, %92 : [96,2]  // student/loss_u vjp
- * %108 = add %102, %107 : [96,2]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_4(float *restrict t108, const float *restrict t105, const float *restrict t92, const float *restrict t102) {
+ * %107 = broadcast axes=[0] %106 : [96,2]  // student/loss_u vjp
+ * %108 = mul %107, %93 : [96,2]  // student/loss_u vjp
+ * %109 = add %103, %108 : [96,2]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_4(float *restrict t109, const float *restrict t106, const float *restrict t93, const float *restrict t103) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v107 = t105[i0] * t92[i0 * 2 + i1];
-            const float v108 = t102[i0 * 2 + i1] + v107;
-            t108[i0 * 2 + i1] = v108;
+            const float v108 = t106[i0] * t93[i0 * 2 + i1];
+            const float v109 = t103[i0 * 2 + i1] + v108;
+            t109[i0 * 2 + i1] = v109;
         }
     }
 }
 
 /* reduce_sum [96,2] axes=[0]
- * %109 = reduce_sum axes=[0] %108 : [2]  // student/dense4 vjp */
-static void step_student_dense4_vjp(float *restrict t109, const float *restrict t108) {
-    for (size_t o = 0; o < 2; o++) t109[o] = 0.0f;
+ * %110 = reduce_sum axes=[0] %109 : [2]  // student/dense4 vjp */
+static void step_student_dense4_vjp(float *restrict t110, const float *restrict t109) {
+    for (size_t o = 0; o < 2; o++) t110[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            t109[i1] += t108[i0 * 2 + i1];
+            t110[i1] += t109[i0 * 2 + i1];
         }
     }
 }
 
 /* gemm blas m=8 n=2 k=96 tA
- * %111 = matmul tA %85, %108 : [8,2]  // student/dense4 vjp */
-static void step_student_dense4_vjp_2(float *restrict t111, const float *restrict t85, const float *restrict t108) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t85, 8, t108, 2, 0.0f, t111, 2);
+ * %112 = matmul tA %86, %109 : [8,2]  // student/dense4 vjp */
+static void step_student_dense4_vjp_2(float *restrict t112, const float *restrict t86, const float *restrict t109) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t86, 8, t109, 2, 0.0f, t112, 2);
 }
 
 /* gemm blas m=96 n=8 k=2 tB +epilogue
- * %110 = matmul tB %108, %10 : [96,8]  // student/dense4 vjp
- * %112 = constant 1 : [96,8]  // student/sigmoid3 vjp
- * %113 = sub %112, %85 : [96,8]  // student/sigmoid3 vjp
- * %114 = mul %85, %113 : [96,8]  // student/sigmoid3 vjp
- * %115 = mul %110, %114 : [96,8]  // student/sigmoid3 vjp */
-static void step_student_dense4_vjp_3(float *restrict t115, const float *restrict t108, const float *restrict in_student_dense4_weight, const float *restrict t85) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t108, 2, in_student_dense4_weight, 2, 0.0f, t115, 8);
+ * %111 = matmul tB %109, %10 : [96,8]  // student/dense4 vjp
+ * %113 = constant 1 : [96,8]  // student/sigmoid3 vjp
+ * %114 = sub %113, %86 : [96,8]  // student/sigmoid3 vjp
+ * %115 = mul %86, %114 : [96,8]  // student/sigmoid3 vjp
+ * %116 = mul %111, %115 : [96,8]  // student/sigmoid3 vjp */
+static void step_student_dense4_vjp_3(float *restrict t116, const float *restrict t109, const float *restrict in_student_dense4_weight, const float *restrict t86) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t109, 2, in_student_dense4_weight, 2, 0.0f, t116, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 768; i++) {
-        const float v113 = 1.0f - t85[i];
-        const float v114 = t85[i] * v113;
-        const float v115 = t115[i] * v114;
-        t115[i] = v115;
+        const float v114 = 1.0f - t86[i];
+        const float v115 = t86[i] * v114;
+        const float v116 = t116[i] * v115;
+        t116[i] = v116;
     }
 }
 
 /* reduce_sum [96,8] axes=[0]
- * %116 = reduce_sum axes=[0] %115 : [8]  // student/dense2 vjp */
-static void step_student_dense2_vjp(float *restrict t116, const float *restrict t115) {
-    for (size_t o = 0; o < 8; o++) t116[o] = 0.0f;
+ * %117 = reduce_sum axes=[0] %116 : [8]  // student/dense2 vjp */
+static void step_student_dense2_vjp(float *restrict t117, const float *restrict t116) {
+    for (size_t o = 0; o < 8; o++) t117[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t116[i1] += t115[i0 * 8 + i1];
+            t117[i1] += t116[i0 * 8 + i1];
         }
     }
 }
 
 /* gemm blas m=8 n=8 k=96 tA
- * %118 = matmul tA %81, %115 : [8,8]  // student/dense2 vjp */
-static void step_student_dense2_vjp_2(float *restrict t118, const float *restrict t81, const float *restrict t115) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t81, 8, t115, 8, 0.0f, t118, 8);
+ * %119 = matmul tA %82, %116 : [8,8]  // student/dense2 vjp */
+static void step_student_dense2_vjp_2(float *restrict t119, const float *restrict t82, const float *restrict t116) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t82, 8, t116, 8, 0.0f, t119, 8);
 }
 
 /* gemm blas m=96 n=8 k=8 tB +epilogue
- * %112 = constant 1 : [96,8]  // student/sigmoid3 vjp
- * %117 = matmul tB %115, %8 : [96,8]  // student/dense2 vjp
- * %119 = sub %112, %81 : [96,8]  // student/sigmoid1 vjp
- * %120 = mul %81, %119 : [96,8]  // student/sigmoid1 vjp
- * %121 = mul %117, %120 : [96,8]  // student/sigmoid1 vjp */
-static void step_student_dense2_vjp_3(float *restrict t121, const float *restrict t115, const float *restrict in_student_dense2_weight, const float *restrict t81) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t115, 8, in_student_dense2_weight, 8, 0.0f, t121, 8);
+ * %113 = constant 1 : [96,8]  // student/sigmoid3 vjp
+ * %118 = matmul tB %116, %8 : [96,8]  // student/dense2 vjp
+ * %120 = sub %113, %82 : [96,8]  // student/sigmoid1 vjp
+ * %121 = mul %82, %120 : [96,8]  // student/sigmoid1 vjp
+ * %122 = mul %118, %121 : [96,8]  // student/sigmoid1 vjp */
+static void step_student_dense2_vjp_3(float *restrict t122, const float *restrict t116, const float *restrict in_student_dense2_weight, const float *restrict t82) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t116, 8, in_student_dense2_weight, 8, 0.0f, t122, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 768; i++) {
-        const float v119 = 1.0f - t81[i];
-        const float v120 = t81[i] * v119;
-        const float v121 = t121[i] * v120;
-        t121[i] = v121;
+        const float v120 = 1.0f - t82[i];
+        const float v121 = t82[i] * v120;
+        const float v122 = t122[i] * v121;
+        t122[i] = v122;
     }
 }
 
 /* reduce_sum [96,8] axes=[0]
- * %122 = reduce_sum axes=[0] %121 : [8]  // student/dense0 vjp */
-static void step_student_dense0_vjp(float *restrict t122, const float *restrict t121) {
-    for (size_t o = 0; o < 8; o++) t122[o] = 0.0f;
+ * %123 = reduce_sum axes=[0] %122 : [8]  // student/dense0 vjp */
+static void step_student_dense0_vjp(float *restrict t123, const float *restrict t122) {
+    for (size_t o = 0; o < 8; o++) t123[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t122[i1] += t121[i0 * 8 + i1];
+            t123[i1] += t122[i0 * 8 + i1];
         }
     }
 }
 
 /* gemm blas m=2 n=8 k=96 tA
- * %123 = matmul tA %76, %121 : [2,8]  // student/dense0 vjp */
-static void step_student_dense0_vjp_2(float *restrict t123, const float *restrict t76, const float *restrict t121) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t76, 2, t121, 8, 0.0f, t123, 8);
+ * %124 = matmul tA %77, %122 : [2,8]  // student/dense0 vjp */
+static void step_student_dense0_vjp_2(float *restrict t124, const float *restrict t77, const float *restrict t122) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t77, 2, t122, 8, 0.0f, t124, 8);
 }
 
 /* loop [2,8]
- * %124 = broadcast axes=[] %15 : [2,8]  // student/dense0 update
- * %125 = mul %123, %124 : [2,8]  // student/dense0 update
- * %126 = sub %6, %125 : [2,8]  // student/dense0 update
+ * %125 = broadcast axes=[] %15 : [2,8]  // student/dense0 update
+ * %126 = mul %124, %125 : [2,8]  // student/dense0 update
+ * %127 = sub %6, %126 : [2,8]  // student/dense0 update
  * in_student_dense0_weight is updated in place: each element is read before it is overwritten */
-static void step_student_dense0_update(float *restrict in_student_dense0_weight, const float *restrict t123, const float *restrict in_lr_student) {
+static void step_student_dense0_update(float *restrict in_student_dense0_weight, const float *restrict t124, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
-        const float v125 = t123[i] * in_lr_student[0];
-        const float v126 = in_student_dense0_weight[i] - v125;
-        in_student_dense0_weight[i] = v126;
+        const float v126 = t124[i] * in_lr_student[0];
+        const float v127 = in_student_dense0_weight[i] - v126;
+        in_student_dense0_weight[i] = v127;
     }
 }
 
 /* loop [8]
- * %127 = broadcast axes=[] %15 : [8]  // student/dense0 update
- * %128 = mul %122, %127 : [8]  // student/dense0 update
- * %129 = sub %7, %128 : [8]  // student/dense0 update
+ * %128 = broadcast axes=[] %15 : [8]  // student/dense0 update
+ * %129 = mul %123, %128 : [8]  // student/dense0 update
+ * %130 = sub %7, %129 : [8]  // student/dense0 update
  * in_student_dense0_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense0_update_2(float *restrict in_student_dense0_bias, const float *restrict t122, const float *restrict in_lr_student) {
+static void step_student_dense0_update_2(float *restrict in_student_dense0_bias, const float *restrict t123, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 8; i++) {
-        const float v128 = t122[i] * in_lr_student[0];
-        const float v129 = in_student_dense0_bias[i] - v128;
-        in_student_dense0_bias[i] = v129;
+        const float v129 = t123[i] * in_lr_student[0];
+        const float v130 = in_student_dense0_bias[i] - v129;
+        in_student_dense0_bias[i] = v130;
     }
 }
 
 /* loop [8,8]
- * %130 = broadcast axes=[] %15 : [8,8]  // student/dense2 update
- * %131 = mul %118, %130 : [8,8]  // student/dense2 update
- * %132 = sub %8, %131 : [8,8]  // student/dense2 update
+ * %131 = broadcast axes=[] %15 : [8,8]  // student/dense2 update
+ * %132 = mul %119, %131 : [8,8]  // student/dense2 update
+ * %133 = sub %8, %132 : [8,8]  // student/dense2 update
  * in_student_dense2_weight is updated in place: each element is read before it is overwritten */
-static void step_student_dense2_update(float *restrict in_student_dense2_weight, const float *restrict t118, const float *restrict in_lr_student) {
+static void step_student_dense2_update(float *restrict in_student_dense2_weight, const float *restrict t119, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 64; i++) {
-        const float v131 = t118[i] * in_lr_student[0];
-        const float v132 = in_student_dense2_weight[i] - v131;
-        in_student_dense2_weight[i] = v132;
+        const float v132 = t119[i] * in_lr_student[0];
+        const float v133 = in_student_dense2_weight[i] - v132;
+        in_student_dense2_weight[i] = v133;
     }
 }
 
 /* loop [8]
- * %127 = broadcast axes=[] %15 : [8]  // student/dense0 update
- * %133 = mul %116, %127 : [8]  // student/dense2 update
- * %134 = sub %9, %133 : [8]  // student/dense2 update
+ * %128 = broadcast axes=[] %15 : [8]  // student/dense0 update
+ * %134 = mul %117, %128 : [8]  // student/dense2 update
+ * %135 = sub %9, %134 : [8]  // student/dense2 update
  * in_student_dense2_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense2_update_2(float *restrict in_student_dense2_bias, const float *restrict t116, const float *restrict in_lr_student) {
+static void step_student_dense2_update_2(float *restrict in_student_dense2_bias, const float *restrict t117, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 8; i++) {
-        const float v133 = t116[i] * in_lr_student[0];
-        const float v134 = in_student_dense2_bias[i] - v133;
-        in_student_dense2_bias[i] = v134;
+        const float v134 = t117[i] * in_lr_student[0];
+        const float v135 = in_student_dense2_bias[i] - v134;
+        in_student_dense2_bias[i] = v135;
     }
 }
 
 /* loop [8,2]
- * %135 = broadcast axes=[] %15 : [8,2]  // student/dense4 update
- * %136 = mul %111, %135 : [8,2]  // student/dense4 update
- * %137 = sub %10, %136 : [8,2]  // student/dense4 update
+ * %136 = broadcast axes=[] %15 : [8,2]  // student/dense4 update
+ * %137 = mul %112, %136 : [8,2]  // student/dense4 update
+ * %138 = sub %10, %137 : [8,2]  // student/dense4 update
  * in_student_dense4_weight is updated in place: each element is read before it is overwritten */
-static void step_student_dense4_update(float *restrict in_student_dense4_weight, const float *restrict t111, const float *restrict in_lr_student) {
+static void step_student_dense4_update(float *restrict in_student_dense4_weight, const float *restrict t112, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
-        const float v136 = t111[i] * in_lr_student[0];
-        const float v137 = in_student_dense4_weight[i] - v136;
-        in_student_dense4_weight[i] = v137;
+        const float v137 = t112[i] * in_lr_student[0];
+        const float v138 = in_student_dense4_weight[i] - v137;
+        in_student_dense4_weight[i] = v138;
     }
 }
 
 /* loop [2]
- * %138 = broadcast axes=[] %15 : [2]  // student/dense4 update
- * %139 = mul %109, %138 : [2]  // student/dense4 update
- * %140 = sub %11, %139 : [2]  // student/dense4 update
+ * %139 = broadcast axes=[] %15 : [2]  // student/dense4 update
+ * %140 = mul %110, %139 : [2]  // student/dense4 update
+ * %141 = sub %11, %140 : [2]  // student/dense4 update
  * in_student_dense4_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense4_update_2(float *restrict in_student_dense4_bias, const float *restrict t109, const float *restrict in_lr_student) {
+static void step_student_dense4_update_2(float *restrict in_student_dense4_bias, const float *restrict t110, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 2; i++) {
-        const float v139 = t109[i] * in_lr_student[0];
-        const float v140 = in_student_dense4_bias[i] - v139;
-        in_student_dense4_bias[i] = v140;
+        const float v140 = t110[i] * in_lr_student[0];
+        const float v141 = in_student_dense4_bias[i] - v140;
+        in_student_dense4_bias[i] = v141;
     }
 }
 
 /* gemm blas m=6 n=8 k=2 +epilogue
- * %141 = matmul %77, %126 : [6,8]  // student/dense0 fwd
- * %142 = broadcast axes=[1] %129 : [6,8]  // student/dense0 fwd
- * %143 = add %141, %142 : [6,8]  // student/dense0 fwd
- * %144 = sigmoid %143 : [6,8]  // student/sigmoid1 fwd */
-static void step_student_dense0_fwd_2(float *restrict t144, const float *restrict in_x, const float *restrict t126, const float *restrict t129) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 8, 2, 1.0f, in_x, 2, t126, 8, 0.0f, t144, 8);
+ * %142 = matmul %78, %127 : [6,8]  // student/dense0 fwd
+ * %143 = broadcast axes=[1] %130 : [6,8]  // student/dense0 fwd
+ * %144 = add %142, %143 : [6,8]  // student/dense0 fwd
+ * %145 = sigmoid %144 : [6,8]  // student/sigmoid1 fwd */
+static void step_student_dense0_fwd_2(float *restrict t145, const float *restrict in_x, const float *restrict t127, const float *restrict t130) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 8, 2, 1.0f, in_x, 2, t127, 8, 0.0f, t145, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v143 = t144[i0 * 8 + i1] + t129[i1];
-            const float v144 = 1.0f / (1.0f + expf(-v143));
-            t144[i0 * 8 + i1] = v144;
+            const float v144 = t145[i0 * 8 + i1] + t130[i1];
+            const float v145 = 1.0f / (1.0f + expf(-v144));
+            t145[i0 * 8 + i1] = v145;
         }
     }
 }
 
 /* gemm blas m=6 n=8 k=8 +epilogue
- * %145 = matmul %144, %132 : [6,8]  // student/dense2 fwd
- * %146 = broadcast axes=[1] %134 : [6,8]  // student/dense2 fwd
- * %147 = add %145, %146 : [6,8]  // student/dense2 fwd
- * %148 = sigmoid %147 : [6,8]  // student/sigmoid3 fwd */
-static void step_student_dense2_fwd_2(float *restrict t148, const float *restrict t144, const float *restrict t132, const float *restrict t134) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 8, 8, 1.0f, t144, 8, t132, 8, 0.0f, t148, 8);
+ * %146 = matmul %145, %133 : [6,8]  // student/dense2 fwd
+ * %147 = broadcast axes=[1] %135 : [6,8]  // student/dense2 fwd
+ * %148 = add %146, %147 : [6,8]  // student/dense2 fwd
+ * %149 = sigmoid %148 : [6,8]  // student/sigmoid3 fwd */
+static void step_student_dense2_fwd_2(float *restrict t149, const float *restrict t145, const float *restrict t133, const float *restrict t135) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 8, 8, 1.0f, t145, 8, t133, 8, 0.0f, t149, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v147 = t148[i0 * 8 + i1] + t134[i1];
-            const float v148 = 1.0f / (1.0f + expf(-v147));
-            t148[i0 * 8 + i1] = v148;
+            const float v148 = t149[i0 * 8 + i1] + t135[i1];
+            const float v149 = 1.0f / (1.0f + expf(-v148));
+            t149[i0 * 8 + i1] = v149;
         }
     }
 }
 
 /* gemm blas m=6 n=2 k=8 +epilogue
- * %149 = matmul %148, %137 : [6,2]  // student/dense4 fwd
- * %150 = broadcast axes=[1] %140 : [6,2]  // student/dense4 fwd
- * %151 = add %149, %150 : [6,2]  // student/dense4 fwd */
-static void step_student_dense4_fwd_2(float *restrict t151, const float *restrict t148, const float *restrict t137, const float *restrict t140) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 2, 8, 1.0f, t148, 8, t137, 2, 0.0f, t151, 2);
+ * %150 = matmul %149, %138 : [6,2]  // student/dense4 fwd
+ * %151 = broadcast axes=[1] %141 : [6,2]  // student/dense4 fwd
+ * %152 = add %150, %151 : [6,2]  // student/dense4 fwd */
+static void step_student_dense4_fwd_2(float *restrict t152, const float *restrict t149, const float *restrict t138, const float *restrict t141) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 2, 8, 1.0f, t149, 8, t138, 2, 0.0f, t152, 2);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v151 = t151[i0 * 2 + i1] + t140[i1];
-            t151[i0 * 2 + i1] = v151;
+            const float v152 = t152[i0 * 2 + i1] + t141[i1];
+            t152[i0 * 2 + i1] = v152;
         }
     }
 }
 
 /* reduce_max [6,2] axes=[1]
- * %152 = reduce_max axes=[1] %151 : [6]  // student/loss_l fwd */
-static void step_student_loss_l_fwd(float *restrict t152, const float *restrict t151) {
+ * %153 = reduce_max axes=[1] %152 : [6]  // student/loss_l fwd */
+static void step_student_loss_l_fwd(float *restrict t153, const float *restrict t152) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            best = t151[i0 * 2 + i1] > best ? t151[i0 * 2 + i1] : best;
+            best = t152[i0 * 2 + i1] > best ? t152[i0 * 2 + i1] : best;
         }
-        t152[i0] = best;
+        t153[i0] = best;
     }
 }
 
 /* loop [6,2]
- * %153 = broadcast axes=[0] %152 : [6,2]  // student/loss_l fwd
- * %154 = sub %151, %153 : [6,2]  // student/loss_l fwd
- * %155 = exp %154 : [6,2]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_2(float *restrict t154, float *restrict t155, const float *restrict t151, const float *restrict t152) {
+ * %154 = broadcast axes=[0] %153 : [6,2]  // student/loss_l fwd
+ * %155 = sub %152, %154 : [6,2]  // student/loss_l fwd
+ * %156 = exp %155 : [6,2]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_2(float *restrict t155, float *restrict t156, const float *restrict t152, const float *restrict t153) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v154 = t151[i0 * 2 + i1] - t152[i0];
-            const float v155 = expf(v154);
-            t154[i0 * 2 + i1] = v154;
+            const float v155 = t152[i0 * 2 + i1] - t153[i0];
+            const float v156 = expf(v155);
             t155[i0 * 2 + i1] = v155;
+            t156[i0 * 2 + i1] = v156;
         }
     }
 }
 
 /* reduce_sum [6,2] axes=[1]
- * %156 = reduce_sum axes=[1] %155 : [6]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_3(float *restrict t156, const float *restrict t155) {
+ * %157 = reduce_sum axes=[1] %156 : [6]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_3(float *restrict t157, const float *restrict t156) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            sum += t155[i0 * 2 + i1];
+            sum += t156[i0 * 2 + i1];
         }
-        t156[i0] = (float)sum;
+        t157[i0] = (float)sum;
     }
 }
 
 /* loop [6]
- * %157 = log %156 : [6]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_4(float *restrict t157, const float *restrict t156) {
+ * %158 = log %157 : [6]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_4(float *restrict t158, const float *restrict t157) {
     for (size_t i = 0; i < 6; i++) {
-        const float v157 = logf(t156[i]);
-        t157[i] = v157;
+        const float v158 = logf(t157[i]);
+        t158[i] = v158;
     }
 }
 
 /* reduce_sum [6,2] axes=[0, 1]
- * %158 = broadcast axes=[0] %157 : [6,2]  // student/loss_l fwd
- * %159 = sub %154, %158 : [6,2]  // student/loss_l fwd
- * %160 = mul %13, %159 : [6,2]  // student/loss_l fwd
- * %161 = reduce_sum axes=[0, 1] %160 : []  // student/loss_l fwd */
-static void step_student_loss_l_fwd_5(float *restrict t161, const float *restrict t154, const float *restrict t157, const float *restrict in_y) {
+ * %159 = broadcast axes=[0] %158 : [6,2]  // student/loss_l fwd
+ * %160 = sub %155, %159 : [6,2]  // student/loss_l fwd
+ * %161 = mul %13, %160 : [6,2]  // student/loss_l fwd
+ * %162 = reduce_sum axes=[0, 1] %161 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_5(float *restrict t162, const float *restrict t155, const float *restrict t158, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v159 = t154[i0 * 2 + i1] - t157[i0];
-            const float v160 = in_y[i0 * 2 + i1] * v159;
-            sum += v160;
+            const float v160 = t155[i0 * 2 + i1] - t158[i0];
+            const float v161 = in_y[i0 * 2 + i1] * v160;
+            sum += v161;
         }
     }
-    t161[0] = (float)sum;
+    t162[0] = (float)sum;
 }
 
 /* loop []
- * %42 = constant -0.16666666666666666 : []  // teacher/loss_sup fwd
- * %162 = mul %161, %42 : []  // student/loss_l fwd */
-static void step_student_loss_l_fwd_6(float *restrict t162, const float *restrict t161) {
+ * %43 = constant -0.16666666666666666 : []  // teacher/loss_sup fwd
+ * %163 = mul %162, %43 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_6(float *restrict t163, const float *restrict t162) {
     for (size_t i = 0; i < 1; i++) {
-        const float v162 = t161[0] * (-0.16666667f);
-        t162[i] = v162;
+        const float v163 = t162[0] * (-0.16666667f);
+        t163[i] = v163;
     }
 }
 
 /* loop [6,2]
- * %163 = constant -0.16666666666666666 : [6,2]  // student/loss_l vjp
- * %164 = mul %163, %13 : [6,2]  // student/loss_l vjp */
-static void step_student_loss_l_vjp(float *restrict t164, const float *restrict in_y) {
+ * %164 = constant -0.16666666666666666 : [6,2]  // student/loss_l vjp
+ * %165 = mul %164, %13 : [6,2]  // student/loss_l vjp */
+static void step_student_loss_l_vjp(float *restrict t165, const float *restrict in_y) {
     for (size_t i = 0; i < 12; i++) {
-        const float v164 = (-0.16666667f) * in_y[i];
-        t164[i] = v164;
+        const float v165 = (-0.16666667f) * in_y[i];
+        t165[i] = v165;
     }
 }
 
 /* reduce_sum [6,2] axes=[1]
- * %165 = neg %164 : [6,2]  // student/loss_l vjp
- * %166 = reduce_sum axes=[1] %165 : [6]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_2(float *restrict t166, const float *restrict t164) {
+ * %166 = neg %165 : [6,2]  // student/loss_l vjp
+ * %167 = reduce_sum axes=[1] %166 : [6]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_2(float *restrict t167, const float *restrict t165) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v165 = -t164[i0 * 2 + i1];
-            sum += v165;
+            const float v166 = -t165[i0 * 2 + i1];
+            sum += v166;
         }
-        t166[i0] = (float)sum;
+        t167[i0] = (float)sum;
     }
 }
 
 /* loop [6]
- * %167 = div %166, %156 : [6]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_3(float *restrict t167, const float *restrict t166, const float *restrict t156) {
+ * %168 = div %167, %157 : [6]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_3(float *restrict t168, const float *restrict t167, const float *restrict t157) {
     for (size_t i = 0; i < 6; i++) {
-        const float v167 = t166[i] / t156[i];
-        t167[i] = v167;
+        const float v168 = t167[i] / t157[i];
+        t168[i] = v168;
     }
 }
 
 /* loop [6,2]
- * %168 = broadcast axes=[0] %167 : [6,2]  // student/loss_l vjp
- * %169 = mul %168, %155 : [6,2]  // student/loss_l vjp
- * %170 = add %164, %169 : [6,2]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_4(float *restrict t170, const float *restrict t167, const float *restrict t155, const float *restrict t164) {
+ * %169 = broadcast axes=[0] %168 : [6,2]  // student/loss_l vjp
+ * %170 = mul %169, %156 : [6,2]  // student/loss_l vjp
+ * %171 = add %165, %170 : [6,2]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_4(float *restrict t171, const float *restrict t168, const float *restrict t156, const float *restrict t165) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v169 = t167[i0] * t155[i0 * 2 + i1];
-            const float v170 = t164[i0 * 2 + i1] + v169;
-            t170[i0 * 2 + i1] = v170;
+            const float v170 = t168[i0] * t156[i0 * 2 + i1];
+            const float v171 = t165[i0 * 2 + i1] + v170;
+            t171[i0 * 2 + i1] = v171;
         }
     }
 }
 
 /* reduce_sum [6,2] axes=[0]
- * %171 = reduce_sum axes=[0] %170 : [2]  // student/dense4 vjp */
-static void step_student_dense4_vjp_4(float *restrict t171, const float *restrict t170) {
-    for (size_t o = 0; o < 2; o++) t171[o] = 0.0f;
+ * %172 = reduce_sum axes=[0] %171 : [2]  // student/dense4 vjp */
+static void step_student_dense4_vjp_4(float *restrict t172, const float *restrict t171) {
+    for (size_t o = 0; o < 2; o++) t172[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            t171[i1] += t170[i0 * 2 + i1];
+            t172[i1] += t171[i0 * 2 + i1];
         }
     }
 }
 
 /* gemm blas m=8 n=2 k=6 tA
- * %173 = matmul tA %148, %170 : [8,2]  // student/dense4 vjp */
-static void step_student_dense4_vjp_5(float *restrict t173, const float *restrict t148, const float *restrict t170) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 6, 1.0f, t148, 8, t170, 2, 0.0f, t173, 2);
+ * %174 = matmul tA %149, %171 : [8,2]  // student/dense4 vjp */
+static void step_student_dense4_vjp_5(float *restrict t174, const float *restrict t149, const float *restrict t171) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 6, 1.0f, t149, 8, t171, 2, 0.0f, t174, 2);
 }
 
 /* gemm blas m=6 n=8 k=2 tB +epilogue
- * %172 = matmul tB %170, %137 : [6,8]  // student/dense4 vjp
- * %174 = constant 1 : [6,8]  // student/sigmoid3 vjp
- * %175 = sub %174, %148 : [6,8]  // student/sigmoid3 vjp
- * %176 = mul %148, %175 : [6,8]  // student/sigmoid3 vjp
- * %177 = mul %172, %176 : [6,8]  // student/sigmoid3 vjp */
-static void step_student_dense4_vjp_6(float *restrict t177, const float *restrict t170, const float *restrict t137, const float *restrict t148) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 2, 1.0f, t170, 2, t137, 2, 0.0f, t177, 8);
+ * %173 = matmul tB %171, %138 : [6,8]  // student/dense4 vjp
+ * %175 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %176 = sub %175, %149 : [6,8]  // student/sigmoid3 vjp
+ * %177 = mul %149, %176 : [6,8]  // student/sigmoid3 vjp
+ * %178 = mul %173, %177 : [6,8]  // student/sigmoid3 vjp */
+static void step_student_dense4_vjp_6(float *restrict t178, const float *restrict t171, const float *restrict t138, const float *restrict t149) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 2, 1.0f, t171, 2, t138, 2, 0.0f, t178, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 48; i++) {
-        const float v175 = 1.0f - t148[i];
-        const float v176 = t148[i] * v175;
-        const float v177 = t177[i] * v176;
-        t177[i] = v177;
+        const float v176 = 1.0f - t149[i];
+        const float v177 = t149[i] * v176;
+        const float v178 = t178[i] * v177;
+        t178[i] = v178;
     }
 }
 
 /* reduce_sum [6,8] axes=[0]
- * %178 = reduce_sum axes=[0] %177 : [8]  // student/dense2 vjp */
-static void step_student_dense2_vjp_4(float *restrict t178, const float *restrict t177) {
-    for (size_t o = 0; o < 8; o++) t178[o] = 0.0f;
+ * %179 = reduce_sum axes=[0] %178 : [8]  // student/dense2 vjp */
+static void step_student_dense2_vjp_4(float *restrict t179, const float *restrict t178) {
+    for (size_t o = 0; o < 8; o++) t179[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t178[i1] += t177[i0 * 8 + i1];
+            t179[i1] += t178[i0 * 8 + i1];
         }
     }
 }
 
 /* gemm blas m=8 n=8 k=6 tA
- * %180 = matmul tA %144, %177 : [8,8]  // student/dense2 vjp */
-static void step_student_dense2_vjp_5(float *restrict t180, const float *restrict t144, const float *restrict t177) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 6, 1.0f, t144, 8, t177, 8, 0.0f, t180, 8);
+ * %181 = matmul tA %145, %178 : [8,8]  // student/dense2 vjp */
+static void step_student_dense2_vjp_5(float *restrict t181, const float *restrict t145, const float *restrict t178) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 6, 1.0f, t145, 8, t178, 8, 0.0f, t181, 8);
 }
 
 /* gemm blas m=6 n=8 k=8 tB +epilogue
- * %174 = constant 1 : [6,8]  // student/sigmoid3 vjp
- * %179 = matmul tB %177, %132 : [6,8]  // student/dense2 vjp
- * %181 = sub %174, %144 : [6,8]  // student/sigmoid1 vjp
- * %182 = mul %144, %181 : [6,8]  // student/sigmoid1 vjp
- * %183 = mul %179, %182 : [6,8]  // student/sigmoid1 vjp */
-static void step_student_dense2_vjp_6(float *restrict t183, const float *restrict t177, const float *restrict t132, const float *restrict t144) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 8, 1.0f, t177, 8, t132, 8, 0.0f, t183, 8);
+ * %175 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %180 = matmul tB %178, %133 : [6,8]  // student/dense2 vjp
+ * %182 = sub %175, %145 : [6,8]  // student/sigmoid1 vjp
+ * %183 = mul %145, %182 : [6,8]  // student/sigmoid1 vjp
+ * %184 = mul %180, %183 : [6,8]  // student/sigmoid1 vjp */
+static void step_student_dense2_vjp_6(float *restrict t184, const float *restrict t178, const float *restrict t133, const float *restrict t145) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 8, 1.0f, t178, 8, t133, 8, 0.0f, t184, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 48; i++) {
-        const float v181 = 1.0f - t144[i];
-        const float v182 = t144[i] * v181;
-        const float v183 = t183[i] * v182;
-        t183[i] = v183;
+        const float v182 = 1.0f - t145[i];
+        const float v183 = t145[i] * v182;
+        const float v184 = t184[i] * v183;
+        t184[i] = v184;
     }
 }
 
 /* reduce_sum [6,8] axes=[0]
- * %184 = reduce_sum axes=[0] %183 : [8]  // student/dense0 vjp */
-static void step_student_dense0_vjp_3(float *restrict t184, const float *restrict t183) {
-    for (size_t o = 0; o < 8; o++) t184[o] = 0.0f;
+ * %185 = reduce_sum axes=[0] %184 : [8]  // student/dense0 vjp */
+static void step_student_dense0_vjp_3(float *restrict t185, const float *restrict t184) {
+    for (size_t o = 0; o < 8; o++) t185[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t184[i1] += t183[i0 * 8 + i1];
+            t185[i1] += t184[i0 * 8 + i1];
         }
     }
 }
 
 /* gemm blas m=2 n=8 k=6 tA
- * %185 = matmul tA %77, %183 : [2,8]  // student/dense0 vjp */
-static void step_student_dense0_vjp_4(float *restrict t185, const float *restrict in_x, const float *restrict t183) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 6, 1.0f, in_x, 2, t183, 8, 0.0f, t185, 8);
+ * %186 = matmul tA %78, %184 : [2,8]  // student/dense0 vjp */
+static void step_student_dense0_vjp_4(float *restrict t186, const float *restrict in_x, const float *restrict t184) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 6, 1.0f, in_x, 2, t184, 8, 0.0f, t186, 8);
 }
 
 /* reduce_sum [2,8] axes=[0, 1]
- * %186 = mul %185, %123 : [2,8]  // teacher/feedback fwd
- * %187 = reduce_sum axes=[0, 1] %186 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd(float *restrict t187, const float *restrict t185, const float *restrict t123) {
+ * %187 = mul %186, %124 : [2,8]  // teacher/feedback fwd
+ * %188 = reduce_sum axes=[0, 1] %187 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd(float *restrict t188, const float *restrict t186, const float *restrict t124) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v186 = t185[i0 * 8 + i1] * t123[i0 * 8 + i1];
-            sum += v186;
+            const float v187 = t186[i0 * 8 + i1] * t124[i0 * 8 + i1];
+            sum += v187;
         }
     }
-    t187[0] = (float)sum;
+    t188[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %188 = mul %184, %122 : [8]  // teacher/feedback fwd
- * %189 = reduce_sum axes=[0] %188 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_2(float *restrict t189, const float *restrict t184, const float *restrict t122) {
+ * %189 = mul %185, %123 : [8]  // teacher/feedback fwd
+ * %190 = reduce_sum axes=[0] %189 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_2(float *restrict t190, const float *restrict t185, const float *restrict t123) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v188 = t184[i0] * t122[i0];
-        sum += v188;
+        const float v189 = t185[i0] * t123[i0];
+        sum += v189;
     }
-    t189[0] = (float)sum;
+    t190[0] = (float)sum;
 }
 
 /* reduce_sum [8,8] axes=[0, 1]
- * %191 = mul %180, %118 : [8,8]  // teacher/feedback fwd
- * %192 = reduce_sum axes=[0, 1] %191 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_3(float *restrict t192, const float *restrict t180, const float *restrict t118) {
+ * %192 = mul %181, %119 : [8,8]  // teacher/feedback fwd
+ * %193 = reduce_sum axes=[0, 1] %192 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_3(float *restrict t193, const float *restrict t181, const float *restrict t119) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v191 = t180[i0 * 8 + i1] * t118[i0 * 8 + i1];
-            sum += v191;
+            const float v192 = t181[i0 * 8 + i1] * t119[i0 * 8 + i1];
+            sum += v192;
         }
     }
-    t192[0] = (float)sum;
+    t193[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %194 = mul %178, %116 : [8]  // teacher/feedback fwd
- * %195 = reduce_sum axes=[0] %194 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_4(float *restrict t195, const float *restrict t178, const float *restrict t116) {
+ * %195 = mul %179, %117 : [8]  // teacher/feedback fwd
+ * %196 = reduce_sum axes=[0] %195 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_4(float *restrict t196, const float *restrict t179, const float *restrict t117) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v194 = t178[i0] * t116[i0];
-        sum += v194;
+        const float v195 = t179[i0] * t117[i0];
+        sum += v195;
     }
-    t195[0] = (float)sum;
+    t196[0] = (float)sum;
 }
 
 /* reduce_sum [8,2] axes=[0, 1]
- * %197 = mul %173, %111 : [8,2]  // teacher/feedback fwd
- * %198 = reduce_sum axes=[0, 1] %197 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_5(float *restrict t198, const float *restrict t173, const float *restrict t111) {
+ * %198 = mul %174, %112 : [8,2]  // teacher/feedback fwd
+ * %199 = reduce_sum axes=[0, 1] %198 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_5(float *restrict t199, const float *restrict t174, const float *restrict t112) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v197 = t173[i0 * 2 + i1] * t111[i0 * 2 + i1];
-            sum += v197;
+            const float v198 = t174[i0 * 2 + i1] * t112[i0 * 2 + i1];
+            sum += v198;
         }
     }
-    t198[0] = (float)sum;
+    t199[0] = (float)sum;
 }
 
 /* reduce_sum [2] axes=[0]
- * %200 = mul %171, %109 : [2]  // teacher/feedback fwd
- * %201 = reduce_sum axes=[0] %200 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_6(float *restrict t201, const float *restrict t171, const float *restrict t109) {
+ * %201 = mul %172, %110 : [2]  // teacher/feedback fwd
+ * %202 = reduce_sum axes=[0] %201 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_6(float *restrict t202, const float *restrict t172, const float *restrict t110) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
-        const float v200 = t171[i0] * t109[i0];
-        sum += v200;
+        const float v201 = t172[i0] * t110[i0];
+        sum += v201;
     }
-    t201[0] = (float)sum;
+    t202[0] = (float)sum;
 }
 
 /* loop []
- * %99 = constant -0.010416666666666666 : []  // student/loss_u fwd
- * %190 = add %187, %189 : []  // teacher/feedback fwd
- * %193 = add %190, %192 : []  // teacher/feedback fwd
- * %196 = add %193, %195 : []  // teacher/feedback fwd
- * %199 = add %196, %198 : []  // teacher/feedback fwd
- * %202 = add %199, %201 : []  // teacher/feedback fwd
- * %203 = mul %15, %202 : []  // teacher/feedback fwd
- * %204 = mul %17, %203 : []  // teacher/feedback vjp
- * %205 = mul %204, %99 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_fwd_7(float *restrict t202, float *restrict t203, float *restrict t205, const float *restrict t187, const float *restrict t189, const float *restrict t192, const float *restrict t195, const float *restrict t198, const float *restrict t201, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
+ * %100 = constant -0.010416666666666666 : []  // student/loss_u fwd
+ * %191 = add %188, %190 : []  // teacher/feedback fwd
+ * %194 = add %191, %193 : []  // teacher/feedback fwd
+ * %197 = add %194, %196 : []  // teacher/feedback fwd
+ * %200 = add %197, %199 : []  // teacher/feedback fwd
+ * %203 = add %200, %202 : []  // teacher/feedback fwd
+ * %204 = mul %15, %203 : []  // teacher/feedback fwd
+ * %205 = sub %204, %18 : []  // teacher/feedback fwd
+ * %206 = mul %17, %205 : []  // teacher/feedback vjp
+ * %207 = mul %206, %100 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_7(float *restrict t203, float *restrict t204, float *restrict t207, const float *restrict t188, const float *restrict t190, const float *restrict t193, const float *restrict t196, const float *restrict t199, const float *restrict t202, const float *restrict in_lr_student, const float *restrict in_feedback_baseline, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v190 = t187[0] + t189[0];
-        const float v193 = v190 + t192[0];
-        const float v196 = v193 + t195[0];
-        const float v199 = v196 + t198[0];
-        const float v202 = v199 + t201[0];
-        const float v203 = in_lr_student[0] * v202;
-        const float v204 = in_feedback_scale[0] * v203;
-        const float v205 = v204 * (-0.010416667f);
-        t202[i] = v202;
+        const float v191 = t188[0] + t190[0];
+        const float v194 = v191 + t193[0];
+        const float v197 = v194 + t196[0];
+        const float v200 = v197 + t199[0];
+        const float v203 = v200 + t202[0];
+        const float v204 = in_lr_student[0] * v203;
+        const float v205 = v204 - in_feedback_baseline[0];
+        const float v206 = in_feedback_scale[0] * v205;
+        const float v207 = v206 * (-0.010416667f);
         t203[i] = v203;
-        t205[i] = v205;
-    }
-}
-
-/* loop [96,2]
- * %206 = broadcast axes=[] %205 : [96,2]  // teacher/feedback vjp
- * %207 = mul %206, %75 : [96,2]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp(float *restrict t207, const float *restrict t205, const float *restrict t75) {
-    for (size_t i = 0; i < 192; i++) {
-        const float v207 = t205[0] * t75[i];
+        t204[i] = v204;
         t207[i] = v207;
     }
 }
 
+/* loop [96,2]
+ * %208 = broadcast axes=[] %207 : [96,2]  // teacher/feedback vjp
+ * %209 = mul %208, %76 : [96,2]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t209, const float *restrict t207, const float *restrict t76) {
+    for (size_t i = 0; i < 192; i++) {
+        const float v209 = t207[0] * t76[i];
+        t209[i] = v209;
+    }
+}
+
 /* reduce_sum [96,2] axes=[1]
- * %208 = neg %207 : [96,2]  // teacher/feedback vjp
- * %209 = reduce_sum axes=[1] %208 : [96]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_2(float *restrict t209, const float *restrict t207) {
+ * %210 = neg %209 : [96,2]  // teacher/feedback vjp
+ * %211 = reduce_sum axes=[1] %210 : [96]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t211, const float *restrict t209) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v208 = -t207[i0 * 2 + i1];
-            sum += v208;
+            const float v210 = -t209[i0 * 2 + i1];
+            sum += v210;
         }
-        t209[i0] = (float)sum;
+        t211[i0] = (float)sum;
     }
 }
 
 /* loop [96]
- * %210 = div %209, %62 : [96]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_3(float *restrict t210, const float *restrict t209, const float *restrict t62) {
+ * %212 = div %211, %63 : [96]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t212, const float *restrict t211, const float *restrict t63) {
     for (size_t i = 0; i < 96; i++) {
-        const float v210 = t209[i] / t62[i];
-        t210[i] = v210;
+        const float v212 = t211[i] / t63[i];
+        t212[i] = v212;
     }
 }
 
 /* loop []
- * %71 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
- * %214 = mul %16, %71 : []  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp(float *restrict t214, const float *restrict in_uda_weight) {
+ * %72 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
+ * %216 = mul %16, %72 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t216, const float *restrict in_uda_weight) {
     for (size_t i = 0; i < 1; i++) {
-        const float v214 = in_uda_weight[0] * 0.010416667f;
-        t214[i] = v214;
+        const float v216 = in_uda_weight[0] * 0.010416667f;
+        t216[i] = v216;
     }
 }
 
 /* loop [96]
- * %215 = broadcast axes=[] %214 : [96]  // teacher/loss_uda vjp
- * %216 = mul %215, %57 : [96]  // teacher/loss_uda vjp
- * %217 = neg %216 : [96]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_2(float *restrict t217, const float *restrict t214, const float *restrict t57) {
+ * %217 = broadcast axes=[] %216 : [96]  // teacher/loss_uda vjp
+ * %218 = mul %217, %58 : [96]  // teacher/loss_uda vjp
+ * %219 = neg %218 : [96]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t219, const float *restrict t216, const float *restrict t58) {
     for (size_t i = 0; i < 96; i++) {
-        const float v216 = t214[0] * t57[i];
-        const float v217 = -v216;
-        t217[i] = v217;
+        const float v218 = t216[0] * t58[i];
+        const float v219 = -v218;
+        t219[i] = v219;
     }
 }
 
 /* loop [96,2]
- * %218 = broadcast axes=[0] %217 : [96,2]  // teacher/loss_uda vjp
- * %219 = mul %218, %54 : [96,2]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_3(float *restrict t219, const float *restrict t217, const float *restrict t54) {
+ * %220 = broadcast axes=[0] %219 : [96,2]  // teacher/loss_uda vjp
+ * %221 = mul %220, %55 : [96,2]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t221, const float *restrict t219, const float *restrict t55) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v219 = t217[i0] * t54[i0 * 2 + i1];
-            t219[i0 * 2 + i1] = v219;
+            const float v221 = t219[i0] * t55[i0 * 2 + i1];
+            t221[i0 * 2 + i1] = v221;
         }
     }
 }
 
 /* reduce_sum [96,2] axes=[1]
- * %220 = neg %219 : [96,2]  // teacher/loss_uda vjp
- * %221 = reduce_sum axes=[1] %220 : [96]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_4(float *restrict t221, const float *restrict t219) {
+ * %222 = neg %221 : [96,2]  // teacher/loss_uda vjp
+ * %223 = reduce_sum axes=[1] %222 : [96]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t223, const float *restrict t221) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v220 = -t219[i0 * 2 + i1];
-            sum += v220;
+            const float v222 = -t221[i0 * 2 + i1];
+            sum += v222;
         }
-        t221[i0] = (float)sum;
+        t223[i0] = (float)sum;
     }
 }
 
 /* loop [96]
- * %222 = div %221, %62 : [96]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_5(float *restrict t222, const float *restrict t221, const float *restrict t62) {
+ * %224 = div %223, %63 : [96]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t224, const float *restrict t223, const float *restrict t63) {
     for (size_t i = 0; i < 96; i++) {
-        const float v222 = t221[i] / t62[i];
-        t222[i] = v222;
+        const float v224 = t223[i] / t63[i];
+        t224[i] = v224;
     }
 }
 
 /* loop [96,2]
- * %211 = broadcast axes=[0] %210 : [96,2]  // teacher/feedback vjp
- * %212 = mul %211, %61 : [96,2]  // teacher/feedback vjp
- * %213 = add %207, %212 : [96,2]  // teacher/feedback vjp
- * %223 = broadcast axes=[0] %222 : [96,2]  // teacher/loss_uda vjp
- * %224 = mul %223, %61 : [96,2]  // teacher/loss_uda vjp
- * %225 = add %219, %224 : [96,2]  // teacher/loss_uda vjp
- * %226 = add %213, %225 : [96,2]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_6(float *restrict t226, const float *restrict t210, const float *restrict t61, const float *restrict t207, const float *restrict t222, const float *restrict t219) {
+ * %213 = broadcast axes=[0] %212 : [96,2]  // teacher/feedback vjp
+ * %214 = mul %213, %62 : [96,2]  // teacher/feedback vjp
+ * %215 = add %209, %214 : [96,2]  // teacher/feedback vjp
+ * %225 = broadcast axes=[0] %224 : [96,2]  // teacher/loss_uda vjp
+ * %226 = mul %225, %62 : [96,2]  // teacher/loss_uda vjp
+ * %227 = add %221, %226 : [96,2]  // teacher/loss_uda vjp
+ * %228 = add %215, %227 : [96,2]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t228, const float *restrict t212, const float *restrict t62, const float *restrict t209, const float *restrict t224, const float *restrict t221) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v212 = t210[i0] * t61[i0 * 2 + i1];
-            const float v213 = t207[i0 * 2 + i1] + v212;
-            const float v224 = t222[i0] * t61[i0 * 2 + i1];
-            const float v225 = t219[i0 * 2 + i1] + v224;
-            const float v226 = v213 + v225;
-            t226[i0 * 2 + i1] = v226;
+            const float v214 = t212[i0] * t62[i0 * 2 + i1];
+            const float v215 = t209[i0 * 2 + i1] + v214;
+            const float v226 = t224[i0] * t62[i0 * 2 + i1];
+            const float v227 = t221[i0 * 2 + i1] + v226;
+            const float v228 = v215 + v227;
+            t228[i0 * 2 + i1] = v228;
         }
     }
 }
 
 /* loop [6]
- * %227 = div %166, %36 : [6]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t227, const float *restrict t166, const float *restrict t36) {
+ * %229 = div %167, %37 : [6]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t229, const float *restrict t167, const float *restrict t37) {
     for (size_t i = 0; i < 6; i++) {
-        const float v227 = t166[i] / t36[i];
-        t227[i] = v227;
+        const float v229 = t167[i] / t37[i];
+        t229[i] = v229;
     }
 }
 
 /* loop [6,2]
- * %228 = broadcast axes=[0] %227 : [6,2]  // teacher/loss_sup vjp
- * %229 = mul %228, %35 : [6,2]  // teacher/loss_sup vjp
- * %230 = add %164, %229 : [6,2]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t230, const float *restrict t227, const float *restrict t35, const float *restrict t164) {
+ * %230 = broadcast axes=[0] %229 : [6,2]  // teacher/loss_sup vjp
+ * %231 = mul %230, %36 : [6,2]  // teacher/loss_sup vjp
+ * %232 = add %165, %231 : [6,2]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t232, const float *restrict t229, const float *restrict t36, const float *restrict t165) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v229 = t227[i0] * t35[i0 * 2 + i1];
-            const float v230 = t164[i0 * 2 + i1] + v229;
-            t230[i0 * 2 + i1] = v230;
+            const float v231 = t229[i0] * t36[i0 * 2 + i1];
+            const float v232 = t165[i0 * 2 + i1] + v231;
+            t232[i0 * 2 + i1] = v232;
         }
     }
 }
 
 /* reduce_sum [6,2] axes=[0]
- * %231 = reduce_sum axes=[0] %230 : [2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp(float *restrict t231, const float *restrict t230) {
-    for (size_t o = 0; o < 2; o++) t231[o] = 0.0f;
+ * %233 = reduce_sum axes=[0] %232 : [2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp(float *restrict t233, const float *restrict t232) {
+    for (size_t o = 0; o < 2; o++) t233[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            t231[i1] += t230[i0 * 2 + i1];
+            t233[i1] += t232[i0 * 2 + i1];
         }
     }
 }
 
 /* reduce_sum [96,2] axes=[0]
- * %232 = reduce_sum axes=[0] %226 : [2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_2(float *restrict t232, const float *restrict t226) {
-    for (size_t o = 0; o < 2; o++) t232[o] = 0.0f;
+ * %234 = reduce_sum axes=[0] %228 : [2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_2(float *restrict t234, const float *restrict t228) {
+    for (size_t o = 0; o < 2; o++) t234[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            t232[i1] += t226[i0 * 2 + i1];
+            t234[i1] += t228[i0 * 2 + i1];
         }
     }
 }
 
 /* loop [2]
- * %233 = add %231, %232 : [2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_3(float *restrict t233, const float *restrict t231, const float *restrict t232) {
+ * %235 = add %233, %234 : [2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_3(float *restrict t235, const float *restrict t233, const float *restrict t234) {
     for (size_t i = 0; i < 2; i++) {
-        const float v233 = t231[i] + t232[i];
-        t233[i] = v233;
+        const float v235 = t233[i] + t234[i];
+        t235[i] = v235;
     }
 }
 
 /* gemm blas m=8 n=2 k=6 tA
- * %237 = matmul tA %236, %230 : [8,2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_4(float *restrict t237, const float *restrict t236, const float *restrict t230) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 6, 1.0f, t236, 8, t230, 2, 0.0f, t237, 2);
+ * %239 = matmul tA %238, %232 : [8,2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_4(float *restrict t239, const float *restrict t238, const float *restrict t232) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 6, 1.0f, t238, 8, t232, 2, 0.0f, t239, 2);
 }
 
 /* gemm blas m=8 n=2 k=96 tA
- * %239 = matmul tA %238, %226 : [8,2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_5(float *restrict t239, const float *restrict t238, const float *restrict t226) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t238, 8, t226, 2, 0.0f, t239, 2);
+ * %241 = matmul tA %240, %228 : [8,2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_5(float *restrict t241, const float *restrict t240, const float *restrict t228) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t240, 8, t228, 2, 0.0f, t241, 2);
 }
 
 /* loop [8,2]
- * %240 = add %237, %239 : [8,2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_6(float *restrict t240, const float *restrict t237, const float *restrict t239) {
+ * %242 = add %239, %241 : [8,2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_6(float *restrict t242, const float *restrict t239, const float *restrict t241) {
     for (size_t i = 0; i < 16; i++) {
-        const float v240 = t237[i] + t239[i];
-        t240[i] = v240;
+        const float v242 = t239[i] + t241[i];
+        t242[i] = v242;
     }
 }
 
 /* gemm blas m=6 n=8 k=2 tB +epilogue
- * %174 = constant 1 : [6,8]  // student/sigmoid3 vjp
- * %234 = matmul tB %230, %4 : [6,8]  // teacher/dense4 vjp
- * %241 = sub %174, %236 : [6,8]  // teacher/sigmoid3 vjp
- * %242 = mul %236, %241 : [6,8]  // teacher/sigmoid3 vjp
- * %243 = mul %234, %242 : [6,8]  // teacher/sigmoid3 vjp */
-static void step_teacher_dense4_vjp_7(float *restrict t243, const float *restrict t230, const float *restrict in_teacher_dense4_weight, const float *restrict t236) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 2, 1.0f, t230, 2, in_teacher_dense4_weight, 2, 0.0f, t243, 8);
+ * %175 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %236 = matmul tB %232, %4 : [6,8]  // teacher/dense4 vjp
+ * %243 = sub %175, %238 : [6,8]  // teacher/sigmoid3 vjp
+ * %244 = mul %238, %243 : [6,8]  // teacher/sigmoid3 vjp
+ * %245 = mul %236, %244 : [6,8]  // teacher/sigmoid3 vjp */
+static void step_teacher_dense4_vjp_7(float *restrict t245, const float *restrict t232, const float *restrict in_teacher_dense4_weight, const float *restrict t238) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 2, 1.0f, t232, 2, in_teacher_dense4_weight, 2, 0.0f, t245, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 48; i++) {
-        const float v241 = 1.0f - t236[i];
-        const float v242 = t236[i] * v241;
-        const float v243 = t243[i] * v242;
-        t243[i] = v243;
+        const float v243 = 1.0f - t238[i];
+        const float v244 = t238[i] * v243;
+        const float v245 = t245[i] * v244;
+        t245[i] = v245;
     }
 }
 
 /* gemm blas m=96 n=8 k=2 tB +epilogue
- * %112 = constant 1 : [96,8]  // student/sigmoid3 vjp
- * %235 = matmul tB %226, %4 : [96,8]  // teacher/dense4 vjp
- * %244 = sub %112, %238 : [96,8]  // teacher/sigmoid3 vjp
- * %245 = mul %238, %244 : [96,8]  // teacher/sigmoid3 vjp
- * %246 = mul %235, %245 : [96,8]  // teacher/sigmoid3 vjp */
-static void step_teacher_dense4_vjp_8(float *restrict t246, const float *restrict t226, const float *restrict in_teacher_dense4_weight, const float *restrict t238) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t226, 2, in_teacher_dense4_weight, 2, 0.0f, t246, 8);
+ * %113 = constant 1 : [96,8]  // student/sigmoid3 vjp
+ * %237 = matmul tB %228, %4 : [96,8]  // teacher/dense4 vjp
+ * %246 = sub %113, %240 : [96,8]  // teacher/sigmoid3 vjp
+ * %247 = mul %240, %246 : [96,8]  // teacher/sigmoid3 vjp
+ * %248 = mul %237, %247 : [96,8]  // teacher/sigmoid3 vjp */
+static void step_teacher_dense4_vjp_8(float *restrict t248, const float *restrict t228, const float *restrict in_teacher_dense4_weight, const float *restrict t240) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t228, 2, in_teacher_dense4_weight, 2, 0.0f, t248, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 768; i++) {
-        const float v244 = 1.0f - t238[i];
-        const float v245 = t238[i] * v244;
-        const float v246 = t246[i] * v245;
-        t246[i] = v246;
+        const float v246 = 1.0f - t240[i];
+        const float v247 = t240[i] * v246;
+        const float v248 = t248[i] * v247;
+        t248[i] = v248;
     }
 }
 
 /* reduce_sum [6,8] axes=[0]
- * %247 = reduce_sum axes=[0] %243 : [8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp(float *restrict t247, const float *restrict t243) {
-    for (size_t o = 0; o < 8; o++) t247[o] = 0.0f;
+ * %249 = reduce_sum axes=[0] %245 : [8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp(float *restrict t249, const float *restrict t245) {
+    for (size_t o = 0; o < 8; o++) t249[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t247[i1] += t243[i0 * 8 + i1];
+            t249[i1] += t245[i0 * 8 + i1];
         }
     }
 }
 
 /* reduce_sum [96,8] axes=[0]
- * %248 = reduce_sum axes=[0] %246 : [8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_2(float *restrict t248, const float *restrict t246) {
-    for (size_t o = 0; o < 8; o++) t248[o] = 0.0f;
+ * %250 = reduce_sum axes=[0] %248 : [8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_2(float *restrict t250, const float *restrict t248) {
+    for (size_t o = 0; o < 8; o++) t250[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t248[i1] += t246[i0 * 8 + i1];
+            t250[i1] += t248[i0 * 8 + i1];
         }
     }
 }
 
 /* loop [8]
- * %249 = add %247, %248 : [8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_3(float *restrict t249, const float *restrict t247, const float *restrict t248) {
+ * %251 = add %249, %250 : [8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_3(float *restrict t251, const float *restrict t249, const float *restrict t250) {
     for (size_t i = 0; i < 8; i++) {
-        const float v249 = t247[i] + t248[i];
-        t249[i] = v249;
+        const float v251 = t249[i] + t250[i];
+        t251[i] = v251;
     }
 }
 
 /* gemm blas m=8 n=8 k=6 tA
- * %253 = matmul tA %252, %243 : [8,8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_4(float *restrict t253, const float *restrict t252, const float *restrict t243) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 6, 1.0f, t252, 8, t243, 8, 0.0f, t253, 8);
+ * %255 = matmul tA %254, %245 : [8,8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_4(float *restrict t255, const float *restrict t254, const float *restrict t245) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 6, 1.0f, t254, 8, t245, 8, 0.0f, t255, 8);
 }
 
 /* gemm blas m=8 n=8 k=96 tA
- * %255 = matmul tA %254, %246 : [8,8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_5(float *restrict t255, const float *restrict t254, const float *restrict t246) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t254, 8, t246, 8, 0.0f, t255, 8);
+ * %257 = matmul tA %256, %248 : [8,8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_5(float *restrict t257, const float *restrict t256, const float *restrict t248) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t256, 8, t248, 8, 0.0f, t257, 8);
 }
 
 /* loop [8,8]
- * %256 = add %253, %255 : [8,8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_6(float *restrict t256, const float *restrict t253, const float *restrict t255) {
+ * %258 = add %255, %257 : [8,8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_6(float *restrict t258, const float *restrict t255, const float *restrict t257) {
     for (size_t i = 0; i < 64; i++) {
-        const float v256 = t253[i] + t255[i];
-        t256[i] = v256;
+        const float v258 = t255[i] + t257[i];
+        t258[i] = v258;
     }
 }
 
 /* gemm blas m=6 n=8 k=8 tB +epilogue
- * %174 = constant 1 : [6,8]  // student/sigmoid3 vjp
- * %250 = matmul tB %243, %2 : [6,8]  // teacher/dense2 vjp
- * %257 = sub %174, %252 : [6,8]  // teacher/sigmoid1 vjp
- * %258 = mul %252, %257 : [6,8]  // teacher/sigmoid1 vjp
- * %259 = mul %250, %258 : [6,8]  // teacher/sigmoid1 vjp */
-static void step_teacher_dense2_vjp_7(float *restrict t259, const float *restrict t243, const float *restrict in_teacher_dense2_weight, const float *restrict t252) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 8, 1.0f, t243, 8, in_teacher_dense2_weight, 8, 0.0f, t259, 8);
+ * %175 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %252 = matmul tB %245, %2 : [6,8]  // teacher/dense2 vjp
+ * %259 = sub %175, %254 : [6,8]  // teacher/sigmoid1 vjp
+ * %260 = mul %254, %259 : [6,8]  // teacher/sigmoid1 vjp
+ * %261 = mul %252, %260 : [6,8]  // teacher/sigmoid1 vjp */
+static void step_teacher_dense2_vjp_7(float *restrict t261, const float *restrict t245, const float *restrict in_teacher_dense2_weight, const float *restrict t254) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 8, 1.0f, t245, 8, in_teacher_dense2_weight, 8, 0.0f, t261, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 48; i++) {
-        const float v257 = 1.0f - t252[i];
-        const float v258 = t252[i] * v257;
-        const float v259 = t259[i] * v258;
-        t259[i] = v259;
+        const float v259 = 1.0f - t254[i];
+        const float v260 = t254[i] * v259;
+        const float v261 = t261[i] * v260;
+        t261[i] = v261;
     }
 }
 
 /* gemm blas m=96 n=8 k=8 tB +epilogue
- * %112 = constant 1 : [96,8]  // student/sigmoid3 vjp
- * %251 = matmul tB %246, %2 : [96,8]  // teacher/dense2 vjp
- * %260 = sub %112, %254 : [96,8]  // teacher/sigmoid1 vjp
- * %261 = mul %254, %260 : [96,8]  // teacher/sigmoid1 vjp
- * %262 = mul %251, %261 : [96,8]  // teacher/sigmoid1 vjp */
-static void step_teacher_dense2_vjp_8(float *restrict t262, const float *restrict t246, const float *restrict in_teacher_dense2_weight, const float *restrict t254) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t246, 8, in_teacher_dense2_weight, 8, 0.0f, t262, 8);
+ * %113 = constant 1 : [96,8]  // student/sigmoid3 vjp
+ * %253 = matmul tB %248, %2 : [96,8]  // teacher/dense2 vjp
+ * %262 = sub %113, %256 : [96,8]  // teacher/sigmoid1 vjp
+ * %263 = mul %256, %262 : [96,8]  // teacher/sigmoid1 vjp
+ * %264 = mul %253, %263 : [96,8]  // teacher/sigmoid1 vjp */
+static void step_teacher_dense2_vjp_8(float *restrict t264, const float *restrict t248, const float *restrict in_teacher_dense2_weight, const float *restrict t256) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t248, 8, in_teacher_dense2_weight, 8, 0.0f, t264, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 768; i++) {
-        const float v260 = 1.0f - t254[i];
-        const float v261 = t254[i] * v260;
-        const float v262 = t262[i] * v261;
-        t262[i] = v262;
+        const float v262 = 1.0f - t256[i];
+        const float v263 = t256[i] * v262;
+        const float v264 = t264[i] * v263;
+        t264[i] = v264;
     }
 }
 
 /* reduce_sum [6,8] axes=[0]
- * %263 = reduce_sum axes=[0] %259 : [8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp(float *restrict t263, const float *restrict t259) {
-    for (size_t o = 0; o < 8; o++) t263[o] = 0.0f;
+ * %265 = reduce_sum axes=[0] %261 : [8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp(float *restrict t265, const float *restrict t261) {
+    for (size_t o = 0; o < 8; o++) t265[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t263[i1] += t259[i0 * 8 + i1];
+            t265[i1] += t261[i0 * 8 + i1];
         }
     }
 }
 
 /* reduce_sum [96,8] axes=[0]
- * %264 = reduce_sum axes=[0] %262 : [8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_2(float *restrict t264, const float *restrict t262) {
-    for (size_t o = 0; o < 8; o++) t264[o] = 0.0f;
+ * %266 = reduce_sum axes=[0] %264 : [8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_2(float *restrict t266, const float *restrict t264) {
+    for (size_t o = 0; o < 8; o++) t266[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t264[i1] += t262[i0 * 8 + i1];
+            t266[i1] += t264[i0 * 8 + i1];
         }
     }
 }
 
 /* loop [8]
- * %265 = add %263, %264 : [8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_3(float *restrict t265, const float *restrict t263, const float *restrict t264) {
+ * %267 = add %265, %266 : [8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_3(float *restrict t267, const float *restrict t265, const float *restrict t266) {
     for (size_t i = 0; i < 8; i++) {
-        const float v265 = t263[i] + t264[i];
-        t265[i] = v265;
+        const float v267 = t265[i] + t266[i];
+        t267[i] = v267;
     }
 }
 
 /* gemm blas m=2 n=8 k=6 tA
- * %266 = matmul tA %77, %259 : [2,8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_4(float *restrict t266, const float *restrict in_x, const float *restrict t259) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 6, 1.0f, in_x, 2, t259, 8, 0.0f, t266, 8);
+ * %268 = matmul tA %78, %261 : [2,8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_4(float *restrict t268, const float *restrict in_x, const float *restrict t261) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 6, 1.0f, in_x, 2, t261, 8, 0.0f, t268, 8);
 }
 
 /* gemm blas m=2 n=8 k=96 tA
- * %267 = matmul tA %76, %262 : [2,8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_5(float *restrict t267, const float *restrict t76, const float *restrict t262) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t76, 2, t262, 8, 0.0f, t267, 8);
+ * %269 = matmul tA %77, %264 : [2,8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_5(float *restrict t269, const float *restrict t77, const float *restrict t264) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t77, 2, t264, 8, 0.0f, t269, 8);
 }
 
 /* loop [2,8]
- * %268 = add %266, %267 : [2,8]  // teacher/dense0 vjp
- * %269 = broadcast axes=[] %14 : [2,8]  // teacher/dense0 update
- * %270 = mul %268, %269 : [2,8]  // teacher/dense0 update
- * %271 = sub %0, %270 : [2,8]  // teacher/dense0 update
+ * %270 = add %268, %269 : [2,8]  // teacher/dense0 vjp
+ * %271 = broadcast axes=[] %14 : [2,8]  // teacher/dense0 update
+ * %272 = mul %270, %271 : [2,8]  // teacher/dense0 update
+ * %273 = sub %0, %272 : [2,8]  // teacher/dense0 update
  * in_teacher_dense0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense0_vjp_6(float *restrict t268, float *restrict in_teacher_dense0_weight, const float *restrict t266, const float *restrict t267, const float *restrict in_lr_teacher) {
+static void step_teacher_dense0_vjp_6(float *restrict t270, float *restrict in_teacher_dense0_weight, const float *restrict t268, const float *restrict t269, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
-        const float v268 = t266[i] + t267[i];
-        const float v270 = v268 * in_lr_teacher[0];
-        const float v271 = in_teacher_dense0_weight[i] - v270;
-        t268[i] = v268;
-        in_teacher_dense0_weight[i] = v271;
+        const float v270 = t268[i] + t269[i];
+        const float v272 = v270 * in_lr_teacher[0];
+        const float v273 = in_teacher_dense0_weight[i] - v272;
+        t270[i] = v270;
+        in_teacher_dense0_weight[i] = v273;
     }
 }
 
 /* loop [8]
- * %272 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
- * %273 = mul %265, %272 : [8]  // teacher/dense0 update
- * %274 = sub %1, %273 : [8]  // teacher/dense0 update
+ * %274 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
+ * %275 = mul %267, %274 : [8]  // teacher/dense0 update
+ * %276 = sub %1, %275 : [8]  // teacher/dense0 update
  * in_teacher_dense0_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense0_update(float *restrict in_teacher_dense0_bias, const float *restrict t265, const float *restrict in_lr_teacher) {
+static void step_teacher_dense0_update(float *restrict in_teacher_dense0_bias, const float *restrict t267, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 8; i++) {
-        const float v273 = t265[i] * in_lr_teacher[0];
-        const float v274 = in_teacher_dense0_bias[i] - v273;
-        in_teacher_dense0_bias[i] = v274;
+        const float v275 = t267[i] * in_lr_teacher[0];
+        const float v276 = in_teacher_dense0_bias[i] - v275;
+        in_teacher_dense0_bias[i] = v276;
     }
 }
 
 /* loop [8,8]
- * %275 = broadcast axes=[] %14 : [8,8]  // teacher/dense2 update
- * %276 = mul %256, %275 : [8,8]  // teacher/dense2 update
- * %277 = sub %2, %276 : [8,8]  // teacher/dense2 update
+ * %277 = broadcast axes=[] %14 : [8,8]  // teacher/dense2 update
+ * %278 = mul %258, %277 : [8,8]  // teacher/dense2 update
+ * %279 = sub %2, %278 : [8,8]  // teacher/dense2 update
  * in_teacher_dense2_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense2_update(float *restrict in_teacher_dense2_weight, const float *restrict t256, const float *restrict in_lr_teacher) {
+static void step_teacher_dense2_update(float *restrict in_teacher_dense2_weight, const float *restrict t258, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
-        const float v276 = t256[i] * in_lr_teacher[0];
-        const float v277 = in_teacher_dense2_weight[i] - v276;
-        in_teacher_dense2_weight[i] = v277;
+        const float v278 = t258[i] * in_lr_teacher[0];
+        const float v279 = in_teacher_dense2_weight[i] - v278;
+        in_teacher_dense2_weight[i] = v279;
     }
 }
 
 /* loop [8]
- * %272 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
- * %278 = mul %249, %272 : [8]  // teacher/dense2 update
- * %279 = sub %3, %278 : [8]  // teacher/dense2 update
+ * %274 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
+ * %280 = mul %251, %274 : [8]  // teacher/dense2 update
+ * %281 = sub %3, %280 : [8]  // teacher/dense2 update
  * in_teacher_dense2_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense2_update_2(float *restrict in_teacher_dense2_bias, const float *restrict t249, const float *restrict in_lr_teacher) {
+static void step_teacher_dense2_update_2(float *restrict in_teacher_dense2_bias, const float *restrict t251, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 8; i++) {
-        const float v278 = t249[i] * in_lr_teacher[0];
-        const float v279 = in_teacher_dense2_bias[i] - v278;
-        in_teacher_dense2_bias[i] = v279;
+        const float v280 = t251[i] * in_lr_teacher[0];
+        const float v281 = in_teacher_dense2_bias[i] - v280;
+        in_teacher_dense2_bias[i] = v281;
     }
 }
 
 /* loop [8,2]
- * %280 = broadcast axes=[] %14 : [8,2]  // teacher/dense4 update
- * %281 = mul %240, %280 : [8,2]  // teacher/dense4 update
- * %282 = sub %4, %281 : [8,2]  // teacher/dense4 update
+ * %282 = broadcast axes=[] %14 : [8,2]  // teacher/dense4 update
+ * %283 = mul %242, %282 : [8,2]  // teacher/dense4 update
+ * %284 = sub %4, %283 : [8,2]  // teacher/dense4 update
  * in_teacher_dense4_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense4_update(float *restrict in_teacher_dense4_weight, const float *restrict t240, const float *restrict in_lr_teacher) {
+static void step_teacher_dense4_update(float *restrict in_teacher_dense4_weight, const float *restrict t242, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
-        const float v281 = t240[i] * in_lr_teacher[0];
-        const float v282 = in_teacher_dense4_weight[i] - v281;
-        in_teacher_dense4_weight[i] = v282;
+        const float v283 = t242[i] * in_lr_teacher[0];
+        const float v284 = in_teacher_dense4_weight[i] - v283;
+        in_teacher_dense4_weight[i] = v284;
     }
 }
 
 /* loop [2]
- * %283 = broadcast axes=[] %14 : [2]  // teacher/dense4 update
- * %284 = mul %233, %283 : [2]  // teacher/dense4 update
- * %285 = sub %5, %284 : [2]  // teacher/dense4 update
+ * %285 = broadcast axes=[] %14 : [2]  // teacher/dense4 update
+ * %286 = mul %235, %285 : [2]  // teacher/dense4 update
+ * %287 = sub %5, %286 : [2]  // teacher/dense4 update
  * in_teacher_dense4_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense4_update_2(float *restrict in_teacher_dense4_bias, const float *restrict t233, const float *restrict in_lr_teacher) {
+static void step_teacher_dense4_update_2(float *restrict in_teacher_dense4_bias, const float *restrict t235, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 2; i++) {
-        const float v284 = t233[i] * in_lr_teacher[0];
-        const float v285 = in_teacher_dense4_bias[i] - v284;
-        in_teacher_dense4_bias[i] = v285;
+        const float v286 = t235[i] * in_lr_teacher[0];
+        const float v287 = in_teacher_dense4_bias[i] - v286;
+        in_teacher_dense4_bias[i] = v287;
     }
 }
 
 /* reduce_sum [2,8] axes=[0, 1]
- * %286 = mul %185, %185 : [2,8]  // teacher/gradient fwd
- * %287 = reduce_sum axes=[0, 1] %286 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t287, const float *restrict t185) {
+ * %288 = mul %186, %186 : [2,8]  // teacher/gradient fwd
+ * %289 = reduce_sum axes=[0, 1] %288 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t289, const float *restrict t186) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v286 = t185[i0 * 8 + i1] * t185[i0 * 8 + i1];
-            sum += v286;
+            const float v288 = t186[i0 * 8 + i1] * t186[i0 * 8 + i1];
+            sum += v288;
         }
-    }
-    t287[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %288 = mul %184, %184 : [8]  // teacher/gradient fwd
- * %289 = reduce_sum axes=[0] %288 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t289, const float *restrict t184) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v288 = t184[i0] * t184[i0];
-        sum += v288;
     }
     t289[0] = (float)sum;
 }
 
+/* reduce_sum [8] axes=[0]
+ * %290 = mul %185, %185 : [8]  // teacher/gradient fwd
+ * %291 = reduce_sum axes=[0] %290 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t291, const float *restrict t185) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v290 = t185[i0] * t185[i0];
+        sum += v290;
+    }
+    t291[0] = (float)sum;
+}
+
 /* reduce_sum [8,8] axes=[0, 1]
- * %291 = mul %180, %180 : [8,8]  // teacher/gradient fwd
- * %292 = reduce_sum axes=[0, 1] %291 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t292, const float *restrict t180) {
+ * %293 = mul %181, %181 : [8,8]  // teacher/gradient fwd
+ * %294 = reduce_sum axes=[0, 1] %293 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t294, const float *restrict t181) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v291 = t180[i0 * 8 + i1] * t180[i0 * 8 + i1];
-            sum += v291;
+            const float v293 = t181[i0 * 8 + i1] * t181[i0 * 8 + i1];
+            sum += v293;
         }
     }
-    t292[0] = (float)sum;
+    t294[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %294 = mul %178, %178 : [8]  // teacher/gradient fwd
- * %295 = reduce_sum axes=[0] %294 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t295, const float *restrict t178) {
+ * %296 = mul %179, %179 : [8]  // teacher/gradient fwd
+ * %297 = reduce_sum axes=[0] %296 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t297, const float *restrict t179) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v294 = t178[i0] * t178[i0];
-        sum += v294;
+        const float v296 = t179[i0] * t179[i0];
+        sum += v296;
     }
-    t295[0] = (float)sum;
+    t297[0] = (float)sum;
 }
 
 /* reduce_sum [8,2] axes=[0, 1]
- * %297 = mul %173, %173 : [8,2]  // teacher/gradient fwd
- * %298 = reduce_sum axes=[0, 1] %297 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t298, const float *restrict t173) {
+ * %299 = mul %174, %174 : [8,2]  // teacher/gradient fwd
+ * %300 = reduce_sum axes=[0, 1] %299 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t300, const float *restrict t174) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v297 = t173[i0 * 2 + i1] * t173[i0 * 2 + i1];
-            sum += v297;
+            const float v299 = t174[i0 * 2 + i1] * t174[i0 * 2 + i1];
+            sum += v299;
         }
     }
-    t298[0] = (float)sum;
+    t300[0] = (float)sum;
 }
 
 /* reduce_sum [2] axes=[0]
- * %300 = mul %171, %171 : [2]  // teacher/gradient fwd
- * %301 = reduce_sum axes=[0] %300 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t301, const float *restrict t171) {
+ * %302 = mul %172, %172 : [2]  // teacher/gradient fwd
+ * %303 = reduce_sum axes=[0] %302 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t303, const float *restrict t172) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
-        const float v300 = t171[i0] * t171[i0];
-        sum += v300;
+        const float v302 = t172[i0] * t172[i0];
+        sum += v302;
     }
-    t301[0] = (float)sum;
+    t303[0] = (float)sum;
 }
 
 /* loop []
- * %290 = add %287, %289 : []  // teacher/gradient fwd
- * %293 = add %290, %292 : []  // teacher/gradient fwd
- * %296 = add %293, %295 : []  // teacher/gradient fwd
- * %299 = add %296, %298 : []  // teacher/gradient fwd
- * %302 = add %299, %301 : []  // teacher/gradient fwd
- * %303 = sqrt %302 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t303, const float *restrict t287, const float *restrict t289, const float *restrict t292, const float *restrict t295, const float *restrict t298, const float *restrict t301) {
+ * %292 = add %289, %291 : []  // teacher/gradient fwd
+ * %295 = add %292, %294 : []  // teacher/gradient fwd
+ * %298 = add %295, %297 : []  // teacher/gradient fwd
+ * %301 = add %298, %300 : []  // teacher/gradient fwd
+ * %304 = add %301, %303 : []  // teacher/gradient fwd
+ * %305 = sqrt %304 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t305, const float *restrict t289, const float *restrict t291, const float *restrict t294, const float *restrict t297, const float *restrict t300, const float *restrict t303) {
     for (size_t i = 0; i < 1; i++) {
-        const float v290 = t287[0] + t289[0];
-        const float v293 = v290 + t292[0];
-        const float v296 = v293 + t295[0];
-        const float v299 = v296 + t298[0];
-        const float v302 = v299 + t301[0];
-        const float v303 = sqrtf(v302);
-        t303[i] = v303;
+        const float v292 = t289[0] + t291[0];
+        const float v295 = v292 + t294[0];
+        const float v298 = v295 + t297[0];
+        const float v301 = v298 + t300[0];
+        const float v304 = v301 + t303[0];
+        const float v305 = sqrtf(v304);
+        t305[i] = v305;
     }
 }
 
 /* reduce_sum [2,8] axes=[0, 1]
- * %304 = mul %123, %123 : [2,8]  // teacher/gradient fwd
- * %305 = reduce_sum axes=[0, 1] %304 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t305, const float *restrict t123) {
+ * %306 = mul %124, %124 : [2,8]  // teacher/gradient fwd
+ * %307 = reduce_sum axes=[0, 1] %306 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t307, const float *restrict t124) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v304 = t123[i0 * 8 + i1] * t123[i0 * 8 + i1];
-            sum += v304;
+            const float v306 = t124[i0 * 8 + i1] * t124[i0 * 8 + i1];
+            sum += v306;
         }
-    }
-    t305[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %306 = mul %122, %122 : [8]  // teacher/gradient fwd
- * %307 = reduce_sum axes=[0] %306 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t307, const float *restrict t122) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v306 = t122[i0] * t122[i0];
-        sum += v306;
     }
     t307[0] = (float)sum;
 }
 
+/* reduce_sum [8] axes=[0]
+ * %308 = mul %123, %123 : [8]  // teacher/gradient fwd
+ * %309 = reduce_sum axes=[0] %308 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t309, const float *restrict t123) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v308 = t123[i0] * t123[i0];
+        sum += v308;
+    }
+    t309[0] = (float)sum;
+}
+
 /* reduce_sum [8,8] axes=[0, 1]
- * %309 = mul %118, %118 : [8,8]  // teacher/gradient fwd
- * %310 = reduce_sum axes=[0, 1] %309 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t310, const float *restrict t118) {
+ * %311 = mul %119, %119 : [8,8]  // teacher/gradient fwd
+ * %312 = reduce_sum axes=[0, 1] %311 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t312, const float *restrict t119) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v309 = t118[i0 * 8 + i1] * t118[i0 * 8 + i1];
-            sum += v309;
+            const float v311 = t119[i0 * 8 + i1] * t119[i0 * 8 + i1];
+            sum += v311;
         }
     }
-    t310[0] = (float)sum;
+    t312[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %312 = mul %116, %116 : [8]  // teacher/gradient fwd
- * %313 = reduce_sum axes=[0] %312 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t313, const float *restrict t116) {
+ * %314 = mul %117, %117 : [8]  // teacher/gradient fwd
+ * %315 = reduce_sum axes=[0] %314 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t315, const float *restrict t117) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v312 = t116[i0] * t116[i0];
-        sum += v312;
+        const float v314 = t117[i0] * t117[i0];
+        sum += v314;
     }
-    t313[0] = (float)sum;
+    t315[0] = (float)sum;
 }
 
 /* reduce_sum [8,2] axes=[0, 1]
- * %315 = mul %111, %111 : [8,2]  // teacher/gradient fwd
- * %316 = reduce_sum axes=[0, 1] %315 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t316, const float *restrict t111) {
+ * %317 = mul %112, %112 : [8,2]  // teacher/gradient fwd
+ * %318 = reduce_sum axes=[0, 1] %317 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t318, const float *restrict t112) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v315 = t111[i0 * 2 + i1] * t111[i0 * 2 + i1];
-            sum += v315;
+            const float v317 = t112[i0 * 2 + i1] * t112[i0 * 2 + i1];
+            sum += v317;
         }
     }
-    t316[0] = (float)sum;
+    t318[0] = (float)sum;
 }
 
 /* reduce_sum [2] axes=[0]
- * %318 = mul %109, %109 : [2]  // teacher/gradient fwd
- * %319 = reduce_sum axes=[0] %318 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t319, const float *restrict t109) {
+ * %320 = mul %110, %110 : [2]  // teacher/gradient fwd
+ * %321 = reduce_sum axes=[0] %320 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t321, const float *restrict t110) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
-        const float v318 = t109[i0] * t109[i0];
-        sum += v318;
+        const float v320 = t110[i0] * t110[i0];
+        sum += v320;
     }
-    t319[0] = (float)sum;
+    t321[0] = (float)sum;
 }
 
 /* loop []
- * %308 = add %305, %307 : []  // teacher/gradient fwd
- * %311 = add %308, %310 : []  // teacher/gradient fwd
- * %314 = add %311, %313 : []  // teacher/gradient fwd
- * %317 = add %314, %316 : []  // teacher/gradient fwd
- * %320 = add %317, %319 : []  // teacher/gradient fwd
- * %321 = sqrt %320 : []  // teacher/gradient fwd
- * %322 = mul %303, %321 : []  // teacher/gradient fwd
- * %323 = constant 1e-30 : []  // teacher/gradient fwd
- * %324 = max %322, %323 : []  // teacher/gradient fwd
- * %325 = div %202, %324 : []  // teacher/gradient fwd
- * %326 = step %203 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t321, float *restrict t325, float *restrict t326, const float *restrict t305, const float *restrict t307, const float *restrict t310, const float *restrict t313, const float *restrict t316, const float *restrict t319, const float *restrict t303, const float *restrict t202, const float *restrict t203) {
+ * %310 = add %307, %309 : []  // teacher/gradient fwd
+ * %313 = add %310, %312 : []  // teacher/gradient fwd
+ * %316 = add %313, %315 : []  // teacher/gradient fwd
+ * %319 = add %316, %318 : []  // teacher/gradient fwd
+ * %322 = add %319, %321 : []  // teacher/gradient fwd
+ * %323 = sqrt %322 : []  // teacher/gradient fwd
+ * %324 = mul %305, %323 : []  // teacher/gradient fwd
+ * %325 = constant 1e-30 : []  // teacher/gradient fwd
+ * %326 = max %324, %325 : []  // teacher/gradient fwd
+ * %327 = div %203, %326 : []  // teacher/gradient fwd
+ * %328 = step %204 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t323, float *restrict t327, float *restrict t328, const float *restrict t307, const float *restrict t309, const float *restrict t312, const float *restrict t315, const float *restrict t318, const float *restrict t321, const float *restrict t305, const float *restrict t203, const float *restrict t204) {
     for (size_t i = 0; i < 1; i++) {
-        const float v308 = t305[0] + t307[0];
-        const float v311 = v308 + t310[0];
-        const float v314 = v311 + t313[0];
-        const float v317 = v314 + t316[0];
-        const float v320 = v317 + t319[0];
-        const float v321 = sqrtf(v320);
-        const float v322 = t303[0] * v321;
-        const float v324 = v322 >= 1e-30f ? v322 : 1e-30f;
-        const float v325 = t202[0] / v324;
-        const float v326 = t203[0] > 0.0f ? 1.0f : 0.0f;
-        t321[i] = v321;
-        t325[i] = v325;
-        t326[i] = v326;
+        const float v310 = t307[0] + t309[0];
+        const float v313 = v310 + t312[0];
+        const float v316 = v313 + t315[0];
+        const float v319 = v316 + t318[0];
+        const float v322 = v319 + t321[0];
+        const float v323 = sqrtf(v322);
+        const float v324 = t305[0] * v323;
+        const float v326 = v324 >= 1e-30f ? v324 : 1e-30f;
+        const float v327 = t203[0] / v326;
+        const float v328 = t204[0] > 0.0f ? 1.0f : 0.0f;
+        t323[i] = v323;
+        t327[i] = v327;
+        t328[i] = v328;
     }
 }
 
 /* 134 kernels; scratch high-water mark 6464 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_teacher_dense0_fwd(scratch /* t21 */, io /* in_x */, state /* in_teacher_dense0_weight */, state + 16 /* in_teacher_dense0_bias */);
-    step_teacher_dense2_fwd(scratch + 1584 /* t25 */, scratch /* t21 */, state + 32 /* in_teacher_dense2_weight */, state + 96 /* in_teacher_dense2_bias */);
-    step_teacher_dense4_fwd(scratch + 3168 /* t28 */, scratch + 1584 /* t25 */, state + 112 /* in_teacher_dense4_weight */, state + 128 /* in_teacher_dense4_bias */);
-    step_teacher_loss_sup_fwd(scratch + 3568 /* t32 */, scratch + 3168 /* t29 */);
-    step_teacher_loss_sup_fwd_2(scratch + 3584 /* t34 */, scratch + 6432 /* t35 */, scratch + 3168 /* t29 */, scratch + 3568 /* t32 */);
-    step_teacher_loss_sup_fwd_3(scratch + 6448 /* t36 */, scratch + 6432 /* t35 */);
-    step_teacher_loss_sup_fwd_4(scratch + 3568 /* t37 */, scratch + 6448 /* t36 */);
-    step_teacher_loss_sup_fwd_5(scratch + 3600 /* t41 */, scratch + 3584 /* t34 */, scratch + 3568 /* t37 */, io + 400 /* in_y */);
-    step_teacher_loss_sup_fwd_6(io + 480 /* t43 */, scratch + 3600 /* t41 */);
-    step_teacher_loss_uda_fwd(scratch + 3568 /* t45 */, scratch + 3180 /* t30 */);
-    step_teacher_loss_uda_fwd_2(scratch + 3952 /* t46 */, scratch + 3568 /* t45 */);
-    step_teacher_loss_uda_fwd_3(scratch + 3760 /* t48 */, scratch + 3568 /* t45 */, scratch + 3952 /* t46 */);
-    step_teacher_loss_uda_fwd_4(scratch + 3568 /* t50 */, scratch + 3760 /* t48 */);
-    step_teacher_loss_uda_fwd_5(scratch + 3664 /* t51 */, scratch + 3568 /* t50 */);
-    step_teacher_loss_uda_fwd_6(scratch + 5472 /* t54 */, scratch + 3760 /* t48 */, scratch + 3664 /* t51 */);
-    step_teacher_loss_uda_fwd_7(scratch + 3568 /* t55 */, scratch + 5472 /* t54 */);
-    step_teacher_loss_uda_fwd_8(scratch + 6240 /* t57 */, scratch + 3568 /* t55 */);
-    step_teacher_loss_uda_fwd_9(scratch + 5856 /* t58 */, scratch + 3372 /* t31 */);
-    step_teacher_loss_uda_fwd_10(scratch + 3568 /* t60 */, scratch + 5664 /* t61 */, scratch + 3372 /* t31 */, scratch + 5856 /* t58 */);
-    step_teacher_loss_uda_fwd_11(scratch + 6336 /* t62 */, scratch + 5664 /* t61 */);
-    step_teacher_loss_uda_fwd_12(scratch + 5856 /* t63 */, scratch + 6336 /* t62 */);
-    step_teacher_loss_uda_fwd_13(scratch + 5952 /* t67 */, scratch + 3568 /* t60 */, scratch + 5856 /* t63 */, scratch + 5472 /* t54 */);
-    step_teacher_loss_uda_fwd_14(scratch + 5856 /* t70 */, scratch + 5952 /* t67 */, scratch + 6240 /* t57 */);
-    step_teacher_loss_uda_fwd_15(io + 496 /* t72 */, scratch + 5856 /* t70 */);
-    step_teacher_loss_uda_fwd_16(scratch + 5856 /* t73 */, scratch + 6240 /* t57 */);
-    step_teacher_loss_uda_fwd_17(io + 512 /* t74 */, scratch + 5856 /* t73 */);
-    step_teacher_pseudo_labels_fwd(scratch + 5856 /* t75 */, scratch + 3372 /* t31 */);
-    step_student_dense0_fwd(scratch + 3168 /* t81 */, io + 204 /* t76 */, state + 144 /* in_student_dense0_weight */, state + 160 /* in_student_dense0_bias */);
-    step_student_dense2_fwd(scratch + 3936 /* t85 */, scratch + 3168 /* t81 */, state + 176 /* in_student_dense2_weight */, state + 240 /* in_student_dense2_bias */);
-    step_student_dense4_fwd(scratch + 4704 /* t88 */, scratch + 3936 /* t85 */, state + 256 /* in_student_dense4_weight */, state + 272 /* in_student_dense4_bias */);
-    step_student_loss_u_fwd(scratch + 5280 /* t89 */, scratch + 4704 /* t88 */);
-    step_student_loss_u_fwd_2(scratch + 4896 /* t91 */, scratch + 5088 /* t92 */, scratch + 4704 /* t88 */, scratch + 5280 /* t89 */);
-    step_student_loss_u_fwd_3(scratch + 4704 /* t93 */, scratch + 5088 /* t92 */);
-    step_student_loss_u_fwd_4(scratch + 4800 /* t94 */, scratch + 4704 /* t93 */);
-    step_student_loss_u_fwd_5(scratch + 5280 /* t98 */, scratch + 4896 /* t91 */, scratch + 4800 /* t94 */, scratch + 5856 /* t75 */);
-    step_student_loss_u_fwd_6(io + 528 /* t100 */, scratch + 5280 /* t98 */);
-    step_student_loss_u_vjp(scratch + 5280 /* t102 */, scratch + 5856 /* t75 */);
-    step_student_loss_u_vjp_2(scratch + 6048 /* t104 */, scratch + 5280 /* t102 */);
-    step_student_loss_u_vjp_3(scratch + 4800 /* t105 */, scratch + 6048 /* t104 */, scratch + 4704 /* t93 */);
-    step_student_loss_u_vjp_4(scratch + 6048 /* t108 */, scratch + 4800 /* t105 */, scratch + 5088 /* t92 */, scratch + 5280 /* t102 */);
-    step_student_dense4_vjp(state + 560 /* t109 */, scratch + 6048 /* t108 */);
-    step_student_dense4_vjp_2(state + 544 /* t111 */, scratch + 3936 /* t85 */, scratch + 6048 /* t108 */);
-    step_student_dense4_vjp_3(scratch + 4704 /* t115 */, scratch + 6048 /* t108 */, state + 256 /* in_student_dense4_weight */, scratch + 3936 /* t85 */);
-    step_student_dense2_vjp(state + 528 /* t116 */, scratch + 4704 /* t115 */);
-    step_student_dense2_vjp_2(state + 464 /* t118 */, scratch + 3168 /* t81 */, scratch + 4704 /* t115 */);
-    step_student_dense2_vjp_3(scratch + 3936 /* t121 */, scratch + 4704 /* t115 */, state + 176 /* in_student_dense2_weight */, scratch + 3168 /* t81 */);
-    step_student_dense0_vjp(state + 448 /* t122 */, scratch + 3936 /* t121 */);
-    step_student_dense0_vjp_2(state + 432 /* t123 */, io + 204 /* t76 */, scratch + 3936 /* t121 */);
-    step_student_dense0_update(state + 144 /* in_student_dense0_weight */, state + 432 /* t123 */, io + 432 /* in_lr_student */);
-    step_student_dense0_update_2(state + 160 /* in_student_dense0_bias */, state + 448 /* t122 */, io + 432 /* in_lr_student */);
-    step_student_dense2_update(state + 176 /* in_student_dense2_weight */, state + 464 /* t118 */, io + 432 /* in_lr_student */);
-    step_student_dense2_update_2(state + 240 /* in_student_dense2_bias */, state + 528 /* t116 */, io + 432 /* in_lr_student */);
-    step_student_dense4_update(state + 256 /* in_student_dense4_weight */, state + 544 /* t111 */, io + 432 /* in_lr_student */);
-    step_student_dense4_update_2(state + 272 /* in_student_dense4_bias */, state + 560 /* t109 */, io + 432 /* in_lr_student */);
-    step_student_dense0_fwd_2(scratch + 6048 /* t144 */, io /* in_x */, state + 144 /* t126 */, state + 160 /* t129 */);
-    step_student_dense2_fwd_2(scratch + 6096 /* t148 */, scratch + 6048 /* t144 */, state + 176 /* t132 */, state + 240 /* t134 */);
-    step_student_dense4_fwd_2(scratch + 6144 /* t151 */, scratch + 6096 /* t148 */, state + 256 /* t137 */, state + 272 /* t140 */);
-    step_student_loss_l_fwd(scratch + 6160 /* t152 */, scratch + 6144 /* t151 */);
-    step_student_loss_l_fwd_2(scratch + 6176 /* t154 */, scratch + 6192 /* t155 */, scratch + 6144 /* t151 */, scratch + 6160 /* t152 */);
-    step_student_loss_l_fwd_3(scratch + 6144 /* t156 */, scratch + 6192 /* t155 */);
-    step_student_loss_l_fwd_4(scratch + 6160 /* t157 */, scratch + 6144 /* t156 */);
-    step_student_loss_l_fwd_5(scratch + 6208 /* t161 */, scratch + 6176 /* t154 */, scratch + 6160 /* t157 */, io + 400 /* in_y */);
-    step_student_loss_l_fwd_6(io + 544 /* t162 */, scratch + 6208 /* t161 */);
-    step_student_loss_l_vjp(scratch + 6208 /* t164 */, io + 400 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 6224 /* t166 */, scratch + 6208 /* t164 */);
-    step_student_loss_l_vjp_3(scratch + 6160 /* t167 */, scratch + 6224 /* t166 */, scratch + 6144 /* t156 */);
-    step_student_loss_l_vjp_4(scratch + 6144 /* t170 */, scratch + 6160 /* t167 */, scratch + 6192 /* t155 */, scratch + 6208 /* t164 */);
-    step_student_dense4_vjp_4(scratch + 4176 /* t171 */, scratch + 6144 /* t170 */);
-    step_student_dense4_vjp_5(scratch + 4192 /* t173 */, scratch + 6096 /* t148 */, scratch + 6144 /* t170 */);
-    step_student_dense4_vjp_6(scratch + 3168 /* t177 */, scratch + 6144 /* t170 */, state + 256 /* t137 */, scratch + 6096 /* t148 */);
-    step_student_dense2_vjp_4(scratch + 4208 /* t178 */, scratch + 3168 /* t177 */);
-    step_student_dense2_vjp_5(scratch + 6144 /* t180 */, scratch + 6048 /* t144 */, scratch + 3168 /* t177 */);
-    step_student_dense2_vjp_6(scratch + 6096 /* t183 */, scratch + 3168 /* t177 */, state + 176 /* t132 */, scratch + 6048 /* t144 */);
-    step_student_dense0_vjp_3(scratch + 4224 /* t184 */, scratch + 6096 /* t183 */);
-    step_student_dense0_vjp_4(scratch + 4240 /* t185 */, io /* in_x */, scratch + 6096 /* t183 */);
-    step_teacher_feedback_fwd(scratch + 6048 /* t187 */, scratch + 4240 /* t185 */, state + 432 /* t123 */);
-    step_teacher_feedback_fwd_2(scratch + 6064 /* t189 */, scratch + 4224 /* t184 */, state + 448 /* t122 */);
-    step_teacher_feedback_fwd_3(scratch + 6080 /* t192 */, scratch + 6144 /* t180 */, state + 464 /* t118 */);
-    step_teacher_feedback_fwd_4(scratch + 6096 /* t195 */, scratch + 4208 /* t178 */, state + 528 /* t116 */);
-    step_teacher_feedback_fwd_5(scratch + 6112 /* t198 */, scratch + 4192 /* t173 */, state + 544 /* t111 */);
-    step_teacher_feedback_fwd_6(scratch + 6128 /* t201 */, scratch + 4176 /* t171 */, state + 560 /* t109 */);
-    step_teacher_feedback_fwd_7(scratch + 4256 /* t202 */, io + 560 /* t203 */, scratch + 3360 /* t205 */, scratch + 6048 /* t187 */, scratch + 6064 /* t189 */, scratch + 6080 /* t192 */, scratch + 6096 /* t195 */, scratch + 6112 /* t198 */, scratch + 6128 /* t201 */, io + 432 /* in_lr_student */, io + 464 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 3168 /* t207 */, scratch + 3360 /* t205 */, scratch + 5856 /* t75 */);
-    step_teacher_feedback_vjp_2(scratch + 5856 /* t209 */, scratch + 3168 /* t207 */);
-    step_teacher_feedback_vjp_3(scratch + 5952 /* t210 */, scratch + 5856 /* t209 */, scratch + 6336 /* t62 */);
-    step_teacher_loss_uda_vjp(scratch + 6048 /* t214 */, io + 448 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 5856 /* t217 */, scratch + 6048 /* t214 */, scratch + 6240 /* t57 */);
-    step_teacher_loss_uda_vjp_3(scratch + 3360 /* t219 */, scratch + 5856 /* t217 */, scratch + 5472 /* t54 */);
-    step_teacher_loss_uda_vjp_4(scratch + 5856 /* t221 */, scratch + 3360 /* t219 */);
-    step_teacher_loss_uda_vjp_5(scratch + 6048 /* t222 */, scratch + 5856 /* t221 */, scratch + 6336 /* t62 */);
-    step_teacher_loss_uda_vjp_6(scratch + 3936 /* t226 */, scratch + 5952 /* t210 */, scratch + 5664 /* t61 */, scratch + 3168 /* t207 */, scratch + 6048 /* t222 */, scratch + 3360 /* t219 */);
-    step_teacher_loss_sup_vjp(scratch + 4128 /* t227 */, scratch + 6224 /* t166 */, scratch + 6448 /* t36 */);
-    step_teacher_loss_sup_vjp_2(scratch + 6224 /* t230 */, scratch + 4128 /* t227 */, scratch + 6432 /* t35 */, scratch + 6208 /* t164 */);
-    step_teacher_dense4_vjp(scratch + 6208 /* t231 */, scratch + 6224 /* t230 */);
-    step_teacher_dense4_vjp_2(scratch + 4128 /* t232 */, scratch + 3936 /* t226 */);
-    step_teacher_dense4_vjp_3(state + 416 /* t233 */, scratch + 6208 /* t231 */, scratch + 4128 /* t232 */);
-    step_teacher_dense4_vjp_4(scratch + 6208 /* t237 */, scratch + 1584 /* t236 */, scratch + 6224 /* t230 */);
-    step_teacher_dense4_vjp_5(scratch + 4128 /* t239 */, scratch + 2400 /* t238 */, scratch + 3936 /* t226 */);
-    step_teacher_dense4_vjp_6(state + 400 /* t240 */, scratch + 6208 /* t237 */, scratch + 4128 /* t239 */);
-    step_teacher_dense4_vjp_7(scratch + 4128 /* t243 */, scratch + 6224 /* t230 */, state + 112 /* in_teacher_dense4_weight */, scratch + 1584 /* t236 */);
-    step_teacher_dense4_vjp_8(scratch + 3168 /* t246 */, scratch + 3936 /* t226 */, state + 112 /* in_teacher_dense4_weight */, scratch + 2400 /* t238 */);
-    step_teacher_dense2_vjp(scratch + 3936 /* t247 */, scratch + 4128 /* t243 */);
-    step_teacher_dense2_vjp_2(scratch + 3952 /* t248 */, scratch + 3168 /* t246 */);
-    step_teacher_dense2_vjp_3(state + 384 /* t249 */, scratch + 3936 /* t247 */, scratch + 3952 /* t248 */);
-    step_teacher_dense2_vjp_4(scratch + 1584 /* t253 */, scratch /* t252 */, scratch + 4128 /* t243 */);
-    step_teacher_dense2_vjp_5(scratch + 1648 /* t255 */, scratch + 816 /* t254 */, scratch + 3168 /* t246 */);
-    step_teacher_dense2_vjp_6(state + 320 /* t256 */, scratch + 1584 /* t253 */, scratch + 1648 /* t255 */);
-    step_teacher_dense2_vjp_7(scratch + 3936 /* t259 */, scratch + 4128 /* t243 */, state + 32 /* in_teacher_dense2_weight */, scratch /* t252 */);
-    step_teacher_dense2_vjp_8(scratch + 1584 /* t262 */, scratch + 3168 /* t246 */, state + 32 /* in_teacher_dense2_weight */, scratch + 816 /* t254 */);
-    step_teacher_dense0_vjp(scratch + 3984 /* t263 */, scratch + 3936 /* t259 */);
-    step_teacher_dense0_vjp_2(scratch + 4000 /* t264 */, scratch + 1584 /* t262 */);
-    step_teacher_dense0_vjp_3(state + 304 /* t265 */, scratch + 3984 /* t263 */, scratch + 4000 /* t264 */);
-    step_teacher_dense0_vjp_4(scratch + 3984 /* t266 */, io /* in_x */, scratch + 3936 /* t259 */);
-    step_teacher_dense0_vjp_5(scratch + 4000 /* t267 */, io + 204 /* t76 */, scratch + 1584 /* t262 */);
-    step_teacher_dense0_vjp_6(state + 288 /* t268 */, state /* in_teacher_dense0_weight */, scratch + 3984 /* t266 */, scratch + 4000 /* t267 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense0_update(state + 16 /* in_teacher_dense0_bias */, state + 304 /* t265 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense2_update(state + 32 /* in_teacher_dense2_weight */, state + 320 /* t256 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense2_update_2(state + 96 /* in_teacher_dense2_bias */, state + 384 /* t249 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense4_update(state + 112 /* in_teacher_dense4_weight */, state + 400 /* t240 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense4_update_2(state + 128 /* in_teacher_dense4_bias */, state + 416 /* t233 */, io + 416 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 4272 /* t287 */, scratch + 4240 /* t185 */);
-    step_teacher_gradient_fwd_2(scratch + 4240 /* t289 */, scratch + 4224 /* t184 */);
-    step_teacher_gradient_fwd_3(scratch + 4224 /* t292 */, scratch + 6144 /* t180 */);
-    step_teacher_gradient_fwd_4(scratch /* t295 */, scratch + 4208 /* t178 */);
-    step_teacher_gradient_fwd_5(scratch + 4208 /* t298 */, scratch + 4192 /* t173 */);
-    step_teacher_gradient_fwd_6(scratch + 4192 /* t301 */, scratch + 4176 /* t171 */);
-    step_teacher_gradient_fwd_7(io + 576 /* t303 */, scratch + 4272 /* t287 */, scratch + 4240 /* t289 */, scratch + 4224 /* t292 */, scratch /* t295 */, scratch + 4208 /* t298 */, scratch + 4192 /* t301 */);
-    step_teacher_gradient_fwd_8(scratch /* t305 */, state + 432 /* t123 */);
-    step_teacher_gradient_fwd_9(scratch + 16 /* t307 */, state + 448 /* t122 */);
-    step_teacher_gradient_fwd_10(scratch + 32 /* t310 */, state + 464 /* t118 */);
-    step_teacher_gradient_fwd_11(scratch + 48 /* t313 */, state + 528 /* t116 */);
-    step_teacher_gradient_fwd_12(scratch + 64 /* t316 */, state + 544 /* t111 */);
-    step_teacher_gradient_fwd_13(scratch + 80 /* t319 */, state + 560 /* t109 */);
-    step_teacher_gradient_fwd_14(io + 592 /* t321 */, io + 608 /* t325 */, io + 624 /* t326 */, scratch /* t305 */, scratch + 16 /* t307 */, scratch + 32 /* t310 */, scratch + 48 /* t313 */, scratch + 64 /* t316 */, scratch + 80 /* t319 */, io + 576 /* t303 */, scratch + 4256 /* t202 */, io + 560 /* t203 */);
+    step_teacher_dense0_fwd(scratch /* t22 */, io /* in_x */, state /* in_teacher_dense0_weight */, state + 16 /* in_teacher_dense0_bias */);
+    step_teacher_dense2_fwd(scratch + 1584 /* t26 */, scratch /* t22 */, state + 32 /* in_teacher_dense2_weight */, state + 96 /* in_teacher_dense2_bias */);
+    step_teacher_dense4_fwd(scratch + 3168 /* t29 */, scratch + 1584 /* t26 */, state + 112 /* in_teacher_dense4_weight */, state + 128 /* in_teacher_dense4_bias */);
+    step_teacher_loss_sup_fwd(scratch + 3568 /* t33 */, scratch + 3168 /* t30 */);
+    step_teacher_loss_sup_fwd_2(scratch + 3584 /* t35 */, scratch + 6432 /* t36 */, scratch + 3168 /* t30 */, scratch + 3568 /* t33 */);
+    step_teacher_loss_sup_fwd_3(scratch + 6448 /* t37 */, scratch + 6432 /* t36 */);
+    step_teacher_loss_sup_fwd_4(scratch + 3568 /* t38 */, scratch + 6448 /* t37 */);
+    step_teacher_loss_sup_fwd_5(scratch + 3600 /* t42 */, scratch + 3584 /* t35 */, scratch + 3568 /* t38 */, io + 400 /* in_y */);
+    step_teacher_loss_sup_fwd_6(io + 496 /* t44 */, scratch + 3600 /* t42 */);
+    step_teacher_loss_uda_fwd(scratch + 3568 /* t46 */, scratch + 3180 /* t31 */);
+    step_teacher_loss_uda_fwd_2(scratch + 3952 /* t47 */, scratch + 3568 /* t46 */);
+    step_teacher_loss_uda_fwd_3(scratch + 3760 /* t49 */, scratch + 3568 /* t46 */, scratch + 3952 /* t47 */);
+    step_teacher_loss_uda_fwd_4(scratch + 3568 /* t51 */, scratch + 3760 /* t49 */);
+    step_teacher_loss_uda_fwd_5(scratch + 3664 /* t52 */, scratch + 3568 /* t51 */);
+    step_teacher_loss_uda_fwd_6(scratch + 5472 /* t55 */, scratch + 3760 /* t49 */, scratch + 3664 /* t52 */);
+    step_teacher_loss_uda_fwd_7(scratch + 3568 /* t56 */, scratch + 5472 /* t55 */);
+    step_teacher_loss_uda_fwd_8(scratch + 6240 /* t58 */, scratch + 3568 /* t56 */);
+    step_teacher_loss_uda_fwd_9(scratch + 5856 /* t59 */, scratch + 3372 /* t32 */);
+    step_teacher_loss_uda_fwd_10(scratch + 3568 /* t61 */, scratch + 5664 /* t62 */, scratch + 3372 /* t32 */, scratch + 5856 /* t59 */);
+    step_teacher_loss_uda_fwd_11(scratch + 6336 /* t63 */, scratch + 5664 /* t62 */);
+    step_teacher_loss_uda_fwd_12(scratch + 5856 /* t64 */, scratch + 6336 /* t63 */);
+    step_teacher_loss_uda_fwd_13(scratch + 5952 /* t68 */, scratch + 3568 /* t61 */, scratch + 5856 /* t64 */, scratch + 5472 /* t55 */);
+    step_teacher_loss_uda_fwd_14(scratch + 5856 /* t71 */, scratch + 5952 /* t68 */, scratch + 6240 /* t58 */);
+    step_teacher_loss_uda_fwd_15(io + 512 /* t73 */, scratch + 5856 /* t71 */);
+    step_teacher_loss_uda_fwd_16(scratch + 5856 /* t74 */, scratch + 6240 /* t58 */);
+    step_teacher_loss_uda_fwd_17(io + 528 /* t75 */, scratch + 5856 /* t74 */);
+    step_teacher_pseudo_labels_fwd(scratch + 5856 /* t76 */, scratch + 3372 /* t32 */);
+    step_student_dense0_fwd(scratch + 3168 /* t82 */, io + 204 /* t77 */, state + 144 /* in_student_dense0_weight */, state + 160 /* in_student_dense0_bias */);
+    step_student_dense2_fwd(scratch + 3936 /* t86 */, scratch + 3168 /* t82 */, state + 176 /* in_student_dense2_weight */, state + 240 /* in_student_dense2_bias */);
+    step_student_dense4_fwd(scratch + 4704 /* t89 */, scratch + 3936 /* t86 */, state + 256 /* in_student_dense4_weight */, state + 272 /* in_student_dense4_bias */);
+    step_student_loss_u_fwd(scratch + 5280 /* t90 */, scratch + 4704 /* t89 */);
+    step_student_loss_u_fwd_2(scratch + 4896 /* t92 */, scratch + 5088 /* t93 */, scratch + 4704 /* t89 */, scratch + 5280 /* t90 */);
+    step_student_loss_u_fwd_3(scratch + 4704 /* t94 */, scratch + 5088 /* t93 */);
+    step_student_loss_u_fwd_4(scratch + 4800 /* t95 */, scratch + 4704 /* t94 */);
+    step_student_loss_u_fwd_5(scratch + 5280 /* t99 */, scratch + 4896 /* t92 */, scratch + 4800 /* t95 */, scratch + 5856 /* t76 */);
+    step_student_loss_u_fwd_6(io + 544 /* t101 */, scratch + 5280 /* t99 */);
+    step_student_loss_u_vjp(scratch + 5280 /* t103 */, scratch + 5856 /* t76 */);
+    step_student_loss_u_vjp_2(scratch + 6048 /* t105 */, scratch + 5280 /* t103 */);
+    step_student_loss_u_vjp_3(scratch + 4800 /* t106 */, scratch + 6048 /* t105 */, scratch + 4704 /* t94 */);
+    step_student_loss_u_vjp_4(scratch + 6048 /* t109 */, scratch + 4800 /* t106 */, scratch + 5088 /* t93 */, scratch + 5280 /* t103 */);
+    step_student_dense4_vjp(state + 560 /* t110 */, scratch + 6048 /* t109 */);
+    step_student_dense4_vjp_2(state + 544 /* t112 */, scratch + 3936 /* t86 */, scratch + 6048 /* t109 */);
+    step_student_dense4_vjp_3(scratch + 4704 /* t116 */, scratch + 6048 /* t109 */, state + 256 /* in_student_dense4_weight */, scratch + 3936 /* t86 */);
+    step_student_dense2_vjp(state + 528 /* t117 */, scratch + 4704 /* t116 */);
+    step_student_dense2_vjp_2(state + 464 /* t119 */, scratch + 3168 /* t82 */, scratch + 4704 /* t116 */);
+    step_student_dense2_vjp_3(scratch + 3936 /* t122 */, scratch + 4704 /* t116 */, state + 176 /* in_student_dense2_weight */, scratch + 3168 /* t82 */);
+    step_student_dense0_vjp(state + 448 /* t123 */, scratch + 3936 /* t122 */);
+    step_student_dense0_vjp_2(state + 432 /* t124 */, io + 204 /* t77 */, scratch + 3936 /* t122 */);
+    step_student_dense0_update(state + 144 /* in_student_dense0_weight */, state + 432 /* t124 */, io + 432 /* in_lr_student */);
+    step_student_dense0_update_2(state + 160 /* in_student_dense0_bias */, state + 448 /* t123 */, io + 432 /* in_lr_student */);
+    step_student_dense2_update(state + 176 /* in_student_dense2_weight */, state + 464 /* t119 */, io + 432 /* in_lr_student */);
+    step_student_dense2_update_2(state + 240 /* in_student_dense2_bias */, state + 528 /* t117 */, io + 432 /* in_lr_student */);
+    step_student_dense4_update(state + 256 /* in_student_dense4_weight */, state + 544 /* t112 */, io + 432 /* in_lr_student */);
+    step_student_dense4_update_2(state + 272 /* in_student_dense4_bias */, state + 560 /* t110 */, io + 432 /* in_lr_student */);
+    step_student_dense0_fwd_2(scratch + 6048 /* t145 */, io /* in_x */, state + 144 /* t127 */, state + 160 /* t130 */);
+    step_student_dense2_fwd_2(scratch + 6096 /* t149 */, scratch + 6048 /* t145 */, state + 176 /* t133 */, state + 240 /* t135 */);
+    step_student_dense4_fwd_2(scratch + 6144 /* t152 */, scratch + 6096 /* t149 */, state + 256 /* t138 */, state + 272 /* t141 */);
+    step_student_loss_l_fwd(scratch + 6160 /* t153 */, scratch + 6144 /* t152 */);
+    step_student_loss_l_fwd_2(scratch + 6176 /* t155 */, scratch + 6192 /* t156 */, scratch + 6144 /* t152 */, scratch + 6160 /* t153 */);
+    step_student_loss_l_fwd_3(scratch + 6144 /* t157 */, scratch + 6192 /* t156 */);
+    step_student_loss_l_fwd_4(scratch + 6160 /* t158 */, scratch + 6144 /* t157 */);
+    step_student_loss_l_fwd_5(scratch + 6208 /* t162 */, scratch + 6176 /* t155 */, scratch + 6160 /* t158 */, io + 400 /* in_y */);
+    step_student_loss_l_fwd_6(io + 560 /* t163 */, scratch + 6208 /* t162 */);
+    step_student_loss_l_vjp(scratch + 6208 /* t165 */, io + 400 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 6224 /* t167 */, scratch + 6208 /* t165 */);
+    step_student_loss_l_vjp_3(scratch + 6160 /* t168 */, scratch + 6224 /* t167 */, scratch + 6144 /* t157 */);
+    step_student_loss_l_vjp_4(scratch + 6144 /* t171 */, scratch + 6160 /* t168 */, scratch + 6192 /* t156 */, scratch + 6208 /* t165 */);
+    step_student_dense4_vjp_4(scratch + 4176 /* t172 */, scratch + 6144 /* t171 */);
+    step_student_dense4_vjp_5(scratch + 4192 /* t174 */, scratch + 6096 /* t149 */, scratch + 6144 /* t171 */);
+    step_student_dense4_vjp_6(scratch + 3168 /* t178 */, scratch + 6144 /* t171 */, state + 256 /* t138 */, scratch + 6096 /* t149 */);
+    step_student_dense2_vjp_4(scratch + 4208 /* t179 */, scratch + 3168 /* t178 */);
+    step_student_dense2_vjp_5(scratch + 6144 /* t181 */, scratch + 6048 /* t145 */, scratch + 3168 /* t178 */);
+    step_student_dense2_vjp_6(scratch + 6096 /* t184 */, scratch + 3168 /* t178 */, state + 176 /* t133 */, scratch + 6048 /* t145 */);
+    step_student_dense0_vjp_3(scratch + 4224 /* t185 */, scratch + 6096 /* t184 */);
+    step_student_dense0_vjp_4(scratch + 4240 /* t186 */, io /* in_x */, scratch + 6096 /* t184 */);
+    step_teacher_feedback_fwd(scratch + 6048 /* t188 */, scratch + 4240 /* t186 */, state + 432 /* t124 */);
+    step_teacher_feedback_fwd_2(scratch + 6064 /* t190 */, scratch + 4224 /* t185 */, state + 448 /* t123 */);
+    step_teacher_feedback_fwd_3(scratch + 6080 /* t193 */, scratch + 6144 /* t181 */, state + 464 /* t119 */);
+    step_teacher_feedback_fwd_4(scratch + 6096 /* t196 */, scratch + 4208 /* t179 */, state + 528 /* t117 */);
+    step_teacher_feedback_fwd_5(scratch + 6112 /* t199 */, scratch + 4192 /* t174 */, state + 544 /* t112 */);
+    step_teacher_feedback_fwd_6(scratch + 6128 /* t202 */, scratch + 4176 /* t172 */, state + 560 /* t110 */);
+    step_teacher_feedback_fwd_7(scratch + 4256 /* t203 */, io + 576 /* t204 */, scratch + 3360 /* t207 */, scratch + 6048 /* t188 */, scratch + 6064 /* t190 */, scratch + 6080 /* t193 */, scratch + 6096 /* t196 */, scratch + 6112 /* t199 */, scratch + 6128 /* t202 */, io + 432 /* in_lr_student */, io + 480 /* in_feedback_baseline */, io + 464 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 3168 /* t209 */, scratch + 3360 /* t207 */, scratch + 5856 /* t76 */);
+    step_teacher_feedback_vjp_2(scratch + 5856 /* t211 */, scratch + 3168 /* t209 */);
+    step_teacher_feedback_vjp_3(scratch + 5952 /* t212 */, scratch + 5856 /* t211 */, scratch + 6336 /* t63 */);
+    step_teacher_loss_uda_vjp(scratch + 6048 /* t216 */, io + 448 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 5856 /* t219 */, scratch + 6048 /* t216 */, scratch + 6240 /* t58 */);
+    step_teacher_loss_uda_vjp_3(scratch + 3360 /* t221 */, scratch + 5856 /* t219 */, scratch + 5472 /* t55 */);
+    step_teacher_loss_uda_vjp_4(scratch + 5856 /* t223 */, scratch + 3360 /* t221 */);
+    step_teacher_loss_uda_vjp_5(scratch + 6048 /* t224 */, scratch + 5856 /* t223 */, scratch + 6336 /* t63 */);
+    step_teacher_loss_uda_vjp_6(scratch + 3936 /* t228 */, scratch + 5952 /* t212 */, scratch + 5664 /* t62 */, scratch + 3168 /* t209 */, scratch + 6048 /* t224 */, scratch + 3360 /* t221 */);
+    step_teacher_loss_sup_vjp(scratch + 4128 /* t229 */, scratch + 6224 /* t167 */, scratch + 6448 /* t37 */);
+    step_teacher_loss_sup_vjp_2(scratch + 6224 /* t232 */, scratch + 4128 /* t229 */, scratch + 6432 /* t36 */, scratch + 6208 /* t165 */);
+    step_teacher_dense4_vjp(scratch + 6208 /* t233 */, scratch + 6224 /* t232 */);
+    step_teacher_dense4_vjp_2(scratch + 4128 /* t234 */, scratch + 3936 /* t228 */);
+    step_teacher_dense4_vjp_3(state + 416 /* t235 */, scratch + 6208 /* t233 */, scratch + 4128 /* t234 */);
+    step_teacher_dense4_vjp_4(scratch + 6208 /* t239 */, scratch + 1584 /* t238 */, scratch + 6224 /* t232 */);
+    step_teacher_dense4_vjp_5(scratch + 4128 /* t241 */, scratch + 2400 /* t240 */, scratch + 3936 /* t228 */);
+    step_teacher_dense4_vjp_6(state + 400 /* t242 */, scratch + 6208 /* t239 */, scratch + 4128 /* t241 */);
+    step_teacher_dense4_vjp_7(scratch + 4128 /* t245 */, scratch + 6224 /* t232 */, state + 112 /* in_teacher_dense4_weight */, scratch + 1584 /* t238 */);
+    step_teacher_dense4_vjp_8(scratch + 3168 /* t248 */, scratch + 3936 /* t228 */, state + 112 /* in_teacher_dense4_weight */, scratch + 2400 /* t240 */);
+    step_teacher_dense2_vjp(scratch + 3936 /* t249 */, scratch + 4128 /* t245 */);
+    step_teacher_dense2_vjp_2(scratch + 3952 /* t250 */, scratch + 3168 /* t248 */);
+    step_teacher_dense2_vjp_3(state + 384 /* t251 */, scratch + 3936 /* t249 */, scratch + 3952 /* t250 */);
+    step_teacher_dense2_vjp_4(scratch + 1584 /* t255 */, scratch /* t254 */, scratch + 4128 /* t245 */);
+    step_teacher_dense2_vjp_5(scratch + 1648 /* t257 */, scratch + 816 /* t256 */, scratch + 3168 /* t248 */);
+    step_teacher_dense2_vjp_6(state + 320 /* t258 */, scratch + 1584 /* t255 */, scratch + 1648 /* t257 */);
+    step_teacher_dense2_vjp_7(scratch + 3936 /* t261 */, scratch + 4128 /* t245 */, state + 32 /* in_teacher_dense2_weight */, scratch /* t254 */);
+    step_teacher_dense2_vjp_8(scratch + 1584 /* t264 */, scratch + 3168 /* t248 */, state + 32 /* in_teacher_dense2_weight */, scratch + 816 /* t256 */);
+    step_teacher_dense0_vjp(scratch + 3984 /* t265 */, scratch + 3936 /* t261 */);
+    step_teacher_dense0_vjp_2(scratch + 4000 /* t266 */, scratch + 1584 /* t264 */);
+    step_teacher_dense0_vjp_3(state + 304 /* t267 */, scratch + 3984 /* t265 */, scratch + 4000 /* t266 */);
+    step_teacher_dense0_vjp_4(scratch + 3984 /* t268 */, io /* in_x */, scratch + 3936 /* t261 */);
+    step_teacher_dense0_vjp_5(scratch + 4000 /* t269 */, io + 204 /* t77 */, scratch + 1584 /* t264 */);
+    step_teacher_dense0_vjp_6(state + 288 /* t270 */, state /* in_teacher_dense0_weight */, scratch + 3984 /* t268 */, scratch + 4000 /* t269 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense0_update(state + 16 /* in_teacher_dense0_bias */, state + 304 /* t267 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense2_update(state + 32 /* in_teacher_dense2_weight */, state + 320 /* t258 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense2_update_2(state + 96 /* in_teacher_dense2_bias */, state + 384 /* t251 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense4_update(state + 112 /* in_teacher_dense4_weight */, state + 400 /* t242 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense4_update_2(state + 128 /* in_teacher_dense4_bias */, state + 416 /* t235 */, io + 416 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 4272 /* t289 */, scratch + 4240 /* t186 */);
+    step_teacher_gradient_fwd_2(scratch + 4240 /* t291 */, scratch + 4224 /* t185 */);
+    step_teacher_gradient_fwd_3(scratch + 4224 /* t294 */, scratch + 6144 /* t181 */);
+    step_teacher_gradient_fwd_4(scratch /* t297 */, scratch + 4208 /* t179 */);
+    step_teacher_gradient_fwd_5(scratch + 4208 /* t300 */, scratch + 4192 /* t174 */);
+    step_teacher_gradient_fwd_6(scratch + 4192 /* t303 */, scratch + 4176 /* t172 */);
+    step_teacher_gradient_fwd_7(io + 592 /* t305 */, scratch + 4272 /* t289 */, scratch + 4240 /* t291 */, scratch + 4224 /* t294 */, scratch /* t297 */, scratch + 4208 /* t300 */, scratch + 4192 /* t303 */);
+    step_teacher_gradient_fwd_8(scratch /* t307 */, state + 432 /* t124 */);
+    step_teacher_gradient_fwd_9(scratch + 16 /* t309 */, state + 448 /* t123 */);
+    step_teacher_gradient_fwd_10(scratch + 32 /* t312 */, state + 464 /* t119 */);
+    step_teacher_gradient_fwd_11(scratch + 48 /* t315 */, state + 528 /* t117 */);
+    step_teacher_gradient_fwd_12(scratch + 64 /* t318 */, state + 544 /* t112 */);
+    step_teacher_gradient_fwd_13(scratch + 80 /* t321 */, state + 560 /* t110 */);
+    step_teacher_gradient_fwd_14(io + 608 /* t323 */, io + 624 /* t327 */, io + 640 /* t328 */, scratch /* t307 */, scratch + 16 /* t309 */, scratch + 32 /* t312 */, scratch + 48 /* t315 */, scratch + 64 /* t318 */, scratch + 80 /* t321 */, io + 592 /* t305 */, scratch + 4256 /* t203 */, io + 576 /* t204 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 576
-#define MPLC_STEP_IO_FLOATS 640
+#define MPLC_STEP_IO_FLOATS 656
 #define MPLC_SUPERVISED_IO_FLOATS 64
 #define MPLC_SCRATCH_FLOATS 6464
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 24
-#define MPLC_NUM_STEP_INPUTS 6
+#define MPLC_NUM_STEP_INPUTS 7
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "2288a1c427774d47823602bdc9ae36f02cb221350491e6cac50dcf380aad1ae4"
+#define MPLC_MODEL_HASH "7b60380d7f96882c82bb5063915c1f5f4d8db8569914f3a4c4dc7533faeefebb"
 #define MPLC_MODEL_NAME "two_moons"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

@@ -69,19 +69,20 @@ const mplc_tensor mplc_step_inputs[] = {
     { "lr_student", 0, {0, 0, 0, 0}, 432, 1, 0, 0, 0.0 },
     { "uda_weight", 0, {0, 0, 0, 0}, 448, 1, 0, 0, 0.0 },
     { "feedback_scale", 0, {0, 0, 0, 0}, 464, 1, 0, 0, 0.0 },
+    { "feedback_baseline", 0, {0, 0, 0, 0}, 480, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_step_outputs[] = {
-    { "loss_sup", 0, {0, 0, 0, 0}, 480, 1, 0, 0, 0.0 },
-    { "loss_uda", 0, {0, 0, 0, 0}, 496, 1, 0, 0, 0.0 },
-    { "mask_rate", 0, {0, 0, 0, 0}, 512, 1, 0, 0, 0.0 },
-    { "loss_student_u", 0, {0, 0, 0, 0}, 528, 1, 0, 0, 0.0 },
-    { "loss_student_l", 0, {0, 0, 0, 0}, 544, 1, 0, 0, 0.0 },
-    { "h", 0, {0, 0, 0, 0}, 560, 1, 0, 0, 0.0 },
-    { "g_l_norm", 0, {0, 0, 0, 0}, 576, 1, 0, 0, 0.0 },
-    { "g_u_norm", 0, {0, 0, 0, 0}, 592, 1, 0, 0, 0.0 },
-    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 608, 1, 0, 0, 0.0 },
-    { "h_positive", 0, {0, 0, 0, 0}, 624, 1, 0, 0, 0.0 },
+    { "loss_sup", 0, {0, 0, 0, 0}, 496, 1, 0, 0, 0.0 },
+    { "loss_uda", 0, {0, 0, 0, 0}, 512, 1, 0, 0, 0.0 },
+    { "mask_rate", 0, {0, 0, 0, 0}, 528, 1, 0, 0, 0.0 },
+    { "loss_student_u", 0, {0, 0, 0, 0}, 544, 1, 0, 0, 0.0 },
+    { "loss_student_l", 0, {0, 0, 0, 0}, 560, 1, 0, 0, 0.0 },
+    { "h", 0, {0, 0, 0, 0}, 576, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 592, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 608, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 624, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 640, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -99,2472 +100,2474 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * --------------------------------------------------------------------------------------------------------- */
 
 /* gemm blas m=198 n=8 k=2 +epilogue
- * %18 = matmul %12, %0 : [198,8]  // teacher/dense0 fwd
- * %19 = broadcast axes=[1] %1 : [198,8]  // teacher/dense0 fwd
- * %20 = add %18, %19 : [198,8]  // teacher/dense0 fwd
- * %21 = sigmoid %20 : [198,8]  // teacher/sigmoid1 fwd */
-static void step_teacher_dense0_fwd(float *restrict t21, const float *restrict in_x, const float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_dense0_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 198, 8, 2, 1.0f, in_x, 2, in_teacher_dense0_weight, 8, 0.0f, t21, 8);
+ * %19 = matmul %12, %0 : [198,8]  // teacher/dense0 fwd
+ * %20 = broadcast axes=[1] %1 : [198,8]  // teacher/dense0 fwd
+ * %21 = add %19, %20 : [198,8]  // teacher/dense0 fwd
+ * %22 = sigmoid %21 : [198,8]  // teacher/sigmoid1 fwd */
+static void step_teacher_dense0_fwd(float *restrict t22, const float *restrict in_x, const float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_dense0_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 198, 8, 2, 1.0f, in_x, 2, in_teacher_dense0_weight, 8, 0.0f, t22, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 198; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v20 = t21[i0 * 8 + i1] + in_teacher_dense0_bias[i1];
-            const float v21 = 1.0f / (1.0f + expf(-v20));
-            t21[i0 * 8 + i1] = v21;
+            const float v21 = t22[i0 * 8 + i1] + in_teacher_dense0_bias[i1];
+            const float v22 = 1.0f / (1.0f + expf(-v21));
+            t22[i0 * 8 + i1] = v22;
         }
     }
 }
 
 /* gemm blas m=198 n=8 k=8 +epilogue
- * %22 = matmul %21, %2 : [198,8]  // teacher/dense2 fwd
- * %23 = broadcast axes=[1] %3 : [198,8]  // teacher/dense2 fwd
- * %24 = add %22, %23 : [198,8]  // teacher/dense2 fwd
- * %25 = sigmoid %24 : [198,8]  // teacher/sigmoid3 fwd */
-static void step_teacher_dense2_fwd(float *restrict t25, const float *restrict t21, const float *restrict in_teacher_dense2_weight, const float *restrict in_teacher_dense2_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 198, 8, 8, 1.0f, t21, 8, in_teacher_dense2_weight, 8, 0.0f, t25, 8);
+ * %23 = matmul %22, %2 : [198,8]  // teacher/dense2 fwd
+ * %24 = broadcast axes=[1] %3 : [198,8]  // teacher/dense2 fwd
+ * %25 = add %23, %24 : [198,8]  // teacher/dense2 fwd
+ * %26 = sigmoid %25 : [198,8]  // teacher/sigmoid3 fwd */
+static void step_teacher_dense2_fwd(float *restrict t26, const float *restrict t22, const float *restrict in_teacher_dense2_weight, const float *restrict in_teacher_dense2_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 198, 8, 8, 1.0f, t22, 8, in_teacher_dense2_weight, 8, 0.0f, t26, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 198; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v24 = t25[i0 * 8 + i1] + in_teacher_dense2_bias[i1];
-            const float v25 = 1.0f / (1.0f + expf(-v24));
-            t25[i0 * 8 + i1] = v25;
+            const float v25 = t26[i0 * 8 + i1] + in_teacher_dense2_bias[i1];
+            const float v26 = 1.0f / (1.0f + expf(-v25));
+            t26[i0 * 8 + i1] = v26;
         }
     }
 }
 
 /* gemm blas m=198 n=2 k=8 +epilogue
- * %26 = matmul %25, %4 : [198,2]  // teacher/dense4 fwd
- * %27 = broadcast axes=[1] %5 : [198,2]  // teacher/dense4 fwd
- * %28 = add %26, %27 : [198,2]  // teacher/dense4 fwd */
-static void step_teacher_dense4_fwd(float *restrict t28, const float *restrict t25, const float *restrict in_teacher_dense4_weight, const float *restrict in_teacher_dense4_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 198, 2, 8, 1.0f, t25, 8, in_teacher_dense4_weight, 2, 0.0f, t28, 2);
+ * %27 = matmul %26, %4 : [198,2]  // teacher/dense4 fwd
+ * %28 = broadcast axes=[1] %5 : [198,2]  // teacher/dense4 fwd
+ * %29 = add %27, %28 : [198,2]  // teacher/dense4 fwd */
+static void step_teacher_dense4_fwd(float *restrict t29, const float *restrict t26, const float *restrict in_teacher_dense4_weight, const float *restrict in_teacher_dense4_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 198, 2, 8, 1.0f, t26, 8, in_teacher_dense4_weight, 2, 0.0f, t29, 2);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 198; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v28 = t28[i0 * 2 + i1] + in_teacher_dense4_bias[i1];
-            t28[i0 * 2 + i1] = v28;
+            const float v29 = t29[i0 * 2 + i1] + in_teacher_dense4_bias[i1];
+            t29[i0 * 2 + i1] = v29;
         }
     }
 }
 
 /* reduce_max [6,2] axes=[1]
- * %32 = reduce_max axes=[1] %29 : [6]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd(float *restrict t32, const float *restrict t29) {
+ * %33 = reduce_max axes=[1] %30 : [6]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd(float *restrict t33, const float *restrict t30) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            best = t29[i0 * 2 + i1] > best ? t29[i0 * 2 + i1] : best;
+            best = t30[i0 * 2 + i1] > best ? t30[i0 * 2 + i1] : best;
         }
-        t32[i0] = best;
+        t33[i0] = best;
     }
 }
 
 /* loop [6,2]
- * %33 = broadcast axes=[0] %32 : [6,2]  // teacher/loss_sup fwd
- * %34 = sub %29, %33 : [6,2]  // teacher/loss_sup fwd
- * %35 = exp %34 : [6,2]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_2(float *restrict t34, float *restrict t35, const float *restrict t29, const float *restrict t32) {
+ * %34 = broadcast axes=[0] %33 : [6,2]  // teacher/loss_sup fwd
+ * %35 = sub %30, %34 : [6,2]  // teacher/loss_sup fwd
+ * %36 = exp %35 : [6,2]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_2(float *restrict t35, float *restrict t36, const float *restrict t30, const float *restrict t33) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v34 = t29[i0 * 2 + i1] - t32[i0];
-            const float v35 = expf(v34);
-            t34[i0 * 2 + i1] = v34;
+            const float v35 = t30[i0 * 2 + i1] - t33[i0];
+            const float v36 = expf(v35);
             t35[i0 * 2 + i1] = v35;
+            t36[i0 * 2 + i1] = v36;
         }
     }
 }
 
 /* reduce_sum [6,2] axes=[1]
- * %36 = reduce_sum axes=[1] %35 : [6]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_3(float *restrict t36, const float *restrict t35) {
+ * %37 = reduce_sum axes=[1] %36 : [6]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_3(float *restrict t37, const float *restrict t36) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            sum += t35[i0 * 2 + i1];
+            sum += t36[i0 * 2 + i1];
         }
-        t36[i0] = (float)sum;
+        t37[i0] = (float)sum;
     }
 }
 
 /* loop [6]
- * %37 = log %36 : [6]  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_4(float *restrict t37, const float *restrict t36) {
+ * %38 = log %37 : [6]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_4(float *restrict t38, const float *restrict t37) {
     for (size_t i = 0; i < 6; i++) {
-        const float v37 = logf(t36[i]);
-        t37[i] = v37;
+        const float v38 = logf(t37[i]);
+        t38[i] = v38;
     }
 }
 
 /* reduce_sum [6,2] axes=[0, 1]
- * %38 = broadcast axes=[0] %37 : [6,2]  // teacher/loss_sup fwd
- * %39 = sub %34, %38 : [6,2]  // teacher/loss_sup fwd
- * %40 = mul %13, %39 : [6,2]  // teacher/loss_sup fwd
- * %41 = reduce_sum axes=[0, 1] %40 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_5(float *restrict t41, const float *restrict t34, const float *restrict t37, const float *restrict in_y) {
+ * %39 = broadcast axes=[0] %38 : [6,2]  // teacher/loss_sup fwd
+ * %40 = sub %35, %39 : [6,2]  // teacher/loss_sup fwd
+ * %41 = mul %13, %40 : [6,2]  // teacher/loss_sup fwd
+ * %42 = reduce_sum axes=[0, 1] %41 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_5(float *restrict t42, const float *restrict t35, const float *restrict t38, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v39 = t34[i0 * 2 + i1] - t37[i0];
-            const float v40 = in_y[i0 * 2 + i1] * v39;
-            sum += v40;
+            const float v40 = t35[i0 * 2 + i1] - t38[i0];
+            const float v41 = in_y[i0 * 2 + i1] * v40;
+            sum += v41;
         }
     }
-    t41[0] = (float)sum;
+    t42[0] = (float)sum;
 }
 
 /* loop []
- * %42 = constant -0.16666666666666666 : []  // teacher/loss_sup fwd
- * %43 = mul %41, %42 : []  // teacher/loss_sup fwd */
-static void step_teacher_loss_sup_fwd_6(float *restrict t43, const float *restrict t41) {
+ * %43 = constant -0.16666666666666666 : []  // teacher/loss_sup fwd
+ * %44 = mul %42, %43 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_6(float *restrict t44, const float *restrict t42) {
     for (size_t i = 0; i < 1; i++) {
-        const float v43 = t41[0] * (-0.16666667f);
-        t43[i] = v43;
+        const float v44 = t42[0] * (-0.16666667f);
+        t44[i] = v44;
     }
 }
 
 /* loop [96,2]
- * %44 = constant 1.4285714285714286 : [96,2]  // teacher/loss_uda fwd
- * %45 = mul %30, %44 : [96,2]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd(float *restrict t45, const float *restrict t30) {
+ * %45 = constant 1.4285714285714286 : [96,2]  // teacher/loss_uda fwd
+ * %46 = mul %31, %45 : [96,2]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd(float *restrict t46, const float *restrict t31) {
     for (size_t i = 0; i < 192; i++) {
-        const float v45 = t30[i] * 1.4285715f;
-        t45[i] = v45;
+        const float v46 = t31[i] * 1.4285715f;
+        t46[i] = v46;
     }
 }
 
 /* reduce_max [96,2] axes=[1]
- * %46 = reduce_max axes=[1] %45 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_2(float *restrict t46, const float *restrict t45) {
+ * %47 = reduce_max axes=[1] %46 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_2(float *restrict t47, const float *restrict t46) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            best = t45[i0 * 2 + i1] > best ? t45[i0 * 2 + i1] : best;
+            best = t46[i0 * 2 + i1] > best ? t46[i0 * 2 + i1] : best;
         }
-        t46[i0] = best;
+        t47[i0] = best;
     }
 }
 
 /* loop [96,2]
- * %47 = broadcast axes=[0] %46 : [96,2]  // teacher/loss_uda fwd
- * %48 = sub %45, %47 : [96,2]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_3(float *restrict t48, const float *restrict t45, const float *restrict t46) {
+ * %48 = broadcast axes=[0] %47 : [96,2]  // teacher/loss_uda fwd
+ * %49 = sub %46, %48 : [96,2]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_3(float *restrict t49, const float *restrict t46, const float *restrict t47) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v48 = t45[i0 * 2 + i1] - t46[i0];
-            t48[i0 * 2 + i1] = v48;
+            const float v49 = t46[i0 * 2 + i1] - t47[i0];
+            t49[i0 * 2 + i1] = v49;
         }
     }
 }
 
 /* reduce_sum [96,2] axes=[1]
- * %49 = exp %48 : [96,2]  // teacher/loss_uda fwd
- * %50 = reduce_sum axes=[1] %49 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_4(float *restrict t50, const float *restrict t48) {
+ * %50 = exp %49 : [96,2]  // teacher/loss_uda fwd
+ * %51 = reduce_sum axes=[1] %50 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_4(float *restrict t51, const float *restrict t49) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v49 = expf(t48[i0 * 2 + i1]);
-            sum += v49;
+            const float v50 = expf(t49[i0 * 2 + i1]);
+            sum += v50;
         }
-        t50[i0] = (float)sum;
+        t51[i0] = (float)sum;
     }
 }
 
 /* loop [96]
- * %51 = log %50 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_5(float *restrict t51, const float *restrict t50) {
+ * %52 = log %51 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_5(float *restrict t52, const float *restrict t51) {
     for (size_t i = 0; i < 96; i++) {
-        const float v51 = logf(t50[i]);
-        t51[i] = v51;
+        const float v52 = logf(t51[i]);
+        t52[i] = v52;
     }
 }
 
 /* loop [96,2]
- * %52 = broadcast axes=[0] %51 : [96,2]  // teacher/loss_uda fwd
- * %53 = sub %48, %52 : [96,2]  // teacher/loss_uda fwd
- * %54 = exp %53 : [96,2]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_6(float *restrict t54, const float *restrict t48, const float *restrict t51) {
+ * %53 = broadcast axes=[0] %52 : [96,2]  // teacher/loss_uda fwd
+ * %54 = sub %49, %53 : [96,2]  // teacher/loss_uda fwd
+ * %55 = exp %54 : [96,2]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_6(float *restrict t55, const float *restrict t49, const float *restrict t52) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v53 = t48[i0 * 2 + i1] - t51[i0];
-            const float v54 = expf(v53);
-            t54[i0 * 2 + i1] = v54;
+            const float v54 = t49[i0 * 2 + i1] - t52[i0];
+            const float v55 = expf(v54);
+            t55[i0 * 2 + i1] = v55;
         }
     }
 }
 
 /* reduce_max [96,2] axes=[1]
- * %55 = reduce_max axes=[1] %54 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_7(float *restrict t55, const float *restrict t54) {
+ * %56 = reduce_max axes=[1] %55 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_7(float *restrict t56, const float *restrict t55) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            best = t54[i0 * 2 + i1] > best ? t54[i0 * 2 + i1] : best;
+            best = t55[i0 * 2 + i1] > best ? t55[i0 * 2 + i1] : best;
         }
-        t55[i0] = best;
+        t56[i0] = best;
     }
 }
 
 /* loop [96]
- * %56 = constant 0.6 : [96]  // teacher/loss_uda fwd
- * %57 = greaterEqual %55, %56 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_8(float *restrict t57, const float *restrict t55) {
+ * %57 = constant 0.6 : [96]  // teacher/loss_uda fwd
+ * %58 = greaterEqual %56, %57 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_8(float *restrict t58, const float *restrict t56) {
     for (size_t i = 0; i < 96; i++) {
-        const float v57 = t55[i] >= 0.6f ? 1.0f : 0.0f;
-        t57[i] = v57;
+        const float v58 = t56[i] >= 0.6f ? 1.0f : 0.0f;
+        t58[i] = v58;
     }
 }
 
 /* reduce_max [96,2] axes=[1]
- * %58 = reduce_max axes=[1] %31 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_9(float *restrict t58, const float *restrict t31) {
+ * %59 = reduce_max axes=[1] %32 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_9(float *restrict t59, const float *restrict t32) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            best = t31[i0 * 2 + i1] > best ? t31[i0 * 2 + i1] : best;
+            best = t32[i0 * 2 + i1] > best ? t32[i0 * 2 + i1] : best;
         }
-        t58[i0] = best;
+        t59[i0] = best;
     }
 }
 
 /* loop [96,2]
- * %59 = broadcast axes=[0] %58 : [96,2]  // teacher/loss_uda fwd
- * %60 = sub %31, %59 : [96,2]  // teacher/loss_uda fwd
- * %61 = exp %60 : [96,2]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_10(float *restrict t60, float *restrict t61, const float *restrict t31, const float *restrict t58) {
+ * %60 = broadcast axes=[0] %59 : [96,2]  // teacher/loss_uda fwd
+ * %61 = sub %32, %60 : [96,2]  // teacher/loss_uda fwd
+ * %62 = exp %61 : [96,2]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_10(float *restrict t61, float *restrict t62, const float *restrict t32, const float *restrict t59) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v60 = t31[i0 * 2 + i1] - t58[i0];
-            const float v61 = expf(v60);
-            t60[i0 * 2 + i1] = v60;
+            const float v61 = t32[i0 * 2 + i1] - t59[i0];
+            const float v62 = expf(v61);
             t61[i0 * 2 + i1] = v61;
+            t62[i0 * 2 + i1] = v62;
         }
     }
 }
 
 /* reduce_sum [96,2] axes=[1]
- * %62 = reduce_sum axes=[1] %61 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_11(float *restrict t62, const float *restrict t61) {
+ * %63 = reduce_sum axes=[1] %62 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_11(float *restrict t63, const float *restrict t62) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            sum += t61[i0 * 2 + i1];
+            sum += t62[i0 * 2 + i1];
         }
-        t62[i0] = (float)sum;
+        t63[i0] = (float)sum;
     }
 }
 
 /* loop [96]
- * %63 = log %62 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_12(float *restrict t63, const float *restrict t62) {
+ * %64 = log %63 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_12(float *restrict t64, const float *restrict t63) {
     for (size_t i = 0; i < 96; i++) {
-        const float v63 = logf(t62[i]);
-        t63[i] = v63;
+        const float v64 = logf(t63[i]);
+        t64[i] = v64;
     }
 }
 
 /* reduce_sum [96,2] axes=[1]
- * %64 = broadcast axes=[0] %63 : [96,2]  // teacher/loss_uda fwd
- * %65 = sub %60, %64 : [96,2]  // teacher/loss_uda fwd
- * %66 = mul %54, %65 : [96,2]  // teacher/loss_uda fwd
- * %67 = reduce_sum axes=[1] %66 : [96]  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_13(float *restrict t67, const float *restrict t60, const float *restrict t63, const float *restrict t54) {
+ * %65 = broadcast axes=[0] %64 : [96,2]  // teacher/loss_uda fwd
+ * %66 = sub %61, %65 : [96,2]  // teacher/loss_uda fwd
+ * %67 = mul %55, %66 : [96,2]  // teacher/loss_uda fwd
+ * %68 = reduce_sum axes=[1] %67 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_13(float *restrict t68, const float *restrict t61, const float *restrict t64, const float *restrict t55) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v65 = t60[i0 * 2 + i1] - t63[i0];
-            const float v66 = t54[i0 * 2 + i1] * v65;
-            sum += v66;
+            const float v66 = t61[i0 * 2 + i1] - t64[i0];
+            const float v67 = t55[i0 * 2 + i1] * v66;
+            sum += v67;
         }
-        t67[i0] = (float)sum;
+        t68[i0] = (float)sum;
     }
 }
 
 /* reduce_sum [96] axes=[0]
- * %68 = neg %67 : [96]  // teacher/loss_uda fwd
- * %69 = mul %57, %68 : [96]  // teacher/loss_uda fwd
- * %70 = reduce_sum axes=[0] %69 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_14(float *restrict t70, const float *restrict t67, const float *restrict t57) {
+ * %69 = neg %68 : [96]  // teacher/loss_uda fwd
+ * %70 = mul %58, %69 : [96]  // teacher/loss_uda fwd
+ * %71 = reduce_sum axes=[0] %70 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_14(float *restrict t71, const float *restrict t68, const float *restrict t58) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 96; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v68 = -t67[i0];
-            const float v69 = t57[i0] * v68;
-            sums[lane] += v69;
+            const float v69 = -t68[i0];
+            const float v70 = t58[i0] * v69;
+            sums[lane] += v70;
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t70[0] = (float)sum;
+    t71[0] = (float)sum;
 }
 
 /* loop []
- * %71 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
- * %72 = mul %70, %71 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_15(float *restrict t72, const float *restrict t70) {
+ * %72 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
+ * %73 = mul %71, %72 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_15(float *restrict t73, const float *restrict t71) {
     for (size_t i = 0; i < 1; i++) {
-        const float v72 = t70[0] * 0.010416667f;
-        t72[i] = v72;
+        const float v73 = t71[0] * 0.010416667f;
+        t73[i] = v73;
     }
 }
 
 /* reduce_sum [96] axes=[0]
- * %73 = reduce_sum axes=[0] %57 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_16(float *restrict t73, const float *restrict t57) {
+ * %74 = reduce_sum axes=[0] %58 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_16(float *restrict t74, const float *restrict t58) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 96; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            sums[lane] += t57[i0];
+            sums[lane] += t58[i0];
         }
     }
     double sum = 0.0;
     for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
-    t73[0] = (float)sum;
+    t74[0] = (float)sum;
 }
 
 /* loop []
- * %71 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
- * %74 = mul %73, %71 : []  // teacher/loss_uda fwd */
-static void step_teacher_loss_uda_fwd_17(float *restrict t74, const float *restrict t73) {
+ * %72 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
+ * %75 = mul %74, %72 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_17(float *restrict t75, const float *restrict t74) {
     for (size_t i = 0; i < 1; i++) {
-        const float v74 = t73[0] * 0.010416667f;
-        t74[i] = v74;
+        const float v75 = t74[0] * 0.010416667f;
+        t75[i] = v75;
     }
 }
 
 /* one_hot_argmax
- * %75 = one_hot_argmax %31 : [96,2]  // teacher/pseudo_labels fwd */
-static void step_teacher_pseudo_labels_fwd(float *restrict t75, const float *restrict t31) {
-    mplc_one_hot_argmax(t75, t31, 96, 2);
+ * %76 = one_hot_argmax %32 : [96,2]  // teacher/pseudo_labels fwd */
+static void step_teacher_pseudo_labels_fwd(float *restrict t76, const float *restrict t32) {
+    mplc_one_hot_argmax(t76, t32, 96, 2);
 }
 
 /* gemm blas m=96 n=8 k=2 +epilogue
- * %78 = matmul %76, %6 : [96,8]  // student/dense0 fwd
- * %79 = broadcast axes=[1] %7 : [96,8]  // student/dense0 fwd
- * %80 = add %78, %79 : [96,8]  // student/dense0 fwd
- * %81 = sigmoid %80 : [96,8]  // student/sigmoid1 fwd */
-static void step_student_dense0_fwd(float *restrict t81, const float *restrict t76, const float *restrict in_student_dense0_weight, const float *restrict in_student_dense0_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 96, 8, 2, 1.0f, t76, 2, in_student_dense0_weight, 8, 0.0f, t81, 8);
+ * %79 = matmul %77, %6 : [96,8]  // student/dense0 fwd
+ * %80 = broadcast axes=[1] %7 : [96,8]  // student/dense0 fwd
+ * %81 = add %79, %80 : [96,8]  // student/dense0 fwd
+ * %82 = sigmoid %81 : [96,8]  // student/sigmoid1 fwd */
+static void step_student_dense0_fwd(float *restrict t82, const float *restrict t77, const float *restrict in_student_dense0_weight, const float *restrict in_student_dense0_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 96, 8, 2, 1.0f, t77, 2, in_student_dense0_weight, 8, 0.0f, t82, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v80 = t81[i0 * 8 + i1] + in_student_dense0_bias[i1];
-            const float v81 = 1.0f / (1.0f + expf(-v80));
-            t81[i0 * 8 + i1] = v81;
+            const float v81 = t82[i0 * 8 + i1] + in_student_dense0_bias[i1];
+            const float v82 = 1.0f / (1.0f + expf(-v81));
+            t82[i0 * 8 + i1] = v82;
         }
     }
 }
 
 /* gemm blas m=96 n=8 k=8 +epilogue
- * %82 = matmul %81, %8 : [96,8]  // student/dense2 fwd
- * %83 = broadcast axes=[1] %9 : [96,8]  // student/dense2 fwd
- * %84 = add %82, %83 : [96,8]  // student/dense2 fwd
- * %85 = sigmoid %84 : [96,8]  // student/sigmoid3 fwd */
-static void step_student_dense2_fwd(float *restrict t85, const float *restrict t81, const float *restrict in_student_dense2_weight, const float *restrict in_student_dense2_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 96, 8, 8, 1.0f, t81, 8, in_student_dense2_weight, 8, 0.0f, t85, 8);
+ * %83 = matmul %82, %8 : [96,8]  // student/dense2 fwd
+ * %84 = broadcast axes=[1] %9 : [96,8]  // student/dense2 fwd
+ * %85 = add %83, %84 : [96,8]  // student/dense2 fwd
+ * %86 = sigmoid %85 : [96,8]  // student/sigmoid3 fwd */
+static void step_student_dense2_fwd(float *restrict t86, const float *restrict t82, const float *restrict in_student_dense2_weight, const float *restrict in_student_dense2_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 96, 8, 8, 1.0f, t82, 8, in_student_dense2_weight, 8, 0.0f, t86, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v84 = t85[i0 * 8 + i1] + in_student_dense2_bias[i1];
-            const float v85 = 1.0f / (1.0f + expf(-v84));
-            t85[i0 * 8 + i1] = v85;
+            const float v85 = t86[i0 * 8 + i1] + in_student_dense2_bias[i1];
+            const float v86 = 1.0f / (1.0f + expf(-v85));
+            t86[i0 * 8 + i1] = v86;
         }
     }
 }
 
 /* gemm blas m=96 n=2 k=8 +epilogue
- * %86 = matmul %85, %10 : [96,2]  // student/dense4 fwd
- * %87 = broadcast axes=[1] %11 : [96,2]  // student/dense4 fwd
- * %88 = add %86, %87 : [96,2]  // student/dense4 fwd */
-static void step_student_dense4_fwd(float *restrict t88, const float *restrict t85, const float *restrict in_student_dense4_weight, const float *restrict in_student_dense4_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 96, 2, 8, 1.0f, t85, 8, in_student_dense4_weight, 2, 0.0f, t88, 2);
+ * %87 = matmul %86, %10 : [96,2]  // student/dense4 fwd
+ * %88 = broadcast axes=[1] %11 : [96,2]  // student/dense4 fwd
+ * %89 = add %87, %88 : [96,2]  // student/dense4 fwd */
+static void step_student_dense4_fwd(float *restrict t89, const float *restrict t86, const float *restrict in_student_dense4_weight, const float *restrict in_student_dense4_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 96, 2, 8, 1.0f, t86, 8, in_student_dense4_weight, 2, 0.0f, t89, 2);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v88 = t88[i0 * 2 + i1] + in_student_dense4_bias[i1];
-            t88[i0 * 2 + i1] = v88;
+            const float v89 = t89[i0 * 2 + i1] + in_student_dense4_bias[i1];
+            t89[i0 * 2 + i1] = v89;
         }
     }
 }
 
 /* reduce_max [96,2] axes=[1]
- * %89 = reduce_max axes=[1] %88 : [96]  // student/loss_u fwd */
-static void step_student_loss_u_fwd(float *restrict t89, const float *restrict t88) {
+ * %90 = reduce_max axes=[1] %89 : [96]  // student/loss_u fwd */
+static void step_student_loss_u_fwd(float *restrict t90, const float *restrict t89) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            best = t88[i0 * 2 + i1] > best ? t88[i0 * 2 + i1] : best;
+            best = t89[i0 * 2 + i1] > best ? t89[i0 * 2 + i1] : best;
         }
-        t89[i0] = best;
+        t90[i0] = best;
     }
 }
 
 /* loop [96,2]
- * %90 = broadcast axes=[0] %89 : [96,2]  // student/loss_u fwd
- * %91 = sub %88, %90 : [96,2]  // student/loss_u fwd
- * %92 = exp %91 : [96,2]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_2(float *restrict t91, float *restrict t92, const float *restrict t88, const float *restrict t89) {
+ * %91 = broadcast axes=[0] %90 : [96,2]  // student/loss_u fwd
+ * %92 = sub %89, %91 : [96,2]  // student/loss_u fwd
+ * %93 = exp %92 : [96,2]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_2(float *restrict t92, float *restrict t93, const float *restrict t89, const float *restrict t90) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v91 = t88[i0 * 2 + i1] - t89[i0];
-            const float v92 = expf(v91);
-            t91[i0 * 2 + i1] = v91;
+            const float v92 = t89[i0 * 2 + i1] - t90[i0];
+            const float v93 = expf(v92);
             t92[i0 * 2 + i1] = v92;
+            t93[i0 * 2 + i1] = v93;
         }
     }
 }
 
 /* reduce_sum [96,2] axes=[1]
- * %93 = reduce_sum axes=[1] %92 : [96]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_3(float *restrict t93, const float *restrict t92) {
+ * %94 = reduce_sum axes=[1] %93 : [96]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_3(float *restrict t94, const float *restrict t93) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            sum += t92[i0 * 2 + i1];
+            sum += t93[i0 * 2 + i1];
         }
-        t93[i0] = (float)sum;
+        t94[i0] = (float)sum;
     }
 }
 
 /* loop [96]
- * %94 = log %93 : [96]  // student/loss_u fwd */
-static void step_student_loss_u_fwd_4(float *restrict t94, const float *restrict t93) {
+ * %95 = log %94 : [96]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_4(float *restrict t95, const float *restrict t94) {
     for (size_t i = 0; i < 96; i++) {
-        const float v94 = logf(t93[i]);
-        t94[i] = v94;
+        const float v95 = logf(t94[i]);
+        t95[i] = v95;
     }
 }
 
 /* reduce_sum [96,2] axes=[0, 1]
- * %95 = broadcast axes=[0] %94 : [96,2]  // student/loss_u fwd
- * %96 = sub %91, %95 : [96,2]  // student/loss_u fwd
- * %97 = mul %75, %96 : [96,2]  // student/loss_u fwd
- * %98 = reduce_sum axes=[0, 1] %97 : []  // student/loss_u fwd */
-static void step_student_loss_u_fwd_5(float *restrict t98, const float *restrict t91, const float *restrict t94, const float *restrict t75) {
+ * %96 = broadcast axes=[0] %95 : [96,2]  // student/loss_u fwd
+ * %97 = sub %92, %96 : [96,2]  // student/loss_u fwd
+ * %98 = mul %76, %97 : [96,2]  // student/loss_u fwd
+ * %99 = reduce_sum axes=[0, 1] %98 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_5(float *restrict t99, const float *restrict t92, const float *restrict t95, const float *restrict t76) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v96 = t91[i0 * 2 + i1] - t94[i0];
-            const float v97 = t75[i0 * 2 + i1] * v96;
-            sum += v97;
+            const float v97 = t92[i0 * 2 + i1] - t95[i0];
+            const float v98 = t76[i0 * 2 + i1] * v97;
+            sum += v98;
         }
     }
-    t98[0] = (float)sum;
+    t99[0] = (float)sum;
 }
 
 /* loop []
- * %99 = constant -0.010416666666666666 : []  // student/loss_u fwd
- * %100 = mul %98, %99 : []  // student/loss_u fwd */
-static void step_student_loss_u_fwd_6(float *restrict t100, const float *restrict t98) {
+ * %100 = constant -0.010416666666666666 : []  // student/loss_u fwd
+ * %101 = mul %99, %100 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_6(float *restrict t101, const float *restrict t99) {
     for (size_t i = 0; i < 1; i++) {
-        const float v100 = t98[0] * (-0.010416667f);
-        t100[i] = v100;
+        const float v101 = t99[0] * (-0.010416667f);
+        t101[i] = v101;
     }
 }
 
 /* loop [96,2]
- * %101 = constant -0.010416666666666666 : [96,2]  // student/loss_u vjp
- * %102 = mul %101, %75 : [96,2]  // student/loss_u vjp */
-static void step_student_loss_u_vjp(float *restrict t102, const float *restrict t75) {
+ * %102 = constant -0.010416666666666666 : [96,2]  // student/loss_u vjp
+ * %103 = mul %102, %76 : [96,2]  // student/loss_u vjp */
+static void step_student_loss_u_vjp(float *restrict t103, const float *restrict t76) {
     for (size_t i = 0; i < 192; i++) {
-        const float v102 = (-0.010416667f) * t75[i];
-        t102[i] = v102;
+        const float v103 = (-0.010416667f) * t76[i];
+        t103[i] = v103;
     }
 }
 
 /* reduce_sum [96,2] axes=[1]
- * %103 = neg %102 : [96,2]  // student/loss_u vjp
- * %104 = reduce_sum axes=[1] %103 : [96]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_2(float *restrict t104, const float *restrict t102) {
+ * %104 = neg %103 : [96,2]  // student/loss_u vjp
+ * %105 = reduce_sum axes=[1] %104 : [96]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_2(float *restrict t105, const float *restrict t103) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v103 = -t102[i0 * 2 + i1];
-            sum += v103;
+            const float v104 = -t103[i0 * 2 + i1];
+            sum += v104;
         }
-        t104[i0] = (float)sum;
+        t105[i0] = (float)sum;
     }
 }
 
 /* loop [96]
- * %105 = div %104, %93 : [96]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_3(float *restrict t105, const float *restrict t104, const float *restrict t93) {
+ * %106 = div %105, %94 : [96]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_3(float *restrict t106, const float *restrict t105, const float *restrict t94) {
     for (size_t i = 0; i < 96; i++) {
-        const float v105 = t104[i] / t93[i];
-        t105[i] = v105;
+        const float v106 = t105[i] / t94[i];
+        t106[i] = v106;
     }
 }
 
 /* loop [96,2]
- * %106 = broadcast axes=[0] %105 : [96,2]  // student/loss_u vjp
- * %107 = mul %106, %92 : [96,2]  // student/loss_u vjp
- * %108 = add %102, %107 : [96,2]  // student/loss_u vjp */
-static void step_student_loss_u_vjp_4(float *restrict t108, const float *restrict t105, const float *restrict t92, const float *restrict t102) {
+ * %107 = broadcast axes=[0] %106 : [96,2]  // student/loss_u vjp
+ * %108 = mul %107, %93 : [96,2]  // student/loss_u vjp
+ * %109 = add %103, %108 : [96,2]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_4(float *restrict t109, const float *restrict t106, const float *restrict t93, const float *restrict t103) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v107 = t105[i0] * t92[i0 * 2 + i1];
-            const float v108 = t102[i0 * 2 + i1] + v107;
-            t108[i0 * 2 + i1] = v108;
+            const float v108 = t106[i0] * t93[i0 * 2 + i1];
+            const float v109 = t103[i0 * 2 + i1] + v108;
+            t109[i0 * 2 + i1] = v109;
         }
     }
 }
 
 /* reduce_sum [96,2] axes=[0]
- * %109 = reduce_sum axes=[0] %108 : [2]  // student/dense4 vjp */
-static void step_student_dense4_vjp(float *restrict t109, const float *restrict t108) {
-    for (size_t o = 0; o < 2; o++) t109[o] = 0.0f;
+ * %110 = reduce_sum axes=[0] %109 : [2]  // student/dense4 vjp */
+static void step_student_dense4_vjp(float *restrict t110, const float *restrict t109) {
+    for (size_t o = 0; o < 2; o++) t110[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            t109[i1] += t108[i0 * 2 + i1];
+            t110[i1] += t109[i0 * 2 + i1];
         }
     }
 }
 
 /* gemm blas m=8 n=2 k=96 tA
- * %111 = matmul tA %85, %108 : [8,2]  // student/dense4 vjp */
-static void step_student_dense4_vjp_2(float *restrict t111, const float *restrict t85, const float *restrict t108) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t85, 8, t108, 2, 0.0f, t111, 2);
+ * %112 = matmul tA %86, %109 : [8,2]  // student/dense4 vjp */
+static void step_student_dense4_vjp_2(float *restrict t112, const float *restrict t86, const float *restrict t109) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t86, 8, t109, 2, 0.0f, t112, 2);
 }
 
 /* gemm blas m=96 n=8 k=2 tB +epilogue
- * %110 = matmul tB %108, %10 : [96,8]  // student/dense4 vjp
- * %112 = constant 1 : [96,8]  // student/sigmoid3 vjp
- * %113 = sub %112, %85 : [96,8]  // student/sigmoid3 vjp
- * %114 = mul %85, %113 : [96,8]  // student/sigmoid3 vjp
- * %115 = mul %110, %114 : [96,8]  // student/sigmoid3 vjp */
-static void step_student_dense4_vjp_3(float *restrict t115, const float *restrict t108, const float *restrict in_student_dense4_weight, const float *restrict t85) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t108, 2, in_student_dense4_weight, 2, 0.0f, t115, 8);
+ * %111 = matmul tB %109, %10 : [96,8]  // student/dense4 vjp
+ * %113 = constant 1 : [96,8]  // student/sigmoid3 vjp
+ * %114 = sub %113, %86 : [96,8]  // student/sigmoid3 vjp
+ * %115 = mul %86, %114 : [96,8]  // student/sigmoid3 vjp
+ * %116 = mul %111, %115 : [96,8]  // student/sigmoid3 vjp */
+static void step_student_dense4_vjp_3(float *restrict t116, const float *restrict t109, const float *restrict in_student_dense4_weight, const float *restrict t86) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t109, 2, in_student_dense4_weight, 2, 0.0f, t116, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 768; i++) {
-        const float v113 = 1.0f - t85[i];
-        const float v114 = t85[i] * v113;
-        const float v115 = t115[i] * v114;
-        t115[i] = v115;
+        const float v114 = 1.0f - t86[i];
+        const float v115 = t86[i] * v114;
+        const float v116 = t116[i] * v115;
+        t116[i] = v116;
     }
 }
 
 /* reduce_sum [96,8] axes=[0]
- * %116 = reduce_sum axes=[0] %115 : [8]  // student/dense2 vjp */
-static void step_student_dense2_vjp(float *restrict t116, const float *restrict t115) {
-    for (size_t o = 0; o < 8; o++) t116[o] = 0.0f;
+ * %117 = reduce_sum axes=[0] %116 : [8]  // student/dense2 vjp */
+static void step_student_dense2_vjp(float *restrict t117, const float *restrict t116) {
+    for (size_t o = 0; o < 8; o++) t117[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t116[i1] += t115[i0 * 8 + i1];
+            t117[i1] += t116[i0 * 8 + i1];
         }
     }
 }
 
 /* gemm blas m=8 n=8 k=96 tA
- * %118 = matmul tA %81, %115 : [8,8]  // student/dense2 vjp */
-static void step_student_dense2_vjp_2(float *restrict t118, const float *restrict t81, const float *restrict t115) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t81, 8, t115, 8, 0.0f, t118, 8);
+ * %119 = matmul tA %82, %116 : [8,8]  // student/dense2 vjp */
+static void step_student_dense2_vjp_2(float *restrict t119, const float *restrict t82, const float *restrict t116) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t82, 8, t116, 8, 0.0f, t119, 8);
 }
 
 /* gemm blas m=96 n=8 k=8 tB +epilogue
- * %112 = constant 1 : [96,8]  // student/sigmoid3 vjp
- * %117 = matmul tB %115, %8 : [96,8]  // student/dense2 vjp
- * %119 = sub %112, %81 : [96,8]  // student/sigmoid1 vjp
- * %120 = mul %81, %119 : [96,8]  // student/sigmoid1 vjp
- * %121 = mul %117, %120 : [96,8]  // student/sigmoid1 vjp */
-static void step_student_dense2_vjp_3(float *restrict t121, const float *restrict t115, const float *restrict in_student_dense2_weight, const float *restrict t81) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t115, 8, in_student_dense2_weight, 8, 0.0f, t121, 8);
+ * %113 = constant 1 : [96,8]  // student/sigmoid3 vjp
+ * %118 = matmul tB %116, %8 : [96,8]  // student/dense2 vjp
+ * %120 = sub %113, %82 : [96,8]  // student/sigmoid1 vjp
+ * %121 = mul %82, %120 : [96,8]  // student/sigmoid1 vjp
+ * %122 = mul %118, %121 : [96,8]  // student/sigmoid1 vjp */
+static void step_student_dense2_vjp_3(float *restrict t122, const float *restrict t116, const float *restrict in_student_dense2_weight, const float *restrict t82) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t116, 8, in_student_dense2_weight, 8, 0.0f, t122, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 768; i++) {
-        const float v119 = 1.0f - t81[i];
-        const float v120 = t81[i] * v119;
-        const float v121 = t121[i] * v120;
-        t121[i] = v121;
+        const float v120 = 1.0f - t82[i];
+        const float v121 = t82[i] * v120;
+        const float v122 = t122[i] * v121;
+        t122[i] = v122;
     }
 }
 
 /* reduce_sum [96,8] axes=[0]
- * %122 = reduce_sum axes=[0] %121 : [8]  // student/dense0 vjp */
-static void step_student_dense0_vjp(float *restrict t122, const float *restrict t121) {
-    for (size_t o = 0; o < 8; o++) t122[o] = 0.0f;
+ * %123 = reduce_sum axes=[0] %122 : [8]  // student/dense0 vjp */
+static void step_student_dense0_vjp(float *restrict t123, const float *restrict t122) {
+    for (size_t o = 0; o < 8; o++) t123[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t122[i1] += t121[i0 * 8 + i1];
+            t123[i1] += t122[i0 * 8 + i1];
         }
     }
 }
 
 /* gemm blas m=2 n=8 k=96 tA
- * %123 = matmul tA %76, %121 : [2,8]  // student/dense0 vjp */
-static void step_student_dense0_vjp_2(float *restrict t123, const float *restrict t76, const float *restrict t121) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t76, 2, t121, 8, 0.0f, t123, 8);
+ * %124 = matmul tA %77, %122 : [2,8]  // student/dense0 vjp */
+static void step_student_dense0_vjp_2(float *restrict t124, const float *restrict t77, const float *restrict t122) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t77, 2, t122, 8, 0.0f, t124, 8);
 }
 
 /* loop []
- * %125 = constant 0.9 : []  // student update
- * %126 = mul %124, %125 : []  // student update
- * %127 = constant 0.09999999999999998 : []  // student update
- * %128 = add %126, %127 : []  // student update
- * %130 = constant 0.999 : []  // student update
- * %131 = mul %129, %130 : []  // student update
- * %132 = constant 0.0010000000000000009 : []  // student update
- * %133 = add %131, %132 : []  // student update
+ * %126 = constant 0.9 : []  // student update
+ * %127 = mul %125, %126 : []  // student update
+ * %128 = constant 0.09999999999999998 : []  // student update
+ * %129 = add %127, %128 : []  // student update
+ * %131 = constant 0.999 : []  // student update
+ * %132 = mul %130, %131 : []  // student update
+ * %133 = constant 0.0010000000000000009 : []  // student update
+ * %134 = add %132, %133 : []  // student update
  * in_student_momentum_m_correction is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_correction is updated in place: each element is read before it is overwritten */
 static void step_student_update(float *restrict in_student_momentum_m_correction, float *restrict in_student_momentum_v_correction) {
     for (size_t i = 0; i < 1; i++) {
-        const float v126 = in_student_momentum_m_correction[0] * 0.9f;
-        const float v128 = v126 + 0.1f;
-        const float v131 = in_student_momentum_v_correction[0] * 0.999f;
-        const float v133 = v131 + 0.001f;
-        in_student_momentum_m_correction[i] = v128;
-        in_student_momentum_v_correction[i] = v133;
+        const float v127 = in_student_momentum_m_correction[0] * 0.9f;
+        const float v129 = v127 + 0.1f;
+        const float v132 = in_student_momentum_v_correction[0] * 0.999f;
+        const float v134 = v132 + 0.001f;
+        in_student_momentum_m_correction[i] = v129;
+        in_student_momentum_v_correction[i] = v134;
     }
 }
 
 /* loop [2,8]
- * %135 = constant 0.9 : [2,8]  // student/dense0 update
- * %136 = mul %134, %135 : [2,8]  // student/dense0 update
- * %137 = constant 0.09999999999999998 : [2,8]  // student/dense0 update
- * %138 = mul %123, %137 : [2,8]  // student/dense0 update
- * %139 = add %136, %138 : [2,8]  // student/dense0 update
- * %141 = constant 0.999 : [2,8]  // student/dense0 update
- * %142 = mul %140, %141 : [2,8]  // student/dense0 update
- * %143 = mul %123, %123 : [2,8]  // student/dense0 update
- * %144 = constant 0.0010000000000000009 : [2,8]  // student/dense0 update
- * %145 = mul %143, %144 : [2,8]  // student/dense0 update
- * %146 = add %142, %145 : [2,8]  // student/dense0 update
- * %147 = broadcast axes=[] %133 : [2,8]  // student/dense0 update
- * %148 = div %146, %147 : [2,8]  // student/dense0 update
- * %149 = constant 1.0000000000000001e-16 : [2,8]  // student/dense0 update
- * %150 = add %148, %149 : [2,8]  // student/dense0 update
- * %151 = sqrt %150 : [2,8]  // student/dense0 update
- * %152 = constant 1e-08 : [2,8]  // student/dense0 update
- * %153 = add %151, %152 : [2,8]  // student/dense0 update
- * %154 = broadcast axes=[] %128 : [2,8]  // student/dense0 update
- * %157 = div %139, %154 : [2,8]  // student/dense0 update
- * %158 = div %157, %153 : [2,8]  // student/dense0 update
- * %159 = constant 0.0001 : [2,8]  // student/dense0 update
- * %160 = mul %6, %159 : [2,8]  // student/dense0 update
- * %161 = add %158, %160 : [2,8]  // student/dense0 update
- * %162 = broadcast axes=[] %15 : [2,8]  // student/dense0 update
- * %163 = mul %161, %162 : [2,8]  // student/dense0 update
- * %164 = sub %6, %163 : [2,8]  // student/dense0 update
+ * %136 = constant 0.9 : [2,8]  // student/dense0 update
+ * %137 = mul %135, %136 : [2,8]  // student/dense0 update
+ * %138 = constant 0.09999999999999998 : [2,8]  // student/dense0 update
+ * %139 = mul %124, %138 : [2,8]  // student/dense0 update
+ * %140 = add %137, %139 : [2,8]  // student/dense0 update
+ * %142 = constant 0.999 : [2,8]  // student/dense0 update
+ * %143 = mul %141, %142 : [2,8]  // student/dense0 update
+ * %144 = mul %124, %124 : [2,8]  // student/dense0 update
+ * %145 = constant 0.0010000000000000009 : [2,8]  // student/dense0 update
+ * %146 = mul %144, %145 : [2,8]  // student/dense0 update
+ * %147 = add %143, %146 : [2,8]  // student/dense0 update
+ * %148 = broadcast axes=[] %134 : [2,8]  // student/dense0 update
+ * %149 = div %147, %148 : [2,8]  // student/dense0 update
+ * %150 = constant 1.0000000000000001e-16 : [2,8]  // student/dense0 update
+ * %151 = add %149, %150 : [2,8]  // student/dense0 update
+ * %152 = sqrt %151 : [2,8]  // student/dense0 update
+ * %153 = constant 1e-08 : [2,8]  // student/dense0 update
+ * %154 = add %152, %153 : [2,8]  // student/dense0 update
+ * %155 = broadcast axes=[] %129 : [2,8]  // student/dense0 update
+ * %158 = div %140, %155 : [2,8]  // student/dense0 update
+ * %159 = div %158, %154 : [2,8]  // student/dense0 update
+ * %160 = constant 0.0001 : [2,8]  // student/dense0 update
+ * %161 = mul %6, %160 : [2,8]  // student/dense0 update
+ * %162 = add %159, %161 : [2,8]  // student/dense0 update
+ * %163 = broadcast axes=[] %15 : [2,8]  // student/dense0 update
+ * %164 = mul %162, %163 : [2,8]  // student/dense0 update
+ * %165 = sub %6, %164 : [2,8]  // student/dense0 update
  * in_student_momentum_m_dense0_weight is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense0_weight is updated in place: each element is read before it is overwritten
  * in_student_dense0_weight is updated in place: each element is read before it is overwritten */
-static void step_student_dense0_update(float *restrict in_student_momentum_m_dense0_weight, float *restrict t143, float *restrict in_student_momentum_v_dense0_weight, float *restrict t153, float *restrict in_student_dense0_weight, const float *restrict t123, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_student_dense0_update(float *restrict in_student_momentum_m_dense0_weight, float *restrict t144, float *restrict in_student_momentum_v_dense0_weight, float *restrict t154, float *restrict in_student_dense0_weight, const float *restrict t124, const float *restrict t134, const float *restrict t129, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
-        const float v136 = in_student_momentum_m_dense0_weight[i] * 0.9f;
-        const float v138 = t123[i] * 0.1f;
-        const float v139 = v136 + v138;
-        const float v143 = t123[i] * t123[i];
-        const float v142 = in_student_momentum_v_dense0_weight[i] * 0.999f;
-        const float v145 = v143 * 0.001f;
-        const float v146 = v142 + v145;
-        const float v148 = v146 / t133[0];
-        const float v150 = v148 + 1e-16f;
-        const float v151 = sqrtf(v150);
-        const float v153 = v151 + 1e-08f;
-        const float v157 = v139 / t128[0];
-        const float v158 = v157 / v153;
-        const float v160 = in_student_dense0_weight[i] * 0.0001f;
-        const float v161 = v158 + v160;
-        const float v163 = v161 * in_lr_student[0];
-        const float v164 = in_student_dense0_weight[i] - v163;
-        in_student_momentum_m_dense0_weight[i] = v139;
-        t143[i] = v143;
-        in_student_momentum_v_dense0_weight[i] = v146;
-        t153[i] = v153;
-        in_student_dense0_weight[i] = v164;
+        const float v137 = in_student_momentum_m_dense0_weight[i] * 0.9f;
+        const float v139 = t124[i] * 0.1f;
+        const float v140 = v137 + v139;
+        const float v144 = t124[i] * t124[i];
+        const float v143 = in_student_momentum_v_dense0_weight[i] * 0.999f;
+        const float v146 = v144 * 0.001f;
+        const float v147 = v143 + v146;
+        const float v149 = v147 / t134[0];
+        const float v151 = v149 + 1e-16f;
+        const float v152 = sqrtf(v151);
+        const float v154 = v152 + 1e-08f;
+        const float v158 = v140 / t129[0];
+        const float v159 = v158 / v154;
+        const float v161 = in_student_dense0_weight[i] * 0.0001f;
+        const float v162 = v159 + v161;
+        const float v164 = v162 * in_lr_student[0];
+        const float v165 = in_student_dense0_weight[i] - v164;
+        in_student_momentum_m_dense0_weight[i] = v140;
+        t144[i] = v144;
+        in_student_momentum_v_dense0_weight[i] = v147;
+        t154[i] = v154;
+        in_student_dense0_weight[i] = v165;
     }
 }
 
 /* loop [8]
- * %166 = constant 0.9 : [8]  // student/dense0 update
- * %167 = mul %165, %166 : [8]  // student/dense0 update
- * %168 = constant 0.09999999999999998 : [8]  // student/dense0 update
- * %169 = mul %122, %168 : [8]  // student/dense0 update
- * %170 = add %167, %169 : [8]  // student/dense0 update
- * %172 = constant 0.999 : [8]  // student/dense0 update
- * %173 = mul %171, %172 : [8]  // student/dense0 update
- * %174 = mul %122, %122 : [8]  // student/dense0 update
- * %175 = constant 0.0010000000000000009 : [8]  // student/dense0 update
- * %176 = mul %174, %175 : [8]  // student/dense0 update
- * %177 = add %173, %176 : [8]  // student/dense0 update
- * %178 = broadcast axes=[] %133 : [8]  // student/dense0 update
- * %179 = div %177, %178 : [8]  // student/dense0 update
- * %180 = constant 1.0000000000000001e-16 : [8]  // student/dense0 update
- * %181 = add %179, %180 : [8]  // student/dense0 update
- * %182 = sqrt %181 : [8]  // student/dense0 update
- * %183 = constant 1e-08 : [8]  // student/dense0 update
- * %184 = add %182, %183 : [8]  // student/dense0 update
- * %185 = broadcast axes=[] %128 : [8]  // student/dense0 update
- * %188 = div %170, %185 : [8]  // student/dense0 update
- * %189 = div %188, %184 : [8]  // student/dense0 update
- * %190 = broadcast axes=[] %15 : [8]  // student/dense0 update
- * %191 = mul %189, %190 : [8]  // student/dense0 update
- * %192 = sub %7, %191 : [8]  // student/dense0 update
+ * %167 = constant 0.9 : [8]  // student/dense0 update
+ * %168 = mul %166, %167 : [8]  // student/dense0 update
+ * %169 = constant 0.09999999999999998 : [8]  // student/dense0 update
+ * %170 = mul %123, %169 : [8]  // student/dense0 update
+ * %171 = add %168, %170 : [8]  // student/dense0 update
+ * %173 = constant 0.999 : [8]  // student/dense0 update
+ * %174 = mul %172, %173 : [8]  // student/dense0 update
+ * %175 = mul %123, %123 : [8]  // student/dense0 update
+ * %176 = constant 0.0010000000000000009 : [8]  // student/dense0 update
+ * %177 = mul %175, %176 : [8]  // student/dense0 update
+ * %178 = add %174, %177 : [8]  // student/dense0 update
+ * %179 = broadcast axes=[] %134 : [8]  // student/dense0 update
+ * %180 = div %178, %179 : [8]  // student/dense0 update
+ * %181 = constant 1.0000000000000001e-16 : [8]  // student/dense0 update
+ * %182 = add %180, %181 : [8]  // student/dense0 update
+ * %183 = sqrt %182 : [8]  // student/dense0 update
+ * %184 = constant 1e-08 : [8]  // student/dense0 update
+ * %185 = add %183, %184 : [8]  // student/dense0 update
+ * %186 = broadcast axes=[] %129 : [8]  // student/dense0 update
+ * %189 = div %171, %186 : [8]  // student/dense0 update
+ * %190 = div %189, %185 : [8]  // student/dense0 update
+ * %191 = broadcast axes=[] %15 : [8]  // student/dense0 update
+ * %192 = mul %190, %191 : [8]  // student/dense0 update
+ * %193 = sub %7, %192 : [8]  // student/dense0 update
  * in_student_momentum_m_dense0_bias is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense0_bias is updated in place: each element is read before it is overwritten
  * in_student_dense0_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense0_update_2(float *restrict in_student_momentum_m_dense0_bias, float *restrict t174, float *restrict in_student_momentum_v_dense0_bias, float *restrict t184, float *restrict in_student_dense0_bias, const float *restrict t122, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_student_dense0_update_2(float *restrict in_student_momentum_m_dense0_bias, float *restrict t175, float *restrict in_student_momentum_v_dense0_bias, float *restrict t185, float *restrict in_student_dense0_bias, const float *restrict t123, const float *restrict t134, const float *restrict t129, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 8; i++) {
-        const float v167 = in_student_momentum_m_dense0_bias[i] * 0.9f;
-        const float v169 = t122[i] * 0.1f;
-        const float v170 = v167 + v169;
-        const float v174 = t122[i] * t122[i];
-        const float v173 = in_student_momentum_v_dense0_bias[i] * 0.999f;
-        const float v176 = v174 * 0.001f;
-        const float v177 = v173 + v176;
-        const float v179 = v177 / t133[0];
-        const float v181 = v179 + 1e-16f;
-        const float v182 = sqrtf(v181);
-        const float v184 = v182 + 1e-08f;
-        const float v188 = v170 / t128[0];
-        const float v189 = v188 / v184;
-        const float v191 = v189 * in_lr_student[0];
-        const float v192 = in_student_dense0_bias[i] - v191;
-        in_student_momentum_m_dense0_bias[i] = v170;
-        t174[i] = v174;
-        in_student_momentum_v_dense0_bias[i] = v177;
-        t184[i] = v184;
-        in_student_dense0_bias[i] = v192;
+        const float v168 = in_student_momentum_m_dense0_bias[i] * 0.9f;
+        const float v170 = t123[i] * 0.1f;
+        const float v171 = v168 + v170;
+        const float v175 = t123[i] * t123[i];
+        const float v174 = in_student_momentum_v_dense0_bias[i] * 0.999f;
+        const float v177 = v175 * 0.001f;
+        const float v178 = v174 + v177;
+        const float v180 = v178 / t134[0];
+        const float v182 = v180 + 1e-16f;
+        const float v183 = sqrtf(v182);
+        const float v185 = v183 + 1e-08f;
+        const float v189 = v171 / t129[0];
+        const float v190 = v189 / v185;
+        const float v192 = v190 * in_lr_student[0];
+        const float v193 = in_student_dense0_bias[i] - v192;
+        in_student_momentum_m_dense0_bias[i] = v171;
+        t175[i] = v175;
+        in_student_momentum_v_dense0_bias[i] = v178;
+        t185[i] = v185;
+        in_student_dense0_bias[i] = v193;
     }
 }
 
 /* loop [8,8]
- * %194 = constant 0.9 : [8,8]  // student/dense2 update
- * %195 = mul %193, %194 : [8,8]  // student/dense2 update
- * %196 = constant 0.09999999999999998 : [8,8]  // student/dense2 update
- * %197 = mul %118, %196 : [8,8]  // student/dense2 update
- * %198 = add %195, %197 : [8,8]  // student/dense2 update
- * %200 = constant 0.999 : [8,8]  // student/dense2 update
- * %201 = mul %199, %200 : [8,8]  // student/dense2 update
- * %202 = mul %118, %118 : [8,8]  // student/dense2 update
- * %203 = constant 0.0010000000000000009 : [8,8]  // student/dense2 update
- * %204 = mul %202, %203 : [8,8]  // student/dense2 update
- * %205 = add %201, %204 : [8,8]  // student/dense2 update
- * %206 = broadcast axes=[] %133 : [8,8]  // student/dense2 update
- * %207 = div %205, %206 : [8,8]  // student/dense2 update
- * %208 = constant 1.0000000000000001e-16 : [8,8]  // student/dense2 update
- * %209 = add %207, %208 : [8,8]  // student/dense2 update
- * %210 = sqrt %209 : [8,8]  // student/dense2 update
- * %211 = constant 1e-08 : [8,8]  // student/dense2 update
- * %212 = add %210, %211 : [8,8]  // student/dense2 update
- * %213 = broadcast axes=[] %128 : [8,8]  // student/dense2 update
- * %216 = div %198, %213 : [8,8]  // student/dense2 update
- * %217 = div %216, %212 : [8,8]  // student/dense2 update
- * %218 = constant 0.0001 : [8,8]  // student/dense2 update
- * %219 = mul %8, %218 : [8,8]  // student/dense2 update
- * %220 = add %217, %219 : [8,8]  // student/dense2 update
- * %221 = broadcast axes=[] %15 : [8,8]  // student/dense2 update
- * %222 = mul %220, %221 : [8,8]  // student/dense2 update
- * %223 = sub %8, %222 : [8,8]  // student/dense2 update
+ * %195 = constant 0.9 : [8,8]  // student/dense2 update
+ * %196 = mul %194, %195 : [8,8]  // student/dense2 update
+ * %197 = constant 0.09999999999999998 : [8,8]  // student/dense2 update
+ * %198 = mul %119, %197 : [8,8]  // student/dense2 update
+ * %199 = add %196, %198 : [8,8]  // student/dense2 update
+ * %201 = constant 0.999 : [8,8]  // student/dense2 update
+ * %202 = mul %200, %201 : [8,8]  // student/dense2 update
+ * %203 = mul %119, %119 : [8,8]  // student/dense2 update
+ * %204 = constant 0.0010000000000000009 : [8,8]  // student/dense2 update
+ * %205 = mul %203, %204 : [8,8]  // student/dense2 update
+ * %206 = add %202, %205 : [8,8]  // student/dense2 update
+ * %207 = broadcast axes=[] %134 : [8,8]  // student/dense2 update
+ * %208 = div %206, %207 : [8,8]  // student/dense2 update
+ * %209 = constant 1.0000000000000001e-16 : [8,8]  // student/dense2 update
+ * %210 = add %208, %209 : [8,8]  // student/dense2 update
+ * %211 = sqrt %210 : [8,8]  // student/dense2 update
+ * %212 = constant 1e-08 : [8,8]  // student/dense2 update
+ * %213 = add %211, %212 : [8,8]  // student/dense2 update
+ * %214 = broadcast axes=[] %129 : [8,8]  // student/dense2 update
+ * %217 = div %199, %214 : [8,8]  // student/dense2 update
+ * %218 = div %217, %213 : [8,8]  // student/dense2 update
+ * %219 = constant 0.0001 : [8,8]  // student/dense2 update
+ * %220 = mul %8, %219 : [8,8]  // student/dense2 update
+ * %221 = add %218, %220 : [8,8]  // student/dense2 update
+ * %222 = broadcast axes=[] %15 : [8,8]  // student/dense2 update
+ * %223 = mul %221, %222 : [8,8]  // student/dense2 update
+ * %224 = sub %8, %223 : [8,8]  // student/dense2 update
  * in_student_momentum_m_dense2_weight is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense2_weight is updated in place: each element is read before it is overwritten
  * in_student_dense2_weight is updated in place: each element is read before it is overwritten */
-static void step_student_dense2_update(float *restrict in_student_momentum_m_dense2_weight, float *restrict t202, float *restrict in_student_momentum_v_dense2_weight, float *restrict t212, float *restrict in_student_dense2_weight, const float *restrict t118, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_student_dense2_update(float *restrict in_student_momentum_m_dense2_weight, float *restrict t203, float *restrict in_student_momentum_v_dense2_weight, float *restrict t213, float *restrict in_student_dense2_weight, const float *restrict t119, const float *restrict t134, const float *restrict t129, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 64; i++) {
-        const float v195 = in_student_momentum_m_dense2_weight[i] * 0.9f;
-        const float v197 = t118[i] * 0.1f;
-        const float v198 = v195 + v197;
-        const float v202 = t118[i] * t118[i];
-        const float v201 = in_student_momentum_v_dense2_weight[i] * 0.999f;
-        const float v204 = v202 * 0.001f;
-        const float v205 = v201 + v204;
-        const float v207 = v205 / t133[0];
-        const float v209 = v207 + 1e-16f;
-        const float v210 = sqrtf(v209);
-        const float v212 = v210 + 1e-08f;
-        const float v216 = v198 / t128[0];
-        const float v217 = v216 / v212;
-        const float v219 = in_student_dense2_weight[i] * 0.0001f;
-        const float v220 = v217 + v219;
-        const float v222 = v220 * in_lr_student[0];
-        const float v223 = in_student_dense2_weight[i] - v222;
-        in_student_momentum_m_dense2_weight[i] = v198;
-        t202[i] = v202;
-        in_student_momentum_v_dense2_weight[i] = v205;
-        t212[i] = v212;
-        in_student_dense2_weight[i] = v223;
+        const float v196 = in_student_momentum_m_dense2_weight[i] * 0.9f;
+        const float v198 = t119[i] * 0.1f;
+        const float v199 = v196 + v198;
+        const float v203 = t119[i] * t119[i];
+        const float v202 = in_student_momentum_v_dense2_weight[i] * 0.999f;
+        const float v205 = v203 * 0.001f;
+        const float v206 = v202 + v205;
+        const float v208 = v206 / t134[0];
+        const float v210 = v208 + 1e-16f;
+        const float v211 = sqrtf(v210);
+        const float v213 = v211 + 1e-08f;
+        const float v217 = v199 / t129[0];
+        const float v218 = v217 / v213;
+        const float v220 = in_student_dense2_weight[i] * 0.0001f;
+        const float v221 = v218 + v220;
+        const float v223 = v221 * in_lr_student[0];
+        const float v224 = in_student_dense2_weight[i] - v223;
+        in_student_momentum_m_dense2_weight[i] = v199;
+        t203[i] = v203;
+        in_student_momentum_v_dense2_weight[i] = v206;
+        t213[i] = v213;
+        in_student_dense2_weight[i] = v224;
     }
 }
 
 /* loop [8]
- * %166 = constant 0.9 : [8]  // student/dense0 update
- * %168 = constant 0.09999999999999998 : [8]  // student/dense0 update
- * %172 = constant 0.999 : [8]  // student/dense0 update
- * %175 = constant 0.0010000000000000009 : [8]  // student/dense0 update
- * %178 = broadcast axes=[] %133 : [8]  // student/dense0 update
- * %180 = constant 1.0000000000000001e-16 : [8]  // student/dense0 update
- * %183 = constant 1e-08 : [8]  // student/dense0 update
- * %185 = broadcast axes=[] %128 : [8]  // student/dense0 update
- * %190 = broadcast axes=[] %15 : [8]  // student/dense0 update
- * %225 = mul %224, %166 : [8]  // student/dense2 update
- * %226 = mul %116, %168 : [8]  // student/dense2 update
- * %227 = add %225, %226 : [8]  // student/dense2 update
- * %229 = mul %228, %172 : [8]  // student/dense2 update
- * %230 = mul %116, %116 : [8]  // student/dense2 update
- * %231 = mul %230, %175 : [8]  // student/dense2 update
- * %232 = add %229, %231 : [8]  // student/dense2 update
- * %233 = div %232, %178 : [8]  // student/dense2 update
- * %234 = add %233, %180 : [8]  // student/dense2 update
- * %235 = sqrt %234 : [8]  // student/dense2 update
- * %236 = add %235, %183 : [8]  // student/dense2 update
- * %239 = div %227, %185 : [8]  // student/dense2 update
- * %240 = div %239, %236 : [8]  // student/dense2 update
- * %241 = mul %240, %190 : [8]  // student/dense2 update
- * %242 = sub %9, %241 : [8]  // student/dense2 update
+ * %167 = constant 0.9 : [8]  // student/dense0 update
+ * %169 = constant 0.09999999999999998 : [8]  // student/dense0 update
+ * %173 = constant 0.999 : [8]  // student/dense0 update
+ * %176 = constant 0.0010000000000000009 : [8]  // student/dense0 update
+ * %179 = broadcast axes=[] %134 : [8]  // student/dense0 update
+ * %181 = constant 1.0000000000000001e-16 : [8]  // student/dense0 update
+ * %184 = constant 1e-08 : [8]  // student/dense0 update
+ * %186 = broadcast axes=[] %129 : [8]  // student/dense0 update
+ * %191 = broadcast axes=[] %15 : [8]  // student/dense0 update
+ * %226 = mul %225, %167 : [8]  // student/dense2 update
+ * %227 = mul %117, %169 : [8]  // student/dense2 update
+ * %228 = add %226, %227 : [8]  // student/dense2 update
+ * %230 = mul %229, %173 : [8]  // student/dense2 update
+ * %231 = mul %117, %117 : [8]  // student/dense2 update
+ * %232 = mul %231, %176 : [8]  // student/dense2 update
+ * %233 = add %230, %232 : [8]  // student/dense2 update
+ * %234 = div %233, %179 : [8]  // student/dense2 update
+ * %235 = add %234, %181 : [8]  // student/dense2 update
+ * %236 = sqrt %235 : [8]  // student/dense2 update
+ * %237 = add %236, %184 : [8]  // student/dense2 update
+ * %240 = div %228, %186 : [8]  // student/dense2 update
+ * %241 = div %240, %237 : [8]  // student/dense2 update
+ * %242 = mul %241, %191 : [8]  // student/dense2 update
+ * %243 = sub %9, %242 : [8]  // student/dense2 update
  * in_student_momentum_m_dense2_bias is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense2_bias is updated in place: each element is read before it is overwritten
  * in_student_dense2_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense2_update_2(float *restrict in_student_momentum_m_dense2_bias, float *restrict t230, float *restrict in_student_momentum_v_dense2_bias, float *restrict t236, float *restrict in_student_dense2_bias, const float *restrict t116, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_student_dense2_update_2(float *restrict in_student_momentum_m_dense2_bias, float *restrict t231, float *restrict in_student_momentum_v_dense2_bias, float *restrict t237, float *restrict in_student_dense2_bias, const float *restrict t117, const float *restrict t134, const float *restrict t129, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 8; i++) {
-        const float v225 = in_student_momentum_m_dense2_bias[i] * 0.9f;
-        const float v226 = t116[i] * 0.1f;
-        const float v227 = v225 + v226;
-        const float v230 = t116[i] * t116[i];
-        const float v229 = in_student_momentum_v_dense2_bias[i] * 0.999f;
-        const float v231 = v230 * 0.001f;
-        const float v232 = v229 + v231;
-        const float v233 = v232 / t133[0];
-        const float v234 = v233 + 1e-16f;
-        const float v235 = sqrtf(v234);
-        const float v236 = v235 + 1e-08f;
-        const float v239 = v227 / t128[0];
-        const float v240 = v239 / v236;
-        const float v241 = v240 * in_lr_student[0];
-        const float v242 = in_student_dense2_bias[i] - v241;
-        in_student_momentum_m_dense2_bias[i] = v227;
-        t230[i] = v230;
-        in_student_momentum_v_dense2_bias[i] = v232;
-        t236[i] = v236;
-        in_student_dense2_bias[i] = v242;
+        const float v226 = in_student_momentum_m_dense2_bias[i] * 0.9f;
+        const float v227 = t117[i] * 0.1f;
+        const float v228 = v226 + v227;
+        const float v231 = t117[i] * t117[i];
+        const float v230 = in_student_momentum_v_dense2_bias[i] * 0.999f;
+        const float v232 = v231 * 0.001f;
+        const float v233 = v230 + v232;
+        const float v234 = v233 / t134[0];
+        const float v235 = v234 + 1e-16f;
+        const float v236 = sqrtf(v235);
+        const float v237 = v236 + 1e-08f;
+        const float v240 = v228 / t129[0];
+        const float v241 = v240 / v237;
+        const float v242 = v241 * in_lr_student[0];
+        const float v243 = in_student_dense2_bias[i] - v242;
+        in_student_momentum_m_dense2_bias[i] = v228;
+        t231[i] = v231;
+        in_student_momentum_v_dense2_bias[i] = v233;
+        t237[i] = v237;
+        in_student_dense2_bias[i] = v243;
     }
 }
 
 /* loop [8,2]
- * %244 = constant 0.9 : [8,2]  // student/dense4 update
- * %245 = mul %243, %244 : [8,2]  // student/dense4 update
- * %246 = constant 0.09999999999999998 : [8,2]  // student/dense4 update
- * %247 = mul %111, %246 : [8,2]  // student/dense4 update
- * %248 = add %245, %247 : [8,2]  // student/dense4 update
- * %250 = constant 0.999 : [8,2]  // student/dense4 update
- * %251 = mul %249, %250 : [8,2]  // student/dense4 update
- * %252 = mul %111, %111 : [8,2]  // student/dense4 update
- * %253 = constant 0.0010000000000000009 : [8,2]  // student/dense4 update
- * %254 = mul %252, %253 : [8,2]  // student/dense4 update
- * %255 = add %251, %254 : [8,2]  // student/dense4 update
- * %256 = broadcast axes=[] %133 : [8,2]  // student/dense4 update
- * %257 = div %255, %256 : [8,2]  // student/dense4 update
- * %258 = constant 1.0000000000000001e-16 : [8,2]  // student/dense4 update
- * %259 = add %257, %258 : [8,2]  // student/dense4 update
- * %260 = sqrt %259 : [8,2]  // student/dense4 update
- * %261 = constant 1e-08 : [8,2]  // student/dense4 update
- * %262 = add %260, %261 : [8,2]  // student/dense4 update
- * %263 = broadcast axes=[] %128 : [8,2]  // student/dense4 update
- * %266 = div %248, %263 : [8,2]  // student/dense4 update
- * %267 = div %266, %262 : [8,2]  // student/dense4 update
- * %268 = constant 0.0001 : [8,2]  // student/dense4 update
- * %269 = mul %10, %268 : [8,2]  // student/dense4 update
- * %270 = add %267, %269 : [8,2]  // student/dense4 update
- * %271 = broadcast axes=[] %15 : [8,2]  // student/dense4 update
- * %272 = mul %270, %271 : [8,2]  // student/dense4 update
- * %273 = sub %10, %272 : [8,2]  // student/dense4 update
+ * %245 = constant 0.9 : [8,2]  // student/dense4 update
+ * %246 = mul %244, %245 : [8,2]  // student/dense4 update
+ * %247 = constant 0.09999999999999998 : [8,2]  // student/dense4 update
+ * %248 = mul %112, %247 : [8,2]  // student/dense4 update
+ * %249 = add %246, %248 : [8,2]  // student/dense4 update
+ * %251 = constant 0.999 : [8,2]  // student/dense4 update
+ * %252 = mul %250, %251 : [8,2]  // student/dense4 update
+ * %253 = mul %112, %112 : [8,2]  // student/dense4 update
+ * %254 = constant 0.0010000000000000009 : [8,2]  // student/dense4 update
+ * %255 = mul %253, %254 : [8,2]  // student/dense4 update
+ * %256 = add %252, %255 : [8,2]  // student/dense4 update
+ * %257 = broadcast axes=[] %134 : [8,2]  // student/dense4 update
+ * %258 = div %256, %257 : [8,2]  // student/dense4 update
+ * %259 = constant 1.0000000000000001e-16 : [8,2]  // student/dense4 update
+ * %260 = add %258, %259 : [8,2]  // student/dense4 update
+ * %261 = sqrt %260 : [8,2]  // student/dense4 update
+ * %262 = constant 1e-08 : [8,2]  // student/dense4 update
+ * %263 = add %261, %262 : [8,2]  // student/dense4 update
+ * %264 = broadcast axes=[] %129 : [8,2]  // student/dense4 update
+ * %267 = div %249, %264 : [8,2]  // student/dense4 update
+ * %268 = div %267, %263 : [8,2]  // student/dense4 update
+ * %269 = constant 0.0001 : [8,2]  // student/dense4 update
+ * %270 = mul %10, %269 : [8,2]  // student/dense4 update
+ * %271 = add %268, %270 : [8,2]  // student/dense4 update
+ * %272 = broadcast axes=[] %15 : [8,2]  // student/dense4 update
+ * %273 = mul %271, %272 : [8,2]  // student/dense4 update
+ * %274 = sub %10, %273 : [8,2]  // student/dense4 update
  * in_student_momentum_m_dense4_weight is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense4_weight is updated in place: each element is read before it is overwritten
  * in_student_dense4_weight is updated in place: each element is read before it is overwritten */
-static void step_student_dense4_update(float *restrict in_student_momentum_m_dense4_weight, float *restrict t252, float *restrict in_student_momentum_v_dense4_weight, float *restrict t262, float *restrict in_student_dense4_weight, const float *restrict t111, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_student_dense4_update(float *restrict in_student_momentum_m_dense4_weight, float *restrict t253, float *restrict in_student_momentum_v_dense4_weight, float *restrict t263, float *restrict in_student_dense4_weight, const float *restrict t112, const float *restrict t134, const float *restrict t129, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
-        const float v245 = in_student_momentum_m_dense4_weight[i] * 0.9f;
-        const float v247 = t111[i] * 0.1f;
-        const float v248 = v245 + v247;
-        const float v252 = t111[i] * t111[i];
-        const float v251 = in_student_momentum_v_dense4_weight[i] * 0.999f;
-        const float v254 = v252 * 0.001f;
-        const float v255 = v251 + v254;
-        const float v257 = v255 / t133[0];
-        const float v259 = v257 + 1e-16f;
-        const float v260 = sqrtf(v259);
-        const float v262 = v260 + 1e-08f;
-        const float v266 = v248 / t128[0];
-        const float v267 = v266 / v262;
-        const float v269 = in_student_dense4_weight[i] * 0.0001f;
-        const float v270 = v267 + v269;
-        const float v272 = v270 * in_lr_student[0];
-        const float v273 = in_student_dense4_weight[i] - v272;
-        in_student_momentum_m_dense4_weight[i] = v248;
-        t252[i] = v252;
-        in_student_momentum_v_dense4_weight[i] = v255;
-        t262[i] = v262;
-        in_student_dense4_weight[i] = v273;
+        const float v246 = in_student_momentum_m_dense4_weight[i] * 0.9f;
+        const float v248 = t112[i] * 0.1f;
+        const float v249 = v246 + v248;
+        const float v253 = t112[i] * t112[i];
+        const float v252 = in_student_momentum_v_dense4_weight[i] * 0.999f;
+        const float v255 = v253 * 0.001f;
+        const float v256 = v252 + v255;
+        const float v258 = v256 / t134[0];
+        const float v260 = v258 + 1e-16f;
+        const float v261 = sqrtf(v260);
+        const float v263 = v261 + 1e-08f;
+        const float v267 = v249 / t129[0];
+        const float v268 = v267 / v263;
+        const float v270 = in_student_dense4_weight[i] * 0.0001f;
+        const float v271 = v268 + v270;
+        const float v273 = v271 * in_lr_student[0];
+        const float v274 = in_student_dense4_weight[i] - v273;
+        in_student_momentum_m_dense4_weight[i] = v249;
+        t253[i] = v253;
+        in_student_momentum_v_dense4_weight[i] = v256;
+        t263[i] = v263;
+        in_student_dense4_weight[i] = v274;
     }
 }
 
 /* loop [2]
- * %275 = constant 0.9 : [2]  // student/dense4 update
- * %276 = mul %274, %275 : [2]  // student/dense4 update
- * %277 = constant 0.09999999999999998 : [2]  // student/dense4 update
- * %278 = mul %109, %277 : [2]  // student/dense4 update
- * %279 = add %276, %278 : [2]  // student/dense4 update
- * %281 = constant 0.999 : [2]  // student/dense4 update
- * %282 = mul %280, %281 : [2]  // student/dense4 update
- * %283 = mul %109, %109 : [2]  // student/dense4 update
- * %284 = constant 0.0010000000000000009 : [2]  // student/dense4 update
- * %285 = mul %283, %284 : [2]  // student/dense4 update
- * %286 = add %282, %285 : [2]  // student/dense4 update
- * %287 = broadcast axes=[] %133 : [2]  // student/dense4 update
- * %288 = div %286, %287 : [2]  // student/dense4 update
- * %289 = constant 1.0000000000000001e-16 : [2]  // student/dense4 update
- * %290 = add %288, %289 : [2]  // student/dense4 update
- * %291 = sqrt %290 : [2]  // student/dense4 update
- * %292 = constant 1e-08 : [2]  // student/dense4 update
- * %293 = add %291, %292 : [2]  // student/dense4 update
- * %294 = broadcast axes=[] %128 : [2]  // student/dense4 update
- * %297 = div %279, %294 : [2]  // student/dense4 update
- * %298 = div %297, %293 : [2]  // student/dense4 update
- * %299 = broadcast axes=[] %15 : [2]  // student/dense4 update
- * %300 = mul %298, %299 : [2]  // student/dense4 update
- * %301 = sub %11, %300 : [2]  // student/dense4 update
+ * %276 = constant 0.9 : [2]  // student/dense4 update
+ * %277 = mul %275, %276 : [2]  // student/dense4 update
+ * %278 = constant 0.09999999999999998 : [2]  // student/dense4 update
+ * %279 = mul %110, %278 : [2]  // student/dense4 update
+ * %280 = add %277, %279 : [2]  // student/dense4 update
+ * %282 = constant 0.999 : [2]  // student/dense4 update
+ * %283 = mul %281, %282 : [2]  // student/dense4 update
+ * %284 = mul %110, %110 : [2]  // student/dense4 update
+ * %285 = constant 0.0010000000000000009 : [2]  // student/dense4 update
+ * %286 = mul %284, %285 : [2]  // student/dense4 update
+ * %287 = add %283, %286 : [2]  // student/dense4 update
+ * %288 = broadcast axes=[] %134 : [2]  // student/dense4 update
+ * %289 = div %287, %288 : [2]  // student/dense4 update
+ * %290 = constant 1.0000000000000001e-16 : [2]  // student/dense4 update
+ * %291 = add %289, %290 : [2]  // student/dense4 update
+ * %292 = sqrt %291 : [2]  // student/dense4 update
+ * %293 = constant 1e-08 : [2]  // student/dense4 update
+ * %294 = add %292, %293 : [2]  // student/dense4 update
+ * %295 = broadcast axes=[] %129 : [2]  // student/dense4 update
+ * %298 = div %280, %295 : [2]  // student/dense4 update
+ * %299 = div %298, %294 : [2]  // student/dense4 update
+ * %300 = broadcast axes=[] %15 : [2]  // student/dense4 update
+ * %301 = mul %299, %300 : [2]  // student/dense4 update
+ * %302 = sub %11, %301 : [2]  // student/dense4 update
  * in_student_momentum_m_dense4_bias is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense4_bias is updated in place: each element is read before it is overwritten
  * in_student_dense4_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense4_update_2(float *restrict in_student_momentum_m_dense4_bias, float *restrict t283, float *restrict in_student_momentum_v_dense4_bias, float *restrict t293, float *restrict in_student_dense4_bias, const float *restrict t109, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_student_dense4_update_2(float *restrict in_student_momentum_m_dense4_bias, float *restrict t284, float *restrict in_student_momentum_v_dense4_bias, float *restrict t294, float *restrict in_student_dense4_bias, const float *restrict t110, const float *restrict t134, const float *restrict t129, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 2; i++) {
-        const float v276 = in_student_momentum_m_dense4_bias[i] * 0.9f;
-        const float v278 = t109[i] * 0.1f;
-        const float v279 = v276 + v278;
-        const float v283 = t109[i] * t109[i];
-        const float v282 = in_student_momentum_v_dense4_bias[i] * 0.999f;
-        const float v285 = v283 * 0.001f;
-        const float v286 = v282 + v285;
-        const float v288 = v286 / t133[0];
-        const float v290 = v288 + 1e-16f;
-        const float v291 = sqrtf(v290);
-        const float v293 = v291 + 1e-08f;
-        const float v297 = v279 / t128[0];
-        const float v298 = v297 / v293;
-        const float v300 = v298 * in_lr_student[0];
-        const float v301 = in_student_dense4_bias[i] - v300;
-        in_student_momentum_m_dense4_bias[i] = v279;
-        t283[i] = v283;
-        in_student_momentum_v_dense4_bias[i] = v286;
-        t293[i] = v293;
-        in_student_dense4_bias[i] = v301;
+        const float v277 = in_student_momentum_m_dense4_bias[i] * 0.9f;
+        const float v279 = t110[i] * 0.1f;
+        const float v280 = v277 + v279;
+        const float v284 = t110[i] * t110[i];
+        const float v283 = in_student_momentum_v_dense4_bias[i] * 0.999f;
+        const float v286 = v284 * 0.001f;
+        const float v287 = v283 + v286;
+        const float v289 = v287 / t134[0];
+        const float v291 = v289 + 1e-16f;
+        const float v292 = sqrtf(v291);
+        const float v294 = v292 + 1e-08f;
+        const float v298 = v280 / t129[0];
+        const float v299 = v298 / v294;
+        const float v301 = v299 * in_lr_student[0];
+        const float v302 = in_student_dense4_bias[i] - v301;
+        in_student_momentum_m_dense4_bias[i] = v280;
+        t284[i] = v284;
+        in_student_momentum_v_dense4_bias[i] = v287;
+        t294[i] = v294;
+        in_student_dense4_bias[i] = v302;
     }
 }
 
 /* gemm blas m=6 n=8 k=2 +epilogue
- * %302 = matmul %77, %164 : [6,8]  // student/dense0 fwd
- * %303 = broadcast axes=[1] %192 : [6,8]  // student/dense0 fwd
- * %304 = add %302, %303 : [6,8]  // student/dense0 fwd
- * %305 = sigmoid %304 : [6,8]  // student/sigmoid1 fwd */
-static void step_student_dense0_fwd_2(float *restrict t305, const float *restrict in_x, const float *restrict t164, const float *restrict t192) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 8, 2, 1.0f, in_x, 2, t164, 8, 0.0f, t305, 8);
+ * %303 = matmul %78, %165 : [6,8]  // student/dense0 fwd
+ * %304 = broadcast axes=[1] %193 : [6,8]  // student/dense0 fwd
+ * %305 = add %303, %304 : [6,8]  // student/dense0 fwd
+ * %306 = sigmoid %305 : [6,8]  // student/sigmoid1 fwd */
+static void step_student_dense0_fwd_2(float *restrict t306, const float *restrict in_x, const float *restrict t165, const float *restrict t193) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 8, 2, 1.0f, in_x, 2, t165, 8, 0.0f, t306, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v304 = t305[i0 * 8 + i1] + t192[i1];
-            const float v305 = 1.0f / (1.0f + expf(-v304));
-            t305[i0 * 8 + i1] = v305;
+            const float v305 = t306[i0 * 8 + i1] + t193[i1];
+            const float v306 = 1.0f / (1.0f + expf(-v305));
+            t306[i0 * 8 + i1] = v306;
         }
     }
 }
 
 /* gemm blas m=6 n=8 k=8 +epilogue
- * %306 = matmul %305, %223 : [6,8]  // student/dense2 fwd
- * %307 = broadcast axes=[1] %242 : [6,8]  // student/dense2 fwd
- * %308 = add %306, %307 : [6,8]  // student/dense2 fwd
- * %309 = sigmoid %308 : [6,8]  // student/sigmoid3 fwd */
-static void step_student_dense2_fwd_2(float *restrict t309, const float *restrict t305, const float *restrict t223, const float *restrict t242) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 8, 8, 1.0f, t305, 8, t223, 8, 0.0f, t309, 8);
+ * %307 = matmul %306, %224 : [6,8]  // student/dense2 fwd
+ * %308 = broadcast axes=[1] %243 : [6,8]  // student/dense2 fwd
+ * %309 = add %307, %308 : [6,8]  // student/dense2 fwd
+ * %310 = sigmoid %309 : [6,8]  // student/sigmoid3 fwd */
+static void step_student_dense2_fwd_2(float *restrict t310, const float *restrict t306, const float *restrict t224, const float *restrict t243) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 8, 8, 1.0f, t306, 8, t224, 8, 0.0f, t310, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v308 = t309[i0 * 8 + i1] + t242[i1];
-            const float v309 = 1.0f / (1.0f + expf(-v308));
-            t309[i0 * 8 + i1] = v309;
+            const float v309 = t310[i0 * 8 + i1] + t243[i1];
+            const float v310 = 1.0f / (1.0f + expf(-v309));
+            t310[i0 * 8 + i1] = v310;
         }
     }
 }
 
 /* gemm blas m=6 n=2 k=8 +epilogue
- * %310 = matmul %309, %273 : [6,2]  // student/dense4 fwd
- * %311 = broadcast axes=[1] %301 : [6,2]  // student/dense4 fwd
- * %312 = add %310, %311 : [6,2]  // student/dense4 fwd */
-static void step_student_dense4_fwd_2(float *restrict t312, const float *restrict t309, const float *restrict t273, const float *restrict t301) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 2, 8, 1.0f, t309, 8, t273, 2, 0.0f, t312, 2);
+ * %311 = matmul %310, %274 : [6,2]  // student/dense4 fwd
+ * %312 = broadcast axes=[1] %302 : [6,2]  // student/dense4 fwd
+ * %313 = add %311, %312 : [6,2]  // student/dense4 fwd */
+static void step_student_dense4_fwd_2(float *restrict t313, const float *restrict t310, const float *restrict t274, const float *restrict t302) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 2, 8, 1.0f, t310, 8, t274, 2, 0.0f, t313, 2);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v312 = t312[i0 * 2 + i1] + t301[i1];
-            t312[i0 * 2 + i1] = v312;
+            const float v313 = t313[i0 * 2 + i1] + t302[i1];
+            t313[i0 * 2 + i1] = v313;
         }
     }
 }
 
 /* reduce_max [6,2] axes=[1]
- * %313 = reduce_max axes=[1] %312 : [6]  // student/loss_l fwd */
-static void step_student_loss_l_fwd(float *restrict t313, const float *restrict t312) {
+ * %314 = reduce_max axes=[1] %313 : [6]  // student/loss_l fwd */
+static void step_student_loss_l_fwd(float *restrict t314, const float *restrict t313) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            best = t312[i0 * 2 + i1] > best ? t312[i0 * 2 + i1] : best;
+            best = t313[i0 * 2 + i1] > best ? t313[i0 * 2 + i1] : best;
         }
-        t313[i0] = best;
+        t314[i0] = best;
     }
 }
 
 /* loop [6,2]
- * %314 = broadcast axes=[0] %313 : [6,2]  // student/loss_l fwd
- * %315 = sub %312, %314 : [6,2]  // student/loss_l fwd
- * %316 = exp %315 : [6,2]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_2(float *restrict t315, float *restrict t316, const float *restrict t312, const float *restrict t313) {
+ * %315 = broadcast axes=[0] %314 : [6,2]  // student/loss_l fwd
+ * %316 = sub %313, %315 : [6,2]  // student/loss_l fwd
+ * %317 = exp %316 : [6,2]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_2(float *restrict t316, float *restrict t317, const float *restrict t313, const float *restrict t314) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v315 = t312[i0 * 2 + i1] - t313[i0];
-            const float v316 = expf(v315);
-            t315[i0 * 2 + i1] = v315;
+            const float v316 = t313[i0 * 2 + i1] - t314[i0];
+            const float v317 = expf(v316);
             t316[i0 * 2 + i1] = v316;
+            t317[i0 * 2 + i1] = v317;
         }
     }
 }
 
 /* reduce_sum [6,2] axes=[1]
- * %317 = reduce_sum axes=[1] %316 : [6]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_3(float *restrict t317, const float *restrict t316) {
+ * %318 = reduce_sum axes=[1] %317 : [6]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_3(float *restrict t318, const float *restrict t317) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            sum += t316[i0 * 2 + i1];
+            sum += t317[i0 * 2 + i1];
         }
-        t317[i0] = (float)sum;
+        t318[i0] = (float)sum;
     }
 }
 
 /* loop [6]
- * %318 = log %317 : [6]  // student/loss_l fwd */
-static void step_student_loss_l_fwd_4(float *restrict t318, const float *restrict t317) {
+ * %319 = log %318 : [6]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_4(float *restrict t319, const float *restrict t318) {
     for (size_t i = 0; i < 6; i++) {
-        const float v318 = logf(t317[i]);
-        t318[i] = v318;
+        const float v319 = logf(t318[i]);
+        t319[i] = v319;
     }
 }
 
 /* reduce_sum [6,2] axes=[0, 1]
- * %319 = broadcast axes=[0] %318 : [6,2]  // student/loss_l fwd
- * %320 = sub %315, %319 : [6,2]  // student/loss_l fwd
- * %321 = mul %13, %320 : [6,2]  // student/loss_l fwd
- * %322 = reduce_sum axes=[0, 1] %321 : []  // student/loss_l fwd */
-static void step_student_loss_l_fwd_5(float *restrict t322, const float *restrict t315, const float *restrict t318, const float *restrict in_y) {
+ * %320 = broadcast axes=[0] %319 : [6,2]  // student/loss_l fwd
+ * %321 = sub %316, %320 : [6,2]  // student/loss_l fwd
+ * %322 = mul %13, %321 : [6,2]  // student/loss_l fwd
+ * %323 = reduce_sum axes=[0, 1] %322 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_5(float *restrict t323, const float *restrict t316, const float *restrict t319, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v320 = t315[i0 * 2 + i1] - t318[i0];
-            const float v321 = in_y[i0 * 2 + i1] * v320;
-            sum += v321;
+            const float v321 = t316[i0 * 2 + i1] - t319[i0];
+            const float v322 = in_y[i0 * 2 + i1] * v321;
+            sum += v322;
         }
     }
-    t322[0] = (float)sum;
+    t323[0] = (float)sum;
 }
 
 /* loop []
- * %42 = constant -0.16666666666666666 : []  // teacher/loss_sup fwd
- * %323 = mul %322, %42 : []  // student/loss_l fwd */
-static void step_student_loss_l_fwd_6(float *restrict t323, const float *restrict t322) {
+ * %43 = constant -0.16666666666666666 : []  // teacher/loss_sup fwd
+ * %324 = mul %323, %43 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_6(float *restrict t324, const float *restrict t323) {
     for (size_t i = 0; i < 1; i++) {
-        const float v323 = t322[0] * (-0.16666667f);
-        t323[i] = v323;
+        const float v324 = t323[0] * (-0.16666667f);
+        t324[i] = v324;
     }
 }
 
 /* loop [6,2]
- * %324 = constant -0.16666666666666666 : [6,2]  // student/loss_l vjp
- * %325 = mul %324, %13 : [6,2]  // student/loss_l vjp */
-static void step_student_loss_l_vjp(float *restrict t325, const float *restrict in_y) {
+ * %325 = constant -0.16666666666666666 : [6,2]  // student/loss_l vjp
+ * %326 = mul %325, %13 : [6,2]  // student/loss_l vjp */
+static void step_student_loss_l_vjp(float *restrict t326, const float *restrict in_y) {
     for (size_t i = 0; i < 12; i++) {
-        const float v325 = (-0.16666667f) * in_y[i];
-        t325[i] = v325;
+        const float v326 = (-0.16666667f) * in_y[i];
+        t326[i] = v326;
     }
 }
 
 /* reduce_sum [6,2] axes=[1]
- * %326 = neg %325 : [6,2]  // student/loss_l vjp
- * %327 = reduce_sum axes=[1] %326 : [6]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_2(float *restrict t327, const float *restrict t325) {
+ * %327 = neg %326 : [6,2]  // student/loss_l vjp
+ * %328 = reduce_sum axes=[1] %327 : [6]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_2(float *restrict t328, const float *restrict t326) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v326 = -t325[i0 * 2 + i1];
-            sum += v326;
+            const float v327 = -t326[i0 * 2 + i1];
+            sum += v327;
         }
-        t327[i0] = (float)sum;
+        t328[i0] = (float)sum;
     }
 }
 
 /* loop [6]
- * %328 = div %327, %317 : [6]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_3(float *restrict t328, const float *restrict t327, const float *restrict t317) {
+ * %329 = div %328, %318 : [6]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_3(float *restrict t329, const float *restrict t328, const float *restrict t318) {
     for (size_t i = 0; i < 6; i++) {
-        const float v328 = t327[i] / t317[i];
-        t328[i] = v328;
+        const float v329 = t328[i] / t318[i];
+        t329[i] = v329;
     }
 }
 
 /* loop [6,2]
- * %329 = broadcast axes=[0] %328 : [6,2]  // student/loss_l vjp
- * %330 = mul %329, %316 : [6,2]  // student/loss_l vjp
- * %331 = add %325, %330 : [6,2]  // student/loss_l vjp */
-static void step_student_loss_l_vjp_4(float *restrict t331, const float *restrict t328, const float *restrict t316, const float *restrict t325) {
+ * %330 = broadcast axes=[0] %329 : [6,2]  // student/loss_l vjp
+ * %331 = mul %330, %317 : [6,2]  // student/loss_l vjp
+ * %332 = add %326, %331 : [6,2]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_4(float *restrict t332, const float *restrict t329, const float *restrict t317, const float *restrict t326) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v330 = t328[i0] * t316[i0 * 2 + i1];
-            const float v331 = t325[i0 * 2 + i1] + v330;
-            t331[i0 * 2 + i1] = v331;
+            const float v331 = t329[i0] * t317[i0 * 2 + i1];
+            const float v332 = t326[i0 * 2 + i1] + v331;
+            t332[i0 * 2 + i1] = v332;
         }
     }
 }
 
 /* reduce_sum [6,2] axes=[0]
- * %332 = reduce_sum axes=[0] %331 : [2]  // student/dense4 vjp */
-static void step_student_dense4_vjp_4(float *restrict t332, const float *restrict t331) {
-    for (size_t o = 0; o < 2; o++) t332[o] = 0.0f;
+ * %333 = reduce_sum axes=[0] %332 : [2]  // student/dense4 vjp */
+static void step_student_dense4_vjp_4(float *restrict t333, const float *restrict t332) {
+    for (size_t o = 0; o < 2; o++) t333[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            t332[i1] += t331[i0 * 2 + i1];
+            t333[i1] += t332[i0 * 2 + i1];
         }
     }
 }
 
 /* gemm blas m=8 n=2 k=6 tA
- * %334 = matmul tA %309, %331 : [8,2]  // student/dense4 vjp */
-static void step_student_dense4_vjp_5(float *restrict t334, const float *restrict t309, const float *restrict t331) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 6, 1.0f, t309, 8, t331, 2, 0.0f, t334, 2);
+ * %335 = matmul tA %310, %332 : [8,2]  // student/dense4 vjp */
+static void step_student_dense4_vjp_5(float *restrict t335, const float *restrict t310, const float *restrict t332) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 6, 1.0f, t310, 8, t332, 2, 0.0f, t335, 2);
 }
 
 /* gemm blas m=6 n=8 k=2 tB +epilogue
- * %333 = matmul tB %331, %273 : [6,8]  // student/dense4 vjp
- * %335 = constant 1 : [6,8]  // student/sigmoid3 vjp
- * %336 = sub %335, %309 : [6,8]  // student/sigmoid3 vjp
- * %337 = mul %309, %336 : [6,8]  // student/sigmoid3 vjp
- * %338 = mul %333, %337 : [6,8]  // student/sigmoid3 vjp */
-static void step_student_dense4_vjp_6(float *restrict t338, const float *restrict t331, const float *restrict t273, const float *restrict t309) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 2, 1.0f, t331, 2, t273, 2, 0.0f, t338, 8);
+ * %334 = matmul tB %332, %274 : [6,8]  // student/dense4 vjp
+ * %336 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %337 = sub %336, %310 : [6,8]  // student/sigmoid3 vjp
+ * %338 = mul %310, %337 : [6,8]  // student/sigmoid3 vjp
+ * %339 = mul %334, %338 : [6,8]  // student/sigmoid3 vjp */
+static void step_student_dense4_vjp_6(float *restrict t339, const float *restrict t332, const float *restrict t274, const float *restrict t310) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 2, 1.0f, t332, 2, t274, 2, 0.0f, t339, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 48; i++) {
-        const float v336 = 1.0f - t309[i];
-        const float v337 = t309[i] * v336;
-        const float v338 = t338[i] * v337;
-        t338[i] = v338;
+        const float v337 = 1.0f - t310[i];
+        const float v338 = t310[i] * v337;
+        const float v339 = t339[i] * v338;
+        t339[i] = v339;
     }
 }
 
 /* reduce_sum [6,8] axes=[0]
- * %339 = reduce_sum axes=[0] %338 : [8]  // student/dense2 vjp */
-static void step_student_dense2_vjp_4(float *restrict t339, const float *restrict t338) {
-    for (size_t o = 0; o < 8; o++) t339[o] = 0.0f;
+ * %340 = reduce_sum axes=[0] %339 : [8]  // student/dense2 vjp */
+static void step_student_dense2_vjp_4(float *restrict t340, const float *restrict t339) {
+    for (size_t o = 0; o < 8; o++) t340[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t339[i1] += t338[i0 * 8 + i1];
+            t340[i1] += t339[i0 * 8 + i1];
         }
     }
 }
 
 /* gemm blas m=8 n=8 k=6 tA
- * %341 = matmul tA %305, %338 : [8,8]  // student/dense2 vjp */
-static void step_student_dense2_vjp_5(float *restrict t341, const float *restrict t305, const float *restrict t338) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 6, 1.0f, t305, 8, t338, 8, 0.0f, t341, 8);
+ * %342 = matmul tA %306, %339 : [8,8]  // student/dense2 vjp */
+static void step_student_dense2_vjp_5(float *restrict t342, const float *restrict t306, const float *restrict t339) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 6, 1.0f, t306, 8, t339, 8, 0.0f, t342, 8);
 }
 
 /* gemm blas m=6 n=8 k=8 tB +epilogue
- * %335 = constant 1 : [6,8]  // student/sigmoid3 vjp
- * %340 = matmul tB %338, %223 : [6,8]  // student/dense2 vjp
- * %342 = sub %335, %305 : [6,8]  // student/sigmoid1 vjp
- * %343 = mul %305, %342 : [6,8]  // student/sigmoid1 vjp
- * %344 = mul %340, %343 : [6,8]  // student/sigmoid1 vjp */
-static void step_student_dense2_vjp_6(float *restrict t344, const float *restrict t338, const float *restrict t223, const float *restrict t305) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 8, 1.0f, t338, 8, t223, 8, 0.0f, t344, 8);
+ * %336 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %341 = matmul tB %339, %224 : [6,8]  // student/dense2 vjp
+ * %343 = sub %336, %306 : [6,8]  // student/sigmoid1 vjp
+ * %344 = mul %306, %343 : [6,8]  // student/sigmoid1 vjp
+ * %345 = mul %341, %344 : [6,8]  // student/sigmoid1 vjp */
+static void step_student_dense2_vjp_6(float *restrict t345, const float *restrict t339, const float *restrict t224, const float *restrict t306) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 8, 1.0f, t339, 8, t224, 8, 0.0f, t345, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 48; i++) {
-        const float v342 = 1.0f - t305[i];
-        const float v343 = t305[i] * v342;
-        const float v344 = t344[i] * v343;
-        t344[i] = v344;
+        const float v343 = 1.0f - t306[i];
+        const float v344 = t306[i] * v343;
+        const float v345 = t345[i] * v344;
+        t345[i] = v345;
     }
 }
 
 /* reduce_sum [6,8] axes=[0]
- * %345 = reduce_sum axes=[0] %344 : [8]  // student/dense0 vjp */
-static void step_student_dense0_vjp_3(float *restrict t345, const float *restrict t344) {
-    for (size_t o = 0; o < 8; o++) t345[o] = 0.0f;
+ * %346 = reduce_sum axes=[0] %345 : [8]  // student/dense0 vjp */
+static void step_student_dense0_vjp_3(float *restrict t346, const float *restrict t345) {
+    for (size_t o = 0; o < 8; o++) t346[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t345[i1] += t344[i0 * 8 + i1];
+            t346[i1] += t345[i0 * 8 + i1];
         }
     }
 }
 
 /* gemm blas m=2 n=8 k=6 tA
- * %346 = matmul tA %77, %344 : [2,8]  // student/dense0 vjp */
-static void step_student_dense0_vjp_4(float *restrict t346, const float *restrict in_x, const float *restrict t344) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 6, 1.0f, in_x, 2, t344, 8, 0.0f, t346, 8);
+ * %347 = matmul tA %78, %345 : [2,8]  // student/dense0 vjp */
+static void step_student_dense0_vjp_4(float *restrict t347, const float *restrict in_x, const float *restrict t345) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 6, 1.0f, in_x, 2, t345, 8, 0.0f, t347, 8);
 }
 
 /* reduce_sum [2,8] axes=[0, 1]
- * %137 = constant 0.09999999999999998 : [2,8]  // student/dense0 update
- * %154 = broadcast axes=[] %128 : [2,8]  // student/dense0 update
- * %155 = mul %154, %153 : [2,8]  // student/dense0 update
- * %156 = div %137, %155 : [2,8]  // student/dense0 update
- * %347 = mul %156, %123 : [2,8]  // teacher/feedback fwd
- * %353 = mul %346, %347 : [2,8]  // teacher/feedback fwd
- * %354 = reduce_sum axes=[0, 1] %353 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd(float *restrict t354, const float *restrict t128, const float *restrict t153, const float *restrict t123, const float *restrict t346) {
+ * %138 = constant 0.09999999999999998 : [2,8]  // student/dense0 update
+ * %155 = broadcast axes=[] %129 : [2,8]  // student/dense0 update
+ * %156 = mul %155, %154 : [2,8]  // student/dense0 update
+ * %157 = div %138, %156 : [2,8]  // student/dense0 update
+ * %348 = mul %157, %124 : [2,8]  // teacher/feedback fwd
+ * %354 = mul %347, %348 : [2,8]  // teacher/feedback fwd
+ * %355 = reduce_sum axes=[0, 1] %354 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd(float *restrict t355, const float *restrict t129, const float *restrict t154, const float *restrict t124, const float *restrict t347) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v155 = t128[0] * t153[i0 * 8 + i1];
-            const float v156 = 0.1f / v155;
-            const float v347 = v156 * t123[i0 * 8 + i1];
-            const float v353 = t346[i0 * 8 + i1] * v347;
-            sum += v353;
+            const float v156 = t129[0] * t154[i0 * 8 + i1];
+            const float v157 = 0.1f / v156;
+            const float v348 = v157 * t124[i0 * 8 + i1];
+            const float v354 = t347[i0 * 8 + i1] * v348;
+            sum += v354;
         }
     }
-    t354[0] = (float)sum;
+    t355[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %168 = constant 0.09999999999999998 : [8]  // student/dense0 update
- * %185 = broadcast axes=[] %128 : [8]  // student/dense0 update
- * %186 = mul %185, %184 : [8]  // student/dense0 update
- * %187 = div %168, %186 : [8]  // student/dense0 update
- * %348 = mul %187, %122 : [8]  // teacher/feedback fwd
- * %355 = mul %345, %348 : [8]  // teacher/feedback fwd
- * %356 = reduce_sum axes=[0] %355 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_2(float *restrict t356, const float *restrict t128, const float *restrict t184, const float *restrict t122, const float *restrict t345) {
+ * %169 = constant 0.09999999999999998 : [8]  // student/dense0 update
+ * %186 = broadcast axes=[] %129 : [8]  // student/dense0 update
+ * %187 = mul %186, %185 : [8]  // student/dense0 update
+ * %188 = div %169, %187 : [8]  // student/dense0 update
+ * %349 = mul %188, %123 : [8]  // teacher/feedback fwd
+ * %356 = mul %346, %349 : [8]  // teacher/feedback fwd
+ * %357 = reduce_sum axes=[0] %356 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_2(float *restrict t357, const float *restrict t129, const float *restrict t185, const float *restrict t123, const float *restrict t346) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v186 = t128[0] * t184[i0];
-        const float v187 = 0.1f / v186;
-        const float v348 = v187 * t122[i0];
-        const float v355 = t345[i0] * v348;
-        sum += v355;
+        const float v187 = t129[0] * t185[i0];
+        const float v188 = 0.1f / v187;
+        const float v349 = v188 * t123[i0];
+        const float v356 = t346[i0] * v349;
+        sum += v356;
     }
-    t356[0] = (float)sum;
+    t357[0] = (float)sum;
 }
 
 /* reduce_sum [8,8] axes=[0, 1]
- * %196 = constant 0.09999999999999998 : [8,8]  // student/dense2 update
- * %213 = broadcast axes=[] %128 : [8,8]  // student/dense2 update
- * %214 = mul %213, %212 : [8,8]  // student/dense2 update
- * %215 = div %196, %214 : [8,8]  // student/dense2 update
- * %349 = mul %215, %118 : [8,8]  // teacher/feedback fwd
- * %358 = mul %341, %349 : [8,8]  // teacher/feedback fwd
- * %359 = reduce_sum axes=[0, 1] %358 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_3(float *restrict t359, const float *restrict t128, const float *restrict t212, const float *restrict t118, const float *restrict t341) {
+ * %197 = constant 0.09999999999999998 : [8,8]  // student/dense2 update
+ * %214 = broadcast axes=[] %129 : [8,8]  // student/dense2 update
+ * %215 = mul %214, %213 : [8,8]  // student/dense2 update
+ * %216 = div %197, %215 : [8,8]  // student/dense2 update
+ * %350 = mul %216, %119 : [8,8]  // teacher/feedback fwd
+ * %359 = mul %342, %350 : [8,8]  // teacher/feedback fwd
+ * %360 = reduce_sum axes=[0, 1] %359 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_3(float *restrict t360, const float *restrict t129, const float *restrict t213, const float *restrict t119, const float *restrict t342) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v214 = t128[0] * t212[i0 * 8 + i1];
-            const float v215 = 0.1f / v214;
-            const float v349 = v215 * t118[i0 * 8 + i1];
-            const float v358 = t341[i0 * 8 + i1] * v349;
-            sum += v358;
+            const float v215 = t129[0] * t213[i0 * 8 + i1];
+            const float v216 = 0.1f / v215;
+            const float v350 = v216 * t119[i0 * 8 + i1];
+            const float v359 = t342[i0 * 8 + i1] * v350;
+            sum += v359;
         }
     }
-    t359[0] = (float)sum;
+    t360[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %168 = constant 0.09999999999999998 : [8]  // student/dense0 update
- * %185 = broadcast axes=[] %128 : [8]  // student/dense0 update
- * %237 = mul %185, %236 : [8]  // student/dense2 update
- * %238 = div %168, %237 : [8]  // student/dense2 update
- * %350 = mul %238, %116 : [8]  // teacher/feedback fwd
- * %361 = mul %339, %350 : [8]  // teacher/feedback fwd
- * %362 = reduce_sum axes=[0] %361 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_4(float *restrict t362, const float *restrict t128, const float *restrict t236, const float *restrict t116, const float *restrict t339) {
+ * %169 = constant 0.09999999999999998 : [8]  // student/dense0 update
+ * %186 = broadcast axes=[] %129 : [8]  // student/dense0 update
+ * %238 = mul %186, %237 : [8]  // student/dense2 update
+ * %239 = div %169, %238 : [8]  // student/dense2 update
+ * %351 = mul %239, %117 : [8]  // teacher/feedback fwd
+ * %362 = mul %340, %351 : [8]  // teacher/feedback fwd
+ * %363 = reduce_sum axes=[0] %362 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_4(float *restrict t363, const float *restrict t129, const float *restrict t237, const float *restrict t117, const float *restrict t340) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v237 = t128[0] * t236[i0];
-        const float v238 = 0.1f / v237;
-        const float v350 = v238 * t116[i0];
-        const float v361 = t339[i0] * v350;
-        sum += v361;
+        const float v238 = t129[0] * t237[i0];
+        const float v239 = 0.1f / v238;
+        const float v351 = v239 * t117[i0];
+        const float v362 = t340[i0] * v351;
+        sum += v362;
     }
-    t362[0] = (float)sum;
+    t363[0] = (float)sum;
 }
 
 /* reduce_sum [8,2] axes=[0, 1]
- * %246 = constant 0.09999999999999998 : [8,2]  // student/dense4 update
- * %263 = broadcast axes=[] %128 : [8,2]  // student/dense4 update
- * %264 = mul %263, %262 : [8,2]  // student/dense4 update
- * %265 = div %246, %264 : [8,2]  // student/dense4 update
- * %351 = mul %265, %111 : [8,2]  // teacher/feedback fwd
- * %364 = mul %334, %351 : [8,2]  // teacher/feedback fwd
- * %365 = reduce_sum axes=[0, 1] %364 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_5(float *restrict t365, const float *restrict t128, const float *restrict t262, const float *restrict t111, const float *restrict t334) {
+ * %247 = constant 0.09999999999999998 : [8,2]  // student/dense4 update
+ * %264 = broadcast axes=[] %129 : [8,2]  // student/dense4 update
+ * %265 = mul %264, %263 : [8,2]  // student/dense4 update
+ * %266 = div %247, %265 : [8,2]  // student/dense4 update
+ * %352 = mul %266, %112 : [8,2]  // teacher/feedback fwd
+ * %365 = mul %335, %352 : [8,2]  // teacher/feedback fwd
+ * %366 = reduce_sum axes=[0, 1] %365 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_5(float *restrict t366, const float *restrict t129, const float *restrict t263, const float *restrict t112, const float *restrict t335) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v264 = t128[0] * t262[i0 * 2 + i1];
-            const float v265 = 0.1f / v264;
-            const float v351 = v265 * t111[i0 * 2 + i1];
-            const float v364 = t334[i0 * 2 + i1] * v351;
-            sum += v364;
+            const float v265 = t129[0] * t263[i0 * 2 + i1];
+            const float v266 = 0.1f / v265;
+            const float v352 = v266 * t112[i0 * 2 + i1];
+            const float v365 = t335[i0 * 2 + i1] * v352;
+            sum += v365;
         }
     }
-    t365[0] = (float)sum;
+    t366[0] = (float)sum;
 }
 
 /* reduce_sum [2] axes=[0]
- * %277 = constant 0.09999999999999998 : [2]  // student/dense4 update
- * %294 = broadcast axes=[] %128 : [2]  // student/dense4 update
- * %295 = mul %294, %293 : [2]  // student/dense4 update
- * %296 = div %277, %295 : [2]  // student/dense4 update
- * %352 = mul %296, %109 : [2]  // teacher/feedback fwd
- * %367 = mul %332, %352 : [2]  // teacher/feedback fwd
- * %368 = reduce_sum axes=[0] %367 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_6(float *restrict t368, const float *restrict t128, const float *restrict t293, const float *restrict t109, const float *restrict t332) {
+ * %278 = constant 0.09999999999999998 : [2]  // student/dense4 update
+ * %295 = broadcast axes=[] %129 : [2]  // student/dense4 update
+ * %296 = mul %295, %294 : [2]  // student/dense4 update
+ * %297 = div %278, %296 : [2]  // student/dense4 update
+ * %353 = mul %297, %110 : [2]  // teacher/feedback fwd
+ * %368 = mul %333, %353 : [2]  // teacher/feedback fwd
+ * %369 = reduce_sum axes=[0] %368 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_6(float *restrict t369, const float *restrict t129, const float *restrict t294, const float *restrict t110, const float *restrict t333) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
-        const float v295 = t128[0] * t293[i0];
-        const float v296 = 0.1f / v295;
-        const float v352 = v296 * t109[i0];
-        const float v367 = t332[i0] * v352;
-        sum += v367;
+        const float v296 = t129[0] * t294[i0];
+        const float v297 = 0.1f / v296;
+        const float v353 = v297 * t110[i0];
+        const float v368 = t333[i0] * v353;
+        sum += v368;
     }
-    t368[0] = (float)sum;
+    t369[0] = (float)sum;
 }
 
 /* loop []
- * %99 = constant -0.010416666666666666 : []  // student/loss_u fwd
- * %357 = add %354, %356 : []  // teacher/feedback fwd
- * %360 = add %357, %359 : []  // teacher/feedback fwd
- * %363 = add %360, %362 : []  // teacher/feedback fwd
- * %366 = add %363, %365 : []  // teacher/feedback fwd
- * %369 = add %366, %368 : []  // teacher/feedback fwd
- * %370 = mul %15, %369 : []  // teacher/feedback fwd
- * %371 = mul %17, %370 : []  // teacher/feedback vjp
- * %372 = mul %371, %99 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_fwd_7(float *restrict t370, float *restrict t372, const float *restrict t354, const float *restrict t356, const float *restrict t359, const float *restrict t362, const float *restrict t365, const float *restrict t368, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
+ * %100 = constant -0.010416666666666666 : []  // student/loss_u fwd
+ * %358 = add %355, %357 : []  // teacher/feedback fwd
+ * %361 = add %358, %360 : []  // teacher/feedback fwd
+ * %364 = add %361, %363 : []  // teacher/feedback fwd
+ * %367 = add %364, %366 : []  // teacher/feedback fwd
+ * %370 = add %367, %369 : []  // teacher/feedback fwd
+ * %371 = mul %15, %370 : []  // teacher/feedback fwd
+ * %372 = sub %371, %18 : []  // teacher/feedback fwd
+ * %373 = mul %17, %372 : []  // teacher/feedback vjp
+ * %374 = mul %373, %100 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_7(float *restrict t371, float *restrict t374, const float *restrict t355, const float *restrict t357, const float *restrict t360, const float *restrict t363, const float *restrict t366, const float *restrict t369, const float *restrict in_lr_student, const float *restrict in_feedback_baseline, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v357 = t354[0] + t356[0];
-        const float v360 = v357 + t359[0];
-        const float v363 = v360 + t362[0];
-        const float v366 = v363 + t365[0];
-        const float v369 = v366 + t368[0];
-        const float v370 = in_lr_student[0] * v369;
-        const float v371 = in_feedback_scale[0] * v370;
-        const float v372 = v371 * (-0.010416667f);
-        t370[i] = v370;
-        t372[i] = v372;
-    }
-}
-
-/* loop [96,2]
- * %373 = broadcast axes=[] %372 : [96,2]  // teacher/feedback vjp
- * %374 = mul %373, %75 : [96,2]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp(float *restrict t374, const float *restrict t372, const float *restrict t75) {
-    for (size_t i = 0; i < 192; i++) {
-        const float v374 = t372[0] * t75[i];
+        const float v358 = t355[0] + t357[0];
+        const float v361 = v358 + t360[0];
+        const float v364 = v361 + t363[0];
+        const float v367 = v364 + t366[0];
+        const float v370 = v367 + t369[0];
+        const float v371 = in_lr_student[0] * v370;
+        const float v372 = v371 - in_feedback_baseline[0];
+        const float v373 = in_feedback_scale[0] * v372;
+        const float v374 = v373 * (-0.010416667f);
+        t371[i] = v371;
         t374[i] = v374;
     }
 }
 
+/* loop [96,2]
+ * %375 = broadcast axes=[] %374 : [96,2]  // teacher/feedback vjp
+ * %376 = mul %375, %76 : [96,2]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t376, const float *restrict t374, const float *restrict t76) {
+    for (size_t i = 0; i < 192; i++) {
+        const float v376 = t374[0] * t76[i];
+        t376[i] = v376;
+    }
+}
+
 /* reduce_sum [96,2] axes=[1]
- * %375 = neg %374 : [96,2]  // teacher/feedback vjp
- * %376 = reduce_sum axes=[1] %375 : [96]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_2(float *restrict t376, const float *restrict t374) {
+ * %377 = neg %376 : [96,2]  // teacher/feedback vjp
+ * %378 = reduce_sum axes=[1] %377 : [96]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t378, const float *restrict t376) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v375 = -t374[i0 * 2 + i1];
-            sum += v375;
+            const float v377 = -t376[i0 * 2 + i1];
+            sum += v377;
         }
-        t376[i0] = (float)sum;
+        t378[i0] = (float)sum;
     }
 }
 
 /* loop [96]
- * %377 = div %376, %62 : [96]  // teacher/feedback vjp */
-static void step_teacher_feedback_vjp_3(float *restrict t377, const float *restrict t376, const float *restrict t62) {
+ * %379 = div %378, %63 : [96]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t379, const float *restrict t378, const float *restrict t63) {
     for (size_t i = 0; i < 96; i++) {
-        const float v377 = t376[i] / t62[i];
-        t377[i] = v377;
+        const float v379 = t378[i] / t63[i];
+        t379[i] = v379;
     }
 }
 
 /* loop []
- * %71 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
- * %381 = mul %16, %71 : []  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp(float *restrict t381, const float *restrict in_uda_weight) {
+ * %72 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
+ * %383 = mul %16, %72 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t383, const float *restrict in_uda_weight) {
     for (size_t i = 0; i < 1; i++) {
-        const float v381 = in_uda_weight[0] * 0.010416667f;
-        t381[i] = v381;
+        const float v383 = in_uda_weight[0] * 0.010416667f;
+        t383[i] = v383;
     }
 }
 
 /* loop [96]
- * %382 = broadcast axes=[] %381 : [96]  // teacher/loss_uda vjp
- * %383 = mul %382, %57 : [96]  // teacher/loss_uda vjp
- * %384 = neg %383 : [96]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_2(float *restrict t384, const float *restrict t381, const float *restrict t57) {
+ * %384 = broadcast axes=[] %383 : [96]  // teacher/loss_uda vjp
+ * %385 = mul %384, %58 : [96]  // teacher/loss_uda vjp
+ * %386 = neg %385 : [96]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t386, const float *restrict t383, const float *restrict t58) {
     for (size_t i = 0; i < 96; i++) {
-        const float v383 = t381[0] * t57[i];
-        const float v384 = -v383;
-        t384[i] = v384;
+        const float v385 = t383[0] * t58[i];
+        const float v386 = -v385;
+        t386[i] = v386;
     }
 }
 
 /* loop [96,2]
- * %385 = broadcast axes=[0] %384 : [96,2]  // teacher/loss_uda vjp
- * %386 = mul %385, %54 : [96,2]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_3(float *restrict t386, const float *restrict t384, const float *restrict t54) {
+ * %387 = broadcast axes=[0] %386 : [96,2]  // teacher/loss_uda vjp
+ * %388 = mul %387, %55 : [96,2]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t388, const float *restrict t386, const float *restrict t55) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v386 = t384[i0] * t54[i0 * 2 + i1];
-            t386[i0 * 2 + i1] = v386;
+            const float v388 = t386[i0] * t55[i0 * 2 + i1];
+            t388[i0 * 2 + i1] = v388;
         }
     }
 }
 
 /* reduce_sum [96,2] axes=[1]
- * %387 = neg %386 : [96,2]  // teacher/loss_uda vjp
- * %388 = reduce_sum axes=[1] %387 : [96]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_4(float *restrict t388, const float *restrict t386) {
+ * %389 = neg %388 : [96,2]  // teacher/loss_uda vjp
+ * %390 = reduce_sum axes=[1] %389 : [96]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t390, const float *restrict t388) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v387 = -t386[i0 * 2 + i1];
-            sum += v387;
+            const float v389 = -t388[i0 * 2 + i1];
+            sum += v389;
         }
-        t388[i0] = (float)sum;
+        t390[i0] = (float)sum;
     }
 }
 
 /* loop [96]
- * %389 = div %388, %62 : [96]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_5(float *restrict t389, const float *restrict t388, const float *restrict t62) {
+ * %391 = div %390, %63 : [96]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t391, const float *restrict t390, const float *restrict t63) {
     for (size_t i = 0; i < 96; i++) {
-        const float v389 = t388[i] / t62[i];
-        t389[i] = v389;
+        const float v391 = t390[i] / t63[i];
+        t391[i] = v391;
     }
 }
 
 /* loop [96,2]
- * %378 = broadcast axes=[0] %377 : [96,2]  // teacher/feedback vjp
- * %379 = mul %378, %61 : [96,2]  // teacher/feedback vjp
- * %380 = add %374, %379 : [96,2]  // teacher/feedback vjp
- * %390 = broadcast axes=[0] %389 : [96,2]  // teacher/loss_uda vjp
- * %391 = mul %390, %61 : [96,2]  // teacher/loss_uda vjp
- * %392 = add %386, %391 : [96,2]  // teacher/loss_uda vjp
- * %393 = add %380, %392 : [96,2]  // teacher/loss_uda vjp */
-static void step_teacher_loss_uda_vjp_6(float *restrict t393, const float *restrict t377, const float *restrict t61, const float *restrict t374, const float *restrict t389, const float *restrict t386) {
+ * %380 = broadcast axes=[0] %379 : [96,2]  // teacher/feedback vjp
+ * %381 = mul %380, %62 : [96,2]  // teacher/feedback vjp
+ * %382 = add %376, %381 : [96,2]  // teacher/feedback vjp
+ * %392 = broadcast axes=[0] %391 : [96,2]  // teacher/loss_uda vjp
+ * %393 = mul %392, %62 : [96,2]  // teacher/loss_uda vjp
+ * %394 = add %388, %393 : [96,2]  // teacher/loss_uda vjp
+ * %395 = add %382, %394 : [96,2]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t395, const float *restrict t379, const float *restrict t62, const float *restrict t376, const float *restrict t391, const float *restrict t388) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v379 = t377[i0] * t61[i0 * 2 + i1];
-            const float v380 = t374[i0 * 2 + i1] + v379;
-            const float v391 = t389[i0] * t61[i0 * 2 + i1];
-            const float v392 = t386[i0 * 2 + i1] + v391;
-            const float v393 = v380 + v392;
-            t393[i0 * 2 + i1] = v393;
+            const float v381 = t379[i0] * t62[i0 * 2 + i1];
+            const float v382 = t376[i0 * 2 + i1] + v381;
+            const float v393 = t391[i0] * t62[i0 * 2 + i1];
+            const float v394 = t388[i0 * 2 + i1] + v393;
+            const float v395 = v382 + v394;
+            t395[i0 * 2 + i1] = v395;
         }
     }
 }
 
 /* loop [6]
- * %394 = div %327, %36 : [6]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp(float *restrict t394, const float *restrict t327, const float *restrict t36) {
+ * %396 = div %328, %37 : [6]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t396, const float *restrict t328, const float *restrict t37) {
     for (size_t i = 0; i < 6; i++) {
-        const float v394 = t327[i] / t36[i];
-        t394[i] = v394;
+        const float v396 = t328[i] / t37[i];
+        t396[i] = v396;
     }
 }
 
 /* loop [6,2]
- * %395 = broadcast axes=[0] %394 : [6,2]  // teacher/loss_sup vjp
- * %396 = mul %395, %35 : [6,2]  // teacher/loss_sup vjp
- * %397 = add %325, %396 : [6,2]  // teacher/loss_sup vjp */
-static void step_teacher_loss_sup_vjp_2(float *restrict t397, const float *restrict t394, const float *restrict t35, const float *restrict t325) {
+ * %397 = broadcast axes=[0] %396 : [6,2]  // teacher/loss_sup vjp
+ * %398 = mul %397, %36 : [6,2]  // teacher/loss_sup vjp
+ * %399 = add %326, %398 : [6,2]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t399, const float *restrict t396, const float *restrict t36, const float *restrict t326) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v396 = t394[i0] * t35[i0 * 2 + i1];
-            const float v397 = t325[i0 * 2 + i1] + v396;
-            t397[i0 * 2 + i1] = v397;
+            const float v398 = t396[i0] * t36[i0 * 2 + i1];
+            const float v399 = t326[i0 * 2 + i1] + v398;
+            t399[i0 * 2 + i1] = v399;
         }
     }
 }
 
 /* reduce_sum [6,2] axes=[0]
- * %398 = reduce_sum axes=[0] %397 : [2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp(float *restrict t398, const float *restrict t397) {
-    for (size_t o = 0; o < 2; o++) t398[o] = 0.0f;
+ * %400 = reduce_sum axes=[0] %399 : [2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp(float *restrict t400, const float *restrict t399) {
+    for (size_t o = 0; o < 2; o++) t400[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            t398[i1] += t397[i0 * 2 + i1];
+            t400[i1] += t399[i0 * 2 + i1];
         }
     }
 }
 
 /* reduce_sum [96,2] axes=[0]
- * %399 = reduce_sum axes=[0] %393 : [2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_2(float *restrict t399, const float *restrict t393) {
-    for (size_t o = 0; o < 2; o++) t399[o] = 0.0f;
+ * %401 = reduce_sum axes=[0] %395 : [2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_2(float *restrict t401, const float *restrict t395) {
+    for (size_t o = 0; o < 2; o++) t401[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            t399[i1] += t393[i0 * 2 + i1];
+            t401[i1] += t395[i0 * 2 + i1];
         }
     }
 }
 
 /* loop [2]
- * %400 = add %398, %399 : [2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_3(float *restrict t400, const float *restrict t398, const float *restrict t399) {
+ * %402 = add %400, %401 : [2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_3(float *restrict t402, const float *restrict t400, const float *restrict t401) {
     for (size_t i = 0; i < 2; i++) {
-        const float v400 = t398[i] + t399[i];
-        t400[i] = v400;
+        const float v402 = t400[i] + t401[i];
+        t402[i] = v402;
     }
 }
 
 /* gemm blas m=8 n=2 k=96 tA
- * %406 = matmul tA %405, %393 : [8,2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_4(float *restrict t406, const float *restrict t405, const float *restrict t393) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t405, 8, t393, 2, 0.0f, t406, 2);
+ * %408 = matmul tA %407, %395 : [8,2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_4(float *restrict t408, const float *restrict t407, const float *restrict t395) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t407, 8, t395, 2, 0.0f, t408, 2);
 }
 
 /* gemm blas m=8 n=2 k=6 tA +epilogue
- * %404 = matmul tA %403, %397 : [8,2]  // teacher/dense4 vjp
- * %407 = add %404, %406 : [8,2]  // teacher/dense4 vjp */
-static void step_teacher_dense4_vjp_5(float *restrict t407, const float *restrict t403, const float *restrict t397, const float *restrict t406) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 6, 1.0f, t403, 8, t397, 2, 0.0f, t407, 2);
+ * %406 = matmul tA %405, %399 : [8,2]  // teacher/dense4 vjp
+ * %409 = add %406, %408 : [8,2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_5(float *restrict t409, const float *restrict t405, const float *restrict t399, const float *restrict t408) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 6, 1.0f, t405, 8, t399, 2, 0.0f, t409, 2);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 16; i++) {
-        const float v407 = t407[i] + t406[i];
-        t407[i] = v407;
+        const float v409 = t409[i] + t408[i];
+        t409[i] = v409;
     }
 }
 
 /* gemm blas m=6 n=8 k=2 tB +epilogue
- * %335 = constant 1 : [6,8]  // student/sigmoid3 vjp
- * %401 = matmul tB %397, %4 : [6,8]  // teacher/dense4 vjp
- * %408 = sub %335, %403 : [6,8]  // teacher/sigmoid3 vjp
- * %409 = mul %403, %408 : [6,8]  // teacher/sigmoid3 vjp
- * %410 = mul %401, %409 : [6,8]  // teacher/sigmoid3 vjp */
-static void step_teacher_dense4_vjp_6(float *restrict t410, const float *restrict t397, const float *restrict in_teacher_dense4_weight, const float *restrict t403) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 2, 1.0f, t397, 2, in_teacher_dense4_weight, 2, 0.0f, t410, 8);
+ * %336 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %403 = matmul tB %399, %4 : [6,8]  // teacher/dense4 vjp
+ * %410 = sub %336, %405 : [6,8]  // teacher/sigmoid3 vjp
+ * %411 = mul %405, %410 : [6,8]  // teacher/sigmoid3 vjp
+ * %412 = mul %403, %411 : [6,8]  // teacher/sigmoid3 vjp */
+static void step_teacher_dense4_vjp_6(float *restrict t412, const float *restrict t399, const float *restrict in_teacher_dense4_weight, const float *restrict t405) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 2, 1.0f, t399, 2, in_teacher_dense4_weight, 2, 0.0f, t412, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 48; i++) {
-        const float v408 = 1.0f - t403[i];
-        const float v409 = t403[i] * v408;
-        const float v410 = t410[i] * v409;
-        t410[i] = v410;
+        const float v410 = 1.0f - t405[i];
+        const float v411 = t405[i] * v410;
+        const float v412 = t412[i] * v411;
+        t412[i] = v412;
     }
 }
 
 /* gemm blas m=96 n=8 k=2 tB +epilogue
- * %112 = constant 1 : [96,8]  // student/sigmoid3 vjp
- * %402 = matmul tB %393, %4 : [96,8]  // teacher/dense4 vjp
- * %411 = sub %112, %405 : [96,8]  // teacher/sigmoid3 vjp
- * %412 = mul %405, %411 : [96,8]  // teacher/sigmoid3 vjp
- * %413 = mul %402, %412 : [96,8]  // teacher/sigmoid3 vjp */
-static void step_teacher_dense4_vjp_7(float *restrict t413, const float *restrict t393, const float *restrict in_teacher_dense4_weight, const float *restrict t405) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t393, 2, in_teacher_dense4_weight, 2, 0.0f, t413, 8);
+ * %113 = constant 1 : [96,8]  // student/sigmoid3 vjp
+ * %404 = matmul tB %395, %4 : [96,8]  // teacher/dense4 vjp
+ * %413 = sub %113, %407 : [96,8]  // teacher/sigmoid3 vjp
+ * %414 = mul %407, %413 : [96,8]  // teacher/sigmoid3 vjp
+ * %415 = mul %404, %414 : [96,8]  // teacher/sigmoid3 vjp */
+static void step_teacher_dense4_vjp_7(float *restrict t415, const float *restrict t395, const float *restrict in_teacher_dense4_weight, const float *restrict t407) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t395, 2, in_teacher_dense4_weight, 2, 0.0f, t415, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 768; i++) {
-        const float v411 = 1.0f - t405[i];
-        const float v412 = t405[i] * v411;
-        const float v413 = t413[i] * v412;
-        t413[i] = v413;
+        const float v413 = 1.0f - t407[i];
+        const float v414 = t407[i] * v413;
+        const float v415 = t415[i] * v414;
+        t415[i] = v415;
     }
 }
 
 /* reduce_sum [6,8] axes=[0]
- * %414 = reduce_sum axes=[0] %410 : [8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp(float *restrict t414, const float *restrict t410) {
-    for (size_t o = 0; o < 8; o++) t414[o] = 0.0f;
+ * %416 = reduce_sum axes=[0] %412 : [8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp(float *restrict t416, const float *restrict t412) {
+    for (size_t o = 0; o < 8; o++) t416[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t414[i1] += t410[i0 * 8 + i1];
+            t416[i1] += t412[i0 * 8 + i1];
         }
     }
 }
 
 /* reduce_sum [96,8] axes=[0]
- * %415 = reduce_sum axes=[0] %413 : [8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_2(float *restrict t415, const float *restrict t413) {
-    for (size_t o = 0; o < 8; o++) t415[o] = 0.0f;
+ * %417 = reduce_sum axes=[0] %415 : [8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_2(float *restrict t417, const float *restrict t415) {
+    for (size_t o = 0; o < 8; o++) t417[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t415[i1] += t413[i0 * 8 + i1];
+            t417[i1] += t415[i0 * 8 + i1];
         }
     }
 }
 
 /* loop [8]
- * %416 = add %414, %415 : [8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_3(float *restrict t416, const float *restrict t414, const float *restrict t415) {
+ * %418 = add %416, %417 : [8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_3(float *restrict t418, const float *restrict t416, const float *restrict t417) {
     for (size_t i = 0; i < 8; i++) {
-        const float v416 = t414[i] + t415[i];
-        t416[i] = v416;
+        const float v418 = t416[i] + t417[i];
+        t418[i] = v418;
     }
 }
 
 /* gemm blas m=8 n=8 k=96 tA
- * %422 = matmul tA %421, %413 : [8,8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_4(float *restrict t422, const float *restrict t421, const float *restrict t413) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t421, 8, t413, 8, 0.0f, t422, 8);
+ * %424 = matmul tA %423, %415 : [8,8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_4(float *restrict t424, const float *restrict t423, const float *restrict t415) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t423, 8, t415, 8, 0.0f, t424, 8);
 }
 
 /* gemm blas m=8 n=8 k=6 tA +epilogue
- * %420 = matmul tA %419, %410 : [8,8]  // teacher/dense2 vjp
- * %423 = add %420, %422 : [8,8]  // teacher/dense2 vjp */
-static void step_teacher_dense2_vjp_5(float *restrict t423, const float *restrict t419, const float *restrict t410, const float *restrict t422) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 6, 1.0f, t419, 8, t410, 8, 0.0f, t423, 8);
+ * %422 = matmul tA %421, %412 : [8,8]  // teacher/dense2 vjp
+ * %425 = add %422, %424 : [8,8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_5(float *restrict t425, const float *restrict t421, const float *restrict t412, const float *restrict t424) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 6, 1.0f, t421, 8, t412, 8, 0.0f, t425, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 64; i++) {
-        const float v423 = t423[i] + t422[i];
-        t423[i] = v423;
+        const float v425 = t425[i] + t424[i];
+        t425[i] = v425;
     }
 }
 
 /* gemm blas m=6 n=8 k=8 tB +epilogue
- * %335 = constant 1 : [6,8]  // student/sigmoid3 vjp
- * %417 = matmul tB %410, %2 : [6,8]  // teacher/dense2 vjp
- * %424 = sub %335, %419 : [6,8]  // teacher/sigmoid1 vjp
- * %425 = mul %419, %424 : [6,8]  // teacher/sigmoid1 vjp
- * %426 = mul %417, %425 : [6,8]  // teacher/sigmoid1 vjp */
-static void step_teacher_dense2_vjp_6(float *restrict t426, const float *restrict t410, const float *restrict in_teacher_dense2_weight, const float *restrict t419) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 8, 1.0f, t410, 8, in_teacher_dense2_weight, 8, 0.0f, t426, 8);
+ * %336 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %419 = matmul tB %412, %2 : [6,8]  // teacher/dense2 vjp
+ * %426 = sub %336, %421 : [6,8]  // teacher/sigmoid1 vjp
+ * %427 = mul %421, %426 : [6,8]  // teacher/sigmoid1 vjp
+ * %428 = mul %419, %427 : [6,8]  // teacher/sigmoid1 vjp */
+static void step_teacher_dense2_vjp_6(float *restrict t428, const float *restrict t412, const float *restrict in_teacher_dense2_weight, const float *restrict t421) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 8, 1.0f, t412, 8, in_teacher_dense2_weight, 8, 0.0f, t428, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 48; i++) {
-        const float v424 = 1.0f - t419[i];
-        const float v425 = t419[i] * v424;
-        const float v426 = t426[i] * v425;
-        t426[i] = v426;
+        const float v426 = 1.0f - t421[i];
+        const float v427 = t421[i] * v426;
+        const float v428 = t428[i] * v427;
+        t428[i] = v428;
     }
 }
 
 /* gemm blas m=96 n=8 k=8 tB +epilogue
- * %112 = constant 1 : [96,8]  // student/sigmoid3 vjp
- * %418 = matmul tB %413, %2 : [96,8]  // teacher/dense2 vjp
- * %427 = sub %112, %421 : [96,8]  // teacher/sigmoid1 vjp
- * %428 = mul %421, %427 : [96,8]  // teacher/sigmoid1 vjp
- * %429 = mul %418, %428 : [96,8]  // teacher/sigmoid1 vjp */
-static void step_teacher_dense2_vjp_7(float *restrict t429, const float *restrict t413, const float *restrict in_teacher_dense2_weight, const float *restrict t421) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t413, 8, in_teacher_dense2_weight, 8, 0.0f, t429, 8);
+ * %113 = constant 1 : [96,8]  // student/sigmoid3 vjp
+ * %420 = matmul tB %415, %2 : [96,8]  // teacher/dense2 vjp
+ * %429 = sub %113, %423 : [96,8]  // teacher/sigmoid1 vjp
+ * %430 = mul %423, %429 : [96,8]  // teacher/sigmoid1 vjp
+ * %431 = mul %420, %430 : [96,8]  // teacher/sigmoid1 vjp */
+static void step_teacher_dense2_vjp_7(float *restrict t431, const float *restrict t415, const float *restrict in_teacher_dense2_weight, const float *restrict t423) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t415, 8, in_teacher_dense2_weight, 8, 0.0f, t431, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 768; i++) {
-        const float v427 = 1.0f - t421[i];
-        const float v428 = t421[i] * v427;
-        const float v429 = t429[i] * v428;
-        t429[i] = v429;
+        const float v429 = 1.0f - t423[i];
+        const float v430 = t423[i] * v429;
+        const float v431 = t431[i] * v430;
+        t431[i] = v431;
     }
 }
 
 /* reduce_sum [6,8] axes=[0]
- * %430 = reduce_sum axes=[0] %426 : [8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp(float *restrict t430, const float *restrict t426) {
-    for (size_t o = 0; o < 8; o++) t430[o] = 0.0f;
+ * %432 = reduce_sum axes=[0] %428 : [8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp(float *restrict t432, const float *restrict t428) {
+    for (size_t o = 0; o < 8; o++) t432[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t430[i1] += t426[i0 * 8 + i1];
+            t432[i1] += t428[i0 * 8 + i1];
         }
     }
 }
 
 /* reduce_sum [96,8] axes=[0]
- * %431 = reduce_sum axes=[0] %429 : [8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_2(float *restrict t431, const float *restrict t429) {
-    for (size_t o = 0; o < 8; o++) t431[o] = 0.0f;
+ * %433 = reduce_sum axes=[0] %431 : [8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_2(float *restrict t433, const float *restrict t431) {
+    for (size_t o = 0; o < 8; o++) t433[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t431[i1] += t429[i0 * 8 + i1];
+            t433[i1] += t431[i0 * 8 + i1];
         }
     }
 }
 
 /* loop [8]
- * %432 = add %430, %431 : [8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_3(float *restrict t432, const float *restrict t430, const float *restrict t431) {
+ * %434 = add %432, %433 : [8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_3(float *restrict t434, const float *restrict t432, const float *restrict t433) {
     for (size_t i = 0; i < 8; i++) {
-        const float v432 = t430[i] + t431[i];
-        t432[i] = v432;
+        const float v434 = t432[i] + t433[i];
+        t434[i] = v434;
     }
 }
 
 /* gemm blas m=2 n=8 k=96 tA
- * %434 = matmul tA %76, %429 : [2,8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_4(float *restrict t434, const float *restrict t76, const float *restrict t429) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t76, 2, t429, 8, 0.0f, t434, 8);
+ * %436 = matmul tA %77, %431 : [2,8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_4(float *restrict t436, const float *restrict t77, const float *restrict t431) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t77, 2, t431, 8, 0.0f, t436, 8);
 }
 
 /* gemm blas m=2 n=8 k=6 tA +epilogue
- * %433 = matmul tA %77, %426 : [2,8]  // teacher/dense0 vjp
- * %435 = add %433, %434 : [2,8]  // teacher/dense0 vjp */
-static void step_teacher_dense0_vjp_5(float *restrict t435, const float *restrict in_x, const float *restrict t426, const float *restrict t434) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 6, 1.0f, in_x, 2, t426, 8, 0.0f, t435, 8);
+ * %435 = matmul tA %78, %428 : [2,8]  // teacher/dense0 vjp
+ * %437 = add %435, %436 : [2,8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_5(float *restrict t437, const float *restrict in_x, const float *restrict t428, const float *restrict t436) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 6, 1.0f, in_x, 2, t428, 8, 0.0f, t437, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 16; i++) {
-        const float v435 = t435[i] + t434[i];
-        t435[i] = v435;
+        const float v437 = t437[i] + t436[i];
+        t437[i] = v437;
     }
 }
 
 /* loop []
- * %125 = constant 0.9 : []  // student update
- * %127 = constant 0.09999999999999998 : []  // student update
- * %130 = constant 0.999 : []  // student update
- * %132 = constant 0.0010000000000000009 : []  // student update
- * %437 = mul %436, %125 : []  // teacher update
- * %438 = add %437, %127 : []  // teacher update
- * %440 = mul %439, %130 : []  // teacher update
- * %441 = add %440, %132 : []  // teacher update
+ * %126 = constant 0.9 : []  // student update
+ * %128 = constant 0.09999999999999998 : []  // student update
+ * %131 = constant 0.999 : []  // student update
+ * %133 = constant 0.0010000000000000009 : []  // student update
+ * %439 = mul %438, %126 : []  // teacher update
+ * %440 = add %439, %128 : []  // teacher update
+ * %442 = mul %441, %131 : []  // teacher update
+ * %443 = add %442, %133 : []  // teacher update
  * in_teacher_momentum_m_correction is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_v_correction is updated in place: each element is read before it is overwritten */
 static void step_teacher_update(float *restrict in_teacher_momentum_m_correction, float *restrict in_teacher_momentum_v_correction) {
     for (size_t i = 0; i < 1; i++) {
-        const float v437 = in_teacher_momentum_m_correction[0] * 0.9f;
-        const float v438 = v437 + 0.1f;
-        const float v440 = in_teacher_momentum_v_correction[0] * 0.999f;
-        const float v441 = v440 + 0.001f;
-        in_teacher_momentum_m_correction[i] = v438;
-        in_teacher_momentum_v_correction[i] = v441;
+        const float v439 = in_teacher_momentum_m_correction[0] * 0.9f;
+        const float v440 = v439 + 0.1f;
+        const float v442 = in_teacher_momentum_v_correction[0] * 0.999f;
+        const float v443 = v442 + 0.001f;
+        in_teacher_momentum_m_correction[i] = v440;
+        in_teacher_momentum_v_correction[i] = v443;
     }
 }
 
 /* loop [2,8]
- * %135 = constant 0.9 : [2,8]  // student/dense0 update
- * %137 = constant 0.09999999999999998 : [2,8]  // student/dense0 update
- * %141 = constant 0.999 : [2,8]  // student/dense0 update
- * %144 = constant 0.0010000000000000009 : [2,8]  // student/dense0 update
- * %149 = constant 1.0000000000000001e-16 : [2,8]  // student/dense0 update
- * %152 = constant 1e-08 : [2,8]  // student/dense0 update
- * %443 = mul %442, %135 : [2,8]  // teacher/dense0 update
- * %444 = mul %435, %137 : [2,8]  // teacher/dense0 update
- * %445 = add %443, %444 : [2,8]  // teacher/dense0 update
- * %447 = mul %446, %141 : [2,8]  // teacher/dense0 update
- * %448 = mul %435, %435 : [2,8]  // teacher/dense0 update
- * %449 = mul %448, %144 : [2,8]  // teacher/dense0 update
- * %450 = add %447, %449 : [2,8]  // teacher/dense0 update
- * %451 = broadcast axes=[] %441 : [2,8]  // teacher/dense0 update
- * %452 = div %450, %451 : [2,8]  // teacher/dense0 update
- * %453 = add %452, %149 : [2,8]  // teacher/dense0 update
- * %454 = sqrt %453 : [2,8]  // teacher/dense0 update
- * %455 = add %454, %152 : [2,8]  // teacher/dense0 update
- * %456 = broadcast axes=[] %438 : [2,8]  // teacher/dense0 update
- * %457 = div %445, %456 : [2,8]  // teacher/dense0 update
- * %458 = div %457, %455 : [2,8]  // teacher/dense0 update
- * %459 = broadcast axes=[] %14 : [2,8]  // teacher/dense0 update
- * %460 = mul %458, %459 : [2,8]  // teacher/dense0 update
- * %461 = sub %0, %460 : [2,8]  // teacher/dense0 update
+ * %136 = constant 0.9 : [2,8]  // student/dense0 update
+ * %138 = constant 0.09999999999999998 : [2,8]  // student/dense0 update
+ * %142 = constant 0.999 : [2,8]  // student/dense0 update
+ * %145 = constant 0.0010000000000000009 : [2,8]  // student/dense0 update
+ * %150 = constant 1.0000000000000001e-16 : [2,8]  // student/dense0 update
+ * %153 = constant 1e-08 : [2,8]  // student/dense0 update
+ * %445 = mul %444, %136 : [2,8]  // teacher/dense0 update
+ * %446 = mul %437, %138 : [2,8]  // teacher/dense0 update
+ * %447 = add %445, %446 : [2,8]  // teacher/dense0 update
+ * %449 = mul %448, %142 : [2,8]  // teacher/dense0 update
+ * %450 = mul %437, %437 : [2,8]  // teacher/dense0 update
+ * %451 = mul %450, %145 : [2,8]  // teacher/dense0 update
+ * %452 = add %449, %451 : [2,8]  // teacher/dense0 update
+ * %453 = broadcast axes=[] %443 : [2,8]  // teacher/dense0 update
+ * %454 = div %452, %453 : [2,8]  // teacher/dense0 update
+ * %455 = add %454, %150 : [2,8]  // teacher/dense0 update
+ * %456 = sqrt %455 : [2,8]  // teacher/dense0 update
+ * %457 = add %456, %153 : [2,8]  // teacher/dense0 update
+ * %458 = broadcast axes=[] %440 : [2,8]  // teacher/dense0 update
+ * %459 = div %447, %458 : [2,8]  // teacher/dense0 update
+ * %460 = div %459, %457 : [2,8]  // teacher/dense0 update
+ * %461 = broadcast axes=[] %14 : [2,8]  // teacher/dense0 update
+ * %462 = mul %460, %461 : [2,8]  // teacher/dense0 update
+ * %463 = sub %0, %462 : [2,8]  // teacher/dense0 update
  * in_teacher_momentum_m_dense0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_v_dense0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense0_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense0_update(float *restrict in_teacher_momentum_m_dense0_weight, float *restrict in_teacher_momentum_v_dense0_weight, float *restrict in_teacher_dense0_weight, const float *restrict t435, const float *restrict t438, const float *restrict t441, const float *restrict in_lr_teacher) {
+static void step_teacher_dense0_update(float *restrict in_teacher_momentum_m_dense0_weight, float *restrict in_teacher_momentum_v_dense0_weight, float *restrict in_teacher_dense0_weight, const float *restrict t437, const float *restrict t440, const float *restrict t443, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
-        const float v443 = in_teacher_momentum_m_dense0_weight[i] * 0.9f;
-        const float v444 = t435[i] * 0.1f;
-        const float v445 = v443 + v444;
-        const float v447 = in_teacher_momentum_v_dense0_weight[i] * 0.999f;
-        const float v448 = t435[i] * t435[i];
-        const float v449 = v448 * 0.001f;
-        const float v450 = v447 + v449;
-        const float v457 = v445 / t438[0];
-        const float v452 = v450 / t441[0];
-        const float v453 = v452 + 1e-16f;
-        const float v454 = sqrtf(v453);
-        const float v455 = v454 + 1e-08f;
-        const float v458 = v457 / v455;
-        const float v460 = v458 * in_lr_teacher[0];
-        const float v461 = in_teacher_dense0_weight[i] - v460;
-        in_teacher_momentum_m_dense0_weight[i] = v445;
-        in_teacher_momentum_v_dense0_weight[i] = v450;
-        in_teacher_dense0_weight[i] = v461;
+        const float v445 = in_teacher_momentum_m_dense0_weight[i] * 0.9f;
+        const float v446 = t437[i] * 0.1f;
+        const float v447 = v445 + v446;
+        const float v449 = in_teacher_momentum_v_dense0_weight[i] * 0.999f;
+        const float v450 = t437[i] * t437[i];
+        const float v451 = v450 * 0.001f;
+        const float v452 = v449 + v451;
+        const float v459 = v447 / t440[0];
+        const float v454 = v452 / t443[0];
+        const float v455 = v454 + 1e-16f;
+        const float v456 = sqrtf(v455);
+        const float v457 = v456 + 1e-08f;
+        const float v460 = v459 / v457;
+        const float v462 = v460 * in_lr_teacher[0];
+        const float v463 = in_teacher_dense0_weight[i] - v462;
+        in_teacher_momentum_m_dense0_weight[i] = v447;
+        in_teacher_momentum_v_dense0_weight[i] = v452;
+        in_teacher_dense0_weight[i] = v463;
     }
 }
 
 /* loop [8]
- * %166 = constant 0.9 : [8]  // student/dense0 update
- * %168 = constant 0.09999999999999998 : [8]  // student/dense0 update
- * %172 = constant 0.999 : [8]  // student/dense0 update
- * %175 = constant 0.0010000000000000009 : [8]  // student/dense0 update
- * %180 = constant 1.0000000000000001e-16 : [8]  // student/dense0 update
- * %183 = constant 1e-08 : [8]  // student/dense0 update
- * %463 = mul %462, %166 : [8]  // teacher/dense0 update
- * %464 = mul %432, %168 : [8]  // teacher/dense0 update
- * %465 = add %463, %464 : [8]  // teacher/dense0 update
- * %467 = mul %466, %172 : [8]  // teacher/dense0 update
- * %468 = mul %432, %432 : [8]  // teacher/dense0 update
- * %469 = mul %468, %175 : [8]  // teacher/dense0 update
- * %470 = add %467, %469 : [8]  // teacher/dense0 update
- * %471 = broadcast axes=[] %441 : [8]  // teacher/dense0 update
- * %472 = div %470, %471 : [8]  // teacher/dense0 update
- * %473 = add %472, %180 : [8]  // teacher/dense0 update
- * %474 = sqrt %473 : [8]  // teacher/dense0 update
- * %475 = add %474, %183 : [8]  // teacher/dense0 update
- * %476 = broadcast axes=[] %438 : [8]  // teacher/dense0 update
- * %477 = div %465, %476 : [8]  // teacher/dense0 update
- * %478 = div %477, %475 : [8]  // teacher/dense0 update
- * %479 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
- * %480 = mul %478, %479 : [8]  // teacher/dense0 update
- * %481 = sub %1, %480 : [8]  // teacher/dense0 update
+ * %167 = constant 0.9 : [8]  // student/dense0 update
+ * %169 = constant 0.09999999999999998 : [8]  // student/dense0 update
+ * %173 = constant 0.999 : [8]  // student/dense0 update
+ * %176 = constant 0.0010000000000000009 : [8]  // student/dense0 update
+ * %181 = constant 1.0000000000000001e-16 : [8]  // student/dense0 update
+ * %184 = constant 1e-08 : [8]  // student/dense0 update
+ * %465 = mul %464, %167 : [8]  // teacher/dense0 update
+ * %466 = mul %434, %169 : [8]  // teacher/dense0 update
+ * %467 = add %465, %466 : [8]  // teacher/dense0 update
+ * %469 = mul %468, %173 : [8]  // teacher/dense0 update
+ * %470 = mul %434, %434 : [8]  // teacher/dense0 update
+ * %471 = mul %470, %176 : [8]  // teacher/dense0 update
+ * %472 = add %469, %471 : [8]  // teacher/dense0 update
+ * %473 = broadcast axes=[] %443 : [8]  // teacher/dense0 update
+ * %474 = div %472, %473 : [8]  // teacher/dense0 update
+ * %475 = add %474, %181 : [8]  // teacher/dense0 update
+ * %476 = sqrt %475 : [8]  // teacher/dense0 update
+ * %477 = add %476, %184 : [8]  // teacher/dense0 update
+ * %478 = broadcast axes=[] %440 : [8]  // teacher/dense0 update
+ * %479 = div %467, %478 : [8]  // teacher/dense0 update
+ * %480 = div %479, %477 : [8]  // teacher/dense0 update
+ * %481 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
+ * %482 = mul %480, %481 : [8]  // teacher/dense0 update
+ * %483 = sub %1, %482 : [8]  // teacher/dense0 update
  * in_teacher_momentum_m_dense0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_v_dense0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense0_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense0_update_2(float *restrict in_teacher_momentum_m_dense0_bias, float *restrict in_teacher_momentum_v_dense0_bias, float *restrict in_teacher_dense0_bias, const float *restrict t432, const float *restrict t438, const float *restrict t441, const float *restrict in_lr_teacher) {
+static void step_teacher_dense0_update_2(float *restrict in_teacher_momentum_m_dense0_bias, float *restrict in_teacher_momentum_v_dense0_bias, float *restrict in_teacher_dense0_bias, const float *restrict t434, const float *restrict t440, const float *restrict t443, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 8; i++) {
-        const float v463 = in_teacher_momentum_m_dense0_bias[i] * 0.9f;
-        const float v464 = t432[i] * 0.1f;
-        const float v465 = v463 + v464;
-        const float v467 = in_teacher_momentum_v_dense0_bias[i] * 0.999f;
-        const float v468 = t432[i] * t432[i];
-        const float v469 = v468 * 0.001f;
-        const float v470 = v467 + v469;
-        const float v477 = v465 / t438[0];
-        const float v472 = v470 / t441[0];
-        const float v473 = v472 + 1e-16f;
-        const float v474 = sqrtf(v473);
-        const float v475 = v474 + 1e-08f;
-        const float v478 = v477 / v475;
-        const float v480 = v478 * in_lr_teacher[0];
-        const float v481 = in_teacher_dense0_bias[i] - v480;
-        in_teacher_momentum_m_dense0_bias[i] = v465;
-        in_teacher_momentum_v_dense0_bias[i] = v470;
-        in_teacher_dense0_bias[i] = v481;
+        const float v465 = in_teacher_momentum_m_dense0_bias[i] * 0.9f;
+        const float v466 = t434[i] * 0.1f;
+        const float v467 = v465 + v466;
+        const float v469 = in_teacher_momentum_v_dense0_bias[i] * 0.999f;
+        const float v470 = t434[i] * t434[i];
+        const float v471 = v470 * 0.001f;
+        const float v472 = v469 + v471;
+        const float v479 = v467 / t440[0];
+        const float v474 = v472 / t443[0];
+        const float v475 = v474 + 1e-16f;
+        const float v476 = sqrtf(v475);
+        const float v477 = v476 + 1e-08f;
+        const float v480 = v479 / v477;
+        const float v482 = v480 * in_lr_teacher[0];
+        const float v483 = in_teacher_dense0_bias[i] - v482;
+        in_teacher_momentum_m_dense0_bias[i] = v467;
+        in_teacher_momentum_v_dense0_bias[i] = v472;
+        in_teacher_dense0_bias[i] = v483;
     }
 }
 
 /* loop [8,8]
- * %194 = constant 0.9 : [8,8]  // student/dense2 update
- * %196 = constant 0.09999999999999998 : [8,8]  // student/dense2 update
- * %200 = constant 0.999 : [8,8]  // student/dense2 update
- * %203 = constant 0.0010000000000000009 : [8,8]  // student/dense2 update
- * %208 = constant 1.0000000000000001e-16 : [8,8]  // student/dense2 update
- * %211 = constant 1e-08 : [8,8]  // student/dense2 update
- * %483 = mul %482, %194 : [8,8]  // teacher/dense2 update
- * %484 = mul %423, %196 : [8,8]  // teacher/dense2 update
- * %485 = add %483, %484 : [8,8]  // teacher/dense2 update
- * %487 = mul %486, %200 : [8,8]  // teacher/dense2 update
- * %488 = mul %423, %423 : [8,8]  // teacher/dense2 update
- * %489 = mul %488, %203 : [8,8]  // teacher/dense2 update
- * %490 = add %487, %489 : [8,8]  // teacher/dense2 update
- * %491 = broadcast axes=[] %441 : [8,8]  // teacher/dense2 update
- * %492 = div %490, %491 : [8,8]  // teacher/dense2 update
- * %493 = add %492, %208 : [8,8]  // teacher/dense2 update
- * %494 = sqrt %493 : [8,8]  // teacher/dense2 update
- * %495 = add %494, %211 : [8,8]  // teacher/dense2 update
- * %496 = broadcast axes=[] %438 : [8,8]  // teacher/dense2 update
- * %497 = div %485, %496 : [8,8]  // teacher/dense2 update
- * %498 = div %497, %495 : [8,8]  // teacher/dense2 update
- * %499 = broadcast axes=[] %14 : [8,8]  // teacher/dense2 update
- * %500 = mul %498, %499 : [8,8]  // teacher/dense2 update
- * %501 = sub %2, %500 : [8,8]  // teacher/dense2 update
+ * %195 = constant 0.9 : [8,8]  // student/dense2 update
+ * %197 = constant 0.09999999999999998 : [8,8]  // student/dense2 update
+ * %201 = constant 0.999 : [8,8]  // student/dense2 update
+ * %204 = constant 0.0010000000000000009 : [8,8]  // student/dense2 update
+ * %209 = constant 1.0000000000000001e-16 : [8,8]  // student/dense2 update
+ * %212 = constant 1e-08 : [8,8]  // student/dense2 update
+ * %485 = mul %484, %195 : [8,8]  // teacher/dense2 update
+ * %486 = mul %425, %197 : [8,8]  // teacher/dense2 update
+ * %487 = add %485, %486 : [8,8]  // teacher/dense2 update
+ * %489 = mul %488, %201 : [8,8]  // teacher/dense2 update
+ * %490 = mul %425, %425 : [8,8]  // teacher/dense2 update
+ * %491 = mul %490, %204 : [8,8]  // teacher/dense2 update
+ * %492 = add %489, %491 : [8,8]  // teacher/dense2 update
+ * %493 = broadcast axes=[] %443 : [8,8]  // teacher/dense2 update
+ * %494 = div %492, %493 : [8,8]  // teacher/dense2 update
+ * %495 = add %494, %209 : [8,8]  // teacher/dense2 update
+ * %496 = sqrt %495 : [8,8]  // teacher/dense2 update
+ * %497 = add %496, %212 : [8,8]  // teacher/dense2 update
+ * %498 = broadcast axes=[] %440 : [8,8]  // teacher/dense2 update
+ * %499 = div %487, %498 : [8,8]  // teacher/dense2 update
+ * %500 = div %499, %497 : [8,8]  // teacher/dense2 update
+ * %501 = broadcast axes=[] %14 : [8,8]  // teacher/dense2 update
+ * %502 = mul %500, %501 : [8,8]  // teacher/dense2 update
+ * %503 = sub %2, %502 : [8,8]  // teacher/dense2 update
  * in_teacher_momentum_m_dense2_weight is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_v_dense2_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense2_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense2_update(float *restrict in_teacher_momentum_m_dense2_weight, float *restrict in_teacher_momentum_v_dense2_weight, float *restrict in_teacher_dense2_weight, const float *restrict t423, const float *restrict t438, const float *restrict t441, const float *restrict in_lr_teacher) {
+static void step_teacher_dense2_update(float *restrict in_teacher_momentum_m_dense2_weight, float *restrict in_teacher_momentum_v_dense2_weight, float *restrict in_teacher_dense2_weight, const float *restrict t425, const float *restrict t440, const float *restrict t443, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
-        const float v483 = in_teacher_momentum_m_dense2_weight[i] * 0.9f;
-        const float v484 = t423[i] * 0.1f;
-        const float v485 = v483 + v484;
-        const float v487 = in_teacher_momentum_v_dense2_weight[i] * 0.999f;
-        const float v488 = t423[i] * t423[i];
-        const float v489 = v488 * 0.001f;
-        const float v490 = v487 + v489;
-        const float v497 = v485 / t438[0];
-        const float v492 = v490 / t441[0];
-        const float v493 = v492 + 1e-16f;
-        const float v494 = sqrtf(v493);
-        const float v495 = v494 + 1e-08f;
-        const float v498 = v497 / v495;
-        const float v500 = v498 * in_lr_teacher[0];
-        const float v501 = in_teacher_dense2_weight[i] - v500;
-        in_teacher_momentum_m_dense2_weight[i] = v485;
-        in_teacher_momentum_v_dense2_weight[i] = v490;
-        in_teacher_dense2_weight[i] = v501;
+        const float v485 = in_teacher_momentum_m_dense2_weight[i] * 0.9f;
+        const float v486 = t425[i] * 0.1f;
+        const float v487 = v485 + v486;
+        const float v489 = in_teacher_momentum_v_dense2_weight[i] * 0.999f;
+        const float v490 = t425[i] * t425[i];
+        const float v491 = v490 * 0.001f;
+        const float v492 = v489 + v491;
+        const float v499 = v487 / t440[0];
+        const float v494 = v492 / t443[0];
+        const float v495 = v494 + 1e-16f;
+        const float v496 = sqrtf(v495);
+        const float v497 = v496 + 1e-08f;
+        const float v500 = v499 / v497;
+        const float v502 = v500 * in_lr_teacher[0];
+        const float v503 = in_teacher_dense2_weight[i] - v502;
+        in_teacher_momentum_m_dense2_weight[i] = v487;
+        in_teacher_momentum_v_dense2_weight[i] = v492;
+        in_teacher_dense2_weight[i] = v503;
     }
 }
 
 /* loop [8]
- * %166 = constant 0.9 : [8]  // student/dense0 update
- * %168 = constant 0.09999999999999998 : [8]  // student/dense0 update
- * %172 = constant 0.999 : [8]  // student/dense0 update
- * %175 = constant 0.0010000000000000009 : [8]  // student/dense0 update
- * %180 = constant 1.0000000000000001e-16 : [8]  // student/dense0 update
- * %183 = constant 1e-08 : [8]  // student/dense0 update
- * %471 = broadcast axes=[] %441 : [8]  // teacher/dense0 update
- * %476 = broadcast axes=[] %438 : [8]  // teacher/dense0 update
- * %479 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
- * %503 = mul %502, %166 : [8]  // teacher/dense2 update
- * %504 = mul %416, %168 : [8]  // teacher/dense2 update
- * %505 = add %503, %504 : [8]  // teacher/dense2 update
- * %507 = mul %506, %172 : [8]  // teacher/dense2 update
- * %508 = mul %416, %416 : [8]  // teacher/dense2 update
- * %509 = mul %508, %175 : [8]  // teacher/dense2 update
- * %510 = add %507, %509 : [8]  // teacher/dense2 update
- * %511 = div %510, %471 : [8]  // teacher/dense2 update
- * %512 = add %511, %180 : [8]  // teacher/dense2 update
- * %513 = sqrt %512 : [8]  // teacher/dense2 update
- * %514 = add %513, %183 : [8]  // teacher/dense2 update
- * %515 = div %505, %476 : [8]  // teacher/dense2 update
- * %516 = div %515, %514 : [8]  // teacher/dense2 update
- * %517 = mul %516, %479 : [8]  // teacher/dense2 update
- * %518 = sub %3, %517 : [8]  // teacher/dense2 update
+ * %167 = constant 0.9 : [8]  // student/dense0 update
+ * %169 = constant 0.09999999999999998 : [8]  // student/dense0 update
+ * %173 = constant 0.999 : [8]  // student/dense0 update
+ * %176 = constant 0.0010000000000000009 : [8]  // student/dense0 update
+ * %181 = constant 1.0000000000000001e-16 : [8]  // student/dense0 update
+ * %184 = constant 1e-08 : [8]  // student/dense0 update
+ * %473 = broadcast axes=[] %443 : [8]  // teacher/dense0 update
+ * %478 = broadcast axes=[] %440 : [8]  // teacher/dense0 update
+ * %481 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
+ * %505 = mul %504, %167 : [8]  // teacher/dense2 update
+ * %506 = mul %418, %169 : [8]  // teacher/dense2 update
+ * %507 = add %505, %506 : [8]  // teacher/dense2 update
+ * %509 = mul %508, %173 : [8]  // teacher/dense2 update
+ * %510 = mul %418, %418 : [8]  // teacher/dense2 update
+ * %511 = mul %510, %176 : [8]  // teacher/dense2 update
+ * %512 = add %509, %511 : [8]  // teacher/dense2 update
+ * %513 = div %512, %473 : [8]  // teacher/dense2 update
+ * %514 = add %513, %181 : [8]  // teacher/dense2 update
+ * %515 = sqrt %514 : [8]  // teacher/dense2 update
+ * %516 = add %515, %184 : [8]  // teacher/dense2 update
+ * %517 = div %507, %478 : [8]  // teacher/dense2 update
+ * %518 = div %517, %516 : [8]  // teacher/dense2 update
+ * %519 = mul %518, %481 : [8]  // teacher/dense2 update
+ * %520 = sub %3, %519 : [8]  // teacher/dense2 update
  * in_teacher_momentum_m_dense2_bias is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_v_dense2_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense2_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense2_update_2(float *restrict in_teacher_momentum_m_dense2_bias, float *restrict in_teacher_momentum_v_dense2_bias, float *restrict in_teacher_dense2_bias, const float *restrict t416, const float *restrict t438, const float *restrict t441, const float *restrict in_lr_teacher) {
+static void step_teacher_dense2_update_2(float *restrict in_teacher_momentum_m_dense2_bias, float *restrict in_teacher_momentum_v_dense2_bias, float *restrict in_teacher_dense2_bias, const float *restrict t418, const float *restrict t440, const float *restrict t443, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 8; i++) {
-        const float v503 = in_teacher_momentum_m_dense2_bias[i] * 0.9f;
-        const float v504 = t416[i] * 0.1f;
-        const float v505 = v503 + v504;
-        const float v507 = in_teacher_momentum_v_dense2_bias[i] * 0.999f;
-        const float v508 = t416[i] * t416[i];
-        const float v509 = v508 * 0.001f;
-        const float v510 = v507 + v509;
-        const float v515 = v505 / t438[0];
-        const float v511 = v510 / t441[0];
-        const float v512 = v511 + 1e-16f;
-        const float v513 = sqrtf(v512);
-        const float v514 = v513 + 1e-08f;
-        const float v516 = v515 / v514;
-        const float v517 = v516 * in_lr_teacher[0];
-        const float v518 = in_teacher_dense2_bias[i] - v517;
-        in_teacher_momentum_m_dense2_bias[i] = v505;
-        in_teacher_momentum_v_dense2_bias[i] = v510;
-        in_teacher_dense2_bias[i] = v518;
+        const float v505 = in_teacher_momentum_m_dense2_bias[i] * 0.9f;
+        const float v506 = t418[i] * 0.1f;
+        const float v507 = v505 + v506;
+        const float v509 = in_teacher_momentum_v_dense2_bias[i] * 0.999f;
+        const float v510 = t418[i] * t418[i];
+        const float v511 = v510 * 0.001f;
+        const float v512 = v509 + v511;
+        const float v517 = v507 / t440[0];
+        const float v513 = v512 / t443[0];
+        const float v514 = v513 + 1e-16f;
+        const float v515 = sqrtf(v514);
+        const float v516 = v515 + 1e-08f;
+        const float v518 = v517 / v516;
+        const float v519 = v518 * in_lr_teacher[0];
+        const float v520 = in_teacher_dense2_bias[i] - v519;
+        in_teacher_momentum_m_dense2_bias[i] = v507;
+        in_teacher_momentum_v_dense2_bias[i] = v512;
+        in_teacher_dense2_bias[i] = v520;
     }
 }
 
 /* loop [8,2]
- * %244 = constant 0.9 : [8,2]  // student/dense4 update
- * %246 = constant 0.09999999999999998 : [8,2]  // student/dense4 update
- * %250 = constant 0.999 : [8,2]  // student/dense4 update
- * %253 = constant 0.0010000000000000009 : [8,2]  // student/dense4 update
- * %258 = constant 1.0000000000000001e-16 : [8,2]  // student/dense4 update
- * %261 = constant 1e-08 : [8,2]  // student/dense4 update
- * %520 = mul %519, %244 : [8,2]  // teacher/dense4 update
- * %521 = mul %407, %246 : [8,2]  // teacher/dense4 update
- * %522 = add %520, %521 : [8,2]  // teacher/dense4 update
- * %524 = mul %523, %250 : [8,2]  // teacher/dense4 update
- * %525 = mul %407, %407 : [8,2]  // teacher/dense4 update
- * %526 = mul %525, %253 : [8,2]  // teacher/dense4 update
- * %527 = add %524, %526 : [8,2]  // teacher/dense4 update
- * %528 = broadcast axes=[] %441 : [8,2]  // teacher/dense4 update
- * %529 = div %527, %528 : [8,2]  // teacher/dense4 update
- * %530 = add %529, %258 : [8,2]  // teacher/dense4 update
- * %531 = sqrt %530 : [8,2]  // teacher/dense4 update
- * %532 = add %531, %261 : [8,2]  // teacher/dense4 update
- * %533 = broadcast axes=[] %438 : [8,2]  // teacher/dense4 update
- * %534 = div %522, %533 : [8,2]  // teacher/dense4 update
- * %535 = div %534, %532 : [8,2]  // teacher/dense4 update
- * %536 = broadcast axes=[] %14 : [8,2]  // teacher/dense4 update
- * %537 = mul %535, %536 : [8,2]  // teacher/dense4 update
- * %538 = sub %4, %537 : [8,2]  // teacher/dense4 update
+ * %245 = constant 0.9 : [8,2]  // student/dense4 update
+ * %247 = constant 0.09999999999999998 : [8,2]  // student/dense4 update
+ * %251 = constant 0.999 : [8,2]  // student/dense4 update
+ * %254 = constant 0.0010000000000000009 : [8,2]  // student/dense4 update
+ * %259 = constant 1.0000000000000001e-16 : [8,2]  // student/dense4 update
+ * %262 = constant 1e-08 : [8,2]  // student/dense4 update
+ * %522 = mul %521, %245 : [8,2]  // teacher/dense4 update
+ * %523 = mul %409, %247 : [8,2]  // teacher/dense4 update
+ * %524 = add %522, %523 : [8,2]  // teacher/dense4 update
+ * %526 = mul %525, %251 : [8,2]  // teacher/dense4 update
+ * %527 = mul %409, %409 : [8,2]  // teacher/dense4 update
+ * %528 = mul %527, %254 : [8,2]  // teacher/dense4 update
+ * %529 = add %526, %528 : [8,2]  // teacher/dense4 update
+ * %530 = broadcast axes=[] %443 : [8,2]  // teacher/dense4 update
+ * %531 = div %529, %530 : [8,2]  // teacher/dense4 update
+ * %532 = add %531, %259 : [8,2]  // teacher/dense4 update
+ * %533 = sqrt %532 : [8,2]  // teacher/dense4 update
+ * %534 = add %533, %262 : [8,2]  // teacher/dense4 update
+ * %535 = broadcast axes=[] %440 : [8,2]  // teacher/dense4 update
+ * %536 = div %524, %535 : [8,2]  // teacher/dense4 update
+ * %537 = div %536, %534 : [8,2]  // teacher/dense4 update
+ * %538 = broadcast axes=[] %14 : [8,2]  // teacher/dense4 update
+ * %539 = mul %537, %538 : [8,2]  // teacher/dense4 update
+ * %540 = sub %4, %539 : [8,2]  // teacher/dense4 update
  * in_teacher_momentum_m_dense4_weight is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_v_dense4_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense4_weight is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense4_update(float *restrict in_teacher_momentum_m_dense4_weight, float *restrict in_teacher_momentum_v_dense4_weight, float *restrict in_teacher_dense4_weight, const float *restrict t407, const float *restrict t438, const float *restrict t441, const float *restrict in_lr_teacher) {
+static void step_teacher_dense4_update(float *restrict in_teacher_momentum_m_dense4_weight, float *restrict in_teacher_momentum_v_dense4_weight, float *restrict in_teacher_dense4_weight, const float *restrict t409, const float *restrict t440, const float *restrict t443, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
-        const float v520 = in_teacher_momentum_m_dense4_weight[i] * 0.9f;
-        const float v521 = t407[i] * 0.1f;
-        const float v522 = v520 + v521;
-        const float v524 = in_teacher_momentum_v_dense4_weight[i] * 0.999f;
-        const float v525 = t407[i] * t407[i];
-        const float v526 = v525 * 0.001f;
-        const float v527 = v524 + v526;
-        const float v534 = v522 / t438[0];
-        const float v529 = v527 / t441[0];
-        const float v530 = v529 + 1e-16f;
-        const float v531 = sqrtf(v530);
-        const float v532 = v531 + 1e-08f;
-        const float v535 = v534 / v532;
-        const float v537 = v535 * in_lr_teacher[0];
-        const float v538 = in_teacher_dense4_weight[i] - v537;
-        in_teacher_momentum_m_dense4_weight[i] = v522;
-        in_teacher_momentum_v_dense4_weight[i] = v527;
-        in_teacher_dense4_weight[i] = v538;
+        const float v522 = in_teacher_momentum_m_dense4_weight[i] * 0.9f;
+        const float v523 = t409[i] * 0.1f;
+        const float v524 = v522 + v523;
+        const float v526 = in_teacher_momentum_v_dense4_weight[i] * 0.999f;
+        const float v527 = t409[i] * t409[i];
+        const float v528 = v527 * 0.001f;
+        const float v529 = v526 + v528;
+        const float v536 = v524 / t440[0];
+        const float v531 = v529 / t443[0];
+        const float v532 = v531 + 1e-16f;
+        const float v533 = sqrtf(v532);
+        const float v534 = v533 + 1e-08f;
+        const float v537 = v536 / v534;
+        const float v539 = v537 * in_lr_teacher[0];
+        const float v540 = in_teacher_dense4_weight[i] - v539;
+        in_teacher_momentum_m_dense4_weight[i] = v524;
+        in_teacher_momentum_v_dense4_weight[i] = v529;
+        in_teacher_dense4_weight[i] = v540;
     }
 }
 
 /* loop [2]
- * %275 = constant 0.9 : [2]  // student/dense4 update
- * %277 = constant 0.09999999999999998 : [2]  // student/dense4 update
- * %281 = constant 0.999 : [2]  // student/dense4 update
- * %284 = constant 0.0010000000000000009 : [2]  // student/dense4 update
- * %289 = constant 1.0000000000000001e-16 : [2]  // student/dense4 update
- * %292 = constant 1e-08 : [2]  // student/dense4 update
- * %540 = mul %539, %275 : [2]  // teacher/dense4 update
- * %541 = mul %400, %277 : [2]  // teacher/dense4 update
- * %542 = add %540, %541 : [2]  // teacher/dense4 update
- * %544 = mul %543, %281 : [2]  // teacher/dense4 update
- * %545 = mul %400, %400 : [2]  // teacher/dense4 update
- * %546 = mul %545, %284 : [2]  // teacher/dense4 update
- * %547 = add %544, %546 : [2]  // teacher/dense4 update
- * %548 = broadcast axes=[] %441 : [2]  // teacher/dense4 update
- * %549 = div %547, %548 : [2]  // teacher/dense4 update
- * %550 = add %549, %289 : [2]  // teacher/dense4 update
- * %551 = sqrt %550 : [2]  // teacher/dense4 update
- * %552 = add %551, %292 : [2]  // teacher/dense4 update
- * %553 = broadcast axes=[] %438 : [2]  // teacher/dense4 update
- * %554 = div %542, %553 : [2]  // teacher/dense4 update
- * %555 = div %554, %552 : [2]  // teacher/dense4 update
- * %556 = broadcast axes=[] %14 : [2]  // teacher/dense4 update
- * %557 = mul %555, %556 : [2]  // teacher/dense4 update
- * %558 = sub %5, %557 : [2]  // teacher/dense4 update
+ * %276 = constant 0.9 : [2]  // student/dense4 update
+ * %278 = constant 0.09999999999999998 : [2]  // student/dense4 update
+ * %282 = constant 0.999 : [2]  // student/dense4 update
+ * %285 = constant 0.0010000000000000009 : [2]  // student/dense4 update
+ * %290 = constant 1.0000000000000001e-16 : [2]  // student/dense4 update
+ * %293 = constant 1e-08 : [2]  // student/dense4 update
+ * %542 = mul %541, %276 : [2]  // teacher/dense4 update
+ * %543 = mul %402, %278 : [2]  // teacher/dense4 update
+ * %544 = add %542, %543 : [2]  // teacher/dense4 update
+ * %546 = mul %545, %282 : [2]  // teacher/dense4 update
+ * %547 = mul %402, %402 : [2]  // teacher/dense4 update
+ * %548 = mul %547, %285 : [2]  // teacher/dense4 update
+ * %549 = add %546, %548 : [2]  // teacher/dense4 update
+ * %550 = broadcast axes=[] %443 : [2]  // teacher/dense4 update
+ * %551 = div %549, %550 : [2]  // teacher/dense4 update
+ * %552 = add %551, %290 : [2]  // teacher/dense4 update
+ * %553 = sqrt %552 : [2]  // teacher/dense4 update
+ * %554 = add %553, %293 : [2]  // teacher/dense4 update
+ * %555 = broadcast axes=[] %440 : [2]  // teacher/dense4 update
+ * %556 = div %544, %555 : [2]  // teacher/dense4 update
+ * %557 = div %556, %554 : [2]  // teacher/dense4 update
+ * %558 = broadcast axes=[] %14 : [2]  // teacher/dense4 update
+ * %559 = mul %557, %558 : [2]  // teacher/dense4 update
+ * %560 = sub %5, %559 : [2]  // teacher/dense4 update
  * in_teacher_momentum_m_dense4_bias is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_v_dense4_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense4_bias is updated in place: each element is read before it is overwritten */
-static void step_teacher_dense4_update_2(float *restrict in_teacher_momentum_m_dense4_bias, float *restrict in_teacher_momentum_v_dense4_bias, float *restrict in_teacher_dense4_bias, const float *restrict t400, const float *restrict t438, const float *restrict t441, const float *restrict in_lr_teacher) {
+static void step_teacher_dense4_update_2(float *restrict in_teacher_momentum_m_dense4_bias, float *restrict in_teacher_momentum_v_dense4_bias, float *restrict in_teacher_dense4_bias, const float *restrict t402, const float *restrict t440, const float *restrict t443, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 2; i++) {
-        const float v540 = in_teacher_momentum_m_dense4_bias[i] * 0.9f;
-        const float v541 = t400[i] * 0.1f;
-        const float v542 = v540 + v541;
-        const float v544 = in_teacher_momentum_v_dense4_bias[i] * 0.999f;
-        const float v545 = t400[i] * t400[i];
-        const float v546 = v545 * 0.001f;
-        const float v547 = v544 + v546;
-        const float v554 = v542 / t438[0];
-        const float v549 = v547 / t441[0];
-        const float v550 = v549 + 1e-16f;
-        const float v551 = sqrtf(v550);
-        const float v552 = v551 + 1e-08f;
-        const float v555 = v554 / v552;
-        const float v557 = v555 * in_lr_teacher[0];
-        const float v558 = in_teacher_dense4_bias[i] - v557;
-        in_teacher_momentum_m_dense4_bias[i] = v542;
-        in_teacher_momentum_v_dense4_bias[i] = v547;
-        in_teacher_dense4_bias[i] = v558;
+        const float v542 = in_teacher_momentum_m_dense4_bias[i] * 0.9f;
+        const float v543 = t402[i] * 0.1f;
+        const float v544 = v542 + v543;
+        const float v546 = in_teacher_momentum_v_dense4_bias[i] * 0.999f;
+        const float v547 = t402[i] * t402[i];
+        const float v548 = v547 * 0.001f;
+        const float v549 = v546 + v548;
+        const float v556 = v544 / t440[0];
+        const float v551 = v549 / t443[0];
+        const float v552 = v551 + 1e-16f;
+        const float v553 = sqrtf(v552);
+        const float v554 = v553 + 1e-08f;
+        const float v557 = v556 / v554;
+        const float v559 = v557 * in_lr_teacher[0];
+        const float v560 = in_teacher_dense4_bias[i] - v559;
+        in_teacher_momentum_m_dense4_bias[i] = v544;
+        in_teacher_momentum_v_dense4_bias[i] = v549;
+        in_teacher_dense4_bias[i] = v560;
     }
 }
 
 /* reduce_sum [2,8] axes=[0, 1]
- * %559 = mul %346, %346 : [2,8]  // teacher/gradient fwd
- * %560 = reduce_sum axes=[0, 1] %559 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd(float *restrict t560, const float *restrict t346) {
+ * %561 = mul %347, %347 : [2,8]  // teacher/gradient fwd
+ * %562 = reduce_sum axes=[0, 1] %561 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd(float *restrict t562, const float *restrict t347) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v559 = t346[i0 * 8 + i1] * t346[i0 * 8 + i1];
-            sum += v559;
+            const float v561 = t347[i0 * 8 + i1] * t347[i0 * 8 + i1];
+            sum += v561;
         }
-    }
-    t560[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %561 = mul %345, %345 : [8]  // teacher/gradient fwd
- * %562 = reduce_sum axes=[0] %561 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_2(float *restrict t562, const float *restrict t345) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v561 = t345[i0] * t345[i0];
-        sum += v561;
     }
     t562[0] = (float)sum;
 }
 
+/* reduce_sum [8] axes=[0]
+ * %563 = mul %346, %346 : [8]  // teacher/gradient fwd
+ * %564 = reduce_sum axes=[0] %563 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_2(float *restrict t564, const float *restrict t346) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v563 = t346[i0] * t346[i0];
+        sum += v563;
+    }
+    t564[0] = (float)sum;
+}
+
 /* reduce_sum [8,8] axes=[0, 1]
- * %564 = mul %341, %341 : [8,8]  // teacher/gradient fwd
- * %565 = reduce_sum axes=[0, 1] %564 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_3(float *restrict t565, const float *restrict t341) {
+ * %566 = mul %342, %342 : [8,8]  // teacher/gradient fwd
+ * %567 = reduce_sum axes=[0, 1] %566 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_3(float *restrict t567, const float *restrict t342) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v564 = t341[i0 * 8 + i1] * t341[i0 * 8 + i1];
-            sum += v564;
+            const float v566 = t342[i0 * 8 + i1] * t342[i0 * 8 + i1];
+            sum += v566;
         }
     }
-    t565[0] = (float)sum;
+    t567[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %567 = mul %339, %339 : [8]  // teacher/gradient fwd
- * %568 = reduce_sum axes=[0] %567 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_4(float *restrict t568, const float *restrict t339) {
+ * %569 = mul %340, %340 : [8]  // teacher/gradient fwd
+ * %570 = reduce_sum axes=[0] %569 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_4(float *restrict t570, const float *restrict t340) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v567 = t339[i0] * t339[i0];
-        sum += v567;
+        const float v569 = t340[i0] * t340[i0];
+        sum += v569;
     }
-    t568[0] = (float)sum;
+    t570[0] = (float)sum;
 }
 
 /* reduce_sum [8,2] axes=[0, 1]
- * %570 = mul %334, %334 : [8,2]  // teacher/gradient fwd
- * %571 = reduce_sum axes=[0, 1] %570 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_5(float *restrict t571, const float *restrict t334) {
+ * %572 = mul %335, %335 : [8,2]  // teacher/gradient fwd
+ * %573 = reduce_sum axes=[0, 1] %572 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_5(float *restrict t573, const float *restrict t335) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v570 = t334[i0 * 2 + i1] * t334[i0 * 2 + i1];
-            sum += v570;
+            const float v572 = t335[i0 * 2 + i1] * t335[i0 * 2 + i1];
+            sum += v572;
         }
     }
-    t571[0] = (float)sum;
+    t573[0] = (float)sum;
 }
 
 /* reduce_sum [2] axes=[0]
- * %573 = mul %332, %332 : [2]  // teacher/gradient fwd
- * %574 = reduce_sum axes=[0] %573 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_6(float *restrict t574, const float *restrict t332) {
+ * %575 = mul %333, %333 : [2]  // teacher/gradient fwd
+ * %576 = reduce_sum axes=[0] %575 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_6(float *restrict t576, const float *restrict t333) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
-        const float v573 = t332[i0] * t332[i0];
-        sum += v573;
+        const float v575 = t333[i0] * t333[i0];
+        sum += v575;
     }
-    t574[0] = (float)sum;
+    t576[0] = (float)sum;
 }
 
 /* loop []
- * %563 = add %560, %562 : []  // teacher/gradient fwd
- * %566 = add %563, %565 : []  // teacher/gradient fwd
- * %569 = add %566, %568 : []  // teacher/gradient fwd
- * %572 = add %569, %571 : []  // teacher/gradient fwd
- * %575 = add %572, %574 : []  // teacher/gradient fwd
- * %576 = sqrt %575 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_7(float *restrict t576, const float *restrict t560, const float *restrict t562, const float *restrict t565, const float *restrict t568, const float *restrict t571, const float *restrict t574) {
+ * %565 = add %562, %564 : []  // teacher/gradient fwd
+ * %568 = add %565, %567 : []  // teacher/gradient fwd
+ * %571 = add %568, %570 : []  // teacher/gradient fwd
+ * %574 = add %571, %573 : []  // teacher/gradient fwd
+ * %577 = add %574, %576 : []  // teacher/gradient fwd
+ * %578 = sqrt %577 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_7(float *restrict t578, const float *restrict t562, const float *restrict t564, const float *restrict t567, const float *restrict t570, const float *restrict t573, const float *restrict t576) {
     for (size_t i = 0; i < 1; i++) {
-        const float v563 = t560[0] + t562[0];
-        const float v566 = v563 + t565[0];
-        const float v569 = v566 + t568[0];
-        const float v572 = v569 + t571[0];
-        const float v575 = v572 + t574[0];
-        const float v576 = sqrtf(v575);
-        t576[i] = v576;
+        const float v565 = t562[0] + t564[0];
+        const float v568 = v565 + t567[0];
+        const float v571 = v568 + t570[0];
+        const float v574 = v571 + t573[0];
+        const float v577 = v574 + t576[0];
+        const float v578 = sqrtf(v577);
+        t578[i] = v578;
     }
 }
 
 /* reduce_sum [2,8] axes=[0, 1]
- * %577 = reduce_sum axes=[0, 1] %143 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_8(float *restrict t577, const float *restrict t143) {
+ * %579 = reduce_sum axes=[0, 1] %144 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_8(float *restrict t579, const float *restrict t144) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            sum += t143[i0 * 8 + i1];
+            sum += t144[i0 * 8 + i1];
         }
     }
-    t577[0] = (float)sum;
+    t579[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %578 = reduce_sum axes=[0] %174 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_9(float *restrict t578, const float *restrict t174) {
+ * %580 = reduce_sum axes=[0] %175 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_9(float *restrict t580, const float *restrict t175) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        sum += t174[i0];
-    }
-    t578[0] = (float)sum;
-}
-
-/* reduce_sum [8,8] axes=[0, 1]
- * %580 = reduce_sum axes=[0, 1] %202 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_10(float *restrict t580, const float *restrict t202) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            sum += t202[i0 * 8 + i1];
-        }
+        sum += t175[i0];
     }
     t580[0] = (float)sum;
 }
 
-/* reduce_sum [8] axes=[0]
- * %582 = reduce_sum axes=[0] %230 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_11(float *restrict t582, const float *restrict t230) {
+/* reduce_sum [8,8] axes=[0, 1]
+ * %582 = reduce_sum axes=[0, 1] %203 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_10(float *restrict t582, const float *restrict t203) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        sum += t230[i0];
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            sum += t203[i0 * 8 + i1];
+        }
     }
     t582[0] = (float)sum;
 }
 
-/* reduce_sum [8,2] axes=[0, 1]
- * %584 = reduce_sum axes=[0, 1] %252 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_12(float *restrict t584, const float *restrict t252) {
+/* reduce_sum [8] axes=[0]
+ * %584 = reduce_sum axes=[0] %231 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_11(float *restrict t584, const float *restrict t231) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            sum += t252[i0 * 2 + i1];
-        }
+        sum += t231[i0];
     }
     t584[0] = (float)sum;
 }
 
-/* reduce_sum [2] axes=[0]
- * %586 = reduce_sum axes=[0] %283 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_13(float *restrict t586, const float *restrict t283) {
+/* reduce_sum [8,2] axes=[0, 1]
+ * %586 = reduce_sum axes=[0, 1] %253 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_12(float *restrict t586, const float *restrict t253) {
     double sum = 0.0;
-    for (size_t i0 = 0; i0 < 2; i0++) {
-        sum += t283[i0];
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            sum += t253[i0 * 2 + i1];
+        }
     }
     t586[0] = (float)sum;
 }
 
+/* reduce_sum [2] axes=[0]
+ * %588 = reduce_sum axes=[0] %284 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_13(float *restrict t588, const float *restrict t284) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        sum += t284[i0];
+    }
+    t588[0] = (float)sum;
+}
+
 /* loop []
- * %579 = add %577, %578 : []  // teacher/gradient fwd
  * %581 = add %579, %580 : []  // teacher/gradient fwd
  * %583 = add %581, %582 : []  // teacher/gradient fwd
  * %585 = add %583, %584 : []  // teacher/gradient fwd
  * %587 = add %585, %586 : []  // teacher/gradient fwd
- * %588 = sqrt %587 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_14(float *restrict t588, const float *restrict t577, const float *restrict t578, const float *restrict t580, const float *restrict t582, const float *restrict t584, const float *restrict t586) {
+ * %589 = add %587, %588 : []  // teacher/gradient fwd
+ * %590 = sqrt %589 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_14(float *restrict t590, const float *restrict t579, const float *restrict t580, const float *restrict t582, const float *restrict t584, const float *restrict t586, const float *restrict t588) {
     for (size_t i = 0; i < 1; i++) {
-        const float v579 = t577[0] + t578[0];
-        const float v581 = v579 + t580[0];
+        const float v581 = t579[0] + t580[0];
         const float v583 = v581 + t582[0];
         const float v585 = v583 + t584[0];
         const float v587 = v585 + t586[0];
-        const float v588 = sqrtf(v587);
-        t588[i] = v588;
+        const float v589 = v587 + t588[0];
+        const float v590 = sqrtf(v589);
+        t590[i] = v590;
     }
 }
 
 /* reduce_sum [2,8] axes=[0, 1]
- * %589 = mul %346, %123 : [2,8]  // teacher/gradient fwd
- * %590 = reduce_sum axes=[0, 1] %589 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_15(float *restrict t590, const float *restrict t346, const float *restrict t123) {
+ * %591 = mul %347, %124 : [2,8]  // teacher/gradient fwd
+ * %592 = reduce_sum axes=[0, 1] %591 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_15(float *restrict t592, const float *restrict t347, const float *restrict t124) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v589 = t346[i0 * 8 + i1] * t123[i0 * 8 + i1];
-            sum += v589;
+            const float v591 = t347[i0 * 8 + i1] * t124[i0 * 8 + i1];
+            sum += v591;
         }
-    }
-    t590[0] = (float)sum;
-}
-
-/* reduce_sum [8] axes=[0]
- * %591 = mul %345, %122 : [8]  // teacher/gradient fwd
- * %592 = reduce_sum axes=[0] %591 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_16(float *restrict t592, const float *restrict t345, const float *restrict t122) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v591 = t345[i0] * t122[i0];
-        sum += v591;
     }
     t592[0] = (float)sum;
 }
 
+/* reduce_sum [8] axes=[0]
+ * %593 = mul %346, %123 : [8]  // teacher/gradient fwd
+ * %594 = reduce_sum axes=[0] %593 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_16(float *restrict t594, const float *restrict t346, const float *restrict t123) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v593 = t346[i0] * t123[i0];
+        sum += v593;
+    }
+    t594[0] = (float)sum;
+}
+
 /* reduce_sum [8,8] axes=[0, 1]
- * %594 = mul %341, %118 : [8,8]  // teacher/gradient fwd
- * %595 = reduce_sum axes=[0, 1] %594 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_17(float *restrict t595, const float *restrict t341, const float *restrict t118) {
+ * %596 = mul %342, %119 : [8,8]  // teacher/gradient fwd
+ * %597 = reduce_sum axes=[0, 1] %596 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_17(float *restrict t597, const float *restrict t342, const float *restrict t119) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            const float v594 = t341[i0 * 8 + i1] * t118[i0 * 8 + i1];
-            sum += v594;
+            const float v596 = t342[i0 * 8 + i1] * t119[i0 * 8 + i1];
+            sum += v596;
         }
     }
-    t595[0] = (float)sum;
+    t597[0] = (float)sum;
 }
 
 /* reduce_sum [8] axes=[0]
- * %597 = mul %339, %116 : [8]  // teacher/gradient fwd
- * %598 = reduce_sum axes=[0] %597 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_18(float *restrict t598, const float *restrict t339, const float *restrict t116) {
+ * %599 = mul %340, %117 : [8]  // teacher/gradient fwd
+ * %600 = reduce_sum axes=[0] %599 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_18(float *restrict t600, const float *restrict t340, const float *restrict t117) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
-        const float v597 = t339[i0] * t116[i0];
-        sum += v597;
+        const float v599 = t340[i0] * t117[i0];
+        sum += v599;
     }
-    t598[0] = (float)sum;
+    t600[0] = (float)sum;
 }
 
 /* reduce_sum [8,2] axes=[0, 1]
- * %600 = mul %334, %111 : [8,2]  // teacher/gradient fwd
- * %601 = reduce_sum axes=[0, 1] %600 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_19(float *restrict t601, const float *restrict t334, const float *restrict t111) {
+ * %602 = mul %335, %112 : [8,2]  // teacher/gradient fwd
+ * %603 = reduce_sum axes=[0, 1] %602 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_19(float *restrict t603, const float *restrict t335, const float *restrict t112) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
-            const float v600 = t334[i0 * 2 + i1] * t111[i0 * 2 + i1];
-            sum += v600;
+            const float v602 = t335[i0 * 2 + i1] * t112[i0 * 2 + i1];
+            sum += v602;
         }
     }
-    t601[0] = (float)sum;
+    t603[0] = (float)sum;
 }
 
 /* reduce_sum [2] axes=[0]
- * %603 = mul %332, %109 : [2]  // teacher/gradient fwd
- * %604 = reduce_sum axes=[0] %603 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_20(float *restrict t604, const float *restrict t332, const float *restrict t109) {
+ * %605 = mul %333, %110 : [2]  // teacher/gradient fwd
+ * %606 = reduce_sum axes=[0] %605 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_20(float *restrict t606, const float *restrict t333, const float *restrict t110) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
-        const float v603 = t332[i0] * t109[i0];
-        sum += v603;
+        const float v605 = t333[i0] * t110[i0];
+        sum += v605;
     }
-    t604[0] = (float)sum;
+    t606[0] = (float)sum;
 }
 
 /* loop []
- * %593 = add %590, %592 : []  // teacher/gradient fwd
- * %596 = add %593, %595 : []  // teacher/gradient fwd
- * %599 = add %596, %598 : []  // teacher/gradient fwd
- * %602 = add %599, %601 : []  // teacher/gradient fwd
- * %605 = add %602, %604 : []  // teacher/gradient fwd
- * %606 = mul %576, %588 : []  // teacher/gradient fwd
- * %607 = constant 1e-30 : []  // teacher/gradient fwd
- * %608 = max %606, %607 : []  // teacher/gradient fwd
- * %609 = div %605, %608 : []  // teacher/gradient fwd
- * %610 = step %370 : []  // teacher/gradient fwd */
-static void step_teacher_gradient_fwd_21(float *restrict t609, float *restrict t610, const float *restrict t590, const float *restrict t592, const float *restrict t595, const float *restrict t598, const float *restrict t601, const float *restrict t604, const float *restrict t576, const float *restrict t588, const float *restrict t370) {
+ * %595 = add %592, %594 : []  // teacher/gradient fwd
+ * %598 = add %595, %597 : []  // teacher/gradient fwd
+ * %601 = add %598, %600 : []  // teacher/gradient fwd
+ * %604 = add %601, %603 : []  // teacher/gradient fwd
+ * %607 = add %604, %606 : []  // teacher/gradient fwd
+ * %608 = mul %578, %590 : []  // teacher/gradient fwd
+ * %609 = constant 1e-30 : []  // teacher/gradient fwd
+ * %610 = max %608, %609 : []  // teacher/gradient fwd
+ * %611 = div %607, %610 : []  // teacher/gradient fwd
+ * %612 = step %371 : []  // teacher/gradient fwd */
+static void step_teacher_gradient_fwd_21(float *restrict t611, float *restrict t612, const float *restrict t592, const float *restrict t594, const float *restrict t597, const float *restrict t600, const float *restrict t603, const float *restrict t606, const float *restrict t578, const float *restrict t590, const float *restrict t371) {
     for (size_t i = 0; i < 1; i++) {
-        const float v593 = t590[0] + t592[0];
-        const float v596 = v593 + t595[0];
-        const float v599 = v596 + t598[0];
-        const float v602 = v599 + t601[0];
-        const float v605 = v602 + t604[0];
-        const float v606 = t576[0] * t588[0];
-        const float v608 = v606 >= 1e-30f ? v606 : 1e-30f;
-        const float v609 = v605 / v608;
-        const float v610 = t370[0] > 0.0f ? 1.0f : 0.0f;
-        t609[i] = v609;
-        t610[i] = v610;
+        const float v595 = t592[0] + t594[0];
+        const float v598 = v595 + t597[0];
+        const float v601 = v598 + t600[0];
+        const float v604 = v601 + t603[0];
+        const float v607 = v604 + t606[0];
+        const float v608 = t578[0] * t590[0];
+        const float v610 = v608 >= 1e-30f ? v608 : 1e-30f;
+        const float v611 = v607 / v610;
+        const float v612 = t371[0] > 0.0f ? 1.0f : 0.0f;
+        t611[i] = v611;
+        t612[i] = v612;
     }
 }
 
 /* 141 kernels; scratch high-water mark 6496 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_teacher_dense0_fwd(scratch /* t21 */, io /* in_x */, state /* in_teacher_dense0_weight */, state + 16 /* in_teacher_dense0_bias */);
-    step_teacher_dense2_fwd(scratch + 1584 /* t25 */, scratch /* t21 */, state + 32 /* in_teacher_dense2_weight */, state + 96 /* in_teacher_dense2_bias */);
-    step_teacher_dense4_fwd(scratch + 3168 /* t28 */, scratch + 1584 /* t25 */, state + 112 /* in_teacher_dense4_weight */, state + 128 /* in_teacher_dense4_bias */);
-    step_teacher_loss_sup_fwd(scratch + 3568 /* t32 */, scratch + 3168 /* t29 */);
-    step_teacher_loss_sup_fwd_2(scratch + 3584 /* t34 */, scratch + 6432 /* t35 */, scratch + 3168 /* t29 */, scratch + 3568 /* t32 */);
-    step_teacher_loss_sup_fwd_3(scratch + 6448 /* t36 */, scratch + 6432 /* t35 */);
-    step_teacher_loss_sup_fwd_4(scratch + 3568 /* t37 */, scratch + 6448 /* t36 */);
-    step_teacher_loss_sup_fwd_5(scratch + 3600 /* t41 */, scratch + 3584 /* t34 */, scratch + 3568 /* t37 */, io + 400 /* in_y */);
-    step_teacher_loss_sup_fwd_6(io + 480 /* t43 */, scratch + 3600 /* t41 */);
-    step_teacher_loss_uda_fwd(scratch + 3568 /* t45 */, scratch + 3180 /* t30 */);
-    step_teacher_loss_uda_fwd_2(scratch + 3952 /* t46 */, scratch + 3568 /* t45 */);
-    step_teacher_loss_uda_fwd_3(scratch + 3760 /* t48 */, scratch + 3568 /* t45 */, scratch + 3952 /* t46 */);
-    step_teacher_loss_uda_fwd_4(scratch + 3568 /* t50 */, scratch + 3760 /* t48 */);
-    step_teacher_loss_uda_fwd_5(scratch + 3664 /* t51 */, scratch + 3568 /* t50 */);
-    step_teacher_loss_uda_fwd_6(scratch + 5472 /* t54 */, scratch + 3760 /* t48 */, scratch + 3664 /* t51 */);
-    step_teacher_loss_uda_fwd_7(scratch + 3568 /* t55 */, scratch + 5472 /* t54 */);
-    step_teacher_loss_uda_fwd_8(scratch + 6240 /* t57 */, scratch + 3568 /* t55 */);
-    step_teacher_loss_uda_fwd_9(scratch + 5856 /* t58 */, scratch + 3372 /* t31 */);
-    step_teacher_loss_uda_fwd_10(scratch + 3568 /* t60 */, scratch + 5664 /* t61 */, scratch + 3372 /* t31 */, scratch + 5856 /* t58 */);
-    step_teacher_loss_uda_fwd_11(scratch + 6336 /* t62 */, scratch + 5664 /* t61 */);
-    step_teacher_loss_uda_fwd_12(scratch + 5856 /* t63 */, scratch + 6336 /* t62 */);
-    step_teacher_loss_uda_fwd_13(scratch + 5952 /* t67 */, scratch + 3568 /* t60 */, scratch + 5856 /* t63 */, scratch + 5472 /* t54 */);
-    step_teacher_loss_uda_fwd_14(scratch + 5856 /* t70 */, scratch + 5952 /* t67 */, scratch + 6240 /* t57 */);
-    step_teacher_loss_uda_fwd_15(io + 496 /* t72 */, scratch + 5856 /* t70 */);
-    step_teacher_loss_uda_fwd_16(scratch + 5856 /* t73 */, scratch + 6240 /* t57 */);
-    step_teacher_loss_uda_fwd_17(io + 512 /* t74 */, scratch + 5856 /* t73 */);
-    step_teacher_pseudo_labels_fwd(scratch + 5856 /* t75 */, scratch + 3372 /* t31 */);
-    step_student_dense0_fwd(scratch + 3168 /* t81 */, io + 204 /* t76 */, state + 144 /* in_student_dense0_weight */, state + 160 /* in_student_dense0_bias */);
-    step_student_dense2_fwd(scratch + 3936 /* t85 */, scratch + 3168 /* t81 */, state + 176 /* in_student_dense2_weight */, state + 240 /* in_student_dense2_bias */);
-    step_student_dense4_fwd(scratch + 4704 /* t88 */, scratch + 3936 /* t85 */, state + 256 /* in_student_dense4_weight */, state + 272 /* in_student_dense4_bias */);
-    step_student_loss_u_fwd(scratch + 5280 /* t89 */, scratch + 4704 /* t88 */);
-    step_student_loss_u_fwd_2(scratch + 4896 /* t91 */, scratch + 5088 /* t92 */, scratch + 4704 /* t88 */, scratch + 5280 /* t89 */);
-    step_student_loss_u_fwd_3(scratch + 4704 /* t93 */, scratch + 5088 /* t92 */);
-    step_student_loss_u_fwd_4(scratch + 4800 /* t94 */, scratch + 4704 /* t93 */);
-    step_student_loss_u_fwd_5(scratch + 5280 /* t98 */, scratch + 4896 /* t91 */, scratch + 4800 /* t94 */, scratch + 5856 /* t75 */);
-    step_student_loss_u_fwd_6(io + 528 /* t100 */, scratch + 5280 /* t98 */);
-    step_student_loss_u_vjp(scratch + 5280 /* t102 */, scratch + 5856 /* t75 */);
-    step_student_loss_u_vjp_2(scratch + 6048 /* t104 */, scratch + 5280 /* t102 */);
-    step_student_loss_u_vjp_3(scratch + 4800 /* t105 */, scratch + 6048 /* t104 */, scratch + 4704 /* t93 */);
-    step_student_loss_u_vjp_4(scratch + 6048 /* t108 */, scratch + 4800 /* t105 */, scratch + 5088 /* t92 */, scratch + 5280 /* t102 */);
-    step_student_dense4_vjp(scratch + 6464 /* t109 */, scratch + 6048 /* t108 */);
-    step_student_dense4_vjp_2(scratch + 6480 /* t111 */, scratch + 3936 /* t85 */, scratch + 6048 /* t108 */);
-    step_student_dense4_vjp_3(scratch + 4704 /* t115 */, scratch + 6048 /* t108 */, state + 256 /* in_student_dense4_weight */, scratch + 3936 /* t85 */);
-    step_student_dense2_vjp(scratch + 6208 /* t116 */, scratch + 4704 /* t115 */);
-    step_student_dense2_vjp_2(scratch + 6144 /* t118 */, scratch + 3168 /* t81 */, scratch + 4704 /* t115 */);
-    step_student_dense2_vjp_3(scratch + 3936 /* t121 */, scratch + 4704 /* t115 */, state + 176 /* in_student_dense2_weight */, scratch + 3168 /* t81 */);
-    step_student_dense0_vjp(scratch + 6224 /* t122 */, scratch + 3936 /* t121 */);
-    step_student_dense0_vjp_2(scratch + 4704 /* t123 */, io + 204 /* t76 */, scratch + 3936 /* t121 */);
+    step_teacher_dense0_fwd(scratch /* t22 */, io /* in_x */, state /* in_teacher_dense0_weight */, state + 16 /* in_teacher_dense0_bias */);
+    step_teacher_dense2_fwd(scratch + 1584 /* t26 */, scratch /* t22 */, state + 32 /* in_teacher_dense2_weight */, state + 96 /* in_teacher_dense2_bias */);
+    step_teacher_dense4_fwd(scratch + 3168 /* t29 */, scratch + 1584 /* t26 */, state + 112 /* in_teacher_dense4_weight */, state + 128 /* in_teacher_dense4_bias */);
+    step_teacher_loss_sup_fwd(scratch + 3568 /* t33 */, scratch + 3168 /* t30 */);
+    step_teacher_loss_sup_fwd_2(scratch + 3584 /* t35 */, scratch + 6432 /* t36 */, scratch + 3168 /* t30 */, scratch + 3568 /* t33 */);
+    step_teacher_loss_sup_fwd_3(scratch + 6448 /* t37 */, scratch + 6432 /* t36 */);
+    step_teacher_loss_sup_fwd_4(scratch + 3568 /* t38 */, scratch + 6448 /* t37 */);
+    step_teacher_loss_sup_fwd_5(scratch + 3600 /* t42 */, scratch + 3584 /* t35 */, scratch + 3568 /* t38 */, io + 400 /* in_y */);
+    step_teacher_loss_sup_fwd_6(io + 496 /* t44 */, scratch + 3600 /* t42 */);
+    step_teacher_loss_uda_fwd(scratch + 3568 /* t46 */, scratch + 3180 /* t31 */);
+    step_teacher_loss_uda_fwd_2(scratch + 3952 /* t47 */, scratch + 3568 /* t46 */);
+    step_teacher_loss_uda_fwd_3(scratch + 3760 /* t49 */, scratch + 3568 /* t46 */, scratch + 3952 /* t47 */);
+    step_teacher_loss_uda_fwd_4(scratch + 3568 /* t51 */, scratch + 3760 /* t49 */);
+    step_teacher_loss_uda_fwd_5(scratch + 3664 /* t52 */, scratch + 3568 /* t51 */);
+    step_teacher_loss_uda_fwd_6(scratch + 5472 /* t55 */, scratch + 3760 /* t49 */, scratch + 3664 /* t52 */);
+    step_teacher_loss_uda_fwd_7(scratch + 3568 /* t56 */, scratch + 5472 /* t55 */);
+    step_teacher_loss_uda_fwd_8(scratch + 6240 /* t58 */, scratch + 3568 /* t56 */);
+    step_teacher_loss_uda_fwd_9(scratch + 5856 /* t59 */, scratch + 3372 /* t32 */);
+    step_teacher_loss_uda_fwd_10(scratch + 3568 /* t61 */, scratch + 5664 /* t62 */, scratch + 3372 /* t32 */, scratch + 5856 /* t59 */);
+    step_teacher_loss_uda_fwd_11(scratch + 6336 /* t63 */, scratch + 5664 /* t62 */);
+    step_teacher_loss_uda_fwd_12(scratch + 5856 /* t64 */, scratch + 6336 /* t63 */);
+    step_teacher_loss_uda_fwd_13(scratch + 5952 /* t68 */, scratch + 3568 /* t61 */, scratch + 5856 /* t64 */, scratch + 5472 /* t55 */);
+    step_teacher_loss_uda_fwd_14(scratch + 5856 /* t71 */, scratch + 5952 /* t68 */, scratch + 6240 /* t58 */);
+    step_teacher_loss_uda_fwd_15(io + 512 /* t73 */, scratch + 5856 /* t71 */);
+    step_teacher_loss_uda_fwd_16(scratch + 5856 /* t74 */, scratch + 6240 /* t58 */);
+    step_teacher_loss_uda_fwd_17(io + 528 /* t75 */, scratch + 5856 /* t74 */);
+    step_teacher_pseudo_labels_fwd(scratch + 5856 /* t76 */, scratch + 3372 /* t32 */);
+    step_student_dense0_fwd(scratch + 3168 /* t82 */, io + 204 /* t77 */, state + 144 /* in_student_dense0_weight */, state + 160 /* in_student_dense0_bias */);
+    step_student_dense2_fwd(scratch + 3936 /* t86 */, scratch + 3168 /* t82 */, state + 176 /* in_student_dense2_weight */, state + 240 /* in_student_dense2_bias */);
+    step_student_dense4_fwd(scratch + 4704 /* t89 */, scratch + 3936 /* t86 */, state + 256 /* in_student_dense4_weight */, state + 272 /* in_student_dense4_bias */);
+    step_student_loss_u_fwd(scratch + 5280 /* t90 */, scratch + 4704 /* t89 */);
+    step_student_loss_u_fwd_2(scratch + 4896 /* t92 */, scratch + 5088 /* t93 */, scratch + 4704 /* t89 */, scratch + 5280 /* t90 */);
+    step_student_loss_u_fwd_3(scratch + 4704 /* t94 */, scratch + 5088 /* t93 */);
+    step_student_loss_u_fwd_4(scratch + 4800 /* t95 */, scratch + 4704 /* t94 */);
+    step_student_loss_u_fwd_5(scratch + 5280 /* t99 */, scratch + 4896 /* t92 */, scratch + 4800 /* t95 */, scratch + 5856 /* t76 */);
+    step_student_loss_u_fwd_6(io + 544 /* t101 */, scratch + 5280 /* t99 */);
+    step_student_loss_u_vjp(scratch + 5280 /* t103 */, scratch + 5856 /* t76 */);
+    step_student_loss_u_vjp_2(scratch + 6048 /* t105 */, scratch + 5280 /* t103 */);
+    step_student_loss_u_vjp_3(scratch + 4800 /* t106 */, scratch + 6048 /* t105 */, scratch + 4704 /* t94 */);
+    step_student_loss_u_vjp_4(scratch + 6048 /* t109 */, scratch + 4800 /* t106 */, scratch + 5088 /* t93 */, scratch + 5280 /* t103 */);
+    step_student_dense4_vjp(scratch + 6464 /* t110 */, scratch + 6048 /* t109 */);
+    step_student_dense4_vjp_2(scratch + 6480 /* t112 */, scratch + 3936 /* t86 */, scratch + 6048 /* t109 */);
+    step_student_dense4_vjp_3(scratch + 4704 /* t116 */, scratch + 6048 /* t109 */, state + 256 /* in_student_dense4_weight */, scratch + 3936 /* t86 */);
+    step_student_dense2_vjp(scratch + 6208 /* t117 */, scratch + 4704 /* t116 */);
+    step_student_dense2_vjp_2(scratch + 6144 /* t119 */, scratch + 3168 /* t82 */, scratch + 4704 /* t116 */);
+    step_student_dense2_vjp_3(scratch + 3936 /* t122 */, scratch + 4704 /* t116 */, state + 176 /* in_student_dense2_weight */, scratch + 3168 /* t82 */);
+    step_student_dense0_vjp(scratch + 6224 /* t123 */, scratch + 3936 /* t122 */);
+    step_student_dense0_vjp_2(scratch + 4704 /* t124 */, io + 204 /* t77 */, scratch + 3936 /* t122 */);
     step_student_update(state + 896 /* in_student_momentum_m_correction */, state + 912 /* in_student_momentum_v_correction */);
-    step_student_dense0_update(state + 608 /* in_student_momentum_m_dense0_weight */, scratch + 4304 /* t143 */, state + 752 /* in_student_momentum_v_dense0_weight */, scratch + 6112 /* t153 */, state + 144 /* in_student_dense0_weight */, scratch + 4704 /* t123 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense0_update_2(state + 624 /* in_student_momentum_m_dense0_bias */, scratch + 4320 /* t174 */, state + 768 /* in_student_momentum_v_dense0_bias */, scratch + 6128 /* t184 */, state + 160 /* in_student_dense0_bias */, scratch + 6224 /* t122 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense2_update(state + 640 /* in_student_momentum_m_dense2_weight */, scratch + 4128 /* t202 */, state + 784 /* in_student_momentum_v_dense2_weight */, scratch + 6048 /* t212 */, state + 176 /* in_student_dense2_weight */, scratch + 6144 /* t118 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense2_update_2(state + 704 /* in_student_momentum_m_dense2_bias */, scratch + 4336 /* t230 */, state + 848 /* in_student_momentum_v_dense2_bias */, scratch + 4256 /* t236 */, state + 240 /* in_student_dense2_bias */, scratch + 6208 /* t116 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense4_update(state + 720 /* in_student_momentum_m_dense4_weight */, scratch + 4352 /* t252 */, state + 864 /* in_student_momentum_v_dense4_weight */, scratch + 4272 /* t262 */, state + 256 /* in_student_dense4_weight */, scratch + 6480 /* t111 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense4_update_2(state + 736 /* in_student_momentum_m_dense4_bias */, scratch + 4368 /* t283 */, state + 880 /* in_student_momentum_v_dense4_bias */, scratch + 4288 /* t293 */, state + 272 /* in_student_dense4_bias */, scratch + 6464 /* t109 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense0_fwd_2(scratch + 3168 /* t305 */, io /* in_x */, state + 144 /* t164 */, state + 160 /* t192 */);
-    step_student_dense2_fwd_2(scratch + 3216 /* t309 */, scratch + 3168 /* t305 */, state + 176 /* t223 */, state + 240 /* t242 */);
-    step_student_dense4_fwd_2(scratch + 4192 /* t312 */, scratch + 3216 /* t309 */, state + 256 /* t273 */, state + 272 /* t301 */);
-    step_student_loss_l_fwd(scratch + 4208 /* t313 */, scratch + 4192 /* t312 */);
-    step_student_loss_l_fwd_2(scratch + 4224 /* t315 */, scratch + 4240 /* t316 */, scratch + 4192 /* t312 */, scratch + 4208 /* t313 */);
-    step_student_loss_l_fwd_3(scratch + 4192 /* t317 */, scratch + 4240 /* t316 */);
-    step_student_loss_l_fwd_4(scratch + 4208 /* t318 */, scratch + 4192 /* t317 */);
-    step_student_loss_l_fwd_5(scratch + 4384 /* t322 */, scratch + 4224 /* t315 */, scratch + 4208 /* t318 */, io + 400 /* in_y */);
-    step_student_loss_l_fwd_6(io + 544 /* t323 */, scratch + 4384 /* t322 */);
-    step_student_loss_l_vjp(scratch + 4384 /* t325 */, io + 400 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 4400 /* t327 */, scratch + 4384 /* t325 */);
-    step_student_loss_l_vjp_3(scratch + 4208 /* t328 */, scratch + 4400 /* t327 */, scratch + 4192 /* t317 */);
-    step_student_loss_l_vjp_4(scratch + 4192 /* t331 */, scratch + 4208 /* t328 */, scratch + 4240 /* t316 */, scratch + 4384 /* t325 */);
-    step_student_dense4_vjp_4(scratch + 4416 /* t332 */, scratch + 4192 /* t331 */);
-    step_student_dense4_vjp_5(scratch + 4432 /* t334 */, scratch + 3216 /* t309 */, scratch + 4192 /* t331 */);
-    step_student_dense4_vjp_6(scratch + 3264 /* t338 */, scratch + 4192 /* t331 */, state + 256 /* t273 */, scratch + 3216 /* t309 */);
-    step_student_dense2_vjp_4(scratch + 4448 /* t339 */, scratch + 3264 /* t338 */);
-    step_student_dense2_vjp_5(scratch + 4192 /* t341 */, scratch + 3168 /* t305 */, scratch + 3264 /* t338 */);
-    step_student_dense2_vjp_6(scratch + 3216 /* t344 */, scratch + 3264 /* t338 */, state + 176 /* t223 */, scratch + 3168 /* t305 */);
-    step_student_dense0_vjp_3(scratch + 4464 /* t345 */, scratch + 3216 /* t344 */);
-    step_student_dense0_vjp_4(scratch + 4480 /* t346 */, io /* in_x */, scratch + 3216 /* t344 */);
-    step_teacher_feedback_fwd(scratch + 4496 /* t354 */, state + 896 /* t128 */, scratch + 6112 /* t153 */, scratch + 4704 /* t123 */, scratch + 4480 /* t346 */);
-    step_teacher_feedback_fwd_2(scratch + 6112 /* t356 */, state + 896 /* t128 */, scratch + 6128 /* t184 */, scratch + 6224 /* t122 */, scratch + 4464 /* t345 */);
-    step_teacher_feedback_fwd_3(scratch + 6128 /* t359 */, state + 896 /* t128 */, scratch + 6048 /* t212 */, scratch + 6144 /* t118 */, scratch + 4192 /* t341 */);
-    step_teacher_feedback_fwd_4(scratch + 6048 /* t362 */, state + 896 /* t128 */, scratch + 4256 /* t236 */, scratch + 6208 /* t116 */, scratch + 4448 /* t339 */);
-    step_teacher_feedback_fwd_5(scratch + 4256 /* t365 */, state + 896 /* t128 */, scratch + 4272 /* t262 */, scratch + 6480 /* t111 */, scratch + 4432 /* t334 */);
-    step_teacher_feedback_fwd_6(scratch + 4272 /* t368 */, state + 896 /* t128 */, scratch + 4288 /* t293 */, scratch + 6464 /* t109 */, scratch + 4416 /* t332 */);
-    step_teacher_feedback_fwd_7(io + 560 /* t370 */, scratch + 4288 /* t372 */, scratch + 4496 /* t354 */, scratch + 6112 /* t356 */, scratch + 6128 /* t359 */, scratch + 6048 /* t362 */, scratch + 4256 /* t365 */, scratch + 4272 /* t368 */, io + 432 /* in_lr_student */, io + 464 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 3168 /* t374 */, scratch + 4288 /* t372 */, scratch + 5856 /* t75 */);
-    step_teacher_feedback_vjp_2(scratch + 5856 /* t376 */, scratch + 3168 /* t374 */);
-    step_teacher_feedback_vjp_3(scratch + 5952 /* t377 */, scratch + 5856 /* t376 */, scratch + 6336 /* t62 */);
-    step_teacher_loss_uda_vjp(scratch + 4256 /* t381 */, io + 448 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 5856 /* t384 */, scratch + 4256 /* t381 */, scratch + 6240 /* t57 */);
-    step_teacher_loss_uda_vjp_3(scratch + 3360 /* t386 */, scratch + 5856 /* t384 */, scratch + 5472 /* t54 */);
-    step_teacher_loss_uda_vjp_4(scratch + 5856 /* t388 */, scratch + 3360 /* t386 */);
-    step_teacher_loss_uda_vjp_5(scratch + 6048 /* t389 */, scratch + 5856 /* t388 */, scratch + 6336 /* t62 */);
-    step_teacher_loss_uda_vjp_6(scratch + 3936 /* t393 */, scratch + 5952 /* t377 */, scratch + 5664 /* t61 */, scratch + 3168 /* t374 */, scratch + 6048 /* t389 */, scratch + 3360 /* t386 */);
-    step_teacher_loss_sup_vjp(scratch + 4256 /* t394 */, scratch + 4400 /* t327 */, scratch + 6448 /* t36 */);
-    step_teacher_loss_sup_vjp_2(scratch + 4400 /* t397 */, scratch + 4256 /* t394 */, scratch + 6432 /* t35 */, scratch + 4384 /* t325 */);
-    step_teacher_dense4_vjp(scratch + 4384 /* t398 */, scratch + 4400 /* t397 */);
-    step_teacher_dense4_vjp_2(scratch + 4256 /* t399 */, scratch + 3936 /* t393 */);
-    step_teacher_dense4_vjp_3(scratch + 4496 /* t400 */, scratch + 4384 /* t398 */, scratch + 4256 /* t399 */);
-    step_teacher_dense4_vjp_4(scratch + 4384 /* t406 */, scratch + 2400 /* t405 */, scratch + 3936 /* t393 */);
-    step_teacher_dense4_vjp_5(scratch + 4512 /* t407 */, scratch + 1584 /* t403 */, scratch + 4400 /* t397 */, scratch + 4384 /* t406 */);
-    step_teacher_dense4_vjp_6(scratch + 4256 /* t410 */, scratch + 4400 /* t397 */, state + 112 /* in_teacher_dense4_weight */, scratch + 1584 /* t403 */);
-    step_teacher_dense4_vjp_7(scratch + 3168 /* t413 */, scratch + 3936 /* t393 */, state + 112 /* in_teacher_dense4_weight */, scratch + 2400 /* t405 */);
-    step_teacher_dense2_vjp(scratch + 4384 /* t414 */, scratch + 4256 /* t410 */);
-    step_teacher_dense2_vjp_2(scratch + 4400 /* t415 */, scratch + 3168 /* t413 */);
-    step_teacher_dense2_vjp_3(scratch + 4064 /* t416 */, scratch + 4384 /* t414 */, scratch + 4400 /* t415 */);
-    step_teacher_dense2_vjp_4(scratch + 3936 /* t422 */, scratch + 816 /* t421 */, scratch + 3168 /* t413 */);
-    step_teacher_dense2_vjp_5(scratch + 4000 /* t423 */, scratch /* t419 */, scratch + 4256 /* t410 */, scratch + 3936 /* t422 */);
-    step_teacher_dense2_vjp_6(scratch + 3936 /* t426 */, scratch + 4256 /* t410 */, state + 32 /* in_teacher_dense2_weight */, scratch /* t419 */);
-    step_teacher_dense2_vjp_7(scratch + 1584 /* t429 */, scratch + 3168 /* t413 */, state + 32 /* in_teacher_dense2_weight */, scratch + 816 /* t421 */);
-    step_teacher_dense0_vjp(scratch + 3984 /* t430 */, scratch + 3936 /* t426 */);
-    step_teacher_dense0_vjp_2(scratch + 4384 /* t431 */, scratch + 1584 /* t429 */);
-    step_teacher_dense0_vjp_3(scratch + 4400 /* t432 */, scratch + 3984 /* t430 */, scratch + 4384 /* t431 */);
-    step_teacher_dense0_vjp_4(scratch + 3984 /* t434 */, io + 204 /* t76 */, scratch + 1584 /* t429 */);
-    step_teacher_dense0_vjp_5(scratch + 4384 /* t435 */, io /* in_x */, scratch + 3936 /* t426 */, scratch + 3984 /* t434 */);
+    step_student_dense0_update(state + 608 /* in_student_momentum_m_dense0_weight */, scratch + 4304 /* t144 */, state + 752 /* in_student_momentum_v_dense0_weight */, scratch + 6112 /* t154 */, state + 144 /* in_student_dense0_weight */, scratch + 4704 /* t124 */, state + 912 /* t134 */, state + 896 /* t129 */, io + 432 /* in_lr_student */);
+    step_student_dense0_update_2(state + 624 /* in_student_momentum_m_dense0_bias */, scratch + 4320 /* t175 */, state + 768 /* in_student_momentum_v_dense0_bias */, scratch + 6128 /* t185 */, state + 160 /* in_student_dense0_bias */, scratch + 6224 /* t123 */, state + 912 /* t134 */, state + 896 /* t129 */, io + 432 /* in_lr_student */);
+    step_student_dense2_update(state + 640 /* in_student_momentum_m_dense2_weight */, scratch + 4128 /* t203 */, state + 784 /* in_student_momentum_v_dense2_weight */, scratch + 6048 /* t213 */, state + 176 /* in_student_dense2_weight */, scratch + 6144 /* t119 */, state + 912 /* t134 */, state + 896 /* t129 */, io + 432 /* in_lr_student */);
+    step_student_dense2_update_2(state + 704 /* in_student_momentum_m_dense2_bias */, scratch + 4336 /* t231 */, state + 848 /* in_student_momentum_v_dense2_bias */, scratch + 4256 /* t237 */, state + 240 /* in_student_dense2_bias */, scratch + 6208 /* t117 */, state + 912 /* t134 */, state + 896 /* t129 */, io + 432 /* in_lr_student */);
+    step_student_dense4_update(state + 720 /* in_student_momentum_m_dense4_weight */, scratch + 4352 /* t253 */, state + 864 /* in_student_momentum_v_dense4_weight */, scratch + 4272 /* t263 */, state + 256 /* in_student_dense4_weight */, scratch + 6480 /* t112 */, state + 912 /* t134 */, state + 896 /* t129 */, io + 432 /* in_lr_student */);
+    step_student_dense4_update_2(state + 736 /* in_student_momentum_m_dense4_bias */, scratch + 4368 /* t284 */, state + 880 /* in_student_momentum_v_dense4_bias */, scratch + 4288 /* t294 */, state + 272 /* in_student_dense4_bias */, scratch + 6464 /* t110 */, state + 912 /* t134 */, state + 896 /* t129 */, io + 432 /* in_lr_student */);
+    step_student_dense0_fwd_2(scratch + 3168 /* t306 */, io /* in_x */, state + 144 /* t165 */, state + 160 /* t193 */);
+    step_student_dense2_fwd_2(scratch + 3216 /* t310 */, scratch + 3168 /* t306 */, state + 176 /* t224 */, state + 240 /* t243 */);
+    step_student_dense4_fwd_2(scratch + 4192 /* t313 */, scratch + 3216 /* t310 */, state + 256 /* t274 */, state + 272 /* t302 */);
+    step_student_loss_l_fwd(scratch + 4208 /* t314 */, scratch + 4192 /* t313 */);
+    step_student_loss_l_fwd_2(scratch + 4224 /* t316 */, scratch + 4240 /* t317 */, scratch + 4192 /* t313 */, scratch + 4208 /* t314 */);
+    step_student_loss_l_fwd_3(scratch + 4192 /* t318 */, scratch + 4240 /* t317 */);
+    step_student_loss_l_fwd_4(scratch + 4208 /* t319 */, scratch + 4192 /* t318 */);
+    step_student_loss_l_fwd_5(scratch + 4384 /* t323 */, scratch + 4224 /* t316 */, scratch + 4208 /* t319 */, io + 400 /* in_y */);
+    step_student_loss_l_fwd_6(io + 560 /* t324 */, scratch + 4384 /* t323 */);
+    step_student_loss_l_vjp(scratch + 4384 /* t326 */, io + 400 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 4400 /* t328 */, scratch + 4384 /* t326 */);
+    step_student_loss_l_vjp_3(scratch + 4208 /* t329 */, scratch + 4400 /* t328 */, scratch + 4192 /* t318 */);
+    step_student_loss_l_vjp_4(scratch + 4192 /* t332 */, scratch + 4208 /* t329 */, scratch + 4240 /* t317 */, scratch + 4384 /* t326 */);
+    step_student_dense4_vjp_4(scratch + 4416 /* t333 */, scratch + 4192 /* t332 */);
+    step_student_dense4_vjp_5(scratch + 4432 /* t335 */, scratch + 3216 /* t310 */, scratch + 4192 /* t332 */);
+    step_student_dense4_vjp_6(scratch + 3264 /* t339 */, scratch + 4192 /* t332 */, state + 256 /* t274 */, scratch + 3216 /* t310 */);
+    step_student_dense2_vjp_4(scratch + 4448 /* t340 */, scratch + 3264 /* t339 */);
+    step_student_dense2_vjp_5(scratch + 4192 /* t342 */, scratch + 3168 /* t306 */, scratch + 3264 /* t339 */);
+    step_student_dense2_vjp_6(scratch + 3216 /* t345 */, scratch + 3264 /* t339 */, state + 176 /* t224 */, scratch + 3168 /* t306 */);
+    step_student_dense0_vjp_3(scratch + 4464 /* t346 */, scratch + 3216 /* t345 */);
+    step_student_dense0_vjp_4(scratch + 4480 /* t347 */, io /* in_x */, scratch + 3216 /* t345 */);
+    step_teacher_feedback_fwd(scratch + 4496 /* t355 */, state + 896 /* t129 */, scratch + 6112 /* t154 */, scratch + 4704 /* t124 */, scratch + 4480 /* t347 */);
+    step_teacher_feedback_fwd_2(scratch + 6112 /* t357 */, state + 896 /* t129 */, scratch + 6128 /* t185 */, scratch + 6224 /* t123 */, scratch + 4464 /* t346 */);
+    step_teacher_feedback_fwd_3(scratch + 6128 /* t360 */, state + 896 /* t129 */, scratch + 6048 /* t213 */, scratch + 6144 /* t119 */, scratch + 4192 /* t342 */);
+    step_teacher_feedback_fwd_4(scratch + 6048 /* t363 */, state + 896 /* t129 */, scratch + 4256 /* t237 */, scratch + 6208 /* t117 */, scratch + 4448 /* t340 */);
+    step_teacher_feedback_fwd_5(scratch + 4256 /* t366 */, state + 896 /* t129 */, scratch + 4272 /* t263 */, scratch + 6480 /* t112 */, scratch + 4432 /* t335 */);
+    step_teacher_feedback_fwd_6(scratch + 4272 /* t369 */, state + 896 /* t129 */, scratch + 4288 /* t294 */, scratch + 6464 /* t110 */, scratch + 4416 /* t333 */);
+    step_teacher_feedback_fwd_7(io + 576 /* t371 */, scratch + 4288 /* t374 */, scratch + 4496 /* t355 */, scratch + 6112 /* t357 */, scratch + 6128 /* t360 */, scratch + 6048 /* t363 */, scratch + 4256 /* t366 */, scratch + 4272 /* t369 */, io + 432 /* in_lr_student */, io + 480 /* in_feedback_baseline */, io + 464 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 3168 /* t376 */, scratch + 4288 /* t374 */, scratch + 5856 /* t76 */);
+    step_teacher_feedback_vjp_2(scratch + 5856 /* t378 */, scratch + 3168 /* t376 */);
+    step_teacher_feedback_vjp_3(scratch + 5952 /* t379 */, scratch + 5856 /* t378 */, scratch + 6336 /* t63 */);
+    step_teacher_loss_uda_vjp(scratch + 4256 /* t383 */, io + 448 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 5856 /* t386 */, scratch + 4256 /* t383 */, scratch + 6240 /* t58 */);
+    step_teacher_loss_uda_vjp_3(scratch + 3360 /* t388 */, scratch + 5856 /* t386 */, scratch + 5472 /* t55 */);
+    step_teacher_loss_uda_vjp_4(scratch + 5856 /* t390 */, scratch + 3360 /* t388 */);
+    step_teacher_loss_uda_vjp_5(scratch + 6048 /* t391 */, scratch + 5856 /* t390 */, scratch + 6336 /* t63 */);
+    step_teacher_loss_uda_vjp_6(scratch + 3936 /* t395 */, scratch + 5952 /* t379 */, scratch + 5664 /* t62 */, scratch + 3168 /* t376 */, scratch + 6048 /* t391 */, scratch + 3360 /* t388 */);
+    step_teacher_loss_sup_vjp(scratch + 4256 /* t396 */, scratch + 4400 /* t328 */, scratch + 6448 /* t37 */);
+    step_teacher_loss_sup_vjp_2(scratch + 4400 /* t399 */, scratch + 4256 /* t396 */, scratch + 6432 /* t36 */, scratch + 4384 /* t326 */);
+    step_teacher_dense4_vjp(scratch + 4384 /* t400 */, scratch + 4400 /* t399 */);
+    step_teacher_dense4_vjp_2(scratch + 4256 /* t401 */, scratch + 3936 /* t395 */);
+    step_teacher_dense4_vjp_3(scratch + 4496 /* t402 */, scratch + 4384 /* t400 */, scratch + 4256 /* t401 */);
+    step_teacher_dense4_vjp_4(scratch + 4384 /* t408 */, scratch + 2400 /* t407 */, scratch + 3936 /* t395 */);
+    step_teacher_dense4_vjp_5(scratch + 4512 /* t409 */, scratch + 1584 /* t405 */, scratch + 4400 /* t399 */, scratch + 4384 /* t408 */);
+    step_teacher_dense4_vjp_6(scratch + 4256 /* t412 */, scratch + 4400 /* t399 */, state + 112 /* in_teacher_dense4_weight */, scratch + 1584 /* t405 */);
+    step_teacher_dense4_vjp_7(scratch + 3168 /* t415 */, scratch + 3936 /* t395 */, state + 112 /* in_teacher_dense4_weight */, scratch + 2400 /* t407 */);
+    step_teacher_dense2_vjp(scratch + 4384 /* t416 */, scratch + 4256 /* t412 */);
+    step_teacher_dense2_vjp_2(scratch + 4400 /* t417 */, scratch + 3168 /* t415 */);
+    step_teacher_dense2_vjp_3(scratch + 4064 /* t418 */, scratch + 4384 /* t416 */, scratch + 4400 /* t417 */);
+    step_teacher_dense2_vjp_4(scratch + 3936 /* t424 */, scratch + 816 /* t423 */, scratch + 3168 /* t415 */);
+    step_teacher_dense2_vjp_5(scratch + 4000 /* t425 */, scratch /* t421 */, scratch + 4256 /* t412 */, scratch + 3936 /* t424 */);
+    step_teacher_dense2_vjp_6(scratch + 3936 /* t428 */, scratch + 4256 /* t412 */, state + 32 /* in_teacher_dense2_weight */, scratch /* t421 */);
+    step_teacher_dense2_vjp_7(scratch + 1584 /* t431 */, scratch + 3168 /* t415 */, state + 32 /* in_teacher_dense2_weight */, scratch + 816 /* t423 */);
+    step_teacher_dense0_vjp(scratch + 3984 /* t432 */, scratch + 3936 /* t428 */);
+    step_teacher_dense0_vjp_2(scratch + 4384 /* t433 */, scratch + 1584 /* t431 */);
+    step_teacher_dense0_vjp_3(scratch + 4400 /* t434 */, scratch + 3984 /* t432 */, scratch + 4384 /* t433 */);
+    step_teacher_dense0_vjp_4(scratch + 3984 /* t436 */, io + 204 /* t77 */, scratch + 1584 /* t431 */);
+    step_teacher_dense0_vjp_5(scratch + 4384 /* t437 */, io /* in_x */, scratch + 3936 /* t428 */, scratch + 3984 /* t436 */);
     step_teacher_update(state + 576 /* in_teacher_momentum_m_correction */, state + 592 /* in_teacher_momentum_v_correction */);
-    step_teacher_dense0_update(state + 288 /* in_teacher_momentum_m_dense0_weight */, state + 432 /* in_teacher_momentum_v_dense0_weight */, state /* in_teacher_dense0_weight */, scratch + 4384 /* t435 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense0_update_2(state + 304 /* in_teacher_momentum_m_dense0_bias */, state + 448 /* in_teacher_momentum_v_dense0_bias */, state + 16 /* in_teacher_dense0_bias */, scratch + 4400 /* t432 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense2_update(state + 320 /* in_teacher_momentum_m_dense2_weight */, state + 464 /* in_teacher_momentum_v_dense2_weight */, state + 32 /* in_teacher_dense2_weight */, scratch + 4000 /* t423 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense2_update_2(state + 384 /* in_teacher_momentum_m_dense2_bias */, state + 528 /* in_teacher_momentum_v_dense2_bias */, state + 96 /* in_teacher_dense2_bias */, scratch + 4064 /* t416 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense4_update(state + 400 /* in_teacher_momentum_m_dense4_weight */, state + 544 /* in_teacher_momentum_v_dense4_weight */, state + 112 /* in_teacher_dense4_weight */, scratch + 4512 /* t407 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense4_update_2(state + 416 /* in_teacher_momentum_m_dense4_bias */, state + 560 /* in_teacher_momentum_v_dense4_bias */, state + 128 /* in_teacher_dense4_bias */, scratch + 4496 /* t400 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 4384 /* t560 */, scratch + 4480 /* t346 */);
-    step_teacher_gradient_fwd_2(scratch + 4400 /* t562 */, scratch + 4464 /* t345 */);
-    step_teacher_gradient_fwd_3(scratch + 4256 /* t565 */, scratch + 4192 /* t341 */);
-    step_teacher_gradient_fwd_4(scratch + 4272 /* t568 */, scratch + 4448 /* t339 */);
-    step_teacher_gradient_fwd_5(scratch + 4288 /* t571 */, scratch + 4432 /* t334 */);
-    step_teacher_gradient_fwd_6(scratch + 4496 /* t574 */, scratch + 4416 /* t332 */);
-    step_teacher_gradient_fwd_7(io + 576 /* t576 */, scratch + 4384 /* t560 */, scratch + 4400 /* t562 */, scratch + 4256 /* t565 */, scratch + 4272 /* t568 */, scratch + 4288 /* t571 */, scratch + 4496 /* t574 */);
-    step_teacher_gradient_fwd_8(scratch + 4384 /* t577 */, scratch + 4304 /* t143 */);
-    step_teacher_gradient_fwd_9(scratch + 4400 /* t578 */, scratch + 4320 /* t174 */);
-    step_teacher_gradient_fwd_10(scratch + 4256 /* t580 */, scratch + 4128 /* t202 */);
-    step_teacher_gradient_fwd_11(scratch + 4272 /* t582 */, scratch + 4336 /* t230 */);
-    step_teacher_gradient_fwd_12(scratch + 4288 /* t584 */, scratch + 4352 /* t252 */);
-    step_teacher_gradient_fwd_13(scratch + 4304 /* t586 */, scratch + 4368 /* t283 */);
-    step_teacher_gradient_fwd_14(io + 592 /* t588 */, scratch + 4384 /* t577 */, scratch + 4400 /* t578 */, scratch + 4256 /* t580 */, scratch + 4272 /* t582 */, scratch + 4288 /* t584 */, scratch + 4304 /* t586 */);
-    step_teacher_gradient_fwd_15(scratch + 4256 /* t590 */, scratch + 4480 /* t346 */, scratch + 4704 /* t123 */);
-    step_teacher_gradient_fwd_16(scratch + 4272 /* t592 */, scratch + 4464 /* t345 */, scratch + 6224 /* t122 */);
-    step_teacher_gradient_fwd_17(scratch + 4288 /* t595 */, scratch + 4192 /* t341 */, scratch + 6144 /* t118 */);
-    step_teacher_gradient_fwd_18(scratch + 4304 /* t598 */, scratch + 4448 /* t339 */, scratch + 6208 /* t116 */);
-    step_teacher_gradient_fwd_19(scratch + 4320 /* t601 */, scratch + 4432 /* t334 */, scratch + 6480 /* t111 */);
-    step_teacher_gradient_fwd_20(scratch + 4336 /* t604 */, scratch + 4416 /* t332 */, scratch + 6464 /* t109 */);
-    step_teacher_gradient_fwd_21(io + 608 /* t609 */, io + 624 /* t610 */, scratch + 4256 /* t590 */, scratch + 4272 /* t592 */, scratch + 4288 /* t595 */, scratch + 4304 /* t598 */, scratch + 4320 /* t601 */, scratch + 4336 /* t604 */, io + 576 /* t576 */, io + 592 /* t588 */, io + 560 /* t370 */);
+    step_teacher_dense0_update(state + 288 /* in_teacher_momentum_m_dense0_weight */, state + 432 /* in_teacher_momentum_v_dense0_weight */, state /* in_teacher_dense0_weight */, scratch + 4384 /* t437 */, state + 576 /* t440 */, state + 592 /* t443 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense0_update_2(state + 304 /* in_teacher_momentum_m_dense0_bias */, state + 448 /* in_teacher_momentum_v_dense0_bias */, state + 16 /* in_teacher_dense0_bias */, scratch + 4400 /* t434 */, state + 576 /* t440 */, state + 592 /* t443 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense2_update(state + 320 /* in_teacher_momentum_m_dense2_weight */, state + 464 /* in_teacher_momentum_v_dense2_weight */, state + 32 /* in_teacher_dense2_weight */, scratch + 4000 /* t425 */, state + 576 /* t440 */, state + 592 /* t443 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense2_update_2(state + 384 /* in_teacher_momentum_m_dense2_bias */, state + 528 /* in_teacher_momentum_v_dense2_bias */, state + 96 /* in_teacher_dense2_bias */, scratch + 4064 /* t418 */, state + 576 /* t440 */, state + 592 /* t443 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense4_update(state + 400 /* in_teacher_momentum_m_dense4_weight */, state + 544 /* in_teacher_momentum_v_dense4_weight */, state + 112 /* in_teacher_dense4_weight */, scratch + 4512 /* t409 */, state + 576 /* t440 */, state + 592 /* t443 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense4_update_2(state + 416 /* in_teacher_momentum_m_dense4_bias */, state + 560 /* in_teacher_momentum_v_dense4_bias */, state + 128 /* in_teacher_dense4_bias */, scratch + 4496 /* t402 */, state + 576 /* t440 */, state + 592 /* t443 */, io + 416 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 4384 /* t562 */, scratch + 4480 /* t347 */);
+    step_teacher_gradient_fwd_2(scratch + 4400 /* t564 */, scratch + 4464 /* t346 */);
+    step_teacher_gradient_fwd_3(scratch + 4256 /* t567 */, scratch + 4192 /* t342 */);
+    step_teacher_gradient_fwd_4(scratch + 4272 /* t570 */, scratch + 4448 /* t340 */);
+    step_teacher_gradient_fwd_5(scratch + 4288 /* t573 */, scratch + 4432 /* t335 */);
+    step_teacher_gradient_fwd_6(scratch + 4496 /* t576 */, scratch + 4416 /* t333 */);
+    step_teacher_gradient_fwd_7(io + 592 /* t578 */, scratch + 4384 /* t562 */, scratch + 4400 /* t564 */, scratch + 4256 /* t567 */, scratch + 4272 /* t570 */, scratch + 4288 /* t573 */, scratch + 4496 /* t576 */);
+    step_teacher_gradient_fwd_8(scratch + 4384 /* t579 */, scratch + 4304 /* t144 */);
+    step_teacher_gradient_fwd_9(scratch + 4400 /* t580 */, scratch + 4320 /* t175 */);
+    step_teacher_gradient_fwd_10(scratch + 4256 /* t582 */, scratch + 4128 /* t203 */);
+    step_teacher_gradient_fwd_11(scratch + 4272 /* t584 */, scratch + 4336 /* t231 */);
+    step_teacher_gradient_fwd_12(scratch + 4288 /* t586 */, scratch + 4352 /* t253 */);
+    step_teacher_gradient_fwd_13(scratch + 4304 /* t588 */, scratch + 4368 /* t284 */);
+    step_teacher_gradient_fwd_14(io + 608 /* t590 */, scratch + 4384 /* t579 */, scratch + 4400 /* t580 */, scratch + 4256 /* t582 */, scratch + 4272 /* t584 */, scratch + 4288 /* t586 */, scratch + 4304 /* t588 */);
+    step_teacher_gradient_fwd_15(scratch + 4256 /* t592 */, scratch + 4480 /* t347 */, scratch + 4704 /* t124 */);
+    step_teacher_gradient_fwd_16(scratch + 4272 /* t594 */, scratch + 4464 /* t346 */, scratch + 6224 /* t123 */);
+    step_teacher_gradient_fwd_17(scratch + 4288 /* t597 */, scratch + 4192 /* t342 */, scratch + 6144 /* t119 */);
+    step_teacher_gradient_fwd_18(scratch + 4304 /* t600 */, scratch + 4448 /* t340 */, scratch + 6208 /* t117 */);
+    step_teacher_gradient_fwd_19(scratch + 4320 /* t603 */, scratch + 4432 /* t335 */, scratch + 6480 /* t112 */);
+    step_teacher_gradient_fwd_20(scratch + 4336 /* t606 */, scratch + 4416 /* t333 */, scratch + 6464 /* t110 */);
+    step_teacher_gradient_fwd_21(io + 624 /* t611 */, io + 640 /* t612 */, scratch + 4256 /* t592 */, scratch + 4272 /* t594 */, scratch + 4288 /* t597 */, scratch + 4304 /* t600 */, scratch + 4320 /* t603 */, scratch + 4336 /* t606 */, io + 592 /* t578 */, io + 608 /* t590 */, io + 576 /* t371 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 928
-#define MPLC_STEP_IO_FLOATS 640
+#define MPLC_STEP_IO_FLOATS 656
 #define MPLC_SUPERVISED_IO_FLOATS 64
 #define MPLC_SCRATCH_FLOATS 6496
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 40
-#define MPLC_NUM_STEP_INPUTS 6
+#define MPLC_NUM_STEP_INPUTS 7
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "20d336d1ff1bbc42590d734dad7501837bab783a1495c1adb2a0882871c424ce"
+#define MPLC_MODEL_HASH "b6abb817e8cd95a11be08af714d474388758a90b015dbd169f7f1c43ef3533ad"
 #define MPLC_MODEL_NAME "two_moons_adam"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 5884928
-#define MPLC_STEP_IO_FLOATS 6276576
+#define MPLC_STEP_IO_FLOATS 6276592
 #define MPLC_SUPERVISED_IO_FLOATS 1643552
 #define MPLC_SCRATCH_FLOATS 1358098672
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 520
-#define MPLC_NUM_STEP_INPUTS 9
+#define MPLC_NUM_STEP_INPUTS 10
 #define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 4
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "654a329efd193f6e5782d0e8ef821bb6b73eb1a541d35f71797e0efa32121e13"
+#define MPLC_MODEL_HASH "8272ab65c258861c7301c7417594c6157f28c194ab84685448f2fdfd412cf714"
 #define MPLC_MODEL_NAME "wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32

@@ -17,7 +17,7 @@ enum { D = MPLC_INPUT_SIZE, K = MPLC_CLASSES, BL = MPLC_LOCAL_BATCH_LABELED, BU 
 enum { T_W = 0, T_B = T_W + WN, S_W = T_B + K, S_B = S_W + WN,
        TM_W = S_B + K, TM_B = TM_W + WN, SM_W = TM_B + K, SM_B = SM_W + WN, STATE_END = SM_B + K };
 /* Step I/O arena. */
-enum { IO_X = 0, IO_Y = IO_X + N * D, IO_MASK = IO_Y + BL * K, IO_LR_T = IO_MASK + N * D, IO_LR_S, IO_UDA, IO_FB,
+enum { IO_X = 0, IO_Y = IO_X + N * D, IO_MASK = IO_Y + BL * K, IO_LR_T = IO_MASK + N * D, IO_LR_S, IO_UDA, IO_FB, IO_FB_BASE,
        IO_LOSS_SUP, IO_LOSS_UDA, IO_MASK_RATE, IO_LOSS_SU, IO_LOSS_SL, IO_H, IO_END };
 /* Supervised I/O arena. */
 enum { SUP_X = 0, SUP_Y = SUP_X + F * D, SUP_LR = SUP_Y + F * K, SUP_LOSS, SUP_END };
@@ -45,6 +45,7 @@ const mplc_tensor mplc_step_inputs[] = {
     {"y", 2, {BL, K, 0, 0}, IO_Y, BL * K, 0, 0, 0},
     {"dropout/teacher/all/dropout1", 2, {N, D, 0, 0}, IO_MASK, N * D, 0, 0, TEACHER_DROPOUT},
     S_("lr_teacher", IO_LR_T), S_("lr_student", IO_LR_S), S_("uda_weight", IO_UDA), S_("feedback_scale", IO_FB),
+    S_("feedback_baseline", IO_FB_BASE),
 };
 const mplc_tensor mplc_step_outputs[] = {
     S_("loss_sup", IO_LOSS_SUP), S_("loss_uda", IO_LOSS_UDA), S_("mask_rate", IO_MASK_RATE),
@@ -144,7 +145,7 @@ int mplc_set_threads(int threads) {
 
 void mplc_step(float *state, float *io, float *scratch) {
     const float *x = io + IO_X, *y = io + IO_Y, *mask = io + IO_MASK;
-    const float lr_t = io[IO_LR_T], lr_s = io[IO_LR_S], lambda = io[IO_UDA], fb = io[IO_FB];
+    const float lr_t = io[IO_LR_T], lr_s = io[IO_LR_S], lambda = io[IO_UDA], fb = io[IO_FB], fb_base = io[IO_FB_BASE];
     float *xd = scratch + SC_XD, *z = scratch + SC_Z, *dz = scratch + SC_DZ, *s = scratch + SC_S, *ds = scratch + SC_DS;
     float *gwu = scratch + SC_GWU, *gbu = scratch + SC_GBU, *gwl = scratch + SC_GWL, *gbl = scratch + SC_GBL;
     float yhat[BU][K], q[K];
@@ -196,12 +197,12 @@ void mplc_step(float *state, float *io, float *scratch) {
     for (int i = 0; i < BL; i++) loss_sl += ce_row(s + i * K, y + i * K, 1.0f / BL, ds + i * K) / BL;
     linear_grad(x, BL, ds, gwl, gbl);
 
-    /* 8. feedback h = eta * <g_l, g_u>; MPL term f*h*CE(yhat, z_us) */
+    /* 8. feedback h = eta * <g_l, g_u>; MPL term f*(h - b)*CE(yhat, z_us) */
     double dot = 0;
     for (int i = 0; i < WN; i++) dot += (double)gwl[i] * gwu[i];
     for (int k = 0; k < K; k++) dot += (double)gbl[k] * gbu[k];
     float h = eta * (float)dot;
-    for (int j = 0; j < BU; j++) ce_row(z + (BL + BU + j) * K, yhat[j], fb * h / BU, dz + (BL + BU + j) * K);
+    for (int j = 0; j < BU; j++) ce_row(z + (BL + BU + j) * K, yhat[j], fb * (h - fb_base) / BU, dz + (BL + BU + j) * K);
 
     /* 9. teacher update (its gradient flows through the dropped-out input) */
     linear_grad(xd, N, dz, gwu, gbu);
