@@ -13,7 +13,7 @@ struct CrossCheckCase: CustomStringConvertible, Sendable {
 @Suite("Generated C against the independent JAX reference", .serialized)
 struct JAXCrossCheckTests {
     @Test(
-        "Full-size examples: after one step every state tensor agrees within 1e-4 (norm-wise relative)",
+        "Full-size examples: every state tensor within 1e-4 (norm-wise relative) or, with BatchNorm, twice JAX float32's worst",
         arguments: ["fashion_mlp.swiftdsl", "fashion_cnn.swiftdsl"].flatMap { file in
             [
                 CrossCheckCase(file: file, pseudoLabels: .hardArgmax, feedback: .dotProduct),

@@ -8,6 +8,12 @@
 3. the JAX reference runs them in float64;
 4. every state tensor is compared: ||c - jax||_inf <= RTOL * ||jax||_inf per tensor (a norm-wise relative
    error, so that entries near zero do not dominate), and the step outputs likewise.
+5. only if a state tensor misses RTOL: the JAX reference runs the same steps in float32, and a state tensor within
+   twice that float32 run's worst state error passes (printed as NOTE). BatchNorm networks have tensors whose
+   gradients nearly cancel (the next BatchNorm removes a per-channel shift), where float32 cannot reach RTOL: on an
+   AMD EPYC with OpenBLAS's Haswell kernels mplc's fashion_wrn lands 1.05e-3 from float64 on one such tensor (5.5e-5
+   with OPENBLAS_CORETYPE=SkylakeX) and JAX's own float32 step 2.2e-3 on another. The benchmark's checks use the
+   same rule (docs/PERFORMANCE.md). A wrong gradient term is off by far more than that.
 Prints one line per tensor that fails and a JSON summary line; exits 1 on any failure.
 """
 
@@ -85,16 +91,23 @@ def main() -> int:
          "--out", j_out, "--losses", j_losses, "--x64"])
 
     c_state, j_state, start = read_safetensors(c_out), read_safetensors(j_out), read_safetensors(init)
+    errors = {name: relative_error(c_state[name], ref) for name, ref in j_state.items()}
+    worst = max(errors.values(), default=0.0)
+    moved = sum(int(not np.array_equal(start[name], ref)) for name, ref in j_state.items())
+    allowance = RTOL
+    if worst > RTOL:
+        j32_out, j32_losses = os.path.join(args.work, "jax32.safetensors"), os.path.join(args.work, "jax32_losses.jsonl")
+        run([py, reference, "--spec", args.spec, "--checkpoint", init, "--batches", batches, "--steps",
+             str(args.steps), "--out", j32_out, "--losses", j32_losses])
+        j32_state = read_safetensors(j32_out)
+        allowance = max(RTOL, 2 * max(relative_error(j32_state[name], ref) for name, ref in j_state.items()))
     failures = 0
-    worst = 0.0
-    moved = 0
-    for name, ref in j_state.items():
-        err = relative_error(c_state[name], ref)
-        worst = max(worst, err)
-        moved += int(not np.array_equal(start[name], ref))
-        if err > RTOL:
+    for name, err in errors.items():
+        if err > allowance:
             failures += 1
-            print(f"FAIL {name}: relative error {err:.3g} > {RTOL}")
+            print(f"FAIL {name}: relative error {err:.3g} > {allowance:.3g}")
+        elif err > RTOL:
+            print(f"NOTE {name}: relative error {err:.3g} > {RTOL}, within twice JAX float32's worst ({allowance:.3g})")
     output_errors = compare_outputs(c_losses, j_losses)
     for key, err in output_errors.items():
         if err > RTOL:
@@ -104,7 +117,7 @@ def main() -> int:
         failures += 1
         print("FAIL the step changed no tensor: the comparison would prove nothing")
     print(json.dumps({"tensors": len(j_state), "tensors_changed": moved, "worst_state_error": worst,
-                      "output_errors": output_errors, "failures": failures}))
+                      "state_allowance": allowance, "output_errors": output_errors, "failures": failures}))
     return 1 if failures else 0
 
 
