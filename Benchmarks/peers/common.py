@@ -12,6 +12,8 @@ Workloads (10 classes; teacher = student except where said):
     W3-wrn_28_2  Examples/bench_w3_wrn_28_2.swiftdsl (Examples/wrn_28_2.swiftdsl at B_l = 16, mu = 7): 32x32x3,
         B_l = 16, B_u = 112 (240 images); WRN-28-2, LeakyReLU(0.2), four blocks per group of 32, 64 (stride 2) and
         128 (stride 2) channels, Dropout(0.2) in both networks; label smoothing 0.15
+    W3-wrn_28_2-paper  Examples/wrn_28_2.swiftdsl: the same networks at the paper's batch, B_l = 128, B_u = 896
+        (1,920 images); Benchmarks/run measures only its memory (and one step's time), mplc against PyTorch eager
 W1 and W2 run in both modes, W3 in hard mode only (its examples' recipe; torch.compile cannot differentiate the
 soft mode's create_graph twice). BatchNorm: momentum 0.01, epsilon 0.001 (mplc's defaults), every pass of the
 step in training mode with its own batch's statistics, as docs/STEP.md says (the teacher's pass over all B_l +
@@ -23,7 +25,7 @@ warm-up-sized step: at 0.05 one step from a random init on random data blows the
 uda_weight = 1, feedback_scale = 1. Random inputs are U(0, 1) "pixels".
 
 Peer command line:
-    <peer>.py --workload W1|W2|W3-fashion_wrn|W3-wrn_28_2 --mode hard|soft --threads T --steps N --warmup W
+    <peer>.py --workload W1|W2|W3-fashion_wrn|W3-wrn_28_2|W3-wrn_28_2-paper --mode hard|soft --threads T --steps N --warmup W
               [--check DIR] [--seed S]
 Timing mode (no --check): random initial state and batch (seed S), W untimed steps, then N timed steps, each
 on the state the previous one produced; prints one JSON line
@@ -50,7 +52,7 @@ REFERENCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "
 sys.path.insert(0, os.path.abspath(REFERENCE_DIR))
 import mpl_io  # noqa: E402
 
-WORKLOADS = ("W1", "W2", "W3-fashion_wrn", "W3-wrn_28_2")
+WORKLOADS = ("W1", "W2", "W3-fashion_wrn", "W3-wrn_28_2", "W3-wrn_28_2-paper")
 MODES = ("hard", "soft")
 OUTPUTS = ("loss_sup", "loss_uda", "mask_rate", "loss_student_u", "loss_student_l", "h")   # what every peer computes
 SCALARS = (0.01, 0.01, 1.0, 1.0)      # lr_teacher, lr_student, uda_weight, feedback_scale
@@ -80,7 +82,7 @@ def wrn(stem_stride: int, widths: tuple, blocks: int, alpha: float, dropout: boo
 def network(workload: str, net: str = "teacher") -> list[dict]:
     if workload == "W3-fashion_wrn":
         return wrn(2, (16, 32, 64), 1, 0.1, dropout=net == "teacher")
-    if workload == "W3-wrn_28_2":
+    if workload.startswith("W3-wrn_28_2"):
         return wrn(1, (32, 64, 128), 4, 0.2, dropout=True)
     if workload == "W1":
         return [{"layer": "flatten"}, {"layer": "dense", "units": 1024}, {"layer": "relu"},
@@ -94,7 +96,8 @@ def network(workload: str, net: str = "teacher") -> list[dict]:
     raise ValueError(f"unknown workload {workload!r}")
 
 
-BATCHES = {"W1": (64, 448), "W2": (64, 448), "W3-fashion_wrn": (32, 128), "W3-wrn_28_2": (16, 112)}
+BATCHES = {"W1": (64, 448), "W2": (64, 448), "W3-fashion_wrn": (32, 128), "W3-wrn_28_2": (16, 112),
+           "W3-wrn_28_2-paper": (128, 896)}
 
 
 def spec_raw(workload: str, mode: str, batches: tuple | None = None) -> dict:
@@ -102,7 +105,7 @@ def spec_raw(workload: str, mode: str, batches: tuple | None = None) -> dict:
     benchmark (BATCHES); tests shrink it to check the same code paths quickly."""
     optim = {"momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}
     batches = batches or BATCHES[workload]
-    height, channels = (32, 3) if workload == "W3-wrn_28_2" else (28, 1)
+    height, channels = (32, 3) if workload.startswith("W3-wrn_28_2") else (28, 1)
     return {
         "input": {"height": height, "width": height, "channels": channels},
         "classes": 10,
@@ -112,7 +115,7 @@ def spec_raw(workload: str, mode: str, batches: tuple | None = None) -> dict:
             "labeled_batch": batches[0], "unlabeled_batch": batches[1],
             "pseudo_labels": {"hard": "hard-argmax", "soft": "soft"}[mode], "soft_temperature": 1.0,
             "feedback": "dot-product", "uda_temperature": 0.7, "uda_threshold": 0.6,
-            "label_smoothing": 0.15 if workload == "W3-wrn_28_2" else 0.1,
+            "label_smoothing": 0.15 if workload.startswith("W3-wrn_28_2") else 0.1,
             "teacher": dict(optim), "student": dict(optim),
         },
     }

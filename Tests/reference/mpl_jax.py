@@ -81,7 +81,7 @@ student's pass over x_us (avg <- (1-m) avg + m stop_gradient(stat), the variance
 CLI
 ===
     mpl_jax.py --spec model.json --checkpoint in.safetensors --batches DIR --steps N \
-               --out out.safetensors --losses losses.jsonl [--x64]
+               --out out.safetensors --losses losses.jsonl [--x64] [--decisions OUT.json] [--flip DECISIONS.json]
     mpl_jax.py --make-example OUTDIR --spec model.json [--seed S] [--steps N] [--images normal|pixels]
 
 Replay layout (the same as `mplc-run replay`, docs/RUNNER.md): DIR/step_000000/x.npy (float32
@@ -119,10 +119,11 @@ __all__ = [
     "is_statistic", "load_batch", "load_spec", "make_example", "parse_spec", "random_batch", "random_state",
     "read_safetensors", "save_batch", "state_shapes", "step_dir", "walk", "write_safetensors",
     # the step
-    "dense", "conv2d", "max_pool", "avg_pool", "leaky_relu", "batch_norm", "apply_layer", "forward", "cross_entropy",
+    "dense", "conv2d", "max_pool", "avg_pool", "batch_norm", "apply_layer", "forward", "cross_entropy",
     "smooth", "uda_loss", "hard_pseudo_labels", "sgd_update", "tree_vdot", "split_state", "split_statistics",
     "join_state", "update_statistics", "make_context",
     "unrolled_student_labeled_loss", "soft_feedback_gradient_jvp", "mpl_step", "enable_x64", "replay",
+    "find_decisions", "flipped_decisions",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
@@ -153,10 +154,6 @@ def avg_pool(x, size: int, stride: int):
     return s / (size * size)
 
 
-def leaky_relu(x, alpha: float):
-    return jnp.where(x > 0, x, alpha * x)
-
-
 def batch_norm(x, scale, offset, epsilon: float):
     """Training-mode BatchNorm over the last axis: (normalised x, batch mean, biased batch variance)."""
     axes = tuple(range(x.ndim - 1))
@@ -165,9 +162,35 @@ def batch_norm(x, scale, offset, epsilon: float):
     return (x - mean) * scale * lax.rsqrt(var + epsilon) + offset, mean, var
 
 
-def apply_layer(layer: Layer, params: dict, x, mask=None, masks: dict | None = None, stats: dict | None = None):
+# ----------------------------------------------------------------------------------------------------------
+# Decisions near their threshold. A float32 step meets ReLU decisions whose pre-activation is within rounding of 0;
+# float32 libraries may take such a decision the other way from float64, which moves a few gradients by ~1e-3. The
+# benchmark's check (Benchmarks/bench.py) lists them in float64 (find_decisions) and, when mplc misses float64,
+# reruns float64 with some of them forced the other way (--flip) to see whether that is the whole difference.
+# ----------------------------------------------------------------------------------------------------------
+
+class _Decisions:
+    flips: dict = {}            # (pass, layer name) -> bool array shaped like the layer's input: decisions to flip
+    record: list | None = None  # while find_decisions runs: receives (pass, layer name, input) of eager passes
+
+
+def _rectifier(layer: Layer, x, alpha: float, pass_: str | None):
+    """ReLU (alpha 0) or LeakyReLU: x where x > 0, else alpha x (derivative 0 or alpha at 0), with the decisions
+    of _Decisions.flips for this pass and layer taken the other way."""
+    if _Decisions.record is not None:
+        _Decisions.record.append((pass_, layer.name, np.asarray(x)))
+    flips = _Decisions.flips.get((pass_, layer.name))
+    if flips is None and alpha == 0.0:
+        return jax.nn.relu(x)  # as the peers always ran it (XLA's own ReLU)
+    on = x > 0 if flips is None else (x > 0) != flips
+    return jnp.where(on, x, alpha * x)
+
+
+def apply_layer(layer: Layer, params: dict, x, mask=None, masks: dict | None = None, stats: dict | None = None,
+                pass_: str | None = None):
     """One layer. masks: every dropout mask of the pass (a residual block's body needs its own); stats, if a
-    dict, receives each BatchNorm's (batch mean, unbiased batch variance), as constants."""
+    dict, receives each BatchNorm's (batch mean, unbiased batch variance), as constants; pass_ names the pass
+    ("teacher", "student_u", "student_l") for the decisions above."""
     k = layer.kind
     if k == "dense":
         return dense(x, params[f"{layer.name}/weight"], params[f"{layer.name}/bias"])
@@ -183,9 +206,9 @@ def apply_layer(layer: Layer, params: dict, x, mask=None, masks: dict | None = N
     if k == "flatten":
         return x.reshape(x.shape[0], -1)
     if k == "relu":
-        return jax.nn.relu(x)          # derivative 0 at 0
+        return _rectifier(layer, x, 0.0, pass_)
     if k == "leakyrelu":
-        return leaky_relu(x, layer.attr("alpha"))
+        return _rectifier(layer, x, layer.attr("alpha"), pass_)
     if k == "tanh":
         return jnp.tanh(x)
     if k == "sigmoid":
@@ -203,7 +226,7 @@ def apply_layer(layer: Layer, params: dict, x, mask=None, masks: dict | None = N
             stats[layer.name] = (lax.stop_gradient(mean), lax.stop_gradient(var) * unbiased)
         return y
     if k == "residual":
-        body = forward(layer.body, params, x, masks, stats)
+        body = forward(layer.body, params, x, masks, stats, pass_)
         shortcut = layer.attr("shortcut")
         if shortcut == "conv":
             return body + conv2d(x, params[f"{layer.name}/shortcut/weight"], 0.0, layer.attr("stride"), 0)
@@ -213,12 +236,13 @@ def apply_layer(layer: Layer, params: dict, x, mask=None, masks: dict | None = N
     raise AssertionError(k)
 
 
-def forward(layers: tuple, params: dict, x, masks: dict | None = None, stats: dict | None = None):
+def forward(layers: tuple, params: dict, x, masks: dict | None = None, stats: dict | None = None,
+            pass_: str | None = None):
     """Logits of a Sequential. masks: layer name -> [rows, features] dropout mask (missing: no dropout);
-    stats: see apply_layer."""
+    stats, pass_: see apply_layer."""
     masks = masks or {}
     for layer in layers:
-        x = apply_layer(layer, params, x, masks.get(layer.name), masks, stats)
+        x = apply_layer(layer, params, x, masks.get(layer.name), masks, stats, pass_)
     return x
 
 
@@ -370,7 +394,7 @@ def _teacher_forward(c: _Ctx, tp: dict):
     """((z_l, z_uw, z_us), BatchNorm batch statistics) from one teacher pass over all rows."""
     bl, bu = c.spec.recipe.labeled_batch, c.spec.recipe.unlabeled_batch
     stats: dict = {}
-    z = forward(c.spec.teacher, tp, c.x, c.masks_t, stats)
+    z = forward(c.spec.teacher, tp, c.x, c.masks_t, stats, "teacher")
     return (z[:bl], z[bl:bl + bu], z[bl + bu:]), stats
 
 
@@ -389,7 +413,7 @@ def _teacher_losses(c: _Ctx, z_l, z_uw, z_us):
 def _student_loss_u_stats(c: _Ctx, sp: dict, yhat):
     """(loss_student_u, the pass's BatchNorm batch statistics): the pass that moves the student's averages."""
     stats: dict = {}
-    return cross_entropy(yhat, forward(c.spec.student, sp, c.x_us, c.masks_u, stats)), stats
+    return cross_entropy(yhat, forward(c.spec.student, sp, c.x_us, c.masks_u, stats, "student_u")), stats
 
 
 def _student_loss_u(c: _Ctx, sp: dict, yhat):
@@ -397,7 +421,7 @@ def _student_loss_u(c: _Ctx, sp: dict, yhat):
 
 
 def _student_loss_l(c: _Ctx, sp: dict):
-    return cross_entropy(c.y, forward(c.spec.student, sp, c.x_l, c.masks_l))
+    return cross_entropy(c.y, forward(c.spec.student, sp, c.x_l, c.masks_l, pass_="student_l"))
 
 
 def _student_step(c: _Ctx, sp: dict, sm: dict, yhat):
@@ -534,6 +558,59 @@ def make_context(spec: Spec, batch: dict, dtype=jnp.float64) -> _Ctx:
     return _context(spec, batch, dtype)
 
 
+def find_decisions(spec: Spec, state: dict, batch: dict, new_state: dict, below: float = 1e-6,
+                   limit: int = 8) -> list[dict]:
+    """The ReLU/LeakyReLU decisions of one step whose pre-activation z is nearest its threshold: |z| below `below`
+    times the root mean square of the layer's input in that pass, at most `limit` of them, nearest first. Passes:
+    the teacher's over all rows (state's teacher), the student's over x_us (state's student) and the updated
+    student's over x_l (new_state's student: the pass whose gradient is g_l; loss-difference's pass of the old
+    student over x_l is not searched). Each: {"pass", "layer", "index" (into the layer's input), "shape", "z",
+    "relative"}; --flip takes a list of them. Runs the passes eagerly in the state's dtype."""
+    tp, sp, _, _ = split_state(state)
+    new_sp = split_state(new_state)[1]
+    dtype = next(iter(tp.values())).dtype
+    c = _context(spec, batch, dtype)
+    _Decisions.record = []
+    try:
+        forward(spec.teacher, tp, c.x, c.masks_t, pass_="teacher")
+        forward(spec.student, sp, c.x_us, c.masks_u, pass_="student_u")
+        forward(spec.student, new_sp, c.x_l, c.masks_l, pass_="student_l")
+        recorded, _Decisions.record = _Decisions.record, None
+    finally:
+        _Decisions.record = None
+    found = []
+    for pass_, layer, z in recorded:
+        z = z.astype(np.float64)
+        relative = np.abs(z) / max(float(np.sqrt(np.mean(np.square(z)))), 1e-300)
+        for flat in np.flatnonzero(relative < below):
+            index = np.unravel_index(flat, z.shape)
+            found.append({"pass": pass_, "layer": layer, "index": [int(i) for i in index], "shape": list(z.shape),
+                          "z": float(z[index]), "relative": float(relative[index])})
+    return sorted(found, key=lambda d: d["relative"])[:limit]
+
+
+class flipped_decisions:
+    """`with flipped_decisions(list of find_decisions' entries):` steps built (traced) inside take those decisions
+    the other way; outside, none is flipped."""
+
+    def __init__(self, decisions: list[dict]):
+        self.flips: dict = {}
+        for d in decisions:
+            key = (d["pass"], d["layer"])
+            mask = self.flips.setdefault(key, np.zeros(d["shape"], dtype=bool))
+            if list(mask.shape) != list(d["shape"]):
+                raise ValueError(f"decision {d}: shape differs from another decision of {key}")
+            mask[tuple(d["index"])] = True
+
+    def __enter__(self):
+        _Decisions.flips = {k: jnp.asarray(v) for k, v in self.flips.items()}
+        return self
+
+    def __exit__(self, *exc):
+        _Decisions.flips = {}
+        return False
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Replay driver and CLI
 # ----------------------------------------------------------------------------------------------------------
@@ -567,6 +644,10 @@ def _main(argv: list[str]) -> int:
     ap.add_argument("--out", help="output checkpoint (safetensors)")
     ap.add_argument("--losses", help="output JSON lines, one object of step outputs per step")
     ap.add_argument("--x64", action="store_true", help="compute (and write the checkpoint) in float64")
+    ap.add_argument("--decisions", metavar="OUT.json",
+                    help="write the first step's ReLU decisions nearest their threshold (find_decisions) as JSON")
+    ap.add_argument("--flip", metavar="DECISIONS.json",
+                    help="take these decisions (a JSON list of --decisions' entries) the other way in every step")
     ap.add_argument("--make-example", metavar="OUTDIR", help="write a random checkpoint and batch(es)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--images", choices=("normal", "pixels"), default="normal",
@@ -593,11 +674,23 @@ def _main(argv: list[str]) -> int:
         if losses:
             losses.write(json.dumps({"step": s, **outputs}) + "\n")
 
+    flips = []
+    if args.flip:
+        with open(args.flip) as f:
+            flips = json.load(f)
     try:
-        final = replay(spec, state, args.batches, args.steps, dtype, on_step=on_step)
+        with flipped_decisions(flips):
+            final = replay(spec, state, args.batches, args.steps, dtype, on_step=on_step)
     finally:
         if losses:
             losses.close()
+    if args.decisions:
+        first = {k: (jnp.asarray(v) if k == "y" else jnp.asarray(v, dtype))
+                 for k, v in load_batch(step_dir(args.batches, 0)).items()}
+        start = {k: jnp.asarray(v, dtype) for k, v in state.items()}
+        after_one = final if args.steps == 1 else replay(spec, state, args.batches, 1, dtype)
+        with open(args.decisions, "w") as f:
+            json.dump(find_decisions(spec, start, first, after_one), f, indent=1)
     order = list(state_shapes(spec))
     write_safetensors(args.out, {k: np.asarray(final[k]) for k in order})
     return 0

@@ -586,3 +586,53 @@ def test_spec_errors_are_reported():
     bad = spec_with(pseudo_labels="hard")
     with pytest.raises(ValueError, match="pseudo_labels"):
         M.parse_spec(bad)
+
+
+def test_near_threshold_decision_is_found_and_flipped(tmp_path):
+    """find_decisions lists a ReLU pre-activation planted at 1e-12, nearest first; taking it the other way
+    (flipped_decisions, --flip) changes the teacher's gradient only in that unit's column, by that row's term:
+    the one-decision difference the benchmark's check allows mplc (Benchmarks/bench.py, check)."""
+    raw = json.loads(json.dumps(SPEC_RAW))
+    raw["teacher"] = [{"layer": "flatten"}, {"layer": "dense", "units": 8}, {"layer": "relu"},
+                      {"layer": "dense", "units": 5}]
+    spec, state, batch = example(raw, seed=4)
+    c = M.make_context(spec, batch)
+    x = np.asarray(c.x).reshape(c.x.shape[0], -1)
+    z = x @ np.asarray(state["teacher/dense1/weight"]) + np.asarray(state["teacher/dense1/bias"])
+    row, unit = 2, 5
+    bias = np.asarray(state["teacher/dense1/bias"]).copy()
+    bias[unit] += 1e-12 - z[row, unit]
+    state = dict(state, **{"teacher/dense1/bias": jnp.asarray(bias)})
+
+    plain = jax.jit(functools.partial(M.mpl_step, spec=spec))(state, batch)[0]
+    found = M.find_decisions(spec, state, batch, plain)
+    assert found, "the planted decision was not found"
+    assert (found[0]["pass"], found[0]["layer"], found[0]["index"]) == ("teacher", "relu2", [row, unit])
+    assert abs(found[0]["z"] - 1e-12) < 1e-13
+    assert all(d["relative"] < 1e-6 for d in found) and found == sorted(found, key=lambda d: d["relative"])
+
+    with M.flipped_decisions(found[:1]):
+        flipped = jax.jit(functools.partial(M.mpl_step, spec=spec))(state, batch)[0]
+    again = jax.jit(functools.partial(M.mpl_step, spec=spec))(state, batch)[0]   # outside: no flip
+    np.testing.assert_array_equal(np.asarray(again["teacher/dense1/weight"]), np.asarray(plain["teacher/dense1/weight"]))
+    diff = np.asarray(flipped["teacher/dense1/weight"]) - np.asarray(plain["teacher/dense1/weight"])
+    others = np.delete(diff, unit, axis=1)
+    assert np.abs(diff[:, unit]).max() > 1e-6, "flipping the decision did not change its unit's gradient"
+    assert np.abs(others).max() < 1e-12 * max(1.0, np.abs(np.asarray(plain["teacher/dense1/weight"])).max())
+    np.testing.assert_allclose(np.asarray(flipped["teacher/dense3/weight"]), np.asarray(plain["teacher/dense3/weight"]),
+                               rtol=0, atol=1e-10)
+
+    # The command line: --decisions writes the list, --flip takes it back.
+    ex = tmp_path / "ex"
+    M.write_safetensors(str(tmp_path / "init.safetensors"), {k: np.asarray(v) for k, v in state.items()})
+    M.save_batch(str(ex / "step_000000"), {k: np.asarray(v) for k, v in batch.items()})
+    (tmp_path / "spec.json").write_text(json.dumps(raw))
+    common = ["--spec", str(tmp_path / "spec.json"), "--checkpoint", str(tmp_path / "init.safetensors"),
+              "--batches", str(ex), "--steps", "1", "--x64"]
+    assert M._main(common + ["--out", str(tmp_path / "plain.safetensors"), "--decisions", str(tmp_path / "d.json")]) == 0
+    listed = json.loads((tmp_path / "d.json").read_text())
+    assert listed[0]["index"] == [row, unit]
+    (tmp_path / "flip.json").write_text(json.dumps(listed[:1]))
+    assert M._main(common + ["--out", str(tmp_path / "flip.safetensors"), "--flip", str(tmp_path / "flip.json")]) == 0
+    np.testing.assert_allclose(M.read_safetensors(str(tmp_path / "flip.safetensors"))["teacher/dense1/weight"],
+                               np.asarray(flipped["teacher/dense1/weight"]), rtol=0, atol=1e-12)
