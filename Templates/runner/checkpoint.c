@@ -386,8 +386,9 @@ static int resume_feedback_variant(Trainer *T, const StMeta *m, const char *path
                 return err_set(e, "%s: metadata \"feedback_variant\" is not W,D,D (W > 0, 0 <= D < 1): '%.60s'", path, v);
             p = end + 1;
         }
-        if (!a || sscanf(a, "%la,%la,%ld", &rs->fb_mean, &rs->fb_abs, &rs->fb_updates) != 3 || !isfinite(rs->fb_mean) ||
-            !isfinite(rs->fb_abs) || rs->fb_abs < 0 || rs->fb_updates < 0)
+        int used = 0; /* %n: the whole value must be the three fields, nothing after them */
+        if (!a || sscanf(a, "%la,%la,%ld%n", &rs->fb_mean, &rs->fb_abs, &rs->fb_updates, &used) != 3 || a[used] ||
+            !isfinite(rs->fb_mean) || !isfinite(rs->fb_abs) || rs->fb_abs < 0 || rs->fb_updates < 0)
             return err_set(e, "%s: metadata \"feedback_averages\" is missing or malformed", path);
     }
     const char *flags[3] = {"--feedback-weight", "--feedback-baseline", "--feedback-normalise"};

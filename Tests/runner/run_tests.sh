@@ -299,6 +299,14 @@ if "$RUN" train --data "$FAST" --quiet --resume --out "$WORK/fv-rs" >/dev/null 2
     same_metrics "$WORK/fv-full/metrics.jsonl" "$WORK/fv-rs/metrics.jsonl"; then
     pass "--resume with --feedback-baseline and --feedback-normalise is bit-exact (the averages are in the checkpoint)"
 else fail "a run with feedback variants resumed differs"; fi
+# The averages' metadata is read strictly: trailing text after the third field is refused, like a missing field.
+"$RUN" "${FV[@]}" --out "$WORK/fv-avg" --stop-at 31 >/dev/null 2>&1
+good=$("$T" st-meta "$WORK/fv-avg/checkpoint.safetensors" feedback_averages)
+for bad in "${good}x" "${good%,*}"; do
+    "$T" st-set "$WORK/fv-avg/checkpoint.safetensors" feedback_averages "$bad"
+    expect "--resume refuses feedback_averages '$bad'" 1 'metadata "feedback_averages" is missing or malformed' -- \
+        "$RUN" train --data "$FAST" --quiet --resume --out "$WORK/fv-avg"
+done
 
 # ---------------------------------------------------------------- resume is bit-exact
 FLAGS=(train --data "$FAST" --steps 60 --finetune-steps 20 --labels 100 --eval-every 15 --checkpoint-every 7 --quiet)
