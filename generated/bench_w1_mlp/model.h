@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "f5a2f63f07f45e4aaa25c92a4faeba036debbc69c5befacc99d4d346df543940"
+#define MPLC_MODEL_HASH "82aa4102edc024fba2e2823a1950b954b38406d58835acb2787fff303ff87279"
 #define MPLC_MODEL_NAME "bench_w1_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "3b2e55006ff358c806a996f813d315fd6575b81ef52be77a2edf2855f5fe9cb8"
+#define MPLC_MODEL_HASH "a79f00a3b6c6fe364318bf20c3aa74c825e01faa221fc9ea12ef9a107ffdb851"
 #define MPLC_MODEL_NAME "fashion_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28
