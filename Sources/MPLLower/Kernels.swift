@@ -107,7 +107,8 @@ public enum GEMMStrategy: String, Hashable, Sendable {
     case smallGEMM = "small-gemm"
     /// ∂W of such a convolution (m ≤ `smallContraction`): outer products of the rows, summed in blocks.
     case smallOuterProducts = "small-outer-products"
-    /// A streamed 3×3 stride-1 convolution (forward, ∂x or ∂W) by Winograd's F(2×2, 3×3).
+    /// A streamed 3×3 stride-1 convolution (forward, ∂x or ∂W) by Winograd's F(2×2, 3×3), or F(4×4, 3×3) for
+    /// the forward and ∂x (`GEMM.winogradTile`).
     case winograd
 }
 
