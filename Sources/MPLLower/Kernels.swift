@@ -162,8 +162,8 @@ public struct GEMM: Hashable, Sendable {
         return nil
     }
     /// The output tiles of a Winograd GEMM, 4 or 2: F(4×4, 3×3) (36 products per 4×4 outputs) for the forward and
-    /// ∂x where it needs fewer products than F(2×2, 3×3) (16 per 2×2), i.e. but on sides of 1, 2 or 5; ∂W keeps
-    /// F(2×2, 3×3). The runtime's `mplc_winograd4_conv3x3` or `mplc_winograd_conv3x3`.
+    /// ∂x where it needs fewer products than F(2×2, 3×3) (16 per 2×2), i.e. unless a side is 1 or 2 or both
+    /// are 5 or 6; ∂W keeps F(2×2, 3×3). The runtime's `mplc_winograd4_conv3x3` or `mplc_winograd_conv3x3`.
     public var winogradTile: Int {
         guard strategy == .winograd, !hasPartialSums, let w = im2colA ?? col2imOutput else { return 2 }
         let (h, wd) = (w.geometry.outHeight, w.geometry.outWidth)
@@ -191,10 +191,9 @@ public struct GEMM: Hashable, Sendable {
 }
 
 /// Where the parts of a Winograd GEMM's scratch are, in floats from the start of a thread's part: the transformed
-/// input tiles v[planes][tiles][in], the products or output gradients m[planes][tiles][out] (16 planes each, 36 for
-/// F(4×4, 3×3); the runtime
-/// uses their front for one block of tiles at a time), a row of zeros for the padding (in + out) and a row for
-/// the outputs past an odd edge (out).
+/// input tiles v[planes][tiles][in], the products or output gradients m[planes][tiles][out] (16 planes each, 36
+/// for F(4×4, 3×3); the runtime uses their front for one block of tiles at a time), a row of zeros for the padding
+/// (in + out) and a row for the outputs past an odd edge (out).
 public struct WinogradScratch: Hashable, Sendable {
     public var v, m, zeros, dropped, end: Int
     public var vPlane, mPlane: Int

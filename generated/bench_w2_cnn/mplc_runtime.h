@@ -696,9 +696,10 @@ MPLC_HELPER void mplc_winograd_filter_gradient(float *restrict du, const float *
  * The forward product and ∂x (the same function with flipped filters): each 4x4 block of outputs from a 6x6
  * input tile, 36 products (2.25 per output, F(2x2, 3x3) needs 4), in 36 GEMMs [tiles, in]·[in, out] by the same
  * register tiles. The transforms' larger coefficients (up to 8 in Aᵀ, 1/24 in G) cost precision: 15-30x the
- * float32 error of F(2x2, 3x3), up to 8.8e-6 of the largest output at 64 and 128 channels (test_winograd.c). ∂W keeps F(2x2, 3x3). The compiler uses these where they need
- * fewer products than F(2x2, 3x3) (GEMM.winogradTile in Sources/MPLLower/Kernels.swift: 36 ⌈H/4⌉⌈W/4⌉ <
- * 16 ⌈H/2⌉⌈W/2⌉, i.e. not on sides of 1, 2 or 5). */
+ * float32 error of F(2x2, 3x3), up to 8.8e-6 of the largest output at 64 and 128 channels (test_winograd.c).
+ * ∂W keeps F(2x2, 3x3). The compiler uses these where they need fewer products than F(2x2, 3x3)
+ * (GEMM.winogradTile in Sources/MPLLower/Kernels.swift: 36 ⌈H/4⌉⌈W/4⌉ < 16 ⌈H/2⌉⌈W/2⌉, i.e. unless a side is
+ * 1 or 2 or both are 5 or 6). */
 #define MPLC_WINOGRAD4 1
 
 /* u[36][in][out] = G g Gᵀ, with G's rows (1/4, 0, 0), -(1, 1, 1)/6, -(1, -1, 1)/6, (1/24, 1/12, 1/6),

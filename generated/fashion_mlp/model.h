@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "6808a3c0e36aa9ccc5726fa0bac93670c0111ac67561f561f1c0e17f94b4a2e9"
+#define MPLC_MODEL_HASH "72475bd5019fb6bb05e9a20da1ab9c91ceb1419ef660fa9c5ece0cc4d080188c"
 #define MPLC_MODEL_NAME "fashion_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

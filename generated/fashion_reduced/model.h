@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "a8df36ec222afe3ecfd12c03c3cbbe27a7927a0f9e00e025731ed57cfdd59fe8"
+#define MPLC_MODEL_HASH "a92bb852b8676838af495961fa853a240fd326024597831f1363021f5eb9a3f6"
 #define MPLC_MODEL_NAME "fashion_reduced"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

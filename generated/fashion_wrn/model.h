@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "cd5fc7163b542bcc74b703530d94a9ce95b25ddc87c0ac007da8de67dbe2053f"
+#define MPLC_MODEL_HASH "3d1bb7d69e002bc1092a62ea1c534b74557ac7a86086979552d7397d99a1c05d"
 #define MPLC_MODEL_NAME "fashion_wrn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "f566bccf940cb90e21272275246e8005c4c8cc70e19f8005a68643c2187de518"
+#define MPLC_MODEL_HASH "01f222f38d865fba69f09f8483f0832b60d2bcabadc823394f3f6020afea4aae"
 #define MPLC_MODEL_NAME "two_moons_adam"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1
