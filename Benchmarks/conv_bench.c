@@ -5,11 +5,13 @@
  *   conv_bench OP N H W IN OUT CHUNK REPS THREADS       OP = fwd | dx | dw
  *
  * fwd: the filter transform once, then mplc_winograd_conv3x3 on CHUNK images at a time (the generated
- * forward convolution without its epilogue); dx: the same with the flipped filters of the convolution OUT -> IN
+ * forward convolution without its epilogue; mplc_winograd4_conv3x3, F(4x4, 3x3), where the step uses it and
+ * MPLC_BENCH_F2 is not set in the environment); dx: the same with the flipped filters of the convolution OUT -> IN
  * (the transposed convolution: ∂y has IN channels here, ∂x OUT); dw: mplc_winograd_filter_gradient over the
  * chunks, then mplc_winograd_filters_transpose; split between THREADS threads of the runtime's pool as a step
  * splits them. One untimed call, then REPS timed calls; prints one JSON line {"op", "n", "h", "w", "in", "out",
- * "chunk", "threads", "median_s", "min_s"}.
+ * "chunk", "threads", "median_s", "min_s", "cpu_median_s"} (the process's CPU seconds: at 1 thread on a loaded
+ * machine, the work without the waits for a core).
  */
 #define _POSIX_C_SOURCE 199309L
 #define MPLC_MAX_THREADS 8
@@ -19,11 +21,12 @@
 #include <stdlib.h>
 #include <time.h>
 
-static double now(void) {
+static double clock_seconds(clockid_t clock) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+static double now(void) { return clock_seconds(CLOCK_MONOTONIC); }
 
 static int compare(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;
@@ -48,8 +51,16 @@ typedef struct {
     int dw, dx, n, h, w, in, out, cin, cout, chunk;
     const float *src, *dst_in, *weights;
     float *dst, *filters[MPLC_MAX_THREADS], *dweights[MPLC_MAX_THREADS];
-    mplc_winograd_scratch s[MPLC_MAX_THREADS];
+    mplc_winograd_scratch s[MPLC_MAX_THREADS], s4[MPLC_MAX_THREADS];
+    int f2;
 } bench;
+
+#ifdef MPLC_WINOGRAD4
+#define WINOGRAD4(name) mplc_winograd4_##name
+#else /* a runtime without F(4x4, 3x3) (--baseline): never called */
+#define WINOGRAD4(name) mplc_winograd_##name
+#define mplc_winograd4_tiles mplc_winograd_tiles
+#endif
 
 /* One part of the kernel, as the generated code splits it: the forward and ∂x claim pieces of CHUNK images, each
  * part with its own transformed filters; ∂W sums a contiguous range of images into the part's own partial sum
@@ -70,12 +81,21 @@ static void run_part(void *context, int part, int parts) {
         if (lo < hi) mplc_winograd_filters_transpose(b->dweights[part], b->filters[part], b->in, b->out);
         return;
     }
-    mplc_winograd_filters(b->filters[part], b->weights, b->cin, b->cout, b->dx);
+#ifdef MPLC_WINOGRAD4 /* F(4x4, 3x3) where the step uses it (GEMM.winogradTile), unless F2 is set */
+    const int f4 = !b->f2 && 36 * ((b->h + 3) / 4) * ((b->w + 3) / 4) < 16 * ((b->h + 1) / 2) * ((b->w + 1) / 2);
+#else
+    const int f4 = 0;
+#endif
+    if (f4) WINOGRAD4(filters)(b->filters[part], b->weights, b->cin, b->cout, b->dx);
+    else mplc_winograd_filters(b->filters[part], b->weights, b->cin, b->cout, b->dx);
     size_t lo, hi;
     while (mplc_claim((size_t)b->n, (size_t)b->chunk, &lo, &hi)) {
         mplc_window g = whole;
         g.batch = (int)(hi - lo);
-        mplc_winograd_conv3x3(b->dst + lo * image_out, b->src + lo * image_in, b->filters[part], g, b->cout, b->s[part]);
+        if (f4)
+            WINOGRAD4(conv3x3)(b->dst + lo * image_out, b->src + lo * image_in, b->filters[part], g, b->cout, b->s4[part]);
+        else
+            mplc_winograd_conv3x3(b->dst + lo * image_out, b->src + lo * image_in, b->filters[part], g, b->cout, b->s[part]);
     }
 }
 
@@ -99,7 +119,8 @@ int main(int argc, char **argv) {
     }
     const size_t pixels = (size_t)n * h * w;
     /* the convolution computed: from `cin` channels of `src` to `cout` channels (∂x: ∂y's OUT to ∂x's IN) */
-    bench b = {dw, dx, n, h, w, in, out, dx ? out : in, dx ? in : out, chunk, NULL, NULL, NULL, NULL, {0}, {0}, {{0}}};
+    bench b = {dw, dx, n, h, w, in, out, dx ? out : in, dx ? in : out, chunk, NULL, NULL, NULL, NULL, {0}, {0}, {{0}}, {{0}},
+               getenv("MPLC_BENCH_F2") != NULL};
     b.src = filled(pixels * b.cin);
     b.dst = filled(pixels * b.cout);
     b.dst_in = b.dst;
@@ -107,29 +128,34 @@ int main(int argc, char **argv) {
     const mplc_window whole = {chunk, h, w, b.cin, 3, 1, 1};
     const size_t tiles = mplc_winograd_tiles(whole);
     for (int t = 0; t < threads; t++) {
-        b.filters[t] = filled(16 * (size_t)in * out);
+        b.filters[t] = filled(36 * (size_t)in * out);
         b.dweights[t] = filled(9 * (size_t)in * out);
         b.s[t] = (mplc_winograd_scratch){.v = filled(16 * tiles * b.cin), .m = filled(16 * tiles * b.cout),
                                          .zeros = filled((size_t)b.cin + b.cout), .dropped = filled((size_t)b.cout),
                                          .v_plane = tiles * b.cin, .m_plane = tiles * b.cout};
+        const size_t tiles4 = mplc_winograd4_tiles(whole);
+        b.s4[t] = (mplc_winograd_scratch){.v = filled(36 * tiles4 * b.cin), .m = filled(36 * tiles4 * b.cout),
+                                          .zeros = filled((size_t)b.cin + b.cout), .dropped = filled((size_t)b.cout),
+                                          .v_plane = tiles4 * b.cin, .m_plane = tiles4 * b.cout};
 #ifndef MPLC_WINOGRAD_BLOCK_BYTES /* a runtime from before the blocks of tiles (--baseline): one tile's Bᵀ d */
         b.s[t].bd = filled(16 * (size_t)b.cin);
 #endif
     }
-    double *times = malloc(sizeof(double) * (size_t)reps);
+    double *times = malloc(sizeof(double) * (size_t)reps), *cpu = malloc(sizeof(double) * (size_t)reps);
     for (int rep = -1; rep < reps; rep++) {
-        const double start = now();
+        const double start = now(), cpu_start = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
         mplc_parallel(run_part, &b);
         if (dw)
             for (int t = 1; t < threads; t++)
                 for (size_t i = 0; i < 9 * (size_t)in * out; i++) b.dweights[0][i] += b.dweights[t][i];
-        if (rep >= 0) times[rep] = now() - start;
+        if (rep >= 0) times[rep] = now() - start, cpu[rep] = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu_start;
     }
     double best = times[0];
     for (int i = 1; i < reps; i++) best = times[i] < best ? times[i] : best;
     qsort(times, (size_t)reps, sizeof(double), compare);
+    qsort(cpu, (size_t)reps, sizeof(double), compare);
     printf("{\"op\": \"%s\", \"n\": %d, \"h\": %d, \"w\": %d, \"in\": %d, \"out\": %d, \"chunk\": %d, \"threads\": %d, "
-           "\"median_s\": %.6g, \"min_s\": %.6g}\n",
-           op, n, h, w, in, out, chunk, threads, times[reps / 2], best);
+           "\"median_s\": %.6g, \"min_s\": %.6g, \"cpu_median_s\": %.6g}\n",
+           op, n, h, w, in, out, chunk, threads, times[reps / 2], best, cpu[reps / 2]);
     return 0;
 }

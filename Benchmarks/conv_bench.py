@@ -2,7 +2,7 @@
 """The 3x3 stride-1 convolutions of WRN-28-2, kernel by kernel: mplc's runtime against PyTorch.
 
     Benchmarks/conv_bench.py [--threads T] [--rounds R] [--reps K] [--batches 240,112] [--baseline DIR]
-                             [--ops fwd,dx,dw] [--no-torch]
+                             [--ops fwd,dx,dw] [--no-torch] [--cpu-time]
 
 Builds Benchmarks/conv_bench.c (the runtime's Winograd kernels, called as a generated step calls them: chunks of
 images, threads of the runtime's pool) with RunnerBuild's flags, and times at every 3x3 stride-1 shape of
@@ -38,10 +38,11 @@ def build(runtime_dir: str, out: str) -> str:
     return out
 
 
-def mplc_time(binary: str, op: str, n: int, h: int, cin: int, cout: int, chunk: int, reps: int, threads: int) -> float:
+def mplc_time(binary: str, op: str, n: int, h: int, cin: int, cout: int, chunk: int, reps: int, threads: int,
+              field: str = "median_s") -> float:
     cmd = [binary, op, str(n), str(h), str(h), str(cin), str(cout), str(chunk), str(reps), str(threads)]
     line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    return json.loads(line)["median_s"]
+    return json.loads(line)[field]
 
 
 def torch_op(torch, op: str, n: int, h: int, cin: int, cout: int):
@@ -75,6 +76,9 @@ def main() -> None:
     parser.add_argument("--ops", default="fwd,dx,dw")
     parser.add_argument("--baseline", help="a checkout whose Templates/runtime to time beside this one")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="mplc's figures in process CPU seconds (at 1 thread on a loaded machine, the work without "
+                             "the waits for a core; torch's stay wall-clock: use with --no-torch)")
     args = parser.parse_args()
     if not args.no_torch:
         import torch
@@ -95,14 +99,16 @@ def main() -> None:
             op, n, h, cin, cout, chunk = row
             for name, binary in binaries.items():
                 samples[row].setdefault(name, []).append(mplc_time(binary, op, n, h, cin, cout, chunk, args.reps,
-                                                                   args.threads))
+                                                                   args.threads,
+                                                                   "cpu_median_s" if args.cpu_time else "median_s"))
             if not args.no_torch:
                 if row not in closures:
                     closures[row] = torch_op(torch, op, n, h, cin, cout)
                 samples[row].setdefault("torch", []).append(torch_time(closures[row], args.reps))
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
-    print(f"threads {args.threads}, {args.rounds} rounds of {args.reps} calls, load average {' '.join(load)}")
+    clock = "process CPU" if args.cpu_time else "wall-clock"
+    print(f"threads {args.threads}, {args.rounds} rounds of {args.reps} calls ({clock} medians), load average {' '.join(load)}")
     names = list(binaries) + ([] if args.no_torch else ["torch"])
     print(f"{'op':4} {'N':>4} {'H':>3} {'C_in':>4} {'C_out':>5} " + " ".join(f"{n + ' ms':>12}" for n in names)
           + ("   torch/mplc" if "torch" in names else "") + ("   baseline/mplc" if "baseline" in names else "")

@@ -597,13 +597,14 @@ private struct KernelBodyWriter {
     /// the epilogue on those rows.
     private mutating func writeWinogradConvolution(_ g: GEMM, _ w: WindowedImages) {
         let geometry = w.geometry
-        line(1, "/* the convolution of \(w.chunkImages) images at a time by Winograd F(2x2, 3x3) */")
+        let t = g.winogradTile
+        line(1, "/* the convolution of \(w.chunkImages) images at a time by Winograd F(\(t)x\(t), 3x3) */")
         writeWinogradFilters(g, flipped: false)
         if isParallel { claimPieces(geometry.batch, piece: w.chunkImages) }
         openChunks(w)
         line(
             2,
-            "mplc_winograd_conv3x3(\(buffer(g.output)) + (size_t)n0 * \(w.rowsPerImage * g.n), "
+            "\(Self.winogradConvolution(g))(\(buffer(g.output)) + (size_t)n0 * \(w.rowsPerImage * g.n), "
                 + "\(buffer(w.images)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), filters, "
                 + "\(windowLiteral(geometry, batch: "nb")), \(g.n), \(winogradScratch(g)));")
         writeChunkEpilogue(g, rowsPerImage: w.rowsPerImage)
@@ -760,14 +761,16 @@ private struct KernelBodyWriter {
         dy.width = geometry.outWidth
         dy.channels = g.k
         line(
-            1, "/* ∂x = the transposed convolution of ∂y, \(w.chunkImages) images at a time, by Winograd F(2x2, 3x3) */"
+            1,
+            "/* ∂x = the transposed convolution of ∂y, \(w.chunkImages) images at a time, by Winograd "
+                + "F(\(g.winogradTile)x\(g.winogradTile), 3x3) */"
         )
         writeWinogradFilters(g, flipped: true)
         if isParallel { claimPieces(geometry.batch, piece: w.chunkImages) }
         openChunks(w)
         line(
             2,
-            "mplc_winograd_conv3x3(\(buffer(g.output)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), "
+            "\(Self.winogradConvolution(g))(\(buffer(g.output)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), "
                 + "\(buffer(g.a)) + (size_t)n0 * \(w.rowsPerImage * g.k), filters, \(windowLiteral(dy, batch: "nb")), "
                 + "\(geometry.channels), \(winogradScratch(g)));")
         line(1, "}")
@@ -785,7 +788,13 @@ private struct KernelBodyWriter {
     private mutating func writeWinogradFilters(_ g: GEMM, flipped: Bool) {
         guard let c = g.winogradChannels else { preconditionFailure("a Winograd GEMM without a convolution") }
         line(1, "float *filters = chunk;")
-        line(1, "mplc_winograd_filters(filters, \(buffer(g.b)), \(c.in), \(c.out), \(flipped ? 1 : 0));")
+        let transform = g.winogradTile == 4 ? "mplc_winograd4_filters" : "mplc_winograd_filters"
+        line(1, "\(transform)(filters, \(buffer(g.b)), \(c.in), \(c.out), \(flipped ? 1 : 0));")
+    }
+
+    /// The runtime's convolution for the GEMM's Winograd tiles (`GEMM.winogradTile`).
+    private static func winogradConvolution(_ g: GEMM) -> String {
+        g.winogradTile == 4 ? "mplc_winograd4_conv3x3" : "mplc_winograd_conv3x3"
     }
 
     // MARK: Windows

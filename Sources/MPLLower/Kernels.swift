@@ -107,7 +107,8 @@ public enum GEMMStrategy: String, Hashable, Sendable {
     case smallGEMM = "small-gemm"
     /// ∂W of such a convolution (m ≤ `smallContraction`): outer products of the rows, summed in blocks.
     case smallOuterProducts = "small-outer-products"
-    /// A streamed 3×3 stride-1 convolution (forward, ∂x or ∂W) by Winograd's F(2×2, 3×3).
+    /// A streamed 3×3 stride-1 convolution (forward, ∂x or ∂W) by Winograd's F(2×2, 3×3), or F(4×4, 3×3) for
+    /// the forward and ∂x (`GEMM.winogradTile`).
     case winograd
 }
 
@@ -160,15 +161,28 @@ public struct GEMM: Hashable, Sendable {
         if let w = col2imOutput { return (k, w.geometry.channels) }
         return nil
     }
-    /// Floats of the (gradient of the) transformed filters G g Gᵀ at the start of a Winograd GEMM's part.
-    public var winogradFiltersFloats: Int { winogradChannels.map { alignedFloats(16 * $0.in * $0.out) } ?? 0 }
+    /// The output tiles of a Winograd GEMM, 4 or 2: F(4×4, 3×3) (36 products per 4×4 outputs) for the forward and
+    /// ∂x where it needs fewer products than F(2×2, 3×3) (16 per 2×2), i.e. unless a side is 1 or 2 or both
+    /// are 5 or 6; ∂W keeps F(2×2, 3×3). The runtime's `mplc_winograd4_conv3x3` or `mplc_winograd_conv3x3`.
+    public var winogradTile: Int {
+        guard strategy == .winograd, !hasPartialSums, let w = im2colA ?? col2imOutput else { return 2 }
+        let (h, wd) = (w.geometry.outHeight, w.geometry.outWidth)
+        return 36 * ((h + 3) / 4) * ((wd + 3) / 4) < 16 * ((h + 1) / 2) * ((wd + 1) / 2) ? 4 : 2
+    }
+    /// Floats of the (gradient of the) transformed filters G g Gᵀ at the start of a Winograd GEMM's part: 16 or
+    /// 36 planes of in × out (`winogradTile` 2 or 4).
+    public var winogradFiltersFloats: Int {
+        winogradChannels.map { alignedFloats((winogradTile == 4 ? 36 : 16) * $0.in * $0.out) } ?? 0
+    }
     /// A Winograd GEMM's scratch for one chunk, after the filters in a thread's part: the layout of the runtime's
     /// `mplc_winograd_scratch` (its one home; the emitter passes these offsets to the runtime).
     public var winogradScratch: WinogradScratch? {
         guard strategy == .winograd, let w = im2colA ?? col2imOutput, let c = winogradChannels else { return nil }
-        // A 3×3 stride-1 pad-1 convolution: 2×2 output tiles over the chunk's images, the same for ∂x.
-        let tiles = w.chunkImages * ((w.geometry.outHeight + 1) / 2) * ((w.geometry.outWidth + 1) / 2)
-        return WinogradScratch(start: winogradFiltersFloats, tiles: tiles, in: c.in, out: c.out)
+        // A 3×3 stride-1 pad-1 convolution: output tiles (`winogradTile`) over the chunk's images, the same for ∂x.
+        let t = winogradTile
+        let tiles = w.chunkImages * ((w.geometry.outHeight + t - 1) / t) * ((w.geometry.outWidth + t - 1) / t)
+        return WinogradScratch(
+            start: winogradFiltersFloats, tiles: tiles, planes: t == 4 ? 36 : 16, in: c.in, out: c.out)
     }
     /// ∂W = colsᵀ·∂y: each thread sums its images' share of the contraction, and the shares are added after.
     public var hasPartialSums: Bool { im2colA != nil && transposeA }
@@ -177,18 +191,18 @@ public struct GEMM: Hashable, Sendable {
 }
 
 /// Where the parts of a Winograd GEMM's scratch are, in floats from the start of a thread's part: the transformed
-/// input tiles v[16][tiles][in], the products or output gradients m[16][tiles][out] (16 planes each; the runtime
-/// uses their front for one block of tiles at a time), a row of zeros for the padding (in + out) and a row for
-/// the outputs past an odd edge (out).
+/// input tiles v[planes][tiles][in], the products or output gradients m[planes][tiles][out] (16 planes each, 36
+/// for F(4×4, 3×3); the runtime uses their front for one block of tiles at a time), a row of zeros for the padding
+/// (in + out) and a row for the outputs past an odd edge (out).
 public struct WinogradScratch: Hashable, Sendable {
     public var v, m, zeros, dropped, end: Int
     public var vPlane, mPlane: Int
 
-    init(start: Int, tiles: Int, in: Int, out: Int) {
+    init(start: Int, tiles: Int, planes: Int, in: Int, out: Int) {
         (vPlane, mPlane) = (tiles * `in`, tiles * out)
         v = start
-        m = v + 16 * vPlane
-        zeros = m + 16 * mPlane
+        m = v + planes * vPlane
+        zeros = m + planes * mPlane
         dropped = zeros + `in` + out
         end = dropped + out
     }

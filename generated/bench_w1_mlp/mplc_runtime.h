@@ -388,6 +388,9 @@ typedef struct {
 #ifndef MPLC_WINOGRAD_BLOCK_BYTES
 #define MPLC_WINOGRAD_BLOCK_BYTES (128 * 1024)
 #endif
+#ifndef MPLC_WINOGRAD4_BLOCK_BYTES /* F(4x4, 3x3)'s blocks (below) */
+#define MPLC_WINOGRAD4_BLOCK_BYTES MPLC_WINOGRAD_BLOCK_BYTES
+#endif
 MPLC_HELPER size_t mplc_winograd_block(size_t tiles, int in, int out, size_t bytes) {
     size_t block = bytes / (64 * (size_t)(in + out)) / 8 * 8;
     if (block < 8) block = 8;
@@ -519,6 +522,37 @@ MPLC_HELPER void mplc_gemm_tile_8x16(float *c, size_t ldc, const float *a, size_
 }
 #undef MPLC_Z16_ROW
 
+/* 4 rows x 32 columns, for a product's last rows when they are at most 4 (F(4x4, 3x3) on 8x8 images: 4 tiles an
+ * image, 12 a chunk of 3), where an 8 x 32 tile would compute twice the rows it stores. */
+#define MPLC_Z4_ROW(r)                          \
+    x = _mm512_set1_ps(a##r[p * a_step]);       \
+    c##r##0 = _mm512_fmadd_ps(x, b0, c##r##0);  \
+    c##r##1 = _mm512_fmadd_ps(x, b1, c##r##1);
+MPLC_HELPER void mplc_gemm_tile_4x32(float *c, size_t ldc, const float *a, size_t a_row, size_t a_step, const float *b,
+                                     size_t ldb, int rows, int cols, int k, int accumulate) {
+    const float *a0 = a, *a1 = a + (rows > 1) * a_row, *a2 = a + (rows > 2) * 2 * a_row, *a3 = a + (rows > 3) * 3 * a_row;
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    __m512 x, b0, b1;
+    const __mmask16 mask0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+    const __mmask16 mask1 = cols >= 32 ? (__mmask16)0xFFFF : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
+    for (size_t p = 0; p < (size_t)k; p++, b += ldb) {
+        b0 = _mm512_maskz_loadu_ps(mask0, b);
+        b1 = _mm512_maskz_loadu_ps(mask1, b + 16);
+        MPLC_Z4_ROW(0) MPLC_Z4_ROW(1) MPLC_Z4_ROW(2) MPLC_Z4_ROW(3)
+    }
+    const __m512 tile[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+    for (int r = 0; r < rows; r++, c += ldc) {
+        __m512 t0 = tile[r][0], t1 = tile[r][1];
+        if (accumulate) {
+            t0 = _mm512_add_ps(t0, _mm512_maskz_loadu_ps(mask0, c));
+            t1 = _mm512_add_ps(t1, _mm512_maskz_loadu_ps(mask1, c + 16));
+        }
+        _mm512_mask_storeu_ps(c, mask0, t0);
+        _mm512_mask_storeu_ps(c + 16, mask1, t1);
+    }
+}
+#undef MPLC_Z4_ROW
+
 MPLC_HELPER void mplc_winograd_gemm(float *c, size_t ldc, const float *a, size_t a_row, size_t a_step, const float *b,
                                     size_t ldb, int m, int n, int k, int accumulate) {
     if (n <= 16) {
@@ -529,7 +563,7 @@ MPLC_HELPER void mplc_winograd_gemm(float *c, size_t ldc, const float *a, size_t
     }
     for (int j = 0; j < n; j += 32) /* B's panel of 32 columns stays in L1 while the rows go by */
         for (int i = 0; i < m; i += 8)
-            mplc_gemm_tile_8x32(c + (size_t)i * ldc + j, ldc, a + (size_t)i * a_row, a_row, a_step, b + j, ldb,
+            (m - i <= 4 ? mplc_gemm_tile_4x32 : mplc_gemm_tile_8x32)(c + (size_t)i * ldc + j, ldc, a + (size_t)i * a_row, a_row, a_step, b + j, ldb,
                                 m - i < 8 ? m - i : 8, n - j < 32 ? n - j : 32, k, accumulate);
 }
 #endif
@@ -654,6 +688,188 @@ MPLC_HELPER void mplc_winograd_filter_gradient(float *restrict du, const float *
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, (int)count, 1.0f, s.v + xi * v_plane, in,
                         s.m + xi * m_plane, out, add ? 1.0f : 0.0f, du + (size_t)xi * in * out, out);
 #endif
+        }
+    }
+}
+
+/* ---- 3x3 stride-1 pad-1 convolutions by Winograd's F(4x4, 3x3) (Lavin & Gray's points 0, ±1, ±2, ∞) ----
+ * The forward product and ∂x (the same function with flipped filters): each 4x4 block of outputs from a 6x6
+ * input tile, 36 products (2.25 per output, F(2x2, 3x3) needs 4), in 36 GEMMs [tiles, in]·[in, out] by the same
+ * register tiles. The transforms' larger coefficients (up to 8 in Aᵀ, 1/24 in G) cost precision: 15-30x the
+ * float32 error of F(2x2, 3x3), up to 8.8e-6 of the largest output at 64 and 128 channels (test_winograd.c).
+ * ∂W keeps F(2x2, 3x3). The compiler uses these where they need fewer products than F(2x2, 3x3)
+ * (GEMM.winogradTile in Sources/MPLLower/Kernels.swift: 36 ⌈H/4⌉⌈W/4⌉ < 16 ⌈H/2⌉⌈W/2⌉, i.e. unless a side is
+ * 1 or 2 or both are 5 or 6). */
+#define MPLC_WINOGRAD4 1
+
+/* u[36][in][out] = G g Gᵀ, with G's rows (1/4, 0, 0), -(1, 1, 1)/6, -(1, -1, 1)/6, (1/24, 1/12, 1/6),
+ * (1/24, -1/12, 1/6), (0, 0, 1); `w` and `flipped` as mplc_winograd_filters'. */
+MPLC_HELPER void mplc_winograd4_filters(float *restrict u, const float *restrict w, int in, int out, int flipped) {
+    const size_t plane = (size_t)in * out;
+    for (int i = 0; i < in; i++)
+        for (int o = 0; o < out; o++) {
+            double g[3][3], gg[6][3], r[6]; /* in double: one rounding, the last */
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    g[a][b] = flipped ? w[((size_t)((2 - a) * 3 + 2 - b) * out + o) * in + i]
+                                      : w[((size_t)(a * 3 + b) * in + i) * out + o];
+            for (int b = 0; b < 3; b++) { /* G g */
+                const double g0 = g[0][b], g1 = g[1][b], g2 = g[2][b];
+                gg[0][b] = g0 / 4;
+                gg[1][b] = -(g0 + g1 + g2) / 6;
+                gg[2][b] = -(g0 - g1 + g2) / 6;
+                gg[3][b] = g0 / 24 + g1 / 12 + g2 / 6;
+                gg[4][b] = g0 / 24 - g1 / 12 + g2 / 6;
+                gg[5][b] = g2;
+            }
+            for (int a = 0; a < 6; a++) { /* (G g) Gᵀ */
+                const double g0 = gg[a][0], g1 = gg[a][1], g2 = gg[a][2];
+                r[0] = g0 / 4;
+                r[1] = -(g0 + g1 + g2) / 6;
+                r[2] = -(g0 - g1 + g2) / 6;
+                r[3] = g0 / 24 + g1 / 12 + g2 / 6;
+                r[4] = g0 / 24 - g1 / 12 + g2 / 6;
+                r[5] = g2;
+                for (int b = 0; b < 6; b++) u[(size_t)(6 * a + b) * plane + (size_t)i * out + o] = (float)r[b];
+            }
+        }
+}
+
+/* Tiles of 4x4 outputs covering a batch. */
+MPLC_HELPER size_t mplc_winograd4_tiles(mplc_window g) {
+    return (size_t)g.batch * (size_t)((g.height + 3) / 4) * (size_t)((g.width + 3) / 4);
+}
+
+/* As mplc_winograd_block, for 36 planes: 144 (in + out) bytes a tile. */
+MPLC_HELPER size_t mplc_winograd4_block(size_t tiles, int in, int out, size_t bytes) {
+    size_t block = bytes / (144 * (size_t)(in + out)) / 8 * 8;
+    if (block < 8) block = 8;
+    return block < tiles ? block : tiles;
+}
+
+/* The 6x6 input tile of tile t (outputs (4ty..4ty+3, 4tx..4tx+3) of image n), `zeros` on the padding. */
+MPLC_HELPER void mplc_winograd4_tile_inputs(const float *d[6][6], const float *x, const float *zeros, mplc_window g,
+                                            size_t t) {
+    const size_t tile_rows = (size_t)(g.height + 3) / 4, tile_cols = (size_t)(g.width + 3) / 4;
+    const int n = (int)(t / (tile_rows * tile_cols)), ty = (int)(t / tile_cols % tile_rows), tx = (int)(t % tile_cols);
+    for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 6; b++) {
+            const ptrdiff_t pixel = mplc_pixel(g, n, 4 * ty - 1 + a, 4 * tx - 1 + b);
+            d[a][b] = pixel < 0 ? zeros : x + pixel;
+        }
+}
+
+/* Bᵀ z for one column z[0..5] of 16 channels, Bᵀ's rows (4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0),
+ * (0, 4, -4, -1, 1, 0), (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1). */
+#define MPLC_WINOGRAD4_BT(r, z)                                                 \
+    for (int l = 0; l < 16; l++) {                                              \
+        const float z0 = z[0][l], z1 = z[1][l], z2 = z[2][l], z3 = z[3][l];     \
+        const float z4 = z[4][l], z5 = z[5][l];                                 \
+        r[0][l] = 4.0f * z0 - 5.0f * z2 + z4;                                   \
+        r[1][l] = (z3 + z4) - 4.0f * (z1 + z2);                                 \
+        r[2][l] = 4.0f * (z1 - z2) + (z4 - z3);                                 \
+        r[3][l] = 2.0f * (z3 - z1) + (z4 - z2);                                 \
+        r[4][l] = 2.0f * (z1 - z3) + (z4 - z2);                                 \
+        r[5][l] = 4.0f * z1 - 5.0f * z3 + z5;                                   \
+    }
+
+/* v[36][plane] at row `row` = Bᵀ d B for the channels [c, c + w) of one tile, w <= 16. */
+MPLC_HELPER void mplc_winograd4_transform_input(float *v, size_t plane, const float *d[6][6], int c, int w) {
+    float e[6][6][16], bd[6][6][16], col[6][16], res[6][16];
+    if (w < 16) memset(e, 0, sizeof e);
+    for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 6; b++) memcpy(e[b][a], d[a][b] + c, (size_t)w * sizeof(float)); /* e[column][row] */
+    for (int b = 0; b < 6; b++) { /* Bᵀ d, column b */
+        MPLC_WINOGRAD4_BT(col, e[b])
+        for (int a = 0; a < 6; a++) memcpy(bd[a][b], col[a], sizeof col[a]);
+    }
+    for (int a = 0; a < 6; a++) { /* (Bᵀ d) B, row a */
+        MPLC_WINOGRAD4_BT(res, bd[a])
+        for (int b = 0; b < 6; b++) memcpy(v + (size_t)(6 * a + b) * plane + c, res[b], (size_t)w * sizeof(float));
+    }
+}
+#undef MPLC_WINOGRAD4_BT
+
+/* v[36][count][in] = Bᵀ d B for the tiles [t0, t0 + count) of x. */
+MPLC_HELPER void mplc_winograd4_input_block(float *v, const float *x, const float *zeros, mplc_window g, size_t t0,
+                                            size_t count) {
+    const int in = g.channels;
+    const size_t plane = count * (size_t)in;
+    for (size_t j = 0; j < count; j++) {
+        const float *d[6][6];
+        mplc_winograd4_tile_inputs(d, x, zeros, g, t0 + j);
+        float *row = v + j * (size_t)in;
+        int c = 0;
+        for (; c + 16 <= in; c += 16) mplc_winograd4_transform_input(row, plane, d, c, 16);
+        if (c < in) mplc_winograd4_transform_input(row, plane, d, c, in - c);
+    }
+}
+
+/* Aᵀ z for one column z[0..5] of 16 channels, Aᵀ's rows (1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0),
+ * (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1). */
+#define MPLC_WINOGRAD4_AT(r, z)                                       \
+    for (int l = 0; l < 16; l++) {                                    \
+        const float s12 = z[1][l] + z[2][l], d12 = z[1][l] - z[2][l]; \
+        const float s34 = z[3][l] + z[4][l], d34 = z[3][l] - z[4][l]; \
+        r[0][l] = z[0][l] + s12 + s34;                                \
+        r[1][l] = d12 + 2.0f * d34;                                   \
+        r[2][l] = s12 + 4.0f * s34;                                   \
+        r[3][l] = d12 + 8.0f * d34 + z[5][l];                         \
+    }
+
+/* y[4x4 tile] = Aᵀ m A for the channels [f, f + w) of one tile, w <= 16, m's 36 rows `plane` apart. */
+MPLC_HELPER void mplc_winograd4_transform_output(float *o[4][4], const float *m, size_t plane, int f, int w) {
+    float e[6][6][16], am[4][6][16], col[4][16], res[4][16];
+    if (w < 16) memset(e, 0, sizeof e);
+    for (int a = 0; a < 6; a++) /* e[column][row] */
+        for (int b = 0; b < 6; b++) memcpy(e[b][a], m + (size_t)(6 * a + b) * plane + f, (size_t)w * sizeof(float));
+    for (int b = 0; b < 6; b++) { /* Aᵀ m, column b */
+        MPLC_WINOGRAD4_AT(col, e[b])
+        for (int a = 0; a < 4; a++) memcpy(am[a][b], col[a], sizeof col[a]);
+    }
+    for (int a = 0; a < 4; a++) { /* (Aᵀ m) A, row a */
+        MPLC_WINOGRAD4_AT(res, am[a])
+        for (int b = 0; b < 4; b++) memcpy(o[a][b] + f, res[b], (size_t)w * sizeof(float));
+    }
+}
+#undef MPLC_WINOGRAD4_AT
+
+/* y[N, H, W, out] = the 3x3 stride-1 pad-1 convolution of x[N, H, W, in] with the filters u of
+ * mplc_winograd4_filters, as mplc_winograd_conv3x3 by blocks of tiles; the scratch's planes are 36, of v_plane >=
+ * tiles x in and m_plane >= tiles x out floats for mplc_winograd4_tiles(g) tiles. */
+MPLC_HELPER void mplc_winograd4_conv3x3(float *restrict y, const float *restrict x, const float *restrict u,
+                                        mplc_window g, int out, mplc_winograd_scratch s) {
+    const int in = g.channels, tile_rows = (g.height + 3) / 4, tile_cols = (g.width + 3) / 4;
+    memset(s.zeros, 0, (size_t)(in + out) * sizeof(float));
+    const size_t tiles = mplc_winograd4_tiles(g);
+    const size_t block = mplc_winograd4_block(tiles, in, out, MPLC_WINOGRAD4_BLOCK_BYTES);
+    mplc_window output = g; /* y's pixels */
+    output.channels = out;
+    for (size_t t0 = 0; t0 < tiles; t0 += block) {
+        const size_t count = tiles - t0 < block ? tiles - t0 : block, v_plane = count * in, m_plane = count * out;
+        mplc_winograd4_input_block(s.v, x, s.zeros, g, t0, count);
+        for (int xi = 0; xi < 36; xi++) {
+#if defined(__AVX512F__)
+            mplc_winograd_gemm(s.m + xi * m_plane, (size_t)out, s.v + xi * v_plane, (size_t)in, 1, u + (size_t)xi * in * out,
+                               (size_t)out, (int)count, out, in, 0);
+#else
+            mplc_small_gemm(s.m + xi * m_plane, s.v + xi * v_plane, u + (size_t)xi * in * out, (int)count, out, in);
+#endif
+        }
+        for (size_t j = 0; j < count; j++) { /* y = Aᵀ m A */
+            const size_t t = t0 + j;
+            const int n = (int)(t / ((size_t)tile_rows * tile_cols)), ty = (int)(t / tile_cols % tile_rows);
+            const int tx = (int)(t % tile_cols);
+            float *o[4][4];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) {
+                    const ptrdiff_t pixel = mplc_pixel(output, n, 4 * ty + a, 4 * tx + b);
+                    o[a][b] = pixel < 0 ? s.dropped : y + pixel;
+                }
+            const float *mt = s.m + j * out;
+            int f = 0;
+            for (; f + 16 <= out; f += 16) mplc_winograd4_transform_output(o, mt, m_plane, f, 16);
+            if (f < out) mplc_winograd4_transform_output(o, mt, m_plane, f, out - f);
         }
     }
 }

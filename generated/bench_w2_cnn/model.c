@@ -175,15 +175,15 @@ static void step_teacher_conv3_fwd_part(void *context, int part, int parts) {
     const float *restrict t30 = p->t30;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 333984; /* this thread's part */
-    /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 295072; /* this thread's part */
+    /* the convolution of 4 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_conv3_weight, 32, 64, 0);
+    mplc_winograd4_filters(filters, in_teacher_conv3_weight, 32, 64, 0);
     size_t lo, hi;
     while (mplc_claim(960, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t36 + (size_t)n0 * 12544, t30 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
+            mplc_winograd4_conv3x3(t36 + (size_t)n0 * 12544, t30 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 73728, chunk + 147456, chunk + 294912, chunk + 295008, 2048, 4096});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -655,15 +655,15 @@ static void step_student_conv3_fwd_part(void *context, int part, int parts) {
     const float *restrict t107 = p->t107;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 333984; /* this thread's part */
-    /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 295072; /* this thread's part */
+    /* the convolution of 4 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_conv3_weight, 32, 64, 0);
+    mplc_winograd4_filters(filters, in_student_conv3_weight, 32, 64, 0);
     size_t lo, hi;
     while (mplc_claim(448, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t113 + (size_t)n0 * 12544, t107 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
+            mplc_winograd4_conv3x3(t113 + (size_t)n0 * 12544, t107 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 73728, chunk + 147456, chunk + 294912, chunk + 295008, 2048, 4096});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -1079,15 +1079,15 @@ static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
     float *restrict t161 = p->t161;
     const float *restrict t156 = p->t156;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 333952; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 295040; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_conv3_weight, 64, 32, 1);
+    mplc_winograd4_filters(filters, in_student_conv3_weight, 64, 32, 1);
     size_t lo, hi;
     while (mplc_claim(448, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t161 + (size_t)n0 * 6272, t156 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
+            mplc_winograd4_conv3x3(t161 + (size_t)n0 * 6272, t156 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 73728, chunk + 221184, chunk + 294912, chunk + 295008, 4096, 2048});
         }
     }
 }
@@ -1595,15 +1595,15 @@ static void step_student_conv3_fwd_2_part(void *context, int part, int parts) {
     const float *restrict t262 = p->t262;
     const float *restrict t264 = p->t264;
     const float *restrict t210 = p->t210;
-    float *restrict chunk = p->chunk + (size_t)part * 333984; /* this thread's part */
-    /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 295072; /* this thread's part */
+    /* the convolution of 4 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t264, 32, 64, 0);
+    mplc_winograd4_filters(filters, t264, 32, 64, 0);
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t268 + (size_t)n0 * 12544, t262 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
+            mplc_winograd4_conv3x3(t268 + (size_t)n0 * 12544, t262 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 73728, chunk + 147456, chunk + 294912, chunk + 295008, 2048, 4096});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -1992,15 +1992,15 @@ static void step_student_conv3_vjp_5_part(void *context, int part, int parts) {
     float *restrict t315 = p->t315;
     const float *restrict t310 = p->t310;
     const float *restrict t264 = p->t264;
-    float *restrict chunk = p->chunk + (size_t)part * 333952; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 295040; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t264, 64, 32, 1);
+    mplc_winograd4_filters(filters, t264, 64, 32, 1);
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t315 + (size_t)n0 * 6272, t310 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
+            mplc_winograd4_conv3x3(t315 + (size_t)n0 * 6272, t310 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 73728, chunk + 221184, chunk + 294912, chunk + 295008, 4096, 2048});
         }
     }
 }
@@ -2925,15 +2925,15 @@ static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
     float *restrict t433 = p->t433;
     const float *restrict t418 = p->t418;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 333952; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 295040; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_conv3_weight, 64, 32, 1);
+    mplc_winograd4_filters(filters, in_teacher_conv3_weight, 64, 32, 1);
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t433 + (size_t)n0 * 6272, t418 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
+            mplc_winograd4_conv3x3(t433 + (size_t)n0 * 6272, t418 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 73728, chunk + 221184, chunk + 294912, chunk + 295008, 4096, 2048});
         }
     }
 }
@@ -2958,15 +2958,15 @@ static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
     float *restrict t434 = p->t434;
     const float *restrict t419 = p->t419;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 333952; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 295040; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_conv3_weight, 64, 32, 1);
+    mplc_winograd4_filters(filters, in_teacher_conv3_weight, 64, 32, 1);
     size_t lo, hi;
     while (mplc_claim(448, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t434 + (size_t)n0 * 6272, t419 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
+            mplc_winograd4_conv3x3(t434 + (size_t)n0 * 6272, t419 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 73728, chunk + 221184, chunk + 294912, chunk + 295008, 4096, 2048});
         }
     }
 }
@@ -3965,9 +3965,9 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_loss_uda_fwd_17(io + 753392 /* t96 */, scratch + 76625792 /* t95 */);
     step_teacher_pseudo_labels_fwd(scratch + 76618496 /* t97 */, scratch + 67642368 /* t49 */);
     step_student_conv0_fwd(scratch + 36126720 /* t105 */, scratch + 67637248 /* t107 */, io + 401408 /* t98 */, state + 421648 /* in_student_conv0_weight */, state + 421936 /* in_student_conv0_bias */, scratch + 47366144 /* chunk */);
-    step_student_conv3_fwd(scratch + 47366144 /* t113 */, scratch + 55657728 /* t115 */, scratch + 67637248 /* t107 */, state + 421968 /* in_student_conv3_weight */, state + 440400 /* in_student_conv3_bias */, scratch + 52985856 /* chunk */);
-    step_student_dense7_fwd(scratch + 57062656 /* t120 */, scratch + 55657728 /* t116 */, state + 440464 /* in_student_dense7_weight */, state + 841872 /* in_student_dense7_bias */);
-    step_student_dense9_fwd(scratch + 76591104 /* t123 */, scratch + 57062656 /* t120 */, state + 842000 /* in_student_dense9_weight */, state + 843280 /* in_student_dense9_bias */);
+    step_student_conv3_fwd(scratch + 47366144 /* t113 */, scratch + 55346432 /* t115 */, scratch + 67637248 /* t107 */, state + 421968 /* in_student_conv3_weight */, state + 440400 /* in_student_conv3_bias */, scratch + 52985856 /* chunk */);
+    step_student_dense7_fwd(scratch + 56751360 /* t120 */, scratch + 55346432 /* t116 */, state + 440464 /* in_student_dense7_weight */, state + 841872 /* in_student_dense7_bias */);
+    step_student_dense9_fwd(scratch + 76591104 /* t123 */, scratch + 56751360 /* t120 */, state + 842000 /* in_student_dense9_weight */, state + 843280 /* in_student_dense9_bias */);
     step_student_loss_u_fwd(scratch + 76622976 /* t124 */, scratch + 76591104 /* t123 */);
     step_student_loss_u_fwd_2(scratch + 76595584 /* t126 */, scratch + 76600064 /* t127 */, scratch + 76591104 /* t123 */, scratch + 76622976 /* t124 */);
     step_student_loss_u_fwd_3(scratch + 76609024 /* t128 */, scratch + 76600064 /* t127 */);
@@ -3979,12 +3979,12 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_loss_u_vjp_3(scratch + 76623424 /* t140 */, scratch + 76622976 /* t139 */, scratch + 76609024 /* t128 */);
     step_student_loss_u_vjp_4(scratch + 76591104 /* t143 */, scratch + 76623424 /* t140 */, scratch + 76600064 /* t127 */, scratch + 76604544 /* t137 */);
     step_student_dense9_vjp(scratch + 76626048 /* t144 */, scratch + 76591104 /* t143 */);
-    step_student_dense9_vjp_2(scratch + 76622976 /* t146 */, scratch + 57062656 /* t120 */, scratch + 76591104 /* t143 */);
-    step_student_dense9_vjp_3(scratch + 58467584 /* t148 */, scratch + 76591104 /* t143 */, state + 842000 /* in_student_dense9_weight */, scratch + 57062656 /* t120 */);
-    step_student_dense7_vjp(scratch + 76625792 /* t149 */, scratch + 58467584 /* t148 */, scratch + 76591104 /* chunk */);
-    step_student_dense7_vjp_2(scratch + 57062656 /* t150 */, scratch + 58467584 /* t148 */, state + 440464 /* in_student_dense7_weight */);
-    step_student_dense7_vjp_3(scratch + 76066816 /* t151 */, scratch + 55657728 /* t116 */, scratch + 58467584 /* t148 */);
-    step_student_relu4_vjp(scratch + 70447104 /* t154 */, scratch + 55657728 /* t115 */, scratch + 57062656 /* t152 */);
+    step_student_dense9_vjp_2(scratch + 76622976 /* t146 */, scratch + 56751360 /* t120 */, scratch + 76591104 /* t143 */);
+    step_student_dense9_vjp_3(scratch + 58156288 /* t148 */, scratch + 76591104 /* t143 */, state + 842000 /* in_student_dense9_weight */, scratch + 56751360 /* t120 */);
+    step_student_dense7_vjp(scratch + 76625792 /* t149 */, scratch + 58156288 /* t148 */, scratch + 76591104 /* chunk */);
+    step_student_dense7_vjp_2(scratch + 56751360 /* t150 */, scratch + 58156288 /* t148 */, state + 440464 /* in_student_dense7_weight */);
+    step_student_dense7_vjp_3(scratch + 76066816 /* t151 */, scratch + 55346432 /* t116 */, scratch + 58156288 /* t148 */);
+    step_student_relu4_vjp(scratch + 70447104 /* t154 */, scratch + 55346432 /* t115 */, scratch + 56751360 /* t152 */);
     step_student_relu4_vjp_2(scratch + 52985856 /* t155 */, scratch + 47366144 /* t114 */, scratch + 70447104 /* t154 */);
     step_student_conv3_vjp(scratch + 76625984 /* t157 */, scratch + 52985856 /* t156 */, scratch + 76591104 /* chunk */);
     step_student_conv3_vjp_2(scratch + 70447104 /* t161 */, scratch + 52985856 /* t156 */, state + 421968 /* in_student_conv3_weight */, scratch + 47366144 /* chunk */);
@@ -4002,27 +4002,27 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense9_update(state + 1685296 /* in_student_momentum_dense9_weight */, state + 842000 /* in_student_dense9_weight */, scratch + 76622976 /* t146 */, io + 753296 /* in_lr_student */);
     step_student_dense9_update_2(state + 1686576 /* in_student_momentum_dense9_bias */, state + 843280 /* in_student_dense9_bias */, scratch + 76626048 /* t144 */, io + 753296 /* in_lr_student */);
     step_student_conv0_fwd_2(scratch + 38946048 /* t260 */, scratch + 67637248 /* t262 */, io /* in_x */, state + 421648 /* t256 */, state + 421936 /* t189 */, scratch + 36126720 /* chunk */);
-    step_student_conv3_fwd_2(scratch + 40551680 /* t268 */, scratch + 68440064 /* t270 */, scratch + 67637248 /* t262 */, state + 421968 /* t264 */, state + 440400 /* t210 */, scratch + 36126720 /* chunk */);
-    step_student_dense7_fwd_2(scratch + 68038656 /* t275 */, scratch + 68440064 /* t271 */, state + 440464 /* t222 */, state + 841872 /* t231 */);
-    step_student_dense9_fwd_2(scratch + 68046848 /* t278 */, scratch + 68038656 /* t275 */, state + 842000 /* t243 */, state + 843280 /* t252 */);
-    step_student_loss_l_fwd(scratch + 68048768 /* t279 */, scratch + 68046848 /* t278 */);
-    step_student_loss_l_fwd_2(scratch + 68047488 /* t281 */, scratch + 68048128 /* t282 */, scratch + 68046848 /* t278 */, scratch + 68048768 /* t279 */);
-    step_student_loss_l_fwd_3(scratch + 68048768 /* t283 */, scratch + 68048128 /* t282 */);
-    step_student_loss_l_fwd_4(scratch + 68046848 /* t284 */, scratch + 68048768 /* t283 */);
-    step_student_loss_l_fwd_5(scratch + 68046912 /* t288 */, scratch + 68047488 /* t281 */, scratch + 68046848 /* t284 */, io + 752640 /* in_y */);
-    step_student_loss_l_fwd_6(io + 753424 /* t289 */, scratch + 68046912 /* t288 */);
-    step_student_loss_l_vjp(scratch + 68046848 /* t291 */, io + 752640 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 68047488 /* t293 */, scratch + 68046848 /* t291 */);
-    step_student_loss_l_vjp_3(scratch + 68048832 /* t294 */, scratch + 68047488 /* t293 */, scratch + 68048768 /* t283 */);
-    step_student_loss_l_vjp_4(scratch + 68047488 /* t297 */, scratch + 68048832 /* t294 */, scratch + 68048128 /* t282 */, scratch + 68046848 /* t291 */);
-    step_student_dense9_vjp_4(scratch + 68869888 /* t298 */, scratch + 68047488 /* t297 */);
-    step_student_dense9_vjp_5(scratch + 68868096 /* t300 */, scratch + 68038656 /* t275 */, scratch + 68047488 /* t297 */);
-    step_student_dense9_vjp_6(scratch + 36327424 /* t302 */, scratch + 68047488 /* t297 */, state + 842000 /* t243 */, scratch + 68038656 /* t275 */);
-    step_student_dense7_vjp_4(scratch + 68869664 /* t303 */, scratch + 36327424 /* t302 */);
-    step_student_dense7_vjp_5(scratch + 36126720 /* t304 */, scratch + 36327424 /* t302 */, state + 440464 /* t222 */);
-    step_student_dense7_vjp_6(scratch + 68038656 /* t305 */, scratch + 68440064 /* t271 */, scratch + 36327424 /* t302 */);
-    step_student_relu4_vjp_3(scratch + 36327424 /* t308 */, scratch + 68440064 /* t270 */, scratch + 36126720 /* t306 */);
-    step_student_relu4_vjp_4(scratch + 41354496 /* t309 */, scratch + 40551680 /* t269 */, scratch + 36327424 /* t308 */);
+    step_student_conv3_fwd_2(scratch + 40551680 /* t268 */, scratch + 38487296 /* t270 */, scratch + 67637248 /* t262 */, state + 421968 /* t264 */, state + 440400 /* t210 */, scratch + 36126720 /* chunk */);
+    step_student_dense7_fwd_2(scratch + 38688000 /* t275 */, scratch + 38487296 /* t271 */, state + 440464 /* t222 */, state + 841872 /* t231 */);
+    step_student_dense9_fwd_2(scratch + 38696192 /* t278 */, scratch + 38688000 /* t275 */, state + 842000 /* t243 */, state + 843280 /* t252 */);
+    step_student_loss_l_fwd(scratch + 38698112 /* t279 */, scratch + 38696192 /* t278 */);
+    step_student_loss_l_fwd_2(scratch + 38696832 /* t281 */, scratch + 38697472 /* t282 */, scratch + 38696192 /* t278 */, scratch + 38698112 /* t279 */);
+    step_student_loss_l_fwd_3(scratch + 38698112 /* t283 */, scratch + 38697472 /* t282 */);
+    step_student_loss_l_fwd_4(scratch + 38696192 /* t284 */, scratch + 38698112 /* t283 */);
+    step_student_loss_l_fwd_5(scratch + 38696256 /* t288 */, scratch + 38696832 /* t281 */, scratch + 38696192 /* t284 */, io + 752640 /* in_y */);
+    step_student_loss_l_fwd_6(io + 753424 /* t289 */, scratch + 38696256 /* t288 */);
+    step_student_loss_l_vjp(scratch + 38696192 /* t291 */, io + 752640 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 38696832 /* t293 */, scratch + 38696192 /* t291 */);
+    step_student_loss_l_vjp_3(scratch + 38698176 /* t294 */, scratch + 38696832 /* t293 */, scratch + 38698112 /* t283 */);
+    step_student_loss_l_vjp_4(scratch + 38696832 /* t297 */, scratch + 38698176 /* t294 */, scratch + 38697472 /* t282 */, scratch + 38696192 /* t291 */);
+    step_student_dense9_vjp_4(scratch + 68869888 /* t298 */, scratch + 38696832 /* t297 */);
+    step_student_dense9_vjp_5(scratch + 68868096 /* t300 */, scratch + 38688000 /* t275 */, scratch + 38696832 /* t297 */);
+    step_student_dense9_vjp_6(scratch + 38888704 /* t302 */, scratch + 38696832 /* t297 */, state + 842000 /* t243 */, scratch + 38688000 /* t275 */);
+    step_student_dense7_vjp_4(scratch + 68869664 /* t303 */, scratch + 38888704 /* t302 */);
+    step_student_dense7_vjp_5(scratch + 38688000 /* t304 */, scratch + 38888704 /* t302 */, state + 440464 /* t222 */);
+    step_student_dense7_vjp_6(scratch + 68038656 /* t305 */, scratch + 38487296 /* t271 */, scratch + 38888704 /* t302 */);
+    step_student_relu4_vjp_3(scratch + 36126720 /* t308 */, scratch + 38487296 /* t270 */, scratch + 38688000 /* t306 */);
+    step_student_relu4_vjp_4(scratch + 41354496 /* t309 */, scratch + 40551680 /* t269 */, scratch + 36126720 /* t308 */);
     step_student_conv3_vjp_4(scratch + 68869792 /* t311 */, scratch + 41354496 /* t310 */, scratch + 68440064 /* chunk */);
     step_student_conv3_vjp_5(scratch + 40551680 /* t315 */, scratch + 41354496 /* t310 */, state + 421968 /* t264 */, scratch + 36126720 /* chunk */);
     step_student_conv3_vjp_6(scratch + 68841472 /* t313 */, scratch + 67637248 /* t262 */, scratch + 41354496 /* t310 */, scratch + 36126720 /* chunk */);
@@ -4200,15 +4200,15 @@ static void supervised_step_student_conv3_fwd_part(void *context, int part, int 
     const float *restrict t18 = p->t18;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 333984; /* this thread's part */
-    /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 295072; /* this thread's part */
+    /* the convolution of 4 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_conv3_weight, 32, 64, 0);
+    mplc_winograd4_filters(filters, in_student_conv3_weight, 32, 64, 0);
     size_t lo, hi;
     while (mplc_claim(512, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t24 + (size_t)n0 * 12544, t18 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
+            mplc_winograd4_conv3x3(t24 + (size_t)n0 * 12544, t18 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 73728, chunk + 147456, chunk + 294912, chunk + 295008, 2048, 4096});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -4595,15 +4595,15 @@ static void supervised_step_student_conv3_vjp_2_part(void *context, int part, in
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 333952; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 295040; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_conv3_weight, 64, 32, 1);
+    mplc_winograd4_filters(filters, in_student_conv3_weight, 64, 32, 1);
     size_t lo, hi;
     while (mplc_claim(512, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t72 + (size_t)n0 * 6272, t67 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 32768, chunk + 233472, chunk + 333824, chunk + 333920, 12544, 6272});
+            mplc_winograd4_conv3x3(t72 + (size_t)n0 * 6272, t67 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 73728, chunk + 221184, chunk + 294912, chunk + 295008, 4096, 2048});
         }
     }
 }
@@ -5164,15 +5164,15 @@ static void predict_teacher_teacher_conv3_fwd_part(void *context, int part, int 
     const float *restrict t16 = p->t16;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 333984; /* this thread's part */
-    /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 295072; /* this thread's part */
+    /* the convolution of 4 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_conv3_weight, 32, 64, 0);
+    mplc_winograd4_filters(filters, in_teacher_conv3_weight, 32, 64, 0);
     size_t lo, hi;
     while (mplc_claim(500, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t22 + (size_t)n0 * 12544, t16 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
+            mplc_winograd4_conv3x3(t22 + (size_t)n0 * 12544, t16 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 73728, chunk + 147456, chunk + 294912, chunk + 295008, 2048, 4096});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -5245,8 +5245,8 @@ static void predict_teacher_teacher_dense9_fwd(float *restrict t32, const float 
 /* 4 kernels; scratch high-water mark 16244480 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
     predict_teacher_teacher_conv0_fwd(scratch /* t14 */, scratch + 12544000 /* t16 */, x /* in_x */, state /* in_teacher_conv0_weight */, state + 288 /* in_teacher_conv0_bias */, scratch + 15680000 /* chunk */);
-    predict_teacher_teacher_conv3_fwd(scratch /* t22 */, scratch + 8943872 /* t24 */, scratch + 12544000 /* t16 */, state + 320 /* in_teacher_conv3_weight */, state + 18752 /* in_teacher_conv3_bias */, scratch + 6272000 /* chunk */);
-    predict_teacher_teacher_dense7_fwd(scratch /* t29 */, scratch + 8943872 /* t25 */, state + 18816 /* in_teacher_dense7_weight */, state + 420224 /* in_teacher_dense7_bias */);
+    predict_teacher_teacher_conv3_fwd(scratch /* t22 */, scratch + 8632576 /* t24 */, scratch + 12544000 /* t16 */, state + 320 /* in_teacher_conv3_weight */, state + 18752 /* in_teacher_conv3_bias */, scratch + 6272000 /* chunk */);
+    predict_teacher_teacher_dense7_fwd(scratch /* t29 */, scratch + 8632576 /* t25 */, state + 18816 /* in_teacher_dense7_weight */, state + 420224 /* in_teacher_dense7_bias */);
     predict_teacher_teacher_dense9_fwd(logits /* t32 */, scratch /* t29 */, state + 420352 /* in_teacher_dense9_weight */, state + 421632 /* in_teacher_dense9_bias */);
 }
 
@@ -5338,15 +5338,15 @@ static void predict_student_student_conv3_fwd_part(void *context, int part, int 
     const float *restrict t16 = p->t16;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 333984; /* this thread's part */
-    /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 295072; /* this thread's part */
+    /* the convolution of 4 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_conv3_weight, 32, 64, 0);
+    mplc_winograd4_filters(filters, in_student_conv3_weight, 32, 64, 0);
     size_t lo, hi;
     while (mplc_claim(500, 4, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_winograd_conv3x3(t22 + (size_t)n0 * 12544, t16 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 32768, chunk + 133120, chunk + 333824, chunk + 333920, 6272, 12544});
+            mplc_winograd4_conv3x3(t22 + (size_t)n0 * 12544, t16 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 73728, chunk + 147456, chunk + 294912, chunk + 295008, 2048, 4096});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -5419,7 +5419,7 @@ static void predict_student_student_dense9_fwd(float *restrict t32, const float 
 /* 4 kernels; scratch high-water mark 16244480 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
     predict_student_student_conv0_fwd(scratch /* t14 */, scratch + 12544000 /* t16 */, x /* in_x */, state + 421648 /* in_student_conv0_weight */, state + 421936 /* in_student_conv0_bias */, scratch + 15680000 /* chunk */);
-    predict_student_student_conv3_fwd(scratch /* t22 */, scratch + 8943872 /* t24 */, scratch + 12544000 /* t16 */, state + 421968 /* in_student_conv3_weight */, state + 440400 /* in_student_conv3_bias */, scratch + 6272000 /* chunk */);
-    predict_student_student_dense7_fwd(scratch /* t29 */, scratch + 8943872 /* t25 */, state + 440464 /* in_student_dense7_weight */, state + 841872 /* in_student_dense7_bias */);
+    predict_student_student_conv3_fwd(scratch /* t22 */, scratch + 8632576 /* t24 */, scratch + 12544000 /* t16 */, state + 421968 /* in_student_conv3_weight */, state + 440400 /* in_student_conv3_bias */, scratch + 6272000 /* chunk */);
+    predict_student_student_dense7_fwd(scratch /* t29 */, scratch + 8632576 /* t25 */, state + 440464 /* in_student_dense7_weight */, state + 841872 /* in_student_dense7_bias */);
     predict_student_student_dense9_fwd(logits /* t32 */, scratch /* t29 */, state + 842000 /* in_student_dense9_weight */, state + 843280 /* in_student_dense9_bias */);
 }

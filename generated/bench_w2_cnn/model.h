@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "9cd85161fd2c43ead53c10268ed8d2ee2e2ea5bec9098a66b2613c99f0a653ea"
+#define MPLC_MODEL_HASH "a534fdf96763a5e48b6bf1f0cb207e800309acde77fc0329ea0a3aaf0d357093"
 #define MPLC_MODEL_NAME "bench_w2_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

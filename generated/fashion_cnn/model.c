@@ -176,15 +176,15 @@ static void step_teacher_conv3_fwd_part(void *context, int part, int parts) {
     const float *restrict t30 = p->t30;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267344; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_conv3_weight, 16, 32, 0);
+    mplc_winograd4_filters(filters, in_teacher_conv3_weight, 16, 32, 0);
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t36 + (size_t)n0 * 6272, t30 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+            mplc_winograd4_conv3x3(t36 + (size_t)n0 * 6272, t30 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 18432, chunk + 101376, chunk + 267264, chunk + 267312, 2304, 4608});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -644,15 +644,15 @@ static void step_student_conv3_fwd_part(void *context, int part, int parts) {
     const float *restrict t109 = p->t109;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267344; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
+    mplc_winograd4_filters(filters, in_student_conv3_weight, 16, 32, 0);
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t115 + (size_t)n0 * 6272, t109 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+            mplc_winograd4_conv3x3(t115 + (size_t)n0 * 6272, t109 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 18432, chunk + 101376, chunk + 267264, chunk + 267312, 2304, 4608});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1041,15 +1041,15 @@ static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
     float *restrict t163 = p->t163;
     const float *restrict t158 = p->t158;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267328; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_conv3_weight, 32, 16, 1);
+    mplc_winograd4_filters(filters, in_student_conv3_weight, 32, 16, 1);
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t163 + (size_t)n0 * 3136, t158 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
+            mplc_winograd4_conv3x3(t163 + (size_t)n0 * 3136, t158 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 18432, chunk + 184320, chunk + 267264, chunk + 267312, 4608, 2304});
         }
     }
 }
@@ -1557,15 +1557,15 @@ static void step_student_conv3_fwd_2_part(void *context, int part, int parts) {
     const float *restrict t264 = p->t264;
     const float *restrict t266 = p->t266;
     const float *restrict t212 = p->t212;
-    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267344; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t266, 16, 32, 0);
+    mplc_winograd4_filters(filters, t266, 16, 32, 0);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t270 + (size_t)n0 * 6272, t264 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+            mplc_winograd4_conv3x3(t270 + (size_t)n0 * 6272, t264 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 18432, chunk + 101376, chunk + 267264, chunk + 267312, 2304, 4608});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1954,15 +1954,15 @@ static void step_student_conv3_vjp_5_part(void *context, int part, int parts) {
     float *restrict t317 = p->t317;
     const float *restrict t312 = p->t312;
     const float *restrict t266 = p->t266;
-    float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267328; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t266, 32, 16, 1);
+    mplc_winograd4_filters(filters, t266, 32, 16, 1);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t317 + (size_t)n0 * 3136, t312 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
+            mplc_winograd4_conv3x3(t317 + (size_t)n0 * 3136, t312 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 18432, chunk + 184320, chunk + 267264, chunk + 267312, 4608, 2304});
         }
     }
 }
@@ -2854,15 +2854,15 @@ static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
     float *restrict t441 = p->t441;
     const float *restrict t426 = p->t426;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267328; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_conv3_weight, 32, 16, 1);
+    mplc_winograd4_filters(filters, in_teacher_conv3_weight, 32, 16, 1);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t441 + (size_t)n0 * 3136, t426 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
+            mplc_winograd4_conv3x3(t441 + (size_t)n0 * 3136, t426 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 18432, chunk + 184320, chunk + 267264, chunk + 267312, 4608, 2304});
         }
     }
 }
@@ -2887,15 +2887,15 @@ static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
     float *restrict t442 = p->t442;
     const float *restrict t427 = p->t427;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267328; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_conv3_weight, 32, 16, 1);
+    mplc_winograd4_filters(filters, in_teacher_conv3_weight, 32, 16, 1);
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t442 + (size_t)n0 * 3136, t427 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
+            mplc_winograd4_conv3x3(t442 + (size_t)n0 * 3136, t427 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 18432, chunk + 184320, chunk + 267264, chunk + 267312, 4608, 2304});
         }
     }
 }
@@ -3874,8 +3874,8 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_loss_uda_fwd_17(io + 263088 /* t98 */, scratch + 13483712 /* t97 */);
     step_teacher_pseudo_labels_fwd(scratch + 13480576 /* t99 */, scratch + 12799168 /* t51 */);
     step_student_conv0_fwd(scratch + 8231552 /* t107 */, scratch + 12797568 /* t109 */, io + 125440 /* t100 */, state + 206928 /* in_student_conv0_weight */, state + 207072 /* in_student_conv0_bias */, scratch + 3612672 /* chunk */);
-    step_student_conv3_fwd(scratch + 10740352 /* t115 */, scratch + 11543168 /* t117 */, scratch + 12797568 /* t109 */, state + 207088 /* in_student_conv3_weight */, state + 211696 /* in_student_conv3_bias */, scratch + 3612672 /* chunk */);
-    step_student_dense7_fwd(scratch + 13198976 /* t122 */, scratch + 11543168 /* t118 */, state + 211728 /* in_student_dense7_weight */, state + 412432 /* in_student_dense7_bias */);
+    step_student_conv3_fwd(scratch + 10740352 /* t115 */, scratch + 5751424 /* t117 */, scratch + 12797568 /* t109 */, state + 207088 /* in_student_conv3_weight */, state + 211696 /* in_student_conv3_bias */, scratch + 3612672 /* chunk */);
+    step_student_dense7_fwd(scratch + 13198976 /* t122 */, scratch + 5751424 /* t118 */, state + 211728 /* in_student_dense7_weight */, state + 412432 /* in_student_dense7_bias */);
     step_student_dense9_fwd(scratch + 13473408 /* t125 */, scratch + 13198976 /* t122 */, state + 412560 /* in_student_dense9_weight */, state + 413840 /* in_student_dense9_bias */);
     step_student_loss_u_fwd(scratch + 13477248 /* t126 */, scratch + 13473408 /* t125 */);
     step_student_loss_u_fwd_2(scratch + 13474688 /* t128 */, scratch + 13475968 /* t129 */, scratch + 13473408 /* t125 */, scratch + 13477248 /* t126 */);
@@ -3889,12 +3889,12 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_loss_u_vjp_4(scratch + 13474688 /* t145 */, scratch + 13477504 /* t142 */, scratch + 13475968 /* t129 */, scratch + 13473408 /* t139 */);
     step_student_dense9_vjp(scratch + 13483904 /* t146 */, scratch + 13474688 /* t145 */);
     step_student_dense9_vjp_2(scratch + 13481856 /* t148 */, scratch + 13198976 /* t122 */, scratch + 13474688 /* t145 */);
-    step_student_dense9_vjp_3(scratch + 11944576 /* t150 */, scratch + 13474688 /* t145 */, state + 412560 /* in_student_dense9_weight */, scratch + 13198976 /* t122 */);
-    step_student_dense7_vjp(scratch + 13483712 /* t151 */, scratch + 11944576 /* t150 */);
-    step_student_dense7_vjp_2(scratch + 11743872 /* t152 */, scratch + 11944576 /* t150 */, state + 211728 /* in_student_dense7_weight */);
-    step_student_dense7_vjp_3(scratch + 13198976 /* t153 */, scratch + 11543168 /* t118 */, scratch + 11944576 /* t150 */);
-    step_student_relu4_vjp(scratch + 3612672 /* t156 */, scratch + 11543168 /* t117 */, scratch + 11743872 /* t154 */);
-    step_student_relu4_vjp_2(scratch + 11543168 /* t157 */, scratch + 10740352 /* t116 */, scratch + 3612672 /* t156 */);
+    step_student_dense9_vjp_3(scratch + 6152832 /* t150 */, scratch + 13474688 /* t145 */, state + 412560 /* in_student_dense9_weight */, scratch + 13198976 /* t122 */);
+    step_student_dense7_vjp(scratch + 13483712 /* t151 */, scratch + 6152832 /* t150 */);
+    step_student_dense7_vjp_2(scratch + 5952128 /* t152 */, scratch + 6152832 /* t150 */, state + 211728 /* in_student_dense7_weight */);
+    step_student_dense7_vjp_3(scratch + 13198976 /* t153 */, scratch + 5751424 /* t118 */, scratch + 6152832 /* t150 */);
+    step_student_relu4_vjp(scratch + 6152832 /* t156 */, scratch + 5751424 /* t117 */, scratch + 5952128 /* t154 */);
+    step_student_relu4_vjp_2(scratch + 11543168 /* t157 */, scratch + 10740352 /* t116 */, scratch + 6152832 /* t156 */);
     step_student_conv3_vjp(scratch + 13483872 /* t159 */, scratch + 11543168 /* t158 */, scratch + 13473408 /* chunk */);
     step_student_conv3_vjp_2(scratch + 10740352 /* t163 */, scratch + 11543168 /* t158 */, state + 207088 /* in_student_conv3_weight */, scratch + 3612672 /* chunk */);
     step_student_conv3_vjp_3(scratch + 13473408 /* t161 */, scratch + 12797568 /* t109 */, scratch + 11543168 /* t158 */, scratch + 3612672 /* chunk */);
@@ -4109,15 +4109,15 @@ static void supervised_step_student_conv3_fwd_part(void *context, int part, int 
     const float *restrict t18 = p->t18;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267344; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
+    mplc_winograd4_filters(filters, in_student_conv3_weight, 16, 32, 0);
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t24 + (size_t)n0 * 6272, t18 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+            mplc_winograd4_conv3x3(t24 + (size_t)n0 * 6272, t18 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 18432, chunk + 101376, chunk + 267264, chunk + 267312, 2304, 4608});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -4504,15 +4504,15 @@ static void supervised_step_student_conv3_vjp_2_part(void *context, int part, in
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267328; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_conv3_weight, 32, 16, 1);
+    mplc_winograd4_filters(filters, in_student_conv3_weight, 32, 16, 1);
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t72 + (size_t)n0 * 3136, t67 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
+            mplc_winograd4_conv3x3(t72 + (size_t)n0 * 3136, t67 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 18432, chunk + 184320, chunk + 267264, chunk + 267312, 4608, 2304});
         }
     }
 }
@@ -4946,43 +4946,43 @@ static void supervised_step_student_dense9_update(float *restrict in_student_mom
     }
 }
 
-/* 35 kernels; scratch high-water mark 10475312 floats. */
+/* 35 kernels; scratch high-water mark 9838384 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_student_conv0_fwd(scratch /* t16 */, scratch + 9198208 /* t18 */, io /* in_x */, state + 206928 /* in_student_conv0_weight */, state + 207072 /* in_student_conv0_bias */, scratch + 3211264 /* chunk */);
-    supervised_step_student_conv3_fwd(scratch + 5986944 /* t24 */, scratch + 10001024 /* t26 */, scratch + 9198208 /* t18 */, state + 207088 /* in_student_conv3_weight */, state + 211696 /* in_student_conv3_bias */, scratch + 3211264 /* chunk */);
-    supervised_step_student_dense7_fwd(scratch + 10402432 /* t31 */, scratch + 10001024 /* t27 */, state + 211728 /* in_student_dense7_weight */, state + 412432 /* in_student_dense7_bias */);
-    supervised_step_student_dense9_fwd(scratch + 7592576 /* t34 */, scratch + 10402432 /* t31 */, state + 412560 /* in_student_dense9_weight */, state + 413840 /* in_student_dense9_bias */);
-    supervised_step_student_loss_fwd(scratch + 7600256 /* t35 */, scratch + 7592576 /* t34 */);
-    supervised_step_student_loss_fwd_2(scratch + 7595136 /* t37 */, scratch + 7597696 /* t38 */, scratch + 7592576 /* t34 */, scratch + 7600256 /* t35 */);
-    supervised_step_student_loss_fwd_3(scratch + 7600256 /* t39 */, scratch + 7597696 /* t38 */);
-    supervised_step_student_loss_fwd_4(scratch + 7592576 /* t40 */, scratch + 7600256 /* t39 */);
-    supervised_step_student_loss_fwd_5(scratch + 7592832 /* t44 */, scratch + 7595136 /* t37 */, scratch + 7592576 /* t40 */, io + 200704 /* in_y */);
-    supervised_step_student_loss_fwd_6(io + 203280 /* t46 */, scratch + 7592832 /* t44 */);
-    supervised_step_student_loss_vjp(scratch + 7592576 /* t48 */, io + 200704 /* in_y */);
-    supervised_step_student_loss_vjp_2(scratch + 7595136 /* t50 */, scratch + 7592576 /* t48 */);
-    supervised_step_student_loss_vjp_3(scratch + 7595392 /* t51 */, scratch + 7595136 /* t50 */, scratch + 7600256 /* t39 */);
-    supervised_step_student_loss_vjp_4(scratch + 10472576 /* t54 */, scratch + 7595392 /* t51 */, scratch + 7597696 /* t38 */, scratch + 7592576 /* t48 */);
-    supervised_step_student_dense9_vjp(scratch + 10475296 /* t55 */, scratch + 10472576 /* t54 */);
-    supervised_step_student_dense9_vjp_2(scratch + 10435200 /* t59 */, scratch + 10472576 /* t54 */, state + 412560 /* in_student_dense9_weight */, scratch + 10402432 /* t31 */);
-    supervised_step_student_dense7_vjp(scratch + 10475136 /* t60 */, scratch + 10435200 /* t59 */, scratch + 10467968 /* chunk */);
-    supervised_step_student_dense7_vjp_2(scratch + 7592576 /* t61 */, scratch + 10435200 /* t59 */, state + 211728 /* in_student_dense7_weight */);
-    supervised_step_student_relu4_vjp(scratch + 3211264 /* t65 */, scratch + 10001024 /* t26 */, scratch + 7592576 /* t63 */);
-    supervised_step_student_relu4_vjp_2(scratch + 7592576 /* t66 */, scratch + 5986944 /* t25 */, scratch + 3211264 /* t65 */);
-    supervised_step_student_conv3_vjp(scratch + 10475264 /* t68 */, scratch + 7592576 /* t67 */, scratch + 10467968 /* chunk */);
-    supervised_step_student_conv3_vjp_2(scratch + 6023808 /* t72 */, scratch + 7592576 /* t67 */, state + 207088 /* in_student_conv3_weight */, scratch + 3211264 /* chunk */);
-    supervised_step_student_conv3_vjp_3(scratch + 10467968 /* t70 */, scratch + 9198208 /* t18 */, scratch + 7592576 /* t67 */, scratch + 3211264 /* chunk */);
-    supervised_step_student_relu1_vjp(scratch + 6826624 /* t74 */, scratch + 9198208 /* t18 */, scratch + 6023808 /* t72 */);
+    supervised_step_student_conv0_fwd(scratch /* t16 */, scratch + 8561280 /* t18 */, io /* in_x */, state + 206928 /* in_student_conv0_weight */, state + 207072 /* in_student_conv0_bias */, scratch + 3211264 /* chunk */);
+    supervised_step_student_conv3_fwd(scratch + 5350016 /* t24 */, scratch + 9364096 /* t26 */, scratch + 8561280 /* t18 */, state + 207088 /* in_student_conv3_weight */, state + 211696 /* in_student_conv3_bias */, scratch + 3211264 /* chunk */);
+    supervised_step_student_dense7_fwd(scratch + 9765504 /* t31 */, scratch + 9364096 /* t27 */, state + 211728 /* in_student_dense7_weight */, state + 412432 /* in_student_dense7_bias */);
+    supervised_step_student_dense9_fwd(scratch + 6955648 /* t34 */, scratch + 9765504 /* t31 */, state + 412560 /* in_student_dense9_weight */, state + 413840 /* in_student_dense9_bias */);
+    supervised_step_student_loss_fwd(scratch + 6963328 /* t35 */, scratch + 6955648 /* t34 */);
+    supervised_step_student_loss_fwd_2(scratch + 6958208 /* t37 */, scratch + 6960768 /* t38 */, scratch + 6955648 /* t34 */, scratch + 6963328 /* t35 */);
+    supervised_step_student_loss_fwd_3(scratch + 6963328 /* t39 */, scratch + 6960768 /* t38 */);
+    supervised_step_student_loss_fwd_4(scratch + 6955648 /* t40 */, scratch + 6963328 /* t39 */);
+    supervised_step_student_loss_fwd_5(scratch + 6955904 /* t44 */, scratch + 6958208 /* t37 */, scratch + 6955648 /* t40 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_fwd_6(io + 203280 /* t46 */, scratch + 6955904 /* t44 */);
+    supervised_step_student_loss_vjp(scratch + 6955648 /* t48 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_vjp_2(scratch + 6958208 /* t50 */, scratch + 6955648 /* t48 */);
+    supervised_step_student_loss_vjp_3(scratch + 6958464 /* t51 */, scratch + 6958208 /* t50 */, scratch + 6963328 /* t39 */);
+    supervised_step_student_loss_vjp_4(scratch + 9835648 /* t54 */, scratch + 6958464 /* t51 */, scratch + 6960768 /* t38 */, scratch + 6955648 /* t48 */);
+    supervised_step_student_dense9_vjp(scratch + 9838368 /* t55 */, scratch + 9835648 /* t54 */);
+    supervised_step_student_dense9_vjp_2(scratch + 9798272 /* t59 */, scratch + 9835648 /* t54 */, state + 412560 /* in_student_dense9_weight */, scratch + 9765504 /* t31 */);
+    supervised_step_student_dense7_vjp(scratch + 9838208 /* t60 */, scratch + 9798272 /* t59 */, scratch + 9831040 /* chunk */);
+    supervised_step_student_dense7_vjp_2(scratch + 6955648 /* t61 */, scratch + 9798272 /* t59 */, state + 211728 /* in_student_dense7_weight */);
+    supervised_step_student_relu4_vjp(scratch + 3211264 /* t65 */, scratch + 9364096 /* t26 */, scratch + 6955648 /* t63 */);
+    supervised_step_student_relu4_vjp_2(scratch + 6955648 /* t66 */, scratch + 5350016 /* t25 */, scratch + 3211264 /* t65 */);
+    supervised_step_student_conv3_vjp(scratch + 9838336 /* t68 */, scratch + 6955648 /* t67 */, scratch + 9831040 /* chunk */);
+    supervised_step_student_conv3_vjp_2(scratch + 6023808 /* t72 */, scratch + 6955648 /* t67 */, state + 207088 /* in_student_conv3_weight */, scratch + 3211264 /* chunk */);
+    supervised_step_student_conv3_vjp_3(scratch + 9831040 /* t70 */, scratch + 8561280 /* t18 */, scratch + 6955648 /* t67 */, scratch + 3211264 /* chunk */);
+    supervised_step_student_relu1_vjp(scratch + 6826624 /* t74 */, scratch + 8561280 /* t18 */, scratch + 6023808 /* t72 */);
     supervised_step_student_relu1_vjp_2(scratch + 3211264 /* t75 */, scratch /* t17 */, scratch + 6826624 /* t74 */);
-    supervised_step_student_conv0_vjp(scratch + 1130256 /* t77 */, scratch + 3211264 /* t76 */, scratch /* chunk */);
+    supervised_step_student_conv0_vjp(scratch + 1130256 /* t77 */, scratch + 3211264 /* t76 */, scratch + 6422528 /* chunk */);
     supervised_step_student_conv0_vjp_2(scratch + 1130112 /* t78 */, io /* in_x */, scratch + 3211264 /* t76 */, scratch /* chunk */);
     supervised_step_student_conv0_update(state + 620784 /* in_student_momentum_conv0_weight */, state + 206928 /* in_student_conv0_weight */, scratch + 1130112 /* t79 */, io + 203264 /* in_lr */);
     supervised_step_student_conv0_update_2(state + 620928 /* in_student_momentum_conv0_bias */, state + 207072 /* in_student_conv0_bias */, scratch + 1130256 /* t77 */, io + 203264 /* in_lr */);
-    supervised_step_student_conv3_update(state + 620944 /* in_student_momentum_conv3_weight */, state + 207088 /* in_student_conv3_weight */, scratch + 10467968 /* t71 */, io + 203264 /* in_lr */);
-    supervised_step_student_conv3_update_2(state + 625552 /* in_student_momentum_conv3_bias */, state + 211696 /* in_student_conv3_bias */, scratch + 10475264 /* t68 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense7_vjp_3(scratch /* t125 */, state + 625584 /* in_student_momentum_dense7_weight */, state + 211728 /* in_student_dense7_weight */, scratch + 10001024 /* t27 */, scratch + 10435200 /* t59 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense7_update(state + 826288 /* in_student_momentum_dense7_bias */, state + 412432 /* in_student_dense7_bias */, scratch + 10475136 /* t60 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense9_vjp_3(scratch + 10435200 /* t146 */, state + 826416 /* in_student_momentum_dense9_weight */, state + 412560 /* in_student_dense9_weight */, scratch + 10402432 /* t31 */, scratch + 10472576 /* t54 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense9_update(state + 827696 /* in_student_momentum_dense9_bias */, state + 413840 /* in_student_dense9_bias */, scratch + 10475296 /* t55 */, io + 203264 /* in_lr */);
+    supervised_step_student_conv3_update(state + 620944 /* in_student_momentum_conv3_weight */, state + 207088 /* in_student_conv3_weight */, scratch + 9831040 /* t71 */, io + 203264 /* in_lr */);
+    supervised_step_student_conv3_update_2(state + 625552 /* in_student_momentum_conv3_bias */, state + 211696 /* in_student_conv3_bias */, scratch + 9838336 /* t68 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense7_vjp_3(scratch /* t125 */, state + 625584 /* in_student_momentum_dense7_weight */, state + 211728 /* in_student_dense7_weight */, scratch + 9364096 /* t27 */, scratch + 9798272 /* t59 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense7_update(state + 826288 /* in_student_momentum_dense7_bias */, state + 412432 /* in_student_dense7_bias */, scratch + 9838208 /* t60 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense9_vjp_3(scratch + 9798272 /* t146 */, state + 826416 /* in_student_momentum_dense9_weight */, state + 412560 /* in_student_dense9_weight */, scratch + 9765504 /* t31 */, scratch + 9835648 /* t54 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense9_update(state + 827696 /* in_student_momentum_dense9_bias */, state + 413840 /* in_student_dense9_bias */, scratch + 9838368 /* t55 */, io + 203264 /* in_lr */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -5073,15 +5073,15 @@ static void predict_teacher_teacher_conv3_fwd_part(void *context, int part, int 
     const float *restrict t16 = p->t16;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267344; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_conv3_weight, 16, 32, 0);
+    mplc_winograd4_filters(filters, in_teacher_conv3_weight, 16, 32, 0);
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t22 + (size_t)n0 * 6272, t16 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+            mplc_winograd4_conv3x3(t22 + (size_t)n0 * 6272, t16 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 18432, chunk + 101376, chunk + 267264, chunk + 267312, 2304, 4608});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -5154,8 +5154,8 @@ static void predict_teacher_teacher_dense10_fwd(float *restrict t32, const float
 /* 4 kernels; scratch high-water mark 8968960 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
     predict_teacher_teacher_conv0_fwd(scratch /* t14 */, scratch + 6272000 /* t16 */, x /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch + 7840000 /* chunk */);
-    predict_teacher_teacher_conv3_fwd(scratch /* t22 */, scratch + 7840000 /* t24 */, scratch + 6272000 /* t16 */, state + 160 /* in_teacher_conv3_weight */, state + 4768 /* in_teacher_conv3_bias */, scratch + 3136000 /* chunk */);
-    predict_teacher_teacher_dense7_fwd(scratch /* t29 */, scratch + 7840000 /* t25 */, state + 4800 /* in_teacher_dense7_weight */, state + 205504 /* in_teacher_dense7_bias */);
+    predict_teacher_teacher_conv3_fwd(scratch /* t22 */, scratch + 5274752 /* t24 */, scratch + 6272000 /* t16 */, state + 160 /* in_teacher_conv3_weight */, state + 4768 /* in_teacher_conv3_bias */, scratch + 3136000 /* chunk */);
+    predict_teacher_teacher_dense7_fwd(scratch /* t29 */, scratch + 5274752 /* t25 */, state + 4800 /* in_teacher_dense7_weight */, state + 205504 /* in_teacher_dense7_bias */);
     predict_teacher_teacher_dense10_fwd(logits /* t32 */, scratch /* t29 */, state + 205632 /* in_teacher_dense10_weight */, state + 206912 /* in_teacher_dense10_bias */);
 }
 
@@ -5247,15 +5247,15 @@ static void predict_student_student_conv3_fwd_part(void *context, int part, int 
     const float *restrict t16 = p->t16;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267344; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
+    mplc_winograd4_filters(filters, in_student_conv3_weight, 16, 32, 0);
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t22 + (size_t)n0 * 6272, t16 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+            mplc_winograd4_conv3x3(t22 + (size_t)n0 * 6272, t16 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 18432, chunk + 101376, chunk + 267264, chunk + 267312, 2304, 4608});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -5328,7 +5328,7 @@ static void predict_student_student_dense9_fwd(float *restrict t32, const float 
 /* 4 kernels; scratch high-water mark 8968960 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
     predict_student_student_conv0_fwd(scratch /* t14 */, scratch + 6272000 /* t16 */, x /* in_x */, state + 206928 /* in_student_conv0_weight */, state + 207072 /* in_student_conv0_bias */, scratch + 7840000 /* chunk */);
-    predict_student_student_conv3_fwd(scratch /* t22 */, scratch + 7840000 /* t24 */, scratch + 6272000 /* t16 */, state + 207088 /* in_student_conv3_weight */, state + 211696 /* in_student_conv3_bias */, scratch + 3136000 /* chunk */);
-    predict_student_student_dense7_fwd(scratch /* t29 */, scratch + 7840000 /* t25 */, state + 211728 /* in_student_dense7_weight */, state + 412432 /* in_student_dense7_bias */);
+    predict_student_student_conv3_fwd(scratch /* t22 */, scratch + 5274752 /* t24 */, scratch + 6272000 /* t16 */, state + 207088 /* in_student_conv3_weight */, state + 211696 /* in_student_conv3_bias */, scratch + 3136000 /* chunk */);
+    predict_student_student_dense7_fwd(scratch /* t29 */, scratch + 5274752 /* t25 */, state + 211728 /* in_student_dense7_weight */, state + 412432 /* in_student_dense7_bias */);
     predict_student_student_dense9_fwd(logits /* t32 */, scratch /* t29 */, state + 412560 /* in_student_dense9_weight */, state + 413840 /* in_student_dense9_bias */);
 }

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "3b2e55006ff358c806a996f813d315fd6575b81ef52be77a2edf2855f5fe9cb8"
+#define MPLC_MODEL_HASH "b641d3a95da74d9a96d8dcefcd68ab3cb4bdc7877d174a8635716ff6f9ad8a4c"
 #define MPLC_MODEL_NAME "fashion_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -290,15 +290,15 @@ static void step_student_conv3_fwd_part(void *context, int part, int parts) {
     const float *restrict t55 = p->t55;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267344; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
+    mplc_winograd4_filters(filters, in_student_conv3_weight, 16, 32, 0);
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t61 + (size_t)n0 * 6272, t55 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+            mplc_winograd4_conv3x3(t61 + (size_t)n0 * 6272, t55 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 18432, chunk + 101376, chunk + 267264, chunk + 267312, 2304, 4608});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -687,15 +687,15 @@ static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
     float *restrict t109 = p->t109;
     const float *restrict t104 = p->t104;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267328; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_conv3_weight, 32, 16, 1);
+    mplc_winograd4_filters(filters, in_student_conv3_weight, 32, 16, 1);
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t109 + (size_t)n0 * 3136, t104 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
+            mplc_winograd4_conv3x3(t109 + (size_t)n0 * 3136, t104 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 18432, chunk + 184320, chunk + 267264, chunk + 267312, 4608, 2304});
         }
     }
 }
@@ -1203,15 +1203,15 @@ static void step_student_conv3_fwd_2_part(void *context, int part, int parts) {
     const float *restrict t210 = p->t210;
     const float *restrict t212 = p->t212;
     const float *restrict t158 = p->t158;
-    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267344; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t212, 16, 32, 0);
+    mplc_winograd4_filters(filters, t212, 16, 32, 0);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t216 + (size_t)n0 * 6272, t210 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+            mplc_winograd4_conv3x3(t216 + (size_t)n0 * 6272, t210 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 18432, chunk + 101376, chunk + 267264, chunk + 267312, 2304, 4608});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1600,15 +1600,15 @@ static void step_student_conv3_vjp_5_part(void *context, int part, int parts) {
     float *restrict t263 = p->t263;
     const float *restrict t258 = p->t258;
     const float *restrict t212 = p->t212;
-    float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267328; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t212, 32, 16, 1);
+    mplc_winograd4_filters(filters, t212, 32, 16, 1);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t263 + (size_t)n0 * 3136, t258 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
+            mplc_winograd4_conv3x3(t263 + (size_t)n0 * 3136, t258 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 18432, chunk + 184320, chunk + 267264, chunk + 267312, 4608, 2304});
         }
     }
 }
@@ -2633,9 +2633,9 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_loss_sup_fwd_6(io + 227792 /* t43 */, io + 227808 /* t44 */, scratch + 6645280 /* t41 */);
     step_teacher_pseudo_labels_fwd(scratch + 6642368 /* t45 */, scratch + 6641088 /* t27 */);
     step_student_conv0_fwd(scratch + 2812544 /* t53 */, scratch + 6023808 /* t55 */, io + 125440 /* t46 */, state + 1360 /* in_student_conv0_weight */, state + 1504 /* in_student_conv0_bias */, scratch /* chunk */);
-    step_student_conv3_fwd(scratch + 4418176 /* t61 */, scratch + 5220992 /* t63 */, scratch + 6023808 /* t55 */, state + 1520 /* in_student_conv3_weight */, state + 6128 /* in_student_conv3_bias */, scratch /* chunk */);
-    step_student_dense7_fwd(scratch + 5421696 /* t68 */, scratch + 5220992 /* t64 */, state + 6160 /* in_student_dense7_weight */, state + 206864 /* in_student_dense7_bias */);
-    step_student_dense9_fwd(scratch + 6636160 /* t71 */, scratch + 5421696 /* t68 */, state + 206992 /* in_student_dense9_weight */, state + 208272 /* in_student_dense9_bias */);
+    step_student_conv3_fwd(scratch + 4418176 /* t61 */, scratch + 2138752 /* t63 */, scratch + 6023808 /* t55 */, state + 1520 /* in_student_conv3_weight */, state + 6128 /* in_student_conv3_bias */, scratch /* chunk */);
+    step_student_dense7_fwd(scratch + 2339456 /* t68 */, scratch + 2138752 /* t64 */, state + 6160 /* in_student_dense7_weight */, state + 206864 /* in_student_dense7_bias */);
+    step_student_dense9_fwd(scratch + 6636160 /* t71 */, scratch + 2339456 /* t68 */, state + 206992 /* in_student_dense9_weight */, state + 208272 /* in_student_dense9_bias */);
     step_student_loss_u_fwd(scratch + 6640000 /* t72 */, scratch + 6636160 /* t71 */);
     step_student_loss_u_fwd_2(scratch + 6637440 /* t74 */, scratch + 6638720 /* t75 */, scratch + 6636160 /* t71 */, scratch + 6640000 /* t72 */);
     step_student_loss_u_fwd_3(scratch + 6640000 /* t76 */, scratch + 6638720 /* t75 */);
@@ -2647,110 +2647,110 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_loss_u_vjp_3(scratch + 6640256 /* t88 */, scratch + 6640128 /* t87 */, scratch + 6640000 /* t76 */);
     step_student_loss_u_vjp_4(scratch + 6637440 /* t91 */, scratch + 6640256 /* t88 */, scratch + 6638720 /* t75 */, scratch + 6636160 /* t85 */);
     step_student_dense9_vjp(scratch + 6645440 /* t92 */, scratch + 6637440 /* t91 */);
-    step_student_dense9_vjp_2(scratch + 6643648 /* t94 */, scratch + 5421696 /* t68 */, scratch + 6637440 /* t91 */);
-    step_student_dense9_vjp_3(scratch + 5622400 /* t96 */, scratch + 6637440 /* t91 */, state + 206992 /* in_student_dense9_weight */, scratch + 5421696 /* t68 */);
-    step_student_dense7_vjp(scratch + 6645248 /* t97 */, scratch + 5622400 /* t96 */);
-    step_student_dense7_vjp_2(scratch + 5421696 /* t98 */, scratch + 5622400 /* t96 */, state + 6160 /* in_student_dense7_weight */);
-    step_student_dense7_vjp_3(scratch + 6425216 /* t99 */, scratch + 5220992 /* t64 */, scratch + 5622400 /* t96 */);
-    step_student_relu4_vjp(scratch /* t102 */, scratch + 5220992 /* t63 */, scratch + 5421696 /* t100 */);
-    step_student_relu4_vjp_2(scratch + 5220992 /* t103 */, scratch + 4418176 /* t62 */, scratch /* t102 */);
+    step_student_dense9_vjp_2(scratch + 6643648 /* t94 */, scratch + 2339456 /* t68 */, scratch + 6637440 /* t91 */);
+    step_student_dense9_vjp_3(scratch + 2540160 /* t96 */, scratch + 6637440 /* t91 */, state + 206992 /* in_student_dense9_weight */, scratch + 2339456 /* t68 */);
+    step_student_dense7_vjp(scratch + 6645248 /* t97 */, scratch + 2540160 /* t96 */);
+    step_student_dense7_vjp_2(scratch + 2339456 /* t98 */, scratch + 2540160 /* t96 */, state + 6160 /* in_student_dense7_weight */);
+    step_student_dense7_vjp_3(scratch + 6425216 /* t99 */, scratch + 2138752 /* t64 */, scratch + 2540160 /* t96 */);
+    step_student_relu4_vjp(scratch + 2540160 /* t102 */, scratch + 2138752 /* t63 */, scratch + 2339456 /* t100 */);
+    step_student_relu4_vjp_2(scratch + 5220992 /* t103 */, scratch + 4418176 /* t62 */, scratch + 2540160 /* t102 */);
     step_student_conv3_vjp(scratch + 6645408 /* t105 */, scratch + 5220992 /* t104 */, scratch + 6636160 /* chunk */);
     step_student_conv3_vjp_2(scratch + 4418176 /* t109 */, scratch + 5220992 /* t104 */, state + 1520 /* in_student_conv3_weight */, scratch /* chunk */);
     step_student_conv3_vjp_3(scratch + 6636160 /* t107 */, scratch + 6023808 /* t55 */, scratch + 5220992 /* t104 */, scratch /* chunk */);
     step_student_relu1_vjp(scratch + 4819584 /* t111 */, scratch + 6023808 /* t55 */, scratch + 4418176 /* t109 */);
     step_student_relu1_vjp_2(scratch /* t112 */, scratch + 2812544 /* t54 */, scratch + 4819584 /* t111 */);
-    step_student_conv0_vjp(scratch + 3968144 /* t114 */, scratch /* t113 */, scratch + 1605632 /* chunk */);
-    step_student_conv0_vjp_2(scratch + 3967872 /* t115 */, io + 125440 /* t46 */, scratch /* t113 */, scratch + 1605632 /* chunk */);
-    step_student_conv0_update(state + 209648 /* in_student_momentum_conv0_weight */, state + 1360 /* in_student_conv0_weight */, scratch + 3967872 /* t116 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_update_2(state + 209792 /* in_student_momentum_conv0_bias */, state + 1504 /* in_student_conv0_bias */, scratch + 3968144 /* t114 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_vjp(scratch + 3822256 /* t114 */, scratch /* t113 */, scratch + 1605632 /* chunk */);
+    step_student_conv0_vjp_2(scratch + 3821952 /* t115 */, io + 125440 /* t46 */, scratch /* t113 */, scratch + 1605632 /* chunk */);
+    step_student_conv0_update(state + 209648 /* in_student_momentum_conv0_weight */, state + 1360 /* in_student_conv0_weight */, scratch + 3821952 /* t116 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_update_2(state + 209792 /* in_student_momentum_conv0_bias */, state + 1504 /* in_student_conv0_bias */, scratch + 3822256 /* t114 */, io + 226128 /* in_lr_student */);
     step_student_conv3_update(state + 209808 /* in_student_momentum_conv3_weight */, state + 1520 /* in_student_conv3_weight */, scratch + 6636160 /* t108 */, io + 226128 /* in_lr_student */);
     step_student_conv3_update_2(state + 214416 /* in_student_momentum_conv3_bias */, state + 6128 /* in_student_conv3_bias */, scratch + 6645408 /* t105 */, io + 226128 /* in_lr_student */);
     step_student_dense7_update(state + 214448 /* in_student_momentum_dense7_weight */, state + 6160 /* in_student_dense7_weight */, scratch + 6425216 /* t99 */, io + 226128 /* in_lr_student */);
     step_student_dense7_update_2(state + 415152 /* in_student_momentum_dense7_bias */, state + 206864 /* in_student_dense7_bias */, scratch + 6645248 /* t97 */, io + 226128 /* in_lr_student */);
     step_student_dense9_update(state + 415280 /* in_student_momentum_dense9_weight */, state + 206992 /* in_student_dense9_weight */, scratch + 6643648 /* t94 */, io + 226128 /* in_lr_student */);
     step_student_dense9_update_2(state + 416560 /* in_student_momentum_dense9_bias */, state + 208272 /* in_student_dense9_bias */, scratch + 6645440 /* t92 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_fwd_2(scratch + 2812544 /* t208 */, scratch + 3816064 /* t210 */, io /* in_x */, state + 1360 /* t204 */, state + 1504 /* t137 */, scratch /* chunk */);
-    step_student_conv3_fwd_2(scratch + 3213952 /* t216 */, scratch + 3615360 /* t218 */, scratch + 3816064 /* t210 */, state + 1520 /* t212 */, state + 6128 /* t158 */, scratch /* chunk */);
-    step_student_dense7_fwd_2(scratch + 3665536 /* t223 */, scratch + 3615360 /* t219 */, state + 6160 /* t170 */, state + 206864 /* t179 */);
-    step_student_dense9_fwd_2(scratch + 3669632 /* t226 */, scratch + 3665536 /* t223 */, state + 206992 /* t191 */, state + 208272 /* t200 */);
-    step_student_loss_l_fwd(scratch + 3916416 /* t227 */, scratch + 3669632 /* t226 */);
-    step_student_loss_l_fwd_2(scratch + 3669952 /* t229 */, scratch + 3670272 /* t230 */, scratch + 3669632 /* t226 */, scratch + 3916416 /* t227 */);
-    step_student_loss_l_fwd_3(scratch + 3916416 /* t231 */, scratch + 3670272 /* t230 */);
-    step_student_loss_l_fwd_4(scratch + 3669632 /* t232 */, scratch + 3916416 /* t231 */);
-    step_student_loss_l_fwd_5(scratch + 3968016 /* t236 */, scratch + 3669952 /* t229 */, scratch + 3669632 /* t232 */, io + 225792 /* in_y */);
-    step_student_loss_l_fwd_6(io + 227856 /* t237 */, scratch + 3968016 /* t236 */);
-    step_student_loss_l_vjp(scratch + 3669632 /* t239 */, io + 225792 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 3669952 /* t241 */, scratch + 3669632 /* t239 */);
-    step_student_loss_l_vjp_3(scratch + 3916448 /* t242 */, scratch + 3669952 /* t241 */, scratch + 3916416 /* t231 */);
-    step_student_loss_l_vjp_4(scratch + 3669952 /* t245 */, scratch + 3916448 /* t242 */, scratch + 3670272 /* t230 */, scratch + 3669632 /* t239 */);
-    step_student_dense9_vjp_4(scratch + 3968160 /* t246 */, scratch + 3669952 /* t245 */);
-    step_student_dense9_vjp_5(scratch + 3966592 /* t248 */, scratch + 3665536 /* t223 */, scratch + 3669952 /* t245 */);
-    step_student_dense9_vjp_6(scratch + 3715712 /* t250 */, scratch + 3669952 /* t245 */, state + 206992 /* t191 */, scratch + 3665536 /* t223 */);
-    step_student_dense7_vjp_4(scratch + 3968016 /* t251 */, scratch + 3715712 /* t250 */);
-    step_student_dense7_vjp_5(scratch + 3665536 /* t252 */, scratch + 3715712 /* t250 */, state + 6160 /* t170 */);
-    step_student_dense7_vjp_6(scratch + 3414656 /* t253 */, scratch + 3615360 /* t219 */, scratch + 3715712 /* t250 */);
-    step_student_relu4_vjp_3(scratch + 3916416 /* t256 */, scratch + 3615360 /* t218 */, scratch + 3665536 /* t254 */);
-    step_student_relu4_vjp_4(scratch + 3615360 /* t257 */, scratch + 3213952 /* t217 */, scratch + 3916416 /* t256 */);
-    step_student_conv3_vjp_4(scratch + 3922576 /* t259 */, scratch + 3615360 /* t258 */, scratch + 3916416 /* chunk */);
-    step_student_conv3_vjp_5(scratch + 3213952 /* t263 */, scratch + 3615360 /* t258 */, state + 1520 /* t212 */, scratch /* chunk */);
-    step_student_conv3_vjp_6(scratch + 3916416 /* t261 */, scratch + 3816064 /* t210 */, scratch + 3615360 /* t258 */, scratch /* chunk */);
-    step_student_relu1_vjp_3(scratch + 3314304 /* t265 */, scratch + 3816064 /* t210 */, scratch + 3213952 /* t263 */);
-    step_student_relu1_vjp_4(scratch + 1130112 /* t266 */, scratch + 2812544 /* t209 */, scratch + 3314304 /* t265 */);
-    step_student_conv0_vjp_3(scratch + 3922608 /* t268 */, scratch + 1130112 /* t267 */, scratch + 3921024 /* chunk */);
-    step_student_conv0_vjp_4(scratch + 3922304 /* t269 */, io /* in_x */, scratch + 1130112 /* t267 */, scratch /* chunk */);
-    step_teacher_feedback_fwd(scratch + 3922448 /* t272 */, scratch + 3922304 /* t270 */, scratch + 3967872 /* t116 */);
-    step_teacher_feedback_fwd_2(scratch + 3922464 /* t274 */, scratch + 3922608 /* t268 */, scratch + 3968144 /* t114 */);
-    step_teacher_feedback_fwd_3(scratch + 3922480 /* t277 */, scratch + 3916416 /* t262 */, scratch + 6636160 /* t108 */);
-    step_teacher_feedback_fwd_4(scratch + 3922496 /* t280 */, scratch + 3922576 /* t259 */, scratch + 6645408 /* t105 */);
-    step_teacher_feedback_fwd_5(scratch + 3922512 /* t283 */, scratch + 3414656 /* t253 */, scratch + 6425216 /* t99 */);
-    step_teacher_feedback_fwd_6(scratch + 3922528 /* t286 */, scratch + 3968016 /* t251 */, scratch + 6645248 /* t97 */);
-    step_teacher_feedback_fwd_7(scratch + 3922544 /* t289 */, scratch + 3966592 /* t248 */, scratch + 6643648 /* t94 */);
-    step_teacher_feedback_fwd_8(scratch + 3922560 /* t292 */, scratch + 3968160 /* t246 */, scratch + 6645440 /* t92 */);
-    step_teacher_feedback_fwd_9(scratch + 3922624 /* t293 */, io + 227872 /* t294 */, scratch + 3922448 /* t272 */, scratch + 3922464 /* t274 */, scratch + 3922480 /* t277 */, scratch + 3922496 /* t280 */, scratch + 3922512 /* t283 */, scratch + 3922528 /* t286 */, scratch + 3922544 /* t289 */, scratch + 3922560 /* t292 */, io + 226128 /* in_lr_student */);
-    step_teacher_feedback_fwd_10(scratch + 3922448 /* t296 */, scratch + 6641088 /* t27 */);
-    step_teacher_feedback_fwd_11(scratch + 3921024 /* t299 */, scratch + 6641088 /* t27 */, scratch + 3922448 /* t296 */);
-    step_teacher_feedback_fwd_12(scratch + 6642048 /* t300 */, scratch + 3921024 /* t299 */);
-    step_teacher_feedback_vjp(scratch + 3922448 /* t302 */, io + 227872 /* t294 */, io + 226176 /* in_feedback_baseline */, io + 226160 /* in_feedback_scale */);
-    step_teacher_feedback_vjp_2(scratch + 6640768 /* t304 */, scratch + 3922448 /* t302 */, scratch + 6642368 /* t45 */);
+    step_student_conv0_fwd_2(scratch + 2812544 /* t208 */, scratch + 3615360 /* t210 */, io /* in_x */, state + 1360 /* t204 */, state + 1504 /* t137 */, scratch /* chunk */);
+    step_student_conv3_fwd_2(scratch + 2138752 /* t216 */, scratch + 3414656 /* t218 */, scratch + 3615360 /* t210 */, state + 1520 /* t212 */, state + 6128 /* t158 */, scratch /* chunk */);
+    step_student_dense7_fwd_2(scratch + 3464832 /* t223 */, scratch + 3414656 /* t219 */, state + 6160 /* t170 */, state + 206864 /* t179 */);
+    step_student_dense9_fwd_2(scratch + 3468928 /* t226 */, scratch + 3464832 /* t223 */, state + 206992 /* t191 */, state + 208272 /* t200 */);
+    step_student_loss_l_fwd(scratch + 3715712 /* t227 */, scratch + 3468928 /* t226 */);
+    step_student_loss_l_fwd_2(scratch + 3469248 /* t229 */, scratch + 3469568 /* t230 */, scratch + 3468928 /* t226 */, scratch + 3715712 /* t227 */);
+    step_student_loss_l_fwd_3(scratch + 3715712 /* t231 */, scratch + 3469568 /* t230 */);
+    step_student_loss_l_fwd_4(scratch + 3468928 /* t232 */, scratch + 3715712 /* t231 */);
+    step_student_loss_l_fwd_5(scratch + 3822096 /* t236 */, scratch + 3469248 /* t229 */, scratch + 3468928 /* t232 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 227856 /* t237 */, scratch + 3822096 /* t236 */);
+    step_student_loss_l_vjp(scratch + 3468928 /* t239 */, io + 225792 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 3469248 /* t241 */, scratch + 3468928 /* t239 */);
+    step_student_loss_l_vjp_3(scratch + 3715744 /* t242 */, scratch + 3469248 /* t241 */, scratch + 3715712 /* t231 */);
+    step_student_loss_l_vjp_4(scratch + 3469248 /* t245 */, scratch + 3715744 /* t242 */, scratch + 3469568 /* t230 */, scratch + 3468928 /* t239 */);
+    step_student_dense9_vjp_4(scratch + 3822272 /* t246 */, scratch + 3469248 /* t245 */);
+    step_student_dense9_vjp_5(scratch + 3820672 /* t248 */, scratch + 3464832 /* t223 */, scratch + 3469248 /* t245 */);
+    step_student_dense9_vjp_6(scratch + 3515008 /* t250 */, scratch + 3469248 /* t245 */, state + 206992 /* t191 */, scratch + 3464832 /* t223 */);
+    step_student_dense7_vjp_4(scratch + 3822096 /* t251 */, scratch + 3515008 /* t250 */);
+    step_student_dense7_vjp_5(scratch + 3464832 /* t252 */, scratch + 3515008 /* t250 */, state + 6160 /* t170 */);
+    step_student_dense7_vjp_6(scratch + 3213952 /* t253 */, scratch + 3414656 /* t219 */, scratch + 3515008 /* t250 */);
+    step_student_relu4_vjp_3(scratch + 2339456 /* t256 */, scratch + 3414656 /* t218 */, scratch + 3464832 /* t254 */);
+    step_student_relu4_vjp_4(scratch + 3414656 /* t257 */, scratch + 2138752 /* t217 */, scratch + 2339456 /* t256 */);
+    step_student_conv3_vjp_4(scratch + 3822224 /* t259 */, scratch + 3414656 /* t258 */, scratch + 3715712 /* chunk */);
+    step_student_conv3_vjp_5(scratch + 3715712 /* t263 */, scratch + 3414656 /* t258 */, state + 1520 /* t212 */, scratch /* chunk */);
+    step_student_conv3_vjp_6(scratch + 3816064 /* t261 */, scratch + 3615360 /* t210 */, scratch + 3414656 /* t258 */, scratch /* chunk */);
+    step_student_relu1_vjp_3(scratch + 3414656 /* t265 */, scratch + 3615360 /* t210 */, scratch + 3715712 /* t263 */);
+    step_student_relu1_vjp_4(scratch + 1130112 /* t266 */, scratch + 2812544 /* t209 */, scratch + 3414656 /* t265 */);
+    step_student_conv0_vjp_3(scratch + 3425360 /* t268 */, scratch + 1130112 /* t267 */, scratch + 3414656 /* chunk */);
+    step_student_conv0_vjp_4(scratch + 3425216 /* t269 */, io /* in_x */, scratch + 1130112 /* t267 */, scratch /* chunk */);
+    step_teacher_feedback_fwd(scratch + 3414656 /* t272 */, scratch + 3425216 /* t270 */, scratch + 3821952 /* t116 */);
+    step_teacher_feedback_fwd_2(scratch + 3414672 /* t274 */, scratch + 3425360 /* t268 */, scratch + 3822256 /* t114 */);
+    step_teacher_feedback_fwd_3(scratch + 3414688 /* t277 */, scratch + 3816064 /* t262 */, scratch + 6636160 /* t108 */);
+    step_teacher_feedback_fwd_4(scratch + 3414704 /* t280 */, scratch + 3822224 /* t259 */, scratch + 6645408 /* t105 */);
+    step_teacher_feedback_fwd_5(scratch + 3414720 /* t283 */, scratch + 3213952 /* t253 */, scratch + 6425216 /* t99 */);
+    step_teacher_feedback_fwd_6(scratch + 3414736 /* t286 */, scratch + 3822096 /* t251 */, scratch + 6645248 /* t97 */);
+    step_teacher_feedback_fwd_7(scratch + 3414752 /* t289 */, scratch + 3820672 /* t248 */, scratch + 6643648 /* t94 */);
+    step_teacher_feedback_fwd_8(scratch + 3414768 /* t292 */, scratch + 3822272 /* t246 */, scratch + 6645440 /* t92 */);
+    step_teacher_feedback_fwd_9(scratch + 3425376 /* t293 */, io + 227872 /* t294 */, scratch + 3414656 /* t272 */, scratch + 3414672 /* t274 */, scratch + 3414688 /* t277 */, scratch + 3414704 /* t280 */, scratch + 3414720 /* t283 */, scratch + 3414736 /* t286 */, scratch + 3414752 /* t289 */, scratch + 3414768 /* t292 */, io + 226128 /* in_lr_student */);
+    step_teacher_feedback_fwd_10(scratch + 3415936 /* t296 */, scratch + 6641088 /* t27 */);
+    step_teacher_feedback_fwd_11(scratch + 3414656 /* t299 */, scratch + 6641088 /* t27 */, scratch + 3415936 /* t296 */);
+    step_teacher_feedback_fwd_12(scratch + 6642048 /* t300 */, scratch + 3414656 /* t299 */);
+    step_teacher_feedback_vjp(scratch + 6642176 /* t302 */, io + 227872 /* t294 */, io + 226176 /* in_feedback_baseline */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp_2(scratch + 6640768 /* t304 */, scratch + 6642176 /* t302 */, scratch + 6642368 /* t45 */);
     step_teacher_feedback_vjp_3(scratch + 6642176 /* t306 */, scratch + 6640768 /* t304 */);
     step_teacher_feedback_vjp_4(scratch + 6643328 /* t307 */, scratch + 6642176 /* t306 */, scratch + 6642048 /* t300 */);
-    step_teacher_feedback_vjp_5(scratch + 6642048 /* t310 */, scratch + 6643328 /* t307 */, scratch + 3921024 /* t299 */, scratch + 6640768 /* t304 */);
+    step_teacher_feedback_vjp_5(scratch + 6642048 /* t310 */, scratch + 6643328 /* t307 */, scratch + 3414656 /* t299 */, scratch + 6640768 /* t304 */);
     step_teacher_loss_sup_vjp(scratch + 6643328 /* t313 */, io + 225792 /* in_y */);
-    step_teacher_loss_sup_vjp_2(scratch + 3922448 /* t315 */, scratch + 6643328 /* t313 */);
-    step_teacher_loss_sup_vjp_3(scratch + 3922480 /* t316 */, scratch + 3922448 /* t315 */, scratch + 6645376 /* t36 */);
-    step_teacher_loss_sup_vjp_4(scratch + 3921024 /* t319 */, scratch + 3922480 /* t316 */, scratch + 6644928 /* t35 */, scratch + 6643328 /* t313 */);
-    step_teacher_dense2_vjp(scratch + 6645376 /* t320 */, scratch + 3921024 /* t319 */);
+    step_teacher_loss_sup_vjp_2(scratch + 6640768 /* t315 */, scratch + 6643328 /* t313 */);
+    step_teacher_loss_sup_vjp_3(scratch + 6640800 /* t316 */, scratch + 6640768 /* t315 */, scratch + 6645376 /* t36 */);
+    step_teacher_loss_sup_vjp_4(scratch + 3424896 /* t319 */, scratch + 6640800 /* t316 */, scratch + 6644928 /* t35 */, scratch + 6643328 /* t313 */);
+    step_teacher_dense2_vjp(scratch + 6645376 /* t320 */, scratch + 3424896 /* t319 */);
     step_teacher_dense2_vjp_2(scratch + 6645392 /* t321 */, scratch + 6642048 /* t310 */);
-    step_teacher_dense2_vjp_3(scratch + 3922448 /* t322 */, scratch + 6645376 /* t320 */, scratch + 6645392 /* t321 */);
+    step_teacher_dense2_vjp_3(scratch + 6645120 /* t322 */, scratch + 6645376 /* t320 */, scratch + 6645392 /* t321 */);
     step_teacher_dense2_vjp_4(scratch + 6640768 /* t328 */, scratch + 6627968 /* t327 */, scratch + 6642048 /* t310 */);
-    step_teacher_dense2_vjp_5(scratch + 3623552 /* t331 */, scratch + 3921024 /* t319 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6625920 /* t325 */);
-    step_teacher_dense2_vjp_6(scratch + 3615360 /* t333 */, scratch + 6642048 /* t310 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t327 */);
-    step_teacher_dense0_vjp(scratch + 6644928 /* t334 */, scratch + 3623552 /* t331 */);
-    step_teacher_dense0_vjp_2(scratch + 6644992 /* t335 */, scratch + 3615360 /* t333 */);
+    step_teacher_dense2_vjp_5(scratch + 3422848 /* t331 */, scratch + 3424896 /* t319 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6625920 /* t325 */);
+    step_teacher_dense2_vjp_6(scratch + 3414656 /* t333 */, scratch + 6642048 /* t310 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t327 */);
+    step_teacher_dense0_vjp(scratch + 6644928 /* t334 */, scratch + 3422848 /* t331 */);
+    step_teacher_dense0_vjp_2(scratch + 6644992 /* t335 */, scratch + 3414656 /* t333 */);
     step_teacher_dense0_vjp_3(scratch + 6645056 /* t336 */, scratch + 6644928 /* t334 */, scratch + 6644992 /* t335 */);
-    step_teacher_dense0_vjp_4(scratch + 6641408 /* t340 */, io + 226512 /* t339 */, scratch + 3615360 /* t333 */);
-    step_teacher_dense0_vjp_5(scratch + 6642048 /* t345 */, state + 208288 /* in_teacher_momentum_dense0_weight */, state /* in_teacher_dense0_weight */, io + 226192 /* in_teacher_x */, scratch + 3623552 /* t331 */, scratch + 6641408 /* t340 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense0_vjp_4(scratch + 6641408 /* t340 */, io + 226512 /* t339 */, scratch + 3414656 /* t333 */);
+    step_teacher_dense0_vjp_5(scratch + 6642048 /* t345 */, state + 208288 /* in_teacher_momentum_dense0_weight */, state /* in_teacher_dense0_weight */, io + 226192 /* in_teacher_x */, scratch + 3422848 /* t331 */, scratch + 6641408 /* t340 */, io + 226112 /* in_lr_teacher */);
     step_teacher_dense0_update(state + 208928 /* in_teacher_momentum_dense0_bias */, state + 640 /* in_teacher_dense0_bias */, scratch + 6645056 /* t336 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense2_vjp_7(scratch + 6641408 /* t366 */, state + 208992 /* in_teacher_momentum_dense2_weight */, state + 704 /* in_teacher_dense2_weight */, scratch + 6625920 /* t325 */, scratch + 3921024 /* t319 */, scratch + 6640768 /* t328 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense2_update(state + 209632 /* in_teacher_momentum_dense2_bias */, state + 1344 /* in_teacher_dense2_bias */, scratch + 3922448 /* t322 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 6645376 /* t384 */, scratch + 3922304 /* t270 */);
-    step_teacher_gradient_fwd_2(scratch + 6645392 /* t386 */, scratch + 3922608 /* t268 */);
-    step_teacher_gradient_fwd_3(scratch + 3922608 /* t389 */, scratch + 3916416 /* t262 */);
-    step_teacher_gradient_fwd_4(scratch + 6644928 /* t392 */, scratch + 3922576 /* t259 */);
-    step_teacher_gradient_fwd_5(scratch + 6644944 /* t395 */, scratch + 3414656 /* t253 */);
-    step_teacher_gradient_fwd_6(scratch + 6644960 /* t398 */, scratch + 3968016 /* t251 */);
-    step_teacher_gradient_fwd_7(scratch + 3968016 /* t401 */, scratch + 3966592 /* t248 */);
-    step_teacher_gradient_fwd_8(scratch + 3968032 /* t404 */, scratch + 3968160 /* t246 */);
-    step_teacher_gradient_fwd_9(io + 227888 /* t406 */, scratch + 6645376 /* t384 */, scratch + 6645392 /* t386 */, scratch + 3922608 /* t389 */, scratch + 6644928 /* t392 */, scratch + 6644944 /* t395 */, scratch + 6644960 /* t398 */, scratch + 3968016 /* t401 */, scratch + 3968032 /* t404 */);
-    step_teacher_gradient_fwd_10(scratch + 6645376 /* t408 */, scratch + 3967872 /* t116 */);
-    step_teacher_gradient_fwd_11(scratch + 6645392 /* t410 */, scratch + 3968144 /* t114 */);
+    step_teacher_dense2_vjp_7(scratch + 6641408 /* t366 */, state + 208992 /* in_teacher_momentum_dense2_weight */, state + 704 /* in_teacher_dense2_weight */, scratch + 6625920 /* t325 */, scratch + 3424896 /* t319 */, scratch + 6640768 /* t328 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense2_update(state + 209632 /* in_teacher_momentum_dense2_bias */, state + 1344 /* in_teacher_dense2_bias */, scratch + 6645120 /* t322 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 6645376 /* t384 */, scratch + 3425216 /* t270 */);
+    step_teacher_gradient_fwd_2(scratch + 6645392 /* t386 */, scratch + 3425360 /* t268 */);
+    step_teacher_gradient_fwd_3(scratch + 6644928 /* t389 */, scratch + 3816064 /* t262 */);
+    step_teacher_gradient_fwd_4(scratch + 6644944 /* t392 */, scratch + 3822224 /* t259 */);
+    step_teacher_gradient_fwd_5(scratch + 3822224 /* t395 */, scratch + 3213952 /* t253 */);
+    step_teacher_gradient_fwd_6(scratch + 3822240 /* t398 */, scratch + 3822096 /* t251 */);
+    step_teacher_gradient_fwd_7(scratch + 3822096 /* t401 */, scratch + 3820672 /* t248 */);
+    step_teacher_gradient_fwd_8(scratch + 3822112 /* t404 */, scratch + 3822272 /* t246 */);
+    step_teacher_gradient_fwd_9(io + 227888 /* t406 */, scratch + 6645376 /* t384 */, scratch + 6645392 /* t386 */, scratch + 6644928 /* t389 */, scratch + 6644944 /* t392 */, scratch + 3822224 /* t395 */, scratch + 3822240 /* t398 */, scratch + 3822096 /* t401 */, scratch + 3822112 /* t404 */);
+    step_teacher_gradient_fwd_10(scratch + 6645376 /* t408 */, scratch + 3821952 /* t116 */);
+    step_teacher_gradient_fwd_11(scratch + 6645392 /* t410 */, scratch + 3822256 /* t114 */);
     step_teacher_gradient_fwd_12(scratch + 6644928 /* t413 */, scratch + 6636160 /* t108 */);
     step_teacher_gradient_fwd_13(scratch + 6644944 /* t416 */, scratch + 6645408 /* t105 */);
     step_teacher_gradient_fwd_14(scratch + 6645408 /* t419 */, scratch + 6425216 /* t99 */);
     step_teacher_gradient_fwd_15(scratch + 6645424 /* t422 */, scratch + 6645248 /* t97 */);
     step_teacher_gradient_fwd_16(scratch + 6644960 /* t425 */, scratch + 6643648 /* t94 */);
     step_teacher_gradient_fwd_17(scratch + 6644976 /* t428 */, scratch + 6645440 /* t92 */);
-    step_teacher_gradient_fwd_18(io + 227904 /* t430 */, io + 227920 /* t434 */, io + 227936 /* t435 */, scratch + 6645376 /* t408 */, scratch + 6645392 /* t410 */, scratch + 6644928 /* t413 */, scratch + 6644944 /* t416 */, scratch + 6645408 /* t419 */, scratch + 6645424 /* t422 */, scratch + 6644960 /* t425 */, scratch + 6644976 /* t428 */, io + 227888 /* t406 */, scratch + 3922624 /* t293 */, io + 227872 /* t294 */);
+    step_teacher_gradient_fwd_18(io + 227904 /* t430 */, io + 227920 /* t434 */, io + 227936 /* t435 */, scratch + 6645376 /* t408 */, scratch + 6645392 /* t410 */, scratch + 6644928 /* t413 */, scratch + 6644944 /* t416 */, scratch + 6645408 /* t419 */, scratch + 6645424 /* t422 */, scratch + 6644960 /* t425 */, scratch + 6644976 /* t428 */, io + 227888 /* t406 */, scratch + 3425376 /* t293 */, io + 227872 /* t294 */);
     /* Results computed elsewhere (in scratch, or shared with another result), copied into place. */
     memcpy(io + 227824, io + 227808, 1 * sizeof(float)); /* result "mask_rate" */
 }
@@ -2843,15 +2843,15 @@ static void supervised_step_student_conv3_fwd_part(void *context, int part, int 
     const float *restrict t18 = p->t18;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267344; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
+    mplc_winograd4_filters(filters, in_student_conv3_weight, 16, 32, 0);
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t24 + (size_t)n0 * 6272, t18 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+            mplc_winograd4_conv3x3(t24 + (size_t)n0 * 6272, t18 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 18432, chunk + 101376, chunk + 267264, chunk + 267312, 2304, 4608});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -3238,15 +3238,15 @@ static void supervised_step_student_conv3_vjp_2_part(void *context, int part, in
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 346944; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267328; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_conv3_weight, 32, 16, 1);
+    mplc_winograd4_filters(filters, in_student_conv3_weight, 32, 16, 1);
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t72 + (size_t)n0 * 3136, t67 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 8192, chunk + 233984, chunk + 346880, chunk + 346928, 14112, 7056});
+            mplc_winograd4_conv3x3(t72 + (size_t)n0 * 3136, t67 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 18432, chunk + 184320, chunk + 267264, chunk + 267312, 4608, 2304});
         }
     }
 }
@@ -3680,43 +3680,43 @@ static void supervised_step_student_dense9_update(float *restrict in_student_mom
     }
 }
 
-/* 35 kernels; scratch high-water mark 10475312 floats. */
+/* 35 kernels; scratch high-water mark 9838384 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_student_conv0_fwd(scratch /* t16 */, scratch + 9198208 /* t18 */, io /* in_x */, state + 1360 /* in_student_conv0_weight */, state + 1504 /* in_student_conv0_bias */, scratch + 3211264 /* chunk */);
-    supervised_step_student_conv3_fwd(scratch + 5986944 /* t24 */, scratch + 10001024 /* t26 */, scratch + 9198208 /* t18 */, state + 1520 /* in_student_conv3_weight */, state + 6128 /* in_student_conv3_bias */, scratch + 3211264 /* chunk */);
-    supervised_step_student_dense7_fwd(scratch + 10402432 /* t31 */, scratch + 10001024 /* t27 */, state + 6160 /* in_student_dense7_weight */, state + 206864 /* in_student_dense7_bias */);
-    supervised_step_student_dense9_fwd(scratch + 7592576 /* t34 */, scratch + 10402432 /* t31 */, state + 206992 /* in_student_dense9_weight */, state + 208272 /* in_student_dense9_bias */);
-    supervised_step_student_loss_fwd(scratch + 7600256 /* t35 */, scratch + 7592576 /* t34 */);
-    supervised_step_student_loss_fwd_2(scratch + 7595136 /* t37 */, scratch + 7597696 /* t38 */, scratch + 7592576 /* t34 */, scratch + 7600256 /* t35 */);
-    supervised_step_student_loss_fwd_3(scratch + 7600256 /* t39 */, scratch + 7597696 /* t38 */);
-    supervised_step_student_loss_fwd_4(scratch + 7592576 /* t40 */, scratch + 7600256 /* t39 */);
-    supervised_step_student_loss_fwd_5(scratch + 7592832 /* t44 */, scratch + 7595136 /* t37 */, scratch + 7592576 /* t40 */, io + 200704 /* in_y */);
-    supervised_step_student_loss_fwd_6(io + 203280 /* t46 */, scratch + 7592832 /* t44 */);
-    supervised_step_student_loss_vjp(scratch + 7592576 /* t48 */, io + 200704 /* in_y */);
-    supervised_step_student_loss_vjp_2(scratch + 7595136 /* t50 */, scratch + 7592576 /* t48 */);
-    supervised_step_student_loss_vjp_3(scratch + 7595392 /* t51 */, scratch + 7595136 /* t50 */, scratch + 7600256 /* t39 */);
-    supervised_step_student_loss_vjp_4(scratch + 10472576 /* t54 */, scratch + 7595392 /* t51 */, scratch + 7597696 /* t38 */, scratch + 7592576 /* t48 */);
-    supervised_step_student_dense9_vjp(scratch + 10475296 /* t55 */, scratch + 10472576 /* t54 */);
-    supervised_step_student_dense9_vjp_2(scratch + 10435200 /* t59 */, scratch + 10472576 /* t54 */, state + 206992 /* in_student_dense9_weight */, scratch + 10402432 /* t31 */);
-    supervised_step_student_dense7_vjp(scratch + 10475136 /* t60 */, scratch + 10435200 /* t59 */, scratch + 10467968 /* chunk */);
-    supervised_step_student_dense7_vjp_2(scratch + 7592576 /* t61 */, scratch + 10435200 /* t59 */, state + 6160 /* in_student_dense7_weight */);
-    supervised_step_student_relu4_vjp(scratch + 3211264 /* t65 */, scratch + 10001024 /* t26 */, scratch + 7592576 /* t63 */);
-    supervised_step_student_relu4_vjp_2(scratch + 7592576 /* t66 */, scratch + 5986944 /* t25 */, scratch + 3211264 /* t65 */);
-    supervised_step_student_conv3_vjp(scratch + 10475264 /* t68 */, scratch + 7592576 /* t67 */, scratch + 10467968 /* chunk */);
-    supervised_step_student_conv3_vjp_2(scratch + 6023808 /* t72 */, scratch + 7592576 /* t67 */, state + 1520 /* in_student_conv3_weight */, scratch + 3211264 /* chunk */);
-    supervised_step_student_conv3_vjp_3(scratch + 10467968 /* t70 */, scratch + 9198208 /* t18 */, scratch + 7592576 /* t67 */, scratch + 3211264 /* chunk */);
-    supervised_step_student_relu1_vjp(scratch + 6826624 /* t74 */, scratch + 9198208 /* t18 */, scratch + 6023808 /* t72 */);
+    supervised_step_student_conv0_fwd(scratch /* t16 */, scratch + 8561280 /* t18 */, io /* in_x */, state + 1360 /* in_student_conv0_weight */, state + 1504 /* in_student_conv0_bias */, scratch + 3211264 /* chunk */);
+    supervised_step_student_conv3_fwd(scratch + 5350016 /* t24 */, scratch + 9364096 /* t26 */, scratch + 8561280 /* t18 */, state + 1520 /* in_student_conv3_weight */, state + 6128 /* in_student_conv3_bias */, scratch + 3211264 /* chunk */);
+    supervised_step_student_dense7_fwd(scratch + 9765504 /* t31 */, scratch + 9364096 /* t27 */, state + 6160 /* in_student_dense7_weight */, state + 206864 /* in_student_dense7_bias */);
+    supervised_step_student_dense9_fwd(scratch + 6955648 /* t34 */, scratch + 9765504 /* t31 */, state + 206992 /* in_student_dense9_weight */, state + 208272 /* in_student_dense9_bias */);
+    supervised_step_student_loss_fwd(scratch + 6963328 /* t35 */, scratch + 6955648 /* t34 */);
+    supervised_step_student_loss_fwd_2(scratch + 6958208 /* t37 */, scratch + 6960768 /* t38 */, scratch + 6955648 /* t34 */, scratch + 6963328 /* t35 */);
+    supervised_step_student_loss_fwd_3(scratch + 6963328 /* t39 */, scratch + 6960768 /* t38 */);
+    supervised_step_student_loss_fwd_4(scratch + 6955648 /* t40 */, scratch + 6963328 /* t39 */);
+    supervised_step_student_loss_fwd_5(scratch + 6955904 /* t44 */, scratch + 6958208 /* t37 */, scratch + 6955648 /* t40 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_fwd_6(io + 203280 /* t46 */, scratch + 6955904 /* t44 */);
+    supervised_step_student_loss_vjp(scratch + 6955648 /* t48 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_vjp_2(scratch + 6958208 /* t50 */, scratch + 6955648 /* t48 */);
+    supervised_step_student_loss_vjp_3(scratch + 6958464 /* t51 */, scratch + 6958208 /* t50 */, scratch + 6963328 /* t39 */);
+    supervised_step_student_loss_vjp_4(scratch + 9835648 /* t54 */, scratch + 6958464 /* t51 */, scratch + 6960768 /* t38 */, scratch + 6955648 /* t48 */);
+    supervised_step_student_dense9_vjp(scratch + 9838368 /* t55 */, scratch + 9835648 /* t54 */);
+    supervised_step_student_dense9_vjp_2(scratch + 9798272 /* t59 */, scratch + 9835648 /* t54 */, state + 206992 /* in_student_dense9_weight */, scratch + 9765504 /* t31 */);
+    supervised_step_student_dense7_vjp(scratch + 9838208 /* t60 */, scratch + 9798272 /* t59 */, scratch + 9831040 /* chunk */);
+    supervised_step_student_dense7_vjp_2(scratch + 6955648 /* t61 */, scratch + 9798272 /* t59 */, state + 6160 /* in_student_dense7_weight */);
+    supervised_step_student_relu4_vjp(scratch + 3211264 /* t65 */, scratch + 9364096 /* t26 */, scratch + 6955648 /* t63 */);
+    supervised_step_student_relu4_vjp_2(scratch + 6955648 /* t66 */, scratch + 5350016 /* t25 */, scratch + 3211264 /* t65 */);
+    supervised_step_student_conv3_vjp(scratch + 9838336 /* t68 */, scratch + 6955648 /* t67 */, scratch + 9831040 /* chunk */);
+    supervised_step_student_conv3_vjp_2(scratch + 6023808 /* t72 */, scratch + 6955648 /* t67 */, state + 1520 /* in_student_conv3_weight */, scratch + 3211264 /* chunk */);
+    supervised_step_student_conv3_vjp_3(scratch + 9831040 /* t70 */, scratch + 8561280 /* t18 */, scratch + 6955648 /* t67 */, scratch + 3211264 /* chunk */);
+    supervised_step_student_relu1_vjp(scratch + 6826624 /* t74 */, scratch + 8561280 /* t18 */, scratch + 6023808 /* t72 */);
     supervised_step_student_relu1_vjp_2(scratch + 3211264 /* t75 */, scratch /* t17 */, scratch + 6826624 /* t74 */);
-    supervised_step_student_conv0_vjp(scratch + 1130256 /* t77 */, scratch + 3211264 /* t76 */, scratch /* chunk */);
+    supervised_step_student_conv0_vjp(scratch + 1130256 /* t77 */, scratch + 3211264 /* t76 */, scratch + 6422528 /* chunk */);
     supervised_step_student_conv0_vjp_2(scratch + 1130112 /* t78 */, io /* in_x */, scratch + 3211264 /* t76 */, scratch /* chunk */);
     supervised_step_student_conv0_update(state + 209648 /* in_student_momentum_conv0_weight */, state + 1360 /* in_student_conv0_weight */, scratch + 1130112 /* t79 */, io + 203264 /* in_lr */);
     supervised_step_student_conv0_update_2(state + 209792 /* in_student_momentum_conv0_bias */, state + 1504 /* in_student_conv0_bias */, scratch + 1130256 /* t77 */, io + 203264 /* in_lr */);
-    supervised_step_student_conv3_update(state + 209808 /* in_student_momentum_conv3_weight */, state + 1520 /* in_student_conv3_weight */, scratch + 10467968 /* t71 */, io + 203264 /* in_lr */);
-    supervised_step_student_conv3_update_2(state + 214416 /* in_student_momentum_conv3_bias */, state + 6128 /* in_student_conv3_bias */, scratch + 10475264 /* t68 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense7_vjp_3(scratch /* t125 */, state + 214448 /* in_student_momentum_dense7_weight */, state + 6160 /* in_student_dense7_weight */, scratch + 10001024 /* t27 */, scratch + 10435200 /* t59 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense7_update(state + 415152 /* in_student_momentum_dense7_bias */, state + 206864 /* in_student_dense7_bias */, scratch + 10475136 /* t60 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense9_vjp_3(scratch + 10435200 /* t146 */, state + 415280 /* in_student_momentum_dense9_weight */, state + 206992 /* in_student_dense9_weight */, scratch + 10402432 /* t31 */, scratch + 10472576 /* t54 */, io + 203264 /* in_lr */);
-    supervised_step_student_dense9_update(state + 416560 /* in_student_momentum_dense9_bias */, state + 208272 /* in_student_dense9_bias */, scratch + 10475296 /* t55 */, io + 203264 /* in_lr */);
+    supervised_step_student_conv3_update(state + 209808 /* in_student_momentum_conv3_weight */, state + 1520 /* in_student_conv3_weight */, scratch + 9831040 /* t71 */, io + 203264 /* in_lr */);
+    supervised_step_student_conv3_update_2(state + 214416 /* in_student_momentum_conv3_bias */, state + 6128 /* in_student_conv3_bias */, scratch + 9838336 /* t68 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense7_vjp_3(scratch /* t125 */, state + 214448 /* in_student_momentum_dense7_weight */, state + 6160 /* in_student_dense7_weight */, scratch + 9364096 /* t27 */, scratch + 9798272 /* t59 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense7_update(state + 415152 /* in_student_momentum_dense7_bias */, state + 206864 /* in_student_dense7_bias */, scratch + 9838208 /* t60 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense9_vjp_3(scratch + 9798272 /* t146 */, state + 415280 /* in_student_momentum_dense9_weight */, state + 206992 /* in_student_dense9_weight */, scratch + 9765504 /* t31 */, scratch + 9835648 /* t54 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense9_update(state + 416560 /* in_student_momentum_dense9_bias */, state + 208272 /* in_student_dense9_bias */, scratch + 9838368 /* t55 */, io + 203264 /* in_lr */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -3849,15 +3849,15 @@ static void predict_student_student_conv3_fwd_part(void *context, int part, int 
     const float *restrict t16 = p->t16;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 346960; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 267344; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
+    mplc_winograd4_filters(filters, in_student_conv3_weight, 16, 32, 0);
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t22 + (size_t)n0 * 6272, t16 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 8192, chunk + 121088, chunk + 346880, chunk + 346928, 7056, 14112});
+            mplc_winograd4_conv3x3(t22 + (size_t)n0 * 6272, t16 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 18432, chunk + 101376, chunk + 267264, chunk + 267312, 2304, 4608});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -3930,7 +3930,7 @@ static void predict_student_student_dense9_fwd(float *restrict t32, const float 
 /* 4 kernels; scratch high-water mark 8968960 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
     predict_student_student_conv0_fwd(scratch /* t14 */, scratch + 6272000 /* t16 */, x /* in_x */, state + 1360 /* in_student_conv0_weight */, state + 1504 /* in_student_conv0_bias */, scratch + 7840000 /* chunk */);
-    predict_student_student_conv3_fwd(scratch /* t22 */, scratch + 7840000 /* t24 */, scratch + 6272000 /* t16 */, state + 1520 /* in_student_conv3_weight */, state + 6128 /* in_student_conv3_bias */, scratch + 3136000 /* chunk */);
-    predict_student_student_dense7_fwd(scratch /* t29 */, scratch + 7840000 /* t25 */, state + 6160 /* in_student_dense7_weight */, state + 206864 /* in_student_dense7_bias */);
+    predict_student_student_conv3_fwd(scratch /* t22 */, scratch + 5274752 /* t24 */, scratch + 6272000 /* t16 */, state + 1520 /* in_student_conv3_weight */, state + 6128 /* in_student_conv3_bias */, scratch + 3136000 /* chunk */);
+    predict_student_student_dense7_fwd(scratch /* t29 */, scratch + 5274752 /* t25 */, state + 6160 /* in_student_dense7_weight */, state + 206864 /* in_student_dense7_bias */);
     predict_student_student_dense9_fwd(logits /* t32 */, scratch /* t29 */, state + 206992 /* in_student_dense9_weight */, state + 208272 /* in_student_dense9_bias */);
 }

@@ -515,15 +515,15 @@ static void step_teacher_res3_conv0_fwd_part(void *context, int part, int parts)
     const float *restrict t135 = p->t135;
     const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
     const float *restrict in_teacher_res3_conv0_bias = p->in_teacher_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t140 + (size_t)n0 * 3136, t135 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t140 + (size_t)n0 * 3136, t135 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -785,15 +785,15 @@ static void step_teacher_res3_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t165 = p->t165;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
     const float *restrict in_teacher_res3_conv3_bias = p->in_teacher_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t170 + (size_t)n0 * 3136, t165 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t170 + (size_t)n0 * 3136, t165 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -1352,15 +1352,15 @@ static void step_teacher_res6_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t235 = p->t235;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
     const float *restrict in_teacher_res6_conv3_bias = p->in_teacher_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 0);
+    mplc_winograd4_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 0);
     size_t lo, hi;
     while (mplc_claim(288, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t240 + (size_t)n0 * 1568, t235 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t240 + (size_t)n0 * 1568, t235 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1961,15 +1961,15 @@ static void step_teacher_res9_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t309 = p->t309;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
     const float *restrict in_teacher_res9_conv3_bias = p->in_teacher_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 0);
+    mplc_winograd4_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 0);
     size_t lo, hi;
     while (mplc_claim(288, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t314 + (size_t)n0 * 1024, t309 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t314 + (size_t)n0 * 1024, t309 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -2909,15 +2909,15 @@ static void step_student_res3_conv0_fwd_part(void *context, int part, int parts)
     const float *restrict t441 = p->t441;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
     const float *restrict in_student_res3_conv0_bias = p->in_student_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t446 + (size_t)n0 * 3136, t441 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t446 + (size_t)n0 * 3136, t441 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -3179,15 +3179,15 @@ static void step_student_res3_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t471 = p->t471;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t476 + (size_t)n0 * 3136, t471 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t476 + (size_t)n0 * 3136, t471 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -3746,15 +3746,15 @@ static void step_student_res6_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t537 = p->t537;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
+    mplc_winograd4_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
     size_t lo, hi;
     while (mplc_claim(128, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t542 + (size_t)n0 * 1568, t537 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t542 + (size_t)n0 * 1568, t537 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -4355,15 +4355,15 @@ static void step_student_res9_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t607 = p->t607;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
+    mplc_winograd4_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
     size_t lo, hi;
     while (mplc_claim(128, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t612 + (size_t)n0 * 1024, t607 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t612 + (size_t)n0 * 1024, t607 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -5468,15 +5468,15 @@ static void step_student_res9_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t774 = p->t774;
     const float *restrict t733 = p->t733;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 1);
+    mplc_winograd4_filters(filters, in_student_res9_conv3_weight, 64, 64, 1);
     size_t lo, hi;
     while (mplc_claim(128, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t774 + (size_t)n0 * 1024, t733 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t774 + (size_t)n0 * 1024, t733 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
         }
     }
 }
@@ -6751,15 +6751,15 @@ static void step_student_res6_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t947 = p->t947;
     const float *restrict t906 = p->t906;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 1);
+    mplc_winograd4_filters(filters, in_student_res6_conv3_weight, 32, 32, 1);
     size_t lo, hi;
     while (mplc_claim(128, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t947 + (size_t)n0 * 1568, t906 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t947 + (size_t)n0 * 1568, t906 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
         }
     }
 }
@@ -7891,15 +7891,15 @@ static void step_student_res3_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t1102 = p->t1102;
     const float *restrict t1079 = p->t1079;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 1);
+    mplc_winograd4_filters(filters, in_student_res3_conv3_weight, 16, 16, 1);
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t1102 + (size_t)n0 * 3136, t1079 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t1102 + (size_t)n0 * 3136, t1079 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
         }
     }
 }
@@ -8460,15 +8460,15 @@ static void step_student_res3_conv0_vjp_2_part(void *context, int part, int part
     float *restrict t1179 = p->t1179;
     const float *restrict t1157 = p->t1157;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 1);
+    mplc_winograd4_filters(filters, in_student_res3_conv0_weight, 16, 16, 1);
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t1179 + (size_t)n0 * 3136, t1157 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t1179 + (size_t)n0 * 3136, t1157 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
         }
     }
 }
@@ -10091,15 +10091,15 @@ static void step_student_res3_conv0_fwd_2_part(void *context, int part, int part
     const float *restrict t1545 = p->t1545;
     const float *restrict t1547 = p->t1547;
     const float *restrict t1292 = p->t1292;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t1547, 16, 16, 0);
+    mplc_winograd4_filters(filters, t1547, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t1550 + (size_t)n0 * 3136, t1545 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t1550 + (size_t)n0 * 3136, t1545 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -10341,15 +10341,15 @@ static void step_student_res3_conv3_fwd_2_part(void *context, int part, int part
     const float *restrict t1569 = p->t1569;
     const float *restrict t1571 = p->t1571;
     const float *restrict t1322 = p->t1322;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t1571, 16, 16, 0);
+    mplc_winograd4_filters(filters, t1571, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t1574 + (size_t)n0 * 3136, t1569 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t1574 + (size_t)n0 * 3136, t1569 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -10868,15 +10868,15 @@ static void step_student_res6_conv3_fwd_2_part(void *context, int part, int part
     const float *restrict t1622 = p->t1622;
     const float *restrict t1624 = p->t1624;
     const float *restrict t1390 = p->t1390;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t1624, 32, 32, 0);
+    mplc_winograd4_filters(filters, t1624, 32, 32, 0);
     size_t lo, hi;
     while (mplc_claim(32, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t1627 + (size_t)n0 * 1568, t1622 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t1627 + (size_t)n0 * 1568, t1622 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -11437,15 +11437,15 @@ static void step_student_res9_conv3_fwd_2_part(void *context, int part, int part
     const float *restrict t1679 = p->t1679;
     const float *restrict t1681 = p->t1681;
     const float *restrict t1470 = p->t1470;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t1681, 64, 64, 0);
+    mplc_winograd4_filters(filters, t1681, 64, 64, 0);
     size_t lo, hi;
     while (mplc_claim(32, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t1684 + (size_t)n0 * 1024, t1679 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t1684 + (size_t)n0 * 1024, t1679 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -12537,15 +12537,15 @@ static void step_student_res9_conv3_vjp_5_part(void *context, int part, int part
     float *restrict t1842 = p->t1842;
     const float *restrict t1801 = p->t1801;
     const float *restrict t1681 = p->t1681;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t1681, 64, 64, 1);
+    mplc_winograd4_filters(filters, t1681, 64, 64, 1);
     size_t lo, hi;
     while (mplc_claim(32, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t1842 + (size_t)n0 * 1024, t1801 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t1842 + (size_t)n0 * 1024, t1801 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
         }
     }
 }
@@ -13834,15 +13834,15 @@ static void step_student_res6_conv3_vjp_5_part(void *context, int part, int part
     float *restrict t2021 = p->t2021;
     const float *restrict t1980 = p->t1980;
     const float *restrict t1624 = p->t1624;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t1624, 32, 32, 1);
+    mplc_winograd4_filters(filters, t1624, 32, 32, 1);
     size_t lo, hi;
     while (mplc_claim(32, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t2021 + (size_t)n0 * 1568, t1980 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t2021 + (size_t)n0 * 1568, t1980 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
         }
     }
 }
@@ -14988,15 +14988,15 @@ static void step_student_res3_conv3_vjp_5_part(void *context, int part, int part
     float *restrict t2182 = p->t2182;
     const float *restrict t2159 = p->t2159;
     const float *restrict t1571 = p->t1571;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t1571, 16, 16, 1);
+    mplc_winograd4_filters(filters, t1571, 16, 16, 1);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t2182 + (size_t)n0 * 3136, t2159 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t2182 + (size_t)n0 * 3136, t2159 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
         }
     }
 }
@@ -15564,15 +15564,15 @@ static void step_student_res3_conv0_vjp_5_part(void *context, int part, int part
     float *restrict t2262 = p->t2262;
     const float *restrict t2240 = p->t2240;
     const float *restrict t1547 = p->t1547;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t1547, 16, 16, 1);
+    mplc_winograd4_filters(filters, t1547, 16, 16, 1);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t2262 + (size_t)n0 * 3136, t2240 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t2262 + (size_t)n0 * 3136, t2240 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
         }
     }
 }
@@ -17897,15 +17897,15 @@ static void step_teacher_res9_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t2596 = p->t2596;
     const float *restrict t2555 = p->t2555;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 1);
+    mplc_winograd4_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 1);
     size_t lo, hi;
     while (mplc_claim(288, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t2596 + (size_t)n0 * 1024, t2555 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t2596 + (size_t)n0 * 1024, t2555 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
         }
     }
 }
@@ -19180,15 +19180,15 @@ static void step_teacher_res6_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t2769 = p->t2769;
     const float *restrict t2728 = p->t2728;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 1);
+    mplc_winograd4_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 1);
     size_t lo, hi;
     while (mplc_claim(288, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t2769 + (size_t)n0 * 1568, t2728 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t2769 + (size_t)n0 * 1568, t2728 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
         }
     }
 }
@@ -20320,15 +20320,15 @@ static void step_teacher_res3_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t2924 = p->t2924;
     const float *restrict t2901 = p->t2901;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 1);
+    mplc_winograd4_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 1);
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t2924 + (size_t)n0 * 3136, t2901 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t2924 + (size_t)n0 * 3136, t2901 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
         }
     }
 }
@@ -20889,15 +20889,15 @@ static void step_teacher_res3_conv0_vjp_2_part(void *context, int part, int part
     float *restrict t3001 = p->t3001;
     const float *restrict t2979 = p->t2979;
     const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 1);
+    mplc_winograd4_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 1);
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t3001 + (size_t)n0 * 3136, t2979 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t3001 + (size_t)n0 * 3136, t2979 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
         }
     }
 }
@@ -23370,749 +23370,749 @@ static void step_teacher_gradient_fwd_66(float *restrict t3509, float *restrict 
     }
 }
 
-/* 741 kernels; scratch high-water mark 9955776 floats. */
+/* 741 kernels; scratch high-water mark 9860256 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_conv0_fwd(scratch + 2655744 /* t103 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch /* chunk */);
     step_teacher_bn1_fwd(scratch + 256 /* t104 */, scratch + 2655744 /* t103 */, scratch /* chunk */);
-    step_teacher_bn1_fwd_2(scratch + 9955616 /* t106 */, scratch + 256 /* t104 */);
-    step_teacher_bn1_fwd_3(scratch /* t108 */, scratch + 2655744 /* t103 */, scratch + 9955616 /* t106 */);
+    step_teacher_bn1_fwd_2(scratch + 9860096 /* t106 */, scratch + 256 /* t104 */);
+    step_teacher_bn1_fwd_3(scratch /* t108 */, scratch + 2655744 /* t103 */, scratch + 9860096 /* t106 */);
     step_teacher_bn1_fwd_4(scratch + 903424 /* t110 */, scratch /* t108 */, scratch + 903168 /* chunk */);
-    step_teacher_bn1_fwd_5(scratch + 9955632 /* t111 */, state + 311232 /* in_teacher_bn1_running_mean */, state + 311248 /* in_teacher_bn1_running_var */, scratch + 9955648 /* t127 */, scratch + 903424 /* t110 */, scratch + 9955616 /* t106 */, state + 160 /* in_teacher_bn1_scale */);
-    step_teacher_bn1_fwd_6(scratch + 903168 /* t131 */, scratch /* t108 */, scratch + 9955648 /* t127 */, state + 176 /* in_teacher_bn1_offset */);
+    step_teacher_bn1_fwd_5(scratch + 9860112 /* t111 */, state + 311232 /* in_teacher_bn1_running_mean */, state + 311248 /* in_teacher_bn1_running_var */, scratch + 9860128 /* t127 */, scratch + 903424 /* t110 */, scratch + 9860096 /* t106 */, state + 160 /* in_teacher_bn1_scale */);
+    step_teacher_bn1_fwd_6(scratch + 903168 /* t131 */, scratch /* t108 */, scratch + 9860128 /* t127 */, state + 176 /* in_teacher_bn1_offset */);
     step_teacher_leaky_relu2_fwd(scratch + 3558912 /* t135 */, scratch + 903168 /* t132 */);
     step_teacher_res3_conv0_fwd(scratch + 4462080 /* t140 */, scratch + 3558912 /* t135 */, state + 192 /* in_teacher_res3_conv0_weight */, state + 2496 /* in_teacher_res3_conv0_bias */, scratch /* chunk */);
     step_teacher_res3_bn1_fwd(scratch + 256 /* t141 */, scratch + 4462080 /* t140 */, scratch /* chunk */);
-    step_teacher_res3_bn1_fwd_2(scratch + 9955664 /* t142 */, scratch + 256 /* t141 */);
-    step_teacher_res3_bn1_fwd_3(scratch /* t144 */, scratch + 4462080 /* t140 */, scratch + 9955664 /* t142 */);
+    step_teacher_res3_bn1_fwd_2(scratch + 9860144 /* t142 */, scratch + 256 /* t141 */);
+    step_teacher_res3_bn1_fwd_3(scratch /* t144 */, scratch + 4462080 /* t140 */, scratch + 9860144 /* t142 */);
     step_teacher_res3_bn1_fwd_4(scratch + 903424 /* t146 */, scratch /* t144 */, scratch + 903168 /* chunk */);
-    step_teacher_res3_bn1_fwd_5(scratch + 9955680 /* t147 */, state + 311264 /* in_teacher_res3_bn1_running_mean */, state + 311280 /* in_teacher_res3_bn1_running_var */, scratch + 9955696 /* t158 */, scratch + 903424 /* t146 */, scratch + 9955664 /* t142 */, state + 2512 /* in_teacher_res3_bn1_scale */);
-    step_teacher_res3_bn1_fwd_6(scratch + 903168 /* t162 */, scratch /* t144 */, scratch + 9955696 /* t158 */, state + 2528 /* in_teacher_res3_bn1_offset */);
+    step_teacher_res3_bn1_fwd_5(scratch + 9860160 /* t147 */, state + 311264 /* in_teacher_res3_bn1_running_mean */, state + 311280 /* in_teacher_res3_bn1_running_var */, scratch + 9860176 /* t158 */, scratch + 903424 /* t146 */, scratch + 9860144 /* t142 */, state + 2512 /* in_teacher_res3_bn1_scale */);
+    step_teacher_res3_bn1_fwd_6(scratch + 903168 /* t162 */, scratch /* t144 */, scratch + 9860176 /* t158 */, state + 2528 /* in_teacher_res3_bn1_offset */);
     step_teacher_res3_leaky_relu2_fwd(scratch + 5365248 /* t165 */, scratch + 903168 /* t163 */);
-    step_teacher_res3_conv3_fwd(scratch + 6268416 /* t170 */, scratch + 5365248 /* t165 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch /* chunk */);
-    step_teacher_res3_fwd(scratch + 5365248 /* t172 */, scratch + 6268416 /* t171 */, scratch + 3558912 /* t135 */);
+    step_teacher_res3_conv3_fwd(scratch + 1401216 /* t170 */, scratch + 5365248 /* t165 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch /* chunk */);
+    step_teacher_res3_fwd(scratch + 5365248 /* t172 */, scratch + 1401216 /* t171 */, scratch + 3558912 /* t135 */);
     step_teacher_bn4_fwd(scratch + 3559168 /* t174 */, scratch + 5365248 /* t173 */, scratch + 3558912 /* chunk */);
-    step_teacher_bn4_fwd_2(scratch + 9955712 /* t175 */, scratch + 3559168 /* t174 */);
-    step_teacher_bn4_fwd_3(scratch + 3558912 /* t177 */, scratch + 5365248 /* t173 */, scratch + 9955712 /* t175 */);
+    step_teacher_bn4_fwd_2(scratch + 9860192 /* t175 */, scratch + 3559168 /* t174 */);
+    step_teacher_bn4_fwd_3(scratch + 3558912 /* t177 */, scratch + 5365248 /* t173 */, scratch + 9860192 /* t175 */);
     step_teacher_bn4_fwd_4(scratch + 256 /* t179 */, scratch + 3558912 /* t177 */, scratch /* chunk */);
-    step_teacher_bn4_fwd_5(scratch + 9955728 /* t180 */, state + 311296 /* in_teacher_bn4_running_mean */, state + 311312 /* in_teacher_bn4_running_var */, scratch + 9955744 /* t191 */, scratch + 256 /* t179 */, scratch + 9955712 /* t175 */, state + 4864 /* in_teacher_bn4_scale */);
-    step_teacher_bn4_fwd_6(scratch /* t195 */, scratch + 3558912 /* t177 */, scratch + 9955744 /* t191 */, state + 4880 /* in_teacher_bn4_offset */);
+    step_teacher_bn4_fwd_5(scratch + 9860208 /* t180 */, state + 311296 /* in_teacher_bn4_running_mean */, state + 311312 /* in_teacher_bn4_running_var */, scratch + 9860224 /* t191 */, scratch + 256 /* t179 */, scratch + 9860192 /* t175 */, state + 4864 /* in_teacher_bn4_scale */);
+    step_teacher_bn4_fwd_6(scratch /* t195 */, scratch + 3558912 /* t177 */, scratch + 9860224 /* t191 */, state + 4880 /* in_teacher_bn4_offset */);
     step_teacher_leaky_relu5_fwd(scratch + 3558912 /* t198 */, scratch /* t196 */);
     step_teacher_res6_conv0_fwd(scratch + 6268416 /* t203 */, scratch + 3558912 /* t198 */, state + 4896 /* in_teacher_res6_conv0_weight */, state + 9504 /* in_teacher_res6_conv0_bias */, scratch /* chunk */);
     step_teacher_res6_bn1_fwd(scratch + 512 /* t204 */, scratch + 6268416 /* t203 */, scratch /* chunk */);
-    step_teacher_res6_bn1_fwd_2(scratch + 9955328 /* t206 */, scratch + 512 /* t204 */);
-    step_teacher_res6_bn1_fwd_3(scratch /* t208 */, scratch + 6268416 /* t203 */, scratch + 9955328 /* t206 */);
+    step_teacher_res6_bn1_fwd_2(scratch + 9859776 /* t206 */, scratch + 512 /* t204 */);
+    step_teacher_res6_bn1_fwd_3(scratch /* t208 */, scratch + 6268416 /* t203 */, scratch + 9859776 /* t206 */);
     step_teacher_res6_bn1_fwd_4(scratch + 452096 /* t210 */, scratch /* t208 */, scratch + 451584 /* chunk */);
-    step_teacher_res6_bn1_fwd_5(scratch + 9955360 /* t211 */, state + 311328 /* in_teacher_res6_bn1_running_mean */, state + 311360 /* in_teacher_res6_bn1_running_var */, scratch + 9955392 /* t227 */, scratch + 452096 /* t210 */, scratch + 9955328 /* t206 */, state + 9536 /* in_teacher_res6_bn1_scale */);
-    step_teacher_res6_bn1_fwd_6(scratch + 451584 /* t231 */, scratch /* t208 */, scratch + 9955392 /* t227 */, state + 9568 /* in_teacher_res6_bn1_offset */);
-    step_teacher_res6_leaky_relu2_fwd(scratch + 6720000 /* t235 */, scratch + 451584 /* t232 */);
-    step_teacher_res6_conv3_fwd(scratch + 7171584 /* t240 */, scratch + 6720000 /* t235 */, state + 9600 /* in_teacher_res6_conv3_weight */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch /* chunk */);
-    step_teacher_res6_fwd(scratch + 6720000 /* t244 */, scratch + 3558912 /* t198 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
-    step_teacher_res6_fwd_2(scratch + 7623168 /* t246 */, scratch + 7171584 /* t241 */, scratch + 6720000 /* t245 */);
-    step_teacher_bn7_fwd(scratch + 3559424 /* t248 */, scratch + 7623168 /* t247 */, scratch + 3558912 /* chunk */);
-    step_teacher_bn7_fwd_2(scratch + 9955424 /* t249 */, scratch + 3559424 /* t248 */);
-    step_teacher_bn7_fwd_3(scratch + 3558912 /* t251 */, scratch + 7623168 /* t247 */, scratch + 9955424 /* t249 */);
+    step_teacher_res6_bn1_fwd_5(scratch + 9859808 /* t211 */, state + 311328 /* in_teacher_res6_bn1_running_mean */, state + 311360 /* in_teacher_res6_bn1_running_var */, scratch + 9859840 /* t227 */, scratch + 452096 /* t210 */, scratch + 9859776 /* t206 */, state + 9536 /* in_teacher_res6_bn1_scale */);
+    step_teacher_res6_bn1_fwd_6(scratch + 451584 /* t231 */, scratch /* t208 */, scratch + 9859840 /* t227 */, state + 9568 /* in_teacher_res6_bn1_offset */);
+    step_teacher_res6_leaky_relu2_fwd(scratch + 1622784 /* t235 */, scratch + 451584 /* t232 */);
+    step_teacher_res6_conv3_fwd(scratch + 2074368 /* t240 */, scratch + 1622784 /* t235 */, state + 9600 /* in_teacher_res6_conv3_weight */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch /* chunk */);
+    step_teacher_res6_fwd(scratch + 1047424 /* t244 */, scratch + 3558912 /* t198 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res6_fwd_2(scratch + 6720000 /* t246 */, scratch + 2074368 /* t241 */, scratch + 1047424 /* t245 */);
+    step_teacher_bn7_fwd(scratch + 3559424 /* t248 */, scratch + 6720000 /* t247 */, scratch + 3558912 /* chunk */);
+    step_teacher_bn7_fwd_2(scratch + 9859872 /* t249 */, scratch + 3559424 /* t248 */);
+    step_teacher_bn7_fwd_3(scratch + 3558912 /* t251 */, scratch + 6720000 /* t247 */, scratch + 9859872 /* t249 */);
     step_teacher_bn7_fwd_4(scratch + 4011008 /* t253 */, scratch + 3558912 /* t251 */, scratch + 4010496 /* chunk */);
-    step_teacher_bn7_fwd_5(scratch + 9955456 /* t254 */, state + 311392 /* in_teacher_bn7_running_mean */, state + 311424 /* in_teacher_bn7_running_var */, scratch + 9955488 /* t265 */, scratch + 4011008 /* t253 */, scratch + 9955424 /* t249 */, state + 19360 /* in_teacher_bn7_scale */);
-    step_teacher_bn7_fwd_6(scratch + 4010496 /* t269 */, scratch + 3558912 /* t251 */, scratch + 9955488 /* t265 */, state + 19392 /* in_teacher_bn7_offset */);
+    step_teacher_bn7_fwd_5(scratch + 9859904 /* t254 */, state + 311392 /* in_teacher_bn7_running_mean */, state + 311424 /* in_teacher_bn7_running_var */, scratch + 9859936 /* t265 */, scratch + 4011008 /* t253 */, scratch + 9859872 /* t249 */, state + 19360 /* in_teacher_bn7_scale */);
+    step_teacher_bn7_fwd_6(scratch + 4010496 /* t269 */, scratch + 3558912 /* t251 */, scratch + 9859936 /* t265 */, state + 19392 /* in_teacher_bn7_offset */);
     step_teacher_leaky_relu8_fwd(scratch + 3558912 /* t272 */, scratch + 4010496 /* t270 */);
-    step_teacher_res9_conv0_fwd(scratch + 8877568 /* t277 */, scratch + 3558912 /* t272 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, scratch /* chunk */);
-    step_teacher_res9_bn1_fwd(scratch + 4011520 /* t278 */, scratch + 8877568 /* t277 */, scratch + 4010496 /* chunk */);
-    step_teacher_res9_bn1_fwd_2(scratch + 7527744 /* t280 */, scratch + 4011520 /* t278 */);
-    step_teacher_res9_bn1_fwd_3(scratch + 4010496 /* t282 */, scratch + 8877568 /* t277 */, scratch + 7527744 /* t280 */);
-    step_teacher_res9_bn1_fwd_4(scratch + 7527808 /* t284 */, scratch + 4010496 /* t282 */, scratch + 4305408 /* chunk */);
-    step_teacher_res9_bn1_fwd_5(scratch + 7527872 /* t285 */, state + 311456 /* in_teacher_res9_bn1_running_mean */, state + 311520 /* in_teacher_res9_bn1_running_var */, scratch + 7527936 /* t301 */, scratch + 7527808 /* t284 */, scratch + 7527744 /* t280 */, state + 37920 /* in_teacher_res9_bn1_scale */);
-    step_teacher_res9_bn1_fwd_6(scratch + 8074752 /* t305 */, scratch + 4010496 /* t282 */, scratch + 7527936 /* t301 */, state + 37984 /* in_teacher_res9_bn1_offset */);
-    step_teacher_res9_leaky_relu2_fwd(scratch + 2360832 /* t309 */, scratch + 8074752 /* t306 */);
-    step_teacher_res9_conv3_fwd(scratch + 4010496 /* t314 */, scratch + 2360832 /* t309 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
-    step_teacher_res9_fwd(scratch + 8074752 /* t318 */, scratch + 3558912 /* t272 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
-    step_teacher_res9_fwd_2(scratch + 9172480 /* t320 */, scratch + 4010496 /* t315 */, scratch + 8074752 /* t319 */);
-    step_teacher_bn10_fwd(scratch + 7527808 /* t322 */, scratch + 9172480 /* t321 */, scratch + 8074752 /* chunk */);
-    step_teacher_bn10_fwd_2(scratch + 7528000 /* t323 */, scratch + 7527808 /* t322 */);
-    step_teacher_bn10_fwd_3(scratch + 8074752 /* t325 */, scratch + 9172480 /* t321 */, scratch + 7528000 /* t323 */);
-    step_teacher_bn10_fwd_4(scratch + 7527808 /* t327 */, scratch + 8074752 /* t325 */, scratch + 8369664 /* chunk */);
-    step_teacher_bn10_fwd_5(scratch + 7528064 /* t328 */, state + 311584 /* in_teacher_bn10_running_mean */, state + 311648 /* in_teacher_bn10_running_var */, scratch + 7528128 /* t339 */, scratch + 7527808 /* t327 */, scratch + 7528000 /* t323 */, state + 77024 /* in_teacher_bn10_scale */);
-    step_teacher_bn10_fwd_6(scratch + 8369664 /* t343 */, scratch + 8074752 /* t325 */, scratch + 7528128 /* t339 */, state + 77088 /* in_teacher_bn10_offset */);
-    step_teacher_leaky_relu11_fwd(scratch + 8074752 /* t346 */, scratch + 8369664 /* t344 */);
-    step_teacher_global_avg_pool12_fwd(scratch + 8369664 /* t348 */, scratch + 8074752 /* t347 */);
-    step_teacher_dropout13_fwd(scratch + 9905664 /* t352 */, scratch + 8369664 /* t348 */, io + 226192 /* in_dropout_teacher_all_dropout13 */);
-    step_teacher_dense14_fwd(scratch + 9467392 /* t355 */, scratch + 9905664 /* t352 */, state + 77152 /* in_teacher_dense14_weight */, state + 77792 /* in_teacher_dense14_bias */);
-    step_teacher_loss_sup_fwd(scratch + 7527808 /* t363 */, scratch + 9467392 /* t356 */);
-    step_teacher_loss_sup_fwd_2(scratch + 9470272 /* t365 */, scratch + 7527168 /* t366 */, scratch + 9467392 /* t356 */, scratch + 7527808 /* t363 */);
-    step_teacher_loss_sup_fwd_3(scratch + 7528192 /* t367 */, scratch + 7527168 /* t366 */);
-    step_teacher_loss_sup_fwd_4(scratch + 7527808 /* t368 */, scratch + 7528192 /* t367 */);
-    step_teacher_loss_sup_fwd_5(scratch + 7527840 /* t372 */, io + 225792 /* in_y */, scratch + 9470272 /* t365 */, scratch + 7527808 /* t368 */);
-    step_teacher_loss_sup_fwd_6(io + 244624 /* t374 */, scratch + 7527840 /* t372 */);
-    step_teacher_loss_uda_fwd(scratch + 9470272 /* t376 */, scratch + 9467712 /* t357 */);
-    step_teacher_loss_uda_fwd_2(scratch + 7527488 /* t377 */, scratch + 9470272 /* t376 */);
-    step_teacher_loss_uda_fwd_3(scratch + 9471552 /* t379 */, scratch + 9470272 /* t376 */, scratch + 7527488 /* t377 */);
-    step_teacher_loss_uda_fwd_4(scratch + 9470272 /* t381 */, scratch + 9471552 /* t379 */);
-    step_teacher_loss_uda_fwd_5(scratch + 9470400 /* t382 */, scratch + 9470272 /* t381 */);
-    step_teacher_loss_uda_fwd_6(scratch + 7522816 /* t385 */, scratch + 9471552 /* t379 */, scratch + 9470400 /* t382 */);
-    step_teacher_loss_uda_fwd_7(scratch + 7524096 /* t386 */, scratch + 7522816 /* t385 */);
-    step_teacher_loss_uda_fwd_8(scratch + 7527488 /* t388 */, scratch + 7524096 /* t386 */);
-    step_teacher_loss_uda_fwd_9(scratch + 7526656 /* t389 */, scratch + 9468992 /* t358 */);
-    step_teacher_loss_uda_fwd_10(scratch + 7524096 /* t391 */, scratch + 7525376 /* t392 */, scratch + 9468992 /* t358 */, scratch + 7526656 /* t389 */);
-    step_teacher_loss_uda_fwd_11(scratch + 7527616 /* t393 */, scratch + 7525376 /* t392 */);
-    step_teacher_loss_uda_fwd_12(scratch + 7526656 /* t394 */, scratch + 7527616 /* t393 */);
-    step_teacher_loss_uda_fwd_13(scratch + 7526784 /* t398 */, scratch + 7524096 /* t391 */, scratch + 7526656 /* t394 */, scratch + 7522816 /* t385 */);
-    step_teacher_loss_uda_fwd_14(scratch + 7527808 /* t401 */, scratch + 7526784 /* t398 */, scratch + 7527488 /* t388 */);
-    step_teacher_loss_uda_fwd_15(io + 244640 /* t403 */, scratch + 7527808 /* t401 */);
-    step_teacher_loss_uda_fwd_16(scratch + 7527808 /* t404 */, scratch + 7527488 /* t388 */);
-    step_teacher_loss_uda_fwd_17(io + 244656 /* t405 */, scratch + 7527808 /* t404 */);
-    step_teacher_pseudo_labels_fwd(scratch + 7524096 /* t406 */, scratch + 9468992 /* t358 */);
-    step_student_conv0_fwd(scratch + 6720000 /* t413 */, io + 125440 /* t407 */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, scratch /* chunk */);
-    step_student_bn1_fwd(scratch + 7527808 /* t414 */, scratch + 6720000 /* t413 */, scratch + 7526656 /* chunk */);
-    step_student_bn1_fwd_2(scratch + 4449184 /* t416 */, scratch + 7527808 /* t414 */);
-    step_student_bn1_fwd_3(scratch + 7121408 /* t418 */, scratch + 6720000 /* t413 */, scratch + 4449184 /* t416 */);
-    step_student_bn1_fwd_4(scratch + 7527808 /* t420 */, scratch + 7121408 /* t418 */, scratch + 7526656 /* chunk */);
-    step_student_bn1_fwd_5(scratch + 4449200 /* t421 */, state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 4449216 /* t433 */, scratch + 7527808 /* t420 */, scratch + 4449184 /* t416 */, state + 77968 /* in_student_bn1_scale */);
-    step_student_bn1_fwd_6(scratch + 3558912 /* t437 */, scratch + 7121408 /* t418 */, scratch + 4449216 /* t433 */, state + 77984 /* in_student_bn1_offset */);
-    step_student_leaky_relu2_fwd(scratch + 3960320 /* t441 */, scratch + 3558912 /* t438 */);
-    step_student_res3_conv0_fwd(scratch + 7121408 /* t446 */, scratch + 3960320 /* t441 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
-    step_student_res3_bn1_fwd(scratch + 7527808 /* t447 */, scratch + 7121408 /* t446 */, scratch + 7526656 /* chunk */);
-    step_student_res3_bn1_fwd_2(scratch + 4449232 /* t448 */, scratch + 7527808 /* t447 */);
-    step_student_res3_bn1_fwd_3(scratch + 3558912 /* t450 */, scratch + 7121408 /* t446 */, scratch + 4449232 /* t448 */);
-    step_student_res3_bn1_fwd_4(scratch + 7527808 /* t452 */, scratch + 3558912 /* t450 */, scratch + 7526656 /* chunk */);
-    step_student_res3_bn1_fwd_5(scratch + 4449248 /* t453 */, state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 4449264 /* t464 */, scratch + 7527808 /* t452 */, scratch + 4449232 /* t448 */, state + 80320 /* in_student_res3_bn1_scale */);
-    step_student_res3_bn1_fwd_6(scratch /* t468 */, scratch + 3558912 /* t450 */, scratch + 4449264 /* t464 */, state + 80336 /* in_student_res3_bn1_offset */);
-    step_student_res3_leaky_relu2_fwd(scratch + 3558912 /* t471 */, scratch /* t469 */);
-    step_student_res3_conv3_fwd(scratch + 1839488 /* t476 */, scratch + 3558912 /* t471 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
-    step_student_res3_fwd(scratch + 8074752 /* t478 */, scratch + 1839488 /* t477 */, scratch + 3960320 /* t441 */);
-    step_student_bn4_fwd(scratch + 7527808 /* t480 */, scratch + 8074752 /* t479 */, scratch + 7526656 /* chunk */);
-    step_student_bn4_fwd_2(scratch + 4449280 /* t481 */, scratch + 7527808 /* t480 */);
-    step_student_bn4_fwd_3(scratch + 3558912 /* t483 */, scratch + 8074752 /* t479 */, scratch + 4449280 /* t481 */);
-    step_student_bn4_fwd_4(scratch + 7527808 /* t485 */, scratch + 3558912 /* t483 */, scratch + 7526656 /* chunk */);
-    step_student_bn4_fwd_5(scratch + 4449296 /* t486 */, state + 311776 /* in_student_bn4_running_mean */, state + 311792 /* in_student_bn4_running_var */, scratch + 4449312 /* t497 */, scratch + 7527808 /* t485 */, scratch + 4449280 /* t481 */, state + 82672 /* in_student_bn4_scale */);
-    step_student_bn4_fwd_6(scratch + 3960320 /* t501 */, scratch + 3558912 /* t483 */, scratch + 4449312 /* t497 */, state + 82688 /* in_student_bn4_offset */);
-    step_student_leaky_relu5_fwd(scratch + 8476160 /* t504 */, scratch + 3960320 /* t502 */);
-    step_student_res6_conv0_fwd(scratch + 9467392 /* t509 */, scratch + 8476160 /* t504 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, scratch /* chunk */);
-    step_student_res6_bn1_fwd(scratch + 7527808 /* t510 */, scratch + 9467392 /* t509 */, scratch + 7526656 /* chunk */);
-    step_student_res6_bn1_fwd_2(scratch + 4449088 /* t512 */, scratch + 7527808 /* t510 */);
-    step_student_res6_bn1_fwd_3(scratch + 3558912 /* t514 */, scratch + 9467392 /* t509 */, scratch + 4449088 /* t512 */);
-    step_student_res6_bn1_fwd_4(scratch + 7527808 /* t516 */, scratch + 3558912 /* t514 */, scratch + 7526656 /* chunk */);
-    step_student_res6_bn1_fwd_5(scratch + 4449120 /* t517 */, state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 4449152 /* t529 */, scratch + 7527808 /* t516 */, scratch + 4449088 /* t512 */, state + 87344 /* in_student_res6_bn1_scale */);
-    step_student_res6_bn1_fwd_6(scratch + 3759616 /* t533 */, scratch + 3558912 /* t514 */, scratch + 4449152 /* t529 */, state + 87376 /* in_student_res6_bn1_offset */);
-    step_student_res6_leaky_relu2_fwd(scratch + 3558912 /* t537 */, scratch + 3759616 /* t534 */);
-    step_student_res6_conv3_fwd(scratch + 9668096 /* t542 */, scratch + 3558912 /* t537 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
-    step_student_res6_fwd(scratch /* t546 */, scratch + 8476160 /* t504 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 3558912 /* chunk */);
-    step_student_res6_fwd_2(scratch + 4099584 /* t548 */, scratch + 9668096 /* t543 */, scratch /* t547 */);
-    step_student_bn7_fwd(scratch + 7527808 /* t550 */, scratch + 4099584 /* t549 */, scratch + 7526656 /* chunk */);
-    step_student_bn7_fwd_2(scratch + 9954432 /* t551 */, scratch + 7527808 /* t550 */);
-    step_student_bn7_fwd_3(scratch + 8476160 /* t553 */, scratch + 4099584 /* t549 */, scratch + 9954432 /* t551 */);
-    step_student_bn7_fwd_4(scratch + 7527808 /* t555 */, scratch + 8476160 /* t553 */, scratch + 7526656 /* chunk */);
-    step_student_bn7_fwd_5(scratch + 9954464 /* t556 */, state + 311872 /* in_student_bn7_running_mean */, state + 311904 /* in_student_bn7_running_var */, scratch + 9954496 /* t567 */, scratch + 7527808 /* t555 */, scratch + 9954432 /* t551 */, state + 97168 /* in_student_bn7_scale */);
-    step_student_bn7_fwd_6(scratch + 8676864 /* t571 */, scratch + 8476160 /* t553 */, scratch + 9954496 /* t567 */, state + 97200 /* in_student_bn7_offset */);
-    step_student_leaky_relu8_fwd(scratch + 8476160 /* t574 */, scratch + 8676864 /* t572 */);
-    step_student_res9_conv0_fwd(scratch + 4300288 /* t579 */, scratch + 8476160 /* t574 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, scratch /* chunk */);
-    step_student_res9_bn1_fwd(scratch + 7527808 /* t580 */, scratch + 4300288 /* t579 */, scratch + 4431360 /* chunk */);
-    step_student_res9_bn1_fwd_2(scratch + 7527040 /* t582 */, scratch + 7527808 /* t580 */);
-    step_student_res9_bn1_fwd_3(scratch + 8676864 /* t584 */, scratch + 4300288 /* t579 */, scratch + 7527040 /* t582 */);
-    step_student_res9_bn1_fwd_4(scratch + 7527104 /* t586 */, scratch + 8676864 /* t584 */, scratch + 4431360 /* chunk */);
-    step_student_res9_bn1_fwd_5(scratch + 7527808 /* t587 */, state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 4449024 /* t599 */, scratch + 7527104 /* t586 */, scratch + 7527040 /* t582 */, state + 115728 /* in_student_res9_bn1_scale */);
-    step_student_res9_bn1_fwd_6(scratch + 3558912 /* t603 */, scratch + 8676864 /* t584 */, scratch + 4449024 /* t599 */, state + 115792 /* in_student_res9_bn1_offset */);
-    step_student_res9_leaky_relu2_fwd(scratch + 8676864 /* t607 */, scratch + 3558912 /* t604 */);
-    step_student_res9_conv3_fwd(scratch + 2360832 /* t612 */, scratch + 8676864 /* t607 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
-    step_student_res9_fwd(scratch + 2491904 /* t616 */, scratch + 8476160 /* t574 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 3558912 /* chunk */);
-    step_student_res9_fwd_2(scratch + 8476160 /* t618 */, scratch + 2360832 /* t613 */, scratch + 2491904 /* t617 */);
-    step_student_bn10_fwd(scratch + 7527104 /* t620 */, scratch + 8476160 /* t619 */, scratch + 4431360 /* chunk */);
-    step_student_bn10_fwd_2(scratch + 8870400 /* t621 */, scratch + 7527104 /* t620 */);
-    step_student_bn10_fwd_3(scratch + 8607232 /* t623 */, scratch + 8476160 /* t619 */, scratch + 8870400 /* t621 */);
-    step_student_bn10_fwd_4(scratch + 7527104 /* t625 */, scratch + 8607232 /* t623 */, scratch + 4431360 /* chunk */);
-    step_student_bn10_fwd_5(scratch + 8870464 /* t626 */, state + 312064 /* in_student_bn10_running_mean */, state + 312128 /* in_student_bn10_running_var */, scratch + 8870528 /* t637 */, scratch + 7527104 /* t625 */, scratch + 8870400 /* t621 */, state + 154832 /* in_student_bn10_scale */);
-    step_student_bn10_fwd_6(scratch + 8738304 /* t641 */, scratch + 8607232 /* t623 */, scratch + 8870528 /* t637 */, state + 154896 /* in_student_bn10_offset */);
-    step_student_leaky_relu11_fwd(scratch + 8607232 /* t644 */, scratch + 8738304 /* t642 */);
-    step_student_global_avg_pool12_fwd(scratch + 4431360 /* t646 */, scratch + 8607232 /* t645 */);
+    step_teacher_res9_conv0_fwd(scratch + 8777216 /* t277 */, scratch + 3558912 /* t272 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, scratch /* chunk */);
+    step_teacher_res9_bn1_fwd(scratch + 4011520 /* t278 */, scratch + 8777216 /* t277 */, scratch + 4010496 /* chunk */);
+    step_teacher_res9_bn1_fwd_2(scratch + 9859008 /* t280 */, scratch + 4011520 /* t278 */);
+    step_teacher_res9_bn1_fwd_3(scratch + 4010496 /* t282 */, scratch + 8777216 /* t277 */, scratch + 9859008 /* t280 */);
+    step_teacher_res9_bn1_fwd_4(scratch + 4306432 /* t284 */, scratch + 4010496 /* t282 */, scratch + 4305408 /* chunk */);
+    step_teacher_res9_bn1_fwd_5(scratch + 9859072 /* t285 */, state + 311456 /* in_teacher_res9_bn1_running_mean */, state + 311520 /* in_teacher_res9_bn1_running_var */, scratch + 9859136 /* t301 */, scratch + 4306432 /* t284 */, scratch + 9859008 /* t280 */, state + 37920 /* in_teacher_res9_bn1_scale */);
+    step_teacher_res9_bn1_fwd_6(scratch + 7171584 /* t305 */, scratch + 4010496 /* t282 */, scratch + 9859136 /* t301 */, state + 37984 /* in_teacher_res9_bn1_offset */);
+    step_teacher_res9_leaky_relu2_fwd(scratch + 2213376 /* t309 */, scratch + 7171584 /* t306 */);
+    step_teacher_res9_conv3_fwd(scratch + 4010496 /* t314 */, scratch + 2213376 /* t309 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
+    step_teacher_res9_fwd(scratch + 7171584 /* t318 */, scratch + 3558912 /* t272 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res9_fwd_2(scratch + 9072128 /* t320 */, scratch + 4010496 /* t315 */, scratch + 7171584 /* t319 */);
+    step_teacher_bn10_fwd(scratch + 9367040 /* t322 */, scratch + 9072128 /* t321 */, scratch + 3558912 /* chunk */);
+    step_teacher_bn10_fwd_2(scratch + 9859200 /* t323 */, scratch + 9367040 /* t322 */);
+    step_teacher_bn10_fwd_3(scratch + 3558912 /* t325 */, scratch + 9072128 /* t321 */, scratch + 9859200 /* t323 */);
+    step_teacher_bn10_fwd_4(scratch + 9367040 /* t327 */, scratch + 3558912 /* t325 */, scratch + 3853824 /* chunk */);
+    step_teacher_bn10_fwd_5(scratch + 9859264 /* t328 */, state + 311584 /* in_teacher_bn10_running_mean */, state + 311648 /* in_teacher_bn10_running_var */, scratch + 9859328 /* t339 */, scratch + 9367040 /* t327 */, scratch + 9859200 /* t323 */, state + 77024 /* in_teacher_bn10_scale */);
+    step_teacher_bn10_fwd_6(scratch + 3853824 /* t343 */, scratch + 3558912 /* t325 */, scratch + 9859328 /* t339 */, state + 77088 /* in_teacher_bn10_offset */);
+    step_teacher_leaky_relu11_fwd(scratch + 3558912 /* t346 */, scratch + 3853824 /* t344 */);
+    step_teacher_global_avg_pool12_fwd(scratch + 3853824 /* t348 */, scratch + 3558912 /* t347 */);
+    step_teacher_dropout13_fwd(scratch + 9805312 /* t352 */, scratch + 3853824 /* t348 */, io + 226192 /* in_dropout_teacher_all_dropout13 */);
+    step_teacher_dense14_fwd(scratch + 9367040 /* t355 */, scratch + 9805312 /* t352 */, state + 77152 /* in_teacher_dense14_weight */, state + 77792 /* in_teacher_dense14_bias */);
+    step_teacher_loss_sup_fwd(scratch + 9858752 /* t363 */, scratch + 9367040 /* t356 */);
+    step_teacher_loss_sup_fwd_2(scratch + 9369920 /* t365 */, scratch + 9858432 /* t366 */, scratch + 9367040 /* t356 */, scratch + 9858752 /* t363 */);
+    step_teacher_loss_sup_fwd_3(scratch + 9859968 /* t367 */, scratch + 9858432 /* t366 */);
+    step_teacher_loss_sup_fwd_4(scratch + 9858752 /* t368 */, scratch + 9859968 /* t367 */);
+    step_teacher_loss_sup_fwd_5(scratch + 9860000 /* t372 */, io + 225792 /* in_y */, scratch + 9369920 /* t365 */, scratch + 9858752 /* t368 */);
+    step_teacher_loss_sup_fwd_6(io + 244624 /* t374 */, scratch + 9860000 /* t372 */);
+    step_teacher_loss_uda_fwd(scratch + 9369920 /* t376 */, scratch + 9367360 /* t357 */);
+    step_teacher_loss_uda_fwd_2(scratch + 9823744 /* t377 */, scratch + 9369920 /* t376 */);
+    step_teacher_loss_uda_fwd_3(scratch + 9371200 /* t379 */, scratch + 9369920 /* t376 */, scratch + 9823744 /* t377 */);
+    step_teacher_loss_uda_fwd_4(scratch + 9369920 /* t381 */, scratch + 9371200 /* t379 */);
+    step_teacher_loss_uda_fwd_5(scratch + 9370048 /* t382 */, scratch + 9369920 /* t381 */);
+    step_teacher_loss_uda_fwd_6(scratch + 9853440 /* t385 */, scratch + 9371200 /* t379 */, scratch + 9370048 /* t382 */);
+    step_teacher_loss_uda_fwd_7(scratch + 9854720 /* t386 */, scratch + 9853440 /* t385 */);
+    step_teacher_loss_uda_fwd_8(scratch + 9858752 /* t388 */, scratch + 9854720 /* t386 */);
+    step_teacher_loss_uda_fwd_9(scratch + 9856000 /* t389 */, scratch + 9368640 /* t358 */);
+    step_teacher_loss_uda_fwd_10(scratch + 9823744 /* t391 */, scratch + 9854720 /* t392 */, scratch + 9368640 /* t358 */, scratch + 9856000 /* t389 */);
+    step_teacher_loss_uda_fwd_11(scratch + 9858880 /* t393 */, scratch + 9854720 /* t392 */);
+    step_teacher_loss_uda_fwd_12(scratch + 9856000 /* t394 */, scratch + 9858880 /* t393 */);
+    step_teacher_loss_uda_fwd_13(scratch + 9856128 /* t398 */, scratch + 9823744 /* t391 */, scratch + 9856000 /* t394 */, scratch + 9853440 /* t385 */);
+    step_teacher_loss_uda_fwd_14(scratch + 9860000 /* t401 */, scratch + 9856128 /* t398 */, scratch + 9858752 /* t388 */);
+    step_teacher_loss_uda_fwd_15(io + 244640 /* t403 */, scratch + 9860000 /* t401 */);
+    step_teacher_loss_uda_fwd_16(scratch + 9860000 /* t404 */, scratch + 9858752 /* t388 */);
+    step_teacher_loss_uda_fwd_17(io + 244656 /* t405 */, scratch + 9860000 /* t404 */);
+    step_teacher_pseudo_labels_fwd(scratch + 9856000 /* t406 */, scratch + 9368640 /* t358 */);
+    step_student_conv0_fwd(scratch + 7171584 /* t413 */, io + 125440 /* t407 */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, scratch /* chunk */);
+    step_student_bn1_fwd(scratch + 9860000 /* t414 */, scratch + 7171584 /* t413 */, scratch + 9857280 /* chunk */);
+    step_student_bn1_fwd_2(scratch + 4449216 /* t416 */, scratch + 9860000 /* t414 */);
+    step_student_bn1_fwd_3(scratch + 3558912 /* t418 */, scratch + 7171584 /* t413 */, scratch + 4449216 /* t416 */);
+    step_student_bn1_fwd_4(scratch + 9860000 /* t420 */, scratch + 3558912 /* t418 */, scratch + 9857280 /* chunk */);
+    step_student_bn1_fwd_5(scratch + 4449232 /* t421 */, state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 4449248 /* t433 */, scratch + 9860000 /* t420 */, scratch + 4449216 /* t416 */, state + 77968 /* in_student_bn1_scale */);
+    step_student_bn1_fwd_6(scratch + 3960320 /* t437 */, scratch + 3558912 /* t418 */, scratch + 4449248 /* t433 */, state + 77984 /* in_student_bn1_offset */);
+    step_student_leaky_relu2_fwd(scratch + 3558912 /* t441 */, scratch + 3960320 /* t438 */);
+    step_student_res3_conv0_fwd(scratch + 7572992 /* t446 */, scratch + 3558912 /* t441 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
+    step_student_res3_bn1_fwd(scratch + 9860000 /* t447 */, scratch + 7572992 /* t446 */, scratch + 9857280 /* chunk */);
+    step_student_res3_bn1_fwd_2(scratch + 4449264 /* t448 */, scratch + 9860000 /* t447 */);
+    step_student_res3_bn1_fwd_3(scratch + 3960320 /* t450 */, scratch + 7572992 /* t446 */, scratch + 4449264 /* t448 */);
+    step_student_res3_bn1_fwd_4(scratch + 9860000 /* t452 */, scratch + 3960320 /* t450 */, scratch + 9857280 /* chunk */);
+    step_student_res3_bn1_fwd_5(scratch + 4449280 /* t453 */, state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 4449296 /* t464 */, scratch + 9860000 /* t452 */, scratch + 4449264 /* t448 */, state + 80320 /* in_student_res3_bn1_scale */);
+    step_student_res3_bn1_fwd_6(scratch /* t468 */, scratch + 3960320 /* t450 */, scratch + 4449296 /* t464 */, state + 80336 /* in_student_res3_bn1_offset */);
+    step_student_res3_leaky_relu2_fwd(scratch + 3960320 /* t471 */, scratch /* t469 */);
+    step_student_res3_conv3_fwd(scratch + 1401216 /* t476 */, scratch + 3960320 /* t471 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
+    step_student_res3_fwd(scratch + 7974400 /* t478 */, scratch + 1401216 /* t477 */, scratch + 3558912 /* t441 */);
+    step_student_bn4_fwd(scratch + 9860000 /* t480 */, scratch + 7974400 /* t479 */, scratch + 9857280 /* chunk */);
+    step_student_bn4_fwd_2(scratch + 4449312 /* t481 */, scratch + 9860000 /* t480 */);
+    step_student_bn4_fwd_3(scratch + 3558912 /* t483 */, scratch + 7974400 /* t479 */, scratch + 4449312 /* t481 */);
+    step_student_bn4_fwd_4(scratch + 9860000 /* t485 */, scratch + 3558912 /* t483 */, scratch + 9857280 /* chunk */);
+    step_student_bn4_fwd_5(scratch + 4449328 /* t486 */, state + 311776 /* in_student_bn4_running_mean */, state + 311792 /* in_student_bn4_running_var */, scratch + 4449344 /* t497 */, scratch + 9860000 /* t485 */, scratch + 4449312 /* t481 */, state + 82672 /* in_student_bn4_scale */);
+    step_student_bn4_fwd_6(scratch + 3960320 /* t501 */, scratch + 3558912 /* t483 */, scratch + 4449344 /* t497 */, state + 82688 /* in_student_bn4_offset */);
+    step_student_leaky_relu5_fwd(scratch + 2088576 /* t504 */, scratch + 3960320 /* t502 */);
+    step_student_res6_conv0_fwd(scratch + 9367040 /* t509 */, scratch + 2088576 /* t504 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, scratch /* chunk */);
+    step_student_res6_bn1_fwd(scratch + 9859392 /* t510 */, scratch + 9367040 /* t509 */, scratch + 9823744 /* chunk */);
+    step_student_res6_bn1_fwd_2(scratch + 4449024 /* t512 */, scratch + 9859392 /* t510 */);
+    step_student_res6_bn1_fwd_3(scratch + 8375808 /* t514 */, scratch + 9367040 /* t509 */, scratch + 4449024 /* t512 */);
+    step_student_res6_bn1_fwd_4(scratch + 9859392 /* t516 */, scratch + 8375808 /* t514 */, scratch + 9823744 /* chunk */);
+    step_student_res6_bn1_fwd_5(scratch + 4449056 /* t517 */, state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 4449088 /* t529 */, scratch + 9859392 /* t516 */, scratch + 4449024 /* t512 */, state + 87344 /* in_student_res6_bn1_scale */);
+    step_student_res6_bn1_fwd_6(scratch + 8576512 /* t533 */, scratch + 8375808 /* t514 */, scratch + 4449088 /* t529 */, state + 87376 /* in_student_res6_bn1_offset */);
+    step_student_res6_leaky_relu2_fwd(scratch + 8375808 /* t537 */, scratch + 8576512 /* t534 */);
+    step_student_res6_conv3_fwd(scratch + 8576512 /* t542 */, scratch + 8375808 /* t537 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
+    step_student_res6_fwd(scratch + 8375808 /* t546 */, scratch + 2088576 /* t504 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 3558912 /* chunk */);
+    step_student_res6_fwd_2(scratch + 4099584 /* t548 */, scratch + 8576512 /* t543 */, scratch + 8375808 /* t547 */);
+    step_student_bn7_fwd(scratch + 9859392 /* t550 */, scratch + 4099584 /* t549 */, scratch + 9823744 /* chunk */);
+    step_student_bn7_fwd_2(scratch + 9842688 /* t551 */, scratch + 9859392 /* t550 */);
+    step_student_bn7_fwd_3(scratch + 8375808 /* t553 */, scratch + 4099584 /* t549 */, scratch + 9842688 /* t551 */);
+    step_student_bn7_fwd_4(scratch + 9859392 /* t555 */, scratch + 8375808 /* t553 */, scratch + 9823744 /* chunk */);
+    step_student_bn7_fwd_5(scratch + 9842720 /* t556 */, state + 311872 /* in_student_bn7_running_mean */, state + 311904 /* in_student_bn7_running_var */, scratch + 9842752 /* t567 */, scratch + 9859392 /* t555 */, scratch + 9842688 /* t551 */, state + 97168 /* in_student_bn7_scale */);
+    step_student_bn7_fwd_6(scratch + 8576512 /* t571 */, scratch + 8375808 /* t553 */, scratch + 9842752 /* t567 */, state + 97200 /* in_student_bn7_offset */);
+    step_student_leaky_relu8_fwd(scratch + 8375808 /* t574 */, scratch + 8576512 /* t572 */);
+    step_student_res9_conv0_fwd(scratch + 4300288 /* t579 */, scratch + 8375808 /* t574 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, scratch /* chunk */);
+    step_student_res9_bn1_fwd(scratch + 9857280 /* t580 */, scratch + 4300288 /* t579 */, scratch + 9823744 /* chunk */);
+    step_student_res9_bn1_fwd_2(scratch + 9857920 /* t582 */, scratch + 9857280 /* t580 */);
+    step_student_res9_bn1_fwd_3(scratch + 8576512 /* t584 */, scratch + 4300288 /* t579 */, scratch + 9857920 /* t582 */);
+    step_student_res9_bn1_fwd_4(scratch + 9857984 /* t586 */, scratch + 8576512 /* t584 */, scratch + 9823744 /* chunk */);
+    step_student_res9_bn1_fwd_5(scratch + 9858048 /* t587 */, state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 9858112 /* t599 */, scratch + 9857984 /* t586 */, scratch + 9857920 /* t582 */, state + 115728 /* in_student_res9_bn1_scale */);
+    step_student_res9_bn1_fwd_6(scratch + 3558912 /* t603 */, scratch + 8576512 /* t584 */, scratch + 9858112 /* t599 */, state + 115792 /* in_student_res9_bn1_offset */);
+    step_student_res9_leaky_relu2_fwd(scratch + 8576512 /* t607 */, scratch + 3558912 /* t604 */);
+    step_student_res9_conv3_fwd(scratch + 2213376 /* t612 */, scratch + 8576512 /* t607 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
+    step_student_res9_fwd(scratch + 8576512 /* t616 */, scratch + 8375808 /* t574 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 3558912 /* chunk */);
+    step_student_res9_fwd_2(scratch + 8375808 /* t618 */, scratch + 2213376 /* t613 */, scratch + 8576512 /* t617 */);
+    step_student_bn10_fwd(scratch + 9857984 /* t620 */, scratch + 8375808 /* t619 */, scratch + 9823744 /* chunk */);
+    step_student_bn10_fwd_2(scratch + 9858176 /* t621 */, scratch + 9857984 /* t620 */);
+    step_student_bn10_fwd_3(scratch + 8506880 /* t623 */, scratch + 8375808 /* t619 */, scratch + 9858176 /* t621 */);
+    step_student_bn10_fwd_4(scratch + 9857984 /* t625 */, scratch + 8506880 /* t623 */, scratch + 9823744 /* chunk */);
+    step_student_bn10_fwd_5(scratch + 9858240 /* t626 */, state + 312064 /* in_student_bn10_running_mean */, state + 312128 /* in_student_bn10_running_var */, scratch + 9858304 /* t637 */, scratch + 9857984 /* t625 */, scratch + 9858176 /* t621 */, state + 154832 /* in_student_bn10_scale */);
+    step_student_bn10_fwd_6(scratch + 8637952 /* t641 */, scratch + 8506880 /* t623 */, scratch + 9858304 /* t637 */, state + 154896 /* in_student_bn10_offset */);
+    step_student_leaky_relu11_fwd(scratch + 8506880 /* t644 */, scratch + 8637952 /* t642 */);
+    step_student_global_avg_pool12_fwd(scratch + 4431360 /* t646 */, scratch + 8506880 /* t645 */);
     step_student_global_avg_pool12_fwd_2(scratch + 4439552 /* t648 */, scratch + 4431360 /* t646 */);
     step_student_dense13_fwd(scratch + 4431360 /* t651 */, scratch + 4439552 /* t648 */, state + 154960 /* in_student_dense13_weight */, state + 155600 /* in_student_dense13_bias */);
-    step_student_loss_u_fwd(scratch + 7526656 /* t652 */, scratch + 4431360 /* t651 */);
-    step_student_loss_u_fwd_2(scratch + 4432640 /* t654 */, scratch + 4433920 /* t655 */, scratch + 4431360 /* t651 */, scratch + 7526656 /* t652 */);
-    step_student_loss_u_fwd_3(scratch + 7526656 /* t656 */, scratch + 4433920 /* t655 */);
-    step_student_loss_u_fwd_4(scratch + 7526784 /* t657 */, scratch + 7526656 /* t656 */);
-    step_student_loss_u_fwd_5(scratch + 7527104 /* t661 */, scratch + 4432640 /* t654 */, scratch + 7526784 /* t657 */, scratch + 7524096 /* t406 */);
-    step_student_loss_u_fwd_6(io + 244672 /* t663 */, scratch + 7527104 /* t661 */);
-    step_student_loss_u_vjp(scratch + 4431360 /* t665 */, scratch + 7524096 /* t406 */);
-    step_student_loss_u_vjp_2(scratch + 7526784 /* t667 */, scratch + 4431360 /* t665 */);
-    step_student_loss_u_vjp_3(scratch + 7526912 /* t668 */, scratch + 7526784 /* t667 */, scratch + 7526656 /* t656 */);
-    step_student_loss_u_vjp_4(scratch + 4447744 /* t671 */, scratch + 7526912 /* t668 */, scratch + 4433920 /* t655 */, scratch + 4431360 /* t665 */);
-    step_student_dense13_vjp(scratch + 9955760 /* t672 */, scratch + 4447744 /* t671 */);
-    step_student_dense13_vjp_2(scratch + 9953792 /* t674 */, scratch + 4439552 /* t648 */, scratch + 4447744 /* t671 */);
+    step_student_loss_u_fwd(scratch + 9857280 /* t652 */, scratch + 4431360 /* t651 */);
+    step_student_loss_u_fwd_2(scratch + 4432640 /* t654 */, scratch + 4433920 /* t655 */, scratch + 4431360 /* t651 */, scratch + 9857280 /* t652 */);
+    step_student_loss_u_fwd_3(scratch + 9857280 /* t656 */, scratch + 4433920 /* t655 */);
+    step_student_loss_u_fwd_4(scratch + 9857408 /* t657 */, scratch + 9857280 /* t656 */);
+    step_student_loss_u_fwd_5(scratch + 9857984 /* t661 */, scratch + 4432640 /* t654 */, scratch + 9857408 /* t657 */, scratch + 9856000 /* t406 */);
+    step_student_loss_u_fwd_6(io + 244672 /* t663 */, scratch + 9857984 /* t661 */);
+    step_student_loss_u_vjp(scratch + 4431360 /* t665 */, scratch + 9856000 /* t406 */);
+    step_student_loss_u_vjp_2(scratch + 9857408 /* t667 */, scratch + 4431360 /* t665 */);
+    step_student_loss_u_vjp_3(scratch + 9857536 /* t668 */, scratch + 9857408 /* t667 */, scratch + 9857280 /* t656 */);
+    step_student_loss_u_vjp_4(scratch + 4447744 /* t671 */, scratch + 9857536 /* t668 */, scratch + 4433920 /* t655 */, scratch + 4431360 /* t665 */);
+    step_student_dense13_vjp(scratch + 9860240 /* t672 */, scratch + 4447744 /* t671 */);
+    step_student_dense13_vjp_2(scratch + 9857280 /* t674 */, scratch + 4439552 /* t648 */, scratch + 4447744 /* t671 */);
     step_student_dense13_vjp_3(scratch + 4431360 /* t675 */, scratch + 4447744 /* t671 */, state + 154960 /* in_student_dense13_weight */);
-    step_student_global_avg_pool12_vjp(scratch + 8607232 /* t676 */, scratch + 4431360 /* t675 */);
-    step_student_leaky_relu11_vjp(scratch + 8738304 /* t697 */, scratch + 8476160 /* t618 */, scratch + 8870400 /* t621 */, scratch + 8870528 /* t637 */, state + 154896 /* in_student_bn10_offset */, scratch + 8607232 /* t677 */);
-    step_student_bn10_vjp(scratch + 9954944 /* t699 */, scratch + 8738304 /* t698 */, scratch + 8869376 /* chunk */);
-    step_student_bn10_vjp_2(scratch + 8607232 /* t700 */, scratch + 8738304 /* t698 */, scratch + 8870528 /* t637 */);
-    step_student_bn10_vjp_3(scratch + 7527104 /* t704 */, scratch + 8476160 /* t701 */, scratch + 8870400 /* t621 */, scratch + 8738304 /* t698 */, scratch + 8869376 /* chunk */);
-    step_student_bn10_vjp_4(scratch + 9955008 /* t710 */, scratch + 8870464 /* t626 */, scratch + 7527104 /* t704 */);
-    step_student_bn10_vjp_5(scratch + 7526656 /* t712 */, scratch + 8607232 /* t700 */, scratch + 4431360 /* chunk */);
-    step_student_bn10_vjp_6(scratch + 7526720 /* t721 */, scratch + 7527104 /* t704 */, state + 154832 /* in_student_bn10_scale */, scratch + 8870464 /* t626 */);
-    step_student_bn10_vjp_7(scratch + 8738304 /* t726 */, scratch + 8476160 /* t723 */, scratch + 8870400 /* t621 */, scratch + 7526720 /* t721 */);
-    step_student_bn10_vjp_8(scratch + 7527104 /* t729 */, scratch + 8738304 /* t726 */, scratch + 8869376 /* chunk */);
-    step_student_bn10_vjp_9(scratch + 7526720 /* t731 */, scratch + 7526656 /* t712 */, scratch + 7527104 /* t729 */);
-    step_student_bn10_vjp_10(scratch + 9668096 /* t733 */, scratch + 8607232 /* t700 */, scratch + 8738304 /* t726 */, scratch + 7526720 /* t731 */);
-    step_student_res9_vjp(scratch + 8476160 /* t752 */, scratch + 9668096 /* t733 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 3558912 /* chunk */);
-    step_student_leaky_relu8_vjp(scratch + 8676864 /* t748 */, scratch + 4099584 /* t548 */, scratch + 9954432 /* t551 */, scratch + 9954496 /* t567 */, state + 97200 /* in_student_bn7_offset */);
-    step_student_res9_vjp_2(scratch + 9951744 /* t750 */, scratch + 8676864 /* t748 */, scratch + 9668096 /* t733 */, scratch + 3558912 /* chunk */);
-    step_student_res9_conv3_vjp(scratch + 9955072 /* t753 */, scratch + 9668096 /* t733 */, scratch + 9924096 /* chunk */);
-    step_student_res9_conv3_vjp_2(scratch + 8676864 /* t774 */, scratch + 9668096 /* t733 */, state + 115856 /* in_student_res9_conv3_weight */, scratch /* chunk */);
-    step_student_res9_leaky_relu2_vjp(scratch + 3558912 /* t770 */, scratch + 4300288 /* t755 */, scratch + 7527040 /* t582 */, scratch + 4449024 /* t599 */, state + 115792 /* in_student_res9_bn1_offset */);
-    step_student_res9_conv3_vjp_3(scratch + 9868800 /* t772 */, scratch + 3558912 /* t770 */, scratch + 9668096 /* t733 */, scratch /* chunk */);
-    step_student_res9_leaky_relu2_vjp_2(scratch + 3558912 /* t795 */, scratch + 4300288 /* t775 */, scratch + 7527040 /* t582 */, scratch + 4449024 /* t599 */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 8676864 /* t774 */);
-    step_student_res9_bn1_vjp(scratch + 9955136 /* t797 */, scratch + 3558912 /* t796 */, scratch + 9924096 /* chunk */);
-    step_student_res9_bn1_vjp_2(scratch + 8676864 /* t798 */, scratch + 3558912 /* t796 */, scratch + 4449024 /* t599 */);
-    step_student_res9_bn1_vjp_3(scratch + 7527104 /* t801 */, scratch + 4300288 /* t579 */, scratch + 7527040 /* t582 */, scratch + 3558912 /* t796 */, scratch + 9924096 /* chunk */);
-    step_student_res9_bn1_vjp_4(scratch + 9955200 /* t807 */, scratch + 7527808 /* t587 */, scratch + 7527104 /* t801 */);
-    step_student_res9_bn1_vjp_5(scratch + 7526656 /* t809 */, scratch + 8676864 /* t798 */, scratch + 9924096 /* chunk */);
-    step_student_res9_bn1_vjp_6(scratch + 7526720 /* t818 */, scratch + 7527104 /* t801 */, state + 115728 /* in_student_res9_bn1_scale */, scratch + 7527808 /* t587 */);
-    step_student_res9_bn1_vjp_7(scratch + 3558912 /* t822 */, scratch + 4300288 /* t579 */, scratch + 7527040 /* t582 */, scratch + 7526720 /* t818 */);
-    step_student_res9_bn1_vjp_8(scratch + 7527808 /* t825 */, scratch + 3558912 /* t822 */, scratch + 9924096 /* chunk */);
-    step_student_res9_bn1_vjp_9(scratch + 7526720 /* t827 */, scratch + 7526656 /* t809 */, scratch + 7527808 /* t825 */);
-    step_student_res9_bn1_vjp_10(scratch + 4300288 /* t829 */, scratch + 8676864 /* t798 */, scratch + 3558912 /* t822 */, scratch + 7526720 /* t827 */);
-    step_student_res9_conv0_vjp(scratch + 9955264 /* t830 */, scratch + 4300288 /* t829 */, scratch + 9924096 /* chunk */);
-    step_student_res9_conv0_vjp_2(scratch + 8676864 /* t849 */, scratch + 4300288 /* t829 */, state + 97232 /* in_student_res9_conv0_weight */, scratch /* chunk */);
-    step_student_leaky_relu8_vjp_2(scratch + 2211840 /* t845 */, scratch + 4099584 /* t548 */, scratch + 9954432 /* t551 */, scratch + 9954496 /* t567 */, state + 97200 /* in_student_bn7_offset */);
-    step_student_res9_conv0_vjp_3(scratch + 9924096 /* t847 */, scratch + 2211840 /* t845 */, scratch + 4300288 /* t829 */, scratch /* chunk */);
-    step_student_leaky_relu8_vjp_3(scratch + 3558912 /* t870 */, scratch + 8476160 /* t752 */, scratch + 8676864 /* t849 */, scratch + 4099584 /* t548 */, scratch + 9954432 /* t551 */, scratch + 9954496 /* t567 */, state + 97200 /* in_student_bn7_offset */);
-    step_student_bn7_vjp(scratch + 9955520 /* t872 */, scratch + 3558912 /* t871 */, scratch + 9942528 /* chunk */);
-    step_student_bn7_vjp_2(scratch + 3759616 /* t873 */, scratch + 3558912 /* t871 */, scratch + 9954496 /* t567 */);
-    step_student_bn7_vjp_3(scratch + 7527808 /* t877 */, scratch + 4099584 /* t874 */, scratch + 9954432 /* t551 */, scratch + 3558912 /* t871 */, scratch + 9942528 /* chunk */);
-    step_student_bn7_vjp_4(scratch + 9955552 /* t883 */, scratch + 9954464 /* t556 */, scratch + 7527808 /* t877 */);
-    step_student_bn7_vjp_5(scratch + 7527840 /* t885 */, scratch + 3759616 /* t873 */, scratch + 9942528 /* chunk */);
-    step_student_bn7_vjp_6(scratch + 9954496 /* t894 */, scratch + 7527808 /* t877 */, state + 97168 /* in_student_bn7_scale */, scratch + 9954464 /* t556 */);
-    step_student_bn7_vjp_7(scratch + 3558912 /* t899 */, scratch + 4099584 /* t896 */, scratch + 9954432 /* t551 */, scratch + 9954496 /* t894 */);
-    step_student_bn7_vjp_8(scratch + 7527808 /* t902 */, scratch + 3558912 /* t899 */, scratch + 9942528 /* chunk */);
-    step_student_bn7_vjp_9(scratch + 7526656 /* t904 */, scratch + 7527840 /* t885 */, scratch + 7527808 /* t902 */);
-    step_student_bn7_vjp_10(scratch + 9668096 /* t906 */, scratch + 3759616 /* t873 */, scratch + 3558912 /* t899 */, scratch + 7526656 /* t904 */);
-    step_student_res6_vjp(scratch + 8476160 /* t925 */, scratch + 9668096 /* t906 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 3558912 /* chunk */);
-    step_student_leaky_relu5_vjp(scratch /* t921 */, scratch + 8074752 /* t478 */, scratch + 4449280 /* t481 */, scratch + 4449312 /* t497 */, state + 82688 /* in_student_bn4_offset */);
-    step_student_res6_vjp_2(scratch + 9954432 /* t923 */, scratch /* t921 */, scratch + 9668096 /* t906 */, scratch + 3558912 /* chunk */);
-    step_student_res6_conv3_vjp(scratch + 9955584 /* t926 */, scratch + 9668096 /* t906 */, scratch + 9942528 /* chunk */);
-    step_student_res6_conv3_vjp_2(scratch + 3558912 /* t947 */, scratch + 9668096 /* t906 */, state + 87408 /* in_student_res6_conv3_weight */, scratch /* chunk */);
-    step_student_res6_leaky_relu2_vjp(scratch + 3759616 /* t943 */, scratch + 9467392 /* t928 */, scratch + 4449088 /* t512 */, scratch + 4449152 /* t529 */, state + 87376 /* in_student_res6_bn1_offset */);
-    step_student_res6_conv3_vjp_3(scratch + 9942528 /* t945 */, scratch + 3759616 /* t943 */, scratch + 9668096 /* t906 */, scratch /* chunk */);
-    step_student_res6_leaky_relu2_vjp_2(scratch + 3759616 /* t968 */, scratch + 9467392 /* t948 */, scratch + 4449088 /* t512 */, scratch + 4449152 /* t529 */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 3558912 /* t947 */);
-    step_student_res6_bn1_vjp(scratch + 9668096 /* t970 */, scratch + 3759616 /* t969 */, scratch + 7526656 /* chunk */);
-    step_student_res6_bn1_vjp_2(scratch + 3558912 /* t971 */, scratch + 3759616 /* t969 */, scratch + 4449152 /* t529 */);
-    step_student_res6_bn1_vjp_3(scratch + 7527808 /* t974 */, scratch + 9467392 /* t509 */, scratch + 4449088 /* t512 */, scratch + 3759616 /* t969 */, scratch + 7526656 /* chunk */);
-    step_student_res6_bn1_vjp_4(scratch + 9668128 /* t980 */, scratch + 4449120 /* t517 */, scratch + 7527808 /* t974 */);
-    step_student_res6_bn1_vjp_5(scratch + 7527840 /* t982 */, scratch + 3558912 /* t971 */, scratch + 7526656 /* chunk */);
-    step_student_res6_bn1_vjp_6(scratch + 7526656 /* t991 */, scratch + 7527808 /* t974 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 4449120 /* t517 */);
-    step_student_res6_bn1_vjp_7(scratch + 3759616 /* t995 */, scratch + 9467392 /* t509 */, scratch + 4449088 /* t512 */, scratch + 7526656 /* t991 */);
-    step_student_res6_bn1_vjp_8(scratch + 7527808 /* t998 */, scratch + 3759616 /* t995 */, scratch + 7526656 /* chunk */);
-    step_student_res6_bn1_vjp_9(scratch + 7526656 /* t1000 */, scratch + 7527840 /* t982 */, scratch + 7527808 /* t998 */);
-    step_student_res6_bn1_vjp_10(scratch + 3960320 /* t1002 */, scratch + 3558912 /* t971 */, scratch + 3759616 /* t995 */, scratch + 7526656 /* t1000 */);
-    step_student_res6_conv0_vjp(scratch + 9575504 /* t1003 */, scratch + 3960320 /* t1002 */, scratch + 7526656 /* chunk */);
+    step_student_global_avg_pool12_vjp(scratch + 8506880 /* t676 */, scratch + 4431360 /* t675 */);
+    step_student_leaky_relu11_vjp(scratch + 8637952 /* t697 */, scratch + 8375808 /* t618 */, scratch + 9858176 /* t621 */, scratch + 9858304 /* t637 */, state + 154896 /* in_student_bn10_offset */, scratch + 8506880 /* t677 */);
+    step_student_bn10_vjp(scratch + 9859392 /* t699 */, scratch + 8637952 /* t698 */, scratch + 8769024 /* chunk */);
+    step_student_bn10_vjp_2(scratch + 8506880 /* t700 */, scratch + 8637952 /* t698 */, scratch + 9858304 /* t637 */);
+    step_student_bn10_vjp_3(scratch + 9857984 /* t704 */, scratch + 8375808 /* t701 */, scratch + 9858176 /* t621 */, scratch + 8637952 /* t698 */, scratch + 8769024 /* chunk */);
+    step_student_bn10_vjp_4(scratch + 9859456 /* t710 */, scratch + 9858240 /* t626 */, scratch + 9857984 /* t704 */);
+    step_student_bn10_vjp_5(scratch + 9858304 /* t712 */, scratch + 8506880 /* t700 */, scratch + 9823744 /* chunk */);
+    step_student_bn10_vjp_6(scratch + 9858368 /* t721 */, scratch + 9857984 /* t704 */, state + 154832 /* in_student_bn10_scale */, scratch + 9858240 /* t626 */);
+    step_student_bn10_vjp_7(scratch + 8637952 /* t726 */, scratch + 8375808 /* t723 */, scratch + 9858176 /* t621 */, scratch + 9858368 /* t721 */);
+    step_student_bn10_vjp_8(scratch + 9857984 /* t729 */, scratch + 8637952 /* t726 */, scratch + 8769024 /* chunk */);
+    step_student_bn10_vjp_9(scratch + 9858368 /* t731 */, scratch + 9858304 /* t712 */, scratch + 9857984 /* t729 */);
+    step_student_bn10_vjp_10(scratch + 9567744 /* t733 */, scratch + 8506880 /* t700 */, scratch + 8637952 /* t726 */, scratch + 9858368 /* t731 */);
+    step_student_res9_vjp(scratch + 8375808 /* t752 */, scratch + 9567744 /* t733 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 3558912 /* chunk */);
+    step_student_leaky_relu8_vjp(scratch + 8576512 /* t748 */, scratch + 4099584 /* t548 */, scratch + 9842688 /* t551 */, scratch + 9842752 /* t567 */, state + 97200 /* in_student_bn7_offset */);
+    step_student_res9_vjp_2(scratch + 9851392 /* t750 */, scratch + 8576512 /* t748 */, scratch + 9567744 /* t733 */, scratch + 3558912 /* chunk */);
+    step_student_res9_conv3_vjp(scratch + 9859520 /* t753 */, scratch + 9567744 /* t733 */, scratch + 9823744 /* chunk */);
+    step_student_res9_conv3_vjp_2(scratch + 8576512 /* t774 */, scratch + 9567744 /* t733 */, state + 115856 /* in_student_res9_conv3_weight */, scratch /* chunk */);
+    step_student_res9_leaky_relu2_vjp(scratch + 3558912 /* t770 */, scratch + 4300288 /* t755 */, scratch + 9857920 /* t582 */, scratch + 9858112 /* t599 */, state + 115792 /* in_student_res9_bn1_offset */);
+    step_student_res9_conv3_vjp_3(scratch + 9768448 /* t772 */, scratch + 3558912 /* t770 */, scratch + 9567744 /* t733 */, scratch /* chunk */);
+    step_student_res9_leaky_relu2_vjp_2(scratch + 3558912 /* t795 */, scratch + 4300288 /* t775 */, scratch + 9857920 /* t582 */, scratch + 9858112 /* t599 */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 8576512 /* t774 */);
+    step_student_res9_bn1_vjp(scratch + 9859584 /* t797 */, scratch + 3558912 /* t796 */, scratch + 9823744 /* chunk */);
+    step_student_res9_bn1_vjp_2(scratch + 8576512 /* t798 */, scratch + 3558912 /* t796 */, scratch + 9858112 /* t599 */);
+    step_student_res9_bn1_vjp_3(scratch + 9857984 /* t801 */, scratch + 4300288 /* t579 */, scratch + 9857920 /* t582 */, scratch + 3558912 /* t796 */, scratch + 9823744 /* chunk */);
+    step_student_res9_bn1_vjp_4(scratch + 9859648 /* t807 */, scratch + 9858048 /* t587 */, scratch + 9857984 /* t801 */);
+    step_student_res9_bn1_vjp_5(scratch + 9858112 /* t809 */, scratch + 8576512 /* t798 */, scratch + 9823744 /* chunk */);
+    step_student_res9_bn1_vjp_6(scratch + 9858176 /* t818 */, scratch + 9857984 /* t801 */, state + 115728 /* in_student_res9_bn1_scale */, scratch + 9858048 /* t587 */);
+    step_student_res9_bn1_vjp_7(scratch + 3558912 /* t822 */, scratch + 4300288 /* t579 */, scratch + 9857920 /* t582 */, scratch + 9858176 /* t818 */);
+    step_student_res9_bn1_vjp_8(scratch + 9857920 /* t825 */, scratch + 3558912 /* t822 */, scratch + 9823744 /* chunk */);
+    step_student_res9_bn1_vjp_9(scratch + 9857984 /* t827 */, scratch + 9858112 /* t809 */, scratch + 9857920 /* t825 */);
+    step_student_res9_bn1_vjp_10(scratch + 4300288 /* t829 */, scratch + 8576512 /* t798 */, scratch + 3558912 /* t822 */, scratch + 9857984 /* t827 */);
+    step_student_res9_conv0_vjp(scratch + 9859712 /* t830 */, scratch + 4300288 /* t829 */, scratch + 9823744 /* chunk */);
+    step_student_res9_conv0_vjp_2(scratch + 8576512 /* t849 */, scratch + 4300288 /* t829 */, state + 97232 /* in_student_res9_conv0_weight */, scratch /* chunk */);
+    step_student_leaky_relu8_vjp_2(scratch + 2211840 /* t845 */, scratch + 4099584 /* t548 */, scratch + 9842688 /* t551 */, scratch + 9842752 /* t567 */, state + 97200 /* in_student_bn7_offset */);
+    step_student_res9_conv0_vjp_3(scratch + 9823744 /* t847 */, scratch + 2211840 /* t845 */, scratch + 4300288 /* t829 */, scratch /* chunk */);
+    step_student_leaky_relu8_vjp_3(scratch + 3558912 /* t870 */, scratch + 8375808 /* t752 */, scratch + 8576512 /* t849 */, scratch + 4099584 /* t548 */, scratch + 9842688 /* t551 */, scratch + 9842752 /* t567 */, state + 97200 /* in_student_bn7_offset */);
+    step_student_bn7_vjp(scratch + 9860000 /* t872 */, scratch + 3558912 /* t871 */, scratch + 9842176 /* chunk */);
+    step_student_bn7_vjp_2(scratch + 3759616 /* t873 */, scratch + 3558912 /* t871 */, scratch + 9842752 /* t567 */);
+    step_student_bn7_vjp_3(scratch + 9857920 /* t877 */, scratch + 4099584 /* t874 */, scratch + 9842688 /* t551 */, scratch + 3558912 /* t871 */, scratch + 9842176 /* chunk */);
+    step_student_bn7_vjp_4(scratch + 9860032 /* t883 */, scratch + 9842720 /* t556 */, scratch + 9857920 /* t877 */);
+    step_student_bn7_vjp_5(scratch + 9857952 /* t885 */, scratch + 3759616 /* t873 */, scratch + 9842176 /* chunk */);
+    step_student_bn7_vjp_6(scratch + 9857984 /* t894 */, scratch + 9857920 /* t877 */, state + 97168 /* in_student_bn7_scale */, scratch + 9842720 /* t556 */);
+    step_student_bn7_vjp_7(scratch + 3558912 /* t899 */, scratch + 4099584 /* t896 */, scratch + 9842688 /* t551 */, scratch + 9857984 /* t894 */);
+    step_student_bn7_vjp_8(scratch + 9857920 /* t902 */, scratch + 3558912 /* t899 */, scratch + 9842176 /* chunk */);
+    step_student_bn7_vjp_9(scratch + 9857984 /* t904 */, scratch + 9857952 /* t885 */, scratch + 9857920 /* t902 */);
+    step_student_bn7_vjp_10(scratch + 9567744 /* t906 */, scratch + 3759616 /* t873 */, scratch + 3558912 /* t899 */, scratch + 9857984 /* t904 */);
+    step_student_res6_vjp(scratch + 8375808 /* t925 */, scratch + 9567744 /* t906 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 3558912 /* chunk */);
+    step_student_leaky_relu5_vjp(scratch /* t921 */, scratch + 7974400 /* t478 */, scratch + 4449312 /* t481 */, scratch + 4449344 /* t497 */, state + 82688 /* in_student_bn4_offset */);
+    step_student_res6_vjp_2(scratch + 9857920 /* t923 */, scratch /* t921 */, scratch + 9567744 /* t906 */, scratch + 3558912 /* chunk */);
+    step_student_res6_conv3_vjp(scratch + 9860064 /* t926 */, scratch + 9567744 /* t906 */, scratch + 9842176 /* chunk */);
+    step_student_res6_conv3_vjp_2(scratch + 3558912 /* t947 */, scratch + 9567744 /* t906 */, state + 87408 /* in_student_res6_conv3_weight */, scratch /* chunk */);
+    step_student_res6_leaky_relu2_vjp(scratch + 3759616 /* t943 */, scratch + 9367040 /* t928 */, scratch + 4449024 /* t512 */, scratch + 4449088 /* t529 */, state + 87376 /* in_student_res6_bn1_offset */);
+    step_student_res6_conv3_vjp_3(scratch + 9842176 /* t945 */, scratch + 3759616 /* t943 */, scratch + 9567744 /* t906 */, scratch /* chunk */);
+    step_student_res6_leaky_relu2_vjp_2(scratch + 3759616 /* t968 */, scratch + 9367040 /* t948 */, scratch + 4449024 /* t512 */, scratch + 4449088 /* t529 */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 3558912 /* t947 */);
+    step_student_res6_bn1_vjp(scratch + 9568256 /* t970 */, scratch + 3759616 /* t969 */, scratch + 3558912 /* chunk */);
+    step_student_res6_bn1_vjp_2(scratch + 3558912 /* t971 */, scratch + 3759616 /* t969 */, scratch + 4449088 /* t529 */);
+    step_student_res6_bn1_vjp_3(scratch + 4449088 /* t974 */, scratch + 9367040 /* t509 */, scratch + 4449024 /* t512 */, scratch + 3759616 /* t969 */, scratch + 9567744 /* chunk */);
+    step_student_res6_bn1_vjp_4(scratch + 9568288 /* t980 */, scratch + 4449056 /* t517 */, scratch + 4449088 /* t974 */);
+    step_student_res6_bn1_vjp_5(scratch + 4449120 /* t982 */, scratch + 3558912 /* t971 */, scratch + 9567744 /* chunk */);
+    step_student_res6_bn1_vjp_6(scratch + 9567744 /* t991 */, scratch + 4449088 /* t974 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 4449056 /* t517 */);
+    step_student_res6_bn1_vjp_7(scratch + 3759616 /* t995 */, scratch + 9367040 /* t509 */, scratch + 4449024 /* t512 */, scratch + 9567744 /* t991 */);
+    step_student_res6_bn1_vjp_8(scratch + 4449152 /* t998 */, scratch + 3759616 /* t995 */, scratch + 9367040 /* chunk */);
+    step_student_res6_bn1_vjp_9(scratch + 4449184 /* t1000 */, scratch + 4449120 /* t982 */, scratch + 4449152 /* t998 */);
+    step_student_res6_bn1_vjp_10(scratch + 3960320 /* t1002 */, scratch + 3558912 /* t971 */, scratch + 3759616 /* t995 */, scratch + 4449184 /* t1000 */);
+    step_student_res6_conv0_vjp(scratch + 9488672 /* t1003 */, scratch + 3960320 /* t1002 */, scratch + 4161024 /* chunk */);
     step_student_res6_conv0_vjp_2(scratch + 2125440 /* t1022 */, scratch + 3960320 /* t1002 */, state + 82704 /* in_student_res6_conv0_weight */, scratch /* chunk */);
-    step_student_leaky_relu5_vjp_2(scratch + 3558912 /* t1018 */, scratch + 8074752 /* t478 */, scratch + 4449280 /* t481 */, scratch + 4449312 /* t497 */, state + 82688 /* in_student_bn4_offset */);
-    step_student_res6_conv0_vjp_3(scratch + 9565696 /* t1020 */, scratch + 3558912 /* t1018 */, scratch + 3960320 /* t1002 */, scratch /* chunk */);
-    step_student_leaky_relu5_vjp_3(scratch + 3558912 /* t1043 */, scratch + 8476160 /* t925 */, scratch + 2125440 /* t1022 */, scratch + 8074752 /* t478 */, scratch + 4449280 /* t481 */, scratch + 4449312 /* t497 */, state + 82688 /* in_student_bn4_offset */);
-    step_student_bn4_vjp(scratch + 9575536 /* t1045 */, scratch + 3558912 /* t1044 */, scratch + 7526656 /* chunk */);
-    step_student_bn4_vjp_2(scratch + 3960320 /* t1046 */, scratch + 3558912 /* t1044 */, scratch + 4449312 /* t497 */);
-    step_student_bn4_vjp_3(scratch + 7527808 /* t1050 */, scratch + 8074752 /* t1047 */, scratch + 4449280 /* t481 */, scratch + 3558912 /* t1044 */, scratch + 7526656 /* chunk */);
-    step_student_bn4_vjp_4(scratch + 9575552 /* t1056 */, scratch + 4449296 /* t486 */, scratch + 7527808 /* t1050 */);
-    step_student_bn4_vjp_5(scratch + 7527824 /* t1058 */, scratch + 3960320 /* t1046 */, scratch + 7526656 /* chunk */);
-    step_student_bn4_vjp_6(scratch + 7527840 /* t1067 */, scratch + 7527808 /* t1050 */, state + 82672 /* in_student_bn4_scale */, scratch + 4449296 /* t486 */);
-    step_student_bn4_vjp_7(scratch + 3558912 /* t1072 */, scratch + 8074752 /* t1069 */, scratch + 4449280 /* t481 */, scratch + 7527840 /* t1067 */);
-    step_student_bn4_vjp_8(scratch + 7527808 /* t1075 */, scratch + 3558912 /* t1072 */, scratch + 7526656 /* chunk */);
-    step_student_bn4_vjp_9(scratch + 7527840 /* t1077 */, scratch + 7527824 /* t1058 */, scratch + 7527808 /* t1075 */);
-    step_student_bn4_vjp_10(scratch + 1857920 /* t1079 */, scratch + 3960320 /* t1046 */, scratch + 3558912 /* t1072 */, scratch + 7527840 /* t1077 */);
-    step_student_res3_conv3_vjp(scratch + 9575568 /* t1081 */, scratch + 1857920 /* t1079 */, scratch + 7526656 /* chunk */);
+    step_student_leaky_relu5_vjp_2(scratch + 3558912 /* t1018 */, scratch + 7974400 /* t478 */, scratch + 4449312 /* t481 */, scratch + 4449344 /* t497 */, state + 82688 /* in_student_bn4_offset */);
+    step_student_res6_conv0_vjp_3(scratch + 9464320 /* t1020 */, scratch + 3558912 /* t1018 */, scratch + 3960320 /* t1002 */, scratch /* chunk */);
+    step_student_leaky_relu5_vjp_3(scratch + 3558912 /* t1043 */, scratch + 8375808 /* t925 */, scratch + 2125440 /* t1022 */, scratch + 7974400 /* t478 */, scratch + 4449312 /* t481 */, scratch + 4449344 /* t497 */, state + 82688 /* in_student_bn4_offset */);
+    step_student_bn4_vjp(scratch + 9488896 /* t1045 */, scratch + 3558912 /* t1044 */, scratch + 9367040 /* chunk */);
+    step_student_bn4_vjp_2(scratch + 3960320 /* t1046 */, scratch + 3558912 /* t1044 */, scratch + 4449344 /* t497 */);
+    step_student_bn4_vjp_3(scratch + 9488704 /* t1050 */, scratch + 7974400 /* t1047 */, scratch + 4449312 /* t481 */, scratch + 3558912 /* t1044 */, scratch + 9367040 /* chunk */);
+    step_student_bn4_vjp_4(scratch + 9488912 /* t1056 */, scratch + 4449328 /* t486 */, scratch + 9488704 /* t1050 */);
+    step_student_bn4_vjp_5(scratch + 9488720 /* t1058 */, scratch + 3960320 /* t1046 */, scratch + 9367040 /* chunk */);
+    step_student_bn4_vjp_6(scratch + 9488736 /* t1067 */, scratch + 9488704 /* t1050 */, state + 82672 /* in_student_bn4_scale */, scratch + 4449328 /* t486 */);
+    step_student_bn4_vjp_7(scratch + 3558912 /* t1072 */, scratch + 7974400 /* t1069 */, scratch + 4449312 /* t481 */, scratch + 9488736 /* t1067 */);
+    step_student_bn4_vjp_8(scratch + 9488704 /* t1075 */, scratch + 3558912 /* t1072 */, scratch + 9367040 /* chunk */);
+    step_student_bn4_vjp_9(scratch + 9488736 /* t1077 */, scratch + 9488720 /* t1058 */, scratch + 9488704 /* t1075 */);
+    step_student_bn4_vjp_10(scratch + 1857920 /* t1079 */, scratch + 3960320 /* t1046 */, scratch + 3558912 /* t1072 */, scratch + 9488736 /* t1077 */);
+    step_student_res3_conv3_vjp(scratch + 9488928 /* t1081 */, scratch + 1857920 /* t1079 */, scratch + 9367040 /* chunk */);
     step_student_res3_conv3_vjp_2(scratch + 3558912 /* t1102 */, scratch + 1857920 /* t1079 */, state + 80352 /* in_student_res3_conv3_weight */, scratch /* chunk */);
-    step_student_res3_leaky_relu2_vjp(scratch + 3960320 /* t1098 */, scratch + 7121408 /* t1083 */, scratch + 4449232 /* t448 */, scratch + 4449264 /* t464 */, state + 80336 /* in_student_res3_bn1_offset */);
-    step_student_res3_conv3_vjp_3(scratch + 8873472 /* t1100 */, scratch + 3960320 /* t1098 */, scratch + 1857920 /* t1079 */, scratch /* chunk */);
-    step_student_res3_leaky_relu2_vjp_2(scratch + 3960320 /* t1123 */, scratch + 7121408 /* t1103 */, scratch + 4449232 /* t448 */, scratch + 4449264 /* t464 */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 3558912 /* t1102 */);
-    step_student_res3_bn1_vjp(scratch + 9575584 /* t1125 */, scratch + 3960320 /* t1124 */, scratch + 7526656 /* chunk */);
-    step_student_res3_bn1_vjp_2(scratch + 3558912 /* t1126 */, scratch + 3960320 /* t1124 */, scratch + 4449264 /* t464 */);
-    step_student_res3_bn1_vjp_3(scratch + 7527808 /* t1129 */, scratch + 7121408 /* t446 */, scratch + 4449232 /* t448 */, scratch + 3960320 /* t1124 */, scratch + 7526656 /* chunk */);
-    step_student_res3_bn1_vjp_4(scratch + 9575600 /* t1135 */, scratch + 4449248 /* t453 */, scratch + 7527808 /* t1129 */);
-    step_student_res3_bn1_vjp_5(scratch + 7527824 /* t1137 */, scratch + 3558912 /* t1126 */, scratch + 7526656 /* chunk */);
-    step_student_res3_bn1_vjp_6(scratch + 7527840 /* t1146 */, scratch + 7527808 /* t1129 */, state + 80320 /* in_student_res3_bn1_scale */, scratch + 4449248 /* t453 */);
-    step_student_res3_bn1_vjp_7(scratch + 3960320 /* t1150 */, scratch + 7121408 /* t446 */, scratch + 4449232 /* t448 */, scratch + 7527840 /* t1146 */);
-    step_student_res3_bn1_vjp_8(scratch + 7527808 /* t1153 */, scratch + 3960320 /* t1150 */, scratch + 7526656 /* chunk */);
-    step_student_res3_bn1_vjp_9(scratch + 7527840 /* t1155 */, scratch + 7527824 /* t1137 */, scratch + 7527808 /* t1153 */);
-    step_student_res3_bn1_vjp_10(scratch + 7121408 /* t1157 */, scratch + 3558912 /* t1126 */, scratch + 3960320 /* t1150 */, scratch + 7527840 /* t1155 */);
-    step_student_res3_conv0_vjp(scratch + 9575616 /* t1158 */, scratch + 7121408 /* t1157 */, scratch + 7526656 /* chunk */);
-    step_student_res3_conv0_vjp_2(scratch + 3558912 /* t1179 */, scratch + 7121408 /* t1157 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
-    step_student_leaky_relu2_vjp(scratch + 3960320 /* t1175 */, scratch + 6720000 /* t1160 */, scratch + 4449184 /* t416 */, scratch + 4449216 /* t433 */, state + 77984 /* in_student_bn1_offset */);
-    step_student_res3_conv0_vjp_3(scratch + 9570304 /* t1177 */, scratch + 3960320 /* t1175 */, scratch + 7121408 /* t1157 */, scratch /* chunk */);
-    step_student_leaky_relu2_vjp_2(scratch + 3960320 /* t1201 */, scratch + 1857920 /* t1080 */, scratch + 3558912 /* t1179 */, scratch + 6720000 /* t1181 */, scratch + 4449184 /* t416 */, scratch + 4449216 /* t433 */, state + 77984 /* in_student_bn1_offset */);
-    step_student_bn1_vjp(scratch + 9575632 /* t1203 */, scratch + 3960320 /* t1202 */, scratch + 7526656 /* chunk */);
-    step_student_bn1_vjp_2(scratch + 3558912 /* t1204 */, scratch + 3960320 /* t1202 */, scratch + 4449216 /* t433 */);
-    step_student_bn1_vjp_3(scratch + 7527808 /* t1207 */, scratch + 6720000 /* t413 */, scratch + 4449184 /* t416 */, scratch + 3960320 /* t1202 */, scratch + 7526656 /* chunk */);
-    step_student_bn1_vjp_4(scratch + 9575648 /* t1213 */, scratch + 4449200 /* t421 */, scratch + 7527808 /* t1207 */);
-    step_student_bn1_vjp_5(scratch + 7527824 /* t1215 */, scratch + 3558912 /* t1204 */, scratch + 7526656 /* chunk */);
-    step_student_bn1_vjp_6(scratch + 7527840 /* t1224 */, scratch + 7527808 /* t1207 */, state + 77968 /* in_student_bn1_scale */, scratch + 4449200 /* t421 */);
-    step_student_bn1_vjp_7(scratch + 3960320 /* t1228 */, scratch + 6720000 /* t413 */, scratch + 4449184 /* t416 */, scratch + 7527840 /* t1224 */);
-    step_student_bn1_vjp_8(scratch + 7527808 /* t1231 */, scratch + 3960320 /* t1228 */, scratch + 7526656 /* chunk */);
-    step_student_bn1_vjp_9(scratch + 7527840 /* t1233 */, scratch + 7527824 /* t1215 */, scratch + 7527808 /* t1231 */);
-    step_student_bn1_vjp_10(scratch + 6720000 /* t1235 */, scratch + 3558912 /* t1204 */, scratch + 3960320 /* t1228 */, scratch + 7527840 /* t1233 */);
-    step_student_conv0_vjp(scratch + 9575664 /* t1236 */, scratch + 6720000 /* t1235 */, scratch + 7526656 /* chunk */);
-    step_student_conv0_vjp_2(scratch + 9575296 /* t1237 */, io + 125440 /* t407 */, scratch + 6720000 /* t1235 */, scratch /* chunk */);
-    step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 9575296 /* t1238 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_update_2(state + 233568 /* in_student_momentum_conv0_bias */, state + 77952 /* in_student_conv0_bias */, state + 233584 /* in_student_momentum_bn1_scale */, state + 77968 /* in_student_bn1_scale */, state + 233600 /* in_student_momentum_bn1_offset */, state + 77984 /* in_student_bn1_offset */, scratch + 9575664 /* t1236 */, io + 226128 /* in_lr_student */, scratch + 9575648 /* t1213 */, scratch + 9575632 /* t1203 */);
-    step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 9570304 /* t1178 */, io + 226128 /* in_lr_student */);
-    step_student_res3_conv0_update_2(state + 235920 /* in_student_momentum_res3_conv0_bias */, state + 80304 /* in_student_res3_conv0_bias */, state + 235936 /* in_student_momentum_res3_bn1_scale */, state + 80320 /* in_student_res3_bn1_scale */, state + 235952 /* in_student_momentum_res3_bn1_offset */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 9575616 /* t1158 */, io + 226128 /* in_lr_student */, scratch + 9575600 /* t1135 */, scratch + 9575584 /* t1125 */);
-    step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 8873472 /* t1101 */, io + 226128 /* in_lr_student */);
-    step_student_res3_conv3_update_2(state + 238272 /* in_student_momentum_res3_conv3_bias */, state + 82656 /* in_student_res3_conv3_bias */, state + 238288 /* in_student_momentum_bn4_scale */, state + 82672 /* in_student_bn4_scale */, state + 238304 /* in_student_momentum_bn4_offset */, state + 82688 /* in_student_bn4_offset */, scratch + 9575568 /* t1081 */, io + 226128 /* in_lr_student */, scratch + 9575552 /* t1056 */, scratch + 9575536 /* t1045 */);
-    step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 9565696 /* t1021 */, io + 226128 /* in_lr_student */);
-    step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 9575504 /* t1003 */, io + 226128 /* in_lr_student */, scratch + 9668128 /* t980 */, scratch + 9668096 /* t970 */);
-    step_student_res6_conv3_update(state + 243024 /* in_student_momentum_res6_conv3_weight */, state + 87408 /* in_student_res6_conv3_weight */, scratch + 9942528 /* t946 */, io + 226128 /* in_lr_student */);
-    step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 9955584 /* t926 */, io + 226128 /* in_lr_student */);
-    step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 9954432 /* t924 */, io + 226128 /* in_lr_student */);
-    step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 9955552 /* t883 */, io + 226128 /* in_lr_student */, scratch + 9955520 /* t872 */);
-    step_student_res9_conv0_update(state + 252848 /* in_student_momentum_res9_conv0_weight */, state + 97232 /* in_student_res9_conv0_weight */, scratch + 9924096 /* t848 */, io + 226128 /* in_lr_student */);
-    step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 9955264 /* t830 */, io + 226128 /* in_lr_student */, scratch + 9955200 /* t807 */, scratch + 9955136 /* t797 */);
-    step_student_res9_conv3_update(state + 271472 /* in_student_momentum_res9_conv3_weight */, state + 115856 /* in_student_res9_conv3_weight */, scratch + 9868800 /* t773 */, io + 226128 /* in_lr_student */);
-    step_student_res9_conv3_update_2(state + 308336 /* in_student_momentum_res9_conv3_bias */, state + 152720 /* in_student_res9_conv3_bias */, scratch + 9955072 /* t753 */, io + 226128 /* in_lr_student */);
-    step_student_res9_shortcut_update(state + 308400 /* in_student_momentum_res9_shortcut_weight */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 9951744 /* t751 */, io + 226128 /* in_lr_student */);
-    step_student_bn10_update(state + 310448 /* in_student_momentum_bn10_scale */, state + 154832 /* in_student_bn10_scale */, state + 310512 /* in_student_momentum_bn10_offset */, state + 154896 /* in_student_bn10_offset */, scratch + 9955008 /* t710 */, io + 226128 /* in_lr_student */, scratch + 9954944 /* t699 */);
-    step_student_dense13_update(state + 310576 /* in_student_momentum_dense13_weight */, state + 154960 /* in_student_dense13_weight */, scratch + 9953792 /* t674 */, io + 226128 /* in_lr_student */);
-    step_student_dense13_update_2(state + 311216 /* in_student_momentum_dense13_bias */, state + 155600 /* in_student_dense13_bias */, scratch + 9955760 /* t672 */, io + 226128 /* in_lr_student */);
+    step_student_res3_leaky_relu2_vjp(scratch + 3960320 /* t1098 */, scratch + 7572992 /* t1083 */, scratch + 4449264 /* t448 */, scratch + 4449296 /* t464 */, state + 80336 /* in_student_res3_bn1_offset */);
+    step_student_res3_conv3_vjp_3(scratch + 9473536 /* t1100 */, scratch + 3960320 /* t1098 */, scratch + 1857920 /* t1079 */, scratch /* chunk */);
+    step_student_res3_leaky_relu2_vjp_2(scratch + 3960320 /* t1123 */, scratch + 7572992 /* t1103 */, scratch + 4449264 /* t448 */, scratch + 4449296 /* t464 */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 3558912 /* t1102 */);
+    step_student_res3_bn1_vjp(scratch + 9488944 /* t1125 */, scratch + 3960320 /* t1124 */, scratch + 9468928 /* chunk */);
+    step_student_res3_bn1_vjp_2(scratch + 3558912 /* t1126 */, scratch + 3960320 /* t1124 */, scratch + 4449296 /* t464 */);
+    step_student_res3_bn1_vjp_3(scratch + 9488704 /* t1129 */, scratch + 7572992 /* t446 */, scratch + 4449264 /* t448 */, scratch + 3960320 /* t1124 */, scratch + 9468928 /* chunk */);
+    step_student_res3_bn1_vjp_4(scratch + 9488960 /* t1135 */, scratch + 4449280 /* t453 */, scratch + 9488704 /* t1129 */);
+    step_student_res3_bn1_vjp_5(scratch + 9488720 /* t1137 */, scratch + 3558912 /* t1126 */, scratch + 9468928 /* chunk */);
+    step_student_res3_bn1_vjp_6(scratch + 9488736 /* t1146 */, scratch + 9488704 /* t1129 */, state + 80320 /* in_student_res3_bn1_scale */, scratch + 4449280 /* t453 */);
+    step_student_res3_bn1_vjp_7(scratch + 3960320 /* t1150 */, scratch + 7572992 /* t446 */, scratch + 4449264 /* t448 */, scratch + 9488736 /* t1146 */);
+    step_student_res3_bn1_vjp_8(scratch + 9488704 /* t1153 */, scratch + 3960320 /* t1150 */, scratch + 9468928 /* chunk */);
+    step_student_res3_bn1_vjp_9(scratch + 9488736 /* t1155 */, scratch + 9488720 /* t1137 */, scratch + 9488704 /* t1153 */);
+    step_student_res3_bn1_vjp_10(scratch + 7572992 /* t1157 */, scratch + 3558912 /* t1126 */, scratch + 3960320 /* t1150 */, scratch + 9488736 /* t1155 */);
+    step_student_res3_conv0_vjp(scratch + 9488976 /* t1158 */, scratch + 7572992 /* t1157 */, scratch + 9468928 /* chunk */);
+    step_student_res3_conv0_vjp_2(scratch + 3558912 /* t1179 */, scratch + 7572992 /* t1157 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
+    step_student_leaky_relu2_vjp(scratch + 3960320 /* t1175 */, scratch + 7171584 /* t1160 */, scratch + 4449216 /* t416 */, scratch + 4449248 /* t433 */, state + 77984 /* in_student_bn1_offset */);
+    step_student_res3_conv0_vjp_3(scratch + 9475840 /* t1177 */, scratch + 3960320 /* t1175 */, scratch + 7572992 /* t1157 */, scratch /* chunk */);
+    step_student_leaky_relu2_vjp_2(scratch + 3960320 /* t1201 */, scratch + 1857920 /* t1080 */, scratch + 3558912 /* t1179 */, scratch + 7171584 /* t1181 */, scratch + 4449216 /* t416 */, scratch + 4449248 /* t433 */, state + 77984 /* in_student_bn1_offset */);
+    step_student_bn1_vjp(scratch + 9488992 /* t1203 */, scratch + 3960320 /* t1202 */, scratch + 9468928 /* chunk */);
+    step_student_bn1_vjp_2(scratch + 3558912 /* t1204 */, scratch + 3960320 /* t1202 */, scratch + 4449248 /* t433 */);
+    step_student_bn1_vjp_3(scratch + 9488704 /* t1207 */, scratch + 7171584 /* t413 */, scratch + 4449216 /* t416 */, scratch + 3960320 /* t1202 */, scratch + 9468928 /* chunk */);
+    step_student_bn1_vjp_4(scratch + 9489008 /* t1213 */, scratch + 4449232 /* t421 */, scratch + 9488704 /* t1207 */);
+    step_student_bn1_vjp_5(scratch + 9488720 /* t1215 */, scratch + 3558912 /* t1204 */, scratch + 9468928 /* chunk */);
+    step_student_bn1_vjp_6(scratch + 9488736 /* t1224 */, scratch + 9488704 /* t1207 */, state + 77968 /* in_student_bn1_scale */, scratch + 4449232 /* t421 */);
+    step_student_bn1_vjp_7(scratch + 3960320 /* t1228 */, scratch + 7171584 /* t413 */, scratch + 4449216 /* t416 */, scratch + 9488736 /* t1224 */);
+    step_student_bn1_vjp_8(scratch + 9488704 /* t1231 */, scratch + 3960320 /* t1228 */, scratch + 9468928 /* chunk */);
+    step_student_bn1_vjp_9(scratch + 9488736 /* t1233 */, scratch + 9488720 /* t1215 */, scratch + 9488704 /* t1231 */);
+    step_student_bn1_vjp_10(scratch + 1172480 /* t1235 */, scratch + 3558912 /* t1204 */, scratch + 3960320 /* t1228 */, scratch + 9488736 /* t1233 */);
+    step_student_conv0_vjp(scratch + 9489024 /* t1236 */, scratch + 1172480 /* t1235 */, scratch + 9468928 /* chunk */);
+    step_student_conv0_vjp_2(scratch + 9488000 /* t1237 */, io + 125440 /* t407 */, scratch + 1172480 /* t1235 */, scratch /* chunk */);
+    step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 9488000 /* t1238 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_update_2(state + 233568 /* in_student_momentum_conv0_bias */, state + 77952 /* in_student_conv0_bias */, state + 233584 /* in_student_momentum_bn1_scale */, state + 77968 /* in_student_bn1_scale */, state + 233600 /* in_student_momentum_bn1_offset */, state + 77984 /* in_student_bn1_offset */, scratch + 9489024 /* t1236 */, io + 226128 /* in_lr_student */, scratch + 9489008 /* t1213 */, scratch + 9488992 /* t1203 */);
+    step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 9475840 /* t1178 */, io + 226128 /* in_lr_student */);
+    step_student_res3_conv0_update_2(state + 235920 /* in_student_momentum_res3_conv0_bias */, state + 80304 /* in_student_res3_conv0_bias */, state + 235936 /* in_student_momentum_res3_bn1_scale */, state + 80320 /* in_student_res3_bn1_scale */, state + 235952 /* in_student_momentum_res3_bn1_offset */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 9488976 /* t1158 */, io + 226128 /* in_lr_student */, scratch + 9488960 /* t1135 */, scratch + 9488944 /* t1125 */);
+    step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 9473536 /* t1101 */, io + 226128 /* in_lr_student */);
+    step_student_res3_conv3_update_2(state + 238272 /* in_student_momentum_res3_conv3_bias */, state + 82656 /* in_student_res3_conv3_bias */, state + 238288 /* in_student_momentum_bn4_scale */, state + 82672 /* in_student_bn4_scale */, state + 238304 /* in_student_momentum_bn4_offset */, state + 82688 /* in_student_bn4_offset */, scratch + 9488928 /* t1081 */, io + 226128 /* in_lr_student */, scratch + 9488912 /* t1056 */, scratch + 9488896 /* t1045 */);
+    step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 9464320 /* t1021 */, io + 226128 /* in_lr_student */);
+    step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 9488672 /* t1003 */, io + 226128 /* in_lr_student */, scratch + 9568288 /* t980 */, scratch + 9568256 /* t970 */);
+    step_student_res6_conv3_update(state + 243024 /* in_student_momentum_res6_conv3_weight */, state + 87408 /* in_student_res6_conv3_weight */, scratch + 9842176 /* t946 */, io + 226128 /* in_lr_student */);
+    step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 9860064 /* t926 */, io + 226128 /* in_lr_student */);
+    step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 9857920 /* t924 */, io + 226128 /* in_lr_student */);
+    step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 9860032 /* t883 */, io + 226128 /* in_lr_student */, scratch + 9860000 /* t872 */);
+    step_student_res9_conv0_update(state + 252848 /* in_student_momentum_res9_conv0_weight */, state + 97232 /* in_student_res9_conv0_weight */, scratch + 9823744 /* t848 */, io + 226128 /* in_lr_student */);
+    step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 9859712 /* t830 */, io + 226128 /* in_lr_student */, scratch + 9859648 /* t807 */, scratch + 9859584 /* t797 */);
+    step_student_res9_conv3_update(state + 271472 /* in_student_momentum_res9_conv3_weight */, state + 115856 /* in_student_res9_conv3_weight */, scratch + 9768448 /* t773 */, io + 226128 /* in_lr_student */);
+    step_student_res9_conv3_update_2(state + 308336 /* in_student_momentum_res9_conv3_bias */, state + 152720 /* in_student_res9_conv3_bias */, scratch + 9859520 /* t753 */, io + 226128 /* in_lr_student */);
+    step_student_res9_shortcut_update(state + 308400 /* in_student_momentum_res9_shortcut_weight */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 9851392 /* t751 */, io + 226128 /* in_lr_student */);
+    step_student_bn10_update(state + 310448 /* in_student_momentum_bn10_scale */, state + 154832 /* in_student_bn10_scale */, state + 310512 /* in_student_momentum_bn10_offset */, state + 154896 /* in_student_bn10_offset */, scratch + 9859456 /* t710 */, io + 226128 /* in_lr_student */, scratch + 9859392 /* t699 */);
+    step_student_dense13_update(state + 310576 /* in_student_momentum_dense13_weight */, state + 154960 /* in_student_dense13_weight */, scratch + 9857280 /* t674 */, io + 226128 /* in_lr_student */);
+    step_student_dense13_update_2(state + 311216 /* in_student_momentum_dense13_bias */, state + 155600 /* in_student_dense13_bias */, scratch + 9860240 /* t672 */, io + 226128 /* in_lr_student */);
     step_student_conv0_fwd_2(scratch + 4010496 /* t1524 */, io /* in_x */, state + 77808 /* t1521 */, state + 77952 /* t1259 */, scratch + 3558912 /* chunk */);
-    step_student_bn1_fwd_7(scratch + 7527808 /* t1525 */, scratch + 4010496 /* t1524 */, scratch + 7526656 /* chunk */);
-    step_student_bn1_fwd_8(scratch + 8877120 /* t1527 */, scratch + 7527808 /* t1525 */);
-    step_student_bn1_fwd_9(scratch + 4110848 /* t1529 */, scratch + 4010496 /* t1524 */, scratch + 8877120 /* t1527 */);
-    step_student_bn1_fwd_10(scratch + 8877136 /* t1531 */, scratch + 4110848 /* t1529 */, scratch + 7526656 /* chunk */);
-    step_student_bn1_fwd_11(scratch + 8877152 /* t1537 */, scratch + 8877136 /* t1531 */, state + 77968 /* t1266 */);
-    step_student_bn1_fwd_12(scratch + 4211200 /* t1541 */, scratch + 4110848 /* t1529 */, scratch + 8877152 /* t1537 */, state + 77984 /* t1273 */);
+    step_student_bn1_fwd_7(scratch + 9488704 /* t1525 */, scratch + 4010496 /* t1524 */, scratch + 9468928 /* chunk */);
+    step_student_bn1_fwd_8(scratch + 9488272 /* t1527 */, scratch + 9488704 /* t1525 */);
+    step_student_bn1_fwd_9(scratch + 4110848 /* t1529 */, scratch + 4010496 /* t1524 */, scratch + 9488272 /* t1527 */);
+    step_student_bn1_fwd_10(scratch + 9485408 /* t1531 */, scratch + 4110848 /* t1529 */, scratch + 9468928 /* chunk */);
+    step_student_bn1_fwd_11(scratch + 9485424 /* t1537 */, scratch + 9485408 /* t1531 */, state + 77968 /* t1266 */);
+    step_student_bn1_fwd_12(scratch + 4211200 /* t1541 */, scratch + 4110848 /* t1529 */, scratch + 9485424 /* t1537 */, state + 77984 /* t1273 */);
     step_student_leaky_relu2_fwd_2(scratch + 4110848 /* t1545 */, scratch + 4211200 /* t1542 */);
-    step_student_res3_conv0_fwd_2(scratch + 4211200 /* t1550 */, scratch + 4110848 /* t1545 */, state + 78000 /* t1547 */, state + 80304 /* t1292 */, scratch /* chunk */);
-    step_student_res3_bn1_fwd_7(scratch + 7527808 /* t1551 */, scratch + 4211200 /* t1550 */, scratch + 7526656 /* chunk */);
-    step_student_res3_bn1_fwd_8(scratch + 8877168 /* t1552 */, scratch + 7527808 /* t1551 */);
-    step_student_res3_bn1_fwd_9(scratch + 4311552 /* t1554 */, scratch + 4211200 /* t1550 */, scratch + 8877168 /* t1552 */);
-    step_student_res3_bn1_fwd_10(scratch + 8877184 /* t1556 */, scratch + 4311552 /* t1554 */, scratch + 7526656 /* chunk */);
-    step_student_res3_bn1_fwd_11(scratch + 8877200 /* t1562 */, scratch + 8877184 /* t1556 */, state + 80320 /* t1299 */);
-    step_student_res3_bn1_fwd_12(scratch + 3558912 /* t1566 */, scratch + 4311552 /* t1554 */, scratch + 8877200 /* t1562 */, state + 80336 /* t1306 */);
-    step_student_res3_leaky_relu2_fwd_2(scratch + 4311552 /* t1569 */, scratch + 3558912 /* t1567 */);
-    step_student_res3_conv3_fwd_2(scratch + 3558912 /* t1574 */, scratch + 4311552 /* t1569 */, state + 80352 /* t1571 */, state + 82656 /* t1322 */, scratch /* chunk */);
-    step_student_res3_fwd_2(scratch + 4311552 /* t1576 */, scratch + 3558912 /* t1575 */, scratch + 4110848 /* t1545 */);
-    step_student_bn4_fwd_7(scratch + 7527808 /* t1578 */, scratch + 4311552 /* t1577 */, scratch + 7526656 /* chunk */);
-    step_student_bn4_fwd_8(scratch + 8877216 /* t1579 */, scratch + 7527808 /* t1578 */);
-    step_student_bn4_fwd_9(scratch + 4110848 /* t1581 */, scratch + 4311552 /* t1577 */, scratch + 8877216 /* t1579 */);
-    step_student_bn4_fwd_10(scratch + 8877232 /* t1583 */, scratch + 4110848 /* t1581 */, scratch + 7526656 /* chunk */);
-    step_student_bn4_fwd_11(scratch + 8877248 /* t1589 */, scratch + 8877232 /* t1583 */, state + 82672 /* t1329 */);
-    step_student_bn4_fwd_12(scratch + 3558912 /* t1593 */, scratch + 4110848 /* t1581 */, scratch + 8877248 /* t1589 */, state + 82688 /* t1336 */);
-    step_student_leaky_relu5_fwd_2(scratch + 4110848 /* t1596 */, scratch + 3558912 /* t1594 */);
-    step_student_res6_conv0_fwd_2(scratch + 4411904 /* t1601 */, scratch + 4110848 /* t1596 */, state + 82704 /* t1598 */, state + 87312 /* t1357 */, scratch /* chunk */);
-    step_student_res6_bn1_fwd_7(scratch + 7527808 /* t1602 */, scratch + 4411904 /* t1601 */, scratch + 8875776 /* chunk */);
-    step_student_res6_bn1_fwd_8(scratch + 8876928 /* t1604 */, scratch + 7527808 /* t1602 */);
-    step_student_res6_bn1_fwd_9(scratch + 3558912 /* t1606 */, scratch + 4411904 /* t1601 */, scratch + 8876928 /* t1604 */);
-    step_student_res6_bn1_fwd_10(scratch + 8876960 /* t1608 */, scratch + 3558912 /* t1606 */, scratch + 8875776 /* chunk */);
-    step_student_res6_bn1_fwd_11(scratch + 8876992 /* t1614 */, scratch + 8876960 /* t1608 */, state + 87344 /* t1364 */);
-    step_student_res6_bn1_fwd_12(scratch + 3609088 /* t1618 */, scratch + 3558912 /* t1606 */, scratch + 8876992 /* t1614 */, state + 87376 /* t1371 */);
-    step_student_res6_leaky_relu2_fwd_2(scratch + 3558912 /* t1622 */, scratch + 3609088 /* t1619 */);
-    step_student_res6_conv3_fwd_2(scratch + 2491136 /* t1627 */, scratch + 3558912 /* t1622 */, state + 87408 /* t1624 */, state + 96624 /* t1390 */, scratch /* chunk */);
-    step_student_res6_fwd_3(scratch + 2541312 /* t1631 */, scratch + 4110848 /* t1596 */, state + 96656 /* t1630 */, scratch + 8074752 /* chunk */);
-    step_student_res6_fwd_4(scratch + 4110848 /* t1633 */, scratch + 2491136 /* t1628 */, scratch + 2541312 /* t1632 */);
-    step_student_bn7_fwd_7(scratch + 7527808 /* t1635 */, scratch + 4110848 /* t1634 */, scratch + 8875776 /* chunk */);
-    step_student_bn7_fwd_8(scratch + 8877024 /* t1636 */, scratch + 7527808 /* t1635 */);
-    step_student_bn7_fwd_9(scratch + 4161024 /* t1638 */, scratch + 4110848 /* t1634 */, scratch + 8877024 /* t1636 */);
-    step_student_bn7_fwd_10(scratch + 8877056 /* t1640 */, scratch + 4161024 /* t1638 */, scratch + 8875776 /* chunk */);
-    step_student_bn7_fwd_11(scratch + 8877088 /* t1646 */, scratch + 8877056 /* t1640 */, state + 97168 /* t1409 */);
-    step_student_bn7_fwd_12(scratch + 3558912 /* t1650 */, scratch + 4161024 /* t1638 */, scratch + 8877088 /* t1646 */, state + 97200 /* t1416 */);
-    step_student_leaky_relu8_fwd_2(scratch + 4161024 /* t1653 */, scratch + 3558912 /* t1651 */);
-    step_student_res9_conv0_fwd_2(scratch + 8832512 /* t1658 */, scratch + 4161024 /* t1653 */, state + 97232 /* t1655 */, state + 115664 /* t1437 */, scratch /* chunk */);
-    step_student_res9_bn1_fwd_7(scratch + 7527808 /* t1659 */, scratch + 8832512 /* t1658 */, scratch + 8875776 /* chunk */);
-    step_student_res9_bn1_fwd_8(scratch + 7526976 /* t1661 */, scratch + 7527808 /* t1659 */);
-    step_student_res9_bn1_fwd_9(scratch + 9467392 /* t1663 */, scratch + 8832512 /* t1658 */, scratch + 7526976 /* t1661 */);
-    step_student_res9_bn1_fwd_10(scratch + 7527808 /* t1665 */, scratch + 9467392 /* t1663 */, scratch + 8875776 /* chunk */);
-    step_student_res9_bn1_fwd_11(scratch + 7527040 /* t1671 */, scratch + 7527808 /* t1665 */, state + 115728 /* t1444 */);
-    step_student_res9_bn1_fwd_12(scratch + 9500160 /* t1675 */, scratch + 9467392 /* t1663 */, scratch + 7527040 /* t1671 */, state + 115792 /* t1451 */);
-    step_student_res9_leaky_relu2_fwd_2(scratch + 9467392 /* t1679 */, scratch + 9500160 /* t1676 */);
-    step_student_res9_conv3_fwd_2(scratch + 2360832 /* t1684 */, scratch + 9467392 /* t1679 */, state + 115856 /* t1681 */, state + 152720 /* t1470 */, scratch /* chunk */);
-    step_student_res9_fwd_3(scratch + 2393600 /* t1688 */, scratch + 4161024 /* t1653 */, state + 152784 /* t1687 */, scratch + 8074752 /* chunk */);
-    step_student_res9_fwd_4(scratch + 4161024 /* t1690 */, scratch + 2360832 /* t1685 */, scratch + 2393600 /* t1689 */);
-    step_student_bn10_fwd_7(scratch + 7527104 /* t1692 */, scratch + 4161024 /* t1691 */, scratch + 8875776 /* chunk */);
-    step_student_bn10_fwd_8(scratch + 8876800 /* t1693 */, scratch + 7527104 /* t1692 */);
-    step_student_bn10_fwd_9(scratch + 9467392 /* t1695 */, scratch + 4161024 /* t1691 */, scratch + 8876800 /* t1693 */);
-    step_student_bn10_fwd_10(scratch + 7527104 /* t1697 */, scratch + 9467392 /* t1695 */, scratch + 8875776 /* chunk */);
-    step_student_bn10_fwd_11(scratch + 8876864 /* t1703 */, scratch + 7527104 /* t1697 */, state + 154832 /* t1489 */);
-    step_student_bn10_fwd_12(scratch + 9500160 /* t1707 */, scratch + 9467392 /* t1695 */, scratch + 8876864 /* t1703 */, state + 154896 /* t1496 */);
-    step_student_leaky_relu11_fwd_2(scratch + 9467392 /* t1710 */, scratch + 9500160 /* t1708 */);
-    step_student_global_avg_pool12_fwd_3(scratch + 8865280 /* t1712 */, scratch + 9467392 /* t1711 */);
-    step_student_global_avg_pool12_fwd_4(scratch + 8867328 /* t1714 */, scratch + 8865280 /* t1712 */);
-    step_student_dense13_fwd_2(scratch + 7526656 /* t1717 */, scratch + 8867328 /* t1714 */, state + 154960 /* t1508 */, state + 155600 /* t1517 */);
-    step_student_loss_l_fwd(scratch + 9575440 /* t1718 */, scratch + 7526656 /* t1717 */);
-    step_student_loss_l_fwd_2(scratch + 8875776 /* t1720 */, scratch + 8876096 /* t1721 */, scratch + 7526656 /* t1717 */, scratch + 9575440 /* t1718 */);
-    step_student_loss_l_fwd_3(scratch + 9575440 /* t1722 */, scratch + 8876096 /* t1721 */);
-    step_student_loss_l_fwd_4(scratch + 9575472 /* t1723 */, scratch + 9575440 /* t1722 */);
-    step_student_loss_l_fwd_5(scratch + 8877264 /* t1727 */, scratch + 8875776 /* t1720 */, scratch + 9575472 /* t1723 */, io + 225792 /* in_y */);
-    step_student_loss_l_fwd_6(io + 244688 /* t1728 */, scratch + 8877264 /* t1727 */);
-    step_student_loss_l_vjp(scratch + 8875776 /* t1730 */, io + 225792 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 9575472 /* t1732 */, scratch + 8875776 /* t1730 */);
-    step_student_loss_l_vjp_3(scratch + 8876416 /* t1733 */, scratch + 9575472 /* t1732 */, scratch + 9575440 /* t1722 */);
-    step_student_loss_l_vjp_4(scratch + 7526656 /* t1736 */, scratch + 8876416 /* t1733 */, scratch + 8876096 /* t1721 */, scratch + 8875776 /* t1730 */);
-    step_student_dense13_vjp_4(scratch + 9575680 /* t1737 */, scratch + 7526656 /* t1736 */);
-    step_student_dense13_vjp_5(scratch + 9574656 /* t1739 */, scratch + 8867328 /* t1714 */, scratch + 7526656 /* t1736 */);
-    step_student_dense13_vjp_6(scratch + 8865280 /* t1740 */, scratch + 7526656 /* t1736 */, state + 154960 /* t1508 */);
-    step_student_global_avg_pool12_vjp_2(scratch + 9467392 /* t1741 */, scratch + 8865280 /* t1740 */);
-    step_student_leaky_relu11_vjp_2(scratch + 9500160 /* t1762 */, scratch + 4161024 /* t1690 */, scratch + 8876800 /* t1693 */, scratch + 8876864 /* t1703 */, state + 154896 /* t1496 */, scratch + 9467392 /* t1742 */);
-    step_student_bn10_vjp_11(scratch + 8877440 /* t1764 */, scratch + 9500160 /* t1763 */, scratch + 8875776 /* chunk */);
-    step_student_bn10_vjp_12(scratch + 9467392 /* t1765 */, scratch + 9500160 /* t1763 */, scratch + 8876864 /* t1703 */);
-    step_student_bn10_vjp_13(scratch + 8877504 /* t1769 */, scratch + 4161024 /* t1766 */, scratch + 8876800 /* t1693 */, scratch + 9500160 /* t1763 */, scratch + 8875776 /* chunk */);
-    step_student_bn10_vjp_14(scratch + 9575440 /* t1776 */, scratch + 7527104 /* t1697 */, scratch + 8877504 /* t1769 */);
-    step_student_bn10_vjp_15(scratch + 7526656 /* t1778 */, scratch + 9467392 /* t1765 */, scratch + 8875776 /* chunk */);
-    step_student_bn10_vjp_16(scratch + 7526720 /* t1789 */, scratch + 8877504 /* t1769 */, state + 154832 /* t1489 */, scratch + 7527104 /* t1697 */);
-    step_student_bn10_vjp_17(scratch + 9500160 /* t1794 */, scratch + 4161024 /* t1791 */, scratch + 8876800 /* t1693 */, scratch + 7526720 /* t1789 */);
-    step_student_bn10_vjp_18(scratch + 7527104 /* t1797 */, scratch + 9500160 /* t1794 */, scratch + 8875776 /* chunk */);
-    step_student_bn10_vjp_19(scratch + 8877504 /* t1799 */, scratch + 7526656 /* t1778 */, scratch + 7527104 /* t1797 */);
-    step_student_bn10_vjp_20(scratch + 9532928 /* t1801 */, scratch + 9467392 /* t1765 */, scratch + 9500160 /* t1794 */, scratch + 8877504 /* t1799 */);
-    step_student_res9_vjp_3(scratch + 4161024 /* t1820 */, scratch + 9532928 /* t1801 */, state + 152784 /* t1687 */, scratch + 8074752 /* chunk */);
-    step_student_leaky_relu8_vjp_4(scratch + 3558912 /* t1816 */, scratch + 4110848 /* t1633 */, scratch + 8877024 /* t1636 */, scratch + 8877088 /* t1646 */, state + 97200 /* t1416 */);
-    step_student_res9_vjp_4(scratch + 9572608 /* t1818 */, scratch + 3558912 /* t1816 */, scratch + 9532928 /* t1801 */, scratch + 8074752 /* chunk */);
-    step_student_res9_conv3_vjp_4(scratch + 8877504 /* t1821 */, scratch + 9532928 /* t1801 */, scratch + 8875776 /* chunk */);
-    step_student_res9_conv3_vjp_5(scratch + 9467392 /* t1842 */, scratch + 9532928 /* t1801 */, state + 115856 /* t1681 */, scratch /* chunk */);
-    step_student_res9_leaky_relu2_vjp_3(scratch + 9500160 /* t1838 */, scratch + 8832512 /* t1823 */, scratch + 7526976 /* t1661 */, scratch + 7527040 /* t1671 */, state + 115792 /* t1451 */);
-    step_student_res9_conv3_vjp_6(scratch + 8795648 /* t1840 */, scratch + 9500160 /* t1838 */, scratch + 9532928 /* t1801 */, scratch /* chunk */);
-    step_student_res9_leaky_relu2_vjp_4(scratch + 9500160 /* t1863 */, scratch + 8832512 /* t1843 */, scratch + 7526976 /* t1661 */, scratch + 7527040 /* t1671 */, state + 115792 /* t1451 */, scratch + 9467392 /* t1842 */);
-    step_student_res9_bn1_vjp_11(scratch + 9532928 /* t1865 */, scratch + 9500160 /* t1864 */, scratch + 8875776 /* chunk */);
-    step_student_res9_bn1_vjp_12(scratch + 9467392 /* t1866 */, scratch + 9500160 /* t1864 */, scratch + 7527040 /* t1671 */);
-    step_student_res9_bn1_vjp_13(scratch + 7527040 /* t1869 */, scratch + 8832512 /* t1658 */, scratch + 7526976 /* t1661 */, scratch + 9500160 /* t1864 */, scratch + 8875776 /* chunk */);
-    step_student_res9_bn1_vjp_14(scratch + 9532992 /* t1876 */, scratch + 7527808 /* t1665 */, scratch + 7527040 /* t1869 */);
-    step_student_res9_bn1_vjp_15(scratch + 7527104 /* t1878 */, scratch + 9467392 /* t1866 */, scratch + 8875776 /* chunk */);
-    step_student_res9_bn1_vjp_16(scratch + 7526656 /* t1889 */, scratch + 7527040 /* t1869 */, state + 115728 /* t1444 */, scratch + 7527808 /* t1665 */);
-    step_student_res9_bn1_vjp_17(scratch + 9500160 /* t1893 */, scratch + 8832512 /* t1658 */, scratch + 7526976 /* t1661 */, scratch + 7526656 /* t1889 */);
-    step_student_res9_bn1_vjp_18(scratch + 7527808 /* t1896 */, scratch + 9500160 /* t1893 */, scratch + 8875776 /* chunk */);
-    step_student_res9_bn1_vjp_19(scratch + 7526656 /* t1898 */, scratch + 7527104 /* t1878 */, scratch + 7527808 /* t1896 */);
-    step_student_res9_bn1_vjp_20(scratch + 8832512 /* t1900 */, scratch + 9467392 /* t1866 */, scratch + 9500160 /* t1893 */, scratch + 7526656 /* t1898 */);
-    step_student_res9_conv0_vjp_4(scratch + 9507280 /* t1901 */, scratch + 8832512 /* t1900 */, scratch + 8875776 /* chunk */);
-    step_student_res9_conv0_vjp_5(scratch + 3558912 /* t1920 */, scratch + 8832512 /* t1900 */, state + 97232 /* t1655 */, scratch /* chunk */);
-    step_student_leaky_relu8_vjp_5(scratch + 3609088 /* t1916 */, scratch + 4110848 /* t1633 */, scratch + 8877024 /* t1636 */, scratch + 8877088 /* t1646 */, state + 97200 /* t1416 */);
-    step_student_res9_conv0_vjp_6(scratch + 9467392 /* t1918 */, scratch + 3609088 /* t1916 */, scratch + 8832512 /* t1900 */, scratch /* chunk */);
-    step_student_leaky_relu8_vjp_6(scratch + 3609088 /* t1941 */, scratch + 4161024 /* t1820 */, scratch + 3558912 /* t1920 */, scratch + 4110848 /* t1633 */, scratch + 8877024 /* t1636 */, scratch + 8877088 /* t1646 */, state + 97200 /* t1416 */);
-    step_student_bn7_vjp_11(scratch + 9507344 /* t1943 */, scratch + 3609088 /* t1942 */, scratch + 8875776 /* chunk */);
-    step_student_bn7_vjp_12(scratch + 3558912 /* t1944 */, scratch + 3609088 /* t1942 */, scratch + 8877088 /* t1646 */);
-    step_student_bn7_vjp_13(scratch + 7527808 /* t1948 */, scratch + 4110848 /* t1945 */, scratch + 8877024 /* t1636 */, scratch + 3609088 /* t1942 */, scratch + 8875776 /* chunk */);
-    step_student_bn7_vjp_14(scratch + 9507376 /* t1955 */, scratch + 8877056 /* t1640 */, scratch + 7527808 /* t1948 */);
-    step_student_bn7_vjp_15(scratch + 7527840 /* t1957 */, scratch + 3558912 /* t1944 */, scratch + 8875776 /* chunk */);
-    step_student_bn7_vjp_16(scratch + 8877088 /* t1968 */, scratch + 7527808 /* t1948 */, state + 97168 /* t1409 */, scratch + 8877056 /* t1640 */);
-    step_student_bn7_vjp_17(scratch + 4161024 /* t1973 */, scratch + 4110848 /* t1970 */, scratch + 8877024 /* t1636 */, scratch + 8877088 /* t1968 */);
-    step_student_bn7_vjp_18(scratch + 7527808 /* t1976 */, scratch + 4161024 /* t1973 */, scratch + 8875776 /* chunk */);
-    step_student_bn7_vjp_19(scratch + 8877024 /* t1978 */, scratch + 7527840 /* t1957 */, scratch + 7527808 /* t1976 */);
-    step_student_bn7_vjp_20(scratch + 2564864 /* t1980 */, scratch + 3558912 /* t1944 */, scratch + 4161024 /* t1973 */, scratch + 8877024 /* t1978 */);
-    step_student_res6_vjp_3(scratch + 4110848 /* t1999 */, scratch + 2564864 /* t1980 */, state + 96656 /* t1630 */, scratch + 8074752 /* chunk */);
-    step_student_leaky_relu5_vjp_4(scratch + 3558912 /* t1995 */, scratch + 4311552 /* t1576 */, scratch + 8877216 /* t1579 */, scratch + 8877248 /* t1589 */, state + 82688 /* t1336 */);
-    step_student_res6_vjp_4(scratch + 9506304 /* t1997 */, scratch + 3558912 /* t1995 */, scratch + 2564864 /* t1980 */, scratch + 8074752 /* chunk */);
-    step_student_res6_conv3_vjp_4(scratch + 9507408 /* t2000 */, scratch + 2564864 /* t1980 */, scratch + 8875776 /* chunk */);
-    step_student_res6_conv3_vjp_5(scratch + 3558912 /* t2021 */, scratch + 2564864 /* t1980 */, state + 87408 /* t1624 */, scratch /* chunk */);
-    step_student_res6_leaky_relu2_vjp_3(scratch + 3609088 /* t2017 */, scratch + 4411904 /* t2002 */, scratch + 8876928 /* t1604 */, scratch + 8876992 /* t1614 */, state + 87376 /* t1371 */);
-    step_student_res6_conv3_vjp_6(scratch + 9485824 /* t2019 */, scratch + 3609088 /* t2017 */, scratch + 2564864 /* t1980 */, scratch /* chunk */);
-    step_student_res6_leaky_relu2_vjp_4(scratch + 3609088 /* t2042 */, scratch + 4411904 /* t2022 */, scratch + 8876928 /* t1604 */, scratch + 8876992 /* t1614 */, state + 87376 /* t1371 */, scratch + 3558912 /* t2021 */);
-    step_student_res6_bn1_vjp_11(scratch + 9507440 /* t2044 */, scratch + 3609088 /* t2043 */, scratch + 8875776 /* chunk */);
-    step_student_res6_bn1_vjp_12(scratch + 3558912 /* t2045 */, scratch + 3609088 /* t2043 */, scratch + 8876992 /* t1614 */);
-    step_student_res6_bn1_vjp_13(scratch + 7527808 /* t2048 */, scratch + 4411904 /* t1601 */, scratch + 8876928 /* t1604 */, scratch + 3609088 /* t2043 */, scratch + 8875776 /* chunk */);
-    step_student_res6_bn1_vjp_14(scratch + 9507472 /* t2055 */, scratch + 8876960 /* t1608 */, scratch + 7527808 /* t2048 */);
-    step_student_res6_bn1_vjp_15(scratch + 7527840 /* t2057 */, scratch + 3558912 /* t2045 */, scratch + 8875776 /* chunk */);
-    step_student_res6_bn1_vjp_16(scratch + 8876992 /* t2068 */, scratch + 7527808 /* t2048 */, state + 87344 /* t1364 */, scratch + 8876960 /* t1608 */);
-    step_student_res6_bn1_vjp_17(scratch + 3609088 /* t2072 */, scratch + 4411904 /* t1601 */, scratch + 8876928 /* t1604 */, scratch + 8876992 /* t2068 */);
-    step_student_res6_bn1_vjp_18(scratch + 7527808 /* t2075 */, scratch + 3609088 /* t2072 */, scratch + 8875776 /* chunk */);
-    step_student_res6_bn1_vjp_19(scratch + 9506816 /* t2077 */, scratch + 7527840 /* t2057 */, scratch + 7527808 /* t2075 */);
-    step_student_res6_bn1_vjp_20(scratch + 4411904 /* t2079 */, scratch + 3558912 /* t2045 */, scratch + 3609088 /* t2072 */, scratch + 9506816 /* t2077 */);
-    step_student_res6_conv0_vjp_4(scratch + 9507504 /* t2080 */, scratch + 4411904 /* t2079 */, scratch + 8875776 /* chunk */);
-    step_student_res6_conv0_vjp_5(scratch + 3558912 /* t2099 */, scratch + 4411904 /* t2079 */, state + 82704 /* t1598 */, scratch /* chunk */);
-    step_student_leaky_relu5_vjp_5(scratch + 3659264 /* t2095 */, scratch + 4311552 /* t1576 */, scratch + 8877216 /* t1579 */, scratch + 8877248 /* t1589 */, state + 82688 /* t1336 */);
-    step_student_res6_conv0_vjp_6(scratch + 9495040 /* t2097 */, scratch + 3659264 /* t2095 */, scratch + 4411904 /* t2079 */, scratch /* chunk */);
-    step_student_leaky_relu5_vjp_6(scratch + 3659264 /* t2120 */, scratch + 4110848 /* t1999 */, scratch + 3558912 /* t2099 */, scratch + 4311552 /* t1576 */, scratch + 8877216 /* t1579 */, scratch + 8877248 /* t1589 */, state + 82688 /* t1336 */);
-    step_student_bn4_vjp_11(scratch + 9507536 /* t2122 */, scratch + 3659264 /* t2121 */, scratch + 7526656 /* chunk */);
-    step_student_bn4_vjp_12(scratch + 3558912 /* t2123 */, scratch + 3659264 /* t2121 */, scratch + 8877248 /* t1589 */);
-    step_student_bn4_vjp_13(scratch + 7527808 /* t2127 */, scratch + 4311552 /* t2124 */, scratch + 8877216 /* t1579 */, scratch + 3659264 /* t2121 */, scratch + 7526656 /* chunk */);
-    step_student_bn4_vjp_14(scratch + 9507552 /* t2134 */, scratch + 8877232 /* t1583 */, scratch + 7527808 /* t2127 */);
-    step_student_bn4_vjp_15(scratch + 7527824 /* t2136 */, scratch + 3558912 /* t2123 */, scratch + 7526656 /* chunk */);
-    step_student_bn4_vjp_16(scratch + 7527840 /* t2147 */, scratch + 7527808 /* t2127 */, state + 82672 /* t1329 */, scratch + 8877232 /* t1583 */);
-    step_student_bn4_vjp_17(scratch + 4110848 /* t2152 */, scratch + 4311552 /* t2149 */, scratch + 8877216 /* t1579 */, scratch + 7527840 /* t2147 */);
-    step_student_bn4_vjp_18(scratch + 7527808 /* t2155 */, scratch + 4110848 /* t2152 */, scratch + 7526656 /* chunk */);
-    step_student_bn4_vjp_19(scratch + 7527840 /* t2157 */, scratch + 7527824 /* t2136 */, scratch + 7527808 /* t2155 */);
-    step_student_bn4_vjp_20(scratch + 4311552 /* t2159 */, scratch + 3558912 /* t2123 */, scratch + 4110848 /* t2152 */, scratch + 7527840 /* t2157 */);
-    step_student_res3_conv3_vjp_4(scratch + 9507568 /* t2161 */, scratch + 4311552 /* t2159 */, scratch + 7526656 /* chunk */);
-    step_student_res3_conv3_vjp_5(scratch + 4110848 /* t2182 */, scratch + 4311552 /* t2159 */, state + 80352 /* t1571 */, scratch /* chunk */);
-    step_student_res3_leaky_relu2_vjp_3(scratch + 3558912 /* t2178 */, scratch + 4211200 /* t2163 */, scratch + 8877168 /* t1552 */, scratch + 8877200 /* t1562 */, state + 80336 /* t1306 */);
-    step_student_res3_conv3_vjp_6(scratch + 9499648 /* t2180 */, scratch + 3558912 /* t2178 */, scratch + 4311552 /* t2159 */, scratch /* chunk */);
-    step_student_res3_leaky_relu2_vjp_4(scratch + 3558912 /* t2203 */, scratch + 4211200 /* t2183 */, scratch + 8877168 /* t1552 */, scratch + 8877200 /* t1562 */, state + 80336 /* t1306 */, scratch + 4110848 /* t2182 */);
-    step_student_res3_bn1_vjp_11(scratch + 9507584 /* t2205 */, scratch + 3558912 /* t2204 */, scratch + 7526656 /* chunk */);
-    step_student_res3_bn1_vjp_12(scratch + 4110848 /* t2206 */, scratch + 3558912 /* t2204 */, scratch + 8877200 /* t1562 */);
-    step_student_res3_bn1_vjp_13(scratch + 7527808 /* t2209 */, scratch + 4211200 /* t1550 */, scratch + 8877168 /* t1552 */, scratch + 3558912 /* t2204 */, scratch + 7526656 /* chunk */);
-    step_student_res3_bn1_vjp_14(scratch + 9507600 /* t2216 */, scratch + 8877184 /* t1556 */, scratch + 7527808 /* t2209 */);
-    step_student_res3_bn1_vjp_15(scratch + 7527824 /* t2218 */, scratch + 4110848 /* t2206 */, scratch + 7526656 /* chunk */);
-    step_student_res3_bn1_vjp_16(scratch + 7527840 /* t2229 */, scratch + 7527808 /* t2209 */, state + 80320 /* t1299 */, scratch + 8877184 /* t1556 */);
-    step_student_res3_bn1_vjp_17(scratch + 3558912 /* t2233 */, scratch + 4211200 /* t1550 */, scratch + 8877168 /* t1552 */, scratch + 7527840 /* t2229 */);
-    step_student_res3_bn1_vjp_18(scratch + 7527808 /* t2236 */, scratch + 3558912 /* t2233 */, scratch + 7526656 /* chunk */);
-    step_student_res3_bn1_vjp_19(scratch + 7527840 /* t2238 */, scratch + 7527824 /* t2218 */, scratch + 7527808 /* t2236 */);
-    step_student_res3_bn1_vjp_20(scratch + 4211200 /* t2240 */, scratch + 4110848 /* t2206 */, scratch + 3558912 /* t2233 */, scratch + 7527840 /* t2238 */);
-    step_student_res3_conv0_vjp_4(scratch + 9507616 /* t2241 */, scratch + 4211200 /* t2240 */, scratch + 7526656 /* chunk */);
-    step_student_res3_conv0_vjp_5(scratch + 4110848 /* t2262 */, scratch + 4211200 /* t2240 */, state + 78000 /* t1547 */, scratch /* chunk */);
-    step_student_leaky_relu2_vjp_3(scratch + 3558912 /* t2258 */, scratch + 4010496 /* t2243 */, scratch + 8877120 /* t1527 */, scratch + 8877152 /* t1537 */, state + 77984 /* t1273 */);
-    step_student_res3_conv0_vjp_6(scratch + 9501952 /* t2260 */, scratch + 3558912 /* t2258 */, scratch + 4211200 /* t2240 */, scratch /* chunk */);
-    step_student_leaky_relu2_vjp_4(scratch + 4211200 /* t2284 */, scratch + 4311552 /* t2160 */, scratch + 4110848 /* t2262 */, scratch + 4010496 /* t2264 */, scratch + 8877120 /* t1527 */, scratch + 8877152 /* t1537 */, state + 77984 /* t1273 */);
-    step_student_bn1_vjp_11(scratch + 9507632 /* t2286 */, scratch + 4211200 /* t2285 */, scratch + 7526656 /* chunk */);
-    step_student_bn1_vjp_12(scratch + 4110848 /* t2287 */, scratch + 4211200 /* t2285 */, scratch + 8877152 /* t1537 */);
-    step_student_bn1_vjp_13(scratch + 7527808 /* t2290 */, scratch + 4010496 /* t1524 */, scratch + 8877120 /* t1527 */, scratch + 4211200 /* t2285 */, scratch + 7526656 /* chunk */);
-    step_student_bn1_vjp_14(scratch + 9507648 /* t2297 */, scratch + 8877136 /* t1531 */, scratch + 7527808 /* t2290 */);
-    step_student_bn1_vjp_15(scratch + 7527824 /* t2299 */, scratch + 4110848 /* t2287 */, scratch + 7526656 /* chunk */);
-    step_student_bn1_vjp_16(scratch + 7527840 /* t2310 */, scratch + 7527808 /* t2290 */, state + 77968 /* t1266 */, scratch + 8877136 /* t1531 */);
-    step_student_bn1_vjp_17(scratch + 4211200 /* t2314 */, scratch + 4010496 /* t1524 */, scratch + 8877120 /* t1527 */, scratch + 7527840 /* t2310 */);
-    step_student_bn1_vjp_18(scratch + 7527808 /* t2317 */, scratch + 4211200 /* t2314 */, scratch + 7526656 /* chunk */);
-    step_student_bn1_vjp_19(scratch + 7527840 /* t2319 */, scratch + 7527824 /* t2299 */, scratch + 7527808 /* t2317 */);
-    step_student_bn1_vjp_20(scratch + 4311552 /* t2321 */, scratch + 4110848 /* t2287 */, scratch + 4211200 /* t2314 */, scratch + 7527840 /* t2319 */);
-    step_student_conv0_vjp_3(scratch + 9507664 /* t2322 */, scratch + 4311552 /* t2321 */, scratch + 7526656 /* chunk */);
-    step_student_conv0_vjp_4(scratch + 9507136 /* t2323 */, io /* in_x */, scratch + 4311552 /* t2321 */, scratch + 3558912 /* chunk */);
-    step_teacher_feedback_fwd(scratch + 7527808 /* t2326 */, scratch + 9507136 /* t2324 */, scratch + 9575296 /* t1238 */);
-    step_teacher_feedback_fwd_2(scratch + 7527824 /* t2328 */, scratch + 9507664 /* t2322 */, scratch + 9575664 /* t1236 */);
-    step_teacher_feedback_fwd_3(scratch + 7527840 /* t2331 */, scratch + 9507648 /* t2297 */, scratch + 9575648 /* t1213 */);
-    step_teacher_feedback_fwd_4(scratch + 7527856 /* t2334 */, scratch + 9507632 /* t2286 */, scratch + 9575632 /* t1203 */);
-    step_teacher_feedback_fwd_5(scratch + 9506816 /* t2337 */, scratch + 9501952 /* t2261 */, scratch + 9570304 /* t1178 */);
-    step_teacher_feedback_fwd_6(scratch + 9506832 /* t2340 */, scratch + 9507616 /* t2241 */, scratch + 9575616 /* t1158 */);
-    step_teacher_feedback_fwd_7(scratch + 9506848 /* t2343 */, scratch + 9507600 /* t2216 */, scratch + 9575600 /* t1135 */);
-    step_teacher_feedback_fwd_8(scratch + 9506864 /* t2346 */, scratch + 9507584 /* t2205 */, scratch + 9575584 /* t1125 */);
-    step_teacher_feedback_fwd_9(scratch + 9506880 /* t2349 */, scratch + 9499648 /* t2181 */, scratch + 8873472 /* t1101 */);
-    step_teacher_feedback_fwd_10(scratch + 9506896 /* t2352 */, scratch + 9507568 /* t2161 */, scratch + 9575568 /* t1081 */);
-    step_teacher_feedback_fwd_11(scratch + 9506912 /* t2355 */, scratch + 9507552 /* t2134 */, scratch + 9575552 /* t1056 */);
-    step_teacher_feedback_fwd_12(scratch + 9506928 /* t2358 */, scratch + 9507536 /* t2122 */, scratch + 9575536 /* t1045 */);
-    step_teacher_feedback_fwd_13(scratch + 9506944 /* t2361 */, scratch + 9495040 /* t2098 */, scratch + 9565696 /* t1021 */);
-    step_teacher_feedback_fwd_14(scratch + 9506960 /* t2364 */, scratch + 9507504 /* t2080 */, scratch + 9575504 /* t1003 */);
-    step_teacher_feedback_fwd_15(scratch + 9506976 /* t2367 */, scratch + 9507472 /* t2055 */, scratch + 9668128 /* t980 */);
-    step_teacher_feedback_fwd_16(scratch + 9506992 /* t2370 */, scratch + 9507440 /* t2044 */, scratch + 9668096 /* t970 */);
-    step_teacher_feedback_fwd_17(scratch + 9507008 /* t2373 */, scratch + 9485824 /* t2020 */, scratch + 9942528 /* t946 */);
-    step_teacher_feedback_fwd_18(scratch + 9507024 /* t2376 */, scratch + 9507408 /* t2000 */, scratch + 9955584 /* t926 */);
-    step_teacher_feedback_fwd_19(scratch + 9507040 /* t2379 */, scratch + 9506304 /* t1998 */, scratch + 9954432 /* t924 */);
-    step_teacher_feedback_fwd_20(scratch + 9507056 /* t2382 */, scratch + 9507376 /* t1955 */, scratch + 9955552 /* t883 */);
-    step_teacher_feedback_fwd_21(scratch + 9507072 /* t2385 */, scratch + 9507344 /* t1943 */, scratch + 9955520 /* t872 */);
-    step_teacher_feedback_fwd_22(scratch + 9507088 /* t2388 */, scratch + 9467392 /* t1919 */, scratch + 9924096 /* t848 */);
-    step_teacher_feedback_fwd_23(scratch + 9507104 /* t2391 */, scratch + 9507280 /* t1901 */, scratch + 9955264 /* t830 */);
-    step_teacher_feedback_fwd_24(scratch + 9507120 /* t2394 */, scratch + 9532992 /* t1876 */, scratch + 9955200 /* t807 */);
-    step_teacher_feedback_fwd_25(scratch + 7526656 /* t2397 */, scratch + 9532928 /* t1865 */, scratch + 9955136 /* t797 */);
-    step_teacher_feedback_fwd_26(scratch + 7526672 /* t2400 */, scratch + 8795648 /* t1841 */, scratch + 9868800 /* t773 */);
-    step_teacher_feedback_fwd_27(scratch + 7526688 /* t2403 */, scratch + 8877504 /* t1821 */, scratch + 9955072 /* t753 */);
-    step_teacher_feedback_fwd_28(scratch + 7526704 /* t2406 */, scratch + 9572608 /* t1819 */, scratch + 9951744 /* t751 */);
-    step_teacher_feedback_fwd_29(scratch + 7526720 /* t2409 */, scratch + 9575440 /* t1776 */, scratch + 9955008 /* t710 */);
-    step_teacher_feedback_fwd_30(scratch + 7526736 /* t2412 */, scratch + 8877440 /* t1764 */, scratch + 9954944 /* t699 */);
-    step_teacher_feedback_fwd_31(scratch + 7526752 /* t2415 */, scratch + 9574656 /* t1739 */, scratch + 9953792 /* t674 */);
-    step_teacher_feedback_fwd_32(scratch + 7526768 /* t2418 */, scratch + 9575680 /* t1737 */, scratch + 9955760 /* t672 */);
-    step_teacher_feedback_fwd_33(scratch + 9507680 /* t2419 */, io + 244704 /* t2420 */, scratch + 7526784 /* t2423 */, scratch + 7527808 /* t2326 */, scratch + 7527824 /* t2328 */, scratch + 7527840 /* t2331 */, scratch + 7527856 /* t2334 */, scratch + 9506816 /* t2337 */, scratch + 9506832 /* t2340 */, scratch + 9506848 /* t2343 */, scratch + 9506864 /* t2346 */, scratch + 9506880 /* t2349 */, scratch + 9506896 /* t2352 */, scratch + 9506912 /* t2355 */, scratch + 9506928 /* t2358 */, scratch + 9506944 /* t2361 */, scratch + 9506960 /* t2364 */, scratch + 9506976 /* t2367 */, scratch + 9506992 /* t2370 */, scratch + 9507008 /* t2373 */, scratch + 9507024 /* t2376 */, scratch + 9507040 /* t2379 */, scratch + 9507056 /* t2382 */, scratch + 9507072 /* t2385 */, scratch + 9507088 /* t2388 */, scratch + 9507104 /* t2391 */, scratch + 9507120 /* t2394 */, scratch + 7526656 /* t2397 */, scratch + 7526672 /* t2400 */, scratch + 7526688 /* t2403 */, scratch + 7526704 /* t2406 */, scratch + 7526720 /* t2409 */, scratch + 7526736 /* t2412 */, scratch + 7526752 /* t2415 */, scratch + 7526768 /* t2418 */, io + 226128 /* in_lr_student */, io + 226176 /* in_feedback_baseline */, io + 226160 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 8875776 /* t2425 */, scratch + 7526784 /* t2423 */, scratch + 7524096 /* t406 */);
-    step_teacher_feedback_vjp_2(scratch + 9506816 /* t2427 */, scratch + 8875776 /* t2425 */);
-    step_teacher_feedback_vjp_3(scratch + 9506944 /* t2428 */, scratch + 9506816 /* t2427 */, scratch + 7527616 /* t393 */);
-    step_teacher_loss_uda_vjp(scratch + 7527808 /* t2432 */, io + 226144 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 9506816 /* t2435 */, scratch + 7527808 /* t2432 */, scratch + 7527488 /* t388 */);
-    step_teacher_loss_uda_vjp_3(scratch + 7524096 /* t2437 */, scratch + 9506816 /* t2435 */, scratch + 7522816 /* t385 */);
-    step_teacher_loss_uda_vjp_4(scratch + 7527488 /* t2439 */, scratch + 7524096 /* t2437 */);
-    step_teacher_loss_uda_vjp_5(scratch + 9506816 /* t2440 */, scratch + 7527488 /* t2439 */, scratch + 7527616 /* t393 */);
-    step_teacher_loss_uda_vjp_6(scratch + 8832512 /* t2444 */, scratch + 9506944 /* t2428 */, scratch + 7525376 /* t392 */, scratch + 8875776 /* t2425 */, scratch + 9506816 /* t2440 */, scratch + 7524096 /* t2437 */);
-    step_teacher_loss_sup_vjp(scratch + 8875776 /* t2447 */, io + 225792 /* in_y */);
-    step_teacher_loss_sup_vjp_2(scratch + 7527808 /* t2449 */, scratch + 8875776 /* t2447 */);
-    step_teacher_loss_sup_vjp_3(scratch + 7527840 /* t2450 */, scratch + 7527808 /* t2449 */, scratch + 7528192 /* t367 */);
-    step_teacher_loss_sup_vjp_4(scratch + 9506816 /* t2453 */, scratch + 7527840 /* t2450 */, scratch + 7527168 /* t366 */, scratch + 8875776 /* t2447 */);
-    step_teacher_dense14_vjp(scratch + 7527808 /* t2454 */, scratch + 9506816 /* t2453 */);
-    step_teacher_dense14_vjp_2(scratch + 7527824 /* t2455 */, scratch + 8832512 /* t2444 */);
-    step_teacher_dense14_vjp_3(scratch + 9507696 /* t2456 */, scratch + 7527808 /* t2454 */, scratch + 7527824 /* t2455 */);
-    step_teacher_dense14_vjp_4(scratch + 8876800 /* t2462 */, scratch + 9915904 /* t2461 */, scratch + 8832512 /* t2444 */);
-    step_teacher_dense14_vjp_5(scratch + 9504256 /* t2468 */, scratch + 9506816 /* t2453 */, state + 77152 /* in_teacher_dense14_weight */, io + 226192 /* in_dropout_teacher_all_dropout13 */);
-    step_teacher_dense14_vjp_6(scratch + 8865280 /* t2469 */, scratch + 8832512 /* t2444 */, state + 77152 /* in_teacher_dense14_weight */, io + 236432 /* t2466 */);
-    step_teacher_global_avg_pool12_vjp(scratch + 8832512 /* t2470 */, scratch + 9504256 /* t2468 */);
-    step_teacher_global_avg_pool12_vjp_2(scratch + 8369664 /* t2471 */, scratch + 8865280 /* t2469 */);
-    step_teacher_leaky_relu11_vjp(scratch + 8074752 /* t2487 */, scratch + 9172480 /* t320 */, scratch + 7528000 /* t323 */, scratch + 7528128 /* t339 */, state + 77088 /* in_teacher_bn10_offset */);
-    step_teacher_leaky_relu11_vjp_2(scratch + 3558912 /* t2499 */, scratch + 8832512 /* t2472 */, scratch + 8074752 /* t2489 */);
-    step_teacher_leaky_relu11_vjp_3(scratch + 8664576 /* t2500 */, scratch + 8369664 /* t2473 */, scratch + 8238592 /* t2491 */);
-    step_teacher_bn10_vjp(scratch + 7527808 /* t2503 */, scratch + 3558912 /* t2501 */, scratch + 8875776 /* chunk */);
-    step_teacher_bn10_vjp_2(scratch + 9504256 /* t2504 */, scratch + 8664576 /* t2502 */, scratch + 8875776 /* chunk */);
-    step_teacher_bn10_vjp_3(scratch + 8871680 /* t2505 */, scratch + 7527808 /* t2503 */, scratch + 9504256 /* t2504 */);
-    step_teacher_bn10_vjp_4(scratch + 8832512 /* t2507 */, scratch + 3558912 /* t2501 */, scratch + 7528128 /* t339 */);
-    step_teacher_bn10_vjp_5(scratch + 3853824 /* t2509 */, scratch + 8664576 /* t2502 */, scratch + 7528128 /* t339 */);
-    step_teacher_bn10_vjp_6(scratch + 8074752 /* t2511 */, scratch + 8369664 /* t2515 */, scratch + 9172480 /* t2510 */, scratch + 7528000 /* t323 */);
-    step_teacher_bn10_vjp_7(scratch + 7527808 /* t2518 */, scratch + 3558912 /* t2501 */, scratch + 8074752 /* t2512 */, scratch + 8875776 /* chunk */);
-    step_teacher_bn10_vjp_8(scratch + 8871744 /* t2519 */, scratch + 8664576 /* t2502 */, scratch + 8533504 /* t2516 */, scratch + 8875776 /* chunk */);
-    step_teacher_bn10_vjp_9(scratch + 8871808 /* t2520 */, scratch + 8871872 /* t2526 */, scratch + 7527808 /* t2518 */, scratch + 8871744 /* t2519 */, scratch + 7528064 /* t328 */);
-    step_teacher_bn10_vjp_10(scratch + 7527808 /* t2529 */, scratch + 8832512 /* t2507 */, scratch + 8875776 /* chunk */);
-    step_teacher_bn10_vjp_11(scratch + 8871744 /* t2530 */, scratch + 3853824 /* t2509 */, scratch + 8875776 /* chunk */);
-    step_teacher_bn10_vjp_12(scratch + 8875776 /* t2540 */, scratch + 8871808 /* t2520 */, state + 77024 /* in_teacher_bn10_scale */, scratch + 7528064 /* t328 */);
-    step_teacher_bn10_vjp_13(scratch + 8074752 /* t2545 */, scratch + 9172480 /* t2542 */, scratch + 7528000 /* t323 */, scratch + 8875776 /* t2540 */);
-    step_teacher_bn10_vjp_14(scratch + 8369664 /* t2547 */, scratch + 8832512 /* t2507 */);
-    step_teacher_bn10_vjp_15(scratch + 3558912 /* t2548 */, scratch + 3853824 /* t2509 */);
-    step_teacher_bn10_vjp_16(scratch + 8871808 /* t2551 */, scratch + 8074752 /* t2545 */, scratch + 8875776 /* chunk */);
-    step_teacher_bn10_vjp_17(scratch + 8875776 /* t2553 */, scratch + 7527808 /* t2529 */, scratch + 8871744 /* t2530 */, scratch + 8871808 /* t2551 */);
-    step_teacher_bn10_vjp_18(scratch + 6720000 /* t2555 */, scratch + 8369664 /* t2547 */, scratch + 3558912 /* t2548 */, scratch + 8074752 /* t2545 */, scratch + 8875776 /* t2553 */);
-    step_teacher_res9_vjp(scratch + 3558912 /* t2574 */, scratch + 6720000 /* t2555 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
-    step_teacher_leaky_relu8_vjp(scratch + 4010496 /* t2570 */, scratch + 7623168 /* t246 */, scratch + 9955424 /* t249 */, scratch + 9955488 /* t265 */, state + 19392 /* in_teacher_bn7_offset */);
-    step_teacher_res9_vjp_2(scratch + 9504256 /* t2572 */, scratch + 4010496 /* t2570 */, scratch + 6720000 /* t2555 */, scratch /* chunk */);
-    step_teacher_res9_conv3_vjp(scratch + 8871744 /* t2575 */, scratch + 6720000 /* t2555 */, scratch + 8875776 /* chunk */);
-    step_teacher_res9_conv3_vjp_2(scratch + 4010496 /* t2596 */, scratch + 6720000 /* t2555 */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch /* chunk */);
-    step_teacher_res9_leaky_relu2_vjp(scratch + 7014912 /* t2592 */, scratch + 8877568 /* t2577 */, scratch + 7527744 /* t280 */, scratch + 7527936 /* t301 */, state + 37984 /* in_teacher_res9_bn1_offset */);
-    step_teacher_res9_conv3_vjp_3(scratch + 8832512 /* t2594 */, scratch + 7014912 /* t2592 */, scratch + 6720000 /* t2555 */, scratch /* chunk */);
-    step_teacher_res9_leaky_relu2_vjp_2(scratch + 8074752 /* t2617 */, scratch + 8877568 /* t2597 */, scratch + 7527744 /* t280 */, scratch + 7527936 /* t301 */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 4010496 /* t2596 */);
-    step_teacher_res9_bn1_vjp(scratch + 8871808 /* t2619 */, scratch + 8074752 /* t2618 */, scratch + 8875776 /* chunk */);
-    step_teacher_res9_bn1_vjp_2(scratch + 4010496 /* t2620 */, scratch + 8074752 /* t2618 */, scratch + 7527936 /* t301 */);
-    step_teacher_res9_bn1_vjp_3(scratch + 7527808 /* t2623 */, scratch + 8877568 /* t277 */, scratch + 7527744 /* t280 */, scratch + 8074752 /* t2618 */, scratch + 8875776 /* chunk */);
-    step_teacher_res9_bn1_vjp_4(scratch + 8871936 /* t2629 */, scratch + 7527872 /* t285 */, scratch + 7527808 /* t2623 */);
-    step_teacher_res9_bn1_vjp_5(scratch + 8870400 /* t2631 */, scratch + 4010496 /* t2620 */, scratch + 8875776 /* chunk */);
-    step_teacher_res9_bn1_vjp_6(scratch + 8869376 /* t2640 */, scratch + 7527808 /* t2623 */, state + 37920 /* in_teacher_res9_bn1_scale */, scratch + 7527872 /* t285 */);
-    step_teacher_res9_bn1_vjp_7(scratch + 8074752 /* t2644 */, scratch + 8877568 /* t277 */, scratch + 7527744 /* t280 */, scratch + 8869376 /* t2640 */);
-    step_teacher_res9_bn1_vjp_8(scratch + 8875776 /* t2647 */, scratch + 8074752 /* t2644 */, scratch + 8869376 /* chunk */);
-    step_teacher_res9_bn1_vjp_9(scratch + 8875840 /* t2649 */, scratch + 8870400 /* t2631 */, scratch + 8875776 /* t2647 */);
-    step_teacher_res9_bn1_vjp_10(scratch + 2211840 /* t2651 */, scratch + 4010496 /* t2620 */, scratch + 8074752 /* t2644 */, scratch + 8875840 /* t2649 */);
-    step_teacher_res9_conv0_vjp(scratch + 8872000 /* t2652 */, scratch + 2211840 /* t2651 */, scratch + 8869376 /* chunk */);
+    step_student_res3_conv0_fwd_2(scratch + 3763712 /* t1550 */, scratch + 4110848 /* t1545 */, state + 78000 /* t1547 */, state + 80304 /* t1292 */, scratch /* chunk */);
+    step_student_res3_bn1_fwd_7(scratch + 9488144 /* t1551 */, scratch + 3763712 /* t1550 */, scratch + 9468928 /* chunk */);
+    step_student_res3_bn1_fwd_8(scratch + 9485440 /* t1552 */, scratch + 9488144 /* t1551 */);
+    step_student_res3_bn1_fwd_9(scratch + 3864064 /* t1554 */, scratch + 3763712 /* t1550 */, scratch + 9485440 /* t1552 */);
+    step_student_res3_bn1_fwd_10(scratch + 9485456 /* t1556 */, scratch + 3864064 /* t1554 */, scratch + 9468928 /* chunk */);
+    step_student_res3_bn1_fwd_11(scratch + 9485472 /* t1562 */, scratch + 9485456 /* t1556 */, state + 80320 /* t1299 */);
+    step_student_res3_bn1_fwd_12(scratch + 3558912 /* t1566 */, scratch + 3864064 /* t1554 */, scratch + 9485472 /* t1562 */, state + 80336 /* t1306 */);
+    step_student_res3_leaky_relu2_fwd_2(scratch + 3659264 /* t1569 */, scratch + 3558912 /* t1567 */);
+    step_student_res3_conv3_fwd_2(scratch + 3558912 /* t1574 */, scratch + 3659264 /* t1569 */, state + 80352 /* t1571 */, state + 82656 /* t1322 */, scratch /* chunk */);
+    step_student_res3_fwd_2(scratch + 3864064 /* t1576 */, scratch + 3558912 /* t1575 */, scratch + 4110848 /* t1545 */);
+    step_student_bn4_fwd_7(scratch + 9488144 /* t1578 */, scratch + 3864064 /* t1577 */, scratch + 9468928 /* chunk */);
+    step_student_bn4_fwd_8(scratch + 9485488 /* t1579 */, scratch + 9488144 /* t1578 */);
+    step_student_bn4_fwd_9(scratch + 3558912 /* t1581 */, scratch + 3864064 /* t1577 */, scratch + 9485488 /* t1579 */);
+    step_student_bn4_fwd_10(scratch + 9485504 /* t1583 */, scratch + 3558912 /* t1581 */, scratch + 9468928 /* chunk */);
+    step_student_bn4_fwd_11(scratch + 9485520 /* t1589 */, scratch + 9485504 /* t1583 */, state + 82672 /* t1329 */);
+    step_student_bn4_fwd_12(scratch + 3659264 /* t1593 */, scratch + 3558912 /* t1581 */, scratch + 9485520 /* t1589 */, state + 82688 /* t1336 */);
+    step_student_leaky_relu5_fwd_2(scratch + 4110848 /* t1596 */, scratch + 3659264 /* t1594 */);
+    step_student_res6_conv0_fwd_2(scratch + 4311552 /* t1601 */, scratch + 4110848 /* t1596 */, state + 82704 /* t1598 */, state + 87312 /* t1357 */, scratch /* chunk */);
+    step_student_res6_bn1_fwd_7(scratch + 9488144 /* t1602 */, scratch + 4311552 /* t1601 */, scratch + 9468928 /* chunk */);
+    step_student_res6_bn1_fwd_8(scratch + 9485312 /* t1604 */, scratch + 9488144 /* t1602 */);
+    step_student_res6_bn1_fwd_9(scratch + 4211200 /* t1606 */, scratch + 4311552 /* t1601 */, scratch + 9485312 /* t1604 */);
+    step_student_res6_bn1_fwd_10(scratch + 9485344 /* t1608 */, scratch + 4211200 /* t1606 */, scratch + 9468928 /* chunk */);
+    step_student_res6_bn1_fwd_11(scratch + 9485376 /* t1614 */, scratch + 9485344 /* t1608 */, state + 87344 /* t1364 */);
+    step_student_res6_bn1_fwd_12(scratch + 4261376 /* t1618 */, scratch + 4211200 /* t1606 */, scratch + 9485376 /* t1614 */, state + 87376 /* t1371 */);
+    step_student_res6_leaky_relu2_fwd_2(scratch + 4211200 /* t1622 */, scratch + 4261376 /* t1619 */);
+    step_student_res6_conv3_fwd_2(scratch + 4261376 /* t1627 */, scratch + 4211200 /* t1622 */, state + 87408 /* t1624 */, state + 96624 /* t1390 */, scratch /* chunk */);
+    step_student_res6_fwd_3(scratch + 4211200 /* t1631 */, scratch + 4110848 /* t1596 */, state + 96656 /* t1630 */, scratch + 3558912 /* chunk */);
+    step_student_res6_fwd_4(scratch + 3706368 /* t1633 */, scratch + 4261376 /* t1628 */, scratch + 4211200 /* t1632 */);
+    step_student_bn7_fwd_7(scratch + 9488144 /* t1635 */, scratch + 3706368 /* t1634 */, scratch + 9468928 /* chunk */);
+    step_student_bn7_fwd_8(scratch + 9487680 /* t1636 */, scratch + 9488144 /* t1635 */);
+    step_student_bn7_fwd_9(scratch + 4361728 /* t1638 */, scratch + 3706368 /* t1634 */, scratch + 9487680 /* t1636 */);
+    step_student_bn7_fwd_10(scratch + 9487712 /* t1640 */, scratch + 4361728 /* t1638 */, scratch + 9468928 /* chunk */);
+    step_student_bn7_fwd_11(scratch + 9487744 /* t1646 */, scratch + 9487712 /* t1640 */, state + 97168 /* t1409 */);
+    step_student_bn7_fwd_12(scratch + 4411904 /* t1650 */, scratch + 4361728 /* t1638 */, scratch + 9487744 /* t1646 */, state + 97200 /* t1416 */);
+    step_student_leaky_relu8_fwd_2(scratch + 4361728 /* t1653 */, scratch + 4411904 /* t1651 */);
+    step_student_res9_conv0_fwd_2(scratch + 3964416 /* t1658 */, scratch + 4361728 /* t1653 */, state + 97232 /* t1655 */, state + 115664 /* t1437 */, scratch /* chunk */);
+    step_student_res9_bn1_fwd_7(scratch + 9469952 /* t1659 */, scratch + 3964416 /* t1658 */, scratch + 9468928 /* chunk */);
+    step_student_res9_bn1_fwd_8(scratch + 9473344 /* t1661 */, scratch + 9469952 /* t1659 */);
+    step_student_res9_bn1_fwd_9(scratch + 4411904 /* t1663 */, scratch + 3964416 /* t1658 */, scratch + 9473344 /* t1661 */);
+    step_student_res9_bn1_fwd_10(scratch + 9473408 /* t1665 */, scratch + 4411904 /* t1663 */, scratch + 9468928 /* chunk */);
+    step_student_res9_bn1_fwd_11(scratch + 9473472 /* t1671 */, scratch + 9473408 /* t1665 */, state + 115728 /* t1444 */);
+    step_student_res9_bn1_fwd_12(scratch + 3558912 /* t1675 */, scratch + 4411904 /* t1663 */, scratch + 9473472 /* t1671 */, state + 115792 /* t1451 */);
+    step_student_res9_leaky_relu2_fwd_2(scratch + 4411904 /* t1679 */, scratch + 3558912 /* t1676 */);
+    step_student_res9_conv3_fwd_2(scratch + 4110848 /* t1684 */, scratch + 4411904 /* t1679 */, state + 115856 /* t1681 */, state + 152720 /* t1470 */, scratch /* chunk */);
+    step_student_res9_fwd_3(scratch + 4411904 /* t1688 */, scratch + 4361728 /* t1653 */, state + 152784 /* t1687 */, scratch + 3558912 /* chunk */);
+    step_student_res9_fwd_4(scratch + 4361728 /* t1690 */, scratch + 4110848 /* t1685 */, scratch + 4411904 /* t1689 */);
+    step_student_bn10_fwd_7(scratch + 9469952 /* t1692 */, scratch + 4361728 /* t1691 */, scratch + 9468928 /* chunk */);
+    step_student_bn10_fwd_8(scratch + 9487488 /* t1693 */, scratch + 9469952 /* t1692 */);
+    step_student_bn10_fwd_9(scratch + 4394496 /* t1695 */, scratch + 4361728 /* t1691 */, scratch + 9487488 /* t1693 */);
+    step_student_bn10_fwd_10(scratch + 9487552 /* t1697 */, scratch + 4394496 /* t1695 */, scratch + 9468928 /* chunk */);
+    step_student_bn10_fwd_11(scratch + 9487616 /* t1703 */, scratch + 9487552 /* t1697 */, state + 154832 /* t1489 */);
+    step_student_bn10_fwd_12(scratch + 4427264 /* t1707 */, scratch + 4394496 /* t1695 */, scratch + 9487616 /* t1703 */, state + 154896 /* t1496 */);
+    step_student_leaky_relu11_fwd_2(scratch + 4394496 /* t1710 */, scratch + 4427264 /* t1708 */);
+    step_student_global_avg_pool12_fwd_3(scratch + 9468928 /* t1712 */, scratch + 4394496 /* t1711 */);
+    step_student_global_avg_pool12_fwd_4(scratch + 9470976 /* t1714 */, scratch + 9468928 /* t1712 */);
+    step_student_dense13_fwd_2(scratch + 9473024 /* t1717 */, scratch + 9470976 /* t1714 */, state + 154960 /* t1508 */, state + 155600 /* t1517 */);
+    step_student_loss_l_fwd(scratch + 9487776 /* t1718 */, scratch + 9473024 /* t1717 */);
+    step_student_loss_l_fwd_2(scratch + 9468928 /* t1720 */, scratch + 9469248 /* t1721 */, scratch + 9473024 /* t1717 */, scratch + 9487776 /* t1718 */);
+    step_student_loss_l_fwd_3(scratch + 9487776 /* t1722 */, scratch + 9469248 /* t1721 */);
+    step_student_loss_l_fwd_4(scratch + 9487808 /* t1723 */, scratch + 9487776 /* t1722 */);
+    step_student_loss_l_fwd_5(scratch + 9488144 /* t1727 */, scratch + 9468928 /* t1720 */, scratch + 9487808 /* t1723 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 244688 /* t1728 */, scratch + 9488144 /* t1727 */);
+    step_student_loss_l_vjp(scratch + 9468928 /* t1730 */, io + 225792 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 9487808 /* t1732 */, scratch + 9468928 /* t1730 */);
+    step_student_loss_l_vjp_3(scratch + 9487840 /* t1733 */, scratch + 9487808 /* t1732 */, scratch + 9487776 /* t1722 */);
+    step_student_loss_l_vjp_4(scratch + 9473024 /* t1736 */, scratch + 9487840 /* t1733 */, scratch + 9469248 /* t1721 */, scratch + 9468928 /* t1730 */);
+    step_student_dense13_vjp_4(scratch + 9489040 /* t1737 */, scratch + 9473024 /* t1736 */);
+    step_student_dense13_vjp_5(scratch + 9486848 /* t1739 */, scratch + 9470976 /* t1714 */, scratch + 9473024 /* t1736 */);
+    step_student_dense13_vjp_6(scratch + 9468928 /* t1740 */, scratch + 9473024 /* t1736 */, state + 154960 /* t1508 */);
+    step_student_global_avg_pool12_vjp_2(scratch + 4394496 /* t1741 */, scratch + 9468928 /* t1740 */);
+    step_student_leaky_relu11_vjp_2(scratch + 4427264 /* t1762 */, scratch + 4361728 /* t1690 */, scratch + 9487488 /* t1693 */, scratch + 9487616 /* t1703 */, state + 154896 /* t1496 */, scratch + 4394496 /* t1742 */);
+    step_student_bn10_vjp_11(scratch + 9488288 /* t1764 */, scratch + 4427264 /* t1763 */, scratch + 4460032 /* chunk */);
+    step_student_bn10_vjp_12(scratch + 4394496 /* t1765 */, scratch + 4427264 /* t1763 */, scratch + 9487616 /* t1703 */);
+    step_student_bn10_vjp_13(scratch + 9488144 /* t1769 */, scratch + 4361728 /* t1766 */, scratch + 9487488 /* t1693 */, scratch + 4427264 /* t1763 */, scratch + 4460032 /* chunk */);
+    step_student_bn10_vjp_14(scratch + 9488352 /* t1776 */, scratch + 9487552 /* t1697 */, scratch + 9488144 /* t1769 */);
+    step_student_bn10_vjp_15(scratch + 9488208 /* t1778 */, scratch + 4394496 /* t1765 */, scratch + 9468928 /* chunk */);
+    step_student_bn10_vjp_16(scratch + 9487616 /* t1789 */, scratch + 9488144 /* t1769 */, state + 154832 /* t1489 */, scratch + 9487552 /* t1697 */);
+    step_student_bn10_vjp_17(scratch + 4427264 /* t1794 */, scratch + 4361728 /* t1791 */, scratch + 9487488 /* t1693 */, scratch + 9487616 /* t1789 */);
+    step_student_bn10_vjp_18(scratch + 9488144 /* t1797 */, scratch + 4427264 /* t1794 */, scratch + 4460032 /* chunk */);
+    step_student_bn10_vjp_19(scratch + 9487488 /* t1799 */, scratch + 9488208 /* t1778 */, scratch + 9488144 /* t1797 */);
+    step_student_bn10_vjp_20(scratch + 4110848 /* t1801 */, scratch + 4394496 /* t1765 */, scratch + 4427264 /* t1794 */, scratch + 9487488 /* t1799 */);
+    step_student_res9_vjp_3(scratch + 4361728 /* t1820 */, scratch + 4110848 /* t1801 */, state + 152784 /* t1687 */, scratch + 3558912 /* chunk */);
+    step_student_leaky_relu8_vjp_4(scratch + 4411904 /* t1816 */, scratch + 3706368 /* t1633 */, scratch + 9487680 /* t1636 */, scratch + 9487744 /* t1646 */, state + 97200 /* t1416 */);
+    step_student_res9_vjp_4(scratch + 9482752 /* t1818 */, scratch + 4411904 /* t1816 */, scratch + 4110848 /* t1801 */, scratch + 3558912 /* chunk */);
+    step_student_res9_conv3_vjp_4(scratch + 9488416 /* t1821 */, scratch + 4110848 /* t1801 */, scratch + 9468928 /* chunk */);
+    step_student_res9_conv3_vjp_5(scratch + 4411904 /* t1842 */, scratch + 4110848 /* t1801 */, state + 115856 /* t1681 */, scratch /* chunk */);
+    step_student_res9_leaky_relu2_vjp_3(scratch + 3558912 /* t1838 */, scratch + 3964416 /* t1823 */, scratch + 9473344 /* t1661 */, scratch + 9473472 /* t1671 */, state + 115792 /* t1451 */);
+    step_student_res9_conv3_vjp_6(scratch + 9367040 /* t1840 */, scratch + 3558912 /* t1838 */, scratch + 4110848 /* t1801 */, scratch /* chunk */);
+    step_student_res9_leaky_relu2_vjp_4(scratch + 3558912 /* t1863 */, scratch + 3964416 /* t1843 */, scratch + 9473344 /* t1661 */, scratch + 9473472 /* t1671 */, state + 115792 /* t1451 */, scratch + 4411904 /* t1842 */);
+    step_student_res9_bn1_vjp_11(scratch + 9488480 /* t1865 */, scratch + 3558912 /* t1864 */, scratch + 9468928 /* chunk */);
+    step_student_res9_bn1_vjp_12(scratch + 4411904 /* t1866 */, scratch + 3558912 /* t1864 */, scratch + 9473472 /* t1671 */);
+    step_student_res9_bn1_vjp_13(scratch + 9473472 /* t1869 */, scratch + 3964416 /* t1658 */, scratch + 9473344 /* t1661 */, scratch + 3558912 /* t1864 */, scratch + 9468928 /* chunk */);
+    step_student_res9_bn1_vjp_14(scratch + 9488544 /* t1876 */, scratch + 9473408 /* t1665 */, scratch + 9473472 /* t1869 */);
+    step_student_res9_bn1_vjp_15(scratch + 9488144 /* t1878 */, scratch + 4411904 /* t1866 */, scratch + 9468928 /* chunk */);
+    step_student_res9_bn1_vjp_16(scratch + 9488208 /* t1889 */, scratch + 9473472 /* t1869 */, state + 115728 /* t1444 */, scratch + 9473408 /* t1665 */);
+    step_student_res9_bn1_vjp_17(scratch + 3558912 /* t1893 */, scratch + 3964416 /* t1658 */, scratch + 9473344 /* t1661 */, scratch + 9488208 /* t1889 */);
+    step_student_res9_bn1_vjp_18(scratch + 9488208 /* t1896 */, scratch + 3558912 /* t1893 */, scratch + 9468928 /* chunk */);
+    step_student_res9_bn1_vjp_19(scratch + 9487488 /* t1898 */, scratch + 9488144 /* t1878 */, scratch + 9488208 /* t1896 */);
+    step_student_res9_bn1_vjp_20(scratch + 3964416 /* t1900 */, scratch + 4411904 /* t1866 */, scratch + 3558912 /* t1893 */, scratch + 9487488 /* t1898 */);
+    step_student_res9_conv0_vjp_4(scratch + 9488608 /* t1901 */, scratch + 3964416 /* t1900 */, scratch + 9468928 /* chunk */);
+    step_student_res9_conv0_vjp_5(scratch + 4411904 /* t1920 */, scratch + 3964416 /* t1900 */, state + 97232 /* t1655 */, scratch /* chunk */);
+    step_student_leaky_relu8_vjp_5(scratch + 3558912 /* t1916 */, scratch + 3706368 /* t1633 */, scratch + 9487680 /* t1636 */, scratch + 9487744 /* t1646 */, state + 97200 /* t1416 */);
+    step_student_res9_conv0_vjp_6(scratch + 9436672 /* t1918 */, scratch + 3558912 /* t1916 */, scratch + 3964416 /* t1900 */, scratch /* chunk */);
+    step_student_leaky_relu8_vjp_6(scratch + 3558912 /* t1941 */, scratch + 4361728 /* t1820 */, scratch + 4411904 /* t1920 */, scratch + 3706368 /* t1633 */, scratch + 9487680 /* t1636 */, scratch + 9487744 /* t1646 */, state + 97200 /* t1416 */);
+    step_student_bn7_vjp_11(scratch + 9488704 /* t1943 */, scratch + 3558912 /* t1942 */, scratch + 9484800 /* chunk */);
+    step_student_bn7_vjp_12(scratch + 3609088 /* t1944 */, scratch + 3558912 /* t1942 */, scratch + 9487744 /* t1646 */);
+    step_student_bn7_vjp_13(scratch + 9488144 /* t1948 */, scratch + 3706368 /* t1945 */, scratch + 9487680 /* t1636 */, scratch + 3558912 /* t1942 */, scratch + 9484800 /* chunk */);
+    step_student_bn7_vjp_14(scratch + 9488736 /* t1955 */, scratch + 9487712 /* t1640 */, scratch + 9488144 /* t1948 */);
+    step_student_bn7_vjp_15(scratch + 9488176 /* t1957 */, scratch + 3609088 /* t1944 */, scratch + 9484800 /* chunk */);
+    step_student_bn7_vjp_16(scratch + 9488208 /* t1968 */, scratch + 9488144 /* t1948 */, state + 97168 /* t1409 */, scratch + 9487712 /* t1640 */);
+    step_student_bn7_vjp_17(scratch + 3558912 /* t1973 */, scratch + 3706368 /* t1970 */, scratch + 9487680 /* t1636 */, scratch + 9488208 /* t1968 */);
+    step_student_bn7_vjp_18(scratch + 9488144 /* t1976 */, scratch + 3558912 /* t1973 */, scratch + 9484800 /* chunk */);
+    step_student_bn7_vjp_19(scratch + 9488208 /* t1978 */, scratch + 9488176 /* t1957 */, scratch + 9488144 /* t1976 */);
+    step_student_bn7_vjp_20(scratch + 2564864 /* t1980 */, scratch + 3609088 /* t1944 */, scratch + 3558912 /* t1973 */, scratch + 9488208 /* t1978 */);
+    step_student_res6_vjp_3(scratch + 4110848 /* t1999 */, scratch + 2564864 /* t1980 */, state + 96656 /* t1630 */, scratch + 3558912 /* chunk */);
+    step_student_leaky_relu5_vjp_4(scratch + 4211200 /* t1995 */, scratch + 3864064 /* t1576 */, scratch + 9485488 /* t1579 */, scratch + 9485520 /* t1589 */, state + 82688 /* t1336 */);
+    step_student_res6_vjp_4(scratch + 9487488 /* t1997 */, scratch + 4211200 /* t1995 */, scratch + 2564864 /* t1980 */, scratch + 3558912 /* chunk */);
+    step_student_res6_conv3_vjp_4(scratch + 9488768 /* t2000 */, scratch + 2564864 /* t1980 */, scratch + 9484800 /* chunk */);
+    step_student_res6_conv3_vjp_5(scratch + 4211200 /* t2021 */, scratch + 2564864 /* t1980 */, state + 87408 /* t1624 */, scratch /* chunk */);
+    step_student_res6_leaky_relu2_vjp_3(scratch + 4261376 /* t2017 */, scratch + 4311552 /* t2002 */, scratch + 9485312 /* t1604 */, scratch + 9485376 /* t1614 */, state + 87376 /* t1371 */);
+    step_student_res6_conv3_vjp_6(scratch + 9455104 /* t2019 */, scratch + 4261376 /* t2017 */, scratch + 2564864 /* t1980 */, scratch /* chunk */);
+    step_student_res6_leaky_relu2_vjp_4(scratch + 4261376 /* t2042 */, scratch + 4311552 /* t2022 */, scratch + 9485312 /* t1604 */, scratch + 9485376 /* t1614 */, state + 87376 /* t1371 */, scratch + 4211200 /* t2021 */);
+    step_student_res6_bn1_vjp_11(scratch + 9488800 /* t2044 */, scratch + 4261376 /* t2043 */, scratch + 9484800 /* chunk */);
+    step_student_res6_bn1_vjp_12(scratch + 4211200 /* t2045 */, scratch + 4261376 /* t2043 */, scratch + 9485376 /* t1614 */);
+    step_student_res6_bn1_vjp_13(scratch + 9488144 /* t2048 */, scratch + 4311552 /* t1601 */, scratch + 9485312 /* t1604 */, scratch + 4261376 /* t2043 */, scratch + 9484800 /* chunk */);
+    step_student_res6_bn1_vjp_14(scratch + 9488832 /* t2055 */, scratch + 9485344 /* t1608 */, scratch + 9488144 /* t2048 */);
+    step_student_res6_bn1_vjp_15(scratch + 9488176 /* t2057 */, scratch + 4211200 /* t2045 */, scratch + 9484800 /* chunk */);
+    step_student_res6_bn1_vjp_16(scratch + 9488208 /* t2068 */, scratch + 9488144 /* t2048 */, state + 87344 /* t1364 */, scratch + 9485344 /* t1608 */);
+    step_student_res6_bn1_vjp_17(scratch + 4261376 /* t2072 */, scratch + 4311552 /* t1601 */, scratch + 9485312 /* t1604 */, scratch + 9488208 /* t2068 */);
+    step_student_res6_bn1_vjp_18(scratch + 9488144 /* t2075 */, scratch + 4261376 /* t2072 */, scratch + 9484800 /* chunk */);
+    step_student_res6_bn1_vjp_19(scratch + 9488208 /* t2077 */, scratch + 9488176 /* t2057 */, scratch + 9488144 /* t2075 */);
+    step_student_res6_bn1_vjp_20(scratch + 4311552 /* t2079 */, scratch + 4211200 /* t2045 */, scratch + 4261376 /* t2072 */, scratch + 9488208 /* t2077 */);
+    step_student_res6_conv0_vjp_4(scratch + 9488864 /* t2080 */, scratch + 4311552 /* t2079 */, scratch + 9484800 /* chunk */);
+    step_student_res6_conv0_vjp_5(scratch + 3558912 /* t2099 */, scratch + 4311552 /* t2079 */, state + 82704 /* t1598 */, scratch /* chunk */);
+    step_student_leaky_relu5_vjp_5(scratch + 3659264 /* t2095 */, scratch + 3864064 /* t1576 */, scratch + 9485488 /* t1579 */, scratch + 9485520 /* t1589 */, state + 82688 /* t1336 */);
+    step_student_res6_conv0_vjp_6(scratch + 9468928 /* t2097 */, scratch + 3659264 /* t2095 */, scratch + 4311552 /* t2079 */, scratch /* chunk */);
+    step_student_leaky_relu5_vjp_6(scratch + 3659264 /* t2120 */, scratch + 4110848 /* t1999 */, scratch + 3558912 /* t2099 */, scratch + 3864064 /* t1576 */, scratch + 9485488 /* t1579 */, scratch + 9485520 /* t1589 */, state + 82688 /* t1336 */);
+    step_student_bn4_vjp_11(scratch + 9489056 /* t2122 */, scratch + 3659264 /* t2121 */, scratch + 9484800 /* chunk */);
+    step_student_bn4_vjp_12(scratch + 3558912 /* t2123 */, scratch + 3659264 /* t2121 */, scratch + 9485520 /* t1589 */);
+    step_student_bn4_vjp_13(scratch + 9488144 /* t2127 */, scratch + 3864064 /* t2124 */, scratch + 9485488 /* t1579 */, scratch + 3659264 /* t2121 */, scratch + 9484800 /* chunk */);
+    step_student_bn4_vjp_14(scratch + 9489072 /* t2134 */, scratch + 9485504 /* t1583 */, scratch + 9488144 /* t2127 */);
+    step_student_bn4_vjp_15(scratch + 9488160 /* t2136 */, scratch + 3558912 /* t2123 */, scratch + 9484800 /* chunk */);
+    step_student_bn4_vjp_16(scratch + 9488176 /* t2147 */, scratch + 9488144 /* t2127 */, state + 82672 /* t1329 */, scratch + 9485504 /* t1583 */);
+    step_student_bn4_vjp_17(scratch + 3659264 /* t2152 */, scratch + 3864064 /* t2149 */, scratch + 9485488 /* t1579 */, scratch + 9488176 /* t2147 */);
+    step_student_bn4_vjp_18(scratch + 9488144 /* t2155 */, scratch + 3659264 /* t2152 */, scratch + 9484800 /* chunk */);
+    step_student_bn4_vjp_19(scratch + 9488176 /* t2157 */, scratch + 9488160 /* t2136 */, scratch + 9488144 /* t2155 */);
+    step_student_bn4_vjp_20(scratch + 3864064 /* t2159 */, scratch + 3558912 /* t2123 */, scratch + 3659264 /* t2152 */, scratch + 9488176 /* t2157 */);
+    step_student_res3_conv3_vjp_4(scratch + 9489088 /* t2161 */, scratch + 3864064 /* t2159 */, scratch + 9484800 /* chunk */);
+    step_student_res3_conv3_vjp_5(scratch + 3558912 /* t2182 */, scratch + 3864064 /* t2159 */, state + 80352 /* t1571 */, scratch /* chunk */);
+    step_student_res3_leaky_relu2_vjp_3(scratch + 3659264 /* t2178 */, scratch + 3763712 /* t2163 */, scratch + 9485440 /* t1552 */, scratch + 9485472 /* t1562 */, state + 80336 /* t1306 */);
+    step_student_res3_conv3_vjp_6(scratch + 9478144 /* t2180 */, scratch + 3659264 /* t2178 */, scratch + 3864064 /* t2159 */, scratch /* chunk */);
+    step_student_res3_leaky_relu2_vjp_4(scratch + 3659264 /* t2203 */, scratch + 3763712 /* t2183 */, scratch + 9485440 /* t1552 */, scratch + 9485472 /* t1562 */, state + 80336 /* t1306 */, scratch + 3558912 /* t2182 */);
+    step_student_res3_bn1_vjp_11(scratch + 9489104 /* t2205 */, scratch + 3659264 /* t2204 */, scratch + 9484800 /* chunk */);
+    step_student_res3_bn1_vjp_12(scratch + 3558912 /* t2206 */, scratch + 3659264 /* t2204 */, scratch + 9485472 /* t1562 */);
+    step_student_res3_bn1_vjp_13(scratch + 9488144 /* t2209 */, scratch + 3763712 /* t1550 */, scratch + 9485440 /* t1552 */, scratch + 3659264 /* t2204 */, scratch + 9484800 /* chunk */);
+    step_student_res3_bn1_vjp_14(scratch + 9489120 /* t2216 */, scratch + 9485456 /* t1556 */, scratch + 9488144 /* t2209 */);
+    step_student_res3_bn1_vjp_15(scratch + 9488160 /* t2218 */, scratch + 3558912 /* t2206 */, scratch + 9484800 /* chunk */);
+    step_student_res3_bn1_vjp_16(scratch + 9488176 /* t2229 */, scratch + 9488144 /* t2209 */, state + 80320 /* t1299 */, scratch + 9485456 /* t1556 */);
+    step_student_res3_bn1_vjp_17(scratch + 3659264 /* t2233 */, scratch + 3763712 /* t1550 */, scratch + 9485440 /* t1552 */, scratch + 9488176 /* t2229 */);
+    step_student_res3_bn1_vjp_18(scratch + 9488144 /* t2236 */, scratch + 3659264 /* t2233 */, scratch + 9484800 /* chunk */);
+    step_student_res3_bn1_vjp_19(scratch + 9488176 /* t2238 */, scratch + 9488160 /* t2218 */, scratch + 9488144 /* t2236 */);
+    step_student_res3_bn1_vjp_20(scratch + 3759616 /* t2240 */, scratch + 3558912 /* t2206 */, scratch + 3659264 /* t2233 */, scratch + 9488176 /* t2238 */);
+    step_student_res3_conv0_vjp_4(scratch + 9489136 /* t2241 */, scratch + 3759616 /* t2240 */, scratch + 9484800 /* chunk */);
+    step_student_res3_conv0_vjp_5(scratch + 3558912 /* t2262 */, scratch + 3759616 /* t2240 */, state + 78000 /* t1547 */, scratch /* chunk */);
+    step_student_leaky_relu2_vjp_3(scratch + 3659264 /* t2258 */, scratch + 4010496 /* t2243 */, scratch + 9488272 /* t1527 */, scratch + 9485424 /* t1537 */, state + 77984 /* t1273 */);
+    step_student_res3_conv0_vjp_6(scratch + 9480448 /* t2260 */, scratch + 3659264 /* t2258 */, scratch + 3759616 /* t2240 */, scratch /* chunk */);
+    step_student_leaky_relu2_vjp_4(scratch + 3659264 /* t2284 */, scratch + 3864064 /* t2160 */, scratch + 3558912 /* t2262 */, scratch + 4010496 /* t2264 */, scratch + 9488272 /* t1527 */, scratch + 9485424 /* t1537 */, state + 77984 /* t1273 */);
+    step_student_bn1_vjp_11(scratch + 9489152 /* t2286 */, scratch + 3659264 /* t2285 */, scratch + 9484800 /* chunk */);
+    step_student_bn1_vjp_12(scratch + 3558912 /* t2287 */, scratch + 3659264 /* t2285 */, scratch + 9485424 /* t1537 */);
+    step_student_bn1_vjp_13(scratch + 9488144 /* t2290 */, scratch + 4010496 /* t1524 */, scratch + 9488272 /* t1527 */, scratch + 3659264 /* t2285 */, scratch + 9484800 /* chunk */);
+    step_student_bn1_vjp_14(scratch + 9489168 /* t2297 */, scratch + 9485408 /* t1531 */, scratch + 9488144 /* t2290 */);
+    step_student_bn1_vjp_15(scratch + 9488160 /* t2299 */, scratch + 3558912 /* t2287 */, scratch + 9484800 /* chunk */);
+    step_student_bn1_vjp_16(scratch + 9488176 /* t2310 */, scratch + 9488144 /* t2290 */, state + 77968 /* t1266 */, scratch + 9485408 /* t1531 */);
+    step_student_bn1_vjp_17(scratch + 3659264 /* t2314 */, scratch + 4010496 /* t1524 */, scratch + 9488272 /* t1527 */, scratch + 9488176 /* t2310 */);
+    step_student_bn1_vjp_18(scratch + 9488144 /* t2317 */, scratch + 3659264 /* t2314 */, scratch + 9484800 /* chunk */);
+    step_student_bn1_vjp_19(scratch + 9488176 /* t2319 */, scratch + 9488160 /* t2299 */, scratch + 9488144 /* t2317 */);
+    step_student_bn1_vjp_20(scratch + 4011648 /* t2321 */, scratch + 3558912 /* t2287 */, scratch + 3659264 /* t2314 */, scratch + 9488176 /* t2319 */);
+    step_student_conv0_vjp_3(scratch + 9489184 /* t2322 */, scratch + 4011648 /* t2321 */, scratch + 9484800 /* chunk */);
+    step_student_conv0_vjp_4(scratch + 9488144 /* t2323 */, io /* in_x */, scratch + 4011648 /* t2321 */, scratch + 3558912 /* chunk */);
+    step_teacher_feedback_fwd(scratch + 9484800 /* t2326 */, scratch + 9488144 /* t2324 */, scratch + 9488000 /* t1238 */);
+    step_teacher_feedback_fwd_2(scratch + 9484816 /* t2328 */, scratch + 9489184 /* t2322 */, scratch + 9489024 /* t1236 */);
+    step_teacher_feedback_fwd_3(scratch + 9484832 /* t2331 */, scratch + 9489168 /* t2297 */, scratch + 9489008 /* t1213 */);
+    step_teacher_feedback_fwd_4(scratch + 9484848 /* t2334 */, scratch + 9489152 /* t2286 */, scratch + 9488992 /* t1203 */);
+    step_teacher_feedback_fwd_5(scratch + 9484864 /* t2337 */, scratch + 9480448 /* t2261 */, scratch + 9475840 /* t1178 */);
+    step_teacher_feedback_fwd_6(scratch + 9484880 /* t2340 */, scratch + 9489136 /* t2241 */, scratch + 9488976 /* t1158 */);
+    step_teacher_feedback_fwd_7(scratch + 9484896 /* t2343 */, scratch + 9489120 /* t2216 */, scratch + 9488960 /* t1135 */);
+    step_teacher_feedback_fwd_8(scratch + 9484912 /* t2346 */, scratch + 9489104 /* t2205 */, scratch + 9488944 /* t1125 */);
+    step_teacher_feedback_fwd_9(scratch + 9484928 /* t2349 */, scratch + 9478144 /* t2181 */, scratch + 9473536 /* t1101 */);
+    step_teacher_feedback_fwd_10(scratch + 9484944 /* t2352 */, scratch + 9489088 /* t2161 */, scratch + 9488928 /* t1081 */);
+    step_teacher_feedback_fwd_11(scratch + 9484960 /* t2355 */, scratch + 9489072 /* t2134 */, scratch + 9488912 /* t1056 */);
+    step_teacher_feedback_fwd_12(scratch + 9484976 /* t2358 */, scratch + 9489056 /* t2122 */, scratch + 9488896 /* t1045 */);
+    step_teacher_feedback_fwd_13(scratch + 9484992 /* t2361 */, scratch + 9468928 /* t2098 */, scratch + 9464320 /* t1021 */);
+    step_teacher_feedback_fwd_14(scratch + 9485008 /* t2364 */, scratch + 9488864 /* t2080 */, scratch + 9488672 /* t1003 */);
+    step_teacher_feedback_fwd_15(scratch + 9485024 /* t2367 */, scratch + 9488832 /* t2055 */, scratch + 9568288 /* t980 */);
+    step_teacher_feedback_fwd_16(scratch + 9485040 /* t2370 */, scratch + 9488800 /* t2044 */, scratch + 9568256 /* t970 */);
+    step_teacher_feedback_fwd_17(scratch + 9485056 /* t2373 */, scratch + 9455104 /* t2020 */, scratch + 9842176 /* t946 */);
+    step_teacher_feedback_fwd_18(scratch + 9485072 /* t2376 */, scratch + 9488768 /* t2000 */, scratch + 9860064 /* t926 */);
+    step_teacher_feedback_fwd_19(scratch + 9485088 /* t2379 */, scratch + 9487488 /* t1998 */, scratch + 9857920 /* t924 */);
+    step_teacher_feedback_fwd_20(scratch + 9485104 /* t2382 */, scratch + 9488736 /* t1955 */, scratch + 9860032 /* t883 */);
+    step_teacher_feedback_fwd_21(scratch + 9485120 /* t2385 */, scratch + 9488704 /* t1943 */, scratch + 9860000 /* t872 */);
+    step_teacher_feedback_fwd_22(scratch + 9485136 /* t2388 */, scratch + 9436672 /* t1919 */, scratch + 9823744 /* t848 */);
+    step_teacher_feedback_fwd_23(scratch + 9485152 /* t2391 */, scratch + 9488608 /* t1901 */, scratch + 9859712 /* t830 */);
+    step_teacher_feedback_fwd_24(scratch + 9485168 /* t2394 */, scratch + 9488544 /* t1876 */, scratch + 9859648 /* t807 */);
+    step_teacher_feedback_fwd_25(scratch + 9485184 /* t2397 */, scratch + 9488480 /* t1865 */, scratch + 9859584 /* t797 */);
+    step_teacher_feedback_fwd_26(scratch + 9485200 /* t2400 */, scratch + 9367040 /* t1841 */, scratch + 9768448 /* t773 */);
+    step_teacher_feedback_fwd_27(scratch + 9485216 /* t2403 */, scratch + 9488416 /* t1821 */, scratch + 9859520 /* t753 */);
+    step_teacher_feedback_fwd_28(scratch + 9485232 /* t2406 */, scratch + 9482752 /* t1819 */, scratch + 9851392 /* t751 */);
+    step_teacher_feedback_fwd_29(scratch + 9485248 /* t2409 */, scratch + 9488352 /* t1776 */, scratch + 9859456 /* t710 */);
+    step_teacher_feedback_fwd_30(scratch + 9485264 /* t2412 */, scratch + 9488288 /* t1764 */, scratch + 9859392 /* t699 */);
+    step_teacher_feedback_fwd_31(scratch + 9485280 /* t2415 */, scratch + 9486848 /* t1739 */, scratch + 9857280 /* t674 */);
+    step_teacher_feedback_fwd_32(scratch + 9485296 /* t2418 */, scratch + 9489040 /* t1737 */, scratch + 9860240 /* t672 */);
+    step_teacher_feedback_fwd_33(scratch + 9489200 /* t2419 */, io + 244704 /* t2420 */, scratch + 9485312 /* t2423 */, scratch + 9484800 /* t2326 */, scratch + 9484816 /* t2328 */, scratch + 9484832 /* t2331 */, scratch + 9484848 /* t2334 */, scratch + 9484864 /* t2337 */, scratch + 9484880 /* t2340 */, scratch + 9484896 /* t2343 */, scratch + 9484912 /* t2346 */, scratch + 9484928 /* t2349 */, scratch + 9484944 /* t2352 */, scratch + 9484960 /* t2355 */, scratch + 9484976 /* t2358 */, scratch + 9484992 /* t2361 */, scratch + 9485008 /* t2364 */, scratch + 9485024 /* t2367 */, scratch + 9485040 /* t2370 */, scratch + 9485056 /* t2373 */, scratch + 9485072 /* t2376 */, scratch + 9485088 /* t2379 */, scratch + 9485104 /* t2382 */, scratch + 9485120 /* t2385 */, scratch + 9485136 /* t2388 */, scratch + 9485152 /* t2391 */, scratch + 9485168 /* t2394 */, scratch + 9485184 /* t2397 */, scratch + 9485200 /* t2400 */, scratch + 9485216 /* t2403 */, scratch + 9485232 /* t2406 */, scratch + 9485248 /* t2409 */, scratch + 9485264 /* t2412 */, scratch + 9485280 /* t2415 */, scratch + 9485296 /* t2418 */, io + 226128 /* in_lr_student */, io + 226176 /* in_feedback_baseline */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 9403904 /* t2425 */, scratch + 9485312 /* t2423 */, scratch + 9856000 /* t406 */);
+    step_teacher_feedback_vjp_2(scratch + 9856000 /* t2427 */, scratch + 9403904 /* t2425 */);
+    step_teacher_feedback_vjp_3(scratch + 9856128 /* t2428 */, scratch + 9856000 /* t2427 */, scratch + 9858880 /* t393 */);
+    step_teacher_loss_uda_vjp(scratch + 9856256 /* t2432 */, io + 226144 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 9856000 /* t2435 */, scratch + 9856256 /* t2432 */, scratch + 9858752 /* t388 */);
+    step_teacher_loss_uda_vjp_3(scratch + 9405184 /* t2437 */, scratch + 9856000 /* t2435 */, scratch + 9853440 /* t385 */);
+    step_teacher_loss_uda_vjp_4(scratch + 9856000 /* t2439 */, scratch + 9405184 /* t2437 */);
+    step_teacher_loss_uda_vjp_5(scratch + 9858752 /* t2440 */, scratch + 9856000 /* t2439 */, scratch + 9858880 /* t393 */);
+    step_teacher_loss_uda_vjp_6(scratch + 9853440 /* t2444 */, scratch + 9856128 /* t2428 */, scratch + 9854720 /* t392 */, scratch + 9403904 /* t2425 */, scratch + 9858752 /* t2440 */, scratch + 9405184 /* t2437 */);
+    step_teacher_loss_sup_vjp(scratch + 9484800 /* t2447 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_vjp_2(scratch + 9858752 /* t2449 */, scratch + 9484800 /* t2447 */);
+    step_teacher_loss_sup_vjp_3(scratch + 9858784 /* t2450 */, scratch + 9858752 /* t2449 */, scratch + 9859968 /* t367 */);
+    step_teacher_loss_sup_vjp_4(scratch + 9855360 /* t2453 */, scratch + 9858784 /* t2450 */, scratch + 9858432 /* t366 */, scratch + 9484800 /* t2447 */);
+    step_teacher_dense14_vjp(scratch + 9859968 /* t2454 */, scratch + 9855360 /* t2453 */);
+    step_teacher_dense14_vjp_2(scratch + 9859984 /* t2455 */, scratch + 9853440 /* t2444 */);
+    step_teacher_dense14_vjp_3(scratch + 9858752 /* t2456 */, scratch + 9859968 /* t2454 */, scratch + 9859984 /* t2455 */);
+    step_teacher_dense14_vjp_4(scratch + 9854720 /* t2462 */, scratch + 9815552 /* t2461 */, scratch + 9853440 /* t2444 */);
+    step_teacher_dense14_vjp_5(scratch + 9484800 /* t2468 */, scratch + 9855360 /* t2453 */, state + 77152 /* in_teacher_dense14_weight */, io + 226192 /* in_dropout_teacher_all_dropout13 */);
+    step_teacher_dense14_vjp_6(scratch + 3558912 /* t2469 */, scratch + 9853440 /* t2444 */, state + 77152 /* in_teacher_dense14_weight */, io + 236432 /* t2466 */);
+    step_teacher_global_avg_pool12_vjp(scratch + 9403904 /* t2470 */, scratch + 9484800 /* t2468 */);
+    step_teacher_global_avg_pool12_vjp_2(scratch + 3853824 /* t2471 */, scratch + 3558912 /* t2469 */);
+    step_teacher_leaky_relu11_vjp(scratch + 3558912 /* t2487 */, scratch + 9072128 /* t320 */, scratch + 9859200 /* t323 */, scratch + 9859328 /* t339 */, state + 77088 /* in_teacher_bn10_offset */);
+    step_teacher_leaky_relu11_vjp_2(scratch + 4279808 /* t2499 */, scratch + 9403904 /* t2472 */, scratch + 3558912 /* t2489 */);
+    step_teacher_leaky_relu11_vjp_3(scratch + 4148736 /* t2500 */, scratch + 3853824 /* t2473 */, scratch + 3722752 /* t2491 */);
+    step_teacher_bn10_vjp(scratch + 9858432 /* t2503 */, scratch + 4279808 /* t2501 */, scratch + 9403904 /* chunk */);
+    step_teacher_bn10_vjp_2(scratch + 9858496 /* t2504 */, scratch + 4148736 /* t2502 */, scratch + 9403904 /* chunk */);
+    step_teacher_bn10_vjp_3(scratch + 9858560 /* t2505 */, scratch + 9858432 /* t2503 */, scratch + 9858496 /* t2504 */);
+    step_teacher_bn10_vjp_4(scratch + 4312576 /* t2507 */, scratch + 4279808 /* t2501 */, scratch + 9859328 /* t339 */);
+    step_teacher_bn10_vjp_5(scratch + 7171584 /* t2509 */, scratch + 4148736 /* t2502 */, scratch + 9859328 /* t339 */);
+    step_teacher_bn10_vjp_6(scratch + 3558912 /* t2511 */, scratch + 3853824 /* t2515 */, scratch + 9072128 /* t2510 */, scratch + 9859200 /* t323 */);
+    step_teacher_bn10_vjp_7(scratch + 9859328 /* t2518 */, scratch + 4279808 /* t2501 */, scratch + 3558912 /* t2512 */, scratch + 9403904 /* chunk */);
+    step_teacher_bn10_vjp_8(scratch + 9858432 /* t2519 */, scratch + 4148736 /* t2502 */, scratch + 4017664 /* t2516 */, scratch + 4279808 /* chunk */);
+    step_teacher_bn10_vjp_9(scratch + 9858496 /* t2520 */, scratch + 9858624 /* t2526 */, scratch + 9859328 /* t2518 */, scratch + 9858432 /* t2519 */, scratch + 9859264 /* t328 */);
+    step_teacher_bn10_vjp_10(scratch + 9858432 /* t2529 */, scratch + 4312576 /* t2507 */, scratch + 9403904 /* chunk */);
+    step_teacher_bn10_vjp_11(scratch + 9859328 /* t2530 */, scratch + 7171584 /* t2509 */, scratch + 9403904 /* chunk */);
+    step_teacher_bn10_vjp_12(scratch + 9858688 /* t2540 */, scratch + 9858496 /* t2520 */, state + 77024 /* in_teacher_bn10_scale */, scratch + 9859264 /* t328 */);
+    step_teacher_bn10_vjp_13(scratch + 3558912 /* t2545 */, scratch + 9072128 /* t2542 */, scratch + 9859200 /* t323 */, scratch + 9858688 /* t2540 */);
+    step_teacher_bn10_vjp_14(scratch + 3853824 /* t2547 */, scratch + 4312576 /* t2507 */);
+    step_teacher_bn10_vjp_15(scratch + 4148736 /* t2548 */, scratch + 7171584 /* t2509 */);
+    step_teacher_bn10_vjp_16(scratch + 9858496 /* t2551 */, scratch + 3558912 /* t2545 */, scratch + 4443648 /* chunk */);
+    step_teacher_bn10_vjp_17(scratch + 9859200 /* t2553 */, scratch + 9858432 /* t2529 */, scratch + 9859328 /* t2530 */, scratch + 9858496 /* t2551 */);
+    step_teacher_bn10_vjp_18(scratch + 7171584 /* t2555 */, scratch + 3853824 /* t2547 */, scratch + 4148736 /* t2548 */, scratch + 3558912 /* t2545 */, scratch + 9859200 /* t2553 */);
+    step_teacher_res9_vjp(scratch + 3558912 /* t2574 */, scratch + 7171584 /* t2555 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
+    step_teacher_leaky_relu8_vjp(scratch + 4010496 /* t2570 */, scratch + 6720000 /* t246 */, scratch + 9859872 /* t249 */, scratch + 9859936 /* t265 */, state + 19392 /* in_teacher_bn7_offset */);
+    step_teacher_res9_vjp_2(scratch + 9113600 /* t2572 */, scratch + 4010496 /* t2570 */, scratch + 7171584 /* t2555 */, scratch /* chunk */);
+    step_teacher_res9_conv3_vjp(scratch + 9858432 /* t2575 */, scratch + 7171584 /* t2555 */, scratch + 9403904 /* chunk */);
+    step_teacher_res9_conv3_vjp_2(scratch + 4010496 /* t2596 */, scratch + 7171584 /* t2555 */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch /* chunk */);
+    step_teacher_res9_leaky_relu2_vjp(scratch + 7466496 /* t2592 */, scratch + 8777216 /* t2577 */, scratch + 9859008 /* t280 */, scratch + 9859136 /* t301 */, state + 37984 /* in_teacher_res9_bn1_offset */);
+    step_teacher_res9_conv3_vjp_3(scratch + 9072128 /* t2594 */, scratch + 7466496 /* t2592 */, scratch + 7171584 /* t2555 */, scratch /* chunk */);
+    step_teacher_res9_leaky_relu2_vjp_2(scratch + 7171584 /* t2617 */, scratch + 8777216 /* t2597 */, scratch + 9859008 /* t280 */, scratch + 9859136 /* t301 */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 4010496 /* t2596 */);
+    step_teacher_res9_bn1_vjp(scratch + 9858496 /* t2619 */, scratch + 7171584 /* t2618 */, scratch + 9108992 /* chunk */);
+    step_teacher_res9_bn1_vjp_2(scratch + 4010496 /* t2620 */, scratch + 7171584 /* t2618 */, scratch + 9859136 /* t301 */);
+    step_teacher_res9_bn1_vjp_3(scratch + 9859136 /* t2623 */, scratch + 8777216 /* t277 */, scratch + 9859008 /* t280 */, scratch + 7171584 /* t2618 */, scratch + 9108992 /* chunk */);
+    step_teacher_res9_bn1_vjp_4(scratch + 9859200 /* t2629 */, scratch + 9859072 /* t285 */, scratch + 9859136 /* t2623 */);
+    step_teacher_res9_bn1_vjp_5(scratch + 9859264 /* t2631 */, scratch + 4010496 /* t2620 */, scratch + 9108992 /* chunk */);
+    step_teacher_res9_bn1_vjp_6(scratch + 9859328 /* t2640 */, scratch + 9859136 /* t2623 */, state + 37920 /* in_teacher_res9_bn1_scale */, scratch + 9859072 /* t285 */);
+    step_teacher_res9_bn1_vjp_7(scratch + 7171584 /* t2644 */, scratch + 8777216 /* t277 */, scratch + 9859008 /* t280 */, scratch + 9859328 /* t2640 */);
+    step_teacher_res9_bn1_vjp_8(scratch + 9859328 /* t2647 */, scratch + 7171584 /* t2644 */, scratch + 9108992 /* chunk */);
+    step_teacher_res9_bn1_vjp_9(scratch + 9858688 /* t2649 */, scratch + 9859264 /* t2631 */, scratch + 9859328 /* t2647 */);
+    step_teacher_res9_bn1_vjp_10(scratch + 2211840 /* t2651 */, scratch + 4010496 /* t2620 */, scratch + 7171584 /* t2644 */, scratch + 9858688 /* t2649 */);
+    step_teacher_res9_conv0_vjp(scratch + 9859264 /* t2652 */, scratch + 2211840 /* t2651 */, scratch + 9108992 /* chunk */);
     step_teacher_res9_conv0_vjp_2(scratch + 4010496 /* t2671 */, scratch + 2211840 /* t2651 */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch /* chunk */);
-    step_teacher_leaky_relu8_vjp_2(scratch + 6720000 /* t2667 */, scratch + 7623168 /* t246 */, scratch + 9955424 /* t249 */, scratch + 9955488 /* t265 */, state + 19392 /* in_teacher_bn7_offset */);
-    step_teacher_res9_conv0_vjp_3(scratch + 2577024 /* t2669 */, scratch + 6720000 /* t2667 */, scratch + 2211840 /* t2651 */, scratch /* chunk */);
-    step_teacher_leaky_relu8_vjp_3(scratch + 6720000 /* t2692 */, scratch + 3558912 /* t2574 */, scratch + 4010496 /* t2671 */, scratch + 7623168 /* t246 */, scratch + 9955424 /* t249 */, scratch + 9955488 /* t265 */, state + 19392 /* in_teacher_bn7_offset */);
-    step_teacher_bn7_vjp(scratch + 8872064 /* t2694 */, scratch + 6720000 /* t2693 */, scratch + 8875776 /* chunk */);
-    step_teacher_bn7_vjp_2(scratch + 7171584 /* t2695 */, scratch + 6720000 /* t2693 */, scratch + 9955488 /* t265 */);
-    step_teacher_bn7_vjp_3(scratch + 9955488 /* t2699 */, scratch + 7623168 /* t2696 */, scratch + 9955424 /* t249 */, scratch + 6720000 /* t2693 */, scratch + 8875776 /* chunk */);
-    step_teacher_bn7_vjp_4(scratch + 8872096 /* t2705 */, scratch + 9955456 /* t254 */, scratch + 9955488 /* t2699 */);
-    step_teacher_bn7_vjp_5(scratch + 8876288 /* t2707 */, scratch + 7171584 /* t2695 */, scratch + 8875776 /* chunk */);
-    step_teacher_bn7_vjp_6(scratch + 8876320 /* t2716 */, scratch + 9955488 /* t2699 */, state + 19360 /* in_teacher_bn7_scale */, scratch + 9955456 /* t254 */);
-    step_teacher_bn7_vjp_7(scratch + 6720000 /* t2721 */, scratch + 7623168 /* t2718 */, scratch + 9955424 /* t249 */, scratch + 8876320 /* t2716 */);
-    step_teacher_bn7_vjp_8(scratch + 9955424 /* t2724 */, scratch + 6720000 /* t2721 */, scratch + 8875776 /* chunk */);
-    step_teacher_bn7_vjp_9(scratch + 9955456 /* t2726 */, scratch + 8876288 /* t2707 */, scratch + 9955424 /* t2724 */);
-    step_teacher_bn7_vjp_10(scratch + 7623168 /* t2728 */, scratch + 7171584 /* t2695 */, scratch + 6720000 /* t2721 */, scratch + 9955456 /* t2726 */);
-    step_teacher_res6_vjp(scratch + 3558912 /* t2747 */, scratch + 7623168 /* t2728 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
-    step_teacher_leaky_relu5_vjp(scratch + 1051520 /* t2743 */, scratch + 5365248 /* t172 */, scratch + 9955712 /* t175 */, scratch + 9955744 /* t191 */, state + 4880 /* in_teacher_bn4_offset */);
-    step_teacher_res6_vjp_2(scratch + 8875776 /* t2745 */, scratch + 1051520 /* t2743 */, scratch + 7623168 /* t2728 */, scratch /* chunk */);
-    step_teacher_res6_conv3_vjp(scratch + 9955424 /* t2748 */, scratch + 7623168 /* t2728 */, scratch + 8876288 /* chunk */);
-    step_teacher_res6_conv3_vjp_2(scratch + 6720000 /* t2769 */, scratch + 7623168 /* t2728 */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch /* chunk */);
-    step_teacher_res6_leaky_relu2_vjp(scratch + 7171584 /* t2765 */, scratch + 6268416 /* t2750 */, scratch + 9955328 /* t206 */, scratch + 9955392 /* t227 */, state + 9568 /* in_teacher_res6_bn1_offset */);
-    step_teacher_res6_conv3_vjp_3(scratch + 2595456 /* t2767 */, scratch + 7171584 /* t2765 */, scratch + 7623168 /* t2728 */, scratch /* chunk */);
-    step_teacher_res6_leaky_relu2_vjp_2(scratch /* t2790 */, scratch + 6268416 /* t2770 */, scratch + 9955328 /* t206 */, scratch + 9955392 /* t227 */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 6720000 /* t2769 */);
-    step_teacher_res6_bn1_vjp(scratch + 9955456 /* t2792 */, scratch /* t2791 */, scratch + 8876288 /* chunk */);
-    step_teacher_res6_bn1_vjp_2(scratch + 451584 /* t2793 */, scratch /* t2791 */, scratch + 9955392 /* t227 */);
-    step_teacher_res6_bn1_vjp_3(scratch + 9955392 /* t2796 */, scratch + 6268416 /* t203 */, scratch + 9955328 /* t206 */, scratch /* t2791 */, scratch + 8876288 /* chunk */);
-    step_teacher_res6_bn1_vjp_4(scratch + 9955488 /* t2802 */, scratch + 9955360 /* t211 */, scratch + 9955392 /* t2796 */);
-    step_teacher_res6_bn1_vjp_5(scratch + 8872128 /* t2804 */, scratch + 451584 /* t2793 */, scratch + 8876288 /* chunk */);
-    step_teacher_res6_bn1_vjp_6(scratch + 8876288 /* t2813 */, scratch + 9955392 /* t2796 */, state + 9536 /* in_teacher_res6_bn1_scale */, scratch + 9955360 /* t211 */);
-    step_teacher_res6_bn1_vjp_7(scratch /* t2817 */, scratch + 6268416 /* t203 */, scratch + 9955328 /* t206 */, scratch + 8876288 /* t2813 */);
-    step_teacher_res6_bn1_vjp_8(scratch + 9955328 /* t2820 */, scratch /* t2817 */, scratch + 8876288 /* chunk */);
-    step_teacher_res6_bn1_vjp_9(scratch + 9955360 /* t2822 */, scratch + 8872128 /* t2804 */, scratch + 9955328 /* t2820 */);
-    step_teacher_res6_bn1_vjp_10(scratch + 2125440 /* t2824 */, scratch + 451584 /* t2793 */, scratch /* t2817 */, scratch + 9955360 /* t2822 */);
-    step_teacher_res6_conv0_vjp(scratch + 9955328 /* t2825 */, scratch + 2125440 /* t2824 */, scratch + 8876288 /* chunk */);
+    step_teacher_leaky_relu8_vjp_2(scratch + 7171584 /* t2667 */, scratch + 6720000 /* t246 */, scratch + 9859872 /* t249 */, scratch + 9859936 /* t265 */, state + 19392 /* in_teacher_bn7_offset */);
+    step_teacher_res9_conv0_vjp_3(scratch + 9403904 /* t2669 */, scratch + 7171584 /* t2667 */, scratch + 2211840 /* t2651 */, scratch /* chunk */);
+    step_teacher_leaky_relu8_vjp_3(scratch /* t2692 */, scratch + 3558912 /* t2574 */, scratch + 4010496 /* t2671 */, scratch + 6720000 /* t246 */, scratch + 9859872 /* t249 */, scratch + 9859936 /* t265 */, state + 19392 /* in_teacher_bn7_offset */);
+    step_teacher_bn7_vjp(scratch + 9859968 /* t2694 */, scratch /* t2693 */, scratch + 9853440 /* chunk */);
+    step_teacher_bn7_vjp_2(scratch + 3558912 /* t2695 */, scratch /* t2693 */, scratch + 9859936 /* t265 */);
+    step_teacher_bn7_vjp_3(scratch + 9859936 /* t2699 */, scratch + 6720000 /* t2696 */, scratch + 9859872 /* t249 */, scratch /* t2693 */, scratch + 9853440 /* chunk */);
+    step_teacher_bn7_vjp_4(scratch + 9859328 /* t2705 */, scratch + 9859904 /* t254 */, scratch + 9859936 /* t2699 */);
+    step_teacher_bn7_vjp_5(scratch + 9859360 /* t2707 */, scratch + 3558912 /* t2695 */, scratch + 9853440 /* chunk */);
+    step_teacher_bn7_vjp_6(scratch + 9858688 /* t2716 */, scratch + 9859936 /* t2699 */, state + 19360 /* in_teacher_bn7_scale */, scratch + 9859904 /* t254 */);
+    step_teacher_bn7_vjp_7(scratch + 4010496 /* t2721 */, scratch + 6720000 /* t2718 */, scratch + 9859872 /* t249 */, scratch + 9858688 /* t2716 */);
+    step_teacher_bn7_vjp_8(scratch + 9859872 /* t2724 */, scratch + 4010496 /* t2721 */, scratch + 9853440 /* chunk */);
+    step_teacher_bn7_vjp_9(scratch + 9859904 /* t2726 */, scratch + 9859360 /* t2707 */, scratch + 9859872 /* t2724 */);
+    step_teacher_bn7_vjp_10(scratch + 6720000 /* t2728 */, scratch + 3558912 /* t2695 */, scratch + 4010496 /* t2721 */, scratch + 9859904 /* t2726 */);
+    step_teacher_res6_vjp(scratch + 3558912 /* t2747 */, scratch + 6720000 /* t2728 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
+    step_teacher_leaky_relu5_vjp(scratch + 1051520 /* t2743 */, scratch + 5365248 /* t172 */, scratch + 9860192 /* t175 */, scratch + 9860224 /* t191 */, state + 4880 /* in_teacher_bn4_offset */);
+    step_teacher_res6_vjp_2(scratch + 9436160 /* t2745 */, scratch + 1051520 /* t2743 */, scratch + 6720000 /* t2728 */, scratch /* chunk */);
+    step_teacher_res6_conv3_vjp(scratch + 9859360 /* t2748 */, scratch + 6720000 /* t2728 */, scratch + 9853440 /* chunk */);
+    step_teacher_res6_conv3_vjp_2(scratch + 7171584 /* t2769 */, scratch + 6720000 /* t2728 */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch /* chunk */);
+    step_teacher_res6_leaky_relu2_vjp(scratch + 7623168 /* t2765 */, scratch + 6268416 /* t2750 */, scratch + 9859776 /* t206 */, scratch + 9859840 /* t227 */, state + 9568 /* in_teacher_res6_bn1_offset */);
+    step_teacher_res6_conv3_vjp_3(scratch + 9422336 /* t2767 */, scratch + 7623168 /* t2765 */, scratch + 6720000 /* t2728 */, scratch /* chunk */);
+    step_teacher_res6_leaky_relu2_vjp_2(scratch + 6720000 /* t2790 */, scratch + 6268416 /* t2770 */, scratch + 9859776 /* t206 */, scratch + 9859840 /* t227 */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 7171584 /* t2769 */);
+    step_teacher_res6_bn1_vjp(scratch + 9859872 /* t2792 */, scratch + 6720000 /* t2791 */, scratch + 9853440 /* chunk */);
+    step_teacher_res6_bn1_vjp_2(scratch /* t2793 */, scratch + 6720000 /* t2791 */, scratch + 9859840 /* t227 */);
+    step_teacher_res6_bn1_vjp_3(scratch + 9859840 /* t2796 */, scratch + 6268416 /* t203 */, scratch + 9859776 /* t206 */, scratch + 6720000 /* t2791 */, scratch + 9853440 /* chunk */);
+    step_teacher_res6_bn1_vjp_4(scratch + 9859904 /* t2802 */, scratch + 9859808 /* t211 */, scratch + 9859840 /* t2796 */);
+    step_teacher_res6_bn1_vjp_5(scratch + 9859936 /* t2804 */, scratch /* t2793 */, scratch + 9853440 /* chunk */);
+    step_teacher_res6_bn1_vjp_6(scratch + 9858688 /* t2813 */, scratch + 9859840 /* t2796 */, state + 9536 /* in_teacher_res6_bn1_scale */, scratch + 9859808 /* t211 */);
+    step_teacher_res6_bn1_vjp_7(scratch + 451584 /* t2817 */, scratch + 6268416 /* t203 */, scratch + 9859776 /* t206 */, scratch + 9858688 /* t2813 */);
+    step_teacher_res6_bn1_vjp_8(scratch + 9859776 /* t2820 */, scratch + 451584 /* t2817 */, scratch + 9853440 /* chunk */);
+    step_teacher_res6_bn1_vjp_9(scratch + 9859808 /* t2822 */, scratch + 9859936 /* t2804 */, scratch + 9859776 /* t2820 */);
+    step_teacher_res6_bn1_vjp_10(scratch + 2125440 /* t2824 */, scratch /* t2793 */, scratch + 451584 /* t2817 */, scratch + 9859808 /* t2822 */);
+    step_teacher_res6_conv0_vjp(scratch + 9859936 /* t2825 */, scratch + 2125440 /* t2824 */, scratch + 9853440 /* chunk */);
     step_teacher_res6_conv0_vjp_2(scratch + 6268416 /* t2844 */, scratch + 2125440 /* t2824 */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch /* chunk */);
-    step_teacher_leaky_relu5_vjp_2(scratch + 7171584 /* t2840 */, scratch + 5365248 /* t172 */, scratch + 9955712 /* t175 */, scratch + 9955744 /* t191 */, state + 4880 /* in_teacher_bn4_offset */);
-    step_teacher_res6_conv0_vjp_3(scratch + 2604672 /* t2842 */, scratch + 7171584 /* t2840 */, scratch + 2125440 /* t2824 */, scratch /* chunk */);
-    step_teacher_leaky_relu5_vjp_3(scratch /* t2865 */, scratch + 3558912 /* t2747 */, scratch + 6268416 /* t2844 */, scratch + 5365248 /* t172 */, scratch + 9955712 /* t175 */, scratch + 9955744 /* t191 */, state + 4880 /* in_teacher_bn4_offset */);
-    step_teacher_bn4_vjp(scratch + 9955360 /* t2867 */, scratch /* t2866 */, scratch + 8876288 /* chunk */);
-    step_teacher_bn4_vjp_2(scratch + 3558912 /* t2868 */, scratch /* t2866 */, scratch + 9955744 /* t191 */);
-    step_teacher_bn4_vjp_3(scratch + 9955744 /* t2872 */, scratch + 5365248 /* t2869 */, scratch + 9955712 /* t175 */, scratch /* t2866 */, scratch + 8876288 /* chunk */);
-    step_teacher_bn4_vjp_4(scratch + 9955376 /* t2878 */, scratch + 9955728 /* t180 */, scratch + 9955744 /* t2872 */);
-    step_teacher_bn4_vjp_5(scratch + 9955392 /* t2880 */, scratch + 3558912 /* t2868 */, scratch + 8876288 /* chunk */);
-    step_teacher_bn4_vjp_6(scratch + 9955408 /* t2889 */, scratch + 9955744 /* t2872 */, state + 4864 /* in_teacher_bn4_scale */, scratch + 9955728 /* t180 */);
-    step_teacher_bn4_vjp_7(scratch /* t2894 */, scratch + 5365248 /* t2891 */, scratch + 9955712 /* t175 */, scratch + 9955408 /* t2889 */);
-    step_teacher_bn4_vjp_8(scratch + 9955408 /* t2897 */, scratch /* t2894 */, scratch + 8876288 /* chunk */);
-    step_teacher_bn4_vjp_9(scratch + 9955712 /* t2899 */, scratch + 9955392 /* t2880 */, scratch + 9955408 /* t2897 */);
-    step_teacher_bn4_vjp_10(scratch + 5365248 /* t2901 */, scratch + 3558912 /* t2868 */, scratch /* t2894 */, scratch + 9955712 /* t2899 */);
-    step_teacher_res3_conv3_vjp(scratch + 9955392 /* t2903 */, scratch + 5365248 /* t2901 */, scratch + 8876288 /* chunk */);
+    step_teacher_leaky_relu5_vjp_2(scratch + 7171584 /* t2840 */, scratch + 5365248 /* t172 */, scratch + 9860192 /* t175 */, scratch + 9860224 /* t191 */, state + 4880 /* in_teacher_bn4_offset */);
+    step_teacher_res6_conv0_vjp_3(scratch + 9431552 /* t2842 */, scratch + 7171584 /* t2840 */, scratch + 2125440 /* t2824 */, scratch /* chunk */);
+    step_teacher_leaky_relu5_vjp_3(scratch /* t2865 */, scratch + 3558912 /* t2747 */, scratch + 6268416 /* t2844 */, scratch + 5365248 /* t172 */, scratch + 9860192 /* t175 */, scratch + 9860224 /* t191 */, state + 4880 /* in_teacher_bn4_offset */);
+    step_teacher_bn4_vjp(scratch + 9858688 /* t2867 */, scratch /* t2866 */, scratch + 9853440 /* chunk */);
+    step_teacher_bn4_vjp_2(scratch + 3558912 /* t2868 */, scratch /* t2866 */, scratch + 9860224 /* t191 */);
+    step_teacher_bn4_vjp_3(scratch + 9860224 /* t2872 */, scratch + 5365248 /* t2869 */, scratch + 9860192 /* t175 */, scratch /* t2866 */, scratch + 9853440 /* chunk */);
+    step_teacher_bn4_vjp_4(scratch + 9858704 /* t2878 */, scratch + 9860208 /* t180 */, scratch + 9860224 /* t2872 */);
+    step_teacher_bn4_vjp_5(scratch + 9858720 /* t2880 */, scratch + 3558912 /* t2868 */, scratch + 9853440 /* chunk */);
+    step_teacher_bn4_vjp_6(scratch + 9858736 /* t2889 */, scratch + 9860224 /* t2872 */, state + 4864 /* in_teacher_bn4_scale */, scratch + 9860208 /* t180 */);
+    step_teacher_bn4_vjp_7(scratch /* t2894 */, scratch + 5365248 /* t2891 */, scratch + 9860192 /* t175 */, scratch + 9858736 /* t2889 */);
+    step_teacher_bn4_vjp_8(scratch + 9858736 /* t2897 */, scratch /* t2894 */, scratch + 9853440 /* chunk */);
+    step_teacher_bn4_vjp_9(scratch + 9860192 /* t2899 */, scratch + 9858720 /* t2880 */, scratch + 9858736 /* t2897 */);
+    step_teacher_bn4_vjp_10(scratch + 5365248 /* t2901 */, scratch + 3558912 /* t2868 */, scratch /* t2894 */, scratch + 9860192 /* t2899 */);
+    step_teacher_res3_conv3_vjp(scratch + 9858720 /* t2903 */, scratch + 5365248 /* t2901 */, scratch + 9853440 /* chunk */);
     step_teacher_res3_conv3_vjp_2(scratch + 3558912 /* t2924 */, scratch + 5365248 /* t2901 */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch /* chunk */);
-    step_teacher_res3_leaky_relu2_vjp(scratch + 6268416 /* t2920 */, scratch + 4462080 /* t2905 */, scratch + 9955664 /* t142 */, scratch + 9955696 /* t158 */, state + 2528 /* in_teacher_res3_bn1_offset */);
-    step_teacher_res3_conv3_vjp_3(scratch + 8869376 /* t2922 */, scratch + 6268416 /* t2920 */, scratch + 5365248 /* t2901 */, scratch /* chunk */);
-    step_teacher_res3_leaky_relu2_vjp_2(scratch /* t2945 */, scratch + 4462080 /* t2925 */, scratch + 9955664 /* t142 */, scratch + 9955696 /* t158 */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 3558912 /* t2924 */);
-    step_teacher_res3_bn1_vjp(scratch + 9955408 /* t2947 */, scratch /* t2946 */, scratch + 8876288 /* chunk */);
-    step_teacher_res3_bn1_vjp_2(scratch + 3558912 /* t2948 */, scratch /* t2946 */, scratch + 9955696 /* t158 */);
-    step_teacher_res3_bn1_vjp_3(scratch + 9955696 /* t2951 */, scratch + 4462080 /* t140 */, scratch + 9955664 /* t142 */, scratch /* t2946 */, scratch + 8876288 /* chunk */);
-    step_teacher_res3_bn1_vjp_4(scratch + 9955712 /* t2957 */, scratch + 9955680 /* t147 */, scratch + 9955696 /* t2951 */);
-    step_teacher_res3_bn1_vjp_5(scratch + 9955728 /* t2959 */, scratch + 3558912 /* t2948 */, scratch + 8876288 /* chunk */);
-    step_teacher_res3_bn1_vjp_6(scratch + 9955744 /* t2968 */, scratch + 9955696 /* t2951 */, state + 2512 /* in_teacher_res3_bn1_scale */, scratch + 9955680 /* t147 */);
-    step_teacher_res3_bn1_vjp_7(scratch /* t2972 */, scratch + 4462080 /* t140 */, scratch + 9955664 /* t142 */, scratch + 9955744 /* t2968 */);
-    step_teacher_res3_bn1_vjp_8(scratch + 9955744 /* t2975 */, scratch /* t2972 */, scratch + 8876288 /* chunk */);
-    step_teacher_res3_bn1_vjp_9(scratch + 9955664 /* t2977 */, scratch + 9955728 /* t2959 */, scratch + 9955744 /* t2975 */);
-    step_teacher_res3_bn1_vjp_10(scratch + 4462080 /* t2979 */, scratch + 3558912 /* t2948 */, scratch /* t2972 */, scratch + 9955664 /* t2977 */);
-    step_teacher_res3_conv0_vjp(scratch + 9955728 /* t2980 */, scratch + 4462080 /* t2979 */, scratch + 8876288 /* chunk */);
+    step_teacher_res3_leaky_relu2_vjp(scratch + 6268416 /* t2920 */, scratch + 4462080 /* t2905 */, scratch + 9860144 /* t142 */, scratch + 9860176 /* t158 */, state + 2528 /* in_teacher_res3_bn1_offset */);
+    step_teacher_res3_conv3_vjp_3(scratch + 9108992 /* t2922 */, scratch + 6268416 /* t2920 */, scratch + 5365248 /* t2901 */, scratch /* chunk */);
+    step_teacher_res3_leaky_relu2_vjp_2(scratch /* t2945 */, scratch + 4462080 /* t2925 */, scratch + 9860144 /* t142 */, scratch + 9860176 /* t158 */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 3558912 /* t2924 */);
+    step_teacher_res3_bn1_vjp(scratch + 9858736 /* t2947 */, scratch /* t2946 */, scratch + 9853440 /* chunk */);
+    step_teacher_res3_bn1_vjp_2(scratch + 3558912 /* t2948 */, scratch /* t2946 */, scratch + 9860176 /* t158 */);
+    step_teacher_res3_bn1_vjp_3(scratch + 9860176 /* t2951 */, scratch + 4462080 /* t140 */, scratch + 9860144 /* t142 */, scratch /* t2946 */, scratch + 9853440 /* chunk */);
+    step_teacher_res3_bn1_vjp_4(scratch + 9860192 /* t2957 */, scratch + 9860160 /* t147 */, scratch + 9860176 /* t2951 */);
+    step_teacher_res3_bn1_vjp_5(scratch + 9860208 /* t2959 */, scratch + 3558912 /* t2948 */, scratch + 9853440 /* chunk */);
+    step_teacher_res3_bn1_vjp_6(scratch + 9860224 /* t2968 */, scratch + 9860176 /* t2951 */, state + 2512 /* in_teacher_res3_bn1_scale */, scratch + 9860160 /* t147 */);
+    step_teacher_res3_bn1_vjp_7(scratch /* t2972 */, scratch + 4462080 /* t140 */, scratch + 9860144 /* t142 */, scratch + 9860224 /* t2968 */);
+    step_teacher_res3_bn1_vjp_8(scratch + 9860224 /* t2975 */, scratch /* t2972 */, scratch + 9853440 /* chunk */);
+    step_teacher_res3_bn1_vjp_9(scratch + 9860144 /* t2977 */, scratch + 9860208 /* t2959 */, scratch + 9860224 /* t2975 */);
+    step_teacher_res3_bn1_vjp_10(scratch + 4462080 /* t2979 */, scratch + 3558912 /* t2948 */, scratch /* t2972 */, scratch + 9860144 /* t2977 */);
+    step_teacher_res3_conv0_vjp(scratch + 9860208 /* t2980 */, scratch + 4462080 /* t2979 */, scratch + 9853440 /* chunk */);
     step_teacher_res3_conv0_vjp_2(scratch + 3558912 /* t3001 */, scratch + 4462080 /* t2979 */, state + 192 /* in_teacher_res3_conv0_weight */, scratch /* chunk */);
-    step_teacher_leaky_relu2_vjp(scratch + 6268416 /* t2997 */, scratch + 2655744 /* t2982 */, scratch + 9955616 /* t106 */, scratch + 9955648 /* t127 */, state + 176 /* in_teacher_bn1_offset */);
-    step_teacher_res3_conv0_vjp_3(scratch + 2609280 /* t2999 */, scratch + 6268416 /* t2997 */, scratch + 4462080 /* t2979 */, scratch /* chunk */);
-    step_teacher_leaky_relu2_vjp_2(scratch + 4462080 /* t3023 */, scratch + 5365248 /* t2902 */, scratch + 3558912 /* t3001 */, scratch + 2655744 /* t3003 */, scratch + 9955616 /* t106 */, scratch + 9955648 /* t127 */, state + 176 /* in_teacher_bn1_offset */);
-    step_teacher_bn1_vjp(scratch + 9955744 /* t3025 */, scratch + 4462080 /* t3024 */, scratch + 8876288 /* chunk */);
-    step_teacher_bn1_vjp_2(scratch + 3558912 /* t3026 */, scratch + 4462080 /* t3024 */, scratch + 9955648 /* t127 */);
-    step_teacher_bn1_vjp_3(scratch + 9955648 /* t3029 */, scratch + 2655744 /* t103 */, scratch + 9955616 /* t106 */, scratch + 4462080 /* t3024 */, scratch + 8876288 /* chunk */);
-    step_teacher_bn1_vjp_4(scratch + 9955664 /* t3035 */, scratch + 9955632 /* t111 */, scratch + 9955648 /* t3029 */);
-    step_teacher_bn1_vjp_5(scratch + 9955680 /* t3037 */, scratch + 3558912 /* t3026 */, scratch + 8876288 /* chunk */);
-    step_teacher_bn1_vjp_6(scratch + 9955696 /* t3046 */, scratch + 9955648 /* t3029 */, state + 160 /* in_teacher_bn1_scale */, scratch + 9955632 /* t111 */);
-    step_teacher_bn1_vjp_7(scratch /* t3050 */, scratch + 2655744 /* t103 */, scratch + 9955616 /* t106 */, scratch + 9955696 /* t3046 */);
-    step_teacher_bn1_vjp_8(scratch + 9955696 /* t3053 */, scratch /* t3050 */, scratch + 8876288 /* chunk */);
-    step_teacher_bn1_vjp_9(scratch + 9955616 /* t3055 */, scratch + 9955680 /* t3037 */, scratch + 9955696 /* t3053 */);
-    step_teacher_bn1_vjp_10(scratch + 1172480 /* t3057 */, scratch + 3558912 /* t3026 */, scratch /* t3050 */, scratch + 9955616 /* t3055 */);
-    step_teacher_conv0_vjp(scratch + 9955680 /* t3058 */, scratch + 1172480 /* t3057 */, scratch + 8876288 /* chunk */);
-    step_teacher_conv0_vjp_2(scratch + 8876288 /* t3059 */, io /* in_x */, scratch + 1172480 /* t3057 */, scratch /* chunk */);
-    step_teacher_conv0_update(state + 155616 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 8876288 /* t3060 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv0_update_2(state + 155760 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, state + 155776 /* in_teacher_momentum_bn1_scale */, state + 160 /* in_teacher_bn1_scale */, state + 155792 /* in_teacher_momentum_bn1_offset */, state + 176 /* in_teacher_bn1_offset */, scratch + 9955680 /* t3058 */, io + 226112 /* in_lr_teacher */, scratch + 9955664 /* t3035 */, scratch + 9955744 /* t3025 */);
-    step_teacher_res3_conv0_update(state + 155808 /* in_teacher_momentum_res3_conv0_weight */, state + 192 /* in_teacher_res3_conv0_weight */, scratch + 2609280 /* t3000 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res3_conv0_update_2(state + 158112 /* in_teacher_momentum_res3_conv0_bias */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 158128 /* in_teacher_momentum_res3_bn1_scale */, state + 2512 /* in_teacher_res3_bn1_scale */, state + 158144 /* in_teacher_momentum_res3_bn1_offset */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 9955728 /* t2980 */, io + 226112 /* in_lr_teacher */, scratch + 9955712 /* t2957 */, scratch + 9955408 /* t2947 */);
-    step_teacher_res3_conv3_update(state + 158160 /* in_teacher_momentum_res3_conv3_weight */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch + 8869376 /* t2923 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res3_conv3_update_2(state + 160464 /* in_teacher_momentum_res3_conv3_bias */, state + 4848 /* in_teacher_res3_conv3_bias */, state + 160480 /* in_teacher_momentum_bn4_scale */, state + 4864 /* in_teacher_bn4_scale */, state + 160496 /* in_teacher_momentum_bn4_offset */, state + 4880 /* in_teacher_bn4_offset */, scratch + 9955392 /* t2903 */, io + 226112 /* in_lr_teacher */, scratch + 9955376 /* t2878 */, scratch + 9955360 /* t2867 */);
-    step_teacher_res6_conv0_update(state + 160512 /* in_teacher_momentum_res6_conv0_weight */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch + 2604672 /* t2843 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_conv0_update_2(state + 165120 /* in_teacher_momentum_res6_conv0_bias */, state + 9504 /* in_teacher_res6_conv0_bias */, state + 165152 /* in_teacher_momentum_res6_bn1_scale */, state + 9536 /* in_teacher_res6_bn1_scale */, state + 165184 /* in_teacher_momentum_res6_bn1_offset */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 9955328 /* t2825 */, io + 226112 /* in_lr_teacher */, scratch + 9955488 /* t2802 */, scratch + 9955456 /* t2792 */);
-    step_teacher_res6_conv3_update(state + 165216 /* in_teacher_momentum_res6_conv3_weight */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch + 2595456 /* t2768 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_conv3_update_2(state + 174432 /* in_teacher_momentum_res6_conv3_bias */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch + 9955424 /* t2748 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_shortcut_update(state + 174464 /* in_teacher_momentum_res6_shortcut_weight */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch + 8875776 /* t2746 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_bn7_update(state + 174976 /* in_teacher_momentum_bn7_scale */, state + 19360 /* in_teacher_bn7_scale */, state + 175008 /* in_teacher_momentum_bn7_offset */, state + 19392 /* in_teacher_bn7_offset */, scratch + 8872096 /* t2705 */, io + 226112 /* in_lr_teacher */, scratch + 8872064 /* t2694 */);
-    step_teacher_res9_conv0_update(state + 175040 /* in_teacher_momentum_res9_conv0_weight */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch + 2577024 /* t2670 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_conv0_update_2(state + 193472 /* in_teacher_momentum_res9_conv0_bias */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 193536 /* in_teacher_momentum_res9_bn1_scale */, state + 37920 /* in_teacher_res9_bn1_scale */, state + 193600 /* in_teacher_momentum_res9_bn1_offset */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 8872000 /* t2652 */, io + 226112 /* in_lr_teacher */, scratch + 8871936 /* t2629 */, scratch + 8871808 /* t2619 */);
-    step_teacher_res9_conv3_update(state + 193664 /* in_teacher_momentum_res9_conv3_weight */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch + 8832512 /* t2595 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_conv3_update_2(state + 230528 /* in_teacher_momentum_res9_conv3_bias */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch + 8871744 /* t2575 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_shortcut_update(state + 230592 /* in_teacher_momentum_res9_shortcut_weight */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch + 9504256 /* t2573 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_bn10_update(state + 232640 /* in_teacher_momentum_bn10_scale */, state + 77024 /* in_teacher_bn10_scale */, state + 232704 /* in_teacher_momentum_bn10_offset */, state + 77088 /* in_teacher_bn10_offset */, scratch + 8871872 /* t2526 */, io + 226112 /* in_lr_teacher */, scratch + 8871680 /* t2505 */);
-    step_teacher_dense14_vjp_7(scratch + 8875776 /* t3302 */, state + 232768 /* in_teacher_momentum_dense14_weight */, state + 77152 /* in_teacher_dense14_weight */, scratch + 9905664 /* t2459 */, scratch + 9506816 /* t2453 */, scratch + 8876800 /* t2462 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense14_update(state + 233408 /* in_teacher_momentum_dense14_bias */, state + 77792 /* in_teacher_dense14_bias */, scratch + 9507696 /* t2456 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 9955616 /* t3319 */, scratch + 9507136 /* t2324 */);
-    step_teacher_gradient_fwd_2(scratch + 9955632 /* t3321 */, scratch + 9507664 /* t2322 */);
-    step_teacher_gradient_fwd_3(scratch + 9507664 /* t3324 */, scratch + 9507648 /* t2297 */);
-    step_teacher_gradient_fwd_4(scratch + 9507648 /* t3327 */, scratch + 9507632 /* t2286 */);
-    step_teacher_gradient_fwd_5(scratch + 9507632 /* t3330 */, scratch + 9501952 /* t2261 */);
-    step_teacher_gradient_fwd_6(scratch + 9955648 /* t3333 */, scratch + 9507616 /* t2241 */);
-    step_teacher_gradient_fwd_7(scratch + 9507616 /* t3336 */, scratch + 9507600 /* t2216 */);
-    step_teacher_gradient_fwd_8(scratch + 9507600 /* t3339 */, scratch + 9507584 /* t2205 */);
-    step_teacher_gradient_fwd_9(scratch + 9507584 /* t3342 */, scratch + 9499648 /* t2181 */);
-    step_teacher_gradient_fwd_10(scratch + 9955664 /* t3345 */, scratch + 9507568 /* t2161 */);
-    step_teacher_gradient_fwd_11(scratch + 9507568 /* t3348 */, scratch + 9507552 /* t2134 */);
-    step_teacher_gradient_fwd_12(scratch + 9507552 /* t3351 */, scratch + 9507536 /* t2122 */);
-    step_teacher_gradient_fwd_13(scratch + 9507536 /* t3354 */, scratch + 9495040 /* t2098 */);
-    step_teacher_gradient_fwd_14(scratch + 9955680 /* t3357 */, scratch + 9507504 /* t2080 */);
-    step_teacher_gradient_fwd_15(scratch + 9507504 /* t3360 */, scratch + 9507472 /* t2055 */);
-    step_teacher_gradient_fwd_16(scratch + 9507520 /* t3363 */, scratch + 9507440 /* t2044 */);
-    step_teacher_gradient_fwd_17(scratch + 9507440 /* t3366 */, scratch + 9485824 /* t2020 */);
-    step_teacher_gradient_fwd_18(scratch + 9507456 /* t3369 */, scratch + 9507408 /* t2000 */);
-    step_teacher_gradient_fwd_19(scratch + 9507408 /* t3372 */, scratch + 9506304 /* t1998 */);
-    step_teacher_gradient_fwd_20(scratch + 9507424 /* t3375 */, scratch + 9507376 /* t1955 */);
-    step_teacher_gradient_fwd_21(scratch + 9507376 /* t3378 */, scratch + 9507344 /* t1943 */);
-    step_teacher_gradient_fwd_22(scratch + 9507392 /* t3381 */, scratch + 9467392 /* t1919 */);
-    step_teacher_gradient_fwd_23(scratch + 9507344 /* t3384 */, scratch + 9507280 /* t1901 */);
-    step_teacher_gradient_fwd_24(scratch + 9507360 /* t3387 */, scratch + 9532992 /* t1876 */);
-    step_teacher_gradient_fwd_25(scratch + 9507472 /* t3390 */, scratch + 9532928 /* t1865 */);
-    step_teacher_gradient_fwd_26(scratch + 9507488 /* t3393 */, scratch + 8795648 /* t1841 */);
-    step_teacher_gradient_fwd_27(scratch + 9955696 /* t3396 */, scratch + 8877504 /* t1821 */);
-    step_teacher_gradient_fwd_28(scratch + 9955712 /* t3399 */, scratch + 9572608 /* t1819 */);
-    step_teacher_gradient_fwd_29(scratch + 9955728 /* t3402 */, scratch + 9575440 /* t1776 */);
-    step_teacher_gradient_fwd_30(scratch + 9955744 /* t3405 */, scratch + 8877440 /* t1764 */);
-    step_teacher_gradient_fwd_31(scratch + 9575440 /* t3408 */, scratch + 9574656 /* t1739 */);
-    step_teacher_gradient_fwd_32(scratch + 9575456 /* t3411 */, scratch + 9575680 /* t1737 */);
-    step_teacher_gradient_fwd_33(io + 244720 /* t3413 */, scratch + 9955616 /* t3319 */, scratch + 9955632 /* t3321 */, scratch + 9507664 /* t3324 */, scratch + 9507648 /* t3327 */, scratch + 9507632 /* t3330 */, scratch + 9955648 /* t3333 */, scratch + 9507616 /* t3336 */, scratch + 9507600 /* t3339 */, scratch + 9507584 /* t3342 */, scratch + 9955664 /* t3345 */, scratch + 9507568 /* t3348 */, scratch + 9507552 /* t3351 */, scratch + 9507536 /* t3354 */, scratch + 9955680 /* t3357 */, scratch + 9507504 /* t3360 */, scratch + 9507520 /* t3363 */, scratch + 9507440 /* t3366 */, scratch + 9507456 /* t3369 */, scratch + 9507408 /* t3372 */, scratch + 9507424 /* t3375 */, scratch + 9507376 /* t3378 */, scratch + 9507392 /* t3381 */, scratch + 9507344 /* t3384 */, scratch + 9507360 /* t3387 */, scratch + 9507472 /* t3390 */, scratch + 9507488 /* t3393 */, scratch + 9955696 /* t3396 */, scratch + 9955712 /* t3399 */, scratch + 9955728 /* t3402 */, scratch + 9955744 /* t3405 */, scratch + 9575440 /* t3408 */, scratch + 9575456 /* t3411 */);
-    step_teacher_gradient_fwd_34(scratch + 9575440 /* t3415 */, scratch + 9575296 /* t1238 */);
-    step_teacher_gradient_fwd_35(scratch + 9575456 /* t3417 */, scratch + 9575664 /* t1236 */);
-    step_teacher_gradient_fwd_36(scratch + 9575472 /* t3420 */, scratch + 9575648 /* t1213 */);
-    step_teacher_gradient_fwd_37(scratch + 9575488 /* t3423 */, scratch + 9575632 /* t1203 */);
-    step_teacher_gradient_fwd_38(scratch + 9955616 /* t3426 */, scratch + 9570304 /* t1178 */);
-    step_teacher_gradient_fwd_39(scratch + 9955632 /* t3429 */, scratch + 9575616 /* t1158 */);
-    step_teacher_gradient_fwd_40(scratch + 9955648 /* t3432 */, scratch + 9575600 /* t1135 */);
-    step_teacher_gradient_fwd_41(scratch + 9955664 /* t3435 */, scratch + 9575584 /* t1125 */);
-    step_teacher_gradient_fwd_42(scratch + 9955680 /* t3438 */, scratch + 8873472 /* t1101 */);
-    step_teacher_gradient_fwd_43(scratch + 9955696 /* t3441 */, scratch + 9575568 /* t1081 */);
-    step_teacher_gradient_fwd_44(scratch + 9955712 /* t3444 */, scratch + 9575552 /* t1056 */);
-    step_teacher_gradient_fwd_45(scratch + 9955728 /* t3447 */, scratch + 9575536 /* t1045 */);
-    step_teacher_gradient_fwd_46(scratch + 9955744 /* t3450 */, scratch + 9565696 /* t1021 */);
-    step_teacher_gradient_fwd_47(scratch + 9955328 /* t3453 */, scratch + 9575504 /* t1003 */);
-    step_teacher_gradient_fwd_48(scratch + 9955344 /* t3456 */, scratch + 9668128 /* t980 */);
-    step_teacher_gradient_fwd_49(scratch + 9955360 /* t3459 */, scratch + 9668096 /* t970 */);
-    step_teacher_gradient_fwd_50(scratch + 9955376 /* t3462 */, scratch + 9942528 /* t946 */);
-    step_teacher_gradient_fwd_51(scratch + 9955392 /* t3465 */, scratch + 9955584 /* t926 */);
-    step_teacher_gradient_fwd_52(scratch + 9955584 /* t3468 */, scratch + 9954432 /* t924 */);
-    step_teacher_gradient_fwd_53(scratch + 9955600 /* t3471 */, scratch + 9955552 /* t883 */);
-    step_teacher_gradient_fwd_54(scratch + 9955552 /* t3474 */, scratch + 9955520 /* t872 */);
-    step_teacher_gradient_fwd_55(scratch + 9955568 /* t3477 */, scratch + 9924096 /* t848 */);
-    step_teacher_gradient_fwd_56(scratch + 9955408 /* t3480 */, scratch + 9955264 /* t830 */);
-    step_teacher_gradient_fwd_57(scratch + 9955264 /* t3483 */, scratch + 9955200 /* t807 */);
-    step_teacher_gradient_fwd_58(scratch + 9955280 /* t3486 */, scratch + 9955136 /* t797 */);
-    step_teacher_gradient_fwd_59(scratch + 9955296 /* t3489 */, scratch + 9868800 /* t773 */);
-    step_teacher_gradient_fwd_60(scratch + 9955312 /* t3492 */, scratch + 9955072 /* t753 */);
-    step_teacher_gradient_fwd_61(scratch + 9955424 /* t3495 */, scratch + 9951744 /* t751 */);
-    step_teacher_gradient_fwd_62(scratch + 9955440 /* t3498 */, scratch + 9955008 /* t710 */);
-    step_teacher_gradient_fwd_63(scratch + 9955456 /* t3501 */, scratch + 9954944 /* t699 */);
-    step_teacher_gradient_fwd_64(scratch + 9955472 /* t3504 */, scratch + 9953792 /* t674 */);
-    step_teacher_gradient_fwd_65(scratch + 9955488 /* t3507 */, scratch + 9955760 /* t672 */);
-    step_teacher_gradient_fwd_66(io + 244736 /* t3509 */, io + 244752 /* t3513 */, io + 244768 /* t3514 */, scratch + 9575440 /* t3415 */, scratch + 9575456 /* t3417 */, scratch + 9575472 /* t3420 */, scratch + 9575488 /* t3423 */, scratch + 9955616 /* t3426 */, scratch + 9955632 /* t3429 */, scratch + 9955648 /* t3432 */, scratch + 9955664 /* t3435 */, scratch + 9955680 /* t3438 */, scratch + 9955696 /* t3441 */, scratch + 9955712 /* t3444 */, scratch + 9955728 /* t3447 */, scratch + 9955744 /* t3450 */, scratch + 9955328 /* t3453 */, scratch + 9955344 /* t3456 */, scratch + 9955360 /* t3459 */, scratch + 9955376 /* t3462 */, scratch + 9955392 /* t3465 */, scratch + 9955584 /* t3468 */, scratch + 9955600 /* t3471 */, scratch + 9955552 /* t3474 */, scratch + 9955568 /* t3477 */, scratch + 9955408 /* t3480 */, scratch + 9955264 /* t3483 */, scratch + 9955280 /* t3486 */, scratch + 9955296 /* t3489 */, scratch + 9955312 /* t3492 */, scratch + 9955424 /* t3495 */, scratch + 9955440 /* t3498 */, scratch + 9955456 /* t3501 */, scratch + 9955472 /* t3504 */, scratch + 9955488 /* t3507 */, io + 244720 /* t3413 */, scratch + 9507680 /* t2419 */, io + 244704 /* t2420 */);
+    step_teacher_leaky_relu2_vjp(scratch + 6268416 /* t2997 */, scratch + 2655744 /* t2982 */, scratch + 9860096 /* t106 */, scratch + 9860128 /* t127 */, state + 176 /* in_teacher_bn1_offset */);
+    step_teacher_res3_conv0_vjp_3(scratch + 9111296 /* t2999 */, scratch + 6268416 /* t2997 */, scratch + 4462080 /* t2979 */, scratch /* chunk */);
+    step_teacher_leaky_relu2_vjp_2(scratch + 4462080 /* t3023 */, scratch + 5365248 /* t2902 */, scratch + 3558912 /* t3001 */, scratch + 2655744 /* t3003 */, scratch + 9860096 /* t106 */, scratch + 9860128 /* t127 */, state + 176 /* in_teacher_bn1_offset */);
+    step_teacher_bn1_vjp(scratch + 9860224 /* t3025 */, scratch + 4462080 /* t3024 */, scratch + 9853440 /* chunk */);
+    step_teacher_bn1_vjp_2(scratch + 3558912 /* t3026 */, scratch + 4462080 /* t3024 */, scratch + 9860128 /* t127 */);
+    step_teacher_bn1_vjp_3(scratch + 9860128 /* t3029 */, scratch + 2655744 /* t103 */, scratch + 9860096 /* t106 */, scratch + 4462080 /* t3024 */, scratch + 9853440 /* chunk */);
+    step_teacher_bn1_vjp_4(scratch + 9860144 /* t3035 */, scratch + 9860112 /* t111 */, scratch + 9860128 /* t3029 */);
+    step_teacher_bn1_vjp_5(scratch + 9860160 /* t3037 */, scratch + 3558912 /* t3026 */, scratch + 9853440 /* chunk */);
+    step_teacher_bn1_vjp_6(scratch + 9860176 /* t3046 */, scratch + 9860128 /* t3029 */, state + 160 /* in_teacher_bn1_scale */, scratch + 9860112 /* t111 */);
+    step_teacher_bn1_vjp_7(scratch /* t3050 */, scratch + 2655744 /* t103 */, scratch + 9860096 /* t106 */, scratch + 9860176 /* t3046 */);
+    step_teacher_bn1_vjp_8(scratch + 9860176 /* t3053 */, scratch /* t3050 */, scratch + 9853440 /* chunk */);
+    step_teacher_bn1_vjp_9(scratch + 9860096 /* t3055 */, scratch + 9860160 /* t3037 */, scratch + 9860176 /* t3053 */);
+    step_teacher_bn1_vjp_10(scratch + 1172480 /* t3057 */, scratch + 3558912 /* t3026 */, scratch /* t3050 */, scratch + 9860096 /* t3055 */);
+    step_teacher_conv0_vjp(scratch + 9860160 /* t3058 */, scratch + 1172480 /* t3057 */, scratch + 9853440 /* chunk */);
+    step_teacher_conv0_vjp_2(scratch + 9853440 /* t3059 */, io /* in_x */, scratch + 1172480 /* t3057 */, scratch /* chunk */);
+    step_teacher_conv0_update(state + 155616 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 9853440 /* t3060 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 155760 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, state + 155776 /* in_teacher_momentum_bn1_scale */, state + 160 /* in_teacher_bn1_scale */, state + 155792 /* in_teacher_momentum_bn1_offset */, state + 176 /* in_teacher_bn1_offset */, scratch + 9860160 /* t3058 */, io + 226112 /* in_lr_teacher */, scratch + 9860144 /* t3035 */, scratch + 9860224 /* t3025 */);
+    step_teacher_res3_conv0_update(state + 155808 /* in_teacher_momentum_res3_conv0_weight */, state + 192 /* in_teacher_res3_conv0_weight */, scratch + 9111296 /* t3000 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res3_conv0_update_2(state + 158112 /* in_teacher_momentum_res3_conv0_bias */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 158128 /* in_teacher_momentum_res3_bn1_scale */, state + 2512 /* in_teacher_res3_bn1_scale */, state + 158144 /* in_teacher_momentum_res3_bn1_offset */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 9860208 /* t2980 */, io + 226112 /* in_lr_teacher */, scratch + 9860192 /* t2957 */, scratch + 9858736 /* t2947 */);
+    step_teacher_res3_conv3_update(state + 158160 /* in_teacher_momentum_res3_conv3_weight */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch + 9108992 /* t2923 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res3_conv3_update_2(state + 160464 /* in_teacher_momentum_res3_conv3_bias */, state + 4848 /* in_teacher_res3_conv3_bias */, state + 160480 /* in_teacher_momentum_bn4_scale */, state + 4864 /* in_teacher_bn4_scale */, state + 160496 /* in_teacher_momentum_bn4_offset */, state + 4880 /* in_teacher_bn4_offset */, scratch + 9858720 /* t2903 */, io + 226112 /* in_lr_teacher */, scratch + 9858704 /* t2878 */, scratch + 9858688 /* t2867 */);
+    step_teacher_res6_conv0_update(state + 160512 /* in_teacher_momentum_res6_conv0_weight */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch + 9431552 /* t2843 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_conv0_update_2(state + 165120 /* in_teacher_momentum_res6_conv0_bias */, state + 9504 /* in_teacher_res6_conv0_bias */, state + 165152 /* in_teacher_momentum_res6_bn1_scale */, state + 9536 /* in_teacher_res6_bn1_scale */, state + 165184 /* in_teacher_momentum_res6_bn1_offset */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 9859936 /* t2825 */, io + 226112 /* in_lr_teacher */, scratch + 9859904 /* t2802 */, scratch + 9859872 /* t2792 */);
+    step_teacher_res6_conv3_update(state + 165216 /* in_teacher_momentum_res6_conv3_weight */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch + 9422336 /* t2768 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_conv3_update_2(state + 174432 /* in_teacher_momentum_res6_conv3_bias */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch + 9859360 /* t2748 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_shortcut_update(state + 174464 /* in_teacher_momentum_res6_shortcut_weight */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch + 9436160 /* t2746 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_bn7_update(state + 174976 /* in_teacher_momentum_bn7_scale */, state + 19360 /* in_teacher_bn7_scale */, state + 175008 /* in_teacher_momentum_bn7_offset */, state + 19392 /* in_teacher_bn7_offset */, scratch + 9859328 /* t2705 */, io + 226112 /* in_lr_teacher */, scratch + 9859968 /* t2694 */);
+    step_teacher_res9_conv0_update(state + 175040 /* in_teacher_momentum_res9_conv0_weight */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch + 9403904 /* t2670 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_conv0_update_2(state + 193472 /* in_teacher_momentum_res9_conv0_bias */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 193536 /* in_teacher_momentum_res9_bn1_scale */, state + 37920 /* in_teacher_res9_bn1_scale */, state + 193600 /* in_teacher_momentum_res9_bn1_offset */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 9859264 /* t2652 */, io + 226112 /* in_lr_teacher */, scratch + 9859200 /* t2629 */, scratch + 9858496 /* t2619 */);
+    step_teacher_res9_conv3_update(state + 193664 /* in_teacher_momentum_res9_conv3_weight */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch + 9072128 /* t2595 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_conv3_update_2(state + 230528 /* in_teacher_momentum_res9_conv3_bias */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch + 9858432 /* t2575 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_shortcut_update(state + 230592 /* in_teacher_momentum_res9_shortcut_weight */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch + 9113600 /* t2573 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_bn10_update(state + 232640 /* in_teacher_momentum_bn10_scale */, state + 77024 /* in_teacher_bn10_scale */, state + 232704 /* in_teacher_momentum_bn10_offset */, state + 77088 /* in_teacher_bn10_offset */, scratch + 9858624 /* t2526 */, io + 226112 /* in_lr_teacher */, scratch + 9858560 /* t2505 */);
+    step_teacher_dense14_vjp_7(scratch + 9853440 /* t3302 */, state + 232768 /* in_teacher_momentum_dense14_weight */, state + 77152 /* in_teacher_dense14_weight */, scratch + 9805312 /* t2459 */, scratch + 9855360 /* t2453 */, scratch + 9854720 /* t2462 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense14_update(state + 233408 /* in_teacher_momentum_dense14_bias */, state + 77792 /* in_teacher_dense14_bias */, scratch + 9858752 /* t2456 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 9860096 /* t3319 */, scratch + 9488144 /* t2324 */);
+    step_teacher_gradient_fwd_2(scratch + 9860112 /* t3321 */, scratch + 9489184 /* t2322 */);
+    step_teacher_gradient_fwd_3(scratch + 9489184 /* t3324 */, scratch + 9489168 /* t2297 */);
+    step_teacher_gradient_fwd_4(scratch + 9489168 /* t3327 */, scratch + 9489152 /* t2286 */);
+    step_teacher_gradient_fwd_5(scratch + 9489152 /* t3330 */, scratch + 9480448 /* t2261 */);
+    step_teacher_gradient_fwd_6(scratch + 9860128 /* t3333 */, scratch + 9489136 /* t2241 */);
+    step_teacher_gradient_fwd_7(scratch + 9489136 /* t3336 */, scratch + 9489120 /* t2216 */);
+    step_teacher_gradient_fwd_8(scratch + 9489120 /* t3339 */, scratch + 9489104 /* t2205 */);
+    step_teacher_gradient_fwd_9(scratch + 9489104 /* t3342 */, scratch + 9478144 /* t2181 */);
+    step_teacher_gradient_fwd_10(scratch + 9860144 /* t3345 */, scratch + 9489088 /* t2161 */);
+    step_teacher_gradient_fwd_11(scratch + 9489088 /* t3348 */, scratch + 9489072 /* t2134 */);
+    step_teacher_gradient_fwd_12(scratch + 9489072 /* t3351 */, scratch + 9489056 /* t2122 */);
+    step_teacher_gradient_fwd_13(scratch + 9489056 /* t3354 */, scratch + 9468928 /* t2098 */);
+    step_teacher_gradient_fwd_14(scratch + 9860160 /* t3357 */, scratch + 9488864 /* t2080 */);
+    step_teacher_gradient_fwd_15(scratch + 9488864 /* t3360 */, scratch + 9488832 /* t2055 */);
+    step_teacher_gradient_fwd_16(scratch + 9488880 /* t3363 */, scratch + 9488800 /* t2044 */);
+    step_teacher_gradient_fwd_17(scratch + 9488800 /* t3366 */, scratch + 9455104 /* t2020 */);
+    step_teacher_gradient_fwd_18(scratch + 9488816 /* t3369 */, scratch + 9488768 /* t2000 */);
+    step_teacher_gradient_fwd_19(scratch + 9488768 /* t3372 */, scratch + 9487488 /* t1998 */);
+    step_teacher_gradient_fwd_20(scratch + 9488784 /* t3375 */, scratch + 9488736 /* t1955 */);
+    step_teacher_gradient_fwd_21(scratch + 9488736 /* t3378 */, scratch + 9488704 /* t1943 */);
+    step_teacher_gradient_fwd_22(scratch + 9488752 /* t3381 */, scratch + 9436672 /* t1919 */);
+    step_teacher_gradient_fwd_23(scratch + 9488704 /* t3384 */, scratch + 9488608 /* t1901 */);
+    step_teacher_gradient_fwd_24(scratch + 9488720 /* t3387 */, scratch + 9488544 /* t1876 */);
+    step_teacher_gradient_fwd_25(scratch + 9488832 /* t3390 */, scratch + 9488480 /* t1865 */);
+    step_teacher_gradient_fwd_26(scratch + 9488848 /* t3393 */, scratch + 9367040 /* t1841 */);
+    step_teacher_gradient_fwd_27(scratch + 9860176 /* t3396 */, scratch + 9488416 /* t1821 */);
+    step_teacher_gradient_fwd_28(scratch + 9860192 /* t3399 */, scratch + 9482752 /* t1819 */);
+    step_teacher_gradient_fwd_29(scratch + 9860208 /* t3402 */, scratch + 9488352 /* t1776 */);
+    step_teacher_gradient_fwd_30(scratch + 9860224 /* t3405 */, scratch + 9488288 /* t1764 */);
+    step_teacher_gradient_fwd_31(scratch + 9859776 /* t3408 */, scratch + 9486848 /* t1739 */);
+    step_teacher_gradient_fwd_32(scratch + 9859792 /* t3411 */, scratch + 9489040 /* t1737 */);
+    step_teacher_gradient_fwd_33(io + 244720 /* t3413 */, scratch + 9860096 /* t3319 */, scratch + 9860112 /* t3321 */, scratch + 9489184 /* t3324 */, scratch + 9489168 /* t3327 */, scratch + 9489152 /* t3330 */, scratch + 9860128 /* t3333 */, scratch + 9489136 /* t3336 */, scratch + 9489120 /* t3339 */, scratch + 9489104 /* t3342 */, scratch + 9860144 /* t3345 */, scratch + 9489088 /* t3348 */, scratch + 9489072 /* t3351 */, scratch + 9489056 /* t3354 */, scratch + 9860160 /* t3357 */, scratch + 9488864 /* t3360 */, scratch + 9488880 /* t3363 */, scratch + 9488800 /* t3366 */, scratch + 9488816 /* t3369 */, scratch + 9488768 /* t3372 */, scratch + 9488784 /* t3375 */, scratch + 9488736 /* t3378 */, scratch + 9488752 /* t3381 */, scratch + 9488704 /* t3384 */, scratch + 9488720 /* t3387 */, scratch + 9488832 /* t3390 */, scratch + 9488848 /* t3393 */, scratch + 9860176 /* t3396 */, scratch + 9860192 /* t3399 */, scratch + 9860208 /* t3402 */, scratch + 9860224 /* t3405 */, scratch + 9859776 /* t3408 */, scratch + 9859792 /* t3411 */);
+    step_teacher_gradient_fwd_34(scratch + 9860096 /* t3415 */, scratch + 9488000 /* t1238 */);
+    step_teacher_gradient_fwd_35(scratch + 9860112 /* t3417 */, scratch + 9489024 /* t1236 */);
+    step_teacher_gradient_fwd_36(scratch + 9860128 /* t3420 */, scratch + 9489008 /* t1213 */);
+    step_teacher_gradient_fwd_37(scratch + 9860144 /* t3423 */, scratch + 9488992 /* t1203 */);
+    step_teacher_gradient_fwd_38(scratch + 9860160 /* t3426 */, scratch + 9475840 /* t1178 */);
+    step_teacher_gradient_fwd_39(scratch + 9860176 /* t3429 */, scratch + 9488976 /* t1158 */);
+    step_teacher_gradient_fwd_40(scratch + 9860192 /* t3432 */, scratch + 9488960 /* t1135 */);
+    step_teacher_gradient_fwd_41(scratch + 9860208 /* t3435 */, scratch + 9488944 /* t1125 */);
+    step_teacher_gradient_fwd_42(scratch + 9860224 /* t3438 */, scratch + 9473536 /* t1101 */);
+    step_teacher_gradient_fwd_43(scratch + 9488704 /* t3441 */, scratch + 9488928 /* t1081 */);
+    step_teacher_gradient_fwd_44(scratch + 9488720 /* t3444 */, scratch + 9488912 /* t1056 */);
+    step_teacher_gradient_fwd_45(scratch + 9488736 /* t3447 */, scratch + 9488896 /* t1045 */);
+    step_teacher_gradient_fwd_46(scratch + 9859776 /* t3450 */, scratch + 9464320 /* t1021 */);
+    step_teacher_gradient_fwd_47(scratch + 9859792 /* t3453 */, scratch + 9488672 /* t1003 */);
+    step_teacher_gradient_fwd_48(scratch + 9859808 /* t3456 */, scratch + 9568288 /* t980 */);
+    step_teacher_gradient_fwd_49(scratch + 9859824 /* t3459 */, scratch + 9568256 /* t970 */);
+    step_teacher_gradient_fwd_50(scratch + 9859840 /* t3462 */, scratch + 9842176 /* t946 */);
+    step_teacher_gradient_fwd_51(scratch + 9859856 /* t3465 */, scratch + 9860064 /* t926 */);
+    step_teacher_gradient_fwd_52(scratch + 9860064 /* t3468 */, scratch + 9857920 /* t924 */);
+    step_teacher_gradient_fwd_53(scratch + 9860080 /* t3471 */, scratch + 9860032 /* t883 */);
+    step_teacher_gradient_fwd_54(scratch + 9860032 /* t3474 */, scratch + 9860000 /* t872 */);
+    step_teacher_gradient_fwd_55(scratch + 9860048 /* t3477 */, scratch + 9823744 /* t848 */);
+    step_teacher_gradient_fwd_56(scratch + 9859872 /* t3480 */, scratch + 9859712 /* t830 */);
+    step_teacher_gradient_fwd_57(scratch + 9859712 /* t3483 */, scratch + 9859648 /* t807 */);
+    step_teacher_gradient_fwd_58(scratch + 9859728 /* t3486 */, scratch + 9859584 /* t797 */);
+    step_teacher_gradient_fwd_59(scratch + 9859744 /* t3489 */, scratch + 9768448 /* t773 */);
+    step_teacher_gradient_fwd_60(scratch + 9859760 /* t3492 */, scratch + 9859520 /* t753 */);
+    step_teacher_gradient_fwd_61(scratch + 9859888 /* t3495 */, scratch + 9851392 /* t751 */);
+    step_teacher_gradient_fwd_62(scratch + 9859904 /* t3498 */, scratch + 9859456 /* t710 */);
+    step_teacher_gradient_fwd_63(scratch + 9859920 /* t3501 */, scratch + 9859392 /* t699 */);
+    step_teacher_gradient_fwd_64(scratch + 9859936 /* t3504 */, scratch + 9857280 /* t674 */);
+    step_teacher_gradient_fwd_65(scratch + 9859952 /* t3507 */, scratch + 9860240 /* t672 */);
+    step_teacher_gradient_fwd_66(io + 244736 /* t3509 */, io + 244752 /* t3513 */, io + 244768 /* t3514 */, scratch + 9860096 /* t3415 */, scratch + 9860112 /* t3417 */, scratch + 9860128 /* t3420 */, scratch + 9860144 /* t3423 */, scratch + 9860160 /* t3426 */, scratch + 9860176 /* t3429 */, scratch + 9860192 /* t3432 */, scratch + 9860208 /* t3435 */, scratch + 9860224 /* t3438 */, scratch + 9488704 /* t3441 */, scratch + 9488720 /* t3444 */, scratch + 9488736 /* t3447 */, scratch + 9859776 /* t3450 */, scratch + 9859792 /* t3453 */, scratch + 9859808 /* t3456 */, scratch + 9859824 /* t3459 */, scratch + 9859840 /* t3462 */, scratch + 9859856 /* t3465 */, scratch + 9860064 /* t3468 */, scratch + 9860080 /* t3471 */, scratch + 9860032 /* t3474 */, scratch + 9860048 /* t3477 */, scratch + 9859872 /* t3480 */, scratch + 9859712 /* t3483 */, scratch + 9859728 /* t3486 */, scratch + 9859744 /* t3489 */, scratch + 9859760 /* t3492 */, scratch + 9859888 /* t3495 */, scratch + 9859904 /* t3498 */, scratch + 9859920 /* t3501 */, scratch + 9859936 /* t3504 */, scratch + 9859952 /* t3507 */, io + 244720 /* t3413 */, scratch + 9489200 /* t2419 */, io + 244704 /* t2420 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -24418,15 +24418,15 @@ static void supervised_step_student_res3_conv0_fwd_part(void *context, int part,
     const float *restrict t85 = p->t85;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
     const float *restrict in_student_res3_conv0_bias = p->in_student_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t90 + (size_t)n0 * 3136, t85 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t90 + (size_t)n0 * 3136, t85 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -24688,15 +24688,15 @@ static void supervised_step_student_res3_conv3_fwd_part(void *context, int part,
     const float *restrict t115 = p->t115;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t120 + (size_t)n0 * 3136, t115 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t120 + (size_t)n0 * 3136, t115 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -25255,15 +25255,15 @@ static void supervised_step_student_res6_conv3_fwd_part(void *context, int part,
     const float *restrict t185 = p->t185;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
+    mplc_winograd4_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
     size_t lo, hi;
     while (mplc_claim(256, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t190 + (size_t)n0 * 1568, t185 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t190 + (size_t)n0 * 1568, t185 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -25864,15 +25864,15 @@ static void supervised_step_student_res9_conv3_fwd_part(void *context, int part,
     const float *restrict t259 = p->t259;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
+    mplc_winograd4_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
     size_t lo, hi;
     while (mplc_claim(256, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t264 + (size_t)n0 * 1024, t259 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t264 + (size_t)n0 * 1024, t259 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -26971,15 +26971,15 @@ static void supervised_step_student_res9_conv3_vjp_2_part(void *context, int par
     float *restrict t426 = p->t426;
     const float *restrict t385 = p->t385;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 1);
+    mplc_winograd4_filters(filters, in_student_res9_conv3_weight, 64, 64, 1);
     size_t lo, hi;
     while (mplc_claim(256, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t426 + (size_t)n0 * 1024, t385 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t426 + (size_t)n0 * 1024, t385 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
         }
     }
 }
@@ -28254,15 +28254,15 @@ static void supervised_step_student_res6_conv3_vjp_2_part(void *context, int par
     float *restrict t599 = p->t599;
     const float *restrict t558 = p->t558;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 1);
+    mplc_winograd4_filters(filters, in_student_res6_conv3_weight, 32, 32, 1);
     size_t lo, hi;
     while (mplc_claim(256, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t599 + (size_t)n0 * 1568, t558 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t599 + (size_t)n0 * 1568, t558 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
         }
     }
 }
@@ -29394,15 +29394,15 @@ static void supervised_step_student_res3_conv3_vjp_2_part(void *context, int par
     float *restrict t754 = p->t754;
     const float *restrict t731 = p->t731;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 1);
+    mplc_winograd4_filters(filters, in_student_res3_conv3_weight, 16, 16, 1);
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t754 + (size_t)n0 * 3136, t731 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t754 + (size_t)n0 * 3136, t731 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
         }
     }
 }
@@ -29963,15 +29963,15 @@ static void supervised_step_student_res3_conv0_vjp_2_part(void *context, int par
     float *restrict t831 = p->t831;
     const float *restrict t809 = p->t809;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 1);
+    mplc_winograd4_filters(filters, in_student_res3_conv0_weight, 16, 16, 1);
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t831 + (size_t)n0 * 3136, t809 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t831 + (size_t)n0 * 3136, t809 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
         }
     }
 }
@@ -31328,17 +31328,17 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_student_bn1_fwd_4(scratch + 803072 /* t60 */, scratch /* t58 */, scratch + 802816 /* chunk */);
     supervised_step_student_bn1_fwd_5(scratch + 7530800 /* t61 */, state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 7530816 /* t77 */, scratch + 803072 /* t60 */, scratch + 7530784 /* t56 */, state + 77968 /* in_student_bn1_scale */);
     supervised_step_student_bn1_fwd_6(scratch + 802816 /* t81 */, scratch /* t58 */, scratch + 7530816 /* t77 */, state + 77984 /* in_student_bn1_offset */);
-    supervised_step_student_leaky_relu2_fwd(scratch + 1839488 /* t85 */, scratch + 802816 /* t82 */);
-    supervised_step_student_res3_conv0_fwd(scratch + 3458560 /* t90 */, scratch + 1839488 /* t85 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
-    supervised_step_student_res3_bn1_fwd(scratch + 2642560 /* t91 */, scratch + 3458560 /* t90 */, scratch + 2642304 /* chunk */);
-    supervised_step_student_res3_bn1_fwd_2(scratch + 7530832 /* t92 */, scratch + 2642560 /* t91 */);
+    supervised_step_student_leaky_relu2_fwd(scratch + 1605632 /* t85 */, scratch + 802816 /* t82 */);
+    supervised_step_student_res3_conv0_fwd(scratch + 3458560 /* t90 */, scratch + 1605632 /* t85 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
+    supervised_step_student_res3_bn1_fwd(scratch + 2408704 /* t91 */, scratch + 3458560 /* t90 */, scratch + 2408448 /* chunk */);
+    supervised_step_student_res3_bn1_fwd_2(scratch + 7530832 /* t92 */, scratch + 2408704 /* t91 */);
     supervised_step_student_res3_bn1_fwd_3(scratch /* t94 */, scratch + 3458560 /* t90 */, scratch + 7530832 /* t92 */);
-    supervised_step_student_res3_bn1_fwd_4(scratch + 2642560 /* t96 */, scratch /* t94 */, scratch + 2642304 /* chunk */);
-    supervised_step_student_res3_bn1_fwd_5(scratch + 7530848 /* t97 */, state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 7530864 /* t108 */, scratch + 2642560 /* t96 */, scratch + 7530832 /* t92 */, state + 80320 /* in_student_res3_bn1_scale */);
+    supervised_step_student_res3_bn1_fwd_4(scratch + 2408704 /* t96 */, scratch /* t94 */, scratch + 2408448 /* chunk */);
+    supervised_step_student_res3_bn1_fwd_5(scratch + 7530848 /* t97 */, state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 7530864 /* t108 */, scratch + 2408704 /* t96 */, scratch + 7530832 /* t92 */, state + 80320 /* in_student_res3_bn1_scale */);
     supervised_step_student_res3_bn1_fwd_6(scratch + 802816 /* t112 */, scratch /* t94 */, scratch + 7530864 /* t108 */, state + 80336 /* in_student_res3_bn1_offset */);
     supervised_step_student_res3_leaky_relu2_fwd(scratch + 4261376 /* t115 */, scratch + 802816 /* t113 */);
     supervised_step_student_res3_conv3_fwd(scratch + 5064192 /* t120 */, scratch + 4261376 /* t115 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
-    supervised_step_student_res3_fwd(scratch + 4261376 /* t122 */, scratch + 5064192 /* t121 */, scratch + 1839488 /* t85 */);
+    supervised_step_student_res3_fwd(scratch + 4261376 /* t122 */, scratch + 5064192 /* t121 */, scratch + 1605632 /* t85 */);
     supervised_step_student_bn4_fwd(scratch + 5064192 /* t124 */, scratch + 4261376 /* t123 */, scratch /* chunk */);
     supervised_step_student_bn4_fwd_2(scratch + 7530880 /* t125 */, scratch + 5064192 /* t124 */);
     supervised_step_student_bn4_fwd_3(scratch /* t127 */, scratch + 4261376 /* t123 */, scratch + 7530880 /* t125 */);
@@ -31353,10 +31353,10 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_student_res6_bn1_fwd_4(scratch + 6268416 /* t160 */, scratch /* t158 */, scratch + 401408 /* chunk */);
     supervised_step_student_res6_bn1_fwd_5(scratch + 7530720 /* t161 */, state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 7530752 /* t177 */, scratch + 6268416 /* t160 */, scratch + 7530688 /* t156 */, state + 87344 /* in_student_res6_bn1_scale */);
     supervised_step_student_res6_bn1_fwd_6(scratch + 401408 /* t181 */, scratch /* t158 */, scratch + 7530752 /* t177 */, state + 87376 /* in_student_res6_bn1_offset */);
-    supervised_step_student_res6_leaky_relu2_fwd(scratch + 6268416 /* t185 */, scratch + 401408 /* t182 */);
-    supervised_step_student_res6_conv3_fwd(scratch + 6669824 /* t190 */, scratch + 6268416 /* t185 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
-    supervised_step_student_res6_fwd(scratch + 6268416 /* t194 */, scratch + 5064192 /* t148 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
-    supervised_step_student_res6_fwd_2(scratch + 5064192 /* t196 */, scratch + 6669824 /* t191 */, scratch + 6268416 /* t195 */);
+    supervised_step_student_res6_leaky_relu2_fwd(scratch + 1622784 /* t185 */, scratch + 401408 /* t182 */);
+    supervised_step_student_res6_conv3_fwd(scratch + 2024192 /* t190 */, scratch + 1622784 /* t185 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
+    supervised_step_student_res6_fwd(scratch + 1047424 /* t194 */, scratch + 5064192 /* t148 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
+    supervised_step_student_res6_fwd_2(scratch + 5064192 /* t196 */, scratch + 2024192 /* t191 */, scratch + 1047424 /* t195 */);
     supervised_step_student_bn7_fwd(scratch + 5466112 /* t198 */, scratch + 5064192 /* t197 */, scratch + 5465600 /* chunk */);
     supervised_step_student_bn7_fwd_2(scratch + 7317184 /* t199 */, scratch + 5466112 /* t198 */);
     supervised_step_student_bn7_fwd_3(scratch + 5465600 /* t201 */, scratch + 5064192 /* t197 */, scratch + 7317184 /* t199 */);
@@ -31371,8 +31371,8 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_student_res9_bn1_fwd_4(scratch + 6530560 /* t234 */, scratch /* t232 */, scratch + 262144 /* chunk */);
     supervised_step_student_res9_bn1_fwd_5(scratch + 7317056 /* t235 */, state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 7317120 /* t251 */, scratch + 6530560 /* t234 */, scratch + 7316992 /* t230 */, state + 115728 /* in_student_res9_bn1_scale */);
     supervised_step_student_res9_bn1_fwd_6(scratch + 262144 /* t255 */, scratch /* t232 */, scratch + 7317120 /* t251 */, state + 115792 /* in_student_res9_bn1_offset */);
-    supervised_step_student_res9_leaky_relu2_fwd(scratch + 2360832 /* t259 */, scratch + 262144 /* t256 */);
-    supervised_step_student_res9_conv3_fwd(scratch + 6530560 /* t264 */, scratch + 2360832 /* t259 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
+    supervised_step_student_res9_leaky_relu2_fwd(scratch + 2213376 /* t259 */, scratch + 262144 /* t256 */);
+    supervised_step_student_res9_conv3_fwd(scratch + 6530560 /* t264 */, scratch + 2213376 /* t259 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
     supervised_step_student_res9_fwd(scratch + 1048576 /* t268 */, scratch + 5465600 /* t222 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
     supervised_step_student_res9_fwd_2(scratch + 5465600 /* t270 */, scratch + 6530560 /* t265 */, scratch + 1048576 /* t269 */);
     supervised_step_student_bn10_fwd(scratch + 5728768 /* t272 */, scratch + 5465600 /* t271 */, scratch + 5727744 /* chunk */);
@@ -31700,15 +31700,15 @@ static void predict_teacher_teacher_res3_conv0_fwd_part(void *context, int part,
     const float *restrict in_teacher_res3_bn1_running_mean = p->in_teacher_res3_bn1_running_mean;
     const float *restrict t80 = p->t80;
     const float *restrict in_teacher_res3_bn1_offset = p->in_teacher_res3_bn1_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -31776,15 +31776,15 @@ static void predict_teacher_teacher_res3_conv3_fwd_part(void *context, int part,
     const float *restrict t87 = p->t87;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
     const float *restrict in_teacher_res3_conv3_bias = p->in_teacher_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -32043,15 +32043,15 @@ static void predict_teacher_teacher_res6_conv3_fwd_part(void *context, int part,
     const float *restrict t131 = p->t131;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
     const float *restrict in_teacher_res6_conv3_bias = p->in_teacher_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 0);
+    mplc_winograd4_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 0);
     size_t lo, hi;
     while (mplc_claim(500, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -32352,15 +32352,15 @@ static void predict_teacher_teacher_res9_conv3_fwd_part(void *context, int part,
     const float *restrict t179 = p->t179;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
     const float *restrict in_teacher_res9_conv3_bias = p->in_teacher_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 0);
+    mplc_winograd4_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 0);
     size_t lo, hi;
     while (mplc_claim(500, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -32563,34 +32563,34 @@ static void predict_teacher_teacher_dense14_fwd(float *restrict t212, const floa
     }
 }
 
-/* 32 kernels; scratch high-water mark 6543488 floats. */
+/* 32 kernels; scratch high-water mark 6105216 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
     predict_teacher_teacher_bn1_fwd(scratch + 2739328 /* t60 */, state + 311248 /* in_teacher_bn1_running_var */, state + 160 /* in_teacher_bn1_scale */);
     predict_teacher_teacher_conv0_fwd(scratch /* t64 */, x /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, state + 311232 /* in_teacher_bn1_running_mean */, scratch + 2739328 /* t60 */, state + 176 /* in_teacher_bn1_offset */, scratch + 1568000 /* chunk */);
-    predict_teacher_teacher_leaky_relu2_fwd(scratch + 1839488 /* t68 */, scratch /* t65 */);
-    predict_teacher_teacher_res3_bn1_fwd(scratch + 4975488 /* t80 */, state + 311280 /* in_teacher_res3_bn1_running_var */, state + 2512 /* in_teacher_res3_bn1_scale */);
-    predict_teacher_teacher_res3_conv0_fwd(scratch + 3407488 /* t84 */, scratch + 1839488 /* t68 */, state + 192 /* in_teacher_res3_conv0_weight */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 311264 /* in_teacher_res3_bn1_running_mean */, scratch + 4975488 /* t80 */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch /* chunk */);
-    predict_teacher_teacher_res3_leaky_relu2_fwd(scratch + 4975488 /* t87 */, scratch + 3407488 /* t85 */);
-    predict_teacher_teacher_res3_conv3_fwd(scratch + 3407488 /* t92 */, scratch + 4975488 /* t87 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch /* chunk */);
-    predict_teacher_teacher_res3_fwd(scratch /* t94 */, scratch + 3407488 /* t93 */, scratch + 1839488 /* t68 */);
-    predict_teacher_teacher_bn4_fwd(scratch + 3136000 /* t102 */, state + 311312 /* in_teacher_bn4_running_var */, state + 4864 /* in_teacher_bn4_scale */);
-    predict_teacher_teacher_bn4_fwd_2(scratch + 1568000 /* t106 */, scratch /* t95 */, state + 311296 /* in_teacher_bn4_running_mean */, scratch + 3136000 /* t102 */, state + 4880 /* in_teacher_bn4_offset */);
-    predict_teacher_teacher_leaky_relu5_fwd(scratch + 3136000 /* t109 */, scratch + 1568000 /* t107 */);
-    predict_teacher_teacher_res6_bn1_fwd(scratch + 2872576 /* t123 */, state + 311360 /* in_teacher_res6_bn1_running_var */, state + 9536 /* in_teacher_res6_bn1_scale */);
-    predict_teacher_teacher_res6_conv0_fwd(scratch + 2088576 /* t127 */, scratch + 3136000 /* t109 */, state + 4896 /* in_teacher_res6_conv0_weight */, state + 9504 /* in_teacher_res6_conv0_bias */, state + 311328 /* in_teacher_res6_bn1_running_mean */, scratch + 2872576 /* t123 */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch /* chunk */);
-    predict_teacher_teacher_res6_leaky_relu2_fwd(scratch + 4704000 /* t131 */, scratch + 2088576 /* t128 */);
-    predict_teacher_teacher_res6_conv3_fwd(scratch + 5488000 /* t136 */, scratch + 4704000 /* t131 */, state + 9600 /* in_teacher_res6_conv3_weight */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch /* chunk */);
-    predict_teacher_teacher_res6_fwd(scratch + 4704000 /* t140 */, scratch + 3136000 /* t109 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
-    predict_teacher_teacher_res6_fwd_2(scratch /* t142 */, scratch + 5488000 /* t137 */, scratch + 4704000 /* t141 */);
+    predict_teacher_teacher_leaky_relu2_fwd(scratch + 1568000 /* t68 */, scratch /* t65 */);
+    predict_teacher_teacher_res3_bn1_fwd(scratch + 4537216 /* t80 */, state + 311280 /* in_teacher_res3_bn1_running_var */, state + 2512 /* in_teacher_res3_bn1_scale */);
+    predict_teacher_teacher_res3_conv0_fwd(scratch /* t84 */, scratch + 1568000 /* t68 */, state + 192 /* in_teacher_res3_conv0_weight */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 311264 /* in_teacher_res3_bn1_running_mean */, scratch + 4537216 /* t80 */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 3136000 /* chunk */);
+    predict_teacher_teacher_res3_leaky_relu2_fwd(scratch + 3136000 /* t87 */, scratch /* t85 */);
+    predict_teacher_teacher_res3_conv3_fwd(scratch /* t92 */, scratch + 3136000 /* t87 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch + 4704000 /* chunk */);
+    predict_teacher_teacher_res3_fwd(scratch + 3136000 /* t94 */, scratch /* t93 */, scratch + 1568000 /* t68 */);
+    predict_teacher_teacher_bn4_fwd(scratch + 1568000 /* t102 */, state + 311312 /* in_teacher_bn4_running_var */, state + 4864 /* in_teacher_bn4_scale */);
+    predict_teacher_teacher_bn4_fwd_2(scratch /* t106 */, scratch + 3136000 /* t95 */, state + 311296 /* in_teacher_bn4_running_mean */, scratch + 1568000 /* t102 */, state + 4880 /* in_teacher_bn4_offset */);
+    predict_teacher_teacher_leaky_relu5_fwd(scratch + 2088576 /* t109 */, scratch /* t107 */);
+    predict_teacher_teacher_res6_bn1_fwd(scratch + 4440576 /* t123 */, state + 311360 /* in_teacher_res6_bn1_running_var */, state + 9536 /* in_teacher_res6_bn1_scale */);
+    predict_teacher_teacher_res6_conv0_fwd(scratch + 3656576 /* t127 */, scratch + 2088576 /* t109 */, state + 4896 /* in_teacher_res6_conv0_weight */, state + 9504 /* in_teacher_res6_conv0_bias */, state + 311328 /* in_teacher_res6_bn1_running_mean */, scratch + 4440576 /* t123 */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch /* chunk */);
+    predict_teacher_teacher_res6_leaky_relu2_fwd(scratch + 4440576 /* t131 */, scratch + 3656576 /* t128 */);
+    predict_teacher_teacher_res6_conv3_fwd(scratch + 3656576 /* t136 */, scratch + 4440576 /* t131 */, state + 9600 /* in_teacher_res6_conv3_weight */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch /* chunk */);
+    predict_teacher_teacher_res6_fwd(scratch + 1047424 /* t140 */, scratch + 2088576 /* t109 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
+    predict_teacher_teacher_res6_fwd_2(scratch /* t142 */, scratch + 3656576 /* t137 */, scratch + 1047424 /* t141 */);
     predict_teacher_teacher_bn7_fwd(scratch + 1568000 /* t150 */, state + 311424 /* in_teacher_bn7_running_var */, state + 19360 /* in_teacher_bn7_scale */);
     predict_teacher_teacher_bn7_fwd_2(scratch + 784000 /* t154 */, scratch /* t143 */, state + 311392 /* in_teacher_bn7_running_mean */, scratch + 1568000 /* t150 */, state + 19392 /* in_teacher_bn7_offset */);
-    predict_teacher_teacher_leaky_relu8_fwd(scratch + 2360832 /* t157 */, scratch + 784000 /* t155 */);
+    predict_teacher_teacher_leaky_relu8_fwd(scratch + 2213376 /* t157 */, scratch + 784000 /* t155 */);
     predict_teacher_teacher_res9_bn1_fwd(scratch + 2064384 /* t171 */, state + 311520 /* in_teacher_res9_bn1_running_var */, state + 37920 /* in_teacher_res9_bn1_scale */);
-    predict_teacher_teacher_res9_conv0_fwd(scratch + 3144832 /* t175 */, scratch + 2360832 /* t157 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 311456 /* in_teacher_res9_bn1_running_mean */, scratch + 2064384 /* t171 */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch /* chunk */);
-    predict_teacher_teacher_res9_leaky_relu2_fwd(scratch + 3656832 /* t179 */, scratch + 3144832 /* t176 */);
-    predict_teacher_teacher_res9_conv3_fwd(scratch + 3144832 /* t184 */, scratch + 3656832 /* t179 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
-    predict_teacher_teacher_res9_fwd(scratch + 1048576 /* t188 */, scratch + 2360832 /* t157 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
-    predict_teacher_teacher_res9_fwd_2(scratch /* t190 */, scratch + 3144832 /* t185 */, scratch + 1048576 /* t189 */);
+    predict_teacher_teacher_res9_conv0_fwd(scratch + 2997376 /* t175 */, scratch + 2213376 /* t157 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 311456 /* in_teacher_res9_bn1_running_mean */, scratch + 2064384 /* t171 */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch /* chunk */);
+    predict_teacher_teacher_res9_leaky_relu2_fwd(scratch + 3509376 /* t179 */, scratch + 2997376 /* t176 */);
+    predict_teacher_teacher_res9_conv3_fwd(scratch + 2997376 /* t184 */, scratch + 3509376 /* t179 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
+    predict_teacher_teacher_res9_fwd(scratch + 1048576 /* t188 */, scratch + 2213376 /* t157 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
+    predict_teacher_teacher_res9_fwd_2(scratch /* t190 */, scratch + 2997376 /* t185 */, scratch + 1048576 /* t189 */);
     predict_teacher_teacher_bn10_fwd(scratch + 1024000 /* t198 */, state + 311648 /* in_teacher_bn10_running_var */, state + 77024 /* in_teacher_bn10_scale */);
     predict_teacher_teacher_bn10_fwd_2(scratch + 512000 /* t202 */, scratch /* t191 */, state + 311584 /* in_teacher_bn10_running_mean */, scratch + 1024000 /* t198 */, state + 77088 /* in_teacher_bn10_offset */);
     predict_teacher_teacher_leaky_relu11_fwd(scratch /* t205 */, scratch + 512000 /* t203 */);
@@ -32770,15 +32770,15 @@ static void predict_student_student_res3_conv0_fwd_part(void *context, int part,
     const float *restrict in_student_res3_bn1_running_mean = p->in_student_res3_bn1_running_mean;
     const float *restrict t80 = p->t80;
     const float *restrict in_student_res3_bn1_offset = p->in_student_res3_bn1_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -32846,15 +32846,15 @@ static void predict_student_student_res3_conv3_fwd_part(void *context, int part,
     const float *restrict t87 = p->t87;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -33113,15 +33113,15 @@ static void predict_student_student_res6_conv3_fwd_part(void *context, int part,
     const float *restrict t131 = p->t131;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
+    mplc_winograd4_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
     size_t lo, hi;
     while (mplc_claim(500, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -33422,15 +33422,15 @@ static void predict_student_student_res9_conv3_fwd_part(void *context, int part,
     const float *restrict t179 = p->t179;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
+    mplc_winograd4_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
     size_t lo, hi;
     while (mplc_claim(500, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -33633,34 +33633,34 @@ static void predict_student_student_dense13_fwd(float *restrict t212, const floa
     }
 }
 
-/* 32 kernels; scratch high-water mark 6543488 floats. */
+/* 32 kernels; scratch high-water mark 6105216 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
     predict_student_student_bn1_fwd(scratch + 2739328 /* t60 */, state + 311728 /* in_student_bn1_running_var */, state + 77968 /* in_student_bn1_scale */);
     predict_student_student_conv0_fwd(scratch /* t64 */, x /* in_x */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, state + 311712 /* in_student_bn1_running_mean */, scratch + 2739328 /* t60 */, state + 77984 /* in_student_bn1_offset */, scratch + 1568000 /* chunk */);
-    predict_student_student_leaky_relu2_fwd(scratch + 1839488 /* t68 */, scratch /* t65 */);
-    predict_student_student_res3_bn1_fwd(scratch + 4975488 /* t80 */, state + 311760 /* in_student_res3_bn1_running_var */, state + 80320 /* in_student_res3_bn1_scale */);
-    predict_student_student_res3_conv0_fwd(scratch + 3407488 /* t84 */, scratch + 1839488 /* t68 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, state + 311744 /* in_student_res3_bn1_running_mean */, scratch + 4975488 /* t80 */, state + 80336 /* in_student_res3_bn1_offset */, scratch /* chunk */);
-    predict_student_student_res3_leaky_relu2_fwd(scratch + 4975488 /* t87 */, scratch + 3407488 /* t85 */);
-    predict_student_student_res3_conv3_fwd(scratch + 3407488 /* t92 */, scratch + 4975488 /* t87 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
-    predict_student_student_res3_fwd(scratch /* t94 */, scratch + 3407488 /* t93 */, scratch + 1839488 /* t68 */);
-    predict_student_student_bn4_fwd(scratch + 3136000 /* t102 */, state + 311792 /* in_student_bn4_running_var */, state + 82672 /* in_student_bn4_scale */);
-    predict_student_student_bn4_fwd_2(scratch + 1568000 /* t106 */, scratch /* t95 */, state + 311776 /* in_student_bn4_running_mean */, scratch + 3136000 /* t102 */, state + 82688 /* in_student_bn4_offset */);
-    predict_student_student_leaky_relu5_fwd(scratch + 3136000 /* t109 */, scratch + 1568000 /* t107 */);
-    predict_student_student_res6_bn1_fwd(scratch + 2872576 /* t123 */, state + 311840 /* in_student_res6_bn1_running_var */, state + 87344 /* in_student_res6_bn1_scale */);
-    predict_student_student_res6_conv0_fwd(scratch + 2088576 /* t127 */, scratch + 3136000 /* t109 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, state + 311808 /* in_student_res6_bn1_running_mean */, scratch + 2872576 /* t123 */, state + 87376 /* in_student_res6_bn1_offset */, scratch /* chunk */);
-    predict_student_student_res6_leaky_relu2_fwd(scratch + 4704000 /* t131 */, scratch + 2088576 /* t128 */);
-    predict_student_student_res6_conv3_fwd(scratch + 5488000 /* t136 */, scratch + 4704000 /* t131 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
-    predict_student_student_res6_fwd(scratch + 4704000 /* t140 */, scratch + 3136000 /* t109 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
-    predict_student_student_res6_fwd_2(scratch /* t142 */, scratch + 5488000 /* t137 */, scratch + 4704000 /* t141 */);
+    predict_student_student_leaky_relu2_fwd(scratch + 1568000 /* t68 */, scratch /* t65 */);
+    predict_student_student_res3_bn1_fwd(scratch + 4537216 /* t80 */, state + 311760 /* in_student_res3_bn1_running_var */, state + 80320 /* in_student_res3_bn1_scale */);
+    predict_student_student_res3_conv0_fwd(scratch /* t84 */, scratch + 1568000 /* t68 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, state + 311744 /* in_student_res3_bn1_running_mean */, scratch + 4537216 /* t80 */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 3136000 /* chunk */);
+    predict_student_student_res3_leaky_relu2_fwd(scratch + 3136000 /* t87 */, scratch /* t85 */);
+    predict_student_student_res3_conv3_fwd(scratch /* t92 */, scratch + 3136000 /* t87 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch + 4704000 /* chunk */);
+    predict_student_student_res3_fwd(scratch + 3136000 /* t94 */, scratch /* t93 */, scratch + 1568000 /* t68 */);
+    predict_student_student_bn4_fwd(scratch + 1568000 /* t102 */, state + 311792 /* in_student_bn4_running_var */, state + 82672 /* in_student_bn4_scale */);
+    predict_student_student_bn4_fwd_2(scratch /* t106 */, scratch + 3136000 /* t95 */, state + 311776 /* in_student_bn4_running_mean */, scratch + 1568000 /* t102 */, state + 82688 /* in_student_bn4_offset */);
+    predict_student_student_leaky_relu5_fwd(scratch + 2088576 /* t109 */, scratch /* t107 */);
+    predict_student_student_res6_bn1_fwd(scratch + 4440576 /* t123 */, state + 311840 /* in_student_res6_bn1_running_var */, state + 87344 /* in_student_res6_bn1_scale */);
+    predict_student_student_res6_conv0_fwd(scratch + 3656576 /* t127 */, scratch + 2088576 /* t109 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, state + 311808 /* in_student_res6_bn1_running_mean */, scratch + 4440576 /* t123 */, state + 87376 /* in_student_res6_bn1_offset */, scratch /* chunk */);
+    predict_student_student_res6_leaky_relu2_fwd(scratch + 4440576 /* t131 */, scratch + 3656576 /* t128 */);
+    predict_student_student_res6_conv3_fwd(scratch + 3656576 /* t136 */, scratch + 4440576 /* t131 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
+    predict_student_student_res6_fwd(scratch + 1047424 /* t140 */, scratch + 2088576 /* t109 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
+    predict_student_student_res6_fwd_2(scratch /* t142 */, scratch + 3656576 /* t137 */, scratch + 1047424 /* t141 */);
     predict_student_student_bn7_fwd(scratch + 1568000 /* t150 */, state + 311904 /* in_student_bn7_running_var */, state + 97168 /* in_student_bn7_scale */);
     predict_student_student_bn7_fwd_2(scratch + 784000 /* t154 */, scratch /* t143 */, state + 311872 /* in_student_bn7_running_mean */, scratch + 1568000 /* t150 */, state + 97200 /* in_student_bn7_offset */);
-    predict_student_student_leaky_relu8_fwd(scratch + 2360832 /* t157 */, scratch + 784000 /* t155 */);
+    predict_student_student_leaky_relu8_fwd(scratch + 2213376 /* t157 */, scratch + 784000 /* t155 */);
     predict_student_student_res9_bn1_fwd(scratch + 2064384 /* t171 */, state + 312000 /* in_student_res9_bn1_running_var */, state + 115728 /* in_student_res9_bn1_scale */);
-    predict_student_student_res9_conv0_fwd(scratch + 3144832 /* t175 */, scratch + 2360832 /* t157 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, state + 311936 /* in_student_res9_bn1_running_mean */, scratch + 2064384 /* t171 */, state + 115792 /* in_student_res9_bn1_offset */, scratch /* chunk */);
-    predict_student_student_res9_leaky_relu2_fwd(scratch + 3656832 /* t179 */, scratch + 3144832 /* t176 */);
-    predict_student_student_res9_conv3_fwd(scratch + 3144832 /* t184 */, scratch + 3656832 /* t179 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
-    predict_student_student_res9_fwd(scratch + 1048576 /* t188 */, scratch + 2360832 /* t157 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
-    predict_student_student_res9_fwd_2(scratch /* t190 */, scratch + 3144832 /* t185 */, scratch + 1048576 /* t189 */);
+    predict_student_student_res9_conv0_fwd(scratch + 2997376 /* t175 */, scratch + 2213376 /* t157 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, state + 311936 /* in_student_res9_bn1_running_mean */, scratch + 2064384 /* t171 */, state + 115792 /* in_student_res9_bn1_offset */, scratch /* chunk */);
+    predict_student_student_res9_leaky_relu2_fwd(scratch + 3509376 /* t179 */, scratch + 2997376 /* t176 */);
+    predict_student_student_res9_conv3_fwd(scratch + 2997376 /* t184 */, scratch + 3509376 /* t179 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
+    predict_student_student_res9_fwd(scratch + 1048576 /* t188 */, scratch + 2213376 /* t157 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
+    predict_student_student_res9_fwd_2(scratch /* t190 */, scratch + 2997376 /* t185 */, scratch + 1048576 /* t189 */);
     predict_student_student_bn10_fwd(scratch + 1024000 /* t198 */, state + 312128 /* in_student_bn10_running_var */, state + 154832 /* in_student_bn10_scale */);
     predict_student_student_bn10_fwd_2(scratch + 512000 /* t202 */, scratch /* t191 */, state + 312064 /* in_student_bn10_running_mean */, scratch + 1024000 /* t198 */, state + 154896 /* in_student_bn10_offset */);
     predict_student_student_leaky_relu11_fwd(scratch /* t205 */, scratch + 512000 /* t203 */);
