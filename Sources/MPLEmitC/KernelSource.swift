@@ -405,6 +405,7 @@ private struct KernelBodyWriter {
             }
         }
         if isSuffix {
+            precondition(r.siblings.isEmpty, "sibling reductions are column sums")
             let kept = r.dims.count - r.reducedAxes.count
             if isParallel { claimPieces(r.dims[0], piece: Self.piece(rows: r.dims[0], rowFloats: 1)) }
             let outer = openLoops(index, dims: r.dims, only: 0..<kept, rows: isParallel ? ("lo", "hi") : nil)
@@ -421,35 +422,63 @@ private struct KernelBodyWriter {
             closeLoops(from: outer)
         } else if isParallel {
             // Reducing leading axes (a column sum): blocks of rows claimed one at a time, each reduced into its own
-            // row of partials in `chunk` (a thread reads only its rows), then the partials in block order.
+            // row of partials in `chunk` (a thread reads only its rows), then the partials in block order. A
+            // kernel with sibling sums keeps the partials of sum j after those of sum j − 1.
             let initial = r.kind == .sum ? "0.0f" : "-INFINITY"
             let columns = graph.shape(of: r.output).count
+            let parts = r.parts
+            let suffix = { (j: Int) in j == 0 ? "" : "\(j)" }
             claimPieces(r.dims[0], piece: r.blockRows)
-            line(1, "float *restrict partial = chunk + lo / \(r.blockRows) * \(r.partialFloats);")
+            for j in parts.indices {
+                let offset = j == 0 ? "" : " + \(j * r.blocks * r.partialFloats)"
+                line(
+                    1,
+                    "float *restrict partial\(suffix(j)) = chunk\(offset) + lo / \(r.blockRows) * \(r.partialFloats);")
+            }
             // Summed in a local array, then stored: cc cannot tell `chunk` from the operands (pointers read from the
             // part's struct), and did not vectorise the sums into it (fashion_wrn's sums took twice the time).
-            let sums = columns <= maximumLocalColumns ? "sums" : "partial"
-            if sums == "sums" { line(1, "float sums[\(columns)];") }
-            line(1, "for (size_t o = 0; o < \(columns); o++) \(sums)[o] = \(initial);")
+            let local = columns <= maximumLocalColumns
+            let sums = { (j: Int) in (local ? "sums" : "partial") + suffix(j) }
+            for j in parts.indices {
+                if local { line(1, "float \(sums(j))[\(columns)];") }
+                line(1, "for (size_t o = 0; o < \(columns); o++) \(sums(j))[o] = \(initial);")
+            }
             let depth = openLoops(index, dims: r.dims, rows: ("lo", "hi"))
             writeStatements(r.statements, index, depth: depth)
-            line(depth, combine("\(sums)[\(outputIndex)]", expression(r.input, index)))
+            for (j, part) in parts.enumerated() {
+                line(depth, combine("\(sums(j))[\(outputIndex)]", expression(part.input, index)))
+            }
             closeLoops(from: depth)
-            if sums == "sums" { line(1, "for (size_t o = 0; o < \(columns); o++) partial[o] = sums[o];") }
+            if local {
+                for j in parts.indices {
+                    line(1, "for (size_t o = 0; o < \(columns); o++) partial\(suffix(j))[o] = \(sums(j))[o];")
+                }
+            }
+            let outputs = parts.map { buffer($0.output) }
             afterParts { body in
-                body.line(1, "for (size_t o = 0; o < \(columns); o++) {")
-                body.line(2, "float total = chunk[o];")
-                let partial = "chunk[b * \(r.partialFloats) + o]"
-                body.line(2, "for (size_t b = 1; b < \(r.blocks); b++) \(combine("total", partial))")
-                body.line(2, "\(out)[o] = total;")
-                body.line(1, "}")
+                for (j, output) in outputs.enumerated() {
+                    let base = j * r.blocks * r.partialFloats
+                    body.line(1, "for (size_t o = 0; o < \(columns); o++) {")
+                    body.line(2, "float total = chunk[\(base == 0 ? "" : "\(base) + ")o];")
+                    let partial = "chunk[\(base == 0 ? "" : "\(base) + ")b * \(r.partialFloats) + o]"
+                    body.line(2, "for (size_t b = 1; b < \(r.blocks); b++) \(combine("total", partial))")
+                    body.line(2, "\(output)[o] = total;")
+                    body.line(1, "}")
+                }
             }
         } else {
             let initial = r.kind == .sum ? "0.0f" : "-INFINITY"
-            line(1, "for (size_t o = 0; o < \(graph.shape(of: r.output).count); o++) \(out)[o] = \(initial);")
+            for part in r.parts {
+                line(
+                    1,
+                    "for (size_t o = 0; o < \(graph.shape(of: part.output).count); o++) \(buffer(part.output))[o] = \(initial);"
+                )
+            }
             let depth = openLoops(index, dims: r.dims)
             writeStatements(r.statements, index, depth: depth)
-            line(depth, combine("\(out)[\(outputIndex)]", expression(r.input, index)))
+            for part in r.parts {
+                line(depth, combine("\(buffer(part.output))[\(outputIndex)]", expression(part.input, index)))
+            }
             closeLoops(from: depth)
         }
     }

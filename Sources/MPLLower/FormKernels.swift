@@ -32,11 +32,24 @@ private func evaluatesOperandsOnce(_ op: Op) -> Bool {
     }
 }
 
-func placements(of graph: Graph, fuseElementwise: Bool) -> [Placement] {
+/// The most equations a value read by several loops may take to recompute in each of them
+/// (`placements(of:fuseElementwise:recomputeCheapValues:)`).
+let recomputedOpsLimit = 4
+/// Smaller values are stored as before: a pass over them costs little.
+let recomputedMinimumFloats = 1 << 15
+
+/// Where each value lives. With `recomputeCheapValues`, an element-wise value read by several loops or reductions
+/// that each evaluate it once per element (and by nothing else) is computed inside each of them instead of being
+/// written to memory by a loop of its own and read back, when that takes at most `recomputedOpsLimit` equations
+/// from values in memory and the value has at least `recomputedMinimumFloats` elements: BatchNorm's x − mean (read by the variance's sum and by the normalisation) or the
+/// scaled cotangent of its backward pass. Each reader applies the same operations to the same operands, so the
+/// numbers are the same; a pass over a large tensor is saved per value.
+func placements(of graph: Graph, fuseElementwise: Bool, recomputeCheapValues: Bool = false) -> [Placement] {
     let count = graph.equations.count
     var uses = [Int](repeating: 0, count: count)
     var lastConsumer = [Value?](repeating: nil, count: count)
     var onlyLoopReaders = [Bool](repeating: true, count: count)
+    var onlyReadersEvaluatingOnce = [Bool](repeating: true, count: count)
     var isResult = [Bool](repeating: false, count: count)
     for consumer in graph.values {
         let op = graph.op(of: consumer)
@@ -44,33 +57,61 @@ func placements(of graph: Graph, fuseElementwise: Bool) -> [Placement] {
             uses[operand.id] += 1
             lastConsumer[operand.id] = consumer
             if !readsInLoop(op) { onlyLoopReaders[operand.id] = false }
+            if !evaluatesOperandsOnce(op) { onlyReadersEvaluatingOnce[operand.id] = false }
         }
     }
     for result in graph.results { isResult[result.value.id] = true }
 
-    return graph.values.map { value in
+    var placement = [Placement](repeating: .memory, count: count)
+    /// The fused element-wise equations a value's expression evaluates (itself included), for the inline ones.
+    var inlineOps = [Set<Value>](repeating: [], count: count)
+    for value in graph.values {
         switch graph.op(of: value).family {
         case .input:
-            return .input
+            placement[value.id] = .input
         case .view:
-            return .view
+            placement[value.id] = .view
         case .fill, .broadcast:
             // Free to recompute anywhere; memory only for readers that need a buffer (a GEMM, a result).
-            return isResult[value.id] || !onlyLoopReaders[value.id] ? .memory : .inline
+            placement[value.id] = isResult[value.id] || !onlyLoopReaders[value.id] ? .memory : .inline
         case .elementwise:
-            let fusable =
-                fuseElementwise && !isResult[value.id] && uses[value.id] == 1
-                && evaluatesOperandsOnce(graph.op(of: lastConsumer[value.id]!))
-            return fusable ? .inline : .memory
+            guard fuseElementwise && !isResult[value.id] else { break }
+            if uses[value.id] == 1 && evaluatesOperandsOnce(graph.op(of: lastConsumer[value.id]!)) {
+                placement[value.id] = .inline
+            } else if recomputeCheapValues && uses[value.id] > 1 && onlyReadersEvaluatingOnce[value.id]
+                && graph.shape(of: value).count >= recomputedMinimumFloats
+            {
+                var ops: Set<Value> = [value]
+                for operand in graph.op(of: value).operands where placement[operand.id] == .inline {
+                    ops.formUnion(inlineOps[operand.id])
+                }
+                // A sum of GEMM products (a gradient over blocks of rows) stays: the last GEMM computes it in its
+                // epilogue, where its readers would read both products.
+                let readsProduct = ops.contains { op in
+                    graph.op(of: op).operands.contains { operand in
+                        if case .matmul = graph.op(of: operand) { return true }
+                        return false
+                    }
+                }
+                if ops.count <= recomputedOpsLimit && !readsProduct { placement[value.id] = .inline }
+            }
+            if placement[value.id] == .inline {
+                inlineOps[value.id] = [value]
+                for operand in graph.op(of: value).operands where placement[operand.id] == .inline {
+                    inlineOps[value.id].formUnion(inlineOps[operand.id])
+                }
+            }
         case .reduction, .structured:
-            return .memory
+            break
         }
     }
+    return placement
 }
 
 @Sendable func formKernels(_ function: LoweredFunction, _ options: LoweringOptions) -> LoweredFunction {
     let graph = function.graph
-    let placement = placements(of: graph, fuseElementwise: options.fuseElementwise)
+    let placement = placements(
+        of: graph, fuseElementwise: options.fuseElementwise, recomputeCheapValues: options.recomputeCheapValues)
     var next = function
     next.kernels = graph.values.filter { placement[$0.id] == .memory }.map { kernel(computing: $0, graph, placement) }
     return next
@@ -157,6 +198,8 @@ private struct LoopBuilder {
         case .unary, .binary:
             guard placement[value.id] == .inline else { return .load(value, axes: axes) }
             precondition(axes == Array(0..<axes.count), "a fused value is read at the loop's own index")
+            // A value read twice in the loop (recomputed values may be) is computed once.
+            if statements.contains(where: { $0.value == value }) { return .local(value) }
             appendStatement(computing: value, isStored: false)
             return .local(value)
         case .input, .reduceSum, .reduceMax, .reshape, .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect,

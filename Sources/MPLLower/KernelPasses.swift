@@ -266,18 +266,44 @@ private func merge(_ first: Kernel, _ second: Kernel, _ graph: Graph) -> Kernel?
     case .gemm(let g) where !g.epilogue.isEmpty: (dims, statements) = ([g.m, g.n], g.epilogue)
     case .gemm, .reduction, .window, .padRows, .oneHotArgmax, .oneHotSample, .allReduceSum: return nil
     }
-    guard dims == b.dims else { return nil }
     let written = first.outputs
-    let identity = Array(dims.indices)
+    let count = dims.reduce(1, *)
+    /// The first loop's output that `value` is, or a reshape of whole (the same elements in the same order).
+    func writtenRoot(_ value: Value) -> Value? {
+        let (root, offset) = memoryRoot(of: value, in: graph)
+        guard written.contains(root), offset == 0, graph.shape(of: value).count == graph.shape(of: root).count
+        else { return nil }
+        return root
+    }
+    if dims != b.dims {
+        // A loop over another shape with as many elements (a BatchNorm's normalisation over [N·H·W, C], then the
+        // activation over [N, H, W, C]) joins when it reads nothing but the first loop's outputs, whole and at its
+        // own index, and scalars: element i of both loops is the same element in memory.
+        guard b.dims.reduce(1, *) == count else { return nil }
+        let bIdentity = Array(b.dims.indices)
+        for statement in b.statements {
+            for load in statement.expression.loads where !load.axes.isEmpty {
+                guard load.axes == bIdentity, writtenRoot(load.value) != nil else { return nil }
+            }
+        }
+    }
+    let identity = Array(b.dims.indices)
     for statement in b.statements {
         for load in statement.expression.loads where written.contains(memoryRoot(of: load.value, in: graph).root) {
             // Another element of the first loop's output (or a view of it) is not computed yet in this iteration.
-            guard written.contains(load.value), load.axes == identity else { return nil }
+            guard load.axes == identity, dims == b.dims ? written.contains(load.value) : writtenRoot(load.value) != nil
+            else { return nil }
         }
     }
-    let rewritten = b.statements.map { statement in
+    let computed = Set(statements.map(\.value))
+    // A fused value both loops compute (recomputed in each) is computed once.
+    let rewritten = b.statements.filter { !computed.contains($0.value) }.map { statement in
         var s = statement
-        s.expression = s.expression.replacingLoads { value, _ in written.contains(value) ? .local(value) : nil }
+        s.expression = s.expression.replacingLoads { value, _ in
+            if written.contains(value) { return .local(value) }
+            if dims != b.dims, let root = writtenRoot(value) { return .local(root) }
+            return nil
+        }
         return s
     }
     var equations = first.equations
@@ -292,6 +318,54 @@ private func merge(_ first: Kernel, _ second: Kernel, _ graph: Graph) -> Kernel?
     }
     return Kernel(body: body, equations: equations.sorted())
 }
+
+/// merge-sibling-reductions: a column sum (BatchNorm's statistics and gradients: a sum over the N·H·W rows per
+/// channel) joins an earlier one over the same rows when nothing it reads is written in between, and both run in
+/// one pass over the rows: BatchNorm's backward pass sums ∂y, (x − mean)·∂y and −∂y·scale over the same tensors
+/// in three kernels. Each sum adds the same terms in the same order as before, so the numbers do not change.
+@Sendable func mergeSiblingReductions(_ function: LoweredFunction, _ options: LoweringOptions) -> LoweredFunction {
+    guard options.mergeSiblingReductions else { return function }
+    let graph = function.graph
+    var kernels = function.kernels
+    var index = 0
+    while index < kernels.count {
+        guard case .reduction(let r) = kernels[index].body, r.isColumnReduction else {
+            index += 1
+            continue
+        }
+        // Roots of what it reads: the later sum may not read anything written from the earlier one on.
+        let reads = Set(kernels[index].reads.map { memoryRoot(of: $0, in: graph).root })
+        var target: Int? = nil
+        for j in stride(from: index - 1, through: 0, by: -1) {
+            if case .reduction(let earlier) = kernels[j].body, earlier.isColumnReduction, earlier.kind == r.kind,
+                earlier.dims == r.dims, earlier.reducedAxes == r.reducedAxes,
+                earlier.parts.count < maximumSiblingReductions
+            {
+                target = j
+                break
+            }
+            if kernels[j].outputs.contains(where: { reads.contains(memoryRoot(of: $0, in: graph).root) }) { break }
+        }
+        guard let j = target, case .reduction(var merged) = kernels[j].body,
+            !kernels[j].outputs.contains(where: { reads.contains(memoryRoot(of: $0, in: graph).root) })
+        else {
+            index += 1
+            continue
+        }
+        let computed = Set(merged.statements.map(\.value))
+        merged.statements += r.statements.filter { !computed.contains($0.value) }
+        merged.siblings += r.parts
+        kernels[j].body = .reduction(merged)
+        kernels[j].equations = Array(Set(kernels[j].equations + kernels[index].equations)).sorted()
+        kernels.remove(at: index)
+    }
+    var next = function
+    next.kernels = kernels
+    return next
+}
+
+/// The most column sums one pass computes (each keeps its partial sums in a local array).
+let maximumSiblingReductions = 4
 
 /// Kernels with less work than this many floats run on one thread: waking the other threads costs a few
 /// microseconds, about what a loop over this many floats takes.

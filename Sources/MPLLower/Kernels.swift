@@ -61,6 +61,12 @@ public struct Reduction: Hashable, Sendable {
     public var statements: [Statement]
     public var input: ScalarExpr
     public var output: Value
+    /// Further reductions over the same loop, each of its own input into its own output, computed in the same
+    /// pass over the rows (`merge-sibling-reductions`; column sums only).
+    public var siblings: [ReductionSibling] = []
+
+    /// Every reduction the kernel computes: (input, output), the first one's first.
+    public var parts: [ReductionSibling] { [ReductionSibling(input: input, output: output)] + siblings }
 
     /// Reduces leading axes, not all (a column sum such as BatchNorm's statistics or a bias gradient): every
     /// output element gathers one element of each row.
@@ -76,6 +82,12 @@ public struct Reduction: Hashable, Sendable {
     private var columnBlocks: Int { min(dims[0], 2 * maxThreads) }
     /// Floats of one block's row of partials (whole cache lines, so blocks share none).
     public var partialFloats: Int { alignedFloats(dims[reducedAxes.count...].reduce(1, *)) }
+}
+
+/// One reduction of a kernel that computes several over the same loop (`Reduction.siblings`).
+public struct ReductionSibling: Hashable, Sendable {
+    public var input: ScalarExpr
+    public var output: Value
 }
 
 /// An image batch seen through a sliding window: im2col(source) or the col2im that writes into an image batch.
@@ -252,7 +264,9 @@ public struct Kernel: Hashable, Sendable {
     /// Floats of scratch the kernel needs while it runs (and never after), 0 for most kernels: a part for each
     /// thread that may run it.
     public var temporaryFloats: Int {
-        if case .reduction(let r) = body, isParallel, r.isColumnReduction { return r.blocks * r.partialFloats }
+        if case .reduction(let r) = body, isParallel, r.isColumnReduction {
+            return r.parts.count * r.blocks * r.partialFloats
+        }
         return (isParallel ? maxThreads : 1) * partFloats
     }
 
@@ -266,7 +280,7 @@ public struct Kernel: Hashable, Sendable {
     public var outputs: [Value] {
         switch body {
         case .loop(let loop): return loop.statements.filter(\.isStored).map(\.value)
-        case .reduction(let r): return [r.output]
+        case .reduction(let r): return r.parts.map(\.output)
         case .gemm(let g):
             // The product's buffer (output) always; other epilogue values when something else reads them; the pool.
             return [g.output] + g.epilogue.filter { $0.isStored && $0.value != g.output }.map(\.value)
@@ -289,7 +303,7 @@ public struct Kernel: Hashable, Sendable {
         func loads(_ statements: [Statement]) -> [Value] { statements.flatMap { $0.expression.loads.map(\.value) } }
         switch body {
         case .loop(let loop): return loads(loop.statements)
-        case .reduction(let r): return loads(r.statements) + r.input.loads.map(\.value)
+        case .reduction(let r): return loads(r.statements) + r.parts.flatMap { $0.input.loads.map(\.value) }
         case .gemm(let g): return [g.aInMemory, g.b] + loads(g.epilogue).filter { $0 != g.product }
         case .window(let w): return w.operands
         case .padRows(let operand, _, _), .oneHotArgmax(let operand, _), .allReduceSum(let operand, _): return [operand]

@@ -7,10 +7,15 @@ import MPLIR
 public struct LoweringOptions: Sendable {
     /// Inline single-use element-wise producers into their consumer's loop (off: one loop per op).
     public var fuseElementwise: Bool
+    /// Recompute a cheap element-wise value read by several loops inside each of them instead of storing it
+    /// (`placements(of:fuseElementwise:recomputeCheapValues:)`).
+    public var recomputeCheapValues: Bool
     /// Apply a matmul's only element-wise consumer (bias, activation) right after its sgemm call.
     public var foldGEMMEpilogues: Bool
     /// Run adjacent element-wise loops over the same shape as one loop.
     public var mergeSiblingLoops: Bool
+    /// Compute column sums over the same rows in one pass (`mergeSiblingReductions`).
+    public var mergeSiblingReductions: Bool
     /// Let scratch buffers whose live ranges do not overlap share memory (off: one buffer per value).
     public var reuseScratch: Bool
     /// Build a convolution's im2col columns a chunk of images at a time inside its GEMMs (off: im2col and
@@ -35,15 +40,19 @@ public struct LoweringOptions: Sendable {
     public var verifyAfterEachPass: Bool
 
     public init(
-        fuseElementwise: Bool = true, foldGEMMEpilogues: Bool = true, mergeSiblingLoops: Bool = true,
+        fuseElementwise: Bool = true, recomputeCheapValues: Bool = true, foldGEMMEpilogues: Bool = true,
+        mergeSiblingLoops: Bool = true,
+        mergeSiblingReductions: Bool = true,
         reuseScratch: Bool = true, streamConvolutions: Bool = true, poolInConvolutions: Bool = true,
         winogradConvolutions: Bool = true, rematerialise: Bool = true,
         streamChunkFloats: Int = MPLLower.streamChunkFloats, parallelFloats: Int = MPLLower.parallelFloats,
         splitBetweenThreads: Bool = true, verifyAfterEachPass: Bool = true
     ) {
         self.fuseElementwise = fuseElementwise
+        self.recomputeCheapValues = recomputeCheapValues
         self.foldGEMMEpilogues = foldGEMMEpilogues
         self.mergeSiblingLoops = mergeSiblingLoops
+        self.mergeSiblingReductions = mergeSiblingReductions
         self.reuseScratch = reuseScratch
         self.streamConvolutions = streamConvolutions
         self.poolInConvolutions = poolInConvolutions
@@ -95,6 +104,7 @@ public enum Lowering {
         .kernels("stream-convolutions", streamConvolutions),  // im2col/col2im a chunk at a time in the GEMMs
         .kernels("fold-gemm-epilogues", foldGEMMEpilogues),  // bias + activation right after sgemm
         .kernels("merge-sibling-loops", mergeSiblingLoops),  // e.g. v' and θ' of one optimiser update
+        .kernels("merge-sibling-reductions", mergeSiblingReductions),  // BatchNorm's column sums in one pass
         .kernels("pool-in-convolutions", poolInConvolutions),  // max pool on a conv's chunk, in cache
         .kernels("winograd-convolutions", winogradConvolutions),  // 3×3 convolutions in 2.25× fewer multiplies
         .kernels("choose-gemm-strategies", chooseGEMMStrategies),  // BLAS, on column chunks, small loops

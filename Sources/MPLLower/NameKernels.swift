@@ -56,7 +56,10 @@ extension Kernel {
         let what: String
         switch body {
         case .loop(let loop): what = "loop \(Shape(loop.dims))"
-        case .reduction(let r): what = "reduce_\(r.kind) \(Shape(r.dims)) axes=\(r.reducedAxes)"
+        case .reduction(let r):
+            what =
+                "reduce_\(r.kind) \(Shape(r.dims)) axes=\(r.reducedAxes)"
+                + (r.siblings.isEmpty ? "" : " outputs=\(r.parts.count)")
         case .gemm(let g):
             what =
                 "gemm \(g.strategy.rawValue) m=\(g.m) n=\(g.n) k=\(g.k)" + (g.transposeA ? " tA" : "")
