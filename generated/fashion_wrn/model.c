@@ -470,15 +470,15 @@ static void step_teacher_res3_conv0_fwd_part(void *context, int part, int parts)
     const float *restrict t135 = p->t135;
     const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
     const float *restrict in_teacher_res3_conv0_bias = p->in_teacher_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t140 + (size_t)n0 * 3136, t135 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t140 + (size_t)n0 * 3136, t135 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -695,15 +695,15 @@ static void step_teacher_res3_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t165 = p->t165;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
     const float *restrict in_teacher_res3_conv3_bias = p->in_teacher_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t170 + (size_t)n0 * 3136, t165 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t170 + (size_t)n0 * 3136, t165 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -1172,15 +1172,15 @@ static void step_teacher_res6_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t235 = p->t235;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
     const float *restrict in_teacher_res6_conv3_bias = p->in_teacher_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 0);
+    mplc_winograd4_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 0);
     size_t lo, hi;
     while (mplc_claim(288, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t240 + (size_t)n0 * 1568, t235 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t240 + (size_t)n0 * 1568, t235 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1691,15 +1691,15 @@ static void step_teacher_res9_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t309 = p->t309;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
     const float *restrict in_teacher_res9_conv3_bias = p->in_teacher_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 0);
+    mplc_winograd4_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 0);
     size_t lo, hi;
     while (mplc_claim(288, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t314 + (size_t)n0 * 1024, t309 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t314 + (size_t)n0 * 1024, t309 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -2549,15 +2549,15 @@ static void step_student_res3_conv0_fwd_part(void *context, int part, int parts)
     const float *restrict t441 = p->t441;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
     const float *restrict in_student_res3_conv0_bias = p->in_student_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t446 + (size_t)n0 * 3136, t441 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t446 + (size_t)n0 * 3136, t441 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -2774,15 +2774,15 @@ static void step_student_res3_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t471 = p->t471;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t476 + (size_t)n0 * 3136, t471 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t476 + (size_t)n0 * 3136, t471 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -3251,15 +3251,15 @@ static void step_student_res6_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t537 = p->t537;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
+    mplc_winograd4_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
     size_t lo, hi;
     while (mplc_claim(128, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t542 + (size_t)n0 * 1568, t537 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t542 + (size_t)n0 * 1568, t537 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -3770,15 +3770,15 @@ static void step_student_res9_conv3_fwd_part(void *context, int part, int parts)
     const float *restrict t607 = p->t607;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
+    mplc_winograd4_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
     size_t lo, hi;
     while (mplc_claim(128, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t612 + (size_t)n0 * 1024, t607 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t612 + (size_t)n0 * 1024, t607 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -4753,15 +4753,15 @@ static void step_student_res9_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t774 = p->t774;
     const float *restrict t733 = p->t733;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 1);
+    mplc_winograd4_filters(filters, in_student_res9_conv3_weight, 64, 64, 1);
     size_t lo, hi;
     while (mplc_claim(128, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t774 + (size_t)n0 * 1024, t733 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t774 + (size_t)n0 * 1024, t733 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
         }
     }
 }
@@ -5866,15 +5866,15 @@ static void step_student_res6_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t947 = p->t947;
     const float *restrict t906 = p->t906;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 1);
+    mplc_winograd4_filters(filters, in_student_res6_conv3_weight, 32, 32, 1);
     size_t lo, hi;
     while (mplc_claim(128, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t947 + (size_t)n0 * 1568, t906 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t947 + (size_t)n0 * 1568, t906 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
         }
     }
 }
@@ -6836,15 +6836,15 @@ static void step_student_res3_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t1102 = p->t1102;
     const float *restrict t1079 = p->t1079;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 1);
+    mplc_winograd4_filters(filters, in_student_res3_conv3_weight, 16, 16, 1);
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t1102 + (size_t)n0 * 3136, t1079 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t1102 + (size_t)n0 * 3136, t1079 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
         }
     }
 }
@@ -7320,15 +7320,15 @@ static void step_student_res3_conv0_vjp_2_part(void *context, int part, int part
     float *restrict t1179 = p->t1179;
     const float *restrict t1157 = p->t1157;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 1);
+    mplc_winograd4_filters(filters, in_student_res3_conv0_weight, 16, 16, 1);
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t1179 + (size_t)n0 * 3136, t1157 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t1179 + (size_t)n0 * 3136, t1157 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
         }
     }
 }
@@ -8821,15 +8821,15 @@ static void step_student_res3_conv0_fwd_2_part(void *context, int part, int part
     const float *restrict t1545 = p->t1545;
     const float *restrict t1547 = p->t1547;
     const float *restrict t1292 = p->t1292;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t1547, 16, 16, 0);
+    mplc_winograd4_filters(filters, t1547, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t1550 + (size_t)n0 * 3136, t1545 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t1550 + (size_t)n0 * 3136, t1545 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -9026,15 +9026,15 @@ static void step_student_res3_conv3_fwd_2_part(void *context, int part, int part
     const float *restrict t1569 = p->t1569;
     const float *restrict t1571 = p->t1571;
     const float *restrict t1322 = p->t1322;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t1571, 16, 16, 0);
+    mplc_winograd4_filters(filters, t1571, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t1574 + (size_t)n0 * 3136, t1569 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t1574 + (size_t)n0 * 3136, t1569 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -9463,15 +9463,15 @@ static void step_student_res6_conv3_fwd_2_part(void *context, int part, int part
     const float *restrict t1622 = p->t1622;
     const float *restrict t1624 = p->t1624;
     const float *restrict t1390 = p->t1390;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t1624, 32, 32, 0);
+    mplc_winograd4_filters(filters, t1624, 32, 32, 0);
     size_t lo, hi;
     while (mplc_claim(32, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t1627 + (size_t)n0 * 1568, t1622 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t1627 + (size_t)n0 * 1568, t1622 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -9942,15 +9942,15 @@ static void step_student_res9_conv3_fwd_2_part(void *context, int part, int part
     const float *restrict t1679 = p->t1679;
     const float *restrict t1681 = p->t1681;
     const float *restrict t1470 = p->t1470;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t1681, 64, 64, 0);
+    mplc_winograd4_filters(filters, t1681, 64, 64, 0);
     size_t lo, hi;
     while (mplc_claim(32, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t1684 + (size_t)n0 * 1024, t1679 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t1684 + (size_t)n0 * 1024, t1679 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -10912,15 +10912,15 @@ static void step_student_res9_conv3_vjp_5_part(void *context, int part, int part
     float *restrict t1842 = p->t1842;
     const float *restrict t1801 = p->t1801;
     const float *restrict t1681 = p->t1681;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t1681, 64, 64, 1);
+    mplc_winograd4_filters(filters, t1681, 64, 64, 1);
     size_t lo, hi;
     while (mplc_claim(32, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t1842 + (size_t)n0 * 1024, t1801 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t1842 + (size_t)n0 * 1024, t1801 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
         }
     }
 }
@@ -12039,15 +12039,15 @@ static void step_student_res6_conv3_vjp_5_part(void *context, int part, int part
     float *restrict t2021 = p->t2021;
     const float *restrict t1980 = p->t1980;
     const float *restrict t1624 = p->t1624;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t1624, 32, 32, 1);
+    mplc_winograd4_filters(filters, t1624, 32, 32, 1);
     size_t lo, hi;
     while (mplc_claim(32, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t2021 + (size_t)n0 * 1568, t1980 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t2021 + (size_t)n0 * 1568, t1980 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
         }
     }
 }
@@ -13023,15 +13023,15 @@ static void step_student_res3_conv3_vjp_5_part(void *context, int part, int part
     float *restrict t2182 = p->t2182;
     const float *restrict t2159 = p->t2159;
     const float *restrict t1571 = p->t1571;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t1571, 16, 16, 1);
+    mplc_winograd4_filters(filters, t1571, 16, 16, 1);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t2182 + (size_t)n0 * 3136, t2159 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t2182 + (size_t)n0 * 3136, t2159 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
         }
     }
 }
@@ -13514,15 +13514,15 @@ static void step_student_res3_conv0_vjp_5_part(void *context, int part, int part
     float *restrict t2262 = p->t2262;
     const float *restrict t2240 = p->t2240;
     const float *restrict t1547 = p->t1547;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, t1547, 16, 16, 1);
+    mplc_winograd4_filters(filters, t1547, 16, 16, 1);
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t2262 + (size_t)n0 * 3136, t2240 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t2262 + (size_t)n0 * 3136, t2240 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
         }
     }
 }
@@ -15702,15 +15702,15 @@ static void step_teacher_res9_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t2596 = p->t2596;
     const float *restrict t2555 = p->t2555;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 1);
+    mplc_winograd4_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 1);
     size_t lo, hi;
     while (mplc_claim(288, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t2596 + (size_t)n0 * 1024, t2555 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t2596 + (size_t)n0 * 1024, t2555 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
         }
     }
 }
@@ -16815,15 +16815,15 @@ static void step_teacher_res6_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t2769 = p->t2769;
     const float *restrict t2728 = p->t2728;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 1);
+    mplc_winograd4_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 1);
     size_t lo, hi;
     while (mplc_claim(288, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t2769 + (size_t)n0 * 1568, t2728 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t2769 + (size_t)n0 * 1568, t2728 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
         }
     }
 }
@@ -17785,15 +17785,15 @@ static void step_teacher_res3_conv3_vjp_2_part(void *context, int part, int part
     float *restrict t2924 = p->t2924;
     const float *restrict t2901 = p->t2901;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 1);
+    mplc_winograd4_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 1);
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t2924 + (size_t)n0 * 3136, t2901 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t2924 + (size_t)n0 * 3136, t2901 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
         }
     }
 }
@@ -18269,15 +18269,15 @@ static void step_teacher_res3_conv0_vjp_2_part(void *context, int part, int part
     float *restrict t3001 = p->t3001;
     const float *restrict t2979 = p->t2979;
     const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 1);
+    mplc_winograd4_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 1);
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t3001 + (size_t)n0 * 3136, t2979 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t3001 + (size_t)n0 * 3136, t2979 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
         }
     }
 }
@@ -20665,624 +20665,624 @@ static void step_teacher_gradient_fwd_66(float *restrict t3509, float *restrict 
     }
 }
 
-/* 616 kernels; scratch high-water mark 9955744 floats. */
+/* 616 kernels; scratch high-water mark 9408672 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_conv0_fwd(scratch + 2655744 /* t103 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch /* chunk */);
     step_teacher_bn1_fwd(scratch + 256 /* t104 */, scratch + 2655744 /* t103 */, scratch /* chunk */);
-    step_teacher_bn1_fwd_2(scratch + 9955584 /* t106 */, scratch + 256 /* t104 */);
-    step_teacher_bn1_fwd_3(scratch + 256 /* t110 */, scratch + 2655744 /* t103 */, scratch + 9955584 /* t106 */, scratch /* chunk */);
-    step_teacher_bn1_fwd_4(scratch + 9955600 /* t111 */, state + 311232 /* in_teacher_bn1_running_mean */, state + 311248 /* in_teacher_bn1_running_var */, scratch + 9955616 /* t127 */, scratch + 256 /* t110 */, scratch + 9955584 /* t106 */, state + 160 /* in_teacher_bn1_scale */);
-    step_teacher_leaky_relu2_fwd(scratch + 3558912 /* t135 */, scratch + 2655744 /* t103 */, scratch + 9955584 /* t106 */, scratch + 9955616 /* t127 */, state + 176 /* in_teacher_bn1_offset */);
-    step_teacher_res3_conv0_fwd(scratch + 4462080 /* t140 */, scratch + 3558912 /* t135 */, state + 192 /* in_teacher_res3_conv0_weight */, state + 2496 /* in_teacher_res3_conv0_bias */, scratch /* chunk */);
-    step_teacher_res3_bn1_fwd(scratch + 256 /* t141 */, scratch + 4462080 /* t140 */, scratch /* chunk */);
-    step_teacher_res3_bn1_fwd_2(scratch + 9955632 /* t142 */, scratch + 256 /* t141 */);
-    step_teacher_res3_bn1_fwd_3(scratch + 256 /* t146 */, scratch + 4462080 /* t140 */, scratch + 9955632 /* t142 */, scratch /* chunk */);
-    step_teacher_res3_bn1_fwd_4(scratch + 9955648 /* t147 */, state + 311264 /* in_teacher_res3_bn1_running_mean */, state + 311280 /* in_teacher_res3_bn1_running_var */, scratch + 9955664 /* t158 */, scratch + 256 /* t146 */, scratch + 9955632 /* t142 */, state + 2512 /* in_teacher_res3_bn1_scale */);
-    step_teacher_res3_leaky_relu2_fwd(scratch + 5365248 /* t165 */, scratch + 4462080 /* t140 */, scratch + 9955632 /* t142 */, scratch + 9955664 /* t158 */, state + 2528 /* in_teacher_res3_bn1_offset */);
-    step_teacher_res3_conv3_fwd(scratch + 6268416 /* t170 */, scratch + 5365248 /* t165 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch /* chunk */);
-    step_teacher_res3_fwd(scratch + 5365248 /* t172 */, scratch + 6268416 /* t171 */, scratch + 3558912 /* t135 */);
-    step_teacher_bn4_fwd(scratch + 3559168 /* t174 */, scratch + 5365248 /* t173 */, scratch + 3558912 /* chunk */);
-    step_teacher_bn4_fwd_2(scratch + 9955680 /* t175 */, scratch + 3559168 /* t174 */);
-    step_teacher_bn4_fwd_3(scratch + 3559168 /* t179 */, scratch + 5365248 /* t173 */, scratch + 9955680 /* t175 */, scratch + 3558912 /* chunk */);
-    step_teacher_bn4_fwd_4(scratch + 9955696 /* t180 */, state + 311296 /* in_teacher_bn4_running_mean */, state + 311312 /* in_teacher_bn4_running_var */, scratch + 9955712 /* t191 */, scratch + 3559168 /* t179 */, scratch + 9955680 /* t175 */, state + 4864 /* in_teacher_bn4_scale */);
-    step_teacher_leaky_relu5_fwd(scratch + 3558912 /* t198 */, scratch + 5365248 /* t173 */, scratch + 9955680 /* t175 */, scratch + 9955712 /* t191 */, state + 4880 /* in_teacher_bn4_offset */);
-    step_teacher_res6_conv0_fwd(scratch + 6268416 /* t203 */, scratch + 3558912 /* t198 */, state + 4896 /* in_teacher_res6_conv0_weight */, state + 9504 /* in_teacher_res6_conv0_bias */, scratch /* chunk */);
+    step_teacher_bn1_fwd_2(scratch + 9408512 /* t106 */, scratch + 256 /* t104 */);
+    step_teacher_bn1_fwd_3(scratch + 256 /* t110 */, scratch + 2655744 /* t103 */, scratch + 9408512 /* t106 */, scratch /* chunk */);
+    step_teacher_bn1_fwd_4(scratch + 9408528 /* t111 */, state + 311232 /* in_teacher_bn1_running_mean */, state + 311248 /* in_teacher_bn1_running_var */, scratch + 9408544 /* t127 */, scratch + 256 /* t110 */, scratch + 9408512 /* t106 */, state + 160 /* in_teacher_bn1_scale */);
+    step_teacher_leaky_relu2_fwd(scratch + 1401216 /* t135 */, scratch + 2655744 /* t103 */, scratch + 9408512 /* t106 */, scratch + 9408544 /* t127 */, state + 176 /* in_teacher_bn1_offset */);
+    step_teacher_res3_conv0_fwd(scratch + 3558912 /* t140 */, scratch + 1401216 /* t135 */, state + 192 /* in_teacher_res3_conv0_weight */, state + 2496 /* in_teacher_res3_conv0_bias */, scratch /* chunk */);
+    step_teacher_res3_bn1_fwd(scratch + 2304640 /* t141 */, scratch + 3558912 /* t140 */, scratch + 2304384 /* chunk */);
+    step_teacher_res3_bn1_fwd_2(scratch + 9408560 /* t142 */, scratch + 2304640 /* t141 */);
+    step_teacher_res3_bn1_fwd_3(scratch + 2304640 /* t146 */, scratch + 3558912 /* t140 */, scratch + 9408560 /* t142 */, scratch + 2304384 /* chunk */);
+    step_teacher_res3_bn1_fwd_4(scratch + 9408576 /* t147 */, state + 311264 /* in_teacher_res3_bn1_running_mean */, state + 311280 /* in_teacher_res3_bn1_running_var */, scratch + 9408592 /* t158 */, scratch + 2304640 /* t146 */, scratch + 9408560 /* t142 */, state + 2512 /* in_teacher_res3_bn1_scale */);
+    step_teacher_res3_leaky_relu2_fwd(scratch + 4462080 /* t165 */, scratch + 3558912 /* t140 */, scratch + 9408560 /* t142 */, scratch + 9408592 /* t158 */, state + 2528 /* in_teacher_res3_bn1_offset */);
+    step_teacher_res3_conv3_fwd(scratch + 5365248 /* t170 */, scratch + 4462080 /* t165 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch /* chunk */);
+    step_teacher_res3_fwd(scratch + 4462080 /* t172 */, scratch + 5365248 /* t171 */, scratch + 1401216 /* t135 */);
+    step_teacher_bn4_fwd(scratch + 256 /* t174 */, scratch + 4462080 /* t173 */, scratch /* chunk */);
+    step_teacher_bn4_fwd_2(scratch + 9408608 /* t175 */, scratch + 256 /* t174 */);
+    step_teacher_bn4_fwd_3(scratch + 256 /* t179 */, scratch + 4462080 /* t173 */, scratch + 9408608 /* t175 */, scratch /* chunk */);
+    step_teacher_bn4_fwd_4(scratch + 9408624 /* t180 */, state + 311296 /* in_teacher_bn4_running_mean */, state + 311312 /* in_teacher_bn4_running_var */, scratch + 9408640 /* t191 */, scratch + 256 /* t179 */, scratch + 9408608 /* t175 */, state + 4864 /* in_teacher_bn4_scale */);
+    step_teacher_leaky_relu5_fwd(scratch + 5365248 /* t198 */, scratch + 4462080 /* t173 */, scratch + 9408608 /* t175 */, scratch + 9408640 /* t191 */, state + 4880 /* in_teacher_bn4_offset */);
+    step_teacher_res6_conv0_fwd(scratch + 6268416 /* t203 */, scratch + 5365248 /* t198 */, state + 4896 /* in_teacher_res6_conv0_weight */, state + 9504 /* in_teacher_res6_conv0_bias */, scratch /* chunk */);
     step_teacher_res6_bn1_fwd(scratch + 512 /* t204 */, scratch + 6268416 /* t203 */, scratch /* chunk */);
-    step_teacher_res6_bn1_fwd_2(scratch + 9955328 /* t206 */, scratch + 512 /* t204 */);
-    step_teacher_res6_bn1_fwd_3(scratch + 512 /* t210 */, scratch + 6268416 /* t203 */, scratch + 9955328 /* t206 */, scratch /* chunk */);
-    step_teacher_res6_bn1_fwd_4(scratch + 9955360 /* t211 */, state + 311328 /* in_teacher_res6_bn1_running_mean */, state + 311360 /* in_teacher_res6_bn1_running_var */, scratch + 9955392 /* t227 */, scratch + 512 /* t210 */, scratch + 9955328 /* t206 */, state + 9536 /* in_teacher_res6_bn1_scale */);
-    step_teacher_res6_leaky_relu2_fwd(scratch + 6720000 /* t235 */, scratch + 6268416 /* t203 */, scratch + 9955328 /* t206 */, scratch + 9955392 /* t227 */, state + 9568 /* in_teacher_res6_bn1_offset */);
-    step_teacher_res6_conv3_fwd(scratch + 7171584 /* t240 */, scratch + 6720000 /* t235 */, state + 9600 /* in_teacher_res6_conv3_weight */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch /* chunk */);
-    step_teacher_res6_fwd(scratch + 6720000 /* t244 */, scratch + 3558912 /* t198 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
-    step_teacher_res6_fwd_2(scratch + 7623168 /* t246 */, scratch + 7171584 /* t241 */, scratch + 6720000 /* t245 */);
-    step_teacher_bn7_fwd(scratch + 3559424 /* t248 */, scratch + 7623168 /* t247 */, scratch + 3558912 /* chunk */);
-    step_teacher_bn7_fwd_2(scratch + 9955424 /* t249 */, scratch + 3559424 /* t248 */);
-    step_teacher_bn7_fwd_3(scratch + 3559424 /* t253 */, scratch + 7623168 /* t247 */, scratch + 9955424 /* t249 */, scratch + 3558912 /* chunk */);
-    step_teacher_bn7_fwd_4(scratch + 7589888 /* t254 */, state + 311392 /* in_teacher_bn7_running_mean */, state + 311424 /* in_teacher_bn7_running_var */, scratch + 9955456 /* t265 */, scratch + 3559424 /* t253 */, scratch + 9955424 /* t249 */, state + 19360 /* in_teacher_bn7_scale */);
-    step_teacher_leaky_relu8_fwd(scratch + 3558912 /* t272 */, scratch + 7623168 /* t247 */, scratch + 9955424 /* t249 */, scratch + 9955456 /* t265 */, state + 19392 /* in_teacher_bn7_offset */);
-    step_teacher_res9_conv0_fwd(scratch + 8877568 /* t277 */, scratch + 3558912 /* t272 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, scratch /* chunk */);
-    step_teacher_res9_bn1_fwd(scratch + 4011520 /* t278 */, scratch + 8877568 /* t277 */, scratch + 4010496 /* chunk */);
-    step_teacher_res9_bn1_fwd_2(scratch + 7589440 /* t280 */, scratch + 4011520 /* t278 */);
-    step_teacher_res9_bn1_fwd_3(scratch + 7589504 /* t284 */, scratch + 8877568 /* t277 */, scratch + 7589440 /* t280 */, scratch + 4010496 /* chunk */);
-    step_teacher_res9_bn1_fwd_4(scratch + 7589568 /* t285 */, state + 311456 /* in_teacher_res9_bn1_running_mean */, state + 311520 /* in_teacher_res9_bn1_running_var */, scratch + 7589632 /* t301 */, scratch + 7589504 /* t284 */, scratch + 7589440 /* t280 */, state + 37920 /* in_teacher_res9_bn1_scale */);
-    step_teacher_res9_leaky_relu2_fwd(scratch + 2360832 /* t309 */, scratch + 8877568 /* t277 */, scratch + 7589440 /* t280 */, scratch + 7589632 /* t301 */, state + 37984 /* in_teacher_res9_bn1_offset */);
-    step_teacher_res9_conv3_fwd(scratch + 4010496 /* t314 */, scratch + 2360832 /* t309 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
-    step_teacher_res9_fwd(scratch + 8074752 /* t318 */, scratch + 3558912 /* t272 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
-    step_teacher_res9_fwd_2(scratch + 9172480 /* t320 */, scratch + 4010496 /* t315 */, scratch + 8074752 /* t319 */);
-    step_teacher_bn10_fwd(scratch + 7589504 /* t322 */, scratch + 9172480 /* t321 */, scratch + 8074752 /* chunk */);
-    step_teacher_bn10_fwd_2(scratch + 7589696 /* t323 */, scratch + 7589504 /* t322 */);
-    step_teacher_bn10_fwd_3(scratch + 7589504 /* t327 */, scratch + 9172480 /* t321 */, scratch + 7589696 /* t323 */, scratch + 8074752 /* chunk */);
-    step_teacher_bn10_fwd_4(scratch + 7589760 /* t328 */, state + 311584 /* in_teacher_bn10_running_mean */, state + 311648 /* in_teacher_bn10_running_var */, scratch + 7589824 /* t339 */, scratch + 7589504 /* t327 */, scratch + 7589696 /* t323 */, state + 77024 /* in_teacher_bn10_scale */);
-    step_teacher_leaky_relu11_fwd(scratch + 8074752 /* t346 */, scratch + 9172480 /* t321 */, scratch + 7589696 /* t323 */, scratch + 7589824 /* t339 */, state + 77088 /* in_teacher_bn10_offset */);
-    step_teacher_global_avg_pool12_fwd(scratch + 8369664 /* t348 */, scratch + 8074752 /* t347 */);
-    step_teacher_dropout13_fwd(scratch + 9905664 /* t352 */, scratch + 8369664 /* t348 */, io + 226192 /* in_dropout_teacher_all_dropout13 */);
-    step_teacher_dense14_fwd(scratch + 9467392 /* t355 */, scratch + 9905664 /* t352 */, state + 77152 /* in_teacher_dense14_weight */, state + 77792 /* in_teacher_dense14_bias */);
-    step_teacher_loss_sup_fwd(scratch + 7589504 /* t363 */, scratch + 9467392 /* t356 */);
-    step_teacher_loss_sup_fwd_2(scratch + 9470272 /* t365 */, scratch + 7588864 /* t366 */, scratch + 9467392 /* t356 */, scratch + 7589504 /* t363 */);
-    step_teacher_loss_sup_fwd_3(scratch + 7589920 /* t367 */, scratch + 7588864 /* t366 */);
-    step_teacher_loss_sup_fwd_4(scratch + 7589504 /* t368 */, scratch + 7589920 /* t367 */);
-    step_teacher_loss_sup_fwd_5(scratch + 7589536 /* t372 */, io + 225792 /* in_y */, scratch + 9470272 /* t365 */, scratch + 7589504 /* t368 */);
-    step_teacher_loss_sup_fwd_6(io + 244624 /* t374 */, scratch + 7589536 /* t372 */);
-    step_teacher_loss_uda_fwd(scratch + 9470272 /* t376 */, scratch + 9467712 /* t357 */);
-    step_teacher_loss_uda_fwd_2(scratch + 7589184 /* t377 */, scratch + 9470272 /* t376 */);
-    step_teacher_loss_uda_fwd_3(scratch + 9471552 /* t379 */, scratch + 9470272 /* t376 */, scratch + 7589184 /* t377 */);
-    step_teacher_loss_uda_fwd_4(scratch + 9470272 /* t381 */, scratch + 9471552 /* t379 */);
-    step_teacher_loss_uda_fwd_5(scratch + 9470400 /* t382 */, scratch + 9470272 /* t381 */);
-    step_teacher_loss_uda_fwd_6(scratch + 7584256 /* t385 */, scratch + 9471552 /* t379 */, scratch + 9470400 /* t382 */);
-    step_teacher_loss_uda_fwd_7(scratch + 7585536 /* t386 */, scratch + 7584256 /* t385 */);
-    step_teacher_loss_uda_fwd_8(scratch + 7589184 /* t388 */, scratch + 7585536 /* t386 */);
-    step_teacher_loss_uda_fwd_9(scratch + 7588096 /* t389 */, scratch + 9468992 /* t358 */);
-    step_teacher_loss_uda_fwd_10(scratch + 7585536 /* t391 */, scratch + 7586816 /* t392 */, scratch + 9468992 /* t358 */, scratch + 7588096 /* t389 */);
-    step_teacher_loss_uda_fwd_11(scratch + 7589312 /* t393 */, scratch + 7586816 /* t392 */);
-    step_teacher_loss_uda_fwd_12(scratch + 7588096 /* t394 */, scratch + 7589312 /* t393 */);
-    step_teacher_loss_uda_fwd_13(scratch + 7588224 /* t398 */, scratch + 7585536 /* t391 */, scratch + 7588096 /* t394 */, scratch + 7584256 /* t385 */);
-    step_teacher_loss_uda_fwd_14(scratch + 7589504 /* t401 */, scratch + 7588224 /* t398 */, scratch + 7589184 /* t388 */);
-    step_teacher_loss_uda_fwd_15(io + 244640 /* t403 */, scratch + 7589504 /* t401 */);
-    step_teacher_loss_uda_fwd_16(scratch + 7589504 /* t404 */, scratch + 7589184 /* t388 */);
-    step_teacher_loss_uda_fwd_17(io + 244656 /* t405 */, scratch + 7589504 /* t404 */);
-    step_teacher_pseudo_labels_fwd(scratch + 7585536 /* t406 */, scratch + 9468992 /* t358 */);
-    step_student_conv0_fwd(scratch + 6720000 /* t413 */, io + 125440 /* t407 */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, scratch /* chunk */);
-    step_student_bn1_fwd(scratch + 7589504 /* t414 */, scratch + 6720000 /* t413 */, scratch + 7588096 /* chunk */);
-    step_student_bn1_fwd_2(scratch + 4449120 /* t416 */, scratch + 7589504 /* t414 */);
-    step_student_bn1_fwd_3(scratch + 7589504 /* t420 */, scratch + 6720000 /* t413 */, scratch + 4449120 /* t416 */, scratch + 7588096 /* chunk */);
-    step_student_bn1_fwd_4(scratch + 4449136 /* t421 */, state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 4449152 /* t433 */, scratch + 7589504 /* t420 */, scratch + 4449120 /* t416 */, state + 77968 /* in_student_bn1_scale */);
-    step_student_leaky_relu2_fwd(scratch + 7121408 /* t441 */, scratch + 6720000 /* t413 */, scratch + 4449120 /* t416 */, scratch + 4449152 /* t433 */, state + 77984 /* in_student_bn1_offset */);
-    step_student_res3_conv0_fwd(scratch + 8074752 /* t446 */, scratch + 7121408 /* t441 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
-    step_student_res3_bn1_fwd(scratch + 7589504 /* t447 */, scratch + 8074752 /* t446 */, scratch + 7588096 /* chunk */);
-    step_student_res3_bn1_fwd_2(scratch + 4449168 /* t448 */, scratch + 7589504 /* t447 */);
-    step_student_res3_bn1_fwd_3(scratch + 7589504 /* t452 */, scratch + 8074752 /* t446 */, scratch + 4449168 /* t448 */, scratch + 7588096 /* chunk */);
-    step_student_res3_bn1_fwd_4(scratch + 4449184 /* t453 */, state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 4449200 /* t464 */, scratch + 7589504 /* t452 */, scratch + 4449168 /* t448 */, state + 80320 /* in_student_res3_bn1_scale */);
-    step_student_res3_leaky_relu2_fwd(scratch + 1839488 /* t471 */, scratch + 8074752 /* t446 */, scratch + 4449168 /* t448 */, scratch + 4449200 /* t464 */, state + 80336 /* in_student_res3_bn1_offset */);
-    step_student_res3_conv3_fwd(scratch + 2240896 /* t476 */, scratch + 1839488 /* t471 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
-    step_student_res3_fwd(scratch + 8476160 /* t478 */, scratch + 2240896 /* t477 */, scratch + 7121408 /* t441 */);
-    step_student_bn4_fwd(scratch + 7589504 /* t480 */, scratch + 8476160 /* t479 */, scratch + 7588096 /* chunk */);
-    step_student_bn4_fwd_2(scratch + 4449216 /* t481 */, scratch + 7589504 /* t480 */);
-    step_student_bn4_fwd_3(scratch + 7589504 /* t485 */, scratch + 8476160 /* t479 */, scratch + 4449216 /* t481 */, scratch + 7588096 /* chunk */);
-    step_student_bn4_fwd_4(scratch + 4449232 /* t486 */, state + 311776 /* in_student_bn4_running_mean */, state + 311792 /* in_student_bn4_running_var */, scratch + 4449248 /* t497 */, scratch + 7589504 /* t485 */, scratch + 4449216 /* t481 */, state + 82672 /* in_student_bn4_scale */);
-    step_student_leaky_relu5_fwd(scratch + 7121408 /* t504 */, scratch + 8476160 /* t479 */, scratch + 4449216 /* t481 */, scratch + 4449248 /* t497 */, state + 82688 /* in_student_bn4_offset */);
-    step_student_res6_conv0_fwd(scratch + 9467392 /* t509 */, scratch + 7121408 /* t504 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, scratch /* chunk */);
-    step_student_res6_bn1_fwd(scratch + 7589504 /* t510 */, scratch + 9467392 /* t509 */, scratch + 7588096 /* chunk */);
-    step_student_res6_bn1_fwd_2(scratch + 4449024 /* t512 */, scratch + 7589504 /* t510 */);
-    step_student_res6_bn1_fwd_3(scratch + 7589504 /* t516 */, scratch + 9467392 /* t509 */, scratch + 4449024 /* t512 */, scratch + 7588096 /* chunk */);
-    step_student_res6_bn1_fwd_4(scratch + 4449056 /* t517 */, state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 4449088 /* t529 */, scratch + 7589504 /* t516 */, scratch + 4449024 /* t512 */, state + 87344 /* in_student_res6_bn1_scale */);
-    step_student_res6_leaky_relu2_fwd(scratch + 3558912 /* t537 */, scratch + 9467392 /* t509 */, scratch + 4449024 /* t512 */, scratch + 4449088 /* t529 */, state + 87376 /* in_student_res6_bn1_offset */);
-    step_student_res6_conv3_fwd(scratch + 9668096 /* t542 */, scratch + 3558912 /* t537 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
-    step_student_res6_fwd(scratch /* t546 */, scratch + 7121408 /* t504 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 3558912 /* chunk */);
-    step_student_res6_fwd_2(scratch + 4099584 /* t548 */, scratch + 9668096 /* t543 */, scratch /* t547 */);
-    step_student_bn7_fwd(scratch + 7589504 /* t550 */, scratch + 4099584 /* t549 */, scratch + 7588096 /* chunk */);
-    step_student_bn7_fwd_2(scratch + 9954432 /* t551 */, scratch + 7589504 /* t550 */);
-    step_student_bn7_fwd_3(scratch + 7589504 /* t555 */, scratch + 4099584 /* t549 */, scratch + 9954432 /* t551 */, scratch + 7588096 /* chunk */);
-    step_student_bn7_fwd_4(scratch + 9954464 /* t556 */, state + 311872 /* in_student_bn7_running_mean */, state + 311904 /* in_student_bn7_running_var */, scratch + 9954496 /* t567 */, scratch + 7589504 /* t555 */, scratch + 9954432 /* t551 */, state + 97168 /* in_student_bn7_scale */);
-    step_student_leaky_relu8_fwd(scratch + 2360832 /* t574 */, scratch + 4099584 /* t549 */, scratch + 9954432 /* t551 */, scratch + 9954496 /* t567 */, state + 97200 /* in_student_bn7_offset */);
-    step_student_res9_conv0_fwd(scratch + 4300288 /* t579 */, scratch + 2360832 /* t574 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, scratch /* chunk */);
-    step_student_res9_bn1_fwd(scratch + 7589504 /* t580 */, scratch + 4300288 /* t579 */, scratch + 4431360 /* chunk */);
-    step_student_res9_bn1_fwd_2(scratch + 7588480 /* t582 */, scratch + 7589504 /* t580 */);
-    step_student_res9_bn1_fwd_3(scratch + 7589504 /* t586 */, scratch + 4300288 /* t579 */, scratch + 7588480 /* t582 */, scratch + 4431360 /* chunk */);
-    step_student_res9_bn1_fwd_4(scratch + 7588544 /* t587 */, state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 7588608 /* t599 */, scratch + 7589504 /* t586 */, scratch + 7588480 /* t582 */, state + 115728 /* in_student_res9_bn1_scale */);
-    step_student_res9_leaky_relu2_fwd(scratch + 7121408 /* t607 */, scratch + 4300288 /* t579 */, scratch + 7588480 /* t582 */, scratch + 7588608 /* t599 */, state + 115792 /* in_student_res9_bn1_offset */);
-    step_student_res9_conv3_fwd(scratch + 7252480 /* t612 */, scratch + 7121408 /* t607 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
-    step_student_res9_fwd(scratch + 7121408 /* t616 */, scratch + 2360832 /* t574 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 3558912 /* chunk */);
-    step_student_res9_fwd_2(scratch + 7383552 /* t618 */, scratch + 7252480 /* t613 */, scratch + 7121408 /* t617 */);
-    step_student_bn10_fwd(scratch + 7589504 /* t620 */, scratch + 7383552 /* t619 */, scratch + 4431360 /* chunk */);
-    step_student_bn10_fwd_2(scratch + 7588672 /* t621 */, scratch + 7589504 /* t620 */);
-    step_student_bn10_fwd_3(scratch + 7589504 /* t625 */, scratch + 7383552 /* t619 */, scratch + 7588672 /* t621 */, scratch + 4431360 /* chunk */);
-    step_student_bn10_fwd_4(scratch + 7588736 /* t626 */, state + 312064 /* in_student_bn10_running_mean */, state + 312128 /* in_student_bn10_running_var */, scratch + 7588800 /* t637 */, scratch + 7589504 /* t625 */, scratch + 7588672 /* t621 */, state + 154832 /* in_student_bn10_scale */);
-    step_student_leaky_relu11_fwd(scratch + 7121408 /* t644 */, scratch + 7383552 /* t619 */, scratch + 7588672 /* t621 */, scratch + 7588800 /* t637 */, state + 154896 /* in_student_bn10_offset */);
-    step_student_global_avg_pool12_fwd(scratch + 4431360 /* t646 */, scratch + 7121408 /* t645 */);
-    step_student_global_avg_pool12_fwd_2(scratch + 4439552 /* t648 */, scratch + 4431360 /* t646 */);
-    step_student_dense13_fwd(scratch + 4431360 /* t651 */, scratch + 4439552 /* t648 */, state + 154960 /* in_student_dense13_weight */, state + 155600 /* in_student_dense13_bias */);
-    step_student_loss_u_fwd(scratch + 7588096 /* t652 */, scratch + 4431360 /* t651 */);
-    step_student_loss_u_fwd_2(scratch + 4432640 /* t654 */, scratch + 4433920 /* t655 */, scratch + 4431360 /* t651 */, scratch + 7588096 /* t652 */);
-    step_student_loss_u_fwd_3(scratch + 7588096 /* t656 */, scratch + 4433920 /* t655 */);
-    step_student_loss_u_fwd_4(scratch + 7588224 /* t657 */, scratch + 7588096 /* t656 */);
-    step_student_loss_u_fwd_5(scratch + 7589504 /* t661 */, scratch + 4432640 /* t654 */, scratch + 7588224 /* t657 */, scratch + 7585536 /* t406 */);
-    step_student_loss_u_fwd_6(io + 244672 /* t663 */, scratch + 7589504 /* t661 */);
-    step_student_loss_u_vjp(scratch + 4431360 /* t665 */, scratch + 7585536 /* t406 */);
-    step_student_loss_u_vjp_2(scratch + 7588224 /* t667 */, scratch + 4431360 /* t665 */);
-    step_student_loss_u_vjp_3(scratch + 7588352 /* t668 */, scratch + 7588224 /* t667 */, scratch + 7588096 /* t656 */);
-    step_student_loss_u_vjp_4(scratch + 4447744 /* t671 */, scratch + 7588352 /* t668 */, scratch + 4433920 /* t655 */, scratch + 4431360 /* t665 */);
-    step_student_dense13_vjp(scratch + 9955728 /* t672 */, scratch + 4447744 /* t671 */);
-    step_student_dense13_vjp_2(scratch + 9953792 /* t674 */, scratch + 4439552 /* t648 */, scratch + 4447744 /* t671 */);
-    step_student_dense13_vjp_3(scratch + 4431360 /* t675 */, scratch + 4447744 /* t671 */, state + 154960 /* in_student_dense13_weight */);
-    step_student_global_avg_pool12_vjp(scratch + 7121408 /* t676 */, scratch + 4431360 /* t675 */);
-    step_student_leaky_relu11_vjp(scratch + 7252480 /* t697 */, scratch + 7383552 /* t618 */, scratch + 7588672 /* t621 */, scratch + 7588800 /* t637 */, state + 154896 /* in_student_bn10_offset */, scratch + 7121408 /* t677 */);
-    step_student_bn10_vjp(scratch + 9954944 /* t699 */, scratch + 7589504 /* t704 */, scratch + 7588096 /* t712 */, scratch + 7383552 /* t701 */, scratch + 7588672 /* t621 */, scratch + 7252480 /* t698 */, scratch + 7588800 /* t637 */, scratch + 4431360 /* chunk */);
-    step_student_bn10_vjp_2(scratch + 9955008 /* t710 */, scratch + 7588736 /* t626 */, scratch + 7589504 /* t704 */);
-    step_student_bn10_vjp_3(scratch + 7588160 /* t721 */, scratch + 7589504 /* t704 */, state + 154832 /* in_student_bn10_scale */, scratch + 7588736 /* t626 */);
-    step_student_bn10_vjp_4(scratch + 7588736 /* t729 */, scratch + 7383552 /* t723 */, scratch + 7588672 /* t621 */, scratch + 7588160 /* t721 */, scratch + 4431360 /* chunk */);
-    step_student_bn10_vjp_5(scratch + 7589504 /* t731 */, scratch + 7588096 /* t712 */, scratch + 7588736 /* t729 */);
-    step_student_bn10_vjp_6(scratch + 9668096 /* t733 */, scratch + 7252480 /* t698 */, scratch + 7588800 /* t637 */, scratch + 7383552 /* t723 */, scratch + 7588672 /* t621 */, scratch + 7588160 /* t721 */, scratch + 7589504 /* t731 */);
-    step_student_res9_vjp(scratch + 7121408 /* t752 */, scratch + 9668096 /* t733 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 3558912 /* chunk */);
-    step_student_leaky_relu8_vjp(scratch + 7322112 /* t748 */, scratch + 4099584 /* t548 */, scratch + 9954432 /* t551 */, scratch + 9954496 /* t567 */, state + 97200 /* in_student_bn7_offset */);
-    step_student_res9_vjp_2(scratch + 9951744 /* t750 */, scratch + 7322112 /* t748 */, scratch + 9668096 /* t733 */, scratch + 3558912 /* chunk */);
-    step_student_res9_conv3_vjp(scratch + 9955072 /* t753 */, scratch + 9668096 /* t733 */, scratch + 9924096 /* chunk */);
-    step_student_res9_conv3_vjp_2(scratch + 7322112 /* t774 */, scratch + 9668096 /* t733 */, state + 115856 /* in_student_res9_conv3_weight */, scratch /* chunk */);
-    step_student_res9_leaky_relu2_vjp(scratch + 7453184 /* t770 */, scratch + 4300288 /* t755 */, scratch + 7588480 /* t582 */, scratch + 7588608 /* t599 */, state + 115792 /* in_student_res9_bn1_offset */);
-    step_student_res9_conv3_vjp_3(scratch + 9868800 /* t772 */, scratch + 7453184 /* t770 */, scratch + 9668096 /* t733 */, scratch /* chunk */);
-    step_student_res9_leaky_relu2_vjp_2(scratch + 7453184 /* t795 */, scratch + 4300288 /* t775 */, scratch + 7588480 /* t582 */, scratch + 7588608 /* t599 */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 7322112 /* t774 */);
-    step_student_res9_bn1_vjp(scratch + 9955136 /* t797 */, scratch + 7589504 /* t801 */, scratch + 7588672 /* t809 */, scratch + 4300288 /* t579 */, scratch + 7588480 /* t582 */, scratch + 7453184 /* t796 */, scratch + 7588608 /* t599 */, scratch + 4431360 /* chunk */);
-    step_student_res9_bn1_vjp_2(scratch + 9955200 /* t807 */, scratch + 7588544 /* t587 */, scratch + 7589504 /* t801 */);
-    step_student_res9_bn1_vjp_3(scratch + 7588736 /* t818 */, scratch + 7589504 /* t801 */, state + 115728 /* in_student_res9_bn1_scale */, scratch + 7588544 /* t587 */);
-    step_student_res9_bn1_vjp_4(scratch + 7588544 /* t825 */, scratch + 4300288 /* t579 */, scratch + 7588480 /* t582 */, scratch + 7588736 /* t818 */, scratch + 9924096 /* chunk */);
-    step_student_res9_bn1_vjp_5(scratch + 7588800 /* t827 */, scratch + 7588672 /* t809 */, scratch + 7588544 /* t825 */);
-    step_student_res9_bn1_vjp_6(scratch + 2412544 /* t829 */, scratch + 7453184 /* t796 */, scratch + 7588608 /* t599 */, scratch + 4300288 /* t579 */, scratch + 7588480 /* t582 */, scratch + 7588736 /* t818 */, scratch + 7588800 /* t827 */);
-    step_student_res9_conv0_vjp(scratch + 9955264 /* t830 */, scratch + 2412544 /* t829 */, scratch + 9924096 /* chunk */);
-    step_student_res9_conv0_vjp_2(scratch + 7322112 /* t849 */, scratch + 2412544 /* t829 */, state + 97232 /* in_student_res9_conv0_weight */, scratch /* chunk */);
-    step_student_leaky_relu8_vjp_2(scratch + 2211840 /* t845 */, scratch + 4099584 /* t548 */, scratch + 9954432 /* t551 */, scratch + 9954496 /* t567 */, state + 97200 /* in_student_bn7_offset */);
-    step_student_res9_conv0_vjp_3(scratch + 9924096 /* t847 */, scratch + 2211840 /* t845 */, scratch + 2412544 /* t829 */, scratch /* chunk */);
-    step_student_leaky_relu8_vjp_3(scratch + 3558912 /* t870 */, scratch + 4099584 /* t548 */, scratch + 9954432 /* t551 */, scratch + 9954496 /* t567 */, state + 97200 /* in_student_bn7_offset */, scratch + 7121408 /* t752 */, scratch + 7322112 /* t849 */);
-    step_student_bn7_vjp(scratch + 9955488 /* t872 */, scratch + 7589504 /* t877 */, scratch + 7589536 /* t885 */, scratch + 4099584 /* t874 */, scratch + 9954432 /* t551 */, scratch + 3558912 /* t871 */, scratch + 9954496 /* t567 */, scratch + 9942528 /* chunk */);
-    step_student_bn7_vjp_2(scratch + 9955520 /* t883 */, scratch + 9954464 /* t556 */, scratch + 7589504 /* t877 */);
-    step_student_bn7_vjp_3(scratch + 9954528 /* t894 */, scratch + 7589504 /* t877 */, state + 97168 /* in_student_bn7_scale */, scratch + 9954464 /* t556 */);
-    step_student_bn7_vjp_4(scratch + 7589504 /* t902 */, scratch + 4099584 /* t896 */, scratch + 9954432 /* t551 */, scratch + 9954528 /* t894 */, scratch + 9942528 /* chunk */);
-    step_student_bn7_vjp_5(scratch + 9954464 /* t904 */, scratch + 7589536 /* t885 */, scratch + 7589504 /* t902 */);
-    step_student_bn7_vjp_6(scratch + 9668096 /* t906 */, scratch + 3558912 /* t871 */, scratch + 9954496 /* t567 */, scratch + 4099584 /* t896 */, scratch + 9954432 /* t551 */, scratch + 9954528 /* t894 */, scratch + 9954464 /* t904 */);
-    step_student_res6_vjp(scratch + 7121408 /* t925 */, scratch + 9668096 /* t906 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 3558912 /* chunk */);
-    step_student_leaky_relu5_vjp(scratch /* t921 */, scratch + 8476160 /* t478 */, scratch + 4449216 /* t481 */, scratch + 4449248 /* t497 */, state + 82688 /* in_student_bn4_offset */);
-    step_student_res6_vjp_2(scratch + 9954432 /* t923 */, scratch /* t921 */, scratch + 9668096 /* t906 */, scratch + 3558912 /* chunk */);
-    step_student_res6_conv3_vjp(scratch + 9955552 /* t926 */, scratch + 9668096 /* t906 */, scratch + 9942528 /* chunk */);
-    step_student_res6_conv3_vjp_2(scratch + 3558912 /* t947 */, scratch + 9668096 /* t906 */, state + 87408 /* in_student_res6_conv3_weight */, scratch /* chunk */);
-    step_student_res6_leaky_relu2_vjp(scratch + 3759616 /* t943 */, scratch + 9467392 /* t928 */, scratch + 4449024 /* t512 */, scratch + 4449088 /* t529 */, state + 87376 /* in_student_res6_bn1_offset */);
-    step_student_res6_conv3_vjp_3(scratch + 9942528 /* t945 */, scratch + 3759616 /* t943 */, scratch + 9668096 /* t906 */, scratch /* chunk */);
-    step_student_res6_leaky_relu2_vjp_2(scratch + 3759616 /* t968 */, scratch + 9467392 /* t948 */, scratch + 4449024 /* t512 */, scratch + 4449088 /* t529 */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 3558912 /* t947 */);
-    step_student_res6_bn1_vjp(scratch + 9668096 /* t970 */, scratch + 7589504 /* t974 */, scratch + 7589536 /* t982 */, scratch + 9467392 /* t509 */, scratch + 4449024 /* t512 */, scratch + 3759616 /* t969 */, scratch + 4449088 /* t529 */, scratch + 7522816 /* chunk */);
-    step_student_res6_bn1_vjp_2(scratch + 9668128 /* t980 */, scratch + 4449056 /* t517 */, scratch + 7589504 /* t974 */);
-    step_student_res6_bn1_vjp_3(scratch + 7588608 /* t991 */, scratch + 7589504 /* t974 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 4449056 /* t517 */);
-    step_student_res6_bn1_vjp_4(scratch + 4449056 /* t998 */, scratch + 9467392 /* t509 */, scratch + 4449024 /* t512 */, scratch + 7588608 /* t991 */, scratch + 7588096 /* chunk */);
-    step_student_res6_bn1_vjp_5(scratch + 7589504 /* t1000 */, scratch + 7589536 /* t982 */, scratch + 4449056 /* t998 */);
-    step_student_res6_bn1_vjp_6(scratch + 3960320 /* t1002 */, scratch + 3759616 /* t969 */, scratch + 4449088 /* t529 */, scratch + 9467392 /* t509 */, scratch + 4449024 /* t512 */, scratch + 7588608 /* t991 */, scratch + 7589504 /* t1000 */);
-    step_student_res6_conv0_vjp(scratch + 9575504 /* t1003 */, scratch + 3960320 /* t1002 */, scratch + 7588096 /* chunk */);
-    step_student_res6_conv0_vjp_2(scratch + 2125440 /* t1022 */, scratch + 3960320 /* t1002 */, state + 82704 /* in_student_res6_conv0_weight */, scratch /* chunk */);
-    step_student_leaky_relu5_vjp_2(scratch + 3558912 /* t1018 */, scratch + 8476160 /* t478 */, scratch + 4449216 /* t481 */, scratch + 4449248 /* t497 */, state + 82688 /* in_student_bn4_offset */);
-    step_student_res6_conv0_vjp_3(scratch + 9565696 /* t1020 */, scratch + 3558912 /* t1018 */, scratch + 3960320 /* t1002 */, scratch /* chunk */);
-    step_student_leaky_relu5_vjp_3(scratch + 3558912 /* t1043 */, scratch + 8476160 /* t478 */, scratch + 4449216 /* t481 */, scratch + 4449248 /* t497 */, state + 82688 /* in_student_bn4_offset */, scratch + 7121408 /* t925 */, scratch + 2125440 /* t1022 */);
-    step_student_bn4_vjp(scratch + 9575536 /* t1045 */, scratch + 7589504 /* t1050 */, scratch + 7589520 /* t1058 */, scratch + 8476160 /* t1047 */, scratch + 4449216 /* t481 */, scratch + 3558912 /* t1044 */, scratch + 4449248 /* t497 */, scratch + 7588096 /* chunk */);
-    step_student_bn4_vjp_2(scratch + 9575552 /* t1056 */, scratch + 4449232 /* t486 */, scratch + 7589504 /* t1050 */);
-    step_student_bn4_vjp_3(scratch + 7589536 /* t1067 */, scratch + 7589504 /* t1050 */, state + 82672 /* in_student_bn4_scale */, scratch + 4449232 /* t486 */);
-    step_student_bn4_vjp_4(scratch + 4449232 /* t1075 */, scratch + 8476160 /* t1069 */, scratch + 4449216 /* t481 */, scratch + 7589536 /* t1067 */, scratch + 7588096 /* chunk */);
-    step_student_bn4_vjp_5(scratch + 7589504 /* t1077 */, scratch + 7589520 /* t1058 */, scratch + 4449232 /* t1075 */);
-    step_student_bn4_vjp_6(scratch + 3960320 /* t1079 */, scratch + 3558912 /* t1044 */, scratch + 4449248 /* t497 */, scratch + 8476160 /* t1069 */, scratch + 4449216 /* t481 */, scratch + 7589536 /* t1067 */, scratch + 7589504 /* t1077 */);
-    step_student_res3_conv3_vjp(scratch + 9575568 /* t1081 */, scratch + 3960320 /* t1079 */, scratch + 7588096 /* chunk */);
-    step_student_res3_conv3_vjp_2(scratch + 3558912 /* t1102 */, scratch + 3960320 /* t1079 */, state + 80352 /* in_student_res3_conv3_weight */, scratch /* chunk */);
-    step_student_res3_leaky_relu2_vjp(scratch + 7121408 /* t1098 */, scratch + 8074752 /* t1083 */, scratch + 4449168 /* t448 */, scratch + 4449200 /* t464 */, state + 80336 /* in_student_res3_bn1_offset */);
-    step_student_res3_conv3_vjp_3(scratch + 8873472 /* t1100 */, scratch + 7121408 /* t1098 */, scratch + 3960320 /* t1079 */, scratch /* chunk */);
-    step_student_res3_leaky_relu2_vjp_2(scratch + 7121408 /* t1123 */, scratch + 8074752 /* t1103 */, scratch + 4449168 /* t448 */, scratch + 4449200 /* t464 */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 3558912 /* t1102 */);
-    step_student_res3_bn1_vjp(scratch + 9575584 /* t1125 */, scratch + 7589504 /* t1129 */, scratch + 7589520 /* t1137 */, scratch + 8074752 /* t446 */, scratch + 4449168 /* t448 */, scratch + 7121408 /* t1124 */, scratch + 4449200 /* t464 */, scratch + 8875776 /* chunk */);
-    step_student_res3_bn1_vjp_2(scratch + 9575600 /* t1135 */, scratch + 4449184 /* t453 */, scratch + 7589504 /* t1129 */);
-    step_student_res3_bn1_vjp_3(scratch + 7589536 /* t1146 */, scratch + 7589504 /* t1129 */, state + 80320 /* in_student_res3_bn1_scale */, scratch + 4449184 /* t453 */);
-    step_student_res3_bn1_vjp_4(scratch + 4449184 /* t1153 */, scratch + 8074752 /* t446 */, scratch + 4449168 /* t448 */, scratch + 7589536 /* t1146 */, scratch + 7588096 /* chunk */);
-    step_student_res3_bn1_vjp_5(scratch + 7589504 /* t1155 */, scratch + 7589520 /* t1137 */, scratch + 4449184 /* t1153 */);
-    step_student_res3_bn1_vjp_6(scratch + 3558912 /* t1157 */, scratch + 7121408 /* t1124 */, scratch + 4449200 /* t464 */, scratch + 8074752 /* t446 */, scratch + 4449168 /* t448 */, scratch + 7589536 /* t1146 */, scratch + 7589504 /* t1155 */);
-    step_student_res3_conv0_vjp(scratch + 9575616 /* t1158 */, scratch + 3558912 /* t1157 */, scratch + 7588096 /* chunk */);
-    step_student_res3_conv0_vjp_2(scratch + 7121408 /* t1179 */, scratch + 3558912 /* t1157 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
-    step_student_leaky_relu2_vjp(scratch + 1857920 /* t1175 */, scratch + 6720000 /* t1160 */, scratch + 4449120 /* t416 */, scratch + 4449152 /* t433 */, state + 77984 /* in_student_bn1_offset */);
-    step_student_res3_conv0_vjp_3(scratch + 9570304 /* t1177 */, scratch + 1857920 /* t1175 */, scratch + 3558912 /* t1157 */, scratch /* chunk */);
-    step_student_leaky_relu2_vjp_2(scratch + 3558912 /* t1201 */, scratch + 6720000 /* t1181 */, scratch + 4449120 /* t416 */, scratch + 4449152 /* t433 */, state + 77984 /* in_student_bn1_offset */, scratch + 3960320 /* t1080 */, scratch + 7121408 /* t1179 */);
-    step_student_bn1_vjp(scratch + 9575632 /* t1203 */, scratch + 7589504 /* t1207 */, scratch + 7589520 /* t1215 */, scratch + 6720000 /* t413 */, scratch + 4449120 /* t416 */, scratch + 3558912 /* t1202 */, scratch + 4449152 /* t433 */, scratch + 8875776 /* chunk */);
-    step_student_bn1_vjp_2(scratch + 9575648 /* t1213 */, scratch + 4449136 /* t421 */, scratch + 7589504 /* t1207 */);
-    step_student_bn1_vjp_3(scratch + 7589536 /* t1224 */, scratch + 7589504 /* t1207 */, state + 77968 /* in_student_bn1_scale */, scratch + 4449136 /* t421 */);
-    step_student_bn1_vjp_4(scratch + 4449136 /* t1231 */, scratch + 6720000 /* t413 */, scratch + 4449120 /* t416 */, scratch + 7589536 /* t1224 */, scratch + 7588096 /* chunk */);
-    step_student_bn1_vjp_5(scratch + 7589504 /* t1233 */, scratch + 7589520 /* t1215 */, scratch + 4449136 /* t1231 */);
-    step_student_bn1_vjp_6(scratch + 3960320 /* t1235 */, scratch + 3558912 /* t1202 */, scratch + 4449152 /* t433 */, scratch + 6720000 /* t413 */, scratch + 4449120 /* t416 */, scratch + 7589536 /* t1224 */, scratch + 7589504 /* t1233 */);
-    step_student_conv0_vjp(scratch + 9575664 /* t1236 */, scratch + 3960320 /* t1235 */, scratch + 7588096 /* chunk */);
-    step_student_conv0_vjp_2(scratch + 9575296 /* t1237 */, io + 125440 /* t407 */, scratch + 3960320 /* t1235 */, scratch /* chunk */);
-    step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 9575296 /* t1238 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_update_2(state + 233568 /* in_student_momentum_conv0_bias */, state + 77952 /* in_student_conv0_bias */, state + 233584 /* in_student_momentum_bn1_scale */, state + 77968 /* in_student_bn1_scale */, state + 233600 /* in_student_momentum_bn1_offset */, state + 77984 /* in_student_bn1_offset */, scratch + 9575664 /* t1236 */, io + 226128 /* in_lr_student */, scratch + 9575648 /* t1213 */, scratch + 9575632 /* t1203 */);
-    step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 9570304 /* t1178 */, io + 226128 /* in_lr_student */);
-    step_student_res3_conv0_update_2(state + 235920 /* in_student_momentum_res3_conv0_bias */, state + 80304 /* in_student_res3_conv0_bias */, state + 235936 /* in_student_momentum_res3_bn1_scale */, state + 80320 /* in_student_res3_bn1_scale */, state + 235952 /* in_student_momentum_res3_bn1_offset */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 9575616 /* t1158 */, io + 226128 /* in_lr_student */, scratch + 9575600 /* t1135 */, scratch + 9575584 /* t1125 */);
-    step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 8873472 /* t1101 */, io + 226128 /* in_lr_student */);
-    step_student_res3_conv3_update_2(state + 238272 /* in_student_momentum_res3_conv3_bias */, state + 82656 /* in_student_res3_conv3_bias */, state + 238288 /* in_student_momentum_bn4_scale */, state + 82672 /* in_student_bn4_scale */, state + 238304 /* in_student_momentum_bn4_offset */, state + 82688 /* in_student_bn4_offset */, scratch + 9575568 /* t1081 */, io + 226128 /* in_lr_student */, scratch + 9575552 /* t1056 */, scratch + 9575536 /* t1045 */);
-    step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 9565696 /* t1021 */, io + 226128 /* in_lr_student */);
-    step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 9575504 /* t1003 */, io + 226128 /* in_lr_student */, scratch + 9668128 /* t980 */, scratch + 9668096 /* t970 */);
-    step_student_res6_conv3_update(state + 243024 /* in_student_momentum_res6_conv3_weight */, state + 87408 /* in_student_res6_conv3_weight */, scratch + 9942528 /* t946 */, io + 226128 /* in_lr_student */);
-    step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 9955552 /* t926 */, io + 226128 /* in_lr_student */);
-    step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 9954432 /* t924 */, io + 226128 /* in_lr_student */);
-    step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 9955520 /* t883 */, io + 226128 /* in_lr_student */, scratch + 9955488 /* t872 */);
-    step_student_res9_conv0_update(state + 252848 /* in_student_momentum_res9_conv0_weight */, state + 97232 /* in_student_res9_conv0_weight */, scratch + 9924096 /* t848 */, io + 226128 /* in_lr_student */);
-    step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 9955264 /* t830 */, io + 226128 /* in_lr_student */, scratch + 9955200 /* t807 */, scratch + 9955136 /* t797 */);
-    step_student_res9_conv3_update(state + 271472 /* in_student_momentum_res9_conv3_weight */, state + 115856 /* in_student_res9_conv3_weight */, scratch + 9868800 /* t773 */, io + 226128 /* in_lr_student */);
-    step_student_res9_conv3_update_2(state + 308336 /* in_student_momentum_res9_conv3_bias */, state + 152720 /* in_student_res9_conv3_bias */, scratch + 9955072 /* t753 */, io + 226128 /* in_lr_student */);
-    step_student_res9_shortcut_update(state + 308400 /* in_student_momentum_res9_shortcut_weight */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 9951744 /* t751 */, io + 226128 /* in_lr_student */);
-    step_student_bn10_update(state + 310448 /* in_student_momentum_bn10_scale */, state + 154832 /* in_student_bn10_scale */, state + 310512 /* in_student_momentum_bn10_offset */, state + 154896 /* in_student_bn10_offset */, scratch + 9955008 /* t710 */, io + 226128 /* in_lr_student */, scratch + 9954944 /* t699 */);
-    step_student_dense13_update(state + 310576 /* in_student_momentum_dense13_weight */, state + 154960 /* in_student_dense13_weight */, scratch + 9953792 /* t674 */, io + 226128 /* in_lr_student */);
-    step_student_dense13_update_2(state + 311216 /* in_student_momentum_dense13_bias */, state + 155600 /* in_student_dense13_bias */, scratch + 9955728 /* t672 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_fwd_2(scratch + 4010496 /* t1524 */, io /* in_x */, state + 77808 /* t1521 */, state + 77952 /* t1259 */, scratch + 3558912 /* chunk */);
-    step_student_bn1_fwd_5(scratch + 7589504 /* t1525 */, scratch + 4010496 /* t1524 */, scratch + 7588096 /* chunk */);
-    step_student_bn1_fwd_6(scratch + 8869440 /* t1527 */, scratch + 7589504 /* t1525 */);
-    step_student_bn1_fwd_7(scratch + 8869456 /* t1531 */, scratch + 4010496 /* t1524 */, scratch + 8869440 /* t1527 */, scratch + 7588096 /* chunk */);
-    step_student_bn1_fwd_8(scratch + 8869472 /* t1537 */, scratch + 8869456 /* t1531 */, state + 77968 /* t1266 */);
-    step_student_leaky_relu2_fwd_2(scratch + 4110848 /* t1545 */, scratch + 4010496 /* t1524 */, scratch + 8869440 /* t1527 */, scratch + 8869472 /* t1537 */, state + 77984 /* t1273 */);
-    step_student_res3_conv0_fwd_2(scratch + 4211200 /* t1550 */, scratch + 4110848 /* t1545 */, state + 78000 /* t1547 */, state + 80304 /* t1292 */, scratch /* chunk */);
-    step_student_res3_bn1_fwd_5(scratch + 7589504 /* t1551 */, scratch + 4211200 /* t1550 */, scratch + 7588096 /* chunk */);
-    step_student_res3_bn1_fwd_6(scratch + 8869488 /* t1552 */, scratch + 7589504 /* t1551 */);
-    step_student_res3_bn1_fwd_7(scratch + 8869504 /* t1556 */, scratch + 4211200 /* t1550 */, scratch + 8869488 /* t1552 */, scratch + 7588096 /* chunk */);
-    step_student_res3_bn1_fwd_8(scratch + 8869520 /* t1562 */, scratch + 8869504 /* t1556 */, state + 80320 /* t1299 */);
-    step_student_res3_leaky_relu2_fwd_2(scratch + 4311552 /* t1569 */, scratch + 4211200 /* t1550 */, scratch + 8869488 /* t1552 */, scratch + 8869520 /* t1562 */, state + 80336 /* t1306 */);
-    step_student_res3_conv3_fwd_2(scratch + 3558912 /* t1574 */, scratch + 4311552 /* t1569 */, state + 80352 /* t1571 */, state + 82656 /* t1322 */, scratch /* chunk */);
-    step_student_res3_fwd_2(scratch + 4311552 /* t1576 */, scratch + 3558912 /* t1575 */, scratch + 4110848 /* t1545 */);
-    step_student_bn4_fwd_5(scratch + 7589504 /* t1578 */, scratch + 4311552 /* t1577 */, scratch + 7588096 /* chunk */);
-    step_student_bn4_fwd_6(scratch + 8869536 /* t1579 */, scratch + 7589504 /* t1578 */);
-    step_student_bn4_fwd_7(scratch + 8869552 /* t1583 */, scratch + 4311552 /* t1577 */, scratch + 8869536 /* t1579 */, scratch + 7588096 /* chunk */);
-    step_student_bn4_fwd_8(scratch + 8869568 /* t1589 */, scratch + 8869552 /* t1583 */, state + 82672 /* t1329 */);
-    step_student_leaky_relu5_fwd_2(scratch + 4110848 /* t1596 */, scratch + 4311552 /* t1577 */, scratch + 8869536 /* t1579 */, scratch + 8869568 /* t1589 */, state + 82688 /* t1336 */);
-    step_student_res6_conv0_fwd_2(scratch + 4411904 /* t1601 */, scratch + 4110848 /* t1596 */, state + 82704 /* t1598 */, state + 87312 /* t1357 */, scratch /* chunk */);
-    step_student_res6_bn1_fwd_5(scratch + 7589504 /* t1602 */, scratch + 4411904 /* t1601 */, scratch + 8875776 /* chunk */);
-    step_student_res6_bn1_fwd_6(scratch + 8877312 /* t1604 */, scratch + 7589504 /* t1602 */);
-    step_student_res6_bn1_fwd_7(scratch + 8877344 /* t1608 */, scratch + 4411904 /* t1601 */, scratch + 8877312 /* t1604 */, scratch + 8875776 /* chunk */);
-    step_student_res6_bn1_fwd_8(scratch + 8877376 /* t1614 */, scratch + 8877344 /* t1608 */, state + 87344 /* t1364 */);
-    step_student_res6_leaky_relu2_fwd_2(scratch + 2491136 /* t1622 */, scratch + 4411904 /* t1601 */, scratch + 8877312 /* t1604 */, scratch + 8877376 /* t1614 */, state + 87376 /* t1371 */);
-    step_student_res6_conv3_fwd_2(scratch + 2541312 /* t1627 */, scratch + 2491136 /* t1622 */, state + 87408 /* t1624 */, state + 96624 /* t1390 */, scratch /* chunk */);
-    step_student_res6_fwd_3(scratch + 2591488 /* t1631 */, scratch + 4110848 /* t1596 */, state + 96656 /* t1630 */, scratch + 8074752 /* chunk */);
-    step_student_res6_fwd_4(scratch + 4110848 /* t1633 */, scratch + 2541312 /* t1628 */, scratch + 2591488 /* t1632 */);
-    step_student_bn7_fwd_5(scratch + 7589504 /* t1635 */, scratch + 4110848 /* t1634 */, scratch + 8875776 /* chunk */);
-    step_student_bn7_fwd_6(scratch + 8877408 /* t1636 */, scratch + 7589504 /* t1635 */);
-    step_student_bn7_fwd_7(scratch + 8869376 /* t1640 */, scratch + 4110848 /* t1634 */, scratch + 8877408 /* t1636 */, scratch + 8875776 /* chunk */);
-    step_student_bn7_fwd_8(scratch + 8869408 /* t1646 */, scratch + 8869376 /* t1640 */, state + 97168 /* t1409 */);
-    step_student_leaky_relu8_fwd_2(scratch + 4161024 /* t1653 */, scratch + 4110848 /* t1634 */, scratch + 8877408 /* t1636 */, scratch + 8869408 /* t1646 */, state + 97200 /* t1416 */);
-    step_student_res9_conv0_fwd_2(scratch + 8832512 /* t1658 */, scratch + 4161024 /* t1653 */, state + 97232 /* t1655 */, state + 115664 /* t1437 */, scratch /* chunk */);
-    step_student_res9_bn1_fwd_5(scratch + 7589504 /* t1659 */, scratch + 8832512 /* t1658 */, scratch + 8875776 /* chunk */);
-    step_student_res9_bn1_fwd_6(scratch + 7588736 /* t1661 */, scratch + 7589504 /* t1659 */);
-    step_student_res9_bn1_fwd_7(scratch + 7588800 /* t1665 */, scratch + 8832512 /* t1658 */, scratch + 7588736 /* t1661 */, scratch + 8875776 /* chunk */);
-    step_student_res9_bn1_fwd_8(scratch + 7589504 /* t1671 */, scratch + 7588800 /* t1665 */, state + 115728 /* t1444 */);
-    step_student_res9_leaky_relu2_fwd_2(scratch + 2360832 /* t1679 */, scratch + 8832512 /* t1658 */, scratch + 7588736 /* t1661 */, scratch + 7589504 /* t1671 */, state + 115792 /* t1451 */);
-    step_student_res9_conv3_fwd_2(scratch + 2393600 /* t1684 */, scratch + 2360832 /* t1679 */, state + 115856 /* t1681 */, state + 152720 /* t1470 */, scratch /* chunk */);
-    step_student_res9_fwd_3(scratch + 2426368 /* t1688 */, scratch + 4161024 /* t1653 */, state + 152784 /* t1687 */, scratch + 8074752 /* chunk */);
-    step_student_res9_fwd_4(scratch + 4161024 /* t1690 */, scratch + 2393600 /* t1685 */, scratch + 2426368 /* t1689 */);
-    step_student_bn10_fwd_5(scratch + 7588096 /* t1692 */, scratch + 4161024 /* t1691 */, scratch + 8875776 /* chunk */);
-    step_student_bn10_fwd_6(scratch + 8876800 /* t1693 */, scratch + 7588096 /* t1692 */);
-    step_student_bn10_fwd_7(scratch + 8876864 /* t1697 */, scratch + 4161024 /* t1691 */, scratch + 8876800 /* t1693 */, scratch + 8875776 /* chunk */);
-    step_student_bn10_fwd_8(scratch + 8876928 /* t1703 */, scratch + 8876864 /* t1697 */, state + 154832 /* t1489 */);
-    step_student_leaky_relu11_fwd_2(scratch + 9467392 /* t1710 */, scratch + 4161024 /* t1691 */, scratch + 8876800 /* t1693 */, scratch + 8876928 /* t1703 */, state + 154896 /* t1496 */);
-    step_student_global_avg_pool12_fwd_3(scratch + 8865280 /* t1712 */, scratch + 9467392 /* t1711 */);
-    step_student_global_avg_pool12_fwd_4(scratch + 8867328 /* t1714 */, scratch + 8865280 /* t1712 */);
-    step_student_dense13_fwd_2(scratch + 7588096 /* t1717 */, scratch + 8867328 /* t1714 */, state + 154960 /* t1508 */, state + 155600 /* t1517 */);
-    step_student_loss_l_fwd(scratch + 9575440 /* t1718 */, scratch + 7588096 /* t1717 */);
-    step_student_loss_l_fwd_2(scratch + 7588416 /* t1720 */, scratch + 8875776 /* t1721 */, scratch + 7588096 /* t1717 */, scratch + 9575440 /* t1718 */);
-    step_student_loss_l_fwd_3(scratch + 9575440 /* t1722 */, scratch + 8875776 /* t1721 */);
-    step_student_loss_l_fwd_4(scratch + 9575472 /* t1723 */, scratch + 9575440 /* t1722 */);
-    step_student_loss_l_fwd_5(scratch + 8877440 /* t1727 */, scratch + 7588416 /* t1720 */, scratch + 9575472 /* t1723 */, io + 225792 /* in_y */);
-    step_student_loss_l_fwd_6(io + 244688 /* t1728 */, scratch + 8877440 /* t1727 */);
-    step_student_loss_l_vjp(scratch + 7588096 /* t1730 */, io + 225792 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 9575472 /* t1732 */, scratch + 7588096 /* t1730 */);
-    step_student_loss_l_vjp_3(scratch + 8877440 /* t1733 */, scratch + 9575472 /* t1732 */, scratch + 9575440 /* t1722 */);
-    step_student_loss_l_vjp_4(scratch + 7588416 /* t1736 */, scratch + 8877440 /* t1733 */, scratch + 8875776 /* t1721 */, scratch + 7588096 /* t1730 */);
-    step_student_dense13_vjp_4(scratch + 9575680 /* t1737 */, scratch + 7588416 /* t1736 */);
-    step_student_dense13_vjp_5(scratch + 9574656 /* t1739 */, scratch + 8867328 /* t1714 */, scratch + 7588416 /* t1736 */);
-    step_student_dense13_vjp_6(scratch + 8865280 /* t1740 */, scratch + 7588416 /* t1736 */, state + 154960 /* t1508 */);
-    step_student_global_avg_pool12_vjp_2(scratch + 9467392 /* t1741 */, scratch + 8865280 /* t1740 */);
-    step_student_leaky_relu11_vjp_2(scratch + 9500160 /* t1762 */, scratch + 4161024 /* t1690 */, scratch + 8876800 /* t1693 */, scratch + 8876928 /* t1703 */, state + 154896 /* t1496 */, scratch + 9467392 /* t1742 */);
-    step_student_bn10_vjp_7(scratch + 8877440 /* t1764 */, scratch + 8877504 /* t1769 */, scratch + 8876992 /* t1778 */, scratch + 4161024 /* t1766 */, scratch + 8876800 /* t1693 */, scratch + 9500160 /* t1763 */, scratch + 8876928 /* t1703 */, scratch + 8865280 /* chunk */);
-    step_student_bn10_vjp_8(scratch + 9575440 /* t1776 */, scratch + 8876864 /* t1697 */, scratch + 8877504 /* t1769 */);
-    step_student_bn10_vjp_9(scratch + 8877056 /* t1789 */, scratch + 8877504 /* t1769 */, state + 154832 /* t1489 */, scratch + 8876864 /* t1697 */);
-    step_student_bn10_vjp_10(scratch + 8876864 /* t1797 */, scratch + 4161024 /* t1791 */, scratch + 8876800 /* t1693 */, scratch + 8877056 /* t1789 */, scratch + 8875776 /* chunk */);
-    step_student_bn10_vjp_11(scratch + 8877504 /* t1799 */, scratch + 8876992 /* t1778 */, scratch + 8876864 /* t1797 */);
-    step_student_bn10_vjp_12(scratch + 9467392 /* t1801 */, scratch + 9500160 /* t1763 */, scratch + 8876928 /* t1703 */, scratch + 4161024 /* t1791 */, scratch + 8876800 /* t1693 */, scratch + 8877056 /* t1789 */, scratch + 8877504 /* t1799 */);
-    step_student_res9_vjp_3(scratch + 4161024 /* t1820 */, scratch + 9467392 /* t1801 */, state + 152784 /* t1687 */, scratch + 8074752 /* chunk */);
-    step_student_leaky_relu8_vjp_4(scratch + 3558912 /* t1816 */, scratch + 4110848 /* t1633 */, scratch + 8877408 /* t1636 */, scratch + 8869408 /* t1646 */, state + 97200 /* t1416 */);
-    step_student_res9_vjp_4(scratch + 9572608 /* t1818 */, scratch + 3558912 /* t1816 */, scratch + 9467392 /* t1801 */, scratch + 8074752 /* chunk */);
-    step_student_res9_conv3_vjp_4(scratch + 8877504 /* t1821 */, scratch + 9467392 /* t1801 */, scratch + 8875776 /* chunk */);
-    step_student_res9_conv3_vjp_5(scratch + 9500160 /* t1842 */, scratch + 9467392 /* t1801 */, state + 115856 /* t1681 */, scratch /* chunk */);
-    step_student_res9_leaky_relu2_vjp_3(scratch + 9532928 /* t1838 */, scratch + 8832512 /* t1823 */, scratch + 7588736 /* t1661 */, scratch + 7589504 /* t1671 */, state + 115792 /* t1451 */);
-    step_student_res9_conv3_vjp_6(scratch + 8795648 /* t1840 */, scratch + 9532928 /* t1838 */, scratch + 9467392 /* t1801 */, scratch /* chunk */);
-    step_student_res9_leaky_relu2_vjp_4(scratch + 9467392 /* t1863 */, scratch + 8832512 /* t1843 */, scratch + 7588736 /* t1661 */, scratch + 7589504 /* t1671 */, state + 115792 /* t1451 */, scratch + 9500160 /* t1842 */);
-    step_student_res9_bn1_vjp_7(scratch + 9546960 /* t1865 */, scratch + 7588096 /* t1869 */, scratch + 7588160 /* t1878 */, scratch + 8832512 /* t1658 */, scratch + 7588736 /* t1661 */, scratch + 9467392 /* t1864 */, scratch + 7589504 /* t1671 */, scratch + 8865280 /* chunk */);
-    step_student_res9_bn1_vjp_8(scratch + 9547024 /* t1876 */, scratch + 7588800 /* t1665 */, scratch + 7588096 /* t1869 */);
-    step_student_res9_bn1_vjp_9(scratch + 7588224 /* t1889 */, scratch + 7588096 /* t1869 */, state + 115728 /* t1444 */, scratch + 7588800 /* t1665 */);
-    step_student_res9_bn1_vjp_10(scratch + 7588096 /* t1896 */, scratch + 8832512 /* t1658 */, scratch + 7588736 /* t1661 */, scratch + 7588224 /* t1889 */, scratch + 8875776 /* chunk */);
-    step_student_res9_bn1_vjp_11(scratch + 7588800 /* t1898 */, scratch + 7588160 /* t1878 */, scratch + 7588096 /* t1896 */);
-    step_student_res9_bn1_vjp_12(scratch + 3659264 /* t1900 */, scratch + 9467392 /* t1864 */, scratch + 7589504 /* t1671 */, scratch + 8832512 /* t1658 */, scratch + 7588736 /* t1661 */, scratch + 7588224 /* t1889 */, scratch + 7588800 /* t1898 */);
-    step_student_res9_conv0_vjp_4(scratch + 9547088 /* t1901 */, scratch + 3659264 /* t1900 */, scratch + 8875776 /* chunk */);
-    step_student_res9_conv0_vjp_5(scratch + 3558912 /* t1920 */, scratch + 3659264 /* t1900 */, state + 97232 /* t1655 */, scratch /* chunk */);
-    step_student_leaky_relu8_vjp_5(scratch + 3609088 /* t1916 */, scratch + 4110848 /* t1633 */, scratch + 8877408 /* t1636 */, scratch + 8869408 /* t1646 */, state + 97200 /* t1416 */);
-    step_student_res9_conv0_vjp_6(scratch + 9500160 /* t1918 */, scratch + 3609088 /* t1916 */, scratch + 3659264 /* t1900 */, scratch /* chunk */);
-    step_student_leaky_relu8_vjp_6(scratch + 3609088 /* t1941 */, scratch + 4110848 /* t1633 */, scratch + 8877408 /* t1636 */, scratch + 8869408 /* t1646 */, state + 97200 /* t1416 */, scratch + 4161024 /* t1820 */, scratch + 3558912 /* t1920 */);
-    step_student_bn7_vjp_7(scratch + 9547472 /* t1943 */, scratch + 7589504 /* t1948 */, scratch + 7589536 /* t1957 */, scratch + 4110848 /* t1945 */, scratch + 8877408 /* t1636 */, scratch + 3609088 /* t1942 */, scratch + 8869408 /* t1646 */, scratch + 8875776 /* chunk */);
-    step_student_bn7_vjp_8(scratch + 9547504 /* t1955 */, scratch + 8869376 /* t1640 */, scratch + 7589504 /* t1948 */);
-    step_student_bn7_vjp_9(scratch + 9547152 /* t1968 */, scratch + 7589504 /* t1948 */, state + 97168 /* t1409 */, scratch + 8869376 /* t1640 */);
-    step_student_bn7_vjp_10(scratch + 7589504 /* t1976 */, scratch + 4110848 /* t1970 */, scratch + 8877408 /* t1636 */, scratch + 9547152 /* t1968 */, scratch + 8875776 /* chunk */);
-    step_student_bn7_vjp_11(scratch + 9547184 /* t1978 */, scratch + 7589536 /* t1957 */, scratch + 7589504 /* t1976 */);
-    step_student_bn7_vjp_12(scratch + 2564864 /* t1980 */, scratch + 3609088 /* t1942 */, scratch + 8869408 /* t1646 */, scratch + 4110848 /* t1970 */, scratch + 8877408 /* t1636 */, scratch + 9547152 /* t1968 */, scratch + 9547184 /* t1978 */);
-    step_student_res6_vjp_3(scratch + 4110848 /* t1999 */, scratch + 2564864 /* t1980 */, state + 96656 /* t1630 */, scratch + 8074752 /* chunk */);
-    step_student_leaky_relu5_vjp_4(scratch + 3558912 /* t1995 */, scratch + 4311552 /* t1576 */, scratch + 8869536 /* t1579 */, scratch + 8869568 /* t1589 */, state + 82688 /* t1336 */);
-    step_student_res6_vjp_4(scratch + 9545984 /* t1997 */, scratch + 3558912 /* t1995 */, scratch + 2564864 /* t1980 */, scratch + 8074752 /* chunk */);
-    step_student_res6_conv3_vjp_4(scratch + 9547536 /* t2000 */, scratch + 2564864 /* t1980 */, scratch + 8875776 /* chunk */);
-    step_student_res6_conv3_vjp_5(scratch + 3558912 /* t2021 */, scratch + 2564864 /* t1980 */, state + 87408 /* t1624 */, scratch /* chunk */);
-    step_student_res6_leaky_relu2_vjp_3(scratch + 3609088 /* t2017 */, scratch + 4411904 /* t2002 */, scratch + 8877312 /* t1604 */, scratch + 8877376 /* t1614 */, state + 87376 /* t1371 */);
-    step_student_res6_conv3_vjp_6(scratch + 9518592 /* t2019 */, scratch + 3609088 /* t2017 */, scratch + 2564864 /* t1980 */, scratch /* chunk */);
-    step_student_res6_leaky_relu2_vjp_4(scratch + 3609088 /* t2042 */, scratch + 4411904 /* t2022 */, scratch + 8877312 /* t1604 */, scratch + 8877376 /* t1614 */, state + 87376 /* t1371 */, scratch + 3558912 /* t2021 */);
-    step_student_res6_bn1_vjp_7(scratch + 9547568 /* t2044 */, scratch + 8877408 /* t2048 */, scratch + 7589504 /* t2057 */, scratch + 4411904 /* t1601 */, scratch + 8877312 /* t1604 */, scratch + 3609088 /* t2043 */, scratch + 8877376 /* t1614 */, scratch + 8875776 /* chunk */);
-    step_student_res6_bn1_vjp_8(scratch + 9547600 /* t2055 */, scratch + 8877344 /* t1608 */, scratch + 8877408 /* t2048 */);
-    step_student_res6_bn1_vjp_9(scratch + 7589536 /* t2068 */, scratch + 8877408 /* t2048 */, state + 87344 /* t1364 */, scratch + 8877344 /* t1608 */);
-    step_student_res6_bn1_vjp_10(scratch + 8877344 /* t2075 */, scratch + 4411904 /* t1601 */, scratch + 8877312 /* t1604 */, scratch + 7589536 /* t2068 */, scratch + 8875776 /* chunk */);
-    step_student_res6_bn1_vjp_11(scratch + 8877408 /* t2077 */, scratch + 7589504 /* t2057 */, scratch + 8877344 /* t2075 */);
-    step_student_res6_bn1_vjp_12(scratch + 3759616 /* t2079 */, scratch + 3609088 /* t2043 */, scratch + 8877376 /* t1614 */, scratch + 4411904 /* t1601 */, scratch + 8877312 /* t1604 */, scratch + 7589536 /* t2068 */, scratch + 8877408 /* t2077 */);
-    step_student_res6_conv0_vjp_4(scratch + 9547632 /* t2080 */, scratch + 3759616 /* t2079 */, scratch + 8875776 /* chunk */);
-    step_student_res6_conv0_vjp_5(scratch + 3558912 /* t2099 */, scratch + 3759616 /* t2079 */, state + 82704 /* t1598 */, scratch /* chunk */);
-    step_student_leaky_relu5_vjp_5(scratch + 3659264 /* t2095 */, scratch + 4311552 /* t1576 */, scratch + 8869536 /* t1579 */, scratch + 8869568 /* t1589 */, state + 82688 /* t1336 */);
-    step_student_res6_conv0_vjp_6(scratch + 9527808 /* t2097 */, scratch + 3659264 /* t2095 */, scratch + 3759616 /* t2079 */, scratch /* chunk */);
-    step_student_leaky_relu5_vjp_6(scratch + 3659264 /* t2120 */, scratch + 4311552 /* t1576 */, scratch + 8869536 /* t1579 */, scratch + 8869568 /* t1589 */, state + 82688 /* t1336 */, scratch + 4110848 /* t1999 */, scratch + 3558912 /* t2099 */);
-    step_student_bn4_vjp_7(scratch + 9547664 /* t2122 */, scratch + 7589504 /* t2127 */, scratch + 7589520 /* t2136 */, scratch + 4311552 /* t2124 */, scratch + 8869536 /* t1579 */, scratch + 3659264 /* t2121 */, scratch + 8869568 /* t1589 */, scratch + 8875776 /* chunk */);
-    step_student_bn4_vjp_8(scratch + 9547680 /* t2134 */, scratch + 8869552 /* t1583 */, scratch + 7589504 /* t2127 */);
-    step_student_bn4_vjp_9(scratch + 7589536 /* t2147 */, scratch + 7589504 /* t2127 */, state + 82672 /* t1329 */, scratch + 8869552 /* t1583 */);
-    step_student_bn4_vjp_10(scratch + 7589504 /* t2155 */, scratch + 4311552 /* t2149 */, scratch + 8869536 /* t1579 */, scratch + 7589536 /* t2147 */, scratch + 7588096 /* chunk */);
-    step_student_bn4_vjp_11(scratch + 7589552 /* t2157 */, scratch + 7589520 /* t2136 */, scratch + 7589504 /* t2155 */);
-    step_student_bn4_vjp_12(scratch + 3558912 /* t2159 */, scratch + 3659264 /* t2121 */, scratch + 8869568 /* t1589 */, scratch + 4311552 /* t2149 */, scratch + 8869536 /* t1579 */, scratch + 7589536 /* t2147 */, scratch + 7589552 /* t2157 */);
-    step_student_res3_conv3_vjp_4(scratch + 9547696 /* t2161 */, scratch + 3558912 /* t2159 */, scratch + 7588096 /* chunk */);
-    step_student_res3_conv3_vjp_5(scratch + 4110848 /* t2182 */, scratch + 3558912 /* t2159 */, state + 80352 /* t1571 */, scratch /* chunk */);
-    step_student_res3_leaky_relu2_vjp_3(scratch + 4311552 /* t2178 */, scratch + 4211200 /* t2163 */, scratch + 8869488 /* t1552 */, scratch + 8869520 /* t1562 */, state + 80336 /* t1306 */);
-    step_student_res3_conv3_vjp_6(scratch + 9537024 /* t2180 */, scratch + 4311552 /* t2178 */, scratch + 3558912 /* t2159 */, scratch /* chunk */);
-    step_student_res3_leaky_relu2_vjp_4(scratch + 4311552 /* t2203 */, scratch + 4211200 /* t2183 */, scratch + 8869488 /* t1552 */, scratch + 8869520 /* t1562 */, state + 80336 /* t1306 */, scratch + 4110848 /* t2182 */);
-    step_student_res3_bn1_vjp_7(scratch + 9547712 /* t2205 */, scratch + 7589504 /* t2209 */, scratch + 7589520 /* t2218 */, scratch + 4211200 /* t1550 */, scratch + 8869488 /* t1552 */, scratch + 4311552 /* t2204 */, scratch + 8869520 /* t1562 */, scratch + 8875776 /* chunk */);
-    step_student_res3_bn1_vjp_8(scratch + 9547728 /* t2216 */, scratch + 8869504 /* t1556 */, scratch + 7589504 /* t2209 */);
-    step_student_res3_bn1_vjp_9(scratch + 7589536 /* t2229 */, scratch + 7589504 /* t2209 */, state + 80320 /* t1299 */, scratch + 8869504 /* t1556 */);
-    step_student_res3_bn1_vjp_10(scratch + 7589504 /* t2236 */, scratch + 4211200 /* t1550 */, scratch + 8869488 /* t1552 */, scratch + 7589536 /* t2229 */, scratch + 7588096 /* chunk */);
-    step_student_res3_bn1_vjp_11(scratch + 7589552 /* t2238 */, scratch + 7589520 /* t2218 */, scratch + 7589504 /* t2236 */);
-    step_student_res3_bn1_vjp_12(scratch + 4110848 /* t2240 */, scratch + 4311552 /* t2204 */, scratch + 8869520 /* t1562 */, scratch + 4211200 /* t1550 */, scratch + 8869488 /* t1552 */, scratch + 7589536 /* t2229 */, scratch + 7589552 /* t2238 */);
-    step_student_res3_conv0_vjp_4(scratch + 9547744 /* t2241 */, scratch + 4110848 /* t2240 */, scratch + 7588096 /* chunk */);
-    step_student_res3_conv0_vjp_5(scratch + 4211200 /* t2262 */, scratch + 4110848 /* t2240 */, state + 78000 /* t1547 */, scratch /* chunk */);
-    step_student_leaky_relu2_vjp_3(scratch + 4311552 /* t2258 */, scratch + 4010496 /* t2243 */, scratch + 8869440 /* t1527 */, scratch + 8869472 /* t1537 */, state + 77984 /* t1273 */);
-    step_student_res3_conv0_vjp_6(scratch + 9539328 /* t2260 */, scratch + 4311552 /* t2258 */, scratch + 4110848 /* t2240 */, scratch /* chunk */);
-    step_student_leaky_relu2_vjp_4(scratch + 4110848 /* t2284 */, scratch + 4010496 /* t2264 */, scratch + 8869440 /* t1527 */, scratch + 8869472 /* t1537 */, state + 77984 /* t1273 */, scratch + 3558912 /* t2160 */, scratch + 4211200 /* t2262 */);
-    step_student_bn1_vjp_7(scratch + 9547760 /* t2286 */, scratch + 7589504 /* t2290 */, scratch + 7589520 /* t2299 */, scratch + 4010496 /* t1524 */, scratch + 8869440 /* t1527 */, scratch + 4110848 /* t2285 */, scratch + 8869472 /* t1537 */, scratch + 8875776 /* chunk */);
-    step_student_bn1_vjp_8(scratch + 9547776 /* t2297 */, scratch + 8869456 /* t1531 */, scratch + 7589504 /* t2290 */);
-    step_student_bn1_vjp_9(scratch + 7589536 /* t2310 */, scratch + 7589504 /* t2290 */, state + 77968 /* t1266 */, scratch + 8869456 /* t1531 */);
-    step_student_bn1_vjp_10(scratch + 7589504 /* t2317 */, scratch + 4010496 /* t1524 */, scratch + 8869440 /* t1527 */, scratch + 7589536 /* t2310 */, scratch + 7588096 /* chunk */);
-    step_student_bn1_vjp_11(scratch + 7589552 /* t2319 */, scratch + 7589520 /* t2299 */, scratch + 7589504 /* t2317 */);
-    step_student_bn1_vjp_12(scratch + 4211200 /* t2321 */, scratch + 4110848 /* t2285 */, scratch + 8869472 /* t1537 */, scratch + 4010496 /* t1524 */, scratch + 8869440 /* t1527 */, scratch + 7589536 /* t2310 */, scratch + 7589552 /* t2319 */);
-    step_student_conv0_vjp_3(scratch + 9547792 /* t2322 */, scratch + 4211200 /* t2321 */, scratch + 7588096 /* chunk */);
-    step_student_conv0_vjp_4(scratch + 9546816 /* t2323 */, io /* in_x */, scratch + 4211200 /* t2321 */, scratch + 3558912 /* chunk */);
-    step_teacher_feedback_fwd(scratch + 7589504 /* t2326 */, scratch + 9546816 /* t2324 */, scratch + 9575296 /* t1238 */);
-    step_teacher_feedback_fwd_2(scratch + 7589520 /* t2328 */, scratch + 9547792 /* t2322 */, scratch + 9575664 /* t1236 */);
-    step_teacher_feedback_fwd_3(scratch + 7589536 /* t2331 */, scratch + 9547776 /* t2297 */, scratch + 9575648 /* t1213 */);
-    step_teacher_feedback_fwd_4(scratch + 7589552 /* t2334 */, scratch + 9547760 /* t2286 */, scratch + 9575632 /* t1203 */);
-    step_teacher_feedback_fwd_5(scratch + 9546496 /* t2337 */, scratch + 9539328 /* t2261 */, scratch + 9570304 /* t1178 */);
-    step_teacher_feedback_fwd_6(scratch + 9546512 /* t2340 */, scratch + 9547744 /* t2241 */, scratch + 9575616 /* t1158 */);
-    step_teacher_feedback_fwd_7(scratch + 9546528 /* t2343 */, scratch + 9547728 /* t2216 */, scratch + 9575600 /* t1135 */);
-    step_teacher_feedback_fwd_8(scratch + 9546544 /* t2346 */, scratch + 9547712 /* t2205 */, scratch + 9575584 /* t1125 */);
-    step_teacher_feedback_fwd_9(scratch + 9546560 /* t2349 */, scratch + 9537024 /* t2181 */, scratch + 8873472 /* t1101 */);
-    step_teacher_feedback_fwd_10(scratch + 9546576 /* t2352 */, scratch + 9547696 /* t2161 */, scratch + 9575568 /* t1081 */);
-    step_teacher_feedback_fwd_11(scratch + 9546592 /* t2355 */, scratch + 9547680 /* t2134 */, scratch + 9575552 /* t1056 */);
-    step_teacher_feedback_fwd_12(scratch + 9546608 /* t2358 */, scratch + 9547664 /* t2122 */, scratch + 9575536 /* t1045 */);
-    step_teacher_feedback_fwd_13(scratch + 9546624 /* t2361 */, scratch + 9527808 /* t2098 */, scratch + 9565696 /* t1021 */);
-    step_teacher_feedback_fwd_14(scratch + 9546640 /* t2364 */, scratch + 9547632 /* t2080 */, scratch + 9575504 /* t1003 */);
-    step_teacher_feedback_fwd_15(scratch + 9546656 /* t2367 */, scratch + 9547600 /* t2055 */, scratch + 9668128 /* t980 */);
-    step_teacher_feedback_fwd_16(scratch + 9546672 /* t2370 */, scratch + 9547568 /* t2044 */, scratch + 9668096 /* t970 */);
-    step_teacher_feedback_fwd_17(scratch + 9546688 /* t2373 */, scratch + 9518592 /* t2020 */, scratch + 9942528 /* t946 */);
-    step_teacher_feedback_fwd_18(scratch + 9546704 /* t2376 */, scratch + 9547536 /* t2000 */, scratch + 9955552 /* t926 */);
-    step_teacher_feedback_fwd_19(scratch + 9546720 /* t2379 */, scratch + 9545984 /* t1998 */, scratch + 9954432 /* t924 */);
-    step_teacher_feedback_fwd_20(scratch + 9546736 /* t2382 */, scratch + 9547504 /* t1955 */, scratch + 9955520 /* t883 */);
-    step_teacher_feedback_fwd_21(scratch + 9546752 /* t2385 */, scratch + 9547472 /* t1943 */, scratch + 9955488 /* t872 */);
-    step_teacher_feedback_fwd_22(scratch + 9546768 /* t2388 */, scratch + 9500160 /* t1919 */, scratch + 9924096 /* t848 */);
-    step_teacher_feedback_fwd_23(scratch + 9546784 /* t2391 */, scratch + 9547088 /* t1901 */, scratch + 9955264 /* t830 */);
-    step_teacher_feedback_fwd_24(scratch + 9546800 /* t2394 */, scratch + 9547024 /* t1876 */, scratch + 9955200 /* t807 */);
-    step_teacher_feedback_fwd_25(scratch + 9547152 /* t2397 */, scratch + 9546960 /* t1865 */, scratch + 9955136 /* t797 */);
-    step_teacher_feedback_fwd_26(scratch + 9547168 /* t2400 */, scratch + 8795648 /* t1841 */, scratch + 9868800 /* t773 */);
-    step_teacher_feedback_fwd_27(scratch + 9547184 /* t2403 */, scratch + 8877504 /* t1821 */, scratch + 9955072 /* t753 */);
-    step_teacher_feedback_fwd_28(scratch + 9547200 /* t2406 */, scratch + 9572608 /* t1819 */, scratch + 9951744 /* t751 */);
-    step_teacher_feedback_fwd_29(scratch + 9547216 /* t2409 */, scratch + 9575440 /* t1776 */, scratch + 9955008 /* t710 */);
-    step_teacher_feedback_fwd_30(scratch + 9547232 /* t2412 */, scratch + 8877440 /* t1764 */, scratch + 9954944 /* t699 */);
-    step_teacher_feedback_fwd_31(scratch + 9547248 /* t2415 */, scratch + 9574656 /* t1739 */, scratch + 9953792 /* t674 */);
-    step_teacher_feedback_fwd_32(scratch + 9547264 /* t2418 */, scratch + 9575680 /* t1737 */, scratch + 9955728 /* t672 */);
-    step_teacher_feedback_fwd_33(scratch + 9547808 /* t2419 */, io + 244704 /* t2420 */, scratch + 9547280 /* t2423 */, scratch + 7589504 /* t2326 */, scratch + 7589520 /* t2328 */, scratch + 7589536 /* t2331 */, scratch + 7589552 /* t2334 */, scratch + 9546496 /* t2337 */, scratch + 9546512 /* t2340 */, scratch + 9546528 /* t2343 */, scratch + 9546544 /* t2346 */, scratch + 9546560 /* t2349 */, scratch + 9546576 /* t2352 */, scratch + 9546592 /* t2355 */, scratch + 9546608 /* t2358 */, scratch + 9546624 /* t2361 */, scratch + 9546640 /* t2364 */, scratch + 9546656 /* t2367 */, scratch + 9546672 /* t2370 */, scratch + 9546688 /* t2373 */, scratch + 9546704 /* t2376 */, scratch + 9546720 /* t2379 */, scratch + 9546736 /* t2382 */, scratch + 9546752 /* t2385 */, scratch + 9546768 /* t2388 */, scratch + 9546784 /* t2391 */, scratch + 9546800 /* t2394 */, scratch + 9547152 /* t2397 */, scratch + 9547168 /* t2400 */, scratch + 9547184 /* t2403 */, scratch + 9547200 /* t2406 */, scratch + 9547216 /* t2409 */, scratch + 9547232 /* t2412 */, scratch + 9547248 /* t2415 */, scratch + 9547264 /* t2418 */, io + 226128 /* in_lr_student */, io + 226176 /* in_feedback_baseline */, io + 226160 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 8875776 /* t2425 */, scratch + 9547280 /* t2423 */, scratch + 7585536 /* t406 */);
-    step_teacher_feedback_vjp_2(scratch + 9546496 /* t2427 */, scratch + 8875776 /* t2425 */);
-    step_teacher_feedback_vjp_3(scratch + 9546624 /* t2428 */, scratch + 9546496 /* t2427 */, scratch + 7589312 /* t393 */);
-    step_teacher_loss_uda_vjp(scratch + 7589504 /* t2432 */, io + 226144 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 9546496 /* t2435 */, scratch + 7589504 /* t2432 */, scratch + 7589184 /* t388 */);
-    step_teacher_loss_uda_vjp_3(scratch + 7585536 /* t2437 */, scratch + 9546496 /* t2435 */, scratch + 7584256 /* t385 */);
-    step_teacher_loss_uda_vjp_4(scratch + 7589184 /* t2439 */, scratch + 7585536 /* t2437 */);
-    step_teacher_loss_uda_vjp_5(scratch + 9546496 /* t2440 */, scratch + 7589184 /* t2439 */, scratch + 7589312 /* t393 */);
-    step_teacher_loss_uda_vjp_6(scratch + 9534464 /* t2444 */, scratch + 9546624 /* t2428 */, scratch + 7586816 /* t392 */, scratch + 8875776 /* t2425 */, scratch + 9546496 /* t2440 */, scratch + 7585536 /* t2437 */);
-    step_teacher_loss_sup_vjp(scratch + 9535744 /* t2447 */, io + 225792 /* in_y */);
-    step_teacher_loss_sup_vjp_2(scratch + 7589504 /* t2449 */, scratch + 9535744 /* t2447 */);
-    step_teacher_loss_sup_vjp_3(scratch + 7589536 /* t2450 */, scratch + 7589504 /* t2449 */, scratch + 7589920 /* t367 */);
-    step_teacher_loss_sup_vjp_4(scratch + 9546496 /* t2453 */, scratch + 7589536 /* t2450 */, scratch + 7588864 /* t366 */, scratch + 9535744 /* t2447 */);
-    step_teacher_dense14_vjp(scratch + 7589504 /* t2454 */, scratch + 9546496 /* t2453 */);
-    step_teacher_dense14_vjp_2(scratch + 7589520 /* t2455 */, scratch + 9534464 /* t2444 */);
-    step_teacher_dense14_vjp_3(scratch + 9547824 /* t2456 */, scratch + 7589504 /* t2454 */, scratch + 7589520 /* t2455 */);
-    step_teacher_dense14_vjp_4(scratch + 8876800 /* t2462 */, scratch + 9915904 /* t2461 */, scratch + 9534464 /* t2444 */);
-    step_teacher_dense14_vjp_5(scratch + 9532416 /* t2468 */, scratch + 9546496 /* t2453 */, state + 77152 /* in_teacher_dense14_weight */, io + 226192 /* in_dropout_teacher_all_dropout13 */);
-    step_teacher_dense14_vjp_6(scratch + 8865280 /* t2469 */, scratch + 9534464 /* t2444 */, state + 77152 /* in_teacher_dense14_weight */, io + 236432 /* t2466 */);
-    step_teacher_global_avg_pool12_vjp(scratch + 8832512 /* t2470 */, scratch + 9532416 /* t2468 */);
-    step_teacher_global_avg_pool12_vjp_2(scratch + 8369664 /* t2471 */, scratch + 8865280 /* t2469 */);
-    step_teacher_leaky_relu11_vjp(scratch + 8074752 /* t2487 */, scratch + 9172480 /* t320 */, scratch + 7589696 /* t323 */, scratch + 7589824 /* t339 */, state + 77088 /* in_teacher_bn10_offset */);
-    step_teacher_leaky_relu11_vjp_2(scratch + 9467392 /* t2499 */, scratch + 8832512 /* t2472 */, scratch + 8074752 /* t2489 */);
-    step_teacher_leaky_relu11_vjp_3(scratch + 8664576 /* t2500 */, scratch + 8369664 /* t2473 */, scratch + 8238592 /* t2491 */);
-    step_teacher_bn10_vjp(scratch + 7589504 /* t2503 */, scratch + 9467392 /* t2501 */, scratch + 8875776 /* chunk */);
-    step_teacher_bn10_vjp_2(scratch + 9541632 /* t2504 */, scratch + 8664576 /* t2502 */, scratch + 8875776 /* chunk */);
-    step_teacher_bn10_vjp_3(scratch + 9547152 /* t2505 */, scratch + 7589504 /* t2503 */, scratch + 9541632 /* t2504 */);
-    step_teacher_bn10_vjp_4(scratch + 8832512 /* t2507 */, scratch + 9467392 /* t2501 */, scratch + 7589824 /* t339 */);
-    step_teacher_bn10_vjp_5(scratch + 3558912 /* t2509 */, scratch + 8664576 /* t2502 */, scratch + 7589824 /* t339 */);
-    step_teacher_bn10_vjp_6(scratch + 8074752 /* t2511 */, scratch + 8369664 /* t2515 */, scratch + 9172480 /* t2510 */, scratch + 7589696 /* t323 */);
-    step_teacher_bn10_vjp_7(scratch + 7589504 /* t2518 */, scratch + 9534464 /* t2529 */, scratch + 9467392 /* t2501 */, scratch + 8074752 /* t2512 */, scratch + 8832512 /* t2507 */, scratch + 9532416 /* chunk */);
-    step_teacher_bn10_vjp_8(scratch + 8875776 /* t2519 */, scratch + 9534528 /* t2530 */, scratch + 8664576 /* t2502 */, scratch + 8533504 /* t2516 */, scratch + 3558912 /* t2509 */, scratch + 9532416 /* chunk */);
-    step_teacher_bn10_vjp_9(scratch + 8875840 /* t2520 */, scratch + 9547216 /* t2526 */, scratch + 7589504 /* t2518 */, scratch + 8875776 /* t2519 */, scratch + 7589760 /* t328 */);
-    step_teacher_bn10_vjp_10(scratch + 7589504 /* t2540 */, scratch + 8875840 /* t2520 */, state + 77024 /* in_teacher_bn10_scale */, scratch + 7589760 /* t328 */);
-    step_teacher_bn10_vjp_11(scratch + 8074752 /* t2547 */, scratch + 8832512 /* t2507 */);
-    step_teacher_bn10_vjp_12(scratch + 8369664 /* t2548 */, scratch + 3558912 /* t2509 */);
-    step_teacher_bn10_vjp_13(scratch + 9532416 /* t2551 */, scratch + 9172480 /* t2542 */, scratch + 7589696 /* t323 */, scratch + 7589504 /* t2540 */, scratch + 8875776 /* chunk */);
-    step_teacher_bn10_vjp_14(scratch + 8875776 /* t2553 */, scratch + 9534464 /* t2529 */, scratch + 9534528 /* t2530 */, scratch + 9532416 /* t2551 */);
-    step_teacher_bn10_vjp_15(scratch + 6720000 /* t2555 */, scratch + 8074752 /* t2547 */, scratch + 8369664 /* t2548 */, scratch + 9172480 /* t2542 */, scratch + 7589696 /* t323 */, scratch + 7589504 /* t2540 */, scratch + 8875776 /* t2553 */);
-    step_teacher_res9_vjp(scratch + 3558912 /* t2574 */, scratch + 6720000 /* t2555 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
-    step_teacher_leaky_relu8_vjp(scratch + 4010496 /* t2570 */, scratch + 7623168 /* t246 */, scratch + 9955424 /* t249 */, scratch + 9955456 /* t265 */, state + 19392 /* in_teacher_bn7_offset */);
-    step_teacher_res9_vjp_2(scratch + 9543936 /* t2572 */, scratch + 4010496 /* t2570 */, scratch + 6720000 /* t2555 */, scratch /* chunk */);
-    step_teacher_res9_conv3_vjp(scratch + 9547280 /* t2575 */, scratch + 6720000 /* t2555 */, scratch + 8875776 /* chunk */);
-    step_teacher_res9_conv3_vjp_2(scratch + 4010496 /* t2596 */, scratch + 6720000 /* t2555 */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch /* chunk */);
-    step_teacher_res9_leaky_relu2_vjp(scratch + 7014912 /* t2592 */, scratch + 8877568 /* t2577 */, scratch + 7589440 /* t280 */, scratch + 7589632 /* t301 */, state + 37984 /* in_teacher_res9_bn1_offset */);
-    step_teacher_res9_conv3_vjp_3(scratch + 8832512 /* t2594 */, scratch + 7014912 /* t2592 */, scratch + 6720000 /* t2555 */, scratch /* chunk */);
-    step_teacher_res9_leaky_relu2_vjp_2(scratch + 8074752 /* t2617 */, scratch + 8877568 /* t2597 */, scratch + 7589440 /* t280 */, scratch + 7589632 /* t301 */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 4010496 /* t2596 */);
-    step_teacher_res9_bn1_vjp(scratch + 9547344 /* t2619 */, scratch + 7589504 /* t2623 */, scratch + 8872448 /* t2631 */, scratch + 8877568 /* t277 */, scratch + 7589440 /* t280 */, scratch + 8074752 /* t2618 */, scratch + 7589632 /* t301 */, scratch + 8869376 /* chunk */);
-    step_teacher_res9_bn1_vjp_2(scratch + 9547408 /* t2629 */, scratch + 7589568 /* t285 */, scratch + 7589504 /* t2623 */);
-    step_teacher_res9_bn1_vjp_3(scratch + 8872512 /* t2640 */, scratch + 7589504 /* t2623 */, state + 37920 /* in_teacher_res9_bn1_scale */, scratch + 7589568 /* t285 */);
-    step_teacher_res9_bn1_vjp_4(scratch + 7589504 /* t2647 */, scratch + 8877568 /* t277 */, scratch + 7589440 /* t280 */, scratch + 8872512 /* t2640 */, scratch + 8875776 /* chunk */);
-    step_teacher_res9_bn1_vjp_5(scratch + 7589568 /* t2649 */, scratch + 8872448 /* t2631 */, scratch + 7589504 /* t2647 */);
-    step_teacher_res9_bn1_vjp_6(scratch + 2211840 /* t2651 */, scratch + 8074752 /* t2618 */, scratch + 7589632 /* t301 */, scratch + 8877568 /* t277 */, scratch + 7589440 /* t280 */, scratch + 8872512 /* t2640 */, scratch + 7589568 /* t2649 */);
-    step_teacher_res9_conv0_vjp(scratch + 8876288 /* t2652 */, scratch + 2211840 /* t2651 */, scratch + 9541632 /* chunk */);
-    step_teacher_res9_conv0_vjp_2(scratch + 4010496 /* t2671 */, scratch + 2211840 /* t2651 */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch /* chunk */);
-    step_teacher_leaky_relu8_vjp_2(scratch + 6720000 /* t2667 */, scratch + 7623168 /* t246 */, scratch + 9955424 /* t249 */, scratch + 9955456 /* t265 */, state + 19392 /* in_teacher_bn7_offset */);
-    step_teacher_res9_conv0_vjp_3(scratch + 2577024 /* t2669 */, scratch + 6720000 /* t2667 */, scratch + 2211840 /* t2651 */, scratch /* chunk */);
-    step_teacher_leaky_relu8_vjp_3(scratch + 6720000 /* t2692 */, scratch + 7623168 /* t246 */, scratch + 9955424 /* t249 */, scratch + 9955456 /* t265 */, state + 19392 /* in_teacher_bn7_offset */, scratch + 3558912 /* t2574 */, scratch + 4010496 /* t2671 */);
-    step_teacher_bn7_vjp(scratch + 8876352 /* t2694 */, scratch + 8876384 /* t2699 */, scratch + 8876416 /* t2707 */, scratch + 7623168 /* t2696 */, scratch + 9955424 /* t249 */, scratch + 6720000 /* t2693 */, scratch + 9955456 /* t265 */, scratch + 9541632 /* chunk */);
-    step_teacher_bn7_vjp_2(scratch + 8876448 /* t2705 */, scratch + 7589888 /* t254 */, scratch + 8876384 /* t2699 */);
-    step_teacher_bn7_vjp_3(scratch + 8876480 /* t2716 */, scratch + 8876384 /* t2699 */, state + 19360 /* in_teacher_bn7_scale */, scratch + 7589888 /* t254 */);
-    step_teacher_bn7_vjp_4(scratch + 8876384 /* t2724 */, scratch + 7623168 /* t2718 */, scratch + 9955424 /* t249 */, scratch + 8876480 /* t2716 */, scratch + 8875776 /* chunk */);
-    step_teacher_bn7_vjp_5(scratch + 8876512 /* t2726 */, scratch + 8876416 /* t2707 */, scratch + 8876384 /* t2724 */);
-    step_teacher_bn7_vjp_6(scratch + 7171584 /* t2728 */, scratch + 6720000 /* t2693 */, scratch + 9955456 /* t265 */, scratch + 7623168 /* t2718 */, scratch + 9955424 /* t249 */, scratch + 8876480 /* t2716 */, scratch + 8876512 /* t2726 */);
-    step_teacher_res6_vjp(scratch + 3558912 /* t2747 */, scratch + 7171584 /* t2728 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
-    step_teacher_leaky_relu5_vjp(scratch + 1051520 /* t2743 */, scratch + 5365248 /* t172 */, scratch + 9955680 /* t175 */, scratch + 9955712 /* t191 */, state + 4880 /* in_teacher_bn4_offset */);
-    step_teacher_res6_vjp_2(scratch + 8872448 /* t2745 */, scratch + 1051520 /* t2743 */, scratch + 7171584 /* t2728 */, scratch /* chunk */);
-    step_teacher_res6_conv3_vjp(scratch + 8876384 /* t2748 */, scratch + 7171584 /* t2728 */, scratch + 8872960 /* chunk */);
-    step_teacher_res6_conv3_vjp_2(scratch + 6720000 /* t2769 */, scratch + 7171584 /* t2728 */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch /* chunk */);
-    step_teacher_res6_leaky_relu2_vjp(scratch + 7623168 /* t2765 */, scratch + 6268416 /* t2750 */, scratch + 9955328 /* t206 */, scratch + 9955392 /* t227 */, state + 9568 /* in_teacher_res6_bn1_offset */);
-    step_teacher_res6_conv3_vjp_3(scratch + 2595456 /* t2767 */, scratch + 7623168 /* t2765 */, scratch + 7171584 /* t2728 */, scratch /* chunk */);
-    step_teacher_res6_leaky_relu2_vjp_2(scratch /* t2790 */, scratch + 6268416 /* t2770 */, scratch + 9955328 /* t206 */, scratch + 9955392 /* t227 */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 6720000 /* t2769 */);
-    step_teacher_res6_bn1_vjp(scratch + 8876416 /* t2792 */, scratch + 9955424 /* t2796 */, scratch + 9955456 /* t2804 */, scratch + 6268416 /* t203 */, scratch + 9955328 /* t206 */, scratch /* t2791 */, scratch + 9955392 /* t227 */, scratch + 9541632 /* chunk */);
-    step_teacher_res6_bn1_vjp_2(scratch + 8876480 /* t2802 */, scratch + 9955360 /* t211 */, scratch + 9955424 /* t2796 */);
-    step_teacher_res6_bn1_vjp_3(scratch + 8876512 /* t2813 */, scratch + 9955424 /* t2796 */, state + 9536 /* in_teacher_res6_bn1_scale */, scratch + 9955360 /* t211 */);
-    step_teacher_res6_bn1_vjp_4(scratch + 9955360 /* t2820 */, scratch + 6268416 /* t203 */, scratch + 9955328 /* t206 */, scratch + 8876512 /* t2813 */, scratch + 8872960 /* chunk */);
-    step_teacher_res6_bn1_vjp_5(scratch + 9955424 /* t2822 */, scratch + 9955456 /* t2804 */, scratch + 9955360 /* t2820 */);
-    step_teacher_res6_bn1_vjp_6(scratch + 2125440 /* t2824 */, scratch /* t2791 */, scratch + 9955392 /* t227 */, scratch + 6268416 /* t203 */, scratch + 9955328 /* t206 */, scratch + 8876512 /* t2813 */, scratch + 9955424 /* t2822 */);
-    step_teacher_res6_conv0_vjp(scratch + 9955328 /* t2825 */, scratch + 2125440 /* t2824 */, scratch + 8872960 /* chunk */);
+    step_teacher_res6_bn1_fwd_2(scratch + 9408192 /* t206 */, scratch + 512 /* t204 */);
+    step_teacher_res6_bn1_fwd_3(scratch + 512 /* t210 */, scratch + 6268416 /* t203 */, scratch + 9408192 /* t206 */, scratch /* chunk */);
+    step_teacher_res6_bn1_fwd_4(scratch + 9408224 /* t211 */, state + 311328 /* in_teacher_res6_bn1_running_mean */, state + 311360 /* in_teacher_res6_bn1_running_var */, scratch + 9408256 /* t227 */, scratch + 512 /* t210 */, scratch + 9408192 /* t206 */, state + 9536 /* in_teacher_res6_bn1_scale */);
+    step_teacher_res6_leaky_relu2_fwd(scratch + 1622784 /* t235 */, scratch + 6268416 /* t203 */, scratch + 9408192 /* t206 */, scratch + 9408256 /* t227 */, state + 9568 /* in_teacher_res6_bn1_offset */);
+    step_teacher_res6_conv3_fwd(scratch + 2074368 /* t240 */, scratch + 1622784 /* t235 */, state + 9600 /* in_teacher_res6_conv3_weight */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch /* chunk */);
+    step_teacher_res6_fwd(scratch + 1047424 /* t244 */, scratch + 5365248 /* t198 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res6_fwd_2(scratch + 5365248 /* t246 */, scratch + 2074368 /* t241 */, scratch + 1047424 /* t245 */);
+    step_teacher_bn7_fwd(scratch + 5817344 /* t248 */, scratch + 5365248 /* t247 */, scratch + 5816832 /* chunk */);
+    step_teacher_bn7_fwd_2(scratch + 9408288 /* t249 */, scratch + 5817344 /* t248 */);
+    step_teacher_bn7_fwd_3(scratch + 5817344 /* t253 */, scratch + 5365248 /* t247 */, scratch + 9408288 /* t249 */, scratch + 5816832 /* chunk */);
+    step_teacher_bn7_fwd_4(scratch + 9408320 /* t254 */, state + 311392 /* in_teacher_bn7_running_mean */, state + 311424 /* in_teacher_bn7_running_var */, scratch + 9408352 /* t265 */, scratch + 5817344 /* t253 */, scratch + 9408288 /* t249 */, state + 19360 /* in_teacher_bn7_scale */);
+    step_teacher_leaky_relu8_fwd(scratch + 5816832 /* t272 */, scratch + 5365248 /* t247 */, scratch + 9408288 /* t249 */, scratch + 9408352 /* t265 */, state + 19392 /* in_teacher_bn7_offset */);
+    step_teacher_res9_conv0_fwd(scratch + 8325632 /* t277 */, scratch + 5816832 /* t272 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, scratch /* chunk */);
+    step_teacher_res9_bn1_fwd(scratch + 6721024 /* t278 */, scratch + 8325632 /* t277 */, scratch + 6720000 /* chunk */);
+    step_teacher_res9_bn1_fwd_2(scratch + 9407424 /* t280 */, scratch + 6721024 /* t278 */);
+    step_teacher_res9_bn1_fwd_3(scratch + 8620544 /* t284 */, scratch + 8325632 /* t277 */, scratch + 9407424 /* t280 */, scratch + 6720000 /* chunk */);
+    step_teacher_res9_bn1_fwd_4(scratch + 9407488 /* t285 */, state + 311456 /* in_teacher_res9_bn1_running_mean */, state + 311520 /* in_teacher_res9_bn1_running_var */, scratch + 9407552 /* t301 */, scratch + 8620544 /* t284 */, scratch + 9407424 /* t280 */, state + 37920 /* in_teacher_res9_bn1_scale */);
+    step_teacher_res9_leaky_relu2_fwd(scratch + 2213376 /* t309 */, scratch + 8325632 /* t277 */, scratch + 9407424 /* t280 */, scratch + 9407552 /* t301 */, state + 37984 /* in_teacher_res9_bn1_offset */);
+    step_teacher_res9_conv3_fwd(scratch + 6720000 /* t314 */, scratch + 2213376 /* t309 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
+    step_teacher_res9_fwd(scratch + 7014912 /* t318 */, scratch + 5816832 /* t272 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
+    step_teacher_res9_fwd_2(scratch + 8620544 /* t320 */, scratch + 6720000 /* t315 */, scratch + 7014912 /* t319 */);
+    step_teacher_bn10_fwd(scratch + 5817856 /* t322 */, scratch + 8620544 /* t321 */, scratch + 5816832 /* chunk */);
+    step_teacher_bn10_fwd_2(scratch + 9407616 /* t323 */, scratch + 5817856 /* t322 */);
+    step_teacher_bn10_fwd_3(scratch + 5817856 /* t327 */, scratch + 8620544 /* t321 */, scratch + 9407616 /* t323 */, scratch + 5816832 /* chunk */);
+    step_teacher_bn10_fwd_4(scratch + 9407680 /* t328 */, state + 311584 /* in_teacher_bn10_running_mean */, state + 311648 /* in_teacher_bn10_running_var */, scratch + 9407744 /* t339 */, scratch + 5817856 /* t327 */, scratch + 9407616 /* t323 */, state + 77024 /* in_teacher_bn10_scale */);
+    step_teacher_leaky_relu11_fwd(scratch + 5816832 /* t346 */, scratch + 8620544 /* t321 */, scratch + 9407616 /* t323 */, scratch + 9407744 /* t339 */, state + 77088 /* in_teacher_bn10_offset */);
+    step_teacher_global_avg_pool12_fwd(scratch + 6111744 /* t348 */, scratch + 5816832 /* t347 */);
+    step_teacher_dropout13_fwd(scratch + 9353728 /* t352 */, scratch + 6111744 /* t348 */, io + 226192 /* in_dropout_teacher_all_dropout13 */);
+    step_teacher_dense14_fwd(scratch + 8915456 /* t355 */, scratch + 9353728 /* t352 */, state + 77152 /* in_teacher_dense14_weight */, state + 77792 /* in_teacher_dense14_bias */);
+    step_teacher_loss_sup_fwd(scratch + 9407168 /* t363 */, scratch + 8915456 /* t356 */);
+    step_teacher_loss_sup_fwd_2(scratch + 8918336 /* t365 */, scratch + 9406848 /* t366 */, scratch + 8915456 /* t356 */, scratch + 9407168 /* t363 */);
+    step_teacher_loss_sup_fwd_3(scratch + 9408384 /* t367 */, scratch + 9406848 /* t366 */);
+    step_teacher_loss_sup_fwd_4(scratch + 9407168 /* t368 */, scratch + 9408384 /* t367 */);
+    step_teacher_loss_sup_fwd_5(scratch + 9408416 /* t372 */, io + 225792 /* in_y */, scratch + 8918336 /* t365 */, scratch + 9407168 /* t368 */);
+    step_teacher_loss_sup_fwd_6(io + 244624 /* t374 */, scratch + 9408416 /* t372 */);
+    step_teacher_loss_uda_fwd(scratch + 8918336 /* t376 */, scratch + 8915776 /* t357 */);
+    step_teacher_loss_uda_fwd_2(scratch + 9372160 /* t377 */, scratch + 8918336 /* t376 */);
+    step_teacher_loss_uda_fwd_3(scratch + 8919616 /* t379 */, scratch + 8918336 /* t376 */, scratch + 9372160 /* t377 */);
+    step_teacher_loss_uda_fwd_4(scratch + 8918336 /* t381 */, scratch + 8919616 /* t379 */);
+    step_teacher_loss_uda_fwd_5(scratch + 8918464 /* t382 */, scratch + 8918336 /* t381 */);
+    step_teacher_loss_uda_fwd_6(scratch + 9401856 /* t385 */, scratch + 8919616 /* t379 */, scratch + 8918464 /* t382 */);
+    step_teacher_loss_uda_fwd_7(scratch + 9403136 /* t386 */, scratch + 9401856 /* t385 */);
+    step_teacher_loss_uda_fwd_8(scratch + 9407168 /* t388 */, scratch + 9403136 /* t386 */);
+    step_teacher_loss_uda_fwd_9(scratch + 9404416 /* t389 */, scratch + 8917056 /* t358 */);
+    step_teacher_loss_uda_fwd_10(scratch + 9372160 /* t391 */, scratch + 9403136 /* t392 */, scratch + 8917056 /* t358 */, scratch + 9404416 /* t389 */);
+    step_teacher_loss_uda_fwd_11(scratch + 9407296 /* t393 */, scratch + 9403136 /* t392 */);
+    step_teacher_loss_uda_fwd_12(scratch + 9404416 /* t394 */, scratch + 9407296 /* t393 */);
+    step_teacher_loss_uda_fwd_13(scratch + 9404544 /* t398 */, scratch + 9372160 /* t391 */, scratch + 9404416 /* t394 */, scratch + 9401856 /* t385 */);
+    step_teacher_loss_uda_fwd_14(scratch + 9408416 /* t401 */, scratch + 9404544 /* t398 */, scratch + 9407168 /* t388 */);
+    step_teacher_loss_uda_fwd_15(io + 244640 /* t403 */, scratch + 9408416 /* t401 */);
+    step_teacher_loss_uda_fwd_16(scratch + 9408416 /* t404 */, scratch + 9407168 /* t388 */);
+    step_teacher_loss_uda_fwd_17(io + 244656 /* t405 */, scratch + 9408416 /* t404 */);
+    step_teacher_pseudo_labels_fwd(scratch + 9404416 /* t406 */, scratch + 8917056 /* t358 */);
+    step_student_conv0_fwd(scratch + 5816832 /* t413 */, io + 125440 /* t407 */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, scratch /* chunk */);
+    step_student_bn1_fwd(scratch + 9408416 /* t414 */, scratch + 5816832 /* t413 */, scratch + 9405696 /* chunk */);
+    step_student_bn1_fwd_2(scratch + 6234720 /* t416 */, scratch + 9408416 /* t414 */);
+    step_student_bn1_fwd_3(scratch + 9408416 /* t420 */, scratch + 5816832 /* t413 */, scratch + 6234720 /* t416 */, scratch + 9405696 /* chunk */);
+    step_student_bn1_fwd_4(scratch + 6234736 /* t421 */, state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 6234752 /* t433 */, scratch + 9408416 /* t420 */, scratch + 6234720 /* t416 */, state + 77968 /* in_student_bn1_scale */);
+    step_student_leaky_relu2_fwd(scratch + 1401216 /* t441 */, scratch + 5816832 /* t413 */, scratch + 6234720 /* t416 */, scratch + 6234752 /* t433 */, state + 77984 /* in_student_bn1_offset */);
+    step_student_res3_conv0_fwd(scratch + 6720000 /* t446 */, scratch + 1401216 /* t441 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
+    step_student_res3_bn1_fwd(scratch + 9408416 /* t447 */, scratch + 6720000 /* t446 */, scratch + 9405696 /* chunk */);
+    step_student_res3_bn1_fwd_2(scratch + 6234768 /* t448 */, scratch + 9408416 /* t447 */);
+    step_student_res3_bn1_fwd_3(scratch + 9408416 /* t452 */, scratch + 6720000 /* t446 */, scratch + 6234768 /* t448 */, scratch + 9405696 /* chunk */);
+    step_student_res3_bn1_fwd_4(scratch + 6234784 /* t453 */, state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 6234800 /* t464 */, scratch + 9408416 /* t452 */, scratch + 6234768 /* t448 */, state + 80320 /* in_student_res3_bn1_scale */);
+    step_student_res3_leaky_relu2_fwd(scratch + 1802624 /* t471 */, scratch + 6720000 /* t446 */, scratch + 6234768 /* t448 */, scratch + 6234800 /* t464 */, state + 80336 /* in_student_res3_bn1_offset */);
+    step_student_res3_conv3_fwd(scratch + 2204032 /* t476 */, scratch + 1802624 /* t471 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
+    step_student_res3_fwd(scratch + 7121408 /* t478 */, scratch + 2204032 /* t477 */, scratch + 1401216 /* t441 */);
+    step_student_bn4_fwd(scratch + 9408416 /* t480 */, scratch + 7121408 /* t479 */, scratch + 9405696 /* chunk */);
+    step_student_bn4_fwd_2(scratch + 6234816 /* t481 */, scratch + 9408416 /* t480 */);
+    step_student_bn4_fwd_3(scratch + 9408416 /* t485 */, scratch + 7121408 /* t479 */, scratch + 6234816 /* t481 */, scratch + 9405696 /* chunk */);
+    step_student_bn4_fwd_4(scratch + 6234832 /* t486 */, state + 311776 /* in_student_bn4_running_mean */, state + 311792 /* in_student_bn4_running_var */, scratch + 6234848 /* t497 */, scratch + 9408416 /* t485 */, scratch + 6234816 /* t481 */, state + 82672 /* in_student_bn4_scale */);
+    step_student_leaky_relu5_fwd(scratch + 2088576 /* t504 */, scratch + 7121408 /* t479 */, scratch + 6234816 /* t481 */, scratch + 6234848 /* t497 */, state + 82688 /* in_student_bn4_offset */);
+    step_student_res6_conv0_fwd(scratch + 7924224 /* t509 */, scratch + 2088576 /* t504 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, scratch /* chunk */);
+    step_student_res6_bn1_fwd(scratch + 9407808 /* t510 */, scratch + 7924224 /* t509 */, scratch + 9372160 /* chunk */);
+    step_student_res6_bn1_fwd_2(scratch + 6234624 /* t512 */, scratch + 9407808 /* t510 */);
+    step_student_res6_bn1_fwd_3(scratch + 9407808 /* t516 */, scratch + 7924224 /* t509 */, scratch + 6234624 /* t512 */, scratch + 9372160 /* chunk */);
+    step_student_res6_bn1_fwd_4(scratch + 6234656 /* t517 */, state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 6234688 /* t529 */, scratch + 9407808 /* t516 */, scratch + 6234624 /* t512 */, state + 87344 /* in_student_res6_bn1_scale */);
+    step_student_res6_leaky_relu2_fwd(scratch + 8124928 /* t537 */, scratch + 7924224 /* t509 */, scratch + 6234624 /* t512 */, scratch + 6234688 /* t529 */, state + 87376 /* in_student_res6_bn1_offset */);
+    step_student_res6_conv3_fwd(scratch + 7522816 /* t542 */, scratch + 8124928 /* t537 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
+    step_student_res6_fwd(scratch + 7723520 /* t546 */, scratch + 2088576 /* t504 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
+    step_student_res6_fwd_2(scratch + 8124928 /* t548 */, scratch + 7522816 /* t543 */, scratch + 7723520 /* t547 */);
+    step_student_bn7_fwd(scratch + 9407808 /* t550 */, scratch + 8124928 /* t549 */, scratch + 9372160 /* chunk */);
+    step_student_bn7_fwd_2(scratch + 9392128 /* t551 */, scratch + 9407808 /* t550 */);
+    step_student_bn7_fwd_3(scratch + 9407808 /* t555 */, scratch + 8124928 /* t549 */, scratch + 9392128 /* t551 */, scratch + 9372160 /* chunk */);
+    step_student_bn7_fwd_4(scratch + 9392160 /* t556 */, state + 311872 /* in_student_bn7_running_mean */, state + 311904 /* in_student_bn7_running_var */, scratch + 9392192 /* t567 */, scratch + 9407808 /* t555 */, scratch + 9392128 /* t551 */, state + 97168 /* in_student_bn7_scale */);
+    step_student_leaky_relu8_fwd(scratch + 7522816 /* t574 */, scratch + 8124928 /* t549 */, scratch + 9392128 /* t551 */, scratch + 9392192 /* t567 */, state + 97200 /* in_student_bn7_offset */);
+    step_student_res9_conv0_fwd(scratch + 8915456 /* t579 */, scratch + 7522816 /* t574 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, scratch /* chunk */);
+    step_student_res9_bn1_fwd(scratch + 9405696 /* t580 */, scratch + 8915456 /* t579 */, scratch + 9372160 /* chunk */);
+    step_student_res9_bn1_fwd_2(scratch + 9406336 /* t582 */, scratch + 9405696 /* t580 */);
+    step_student_res9_bn1_fwd_3(scratch + 9406400 /* t586 */, scratch + 8915456 /* t579 */, scratch + 9406336 /* t582 */, scratch + 9372160 /* chunk */);
+    step_student_res9_bn1_fwd_4(scratch + 9406464 /* t587 */, state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 9406528 /* t599 */, scratch + 9406400 /* t586 */, scratch + 9406336 /* t582 */, state + 115728 /* in_student_res9_bn1_scale */);
+    step_student_res9_leaky_relu2_fwd(scratch + 7723520 /* t607 */, scratch + 8915456 /* t579 */, scratch + 9406336 /* t582 */, scratch + 9406528 /* t599 */, state + 115792 /* in_student_res9_bn1_offset */);
+    step_student_res9_conv3_fwd(scratch + 2213376 /* t612 */, scratch + 7723520 /* t607 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
+    step_student_res9_fwd(scratch + 7723520 /* t616 */, scratch + 7522816 /* t574 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
+    step_student_res9_fwd_2(scratch + 7522816 /* t618 */, scratch + 2213376 /* t613 */, scratch + 7723520 /* t617 */);
+    step_student_bn10_fwd(scratch + 9406400 /* t620 */, scratch + 7522816 /* t619 */, scratch + 9372160 /* chunk */);
+    step_student_bn10_fwd_2(scratch + 9406592 /* t621 */, scratch + 9406400 /* t620 */);
+    step_student_bn10_fwd_3(scratch + 9406400 /* t625 */, scratch + 7522816 /* t619 */, scratch + 9406592 /* t621 */, scratch + 9372160 /* chunk */);
+    step_student_bn10_fwd_4(scratch + 9406656 /* t626 */, state + 312064 /* in_student_bn10_running_mean */, state + 312128 /* in_student_bn10_running_var */, scratch + 9406720 /* t637 */, scratch + 9406400 /* t625 */, scratch + 9406592 /* t621 */, state + 154832 /* in_student_bn10_scale */);
+    step_student_leaky_relu11_fwd(scratch + 7653888 /* t644 */, scratch + 7522816 /* t619 */, scratch + 9406592 /* t621 */, scratch + 9406720 /* t637 */, state + 154896 /* in_student_bn10_offset */);
+    step_student_global_avg_pool12_fwd(scratch + 6218240 /* t646 */, scratch + 7653888 /* t645 */);
+    step_student_global_avg_pool12_fwd_2(scratch + 6226432 /* t648 */, scratch + 6218240 /* t646 */);
+    step_student_dense13_fwd(scratch + 6218240 /* t651 */, scratch + 6226432 /* t648 */, state + 154960 /* in_student_dense13_weight */, state + 155600 /* in_student_dense13_bias */);
+    step_student_loss_u_fwd(scratch + 9405696 /* t652 */, scratch + 6218240 /* t651 */);
+    step_student_loss_u_fwd_2(scratch + 6219520 /* t654 */, scratch + 6220800 /* t655 */, scratch + 6218240 /* t651 */, scratch + 9405696 /* t652 */);
+    step_student_loss_u_fwd_3(scratch + 9405696 /* t656 */, scratch + 6220800 /* t655 */);
+    step_student_loss_u_fwd_4(scratch + 9405824 /* t657 */, scratch + 9405696 /* t656 */);
+    step_student_loss_u_fwd_5(scratch + 9406400 /* t661 */, scratch + 6219520 /* t654 */, scratch + 9405824 /* t657 */, scratch + 9404416 /* t406 */);
+    step_student_loss_u_fwd_6(io + 244672 /* t663 */, scratch + 9406400 /* t661 */);
+    step_student_loss_u_vjp(scratch + 6218240 /* t665 */, scratch + 9404416 /* t406 */);
+    step_student_loss_u_vjp_2(scratch + 9405824 /* t667 */, scratch + 6218240 /* t665 */);
+    step_student_loss_u_vjp_3(scratch + 9405952 /* t668 */, scratch + 9405824 /* t667 */, scratch + 9405696 /* t656 */);
+    step_student_loss_u_vjp_4(scratch + 9372160 /* t671 */, scratch + 9405952 /* t668 */, scratch + 6220800 /* t655 */, scratch + 6218240 /* t665 */);
+    step_student_dense13_vjp(scratch + 9408656 /* t672 */, scratch + 9372160 /* t671 */);
+    step_student_dense13_vjp_2(scratch + 9405696 /* t674 */, scratch + 6226432 /* t648 */, scratch + 9372160 /* t671 */);
+    step_student_dense13_vjp_3(scratch + 6218240 /* t675 */, scratch + 9372160 /* t671 */, state + 154960 /* in_student_dense13_weight */);
+    step_student_global_avg_pool12_vjp(scratch + 7653888 /* t676 */, scratch + 6218240 /* t675 */);
+    step_student_leaky_relu11_vjp(scratch + 7784960 /* t697 */, scratch + 7522816 /* t618 */, scratch + 9406592 /* t621 */, scratch + 9406720 /* t637 */, state + 154896 /* in_student_bn10_offset */, scratch + 7653888 /* t677 */);
+    step_student_bn10_vjp(scratch + 9407808 /* t699 */, scratch + 9406400 /* t704 */, scratch + 9406784 /* t712 */, scratch + 7522816 /* t701 */, scratch + 9406592 /* t621 */, scratch + 7784960 /* t698 */, scratch + 9406720 /* t637 */, scratch + 7916032 /* chunk */);
+    step_student_bn10_vjp_2(scratch + 9407872 /* t710 */, scratch + 9406656 /* t626 */, scratch + 9406400 /* t704 */);
+    step_student_bn10_vjp_3(scratch + 7917056 /* t721 */, scratch + 9406400 /* t704 */, state + 154832 /* in_student_bn10_scale */, scratch + 9406656 /* t626 */);
+    step_student_bn10_vjp_4(scratch + 9406400 /* t729 */, scratch + 7522816 /* t723 */, scratch + 9406592 /* t621 */, scratch + 7917056 /* t721 */, scratch + 7916032 /* chunk */);
+    step_student_bn10_vjp_5(scratch + 9406656 /* t731 */, scratch + 9406784 /* t712 */, scratch + 9406400 /* t729 */);
+    step_student_bn10_vjp_6(scratch + 9046528 /* t733 */, scratch + 7784960 /* t698 */, scratch + 9406720 /* t637 */, scratch + 7522816 /* t723 */, scratch + 9406592 /* t621 */, scratch + 7917056 /* t721 */, scratch + 9406656 /* t731 */);
+    step_student_res9_vjp(scratch + 7522816 /* t752 */, scratch + 9046528 /* t733 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
+    step_student_leaky_relu8_vjp(scratch + 7723520 /* t748 */, scratch + 8124928 /* t548 */, scratch + 9392128 /* t551 */, scratch + 9392192 /* t567 */, state + 97200 /* in_student_bn7_offset */);
+    step_student_res9_vjp_2(scratch + 9399808 /* t750 */, scratch + 7723520 /* t748 */, scratch + 9046528 /* t733 */, scratch /* chunk */);
+    step_student_res9_conv3_vjp(scratch + 9407936 /* t753 */, scratch + 9046528 /* t733 */, scratch + 9372160 /* chunk */);
+    step_student_res9_conv3_vjp_2(scratch + 7723520 /* t774 */, scratch + 9046528 /* t733 */, state + 115856 /* in_student_res9_conv3_weight */, scratch /* chunk */);
+    step_student_res9_leaky_relu2_vjp(scratch + 9177600 /* t770 */, scratch + 8915456 /* t755 */, scratch + 9406336 /* t582 */, scratch + 9406528 /* t599 */, state + 115792 /* in_student_res9_bn1_offset */);
+    step_student_res9_conv3_vjp_3(scratch + 9316864 /* t772 */, scratch + 9177600 /* t770 */, scratch + 9046528 /* t733 */, scratch /* chunk */);
+    step_student_res9_leaky_relu2_vjp_2(scratch /* t795 */, scratch + 8915456 /* t775 */, scratch + 9406336 /* t582 */, scratch + 9406528 /* t599 */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 7723520 /* t774 */);
+    step_student_res9_bn1_vjp(scratch + 9408000 /* t797 */, scratch + 9406400 /* t801 */, scratch + 9406592 /* t809 */, scratch + 8915456 /* t579 */, scratch + 9406336 /* t582 */, scratch /* t796 */, scratch + 9406528 /* t599 */, scratch + 6218240 /* chunk */);
+    step_student_res9_bn1_vjp_2(scratch + 9408064 /* t807 */, scratch + 9406464 /* t587 */, scratch + 9406400 /* t801 */);
+    step_student_res9_bn1_vjp_3(scratch + 9406656 /* t818 */, scratch + 9406400 /* t801 */, state + 115728 /* in_student_res9_bn1_scale */, scratch + 9406464 /* t587 */);
+    step_student_res9_bn1_vjp_4(scratch + 9406400 /* t825 */, scratch + 8915456 /* t579 */, scratch + 9406336 /* t582 */, scratch + 9406656 /* t818 */, scratch + 9372160 /* chunk */);
+    step_student_res9_bn1_vjp_5(scratch + 9406464 /* t827 */, scratch + 9406592 /* t809 */, scratch + 9406400 /* t825 */);
+    step_student_res9_bn1_vjp_6(scratch + 2412544 /* t829 */, scratch /* t796 */, scratch + 9406528 /* t599 */, scratch + 8915456 /* t579 */, scratch + 9406336 /* t582 */, scratch + 9406656 /* t818 */, scratch + 9406464 /* t827 */);
+    step_student_res9_conv0_vjp(scratch + 9408128 /* t830 */, scratch + 2412544 /* t829 */, scratch + 9372160 /* chunk */);
+    step_student_res9_conv0_vjp_2(scratch + 7723520 /* t849 */, scratch + 2412544 /* t829 */, state + 97232 /* in_student_res9_conv0_weight */, scratch /* chunk */);
+    step_student_leaky_relu8_vjp_2(scratch + 2211840 /* t845 */, scratch + 8124928 /* t548 */, scratch + 9392128 /* t551 */, scratch + 9392192 /* t567 */, state + 97200 /* in_student_bn7_offset */);
+    step_student_res9_conv0_vjp_3(scratch + 9372160 /* t847 */, scratch + 2211840 /* t845 */, scratch + 2412544 /* t829 */, scratch /* chunk */);
+    step_student_leaky_relu8_vjp_3(scratch /* t870 */, scratch + 8124928 /* t548 */, scratch + 9392128 /* t551 */, scratch + 9392192 /* t567 */, state + 97200 /* in_student_bn7_offset */, scratch + 7522816 /* t752 */, scratch + 7723520 /* t849 */);
+    step_student_bn7_vjp(scratch + 9408416 /* t872 */, scratch + 9406336 /* t877 */, scratch + 9406368 /* t885 */, scratch + 8124928 /* t874 */, scratch + 9392128 /* t551 */, scratch /* t871 */, scratch + 9392192 /* t567 */, scratch + 9390592 /* chunk */);
+    step_student_bn7_vjp_2(scratch + 9408448 /* t883 */, scratch + 9392160 /* t556 */, scratch + 9406336 /* t877 */);
+    step_student_bn7_vjp_3(scratch + 9406400 /* t894 */, scratch + 9406336 /* t877 */, state + 97168 /* in_student_bn7_scale */, scratch + 9392160 /* t556 */);
+    step_student_bn7_vjp_4(scratch + 9392160 /* t902 */, scratch + 8124928 /* t896 */, scratch + 9392128 /* t551 */, scratch + 9406400 /* t894 */, scratch + 9390592 /* chunk */);
+    step_student_bn7_vjp_5(scratch + 9406336 /* t904 */, scratch + 9406368 /* t885 */, scratch + 9392160 /* t902 */);
+    step_student_bn7_vjp_6(scratch + 8915456 /* t906 */, scratch /* t871 */, scratch + 9392192 /* t567 */, scratch + 8124928 /* t896 */, scratch + 9392128 /* t551 */, scratch + 9406400 /* t894 */, scratch + 9406336 /* t904 */);
+    step_student_res6_vjp(scratch + 7522816 /* t925 */, scratch + 8915456 /* t906 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
+    step_student_leaky_relu5_vjp(scratch + 806912 /* t921 */, scratch + 7121408 /* t478 */, scratch + 6234816 /* t481 */, scratch + 6234848 /* t497 */, state + 82688 /* in_student_bn4_offset */);
+    step_student_res6_vjp_2(scratch + 9406336 /* t923 */, scratch + 806912 /* t921 */, scratch + 8915456 /* t906 */, scratch /* chunk */);
+    step_student_res6_conv3_vjp(scratch + 9408480 /* t926 */, scratch + 8915456 /* t906 */, scratch + 9390592 /* chunk */);
+    step_student_res6_conv3_vjp_2(scratch + 8124928 /* t947 */, scratch + 8915456 /* t906 */, state + 87408 /* in_student_res6_conv3_weight */, scratch /* chunk */);
+    step_student_res6_leaky_relu2_vjp(scratch + 9116160 /* t943 */, scratch + 7924224 /* t928 */, scratch + 6234624 /* t512 */, scratch + 6234688 /* t529 */, state + 87376 /* in_student_res6_bn1_offset */);
+    step_student_res6_conv3_vjp_3(scratch + 9390592 /* t945 */, scratch + 9116160 /* t943 */, scratch + 8915456 /* t906 */, scratch /* chunk */);
+    step_student_res6_leaky_relu2_vjp_2(scratch /* t968 */, scratch + 7924224 /* t948 */, scratch + 6234624 /* t512 */, scratch + 6234688 /* t529 */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 8124928 /* t947 */);
+    step_student_res6_bn1_vjp(scratch + 9122304 /* t970 */, scratch + 6219776 /* t974 */, scratch + 6219808 /* t982 */, scratch + 7924224 /* t509 */, scratch + 6234624 /* t512 */, scratch /* t969 */, scratch + 6234688 /* t529 */, scratch + 6218240 /* chunk */);
+    step_student_res6_bn1_vjp_2(scratch + 9122336 /* t980 */, scratch + 6234656 /* t517 */, scratch + 6219776 /* t974 */);
+    step_student_res6_bn1_vjp_3(scratch + 6218752 /* t991 */, scratch + 6219776 /* t974 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 6234656 /* t517 */);
+    step_student_res6_bn1_vjp_4(scratch + 6234656 /* t998 */, scratch + 7924224 /* t509 */, scratch + 6234624 /* t512 */, scratch + 6218752 /* t991 */, scratch + 6218240 /* chunk */);
+    step_student_res6_bn1_vjp_5(scratch + 6218240 /* t1000 */, scratch + 6219808 /* t982 */, scratch + 6234656 /* t998 */);
+    step_student_res6_bn1_vjp_6(scratch + 8915456 /* t1002 */, scratch /* t969 */, scratch + 6234688 /* t529 */, scratch + 7924224 /* t509 */, scratch + 6234624 /* t512 */, scratch + 6218752 /* t991 */, scratch + 6218240 /* t1000 */);
+    step_student_res6_conv0_vjp(scratch + 9122368 /* t1003 */, scratch + 8915456 /* t1002 */, scratch + 6218240 /* chunk */);
+    step_student_res6_conv0_vjp_2(scratch + 2125440 /* t1022 */, scratch + 8915456 /* t1002 */, state + 82704 /* in_student_res6_conv0_weight */, scratch /* chunk */);
+    step_student_leaky_relu5_vjp_2(scratch + 7924224 /* t1018 */, scratch + 7121408 /* t478 */, scratch + 6234816 /* t481 */, scratch + 6234848 /* t497 */, state + 82688 /* in_student_bn4_offset */);
+    step_student_res6_conv0_vjp_3(scratch + 9116160 /* t1020 */, scratch + 7924224 /* t1018 */, scratch + 8915456 /* t1002 */, scratch /* chunk */);
+    step_student_leaky_relu5_vjp_3(scratch /* t1043 */, scratch + 7121408 /* t478 */, scratch + 6234816 /* t481 */, scratch + 6234848 /* t497 */, state + 82688 /* in_student_bn4_offset */, scratch + 7522816 /* t925 */, scratch + 2125440 /* t1022 */);
+    step_student_bn4_vjp(scratch + 8224736 /* t1045 */, scratch + 9120768 /* t1050 */, scratch + 9120784 /* t1058 */, scratch + 7121408 /* t1047 */, scratch + 6234816 /* t481 */, scratch /* t1044 */, scratch + 6234848 /* t497 */, scratch + 6218240 /* chunk */);
+    step_student_bn4_vjp_2(scratch + 8224752 /* t1056 */, scratch + 6234832 /* t486 */, scratch + 9120768 /* t1050 */);
+    step_student_bn4_vjp_3(scratch + 9120800 /* t1067 */, scratch + 9120768 /* t1050 */, state + 82672 /* in_student_bn4_scale */, scratch + 6234832 /* t486 */);
+    step_student_bn4_vjp_4(scratch + 6234832 /* t1075 */, scratch + 7121408 /* t1069 */, scratch + 6234816 /* t481 */, scratch + 9120800 /* t1067 */, scratch + 6218240 /* chunk */);
+    step_student_bn4_vjp_5(scratch + 9120768 /* t1077 */, scratch + 9120784 /* t1058 */, scratch + 6234832 /* t1075 */);
+    step_student_bn4_vjp_6(scratch + 1857920 /* t1079 */, scratch /* t1044 */, scratch + 6234848 /* t497 */, scratch + 7121408 /* t1069 */, scratch + 6234816 /* t481 */, scratch + 9120800 /* t1067 */, scratch + 9120768 /* t1077 */);
+    step_student_res3_conv3_vjp(scratch + 8224768 /* t1081 */, scratch + 1857920 /* t1079 */, scratch + 6218240 /* chunk */);
+    step_student_res3_conv3_vjp_2(scratch + 7121408 /* t1102 */, scratch + 1857920 /* t1079 */, state + 80352 /* in_student_res3_conv3_weight */, scratch /* chunk */);
+    step_student_res3_leaky_relu2_vjp(scratch + 7522816 /* t1098 */, scratch + 6720000 /* t1083 */, scratch + 6234768 /* t448 */, scratch + 6234800 /* t464 */, state + 80336 /* in_student_res3_bn1_offset */);
+    step_student_res3_conv3_vjp_3(scratch + 8209408 /* t1100 */, scratch + 7522816 /* t1098 */, scratch + 1857920 /* t1079 */, scratch /* chunk */);
+    step_student_res3_leaky_relu2_vjp_2(scratch /* t1123 */, scratch + 6720000 /* t1103 */, scratch + 6234768 /* t448 */, scratch + 6234800 /* t464 */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 7121408 /* t1102 */);
+    step_student_res3_bn1_vjp(scratch + 8224784 /* t1125 */, scratch + 9120768 /* t1129 */, scratch + 9120784 /* t1137 */, scratch + 6720000 /* t446 */, scratch + 6234768 /* t448 */, scratch /* t1124 */, scratch + 6234800 /* t464 */, scratch + 6218240 /* chunk */);
+    step_student_res3_bn1_vjp_2(scratch + 8224800 /* t1135 */, scratch + 6234784 /* t453 */, scratch + 9120768 /* t1129 */);
+    step_student_res3_bn1_vjp_3(scratch + 9120800 /* t1146 */, scratch + 9120768 /* t1129 */, state + 80320 /* in_student_res3_bn1_scale */, scratch + 6234784 /* t453 */);
+    step_student_res3_bn1_vjp_4(scratch + 6234784 /* t1153 */, scratch + 6720000 /* t446 */, scratch + 6234768 /* t448 */, scratch + 9120800 /* t1146 */, scratch + 6218240 /* chunk */);
+    step_student_res3_bn1_vjp_5(scratch + 9120768 /* t1155 */, scratch + 9120784 /* t1137 */, scratch + 6234784 /* t1153 */);
+    step_student_res3_bn1_vjp_6(scratch + 7121408 /* t1157 */, scratch /* t1124 */, scratch + 6234800 /* t464 */, scratch + 6720000 /* t446 */, scratch + 6234768 /* t448 */, scratch + 9120800 /* t1146 */, scratch + 9120768 /* t1155 */);
+    step_student_res3_conv0_vjp(scratch + 8224816 /* t1158 */, scratch + 7121408 /* t1157 */, scratch + 6218240 /* chunk */);
+    step_student_res3_conv0_vjp_2(scratch + 6720000 /* t1179 */, scratch + 7121408 /* t1157 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
+    step_student_leaky_relu2_vjp(scratch + 7522816 /* t1175 */, scratch + 5816832 /* t1160 */, scratch + 6234720 /* t416 */, scratch + 6234752 /* t433 */, state + 77984 /* in_student_bn1_offset */);
+    step_student_res3_conv0_vjp_3(scratch + 8211712 /* t1177 */, scratch + 7522816 /* t1175 */, scratch + 7121408 /* t1157 */, scratch /* chunk */);
+    step_student_leaky_relu2_vjp_2(scratch /* t1201 */, scratch + 5816832 /* t1181 */, scratch + 6234720 /* t416 */, scratch + 6234752 /* t433 */, state + 77984 /* in_student_bn1_offset */, scratch + 1857920 /* t1080 */, scratch + 6720000 /* t1179 */);
+    step_student_bn1_vjp(scratch + 8224832 /* t1203 */, scratch + 9120768 /* t1207 */, scratch + 9120784 /* t1215 */, scratch + 5816832 /* t413 */, scratch + 6234720 /* t416 */, scratch /* t1202 */, scratch + 6234752 /* t433 */, scratch + 6218240 /* chunk */);
+    step_student_bn1_vjp_2(scratch + 8224848 /* t1213 */, scratch + 6234736 /* t421 */, scratch + 9120768 /* t1207 */);
+    step_student_bn1_vjp_3(scratch + 9120800 /* t1224 */, scratch + 9120768 /* t1207 */, state + 77968 /* in_student_bn1_scale */, scratch + 6234736 /* t421 */);
+    step_student_bn1_vjp_4(scratch + 6234736 /* t1231 */, scratch + 5816832 /* t413 */, scratch + 6234720 /* t416 */, scratch + 9120800 /* t1224 */, scratch + 6218240 /* chunk */);
+    step_student_bn1_vjp_5(scratch + 9120768 /* t1233 */, scratch + 9120784 /* t1215 */, scratch + 6234736 /* t1231 */);
+    step_student_bn1_vjp_6(scratch + 1172480 /* t1235 */, scratch /* t1202 */, scratch + 6234752 /* t433 */, scratch + 5816832 /* t413 */, scratch + 6234720 /* t416 */, scratch + 9120800 /* t1224 */, scratch + 9120768 /* t1233 */);
+    step_student_conv0_vjp(scratch + 8224864 /* t1236 */, scratch + 1172480 /* t1235 */, scratch + 8214016 /* chunk */);
+    step_student_conv0_vjp_2(scratch + 8223872 /* t1237 */, io + 125440 /* t407 */, scratch + 1172480 /* t1235 */, scratch /* chunk */);
+    step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 8223872 /* t1238 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_update_2(state + 233568 /* in_student_momentum_conv0_bias */, state + 77952 /* in_student_conv0_bias */, state + 233584 /* in_student_momentum_bn1_scale */, state + 77968 /* in_student_bn1_scale */, state + 233600 /* in_student_momentum_bn1_offset */, state + 77984 /* in_student_bn1_offset */, scratch + 8224864 /* t1236 */, io + 226128 /* in_lr_student */, scratch + 8224848 /* t1213 */, scratch + 8224832 /* t1203 */);
+    step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 8211712 /* t1178 */, io + 226128 /* in_lr_student */);
+    step_student_res3_conv0_update_2(state + 235920 /* in_student_momentum_res3_conv0_bias */, state + 80304 /* in_student_res3_conv0_bias */, state + 235936 /* in_student_momentum_res3_bn1_scale */, state + 80320 /* in_student_res3_bn1_scale */, state + 235952 /* in_student_momentum_res3_bn1_offset */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 8224816 /* t1158 */, io + 226128 /* in_lr_student */, scratch + 8224800 /* t1135 */, scratch + 8224784 /* t1125 */);
+    step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 8209408 /* t1101 */, io + 226128 /* in_lr_student */);
+    step_student_res3_conv3_update_2(state + 238272 /* in_student_momentum_res3_conv3_bias */, state + 82656 /* in_student_res3_conv3_bias */, state + 238288 /* in_student_momentum_bn4_scale */, state + 82672 /* in_student_bn4_scale */, state + 238304 /* in_student_momentum_bn4_offset */, state + 82688 /* in_student_bn4_offset */, scratch + 8224768 /* t1081 */, io + 226128 /* in_lr_student */, scratch + 8224752 /* t1056 */, scratch + 8224736 /* t1045 */);
+    step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 9116160 /* t1021 */, io + 226128 /* in_lr_student */);
+    step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 9122368 /* t1003 */, io + 226128 /* in_lr_student */, scratch + 9122336 /* t980 */, scratch + 9122304 /* t970 */);
+    step_student_res6_conv3_update(state + 243024 /* in_student_momentum_res6_conv3_weight */, state + 87408 /* in_student_res6_conv3_weight */, scratch + 9390592 /* t946 */, io + 226128 /* in_lr_student */);
+    step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 9408480 /* t926 */, io + 226128 /* in_lr_student */);
+    step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 9406336 /* t924 */, io + 226128 /* in_lr_student */);
+    step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 9408448 /* t883 */, io + 226128 /* in_lr_student */, scratch + 9408416 /* t872 */);
+    step_student_res9_conv0_update(state + 252848 /* in_student_momentum_res9_conv0_weight */, state + 97232 /* in_student_res9_conv0_weight */, scratch + 9372160 /* t848 */, io + 226128 /* in_lr_student */);
+    step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 9408128 /* t830 */, io + 226128 /* in_lr_student */, scratch + 9408064 /* t807 */, scratch + 9408000 /* t797 */);
+    step_student_res9_conv3_update(state + 271472 /* in_student_momentum_res9_conv3_weight */, state + 115856 /* in_student_res9_conv3_weight */, scratch + 9316864 /* t773 */, io + 226128 /* in_lr_student */);
+    step_student_res9_conv3_update_2(state + 308336 /* in_student_momentum_res9_conv3_bias */, state + 152720 /* in_student_res9_conv3_bias */, scratch + 9407936 /* t753 */, io + 226128 /* in_lr_student */);
+    step_student_res9_shortcut_update(state + 308400 /* in_student_momentum_res9_shortcut_weight */, state + 152784 /* in_student_res9_shortcut_weight */, scratch + 9399808 /* t751 */, io + 226128 /* in_lr_student */);
+    step_student_bn10_update(state + 310448 /* in_student_momentum_bn10_scale */, state + 154832 /* in_student_bn10_scale */, state + 310512 /* in_student_momentum_bn10_offset */, state + 154896 /* in_student_bn10_offset */, scratch + 9407872 /* t710 */, io + 226128 /* in_lr_student */, scratch + 9407808 /* t699 */);
+    step_student_dense13_update(state + 310576 /* in_student_momentum_dense13_weight */, state + 154960 /* in_student_dense13_weight */, scratch + 9405696 /* t674 */, io + 226128 /* in_lr_student */);
+    step_student_dense13_update_2(state + 311216 /* in_student_momentum_dense13_bias */, state + 155600 /* in_student_dense13_bias */, scratch + 9408656 /* t672 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_fwd_2(scratch + 6720000 /* t1524 */, io /* in_x */, state + 77808 /* t1521 */, state + 77952 /* t1259 */, scratch + 5816832 /* chunk */);
+    step_student_bn1_fwd_5(scratch + 8224016 /* t1525 */, scratch + 6720000 /* t1524 */, scratch + 8214016 /* chunk */);
+    step_student_bn1_fwd_6(scratch + 8224144 /* t1527 */, scratch + 8224016 /* t1525 */);
+    step_student_bn1_fwd_7(scratch + 9120960 /* t1531 */, scratch + 6720000 /* t1524 */, scratch + 8224144 /* t1527 */, scratch + 8214016 /* chunk */);
+    step_student_bn1_fwd_8(scratch + 9120976 /* t1537 */, scratch + 9120960 /* t1531 */, state + 77968 /* t1266 */);
+    step_student_leaky_relu2_fwd_2(scratch + 5816832 /* t1545 */, scratch + 6720000 /* t1524 */, scratch + 8224144 /* t1527 */, scratch + 9120976 /* t1537 */, state + 77984 /* t1273 */);
+    step_student_res3_conv0_fwd_2(scratch + 6021632 /* t1550 */, scratch + 5816832 /* t1545 */, state + 78000 /* t1547 */, state + 80304 /* t1292 */, scratch /* chunk */);
+    step_student_res3_bn1_fwd_5(scratch + 8224016 /* t1551 */, scratch + 6021632 /* t1550 */, scratch + 5917184 /* chunk */);
+    step_student_res3_bn1_fwd_6(scratch + 9120992 /* t1552 */, scratch + 8224016 /* t1551 */);
+    step_student_res3_bn1_fwd_7(scratch + 9121008 /* t1556 */, scratch + 6021632 /* t1550 */, scratch + 9120992 /* t1552 */, scratch + 5917184 /* chunk */);
+    step_student_res3_bn1_fwd_8(scratch + 9121024 /* t1562 */, scratch + 9121008 /* t1556 */, state + 80320 /* t1299 */);
+    step_student_res3_leaky_relu2_fwd_2(scratch + 5917184 /* t1569 */, scratch + 6021632 /* t1550 */, scratch + 9120992 /* t1552 */, scratch + 9121024 /* t1562 */, state + 80336 /* t1306 */);
+    step_student_res3_conv3_fwd_2(scratch + 6121984 /* t1574 */, scratch + 5917184 /* t1569 */, state + 80352 /* t1571 */, state + 82656 /* t1322 */, scratch /* chunk */);
+    step_student_res3_fwd_2(scratch + 6820352 /* t1576 */, scratch + 6121984 /* t1575 */, scratch + 5816832 /* t1545 */);
+    step_student_bn4_fwd_5(scratch + 8224016 /* t1578 */, scratch + 6820352 /* t1577 */, scratch + 8214016 /* chunk */);
+    step_student_bn4_fwd_6(scratch + 9121040 /* t1579 */, scratch + 8224016 /* t1578 */);
+    step_student_bn4_fwd_7(scratch + 9121056 /* t1583 */, scratch + 6820352 /* t1577 */, scratch + 9121040 /* t1579 */, scratch + 8214016 /* chunk */);
+    step_student_bn4_fwd_8(scratch + 9121072 /* t1589 */, scratch + 9121056 /* t1583 */, state + 82672 /* t1329 */);
+    step_student_leaky_relu5_fwd_2(scratch + 6121984 /* t1596 */, scratch + 6820352 /* t1577 */, scratch + 9121040 /* t1579 */, scratch + 9121072 /* t1589 */, state + 82688 /* t1336 */);
+    step_student_res6_conv0_fwd_2(scratch + 7021056 /* t1601 */, scratch + 6121984 /* t1596 */, state + 82704 /* t1598 */, state + 87312 /* t1357 */, scratch /* chunk */);
+    step_student_res6_bn1_fwd_5(scratch + 9120768 /* t1602 */, scratch + 7021056 /* t1601 */, scratch + 6222336 /* chunk */);
+    step_student_res6_bn1_fwd_6(scratch + 9120800 /* t1604 */, scratch + 9120768 /* t1602 */);
+    step_student_res6_bn1_fwd_7(scratch + 9120768 /* t1608 */, scratch + 7021056 /* t1601 */, scratch + 9120800 /* t1604 */, scratch + 6222336 /* chunk */);
+    step_student_res6_bn1_fwd_8(scratch + 9120832 /* t1614 */, scratch + 9120768 /* t1608 */, state + 87344 /* t1364 */);
+    step_student_res6_leaky_relu2_fwd_2(scratch + 6920704 /* t1622 */, scratch + 7021056 /* t1601 */, scratch + 9120800 /* t1604 */, scratch + 9120832 /* t1614 */, state + 87376 /* t1371 */);
+    step_student_res6_conv3_fwd_2(scratch + 6970880 /* t1627 */, scratch + 6920704 /* t1622 */, state + 87408 /* t1624 */, state + 96624 /* t1390 */, scratch /* chunk */);
+    step_student_res6_fwd_3(scratch + 6920704 /* t1631 */, scratch + 6121984 /* t1596 */, state + 96656 /* t1630 */, scratch + 5816832 /* chunk */);
+    step_student_res6_fwd_4(scratch + 5964288 /* t1633 */, scratch + 6970880 /* t1628 */, scratch + 6920704 /* t1632 */);
+    step_student_bn7_fwd_5(scratch + 9120864 /* t1635 */, scratch + 5964288 /* t1634 */, scratch + 6014464 /* chunk */);
+    step_student_bn7_fwd_6(scratch + 9120896 /* t1636 */, scratch + 9120864 /* t1635 */);
+    step_student_bn7_fwd_7(scratch + 9120864 /* t1640 */, scratch + 5964288 /* t1634 */, scratch + 9120896 /* t1636 */, scratch + 6014464 /* chunk */);
+    step_student_bn7_fwd_8(scratch + 9120928 /* t1646 */, scratch + 9120864 /* t1640 */, state + 97168 /* t1409 */);
+    step_student_leaky_relu8_fwd_2(scratch + 6920704 /* t1653 */, scratch + 5964288 /* t1634 */, scratch + 9120896 /* t1636 */, scratch + 9120928 /* t1646 */, state + 97200 /* t1416 */);
+    step_student_res9_conv0_fwd_2(scratch + 6121984 /* t1658 */, scratch + 6920704 /* t1653 */, state + 97232 /* t1655 */, state + 115664 /* t1437 */, scratch /* chunk */);
+    step_student_res9_bn1_fwd_5(scratch + 6015488 /* t1659 */, scratch + 6121984 /* t1658 */, scratch + 6014464 /* chunk */);
+    step_student_res9_bn1_fwd_6(scratch + 8223360 /* t1661 */, scratch + 6015488 /* t1659 */);
+    step_student_res9_bn1_fwd_7(scratch + 8223424 /* t1665 */, scratch + 6121984 /* t1658 */, scratch + 8223360 /* t1661 */, scratch + 6014464 /* chunk */);
+    step_student_res9_bn1_fwd_8(scratch + 8223488 /* t1671 */, scratch + 8223424 /* t1665 */, state + 115728 /* t1444 */);
+    step_student_res9_leaky_relu2_fwd_2(scratch + 6970880 /* t1679 */, scratch + 6121984 /* t1658 */, scratch + 8223360 /* t1661 */, scratch + 8223488 /* t1671 */, state + 115792 /* t1451 */);
+    step_student_res9_conv3_fwd_2(scratch + 6154752 /* t1684 */, scratch + 6970880 /* t1679 */, state + 115856 /* t1681 */, state + 152720 /* t1470 */, scratch /* chunk */);
+    step_student_res9_fwd_3(scratch + 6970880 /* t1688 */, scratch + 6920704 /* t1653 */, state + 152784 /* t1687 */, scratch + 5816832 /* chunk */);
+    step_student_res9_fwd_4(scratch + 6920704 /* t1690 */, scratch + 6154752 /* t1685 */, scratch + 6970880 /* t1689 */);
+    step_student_bn10_fwd_5(scratch + 8223552 /* t1692 */, scratch + 6920704 /* t1691 */, scratch + 6014464 /* chunk */);
+    step_student_bn10_fwd_6(scratch + 8223616 /* t1693 */, scratch + 8223552 /* t1692 */);
+    step_student_bn10_fwd_7(scratch + 8223552 /* t1697 */, scratch + 6920704 /* t1691 */, scratch + 8223616 /* t1693 */, scratch + 6014464 /* chunk */);
+    step_student_bn10_fwd_8(scratch + 8223680 /* t1703 */, scratch + 8223552 /* t1697 */, state + 154832 /* t1489 */);
+    step_student_leaky_relu11_fwd_2(scratch + 6953472 /* t1710 */, scratch + 6920704 /* t1691 */, scratch + 8223616 /* t1693 */, scratch + 8223680 /* t1703 */, state + 154896 /* t1496 */);
+    step_student_global_avg_pool12_fwd_3(scratch + 6014464 /* t1712 */, scratch + 6953472 /* t1711 */);
+    step_student_global_avg_pool12_fwd_4(scratch + 6016512 /* t1714 */, scratch + 6014464 /* t1712 */);
+    step_student_dense13_fwd_2(scratch + 6014464 /* t1717 */, scratch + 6016512 /* t1714 */, state + 154960 /* t1508 */, state + 155600 /* t1517 */);
+    step_student_loss_l_fwd(scratch + 8223744 /* t1718 */, scratch + 6014464 /* t1717 */);
+    step_student_loss_l_fwd_2(scratch + 6014784 /* t1720 */, scratch + 6015104 /* t1721 */, scratch + 6014464 /* t1717 */, scratch + 8223744 /* t1718 */);
+    step_student_loss_l_fwd_3(scratch + 8223744 /* t1722 */, scratch + 6015104 /* t1721 */);
+    step_student_loss_l_fwd_4(scratch + 8223776 /* t1723 */, scratch + 8223744 /* t1722 */);
+    step_student_loss_l_fwd_5(scratch + 8223808 /* t1727 */, scratch + 6014784 /* t1720 */, scratch + 8223776 /* t1723 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 244688 /* t1728 */, scratch + 8223808 /* t1727 */);
+    step_student_loss_l_vjp(scratch + 6014464 /* t1730 */, io + 225792 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 8223776 /* t1732 */, scratch + 6014464 /* t1730 */);
+    step_student_loss_l_vjp_3(scratch + 8223808 /* t1733 */, scratch + 8223776 /* t1732 */, scratch + 8223744 /* t1722 */);
+    step_student_loss_l_vjp_4(scratch + 6018560 /* t1736 */, scratch + 8223808 /* t1733 */, scratch + 6015104 /* t1721 */, scratch + 6014464 /* t1730 */);
+    step_student_dense13_vjp_4(scratch + 8224880 /* t1737 */, scratch + 6018560 /* t1736 */);
+    step_student_dense13_vjp_5(scratch + 8222720 /* t1739 */, scratch + 6016512 /* t1714 */, scratch + 6018560 /* t1736 */);
+    step_student_dense13_vjp_6(scratch + 6014464 /* t1740 */, scratch + 6018560 /* t1736 */, state + 154960 /* t1508 */);
+    step_student_global_avg_pool12_vjp_2(scratch + 6953472 /* t1741 */, scratch + 6014464 /* t1740 */);
+    step_student_leaky_relu11_vjp_2(scratch + 6986240 /* t1762 */, scratch + 6920704 /* t1690 */, scratch + 8223616 /* t1693 */, scratch + 8223680 /* t1703 */, state + 154896 /* t1496 */, scratch + 6953472 /* t1742 */);
+    step_student_bn10_vjp_7(scratch + 8224160 /* t1764 */, scratch + 8223744 /* t1769 */, scratch + 8223808 /* t1778 */, scratch + 6920704 /* t1766 */, scratch + 8223616 /* t1693 */, scratch + 6986240 /* t1763 */, scratch + 8223680 /* t1703 */, scratch + 6014464 /* chunk */);
+    step_student_bn10_vjp_8(scratch + 8224224 /* t1776 */, scratch + 8223552 /* t1697 */, scratch + 8223744 /* t1769 */);
+    step_student_bn10_vjp_9(scratch + 8224016 /* t1789 */, scratch + 8223744 /* t1769 */, state + 154832 /* t1489 */, scratch + 8223552 /* t1697 */);
+    step_student_bn10_vjp_10(scratch + 8223552 /* t1797 */, scratch + 6920704 /* t1791 */, scratch + 8223616 /* t1693 */, scratch + 8224016 /* t1789 */, scratch + 7019008 /* chunk */);
+    step_student_bn10_vjp_11(scratch + 8223744 /* t1799 */, scratch + 8223808 /* t1778 */, scratch + 8223552 /* t1797 */);
+    step_student_bn10_vjp_12(scratch + 6154752 /* t1801 */, scratch + 6986240 /* t1763 */, scratch + 8223680 /* t1703 */, scratch + 6920704 /* t1791 */, scratch + 8223616 /* t1693 */, scratch + 8224016 /* t1789 */, scratch + 8223744 /* t1799 */);
+    step_student_res9_vjp_3(scratch + 6920704 /* t1820 */, scratch + 6154752 /* t1801 */, state + 152784 /* t1687 */, scratch + 5816832 /* chunk */);
+    step_student_leaky_relu8_vjp_4(scratch + 6970880 /* t1816 */, scratch + 5964288 /* t1633 */, scratch + 9120896 /* t1636 */, scratch + 9120928 /* t1646 */, state + 97200 /* t1416 */);
+    step_student_res9_vjp_4(scratch + 8218624 /* t1818 */, scratch + 6970880 /* t1816 */, scratch + 6154752 /* t1801 */, scratch + 5816832 /* chunk */);
+    step_student_res9_conv3_vjp_4(scratch + 8224288 /* t1821 */, scratch + 6154752 /* t1801 */, scratch + 8214016 /* chunk */);
+    step_student_res9_conv3_vjp_5(scratch + 6970880 /* t1842 */, scratch + 6154752 /* t1801 */, state + 115856 /* t1681 */, scratch /* chunk */);
+    step_student_res9_leaky_relu2_vjp_3(scratch + 6187520 /* t1838 */, scratch + 6121984 /* t1823 */, scratch + 8223360 /* t1661 */, scratch + 8223488 /* t1671 */, state + 115792 /* t1451 */);
+    step_student_res9_conv3_vjp_6(scratch + 8074752 /* t1840 */, scratch + 6187520 /* t1838 */, scratch + 6154752 /* t1801 */, scratch /* chunk */);
+    step_student_res9_leaky_relu2_vjp_4(scratch + 6154752 /* t1863 */, scratch + 6121984 /* t1843 */, scratch + 8223360 /* t1661 */, scratch + 8223488 /* t1671 */, state + 115792 /* t1451 */, scratch + 6970880 /* t1842 */);
+    step_student_res9_bn1_vjp_7(scratch + 8224352 /* t1865 */, scratch + 8224016 /* t1869 */, scratch + 8224080 /* t1878 */, scratch + 6121984 /* t1658 */, scratch + 8223360 /* t1661 */, scratch + 6154752 /* t1864 */, scratch + 8223488 /* t1671 */, scratch + 6014464 /* chunk */);
+    step_student_res9_bn1_vjp_8(scratch + 8224416 /* t1876 */, scratch + 8223424 /* t1665 */, scratch + 8224016 /* t1869 */);
+    step_student_res9_bn1_vjp_9(scratch + 8223552 /* t1889 */, scratch + 8224016 /* t1869 */, state + 115728 /* t1444 */, scratch + 8223424 /* t1665 */);
+    step_student_res9_bn1_vjp_10(scratch + 8223424 /* t1896 */, scratch + 6121984 /* t1658 */, scratch + 8223360 /* t1661 */, scratch + 8223552 /* t1889 */, scratch + 8214016 /* chunk */);
+    step_student_res9_bn1_vjp_11(scratch + 8224016 /* t1898 */, scratch + 8224080 /* t1878 */, scratch + 8223424 /* t1896 */);
+    step_student_res9_bn1_vjp_12(scratch + 6187520 /* t1900 */, scratch + 6154752 /* t1864 */, scratch + 8223488 /* t1671 */, scratch + 6121984 /* t1658 */, scratch + 8223360 /* t1661 */, scratch + 8223552 /* t1889 */, scratch + 8224016 /* t1898 */);
+    step_student_res9_conv0_vjp_4(scratch + 8224480 /* t1901 */, scratch + 6187520 /* t1900 */, scratch + 8214016 /* chunk */);
+    step_student_res9_conv0_vjp_5(scratch + 6970880 /* t1920 */, scratch + 6187520 /* t1900 */, state + 97232 /* t1655 */, scratch /* chunk */);
+    step_student_leaky_relu8_vjp_5(scratch + 6121984 /* t1916 */, scratch + 5964288 /* t1633 */, scratch + 9120896 /* t1636 */, scratch + 9120928 /* t1646 */, state + 97200 /* t1416 */);
+    step_student_res9_conv0_vjp_6(scratch + 8177152 /* t1918 */, scratch + 6121984 /* t1916 */, scratch + 6187520 /* t1900 */, scratch /* chunk */);
+    step_student_leaky_relu8_vjp_6(scratch + 6121984 /* t1941 */, scratch + 5964288 /* t1633 */, scratch + 9120896 /* t1636 */, scratch + 9120928 /* t1646 */, state + 97200 /* t1416 */, scratch + 6920704 /* t1820 */, scratch + 6970880 /* t1920 */);
+    step_student_bn7_vjp_7(scratch + 8224544 /* t1943 */, scratch + 8224016 /* t1948 */, scratch + 8224048 /* t1957 */, scratch + 5964288 /* t1945 */, scratch + 9120896 /* t1636 */, scratch + 6121984 /* t1942 */, scratch + 9120928 /* t1646 */, scratch + 8214016 /* chunk */);
+    step_student_bn7_vjp_8(scratch + 8224576 /* t1955 */, scratch + 9120864 /* t1640 */, scratch + 8224016 /* t1948 */);
+    step_student_bn7_vjp_9(scratch + 8224080 /* t1968 */, scratch + 8224016 /* t1948 */, state + 97168 /* t1409 */, scratch + 9120864 /* t1640 */);
+    step_student_bn7_vjp_10(scratch + 8224016 /* t1976 */, scratch + 5964288 /* t1970 */, scratch + 9120896 /* t1636 */, scratch + 8224080 /* t1968 */, scratch + 8220672 /* chunk */);
+    step_student_bn7_vjp_11(scratch + 9120864 /* t1978 */, scratch + 8224048 /* t1957 */, scratch + 8224016 /* t1976 */);
+    step_student_bn7_vjp_12(scratch + 2564864 /* t1980 */, scratch + 6121984 /* t1942 */, scratch + 9120928 /* t1646 */, scratch + 5964288 /* t1970 */, scratch + 9120896 /* t1636 */, scratch + 8224080 /* t1968 */, scratch + 9120864 /* t1978 */);
+    step_student_res6_vjp_3(scratch + 6121984 /* t1999 */, scratch + 2564864 /* t1980 */, state + 96656 /* t1630 */, scratch + 5816832 /* chunk */);
+    step_student_leaky_relu5_vjp_4(scratch + 6920704 /* t1995 */, scratch + 6820352 /* t1576 */, scratch + 9121040 /* t1579 */, scratch + 9121072 /* t1589 */, state + 82688 /* t1336 */);
+    step_student_res6_vjp_4(scratch + 8223360 /* t1997 */, scratch + 6920704 /* t1995 */, scratch + 2564864 /* t1980 */, scratch + 5816832 /* chunk */);
+    step_student_res6_conv3_vjp_4(scratch + 8224608 /* t2000 */, scratch + 2564864 /* t1980 */, scratch + 8220672 /* chunk */);
+    step_student_res6_conv3_vjp_5(scratch + 6920704 /* t2021 */, scratch + 2564864 /* t1980 */, state + 87408 /* t1624 */, scratch /* chunk */);
+    step_student_res6_leaky_relu2_vjp_3(scratch + 6970880 /* t2017 */, scratch + 7021056 /* t2002 */, scratch + 9120800 /* t1604 */, scratch + 9120832 /* t1614 */, state + 87376 /* t1371 */);
+    step_student_res6_conv3_vjp_6(scratch + 8195584 /* t2019 */, scratch + 6970880 /* t2017 */, scratch + 2564864 /* t1980 */, scratch /* chunk */);
+    step_student_res6_leaky_relu2_vjp_4(scratch + 6970880 /* t2042 */, scratch + 7021056 /* t2022 */, scratch + 9120800 /* t1604 */, scratch + 9120832 /* t1614 */, state + 87376 /* t1371 */, scratch + 6920704 /* t2021 */);
+    step_student_res6_bn1_vjp_7(scratch + 8224640 /* t2044 */, scratch + 8224016 /* t2048 */, scratch + 8224048 /* t2057 */, scratch + 7021056 /* t1601 */, scratch + 9120800 /* t1604 */, scratch + 6970880 /* t2043 */, scratch + 9120832 /* t1614 */, scratch + 8204800 /* chunk */);
+    step_student_res6_bn1_vjp_8(scratch + 8224672 /* t2055 */, scratch + 9120768 /* t1608 */, scratch + 8224016 /* t2048 */);
+    step_student_res6_bn1_vjp_9(scratch + 8224080 /* t2068 */, scratch + 8224016 /* t2048 */, state + 87344 /* t1364 */, scratch + 9120768 /* t1608 */);
+    step_student_res6_bn1_vjp_10(scratch + 8224016 /* t2075 */, scratch + 7021056 /* t1601 */, scratch + 9120800 /* t1604 */, scratch + 8224080 /* t2068 */, scratch + 8220672 /* chunk */);
+    step_student_res6_bn1_vjp_11(scratch + 9120768 /* t2077 */, scratch + 8224048 /* t2057 */, scratch + 8224016 /* t2075 */);
+    step_student_res6_bn1_vjp_12(scratch + 6920704 /* t2079 */, scratch + 6970880 /* t2043 */, scratch + 9120832 /* t1614 */, scratch + 7021056 /* t1601 */, scratch + 9120800 /* t1604 */, scratch + 8224080 /* t2068 */, scratch + 9120768 /* t2077 */);
+    step_student_res6_conv0_vjp_4(scratch + 8224704 /* t2080 */, scratch + 6920704 /* t2079 */, scratch + 8220672 /* chunk */);
+    step_student_res6_conv0_vjp_5(scratch + 5816832 /* t2099 */, scratch + 6920704 /* t2079 */, state + 82704 /* t1598 */, scratch /* chunk */);
+    step_student_leaky_relu5_vjp_5(scratch + 5917184 /* t2095 */, scratch + 6820352 /* t1576 */, scratch + 9121040 /* t1579 */, scratch + 9121072 /* t1589 */, state + 82688 /* t1336 */);
+    step_student_res6_conv0_vjp_6(scratch + 8204800 /* t2097 */, scratch + 5917184 /* t2095 */, scratch + 6920704 /* t2079 */, scratch /* chunk */);
+    step_student_leaky_relu5_vjp_6(scratch + 5917184 /* t2120 */, scratch + 6820352 /* t1576 */, scratch + 9121040 /* t1579 */, scratch + 9121072 /* t1589 */, state + 82688 /* t1336 */, scratch + 6121984 /* t1999 */, scratch + 5816832 /* t2099 */);
+    step_student_bn4_vjp_7(scratch + 8224896 /* t2122 */, scratch + 8224016 /* t2127 */, scratch + 8224032 /* t2136 */, scratch + 6820352 /* t2124 */, scratch + 9121040 /* t1579 */, scratch + 5917184 /* t2121 */, scratch + 9121072 /* t1589 */, scratch + 6017536 /* chunk */);
+    step_student_bn4_vjp_8(scratch + 8224912 /* t2134 */, scratch + 9121056 /* t1583 */, scratch + 8224016 /* t2127 */);
+    step_student_bn4_vjp_9(scratch + 8224048 /* t2147 */, scratch + 8224016 /* t2127 */, state + 82672 /* t1329 */, scratch + 9121056 /* t1583 */);
+    step_student_bn4_vjp_10(scratch + 8224016 /* t2155 */, scratch + 6820352 /* t2149 */, scratch + 9121040 /* t1579 */, scratch + 8224048 /* t2147 */, scratch + 8220672 /* chunk */);
+    step_student_bn4_vjp_11(scratch + 9121056 /* t2157 */, scratch + 8224032 /* t2136 */, scratch + 8224016 /* t2155 */);
+    step_student_bn4_vjp_12(scratch + 5816832 /* t2159 */, scratch + 5917184 /* t2121 */, scratch + 9121072 /* t1589 */, scratch + 6820352 /* t2149 */, scratch + 9121040 /* t1579 */, scratch + 8224048 /* t2147 */, scratch + 9121056 /* t2157 */);
+    step_student_res3_conv3_vjp_4(scratch + 8224928 /* t2161 */, scratch + 5816832 /* t2159 */, scratch + 8220672 /* chunk */);
+    step_student_res3_conv3_vjp_5(scratch + 5917184 /* t2182 */, scratch + 5816832 /* t2159 */, state + 80352 /* t1571 */, scratch /* chunk */);
+    step_student_res3_leaky_relu2_vjp_3(scratch + 6121984 /* t2178 */, scratch + 6021632 /* t2163 */, scratch + 9120992 /* t1552 */, scratch + 9121024 /* t1562 */, state + 80336 /* t1306 */);
+    step_student_res3_conv3_vjp_6(scratch + 8214016 /* t2180 */, scratch + 6121984 /* t2178 */, scratch + 5816832 /* t2159 */, scratch /* chunk */);
+    step_student_res3_leaky_relu2_vjp_4(scratch + 6121984 /* t2203 */, scratch + 6021632 /* t2183 */, scratch + 9120992 /* t1552 */, scratch + 9121024 /* t1562 */, state + 80336 /* t1306 */, scratch + 5917184 /* t2182 */);
+    step_student_res3_bn1_vjp_7(scratch + 8224944 /* t2205 */, scratch + 8224016 /* t2209 */, scratch + 8224032 /* t2218 */, scratch + 6021632 /* t1550 */, scratch + 9120992 /* t1552 */, scratch + 6121984 /* t2204 */, scratch + 9121024 /* t1562 */, scratch + 8216320 /* chunk */);
+    step_student_res3_bn1_vjp_8(scratch + 8224960 /* t2216 */, scratch + 9121008 /* t1556 */, scratch + 8224016 /* t2209 */);
+    step_student_res3_bn1_vjp_9(scratch + 8224048 /* t2229 */, scratch + 8224016 /* t2209 */, state + 80320 /* t1299 */, scratch + 9121008 /* t1556 */);
+    step_student_res3_bn1_vjp_10(scratch + 8224016 /* t2236 */, scratch + 6021632 /* t1550 */, scratch + 9120992 /* t1552 */, scratch + 8224048 /* t2229 */, scratch + 8220672 /* chunk */);
+    step_student_res3_bn1_vjp_11(scratch + 9121008 /* t2238 */, scratch + 8224032 /* t2218 */, scratch + 8224016 /* t2236 */);
+    step_student_res3_bn1_vjp_12(scratch + 5917184 /* t2240 */, scratch + 6121984 /* t2204 */, scratch + 9121024 /* t1562 */, scratch + 6021632 /* t1550 */, scratch + 9120992 /* t1552 */, scratch + 8224048 /* t2229 */, scratch + 9121008 /* t2238 */);
+    step_student_res3_conv0_vjp_4(scratch + 8224976 /* t2241 */, scratch + 5917184 /* t2240 */, scratch + 8220672 /* chunk */);
+    step_student_res3_conv0_vjp_5(scratch + 6017536 /* t2262 */, scratch + 5917184 /* t2240 */, state + 78000 /* t1547 */, scratch /* chunk */);
+    step_student_leaky_relu2_vjp_3(scratch + 6117888 /* t2258 */, scratch + 6720000 /* t2243 */, scratch + 8224144 /* t1527 */, scratch + 9120976 /* t1537 */, state + 77984 /* t1273 */);
+    step_student_res3_conv0_vjp_6(scratch + 8216320 /* t2260 */, scratch + 6117888 /* t2258 */, scratch + 5917184 /* t2240 */, scratch /* chunk */);
+    step_student_leaky_relu2_vjp_4(scratch + 5917184 /* t2284 */, scratch + 6720000 /* t2264 */, scratch + 8224144 /* t1527 */, scratch + 9120976 /* t1537 */, state + 77984 /* t1273 */, scratch + 5816832 /* t2160 */, scratch + 6017536 /* t2262 */);
+    step_student_bn1_vjp_7(scratch + 8224992 /* t2286 */, scratch + 8224016 /* t2290 */, scratch + 8224032 /* t2299 */, scratch + 6720000 /* t1524 */, scratch + 8224144 /* t1527 */, scratch + 5917184 /* t2285 */, scratch + 9120976 /* t1537 */, scratch + 8111616 /* chunk */);
+    step_student_bn1_vjp_8(scratch + 8225008 /* t2297 */, scratch + 9120960 /* t1531 */, scratch + 8224016 /* t2290 */);
+    step_student_bn1_vjp_9(scratch + 8224048 /* t2310 */, scratch + 8224016 /* t2290 */, state + 77968 /* t1266 */, scratch + 9120960 /* t1531 */);
+    step_student_bn1_vjp_10(scratch + 8224016 /* t2317 */, scratch + 6720000 /* t1524 */, scratch + 8224144 /* t1527 */, scratch + 8224048 /* t2310 */, scratch + 8220672 /* chunk */);
+    step_student_bn1_vjp_11(scratch + 8224064 /* t2319 */, scratch + 8224032 /* t2299 */, scratch + 8224016 /* t2317 */);
+    step_student_bn1_vjp_12(scratch + 5816832 /* t2321 */, scratch + 5917184 /* t2285 */, scratch + 9120976 /* t1537 */, scratch + 6720000 /* t1524 */, scratch + 8224144 /* t1527 */, scratch + 8224048 /* t2310 */, scratch + 8224064 /* t2319 */);
+    step_student_conv0_vjp_3(scratch + 8225024 /* t2322 */, scratch + 5816832 /* t2321 */, scratch + 8220672 /* chunk */);
+    step_student_conv0_vjp_4(scratch + 8224016 /* t2323 */, io /* in_x */, scratch + 5816832 /* t2321 */, scratch /* chunk */);
+    step_teacher_feedback_fwd(scratch + 9120768 /* t2326 */, scratch + 8224016 /* t2324 */, scratch + 8223872 /* t1238 */);
+    step_teacher_feedback_fwd_2(scratch + 9120784 /* t2328 */, scratch + 8225024 /* t2322 */, scratch + 8224864 /* t1236 */);
+    step_teacher_feedback_fwd_3(scratch + 9120800 /* t2331 */, scratch + 8225008 /* t2297 */, scratch + 8224848 /* t1213 */);
+    step_teacher_feedback_fwd_4(scratch + 9120816 /* t2334 */, scratch + 8224992 /* t2286 */, scratch + 8224832 /* t1203 */);
+    step_teacher_feedback_fwd_5(scratch + 9120832 /* t2337 */, scratch + 8216320 /* t2261 */, scratch + 8211712 /* t1178 */);
+    step_teacher_feedback_fwd_6(scratch + 9120848 /* t2340 */, scratch + 8224976 /* t2241 */, scratch + 8224816 /* t1158 */);
+    step_teacher_feedback_fwd_7(scratch + 9120864 /* t2343 */, scratch + 8224960 /* t2216 */, scratch + 8224800 /* t1135 */);
+    step_teacher_feedback_fwd_8(scratch + 9120880 /* t2346 */, scratch + 8224944 /* t2205 */, scratch + 8224784 /* t1125 */);
+    step_teacher_feedback_fwd_9(scratch + 9120896 /* t2349 */, scratch + 8214016 /* t2181 */, scratch + 8209408 /* t1101 */);
+    step_teacher_feedback_fwd_10(scratch + 9120912 /* t2352 */, scratch + 8224928 /* t2161 */, scratch + 8224768 /* t1081 */);
+    step_teacher_feedback_fwd_11(scratch + 9120928 /* t2355 */, scratch + 8224912 /* t2134 */, scratch + 8224752 /* t1056 */);
+    step_teacher_feedback_fwd_12(scratch + 9120944 /* t2358 */, scratch + 8224896 /* t2122 */, scratch + 8224736 /* t1045 */);
+    step_teacher_feedback_fwd_13(scratch + 9120960 /* t2361 */, scratch + 8204800 /* t2098 */, scratch + 9116160 /* t1021 */);
+    step_teacher_feedback_fwd_14(scratch + 9120976 /* t2364 */, scratch + 8224704 /* t2080 */, scratch + 9122368 /* t1003 */);
+    step_teacher_feedback_fwd_15(scratch + 9120992 /* t2367 */, scratch + 8224672 /* t2055 */, scratch + 9122336 /* t980 */);
+    step_teacher_feedback_fwd_16(scratch + 9121008 /* t2370 */, scratch + 8224640 /* t2044 */, scratch + 9122304 /* t970 */);
+    step_teacher_feedback_fwd_17(scratch + 9121024 /* t2373 */, scratch + 8195584 /* t2020 */, scratch + 9390592 /* t946 */);
+    step_teacher_feedback_fwd_18(scratch + 9121040 /* t2376 */, scratch + 8224608 /* t2000 */, scratch + 9408480 /* t926 */);
+    step_teacher_feedback_fwd_19(scratch + 9121056 /* t2379 */, scratch + 8223360 /* t1998 */, scratch + 9406336 /* t924 */);
+    step_teacher_feedback_fwd_20(scratch + 9121072 /* t2382 */, scratch + 8224576 /* t1955 */, scratch + 9408448 /* t883 */);
+    step_teacher_feedback_fwd_21(scratch + 9121088 /* t2385 */, scratch + 8224544 /* t1943 */, scratch + 9408416 /* t872 */);
+    step_teacher_feedback_fwd_22(scratch + 9121104 /* t2388 */, scratch + 8177152 /* t1919 */, scratch + 9372160 /* t848 */);
+    step_teacher_feedback_fwd_23(scratch + 9121120 /* t2391 */, scratch + 8224480 /* t1901 */, scratch + 9408128 /* t830 */);
+    step_teacher_feedback_fwd_24(scratch + 9121136 /* t2394 */, scratch + 8224416 /* t1876 */, scratch + 9408064 /* t807 */);
+    step_teacher_feedback_fwd_25(scratch + 9121152 /* t2397 */, scratch + 8224352 /* t1865 */, scratch + 9408000 /* t797 */);
+    step_teacher_feedback_fwd_26(scratch + 9121168 /* t2400 */, scratch + 8074752 /* t1841 */, scratch + 9316864 /* t773 */);
+    step_teacher_feedback_fwd_27(scratch + 9121184 /* t2403 */, scratch + 8224288 /* t1821 */, scratch + 9407936 /* t753 */);
+    step_teacher_feedback_fwd_28(scratch + 9121200 /* t2406 */, scratch + 8218624 /* t1819 */, scratch + 9399808 /* t751 */);
+    step_teacher_feedback_fwd_29(scratch + 9121216 /* t2409 */, scratch + 8224224 /* t1776 */, scratch + 9407872 /* t710 */);
+    step_teacher_feedback_fwd_30(scratch + 9121232 /* t2412 */, scratch + 8224160 /* t1764 */, scratch + 9407808 /* t699 */);
+    step_teacher_feedback_fwd_31(scratch + 9121248 /* t2415 */, scratch + 8222720 /* t1739 */, scratch + 9405696 /* t674 */);
+    step_teacher_feedback_fwd_32(scratch + 9121264 /* t2418 */, scratch + 8224880 /* t1737 */, scratch + 9408656 /* t672 */);
+    step_teacher_feedback_fwd_33(scratch + 8225040 /* t2419 */, io + 244704 /* t2420 */, scratch + 9121280 /* t2423 */, scratch + 9120768 /* t2326 */, scratch + 9120784 /* t2328 */, scratch + 9120800 /* t2331 */, scratch + 9120816 /* t2334 */, scratch + 9120832 /* t2337 */, scratch + 9120848 /* t2340 */, scratch + 9120864 /* t2343 */, scratch + 9120880 /* t2346 */, scratch + 9120896 /* t2349 */, scratch + 9120912 /* t2352 */, scratch + 9120928 /* t2355 */, scratch + 9120944 /* t2358 */, scratch + 9120960 /* t2361 */, scratch + 9120976 /* t2364 */, scratch + 9120992 /* t2367 */, scratch + 9121008 /* t2370 */, scratch + 9121024 /* t2373 */, scratch + 9121040 /* t2376 */, scratch + 9121056 /* t2379 */, scratch + 9121072 /* t2382 */, scratch + 9121088 /* t2385 */, scratch + 9121104 /* t2388 */, scratch + 9121120 /* t2391 */, scratch + 9121136 /* t2394 */, scratch + 9121152 /* t2397 */, scratch + 9121168 /* t2400 */, scratch + 9121184 /* t2403 */, scratch + 9121200 /* t2406 */, scratch + 9121216 /* t2409 */, scratch + 9121232 /* t2412 */, scratch + 9121248 /* t2415 */, scratch + 9121264 /* t2418 */, io + 226128 /* in_lr_student */, io + 226176 /* in_feedback_baseline */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 8111616 /* t2425 */, scratch + 9121280 /* t2423 */, scratch + 9404416 /* t406 */);
+    step_teacher_feedback_vjp_2(scratch + 9404416 /* t2427 */, scratch + 8111616 /* t2425 */);
+    step_teacher_feedback_vjp_3(scratch + 9404544 /* t2428 */, scratch + 9404416 /* t2427 */, scratch + 9407296 /* t393 */);
+    step_teacher_loss_uda_vjp(scratch + 9404672 /* t2432 */, io + 226144 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 9404416 /* t2435 */, scratch + 9404672 /* t2432 */, scratch + 9407168 /* t388 */);
+    step_teacher_loss_uda_vjp_3(scratch + 8112896 /* t2437 */, scratch + 9404416 /* t2435 */, scratch + 9401856 /* t385 */);
+    step_teacher_loss_uda_vjp_4(scratch + 9404416 /* t2439 */, scratch + 8112896 /* t2437 */);
+    step_teacher_loss_uda_vjp_5(scratch + 9407168 /* t2440 */, scratch + 9404416 /* t2439 */, scratch + 9407296 /* t393 */);
+    step_teacher_loss_uda_vjp_6(scratch + 9401856 /* t2444 */, scratch + 9404544 /* t2428 */, scratch + 9403136 /* t392 */, scratch + 8111616 /* t2425 */, scratch + 9407168 /* t2440 */, scratch + 8112896 /* t2437 */);
+    step_teacher_loss_sup_vjp(scratch + 8220672 /* t2447 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_vjp_2(scratch + 9407168 /* t2449 */, scratch + 8220672 /* t2447 */);
+    step_teacher_loss_sup_vjp_3(scratch + 9407200 /* t2450 */, scratch + 9407168 /* t2449 */, scratch + 9408384 /* t367 */);
+    step_teacher_loss_sup_vjp_4(scratch + 9403776 /* t2453 */, scratch + 9407200 /* t2450 */, scratch + 9406848 /* t366 */, scratch + 8220672 /* t2447 */);
+    step_teacher_dense14_vjp(scratch + 9408384 /* t2454 */, scratch + 9403776 /* t2453 */);
+    step_teacher_dense14_vjp_2(scratch + 9408400 /* t2455 */, scratch + 9401856 /* t2444 */);
+    step_teacher_dense14_vjp_3(scratch + 9406976 /* t2456 */, scratch + 9408384 /* t2454 */, scratch + 9408400 /* t2455 */);
+    step_teacher_dense14_vjp_4(scratch + 9403136 /* t2462 */, scratch + 9363968 /* t2461 */, scratch + 9401856 /* t2444 */);
+    step_teacher_dense14_vjp_5(scratch + 6251008 /* t2468 */, scratch + 9403776 /* t2453 */, state + 77152 /* in_teacher_dense14_weight */, io + 226192 /* in_dropout_teacher_all_dropout13 */);
+    step_teacher_dense14_vjp_6(scratch + 6242816 /* t2469 */, scratch + 9401856 /* t2444 */, state + 77152 /* in_teacher_dense14_weight */, io + 236432 /* t2466 */);
+    step_teacher_global_avg_pool12_vjp(scratch + 8111616 /* t2470 */, scratch + 6251008 /* t2468 */);
+    step_teacher_global_avg_pool12_vjp_2(scratch + 6111744 /* t2471 */, scratch + 6242816 /* t2469 */);
+    step_teacher_leaky_relu11_vjp(scratch + 5816832 /* t2487 */, scratch + 8620544 /* t320 */, scratch + 9407616 /* t323 */, scratch + 9407744 /* t339 */, state + 77088 /* in_teacher_bn10_offset */);
+    step_teacher_leaky_relu11_vjp_2(scratch + 8144384 /* t2499 */, scratch + 8111616 /* t2472 */, scratch + 5816832 /* t2489 */);
+    step_teacher_leaky_relu11_vjp_3(scratch + 7014912 /* t2500 */, scratch + 6111744 /* t2473 */, scratch + 5980672 /* t2491 */);
+    step_teacher_bn10_vjp(scratch + 9406848 /* t2503 */, scratch + 8144384 /* t2501 */, scratch + 8111616 /* chunk */);
+    step_teacher_bn10_vjp_2(scratch + 9406912 /* t2504 */, scratch + 7014912 /* t2502 */, scratch + 8111616 /* chunk */);
+    step_teacher_bn10_vjp_3(scratch + 9402880 /* t2505 */, scratch + 9406848 /* t2503 */, scratch + 9406912 /* t2504 */);
+    step_teacher_bn10_vjp_4(scratch + 8111616 /* t2507 */, scratch + 8144384 /* t2501 */, scratch + 9407744 /* t339 */);
+    step_teacher_bn10_vjp_5(scratch + 6111744 /* t2509 */, scratch + 7014912 /* t2502 */, scratch + 9407744 /* t339 */);
+    step_teacher_bn10_vjp_6(scratch + 5816832 /* t2511 */, scratch + 6720000 /* t2515 */, scratch + 8620544 /* t2510 */, scratch + 9407616 /* t323 */);
+    step_teacher_bn10_vjp_7(scratch + 9407744 /* t2518 */, scratch + 9402944 /* t2529 */, scratch + 8144384 /* t2501 */, scratch + 5816832 /* t2512 */, scratch + 8111616 /* t2507 */, scratch + 6242816 /* chunk */);
+    step_teacher_bn10_vjp_8(scratch + 9403008 /* t2519 */, scratch + 9403072 /* t2530 */, scratch + 7014912 /* t2502 */, scratch + 6883840 /* t2516 */, scratch + 6111744 /* t2509 */, scratch + 6242816 /* chunk */);
+    step_teacher_bn10_vjp_9(scratch + 9406848 /* t2520 */, scratch + 8176896 /* t2526 */, scratch + 9407744 /* t2518 */, scratch + 9403008 /* t2519 */, scratch + 9407680 /* t328 */);
+    step_teacher_bn10_vjp_10(scratch + 9403008 /* t2540 */, scratch + 9406848 /* t2520 */, state + 77024 /* in_teacher_bn10_scale */, scratch + 9407680 /* t328 */);
+    step_teacher_bn10_vjp_11(scratch + 5816832 /* t2547 */, scratch + 8111616 /* t2507 */);
+    step_teacher_bn10_vjp_12(scratch + 6720000 /* t2548 */, scratch + 6111744 /* t2509 */);
+    step_teacher_bn10_vjp_13(scratch + 9407680 /* t2551 */, scratch + 8620544 /* t2542 */, scratch + 9407616 /* t323 */, scratch + 9403008 /* t2540 */, scratch + 8111616 /* chunk */);
+    step_teacher_bn10_vjp_14(scratch + 9407744 /* t2553 */, scratch + 9402944 /* t2529 */, scratch + 9403072 /* t2530 */, scratch + 9407680 /* t2551 */);
+    step_teacher_bn10_vjp_15(scratch + 7014912 /* t2555 */, scratch + 5816832 /* t2547 */, scratch + 6720000 /* t2548 */, scratch + 8620544 /* t2542 */, scratch + 9407616 /* t323 */, scratch + 9403008 /* t2540 */, scratch + 9407744 /* t2553 */);
+    step_teacher_res9_vjp(scratch + 5816832 /* t2574 */, scratch + 7014912 /* t2555 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
+    step_teacher_leaky_relu8_vjp(scratch + 1064960 /* t2570 */, scratch + 5365248 /* t246 */, scratch + 9408288 /* t249 */, scratch + 9408352 /* t265 */, state + 19392 /* in_teacher_bn7_offset */);
+    step_teacher_res9_vjp_2(scratch + 8220672 /* t2572 */, scratch + 1064960 /* t2570 */, scratch + 7014912 /* t2555 */, scratch /* chunk */);
+    step_teacher_res9_conv3_vjp(scratch + 8176960 /* t2575 */, scratch + 7014912 /* t2555 */, scratch + 8111616 /* chunk */);
+    step_teacher_res9_conv3_vjp_2(scratch + 6720000 /* t2596 */, scratch + 7014912 /* t2555 */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch /* chunk */);
+    step_teacher_res9_leaky_relu2_vjp(scratch + 7309824 /* t2592 */, scratch + 8325632 /* t2577 */, scratch + 9407424 /* t280 */, scratch + 9407552 /* t301 */, state + 37984 /* in_teacher_res9_bn1_offset */);
+    step_teacher_res9_conv3_vjp_3(scratch + 8111616 /* t2594 */, scratch + 7309824 /* t2592 */, scratch + 7014912 /* t2555 */, scratch /* chunk */);
+    step_teacher_res9_leaky_relu2_vjp_2(scratch + 7014912 /* t2617 */, scratch + 8325632 /* t2597 */, scratch + 9407424 /* t280 */, scratch + 9407552 /* t301 */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 6720000 /* t2596 */);
+    step_teacher_res9_bn1_vjp(scratch + 8177024 /* t2619 */, scratch + 8177088 /* t2623 */, scratch + 9402944 /* t2631 */, scratch + 8325632 /* t277 */, scratch + 9407424 /* t280 */, scratch + 7014912 /* t2618 */, scratch + 9407552 /* t301 */, scratch + 8148480 /* chunk */);
+    step_teacher_res9_bn1_vjp_2(scratch + 9403008 /* t2629 */, scratch + 9407488 /* t285 */, scratch + 8177088 /* t2623 */);
+    step_teacher_res9_bn1_vjp_3(scratch + 9403072 /* t2640 */, scratch + 8177088 /* t2623 */, state + 37920 /* in_teacher_res9_bn1_scale */, scratch + 9407488 /* t285 */);
+    step_teacher_res9_bn1_vjp_4(scratch + 8177088 /* t2647 */, scratch + 8325632 /* t277 */, scratch + 9407424 /* t280 */, scratch + 9403072 /* t2640 */, scratch + 8148480 /* chunk */);
+    step_teacher_res9_bn1_vjp_5(scratch + 9407488 /* t2649 */, scratch + 9402944 /* t2631 */, scratch + 8177088 /* t2647 */);
+    step_teacher_res9_bn1_vjp_6(scratch + 2211840 /* t2651 */, scratch + 7014912 /* t2618 */, scratch + 9407552 /* t301 */, scratch + 8325632 /* t277 */, scratch + 9407424 /* t280 */, scratch + 9403072 /* t2640 */, scratch + 9407488 /* t2649 */);
+    step_teacher_res9_conv0_vjp(scratch + 8177088 /* t2652 */, scratch + 2211840 /* t2651 */, scratch + 8148480 /* chunk */);
+    step_teacher_res9_conv0_vjp_2(scratch + 6720000 /* t2671 */, scratch + 2211840 /* t2651 */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch /* chunk */);
+    step_teacher_leaky_relu8_vjp_2(scratch + 7171584 /* t2667 */, scratch + 5365248 /* t246 */, scratch + 9408288 /* t249 */, scratch + 9408352 /* t265 */, state + 19392 /* in_teacher_bn7_offset */);
+    step_teacher_res9_conv0_vjp_3(scratch + 8148480 /* t2669 */, scratch + 7171584 /* t2667 */, scratch + 2211840 /* t2651 */, scratch /* chunk */);
+    step_teacher_leaky_relu8_vjp_3(scratch /* t2692 */, scratch + 5365248 /* t246 */, scratch + 9408288 /* t249 */, scratch + 9408352 /* t265 */, state + 19392 /* in_teacher_bn7_offset */, scratch + 5816832 /* t2574 */, scratch + 6720000 /* t2671 */);
+    step_teacher_bn7_vjp(scratch + 9408384 /* t2694 */, scratch + 9402944 /* t2699 */, scratch + 9402976 /* t2707 */, scratch + 5365248 /* t2696 */, scratch + 9408288 /* t249 */, scratch /* t2693 */, scratch + 9408352 /* t265 */, scratch + 8166912 /* chunk */);
+    step_teacher_bn7_vjp_2(scratch + 9403072 /* t2705 */, scratch + 9408320 /* t254 */, scratch + 9402944 /* t2699 */);
+    step_teacher_bn7_vjp_3(scratch + 9403104 /* t2716 */, scratch + 9402944 /* t2699 */, state + 19360 /* in_teacher_bn7_scale */, scratch + 9408320 /* t254 */);
+    step_teacher_bn7_vjp_4(scratch + 9402944 /* t2724 */, scratch + 5365248 /* t2718 */, scratch + 9408288 /* t249 */, scratch + 9403104 /* t2716 */, scratch + 9401856 /* chunk */);
+    step_teacher_bn7_vjp_5(scratch + 9408320 /* t2726 */, scratch + 9402976 /* t2707 */, scratch + 9402944 /* t2724 */);
+    step_teacher_bn7_vjp_6(scratch + 6720000 /* t2728 */, scratch /* t2693 */, scratch + 9408352 /* t265 */, scratch + 5365248 /* t2718 */, scratch + 9408288 /* t249 */, scratch + 9403104 /* t2716 */, scratch + 9408320 /* t2726 */);
+    step_teacher_res6_vjp(scratch + 5365248 /* t2747 */, scratch + 6720000 /* t2728 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
+    step_teacher_leaky_relu5_vjp(scratch + 1051520 /* t2743 */, scratch + 4462080 /* t172 */, scratch + 9408608 /* t175 */, scratch + 9408640 /* t191 */, state + 4880 /* in_teacher_bn4_offset */);
+    step_teacher_res6_vjp_2(scratch + 9401856 /* t2745 */, scratch + 1051520 /* t2743 */, scratch + 6720000 /* t2728 */, scratch /* chunk */);
+    step_teacher_res6_conv3_vjp(scratch + 9403104 /* t2748 */, scratch + 6720000 /* t2728 */, scratch + 9402368 /* chunk */);
+    step_teacher_res6_conv3_vjp_2(scratch + 7171584 /* t2769 */, scratch + 6720000 /* t2728 */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch /* chunk */);
+    step_teacher_res6_leaky_relu2_vjp(scratch + 7623168 /* t2765 */, scratch + 6268416 /* t2750 */, scratch + 9408192 /* t206 */, scratch + 9408256 /* t227 */, state + 9568 /* in_teacher_res6_bn1_offset */);
+    step_teacher_res6_conv3_vjp_3(scratch + 8166912 /* t2767 */, scratch + 7623168 /* t2765 */, scratch + 6720000 /* t2728 */, scratch /* chunk */);
+    step_teacher_res6_leaky_relu2_vjp_2(scratch + 6720000 /* t2790 */, scratch + 6268416 /* t2770 */, scratch + 9408192 /* t206 */, scratch + 9408256 /* t227 */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 7171584 /* t2769 */);
+    step_teacher_res6_bn1_vjp(scratch + 9402944 /* t2792 */, scratch + 9402976 /* t2796 */, scratch + 9408288 /* t2804 */, scratch + 6268416 /* t203 */, scratch + 9408192 /* t206 */, scratch + 6720000 /* t2791 */, scratch + 9408256 /* t227 */, scratch + 9120768 /* chunk */);
+    step_teacher_res6_bn1_vjp_2(scratch + 9408320 /* t2802 */, scratch + 9408224 /* t211 */, scratch + 9402976 /* t2796 */);
+    step_teacher_res6_bn1_vjp_3(scratch + 9408352 /* t2813 */, scratch + 9402976 /* t2796 */, state + 9536 /* in_teacher_res6_bn1_scale */, scratch + 9408224 /* t211 */);
+    step_teacher_res6_bn1_vjp_4(scratch + 9402976 /* t2820 */, scratch + 6268416 /* t203 */, scratch + 9408192 /* t206 */, scratch + 9408352 /* t2813 */, scratch + 9402368 /* chunk */);
+    step_teacher_res6_bn1_vjp_5(scratch + 9408224 /* t2822 */, scratch + 9408288 /* t2804 */, scratch + 9402976 /* t2820 */);
+    step_teacher_res6_bn1_vjp_6(scratch + 2125440 /* t2824 */, scratch + 6720000 /* t2791 */, scratch + 9408256 /* t227 */, scratch + 6268416 /* t203 */, scratch + 9408192 /* t206 */, scratch + 9408352 /* t2813 */, scratch + 9408224 /* t2822 */);
+    step_teacher_res6_conv0_vjp(scratch + 9402976 /* t2825 */, scratch + 2125440 /* t2824 */, scratch + 9402368 /* chunk */);
     step_teacher_res6_conv0_vjp_2(scratch + 6268416 /* t2844 */, scratch + 2125440 /* t2824 */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch /* chunk */);
-    step_teacher_leaky_relu5_vjp_2(scratch + 7171584 /* t2840 */, scratch + 5365248 /* t172 */, scratch + 9955680 /* t175 */, scratch + 9955712 /* t191 */, state + 4880 /* in_teacher_bn4_offset */);
-    step_teacher_res6_conv0_vjp_3(scratch + 9532416 /* t2842 */, scratch + 7171584 /* t2840 */, scratch + 2125440 /* t2824 */, scratch /* chunk */);
-    step_teacher_leaky_relu5_vjp_3(scratch /* t2865 */, scratch + 5365248 /* t172 */, scratch + 9955680 /* t175 */, scratch + 9955712 /* t191 */, state + 4880 /* in_teacher_bn4_offset */, scratch + 3558912 /* t2747 */, scratch + 6268416 /* t2844 */);
-    step_teacher_bn4_vjp(scratch + 9955360 /* t2867 */, scratch + 9955376 /* t2872 */, scratch + 9955392 /* t2880 */, scratch + 5365248 /* t2869 */, scratch + 9955680 /* t175 */, scratch /* t2866 */, scratch + 9955712 /* t191 */, scratch + 9541632 /* chunk */);
-    step_teacher_bn4_vjp_2(scratch + 9955408 /* t2878 */, scratch + 9955696 /* t180 */, scratch + 9955376 /* t2872 */);
-    step_teacher_bn4_vjp_3(scratch + 9955424 /* t2889 */, scratch + 9955376 /* t2872 */, state + 4864 /* in_teacher_bn4_scale */, scratch + 9955696 /* t180 */);
-    step_teacher_bn4_vjp_4(scratch + 9955376 /* t2897 */, scratch + 5365248 /* t2891 */, scratch + 9955680 /* t175 */, scratch + 9955424 /* t2889 */, scratch + 8872960 /* chunk */);
-    step_teacher_bn4_vjp_5(scratch + 9955696 /* t2899 */, scratch + 9955392 /* t2880 */, scratch + 9955376 /* t2897 */);
-    step_teacher_bn4_vjp_6(scratch + 3558912 /* t2901 */, scratch /* t2866 */, scratch + 9955712 /* t191 */, scratch + 5365248 /* t2891 */, scratch + 9955680 /* t175 */, scratch + 9955424 /* t2889 */, scratch + 9955696 /* t2899 */);
-    step_teacher_res3_conv3_vjp(scratch + 9955376 /* t2903 */, scratch + 3558912 /* t2901 */, scratch + 8872960 /* chunk */);
-    step_teacher_res3_conv3_vjp_2(scratch + 5365248 /* t2924 */, scratch + 3558912 /* t2901 */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch /* chunk */);
-    step_teacher_res3_leaky_relu2_vjp(scratch + 6268416 /* t2920 */, scratch + 4462080 /* t2905 */, scratch + 9955632 /* t142 */, scratch + 9955664 /* t158 */, state + 2528 /* in_teacher_res3_bn1_offset */);
-    step_teacher_res3_conv3_vjp_3(scratch + 8869376 /* t2922 */, scratch + 6268416 /* t2920 */, scratch + 3558912 /* t2901 */, scratch /* chunk */);
-    step_teacher_res3_leaky_relu2_vjp_2(scratch /* t2945 */, scratch + 4462080 /* t2925 */, scratch + 9955632 /* t142 */, scratch + 9955664 /* t158 */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 5365248 /* t2924 */);
-    step_teacher_res3_bn1_vjp(scratch + 9955392 /* t2947 */, scratch + 9955680 /* t2951 */, scratch + 9955696 /* t2959 */, scratch + 4462080 /* t140 */, scratch + 9955632 /* t142 */, scratch /* t2946 */, scratch + 9955664 /* t158 */, scratch + 8871680 /* chunk */);
-    step_teacher_res3_bn1_vjp_2(scratch + 9955712 /* t2957 */, scratch + 9955648 /* t147 */, scratch + 9955680 /* t2951 */);
-    step_teacher_res3_bn1_vjp_3(scratch + 9955424 /* t2968 */, scratch + 9955680 /* t2951 */, state + 2512 /* in_teacher_res3_bn1_scale */, scratch + 9955648 /* t147 */);
-    step_teacher_res3_bn1_vjp_4(scratch + 9955648 /* t2975 */, scratch + 4462080 /* t140 */, scratch + 9955632 /* t142 */, scratch + 9955424 /* t2968 */, scratch + 8872960 /* chunk */);
-    step_teacher_res3_bn1_vjp_5(scratch + 9955680 /* t2977 */, scratch + 9955696 /* t2959 */, scratch + 9955648 /* t2975 */);
-    step_teacher_res3_bn1_vjp_6(scratch + 5365248 /* t2979 */, scratch /* t2946 */, scratch + 9955664 /* t158 */, scratch + 4462080 /* t140 */, scratch + 9955632 /* t142 */, scratch + 9955424 /* t2968 */, scratch + 9955680 /* t2977 */);
-    step_teacher_res3_conv0_vjp(scratch + 9955424 /* t2980 */, scratch + 5365248 /* t2979 */, scratch + 8872960 /* chunk */);
-    step_teacher_res3_conv0_vjp_2(scratch + 4462080 /* t3001 */, scratch + 5365248 /* t2979 */, state + 192 /* in_teacher_res3_conv0_weight */, scratch /* chunk */);
-    step_teacher_leaky_relu2_vjp(scratch + 6268416 /* t2997 */, scratch + 2655744 /* t2982 */, scratch + 9955584 /* t106 */, scratch + 9955616 /* t127 */, state + 176 /* in_teacher_bn1_offset */);
-    step_teacher_res3_conv0_vjp_3(scratch + 9541632 /* t2999 */, scratch + 6268416 /* t2997 */, scratch + 5365248 /* t2979 */, scratch /* chunk */);
-    step_teacher_leaky_relu2_vjp_2(scratch /* t3023 */, scratch + 2655744 /* t3003 */, scratch + 9955584 /* t106 */, scratch + 9955616 /* t127 */, state + 176 /* in_teacher_bn1_offset */, scratch + 3558912 /* t2902 */, scratch + 4462080 /* t3001 */);
-    step_teacher_bn1_vjp(scratch + 9955440 /* t3025 */, scratch + 9955456 /* t3029 */, scratch + 9955472 /* t3037 */, scratch + 2655744 /* t103 */, scratch + 9955584 /* t106 */, scratch /* t3024 */, scratch + 9955616 /* t127 */, scratch + 8871680 /* chunk */);
-    step_teacher_bn1_vjp_2(scratch + 9955632 /* t3035 */, scratch + 9955600 /* t111 */, scratch + 9955456 /* t3029 */);
-    step_teacher_bn1_vjp_3(scratch + 9955648 /* t3046 */, scratch + 9955456 /* t3029 */, state + 160 /* in_teacher_bn1_scale */, scratch + 9955600 /* t111 */);
-    step_teacher_bn1_vjp_4(scratch + 9955456 /* t3053 */, scratch + 2655744 /* t103 */, scratch + 9955584 /* t106 */, scratch + 9955648 /* t3046 */, scratch + 8872960 /* chunk */);
-    step_teacher_bn1_vjp_5(scratch + 9955600 /* t3055 */, scratch + 9955472 /* t3037 */, scratch + 9955456 /* t3053 */);
-    step_teacher_bn1_vjp_6(scratch + 1172480 /* t3057 */, scratch /* t3024 */, scratch + 9955616 /* t127 */, scratch + 2655744 /* t103 */, scratch + 9955584 /* t106 */, scratch + 9955648 /* t3046 */, scratch + 9955600 /* t3055 */);
-    step_teacher_conv0_vjp(scratch + 9955456 /* t3058 */, scratch + 1172480 /* t3057 */, scratch + 8872960 /* chunk */);
-    step_teacher_conv0_vjp_2(scratch + 8872960 /* t3059 */, io /* in_x */, scratch + 1172480 /* t3057 */, scratch /* chunk */);
-    step_teacher_conv0_update(state + 155616 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 8872960 /* t3060 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv0_update_2(state + 155760 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, state + 155776 /* in_teacher_momentum_bn1_scale */, state + 160 /* in_teacher_bn1_scale */, state + 155792 /* in_teacher_momentum_bn1_offset */, state + 176 /* in_teacher_bn1_offset */, scratch + 9955456 /* t3058 */, io + 226112 /* in_lr_teacher */, scratch + 9955632 /* t3035 */, scratch + 9955440 /* t3025 */);
-    step_teacher_res3_conv0_update(state + 155808 /* in_teacher_momentum_res3_conv0_weight */, state + 192 /* in_teacher_res3_conv0_weight */, scratch + 9541632 /* t3000 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res3_conv0_update_2(state + 158112 /* in_teacher_momentum_res3_conv0_bias */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 158128 /* in_teacher_momentum_res3_bn1_scale */, state + 2512 /* in_teacher_res3_bn1_scale */, state + 158144 /* in_teacher_momentum_res3_bn1_offset */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 9955424 /* t2980 */, io + 226112 /* in_lr_teacher */, scratch + 9955712 /* t2957 */, scratch + 9955392 /* t2947 */);
-    step_teacher_res3_conv3_update(state + 158160 /* in_teacher_momentum_res3_conv3_weight */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch + 8869376 /* t2923 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res3_conv3_update_2(state + 160464 /* in_teacher_momentum_res3_conv3_bias */, state + 4848 /* in_teacher_res3_conv3_bias */, state + 160480 /* in_teacher_momentum_bn4_scale */, state + 4864 /* in_teacher_bn4_scale */, state + 160496 /* in_teacher_momentum_bn4_offset */, state + 4880 /* in_teacher_bn4_offset */, scratch + 9955376 /* t2903 */, io + 226112 /* in_lr_teacher */, scratch + 9955408 /* t2878 */, scratch + 9955360 /* t2867 */);
-    step_teacher_res6_conv0_update(state + 160512 /* in_teacher_momentum_res6_conv0_weight */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch + 9532416 /* t2843 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_conv0_update_2(state + 165120 /* in_teacher_momentum_res6_conv0_bias */, state + 9504 /* in_teacher_res6_conv0_bias */, state + 165152 /* in_teacher_momentum_res6_bn1_scale */, state + 9536 /* in_teacher_res6_bn1_scale */, state + 165184 /* in_teacher_momentum_res6_bn1_offset */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 9955328 /* t2825 */, io + 226112 /* in_lr_teacher */, scratch + 8876480 /* t2802 */, scratch + 8876416 /* t2792 */);
-    step_teacher_res6_conv3_update(state + 165216 /* in_teacher_momentum_res6_conv3_weight */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch + 2595456 /* t2768 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_conv3_update_2(state + 174432 /* in_teacher_momentum_res6_conv3_bias */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch + 8876384 /* t2748 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_shortcut_update(state + 174464 /* in_teacher_momentum_res6_shortcut_weight */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch + 8872448 /* t2746 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_bn7_update(state + 174976 /* in_teacher_momentum_bn7_scale */, state + 19360 /* in_teacher_bn7_scale */, state + 175008 /* in_teacher_momentum_bn7_offset */, state + 19392 /* in_teacher_bn7_offset */, scratch + 8876448 /* t2705 */, io + 226112 /* in_lr_teacher */, scratch + 8876352 /* t2694 */);
-    step_teacher_res9_conv0_update(state + 175040 /* in_teacher_momentum_res9_conv0_weight */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch + 2577024 /* t2670 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_conv0_update_2(state + 193472 /* in_teacher_momentum_res9_conv0_bias */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 193536 /* in_teacher_momentum_res9_bn1_scale */, state + 37920 /* in_teacher_res9_bn1_scale */, state + 193600 /* in_teacher_momentum_res9_bn1_offset */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 8876288 /* t2652 */, io + 226112 /* in_lr_teacher */, scratch + 9547408 /* t2629 */, scratch + 9547344 /* t2619 */);
-    step_teacher_res9_conv3_update(state + 193664 /* in_teacher_momentum_res9_conv3_weight */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch + 8832512 /* t2595 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_conv3_update_2(state + 230528 /* in_teacher_momentum_res9_conv3_bias */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch + 9547280 /* t2575 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_shortcut_update(state + 230592 /* in_teacher_momentum_res9_shortcut_weight */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch + 9543936 /* t2573 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_bn10_update(state + 232640 /* in_teacher_momentum_bn10_scale */, state + 77024 /* in_teacher_bn10_scale */, state + 232704 /* in_teacher_momentum_bn10_offset */, state + 77088 /* in_teacher_bn10_offset */, scratch + 9547216 /* t2526 */, io + 226112 /* in_lr_teacher */, scratch + 9547152 /* t2505 */);
-    step_teacher_dense14_vjp_7(scratch + 8875776 /* t3302 */, state + 232768 /* in_teacher_momentum_dense14_weight */, state + 77152 /* in_teacher_dense14_weight */, scratch + 9905664 /* t2459 */, scratch + 9546496 /* t2453 */, scratch + 8876800 /* t2462 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense14_update(state + 233408 /* in_teacher_momentum_dense14_bias */, state + 77792 /* in_teacher_dense14_bias */, scratch + 9547824 /* t2456 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_gradient_fwd(scratch + 9955584 /* t3319 */, scratch + 9546816 /* t2324 */);
-    step_teacher_gradient_fwd_2(scratch + 9955600 /* t3321 */, scratch + 9547792 /* t2322 */);
-    step_teacher_gradient_fwd_3(scratch + 9547792 /* t3324 */, scratch + 9547776 /* t2297 */);
-    step_teacher_gradient_fwd_4(scratch + 9547776 /* t3327 */, scratch + 9547760 /* t2286 */);
-    step_teacher_gradient_fwd_5(scratch + 9547760 /* t3330 */, scratch + 9539328 /* t2261 */);
-    step_teacher_gradient_fwd_6(scratch + 9955616 /* t3333 */, scratch + 9547744 /* t2241 */);
-    step_teacher_gradient_fwd_7(scratch + 9547744 /* t3336 */, scratch + 9547728 /* t2216 */);
-    step_teacher_gradient_fwd_8(scratch + 9547728 /* t3339 */, scratch + 9547712 /* t2205 */);
-    step_teacher_gradient_fwd_9(scratch + 9547712 /* t3342 */, scratch + 9537024 /* t2181 */);
-    step_teacher_gradient_fwd_10(scratch + 9955632 /* t3345 */, scratch + 9547696 /* t2161 */);
-    step_teacher_gradient_fwd_11(scratch + 9547696 /* t3348 */, scratch + 9547680 /* t2134 */);
-    step_teacher_gradient_fwd_12(scratch + 9547680 /* t3351 */, scratch + 9547664 /* t2122 */);
-    step_teacher_gradient_fwd_13(scratch + 9547664 /* t3354 */, scratch + 9527808 /* t2098 */);
-    step_teacher_gradient_fwd_14(scratch + 9955648 /* t3357 */, scratch + 9547632 /* t2080 */);
-    step_teacher_gradient_fwd_15(scratch + 9547632 /* t3360 */, scratch + 9547600 /* t2055 */);
-    step_teacher_gradient_fwd_16(scratch + 9547648 /* t3363 */, scratch + 9547568 /* t2044 */);
-    step_teacher_gradient_fwd_17(scratch + 9547568 /* t3366 */, scratch + 9518592 /* t2020 */);
-    step_teacher_gradient_fwd_18(scratch + 9547584 /* t3369 */, scratch + 9547536 /* t2000 */);
-    step_teacher_gradient_fwd_19(scratch + 9547536 /* t3372 */, scratch + 9545984 /* t1998 */);
-    step_teacher_gradient_fwd_20(scratch + 9547552 /* t3375 */, scratch + 9547504 /* t1955 */);
-    step_teacher_gradient_fwd_21(scratch + 9547504 /* t3378 */, scratch + 9547472 /* t1943 */);
-    step_teacher_gradient_fwd_22(scratch + 9547520 /* t3381 */, scratch + 9500160 /* t1919 */);
-    step_teacher_gradient_fwd_23(scratch + 9547600 /* t3384 */, scratch + 9547088 /* t1901 */);
-    step_teacher_gradient_fwd_24(scratch + 9547616 /* t3387 */, scratch + 9547024 /* t1876 */);
-    step_teacher_gradient_fwd_25(scratch + 9955664 /* t3390 */, scratch + 9546960 /* t1865 */);
-    step_teacher_gradient_fwd_26(scratch + 9955680 /* t3393 */, scratch + 8795648 /* t1841 */);
-    step_teacher_gradient_fwd_27(scratch + 9955696 /* t3396 */, scratch + 8877504 /* t1821 */);
-    step_teacher_gradient_fwd_28(scratch + 9955712 /* t3399 */, scratch + 9572608 /* t1819 */);
-    step_teacher_gradient_fwd_29(scratch + 9955328 /* t3402 */, scratch + 9575440 /* t1776 */);
-    step_teacher_gradient_fwd_30(scratch + 9575440 /* t3405 */, scratch + 8877440 /* t1764 */);
-    step_teacher_gradient_fwd_31(scratch + 9575456 /* t3408 */, scratch + 9574656 /* t1739 */);
-    step_teacher_gradient_fwd_32(scratch + 9575472 /* t3411 */, scratch + 9575680 /* t1737 */);
-    step_teacher_gradient_fwd_33(io + 244720 /* t3413 */, scratch + 9955584 /* t3319 */, scratch + 9955600 /* t3321 */, scratch + 9547792 /* t3324 */, scratch + 9547776 /* t3327 */, scratch + 9547760 /* t3330 */, scratch + 9955616 /* t3333 */, scratch + 9547744 /* t3336 */, scratch + 9547728 /* t3339 */, scratch + 9547712 /* t3342 */, scratch + 9955632 /* t3345 */, scratch + 9547696 /* t3348 */, scratch + 9547680 /* t3351 */, scratch + 9547664 /* t3354 */, scratch + 9955648 /* t3357 */, scratch + 9547632 /* t3360 */, scratch + 9547648 /* t3363 */, scratch + 9547568 /* t3366 */, scratch + 9547584 /* t3369 */, scratch + 9547536 /* t3372 */, scratch + 9547552 /* t3375 */, scratch + 9547504 /* t3378 */, scratch + 9547520 /* t3381 */, scratch + 9547600 /* t3384 */, scratch + 9547616 /* t3387 */, scratch + 9955664 /* t3390 */, scratch + 9955680 /* t3393 */, scratch + 9955696 /* t3396 */, scratch + 9955712 /* t3399 */, scratch + 9955328 /* t3402 */, scratch + 9575440 /* t3405 */, scratch + 9575456 /* t3408 */, scratch + 9575472 /* t3411 */);
-    step_teacher_gradient_fwd_34(scratch + 9575440 /* t3415 */, scratch + 9575296 /* t1238 */);
-    step_teacher_gradient_fwd_35(scratch + 9575456 /* t3417 */, scratch + 9575664 /* t1236 */);
-    step_teacher_gradient_fwd_36(scratch + 9575472 /* t3420 */, scratch + 9575648 /* t1213 */);
-    step_teacher_gradient_fwd_37(scratch + 9575488 /* t3423 */, scratch + 9575632 /* t1203 */);
-    step_teacher_gradient_fwd_38(scratch + 9955584 /* t3426 */, scratch + 9570304 /* t1178 */);
-    step_teacher_gradient_fwd_39(scratch + 9955600 /* t3429 */, scratch + 9575616 /* t1158 */);
-    step_teacher_gradient_fwd_40(scratch + 9955616 /* t3432 */, scratch + 9575600 /* t1135 */);
-    step_teacher_gradient_fwd_41(scratch + 9955632 /* t3435 */, scratch + 9575584 /* t1125 */);
-    step_teacher_gradient_fwd_42(scratch + 9955648 /* t3438 */, scratch + 8873472 /* t1101 */);
-    step_teacher_gradient_fwd_43(scratch + 9955664 /* t3441 */, scratch + 9575568 /* t1081 */);
-    step_teacher_gradient_fwd_44(scratch + 9955680 /* t3444 */, scratch + 9575552 /* t1056 */);
-    step_teacher_gradient_fwd_45(scratch + 9955696 /* t3447 */, scratch + 9575536 /* t1045 */);
-    step_teacher_gradient_fwd_46(scratch + 9955712 /* t3450 */, scratch + 9565696 /* t1021 */);
-    step_teacher_gradient_fwd_47(scratch + 9955328 /* t3453 */, scratch + 9575504 /* t1003 */);
-    step_teacher_gradient_fwd_48(scratch + 9955344 /* t3456 */, scratch + 9668128 /* t980 */);
-    step_teacher_gradient_fwd_49(scratch + 9955360 /* t3459 */, scratch + 9668096 /* t970 */);
-    step_teacher_gradient_fwd_50(scratch + 9955376 /* t3462 */, scratch + 9942528 /* t946 */);
-    step_teacher_gradient_fwd_51(scratch + 9955392 /* t3465 */, scratch + 9955552 /* t926 */);
-    step_teacher_gradient_fwd_52(scratch + 9955552 /* t3468 */, scratch + 9954432 /* t924 */);
-    step_teacher_gradient_fwd_53(scratch + 9955568 /* t3471 */, scratch + 9955520 /* t883 */);
-    step_teacher_gradient_fwd_54(scratch + 9955520 /* t3474 */, scratch + 9955488 /* t872 */);
-    step_teacher_gradient_fwd_55(scratch + 9955536 /* t3477 */, scratch + 9924096 /* t848 */);
-    step_teacher_gradient_fwd_56(scratch + 9955408 /* t3480 */, scratch + 9955264 /* t830 */);
-    step_teacher_gradient_fwd_57(scratch + 9955264 /* t3483 */, scratch + 9955200 /* t807 */);
-    step_teacher_gradient_fwd_58(scratch + 9955280 /* t3486 */, scratch + 9955136 /* t797 */);
-    step_teacher_gradient_fwd_59(scratch + 9955296 /* t3489 */, scratch + 9868800 /* t773 */);
-    step_teacher_gradient_fwd_60(scratch + 9955312 /* t3492 */, scratch + 9955072 /* t753 */);
-    step_teacher_gradient_fwd_61(scratch + 9955424 /* t3495 */, scratch + 9951744 /* t751 */);
-    step_teacher_gradient_fwd_62(scratch + 9955440 /* t3498 */, scratch + 9955008 /* t710 */);
-    step_teacher_gradient_fwd_63(scratch + 9955456 /* t3501 */, scratch + 9954944 /* t699 */);
-    step_teacher_gradient_fwd_64(scratch + 9955472 /* t3504 */, scratch + 9953792 /* t674 */);
-    step_teacher_gradient_fwd_65(scratch + 9955488 /* t3507 */, scratch + 9955728 /* t672 */);
-    step_teacher_gradient_fwd_66(io + 244736 /* t3509 */, io + 244752 /* t3513 */, io + 244768 /* t3514 */, scratch + 9575440 /* t3415 */, scratch + 9575456 /* t3417 */, scratch + 9575472 /* t3420 */, scratch + 9575488 /* t3423 */, scratch + 9955584 /* t3426 */, scratch + 9955600 /* t3429 */, scratch + 9955616 /* t3432 */, scratch + 9955632 /* t3435 */, scratch + 9955648 /* t3438 */, scratch + 9955664 /* t3441 */, scratch + 9955680 /* t3444 */, scratch + 9955696 /* t3447 */, scratch + 9955712 /* t3450 */, scratch + 9955328 /* t3453 */, scratch + 9955344 /* t3456 */, scratch + 9955360 /* t3459 */, scratch + 9955376 /* t3462 */, scratch + 9955392 /* t3465 */, scratch + 9955552 /* t3468 */, scratch + 9955568 /* t3471 */, scratch + 9955520 /* t3474 */, scratch + 9955536 /* t3477 */, scratch + 9955408 /* t3480 */, scratch + 9955264 /* t3483 */, scratch + 9955280 /* t3486 */, scratch + 9955296 /* t3489 */, scratch + 9955312 /* t3492 */, scratch + 9955424 /* t3495 */, scratch + 9955440 /* t3498 */, scratch + 9955456 /* t3501 */, scratch + 9955472 /* t3504 */, scratch + 9955488 /* t3507 */, io + 244720 /* t3413 */, scratch + 9547808 /* t2419 */, io + 244704 /* t2420 */);
+    step_teacher_leaky_relu5_vjp_2(scratch + 7171584 /* t2840 */, scratch + 4462080 /* t172 */, scratch + 9408608 /* t175 */, scratch + 9408640 /* t191 */, state + 4880 /* in_teacher_bn4_offset */);
+    step_teacher_res6_conv0_vjp_3(scratch + 2577024 /* t2842 */, scratch + 7171584 /* t2840 */, scratch + 2125440 /* t2824 */, scratch /* chunk */);
+    step_teacher_leaky_relu5_vjp_3(scratch /* t2865 */, scratch + 4462080 /* t172 */, scratch + 9408608 /* t175 */, scratch + 9408640 /* t191 */, state + 4880 /* in_teacher_bn4_offset */, scratch + 5365248 /* t2747 */, scratch + 6268416 /* t2844 */);
+    step_teacher_bn4_vjp(scratch + 9408352 /* t2867 */, scratch + 9408368 /* t2872 */, scratch + 9406848 /* t2880 */, scratch + 4462080 /* t2869 */, scratch + 9408608 /* t175 */, scratch /* t2866 */, scratch + 9408640 /* t191 */, scratch + 8176128 /* chunk */);
+    step_teacher_bn4_vjp_2(scratch + 9406864 /* t2878 */, scratch + 9408624 /* t180 */, scratch + 9408368 /* t2872 */);
+    step_teacher_bn4_vjp_3(scratch + 9406880 /* t2889 */, scratch + 9408368 /* t2872 */, state + 4864 /* in_teacher_bn4_scale */, scratch + 9408624 /* t180 */);
+    step_teacher_bn4_vjp_4(scratch + 9408368 /* t2897 */, scratch + 4462080 /* t2891 */, scratch + 9408608 /* t175 */, scratch + 9406880 /* t2889 */, scratch + 9402368 /* chunk */);
+    step_teacher_bn4_vjp_5(scratch + 9408624 /* t2899 */, scratch + 9406848 /* t2880 */, scratch + 9408368 /* t2897 */);
+    step_teacher_bn4_vjp_6(scratch + 5365248 /* t2901 */, scratch /* t2866 */, scratch + 9408640 /* t191 */, scratch + 4462080 /* t2891 */, scratch + 9408608 /* t175 */, scratch + 9406880 /* t2889 */, scratch + 9408624 /* t2899 */);
+    step_teacher_res3_conv3_vjp(scratch + 9406848 /* t2903 */, scratch + 5365248 /* t2901 */, scratch + 9402368 /* chunk */);
+    step_teacher_res3_conv3_vjp_2(scratch + 4462080 /* t2924 */, scratch + 5365248 /* t2901 */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch /* chunk */);
+    step_teacher_res3_leaky_relu2_vjp(scratch + 6268416 /* t2920 */, scratch + 3558912 /* t2905 */, scratch + 9408560 /* t142 */, scratch + 9408592 /* t158 */, state + 2528 /* in_teacher_res3_bn1_offset */);
+    step_teacher_res3_conv3_vjp_3(scratch + 2581632 /* t2922 */, scratch + 6268416 /* t2920 */, scratch + 5365248 /* t2901 */, scratch /* chunk */);
+    step_teacher_res3_leaky_relu2_vjp_2(scratch /* t2945 */, scratch + 3558912 /* t2925 */, scratch + 9408560 /* t142 */, scratch + 9408592 /* t158 */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 4462080 /* t2924 */);
+    step_teacher_res3_bn1_vjp(scratch + 9408368 /* t2947 */, scratch + 9408608 /* t2951 */, scratch + 9408624 /* t2959 */, scratch + 3558912 /* t140 */, scratch + 9408560 /* t142 */, scratch /* t2946 */, scratch + 9408592 /* t158 */, scratch + 8176128 /* chunk */);
+    step_teacher_res3_bn1_vjp_2(scratch + 9408640 /* t2957 */, scratch + 9408576 /* t147 */, scratch + 9408608 /* t2951 */);
+    step_teacher_res3_bn1_vjp_3(scratch + 9406880 /* t2968 */, scratch + 9408608 /* t2951 */, state + 2512 /* in_teacher_res3_bn1_scale */, scratch + 9408576 /* t147 */);
+    step_teacher_res3_bn1_vjp_4(scratch + 9408576 /* t2975 */, scratch + 3558912 /* t140 */, scratch + 9408560 /* t142 */, scratch + 9406880 /* t2968 */, scratch + 9402368 /* chunk */);
+    step_teacher_res3_bn1_vjp_5(scratch + 9408608 /* t2977 */, scratch + 9408624 /* t2959 */, scratch + 9408576 /* t2975 */);
+    step_teacher_res3_bn1_vjp_6(scratch + 4462080 /* t2979 */, scratch /* t2946 */, scratch + 9408592 /* t158 */, scratch + 3558912 /* t140 */, scratch + 9408560 /* t142 */, scratch + 9406880 /* t2968 */, scratch + 9408608 /* t2977 */);
+    step_teacher_res3_conv0_vjp(scratch + 9408560 /* t2980 */, scratch + 4462080 /* t2979 */, scratch + 9402368 /* chunk */);
+    step_teacher_res3_conv0_vjp_2(scratch + 3558912 /* t3001 */, scratch + 4462080 /* t2979 */, state + 192 /* in_teacher_res3_conv0_weight */, scratch /* chunk */);
+    step_teacher_leaky_relu2_vjp(scratch + 6268416 /* t2997 */, scratch + 2655744 /* t2982 */, scratch + 9408512 /* t106 */, scratch + 9408544 /* t127 */, state + 176 /* in_teacher_bn1_offset */);
+    step_teacher_res3_conv0_vjp_3(scratch + 2583936 /* t2999 */, scratch + 6268416 /* t2997 */, scratch + 4462080 /* t2979 */, scratch /* chunk */);
+    step_teacher_leaky_relu2_vjp_2(scratch + 4462080 /* t3023 */, scratch + 2655744 /* t3003 */, scratch + 9408512 /* t106 */, scratch + 9408544 /* t127 */, state + 176 /* in_teacher_bn1_offset */, scratch + 5365248 /* t2902 */, scratch + 3558912 /* t3001 */);
+    step_teacher_bn1_vjp(scratch + 9408576 /* t3025 */, scratch + 9408592 /* t3029 */, scratch + 9408608 /* t3037 */, scratch + 2655744 /* t103 */, scratch + 9408512 /* t106 */, scratch + 4462080 /* t3024 */, scratch + 9408544 /* t127 */, scratch + 8176128 /* chunk */);
+    step_teacher_bn1_vjp_2(scratch + 9408624 /* t3035 */, scratch + 9408528 /* t111 */, scratch + 9408592 /* t3029 */);
+    step_teacher_bn1_vjp_3(scratch + 9406880 /* t3046 */, scratch + 9408592 /* t3029 */, state + 160 /* in_teacher_bn1_scale */, scratch + 9408528 /* t111 */);
+    step_teacher_bn1_vjp_4(scratch + 9408528 /* t3053 */, scratch + 2655744 /* t103 */, scratch + 9408512 /* t106 */, scratch + 9406880 /* t3046 */, scratch + 9402368 /* chunk */);
+    step_teacher_bn1_vjp_5(scratch + 9408592 /* t3055 */, scratch + 9408608 /* t3037 */, scratch + 9408528 /* t3053 */);
+    step_teacher_bn1_vjp_6(scratch + 3558912 /* t3057 */, scratch + 4462080 /* t3024 */, scratch + 9408544 /* t127 */, scratch + 2655744 /* t103 */, scratch + 9408512 /* t106 */, scratch + 9406880 /* t3046 */, scratch + 9408592 /* t3055 */);
+    step_teacher_conv0_vjp(scratch + 9408592 /* t3058 */, scratch + 3558912 /* t3057 */, scratch + 9402368 /* chunk */);
+    step_teacher_conv0_vjp_2(scratch + 9402368 /* t3059 */, io /* in_x */, scratch + 3558912 /* t3057 */, scratch /* chunk */);
+    step_teacher_conv0_update(state + 155616 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 9402368 /* t3060 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 155760 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, state + 155776 /* in_teacher_momentum_bn1_scale */, state + 160 /* in_teacher_bn1_scale */, state + 155792 /* in_teacher_momentum_bn1_offset */, state + 176 /* in_teacher_bn1_offset */, scratch + 9408592 /* t3058 */, io + 226112 /* in_lr_teacher */, scratch + 9408624 /* t3035 */, scratch + 9408576 /* t3025 */);
+    step_teacher_res3_conv0_update(state + 155808 /* in_teacher_momentum_res3_conv0_weight */, state + 192 /* in_teacher_res3_conv0_weight */, scratch + 2583936 /* t3000 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res3_conv0_update_2(state + 158112 /* in_teacher_momentum_res3_conv0_bias */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 158128 /* in_teacher_momentum_res3_bn1_scale */, state + 2512 /* in_teacher_res3_bn1_scale */, state + 158144 /* in_teacher_momentum_res3_bn1_offset */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 9408560 /* t2980 */, io + 226112 /* in_lr_teacher */, scratch + 9408640 /* t2957 */, scratch + 9408368 /* t2947 */);
+    step_teacher_res3_conv3_update(state + 158160 /* in_teacher_momentum_res3_conv3_weight */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch + 2581632 /* t2923 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res3_conv3_update_2(state + 160464 /* in_teacher_momentum_res3_conv3_bias */, state + 4848 /* in_teacher_res3_conv3_bias */, state + 160480 /* in_teacher_momentum_bn4_scale */, state + 4864 /* in_teacher_bn4_scale */, state + 160496 /* in_teacher_momentum_bn4_offset */, state + 4880 /* in_teacher_bn4_offset */, scratch + 9406848 /* t2903 */, io + 226112 /* in_lr_teacher */, scratch + 9406864 /* t2878 */, scratch + 9408352 /* t2867 */);
+    step_teacher_res6_conv0_update(state + 160512 /* in_teacher_momentum_res6_conv0_weight */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch + 2577024 /* t2843 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_conv0_update_2(state + 165120 /* in_teacher_momentum_res6_conv0_bias */, state + 9504 /* in_teacher_res6_conv0_bias */, state + 165152 /* in_teacher_momentum_res6_bn1_scale */, state + 9536 /* in_teacher_res6_bn1_scale */, state + 165184 /* in_teacher_momentum_res6_bn1_offset */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 9402976 /* t2825 */, io + 226112 /* in_lr_teacher */, scratch + 9408320 /* t2802 */, scratch + 9402944 /* t2792 */);
+    step_teacher_res6_conv3_update(state + 165216 /* in_teacher_momentum_res6_conv3_weight */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch + 8166912 /* t2768 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_conv3_update_2(state + 174432 /* in_teacher_momentum_res6_conv3_bias */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch + 9403104 /* t2748 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_shortcut_update(state + 174464 /* in_teacher_momentum_res6_shortcut_weight */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch + 9401856 /* t2746 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_bn7_update(state + 174976 /* in_teacher_momentum_bn7_scale */, state + 19360 /* in_teacher_bn7_scale */, state + 175008 /* in_teacher_momentum_bn7_offset */, state + 19392 /* in_teacher_bn7_offset */, scratch + 9403072 /* t2705 */, io + 226112 /* in_lr_teacher */, scratch + 9408384 /* t2694 */);
+    step_teacher_res9_conv0_update(state + 175040 /* in_teacher_momentum_res9_conv0_weight */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch + 8148480 /* t2670 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_conv0_update_2(state + 193472 /* in_teacher_momentum_res9_conv0_bias */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 193536 /* in_teacher_momentum_res9_bn1_scale */, state + 37920 /* in_teacher_res9_bn1_scale */, state + 193600 /* in_teacher_momentum_res9_bn1_offset */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 8177088 /* t2652 */, io + 226112 /* in_lr_teacher */, scratch + 9403008 /* t2629 */, scratch + 8177024 /* t2619 */);
+    step_teacher_res9_conv3_update(state + 193664 /* in_teacher_momentum_res9_conv3_weight */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch + 8111616 /* t2595 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_conv3_update_2(state + 230528 /* in_teacher_momentum_res9_conv3_bias */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch + 8176960 /* t2575 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_shortcut_update(state + 230592 /* in_teacher_momentum_res9_shortcut_weight */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch + 8220672 /* t2573 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_bn10_update(state + 232640 /* in_teacher_momentum_bn10_scale */, state + 77024 /* in_teacher_bn10_scale */, state + 232704 /* in_teacher_momentum_bn10_offset */, state + 77088 /* in_teacher_bn10_offset */, scratch + 8176896 /* t2526 */, io + 226112 /* in_lr_teacher */, scratch + 9402880 /* t2505 */);
+    step_teacher_dense14_vjp_7(scratch + 9401856 /* t3302 */, state + 232768 /* in_teacher_momentum_dense14_weight */, state + 77152 /* in_teacher_dense14_weight */, scratch + 9353728 /* t2459 */, scratch + 9403776 /* t2453 */, scratch + 9403136 /* t2462 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense14_update(state + 233408 /* in_teacher_momentum_dense14_bias */, state + 77792 /* in_teacher_dense14_bias */, scratch + 9406976 /* t2456 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_gradient_fwd(scratch + 9408512 /* t3319 */, scratch + 8224016 /* t2324 */);
+    step_teacher_gradient_fwd_2(scratch + 9408528 /* t3321 */, scratch + 8225024 /* t2322 */);
+    step_teacher_gradient_fwd_3(scratch + 8225024 /* t3324 */, scratch + 8225008 /* t2297 */);
+    step_teacher_gradient_fwd_4(scratch + 8225008 /* t3327 */, scratch + 8224992 /* t2286 */);
+    step_teacher_gradient_fwd_5(scratch + 8224992 /* t3330 */, scratch + 8216320 /* t2261 */);
+    step_teacher_gradient_fwd_6(scratch + 9408544 /* t3333 */, scratch + 8224976 /* t2241 */);
+    step_teacher_gradient_fwd_7(scratch + 8224976 /* t3336 */, scratch + 8224960 /* t2216 */);
+    step_teacher_gradient_fwd_8(scratch + 8224960 /* t3339 */, scratch + 8224944 /* t2205 */);
+    step_teacher_gradient_fwd_9(scratch + 8224944 /* t3342 */, scratch + 8214016 /* t2181 */);
+    step_teacher_gradient_fwd_10(scratch + 9408560 /* t3345 */, scratch + 8224928 /* t2161 */);
+    step_teacher_gradient_fwd_11(scratch + 8224928 /* t3348 */, scratch + 8224912 /* t2134 */);
+    step_teacher_gradient_fwd_12(scratch + 8224912 /* t3351 */, scratch + 8224896 /* t2122 */);
+    step_teacher_gradient_fwd_13(scratch + 8224896 /* t3354 */, scratch + 8204800 /* t2098 */);
+    step_teacher_gradient_fwd_14(scratch + 9408576 /* t3357 */, scratch + 8224704 /* t2080 */);
+    step_teacher_gradient_fwd_15(scratch + 8224704 /* t3360 */, scratch + 8224672 /* t2055 */);
+    step_teacher_gradient_fwd_16(scratch + 8224720 /* t3363 */, scratch + 8224640 /* t2044 */);
+    step_teacher_gradient_fwd_17(scratch + 8224640 /* t3366 */, scratch + 8195584 /* t2020 */);
+    step_teacher_gradient_fwd_18(scratch + 8224656 /* t3369 */, scratch + 8224608 /* t2000 */);
+    step_teacher_gradient_fwd_19(scratch + 8224608 /* t3372 */, scratch + 8223360 /* t1998 */);
+    step_teacher_gradient_fwd_20(scratch + 8224624 /* t3375 */, scratch + 8224576 /* t1955 */);
+    step_teacher_gradient_fwd_21(scratch + 8224576 /* t3378 */, scratch + 8224544 /* t1943 */);
+    step_teacher_gradient_fwd_22(scratch + 8224592 /* t3381 */, scratch + 8177152 /* t1919 */);
+    step_teacher_gradient_fwd_23(scratch + 8224544 /* t3384 */, scratch + 8224480 /* t1901 */);
+    step_teacher_gradient_fwd_24(scratch + 8224560 /* t3387 */, scratch + 8224416 /* t1876 */);
+    step_teacher_gradient_fwd_25(scratch + 8224672 /* t3390 */, scratch + 8224352 /* t1865 */);
+    step_teacher_gradient_fwd_26(scratch + 8224688 /* t3393 */, scratch + 8074752 /* t1841 */);
+    step_teacher_gradient_fwd_27(scratch + 9408592 /* t3396 */, scratch + 8224288 /* t1821 */);
+    step_teacher_gradient_fwd_28(scratch + 9408608 /* t3399 */, scratch + 8218624 /* t1819 */);
+    step_teacher_gradient_fwd_29(scratch + 9408624 /* t3402 */, scratch + 8224224 /* t1776 */);
+    step_teacher_gradient_fwd_30(scratch + 9408640 /* t3405 */, scratch + 8224160 /* t1764 */);
+    step_teacher_gradient_fwd_31(scratch + 9408192 /* t3408 */, scratch + 8222720 /* t1739 */);
+    step_teacher_gradient_fwd_32(scratch + 9408208 /* t3411 */, scratch + 8224880 /* t1737 */);
+    step_teacher_gradient_fwd_33(io + 244720 /* t3413 */, scratch + 9408512 /* t3319 */, scratch + 9408528 /* t3321 */, scratch + 8225024 /* t3324 */, scratch + 8225008 /* t3327 */, scratch + 8224992 /* t3330 */, scratch + 9408544 /* t3333 */, scratch + 8224976 /* t3336 */, scratch + 8224960 /* t3339 */, scratch + 8224944 /* t3342 */, scratch + 9408560 /* t3345 */, scratch + 8224928 /* t3348 */, scratch + 8224912 /* t3351 */, scratch + 8224896 /* t3354 */, scratch + 9408576 /* t3357 */, scratch + 8224704 /* t3360 */, scratch + 8224720 /* t3363 */, scratch + 8224640 /* t3366 */, scratch + 8224656 /* t3369 */, scratch + 8224608 /* t3372 */, scratch + 8224624 /* t3375 */, scratch + 8224576 /* t3378 */, scratch + 8224592 /* t3381 */, scratch + 8224544 /* t3384 */, scratch + 8224560 /* t3387 */, scratch + 8224672 /* t3390 */, scratch + 8224688 /* t3393 */, scratch + 9408592 /* t3396 */, scratch + 9408608 /* t3399 */, scratch + 9408624 /* t3402 */, scratch + 9408640 /* t3405 */, scratch + 9408192 /* t3408 */, scratch + 9408208 /* t3411 */);
+    step_teacher_gradient_fwd_34(scratch + 9408512 /* t3415 */, scratch + 8223872 /* t1238 */);
+    step_teacher_gradient_fwd_35(scratch + 9408528 /* t3417 */, scratch + 8224864 /* t1236 */);
+    step_teacher_gradient_fwd_36(scratch + 9408544 /* t3420 */, scratch + 8224848 /* t1213 */);
+    step_teacher_gradient_fwd_37(scratch + 9408560 /* t3423 */, scratch + 8224832 /* t1203 */);
+    step_teacher_gradient_fwd_38(scratch + 9408576 /* t3426 */, scratch + 8211712 /* t1178 */);
+    step_teacher_gradient_fwd_39(scratch + 9408592 /* t3429 */, scratch + 8224816 /* t1158 */);
+    step_teacher_gradient_fwd_40(scratch + 9408608 /* t3432 */, scratch + 8224800 /* t1135 */);
+    step_teacher_gradient_fwd_41(scratch + 9408624 /* t3435 */, scratch + 8224784 /* t1125 */);
+    step_teacher_gradient_fwd_42(scratch + 9408640 /* t3438 */, scratch + 8209408 /* t1101 */);
+    step_teacher_gradient_fwd_43(scratch + 9408192 /* t3441 */, scratch + 8224768 /* t1081 */);
+    step_teacher_gradient_fwd_44(scratch + 9408208 /* t3444 */, scratch + 8224752 /* t1056 */);
+    step_teacher_gradient_fwd_45(scratch + 9408224 /* t3447 */, scratch + 8224736 /* t1045 */);
+    step_teacher_gradient_fwd_46(scratch + 9408240 /* t3450 */, scratch + 9116160 /* t1021 */);
+    step_teacher_gradient_fwd_47(scratch + 9408256 /* t3453 */, scratch + 9122368 /* t1003 */);
+    step_teacher_gradient_fwd_48(scratch + 9408272 /* t3456 */, scratch + 9122336 /* t980 */);
+    step_teacher_gradient_fwd_49(scratch + 9408288 /* t3459 */, scratch + 9122304 /* t970 */);
+    step_teacher_gradient_fwd_50(scratch + 9408304 /* t3462 */, scratch + 9390592 /* t946 */);
+    step_teacher_gradient_fwd_51(scratch + 9408320 /* t3465 */, scratch + 9408480 /* t926 */);
+    step_teacher_gradient_fwd_52(scratch + 9408480 /* t3468 */, scratch + 9406336 /* t924 */);
+    step_teacher_gradient_fwd_53(scratch + 9408496 /* t3471 */, scratch + 9408448 /* t883 */);
+    step_teacher_gradient_fwd_54(scratch + 9408448 /* t3474 */, scratch + 9408416 /* t872 */);
+    step_teacher_gradient_fwd_55(scratch + 9408464 /* t3477 */, scratch + 9372160 /* t848 */);
+    step_teacher_gradient_fwd_56(scratch + 9408336 /* t3480 */, scratch + 9408128 /* t830 */);
+    step_teacher_gradient_fwd_57(scratch + 9408128 /* t3483 */, scratch + 9408064 /* t807 */);
+    step_teacher_gradient_fwd_58(scratch + 9408144 /* t3486 */, scratch + 9408000 /* t797 */);
+    step_teacher_gradient_fwd_59(scratch + 9408160 /* t3489 */, scratch + 9316864 /* t773 */);
+    step_teacher_gradient_fwd_60(scratch + 9408176 /* t3492 */, scratch + 9407936 /* t753 */);
+    step_teacher_gradient_fwd_61(scratch + 9408352 /* t3495 */, scratch + 9399808 /* t751 */);
+    step_teacher_gradient_fwd_62(scratch + 9408368 /* t3498 */, scratch + 9407872 /* t710 */);
+    step_teacher_gradient_fwd_63(scratch + 9408384 /* t3501 */, scratch + 9407808 /* t699 */);
+    step_teacher_gradient_fwd_64(scratch + 9408400 /* t3504 */, scratch + 9405696 /* t674 */);
+    step_teacher_gradient_fwd_65(scratch + 9408416 /* t3507 */, scratch + 9408656 /* t672 */);
+    step_teacher_gradient_fwd_66(io + 244736 /* t3509 */, io + 244752 /* t3513 */, io + 244768 /* t3514 */, scratch + 9408512 /* t3415 */, scratch + 9408528 /* t3417 */, scratch + 9408544 /* t3420 */, scratch + 9408560 /* t3423 */, scratch + 9408576 /* t3426 */, scratch + 9408592 /* t3429 */, scratch + 9408608 /* t3432 */, scratch + 9408624 /* t3435 */, scratch + 9408640 /* t3438 */, scratch + 9408192 /* t3441 */, scratch + 9408208 /* t3444 */, scratch + 9408224 /* t3447 */, scratch + 9408240 /* t3450 */, scratch + 9408256 /* t3453 */, scratch + 9408272 /* t3456 */, scratch + 9408288 /* t3459 */, scratch + 9408304 /* t3462 */, scratch + 9408320 /* t3465 */, scratch + 9408480 /* t3468 */, scratch + 9408496 /* t3471 */, scratch + 9408448 /* t3474 */, scratch + 9408464 /* t3477 */, scratch + 9408336 /* t3480 */, scratch + 9408128 /* t3483 */, scratch + 9408144 /* t3486 */, scratch + 9408160 /* t3489 */, scratch + 9408176 /* t3492 */, scratch + 9408352 /* t3495 */, scratch + 9408368 /* t3498 */, scratch + 9408384 /* t3501 */, scratch + 9408400 /* t3504 */, scratch + 9408416 /* t3507 */, io + 244720 /* t3413 */, scratch + 8225040 /* t2419 */, io + 244704 /* t2420 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -21543,15 +21543,15 @@ static void supervised_step_student_res3_conv0_fwd_part(void *context, int part,
     const float *restrict t85 = p->t85;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
     const float *restrict in_student_res3_conv0_bias = p->in_student_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t90 + (size_t)n0 * 3136, t85 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t90 + (size_t)n0 * 3136, t85 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -21768,15 +21768,15 @@ static void supervised_step_student_res3_conv3_fwd_part(void *context, int part,
     const float *restrict t115 = p->t115;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t120 + (size_t)n0 * 3136, t115 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t120 + (size_t)n0 * 3136, t115 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -22245,15 +22245,15 @@ static void supervised_step_student_res6_conv3_fwd_part(void *context, int part,
     const float *restrict t185 = p->t185;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
+    mplc_winograd4_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
     size_t lo, hi;
     while (mplc_claim(256, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t190 + (size_t)n0 * 1568, t185 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t190 + (size_t)n0 * 1568, t185 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -22764,15 +22764,15 @@ static void supervised_step_student_res9_conv3_fwd_part(void *context, int part,
     const float *restrict t259 = p->t259;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
+    mplc_winograd4_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
     size_t lo, hi;
     while (mplc_claim(256, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t264 + (size_t)n0 * 1024, t259 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t264 + (size_t)n0 * 1024, t259 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -23741,15 +23741,15 @@ static void supervised_step_student_res9_conv3_vjp_2_part(void *context, int par
     float *restrict t426 = p->t426;
     const float *restrict t385 = p->t385;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 1);
+    mplc_winograd4_filters(filters, in_student_res9_conv3_weight, 64, 64, 1);
     size_t lo, hi;
     while (mplc_claim(256, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t426 + (size_t)n0 * 1024, t385 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t426 + (size_t)n0 * 1024, t385 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
         }
     }
 }
@@ -24854,15 +24854,15 @@ static void supervised_step_student_res6_conv3_vjp_2_part(void *context, int par
     float *restrict t599 = p->t599;
     const float *restrict t558 = p->t558;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 1);
+    mplc_winograd4_filters(filters, in_student_res6_conv3_weight, 32, 32, 1);
     size_t lo, hi;
     while (mplc_claim(256, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t599 + (size_t)n0 * 1568, t558 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t599 + (size_t)n0 * 1568, t558 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
         }
     }
 }
@@ -25824,15 +25824,15 @@ static void supervised_step_student_res3_conv3_vjp_2_part(void *context, int par
     float *restrict t754 = p->t754;
     const float *restrict t731 = p->t731;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 1);
+    mplc_winograd4_filters(filters, in_student_res3_conv3_weight, 16, 16, 1);
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t754 + (size_t)n0 * 3136, t731 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t754 + (size_t)n0 * 3136, t731 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
         }
     }
 }
@@ -26308,15 +26308,15 @@ static void supervised_step_student_res3_conv0_vjp_2_part(void *context, int par
     float *restrict t831 = p->t831;
     const float *restrict t809 = p->t809;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 1);
+    mplc_winograd4_filters(filters, in_student_res3_conv0_weight, 16, 16, 1);
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t831 + (size_t)n0 * 3136, t809 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t831 + (size_t)n0 * 3136, t809 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
         }
     }
 }
@@ -27586,15 +27586,15 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_student_bn1_fwd_2(scratch + 7530784 /* t56 */, scratch + 256 /* t54 */);
     supervised_step_student_bn1_fwd_3(scratch + 256 /* t60 */, scratch + 2655744 /* t53 */, scratch + 7530784 /* t56 */, scratch /* chunk */);
     supervised_step_student_bn1_fwd_4(scratch + 7530800 /* t61 */, state + 311712 /* in_student_bn1_running_mean */, state + 311728 /* in_student_bn1_running_var */, scratch + 7530816 /* t77 */, scratch + 256 /* t60 */, scratch + 7530784 /* t56 */, state + 77968 /* in_student_bn1_scale */);
-    supervised_step_student_leaky_relu2_fwd(scratch + 1839488 /* t85 */, scratch + 2655744 /* t53 */, scratch + 7530784 /* t56 */, scratch + 7530816 /* t77 */, state + 77984 /* in_student_bn1_offset */);
-    supervised_step_student_res3_conv0_fwd(scratch + 3458560 /* t90 */, scratch + 1839488 /* t85 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
-    supervised_step_student_res3_bn1_fwd(scratch + 2642560 /* t91 */, scratch + 3458560 /* t90 */, scratch + 2642304 /* chunk */);
-    supervised_step_student_res3_bn1_fwd_2(scratch + 7530832 /* t92 */, scratch + 2642560 /* t91 */);
-    supervised_step_student_res3_bn1_fwd_3(scratch + 2642560 /* t96 */, scratch + 3458560 /* t90 */, scratch + 7530832 /* t92 */, scratch + 2642304 /* chunk */);
-    supervised_step_student_res3_bn1_fwd_4(scratch + 7530848 /* t97 */, state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 7530864 /* t108 */, scratch + 2642560 /* t96 */, scratch + 7530832 /* t92 */, state + 80320 /* in_student_res3_bn1_scale */);
+    supervised_step_student_leaky_relu2_fwd(scratch + 1401216 /* t85 */, scratch + 2655744 /* t53 */, scratch + 7530784 /* t56 */, scratch + 7530816 /* t77 */, state + 77984 /* in_student_bn1_offset */);
+    supervised_step_student_res3_conv0_fwd(scratch + 3458560 /* t90 */, scratch + 1401216 /* t85 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, scratch /* chunk */);
+    supervised_step_student_res3_bn1_fwd(scratch + 2204288 /* t91 */, scratch + 3458560 /* t90 */, scratch + 2204032 /* chunk */);
+    supervised_step_student_res3_bn1_fwd_2(scratch + 7530832 /* t92 */, scratch + 2204288 /* t91 */);
+    supervised_step_student_res3_bn1_fwd_3(scratch + 2204288 /* t96 */, scratch + 3458560 /* t90 */, scratch + 7530832 /* t92 */, scratch + 2204032 /* chunk */);
+    supervised_step_student_res3_bn1_fwd_4(scratch + 7530848 /* t97 */, state + 311744 /* in_student_res3_bn1_running_mean */, state + 311760 /* in_student_res3_bn1_running_var */, scratch + 7530864 /* t108 */, scratch + 2204288 /* t96 */, scratch + 7530832 /* t92 */, state + 80320 /* in_student_res3_bn1_scale */);
     supervised_step_student_res3_leaky_relu2_fwd(scratch + 4261376 /* t115 */, scratch + 3458560 /* t90 */, scratch + 7530832 /* t92 */, scratch + 7530864 /* t108 */, state + 80336 /* in_student_res3_bn1_offset */);
     supervised_step_student_res3_conv3_fwd(scratch + 5064192 /* t120 */, scratch + 4261376 /* t115 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
-    supervised_step_student_res3_fwd(scratch + 4261376 /* t122 */, scratch + 5064192 /* t121 */, scratch + 1839488 /* t85 */);
+    supervised_step_student_res3_fwd(scratch + 4261376 /* t122 */, scratch + 5064192 /* t121 */, scratch + 1401216 /* t85 */);
     supervised_step_student_bn4_fwd(scratch + 5064192 /* t124 */, scratch + 4261376 /* t123 */, scratch /* chunk */);
     supervised_step_student_bn4_fwd_2(scratch + 7530880 /* t125 */, scratch + 5064192 /* t124 */);
     supervised_step_student_bn4_fwd_3(scratch + 5064192 /* t129 */, scratch + 4261376 /* t123 */, scratch + 7530880 /* t125 */, scratch /* chunk */);
@@ -27605,10 +27605,10 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_student_res6_bn1_fwd_2(scratch + 7530688 /* t156 */, scratch + 512 /* t154 */);
     supervised_step_student_res6_bn1_fwd_3(scratch + 6268416 /* t160 */, scratch + 5867008 /* t153 */, scratch + 7530688 /* t156 */, scratch /* chunk */);
     supervised_step_student_res6_bn1_fwd_4(scratch + 7530720 /* t161 */, state + 311808 /* in_student_res6_bn1_running_mean */, state + 311840 /* in_student_res6_bn1_running_var */, scratch + 7530752 /* t177 */, scratch + 6268416 /* t160 */, scratch + 7530688 /* t156 */, state + 87344 /* in_student_res6_bn1_scale */);
-    supervised_step_student_res6_leaky_relu2_fwd(scratch + 6268416 /* t185 */, scratch + 5867008 /* t153 */, scratch + 7530688 /* t156 */, scratch + 7530752 /* t177 */, state + 87376 /* in_student_res6_bn1_offset */);
-    supervised_step_student_res6_conv3_fwd(scratch + 6669824 /* t190 */, scratch + 6268416 /* t185 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
-    supervised_step_student_res6_fwd(scratch + 6268416 /* t194 */, scratch + 5064192 /* t148 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
-    supervised_step_student_res6_fwd_2(scratch + 5064192 /* t196 */, scratch + 6669824 /* t191 */, scratch + 6268416 /* t195 */);
+    supervised_step_student_res6_leaky_relu2_fwd(scratch + 1622784 /* t185 */, scratch + 5867008 /* t153 */, scratch + 7530688 /* t156 */, scratch + 7530752 /* t177 */, state + 87376 /* in_student_res6_bn1_offset */);
+    supervised_step_student_res6_conv3_fwd(scratch + 2024192 /* t190 */, scratch + 1622784 /* t185 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
+    supervised_step_student_res6_fwd(scratch + 1047424 /* t194 */, scratch + 5064192 /* t148 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
+    supervised_step_student_res6_fwd_2(scratch + 5064192 /* t196 */, scratch + 2024192 /* t191 */, scratch + 1047424 /* t195 */);
     supervised_step_student_bn7_fwd(scratch + 5466112 /* t198 */, scratch + 5064192 /* t197 */, scratch + 5465600 /* chunk */);
     supervised_step_student_bn7_fwd_2(scratch + 7317184 /* t199 */, scratch + 5466112 /* t198 */);
     supervised_step_student_bn7_fwd_3(scratch + 7317216 /* t203 */, scratch + 5064192 /* t197 */, scratch + 7317184 /* t199 */, scratch + 5465600 /* chunk */);
@@ -27619,8 +27619,8 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_student_res9_bn1_fwd_2(scratch + 7316992 /* t230 */, scratch + 1024 /* t228 */);
     supervised_step_student_res9_bn1_fwd_3(scratch + 6530560 /* t234 */, scratch + 6268416 /* t227 */, scratch + 7316992 /* t230 */, scratch /* chunk */);
     supervised_step_student_res9_bn1_fwd_4(scratch + 7317056 /* t235 */, state + 311936 /* in_student_res9_bn1_running_mean */, state + 312000 /* in_student_res9_bn1_running_var */, scratch + 7317120 /* t251 */, scratch + 6530560 /* t234 */, scratch + 7316992 /* t230 */, state + 115728 /* in_student_res9_bn1_scale */);
-    supervised_step_student_res9_leaky_relu2_fwd(scratch + 2360832 /* t259 */, scratch + 6268416 /* t227 */, scratch + 7316992 /* t230 */, scratch + 7317120 /* t251 */, state + 115792 /* in_student_res9_bn1_offset */);
-    supervised_step_student_res9_conv3_fwd(scratch + 6530560 /* t264 */, scratch + 2360832 /* t259 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
+    supervised_step_student_res9_leaky_relu2_fwd(scratch + 2213376 /* t259 */, scratch + 6268416 /* t227 */, scratch + 7316992 /* t230 */, scratch + 7317120 /* t251 */, state + 115792 /* in_student_res9_bn1_offset */);
+    supervised_step_student_res9_conv3_fwd(scratch + 6530560 /* t264 */, scratch + 2213376 /* t259 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
     supervised_step_student_res9_fwd(scratch + 1048576 /* t268 */, scratch + 5465600 /* t222 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
     supervised_step_student_res9_fwd_2(scratch + 5465600 /* t270 */, scratch + 6530560 /* t265 */, scratch + 1048576 /* t269 */);
     supervised_step_student_bn10_fwd(scratch + 5728768 /* t272 */, scratch + 5465600 /* t271 */, scratch + 5727744 /* chunk */);
@@ -27902,15 +27902,15 @@ static void predict_teacher_teacher_res3_conv0_fwd_part(void *context, int part,
     const float *restrict in_teacher_res3_bn1_running_mean = p->in_teacher_res3_bn1_running_mean;
     const float *restrict t80 = p->t80;
     const float *restrict in_teacher_res3_bn1_offset = p->in_teacher_res3_bn1_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -27952,15 +27952,15 @@ static void predict_teacher_teacher_res3_conv3_fwd_part(void *context, int part,
     const float *restrict t87 = p->t87;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
     const float *restrict in_teacher_res3_conv3_bias = p->in_teacher_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -28174,15 +28174,15 @@ static void predict_teacher_teacher_res6_conv3_fwd_part(void *context, int part,
     const float *restrict t131 = p->t131;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
     const float *restrict in_teacher_res6_conv3_bias = p->in_teacher_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 0);
+    mplc_winograd4_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 0);
     size_t lo, hi;
     while (mplc_claim(500, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -28438,15 +28438,15 @@ static void predict_teacher_teacher_res9_conv3_fwd_part(void *context, int part,
     const float *restrict t179 = p->t179;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
     const float *restrict in_teacher_res9_conv3_bias = p->in_teacher_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 0);
+    mplc_winograd4_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 0);
     size_t lo, hi;
     while (mplc_claim(500, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -28625,28 +28625,28 @@ static void predict_teacher_teacher_dense14_fwd(float *restrict t212, const floa
     }
 }
 
-/* 25 kernels; scratch high-water mark 6543504 floats. */
+/* 25 kernels; scratch high-water mark 6272000 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
-    predict_teacher_teacher_bn1_fwd(scratch + 1568000 /* t60 */, state + 311248 /* in_teacher_bn1_running_var */, state + 160 /* in_teacher_bn1_scale */);
-    predict_teacher_teacher_conv0_fwd(scratch /* t64 */, scratch + 1839488 /* t68 */, x /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, state + 311232 /* in_teacher_bn1_running_mean */, scratch + 1568000 /* t60 */, state + 176 /* in_teacher_bn1_offset */, scratch + 3407488 /* chunk */);
-    predict_teacher_teacher_res3_bn1_fwd(scratch + 6543488 /* t80 */, state + 311280 /* in_teacher_res3_bn1_running_var */, state + 2512 /* in_teacher_res3_bn1_scale */);
-    predict_teacher_teacher_res3_conv0_fwd(scratch + 3407488 /* t84 */, scratch + 4975488 /* t87 */, scratch + 1839488 /* t68 */, state + 192 /* in_teacher_res3_conv0_weight */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 311264 /* in_teacher_res3_bn1_running_mean */, scratch + 6543488 /* t80 */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch /* chunk */);
-    predict_teacher_teacher_res3_conv3_fwd(scratch + 3407488 /* t92 */, scratch + 4975488 /* t87 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch /* chunk */);
-    predict_teacher_teacher_res3_fwd(scratch /* t94 */, scratch + 3407488 /* t93 */, scratch + 1839488 /* t68 */);
-    predict_teacher_teacher_bn4_fwd(scratch + 1568000 /* t102 */, state + 311312 /* in_teacher_bn4_running_var */, state + 4864 /* in_teacher_bn4_scale */);
-    predict_teacher_teacher_leaky_relu5_fwd(scratch + 2491136 /* t109 */, scratch /* t95 */, state + 311296 /* in_teacher_bn4_running_mean */, scratch + 1568000 /* t102 */, state + 4880 /* in_teacher_bn4_offset */);
-    predict_teacher_teacher_res6_bn1_fwd(scratch + 2088576 /* t123 */, state + 311360 /* in_teacher_res6_bn1_running_var */, state + 9536 /* in_teacher_res6_bn1_scale */);
-    predict_teacher_teacher_res6_conv0_fwd(scratch + 4059136 /* t127 */, scratch + 4843136 /* t131 */, scratch + 2491136 /* t109 */, state + 4896 /* in_teacher_res6_conv0_weight */, state + 9504 /* in_teacher_res6_conv0_bias */, state + 311328 /* in_teacher_res6_bn1_running_mean */, scratch + 2088576 /* t123 */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch /* chunk */);
-    predict_teacher_teacher_res6_conv3_fwd(scratch + 4059136 /* t136 */, scratch + 4843136 /* t131 */, state + 9600 /* in_teacher_res6_conv3_weight */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch /* chunk */);
-    predict_teacher_teacher_res6_fwd(scratch + 1047424 /* t140 */, scratch + 2491136 /* t109 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
-    predict_teacher_teacher_res6_fwd_2(scratch /* t142 */, scratch + 4059136 /* t137 */, scratch + 1047424 /* t141 */);
+    predict_teacher_teacher_bn1_fwd(scratch + 4307328 /* t60 */, state + 311248 /* in_teacher_bn1_running_var */, state + 160 /* in_teacher_bn1_scale */);
+    predict_teacher_teacher_conv0_fwd(scratch /* t64 */, scratch + 1568000 /* t68 */, x /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, state + 311232 /* in_teacher_bn1_running_mean */, scratch + 4307328 /* t60 */, state + 176 /* in_teacher_bn1_offset */, scratch + 3136000 /* chunk */);
+    predict_teacher_teacher_res3_bn1_fwd(scratch + 6105216 /* t80 */, state + 311280 /* in_teacher_res3_bn1_running_var */, state + 2512 /* in_teacher_res3_bn1_scale */);
+    predict_teacher_teacher_res3_conv0_fwd(scratch /* t84 */, scratch + 3136000 /* t87 */, scratch + 1568000 /* t68 */, state + 192 /* in_teacher_res3_conv0_weight */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 311264 /* in_teacher_res3_bn1_running_mean */, scratch + 6105216 /* t80 */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 4704000 /* chunk */);
+    predict_teacher_teacher_res3_conv3_fwd(scratch /* t92 */, scratch + 3136000 /* t87 */, state + 2544 /* in_teacher_res3_conv3_weight */, state + 4848 /* in_teacher_res3_conv3_bias */, scratch + 4704000 /* chunk */);
+    predict_teacher_teacher_res3_fwd(scratch + 3136000 /* t94 */, scratch /* t93 */, scratch + 1568000 /* t68 */);
+    predict_teacher_teacher_bn4_fwd(scratch /* t102 */, state + 311312 /* in_teacher_bn4_running_var */, state + 4864 /* in_teacher_bn4_scale */);
+    predict_teacher_teacher_leaky_relu5_fwd(scratch + 4704000 /* t109 */, scratch + 3136000 /* t95 */, state + 311296 /* in_teacher_bn4_running_mean */, scratch /* t102 */, state + 4880 /* in_teacher_bn4_offset */);
+    predict_teacher_teacher_res6_bn1_fwd(scratch + 3656576 /* t123 */, state + 311360 /* in_teacher_res6_bn1_running_var */, state + 9536 /* in_teacher_res6_bn1_scale */);
+    predict_teacher_teacher_res6_conv0_fwd(scratch + 2088576 /* t127 */, scratch + 2872576 /* t131 */, scratch + 4704000 /* t109 */, state + 4896 /* in_teacher_res6_conv0_weight */, state + 9504 /* in_teacher_res6_conv0_bias */, state + 311328 /* in_teacher_res6_bn1_running_mean */, scratch + 3656576 /* t123 */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch /* chunk */);
+    predict_teacher_teacher_res6_conv3_fwd(scratch + 3656576 /* t136 */, scratch + 2872576 /* t131 */, state + 9600 /* in_teacher_res6_conv3_weight */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch /* chunk */);
+    predict_teacher_teacher_res6_fwd(scratch + 1047424 /* t140 */, scratch + 4704000 /* t109 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
+    predict_teacher_teacher_res6_fwd_2(scratch /* t142 */, scratch + 3656576 /* t137 */, scratch + 1047424 /* t141 */);
     predict_teacher_teacher_bn7_fwd(scratch + 784000 /* t150 */, state + 311424 /* in_teacher_bn7_running_var */, state + 19360 /* in_teacher_bn7_scale */);
-    predict_teacher_teacher_leaky_relu8_fwd(scratch + 2360832 /* t157 */, scratch /* t143 */, state + 311392 /* in_teacher_bn7_running_mean */, scratch + 784000 /* t150 */, state + 19392 /* in_teacher_bn7_offset */);
+    predict_teacher_teacher_leaky_relu8_fwd(scratch + 2213376 /* t157 */, scratch /* t143 */, state + 311392 /* in_teacher_bn7_running_mean */, scratch + 784000 /* t150 */, state + 19392 /* in_teacher_bn7_offset */);
     predict_teacher_teacher_res9_bn1_fwd(scratch + 2064384 /* t171 */, state + 311520 /* in_teacher_res9_bn1_running_var */, state + 37920 /* in_teacher_res9_bn1_scale */);
-    predict_teacher_teacher_res9_conv0_fwd(scratch + 3144832 /* t175 */, scratch + 3656832 /* t179 */, scratch + 2360832 /* t157 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 311456 /* in_teacher_res9_bn1_running_mean */, scratch + 2064384 /* t171 */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch /* chunk */);
-    predict_teacher_teacher_res9_conv3_fwd(scratch + 3144832 /* t184 */, scratch + 3656832 /* t179 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
-    predict_teacher_teacher_res9_fwd(scratch + 1048576 /* t188 */, scratch + 2360832 /* t157 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
-    predict_teacher_teacher_res9_fwd_2(scratch /* t190 */, scratch + 3144832 /* t185 */, scratch + 1048576 /* t189 */);
+    predict_teacher_teacher_res9_conv0_fwd(scratch + 2997376 /* t175 */, scratch + 3509376 /* t179 */, scratch + 2213376 /* t157 */, state + 19424 /* in_teacher_res9_conv0_weight */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 311456 /* in_teacher_res9_bn1_running_mean */, scratch + 2064384 /* t171 */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch /* chunk */);
+    predict_teacher_teacher_res9_conv3_fwd(scratch + 2997376 /* t184 */, scratch + 3509376 /* t179 */, state + 38048 /* in_teacher_res9_conv3_weight */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch /* chunk */);
+    predict_teacher_teacher_res9_fwd(scratch + 1048576 /* t188 */, scratch + 2213376 /* t157 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
+    predict_teacher_teacher_res9_fwd_2(scratch /* t190 */, scratch + 2997376 /* t185 */, scratch + 1048576 /* t189 */);
     predict_teacher_teacher_bn10_fwd(scratch + 1024000 /* t198 */, state + 311648 /* in_teacher_bn10_running_var */, state + 77024 /* in_teacher_bn10_scale */);
     predict_teacher_teacher_leaky_relu11_fwd(scratch + 512000 /* t205 */, scratch /* t191 */, state + 311584 /* in_teacher_bn10_running_mean */, scratch + 1024000 /* t198 */, state + 77088 /* in_teacher_bn10_offset */);
     predict_teacher_teacher_global_avg_pool12_fwd(scratch /* t207 */, scratch + 512000 /* t206 */);
@@ -28809,15 +28809,15 @@ static void predict_student_student_res3_conv0_fwd_part(void *context, int part,
     const float *restrict in_student_res3_bn1_running_mean = p->in_student_res3_bn1_running_mean;
     const float *restrict t80 = p->t80;
     const float *restrict in_student_res3_bn1_offset = p->in_student_res3_bn1_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -28859,15 +28859,15 @@ static void predict_student_student_res3_conv3_fwd_part(void *context, int part,
     const float *restrict t87 = p->t87;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 229936; /* this thread's part */
-    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 175152; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
+    mplc_winograd4_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_winograd_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 4096, chunk + 116992, chunk + 229888, chunk + 229920, 7056, 7056});
+            mplc_winograd4_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, (mplc_winograd_scratch){chunk + 9216, chunk + 92160, chunk + 175104, chunk + 175136, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -29081,15 +29081,15 @@ static void predict_student_student_res6_conv3_fwd_part(void *context, int part,
     const float *restrict t131 = p->t131;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 311392; /* this thread's part */
-    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 202848; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
+    mplc_winograd4_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
     size_t lo, hi;
     while (mplc_claim(500, 18, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_winograd_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 16384, chunk + 163840, chunk + 311296, chunk + 311360, 9216, 9216});
+            mplc_winograd4_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, (mplc_winograd_scratch){chunk + 36864, chunk + 119808, chunk + 202752, chunk + 202816, 2304, 2304});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -29345,15 +29345,15 @@ static void predict_student_student_res9_conv3_fwd_part(void *context, int part,
     const float *restrict t179 = p->t179;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 295104; /* this thread's part */
-    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
+    float *restrict chunk = p->chunk + (size_t)part * 276672; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(4x4, 3x3) */
     float *filters = chunk;
-    mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
+    mplc_winograd4_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
     size_t lo, hi;
     while (mplc_claim(500, 28, &lo, &hi)) {
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_winograd_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 65536, chunk + 180224, chunk + 294912, chunk + 295040, 7168, 7168});
+            mplc_winograd4_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, (mplc_winograd_scratch){chunk + 147456, chunk + 211968, chunk + 276480, chunk + 276608, 1792, 1792});
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -29532,28 +29532,28 @@ static void predict_student_student_dense13_fwd(float *restrict t212, const floa
     }
 }
 
-/* 25 kernels; scratch high-water mark 6543504 floats. */
+/* 25 kernels; scratch high-water mark 6272000 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
-    predict_student_student_bn1_fwd(scratch + 1568000 /* t60 */, state + 311728 /* in_student_bn1_running_var */, state + 77968 /* in_student_bn1_scale */);
-    predict_student_student_conv0_fwd(scratch /* t64 */, scratch + 1839488 /* t68 */, x /* in_x */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, state + 311712 /* in_student_bn1_running_mean */, scratch + 1568000 /* t60 */, state + 77984 /* in_student_bn1_offset */, scratch + 3407488 /* chunk */);
-    predict_student_student_res3_bn1_fwd(scratch + 6543488 /* t80 */, state + 311760 /* in_student_res3_bn1_running_var */, state + 80320 /* in_student_res3_bn1_scale */);
-    predict_student_student_res3_conv0_fwd(scratch + 3407488 /* t84 */, scratch + 4975488 /* t87 */, scratch + 1839488 /* t68 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, state + 311744 /* in_student_res3_bn1_running_mean */, scratch + 6543488 /* t80 */, state + 80336 /* in_student_res3_bn1_offset */, scratch /* chunk */);
-    predict_student_student_res3_conv3_fwd(scratch + 3407488 /* t92 */, scratch + 4975488 /* t87 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch /* chunk */);
-    predict_student_student_res3_fwd(scratch /* t94 */, scratch + 3407488 /* t93 */, scratch + 1839488 /* t68 */);
-    predict_student_student_bn4_fwd(scratch + 1568000 /* t102 */, state + 311792 /* in_student_bn4_running_var */, state + 82672 /* in_student_bn4_scale */);
-    predict_student_student_leaky_relu5_fwd(scratch + 2491136 /* t109 */, scratch /* t95 */, state + 311776 /* in_student_bn4_running_mean */, scratch + 1568000 /* t102 */, state + 82688 /* in_student_bn4_offset */);
-    predict_student_student_res6_bn1_fwd(scratch + 2088576 /* t123 */, state + 311840 /* in_student_res6_bn1_running_var */, state + 87344 /* in_student_res6_bn1_scale */);
-    predict_student_student_res6_conv0_fwd(scratch + 4059136 /* t127 */, scratch + 4843136 /* t131 */, scratch + 2491136 /* t109 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, state + 311808 /* in_student_res6_bn1_running_mean */, scratch + 2088576 /* t123 */, state + 87376 /* in_student_res6_bn1_offset */, scratch /* chunk */);
-    predict_student_student_res6_conv3_fwd(scratch + 4059136 /* t136 */, scratch + 4843136 /* t131 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
-    predict_student_student_res6_fwd(scratch + 1047424 /* t140 */, scratch + 2491136 /* t109 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
-    predict_student_student_res6_fwd_2(scratch /* t142 */, scratch + 4059136 /* t137 */, scratch + 1047424 /* t141 */);
+    predict_student_student_bn1_fwd(scratch + 4307328 /* t60 */, state + 311728 /* in_student_bn1_running_var */, state + 77968 /* in_student_bn1_scale */);
+    predict_student_student_conv0_fwd(scratch /* t64 */, scratch + 1568000 /* t68 */, x /* in_x */, state + 77808 /* in_student_conv0_weight */, state + 77952 /* in_student_conv0_bias */, state + 311712 /* in_student_bn1_running_mean */, scratch + 4307328 /* t60 */, state + 77984 /* in_student_bn1_offset */, scratch + 3136000 /* chunk */);
+    predict_student_student_res3_bn1_fwd(scratch + 6105216 /* t80 */, state + 311760 /* in_student_res3_bn1_running_var */, state + 80320 /* in_student_res3_bn1_scale */);
+    predict_student_student_res3_conv0_fwd(scratch /* t84 */, scratch + 3136000 /* t87 */, scratch + 1568000 /* t68 */, state + 78000 /* in_student_res3_conv0_weight */, state + 80304 /* in_student_res3_conv0_bias */, state + 311744 /* in_student_res3_bn1_running_mean */, scratch + 6105216 /* t80 */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 4704000 /* chunk */);
+    predict_student_student_res3_conv3_fwd(scratch /* t92 */, scratch + 3136000 /* t87 */, state + 80352 /* in_student_res3_conv3_weight */, state + 82656 /* in_student_res3_conv3_bias */, scratch + 4704000 /* chunk */);
+    predict_student_student_res3_fwd(scratch + 3136000 /* t94 */, scratch /* t93 */, scratch + 1568000 /* t68 */);
+    predict_student_student_bn4_fwd(scratch /* t102 */, state + 311792 /* in_student_bn4_running_var */, state + 82672 /* in_student_bn4_scale */);
+    predict_student_student_leaky_relu5_fwd(scratch + 4704000 /* t109 */, scratch + 3136000 /* t95 */, state + 311776 /* in_student_bn4_running_mean */, scratch /* t102 */, state + 82688 /* in_student_bn4_offset */);
+    predict_student_student_res6_bn1_fwd(scratch + 3656576 /* t123 */, state + 311840 /* in_student_res6_bn1_running_var */, state + 87344 /* in_student_res6_bn1_scale */);
+    predict_student_student_res6_conv0_fwd(scratch + 2088576 /* t127 */, scratch + 2872576 /* t131 */, scratch + 4704000 /* t109 */, state + 82704 /* in_student_res6_conv0_weight */, state + 87312 /* in_student_res6_conv0_bias */, state + 311808 /* in_student_res6_bn1_running_mean */, scratch + 3656576 /* t123 */, state + 87376 /* in_student_res6_bn1_offset */, scratch /* chunk */);
+    predict_student_student_res6_conv3_fwd(scratch + 3656576 /* t136 */, scratch + 2872576 /* t131 */, state + 87408 /* in_student_res6_conv3_weight */, state + 96624 /* in_student_res6_conv3_bias */, scratch /* chunk */);
+    predict_student_student_res6_fwd(scratch + 1047424 /* t140 */, scratch + 4704000 /* t109 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
+    predict_student_student_res6_fwd_2(scratch /* t142 */, scratch + 3656576 /* t137 */, scratch + 1047424 /* t141 */);
     predict_student_student_bn7_fwd(scratch + 784000 /* t150 */, state + 311904 /* in_student_bn7_running_var */, state + 97168 /* in_student_bn7_scale */);
-    predict_student_student_leaky_relu8_fwd(scratch + 2360832 /* t157 */, scratch /* t143 */, state + 311872 /* in_student_bn7_running_mean */, scratch + 784000 /* t150 */, state + 97200 /* in_student_bn7_offset */);
+    predict_student_student_leaky_relu8_fwd(scratch + 2213376 /* t157 */, scratch /* t143 */, state + 311872 /* in_student_bn7_running_mean */, scratch + 784000 /* t150 */, state + 97200 /* in_student_bn7_offset */);
     predict_student_student_res9_bn1_fwd(scratch + 2064384 /* t171 */, state + 312000 /* in_student_res9_bn1_running_var */, state + 115728 /* in_student_res9_bn1_scale */);
-    predict_student_student_res9_conv0_fwd(scratch + 3144832 /* t175 */, scratch + 3656832 /* t179 */, scratch + 2360832 /* t157 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, state + 311936 /* in_student_res9_bn1_running_mean */, scratch + 2064384 /* t171 */, state + 115792 /* in_student_res9_bn1_offset */, scratch /* chunk */);
-    predict_student_student_res9_conv3_fwd(scratch + 3144832 /* t184 */, scratch + 3656832 /* t179 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
-    predict_student_student_res9_fwd(scratch + 1048576 /* t188 */, scratch + 2360832 /* t157 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
-    predict_student_student_res9_fwd_2(scratch /* t190 */, scratch + 3144832 /* t185 */, scratch + 1048576 /* t189 */);
+    predict_student_student_res9_conv0_fwd(scratch + 2997376 /* t175 */, scratch + 3509376 /* t179 */, scratch + 2213376 /* t157 */, state + 97232 /* in_student_res9_conv0_weight */, state + 115664 /* in_student_res9_conv0_bias */, state + 311936 /* in_student_res9_bn1_running_mean */, scratch + 2064384 /* t171 */, state + 115792 /* in_student_res9_bn1_offset */, scratch /* chunk */);
+    predict_student_student_res9_conv3_fwd(scratch + 2997376 /* t184 */, scratch + 3509376 /* t179 */, state + 115856 /* in_student_res9_conv3_weight */, state + 152720 /* in_student_res9_conv3_bias */, scratch /* chunk */);
+    predict_student_student_res9_fwd(scratch + 1048576 /* t188 */, scratch + 2213376 /* t157 */, state + 152784 /* in_student_res9_shortcut_weight */, scratch /* chunk */);
+    predict_student_student_res9_fwd_2(scratch /* t190 */, scratch + 2997376 /* t185 */, scratch + 1048576 /* t189 */);
     predict_student_student_bn10_fwd(scratch + 1024000 /* t198 */, state + 312128 /* in_student_bn10_running_var */, state + 154832 /* in_student_bn10_scale */);
     predict_student_student_leaky_relu11_fwd(scratch + 512000 /* t205 */, scratch /* t191 */, state + 312064 /* in_student_bn10_running_mean */, scratch + 1024000 /* t198 */, state + 154896 /* in_student_bn10_offset */);
     predict_student_student_global_avg_pool12_fwd(scratch /* t207 */, scratch + 512000 /* t206 */);
