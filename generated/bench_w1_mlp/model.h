@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "3a5b298c69135f39b873cdc4880a0b2a4a4d4deaf3a1aaa8aa8b019e02d220a0"
+#define MPLC_MODEL_HASH "1c7084ec03c9c411606697a9d8c14e5b2204f19522ce87af8bbb71a749ca3584"
 #define MPLC_MODEL_NAME "bench_w1_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

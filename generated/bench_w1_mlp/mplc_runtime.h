@@ -563,10 +563,26 @@ MPLC_HELPER void mplc_winograd_gemm(float *c, size_t ldc, const float *a, size_t
     }
     for (int j = 0; j < n; j += 32) /* B's panel of 32 columns stays in L1 while the rows go by */
         for (int i = 0; i < m; i += 8)
-            (m - i <= 4 ? mplc_gemm_tile_4x32 : mplc_gemm_tile_8x32)(c + (size_t)i * ldc + j, ldc, a + (size_t)i * a_row, a_row, a_step, b + j, ldb,
-                                m - i < 8 ? m - i : 8, n - j < 32 ? n - j : 32, k, accumulate);
+            (m - i <= 4 ? mplc_gemm_tile_4x32 : mplc_gemm_tile_8x32)(c + (size_t)i * ldc + j, ldc, a + (size_t)i * a_row,
+                                                                     a_row, a_step, b + j, ldb, m - i < 8 ? m - i : 8,
+                                                                     n - j < 32 ? n - j : 32, k, accumulate);
 }
 #endif
+
+/* The products of a block of `count` tiles: plane xi of m [count, out] = plane xi of v [count, in] times plane xi of
+ * the transformed filters u [in, out], for the 16 planes of F(2x2, 3x3) or the 36 of F(4x4, 3x3). */
+MPLC_HELPER void mplc_winograd_products(float *m, const float *v, const float *u, int planes, size_t count, int in,
+                                        int out) {
+    const size_t v_plane = count * in, m_plane = count * out;
+    for (int xi = 0; xi < planes; xi++) {
+#if defined(__AVX512F__)
+        mplc_winograd_gemm(m + xi * m_plane, (size_t)out, v + xi * v_plane, (size_t)in, 1, u + (size_t)xi * in * out,
+                           (size_t)out, (int)count, out, in, 0);
+#else
+        mplc_small_gemm(m + xi * m_plane, v + xi * v_plane, u + (size_t)xi * in * out, (int)count, out, in);
+#endif
+    }
+}
 
 /* y[2x2 tile] = Aᵀ m A for the channels [f, f + w) of one tile, w <= 16, m's 16 rows `plane` apart. */
 MPLC_HELPER void mplc_winograd_transform_output(float *o[2][2], const float *m, size_t plane, int f, int w) {
@@ -597,16 +613,9 @@ MPLC_HELPER void mplc_winograd_conv3x3(float *restrict y, const float *restrict 
     mplc_window output = g; /* y's pixels */
     output.channels = out;
     for (size_t t0 = 0; t0 < tiles; t0 += block) {
-        const size_t count = tiles - t0 < block ? tiles - t0 : block, v_plane = count * in, m_plane = count * out;
+        const size_t count = tiles - t0 < block ? tiles - t0 : block, m_plane = count * out;
         mplc_winograd_input_block(s.v, x, s.zeros, g, t0, count);
-        for (int xi = 0; xi < 16; xi++) {
-#if defined(__AVX512F__)
-            mplc_winograd_gemm(s.m + xi * m_plane, (size_t)out, s.v + xi * v_plane, (size_t)in, 1, u + (size_t)xi * in * out,
-                               (size_t)out, (int)count, out, in, 0);
-#else
-            mplc_small_gemm(s.m + xi * m_plane, s.v + xi * v_plane, u + (size_t)xi * in * out, (int)count, out, in);
-#endif
-        }
+        mplc_winograd_products(s.m, s.v, u, 16, count, in, out);
         for (size_t j = 0; j < count; j++) { /* y = Aᵀ m A */
             const size_t t = t0 + j;
             const int n = (int)(t / ((size_t)tile_rows * tile_cols)), ty = (int)(t / tile_cols % tile_rows);
@@ -846,16 +855,9 @@ MPLC_HELPER void mplc_winograd4_conv3x3(float *restrict y, const float *restrict
     mplc_window output = g; /* y's pixels */
     output.channels = out;
     for (size_t t0 = 0; t0 < tiles; t0 += block) {
-        const size_t count = tiles - t0 < block ? tiles - t0 : block, v_plane = count * in, m_plane = count * out;
+        const size_t count = tiles - t0 < block ? tiles - t0 : block, m_plane = count * out;
         mplc_winograd4_input_block(s.v, x, s.zeros, g, t0, count);
-        for (int xi = 0; xi < 36; xi++) {
-#if defined(__AVX512F__)
-            mplc_winograd_gemm(s.m + xi * m_plane, (size_t)out, s.v + xi * v_plane, (size_t)in, 1, u + (size_t)xi * in * out,
-                               (size_t)out, (int)count, out, in, 0);
-#else
-            mplc_small_gemm(s.m + xi * m_plane, s.v + xi * v_plane, u + (size_t)xi * in * out, (int)count, out, in);
-#endif
-        }
+        mplc_winograd_products(s.m, s.v, u, 36, count, in, out);
         for (size_t j = 0; j < count; j++) { /* y = Aᵀ m A */
             const size_t t = t0 + j;
             const int n = (int)(t / ((size_t)tile_rows * tile_cols)), ty = (int)(t / tile_cols % tile_rows);

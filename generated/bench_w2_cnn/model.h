@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "a534fdf96763a5e48b6bf1f0cb207e800309acde77fc0329ea0a3aaf0d357093"
+#define MPLC_MODEL_HASH "cb77a89ee029729ef02a7ec01ae66d8888cc2a45513b9c5f445022ce39db5192"
 #define MPLC_MODEL_NAME "bench_w2_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "73e57e2574f4eefdcdc1b553e5f40919977fdda86dd3145d6acaf5140a12e0f1"
+#define MPLC_MODEL_HASH "40e791670042592990c98bcc50b5a72face8246d29f350f32a26257d5db313ee"
 #define MPLC_MODEL_NAME "bench_w3_wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "b641d3a95da74d9a96d8dcefcd68ab3cb4bdc7877d174a8635716ff6f9ad8a4c"
+#define MPLC_MODEL_HASH "effafaf8900d3d15c9e0fccdbd849ecbd1e55a26991584df54abc9a484fbd8e8"
 #define MPLC_MODEL_NAME "fashion_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "72475bd5019fb6bb05e9a20da1ab9c91ceb1419ef660fa9c5ece0cc4d080188c"
+#define MPLC_MODEL_HASH "c238fa51ba1b7a2a4864a17a8810d2caec720bed5419c0597dd49e10d20262a7"
 #define MPLC_MODEL_NAME "fashion_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

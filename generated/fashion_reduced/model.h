@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "a92bb852b8676838af495961fa853a240fd326024597831f1363021f5eb9a3f6"
+#define MPLC_MODEL_HASH "648449c65cea96a1eaf90f5492e1160431b5da0fc9e5f1ecb8e6d177383f4490"
 #define MPLC_MODEL_NAME "fashion_reduced"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

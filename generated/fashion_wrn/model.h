@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "edfa56dd17d29872284b27c44e53437ea66216332db5d3e8682ebefa19a260d7"
+#define MPLC_MODEL_HASH "0d1b2481edc9978267b9c2f9ae25b9664ff8997187569846f7dc3d38e4bd3422"
 #define MPLC_MODEL_NAME "fashion_wrn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

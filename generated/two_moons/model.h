@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "1ce01407a2ca5c88a7091c03013cb7a838ee50c273572eed105913d7021f63b9"
+#define MPLC_MODEL_HASH "96ec51e5bca0dc9d3943c4a2d8a9518d275804cabfc6c181db33d0273c5b6e13"
 #define MPLC_MODEL_NAME "two_moons"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "01f222f38d865fba69f09f8483f0832b60d2bcabadc823394f3f6020afea4aae"
+#define MPLC_MODEL_HASH "e7812033a1d6c8cc96c6681d56732e4581a2ce9fd5f67b70451e553f66cad64e"
 #define MPLC_MODEL_NAME "two_moons_adam"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "09cc595ea362d16adf57a61845bfb6dfa97518b2f0147351d2e33137877a7bf9"
+#define MPLC_MODEL_HASH "f9367d79338977747615fcef7967cb96dc9dac461746c4b23fc9368da1692a6a"
 #define MPLC_MODEL_NAME "two_moons_uda"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

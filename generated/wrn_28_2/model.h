@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "c5bf64c9c737ea94c6b7137467dc4166c48288ac46f4258c1de3a0dcb0364815"
+#define MPLC_MODEL_HASH "906387ca156c62d1e790908f7a8e685c08bb25b747380d86b65de88a44406bee"
 #define MPLC_MODEL_NAME "wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32
