@@ -124,7 +124,8 @@ public let streamChunkFloats = 1 << 18
 /// winograd-convolutions: the GEMMs of a streamed 3×3 stride-1 pad-1 convolution run as Winograd's F(2×2, 3×3)
 /// on 4×4 tiles (Templates/runtime): the forward cols·W and ∂x = col2im(∂y·Wᵀ) (the same convolution with the
 /// filters turned by 180° and transposed) as 16 GEMMs [tiles, in]·[in, out], and ∂W = colsᵀ·∂y as their
-/// transpose, 16 GEMMs [in, tiles]·[tiles, out]: 2.25 times fewer multiplies than im2col's GEMM each.
+/// transpose, 16 GEMMs [in, tiles]·[tiles, out]: 2.25 times fewer multiplies than im2col's GEMM each. The
+/// forward and ∂x use F(4×4, 3×3) instead (36 GEMMs, 4 times fewer) where `GEMM.winogradTile` says it does less.
 /// Convolutions with fewer than `winogradMinimumChannels` channels in or out keep im2col + sgemm: their GEMMs
 /// would be too thin to gain.
 @Sendable func winogradConvolutions(_ function: LoweredFunction, _ options: LoweringOptions) -> LoweredFunction {

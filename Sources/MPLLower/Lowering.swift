@@ -24,7 +24,8 @@ public struct LoweringOptions: Sendable {
     /// Pool a streamed convolution's output inside its kernel, a chunk of images at a time (off: the pooling is a
     /// kernel of its own that reads the whole activation back).
     public var poolInConvolutions: Bool
-    /// Run streamed 3×3 stride-1 convolutions (forward, ∂x and ∂W) as Winograd's F(2×2, 3×3) (off: im2col + sgemm).
+    /// Run streamed 3×3 stride-1 convolutions (forward, ∂x and ∂W) by Winograd (`GEMM.winogradTile`; off: im2col +
+    /// sgemm).
     public var winogradConvolutions: Bool
     /// Give each backward reader of a cheap forward activation its own recomputation of it (`rematerialise`),
     /// so that only the value it starts from is kept across the step (off: the activations themselves are kept).
@@ -106,7 +107,7 @@ public enum Lowering {
         .kernels("merge-sibling-loops", mergeSiblingLoops),  // e.g. v' and θ' of one optimiser update
         .kernels("merge-sibling-reductions", mergeSiblingReductions),  // BatchNorm's column sums in one pass
         .kernels("pool-in-convolutions", poolInConvolutions),  // max pool on a conv's chunk, in cache
-        .kernels("winograd-convolutions", winogradConvolutions),  // 3×3 convolutions in 2.25× fewer multiplies
+        .kernels("winograd-convolutions", winogradConvolutions),  // 3×3 convolutions in 2.25-4× fewer multiplies
         .kernels("choose-gemm-strategies", chooseGEMMStrategies),  // BLAS, on column chunks, small loops
         .kernels("split-between-threads", splitBetweenThreads),  // which kernels run on every thread
         .kernels("plan-memory", planMemory),  // arenas, in-place state, scratch reuse

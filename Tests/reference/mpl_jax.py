@@ -570,12 +570,11 @@ def find_decisions(spec: Spec, state: dict, batch: dict, new_state: dict, below:
     new_sp = split_state(new_state)[1]
     dtype = next(iter(tp.values())).dtype
     c = _context(spec, batch, dtype)
-    _Decisions.record = []
+    _Decisions.record = recorded = []
     try:
         forward(spec.teacher, tp, c.x, c.masks_t, pass_="teacher")
         forward(spec.student, sp, c.x_us, c.masks_u, pass_="student_u")
         forward(spec.student, new_sp, c.x_l, c.masks_l, pass_="student_l")
-        recorded, _Decisions.record = _Decisions.record, None
     finally:
         _Decisions.record = None
     found = []
