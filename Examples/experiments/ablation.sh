@@ -11,6 +11,9 @@
 # still has complete pairs. Every command is logged in OUT_DIR/log.txt with its start and end time (UTC) and
 # /proc/loadavg; each run keeps its folder (summary.json, metrics.jsonl, checkpoint) as OUT_DIR/<obj>-<fb>-s<seed>.
 # Examples/experiments/ablation_table.py OUT_DIR prints the table, also while the grid runs.
+# FEEDBACKS may name soft: its runs use SOFT_TRAINER (the mplc-run that `mplc train --feedback soft` built), paired
+# with the off runs of TRAINER. A run cut short (its folder without summary.json) continues with --resume when the
+# grid is started again.
 set -u
 steps=$1
 out=${2:-runs/ablation}
@@ -23,17 +26,20 @@ one() { # one OBJECTIVE FEEDBACK SEED
     # TRAINER (optional): the mplc-run that `mplc train` built for the model (it prints its path), run directly to
     # save the debug mplc's compile of the model before every run (about a minute on a loaded machine).
     local cmd="nice -n 19 .build/debug/mplc train $model --seed $3 --steps $steps --threads 1"
-    [ -n "${TRAINER:-}" ] && cmd="nice -n 19 $TRAINER train --model-file $model --seed $3 --steps $steps --threads 1"
+    local trainer=${TRAINER:-}
+    [ "$2" = soft ] && trainer=${SOFT_TRAINER:-}
+    [ -n "$trainer" ] && cmd="nice -n 19 $trainer train --model-file $model --seed $3 --steps $steps --threads 1"
     cmd+=" --teacher-objective $1 --feedback $2 --out $out/$name --quiet $extra"
     if [ -e "$out/$name/summary.json" ]; then echo "$(date -u +%FT%TZ) skip $name (done)" >>"$out/log.txt"; return; fi
+    [ -e "$out/$name/checkpoint.safetensors" ] && cmd+=" --resume"
     echo "$(date -u +%FT%TZ) start $name load $(cut -d' ' -f1-3 /proc/loadavg): $cmd" >>"$out/log.txt"
     $cmd >"$out/$name.stdout" 2>"$out/$name.stderr"
     local rc=$? # before any other command (a $(date) would reset it)
     echo "$(date -u +%FT%TZ) end $name rc=$rc load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/log.txt"
 }
 export -f one
-export steps out extra model TRAINER
-echo "$(date -u +%FT%TZ) grid start: steps $steps, commit $(git rev-parse HEAD), trainer ${TRAINER:-mplc train}, model $model, objectives ${OBJECTIVES:-all}, feedbacks ${FEEDBACKS:-off dot}, seeds ${SEEDS:-0-4}, flags $extra" >>"$out/log.txt"
+export steps out extra model TRAINER SOFT_TRAINER
+echo "$(date -u +%FT%TZ) grid start: steps $steps, commit $(git rev-parse HEAD), trainer ${TRAINER:-mplc train}, soft trainer ${SOFT_TRAINER:-mplc train}, model $model, objectives ${OBJECTIVES:-all}, feedbacks ${FEEDBACKS:-off dot}, seeds ${SEEDS:-0-4}, flags $extra" >>"$out/log.txt"
 for seed in ${SEEDS:-0 1 2 3 4}; do
     for objective in ${OBJECTIVES:-supervised randaugment uda}; do
         for feedback in ${FEEDBACKS:-off dot}; do echo "$objective $feedback $seed"; done
