@@ -45,3 +45,6 @@ variant("x_d256_15k", ("Dense(128)", "Dense(256)"), ("steps(1500)", "steps(15_00
 variant("x_ratio2", ("unlabeledRatio(4)", "unlabeledRatio(2)"))
 variant("x_ratio2_25k", ("unlabeledRatio(4)", "unlabeledRatio(2)"), ("steps(1500)", "steps(25_000)"),
         comment="unlabeled ratio 2 (a step costs about 0.57 of the default's) and 25,000 steps")
+variant("x_paper", ("unlabeledRatio(4)", "unlabeledRatio(7)"), uda(w=8), ("labelSmoothing(0.1)", "labelSmoothing(0.15)"),
+        comment="the paper's unlabeled ratio 7, UDA weight 8 and label smoothing 0.15 (its temperature 0.7, threshold 0.6 and "
+        "learning rate 0.05 are the default's; MPL.md)")
