@@ -2,7 +2,7 @@
 """The paper-form ablation table (issue 21) from run folders: teacher objective x feedback, mean and std over seeds,
 and per objective each feedback effect (column - off) paired by seed, with a 95 % t confidence interval and a paired
 bootstrap interval. Works on partial results: a run without summary.json is counted as missing. A run with a feedback
-variant (summary.json's feedback_variant: --feedback-weight, --feedback-baseline, --feedback-normalise) is a column of
+variant (summary.json's feedback_variant: --feedback-weight, --feedback-baseline, --feedback-normalise, --feedback-wait) is a column of
 its own, e.g. "dot-product ×20" or "dot-product baseline 0.99", compared with off and with its rule's plain column.
 
 usage: ablation_table.py RUNS_DIR [--metric student_after_finetune] [--markdown]
@@ -34,6 +34,8 @@ def column_name(feedback, variant):
         parts.append(f"baseline {variant['baseline_decay']:g}")
     if variant.get("normalise_decay", 0) > 0:
         parts.append(f"normalise {variant['normalise_decay']:g}")
+    if variant.get("wait", 0) > 0:
+        parts.append(f"wait {variant['wait']}")
     return " ".join(parts)
 
 

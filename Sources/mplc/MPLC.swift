@@ -204,6 +204,8 @@ struct Train: ParsableCommand {
     var feedbackBaseline: String?
     @Option(help: "Divide the feedback coefficient by the moving average (decay D) of its magnitude (default none).")
     var feedbackNormalise: String?
+    @Option(help: "Give the teacher no feedback before main-phase step N (default 0).")
+    var feedbackWait: String?
     @Option(help: "Random horizontal flips of the training images: auto (on for CIFAR-10 only), yes or no.")
     var flip: String?
     @Flag(
@@ -309,6 +311,7 @@ struct Train: ParsableCommand {
         add("--feedback-weight", feedbackWeight)
         add("--feedback-baseline", feedbackBaseline)
         add("--feedback-normalise", feedbackNormalise)
+        add("--feedback-wait", feedbackWait)
         add("--flip", flip)
         add("--init-from", initFrom)
         add("--validation", validation)

@@ -111,6 +111,7 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     /* The feedback variants and their averages (hex floats: they come back bit-exactly). */
     meta_set(m, "feedback_variant", "%.17g,%.17g,%.17g", T->cfg.feedback_weight, T->cfg.feedback_baseline,
              T->cfg.feedback_normalise);
+    meta_set(m, "feedback_wait", "%ld", T->cfg.feedback_wait);
     meta_set(m, "feedback_averages", "%a,%a,%ld", rs->fb_mean, rs->fb_abs, rs->fb_updates);
     meta_set(m, "acc_ema", "%ld,%ld,%ld", rs->acc_ema_last, rs->acc_ema_before, rs->acc_ema_after);
     if (T->cfg.validation > 0) {
@@ -401,6 +402,14 @@ static int resume_feedback_variant(Trainer *T, const StMeta *m, const char *path
                            path, flags[i], stored[i], flags[i], *values[i]);
         *values[i] = stored[i];
     }
+    /* --feedback-wait came later than the others: a checkpoint without it had none. */
+    long wait = 0;
+    if (meta_get(m, "feedback_wait") && meta_long(m, path, "feedback_wait", 0, LONG_MAX, &wait, e) != 0) return -1;
+    if (c->given_feedback_wait && wait != c->feedback_wait)
+        return err_set(e, "%s was written with --feedback-wait %ld, but this command says --feedback-wait %ld (drop the "
+                          "flag or start a new run)",
+                       path, wait, c->feedback_wait);
+    c->feedback_wait = wait;
     return 0;
 }
 

@@ -6,13 +6,19 @@
 
 /* The paper's rule is scale 1, baseline 0: h itself weighs the teacher's pseudo labels. */
 int feedback_variant(const TrainConfig *c) {
-    return c->feedback_weight != 1 || c->feedback_baseline > 0 || c->feedback_normalise > 0;
+    return c->feedback_weight != 1 || c->feedback_baseline > 0 || c->feedback_normalise > 0 || c->feedback_wait > 0;
 }
 
-void feedback_inputs(const Trainer *T, double *scale, double *baseline) {
+void feedback_inputs(const Trainer *T, long t, double *scale, double *baseline) {
     const TrainConfig *c = &T->cfg;
     const RunState *rs = &T->rs;
     *scale = c->feedback_weight, *baseline = 0;
+    /* The teacher's wait: no feedback before step N (h is largest just after the student starts learning); the
+     * averages below still follow h from the student's first step, so a normaliser is ready when it ends. */
+    if (t < c->feedback_wait) {
+        *scale = 0;
+        return;
+    }
     if (c->feedback_baseline > 0) {
         /* The official code's order: the average m takes this step's h before it is subtracted, and
          * h - m_t = d (h - m_{t-1}); the step gets m_{t-1} and the factor d, as h is only known inside it. */

@@ -34,7 +34,7 @@ static void usage(FILE *fp) {
             "                 [--teacher-cache FILE.npy] [--init-from FILE.safetensors]\n"
             "                 [--validation N [--patience P]] [--model-file FILE.swiftdsl] [--recipe TEXT]\n"
             "                 [--pseudo-labels P] [--feedback F] [--resize]\n"
-            "                 [--feedback-weight W] [--feedback-baseline D] [--feedback-normalise D]\n"
+            "                 [--feedback-weight W] [--feedback-baseline D] [--feedback-normalise D] [--feedback-wait N]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
             "                  --losses LOSSES.jsonl [--supervised] [--threads T]\n"
             "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T] [--teacher-cache FILE.npy]\n"
@@ -54,7 +54,8 @@ static void usage(FILE *fp) {
             "  feedback variants (mode mpl; default none, the paper's rule): --feedback-weight W multiplies the feedback\n"
             "  part (W > 0, default 1); --feedback-baseline D subtracts from h its moving average of decay D (0 < D < 1,\n"
             "  the official code's 0.99; hard pseudo labels); --feedback-normalise D divides the coefficient by the moving\n"
-            "  average of its magnitude (decay D; hard pseudo labels)\n"
+            "  average of its magnitude (decay D; hard pseudo labels); --feedback-wait N gives the teacher no feedback\n"
+            "  before step N of the main phase (default 0)\n"
             "  --overwrite: replace the run in RUN_DIR (a new run refuses a directory that holds one); --resume continues it\n"
             "  --ema-decay %g: decay of the exponential moving average of the student's weights, evaluated next to\n"
             "  the student (0 <= D < 1; 0 disables it)\n"
@@ -183,11 +184,13 @@ static double feedback_decay_value(Args *a) {
  * baseline and the normaliser where the step has no scalar coefficient (soft pseudo labels: the exact
  * meta-gradient). On --resume the run's feedback decides (checkpoint.c), as it was checked when the run started. */
 static void check_feedback_variants(const TrainConfig *c) {
-    const int given = c->given_feedback_weight || c->given_feedback_baseline || c->given_feedback_normalise;
+    const int given = c->given_feedback_weight || c->given_feedback_baseline || c->given_feedback_normalise ||
+                      c->given_feedback_wait;
     if (!given || c->resume) return;
-    const char *which = c->given_feedback_weight     ? "--feedback-weight"
-                        : c->given_feedback_baseline ? "--feedback-baseline"
-                                                     : "--feedback-normalise";
+    const char *which = c->given_feedback_weight      ? "--feedback-weight"
+                        : c->given_feedback_baseline  ? "--feedback-baseline"
+                        : c->given_feedback_normalise ? "--feedback-normalise"
+                                                      : "--feedback-wait";
     if (c->mode != MODE_MPL || c->feedback == FEEDBACK_OFF)
         usage_error("%s changes the teacher's feedback, which is off here (%s); use --mode mpl with a feedback rule",
                     which, c->mode == MODE_SUPERVISED ? "--mode supervised" : c->mode == MODE_UDA ? "--mode uda" : "--feedback off");
@@ -195,6 +198,10 @@ static void check_feedback_variants(const TrainConfig *c) {
         usage_error("%s: with soft pseudo labels the teacher descends the exact meta-gradient, which has no scalar "
                     "coefficient h to shift or normalise; --feedback-weight applies",
                     c->given_feedback_baseline ? "--feedback-baseline" : "--feedback-normalise");
+    if (c->feedback_wait >= c->steps)
+        usage_error("--feedback-wait %ld: the run has %ld steps, so the teacher would never get feedback; use --feedback "
+                    "off for that",
+                    c->feedback_wait, c->steps);
 }
 
 static int flip_value(Args *a) {
@@ -276,6 +283,7 @@ static int train_main(int argc, char **argv) {
             c.feedback_baseline = feedback_decay_value(&a), c.given_feedback_baseline = 1;
         else if (is(&a, "--feedback-normalise"))
             c.feedback_normalise = feedback_decay_value(&a), c.given_feedback_normalise = 1;
+        else if (is(&a, "--feedback-wait")) c.feedback_wait = long_value(&a, 0), c.given_feedback_wait = 1;
         else if (is(&a, "--teacher-cache")) c.teacher_cache = value(&a);
         else if (is(&a, "--init-from")) c.init_from = value(&a);
         else if (is(&a, "--validation")) c.validation = long_value(&a, 0), c.given_validation = 1;

@@ -71,6 +71,7 @@ int run_options_write(const Trainer *T, Err *e) {
     json_write_double(fp, c->feedback_baseline);
     fprintf(fp, ",\n  \"feedback_normalise\": ");
     json_write_double(fp, c->feedback_normalise);
+    fprintf(fp, ",\n  \"feedback_wait\": %ld", c->feedback_wait);
     fprintf(fp, "\n}\n");
     return atomic_commit(&out, e);
 }
@@ -149,7 +150,7 @@ static const char *const KEYS[] = {"format",   "model",      "data",       "mode
                                    "labels",   "steps",      "finetune_steps", "eval_every", "checkpoint_every",
                                    "validation", "patience", "threads",    "ema_decay",     "flip",
                                    "teacher_cache", "init_from", "pseudo_labels", "feedback", "resize",
-                                   "feedback_weight", "feedback_baseline", "feedback_normalise"};
+                                   "feedback_weight", "feedback_baseline", "feedback_normalise", "feedback_wait"};
 
 /* A feedback variant's number (main.c's ranges: the weight > 0, a decay in [0, 1) with 0 for none). */
 static int adopt_feedback_number(const Reader *r, const char *key, const char *flag, int given, int is_weight,
@@ -235,7 +236,8 @@ static int adopt_all(Trainer *T, const Reader *r, Err *e) {
         adopt_feedback_number(r, "feedback_baseline", "--feedback-baseline", c->given_feedback_baseline, 0,
                               &c->feedback_baseline, e) ||
         adopt_feedback_number(r, "feedback_normalise", "--feedback-normalise", c->given_feedback_normalise, 0,
-                              &c->feedback_normalise, e))
+                              &c->feedback_normalise, e) ||
+        adopt_long(r, "feedback_wait", "--feedback-wait", c->given_feedback_wait, 0, 0, LONG_MAX, &c->feedback_wait, e))
         return -1;
     static const char *const flips[] = {"no", "yes", "auto"};
     int flip = c->flip < 0 ? 2 : c->flip;

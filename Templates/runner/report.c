@@ -353,7 +353,7 @@ int summary_write(Trainer *T, double wall, Err *e) {
         json_write_double(fp, T->cfg.feedback_baseline);
         fputs(", \"normalise_decay\": ", fp);
         json_write_double(fp, T->cfg.feedback_normalise);
-        fputs(", \"baseline\": ", fp);
+        fprintf(fp, ", \"wait\": %ld, \"baseline\": ", T->cfg.feedback_wait);
         json_write_double(fp, T->rs.fb_mean);
         fputs("},\n", fp);
     }

@@ -187,7 +187,7 @@ static void run_main_phase(Trainer *T) {
             T->lr_student = sched_lr_student(t, total, MPLC_STUDENT_WAIT_STEPS);
             T->uda_weight = T->cfg.objective == OBJECTIVE_UDA ? sched_uda_weight(t) : 0.0;
             T->feedback_scale = 0, T->feedback_baseline = 0;
-            if (T->cfg.feedback != FEEDBACK_OFF) feedback_inputs(T, &T->feedback_scale, &T->feedback_baseline);
+            if (T->cfg.feedback != FEEDBACK_OFF) feedback_inputs(T, t, &T->feedback_scale, &T->feedback_baseline);
             batch_fill_step(T, t, T->lr_teacher, T->lr_student, T->uda_weight, T->feedback_scale, T->feedback_baseline);
             mplc_step(T->state, T->step_io, T->scratch);
             io = T->step_io;

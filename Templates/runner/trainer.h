@@ -49,9 +49,11 @@ typedef struct {
     /* The feedback variants (docs/RUNNER.md, "Feedback variants"), all off by default (the paper's rule):
      * --feedback-weight W multiplies the feedback part (1); --feedback-baseline D subtracts a moving average of h
      * with decay D from h (0: none); --feedback-normalise D divides the coefficient by a moving average of its
-     * magnitude with decay D (0: none). */
+     * magnitude with decay D (0: none); --feedback-wait N gives the teacher no feedback before main-phase step N
+     * (0: none). */
     double feedback_weight, feedback_baseline, feedback_normalise;
-    int given_feedback_weight, given_feedback_baseline, given_feedback_normalise;
+    long feedback_wait;
+    int given_feedback_weight, given_feedback_baseline, given_feedback_normalise, given_feedback_wait;
 } TrainConfig;
 
 /* A seeded data order: epoch e of a set of n items is a Fisher-Yates permutation drawn from
@@ -177,8 +179,8 @@ uint32_t order_at(Order *o, uint64_t pos);
 /* Fills the mplc_step arena for step t of the main phase (x, y, uniform, dropout, scalars). */
 /* 1 if a feedback variant is on (train.c), i.e. not the paper's rule. */
 int feedback_variant(const TrainConfig *c);
-/* The next step's feedback_scale and feedback_baseline from the variants' averages (train.c). */
-void feedback_inputs(const Trainer *T, double *scale, double *baseline);
+/* Step t's feedback_scale and feedback_baseline from the variants' averages (train.c). */
+void feedback_inputs(const Trainer *T, long t, double *scale, double *baseline);
 /* After a step in which the student learned: the averages take the step's output h (io: the step's I/O arena). */
 void feedback_follow(Trainer *T, const float *io);
 /* feedback: the step's feedback_scale; baseline: its feedback_baseline (0 unless --feedback-baseline). */
