@@ -286,18 +286,41 @@ expect "--feedback-weight with --mode uda: refused" 2 "changes the teacher's fee
     "$RUN" "${TF[@]}" --mode uda --feedback-weight 2 --out "$WORK/fv-x"
 expect "--feedback-baseline with --feedback off: refused" 2 "which is off here \(--feedback off\)" -- \
     "$RUN" "${TF[@]}" --feedback off --feedback-baseline 0.9 --out "$WORK/fv-x"
+expect "--feedback-wait as long as the run: refused" 2 "the teacher would never get feedback" -- \
+    "$RUN" "${TF[@]}" --feedback-wait 40 --out "$WORK/fv-x"
+expect "--feedback-wait with --feedback off: refused" 2 "which is off here \(--feedback off\)" -- \
+    "$RUN" "${TF[@]}" --feedback off --feedback-wait 30 --out "$WORK/fv-x"
 [ -e "$WORK/fv-x" ] && fail "a refused feedback variant left a run directory"
+# The teacher's wait: feedback_scale 0 in the steps before N, the weight from step N on (a log line shows its last
+# step's input: the line of step 30 its step index 29). Waiting only as long as the student (h is 0 there) changes
+# nothing; waiting longer changes the trained weights.
+for w in 20 30; do
+    "$RUN" "${TF[@]}" --feedback-weight 3 --feedback-wait $w --out "$WORK/fv-wait$w" >/dev/null 2>"$WORK/fv-wait$w.err" ||
+        fail "variants: --feedback-wait $w" "$(cat "$WORK/fv-wait$w.err")"
+done
+wrong=$(grep '"phase":"mpl"' "$WORK/fv-wait30/metrics.jsonl" | grep '"mean_over_steps"' |
+    sed -n 's/.*"step":\([0-9]*\),.*"feedback_scale":\([^,]*\),.*/\1 \2/p' |
+    awk '($1 <= 30 && $2 != 0) || ($1 > 30 && $2 != 3) { print } END { if (NR < 15) print "only " NR " lines" }')
+if [ -n "$wrong" ] || ! grep -q '"wait": 30,' "$WORK/fv-wait30/summary.json" ||
+    ! grep -q '"feedback_wait": 30' "$WORK/fv-wait30/options.json"; then
+    fail "--feedback-wait 30: feedback_scale is not 0 before step 30 and 3 after, or the run does not record the wait" "$wrong"
+elif ! "$T" st-equal "$WORK/fv-wait20/checkpoint.safetensors" "$WORK/fv-w3/checkpoint.safetensors" ||
+    "$T" st-equal "$WORK/fv-wait30/checkpoint.safetensors" "$WORK/fv-w3/checkpoint.safetensors" 2>/dev/null; then
+    fail "--feedback-wait: waiting as long as the student changed the weights, or waiting longer did not"
+else pass "--feedback-wait N: no feedback before step N, the weight after it; recorded in summary.json and options.json"; fi
 # Resume with the baseline and the normaliser: bit-exact, and a different value is refused.
-FV=(train --data "$FAST" --steps 40 --finetune-steps 5 --labels 100 --quiet --checkpoint-every 3 --feedback-baseline 0.9 --feedback-normalise 0.8 --feedback-weight 2)
+FV=(train --data "$FAST" --steps 40 --finetune-steps 5 --labels 100 --quiet --checkpoint-every 3 --feedback-baseline 0.9 --feedback-normalise 0.8 --feedback-weight 2 --feedback-wait 28)
 "$RUN" "${FV[@]}" --out "$WORK/fv-full" >/dev/null 2>&1 || fail "variants: uninterrupted run"
 "$RUN" "${FV[@]}" --out "$WORK/fv-rs" --stop-at 31 >/dev/null 2>&1
 expect "--resume of a baseline run with another --feedback-baseline: refused" 1 \
     'started with --feedback-baseline 0.9.*, but this command says --feedback-baseline 0.5' -- \
     "$RUN" train --data "$FAST" --quiet --resume --out "$WORK/fv-rs" --feedback-baseline 0.5
+expect "--resume of a run with another --feedback-wait: refused" 1 'started with --feedback-wait 28.*--feedback-wait 10' -- \
+    "$RUN" train --data "$FAST" --quiet --resume --out "$WORK/fv-rs" --feedback-wait 10
 if "$RUN" train --data "$FAST" --quiet --resume --out "$WORK/fv-rs" >/dev/null 2>&1 &&
     cmp -s "$WORK/fv-full/checkpoint.safetensors" "$WORK/fv-rs/checkpoint.safetensors" &&
     same_metrics "$WORK/fv-full/metrics.jsonl" "$WORK/fv-rs/metrics.jsonl"; then
-    pass "--resume with --feedback-baseline and --feedback-normalise is bit-exact (the averages are in the checkpoint)"
+    pass "--resume with --feedback-baseline, --feedback-normalise and --feedback-wait is bit-exact (the averages are in the checkpoint)"
 else fail "a run with feedback variants resumed differs"; fi
 # The averages' metadata is read strictly: trailing text after the third field is refused, like a missing field.
 "$RUN" "${FV[@]}" --out "$WORK/fv-avg" --stop-at 31 >/dev/null 2>&1

@@ -1323,14 +1323,14 @@ static void test_feedback_variants(void) {
     /* The paper's rule: scale 1, baseline 0, whatever h was. */
     T->cfg.feedback_weight = 1;
     CHECK(!feedback_variant(&T->cfg), "weight 1 without a baseline or normaliser is a variant");
-    feedback_inputs(T, &scale, &baseline);
+    feedback_inputs(T, 0, &scale, &baseline);
     CHECK(scale == 1 && baseline == 0, "the plain rule gives scale %g baseline %g", scale, baseline);
     /* Weight W and baseline D: the coefficient scale (h - baseline) is W (h - m_t), m_t = D m_{t-1} + (1 - D) h_t. */
     T->cfg.feedback_weight = 2, T->cfg.feedback_baseline = 0.9;
     CHECK(feedback_variant(&T->cfg), "a baseline is not a variant");
     double m = 0;
     for (int t = 0; t < n; t++) {
-        feedback_inputs(T, &scale, &baseline);
+        feedback_inputs(T, t, &scale, &baseline);
         const double want_m = 0.9 * m + 0.1 * hs[t], got = scale * (hs[t] - baseline), want = 2 * (hs[t] - want_m);
         CHECK(fabs(got - want) <= 1e-12 * (fabs(want) + 1e-12), "step %d: coefficient %.17g, want %.17g", t, got, want);
         io[T->out_h->offset] = (float)hs[t];
@@ -1339,19 +1339,28 @@ static void test_feedback_variants(void) {
         CHECK(fabs(T->rs.fb_mean - m) <= 1e-15, "step %d: average %.17g, want %.17g", t, T->rs.fb_mean, m);
     }
     /* The normaliser (weight 0.5, no baseline): no feedback before the first average, then 0.5 over the
-     * bias-corrected average of |h| of the steps before. */
-    memset(&T->rs, 0, sizeof T->rs);
-    T->cfg.feedback_weight = 0.5, T->cfg.feedback_baseline = 0, T->cfg.feedback_normalise = 0.8;
-    double a = 0;
-    for (int t = 0; t < n; t++) {
-        feedback_inputs(T, &scale, &baseline);
-        const double want = t == 0 ? 0 : 0.5 / (a / (1 - pow(0.8, t)));
-        CHECK(baseline == 0 && fabs(scale - want) <= 1e-12 * want, "step %d: scale %.17g, want %.17g", t, scale, want);
-        io[T->out_h->offset] = (float)hs[t];
-        feedback_follow(T, io);
-        a = 0.8 * a + 0.2 * fabs((double)(float)hs[t]);
+     * bias-corrected average of |h| of the steps before. With the teacher's wait (3 steps) the scale is 0 before
+     * step 3 while the average still follows h, so step 3 gets the average of three. */
+    for (long wait = 0; wait <= 3; wait += 3) {
+        memset(&T->rs, 0, sizeof T->rs);
+        T->cfg.feedback_weight = 0.5, T->cfg.feedback_baseline = 0, T->cfg.feedback_normalise = 0.8;
+        T->cfg.feedback_wait = wait;
+        CHECK(feedback_variant(&T->cfg), "the normaliser is not a variant");
+        double a = 0;
+        for (int t = 0; t < n; t++) {
+            feedback_inputs(T, t, &scale, &baseline);
+            const double want = t == 0 || t < wait ? 0 : 0.5 / (a / (1 - pow(0.8, t)));
+            CHECK(baseline == 0 && fabs(scale - want) <= 1e-12 * want, "wait %ld step %d: scale %.17g, want %.17g",
+                  wait, t, scale, want);
+            io[T->out_h->offset] = (float)hs[t];
+            feedback_follow(T, io);
+            a = 0.8 * a + 0.2 * fabs((double)(float)hs[t]);
+        }
+        CHECK(T->rs.fb_updates == n, "%ld updates of the normaliser, want %d", T->rs.fb_updates, n);
     }
-    CHECK(T->rs.fb_updates == n, "%ld updates of the normaliser, want %d", T->rs.fb_updates, n);
+    /* The wait alone is a variant (its runs say so in summary.json). */
+    T->cfg.feedback_weight = 1, T->cfg.feedback_normalise = 0, T->cfg.feedback_wait = 5;
+    CHECK(feedback_variant(&T->cfg), "--feedback-wait alone is not a variant");
     free(io);
     free(T);
 }
