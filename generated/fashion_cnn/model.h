@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "effafaf8900d3d15c9e0fccdbd849ecbd1e55a26991584df54abc9a484fbd8e8"
+#define MPLC_MODEL_HASH "5e5b6d41e2b86f7451ed862a936c551dfb6d5f6f1965c8beb13665a440671e95"
 #define MPLC_MODEL_NAME "fashion_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28
@@ -49,7 +49,7 @@ typedef struct {
 #define MPLC_BATCH_UNLABELED 128
 #define MPLC_EVAL_BATCH 500
 #define MPLC_FINETUNE_BATCH 256
-#define MPLC_STEPS 1500
+#define MPLC_STEPS 20000
 #define MPLC_SEED 0
 #define MPLC_STUDENT_WAIT_STEPS 200
 #define MPLC_TEACHER_LR 0.05
@@ -79,7 +79,7 @@ typedef struct {
 #define MPLC_LOCAL_BATCH_LABELED 32
 #define MPLC_LOCAL_BATCH_UNLABELED 128
 #define MPLC_LOCAL_FINETUNE_BATCH 256
-#define MPLC_RECIPE "batch_labeled=32;batch_unlabeled=128;eval_batch=500;finetune_batch=256;steps=1500;seed=0;student_wait_steps=200;teacher_lr=0.05;teacher_momentum=0.9;teacher_nesterov=1;teacher_weight_decay=0.0005;teacher_warmup_steps=100;teacher_cosine=1;student_lr=0.05;student_momentum=0.9;student_nesterov=1;student_weight_decay=0.0005;student_warmup_steps=100;student_cosine=1;uda_weight=1.0;uda_ramp_steps=500;finetune_steps=300;finetune_lr=0.005;ema_decay=0.995;init_uniform=0;init_bound=0.0;pseudo_labels=hard-argmax;feedback=dot-product;teacher_objective=uda;teacher_reads_predictions=0;uda_temperature=0.7;uda_threshold=0.6;label_smoothing=0.1"
+#define MPLC_RECIPE "batch_labeled=32;batch_unlabeled=128;eval_batch=500;finetune_batch=256;steps=20000;seed=0;student_wait_steps=200;teacher_lr=0.05;teacher_momentum=0.9;teacher_nesterov=1;teacher_weight_decay=0.0005;teacher_warmup_steps=100;teacher_cosine=1;student_lr=0.05;student_momentum=0.9;student_nesterov=1;student_weight_decay=0.0005;student_warmup_steps=100;student_cosine=1;uda_weight=1.0;uda_ramp_steps=500;finetune_steps=300;finetune_lr=0.005;ema_decay=0.995;init_uniform=0;init_bound=0.0;pseudo_labels=hard-argmax;feedback=dot-product;teacher_objective=uda;teacher_reads_predictions=0;uda_temperature=0.7;uda_threshold=0.6;label_smoothing=0.1"
 
 /* Symbol tables: the state arena, then each I/O arena's inputs and outputs. */
 extern const mplc_tensor mplc_state_tensors[];
