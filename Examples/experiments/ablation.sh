@@ -33,7 +33,9 @@ one() { # one OBJECTIVE FEEDBACK SEED
     if [ -e "$out/$name/summary.json" ]; then echo "$(date -u +%FT%TZ) skip $name (done)" >>"$out/log.txt"; return; fi
     [ -e "$out/$name/checkpoint.safetensors" ] && cmd+=" --resume"
     echo "$(date -u +%FT%TZ) start $name load $(cut -d' ' -f1-3 /proc/loadavg): $cmd" >>"$out/log.txt"
-    $cmd >"$out/$name.stdout" 2>"$out/$name.stderr"
+    # Appended, not truncated: a second attempt at a run that another grid is running (its run directory's lock
+    # refuses it at once) must not clear that run's output.
+    $cmd >>"$out/$name.stdout" 2>>"$out/$name.stderr"
     local rc=$? # before any other command (a $(date) would reset it)
     echo "$(date -u +%FT%TZ) end $name rc=$rc load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/log.txt"
 }
