@@ -5,7 +5,7 @@ import sys, pathlib
 here = pathlib.Path(__file__).parent
 # The experiments were written from the example's 1,500-step recipe (the default before 2026-12-06); each run's
 # command gives its --steps, or its file sets them.
-DEFAULT_STEPS = """    // The budget of the default run (`.ci/train`): about 8 minutes on 2 idle cores, a student near 88 % (README,
+DEFAULT_STEPS = """    // The budget of the default run (`.ci/train`): about 9 minutes on 2 idle cores, a student near 88 % (README,
     // "Accuracy"); `--steps 1500` gives a look in about a minute (85.7 %).
     steps(20_000)
 """
