@@ -1,17 +1,13 @@
 #!/usr/bin/env python3
 """Writes the issue-21 experiment model files: each is Examples/fashion_cnn.swiftdsl with one or more
 text substitutions (kept here so that every variant's difference from the default is explicit)."""
-import sys, pathlib
+import re, sys, pathlib
 here = pathlib.Path(__file__).parent
-# The experiments were written from the example's 1,500-step recipe (the default before 2026-12-06); each run's
-# command gives its --steps, or its file sets them.
-DEFAULT_STEPS = """    // The budget of the default run (`.ci/train`): about 9 minutes on 2 idle cores, a student near 88 % (README,
-    // "Accuracy"); `--steps 1500` gives a look in about a minute (85.7 %).
-    steps(20_000)
-"""
 base = (here / "../fashion_cnn.swiftdsl").read_text()
-assert base.count(DEFAULT_STEPS) == 1
-base = base.replace(DEFAULT_STEPS, "    steps(1500)\n")
+# The experiments were written from the example's 1,500-step recipe (the default before 2026-12-06): its steps line
+# and the comment above it become `steps(1500)`; each run's command gives its --steps, or its file sets them.
+base, n = re.subn(r"\n(?:    //[^\n]*\n)*    steps\([0-9_]+\)\n", "\n    steps(1500)\n", base, count=1)
+assert n == 1
 
 def variant(name, *subs, comment=""):
     text = base
