@@ -2,6 +2,10 @@
 # Builds mplc-run with the fake model (Tests/runner/fake_model) and runs the runner's tests:
 # unit tests (test_runner.c), then end-to-end tests of the binary. Exits non-zero on any failure.
 #   Tests/runner/run_tests.sh   (KEEP=1 keeps the work directory; EXTRA_CFLAGS="-fsanitize=address,undefined" adds flags)
+#   CI runs it once, under AddressSanitizer and UndefinedBehaviorSanitizer (SanitizerTests): a run without them
+#   would check nothing more, but for two kinds of check that a sanitized build cannot make, which use binaries
+#   built with PLAIN_CFLAGS there (RUN_PLAIN, and reduced_tests.sh's): an address-space cap (small_vm; ASan's
+#   shadow memory needs terabytes of address space) and the Reduced MPL training runs (slow under ASan).
 #   PART=1 runs this file's own tests, PART=2 the suites it sources at the end (run directories, RGB, Reduced MPL,
 #   MPI); both build first. The Swift tests run the two parts side by side, which halves the suite's wall time.
 # Needs: cc, OpenBLAS, zlib, and Fashion-MNIST in $MPLC_TEST_DATA (default /usr/share/datasets/fashion-mnist).
@@ -14,7 +18,10 @@ FAKE="$HERE/fake_model"
 DATA=${MPLC_TEST_DATA:-/usr/share/datasets/fashion-mnist}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mplc-runner-tests.XXXXXX")
 if [ "${KEEP:-0}" = 1 ]; then echo "work directory: $WORK"; else trap 'rm -rf "$WORK"' EXIT; fi
-CFLAGS="-std=c11 -O3 -Wall -Wextra -Werror ${EXTRA_CFLAGS:-}"
+PLAIN_CFLAGS="-std=c11 -O3 -Wall -Wextra -Werror"
+CFLAGS="$PLAIN_CFLAGS ${EXTRA_CFLAGS:-}"
+SANITIZED=0
+[[ "${EXTRA_CFLAGS:-}" == *sanitize* ]] && SANITIZED=1
 LIBS="-lopenblas -lz -lm"
 
 PASSED=0
@@ -35,8 +42,9 @@ expect() {
 }
 
 # small_vm COMMAND...: runs it with its address space capped at 1 GB, so that a file read whole, or a data set
-# allocated whole, fails differently from a refusal (not under the sanitizers, whose shadow memory needs more).
-small_vm() { if [[ "${EXTRA_CFLAGS:-}" == *sanitize* ]]; then "$@"; else (ulimit -v 1000000 && exec "$@"); fi; }
+# allocated whole, fails differently from a refusal. The command is a plain build ($RUN_PLAIN): a sanitized one
+# cannot start under the cap.
+small_vm() { (ulimit -v 1000000 && exec "$@"); }
 
 # same_metrics A B: two metrics.jsonl files hold the same lines but for each line's wall-clock "time" (its last key).
 same_metrics() { cmp -s <(sed -E 's/,"time":"[^"]*"\}$/}/' "$1") <(sed -E 's/,"time":"[^"]*"\}$/}/' "$2"); }
@@ -83,6 +91,12 @@ if [ "$PART" != 2 ]; then # the other defines change model.h, which the runner's
 fi
 RUN="$WORK/mplc-run"
 T="$WORK/test_runner"
+RUN_PLAIN=$RUN
+if [ "$SANITIZED" = 1 ] && [ "$PART" != 2 ]; then
+    CFLAGS=$PLAIN_CFLAGS build "mplc-run without the sanitizers, for the address-space cap" "$RUNNER"/*.c "$FAKE/model.c" \
+        -I"$FAKE" -o mplc-run-plain
+    RUN_PLAIN="$WORK/mplc-run-plain"
+fi
 
 
 # ---------------------------------------------------------------- Fashion-MNIST
@@ -157,7 +171,7 @@ expect "image and label counts differ: exit 1" 1 "399 labels but .* has 400 imag
 "$T" gen-data "$WORK/data-idx-bomb" idx-bomb
 expect "gzip bomb: the header's size counts against the memory limit before the body is read" 1 \
     "data-idx-bomb/train-images-idx3-ubyte.gz: the 1000000x28x28 images of the IDX header need 784000000 bytes; with the [0-9]+ bytes already planned .* more than the 400000000 bytes of MPLC_MEMORY_LIMIT; not read" -- \
-    small_vm env MPLC_MEMORY_LIMIT=400000000 "$RUN" train --data "$WORK/data-idx-bomb" --labels 20 --out "$WORK/bad" --quiet
+    small_vm env MPLC_MEMORY_LIMIT=400000000 "$RUN_PLAIN" train --data "$WORK/data-idx-bomb" --labels 20 --out "$WORK/bad" --quiet
 expect "missing data directory: exit 1" 1 "missing file train-images-idx3-ubyte" -- \
     "$RUN" train --data "$WORK/nowhere" --out "$WORK/bad" --quiet
 expect "--labels not divisible by the classes: exit 1" 1 "--labels 105 must be a positive multiple of the 10 classes" -- \
@@ -515,9 +529,9 @@ resume_refused sums "infinite log_sums" 'metadata "log_sums" is missing, malform
 D=$(damaged sparse) && truncate -s 3G "$D/checkpoint.safetensors"
 expect "integrity: a 3 GB sparse file is refused from its size" 1 \
     "3221225472 bytes, more than a checkpoint of model fake_linear can have" -- \
-    small_vm "$RUN" eval --checkpoint "$D/checkpoint.safetensors" --data "$FAST"
+    small_vm "$RUN_PLAIN" eval --checkpoint "$D/checkpoint.safetensors" --data "$FAST"
 expect "integrity: a directory is refused" 1 "$WORK: not a regular file \(a directory\)" -- \
-    small_vm "$RUN" eval --checkpoint "$WORK" --data "$FAST"
+    small_vm "$RUN_PLAIN" eval --checkpoint "$WORK" --data "$FAST"
 D=$(damaged directory) && rm "$D/checkpoint.safetensors" && mkdir "$D/checkpoint.safetensors"
 resume_refused directory "a directory in the checkpoint's place, naming it" "checkpoint.safetensors: not a regular file \(a directory\)"
 
