@@ -10,11 +10,12 @@ base, n = re.subn(r"\n(?:    //[^\n]*\n)*    steps\([0-9_]+\)\n", "\n    steps(1
 assert n == 1
 
 def variant(name, *subs, comment=""):
+    """subs: (old, new) replaces every occurrence; (old, new, 1) only the first, the teacher's (it comes first)."""
     text = base
-    for old, new in subs:
+    for old, new, *count in subs:
         assert text.count(old) >= 1, (name, old)
-        text = text.replace(old, new)
-    head = f"// issue 21 experiment {name}: fashion_cnn with {comment or ', '.join(f'{o!r} -> {n!r}' for o, n in subs)}\n"
+        text = text.replace(old, new, *count)
+    head = f"// issue 21 experiment {name}: fashion_cnn with {comment or ', '.join(f'{s[0]!r} -> {s[1]!r}' for s in subs)}\n"
     (here / f"{name}.swiftdsl").write_text(head + text)
 
 UDA = "uda(temperature: 0.7, threshold: 0.6, weight: 1, rampSteps: 500)"
@@ -37,6 +38,9 @@ variant("x_drop05", ("Dropout(0.2)", "Dropout(0.5)"))
 variant("x_ls0", ("labelSmoothing(0.1)", "labelSmoothing(0)"))
 variant("x_wide", ("Conv2D(16,", "Conv2D(32,"), ("Conv2D(32, kernel: 3, padding: 1)\n    ReLU()\n    MaxPool2D(2)\n    Flatten()",
         "Conv2D(64, kernel: 3, padding: 1)\n    ReLU()\n    MaxPool2D(2)\n    Flatten()"), comment="32 and 64 filters in both networks")
+variant("x_wide_teacher", ("    Conv2D(16,", "    Conv2D(32,", 1), ("Conv2D(32, kernel: 3, padding: 1)\n    ReLU()\n    MaxPool2D(2)\n    Flatten()\n    Dense(128)",
+        "Conv2D(64, kernel: 3, padding: 1)\n    ReLU()\n    MaxPool2D(2)\n    Flatten()\n    Dense(256)", 1),
+        comment="a wider teacher (32 and 64 filters, Dense(256)); the student unchanged")
 variant("x_wd1e3", lr(0.05, 0.05), ("warmupSteps: 100))\n    studentOptimizer", "warmupSteps: 100, weightDecay: 1e-3))\n    studentOptimizer"),
         ("studentOptimizer(SGD(learningRate: 0.05, warmupSteps: 100))", "studentOptimizer(SGD(learningRate: 0.05, warmupSteps: 100, weightDecay: 1e-3))"),
         comment="weight decay 1e-3 (default 5e-4) for both optimizers")
