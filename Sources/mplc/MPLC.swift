@@ -208,6 +208,12 @@ struct Train: ParsableCommand {
     var feedbackWait: String?
     @Option(help: "Random horizontal flips of the training images: auto (on for CIFAR-10 only), yes or no.")
     var flip: String?
+    @Option(
+        help: ArgumentHelp(
+            "The strong view's ops (RandAugment) draw their magnitude from [0, M], 0 <= M <= 1 (default 1: the full "
+                + "ranges, rotations up to 30 degrees, shifts up to 30 %).",
+            valueName: "M"))
+    var strongMagnitude: String?
     @Flag(
         help: ArgumentHelp(
             "Image folders: resize images of another size than the model's to it (stretched, not cropped) instead of "
@@ -313,6 +319,7 @@ struct Train: ParsableCommand {
         add("--feedback-normalise", feedbackNormalise)
         add("--feedback-wait", feedbackWait)
         add("--flip", flip)
+        add("--strong-magnitude", strongMagnitude)
         add("--init-from", initFrom)
         add("--validation", validation)
         add("--patience", patience)

@@ -269,7 +269,7 @@ void aug_strong(const AugSpec *s, const float *src, float *dst, float *tmp, Rng 
     maybe_flip(s, dst, r);
     for (int k = 0; k < AUG_STRONG_OPS; k++) {
         int op = (int)rng_below(r, ops);
-        double m = rng_double(r);
+        double m = rng_double(r) * s->magnitude; /* the same draw at every magnitude: 1 gives what it always gave */
         memcpy(tmp, dst, n * sizeof(float));
         aug_apply_op(s, op, m, tmp, dst, tmp + n, r);
     }

@@ -1,8 +1,8 @@
 /* Seeded, deterministic data augmentation on one image [H, W, C] of normalised floats.
  * Weak view: random translation by up to `shift` pixels (pad with the channel's minimum, then crop), and a
  * random horizontal flip when `flip` is set.
- * Strong view: a random horizontal flip when `flip` is set, then RandAugment-style, 2 random ops at random
- * magnitudes, then Cutout. Pixel ops act on each channel's range [lo[c], hi[c]]; on RGB images (C = 3)
+ * Strong view: a random horizontal flip when `flip` is set, then RandAugment-style, 2 random ops, each at a
+ * magnitude drawn uniformly from [0, `magnitude`] (1: the full ranges below), then Cutout. Pixel ops act on each channel's range [lo[c], hi[c]]; on RGB images (C = 3)
  * Contrast uses the luminance and Color (saturation) is among the ops. */
 #ifndef RUNNER_AUGMENT_H
 #define RUNNER_AUGMENT_H
@@ -15,6 +15,7 @@ typedef struct {
     const float *mean;    /* per channel: Cutout fill value */
     int shift;            /* weak view: translation by up to this many pixels in x and y */
     int flip;             /* 1: random horizontal flips in both views (draws one more number per view) */
+    double magnitude;     /* strong view: the largest magnitude of an op, in [0, 1] (--strong-magnitude; 1 default) */
 } AugSpec;
 
 /* The first AUG_NUM_OPS_GRAY ops are drawn for every image; AUG_COLOR only for RGB images (C = 3), so that

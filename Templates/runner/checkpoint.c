@@ -105,6 +105,7 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     meta_set(m, "metrics_bytes", "%ld", rs->metrics_bytes);
     /* %.17g reads back as the same double, so a resumed run compares --ema-decay exactly. */
     meta_set(m, "flip", "%d", T->cfg.flip);
+    meta_set(m, "strong_magnitude", "%.17g", T->cfg.strong_magnitude);
     meta_set(m, "resize", "%s", T->cfg.resize ? "yes" : "no");
     meta_set(m, "ema_decay", "%.17g", T->cfg.ema_decay);
     meta_set(m, "ema_updates", "%ld", rs->ema_updates);
@@ -413,17 +414,34 @@ static int resume_feedback_variant(Trainer *T, const StMeta *m, const char *path
     return 0;
 }
 
-/* Flips change what the augmentation draws, so a resumed run keeps the run's setting. Checkpoints written
- * before --flip existed have no "flip": those runs had no flips, and --flip auto gave none on their data. */
-static int resume_flip(Trainer *T, const StMeta *m, const char *path, Err *e) {
+/* Flips and the strong view's magnitude change what the augmentation makes, so a resumed run keeps the run's
+ * settings. Checkpoints written before --flip existed have no "flip": those runs had no flips, and --flip auto gave
+ * none on their data; those written before --strong-magnitude have none: their magnitude was 1. */
+static int resume_augmentation(Trainer *T, const StMeta *m, const char *path, Err *e) {
+    TrainConfig *c = &T->cfg;
     const char *v = meta_get(m, "flip");
-    if (!v) return 0;
-    if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) return err_set(e, "%s: metadata \"flip\" is not 0 or 1: '%s'", path, v);
-    int stored = v[0] == '1';
-    if (T->cfg.given_flip && stored != T->cfg.flip)
-        return err_set(e, "%s was written with --flip %s, but this command says --flip %s (drop the flag or start a new run)",
-                       path, stored ? "yes" : "no", T->cfg.flip ? "yes" : "no");
-    T->cfg.flip = stored;
+    if (v) {
+        if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+            return err_set(e, "%s: metadata \"flip\" is not 0 or 1: '%s'", path, v);
+        int stored = v[0] == '1';
+        if (c->given_flip && stored != c->flip)
+            return err_set(e, "%s was written with --flip %s, but this command says --flip %s (drop the flag or start a "
+                              "new run)",
+                           path, stored ? "yes" : "no", c->flip ? "yes" : "no");
+        c->flip = stored;
+    }
+    double magnitude = 1;
+    if ((v = meta_get(m, "strong_magnitude"))) {
+        char *end = NULL;
+        magnitude = strtod(v, &end);
+        if (end == v || *end != '\0' || !(magnitude >= 0 && magnitude <= 1)) /* the range of --strong-magnitude */
+            return err_set(e, "%s: metadata \"strong_magnitude\" is not a number M with 0 <= M <= 1: '%.40s'", path, v);
+    }
+    if (c->given_strong_magnitude && magnitude != c->strong_magnitude)
+        return err_set(e, "%s was written with --strong-magnitude %.17g, but this command says --strong-magnitude %.17g "
+                          "(drop the flag or start a new run)",
+                       path, magnitude, c->strong_magnitude);
+    c->strong_magnitude = magnitude;
     return 0;
 }
 
@@ -684,7 +702,7 @@ int checkpoint_resume(Trainer *T, Err *e) {
     rs->acc_last_step = acc_last[2];
     if (get_sums(m, path, "log_sums", rs->sums, e) != 0 || get_sums(m, path, "main_sums", rs->main_sums, e) != 0)
         goto done;
-    if (resume_ema(T, m, path, has_ema, global, e) != 0 || resume_flip(T, m, path, e) != 0 ||
+    if (resume_ema(T, m, path, has_ema, global, e) != 0 || resume_augmentation(T, m, path, e) != 0 ||
         resume_feedback_variant(T, m, path, e) != 0 ||
         resume_teacher_cache(T, m, path, e) != 0 || resume_validation(T, m, path, global, e) != 0)
         goto done;

@@ -31,6 +31,7 @@ static void usage(FILE *fp) {
             "                 [--resume | --overwrite] [--eval-every N] [--mode mpl|supervised|uda] [--finetune-steps N]\n"
             "                 [--teacher-objective supervised|randaugment|uda] [--feedback off|dot|loss-difference|soft]\n"
             "                 [--checkpoint-every N] [--stop-at N] [--ema-decay D] [--flip auto|yes|no] [--quiet]\n"
+            "                 [--strong-magnitude M]\n"
             "                 [--teacher-cache FILE.npy] [--init-from FILE.safetensors]\n"
             "                 [--validation N [--patience P]] [--model-file FILE.swiftdsl] [--recipe TEXT]\n"
             "                 [--pseudo-labels P] [--feedback F] [--resize]\n"
@@ -60,6 +61,8 @@ static void usage(FILE *fp) {
             "  --ema-decay %g: decay of the exponential moving average of the student's weights, evaluated next to\n"
             "  the student (0 <= D < 1; 0 disables it)\n"
             "  --flip auto: random horizontal flips of the training images on CIFAR-10, none on other data\n"
+            "  --strong-magnitude M: each op of the strong view (RandAugment) draws its magnitude from [0, M],\n"
+            "  0 <= M <= 1 (default 1: rotations up to 30 degrees, shifts up to 30 %%, ...); Cutout is unchanged\n"
             "  --teacher-cache FILE.npy: the large teacher's cached predictions, for a model whose teacher reads them\n"
             "  (Reduced MPL; %s for this model), written by 'mplc-run cache' of the large teacher's model\n"
             "  --init-from FILE.safetensors: start a new run whose teacher and student take FILE's parameters (every\n"
@@ -157,6 +160,16 @@ static double ema_decay_value(Args *a) {
     if (end == v || *end != '\0' || !(d >= 0 && d < 1))
         usage_error("%s needs a number D with 0 <= D < 1 (0 disables the EMA), got '%s'", a->flag, v);
     return d;
+}
+
+/* --strong-magnitude: a fraction of the full ranges of the strong view's ops (augment.h). */
+static double strong_magnitude_value(Args *a) {
+    const char *v = value(a);
+    char *end = NULL;
+    double m = strtod(v, &end);
+    if (end == v || *end != '\0' || !(m >= 0 && m <= 1))
+        usage_error("%s needs a number M with 0 <= M <= 1 (1: the full RandAugment ranges), got '%s'", a->flag, v);
+    return m;
 }
 
 /* --feedback-weight: a positive finite factor (0 would be --feedback off, a negative one would push the teacher
@@ -264,6 +277,7 @@ static int train_main(int argc, char **argv) {
     c.finetune_steps = (long)(MPLC_FINETUNE_STEPS);
     c.threads = 1;
     c.flip = -1;
+    c.strong_magnitude = 1;
     c.ema_decay = (double)(MPLC_EMA_DECAY);
     c.feedback_weight = 1;
     const char *out = NULL, *objective = NULL, *feedback = NULL;
@@ -278,6 +292,8 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--stop-at")) c.stop_at = long_value(&a, 1);
         else if (is(&a, "--ema-decay")) c.ema_decay = ema_decay_value(&a), c.given_ema_decay = 1;
         else if (is(&a, "--flip")) c.flip = flip_value(&a), c.given_flip = 1;
+        else if (is(&a, "--strong-magnitude"))
+            c.strong_magnitude = strong_magnitude_value(&a), c.given_strong_magnitude = 1;
         else if (is(&a, "--feedback-weight")) c.feedback_weight = feedback_weight_value(&a), c.given_feedback_weight = 1;
         else if (is(&a, "--feedback-baseline"))
             c.feedback_baseline = feedback_decay_value(&a), c.given_feedback_baseline = 1;

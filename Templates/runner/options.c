@@ -60,6 +60,8 @@ int run_options_write(const Trainer *T, Err *e) {
     fprintf(fp, ",\n  \"ema_decay\": ");
     json_write_double(fp, c->ema_decay);
     write_string(fp, "flip", c->flip ? "yes" : "no");
+    fprintf(fp, ",\n  \"strong_magnitude\": ");
+    json_write_double(fp, c->strong_magnitude);
     write_string(fp, "resize", c->resize ? "yes" : "no");
     write_string(fp, "teacher_cache", T->cache.rows ? T->cache.path : NULL);
     write_string(fp, "init_from", T->init_from[0] ? T->init_from : NULL);
@@ -150,16 +152,22 @@ static const char *const KEYS[] = {"format",   "model",      "data",       "mode
                                    "labels",   "steps",      "finetune_steps", "eval_every", "checkpoint_every",
                                    "validation", "patience", "threads",    "ema_decay",     "flip",
                                    "teacher_cache", "init_from", "pseudo_labels", "feedback", "resize",
-                                   "feedback_weight", "feedback_baseline", "feedback_normalise", "feedback_wait"};
+                                   "feedback_weight", "feedback_baseline", "feedback_normalise", "feedback_wait",
+                                   "strong_magnitude"};
 
-/* A feedback variant's number (main.c's ranges: the weight > 0, a decay in [0, 1) with 0 for none). */
-static int adopt_feedback_number(const Reader *r, const char *key, const char *flag, int given, int is_weight,
-                                 double *value, Err *e) {
+/* The ranges of main.c's number options: the feedback weight, a decay (the EMA's; a feedback variant's, 0 for
+ * none), the strong view's magnitude. */
+static int is_weight(double x) { return x > 0; }
+static int is_decay(double x) { return x >= 0 && x < 1; }
+static int is_magnitude(double x) { return x >= 0 && x <= 1; }
+
+/* A number option: in its range (`in_range`, named by `range`), and the value a flag given again says. */
+static int adopt_number(const Reader *r, const char *key, const char *flag, int given, int (*in_range)(double),
+                        const char *range, double *value, Err *e) {
     const JsonValue *v;
     if (member(r, key, JSON_NUMBER, 0, &v, e) != 0) return -1;
     if (!v) return 0;
-    if (is_weight ? !(v->number > 0) : !(v->number >= 0 && v->number < 1))
-        return err_set(e, "%s: \"%s\" is not %s", r->path, key, is_weight ? "a number W > 0" : "a number D with 0 <= D < 1");
+    if (!in_range(v->number)) return err_set(e, "%s: \"%s\" is not %s", r->path, key, range);
     if (given && v->number != *value)
         return err_set(e, "%s: the run was started with %s %.17g, but this command says %s %.17g (drop the flag, or "
                           "start a new run; " MAY_CHANGE ")",
@@ -223,20 +231,16 @@ static int adopt_all(Trainer *T, const Reader *r, Err *e) {
         adopt_long(r, "threads", "--threads", c->given_threads, 1, 1, 1024, &threads, e))
         return -1;
     c->threads = (int)threads;
-    if (member(r, "ema_decay", JSON_NUMBER, 0, &v, e) != 0) return -1;
-    if (v && !(v->number >= 0 && v->number < 1)) /* the range of --ema-decay */
-        return err_set(e, "%s: \"ema_decay\" is not a number D with 0 <= D < 1", r->path);
-    if (v && c->given_ema_decay && v->number != c->ema_decay)
-        return err_set(e, "%s: the run was started with --ema-decay %.17g, but this command says --ema-decay %.17g "
-                          "(drop the flag, or start a new run; " MAY_CHANGE ")",
-                       r->path, v->number, c->ema_decay);
-    if (v) c->ema_decay = v->number;
-    if (adopt_feedback_number(r, "feedback_weight", "--feedback-weight", c->given_feedback_weight, 1,
-                              &c->feedback_weight, e) ||
-        adopt_feedback_number(r, "feedback_baseline", "--feedback-baseline", c->given_feedback_baseline, 0,
-                              &c->feedback_baseline, e) ||
-        adopt_feedback_number(r, "feedback_normalise", "--feedback-normalise", c->given_feedback_normalise, 0,
-                              &c->feedback_normalise, e) ||
+    const char *const decay = "a number D with 0 <= D < 1";
+    if (adopt_number(r, "ema_decay", "--ema-decay", c->given_ema_decay, is_decay, decay, &c->ema_decay, e) ||
+        adopt_number(r, "strong_magnitude", "--strong-magnitude", c->given_strong_magnitude, is_magnitude,
+                     "a number M with 0 <= M <= 1", &c->strong_magnitude, e) ||
+        adopt_number(r, "feedback_weight", "--feedback-weight", c->given_feedback_weight, is_weight, "a number W > 0",
+                     &c->feedback_weight, e) ||
+        adopt_number(r, "feedback_baseline", "--feedback-baseline", c->given_feedback_baseline, is_decay, decay,
+                     &c->feedback_baseline, e) ||
+        adopt_number(r, "feedback_normalise", "--feedback-normalise", c->given_feedback_normalise, is_decay, decay,
+                     &c->feedback_normalise, e) ||
         adopt_long(r, "feedback_wait", "--feedback-wait", c->given_feedback_wait, 0, 0, LONG_MAX, &c->feedback_wait, e))
         return -1;
     static const char *const flips[] = {"no", "yes", "auto"};

@@ -360,6 +360,8 @@ int summary_write(Trainer *T, double wall, Err *e) {
     fputs("  \"data\": ", fp);
     json_write_string(fp, T->cfg.data_dir);
     fprintf(fp, ",\n  \"data_format\": \"%s\",\n  \"flip\": %s", T->data.format, T->cfg.flip ? "true" : "false");
+    fputs(",\n  \"strong_magnitude\": ", fp);
+    json_write_double(fp, T->cfg.strong_magnitude);
     write_data_facts(T, fp);
     fputs(",\n  \"model_hash\": ", fp); /* which compiled model and recipe trained (checkpoint.c compares it) */
     json_write_string(fp, MPLC_MODEL_HASH);

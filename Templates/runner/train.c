@@ -359,11 +359,11 @@ static void warn_settings(const TrainConfig *c) {
                 c->ema_decay, 1.0 / (1.0 - c->ema_decay), student_steps);
 }
 
-AugSpec aug_spec(const Dataset *d, int flip) {
+AugSpec aug_spec(const Dataset *d, int flip, double magnitude) {
     /* 32x32 RGB data sets translate by up to 4 pixels (the usual "pad 4 and crop"), Fashion-MNIST by 2. */
     int rgb32 = strcmp(d->format, "cifar10") == 0 || strcmp(d->format, "svhn") == 0;
     return (AugSpec){MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, d->lo, d->hi, d->mean,
-                     rgb32 ? AUG_WEAK_SHIFT_RGB : AUG_WEAK_SHIFT, flip};
+                     rgb32 ? AUG_WEAK_SHIFT_RGB : AUG_WEAK_SHIFT, flip, magnitude};
 }
 
 int trainer_load_data(Trainer *T, Err *e) {
@@ -561,7 +561,7 @@ static void setup(Trainer *T) {
     order_init(&T->order_u, T->unl->n, c->seed, RNG_ORDER_UNLABELED);
     order_init(&T->order_sup, T->n_labeled, c->seed, RNG_ORDER_SUP);
     order_init(&T->order_ft, T->n_labeled, c->seed, RNG_ORDER_FT);
-    T->aug = aug_spec(&T->data, c->flip);
+    T->aug = aug_spec(&T->data, c->flip, c->strong_magnitude);
     T->tty = isatty(STDERR_FILENO);
     T->start_global = T->rs.phase == PHASE_DONE ? c->steps + c->finetune_steps : global_step(T);
     if (c->stop_at > 0 && c->stop_at <= T->start_global && T->rs.phase != PHASE_DONE)

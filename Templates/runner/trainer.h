@@ -42,10 +42,13 @@ typedef struct {
     int default_out; /* out_dir is the default name (no --out): a new run takes the first free of it, -2, -3, ... */
     int flip; /* random horizontal flips: 1 on, 0 off, -1 auto (on for CIFAR-10), resolved once the data is loaded */
     int resize; /* --resize: image files of another size than the model's are resized, not refused */
+    /* --strong-magnitude: the strong view's ops draw their magnitude from [0, strong_magnitude] (augment.h; 1 the full
+     * ranges, the default) */
+    double strong_magnitude;
     /* Which settings came from the command line: on --resume they must agree with the checkpoint. */
     int given_data, given_labels, given_steps, given_finetune, given_eval, given_checkpoint, given_ema_decay, given_flip;
     int given_validation, given_patience, given_mode, given_seed, given_threads, given_objective, given_feedback;
-    int given_resize;
+    int given_resize, given_strong_magnitude;
     /* The feedback variants (docs/RUNNER.md, "Feedback variants"), all off by default (the paper's rule):
      * --feedback-weight W multiplies the feedback part (1); --feedback-baseline D subtracts a moving average of h
      * with decay D from h (0: none); --feedback-normalise D divides the coefficient by a moving average of its
@@ -163,8 +166,8 @@ int run_dir_describe(Trainer *T, Err *e);
 int run_options_write(const Trainer *T, Err *e);
 int run_options_adopt(Trainer *T, Err *e);
 
-/* train.c: the augmentation of a data set (shift by format, flips as resolved). */
-AugSpec aug_spec(const Dataset *d, int flip);
+/* train.c: the augmentation of a data set (shift by format, flips as resolved, the strong view's magnitude). */
+AugSpec aug_spec(const Dataset *d, int flip, double magnitude);
 
 /* train.c: loads cfg.data_dir (and the teacher cache), resolves --flip auto and sets data_dir. */
 int trainer_load_data(Trainer *T, Err *e);

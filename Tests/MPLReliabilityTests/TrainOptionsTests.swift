@@ -5,7 +5,9 @@ import Testing
 /// them; docs/RUNNER.md).
 @Suite("mplc train options")
 struct TrainOptionsTests {
-    @Test("--overwrite, --init-from FILE, --resize and the feedback variants reach mplc-run, not an mplc usage error")
+    @Test(
+        "--overwrite, --init-from FILE, --resize, --strong-magnitude and the feedback variants reach mplc-run, not an mplc usage error"
+    )
     func runDirectoryOptionsArePassedOn() throws {
         let work = try temporaryDirectory("train-options")
         defer { try? FileManager.default.removeItem(atPath: work) }
@@ -13,7 +15,10 @@ struct TrainOptionsTests {
             ["--feedback-weight", "2"], ["--feedback-baseline", "0.99"], ["--feedback-normalise", "0.99"],
             ["--feedback-wait", "100"],
         ]
-        for extra in [["--overwrite"], ["--init-from", work + "/other.safetensors"], ["--resize"]] + feedbackVariants {
+        let others = [
+            ["--overwrite"], ["--init-from", work + "/other.safetensors"], ["--resize"], ["--strong-magnitude", "0.5"],
+        ]
+        for extra in others + feedbackVariants {
             // A missing data directory makes the trainer stop at once, whatever it does with the option.
             let result = try run(
                 [

@@ -373,6 +373,32 @@ expect "resume with a conflicting flag: exit 1" 1 "the run was started with --fi
 expect "resume without a checkpoint: exit 1" 1 "no checkpoint .* to resume from" -- \
     "$RUN" train --data "$FAST" --resume --out "$WORK/empty" --quiet
 
+# ---------------------------------------------------------------- the strong view's magnitude (issue 21)
+# --strong-magnitude 1 is the default bit for bit; 0.5 trains other weights, and the run records it (summary.json,
+# the checkpoint, options.json: test_runner's unit checks cover the views themselves).
+"$RUN" "${FLAGS[@]}" --strong-magnitude 1 --out "$WORK/sm-1" >/dev/null 2>&1 || fail "--strong-magnitude 1: the run"
+"$RUN" "${FLAGS[@]}" --strong-magnitude 0.5 --stop-at 30 --out "$WORK/sm-half" >/dev/null 2>&1 ||
+    fail "--strong-magnitude 0.5: the run"
+if cmp -s "$WORK/full/checkpoint.safetensors" "$WORK/sm-1/checkpoint.safetensors" &&
+    grep -q '"strong_magnitude": 1,' "$WORK/full/summary.json"; then
+    pass "--strong-magnitude 1 trains the default run's weights bit for bit (summary.json: strong_magnitude 1)"
+else fail "--strong-magnitude 1 differs from the default run, or summary.json lacks it"; fi
+expect "--strong-magnitude: --resume with another value is refused" 1 \
+    "started with --strong-magnitude 0.5, but this command says --strong-magnitude 1 " -- \
+    "$RUN" train --resume --strong-magnitude 1 --out "$WORK/sm-half" --quiet
+"$RUN" train --resume --out "$WORK/sm-half" --quiet >/dev/null 2>"$WORK/sm-half.err" ||
+    fail "--strong-magnitude 0.5: --resume" "$(cat "$WORK/sm-half.err")"
+if ! "$T" st-equal "$WORK/full/checkpoint.safetensors" "$WORK/sm-half/checkpoint.safetensors" 2>/dev/null &&
+    [ "$("$T" st-meta "$WORK/sm-half/checkpoint.safetensors" strong_magnitude)" = 0.5 ] &&
+    grep -q '"strong_magnitude": 0.5,' "$WORK/sm-half/summary.json" && grep -q '"strong_magnitude": 0.5,' "$WORK/sm-half/options.json"; then
+    pass "--strong-magnitude 0.5 changes the trained weights; the checkpoint, summary.json and options.json record it"
+else fail "--strong-magnitude 0.5 changed nothing or is not recorded" "$(grep strong "$WORK/sm-half/summary.json")"; fi
+expect "--strong-magnitude 1.5: refused" 2 "--strong-magnitude needs a number M with 0 <= M <= 1" -- \
+    "$RUN" "${FLAGS[@]}" --strong-magnitude 1.5 --out "$WORK/sm-x"
+expect "--strong-magnitude nan: refused" 2 "needs a number M with 0 <= M <= 1" -- \
+    "$RUN" "${FLAGS[@]}" --strong-magnitude nan --out "$WORK/sm-x"
+[ -e "$WORK/sm-x" ] && fail "a refused --strong-magnitude left a run directory"
+
 # ---------------------------------------------------------------- overrides that break the recipe (issue 17)
 # The fake model's recipe: student wait 20, warm-ups 20, UDA ramp 100, EMA decay 0.995 (horizon 200 steps).
 expect "recipe: --steps at the student's wait is a usage error naming the setting and the smallest --steps" 2 \
@@ -481,6 +507,8 @@ sed 's/"mode": "uda"/"mode": "fixmatch"/' "$WORK/options.good" >"$WORK/opt-moden
 hostile modename "\"mode\" is 'fixmatch', not one of the values --mode accepts"
 sed 's/"ema_decay": 0.9/"ema_decay": 1/' "$WORK/options.good" >"$WORK/opt-ema.json"
 hostile ema '"ema_decay" is not a number D with 0 <= D < 1'
+sed 's/"strong_magnitude": 1,/"strong_magnitude": 2,/' "$WORK/options.good" >"$WORK/opt-magnitude.json"
+hostile magnitude '"strong_magnitude" is not a number M with 0 <= M <= 1'
 sed 's/"resize": "no"/"resize": "maybe"/' "$WORK/options.good" >"$WORK/opt-resize.json"
 hostile resize "\"resize\" is 'maybe', not yes or no"
 sed 's/"format"/"rm -rf"/' "$WORK/options.good" >"$WORK/opt-unknown.json"
@@ -506,8 +534,8 @@ damaged() { # damaged NAME: RUN_DIR $WORK/damaged-NAME holding a copy of the ste
     mkdir -p "$dir" && cp "$WORK/intact/checkpoint.safetensors" "$WORK/intact/metrics.jsonl" "$dir/"
     echo "$dir"
 }
-resume_refused() { # resume_refused NAME WHAT PATTERN: --resume of $WORK/damaged-NAME exits 1 matching PATTERN
-    expect "integrity: --resume refuses $2" 1 "$3" -- "$RUN" train --data "$FAST" --resume --out "$WORK/damaged-$1" --quiet
+resume_refused() { # resume_refused NAME WHAT PATTERN [FLAG...]: --resume of $WORK/damaged-NAME exits 1 matching PATTERN
+    expect "integrity: --resume refuses $2" 1 "$3" -- "$RUN" train --data "$FAST" --resume --out "$WORK/damaged-$1" --quiet "${@:4}"
 }
 D=$(damaged bitflip) && "$T" st-flip "$D/checkpoint.safetensors" student/dense1/weight 100 3
 resume_refused bitflip "a flipped bit" "checkpoint.safetensors: the data does not match its checksum"
@@ -521,6 +549,11 @@ for key in log_count ema_updates metrics_bytes step; do
 done
 D=$(damaged ema-decay-1) && "$T" st-set "$D/checkpoint.safetensors" ema_decay 1
 resume_refused ema-decay-1 "ema_decay 1" 'metadata "ema_decay" is not a number D with 0 <= D < 1'
+D=$(damaged magnitude) && "$T" st-set "$D/checkpoint.safetensors" strong_magnitude 1e999
+resume_refused magnitude "strong_magnitude 1e999" 'metadata "strong_magnitude" is not a number M with 0 <= M <= 1'
+D=$(damaged magnitude-flag)
+resume_refused magnitude-flag "another --strong-magnitude than the checkpoint's (no options.json)" \
+    'was written with --strong-magnitude 1, but this command says --strong-magnitude 0.25' --strong-magnitude 0.25
 D=$(damaged acc) && "$T" st-set "$D/checkpoint.safetensors" acc_last 99999,5,30
 resume_refused acc "an accuracy above the test set" 'metadata "acc_last" is missing or not 3 integers in \[-1, 10000\]'
 D=$(damaged sums) && "$T" st-set "$D/checkpoint.safetensors" log_sums "$(printf 'inf%.0s,' $(seq 31))inf"

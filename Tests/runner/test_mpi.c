@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
     T->img = xcalloc(2 * (size_t)D, sizeof(float));
     order_init(&T->order_l, T->n_labeled, T->cfg.seed, RNG_ORDER_LABELED);
     order_init(&T->order_u, T->unl->n, T->cfg.seed, RNG_ORDER_UNLABELED);
-    T->aug = aug_spec(&T->data, 1); /* flips on: they draw numbers too */
+    T->aug = aug_spec(&T->data, 1, 1); /* flips on: they draw numbers too */
     const int R = rank_count(), BL = MPLC_BATCH_LABELED, BU = MPLC_BATCH_UNLABELED;
     const int LBL = MPLC_LOCAL_BATCH_LABELED, LBU = MPLC_LOCAL_BATCH_UNLABELED;
     const size_t local_floats = (size_t)(LBL + 2 * LBU) * D, local_y = (size_t)LBL * K;

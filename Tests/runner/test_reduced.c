@@ -55,7 +55,7 @@ static void setup(Trainer *T, const char *data, const char *cache) {
     T->img = xcalloc(2 * (size_t)D, sizeof(float));
     order_init(&T->order_l, T->n_labeled, T->cfg.seed, RNG_ORDER_LABELED);
     order_init(&T->order_u, T->unl->n, T->cfg.seed, RNG_ORDER_UNLABELED);
-    T->aug = aug_spec(&T->data, 0);
+    T->aug = aug_spec(&T->data, 0, 1);
 }
 
 /* Steps 0..9 cover more than one epoch of the labeled order (300 / 32 rows per step). */

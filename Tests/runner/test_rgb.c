@@ -55,7 +55,7 @@ static int in_channel_ranges(const float *img) {
 
 static void test_augment_rgb(void) {
     current = "augment rgb";
-    AugSpec s = {S, S, C, LO, HI, MEAN, AUG_WEAK_SHIFT_RGB, 0};
+    AugSpec s = {S, S, C, LO, HI, MEAN, AUG_WEAK_SHIFT_RGB, 0, 1};
     static float img[NPIX], a[NPIX], tmp[2 * NPIX];
     random_image(img, 1, 0, 1);
     Rng r;
@@ -127,7 +127,7 @@ static void test_augment_rgb(void) {
 
 static void test_flip_shift_cutout(void) {
     current = "flip, shift, cutout";
-    AugSpec s = {S, S, C, LO, HI, MEAN, AUG_WEAK_SHIFT_RGB, 1};
+    AugSpec s = {S, S, C, LO, HI, MEAN, AUG_WEAK_SHIFT_RGB, 1, 1};
     static float img[NPIX], a[NPIX], flipped[NPIX], tmp[2 * NPIX];
     random_image(img, 5, 0, 1);
     memcpy(flipped, img, sizeof img);

@@ -718,7 +718,7 @@ static void test_init(void) {
 static void test_augment(void) {
     current = "augment";
     static const float LO = -0.81f, HI = 2.02f, MEAN = 0.0f;
-    AugSpec s = {28, 28, 1, &LO, &HI, &MEAN, AUG_WEAK_SHIFT, 0};
+    AugSpec s = {28, 28, 1, &LO, &HI, &MEAN, AUG_WEAK_SHIFT, 0, 1};
     float src[784], a[784], b[784], tmp[2 * 784];
     for (int i = 0; i < 784; i++) src[i] = LO;
     src[14 * 28 + 14] = HI; /* one bright pixel in the middle */
@@ -769,6 +769,28 @@ static void test_augment(void) {
     int filled = 0;
     for (int i = 0; i < 784; i++) filled += a[i] == MEAN;
     CHECK(filled >= 16 && filled <= 64, "cutout filled %d pixels", filled);
+    /* --strong-magnitude: a smaller cap draws the same numbers (the same ops, signs and Cutout square, so the data
+     * order after it is the same) and moves the image less on average; its ops at magnitude 0 change nothing that
+     * has a magnitude (rotate, shear, translate, solarize, contrast, brightness, sharpness). */
+    double moved[2] = {0, 0};
+    for (int trial = 0; trial < 200; trial++)
+        for (int k = 0; k < 2; k++) {
+            AugSpec capped = s;
+            capped.magnitude = k ? 0.25 : 1;
+            rng_init(&r1, 7, RNG_AUGMENT, (uint64_t)trial);
+            aug_strong(&capped, img, a, tmp, &r1);
+            for (int i = 0; i < 784; i++) moved[k] += fabsf(a[i] - img[i]);
+            if (k == 0) r2 = r1;
+            else CHECK(rng_next(&r1) == rng_next(&r2), "trial %d: magnitude 0.25 drew other numbers than 1", trial);
+        }
+    CHECK(moved[1] < 0.75 * moved[0], "magnitude 0.25 moved the images by %g, magnitude 1 by %g", moved[1], moved[0]);
+    for (int op = AUG_ROTATE; op <= AUG_SHARPNESS; op++) {
+        if (op == AUG_POSTERIZE) continue; /* at magnitude 0 it still rounds to 8 bits */
+        aug_apply_op(&s, op, 0, img, a, tmp, &r);
+        maxd = 0;
+        for (int i = 0; i < 784; i++) maxd = fmaxf(maxd, fabsf(a[i] - img[i]));
+        CHECK(maxd < 1e-4f, "op %d at magnitude 0 changed the image by %g", op, maxd);
+    }
 }
 
 /* ---------------------------------------------------------------- datasets */
@@ -1014,7 +1036,7 @@ static void test_teacher_views(void) {
     T->unl = &T->data.train;
     T->labeled = labeled;
     T->n_labeled = N;
-    T->aug = (AugSpec){MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, &LO, &HI, &MEAN, AUG_WEAK_SHIFT, 0};
+    T->aug = (AugSpec){MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, &LO, &HI, &MEAN, AUG_WEAK_SHIFT, 0, 1};
     T->cfg.seed = 3;
     order_init(&T->order_l, N, 3, RNG_ORDER_LABELED);
     order_init(&T->order_u, N, 3, RNG_ORDER_UNLABELED);
