@@ -47,18 +47,132 @@ public enum RunnerBuild {
         return nil
     }
 
-    /// Compiles `generatedDirectory/model.c` with every runner source into the executable `output`.
+    /// Compiles `generatedDirectory/model.c` and every runner source, in parallel (one compiler per core), and links
+    /// them into the executable `output`. The runner files that do not read the model (`modelIndependentSources`)
+    /// are the same for every model: with `objectCache`, they are compiled once per runner, compiler, flags and CPU
+    /// into `objectCache/runner-objects-<key>` (`objectsKey`), in a temporary folder renamed into place under a
+    /// lock as `cachedBuild` does, and linked from there; a new model compiles only its own code and the runner
+    /// files that include its header.
     public static func build(
         generatedDirectory: String, output: String, templatesDirectory: String,
-        extraFlags: [String] = [], compiler: String = "cc"
+        extraFlags: [String] = [], compiler: String = "cc", objectCache: String? = nil
     ) throws {
         let runnerDirectory = templatesDirectory + "/runner"
-        let sources = try FileManager.default.contentsOfDirectory(atPath: runnerDirectory)
-            .filter { $0.hasSuffix(".c") }.sorted().map { runnerDirectory + "/" + $0 }
-        let arguments =
-            baseFlags + extraFlags + ["-I", generatedDirectory, generatedDirectory + "/model.c"] + sources
-            + ["-o", output] + libraries
-        try run(compiler, arguments)
+        let sources = try runnerSources(runnerDirectory)
+        let shared = objectCache == nil ? [] : try modelIndependentSources(in: runnerDirectory)
+        let flags = baseFlags + extraFlags
+        let scratch = try makeScratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let own = [generatedDirectory + "/model.c"] + sources.filter { !shared.contains($0) }
+        let ownObjects = own.map { scratch + "/" + ($0.hasPrefix(runnerDirectory + "/") ? objectName($0) : "model.o") }
+        var jobs = own.indices.map { flags + ["-I", generatedDirectory, "-c", own[$0], "-o", ownObjects[$0]] }
+        var sharedObjects: [String] = []
+        var lock: BuildLock?
+        defer { lock?.release() }
+        var pending: (temporary: String, directory: String)?  // shared objects compiled now, renamed when complete
+        if let objectCache, !shared.isEmpty {
+            let key = try objectsKey(templatesDirectory: templatesDirectory, compiler: compiler, extraFlags: extraFlags)
+            let directory = objectCache + "/runner-objects-" + key
+            sharedObjects = shared.map { directory + "/" + objectName($0) }
+            if !isDirectory(directory) {
+                try createDirectory(objectCache)
+                lock = try BuildLock(path: directory + ".lock")
+                if !isDirectory(directory) {  // else another mplc built them while we waited for the lock
+                    let temporary = objectCache + "/.tmp-runner-objects-" + key
+                    try? FileManager.default.removeItem(atPath: temporary)
+                    try createDirectory(temporary)
+                    // After model.c, the slowest file: image.c, one of these, starts early.
+                    jobs.insert(
+                        contentsOf: shared.map { flags + ["-c", $0, "-o", temporary + "/" + objectName($0)] }, at: 1)
+                    pending = (temporary, directory)
+                }
+            }
+        }
+        defer { if let pending { try? FileManager.default.removeItem(atPath: pending.temporary) } }
+        try compileInParallel(compiler, jobs)
+        if let pending, rename(pending.temporary, pending.directory) != 0 {
+            throw CompileFailure(
+                "error: cannot move the objects \(pending.temporary) to \(pending.directory): "
+                    + String(cString: strerror(errno)))
+        }
+        try run(compiler, flags + ownObjects + sharedObjects + ["-o", output] + libraries)
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+
+    static func createDirectory(_ path: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw CompileFailure("error: cannot create \(path): \(error.localizedDescription)")
+        }
+    }
+
+    /// The runner's C files, sorted, as paths.
+    static func runnerSources(_ runnerDirectory: String) throws -> [String] {
+        do {
+            return try FileManager.default.contentsOfDirectory(atPath: runnerDirectory)
+                .filter { $0.hasSuffix(".c") }.sorted().map { runnerDirectory + "/" + $0 }
+        } catch {
+            throw CompileFailure("error: cannot read \(runnerDirectory): \(error.localizedDescription)")
+        }
+    }
+
+    /// The object file of a runner source: `runner-<name>.o` (never the model's `model.o`).
+    static func objectName(_ source: String) -> String {
+        "runner-" + URL(fileURLWithPath: source).deletingPathExtension().lastPathComponent + ".o"
+    }
+
+    /// The runner's C files whose `#include "..."` lines, followed through the runner's own headers, reach no
+    /// header outside Templates/runner (model.h and mplc_runtime.h are the generated model's). Conservative: an
+    /// include counts whatever `#if` surrounds it.
+    public static func modelIndependentSources(in runnerDirectory: String) throws -> [String] {
+        var readsModel: [String: Bool] = [:]
+        func reachesModel(_ name: String, _ visiting: Set<String>) -> Bool {
+            if let known = readsModel[name] { return known }
+            guard !visiting.contains(name),
+                let text = try? String(contentsOfFile: runnerDirectory + "/" + name, encoding: .utf8)
+            else { return !visiting.contains(name) }  // not a runner file: the model's; a cycle adds nothing
+            let result = quotedIncludes(text).contains { reachesModel($0, visiting.union([name])) }
+            readsModel[name] = result
+            return result
+        }
+        return try runnerSources(runnerDirectory).filter {
+            !reachesModel(URL(fileURLWithPath: $0).lastPathComponent, [])
+        }
+    }
+
+    /// The file names of a C text's `#include "name"` lines.
+    static func quotedIncludes(_ text: String) -> [String] {
+        text.split(separator: "\n").compactMap { line in
+            let trimmed = line.drop { $0 == " " || $0 == "\t" }
+            guard trimmed.hasPrefix("#") else { return nil }
+            let directive = trimmed.dropFirst().drop { $0 == " " || $0 == "\t" }
+            guard directive.hasPrefix("include") else { return nil }
+            let rest = directive.dropFirst("include".count).drop { $0 == " " || $0 == "\t" }
+            guard rest.first == "\"", let end = rest.dropFirst().firstIndex(of: "\"") else { return nil }
+            return String(rest[rest.index(after: rest.startIndex)..<end])
+        }
+    }
+
+    /// Runs `compiler` once per argument list, as many at a time as there are cores; throws the first failure (by
+    /// position) after all have finished.
+    static func compileInParallel(_ compiler: String, _ jobs: [[String]]) throws {
+        let failures = Failures(count: jobs.count)
+        DispatchQueue.concurrentPerform(iterations: jobs.count) { index in
+            do { try run(compiler, jobs[index]) } catch { failures.record(index, error) }
+        }
+        if let first = failures.first { throw first }
+    }
+
+    /// A fresh folder for one build's own objects.
+    static func makeScratchDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "/mplc-objects-" + UUID().uuidString
+        try createDirectory(path)
+        return path
     }
 
     /// The trainer of a compiled model, built once per content: `root/<model name>-<key>/mplc-run`, where the key
@@ -77,11 +191,7 @@ public enum RunnerBuild {
         let directory = root + "/" + modelName + "-" + key
         let binary = directory + "/mplc-run"
         if FileManager.default.isExecutableFile(atPath: binary) { return (binary, false) }
-        do {
-            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        } catch {
-            throw CompileFailure("error: cannot create \(root): \(error.localizedDescription)")
-        }
+        try createDirectory(root)
         let lock = try BuildLock(path: directory + ".lock")
         defer { lock.release() }
         // Another mplc may have finished this build while we waited for the lock.
@@ -93,7 +203,7 @@ public enum RunnerBuild {
         try Compiler.write(files, to: temporary)
         try build(
             generatedDirectory: temporary, output: temporary + "/mplc-run", templatesDirectory: templatesDirectory,
-            extraFlags: mpiFlags, compiler: compiler)
+            extraFlags: mpiFlags, compiler: compiler, objectCache: root)
         guard rename(temporary, directory) == 0 else {
             throw CompileFailure(
                 "error: cannot move the build \(temporary) to \(directory): \(String(cString: strerror(errno)))")
@@ -112,13 +222,30 @@ public enum RunnerBuild {
             let source = files.first(where: { $0.fileName == "model.c" })?.contents,
             let runtime = files.first(where: { $0.fileName == CEmitter.runtimeFileName })?.contents
         else { throw CompileFailure("error: no model.h, model.c and \(CEmitter.runtimeFileName) to build") }
+        return try key(
+            ("model", CEmitter.modelHash(header: header, source: source, runtime: runtime)),
+            templatesDirectory: templatesDirectory, compiler: compiler, extraFlags: extraFlags)
+    }
+
+    /// `buildKey` without the model: the key of the model-independent runner objects (`cachedObjects`).
+    public static func objectsKey(templatesDirectory: String, compiler: String = "cc", extraFlags: [String] = [])
+        throws -> String
+    {
+        try key(("objects", ""), templatesDirectory: templatesDirectory, compiler: compiler, extraFlags: extraFlags)
+    }
+
+    /// The first 16 hex digits of a SHA-256 over `first`, then every file of Templates/runner and
+    /// Templates/runtime, the compiler's identity, the flags and libraries, and the CPU.
+    static func key(
+        _ first: (label: String, text: String), templatesDirectory: String, compiler: String, extraFlags: [String]
+    ) throws -> String {
         var hasher = SHA256.Hasher()
         func add(_ label: String, _ bytes: [UInt8]) {
             // Label and length first, so that no two different inputs give the same byte stream.
             hasher.update(Array("\(label)\u{0}\(bytes.count)\u{0}".utf8))
             hasher.update(bytes)
         }
-        add("model", Array(CEmitter.modelHash(header: header, source: source, runtime: runtime).utf8))
+        add(first.label, Array(first.text.utf8))
         for folder in ["runner", "runtime"] {
             let path = templatesDirectory + "/" + folder
             let names: [String]
@@ -202,4 +329,24 @@ private struct BuildLock {
     }
 
     func release() { close(descriptor) }
+}
+
+/// The errors of parallel jobs, by position (`compileInParallel`).
+private final class Failures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var errors: [Error?]
+
+    init(count: Int) { errors = Array(repeating: nil, count: count) }
+
+    func record(_ index: Int, _ error: Error) {
+        lock.lock()
+        errors[index] = error
+        lock.unlock()
+    }
+
+    var first: Error? {
+        lock.lock()
+        defer { lock.unlock() }
+        return errors.compactMap { $0 }.first
+    }
 }

@@ -54,8 +54,11 @@ struct BuildFolderTests {
             #expect((recipe["MPLC_TEACHER_LR"] as? Double) == Double(rates[folder]!), "\(folder): \(recipe)")
             #expect((recipe["MPLC_STUDENT_LR"] as? Double) == Double(rates[folder]!), "\(folder): \(recipe)")
         }
-        let folders = try FileManager.default.contentsOfDirectory(atPath: work + "/.build-mplc")
+        let entries = try FileManager.default.contentsOfDirectory(atPath: work + "/.build-mplc")
             .filter { !$0.hasPrefix(".") && !$0.hasSuffix(".lock") }
+        // Both builds, at once, share one folder of the runner's model-independent objects (objectCacheIsShared).
+        #expect(entries.filter { $0.hasPrefix("runner-objects-") }.count == 1, "\(entries)")
+        let folders = entries.filter { !$0.hasPrefix("runner-objects-") }
         #expect(
             folders.count == 2
                 && folders.allSatisfy { $0.hasPrefix("fashion_mlp-") && $0.count == "fashion_mlp-".count + 16 },
@@ -148,5 +151,104 @@ struct BuildFolderTests {
         if (try? run(["clang", "--version"]))?.status == 0 {
             #expect(try RunnerBuild.buildKey(mlpFiles, templatesDirectory: templates, compiler: "clang") != base)
         }
+    }
+
+    /// fashion_mlp at learning rate `rate`, compiled: the files mplc writes.
+    static func compiledMLP(_ rate: String) throws -> [(fileName: String, contents: String)] {
+        let work = try temporaryDirectory("mlp")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try mlp(learningRate: rate).write(toFile: work + "/fashion_mlp.swiftdsl", atomically: true, encoding: .utf8)
+        let model = try Compiler.load(path: work + "/fashion_mlp.swiftdsl").get()
+        return try Compiler.compile(model, regenerateCommand: "tests").files
+    }
+
+    @Test("The runner files built once for every model are exactly those whose headers (cc -MM) are all the runner's")
+    func modelIndependentSourcesMatchTheCompiler() throws {
+        let generated = try temporaryDirectory("generated")
+        defer { try? FileManager.default.removeItem(atPath: generated) }
+        try Compiler.write(try Self.compiledMLP("0.05"), to: generated)
+        let runner = Compiler.templatesDirectory + "/runner"
+        var expected: [String] = []
+        for name in try FileManager.default.contentsOfDirectory(atPath: runner).sorted() where name.hasSuffix(".c") {
+            // -MM: the file and the headers it includes, system headers left out, as "object: dep dep \ dep".
+            let rule = try shell(["cc", "-MM", "-I", generated, runner + "/" + name])
+            let dependencies = rule.split(whereSeparator: { " \n\\".contains($0) }).dropFirst()
+            if dependencies.allSatisfy({ URL(fileURLWithPath: String($0)).deletingLastPathComponent().path == runner })
+            {
+                expected.append(runner + "/" + name)
+            }
+        }
+        let independent = try RunnerBuild.modelIndependentSources(in: runner)
+        #expect(independent == expected)
+        #expect(
+            independent.contains(runner + "/image.c") && !independent.contains(runner + "/train.c"), "\(independent)")
+    }
+
+    @Test("Two models' trainers share one build of the model-independent runner objects; the key leaves the model out")
+    func objectCacheIsShared() throws {
+        let root = try temporaryDirectory("object-cache")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let templates = Compiler.templatesDirectory
+        func objectFolders() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: root).filter {
+                $0.hasPrefix("runner-objects-") && !$0.hasSuffix(".lock")
+            }
+        }
+        func modificationDates(_ folder: String) throws -> [String: Date] {
+            var dates: [String: Date] = [:]
+            for name in try FileManager.default.contentsOfDirectory(atPath: root + "/" + folder) {
+                dates[name] =
+                    try FileManager.default.attributesOfItem(atPath: root + "/" + folder + "/" + name)[
+                        .modificationDate] as? Date
+            }
+            return dates
+        }
+        let first = try RunnerBuild.cachedBuild(
+            try Self.compiledMLP("0.05"), modelName: "fashion_mlp", root: root, templatesDirectory: templates)
+        let folders = try objectFolders()
+        #expect(folders == ["runner-objects-" + (try RunnerBuild.objectsKey(templatesDirectory: templates))])
+        let independent = try RunnerBuild.modelIndependentSources(in: templates + "/runner")
+        let before = try modificationDates(try #require(folders.first))
+        #expect(before.count == independent.count, "\(before.keys.sorted())")
+        let second = try RunnerBuild.cachedBuild(
+            try Self.compiledMLP("0.04"), modelName: "fashion_mlp", root: root, templatesDirectory: templates)
+        #expect(first.built && second.built && first.binary != second.binary)
+        #expect(try objectFolders() == folders)
+        #expect(try modificationDates(folders[0]) == before, "the second build compiled the shared objects again")
+        for binary in [first.binary, second.binary] {
+            let help = try run([binary, "--help"])
+            #expect(help.status == 0 && help.output.contains("mplc-run: trains model fashion_mlp"), "\(help.output)")
+        }
+        // The objects' key: the runner's sources and the compiler, as for a trainer (keyCoversWhatGoesIntoTheBinary).
+        let copy = try temporaryDirectory("templates-objects")
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        for folder in ["runner", "runtime"] {
+            try FileManager.default.copyItem(atPath: templates + "/" + folder, toPath: copy + "/" + folder)
+        }
+        let base = try RunnerBuild.objectsKey(templatesDirectory: templates)
+        #expect(try RunnerBuild.objectsKey(templatesDirectory: copy) == base)
+        try (try String(contentsOfFile: copy + "/runner/rng.h", encoding: .utf8) + "/* changed */\n").write(
+            toFile: copy + "/runner/rng.h", atomically: true, encoding: .utf8)
+        #expect(try RunnerBuild.objectsKey(templatesDirectory: copy) != base)
+        #expect(try RunnerBuild.objectsKey(templatesDirectory: templates, extraFlags: ["-DMPLC_MPI"]) != base)
+    }
+
+    @Test("A model.c that does not compile: the build fails with the compiler's message, and leaves no trainer")
+    func parallelCompileReportsTheFailure() throws {
+        let generated = try temporaryDirectory("broken")
+        defer { try? FileManager.default.removeItem(atPath: generated) }
+        try Compiler.write(try Self.compiledMLP("0.05"), to: generated)
+        let handle = try #require(FileHandle(forWritingAtPath: generated + "/model.c"))
+        handle.seekToEndOfFile()
+        handle.write(Data("#error broken on purpose\n".utf8))
+        handle.closeFile()
+        #expect {
+            try RunnerBuild.build(
+                generatedDirectory: generated, output: generated + "/mplc-run",
+                templatesDirectory: Compiler.templatesDirectory)
+        } throws: { error in
+            "\(error)".contains("broken on purpose") && "\(error)".contains("failed (exit")
+        }
+        #expect(!FileManager.default.fileExists(atPath: generated + "/mplc-run"))
     }
 }

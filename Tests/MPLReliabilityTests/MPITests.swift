@@ -66,7 +66,7 @@ struct MPITests {
         try RunnerBuild.build(
             generatedDirectory: directory, output: directory + "/mplc-run",
             templatesDirectory: Compiler.templatesDirectory,
-            extraFlags: flags, compiler: compiler)
+            extraFlags: flags, compiler: compiler, objectCache: testObjectCache)
         return directory + "/mplc-run"
     }
 

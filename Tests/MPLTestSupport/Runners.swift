@@ -67,7 +67,7 @@ public enum Runners {
         case .production:
             try RunnerBuild.build(
                 generatedDirectory: generatedDirectory, output: binary, templatesDirectory: Compiler.templatesDirectory,
-                extraFlags: extraFlags)
+                extraFlags: extraFlags, objectCache: testObjectCache)
         case .sanitized:
             let linker =
                 FileManager.default.isExecutableFile(
@@ -75,11 +75,15 @@ public enum Runners {
                 ? ["-fuse-ld=lld"] : []
             try RunnerBuild.build(
                 generatedDirectory: generatedDirectory, output: binary, templatesDirectory: Compiler.templatesDirectory,
-                extraFlags: sanitizerFlags + linker + extraFlags, compiler: clang)
+                extraFlags: sanitizerFlags + linker + extraFlags, compiler: clang, objectCache: testObjectCache)
         }
         return binary
     }
 }
+
+/// Where the tests' trainer builds keep the runner's model-independent objects (RunnerBuild.build): shared by every
+/// test and test run, each set in a folder keyed by the runner's sources, compiler and flags.
+public let testObjectCache = NSTemporaryDirectory() + "mplc-test-objects"
 
 /// Builds the trainer of `model` (generated C + runner) into a fresh directory; returns the directory.
 public func buildTrainer(_ model: Model) throws -> String {
