@@ -52,10 +52,11 @@ public enum RunnerBuild {
     /// are the same for every model: with `objectCache`, they are compiled once per runner, compiler, flags and CPU
     /// into `objectCache/runner-objects-<key>` (`objectsKey`), in a temporary folder renamed into place under a
     /// lock as `cachedBuild` does, and linked from there; a new model compiles only its own code and the runner
-    /// files that include its header.
+    /// files that include its header. `linkFlags` go to the link only (clang refuses `-fuse-ld` in a `-c` compile
+    /// under `-Werror`).
     public static func build(
         generatedDirectory: String, output: String, templatesDirectory: String,
-        extraFlags: [String] = [], compiler: String = "cc", objectCache: String? = nil
+        extraFlags: [String] = [], linkFlags: [String] = [], compiler: String = "cc", objectCache: String? = nil
     ) throws {
         let runnerDirectory = templatesDirectory + "/runner"
         let sources = try runnerSources(runnerDirectory)
@@ -95,7 +96,7 @@ public enum RunnerBuild {
                 "error: cannot move the objects \(pending.temporary) to \(pending.directory): "
                     + String(cString: strerror(errno)))
         }
-        try run(compiler, flags + ownObjects + sharedObjects + ["-o", output] + libraries)
+        try run(compiler, flags + linkFlags + ownObjects + sharedObjects + ["-o", output] + libraries)
     }
 
     static func isDirectory(_ path: String) -> Bool {

@@ -75,7 +75,8 @@ public enum Runners {
                 ? ["-fuse-ld=lld"] : []
             try RunnerBuild.build(
                 generatedDirectory: generatedDirectory, output: binary, templatesDirectory: Compiler.templatesDirectory,
-                extraFlags: sanitizerFlags + linker + extraFlags, compiler: clang, objectCache: testObjectCache)
+                extraFlags: sanitizerFlags + extraFlags, linkFlags: linker, compiler: clang,
+                objectCache: testObjectCache)
         }
         return binary
     }
