@@ -1,5 +1,5 @@
 # Reduced MPL (docs/RUNNER.md, "Reduced MPL"): sourced by run_tests.sh (it uses build, runner_objects, pass, fail,
-# expect, json_number, $WORK, $ROOT, $RUNNER, $HERE, $RUN, $CFLAGS, $LIBS).
+# expect, json_number, $WORK, $ROOT, $RUNNER, $HERE, $RUN, $CFLAGS, $PLAIN_CFLAGS, $LIBS).
 # The fake model's teacher reads images: its runner writes the cache (`mplc-run cache`). The model whose
 # teacher reads the cache is generated/fashion_reduced, the compiler's output for Examples/fashion_reduced.swiftdsl
 # (the golden tests keep it equal to what mplc writes today), trained for a few steps on a small data set of
