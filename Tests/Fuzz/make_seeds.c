@@ -141,6 +141,7 @@ static void st_seed(const char *name, int with_meta) {
             meta_set(m, "ema_updates", "5");
             meta_set(m, "acc_ema", "6100,-1,-1");
             meta_set(m, "flip", "0");
+            meta_set(m, "strong_magnitude", "0.5");
             meta_set(m, "data", "/usr/share/datasets/fashion-mnist"); /* optional: older checkpoints lack it */
         }
     }
