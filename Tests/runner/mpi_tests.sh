@@ -1,5 +1,5 @@
-# The runner under MPI (docs/RUNNER.md, "Running under MPI"): sourced by run_tests.sh (it uses pass, fail, expect,
-# $WORK, $RUN, $FAST, $RUNNER, $FAKE, $CFLAGS, $LIBS). The fake model built for 2 and 4 ranks (-DFAKE_RANKS) takes
+# The runner under MPI (docs/RUNNER.md, "Running under MPI"): sourced by run_tests.sh (it uses runner_objects, pass,
+# fail, expect, $WORK, $RUN, $FAST, $RUNNER, $FAKE, $CFLAGS, $LIBS). The fake model built for 2 and 4 ranks (-DFAKE_RANKS) takes
 # per-rank batches but its hand-written step sums nothing over the ranks, so these tests check what the runner does
 # (rank counts, failures, who writes, sharded evaluation, the global batch), not the step's exactness, which
 # MPLEndToEndTests checks with compiled models (MPITests.swift). Skipped, saying so, where Open MPI is not installed.
@@ -29,14 +29,9 @@ mpi_build() { # mpi_build NAME OUTPUT FLAGS-AND-SOURCES...
     fi
 }
 NOMAIN=$(ls "$RUNNER"/*.c | grep -v '/main\.c$')
-# mplc-run and test_mpi for 2 ranks link the same runner objects (as run_tests.sh's runner_objects does for one
-# process); the other defines change model.h, which the runner's files read, so those builds compile their own.
-mkdir -p "$MP/objects2"
-for src in "$RUNNER"/*.c; do
-    if ! o=$(mpicc $CFLAGS -DMPLC_MPI -DFAKE_RANKS=2 -I"$FAKE" -c "$src" -o "$MP/objects2/$(basename "$src" .c).o" 2>&1); then
-        fail "build the runner's $(basename "$src") for 2 ranks" "$o"
-    fi
-done
+# mplc-run and test_mpi for 2 ranks link the same runner objects; the other defines change model.h, which the
+# runner's files read, so those builds compile their own.
+RUNNER_CC=mpicc runner_objects "$MP/objects2" -DMPLC_MPI -DFAKE_RANKS=2 -I"$FAKE"
 OBJ2=$(ls "$MP"/objects2/*.o | grep -v '/main\.o$')
 mpi_build "mplc-run for 2 ranks (mpicc -DMPLC_MPI -DFAKE_RANKS=2)" "$MP/run2" -DFAKE_RANKS=2 $OBJ2 "$MP/objects2/main.o"
 mpi_build "mplc-run for 2 ranks with a diverging teacher" "$MP/run2-nan" -DFAKE_RANKS=2 -DFAKE_TEACHER_LR=1e30 \

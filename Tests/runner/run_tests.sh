@@ -66,12 +66,13 @@ build() { # build NAME EXTRA-FLAGS...
 # runner_objects DIR FLAGS...: the runner's files compiled once into DIR/*.o with the model's flags, which the
 # binaries of one model and one set of defines then link (mplc-run with main.o, a test program without it): before,
 # each binary compiled the whole runner again, and those compiles were the largest part of this suite's CPU time.
+# The compiler is $RUNNER_CC, cc unless set (mpi_tests.sh: mpicc).
 runner_objects() {
     local dir=$1 src out
     shift
     mkdir -p "$dir"
     for src in "$RUNNER"/*.c; do
-        if ! out=$(cc $CFLAGS "$@" -c "$src" -o "$dir/$(basename "$src" .c).o" 2>&1); then
+        if ! out=$(${RUNNER_CC:-cc} $CFLAGS "$@" -c "$src" -o "$dir/$(basename "$src" .c).o" 2>&1); then
             fail "build the runner's $(basename "$src") into $dir" "$out"
             echo "cannot continue"
             exit 1
