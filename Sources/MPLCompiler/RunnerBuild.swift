@@ -75,12 +75,15 @@ public enum RunnerBuild {
             let key = try objectsKey(templatesDirectory: templatesDirectory, compiler: compiler, extraFlags: extraFlags)
             let directory = objectCache + "/runner-objects-" + key
             sharedObjects = shared.map { directory + "/" + objectName($0) }
-            if !isDirectory(directory) {
+            // A folder is complete when it appears (rename); one with an object deleted since is built again.
+            let complete = { sharedObjects.allSatisfy { FileManager.default.fileExists(atPath: $0) } }
+            if !complete() {
                 try createDirectory(objectCache)
                 lock = try BuildLock(path: directory + ".lock")
-                if !isDirectory(directory) {  // else another mplc built them while we waited for the lock
+                if !complete() {  // else another mplc built them while we waited for the lock
                     let temporary = objectCache + "/.tmp-runner-objects-" + key
                     try? FileManager.default.removeItem(atPath: temporary)
+                    try? FileManager.default.removeItem(atPath: directory)
                     try createDirectory(temporary)
                     // After model.c, the slowest file: image.c, one of these, starts early.
                     jobs.insert(
@@ -97,11 +100,6 @@ public enum RunnerBuild {
                     + String(cString: strerror(errno)))
         }
         try run(compiler, flags + linkFlags + ownObjects + sharedObjects + ["-o", output] + libraries)
-    }
-
-    static func isDirectory(_ path: String) -> Bool {
-        var isDirectory: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
     }
 
     static func createDirectory(_ path: String) throws {

@@ -215,7 +215,12 @@ struct BuildFolderTests {
         #expect(first.built && second.built && first.binary != second.binary)
         #expect(try objectFolders() == folders)
         #expect(try modificationDates(folders[0]) == before, "the second build compiled the shared objects again")
-        for binary in [first.binary, second.binary] {
+        // An object deleted from the folder: the next build compiles the shared objects again.
+        try FileManager.default.removeItem(atPath: root + "/" + folders[0] + "/" + before.keys.sorted()[0])
+        let third = try RunnerBuild.cachedBuild(
+            try Self.compiledMLP("0.03"), modelName: "fashion_mlp", root: root, templatesDirectory: templates)
+        #expect(try modificationDates(folders[0]).count == independent.count)
+        for binary in [first.binary, second.binary, third.binary] {
             let help = try run([binary, "--help"])
             #expect(help.status == 0 && help.output.contains("mplc-run: trains model fashion_mlp"), "\(help.output)")
         }
