@@ -2,8 +2,9 @@
  * Weak view: random translation by up to `shift` pixels (pad with the channel's minimum, then crop), and a
  * random horizontal flip when `flip` is set.
  * Strong view: a random horizontal flip when `flip` is set, then RandAugment-style, 2 random ops, each at a
- * magnitude drawn uniformly from [0, `magnitude`] (1: the full ranges below), then Cutout. Pixel ops act on each channel's range [lo[c], hi[c]]; on RGB images (C = 3)
- * Contrast uses the luminance and Color (saturation) is among the ops. */
+ * magnitude drawn uniformly from [0, `magnitude`] (1: the full ranges below), then Cutout. Pixel ops act on each
+ * channel's range [lo[c], hi[c]]; on RGB images (C = 3) Contrast uses the luminance and Color (saturation) is among
+ * the ops. */
 #ifndef RUNNER_AUGMENT_H
 #define RUNNER_AUGMENT_H
 
