@@ -37,6 +37,7 @@ enum ReferenceSpec {
                 "unlabeled_batch": \(recipe.unlabeledBatch),
                 "pseudo_labels": "\(pseudo)",
                 "soft_temperature": \(temperature),
+                "pseudo_label_view": "\(recipe.pseudoLabelsFrom == .weakView ? "weak" : "strong")",
                 "feedback": "\(recipe.feedback == .lossDifference ? "loss-difference" : "dot-product")",
                 "uda_temperature": \(recipe.uda.temperature),
                 "uda_threshold": \(recipe.uda.threshold),

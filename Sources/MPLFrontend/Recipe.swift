@@ -3,8 +3,8 @@ import SwiftSyntax
 
 /// The settings an `MPL(...) { ... }` block may contain, by the name written in the file.
 enum SettingName: String, CaseIterable {
-    case labeledBatch, unlabeledRatio, pseudoLabels, feedback, teacherObjective, teacherGradientParts, uda
-    case labelSmoothing
+    case labeledBatch, unlabeledRatio, pseudoLabels, pseudoLabelsFrom, feedback, teacherObjective, teacherGradientParts
+    case uda, labelSmoothing
     case teacherOptimizer, studentOptimizer, studentWaitSteps, steps, finetune, emaDecay
     case initialization, evalBatch, seed, teacherInput
 }
@@ -40,7 +40,7 @@ struct RecipeReader {
         }
         if isComplete {
             checkAgainstSteps()
-            checkTeacherObjective()
+            checkTeacherReadsImages()
         }
     }
 
@@ -87,6 +87,8 @@ struct RecipeReader {
             written["studentWaitSteps"] = call.arguments.first?.expression
             return assign(\.studentWaitSteps, single(call) { $0.integer("value", in: .count) })
         case .pseudoLabels: return assign(\.pseudoLabels, single(call) { $0["value"].flatMap(pseudoLabels) })
+        case .pseudoLabelsFrom:
+            return assign(\.pseudoLabelsFrom, single(call) { $0["value"].flatMap(pseudoLabelsFrom) })
         case .feedback: return assign(\.feedback, single(call) { $0["value"].flatMap(feedback) })
         case .teacherObjective:
             return assign(\.teacherObjective, single(call) { $0["value"].flatMap(teacherObjective) })
@@ -161,6 +163,17 @@ struct RecipeReader {
                 at: expression)
             return nil
         }
+    }
+
+    private func pseudoLabelsFrom(_ expression: ExprSyntax) -> AugmentedView? {
+        let name = CaseValue(expression).flatMap { $0.arguments == nil ? $0.name : nil }
+        guard let view = name.flatMap(AugmentedView.init(rawValue:)) else {
+            diagnostics.error(
+                .wrongType, "pseudoLabelsFrom must be .strongView or .weakView; got `\(expression.snippet)`",
+                at: expression)
+            return nil
+        }
+        return view
     }
 
     private func teacherInput(_ expression: ExprSyntax) -> TeacherInput? {
@@ -317,21 +330,29 @@ struct RecipeReader {
 
     // MARK: Checks across settings
 
+    /// Reduced MPL's teacher reads one cached distribution per image: there is no strongly or weakly augmented view
+    /// of it.
+    private func checkTeacherReadsImages() {
+        guard recipe.teacherInput == .cachedPredictions else { return }
+        let cached =
+            "with teacherInput(.cachedPredictions) it reads one cached distribution per image, which has no "
+        if recipe.teacherObjective == .randAugment, let written = firstUse[.teacherObjective] {
+            diagnostics.error(
+                .wrongType,
+                "teacherObjective(.randAugment) needs a teacher that reads images; \(cached)strongly augmented view",
+                at: written)
+        }
+        if recipe.pseudoLabelsFrom == .weakView, let written = firstUse[.pseudoLabelsFrom] {
+            diagnostics.error(
+                .wrongType,
+                "pseudoLabelsFrom(.weakView) needs a teacher that reads images; \(cached)weakly augmented view",
+                at: written)
+        }
+    }
+
     /// Warm-ups must fit in training and the student must start before the end. A conflict is
     /// reported at the warm-up or wait if it was written, else at `steps(...)`, and says which
     /// value is a default.
-    /// Reduced MPL's teacher reads one cached distribution per image: there is no strongly augmented view of it.
-    private func checkTeacherObjective() {
-        guard recipe.teacherObjective == .randAugment, recipe.teacherInput == .cachedPredictions,
-            let written = firstUse[.teacherObjective]
-        else { return }
-        diagnostics.error(
-            .wrongType,
-            "teacherObjective(.randAugment) needs a teacher that reads images; with teacherInput(.cachedPredictions) "
-                + "it reads one cached distribution per image, which has no strongly augmented view",
-            at: written)
-    }
-
     private func checkAgainstSteps() {
         let steps = recipe.steps
         let optimizers: [(SettingName, Int)] = [

@@ -62,7 +62,7 @@ public enum GrammarGenerator {
     }
 
     public static func setting(using rng: inout SplitMix64) -> String {
-        switch Int.random(in: 0..<16, using: &rng) {
+        switch Int.random(in: 0..<17, using: &rng) {
         case 0: return "labeledBatch(\(size(using: &rng)))"
         case 1: return "unlabeledRatio(\(small(using: &rng)))"
         case 2:
@@ -92,6 +92,7 @@ public enum GrammarGenerator {
         case 12: return "evalBatch(\(size(using: &rng)))"
         case 13: return "initialization(\(Bool.random(using: &rng) ? ".uniform(\(real(using: &rng)))" : ".heUniform"))"
         case 14: return "emaDecay(\(real(using: &rng)))"
+        case 15: return "pseudoLabelsFrom(\([".strongView", ".weakView", ".other"].randomElement(using: &rng)!))"
         default: return "finetune(batch: \(size(using: &rng)))"
         }
     }

@@ -308,6 +308,18 @@ public enum PseudoLabels: Equatable, Sendable {
     case soft(temperature: Double)
 }
 
+/// Which view of each unlabeled image the teacher labels for the student (MPL.md, step 4). The student learns
+/// on the strong view either way, and with hard labels the feedback's REINFORCE term is the cross-entropy of the
+/// same labels against the same teacher logits they came from.
+public enum AugmentedView: String, Equatable, Sendable {
+    /// The strong view, the image the student sees: MPL.md, the paper and its code.
+    case strongView
+    /// The weak view, as FixMatch labels: the student learns, on the image it sees heavily augmented, what the
+    /// teacher says of the lightly augmented one. Needs a teacher that reads images (Reduced MPL's has no weak
+    /// view).
+    case weakView
+}
+
 /// The teacher's feedback from the student (MPL.md, step 8). With soft pseudo labels the compiled step descends the
 /// exact meta-gradient whichever of `dotProduct` and `lossDifference` is set; `off` holds with any pseudo labels.
 public enum Feedback: Equatable, Sendable {
@@ -428,6 +440,7 @@ public struct Recipe: Equatable, Sendable {
     public var labeledBatch: Int = 128
     public var unlabeledRatio: Int = 7
     public var pseudoLabels: PseudoLabels = .hardArgmax
+    public var pseudoLabelsFrom: AugmentedView = .strongView
     public var feedback: Feedback = .dotProduct
     public var teacherObjective: TeacherObjective = .uda
     /// Log the norms of the teacher's gradient parts (supervised, UDA, feedback) as step outputs. Each part is then

@@ -35,6 +35,7 @@ extension Recipe {
         number("labeledBatch", labeledBatch, d.labeledBatch)
         number("unlabeledRatio", unlabeledRatio, d.unlabeledRatio)
         add("pseudoLabels", pseudoLabels, d.pseudoLabels, Self.text(pseudoLabels))
+        add("pseudoLabelsFrom", pseudoLabelsFrom, d.pseudoLabelsFrom, ".\(pseudoLabelsFrom.rawValue)")
         add("feedback", feedback, d.feedback, ".\(feedback)")
         add("teacherObjective", teacherObjective, d.teacherObjective, ".\(teacherObjective.rawValue)")
         number("teacherGradientParts", teacherGradientParts, d.teacherGradientParts)

@@ -15,7 +15,8 @@ extension StepBuilder {
     /// The model's facts and recipe, as `#define`s the runner reads (docs/ABI.md), ending with MPLC_RECIPE: every
     /// recipe constant as one `key=value;...` string, which the runner stores in checkpoints to compare on --resume:
     /// the recipe macros, then the constants compiled into the step itself (UDA's temperature and threshold, label
-    /// smoothing, soft pseudo labels' temperature), so that a changed recipe always shows as a changed key.
+    /// smoothing, soft pseudo labels' temperature, the view pseudo labels come from), so that a changed recipe
+    /// always shows as a changed key.
     public var macros: [(name: String, value: MacroValue)] {
         let (height, width, channels): (Int, Int, Int)
         switch model.input {
@@ -38,6 +39,10 @@ extension StepBuilder {
         ]
         if case .soft(let temperature) = model.recipe.pseudoLabels {
             summary.append(("soft_temperature", cDouble(temperature)))
+        }
+        // Only when not the default, so that the recipes of runs from before the setting existed stay the same.
+        if model.recipe.pseudoLabelsFrom != .strongView {
+            summary.append(("pseudo_labels_from", model.recipe.pseudoLabelsFrom.rawValue))
         }
         for (network, optimizer) in [
             ("teacher", model.recipe.teacherOptimizer), ("student", model.recipe.studentOptimizer),

@@ -89,9 +89,19 @@ public struct StepBuilder {
         let (lossUDA, maskRate) =
             zuw.map { udaLoss(&g, weak: $0, strong: zus) } ?? (g.constant(0, .scalar), g.constant(0, .scalar))
 
-        // 4-5. Pseudo labels on the strong view; the student's loss and gradient on them.
+        // 4-5. Pseudo labels, from the teacher's logits of the strong view (MPL.md) or of the weak one; the
+        // student's loss and gradient on them, on the strong view.
         g.origin = Origin("teacher/pseudo_labels", .forward)
-        let pseudo = pseudoLabels(&g, strongLogits: zus, uniform: uniform)
+        let labelLogits: Value
+        switch recipe.pseudoLabelsFrom {
+        case .strongView: labelLogits = zus
+        case .weakView:
+            guard let zuw else {
+                preconditionFailure("the frontend refuses pseudoLabelsFrom(.weakView) without images")
+            }
+            labelLogits = zuw
+        }
+        let pseudo = pseudoLabels(&g, logits: labelLogits, uniform: uniform)
         let xus = g.sliceRows(x, start: bl + bu, count: bu)
         let xl = g.sliceRows(x, start: 0, count: bl)
         let studentValues = student.infos.map { thetaS[$0.name]! }
@@ -142,10 +152,11 @@ public struct StepBuilder {
                 g.origin = Origin("teacher/feedback", .forward)
                 h = globalMean(&g, g.sub(g.crossEntropy(targets: y, logits: sOld), lossStudentL), g.origin)
             }
-            // (h − b)·CE(ŷ, z_us) with h and the baseline b constants: REINFORCE towards labels that helped the
-            // student more than b says a step usually does (b = 0: the paper's rule, h itself).
+            // (h − b)·CE(ŷ, z) with h and the baseline b constants, z the logits ŷ came from (z_us in MPL.md):
+            // REINFORCE towards labels that helped the student more than b says a step usually does (b = 0: the
+            // paper's rule, h itself).
             let coefficient = g.append(.stopGradient(g.sub(h, feedbackBaseline!)))
-            let reinforce = g.mul(coefficient, g.crossEntropy(targets: pseudo, logits: zus))
+            let reinforce = g.mul(coefficient, g.crossEntropy(targets: pseudo, logits: labelLogits))
             feedbackPart = g.mul(feedbackScale, reinforce)
         case .soft:
             h = hDot
@@ -158,8 +169,8 @@ public struct StepBuilder {
 
         // 9. Teacher gradient and update. With teacherGradientParts(true) the gradient is the sum of its three
         // parts, each its own VJP, so that the logs show how much each moves the teacher (docs/ABI.md):
-        // skip-zero-rows runs each part on its own rows (supervised: labeled; UDA and feedback: strong view), one
-        // more teacher backward pass over B_u rows than the single VJP of the sum. With ranks each part is the
+        // skip-zero-rows runs each part on its own rows (supervised: labeled; UDA: strong view; feedback: the view
+        // the labels come from), one more teacher backward pass over B_u rows than the single VJP of the sum. With ranks each part is the
         // global batch's, so that its logged norm is too.
         let teacherValues = teacher.infos.map { thetaT[$0.name]! }
         let objective = [lossSup, g.mul(udaWeight, lossUDA), feedbackPart]
@@ -239,11 +250,12 @@ public struct StepBuilder {
         return (loss, g.scale(g.sumAll(mask), 1 / Double(bu)))
     }
 
-    func pseudoLabels(_ g: inout Graph, strongLogits zus: Value, uniform: Value?) -> Value {
+    /// The pseudo labels of the teacher's `logits` (of the view `pseudoLabelsFrom` names).
+    func pseudoLabels(_ g: inout Graph, logits z: Value, uniform: Value?) -> Value {
         switch model.recipe.pseudoLabels {
-        case .hardArgmax: return g.append(.oneHotArgmax(zus))
-        case .hardSampled: return g.append(.oneHotSample(probabilities: g.softmax(zus), uniform: uniform!))
-        case .soft(let temperature): return g.softmax(g.scale(zus, 1 / temperature))
+        case .hardArgmax: return g.append(.oneHotArgmax(z))
+        case .hardSampled: return g.append(.oneHotSample(probabilities: g.softmax(z), uniform: uniform!))
+        case .soft(let temperature): return g.softmax(g.scale(z, 1 / temperature))
         }
     }
 

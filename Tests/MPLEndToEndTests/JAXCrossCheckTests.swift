@@ -7,7 +7,8 @@ struct CrossCheckCase: CustomStringConvertible, Sendable {
     var file: String
     var pseudoLabels: PseudoLabels
     var feedback: Feedback
-    var description: String { "\(file) \(pseudoLabels) \(feedback)" }
+    var view: AugmentedView = .strongView
+    var description: String { "\(file) \(pseudoLabels) \(feedback)" + (view == .strongView ? "" : " \(view)") }
 }
 
 @Suite("Generated C against the independent JAX reference", .serialized)
@@ -22,12 +23,19 @@ struct JAXCrossCheckTests {
             ]
         } + [
             // BatchNorm (its running averages included) and residual blocks with projection shortcuts.
-            CrossCheckCase(file: "fashion_wrn.swiftdsl", pseudoLabels: .hardArgmax, feedback: .dotProduct)
+            CrossCheckCase(file: "fashion_wrn.swiftdsl", pseudoLabels: .hardArgmax, feedback: .dotProduct),
+            // Pseudo labels from the teacher's weak view.
+            CrossCheckCase(
+                file: "fashion_mlp.swiftdsl", pseudoLabels: .hardArgmax, feedback: .dotProduct, view: .weakView),
+            CrossCheckCase(
+                file: "fashion_mlp.swiftdsl", pseudoLabels: .soft(temperature: 1), feedback: .dotProduct,
+                view: .weakView),
         ])
     func oneStep(testCase: CrossCheckCase) throws {
         var model = try Compiler.load(path: repositoryRoot + "/Examples/" + testCase.file).get()
         model.recipe.pseudoLabels = testCase.pseudoLabels
         model.recipe.feedback = testCase.feedback
+        model.recipe.pseudoLabelsFrom = testCase.view
         model.recipe.teacherGradientParts = true  // so that the parts' norms are compared too
         let directory = try buildTrainer(model)
         let output = try shell([

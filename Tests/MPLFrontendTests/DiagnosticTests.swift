@@ -150,7 +150,7 @@ import Testing
             """
         #expect(
             diagnose(source) == """
-                bad.swiftdsl:5:5: error: unknown setting `learningRate`; settings are labeledBatch, unlabeledRatio, pseudoLabels, feedback, teacherObjective, teacherGradientParts, uda, labelSmoothing, teacherOptimizer, studentOptimizer, studentWaitSteps, steps, finetune, emaDecay, initialization, evalBatch, seed or teacherInput [E003]
+                bad.swiftdsl:5:5: error: unknown setting `learningRate`; settings are labeledBatch, unlabeledRatio, pseudoLabels, pseudoLabelsFrom, feedback, teacherObjective, teacherGradientParts, uda, labelSmoothing, teacherOptimizer, studentOptimizer, studentWaitSteps, steps, finetune, emaDecay, initialization, evalBatch, seed or teacherInput [E003]
                     learningRate(0.1)
                     ^
                 bad.swiftdsl:6:5: error: unknown setting `stepz`; did you mean `steps`? [E003]

@@ -78,12 +78,13 @@ import Testing
         ] {
             #expect(lines.contains(expected), "\(expected) not in \(lines)")
         }
-        #expect(lines.count == 34)  // every setting of docs/DSL.md's table, labeled arguments one by one
+        #expect(lines.count == 35)  // every setting of docs/DSL.md's table, labeled arguments one by one
         #expect(
-            lines.prefix(9).joined(separator: "\n") == """
+            lines.prefix(10).joined(separator: "\n") == """
                 labeledBatch 32
                 unlabeledRatio 4
                 pseudoLabels .hard(.argmax) (default)
+                pseudoLabelsFrom .strongView (default)
                 feedback .dotProduct (default)
                 teacherObjective .uda (default)
                 teacherGradientParts false (default)

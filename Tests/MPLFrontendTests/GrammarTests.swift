@@ -67,6 +67,7 @@ import Testing
                 teacherObjective(.randAugment)
                 teacherGradientParts(true)
                 pseudoLabels(.soft(temperature: 0.5))
+                pseudoLabelsFrom(.weakView)
                 unlabeledRatio(1)
                 labeledBatch(1)
             """
@@ -89,7 +90,7 @@ import Testing
         #expect(
             recipe.uda.temperature == 2 && recipe.uda.threshold == 1 && recipe.uda.weight == 0
                 && recipe.uda.rampSteps == 0)
-        #expect(recipe.pseudoLabels == .soft(temperature: 0.5))
+        #expect(recipe.pseudoLabels == .soft(temperature: 0.5) && recipe.pseudoLabelsFrom == .weakView)
         #expect(recipe.unlabeledRatio == 1 && recipe.labeledBatch == 1)
     }
 
@@ -137,6 +138,32 @@ import Testing
                     + "teacherInput(.cachedPredictions) it reads one cached distribution per image"),
             "\(diagnose(one))")
         #expect(diagnose(one.replacingOccurrences(of: ".randAugment", with: ".supervised")) == "")
+    }
+
+    @Test func theWeakViewNeedsATeacherThatReadsImages() {
+        let source = """
+            let input = Image(channels: 1, height: 28, width: 28)
+            let classes = 10
+            let small = Sequential { Dense(10) }
+            let student = Sequential {
+                Flatten()
+                Dense(10)
+            }
+            let mpl = MPL(teacher: small, student: student) {
+                teacherInput(.cachedPredictions)
+                pseudoLabelsFrom(.weakView)
+            }
+            """
+        #expect(
+            diagnose(source).contains(
+                "bad.swiftdsl:10:5: error: pseudoLabelsFrom(.weakView) needs a teacher that reads images; with "
+                    + "teacherInput(.cachedPredictions) it reads one cached distribution per image, which has no weakly "
+                    + "augmented view"), "\(diagnose(source))")
+        #expect(diagnose(source.replacingOccurrences(of: ".weakView", with: ".strongView")) == "")
+        #expect(
+            diagnose(source.replacingOccurrences(of: ".weakView", with: ".both")).contains(
+                "bad.swiftdsl:10:22: error: pseudoLabelsFrom must be .strongView or .weakView; got `.both`"),
+            "\(diagnose(source.replacingOccurrences(of: ".weakView", with: ".both")))")
     }
 
     @Test(arguments: [

@@ -1,3 +1,4 @@
+import Foundation
 import MPLAutodiff
 import MPLIR
 import MPLModel
@@ -98,6 +99,13 @@ enum TinyModels {
         return model
     }
 
+    /// Pseudo labels from the teacher's weak view (`pseudoLabelsFrom(.weakView)`); the student still learns on the strong.
+    static func weakView(_ model: Model) -> Model {
+        var model = model
+        model.recipe.pseudoLabelsFrom = .weakView
+        return model
+    }
+
     /// The student trained by Adam, or AdamW. β2 and ε far from their defaults make the step's dependence on the
     /// second moment strong enough for the finite-difference checks to see it.
     static func adamStudent(_ model: Model, decoupled: Bool = false) -> Model {
@@ -182,6 +190,9 @@ struct MetaGradientTests {
             TinyModels.adamStudent(TinyModels.mlp(.soft(temperature: 1.5))),
             TinyModels.adamStudent(TinyModels.cnn(.soft(temperature: 1)), decoupled: true),
             TinyModels.adamStudent(TinyModels.residual(.soft(temperature: 1))),
+            TinyModels.weakView(TinyModels.mlp(.soft(temperature: 1.5))),
+            TinyModels.weakView(TinyModels.cnn(.soft(temperature: 1))),
+            TinyModels.weakView(TinyModels.residual(.soft(temperature: 1))),
         ])
     func softExact(model: Model) throws {
         for seed: UInt64 in [1, 2, 3] {
@@ -325,6 +336,7 @@ struct MetaGradientTests {
         arguments: [
             TinyModels.mlp(.hardArgmax), TinyModels.mlp(.hardArgmax, feedback: .lossDifference),
             TinyModels.cnn(.hardArgmax), TinyModels.reduced(.hardArgmax),
+            TinyModels.weakView(TinyModels.cnn(.hardArgmax)),
         ])
     func feedbackBaseline(model: Model) throws {
         // With plain SGD for the teacher, (θ'_T(f=0) − θ'_T(f, b))/lr is the feedback part f·(h − b)·∇CE(ŷ, z_us),
@@ -370,13 +382,83 @@ struct MetaGradientTests {
         }
     }
 
+    @Test("Hard labels from the weak view: the feedback part is h·∇CE(ŷ, T(x_uw)), ŷ the teacher's argmax on x_uw")
+    func weakViewHardFeedback() throws {
+        // Written out independently of the step: the teacher's logits on the weak rows come from its inference
+        // entry point, the labels and the cross-entropy from them here, and the gradient from finite differences.
+        var model = TinyModels.weakView(TinyModels.mlp(.hardArgmax))
+        var plain = SGD()
+        (plain.momentum, plain.nesterov, plain.weightDecay) = (0, false, 0)
+        model.recipe.teacherOptimizer.rule = .sgd(plain)
+        let (bl, bu, classes, features) = (model.recipe.labeledBatch, model.recipe.unlabeledBatch, model.classes, 4)
+        model.recipe.evalBatch = bu
+        let builder = StepBuilder(model: model)
+        let step = builder.mplStep()
+        let predict = builder.predict(teacherNetwork: true)
+        let lr = 0.5
+        for seed: UInt64 in [1, 2, 3] {
+            let env = TinyModels.inputs(
+                for: step, seed: seed,
+                scalars: [
+                    "lr_teacher": lr, "lr_student": 0.3, "uda_weight": 0.7, "feedback_scale": 1,
+                    "feedback_baseline": 0,
+                ])
+            var off = env
+            off["feedback_scale"] = [0]
+            let (on, without) = (
+                try Interpreter.results(step.graph, inputs: env), try Interpreter.results(step.graph, inputs: off)
+            )
+            let part = builder.teacher.infos.flatMap { info in
+                zip(without[info.name]!, on[info.name]!).map { ($0 - $1) / lr }
+            }
+            let h = on["h"]![0]
+            #expect(abs(h) > 1e-9, "the check must see a real h")
+            func rows(_ first: Int) -> [Double] { Array(env["x"]![(first * features)..<((first + bu) * features)]) }
+            func logits(_ teacher: [String: [Double]], _ x: [Double]) throws -> [[Double]] {
+                var inputs = teacher.filter { name, _ in predict.graph.inputs.contains { $0.name == name } }
+                inputs["x"] = x
+                let z = try Interpreter.results(predict.graph, inputs: inputs)["logits"]!
+                return stride(from: 0, to: z.count, by: classes).map { Array(z[$0..<($0 + classes)]) }
+            }
+            func argmax(_ row: [Double]) -> Int { row.indices.max { row[$0] < row[$1] }! }
+            let labels = try logits(env, rows(bl)).map(argmax)
+            func crossEntropy(_ teacher: [String: [Double]], rows first: Int) throws -> Double {
+                let z = try logits(teacher, rows(first))
+                return zip(z, labels).map { row, label in
+                    let top = row.max()!
+                    return log(row.map { exp($0 - top) }.reduce(0, +)) + top - row[label]
+                }.reduce(0, +) / Double(bu)
+            }
+            var rng = SplitMix64(seed: seed + 300)
+            let direction = builder.teacher.infos.map { rng.vector($0.shape.count) }
+            func shifted(_ s: Double) -> [String: [Double]] {
+                var e = env
+                for (info, d) in zip(builder.teacher.infos, direction) {
+                    e[info.name] = zip(env[info.name]!, d).map { $0 + s * $1 }
+                }
+                return e
+            }
+            func numeric(rows first: Int) throws -> Double {
+                h * (try crossEntropy(shifted(1e-5), rows: first) - crossEntropy(shifted(-1e-5), rows: first)) / 2e-5
+            }
+            let analytic = zip(part, direction.flatMap { $0 }).map(*).reduce(0, +)
+            let weak = try numeric(rows: bl)
+            // The same labels against the strong view's logits give another number: the check tells the views apart.
+            #expect(abs(try numeric(rows: bl + bu) - weak) > 1e-3 * abs(weak))
+            #expect(
+                abs(analytic - weak) <= 1e-6 * max(abs(weak), 1e-12),
+                "seed \(seed): feedback part \(analytic), h times finite differences \(weak)")
+        }
+    }
+
     @Test(
         "The teacher's gradient is the sum of its supervised, UDA and feedback parts; each part's norm is its own gradient's",
         arguments: [
             TinyModels.mlp(.hardArgmax), TinyModels.mlp(.hardArgmax, feedback: .lossDifference),
             TinyModels.mlp(.soft(temperature: 1.5)), TinyModels.cnn(.hardArgmax),
             TinyModels.residual(.soft(temperature: 1)),
-            TinyModels.reduced(.hardArgmax),
+            TinyModels.reduced(.hardArgmax), TinyModels.weakView(TinyModels.mlp(.hardArgmax)),
+            TinyModels.weakView(TinyModels.residual(.soft(temperature: 1))),
         ])
     func teacherGradientParts(model: Model) throws {
         var model = model

@@ -96,6 +96,7 @@ class Recipe:
     label_smoothing: float
     teacher: Optim
     student: Optim
+    pseudo_label_view: str = "strong"   # the view the teacher labels for the student: "strong" | "weak"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,7 +234,10 @@ def parse_spec(raw: dict) -> Spec:
         feedback=str(r.get("feedback", "dot-product")),
         uda_temperature=float(r.get("uda_temperature", 0.7)), uda_threshold=float(r.get("uda_threshold", 0.6)),
         label_smoothing=float(r.get("label_smoothing", 0.0)),
-        teacher=_parse_optim(r.get("teacher", {})), student=_parse_optim(r.get("student", {})))
+        teacher=_parse_optim(r.get("teacher", {})), student=_parse_optim(r.get("student", {})),
+        pseudo_label_view=str(r.get("pseudo_label_view", "strong")))
+    if recipe.pseudo_label_view not in ("strong", "weak"):
+        raise ValueError(f"pseudo_label_view must be strong or weak, not {recipe.pseudo_label_view!r}")
     if recipe.pseudo_labels not in ("hard-argmax", "hard-sampled", "soft"):
         raise ValueError(f"pseudo_labels must be hard-argmax, hard-sampled or soft, not {recipe.pseudo_labels!r}")
     if recipe.feedback not in ("dot-product", "loss-difference"):

@@ -18,6 +18,7 @@ The compiler writes this file next to the generated C; tests and benchmarks writ
         "unlabeled_batch": 128,                # B_u
         "pseudo_labels": "hard-argmax",        # "hard-argmax" | "hard-sampled" | "soft"
         "soft_temperature": 1.0,               # tau_pl (soft only; default 1)
+        "pseudo_label_view": "strong",         # "strong" | "weak": the teacher logits pseudo labels come from
         "feedback": "dot-product",             # "dot-product" | "loss-difference" (hard only)
         "uda_temperature": 0.7,
         "uda_threshold": 0.6,
@@ -68,6 +69,8 @@ Student: g_u = grad CE(yhat, S(x_us)); SGD with g = g_u + wd*theta (weights only
 d = g + mu*v' (Nesterov) or v', theta' = theta - lr*d; eta_eff = lr*(1+mu) with Nesterov, else lr.
 Hard labels: h = eta_eff <g_l, g_u> (dot-product) or CE(y, S(x_l; theta_S)) - CE(y, S(x_l; theta'_S))
 (loss-difference, old - new), and g_T = grad(loss_sup + lambda*loss_uda + f*h*CE(yhat, z_us)) with h, yhat constant.
+With pseudo_label_view "weak", yhat (hard) or the soft labels come from z_uw instead of z_us, and so does the
+REINFORCE term's CE(yhat, z_uw); the student still learns on x_us.
 Soft labels: g_T = grad(loss_sup + lambda*loss_uda) + f * d/d theta_T [ loss_student_l(theta'_S(theta_T)) ],
 the last term computed here by reverse-mode differentiation of the *unrolled* student update (through the
 soft labels, g_u and the actual SGD step: jax.value_and_grad in the teacher's logits, then the teacher's VJP;
@@ -436,29 +439,35 @@ def _eta_eff(c: _Ctx):
     return c.lr_student * c.spec.recipe.student.step_factor
 
 
-def _soft_labels(c: _Ctx, z_us):
-    return jax.nn.softmax(z_us / c.spec.recipe.soft_temperature, axis=-1)
+def _labeled_view(c: _Ctx, z_uw, z_us):
+    """The teacher logits the pseudo labels come from: z_us (MPL.md), or z_uw with pseudo_label_view "weak"."""
+    return z_uw if c.spec.recipe.pseudo_label_view == "weak" else z_us
 
 
-def _unrolled_from_logits(c: _Ctx, z_us, sp: dict, sm: dict):
-    """z_us -> loss_student_l(theta'_S) through soft labels, g_u and the actual SGD update. (value, aux)."""
-    loss_u, g_u, new_sp, new_sm, stats = _student_step(c, sp, sm, _soft_labels(c, z_us))
+def _soft_labels(c: _Ctx, z):
+    return jax.nn.softmax(z / c.spec.recipe.soft_temperature, axis=-1)
+
+
+def _unrolled_from_logits(c: _Ctx, z, sp: dict, sm: dict):
+    """z (the labeled view's logits) -> loss_student_l(theta'_S) through soft labels, g_u and the actual SGD update.
+    (value, aux)."""
+    loss_u, g_u, new_sp, new_sm, stats = _student_step(c, sp, sm, _soft_labels(c, z))
     return _student_loss_l(c, new_sp), (loss_u, g_u, new_sp, new_sm, stats)
 
 
 def unrolled_student_labeled_loss(c: _Ctx, tp: dict, sp: dict, sm: dict):
     """theta_T -> loss_student_l(theta'_S(theta_T)) with soft pseudo labels: the objective whose gradient
     is the soft-label teacher feedback (docs/STEP.md, "Why soft labels give the exact meta-gradient")."""
-    _, _, z_us = _teacher_logits(c, tp)
-    return _unrolled_from_logits(c, z_us, sp, sm)[0]
+    _, z_uw, z_us = _teacher_logits(c, tp)
+    return _unrolled_from_logits(c, _labeled_view(c, z_uw, z_us), sp, sm)[0]
 
 
 def soft_feedback_gradient_jvp(c: _Ctx, tp: dict, sp: dict, g_l: dict):
     """-eta_eff * grad_T F, F(theta_T) = <g_l, grad_S CE(softmax(z_us/tau), S(x_us; theta_S))>: the VJP (in theta_T)
     of a JVP (in theta_S, tangent g_l), i.e. docs/STEP.md's formulation. Used only to cross-check."""
     def feedback(tp_):
-        _, _, z_us = _teacher_logits(c, tp_)
-        yhat = _soft_labels(c, z_us)
+        _, z_uw, z_us = _teacher_logits(c, tp_)
+        yhat = _soft_labels(c, _labeled_view(c, z_uw, z_us))
         return jax.jvp(lambda s: _student_loss_u(c, s, yhat), (sp,), (g_l,))[1]
     grad_f = jax.grad(feedback)(tp)
     return jax.tree_util.tree_map(lambda g: -_eta_eff(c) * g, grad_f)
@@ -482,7 +491,7 @@ def _soft_step(c: _Ctx, z, sp: dict, sm: dict):
     loss_sup + lambda*loss_uda + f*loss_student_l(theta'_S(z_us)). Returns (dJ/dz, new student, outputs)."""
     def objective(z_l, z_uw, z_us):
         loss_sup, loss_uda, mask_rate = _teacher_losses(c, z_l, z_uw, z_us)
-        loss_l, student = _unrolled_from_logits(c, z_us, sp, sm)
+        loss_l, student = _unrolled_from_logits(c, _labeled_view(c, z_uw, z_us), sp, sm)
         j = loss_sup + c.uda_weight * loss_uda + c.feedback_scale * loss_l
         return j, (loss_sup, loss_uda, mask_rate, loss_l, student)
 
@@ -493,7 +502,8 @@ def _soft_step(c: _Ctx, z, sp: dict, sm: dict):
 
     def parts(z_l, z_uw, z_us):
         loss_sup, loss_uda, _ = _teacher_losses(c, z_l, z_uw, z_us)
-        return loss_sup, c.uda_weight * loss_uda, c.feedback_scale * _unrolled_from_logits(c, z_us, sp, sm)[0]
+        feedback = _unrolled_from_logits(c, _labeled_view(c, z_uw, z_us), sp, sm)[0]
+        return loss_sup, c.uda_weight * loss_uda, c.feedback_scale * feedback
     return dz, parts, new_sp, new_sm, s_stats, dict(loss_sup=loss_sup, loss_uda=loss_uda, mask_rate=mask_rate,
                                     loss_student_u=loss_u, loss_student_l=loss_l, h=h, **_diagnostics(g_l, g_u, h))
 
@@ -502,7 +512,7 @@ def _hard_step(c: _Ctx, z, sp: dict, sm: dict):
     """Student step on constant hard labels, the feedback h, then dJ/dz of
     J = loss_sup + lambda*loss_uda + f*(h - b)*CE(yhat, z_us) with h, the baseline b and yhat constant."""
     r = c.spec.recipe
-    yhat = hard_pseudo_labels(z[2], r.pseudo_labels, c.uniform)
+    yhat = hard_pseudo_labels(_labeled_view(c, z[1], z[2]), r.pseudo_labels, c.uniform)
     loss_u, g_u, new_sp, new_sm, s_stats = _student_step(c, sp, sm, yhat)
     loss_l, g_l = jax.value_and_grad(_student_loss_l, argnums=1)(c, new_sp)
     if r.feedback == "dot-product":
@@ -513,14 +523,16 @@ def _hard_step(c: _Ctx, z, sp: dict, sm: dict):
 
     def objective(z_l, z_uw, z_us):
         loss_sup, loss_uda, mask_rate = _teacher_losses(c, z_l, z_uw, z_us)
-        j = loss_sup + c.uda_weight * loss_uda + c.feedback_scale * (h - c.feedback_baseline) * cross_entropy(yhat, z_us)
+        reinforce = (h - c.feedback_baseline) * cross_entropy(yhat, _labeled_view(c, z_uw, z_us))
+        j = loss_sup + c.uda_weight * loss_uda + c.feedback_scale * reinforce
         return j, (loss_sup, loss_uda, mask_rate)
 
     (_, (loss_sup, loss_uda, mask_rate)), dz = jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True)(*z)
 
     def parts(z_l, z_uw, z_us):
         loss_sup, loss_uda, _ = _teacher_losses(c, z_l, z_uw, z_us)
-        return loss_sup, c.uda_weight * loss_uda, c.feedback_scale * (h - c.feedback_baseline) * cross_entropy(yhat, z_us)
+        reinforce = (h - c.feedback_baseline) * cross_entropy(yhat, _labeled_view(c, z_uw, z_us))
+        return loss_sup, c.uda_weight * loss_uda, c.feedback_scale * reinforce
     return dz, parts, new_sp, new_sm, s_stats, dict(loss_sup=loss_sup, loss_uda=loss_uda, mask_rate=mask_rate,
                                     loss_student_u=loss_u, loss_student_l=loss_l, h=h, **_diagnostics(g_l, g_u, h))
 

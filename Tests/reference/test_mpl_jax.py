@@ -130,9 +130,11 @@ def teacher_gradient_from_step(spec, state, batch, lr_teacher, **scalars):
 # (a) soft labels: the exact meta-gradient
 # ---------------------------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("view", ["strong", "weak"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_soft_meta_gradient_matches_finite_differences(seed):
-    spec, state, batch = example(SPEC_RAW, seed)
+def test_soft_meta_gradient_matches_finite_differences(seed, view):
+    """Also with the soft labels of the weak view (pseudo_label_view "weak"), which the student learns on x_us."""
+    spec, state, batch = example(spec_with(pseudo_label_view=view), seed)
     tp, sp, tm, sm = M.split_state(state)
     c = M.make_context(spec, batch)
     opt = spec.recipe.teacher
@@ -162,7 +164,7 @@ def test_soft_meta_gradient_matches_finite_differences(seed):
         fd = (plus - minus) / (2 * eps)
         ad = M.tree_vdot(meta, d)
         errors.append(rel(ad, fd))
-    print(f"\nsoft meta-gradient vs central FD (seed {seed}): relative errors "
+    print(f"\nsoft meta-gradient ({view} view) vs central FD (seed {seed}): relative errors "
           + ", ".join(f"{e:.2e}" for e in errors) + f"; |JVP form - unrolled| rel {tree_rel(jvp_form, meta):.1e}")
     assert max(errors) <= 1e-6
 
@@ -204,13 +206,14 @@ def test_hard_dot_product_h_matches_loss_difference(pseudo="hard-argmax"):
     assert gap(1e-4) < 0.2 * gap(1e-3)
 
 
-@pytest.mark.parametrize("base", ["plain", "batchnorm"])
-def test_hard_teacher_gradient_matches_finite_differences(base):
+@pytest.mark.parametrize("base, view", [("plain", "strong"), ("batchnorm", "strong"), ("plain", "weak")])
+def test_hard_teacher_gradient_matches_finite_differences(base, view):
     """With hard labels g_T = grad(loss_sup + lambda loss_uda + f h CE(yhat, z_us)), h, yhat, q and the mask
     constant: checked against FD of that objective written out independently from the step's pieces (with
-    BatchNorm: through the batch statistics of the teacher's pass over all rows)."""
+    BatchNorm: through the batch statistics of the teacher's pass over all rows). With the weak view, yhat and the
+    CE term are of z_uw."""
     raw = spec_with({"plain": SPEC_RAW, "batchnorm": SPEC_BN_RAW}[base], pseudo_labels="hard-argmax",
-                    feedback="dot-product", uda_threshold=0.6)
+                    feedback="dot-product", uda_threshold=0.6, pseudo_label_view=view)
     spec, state, batch = example(raw, 7, scalars=(0.3, 0.4, 0.7, 1.0))
     tp, sp, tm, sm = M.split_state(state)
     c = M.make_context(spec, batch)
@@ -224,15 +227,19 @@ def test_hard_teacher_gradient_matches_finite_differences(base):
     z_l, z_uw, z_us = M._teacher_logits(c, tp)
     q = jax.nn.softmax(z_uw / spec.recipe.uda_temperature, axis=-1)
     m = (jnp.max(q, axis=-1) >= spec.recipe.uda_threshold).astype(jnp.float64)
-    yhat = jax.nn.one_hot(jnp.argmax(z_us, axis=-1), spec.classes, dtype=jnp.float64)
+    labeled = 1 if view == "weak" else 2       # which of (z_l, z_uw, z_us) the labels come from
+    yhat = jax.nn.one_hot(jnp.argmax((z_l, z_uw, z_us)[labeled], axis=-1), spec.classes, dtype=jnp.float64)
+    if view == "weak":
+        assert not jnp.array_equal(yhat, jax.nn.one_hot(jnp.argmax(z_us, axis=-1), spec.classes)), \
+            "the views' labels should differ for this test to tell them apart"
     h = out["h"]
     assert 0 < float(jnp.mean(m)) < 1, "the UDA mask should be mixed for this test to mean something"
 
     def extra(t):
-        _, _, zs = M._teacher_logits(c, t)
-        ls = jax.nn.log_softmax(zs, axis=-1)
+        z = M._teacher_logits(c, t)
+        ls = jax.nn.log_softmax(z[2], axis=-1)
         uda = jnp.mean(m * -jnp.sum(q * ls, axis=-1))
-        ce = -jnp.mean(jnp.sum(yhat * ls, axis=-1))
+        ce = -jnp.mean(jnp.sum(yhat * jax.nn.log_softmax(z[labeled], axis=-1), axis=-1))
         return lam * uda + f * h * ce
 
     extra = jax.jit(extra)
@@ -586,6 +593,8 @@ def test_spec_errors_are_reported():
     bad = spec_with(pseudo_labels="hard")
     with pytest.raises(ValueError, match="pseudo_labels"):
         M.parse_spec(bad)
+    with pytest.raises(ValueError, match="pseudo_label_view must be strong or weak"):
+        M.parse_spec(spec_with(pseudo_label_view="both"))
 
 
 def test_near_threshold_decision_is_found_and_flipped(tmp_path):
