@@ -115,55 +115,47 @@ import Testing
         #expect(recipe.teacherObjective == objective && recipe.feedback == feedback)
     }
 
+    /// Reduced MPL (a teacher that reads cached distributions, not images) with `settings` on lines 10 and after.
+    static func reducedModel(settings: String) -> String {
+        """
+        let input = Image(channels: 1, height: 28, width: 28)
+        let classes = 10
+        let small = Sequential { Dense(10) }
+        let student = Sequential {
+            Flatten()
+            Dense(10)
+        }
+        let mpl = MPL(teacher: small, student: student) {
+            teacherInput(.cachedPredictions)
+            \(settings)
+        }
+        """
+    }
+
     @Test func randAugmentNeedsATeacherThatReadsImages() {
-        let source = """
-            let input = Image(channels: 1, height: 28, width: 28)
-            let classes = 10
-            let small = Sequential { Dense(10) }
-            let student = Sequential {
-                Flatten()
-                Dense(10)
-            }
-            let mpl = MPL(teacher: small, student: student) {
-                teacherInput(.cachedPredictions)
-                teacherObjective(.randAugment)
-                teacherObjective(.supervised)
-            }
-            """
+        let source = Self.reducedModel(settings: "teacherObjective(.randAugment)\n    teacherObjective(.supervised)")
         #expect(diagnose(source).contains("bad.swiftdsl:11:5: error: `teacherObjective` is already set at line 10"))
-        let one = source.replacingOccurrences(of: "\n    teacherObjective(.supervised)", with: "")
+        let one = Self.reducedModel(settings: "teacherObjective(.randAugment)")
         #expect(
             diagnose(one).contains(
                 "bad.swiftdsl:10:5: error: teacherObjective(.randAugment) needs a teacher that reads images; with "
                     + "teacherInput(.cachedPredictions) it reads one cached distribution per image"),
             "\(diagnose(one))")
-        #expect(diagnose(one.replacingOccurrences(of: ".randAugment", with: ".supervised")) == "")
+        #expect(diagnose(Self.reducedModel(settings: "teacherObjective(.supervised)")) == "")
     }
 
     @Test func theWeakViewNeedsATeacherThatReadsImages() {
-        let source = """
-            let input = Image(channels: 1, height: 28, width: 28)
-            let classes = 10
-            let small = Sequential { Dense(10) }
-            let student = Sequential {
-                Flatten()
-                Dense(10)
-            }
-            let mpl = MPL(teacher: small, student: student) {
-                teacherInput(.cachedPredictions)
-                pseudoLabelsFrom(.weakView)
-            }
-            """
+        let weak = diagnose(Self.reducedModel(settings: "pseudoLabelsFrom(.weakView)"))
         #expect(
-            diagnose(source).contains(
+            weak.contains(
                 "bad.swiftdsl:10:5: error: pseudoLabelsFrom(.weakView) needs a teacher that reads images; with "
                     + "teacherInput(.cachedPredictions) it reads one cached distribution per image, which has no weakly "
-                    + "augmented view"), "\(diagnose(source))")
-        #expect(diagnose(source.replacingOccurrences(of: ".weakView", with: ".strongView")) == "")
+                    + "augmented view"), "\(weak)")
+        #expect(diagnose(Self.reducedModel(settings: "pseudoLabelsFrom(.strongView)")) == "")
+        let other = diagnose(Self.reducedModel(settings: "pseudoLabelsFrom(.both)"))
         #expect(
-            diagnose(source.replacingOccurrences(of: ".weakView", with: ".both")).contains(
-                "bad.swiftdsl:10:22: error: pseudoLabelsFrom must be .strongView or .weakView; got `.both`"),
-            "\(diagnose(source.replacingOccurrences(of: ".weakView", with: ".both")))")
+            other.contains("bad.swiftdsl:10:22: error: pseudoLabelsFrom must be .strongView or .weakView; got `.both`"),
+            "\(other)")
     }
 
     @Test(arguments: [
