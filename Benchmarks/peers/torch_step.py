@@ -190,6 +190,9 @@ class Runner:
     """Holds the torch modules (imported after the thread settings) and converts numpy state and batches."""
 
     def __init__(self, spec, compile: bool = False, layout: str = "channels_last"):
+        if spec.recipe.pseudo_label_view != "strong":   # the benchmark's step is MPL.md's: labels of the strong view
+            raise ValueError("the PyTorch peer takes pseudo labels from the strong view only, not "
+                             f"{spec.recipe.pseudo_label_view!r}")
         import numpy as np
         import torch
         import torch.nn.functional as F
