@@ -43,6 +43,11 @@ variant("x_wide_teacher", ("    Conv2D(16,", "    Conv2D(32,", 1), ("Conv2D(32, 
         comment="a wider teacher (32 and 64 filters, Dense(256)); the student unchanged")
 variant("x_weak_view", ("    pseudoLabels(.hard(.argmax))\n", "    pseudoLabels(.hard(.argmax))\n    pseudoLabelsFrom(.weakView)\n"),
         comment="pseudo labels from the teacher's weak view (pseudoLabelsFrom(.weakView))")
+variant("x_wide_teacher_weak_view", ("    Conv2D(16,", "    Conv2D(32,", 1),
+        ("Conv2D(32, kernel: 3, padding: 1)\n    ReLU()\n    MaxPool2D(2)\n    Flatten()\n    Dense(128)",
+         "Conv2D(64, kernel: 3, padding: 1)\n    ReLU()\n    MaxPool2D(2)\n    Flatten()\n    Dense(256)", 1),
+        ("    pseudoLabels(.hard(.argmax))\n", "    pseudoLabels(.hard(.argmax))\n    pseudoLabelsFrom(.weakView)\n"),
+        comment="the wider teacher of x_wide_teacher and the pseudo labels of x_weak_view")
 variant("x_wd1e3", lr(0.05, 0.05), ("warmupSteps: 100))\n    studentOptimizer", "warmupSteps: 100, weightDecay: 1e-3))\n    studentOptimizer"),
         ("studentOptimizer(SGD(learningRate: 0.05, warmupSteps: 100))", "studentOptimizer(SGD(learningRate: 0.05, warmupSteps: 100, weightDecay: 1e-3))"),
         comment="weight decay 1e-3 (default 5e-4) for both optimizers")
