@@ -71,12 +71,11 @@ extension Compiler {
             "layers": network.layerDescription, "tensors": tensors,
         ]
         let manager = FileManager.default
-        let work = manager.temporaryDirectory.appendingPathComponent("mplc-onnx-\(UUID().uuidString)").path
+        let work = try TemporaryDirectory.make(prefix: "mplc-onnx-")
         defer { try? manager.removeItem(atPath: work) }
         let output = URL(fileURLWithPath: directory).appendingPathComponent(CSyntax.identifier(model.name) + ".onnx")
             .path
         do {
-            try manager.createDirectory(atPath: work, withIntermediateDirectories: true)
             try JSONSerialization.data(withJSONObject: description, options: [.sortedKeys])
                 .write(to: URL(fileURLWithPath: work + "/model.json"))
             try data.write(to: URL(fileURLWithPath: work + "/weights.f32"))

@@ -62,7 +62,7 @@ public enum RunnerBuild {
         let sources = try runnerSources(runnerDirectory)
         let shared = objectCache == nil ? [] : try modelIndependentSources(in: runnerDirectory)
         let flags = baseFlags + extraFlags
-        let scratch = try makeScratchDirectory()
+        let scratch = try TemporaryDirectory.make(prefix: "mplc-objects-")  // this build's own objects
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let own = [generatedDirectory + "/model.c"] + sources.filter { !shared.contains($0) }
         let ownObjects = own.map { scratch + "/" + ($0.hasPrefix(runnerDirectory + "/") ? objectName($0) : "model.o") }
@@ -165,13 +165,6 @@ public enum RunnerBuild {
             do { try run(compiler, jobs[index]) } catch { failures.record(index, error) }
         }
         if let first = failures.first { throw first }
-    }
-
-    /// A fresh folder for one build's own objects.
-    static func makeScratchDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "/mplc-objects-" + UUID().uuidString
-        try createDirectory(path)
-        return path
     }
 
     /// The trainer of a compiled model, built once per content: `root/<model name>-<key>/mplc-run`, where the key

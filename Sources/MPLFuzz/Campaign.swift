@@ -7,6 +7,7 @@
 // new worker continues with the next index.
 
 import Foundation
+import MPLCompiler
 
 #if canImport(Glibc)
     import Glibc
@@ -246,6 +247,7 @@ final class Worker {
 
     private let process = Process()
     private let stdoutPipe = Pipe()
+    private let scratch: String  // holds the worker's stderr
     private let stderrFile: String
     private var buffer: [UInt8] = []
     private var eof = false
@@ -258,7 +260,8 @@ final class Worker {
         environment["SWIFT_BACKTRACE"] = "enable=no"  // a crash should end the worker at once, not after a backtrace
         process.environment = environment
         process.standardOutput = stdoutPipe
-        stderrFile = NSTemporaryDirectory() + "mplc-fuzz-worker-\(getpid())-\(UUID().uuidString.prefix(8)).err"
+        scratch = try TemporaryDirectory.make(prefix: "mplc-fuzz-worker-")
+        stderrFile = scratch + "/stderr"
         _ = FileManager.default.createFile(atPath: stderrFile, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: stderrFile)
         try process.run()
@@ -266,7 +269,7 @@ final class Worker {
 
     deinit {
         kill()
-        try? FileManager.default.removeItem(atPath: stderrFile)
+        try? FileManager.default.removeItem(atPath: scratch)
     }
 
     func readLine(timeout: Double) -> Read {
