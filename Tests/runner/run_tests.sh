@@ -63,19 +63,42 @@ build() { # build NAME EXTRA-FLAGS...
     shift
     if out=$(cc $CFLAGS "$@" $LIBS 2>&1); then pass "build $name"; else fail "build $name" "$out"; echo "cannot continue"; exit 1; fi
 }
-# runner_objects DIR FLAGS...: the runner's files compiled once into DIR/*.o with the model's flags, which the
-# binaries of one model and one set of defines then link (mplc-run with main.o, a test program without it): before,
-# each binary compiled the whole runner again, and those compiles were the largest part of this suite's CPU time.
-# The compiler is $RUNNER_CC, cc unless set (mpi_tests.sh: mpicc).
+# The runner's files that read no model header (cc -MM finds none of the fake model's), as RunnerBuild finds them
+# to share them between models. image.c (stb_image) alone is more than half of a sanitized runner build's time.
+MODEL_FREE=""
+for src in "$RUNNER"/*.c; do
+    if ! deps=$(cc -MM -I"$FAKE" "$src" 2>&1); then fail "cc -MM $src" "$deps"; echo "cannot continue"; exit 1; fi
+    grep -q "$FAKE" <<<"$deps" || MODEL_FREE+=" $(basename "$src" .c) "
+done
+compile_object() { # compile_object SOURCE OBJECT FLAGS...
+    local src=$1 object=$2 out
+    shift 2
+    if ! out=$(${RUNNER_CC:-cc} $CFLAGS "$@" -c "$src" -o "$object" 2>&1); then
+        fail "build the runner's $(basename "$src") into $(dirname "$object")" "$out"
+        echo "cannot continue"
+        exit 1
+    fi
+}
+# runner_objects DIR FLAGS...: the runner's objects for one model and one set of defines in DIR/*.o, which its
+# binaries then link (mplc-run with main.o, a test program without it). The files that read the model's header are
+# compiled into DIR; the model-free ones are compiled once per compiler ($RUNNER_CC, cc unless set; mpi_tests.sh:
+# mpicc), $CFLAGS and the FLAGS that are not the model's (-I folders, the fake model's -DFAKE_ defines), and linked
+# into DIR. Before, every binary compiled the whole runner again, the largest part of this suite's CPU time.
 runner_objects() {
-    local dir=$1 src out
+    local dir=$1 src name flag
     shift
-    mkdir -p "$dir"
+    local free_flags=()
+    for flag in "$@"; do case $flag in -I* | -DFAKE_*) ;; *) free_flags+=("$flag") ;; esac; done
+    local shared
+    shared="$WORK/objects-model-free-$(cksum <<<"${RUNNER_CC:-cc} $CFLAGS ${free_flags[*]}" | cut -d' ' -f1)"
+    mkdir -p "$dir" "$shared"
     for src in "$RUNNER"/*.c; do
-        if ! out=$(${RUNNER_CC:-cc} $CFLAGS "$@" -c "$src" -o "$dir/$(basename "$src" .c).o" 2>&1); then
-            fail "build the runner's $(basename "$src") into $dir" "$out"
-            echo "cannot continue"
-            exit 1
+        name=$(basename "$src" .c)
+        if [[ "$MODEL_FREE" == *" $name "* ]]; then
+            [ -e "$shared/$name.o" ] || compile_object "$src" "$shared/$name.o" "${free_flags[@]}"
+            ln -sf "$shared/$name.o" "$dir/$name.o"
+        else
+            compile_object "$src" "$dir/$name.o" "$@"
         fi
     done
 }
@@ -85,10 +108,13 @@ build "mplc-run (runner/*.c + fake model.c, as the compiler will)" $OBJ "$WORK/o
     -o mplc-run
 build "test_runner" "$HERE/test_runner.c" $OBJ "$FAKE/model.c" -I"$RUNNER" -I"$FAKE" -o test_runner
 if [ "$PART" != 2 ]; then # the other defines change model.h, which the runner's files read: their own objects
-    build "mplc-run with a diverging teacher (-DFAKE_TEACHER_LR=1e30)" "$RUNNER"/*.c "$FAKE/model.c" -I"$FAKE" \
-        -DFAKE_TEACHER_LR=1e30 -o mplc-run-nan
-    build "mplc-run compiled again from the same recipe (-DFAKE_MODEL_HASH)" "$RUNNER"/*.c "$FAKE/model.c" -I"$FAKE" \
-        -DFAKE_MODEL_HASH='"fa4e000000000000000000000000000000000000000000000000000000000099"' -o mplc-run-rehash
+    runner_objects "$WORK/objects-nan" -I"$FAKE" -DFAKE_TEACHER_LR=1e30
+    build "mplc-run with a diverging teacher (-DFAKE_TEACHER_LR=1e30)" "$WORK"/objects-nan/*.o "$FAKE/model.c" \
+        -I"$FAKE" -DFAKE_TEACHER_LR=1e30 -o mplc-run-nan
+    REHASH='-DFAKE_MODEL_HASH="fa4e000000000000000000000000000000000000000000000000000000000099"'
+    runner_objects "$WORK/objects-rehash" -I"$FAKE" "$REHASH"
+    build "mplc-run compiled again from the same recipe (-DFAKE_MODEL_HASH)" "$WORK"/objects-rehash/*.o \
+        "$FAKE/model.c" -I"$FAKE" "$REHASH" -o mplc-run-rehash
 fi
 RUN="$WORK/mplc-run"
 T="$WORK/test_runner"
