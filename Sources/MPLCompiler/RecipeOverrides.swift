@@ -7,12 +7,33 @@ public enum RecipeOverrides {
     /// need hard pseudo labels; `soft` is the exact meta-gradient of soft pseudo labels.
     public static let feedbackValues = "off, dot (or dot-product), loss-difference or soft"
 
-    /// Applies `--pseudo-labels` and `--feedback` to the recipe. `runtimeFeedbackOff`: `--feedback off` is left to
-    /// the runner (mplc train passes it on, so one compiled trainer serves both columns of the ablation); otherwise
-    /// it becomes the recipe's `feedback(.off)`, the trainer's default.
+    /// The values of `--pseudo-labels-from`, the recipe's `pseudoLabelsFrom` cases spelled as on a command line.
+    public static let viewValues: [(text: String, view: AugmentedView)] = [
+        ("strong-view", .strongView), ("weak-view", .weakView),
+    ]
+
+    /// Applies `--pseudo-labels`, `--pseudo-labels-from` and `--feedback` to the recipe. `runtimeFeedbackOff`:
+    /// `--feedback off` is left to the runner (mplc train passes it on, so one compiled trainer serves both columns
+    /// of the ablation); otherwise it becomes the recipe's `feedback(.off)`, the trainer's default.
     public static func apply(
-        pseudoLabels: String?, feedback: String?, runtimeFeedbackOff: Bool = false, to model: inout Model
+        pseudoLabels: String?, pseudoLabelsFrom: String? = nil, feedback: String?, runtimeFeedbackOff: Bool = false,
+        to model: inout Model
     ) throws {
+        if let pseudoLabelsFrom {
+            guard let view = viewValues.first(where: { $0.text == pseudoLabelsFrom })?.view else {
+                throw CompileFailure(
+                    "error: --pseudo-labels-from must be strong-view or weak-view, got '\(pseudoLabelsFrom)'",
+                    exitCode: 2)
+            }
+            // As the front end refuses `pseudoLabelsFrom(.weakView)` beside `teacherInput(.cachedPredictions)`.
+            if view == .weakView, model.recipe.teacherInput == .cachedPredictions {
+                throw CompileFailure(
+                    "error: --pseudo-labels-from weak-view needs a teacher that reads images; model \(model.name)'s "
+                        + "teacher reads one cached distribution per image (teacherInput(.cachedPredictions)), which "
+                        + "has no weakly augmented view", exitCode: 2)
+            }
+            model.recipe.pseudoLabelsFrom = view
+        }
         if let pseudoLabels {
             switch pseudoLabels {
             case "hard-argmax": model.recipe.pseudoLabels = .hardArgmax

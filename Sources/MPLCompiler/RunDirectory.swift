@@ -51,10 +51,16 @@ public struct RunDirectory {
         // `mplc train --feedback` refuses a hard rule beside them: the line is then left to the comparison below.
         let pseudoLabels = Self.override(lines, "pseudoLabels")
         try RecipeOverrides.apply(
-            pseudoLabels: pseudoLabels,
+            pseudoLabels: pseudoLabels, pseudoLabelsFrom: Self.override(lines, "pseudoLabelsFrom"),
             feedback: pseudoLabels?.hasPrefix("soft") == true ? nil : Self.override(lines, "feedback"), to: &model)
-        if let differ = zip(lines, model.recipe.resolvedLines).first(where: { $0 != $1 })
-            ?? (lines.count == model.recipe.resolvedLines.count ? nil : ("(\(lines.count) lines)", ""))
+        // A setting mplc gained after the run (pseudoLabelsFrom) is absent from an older run's recipe.txt; at its
+        // default it is what that mplc did, so it is left out of the comparison.
+        let recorded = Set(lines.map { $0.prefix(while: { $0 != " " }) })
+        let expected = model.recipe.resolvedLines.filter {
+            recorded.contains($0.prefix(while: { $0 != " " })) || !$0.hasSuffix(" (default)")
+        }
+        if let differ = zip(lines, expected).first(where: { $0 != $1 })
+            ?? (lines.count == expected.count ? nil : ("(\(lines.count) lines)", ""))
         {
             throw CompileFailure(
                 "error: \(recipeFile) does not match \(modelFile): '\(differ.0)' where the model file has "
@@ -119,6 +125,9 @@ public struct RunDirectory {
         case ".dotProduct": return "dot-product"
         case ".lossDifference": return "loss-difference"
         default:
+            if let view = RecipeOverrides.viewValues.first(where: { "." + $0.view.rawValue == value }) {
+                return view.text
+            }
             guard value.hasPrefix(".soft(temperature: "), value.hasSuffix(")") else { return nil }
             return "soft:" + value.dropFirst(".soft(temperature: ".count).dropLast()
         }

@@ -46,6 +46,8 @@ struct Emit: ParsableCommand {
     var output: String?
     @Option(help: "Override the recipe's pseudo labels: hard-argmax, hard-sampled, soft or soft:T.")
     var pseudoLabels: String?
+    @Option(help: pseudoLabelsFromHelp)
+    var pseudoLabelsFrom: String?
     @Option(
         help: ArgumentHelp(
             "Override the recipe's feedback: off, dot (dot-product), loss-difference or soft (soft pseudo labels, "
@@ -60,10 +62,12 @@ struct Emit: ParsableCommand {
     func run() throws {
         try reportingFailures {
             var model = try Compiler.load(path: self.model).get()
-            try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
+            try RecipeOverrides.apply(
+                pseudoLabels: pseudoLabels, pseudoLabelsFrom: pseudoLabelsFrom, feedback: feedback, to: &model)
             let overrides =
-                (pseudoLabels.map { " --pseudo-labels \($0)" } ?? "") + (feedback.map { " --feedback \($0)" } ?? "")
-                + (ranks == 1 ? "" : " --ranks \(ranks)")
+                (pseudoLabels.map { " --pseudo-labels \($0)" } ?? "")
+                + (pseudoLabelsFrom.map { " --pseudo-labels-from \($0)" } ?? "")
+                + (feedback.map { " --feedback \($0)" } ?? "") + (ranks == 1 ? "" : " --ranks \(ranks)")
             let command = "mplc \(self.model)" + overrides + (output.map { " -o \($0)" } ?? "")
             let compiled = try Compiler.compile(
                 model, regenerateCommand: command, memoryLimit: ResourceLimits.memoryLimit(), ranks: ranks,
@@ -180,6 +184,8 @@ struct Train: ParsableCommand {
     var finetuneSteps: Int?
     @Option(help: "Override the recipe's pseudo labels: hard-argmax, hard-sampled, soft or soft:T.")
     var pseudoLabels: String?
+    @Option(help: pseudoLabelsFromHelp)
+    var pseudoLabelsFrom: String?
     @Option(
         help: ArgumentHelp(
             "The teacher's feedback: off (the trainer's option: the teacher only distills), dot (dot-product), "
@@ -236,8 +242,8 @@ struct Train: ParsableCommand {
                 throw CompileFailure("error: mplc train needs a model file, or --resume RUN_DIR", exitCode: 2)
             }
             let (binary, recipe) = try trainer(
-                modelPath: model, pseudoLabels: pseudoLabels, feedback: feedback, runtimeFeedbackOff: true,
-                ranks: ranks)
+                modelPath: model, pseudoLabels: pseudoLabels, pseudoLabelsFrom: pseudoLabelsFrom, feedback: feedback,
+                runtimeFeedbackOff: true, ranks: ranks)
             // The run directory keeps the model file, the recipe and the options it trained with (docs/RUNNER.md,
             // "Run directory"); the recipe overrides are recorded for --resume.
             try launch(
@@ -259,6 +265,7 @@ struct Train: ParsableCommand {
         let recorded = try RunOptions(runDirectory: runDirectory)
         for (flag, given, was) in [
             ("--pseudo-labels", pseudoLabels, recorded.pseudoLabels),
+            ("--pseudo-labels-from", pseudoLabelsFrom, recorded.pseudoLabelsFrom),
             ("--feedback", feedback, recorded.feedback),
         ] {
             if let given, given != (was ?? given) || was == nil {
@@ -271,8 +278,9 @@ struct Train: ParsableCommand {
         // The rank count is compiled into the model (and so into its hash, which the checkpoint records): a run
         // resumes with the --ranks it was started with, or the trainer refuses the checkpoint.
         let (binary, recipe) = try trainer(
-            modelPath: recorded.modelFile, pseudoLabels: recorded.pseudoLabels, feedback: recorded.feedback,
-            runtimeFeedbackOff: true, ranks: ranks)
+            modelPath: recorded.modelFile, pseudoLabels: recorded.pseudoLabels,
+            pseudoLabelsFrom: recorded.pseudoLabelsFrom, feedback: recorded.feedback, runtimeFeedbackOff: true,
+            ranks: ranks)
         try launch(
             binary, launcher,
             ["train", "--resume", "--out", runDirectory] + runnerArguments
@@ -285,10 +293,12 @@ struct Train: ParsableCommand {
         try exec(launcher[0], Array(launcher.dropFirst()) + [binary] + arguments)
     }
 
-    /// The recipe override --pseudo-labels, passed to the trainer to be recorded in options.json (it is compiled
-    /// in); --feedback goes to the trainer with the other options (runnerArguments), which records it too.
+    /// The recipe overrides --pseudo-labels and --pseudo-labels-from, passed to the trainer to be recorded in
+    /// options.json (they are compiled in); --feedback goes to the trainer with the other options
+    /// (runnerArguments), which records it too.
     var overrides: [String] {
-        pseudoLabels.map { ["--pseudo-labels", $0] } ?? []
+        (pseudoLabels.map { ["--pseudo-labels", $0] } ?? [])
+            + (pseudoLabelsFrom.map { ["--pseudo-labels-from", $0] } ?? [])
     }
 
     var runnerArguments: [String] {
@@ -337,6 +347,7 @@ struct RunOptions {
     let path: String
     let modelFile: String
     let pseudoLabels: String?
+    let pseudoLabelsFrom: String?
     let feedback: String?
 
     init(runDirectory: String) throws {
@@ -371,9 +382,10 @@ struct RunOptions {
         guard FileManager.default.fileExists(atPath: modelFile) else {
             throw CompileFailure("error: \(modelFile): the run's copy of its model file is missing", exitCode: 1)
         }
-        let pseudoLabels = try string("pseudo_labels")
-        let feedback = try string("feedback")
-        (self.path, self.modelFile, self.pseudoLabels, self.feedback) = (path, modelFile, pseudoLabels, feedback)
+        (self.path, self.modelFile) = (path, modelFile)
+        pseudoLabels = try string("pseudo_labels")
+        pseudoLabelsFrom = try string("pseudo_labels_from")
+        feedback = try string("feedback")
     }
 }
 
@@ -395,12 +407,13 @@ func mpirun(ranks: Int) throws -> [String] {
 /// whether it was built or reused, and where.
 /// Also returns the resolved recipe, as `mplc check` prints it (overrides applied).
 func trainer(
-    modelPath: String, pseudoLabels: String? = nil, feedback: String? = nil, runtimeFeedbackOff: Bool = false,
-    ranks: Int = 1
+    modelPath: String, pseudoLabels: String? = nil, pseudoLabelsFrom: String? = nil, feedback: String? = nil,
+    runtimeFeedbackOff: Bool = false, ranks: Int = 1
 ) throws -> (binary: String, recipe: String) {
     var model = try Compiler.load(path: modelPath).get()
     try RecipeOverrides.apply(
-        pseudoLabels: pseudoLabels, feedback: feedback, runtimeFeedbackOff: runtimeFeedbackOff, to: &model)
+        pseudoLabels: pseudoLabels, pseudoLabelsFrom: pseudoLabelsFrom, feedback: feedback,
+        runtimeFeedbackOff: runtimeFeedbackOff, to: &model)
     let started = Date()
     let compiled = try Compiler.compile(
         model, regenerateCommand: "mplc train \(modelPath)" + (ranks == 1 ? "" : " --ranks \(ranks)"),
@@ -497,3 +510,8 @@ func exec(_ binary: String, _ arguments: [String]) throws -> Never {
     execv(binary, argv)
     throw CompileFailure("error: cannot start \(binary): \(String(cString: strerror(errno)))")
 }
+
+/// --pseudo-labels-from of `mplc` and `mplc train`.
+let pseudoLabelsFromHelp = ArgumentHelp(
+    "Override the recipe's pseudoLabelsFrom: strong-view (MPL.md's rule) or weak-view (FixMatch's: the teacher "
+        + "labels the weakly augmented image, the student learns the label on the strong one).")

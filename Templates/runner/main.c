@@ -34,7 +34,7 @@ static void usage(FILE *fp) {
             "                 [--strong-magnitude M]\n"
             "                 [--teacher-cache FILE.npy] [--init-from FILE.safetensors]\n"
             "                 [--validation N [--patience P]] [--model-file FILE.swiftdsl] [--recipe TEXT]\n"
-            "                 [--pseudo-labels P] [--feedback F] [--resize]\n"
+            "                 [--pseudo-labels P] [--pseudo-labels-from V] [--feedback F] [--resize]\n"
             "                 [--feedback-weight W] [--feedback-baseline D] [--feedback-normalise D] [--feedback-wait N]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
             "                  --losses LOSSES.jsonl [--supervised] [--threads T]\n"
@@ -71,7 +71,8 @@ static void usage(FILE *fp) {
             "  evaluation (the test set only at the end of each phase); best.safetensors keeps the student with the best\n"
             "  validation accuracy; --patience P: the main phase stops after P evaluations without a better one\n"
             "  --model-file, --recipe (mplc train gives them): copied into RUN_DIR as <model>.swiftdsl, recipe.txt;\n"
-            "  --pseudo-labels, --feedback (mplc train gives them): the overrides this runner was compiled with, recorded\n"
+            "  --pseudo-labels, --pseudo-labels-from, --feedback (mplc train gives them): the overrides this runner was\n"
+            "  compiled with, recorded in RUN_DIR/options.json\n"
             "  --resume: every option not given comes from RUN_DIR/options.json (the run's resolved options)\n"
             "  --resize: image folders' images of another size than the model's are resized to it (stretched, not\n"
             "  cropped), not refused; the checkpoint records it, so eval and predict resize as training did\n"
@@ -307,6 +308,7 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--model-file")) c.model_file = value(&a);
         else if (is(&a, "--recipe")) c.recipe = value(&a);
         else if (is(&a, "--pseudo-labels")) c.pseudo_labels = value(&a);
+        else if (is(&a, "--pseudo-labels-from")) c.pseudo_labels_from = value(&a);
         else if (is(&a, "--feedback")) c.feedback_text = feedback = value(&a);
         else if (is(&a, "--threads")) c.threads = threads_value(&a), c.given_threads = 1;
         else if (is(&a, "--out")) out = value(&a);

@@ -66,6 +66,7 @@ int run_options_write(const Trainer *T, Err *e) {
     write_string(fp, "teacher_cache", T->cache.rows ? T->cache.path : NULL);
     write_string(fp, "init_from", T->init_from[0] ? T->init_from : NULL);
     write_string(fp, "pseudo_labels", c->pseudo_labels);
+    write_string(fp, "pseudo_labels_from", c->pseudo_labels_from);
     write_string(fp, "feedback", c->feedback_text);
     fprintf(fp, ",\n  \"feedback_weight\": ");
     json_write_double(fp, c->feedback_weight);
@@ -151,7 +152,7 @@ static int adopt_choice(const Reader *r, const char *key, const char *flag, cons
 static const char *const KEYS[] = {"format",   "model",      "data",       "mode",          "seed",
                                    "labels",   "steps",      "finetune_steps", "eval_every", "checkpoint_every",
                                    "validation", "patience", "threads",    "ema_decay",     "flip",
-                                   "teacher_cache", "init_from", "pseudo_labels", "feedback", "resize",
+                                   "teacher_cache", "init_from", "pseudo_labels", "pseudo_labels_from", "feedback", "resize",
                                    "feedback_weight", "feedback_baseline", "feedback_normalise", "feedback_wait",
                                    "strong_magnitude"};
 
@@ -267,6 +268,8 @@ static int adopt_all(Trainer *T, const Reader *r, Err *e) {
     if (member(r, "init_from", JSON_STRING, 1, &v, e) != 0) return -1;
     return adopt_string(r, "pseudo_labels", "--pseudo-labels", c->pseudo_labels, T->opt_pseudo_labels,
                         sizeof T->opt_pseudo_labels, &c->pseudo_labels, e) ||
+                   adopt_string(r, "pseudo_labels_from", "--pseudo-labels-from", c->pseudo_labels_from,
+                                T->opt_pseudo_labels_from, sizeof T->opt_pseudo_labels_from, &c->pseudo_labels_from, e) ||
                    adopt_string(r, "feedback", "--feedback", c->feedback_text, T->opt_feedback, sizeof T->opt_feedback,
                                 &c->feedback_text, e)
                ? -1

@@ -30,10 +30,11 @@ typedef struct {
     /* --model-file, --recipe (given by mplc train): the model file and its resolved recipe, copied into the run
      * directory as <model name>.swiftdsl and recipe.txt; NULL none */
     const char *model_file, *recipe;
-    /* --pseudo-labels and the --feedback text (given by mplc train): the recipe overrides the runner was compiled
-     * with, recorded in options.json so that `mplc train --resume RUN_DIR` compiles the same model again; NULL none.
-     * (--feedback is also the run-time choice `feedback` above, which main.c parses from the same text.) */
-    const char *pseudo_labels, *feedback_text;
+    /* --pseudo-labels, --pseudo-labels-from and the --feedback text (given by mplc train): the recipe overrides the
+     * runner was compiled with, recorded in options.json so that `mplc train --resume RUN_DIR` compiles the same
+     * model again; NULL none. (--feedback is also the run-time choice `feedback` above, which main.c parses from
+     * the same text.) */
+    const char *pseudo_labels, *pseudo_labels_from, *feedback_text;
     /* --validation: labeled examples held out (class-balanced) for monitoring, best.safetensors and --patience
      * (evaluations without a better validation accuracy before the main phase stops); 0 none */
     long validation, patience;
@@ -145,7 +146,7 @@ typedef struct {
     unsigned char *model_source; /* cfg.model_file's bytes, read before the run directory is touched */
     size_t model_source_len;
     char cache_path[PATH_CAP]; /* the teacher cache, absolute (as given, or as the run records it) */
-    char opt_pseudo_labels[64], opt_feedback[64]; /* --resume: the overrides options.json records */
+    char opt_pseudo_labels[64], opt_pseudo_labels_from[64], opt_feedback[64]; /* --resume: options.json's overrides */
     int tty;
     double t_start, last_draw;
     RateWindow rate; /* since this process started (a resume's earlier steps do not count) */

@@ -12,9 +12,8 @@ import Testing
 struct EvalCommandTests {
     static let testImages = 120
 
-    /// One short supervised run of fashion_mlp by `mplc train` (with a recipe override and a validation set), shared
-    /// by the tests: its
-    /// folder (run/ inside it) and data directory.
+    /// One short supervised run of fashion_mlp by `mplc train` (with two recipe overrides and a validation set),
+    /// shared by the tests: its folder (run/ inside it) and data directory.
     static let trained: Result<(work: String, data: String), Error> = Result {
         let work = try temporaryDirectory("eval-command")
         let data = try SmallData.directory(testImages: testImages)
@@ -22,7 +21,8 @@ struct EvalCommandTests {
             [
                 mplcBinary, "train", exampleMLP, "--data", data, "--mode", "supervised", "--steps", "100",
                 "--finetune-steps", "0", "--labels", "300", "--threads", "2", "--out", "run", "--quiet",
-                "--pseudo-labels", "soft:2", "--validation", "100", "--eval-every", "20",
+                "--pseudo-labels", "soft:2", "--pseudo-labels-from", "weak-view", "--validation", "100",
+                "--eval-every", "20",
             ], directory: work)
         guard train.status == 0 else { throw TestFailure("mplc train failed:\n" + train.output) }
         return (work, data)
@@ -33,12 +33,14 @@ struct EvalCommandTests {
         let (work, _) = try Self.trained.get()
         let source = try String(contentsOfFile: exampleMLP, encoding: .utf8)
         #expect(try String(contentsOfFile: work + "/run/fashion_mlp.swiftdsl", encoding: .utf8) == source)
-        // recipe.txt is `mplc check`'s recipe, the override applied.
+        // recipe.txt is `mplc check`'s recipe, the overrides applied.
         let check = try run([mplcBinary, "check", exampleMLP])
+        let overridden = [
+            "pseudoLabels .hard(.argmax) (default)": "pseudoLabels .soft(temperature: 2.0)",
+            "pseudoLabelsFrom .strongView (default)": "pseudoLabelsFrom .weakView",
+        ]
         let checked = check.output.split(separator: "\n").filter { $0.hasPrefix("  ") }
-            .map { $0.dropFirst(2) }.map {
-                $0 == "pseudoLabels .hard(.argmax) (default)" ? "pseudoLabels .soft(temperature: 2.0)" : String($0)
-            }
+            .map { $0.dropFirst(2) }.map { overridden[String($0)] ?? String($0) }
         let recipe = try String(contentsOfFile: work + "/run/recipe.txt", encoding: .utf8)
         #expect(recipe == checked.map { $0 + "\n" }.joined(), "\(recipe)")
         let lines = try String(contentsOfFile: work + "/run/metrics.jsonl", encoding: .utf8).split(separator: "\n")
@@ -241,6 +243,35 @@ struct EvalCommandTests {
                 #expect(result.status == 1 && result.output.contains(c.message), "\(command): \(result.output)")
             }
         }
+        // A run of an mplc from before a recipe setting existed has no line for it in recipe.txt: at its default,
+        // the setting is what that mplc did, and the run is read. (teacherObjective and teacherGradientParts came
+        // with issue 21; a line missing at another value than the default is refused.)
+        let recipe = try String(contentsOfFile: work + "/run/recipe.txt", encoding: .utf8).split(separator: "\n")
+        let added = ["teacherObjective .uda (default)", "teacherGradientParts false (default)"]
+        #expect(added.allSatisfy { recipe.contains(Substring($0)) }, "\(recipe)")
+        let runEval = try run([mplcBinary, "eval", "run", "--data", data, "--json"], directory: work)
+        for (name, dropped, readable) in [
+            ("older-mplc", added, true), ("dropped-setting", ["labeledBatch 32"], false),
+        ] {
+            let folder = work + "/" + name
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            for file in ["checkpoint.safetensors", "fashion_mlp.swiftdsl"] {
+                try FileManager.default.copyItem(atPath: work + "/run/" + file, toPath: folder + "/" + file)
+            }
+            try recipe.filter { !dropped.contains(String($0)) }.map { $0 + "\n" }.joined().write(
+                toFile: folder + "/recipe.txt", atomically: true, encoding: .utf8)
+            let result = try run([mplcBinary, "eval", name, "--data", data, "--json"], directory: work)
+            if readable {
+                #expect(runEval.status == 0 && result.status == 0, "\(runEval.output)\n\(result.output)")
+                let same = result.output.split(separator: "\n").last?.replacingOccurrences(of: name + "/", with: "run/")
+                #expect(same == runEval.output.split(separator: "\n").last.map(String.init), "\(result.output)")
+            } else {
+                #expect(
+                    result.status == 1 && result.output.contains("\(name)/recipe.txt does not match"),
+                    "\(result.output)")
+            }
+        }
+
         let usage = try run(
             [mplcBinary, "eval", "run", "--checkpoint", "run/checkpoint.safetensors"], directory: work)
         #expect(usage.status == 2 && usage.output.contains("run is a folder"), "\(usage.output)")

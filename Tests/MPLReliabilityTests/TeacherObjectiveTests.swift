@@ -82,4 +82,25 @@ struct FeedbackOverrideTests {
         #expect(refusal("hard-argmax", "dot", soft: true) == "accepted")
         #expect(refusal(nil, "bogus").contains("--feedback must be off, dot"))
     }
+
+    @Test("--pseudo-labels-from: either view over the model file's; refused for a teacher of cached predictions")
+    func pseudoLabelView() throws {
+        func view(_ value: String, _ file: String = "two_moons") throws -> AugmentedView {
+            var model = try Compiler.load(path: repositoryRoot + "/Examples/\(file).swiftdsl").get()
+            try RecipeOverrides.apply(pseudoLabels: nil, pseudoLabelsFrom: value, feedback: nil, to: &model)
+            return model.recipe.pseudoLabelsFrom
+        }
+        #expect(try view("weak-view") == .weakView)
+        #expect(try view("strong-view", "experiments/x_weak_view") == .strongView)
+        for (value, file, message) in [
+            ("weak", "two_moons", "--pseudo-labels-from must be strong-view or weak-view, got 'weak'"),
+            ("weak-view", "fashion_reduced", "model fashion_reduced's teacher reads one cached distribution per image"),
+        ] {
+            #expect {
+                try view(value, file)
+            } throws: {
+                ($0 as? CompileFailure)?.description.contains(message) == true && ($0 as? CompileFailure)?.exitCode == 2
+            }
+        }
+    }
 }

@@ -47,13 +47,15 @@ struct TrainResumeTests {
             [
                 mplcBinary, "train", repositoryRoot + "/Examples/two_moons_adam.swiftdsl", "--data", "two-moons",
                 "--labels", "6", "--steps", "120", "--finetune-steps", "10", "--threads", "1", "--mode", "uda",
-                "--seed", "5", "--pseudo-labels", "soft:2", "--out", "run", "--quiet",
+                "--seed", "5", "--pseudo-labels", "soft:2", "--pseudo-labels-from", "weak-view", "--out", "run",
+                "--quiet",
             ], directory: work)
         #expect(first.status == 0, "\(first.output)")
         let options = try String(contentsOfFile: work + "/run/options.json", encoding: .utf8)
         #expect(options.contains("\"pseudo_labels\": \"soft:2\"") && options.contains("\"seed\": 5,"), "\(options)")
-        // From another directory: the model copy, compiled with soft:2 again (another recipe would be refused by the
-        // checkpoint's model hash), and the trainer with the run's mode and seed.
+        #expect(options.contains("\"pseudo_labels_from\": \"weak-view\""), "\(options)")
+        // From another directory: the model copy, compiled with soft:2 and the weak view again (another recipe would
+        // be refused by the checkpoint's model hash), and the trainer with the run's mode and seed.
         let resumed = try run([mplcBinary, "train", "--resume", work + "/run"], directory: "/")
         #expect(resumed.status == 0 && resumed.output.contains("already finished"), "\(resumed.output)")
         #expect(resumed.output.contains("two_moons_adam uda seed 5"), "\(resumed.output)")
@@ -71,6 +73,14 @@ struct TrainResumeTests {
             override.output.contains(
                 "run/options.json: the run was compiled with --pseudo-labels soft:2, but this command says "
                     + "--pseudo-labels hard-argmax"), "\(override.output)")
+        let view = try run(
+            [mplcBinary, "train", "--resume", work + "/run", "--pseudo-labels-from", "strong-view"], directory: work)
+        #expect(
+            view.status == 1
+                && view.output.contains(
+                    "the run was compiled with --pseudo-labels-from weak-view, but this command says "
+                        + "--pseudo-labels-from strong-view"),
+            "\(view.output)")
         let mode = try run([mplcBinary, "train", "--resume", work + "/run", "--mode", "mpl"], directory: work)
         #expect(mode.status == 1, "\(mode.output)")
         #expect(

@@ -538,6 +538,9 @@ sed 's/"strong_magnitude": 1,/"strong_magnitude": 2,/' "$WORK/options.good" >"$W
 hostile magnitude '"strong_magnitude" is not a number M with 0 <= M <= 1'
 sed 's/"resize": "no"/"resize": "maybe"/' "$WORK/options.good" >"$WORK/opt-resize.json"
 hostile resize "\"resize\" is 'maybe', not yes or no"
+sed "s/\"pseudo_labels_from\": null/\"pseudo_labels_from\": \"$(head -c 100 /dev/zero | tr '\0' w)\"/" "$WORK/options.good" \
+    >"$WORK/opt-longview.json"
+hostile longview '"pseudo_labels_from" is too long'
 sed 's/"format"/"rm -rf"/' "$WORK/options.good" >"$WORK/opt-unknown.json"
 hostile unknown '"rm -rf" is not an option of mplc-run'
 sed 's/"model": "fake_linear"/"model": "other"/' "$WORK/options.good" >"$WORK/opt-model.json"
