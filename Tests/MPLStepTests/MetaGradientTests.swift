@@ -339,8 +339,9 @@ struct MetaGradientTests {
             TinyModels.weakView(TinyModels.cnn(.hardArgmax)),
         ])
     func feedbackBaseline(model: Model) throws {
-        // With plain SGD for the teacher, (θ'_T(f=0) − θ'_T(f, b))/lr is the feedback part f·(h − b)·∇CE(ŷ, z_us),
-        // and h does not depend on b or f: so the part with baseline b is (h − b)/h times the part with b = 0.
+        // With plain SGD for the teacher, (θ'_T(f=0) − θ'_T(f, b))/lr is the feedback part f·(h − b)·∇CE(ŷ, z) (z:
+        // the logits the labels came from, z_us or with pseudoLabelsFrom(.weakView) z_uw), and h does not depend on
+        // b or f: so the part with baseline b is (h − b)/h times the part with b = 0.
         var model = model
         var plain = SGD()
         (plain.momentum, plain.nesterov, plain.weightDecay) = (0, false, 0)
