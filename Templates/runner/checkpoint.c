@@ -460,8 +460,7 @@ static int resume_teacher_cache(const Trainer *T, const StMeta *m, const char *p
     return 0;
 }
 
-/* The value of key in a recipe "k=v;k=v;..." (MPLC_RECIPE), or NULL; *len is its length. */
-static const char *recipe_value(const char *recipe, const char *key, size_t key_len, size_t *len) {
+const char *recipe_value(const char *recipe, const char *key, size_t key_len, size_t *len) {
     for (const char *p = recipe; *p;) {
         const char *end = strchr(p, ';'), *eq = strchr(p, '=');
         if (!end) end = p + strlen(p);

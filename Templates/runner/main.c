@@ -72,7 +72,7 @@ static void usage(FILE *fp) {
             "  validation accuracy; --patience P: the main phase stops after P evaluations without a better one\n"
             "  --model-file, --recipe (mplc train gives them): copied into RUN_DIR as <model>.swiftdsl, recipe.txt;\n"
             "  --pseudo-labels, --pseudo-labels-from, --feedback (mplc train gives them): the overrides this runner was\n"
-            "  compiled with, recorded in RUN_DIR/options.json\n"
+            "  compiled with, recorded in RUN_DIR/options.json (a value the step was not compiled with is refused)\n"
             "  --resume: every option not given comes from RUN_DIR/options.json (the run's resolved options)\n"
             "  --resize: image folders' images of another size than the model's are resized to it (stretched, not\n"
             "  cropped), not refused; the checkpoint records it, so eval and predict resize as training did\n"
@@ -226,6 +226,31 @@ static int flip_value(Args *a) {
     usage_error("%s must be auto, yes or no, got '%s'", a->flag, v);
 }
 
+/* --pseudo-labels and --pseudo-labels-from are compiled into the step; mplc train passes them on to be recorded
+ * (options.json). A value this trainer was not compiled with would be recorded but not trained: refused. */
+static void check_compiled_overrides(const TrainConfig *c) {
+    size_t len;
+    const char *view = recipe_value(MPLC_RECIPE, "pseudo_labels_from", strlen("pseudo_labels_from"), &len);
+    const char *compiled_view = view && len == strlen("weakView") && strncmp(view, "weakView", len) == 0
+                                    ? "weak-view"
+                                    : "strong-view"; /* MPLC_RECIPE names the view when it is not the default */
+    if (c->pseudo_labels_from && strcmp(c->pseudo_labels_from, compiled_view) != 0)
+        usage_error("--pseudo-labels-from %s: model %s's step was compiled with --pseudo-labels-from %s (the view is "
+                    "part of the step); compile it with mplc train --pseudo-labels-from %s",
+                    c->pseudo_labels_from, MPLC_MODEL_NAME, compiled_view, c->pseudo_labels_from);
+    const char *p = c->pseudo_labels;
+    if (!p) return;
+    /* soft:T with the compiled temperature (MPLC_RECIPE's soft_temperature; soft is soft:1), else the same name */
+    const char *t = recipe_value(MPLC_RECIPE, "soft_temperature", strlen("soft_temperature"), &len);
+    int same = strncmp(p, "soft", 4) == 0 && (p[4] == '\0' || p[4] == ':')
+                   ? t && strtod(p[4] ? p + 5 : "1", NULL) == strtod(t, NULL)
+                   : strcmp(p, MPLC_PSEUDO_LABELS) == 0;
+    if (!same)
+        usage_error("--pseudo-labels %s: model %s's step was compiled with %s%s%.*s pseudo labels, which are part of "
+                    "it; compile it with mplc train --pseudo-labels %s",
+                    p, MPLC_MODEL_NAME, MPLC_PSEUDO_LABELS, t ? ":" : "", t ? (int)len : 0, t ? t : "", p);
+}
+
 /* --teacher-cache goes with the model: required when its teacher reads predictions (there is no other
  * input for it; --resume finds it in the checkpoint), refused otherwise (an image teacher would silently ignore it). */
 static void check_teacher_cache_flag(const char *command, const char *path, int resume) {
@@ -337,6 +362,7 @@ static int train_main(int argc, char **argv) {
     }
     resolve_teacher(&c, objective, feedback);
     check_feedback_variants(&c);
+    check_compiled_overrides(&c);
     if (c.resume && c.overwrite) usage_error("--resume continues the run in RUN_DIR, --overwrite replaces it: give one");
     check_teacher_cache_flag("train", c.teacher_cache, c.resume);
     if (c.patience > 0 && c.validation == 0 && !c.resume)

@@ -234,6 +234,8 @@ void print_result(const Trainer *T);
 int run_dir_claim(Trainer *T, Err *e);
 
 /* checkpoint.c */
+/* The value of key in a recipe "k=v;k=v;..." (MPLC_RECIPE), or NULL; *len is its length. */
+const char *recipe_value(const char *recipe, const char *key, size_t key_len, size_t *len);
 void checkpoint_save(Trainer *T); /* exits 3 if the state is not finite, 1 on I/O errors */
 void checkpoint_save_to(Trainer *T, const char *path); /* the same, to path (best.safetensors) */
 /* Refuses a checkpoint of a runner built from another model or recipe (MPLC_MODEL_HASH), saying which

@@ -275,6 +275,18 @@ expect "--feedback loss-difference on a dot-product step: refused, says how to c
     'step computes dot-product feedback .*mplc train --feedback loss-difference' -- "$RUN" "${TF[@]}" --feedback loss-difference --out "$WORK/tf-x"
 expect "--feedback soft on a hard-label step: refused" 2 'step computes dot-product feedback' -- \
     "$RUN" "${TF[@]}" --feedback soft --out "$WORK/tf-x"
+# --pseudo-labels and --pseudo-labels-from are compiled into the step; the trainer records them (mplc train passes
+# them on), so a value it was not compiled with is refused rather than recorded and not trained.
+expect "--pseudo-labels-from weak-view on a strong-view step: refused, says how to compile it" 2 \
+    'compiled with --pseudo-labels-from strong-view .*mplc train --pseudo-labels-from weak-view' -- \
+    "$RUN" "${TF[@]}" --pseudo-labels-from weak-view --out "$WORK/tf-x"
+expect "--pseudo-labels soft:2 on a hard-label step: refused" 2 \
+    'compiled with hard-argmax pseudo labels.*mplc train --pseudo-labels soft:2' -- \
+    "$RUN" "${TF[@]}" --pseudo-labels soft:2 --out "$WORK/tf-x"
+if "$RUN" "${TF[@]}" --pseudo-labels hard-argmax --pseudo-labels-from strong-view --out "$WORK/tf-same" --stop-at 5 \
+    >"$WORK/tf-same.out" 2>&1 && grep -q '"pseudo_labels_from": "strong-view"' "$WORK/tf-same/options.json"; then
+    pass "--pseudo-labels and --pseudo-labels-from as compiled: accepted and recorded in options.json"
+else fail "--pseudo-labels hard-argmax --pseudo-labels-from strong-view" "$(cat "$WORK/tf-same.out")"; fi
 expect "--mode uda with --feedback dot: refused" 2 '--mode uda is --teacher-objective uda --feedback off' -- \
     "$RUN" "${TF[@]}" --mode uda --feedback dot --out "$WORK/tf-x"
 expect "--mode supervised with --teacher-objective: refused" 2 'trains the student alone' -- \
