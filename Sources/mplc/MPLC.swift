@@ -111,8 +111,8 @@ struct Train: ParsableCommand {
         abstract:
             "Compile a model, build its trainer with cc -O3 and OpenBLAS, and train on Fashion-MNIST (or --data).",
         discussion: "The options below are passed on to the trainer (`mplc-run train`), except --pseudo-labels, "
-            + "--pseudo-labels-from and --ranks, which change the compiled step, as --feedback dot, loss-difference and soft also do. For the "
-            + "trainer's --stop-at, run the trainer that mplc prints it built or reused "
+            + "--pseudo-labels-from and --ranks, which change the compiled step, as --feedback dot, loss-difference "
+            + "and soft also do. For the trainer's --stop-at, run the trainer that mplc prints it built or reused "
             + "(.build-mplc/<model>-<key>/mplc-run) directly; docs/RUNNER.md has all its options. With --ranks N > 1 "
             + "the trainer is built with mpicc and started as N processes by `mpirun -np N` (Open MPI; Debian: "
             + RunnerBuild.mpiPackages + "); on a cluster, run the built trainer under your own mpirun "
