@@ -182,35 +182,40 @@ private func fold(_ absorbed: Int, into producer: Int, as gemm: GEMM, _ kernels:
     guard options.foldGEMMEpilogues else { return function }
     let graph = function.graph
     let uses = graph.useCounts()  // a result counts as a use, so a product that is a result is never folded
-    let results = graph.results.map(\.value)
-    let stateResults = graph.results.filter { function.bindings.resultStorage[$0.name] == .state }.map(\.value)
+    let results = Set(graph.results.map(\.value))
+    let stateResults = Set(
+        graph.results.filter { function.bindings.resultStorage[$0.name] == .state }.map(\.value))
 
+    // The kernels that read each value, in order, computed once: looking them up kernel by kernel made this pass
+    // quadratic in the depth of the network (RELIABILITY.md, "Known limits"). A fold keeps them right: the fused
+    // kernel takes the consumer's place and reads what the consumer read, and the GEMM it absorbs read only values
+    // made before it, whose GEMMs this loop has already passed.
     var kernels = function.kernels
-    var index = 0
-    while index < kernels.count {
+    var readers: [Value: [Int]] = [:]
+    for (index, kernel) in kernels.enumerated() {
+        for value in kernel.reads { readers[value, default: []].append(index) }
+    }
+    var absorbed = Set<Int>()
+    for index in kernels.indices {
         guard case .gemm(let gemm) = kernels[index].body, gemm.epilogue.isEmpty, gemm.col2imOutput == nil,
             uses[gemm.product.id] == 1, !results.contains(gemm.product),
-            let consumerIndex = kernels.indices.first(where: { $0 != index && kernels[$0].reads.contains(gemm.product) }
-            ),
+            let consumerIndex = readers[gemm.product]?.first(where: { $0 != index }),
             case .loop(let loop) = kernels[consumerIndex].body,
             loop.dims == graph.shape(of: gemm.product).dims,
             kernels[consumerIndex].readsOnlyPointwise(gemm.product),
             let stored = loop.statements.last, loop.statements.filter(\.isStored).count == 1, stored.isStored,
             !stateResults.contains(stored.value)
-        else {
-            index += 1
-            continue
-        }
+        else { continue }
         var folded = gemm
         folded.epilogue = loop.statements
         folded.output = stored.value
         // The fused kernel runs where the consumer ran: all of the consumer's other operands exist by then.
         kernels[consumerIndex] = Kernel(
             body: .gemm(folded), equations: (kernels[index].equations + kernels[consumerIndex].equations).sorted())
-        kernels.remove(at: index)
+        absorbed.insert(index)
     }
     var next = function
-    next.kernels = kernels
+    next.kernels = kernels.indices.filter { !absorbed.contains($0) }.map { kernels[$0] }
     return next
 }
 
