@@ -3,7 +3,7 @@ import MPLCompiler
 import Testing
 
 /// The scratch folders of the trainer's build, the ONNX export and the fuzzer's workers are made in the machine's
-/// shared temporary directory (docs/RELIABILITY.md, "Untrusted input").
+/// shared temporary directory (docs/RELIABILITY.md, "Untrusted model files").
 @Suite("Temporary folders")
 struct TemporaryDirectoryTests {
     @Test("Each folder is new, empty and only its owner's (mode 0700)")
