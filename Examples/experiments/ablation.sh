@@ -13,7 +13,7 @@
 # Examples/experiments/ablation_table.py OUT_DIR prints the table, also while the grid runs.
 # FEEDBACKS may name soft: its runs use SOFT_TRAINER (the mplc-run that `mplc train --feedback soft` built), paired
 # with the off runs of TRAINER. A run cut short (its folder without summary.json) continues with --resume when the
-# grid is started again.
+# grid is started again, or starts again with --overwrite if it had written no checkpoint yet.
 set -u
 steps=$1
 out=${2:-runs/ablation}
@@ -31,7 +31,11 @@ one() { # one OBJECTIVE FEEDBACK SEED
     [ -n "$trainer" ] && cmd="nice -n 19 $trainer train --model-file $model --seed $3 --steps $steps --threads 1"
     cmd+=" --teacher-objective $1 --feedback $2 --out $out/$name --quiet $extra"
     if [ -e "$out/$name/summary.json" ]; then echo "$(date -u +%FT%TZ) skip $name (done)" >>"$out/log.txt"; return; fi
-    [ -e "$out/$name/checkpoint.safetensors" ] && cmd+=" --resume"
+    if [ -e "$out/$name/checkpoint.safetensors" ]; then
+        cmd+=" --resume"
+    elif [ -e "$out/$name" ]; then # cut short before its first checkpoint: nothing to resume, so it starts again
+        cmd+=" --overwrite"
+    fi
     echo "$(date -u +%FT%TZ) start $name load $(cut -d' ' -f1-3 /proc/loadavg): $cmd" >>"$out/log.txt"
     # Appended, not truncated: a second attempt at a run that another grid is running (its run directory's lock
     # refuses it at once) must not clear that run's output.
